@@ -1,0 +1,86 @@
+"""The `hxgw` command: serve, check-config, demo-upstream.
+
+Exit codes: 0 success, 1 invalid config or a failure to start, 2 bad usage.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+
+from hxgw import __version__
+
+DEFAULT_CONFIG_DIR = "/etc/hxgw"
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"port out of range: {port}")
+    return port
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="hxgw", description="HX Gateway: a streaming gateway "
+                                     "in front of an OpenAI-compatible upstream.")
+    parser.add_argument("--version", action="version", version=f"hxgw {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    config_help = f"config directory (default: $HX_CONFIG_DIR or {DEFAULT_CONFIG_DIR})"
+
+    serve = commands.add_parser("serve", help="run the gateway")
+    serve.add_argument("--config-dir", help=config_help)
+    serve.add_argument("--host", help="listen address (default: $HX_HOST or 0.0.0.0)")
+    serve.add_argument("--port", type=_port, help="listen port (default: $HX_PORT or 4010)")
+
+    check = commands.add_parser("check-config", help="validate the config and say what is wrong")
+    check.add_argument("--config-dir", help=config_help)
+
+    demo = commands.add_parser("demo-upstream", help="run a deterministic OpenAI-compatible fake")
+    demo.add_argument("--host", default="127.0.0.1")
+    demo.add_argument("--port", type=_port, default=4000)
+    demo.add_argument("--chunk-delay", type=float, default=0.05,
+                      help="seconds between streamed chunks (default: 0.05)")
+    demo.add_argument("--embedding-dim", type=int, default=1024)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    env = dict(os.environ)
+    config_dir = getattr(args, "config_dir", None) or env.get("HX_CONFIG_DIR") or DEFAULT_CONFIG_DIR
+    if args.command == "serve":
+        from hxgw.daemon import ListenOverride, serve
+
+        return serve(config_dir, env, ListenOverride(host=args.host, port=args.port))
+    if args.command == "check-config":
+        return check_config(config_dir, env)
+    if args.command == "demo-upstream":
+        from hxgw.demo_upstream import run
+
+        return run(args.host, args.port, args.chunk_delay, args.embedding_dim)
+    return 2  # pragma: no cover - argparse rejects unknown commands
+
+
+def check_config(config_dir: str, env: dict[str, str]) -> int:
+    from hxgw.config_load import load_config
+    from hxgw.errors import ConfigError
+
+    try:
+        config = load_config(config_dir, env)
+    except ConfigError as exc:
+        print(f"{config_dir}: invalid config", file=sys.stderr)
+        for problem in str(exc).splitlines():
+            print(f"  {problem}", file=sys.stderr)
+        return 1
+    print(f"{config_dir}: ok ({len(config.models)} models, {len(config.routing.groups)} groups, "
+          f"default group {config.routing.default_group}, strategy {config.routing.strategy})")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,120 @@
+"""The gateway's configuration: frozen dataclasses, one snapshot per load.
+
+A snapshot is built completely and validated before anything uses it, so a
+reload either swaps in a whole new consistent config or keeps the old one.
+Reading and validating the files lives in `config_load.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from hxgw.transforms import Transform
+
+Mode = Literal["chat", "embedding", "completion"]
+MODES: tuple[Mode, ...] = ("chat", "embedding", "completion")
+STRATEGIES = ("failover", "round-robin", "weighted", "least-busy", "latency", "ml-based-routing")
+LogFormat = Literal["kv", "json"]
+DEFAULT_UPSTREAM = "default"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Model:
+    name: str
+    tier_score: float
+    specializations: tuple[str, ...]
+    upstream_model: str
+    upstream: str = DEFAULT_UPSTREAM
+    mode: Mode | None = None
+    transforms: tuple[Transform, ...] = ()
+    weight: float = 1.0
+    cost: float | None = None
+    max_context: int | None = None
+
+    def serves(self, mode: Mode) -> bool:
+        """A model without a declared mode is trusted with every endpoint."""
+        if self.mode is None or self.mode == mode:
+            return True
+        return mode == "completion" and self.mode == "chat"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Group:
+    name: str
+    models: tuple[str, ...]
+    strategy: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Routing:
+    strategy: str
+    default_group: str
+    failover_order: tuple[str, ...]
+    groups: Mapping[str, Group]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Upstream:
+    name: str
+    url: str
+    key: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Timeouts:
+    connect: float = 5.0
+    first_byte: float = 120.0
+    idle: float = 120.0
+    total: float = 900.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    max_body_bytes: int = 16 * 1024 * 1024
+    upstream_connections: int = 512
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientKey:
+    """A client key, held only as its SHA-256 digest."""
+
+    name: str
+    digest: bytes = field(repr=False)
+    groups: frozenset[str] | None = None
+
+    def may_use(self, group: str) -> bool:
+        return self.groups is None or group in self.groups
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Listen:
+    host: str = "0.0.0.0"
+    port: int = 4010
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Logging:
+    level: str = "info"
+    format: LogFormat = "kv"
+    access_log: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    config_dir: Path
+    listen: Listen
+    upstreams: Mapping[str, Upstream]
+    timeouts: Timeouts
+    limits: Limits
+    keys: tuple[ClientKey, ...]
+    logging: Logging
+    drain_timeout: float
+    routing: Routing
+    models: Mapping[str, Model]
+    files: tuple[Path, ...] = ()
+
+    def group_models(self, group: str) -> tuple[str, ...]:
+        return self.routing.groups[group].models

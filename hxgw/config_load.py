@@ -1,0 +1,300 @@
+"""Reading and validating the config directory into a `Config` snapshot.
+
+Everything wrong is reported at once, one line per problem, each naming its
+file and key path; a snapshot is returned only when there is no problem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+from urllib.parse import urlsplit
+
+import yaml
+
+from hxgw.config import (
+    DEFAULT_UPSTREAM,
+    MODES,
+    STRATEGIES,
+    ClientKey,
+    Config,
+    Group,
+    Limits,
+    Listen,
+    Logging,
+    Model,
+    Routing,
+    Timeouts,
+    Upstream,
+)
+from hxgw.errors import ConfigError
+from hxgw.schema import Problems, Section, kind_of
+from hxgw.transforms import parse_transforms
+
+GATEWAY, ROUTING, REGISTRY = "gateway.yaml", "routing.yaml", "model_registry.yaml"
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def load_config(config_dir: str | os.PathLike[str], env: Mapping[str, str]) -> Config:
+    """Load and validate every file of `config_dir`; raise ConfigError listing all problems."""
+    directory = Path(config_dir)
+    problems = Problems()
+    files: list[Path] = []
+    gateway = _read_yaml(directory / GATEWAY, problems, files, required=False)
+    routing_doc = _read_yaml(directory / ROUTING, problems, files, required=True)
+    registry_doc = _read_yaml(directory / REGISTRY, problems, files, required=True)
+
+    top = Section(GATEWAY, "", gateway, problems, frozenset(_GATEWAY_KEYS))
+    models = _models(Section(REGISTRY, "", registry_doc, problems, frozenset({"models"})))
+    upstreams = _upstreams(top, env)
+    for model in models.values():
+        if model.upstream not in upstreams:
+            problems.add(REGISTRY, f"models.{model.name}.upstream", f"unknown upstream {model.upstream!r}")
+    routing = _routing(Section(ROUTING, "", routing_doc, problems, frozenset({"routing"})), models)
+    keys = _keys(top, directory, env, problems, files)
+
+    if problems.messages:
+        raise ConfigError("\n".join(problems.messages))
+    return Config(
+        config_dir=directory,
+        listen=_listen(top, env),
+        upstreams=upstreams,
+        timeouts=_timeouts(top),
+        limits=_limits(top),
+        keys=keys,
+        logging=_logging(top, env),
+        drain_timeout=float(top.section("shutdown", frozenset({"drain_timeout"})).number(
+            "drain_timeout", 20.0, minimum=0, maximum=3600)),
+        routing=routing,
+        models=models,
+        files=tuple(files),
+    )
+
+
+_GATEWAY_KEYS = ("listen", "upstreams", "timeouts", "limits", "auth", "logging", "shutdown")
+
+
+def _read_yaml(path: Path, problems: Problems, files: list[Path], *, required: bool) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if required:
+            problems.add(path.name, "", f"file not found in {path.parent}")
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.add(path.name, "", f"cannot be read: {exc}")
+        return None
+    files.append(path)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        reason = getattr(exc, "problem", None) or str(exc)
+        problems.add(path.name, where, f"invalid YAML: {reason}")
+        return None
+
+
+def _models(doc: Section) -> Mapping[str, Model]:
+    raw = doc.raw("models")
+    if not doc.has("models"):
+        doc.report("is required", "models")
+        raw = []
+    if not isinstance(raw, list):
+        doc.report(f"must be a list of models, got {kind_of(raw)}", "models")
+        raw = []
+    models: dict[str, Model] = {}
+    allowed = frozenset({"name", "tier_score", "specializations", "upstream_model", "upstream",
+                         "mode", "transforms", "weight", "cost", "max_context"})
+    for i, item in enumerate(raw):
+        name = item.get("name") if isinstance(item, dict) else None
+        path = f"models.{name}" if isinstance(name, str) and name else f"models[{i}]"
+        entry = Section(REGISTRY, path, item, doc.problems, allowed)
+        name = entry.str("name", required=True)
+        if name is None:
+            continue
+        if name in models:
+            entry.report(f"duplicate model name {name!r}", "name")
+            continue
+        mode = entry.raw("mode")
+        if mode is not None and mode not in MODES:
+            entry.report(f"must be one of {', '.join(MODES)}, got {mode!r}", "mode")
+            mode = None
+        transforms = ()
+        if entry.has("transforms"):
+            transforms = parse_transforms(
+                entry.raw("transforms"), REGISTRY, entry.child("transforms"), doc.problems)
+        models[name] = Model(
+            name=name,
+            tier_score=float(entry.number("tier_score", 0.5, minimum=0.0, maximum=1.0)),
+            specializations=entry.str_list("specializations"),
+            upstream_model=entry.str("upstream_model", name),
+            upstream=entry.str("upstream", DEFAULT_UPSTREAM),
+            mode=mode,
+            transforms=transforms,
+            weight=float(entry.number("weight", 1.0, positive=True)),
+            cost=entry.number("cost", None, minimum=0.0),
+            max_context=entry.number("max_context", None, positive=True, integer=True),
+        )
+    return MappingProxyType(models)
+
+
+def _routing(doc: Section, models: Mapping[str, Model]) -> Routing:
+    if not doc.has("routing"):
+        doc.report("is required", "routing")
+    section = doc.section(
+        "routing", frozenset({"strategy", "default_group", "failover_order", "groups"}))
+    strategy = section.choice("strategy", "failover", STRATEGIES)
+    failover_order = section.str_list("failover_order")
+    for i, name in enumerate(failover_order):
+        if name not in models:
+            section.report(f"unknown model {name!r}", f"failover_order[{i}]")
+    groups: dict[str, Group] = {}
+    raw_groups = section.section("groups")
+    if not section.has("groups"):
+        section.report("is required", "groups")
+    for group_name, value in raw_groups.items():
+        path = raw_groups.child(group_name)
+        group_strategy = None
+        if isinstance(value, dict):
+            entry = Section(ROUTING, path, value, doc.problems, frozenset({"models", "strategy"}))
+            group_strategy = entry.choice("strategy", strategy, STRATEGIES) if entry.has(
+                "strategy") else None
+            members = entry.str_list("models")
+            path = entry.child("models")
+        else:
+            members = raw_groups.problems_str_list(value, path)
+        for i, member in enumerate(members):
+            if member not in models:
+                doc.problems.add(ROUTING, f"{path}[{i}]", f"unknown model {member!r}")
+        if not members and isinstance(value, list):
+            doc.problems.add(ROUTING, path, "a group needs at least one model")
+        if group_name in models:
+            doc.problems.add(ROUTING, path, f"{group_name!r} is also a model name; names must differ")
+        groups[group_name] = Group(name=group_name, models=members, strategy=group_strategy)
+    default_group = section.str("default_group", required=True)
+    if default_group is not None and default_group not in groups:
+        section.report(f"unknown group {default_group!r}", "default_group")
+    return Routing(
+        strategy=strategy,
+        default_group=default_group or "",
+        failover_order=failover_order,
+        groups=MappingProxyType(groups),
+    )
+
+
+def _upstreams(top: Section, env: Mapping[str, str]) -> Mapping[str, Upstream]:
+    section = top.section("upstreams")
+    raw: dict[str, Any] = dict(section.items()) or {DEFAULT_UPSTREAM: {}}
+    default_key = env.get("HX_UPSTREAM_KEY") or env.get("MASTER_KEY") or None
+    out: dict[str, Upstream] = {}
+    for name, value in raw.items():
+        entry = Section(GATEWAY, section.child(name), value, top.problems,
+                        frozenset({"url", "key_env"}))
+        url = entry.str("url", "http://127.0.0.1:4000")
+        if name == DEFAULT_UPSTREAM and env.get("HX_LITELLM_UPSTREAM"):
+            url = env["HX_LITELLM_UPSTREAM"]
+        parts = urlsplit(url)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            entry.report(f"must be an http(s) URL, got {url!r}", "url")
+        key_env = entry.str("key_env")
+        key = env.get(key_env) or None if key_env else default_key if name == DEFAULT_UPSTREAM else None
+        out[name] = Upstream(name=name, url=url.rstrip("/"), key=key)
+    return MappingProxyType(out)
+
+
+def _keys(
+    top: Section, directory: Path, env: Mapping[str, str], problems: Problems, files: list[Path]
+) -> tuple[ClientKey, ...]:
+    keys: list[ClientKey] = []
+    master = env.get("MASTER_KEY")
+    if master:
+        keys.append(ClientKey(name="master", digest=hashlib.sha256(master.encode()).digest()))
+    keys_file = top.section("auth", frozenset({"keys_file"})).str("keys_file")
+    if keys_file:
+        path = directory / keys_file
+        doc = _read_yaml(path, problems, files, required=True)
+        keys.extend(_key_entries(Section(path.name, "", doc, problems, frozenset({"keys"}))))
+    if not keys and not keys_file:
+        problems.add(GATEWAY, "auth", "no client key: set MASTER_KEY or auth.keys_file")
+    return tuple(keys)
+
+
+def _key_entries(doc: Section) -> list[ClientKey]:
+    raw = doc.raw("keys")
+    if not isinstance(raw, list):
+        doc.report(f"must be a list of keys, got {kind_of(raw)}", "keys")
+        return []
+    out: list[ClientKey] = []
+    for i, item in enumerate(raw):
+        entry = Section(doc.file, f"keys[{i}]", item, doc.problems,
+                        frozenset({"name", "key", "key_sha256", "groups"}))
+        name = entry.str("name", required=True)
+        secret, hashed = entry.str("key"), entry.str("key_sha256")
+        if (secret is None) == (hashed is None):
+            entry.report("needs exactly one of key, key_sha256")
+            continue
+        try:
+            digest = hashlib.sha256(secret.encode()).digest() if secret else bytes.fromhex(hashed)
+        except ValueError:
+            digest = b""
+        if len(digest) != 32:
+            entry.report("must be 64 hex digits", "key_sha256")
+            continue
+        groups = frozenset(entry.str_list("groups")) if entry.has("groups") else None
+        if name:
+            out.append(ClientKey(name=name, digest=digest, groups=groups))
+    return out
+
+
+def _listen(top: Section, env: Mapping[str, str]) -> Listen:
+    section = top.section("listen", frozenset({"host", "port"}))
+    host = env.get("HX_HOST") or section.str("host", "0.0.0.0")
+    port = section.number("port", 4010, minimum=0, maximum=65535, integer=True)
+    if env.get("HX_PORT"):
+        try:
+            port = int(env["HX_PORT"])
+        except ValueError:
+            top.problems.add("environment", "HX_PORT", f"must be a port number, got {env['HX_PORT']!r}")
+    return Listen(host=host, port=port)
+
+
+def _timeouts(top: Section) -> Timeouts:
+    section = top.section("timeouts", frozenset({"connect", "first_byte", "idle", "total"}))
+    base = Timeouts()
+    return Timeouts(
+        connect=float(section.number("connect", base.connect, positive=True)),
+        first_byte=float(section.number("first_byte", base.first_byte, positive=True)),
+        idle=float(section.number("idle", base.idle, positive=True)),
+        total=float(section.number("total", base.total, positive=True)),
+    )
+
+
+def _limits(top: Section) -> Limits:
+    section = top.section("limits", frozenset({"max_body_bytes", "upstream_connections"}))
+    base = Limits()
+    return Limits(
+        max_body_bytes=section.number("max_body_bytes", base.max_body_bytes, positive=True,
+                                      integer=True),
+        upstream_connections=section.number("upstream_connections", base.upstream_connections,
+                                            positive=True, integer=True),
+    )
+
+
+def _logging(top: Section, env: Mapping[str, str]) -> Logging:
+    section = top.section("logging", frozenset({"level", "format", "access_log"}))
+    level = section.choice("level", "info", LOG_LEVELS)
+    if env.get("LOG_LEVEL"):
+        wanted = env["LOG_LEVEL"].lower()
+        if wanted not in LOG_LEVELS:
+            top.problems.add("environment", "LOG_LEVEL",
+                             f"must be one of {', '.join(LOG_LEVELS)}, got {env['LOG_LEVEL']!r}")
+        else:
+            level = wanted
+    fmt = section.choice("format", "kv", ("kv", "json"))
+    return Logging(level=level, format="json" if fmt == "json" else "kv",
+                   access_log=section.bool("access_log", True))

@@ -1,0 +1,65 @@
+"""The per-request object every step reads and writes.
+
+One context is made per request and carried down the chain; a step's
+docstring says which fields it reads and which it writes.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import ClientResponse, web
+
+from hxgw.config import ClientKey, Model
+from hxgw.endpoints import Endpoint
+
+if TYPE_CHECKING:
+    from hxgw.state import GatewayState
+
+
+@dataclass(slots=True)
+class Attempt:
+    """One try of one candidate, as the access log and the final error report it."""
+
+    model: str
+    outcome: str
+    status: int | None = None
+
+
+@dataclass(slots=True)
+class Reply:
+    """An upstream response that has produced its first body byte and is ready to relay."""
+
+    response: ClientResponse
+    first_chunk: bytes
+    model: Model
+
+
+@dataclass(slots=True)
+class RequestContext:
+    request: web.Request
+    state: GatewayState
+    endpoint: Endpoint
+    started: float = field(default_factory=time.perf_counter)
+    request_id: str = ""
+    key: ClientKey | None = None
+    body: dict[str, Any] | None = None
+    raw_body: bytes = b""
+    stream: bool = False
+    group: str | None = None
+    pinned: bool = False
+    candidates: tuple[Model, ...] = ()
+    upstream_bodies: Any = None
+    reply: Reply | None = None
+    attempts: list[Attempt] = field(default_factory=list)
+    response: web.StreamResponse | None = None
+    status: int = 0
+    bytes_out: int = 0
+    ttfb: float | None = None
+    outcome: str = "ok"
+
+    @property
+    def served_by(self) -> str | None:
+        return self.reply.model.name if self.reply else None

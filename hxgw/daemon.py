@@ -1,0 +1,196 @@
+"""The running daemon: listen, tell systemd, reload on SIGHUP, drain on SIGTERM.
+
+Signal handlers only record the signal and wake the main loop, which does the
+work (as gunicorn's arbiter and uvicorn do): a burst of HUPs collapses into
+one reload, and nothing runs inside a signal handler but setting an event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import os
+import signal
+import stat
+from collections.abc import Mapping
+from pathlib import Path
+
+import structlog
+from aiohttp import web
+
+from hxgw import __version__
+from hxgw.app import make_app
+from hxgw.config import Config, Listen
+from hxgw.config_load import load_config
+from hxgw.errors import ConfigError
+from hxgw.notify import Notifier
+from hxgw.state import StateHolder, build_state
+
+log = structlog.get_logger("hxgw.daemon")
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ListenOverride:
+    """--host/--port given on the command line: they win over config and environment."""
+
+    host: str | None = None
+    port: int | None = None
+
+    def apply(self, config: Config) -> Config:
+        listen = Listen(host=self.host or config.listen.host,
+                        port=config.listen.port if self.port is None else self.port)
+        return dataclasses.replace(config, listen=listen)
+
+
+class Daemon:
+    def __init__(self, config: Config, config_dir: str, env: Mapping[str, str],
+                 override: ListenOverride) -> None:
+        self.config_dir, self.env, self.override = config_dir, env, override
+        self.holder = StateHolder(config)
+        self.notifier = Notifier(env)
+        self.reload_requested = asyncio.Event()
+        self.stop_requested = asyncio.Event()
+        self.last_reload = "none yet"
+        self.runner: web.AppRunner | None = None
+
+    async def run(self) -> int:
+        config = self.holder.config
+        _warn_if_world_readable(config)
+        self.runner = web.AppRunner(
+            make_app(self.holder), handler_cancellation=True, access_log=None,
+            handle_signals=False, shutdown_timeout=config.drain_timeout)
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, config.listen.host, config.listen.port, backlog=2048)
+        try:
+            await site.start()
+        except OSError as exc:
+            log.error("cannot listen", host=config.listen.host, port=config.listen.port,
+                      error=exc.strerror or str(exc))
+            await self.runner.cleanup()
+            return 1
+        self._install_signals()
+        log.info("listening", host=config.listen.host, port=config.listen.port,
+                 version=__version__, models=len(config.models),
+                 groups=len(config.routing.groups), upstreams=_upstream_urls(config))
+        self.notifier.ready(self._status())
+        watchdog = asyncio.create_task(self._watchdog()) if self.notifier.watchdog_interval else None
+        await self._main_loop()
+        self.notifier.stopping(f"draining in-flight requests (up to {self._drain_timeout():g}s)")
+        log.info("stopping", drain_timeout=self._drain_timeout())
+        self.runner._shutdown_timeout = self._drain_timeout()
+        await self.runner.cleanup()
+        if watchdog:
+            watchdog.cancel()
+        log.info("stopped")
+        return 0
+
+    async def _main_loop(self) -> None:
+        while not self.stop_requested.is_set():
+            reload = asyncio.ensure_future(self.reload_requested.wait())
+            stop = asyncio.ensure_future(self.stop_requested.wait())
+            await asyncio.wait({reload, stop}, return_when=asyncio.FIRST_COMPLETED)
+            reload.cancel()
+            stop.cancel()
+            if self.reload_requested.is_set() and not self.stop_requested.is_set():
+                self.reload_requested.clear()
+                await self.reload()
+
+    async def reload(self) -> bool:
+        """Load, validate and swap in the config; on any problem keep serving the old one."""
+        current = self.holder.current
+        self.notifier.reloading(f"reloading config (generation {current.generation})")
+        try:
+            loaded = await asyncio.to_thread(load_config, self.config_dir, self.env)
+        except ConfigError as exc:
+            problems = str(exc).splitlines()
+            self.last_reload = f"rejected: {problems[0]}"
+            log.error("config reload rejected; still serving the previous config",
+                      generation=current.generation, problems=problems)
+            self.notifier.ready(self._status())
+            return False
+        config = self.override.apply(loaded)
+        _log_restart_only_changes(current.config, config)
+        state = build_state(config, current.session, current.generation + 1)
+        self.holder.swap(state)
+        self.last_reload = f"ok, generation {state.generation}"
+        log.info("config reloaded", generation=state.generation, models=len(config.models),
+                 groups=len(config.routing.groups))
+        self.notifier.ready(self._status())
+        return True
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, self.reload_requested.set)
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_stop_signal, sig)
+
+    def _on_stop_signal(self, sig: signal.Signals) -> None:
+        if self.stop_requested.is_set():
+            # A second stop signal means "now": skip the drain.
+            log.warning("second stop signal: exiting without draining", signal=sig.name)
+            os._exit(0)
+        self.stop_requested.set()
+
+    async def _watchdog(self) -> None:
+        """Runs on the event loop on purpose: a stuck loop stops the pings and systemd
+        restarts the service."""
+        interval = self.notifier.watchdog_interval or 1.0
+        while True:
+            self.notifier.watchdog()
+            await asyncio.sleep(interval)
+
+    def _drain_timeout(self) -> float:
+        return self.holder.config.drain_timeout
+
+    def _status(self) -> str:
+        config = self.holder.config
+        generation = self.holder.current.generation
+        return (f"serving on {config.listen.host}:{config.listen.port}; config generation "
+                f"{generation}; {len(config.models)} models in {len(config.routing.groups)} groups;"
+                f" last reload: {self.last_reload}")
+
+
+def _upstream_urls(config: Config) -> str:
+    return ",".join(u.url for u in config.upstreams.values())
+
+
+def _log_restart_only_changes(old: Config, new: Config) -> None:
+    if old.listen != new.listen:
+        log.warning("the listen address changed; it takes effect on restart",
+                    listening=f"{old.listen.host}:{old.listen.port}",
+                    configured=f"{new.listen.host}:{new.listen.port}")
+    if old.limits.upstream_connections != new.limits.upstream_connections:
+        log.warning("limits.upstream_connections changed; it takes effect on restart")
+    if old.logging != new.logging:
+        log.warning("logging settings changed; they take effect on restart")
+
+
+def _warn_if_world_readable(config: Config) -> None:
+    paths = [*config.files, *([Path(p)] if (p := os.environ.get("HX_ENV_FILE")) else [])]
+    for path in paths:
+        with contextlib.suppress(OSError):
+            if path.stat().st_mode & stat.S_IROTH:
+                log.warning("file is readable by every user; make it mode 640", path=str(path))
+
+
+def serve(config_dir: str, env: Mapping[str, str], override: ListenOverride) -> int:
+    """Load the config, then run the daemon until it is stopped. Returns the exit code."""
+    from hxgw import log as logsetup
+
+    try:
+        config = override.apply(load_config(config_dir, env))
+    except ConfigError as exc:
+        logsetup.configure()
+        log.error("invalid config; not starting", problems=str(exc).splitlines())
+        return 1
+    logsetup.configure(config.logging.level, config.logging.format)
+    return _run(Daemon(config, config_dir, env, override).run())
+
+
+def _run(main: object) -> int:
+    try:
+        import uvloop
+    except ImportError:  # pragma: no cover - uvloop is a dependency; keep working without it
+        return int(asyncio.run(main))  # type: ignore[arg-type]
+    return int(uvloop.run(main))

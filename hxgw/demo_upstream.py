@@ -1,0 +1,154 @@
+"""`hxgw demo-upstream`: a small OpenAI-compatible server with deterministic answers.
+
+It lets a newcomer see the whole gateway work without LiteLLM or a model:
+chat and completions (plain or streamed over SSE, with the usage chunk when
+asked), embeddings of a fixed dimension, and a model list. Answers depend only
+on the request: "Return exactly the text: X" answers X, "Count to N" answers
+"1 2 ... N", anything else is echoed back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import hashlib
+import math
+import re
+import struct
+import time
+from typing import Any
+
+from aiohttp import web
+from aiohttp_sse import sse_response
+
+from hxgw import jsonio
+
+MODELS = ("llm02-phi3", "llm01-llama3.2-3b", "emb-premium")
+CONFIG = web.AppKey("config", argparse.Namespace)
+_EXACT = re.compile(r"return exactly the text:\s*(.+)", re.IGNORECASE | re.DOTALL)
+_COUNT = re.compile(r"count to (\d{1,5})", re.IGNORECASE)
+
+
+def answer_for(prompt: str) -> str:
+    if match := _EXACT.search(prompt):
+        return match.group(1).strip()
+    if match := _COUNT.search(prompt):
+        return " ".join(str(i) for i in range(1, int(match.group(1)) + 1))
+    return f"Demo upstream here. You said: {prompt.strip()[:200]}"
+
+
+def embedding(text: str, dim: int) -> list[float]:
+    """A unit vector that depends only on the text."""
+    values: list[float] = []
+    counter = 0
+    while len(values) < dim:
+        digest = hashlib.sha256(f"{counter}:{text}".encode()).digest()
+        values.extend(v / 2**31 - 1.0 for v in struct.unpack("<8I", digest))
+        counter += 1
+    norm = math.sqrt(sum(v * v for v in values[:dim])) or 1.0
+    return [round(v / norm, 6) for v in values[:dim]]
+
+
+def _prompt_of(body: dict[str, Any]) -> str:
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        for message in reversed(messages):
+            if isinstance(message, dict) and message.get("role") == "user":
+                content = message.get("content")
+                if isinstance(content, list):
+                    return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+                return str(content)
+    prompt = body.get("prompt")
+    return prompt if isinstance(prompt, str) else ""
+
+
+async def _json_body(request: web.Request) -> dict[str, Any]:
+    try:
+        body = jsonio.loads(await request.read())
+    except jsonio.DecodeError:
+        raise web.HTTPBadRequest(text='{"error": {"message": "invalid JSON"}}',
+                                 content_type="application/json") from None
+    if not isinstance(body, dict):
+        raise web.HTTPBadRequest(text='{"error": {"message": "expected an object"}}',
+                                 content_type="application/json")
+    return body
+
+
+async def completions(request: web.Request) -> web.StreamResponse:
+    body = await _json_body(request)
+    chat = request.path.endswith("/chat/completions")
+    model = str(body.get("model") or "demo")
+    text = answer_for(_prompt_of(body))
+    words = text.split(" ")
+    usage = {"prompt_tokens": len(_prompt_of(body).split()), "completion_tokens": len(words),
+             "total_tokens": len(_prompt_of(body).split()) + len(words)}
+    ident, created = f"chatcmpl-demo-{hashlib.sha1(text.encode()).hexdigest()[:12]}", int(time.time())
+    kind = "chat.completion" if chat else "text_completion"
+    if not body.get("stream"):
+        choice: dict[str, Any] = {"index": 0, "finish_reason": "stop"}
+        choice.update({"message": {"role": "assistant", "content": text}} if chat else {"text": text})
+        return web.json_response({"id": ident, "object": kind, "created": created, "model": model,
+                                  "choices": [choice], "usage": usage})
+    delay = request.app[CONFIG].chunk_delay
+    async with sse_response(request, sep="\n", allow_all_methods=True) as sse:
+        for i, word in enumerate(words):
+            piece = word if i == 0 else " " + word
+            delta: dict[str, Any] = {"content": piece} | ({"role": "assistant"} if i == 0 else {})
+            chunk_choice = {"index": 0, "finish_reason": None} | (
+                {"delta": delta} if chat else {"text": piece})
+            await sse.send(jsonio.dumps({"id": ident, "object": f"{kind}.chunk", "created": created,
+                                         "model": model, "choices": [chunk_choice]}).decode())
+            if delay:
+                await asyncio.sleep(delay)
+        last = {"index": 0, "finish_reason": "stop"} | ({"delta": {}} if chat else {"text": ""})
+        await sse.send(jsonio.dumps({"id": ident, "object": f"{kind}.chunk", "created": created,
+                                     "model": model, "choices": [last]}).decode())
+        options = body.get("stream_options")
+        if isinstance(options, dict) and options.get("include_usage"):
+            await sse.send(jsonio.dumps({"id": ident, "object": f"{kind}.chunk", "created": created,
+                                         "model": model, "choices": [], "usage": usage}).decode())
+        await sse.send("[DONE]")
+    return sse
+
+
+async def embeddings(request: web.Request) -> web.Response:
+    body = await _json_body(request)
+    given = body.get("input", body.get("prompt"))
+    texts = given if isinstance(given, list) else [given]
+    if not texts or not all(isinstance(t, str) for t in texts):
+        return web.json_response({"error": {"message": "input must be a string or a list of "
+                                            "strings", "type": "invalid_request_error"}}, status=400)
+    dim = request.app[CONFIG].embedding_dim
+    data = [{"object": "embedding", "index": i, "embedding": embedding(t, dim)}
+            for i, t in enumerate(texts)]
+    tokens = sum(len(t.split()) for t in texts)
+    return web.json_response({"object": "list", "data": data, "model": body.get("model"),
+                              "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+
+
+async def models(request: web.Request) -> web.Response:
+    data = [{"id": m, "object": "model", "created": 0, "owned_by": "hxgw-demo"} for m in MODELS]
+    return web.json_response({"object": "list", "data": data})
+
+
+async def health(request: web.Request) -> web.Response:
+    return web.json_response({"status": "healthy"})
+
+
+def make_demo_app(chunk_delay: float = 0.05, embedding_dim: int = 1024) -> web.Application:
+    app = web.Application()
+    app[CONFIG] = argparse.Namespace(chunk_delay=chunk_delay, embedding_dim=embedding_dim)
+    for prefix in ("/v1", ""):
+        app.router.add_post(f"{prefix}/chat/completions", completions)
+        app.router.add_post(f"{prefix}/completions", completions)
+        app.router.add_post(f"{prefix}/embeddings", embeddings)
+        app.router.add_get(f"{prefix}/models", models)
+    app.router.add_get("/health", health)
+    return app
+
+
+def run(host: str, port: int, chunk_delay: float, embedding_dim: int) -> int:
+    print(f"hxgw demo upstream on http://{host}:{port}", flush=True)
+    web.run_app(make_demo_app(chunk_delay, embedding_dim), host=host, port=port,
+                print=None, access_log=None)
+    return 0

@@ -1,0 +1,101 @@
+"""The gateway's error hierarchy and its OpenAI-shaped JSON.
+
+Every failure a client can see is one of these classes; the status and the
+OpenAI error `type` are class attributes so that raising sites only say what
+went wrong, never how it is rendered.
+"""
+
+from __future__ import annotations
+
+from hxgw import jsonio
+from typing import Any, ClassVar
+
+
+class GatewayError(Exception):
+    """A failure that ends a request with an OpenAI-style error body."""
+
+    status: ClassVar[int] = 500
+    type: ClassVar[str] = "server_error"
+    code: ClassVar[str | None] = None
+
+    def __init__(self, message: str, *, param: str | None = None, **extra: Any) -> None:
+        super().__init__(message)
+        self.message = message
+        self.param = param
+        self.extra = extra
+
+    def to_dict(self) -> dict[str, Any]:
+        error: dict[str, Any] = {
+            "message": self.message,
+            "type": self.type,
+            "param": self.param,
+            "code": self.code,
+        }
+        error.update(self.extra)
+        return {"error": error}
+
+    def to_json(self) -> bytes:
+        return jsonio.dumps(self.to_dict())
+
+
+class BadRequest(GatewayError):
+    status = 400
+    type = "invalid_request_error"
+    code = "invalid_request"
+
+
+class Unauthorized(GatewayError):
+    status = 401
+    type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class Forbidden(GatewayError):
+    status = 403
+    type = "permission_error"
+    code = "model_not_allowed"
+
+
+class NotFound(GatewayError):
+    status = 404
+    type = "invalid_request_error"
+    code = "not_found"
+
+
+class ModelNotFound(NotFound):
+    code = "model_not_found"
+
+
+class MethodNotAllowed(GatewayError):
+    status = 405
+    type = "invalid_request_error"
+    code = "method_not_allowed"
+
+
+class PayloadTooLarge(GatewayError):
+    status = 413
+    type = "invalid_request_error"
+    code = "request_too_large"
+
+
+class UpstreamError(GatewayError):
+    """No upstream candidate produced a response."""
+
+    status = 502
+    type = "upstream_error"
+    code = "upstream_unavailable"
+
+
+class UpstreamTimeout(UpstreamError):
+    status = 504
+    code = "upstream_timeout"
+
+
+class Unavailable(GatewayError):
+    status = 503
+    type = "service_unavailable"
+    code = "unavailable"
+
+
+class ConfigError(Exception):
+    """A config file is wrong; the message names the file and the key path."""

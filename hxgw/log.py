@@ -1,0 +1,97 @@
+"""Structured logging: one event per line, logfmt or JSON, journald-aware.
+
+Under systemd, stderr is a journal stream (`JOURNAL_STREAM` names it) and
+each line carries a `<N>` syslog priority prefix, so `journalctl -p err`
+filters by level; journald adds its own timestamps there. Elsewhere lines get
+an ISO timestamp instead. aiohttp's and asyncio's own stdlib log records are
+rendered the same way so that no multi-line traceback reaches the journal.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+from typing import Any, TextIO
+
+import orjson
+import structlog
+from structlog.typing import EventDict, WrappedLogger
+
+LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING,
+          "error": logging.ERROR, "critical": logging.CRITICAL}
+# syslog priorities, as journald reads them from a `<N>` line prefix.
+PRIORITIES = {"debug": 7, "info": 6, "warning": 4, "error": 3, "critical": 2, "exception": 3}
+
+
+def on_journal(stream: TextIO) -> bool:
+    """True when `stream` is the journal stream systemd connected us to."""
+    expected = os.environ.get("JOURNAL_STREAM", "")
+    if not expected:
+        return False
+    try:
+        st = os.fstat(stream.fileno())
+    except (OSError, ValueError):
+        return False
+    return expected == f"{st.st_dev}:{st.st_ino}"
+
+
+def _logfmt_value(value: Any) -> str:
+    text = value if isinstance(value, str) else str(value)
+    if text and not any(c in text for c in ' ="\\\n\r\t'):
+        return text
+    escaped = text.replace("\\", "\\\\").replace('"', '\\"')
+    return '"' + escaped.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t") + '"'
+
+
+class Renderer:
+    """`EVENT key=value ...` (logfmt) or one JSON object; None values are left out."""
+
+    def __init__(self, fmt: str, journal: bool) -> None:
+        self.json = fmt == "json"
+        self.journal = journal
+
+    def __call__(self, _: WrappedLogger, method: str, event: EventDict) -> str:
+        level = event.pop("level", method)
+        if self.journal:
+            event.pop("timestamp", None)
+        prefix = f"<{PRIORITIES.get(level, 6)}>" if self.journal else ""
+        if self.json:
+            event["level"] = level
+            clean = {k: v for k, v in event.items() if v is not None}
+            return prefix + orjson.dumps(clean, default=str).decode()
+        message = str(event.pop("event", ""))
+        if "\n" in message or "\r" in message:
+            message = _logfmt_value(message)
+        timestamp = event.pop("timestamp", None)
+        parts = [f"{k}={_logfmt_value(v)}" for k, v in event.items() if v is not None]
+        head = f"{timestamp} {level} {message}" if timestamp else f"{level} {message}"
+        return prefix + " ".join([head, *parts])
+
+
+def configure(level: str = "info", fmt: str = "kv", stream: TextIO | None = None) -> None:
+    """Set up structlog and route stdlib logging (aiohttp, asyncio) through the same renderer."""
+    stream = stream or sys.stderr
+    journal = on_journal(stream)
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+    ]
+    if not journal:
+        shared.append(structlog.processors.TimeStamper(fmt="iso", utc=True))
+    shared.append(structlog.processors.format_exc_info)
+    renderer = Renderer(fmt, journal)
+    structlog.configure(
+        processors=[*shared, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level]),
+        logger_factory=structlog.WriteLoggerFactory(file=stream),
+        cache_logger_on_first_use=True,
+    )
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(structlog.stdlib.ProcessorFormatter(
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, renderer],
+        foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+    ))
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(max(LEVELS[level], logging.INFO))

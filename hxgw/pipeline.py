@@ -1,0 +1,57 @@
+"""The request pipeline, top to bottom, and how it is assembled.
+
+Each step is `async def step(ctx, call_next)`; it fails by raising a typed
+`GatewayError` and leaves the response stream to `relay`. The chains are
+built once per config snapshot, so a reload can change them and each step can
+be tested alone with a hand-made context.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from functools import partial
+
+from hxgw.context import RequestContext
+from hxgw.steps.access_log import log_access
+from hxgw.steps.auth import authenticate
+from hxgw.steps.errors import render_errors
+from hxgw.steps.forward import forward
+from hxgw.steps.models import list_models
+from hxgw.steps.parse import parse_body
+from hxgw.steps.relay import relay
+from hxgw.steps.request_id import assign_request_id
+from hxgw.steps.route import route
+from hxgw.steps.transform import transform_request
+from hxgw.types import Next, Step
+
+PROXY_STEPS: tuple[Step, ...] = (
+    assign_request_id,  # X-Request-ID in, or a new one
+    log_access,  # one access line when the request ends, however it ends
+    render_errors,  # GatewayError -> OpenAI error JSON
+    authenticate,  # bearer key -> named client key
+    parse_body,  # size limit, JSON object, model/stream fields
+    route,  # group or pinned model -> ordered candidates
+    transform_request,  # per-model body rewrites, encoded lazily
+    forward,  # failover over candidates until one produces a first byte
+    relay,  # copy body or SSE to the client as it arrives
+)
+
+MODELS_STEPS: tuple[Step, ...] = (
+    assign_request_id,
+    log_access,
+    render_errors,
+    authenticate,
+    list_models,  # the upstream's models plus the gateway's groups
+)
+
+
+async def _end(ctx: RequestContext) -> None:
+    """What the last step's `call_next` does: nothing."""
+
+
+def build_chain(steps: Sequence[Step]) -> Next:
+    """Compose `steps` so that each one's `call_next` runs the rest of the chain."""
+    chain: Next = _end
+    for step in reversed(steps):
+        chain = partial(step, call_next=chain)
+    return chain

@@ -1,0 +1,120 @@
+"""Copying an upstream response to the client as it arrives.
+
+Nothing is collected: each chunk is written (and so flushed) as soon as the
+upstream sends it. For SSE only an incomplete trailing line is held back, so
+that when the upstream fails mid-stream the client never sees half a `data:`
+line before the gateway's error event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import aiohttp
+from aiohttp import web
+
+from hxgw.context import Reply, RequestContext
+from hxgw.errors import GatewayError, UpstreamError, UpstreamTimeout
+
+# Upstream response headers a client may see; everything else (hop-by-hop,
+# server software, upstream spend and key details) stays behind the gateway.
+PASSED_RESPONSE_HEADERS = ("Content-Type", "Retry-After", "OpenAI-Processing-Ms", "OpenAI-Version")
+PASSED_PREFIXES = ("x-ratelimit-",)
+
+
+def response_headers(ctx: RequestContext, reply: Reply) -> dict[str, str]:
+    upstream = reply.response.headers
+    headers = {name: upstream[name] for name in PASSED_RESPONSE_HEADERS if name in upstream}
+    for name, value in upstream.items():
+        if name.lower().startswith(PASSED_PREFIXES):
+            headers[name] = value
+    headers["X-Request-ID"] = ctx.request_id
+    headers["X-HX-Model"] = reply.model.name
+    if ctx.group:
+        headers["X-HX-Group"] = ctx.group
+    headers["X-HX-Failovers"] = str(len(ctx.attempts) - 1)
+    return headers
+
+
+def is_event_stream(reply: Reply) -> bool:
+    return reply.response.content_type == "text/event-stream"
+
+
+async def relay_body(ctx: RequestContext, reply: Reply, response: web.StreamResponse) -> None:
+    """Copy a plain body chunk by chunk. A failure after the headers can only cut the
+    connection: the status is already committed."""
+    await response.write(reply.first_chunk)
+    ctx.bytes_out += len(reply.first_chunk)
+    try:
+        async for chunk in _chunks(ctx, reply):
+            await response.write(chunk)
+            ctx.bytes_out += len(chunk)
+    except GatewayError as exc:
+        ctx.outcome = exc.code or exc.type
+        # Closing before the final chunk tells the client the body is incomplete.
+        ctx.request.protocol.force_close()
+        if ctx.request.transport is not None:
+            ctx.request.transport.close()
+        return
+    await response.write_eof()
+
+
+async def relay_events(ctx: RequestContext, reply: Reply, response: web.StreamResponse) -> None:
+    """Copy an SSE stream, line-aligned; a failing upstream ends it with an error event."""
+    pending = b""
+    at_event_end = True
+    try:
+        chunk = reply.first_chunk
+        chunks = _chunks(ctx, reply)
+        while True:
+            data = pending + chunk if pending else chunk
+            cut = data.rfind(b"\n") + 1
+            pending = data[cut:]
+            if cut:
+                await response.write(data[:cut])
+                ctx.bytes_out += cut
+                at_event_end = data.endswith(b"\n\n", 0, cut) or data[:cut] == b"\n"
+            chunk = await anext(chunks, b"")
+            if not chunk:
+                break
+        if pending:
+            await response.write(pending)
+            ctx.bytes_out += len(pending)
+    except GatewayError as exc:
+        ctx.outcome = exc.code or exc.type
+        await write_error_event(response, exc, at_event_end)
+    await response.write_eof()
+
+
+async def write_error_event(
+    response: web.StreamResponse, exc: GatewayError, at_event_end: bool
+) -> None:
+    """End an SSE stream with `event: error` carrying the OpenAI error object.
+
+    OpenAI's SDKs raise an APIError for such an event instead of waiting
+    for `[DONE]`."""
+    prefix = b"" if at_event_end else b"\n"
+    await response.write(prefix + b"event: error\ndata: " + exc.to_json() + b"\n\n")
+
+
+async def _chunks(ctx: RequestContext, reply: Reply) -> AsyncIterator[bytes]:
+    """The rest of the upstream body; stalls and resets become GatewayErrors."""
+    content = reply.response.content
+    timeouts = ctx.state.config.timeouts
+    deadline = ctx.started + timeouts.total
+    while True:
+        wait = min(timeouts.idle, deadline - time.perf_counter())
+        try:
+            async with asyncio.timeout(max(wait, 0.0)):
+                chunk = await content.readany()
+        except TimeoutError:
+            if wait < timeouts.idle:
+                raise UpstreamTimeout("the upstream did not finish within the total timeout") from None
+            raise UpstreamTimeout(f"the upstream sent nothing for {timeouts.idle:g}s") from None
+        except (aiohttp.ClientError, OSError) as exc:
+            raise UpstreamError(f"the upstream connection failed mid-response: {exc}") from None
+        if not chunk:
+            return
+        yield chunk

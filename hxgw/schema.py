@@ -1,0 +1,162 @@
+"""A small reader for YAML config trees that collects every problem with its place.
+
+Config validation must report all mistakes at once, each naming its file and
+key path (`routing.yaml: routing.groups.hx-chat[1]: unknown model 'llm03'`),
+so a reader walks the tree and records problems instead of raising on the
+first one.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+_MISSING: Any = object()
+
+
+class Problems:
+    """The problems found while loading one config snapshot."""
+
+    def __init__(self) -> None:
+        self.messages: list[str] = []
+
+    def add(self, file: str, path: str, message: str) -> None:
+        place = f"{file}: {path}: " if path else f"{file}: "
+        self.messages.append(place + message)
+
+
+def kind_of(value: Any) -> str:
+    if value is None:
+        return "nothing (null)"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "a mapping"
+    return type(value).__name__
+
+
+class Section:
+    """One mapping in a config file, read key by key with typed accessors."""
+
+    def __init__(
+        self,
+        file: str,
+        path: str,
+        data: Any,
+        problems: Problems,
+        allowed: frozenset[str] | None = None,
+    ) -> None:
+        self.file, self.path, self.problems = file, path, problems
+        if data is None:
+            data = {}
+        if not isinstance(data, dict):
+            self.report(f"must be a mapping, got {kind_of(data)}")
+            data = {}
+        self.data: dict[Any, Any] = data
+        for key in data if allowed is not None else ():
+            if key not in allowed:
+                where = self.child(str(key))
+                known = ", ".join(sorted(allowed or ()))
+                problems.add(file, where, f"unknown key (known keys: {known})")
+
+    def child(self, key: str) -> str:
+        return f"{self.path}.{key}" if self.path else key
+
+    def report(self, message: str, key: str | None = None) -> None:
+        self.problems.add(self.file, self.child(key) if key else self.path, message)
+
+    def has(self, key: str) -> bool:
+        return key in self.data
+
+    def raw(self, key: str, default: Any = None) -> Any:
+        return self.data.get(key, default)
+
+    def section(self, key: str, allowed: frozenset[str] | None = None) -> Section:
+        return Section(self.file, self.child(key), self.data.get(key), self.problems, allowed)
+
+    def _take(self, key: str, default: Any, required: bool) -> Any:
+        if key not in self.data:
+            if required:
+                self.report("is required", key)
+            return _MISSING
+        value = self.data[key]
+        return _MISSING if value is None and not required and default is None else value
+
+    def str(self, key: str, default: Any = None, *, required: bool = False) -> Any:
+        value = self._take(key, default, required)
+        if value is _MISSING:
+            return default
+        if not isinstance(value, str) or not value:
+            self.report(f"must be a non-empty string, got {kind_of(value)}", key)
+            return default
+        return value
+
+    def number(
+        self,
+        key: str,
+        default: Any = None,
+        *,
+        minimum: float | None = None,
+        maximum: float | None = None,
+        positive: bool = False,
+        integer: bool = False,
+        required: bool = False,
+    ) -> Any:
+        value = self._take(key, default, required)
+        if value is _MISSING:
+            return default
+        wanted = "an integer" if integer else "a number"
+        if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
+            self.report(f"must be {wanted}, got {kind_of(value)}", key)
+            return default
+        if positive and value <= 0:
+            self.report(f"must be greater than 0, got {value}", key)
+            return default
+        if minimum is not None and value < minimum or maximum is not None and value > maximum:
+            self.report(f"must be between {minimum} and {maximum}, got {value}", key)
+            return default
+        return value
+
+    def bool(self, key: str, default: bool) -> bool:
+        value = self._take(key, default, False)
+        if value is _MISSING:
+            return default
+        if not isinstance(value, bool):
+            self.report(f"must be true or false, got {kind_of(value)}", key)
+            return default
+        return value
+
+    def str_list(self, key: str, default: tuple[str, ...] = ()) -> tuple[str, ...]:
+        value = self._take(key, default, False)
+        if value is _MISSING:
+            return default
+        return self.problems_str_list(value, self.child(key))
+
+    def problems_str_list(self, value: Any, path: str) -> tuple[str, ...]:
+        if not isinstance(value, list):
+            self.problems.add(self.file, path, f"must be a list of strings, got {kind_of(value)}")
+            return ()
+        items: list[str] = []
+        for i, item in enumerate(value):
+            if isinstance(item, str) and item:
+                items.append(item)
+            else:
+                self.problems.add(self.file, f"{path}[{i}]", f"must be a string, got {kind_of(item)}")
+        return tuple(items)
+
+    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
+        value = self.str(key, default)
+        if value not in choices:
+            self.report(f"must be one of {', '.join(choices)}, got {value!r}", key)
+            return default
+        return str(value)
+
+    def items(self) -> Iterator[tuple[str, Any]]:
+        for key, value in self.data.items():
+            yield str(key), value

@@ -1,0 +1,78 @@
+"""One config snapshot made ready to serve, and the one reference a reload swaps.
+
+A request reads `holder.current` once and keeps that state to its end, so
+in-flight requests finish on the config they started with while new ones use
+the new snapshot.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from types import MappingProxyType
+
+import aiohttp
+
+from hxgw import __version__
+from hxgw.config import ClientKey, Config
+from hxgw.endpoints import MODELS, PROXIED
+from hxgw.pipeline import MODELS_STEPS, PROXY_STEPS, build_chain
+from hxgw.types import Next
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class GatewayState:
+    config: Config
+    generation: int
+    session: aiohttp.ClientSession
+    chains: Mapping[str, Next]
+    keys_by_digest: Mapping[bytes, ClientKey]
+    upstream_auth: Mapping[str, dict[str, str]] = field(repr=False)
+    client_timeout: aiohttp.ClientTimeout
+    loaded_at: float
+
+    def first_byte_budget(self, started: float) -> float:
+        """Seconds left to get a first byte: the first-byte timeout within the total one."""
+        timeouts = self.config.timeouts
+        left = started + timeouts.total - time.perf_counter()
+        return max(0.0, min(timeouts.first_byte, left))
+
+
+def build_state(config: Config, session: aiohttp.ClientSession, generation: int) -> GatewayState:
+    """Everything a request needs from this snapshot, computed once here instead of per request."""
+    chains = {e.name: build_chain(MODELS_STEPS if e is MODELS else PROXY_STEPS) for e in PROXIED}
+    auth = {
+        name: {"User-Agent": f"hxgw/{__version__}"}
+        | ({"Authorization": f"Bearer {upstream.key}"} if upstream.key else {})
+        for name, upstream in config.upstreams.items()
+    }
+    return GatewayState(
+        config=config,
+        generation=generation,
+        session=session,
+        chains=MappingProxyType(chains),
+        keys_by_digest=MappingProxyType({key.digest: key for key in config.keys}),
+        upstream_auth=MappingProxyType(auth),
+        client_timeout=aiohttp.ClientTimeout(
+            total=None, connect=config.timeouts.connect, sock_connect=config.timeouts.connect),
+        loaded_at=time.time(),
+    )
+
+
+class StateHolder:
+    """The one mutable reference of the process: the snapshot new requests start on."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._current: GatewayState | None = None
+
+    @property
+    def current(self) -> GatewayState:
+        if self._current is None:
+            raise RuntimeError("the gateway has not started yet")
+        return self._current
+
+    def swap(self, state: GatewayState) -> None:
+        self._current = state
+        self.config = state.config

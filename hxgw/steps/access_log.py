@@ -1,0 +1,43 @@
+"""One access line per request, written when it ends, however it ends."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import structlog
+
+from hxgw.context import RequestContext
+from hxgw.types import Next
+
+log = structlog.get_logger("hxgw.access")
+
+
+async def log_access(ctx: RequestContext, call_next: Next) -> None:
+    """Reads everything the later steps recorded on ctx; writes nothing but the log."""
+    try:
+        await call_next(ctx)
+    except asyncio.CancelledError:
+        ctx.outcome = "client_gone" if ctx.outcome == "ok" else ctx.outcome
+        raise
+    finally:
+        if ctx.state.config.logging.access_log:
+            _write(ctx)
+
+
+def _write(ctx: RequestContext) -> None:
+    request = ctx.request
+    latency = time.perf_counter() - ctx.started
+    failovers = sum(1 for a in ctx.attempts if a.outcome != "ok")
+    log.info(
+        f"{request.method} {request.path}",
+        status=ctx.status or 499,
+        model=ctx.served_by,
+        group=ctx.group,
+        key=ctx.key.name if ctx.key else None,
+        latency_ms=round(latency * 1000, 2),
+        ttfb_ms=round(ctx.ttfb * 1000, 2) if ctx.ttfb is not None else None,
+        bytes=ctx.bytes_out,
+        failovers=failovers,
+        outcome=ctx.outcome,
+    )

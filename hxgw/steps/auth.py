@@ -1,0 +1,28 @@
+"""Bearer-key authentication against the configured client keys."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+
+from hxgw.context import RequestContext
+from hxgw.errors import Unauthorized
+from hxgw.types import Next
+
+
+async def authenticate(ctx: RequestContext, call_next: Next) -> None:
+    """Reads the Authorization header; writes ctx.key (the named key, never the secret).
+
+    Keys are held as SHA-256 digests: the lookup is by digest, so neither the
+    dict probe nor the final compare_digest leaks how much of a key matched.
+    """
+    header = ctx.request.headers.get("Authorization", "")
+    scheme, _, presented = header.partition(" ")
+    if scheme.lower() != "bearer" or not presented.strip():
+        raise Unauthorized("missing bearer key: send 'Authorization: Bearer <key>'")
+    digest = hashlib.sha256(presented.strip().encode("utf-8", "surrogateescape")).digest()
+    key = ctx.state.keys_by_digest.get(digest)
+    if key is None or not hmac.compare_digest(key.digest, digest):
+        raise Unauthorized("invalid API key")
+    ctx.key = key
+    await call_next(ctx)

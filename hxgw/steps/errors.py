@@ -1,0 +1,47 @@
+"""Turn a failed request into OpenAI error JSON, and never show a stack trace."""
+
+from __future__ import annotations
+
+import structlog
+from aiohttp import web
+
+from hxgw.context import RequestContext
+from hxgw.errors import GatewayError
+from hxgw.types import Next
+
+log = structlog.get_logger("hxgw.errors")
+
+
+async def render_errors(ctx: RequestContext, call_next: Next) -> None:
+    """Catches GatewayError (and any bug) from later steps; writes ctx.response and ctx.status."""
+    try:
+        await call_next(ctx)
+    except GatewayError as exc:
+        _respond(ctx, exc)
+    except Exception:
+        log.exception("unexpected error")
+        _respond(ctx, GatewayError(f"internal error (request id {ctx.request_id})"))
+
+
+def _respond(ctx: RequestContext, exc: GatewayError) -> None:
+    if ctx.response is not None and ctx.response.prepared:
+        # The relay already committed a status; it reports its own failures in-band.
+        return
+    ctx.outcome = exc.code or exc.type
+    ctx.status = exc.status
+    ctx.response = web.Response(
+        status=exc.status,
+        body=exc.to_json(),
+        content_type="application/json",
+        headers=error_headers(ctx, exc),
+    )
+
+
+def error_headers(ctx: RequestContext, exc: GatewayError) -> dict[str, str]:
+    headers = {"X-Request-ID": ctx.request_id}
+    if exc.status == 401:
+        headers["WWW-Authenticate"] = 'Bearer realm="hxgw"'
+    retry_after = exc.extra.get("retry_after")
+    if retry_after is not None:
+        headers["Retry-After"] = str(retry_after)
+    return headers

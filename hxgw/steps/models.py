@@ -1,0 +1,66 @@
+"""List the upstream's models, plus the gateway's groups marked as such."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from hxgw import jsonio
+from hxgw.context import RequestContext
+from hxgw.errors import UpstreamError
+from hxgw.types import Next
+from hxgw.upstream import TransportError
+
+log = structlog.get_logger("hxgw.models")
+
+
+async def list_models(ctx: RequestContext, call_next: Next) -> None:
+    """Reads ctx.key; writes ctx.response with `{"object": "list", "data": [...]}`."""
+    assert ctx.key is not None
+    state = ctx.state
+    entries: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    errors: list[str] = []
+    for upstream in state.config.upstreams.values():
+        try:
+            data = await _fetch(ctx, upstream.name)
+        except (*TransportError, ValueError) as exc:
+            errors.append(f"{upstream.name}: {exc or type(exc).__name__}")
+            log.warning("upstream models list failed", upstream=upstream.name, error=str(exc))
+            continue
+        for entry in data:
+            if isinstance(entry, dict) and entry.get("id") not in seen:
+                seen.add(str(entry.get("id")))
+                entries.append(entry)
+    if errors and not entries:
+        raise UpstreamError(f"no upstream listed its models ({'; '.join(errors)})")
+    for group in state.config.routing.groups.values():
+        if ctx.key.may_use(group.name):
+            entries.append({"id": group.name, "object": "model", "created": 0,
+                            "owned_by": "hxgw", "hx_group": True, "hx_models": list(group.models)})
+    ctx.status = 200
+    ctx.response = web.Response(
+        body=jsonio.dumps({"object": "list", "data": entries}),
+        content_type="application/json",
+        headers={"X-Request-ID": ctx.request_id},
+    )
+    await call_next(ctx)
+
+
+async def _fetch(ctx: RequestContext, upstream_name: str) -> list[Any]:
+    state = ctx.state
+    url = state.config.upstreams[upstream_name].url + ctx.endpoint.upstream_path
+    headers = {"X-Request-ID": ctx.request_id} | state.upstream_auth[upstream_name]
+    async with asyncio.timeout(state.first_byte_budget(ctx.started)):
+        async with state.session.get(url, headers=headers, timeout=state.client_timeout) as resp:
+            payload = await resp.read()
+            if resp.status != 200:
+                raise ValueError(f"HTTP {resp.status}: {payload[:200].decode('utf-8', 'replace')}")
+    parsed = jsonio.loads(payload)
+    data = parsed.get("data") if isinstance(parsed, dict) else None
+    if not isinstance(data, list):
+        raise ValueError("the upstream's model list has no 'data' array")
+    return data

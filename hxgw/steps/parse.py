@@ -1,0 +1,69 @@
+"""Read the request body within the size limit and check the fields routing needs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hxgw import jsonio
+from hxgw.context import RequestContext
+from hxgw.errors import BadRequest, PayloadTooLarge
+from hxgw.types import Next
+
+
+async def parse_body(ctx: RequestContext, call_next: Next) -> None:
+    """Reads the request body; writes ctx.raw_body, ctx.body and ctx.stream.
+
+    The body is held whole (up to `limits.max_body_bytes`) because failover
+    must be able to send it again to the next candidate.
+    """
+    limit = ctx.state.config.limits.max_body_bytes
+    ctx.raw_body = await _read_limited(ctx, limit)
+    if not ctx.raw_body:
+        raise BadRequest("request body is empty: expected a JSON object")
+    try:
+        body = jsonio.loads(ctx.raw_body)
+    except (jsonio.DecodeError, RecursionError) as exc:
+        raise BadRequest(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise BadRequest(f"request body must be a JSON object, got {_json_kind(body)}")
+    model = body.get("model")
+    if model is not None and not isinstance(model, str):
+        raise BadRequest(f"'model' must be a string, got {_json_kind(model)}", param="model")
+    stream = body.get("stream", False)
+    if stream is not None and not isinstance(stream, bool):
+        raise BadRequest(f"'stream' must be true or false, got {_json_kind(stream)}", param="stream")
+    options = body.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise BadRequest("'stream_options' must be an object", param="stream_options")
+    ctx.body = body
+    ctx.stream = bool(stream)
+    await call_next(ctx)
+
+
+async def _read_limited(ctx: RequestContext, limit: int) -> bytes:
+    request = ctx.request
+    declared = request.content_length
+    if declared is not None and declared > limit:
+        raise PayloadTooLarge(f"request body of {declared} bytes is over the {limit}-byte limit")
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.content.iter_any():
+        total += len(chunk)
+        if total > limit:
+            raise PayloadTooLarge(f"request body is over the {limit}-byte limit")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, str):
+        return "a string"
+    if isinstance(value, list):
+        return "an array"
+    return "an object"

@@ -1,0 +1,51 @@
+"""Write the upstream's response to the client: status, headers, then body or SSE."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from aiohttp import web
+
+from hxgw.context import RequestContext
+from hxgw.errors import Unavailable
+from hxgw.relay import (
+    is_event_stream,
+    relay_body,
+    relay_events,
+    response_headers,
+    write_error_event,
+)
+from hxgw.types import Next
+
+
+async def relay(ctx: RequestContext, call_next: Next) -> None:
+    """Reads ctx.reply; writes ctx.response, ctx.status, ctx.bytes_out and ctx.outcome."""
+    assert ctx.reply is not None
+    reply = ctx.reply
+    streaming = is_event_stream(reply)
+    response = web.StreamResponse(status=reply.response.status, headers=response_headers(ctx, reply))
+    if streaming:
+        response.headers["Cache-Control"] = "no-cache"
+        response.headers["X-Accel-Buffering"] = "no"
+    elif reply.response.content_length is not None:
+        response.content_length = reply.response.content_length
+    ctx.response, ctx.status = response, response.status
+    try:
+        await response.prepare(ctx.request)
+        if streaming:
+            await relay_events(ctx, reply, response)
+        else:
+            await relay_body(ctx, reply, response)
+    except ConnectionResetError:
+        ctx.outcome = "client_gone"
+        return
+    except asyncio.CancelledError:
+        if streaming and response.prepared:
+            ctx.outcome = "cancelled"
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(1):
+                    await write_error_event(
+                        response, Unavailable("the gateway stopped this stream"), False)
+        raise
+    await call_next(ctx)

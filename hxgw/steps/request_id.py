@@ -1,0 +1,22 @@
+"""Give every request an id that follows it to the upstream, the logs and the client."""
+
+from __future__ import annotations
+
+import re
+import uuid
+
+import structlog
+
+from hxgw.context import RequestContext
+from hxgw.types import Next
+
+# Accept a caller's id only when it is safe to echo in headers and logs.
+_VALID_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+
+
+async def assign_request_id(ctx: RequestContext, call_next: Next) -> None:
+    """Reads the X-Request-ID header; writes ctx.request_id and binds it to every log line."""
+    given = ctx.request.headers.get("X-Request-ID")
+    ctx.request_id = given if given and _VALID_ID.fullmatch(given) else uuid.uuid4().hex
+    structlog.contextvars.bind_contextvars(request_id=ctx.request_id)
+    await call_next(ctx)

@@ -1,0 +1,137 @@
+"""Sending a request upstream, with failover over the candidate models.
+
+Failover is only possible while nothing has reached the client, so a
+candidate counts as answered once its response has produced a first body
+byte (not merely headers): a reset between headers and body still moves on
+to the next model. Connect errors, timeouts, 401/403/408/429 and 5xx are
+retryable; any other status is the request's own fault and goes to the
+client as the upstream said it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+
+import aiohttp
+import structlog
+
+from hxgw import jsonio
+from hxgw.config import Model
+from hxgw.context import Attempt, Reply, RequestContext
+from hxgw.errors import GatewayError, UpstreamError, UpstreamTimeout
+
+log = structlog.get_logger("hxgw.upstream")
+
+RETRYABLE_STATUS = frozenset({401, 403, 408, 429, *range(500, 600)})
+FORWARDED_REQUEST_HEADERS = ("traceparent", "tracestate")
+TransportError = (aiohttp.ClientError, OSError, TimeoutError)
+
+
+class RateLimited(GatewayError):
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limited"
+
+
+async def open_reply(ctx: RequestContext) -> Reply:
+    """Try each candidate in order; return the first response that produced a body byte."""
+    headers = _headers(ctx)
+    failed: list[dict[str, Any]] = []
+    for model in ctx.candidates:
+        started = time.perf_counter()
+        try:
+            response, first = await _attempt(ctx, model, headers)
+        except TransportError as exc:
+            outcome = _transport_outcome(exc)
+            ctx.attempts.append(Attempt(model=model.name, outcome=outcome))
+            failed.append({"model": model.name, "error": outcome})
+            log.warning("upstream failed", model=model.name, error=outcome, detail=str(exc) or None,
+                        after_ms=round((time.perf_counter() - started) * 1000, 1))
+            continue
+        if response.status in RETRYABLE_STATUS:
+            detail = await _error_summary(response)
+            ctx.attempts.append(Attempt(model=model.name, outcome="http_error", status=response.status))
+            failed.append({"model": model.name, "status": response.status, "error": detail,
+                           "retry_after": response.headers.get("Retry-After")})
+            log.warning("upstream error", model=model.name, status=response.status, detail=detail)
+            continue
+        ctx.attempts.append(Attempt(model=model.name, outcome="ok", status=response.status))
+        ctx.ttfb = time.perf_counter() - ctx.started
+        return Reply(response=response, first_chunk=first, model=model)
+    raise _all_failed(failed)
+
+
+async def _attempt(
+    ctx: RequestContext, model: Model, headers: dict[str, str]
+) -> tuple[aiohttp.ClientResponse, bytes]:
+    state = ctx.state
+    upstream = state.config.upstreams[model.upstream]
+    url = upstream.url + ctx.endpoint.upstream_path
+    body = ctx.upstream_bodies.for_model(model)
+    async with asyncio.timeout(state.first_byte_budget(ctx.started)):
+        response = await state.session.post(
+            url, data=body, headers=headers | state.upstream_auth[upstream.name],
+            timeout=state.client_timeout,
+        )
+        try:
+            if response.status in RETRYABLE_STATUS:
+                return response, b""
+            return response, await response.content.readany()
+        except BaseException:
+            response.close()
+            raise
+
+
+def _headers(ctx: RequestContext) -> dict[str, str]:
+    headers = {
+        "Content-Type": "application/json",
+        "Accept-Encoding": "identity",
+        "X-Request-ID": ctx.request_id,
+    }
+    incoming = ctx.request.headers
+    for name in FORWARDED_REQUEST_HEADERS:
+        value = incoming.get(name)
+        if value is not None:
+            headers[name] = value
+    return headers
+
+
+def _transport_outcome(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, aiohttp.ClientConnectorError):
+        return "connect_error"
+    return "reset"
+
+
+async def _error_summary(response: aiohttp.ClientResponse) -> str | None:
+    """The upstream's own error message, read briefly and cut short, for logs and the client."""
+    try:
+        async with asyncio.timeout(2):
+            data = await response.content.read(4096)
+    except (*TransportError, asyncio.IncompleteReadError):
+        return None
+    finally:
+        response.release()
+    try:
+        parsed = jsonio.loads(data)
+        message = parsed["error"]["message"] if isinstance(parsed.get("error"), dict) else parsed
+        return str(message)[:300]
+    except (jsonio.DecodeError, AttributeError, KeyError, TypeError):
+        return data.decode("utf-8", "replace")[:300] or None
+
+
+def _all_failed(failed: list[dict[str, Any]]) -> GatewayError:
+    tried = [{k: v for k, v in f.items() if v is not None} for f in failed]
+    names = ", ".join(f["model"] for f in failed)
+    if failed and all(f.get("status") == 429 for f in failed):
+        waits = [int(f["retry_after"]) for f in failed if str(f.get("retry_after")).isdigit()]
+        extra: dict[str, Any] = {"tried": tried}
+        if waits:
+            extra["retry_after"] = min(waits)
+        return RateLimited(f"every candidate model is rate limited: {names}", **extra)
+    if failed and all(f.get("error") == "timeout" for f in failed):
+        return UpstreamTimeout(f"no upstream answered in time; tried {names}", tried=tried)
+    return UpstreamError(f"no upstream could serve the request; tried {names}", tried=tried)
