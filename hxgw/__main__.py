@@ -26,8 +26,10 @@ def _port(text: str) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="hxgw", description="HX Gateway: a streaming gateway "
-                                     "in front of an OpenAI-compatible upstream.")
+    parser = argparse.ArgumentParser(
+        prog="hxgw",
+        description="HX Gateway: a streaming gateway in front of an OpenAI-compatible upstream.",
+    )
     parser.add_argument("--version", action="version", version=f"hxgw {__version__}")
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     config_help = f"config directory (default: $HX_CONFIG_DIR or {DEFAULT_CONFIG_DIR})"
@@ -43,8 +45,12 @@ def _parser() -> argparse.ArgumentParser:
     demo = commands.add_parser("demo-upstream", help="run a deterministic OpenAI-compatible fake")
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=_port, default=4000)
-    demo.add_argument("--chunk-delay", type=float, default=0.05,
-                      help="seconds between streamed chunks (default: 0.05)")
+    demo.add_argument(
+        "--chunk-delay",
+        type=float,
+        default=0.05,
+        help="seconds between streamed chunks (default: 0.05)",
+    )
     demo.add_argument("--embedding-dim", type=int, default=1024)
     return parser
 
@@ -77,8 +83,10 @@ def check_config(config_dir: str, env: dict[str, str]) -> int:
         for problem in str(exc).splitlines():
             print(f"  {problem}", file=sys.stderr)
         return 1
-    print(f"{config_dir}: ok ({len(config.models)} models, {len(config.routing.groups)} groups, "
-          f"default group {config.routing.default_group}, strategy {config.routing.strategy})")
+    print(
+        f"{config_dir}: ok ({len(config.models)} models, {len(config.routing.groups)} groups, "
+        f"default group {config.routing.default_group}, strategy {config.routing.strategy})"
+    )
     return 0
 
 

@@ -68,8 +68,11 @@ async def healthz(request: web.Request) -> web.Response:
 def _method_not_allowed(endpoint: Endpoint) -> Handler:
     async def handle(request: web.Request) -> web.StreamResponse:
         return error_response(
-            MethodNotAllowed(f"{request.method} is not allowed on {request.path}; use "
-                             f"{endpoint.method}"), Allow=endpoint.method)
+            MethodNotAllowed(
+                f"{request.method} is not allowed on {request.path}; use {endpoint.method}"
+            ),
+            Allow=endpoint.method,
+        )
 
     return handle
 
@@ -79,5 +82,9 @@ async def not_found(request: web.Request) -> web.StreamResponse:
 
 
 def error_response(exc: GatewayError, **headers: str) -> web.Response:
-    return web.Response(status=exc.status, body=jsonio.dumps(exc.to_dict()),
-                        content_type="application/json", headers=headers)
+    return web.Response(
+        status=exc.status,
+        body=jsonio.dumps(exc.to_dict()),
+        content_type="application/json",
+        headers=headers,
+    )

@@ -33,7 +33,7 @@ from hxgw.config import (
 )
 from hxgw.errors import ConfigError
 from hxgw.schema import Problems, Section, kind_of
-from hxgw.transforms import parse_transforms
+from hxgw.transforms import Transform, parse_transforms
 
 GATEWAY, ROUTING, REGISTRY = "gateway.yaml", "routing.yaml", "model_registry.yaml"
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -53,7 +53,9 @@ def load_config(config_dir: str | os.PathLike[str], env: Mapping[str, str]) -> C
     upstreams = _upstreams(top, env)
     for model in models.values():
         if model.upstream not in upstreams:
-            problems.add(REGISTRY, f"models.{model.name}.upstream", f"unknown upstream {model.upstream!r}")
+            problems.add(
+                REGISTRY, f"models.{model.name}.upstream", f"unknown upstream {model.upstream!r}"
+            )
     routing = _routing(Section(ROUTING, "", routing_doc, problems, frozenset({"routing"})), models)
     keys = _keys(top, directory, env, problems, files)
 
@@ -67,8 +69,11 @@ def load_config(config_dir: str | os.PathLike[str], env: Mapping[str, str]) -> C
         limits=_limits(top),
         keys=keys,
         logging=_logging(top, env),
-        drain_timeout=float(top.section("shutdown", frozenset({"drain_timeout"})).number(
-            "drain_timeout", 20.0, minimum=0, maximum=3600)),
+        drain_timeout=float(
+            top.section("shutdown", frozenset({"drain_timeout"})).number(
+                "drain_timeout", 20.0, minimum=0, maximum=3600
+            )
+        ),
         routing=routing,
         models=models,
         files=tuple(files),
@@ -108,13 +113,25 @@ def _models(doc: Section) -> Mapping[str, Model]:
         doc.report(f"must be a list of models, got {kind_of(raw)}", "models")
         raw = []
     models: dict[str, Model] = {}
-    allowed = frozenset({"name", "tier_score", "specializations", "upstream_model", "upstream",
-                         "mode", "transforms", "weight", "cost", "max_context"})
+    allowed = frozenset(
+        {
+            "name",
+            "tier_score",
+            "specializations",
+            "upstream_model",
+            "upstream",
+            "mode",
+            "transforms",
+            "weight",
+            "cost",
+            "max_context",
+        }
+    )
     for i, item in enumerate(raw):
         name = item.get("name") if isinstance(item, dict) else None
         path = f"models.{name}" if isinstance(name, str) and name else f"models[{i}]"
         entry = Section(REGISTRY, path, item, doc.problems, allowed)
-        name = entry.str("name", required=True)
+        name = entry.string("name", required=True)
         if name is None:
             continue
         if name in models:
@@ -124,16 +141,17 @@ def _models(doc: Section) -> Mapping[str, Model]:
         if mode is not None and mode not in MODES:
             entry.report(f"must be one of {', '.join(MODES)}, got {mode!r}", "mode")
             mode = None
-        transforms = ()
+        transforms: tuple[Transform, ...] = ()
         if entry.has("transforms"):
             transforms = parse_transforms(
-                entry.raw("transforms"), REGISTRY, entry.child("transforms"), doc.problems)
+                entry.raw("transforms"), REGISTRY, entry.child("transforms"), doc.problems
+            )
         models[name] = Model(
             name=name,
             tier_score=float(entry.number("tier_score", 0.5, minimum=0.0, maximum=1.0)),
             specializations=entry.str_list("specializations"),
-            upstream_model=entry.str("upstream_model", name),
-            upstream=entry.str("upstream", DEFAULT_UPSTREAM),
+            upstream_model=entry.string("upstream_model", name),
+            upstream=entry.string("upstream", DEFAULT_UPSTREAM),
             mode=mode,
             transforms=transforms,
             weight=float(entry.number("weight", 1.0, positive=True)),
@@ -147,7 +165,8 @@ def _routing(doc: Section, models: Mapping[str, Model]) -> Routing:
     if not doc.has("routing"):
         doc.report("is required", "routing")
     section = doc.section(
-        "routing", frozenset({"strategy", "default_group", "failover_order", "groups"}))
+        "routing", frozenset({"strategy", "default_group", "failover_order", "groups"})
+    )
     strategy = section.choice("strategy", "failover", STRATEGIES)
     failover_order = section.str_list("failover_order")
     for i, name in enumerate(failover_order):
@@ -162,8 +181,9 @@ def _routing(doc: Section, models: Mapping[str, Model]) -> Routing:
         group_strategy = None
         if isinstance(value, dict):
             entry = Section(ROUTING, path, value, doc.problems, frozenset({"models", "strategy"}))
-            group_strategy = entry.choice("strategy", strategy, STRATEGIES) if entry.has(
-                "strategy") else None
+            group_strategy = (
+                entry.choice("strategy", strategy, STRATEGIES) if entry.has("strategy") else None
+            )
             members = entry.str_list("models")
             path = entry.child("models")
         else:
@@ -174,9 +194,11 @@ def _routing(doc: Section, models: Mapping[str, Model]) -> Routing:
         if not members and isinstance(value, list):
             doc.problems.add(ROUTING, path, "a group needs at least one model")
         if group_name in models:
-            doc.problems.add(ROUTING, path, f"{group_name!r} is also a model name; names must differ")
+            doc.problems.add(
+                ROUTING, path, f"{group_name!r} is also a model name; names must differ"
+            )
         groups[group_name] = Group(name=group_name, models=members, strategy=group_strategy)
-    default_group = section.str("default_group", required=True)
+    default_group = section.string("default_group", required=True)
     if default_group is not None and default_group not in groups:
         section.report(f"unknown group {default_group!r}", "default_group")
     return Routing(
@@ -193,16 +215,23 @@ def _upstreams(top: Section, env: Mapping[str, str]) -> Mapping[str, Upstream]:
     default_key = env.get("HX_UPSTREAM_KEY") or env.get("MASTER_KEY") or None
     out: dict[str, Upstream] = {}
     for name, value in raw.items():
-        entry = Section(GATEWAY, section.child(name), value, top.problems,
-                        frozenset({"url", "key_env"}))
-        url = entry.str("url", "http://127.0.0.1:4000")
+        entry = Section(
+            GATEWAY, section.child(name), value, top.problems, frozenset({"url", "key_env"})
+        )
+        url = entry.string("url", "http://127.0.0.1:4000")
         if name == DEFAULT_UPSTREAM and env.get("HX_LITELLM_UPSTREAM"):
             url = env["HX_LITELLM_UPSTREAM"]
         parts = urlsplit(url)
         if parts.scheme not in ("http", "https") or not parts.hostname:
             entry.report(f"must be an http(s) URL, got {url!r}", "url")
-        key_env = entry.str("key_env")
-        key = env.get(key_env) or None if key_env else default_key if name == DEFAULT_UPSTREAM else None
+        key_env = entry.string("key_env")
+        key = (
+            env.get(key_env) or None
+            if key_env
+            else default_key
+            if name == DEFAULT_UPSTREAM
+            else None
+        )
         out[name] = Upstream(name=name, url=url.rstrip("/"), key=key)
     return MappingProxyType(out)
 
@@ -214,7 +243,7 @@ def _keys(
     master = env.get("MASTER_KEY")
     if master:
         keys.append(ClientKey(name="master", digest=hashlib.sha256(master.encode()).digest()))
-    keys_file = top.section("auth", frozenset({"keys_file"})).str("keys_file")
+    keys_file = top.section("auth", frozenset({"keys_file"})).string("keys_file")
     if keys_file:
         path = directory / keys_file
         doc = _read_yaml(path, problems, files, required=True)
@@ -231,10 +260,15 @@ def _key_entries(doc: Section) -> list[ClientKey]:
         return []
     out: list[ClientKey] = []
     for i, item in enumerate(raw):
-        entry = Section(doc.file, f"keys[{i}]", item, doc.problems,
-                        frozenset({"name", "key", "key_sha256", "groups"}))
-        name = entry.str("name", required=True)
-        secret, hashed = entry.str("key"), entry.str("key_sha256")
+        entry = Section(
+            doc.file,
+            f"keys[{i}]",
+            item,
+            doc.problems,
+            frozenset({"name", "key", "key_sha256", "groups"}),
+        )
+        name = entry.string("name", required=True)
+        secret, hashed = entry.string("key"), entry.string("key_sha256")
         if (secret is None) == (hashed is None):
             entry.report("needs exactly one of key, key_sha256")
             continue
@@ -253,13 +287,15 @@ def _key_entries(doc: Section) -> list[ClientKey]:
 
 def _listen(top: Section, env: Mapping[str, str]) -> Listen:
     section = top.section("listen", frozenset({"host", "port"}))
-    host = env.get("HX_HOST") or section.str("host", "0.0.0.0")
+    host = env.get("HX_HOST") or section.string("host", "0.0.0.0")
     port = section.number("port", 4010, minimum=0, maximum=65535, integer=True)
     if env.get("HX_PORT"):
         try:
             port = int(env["HX_PORT"])
         except ValueError:
-            top.problems.add("environment", "HX_PORT", f"must be a port number, got {env['HX_PORT']!r}")
+            top.problems.add(
+                "environment", "HX_PORT", f"must be a port number, got {env['HX_PORT']!r}"
+            )
     return Listen(host=host, port=port)
 
 
@@ -278,10 +314,12 @@ def _limits(top: Section) -> Limits:
     section = top.section("limits", frozenset({"max_body_bytes", "upstream_connections"}))
     base = Limits()
     return Limits(
-        max_body_bytes=section.number("max_body_bytes", base.max_body_bytes, positive=True,
-                                      integer=True),
-        upstream_connections=section.number("upstream_connections", base.upstream_connections,
-                                            positive=True, integer=True),
+        max_body_bytes=section.number(
+            "max_body_bytes", base.max_body_bytes, positive=True, integer=True
+        ),
+        upstream_connections=section.number(
+            "upstream_connections", base.upstream_connections, positive=True, integer=True
+        ),
     )
 
 
@@ -291,10 +329,16 @@ def _logging(top: Section, env: Mapping[str, str]) -> Logging:
     if env.get("LOG_LEVEL"):
         wanted = env["LOG_LEVEL"].lower()
         if wanted not in LOG_LEVELS:
-            top.problems.add("environment", "LOG_LEVEL",
-                             f"must be one of {', '.join(LOG_LEVELS)}, got {env['LOG_LEVEL']!r}")
+            top.problems.add(
+                "environment",
+                "LOG_LEVEL",
+                f"must be one of {', '.join(LOG_LEVELS)}, got {env['LOG_LEVEL']!r}",
+            )
         else:
             level = wanted
     fmt = section.choice("format", "kv", ("kv", "json"))
-    return Logging(level=level, format="json" if fmt == "json" else "kv",
-                   access_log=section.bool("access_log", True))
+    return Logging(
+        level=level,
+        format="json" if fmt == "json" else "kv",
+        access_log=section.boolean("access_log", True),
+    )

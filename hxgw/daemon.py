@@ -13,8 +13,9 @@ import dataclasses
 import os
 import signal
 import stat
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
 from pathlib import Path
+from typing import Any
 
 import structlog
 from aiohttp import web
@@ -38,14 +39,17 @@ class ListenOverride:
     port: int | None = None
 
     def apply(self, config: Config) -> Config:
-        listen = Listen(host=self.host or config.listen.host,
-                        port=config.listen.port if self.port is None else self.port)
+        listen = Listen(
+            host=self.host or config.listen.host,
+            port=config.listen.port if self.port is None else self.port,
+        )
         return dataclasses.replace(config, listen=listen)
 
 
 class Daemon:
-    def __init__(self, config: Config, config_dir: str, env: Mapping[str, str],
-                 override: ListenOverride) -> None:
+    def __init__(
+        self, config: Config, config_dir: str, env: Mapping[str, str], override: ListenOverride
+    ) -> None:
         self.config_dir, self.env, self.override = config_dir, env, override
         self.holder = StateHolder(config)
         self.notifier = Notifier(env)
@@ -58,23 +62,39 @@ class Daemon:
         config = self.holder.config
         _warn_if_world_readable(config)
         self.runner = web.AppRunner(
-            make_app(self.holder), handler_cancellation=True, access_log=None,
-            handle_signals=False, shutdown_timeout=config.drain_timeout)
+            make_app(self.holder),
+            handler_cancellation=True,
+            access_log=None,
+            handle_signals=False,
+            shutdown_timeout=config.drain_timeout,
+        )
         await self.runner.setup()
         site = web.TCPSite(self.runner, config.listen.host, config.listen.port, backlog=2048)
         try:
             await site.start()
         except OSError as exc:
-            log.error("cannot listen", host=config.listen.host, port=config.listen.port,
-                      error=exc.strerror or str(exc))
+            log.error(
+                "cannot listen",
+                host=config.listen.host,
+                port=config.listen.port,
+                error=exc.strerror or str(exc),
+            )
             await self.runner.cleanup()
             return 1
         self._install_signals()
-        log.info("listening", host=config.listen.host, port=config.listen.port,
-                 version=__version__, models=len(config.models),
-                 groups=len(config.routing.groups), upstreams=_upstream_urls(config))
+        log.info(
+            "listening",
+            host=config.listen.host,
+            port=config.listen.port,
+            version=__version__,
+            models=len(config.models),
+            groups=len(config.routing.groups),
+            upstreams=_upstream_urls(config),
+        )
         self.notifier.ready(self._status())
-        watchdog = asyncio.create_task(self._watchdog()) if self.notifier.watchdog_interval else None
+        watchdog = (
+            asyncio.create_task(self._watchdog()) if self.notifier.watchdog_interval else None
+        )
         await self._main_loop()
         self.notifier.stopping(f"draining in-flight requests (up to {self._drain_timeout():g}s)")
         log.info("stopping", drain_timeout=self._drain_timeout())
@@ -105,8 +125,11 @@ class Daemon:
         except ConfigError as exc:
             problems = str(exc).splitlines()
             self.last_reload = f"rejected: {problems[0]}"
-            log.error("config reload rejected; still serving the previous config",
-                      generation=current.generation, problems=problems)
+            log.error(
+                "config reload rejected; still serving the previous config",
+                generation=current.generation,
+                problems=problems,
+            )
             self.notifier.ready(self._status())
             return False
         config = self.override.apply(loaded)
@@ -114,8 +137,12 @@ class Daemon:
         state = build_state(config, current.session, current.generation + 1)
         self.holder.swap(state)
         self.last_reload = f"ok, generation {state.generation}"
-        log.info("config reloaded", generation=state.generation, models=len(config.models),
-                 groups=len(config.routing.groups))
+        log.info(
+            "config reloaded",
+            generation=state.generation,
+            models=len(config.models),
+            groups=len(config.routing.groups),
+        )
         self.notifier.ready(self._status())
         return True
 
@@ -146,9 +173,11 @@ class Daemon:
     def _status(self) -> str:
         config = self.holder.config
         generation = self.holder.current.generation
-        return (f"serving on {config.listen.host}:{config.listen.port}; config generation "
-                f"{generation}; {len(config.models)} models in {len(config.routing.groups)} groups;"
-                f" last reload: {self.last_reload}")
+        return (
+            f"serving on {config.listen.host}:{config.listen.port}; config generation "
+            f"{generation}; {len(config.models)} models in {len(config.routing.groups)} groups;"
+            f" last reload: {self.last_reload}"
+        )
 
 
 def _upstream_urls(config: Config) -> str:
@@ -157,9 +186,11 @@ def _upstream_urls(config: Config) -> str:
 
 def _log_restart_only_changes(old: Config, new: Config) -> None:
     if old.listen != new.listen:
-        log.warning("the listen address changed; it takes effect on restart",
-                    listening=f"{old.listen.host}:{old.listen.port}",
-                    configured=f"{new.listen.host}:{new.listen.port}")
+        log.warning(
+            "the listen address changed; it takes effect on restart",
+            listening=f"{old.listen.host}:{old.listen.port}",
+            configured=f"{new.listen.host}:{new.listen.port}",
+        )
     if old.limits.upstream_connections != new.limits.upstream_connections:
         log.warning("limits.upstream_connections changed; it takes effect on restart")
     if old.logging != new.logging:
@@ -188,9 +219,7 @@ def serve(config_dir: str, env: Mapping[str, str], override: ListenOverride) -> 
     return _run(Daemon(config, config_dir, env, override).run())
 
 
-def _run(main: object) -> int:
-    try:
-        import uvloop
-    except ImportError:  # pragma: no cover - uvloop is a dependency; keep working without it
-        return int(asyncio.run(main))  # type: ignore[arg-type]
+def _run(main: Coroutine[Any, Any, int]) -> int:
+    import uvloop
+
     return int(uvloop.run(main))

@@ -66,11 +66,13 @@ async def _json_body(request: web.Request) -> dict[str, Any]:
     try:
         body = jsonio.loads(await request.read())
     except jsonio.DecodeError:
-        raise web.HTTPBadRequest(text='{"error": {"message": "invalid JSON"}}',
-                                 content_type="application/json") from None
+        raise web.HTTPBadRequest(
+            text='{"error": {"message": "invalid JSON"}}', content_type="application/json"
+        ) from None
     if not isinstance(body, dict):
-        raise web.HTTPBadRequest(text='{"error": {"message": "expected an object"}}',
-                                 content_type="application/json")
+        raise web.HTTPBadRequest(
+            text='{"error": {"message": "expected an object"}}', content_type="application/json"
+        )
     return body
 
 
@@ -80,33 +82,84 @@ async def completions(request: web.Request) -> web.StreamResponse:
     model = str(body.get("model") or "demo")
     text = answer_for(_prompt_of(body))
     words = text.split(" ")
-    usage = {"prompt_tokens": len(_prompt_of(body).split()), "completion_tokens": len(words),
-             "total_tokens": len(_prompt_of(body).split()) + len(words)}
-    ident, created = f"chatcmpl-demo-{hashlib.sha1(text.encode()).hexdigest()[:12]}", int(time.time())
+    usage = {
+        "prompt_tokens": len(_prompt_of(body).split()),
+        "completion_tokens": len(words),
+        "total_tokens": len(_prompt_of(body).split()) + len(words),
+    }
+    ident, created = (
+        f"chatcmpl-demo-{hashlib.sha256(text.encode()).hexdigest()[:12]}",
+        int(time.time()),
+    )
     kind = "chat.completion" if chat else "text_completion"
     if not body.get("stream"):
         choice: dict[str, Any] = {"index": 0, "finish_reason": "stop"}
-        choice.update({"message": {"role": "assistant", "content": text}} if chat else {"text": text})
-        return web.json_response({"id": ident, "object": kind, "created": created, "model": model,
-                                  "choices": [choice], "usage": usage})
+        choice.update(
+            {"message": {"role": "assistant", "content": text}} if chat else {"text": text}
+        )
+        return web.json_response(
+            {
+                "id": ident,
+                "object": kind,
+                "created": created,
+                "model": model,
+                "choices": [choice],
+                "usage": usage,
+            }
+        )
     delay = request.app[CONFIG].chunk_delay
     async with sse_response(request, sep="\n", allow_all_methods=True) as sse:
         for i, word in enumerate(words):
             piece = word if i == 0 else " " + word
-            delta: dict[str, Any] = {"content": piece} | ({"role": "assistant"} if i == 0 else {})
+            delta: dict[str, Any] = {"content": piece}
+            if i == 0:
+                delta["role"] = "assistant"
             chunk_choice = {"index": 0, "finish_reason": None} | (
-                {"delta": delta} if chat else {"text": piece})
-            await sse.send(jsonio.dumps({"id": ident, "object": f"{kind}.chunk", "created": created,
-                                         "model": model, "choices": [chunk_choice]}).decode())
+                {"delta": delta} if chat else {"text": piece}
+            )
+            await sse.send(
+                jsonio.dumps(
+                    {
+                        "id": ident,
+                        "object": f"{kind}.chunk",
+                        "created": created,
+                        "model": model,
+                        "choices": [chunk_choice],
+                    }
+                ).decode()
+            )
             if delay:
                 await asyncio.sleep(delay)
-        last = {"index": 0, "finish_reason": "stop"} | ({"delta": {}} if chat else {"text": ""})
-        await sse.send(jsonio.dumps({"id": ident, "object": f"{kind}.chunk", "created": created,
-                                     "model": model, "choices": [last]}).decode())
+        last: dict[str, Any] = {"index": 0, "finish_reason": "stop"}
+        if chat:
+            last["delta"] = {}
+        else:
+            last["text"] = ""
+        await sse.send(
+            jsonio.dumps(
+                {
+                    "id": ident,
+                    "object": f"{kind}.chunk",
+                    "created": created,
+                    "model": model,
+                    "choices": [last],
+                }
+            ).decode()
+        )
         options = body.get("stream_options")
         if isinstance(options, dict) and options.get("include_usage"):
-            await sse.send(jsonio.dumps({"id": ident, "object": f"{kind}.chunk", "created": created,
-                                         "model": model, "choices": [], "usage": usage}).decode())
+            await sse.send(
+                jsonio.dumps(
+                    {
+                        "id": ident,
+                        "object": f"{kind}.chunk",
+                        "created": created,
+                        "model": model,
+                        "choices": [],
+                        "usage": usage,
+                    }
+                ).decode()
+            )
         await sse.send("[DONE]")
     return sse
 
@@ -116,14 +169,29 @@ async def embeddings(request: web.Request) -> web.Response:
     given = body.get("input", body.get("prompt"))
     texts = given if isinstance(given, list) else [given]
     if not texts or not all(isinstance(t, str) for t in texts):
-        return web.json_response({"error": {"message": "input must be a string or a list of "
-                                            "strings", "type": "invalid_request_error"}}, status=400)
+        return web.json_response(
+            {
+                "error": {
+                    "message": "input must be a string or a list of strings",
+                    "type": "invalid_request_error",
+                }
+            },
+            status=400,
+        )
     dim = request.app[CONFIG].embedding_dim
-    data = [{"object": "embedding", "index": i, "embedding": embedding(t, dim)}
-            for i, t in enumerate(texts)]
-    tokens = sum(len(t.split()) for t in texts)
-    return web.json_response({"object": "list", "data": data, "model": body.get("model"),
-                              "usage": {"prompt_tokens": tokens, "total_tokens": tokens}})
+    data = [
+        {"object": "embedding", "index": i, "embedding": embedding(t, dim)}
+        for i, t in enumerate(texts)
+    ]
+    tokens = sum(len(str(t).split()) for t in texts)
+    return web.json_response(
+        {
+            "object": "list",
+            "data": data,
+            "model": body.get("model"),
+            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
+        }
+    )
 
 
 async def models(request: web.Request) -> web.Response:
@@ -149,6 +217,7 @@ def make_demo_app(chunk_delay: float = 0.05, embedding_dim: int = 1024) -> web.A
 
 def run(host: str, port: int, chunk_delay: float, embedding_dim: int) -> int:
     print(f"hxgw demo upstream on http://{host}:{port}", flush=True)
-    web.run_app(make_demo_app(chunk_delay, embedding_dim), host=host, port=port,
-                print=None, access_log=None)
+    web.run_app(
+        make_demo_app(chunk_delay, embedding_dim), host=host, port=port, print=None, access_log=None
+    )
     return 0

@@ -7,8 +7,9 @@ went wrong, never how it is rendered.
 
 from __future__ import annotations
 
-from hxgw import jsonio
 from typing import Any, ClassVar
+
+from hxgw import jsonio
 
 
 class GatewayError(Exception):

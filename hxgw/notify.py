@@ -29,8 +29,9 @@ class Notifier:
                 self._notifier = sdnotify.SystemdNotifier(debug=True)
             except OSError as exc:
                 log.error("cannot reach the systemd notify socket", error=str(exc))
-            if env.get("WATCHDOG_USEC", "").isdigit() and env.get("WATCHDOG_PID", str(os.getpid())) \
-                    == str(os.getpid()):
+            if env.get("WATCHDOG_USEC", "").isdigit() and env.get(
+                "WATCHDOG_PID", str(os.getpid())
+            ) == str(os.getpid()):
                 self._watchdog_usec = int(env["WATCHDOG_USEC"])
 
     @property
@@ -55,7 +56,9 @@ class Notifier:
         self.send("READY=1", f"STATUS={status}")
 
     def reloading(self, status: str) -> None:
-        self.send("RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}", f"STATUS={status}")
+        self.send(
+            "RELOADING=1", f"MONOTONIC_USEC={time.monotonic_ns() // 1000}", f"STATUS={status}"
+        )
 
     def stopping(self, status: str) -> None:
         self.send("STOPPING=1", f"STATUS={status}")

@@ -53,5 +53,5 @@ def build_chain(steps: Sequence[Step]) -> Next:
     """Compose `steps` so that each one's `call_next` runs the rest of the chain."""
     chain: Next = _end
     for step in reversed(steps):
-        chain = partial(step, call_next=chain)
+        chain = partial(step, call_next=chain)  # type: ignore[call-arg]
     return chain

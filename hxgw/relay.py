@@ -111,7 +111,9 @@ async def _chunks(ctx: RequestContext, reply: Reply) -> AsyncIterator[bytes]:
                 chunk = await content.readany()
         except TimeoutError:
             if wait < timeouts.idle:
-                raise UpstreamTimeout("the upstream did not finish within the total timeout") from None
+                raise UpstreamTimeout(
+                    "the upstream did not finish within the total timeout"
+                ) from None
             raise UpstreamTimeout(f"the upstream sent nothing for {timeouts.idle:g}s") from None
         except (aiohttp.ClientError, OSError) as exc:
             raise UpstreamError(f"the upstream connection failed mid-response: {exc}") from None

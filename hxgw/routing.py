@@ -24,7 +24,10 @@ class Route:
 
 
 def resolve(
-    config: Config, header_group: str | None, body_model: str | None, key: ClientKey,
+    config: Config,
+    header_group: str | None,
+    body_model: str | None,
+    key: ClientKey,
     mode: Mode | None,
 ) -> Route:
     """Pick the group or pinned model for a request; raise a 4xx error when none fits."""
@@ -33,7 +36,9 @@ def resolve(
         if header_group not in groups:
             raise ModelNotFound(
                 f"unknown model group {header_group!r} in {GROUP_HEADER}; "
-                f"groups: {', '.join(sorted(groups))}", param=GROUP_HEADER)
+                f"groups: {', '.join(sorted(groups))}",
+                param=GROUP_HEADER,
+            )
         return _group_route(config, header_group, key, mode)
     if body_model is not None:
         if body_model in groups:
@@ -42,7 +47,9 @@ def resolve(
         if model is None:
             raise ModelNotFound(
                 f"unknown model {body_model!r}: name a group ({', '.join(sorted(groups))}) "
-                "or a model of the registry", param="model")
+                "or a model of the registry",
+                param="model",
+            )
         if not any(key.may_use(g.name) for g in groups.values() if model.name in g.models):
             raise Forbidden(f"key {key.name!r} may not use model {model.name!r}", param="model")
         if mode is not None and not model.serves(mode):

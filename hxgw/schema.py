@@ -60,7 +60,7 @@ class Section:
             data = {}
         self.data: dict[Any, Any] = data
         for key in data if allowed is not None else ():
-            if key not in allowed:
+            if allowed is not None and key not in allowed:
                 where = self.child(str(key))
                 known = ", ".join(sorted(allowed or ()))
                 problems.add(file, where, f"unknown key (known keys: {known})")
@@ -88,7 +88,7 @@ class Section:
         value = self.data[key]
         return _MISSING if value is None and not required and default is None else value
 
-    def str(self, key: str, default: Any = None, *, required: bool = False) -> Any:
+    def string(self, key: str, default: Any = None, *, required: bool = False) -> Any:
         value = self._take(key, default, required)
         if value is _MISSING:
             return default
@@ -118,12 +118,12 @@ class Section:
         if positive and value <= 0:
             self.report(f"must be greater than 0, got {value}", key)
             return default
-        if minimum is not None and value < minimum or maximum is not None and value > maximum:
+        if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
             self.report(f"must be between {minimum} and {maximum}, got {value}", key)
             return default
         return value
 
-    def bool(self, key: str, default: bool) -> bool:
+    def boolean(self, key: str, default: bool) -> bool:
         value = self._take(key, default, False)
         if value is _MISSING:
             return default
@@ -147,11 +147,13 @@ class Section:
             if isinstance(item, str) and item:
                 items.append(item)
             else:
-                self.problems.add(self.file, f"{path}[{i}]", f"must be a string, got {kind_of(item)}")
+                self.problems.add(
+                    self.file, f"{path}[{i}]", f"must be a string, got {kind_of(item)}"
+                )
         return tuple(items)
 
     def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
-        value = self.str(key, default)
+        value = self.string(key, default)
         if value not in choices:
             self.report(f"must be one of {', '.join(choices)}, got {value!r}", key)
             return default

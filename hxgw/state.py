@@ -55,7 +55,8 @@ def build_state(config: Config, session: aiohttp.ClientSession, generation: int)
         keys_by_digest=MappingProxyType({key.digest: key for key in config.keys}),
         upstream_auth=MappingProxyType(auth),
         client_timeout=aiohttp.ClientTimeout(
-            total=None, connect=config.timeouts.connect, sock_connect=config.timeouts.connect),
+            total=None, connect=config.timeouts.connect, sock_connect=config.timeouts.connect
+        ),
         loaded_at=time.time(),
     )
 

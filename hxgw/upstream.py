@@ -47,14 +47,27 @@ async def open_reply(ctx: RequestContext) -> Reply:
             outcome = _transport_outcome(exc)
             ctx.attempts.append(Attempt(model=model.name, outcome=outcome))
             failed.append({"model": model.name, "error": outcome})
-            log.warning("upstream failed", model=model.name, error=outcome, detail=str(exc) or None,
-                        after_ms=round((time.perf_counter() - started) * 1000, 1))
+            log.warning(
+                "upstream failed",
+                model=model.name,
+                error=outcome,
+                detail=str(exc) or None,
+                after_ms=round((time.perf_counter() - started) * 1000, 1),
+            )
             continue
         if response.status in RETRYABLE_STATUS:
             detail = await _error_summary(response)
-            ctx.attempts.append(Attempt(model=model.name, outcome="http_error", status=response.status))
-            failed.append({"model": model.name, "status": response.status, "error": detail,
-                           "retry_after": response.headers.get("Retry-After")})
+            ctx.attempts.append(
+                Attempt(model=model.name, outcome="http_error", status=response.status)
+            )
+            failed.append(
+                {
+                    "model": model.name,
+                    "status": response.status,
+                    "error": detail,
+                    "retry_after": response.headers.get("Retry-After"),
+                }
+            )
             log.warning("upstream error", model=model.name, status=response.status, detail=detail)
             continue
         ctx.attempts.append(Attempt(model=model.name, outcome="ok", status=response.status))
@@ -72,7 +85,9 @@ async def _attempt(
     body = ctx.upstream_bodies.for_model(model)
     async with asyncio.timeout(state.first_byte_budget(ctx.started)):
         response = await state.session.post(
-            url, data=body, headers=headers | state.upstream_auth[upstream.name],
+            url,
+            data=body,
+            headers=headers | state.upstream_auth[upstream.name],
             timeout=state.client_timeout,
         )
         try:

@@ -39,8 +39,16 @@ async def list_models(ctx: RequestContext, call_next: Next) -> None:
         raise UpstreamError(f"no upstream listed its models ({'; '.join(errors)})")
     for group in state.config.routing.groups.values():
         if ctx.key.may_use(group.name):
-            entries.append({"id": group.name, "object": "model", "created": 0,
-                            "owned_by": "hxgw", "hx_group": True, "hx_models": list(group.models)})
+            entries.append(
+                {
+                    "id": group.name,
+                    "object": "model",
+                    "created": 0,
+                    "owned_by": "hxgw",
+                    "hx_group": True,
+                    "hx_models": list(group.models),
+                }
+            )
     ctx.status = 200
     ctx.response = web.Response(
         body=jsonio.dumps({"object": "list", "data": entries}),

@@ -31,7 +31,9 @@ async def parse_body(ctx: RequestContext, call_next: Next) -> None:
         raise BadRequest(f"'model' must be a string, got {_json_kind(model)}", param="model")
     stream = body.get("stream", False)
     if stream is not None and not isinstance(stream, bool):
-        raise BadRequest(f"'stream' must be true or false, got {_json_kind(stream)}", param="stream")
+        raise BadRequest(
+            f"'stream' must be true or false, got {_json_kind(stream)}", param="stream"
+        )
     options = body.get("stream_options")
     if options is not None and not isinstance(options, dict):
         raise BadRequest("'stream_options' must be an object", param="stream_options")

@@ -24,7 +24,9 @@ async def relay(ctx: RequestContext, call_next: Next) -> None:
     assert ctx.reply is not None
     reply = ctx.reply
     streaming = is_event_stream(reply)
-    response = web.StreamResponse(status=reply.response.status, headers=response_headers(ctx, reply))
+    response = web.StreamResponse(
+        status=reply.response.status, headers=response_headers(ctx, reply)
+    )
     if streaming:
         response.headers["Cache-Control"] = "no-cache"
         response.headers["X-Accel-Buffering"] = "no"
@@ -41,7 +43,11 @@ async def relay(ctx: RequestContext, call_next: Next) -> None:
         ctx.outcome = "client_gone"
         return
     except asyncio.CancelledError:
-        if streaming and response.prepared:
+        transport = ctx.request.transport
+        if transport is None or transport.is_closing():
+            ctx.outcome = "client_gone"
+        elif streaming and response.prepared:
+            # Cancelled with the client still there: the drain timeout ran out.
             ctx.outcome = "cancelled"
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(1):

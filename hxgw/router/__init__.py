@@ -1,0 +1,1 @@
+"""The task router: a learned, explainable, cheap prompt classifier and its tools."""

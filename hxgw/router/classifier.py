@@ -1,0 +1,158 @@
+"""The task classifier: which kind of work a prompt asks for, with odds.
+
+A linear model over hashed features (see ``features``): a bias per label plus,
+per feature bucket, one weight per label. Linear keeps it explainable (each
+feature's share of a decision is its weight) and cheap: scoring is a sum.
+Why the caches: scoring a word (its unigram and n-grams) is the expensive part
+and words repeat across requests, so each word's summed weights are kept.
+"""
+
+import functools
+import importlib.resources
+import json
+import math
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from itertools import repeat
+from pathlib import Path
+from typing import Any
+
+from hxgw.router import features, fit, packing
+from hxgw.router.dataset import Example
+from hxgw.router.prompt import prompt_text
+
+__all__ = ["LABELS", "TaskClassifier", "load_default", "prompt_text"]
+
+LABELS = ("coding", "analysis", "math", "writing", "chat", "summarization", "translation")
+FORMAT = "hxgw-task-classifier/1"
+DEFAULT_MODEL = "default_model.json"
+_DIGITS = 4
+_CACHE_WORDS = 1 << 15
+
+
+def _ordered_labels(seen: Iterable[str]) -> tuple[str, ...]:
+    found = set(seen)
+    return tuple(x for x in LABELS if x in found) + tuple(sorted(found - set(LABELS)))
+
+
+class TaskClassifier:
+    """A trained classifier; build one with ``train`` or ``load``."""
+
+    def __init__(self, *, labels: Sequence[str], bias: Sequence[float],
+                 weights: dict[int, list[float]], norm: str = "none",
+                 method: str = "naive-bayes", temperature: float = 1.0) -> None:
+        self.labels = tuple(labels)
+        self.bias = list(bias)
+        self.weights = weights
+        self.norm = norm
+        self.method = method
+        self.temperature = temperature
+        self._size = len(self.labels)
+        self._zero = packing.pack([0.0] * self._size)
+        self._packed = {b: packing.pack(v) for b, v in weights.items()}
+        self._words: dict[bytes, tuple[int, int]] = {}
+
+    @classmethod
+    def train(cls, examples: Iterable[Example], method: fit.Method = "naive-bayes",
+              temperature: float = 1.0) -> "TaskClassifier":
+        """Learn from labelled prompts; weights are rounded now so that a saved
+        and re-loaded model predicts exactly what this one does."""
+        data = list(examples)
+        labels = _ordered_labels(e.label for e in data)
+        index = {label: i for i, label in enumerate(labels)}
+        vectors = [Counter(features.extract(e.text)) for e in data]
+        found = fit.fit(vectors, [index[e.label] for e in data], len(labels), method)
+        weights = {b: [round(v, _DIGITS) for v in row] for b, row in found.weights.items()}
+        return cls(labels=labels, bias=[round(v, _DIGITS) for v in found.bias],
+                   weights=weights, norm=found.norm, method=method, temperature=temperature)
+
+    def _word(self, word: bytes) -> tuple[int, int]:
+        """A word's hash (for bigrams) and the packed sum of its features' weights."""
+        entry = self._words.get(word)
+        if entry is None:
+            if len(self._words) >= _CACHE_WORDS:
+                self._words.clear()
+            rows = [self.weights[b] for b in features.word_buckets(word) if b in self.weights]
+            summed = [sum(column) for column in zip(*rows, strict=True)] if rows else []
+            entry = (features.word_hash(word), packing.pack(summed) if rows else self._zero)
+            self._words[word] = entry
+        return entry
+
+    def scores(self, text: str) -> list[float]:
+        """Unnormalised log-odds per label, in ``labels`` order."""
+        text = features.truncate(text)
+        tokens = features.words(text)
+        entries = list(map(self._word, tokens))
+        hashes = [h for h, _ in entries]
+        others = features.bigram_buckets(hashes) + features.edge_buckets(hashes)
+        others.extend(map(features.bucket, features.context_names(text)))
+        total = sum(p for _, p in entries) + sum(map(self._packed.get, others, repeat(self._zero)))
+        sums = packing.unpack(total, len(entries) + len(others), self._size)
+        factor = fit.scale(self.norm, 2 * sum(map(len, tokens)) + len(others))
+        return [(b + s * factor) / self.temperature for b, s in zip(self.bias, sums, strict=True)]
+
+    def predict_proba(self, text: str) -> dict[str, float]:
+        """Probability of each label; the values sum to 1."""
+        scores = self.scores(text)
+        top = max(scores)
+        exps = [math.exp(s - top) for s in scores]
+        total = sum(exps)
+        return {label: e / total for label, e in zip(self.labels, exps, strict=True)}
+
+    def predict(self, text: str) -> str:
+        """The most probable label."""
+        scores = self.scores(text)
+        return self.labels[scores.index(max(scores))]
+
+    def top_features(self, text: str, label: str, n: int = 5) -> list[tuple[str, float]]:
+        """The ``n`` features of ``text`` that pushed hardest towards ``label``:
+        (readable name, contribution to that label's log-odds above the mean)."""
+        k = self.labels.index(label)
+        named = features.named_features(text)
+        factor = fit.scale(self.norm, len(named))
+        shares: dict[str, float] = {}
+        for name, b in named:
+            row = self.weights.get(b)
+            if row is not None:
+                lift = (row[k] - sum(row) / self._size) * factor
+                shares[name] = shares.get(name, 0.0) + lift
+        return sorted(shares.items(), key=lambda item: -item[1])[:n]
+
+    def to_json(self) -> dict[str, Any]:
+        """The model as a JSON-ready dict; only buckets seen in training."""
+        return {
+            "format": FORMAT, "method": self.method, "labels": list(self.labels),
+            "n_buckets": features.N_BUCKETS, "norm": self.norm,
+            "temperature": self.temperature, "bias": self.bias,
+            "weights": {str(b): row for b, row in sorted(self.weights.items())},
+            "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+
+    def save(self, path: str | Path) -> None:
+        """Write compact JSON (portable: buckets come from crc32, not hash())."""
+        with open(path, "w", encoding="utf-8") as handle:
+            json.dump(self.to_json(), handle, separators=(",", ":"))
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> "TaskClassifier":
+        """Rebuild a model from ``to_json`` output, refusing foreign formats."""
+        if data.get("format") != FORMAT or data.get("n_buckets") != features.N_BUCKETS:
+            raise ValueError(f"not a {FORMAT} model with {features.N_BUCKETS} buckets")
+        weights = {int(b): [float(v) for v in row] for b, row in data["weights"].items()}
+        return cls(labels=data["labels"], bias=data["bias"], weights=weights,
+                   norm=data["norm"], method=data["method"],
+                   temperature=float(data.get("temperature", 1.0)))
+
+    @classmethod
+    def load(cls, path: str | Path) -> "TaskClassifier":
+        """Read a model written by ``save``."""
+        with open(path, encoding="utf-8") as handle:
+            return cls.from_json(json.load(handle))
+
+
+@functools.cache
+def load_default() -> TaskClassifier:
+    """The shipped model (trained on ``data/train.jsonl`` only), loaded once."""
+    resource = importlib.resources.files("hxgw.router") / "data" / DEFAULT_MODEL
+    return TaskClassifier.from_json(json.loads(resource.read_text(encoding="utf-8")))

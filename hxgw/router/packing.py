@@ -1,0 +1,33 @@
+"""Sum label-score vectors as single integers.
+
+Why: scoring a prompt adds one small vector (one float per label) per feature.
+Adding seven floats per feature runs in the interpreter, ~200 ns a feature;
+packing each vector into one big integer of fixed-point fields lets ``sum()``
+add them in C, ~50 ns a feature. Each packed value carries one ``OFFSET`` per
+field so that fields never go negative; ``unpack`` removes ``count`` of them.
+Precision is 2**-24 per value, far below anything that changes a decision.
+"""
+
+from collections.abc import Sequence
+
+SCALE = 1 << 24
+OFFSET = 1 << 40
+_WIDTH = 64
+_FIELD = (1 << _WIDTH) - 1
+MAX_VALUE = OFFSET // SCALE
+
+
+def pack(vector: Sequence[float]) -> int:
+    """One integer holding ``vector`` in fixed point, one 64-bit field each."""
+    total = 0
+    for i, value in enumerate(vector):
+        if abs(value) >= MAX_VALUE:
+            raise ValueError(f"weight {value} out of range ±{MAX_VALUE}")
+        total |= (round(value * SCALE) + OFFSET) << (_WIDTH * i)
+    return total
+
+
+def unpack(total: int, count: int, size: int) -> list[float]:
+    """The element-wise sum of ``count`` packed vectors of ``size`` values."""
+    base = count * OFFSET
+    return [(((total >> (_WIDTH * i)) & _FIELD) - base) / SCALE for i in range(size)]

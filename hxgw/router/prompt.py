@@ -1,0 +1,80 @@
+"""Find the text worth classifying in an OpenAI request body.
+
+Why so defensive: the body is whatever a client sent. Routing must never fail
+because a message is a number or ``content`` is null; the worst case is "".
+Why this order: the last user message says what is wanted now, so it comes
+first (the classifier weighs a prompt's opening words); the system message
+follows, cut short, because it often names the domain ("you are a Python
+expert") but is mostly boilerplate.
+"""
+
+from collections.abc import Iterable
+
+SYSTEM_CHARS = 500
+_SYSTEM_ROLES = ("system", "developer")
+
+
+def _part_text(part: object) -> str:
+    if isinstance(part, str):
+        return part
+    if isinstance(part, dict) and part.get("type") in ("text", "input_text", None):
+        text = part.get("text")
+        return text if isinstance(text, str) else ""
+    return ""
+
+
+def content_text(content: object) -> str:
+    """A message's content: a string, or the text parts of a list of parts."""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        return "\n".join(t for t in map(_part_text, content) if t)
+    return ""
+
+
+def _messages_text(messages: Iterable[object]) -> str:
+    system: list[str] = []
+    last_user = ""
+    last_any = ""
+    for message in messages:
+        if not isinstance(message, dict):
+            continue
+        text = content_text(message.get("content"))
+        if not text:
+            continue
+        role = message.get("role")
+        if role in _SYSTEM_ROLES:
+            system.append(text)
+        elif role == "user":
+            last_user = text
+        last_any = text
+    request = last_user or last_any
+    context = "\n".join(system)[:SYSTEM_CHARS]
+    return "\n\n".join(t for t in (request, context) if t)
+
+
+def _strings(value: object) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, list):
+        if any(isinstance(item, dict) for item in value):
+            return _messages_text(value)
+        return "\n".join(item for item in value if isinstance(item, str))
+    return ""
+
+
+def prompt_text(body: object) -> str:
+    """Chat ``messages``, completions ``prompt`` or embeddings/responses ``input``
+    as one string; "" when the body has none of them in a usable shape."""
+    if not isinstance(body, dict):
+        return ""
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        text = _messages_text(messages)
+        if text:
+            return text
+    for key in ("prompt", "input"):
+        text = _strings(body.get(key))
+        if text:
+            return text
+    return ""

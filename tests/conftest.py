@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp.test_utils import TestServer
+
+from tests.fake_upstream import FakeUpstream
+from tests.fixtures import Gateway, new_key, write_config
+
+StartGateway = Callable[..., Awaitable[Gateway]]
+
+
+@pytest.fixture
+async def upstream() -> AsyncIterator[tuple[FakeUpstream, str]]:
+    """A fake upstream on a loopback port, cancelling handlers whose client left."""
+    fake = FakeUpstream()
+    server = TestServer(fake.make_app(), host="127.0.0.1", handler_cancellation=True)
+    await server.start_server()
+    yield fake, f"http://127.0.0.1:{server.port}"
+    await server.close()
+
+
+@pytest.fixture
+def fake(upstream: tuple[FakeUpstream, str]) -> FakeUpstream:
+    return upstream[0]
+
+
+@pytest.fixture
+async def start_gateway(
+    tmp_path: Path, upstream: tuple[FakeUpstream, str]
+) -> AsyncIterator[StartGateway]:
+    """Start real `hxgw serve` processes against the fake upstream; stop them afterwards."""
+    started: list[Gateway] = []
+
+    async def start(
+        *, upstream_url: str | None = None, upstream_key: str | None = None,
+        env: dict[str, str] | None = None, **config: Any,
+    ) -> Gateway:
+        config_dir = write_config(tmp_path / f"config{len(started)}",
+                                  upstream_url or upstream[1], **config)
+        gateway = Gateway(config_dir=config_dir, key=new_key(), upstream_key=upstream_key,
+                          extra_env=env or {})
+        started.append(gateway.start())
+        return await gateway.wait_ready()
+
+    yield start
+    for gateway in started:
+        gateway.stop()
+
+
+@pytest.fixture
+async def gateway(start_gateway: StartGateway) -> Gateway:
+    return await start_gateway()
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[aiohttp.ClientSession]:
+    async with aiohttp.ClientSession() as session:
+        yield session

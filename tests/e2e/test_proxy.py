@@ -1,0 +1,193 @@
+"""The real `hxgw serve` process proxying plain (non-streaming) requests."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from tests.conftest import StartGateway
+from tests.fake_upstream import FakeUpstream
+from tests.fixtures import Gateway, wait_for
+
+CHAT = {"messages": [{"role": "user", "content": "hi"}]}
+
+
+async def test_healthz_answers_ok_without_a_key(gateway: Gateway, client: aiohttp.ClientSession):
+    async with client.get(gateway.url + "/healthz") as resp:
+        assert resp.status == 200
+        assert await resp.json() == {"status": "ok"}
+
+
+async def test_chat_reaches_the_upstream_and_names_the_serving_model(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    async with client.post(gateway.url + "/v1/chat/completions", json=CHAT,
+                           headers=gateway.auth) as resp:
+        assert resp.status == 200
+        body = await resp.json()
+        assert resp.headers["X-HX-Model"] == "alpha"
+        assert resp.headers["X-HX-Group"] == "chat"
+    assert body["choices"][0]["message"]["content"] == "Hello there from the fake upstream"
+    assert fake.seen_models() == ["m-alpha"]
+
+
+async def test_routes_without_the_v1_prefix_are_served_too(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    async with client.post(gateway.url + "/chat/completions", json=CHAT,
+                           headers=gateway.auth) as resp:
+        assert resp.status == 200
+    assert fake.requests[-1].path == "/v1/chat/completions"
+
+
+async def test_a_request_id_is_generated_returned_and_forwarded(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    async with client.post(gateway.url + "/v1/chat/completions", json=CHAT,
+                           headers=gateway.auth) as resp:
+        request_id = resp.headers["X-Request-ID"]
+    assert len(request_id) >= 16
+    assert fake.requests[-1].headers["X-Request-ID"] == request_id
+    await wait_for(lambda: f"request_id={request_id}" in gateway.logs())
+
+
+async def test_a_client_request_id_is_kept(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    headers = gateway.auth | {"X-Request-ID": "trace-abc.123"}
+    async with client.post(gateway.url + "/v1/chat/completions", json=CHAT,
+                           headers=headers) as resp:
+        assert resp.headers["X-Request-ID"] == "trace-abc.123"
+    assert fake.requests[-1].headers["X-Request-ID"] == "trace-abc.123"
+
+
+async def test_traceparent_passes_through_unchanged(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    trace = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+    headers = gateway.auth | {"traceparent": trace}
+    async with client.post(gateway.url + "/v1/chat/completions", json=CHAT, headers=headers):
+        pass
+    assert fake.requests[-1].headers["traceparent"] == trace
+
+
+async def test_the_group_header_chooses_the_group(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    headers = gateway.auth | {"X-HX-Model-Group": "solo"}
+    async with client.post(gateway.url + "/v1/chat/completions", json=CHAT | {"model": "chat"},
+                           headers=headers) as resp:
+        assert resp.headers["X-HX-Model"] == "gamma"
+    assert fake.seen_models() == ["m-gamma"]
+
+
+async def test_a_body_model_naming_a_group_chooses_that_group(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    async with client.post(gateway.url + "/v1/chat/completions", json=CHAT | {"model": "solo"},
+                           headers=gateway.auth) as resp:
+        assert resp.headers["X-HX-Group"] == "solo"
+    assert fake.seen_models() == ["m-gamma"]
+
+
+async def test_a_body_model_naming_a_registered_model_pins_it(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    async with client.post(gateway.url + "/v1/chat/completions", json=CHAT | {"model": "beta"},
+                           headers=gateway.auth) as resp:
+        assert resp.status == 200
+        assert resp.headers["X-HX-Model"] == "beta"
+        assert "X-HX-Group" not in resp.headers
+    assert fake.seen_models() == ["m-beta"]
+
+
+async def test_the_upstream_gets_the_upstream_key_and_never_the_client_key(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    gateway = await start_gateway(upstream_key="sk-upstream-only-for-litellm")
+    async with client.post(gateway.url + "/v1/chat/completions", json=CHAT,
+                           headers=gateway.auth):
+        pass
+    seen = fake.requests[-1].headers
+    assert seen["Authorization"] == "Bearer sk-upstream-only-for-litellm"
+    assert gateway.key not in str(seen)
+
+
+async def test_without_an_upstream_key_the_master_key_goes_upstream(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    async with client.post(gateway.url + "/v1/chat/completions", json=CHAT, headers=gateway.auth):
+        pass
+    assert fake.requests[-1].headers["Authorization"] == f"Bearer {gateway.key}"
+
+
+async def test_hop_by_hop_and_unknown_client_headers_are_not_forwarded(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    headers = gateway.auth | {"X-Secret-Internal": "1", "Proxy-Authorization": "Basic x",
+                              "Cookie": "session=1", "TE": "trailers"}
+    async with client.post(gateway.url + "/v1/chat/completions", json=CHAT, headers=headers):
+        pass
+    seen = {k.lower() for k in fake.requests[-1].headers}
+    assert not seen & {"x-secret-internal", "proxy-authorization", "cookie", "te"}
+
+
+async def test_embeddings_go_to_the_embedding_group_with_its_rewrite(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    async with client.post(gateway.url + "/v1/embeddings", json={"model": "emb", "input": "HX-OK"},
+                           headers=gateway.auth) as resp:
+        assert resp.status == 200
+        assert len((await resp.json())["data"]) == 1
+    assert fake.requests[-1].body == {"model": "m-embed", "prompt": "HX-OK"}
+
+
+async def test_set_and_drop_rewrites_reach_the_upstream(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    models = [{"name": "alpha", "tier_score": 0.5, "specializations": [],
+               "upstream_model": "m-alpha",
+               "transforms": [{"set": {"temperature": 0, "seed": 7}}, {"drop": ["user"]}]}]
+    routing = {"routing": {"default_group": "chat", "groups": {"chat": ["alpha"]}}}
+    gateway = await start_gateway(models=models, routing=routing)
+    body = CHAT | {"temperature": 1.5, "user": "someone"}
+    async with client.post(gateway.url + "/v1/chat/completions", json=body, headers=gateway.auth):
+        pass
+    sent = fake.requests[-1].body
+    assert sent["temperature"] == 0 and sent["seed"] == 7 and "user" not in sent
+
+
+async def test_models_lists_the_upstream_models_and_the_groups(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    async with client.get(gateway.url + "/v1/models", headers=gateway.auth) as resp:
+        assert resp.status == 200
+        data = (await resp.json())["data"]
+    ids = {entry["id"] for entry in data}
+    assert {"m-alpha", "m-beta", "chat", "solo", "emb"} <= ids
+    groups = {entry["id"] for entry in data if entry.get("hx_group")}
+    assert groups == {"chat", "solo", "emb"}
+
+
+async def test_a_non_retryable_upstream_error_passes_through_as_is(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    fake.behave("m-alpha", status=400, error_message="No connected db.")
+    async with client.post(gateway.url + "/v1/chat/completions", json=CHAT,
+                           headers=gateway.auth) as resp:
+        assert resp.status == 400
+        assert (await resp.json())["error"]["message"] == "No connected db."
+    assert fake.seen_models() == ["m-alpha"]
+
+
+async def test_a_body_cut_by_the_upstream_is_not_passed_off_as_complete(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    fake.behave("m-alpha", reset_after_chunks=1, content_length=False)
+    async with client.post(gateway.url + "/v1/chat/completions", json=CHAT,
+                           headers=gateway.auth) as resp:
+        assert resp.status == 200
+        try:
+            await resp.read()
+        except aiohttp.ClientPayloadError:
+            return
+    raise AssertionError("the truncated body was delivered as if complete")

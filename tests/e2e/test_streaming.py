@@ -1,0 +1,135 @@
+"""Server-Sent Events through the gateway: no buffering, pass-through, clean ends."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import aiohttp
+
+from tests.fake_upstream import FakeUpstream
+from tests.fixtures import Gateway, wait_for
+
+STREAM = {"messages": [{"role": "user", "content": "hi"}], "stream": True}
+
+
+async def _events(resp: aiohttp.ClientResponse) -> list[str]:
+    text = (await resp.read()).decode()
+    return [block for block in text.split("\n\n") if block]
+
+
+async def test_the_first_chunk_reaches_the_client_before_the_upstream_finishes(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    # The upstream holds the rest of its stream until the client has the first
+    # chunk: a gateway that buffered would never deliver it and the test would time out.
+    gate = asyncio.Event()
+    fake.behave("m-alpha", content="one two three", gate=gate)
+    async with client.post(gateway.url + "/v1/chat/completions", json=STREAM,
+                           headers=gateway.auth) as resp:
+        assert resp.headers["Content-Type"].startswith("text/event-stream")
+        first = await asyncio.wait_for(resp.content.readuntil(b"\n\n"), timeout=5)
+        assert b'"content": "one"' in first
+        assert fake.finished == []
+        gate.set()
+        rest = (await resp.read()).decode()
+    assert rest.rstrip().endswith("data: [DONE]")
+
+
+async def test_usage_chunk_and_done_pass_through(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    body = STREAM | {"stream_options": {"include_usage": True}}
+    async with client.post(gateway.url + "/v1/chat/completions", json=body,
+                           headers=gateway.auth) as resp:
+        events = await _events(resp)
+    usage = json.loads(events[-2].removeprefix("data: "))
+    assert usage["usage"]["completion_tokens"] == 6
+    assert events[-1] == "data: [DONE]"
+
+
+async def test_sse_comments_and_event_and_id_lines_pass_through_untouched(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    fake.behave("m-alpha", sse_extras=True)
+    async with client.post(gateway.url + "/v1/chat/completions", json=STREAM,
+                           headers=gateway.auth) as resp:
+        text = (await resp.read()).decode()
+    assert text.startswith(': ping\n\nevent: meta\nid: 7\ndata: {"note": "hi"}\n\n')
+
+
+async def test_an_upstream_dying_mid_stream_ends_the_stream_with_an_error_event(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    fake.behave("m-alpha", content="a b c d", reset_after_chunks=2)
+    async with client.post(gateway.url + "/v1/chat/completions", json=STREAM,
+                           headers=gateway.auth) as resp:
+        assert resp.status == 200
+        events = await asyncio.wait_for(_events(resp), timeout=10)
+    assert len(events) == 3
+    assert events[-1].startswith("event: error\ndata: ")
+    error = json.loads(events[-1].split("data: ", 1)[1])
+    assert error["error"]["type"] == "upstream_error"
+    assert fake.seen_models() == ["m-alpha"]  # no failover once bytes reached the client
+
+
+async def test_a_half_sent_line_is_never_shown_before_the_error_event(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    fake.behave("m-alpha", content="a b c", garbage_after_chunks=1)
+    async with client.post(gateway.url + "/v1/chat/completions", json=STREAM,
+                           headers=gateway.auth) as resp:
+        events = await asyncio.wait_for(_events(resp), timeout=10)
+    assert all("cont\n" not in e and not e.endswith("cont") for e in events)
+    assert events[-1].startswith("event: error")
+    assert len(events) == 2
+
+
+async def test_an_upstream_silent_after_headers_ends_with_an_idle_timeout_event(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    fake.behave("m-alpha", content="a b c", hang_after_chunks=1)
+    async with client.post(gateway.url + "/v1/chat/completions", json=STREAM,
+                           headers=gateway.auth) as resp:
+        events = await asyncio.wait_for(_events(resp), timeout=15)
+    error = json.loads(events[-1].split("data: ", 1)[1])
+    assert error["error"]["code"] == "upstream_timeout"
+    assert "sent nothing for 5s" in error["error"]["message"]
+
+
+async def test_a_client_leaving_mid_stream_cancels_the_upstream_request(
+    gateway: Gateway, fake: FakeUpstream
+):
+    fake.behave("m-alpha", content="w " * 200, chunk_delay=0.05)
+    async with aiohttp.ClientSession() as session:
+        resp = await session.post(gateway.url + "/v1/chat/completions", json=STREAM,
+                                  headers=gateway.auth)
+        await resp.content.readuntil(b"\n\n")
+        resp.close()
+    await wait_for(lambda: fake.cancelled == ["m-alpha"])
+    await wait_for(lambda: "outcome=client_gone" in gateway.logs())
+
+
+async def test_a_client_leaving_before_the_headers_cancels_the_upstream_request(
+    gateway: Gateway, fake: FakeUpstream
+):
+    fake.behave("m-alpha", header_delay=30)
+    async with aiohttp.ClientSession() as session:
+        task = asyncio.create_task(session.post(
+            gateway.url + "/v1/chat/completions", json=STREAM, headers=gateway.auth))
+        await wait_for(lambda: fake.requests)
+        task.cancel()
+    await wait_for(lambda: fake.cancelled == ["m-alpha"])
+
+
+async def test_a_non_streaming_client_leaving_early_cancels_the_upstream_request(
+    gateway: Gateway, fake: FakeUpstream
+):
+    fake.behave("m-alpha", header_delay=30)
+    body = {"messages": [{"role": "user", "content": "hi"}]}
+    async with aiohttp.ClientSession() as session:
+        task = asyncio.create_task(session.post(
+            gateway.url + "/v1/chat/completions", json=body, headers=gateway.auth))
+        await wait_for(lambda: fake.requests)
+        task.cancel()
+    await wait_for(lambda: fake.cancelled == ["m-alpha"])

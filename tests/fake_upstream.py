@@ -1,0 +1,187 @@
+"""A fake OpenAI-compatible upstream that misbehaves on request, like real ones do.
+
+Each model name can be given a `Behaviour`: a status, slow headers, a reset
+before the headers or in the middle of a stream, silence after the headers,
+SSE comments and event/id lines. Every request is recorded (path, headers,
+body), and so is every request whose client went away while it was running,
+so tests can see cancellation from the upstream's side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+
+@dataclass
+class Behaviour:
+    status: int = 200
+    content: str = "Hello there from the fake upstream"
+    header_delay: float = 0.0
+    chunk_delay: float = 0.0
+    reset_before_headers: bool = False
+    reset_after_chunks: int | None = None
+    hang_after_chunks: int | None = None
+    garbage_after_chunks: int | None = None
+    error_message: str = "fake upstream error"
+    retry_after: str | None = None
+    sse_extras: bool = False
+    # When set, the stream pauses after its first chunk until the test sets it.
+    gate: asyncio.Event | None = None
+    content_length: bool = True
+
+
+@dataclass
+class Seen:
+    path: str
+    headers: dict[str, str]
+    body: Any
+    model: str | None
+
+
+@dataclass
+class FakeUpstream:
+    behaviours: dict[str, Behaviour] = field(default_factory=dict)
+    requests: list[Seen] = field(default_factory=list)
+    cancelled: list[str] = field(default_factory=list)
+    finished: list[str] = field(default_factory=list)
+    admin_hits: list[str] = field(default_factory=list)
+    models: list[str] = field(default_factory=lambda: ["m-alpha", "m-beta", "m-gamma", "m-embed"])
+    request_seen: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def behave(self, model: str, **kwargs: Any) -> Behaviour:
+        self.behaviours[model] = Behaviour(**kwargs)
+        return self.behaviours[model]
+
+    def seen_models(self) -> list[str | None]:
+        return [r.model for r in self.requests if r.path != "/v1/models"]
+
+    def make_app(self) -> web.Application:
+        app = web.Application()
+        app.router.add_post("/v1/chat/completions", self._completion)
+        app.router.add_post("/v1/completions", self._completion)
+        app.router.add_post("/v1/embeddings", self._embeddings)
+        app.router.add_get("/v1/models", self._models)
+        app.router.add_route("*", "/{tail:.*}", self._admin)
+        return app
+
+    async def _record(self, request: web.Request) -> tuple[Any, Behaviour]:
+        raw = await request.read()
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            body = raw
+        model = body.get("model") if isinstance(body, dict) else None
+        self.requests.append(Seen(request.path, dict(request.headers), body, model))
+        self.request_seen.set()
+        return body, self.behaviours.get(str(model), Behaviour())
+
+    async def _completion(self, request: web.Request) -> web.StreamResponse:
+        body, how = await self._record(request)
+        model = str(body.get("model")) if isinstance(body, dict) else "?"
+        try:
+            response = await self._respond(request, body, how)
+        except asyncio.CancelledError:
+            self.cancelled.append(model)
+            raise
+        self.finished.append(model)
+        return response
+
+    async def _respond(self, request: web.Request, body: Any, how: Behaviour) -> web.StreamResponse:
+        if how.header_delay:
+            await asyncio.sleep(how.header_delay)
+        if how.reset_before_headers:
+            _reset(request)
+            await asyncio.sleep(3600)
+        if how.status >= 400:
+            headers = {"Retry-After": how.retry_after} if how.retry_after else {}
+            return web.json_response({"error": {"message": how.error_message, "type": "fake",
+                                                "code": str(how.status)}},
+                                     status=how.status, headers=headers)
+        words = how.content.split(" ")
+        if not (isinstance(body, dict) and body.get("stream")):
+            payload = json.dumps({"id": "fake-1", "object": "chat.completion", "model": body.get(
+                "model"), "choices": [{"index": 0, "message": {"role": "assistant", "content":
+                how.content}, "finish_reason": "stop"}], "usage": {"prompt_tokens": 3,
+                "completion_tokens": len(words), "total_tokens": 3 + len(words)}}).encode()
+            response = web.StreamResponse(headers={"Content-Type": "application/json"})
+            if how.content_length:
+                response.content_length = len(payload)
+            await response.prepare(request)
+            half = len(payload) // 2
+            await response.write(payload[:half])
+            if how.reset_after_chunks is not None:
+                _reset(request)
+                await asyncio.sleep(3600)
+            await asyncio.sleep(how.chunk_delay)
+            await response.write(payload[half:])
+            await response.write_eof()
+            return response
+        return await self._stream(request, body, how, words)
+
+    async def _stream(self, request: web.Request, body: dict[str, Any], how: Behaviour,
+                      words: list[str]) -> web.StreamResponse:
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                               "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        if how.sse_extras:
+            await response.write(b": ping\n\nevent: meta\nid: 7\ndata: {\"note\": \"hi\"}\n\n")
+        for i, word in enumerate(words):
+            if i == how.reset_after_chunks:
+                _reset(request)
+                await asyncio.sleep(3600)
+            if i == how.hang_after_chunks:
+                await asyncio.sleep(3600)
+            if i == how.garbage_after_chunks:
+                await response.write(b"data: {\"choices\": [{\"delta\": {\"cont")
+                _reset(request)
+                await asyncio.sleep(3600)
+            delta = {"content": word if i == 0 else " " + word}
+            chunk = {"id": "fake-1", "object": "chat.completion.chunk", "model": body.get("model"),
+                     "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+            await response.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+            if i == 0 and how.gate is not None:
+                await how.gate.wait()
+            if how.chunk_delay:
+                await asyncio.sleep(how.chunk_delay)
+        final = {"id": "fake-1", "object": "chat.completion.chunk", "model": body.get("model"),
+                 "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+        await response.write(b"data: " + json.dumps(final).encode() + b"\n\n")
+        options = body.get("stream_options") or {}
+        if options.get("include_usage"):
+            usage = {"id": "fake-1", "object": "chat.completion.chunk", "choices": [],
+                     "usage": {"prompt_tokens": 3, "completion_tokens": len(words),
+                               "total_tokens": 3 + len(words)}}
+            await response.write(b"data: " + json.dumps(usage).encode() + b"\n\n")
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        body, how = await self._record(request)
+        if how.status >= 400:
+            return web.json_response({"error": {"message": how.error_message}}, status=how.status)
+        texts = body.get("input", body.get("prompt")) if isinstance(body, dict) else None
+        texts = texts if isinstance(texts, list) else [texts]
+        data = [{"object": "embedding", "index": i, "embedding": [0.5] * 8}
+                for i, _ in enumerate(texts)]
+        return web.json_response({"object": "list", "data": data, "model": body.get("model")})
+
+    async def _models(self, request: web.Request) -> web.Response:
+        self.requests.append(Seen(request.path, dict(request.headers), None, None))
+        data = [{"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in self.models]
+        return web.json_response({"object": "list", "data": data})
+
+    async def _admin(self, request: web.Request) -> web.Response:
+        self.admin_hits.append(f"{request.method} {request.path_qs}")
+        return web.json_response({"error": "admin route reached"}, status=200)
+
+
+def _reset(request: web.Request) -> None:
+    transport = request.transport
+    assert transport is not None
+    transport.abort()

@@ -1,0 +1,163 @@
+"""Shared builders: config directories, the real `hxgw serve` process, free ports."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def new_key(prefix: str = "sk-test") -> str:
+    """A fresh random key per test run: no key is ever written into the repository."""
+    return f"{prefix}-{secrets.token_urlsafe(18)}"
+
+
+DEFAULT_MODELS: list[dict[str, Any]] = [
+    {"name": "alpha", "tier_score": 0.9, "specializations": ["coding"],
+     "upstream_model": "m-alpha", "mode": "chat"},
+    {"name": "beta", "tier_score": 0.7, "specializations": ["chat"],
+     "upstream_model": "m-beta", "mode": "chat"},
+    {"name": "gamma", "tier_score": 0.5, "specializations": ["chat"],
+     "upstream_model": "m-gamma", "mode": "chat"},
+    {"name": "embed", "tier_score": 0.8, "specializations": ["embeddings"],
+     "upstream_model": "m-embed", "mode": "embedding",
+     "transforms": [{"rename": {"input": "prompt"}}]},
+]
+DEFAULT_ROUTING: dict[str, Any] = {
+    "routing": {
+        "strategy": "failover",
+        "default_group": "chat",
+        "groups": {"chat": ["alpha", "beta"], "solo": ["gamma"], "emb": ["embed"]},
+    }
+}
+
+
+def write_config(
+    directory: Path,
+    upstream_url: str,
+    *,
+    models: list[dict[str, Any]] | None = None,
+    routing: dict[str, Any] | None = None,
+    gateway: dict[str, Any] | None = None,
+) -> Path:
+    directory.mkdir(parents=True, exist_ok=True)
+    gateway_doc: dict[str, Any] = {
+        "upstreams": {"default": {"url": upstream_url}},
+        "timeouts": {"connect": 2, "first_byte": 5, "idle": 5, "total": 30},
+        "shutdown": {"drain_timeout": 5},
+    }
+    for key, value in (gateway or {}).items():
+        gateway_doc[key] = value
+    (directory / "gateway.yaml").write_text(yaml.safe_dump(gateway_doc))
+    (directory / "routing.yaml").write_text(yaml.safe_dump(routing or DEFAULT_ROUTING))
+    (directory / "model_registry.yaml").write_text(
+        yaml.safe_dump({"models": models or DEFAULT_MODELS}))
+    for path in directory.iterdir():
+        path.chmod(0o640)
+    return directory
+
+
+@dataclass
+class Gateway:
+    """A real `hxgw serve` process on loopback, with its stderr captured to a file."""
+
+    config_dir: Path
+    key: str
+    upstream_key: str | None = None
+    extra_env: Mapping[str, str] = field(default_factory=dict)
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    log_path: Path | None = None
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def auth(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}"}
+
+    def env(self) -> dict[str, str]:
+        env = {k: v for k, v in os.environ.items()
+               if k not in ("MASTER_KEY", "HX_UPSTREAM_KEY", "NOTIFY_SOCKET", "WATCHDOG_USEC")}
+        env["MASTER_KEY"] = self.key
+        if self.upstream_key:
+            env["HX_UPSTREAM_KEY"] = self.upstream_key
+        env.update(self.extra_env)
+        return env
+
+    def start(self) -> Gateway:
+        self.log_path = self.config_dir.parent / f"gateway-{self.port}.log"
+        log = self.log_path.open("ab")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "hxgw", "serve", "--config-dir", str(self.config_dir),
+             "--host", "127.0.0.1", "--port", str(self.port)],
+            env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        )
+        log.close()
+        return self
+
+    async def wait_ready(self, timeout: float = 15.0) -> Gateway:
+        deadline = time.monotonic() + timeout
+        async with aiohttp.ClientSession() as session:
+            while time.monotonic() < deadline:
+                assert self.process is not None
+                if self.process.poll() is not None:
+                    raise RuntimeError(f"hxgw exited with {self.process.returncode}:\n{self.logs()}")
+                try:
+                    async with session.get(self.url + "/healthz") as resp:
+                        if resp.status == 200:
+                            return self
+                except aiohttp.ClientError:
+                    pass
+                await asyncio.sleep(0.05)
+        raise TimeoutError(f"hxgw did not come up:\n{self.logs()}")
+
+    def signal(self, sig: signal.Signals) -> None:
+        assert self.process is not None
+        self.process.send_signal(sig)
+
+    def stop(self) -> int | None:
+        if self.process is None:
+            return None
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        return self.process.returncode
+
+    def logs(self) -> str:
+        return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+
+async def wait_for(predicate: Any, timeout: float = 5.0, interval: float = 0.02) -> None:
+    """Poll until `predicate()` is true; fail the test with a clear message otherwise."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met within {timeout}s")
