@@ -153,6 +153,21 @@ class Gateway:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
 
 
+async def wait_http(url: str, timeout: float = 15.0) -> None:
+    """Wait until `url` answers 200: for servers started as subprocesses."""
+    deadline = time.monotonic() + timeout
+    async with aiohttp.ClientSession() as session:
+        while time.monotonic() < deadline:
+            try:
+                async with session.get(url) as resp:
+                    if resp.status == 200:
+                        return
+            except aiohttp.ClientError:
+                pass
+            await asyncio.sleep(0.05)
+    raise TimeoutError(f"{url} did not answer within {timeout}s")
+
+
 async def wait_for(predicate: Any, timeout: float = 5.0, interval: float = 0.02) -> None:
     """Poll until `predicate()` is true; fail the test with a clear message otherwise."""
     deadline = time.monotonic() + timeout

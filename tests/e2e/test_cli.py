@@ -1,0 +1,129 @@
+"""The `hxgw` command line: its subcommands, exit codes and environment."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+
+from hxgw import __version__
+from tests.fixtures import Gateway, free_port, new_key, wait_http, write_config
+
+
+def _hxgw(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "hxgw", *args], capture_output=True, text=True,
+                          env=env, timeout=30)
+
+
+def test_version_prints_the_package_version():
+    result = _hxgw("--version")
+    assert result.returncode == 0
+    assert result.stdout.strip() == f"hxgw {__version__}"
+
+
+def test_check_config_accepts_the_shipped_example(monkeypatch):
+    env = {"MASTER_KEY": new_key(), "PATH": "/usr/bin:/bin"}
+    result = _hxgw("check-config", "--config-dir", "etc/hxgw", env=env)
+    assert result.returncode == 0, result.stderr
+    assert "ok (3 models" in result.stdout
+
+
+def test_check_config_names_every_problem_and_exits_1(tmp_path: Path):
+    write_config(tmp_path, "http://127.0.0.1:1", routing={"routing": {
+        "default_group": "missing", "groups": {"chat": ["alpha", "llm03"]}, "stratgy": "x"}})
+    result = _hxgw("check-config", "--config-dir", str(tmp_path),
+                   env={"MASTER_KEY": new_key(), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 1
+    assert "routing.yaml: routing.stratgy: unknown key" in result.stderr
+    assert "routing.yaml: routing.groups.chat[1]: unknown model 'llm03'" in result.stderr
+    assert "routing.yaml: routing.default_group: unknown group 'missing'" in result.stderr
+
+
+def test_check_config_without_any_client_key_fails(tmp_path: Path):
+    write_config(tmp_path, "http://127.0.0.1:1")
+    result = _hxgw("check-config", "--config-dir", str(tmp_path), env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode == 1
+    assert "no client key: set MASTER_KEY or auth.keys_file" in result.stderr
+
+
+def test_serve_with_an_invalid_config_exits_1_and_says_why(tmp_path: Path):
+    write_config(tmp_path, "http://127.0.0.1:1")
+    (tmp_path / "routing.yaml").write_text("routing: [unclosed\n")
+    result = _hxgw("serve", "--config-dir", str(tmp_path), "--port", str(free_port()),
+                   env={"MASTER_KEY": new_key(), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 1
+    assert "invalid YAML" in result.stderr and "routing.yaml" in result.stderr
+
+
+def test_serve_on_a_port_in_use_exits_1_and_says_so(tmp_path: Path):
+    write_config(tmp_path, "http://127.0.0.1:1")
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        result = _hxgw("serve", "--config-dir", str(tmp_path), "--host", "127.0.0.1",
+                       "--port", str(port), env={"MASTER_KEY": new_key(), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 1
+    assert "cannot listen" in result.stderr
+
+
+async def test_the_port_flag_wins_over_hx_port(tmp_path: Path):
+    config = write_config(tmp_path / "c", "http://127.0.0.1:1")
+    gateway = Gateway(config_dir=config, key=new_key(), extra_env={"HX_PORT": str(free_port())})
+    gateway.start()
+    try:
+        await gateway.wait_ready()
+    finally:
+        gateway.stop()
+
+
+async def test_hx_port_and_hx_host_are_used_without_flags(tmp_path: Path):
+    config = write_config(tmp_path / "c", "http://127.0.0.1:1")
+    port = free_port()
+    env = {"MASTER_KEY": new_key(), "HX_PORT": str(port), "HX_HOST": "127.0.0.1",
+           "PATH": "/usr/bin:/bin"}
+    process = subprocess.Popen([sys.executable, "-m", "hxgw", "serve", "--config-dir", str(config)],
+                               env=env, stderr=subprocess.DEVNULL)
+    try:
+        gateway = Gateway(config_dir=config, key="", port=port, process=process)
+        await gateway.wait_ready()
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+async def test_the_demo_upstream_serves_the_seed_acceptance_through_the_gateway(tmp_path: Path):
+    demo_port = free_port()
+    demo = subprocess.Popen([sys.executable, "-m", "hxgw", "demo-upstream", "--port",
+                             str(demo_port), "--chunk-delay", "0"], stdout=subprocess.DEVNULL)
+    config = tmp_path / "config"
+    config.mkdir()
+    for name in ("routing.yaml", "model_registry.yaml", "gateway.yaml"):
+        (config / name).write_text((Path("etc/hxgw") / name).read_text())
+    gateway = Gateway(config_dir=config, key=new_key(),
+                      extra_env={"HX_LITELLM_UPSTREAM": f"http://127.0.0.1:{demo_port}"})
+    gateway.start()
+    try:
+        await gateway.wait_ready()
+        await wait_http(f"http://127.0.0.1:{demo_port}/health")
+        async with aiohttp.ClientSession(headers=gateway.auth) as session:
+            async with session.get(gateway.url + "/v1/models") as resp:
+                assert len((await resp.json())["data"]) > 0
+            async with session.post(gateway.url + "/v1/embeddings",
+                                    json={"model": "emb-premium", "input": "HX-OK"}) as resp:
+                assert len((await resp.json())["data"][0]["embedding"]) == 1024
+            chat = {"model": "hx-chat", "max_tokens": 10, "temperature": 0,
+                    "messages": [{"role": "user", "content": "Return exactly the text: HX-OK"}]}
+            async with session.post(gateway.url + "/v1/chat/completions", json=chat) as resp:
+                assert (await resp.json())["choices"][0]["message"]["content"] == "HX-OK"
+            async with session.post(gateway.url + "/v1/chat/completions",
+                                    json=chat | {"stream": True}) as resp:
+                text = (await resp.read()).decode()
+            assert '"content":"HX-OK"' in text and text.rstrip().endswith("data: [DONE]")
+    finally:
+        gateway.stop()
+        demo.terminate()
+        demo.wait(10)

@@ -1,0 +1,157 @@
+"""Failover to the next candidate, only while nothing has reached the client."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+
+from tests.conftest import StartGateway
+from tests.fake_upstream import FakeUpstream
+from tests.fixtures import Gateway, free_port, wait_for
+
+CHAT = {"messages": [{"role": "user", "content": "hi"}]}
+STREAM = CHAT | {"stream": True}
+
+
+async def _chat(gateway: Gateway, client: aiohttp.ClientSession, body: dict = CHAT,
+                **headers: str) -> tuple[int, dict, dict]:
+    async with client.post(gateway.url + "/v1/chat/completions", json=body,
+                           headers=gateway.auth | headers) as resp:
+        payload = await resp.json(content_type=None) if not body.get("stream") else {}
+        return resp.status, dict(resp.headers), payload
+
+
+async def test_a_5xx_fails_over_to_the_next_model(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    fake.behave("m-alpha", status=503)
+    status, headers, _ = await _chat(gateway, client)
+    assert status == 200
+    assert headers["X-HX-Model"] == "beta"
+    assert headers["X-HX-Failovers"] == "1"
+    assert fake.seen_models() == ["m-alpha", "m-beta"]
+
+
+async def test_a_429_fails_over_to_the_next_model(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    fake.behave("m-alpha", status=429, retry_after="3")
+    status, headers, _ = await _chat(gateway, client)
+    assert (status, headers["X-HX-Model"]) == (200, "beta")
+
+
+async def test_a_reset_before_headers_fails_over(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    fake.behave("m-alpha", reset_before_headers=True)
+    status, headers, _ = await _chat(gateway, client, STREAM)
+    assert (status, headers["X-HX-Model"]) == (200, "beta")
+
+
+async def test_slow_headers_past_the_first_byte_timeout_fail_over(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    gateway = await start_gateway(gateway={"timeouts": {"first_byte": 0.5}})
+    fake.behave("m-alpha", header_delay=30)
+    status, headers, _ = await _chat(gateway, client)
+    assert (status, headers["X-HX-Model"]) == (200, "beta")
+    await wait_for(lambda: fake.cancelled == ["m-alpha"])
+
+
+async def test_an_unreachable_upstream_fails_over_to_a_model_on_another_upstream(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, upstream: tuple[FakeUpstream, str]
+):
+    models = [
+        {"name": "alpha", "tier_score": 0.9, "specializations": [], "upstream_model": "m-alpha",
+         "upstream": "dead"},
+        {"name": "beta", "tier_score": 0.9, "specializations": [], "upstream_model": "m-beta"},
+    ]
+    routing = {"routing": {"default_group": "chat", "groups": {"chat": ["alpha", "beta"]}}}
+    dead = f"http://127.0.0.1:{free_port()}"
+    gateway = await start_gateway(
+        models=models, routing=routing,
+        gateway={"upstreams": {"default": {"url": upstream[1]}, "dead": {"url": dead}}})
+    status, headers, _ = await _chat(gateway, client)
+    assert (status, headers["X-HX-Model"]) == (200, "beta")
+    await wait_for(lambda: "error=connect_error" in gateway.logs())
+
+
+async def test_failover_order_models_are_tried_after_the_group(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    routing = {"routing": {"default_group": "solo", "failover_order": ["beta"],
+                           "groups": {"solo": ["gamma"], "emb": ["embed"]}}}
+    gateway = await start_gateway(routing=routing)
+    fake.behave("m-gamma", status=500)
+    status, headers, _ = await _chat(gateway, client)
+    assert (status, headers["X-HX-Model"]) == (200, "beta")
+
+
+async def test_failover_never_crosses_to_a_model_of_another_mode(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    routing = {"routing": {"default_group": "emb", "failover_order": ["alpha"],
+                           "groups": {"emb": ["embed"]}}}
+    gateway = await start_gateway(routing=routing)
+    fake.behave("m-embed", status=500)
+    async with client.post(gateway.url + "/v1/embeddings", json={"input": "x"},
+                           headers=gateway.auth) as resp:
+        assert resp.status == 502
+    assert fake.seen_models() == ["m-embed"]
+
+
+async def test_when_every_candidate_fails_the_error_lists_what_was_tried(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    fake.behave("m-alpha", status=500, error_message="model crashed")
+    fake.behave("m-beta", reset_before_headers=True)
+    status, _, body = await _chat(gateway, client)
+    assert status == 502
+    error = body["error"]
+    assert error["type"] == "upstream_error"
+    assert error["tried"] == [
+        {"model": "alpha", "status": 500, "error": "model crashed"},
+        {"model": "beta", "error": "reset"},
+    ]
+
+
+async def test_when_every_candidate_is_rate_limited_the_client_gets_429_with_retry_after(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    fake.behave("m-alpha", status=429, retry_after="7")
+    fake.behave("m-beta", status=429, retry_after="3")
+    status, headers, body = await _chat(gateway, client)
+    assert status == 429
+    assert headers["Retry-After"] == "3"
+    assert body["error"]["type"] == "rate_limit_error"
+
+
+async def test_no_failover_once_the_stream_has_started(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    fake.behave("m-alpha", content="a b c", reset_after_chunks=1)
+    async with client.post(gateway.url + "/v1/chat/completions", json=STREAM,
+                           headers=gateway.auth) as resp:
+        text = (await asyncio.wait_for(resp.read(), 10)).decode()
+    assert "event: error" in text
+    assert fake.seen_models() == ["m-alpha"]
+
+
+async def test_the_gateway_starts_with_the_upstream_down_and_recovers_when_it_returns(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    from aiohttp.test_utils import TestServer
+
+    port = free_port()
+    gateway = await start_gateway(upstream_url=f"http://127.0.0.1:{port}")
+    status, _, body = await _chat(gateway, client)
+    assert status == 502
+    assert "tried alpha, beta" in body["error"]["message"]
+    server = TestServer(fake.make_app(), host="127.0.0.1", port=port)
+    await server.start_server()
+    try:
+        status, headers, _ = await _chat(gateway, client)
+        assert (status, headers["X-HX-Model"]) == (200, "alpha")
+    finally:
+        await server.close()

@@ -1,0 +1,180 @@
+"""Bad input and bad keys get a clear 4xx in OpenAI error JSON; nothing else is disturbed."""
+
+from __future__ import annotations
+
+import asyncio
+
+import aiohttp
+import pytest
+
+from tests.conftest import StartGateway
+from tests.fake_upstream import FakeUpstream
+from tests.fixtures import Gateway, new_key
+
+CHAT_PATH = "/v1/chat/completions"
+
+
+def _is_openai_error(body: dict) -> bool:
+    error = body.get("error")
+    return isinstance(error, dict) and {"message", "type", "param", "code"} <= error.keys()
+
+
+async def test_a_missing_key_gets_401(gateway: Gateway, client: aiohttp.ClientSession):
+    async with client.post(gateway.url + CHAT_PATH, json={}) as resp:
+        assert resp.status == 401
+        assert resp.headers["WWW-Authenticate"].startswith("Bearer")
+        assert _is_openai_error(await resp.json())
+
+
+async def test_a_wrong_key_gets_401_and_never_reaches_the_upstream(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    headers = {"Authorization": f"Bearer {new_key()}"}
+    async with client.post(gateway.url + CHAT_PATH, json={}, headers=headers) as resp:
+        assert resp.status == 401
+        assert (await resp.json())["error"]["code"] == "invalid_api_key"
+    assert fake.requests == []
+
+
+@pytest.mark.parametrize("path", [
+    "/key/generate", "/user/new", "/model/new", "/config/update", "/v1/key/generate",
+    "/spend/logs", "/v1/../key/generate", "//key/generate", "/%6Bey/generate",
+    "/v1/%2e%2e/key/generate", "/KEY/GENERATE", "/v1/chat/completions/../../key/generate",
+])
+async def test_upstream_admin_routes_are_unreachable(
+    gateway: Gateway, fake: FakeUpstream, path: str
+):
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+    request = (f"POST {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {gateway.key}\r\n"
+               "Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
+    writer.write(request.encode())
+    response = await reader.read()
+    writer.close()
+    status = int(response.split(b" ", 2)[1])
+    assert status in (400, 404, 405)
+    assert fake.admin_hits == [] and fake.requests == []
+
+
+@pytest.mark.parametrize(("body", "fragment"), [
+    (b"{not json", "not valid JSON"),
+    (b"[1, 2]", "must be a JSON object, got an array"),
+    (b'"text"', "must be a JSON object, got a string"),
+    (b'{"model": 5, "messages": []}', "'model' must be a string, got a number"),
+    (b'{"stream": "yes", "messages": []}', "'stream' must be true or false"),
+    (b"", "request body is empty"),
+    (b"\xff\xfe{}", "not valid JSON"),
+    (b"[" * 5000 + b"]" * 5000, "not valid JSON"),
+])
+async def test_malformed_bodies_get_400_with_a_message(
+    gateway: Gateway, client: aiohttp.ClientSession, body: bytes, fragment: str
+):
+    headers = gateway.auth | {"Content-Type": "application/json"}
+    async with client.post(gateway.url + CHAT_PATH, data=body, headers=headers) as resp:
+        assert resp.status == 400
+        payload = await resp.json()
+    assert _is_openai_error(payload)
+    assert fragment in payload["error"]["message"]
+
+
+async def test_an_unknown_group_header_gets_404(gateway: Gateway, client: aiohttp.ClientSession):
+    headers = gateway.auth | {"X-HX-Model-Group": "nope"}
+    async with client.post(gateway.url + CHAT_PATH, json={}, headers=headers) as resp:
+        assert resp.status == 404
+        error = (await resp.json())["error"]
+    assert error["code"] == "model_not_found" and "nope" in error["message"]
+
+
+async def test_an_unknown_body_model_gets_404(gateway: Gateway, client: aiohttp.ClientSession):
+    async with client.post(gateway.url + CHAT_PATH, json={"model": "gpt-99"},
+                           headers=gateway.auth) as resp:
+        assert resp.status == 404
+        assert (await resp.json())["error"]["param"] == "model"
+
+
+async def test_a_body_over_the_limit_gets_413(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    gateway = await start_gateway(gateway={"limits": {"max_body_bytes": 1000}})
+    body = {"messages": [{"role": "user", "content": "x" * 2000}]}
+    async with client.post(gateway.url + CHAT_PATH, json=body, headers=gateway.auth) as resp:
+        assert resp.status == 413
+        assert _is_openai_error(await resp.json())
+    assert fake.requests == []
+
+
+async def test_a_chunked_body_over_the_limit_gets_413(
+    start_gateway: StartGateway, client: aiohttp.ClientSession
+):
+    gateway = await start_gateway(gateway={"limits": {"max_body_bytes": 1000}})
+
+    async def chunks():
+        for _ in range(10):
+            yield b"x" * 500
+
+    async with client.post(gateway.url + CHAT_PATH, data=chunks(), headers=gateway.auth) as resp:
+        assert resp.status == 413
+
+
+async def test_a_wrong_method_gets_405(gateway: Gateway, client: aiohttp.ClientSession):
+    async with client.get(gateway.url + CHAT_PATH, headers=gateway.auth) as resp:
+        assert resp.status == 405
+        assert resp.headers["Allow"] == "POST"
+        assert _is_openai_error(await resp.json())
+
+
+async def test_an_embedding_group_refuses_chat_requests(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    async with client.post(gateway.url + CHAT_PATH, json={"model": "emb"},
+                           headers=gateway.auth) as resp:
+        assert resp.status == 400
+        assert "no model for this endpoint" in (await resp.json())["error"]["message"]
+
+
+async def test_a_bad_request_does_not_disturb_a_stream_in_flight(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    fake.behave("m-alpha", content="a b c d e", chunk_delay=0.1)
+    body = {"messages": [{"role": "user", "content": "hi"}], "stream": True}
+    async with client.post(gateway.url + CHAT_PATH, json=body, headers=gateway.auth) as stream:
+        async with client.post(gateway.url + CHAT_PATH, data=b"{bad",
+                               headers=gateway.auth) as bad:
+            assert bad.status == 400
+        text = (await stream.read()).decode()
+    assert text.rstrip().endswith("data: [DONE]")
+
+
+async def test_named_keys_from_a_keys_file_are_limited_to_their_groups(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, tmp_path
+):
+    alice = new_key("sk-alice")
+    keys = tmp_path / "keys.yaml"
+    keys.write_text(f"keys:\n  - name: alice\n    key: {alice}\n    groups: [solo]\n")
+    keys.chmod(0o640)
+    gateway = await start_gateway(gateway={"auth": {"keys_file": str(keys)}})
+    headers = {"Authorization": f"Bearer {alice}"}
+    async with client.post(gateway.url + CHAT_PATH, json={"model": "solo"},
+                           headers=headers) as resp:
+        assert resp.status == 200
+    async with client.post(gateway.url + CHAT_PATH, json={"model": "chat"},
+                           headers=headers) as resp:
+        assert resp.status == 403
+        assert (await resp.json())["error"]["type"] == "permission_error"
+    assert "key=alice" in gateway.logs()
+    assert alice not in gateway.logs()
+
+
+async def test_keys_never_appear_in_the_logs(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    gateway = await start_gateway(upstream_key="sk-upstream-secret-value",
+                                  env={"LOG_LEVEL": "debug"})
+    fake.behave("m-alpha", status=500)
+    for headers in (gateway.auth, {"Authorization": "Bearer sk-wrong-guess-value"}):
+        async with client.post(gateway.url + CHAT_PATH, json={}, headers=headers):
+            pass
+    gateway.stop()
+    logs = gateway.logs()
+    assert "POST /v1/chat/completions" in logs
+    for secret in (gateway.key, "sk-upstream-secret-value", "sk-wrong-guess-value"):
+        assert secret not in logs

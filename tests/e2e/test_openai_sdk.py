@@ -1,0 +1,73 @@
+"""The official OpenAI Python SDK, pointed at the gateway, works as with OpenAI itself."""
+
+from __future__ import annotations
+
+import openai
+import pytest
+
+from tests.fake_upstream import FakeUpstream
+from tests.fixtures import Gateway, new_key
+
+
+def _client(gateway: Gateway, key: str | None = None) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key=key or gateway.key,
+                              max_retries=0, timeout=10)
+
+
+async def test_sdk_chat_completion(gateway: Gateway):
+    async with _client(gateway) as client:
+        reply = await client.chat.completions.create(
+            model="chat", messages=[{"role": "user", "content": "hi"}])
+    assert reply.choices[0].message.content == "Hello there from the fake upstream"
+    assert reply.usage is not None and reply.usage.total_tokens > 0
+
+
+async def test_sdk_streaming_with_usage(gateway: Gateway):
+    async with _client(gateway) as client:
+        stream = await client.chat.completions.create(
+            model="chat", messages=[{"role": "user", "content": "hi"}], stream=True,
+            stream_options={"include_usage": True})
+        pieces, usage = [], None
+        async for chunk in stream:
+            if chunk.choices and chunk.choices[0].delta.content:
+                pieces.append(chunk.choices[0].delta.content)
+            if chunk.usage:
+                usage = chunk.usage
+    assert "".join(pieces) == "Hello there from the fake upstream"
+    assert usage is not None and usage.completion_tokens == 6
+
+
+async def test_sdk_sees_a_mid_stream_failure_as_an_api_error(gateway: Gateway, fake: FakeUpstream):
+    fake.behave("m-alpha", content="a b c d", reset_after_chunks=2)
+    async with _client(gateway) as client:
+        stream = await client.chat.completions.create(
+            model="chat", messages=[{"role": "user", "content": "hi"}], stream=True)
+        with pytest.raises(openai.APIError, match="mid-response"):
+            async for _ in stream:
+                pass
+
+
+async def test_sdk_embeddings(gateway: Gateway):
+    async with _client(gateway) as client:
+        result = await client.embeddings.create(model="emb", input="HX-OK")
+    assert len(result.data[0].embedding) == 8
+
+
+async def test_sdk_models_list(gateway: Gateway):
+    async with _client(gateway) as client:
+        models = [m.id async for m in client.models.list()]
+    assert "m-alpha" in models and "chat" in models
+
+
+async def test_sdk_bad_key_raises_authentication_error(gateway: Gateway):
+    async with _client(gateway, key=new_key()) as client:
+        with pytest.raises(openai.AuthenticationError):
+            await client.chat.completions.create(
+                model="chat", messages=[{"role": "user", "content": "hi"}])
+
+
+async def test_sdk_unknown_model_raises_not_found(gateway: Gateway):
+    async with _client(gateway) as client:
+        with pytest.raises(openai.NotFoundError):
+            await client.chat.completions.create(
+                model="gpt-nope", messages=[{"role": "user", "content": "hi"}])
