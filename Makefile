@@ -1,0 +1,50 @@
+# hxgw developer and operator tasks. `make help` lists them.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+HXGW_CACHE_DIR ?= /var/cache/hxgw
+export HXGW_CACHE_DIR
+
+.PHONY: help install run test lint check test-litellm test-systemd install-systemd clean
+
+help:
+	@echo "make run            set up a venv and run the gateway (with the demo upstream unless HX_LITELLM_UPSTREAM is set)"
+	@echo "make test           run the fast suite (unit + end-to-end against the real process)"
+	@echo "make lint           ruff and mypy"
+	@echo "make check          everything CI runs"
+	@echo "make test-litellm   the seed's acceptance against a real LiteLLM proxy"
+	@echo "make test-systemd   the unit under a real systemd (nspawn container)"
+	@echo "make install-systemd  install hxgw as hx-gateway-ml.service (root)"
+
+install: $(VENV)/.installed
+
+$(VENV)/.installed: setup.cfg pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+run: install
+	VENV=$(VENV) scripts/run-demo.sh
+
+test: install
+	$(PY) -m pytest -q
+
+lint: install
+	$(VENV)/bin/ruff check hxgw tests
+	$(VENV)/bin/ruff format --check hxgw
+	$(VENV)/bin/mypy
+
+check: lint test test-litellm test-systemd
+
+test-litellm: install
+	$(PY) -m pytest -q -m litellm -p no:cacheprovider tests/integration/litellm
+
+test-systemd: install
+	$(PY) -m pytest -q -m systemd -p no:cacheprovider tests/systemd
+
+install-systemd:
+	scripts/install-systemd.sh
+
+clean:
+	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache
