@@ -45,39 +45,52 @@ def load_config(config_dir: str | os.PathLike[str], env: Mapping[str, str]) -> C
     problems = Problems()
     files: list[Path] = []
     gateway = _read_yaml(directory / GATEWAY, problems, files, required=False)
+    before = len(problems.messages)
     routing_doc = _read_yaml(directory / ROUTING, problems, files, required=True)
+    routing_problems = problems if len(problems.messages) == before else Problems()
+    before = len(problems.messages)
     registry_doc = _read_yaml(directory / REGISTRY, problems, files, required=True)
+    if len(problems.messages) != before:
+        # Without a registry every model name would look unknown: say only what is wrong.
+        routing_problems = Problems()
+        registry_problems = Problems()
+    else:
+        registry_problems = problems
 
     top = Section(GATEWAY, "", gateway, problems, frozenset(_GATEWAY_KEYS))
-    models = _models(Section(REGISTRY, "", registry_doc, problems, frozenset({"models"})))
+    models = _models(Section(REGISTRY, "", registry_doc, registry_problems, frozenset({"models"})))
     upstreams = _upstreams(top, env)
     for model in models.values():
         if model.upstream not in upstreams:
             problems.add(
                 REGISTRY, f"models.{model.name}.upstream", f"unknown upstream {model.upstream!r}"
             )
-    routing = _routing(Section(ROUTING, "", routing_doc, problems, frozenset({"routing"})), models)
+    routing = _routing(
+        Section(ROUTING, "", routing_doc, routing_problems, frozenset({"routing"})), models
+    )
     keys = _keys(top, directory, env, problems, files)
-
+    listen, timeouts, limits = _listen(top, env), _timeouts(top), _limits(top)
+    logging, drain_timeout = _logging(top, env), _drain_timeout(top)
     if problems.messages:
         raise ConfigError("\n".join(problems.messages))
     return Config(
         config_dir=directory,
-        listen=_listen(top, env),
+        listen=listen,
         upstreams=upstreams,
-        timeouts=_timeouts(top),
-        limits=_limits(top),
+        timeouts=timeouts,
+        limits=limits,
         keys=keys,
-        logging=_logging(top, env),
-        drain_timeout=float(
-            top.section("shutdown", frozenset({"drain_timeout"})).number(
-                "drain_timeout", 20.0, minimum=0, maximum=3600
-            )
-        ),
+        logging=logging,
+        drain_timeout=drain_timeout,
         routing=routing,
         models=models,
         files=tuple(files),
     )
+
+
+def _drain_timeout(top: Section) -> float:
+    section = top.section("shutdown", frozenset({"drain_timeout"}))
+    return float(section.number("drain_timeout", 20.0, minimum=0, maximum=3600))
 
 
 _GATEWAY_KEYS = ("listen", "upstreams", "timeouts", "limits", "auth", "logging", "shutdown")

@@ -52,7 +52,7 @@ class Daemon:
     ) -> None:
         self.config_dir, self.env, self.override = config_dir, env, override
         self.holder = StateHolder(config)
-        self.notifier = Notifier(env)
+        self.notifier = Notifier()
         self.reload_requested = asyncio.Event()
         self.stop_requested = asyncio.Event()
         self.last_reload = "none yet"
@@ -102,6 +102,7 @@ class Daemon:
         await self.runner.cleanup()
         if watchdog:
             watchdog.cancel()
+        self.notifier.close()
         log.info("stopped")
         return 0
 

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Mapping
 
 import sdnotify
 import structlog
@@ -19,8 +18,11 @@ log = structlog.get_logger("hxgw.notify")
 
 
 class Notifier:
-    def __init__(self, env: Mapping[str, str] | None = None) -> None:
-        env = os.environ if env is None else env
+    """Speaks to the socket named by NOTIFY_SOCKET in the process environment
+    (sdnotify reads it from there)."""
+
+    def __init__(self) -> None:
+        env = os.environ
         self._notifier: sdnotify.SystemdNotifier | None = None
         self._watchdog_usec = 0
         if env.get("NOTIFY_SOCKET"):
@@ -33,6 +35,17 @@ class Notifier:
                 "WATCHDOG_PID", str(os.getpid())
             ) == str(os.getpid()):
                 self._watchdog_usec = int(env["WATCHDOG_USEC"])
+
+    def close(self) -> None:
+        if self._notifier is not None and self._notifier.socket is not None:
+            self._notifier.socket.close()
+        self._notifier = None
+
+    def __enter__(self) -> Notifier:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
 
     @property
     def enabled(self) -> bool:

@@ -61,11 +61,17 @@ def resolve(
 def _group_route(config: Config, group: str, key: ClientKey, mode: Mode | None) -> Route:
     if not key.may_use(group):
         raise Forbidden(f"key {key.name!r} may not use group {group!r}")
-    names = config.routing.groups[group].models
-    ordered = names + tuple(m for m in config.routing.failover_order if m not in names)
-    candidates = tuple(
-        config.models[name] for name in ordered if mode is None or config.models[name].serves(mode)
-    )
-    if not candidates:
+    models = config.models
+    own = tuple(models[n] for n in config.routing.groups[group].models if _fits(models[n], mode))
+    if not own:
         raise BadRequest(f"group {group!r} has no model for this endpoint ({mode})")
-    return Route(group=group, pinned=False, candidates=candidates)
+    fallbacks = tuple(
+        models[n]
+        for n in config.routing.failover_order
+        if models[n] not in own and _fits(models[n], mode)
+    )
+    return Route(group=group, pinned=False, candidates=own + fallbacks)
+
+
+def _fits(model: Model, mode: Mode | None) -> bool:
+    return mode is None or model.serves(mode)

@@ -51,7 +51,8 @@ class TaskClassifier:
         self._size = len(self.labels)
         self._zero = packing.pack([0.0] * self._size)
         self._packed = {b: packing.pack(v) for b, v in weights.items()}
-        self._words: dict[bytes, tuple[int, int]] = {}
+        self._vectors: dict[bytes, int] = {}
+        self._hashes: dict[bytes, int] = {}
 
     @classmethod
     def train(cls, examples: Iterable[Example], method: fit.Method = "naive-bayes",
@@ -67,28 +68,35 @@ class TaskClassifier:
         return cls(labels=labels, bias=[round(v, _DIGITS) for v in found.bias],
                    weights=weights, norm=found.norm, method=method, temperature=temperature)
 
-    def _word(self, word: bytes) -> tuple[int, int]:
-        """A word's hash (for bigrams) and the packed sum of its features' weights."""
-        entry = self._words.get(word)
-        if entry is None:
-            if len(self._words) >= _CACHE_WORDS:
-                self._words.clear()
-            rows = [self.weights[b] for b in features.word_buckets(word) if b in self.weights]
-            summed = [sum(column) for column in zip(*rows, strict=True)] if rows else []
-            entry = (features.word_hash(word), packing.pack(summed) if rows else self._zero)
-            self._words[word] = entry
-        return entry
+    def _learn_words(self, tokens: Iterable[bytes]) -> None:
+        """Cache each new word's hash (for bigrams) and the packed sum of its
+        features' weights; a sum of k packed vectors carries k offsets, so
+        k - 1 are taken off to leave the one every cached value has."""
+        if len(self._vectors) >= _CACHE_WORDS:
+            self.clear_cache()
+        get, zero = self._packed.get, self._zero
+        for word in set(tokens).difference(self._vectors):
+            buckets = features.word_buckets(word)
+            summed = sum(map(get, buckets, repeat(zero))) - (len(buckets) - 1) * zero
+            self._vectors[word] = summed
+            self._hashes[word] = features.word_hash(word)
+
+    def clear_cache(self) -> None:
+        """Forget cached words (for cold-start timing, or to bound memory)."""
+        self._vectors.clear()
+        self._hashes.clear()
 
     def scores(self, text: str) -> list[float]:
         """Unnormalised log-odds per label, in ``labels`` order."""
         text = features.truncate(text)
         tokens = features.words(text)
-        entries = list(map(self._word, tokens))
-        hashes = [h for h, _ in entries]
+        self._learn_words(tokens)
+        hashes = list(map(self._hashes.__getitem__, tokens))
         others = features.bigram_buckets(hashes) + features.edge_buckets(hashes)
         others.extend(map(features.bucket, features.context_names(text)))
-        total = sum(p for _, p in entries) + sum(map(self._packed.get, others, repeat(self._zero)))
-        sums = packing.unpack(total, len(entries) + len(others), self._size)
+        total = sum(map(self._vectors.__getitem__, tokens))
+        total += sum(map(self._packed.get, others, repeat(self._zero)))
+        sums = packing.unpack(total, len(tokens) + len(others), self._size)
         factor = fit.scale(self.norm, 2 * sum(map(len, tokens)) + len(others))
         return [(b + s * factor) / self.temperature for b, s in zip(self.bias, sums, strict=True)]
 

@@ -16,7 +16,7 @@ import functools
 import re
 import string
 import zlib
-from collections.abc import Iterator
+from itertools import repeat
 
 N_BUCKETS = 1 << 18
 HEAD_CHARS = 2000
@@ -29,6 +29,9 @@ _FNV_PRIME = 16777619
 _BIGRAM_SALT = 0x9E3779B1
 _HEAD_SALT = 0x85EBCA6B
 _TAIL_SALT = 0xC2B2AE35
+_GRAM_SEED = zlib.crc32(b"c:")
+_SLICES3 = [slice(i, i + 3) for i in range(HEAD_CHARS + TAIL_CHARS)]
+_SLICES4 = [slice(i, i + 4) for i in range(HEAD_CHARS + TAIL_CHARS)]
 
 _TABLE = bytearray(range(256))
 for _c in string.punctuation:
@@ -81,6 +84,8 @@ MARKERS: tuple[tuple[str, str], ...] = (
     ("bullet", "\n- "),
 )
 
+_MARKER_NAMES = tuple((f"m:{name}", needle) for name, needle in MARKERS)
+
 _SCRIPTS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("latin-accent", re.compile("[\u00c0-\u024f]")),
     ("greek", re.compile("[\u0370-\u03ff]")),
@@ -109,8 +114,10 @@ def stable_hash(data: bytes) -> int:
     return zlib.crc32(data)
 
 
+@functools.lru_cache(maxsize=4096)
 def bucket(name: str) -> int:
-    """The bucket of a named feature such as ``m:fence`` or ``l:short``."""
+    """The bucket of a named feature such as ``m:fence`` or ``l:short``
+    (cached: whole-prompt features come from a small, fixed set of names)."""
     return stable_hash(name.encode()) & _MASK
 
 
@@ -129,19 +136,20 @@ def pair_bucket(left: int, right: int) -> int:
     return (((left * _FNV_PRIME) & _U32) ^ right) & _MASK
 
 
-def char_grams(word: bytes) -> Iterator[bytes]:
-    """3- and 4-grams of the word with ``<`` ``>`` marking its edges."""
+def char_grams(word: bytes) -> list[bytes]:
+    """3- and 4-grams of the word with ``<`` ``>`` marking its edges (slicing
+    through ``map`` keeps the loop in C)."""
     padded = b"<" + word + b">"
-    for size in (3, 4):
-        for start in range(len(padded) - size + 1):
-            yield padded[start : start + size]
+    cut = padded.__getitem__
+    return [*map(cut, _SLICES3[: len(padded) - 2]), *map(cut, _SLICES4[: len(padded) - 3])]
 
 
 @functools.lru_cache(maxsize=1 << 15)
 def word_buckets(word: bytes) -> tuple[int, ...]:
-    """Buckets of a word: its unigram first, then its character n-grams."""
-    grams = [stable_hash(b"c:" + gram) & _MASK for gram in char_grams(word)]
-    return (word_hash(word) & _MASK, *grams)
+    """Buckets of a word: its unigram first, then its character n-grams.
+    ``crc32(gram, _GRAM_SEED)`` equals ``crc32(b"c:" + gram)``, minus the copy."""
+    grams = map(zlib.crc32, char_grams(word), repeat(_GRAM_SEED))
+    return (word_hash(word) & _MASK, *(h & _MASK for h in grams))
 
 
 def _share_bucket(part: int, whole: int) -> str:
@@ -153,7 +161,7 @@ def _share_bucket(part: int, whole: int) -> str:
 
 def context_names(text: str) -> list[str]:
     """Names of the whole-prompt features: markers, length, digits, script."""
-    names = [f"m:{name}" for name, needle in MARKERS if needle in text]
+    names = [name for name, needle in _MARKER_NAMES if needle in text]
     size = next((label for limit, label in _LENGTHS if len(text) <= limit), "huge")
     lines = text.count("\n")
     names.append(f"l:{size}")
@@ -177,8 +185,12 @@ def edge_buckets(hashes: list[int]) -> list[int]:
 
 
 def bigram_buckets(hashes: list[int]) -> list[int]:
-    """Buckets of adjacent word pairs, from the words' cached hashes."""
-    return [pair_bucket(_BIGRAM_SALT ^ a, b) for a, b in zip(hashes, hashes[1:], strict=False)]
+    """Buckets of adjacent word pairs, from the words' cached hashes; this is
+    ``pair_bucket(_BIGRAM_SALT ^ a, b)`` written out, as it runs per word."""
+    return [
+        ((((_BIGRAM_SALT ^ a) * _FNV_PRIME) & _U32) ^ b) & _MASK
+        for a, b in zip(hashes, hashes[1:], strict=False)
+    ]
 
 
 def extract(text: str) -> list[int]:
@@ -195,16 +207,16 @@ def extract(text: str) -> list[int]:
 
 def named_features(text: str) -> list[tuple[str, int]]:
     """Readable names with their buckets, in ``extract`` order; for explanations
-    only (slower), but built from the same functions so the buckets agree."""
+    only (slower), but built from the same functions so the buckets agree. A
+    word's n-grams carry the word's name: "word 'translate'" reads better than
+    a list of its fragments."""
     text = truncate(text)
     tokens = words(text)
     shown = [w.decode(errors="replace") for w in tokens]
     hashes = [word_hash(w) for w in tokens]
     out: list[tuple[str, int]] = []
     for word, label in zip(tokens, shown, strict=True):
-        grams = [g.decode(errors="replace") for g in char_grams(word)]
-        names = [f"word '{label}'", *(f"chars '{g}'" for g in grams)]
-        out.extend(zip(names, word_buckets(word), strict=True))
+        out.extend((f"word '{label}'", b) for b in word_buckets(word))
     pairs = zip(shown, shown[1:], strict=False)
     out.extend(zip((f"pair '{a} {b}'" for a, b in pairs), bigram_buckets(hashes), strict=True))
     edges = [f"starts with '{w}'" for w in shown[:EDGE_WORDS]]

@@ -52,6 +52,7 @@ async def relay(ctx: RequestContext, call_next: Next) -> None:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(1):
                     await write_error_event(
-                        response, Unavailable("the gateway stopped this stream"), False)
+                        response, Unavailable("the gateway stopped this stream"), False
+                    )
         raise
     await call_next(ctx)

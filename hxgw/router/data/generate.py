@@ -4,7 +4,8 @@ Run ``python -m hxgw.router.data.generate``; the output is identical every time
 (fixed seed, sorted iteration), so the committed JSONL can be checked by diff.
 
 Sources, all in this folder, in one plain-text format (``@@ KIND NAME`` opens a
-section, ``%%`` alone on a line separates items):
+section, ``%%`` alone on a line separates items; a section without ``%%``
+holds one item per line):
 - ``train_prompts.txt``: hand-written training prompts (``@@ prompt LABEL``).
 - ``train_templates.txt``: training templates (``@@ template LABEL``) with
   ``<<pool>>`` slots filled from ``@@ pool NAME`` sections (pools may nest), and
@@ -29,7 +30,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 SEED = 20240601
 TRAIN_PER_LABEL = 300
-MAX_OVERLAP = 0.5
+MAX_OVERLAP = 0.4
 _SLOT = re.compile(r"<<(#?[a-z_]+)>>")
 
 Sections = dict[tuple[str, str], list[str]]
@@ -47,16 +48,20 @@ def read_sections(path: Path) -> Sections:
             sections[key].append(item)
         lines.clear()
 
+    separated: set[tuple[str, str]] = set()
     for raw in path.read_text(encoding="utf-8").splitlines():
         if raw.startswith("@@ "):
             flush()
             kind, name = raw[3:].split()
             key = (kind, name)
-        elif raw == "%%":
+        elif raw == "%%" and key is not None:
             flush()
+            separated.add(key)
         else:
             lines.append(raw)
     flush()
+    for plain in sections.keys() - separated:
+        sections[plain] = [line for item in sections[plain] for line in item.splitlines() if line]
     return dict(sections)
 
 

@@ -1,0 +1,1 @@
+"""Training and held-out data for the task classifier, and its generator."""

@@ -1,0 +1,189 @@
+"""Config loading: defaults, environment overrides, and one clear message per mistake."""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hxgw.config_load import load_config
+from hxgw.errors import ConfigError
+from tests.fixtures import DEFAULT_ROUTING, write_config
+
+ENV = {"MASTER_KEY": "sk-unit-test-key"}
+
+
+def _problems(directory: Path, env: dict[str, str] | None = None) -> list[str]:
+    with pytest.raises(ConfigError) as caught:
+        load_config(directory, ENV if env is None else env)
+    return str(caught.value).splitlines()
+
+
+def _routing(**routing: object) -> dict[str, object]:
+    return {"routing": DEFAULT_ROUTING["routing"] | routing}
+
+
+def test_the_shipped_example_config_loads():
+    config = load_config("etc/hxgw", ENV)
+    assert config.routing.default_group == "hx-chat"
+    assert config.models["emb-premium"].mode == "embedding"
+
+
+def test_defaults_apply_without_gateway_yaml(tmp_path: Path):
+    write_config(tmp_path, "http://127.0.0.1:1")
+    (tmp_path / "gateway.yaml").unlink()
+    config = load_config(tmp_path, ENV)
+    assert (config.listen.host, config.listen.port) == ("0.0.0.0", 4010)
+    assert config.upstreams["default"].url == "http://127.0.0.1:4000"
+    assert config.timeouts.first_byte == 120.0
+    assert config.drain_timeout == 20.0
+
+
+def test_environment_overrides_upstream_listen_and_log_level(tmp_path: Path):
+    write_config(tmp_path, "http://127.0.0.1:1")
+    env = ENV | {"HX_LITELLM_UPSTREAM": "http://10.1.2.3:4000/", "HX_HOST": "127.0.0.2",
+                 "HX_PORT": "4999", "LOG_LEVEL": "DEBUG"}
+    config = load_config(tmp_path, env)
+    assert config.upstreams["default"].url == "http://10.1.2.3:4000"
+    assert (config.listen.host, config.listen.port) == ("127.0.0.2", 4999)
+    assert config.logging.level == "debug"
+
+
+def test_the_upstream_key_falls_back_to_the_master_key(tmp_path: Path):
+    write_config(tmp_path, "http://127.0.0.1:1")
+    assert load_config(tmp_path, ENV).upstreams["default"].key == "sk-unit-test-key"
+    env = ENV | {"HX_UPSTREAM_KEY": "sk-upstream"}
+    assert load_config(tmp_path, env).upstreams["default"].key == "sk-upstream"
+
+
+def test_the_master_key_is_held_only_as_a_digest(tmp_path: Path):
+    write_config(tmp_path, "http://127.0.0.1:1")
+    (key,) = load_config(tmp_path, ENV).keys
+    assert key.name == "master"
+    assert key.digest == hashlib.sha256(b"sk-unit-test-key").digest()
+    assert "sk-unit-test-key" not in repr(key)
+
+
+def test_no_client_key_at_all_is_an_error(tmp_path: Path):
+    write_config(tmp_path, "http://127.0.0.1:1")
+    assert "gateway.yaml: auth: no client key: set MASTER_KEY or auth.keys_file" in _problems(
+        tmp_path, env={})
+
+
+def test_missing_required_files_are_named(tmp_path: Path):
+    assert _problems(tmp_path) == [
+        f"routing.yaml: file not found in {tmp_path}",
+        f"model_registry.yaml: file not found in {tmp_path}",
+    ]
+
+
+def test_invalid_yaml_names_the_line(tmp_path: Path):
+    write_config(tmp_path, "http://127.0.0.1:1")
+    (tmp_path / "routing.yaml").write_text("routing:\n  groups: [a, b\n")
+    (problem,) = [p for p in _problems(tmp_path) if "invalid YAML" in p]
+    assert problem.startswith("routing.yaml: line 3, column 1: invalid YAML")
+
+
+def test_unknown_keys_are_rejected_with_their_path(tmp_path: Path):
+    write_config(tmp_path, "http://127.0.0.1:1", routing=_routing(stratgy="failover"),
+                 gateway={"timeouts": {"conect": 1}})
+    problems = _problems(tmp_path)
+    assert any(p.startswith("routing.yaml: routing.stratgy: unknown key") for p in problems)
+    assert any(p.startswith("gateway.yaml: timeouts.conect: unknown key") for p in problems)
+
+
+def test_a_group_naming_an_unknown_model_is_reported_with_its_index(tmp_path: Path):
+    routing = _routing(groups={"chat": ["alpha", "llm03"]}, default_group="chat")
+    write_config(tmp_path, "http://127.0.0.1:1", routing=routing)
+    assert _problems(tmp_path) == ["routing.yaml: routing.groups.chat[1]: unknown model 'llm03'"]
+
+
+def test_every_problem_is_reported_at_once(tmp_path: Path):
+    models = [{"name": "alpha", "tier_score": 2, "specializations": "coding", "mode": "video"}]
+    routing = {"routing": {"strategy": "random", "default_group": "nope",
+                           "failover_order": ["zeta"], "groups": {"chat": ["alpha"]}}}
+    write_config(tmp_path, "http://127.0.0.1:1", models=models, routing=routing,
+                 gateway={"timeouts": {"idle": -1}, "limits": {"max_body_bytes": "big"}})
+    assert sorted(_problems(tmp_path)) == sorted([
+        "model_registry.yaml: models.alpha.tier_score: must be between 0.0 and 1.0, got 2",
+        "model_registry.yaml: models.alpha.specializations: must be a list of strings, got a string",
+        "model_registry.yaml: models.alpha.mode: must be one of chat, embedding, completion, got 'video'",
+        "routing.yaml: routing.strategy: must be one of failover, round-robin, weighted, "
+        "least-busy, latency, ml-based-routing, got 'random'",
+        "routing.yaml: routing.failover_order[0]: unknown model 'zeta'",
+        "routing.yaml: routing.default_group: unknown group 'nope'",
+        "gateway.yaml: timeouts.idle: must be greater than 0, got -1",
+        "gateway.yaml: limits.max_body_bytes: must be an integer, got a string",
+    ])
+
+
+def test_wrong_types_name_what_was_found(tmp_path: Path):
+    write_config(tmp_path, "http://127.0.0.1:1", gateway={"listen": {"port": "4010"}})
+    assert _problems(tmp_path) == ["gateway.yaml: listen.port: must be an integer, got a string"]
+
+
+def test_a_model_named_like_a_group_is_ambiguous(tmp_path: Path):
+    routing = _routing(groups={"alpha": ["alpha"], "chat": ["beta"]})
+    write_config(tmp_path, "http://127.0.0.1:1", routing=routing)
+    assert _problems(tmp_path) == [
+        "routing.yaml: routing.groups.alpha: 'alpha' is also a model name; names must differ"]
+
+
+def test_duplicate_model_names_are_rejected(tmp_path: Path):
+    model = {"name": "alpha", "tier_score": 0.5, "specializations": []}
+    routing = {"routing": {"default_group": "g", "groups": {"g": ["alpha"]}}}
+    write_config(tmp_path, "http://127.0.0.1:1", models=[model, model], routing=routing)
+    assert _problems(tmp_path) == ["model_registry.yaml: models.alpha.name: duplicate model name 'alpha'"]
+
+
+def test_a_model_on_an_unknown_upstream_is_rejected(tmp_path: Path):
+    models = [{"name": "alpha", "tier_score": 0.5, "specializations": [], "upstream": "far"}]
+    routing = {"routing": {"default_group": "g", "groups": {"g": ["alpha"]}}}
+    write_config(tmp_path, "http://127.0.0.1:1", models=models, routing=routing)
+    assert _problems(tmp_path) == ["model_registry.yaml: models.alpha.upstream: unknown upstream 'far'"]
+
+
+def test_a_bad_upstream_url_is_rejected(tmp_path: Path):
+    write_config(tmp_path, "ftp://example")
+    assert _problems(tmp_path) == [
+        "gateway.yaml: upstreams.default.url: must be an http(s) URL, got 'ftp://example'"]
+
+
+def test_transform_mistakes_are_reported_per_rewrite(tmp_path: Path):
+    models = [{"name": "alpha", "tier_score": 0.5, "specializations": [],
+               "transforms": [{"rename": {"input": 3}}, {"drop": "user"}, {"upcase": ["x"]}]}]
+    routing = {"routing": {"default_group": "g", "groups": {"g": ["alpha"]}}}
+    write_config(tmp_path, "http://127.0.0.1:1", models=models, routing=routing)
+    assert _problems(tmp_path) == [
+        "model_registry.yaml: models.alpha.transforms[0].rename: new names must be non-empty strings",
+        "model_registry.yaml: models.alpha.transforms[1].drop: must be a non-empty list of field names",
+        "model_registry.yaml: models.alpha.transforms[2].upcase: unknown rewrite (known: rename, set, drop)",
+    ]
+
+
+def test_a_keys_file_gives_named_keys_with_groups(tmp_path: Path):
+    write_config(tmp_path, "http://127.0.0.1:1", gateway={"auth": {"keys_file": "keys.yaml"}})
+    digest = hashlib.sha256(b"sk-bob").hexdigest()
+    (tmp_path / "keys.yaml").write_text(yaml.safe_dump({"keys": [
+        {"name": "alice", "key": "sk-alice", "groups": ["chat"]},
+        {"name": "bob", "key_sha256": digest},
+    ]}))
+    keys = {k.name: k for k in load_config(tmp_path, {}).keys}
+    assert keys["alice"].may_use("chat") and not keys["alice"].may_use("emb")
+    assert keys["bob"].digest == hashlib.sha256(b"sk-bob").digest() and keys["bob"].may_use("x")
+
+
+def test_a_keys_file_entry_needs_exactly_one_secret(tmp_path: Path):
+    write_config(tmp_path, "http://127.0.0.1:1", gateway={"auth": {"keys_file": "keys.yaml"}})
+    (tmp_path / "keys.yaml").write_text(yaml.safe_dump({"keys": [{"name": "alice"}]}))
+    assert "keys.yaml: keys[0]: needs exactly one of key, key_sha256" in _problems(tmp_path, {})
+
+
+def test_a_group_can_override_the_strategy(tmp_path: Path):
+    routing = _routing(groups={"chat": {"models": ["alpha", "beta"], "strategy": "round-robin"},
+                               "solo": ["gamma"], "emb": ["embed"]})
+    write_config(tmp_path, "http://127.0.0.1:1", routing=routing)
+    group = load_config(tmp_path, ENV).routing.groups["chat"]
+    assert (group.models, group.strategy) == (("alpha", "beta"), "round-robin")

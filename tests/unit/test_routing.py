@@ -1,0 +1,83 @@
+"""Which models may serve a request, and in what order."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hxgw.config import ClientKey, Config
+from hxgw.config_load import load_config
+from hxgw.errors import BadRequest, Forbidden, ModelNotFound
+from hxgw.routing import resolve
+from tests.fixtures import write_config
+
+ANY_KEY = ClientKey(name="any", digest=b"x" * 32)
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    routing = {"routing": {"default_group": "chat", "failover_order": ["gamma", "alpha"],
+                           "groups": {"chat": ["alpha", "beta"], "solo": ["gamma"],
+                                      "emb": ["embed"]}}}
+    write_config(tmp_path, "http://127.0.0.1:1", routing=routing)
+    return load_config(tmp_path, {"MASTER_KEY": "k"})
+
+
+def _names(config: Config, header: str | None = None, model: str | None = None,
+           key: ClientKey = ANY_KEY, mode: str | None = "chat") -> list[str]:
+    return [m.name for m in resolve(config, header, model, key, mode).candidates]  # type: ignore[arg-type]
+
+
+def test_the_default_group_is_used_when_nothing_is_named(config: Config):
+    route = resolve(config, None, None, ANY_KEY, "chat")
+    assert route.group == "chat" and not route.pinned
+
+
+def test_failover_order_models_follow_the_group_without_repeats(config: Config):
+    assert _names(config) == ["alpha", "beta", "gamma"]
+
+
+def test_the_header_wins_over_the_body_model(config: Config):
+    assert _names(config, header="solo", model="chat") == ["gamma", "alpha"]
+
+
+def test_a_body_model_naming_a_group_selects_it(config: Config):
+    assert resolve(config, None, "solo", ANY_KEY, "chat").group == "solo"
+
+
+def test_a_body_model_naming_a_model_pins_only_that_model(config: Config):
+    route = resolve(config, None, "beta", ANY_KEY, "chat")
+    assert route.pinned and route.group is None
+    assert [m.name for m in route.candidates] == ["beta"]
+
+
+def test_models_of_another_mode_are_never_candidates(config: Config):
+    assert _names(config, header="emb", mode="embedding") == ["embed"]
+
+
+def test_a_group_with_no_model_for_the_endpoint_is_a_bad_request(config: Config):
+    with pytest.raises(BadRequest, match="no model for this endpoint"):
+        resolve(config, "emb", None, ANY_KEY, "chat")
+
+
+def test_a_pinned_model_of_another_mode_is_a_bad_request(config: Config):
+    with pytest.raises(BadRequest, match="is a embedding model"):
+        resolve(config, None, "embed", ANY_KEY, "chat")
+
+
+def test_unknown_group_and_model_are_not_found(config: Config):
+    with pytest.raises(ModelNotFound, match="unknown model group 'x'"):
+        resolve(config, "x", None, ANY_KEY, "chat")
+    with pytest.raises(ModelNotFound, match="unknown model 'y'"):
+        resolve(config, None, "y", ANY_KEY, "chat")
+
+
+def test_a_limited_key_may_not_use_other_groups_or_their_models(config: Config):
+    limited = ClientKey(name="l", digest=b"y" * 32, groups=frozenset({"solo"}))
+    assert resolve(config, None, "solo", limited, "chat").group == "solo"
+    assert resolve(config, None, "gamma", limited, "chat").pinned
+    with pytest.raises(Forbidden):
+        resolve(config, None, None, limited, "chat")
+    with pytest.raises(Forbidden):
+        resolve(config, None, "alpha", limited, "chat")
