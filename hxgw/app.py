@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
@@ -11,33 +12,42 @@ from hxgw import jsonio
 from hxgw.context import RequestContext
 from hxgw.endpoints import PROXIED, Endpoint, client_paths
 from hxgw.errors import GatewayError, MethodNotAllowed, NotFound
+from hxgw.inflight import Inflight
 from hxgw.state import StateHolder, build_state
 
 HOLDER = web.AppKey("holder", StateHolder)
+INFLIGHT = web.AppKey("inflight", Inflight)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def make_app(holder: StateHolder) -> web.Application:
+def make_app(holder: StateHolder, inflight: Inflight) -> web.Application:
     # Bodies are read and limited by parse_body, whose limit a reload may change.
     app = web.Application(client_max_size=2**62, handler_args={"max_field_size": 16384})
     app[HOLDER] = holder
+    app[INFLIGHT] = inflight
     app.cleanup_ctx.append(_upstream_session)
     router = app.router
     router.add_get("/healthz", healthz, allow_head=True)
     for endpoint in PROXIED:
         for path in client_paths(endpoint):
             resource = router.add_resource(path)
-            resource.add_route(endpoint.method, _proxy_handler(holder, endpoint))
+            resource.add_route(endpoint.method, _proxy_handler(holder, inflight, endpoint))
             resource.add_route("*", _method_not_allowed(endpoint))
     router.add_route("*", "/{tail:.*}", not_found)
     return app
 
 
-def _proxy_handler(holder: StateHolder, endpoint: Endpoint) -> Handler:
+def _proxy_handler(holder: StateHolder, inflight: Inflight, endpoint: Endpoint) -> Handler:
     async def handle(request: web.Request) -> web.StreamResponse:
         state = holder.current
         ctx = RequestContext(request=request, state=state, endpoint=endpoint)
-        await state.chains[endpoint.name](ctx)
+        task = asyncio.current_task()
+        assert task is not None
+        inflight.add(task)
+        try:
+            await state.chains[endpoint.name](ctx)
+        finally:
+            inflight.discard(task)
         if ctx.response is None:
             return error_response(GatewayError("no response was produced"))
         return ctx.response

@@ -25,6 +25,7 @@ from hxgw.app import make_app
 from hxgw.config import Config, Listen
 from hxgw.config_load import load_config
 from hxgw.errors import ConfigError
+from hxgw.inflight import Inflight
 from hxgw.notify import Notifier
 from hxgw.state import StateHolder, build_state
 
@@ -57,16 +58,17 @@ class Daemon:
         self.stop_requested = asyncio.Event()
         self.last_reload = "none yet"
         self.runner: web.AppRunner | None = None
+        self.inflight = Inflight()
 
     async def run(self) -> int:
         config = self.holder.config
         _warn_if_world_readable(config)
         self.runner = web.AppRunner(
-            make_app(self.holder),
+            make_app(self.holder, self.inflight),
             handler_cancellation=True,
             access_log=None,
             handle_signals=False,
-            shutdown_timeout=config.drain_timeout,
+            shutdown_timeout=1.0,  # our own drain has already waited; see _drain
         )
         await self.runner.setup()
         site = web.TCPSite(self.runner, config.listen.host, config.listen.port, backlog=2048)
@@ -96,15 +98,32 @@ class Daemon:
             asyncio.create_task(self._watchdog()) if self.notifier.watchdog_interval else None
         )
         await self._main_loop()
-        self.notifier.stopping(f"draining in-flight requests (up to {self._drain_timeout():g}s)")
-        log.info("stopping", drain_timeout=self._drain_timeout())
-        self.runner._shutdown_timeout = self._drain_timeout()
-        await self.runner.cleanup()
+        await self._drain(self.runner)
         if watchdog:
             watchdog.cancel()
         self.notifier.close()
         log.info("stopped")
         return 0
+
+    async def _drain(self, runner: web.AppRunner) -> None:
+        """Stop accepting, let in-flight requests finish within the drain timeout, then
+        cancel the rest while their connections are still open, so that a cut stream
+        still gets its error event. aiohttp's own shutdown closes the sockets first."""
+        timeout = self.holder.config.drain_timeout
+        self.inflight.draining = True
+        self.notifier.stopping(
+            f"draining {len(self.inflight)} in-flight requests (up to {timeout:g}s)"
+        )
+        log.info("stopping", inflight=len(self.inflight), drain_timeout=timeout)
+        for site in list(runner.sites):
+            await site.stop()
+        if runner.server is not None:
+            runner.server.pre_shutdown()  # idle keep-alive connections close now
+        if not await self.inflight.wait_idle(timeout):
+            cancelled = self.inflight.cancel_all()
+            log.warning("drain timeout reached; cancelling requests", cancelled=cancelled)
+            await self.inflight.wait_idle(2.0)
+        await runner.cleanup()
 
     async def _main_loop(self) -> None:
         while not self.stop_requested.is_set():

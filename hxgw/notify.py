@@ -29,6 +29,8 @@ class Notifier:
             try:
                 # debug=True: sdnotify otherwise swallows every send error.
                 self._notifier = sdnotify.SystemdNotifier(debug=True)
+                # A full notify queue must never stall the event loop: drop and log instead.
+                self._notifier.socket.setblocking(False)
             except OSError as exc:
                 log.error("cannot reach the systemd notify socket", error=str(exc))
             if env.get("WATCHDOG_USEC", "").isdigit() and env.get(

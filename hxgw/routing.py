@@ -50,10 +50,14 @@ def resolve(
                 "or a model of the registry",
                 param="model",
             )
-        if not any(key.may_use(g.name) for g in groups.values() if model.name in g.models):
+        if key.groups is not None and not any(
+            key.may_use(g.name) for g in groups.values() if model.name in g.models
+        ):
             raise Forbidden(f"key {key.name!r} may not use model {model.name!r}", param="model")
         if mode is not None and not model.serves(mode):
-            raise BadRequest(f"model {model.name!r} is a {model.mode} model", param="model")
+            raise BadRequest(
+                f"model {model.name!r} serves {model.mode} requests only", param="model"
+            )
         return Route(group=None, pinned=True, candidates=(model,))
     return _group_route(config, config.routing.default_group, key, mode)
 

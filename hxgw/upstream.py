@@ -55,8 +55,9 @@ async def open_reply(ctx: RequestContext) -> Reply:
                 after_ms=round((time.perf_counter() - started) * 1000, 1),
             )
             continue
-        if response.status in RETRYABLE_STATUS:
-            detail = await _error_summary(response)
+        refused = _refused_gateway_key(response, first)
+        if response.status in RETRYABLE_STATUS or refused:
+            detail = refused or await _error_summary(response)
             ctx.attempts.append(
                 Attempt(model=model.name, outcome="http_error", status=response.status)
             )
@@ -97,6 +98,18 @@ async def _attempt(
         except BaseException:
             response.close()
             raise
+
+
+def _refused_gateway_key(response: aiohttp.ClientResponse, first: bytes) -> str | None:
+    """LiteLLM without a database answers a key other than its master key with 400
+    "No connected db." That is the gateway's misconfiguration, not the client's fault."""
+    if response.status == 400 and b"no_db_connection" in first:
+        response.close()
+        return (
+            "the upstream refused the gateway's own key (LiteLLM without a database "
+            "accepts only its master key: set HX_UPSTREAM_KEY to it)"
+        )
+    return None
 
 
 def _headers(ctx: RequestContext) -> dict[str, str]:

@@ -28,6 +28,7 @@ class Behaviour:
     hang_after_chunks: int | None = None
     garbage_after_chunks: int | None = None
     error_message: str = "fake upstream error"
+    error_type: str = "fake"
     retry_after: str | None = None
     sse_extras: bool = False
     # When set, the stream pauses after its first chunk until the test sets it.
@@ -99,7 +100,7 @@ class FakeUpstream:
             await asyncio.sleep(3600)
         if how.status >= 400:
             headers = {"Retry-After": how.retry_after} if how.retry_after else {}
-            return web.json_response({"error": {"message": how.error_message, "type": "fake",
+            return web.json_response({"error": {"message": how.error_message, "type": how.error_type,
                                                 "code": str(how.status)}},
                                      status=how.status, headers=headers)
         words = how.content.split(" ")

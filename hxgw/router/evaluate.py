@@ -105,8 +105,9 @@ def format_report(report: Report) -> str:
     lines = [f"{'label':<{width}}  precision  recall     f1  support"]
     for label in report.labels:
         s = report.scores[label]
-        lines.append(f"{label:<{width}}  {s.precision:9.3f}  {s.recall:6.3f}  {s.f1:5.3f}"
-                     f"  {s.support:7d}")
+        lines.append(
+            f"{label:<{width}}  {s.precision:9.3f}  {s.recall:6.3f}  {s.f1:5.3f}  {s.support:7d}"
+        )
     lines.append(f"{'macro-F1':<{width}}  {report.macro_f1:.3f}   accuracy {report.accuracy:.3f}")
     lines.append("")
     short = [label[:5] for label in report.labels]
@@ -116,12 +117,16 @@ def format_report(report: Report) -> str:
         row = report.confusion[label]
         lines.append(f"{label:<{width}}  " + " ".join(f"{row[p]:>5}" for p in report.labels))
     lines.append("")
-    lines.append(f"latency over {report.prompts} prompts (longest {report.max_chars} chars), "
-                 f"median of {RUNS} runs each:")
-    lines.append(f"  cold (no cached words): p50 {report.cold_us[0]:.1f} µs  "
-                 f"p99 {report.cold_us[1]:.1f} µs")
-    lines.append(f"  warm (words cached):    p50 {report.warm_us[0]:.1f} µs  "
-                 f"p99 {report.warm_us[1]:.1f} µs")
+    lines.append(
+        f"latency over {report.prompts} prompts (longest {report.max_chars} chars), "
+        f"median of {RUNS} runs each:"
+    )
+    lines.append(
+        f"  cold (no cached words): p50 {report.cold_us[0]:.1f} µs  p99 {report.cold_us[1]:.1f} µs"
+    )
+    lines.append(
+        f"  warm (words cached):    p50 {report.warm_us[0]:.1f} µs  p99 {report.warm_us[1]:.1f} µs"
+    )
     return "\n".join(lines)
 
 

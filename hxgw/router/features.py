@@ -1,22 +1,29 @@
 """Turn a prompt into hashed feature buckets, cheaply and reproducibly.
 
-Why hashing: the model file then stores bucket numbers instead of a vocabulary,
-so it stays small and any text can be scored without an out-of-vocabulary step.
+Features: lower-cased words, adjacent word pairs, the first and last few words
+(marked as such), byte 3- and 4-grams inside words, code and maths markers,
+length, line count, digit and operator share, and the share and kind of
+non-ASCII script. Each is hashed into one of ``N_BUCKETS`` buckets.
+
+Why hashing: the model file stores bucket numbers, not a vocabulary, so it
+stays small and any text can be scored without an out-of-vocabulary step.
 Why crc32: Python's ``hash()`` is salted per process, so a model trained in one
 process would be garbage in the next; crc32 is stable everywhere and runs in C.
 Why bytes: ``bytes.translate`` + ``split`` tokenise in C, several times faster
 than a regex, and crc32 wants bytes anyway. Non-ASCII text stays UTF-8, so the
 "character" n-grams are byte n-grams: the same thing for ASCII, and for other
 scripts they still tell one script (and often one language) from another.
-Why a word cache: n-grams inside a word cost ~2 µs to hash, which is the whole
-latency budget for a long prompt; words repeat, so each is hashed once.
+Why pairs are built from parts: a word pair's bucket is ``left(a) ^ right(b)``,
+two 18-bit numbers cached per word, so pairing costs one C-level xor.
 """
 
 import functools
 import re
 import string
 import zlib
-from itertools import repeat
+from collections.abc import Sequence
+from itertools import pairwise, repeat
+from operator import xor
 
 N_BUCKETS = 1 << 18
 HEAD_CHARS = 2000
@@ -24,11 +31,10 @@ TAIL_CHARS = 500
 EDGE_WORDS = 8
 
 _MASK = N_BUCKETS - 1
-_U32 = 0xFFFFFFFF
 _FNV_PRIME = 16777619
-_BIGRAM_SALT = 0x9E3779B1
-_HEAD_SALT = 0x85EBCA6B
-_TAIL_SALT = 0xC2B2AE35
+_PAIR_SALT = 0x9E3779B1
+_HEAD = (0x85EBCA6B * _FNV_PRIME) & _MASK
+_TAIL = (0xC2B2AE35 * _FNV_PRIME) & _MASK
 _GRAM_SEED = zlib.crc32(b"c:")
 _SLICES3 = [slice(i, i + 3) for i in range(HEAD_CHARS + TAIL_CHARS)]
 _SLICES4 = [slice(i, i + 4) for i in range(HEAD_CHARS + TAIL_CHARS)]
@@ -43,48 +49,26 @@ _WORD_TABLE = bytes(_TABLE)
 _DIGITS = b"0123456789"
 _MATH = b"+-*/=^%<>()"
 
-# Substrings whose presence says "code", "maths" or "pasted text" better than words do.
-MARKERS: tuple[tuple[str, str], ...] = (
-    ("fence", "```"),
-    ("def", "def "),
-    ("brace", "{"),
-    ("semicolon", ";"),
-    ("arrow", "=>"),
-    ("thin-arrow", "->"),
-    ("call", "()"),
-    ("eqeq", "=="),
-    ("neq", "!="),
-    ("and-and", "&&"),
-    ("or-or", "||"),
-    ("import", "import "),
-    ("include", "#include"),
-    ("tag", "</"),
-    ("self", "self."),
-    ("dollar", "$"),
-    ("indent", "\n    "),
-    ("tab", "\t"),
-    ("comment", "//"),
-    ("backtick", "`"),
-    ("traceback", "Traceback"),
-    ("caret", "^"),
-    ("equals", "="),
-    ("plus", "+"),
-    ("slash", "/"),
-    ("star", "*"),
-    ("math-sign", "√"),
-    ("integral", "∫"),
-    ("sum-sign", "∑"),
-    ("pi", "π"),
-    ("squared", "²"),
-    ("question", "?"),
-    ("quote", '"'),
-    ("smart-quote", "“"),
-    ("colon-newline", ":\n"),
-    ("paragraph", "\n\n"),
-    ("bullet", "\n- "),
-)
-
-_MARKER_NAMES = tuple((f"m:{name}", needle) for name, needle in MARKERS)
+# Substrings whose presence says "code", "maths" or "pasted text" better than words.
+# One-byte ASCII markers are found in one C pass (see ``context_names``).
+CHAR_MARKERS = {
+    "{": "brace", ";": "semicolon", "$": "dollar", "\t": "tab", "`": "backtick",
+    "^": "caret", "=": "equals", "+": "plus", "/": "slash", "*": "star",
+    "?": "question", '"': "quote",
+}  # fmt: skip
+TEXT_MARKERS = {
+    "```": "fence", "def ": "def", "=>": "arrow", "->": "thin-arrow", "()": "call",
+    "==": "eqeq", "!=": "neq", "&&": "and-and", "||": "or-or", "import ": "import",
+    "#include": "include", "</": "tag", "self.": "self", "\n    ": "indent",
+    "//": "comment", "Traceback": "traceback", ":\n": "colon-newline",
+    "\n\n": "paragraph", "\n- ": "bullet",
+}  # fmt: skip
+UNICODE_MARKERS = {"√": "root", "∫": "integral", "∑": "sum", "π": "pi", "²": "squared",
+                   "“": "smart-quote"}  # fmt: skip
+_CHAR_NAMES = {ord(c): f"m:{name}" for c, name in CHAR_MARKERS.items()}
+_NOT_MARKERS = bytes(b for b in range(256) if b not in _CHAR_NAMES)
+_TEXT_NAMES = tuple((needle, f"m:{name}") for needle, name in TEXT_MARKERS.items())
+_UNICODE_NAMES = tuple((needle, f"m:{name}") for needle, name in UNICODE_MARKERS.items())
 
 _SCRIPTS: tuple[tuple[str, re.Pattern[str]], ...] = (
     ("latin-accent", re.compile("[\u00c0-\u024f]")),
@@ -127,13 +111,14 @@ def words(text: str) -> list[bytes]:
 
 
 def word_hash(word: bytes) -> int:
-    """The 32-bit hash of a word's unigram feature; bigrams are derived from it."""
+    """The 32-bit hash of a word's unigram feature; pairs are derived from it."""
     return stable_hash(b"w:" + word)
 
 
-def pair_bucket(left: int, right: int) -> int:
-    """Combine two 32-bit hashes (FNV-style) without re-hashing any bytes."""
-    return (((left * _FNV_PRIME) & _U32) ^ right) & _MASK
+def pair_parts(word: bytes) -> tuple[int, int]:
+    """(left, right): the bucket of the pair "a b" is ``left(a) ^ right(b)``."""
+    h = word_hash(word)
+    return ((_PAIR_SALT ^ h) * _FNV_PRIME) & _MASK, h & _MASK
 
 
 def char_grams(word: bytes) -> list[bytes]:
@@ -152,7 +137,18 @@ def word_buckets(word: bytes) -> tuple[int, ...]:
     return (word_hash(word) & _MASK, *(h & _MASK for h in grams))
 
 
-def _share_bucket(part: int, whole: int) -> str:
+def pair_buckets(lefts: Sequence[int], rights: Sequence[int]) -> list[int]:
+    """Buckets of adjacent word pairs from the words' ``pair_parts``."""
+    return list(map(xor, lefts, rights[1:]))
+
+
+def edge_buckets(rights: Sequence[int]) -> list[int]:
+    """Buckets for the first and last few words: that is where the request is."""
+    head = list(map(xor, repeat(_HEAD), rights[:EDGE_WORDS]))
+    return head + list(map(xor, repeat(_TAIL), rights[-EDGE_WORDS:]))
+
+
+def _share(part: int, whole: int) -> str:
     share = part / whole if whole else 0.0
     if share == 0:
         return "none"
@@ -161,48 +157,39 @@ def _share_bucket(part: int, whole: int) -> str:
 
 def context_names(text: str) -> list[str]:
     """Names of the whole-prompt features: markers, length, digits, script."""
-    names = [name for name, needle in _MARKER_NAMES if needle in text]
+    raw = text.encode()
+    names = [_CHAR_NAMES[b] for b in sorted(set(raw.translate(None, _NOT_MARKERS)))]
+    names.extend(name for needle, name in _TEXT_NAMES if needle in text)
     size = next((label for limit, label in _LENGTHS if len(text) <= limit), "huge")
     lines = text.count("\n")
     names.append(f"l:{size}")
     names.append(f"n:{min(lines, 3) if lines < 10 else 'many'}")
-    raw = text.encode()
     digits = len(raw) - len(raw.translate(None, _DIGITS))
     maths = len(raw) - len(raw.translate(None, _MATH))
-    names.append(f"d:{_share_bucket(digits, len(raw))}")
-    names.append(f"o:{_share_bucket(maths, len(raw))}")
-    names.append(f"u:{_share_bucket(len(raw) - len(text), len(raw))}")
+    names.append(f"d:{_share(digits, len(raw))}")
+    names.append(f"o:{_share(maths, len(raw))}")
+    names.append(f"u:{_share(len(raw) - len(text), len(raw))}")
     if not text.isascii():
+        names.extend(name for needle, name in _UNICODE_NAMES if needle in text)
         names.extend(f"s:{name}" for name, pattern in _SCRIPTS if pattern.search(text))
     return names
-
-
-def edge_buckets(hashes: list[int]) -> list[int]:
-    """Buckets for the first and last few words: that is where the request is."""
-    head = [pair_bucket(_HEAD_SALT, h) for h in hashes[:EDGE_WORDS]]
-    tail = [pair_bucket(_TAIL_SALT, h) for h in hashes[-EDGE_WORDS:]]
-    return head + tail
-
-
-def bigram_buckets(hashes: list[int]) -> list[int]:
-    """Buckets of adjacent word pairs, from the words' cached hashes; this is
-    ``pair_bucket(_BIGRAM_SALT ^ a, b)`` written out, as it runs per word."""
-    return [
-        ((((_BIGRAM_SALT ^ a) * _FNV_PRIME) & _U32) ^ b) & _MASK
-        for a, b in zip(hashes, hashes[1:], strict=False)
-    ]
 
 
 def extract(text: str) -> list[int]:
     """All feature buckets of a prompt, repeated as often as they occur."""
     text = truncate(text)
     tokens = words(text)
-    hashes = [word_hash(w) for w in tokens]
+    lefts, rights = _parts(tokens)
     out = [b for w in tokens for b in word_buckets(w)]
-    out.extend(bigram_buckets(hashes))
-    out.extend(edge_buckets(hashes))
+    out.extend(pair_buckets(lefts, rights))
+    out.extend(edge_buckets(rights))
     out.extend(bucket(name) for name in context_names(text))
     return out
+
+
+def _parts(tokens: list[bytes]) -> tuple[list[int], list[int]]:
+    parts = [pair_parts(w) for w in tokens]
+    return [left for left, _ in parts], [right for _, right in parts]
 
 
 def named_features(text: str) -> list[tuple[str, int]]:
@@ -213,14 +200,14 @@ def named_features(text: str) -> list[tuple[str, int]]:
     text = truncate(text)
     tokens = words(text)
     shown = [w.decode(errors="replace") for w in tokens]
-    hashes = [word_hash(w) for w in tokens]
+    lefts, rights = _parts(tokens)
     out: list[tuple[str, int]] = []
     for word, label in zip(tokens, shown, strict=True):
         out.extend((f"word '{label}'", b) for b in word_buckets(word))
-    pairs = zip(shown, shown[1:], strict=False)
-    out.extend(zip((f"pair '{a} {b}'" for a, b in pairs), bigram_buckets(hashes), strict=True))
+    pairs = (f"pair '{a} {b}'" for a, b in pairwise(shown))
+    out.extend(zip(pairs, pair_buckets(lefts, rights), strict=True))
     edges = [f"starts with '{w}'" for w in shown[:EDGE_WORDS]]
     edges += [f"ends with '{w}'" for w in shown[-EDGE_WORDS:]]
-    out.extend(zip(edges, edge_buckets(hashes), strict=True))
+    out.extend(zip(edges, edge_buckets(rights), strict=True))
     out.extend((name, bucket(name)) for name in context_names(text))
     return out

@@ -8,12 +8,12 @@ field so that fields never go negative; ``unpack`` removes ``count`` of them.
 Precision is 2**-24 per value, far below anything that changes a decision.
 """
 
+import struct
 from collections.abc import Sequence
 
 SCALE = 1 << 24
 OFFSET = 1 << 40
 _WIDTH = 64
-_FIELD = (1 << _WIDTH) - 1
 MAX_VALUE = OFFSET // SCALE
 
 
@@ -28,6 +28,8 @@ def pack(vector: Sequence[float]) -> int:
 
 
 def unpack(total: int, count: int, size: int) -> list[float]:
-    """The element-wise sum of ``count`` packed vectors of ``size`` values."""
+    """The element-wise sum of ``count`` packed vectors of ``size`` values
+    (``struct`` splits the fields in one C call instead of ``size`` shifts)."""
     base = count * OFFSET
-    return [(((total >> (_WIDTH * i)) & _FIELD) - base) / SCALE for i in range(size)]
+    fields = struct.unpack(f"<{size}Q", total.to_bytes(8 * size, "little"))
+    return [(field - base) / SCALE for field in fields]

@@ -19,12 +19,17 @@ METHODS: tuple[Method, ...] = ("naive-bayes", "logistic")
 
 def parser() -> argparse.ArgumentParser:
     """The command line, kept separate so the CLI can embed or document it."""
-    p = argparse.ArgumentParser(prog="hxgw train-router",
-                                description="Train the task classifier on labelled prompts.")
-    p.add_argument("data", help="JSONL file, one {\"text\": ..., \"label\": ...} per line")
+    p = argparse.ArgumentParser(
+        prog="hxgw train-router", description="Train the task classifier on labelled prompts."
+    )
+    p.add_argument("data", help='JSONL file, one {"text": ..., "label": ...} per line')
     p.add_argument("-o", "--output", required=True, help="where to write the model (JSON)")
-    p.add_argument("--method", choices=METHODS, default="naive-bayes",
-                   help="learner (default: naive-bayes, see the evaluation in the README)")
+    p.add_argument(
+        "--method",
+        choices=METHODS,
+        default="naive-bayes",
+        help="learner (default: naive-bayes, see the evaluation in the README)",
+    )
     return p
 
 
@@ -38,8 +43,10 @@ def main(argv: list[str]) -> int:
         return 1
     counts = Counter(e.label for e in examples)
     if len(counts) < 2:
-        print(f"hxgw train-router: {args.data}: need at least two labels, found {len(counts)}",
-              file=sys.stderr)
+        print(
+            f"hxgw train-router: {args.data}: need at least two labels, found {len(counts)}",
+            file=sys.stderr,
+        )
         return 1
     started = time.perf_counter()
     model = TaskClassifier.train(examples, method=args.method)
@@ -54,8 +61,10 @@ def main(argv: list[str]) -> int:
         print(f"{label:<{width}}  {counts[label]:>6}")
     print(f"{'total':<{width}}  {len(examples):>6}")
     size = os.path.getsize(args.output)
-    print(f"trained {args.method} in {elapsed:.2f} s; {len(model.weights)} features; "
-          f"wrote {args.output} ({size / 1e6:.2f} MB)")
+    print(
+        f"trained {args.method} in {elapsed:.2f} s; {len(model.weights)} features; "
+        f"wrote {args.output} ({size / 1e6:.2f} MB)"
+    )
     return 0
 
 

@@ -29,9 +29,11 @@ def _respond(ctx: RequestContext, exc: GatewayError) -> None:
         return
     ctx.outcome = exc.code or exc.type
     ctx.status = exc.status
+    body = exc.to_json()
+    ctx.bytes_out = len(body)
     ctx.response = web.Response(
         status=exc.status,
-        body=exc.to_json(),
+        body=body,
         content_type="application/json",
         headers=error_headers(ctx, exc),
     )

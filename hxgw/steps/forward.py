@@ -19,7 +19,7 @@ async def forward(ctx: RequestContext, call_next: Next) -> None:
     try:
         await call_next(ctx)
     finally:
-        if response.content.at_eof() and ctx.outcome == "ok":
+        if response.content.at_eof():
             response.release()
         else:
             response.close()

@@ -49,9 +49,10 @@ async def list_models(ctx: RequestContext, call_next: Next) -> None:
                     "hx_models": list(group.models),
                 }
             )
-    ctx.status = 200
+    body = jsonio.dumps({"object": "list", "data": entries})
+    ctx.status, ctx.bytes_out = 200, len(body)
     ctx.response = web.Response(
-        body=jsonio.dumps({"object": "list", "data": entries}),
+        body=body,
         content_type="application/json",
         headers={"X-Request-ID": ctx.request_id},
     )

@@ -33,6 +33,8 @@ async def relay(ctx: RequestContext, call_next: Next) -> None:
     elif reply.response.content_length is not None:
         response.content_length = reply.response.content_length
     ctx.response, ctx.status = response, response.status
+    if response.status >= 400:
+        ctx.outcome = "upstream_error"
     try:
         await response.prepare(ctx.request)
         if streaming:
@@ -54,5 +56,6 @@ async def relay(ctx: RequestContext, call_next: Next) -> None:
                     await write_error_event(
                         response, Unavailable("the gateway stopped this stream"), False
                     )
+                    await response.write_eof()
         raise
     await call_next(ctx)

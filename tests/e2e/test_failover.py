@@ -116,6 +116,18 @@ async def test_when_every_candidate_fails_the_error_lists_what_was_tried(
     ]
 
 
+async def test_litellm_refusing_the_gateway_key_is_a_gateway_error_not_the_clients(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    for model in ("m-alpha", "m-beta"):
+        fake.behave(model, status=400, error_message="No connected db.",
+                    error_type="no_db_connection")
+    status, _, body = await _chat(gateway, client)
+    assert status == 502
+    assert "set HX_UPSTREAM_KEY" in body["error"]["tried"][0]["error"]
+    assert fake.seen_models() == ["m-alpha", "m-beta"]
+
+
 async def test_when_every_candidate_is_rate_limited_the_client_gets_429_with_retry_after(
     gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):

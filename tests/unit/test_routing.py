@@ -10,7 +10,7 @@ from hxgw.config import ClientKey, Config
 from hxgw.config_load import load_config
 from hxgw.errors import BadRequest, Forbidden, ModelNotFound
 from hxgw.routing import resolve
-from tests.fixtures import write_config
+from tests.fixtures import DEFAULT_MODELS, write_config
 
 ANY_KEY = ClientKey(name="any", digest=b"x" * 32)
 
@@ -20,7 +20,8 @@ def config(tmp_path: Path) -> Config:
     routing = {"routing": {"default_group": "chat", "failover_order": ["gamma", "alpha"],
                            "groups": {"chat": ["alpha", "beta"], "solo": ["gamma"],
                                       "emb": ["embed"]}}}
-    write_config(tmp_path, "http://127.0.0.1:1", routing=routing)
+    models = [*DEFAULT_MODELS, {"name": "delta", "tier_score": 0.1, "specializations": []}]
+    write_config(tmp_path, "http://127.0.0.1:1", routing=routing, models=models)
     return load_config(tmp_path, {"MASTER_KEY": "k"})
 
 
@@ -62,8 +63,12 @@ def test_a_group_with_no_model_for_the_endpoint_is_a_bad_request(config: Config)
 
 
 def test_a_pinned_model_of_another_mode_is_a_bad_request(config: Config):
-    with pytest.raises(BadRequest, match="is a embedding model"):
+    with pytest.raises(BadRequest, match="serves embedding requests only"):
         resolve(config, None, "embed", ANY_KEY, "chat")
+
+
+def test_an_unrestricted_key_may_pin_a_model_that_is_in_no_group(config: Config):
+    assert resolve(config, None, "delta", ANY_KEY, "chat").candidates[0].name == "delta"
 
 
 def test_unknown_group_and_model_are_not_found(config: Config):

@@ -161,7 +161,9 @@ def build_train(rng: random.Random) -> list[dict[str, str]]:
 def build_heldout(rng: random.Random) -> list[dict[str, str]]:
     """The held-out prompts exactly as written, shuffled."""
     written = read_sections(HERE / "heldout_prompts.txt")
-    rows = [{"text": t, "label": name} for (_, name), items in sorted(written.items()) for t in items]
+    rows = [
+        {"text": t, "label": name} for (_, name), items in sorted(written.items()) for t in items
+    ]
     rng.shuffle(rows)
     return rows
 

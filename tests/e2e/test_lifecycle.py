@@ -1,0 +1,224 @@
+"""The daemon's lifecycle, with the test playing systemd's part on a real notify socket."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import socket
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import aiohttp
+import pytest
+import yaml
+
+from tests.conftest import StartGateway
+from tests.fake_upstream import FakeUpstream
+from tests.fixtures import Gateway, wait_for
+
+CHAT = {"messages": [{"role": "user", "content": "hi"}]}
+
+
+class NotifySocket:
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.setblocking(False)
+        self.messages: list[dict[str, str]] = []
+
+    def drain(self) -> list[dict[str, str]]:
+        while True:
+            try:
+                data = self.sock.recv(4096)
+            except BlockingIOError:
+                return self.messages
+            self.messages.append(dict(line.split("=", 1) for line in data.decode().splitlines()))
+
+    def states(self) -> list[str]:
+        return [next(k for k in m if k != "STATUS" and k != "MONOTONIC_USEC") if any(
+            k not in ("STATUS", "MONOTONIC_USEC") for k in m) else "STATUS" for m in self.drain()]
+
+
+@pytest.fixture
+def notify(tmp_path: Path) -> Iterator[NotifySocket]:
+    sock = NotifySocket(tmp_path / "notify.sock")
+    yield sock
+    sock.sock.close()
+
+
+async def _start(start_gateway: StartGateway, notify: NotifySocket, **env: str) -> Gateway:
+    return await start_gateway(env={"NOTIFY_SOCKET": notify.path, **env})
+
+
+def _rewrite_routing(gateway: Gateway, groups: dict[str, list[str]], default: str = "chat") -> None:
+    doc = {"routing": {"strategy": "failover", "default_group": default, "groups": groups}}
+    (gateway.config_dir / "routing.yaml").write_text(yaml.safe_dump(doc))
+
+
+async def test_ready_is_sent_once_listening_with_a_status(
+    start_gateway: StartGateway, notify: NotifySocket
+):
+    gateway = await _start(start_gateway, notify)
+    await wait_for(lambda: notify.drain())
+    first = notify.messages[0]
+    assert first["READY"] == "1"
+    assert f"serving on 127.0.0.1:{gateway.port}" in first["STATUS"]
+    assert "config generation 1" in first["STATUS"]
+
+
+async def test_sighup_reloads_with_reloading_monotonic_usec_then_ready(
+    start_gateway: StartGateway, notify: NotifySocket, client: aiohttp.ClientSession
+):
+    gateway = await _start(start_gateway, notify)
+    await wait_for(lambda: notify.drain())
+    _rewrite_routing(gateway, {"chat": ["beta"], "solo": ["gamma"]})
+    before = time.monotonic_ns() // 1000
+    gateway.signal(signal.SIGHUP)
+    await wait_for(lambda: len(notify.drain()) >= 3)
+    reloading, ready = notify.messages[1], notify.messages[2]
+    assert reloading["RELOADING"] == "1"
+    assert int(reloading["MONOTONIC_USEC"]) >= before
+    assert ready["READY"] == "1" and "config generation 2" in ready["STATUS"]
+    async with client.post(gateway.url + "/v1/chat/completions", json=CHAT,
+                           headers=gateway.auth) as resp:
+        assert resp.headers["X-HX-Model"] == "beta"
+
+
+async def test_a_broken_config_on_reload_is_rejected_and_the_old_one_keeps_serving(
+    start_gateway: StartGateway, notify: NotifySocket, client: aiohttp.ClientSession
+):
+    gateway = await _start(start_gateway, notify)
+    await wait_for(lambda: notify.drain())
+    _rewrite_routing(gateway, {"chat": ["alpha", "llm03"]})
+    gateway.signal(signal.SIGHUP)
+    await wait_for(lambda: len(notify.drain()) >= 3)
+    assert notify.messages[2]["READY"] == "1"
+    assert "rejected: routing.yaml: routing.groups.chat[1]: unknown model 'llm03'" in \
+        notify.messages[2]["STATUS"]
+    assert "config generation 1" in notify.messages[2]["STATUS"]
+    async with client.post(gateway.url + "/v1/chat/completions", json=CHAT,
+                           headers=gateway.auth) as resp:
+        assert resp.status == 200 and resp.headers["X-HX-Model"] == "alpha"
+    assert "config reload rejected" in gateway.logs()
+    assert gateway.process is not None and gateway.process.poll() is None
+
+
+async def test_a_burst_of_sighups_collapses_into_few_reloads(
+    start_gateway: StartGateway, notify: NotifySocket
+):
+    gateway = await _start(start_gateway, notify)
+    await wait_for(lambda: notify.drain())
+    for _ in range(20):
+        gateway.signal(signal.SIGHUP)
+    await asyncio.sleep(1.0)
+    reloads = [m for m in notify.drain() if "RELOADING" in m]
+    assert 1 <= len(reloads) <= 3
+
+
+async def test_a_request_in_flight_finishes_on_the_config_it_started_with(
+    start_gateway: StartGateway, notify: NotifySocket, fake: FakeUpstream
+):
+    gateway = await _start(start_gateway, notify)
+    gate = asyncio.Event()
+    fake.behave("m-alpha", content="a b c", gate=gate)
+    async with aiohttp.ClientSession() as session:
+        resp = await session.post(gateway.url + "/v1/chat/completions",
+                                  json=CHAT | {"stream": True}, headers=gateway.auth)
+        await resp.content.readuntil(b"\n\n")
+        _rewrite_routing(gateway, {"chat": ["beta"]})
+        gateway.signal(signal.SIGHUP)
+        await wait_for(lambda: "config reloaded" in gateway.logs())
+        gate.set()
+        text = (await resp.read()).decode()
+        assert resp.headers["X-HX-Model"] == "alpha"
+        assert text.rstrip().endswith("data: [DONE]")
+        async with session.post(gateway.url + "/v1/chat/completions", json=CHAT,
+                                headers=gateway.auth) as after:
+            assert after.headers["X-HX-Model"] == "beta"
+
+
+async def test_reloads_under_concurrent_load_fail_no_request(
+    start_gateway: StartGateway, notify: NotifySocket, client: aiohttp.ClientSession
+):
+    gateway = await _start(start_gateway, notify)
+    failures: list[int] = []
+
+    async def load() -> None:
+        for _ in range(40):
+            async with client.post(gateway.url + "/v1/chat/completions", json=CHAT,
+                                   headers=gateway.auth) as resp:
+                await resp.read()
+                if resp.status != 200:
+                    failures.append(resp.status)
+
+    async def reloads() -> None:
+        for i in range(10):
+            _rewrite_routing(gateway, {"chat": ["alpha", "beta"] if i % 2 else ["beta"]})
+            gateway.signal(signal.SIGHUP)
+            await asyncio.sleep(0.05)
+
+    await asyncio.gather(*(load() for _ in range(8)), reloads())
+    assert failures == []
+    assert "config reloaded" in gateway.logs()
+
+
+async def test_sigterm_sends_stopping_drains_a_live_stream_and_exits_0(
+    start_gateway: StartGateway, notify: NotifySocket, fake: FakeUpstream
+):
+    gateway = await _start(start_gateway, notify)
+    fake.behave("m-alpha", content="a b c d e f", chunk_delay=0.2)
+    async with aiohttp.ClientSession() as session:
+        resp = await session.post(gateway.url + "/v1/chat/completions",
+                                  json=CHAT | {"stream": True}, headers=gateway.auth)
+        await resp.content.readuntil(b"\n\n")
+        gateway.signal(signal.SIGTERM)
+        await wait_for(lambda: any("STOPPING" in m for m in notify.drain()))
+        text = (await resp.read()).decode()
+    assert text.rstrip().endswith("data: [DONE]")
+    assert gateway.process is not None
+    assert gateway.process.wait(10) == 0
+    with pytest.raises(aiohttp.ClientConnectionError):
+        async with aiohttp.ClientSession() as session:
+            await session.get(gateway.url + "/healthz")
+
+
+async def test_a_stream_outliving_the_drain_timeout_ends_with_an_error_event(
+    start_gateway: StartGateway, fake: FakeUpstream
+):
+    gateway = await start_gateway(gateway={"shutdown": {"drain_timeout": 0.5}})
+    fake.behave("m-alpha", content="a " * 100, chunk_delay=0.2)
+    async with aiohttp.ClientSession() as session:
+        resp = await session.post(gateway.url + "/v1/chat/completions",
+                                  json=CHAT | {"stream": True}, headers=gateway.auth)
+        await resp.content.readuntil(b"\n\n")
+        gateway.signal(signal.SIGTERM)
+        text = (await asyncio.wait_for(resp.read(), 10)).decode()
+    assert "event: error" in text and "the gateway stopped this stream" in text
+    assert gateway.process is not None and gateway.process.wait(10) == 0
+
+
+async def test_a_second_sigterm_exits_at_once(start_gateway: StartGateway, fake: FakeUpstream):
+    gateway = await start_gateway(gateway={"shutdown": {"drain_timeout": 60}})
+    fake.behave("m-alpha", content="a " * 100, chunk_delay=0.2)
+    async with aiohttp.ClientSession() as session:
+        resp = await session.post(gateway.url + "/v1/chat/completions",
+                                  json=CHAT | {"stream": True}, headers=gateway.auth)
+        await resp.content.readuntil(b"\n\n")
+        gateway.signal(signal.SIGTERM)
+        await wait_for(lambda: "stopping" in gateway.logs())
+        gateway.signal(signal.SIGTERM)
+        assert gateway.process is not None
+        assert gateway.process.wait(5) == 0
+        resp.close()
+
+
+async def test_watchdog_pings_come_at_half_the_interval(
+    start_gateway: StartGateway, notify: NotifySocket
+):
+    gateway = await _start(start_gateway, notify, WATCHDOG_USEC="400000")
+    assert gateway.process is not None
+    await asyncio.sleep(1.1)
+    pings = [m for m in notify.drain() if m.get("WATCHDOG") == "1"]
+    assert 3 <= len(pings) <= 8
