@@ -25,10 +25,10 @@ class Inflight:
         if not self._tasks:
             self._idle.set()
 
-    async def wait_idle(self, timeout: float) -> bool:
-        """True when every request finished within `timeout` seconds."""
+    async def wait_idle(self, seconds: float) -> bool:
+        """True when every request finished within `seconds`."""
         try:
-            async with asyncio.timeout(timeout):
+            async with asyncio.timeout(seconds):
                 await self._idle.wait()
         except TimeoutError:
             return False
