@@ -75,13 +75,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 def check_config(config_dir: str, env: dict[str, str]) -> int:
     from hxgw.config_load import load_config
     from hxgw.errors import ConfigError
+    from hxgw.log import on_journal
 
     try:
         config = load_config(config_dir, env)
     except ConfigError as exc:
-        print(f"{config_dir}: invalid config", file=sys.stderr)
+        # Under systemd (ExecStartPre) the reason must reach `journalctl -p err`.
+        err = "<3>" if on_journal(sys.stderr) else ""
+        print(f"{err}{config_dir}: invalid config", file=sys.stderr)
         for problem in str(exc).splitlines():
-            print(f"  {problem}", file=sys.stderr)
+            print(f"{err}  {problem}", file=sys.stderr)
         return 1
     print(
         f"{config_dir}: ok ({len(config.models)} models, {len(config.routing.groups)} groups, "

@@ -14,17 +14,20 @@ from hxgw.endpoints import PROXIED, Endpoint, client_paths
 from hxgw.errors import GatewayError, MethodNotAllowed, NotFound
 from hxgw.inflight import Inflight
 from hxgw.state import StateHolder, build_state
+from hxgw.strategies import Memory
 
 HOLDER = web.AppKey("holder", StateHolder)
 INFLIGHT = web.AppKey("inflight", Inflight)
+MEMORY = web.AppKey("memory", Memory)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def make_app(holder: StateHolder, inflight: Inflight) -> web.Application:
+def make_app(holder: StateHolder, inflight: Inflight, memory: Memory) -> web.Application:
     # Bodies are read and limited by parse_body, whose limit a reload may change.
     app = web.Application(client_max_size=2**62, handler_args={"max_field_size": 16384})
     app[HOLDER] = holder
     app[INFLIGHT] = inflight
+    app[MEMORY] = memory
     app.cleanup_ctx.append(_upstream_session)
     router = app.router
     router.add_get("/healthz", healthz, allow_head=True)
@@ -65,7 +68,7 @@ async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
         keepalive_timeout=30,
     )
     session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
-    holder.swap(build_state(holder.config, session, generation=1))
+    holder.swap(build_state(holder.config, session, generation=1, memory=app[MEMORY]))
     yield
     await session.close()
 

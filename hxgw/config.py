@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from hxgw.health import HealthSettings
 from hxgw.transforms import Transform
 
 Mode = Literal["chat", "embedding", "completion"]
@@ -49,11 +50,35 @@ class Group:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ScoringWeights:
+    """How ml-based-routing weighs what it knows about a candidate (see README)."""
+
+    tier: float = 1.0
+    specialization: float = 1.5
+    health: float = 1.0
+    latency: float = 0.5
+    cost: float = 0.2
+    load: float = 0.3
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Routing:
     strategy: str
     default_group: str
     failover_order: tuple[str, ...]
     groups: Mapping[str, Group]
+    health: HealthSettings = field(default_factory=HealthSettings)
+    scoring: ScoringWeights = field(default_factory=ScoringWeights)
+    classifier: Path | None = None
+
+    def strategy_of(self, group: str | None) -> str:
+        chosen = self.groups[group].strategy if group is not None else None
+        return chosen or self.strategy
+
+    def uses(self, strategy: str) -> bool:
+        return self.strategy == strategy or any(
+            g.strategy == strategy for g in self.groups.values()
+        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

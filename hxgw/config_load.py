@@ -6,6 +6,7 @@ file and key path; a snapshot is returned only when there is no problem.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from collections.abc import Mapping
@@ -16,6 +17,7 @@ from urllib.parse import urlsplit
 
 import yaml
 
+from hxgw.classify import load_classifier
 from hxgw.config import (
     DEFAULT_UPSTREAM,
     MODES,
@@ -28,10 +30,12 @@ from hxgw.config import (
     Logging,
     Model,
     Routing,
+    ScoringWeights,
     Timeouts,
     Upstream,
 )
 from hxgw.errors import ConfigError
+from hxgw.health import HealthSettings
 from hxgw.schema import Problems, Section, kind_of
 from hxgw.transforms import Transform, parse_transforms
 
@@ -66,7 +70,9 @@ def load_config(config_dir: str | os.PathLike[str], env: Mapping[str, str]) -> C
                 REGISTRY, f"models.{model.name}.upstream", f"unknown upstream {model.upstream!r}"
             )
     routing = _routing(
-        Section(ROUTING, "", routing_doc, routing_problems, frozenset({"routing"})), models
+        Section(ROUTING, "", routing_doc, routing_problems, frozenset({"routing"})),
+        models,
+        directory,
     )
     keys = _keys(top, directory, env, problems, files)
     listen, timeouts, limits = _listen(top, env), _timeouts(top), _limits(top)
@@ -174,11 +180,23 @@ def _models(doc: Section) -> Mapping[str, Model]:
     return MappingProxyType(models)
 
 
-def _routing(doc: Section, models: Mapping[str, Model]) -> Routing:
+def _routing(doc: Section, models: Mapping[str, Model], directory: Path) -> Routing:
     if not doc.has("routing"):
         doc.report("is required", "routing")
     section = doc.section(
-        "routing", frozenset({"strategy", "default_group", "failover_order", "groups"})
+        "routing",
+        frozenset(
+            {
+                "strategy",
+                "default_group",
+                "failover_order",
+                "groups",
+                "circuit_breaker",
+                "health",
+                "scoring",
+                "classifier",
+            }
+        ),
     )
     strategy = section.choice("strategy", "failover", STRATEGIES)
     failover_order = section.str_list("failover_order")
@@ -219,7 +237,49 @@ def _routing(doc: Section, models: Mapping[str, Model]) -> Routing:
         default_group=default_group or "",
         failover_order=failover_order,
         groups=MappingProxyType(groups),
+        health=_health(section),
+        scoring=_scoring(section),
+        classifier=_classifier(section, directory),
     )
+
+
+def _health(section: Section) -> HealthSettings:
+    base = HealthSettings()
+    breaker = section.section("circuit_breaker", frozenset({"failures", "cooldown"}))
+    health = section.section("health", frozenset({"ewma_alpha", "error_window"}))
+    return HealthSettings(
+        ewma_alpha=float(health.number("ewma_alpha", base.ewma_alpha, positive=True, maximum=1)),
+        error_window=health.number("error_window", base.error_window, positive=True, integer=True),
+        breaker_failures=breaker.number(
+            "failures", base.breaker_failures, positive=True, integer=True
+        ),
+        breaker_cooldown=float(breaker.number("cooldown", base.breaker_cooldown, positive=True)),
+    )
+
+
+def _scoring(section: Section) -> ScoringWeights:
+    base = ScoringWeights()
+    names = tuple(f.name for f in dataclasses.fields(ScoringWeights))
+    weights = section.section("scoring", frozenset(names))
+    return ScoringWeights(
+        **{
+            name: float(weights.number(name, getattr(base, name), minimum=0.0, maximum=100.0))
+            for name in names
+        }
+    )
+
+
+def _classifier(section: Section, directory: Path) -> Path | None:
+    given = section.string("classifier")
+    if given is None:
+        return None
+    path: Path = directory / given
+    try:
+        load_classifier(path)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        section.report(f"cannot load the classifier model {str(path)!r}: {exc}", "classifier")
+        return None
+    return path
 
 
 def _upstreams(top: Section, env: Mapping[str, str]) -> Mapping[str, Upstream]:

@@ -14,8 +14,10 @@ from aiohttp import ClientResponse, web
 
 from hxgw.config import ClientKey, Model
 from hxgw.endpoints import Endpoint
+from hxgw.health import ModelHealth
 
 if TYPE_CHECKING:
+    from hxgw.routing import Decision
     from hxgw.state import GatewayState
 
 
@@ -35,6 +37,7 @@ class Reply:
     response: ClientResponse
     first_chunk: bytes
     model: Model
+    health: ModelHealth
 
 
 @dataclass(slots=True)
@@ -51,6 +54,8 @@ class RequestContext:
     group: str | None = None
     pinned: bool = False
     candidates: tuple[Model, ...] = ()
+    decision: Decision | None = None
+    stream_failed: bool = False
     upstream_bodies: Any = None
     reply: Reply | None = None
     attempts: list[Attempt] = field(default_factory=list)

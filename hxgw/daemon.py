@@ -28,6 +28,7 @@ from hxgw.errors import ConfigError
 from hxgw.inflight import Inflight
 from hxgw.notify import Notifier
 from hxgw.state import StateHolder, build_state
+from hxgw.strategies import Memory
 
 log = structlog.get_logger("hxgw.daemon")
 
@@ -59,12 +60,13 @@ class Daemon:
         self.last_reload = "none yet"
         self.runner: web.AppRunner | None = None
         self.inflight = Inflight()
+        self.memory = Memory()
 
     async def run(self) -> int:
         config = self.holder.config
         _warn_if_world_readable(config)
         self.runner = web.AppRunner(
-            make_app(self.holder, self.inflight),
+            make_app(self.holder, self.inflight, self.memory),
             handler_cancellation=True,
             access_log=None,
             handle_signals=False,
@@ -154,7 +156,7 @@ class Daemon:
             return False
         config = self.override.apply(loaded)
         _log_restart_only_changes(current.config, config)
-        state = build_state(config, current.session, current.generation + 1)
+        state = build_state(config, current.session, current.generation + 1, self.memory)
         self.holder.swap(state)
         self.last_reload = f"ok, generation {state.generation}"
         log.info(

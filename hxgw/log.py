@@ -42,6 +42,8 @@ def on_journal(stream: TextIO) -> bool:
 
 
 def _logfmt_value(value: Any) -> str:
+    if isinstance(value, (list, tuple)):
+        value = "; ".join(map(str, value))
     text = value if isinstance(value, str) else str(value)
     if text and not any(c in text for c in ' ="\\\n\r\t'):
         return text

@@ -35,6 +35,8 @@ def response_headers(ctx: RequestContext, reply: Reply) -> dict[str, str]:
     if ctx.group:
         headers["X-HX-Group"] = ctx.group
     headers["X-HX-Failovers"] = str(len(ctx.attempts) - 1)
+    if ctx.decision is not None:
+        headers["X-HX-Route"] = ctx.decision.header()
     return headers
 
 
@@ -53,6 +55,7 @@ async def relay_body(ctx: RequestContext, reply: Reply, response: web.StreamResp
             ctx.bytes_out += len(chunk)
     except GatewayError as exc:
         ctx.outcome = exc.code or exc.type
+        ctx.stream_failed = True
         # Closing before the final chunk tells the client the body is incomplete.
         ctx.request.protocol.force_close()
         if ctx.request.transport is not None:
@@ -84,6 +87,7 @@ async def relay_events(ctx: RequestContext, reply: Reply, response: web.StreamRe
             ctx.bytes_out += len(pending)
     except GatewayError as exc:
         ctx.outcome = exc.code or exc.type
+        ctx.stream_failed = True
         await write_error_event(response, exc, at_event_end)
     await response.write_eof()
 

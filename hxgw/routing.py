@@ -8,10 +8,16 @@ endpoint are never candidates.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
+from typing import Any
 
 from hxgw.config import ClientKey, Config, Mode, Model
 from hxgw.errors import BadRequest, Forbidden, ModelNotFound
+from hxgw.router.classifier import TaskClassifier
+from hxgw.router.prompt import content_text, prompt_text
+from hxgw.scoring import Scored, score_models
+from hxgw.strategies import ORDERS, Memory
 
 GROUP_HEADER = "X-HX-Model-Group"
 
@@ -21,6 +27,8 @@ class Route:
     group: str | None
     pinned: bool
     candidates: tuple[Model, ...]
+    own: int = 1
+    """How many of the candidates are the group's own; the rest come from failover_order."""
 
 
 def resolve(
@@ -74,8 +82,89 @@ def _group_route(config: Config, group: str, key: ClientKey, mode: Mode | None) 
         for n in config.routing.failover_order
         if models[n] not in own and _fits(models[n], mode)
     )
-    return Route(group=group, pinned=False, candidates=own + fallbacks)
+    return Route(group=group, pinned=False, candidates=own + fallbacks, own=len(own))
 
 
 def _fits(model: Model, mode: Mode | None) -> bool:
     return mode is None or model.serves(mode)
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """The order candidates will be tried in, and why."""
+
+    strategy: str
+    candidates: tuple[Model, ...]
+    task: dict[str, float] | None = None
+    scored: tuple[Scored, ...] = ()
+    skipped: tuple[tuple[str, str], ...] = ()
+
+    def header(self) -> str:
+        """The X-HX-Route value: strategy, detected task, chosen model, runner-up."""
+        parts = [f"strategy={self.strategy}"]
+        if self.task:
+            label = max(self.task, key=self.task.__getitem__)
+            parts.append(f"task={label}; p={self.task[label]:.2f}")
+        parts.append(f"chosen={self.candidates[0].name}")
+        if len(self.candidates) > 1:
+            parts.append(f"runner_up={self.candidates[1].name}")
+        return "; ".join(parts)
+
+
+def decide(
+    config: Config,
+    route: Route,
+    body: dict[str, Any] | None,
+    memory: Memory,
+    classifier: TaskClassifier | None,
+) -> Decision:
+    """Order the route's candidates by the group's strategy, then leave out models the
+    prompt does not fit and models whose circuit is open (unless every one is)."""
+    strategy = "pinned" if route.pinned else config.routing.strategy_of(route.group)
+    own, fallbacks = route.candidates[: route.own], route.candidates[route.own :]
+    skipped: list[tuple[str, str]] = []
+    if any(m.max_context for m in route.candidates):
+        needed = estimate_tokens(body)
+        too_small = {m.name for m in route.candidates if m.max_context and needed > m.max_context}
+        skipped += [(name, f"prompt needs ~{needed} tokens") for name in sorted(too_small)]
+        own = tuple(m for m in own if m.name not in too_small)
+        fallbacks = tuple(m for m in fallbacks if m.name not in too_small)
+        if not own and not fallbacks:
+            raise BadRequest(
+                f"the prompt needs ~{needed} tokens, more than any candidate "
+                "model's max_context allows",
+                code="context_length_exceeded",
+            )
+    task: dict[str, float] | None = None
+    scored: tuple[Scored, ...] = ()
+    if strategy == "ml-based-routing" and own:
+        task = classifier.predict_proba(prompt_text(body)) if classifier else {}
+        scored = tuple(score_models(own, task, memory.health, config.routing.scoring))
+        own = tuple(s.model for s in scored)
+    elif strategy in ORDERS and own:
+        own = ORDERS[strategy](own, route.group or "", memory)
+    ordered = own + fallbacks
+    now = time.monotonic()
+    open_now = {m.name for m in ordered if not memory.health[m.name].allows(now)}
+    if open_now and len(open_now) < len(ordered):
+        skipped += [(name, "circuit open") for name in sorted(open_now)]
+        ordered = tuple(m for m in ordered if m.name not in open_now)
+    return Decision(
+        strategy=strategy, candidates=ordered, task=task, scored=scored, skipped=tuple(skipped)
+    )
+
+
+def estimate_tokens(body: dict[str, Any] | None) -> int:
+    """About four characters a token over every text of the request, plus what the
+    client allows the answer; enough to keep a long prompt off a small model."""
+    if not body:
+        return 0
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        chars = sum(len(content_text(m.get("content"))) for m in messages if isinstance(m, dict))
+    else:
+        texts = [body.get("prompt"), body.get("input")]
+        flat = [t for v in texts for t in (v if isinstance(v, list) else [v])]
+        chars = sum(len(t) for t in flat if isinstance(t, str))
+    wanted = body.get("max_completion_tokens") or body.get("max_tokens")
+    return chars // 4 + (wanted if isinstance(wanted, int) and wanted > 0 else 0)

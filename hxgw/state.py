@@ -15,9 +15,12 @@ from types import MappingProxyType
 import aiohttp
 
 from hxgw import __version__
+from hxgw.classify import load_classifier
 from hxgw.config import ClientKey, Config
 from hxgw.endpoints import MODELS, PROXIED
 from hxgw.pipeline import MODELS_STEPS, PROXY_STEPS, build_chain
+from hxgw.router.classifier import TaskClassifier
+from hxgw.strategies import Memory
 from hxgw.types import Next
 
 
@@ -31,6 +34,8 @@ class GatewayState:
     upstream_auth: Mapping[str, dict[str, str]] = field(repr=False)
     client_timeout: aiohttp.ClientTimeout
     loaded_at: float
+    memory: Memory
+    classifier: TaskClassifier | None
 
     def first_byte_budget(self, started: float) -> float:
         """Seconds left to get a first byte: the first-byte timeout within the total one."""
@@ -39,8 +44,15 @@ class GatewayState:
         return max(0.0, min(timeouts.first_byte, left))
 
 
-def build_state(config: Config, session: aiohttp.ClientSession, generation: int) -> GatewayState:
-    """Everything a request needs from this snapshot, computed once here instead of per request."""
+def build_state(
+    config: Config, session: aiohttp.ClientSession, generation: int, memory: Memory
+) -> GatewayState:
+    """Everything a request needs from this snapshot, computed once here instead of per request.
+
+    The routing memory (health, breakers) is the process's; it is carried into the new
+    snapshot for the models that still exist."""
+    memory.health.configure(config.routing.health, config.models)
+    uses_classifier = config.routing.uses("ml-based-routing")
     chains = {e.name: build_chain(MODELS_STEPS if e is MODELS else PROXY_STEPS) for e in PROXIED}
     auth = {
         name: {"User-Agent": f"hxgw/{__version__}"}
@@ -58,6 +70,8 @@ def build_state(config: Config, session: aiohttp.ClientSession, generation: int)
             total=None, connect=config.timeouts.connect, sock_connect=config.timeouts.connect
         ),
         loaded_at=time.time(),
+        memory=memory,
+        classifier=load_classifier(config.routing.classifier) if uses_classifier else None,
     )
 
 

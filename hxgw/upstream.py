@@ -41,9 +41,12 @@ async def open_reply(ctx: RequestContext) -> Reply:
     failed: list[dict[str, Any]] = []
     for model in ctx.candidates:
         started = time.perf_counter()
+        health = ctx.state.memory.health[model.name]
+        health.started()
         try:
             response, first = await _attempt(ctx, model, headers)
         except TransportError as exc:
+            health.failed(time.monotonic())
             outcome = _transport_outcome(exc)
             ctx.attempts.append(Attempt(model=model.name, outcome=outcome))
             failed.append({"model": model.name, "error": outcome})
@@ -55,8 +58,14 @@ async def open_reply(ctx: RequestContext) -> Reply:
                 after_ms=round((time.perf_counter() - started) * 1000, 1),
             )
             continue
+        except BaseException:
+            health.finished_other()
+            raise
         refused = _refused_gateway_key(response, first)
         if response.status in RETRYABLE_STATUS or refused:
+            retry_after = response.headers.get("Retry-After")
+            wait = _seconds(retry_after) if response.status == 429 else None
+            health.failed(time.monotonic(), retry_after=wait)
             detail = refused or await _error_summary(response)
             ctx.attempts.append(
                 Attempt(model=model.name, outcome="http_error", status=response.status)
@@ -66,14 +75,16 @@ async def open_reply(ctx: RequestContext) -> Reply:
                     "model": model.name,
                     "status": response.status,
                     "error": detail,
-                    "retry_after": response.headers.get("Retry-After"),
+                    "retry_after": retry_after,
                 }
             )
             log.warning("upstream error", model=model.name, status=response.status, detail=detail)
             continue
         ctx.attempts.append(Attempt(model=model.name, outcome="ok", status=response.status))
-        ctx.ttfb = time.perf_counter() - ctx.started
-        return Reply(response=response, first_chunk=first, model=model)
+        now = time.perf_counter()
+        ctx.ttfb = now - ctx.started
+        health.first_byte(now - started)
+        return Reply(response=response, first_chunk=first, model=model, health=health)
     raise _all_failed(failed)
 
 
@@ -110,6 +121,13 @@ def _refused_gateway_key(response: aiohttp.ClientResponse, first: bytes) -> str 
             "accepts only its master key: set HX_UPSTREAM_KEY to it)"
         )
     return None
+
+
+def _seconds(value: str | None) -> int | None:
+    """A Retry-After given in seconds (not an HTTP date), if it is a sane one."""
+    if value is None or not value.isdigit() or not 0 < int(value) <= 3600:
+        return None
+    return int(value)
 
 
 def _headers(ctx: RequestContext) -> dict[str, str]:
@@ -155,7 +173,7 @@ def _all_failed(failed: list[dict[str, Any]]) -> GatewayError:
     tried = [{k: v for k, v in f.items() if v is not None} for f in failed]
     names = ", ".join(f["model"] for f in failed)
     if failed and all(f.get("status") == 429 for f in failed):
-        waits = [int(f["retry_after"]) for f in failed if str(f.get("retry_after")).isdigit()]
+        waits = [w for f in failed if (w := _seconds(f.get("retry_after"))) is not None]
         extra: dict[str, Any] = {"tried": tried}
         if waits:
             extra["retry_after"] = min(waits)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from hxgw.context import RequestContext
 from hxgw.types import Next
 from hxgw.upstream import open_reply
@@ -14,8 +16,8 @@ async def forward(ctx: RequestContext, call_next: Next) -> None:
     client that leaves (its handler is cancelled) aborts the upstream request
     at once instead of letting the model generate for nobody.
     """
-    ctx.reply = await open_reply(ctx)
-    response = ctx.reply.response
+    ctx.reply = reply = await open_reply(ctx)
+    response = reply.response
     try:
         await call_next(ctx)
     finally:
@@ -23,3 +25,9 @@ async def forward(ctx: RequestContext, call_next: Next) -> None:
             response.release()
         else:
             response.close()
+        if ctx.stream_failed:
+            reply.health.failed(time.monotonic())
+        elif ctx.outcome in ("client_gone", "cancelled"):
+            reply.health.finished_other()
+        else:
+            reply.health.succeeded(time.perf_counter() - ctx.started)

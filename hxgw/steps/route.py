@@ -3,17 +3,20 @@
 from __future__ import annotations
 
 from hxgw.context import RequestContext
-from hxgw.routing import GROUP_HEADER, resolve
+from hxgw.routing import GROUP_HEADER, decide, resolve
 from hxgw.types import Next
 
 
 async def route(ctx: RequestContext, call_next: Next) -> None:
-    """Reads the X-HX-Model-Group header, ctx.body['model'] and ctx.key;
-    writes ctx.group, ctx.pinned and ctx.candidates."""
+    """Reads the X-HX-Model-Group header, ctx.body and ctx.key; writes ctx.group,
+    ctx.pinned, ctx.decision and ctx.candidates (in the order they will be tried)."""
     assert ctx.key is not None and ctx.body is not None
+    state = ctx.state
     model = ctx.body.get("model")
     chosen = resolve(
-        ctx.state.config, ctx.request.headers.get(GROUP_HEADER), model, ctx.key, ctx.endpoint.mode
+        state.config, ctx.request.headers.get(GROUP_HEADER), model, ctx.key, ctx.endpoint.mode
     )
-    ctx.group, ctx.pinned, ctx.candidates = chosen.group, chosen.pinned, chosen.candidates
+    ctx.group, ctx.pinned = chosen.group, chosen.pinned
+    ctx.decision = decide(state.config, chosen, ctx.body, state.memory, state.classifier)
+    ctx.candidates = ctx.decision.candidates
     await call_next(ctx)

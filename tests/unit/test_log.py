@@ -44,3 +44,8 @@ def test_the_journal_stream_is_recognised_by_device_and_inode(tmp_path, monkeypa
         monkeypatch.setenv("JOURNAL_STREAM", "1:2")
         assert not on_journal(stream)
     assert not on_journal(io.StringIO())
+
+
+def test_list_values_read_as_one_joined_value():
+    line = Renderer("kv", journal=False)(None, "error", {"event": "e", "problems": ["a: x", "b"]})
+    assert line == 'error e problems="a: x; b"'

@@ -1,0 +1,130 @@
+"""Live health of each model, learned from the requests the gateway sends it.
+
+Per model: EWMAs of time to first byte and of total latency, the error rate
+over the last outcomes, the requests in flight, and a circuit breaker. The
+book lives for the whole process and outlives config reloads, so a reload
+does not forget that a model is broken; models removed from the config are
+dropped from it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Literal
+
+CircuitState = Literal["closed", "open", "half_open"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HealthSettings:
+    ewma_alpha: float = 0.3
+    error_window: int = 50
+    breaker_failures: int = 5
+    breaker_cooldown: float = 30.0
+
+
+@dataclass(slots=True)
+class ModelHealth:
+    name: str
+    settings: HealthSettings
+    ewma_ttfb: float | None = None
+    ewma_latency: float | None = None
+    inflight: int = 0
+    requests: int = 0
+    circuit: CircuitState = "closed"
+    consecutive_failures: int = 0
+    open_until: float = 0.0
+    probing: bool = False
+    _outcomes: deque[bool] = field(default_factory=deque)
+    _errors: int = 0
+
+    @property
+    def error_rate(self) -> float:
+        return self._errors / len(self._outcomes) if self._outcomes else 0.0
+
+    def allows(self, now: float) -> bool:
+        """May a request go to this model now? An open circuit lets one probe through
+        once its cool-down has passed (half-open); the probe's outcome decides."""
+        if self.circuit == "closed":
+            return True
+        if self.circuit == "open" and now >= self.open_until:
+            self.circuit = "half_open"
+            self.probing = False
+        return self.circuit == "half_open" and not self.probing
+
+    def started(self) -> None:
+        self.inflight += 1
+        self.requests += 1
+        if self.circuit == "half_open":
+            self.probing = True
+
+    def first_byte(self, seconds: float) -> None:
+        self.ewma_ttfb = self._ewma(self.ewma_ttfb, seconds)
+
+    def succeeded(self, latency: float) -> None:
+        self.inflight -= 1
+        self.ewma_latency = self._ewma(self.ewma_latency, latency)
+        self._record(ok=True)
+        self.consecutive_failures = 0
+        self.circuit, self.probing = "closed", False
+
+    def failed(self, now: float, retry_after: float | None = None) -> None:
+        """A retryable failure; `retry_after` (from a 429) opens the circuit for that long."""
+        self.inflight -= 1
+        self._record(ok=False)
+        self.consecutive_failures += 1
+        if retry_after:
+            self._open(now + retry_after)
+        elif (
+            self.circuit == "half_open"
+            or self.consecutive_failures >= self.settings.breaker_failures
+        ):
+            self._open(now + self.settings.breaker_cooldown)
+
+    def _open(self, until: float) -> None:
+        self.circuit, self.probing, self.open_until = "open", False, until
+
+    def finished_other(self) -> None:
+        """Ended without saying anything about the model (client left, request's own 4xx)."""
+        self.inflight -= 1
+        if self.probing:
+            self.probing = False
+
+    def _ewma(self, current: float | None, sample: float) -> float:
+        if current is None:
+            return sample
+        alpha = self.settings.ewma_alpha
+        return alpha * sample + (1 - alpha) * current
+
+    def _record(self, ok: bool) -> None:
+        self._outcomes.append(ok)
+        self._errors += not ok
+        if len(self._outcomes) > self.settings.error_window:
+            self._errors -= not self._outcomes.popleft()
+
+
+class HealthBook:
+    """Every model's health, for the life of the process."""
+
+    def __init__(self, settings: HealthSettings | None = None) -> None:
+        self.settings = settings or HealthSettings()
+        self._models: dict[str, ModelHealth] = {}
+
+    def __getitem__(self, name: str) -> ModelHealth:
+        health = self._models.get(name)
+        if health is None:
+            health = self._models[name] = ModelHealth(name=name, settings=self.settings)
+        return health
+
+    def __iter__(self) -> Iterator[ModelHealth]:
+        return iter(self._models.values())
+
+    def configure(self, settings: HealthSettings, names: Iterable[str]) -> None:
+        """After a reload: new settings for everyone, forget models that are gone."""
+        keep = set(names)
+        self.settings = settings
+        self._models = {n: h for n, h in self._models.items() if n in keep}
+        for health in self._models.values():
+            health.settings = settings
