@@ -42,6 +42,20 @@ def _parser() -> argparse.ArgumentParser:
     check = commands.add_parser("check-config", help="validate the config and say what is wrong")
     check.add_argument("--config-dir", help=config_help)
 
+    route = commands.add_parser(
+        "route", help="read a request body on stdin and print how it would be routed"
+    )
+    route.add_argument("--config-dir", help=config_help)
+    route.add_argument("--endpoint", choices=("chat", "completions", "embeddings"), default="chat")
+    route.add_argument("--group", help="as if sent with X-HX-Model-Group: GROUP")
+
+    train = commands.add_parser(
+        "train-router",
+        add_help=False,
+        help="train the ml-based-routing task classifier: DATA.jsonl -o MODEL.json",
+    )
+    train.add_argument("args", nargs=argparse.REMAINDER)
+
     demo = commands.add_parser("demo-upstream", help="run a deterministic OpenAI-compatible fake")
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=_port, default=4000)
@@ -65,6 +79,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         return serve(config_dir, env, ListenOverride(host=args.host, port=args.port))
     if args.command == "check-config":
         return check_config(config_dir, env)
+    if args.command == "route":
+        from hxgw.explain import main as route_main
+
+        return route_main(config_dir, env, args.endpoint, args.group)
+    if args.command == "train-router":
+        from hxgw.router.train import main as train_main
+
+        return train_main(args.args)
     if args.command == "demo-upstream":
         from hxgw.demo_upstream import run
 

@@ -1,0 +1,127 @@
+"""Routing through the real process: explanations, open circuits, recovery."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import aiohttp
+
+from tests.conftest import StartGateway
+from tests.fake_upstream import FakeUpstream
+from tests.fixtures import DEFAULT_MODELS, new_key, write_config
+
+CHAT = {"messages": [{"role": "user", "content": "hi"}]}
+BREAKER = {"routing": {"strategy": "failover", "default_group": "chat",
+                       "circuit_breaker": {"failures": 2, "cooldown": 1},
+                       "groups": {"chat": ["alpha", "beta"], "emb": ["embed"]}}}
+
+
+async def _served_by(gateway, client: aiohttp.ClientSession, body: dict = CHAT) -> str:
+    async with client.post(gateway.url + "/v1/chat/completions", json=body,
+                           headers=gateway.auth) as resp:
+        assert resp.status == 200
+        return resp.headers["X-HX-Model"]
+
+
+async def test_every_routed_response_explains_its_route(
+    start_gateway: StartGateway, client: aiohttp.ClientSession
+):
+    routing = {"routing": {"strategy": "ml-based-routing", "default_group": "chat",
+                           "groups": {"chat": ["alpha", "beta"], "emb": ["embed"]}}}
+    gateway = await start_gateway(routing=routing)
+    body = {"messages": [{"role": "user", "content":
+                          "Write a Python function that parses a CSV file and returns rows"}]}
+    async with client.post(gateway.url + "/v1/chat/completions", json=body,
+                           headers=gateway.auth) as resp:
+        route = resp.headers["X-HX-Route"]
+    assert route.startswith("strategy=ml-based-routing; task=coding; p=")
+    assert "chosen=alpha; runner_up=beta" in route  # alpha specializes in coding
+
+
+async def test_an_open_circuit_is_skipped_until_its_cooldown_ends(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    gateway = await start_gateway(routing=BREAKER)
+    fake.behave("m-alpha", status=503)
+    assert [await _served_by(gateway, client) for _ in range(2)] == ["beta", "beta"]
+    fake.requests.clear()
+    assert await _served_by(gateway, client) == "beta"
+    assert fake.seen_models() == ["m-beta"]  # alpha's circuit is open: not even tried
+
+
+async def test_the_half_open_probe_closes_the_circuit_when_the_model_recovers(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    gateway = await start_gateway(routing=BREAKER)
+    fake.behave("m-alpha", status=503)
+    for _ in range(2):
+        await _served_by(gateway, client)
+    fake.behaviours.clear()
+    await asyncio.sleep(1.1)
+    assert await _served_by(gateway, client) == "alpha"  # the probe
+    assert [await _served_by(gateway, client) for _ in range(3)] == ["alpha"] * 3
+
+
+async def test_a_failed_probe_keeps_the_circuit_open(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    gateway = await start_gateway(routing=BREAKER)
+    fake.behave("m-alpha", status=503)
+    for _ in range(2):
+        await _served_by(gateway, client)
+    await asyncio.sleep(1.1)
+    fake.requests.clear()
+    assert await _served_by(gateway, client) == "beta"
+    assert fake.seen_models() == ["m-alpha", "m-beta"]
+    fake.requests.clear()
+    assert await _served_by(gateway, client) == "beta"
+    assert fake.seen_models() == ["m-beta"]
+
+
+async def test_health_survives_a_reload_for_models_that_remain(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    import signal
+
+    gateway = await start_gateway(routing=BREAKER)
+    fake.behave("m-alpha", status=503)
+    for _ in range(2):
+        await _served_by(gateway, client)
+    gateway.signal(signal.SIGHUP)
+    await asyncio.sleep(0.3)
+    fake.requests.clear()
+    assert await _served_by(gateway, client) == "beta"
+    assert fake.seen_models() == ["m-beta"]
+
+
+def test_hxgw_route_explains_the_order_without_calling_any_upstream(tmp_path: Path):
+    routing = {"routing": {"strategy": "ml-based-routing", "default_group": "chat",
+                           "groups": {"chat": ["alpha", "beta"], "emb": ["embed"]}}}
+    config = write_config(tmp_path, "http://127.0.0.1:9", models=DEFAULT_MODELS, routing=routing)
+    body = {"messages": [{"role": "user", "content": "Fix this bug: TypeError in my JS code"}]}
+    result = subprocess.run(
+        [sys.executable, "-m", "hxgw", "route", "--config-dir", str(config)],
+        input=json.dumps(body), capture_output=True, text=True, timeout=30,
+        env={"MASTER_KEY": new_key(), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert report["group"] == "chat"
+    assert max(report["task"], key=report["task"].get) == "coding"
+    assert abs(sum(report["task"].values()) - 1.0) < 1e-3  # rounded to 4 places
+    assert [c["model"] for c in report["candidates"]] == ["alpha", "beta"]
+    assert report["candidates"][0]["score"] > report["candidates"][1]["score"]
+    assert any("fits task" in reason for reason in report["candidates"][0]["reasons"])
+
+
+def test_hxgw_route_rejects_a_body_that_is_not_json(tmp_path: Path):
+    config = write_config(tmp_path, "http://127.0.0.1:9")
+    result = subprocess.run(
+        [sys.executable, "-m", "hxgw", "route", "--config-dir", str(config)],
+        input="{nope", capture_output=True, text=True, timeout=30,
+        env={"MASTER_KEY": new_key(), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 1
+    assert "not valid JSON" in result.stderr

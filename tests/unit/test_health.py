@@ -1,0 +1,108 @@
+"""Per-model health: EWMAs, the error window, and the circuit breaker's states."""
+
+from __future__ import annotations
+
+import pytest
+
+from hxgw.health import HealthBook, HealthSettings, ModelHealth
+
+SETTINGS = HealthSettings(ewma_alpha=0.5, error_window=4, breaker_failures=3, breaker_cooldown=10)
+
+
+def _model() -> ModelHealth:
+    return ModelHealth(name="m", settings=SETTINGS)
+
+
+def _fail(health: ModelHealth, now: float = 0.0, times: int = 1) -> None:
+    for _ in range(times):
+        health.started()
+        health.failed(now)
+
+
+def test_the_first_sample_sets_the_ewma_and_later_ones_blend_in():
+    health = _model()
+    health.first_byte(0.2)
+    health.first_byte(0.4)
+    assert health.ewma_ttfb == pytest.approx(0.3)
+
+
+def test_the_error_rate_covers_only_the_last_window_of_outcomes():
+    health = _model()
+    _fail(health, times=2)
+    for _ in range(4):
+        health.started()
+        health.succeeded(0.1)
+    assert health.error_rate == 0.0
+    _fail(health)
+    assert health.error_rate == 0.25
+
+
+def test_in_flight_counts_started_requests_until_they_end():
+    health = _model()
+    health.started()
+    health.started()
+    assert health.inflight == 2
+    health.succeeded(0.1)
+    health.finished_other()
+    assert health.inflight == 0
+
+
+def test_the_circuit_opens_after_n_consecutive_failures():
+    health = _model()
+    _fail(health, times=2)
+    assert health.circuit == "closed" and health.allows(1.0)
+    _fail(health, now=1.0)
+    assert health.circuit == "open" and not health.allows(5.0)
+
+
+def test_a_success_resets_the_consecutive_count():
+    health = _model()
+    _fail(health, times=2)
+    health.started()
+    health.succeeded(0.1)
+    _fail(health, times=2)
+    assert health.circuit == "closed"
+
+
+def test_after_the_cooldown_one_probe_is_let_through():
+    health = _model()
+    _fail(health, now=0.0, times=3)
+    assert health.allows(10.0)
+    assert health.circuit == "half_open"
+    health.started()
+    assert not health.allows(10.5)
+
+
+def test_a_successful_probe_closes_the_circuit():
+    health = _model()
+    _fail(health, now=0.0, times=3)
+    health.allows(10.0)
+    health.started()
+    health.succeeded(0.1)
+    assert health.circuit == "closed" and health.allows(10.1)
+
+
+def test_a_failed_probe_opens_the_circuit_again_for_a_full_cooldown():
+    health = _model()
+    _fail(health, now=0.0, times=3)
+    health.allows(10.0)
+    _fail(health, now=10.0)
+    assert health.circuit == "open"
+    assert not health.allows(19.9) and health.allows(20.0)
+
+
+def test_a_retry_after_opens_the_circuit_for_that_long():
+    health = _model()
+    health.started()
+    health.failed(0.0, retry_after=3)
+    assert not health.allows(2.9) and health.allows(3.0)
+
+
+def test_the_book_keeps_health_across_a_reload_for_models_that_remain():
+    book = HealthBook(SETTINGS)
+    _fail(book["a"], times=3)
+    book["b"].first_byte(0.1)
+    book.configure(HealthSettings(breaker_failures=9), ["a"])
+    assert book["a"].circuit == "open"
+    assert book["a"].settings.breaker_failures == 9
+    assert book["b"].ewma_ttfb is None

@@ -1,0 +1,191 @@
+"""Each strategy's ordering, the circuit and context rules, and ml-based scoring."""
+
+from __future__ import annotations
+
+import random
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hxgw.config import Config, Model
+from hxgw.config_load import load_config
+from hxgw.errors import BadRequest
+from hxgw.routing import Route, decide, estimate_tokens
+from hxgw.strategies import Memory
+from tests.fixtures import write_config
+
+
+class FixedTask:
+    """A stand-in classifier with a known answer, to test the scoring around it."""
+
+    def __init__(self, **probabilities: float) -> None:
+        self.probabilities = probabilities
+
+    def predict_proba(self, text: str) -> dict[str, float]:
+        return dict(self.probabilities)
+
+
+def _model(name: str, **kw: Any) -> dict[str, Any]:
+    return {"name": name, "tier_score": 0.5, "specializations": [], **kw}
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> Config:
+    models = [
+        _model("coder", tier_score=0.6, specializations=["coding"], weight=3, cost=2.0),
+        _model("writer", tier_score=0.6, specializations=["writing", "chat"], weight=1),
+        _model("small", tier_score=0.9, max_context=100),
+    ]
+    routing = {"routing": {"strategy": "failover", "default_group": "g",
+                           "groups": {"g": ["coder", "writer", "small"]}}}
+    write_config(tmp_path, "http://127.0.0.1:1", models=models, routing=routing)
+    return load_config(tmp_path, {"MASTER_KEY": "k"})
+
+
+def _route(config: Config) -> Route:
+    models = tuple(config.models[n] for n in ("coder", "writer", "small"))
+    return Route(group="g", pinned=False, candidates=models, own=3)
+
+
+def _order(config: Config, strategy: str, memory: Memory | None = None,
+           body: dict[str, Any] | None = None, classifier: Any = None) -> list[str]:
+    config = _with_strategy(config, strategy)
+    decision = decide(config, _route(config), body or {}, memory or Memory(), classifier)
+    return [m.name for m in decision.candidates]
+
+
+def _with_strategy(config: Config, strategy: str) -> Config:
+    import dataclasses
+    return dataclasses.replace(config, routing=dataclasses.replace(config.routing,
+                                                                   strategy=strategy))
+
+
+def test_failover_keeps_the_group_order(config: Config):
+    assert _order(config, "failover") == ["coder", "writer", "small"]
+
+
+def test_round_robin_starts_one_further_each_time(config: Config):
+    memory = Memory()
+    firsts = [_order(config, "round-robin", memory)[0] for _ in range(4)]
+    assert firsts == ["coder", "writer", "small", "coder"]
+
+
+def test_weighted_puts_heavier_models_first_in_proportion(config: Config):
+    memory = Memory(rng=random.Random(7))
+    firsts = [_order(config, "weighted", memory)[0] for _ in range(2000)]
+    share = firsts.count("coder") / len(firsts)
+    assert 0.55 < share < 0.65  # weight 3 of 5
+
+
+def test_least_busy_puts_the_fewest_in_flight_first(config: Config):
+    memory = Memory()
+    memory.health["coder"].started()
+    memory.health["writer"].started()
+    memory.health["writer"].started()
+    assert _order(config, "least-busy", memory) == ["small", "coder", "writer"]
+
+
+def test_latency_puts_the_fastest_first_and_unmeasured_models_before_them(config: Config):
+    memory = Memory()
+    memory.health["coder"].first_byte(0.5)
+    memory.health["writer"].first_byte(0.1)
+    assert _order(config, "latency", memory) == ["small", "writer", "coder"]
+
+
+def test_an_open_circuit_is_skipped(config: Config):
+    memory = Memory()
+    for _ in range(5):
+        memory.health["coder"].started()
+        memory.health["coder"].failed(time.monotonic())
+    decision = decide(config, _route(config), {}, memory, None)
+    assert [m.name for m in decision.candidates] == ["writer", "small"]
+    assert ("coder", "circuit open") in decision.skipped
+
+
+def test_when_every_circuit_is_open_all_are_still_tried(config: Config):
+    memory = Memory()
+    for name in ("coder", "writer", "small"):
+        for _ in range(5):
+            memory.health[name].started()
+            memory.health[name].failed(time.monotonic())
+    assert _order(config, "failover", memory) == ["coder", "writer", "small"]
+
+
+def test_a_prompt_longer_than_a_models_context_never_goes_to_it(config: Config):
+    body = {"messages": [{"role": "user", "content": "word " * 200}]}
+    assert _order(config, "failover", body=body) == ["coder", "writer"]
+
+
+def test_max_tokens_counts_toward_the_context(config: Config):
+    body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 150}
+    assert estimate_tokens(body) == 150
+    assert "small" not in _order(config, "failover", body=body)
+
+
+def test_a_pinned_model_too_small_for_the_prompt_is_a_bad_request(config: Config):
+    route = Route(group=None, pinned=True, candidates=(config.models["small"],), own=1)
+    with pytest.raises(BadRequest, match="needs ~250 tokens"):
+        decide(config, route, {"prompt": "x" * 1000}, Memory(), None)
+
+
+def test_ml_routing_prefers_the_model_specialized_in_the_detected_task(config: Config):
+    coding = FixedTask(coding=0.9, writing=0.05, chat=0.05)
+    assert _order(config, "ml-based-routing", classifier=coding)[0] == "coder"
+    writing = FixedTask(coding=0.05, writing=0.9, chat=0.05)
+    assert _order(config, "ml-based-routing", classifier=writing)[0] == "writer"
+
+
+def test_ml_routing_without_a_task_signal_prefers_the_higher_tier(config: Config):
+    assert _order(config, "ml-based-routing", classifier=FixedTask(math=1.0))[0] == "small"
+
+
+def test_ml_routing_moves_away_from_a_failing_or_slow_model(config: Config):
+    memory = Memory()
+    for _ in range(4):
+        memory.health["coder"].started()
+        memory.health["coder"].failed(time.monotonic())
+        memory.health["writer"].started()
+        memory.health["writer"].succeeded(0.1)
+    memory.health["coder"].first_byte(2.0)
+    memory.health["writer"].first_byte(0.1)
+    coding = FixedTask(coding=0.6, chat=0.4)
+    assert _order(config, "ml-based-routing", memory, classifier=coding)[0] == "writer"
+
+
+def test_ml_routing_explains_each_candidate(config: Config):
+    decision = decide(_with_strategy(config, "ml-based-routing"), _route(config), {}, Memory(),
+                      FixedTask(coding=1.0))
+    best = decision.scored[0]
+    assert best.model.name == "coder"
+    assert any(r.startswith("fits task with p=1.00") for r in best.reasons)
+    assert any(r.startswith("cost 2") for r in best.reasons)
+    assert decision.header() == (
+        "strategy=ml-based-routing; task=coding; p=1.00; chosen=coder; runner_up=small")
+
+
+def test_the_header_of_a_plain_strategy_names_chosen_and_runner_up(config: Config):
+    decision = decide(config, _route(config), {}, Memory(), None)
+    assert decision.header() == "strategy=failover; chosen=coder; runner_up=writer"
+
+
+def test_a_group_strategy_overrides_the_default(tmp_path: Path):
+    models = [_model("a"), _model("b")]
+    routing = {"routing": {"strategy": "failover", "default_group": "g",
+                           "groups": {"g": {"models": ["a", "b"], "strategy": "round-robin"}}}}
+    write_config(tmp_path, "http://127.0.0.1:1", models=models, routing=routing)
+    config = load_config(tmp_path, {"MASTER_KEY": "k"})
+    route = Route(group="g", pinned=False,
+                  candidates=(config.models["a"], config.models["b"]), own=2)
+    memory = Memory()
+    orders = [decide(config, route, {}, memory, None).candidates[0].name for _ in range(2)]
+    assert orders == ["a", "b"]
+
+
+def test_fallbacks_from_failover_order_stay_after_the_group(config: Config):
+    models: tuple[Model, ...] = (config.models["writer"], config.models["coder"])
+    route = Route(group="g", pinned=False, candidates=models, own=1)
+    decision = decide(_with_strategy(config, "ml-based-routing"), route, {}, Memory(),
+                      FixedTask(coding=1.0))
+    assert [m.name for m in decision.candidates] == ["writer", "coder"]
