@@ -56,6 +56,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     train.add_argument("args", nargs=argparse.REMAINDER)
 
+    smoke = commands.add_parser(
+        "smoke",
+        add_help=False,
+        help="check a running gateway end to end: --url URL [--key-file F] [--json]",
+    )
+    smoke.add_argument("args", nargs=argparse.REMAINDER)
+
     demo = commands.add_parser("demo-upstream", help="run a deterministic OpenAI-compatible fake")
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=_port, default=4000)
@@ -87,6 +94,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         from hxgw.router.train import main as train_main
 
         return train_main(args.args)
+    if args.command == "smoke":
+        from hxgw.smoke import main as smoke_main
+
+        return smoke_main(args.args)
     if args.command == "demo-upstream":
         from hxgw.demo_upstream import run
 

@@ -1,46 +1,51 @@
-"""The aiohttp application: routes, the request handler, and the upstream session."""
+"""The aiohttp application: routes, the request handler, and what runs beside requests."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
 import aiohttp
 from aiohttp import web
 
-from hxgw import jsonio
+from hxgw import jsonio, operations
 from hxgw.context import RequestContext
 from hxgw.endpoints import PROXIED, Endpoint, client_paths
 from hxgw.errors import GatewayError, MethodNotAllowed, NotFound
-from hxgw.inflight import Inflight
-from hxgw.state import StateHolder, build_state
-from hxgw.strategies import Memory
+from hxgw.runtime import Runtime
+from hxgw.state import HOLDER, StateHolder, build_state
 
-HOLDER = web.AppKey("holder", StateHolder)
-INFLIGHT = web.AppKey("inflight", Inflight)
-MEMORY = web.AppKey("memory", Memory)
+RUNTIME = web.AppKey("runtime", Runtime)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
-def make_app(holder: StateHolder, inflight: Inflight, memory: Memory) -> web.Application:
+def make_app(holder: StateHolder, runtime: Runtime) -> web.Application:
     # Bodies are read and limited by parse_body, whose limit a reload may change.
     app = web.Application(client_max_size=2**62, handler_args={"max_field_size": 16384})
     app[HOLDER] = holder
-    app[INFLIGHT] = inflight
-    app[MEMORY] = memory
+    app[RUNTIME] = runtime
     app.cleanup_ctx.append(_upstream_session)
+    app.cleanup_ctx.append(_readiness_probe)
     router = app.router
     router.add_get("/healthz", healthz, allow_head=True)
+    router.add_get("/readyz", operations.readyz, allow_head=True)
+    router.add_get("/metrics", operations.metrics)
+    router.add_get("/status", operations.status_page)
+    router.add_get("/status.json", operations.status_json)
+    router.add_get("/openapi.json", operations.openapi)
     for endpoint in PROXIED:
         for path in client_paths(endpoint):
             resource = router.add_resource(path)
-            resource.add_route(endpoint.method, _proxy_handler(holder, inflight, endpoint))
+            resource.add_route(endpoint.method, _proxy_handler(holder, runtime, endpoint))
             resource.add_route("*", _method_not_allowed(endpoint))
     router.add_route("*", "/{tail:.*}", not_found)
     return app
 
 
-def _proxy_handler(holder: StateHolder, inflight: Inflight, endpoint: Endpoint) -> Handler:
+def _proxy_handler(holder: StateHolder, runtime: Runtime, endpoint: Endpoint) -> Handler:
+    inflight = runtime.inflight
+
     async def handle(request: web.Request) -> web.StreamResponse:
         state = holder.current
         ctx = RequestContext(request=request, state=state, endpoint=endpoint)
@@ -68,13 +73,21 @@ async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
         keepalive_timeout=30,
     )
     session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
-    holder.swap(build_state(holder.config, session, generation=1, memory=app[MEMORY]))
+    holder.swap(build_state(holder.config, session, generation=1, runtime=app[RUNTIME]))
     yield
     await session.close()
 
 
+async def _readiness_probe(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.create_task(app[RUNTIME].readiness.probe_forever(app[HOLDER]))
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
 async def healthz(request: web.Request) -> web.Response:
-    """Liveness only: the process answers. Readiness is another question."""
+    """Liveness only: the process answers. Readiness is /readyz."""
     return web.json_response({"status": "ok"})
 
 

@@ -115,6 +115,15 @@ class ClientKey:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class MetricsAccess:
+    """Who may read /metrics: by default any unrestricted client key, or the metrics key.
+    `auth: false` opens it, for a listener that only a private network reaches."""
+
+    auth: bool = True
+    key_digest: bytes | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Listen:
     host: str = "0.0.0.0"
     port: int = 4010
@@ -137,6 +146,7 @@ class Config:
     keys: tuple[ClientKey, ...]
     logging: Logging
     drain_timeout: float
+    metrics: MetricsAccess
     routing: Routing
     models: Mapping[str, Model]
     files: tuple[Path, ...] = ()

@@ -28,6 +28,7 @@ from hxgw.config import (
     Limits,
     Listen,
     Logging,
+    MetricsAccess,
     Model,
     Routing,
     ScoringWeights,
@@ -77,6 +78,7 @@ def load_config(config_dir: str | os.PathLike[str], env: Mapping[str, str]) -> C
     keys = _keys(top, directory, env, problems, files)
     listen, timeouts, limits = _listen(top, env), _timeouts(top), _limits(top)
     logging, drain_timeout = _logging(top, env), _drain_timeout(top)
+    metrics = _metrics(top, env)
     if problems.messages:
         raise ConfigError("\n".join(problems.messages))
     return Config(
@@ -88,9 +90,22 @@ def load_config(config_dir: str | os.PathLike[str], env: Mapping[str, str]) -> C
         keys=keys,
         logging=logging,
         drain_timeout=drain_timeout,
+        metrics=metrics,
         routing=routing,
         models=models,
         files=tuple(files),
+    )
+
+
+def _metrics(top: Section, env: Mapping[str, str]) -> MetricsAccess:
+    section = top.section("metrics", frozenset({"auth", "key_env"}))
+    key_env = section.string("key_env")
+    key = env.get(key_env) if key_env else None
+    if key_env and not key:
+        section.report(f"names {key_env!r}, which is not set in the environment", "key_env")
+    return MetricsAccess(
+        auth=section.boolean("auth", True),
+        key_digest=hashlib.sha256(key.encode()).digest() if key else None,
     )
 
 
@@ -99,7 +114,16 @@ def _drain_timeout(top: Section) -> float:
     return float(section.number("drain_timeout", 20.0, minimum=0, maximum=3600))
 
 
-_GATEWAY_KEYS = ("listen", "upstreams", "timeouts", "limits", "auth", "logging", "shutdown")
+_GATEWAY_KEYS = (
+    "listen",
+    "upstreams",
+    "timeouts",
+    "limits",
+    "auth",
+    "logging",
+    "shutdown",
+    "metrics",
+)
 
 
 def _read_yaml(path: Path, problems: Problems, files: list[Path], *, required: bool) -> Any:

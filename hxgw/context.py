@@ -64,6 +64,18 @@ class RequestContext:
     bytes_out: int = 0
     ttfb: float | None = None
     outcome: str = "ok"
+    usage: bytes = b""
+    # perf_counter marks for the gateway's own share of the time to first byte
+    sent_at: float | None = None
+    upstream_first_at: float | None = None
+    client_first_at: float | None = None
+
+    def overhead(self) -> float | None:
+        """Time to first byte the gateway added: before the first upstream request went
+        out, and between the upstream's first byte and the client's."""
+        if self.sent_at is None or self.upstream_first_at is None or self.client_first_at is None:
+            return None
+        return (self.sent_at - self.started) + (self.client_first_at - self.upstream_first_at)
 
     @property
     def served_by(self) -> str | None:

@@ -13,6 +13,7 @@ import dataclasses
 import os
 import signal
 import stat
+import time
 from collections.abc import Coroutine, Mapping
 from pathlib import Path
 from typing import Any
@@ -25,10 +26,9 @@ from hxgw.app import make_app
 from hxgw.config import Config, Listen
 from hxgw.config_load import load_config
 from hxgw.errors import ConfigError
-from hxgw.inflight import Inflight
 from hxgw.notify import Notifier
+from hxgw.runtime import ReloadRecord, Runtime
 from hxgw.state import StateHolder, build_state
-from hxgw.strategies import Memory
 
 log = structlog.get_logger("hxgw.daemon")
 
@@ -57,16 +57,15 @@ class Daemon:
         self.notifier = Notifier()
         self.reload_requested = asyncio.Event()
         self.stop_requested = asyncio.Event()
-        self.last_reload = "none yet"
         self.runner: web.AppRunner | None = None
-        self.inflight = Inflight()
-        self.memory = Memory()
+        self.runtime = Runtime()
+        self.inflight = self.runtime.inflight
 
     async def run(self) -> int:
         config = self.holder.config
         _warn_if_world_readable(config)
         self.runner = web.AppRunner(
-            make_app(self.holder, self.inflight, self.memory),
+            make_app(self.holder, self.runtime),
             handler_cancellation=True,
             access_log=None,
             handle_signals=False,
@@ -146,7 +145,7 @@ class Daemon:
             loaded = await asyncio.to_thread(load_config, self.config_dir, self.env)
         except ConfigError as exc:
             problems = str(exc).splitlines()
-            self.last_reload = f"rejected: {problems[0]}"
+            self._record_reload("rejected", problems[0])
             log.error(
                 "config reload rejected; still serving the previous config",
                 generation=current.generation,
@@ -156,9 +155,9 @@ class Daemon:
             return False
         config = self.override.apply(loaded)
         _log_restart_only_changes(current.config, config)
-        state = build_state(config, current.session, current.generation + 1, self.memory)
+        state = build_state(config, current.session, current.generation + 1, self.runtime)
         self.holder.swap(state)
-        self.last_reload = f"ok, generation {state.generation}"
+        self._record_reload("ok", f"generation {state.generation}")
         log.info(
             "config reloaded",
             generation=state.generation,
@@ -167,6 +166,10 @@ class Daemon:
         )
         self.notifier.ready(self._status())
         return True
+
+    def _record_reload(self, result: str, message: str) -> None:
+        self.runtime.last_reload = ReloadRecord(result=result, message=message, at=time.time())
+        self.runtime.metrics.reloads.labels(result).inc()
 
     def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()
@@ -198,8 +201,12 @@ class Daemon:
         return (
             f"serving on {config.listen.host}:{config.listen.port}; config generation "
             f"{generation}; {len(config.models)} models in {len(config.routing.groups)} groups;"
-            f" last reload: {self.last_reload}"
+            f" last reload: {_reload_text(self.runtime.last_reload)}"
         )
+
+
+def _reload_text(record: ReloadRecord) -> str:
+    return "none yet" if record.result == "none" else f"{record.result}: {record.message}"
 
 
 def _upstream_urls(config: Config) -> str:

@@ -16,6 +16,7 @@ from hxgw.steps.access_log import log_access
 from hxgw.steps.auth import authenticate
 from hxgw.steps.errors import render_errors
 from hxgw.steps.forward import forward
+from hxgw.steps.metrics import record_metrics
 from hxgw.steps.models import list_models
 from hxgw.steps.parse import parse_body
 from hxgw.steps.relay import relay
@@ -27,6 +28,7 @@ from hxgw.types import Next, Step
 PROXY_STEPS: tuple[Step, ...] = (
     assign_request_id,  # X-Request-ID in, or a new one
     log_access,  # one access line when the request ends, however it ends
+    record_metrics,  # Prometheus counters and histograms, however it ends
     render_errors,  # GatewayError -> OpenAI error JSON
     authenticate,  # bearer key -> named client key
     parse_body,  # size limit, JSON object, model/stream fields
@@ -39,6 +41,7 @@ PROXY_STEPS: tuple[Step, ...] = (
 MODELS_STEPS: tuple[Step, ...] = (
     assign_request_id,
     log_access,
+    record_metrics,
     render_errors,
     authenticate,
     list_models,  # the upstream's models plus the gateway's groups

@@ -22,6 +22,7 @@ from hxgw.errors import GatewayError, UpstreamError, UpstreamTimeout
 # server software, upstream spend and key details) stays behind the gateway.
 PASSED_RESPONSE_HEADERS = ("Content-Type", "Retry-After", "OpenAI-Processing-Ms", "OpenAI-Version")
 PASSED_PREFIXES = ("x-ratelimit-",)
+USAGE_TAIL = 2048
 
 
 def response_headers(ctx: RequestContext, reply: Reply) -> dict[str, str]:
@@ -48,20 +49,26 @@ async def relay_body(ctx: RequestContext, reply: Reply, response: web.StreamResp
     """Copy a plain body chunk by chunk. A failure after the headers can only cut the
     connection: the status is already committed."""
     await response.write(reply.first_chunk)
+    ctx.client_first_at = time.perf_counter()
     ctx.bytes_out += len(reply.first_chunk)
+    # `usage` closes an OpenAI body: the last two chunks hold it, nothing else is kept.
+    previous, last = b"", reply.first_chunk
     try:
         async for chunk in _chunks(ctx, reply):
             await response.write(chunk)
             ctx.bytes_out += len(chunk)
+            previous, last = last, chunk
     except GatewayError as exc:
-        ctx.outcome = exc.code or exc.type
-        ctx.stream_failed = True
+        _failed(ctx, reply, exc)
         # Closing before the final chunk tells the client the body is incomplete.
         ctx.request.protocol.force_close()
         if ctx.request.transport is not None:
             ctx.request.transport.close()
         return
     await response.write_eof()
+    tail = previous[-USAGE_TAIL:] + last
+    if b'"usage"' in tail:
+        ctx.usage = tail[tail.rfind(b'"usage"') :]
 
 
 async def relay_events(ctx: RequestContext, reply: Reply, response: web.StreamResponse) -> None:
@@ -76,9 +83,14 @@ async def relay_events(ctx: RequestContext, reply: Reply, response: web.StreamRe
             cut = data.rfind(b"\n") + 1
             pending = data[cut:]
             if cut:
-                await response.write(data[:cut])
+                block = data[:cut] if pending else data
+                await response.write(block)
+                if ctx.client_first_at is None:
+                    ctx.client_first_at = time.perf_counter()
                 ctx.bytes_out += cut
-                at_event_end = data.endswith(b"\n\n", 0, cut) or data[:cut] == b"\n"
+                at_event_end = block.endswith((b"\n\n", b"\r\n\r\n")) or block in (b"\n", b"\r\n")
+                if b'_tokens"' in block and b'"usage"' in block:
+                    ctx.usage = block  # the usage chunk: counted once, at the end
             chunk = await anext(chunks, b"")
             if not chunk:
                 break
@@ -86,10 +98,16 @@ async def relay_events(ctx: RequestContext, reply: Reply, response: web.StreamRe
             await response.write(pending)
             ctx.bytes_out += len(pending)
     except GatewayError as exc:
-        ctx.outcome = exc.code or exc.type
-        ctx.stream_failed = True
+        _failed(ctx, reply, exc)
         await write_error_event(response, exc, at_event_end)
     await response.write_eof()
+
+
+def _failed(ctx: RequestContext, reply: Reply, exc: GatewayError) -> None:
+    ctx.outcome = exc.code or exc.type
+    ctx.stream_failed = True
+    kind = "stream_timeout" if isinstance(exc, UpstreamTimeout) else "stream_reset"
+    ctx.state.runtime.metrics.upstream_errors.labels(reply.model.name, kind).inc()
 
 
 async def write_error_event(

@@ -11,8 +11,10 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
+from typing import TYPE_CHECKING
 
 import aiohttp
+from aiohttp import web
 
 from hxgw import __version__
 from hxgw.classify import load_classifier
@@ -20,8 +22,10 @@ from hxgw.config import ClientKey, Config
 from hxgw.endpoints import MODELS, PROXIED
 from hxgw.pipeline import MODELS_STEPS, PROXY_STEPS, build_chain
 from hxgw.router.classifier import TaskClassifier
-from hxgw.strategies import Memory
 from hxgw.types import Next
+
+if TYPE_CHECKING:
+    from hxgw.runtime import Runtime
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -34,7 +38,7 @@ class GatewayState:
     upstream_auth: Mapping[str, dict[str, str]] = field(repr=False)
     client_timeout: aiohttp.ClientTimeout
     loaded_at: float
-    memory: Memory
+    runtime: Runtime
     classifier: TaskClassifier | None
 
     def first_byte_budget(self, started: float) -> float:
@@ -45,13 +49,14 @@ class GatewayState:
 
 
 def build_state(
-    config: Config, session: aiohttp.ClientSession, generation: int, memory: Memory
+    config: Config, session: aiohttp.ClientSession, generation: int, runtime: Runtime
 ) -> GatewayState:
     """Everything a request needs from this snapshot, computed once here instead of per request.
 
     The routing memory (health, breakers) is the process's; it is carried into the new
     snapshot for the models that still exist."""
-    memory.health.configure(config.routing.health, config.models)
+    runtime.memory.health.configure(config.routing.health, config.models)
+    runtime.metrics.generation.set(generation)
     uses_classifier = config.routing.uses("ml-based-routing")
     chains = {e.name: build_chain(MODELS_STEPS if e is MODELS else PROXY_STEPS) for e in PROXIED}
     auth = {
@@ -70,7 +75,7 @@ def build_state(
             total=None, connect=config.timeouts.connect, sock_connect=config.timeouts.connect
         ),
         loaded_at=time.time(),
-        memory=memory,
+        runtime=runtime,
         classifier=load_classifier(config.routing.classifier) if uses_classifier else None,
     )
 
@@ -91,3 +96,6 @@ class StateHolder:
     def swap(self, state: GatewayState) -> None:
         self._current = state
         self.config = state.config
+
+
+HOLDER = web.AppKey("holder", StateHolder)

@@ -39,15 +39,22 @@ async def open_reply(ctx: RequestContext) -> Reply:
     """Try each candidate in order; return the first response that produced a body byte."""
     headers = _headers(ctx)
     failed: list[dict[str, Any]] = []
+    runtime = ctx.state.runtime
+    metrics = runtime.metrics
     for model in ctx.candidates:
         started = time.perf_counter()
-        health = ctx.state.memory.health[model.name]
+        if failed:
+            metrics.failovers.labels(ctx.group or "", failed[-1]["model"], model.name).inc()
+        else:
+            ctx.sent_at = started
+        health = ctx.state.runtime.memory.health[model.name]
         health.started()
         try:
             response, first = await _attempt(ctx, model, headers)
         except TransportError as exc:
             health.failed(time.monotonic())
             outcome = _transport_outcome(exc)
+            metrics.upstream_errors.labels(model.name, outcome).inc()
             ctx.attempts.append(Attempt(model=model.name, outcome=outcome))
             failed.append({"model": model.name, "error": outcome})
             log.warning(
@@ -66,6 +73,8 @@ async def open_reply(ctx: RequestContext) -> Reply:
             retry_after = response.headers.get("Retry-After")
             wait = _seconds(retry_after) if response.status == 429 else None
             health.failed(time.monotonic(), retry_after=wait)
+            kind = "gateway_key" if refused else f"http_{response.status}"
+            metrics.upstream_errors.labels(model.name, kind).inc()
             detail = refused or await _error_summary(response)
             ctx.attempts.append(
                 Attempt(model=model.name, outcome="http_error", status=response.status)
@@ -82,6 +91,8 @@ async def open_reply(ctx: RequestContext) -> Reply:
             continue
         ctx.attempts.append(Attempt(model=model.name, outcome="ok", status=response.status))
         now = time.perf_counter()
+        runtime.readiness.saw_ok(model.upstream)
+        ctx.upstream_first_at = now
         ctx.ttfb = now - ctx.started
         health.first_byte(now - started)
         return Reply(response=response, first_chunk=first, model=model, health=health)

@@ -51,6 +51,8 @@ class FakeUpstream:
     cancelled: list[str] = field(default_factory=list)
     finished: list[str] = field(default_factory=list)
     admin_hits: list[str] = field(default_factory=list)
+    model_lists: list[Seen] = field(default_factory=list)
+    models_down: bool = False
     models: list[str] = field(default_factory=lambda: ["m-alpha", "m-beta", "m-gamma", "m-embed"])
     request_seen: asyncio.Event = field(default_factory=asyncio.Event)
 
@@ -59,7 +61,7 @@ class FakeUpstream:
         return self.behaviours[model]
 
     def seen_models(self) -> list[str | None]:
-        return [r.model for r in self.requests if r.path != "/v1/models"]
+        return [r.model for r in self.requests]
 
     def make_app(self) -> web.Application:
         app = web.Application()
@@ -173,7 +175,10 @@ class FakeUpstream:
         return web.json_response({"object": "list", "data": data, "model": body.get("model")})
 
     async def _models(self, request: web.Request) -> web.Response:
-        self.requests.append(Seen(request.path, dict(request.headers), None, None))
+        # Kept apart from `requests`: the gateway's readiness probe asks for this list too.
+        self.model_lists.append(Seen(request.path, dict(request.headers), None, None))
+        if self.models_down:
+            return web.json_response({"error": {"message": "down"}}, status=503)
         data = [{"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in self.models]
         return web.json_response({"object": "list", "data": data})
 

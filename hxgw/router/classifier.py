@@ -59,7 +59,9 @@ class TaskClassifier:
         self._size = len(self.labels)
         self._zero = packing.pack([0.0] * self._size)
         self._packed = {b: packing.pack(v) for b, v in weights.items()}
-        self._words: dict[bytes, tuple[int, int, int]] = {}
+        self._vectors: dict[bytes, int] = {}
+        self._lefts: dict[bytes, int] = {}
+        self._rights: dict[bytes, int] = {}
 
     @classmethod
     def train(
@@ -113,37 +115,45 @@ class TaskClassifier:
         """Cache, per new word, the packed sum of its features' weights and its
         ``pair_parts``. A sum of k packed vectors carries k offsets, so k - 1
         are taken off to leave the single one every cached value has."""
-        if len(self._words) >= _CACHE_WORDS:
+        if len(self._vectors) >= _CACHE_WORDS:
             self.clear_cache()
         get, zero = self._packed.get, self._zero
-        for word in set(tokens).difference(self._words):
+        for word in set(tokens).difference(self._vectors):
             buckets = features.word_buckets(word)
-            summed = sum(map(get, buckets, repeat(zero))) - (len(buckets) - 1) * zero
-            self._words[word] = (summed, *features.pair_parts(word))
+            self._vectors[word] = sum(map(get, buckets, repeat(zero))) - (len(buckets) - 1) * zero
+            self._lefts[word], self._rights[word] = features.pair_parts(word)
 
     def clear_cache(self) -> None:
         """Forget cached words (for cold-start timing, or to bound memory)."""
-        self._words.clear()
+        self._vectors.clear()
+        self._lefts.clear()
+        self._rights.clear()
 
     def scores(self, text: str) -> list[float]:
         """Unnormalised log-odds per label, in ``labels`` order."""
         text = features.truncate(text)
         tokens = features.words(text)
-        entries = list(map(self._words.get, tokens))
-        if not all(entries):
+        try:
+            vectors = list(map(self._vectors.__getitem__, tokens))
+        except KeyError:
             self._learn_words(tokens)
-            entries = list(map(self._words.get, tokens))
-        total, count = 0, 0
-        if tokens:
-            vectors, lefts, rights = zip(*entries, strict=True)
-            others = features.pair_buckets(lefts, rights) + features.edge_buckets(rights)
-            total, count = sum(vectors), len(vectors)
-        else:
-            others = []
+            vectors = list(map(self._vectors.__getitem__, tokens))
+        others: list[int] = []
+        heads: list[list[int]] = []
+        for span in features.pair_spans(len(tokens)):
+            run = tokens[span]
+            rights = list(map(self._rights.__getitem__, run))
+            others += features.pair_buckets(list(map(self._lefts.__getitem__, run)), rights)
+            heads.append(rights)
+        others += features.edge_buckets(heads[0], heads[-1])
         others.extend(map(features.bucket, features.context_names(text)))
-        total += sum(map(self._packed.get, others, repeat(self._zero)))
-        sums = packing.unpack(total, count + len(others), self._size)
-        factor = fit.scale(self.norm, 2 * sum(map(len, tokens)) + len(others))
+        total = sum(vectors, sum(map(self._packed.get, others, repeat(self._zero))))
+        sums = packing.unpack(total, len(vectors) + len(others), self._size)
+        factor = 1.0
+        if self.norm != "none":
+            # A word has len(word) + 1 features: itself and its 3-grams.
+            in_words = sum(map(len, tokens)) + len(tokens)
+            factor = fit.scale(self.norm, in_words + len(others))
         return [(b + s * factor) / self.temperature for b, s in zip(self.bias, sums, strict=True)]
 
     def predict_proba(self, text: str) -> dict[str, float]:

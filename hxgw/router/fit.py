@@ -65,8 +65,8 @@ def logistic(
     targets: Sequence[int],
     size: int,
     *,
-    epochs: int = 10,
-    rate: float = 0.5,
+    epochs: int = 12,
+    rate: float = 1.0,
     seed: int = 7,
 ) -> Weights:
     """Softmax regression by SGD on sqrt-normalised counts with a decaying step.

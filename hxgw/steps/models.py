@@ -37,8 +37,10 @@ async def list_models(ctx: RequestContext, call_next: Next) -> None:
                 entries.append(entry)
     if errors and not entries:
         raise UpstreamError(f"no upstream listed its models ({'; '.join(errors)})")
-    for group in state.config.routing.groups.values():
+    routing = state.config.routing
+    for group in routing.groups.values():
         if ctx.key.may_use(group.name):
+            modes = {state.config.models[m].mode for m in group.models}
             entries.append(
                 {
                     "id": group.name,
@@ -47,6 +49,9 @@ async def list_models(ctx: RequestContext, call_next: Next) -> None:
                     "owned_by": "hxgw",
                     "hx_group": True,
                     "hx_models": list(group.models),
+                    # The mode its models share (None when mixed or undeclared).
+                    "hx_mode": modes.pop() if len(modes) == 1 else None,
+                    "hx_default": group.name == routing.default_group,
                 }
             )
     body = jsonio.dumps({"object": "list", "data": entries})

@@ -38,7 +38,7 @@ async def relay(ctx: RequestContext, call_next: Next) -> None:
     try:
         await response.prepare(ctx.request)
         if streaming:
-            await relay_events(ctx, reply, response)
+            await _relay_stream(ctx, response)
         else:
             await relay_body(ctx, reply, response)
     except ConnectionResetError:
@@ -59,3 +59,15 @@ async def relay(ctx: RequestContext, call_next: Next) -> None:
                     await response.write_eof()
         raise
     await call_next(ctx)
+
+
+async def _relay_stream(ctx: RequestContext, response: web.StreamResponse) -> None:
+    assert ctx.reply is not None
+    runtime = ctx.state.runtime
+    runtime.metrics.active_streams.inc()
+    runtime.rate.streams += 1
+    try:
+        await relay_events(ctx, ctx.reply, response)
+    finally:
+        runtime.metrics.active_streams.dec()
+        runtime.rate.streams -= 1

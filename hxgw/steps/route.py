@@ -17,6 +17,6 @@ async def route(ctx: RequestContext, call_next: Next) -> None:
         state.config, ctx.request.headers.get(GROUP_HEADER), model, ctx.key, ctx.endpoint.mode
     )
     ctx.group, ctx.pinned = chosen.group, chosen.pinned
-    ctx.decision = decide(state.config, chosen, ctx.body, state.memory, state.classifier)
+    ctx.decision = decide(state.config, chosen, ctx.body, state.runtime.memory, state.classifier)
     ctx.candidates = ctx.decision.candidates
     await call_next(ctx)

@@ -1,0 +1,95 @@
+"""Is an upstream reachable? A cheap background probe, plus every proxied success.
+
+`/readyz` answers 200 while the config is loaded, the daemon is not draining
+and at least one upstream answered within `STALE_AFTER` seconds; otherwise
+503 with the reasons, so a load balancer stops sending traffic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import structlog
+
+if TYPE_CHECKING:
+    from hxgw.config import Config
+    from hxgw.state import StateHolder
+
+log = structlog.get_logger("hxgw.readiness")
+
+PROBE_INTERVAL = 5.0
+PROBE_TIMEOUT = 3.0
+STALE_AFTER = 15.0
+
+
+class Readiness:
+    def __init__(self) -> None:
+        self.last_ok: dict[str, float] = {}
+        self.last_error: dict[str, str] = {}
+
+    def saw_ok(self, upstream: str) -> None:
+        self.last_ok[upstream] = time.monotonic()
+
+    def reachable(self, upstream: str, now: float) -> bool:
+        seen = self.last_ok.get(upstream)
+        return seen is not None and now - seen <= STALE_AFTER
+
+    def report(self, config: Config, draining: bool) -> tuple[bool, dict[str, Any]]:
+        now = time.monotonic()
+        upstreams = []
+        for upstream in config.upstreams.values():
+            seen = self.last_ok.get(upstream.name)
+            upstreams.append(
+                {
+                    "name": upstream.name,
+                    "url": upstream.url,
+                    "reachable": self.reachable(upstream.name, now),
+                    "last_ok_seconds_ago": round(now - seen, 1) if seen is not None else None,
+                    "last_error": self.last_error.get(upstream.name),
+                }
+            )
+        reasons = []
+        if draining:
+            reasons.append("draining: the gateway is shutting down")
+        if not any(u["reachable"] for u in upstreams):
+            reasons.append(f"no upstream answered in the last {STALE_AFTER:g}s")
+        body = {
+            "ready": not reasons,
+            "reasons": reasons,
+            "draining": draining,
+            "upstreams": upstreams,
+        }
+        return not reasons, body
+
+    async def probe_forever(self, holder: StateHolder) -> None:
+        """Ask each upstream for its model list every PROBE_INTERVAL seconds."""
+        while True:
+            state = holder.current
+            await asyncio.gather(*(self._probe(state, name) for name in state.config.upstreams))
+            await asyncio.sleep(PROBE_INTERVAL)
+
+    async def _probe(self, state: Any, name: str) -> None:
+        upstream = state.config.upstreams[name]
+        try:
+            async with asyncio.timeout(PROBE_TIMEOUT):
+                async with state.session.get(
+                    upstream.url + "/v1/models", headers=state.upstream_auth[name]
+                ) as resp:
+                    await resp.read()
+                    ok = resp.status == 200
+                    error = None if ok else f"HTTP {resp.status}"
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            ok, error = False, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        if ok:
+            self.saw_ok(name)
+            if self.last_error.pop(name, None) is not None:
+                log.info("upstream reachable again", upstream=name)
+        elif self.last_error.get(name) != error:
+            self.last_error[name] = error or "error"
+            log.warning("upstream probe failed", upstream=name, url=upstream.url, error=error)
+        state.runtime.metrics.upstream_up.labels(name).set(
+            1.0 if self.reachable(name, time.monotonic()) else 0.0
+        )

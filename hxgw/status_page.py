@@ -1,0 +1,222 @@
+"""The status page: /status.json rendered as one small, self-contained HTML page.
+
+No script, no external asset, no build step: inline CSS only, and a
+Content-Security-Policy that forbids anything else. Every value from the
+status passes through `html.escape`, and CSS class names come only from fixed
+tables here, never from the status, so a model named `<script>` stays text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from html import escape
+from typing import Any
+
+REFRESH_SECONDS = 5
+DASH = "\u2014"
+ARROW = " \u2192 "
+
+_CIRCUIT_CLASS = {"closed": "ok", "half_open": "warn", "open": "bad"}
+_RELOAD_CLASS = {"ok": "ok", "rejected": "bad", "none": "muted"}
+
+_CSS = """
+:root{color-scheme:light dark;--fg:#1d2330;--muted:#6b7385;--bg:#f6f7f9;--card:#fff;
+--line:#e2e5ea;--ok:#1a7f37;--warn:#9a6700;--bad:#cf222e}
+@media (prefers-color-scheme:dark){:root{--fg:#e6e9ef;--muted:#9aa3b5;--bg:#14171c;
+--card:#1d2128;--line:#2e343e}}
+*{box-sizing:border-box}
+body{margin:0;padding:24px;font:14px/1.45 system-ui,-apple-system,"Segoe UI",sans-serif;
+color:var(--fg);background:var(--bg)}
+header{display:flex;align-items:baseline;gap:12px;flex-wrap:wrap;margin-bottom:16px}
+h1{font-size:20px;margin:0}h2{font-size:15px;margin:24px 0 8px}
+.muted{color:var(--muted)}
+.cards{display:grid;grid-template-columns:repeat(auto-fill,minmax(170px,1fr));gap:10px}
+.card{background:var(--card);border:1px solid var(--line);border-radius:8px;padding:10px 12px}
+.card .label{color:var(--muted);font-size:12px}.card .value{font-size:18px;font-weight:600}
+.card .note{color:var(--muted);font-size:12px;overflow-wrap:anywhere}
+table{width:100%;border-collapse:collapse;background:var(--card);border:1px solid var(--line);
+border-radius:8px;overflow:hidden}
+th,td{text-align:left;padding:6px 10px;border-bottom:1px solid var(--line)}
+th{font-size:12px;color:var(--muted);font-weight:600}
+td.num,th.num{text-align:right;font-variant-numeric:tabular-nums}
+tr:last-child td{border-bottom:0}
+.badge{display:inline-block;padding:1px 8px;border-radius:999px;font-size:12px;font-weight:600;
+color:#fff;background:var(--muted)}
+.badge.ok{background:var(--ok)}.badge.warn{background:var(--warn)}.badge.bad{background:var(--bad)}
+tr.bad td{background:color-mix(in srgb,var(--bad) 8%,transparent)}
+code{font:12px ui-monospace,monospace}
+footer{margin-top:20px;color:var(--muted);font-size:12px}
+"""
+
+
+def render_status_html(status: Mapping[str, Any]) -> str:
+    """The whole page for one /status.json document."""
+    version = _text(status.get("version"))
+    draining = bool(status.get("draining"))
+    state = _badge("draining", "warn") if draining else _badge("serving", "ok")
+    return "".join(
+        [
+            "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>",
+            '<meta name=viewport content="width=device-width,initial-scale=1">',
+            f'<meta http-equiv=refresh content="{REFRESH_SECONDS}">',
+            "<meta http-equiv=Content-Security-Policy "
+            "content=\"default-src 'none'; style-src 'unsafe-inline'\">",
+            f"<title>hxgw {version} status</title><style>{_CSS}</style></head><body>",
+            f"<header><h1>hxgw status</h1>{state}<span class=muted>version {version}",
+            f" &middot; listening on {_text(status.get('listen'))}</span></header>",
+            _cards(status),
+            "<h2>Models</h2>",
+            _models(status.get("models") or []),
+            "<h2>Groups</h2>",
+            _groups(status.get("groups") or []),
+            "<h2>Upstreams</h2>",
+            _upstreams(status.get("upstreams") or []),
+            f"<footer>Refreshes every {REFRESH_SECONDS} s. The same as JSON: ",
+            "<code>/status.json</code></footer></body></html>\n",
+        ]
+    )
+
+
+def _cards(status: Mapping[str, Any]) -> str:
+    requests = status.get("requests") or {}
+    reload = status.get("last_reload") or {}
+    result = str(reload.get("result", "none"))
+    upstreams = status.get("upstreams") or []
+    up = sum(1 for u in upstreams if u.get("reachable") is True)
+    cards = [
+        ("Uptime", _duration(status.get("uptime_seconds")), ""),
+        ("Config generation", _text(status.get("config_generation")), ""),
+        (
+            "Last reload",
+            _badge(result, _RELOAD_CLASS.get(result, "muted")),
+            _text(reload.get("message") or "") + _when(reload.get("at")),
+        ),
+        ("Upstreams reachable", f"{up}/{len(upstreams)}", ""),
+        ("Requests / s", _number(requests.get("per_second"), 2), ""),
+        ("Requests", _number(requests.get("total"), 0), ""),
+        ("In flight", _number(requests.get("inflight"), 0), ""),
+        ("Active streams", _number(requests.get("active_streams"), 0), ""),
+    ]
+    return "<section class=cards>" + "".join(_card(*card) for card in cards) + "</section>"
+
+
+def _models(models: Iterable[Mapping[str, Any]]) -> str:
+    head = _head(
+        "Model",
+        "Upstream model",
+        "Groups",
+        "Circuit",
+        ("TTFB ms", "num"),
+        ("Latency ms", "num"),
+        ("Errors %", "num"),
+        ("In flight", "num"),
+        ("Requests", "num"),
+    )
+    rows = []
+    for model in models:
+        circuit = str(model.get("circuit", ""))
+        css = _CIRCUIT_CLASS.get(circuit, "muted")
+        rows.append(
+            f'<tr class="{css}" data-model="{_text(model.get("name"))}" '
+            f'data-circuit="{_text(circuit)}">'
+            f"<td><b>{_text(model.get('name'))}</b></td>"
+            f"<td><code>{_text(model.get('upstream_model'))}</code></td>"
+            f"<td>{_text(', '.join(str(g) for g in model.get('groups') or []))}</td>"
+            f"<td>{_badge(circuit.replace('_', '-'), css)}</td>"
+            f"<td class=num>{_number(model.get('ewma_ttfb_ms'), 1)}</td>"
+            f"<td class=num>{_number(model.get('ewma_latency_ms'), 1)}</td>"
+            f"<td class=num>{_percent(model.get('error_rate'))}</td>"
+            f"<td class=num>{_number(model.get('inflight'), 0)}</td>"
+            f"<td class=num>{_number(model.get('requests'), 0)}</td></tr>"
+        )
+    return _table(head, rows, 9, "no models")
+
+
+def _groups(groups: Iterable[Mapping[str, Any]]) -> str:
+    rows = [
+        f'<tr data-group="{_text(group.get("name"))}"><td><b>{_text(group.get("name"))}</b></td>'
+        f"<td>{_text(group.get('strategy'))}</td>"
+        f"<td>{_text(ARROW.join(str(m) for m in group.get('models') or []))}</td></tr>"
+        for group in groups
+    ]
+    return _table(_head("Group", "Strategy", "Models, in order"), rows, 3, "no groups")
+
+
+def _upstreams(upstreams: Iterable[Mapping[str, Any]]) -> str:
+    rows = []
+    for upstream in upstreams:
+        reachable = upstream.get("reachable")
+        if reachable is None:
+            badge = _badge("unknown", "muted")
+        else:
+            badge = _badge("up", "ok") if reachable else _badge("down", "bad")
+        ago = upstream.get("last_ok_seconds_ago")
+        rows.append(
+            f'<tr data-upstream="{_text(upstream.get("name"))}">'
+            f"<td><b>{_text(upstream.get('name'))}</b></td>"
+            f"<td><code>{_text(upstream.get('url'))}</code></td><td>{badge}</td>"
+            f"<td class=num>{'never' if ago is None else _duration(ago) + ' ago'}</td></tr>"
+        )
+    head = _head("Upstream", "URL", "Reachable", ("Last answered", "num"))
+    return _table(head, rows, 4, "no upstreams")
+
+
+def _table(head: str, rows: list[str], columns: int, empty: str) -> str:
+    body = "".join(rows) or f"<tr><td colspan={columns} class=muted>{empty}</td></tr>"
+    return f"<table><thead>{head}</thead><tbody>{body}</tbody></table>"
+
+
+def _head(*columns: str | tuple[str, str]) -> str:
+    cells = (
+        f"<th class={c[1]}>{c[0]}</th>" if isinstance(c, tuple) else f"<th>{c}</th>"
+        for c in columns
+    )
+    return "<tr>" + "".join(cells) + "</tr>"
+
+
+def _card(label: str, value: str, note: str) -> str:
+    note_html = f"<div class=note>{note}</div>" if note else ""
+    return (
+        f"<div class=card><div class=label>{label}</div>"
+        f"<div class=value>{value}</div>{note_html}</div>"
+    )
+
+
+def _badge(text: str, css: str) -> str:
+    return f'<span class="badge {css}">{escape(text)}</span>'
+
+
+def _text(value: object) -> str:
+    return DASH if value is None else escape(str(value))
+
+
+def _when(at: object) -> str:
+    return f" <span class=muted>at {escape(str(at))}</span>" if at else ""
+
+
+def _number(value: object, digits: int) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return _text(value)
+    return f"{value:,.{digits}f}"
+
+
+def _percent(value: object) -> str:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return _text(value)
+    return f"{value * 100:.1f}"
+
+
+def _duration(seconds: object) -> str:
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        return _text(seconds)
+    whole = int(seconds)
+    days, rest = divmod(whole, 86400)
+    hours, rest = divmod(rest, 3600)
+    minutes, secs = divmod(rest, 60)
+    if days:
+        return f"{days}d {hours}h {minutes}m"
+    if hours:
+        return f"{hours}h {minutes}m"
+    if minutes:
+        return f"{minutes}m {secs}s"
+    return f"{seconds:.1f}s" if seconds < 10 else f"{secs}s"

@@ -1,0 +1,185 @@
+"""The status page in a real headless browser (Debian's chromium): it renders, and shows the
+models and groups that /status.json reports.
+
+By default the page comes from a small stand-in server on loopback that renders a sample
+status with `render_status_html`, behind the same auth as the gateway's /status. To check a
+running gateway instead:
+
+    HXGW_STATUS_URL=http://127.0.0.1:4010 HXGW_STATUS_KEY=... pytest -m browser tests/browser
+
+A browser cannot send a bearer header when it navigates, and chromium takes no Basic-auth
+credentials on its command line, so chromium loads the page through a loopback helper that
+adds the Basic-auth header and passes the gateway's answer through byte for byte, with its
+Content-Type and Content-Security-Policy: the DOM chromium renders is the page's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import os
+import shutil
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+from aiohttp.test_utils import TestServer
+
+from hxgw.status_page import render_status_html
+from tests.fixtures import new_key
+from tests.unit.test_status_page import Page, sample_status
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM_FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic",
+                  "--no-first-run", "--disable-background-networking",
+                  "--disable-component-update", "--disable-sync", "--disable-dev-shm-usage",
+                  "--hide-scrollbars", "--window-size=1280,1000")
+PASSED_HEADERS = ("Content-Type", "Content-Security-Policy", "Cache-Control")
+
+
+@dataclass(frozen=True)
+class StatusSource:
+    """Where the status page is, and the Basic-auth credentials it takes."""
+
+    url: str
+    user: str
+    password: str = field(repr=False)
+
+
+@dataclass
+class Helper:
+    """The loopback helper chromium loads pages through; it remembers what was asked."""
+
+    url: str
+    paths: list[str] = field(default_factory=list)
+
+
+def basic_auth(user: str, password: str) -> str:
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def _authorized(request: web.Request, key: str) -> bool:
+    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
+    if scheme == "Bearer":
+        return credentials == key
+    try:
+        return scheme == "Basic" and base64.b64decode(credentials).decode().partition(":")[2] == key
+    except ValueError:
+        return False
+
+
+def _stand_in_app(key: str, status: dict[str, Any]) -> web.Application:
+    """Serves /status and /status.json from a sample status, as the gateway does."""
+
+    async def page(request: web.Request) -> web.Response:
+        if not _authorized(request, key):
+            raise web.HTTPUnauthorized(headers={"WWW-Authenticate": 'Basic realm="hxgw"'})
+        if request.path == "/status.json":
+            return web.json_response(status)
+        return web.Response(text=render_status_html(status), content_type="text/html")
+
+    app = web.Application()
+    app.router.add_get("/status", page)
+    app.router.add_get("/status.json", page)
+    return app
+
+
+@pytest.fixture
+async def status_source() -> AsyncIterator[StatusSource]:
+    """A running gateway when HXGW_STATUS_URL is set, else a stand-in with a sample status."""
+    if url := os.environ.get("HXGW_STATUS_URL"):
+        password = os.environ.get("HXGW_STATUS_KEY") or os.environ.get("MASTER_KEY", "")
+        yield StatusSource(url.rstrip("/"), os.environ.get("HXGW_STATUS_USER", "hxgw"), password)
+        return
+    key = new_key()
+    server = TestServer(_stand_in_app(key, sample_status()), host="127.0.0.1")
+    await server.start_server()
+    yield StatusSource(f"http://127.0.0.1:{server.port}", "operator", key)
+    await server.close()
+
+
+@pytest.fixture
+async def helper(status_source: StatusSource) -> AsyncIterator[Helper]:
+    """GET /PATH here is GET /PATH at the source with Basic auth, the answer passed through."""
+    auth = {"Authorization": basic_auth(status_source.user, status_source.password)}
+    session = aiohttp.ClientSession(headers=auth)
+    seen: list[str] = []
+
+    async def forward(request: web.Request) -> web.Response:
+        seen.append(request.path)
+        async with session.get(status_source.url + request.path_qs) as resp:
+            body = await resp.read()
+            headers = {h: resp.headers[h] for h in PASSED_HEADERS if h in resp.headers}
+            return web.Response(status=resp.status, body=body, headers=headers)
+
+    app = web.Application()
+    app.router.add_get("/{tail:.*}", forward)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    yield Helper(f"http://127.0.0.1:{server.port}", seen)
+    await server.close()
+    await session.close()
+
+
+async def chromium(tmp_path: Path, *args: str) -> str:
+    """Run headless chromium with a fresh profile; return what it printed on stdout."""
+    binary = shutil.which("chromium")
+    if binary is None:
+        pytest.fail("chromium is not installed (Debian: apt-get install -y chromium)")
+    profile = tmp_path / f"profile-{len(list(tmp_path.glob('profile-*')))}"
+    process = await asyncio.create_subprocess_exec(
+        binary, *CHROMIUM_FLAGS, f"--user-data-dir={profile}", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    try:
+        stdout, stderr = await asyncio.wait_for(process.communicate(), 90)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise
+    assert process.returncode == 0, stderr.decode(errors="replace")[-2000:]
+    return stdout.decode()
+
+
+async def reported_status(helper: Helper) -> dict[str, Any]:
+    async with aiohttp.ClientSession() as session, session.get(helper.url + "/status.json") as resp:
+        assert resp.status == 200
+        status: dict[str, Any] = await resp.json()
+        return status
+
+
+async def test_the_status_page_renders_every_model_and_group_in_chromium(
+    helper: Helper, tmp_path: Path
+):
+    status = await reported_status(helper)
+    page = Page(await chromium(tmp_path, "--dump-dom", helper.url + "/status"))
+    assert {m["name"] for m in status["models"]} <= set(page.rows("model"))
+    assert {g["name"] for g in status["groups"]} <= set(page.rows("group"))
+    assert status["models"] and status["groups"]
+    assert "hxgw status" in page.all_text
+
+
+async def test_each_model_shows_its_circuit_state_in_chromium(helper: Helper, tmp_path: Path):
+    status = await reported_status(helper)
+    rows = Page(await chromium(tmp_path, "--dump-dom", helper.url + "/status")).rows("model")
+    for model in status["models"]:
+        assert rows[model["name"]]["data-circuit"] == model["circuit"], model["name"]
+
+
+async def test_the_page_loads_nothing_but_itself(helper: Helper, tmp_path: Path):
+    dom = await chromium(tmp_path, "--dump-dom", helper.url + "/status")
+    assert "hxgw status" in Page(dom).all_text
+    assert set(helper.paths) <= {"/status", "/favicon.ico"}
+
+
+async def test_a_screenshot_of_the_status_page_is_saved(helper: Helper, tmp_path: Path):
+    shot = tmp_path / "status.png"
+    await chromium(tmp_path, f"--screenshot={shot}", helper.url + "/status")
+    data = shot.read_bytes()
+    assert data.startswith(b"\x89PNG\r\n\x1a\n")
+    assert len(data) > 20_000, "the screenshot looks blank"
+    print(f"status page screenshot: {shot}")

@@ -1,0 +1,68 @@
+"""Feature extraction: stable buckets, bounded cost, explanations that agree."""
+
+import os
+import subprocess
+import sys
+import zlib
+from pathlib import Path
+
+from hxgw.router import features
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def test_bucket_of_a_fixed_name_is_a_fixed_number() -> None:
+    assert features.bucket("w:python") == 173287
+    assert features.bucket("w:python") == zlib.crc32(b"w:python") % features.N_BUCKETS
+
+
+def test_extract_is_identical_in_processes_with_different_hash_seeds() -> None:
+    code = (
+        "from hxgw.router import features; print(features.extract('Fix my Rust code ```fn``` pls'))"
+    )
+    outputs = set()
+    for seed in ("1", "2", "random"):
+        env = {**os.environ, "PYTHONHASHSEED": seed, "PYTHONPATH": str(REPO)}
+        done = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+        )
+        outputs.add(done.stdout)
+    assert len(outputs) == 1
+
+
+def test_gram_hash_shortcut_equals_hashing_the_prefixed_gram() -> None:
+    word = b"translate"
+    grams = features.char_grams(word)
+    expected = [zlib.crc32(b"c:" + g) % features.N_BUCKETS for g in grams]
+    assert list(features.word_buckets(word)[1:]) == expected
+
+
+def test_words_are_lowercased_and_split_on_punctuation() -> None:
+    assert features.words("Hello, World! snake_case über") == [
+        b"hello",
+        b"world",
+        b"snake_case",
+        "über".encode(),
+    ]
+
+
+def test_truncate_keeps_head_and_tail_of_long_text() -> None:
+    text = "a" * 10_000 + "THE END"
+    cut = features.truncate(text)
+    assert len(cut) <= features.HEAD_CHARS + features.TAIL_CHARS + 1
+    assert cut.endswith("THE END")
+
+
+def test_named_features_have_the_same_buckets_as_extract() -> None:
+    text = "Traduce al inglés: ¿Dónde está la estación?\n```py\nx = 1\n```"
+    named = features.named_features(text)
+    assert [b for _, b in named] == features.extract(text)
+
+
+def test_code_markers_are_features() -> None:
+    names = features.context_names("```js\nconst f = () => { return 1; }\n```")
+    assert {"m:fence", "m:arrow", "m:brace", "m:semicolon"} <= set(names)
+
+
+def test_script_of_non_latin_text_is_a_feature() -> None:
+    assert "s:cyrillic" in features.context_names("Привет, как дела?")

@@ -1,0 +1,109 @@
+"""prompt_text: the text to classify, from any request body, never raising."""
+
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hxgw.router.classifier import prompt_text
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),
+    lambda children: (
+        st.lists(children, max_size=4) | st.dictionaries(st.text(), children, max_size=4)
+    ),
+    max_leaves=10,
+)
+roles = st.sampled_from(["user", "system", "developer", "assistant"]) | json_values
+part = json_values | st.fixed_dictionaries(
+    {"type": st.sampled_from(["text", "input_text", "image_url"]) | json_values},
+    optional={"text": json_values},
+)
+message = json_values | st.fixed_dictionaries(
+    {}, optional={"role": roles, "content": json_values | st.lists(part, max_size=4)}
+)
+messages = json_values | st.lists(message, max_size=5)
+shaped = st.fixed_dictionaries(
+    {}, optional={"messages": messages, "prompt": messages, "input": messages, "model": json_values}
+)
+
+
+def test_chat_uses_the_last_user_message_then_the_system_message() -> None:
+    body = {
+        "messages": [
+            {"role": "system", "content": "You are a Python expert."},
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": "hello!"},
+            {"role": "user", "content": "sort a dict by value"},
+        ]
+    }
+    assert prompt_text(body) == "sort a dict by value\n\nYou are a Python expert."
+
+
+def test_chat_content_parts_contribute_their_text_only() -> None:
+    body = {
+        "messages": [
+            {
+                "role": "user",
+                "content": [
+                    {"type": "text", "text": "what is in this image?"},
+                    {"type": "image_url", "image_url": {"url": "data:..."}},
+                    {"type": "text", "text": "translate the sign"},
+                ],
+            }
+        ]
+    }
+    assert prompt_text(body) == "what is in this image?\ntranslate the sign"
+
+
+def test_chat_without_a_user_message_falls_back_to_the_last_message() -> None:
+    body = {"messages": [{"role": "assistant", "content": "earlier answer"}]}
+    assert prompt_text(body) == "earlier answer"
+
+
+def test_long_system_messages_are_cut() -> None:
+    body = {
+        "messages": [{"role": "system", "content": "x" * 5000}, {"role": "user", "content": "hi"}]
+    }
+    assert len(prompt_text(body)) < 600
+
+
+def test_completions_prompt_as_string_or_list() -> None:
+    assert prompt_text({"prompt": "once upon a time"}) == "once upon a time"
+    assert prompt_text({"prompt": ["a", "b", 3]}) == "a\nb"
+
+
+def test_embeddings_input() -> None:
+    assert prompt_text({"input": ["first", "second"]}) == "first\nsecond"
+
+
+def test_responses_input_as_messages() -> None:
+    body = {"input": [{"role": "user", "content": [{"type": "input_text", "text": "hola"}]}]}
+    assert prompt_text(body) == "hola"
+
+
+def test_malformed_bodies_give_empty_text() -> None:
+    weird: list[Any] = [
+        None,
+        3,
+        "text",
+        [],
+        {},
+        {"messages": None},
+        {"messages": [None, 4, {"content": None}, {"content": 5}]},
+        {"messages": [{"role": "user", "content": [None, 7, {"text": 3}]}]},
+        {"prompt": [1, 2, 3]},
+        {"input": {"nested": "dict"}},
+    ]
+    for body in weird:
+        assert prompt_text(body) == ""
+
+
+@given(json_values)
+def test_any_json_value_never_raises(body: object) -> None:
+    assert isinstance(prompt_text(body), str)
+
+
+@given(shaped)
+def test_any_body_shaped_like_a_request_never_raises(body: dict[str, Any]) -> None:
+    assert isinstance(prompt_text(body), str)
