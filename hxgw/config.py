@@ -115,6 +115,12 @@ class ClientKey:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ReadinessProbe:
+    interval: float = 5.0
+    stale_after: float = 15.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MetricsAccess:
     """Who may read /metrics: by default any unrestricted client key, or the metrics key.
     `auth: false` opens it, for a listener that only a private network reaches."""
@@ -147,6 +153,7 @@ class Config:
     logging: Logging
     drain_timeout: float
     metrics: MetricsAccess
+    readiness: ReadinessProbe
     routing: Routing
     models: Mapping[str, Model]
     files: tuple[Path, ...] = ()

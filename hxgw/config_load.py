@@ -30,6 +30,7 @@ from hxgw.config import (
     Logging,
     MetricsAccess,
     Model,
+    ReadinessProbe,
     Routing,
     ScoringWeights,
     Timeouts,
@@ -79,6 +80,11 @@ def load_config(config_dir: str | os.PathLike[str], env: Mapping[str, str]) -> C
     listen, timeouts, limits = _listen(top, env), _timeouts(top), _limits(top)
     logging, drain_timeout = _logging(top, env), _drain_timeout(top)
     metrics = _metrics(top, env)
+    probe = top.section("readiness", frozenset({"interval", "stale_after"}))
+    readiness = ReadinessProbe(
+        interval=float(probe.number("interval", ReadinessProbe().interval, positive=True)),
+        stale_after=float(probe.number("stale_after", ReadinessProbe().stale_after, positive=True)),
+    )
     if problems.messages:
         raise ConfigError("\n".join(problems.messages))
     return Config(
@@ -91,6 +97,7 @@ def load_config(config_dir: str | os.PathLike[str], env: Mapping[str, str]) -> C
         logging=logging,
         drain_timeout=drain_timeout,
         metrics=metrics,
+        readiness=readiness,
         routing=routing,
         models=models,
         files=tuple(files),
@@ -123,6 +130,7 @@ _GATEWAY_KEYS = (
     "logging",
     "shutdown",
     "metrics",
+    "readiness",
 )
 
 

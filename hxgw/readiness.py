@@ -1,8 +1,8 @@
 """Is an upstream reachable? A cheap background probe, plus every proxied success.
 
 `/readyz` answers 200 while the config is loaded, the daemon is not draining
-and at least one upstream answered within `STALE_AFTER` seconds; otherwise
-503 with the reasons, so a load balancer stops sending traffic.
+and at least one upstream answered within `readiness.stale_after` seconds;
+otherwise 503 with the reasons, so a load balancer stops sending traffic.
 """
 
 from __future__ import annotations
@@ -20,10 +20,6 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("hxgw.readiness")
 
-PROBE_INTERVAL = 5.0
-PROBE_TIMEOUT = 3.0
-STALE_AFTER = 15.0
-
 
 class Readiness:
     def __init__(self) -> None:
@@ -33,12 +29,13 @@ class Readiness:
     def saw_ok(self, upstream: str) -> None:
         self.last_ok[upstream] = time.monotonic()
 
-    def reachable(self, upstream: str, now: float) -> bool:
+    def reachable(self, upstream: str, now: float, stale_after: float) -> bool:
         seen = self.last_ok.get(upstream)
-        return seen is not None and now - seen <= STALE_AFTER
+        return seen is not None and now - seen <= stale_after
 
     def report(self, config: Config, draining: bool) -> tuple[bool, dict[str, Any]]:
         now = time.monotonic()
+        stale_after = config.readiness.stale_after
         upstreams = []
         for upstream in config.upstreams.values():
             seen = self.last_ok.get(upstream.name)
@@ -46,7 +43,7 @@ class Readiness:
                 {
                     "name": upstream.name,
                     "url": upstream.url,
-                    "reachable": self.reachable(upstream.name, now),
+                    "reachable": self.reachable(upstream.name, now, stale_after),
                     "last_ok_seconds_ago": round(now - seen, 1) if seen is not None else None,
                     "last_error": self.last_error.get(upstream.name),
                 }
@@ -55,7 +52,7 @@ class Readiness:
         if draining:
             reasons.append("draining: the gateway is shutting down")
         if not any(u["reachable"] for u in upstreams):
-            reasons.append(f"no upstream answered in the last {STALE_AFTER:g}s")
+            reasons.append(f"no upstream answered in the last {stale_after:g}s")
         body = {
             "ready": not reasons,
             "reasons": reasons,
@@ -65,16 +62,16 @@ class Readiness:
         return not reasons, body
 
     async def probe_forever(self, holder: StateHolder) -> None:
-        """Ask each upstream for its model list every PROBE_INTERVAL seconds."""
+        """Ask each upstream for its model list every `interval` seconds."""
         while True:
             state = holder.current
             await asyncio.gather(*(self._probe(state, name) for name in state.config.upstreams))
-            await asyncio.sleep(PROBE_INTERVAL)
+            await asyncio.sleep(state.config.readiness.interval)
 
     async def _probe(self, state: Any, name: str) -> None:
         upstream = state.config.upstreams[name]
         try:
-            async with asyncio.timeout(PROBE_TIMEOUT):
+            async with asyncio.timeout(state.config.timeouts.connect):
                 async with state.session.get(
                     upstream.url + "/v1/models", headers=state.upstream_auth[name]
                 ) as resp:
@@ -90,6 +87,5 @@ class Readiness:
         elif self.last_error.get(name) != error:
             self.last_error[name] = error or "error"
             log.warning("upstream probe failed", upstream=name, url=upstream.url, error=error)
-        state.runtime.metrics.upstream_up.labels(name).set(
-            1.0 if self.reachable(name, time.monotonic()) else 0.0
-        )
+        up = self.reachable(name, time.monotonic(), state.config.readiness.stale_after)
+        state.runtime.metrics.upstream_up.labels(name).set(1.0 if up else 0.0)

@@ -1,0 +1,269 @@
+"""Metrics, readiness and status, scraped from the real process before and after events."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import re
+import signal
+
+import aiohttp
+
+from tests.conftest import StartGateway
+from tests.fake_upstream import FakeUpstream
+from tests.fixtures import Gateway, new_key, wait_for
+
+CHAT = {"messages": [{"role": "user", "content": "hi"}]}
+
+
+async def _scrape(gateway: Gateway, client: aiohttp.ClientSession) -> str:
+    async with client.get(gateway.url + "/metrics", headers=gateway.auth) as resp:
+        assert resp.status == 200
+        assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
+        return await resp.text()
+
+
+def _value(text: str, name: str, **labels: str) -> float:
+    """The sample `name{labels}` (labels matched as a subset); 0 when absent."""
+    for line in text.splitlines():
+        if not line.startswith(name + "{") and not line.startswith(name + " "):
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', line.split(" ")[0]))
+        if all(found.get(k) == v for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+async def _chat(gateway: Gateway, client: aiohttp.ClientSession, body: dict = CHAT) -> int:
+    async with client.post(gateway.url + "/v1/chat/completions", json=body,
+                           headers=gateway.auth) as resp:
+        await resp.read()
+        return resp.status
+
+
+async def test_metrics_refuse_a_scrape_without_a_key(gateway: Gateway, client: aiohttp.ClientSession):
+    async with client.get(gateway.url + "/metrics") as resp:
+        assert resp.status == 401
+    async with client.get(gateway.url + "/metrics",
+                          headers={"Authorization": f"Bearer {new_key()}"}) as resp:
+        assert resp.status == 401
+
+
+async def test_a_metrics_key_opens_metrics_and_nothing_else(
+    start_gateway: StartGateway, client: aiohttp.ClientSession
+):
+    metrics_key = new_key("sk-metrics")
+    gateway = await start_gateway(gateway={"metrics": {"key_env": "HX_METRICS_KEY"}},
+                                  env={"HX_METRICS_KEY": metrics_key})
+    headers = {"Authorization": f"Bearer {metrics_key}"}
+    async with client.get(gateway.url + "/metrics", headers=headers) as resp:
+        assert resp.status == 200
+    async with client.post(gateway.url + "/v1/chat/completions", json=CHAT,
+                           headers=headers) as resp:
+        assert resp.status == 401
+
+
+async def test_metrics_can_be_opened_for_a_private_listener(
+    start_gateway: StartGateway, client: aiohttp.ClientSession
+):
+    gateway = await start_gateway(gateway={"metrics": {"auth": False}})
+    async with client.get(gateway.url + "/metrics") as resp:
+        assert resp.status == 200
+
+
+async def test_request_counts_durations_and_ttfb_move_with_requests(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    before = await _scrape(gateway, client)
+    assert await _chat(gateway, client) == 200
+    after = await _scrape(gateway, client)
+    labels = {"endpoint": "chat", "group": "chat", "model": "alpha", "status": "200"}
+    assert _value(after, "hxgw_requests_total", **labels) == \
+        _value(before, "hxgw_requests_total", **labels) + 1
+    for name in ("hxgw_request_duration_seconds_count", "hxgw_time_to_first_byte_seconds_count"):
+        assert _value(after, name, endpoint="chat", model="alpha") == \
+            _value(before, name, endpoint="chat", model="alpha") + 1
+    assert _value(after, "hxgw_gateway_overhead_seconds_count") == \
+        _value(before, "hxgw_gateway_overhead_seconds_count") + 1
+
+
+async def test_failovers_and_upstream_errors_are_counted(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    fake.behave("m-alpha", status=503)
+    await _chat(gateway, client)
+    text = await _scrape(gateway, client)
+    assert _value(text, "hxgw_failovers_total", group="chat", from_model="alpha",
+                  to_model="beta") == 1
+    assert _value(text, "hxgw_upstream_errors_total", model="alpha", kind="http_503") == 1
+
+
+async def test_tokens_are_counted_from_usage_plain_and_streamed(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    await _chat(gateway, client)  # usage: 3 prompt, 6 completion
+    await _chat(gateway, client, CHAT | {"stream": True, "stream_options": {"include_usage": True}})
+    text = await _scrape(gateway, client)
+    assert _value(text, "hxgw_tokens_total", model="alpha", kind="prompt") == 6
+    assert _value(text, "hxgw_tokens_total", model="alpha", kind="completion") == 12
+
+
+async def test_active_streams_and_inflight_show_a_live_stream(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    gate = asyncio.Event()
+    fake.behave("m-alpha", content="a b c", gate=gate)
+    async with aiohttp.ClientSession() as other:
+        resp = await other.post(gateway.url + "/v1/chat/completions",
+                                json=CHAT | {"stream": True}, headers=gateway.auth)
+        await resp.content.readuntil(b"\n\n")
+        during = await _scrape(gateway, client)
+        gate.set()
+        await resp.read()
+    after = await _scrape(gateway, client)
+    assert _value(during, "hxgw_active_streams") == 1
+    assert _value(during, "hxgw_inflight_requests") == 1
+    assert _value(after, "hxgw_active_streams") == 0
+
+
+async def test_circuit_state_is_exported_per_model(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    routing = {"routing": {"default_group": "chat", "circuit_breaker": {"failures": 1},
+                           "groups": {"chat": ["alpha", "beta"]}}}
+    gateway = await start_gateway(routing=routing)
+    fake.behave("m-alpha", status=500)
+    await _chat(gateway, client)
+    text = await _scrape(gateway, client)
+    assert _value(text, "hxgw_circuit_state", model="alpha") == 1
+    assert _value(text, "hxgw_circuit_state", model="beta") == 0
+
+
+async def test_reloads_and_generation_are_exported(gateway: Gateway, client: aiohttp.ClientSession):
+    gateway.signal(signal.SIGHUP)
+    await wait_for(lambda: "config reloaded" in gateway.logs())
+    text = await _scrape(gateway, client)
+    assert _value(text, "hxgw_config_reloads_total", result="ok") == 1
+    assert _value(text, "hxgw_config_generation") == 2
+    assert _value(text, "process_resident_memory_bytes") > 0
+
+
+async def test_no_key_or_prompt_text_appears_in_metrics(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    secret_prompt = "my-secret-prompt-text-xyz"
+    await _chat(gateway, client, {"messages": [{"role": "user", "content": secret_prompt}]})
+    text = await _scrape(gateway, client)
+    assert gateway.key not in text and secret_prompt not in text
+
+
+async def test_readyz_is_ready_once_the_upstream_answered(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    async def ready() -> int:
+        async with client.get(gateway.url + "/readyz") as resp:
+            return resp.status
+
+    await wait_for_async(ready, 200)
+    async with client.get(gateway.url + "/readyz") as resp:
+        body = await resp.json()
+    assert body["ready"] is True and body["upstreams"][0]["reachable"] is True
+
+
+async def test_readyz_turns_503_when_the_upstream_goes_away(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    gateway = await start_gateway(gateway={"readiness": {"interval": 0.2, "stale_after": 1}})
+
+    async def ready() -> int:
+        async with client.get(gateway.url + "/readyz") as resp:
+            return resp.status
+
+    await wait_for_async(ready, 200)
+    fake.models_down = True
+    await wait_for_async(ready, 503)
+    async with client.get(gateway.url + "/readyz") as resp:
+        body = await resp.json()
+    assert body["ready"] is False
+    assert "no upstream answered" in body["reasons"][0]
+    assert body["upstreams"][0]["last_error"] == "HTTP 503"
+    fake.models_down = False
+    await wait_for_async(ready, 200)
+
+
+async def test_readyz_is_503_while_draining(
+    start_gateway: StartGateway, fake: FakeUpstream
+):
+    gateway = await start_gateway()
+    fake.behave("m-alpha", content="a " * 50, chunk_delay=0.1)
+    async with aiohttp.ClientSession() as session:
+        stream = await session.post(gateway.url + "/v1/chat/completions",
+                                    json=CHAT | {"stream": True}, headers=gateway.auth)
+        await stream.content.readuntil(b"\n\n")
+        # A keep-alive connection opened before the drain can still ask, once.
+        reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+        gateway.signal(signal.SIGTERM)
+        await wait_for(lambda: "stopping" in gateway.logs())
+        writer.write(b"GET /readyz HTTP/1.1\r\nHost: x\r\n\r\n")
+        head = await reader.read(200)
+        writer.close()
+        await stream.read()
+    if head:  # the idle connection may already have been closed by the drain: also fine
+        assert head.startswith(b"HTTP/1.1 503")
+
+
+async def test_status_json_shows_models_groups_and_health(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    await _chat(gateway, client)
+    async with client.get(gateway.url + "/status.json", headers=gateway.auth) as resp:
+        assert resp.status == 200
+        status = await resp.json()
+    assert status["config_generation"] == 1
+    models = {m["name"]: m for m in status["models"]}
+    assert set(models) == {"alpha", "beta", "gamma", "embed"}
+    assert models["alpha"]["requests"] == 1 and models["alpha"]["circuit"] == "closed"
+    assert {g["name"] for g in status["groups"]} == {"chat", "solo", "emb"}
+    assert status["requests"]["total"] >= 1
+
+
+async def test_the_status_page_needs_a_key_and_takes_it_as_basic_auth(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    async with client.get(gateway.url + "/status") as resp:
+        assert resp.status == 401
+        assert resp.headers["WWW-Authenticate"].startswith("Basic")
+    basic = base64.b64encode(f"ops:{gateway.key}".encode()).decode()
+    async with client.get(gateway.url + "/status",
+                          headers={"Authorization": f"Basic {basic}"}) as resp:
+        assert resp.status == 200
+        html = await resp.text()
+    assert "alpha" in html and "<script" not in html
+
+
+async def test_a_group_limited_key_may_not_read_status(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, tmp_path
+):
+    limited = new_key("sk-limited")
+    keys = tmp_path / "keys.yaml"
+    keys.write_text(f"keys:\n  - name: ui\n    key: {limited}\n    groups: [chat]\n")
+    gateway = await start_gateway(gateway={"auth": {"keys_file": str(keys)}})
+    async with client.get(gateway.url + "/status.json",
+                          headers={"Authorization": f"Bearer {limited}"}) as resp:
+        assert resp.status == 403
+
+
+async def test_the_openapi_document_is_served(gateway: Gateway, client: aiohttp.ClientSession):
+    async with client.get(gateway.url + "/openapi.json") as resp:
+        assert resp.status == 200
+        document = await resp.json()
+    assert document["openapi"].startswith("3.1")
+
+
+async def wait_for_async(probe, expected: int, timeout: float = 10.0) -> None:
+    deadline = asyncio.get_running_loop().time() + timeout
+    while asyncio.get_running_loop().time() < deadline:
+        if await probe() == expected:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"did not become {expected} within {timeout}s")
