@@ -27,8 +27,9 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 run: install
 	VENV=$(VENV) scripts/run-demo.sh
 
+# The end-to-end tests mostly wait on real processes and sockets: run them 4 at a time.
 test: install
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -n 4
 
 lint: install
 	$(VENV)/bin/ruff check hxgw tests

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
     from hxgw.state import StateHolder
 
 log = structlog.get_logger("hxgw.readiness")
+RETRY_INTERVAL = 0.5
 
 
 class Readiness:
@@ -66,7 +67,11 @@ class Readiness:
         while True:
             state = holder.current
             await asyncio.gather(*(self._probe(state, name) for name in state.config.upstreams))
-            await asyncio.sleep(state.config.readiness.interval)
+            interval = state.config.readiness.interval
+            if len(self.last_error) or len(self.last_ok) < len(state.config.upstreams):
+                # Not everything answers yet: look again soon, so /readyz recovers quickly.
+                interval = min(interval, RETRY_INTERVAL)
+            await asyncio.sleep(interval)
 
     async def _probe(self, state: Any, name: str) -> None:
         upstream = state.config.upstreams[name]
