@@ -4,14 +4,15 @@ A linear model over hashed features (see ``features``): a bias per label plus,
 per feature bucket, one weight per label. Linear keeps it explainable (each
 feature's share of a decision is its weight) and cheap: scoring is a sum.
 Why the caches: scoring a word (its unigram and n-grams) is the expensive part
-and words repeat across requests, so each word's summed weights are kept.
+and words repeat across requests, so each word's summed weights are kept (up
+to ``_CACHE_WORDS`` words, then the cache starts over). The caches are plain
+dicts: meant for one event-loop thread, like the rest of the gateway.
 """
 
 import functools
 import importlib.resources
 import json
 import math
-import time
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from itertools import repeat
@@ -114,13 +115,14 @@ class TaskClassifier:
     def _learn_words(self, tokens: Iterable[bytes]) -> None:
         """Cache, per new word, the packed sum of its features' weights and its
         ``pair_parts``. A sum of k packed vectors carries k offsets, so k - 1
-        are taken off to leave the single one every cached value has."""
+        are taken off to leave the single one every cached value has (a word
+        has k = 1 + ``gram_count`` features: itself and its 3-grams)."""
         if len(self._vectors) >= _CACHE_WORDS:
             self.clear_cache()
         get, zero = self._packed.get, self._zero
         for word in set(tokens).difference(self._vectors):
-            buckets = features.word_buckets(word)
-            self._vectors[word] = sum(map(get, buckets, repeat(zero))) - (len(buckets) - 1) * zero
+            summed = sum(map(get, features.iter_word_buckets(word), repeat(zero)))
+            self._vectors[word] = summed - features.gram_count(word) * zero
             self._lefts[word], self._rights[word] = features.pair_parts(word)
 
     def clear_cache(self) -> None:
@@ -151,8 +153,7 @@ class TaskClassifier:
         sums = packing.unpack(total, len(vectors) + len(others), self._size)
         factor = 1.0
         if self.norm != "none":
-            # A word has len(word) + 1 features: itself and its 3-grams.
-            in_words = sum(map(len, tokens)) + len(tokens)
+            in_words = sum(map(features.gram_count, tokens)) + len(tokens)
             factor = fit.scale(self.norm, in_words + len(others))
         return [(b + s * factor) / self.temperature for b, s in zip(self.bias, sums, strict=True)]
 
@@ -194,7 +195,6 @@ class TaskClassifier:
             "temperature": self.temperature,
             "bias": self.bias,
             "weights": {str(b): row for b, row in sorted(self.weights.items())},
-            "trained_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
 
     def save(self, path: str | Path) -> None:
@@ -207,15 +207,23 @@ class TaskClassifier:
         """Rebuild a model from ``to_json`` output, refusing foreign formats."""
         if data.get("format") != FORMAT or data.get("n_buckets") != features.N_BUCKETS:
             raise ValueError(f"not a {FORMAT} model with {features.N_BUCKETS} buckets")
-        weights = {int(b): [float(v) for v in row] for b, row in data["weights"].items()}
-        return cls(
-            labels=data["labels"],
-            bias=data["bias"],
-            weights=weights,
-            norm=data["norm"],
-            method=data["method"],
-            temperature=float(data.get("temperature", 1.0)),
-        )
+        try:
+            weights = {int(b): [float(v) for v in row] for b, row in data["weights"].items()}
+            model = cls(
+                labels=[str(label) for label in data["labels"]],
+                bias=[float(v) for v in data["bias"]],
+                weights=weights,
+                norm=str(data["norm"]),
+                method=str(data["method"]),
+                temperature=float(data.get("temperature", 1.0)),
+            )
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise ValueError(f"malformed {FORMAT} model: {exc!r}") from None
+        if len(model.bias) != len(model.labels) or any(
+            len(row) != len(model.labels) for row in weights.values()
+        ):
+            raise ValueError(f"malformed {FORMAT} model: vectors do not match the labels")
+        return model
 
     @classmethod
     def load(cls, path: str | Path) -> "TaskClassifier":

@@ -1,30 +1,25 @@
-"""Score a task classifier on the held-out set: quality and latency.
+"""Score a task classifier on the held-out set: per-label quality, and latency.
 
-Why two latencies: each word's features are cached after its first sighting,
-so a prompt costs most when none of its words was seen before. ``cold`` clears
-every cache before each prompt (the worst case); ``warm`` times a prompt once
-its words are cached (a gateway after some traffic). Real traffic lies between.
-Why CPU time (``thread_time_ns``): classification does no I/O and runs on one
-thread, so on a core of its own its latency is its CPU time; wall time would
-also count the moments other processes held the core, and on a shared machine
-that is noise about the neighbours, not about the classifier. Each figure is
-the median of several runs of the prompt.
+Run as ``python -m hxgw.router.evaluate [--model M] [HELDOUT]`` (``make
+eval-router``). Latency is measured by ``latency.measure`` in three cache
+states; "first sight" starts from caches warmed with the training prompts.
 """
 
 import argparse
 import statistics
 import sys
-import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from hxgw.router import features
+from hxgw.router import latency
 from hxgw.router.classifier import TaskClassifier, load_default
 from hxgw.router.dataset import DatasetError, read_examples
 
-DEFAULT_HELDOUT = Path(__file__).resolve().parent / "data" / "heldout.jsonl"
-RUNS = 5
+DATA = Path(__file__).resolve().parent / "data"
+DEFAULT_HELDOUT = DATA / "heldout.jsonl"
+DEFAULT_TRAIN = DATA / "train.jsonl"
 
 
 @dataclass(frozen=True, slots=True)
@@ -46,27 +41,9 @@ class Report:
     macro_f1: float
     accuracy: float
     confusion: dict[str, dict[str, int]]
-    cold_us: tuple[float, float]
-    warm_us: tuple[float, float]
+    latency: latency.Latency
     prompts: int
     max_chars: int
-
-
-def _percentile(values: list[float], share: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(share * (len(ordered) - 1)))]
-
-
-def _time_us(model: TaskClassifier, text: str, cold: bool) -> float:
-    runs = []
-    for _ in range(RUNS):
-        if cold:
-            model.clear_cache()
-            features.word_buckets.cache_clear()
-        started = time.thread_time_ns()
-        model.predict_proba(text)
-        runs.append((time.thread_time_ns() - started) / 1000)
-    return statistics.median(runs)
 
 
 def _label_score(label: str, pairs: list[tuple[str, str]]) -> LabelScore:
@@ -79,24 +56,24 @@ def _label_score(label: str, pairs: list[tuple[str, str]]) -> LabelScore:
     return LabelScore(precision, recall, f1, actual)
 
 
-def evaluate(model: TaskClassifier, heldout_path: str | Path = DEFAULT_HELDOUT) -> Report:
-    """Classify every held-out prompt, then time each one cold and warm."""
+def evaluate(
+    model: TaskClassifier,
+    heldout_path: str | Path = DEFAULT_HELDOUT,
+    warm_with: Sequence[str] = (),
+) -> Report:
+    """Classify every held-out prompt, then time each one (see ``latency``)."""
     examples = read_examples(heldout_path)
     pairs = [(e.label, model.predict(e.text)) for e in examples]
     labels = tuple(dict.fromkeys([*model.labels, *(t for t, _ in pairs)]))
     scores = {label: _label_score(label, pairs) for label in labels}
     counts = Counter(pairs)
-    confusion = {t: {p: counts[t, p] for p in labels} for t in labels}
-    cold = [_time_us(model, e.text, cold=True) for e in examples]
-    warm = [_time_us(model, e.text, cold=False) for e in examples]
     return Report(
         labels=labels,
         scores=scores,
         macro_f1=statistics.fmean(s.f1 for s in scores.values()),
         accuracy=sum(1 for t, p in pairs if t == p) / len(pairs),
-        confusion=confusion,
-        cold_us=(_percentile(cold, 0.5), _percentile(cold, 0.99)),
-        warm_us=(_percentile(warm, 0.5), _percentile(warm, 0.99)),
+        confusion={t: {p: counts[t, p] for p in labels} for t in labels},
+        latency=latency.measure(model, [e.text for e in examples], warm_with),
         prompts=len(examples),
         max_chars=max(len(e.text) for e in examples),
     )
@@ -121,27 +98,36 @@ def format_report(report: Report) -> str:
         lines.append(f"{label:<{width}}  " + " ".join(f"{row[p]:>5}" for p in report.labels))
     lines.append("")
     lines.append(
-        f"latency (CPU time of one classification) over {report.prompts} prompts "
-        f"(longest {report.max_chars} chars), median of {RUNS} runs each:"
+        f"latency: CPU µs per classification over {report.prompts} prompts "
+        f"(longest {report.max_chars} chars), best of {latency.RUNS} runs each"
     )
-    lines.append(
-        f"  cold (no cached words): p50 {report.cold_us[0]:.1f} µs  p99 {report.cold_us[1]:.1f} µs"
+    states = (
+        ("cold (no word cached)", report.latency.cold),
+        ("first sight (after training prompts)", report.latency.first_sight),
+        ("warm (all words cached)", report.latency.warm),
     )
-    lines.append(
-        f"  warm (words cached):    p50 {report.warm_us[0]:.1f} µs  p99 {report.warm_us[1]:.1f} µs"
-    )
+    for name, (p50, p99) in states:
+        lines.append(f"  {name:<37} p50 {p50:7.1f}  p99 {p99:7.1f}")
     return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
     """``python -m hxgw.router.evaluate [--model M] [HELDOUT]``; exit 1 on bad input."""
-    p = argparse.ArgumentParser(prog="hxgw-eval-router", description=__doc__.split("\n")[0])
+    p = argparse.ArgumentParser(
+        prog="eval-router", description="Score the task classifier on the held-out set."
+    )
     p.add_argument("heldout", nargs="?", default=str(DEFAULT_HELDOUT))
     p.add_argument("--model", help="model JSON (default: the shipped model)")
+    p.add_argument(
+        "--warm-with",
+        default=str(DEFAULT_TRAIN),
+        help="JSONL whose prompts warm the caches for the first-sight timing ('' for none)",
+    )
     args = p.parse_args(argv)
     try:
         model = TaskClassifier.load(args.model) if args.model else load_default()
-        report = evaluate(model, args.heldout)
+        warm = [e.text for e in read_examples(args.warm_with)] if args.warm_with else []
+        report = evaluate(model, args.heldout, warm)
     except (DatasetError, OSError, ValueError, KeyError) as exc:
         print(f"eval-router: {exc}", file=sys.stderr)
         return 1

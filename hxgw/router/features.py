@@ -21,8 +21,8 @@ import functools
 import re
 import string
 import zlib
-from collections.abc import Sequence
-from itertools import pairwise, repeat
+from collections.abc import Iterator, Sequence
+from itertools import chain, pairwise, repeat
 from operator import xor
 
 N_BUCKETS = 1 << 18
@@ -31,6 +31,7 @@ TAIL_CHARS = 500
 EDGE_WORDS = 8
 PAIR_HEAD = 64
 PAIR_TAIL = 16
+MAX_GRAMS = 24
 
 _MASK = N_BUCKETS - 1
 _FNV_PRIME = 16777619
@@ -38,7 +39,7 @@ _PAIR_SALT = 0x9E3779B1
 _HEAD = (0x85EBCA6B * _FNV_PRIME) & _MASK
 _TAIL = (0xC2B2AE35 * _FNV_PRIME) & _MASK
 _GRAM_SEED = zlib.crc32(b"c:")
-_SLICES3 = [slice(i, i + 3) for i in range(HEAD_CHARS + TAIL_CHARS)]
+_SLICES3 = [slice(i, i + 3) for i in range(MAX_GRAMS)]
 
 _TABLE = bytearray(range(256))
 for _c in string.punctuation:
@@ -125,20 +126,33 @@ def pair_parts(word: bytes) -> tuple[int, int]:
     return ((_PAIR_SALT ^ h) * _FNV_PRIME) & _MASK, h & _MASK
 
 
+def gram_count(word: bytes) -> int:
+    """How many 3-grams ``char_grams`` gives: one per byte, at most ``MAX_GRAMS``
+    (a 2,000-byte "word" is a pasted blob or an unspaced CJK run; its first
+    bytes say as much as all of them, and a new word's cost stays bounded)."""
+    return min(len(word), MAX_GRAMS)
+
+
 def char_grams(word: bytes) -> list[bytes]:
-    """3-grams of the word with ``<`` ``>`` marking its edges: ``len(word)`` of
-    them. (Adding 4-grams cost twice the hashing and scored no better on the
-    training-set cross-validation.) Slicing through ``map`` keeps it in C."""
+    """3-grams of the word with ``<`` ``>`` marking its edges. (Adding 4-grams
+    cost twice the hashing and scored no better on the training-set
+    cross-validation.)"""
     padded = b"<" + word + b">"
-    return list(map(padded.__getitem__, _SLICES3[: len(word)]))
+    return list(map(padded.__getitem__, _SLICES3[: gram_count(word)]))
+
+
+def iter_word_buckets(word: bytes) -> Iterator[int]:
+    """Buckets of a word, lazily: its unigram, then its ``gram_count`` 3-grams.
+    A chain of ``map`` over C functions, as this runs for every new word;
+    ``crc32(gram, _GRAM_SEED)`` equals ``crc32(b"c:" + gram)``, minus the copy."""
+    grams = map(zlib.crc32, char_grams(word), repeat(_GRAM_SEED))
+    return map(_MASK.__and__, chain((word_hash(word),), grams))
 
 
 @functools.lru_cache(maxsize=1 << 15)
 def word_buckets(word: bytes) -> tuple[int, ...]:
-    """Buckets of a word: its unigram first, then its ``len(word)`` 3-grams.
-    ``crc32(gram, _GRAM_SEED)`` equals ``crc32(b"c:" + gram)``, minus the copy."""
-    grams = map(zlib.crc32, char_grams(word), repeat(_GRAM_SEED))
-    return (word_hash(word) & _MASK, *(h & _MASK for h in grams))
+    """``iter_word_buckets`` as a tuple, cached (training sees words again and again)."""
+    return tuple(iter_word_buckets(word))
 
 
 def pair_spans(count: int) -> list[slice]:

@@ -95,3 +95,14 @@ def test_top_features_name_the_words_behind_a_label(tiny: TaskClassifier) -> Non
     assert len(top) == 3
     assert top[0][1] >= top[1][1] >= top[2][1] > 0
     assert any("translate" in name for name, _ in top)
+
+
+@pytest.mark.parametrize("text", ["你好" * 2000, "x" * 9000, "word " * 900])
+def test_scores_of_huge_prompts_equal_the_plain_sum(tiny: TaskClassifier, text: str) -> None:
+    found = features.extract(text)
+    factor = 1 / math.sqrt(len(found)) if tiny.norm == "sqrt" else 1.0
+    for k, score in enumerate(tiny.scores(text)):
+        evidence = sum(tiny.weights[b][k] for b in found if b in tiny.weights)
+        assert score == pytest.approx(
+            (tiny.bias[k] + evidence * factor) / tiny.temperature, abs=1e-4
+        )

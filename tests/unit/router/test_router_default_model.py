@@ -42,5 +42,5 @@ def test_evaluate_reports_per_label_scores_and_latency(tmp_path: Path) -> None:
     report = evaluate(load_default(), heldout)
     assert report.scores["math"].recall == 1.0
     assert report.prompts == 2
-    assert 0 < report.warm_us[0] <= report.warm_us[1]
+    assert 0 < report.latency.warm[0] <= report.latency.warm[1]
     assert "macro-F1" in format_report(report)
