@@ -1,0 +1,693 @@
+#!/usr/bin/env python3
+"""hxgw benchmark: direct to a fake upstream vs through hxgw, the obvious aiohttp
+proxy and nginx, side by side in one run, on loopback.
+
+    python bench/run.py [--quick] [--out bench/results/latest.json] [--markdown]
+    python bench/run.py --from bench/results/latest.json --markdown   # render only
+
+Needs wrk (and nginx for the reference columns): `bench/setup.sh` installs both
+from Debian's packages. Runs with the repository's .venv (re-executes itself
+there when started by another Python).
+
+Cases: (1) non-streaming chat with wrk at concurrency 1, 16, 64; (2) streamed
+chat, 50 chunks: time to first byte and each chunk's one-way delay; (3)
+embeddings with a ~1 MB body: MB/s; (4) 1,000 concurrent slow streams: the
+proxy's RSS and CPU; (5) CPU per proxied request (from /proc/PID/stat);
+(6) the routing decision alone: `hxgw.router.bench.routing_timings(iterations)
+-> {name: microseconds}` when that module exists, else what `hxgw.routing`
+offers, else n/a.
+
+On a machine with two or more CPUs the proxy under test gets a CPU of its own;
+wrk, the upstreams and the Python clients share another.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+
+
+def _ensure_venv() -> None:
+    try:
+        import aiohttp  # noqa: F401
+        import orjson  # noqa: F401
+        import uvloop  # noqa: F401
+
+        import hxgw  # noqa: F401
+    except ImportError as exc:
+        venv = REPO / ".venv"
+        python = venv / "bin" / "python"
+        if python.exists() and Path(sys.prefix).resolve() != venv.resolve():
+            os.execv(python, [str(python), *sys.argv])  # noqa: S606
+        sys.exit(f"bench: {exc}; run `make install` first, then `make bench`")
+
+
+if __name__ == "__main__":
+    _ensure_venv()
+
+import asyncio  # noqa: E402
+import contextlib  # noqa: E402
+import datetime  # noqa: E402
+import http.client  # noqa: E402
+import json  # noqa: E402
+import math  # noqa: E402
+import platform  # noqa: E402
+import secrets  # noqa: E402
+import shutil  # noqa: E402
+import signal  # noqa: E402
+import subprocess  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from typing import Any  # noqa: E402
+
+import aiohttp  # noqa: E402
+import loadgen  # noqa: E402
+import orjson  # noqa: E402
+import report  # noqa: E402
+import routing_case  # noqa: E402
+import servers  # noqa: E402
+import uvloop  # noqa: E402
+from procs import Proc, Procs, cpu_busy, raise_nofile, tcp_counters  # noqa: E402
+
+import hxgw  # noqa: E402
+
+
+@dataclass(frozen=True)
+class Settings:
+    quick: bool
+    chat_seconds: int
+    warmup_seconds: int
+    concurrencies: tuple[int, ...]
+    probe_seconds: int
+    stream_chunks: int
+    stream_interval: float
+    streams: int
+    stream_concurrency: int
+    embed_seconds: int
+    embed_connections: int
+    slow_streams: int
+    slow_chunks: int
+    slow_interval: float
+    slow_ramp: float
+    routing_iterations: int
+
+
+FULL = Settings(
+    quick=False,
+    chat_seconds=8,
+    warmup_seconds=1,
+    concurrencies=(1, 16, 64),
+    probe_seconds=3,
+    stream_chunks=50,
+    stream_interval=0.005,
+    streams=160,
+    stream_concurrency=4,
+    embed_seconds=5,
+    embed_connections=4,
+    slow_streams=1000,
+    slow_chunks=20,
+    slow_interval=0.5,
+    slow_ramp=1.0,
+    routing_iterations=20000,
+)
+QUICK = Settings(
+    quick=True,
+    chat_seconds=2,
+    warmup_seconds=1,
+    concurrencies=(1, 16, 64),
+    probe_seconds=1,
+    stream_chunks=50,
+    stream_interval=0.005,
+    streams=40,
+    stream_concurrency=4,
+    embed_seconds=2,
+    embed_connections=4,
+    slow_streams=1000,
+    slow_chunks=6,
+    slow_interval=0.5,
+    slow_ramp=1.0,
+    routing_iterations=3000,
+)
+
+CHAT_PATH = "/v1/chat/completions"
+EMBED_PATH = "/v1/embeddings"
+
+
+def chat_body(**extra: Any) -> bytes:
+    body = {
+        "model": servers.GROUP,
+        "messages": [
+            {"role": "system", "content": "You are a helpful assistant."},
+            {"role": "user", "content": "Return exactly the text: HX-OK"},
+        ],
+        "max_tokens": 16,
+        **extra,
+    }
+    return orjson.dumps(body)
+
+
+def embed_body(size: int = 1_000_000) -> bytes:
+    """An embeddings batch of ~`size` bytes: 1,000 inputs of ~1 kB each."""
+    words = "the quick brown fox jumps over the lazy dog while the gateway copies bytes "
+    item = (words * (size // 1000 // len(words) + 1))[: size // 1000 - 4]
+    return orjson.dumps({"model": servers.GROUP, "input": [item] * 1000})
+
+
+class Bench:
+    def __init__(self, settings: Settings, procs: Procs, args: argparse.Namespace) -> None:
+        self.s = settings
+        self.procs = procs
+        self.args = args
+        self.workdir = procs.workdir
+        self.key = "sk-bench-" + secrets.token_urlsafe(24)
+        self.t0 = time.monotonic()
+        self.nginx = None if args.no_nginx else servers.nginx_binary()
+        self.config_dir = servers.write_hxgw_config(self.workdir / "hxgw-config", args.strategy)
+        self.results: dict[str, Any] = {"chat": {}, "stream": {}, "embeddings": {}}
+        self.errors: dict[str, dict[str, int]] = {}
+        self.warnings: list[str] = []
+        self.embed = embed_body()
+        self.embed_size = len(self.embed)
+
+    # ------------------------------------------------------------------ helpers
+
+    def say(self, text: str) -> None:
+        print(f"[{time.monotonic() - self.t0:6.1f}s] {text}", flush=True)
+
+    def proxies(self, upstream: Proc, tag: str) -> dict[str, Proc]:
+        url = f"http://127.0.0.1:{upstream.port}"
+        started = {
+            "hxgw": servers.start_hxgw(self.procs, self.config_dir, self.key, url, tag),
+            "baseline": servers.start_baseline(self.procs, url, tag),
+        }
+        if self.nginx:
+            started["nginx"] = servers.start_nginx_proxy(self.procs, upstream.port, tag)
+        return started
+
+    def stop(self, procs: dict[str, Proc]) -> None:
+        for name, proc in procs.items():
+            if name == "hxgw":
+                self.scan_hxgw_log(proc)
+            self.procs.stop(proc)
+
+    def scan_hxgw_log(self, proc: Proc) -> None:
+        """Count hxgw's warning and error lines; keep a few for the report."""
+        counts = self.results.setdefault("gateway_log", {"warning": 0, "error": 0, "samples": []})
+        try:
+            text = proc.log.read_text(errors="replace")
+        except OSError:
+            return
+        for line in text.splitlines():
+            level = line.split(" ", 2)[1] if line.count(" ") >= 2 else ""
+            if level in ("warning", "error", "critical"):
+                counts["warning" if level == "warning" else "error"] += 1
+                if "readable by every user" not in line and len(counts["samples"]) < 8:
+                    counts["samples"].append(line[:300])
+
+    def note_errors(self, target: str, result: dict[str, Any]) -> None:
+        entry = self.errors.setdefault(target, {"errors": 0, "non_2xx": 0, "total": 0})
+        entry["errors"] += result["errors"]
+        entry["non_2xx"] += result["non_2xx"]
+        entry["total"] += result["errors"] + result["non_2xx"]
+
+    def headers(self) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.key}", "Content-Type": "application/json"}
+
+    def sanity(self, name: str, port: int, path: str, body: bytes, expect: bytes) -> None:
+        """One request before any load: the right status and body, or stop here."""
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+        try:
+            conn.request("POST", path, body=body, headers=self.headers())
+            response = conn.getresponse()
+            data = response.read()
+        finally:
+            conn.close()
+        if response.status != 200 or expect not in data:
+            raise RuntimeError(
+                f"sanity check failed for {name} {path}: {response.status} {data[:300]!r}"
+            )
+
+    def run_wrk(self, url: str, script: Path, connections: int, seconds: int) -> dict[str, Any]:
+        return loadgen.wrk(url, script, connections, seconds, self.procs.core("load"))
+
+    def measure(
+        self, name: str, proc: Proc, url: str, script: Path, connections: int, seconds: int
+    ) -> dict[str, Any]:
+        """One measured wrk run with the proxy's CPU time, and how busy other processes
+        kept the proxy's CPU meanwhile (interference: that CPU's busy time minus ours)."""
+        core = self.procs.core("proxy")
+        cpu_before, core_before = proc.cpu_seconds(), cpu_busy(core)
+        result = self.run_wrk(url, script, connections, seconds)
+        cpu, core_busy = proc.cpu_seconds() - cpu_before, cpu_busy(core) - core_before
+        if name != "direct":
+            other = max(0.0, core_busy - cpu)
+            result["proxy_cpu_other_percent"] = 100 * other / result["seconds"]
+            result["cpu_us_per_request"] = 1e6 * cpu / max(result["requests"], 1)
+            result["cpu_percent"] = 100 * cpu / result["seconds"]
+        self.note_errors(name, result)
+        return result
+
+    # ------------------------------------------------------------------ the run
+
+    def run(self) -> dict[str, Any]:
+        upstream = servers.start_upstream(self.procs)
+        fixed = servers.start_nginx_fixed(self.procs) if self.nginx else None
+        chat_upstream = self.choose_upstream(upstream, fixed)
+        self.case_chat(chat_upstream)
+        self.case_stream_and_embeddings(upstream)
+        self.case_slow_streams(upstream)
+        self.results["routing"] = routing_case.run(
+            self.config_dir, self.key, self.s.routing_iterations, chat_body()
+        )
+        self.say(
+            "routing: "
+            + ", ".join(f"{r['name']} {r['us']}" for r in self.results["routing"]["rows"])
+        )
+        self.results["errors"] = self.errors
+        return self.results
+
+    def choose_upstream(self, upstream: Proc, fixed: Proc | None) -> Proc:
+        """The non-streaming cases need an upstream faster than any proxy in front of it:
+        measure both fake upstreams directly and take the faster."""
+        script = loadgen.write_lua(self.workdir, "probe", chat_body(), self.key)
+        probe: dict[str, float] = {}
+        for name, proc in (("aiohttp", upstream), ("nginx", fixed)):
+            if proc is None:
+                continue
+            url = f"http://127.0.0.1:{proc.port}{CHAT_PATH}"
+            result = self.run_wrk(url, script, 16, self.s.probe_seconds)
+            probe[name] = result["rps"]
+            self.say(f"upstream probe c16: {name} {result['rps']:,.0f} req/s")
+        forced = self.args.upstream
+        chosen = (
+            forced if forced != "auto" and forced in probe else max(probe, key=probe.__getitem__)
+        )
+        self.results["upstream_probe"] = {"rps_c16": probe, "chosen": chosen}
+        return fixed if chosen == "nginx" and fixed is not None else upstream
+
+    def case_chat(self, upstream: Proc) -> None:
+        proxies = self.proxies(upstream, "chat")
+        try:
+            for name, proc in proxies.items():
+                self.sanity(name, proc.port, CHAT_PATH, chat_body(), b"HX-OK")
+            script = loadgen.write_lua(self.workdir, "chat", chat_body(), self.key)
+            targets = {"direct": upstream, **proxies}
+            rounds = self.args.rounds
+            for round_no in range(1, rounds + 1):
+                for conc in self.s.concurrencies:
+                    row = self.results["chat"].setdefault(str(conc), {})
+                    for name, proc in targets.items():
+                        url = f"http://127.0.0.1:{proc.port}{CHAT_PATH}"
+                        self.run_wrk(url, script, conc, self.s.warmup_seconds)
+                        result = self.measure(name, proc, url, script, conc, self.s.chat_seconds)
+                        result["round"] = round_no
+                        best = row.get(name)
+                        all_rps = [*(best or {}).get("rounds_rps", []), round(result["rps"])]
+                        if best is None or result["rps"] > best["rps"]:
+                            best = row[name] = result
+                        best["rounds_rps"] = all_rps
+                        self.report_chat(conc, name, result, round_no)
+        finally:
+            self.stop(proxies)
+
+    def report_chat(self, conc: int, name: str, result: dict[str, Any], round_no: int) -> None:
+        cpu_note = f", {result['cpu_us_per_request']:.0f} us CPU/req" if name != "direct" else ""
+        tag = f" (round {round_no})" if self.args.rounds > 1 else ""
+        other = result.get("proxy_cpu_other_percent")
+        other_note = f"; other load on proxy CPU {other:.0f}%" if other is not None else ""
+        self.say(
+            f"chat c={conc} {name}{tag}: {result['rps']:,.0f} req/s, p50 {result['p50_ms']:.2f}"
+            f" p99 {result['p99_ms']:.2f} ms{cpu_note}{other_note}{self._err_note(result)}"
+        )
+
+    @staticmethod
+    def _err_note(result: dict[str, Any]) -> str:
+        if result["errors"] or result["non_2xx"]:
+            return f"  [errors {result['errors']}, non-2xx {result['non_2xx']}]"
+        return ""
+
+    def case_stream_and_embeddings(self, upstream: Proc) -> None:
+        proxies = self.proxies(upstream, "stream")
+        targets = {"direct": upstream, **proxies}
+        s = self.s
+        params = {"chunks": s.stream_chunks, "interval": s.stream_interval}
+        stream = chat_body(stream=True, bench=params)
+        embed = self.embed
+        try:
+            for name, proc in proxies.items():
+                self.sanity(name, proc.port, CHAT_PATH, stream, b"data: [DONE]")
+                self.sanity(name, proc.port, EMBED_PATH, embed, b'"embedding"')
+            core = self.procs.core("proxy")
+            for name, proc in targets.items():
+                url = f"http://127.0.0.1:{proc.port}{CHAT_PATH}"
+                cpu_before, core_before = proc.cpu_seconds(), cpu_busy(core)
+                wall = time.monotonic()
+                result = self.arun(
+                    loadgen.stream_run(
+                        url,
+                        self.headers(),
+                        stream,
+                        s.stream_chunks,
+                        s.stream_interval,
+                        s.streams,
+                        s.stream_concurrency,
+                    )
+                )
+                wall = time.monotonic() - wall
+                if name != "direct":
+                    mine = proc.cpu_seconds() - cpu_before
+                    other = max(0.0, cpu_busy(core) - core_before - mine)
+                    result["proxy_cpu_other_percent"] = 100 * other / wall
+                self.results["stream"][name] = result
+                self.say(
+                    f"stream {name}: TTFB p50 {result['ttfb_p50_ms']:.2f} p99"
+                    f" {result['ttfb_p99_ms']:.2f} ms, chunk delay p50"
+                    f" {result['chunk_delay_p50_ms']:.3f} p99 {result['chunk_delay_p99_ms']:.3f}"
+                    f" max {result['chunk_delay_max_ms']:.2f} ms, late {result['late_chunks']},"
+                    f" coalesced {result['held_back']}, failed {result['streams_failed']}"
+                )
+            script = loadgen.write_lua(self.workdir, "embed", embed, self.key)
+            for name, proc in targets.items():
+                url = f"http://127.0.0.1:{proc.port}{EMBED_PATH}"
+                self.run_wrk(url, script, s.embed_connections, s.warmup_seconds)
+                result = self.measure(name, proc, url, script, s.embed_connections, s.embed_seconds)
+                result["mb_per_s"] = result["rps"] * len(embed) / 1e6
+                self.results["embeddings"][name] = result
+                self.say(
+                    f"embeddings {name}: {result['mb_per_s']:,.0f} MB/s ({result['rps']:,.0f} req/s,"
+                    f" p50 {result['p50_ms']:.2f} ms){self._err_note(result)}"
+                )
+        finally:
+            self.stop(proxies)
+
+    def case_slow_streams(self, upstream: Proc) -> None:
+        """Fresh proxies (so that earlier cases do not show in their RSS), one at a time."""
+        s = self.s
+        params = {"chunks": s.slow_chunks, "interval": s.slow_interval}
+        body = chat_body(stream=True, bench=params)
+        up = f"http://127.0.0.1:{upstream.port}"
+        out = self.results.setdefault("slow_streams", {})
+        for name in ("hxgw", "baseline"):
+            if name == "hxgw":
+                proc = servers.start_hxgw(self.procs, self.config_dir, self.key, up, "slow")
+            else:
+                proc = servers.start_baseline(self.procs, up, "slow")
+            try:
+                self.sanity(name, proc.port, CHAT_PATH, chat_body(), b"HX-OK")
+                time.sleep(0.5)
+                url = f"http://127.0.0.1:{proc.port}{CHAT_PATH}"
+                timeout = s.slow_chunks * s.slow_interval + 60
+                names = ("ListenOverflows", "ListenDrops")
+                before = tcp_counters(*names)
+                result = self.arun(
+                    loadgen.slow_streams(
+                        url,
+                        self.headers(),
+                        body,
+                        s.slow_chunks,
+                        s.slow_interval,
+                        s.slow_streams,
+                        s.slow_ramp,
+                        proc.cpu_seconds,
+                        proc.rss_kb,
+                        timeout,
+                    )
+                )
+                after = tcp_counters(*names)
+                result["tcp"] = {n: after[n] - before[n] for n in names}
+                out[name] = result
+                self.say(
+                    f"{s.slow_streams} slow streams {name}: peak RSS {result['peak_rss_mb']:.1f} MB"
+                    f" (idle {result['idle_rss_mb']:.1f}), CPU {result['cpu_percent']:.0f}%"
+                    f" (steady {result['steady_cpu_percent']:.0f}%), ok {result['streams_ok']},"
+                    f" failed {result['streams_failed']}, TTFB p50 {result['ttfb_p50_ms']:.0f}"
+                    f" max {result['ttfb_max_ms']:.0f} ms, {result['tcp']} {result['errors'][:2]}"
+                )
+            finally:
+                self.stop({name: proc})
+
+    @staticmethod
+    def arun(coro: Any) -> Any:
+        with asyncio.Runner(loop_factory=uvloop.new_event_loop) as runner:
+            return runner.run(coro)
+
+
+# ---------------------------------------------------------------------- machine
+
+
+def _tool_version(argv: list[str]) -> str | None:
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)  # noqa: S603
+    except OSError:
+        return None
+    text = (done.stdout + done.stderr).strip().splitlines()
+    if not text:
+        return None
+    first = text[0]
+    if first.startswith("nginx version: nginx/"):
+        return first.split("/", 1)[1]
+    if first.startswith("wrk "):
+        return first.split()[1]
+    return first
+
+
+def machine_info() -> dict[str, Any]:
+    cpu = "unknown"
+    with contextlib.suppress(OSError):
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    git = subprocess.run(  # noqa: S603
+        ["git", "-C", str(REPO), "describe", "--always", "--dirty"],  # noqa: S607
+        capture_output=True,
+        text=True,
+        check=False,
+    ).stdout.strip()
+    nginx = servers.nginx_binary()
+    return {
+        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
+        "cpu_model": cpu,
+        "cores": os.cpu_count(),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "aiohttp": aiohttp.__version__,
+        "uvloop": uvloop.__version__,
+        "orjson": orjson.__version__,
+        "hxgw": hxgw.__version__,
+        "git": git or "unknown",
+        "nginx": _tool_version([nginx, "-v"]) if nginx else None,
+        "wrk": _tool_version(["wrk", "-v"]),
+        "loadavg_before": Path("/proc/loadavg").read_text().split()[:3],
+    }
+
+
+def remove_stale_workdirs() -> None:
+    """Work dirs of earlier runs that were killed outright (SIGKILL skips cleanup)."""
+    for stale in Path(tempfile.gettempdir()).glob("hxgw-bench-*"):
+        try:
+            owner = int((stale / "owner.pid").read_text())
+        except (OSError, ValueError):
+            continue
+        if not Path(f"/proc/{owner}").exists():
+            shutil.rmtree(stale, ignore_errors=True)
+
+
+def busy_before(seconds: float = 2.0) -> float:
+    """How busy the machine is before we start: percent of one CPU, all CPUs summed."""
+    busy, started = cpu_busy(None), time.monotonic()
+    time.sleep(seconds)
+    return 100 * (cpu_busy(None) - busy) / (time.monotonic() - started)
+
+
+def own_cpu() -> float:
+    t = os.times()
+    return t.user + t.system + t.children_user + t.children_system
+
+
+# ---------------------------------------------------------------------- main
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="short runs (about a minute)")
+    parser.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
+    parser.add_argument("--markdown", action="store_true", help="also print a README table")
+    parser.add_argument("--from", dest="from_json", type=Path, help="render a saved run; no run")
+    parser.add_argument("--no-pin", action="store_true", help="do not pin processes to CPUs")
+    parser.add_argument("--no-nginx", action="store_true", help="leave nginx out")
+    parser.add_argument(
+        "--upstream",
+        choices=("auto", "nginx", "aiohttp"),
+        default="auto",
+        help="fake upstream for the non-streaming chat case (auto: the faster, measured)",
+    )
+    parser.add_argument(
+        "--strategy", default="failover", help="hxgw's routing strategy (routing.yaml)"
+    )
+    parser.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="repeat the chat case N times, keep each figure's best round (busy machines)",
+    )
+    parser.add_argument("--keep", action="store_true", help="keep the work dir (logs, configs)")
+    return parser.parse_args(argv)
+
+
+def render(results: dict[str, Any], markdown: bool) -> None:
+    print(report.plain(results))
+    if markdown:
+        print("\n--- markdown for README.md ---\n")
+        print(report.markdown(results))
+
+
+def _on_signal(signum: int, frame: Any) -> None:
+    print(f"\nbench: {signal.Signals(signum).name}; stopping every process it started", flush=True)
+    raise SystemExit(128 + signum)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.from_json:
+        render(json.loads(args.from_json.read_text()), args.markdown)
+        return 0
+    if not shutil.which("wrk"):
+        print(
+            "bench: wrk is missing. Install it with bench/setup.sh, or: apt-get install -y wrk nginx-light"
+        )
+        return 2
+    if not args.no_nginx and not servers.nginx_binary():
+        print(
+            "bench: nginx is missing, so no nginx columns (apt-get install -y nginx-light, or nginx)"
+        )
+    settings = QUICK if args.quick else FULL
+    raise_nofile()
+    cpus = sorted(os.sched_getaffinity(0))
+    cores = (cpus[0], cpus[1]) if len(cpus) >= 2 and not args.no_pin else None
+    if cores:
+        os.sched_setaffinity(0, {cores[0]})  # this process runs the Python clients
+        pinning = (
+            f"{len(cpus)} CPUs; the proxy under test pinned to CPU {cores[1]}; wrk (1 thread), "
+            f"the fake upstreams and the Python stream clients share CPU {cores[0]} (sched_setaffinity)"
+        )
+    else:
+        pinning = f"{len(cpus)} CPU(s), no pinning: load, upstream and proxy share the CPUs"
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _on_signal)
+
+    quiet = busy_before()
+    if quiet > 25:
+        print(
+            f"bench: warning: other processes keep {quiet:.0f}% of one CPU busy right now;"
+            " the figures will be low and noisy (ratios suffer less; --rounds N helps)",
+            flush=True,
+        )
+    remove_stale_workdirs()
+    workdir = Path(tempfile.mkdtemp(prefix="hxgw-bench-"))
+    (workdir / "owner.pid").write_text(str(os.getpid()))
+    procs = Procs(workdir, cores)
+    meta: dict[str, Any] = {
+        "machine": machine_info(),
+        "quick": settings.quick,
+        "rounds": args.rounds,
+        "pinning": pinning,
+        "busy_before_percent": round(quiet, 1),
+    }
+    busy0, own0, wall0 = cpu_busy(None), own_cpu(), time.monotonic()
+    bench = Bench(settings, procs, args)
+    print(f"bench: work dir {workdir}; {pinning}", flush=True)
+    try:
+        results = bench.run()
+    except Exception:
+        for proc in procs.running:
+            tail = proc.log_tail(5)
+            if tail:
+                print(f"--- {proc.name} log (last lines) ---\n{tail}")
+        raise
+    finally:
+        procs.stop_all()
+        if args.keep:
+            (workdir / "owner.pid").unlink(missing_ok=True)
+            print(f"bench: kept {workdir}")
+        else:
+            shutil.rmtree(workdir, ignore_errors=True)
+    wall = time.monotonic() - wall0
+    other = max(0.0, cpu_busy(None) - busy0 - (own_cpu() - own0))
+    meta.update(
+        runtime_s=round(wall, 1),
+        settings=settings.__dict__,
+        strategy=args.strategy,
+        background_cpu_s=round(other, 1),
+        background_note=(
+            f"{other:.0f} CPU-seconds over {wall:.0f} s, i.e. {100 * other / wall:.0f}% of one CPU"
+            " on average (not counting this benchmark's own processes)"
+        ),
+        stream={
+            "chunks": settings.stream_chunks,
+            "interval_ms": settings.stream_interval * 1000,
+            "streams": settings.streams,
+            "concurrency": settings.stream_concurrency,
+        },
+        embeddings={"body_mb": bench.embed_size / 1e6, "connections": settings.embed_connections},
+        slow_streams={
+            "streams": settings.slow_streams,
+            "chunks": settings.slow_chunks,
+            "interval_s": settings.slow_interval,
+            "ramp_s": settings.slow_ramp,
+        },
+        warnings=bench.warnings,
+    )
+    probe = results.get("upstream_probe", {})
+    rates = ", ".join(f"{k} {v:,.0f} req/s" for k, v in probe.get("rps_c16", {}).items())
+    meta["chat_upstream_note"] = (
+        f"{probe.get('chosen')} fixed JSON (measured directly at c16 with wrk: {rates}); "
+        "streams and embeddings: bench/upstream.py (aiohttp + uvloop)"
+    )
+    if other / wall > 0.25:
+        bench.warnings.append(
+            "other processes used the CPUs during this run; absolute figures are low and noisy,"
+            " the side-by-side ratios hold up better"
+        )
+    results = {"meta": meta, **results}
+    results["derived"] = report.derive(results)
+    results["targets"] = report.targets(results)
+    print()
+    render(results, args.markdown)
+    write_results(results, args.out)
+    return 0
+
+
+def write_results(results: dict[str, Any], out: Path) -> None:
+    out.parent.mkdir(parents=True, exist_ok=True)
+    text = json.dumps(_finite(results), indent=2, allow_nan=False, default=str) + "\n"
+    out.write_text(text)
+    stamp = results["meta"]["machine"]["date"].replace(":", "").replace("-", "")[:15]
+    copy = out.parent / f"{stamp}{'-quick' if results['meta']['quick'] else ''}.json"
+    copy.write_text(text)
+    print(f"\nbench: wrote {out} and {copy}")
+
+
+def _finite(value: Any) -> Any:
+    """NaN and infinities (a case with no samples) become null: strict JSON."""
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite(v) for v in value]
+    return value
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main())
+    except KeyboardInterrupt:
+        print("\nbench: interrupted; every process it started is stopped", file=sys.stderr)
+        sys.exit(130)
