@@ -5,7 +5,8 @@ PY := $(VENV)/bin/python
 HXGW_CACHE_DIR ?= /var/cache/hxgw
 export HXGW_CACHE_DIR
 
-.PHONY: help install run test lint check test-litellm test-systemd install-systemd clean
+.PHONY: help install run test lint check test-litellm test-systemd test-browser install-systemd \
+	bench eval-router clean
 
 help:
 	@echo "make run            set up a venv and run the gateway (with the demo upstream unless HX_LITELLM_UPSTREAM is set)"
@@ -14,6 +15,9 @@ help:
 	@echo "make check          everything CI runs"
 	@echo "make test-litellm   the seed's acceptance against a real LiteLLM proxy"
 	@echo "make test-systemd   the unit under a real systemd (nspawn container)"
+	@echo "make test-browser   the status page in headless chromium"
+	@echo "make bench          benchmark: direct vs hxgw vs a plain aiohttp proxy vs nginx"
+	@echo "make eval-router    the router's classifier and strategies, evaluated"
 	@echo "make install-systemd  install hxgw as hx-gateway-ml.service (root)"
 
 install: $(VENV)/.installed
@@ -36,13 +40,24 @@ lint: install
 	$(VENV)/bin/ruff format --check hxgw
 	$(VENV)/bin/mypy
 
-check: lint test test-litellm test-systemd
+check: lint test test-litellm test-systemd test-browser
 
 test-litellm: install
 	$(PY) -m pytest -q -m litellm -p no:cacheprovider tests/integration/litellm
 
 test-systemd: install
 	$(PY) -m pytest -q -m systemd -p no:cacheprovider tests/systemd
+
+test-browser: install
+	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
+	$(PY) -m pytest -q -m browser -p no:cacheprovider tests/browser
+
+bench: install
+	bench/setup.sh
+	$(PY) bench/run.py $(BENCH_ARGS)
+
+eval-router: install
+	$(PY) -m hxgw.router.eval_router $(EVAL_ARGS)
 
 install-systemd:
 	scripts/install-systemd.sh

@@ -1,9 +1,8 @@
 """The status page in a real headless browser (Debian's chromium): it renders, and shows the
 models and groups that /status.json reports.
 
-By default the page comes from a small stand-in server on loopback that renders a sample
-status with `render_status_html`, behind the same auth as the gateway's /status. To check a
-running gateway instead:
+By default the page comes from a real `hxgw serve` started by the test against the fake
+upstream. To check another running gateway instead:
 
     HXGW_STATUS_URL=http://127.0.0.1:4010 HXGW_STATUS_KEY=... pytest -m browser tests/browser
 
@@ -29,9 +28,8 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
-from hxgw.status_page import render_status_html
-from tests.fixtures import new_key
-from tests.unit.test_status_page import Page, sample_status
+from tests.conftest import StartGateway
+from tests.unit.test_status_page import Page
 
 pytestmark = pytest.mark.browser
 
@@ -63,44 +61,21 @@ def basic_auth(user: str, password: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
-def _authorized(request: web.Request, key: str) -> bool:
-    scheme, _, credentials = request.headers.get("Authorization", "").partition(" ")
-    if scheme == "Bearer":
-        return credentials == key
-    try:
-        return scheme == "Basic" and base64.b64decode(credentials).decode().partition(":")[2] == key
-    except ValueError:
-        return False
-
-
-def _stand_in_app(key: str, status: dict[str, Any]) -> web.Application:
-    """Serves /status and /status.json from a sample status, as the gateway does."""
-
-    async def page(request: web.Request) -> web.Response:
-        if not _authorized(request, key):
-            raise web.HTTPUnauthorized(headers={"WWW-Authenticate": 'Basic realm="hxgw"'})
-        if request.path == "/status.json":
-            return web.json_response(status)
-        return web.Response(text=render_status_html(status), content_type="text/html")
-
-    app = web.Application()
-    app.router.add_get("/status", page)
-    app.router.add_get("/status.json", page)
-    return app
-
-
 @pytest.fixture
-async def status_source() -> AsyncIterator[StatusSource]:
-    """A running gateway when HXGW_STATUS_URL is set, else a stand-in with a sample status."""
+async def status_source(start_gateway: StartGateway) -> AsyncIterator[StatusSource]:
+    """The gateway at HXGW_STATUS_URL when set; else a real `hxgw serve` started here, with
+    the test config's models and groups, one request served and one model failed over."""
     if url := os.environ.get("HXGW_STATUS_URL"):
         password = os.environ.get("HXGW_STATUS_KEY") or os.environ.get("MASTER_KEY", "")
         yield StatusSource(url.rstrip("/"), os.environ.get("HXGW_STATUS_USER", "hxgw"), password)
         return
-    key = new_key()
-    server = TestServer(_stand_in_app(key, sample_status()), host="127.0.0.1")
-    await server.start_server()
-    yield StatusSource(f"http://127.0.0.1:{server.port}", "operator", key)
-    await server.close()
+    gateway = await start_gateway()
+    async with aiohttp.ClientSession() as session:
+        body = {"messages": [{"role": "user", "content": "hi"}]}
+        async with session.post(gateway.url + "/v1/chat/completions", json=body,
+                                headers=gateway.auth) as resp:
+            assert resp.status == 200
+    yield StatusSource(gateway.url, "operator", gateway.key)
 
 
 @pytest.fixture
