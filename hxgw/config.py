@@ -100,6 +100,9 @@ class Timeouts:
 class Limits:
     max_body_bytes: int = 16 * 1024 * 1024
     upstream_connections: int = 512
+    client_idle_timeout: float = 60.0
+    """A connection that has not sent a complete request (idle keep-alive, or headers
+    trickling in, slowloris style) for this long is closed."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -112,6 +115,22 @@ class ClientKey:
 
     def may_use(self, group: str) -> bool:
         return self.groups is None or group in self.groups
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BadKeyPolicy:
+    """After `max_failures` bad keys within `window` seconds, an address is refused for
+    `lockout` seconds."""
+
+    max_failures: int = 20
+    window: float = 60.0
+    lockout: float = 60.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Tls:
+    cert: Path
+    key: Path
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -154,6 +173,8 @@ class Config:
     drain_timeout: float
     metrics: MetricsAccess
     readiness: ReadinessProbe
+    bad_keys: BadKeyPolicy
+    tls: Tls | None
     routing: Routing
     models: Mapping[str, Model]
     files: tuple[Path, ...] = ()

@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
+import ssl
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
@@ -22,6 +23,7 @@ from hxgw.config import (
     DEFAULT_UPSTREAM,
     MODES,
     STRATEGIES,
+    BadKeyPolicy,
     ClientKey,
     Config,
     Group,
@@ -34,6 +36,7 @@ from hxgw.config import (
     Routing,
     ScoringWeights,
     Timeouts,
+    Tls,
     Upstream,
 )
 from hxgw.errors import ConfigError
@@ -80,6 +83,7 @@ def load_config(config_dir: str | os.PathLike[str], env: Mapping[str, str]) -> C
     listen, timeouts, limits = _listen(top, env), _timeouts(top), _limits(top)
     logging, drain_timeout = _logging(top, env), _drain_timeout(top)
     metrics = _metrics(top, env)
+    bad_keys, tls = _bad_keys(top), _tls(top, directory)
     probe = top.section("readiness", frozenset({"interval", "stale_after"}))
     readiness = ReadinessProbe(
         interval=float(probe.number("interval", ReadinessProbe().interval, positive=True)),
@@ -98,6 +102,8 @@ def load_config(config_dir: str | os.PathLike[str], env: Mapping[str, str]) -> C
         drain_timeout=drain_timeout,
         metrics=metrics,
         readiness=readiness,
+        bad_keys=bad_keys,
+        tls=tls,
         routing=routing,
         models=models,
         files=tuple(files),
@@ -131,6 +137,7 @@ _GATEWAY_KEYS = (
     "shutdown",
     "metrics",
     "readiness",
+    "tls",
 )
 
 
@@ -348,7 +355,7 @@ def _keys(
     master = env.get("MASTER_KEY")
     if master:
         keys.append(ClientKey(name="master", digest=hashlib.sha256(master.encode()).digest()))
-    keys_file = top.section("auth", frozenset({"keys_file"})).string("keys_file")
+    keys_file = top.section("auth", _AUTH_KEYS).string("keys_file")
     if keys_file:
         path = directory / keys_file
         doc = _read_yaml(path, problems, files, required=True)
@@ -356,6 +363,35 @@ def _keys(
     if not keys and not keys_file:
         problems.add(GATEWAY, "auth", "no client key: set MASTER_KEY or auth.keys_file")
     return tuple(keys)
+
+
+_AUTH_KEYS = frozenset({"keys_file", "max_bad_keys", "bad_key_window", "bad_key_lockout"})
+
+
+def _bad_keys(top: Section) -> BadKeyPolicy:
+    section = top.section("auth", _AUTH_KEYS)
+    base = BadKeyPolicy()
+    return BadKeyPolicy(
+        max_failures=section.number("max_bad_keys", base.max_failures, positive=True, integer=True),
+        window=float(section.number("bad_key_window", base.window, positive=True)),
+        lockout=float(section.number("bad_key_lockout", base.lockout, minimum=0)),
+    )
+
+
+def _tls(top: Section, directory: Path) -> Tls | None:
+    if not top.has("tls"):
+        return None
+    section = top.section("tls", frozenset({"cert", "key"}))
+    cert, key = section.string("cert", required=True), section.string("key", required=True)
+    if cert is None or key is None:
+        return None
+    tls = Tls(cert=directory / cert, key=directory / key)
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(tls.cert, tls.key)
+    except (OSError, ssl.SSLError) as exc:
+        section.report(f"cannot load the certificate and key: {exc}")
+        return None
+    return tls
 
 
 def _key_entries(doc: Section) -> list[ClientKey]:
@@ -416,7 +452,9 @@ def _timeouts(top: Section) -> Timeouts:
 
 
 def _limits(top: Section) -> Limits:
-    section = top.section("limits", frozenset({"max_body_bytes", "upstream_connections"}))
+    section = top.section(
+        "limits", frozenset({"max_body_bytes", "upstream_connections", "client_idle_timeout"})
+    )
     base = Limits()
     return Limits(
         max_body_bytes=section.number(
@@ -424,6 +462,9 @@ def _limits(top: Section) -> Limits:
         ),
         upstream_connections=section.number(
             "upstream_connections", base.upstream_connections, positive=True, integer=True
+        ),
+        client_idle_timeout=float(
+            section.number("client_idle_timeout", base.client_idle_timeout, positive=True)
         ),
     )
 

@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import os
 import signal
+import ssl
 import stat
 import time
 from collections.abc import Coroutine, Mapping
@@ -23,7 +24,7 @@ from aiohttp import web
 
 from hxgw import __version__
 from hxgw.app import make_app
-from hxgw.config import Config, Listen
+from hxgw.config import Config, Listen, Tls
 from hxgw.config_load import load_config
 from hxgw.errors import ConfigError
 from hxgw.notify import Notifier
@@ -58,6 +59,7 @@ class Daemon:
         self.reload_requested = asyncio.Event()
         self.stop_requested = asyncio.Event()
         self.runner: web.AppRunner | None = None
+        self.ssl_context: ssl.SSLContext | None = None
         self.runtime = Runtime()
         self.inflight = self.runtime.inflight
 
@@ -70,9 +72,17 @@ class Daemon:
             access_log=None,
             handle_signals=False,
             shutdown_timeout=1.0,  # our own drain has already waited; see _drain
+            keepalive_timeout=config.limits.client_idle_timeout,
         )
         await self.runner.setup()
-        site = web.TCPSite(self.runner, config.listen.host, config.listen.port, backlog=2048)
+        self.ssl_context = _ssl_context(config.tls) if config.tls else None
+        site = web.TCPSite(
+            self.runner,
+            config.listen.host,
+            config.listen.port,
+            backlog=2048,
+            ssl_context=self.ssl_context,
+        )
         try:
             await site.start()
         except OSError as exc:
@@ -155,6 +165,14 @@ class Daemon:
             return False
         config = self.override.apply(loaded)
         _log_restart_only_changes(current.config, config)
+        if self.ssl_context is not None and config.tls is not None:
+            # New handshakes use the re-read certificate; open connections keep theirs.
+            try:
+                self.ssl_context.load_cert_chain(config.tls.cert, config.tls.key)
+            except (OSError, ssl.SSLError) as exc:
+                log.error(
+                    "cannot re-read the TLS certificate; keeping the previous one", error=str(exc)
+                )
         state = build_state(config, current.session, current.generation + 1, self.runtime)
         self.holder.swap(state)
         self._record_reload("ok", f"generation {state.generation}")
@@ -209,6 +227,12 @@ def _reload_text(record: ReloadRecord) -> str:
     return "none yet" if record.result == "none" else f"{record.result}: {record.message}"
 
 
+def _ssl_context(tls: Tls) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tls.cert, tls.key)
+    return context
+
+
 def _upstream_urls(config: Config) -> str:
     return ",".join(u.url for u in config.upstreams.values())
 
@@ -222,12 +246,18 @@ def _log_restart_only_changes(old: Config, new: Config) -> None:
         )
     if old.limits.upstream_connections != new.limits.upstream_connections:
         log.warning("limits.upstream_connections changed; it takes effect on restart")
+    if (old.tls is None) != (new.tls is None):
+        log.warning("TLS was switched on or off; it takes effect on restart")
+    if old.limits.client_idle_timeout != new.limits.client_idle_timeout:
+        log.warning("limits.client_idle_timeout changed; it takes effect on restart")
     if old.logging != new.logging:
         log.warning("logging settings changed; they take effect on restart")
 
 
 def _warn_if_world_readable(config: Config) -> None:
     paths = [*config.files, *([Path(p)] if (p := os.environ.get("HX_ENV_FILE")) else [])]
+    if config.tls is not None:
+        paths.append(config.tls.key)
     for path in paths:
         with contextlib.suppress(OSError):
             if path.stat().st_mode & stat.S_IROTH:

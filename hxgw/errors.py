@@ -79,6 +79,12 @@ class PayloadTooLarge(GatewayError):
     code = "request_too_large"
 
 
+class RateLimited(GatewayError):
+    status = 429
+    type = "rate_limit_error"
+    code = "rate_limited"
+
+
 class UpstreamError(GatewayError):
     """No upstream candidate produced a response."""
 

@@ -7,6 +7,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from hxgw.guard import BadKeyGuard
 from hxgw.inflight import Inflight
 from hxgw.metrics import Metrics
 from hxgw.readiness import Readiness
@@ -59,6 +60,7 @@ class Runtime:
     started: float = field(default_factory=time.time)
     last_reload: ReloadRecord = field(default_factory=ReloadRecord)
     rate: RequestRate = field(default_factory=RequestRate)
+    guard: BadKeyGuard = field(default_factory=BadKeyGuard)
 
     def __post_init__(self) -> None:
         self.metrics = Metrics(self.memory.health, lambda: len(self.inflight))

@@ -20,19 +20,13 @@ import structlog
 from hxgw import jsonio
 from hxgw.config import Model
 from hxgw.context import Attempt, Reply, RequestContext
-from hxgw.errors import GatewayError, UpstreamError, UpstreamTimeout
+from hxgw.errors import GatewayError, RateLimited, UpstreamError, UpstreamTimeout
 
 log = structlog.get_logger("hxgw.upstream")
 
 RETRYABLE_STATUS = frozenset({401, 403, 408, 429, *range(500, 600)})
 FORWARDED_REQUEST_HEADERS = ("traceparent", "tracestate")
 TransportError = (aiohttp.ClientError, OSError, TimeoutError)
-
-
-class RateLimited(GatewayError):
-    status = 429
-    type = "rate_limit_error"
-    code = "rate_limited"
 
 
 async def open_reply(ctx: RequestContext) -> Reply:

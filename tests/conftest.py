@@ -38,14 +38,14 @@ async def start_gateway(
 
     async def start(
         *, upstream_url: str | None = None, upstream_key: str | None = None,
-        env: dict[str, str] | None = None, **config: Any,
+        env: dict[str, str] | None = None, wait: bool = True, **config: Any,
     ) -> Gateway:
         config_dir = write_config(tmp_path / f"config{len(started)}",
                                   upstream_url or upstream[1], **config)
         gateway = Gateway(config_dir=config_dir, key=new_key(), upstream_key=upstream_key,
                           extra_env=env or {})
         started.append(gateway.start())
-        return await gateway.wait_ready()
+        return await gateway.wait_ready() if wait else gateway
 
     yield start
     for gateway in started:

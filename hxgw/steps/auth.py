@@ -4,10 +4,16 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import math
+import time
+
+import structlog
 
 from hxgw.context import RequestContext
-from hxgw.errors import Unauthorized
+from hxgw.errors import RateLimited, Unauthorized
 from hxgw.types import Next
+
+log = structlog.get_logger("hxgw.auth")
 
 
 async def authenticate(ctx: RequestContext, call_next: Next) -> None:
@@ -16,6 +22,14 @@ async def authenticate(ctx: RequestContext, call_next: Next) -> None:
     Keys are held as SHA-256 digests: the lookup is by digest, so neither the
     dict probe nor the final compare_digest leaks how much of a key matched.
     """
+    guard, policy = ctx.state.runtime.guard, ctx.state.config.bad_keys
+    address = ctx.request.remote or "-"
+    now = time.monotonic()
+    wait = guard.locked_for(address, now)
+    if wait:
+        raise RateLimited(
+            "too many bad keys from this address; try again later", retry_after=math.ceil(wait)
+        )
     header = ctx.request.headers.get("Authorization", "")
     scheme, _, presented = header.partition(" ")
     if scheme.lower() != "bearer" or not presented.strip():
@@ -23,6 +37,13 @@ async def authenticate(ctx: RequestContext, call_next: Next) -> None:
     digest = hashlib.sha256(presented.strip().encode("utf-8", "surrogateescape")).digest()
     key = ctx.state.keys_by_digest.get(digest)
     if key is None or not hmac.compare_digest(key.digest, digest):
+        if guard.failed(address, now, policy.max_failures, policy.window, policy.lockout):
+            log.warning(
+                "too many bad keys; refusing the address for a while",
+                address=address,
+                failures=policy.max_failures,
+                lockout_seconds=policy.lockout,
+            )
         raise Unauthorized("invalid API key")
     ctx.key = key
     await call_next(ctx)

@@ -1,0 +1,420 @@
+"""A simulated gateway in front of fake upstream models, to compare routing strategies.
+
+In-process: no sockets, no sleeping. A discrete-event loop on a simulated clock
+replays one request stream through the real ``hxgw.routing.resolve`` and
+``decide`` with a fresh ``Memory``, then walks the candidates the way
+``hxgw.upstream.open_reply`` and ``steps/forward.py`` do: ``health.started()``;
+on a retryable failure ``health.failed(now)`` and the next candidate; on success
+``health.first_byte(ttfb of the attempt)``, and at the last byte
+``health.succeeded(time since the request arrived)``. ``decide`` reads
+``time.monotonic()`` for the circuit check, so while a run lasts the name
+``time`` inside ``hxgw.routing`` (only there; the module ``time`` is untouched)
+is patched to the simulated clock. Routing overhead is real wall time
+(``perf_counter``) around ``resolve`` + ``decide``; it does not move the
+simulated clock.
+
+The default scenario (``Scenario()``; every number is a field):
+- Requests: ``requests`` prompts drawn uniformly, with replacement, from the
+  held-out set (so the true task is known), arriving as a Poisson process of
+  ``rate`` per second. The same stream (times, prompts, random draws) is used
+  for every strategy.
+- Models, all in one group in this order (``failover`` uses it as is):
+
+  | model      | specializations              | tier | cost | weight | TTFB | rest | 5xx  | capacity |
+  |------------|------------------------------|------|------|--------|------|------|------|----------|
+  | generalist | chat, analysis, summarization| 0.95 | 10   | 2      | 0.60 | 3.0  | 0.5% | 24       |
+  | coder      | coding                       | 0.80 | 3    | 1      | 0.30 | 3.5  | 1%   | 12       |
+  | analyst    | analysis, math               | 0.85 | 4    | 1      | 0.50 | 4.0  | 1%   | 12       |
+  | writer     | writing, chat, summarization | 0.70 | 2    | 1      | 0.25 | 2.5  | 1%   | 12       |
+  | translator | translation                  | 0.60 | 1    | 1      | 0.15 | 1.2  | 1%   | 8        |
+
+  TTFB and the rest of the answer (first byte to last) are lognormal around
+  those medians (seconds; sigma 0.5 and 0.6). Beyond ``capacity`` requests in
+  flight a model shares itself out: every time is stretched by
+  in_flight / capacity; beyond twice its capacity it answers 429 with
+  ``Retry-After: 1`` (20 ms). Its own 5xx come after ~50 ms (lognormal).
+- Failure: from the arrival of request ``requests // 2`` on, ``failing``
+  answers every request with a 503 after ~50 ms (``fail_mode="5xx"``) or
+  never answers, so the gateway's first-byte timeout ends each attempt
+  (``fail_mode="timeout"``). It never recovers.
+- Gateway: ``first_byte`` timeout 10 s and ``total`` 120 s (an attempt gets
+  min(first_byte, what is left of total)); health and breaker settings and
+  scoring weights are hxgw's defaults.
+- Not modelled: failures after the first byte, the gateway's own CPU time,
+  retries by clients.
+
+Per request: the model that served it (or none), attempts, time to first byte
+and to last byte since arrival (so time lost on failed attempts counts),
+and the routing overhead.
+"""
+
+from __future__ import annotations
+
+import heapq
+import itertools
+import math
+import random
+import tempfile
+import time
+import types
+from collections import Counter
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+from unittest import mock
+
+import yaml
+
+from hxgw import routing
+from hxgw.classify import load_classifier
+from hxgw.config import ClientKey, Config
+from hxgw.config_load import load_config
+from hxgw.health import HealthBook
+from hxgw.router import features
+from hxgw.router.dataset import Example
+from hxgw.router.latency import percentile
+from hxgw.strategies import Memory
+
+FailMode = Literal["5xx", "timeout"]
+GROUP = "sim"
+_KEY = ClientKey(name="sim", digest=b"\0" * 32)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FakeModel:
+    """One fake upstream model: what the registry says, and how it behaves."""
+
+    name: str
+    specializations: tuple[str, ...]
+    tier_score: float
+    cost: float
+    weight: float
+    ttfb: float
+    rest: float
+    error_rate: float
+    capacity: int
+
+
+MODELS = (
+    FakeModel(name="generalist", specializations=("chat", "analysis", "summarization"),
+              tier_score=0.95, cost=10, weight=2, ttfb=0.60, rest=3.0, error_rate=0.005,
+              capacity=24),
+    FakeModel(name="coder", specializations=("coding",), tier_score=0.80, cost=3, weight=1,
+              ttfb=0.30, rest=3.5, error_rate=0.01, capacity=12),
+    FakeModel(name="analyst", specializations=("analysis", "math"), tier_score=0.85, cost=4,
+              weight=1, ttfb=0.50, rest=4.0, error_rate=0.01, capacity=12),
+    FakeModel(name="writer", specializations=("writing", "chat", "summarization"),
+              tier_score=0.70, cost=2, weight=1, ttfb=0.25, rest=2.5, error_rate=0.01,
+              capacity=12),
+    FakeModel(name="translator", specializations=("translation",), tier_score=0.60, cost=1,
+              weight=1, ttfb=0.15, rest=1.2, error_rate=0.01, capacity=8),
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Scenario:
+    """Everything a run depends on besides the strategy and the prompts."""
+
+    models: tuple[FakeModel, ...] = MODELS
+    requests: int = 20_000
+    rate: float = 5.0
+    seed: int = 7
+    failing: str | None = "analyst"
+    fail_mode: FailMode = "5xx"
+    first_byte_timeout: float = 10.0
+    total_timeout: float = 120.0
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One request of the stream; ``draws[i]`` are model i's random numbers for it
+    (error, TTFB, rest), the same whichever strategy sends it there."""
+
+    index: int
+    at: float
+    text: str
+    label: str
+    draws: tuple[tuple[float, float, float], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """What happened to one request. Times are seconds since its arrival."""
+
+    at: float
+    label: str
+    model: str | None
+    attempts: int
+    ttfb: float | None
+    latency: float | None
+    route_us: float
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One strategy on one scenario. ``failing_since`` is the onset time;
+    ``breaker_open_at`` the first time after it that the failing model's circuit
+    opened; ``tried_after_open`` the attempts it got after that."""
+
+    strategy: str
+    scenario: Scenario
+    outcomes: tuple[Outcome, ...]
+    failing_since: float | None
+    breaker_open_at: float | None
+    tried_after_open: int
+
+
+def request_stream(scenario: Scenario, prompts: Sequence[Example]) -> list[Request]:
+    """The scenario's requests: Poisson arrivals, prompts drawn with replacement."""
+    rng = random.Random(scenario.seed)
+    at, out = 0.0, []
+    for index in range(scenario.requests):
+        at += rng.expovariate(scenario.rate)
+        example = prompts[rng.randrange(len(prompts))]
+        draws = tuple(
+            (rng.random(), rng.gauss(0.0, 1.0), rng.gauss(0.0, 1.0)) for _ in scenario.models
+        )
+        out.append(Request(index, at, example.text, example.label, draws))
+    return out
+
+
+def build_config(scenario: Scenario, strategy: str) -> Config:
+    """A Config for the scenario, through the real loader (so it is validated)."""
+    registry = {
+        "models": [
+            {"name": m.name, "tier_score": m.tier_score, "specializations": list(m.specializations),
+             "mode": "chat", "cost": m.cost, "weight": m.weight}
+            for m in scenario.models
+        ]
+    }  # fmt: skip
+    routing_doc = {
+        "routing": {
+            "strategy": strategy,
+            "default_group": GROUP,
+            "groups": {GROUP: [m.name for m in scenario.models]},
+        }
+    }
+    gateway = {
+        "upstreams": {"default": {"url": "http://sim.invalid"}},
+        "timeouts": {"first_byte": scenario.first_byte_timeout, "total": scenario.total_timeout},
+    }
+    with tempfile.TemporaryDirectory(prefix="hxgw-sim-") as tmp:
+        directory = Path(tmp)
+        for name, doc in (
+            ("routing.yaml", routing_doc),
+            ("model_registry.yaml", registry),
+            ("gateway.yaml", gateway),
+        ):
+            (directory / name).write_text(yaml.safe_dump(doc), encoding="utf-8")
+        return load_config(directory, {"MASTER_KEY": "simulated"})
+
+
+class _Clock:
+    now = 0.0
+
+    def monotonic(self) -> float:
+        return self.now
+
+
+@dataclass(slots=True)
+class _Flight:
+    request: Request
+    candidates: tuple[str, ...]
+    route_us: float
+    attempts: int = 0
+    ttfb: float | None = None
+
+
+@dataclass(slots=True)
+class _Simulation:
+    scenario: Scenario
+    config: Config
+    strategy: str
+    clock: _Clock = field(default_factory=_Clock)
+    events: list[tuple[float, int, Callable[[], None]]] = field(default_factory=list)
+    order: itertools.count[int] = field(default_factory=itertools.count)
+    outcomes: dict[int, Outcome] = field(default_factory=dict)
+    failing_since: float | None = None
+    breaker_open_at: float | None = None
+    tried_after_open: int = 0
+
+    def __post_init__(self) -> None:
+        self.memory = Memory(
+            HealthBook(self.config.routing.health), random.Random(self.scenario.seed)
+        )
+        self.fakes = {m.name: (i, m) for i, m in enumerate(self.scenario.models)}
+        uses = self.config.routing.uses("ml-based-routing")
+        self.classifier = load_classifier(self.config.routing.classifier) if uses else None
+
+    def later(self, delay: float, action: Callable[[], None]) -> None:
+        heapq.heappush(self.events, (self.clock.now + delay, next(self.order), action))
+
+    def run(self, requests: Sequence[Request]) -> Run:
+        for request in requests:
+            heapq.heappush(self.events, (request.at, next(self.order), self._arrival(request)))
+        if self.scenario.failing is not None:
+            self.failing_since = requests[len(requests) // 2].at
+        with mock.patch.object(
+            routing, "time", types.SimpleNamespace(monotonic=self.clock.monotonic)
+        ):
+            while self.events:
+                self.clock.now, _, action = heapq.heappop(self.events)
+                action()
+        return Run(
+            strategy=self.strategy,
+            scenario=self.scenario,
+            outcomes=tuple(self.outcomes[i] for i in range(len(requests))),
+            failing_since=self.failing_since,
+            breaker_open_at=self.breaker_open_at,
+            tried_after_open=self.tried_after_open,
+        )
+
+    def _arrival(self, request: Request) -> Callable[[], None]:
+        def arrive() -> None:
+            body = {"messages": [{"role": "user", "content": request.text}]}
+            started = time.perf_counter()
+            route = routing.resolve(self.config, None, None, _KEY, "chat")
+            decision = routing.decide(self.config, route, body, self.memory, self.classifier)
+            spent = (time.perf_counter() - started) * 1e6
+            names = tuple(m.name for m in decision.candidates)
+            self._attempt(_Flight(request, names, spent), 0)
+
+        return arrive
+
+    def _attempt(self, flight: _Flight, k: int) -> None:
+        request, now = flight.request, self.clock.now
+        budget = min(
+            self.scenario.first_byte_timeout, request.at + self.scenario.total_timeout - now
+        )
+        if k == len(flight.candidates) or budget <= 0:
+            self._finish(flight, None, None)
+            return
+        name = flight.candidates[k]
+        health = self.memory.health[name]
+        health.started()
+        flight.attempts += 1
+        if self._failing(name) and self.breaker_open_at is not None:
+            self.tried_after_open += 1
+        kind, first, last = self._answer(name, request, health.inflight)
+        if kind == "ok" and first > budget:
+            kind, first = "silent", budget
+        if kind == "silent":
+            first = budget
+
+        def failed(retry_after: float | None = None) -> None:
+            health.failed(self.clock.now, retry_after=retry_after)
+            if self._failing(name) and self.breaker_open_at is None and health.circuit == "open":
+                self.breaker_open_at = self.clock.now
+            self._attempt(flight, k + 1)
+
+        def first_byte() -> None:
+            health.first_byte(first)
+            flight.ttfb = self.clock.now - request.at
+            self.later(last - first, done)
+
+        def done() -> None:
+            health.succeeded(self.clock.now - request.at)
+            self._finish(flight, name, self.clock.now - request.at)
+
+        if kind == "ok":
+            self.later(first, first_byte)
+        elif kind == "429":
+            self.later(first, lambda: failed(retry_after=1.0))
+        else:
+            self.later(first, failed)
+
+    def _failing(self, name: str) -> bool:
+        return (
+            name == self.scenario.failing
+            and self.failing_since is not None
+            and self.clock.now >= self.failing_since
+        )
+
+    def _answer(self, name: str, request: Request, inflight: int) -> tuple[str, float, float]:
+        """The fake upstream: (kind, seconds to first byte or error, seconds to last byte)."""
+        i, fake = self.fakes[name]
+        u, z_first, z_rest = request.draws[i]
+        error_after = 0.05 * math.exp(0.5 * z_first)
+        if self._failing(name):
+            return ("silent" if self.scenario.fail_mode == "timeout" else "5xx"), error_after, 0.0
+        if inflight > 2 * fake.capacity:
+            return "429", 0.02, 0.0
+        if u < fake.error_rate:
+            return "5xx", error_after, 0.0
+        stretch = max(1.0, inflight / fake.capacity)
+        first = fake.ttfb * math.exp(0.5 * z_first) * stretch
+        return "ok", first, first + fake.rest * math.exp(0.6 * z_rest) * stretch
+
+    def _finish(self, flight: _Flight, model: str | None, latency: float | None) -> None:
+        r = flight.request
+        ttfb = flight.ttfb if model else None
+        self.outcomes[r.index] = Outcome(
+            r.at, r.label, model, flight.attempts, ttfb, latency, flight.route_us
+        )
+
+
+def simulate(
+    scenario: Scenario,
+    strategy: str,
+    requests: Sequence[Request],
+    warm_with: Sequence[str] = (),
+) -> Run:
+    """Replay ``requests`` through ``strategy`` on a fresh Memory and return what happened.
+    The classifier's word caches are emptied, then filled with ``warm_with``, so that
+    every run starts from the same cache state."""
+    simulation = _Simulation(scenario, build_config(scenario, strategy), strategy)
+    if simulation.classifier is not None:
+        simulation.classifier.clear_cache()
+        features.word_buckets.cache_clear()
+        for text in warm_with:
+            simulation.classifier.predict_proba(text)
+    return simulation.run(requests)
+
+
+@dataclass(frozen=True, slots=True)
+class Summary:
+    """A run's figures. Latencies (seconds) are of the requests that succeeded;
+    ``served`` is each model's share of all requests."""
+
+    requests: int
+    match: float
+    success: float
+    latency: tuple[float, float]
+    ttfb: tuple[float, float]
+    failovers: float
+    route_us: tuple[float, float]
+    served: dict[str, float]
+
+
+def specialization_match(
+    outcomes: Sequence[Outcome], specializations: Mapping[str, Sequence[str]]
+) -> float:
+    """Share of requests served by a model that specializes in the request's true task;
+    a request that no model served counts as not matched."""
+    hits = sum(1 for o in outcomes if o.model is not None and o.label in specializations[o.model])
+    return hits / len(outcomes) if outcomes else 0.0
+
+
+def _spread(values: Sequence[float]) -> tuple[float, float]:
+    return (percentile(values, 0.5), percentile(values, 0.99)) if values else (math.nan, math.nan)
+
+
+def summarize(run: Run, since: float | None = None) -> Summary:
+    """The run's figures over the requests that arrived at ``since`` or later (default: all)."""
+    outcomes = [o for o in run.outcomes if since is None or o.at >= since]
+    ok = [o for o in outcomes if o.model is not None]
+    n = len(outcomes) or 1
+    served = Counter(o.model for o in ok)
+    return Summary(
+        requests=len(outcomes),
+        match=specialization_match(
+            outcomes, {m.name: m.specializations for m in run.scenario.models}
+        ),
+        success=len(ok) / n,
+        latency=_spread([o.latency for o in ok if o.latency is not None]),
+        ttfb=_spread([o.ttfb for o in ok if o.ttfb is not None]),
+        failovers=sum(o.attempts - 1 for o in outcomes) / n,
+        route_us=_spread([o.route_us for o in outcomes]),
+        served={m.name: served[m.name] / n for m in run.scenario.models},
+    )

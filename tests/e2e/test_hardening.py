@@ -1,0 +1,100 @@
+"""Key guessing is throttled, TLS serves and re-reads its certificate, slow clients are cut."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import ssl
+import subprocess
+from pathlib import Path
+
+import aiohttp
+
+from tests.conftest import StartGateway
+from tests.fixtures import new_key, wait_for
+
+CHAT = {"messages": [{"role": "user", "content": "hi"}]}
+
+
+async def test_repeated_bad_keys_lock_the_address_out_with_429(
+    start_gateway: StartGateway, client: aiohttp.ClientSession
+):
+    gateway = await start_gateway(gateway={"auth": {"max_bad_keys": 5, "bad_key_lockout": 30}})
+    bad = {"Authorization": f"Bearer {new_key()}"}
+    statuses = []
+    for _ in range(6):
+        async with client.post(gateway.url + "/v1/chat/completions", json=CHAT,
+                               headers=bad) as resp:
+            statuses.append(resp.status)
+    assert statuses == [401] * 5 + [429]
+    async with client.post(gateway.url + "/v1/chat/completions", json=CHAT,
+                           headers=gateway.auth) as resp:
+        assert resp.status == 429  # a right guess must not be told apart while locked out
+        assert 0 < int(resp.headers["Retry-After"]) <= 30
+    await wait_for(lambda: "too many bad keys" in gateway.logs())
+    assert "address=127.0.0.1" in gateway.logs()
+
+
+def _self_signed(directory: Path, name: str) -> tuple[Path, Path]:
+    cert, key = directory / f"{name}.crt", directory / f"{name}.key"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+                    "-subj", f"/CN={name}", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    key.chmod(0o600)
+    return cert, key
+
+
+async def _peer_common_name(port: int) -> str:
+    context = ssl.create_default_context()
+    context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
+    der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
+    writer.close()
+    pem = ssl.DER_cert_to_PEM_cert(der)
+    out = subprocess.run(["openssl", "x509", "-noout", "-subject"], input=pem, text=True,
+                         capture_output=True, check=True).stdout
+    return out.strip().rsplit("=", 1)[-1].strip()
+
+
+async def test_tls_serves_https_and_rereads_the_certificate_on_reload(
+    start_gateway: StartGateway, tmp_path: Path
+):
+    cert, key = _self_signed(tmp_path, "first")
+    gateway = await start_gateway(gateway={"tls": {"cert": str(cert), "key": str(key)}},
+                                  wait=False)
+    https = f"https://127.0.0.1:{gateway.port}"
+    context = ssl.create_default_context(cafile=str(cert))
+    context.check_hostname = False
+    async with aiohttp.ClientSession() as session:
+        for _ in range(100):
+            try:
+                async with session.get(https + "/healthz", ssl=context) as resp:
+                    assert resp.status == 200
+                    break
+            except aiohttp.ClientConnectorError:
+                await asyncio.sleep(0.1)
+        async with session.post(https + "/v1/chat/completions", json=CHAT, ssl=context,
+                                headers=gateway.auth) as resp:
+            assert resp.status == 200
+    assert await _peer_common_name(gateway.port) == "first"
+    new_cert, new_key_file = _self_signed(tmp_path, "second")
+    new_cert.replace(cert)
+    new_key_file.replace(key)
+    gateway.signal(signal.SIGHUP)
+    await wait_for(lambda: "config reloaded" in gateway.logs())
+    assert await _peer_common_name(gateway.port) == "second"
+
+
+async def test_a_client_that_never_finishes_its_headers_is_cut_off(
+    start_gateway: StartGateway, client: aiohttp.ClientSession
+):
+    gateway = await start_gateway(gateway={"limits": {"client_idle_timeout": 1}})
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+    writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n")
+    async with client.get(gateway.url + "/healthz") as resp:
+        assert resp.status == 200  # others are served meanwhile
+    for _ in range(3):
+        writer.write(b"X-Slow: 1\r\n")
+        await asyncio.sleep(0.2)
+    assert await asyncio.wait_for(reader.read(), timeout=5) == b""  # closed by the gateway
+    writer.close()
