@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 from typing import Any, TextIO
 
@@ -41,11 +42,16 @@ def on_journal(stream: TextIO) -> bool:
     return expected == f"{st.st_dev}:{st.st_ino}"
 
 
+_PLAIN = re.compile(r'[^ ="\\\n\r\t]+')
+
+
 def _logfmt_value(value: Any) -> str:
+    if type(value) is int or type(value) is float:
+        return str(value)  # the access line's numbers: the hot path
     if isinstance(value, (list, tuple)):
         value = "; ".join(map(str, value))
     text = value if isinstance(value, str) else str(value)
-    if text and not any(c in text for c in ' ="\\\n\r\t'):
+    if _PLAIN.fullmatch(text):
         return text
     escaped = text.replace("\\", "\\\\").replace('"', '\\"')
     return '"' + escaped.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t") + '"'

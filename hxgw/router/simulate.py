@@ -59,7 +59,7 @@ import time
 import types
 from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 from unittest import mock
@@ -78,7 +78,7 @@ from hxgw.strategies import Memory
 
 FailMode = Literal["5xx", "timeout"]
 GROUP = "sim"
-_KEY = ClientKey(name="sim", digest=b"\0" * 32)
+KEY = ClientKey(name="sim", digest=b"\0" * 32)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -120,7 +120,7 @@ class Scenario:
     requests: int = 20_000
     rate: float = 5.0
     seed: int = 7
-    failing: str | None = "analyst"
+    failing: str | None = "writer"
     fail_mode: FailMode = "5xx"
     first_byte_timeout: float = 10.0
     total_timeout: float = 120.0
@@ -149,6 +149,7 @@ class Outcome:
     ttfb: float | None
     latency: float | None
     route_us: float
+    route_cpu_us: float
 
 
 @dataclass(frozen=True, slots=True)
@@ -222,30 +223,27 @@ class _Flight:
     request: Request
     candidates: tuple[str, ...]
     route_us: float
+    route_cpu_us: float
     attempts: int = 0
     ttfb: float | None = None
 
 
-@dataclass(slots=True)
 class _Simulation:
-    scenario: Scenario
-    config: Config
-    strategy: str
-    clock: _Clock = field(default_factory=_Clock)
-    events: list[tuple[float, int, Callable[[], None]]] = field(default_factory=list)
-    order: itertools.count[int] = field(default_factory=itertools.count)
-    outcomes: dict[int, Outcome] = field(default_factory=dict)
-    failing_since: float | None = None
-    breaker_open_at: float | None = None
-    tried_after_open: int = 0
+    """The event loop: ``events`` is a heap of (time, sequence number, action)."""
 
-    def __post_init__(self) -> None:
-        self.memory = Memory(
-            HealthBook(self.config.routing.health), random.Random(self.scenario.seed)
-        )
-        self.fakes = {m.name: (i, m) for i, m in enumerate(self.scenario.models)}
-        uses = self.config.routing.uses("ml-based-routing")
-        self.classifier = load_classifier(self.config.routing.classifier) if uses else None
+    def __init__(self, scenario: Scenario, config: Config, strategy: str) -> None:
+        self.scenario, self.config, self.strategy = scenario, config, strategy
+        self.clock = _Clock()
+        self.events: list[tuple[float, int, Callable[[], None]]] = []
+        self.order = itertools.count()
+        self.outcomes: dict[int, Outcome] = {}
+        self.failing_since: float | None = None
+        self.breaker_open_at: float | None = None
+        self.tried_after_open = 0
+        self.memory = Memory(HealthBook(config.routing.health), random.Random(scenario.seed))
+        self.fakes = {m.name: (i, m) for i, m in enumerate(scenario.models)}
+        uses = config.routing.uses("ml-based-routing")
+        self.classifier = load_classifier(config.routing.classifier) if uses else None
 
     def later(self, delay: float, action: Callable[[], None]) -> None:
         heapq.heappush(self.events, (self.clock.now + delay, next(self.order), action))
@@ -273,12 +271,12 @@ class _Simulation:
     def _arrival(self, request: Request) -> Callable[[], None]:
         def arrive() -> None:
             body = {"messages": [{"role": "user", "content": request.text}]}
-            started = time.perf_counter()
-            route = routing.resolve(self.config, None, None, _KEY, "chat")
+            wall, cpu = time.perf_counter(), time.thread_time_ns()
+            route = routing.resolve(self.config, None, None, KEY, "chat")
             decision = routing.decide(self.config, route, body, self.memory, self.classifier)
-            spent = (time.perf_counter() - started) * 1e6
+            cpu, wall = time.thread_time_ns() - cpu, time.perf_counter() - wall
             names = tuple(m.name for m in decision.candidates)
-            self._attempt(_Flight(request, names, spent), 0)
+            self._attempt(_Flight(request, names, wall * 1e6, cpu / 1e3), 0)
 
         return arrive
 
@@ -350,7 +348,14 @@ class _Simulation:
         r = flight.request
         ttfb = flight.ttfb if model else None
         self.outcomes[r.index] = Outcome(
-            r.at, r.label, model, flight.attempts, ttfb, latency, flight.route_us
+            r.at,
+            r.label,
+            model,
+            flight.attempts,
+            ttfb,
+            latency,
+            flight.route_us,
+            flight.route_cpu_us,
         )
 
 
@@ -384,6 +389,7 @@ class Summary:
     ttfb: tuple[float, float]
     failovers: float
     route_us: tuple[float, float]
+    route_cpu_us: tuple[float, float]
     served: dict[str, float]
 
 
@@ -416,5 +422,6 @@ def summarize(run: Run, since: float | None = None) -> Summary:
         ttfb=_spread([o.ttfb for o in ok if o.ttfb is not None]),
         failovers=sum(o.attempts - 1 for o in outcomes) / n,
         route_us=_spread([o.route_us for o in outcomes]),
+        route_cpu_us=_spread([o.route_cpu_us for o in outcomes]),
         served={m.name: served[m.name] / n for m in run.scenario.models},
     )

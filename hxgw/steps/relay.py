@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 from aiohttp import web
 
-from hxgw.context import RequestContext
+from hxgw.context import Reply, RequestContext
 from hxgw.errors import Unavailable
 from hxgw.relay import (
+    USAGE_TAIL,
     is_event_stream,
     relay_body,
     relay_events,
@@ -24,6 +26,10 @@ async def relay(ctx: RequestContext, call_next: Next) -> None:
     assert ctx.reply is not None
     reply = ctx.reply
     streaming = is_event_stream(reply)
+    if not streaming and reply.response.content.at_eof():
+        # The whole body came with the first read: answer in one write, no relay loop.
+        _whole_body(ctx, reply)
+        return await call_next(ctx)
     response = web.StreamResponse(
         status=reply.response.status, headers=response_headers(ctx, reply)
     )
@@ -71,3 +77,16 @@ async def _relay_stream(ctx: RequestContext, response: web.StreamResponse) -> No
     finally:
         runtime.metrics.active_streams.dec()
         runtime.rate.streams -= 1
+
+
+def _whole_body(ctx: RequestContext, reply: Reply) -> None:
+    body = reply.first_chunk
+    ctx.response = web.Response(
+        status=reply.response.status, body=body, headers=response_headers(ctx, reply)
+    )
+    ctx.status, ctx.bytes_out = reply.response.status, len(body)
+    ctx.client_first_at = time.perf_counter()
+    if ctx.status >= 400:
+        ctx.outcome = "upstream_error"
+    if b'"usage"' in body[-USAGE_TAIL:]:
+        ctx.usage = body[body.rfind(b'"usage"') :]
