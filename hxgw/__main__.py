@@ -25,6 +25,18 @@ def _port(text: str) -> int:
     return port
 
 
+def _workers(text: str) -> int | str:
+    if text == "auto":
+        return text
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of workers: {text!r}") from None
+    if not 1 <= count <= 256:
+        raise argparse.ArgumentTypeError(f"workers out of range (1-256): {count}")
+    return count
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hxgw",
@@ -38,6 +50,12 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--config-dir", help=config_help)
     serve.add_argument("--host", help="listen address (default: $HX_HOST or 0.0.0.0)")
     serve.add_argument("--port", type=_port, help="listen port (default: $HX_PORT or 4010)")
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        help="processes to serve with: a number or auto (default: gateway.yaml `workers`, else 1)",
+    )
+    serve.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)  # set by the supervisor
 
     check = commands.add_parser("check-config", help="validate the config and say what is wrong")
     check.add_argument("--config-dir", help=config_help)
@@ -83,7 +101,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "serve":
         from hxgw.daemon import ListenOverride, serve
 
-        return serve(config_dir, env, ListenOverride(host=args.host, port=args.port))
+        override = ListenOverride(host=args.host, port=args.port)
+        return serve(config_dir, env, override, workers=args.workers, listen_fd=args.listen_fd)
     if args.command == "check-config":
         return check_config(config_dir, env)
     if args.command == "route":

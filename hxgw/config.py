@@ -175,6 +175,7 @@ class Config:
     readiness: ReadinessProbe
     bad_keys: BadKeyPolicy
     tls: Tls | None
+    workers: int | Literal["auto"] = 1
     routing: Routing
     models: Mapping[str, Model]
     files: tuple[Path, ...] = ()

@@ -13,7 +13,7 @@ import ssl
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 import yaml
@@ -84,6 +84,7 @@ def load_config(config_dir: str | os.PathLike[str], env: Mapping[str, str]) -> C
     logging, drain_timeout = _logging(top, env), _drain_timeout(top)
     metrics = _metrics(top, env)
     bad_keys, tls = _bad_keys(top), _tls(top, directory)
+    workers = _workers(top.raw("workers", 1), top)
     probe = top.section("readiness", frozenset({"interval", "stale_after"}))
     readiness = ReadinessProbe(
         interval=float(probe.number("interval", ReadinessProbe().interval, positive=True)),
@@ -104,6 +105,7 @@ def load_config(config_dir: str | os.PathLike[str], env: Mapping[str, str]) -> C
         readiness=readiness,
         bad_keys=bad_keys,
         tls=tls,
+        workers=workers,
         routing=routing,
         models=models,
         files=tuple(files),
@@ -122,6 +124,15 @@ def _metrics(top: Section, env: Mapping[str, str]) -> MetricsAccess:
     )
 
 
+def _workers(value: Any, top: Section) -> int | Literal["auto"]:
+    if value == "auto":
+        return "auto"
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 256:
+        top.report(f"must be a number of processes (1-256) or auto, got {value!r}", "workers")
+        return 1
+    return value
+
+
 def _drain_timeout(top: Section) -> float:
     section = top.section("shutdown", frozenset({"drain_timeout"}))
     return float(section.number("drain_timeout", 20.0, minimum=0, maximum=3600))
@@ -138,6 +149,7 @@ _GATEWAY_KEYS = (
     "metrics",
     "readiness",
     "tls",
+    "workers",
 )
 
 

@@ -12,6 +12,7 @@ import contextlib
 import dataclasses
 import os
 import signal
+import socket
 import ssl
 import stat
 import time
@@ -51,9 +52,15 @@ class ListenOverride:
 
 class Daemon:
     def __init__(
-        self, config: Config, config_dir: str, env: Mapping[str, str], override: ListenOverride
+        self,
+        config: Config,
+        config_dir: str,
+        env: Mapping[str, str],
+        override: ListenOverride,
+        listen_fd: int | None = None,
     ) -> None:
         self.config_dir, self.env, self.override = config_dir, env, override
+        self.listen_fd = listen_fd
         self.holder = StateHolder(config)
         self.notifier = Notifier()
         self.reload_requested = asyncio.Event()
@@ -76,13 +83,19 @@ class Daemon:
         )
         await self.runner.setup()
         self.ssl_context = _ssl_context(config.tls) if config.tls else None
-        site = web.TCPSite(
-            self.runner,
-            config.listen.host,
-            config.listen.port,
-            backlog=2048,
-            ssl_context=self.ssl_context,
-        )
+        site: web.BaseSite
+        if self.listen_fd is not None:
+            # A worker: the supervisor bound the socket and every worker accepts on it.
+            listener = socket.socket(fileno=self.listen_fd)
+            site = web.SockSite(self.runner, listener, ssl_context=self.ssl_context)
+        else:
+            site = web.TCPSite(
+                self.runner,
+                config.listen.host,
+                config.listen.port,
+                backlog=2048,
+                ssl_context=self.ssl_context,
+            )
         try:
             await site.start()
         except OSError as exc:
@@ -192,8 +205,12 @@ class Daemon:
     def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, self.reload_requested.set)
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._on_stop_signal, sig)
+        loop.add_signal_handler(signal.SIGTERM, self._on_stop_signal, signal.SIGTERM)
+        if self.listen_fd is None:
+            loop.add_signal_handler(signal.SIGINT, self._on_stop_signal, signal.SIGINT)
+        else:
+            # Ctrl-C reaches the whole process group; the supervisor decides for its workers.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def _on_stop_signal(self, sig: signal.Signals) -> None:
         if self.stop_requested.is_set():
@@ -264,9 +281,17 @@ def _warn_if_world_readable(config: Config) -> None:
                 log.warning("file is readable by every user; make it mode 640", path=str(path))
 
 
-def serve(config_dir: str, env: Mapping[str, str], override: ListenOverride) -> int:
-    """Load the config, then run the daemon until it is stopped. Returns the exit code."""
+def serve(
+    config_dir: str,
+    env: Mapping[str, str],
+    override: ListenOverride,
+    workers: int | str | None = None,
+    listen_fd: int | None = None,
+) -> int:
+    """Load the config, then run the daemon (or, for several workers, the supervisor)
+    until it is stopped. Returns the exit code."""
     from hxgw import log as logsetup
+    from hxgw.supervisor import Supervisor, worker_count
 
     try:
         config = override.apply(load_config(config_dir, env))
@@ -275,7 +300,20 @@ def serve(config_dir: str, env: Mapping[str, str], override: ListenOverride) -> 
         log.error("invalid config; not starting", problems=str(exc).splitlines())
         return 1
     logsetup.configure(config.logging.level, config.logging.format)
-    return _run(Daemon(config, config_dir, env, override).run())
+    count = worker_count(workers or config.workers)
+    if listen_fd is None and count > 1:
+        argv = [
+            "--config-dir",
+            config_dir,
+            "--host",
+            config.listen.host,
+            "--port",
+            str(config.listen.port),
+            "--workers",
+            "1",
+        ]
+        return _run(Supervisor(config, argv, env, count).run())
+    return _run(Daemon(config, config_dir, env, override, listen_fd).run())
 
 
 def _run(main: Coroutine[Any, Any, int]) -> int:

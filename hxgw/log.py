@@ -90,6 +90,8 @@ def configure(level: str = "info", fmt: str = "kv", stream: TextIO | None = None
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
     ]
+    if worker := os.environ.get("HX_WORKER"):
+        shared.append(lambda _logger, _method, event: {**event, "worker": worker})
     if not journal:
         shared.append(structlog.processors.TimeStamper(fmt="iso", utc=True))
     shared.append(structlog.processors.format_exc_info)

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -9,7 +9,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from tests.fake_upstream import FakeUpstream
-from tests.fixtures import Gateway, new_key, write_config
+from tests.fixtures import Gateway, NotifySocket, new_key, write_config
 
 StartGateway = Callable[..., Awaitable[Gateway]]
 
@@ -61,3 +61,10 @@ async def gateway(start_gateway: StartGateway) -> Gateway:
 async def client() -> AsyncIterator[aiohttp.ClientSession]:
     async with aiohttp.ClientSession() as session:
         yield session
+
+
+@pytest.fixture
+def notify(tmp_path: Path) -> Iterator[NotifySocket]:
+    sock = NotifySocket(tmp_path / "notify.sock")
+    yield sock
+    sock.sock.close()

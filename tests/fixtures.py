@@ -176,3 +176,24 @@ async def wait_for(predicate: Any, timeout: float = 5.0, interval: float = 0.02)
             return
         await asyncio.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+class NotifySocket:
+    def __init__(self, path: Path) -> None:
+        self.path = str(path)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        self.sock.bind(self.path)
+        self.sock.setblocking(False)
+        self.messages: list[dict[str, str]] = []
+
+    def drain(self) -> list[dict[str, str]]:
+        while True:
+            try:
+                data = self.sock.recv(4096)
+            except BlockingIOError:
+                return self.messages
+            self.messages.append(dict(line.split("=", 1) for line in data.decode().splitlines()))
+
+    def states(self) -> list[str]:
+        return [next(k for k in m if k != "STATUS" and k != "MONOTONIC_USEC") if any(
+            k not in ("STATUS", "MONOTONIC_USEC") for k in m) else "STATUS" for m in self.drain()]

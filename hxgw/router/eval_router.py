@@ -7,6 +7,13 @@ figures as JSON to ``--out`` (default ``bench/results/eval-router.json``), and
 says which of issue 3's targets are met. Exit status 0 even when a target is
 missed: this is a measurement, not a test.
 
+Routing overhead is measured both as wall time (``perf_counter``) and as the
+thread's CPU time (``thread_time_ns``) around ``resolve`` + ``decide``. The
+table shows both; the "p99 < 200 µs on one core" target is judged on CPU
+time, because on a shared machine wall time also counts the moments other
+processes held the core (the classifier's own timing, ``latency.py``, reasons
+the same way).
+
 Three scenarios share one request stream: ``healthy`` (no model fails),
 ``5xx`` and ``timeout`` (one model fails from half-way on). "after onset"
 figures cover only the requests that arrived from half-way on, in every
@@ -21,38 +28,35 @@ import datetime
 import json
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, replace
-from functools import partial
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 from hxgw import routing
-from hxgw.classify import load_classifier
 from hxgw.config import STRATEGIES
-from hxgw.health import HealthBook
-from hxgw.router import evaluate
+from hxgw.router import evaluate, latency
 from hxgw.router.classifier import TaskClassifier, load_default
 from hxgw.router.dataset import DatasetError, read_examples
 from hxgw.router.latency import percentile
-from hxgw.router.prompt import prompt_text
 from hxgw.router.simulate import (
-    KEY,
+    Request,
     Run,
     Scenario,
     Summary,
-    build_config,
     request_stream,
     simulate,
     summarize,
 )
 from hxgw.scoring import score_models
-from hxgw.strategies import Memory
 
 DEFAULT_OUT = Path("bench/results/eval-router.json")
 FULL, QUICK = 20_000, 2_000
 ML = "ml-based-routing"
 FAILING = ("5xx", "timeout")
+EARLY = 300.0
+"""Seconds after the onset that the "first 300 s" extra checks cover."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,6 +64,7 @@ class Target:
     name: str
     value: str
     met: bool
+    extra: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,6 +74,7 @@ class Result:
     run: Run
     whole: Summary
     after: Summary
+    early: Summary
 
 
 def scenarios(requests: int, seed: int) -> dict[str, Scenario]:
@@ -80,118 +86,143 @@ def scenarios(requests: int, seed: int) -> dict[str, Scenario]:
     }
 
 
-def run_all(requests: int, seed: int) -> tuple[dict[str, Scenario], dict[str, dict[str, Result]]]:
+def run_all(
+    chosen: dict[str, Scenario], stream: list[Request], warm: list[str]
+) -> dict[str, dict[str, Result]]:
     """Every strategy on every scenario, all on the same request stream."""
-    prompts = read_examples(evaluate.DEFAULT_HELDOUT)
-    warm = [e.text for e in read_examples(evaluate.DEFAULT_TRAIN)]
-    chosen = scenarios(requests, seed)
-    stream = request_stream(chosen["healthy"], prompts)
     onset = stream[len(stream) // 2].at
     results: dict[str, dict[str, Result]] = {}
     for name, scenario in chosen.items():
         results[name] = {}
         for strategy in STRATEGIES:
             run = simulate(scenario, strategy, stream, warm)
-            results[name][strategy] = Result(run, summarize(run), summarize(run, onset))
-    return chosen, results
+            early = summarize(run, onset, onset + EARLY)
+            results[name][strategy] = Result(run, summarize(run), summarize(run, onset), early)
+    return results
 
 
 @dataclass(frozen=True, slots=True)
 class Breakdown:
-    """(p50, p99) wall µs of each part of an ml-based-routing decision."""
+    """(p50, p99) CPU µs of each part of an ml-based-routing decision."""
 
+    decisions: int
     parts: dict[str, tuple[float, float]]
 
     def rows(self) -> list[list[str]]:
-        return [[name, f"{p50:.1f}", f"{p99:.1f}"] for name, (p50, p99) in self.parts.items()]
+        return [[name, f"{p50:.0f}", f"{p99:.0f}"] for name, (p50, p99) in self.parts.items()]
 
 
-def _best_us(call: Callable[[], object], runs: int) -> float:
-    best = float("inf")
-    for _ in range(runs):
-        started = time.perf_counter()
-        call()
-        best = min(best, time.perf_counter() - started)
-    return best * 1e6
+def _timed(call: Callable[..., Any], into: list[float]) -> Callable[..., Any]:
+    def timed(*args: Any) -> Any:
+        started = time.thread_time_ns()
+        try:
+            return call(*args)
+        finally:
+            into.append((time.thread_time_ns() - started) / 1e3)
+
+    return timed
 
 
-def _classify(classifier: TaskClassifier, body: dict[str, Any]) -> dict[str, float]:
-    """What decide() does to find the task: the prompt's text, then the classifier."""
-    return classifier.predict_proba(prompt_text(body))
+def decide_breakdown(scenario: Scenario, stream: list[Request], warm: list[str]) -> Breakdown:
+    """Run ml-based-routing on ``scenario`` once more, with the classifier and
+    ``score_models`` timed inside each decision (~1 µs of timing added to each):
+    where a decision's CPU time goes while requests interleave, as in a gateway.
+    The rest is resolve, prompt_text, the circuit check and building the Decision.
+    "First sight" requests carry a prompt not seen before in the stream."""
+    classify: list[float] = []
+    scoring: list[float] = []
+    proba = TaskClassifier.predict_proba
+    with (
+        mock.patch.object(TaskClassifier, "predict_proba", _timed(proba, classify)),
+        mock.patch.object(routing, "score_models", _timed(score_models, scoring)),
+    ):
+        run = simulate(scenario, ML, stream, warm)
+    classify = classify[len(warm) :]
+    total = [o.route_cpu_us for o in run.outcomes]
+    rest = [t - c - s for t, c, s in zip(total, classify, scoring, strict=True)]
+    seen: set[str] = set()
+    first: list[float] = []
+    again: list[float] = []
+    for request, spent in zip(stream, total, strict=True):
+        (again if request.text in seen else first).append(spent)
+        seen.add(request.text)
+    parts = {
+        "resolve + decide": total,
+        "  classifier (prompt -> task probabilities)": classify,
+        "  score_models": scoring,
+        "  rest (resolve, prompt_text, circuit check, ...)": rest,
+        f"resolve + decide, first sight of a prompt ({len(first)})": first,
+        f"resolve + decide, prompt seen before ({len(again)})": again,
+    }
+    spread = {n: (percentile(v, 0.5), percentile(v, 0.99)) for n, v in parts.items()}
+    return Breakdown(len(total), spread)
 
 
-def decide_breakdown(
-    scenario: Scenario, prompts: Sequence[str], first_sight: tuple[float, float], runs: int = 5
-) -> Breakdown:
-    """Time ``resolve``, ``decide`` and decide's two big parts (the classifier on
-    ``prompt_text``, and ``score_models``) on each prompt, caches warm, best of
-    ``runs``; the rest of decide is the difference, prompt by prompt. Every model
-    has a measured TTFB and one request in flight, so every scoring term is
-    computed. ``first_sight`` is the classifier's (p50, p99) on words it has not
-    seen since the training prompts, from ``evaluate``."""
-    config = build_config(scenario, ML)
-    classifier = load_classifier(config.routing.classifier)
-    memory = Memory(HealthBook(config.routing.health))
-    for model in scenario.models:
-        health = memory.health[model.name]
-        health.started()
-        health.first_byte(model.ttfb)
-    route = routing.resolve(config, None, None, KEY, "chat")
-    weights = config.routing.scoring
-    times: dict[str, list[float]] = {}
-    for text in prompts:
-        body = {"messages": [{"role": "user", "content": text}]}
-        task = classifier.predict_proba(prompt_text(body))
-        whole = _best_us(partial(routing.decide, config, route, body, memory, classifier), runs)
-        parts = {
-            "resolve": _best_us(partial(routing.resolve, config, None, None, KEY, "chat"), runs),
-            "decide": whole,
-            "  classifier (warm)": _best_us(partial(_classify, classifier, body), runs),
-            "  score_models": _best_us(
-                partial(score_models, route.candidates, task, memory.health, weights), runs
-            ),
-        }
-        parts["  rest of decide"] = whole - parts["  classifier (warm)"] - parts["  score_models"]
-        for name, value in parts.items():
-            times.setdefault(name, []).append(value)
-    spread = {n: (percentile(v, 0.5), percentile(v, 0.99)) for n, v in times.items()}
-    spread["classifier, first sight"] = first_sight
-    return Breakdown(spread)
+def _first_sight(results: dict[str, dict[str, Result]], stream: list[Request]) -> list[float]:
+    out: list[float] = []
+    for by in results.values():
+        seen: set[str] = set()
+        for request, outcome in zip(stream, by[ML].run.outcomes, strict=True):
+            if request.text not in seen:
+                out.append(outcome.route_cpu_us)
+            seen.add(request.text)
+    return out
 
 
-def targets(report: evaluate.Report, results: dict[str, dict[str, Result]]) -> list[Target]:
-    """Issue 3's targets, each with the figure it was judged on."""
+def targets(
+    report: evaluate.Report, results: dict[str, dict[str, Result]], stream: list[Request]
+) -> list[Target]:
+    """Issue 3's targets, each with the figure it was judged on, then stricter
+    extra checks (``extra=True``) that are not in the issue."""
     ml = [o.route_us for r in results.values() for o in r[ML].run.outcomes]
     cpu = [o.route_cpu_us for r in results.values() for o in r[ML].run.outcomes]
-    p99, p99_cpu = percentile(ml, 0.99), percentile(cpu, 0.99)
+    first = _first_sight(results, stream)
+    p99_wall, p99, p99_first = (percentile(v, 0.99) for v in (ml, cpu, first))
     out = [
         Target("classifier macro-F1 >= 0.85", f"{report.macro_f1:.3f}", report.macro_f1 >= 0.85),
         Target(
-            "routing decision p99 < 200 µs (ml-based-routing, resolve+decide, wall)",
-            f"{p99:.0f} µs wall (CPU {p99_cpu:.0f} µs) over {len(ml)} decisions",
+            "ml-based-routing decision (resolve + decide) p99 < 200 µs of one core (CPU)",
+            f"{p99:.0f} µs CPU (wall {p99_wall:.0f} µs), {len(ml)} decisions",
             p99 < 200,
         ),
+        Target(
+            "  the same, first sight of each prompt only",
+            f"{p99_first:.0f} µs CPU, {len(first)} decisions",
+            p99_first < 200,
+            extra=True,
+        ),
     ]
-    healthy = results["healthy"][ML].after
+    healthy, early_healthy = results["healthy"][ML].after, results["healthy"][ML].early
     for mode in FAILING:
-        failing = results[mode][ML].after
+        failing, early = results[mode][ML].after, results[mode][ML].early
         out.append(
             Target(
                 f"{mode}: ml-based-routing success >= 99.9% after onset",
-                f"{failing.success:.4%} of {failing.requests}",
+                f"{failing.success:.3%} of {failing.requests}",
                 failing.success >= 0.999,
             )
         )
-        total = failing.latency[1] / healthy.latency[1]
-        ttfb = failing.ttfb[1] / healthy.ttfb[1]
-        out.append(
-            Target(
-                f"{mode}: ml-based-routing p99 within 1.5x of healthy after onset (total, TTFB)",
-                f"total {failing.latency[1]:.2f}/{healthy.latency[1]:.2f} s = {total:.2f}x, "
-                f"TTFB {failing.ttfb[1]:.2f}/{healthy.ttfb[1]:.2f} s = {ttfb:.2f}x",
-                total <= 1.5 and ttfb <= 1.5,
+        for name, now, then, extra in (
+            ("p99 latency", failing.latency[1], healthy.latency[1], False),
+            ("  p99 TTFB", failing.ttfb[1], healthy.ttfb[1], True),
+            (
+                f"  p99 latency, first {EARLY:.0f} s",
+                early.latency[1],
+                early_healthy.latency[1],
+                True,
+            ),
+            (f"  p99 TTFB, first {EARLY:.0f} s", early.ttfb[1], early_healthy.ttfb[1], True),
+        ):
+            out.append(
+                Target(
+                    f"{mode}: ml-based-routing {name.strip()} after onset within 1.5x of healthy"
+                    if not extra
+                    else f"  {mode}: {name.strip()} after onset within 1.5x of healthy",
+                    f"{now:.2f} s vs {then:.2f} s = {now / then:.2f}x",
+                    now <= 1.5 * then,
+                    extra=extra,
+                )
             )
-        )
     for name, by_strategy in results.items():
         match = {s: r.whole.match for s, r in by_strategy.items()}
         out.append(
@@ -246,20 +277,37 @@ def format_all(
     ]
     rows.append(["macro-F1", "", "", f"{report.macro_f1:.3f}", str(report.prompts)])
     lines += _table(rows, ["label", "precision", "recall", "F1", "support"], markdown)
+    cold, first, warm = report.latency.cold, report.latency.first_sight, report.latency.warm
     lines += [
         "",
+        f"Classification alone, CPU µs p50/p99, best of {latency.RUNS}: cold "
+        f"{cold[0]:.0f}/{cold[1]:.0f}, first sight {first[0]:.0f}/{first[1]:.0f}, "
+        f"warm {warm[0]:.0f}/{warm[1]:.0f}.",
+        "",
         f"{h}Routing strategies on one simulated stream of {failing.requests} requests "
-        f"({failing.rate:g}/s; '{failing.failing}' fails from half-way on in 5xx and timeout)",
+        f"({failing.rate:g}/s; in 5xx and timeout '{failing.failing}' fails from half-way on)",
         "",
     ]
     rows = [_row(n, s, r) for n, by in results.items() for s, r in by.items()]
     lines += _table(rows, list(COLUMNS), markdown)
-    lines += ["", f"{h}Where ml-based-routing's decide() spends its µs", ""]
+    lines += [
+        "",
+        "match: share of all requests served by a model specialized in the prompt's true task. "
+        "Latencies: arrival to last byte (TTFB: to first byte) of the requests that succeeded, "
+        "time lost on failed attempts included; 'after': requests from the onset on. "
+        "route µs: wall time of resolve + decide.",
+        "",
+        f"{h}Where an ml-based-routing decision's µs go "
+        f"(healthy run, {breakdown.decisions} decisions, CPU)",
+        "",
+    ]
     lines += _table(breakdown.rows(), ["part", "p50 µs", "p99 µs"], markdown)
-    lines += ["", f"{h}Targets", ""]
-    mark = {True: "met", False: "MISSED"}
-    rows = [[t.name, t.value, mark[t.met]] for t in checks]
-    lines += _table(rows, ["target", "measured", "result"], markdown)
+    lines += ["", f"{h}Targets (issue 3; 'extra' rows are stricter checks of our own)", ""]
+    rows = [
+        [t.name, t.value, "extra" if t.extra else "issue", "met" if t.met else "MISSED"]
+        for t in checks
+    ]
+    lines += _table(rows, ["target", "measured", "kind", "result"], markdown)
     return "\n".join(lines)
 
 
@@ -271,8 +319,17 @@ def to_json(
     checks: list[Target],
     seconds: float,
 ) -> dict[str, Any]:
-    def summary(s: Summary) -> dict[str, Any]:
-        return asdict(s)
+    """Everything printed, and the per-model shares and breaker figures besides."""
+
+    def entry(r: Result) -> dict[str, Any]:
+        return {
+            "all": asdict(r.whole),
+            "after_onset": asdict(r.after),
+            f"first_{EARLY:.0f}s_after_onset": asdict(r.early),
+            "failing_since": r.run.failing_since,
+            "breaker_open_at": r.run.breaker_open_at,
+            "tried_failing_after_open": r.run.tried_after_open,
+        }
 
     return {
         "generated": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
@@ -283,31 +340,23 @@ def to_json(
             "accuracy": report.accuracy,
             "labels": {label: asdict(s) for label, s in report.scores.items()},
             "confusion": report.confusion,
-            "latency_us": asdict(report.latency),
+            "cpu_us_p50_p99": asdict(report.latency),
         },
         "scenarios": {
             name: {
                 "parameters": asdict(chosen[name]),
-                "strategies": {
-                    strategy: {
-                        "all": summary(r.whole),
-                        "after_onset": summary(r.after),
-                        "failing_since": r.run.failing_since,
-                        "breaker_open_at": r.run.breaker_open_at,
-                        "tried_after_open": r.run.tried_after_open,
-                    }
-                    for strategy, r in by.items()
-                },
+                "strategies": {strategy: entry(r) for strategy, r in by.items()},
             }
             for name, by in results.items()
         },
-        "decide_breakdown_us": {k.strip(): v for k, v in breakdown.parts.items()},
+        "decide_breakdown_us_p50_p99": {k.strip(): v for k, v in breakdown.parts.items()},
         "targets": [asdict(t) for t in checks],
     }
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="eval-router", description=__doc__.split("\n\n")[0])
+    """``python -m hxgw.router.eval_router [--quick] [--markdown] [--out PATH]``."""
+    p = argparse.ArgumentParser(prog="eval-router", description="Evaluate the router.")
     p.add_argument("--quick", action="store_true", help=f"{QUICK} requests instead of {FULL}")
     p.add_argument("--markdown", action="store_true", help="print Markdown (for the README)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where to write the JSON")
@@ -318,13 +367,14 @@ def main(argv: list[str] | None = None) -> int:
         model = load_default()
         warm = [e.text for e in read_examples(evaluate.DEFAULT_TRAIN)]
         report = evaluate.evaluate(model, evaluate.DEFAULT_HELDOUT, warm)
-        chosen, results = run_all(QUICK if args.quick else FULL, args.seed)
-        heldout = [e.text for e in read_examples(evaluate.DEFAULT_HELDOUT)]
-        breakdown = decide_breakdown(chosen["healthy"], heldout, report.latency.first_sight)
+        chosen = scenarios(QUICK if args.quick else FULL, args.seed)
+        stream = request_stream(chosen["healthy"], read_examples(evaluate.DEFAULT_HELDOUT))
+        results = run_all(chosen, stream, warm)
+        breakdown = decide_breakdown(chosen["healthy"], stream, warm)
     except (DatasetError, OSError, ValueError) as exc:
         print(f"eval-router: {exc}", file=sys.stderr)
         return 1
-    checks = targets(report, results)
+    checks = targets(report, results, stream)
     seconds = time.perf_counter() - started
     print(format_all(report, chosen, results, breakdown, checks, args.markdown))
     print(f"\n(eval took {seconds:.1f} s; JSON in {args.out})")

@@ -347,16 +347,8 @@ class _Simulation:
     def _finish(self, flight: _Flight, model: str | None, latency: float | None) -> None:
         r = flight.request
         ttfb = flight.ttfb if model else None
-        self.outcomes[r.index] = Outcome(
-            r.at,
-            r.label,
-            model,
-            flight.attempts,
-            ttfb,
-            latency,
-            flight.route_us,
-            flight.route_cpu_us,
-        )
+        args = (r.at, r.label, model, flight.attempts, ttfb, latency)
+        self.outcomes[r.index] = Outcome(*args, flight.route_us, flight.route_cpu_us)
 
 
 def simulate(
@@ -406,9 +398,9 @@ def _spread(values: Sequence[float]) -> tuple[float, float]:
     return (percentile(values, 0.5), percentile(values, 0.99)) if values else (math.nan, math.nan)
 
 
-def summarize(run: Run, since: float | None = None) -> Summary:
-    """The run's figures over the requests that arrived at ``since`` or later (default: all)."""
-    outcomes = [o for o in run.outcomes if since is None or o.at >= since]
+def summarize(run: Run, since: float = 0.0, until: float = math.inf) -> Summary:
+    """The run's figures over the requests that arrived in [since, until)."""
+    outcomes = [o for o in run.outcomes if since <= o.at < until]
     ok = [o for o in outcomes if o.model is not None]
     n = len(outcomes) or 1
     served = Counter(o.model for o in ok)

@@ -47,7 +47,7 @@ def _self_signed(directory: Path, name: str) -> tuple[Path, Path]:
 async def _peer_common_name(port: int) -> str:
     context = ssl.create_default_context()
     context.check_hostname, context.verify_mode = False, ssl.CERT_NONE
-    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
+    _reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=context)
     der = writer.get_extra_info("ssl_object").getpeercert(binary_form=True)
     writer.close()
     pem = ssl.DER_cert_to_PEM_cert(der)

@@ -4,10 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import time
-from collections.abc import Iterator
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -15,37 +12,9 @@ import yaml
 
 from tests.conftest import StartGateway
 from tests.fake_upstream import FakeUpstream
-from tests.fixtures import Gateway, wait_for
+from tests.fixtures import Gateway, NotifySocket, wait_for
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
-
-
-class NotifySocket:
-    def __init__(self, path: Path) -> None:
-        self.path = str(path)
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        self.sock.bind(self.path)
-        self.sock.setblocking(False)
-        self.messages: list[dict[str, str]] = []
-
-    def drain(self) -> list[dict[str, str]]:
-        while True:
-            try:
-                data = self.sock.recv(4096)
-            except BlockingIOError:
-                return self.messages
-            self.messages.append(dict(line.split("=", 1) for line in data.decode().splitlines()))
-
-    def states(self) -> list[str]:
-        return [next(k for k in m if k != "STATUS" and k != "MONOTONIC_USEC") if any(
-            k not in ("STATUS", "MONOTONIC_USEC") for k in m) else "STATUS" for m in self.drain()]
-
-
-@pytest.fixture
-def notify(tmp_path: Path) -> Iterator[NotifySocket]:
-    sock = NotifySocket(tmp_path / "notify.sock")
-    yield sock
-    sock.sock.close()
 
 
 async def _start(start_gateway: StartGateway, notify: NotifySocket, **env: str) -> Gateway:

@@ -1,0 +1,112 @@
+"""`workers: 2`: one supervisor, two worker processes on one socket, one voice to systemd."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import signal
+from pathlib import Path
+
+import aiohttp
+import yaml
+
+from tests.conftest import StartGateway
+from tests.fake_upstream import FakeUpstream
+from tests.fixtures import Gateway, NotifySocket, wait_for
+
+CHAT = {"messages": [{"role": "user", "content": "hi"}]}
+
+
+async def _start(start_gateway: StartGateway, notify: NotifySocket) -> tuple[Gateway, NotifySocket]:
+    gateway = await start_gateway(gateway={"workers": 2}, env={"NOTIFY_SOCKET": notify.path})
+    await wait_for(lambda: notify.drain())
+    return gateway, notify
+
+
+def _worker_pids(gateway: Gateway) -> list[int]:
+    assert gateway.process is not None
+    children = Path(f"/proc/{gateway.process.pid}/task/{gateway.process.pid}/children")
+    return [int(pid) for pid in children.read_text().split()]
+
+
+async def test_ready_is_sent_once_when_every_worker_is_ready(
+    start_gateway: StartGateway, notify: NotifySocket
+):
+    gateway, notify = await _start(start_gateway, notify)
+    await asyncio.sleep(0.3)
+    readies = [m for m in notify.drain() if m.get("READY") == "1"]
+    assert len(readies) == 1
+    assert readies[0]["STATUS"].startswith("2 workers on 127.0.0.1:")
+    assert len(_worker_pids(gateway)) == 2
+    assert "worker=0" in gateway.logs() and "worker=1" in gateway.logs()
+
+
+async def test_requests_are_served_by_both_workers(
+    start_gateway: StartGateway, notify: NotifySocket, client: aiohttp.ClientSession
+):
+    gateway, _ = await _start(start_gateway, notify)
+
+    async def one() -> int:
+        async with (  # a new connection each time
+            aiohttp.ClientSession() as fresh,
+            fresh.post(gateway.url + "/v1/chat/completions", json=CHAT,
+                       headers=gateway.auth) as resp,
+        ):
+            return resp.status
+
+    assert set(await asyncio.gather(*(one() for _ in range(40)))) == {200}
+    served = set(re.findall(r"POST /v1/chat/completions status=200 .* worker=(\d)", gateway.logs()))
+    assert served == {"0", "1"}
+
+
+async def test_sighup_reloads_every_worker_then_reports_ready_once(
+    start_gateway: StartGateway, notify: NotifySocket, client: aiohttp.ClientSession
+):
+    gateway, notify = await _start(start_gateway, notify)
+    doc = {"routing": {"default_group": "chat", "groups": {"chat": ["beta"]}}}
+    (gateway.config_dir / "routing.yaml").write_text(yaml.safe_dump(doc))
+    gateway.signal(signal.SIGHUP)
+    await wait_for(lambda: "workers reloaded" in gateway.logs())
+    messages = notify.drain()
+    reloading = [m for m in messages if m.get("RELOADING") == "1"]
+    assert len(reloading) == 1 and "MONOTONIC_USEC" in reloading[0]
+    assert messages[-1].get("READY") == "1"
+    assert gateway.logs().count("config reloaded generation=2") == 2
+    for _ in range(6):
+        async with (
+            aiohttp.ClientSession() as fresh,
+            fresh.post(gateway.url + "/v1/chat/completions", json=CHAT,
+                       headers=gateway.auth) as resp,
+        ):
+            assert resp.headers["X-HX-Model"] == "beta"
+
+
+async def test_a_worker_that_dies_is_started_again(
+    start_gateway: StartGateway, notify: NotifySocket, client: aiohttp.ClientSession
+):
+    gateway, _ = await _start(start_gateway, notify)
+    victim = _worker_pids(gateway)[0]
+    os.kill(victim, signal.SIGKILL)
+    await wait_for(lambda: "worker exited; starting it again" in gateway.logs())
+    await wait_for(lambda: len(_worker_pids(gateway)) == 2 and victim not in _worker_pids(gateway),
+                   timeout=10)
+    async with client.post(gateway.url + "/v1/chat/completions", json=CHAT,
+                           headers=gateway.auth) as resp:
+        assert resp.status == 200
+
+
+async def test_sigterm_drains_every_worker_and_exits_0(
+    start_gateway: StartGateway, notify: NotifySocket, fake: FakeUpstream
+):
+    gateway, notify = await _start(start_gateway, notify)
+    fake.behave("m-alpha", content="a b c d e f", chunk_delay=0.2)
+    async with aiohttp.ClientSession() as session:
+        resp = await session.post(gateway.url + "/v1/chat/completions",
+                                  json=CHAT | {"stream": True}, headers=gateway.auth)
+        await resp.content.readuntil(b"\n\n")
+        gateway.signal(signal.SIGTERM)
+        text = (await resp.read()).decode()
+    assert text.rstrip().endswith("data: [DONE]")
+    assert gateway.process is not None and gateway.process.wait(15) == 0
+    assert any(m.get("STOPPING") == "1" for m in notify.drain())
