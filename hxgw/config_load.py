@@ -7,45 +7,43 @@ file and key path; a snapshot is returned only when there is no problem.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
-import ssl
 from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any, Literal
-from urllib.parse import urlsplit
-
-import yaml
 
 from hxgw.classify import load_classifier
 from hxgw.config import (
     DEFAULT_UPSTREAM,
     MODES,
     STRATEGIES,
-    BadKeyPolicy,
-    ClientKey,
     Config,
     Group,
-    Limits,
-    Listen,
-    Logging,
-    MetricsAccess,
     Model,
     ReadinessProbe,
     Routing,
     ScoringWeights,
-    Timeouts,
-    Tls,
-    Upstream,
+)
+from hxgw.config_gateway import (
+    GATEWAY,
+    read_bad_key_policy,
+    read_client_keys,
+    read_drain_timeout,
+    read_limits,
+    read_listen,
+    read_logging,
+    read_metrics_access,
+    read_timeouts,
+    read_tls,
+    read_upstreams,
+    read_workers,
 )
 from hxgw.errors import ConfigError
 from hxgw.health import HealthSettings
-from hxgw.schema import Problems, Section, kind_of
+from hxgw.schema import Problems, Section, kind_of, read_yaml
 from hxgw.transforms import Transform, parse_transforms
 
-GATEWAY, ROUTING, REGISTRY = "gateway.yaml", "routing.yaml", "model_registry.yaml"
-LOG_LEVELS = ("debug", "info", "warning", "error")
+ROUTING, REGISTRY = "routing.yaml", "model_registry.yaml"
 
 
 def load_config(config_dir: str | os.PathLike[str], env: Mapping[str, str]) -> Config:
@@ -53,12 +51,12 @@ def load_config(config_dir: str | os.PathLike[str], env: Mapping[str, str]) -> C
     directory = Path(config_dir)
     problems = Problems()
     files: list[Path] = []
-    gateway = _read_yaml(directory / GATEWAY, problems, files, required=False)
+    gateway = read_yaml(directory / GATEWAY, problems, files, required=False)
     before = len(problems.messages)
-    routing_doc = _read_yaml(directory / ROUTING, problems, files, required=True)
+    routing_doc = read_yaml(directory / ROUTING, problems, files, required=True)
     routing_problems = problems if len(problems.messages) == before else Problems()
     before = len(problems.messages)
-    registry_doc = _read_yaml(directory / REGISTRY, problems, files, required=True)
+    registry_doc = read_yaml(directory / REGISTRY, problems, files, required=True)
     if len(problems.messages) != before:
         # Without a registry every model name would look unknown: say only what is wrong.
         routing_problems = Problems()
@@ -68,7 +66,7 @@ def load_config(config_dir: str | os.PathLike[str], env: Mapping[str, str]) -> C
 
     top = Section(GATEWAY, "", gateway, problems, frozenset(_GATEWAY_KEYS))
     models = _models(Section(REGISTRY, "", registry_doc, registry_problems, frozenset({"models"})))
-    upstreams = _upstreams(top, env)
+    upstreams = read_upstreams(top, env)
     for model in models.values():
         if model.upstream not in upstreams:
             problems.add(
@@ -79,12 +77,12 @@ def load_config(config_dir: str | os.PathLike[str], env: Mapping[str, str]) -> C
         models,
         directory,
     )
-    keys = _keys(top, directory, env, problems, files)
-    listen, timeouts, limits = _listen(top, env), _timeouts(top), _limits(top)
-    logging, drain_timeout = _logging(top, env), _drain_timeout(top)
-    metrics = _metrics(top, env)
-    bad_keys, tls = _bad_keys(top), _tls(top, directory)
-    workers = _workers(top.raw("workers", 1), top)
+    keys = read_client_keys(top, directory, env, problems, files)
+    listen, timeouts, limits = read_listen(top, env), read_timeouts(top), read_limits(top)
+    logging, drain_timeout = read_logging(top, env), read_drain_timeout(top)
+    metrics = read_metrics_access(top, env)
+    bad_keys, tls = read_bad_key_policy(top), read_tls(top, directory)
+    workers = read_workers(top.raw("workers", 1), top)
     probe = top.section("readiness", frozenset({"interval", "stale_after"}))
     readiness = ReadinessProbe(
         interval=float(probe.number("interval", ReadinessProbe().interval, positive=True)),
@@ -112,32 +110,6 @@ def load_config(config_dir: str | os.PathLike[str], env: Mapping[str, str]) -> C
     )
 
 
-def _metrics(top: Section, env: Mapping[str, str]) -> MetricsAccess:
-    section = top.section("metrics", frozenset({"auth", "key_env"}))
-    key_env = section.string("key_env")
-    key = env.get(key_env) if key_env else None
-    if key_env and not key:
-        section.report(f"names {key_env!r}, which is not set in the environment", "key_env")
-    return MetricsAccess(
-        auth=section.boolean("auth", True),
-        key_digest=hashlib.sha256(key.encode()).digest() if key else None,
-    )
-
-
-def _workers(value: Any, top: Section) -> int | Literal["auto"]:
-    if value == "auto":
-        return "auto"
-    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 256:
-        top.report(f"must be a number of processes (1-256) or auto, got {value!r}", "workers")
-        return 1
-    return value
-
-
-def _drain_timeout(top: Section) -> float:
-    section = top.section("shutdown", frozenset({"drain_timeout"}))
-    return float(section.number("drain_timeout", 20.0, minimum=0, maximum=3600))
-
-
 _GATEWAY_KEYS = (
     "listen",
     "upstreams",
@@ -151,27 +123,6 @@ _GATEWAY_KEYS = (
     "tls",
     "workers",
 )
-
-
-def _read_yaml(path: Path, problems: Problems, files: list[Path], *, required: bool) -> Any:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        if required:
-            problems.add(path.name, "", f"file not found in {path.parent}")
-        return None
-    except (OSError, UnicodeDecodeError) as exc:
-        problems.add(path.name, "", f"cannot be read: {exc}")
-        return None
-    files.append(path)
-    try:
-        return yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
-        reason = getattr(exc, "problem", None) or str(exc)
-        problems.add(path.name, where, f"invalid YAML: {reason}")
-        return None
 
 
 def _models(doc: Section) -> Mapping[str, Model]:
@@ -331,172 +282,3 @@ def _classifier(section: Section, directory: Path) -> Path | None:
         section.report(f"cannot load the classifier model {str(path)!r}: {exc}", "classifier")
         return None
     return path
-
-
-def _upstreams(top: Section, env: Mapping[str, str]) -> Mapping[str, Upstream]:
-    section = top.section("upstreams")
-    raw: dict[str, Any] = dict(section.items()) or {DEFAULT_UPSTREAM: {}}
-    default_key = env.get("HX_UPSTREAM_KEY") or env.get("MASTER_KEY") or None
-    out: dict[str, Upstream] = {}
-    for name, value in raw.items():
-        entry = Section(
-            GATEWAY, section.child(name), value, top.problems, frozenset({"url", "key_env"})
-        )
-        url = entry.string("url", "http://127.0.0.1:4000")
-        if name == DEFAULT_UPSTREAM and env.get("HX_LITELLM_UPSTREAM"):
-            url = env["HX_LITELLM_UPSTREAM"]
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            entry.report(f"must be an http(s) URL, got {url!r}", "url")
-        key_env = entry.string("key_env")
-        key = (
-            env.get(key_env) or None
-            if key_env
-            else default_key
-            if name == DEFAULT_UPSTREAM
-            else None
-        )
-        out[name] = Upstream(name=name, url=url.rstrip("/"), key=key)
-    return MappingProxyType(out)
-
-
-def _keys(
-    top: Section, directory: Path, env: Mapping[str, str], problems: Problems, files: list[Path]
-) -> tuple[ClientKey, ...]:
-    keys: list[ClientKey] = []
-    master = env.get("MASTER_KEY")
-    if master:
-        keys.append(ClientKey(name="master", digest=hashlib.sha256(master.encode()).digest()))
-    keys_file = top.section("auth", _AUTH_KEYS).string("keys_file")
-    if keys_file:
-        path = directory / keys_file
-        doc = _read_yaml(path, problems, files, required=True)
-        keys.extend(_key_entries(Section(path.name, "", doc, problems, frozenset({"keys"}))))
-    if not keys and not keys_file:
-        problems.add(GATEWAY, "auth", "no client key: set MASTER_KEY or auth.keys_file")
-    return tuple(keys)
-
-
-_AUTH_KEYS = frozenset({"keys_file", "max_bad_keys", "bad_key_window", "bad_key_lockout"})
-
-
-def _bad_keys(top: Section) -> BadKeyPolicy:
-    section = top.section("auth", _AUTH_KEYS)
-    base = BadKeyPolicy()
-    return BadKeyPolicy(
-        max_failures=section.number("max_bad_keys", base.max_failures, positive=True, integer=True),
-        window=float(section.number("bad_key_window", base.window, positive=True)),
-        lockout=float(section.number("bad_key_lockout", base.lockout, minimum=0)),
-    )
-
-
-def _tls(top: Section, directory: Path) -> Tls | None:
-    if not top.has("tls"):
-        return None
-    section = top.section("tls", frozenset({"cert", "key"}))
-    cert, key = section.string("cert", required=True), section.string("key", required=True)
-    if cert is None or key is None:
-        return None
-    tls = Tls(cert=directory / cert, key=directory / key)
-    try:
-        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(tls.cert, tls.key)
-    except (OSError, ssl.SSLError) as exc:
-        section.report(f"cannot load the certificate and key: {exc}")
-        return None
-    return tls
-
-
-def _key_entries(doc: Section) -> list[ClientKey]:
-    raw = doc.raw("keys")
-    if not isinstance(raw, list):
-        doc.report(f"must be a list of keys, got {kind_of(raw)}", "keys")
-        return []
-    out: list[ClientKey] = []
-    for i, item in enumerate(raw):
-        entry = Section(
-            doc.file,
-            f"keys[{i}]",
-            item,
-            doc.problems,
-            frozenset({"name", "key", "key_sha256", "groups"}),
-        )
-        name = entry.string("name", required=True)
-        secret, hashed = entry.string("key"), entry.string("key_sha256")
-        if (secret is None) == (hashed is None):
-            entry.report("needs exactly one of key, key_sha256")
-            continue
-        try:
-            digest = hashlib.sha256(secret.encode()).digest() if secret else bytes.fromhex(hashed)
-        except ValueError:
-            digest = b""
-        if len(digest) != 32:
-            entry.report("must be 64 hex digits", "key_sha256")
-            continue
-        groups = frozenset(entry.str_list("groups")) if entry.has("groups") else None
-        if name:
-            out.append(ClientKey(name=name, digest=digest, groups=groups))
-    return out
-
-
-def _listen(top: Section, env: Mapping[str, str]) -> Listen:
-    section = top.section("listen", frozenset({"host", "port"}))
-    host = env.get("HX_HOST") or section.string("host", "0.0.0.0")
-    port = section.number("port", 4010, minimum=0, maximum=65535, integer=True)
-    if env.get("HX_PORT"):
-        try:
-            port = int(env["HX_PORT"])
-        except ValueError:
-            top.problems.add(
-                "environment", "HX_PORT", f"must be a port number, got {env['HX_PORT']!r}"
-            )
-    return Listen(host=host, port=port)
-
-
-def _timeouts(top: Section) -> Timeouts:
-    section = top.section("timeouts", frozenset({"connect", "first_byte", "idle", "total"}))
-    base = Timeouts()
-    return Timeouts(
-        connect=float(section.number("connect", base.connect, positive=True)),
-        first_byte=float(section.number("first_byte", base.first_byte, positive=True)),
-        idle=float(section.number("idle", base.idle, positive=True)),
-        total=float(section.number("total", base.total, positive=True)),
-    )
-
-
-def _limits(top: Section) -> Limits:
-    section = top.section(
-        "limits", frozenset({"max_body_bytes", "upstream_connections", "client_idle_timeout"})
-    )
-    base = Limits()
-    return Limits(
-        max_body_bytes=section.number(
-            "max_body_bytes", base.max_body_bytes, positive=True, integer=True
-        ),
-        upstream_connections=section.number(
-            "upstream_connections", base.upstream_connections, positive=True, integer=True
-        ),
-        client_idle_timeout=float(
-            section.number("client_idle_timeout", base.client_idle_timeout, positive=True)
-        ),
-    )
-
-
-def _logging(top: Section, env: Mapping[str, str]) -> Logging:
-    section = top.section("logging", frozenset({"level", "format", "access_log"}))
-    level = section.choice("level", "info", LOG_LEVELS)
-    if env.get("LOG_LEVEL"):
-        wanted = env["LOG_LEVEL"].lower()
-        if wanted not in LOG_LEVELS:
-            top.problems.add(
-                "environment",
-                "LOG_LEVEL",
-                f"must be one of {', '.join(LOG_LEVELS)}, got {env['LOG_LEVEL']!r}",
-            )
-        else:
-            level = wanted
-    fmt = section.choice("format", "kv", ("kv", "json"))
-    return Logging(
-        level=level,
-        format="json" if fmt == "json" else "kv",
-        access_log=section.boolean("access_log", True),
-    )

@@ -9,7 +9,10 @@ first one.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
+
+import yaml
 
 _MISSING: Any = object()
 
@@ -162,3 +165,24 @@ class Section:
     def items(self) -> Iterator[tuple[str, Any]]:
         for key, value in self.data.items():
             yield str(key), value
+
+
+def read_yaml(path: Path, problems: Problems, files: list[Path], *, required: bool) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        if required:
+            problems.add(path.name, "", f"file not found in {path.parent}")
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        problems.add(path.name, "", f"cannot be read: {exc}")
+        return None
+    files.append(path)
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        reason = getattr(exc, "problem", None) or str(exc)
+        problems.add(path.name, where, f"invalid YAML: {reason}")
+        return None
