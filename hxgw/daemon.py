@@ -8,16 +8,13 @@ one reload, and nothing runs inside a signal handler but setting an event.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import os
 import signal
 import socket
 import ssl
-import stat
 import time
 from collections.abc import Coroutine, Mapping
-from pathlib import Path
 from typing import Any
 
 import structlog
@@ -27,6 +24,7 @@ from hxgw import __version__
 from hxgw.app import make_app
 from hxgw.config import Config, Listen, Tls
 from hxgw.config_load import load_config
+from hxgw.config_warnings import log_restart_only_changes, warn_if_world_readable
 from hxgw.errors import ConfigError
 from hxgw.notify import Notifier
 from hxgw.runtime import ReloadRecord, Runtime
@@ -72,7 +70,7 @@ class Daemon:
 
     async def run(self) -> int:
         config = self.holder.config
-        _warn_if_world_readable(config)
+        warn_if_world_readable(config)
         self.runner = web.AppRunner(
             make_app(self.holder, self.runtime),
             handler_cancellation=True,
@@ -177,7 +175,7 @@ class Daemon:
             self.notifier.ready(self._status())
             return False
         config = self.override.apply(loaded)
-        _log_restart_only_changes(current.config, config)
+        log_restart_only_changes(current.config, config)
         if self.ssl_context is not None and config.tls is not None:
             # New handshakes use the re-read certificate; open connections keep theirs.
             try:
@@ -252,33 +250,6 @@ def _ssl_context(tls: Tls) -> ssl.SSLContext:
 
 def _upstream_urls(config: Config) -> str:
     return ",".join(u.url for u in config.upstreams.values())
-
-
-def _log_restart_only_changes(old: Config, new: Config) -> None:
-    if old.listen != new.listen:
-        log.warning(
-            "the listen address changed; it takes effect on restart",
-            listening=f"{old.listen.host}:{old.listen.port}",
-            configured=f"{new.listen.host}:{new.listen.port}",
-        )
-    if old.limits.upstream_connections != new.limits.upstream_connections:
-        log.warning("limits.upstream_connections changed; it takes effect on restart")
-    if (old.tls is None) != (new.tls is None):
-        log.warning("TLS was switched on or off; it takes effect on restart")
-    if old.limits.client_idle_timeout != new.limits.client_idle_timeout:
-        log.warning("limits.client_idle_timeout changed; it takes effect on restart")
-    if old.logging != new.logging:
-        log.warning("logging settings changed; they take effect on restart")
-
-
-def _warn_if_world_readable(config: Config) -> None:
-    paths = [*config.files, *([Path(p)] if (p := os.environ.get("HX_ENV_FILE")) else [])]
-    if config.tls is not None:
-        paths.append(config.tls.key)
-    for path in paths:
-        with contextlib.suppress(OSError):
-            if path.stat().st_mode & stat.S_IROTH:
-                log.warning("file is readable by every user; make it mode 640", path=str(path))
 
 
 def serve(
