@@ -247,15 +247,24 @@ def _routing(doc: Section, models: Mapping[str, Model], directory: Path) -> Rout
 
 def _health(section: Section) -> HealthSettings:
     base = HealthSettings()
-    breaker = section.section("circuit_breaker", frozenset({"failures", "cooldown"}))
-    health = section.section("health", frozenset({"ewma_alpha", "error_window"}))
+    breaker = section.section(
+        "circuit_breaker", frozenset({"failures", "cooldown", "max_cooldown"})
+    )
+    health = section.section(
+        "health", frozenset({"ewma_alpha", "error_window", "stall_floor", "stall_factor"})
+    )
     return HealthSettings(
         ewma_alpha=float(health.number("ewma_alpha", base.ewma_alpha, positive=True, maximum=1)),
         error_window=health.number("error_window", base.error_window, positive=True, integer=True),
+        stall_floor=float(health.number("stall_floor", base.stall_floor, positive=True)),
+        stall_factor=float(health.number("stall_factor", base.stall_factor, positive=True)),
         breaker_failures=breaker.number(
             "failures", base.breaker_failures, positive=True, integer=True
         ),
         breaker_cooldown=float(breaker.number("cooldown", base.breaker_cooldown, positive=True)),
+        breaker_max_cooldown=float(
+            breaker.number("max_cooldown", base.breaker_max_cooldown, positive=True)
+        ),
     )
 
 

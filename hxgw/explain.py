@@ -44,7 +44,7 @@ def explain(
         candidates.append(
             {
                 "model": candidate.name,
-                "score": entry.score if entry else None,
+                "score": round(entry.score, 4) if entry else None,
                 "reasons": list(entry.reasons)
                 if entry
                 else [f"{decision.strategy} order, position {position + 1}"],

@@ -23,6 +23,14 @@ class HealthSettings:
     error_window: int = 50
     breaker_failures: int = 5
     breaker_cooldown: float = 30.0
+    breaker_max_cooldown: float = 300.0
+    """Each failed half-open probe doubles the cool-down, up to this: a probe is a real
+    client's request, and a model that stays down should cost few of them."""
+    stall_floor: float = 5.0
+    stall_factor: float = 4.0
+    """A model whose oldest request has waited for its first byte longer than
+    max(stall_floor, stall_factor x its EWMA time to first byte) is treated like an open
+    circuit: a model that went silent is noticed before its first timeout ends."""
 
 
 @dataclass(slots=True)
@@ -37,57 +45,81 @@ class ModelHealth:
     consecutive_failures: int = 0
     open_until: float = 0.0
     probing: bool = False
+    failed_probes: int = 0
     _outcomes: deque[bool] = field(default_factory=deque)
     _errors: int = 0
+    _waiting: dict[int, float] = field(default_factory=dict)
+    _next_token: int = 0
 
     @property
     def error_rate(self) -> float:
         return self._errors / len(self._outcomes) if self._outcomes else 0.0
 
+    def stalled(self, now: float) -> bool:
+        if not self._waiting:
+            return False
+        oldest = min(self._waiting.values())
+        limit = max(self.settings.stall_floor, self.settings.stall_factor * (self.ewma_ttfb or 0))
+        return now - oldest > limit
+
     def allows(self, now: float) -> bool:
         """May a request go to this model now? An open circuit lets one probe through
         once its cool-down has passed (half-open); the probe's outcome decides."""
         if self.circuit == "closed":
-            return True
+            return not self.stalled(now)
         if self.circuit == "open" and now >= self.open_until:
             self.circuit = "half_open"
             self.probing = False
         return self.circuit == "half_open" and not self.probing
 
-    def started(self) -> None:
+    def started(self, now: float | None = None) -> int:
+        """Count a request going out; the token names it until its first byte (or failure),
+        so that a wait with no answer can be seen while it lasts."""
         self.inflight += 1
         self.requests += 1
         if self.circuit == "half_open":
             self.probing = True
+        self._next_token += 1
+        if now is not None:
+            self._waiting[self._next_token] = now
+        return self._next_token
 
-    def first_byte(self, seconds: float) -> None:
+    def first_byte(self, seconds: float, token: int | None = None) -> None:
+        self._waiting.pop(token or 0, None)
         self.ewma_ttfb = self._ewma(self.ewma_ttfb, seconds)
 
     def succeeded(self, latency: float) -> None:
         self.inflight -= 1
         self.ewma_latency = self._ewma(self.ewma_latency, latency)
         self._record(ok=True)
-        self.consecutive_failures = 0
+        self.consecutive_failures = self.failed_probes = 0
         self.circuit, self.probing = "closed", False
 
-    def failed(self, now: float, retry_after: float | None = None) -> None:
+    def failed(
+        self, now: float, retry_after: float | None = None, token: int | None = None
+    ) -> None:
         """A retryable failure; `retry_after` (from a 429) opens the circuit for that long."""
+        self._waiting.pop(token or 0, None)
         self.inflight -= 1
         self._record(ok=False)
         self.consecutive_failures += 1
+        settings = self.settings
         if retry_after:
             self._open(now + retry_after)
-        elif (
-            self.circuit == "half_open"
-            or self.consecutive_failures >= self.settings.breaker_failures
-        ):
-            self._open(now + self.settings.breaker_cooldown)
+        elif self.circuit == "half_open":
+            self.failed_probes += 1
+            cooldown = settings.breaker_cooldown * 2**self.failed_probes
+            cap = max(settings.breaker_max_cooldown, settings.breaker_cooldown)
+            self._open(now + min(cooldown, cap))
+        elif self.consecutive_failures >= settings.breaker_failures:
+            self._open(now + settings.breaker_cooldown)
 
     def _open(self, until: float) -> None:
         self.circuit, self.probing, self.open_until = "open", False, until
 
-    def finished_other(self) -> None:
+    def finished_other(self, token: int | None = None) -> None:
         """Ended without saying anything about the model (client left, request's own 4xx)."""
+        self._waiting.pop(token or 0, None)
         self.inflight -= 1
         if self.probing:
             self.probing = False

@@ -117,9 +117,11 @@ def decide(
     body: dict[str, Any] | None,
     memory: Memory,
     classifier: TaskClassifier | None,
+    now: float | None = None,
 ) -> Decision:
     """Order the route's candidates by the group's strategy, then leave out models the
-    prompt does not fit and models whose circuit is open (unless every one is)."""
+    prompt does not fit and models whose circuit is open or that stalled (unless every
+    one is). `now` is the monotonic clock unless a simulation brings its own."""
     strategy = "pinned" if route.pinned else config.routing.strategy_of(route.group)
     own, fallbacks = route.candidates[: route.own], route.candidates[route.own :]
     skipped: list[tuple[str, str]] = []
@@ -144,7 +146,7 @@ def decide(
     elif strategy in ORDERS and own:
         own = ORDERS[strategy](own, route.group or "", memory)
     ordered = own + fallbacks
-    now = time.monotonic()
+    now = time.monotonic() if now is None else now
     open_now = {m.name for m in ordered if not memory.health[m.name].allows(now)}
     if open_now and len(open_now) < len(ordered):
         skipped += [(name, "circuit open") for name in sorted(open_now)]

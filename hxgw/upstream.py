@@ -42,11 +42,11 @@ async def open_reply(ctx: RequestContext) -> Reply:
         else:
             ctx.sent_at = started
         health = ctx.state.runtime.memory.health[model.name]
-        health.started()
+        token = health.started(time.monotonic())
         try:
             response, first = await _attempt(ctx, model, headers)
         except TransportError as exc:
-            health.failed(time.monotonic())
+            health.failed(time.monotonic(), token=token)
             outcome = _transport_outcome(exc)
             metrics.upstream_errors.labels(model.name, outcome).inc()
             ctx.attempts.append(Attempt(model=model.name, outcome=outcome))
@@ -60,13 +60,13 @@ async def open_reply(ctx: RequestContext) -> Reply:
             )
             continue
         except BaseException:
-            health.finished_other()
+            health.finished_other(token)
             raise
         refused = _refused_gateway_key(response, first)
         if response.status in RETRYABLE_STATUS or refused:
             retry_after = response.headers.get("Retry-After")
             wait = _seconds(retry_after) if response.status == 429 else None
-            health.failed(time.monotonic(), retry_after=wait)
+            health.failed(time.monotonic(), retry_after=wait, token=token)
             kind = "gateway_key" if refused else f"http_{response.status}"
             metrics.upstream_errors.labels(model.name, kind).inc()
             detail = refused or await _error_summary(response)
@@ -88,7 +88,7 @@ async def open_reply(ctx: RequestContext) -> Reply:
         runtime.readiness.saw_ok(model.upstream)
         ctx.upstream_first_at = now
         ctx.ttfb = now - ctx.started
-        health.first_byte(now - started)
+        health.first_byte(now - started, token)
         return Reply(response=response, first_chunk=first, model=model, health=health)
     raise _all_failed(failed)
 

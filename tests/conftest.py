@@ -6,12 +6,17 @@ from typing import Any
 
 import aiohttp
 import pytest
+from hypothesis import HealthCheck, settings
 from aiohttp.test_utils import TestServer
 
 from tests.fake_upstream import FakeUpstream
 from tests.fixtures import Gateway, NotifySocket, new_key, write_config
 
 StartGateway = Callable[..., Awaitable[Gateway]]
+
+# The machines are shared and noisy: input generation speed says nothing about the code.
+settings.register_profile("hxgw", suppress_health_check=[HealthCheck.too_slow], deadline=None)
+settings.load_profile("hxgw")
 
 
 @pytest.fixture

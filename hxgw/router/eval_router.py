@@ -61,6 +61,8 @@ EARLY = 300.0
 
 @dataclass(frozen=True, slots=True)
 class Target:
+    """One target: what it asks, the figure it was judged on, and the verdict."""
+
     name: str
     value: str
     met: bool
@@ -69,7 +71,8 @@ class Target:
 
 @dataclass(frozen=True, slots=True)
 class Result:
-    """A strategy on a scenario: over every request, and from the onset on."""
+    """A strategy on a scenario: over every request, from the onset on, and over
+    the first ``EARLY`` seconds from the onset."""
 
     run: Run
     whole: Summary
@@ -78,6 +81,7 @@ class Result:
 
 
 def scenarios(requests: int, seed: int) -> dict[str, Scenario]:
+    """The default scenario healthy, and failing with 5xx and with timeouts."""
     base = Scenario(requests=requests, seed=seed)
     return {
         "healthy": replace(base, failing=None),

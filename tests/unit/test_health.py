@@ -82,13 +82,48 @@ def test_a_successful_probe_closes_the_circuit():
     assert health.circuit == "closed" and health.allows(10.1)
 
 
-def test_a_failed_probe_opens_the_circuit_again_for_a_full_cooldown():
+def test_a_failed_probe_opens_the_circuit_again_for_twice_the_cooldown():
     health = _model()
     _fail(health, now=0.0, times=3)
     health.allows(10.0)
     _fail(health, now=10.0)
     assert health.circuit == "open"
-    assert not health.allows(19.9) and health.allows(20.0)
+    assert not health.allows(29.9) and health.allows(30.0)
+
+
+def test_probe_backoff_stops_at_the_maximum_cooldown_and_resets_on_success():
+    health = ModelHealth(name="m", settings=HealthSettings(
+        breaker_failures=1, breaker_cooldown=10, breaker_max_cooldown=25))
+    _fail(health, now=0.0)
+    now = 0.0
+    for _ in range(4):  # probes at the end of each cool-down, all failing
+        now = health.open_until
+        assert health.allows(now)
+        _fail(health, now=now)
+    assert health.open_until - now == 25
+    health.allows(health.open_until)
+    health.started()
+    health.succeeded(0.1)
+    _fail(health, now=100.0)
+    assert health.open_until == 110.0
+
+
+def test_a_model_whose_oldest_request_waits_too_long_for_a_first_byte_is_avoided():
+    health = ModelHealth(name="m", settings=HealthSettings(stall_floor=2, stall_factor=4))
+    health.first_byte(1.0)  # ewma 1 s: a wait over 4 s is a stall
+    token = health.started(now=100.0)
+    assert health.allows(103.9)
+    assert not health.allows(104.1)
+    health.first_byte(4.5, token)
+    assert health.allows(104.2)
+
+
+def test_a_stall_ends_when_the_waiting_request_fails():
+    health = ModelHealth(name="m", settings=HealthSettings(stall_floor=2))
+    token = health.started(now=0.0)
+    assert not health.allows(3.0)
+    health.failed(3.0, token=token)
+    assert health.allows(3.0)
 
 
 def test_a_retry_after_opens_the_circuit_for_that_long():
