@@ -6,7 +6,7 @@ HXGW_CACHE_DIR ?= /var/cache/hxgw
 export HXGW_CACHE_DIR
 
 .PHONY: help install run test lint check test-litellm test-systemd test-browser install-systemd \
-	bench eval-router clean
+	bench eval-router test-faults clean
 
 help:
 	@echo "make run            set up a venv and run the gateway (with the demo upstream unless HX_LITELLM_UPSTREAM is set)"
@@ -16,6 +16,7 @@ help:
 	@echo "make test-litellm   the seed's acceptance against a real LiteLLM proxy"
 	@echo "make test-systemd   the unit under a real systemd (nspawn container)"
 	@echo "make test-browser   the status page in headless chromium"
+	@echo "make test-faults    fault injection, abuse, fuzzing, reload/stop under load, soak"
 	@echo "make bench          benchmark: direct vs hxgw vs a plain aiohttp proxy vs nginx"
 	@echo "make eval-router    the router's classifier and strategies, evaluated"
 	@echo "make install-systemd  install hxgw as hx-gateway-ml.service (root)"
@@ -40,13 +41,16 @@ lint: install
 	$(VENV)/bin/ruff format --check hxgw
 	$(VENV)/bin/mypy
 
-check: lint test test-litellm test-systemd test-browser
+check: lint test test-faults test-litellm test-systemd test-browser
 
 test-litellm: install
 	$(PY) -m pytest -q -m litellm -p no:cacheprovider tests/integration/litellm
 
 test-systemd: install
 	$(PY) -m pytest -q -m systemd -p no:cacheprovider tests/systemd
+
+test-faults: install
+	HXGW_FAULTS_REPORT=bench/results/faults.md $(PY) -m pytest -q -p no:randomly -n 4 -m faults tests/faults
 
 test-browser: install
 	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)

@@ -27,6 +27,7 @@ def make_app(holder: StateHolder, runtime: Runtime) -> web.Application:
     app[RUNTIME] = runtime
     app.cleanup_ctx.append(_upstream_session)
     app.cleanup_ctx.append(_readiness_probe)
+    app.on_response_prepare.append(_server_header)
     router = app.router
     router.add_get("/healthz", healthz, allow_head=True)
     router.add_get("/readyz", operations.readyz, allow_head=True)
@@ -84,6 +85,11 @@ async def _readiness_probe(app: web.Application) -> AsyncIterator[None]:
     task.cancel()
     with contextlib.suppress(asyncio.CancelledError):
         await task
+
+
+async def _server_header(request: web.Request, response: web.StreamResponse) -> None:
+    """Name the gateway, not the Python and aiohttp versions behind it."""
+    response.headers["Server"] = "hxgw"
 
 
 async def healthz(request: web.Request) -> web.Response:

@@ -26,6 +26,7 @@ from hxgw.config import Config, Listen, Tls
 from hxgw.config_load import load_config
 from hxgw.config_warnings import log_restart_only_changes, warn_if_world_readable
 from hxgw.errors import ConfigError
+from hxgw.listener import ListenSite
 from hxgw.notify import Notifier
 from hxgw.runtime import ReloadRecord, Runtime
 from hxgw.state import StateHolder, build_state
@@ -78,22 +79,22 @@ class Daemon:
             handle_signals=False,
             shutdown_timeout=1.0,  # our own drain has already waited; see _drain
             keepalive_timeout=config.limits.client_idle_timeout,
+            # After a 408 or 413 the unread rest of a body is drained this long, then the
+            # connection closes (aiohttp's default of 10 s would let a stalled client linger).
+            lingering_time=2.0,
         )
         await self.runner.setup()
         self.ssl_context = _ssl_context(config.tls) if config.tls else None
-        site: web.BaseSite
-        if self.listen_fd is not None:
-            # A worker: the supervisor bound the socket and every worker accepts on it.
-            listener = socket.socket(fileno=self.listen_fd)
-            site = web.SockSite(self.runner, listener, ssl_context=self.ssl_context)
-        else:
-            site = web.TCPSite(
-                self.runner,
-                config.listen.host,
-                config.listen.port,
-                backlog=2048,
-                ssl_context=self.ssl_context,
-            )
+        listener = socket.socket(fileno=self.listen_fd) if self.listen_fd is not None else None
+        # A worker accepts on the socket its supervisor bound; otherwise bind here.
+        site = ListenSite(
+            self.runner,
+            host=config.listen.host,
+            port=config.listen.port,
+            sock=listener,
+            ssl_context=self.ssl_context,
+            handshake_timeout=config.limits.client_idle_timeout,
+        )
         try:
             await site.start()
         except OSError as exc:

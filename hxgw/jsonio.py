@@ -12,6 +12,7 @@ from typing import Any
 import orjson
 
 DecodeError = orjson.JSONDecodeError
+EncodeError = orjson.JSONEncodeError
 
 
 def loads(data: bytes | str) -> Any:

@@ -23,6 +23,8 @@ from hxgw.errors import GatewayError, UpstreamError, UpstreamTimeout
 PASSED_RESPONSE_HEADERS = ("Content-Type", "Retry-After", "OpenAI-Processing-Ms", "OpenAI-Version")
 PASSED_PREFIXES = ("x-ratelimit-",)
 USAGE_TAIL = 2048
+# The longest incomplete SSE line held back while waiting for its newline.
+MAX_HELD_LINE = 1024 * 1024
 
 
 def response_headers(ctx: RequestContext, reply: Reply) -> dict[str, str]:
@@ -81,6 +83,8 @@ async def relay_events(ctx: RequestContext, reply: Reply, response: web.StreamRe
         while True:
             data = pending + chunk if pending else chunk
             cut = data.rfind(b"\n") + 1
+            if not cut and len(data) > MAX_HELD_LINE:
+                cut = len(data)  # no line is this long: pass it through rather than hold it
             pending = data[cut:]
             if cut:
                 block = data[:cut] if pending else data
@@ -95,8 +99,8 @@ async def relay_events(ctx: RequestContext, reply: Reply, response: web.StreamRe
             if not chunk:
                 break
         if pending:
-            await response.write(pending)
-            ctx.bytes_out += len(pending)
+            # The upstream ended in the middle of a line: that line is not an event.
+            raise UpstreamError("the upstream ended the stream in the middle of an event")
     except GatewayError as exc:
         _failed(ctx, reply, exc)
         await write_error_event(response, exc, at_event_end)

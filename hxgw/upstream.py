@@ -11,6 +11,8 @@ client as the upstream said it.
 from __future__ import annotations
 
 import asyncio
+import email.utils
+import math
 import time
 from typing import Any
 
@@ -129,10 +131,18 @@ def _refused_gateway_key(response: aiohttp.ClientResponse, first: bytes) -> str 
 
 
 def _seconds(value: str | None) -> int | None:
-    """A Retry-After given in seconds (not an HTTP date), if it is a sane one."""
-    if value is None or not value.isdigit() or not 0 < int(value) <= 3600:
+    """A Retry-After in seconds or as an HTTP date (RFC 9110), if it is a sane wait."""
+    if value is None:
         return None
-    return int(value)
+    if value.isdigit():
+        wait = int(value)
+    else:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        wait = math.ceil(when.timestamp() - time.time())
+    return wait if 0 < wait <= 3600 else None
 
 
 def _headers(ctx: RequestContext) -> dict[str, str]:

@@ -6,8 +6,8 @@ from typing import Any
 
 import aiohttp
 import pytest
-from hypothesis import HealthCheck, settings
 from aiohttp.test_utils import TestServer
+from hypothesis import HealthCheck, settings
 
 from tests.fake_upstream import FakeUpstream
 from tests.fixtures import Gateway, NotifySocket, new_key, write_config

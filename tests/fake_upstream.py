@@ -34,6 +34,26 @@ class Behaviour:
     # When set, the stream pauses after its first chunk until the test sets it.
     gate: asyncio.Event | None = None
     content_length: bool = True
+    # Additions for the fault suite (tests/faults); each is off by default.
+    # Extra response headers (e.g. hop-by-hop ones the gateway must not pass on).
+    headers: dict[str, str] | None = None
+    # Send the status line and headers, then nothing at all (both modes).
+    silent_after_headers: bool = False
+    # Non-streaming: send the first half of the body, then go silent.
+    hang_mid_body: bool = False
+    # A scripted 200 response: (delay before, bytes) pieces written in order, then
+    # `script_end`: "eof" (a clean end), "reset" or "hang". Content type is SSE for
+    # streaming requests, JSON otherwise; plain ones get a Content-Length when
+    # `content_length` (the sum of the pieces).
+    script: tuple[tuple[float, bytes], ...] | None = None
+    script_end: str = "eof"
+    # A large response: a JSON body of exactly `body_bytes` bytes, or an SSE stream of
+    # about `stream_bytes` bytes in events of `event_bytes`, then `[DONE]`. Bytes
+    # written so far are kept in `FakeUpstream.progress[model]`, so a test sees when
+    # backpressure pauses the upstream.
+    body_bytes: int | None = None
+    stream_bytes: int | None = None
+    event_bytes: int = 16384
 
 
 @dataclass
@@ -42,6 +62,8 @@ class Seen:
     headers: dict[str, str]
     body: Any
     model: str | None
+    # Every header line as received, duplicates included (`headers` keeps one per name).
+    header_list: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass
@@ -49,12 +71,16 @@ class FakeUpstream:
     behaviours: dict[str, Behaviour] = field(default_factory=dict)
     requests: list[Seen] = field(default_factory=list)
     cancelled: list[str] = field(default_factory=list)
+    # Requests whose connection the gateway dropped while this upstream was writing.
+    aborted: list[str] = field(default_factory=list)
     finished: list[str] = field(default_factory=list)
     admin_hits: list[str] = field(default_factory=list)
     model_lists: list[Seen] = field(default_factory=list)
     models_down: bool = False
     models: list[str] = field(default_factory=lambda: ["m-alpha", "m-beta", "m-gamma", "m-embed"])
     request_seen: asyncio.Event = field(default_factory=asyncio.Event)
+    progress: dict[str, int] = field(default_factory=dict)
+    client_max_size: int = 1024**2  # aiohttp's default; raise it to accept huge bodies
 
     def behave(self, model: str, **kwargs: Any) -> Behaviour:
         self.behaviours[model] = Behaviour(**kwargs)
@@ -64,7 +90,7 @@ class FakeUpstream:
         return [r.model for r in self.requests]
 
     def make_app(self) -> web.Application:
-        app = web.Application()
+        app = web.Application(client_max_size=self.client_max_size)
         app.router.add_post("/v1/chat/completions", self._completion)
         app.router.add_post("/v1/completions", self._completion)
         app.router.add_post("/v1/embeddings", self._embeddings)
@@ -79,7 +105,8 @@ class FakeUpstream:
         except ValueError:
             body = raw
         model = body.get("model") if isinstance(body, dict) else None
-        self.requests.append(Seen(request.path, dict(request.headers), body, model))
+        self.requests.append(Seen(request.path, dict(request.headers), body, model,
+                                  list(request.headers.items())))
         self.request_seen.set()
         return body, self.behaviours.get(str(model), Behaviour())
 
@@ -90,6 +117,9 @@ class FakeUpstream:
             response = await self._respond(request, body, how)
         except asyncio.CancelledError:
             self.cancelled.append(model)
+            raise
+        except ConnectionError:
+            self.aborted.append(model)
             raise
         self.finished.append(model)
         return response
@@ -102,9 +132,22 @@ class FakeUpstream:
             await asyncio.sleep(3600)
         if how.status >= 400:
             headers = {"Retry-After": how.retry_after} if how.retry_after else {}
+            headers.update(how.headers or {})
             return web.json_response({"error": {"message": how.error_message, "type": how.error_type,
                                                 "code": str(how.status)}},
                                      status=how.status, headers=headers)
+        streaming = isinstance(body, dict) and bool(body.get("stream"))
+        if how.silent_after_headers:
+            silent = web.StreamResponse(headers={
+                "Content-Type": "text/event-stream" if streaming else "application/json"})
+            await silent.prepare(request)
+            await asyncio.sleep(3600)
+        if how.script is not None:
+            return await self._scripted(request, how, streaming)
+        if how.body_bytes is not None and not streaming:
+            return await self._big_body(request, body, how)
+        if how.stream_bytes is not None and streaming:
+            return await self._big_stream(request, body, how)
         words = how.content.split(" ")
         if not (isinstance(body, dict) and body.get("stream")):
             payload = json.dumps({"id": "fake-1", "object": "chat.completion", "model": body.get(
@@ -114,11 +157,14 @@ class FakeUpstream:
             response = web.StreamResponse(headers={"Content-Type": "application/json"})
             if how.content_length:
                 response.content_length = len(payload)
+            response.headers.update(how.headers or {})
             await response.prepare(request)
             half = len(payload) // 2
             await response.write(payload[:half])
             if how.reset_after_chunks is not None:
                 _reset(request)
+                await asyncio.sleep(3600)
+            if how.hang_mid_body:
                 await asyncio.sleep(3600)
             await asyncio.sleep(how.chunk_delay)
             await response.write(payload[half:])
@@ -130,6 +176,7 @@ class FakeUpstream:
                       words: list[str]) -> web.StreamResponse:
         response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                                "Cache-Control": "no-cache"})
+        response.headers.update(how.headers or {})
         await response.prepare(request)
         if how.sse_extras:
             await response.write(b": ping\n\nevent: meta\nid: 7\ndata: {\"note\": \"hi\"}\n\n")
@@ -160,6 +207,73 @@ class FakeUpstream:
                      "usage": {"prompt_tokens": 3, "completion_tokens": len(words),
                                "total_tokens": 3 + len(words)}}
             await response.write(b"data: " + json.dumps(usage).encode() + b"\n\n")
+        await response.write(b"data: [DONE]\n\n")
+        await response.write_eof()
+        return response
+
+    async def _scripted(self, request: web.Request, how: Behaviour,
+                        streaming: bool) -> web.StreamResponse:
+        assert how.script is not None
+        response = web.StreamResponse(headers={
+            "Content-Type": "text/event-stream" if streaming else "application/json"})
+        response.headers.update(how.headers or {})
+        if how.content_length and not streaming:
+            response.content_length = sum(len(piece) for _, piece in how.script)
+        await response.prepare(request)
+        for delay, piece in how.script:
+            if delay:
+                await asyncio.sleep(delay)
+            await response.write(piece)
+        if how.script_end == "reset":
+            _reset(request)
+            await asyncio.sleep(3600)
+        if how.script_end == "hang":
+            await asyncio.sleep(3600)
+        await response.write_eof()
+        return response
+
+    async def _big_body(self, request: web.Request, body: dict[str, Any],
+                        how: Behaviour) -> web.StreamResponse:
+        assert how.body_bytes is not None
+        model = str(body.get("model"))
+        head = b'{"id": "fake-big", "object": "chat.completion", "choices": [{"index": 0, ' \
+               b'"message": {"role": "assistant", "content": "'
+        tail = b'"}, "finish_reason": "stop"}]}'
+        filler = how.body_bytes - len(head) - len(tail)
+        response = web.StreamResponse(headers={"Content-Type": "application/json"})
+        response.content_length = how.body_bytes
+        await response.prepare(request)
+        self.progress[model] = 0
+        await response.write(head)
+        block = b"x" * 65536
+        left = filler
+        while left > 0:
+            piece = block if left >= len(block) else block[:left]
+            await response.write(piece)
+            left -= len(piece)
+            self.progress[model] = len(head) + filler - left
+        await response.write(tail)
+        self.progress[model] = how.body_bytes
+        await response.write_eof()
+        return response
+
+    async def _big_stream(self, request: web.Request, body: dict[str, Any],
+                          how: Behaviour) -> web.StreamResponse:
+        assert how.stream_bytes is not None
+        model = str(body.get("model"))
+        response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                               "Cache-Control": "no-cache"})
+        await response.prepare(request)
+        text = "y" * max(1, how.event_bytes - 120)
+        chunk = {"id": "fake-big", "object": "chat.completion.chunk", "model": body.get("model"),
+                 "choices": [{"index": 0, "delta": {"content": text}, "finish_reason": None}]}
+        event = b"data: " + json.dumps(chunk).encode() + b"\n\n"
+        sent = 0
+        self.progress[model] = 0
+        while sent < how.stream_bytes:
+            await response.write(event)
+            sent += len(event)
+            self.progress[model] = sent
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
         return response

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from hxgw import jsonio
 from hxgw.context import RequestContext
-from hxgw.errors import BadRequest, PayloadTooLarge
+from hxgw.errors import BadRequest, PayloadTooLarge, RequestTimeout
 from hxgw.types import Next
 
 
@@ -49,12 +50,21 @@ async def _read_limited(ctx: RequestContext, limit: int) -> bytes:
         raise PayloadTooLarge(f"request body of {declared} bytes is over the {limit}-byte limit")
     chunks: list[bytes] = []
     total = 0
-    async for chunk in request.content.iter_any():
+    # aiohttp's idle timer is off while a handler runs: a client that stalls mid-body
+    # would hold its handler and connection for ever, so every read gets a deadline.
+    idle = ctx.state.config.limits.client_idle_timeout
+    while True:
+        try:
+            async with asyncio.timeout(idle):
+                chunk = await request.content.readany()
+        except TimeoutError:
+            raise RequestTimeout(f"the request body stalled for {idle:g}s") from None
+        if not chunk:
+            return b"".join(chunks)
         total += len(chunk)
         if total > limit:
             raise PayloadTooLarge(f"request body is over the {limit}-byte limit")
         chunks.append(chunk)
-    return b"".join(chunks)
 
 
 def _json_kind(value: Any) -> str:

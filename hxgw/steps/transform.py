@@ -7,6 +7,7 @@ from typing import Any
 from hxgw import jsonio
 from hxgw.config import Model
 from hxgw.context import RequestContext
+from hxgw.errors import BadRequest
 from hxgw.transforms import apply_transforms
 from hxgw.types import Next
 
@@ -34,7 +35,11 @@ class UpstreamBodies:
         if encoded is None:
             body = dict(self._body)
             body["model"] = model.upstream_model
-            encoded = jsonio.dumps(apply_transforms(body, model.transforms))
+            try:
+                encoded = jsonio.dumps(apply_transforms(body, model.transforms))
+            except jsonio.EncodeError:
+                # orjson reads 1024 levels of nesting but writes only 254.
+                raise BadRequest("request body is nested too deeply") from None
             self._cache[cache_key] = encoded
         return encoded
 
