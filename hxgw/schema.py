@@ -28,19 +28,21 @@ class Problems:
         self.messages.append(place + message)
 
 
-def kind_of(value: Any) -> str:
-    if value is None:
-        return "nothing (null)"
+_YAML_WORDS = {type(None): "nothing (null)", list: "a list", dict: "a mapping"}
+_JSON_WORDS = {type(None): "null", list: "an array", dict: "an object"}
+
+
+def kind_of(value: Any, *, json: bool = False) -> str:
+    """What a value is, in the words of the file it came from (YAML config or JSON body)."""
+    words = _JSON_WORDS if json else _YAML_WORDS
+    if type(value) in words:
+        return words[type(value)]
     if isinstance(value, bool):
         return "a boolean"
     if isinstance(value, (int, float)):
         return "a number"
     if isinstance(value, str):
         return "a string"
-    if isinstance(value, list):
-        return "a list"
-    if isinstance(value, dict):
-        return "a mapping"
     return type(value).__name__
 
 

@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from hxgw import jsonio
 from hxgw.context import RequestContext
 from hxgw.errors import BadRequest, PayloadTooLarge, RequestTimeout
+from hxgw.schema import kind_of
 from hxgw.types import Next
 
 
@@ -26,14 +26,16 @@ async def parse_body(ctx: RequestContext, call_next: Next) -> None:
     except (jsonio.DecodeError, RecursionError) as exc:
         raise BadRequest(f"request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
-        raise BadRequest(f"request body must be a JSON object, got {_json_kind(body)}")
+        raise BadRequest(f"request body must be a JSON object, got {kind_of(body, json=True)}")
     model = body.get("model")
     if model is not None and not isinstance(model, str):
-        raise BadRequest(f"'model' must be a string, got {_json_kind(model)}", param="model")
+        raise BadRequest(
+            f"'model' must be a string, got {kind_of(model, json=True)}", param="model"
+        )
     stream = body.get("stream", False)
     if stream is not None and not isinstance(stream, bool):
         raise BadRequest(
-            f"'stream' must be true or false, got {_json_kind(stream)}", param="stream"
+            f"'stream' must be true or false, got {kind_of(stream, json=True)}", param="stream"
         )
     options = body.get("stream_options")
     if options is not None and not isinstance(options, dict):
@@ -65,17 +67,3 @@ async def _read_limited(ctx: RequestContext, limit: int) -> bytes:
         if total > limit:
             raise PayloadTooLarge(f"request body is over the {limit}-byte limit")
         chunks.append(chunk)
-
-
-def _json_kind(value: Any) -> str:
-    if value is None:
-        return "null"
-    if isinstance(value, bool):
-        return "a boolean"
-    if isinstance(value, (int, float)):
-        return "a number"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, list):
-        return "an array"
-    return "an object"
