@@ -49,6 +49,8 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     try:
         _wait_up(f"http://127.0.0.1:{demo_port}/health")
         _wait_up(running.url + "/healthz")
+        # Healthy means ready too: the first readiness probe may predate the demo upstream.
+        _wait_up(running.url + "/readyz")
         yield running
     finally:
         running.stop()
