@@ -15,6 +15,7 @@ from hxgw.endpoints import PROXIED, Endpoint, client_paths
 from hxgw.errors import GatewayError, MethodNotAllowed, NotFound
 from hxgw.runtime import Runtime
 from hxgw.state import HOLDER, StateHolder, build_state
+from hxgw.upstream_http import UpstreamClient
 
 RUNTIME = web.AppKey("runtime", Runtime)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -65,7 +66,8 @@ def _proxy_handler(holder: StateHolder, runtime: Runtime, endpoint: Endpoint) ->
 
 
 async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
-    """One keep-alive pool for every request and every reload, closed last on shutdown."""
+    """The upstream connection pools, shared by every reload and closed last on shutdown:
+    the proxied path's own client, and aiohttp's session for model lists and probes."""
     holder = app[HOLDER]
     connector = aiohttp.TCPConnector(
         limit=holder.config.limits.upstream_connections,
@@ -74,8 +76,10 @@ async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
         keepalive_timeout=30,
     )
     session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
-    holder.swap(build_state(holder.config, session, generation=1, runtime=app[RUNTIME]))
+    client = UpstreamClient(max_in_use=holder.config.limits.upstream_connections)
+    holder.swap(build_state(holder.config, session, client, generation=1, runtime=app[RUNTIME]))
     yield
+    client.close()
     await session.close()
 
 

@@ -10,11 +10,12 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import ClientResponse, web
+from aiohttp import web
 
 from hxgw.config import ClientKey, Model
 from hxgw.endpoints import Endpoint
 from hxgw.health import ModelHealth
+from hxgw.upstream_http import UpstreamResponse
 
 if TYPE_CHECKING:
     from hxgw.routing import Decision
@@ -34,7 +35,7 @@ class Attempt:
 class Reply:
     """An upstream response that has produced its first body byte and is ready to relay."""
 
-    response: ClientResponse
+    response: UpstreamResponse
     first_chunk: bytes
     model: Model
     health: ModelHealth

@@ -12,7 +12,6 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
-import aiohttp
 from aiohttp import web
 
 from hxgw.context import Reply, RequestContext
@@ -127,7 +126,7 @@ async def write_error_event(
 
 async def _chunks(ctx: RequestContext, reply: Reply) -> AsyncIterator[bytes]:
     """The rest of the upstream body; stalls and resets become GatewayErrors."""
-    content = reply.response.content
+    content = reply.response
     timeouts = ctx.state.config.timeouts
     deadline = ctx.started + timeouts.total
     while True:
@@ -141,7 +140,7 @@ async def _chunks(ctx: RequestContext, reply: Reply) -> AsyncIterator[bytes]:
                     "the upstream did not finish within the total timeout"
                 ) from None
             raise UpstreamTimeout(f"the upstream sent nothing for {timeouts.idle:g}s") from None
-        except (aiohttp.ClientError, OSError) as exc:
+        except OSError as exc:
             raise UpstreamError(f"the upstream connection failed mid-response: {exc}") from None
         if not chunk:
             return

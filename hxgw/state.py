@@ -23,6 +23,7 @@ from hxgw.endpoints import MODELS, PROXIED
 from hxgw.pipeline import MODELS_STEPS, PROXY_STEPS, build_chain
 from hxgw.router.classifier import TaskClassifier
 from hxgw.types import Next
+from hxgw.upstream_http import Origin, UpstreamClient
 
 if TYPE_CHECKING:
     from hxgw.runtime import Runtime
@@ -33,9 +34,13 @@ class GatewayState:
     config: Config
     generation: int
     session: aiohttp.ClientSession
+    client: UpstreamClient
     chains: Mapping[str, Next]
     keys_by_digest: Mapping[bytes, ClientKey]
     upstream_auth: Mapping[str, dict[str, str]] = field(repr=False)
+    origins: Mapping[str, Origin]
+    upstream_head: Mapping[str, bytes] = field(repr=False)
+    """Per upstream, the header lines every proxied request carries, framed once."""
     client_timeout: aiohttp.ClientTimeout
     loaded_at: float
     runtime: Runtime
@@ -49,7 +54,11 @@ class GatewayState:
 
 
 def build_state(
-    config: Config, session: aiohttp.ClientSession, generation: int, runtime: Runtime
+    config: Config,
+    session: aiohttp.ClientSession,
+    client: UpstreamClient,
+    generation: int,
+    runtime: Runtime,
 ) -> GatewayState:
     """Everything a request needs from this snapshot, computed once here instead of per request.
 
@@ -68,9 +77,14 @@ def build_state(
         config=config,
         generation=generation,
         session=session,
+        client=client,
         chains=MappingProxyType(chains),
         keys_by_digest=MappingProxyType({key.digest: key for key in config.keys}),
         upstream_auth=MappingProxyType(auth),
+        origins=MappingProxyType(
+            {name: Origin.from_url(upstream.url) for name, upstream in config.upstreams.items()}
+        ),
+        upstream_head=MappingProxyType({name: _framed(headers) for name, headers in auth.items()}),
         client_timeout=aiohttp.ClientTimeout(
             total=None, connect=config.timeouts.connect, sock_connect=config.timeouts.connect
         ),
@@ -78,6 +92,11 @@ def build_state(
         runtime=runtime,
         classifier=load_classifier(config.routing.classifier) if uses_classifier else None,
     )
+
+
+def _framed(headers: Mapping[str, str]) -> bytes:
+    fixed = {"Content-Type": "application/json", "Accept-Encoding": "identity"} | dict(headers)
+    return b"".join(f"{name}: {value}\r\n".encode("latin-1") for name, value in fixed.items())
 
 
 class StateHolder:

@@ -16,19 +16,19 @@ import math
 import time
 from typing import Any
 
-import aiohttp
 import structlog
 
 from hxgw import jsonio
 from hxgw.config import Model
 from hxgw.context import Attempt, Reply, RequestContext
 from hxgw.errors import GatewayError, RateLimited, UpstreamError, UpstreamTimeout
+from hxgw.upstream_http import UpstreamConnectError, UpstreamResponse
 
 log = structlog.get_logger("hxgw.upstream")
 
 RETRYABLE_STATUS = frozenset({401, 403, 408, 429, *range(500, 600)})
 FORWARDED_REQUEST_HEADERS = ("traceparent", "tracestate")
-TransportError = (aiohttp.ClientError, OSError, TimeoutError)
+TransportError = (OSError, TimeoutError)
 
 
 async def open_reply(ctx: RequestContext) -> Reply:
@@ -96,29 +96,29 @@ async def open_reply(ctx: RequestContext) -> Reply:
 
 
 async def _attempt(
-    ctx: RequestContext, model: Model, headers: dict[str, str]
-) -> tuple[aiohttp.ClientResponse, bytes]:
+    ctx: RequestContext, model: Model, headers: list[bytes]
+) -> tuple[UpstreamResponse, bytes]:
     state = ctx.state
-    upstream = state.config.upstreams[model.upstream]
-    url = upstream.url + ctx.endpoint.upstream_path
     body = ctx.upstream_bodies.for_model(model)
     async with asyncio.timeout(state.first_byte_budget(ctx.started)):
-        response = await state.session.post(
-            url,
-            data=body,
-            headers=headers | state.upstream_auth[upstream.name],
-            timeout=state.client_timeout,
+        response = await state.client.post(
+            state.origins[model.upstream],
+            ctx.endpoint.upstream_path.encode(),
+            state.upstream_head[model.upstream],
+            headers,
+            body,
+            connect_timeout=state.config.timeouts.connect,
         )
         try:
             if response.status in RETRYABLE_STATUS:
                 return response, b""
-            return response, await response.content.readany()
+            return response, await response.readany()
         except BaseException:
             response.close()
             raise
 
 
-def _refused_gateway_key(response: aiohttp.ClientResponse, first: bytes) -> str | None:
+def _refused_gateway_key(response: UpstreamResponse, first: bytes) -> str | None:
     """LiteLLM without a database answers a key other than its master key with 400
     "No connected db." That is the gateway's misconfiguration, not the client's fault."""
     if response.status == 400 and b"no_db_connection" in first:
@@ -145,34 +145,39 @@ def _seconds(value: str | None) -> int | None:
     return wait if 0 < wait <= 3600 else None
 
 
-def _headers(ctx: RequestContext) -> dict[str, str]:
-    headers = {
-        "Content-Type": "application/json",
-        "Accept-Encoding": "identity",
-        "X-Request-ID": ctx.request_id,
-    }
+def _headers(ctx: RequestContext) -> list[bytes]:
+    """The request's own header lines; the fixed ones come framed from the snapshot."""
+    lines = [_line("X-Request-ID", ctx.request_id)]
     incoming = ctx.request.headers
     for name in FORWARDED_REQUEST_HEADERS:
         value = incoming.get(name)
         if value is not None:
-            headers[name] = value
-    return headers
+            lines.append(_line(name, value))
+    return lines
+
+
+def _line(name: str, value: str) -> bytes:
+    # aiohttp's parser already refuses CR and LF in header values; dropping them
+    # here too keeps a value from ever adding a header of its own upstream.
+    if "\r" in value or "\n" in value:
+        value = value.replace("\r", "").replace("\n", "")
+    return f"{name}: {value}\r\n".encode("latin-1", "replace")
 
 
 def _transport_outcome(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return "timeout"
-    if isinstance(exc, aiohttp.ClientConnectorError):
+    if isinstance(exc, UpstreamConnectError):
         return "connect_error"
     return "reset"
 
 
-async def _error_summary(response: aiohttp.ClientResponse) -> str | None:
+async def _error_summary(response: UpstreamResponse) -> str | None:
     """The upstream's own error message, read briefly and cut short, for logs and the client."""
     try:
         async with asyncio.timeout(2):
-            data = await response.content.read(4096)
-    except (*TransportError, asyncio.IncompleteReadError):
+            data = await response.read(4096)
+    except TransportError:
         return None
     finally:
         response.release()

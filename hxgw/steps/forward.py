@@ -21,7 +21,7 @@ async def forward(ctx: RequestContext, call_next: Next) -> None:
     try:
         await call_next(ctx)
     finally:
-        if response.content.at_eof():
+        if response.at_eof():
             response.release()
         else:
             response.close()

@@ -26,7 +26,7 @@ async def relay(ctx: RequestContext, call_next: Next) -> None:
     assert ctx.reply is not None
     reply = ctx.reply
     streaming = is_event_stream(reply)
-    if not streaming and reply.response.content.at_eof():
+    if not streaming and reply.response.at_eof():
         # The whole body came with the first read: answer in one write, no relay loop.
         _whole_body(ctx, reply)
         return await call_next(ctx)
