@@ -27,6 +27,7 @@ from hxgw.config_load import load_config
 from hxgw.config_warnings import log_restart_only_changes, warn_if_world_readable
 from hxgw.errors import ConfigError
 from hxgw.listener import ListenSite
+from hxgw.log import AccessLog
 from hxgw.notify import Notifier
 from hxgw.runtime import ReloadRecord, Runtime
 from hxgw.state import StateHolder, build_state
@@ -57,6 +58,7 @@ class Daemon:
         env: Mapping[str, str],
         override: ListenOverride,
         listen_fd: int | None = None,
+        access: AccessLog | None = None,
     ) -> None:
         self.config_dir, self.env, self.override = config_dir, env, override
         self.listen_fd = listen_fd
@@ -66,7 +68,7 @@ class Daemon:
         self.stop_requested = asyncio.Event()
         self.runner: web.AppRunner | None = None
         self.ssl_context: ssl.SSLContext | None = None
-        self.runtime = Runtime()
+        self.runtime = Runtime(access=access or AccessLog.plain())
         self.inflight = self.runtime.inflight
 
     async def run(self) -> int:
@@ -273,7 +275,7 @@ def serve(
         logsetup.configure()
         log.error("invalid config; not starting", problems=str(exc).splitlines())
         return 1
-    logsetup.configure(config.logging.level, config.logging.format)
+    access = logsetup.configure(config.logging.level, config.logging.format)
     count = worker_count(workers or config.workers)
     if listen_fd is None and count > 1:
         argv = [
@@ -287,7 +289,7 @@ def serve(
             "1",
         ]
         return _run(Supervisor(config, argv, env, count).run())
-    return _run(Daemon(config, config_dir, env, override, listen_fd).run())
+    return _run(Daemon(config, config_dir, env, override, listen_fd, access).run())
 
 
 def _run(main: Coroutine[Any, Any, int]) -> int:

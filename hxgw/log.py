@@ -9,10 +9,12 @@ rendered the same way so that no multi-line traceback reaches the journal.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
 import sys
+import time
 from typing import Any, TextIO
 
 import orjson
@@ -82,8 +84,67 @@ class Renderer:
         return prefix + " ".join([head, *parts])
 
 
-def configure(level: str = "info", fmt: str = "kv", stream: TextIO | None = None) -> None:
-    """Set up structlog and route stdlib logging (aiohttp, asyncio) through the same renderer."""
+class AccessLog:
+    """The access line's own way out: rendered like every other line, but without
+    structlog's processor chain, and written once per event-loop turn.
+
+    Why: it is the one line per request, and going through the chain (context
+    merge, timestamp via datetime, a flushed write each) cost a tenth of the
+    gateway's CPU per request. Batching keeps the lines in order; under load
+    several requests that end in the same turn share one write."""
+
+    def __init__(
+        self, renderer: Renderer, stream: TextIO, *, stamped: bool, enabled: bool = True
+    ) -> None:
+        self.renderer = renderer
+        self.enabled = enabled
+        self.stream = stream
+        self.stamped = stamped
+        self.worker = os.environ.get("HX_WORKER")
+        self._pending: list[str] = []
+        self._second = -1
+        self._second_text = ""
+
+    @classmethod
+    def plain(cls) -> AccessLog:
+        """logfmt lines on stderr: the access log of a gateway no one configured."""
+        return cls(Renderer("kv", journal=False), sys.stderr, stamped=True)
+
+    def write(self, message: str, request_id: str, fields: dict[str, Any]) -> None:
+        if not self.enabled:
+            return
+        event: dict[str, Any] = {"event": message, **fields, "request_id": request_id}
+        if self.worker:
+            event["worker"] = self.worker
+        event["level"] = "info"
+        if self.stamped:
+            event["timestamp"] = self._timestamp()
+        self._pending.append(self.renderer(None, "info", event))
+        if len(self._pending) == 1:
+            try:
+                asyncio.get_running_loop().call_soon(self.flush)
+            except RuntimeError:  # no loop (a test, a shutdown): write now
+                self.flush()
+
+    def flush(self) -> None:
+        lines, self._pending = self._pending, []
+        if lines:
+            self.stream.write("\n".join(lines) + "\n")
+            self.stream.flush()
+
+    def _timestamp(self) -> str:
+        """What structlog's TimeStamper(fmt="iso", utc=True) writes, without a datetime."""
+        now = time.time()
+        second = int(now)
+        if second != self._second:
+            self._second = second
+            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
+        return f"{self._second_text}.{int((now - second) * 1e6):06d}Z"
+
+
+def configure(level: str = "info", fmt: str = "kv", stream: TextIO | None = None) -> AccessLog:
+    """Set up structlog and route stdlib logging (aiohttp, asyncio) through the same renderer;
+    returns the access log that writes the same way."""
     stream = stream or sys.stderr
     journal = on_journal(stream)
     shared: list[Any] = [
@@ -112,3 +173,6 @@ def configure(level: str = "info", fmt: str = "kv", stream: TextIO | None = None
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(max(LEVELS[level], logging.INFO))
+    return AccessLog(
+        renderer, stream, stamped=not journal, enabled=LEVELS[level] <= logging.INFO
+    )

@@ -9,6 +9,7 @@ from typing import Any
 
 from hxgw.guard import BadKeyGuard
 from hxgw.inflight import Inflight
+from hxgw.log import AccessLog
 from hxgw.metrics import Metrics
 from hxgw.readiness import Readiness
 from hxgw.strategies import Memory
@@ -61,6 +62,7 @@ class Runtime:
     last_reload: ReloadRecord = field(default_factory=ReloadRecord)
     rate: RequestRate = field(default_factory=RequestRate)
     guard: BadKeyGuard = field(default_factory=BadKeyGuard)
+    access: AccessLog = field(default_factory=AccessLog.plain)
 
     def __post_init__(self) -> None:
         self.metrics = Metrics(self.memory.health, lambda: len(self.inflight))

@@ -5,12 +5,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-import structlog
-
 from hxgw.context import RequestContext
 from hxgw.types import Next
-
-log = structlog.get_logger("hxgw.access")
 
 
 async def log_access(ctx: RequestContext, call_next: Next) -> None:
@@ -29,15 +25,18 @@ def _write(ctx: RequestContext) -> None:
     request = ctx.request
     latency = time.perf_counter() - ctx.started
     failovers = sum(1 for a in ctx.attempts if a.outcome != "ok")
-    log.info(
+    ctx.state.runtime.access.write(
         f"{request.method} {request.path}",
-        status=ctx.status or 499,
-        model=ctx.served_by,
-        group=ctx.group,
-        key=ctx.key.name if ctx.key else None,
-        latency_ms=round(latency * 1000, 2),
-        ttfb_ms=round(ctx.ttfb * 1000, 2) if ctx.ttfb is not None else None,
-        bytes=ctx.bytes_out,
-        failovers=failovers,
-        outcome=ctx.outcome,
+        ctx.request_id,
+        {
+            "status": ctx.status or 499,
+            "model": ctx.served_by,
+            "group": ctx.group,
+            "key": ctx.key.name if ctx.key else None,
+            "latency_ms": round(latency * 1000, 2),
+            "ttfb_ms": round(ctx.ttfb * 1000, 2) if ctx.ttfb is not None else None,
+            "bytes": ctx.bytes_out,
+            "failovers": failovers,
+            "outcome": ctx.outcome,
+        },
     )

@@ -50,6 +50,12 @@ async def _read_limited(ctx: RequestContext, limit: int) -> bytes:
     declared = request.content_length
     if declared is not None and declared > limit:
         raise PayloadTooLarge(f"request body of {declared} bytes is over the {limit}-byte limit")
+    content = request.content
+    if content.is_eof():  # the whole body is already here: nothing to wait for
+        data = content.read_nowait()
+        if len(data) > limit:
+            raise PayloadTooLarge(f"request body is over the {limit}-byte limit")
+        return data
     chunks: list[bytes] = []
     total = 0
     # aiohttp's idle timer is off while a handler runs: a client that stalls mid-body
@@ -58,7 +64,7 @@ async def _read_limited(ctx: RequestContext, limit: int) -> bytes:
     while True:
         try:
             async with asyncio.timeout(idle):
-                chunk = await request.content.readany()
+                chunk = await content.readany()
         except TimeoutError:
             raise RequestTimeout(f"the request body stalled for {idle:g}s") from None
         if not chunk:

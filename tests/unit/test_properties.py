@@ -98,6 +98,9 @@ class _Payload:
         half = len(raw) // 2
         self.pieces = [piece for piece in (raw[:half], raw[half:]) if piece]
 
+    def is_eof(self) -> bool:
+        return False  # still arriving: parse_body takes its read loop
+
     async def readany(self) -> bytes:
         return self.pieces.pop(0) if self.pieces else b""
 
