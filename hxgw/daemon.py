@@ -127,6 +127,7 @@ class Daemon:
         if watchdog:
             watchdog.cancel()
         self.notifier.close()
+        self.runtime.access.flush()  # lines of the last loop turn, before "stopped"
         log.info("stopped")
         return 0
 

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import os
+import re
 
 import pytest
 
-from hxgw.log import Renderer, on_journal
+from hxgw.log import AccessLog, Renderer, on_journal
 
 
 def test_logfmt_puts_the_event_first_and_skips_empty_values():
@@ -49,3 +51,47 @@ def test_the_journal_stream_is_recognised_by_device_and_inode(tmp_path, monkeypa
 def test_list_values_read_as_one_joined_value():
     line = Renderer("kv", journal=False)(None, "error", {"event": "e", "problems": ["a: x", "b"]})
     assert line == 'error e problems="a: x; b"'
+
+
+def _access_line(fmt: str, journal: bool, stamped: bool) -> str:
+    stream = io.StringIO()
+    access = AccessLog(Renderer(fmt, journal=journal), stream, stamped=stamped)
+    access.write("POST /v1/chat/completions", "r1", {"status": 200, "model": None, "bytes": 9})
+    return stream.getvalue()
+
+
+def test_an_access_line_reads_like_any_other_line_with_its_request_id_last():
+    line = _access_line("kv", journal=False, stamped=True)
+    stamp, rest = line.split(" ", 1)
+    assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", stamp)
+    assert rest == "info POST /v1/chat/completions status=200 bytes=9 request_id=r1\n"
+
+
+def test_an_access_line_on_the_journal_has_a_priority_and_no_timestamp():
+    line = _access_line("kv", journal=True, stamped=False)
+    assert line == "<6>info POST /v1/chat/completions status=200 bytes=9 request_id=r1\n"
+
+
+def test_an_access_line_in_json_is_one_object():
+    line = _access_line("json", journal=False, stamped=False)
+    assert json.loads(line) == {
+        "event": "POST /v1/chat/completions", "status": 200, "bytes": 9, "request_id": "r1",
+        "level": "info",
+    }
+
+
+async def test_access_lines_of_one_loop_turn_are_written_together_in_order():
+    stream = io.StringIO()
+    access = AccessLog(Renderer("kv", journal=True), stream, stamped=False)
+    for n in range(3):
+        access.write(f"GET /{n}", f"r{n}", {})
+    assert stream.getvalue() == ""  # not yet: at the end of this turn
+    await asyncio.sleep(0)
+    assert stream.getvalue().splitlines() == [f"<6>info GET /{n} request_id=r{n}" for n in range(3)]
+
+
+def test_an_access_log_below_its_level_writes_nothing():
+    stream = io.StringIO()
+    AccessLog(Renderer("kv", journal=False), stream, stamped=True, enabled=False).write(
+        "GET /", "r", {})
+    assert stream.getvalue() == ""

@@ -1,0 +1,295 @@
+"""The proxied path's HTTP client against a raw loopback server that does exactly
+what each test needs: keep-alive, close, chunking, resets, garbage, slowness."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+import pytest
+
+from hxgw.upstream_http import (
+    Origin,
+    UpstreamClient,
+    UpstreamConnectError,
+    UpstreamProtocolError,
+)
+
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+OK_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+
+
+class Server:
+    """A loopback server running `handler` per connection, counting connections."""
+
+    def __init__(self, handler: Handler) -> None:
+        self.handler = handler
+        self.connections = 0
+        self.open = 0
+        self.most_open = 0
+        self.server: asyncio.Server | None = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self.connections += 1
+        self.open += 1
+        self.most_open = max(self.most_open, self.open)
+        try:
+            await self.handler(reader, writer)
+        except (ConnectionError, asyncio.IncompleteReadError):
+            pass
+        finally:
+            self.open -= 1
+            writer.close()
+
+    @property
+    def origin(self) -> Origin:
+        assert self.server is not None
+        port = self.server.sockets[0].getsockname()[1]
+        return Origin.from_url(f"http://127.0.0.1:{port}")
+
+
+@contextlib.asynccontextmanager
+async def serving(handler: Handler) -> AsyncIterator[Server]:
+    server = Server(handler)
+    server.server = await asyncio.start_server(server._serve, "127.0.0.1", 0)
+    try:
+        yield server
+    finally:
+        server.server.close()
+
+
+async def read_request(reader: asyncio.StreamReader) -> bytes:
+    """One request's head and body (the client always sends Content-Length)."""
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.lower() == b"content-length":
+            length = int(value)
+    return head + await reader.readexactly(length)
+
+
+async def post(client: UpstreamClient, server: Server, body: bytes = b"{}") -> bytes:
+    response = await client.post(
+        server.origin, b"/v1/chat/completions", b"", [], body, connect_timeout=2
+    )
+    data = await response.read(1 << 30)
+    response.release()
+    return data
+
+
+def reply(body: bytes, extra: bytes = b"") -> bytes:
+    return OK_HEAD + b"Content-Length: %d\r\n" % len(body) + extra + b"\r\n" + body
+
+
+async def keep_alive(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    while True:
+        await read_request(reader)
+        writer.write(reply(b'{"ok":true}'))
+        await writer.drain()
+
+
+async def test_sequential_requests_share_one_keep_alive_connection() -> None:
+    client = UpstreamClient(max_in_use=8)
+    async with serving(keep_alive) as server:
+        for _ in range(3):
+            assert await post(client, server) == b'{"ok":true}'
+        assert server.connections == 1
+    client.close()
+
+
+async def test_the_request_carries_path_host_length_and_the_given_headers() -> None:
+    seen: list[bytes] = []
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await read_request(reader))
+        writer.write(reply(b"{}"))
+        await writer.drain()
+
+    client = UpstreamClient(max_in_use=8)
+    async with serving(record) as server:
+        origin = Origin.from_url(f"http://127.0.0.1:{server.origin.port}/prefix/")
+        response = await client.post(
+            origin, b"/v1/embeddings", b"Authorization: Bearer k\r\n",
+            [b"X-Request-ID: r1\r\n"], b'{"input":"x"}', connect_timeout=2,
+        )
+        response.release()
+        port = server.origin.port
+    head, _, body = seen[0].partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    assert lines[0] == b"POST /prefix/v1/embeddings HTTP/1.1"
+    assert f"Host: 127.0.0.1:{port}".encode() in lines
+    assert b"Content-Length: 13" in lines
+    assert b"Authorization: Bearer k" in lines and b"X-Request-ID: r1" in lines
+    assert body == b'{"input":"x"}'
+    client.close()
+
+
+async def test_a_response_that_says_connection_close_is_not_reused() -> None:
+    async def closing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(reply(b"{}", b"Connection: close\r\n"))
+        await writer.drain()
+
+    client = UpstreamClient(max_in_use=8)
+    async with serving(closing) as server:
+        await post(client, server)
+        await post(client, server)
+        assert server.connections == 2
+    client.close()
+
+
+async def test_an_idle_connection_the_upstream_closed_is_retried_on_a_new_one() -> None:
+    async def one_then_hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(reply(b'{"n":1}'))  # keep-alive by default, yet it closes after
+        await writer.drain()
+
+    client = UpstreamClient(max_in_use=8)
+    async with serving(one_then_hang_up) as server:
+        assert await post(client, server) == b'{"n":1}'
+        assert await post(client, server) == b'{"n":1}'
+        assert server.connections == 2
+    client.close()
+
+
+async def test_a_new_connection_reset_before_any_answer_raises() -> None:
+    async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.transport.abort()
+
+    client = UpstreamClient(max_in_use=8)
+    async with serving(hang_up) as server:
+        with pytest.raises(ConnectionResetError):
+            await post(client, server)
+        assert server.connections == 1
+    client.close()
+
+
+async def test_chunks_are_readable_as_they_arrive() -> None:
+    release = asyncio.Event()
+
+    async def chunked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(OK_HEAD + b"Transfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n")
+        await writer.drain()
+        await release.wait()
+        writer.write(b"6\r\nsecond\r\n0\r\n\r\n")
+        await writer.drain()
+        await read_request(reader)
+
+    client = UpstreamClient(max_in_use=8)
+    async with serving(chunked) as server:
+        response = await client.post(server.origin, b"/", b"", [], b"{}", connect_timeout=2)
+        assert await response.readany() == b"first"
+        assert not response.at_eof()
+        release.set()
+        assert await response.readany() == b"second"
+        assert await response.readany() == b""
+        assert response.at_eof()
+        response.release()
+    client.close()
+
+
+async def test_a_body_ended_by_closing_the_connection_is_complete() -> None:
+    async def until_close(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(OK_HEAD + b"\r\npart one, ")
+        await writer.drain()
+        writer.write(b"part two")
+        await writer.drain()
+
+    client = UpstreamClient(max_in_use=8)
+    async with serving(until_close) as server:
+        assert await post(client, server) == b"part one, part two"
+    client.close()
+
+
+async def test_a_reset_in_the_middle_of_a_body_raises_on_read() -> None:
+    async def cut(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(OK_HEAD + b"Content-Length: 100\r\n\r\nonly part")
+        await writer.drain()
+        writer.transport.abort()
+
+    client = UpstreamClient(max_in_use=8)
+    async with serving(cut) as server:
+        response = await client.post(server.origin, b"/", b"", [], b"{}", connect_timeout=2)
+        with pytest.raises(ConnectionResetError):
+            while await response.readany():
+                pass
+        response.release()
+    client.close()
+
+
+async def test_garbage_instead_of_http_is_a_protocol_error() -> None:
+    async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"SSH-2.0-OpenSSH_9.2\r\n\r\n")
+        await writer.drain()
+        await asyncio.sleep(1)
+
+    client = UpstreamClient(max_in_use=8)
+    async with serving(garbage) as server:
+        with pytest.raises(UpstreamProtocolError):
+            await post(client, server)
+    client.close()
+
+
+async def test_a_refused_connection_is_a_connect_error() -> None:
+    async with serving(keep_alive) as server:
+        origin = server.origin
+    client = UpstreamClient(max_in_use=8)
+    with pytest.raises(UpstreamConnectError):
+        await client.post(origin, b"/", b"", [], b"{}", connect_timeout=2)
+    client.close()
+
+
+async def test_connections_in_use_never_exceed_the_cap() -> None:
+    async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await read_request(reader)
+            await asyncio.sleep(0.05)
+            writer.write(reply(b"{}"))
+            await writer.drain()
+
+    client = UpstreamClient(max_in_use=2)
+    async with serving(slow) as server:
+        await asyncio.gather(*(post(client, server) for _ in range(6)))
+        assert server.most_open == 2
+    client.close()
+
+
+async def test_a_reader_that_falls_behind_stops_the_upstream_instead_of_buffering() -> None:
+    size = 64 * 1024 * 1024
+    sent = asyncio.Event()
+
+    async def flood(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(OK_HEAD + b"Content-Length: %d\r\n\r\n" % size)
+        writer.write(b"x" * size)
+        await writer.drain()
+        sent.set()
+
+    client = UpstreamClient(max_in_use=8)
+    async with serving(flood) as server:
+        response = await client.post(server.origin, b"/", b"", [], b"{}", connect_timeout=2)
+        await asyncio.sleep(0.5)
+        assert not sent.is_set()  # 64 MiB cannot all be in flight: the client stopped reading
+        total = 0
+        while chunk := await response.readany():
+            total += len(chunk)
+        assert total == size
+        response.release()
+    client.close()
+
+
+def test_an_origin_is_parsed_once_with_default_ports_and_base_path() -> None:
+    plain = Origin.from_url("http://litellm.internal/")
+    assert (plain.host, plain.port, plain.tls, plain.base_path) == ("litellm.internal", 80, False, b"")
+    secure = Origin.from_url("https://user@api.example:8443/proxy")
+    assert (secure.port, secure.tls, secure.base_path) == (8443, True, b"/proxy")
+    assert secure.host_header == b"api.example:8443"
+    with pytest.raises(ValueError):
+        Origin.from_url("ftp://example")
