@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterator
+from typing import Any
 
 from prometheus_client import (
     CollectorRegistry,
@@ -103,6 +104,37 @@ class Metrics:
         )
         inflight_gauge.set_function(lambda: float(inflight()))
         registry.register(_CircuitCollector(health))
+        # labels() takes a lock and builds a key on every call; the label sets a
+        # request can produce are few (configured names, status codes), so each
+        # one's children are looked up once and kept.
+        self._children: dict[tuple[str, str, str, int], tuple[Any, Any, Any]] = {}
+        self._token_children: dict[tuple[str, bytes], Any] = {}
+
+    def request_finished(
+        self,
+        endpoint: str,
+        group: str,
+        model: str,
+        status: int,
+        seconds: float,
+        ttfb: float | None,
+        overhead: float | None,
+    ) -> None:
+        key = (endpoint, group, model, status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                self.requests.labels(endpoint, group, model, str(status)),
+                self.duration.labels(endpoint, model),
+                self.ttfb.labels(endpoint, model),
+            )
+        count, duration, first_byte = children
+        count.inc()
+        duration.observe(seconds)
+        if ttfb is not None:
+            first_byte.observe(ttfb)
+        if overhead is not None:
+            self.overhead.observe(overhead)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -111,9 +143,11 @@ class Metrics:
         """Count the `usage` an upstream reported in `data`: a whole JSON body, or one SSE
         usage chunk. Only called on bytes that contain `"usage"`."""
         for kind, value in _TOKENS.findall(data):
-            self.tokens.labels(model, "prompt" if kind == b"prompt_tokens" else "completion").inc(
-                int(value)
-            )
+            child = self._token_children.get((model, kind))
+            if child is None:
+                label = "prompt" if kind == b"prompt_tokens" else "completion"
+                child = self._token_children[model, kind] = self.tokens.labels(model, label)
+            child.inc(int(value))
 
 
 class _CircuitCollector(Collector):

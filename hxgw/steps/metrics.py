@@ -16,13 +16,14 @@ async def record_metrics(ctx: RequestContext, call_next: Next) -> None:
         runtime = ctx.state.runtime
         runtime.rate.count()
         metrics = runtime.metrics
-        endpoint, model = ctx.endpoint.name, ctx.served_by or ""
-        metrics.requests.labels(endpoint, ctx.group or "", model, str(ctx.status or 499)).inc()
-        metrics.duration.labels(endpoint, model).observe(time.perf_counter() - ctx.started)
-        if ctx.ttfb is not None:
-            metrics.ttfb.labels(endpoint, model).observe(ctx.ttfb)
-        overhead = ctx.overhead()
-        if overhead is not None:
-            metrics.overhead.observe(overhead)
+        metrics.request_finished(
+            ctx.endpoint.name,
+            ctx.group or "",
+            ctx.served_by or "",
+            ctx.status or 499,
+            time.perf_counter() - ctx.started,
+            ctx.ttfb,
+            ctx.overhead(),
+        )
         if ctx.usage and ctx.reply:
             metrics.count_tokens(ctx.reply.model.name, ctx.usage)
