@@ -195,6 +195,11 @@ class _Connection(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
 
     def data_received(self, data: bytes) -> None:
+        if self._headers is None:
+            # Bytes on an idle connection answer no request of ours: the stream is no
+            # longer in step with the parser, so the connection cannot be reused.
+            self.close()
+            return
         self.received_any = True
         try:
             self.parser.feed_data(data)

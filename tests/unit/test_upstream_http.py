@@ -154,6 +154,24 @@ async def test_an_idle_connection_the_upstream_closed_is_retried_on_a_new_one() 
     client.close()
 
 
+async def test_bytes_on_an_idle_connection_retire_it() -> None:
+    async def chatty(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await read_request(reader)
+            writer.write(reply(b"{}"))
+            await asyncio.sleep(0.05)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")  # unasked for
+            await writer.drain()
+
+    client = UpstreamClient(max_in_use=8)
+    async with serving(chatty) as server:
+        assert await post(client, server) == b"{}"
+        await asyncio.sleep(0.2)
+        assert await post(client, server) == b"{}"
+        assert server.connections == 2
+    client.close()
+
+
 async def test_a_new_connection_reset_before_any_answer_raises() -> None:
     async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
