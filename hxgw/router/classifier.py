@@ -3,10 +3,11 @@
 A linear model over hashed features (see ``features``): a bias per label plus,
 per feature bucket, one weight per label. Linear keeps it explainable (each
 feature's share of a decision is its weight) and cheap: scoring is a sum.
-Why the caches: scoring a word (its unigram and n-grams) is the expensive part
-and words repeat across requests, so each word's summed weights are kept (up
-to ``_CACHE_WORDS`` words, then the cache starts over). The caches are plain
-dicts: meant for one event-loop thread, like the rest of the gateway.
+Why a table of every bucket: scoring looks up each of a prompt's features;
+a list indexed by bucket, holding each bucket's packed weights (``packing``)
+or one shared zero, is one pointer away, where a dict lookup also hashes,
+probes and compares its key. On a core whose caches the rest of the gateway
+keeps evicting, each of those extra memory touches costs more than the sum.
 """
 
 import functools
@@ -15,7 +16,6 @@ import json
 import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +29,6 @@ LABELS = ("coding", "analysis", "math", "writing", "chat", "summarization", "tra
 FORMAT = "hxgw-task-classifier/1"
 DEFAULT_MODEL = "default_model.json"
 _DIGITS = 4
-_CACHE_WORDS = 1 << 15
 _FOLDS = 3
 
 
@@ -58,11 +57,10 @@ class TaskClassifier:
         self.method = method
         self.temperature = temperature
         self._size = len(self.labels)
-        self._zero = packing.pack([0.0] * self._size)
-        self._packed = {b: packing.pack(v) for b, v in weights.items()}
-        self._vectors: dict[bytes, int] = {}
-        self._lefts: dict[bytes, int] = {}
-        self._rights: dict[bytes, int] = {}
+        self._table = [packing.pack([0.0] * self._size)] * features.N_BUCKETS
+        for b, row in weights.items():
+            self._table[b] = packing.pack(row)
+        self._unpack = packing.unpacker(self._size)
 
     @classmethod
     def train(
@@ -112,50 +110,12 @@ class TaskClassifier:
             method=method,
         )
 
-    def _learn_words(self, tokens: Iterable[bytes]) -> None:
-        """Cache, per new word, the packed sum of its features' weights and its
-        ``pair_parts``. A sum of k packed vectors carries k offsets, so k - 1
-        are taken off to leave the single one every cached value has (a word
-        has k = 1 + ``gram_count`` features: itself and its 3-grams)."""
-        if len(self._vectors) >= _CACHE_WORDS:
-            self.clear_cache()
-        get, zero = self._packed.get, self._zero
-        for word in set(tokens).difference(self._vectors):
-            summed = sum(map(get, features.iter_word_buckets(word), repeat(zero)))
-            self._vectors[word] = summed - features.gram_count(word) * zero
-            self._lefts[word], self._rights[word] = features.pair_parts(word)
-
-    def clear_cache(self) -> None:
-        """Forget cached words (for cold-start timing, or to bound memory)."""
-        self._vectors.clear()
-        self._lefts.clear()
-        self._rights.clear()
-
     def scores(self, text: str) -> list[float]:
         """Unnormalised log-odds per label, in ``labels`` order."""
-        text = features.truncate(text)
-        tokens = features.words(text)
-        try:
-            vectors = list(map(self._vectors.__getitem__, tokens))
-        except KeyError:
-            self._learn_words(tokens)
-            vectors = list(map(self._vectors.__getitem__, tokens))
-        others: list[int] = []
-        heads: list[list[int]] = []
-        for span in features.pair_spans(len(tokens)):
-            run = tokens[span]
-            rights = list(map(self._rights.__getitem__, run))
-            others += features.pair_buckets(list(map(self._lefts.__getitem__, run)), rights)
-            heads.append(rights)
-        others += features.edge_buckets(heads[0], heads[-1])
-        others.extend(map(features.bucket, features.context_names(text)))
-        total = sum(vectors, sum(map(self._packed.get, others, repeat(self._zero))))
-        sums = packing.unpack(total, len(vectors) + len(others), self._size)
-        factor = 1.0
-        if self.norm != "none":
-            in_words = sum(map(features.gram_count, tokens)) + len(tokens)
-            factor = fit.scale(self.norm, in_words + len(others))
-        return [(b + s * factor) / self.temperature for b, s in zip(self.bias, sums, strict=True)]
+        found = features.extract(text)
+        sums = self._unpack(sum(map(self._table.__getitem__, found)), len(found))
+        factor, temperature = fit.scale(self.norm, len(found)), self.temperature
+        return [(b + s * factor) / temperature for b, s in zip(self.bias, sums, strict=True)]
 
     def predict_proba(self, text: str) -> dict[str, float]:
         """Probability of each label; the values sum to 1."""

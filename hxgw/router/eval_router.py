@@ -90,16 +90,14 @@ def scenarios(requests: int, seed: int) -> dict[str, Scenario]:
     }
 
 
-def run_all(
-    chosen: dict[str, Scenario], stream: list[Request], warm: list[str]
-) -> dict[str, dict[str, Result]]:
+def run_all(chosen: dict[str, Scenario], stream: list[Request]) -> dict[str, dict[str, Result]]:
     """Every strategy on every scenario, all on the same request stream."""
     onset = stream[len(stream) // 2].at
     results: dict[str, dict[str, Result]] = {}
     for name, scenario in chosen.items():
         results[name] = {}
         for strategy in STRATEGIES:
-            run = simulate(scenario, strategy, stream, warm)
+            run = simulate(scenario, strategy, stream)
             early = summarize(run, onset, onset + EARLY)
             results[name][strategy] = Result(run, summarize(run), summarize(run, onset), early)
     return results
@@ -127,7 +125,7 @@ def _timed(call: Callable[..., Any], into: list[float]) -> Callable[..., Any]:
     return timed
 
 
-def decide_breakdown(scenario: Scenario, stream: list[Request], warm: list[str]) -> Breakdown:
+def decide_breakdown(scenario: Scenario, stream: list[Request]) -> Breakdown:
     """Run ml-based-routing on ``scenario`` once more, with the classifier and
     ``score_models`` timed inside each decision (~1 µs of timing added to each):
     where a decision's CPU time goes while requests interleave, as in a gateway.
@@ -140,8 +138,7 @@ def decide_breakdown(scenario: Scenario, stream: list[Request], warm: list[str])
         mock.patch.object(TaskClassifier, "predict_proba", _timed(proba, classify)),
         mock.patch.object(routing, "score_models", _timed(score_models, scoring)),
     ):
-        run = simulate(scenario, ML, stream, warm)
-    classify = classify[len(warm) :]
+        run = simulate(scenario, ML, stream)
     total = [o.route_cpu_us for o in run.outcomes]
     rest = [t - c - s for t, c, s in zip(total, classify, scoring, strict=True)]
     seen: set[str] = set()
@@ -373,8 +370,8 @@ def main(argv: list[str] | None = None) -> int:
         report = evaluate.evaluate(model, evaluate.DEFAULT_HELDOUT, warm)
         chosen = scenarios(QUICK if args.quick else FULL, args.seed)
         stream = request_stream(chosen["healthy"], read_examples(evaluate.DEFAULT_HELDOUT))
-        results = run_all(chosen, stream, warm)
-        breakdown = decide_breakdown(chosen["healthy"], stream, warm)
+        results = run_all(chosen, stream)
+        breakdown = decide_breakdown(chosen["healthy"], stream)
     except (DatasetError, OSError, ValueError) as exc:
         print(f"eval-router: {exc}", file=sys.stderr)
         return 1

@@ -1,28 +1,40 @@
 """Turn a prompt into hashed feature buckets, cheaply and reproducibly.
 
-Features: lower-cased words, adjacent word pairs, the first and last few words
-(marked as such), byte 3-grams inside words, code and maths markers,
-length, line count, digit and operator share, and the share and kind of
-non-ASCII script. Each is hashed into one of ``N_BUCKETS`` buckets.
+Features: lower-cased words, each word's first ``PREFIX_BYTES`` bytes (for
+longer words), adjacent word pairs, the first and last few words (marked as
+such), code and maths markers, length, line count, digit and operator share,
+and the share and kind of non-ASCII script. Each is hashed into one of
+``N_BUCKETS`` buckets.
 
 Why hashing: the model file stores bucket numbers, not a vocabulary, so it
 stays small and any text can be scored without an out-of-vocabulary step.
 Why crc32: Python's ``hash()`` is salted per process, so a model trained in one
 process would be garbage in the next; crc32 is stable everywhere and runs in C.
+``crc32(word, crc32(b"w:"))`` equals ``crc32(b"w:" + word)``: the feature's
+prefix costs no copy.
 Why bytes: ``bytes.translate`` + ``split`` tokenise in C, several times faster
-than a regex, and crc32 wants bytes anyway. Non-ASCII text stays UTF-8, so the
-"character" n-grams are byte n-grams: the same thing for ASCII, and for other
-scripts they still tell one script (and often one language) from another.
+than a regex, and crc32 wants bytes anyway. Non-ASCII text stays UTF-8.
+Why a word prefix and not every character 3-gram: up to 24 3-grams a word cost
+a hash and a table lookup each, most of the classifier's time on new words,
+and on 5-fold cross-validation of the training set (3 shuffles) they scored
+*lower* than words alone (macro-F1 0.935 vs 0.938): naive Bayes counts a
+word's 3-grams as two dozen independent votes, drowning out pairs and markers.
+One prefix per word (``transl``ate/``transl``ation share ``tran``) scored best
+(0.943, against 0.939 to 0.941 for 5 to 7 bytes) for one hash.
 Why pairs are built from parts: a word pair's bucket is ``left(a) ^ right(b)``,
-two 18-bit numbers cached per word, so pairing costs one C-level xor.
+where ``right`` is the word's own bucket and ``left`` a mix of its hash, so
+pairing costs no hashing at all.
+Why no caches: every step above is a C call per word, so a word never seen
+costs what a known one does; the cost of a prompt is bounded by its length
+alone, and there is no per-word memory to warm up, bound or lose.
 """
 
 import functools
 import re
 import string
 import zlib
-from collections.abc import Iterator, Sequence
-from itertools import chain, pairwise, repeat
+from collections.abc import Sequence
+from itertools import pairwise, repeat
 from operator import xor
 
 N_BUCKETS = 1 << 18
@@ -31,15 +43,15 @@ TAIL_CHARS = 500
 EDGE_WORDS = 8
 PAIR_HEAD = 64
 PAIR_TAIL = 16
-MAX_GRAMS = 24
+PREFIX_BYTES = 4
 
 _MASK = N_BUCKETS - 1
 _FNV_PRIME = 16777619
 _PAIR_SALT = 0x9E3779B1
 _HEAD = (0x85EBCA6B * _FNV_PRIME) & _MASK
 _TAIL = (0xC2B2AE35 * _FNV_PRIME) & _MASK
-_GRAM_SEED = zlib.crc32(b"c:")
-_SLICES3 = [slice(i, i + 3) for i in range(MAX_GRAMS)]
+_WORD_SEED = zlib.crc32(b"w:")
+_PREFIX_SEED = zlib.crc32(b"p:")
 
 _TABLE = bytearray(range(256))
 for _c in string.punctuation:
@@ -115,44 +127,27 @@ def words(text: str) -> list[bytes]:
     return text.lower().encode().translate(_WORD_TABLE).split()
 
 
-def word_hash(word: bytes) -> int:
-    """The 32-bit hash of a word's unigram feature; pairs are derived from it."""
-    return stable_hash(b"w:" + word)
+def word_hashes(tokens: Sequence[bytes]) -> list[int]:
+    """Each word's 32-bit hash, ``crc32(b"w:" + word)``; its bucket and its
+    pair parts are derived from it."""
+    return [zlib.crc32(word, _WORD_SEED) for word in tokens]
 
 
-def pair_parts(word: bytes) -> tuple[int, int]:
-    """(left, right): the bucket of the pair "a b" is ``left(a) ^ right(b)``."""
-    h = word_hash(word)
-    return ((_PAIR_SALT ^ h) * _FNV_PRIME) & _MASK, h & _MASK
+def unit_buckets(hashes: Sequence[int]) -> list[int]:
+    """The buckets of the words themselves (a word's ``right`` pair part)."""
+    return [h & _MASK for h in hashes]
 
 
-def gram_count(word: bytes) -> int:
-    """How many 3-grams ``char_grams`` gives: one per byte, at most ``MAX_GRAMS``
-    (a 2,000-byte "word" is a pasted blob or an unspaced CJK run; its first
-    bytes say as much as all of them, and a new word's cost stays bounded)."""
-    return min(len(word), MAX_GRAMS)
+def has_prefix(word: bytes) -> bool:
+    """Only a word longer than its prefix gets one: a shorter word's prefix
+    would be the word again, counted twice."""
+    return len(word) > PREFIX_BYTES
 
 
-def char_grams(word: bytes) -> list[bytes]:
-    """3-grams of the word with ``<`` ``>`` marking its edges. (Adding 4-grams
-    cost twice the hashing and scored no better on the training-set
-    cross-validation.)"""
-    padded = b"<" + word + b">"
-    return list(map(padded.__getitem__, _SLICES3[: gram_count(word)]))
-
-
-def iter_word_buckets(word: bytes) -> Iterator[int]:
-    """Buckets of a word, lazily: its unigram, then its ``gram_count`` 3-grams.
-    A chain of ``map`` over C functions, as this runs for every new word;
-    ``crc32(gram, _GRAM_SEED)`` equals ``crc32(b"c:" + gram)``, minus the copy."""
-    grams = map(zlib.crc32, char_grams(word), repeat(_GRAM_SEED))
-    return map(_MASK.__and__, chain((word_hash(word),), grams))
-
-
-@functools.lru_cache(maxsize=1 << 15)
-def word_buckets(word: bytes) -> tuple[int, ...]:
-    """``iter_word_buckets`` as a tuple, cached (training sees words again and again)."""
-    return tuple(iter_word_buckets(word))
+def prefix_buckets(tokens: Sequence[bytes]) -> list[int]:
+    """Buckets of the first ``PREFIX_BYTES`` bytes of each word that has one."""
+    n, seed = PREFIX_BYTES, _PREFIX_SEED
+    return [zlib.crc32(w[:n], seed) & _MASK for w in tokens if len(w) > n]
 
 
 def pair_spans(count: int) -> list[slice]:
@@ -164,16 +159,17 @@ def pair_spans(count: int) -> list[slice]:
     return [slice(0, PAIR_HEAD), slice(count - PAIR_TAIL, count)]
 
 
-def pair_buckets(lefts: Sequence[int], rights: Sequence[int]) -> list[int]:
-    """Buckets of adjacent word pairs from the words' ``pair_parts``."""
-    return list(map(xor, lefts, rights[1:]))
+def pair_buckets(hashes: Sequence[int], units: Sequence[int]) -> list[int]:
+    """Buckets of the adjacent pairs of a run of words: ``left(a) ^ right(b)``,
+    from the words' hashes and ``unit_buckets``."""
+    salt, prime, mask = _PAIR_SALT, _FNV_PRIME, _MASK
+    return [((salt ^ h) * prime) & mask ^ u for h, u in zip(hashes[:-1], units[1:], strict=True)]
 
 
-def edge_buckets(head: Sequence[int], tail: Sequence[int]) -> list[int]:
-    """Buckets for the first and last few words (``right`` parts of the first
-    and last pair spans): that is where the request usually is."""
-    first = list(map(xor, repeat(_HEAD), head[:EDGE_WORDS]))
-    return first + list(map(xor, repeat(_TAIL), tail[-EDGE_WORDS:]))
+def edge_buckets(units: Sequence[int]) -> list[int]:
+    """Buckets for the first and last few words: that is where the request usually is."""
+    first = list(map(xor, repeat(_HEAD), units[:EDGE_WORDS]))
+    return first + list(map(xor, repeat(_TAIL), units[-EDGE_WORDS:]))
 
 
 def _share(part: int, whole: int) -> str:
@@ -208,38 +204,34 @@ def extract(text: str) -> list[int]:
     """All feature buckets of a prompt, repeated as often as they occur."""
     text = truncate(text)
     tokens = words(text)
-    out = [b for w in tokens for b in word_buckets(w)]
-    spans = [_parts(tokens[span]) for span in pair_spans(len(tokens))]
-    for lefts, rights in spans:
-        out.extend(pair_buckets(lefts, rights))
-    out.extend(edge_buckets(spans[0][1], spans[-1][1]))
-    out.extend(bucket(name) for name in context_names(text))
+    hashes = word_hashes(tokens)
+    units = unit_buckets(hashes)
+    out = units + prefix_buckets(tokens)
+    for span in pair_spans(len(tokens)):
+        out += pair_buckets(hashes[span], units[span])
+    out += edge_buckets(units)
+    out += map(bucket, context_names(text))
     return out
-
-
-def _parts(tokens: list[bytes]) -> tuple[list[int], list[int]]:
-    parts = [pair_parts(w) for w in tokens]
-    return [left for left, _ in parts], [right for _, right in parts]
 
 
 def named_features(text: str) -> list[tuple[str, int]]:
     """Readable names with their buckets, in ``extract`` order; for explanations
     only (slower), but built from the same functions so the buckets agree. A
-    word's n-grams carry the word's name: "word 'translate'" reads better than
-    a list of its fragments."""
+    word's prefix carries the word's name: "word 'translate'" reads better
+    than "prefix 'tran'"."""
     text = truncate(text)
     tokens = words(text)
     shown = [w.decode(errors="replace") for w in tokens]
-    out: list[tuple[str, int]] = []
-    for word, label in zip(tokens, shown, strict=True):
-        out.extend((f"word '{label}'", b) for b in word_buckets(word))
-    spans = pair_spans(len(tokens))
-    parts = [_parts(tokens[span]) for span in spans]
-    for span, (lefts, rights) in zip(spans, parts, strict=True):
+    hashes = word_hashes(tokens)
+    units = unit_buckets(hashes)
+    out = [(f"word '{label}'", b) for label, b in zip(shown, units, strict=True)]
+    long = [label for w, label in zip(tokens, shown, strict=True) if has_prefix(w)]
+    out.extend(zip((f"word '{label}'" for label in long), prefix_buckets(tokens), strict=True))
+    for span in pair_spans(len(tokens)):
         pairs = (f"pair '{a} {b}'" for a, b in pairwise(shown[span]))
-        out.extend(zip(pairs, pair_buckets(lefts, rights), strict=True))
-    edges = [f"starts with '{w}'" for w in shown[spans[0]][:EDGE_WORDS]]
-    edges += [f"ends with '{w}'" for w in shown[spans[-1]][-EDGE_WORDS:]]
-    out.extend(zip(edges, edge_buckets(parts[0][1], parts[-1][1]), strict=True))
+        out.extend(zip(pairs, pair_buckets(hashes[span], units[span]), strict=True))
+    edges = [f"starts with '{w}'" for w in shown[:EDGE_WORDS]]
+    edges += [f"ends with '{w}'" for w in shown[-EDGE_WORDS:]]
+    out.extend(zip(edges, edge_buckets(units), strict=True))
     out.extend((name, bucket(name)) for name in context_names(text))
     return out

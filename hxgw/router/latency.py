@@ -1,12 +1,15 @@
 """How long one classification takes, in three cache states.
 
-Why three: a word's features are hashed and summed once, then cached, so a
-prompt's cost depends on how many of its words this process has seen.
+Why three: a classifier that cached per-word work would cost more on words
+it has not seen, so each state is timed.
 - ``cold``: every cache emptied before the prompt (worst case: a fresh process).
-- ``first_sight``: the caches hold the words of ``warm_with`` (say, the training
-  prompts: a gateway after some traffic); each prompt is timed the first time
-  it is classified, so its new words cost what new words cost.
-- ``warm``: the prompt was just classified (all of its words are cached).
+- ``first_sight``: after the prompts of ``warm_with`` (say, the training
+  prompts: a gateway after some traffic), each prompt timed the first time it
+  is classified.
+- ``warm``: the prompt was just classified.
+The classifier keeps no per-word state today (see ``features``), so the three
+differ only by what the CPU's caches hold: ``warm`` is the hottest. Timing
+with other work between decisions, as in a gateway, is ``eval_router``'s.
 Why CPU time (``thread_time_ns``): classification does no I/O and runs on one
 thread, so on a core of its own its latency is its CPU time; wall time would
 also count the moments other processes held the core. Why the best of
@@ -51,15 +54,14 @@ def _cpu_us(call: Callable[[], object]) -> float:
     return (time.thread_time_ns() - started) / 1000
 
 
-def _forget(model: TaskClassifier) -> None:
-    model.clear_cache()
-    features.word_buckets.cache_clear()
+def _forget() -> None:
+    features.bucket.cache_clear()
 
 
 def _cold(model: TaskClassifier, text: str) -> float:
     best = float("inf")
     for _ in range(RUNS):
-        _forget(model)
+        _forget()
         best = min(best, _cpu_us(partial(model.predict_proba, text)))
     return best
 
@@ -69,7 +71,7 @@ def _first_sight(
 ) -> list[float]:
     best = [float("inf")] * len(texts)
     for _ in range(RUNS):
-        _forget(model)
+        _forget()
         for text in warm_with:
             model.predict_proba(text)
         for i, text in enumerate(texts):

@@ -9,7 +9,7 @@ Precision is 2**-24 per value, far below anything that changes a decision.
 """
 
 import struct
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 SCALE = 1 << 24
 OFFSET = 1 << 40
@@ -30,6 +30,16 @@ def pack(vector: Sequence[float]) -> int:
 def unpack(total: int, count: int, size: int) -> list[float]:
     """The element-wise sum of ``count`` packed vectors of ``size`` values
     (``struct`` splits the fields in one C call instead of ``size`` shifts)."""
-    base = count * OFFSET
-    fields = struct.unpack(f"<{size}Q", total.to_bytes(8 * size, "little"))
-    return [(field - base) / SCALE for field in fields]
+    return unpacker(size)(total, count)
+
+
+def unpacker(size: int) -> Callable[[int, int], list[float]]:
+    """``unpack`` for vectors of ``size`` values, its ``struct`` format compiled once."""
+    fields = struct.Struct(f"<{size}Q").unpack
+    width = 8 * size
+
+    def unpack_sum(total: int, count: int) -> list[float]:
+        base = count * OFFSET
+        return [(field - base) / SCALE for field in fields(total.to_bytes(width, "little"))]
+
+    return unpack_sum

@@ -82,11 +82,10 @@ def test_scores_equal_the_plain_sum_of_feature_weights(tiny: TaskClassifier) -> 
     assert tiny.scores(text) == pytest.approx(expected, abs=1e-5)
 
 
-def test_cached_and_uncached_scores_agree(tiny: TaskClassifier) -> None:
+def test_scores_do_not_depend_on_what_was_scored_before(tiny: TaskClassifier) -> None:
     text = "how do you say sort a list in french"
     first = tiny.scores(text)
-    tiny.clear_cache()
-    features.word_buckets.cache_clear()
+    tiny.scores("write a javascript function " * 50)
     assert tiny.scores(text) == first
 
 

@@ -30,11 +30,22 @@ def test_extract_is_identical_in_processes_with_different_hash_seeds() -> None:
     assert len(outputs) == 1
 
 
-def test_gram_hash_shortcut_equals_hashing_the_prefixed_gram() -> None:
-    word = b"translate"
-    grams = features.char_grams(word)
-    expected = [zlib.crc32(b"c:" + g) % features.N_BUCKETS for g in grams]
-    assert list(features.word_buckets(word)[1:]) == expected
+def test_word_hash_shortcut_equals_hashing_the_prefixed_word() -> None:
+    assert features.word_hashes([b"translate"]) == [zlib.crc32(b"w:translate")]
+
+
+def test_a_word_longer_than_the_prefix_adds_its_prefix_bucket() -> None:
+    expected = zlib.crc32(b"p:tran") % features.N_BUCKETS
+    assert features.prefix_buckets([b"translate", b"into", b"french"]) == [
+        expected,
+        zlib.crc32(b"p:fren") % features.N_BUCKETS,
+    ]
+
+
+def test_a_pair_bucket_depends_on_the_order_of_its_words() -> None:
+    ab = features.extract("alpha beta")
+    ba = features.extract("beta alpha")
+    assert sorted(ab) != sorted(ba)
 
 
 def test_words_are_lowercased_and_split_on_punctuation() -> None:
