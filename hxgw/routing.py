@@ -73,20 +73,18 @@ def resolve(
 def _group_route(config: Config, group: str, key: ClientKey, mode: Mode | None) -> Route:
     if not key.may_use(group):
         raise Forbidden(f"key {key.name!r} may not use group {group!r}")
-    models = config.models
-    own = tuple(models[n] for n in config.routing.groups[group].models if _fits(models[n], mode))
+    own = _serving(config, config.routing.groups[group].models, mode)
     if not own:
         raise BadRequest(f"group {group!r} has no model for this endpoint ({mode})")
-    fallbacks = tuple(
-        models[n]
-        for n in config.routing.failover_order
-        if models[n] not in own and _fits(models[n], mode)
-    )
+    last_resort = _serving(config, config.routing.failover_order, mode)
+    fallbacks = tuple([m for m in last_resort if m not in own])
     return Route(group=group, pinned=False, candidates=own + fallbacks, own=len(own))
 
 
-def _fits(model: Model, mode: Mode | None) -> bool:
-    return mode is None or model.serves(mode)
+def _serving(config: Config, names: tuple[str, ...], mode: Mode | None) -> tuple[Model, ...]:
+    """The named models that serve the endpoint's mode, in order."""
+    models = config.models
+    return tuple([m for m in map(models.__getitem__, names) if mode is None or m.serves(mode)])
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,7 +140,7 @@ def decide(
     if strategy == "ml-based-routing" and own:
         task = classifier.predict_proba(prompt_text(body)) if classifier else {}
         scored = tuple(score_models(own, task, memory.health, config.routing.scoring))
-        own = tuple(s.model for s in scored)
+        own = tuple([s.model for s in scored])
     elif strategy in ORDERS and own:
         own = ORDERS[strategy](own, route.group or "", memory)
     ordered = own + fallbacks

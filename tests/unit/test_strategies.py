@@ -189,3 +189,13 @@ def test_fallbacks_from_failover_order_stay_after_the_group(config: Config):
     decision = decide(_with_strategy(config, "ml-based-routing"), route, {}, Memory(),
                       FixedTask(coding=1.0))
     assert [m.name for m in decision.candidates] == ["writer", "coder"]
+
+
+def test_ml_routing_terms_add_up_to_the_score(config: Config):
+    memory = Memory()
+    memory.health["coder"].started()
+    memory.health["writer"].first_byte(0.3)
+    decision = decide(_with_strategy(config, "ml-based-routing"), _route(config), {}, memory,
+                      FixedTask(coding=0.7, writing=0.3))
+    for scored in decision.scored:
+        assert scored.score == sum(value for _, value, _ in scored.terms)
