@@ -6,7 +6,6 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 
-import aiohttp
 from aiohttp import web
 
 from hxgw import jsonio, operations
@@ -26,7 +25,7 @@ def make_app(holder: StateHolder, runtime: Runtime) -> web.Application:
     app = web.Application(client_max_size=2**62, handler_args={"max_field_size": 16384})
     app[HOLDER] = holder
     app[RUNTIME] = runtime
-    app.cleanup_ctx.append(_upstream_session)
+    app.cleanup_ctx.append(_upstream_client)
     app.cleanup_ctx.append(_readiness_probe)
     app.on_response_prepare.append(_server_header)
     router = app.router
@@ -65,22 +64,14 @@ def _proxy_handler(holder: StateHolder, runtime: Runtime, endpoint: Endpoint) ->
     return handle
 
 
-async def _upstream_session(app: web.Application) -> AsyncIterator[None]:
-    """The upstream connection pools, shared by every reload and closed last on shutdown:
-    the proxied path's own client, and aiohttp's session for model lists and probes."""
+async def _upstream_client(app: web.Application) -> AsyncIterator[None]:
+    """One set of upstream connection pools for every request and every reload, closed
+    last on shutdown."""
     holder = app[HOLDER]
-    connector = aiohttp.TCPConnector(
-        limit=holder.config.limits.upstream_connections,
-        limit_per_host=0,
-        ttl_dns_cache=60,
-        keepalive_timeout=30,
-    )
-    session = aiohttp.ClientSession(connector=connector, auto_decompress=False)
     client = UpstreamClient(max_in_use=holder.config.limits.upstream_connections)
-    holder.swap(build_state(holder.config, session, client, generation=1, runtime=app[RUNTIME]))
+    holder.swap(build_state(holder.config, client, generation=1, runtime=app[RUNTIME]))
     yield
     client.close()
-    await session.close()
 
 
 async def _readiness_probe(app: web.Application) -> AsyncIterator[None]:

@@ -188,9 +188,7 @@ class Daemon:
                 log.error(
                     "cannot re-read the TLS certificate; keeping the previous one", error=str(exc)
                 )
-        state = build_state(
-            config, current.session, current.client, current.generation + 1, self.runtime
-        )
+        state = build_state(config, current.client, current.generation + 1, self.runtime)
         self.holder.swap(state)
         self._record_reload("ok", f"generation {state.generation}")
         log.info(

@@ -11,7 +11,6 @@ import asyncio
 import time
 from typing import TYPE_CHECKING, Any
 
-import aiohttp
 import structlog
 
 if TYPE_CHECKING:
@@ -20,6 +19,8 @@ if TYPE_CHECKING:
 
 log = structlog.get_logger("hxgw.readiness")
 RETRY_INTERVAL = 0.5
+# The probe reads the answer whole to keep its connection; a longer one is cut off.
+PROBE_READ_LIMIT = 8 * 1024 * 1024
 
 
 class Readiness:
@@ -77,13 +78,21 @@ class Readiness:
         upstream = state.config.upstreams[name]
         try:
             async with asyncio.timeout(state.config.timeouts.connect):
-                async with state.session.get(
-                    upstream.url + "/v1/models", headers=state.upstream_auth[name]
-                ) as resp:
-                    await resp.read()
-                    ok = resp.status == 200
-                    error = None if ok else f"HTTP {resp.status}"
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                resp = await state.client.request(
+                    b"GET",
+                    state.origins[name],
+                    b"/v1/models",
+                    state.upstream_head[name],
+                    (),
+                    connect_timeout=state.config.timeouts.connect,
+                )
+                try:
+                    await resp.read(PROBE_READ_LIMIT)
+                finally:
+                    resp.release()
+                ok = resp.status == 200
+                error = None if ok else f"HTTP {resp.status}"
+        except (OSError, TimeoutError) as exc:
             ok, error = False, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         if ok:
             self.saw_ok(name)

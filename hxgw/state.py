@@ -13,7 +13,6 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-import aiohttp
 from aiohttp import web
 
 from hxgw import __version__
@@ -33,15 +32,12 @@ if TYPE_CHECKING:
 class GatewayState:
     config: Config
     generation: int
-    session: aiohttp.ClientSession
     client: UpstreamClient
     chains: Mapping[str, Next]
     keys_by_digest: Mapping[bytes, ClientKey]
-    upstream_auth: Mapping[str, dict[str, str]] = field(repr=False)
     origins: Mapping[str, Origin]
     upstream_head: Mapping[str, bytes] = field(repr=False)
-    """Per upstream, the header lines every proxied request carries, framed once."""
-    client_timeout: aiohttp.ClientTimeout
+    """Per upstream, the header lines every request to it carries, framed once."""
     loaded_at: float
     runtime: Runtime
     classifier: TaskClassifier | None
@@ -55,7 +51,6 @@ class GatewayState:
 
 def build_state(
     config: Config,
-    session: aiohttp.ClientSession,
     client: UpstreamClient,
     generation: int,
     runtime: Runtime,
@@ -76,18 +71,13 @@ def build_state(
     return GatewayState(
         config=config,
         generation=generation,
-        session=session,
         client=client,
         chains=MappingProxyType(chains),
         keys_by_digest=MappingProxyType({key.digest: key for key in config.keys}),
-        upstream_auth=MappingProxyType(auth),
         origins=MappingProxyType(
             {name: Origin.from_url(upstream.url) for name, upstream in config.upstreams.items()}
         ),
         upstream_head=MappingProxyType({name: _framed(headers) for name, headers in auth.items()}),
-        client_timeout=aiohttp.ClientTimeout(
-            total=None, connect=config.timeouts.connect, sock_connect=config.timeouts.connect
-        ),
         loaded_at=time.time(),
         runtime=runtime,
         classifier=load_classifier(config.routing.classifier) if uses_classifier else None,

@@ -101,7 +101,8 @@ async def _attempt(
     state = ctx.state
     body = ctx.upstream_bodies.for_model(model)
     async with asyncio.timeout(state.first_byte_budget(ctx.started)):
-        response = await state.client.post(
+        response = await state.client.request(
+            b"POST",
             state.origins[model.upstream],
             ctx.endpoint.upstream_path.encode(),
             state.upstream_head[model.upstream],
@@ -147,16 +148,16 @@ def _seconds(value: str | None) -> int | None:
 
 def _headers(ctx: RequestContext) -> list[bytes]:
     """The request's own header lines; the fixed ones come framed from the snapshot."""
-    lines = [_line("X-Request-ID", ctx.request_id)]
+    lines = [header_line("X-Request-ID", ctx.request_id)]
     incoming = ctx.request.headers
     for name in FORWARDED_REQUEST_HEADERS:
         value = incoming.get(name)
         if value is not None:
-            lines.append(_line(name, value))
+            lines.append(header_line(name, value))
     return lines
 
 
-def _line(name: str, value: str) -> bytes:
+def header_line(name: str, value: str) -> bytes:
     # aiohttp's parser already refuses CR and LF in header values; dropping them
     # here too keeps a value from ever adding a header of its own upstream.
     if "\r" in value or "\n" in value:

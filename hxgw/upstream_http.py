@@ -6,8 +6,8 @@ merging, payload registry), about 220 µs of the obvious aiohttp proxy's 300.
 The proxied path needs far less: POST a body that is already bytes, get the
 status and headers, then read the body as it arrives. That is a protocol over
 an asyncio transport with httptools (llhttp, the parser aiohttp itself uses)
-doing the parsing. aiohttp's session still serves the rare calls (model lists,
-readiness probes), where features matter more than microseconds.
+doing the parsing. The model lists and readiness probes use it too, so that one
+pool and one cap cover every connection to the upstreams.
 
 What it keeps from a full client: a pool per origin, a cap on connections in
 use, TLS, chunked and read-until-close bodies, back-pressure on slow readers,
@@ -183,6 +183,7 @@ class _Connection(asyncio.Protocol):
         self.idle_handle: asyncio.TimerHandle | None = None
         self.received_any = False
         self.keep_alive = False
+        self.holds_slot = False
         self.response: UpstreamResponse | None = None
         self._raw_headers: list[tuple[bytes, bytes]] = []
         self._headers: asyncio.Future[UpstreamResponse] | None = None
@@ -214,6 +215,7 @@ class _Connection(asyncio.Protocol):
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
         self.pool.forget(self)
+        self._give_back_slot()
         if self.response is not None and self._until_close and exc is None:
             self.response._finish()  # a body delimited by the end of the connection
         error = ConnectionResetError("the upstream closed the connection")
@@ -293,13 +295,20 @@ class _Connection(asyncio.Protocol):
         reusable = reusable and self.keep_alive
         if reusable and self.transport is not None and not self.transport.is_closing():
             self.pool.put_back(self)
+            self._give_back_slot()
         else:
             self.close()
-        self.pool.in_use.release()
 
     def close(self) -> None:
         if self.transport is not None:
-            self.transport.abort()
+            self.transport.abort()  # the slot comes back in connection_lost
+        else:
+            self._give_back_slot()
+
+    def _give_back_slot(self) -> None:
+        if self.holds_slot:
+            self.holds_slot = False
+            self.pool.in_use.release()
 
     def _lost(self, error: BaseException) -> None:
         self._settle(error)
@@ -322,21 +331,32 @@ class _OriginPool:
         self.idle: collections.deque[_Connection] = collections.deque()
 
     async def exchange(self, head: bytes, body: bytes, connect_timeout: float) -> UpstreamResponse:
+        connection = await self._checkout(connect_timeout, reuse=True)
+        try:
+            return await self._exchange(connection, head, body)
+        except ConnectionError:
+            if connection.exchanges == 1 or connection.received_any:
+                raise
+        # A reused connection that the upstream had closed while idle, before
+        # it read a byte of this request: the request never reached it.
+        connection = await self._checkout(connect_timeout, reuse=False)
+        return await self._exchange(connection, head, body)
+
+    async def _checkout(self, connect_timeout: float, reuse: bool) -> _Connection:
+        """A connection that holds an in-use slot until it is idle again or closed.
+
+        A closed connection gives its slot back only once its socket is gone, so
+        the cap bounds open sockets too, not just requests."""
         await self.in_use.acquire()
         try:
-            connection = await self._connection(connect_timeout)
-            try:
-                return await self._exchange(connection, head, body)
-            except ConnectionError:
-                if connection.exchanges == 1 or connection.received_any:
-                    raise
-            # A reused connection that the upstream had closed while idle, before
-            # it read a byte of this request: the request never reached it.
-            connection = await self._open(connect_timeout)
-            return await self._exchange(connection, head, body)
+            connection = self._idle_connection() if reuse else None
+            if connection is None:
+                connection = await self._open(connect_timeout)
         except BaseException:
             self.in_use.release()
             raise
+        connection.holds_slot = True
+        return connection
 
     async def _exchange(
         self, connection: _Connection, head: bytes, body: bytes
@@ -347,7 +367,7 @@ class _OriginPool:
             connection.close()
             raise
 
-    async def _connection(self, connect_timeout: float) -> _Connection:
+    def _idle_connection(self) -> _Connection | None:
         while self.idle:
             connection = self.idle.popleft()
             if connection.idle_handle is not None:
@@ -355,7 +375,7 @@ class _OriginPool:
                 connection.idle_handle = None
             if connection.transport is not None and not connection.transport.is_closing():
                 return connection
-        return await self._open(connect_timeout)
+        return None
 
     async def _open(self, connect_timeout: float) -> _Connection:
         loop = asyncio.get_running_loop()
@@ -400,31 +420,35 @@ class UpstreamClient:
         self._pools: dict[Origin, _OriginPool] = {}
         self._tls: ssl.SSLContext | None = None
 
-    async def post(
+    async def request(
         self,
+        method: bytes,
         origin: Origin,
         path: bytes,
         fixed_headers: bytes,
         headers: Iterable[bytes],
-        body: bytes,
+        body: bytes = b"",
         *,
         connect_timeout: float,
     ) -> UpstreamResponse:
-        """POST `body` to `origin` + `path`; returns once the status and headers are in.
+        """Send a request to `origin` + `path`; returns once the status and headers are in.
 
         `fixed_headers` is a block of complete header lines computed once per
         snapshot; `headers` are the request's own, already framed lines."""
         pool = self._pools.get(origin)
         if pool is None:
             pool = self._pools[origin] = _OriginPool(origin, self._in_use, self._tls_for(origin))
+        length = b"Content-Length: %d\r\n" % len(body) if body or method != b"GET" else b""
         head = b"".join(
             (
-                b"POST ",
+                method,
+                b" ",
                 origin.base_path,
                 path,
                 b" HTTP/1.1\r\nHost: ",
                 origin.host_header,
-                b"\r\nContent-Length: %d\r\n" % len(body),
+                b"\r\n",
+                length,
                 fixed_headers,
                 *headers,
                 b"\r\n",

@@ -12,9 +12,12 @@ from hxgw import jsonio
 from hxgw.context import RequestContext
 from hxgw.errors import UpstreamError
 from hxgw.types import Next
-from hxgw.upstream import TransportError
+from hxgw.upstream import TransportError, header_line
 
 log = structlog.get_logger("hxgw.models")
+
+# A list longer than this is not a model list; reading stops there.
+MODEL_LIST_LIMIT = 8 * 1024 * 1024
 
 
 async def list_models(ctx: RequestContext, call_next: Next) -> None:
@@ -66,13 +69,21 @@ async def list_models(ctx: RequestContext, call_next: Next) -> None:
 
 async def _fetch(ctx: RequestContext, upstream_name: str) -> list[Any]:
     state = ctx.state
-    url = state.config.upstreams[upstream_name].url + ctx.endpoint.upstream_path
-    headers = {"X-Request-ID": ctx.request_id} | state.upstream_auth[upstream_name]
     async with asyncio.timeout(state.first_byte_budget(ctx.started)):
-        async with state.session.get(url, headers=headers, timeout=state.client_timeout) as resp:
-            payload = await resp.read()
-            if resp.status != 200:
-                raise ValueError(f"HTTP {resp.status}: {payload[:200].decode('utf-8', 'replace')}")
+        resp = await state.client.request(
+            b"GET",
+            state.origins[upstream_name],
+            ctx.endpoint.upstream_path.encode(),
+            state.upstream_head[upstream_name],
+            [header_line("X-Request-ID", ctx.request_id)],
+            connect_timeout=state.config.timeouts.connect,
+        )
+        try:
+            payload = await resp.read(MODEL_LIST_LIMIT)
+        finally:
+            resp.release()
+        if resp.status != 200:
+            raise ValueError(f"HTTP {resp.status}: {payload[:200].decode('utf-8', 'replace')}")
     parsed = jsonio.loads(payload)
     data = parsed.get("data") if isinstance(parsed, dict) else None
     if not isinstance(data, list):

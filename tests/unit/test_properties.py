@@ -81,7 +81,7 @@ def state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayState]:
     write_config(directory, "http://127.0.0.1:1", models=MODELS, routing=ROUTING)
     config: Config = load_config(directory, {"MASTER_KEY": "k"})
     # The steps under test never touch the client session.
-    yield build_state(config, None, None, 1, Runtime())  # type: ignore[arg-type]
+    yield build_state(config, None, 1, Runtime())  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="module")

@@ -71,8 +71,8 @@ async def read_request(reader: asyncio.StreamReader) -> bytes:
 
 
 async def post(client: UpstreamClient, server: Server, body: bytes = b"{}") -> bytes:
-    response = await client.post(
-        server.origin, b"/v1/chat/completions", b"", [], body, connect_timeout=2
+    response = await client.request(
+        b"POST", server.origin, b"/v1/chat/completions", b"", [], body, connect_timeout=2
     )
     data = await response.read(1 << 30)
     response.release()
@@ -110,8 +110,8 @@ async def test_the_request_carries_path_host_length_and_the_given_headers() -> N
     client = UpstreamClient(max_in_use=8)
     async with serving(record) as server:
         origin = Origin.from_url(f"http://127.0.0.1:{server.origin.port}/prefix/")
-        response = await client.post(
-            origin, b"/v1/embeddings", b"Authorization: Bearer k\r\n",
+        response = await client.request(
+            b"POST", origin, b"/v1/embeddings", b"Authorization: Bearer k\r\n",
             [b"X-Request-ID: r1\r\n"], b'{"input":"x"}', connect_timeout=2,
         )
         response.release()
@@ -199,7 +199,7 @@ async def test_chunks_are_readable_as_they_arrive() -> None:
 
     client = UpstreamClient(max_in_use=8)
     async with serving(chunked) as server:
-        response = await client.post(server.origin, b"/", b"", [], b"{}", connect_timeout=2)
+        response = await client.request(b"POST", server.origin, b"/", b"", [], b"{}", connect_timeout=2)
         assert await response.readany() == b"first"
         assert not response.at_eof()
         release.set()
@@ -233,7 +233,7 @@ async def test_a_reset_in_the_middle_of_a_body_raises_on_read() -> None:
 
     client = UpstreamClient(max_in_use=8)
     async with serving(cut) as server:
-        response = await client.post(server.origin, b"/", b"", [], b"{}", connect_timeout=2)
+        response = await client.request(b"POST", server.origin, b"/", b"", [], b"{}", connect_timeout=2)
         with pytest.raises(ConnectionResetError):
             while await response.readany():
                 pass
@@ -260,7 +260,7 @@ async def test_a_refused_connection_is_a_connect_error() -> None:
         origin = server.origin
     client = UpstreamClient(max_in_use=8)
     with pytest.raises(UpstreamConnectError):
-        await client.post(origin, b"/", b"", [], b"{}", connect_timeout=2)
+        await client.request(b"POST", origin, b"/", b"", [], b"{}", connect_timeout=2)
     client.close()
 
 
@@ -292,7 +292,7 @@ async def test_a_reader_that_falls_behind_stops_the_upstream_instead_of_bufferin
 
     client = UpstreamClient(max_in_use=8)
     async with serving(flood) as server:
-        response = await client.post(server.origin, b"/", b"", [], b"{}", connect_timeout=2)
+        response = await client.request(b"POST", server.origin, b"/", b"", [], b"{}", connect_timeout=2)
         await asyncio.sleep(0.5)
         assert not sent.is_set()  # 64 MiB cannot all be in flight: the client stopped reading
         total = 0
