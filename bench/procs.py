@@ -100,8 +100,8 @@ class Procs:
 
     def core(self, role: str) -> int | None:
         """'load' (wrk, upstreams, clients) on one CPU; 'proxy' (the server under test) on
-        the other."""
-        if self.cores is None:
+        the other; 'free' wherever the kernel puts it."""
+        if self.cores is None or role == "free":
             return None
         return self.cores[1] if role == "proxy" else self.cores[0]
 

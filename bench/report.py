@@ -268,6 +268,12 @@ def rows(results: dict[str, Any]) -> list[tuple[str, list[str]]]:
                 (ratio, None),
                 targets=("hxgw", "baseline"),
             )
+    workers = results.get("workers", {})
+    if workers.get("1") and workers.get("2"):
+        one, two = workers["1"]["rps"], workers["2"]["rps"]
+        cells = ["", _f(one, "int"), "", "", _f(_ratio(two, one), "x"), ""]
+        out.append(("workers=1 c=16 req/s (unpinned; ratio: 2 / 1)", cells))
+        out.append(("workers=2 c=16 req/s (unpinned)", ["", _f(two, "int"), "", "", "", ""]))
     routing = results.get("routing", {})
     if not routing.get("rows"):
         out.append(("routing decision us", ["", "n/a", "", "", "", ""]))

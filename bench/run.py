@@ -262,6 +262,7 @@ class Bench:
         self.case_chat(chat_upstream)
         self.case_stream_and_embeddings(upstream)
         self.case_slow_streams(upstream)
+        self.case_workers(chat_upstream)
         self.results["routing"] = routing_case.run(
             self.config_dir, self.key, self.s.routing_iterations, chat_body()
         )
@@ -315,6 +316,28 @@ class Bench:
                         self.report_chat(conc, name, result, round_no)
         finally:
             self.stop(proxies)
+
+    def case_workers(self, upstream: Proc) -> None:
+        """`workers: 1` against `workers: 2` at c16, neither pinned: what a second worker
+        buys on this machine, where wrk and the upstream need a CPU too."""
+        url_up = f"http://127.0.0.1:{upstream.port}"
+        script = loadgen.write_lua(self.workdir, "chat", chat_body(), self.key)
+        row: dict[str, Any] = {}
+        for workers in (1, 2):
+            proc = servers.start_hxgw(
+                self.procs, self.config_dir, self.key, url_up, f"workers{workers}", workers
+            )
+            try:
+                self.sanity(f"hxgw x{workers}", proc.port, CHAT_PATH, chat_body(), b"HX-OK")
+                url = f"http://127.0.0.1:{proc.port}{CHAT_PATH}"
+                self.run_wrk(url, script, 16, self.s.warmup_seconds)
+                result = self.run_wrk(url, script, 16, self.s.chat_seconds)
+                self.note_errors(f"hxgw x{workers}", result)
+                row[str(workers)] = result
+                self.say(f"workers={workers} c=16: {result['rps']:,.0f} req/s (unpinned)")
+            finally:
+                self.stop({"hxgw": proc})
+        self.results["workers"] = row
 
     def report_chat(self, conc: int, name: str, result: dict[str, Any], round_no: int) -> None:
         cpu_note = f", {result['cpu_us_per_request']:.0f} us CPU/req" if name != "direct" else ""

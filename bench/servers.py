@@ -164,10 +164,19 @@ def hxgw_env(master_key: str, upstream_url: str) -> dict[str, str]:
 
 
 def start_hxgw(
-    procs: Procs, config_dir: Path, master_key: str, upstream_url: str, tag: str
+    procs: Procs,
+    config_dir: Path,
+    master_key: str,
+    upstream_url: str,
+    tag: str,
+    workers: int | None = None,
 ) -> Proc:
+    """hxgw pinned to the proxy CPU; with `workers`, that many workers left unpinned."""
     port = free_port()
     argv = [sys.executable, "-m", "hxgw", "serve", "--config-dir", str(config_dir)]
     argv += ["--host", "127.0.0.1", "--port", str(port)]
+    if workers is not None:
+        argv += ["--workers", str(workers)]
     env = hxgw_env(master_key, upstream_url)
-    return procs.start(f"hxgw-{tag}", argv, port=port, role="proxy", env=env)
+    role = "proxy" if workers is None else "free"
+    return procs.start(f"hxgw-{tag}", argv, port=port, role=role, env=env)
