@@ -16,7 +16,7 @@ from hxgw.config import ClientKey, Config, Mode, Model
 from hxgw.errors import BadRequest, Forbidden, ModelNotFound
 from hxgw.router.classifier import TaskClassifier
 from hxgw.router.prompt import content_text, prompt_text
-from hxgw.scoring import Scored, score_models
+from hxgw.scoring import Ranking, Scored, rank
 from hxgw.strategies import ORDERS, Memory
 
 GROUP_HEADER = "X-HX-Model-Group"
@@ -94,8 +94,13 @@ class Decision:
     strategy: str
     candidates: tuple[Model, ...]
     task: dict[str, float] | None = None
-    scored: tuple[Scored, ...] = ()
+    ranking: Ranking | None = None
     skipped: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def scored(self) -> tuple[Scored, ...]:
+        """ml-based-routing's scores and their terms, best first (built when asked)."""
+        return self.ranking.scored() if self.ranking else ()
 
     def header(self) -> str:
         """The X-HX-Route value: strategy, detected task, chosen model, runner-up."""
@@ -136,11 +141,11 @@ def decide(
                 code="context_length_exceeded",
             )
     task: dict[str, float] | None = None
-    scored: tuple[Scored, ...] = ()
+    ranking: Ranking | None = None
     if strategy == "ml-based-routing" and own:
         task = classifier.predict_proba(prompt_text(body)) if classifier else {}
-        scored = tuple(score_models(own, task, memory.health, config.routing.scoring))
-        own = tuple([s.model for s in scored])
+        ranking = rank(own, task, memory.health, config.routing.scoring)
+        own = ranking.models()
     elif strategy in ORDERS and own:
         own = ORDERS[strategy](own, route.group or "", memory)
     ordered = own + fallbacks
@@ -150,7 +155,7 @@ def decide(
         skipped += [(name, "circuit open") for name in sorted(open_now)]
         ordered = tuple(m for m in ordered if m.name not in open_now)
     return Decision(
-        strategy=strategy, candidates=ordered, task=task, scored=scored, skipped=tuple(skipped)
+        strategy=strategy, candidates=ordered, task=task, ranking=ranking, skipped=tuple(skipped)
     )
 
 

@@ -49,7 +49,7 @@ from hxgw.router.simulate import (
     simulate,
     summarize,
 )
-from hxgw.scoring import score_models
+from hxgw.scoring import rank
 
 DEFAULT_OUT = Path("bench/results/eval-router.json")
 FULL, QUICK = 20_000, 2_000
@@ -127,7 +127,7 @@ def _timed(call: Callable[..., Any], into: list[float]) -> Callable[..., Any]:
 
 def decide_breakdown(scenario: Scenario, stream: list[Request]) -> Breakdown:
     """Run ml-based-routing on ``scenario`` once more, with the classifier and
-    ``score_models`` timed inside each decision (~1 µs of timing added to each):
+    ``rank`` (the scoring) timed inside each decision (~1 µs of timing added to each):
     where a decision's CPU time goes while requests interleave, as in a gateway.
     The rest is resolve, prompt_text, the circuit check and building the Decision.
     "First sight" requests carry a prompt not seen before in the stream."""
@@ -136,7 +136,7 @@ def decide_breakdown(scenario: Scenario, stream: list[Request]) -> Breakdown:
     proba = TaskClassifier.predict_proba
     with (
         mock.patch.object(TaskClassifier, "predict_proba", _timed(proba, classify)),
-        mock.patch.object(routing, "score_models", _timed(score_models, scoring)),
+        mock.patch.object(routing, "rank", _timed(rank, scoring)),
     ):
         run = simulate(scenario, ML, stream)
     total = [o.route_cpu_us for o in run.outcomes]
@@ -150,7 +150,7 @@ def decide_breakdown(scenario: Scenario, stream: list[Request]) -> Breakdown:
     parts = {
         "resolve + decide": total,
         "  classifier (prompt -> task probabilities)": classify,
-        "  score_models": scoring,
+        "  scoring (rank the candidates)": scoring,
         "  rest (resolve, prompt_text, circuit check, ...)": rest,
         f"resolve + decide, first sight of a prompt ({len(first)})": first,
         f"resolve + decide, prompt seen before ({len(again)})": again,

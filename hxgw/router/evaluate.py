@@ -102,9 +102,9 @@ def format_report(report: Report) -> str:
         f"(longest {report.max_chars} chars), best of {latency.RUNS} runs each"
     )
     states = (
-        ("cold (no word cached)", report.latency.cold),
+        ("cold (CPU caches evicted)", report.latency.cold),
         ("first sight (after training prompts)", report.latency.first_sight),
-        ("warm (all words cached)", report.latency.warm),
+        ("warm (just classified)", report.latency.warm),
     )
     for name, (p50, p99) in states:
         lines.append(f"  {name:<37} p50 {p50:7.1f}  p99 {p99:7.1f}")

@@ -1,15 +1,19 @@
 """How long one classification takes, in three cache states.
 
-Why three: a classifier that cached per-word work would cost more on words
-it has not seen, so each state is timed.
-- ``cold``: every cache emptied before the prompt (worst case: a fresh process).
+Why three: a classifier's cost depends on what is still in a cache when a
+prompt arrives, so each state is timed.
+- ``cold``: the CPU's caches evicted before the prompt (``EVICT_BYTES`` copied,
+  several times a server core's L2): the model's weights and the interpreter's
+  own data must come from memory, as after a burst of other work.
 - ``first_sight``: after the prompts of ``warm_with`` (say, the training
   prompts: a gateway after some traffic), each prompt timed the first time it
   is classified.
 - ``warm``: the prompt was just classified.
-The classifier keeps no per-word state today (see ``features``), so the three
-differ only by what the CPU's caches hold: ``warm`` is the hottest. Timing
-with other work between decisions, as in a gateway, is ``eval_router``'s.
+The classifier keeps no per-word state (see ``features``), so a word never
+seen costs what a known one does; ``cold`` is the state that costs. An
+earlier classifier cached per-word work, and ``cold`` then meant "caches
+emptied"; it means what stays true for any classifier now. Timing with the
+gateway's own work between decisions is ``eval_router``'s.
 Why CPU time (``thread_time_ns``): classification does no I/O and runs on one
 thread, so on a core of its own its latency is its CPU time; wall time would
 also count the moments other processes held the core. Why the best of
@@ -22,10 +26,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
 
-from hxgw.router import features
 from hxgw.router.classifier import TaskClassifier
 
 RUNS = 7
+EVICT_BYTES = 4 << 20
 Percentiles = tuple[float, float]
 
 
@@ -54,14 +58,14 @@ def _cpu_us(call: Callable[[], object]) -> float:
     return (time.thread_time_ns() - started) / 1000
 
 
-def _forget() -> None:
-    features.bucket.cache_clear()
+def _evict(buffers: tuple[bytearray, bytearray]) -> None:
+    buffers[0][:] = buffers[1]
 
 
-def _cold(model: TaskClassifier, text: str) -> float:
+def _cold(model: TaskClassifier, text: str, buffers: tuple[bytearray, bytearray]) -> float:
     best = float("inf")
     for _ in range(RUNS):
-        _forget()
+        _evict(buffers)
         best = min(best, _cpu_us(partial(model.predict_proba, text)))
     return best
 
@@ -71,7 +75,6 @@ def _first_sight(
 ) -> list[float]:
     best = [float("inf")] * len(texts)
     for _ in range(RUNS):
-        _forget()
         for text in warm_with:
             model.predict_proba(text)
         for i, text in enumerate(texts):
@@ -86,7 +89,8 @@ def _warm(model: TaskClassifier, text: str) -> float:
 
 def measure(model: TaskClassifier, texts: Sequence[str], warm_with: Sequence[str] = ()) -> Latency:
     """Time ``predict_proba`` on each of ``texts`` in the three cache states."""
-    cold = [_cold(model, text) for text in texts]
+    buffers = (bytearray(EVICT_BYTES), bytearray(b"x" * EVICT_BYTES))
+    cold = [_cold(model, text, buffers) for text in texts]
     first = _first_sight(model, texts, warm_with)
     warm = [_warm(model, text) for text in texts]
     return Latency(cold=_spread(cold), first_sight=_spread(first), warm=_spread(warm))

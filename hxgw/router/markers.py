@@ -1,0 +1,100 @@
+"""Whole-prompt features: code and maths markers, length, line count, digit and
+operator share, and the share and kind of non-ASCII script.
+
+Each feature has a name (``m:fence``, ``l:short``, ``s:cyrillic``) and a bucket,
+the crc32 of its name. The set of names is small and fixed, so every bucket is
+computed once, here; ``buckets`` only looks them up, and ``names`` maps them
+back for explanations, so the two can never disagree.
+
+Why gates: one-byte markers are found together in one C pass
+(``bytes.translate`` deletes every other byte); a longer marker is searched
+for only if its rarest byte (its "gate") was seen in that pass, so plain prose
+skips most searches. Keywords such as "def" or "import" are words already.
+"""
+
+import bisect
+import re
+
+from hxgw.router.hashing import bucket
+
+CHAR_MARKERS = {
+    "{": "brace", ";": "semicolon", "$": "dollar", "\t": "tab", "`": "backtick",
+    "^": "caret", "=": "equals", "+": "plus", "/": "slash", "*": "star",
+    "?": "question", '"': "quote",
+}  # fmt: skip
+TEXT_MARKERS = {
+    "```": ("fence", "`"), "=>": ("arrow", ">"), "->": ("thin-arrow", ">"),
+    "()": ("call", "("), "==": ("eqeq", "="), "!=": ("neq", "!"), "&&": ("and-and", "&"),
+    "||": ("or-or", "|"), "</": ("tag", "<"), "//": ("comment", "/"),
+    "\n    ": ("indent", "\n"), ":\n": ("colon-newline", ":"), "\n\n": ("paragraph", "\n"),
+    "\n- ": ("bullet", "-"),
+}  # fmt: skip
+UNICODE_MARKERS = {"√": "root", "∫": "integral", "∑": "sum", "π": "pi", "²": "squared",
+                   "“": "smart-quote"}  # fmt: skip
+SCRIPTS = {
+    "latin-accent": "[\u00c0-\u024f]", "greek": "[\u0370-\u03ff]",
+    "cyrillic": "[\u0400-\u04ff]", "hebrew": "[\u0590-\u05ff]", "arabic": "[\u0600-\u06ff]",
+    "devanagari": "[\u0900-\u097f]", "thai": "[\u0e00-\u0e7f]", "kana": "[\u3040-\u30ff]",
+    "cjk": "[\u4e00-\u9fff]", "hangul": "[\uac00-\ud7af]",
+}  # fmt: skip
+LENGTHS = ((20, "tiny"), (60, "short"), (150, "medium"), (400, "long"), (1000, "longer"))
+LINES = ("0", "1", "2", "3", "3", "3", "3", "3", "3", "3", "many")
+"""``n:`` by newline count: 0 to 2 as they are, 3 to 9 as "3", 10 or more as "many"."""
+SHARES = ("none", "low", "mid", "high")
+
+_DIGITS = b"0123456789"
+_MATH = b"+-*/=^%<>()"
+
+
+def _named(name: str) -> int:
+    found = bucket(name)
+    _NAMES.setdefault(found, name)
+    return found
+
+
+_NAMES: dict[int, str] = {}
+_CHARS = {ord(c): _named(f"m:{name}") for c, name in CHAR_MARKERS.items()}
+_GATES: dict[int, list[tuple[str, int]]] = {}
+for _needle, (_name, _gate) in TEXT_MARKERS.items():
+    _GATES.setdefault(ord(_gate), []).append((_needle, _named(f"m:{_name}")))
+_NOT_SEEN = bytes(b for b in range(256) if b not in _CHARS and b not in _GATES)
+_UNICODE = [(c, _named(f"m:{name}")) for c, name in UNICODE_MARKERS.items()]
+_SCRIPTS = [(re.compile(p), _named(f"s:{name}")) for name, p in SCRIPTS.items()]
+_LIMITS = [limit for limit, _ in LENGTHS]
+_SIZES = [_named(f"l:{size}") for _, size in LENGTHS] + [_named("l:huge")]
+_LINES = [_named(f"n:{lines}") for lines in LINES]
+_DIGIT_SHARE, _MATH_SHARE, _WIDE_SHARE = (
+    [_named(f"{kind}:{share}") for share in SHARES] for kind in "dou"
+)
+
+
+def _level(part: int, whole: int) -> int:
+    """Index into ``SHARES``: none, under 5%, under 20%, more."""
+    if not part:
+        return 0
+    share = part / whole
+    return 1 if share < 0.05 else 2 if share < 0.2 else 3
+
+
+def buckets(text: str) -> list[int]:
+    """The buckets of ``text``'s whole-prompt features."""
+    raw = text.encode()
+    size = len(raw)
+    seen = set(raw.translate(None, _NOT_SEEN))
+    out = [_CHARS[b] for b in seen if b in _CHARS]
+    for gate in seen:
+        out += [found for needle, found in _GATES.get(gate, ()) if needle in text]
+    out.append(_SIZES[bisect.bisect_left(_LIMITS, len(text))])
+    out.append(_LINES[min(text.count("\n"), 10)])
+    out.append(_DIGIT_SHARE[_level(size - len(raw.translate(None, _DIGITS)), size)])
+    out.append(_MATH_SHARE[_level(size - len(raw.translate(None, _MATH)), size)])
+    out.append(_WIDE_SHARE[_level(size - len(text), size)])
+    if not text.isascii():
+        out += [found for char, found in _UNICODE if char in text]
+        out += [found for pattern, found in _SCRIPTS if pattern.search(text)]
+    return out
+
+
+def names(text: str) -> list[str]:
+    """The names of ``buckets(text)``, in the same order."""
+    return [_NAMES[found] for found in buckets(text)]
