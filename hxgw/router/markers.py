@@ -13,6 +13,7 @@ skips most searches. Keywords such as "def" or "import" are words already.
 """
 
 import bisect
+import math
 import re
 
 from hxgw.router.hashing import bucket
@@ -63,17 +64,12 @@ _SCRIPTS = [(re.compile(p), _named(f"s:{name}")) for name, p in SCRIPTS.items()]
 _LIMITS = [limit for limit, _ in LENGTHS]
 _SIZES = [_named(f"l:{size}") for _, size in LENGTHS] + [_named("l:huge")]
 _LINES = [_named(f"n:{lines}") for lines in LINES]
+_SHARE_LIMITS = [math.ulp(0.0), 0.05, 0.2]
+"""``bisect`` of a share gives its ``SHARES`` index: none, under 5%, under 20%, more."""
+_GATED = frozenset(_GATES)
 _DIGIT_SHARE, _MATH_SHARE, _WIDE_SHARE = (
     [_named(f"{kind}:{share}") for share in SHARES] for kind in "dou"
 )
-
-
-def _level(part: int, whole: int) -> int:
-    """Index into ``SHARES``: none, under 5%, under 20%, more."""
-    if not part:
-        return 0
-    share = part / whole
-    return 1 if share < 0.05 else 2 if share < 0.2 else 3
 
 
 def buckets(text: str) -> list[int]:
@@ -82,13 +78,20 @@ def buckets(text: str) -> list[int]:
     size = len(raw)
     seen = set(raw.translate(None, _NOT_SEEN))
     out = [_CHARS[b] for b in seen if b in _CHARS]
-    for gate in seen:
-        out += [found for needle, found in _GATES.get(gate, ()) if needle in text]
+    for gate in seen & _GATED:
+        for needle, found in _GATES[gate]:
+            if needle in text:
+                out.append(found)
     out.append(_SIZES[bisect.bisect_left(_LIMITS, len(text))])
     out.append(_LINES[min(text.count("\n"), 10)])
-    out.append(_DIGIT_SHARE[_level(size - len(raw.translate(None, _DIGITS)), size)])
-    out.append(_MATH_SHARE[_level(size - len(raw.translate(None, _MATH)), size)])
-    out.append(_WIDE_SHARE[_level(size - len(text), size)])
+    if size:
+        digits = size - len(raw.translate(None, _DIGITS))
+        maths = size - len(raw.translate(None, _MATH))
+        out.append(_DIGIT_SHARE[bisect.bisect(_SHARE_LIMITS, digits / size)])
+        out.append(_MATH_SHARE[bisect.bisect(_SHARE_LIMITS, maths / size)])
+        out.append(_WIDE_SHARE[bisect.bisect(_SHARE_LIMITS, (size - len(text)) / size)])
+    else:
+        out += (_DIGIT_SHARE[0], _MATH_SHARE[0], _WIDE_SHARE[0])
     if not text.isascii():
         out += [found for char, found in _UNICODE if char in text]
         out += [found for pattern, found in _SCRIPTS if pattern.search(text)]

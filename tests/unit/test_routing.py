@@ -86,3 +86,25 @@ def test_a_limited_key_may_not_use_other_groups_or_their_models(config: Config):
         resolve(config, None, None, limited, "chat")
     with pytest.raises(Forbidden):
         resolve(config, None, "alpha", limited, "chat")
+
+
+def test_a_new_config_snapshot_gets_its_own_route(config: Config, tmp_path: Path):
+    assert _names(config) == ["alpha", "beta", "gamma"]
+    routing = {"routing": {"default_group": "chat", "failover_order": [],
+                           "groups": {"chat": ["beta"]}}}
+    write_config(tmp_path, "http://127.0.0.1:1", routing=routing)
+    reloaded = load_config(tmp_path, {"MASTER_KEY": "k"})
+    assert _names(reloaded) == ["beta"]
+    assert _names(config) == ["alpha", "beta", "gamma"]
+
+
+def test_the_route_of_a_snapshot_is_built_once(config: Config):
+    first = resolve(config, None, None, ANY_KEY, "chat")
+    assert resolve(config, None, None, ANY_KEY, "chat") is first
+
+
+def test_a_cached_route_still_checks_the_key(config: Config):
+    resolve(config, "solo", None, ANY_KEY, "chat")
+    limited = ClientKey(name="limited", digest=b"y" * 32, groups=frozenset({"chat"}))
+    with pytest.raises(Forbidden):
+        resolve(config, "solo", None, limited, "chat")
