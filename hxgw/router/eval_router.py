@@ -90,14 +90,16 @@ def scenarios(requests: int, seed: int) -> dict[str, Scenario]:
     }
 
 
-def run_all(chosen: dict[str, Scenario], stream: list[Request]) -> dict[str, dict[str, Result]]:
+def run_all(
+    chosen: dict[str, Scenario], stream: list[Request], warm: list[str]
+) -> dict[str, dict[str, Result]]:
     """Every strategy on every scenario, all on the same request stream."""
     onset = stream[len(stream) // 2].at
     results: dict[str, dict[str, Result]] = {}
     for name, scenario in chosen.items():
         results[name] = {}
         for strategy in STRATEGIES:
-            run = simulate(scenario, strategy, stream)
+            run = simulate(scenario, strategy, stream, warm)
             early = summarize(run, onset, onset + EARLY)
             results[name][strategy] = Result(run, summarize(run), summarize(run, onset), early)
     return results
@@ -125,7 +127,7 @@ def _timed(call: Callable[..., Any], into: list[float]) -> Callable[..., Any]:
     return timed
 
 
-def decide_breakdown(scenario: Scenario, stream: list[Request]) -> Breakdown:
+def decide_breakdown(scenario: Scenario, stream: list[Request], warm: list[str]) -> Breakdown:
     """Run ml-based-routing on ``scenario`` once more, with the classifier and
     ``rank`` (the scoring) timed inside each decision (~1 µs of timing added to each):
     where a decision's CPU time goes while requests interleave, as in a gateway.
@@ -138,7 +140,8 @@ def decide_breakdown(scenario: Scenario, stream: list[Request]) -> Breakdown:
         mock.patch.object(TaskClassifier, "predict_proba", _timed(proba, classify)),
         mock.patch.object(routing, "rank", _timed(rank, scoring)),
     ):
-        run = simulate(scenario, ML, stream)
+        run = simulate(scenario, ML, stream, warm)
+    classify = classify[len(warm) :]
     total = [o.route_cpu_us for o in run.outcomes]
     rest = [t - c - s for t, c, s in zip(total, classify, scoring, strict=True)]
     seen: set[str] = set()
@@ -370,8 +373,8 @@ def main(argv: list[str] | None = None) -> int:
         report = evaluate.evaluate(model, evaluate.DEFAULT_HELDOUT, warm)
         chosen = scenarios(QUICK if args.quick else FULL, args.seed)
         stream = request_stream(chosen["healthy"], read_examples(evaluate.DEFAULT_HELDOUT))
-        results = run_all(chosen, stream)
-        breakdown = decide_breakdown(chosen["healthy"], stream)
+        results = run_all(chosen, stream, warm)
+        breakdown = decide_breakdown(chosen["healthy"], stream, warm)
     except (DatasetError, OSError, ValueError) as exc:
         print(f"eval-router: {exc}", file=sys.stderr)
         return 1

@@ -37,11 +37,14 @@ Why one list comprehension per kind of feature, not helper calls per word or
 import string
 import zlib
 from itertools import pairwise
+from typing import TypeVar
 
 from hxgw.router import markers
 from hxgw.router.hashing import MASK, N_BUCKETS, bucket, stable_hash
 
 __all__ = ["N_BUCKETS", "bucket", "extract", "named_features", "stable_hash", "words"]
+
+T = TypeVar("T")
 
 HEAD_CHARS = 2000
 TAIL_CHARS = 500
@@ -49,6 +52,7 @@ EDGE_WORDS = 4
 PAIR_HEAD = 8
 PAIR_TAIL = 2
 PREFIX_BYTES = 4
+_TAIL_WORDS = max(PAIR_TAIL, EDGE_WORDS)
 
 _FNV_PRIME = 16777619
 _PAIR_SALT = 0x9E3779B1
@@ -97,12 +101,19 @@ def prefix_buckets(tokens: list[bytes]) -> list[int]:
     return [zlib.crc32(w[:n], seed) & mask for w in tokens if len(w) > n]
 
 
-def pair_spans(count: int) -> list[slice]:
-    """The runs of words whose adjacent pairs are features: all of a short
-    prompt, the first ``PAIR_HEAD`` and last ``PAIR_TAIL`` words of a longer one."""
-    if count <= PAIR_HEAD + PAIR_TAIL:
-        return [slice(0, count)]
-    return [slice(0, PAIR_HEAD), slice(count - PAIR_TAIL, count)]
+def word_buckets(word: bytes) -> list[int]:
+    """One word's own features: its bucket, then its prefix's if it has one
+    (what ``unit_buckets`` and ``prefix_buckets`` give for it)."""
+    return unit_buckets([word]) + prefix_buckets([word])
+
+
+def ends(items: list[T]) -> tuple[list[T], list[T]]:
+    """(head, tail): the words whose pairs and edges are features. A short prompt
+    is both (the same list); a longer one gives its first ``PAIR_HEAD`` and last
+    ``_TAIL_WORDS`` words."""
+    if len(items) <= PAIR_HEAD + PAIR_TAIL:
+        return items, items
+    return items[:PAIR_HEAD], items[-_TAIL_WORDS:]
 
 
 def pair_buckets(units: list[int]) -> list[int]:
@@ -111,22 +122,28 @@ def pair_buckets(units: list[int]) -> list[int]:
     return [((salt ^ a) * prime) & mask ^ b for a, b in pairwise(units)]
 
 
-def edge_buckets(units: list[int]) -> list[int]:
-    """Buckets for the first and last few words: that is where the request usually is."""
-    return [_HEAD ^ u for u in units[:EDGE_WORDS]] + [_TAIL ^ u for u in units[-EDGE_WORDS:]]
+def phrase_buckets(tokens: list[bytes]) -> list[int]:
+    """Pairs of adjacent words and the first and last ``EDGE_WORDS`` words (marked as
+    such): only the ``ends`` of the prompt, so only their words are hashed."""
+    head, tail = ends(tokens)
+    first = unit_buckets(head)
+    last = first if tail is head else unit_buckets(tail)
+    out = pair_buckets(first)
+    if tail is not head:
+        out += pair_buckets(last[-PAIR_TAIL:])
+    return out + [_HEAD ^ u for u in first[:EDGE_WORDS]] + [_TAIL ^ u for u in last[-EDGE_WORDS:]]
 
 
 def extract(text: str) -> list[int]:
     """All feature buckets of a prompt, repeated as often as they occur."""
     text = truncate(text)
     tokens = words(text)
-    units = unit_buckets(tokens)
-    out = units + prefix_buckets(tokens)
-    for span in pair_spans(len(units)):
-        out += pair_buckets(units[span])
-    out += edge_buckets(units)
-    out += markers.buckets(text)
-    return out
+    return (
+        unit_buckets(tokens)
+        + prefix_buckets(tokens)
+        + phrase_buckets(tokens)
+        + markers.buckets(text)
+    )
 
 
 def named_features(text: str) -> list[tuple[str, int]]:
@@ -137,15 +154,15 @@ def named_features(text: str) -> list[tuple[str, int]]:
     text = truncate(text)
     tokens = words(text)
     shown = [w.decode(errors="replace") for w in tokens]
-    units = unit_buckets(tokens)
-    out = [(f"word '{label}'", b) for label, b in zip(shown, units, strict=True)]
+    out = [(f"word '{label}'", b) for label, b in zip(shown, unit_buckets(tokens), strict=True)]
     long = [f"word '{label}'" for w, label in zip(tokens, shown, strict=True) if has_prefix(w)]
     out.extend(zip(long, prefix_buckets(tokens), strict=True))
-    for span in pair_spans(len(tokens)):
-        pairs = [f"pair '{a} {b}'" for a, b in pairwise(shown[span])]
-        out.extend(zip(pairs, pair_buckets(units[span]), strict=True))
-    edges = [f"starts with '{w}'" for w in shown[:EDGE_WORDS]]
-    edges += [f"ends with '{w}'" for w in shown[-EDGE_WORDS:]]
-    out.extend(zip(edges, edge_buckets(units), strict=True))
+    head, tail = ends(shown)
+    phrases = [f"pair '{a} {b}'" for a, b in pairwise(head)]
+    if tail is not head:
+        phrases += [f"pair '{a} {b}'" for a, b in pairwise(tail[-PAIR_TAIL:])]
+    phrases += [f"starts with '{w}'" for w in head[:EDGE_WORDS]]
+    phrases += [f"ends with '{w}'" for w in tail[-EDGE_WORDS:]]
+    out.extend(zip(phrases, phrase_buckets(tokens), strict=True))
     out.extend(zip(markers.names(text), markers.buckets(text), strict=True))
     return out

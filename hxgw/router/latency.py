@@ -1,19 +1,15 @@
 """How long one classification takes, in three cache states.
 
-Why three: a classifier's cost depends on what is still in a cache when a
-prompt arrives, so each state is timed.
-- ``cold``: the CPU's caches evicted before the prompt (``EVICT_BYTES`` copied,
-  several times a server core's L2): the model's weights and the interpreter's
-  own data must come from memory, as after a burst of other work.
-- ``first_sight``: after the prompts of ``warm_with`` (say, the training
-  prompts: a gateway after some traffic), each prompt timed the first time it
-  is classified.
-- ``warm``: the prompt was just classified.
-The classifier keeps no per-word state (see ``features``), so a word never
-seen costs what a known one does; ``cold`` is the state that costs. An
-earlier classifier cached per-word work, and ``cold`` then meant "caches
-emptied"; it means what stays true for any classifier now. Timing with the
-gateway's own work between decisions is ``eval_router``'s.
+Why three: the classifier caches each word's summed weights (see
+``classifier``), so a prompt's cost depends on how many of its words this
+process has seen, and on what the CPU's caches still hold.
+- ``cold``: the word cache emptied and the CPU's caches evicted (``EVICT_BYTES``
+  copied, several times a server core's L2) before the prompt: the worst
+  case, a fresh process after a burst of other work.
+- ``first_sight``: the word cache holds the words of ``warm_with`` (say, the
+  training prompts: a gateway after some traffic); each prompt is timed the
+  first time it is classified, so its new words cost what new words cost.
+- ``warm``: the prompt was just classified (all of its words are cached).
 Why CPU time (``thread_time_ns``): classification does no I/O and runs on one
 thread, so on a core of its own its latency is its CPU time; wall time would
 also count the moments other processes held the core. Why the best of
@@ -65,6 +61,7 @@ def _evict(buffers: tuple[bytearray, bytearray]) -> None:
 def _cold(model: TaskClassifier, text: str, buffers: tuple[bytearray, bytearray]) -> float:
     best = float("inf")
     for _ in range(RUNS):
+        model.clear_cache()
         _evict(buffers)
         best = min(best, _cpu_us(partial(model.predict_proba, text)))
     return best
@@ -75,6 +72,7 @@ def _first_sight(
 ) -> list[float]:
     best = [float("inf")] * len(texts)
     for _ in range(RUNS):
+        model.clear_cache()
         for text in warm_with:
             model.predict_proba(text)
         for i, text in enumerate(texts):

@@ -82,6 +82,13 @@ def test_scores_equal_the_plain_sum_of_feature_weights(tiny: TaskClassifier) -> 
     assert tiny.scores(text) == pytest.approx(expected, abs=1e-5)
 
 
+def test_cached_and_uncached_scores_agree(tiny: TaskClassifier) -> None:
+    text = "how do you say sort a list in french"
+    first = tiny.scores(text)
+    tiny.clear_cache()
+    assert tiny.scores(text) == first
+
+
 def test_scores_do_not_depend_on_what_was_scored_before(tiny: TaskClassifier) -> None:
     text = "how do you say sort a list in french"
     first = tiny.scores(text)
