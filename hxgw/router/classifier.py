@@ -8,10 +8,10 @@ a list indexed by bucket, holding each bucket's packed weights (``packing``)
 or one shared zero, is one pointer away, where a dict lookup also hashes,
 probes and compares its key. On a core whose caches the rest of the gateway
 keeps evicting, each of those extra memory touches costs more than the sum.
-Why a cache of words: a word's own features (its bucket and its prefix's, see
-``features.word_buckets``) cost two crc32 calls and two lookups, and words
-repeat across requests; so each word's summed weights are kept, and a known
-word costs one dict lookup. Up to ``_CACHE_WORDS`` words, then it starts over;
+Why a cache of words: a word's own features (its bucket and its prefix's) cost
+two crc32 calls and two lookups, and words repeat across requests; so each
+word's summed weights are kept, and its bucket (for pairs and edges), and a
+known word costs one dict lookup. Up to ``_CACHE_WORDS`` words, then it starts over;
 a plain dict, meant for one event-loop thread like the rest of the gateway.
 A word never seen costs about a fifth more than without the cache (measured
 by ``latency``'s cold and first-sight states and eval_router's first sight).
@@ -71,6 +71,7 @@ class TaskClassifier:
             self._table[b] = packing.pack(row)
         self._unpack = packing.unpacker(self._size)
         self._words: dict[bytes, int] = {}
+        self._units: dict[bytes, int] = {}
 
     @classmethod
     def train(
@@ -131,8 +132,11 @@ class TaskClassifier:
         except KeyError:
             self._learn_words(tokens)
             known = [cached[w] for w in tokens]
-        table = self._table
-        others = [table[b] for b in features.phrase_buckets(tokens) + markers.buckets(text)]
+        table, units = self._table, self._units
+        head, tail = features.ends(tokens)
+        first = [units[w] for w in head]
+        last = first if tail is head else [units[w] for w in tail]
+        others = [table[b] for b in features.phrase_buckets(first, last) + markers.buckets(text)]
         count = len(known) + len(others)
         sums = self._unpack(sum(known, sum(others)), count)
         factor = 1.0
@@ -142,19 +146,24 @@ class TaskClassifier:
         return [(b + s * factor) / temperature for b, s in zip(self.bias, sums, strict=True)]
 
     def _learn_words(self, tokens: list[bytes]) -> None:
-        """Cache each new word's packed weights, summed. A sum of k packed vectors
-        carries k offsets; k - 1 are taken off, so that every cached value, like
-        every table entry, carries one."""
+        """Cache each new word's bucket and packed weights (its own, plus its
+        prefix's: a sum of two packed vectors carries two offsets, so one is taken
+        off, and every cached value, like every table entry, carries one)."""
         if len(self._words) >= _CACHE_WORDS:
-            self._words.clear()
-        table, zero = self._table, self._zero
-        for word in set(tokens).difference(self._words):
-            found = features.word_buckets(word)
-            self._words[word] = sum([table[b] for b in found]) - (len(found) - 1) * zero
+            self.clear_cache()
+        cached, table, zero = self._words, self._table, self._zero
+        new = list(set(tokens).difference(cached))
+        units = features.unit_buckets(new)
+        cached.update(zip(new, [table[u] for u in units], strict=True))
+        self._units.update(zip(new, units, strict=True))
+        long = [w for w in new if len(w) > features.PREFIX_BYTES]
+        for word, prefix in zip(long, features.prefix_buckets(long), strict=True):
+            cached[word] += table[prefix] - zero
 
     def clear_cache(self) -> None:
         """Forget every cached word (for cold-start timing, or to bound memory)."""
         self._words.clear()
+        self._units.clear()
 
     def predict_proba(self, text: str) -> dict[str, float]:
         """Probability of each label; the values sum to 1."""
@@ -162,7 +171,7 @@ class TaskClassifier:
         top = max(scores)
         exps = [math.exp(s - top) for s in scores]
         total = sum(exps)
-        return {label: e / total for label, e in zip(self.labels, exps, strict=True)}
+        return dict(zip(self.labels, [e / total for e in exps], strict=True))
 
     def predict(self, text: str) -> str:
         """The most probable label."""

@@ -101,12 +101,6 @@ def prefix_buckets(tokens: list[bytes]) -> list[int]:
     return [zlib.crc32(w[:n], seed) & mask for w in tokens if len(w) > n]
 
 
-def word_buckets(word: bytes) -> list[int]:
-    """One word's own features: its bucket, then its prefix's if it has one
-    (what ``unit_buckets`` and ``prefix_buckets`` give for it)."""
-    return unit_buckets([word]) + prefix_buckets([word])
-
-
 def ends(items: list[T]) -> tuple[list[T], list[T]]:
     """(head, tail): the words whose pairs and edges are features. A short prompt
     is both (the same list); a longer one gives its first ``PAIR_HEAD`` and last
@@ -122,28 +116,32 @@ def pair_buckets(units: list[int]) -> list[int]:
     return [((salt ^ a) * prime) & mask ^ b for a, b in pairwise(units)]
 
 
-def phrase_buckets(tokens: list[bytes]) -> list[int]:
+def phrase_buckets(first: list[int], last: list[int]) -> list[int]:
     """Pairs of adjacent words and the first and last ``EDGE_WORDS`` words (marked as
-    such): only the ``ends`` of the prompt, so only their words are hashed."""
-    head, tail = ends(tokens)
-    first = unit_buckets(head)
-    last = first if tail is head else unit_buckets(tail)
+    such), from the ``unit_buckets`` of the prompt's ``ends``: only those words are
+    hashed (``last is first`` for a short prompt)."""
     out = pair_buckets(first)
-    if tail is not head:
+    if last is not first:
         out += pair_buckets(last[-PAIR_TAIL:])
     return out + [_HEAD ^ u for u in first[:EDGE_WORDS]] + [_TAIL ^ u for u in last[-EDGE_WORDS:]]
+
+
+def end_units(tokens: list[bytes], units: list[int] | None = None) -> tuple[list[int], list[int]]:
+    """``unit_buckets`` of the ``ends`` of ``tokens`` (``units``: of all of them, if known)."""
+    head, tail = ends(tokens)
+    if tail is head:
+        first = units if units is not None else unit_buckets(head)
+        return first, first
+    return unit_buckets(head), unit_buckets(tail)
 
 
 def extract(text: str) -> list[int]:
     """All feature buckets of a prompt, repeated as often as they occur."""
     text = truncate(text)
     tokens = words(text)
-    return (
-        unit_buckets(tokens)
-        + prefix_buckets(tokens)
-        + phrase_buckets(tokens)
-        + markers.buckets(text)
-    )
+    units = unit_buckets(tokens)
+    phrases = phrase_buckets(*end_units(tokens, units))
+    return units + prefix_buckets(tokens) + phrases + markers.buckets(text)
 
 
 def named_features(text: str) -> list[tuple[str, int]]:
@@ -163,6 +161,6 @@ def named_features(text: str) -> list[tuple[str, int]]:
         phrases += [f"pair '{a} {b}'" for a, b in pairwise(tail[-PAIR_TAIL:])]
     phrases += [f"starts with '{w}'" for w in head[:EDGE_WORDS]]
     phrases += [f"ends with '{w}'" for w in tail[-EDGE_WORDS:]]
-    out.extend(zip(phrases, phrase_buckets(tokens), strict=True))
+    out.extend(zip(phrases, phrase_buckets(*end_units(tokens)), strict=True))
     out.extend(zip(markers.names(text), markers.buckets(text), strict=True))
     return out

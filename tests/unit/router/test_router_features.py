@@ -75,17 +75,11 @@ def test_at_most_a_few_thousand_features_whatever_the_prompt() -> None:
     assert max(len(features.extract(text)) for text in worst) < 3000
 
 
-def test_a_words_own_buckets_are_its_unit_then_its_prefix() -> None:
-    assert features.word_buckets(b"translate") == [
-        features.bucket("w:translate"),
-        zlib.crc32(b"p:tran") % features.N_BUCKETS,
-    ]
-    assert features.word_buckets(b"into") == [features.bucket("w:into")]
-
-
 def test_pairs_and_edges_of_a_long_prompt_come_from_its_ends_only() -> None:
     head = ["alpha", "beta", "gamma", "delta", "epsilon", "zeta", "eta", "theta"]
     tail = ["iota", "kappa", "lambda", "mu"]
     short = [w.encode() for w in head + tail]
     padded = [w.encode() for w in head + ["filler"] * 30 + tail]
-    assert features.phrase_buckets(padded) == features.phrase_buckets(short)
+    assert features.phrase_buckets(*features.end_units(padded)) == features.phrase_buckets(
+        *features.end_units(short)
+    )
