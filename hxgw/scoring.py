@@ -84,17 +84,22 @@ class Scored(NamedTuple):
 
 class Ranking(NamedTuple):
     """Candidates best first, as `(score, model, fit, error rate, ttfb, in flight)` rows,
-    and the scale they were measured against; `scored` turns them into `Scored`s."""
+    and what they were measured against (a `Scale`, built only if asked for);
+    `scored` turns them into `Scored`s."""
 
     rows: list[tuple[float, Model, float, float, float | None, int]]
-    scale: Scale
+    weights: ScoringWeights
+    slowest: float
+    dearest: float
+    busiest: int
 
     def models(self) -> tuple[Model, ...]:
         return tuple([row[1] for row in self.rows])
 
     def scored(self) -> tuple[Scored, ...]:
+        scale = Scale(self.weights, self.slowest, self.dearest, self.busiest)
         return tuple(
-            Scored(model, score, fit, errors, ttfb, inflight, self.scale)
+            Scored(model, score, fit, errors, ttfb, inflight, scale)
             for score, model, fit, errors, ttfb, inflight in self.rows
         )
 
@@ -113,7 +118,7 @@ def rank(
             dearest = model.cost
         if stat.inflight > busiest:
             busiest = stat.inflight
-    scale = Scale(weights, slowest or 1.0, dearest or 1.0, busiest or 1)
+    slowest, dearest, busiest = slowest or 1.0, dearest or 1.0, busiest or 1
     tier, fits, healthy = weights.tier, weights.specialization, weights.health
     latency, cost, load = weights.latency, weights.cost, weights.load
     probability = task.get
@@ -125,14 +130,14 @@ def rank(
         errors, ttfb, inflight = stat.error_rate, stat.ewma_ttfb, stat.inflight
         score = tier * model.tier_score + fits * fit + healthy * (1.0 - errors)
         if ttfb is not None:
-            score += -latency * ttfb / scale.slowest
+            score += -latency * ttfb / slowest
         if model.cost:
-            score += -cost * model.cost / scale.dearest
+            score += -cost * model.cost / dearest
         if inflight:
-            score += -load * inflight / scale.busiest
+            score += -load * inflight / busiest
         rows.append((score, model, fit, errors, ttfb, inflight))
     rows.sort(key=_SCORE, reverse=True)
-    return Ranking(rows, scale)
+    return Ranking(rows, weights, slowest, dearest, busiest)
 
 
 def score_models(

@@ -49,8 +49,10 @@ def _messages_text(messages: Iterable[object]) -> str:
             last_user = text
         last_any = text
     request = last_user or last_any
+    if not system:
+        return request
     context = "\n".join(system)[:SYSTEM_CHARS]
-    return "\n\n".join(t for t in (request, context) if t)
+    return f"{request}\n\n{context}" if request else context
 
 
 def _strings(value: object) -> str:
