@@ -26,9 +26,9 @@ cross-validation, pairs of the first 8 and last 2 words scored 0.953 against
 features are also fewer lookups.
 Why pairs are built from buckets: a word pair's bucket is a multiply-xor mix
 of the first word's bucket, xor the second's, so pairing costs no hashing.
-Why no caches: a word costs one or two crc32 calls, so a word never seen
-costs what a known one does; the cost of a prompt is bounded by its length
-alone, and there is no per-word memory to warm up, bound or lose.
+Why pure functions only: the classifier keeps its own cache of each word's
+bucket and summed weights, and calls ``ends``, ``phrase_buckets`` and
+``markers.buckets`` for the rest; a prompt's cost is bounded by its length.
 Why one list comprehension per kind of feature, not helper calls per word or
 ``map`` chains: in CPython 3.11 that is the fewest interpreter steps a word
 (measured: half the time of the previous ``map``-of-method-wrappers version).
