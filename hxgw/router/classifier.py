@@ -126,19 +126,19 @@ class TaskClassifier:
         ``features.extract(text)``, with each word's own features from the cache."""
         text = features.truncate(text)
         tokens = features.words(text)
-        cached = self._words
+        known = self._words.__getitem__
         try:
-            known = [cached[w] for w in tokens]
+            own = sum(map(known, tokens))
         except KeyError:
             self._learn_words(tokens)
-            known = [cached[w] for w in tokens]
+            own = sum(map(known, tokens))
         table, units = self._table, self._units
         head, tail = features.ends(tokens)
         first = [units[w] for w in head]
         last = first if tail is head else [units[w] for w in tail]
         others = [table[b] for b in features.phrase_buckets(first, last) + markers.buckets(text)]
-        count = len(known) + len(others)
-        sums = self._unpack(sum(known, sum(others)), count)
+        count = len(tokens) + len(others)
+        sums = self._unpack(own + sum(others), count)
         factor = 1.0
         if self.norm != "none":
             factor = fit.scale(self.norm, count + sum(map(features.has_prefix, tokens)))

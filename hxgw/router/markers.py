@@ -33,11 +33,12 @@ TEXT_MARKERS = {
 UNICODE_MARKERS = {"√": "root", "∫": "integral", "∑": "sum", "π": "pi", "²": "squared",
                    "“": "smart-quote"}  # fmt: skip
 SCRIPTS = {
-    "latin-accent": "[\u00c0-\u024f]", "greek": "[\u0370-\u03ff]",
-    "cyrillic": "[\u0400-\u04ff]", "hebrew": "[\u0590-\u05ff]", "arabic": "[\u0600-\u06ff]",
-    "devanagari": "[\u0900-\u097f]", "thai": "[\u0e00-\u0e7f]", "kana": "[\u3040-\u30ff]",
-    "cjk": "[\u4e00-\u9fff]", "hangul": "[\uac00-\ud7af]",
+    "latin-accent": (0x00C0, 0x024F), "greek": (0x0370, 0x03FF), "cyrillic": (0x0400, 0x04FF),
+    "hebrew": (0x0590, 0x05FF), "arabic": (0x0600, 0x06FF), "devanagari": (0x0900, 0x097F),
+    "thai": (0x0E00, 0x0E7F), "kana": (0x3040, 0x30FF), "cjk": (0x4E00, 0x9FFF),
+    "hangul": (0xAC00, 0xD7AF),
 }  # fmt: skip
+"""Each script's first and last code point."""
 LENGTHS = ((20, "tiny"), (60, "short"), (150, "medium"), (400, "long"), (1000, "longer"))
 LINES = ("0", "1", "2", "3", "3", "3", "3", "3", "3", "3", "many")
 """``n:`` by newline count: 0 to 2 as they are, 3 to 9 as "3", 10 or more as "many"."""
@@ -60,7 +61,15 @@ for _needle, (_name, _gate) in TEXT_MARKERS.items():
     _GATES.setdefault(ord(_gate), []).append((_needle, _named(f"m:{_name}")))
 _NOT_SEEN = bytes(b for b in range(256) if b not in _CHARS and b not in _GATES)
 _UNICODE = [(c, _named(f"m:{name}")) for c, name in UNICODE_MARKERS.items()]
-_SCRIPTS = [(re.compile(p), _named(f"s:{name}")) for name, p in SCRIPTS.items()]
+_SCRIPTS = [
+    (frozenset(range(chr(lo).encode()[0], chr(hi).encode()[0] + 1)),
+     re.compile(f"[{chr(lo)}-{chr(hi)}]"), _named(f"s:{name}"))
+    for name, (lo, hi) in SCRIPTS.items()
+]  # fmt: skip
+"""(UTF-8 lead bytes of the script's characters, its pattern, its bucket): a pattern
+is searched for only if one of its lead bytes is in the text, so a text in one
+script does not scan itself ten times."""
+_NOT_LEAD = bytes(range(0xC0))
 _LIMITS = [limit for limit, _ in LENGTHS]
 _SIZES = [_named(f"l:{size}") for _, size in LENGTHS] + [_named("l:huge")]
 _LINES = [_named(f"n:{lines}") for lines in LINES]
@@ -94,7 +103,8 @@ def buckets(text: str) -> list[int]:
         out += (_DIGIT_SHARE[0], _MATH_SHARE[0], _WIDE_SHARE[0])
     if not text.isascii():
         out += [found for char, found in _UNICODE if char in text]
-        out += [found for pattern, found in _SCRIPTS if pattern.search(text)]
+        leads = set(raw.translate(None, _NOT_LEAD))
+        out += [found for lead, pattern, found in _SCRIPTS if lead & leads and pattern.search(text)]
     return out
 
 

@@ -44,3 +44,9 @@ def test_every_feature_name_has_a_bucket_of_its_own() -> None:
     names |= {f"n:{n}" for n in markers.LINES}
     names |= {f"{k}:{s}" for k in "dou" for s in markers.SHARES}
     assert len({bucket(name) for name in names}) == len(names)
+
+
+def test_every_script_is_found_from_its_first_to_its_last_character() -> None:
+    for name, (first, last) in markers.SCRIPTS.items():
+        for code in (first, (first + last) // 2, last):
+            assert f"s:{name}" in markers.names(f"x {chr(code)} y"), (name, hex(code))
