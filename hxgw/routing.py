@@ -9,7 +9,7 @@ endpoint are never candidates.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
 from hxgw.config import ClientKey, Config, Mode, Model
@@ -29,6 +29,11 @@ class Route:
     candidates: tuple[Model, ...]
     own: int = 1
     """How many of the candidates are the group's own; the rest come from failover_order."""
+    limited: bool = field(init=False)
+    """Whether a candidate has a `max_context`: asked once here, not on every request."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "limited", any(m.max_context for m in self.candidates))
 
 
 def resolve(
@@ -147,7 +152,7 @@ def decide(
     strategy = "pinned" if route.pinned else config.routing.strategy_of(route.group)
     own, fallbacks = route.candidates[: route.own], route.candidates[route.own :]
     skipped: list[tuple[str, str]] = []
-    if any(m.max_context for m in route.candidates):
+    if route.limited:
         needed = estimate_tokens(body)
         too_small = {m.name for m in route.candidates if m.max_context and needed > m.max_context}
         skipped += [(name, f"prompt needs ~{needed} tokens") for name in sorted(too_small)]
