@@ -39,6 +39,8 @@ class Reply:
     first_chunk: bytes
     model: Model
     health: ModelHealth
+    token: int
+    """The health book's name for this attempt (`ModelHealth.started`)."""
 
 
 @dataclass(slots=True)

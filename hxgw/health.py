@@ -50,6 +50,9 @@ class ModelHealth:
     _errors: int = 0
     _waiting: dict[int, float] = field(default_factory=dict)
     _next_token: int = 0
+    _last_before_open: int = 0
+    """The last token given out before the circuit last opened: requests up to it were
+    sent to the model as it was before, so their outcomes say nothing about it now."""
 
     @property
     def error_rate(self) -> float:
@@ -88,10 +91,12 @@ class ModelHealth:
         self._waiting.pop(token or 0, None)
         self.ewma_ttfb = self._ewma(self.ewma_ttfb, seconds)
 
-    def succeeded(self, latency: float) -> None:
+    def succeeded(self, latency: float, token: int | None = None) -> None:
         self.inflight -= 1
         self.ewma_latency = self._ewma(self.ewma_latency, latency)
         self._record(ok=True)
+        if self._stale(token):
+            return  # a long stream that began before the breaker opened closes nothing
         self.consecutive_failures = self.failed_probes = 0
         self.circuit, self.probing = "closed", False
 
@@ -102,6 +107,8 @@ class ModelHealth:
         self._waiting.pop(token or 0, None)
         self.inflight -= 1
         self._record(ok=False)
+        if self._stale(token):
+            return  # the circuit is already open; the probe, not this, decides
         self.consecutive_failures += 1
         settings = self.settings
         if retry_after:
@@ -116,12 +123,17 @@ class ModelHealth:
 
     def _open(self, until: float) -> None:
         self.circuit, self.probing, self.open_until = "open", False, until
+        self._last_before_open = self._next_token
+
+    def _stale(self, token: int | None) -> bool:
+        """Did this request start before the circuit (still not closed) last opened?"""
+        return token is not None and token <= self._last_before_open and self.circuit != "closed"
 
     def finished_other(self, token: int | None = None) -> None:
         """Ended without saying anything about the model (client left, request's own 4xx)."""
         self._waiting.pop(token or 0, None)
         self.inflight -= 1
-        if self.probing:
+        if self.probing and not self._stale(token):
             self.probing = False
 
     def _ewma(self, current: float | None, sample: float) -> float:

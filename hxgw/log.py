@@ -173,6 +173,4 @@ def configure(level: str = "info", fmt: str = "kv", stream: TextIO | None = None
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(max(LEVELS[level], logging.INFO))
-    return AccessLog(
-        renderer, stream, stamped=not journal, enabled=LEVELS[level] <= logging.INFO
-    )
+    return AccessLog(renderer, stream, stamped=not journal, enabled=LEVELS[level] <= logging.INFO)

@@ -91,7 +91,7 @@ async def open_reply(ctx: RequestContext) -> Reply:
         ctx.upstream_first_at = now
         ctx.ttfb = now - ctx.started
         health.first_byte(now - started, token)
-        return Reply(response=response, first_chunk=first, model=model, health=health)
+        return Reply(response=response, first_chunk=first, model=model, health=health, token=token)
     raise _all_failed(failed)
 
 

@@ -206,7 +206,7 @@ class _Simulation:
             self.later(last - first, done)
 
         def done() -> None:
-            health.succeeded(self.clock.now - request.at)
+            health.succeeded(self.clock.now - request.at, token)
             self._finish(flight, name, self.clock.now - request.at)
 
         if kind == "ok":

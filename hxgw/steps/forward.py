@@ -26,8 +26,8 @@ async def forward(ctx: RequestContext, call_next: Next) -> None:
         else:
             response.close()
         if ctx.stream_failed:
-            reply.health.failed(time.monotonic())
+            reply.health.failed(time.monotonic(), token=reply.token)
         elif ctx.outcome in ("client_gone", "cancelled"):
-            reply.health.finished_other()
+            reply.health.finished_other(reply.token)
         else:
-            reply.health.succeeded(time.perf_counter() - ctx.started)
+            reply.health.succeeded(time.perf_counter() - ctx.started, reply.token)

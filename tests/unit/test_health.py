@@ -141,3 +141,32 @@ def test_the_book_keeps_health_across_a_reload_for_models_that_remain():
     assert book["a"].circuit == "open"
     assert book["a"].settings.breaker_failures == 9
     assert book["b"].ewma_ttfb is None
+
+
+def test_a_request_sent_before_the_circuit_opened_does_not_close_it_by_succeeding():
+    health = _model()
+    long_stream = health.started(0.0)
+    _fail(health, now=1.0, times=3)
+    health.succeeded(30.0, long_stream)
+    assert health.circuit == "open" and not health.allows(5.0)
+
+
+def test_a_request_sent_before_the_circuit_opened_does_not_fail_the_probe():
+    health = _model()
+    old = health.started(0.0)
+    _fail(health, now=1.0, times=3)
+    assert health.allows(11.0)
+    probe = health.started(11.0)
+    health.failed(12.0, token=old)
+    assert health.circuit == "half_open" and health.failed_probes == 0
+    health.succeeded(0.1, probe)
+    assert health.circuit == "closed"
+
+
+def test_a_request_sent_after_the_circuit_opened_closes_it_by_succeeding():
+    health = _model()
+    _fail(health, now=0.0, times=3)
+    health.allows(10.0)
+    probe = health.started(10.0)
+    health.succeeded(0.1, probe)
+    assert health.circuit == "closed"

@@ -51,12 +51,6 @@ def test_another_seed_gives_another_stream():
     assert [r.text for r in one] != [r.text for r in two]
 
 
-@pytest.mark.xfail(
-    reason="hxgw/health.py: a success of a request sent before the failure began closes the "
-    "open circuit (ModelHealth.succeeded resets it unconditionally), so a few more requests "
-    "reach the failing model until it opens again; whether it happens here depends on timing",
-    strict=False,
-)
 def test_ml_routing_avoids_a_failing_model_once_its_breaker_opens():
     scenario = Scenario(requests=1500, failing="writer", fail_mode="5xx")
     stream = request_stream(scenario, HELDOUT)
