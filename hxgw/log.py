@@ -15,6 +15,7 @@ import os
 import re
 import sys
 import time
+from collections.abc import Mapping
 from typing import Any, TextIO
 
 import orjson
@@ -62,26 +63,50 @@ def _logfmt_value(value: Any) -> str:
 class Renderer:
     """`EVENT key=value ...` (logfmt) or one JSON object; None values are left out."""
 
+    # Names, words and numbers-as-text repeat from line to line; their logfmt form
+    # is kept rather than matched again. Cleared when full: unique values pass through.
+    KNOWN_LIMIT = 4096
+
     def __init__(self, fmt: str, journal: bool) -> None:
         self.json = fmt == "json"
         self.journal = journal
+        self._known: dict[str, str] = {}
 
     def __call__(self, _: WrappedLogger, method: str, event: EventDict) -> str:
         level = event.pop("level", method)
         if self.journal:
             event.pop("timestamp", None)
-        prefix = f"<{PRIORITIES.get(level, 6)}>" if self.journal else ""
         if self.json:
             event["level"] = level
             clean = {k: v for k, v in event.items() if v is not None}
+            prefix = f"<{PRIORITIES.get(level, 6)}>" if self.journal else ""
             return prefix + orjson.dumps(clean, default=str).decode()
         message = str(event.pop("event", ""))
+        return self.logfmt(level, message, event.pop("timestamp", None), event)
+
+    def logfmt(
+        self, level: str, message: str, timestamp: str | None, fields: Mapping[str, Any]
+    ) -> str:
+        """One logfmt line; the journal's priority prefix replaces the timestamp there."""
         if "\n" in message or "\r" in message:
             message = _logfmt_value(message)
-        timestamp = event.pop("timestamp", None)
-        parts = [f"{k}={_logfmt_value(v)}" for k, v in event.items() if v is not None]
-        head = f"{timestamp} {level} {message}" if timestamp else f"{level} {message}"
-        return prefix + " ".join([head, *parts])
+        value = self._value
+        parts = [f"{k}={value(v)}" for k, v in fields.items() if v is not None]
+        if self.journal:
+            head = f"<{PRIORITIES.get(level, 6)}>{level} {message}"
+        else:
+            head = f"{timestamp} {level} {message}" if timestamp else f"{level} {message}"
+        return " ".join([head, *parts])
+
+    def _value(self, value: Any) -> str:
+        if type(value) is not str:
+            return _logfmt_value(value)
+        known = self._known.get(value)
+        if known is None:
+            if len(self._known) >= self.KNOWN_LIMIT:
+                self._known.clear()
+            known = self._known[value] = _logfmt_value(value)
+        return known
 
 
 class AccessLog:
@@ -111,15 +136,19 @@ class AccessLog:
         return cls(Renderer("kv", journal=False), sys.stderr, stamped=True)
 
     def write(self, message: str, request_id: str, fields: dict[str, Any]) -> None:
+        """One access line; `fields` becomes part of it (the caller's dict, not copied)."""
         if not self.enabled:
             return
-        event: dict[str, Any] = {"event": message, **fields, "request_id": request_id}
+        fields["request_id"] = request_id
         if self.worker:
-            event["worker"] = self.worker
-        event["level"] = "info"
-        if self.stamped:
-            event["timestamp"] = self._timestamp()
-        self._pending.append(self.renderer(None, "info", event))
+            fields["worker"] = self.worker
+        stamp = self._timestamp() if self.stamped else None
+        if self.renderer.json:
+            event = {"event": message, **fields, "level": "info", "timestamp": stamp}
+            line = self.renderer(None, "info", event)
+        else:
+            line = self.renderer.logfmt("info", message, stamp, fields)
+        self._pending.append(line)
         if len(self._pending) == 1:
             try:
                 asyncio.get_running_loop().call_soon(self.flush)
