@@ -71,8 +71,7 @@ def read_upstreams(top: Section, env: Mapping[str, str]) -> Mapping[str, Upstrea
         url = entry.string("url", "http://127.0.0.1:4000")
         if name == DEFAULT_UPSTREAM and env.get("HX_LITELLM_UPSTREAM"):
             url = env["HX_LITELLM_UPSTREAM"]
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        if not _is_http_url(url):
             entry.report(f"must be an http(s) URL, got {url!r}", "url")
         key_env = entry.string("key_env")
         key = (
@@ -82,8 +81,28 @@ def read_upstreams(top: Section, env: Mapping[str, str]) -> Mapping[str, Upstrea
             if name == DEFAULT_UPSTREAM
             else None
         )
+        if key is not None and not _fits_a_header(key):
+            source = key_env or "HX_UPSTREAM_KEY / MASTER_KEY"
+            entry.report(
+                f"the upstream key from {source} has characters an HTTP header cannot carry "
+                "(spaces, control characters or non-ASCII)",
+                "key_env",
+            )
         out[name] = Upstream(name=name, url=url.rstrip("/"), key=key)
     return MappingProxyType(out)
+
+
+def _is_http_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port out of range
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) and url.isascii()
+
+
+def _fits_a_header(value: str) -> bool:
+    return value.isascii() and value.isprintable() and " " not in value
 
 
 def read_client_keys(

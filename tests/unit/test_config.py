@@ -151,6 +151,22 @@ def test_a_bad_upstream_url_is_rejected(tmp_path: Path):
         "gateway.yaml: upstreams.default.url: must be an http(s) URL, got 'ftp://example'"]
 
 
+def test_an_upstream_port_out_of_range_is_rejected(tmp_path: Path):
+    write_config(tmp_path, "http://127.0.0.1:99999")
+    assert _problems(tmp_path) == [
+        "gateway.yaml: upstreams.default.url: must be an http(s) URL, "
+        "got 'http://127.0.0.1:99999'"]
+
+
+def test_an_upstream_key_that_cannot_be_a_header_is_rejected(tmp_path: Path):
+    write_config(tmp_path, "http://127.0.0.1:1")
+    problems = _problems(tmp_path, {**ENV, "HX_UPSTREAM_KEY": "sk-1\r\nX-Evil: 1"})
+    assert problems == [
+        "gateway.yaml: upstreams.default.key_env: the upstream key from HX_UPSTREAM_KEY / "
+        "MASTER_KEY has characters an HTTP header cannot carry (spaces, control characters "
+        "or non-ASCII)"]
+
+
 def test_transform_mistakes_are_reported_per_rewrite(tmp_path: Path):
     models = [{"name": "alpha", "tier_score": 0.5, "specializations": [],
                "transforms": [{"rename": {"input": 3}}, {"drop": "user"}, {"upcase": ["x"]}]}]
