@@ -13,7 +13,6 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
-from urllib.parse import urlsplit
 
 from hxgw.config import (
     DEFAULT_UPSTREAM,
@@ -28,6 +27,7 @@ from hxgw.config import (
     Upstream,
 )
 from hxgw.schema import Problems, Section, kind_of, read_yaml
+from hxgw.upstream_http import Origin
 
 GATEWAY = "gateway.yaml"
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -93,12 +93,12 @@ def read_upstreams(top: Section, env: Mapping[str, str]) -> Mapping[str, Upstrea
 
 
 def _is_http_url(url: str) -> bool:
+    """Whether the gateway's client can reach `url`: the same parse it will use."""
     try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a port out of range
+        Origin.from_url(url)
     except ValueError:
         return False
-    return parts.scheme in ("http", "https") and bool(parts.hostname) and url.isascii()
+    return True
 
 
 def _fits_a_header(value: str) -> bool:

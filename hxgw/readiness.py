@@ -78,20 +78,16 @@ class Readiness:
         upstream = state.config.upstreams[name]
         try:
             async with asyncio.timeout(state.config.timeouts.connect):
-                resp = await state.client.request(
-                    b"GET",
+                status, _ = await state.client.fetch(
                     state.origins[name],
                     b"/v1/models",
                     state.upstream_head[name],
                     (),
+                    limit=PROBE_READ_LIMIT,
                     connect_timeout=state.config.timeouts.connect,
                 )
-                try:
-                    await resp.read(PROBE_READ_LIMIT)
-                finally:
-                    resp.release()
-                ok = resp.status == 200
-                error = None if ok else f"HTTP {resp.status}"
+                ok = status == 200
+                error = None if ok else f"HTTP {status}"
         except (OSError, TimeoutError) as exc:
             ok, error = False, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         if ok:

@@ -22,7 +22,7 @@ from hxgw.endpoints import MODELS, PROXIED
 from hxgw.pipeline import MODELS_STEPS, PROXY_STEPS, build_chain
 from hxgw.router.classifier import TaskClassifier
 from hxgw.types import Next
-from hxgw.upstream_http import Origin, UpstreamClient
+from hxgw.upstream_http import Origin, UpstreamClient, header_line
 
 if TYPE_CHECKING:
     from hxgw.runtime import Runtime
@@ -86,7 +86,7 @@ def build_state(
 
 def _framed(headers: Mapping[str, str]) -> bytes:
     fixed = {"Content-Type": "application/json", "Accept-Encoding": "identity"} | dict(headers)
-    return b"".join(f"{name}: {value}\r\n".encode("latin-1") for name, value in fixed.items())
+    return b"".join(header_line(name, value) for name, value in fixed.items())
 
 
 class StateHolder:

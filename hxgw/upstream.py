@@ -22,7 +22,7 @@ from hxgw import jsonio
 from hxgw.config import Model
 from hxgw.context import Attempt, Reply, RequestContext
 from hxgw.errors import GatewayError, RateLimited, UpstreamError, UpstreamTimeout
-from hxgw.upstream_http import UpstreamConnectError, UpstreamResponse
+from hxgw.upstream_http import UpstreamConnectError, UpstreamResponse, header_line
 
 log = structlog.get_logger("hxgw.upstream")
 
@@ -155,14 +155,6 @@ def _headers(ctx: RequestContext) -> list[bytes]:
         if value is not None:
             lines.append(header_line(name, value))
     return lines
-
-
-def header_line(name: str, value: str) -> bytes:
-    # aiohttp's parser already refuses CR and LF in header values; dropping them
-    # here too keeps a value from ever adding a header of its own upstream.
-    if "\r" in value or "\n" in value:
-        value = value.replace("\r", "").replace("\n", "")
-    return f"{name}: {value}\r\n".encode("latin-1", "replace")
 
 
 def _transport_outcome(exc: BaseException) -> str:

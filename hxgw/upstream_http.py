@@ -36,6 +36,14 @@ READ_HIGH_WATER = 1024 * 1024
 IDLE_KEEPALIVE = 4.5
 
 
+def header_line(name: str, value: str) -> bytes:
+    """One framed header line. aiohttp's parser already refuses CR and LF in a client's
+    header values; dropping them here too keeps a value from adding a header of its own."""
+    if "\r" in value or "\n" in value:
+        value = value.replace("\r", "").replace("\n", "")
+    return f"{name}: {value}\r\n".encode("latin-1", "replace")
+
+
 class UpstreamConnectError(ConnectionError):
     """No connection could be opened to the upstream."""
 
@@ -57,10 +65,10 @@ class Origin:
     @classmethod
     def from_url(cls, url: str) -> Origin:
         parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        if parts.scheme not in ("http", "https") or not parts.hostname or not url.isascii():
             raise ValueError(f"not an http(s) URL: {url!r}")
         tls = parts.scheme == "https"
-        port = parts.port or (443 if tls else 80)
+        port = parts.port or (443 if tls else 80)  # ValueError for a port out of range
         netloc = parts.netloc.rpartition("@")[2]
         return cls(
             host=parts.hostname,
@@ -455,6 +463,25 @@ class UpstreamClient:
             )
         )
         return await pool.exchange(head, body, connect_timeout)
+
+    async def fetch(
+        self,
+        origin: Origin,
+        path: bytes,
+        fixed_headers: bytes,
+        headers: Iterable[bytes],
+        *,
+        limit: int,
+        connect_timeout: float,
+    ) -> tuple[int, bytes]:
+        """GET a small document whole (up to `limit` bytes): its status and body."""
+        response = await self.request(
+            b"GET", origin, path, fixed_headers, headers, connect_timeout=connect_timeout
+        )
+        try:
+            return response.status, await response.read(limit)
+        finally:
+            response.release()
 
     def _tls_for(self, origin: Origin) -> ssl.SSLContext | None:
         if not origin.tls:

@@ -12,7 +12,8 @@ from hxgw import jsonio
 from hxgw.context import RequestContext
 from hxgw.errors import UpstreamError
 from hxgw.types import Next
-from hxgw.upstream import TransportError, header_line
+from hxgw.upstream import TransportError
+from hxgw.upstream_http import header_line
 
 log = structlog.get_logger("hxgw.models")
 
@@ -70,20 +71,16 @@ async def list_models(ctx: RequestContext, call_next: Next) -> None:
 async def _fetch(ctx: RequestContext, upstream_name: str) -> list[Any]:
     state = ctx.state
     async with asyncio.timeout(state.first_byte_budget(ctx.started)):
-        resp = await state.client.request(
-            b"GET",
+        status, payload = await state.client.fetch(
             state.origins[upstream_name],
             ctx.endpoint.upstream_path.encode(),
             state.upstream_head[upstream_name],
             [header_line("X-Request-ID", ctx.request_id)],
+            limit=MODEL_LIST_LIMIT,
             connect_timeout=state.config.timeouts.connect,
         )
-        try:
-            payload = await resp.read(MODEL_LIST_LIMIT)
-        finally:
-            resp.release()
-        if resp.status != 200:
-            raise ValueError(f"HTTP {resp.status}: {payload[:200].decode('utf-8', 'replace')}")
+        if status != 200:
+            raise ValueError(f"HTTP {status}: {payload[:200].decode('utf-8', 'replace')}")
     parsed = jsonio.loads(payload)
     data = parsed.get("data") if isinstance(parsed, dict) else None
     if not isinstance(data, list):
