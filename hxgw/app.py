@@ -9,9 +9,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from aiohttp import web
 
 from hxgw import jsonio, operations
-from hxgw.context import RequestContext
 from hxgw.endpoints import PROXIED, Endpoint, client_paths
 from hxgw.errors import GatewayError, MethodNotAllowed, NotFound
+from hxgw.exchange import AiohttpExchange
+from hxgw.handler import handle
 from hxgw.runtime import Runtime
 from hxgw.state import HOLDER, StateHolder, build_state
 from hxgw.upstream_http import UpstreamClient
@@ -47,21 +48,13 @@ def make_app(holder: StateHolder, runtime: Runtime) -> web.Application:
 def _proxy_handler(holder: StateHolder, runtime: Runtime, endpoint: Endpoint) -> Handler:
     inflight = runtime.inflight
 
-    async def handle(request: web.Request) -> web.StreamResponse:
-        state = holder.current
-        ctx = RequestContext(request=request, state=state, endpoint=endpoint)
-        task = asyncio.current_task()
-        assert task is not None
-        inflight.add(task)
-        try:
-            await state.chains[endpoint.name](ctx)
-        finally:
-            inflight.discard(task)
-        if ctx.response is None:
-            return error_response(GatewayError("no response was produced"))
-        return ctx.response
+    async def handle_request(request: web.Request) -> web.StreamResponse:
+        exchange = AiohttpExchange(request)
+        await handle(holder, inflight, endpoint, exchange)
+        assert exchange.response is not None
+        return exchange.response
 
-    return handle
+    return handle_request
 
 
 async def _upstream_client(app: web.Application) -> AsyncIterator[None]:

@@ -10,10 +10,9 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from aiohttp import web
-
 from hxgw.config import ClientKey, Model
 from hxgw.endpoints import Endpoint
+from hxgw.exchange import Exchange
 from hxgw.health import ModelHealth
 from hxgw.upstream_http import UpstreamResponse
 
@@ -45,7 +44,7 @@ class Reply:
 
 @dataclass(slots=True)
 class RequestContext:
-    request: web.Request
+    exchange: Exchange
     state: GatewayState
     endpoint: Endpoint
     started: float = field(default_factory=time.perf_counter)
@@ -62,7 +61,6 @@ class RequestContext:
     upstream_bodies: Any = None
     reply: Reply | None = None
     attempts: list[Attempt] = field(default_factory=list)
-    response: web.StreamResponse | None = None
     status: int = 0
     bytes_out: int = 0
     ttfb: float | None = None

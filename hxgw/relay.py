@@ -12,10 +12,9 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
-from aiohttp import web
-
 from hxgw.context import Reply, RequestContext
 from hxgw.errors import GatewayError, UpstreamError, UpstreamTimeout
+from hxgw.exchange import Exchange
 
 # Upstream response headers a client may see; everything else (hop-by-hop,
 # server software, upstream spend and key details) stays behind the gateway.
@@ -46,34 +45,34 @@ def is_event_stream(reply: Reply) -> bool:
     return reply.response.content_type == "text/event-stream"
 
 
-async def relay_body(ctx: RequestContext, reply: Reply, response: web.StreamResponse) -> None:
+async def relay_body(ctx: RequestContext, reply: Reply) -> None:
     """Copy a plain body chunk by chunk. A failure after the headers can only cut the
     connection: the status is already committed."""
-    await response.write(reply.first_chunk)
+    exchange = ctx.exchange
+    await exchange.write(reply.first_chunk)
     ctx.client_first_at = time.perf_counter()
     ctx.bytes_out += len(reply.first_chunk)
     # `usage` closes an OpenAI body: the last two chunks hold it, nothing else is kept.
     previous, last = b"", reply.first_chunk
     try:
         async for chunk in _chunks(ctx, reply):
-            await response.write(chunk)
+            await exchange.write(chunk)
             ctx.bytes_out += len(chunk)
             previous, last = last, chunk
     except GatewayError as exc:
         _failed(ctx, reply, exc)
         # Closing before the final chunk tells the client the body is incomplete.
-        ctx.request.protocol.force_close()
-        if ctx.request.transport is not None:
-            ctx.request.transport.close()
+        exchange.abort()
         return
-    await response.write_eof()
+    await exchange.finish()
     tail = previous[-USAGE_TAIL:] + last
     if b'"usage"' in tail:
         ctx.usage = tail[tail.rfind(b'"usage"') :]
 
 
-async def relay_events(ctx: RequestContext, reply: Reply, response: web.StreamResponse) -> None:
+async def relay_events(ctx: RequestContext, reply: Reply) -> None:
     """Copy an SSE stream, line-aligned; a failing upstream ends it with an error event."""
+    exchange = ctx.exchange
     pending = b""
     at_event_end = True
     try:
@@ -87,7 +86,7 @@ async def relay_events(ctx: RequestContext, reply: Reply, response: web.StreamRe
             pending = data[cut:]
             if cut:
                 block = data[:cut] if pending else data
-                await response.write(block)
+                await exchange.write(block)
                 if ctx.client_first_at is None:
                     ctx.client_first_at = time.perf_counter()
                 ctx.bytes_out += cut
@@ -102,8 +101,8 @@ async def relay_events(ctx: RequestContext, reply: Reply, response: web.StreamRe
             raise UpstreamError("the upstream ended the stream in the middle of an event")
     except GatewayError as exc:
         _failed(ctx, reply, exc)
-        await write_error_event(response, exc, at_event_end)
-    await response.write_eof()
+        await write_error_event(exchange, exc, at_event_end)
+    await exchange.finish()
 
 
 def _failed(ctx: RequestContext, reply: Reply, exc: GatewayError) -> None:
@@ -113,15 +112,13 @@ def _failed(ctx: RequestContext, reply: Reply, exc: GatewayError) -> None:
     ctx.state.runtime.metrics.upstream_errors.labels(reply.model.name, kind).inc()
 
 
-async def write_error_event(
-    response: web.StreamResponse, exc: GatewayError, at_event_end: bool
-) -> None:
+async def write_error_event(exchange: Exchange, exc: GatewayError, at_event_end: bool) -> None:
     """End an SSE stream with `event: error` carrying the OpenAI error object.
 
     OpenAI's SDKs raise an APIError for such an event instead of waiting
     for `[DONE]`."""
     prefix = b"" if at_event_end else b"\n"
-    await response.write(prefix + b"event: error\ndata: " + exc.to_json() + b"\n\n")
+    await exchange.write(prefix + b"event: error\ndata: " + exc.to_json() + b"\n\n")
 
 
 async def _chunks(ctx: RequestContext, reply: Reply) -> AsyncIterator[bytes]:

@@ -149,9 +149,8 @@ def _seconds(value: str | None) -> int | None:
 def _headers(ctx: RequestContext) -> list[bytes]:
     """The request's own header lines; the fixed ones come framed from the snapshot."""
     lines = [header_line("X-Request-ID", ctx.request_id)]
-    incoming = ctx.request.headers
     for name in FORWARDED_REQUEST_HEADERS:
-        value = incoming.get(name)
+        value = ctx.exchange.header(name)
         if value is not None:
             lines.append(header_line(name, value))
     return lines

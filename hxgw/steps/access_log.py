@@ -22,11 +22,11 @@ async def log_access(ctx: RequestContext, call_next: Next) -> None:
 
 
 def _write(ctx: RequestContext) -> None:
-    request = ctx.request
+    exchange = ctx.exchange
     latency = time.perf_counter() - ctx.started
     failovers = sum(1 for a in ctx.attempts if a.outcome != "ok")
     ctx.state.runtime.access.write(
-        f"{request.method} {request.path}",
+        f"{exchange.method} {exchange.path}",
         ctx.request_id,
         {
             "status": ctx.status or 499,

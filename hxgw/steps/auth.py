@@ -23,14 +23,14 @@ async def authenticate(ctx: RequestContext, call_next: Next) -> None:
     dict probe nor the final compare_digest leaks how much of a key matched.
     """
     guard, policy = ctx.state.runtime.guard, ctx.state.config.bad_keys
-    address = ctx.request.remote or "-"
+    address = ctx.exchange.remote or "-"
     now = time.monotonic()
     wait = guard.locked_for(address, now)
     if wait:
         raise RateLimited(
             "too many bad keys from this address; try again later", retry_after=math.ceil(wait)
         )
-    header = ctx.request.headers.get("Authorization", "")
+    header = ctx.exchange.header("Authorization") or ""
     scheme, _, presented = header.partition(" ")
     if scheme.lower() != "bearer" or not presented.strip():
         raise Unauthorized("missing bearer key: send 'Authorization: Bearer <key>'")

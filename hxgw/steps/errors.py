@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import structlog
-from aiohttp import web
 
 from hxgw.context import RequestContext
 from hxgw.errors import GatewayError
@@ -13,7 +12,7 @@ log = structlog.get_logger("hxgw.errors")
 
 
 async def render_errors(ctx: RequestContext, call_next: Next) -> None:
-    """Catches GatewayError (and any bug) from later steps; writes ctx.response and ctx.status."""
+    """Catches GatewayError (and any bug) from later steps; writes the response and ctx.status."""
     try:
         await call_next(ctx)
     except GatewayError as exc:
@@ -24,23 +23,18 @@ async def render_errors(ctx: RequestContext, call_next: Next) -> None:
 
 
 def _respond(ctx: RequestContext, exc: GatewayError) -> None:
-    if ctx.response is not None and ctx.response.prepared:
+    if ctx.exchange.committed:
         # The relay already committed a status; it reports its own failures in-band.
         return
     ctx.outcome = exc.code or exc.type
     ctx.status = exc.status
     body = exc.to_json()
     ctx.bytes_out = len(body)
-    ctx.response = web.Response(
-        status=exc.status,
-        body=body,
-        content_type="application/json",
-        headers=error_headers(ctx, exc),
-    )
+    ctx.exchange.respond(exc.status, error_headers(ctx, exc), body)
 
 
 def error_headers(ctx: RequestContext, exc: GatewayError) -> dict[str, str]:
-    headers = {"X-Request-ID": ctx.request_id}
+    headers = {"Content-Type": "application/json", "X-Request-ID": ctx.request_id}
     if exc.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="hxgw"'
     retry_after = exc.extra.get("retry_after")

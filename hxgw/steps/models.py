@@ -6,7 +6,6 @@ import asyncio
 from typing import Any
 
 import structlog
-from aiohttp import web
 
 from hxgw import jsonio
 from hxgw.context import RequestContext
@@ -22,7 +21,7 @@ MODEL_LIST_LIMIT = 8 * 1024 * 1024
 
 
 async def list_models(ctx: RequestContext, call_next: Next) -> None:
-    """Reads ctx.key; writes ctx.response with `{"object": "list", "data": [...]}`."""
+    """Reads ctx.key; answers with `{"object": "list", "data": [...]}`."""
     assert ctx.key is not None
     state = ctx.state
     entries: list[dict[str, Any]] = []
@@ -60,10 +59,8 @@ async def list_models(ctx: RequestContext, call_next: Next) -> None:
             )
     body = jsonio.dumps({"object": "list", "data": entries})
     ctx.status, ctx.bytes_out = 200, len(body)
-    ctx.response = web.Response(
-        body=body,
-        content_type="application/json",
-        headers={"X-Request-ID": ctx.request_id},
+    ctx.exchange.respond(
+        200, {"Content-Type": "application/json", "X-Request-ID": ctx.request_id}, body
     )
     await call_next(ctx)
 

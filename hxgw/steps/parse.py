@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
-
 from hxgw import jsonio
 from hxgw.context import RequestContext
-from hxgw.errors import BadRequest, PayloadTooLarge, RequestTimeout
+from hxgw.errors import BadRequest
 from hxgw.schema import kind_of
 from hxgw.types import Next
 
@@ -17,8 +15,8 @@ async def parse_body(ctx: RequestContext, call_next: Next) -> None:
     The body is held whole (up to `limits.max_body_bytes`) because failover
     must be able to send it again to the next candidate.
     """
-    limit = ctx.state.config.limits.max_body_bytes
-    ctx.raw_body = await _read_limited(ctx, limit)
+    limits = ctx.state.config.limits
+    ctx.raw_body = await ctx.exchange.read_body(limits.max_body_bytes, limits.client_idle_timeout)
     if not ctx.raw_body:
         raise BadRequest("request body is empty: expected a JSON object")
     try:
@@ -43,33 +41,3 @@ async def parse_body(ctx: RequestContext, call_next: Next) -> None:
     ctx.body = body
     ctx.stream = bool(stream)
     await call_next(ctx)
-
-
-async def _read_limited(ctx: RequestContext, limit: int) -> bytes:
-    request = ctx.request
-    declared = request.content_length
-    if declared is not None and declared > limit:
-        raise PayloadTooLarge(f"request body of {declared} bytes is over the {limit}-byte limit")
-    content = request.content
-    if content.is_eof():  # the whole body is already here: nothing to wait for
-        data = content.read_nowait()
-        if len(data) > limit:
-            raise PayloadTooLarge(f"request body is over the {limit}-byte limit")
-        return data
-    chunks: list[bytes] = []
-    total = 0
-    # aiohttp's idle timer is off while a handler runs: a client that stalls mid-body
-    # would hold its handler and connection for ever, so every read gets a deadline.
-    idle = ctx.state.config.limits.client_idle_timeout
-    while True:
-        try:
-            async with asyncio.timeout(idle):
-                chunk = await content.readany()
-        except TimeoutError:
-            raise RequestTimeout(f"the request body stalled for {idle:g}s") from None
-        if not chunk:
-            return b"".join(chunks)
-        total += len(chunk)
-        if total > limit:
-            raise PayloadTooLarge(f"request body is over the {limit}-byte limit")
-        chunks.append(chunk)

@@ -6,8 +6,6 @@ import asyncio
 import contextlib
 import time
 
-from aiohttp import web
-
 from hxgw.context import Reply, RequestContext
 from hxgw.errors import Unavailable
 from hxgw.relay import (
@@ -22,7 +20,7 @@ from hxgw.types import Next
 
 
 async def relay(ctx: RequestContext, call_next: Next) -> None:
-    """Reads ctx.reply; writes ctx.response, ctx.status, ctx.bytes_out and ctx.outcome."""
+    """Reads ctx.reply; writes the response, ctx.status, ctx.bytes_out and ctx.outcome."""
     assert ctx.reply is not None
     reply = ctx.reply
     streaming = is_event_stream(reply)
@@ -30,50 +28,46 @@ async def relay(ctx: RequestContext, call_next: Next) -> None:
         # The whole body came with the first read: answer in one write, no relay loop.
         _whole_body(ctx, reply)
         return await call_next(ctx)
-    response = web.StreamResponse(
-        status=reply.response.status, headers=response_headers(ctx, reply)
-    )
+    headers = response_headers(ctx, reply)
     if streaming:
-        response.headers["Cache-Control"] = "no-cache"
-        response.headers["X-Accel-Buffering"] = "no"
-    elif reply.response.content_length is not None:
-        response.content_length = reply.response.content_length
-    ctx.response, ctx.status = response, response.status
-    if response.status >= 400:
+        headers["Cache-Control"] = "no-cache"
+        headers["X-Accel-Buffering"] = "no"
+    ctx.status = status = reply.response.status
+    if status >= 400:
         ctx.outcome = "upstream_error"
+    exchange = ctx.exchange
     try:
-        await response.prepare(ctx.request)
+        await exchange.start(status, headers, None if streaming else reply.response.content_length)
         if streaming:
-            await _relay_stream(ctx, response)
+            await _relay_stream(ctx)
         else:
-            await relay_body(ctx, reply, response)
+            await relay_body(ctx, reply)
     except ConnectionResetError:
         ctx.outcome = "client_gone"
         return
     except asyncio.CancelledError:
-        transport = ctx.request.transport
-        if transport is None or transport.is_closing():
+        if exchange.client_gone():
             ctx.outcome = "client_gone"
-        elif streaming and response.prepared:
+        elif streaming and exchange.committed:
             # Cancelled with the client still there: the drain timeout ran out.
             ctx.outcome = "cancelled"
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(1):
                     await write_error_event(
-                        response, Unavailable("the gateway stopped this stream"), False
+                        exchange, Unavailable("the gateway stopped this stream"), False
                     )
-                    await response.write_eof()
+                    await exchange.finish()
         raise
     await call_next(ctx)
 
 
-async def _relay_stream(ctx: RequestContext, response: web.StreamResponse) -> None:
+async def _relay_stream(ctx: RequestContext) -> None:
     assert ctx.reply is not None
     runtime = ctx.state.runtime
     runtime.metrics.active_streams.inc()
     runtime.rate.streams += 1
     try:
-        await relay_events(ctx, ctx.reply, response)
+        await relay_events(ctx, ctx.reply)
     finally:
         runtime.metrics.active_streams.dec()
         runtime.rate.streams -= 1
@@ -81,9 +75,7 @@ async def _relay_stream(ctx: RequestContext, response: web.StreamResponse) -> No
 
 def _whole_body(ctx: RequestContext, reply: Reply) -> None:
     body = reply.first_chunk
-    ctx.response = web.Response(
-        status=reply.response.status, body=body, headers=response_headers(ctx, reply)
-    )
+    ctx.exchange.respond(reply.response.status, response_headers(ctx, reply), body)
     ctx.status, ctx.bytes_out = reply.response.status, len(body)
     ctx.client_first_at = time.perf_counter()
     if ctx.status >= 400:

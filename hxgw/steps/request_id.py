@@ -16,7 +16,7 @@ _VALID_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
 async def assign_request_id(ctx: RequestContext, call_next: Next) -> None:
     """Reads the X-Request-ID header; writes ctx.request_id and binds it to every log line."""
-    given = ctx.request.headers.get("X-Request-ID")
+    given = ctx.exchange.header("X-Request-ID")
     ctx.request_id = given if given and _VALID_ID.fullmatch(given) else os.urandom(16).hex()
     structlog.contextvars.bind_contextvars(request_id=ctx.request_id)
     await call_next(ctx)

@@ -14,7 +14,7 @@ async def route(ctx: RequestContext, call_next: Next) -> None:
     state = ctx.state
     model = ctx.body.get("model")
     chosen = resolve(
-        state.config, ctx.request.headers.get(GROUP_HEADER), model, ctx.key, ctx.endpoint.mode
+        state.config, ctx.exchange.header(GROUP_HEADER), model, ctx.key, ctx.endpoint.mode
     )
     ctx.group, ctx.pinned = chosen.group, chosen.pinned
     ctx.decision = decide(state.config, chosen, ctx.body, state.runtime.memory, state.classifier)

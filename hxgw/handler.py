@@ -1,0 +1,34 @@
+"""One proxied request, from its exchange to its answer, on either HTTP server."""
+
+from __future__ import annotations
+
+import asyncio
+
+from hxgw import jsonio
+from hxgw.context import RequestContext
+from hxgw.endpoints import Endpoint
+from hxgw.errors import GatewayError
+from hxgw.exchange import Exchange
+from hxgw.inflight import Inflight
+from hxgw.state import StateHolder
+
+
+async def handle(
+    holder: StateHolder, inflight: Inflight, endpoint: Endpoint, exchange: Exchange
+) -> None:
+    """Run the endpoint's chain on the snapshot current now; shutdown sees the request
+    in `inflight` until it ends."""
+    state = holder.current
+    ctx = RequestContext(exchange=exchange, state=state, endpoint=endpoint)
+    task = asyncio.current_task()
+    assert task is not None
+    inflight.add(task)
+    try:
+        await state.chains[endpoint.name](ctx)
+    finally:
+        inflight.discard(task)
+    if not exchange.answered:
+        exc = GatewayError("no response was produced")
+        exchange.respond(
+            exc.status, {"Content-Type": "application/json"}, jsonio.dumps(exc.to_dict())
+        )
