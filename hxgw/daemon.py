@@ -21,6 +21,7 @@ import structlog
 from aiohttp import web
 
 from hxgw import __version__
+from hxgw.api_server import ApiServer
 from hxgw.app import make_app
 from hxgw.config import Config, Listen, Tls
 from hxgw.config_load import load_config
@@ -68,6 +69,7 @@ class Daemon:
         self.stop_requested = asyncio.Event()
         self.runner: web.AppRunner | None = None
         self.ssl_context: ssl.SSLContext | None = None
+        self.api: ApiServer | None = None
         self.runtime = Runtime(access=access or AccessLog.plain())
         self.inflight = self.runtime.inflight
 
@@ -88,6 +90,8 @@ class Daemon:
         await self.runner.setup()
         self.ssl_context = _ssl_context(config.tls) if config.tls else None
         listener = socket.socket(fileno=self.listen_fd) if self.listen_fd is not None else None
+        assert self.runner.server is not None
+        self.api = ApiServer(self.holder, self.runtime, fallback=self.runner.server)
         # A worker accepts on the socket its supervisor bound; otherwise bind here.
         site = ListenSite(
             self.runner,
@@ -96,6 +100,7 @@ class Daemon:
             sock=listener,
             ssl_context=self.ssl_context,
             handshake_timeout=config.limits.client_idle_timeout,
+            protocol_factory=self.api,
         )
         try:
             await site.start()
@@ -145,10 +150,14 @@ class Daemon:
             await site.stop()
         if runner.server is not None:
             runner.server.pre_shutdown()  # idle keep-alive connections close now
+        if self.api is not None:
+            self.api.pre_shutdown()
         if not await self.inflight.wait_idle(timeout):
             cancelled = self.inflight.cancel_all()
             log.warning("drain timeout reached; cancelling requests", cancelled=cancelled)
             await self.inflight.wait_idle(2.0)
+        if self.api is not None:
+            self.api.close()
         await runner.cleanup()
 
     async def _main_loop(self) -> None:

@@ -85,6 +85,18 @@ class PayloadTooLarge(GatewayError):
     code = "request_too_large"
 
 
+class UriTooLong(GatewayError):
+    status = 414
+    type = "invalid_request_error"
+    code = "uri_too_long"
+
+
+class HeadersTooLarge(GatewayError):
+    status = 431
+    type = "invalid_request_error"
+    code = "headers_too_large"
+
+
 class RateLimited(GatewayError):
     status = 429
     type = "rate_limit_error"

@@ -1,0 +1,574 @@
+"""The gateway's own HTTP/1.1 server for the API routes.
+
+aiohttp's server spends about 80 µs of CPU on a request before any of the
+gateway's code runs (its request, response and header objects, its routing
+and middleware machinery), while the budget for a whole proxied request is
+150. So connections that carry API calls are served here: httptools parses,
+responses are framed by hand and go out in one write, and each request runs
+the same pipeline as on aiohttp, through an `Exchange`.
+
+A connection passes to aiohttp for good when one of its requests is not an
+API call (the operator's routes, unknown paths, wrong methods, upgrades):
+aiohttp gets that request's bytes as they came and serves the rest of the
+connection. That needs the raw bytes, so it happens only for a request that
+began a read. A non-API request pipelined behind an API call instead ends
+the connection after the answers before it, which RFC 9112 §9.3.2 lets a
+client retry.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import time
+from collections import deque
+from collections.abc import Callable, Mapping
+from http import HTTPStatus
+from typing import cast
+
+import httptools
+import structlog
+
+from hxgw.endpoints import PROXIED, Endpoint, client_paths
+from hxgw.errors import (
+    BadRequest,
+    GatewayError,
+    HeadersTooLarge,
+    PayloadTooLarge,
+    RequestTimeout,
+    UriTooLong,
+)
+from hxgw.exchange import Exchange
+from hxgw.handler import handle
+from hxgw.runtime import Runtime
+from hxgw.state import StateHolder
+
+log = structlog.get_logger("hxgw.api_server")
+
+ROUTES: Mapping[tuple[bytes, bytes], Endpoint] = {
+    (endpoint.method.encode(), path.encode()): endpoint
+    for endpoint in PROXIED
+    for path in client_paths(endpoint)
+}
+# The same limits as aiohttp's defaults for the request line and a header field.
+MAX_URL = 8190
+MAX_FIELD = 16384
+MAX_HEAD = 65536
+# How long a connection closed with an unread body still reads (and drops) what the
+# client sends, so that it receives the answer instead of a reset.
+LINGER = 2.0
+_PHRASES = {status.value: status.phrase for status in HTTPStatus}
+_STATUS_LINES = {
+    code: f"HTTP/1.1 {code} {_PHRASES.get(code, '')}\r\n".encode() for code in range(100, 600)
+}
+_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+class _HandOver(Exception):
+    """Raised inside the parser: this request belongs to aiohttp."""
+
+
+class _Refused(Exception):
+    """Raised inside the parser: a non-API request pipelined behind another one."""
+
+
+class _Request:
+    """One request as the parser sees it, then as the exchange reads its body."""
+
+    __slots__ = (
+        "chunks",
+        "complete",
+        "endpoint",
+        "error",
+        "head_size",
+        "headers",
+        "http10",
+        "keep_alive",
+        "limit",
+        "size",
+        "too_large",
+        "url",
+        "waiter",
+    )
+
+    def __init__(self) -> None:
+        self.url = b""
+        self.headers: dict[bytes, bytes] = {}
+        self.head_size = 0
+        self.endpoint: Endpoint | None = None
+        self.keep_alive = True
+        self.http10 = False
+        self.chunks: list[bytes] = []
+        self.size = 0
+        self.limit = 0
+        self.complete = False
+        self.too_large = False
+        self.error: GatewayError | None = None
+        """Why the body can never complete (it broke the HTTP framing)."""
+        self.waiter: asyncio.Future[None] | None = None
+
+    def wake(self) -> None:
+        if self.waiter is not None and not self.waiter.done():
+            self.waiter.set_result(None)
+
+
+class ApiServer:
+    """The listening socket's protocol factory, and the connections it serves."""
+
+    def __init__(
+        self,
+        holder: StateHolder,
+        runtime: Runtime,
+        fallback: Callable[[], asyncio.Protocol],
+    ) -> None:
+        self.holder, self.inflight = holder, runtime.inflight
+        self.fallback = fallback
+        self.connections: set[ApiConnection] = set()
+        self.draining = False
+        self._date = b""
+        self._date_second = 0
+        self._sweeper: asyncio.TimerHandle | None = None
+
+    def __call__(self) -> ApiConnection:
+        if self._sweeper is None:
+            self._sweep()
+        return ApiConnection(self)
+
+    def fixed_head(self) -> bytes:
+        """The header lines every response carries; Date changes once a second."""
+        now = int(time.time())
+        if now != self._date_second:
+            self._date_second = now
+            date = email.utils.formatdate(now, usegmt=True)
+            self._date = f"Server: hxgw\r\nDate: {date}\r\n".encode()
+        return self._date
+
+    def pre_shutdown(self) -> None:
+        """Stop keeping connections alive; close the idle ones now."""
+        self.draining = True
+        for connection in list(self.connections):
+            connection.close_if_idle()
+
+    def close(self) -> None:
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for connection in list(self.connections):
+            connection.close()
+
+    def _sweep(self) -> None:
+        """Close connections idle (or stuck in their headers) for the idle timeout.
+        One timer for all of them, instead of one per request."""
+        timeout = self.holder.config.limits.client_idle_timeout
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        for connection in list(self.connections):
+            since = connection.idle_since
+            if since is not None and now - since >= timeout:
+                connection.close()
+        self._sweeper = loop.call_later(min(1.0, timeout / 4), self._sweep)
+
+
+class ApiConnection(asyncio.Protocol):
+    """One client connection: parse requests, serve them one at a time, in order."""
+
+    def __init__(self, server: ApiServer) -> None:
+        self._server = server
+        self._loop = asyncio.get_running_loop()
+        self.transport: asyncio.Transport | None = None
+        self.remote: str | None = None
+        self._parser: httptools.HttpRequestParser | None = httptools.HttpRequestParser(self)
+        self._parsing: _Request | None = None
+        self._queue: deque[_Request] = deque()
+        self._task: asyncio.Task[None] | None = None
+        # The bytes of the request being parsed, kept while its headers arrive and only
+        # when it began a read: what aiohttp would need if the request is handed over.
+        self._head_chunks: list[bytes] | None = None
+        self._chunk = b""
+        self._at_start = False
+        self.idle_since: float | None = None
+        self.will_close = False
+        self._reading_paused = False
+        self._write_paused = False
+        self._drain_waiter: asyncio.Future[None] | None = None
+
+    # -- asyncio.Protocol
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport = cast(asyncio.Transport, transport)
+        peer = transport.get_extra_info("peername")
+        self.remote = peer[0] if isinstance(peer, tuple) else None
+        self.idle_since = self._loop.time()
+        self._server.connections.add(self)
+
+    def data_received(self, data: bytes) -> None:
+        parser = self._parser
+        if parser is None:
+            return  # closing: what else the client sends is dropped
+        if self._parsing is None:
+            self._at_start = True
+        elif self._head_chunks is not None:
+            self._head_chunks.append(data)
+        self._chunk = data
+        try:
+            parser.feed_data(data)
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__
+            if isinstance(cause, _HandOver):
+                self._hand_over()
+            elif isinstance(cause, _Refused):
+                self._stop_reading()
+            elif isinstance(cause, GatewayError):
+                self._reject(cause)
+            else:
+                log.error("HTTP parser callback failed", error=repr(cause))
+                self._reject(BadRequest("the request could not be parsed"))
+        except httptools.HttpParserError as exc:
+            self._reject(BadRequest(f"malformed HTTP request: {exc}"))
+        finally:
+            self._chunk = b""
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._server.connections.discard(self)
+        self._parser = None
+        if self._task is not None:
+            self._task.cancel()  # the client left: stop its upstream request now
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_exception(ConnectionResetError("the client closed the connection"))
+
+    def pause_writing(self) -> None:
+        self._write_paused = True
+
+    def resume_writing(self) -> None:
+        self._write_paused = False
+        waiter = self._drain_waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    # -- httptools callbacks
+
+    def on_message_begin(self) -> None:
+        self._parsing = _Request()
+        self._head_chunks = [self._chunk] if self._at_start else None
+        self._at_start = False
+
+    def on_url(self, url: bytes) -> None:
+        request = self._parsing
+        assert request is not None
+        request.url += url
+        if len(request.url) > MAX_URL:
+            raise UriTooLong(f"the request target is longer than {MAX_URL} bytes")
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        request = self._parsing
+        assert request is not None
+        request.head_size += len(name) + len(value)
+        if len(name) + len(value) > MAX_FIELD or request.head_size > MAX_HEAD:
+            raise HeadersTooLarge(
+                f"request headers are over the limit ({MAX_FIELD} bytes a field, {MAX_HEAD} in all)"
+            )
+        request.headers.setdefault(name.lower(), value)
+
+    def on_headers_complete(self) -> None:
+        request, parser = self._parsing, self._parser
+        assert request is not None and parser is not None
+        endpoint = ROUTES.get((parser.get_method(), request.url.partition(b"?")[0]))
+        if endpoint is None or parser.should_upgrade():
+            if self._head_chunks is not None and self._task is None and not self._queue:
+                raise _HandOver
+            raise _Refused
+        self._head_chunks = None
+        request.endpoint = endpoint
+        request.keep_alive = parser.should_keep_alive()
+        request.http10 = parser.get_http_version() == "1.0"
+        request.limit = self._server.holder.config.limits.max_body_bytes
+        self.idle_since = None  # the body has its own deadline, per read
+        if self._task is None:
+            self._serve(request)
+        else:
+            self._queue.append(request)  # pipelined: answered after the ones before it
+            if not self._reading_paused and self.transport is not None:
+                self._reading_paused = True
+                self.transport.pause_reading()
+
+    def on_body(self, body: bytes) -> None:
+        request = self._parsing
+        assert request is not None
+        if request.too_large:
+            return
+        request.size += len(body)
+        if request.size > request.limit:
+            request.too_large = True
+            request.chunks.clear()
+        else:
+            request.chunks.append(body)
+        request.wake()
+
+    def on_message_complete(self) -> None:
+        request = self._parsing
+        assert request is not None
+        request.complete = True
+        request.wake()
+        self._parsing = None
+
+    # -- serving
+
+    def _serve(self, request: _Request) -> None:
+        exchange = ApiExchange(self, request)
+        self._task = self._loop.create_task(self._run(exchange))
+
+    async def _run(self, exchange: ApiExchange) -> None:
+        request = exchange.request
+        assert request.endpoint is not None
+        server = self._server
+        try:
+            await handle(server.holder, server.inflight, request.endpoint, exchange)
+        except asyncio.CancelledError:
+            pass  # the client left, or shutdown gave up on the request: closed below
+        except Exception:
+            log.exception("request failed outside the pipeline")
+        finally:
+            self._finished(exchange)
+
+    def _finished(self, exchange: ApiExchange) -> None:
+        self._task = None
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return
+        if not exchange.done:
+            self.will_close = True  # cut short: the client must not take it as whole
+        if self.will_close:
+            self._close_after(lingering=not exchange.request.complete)
+            return
+        if self._queue:
+            self._serve(self._queue.popleft())
+            if not self._queue and self._reading_paused:
+                self._reading_paused = False
+                transport.resume_reading()
+        else:
+            self.idle_since = self._loop.time()
+
+    async def drain(self) -> None:
+        """Wait until the client has taken what is buffered for it."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            raise ConnectionResetError("the client closed the connection")
+        if self._write_paused:
+            self._drain_waiter = self._loop.create_future()
+            await self._drain_waiter
+
+    def fixed_head(self) -> bytes:
+        return self._server.fixed_head()
+
+    @property
+    def write_paused(self) -> bool:
+        return self._write_paused
+
+    def last_response(self, request: _Request) -> bool:
+        """Decide, as a response to `request` is framed, whether it is the connection's
+        last: the client asked so, its body was not read whole, or shutdown is on."""
+        if not request.keep_alive or not request.complete or self._server.draining:
+            self.will_close = True
+        return self.will_close
+
+    # -- ending
+
+    def close_if_idle(self) -> None:
+        if self._task is None and not self._queue:
+            self.close()
+
+    def close(self) -> None:
+        self._parser = None
+        if self.transport is not None:
+            self.transport.close()
+
+    def _close_after(self, lingering: bool) -> None:
+        """Close once what is buffered is sent. With the request body still arriving,
+        read and drop it for a while first: closing a socket with unread input makes
+        the kernel send a reset, which can destroy the answer before the client reads it."""
+        transport = self.transport
+        assert transport is not None
+        self._parser = None
+        if not lingering:
+            transport.close()
+            return
+        if self._reading_paused:
+            transport.resume_reading()
+        if transport.can_write_eof():
+            transport.write_eof()
+        self._loop.call_later(LINGER, transport.close)
+
+    def _stop_reading(self) -> None:
+        """Answer what came before; the refused request and anything after it are dropped."""
+        self._parser = None
+        self.will_close = True
+        if self._task is None and not self._queue and self.transport is not None:
+            self.transport.close()
+
+    def _reject(self, error: GatewayError) -> None:
+        """A request that cannot be parsed: answer it if nothing is in flight, then close.
+        When it is the one being served (its body broke the framing), its pipeline
+        answers, from the body read."""
+        self._parser = None
+        self.will_close = True
+        if self._parsing is not None and self._parsing.endpoint is not None:
+            self._parsing.error = error
+            self._parsing.wake()
+        transport = self.transport
+        if transport is None or self._task is not None or self._queue:
+            return
+        body = error.to_json()
+        head = _STATUS_LINES[error.status] + self.fixed_head()
+        transport.write(
+            head
+            + b"Content-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
+            % len(body)
+            + body
+        )
+        self._close_after(lingering=True)
+
+    def _hand_over(self) -> None:
+        """Give the connection, and the bytes of the request that began it, to aiohttp."""
+        transport, chunks = self.transport, self._head_chunks
+        assert transport is not None and chunks is not None
+        self._server.connections.discard(self)
+        self._parser = None
+        protocol = self._server.fallback()
+        transport.set_protocol(protocol)
+        protocol.connection_made(transport)
+        if self._reading_paused:
+            transport.resume_reading()
+        protocol.data_received(b"".join(chunks))
+
+
+class ApiExchange(Exchange):
+    """An API request on an `ApiConnection`, answered with hand-framed HTTP/1.1."""
+
+    __slots__ = ("_chunked", "_connection", "_state", "method", "path", "remote", "request")
+
+    _NOTHING, _STARTED, _DONE = 0, 1, 2
+
+    def __init__(self, connection: ApiConnection, request: _Request) -> None:
+        assert request.endpoint is not None
+        self._connection = connection
+        self.request = request
+        self.method = request.endpoint.method
+        self.path = request.url.partition(b"?")[0].decode("latin-1")
+        self.remote = connection.remote
+        self._chunked = False
+        self._state = self._NOTHING
+
+    def header(self, name: str) -> str | None:
+        value = self.request.headers.get(name.lower().encode("latin-1"))
+        return None if value is None else value.decode("utf-8", "surrogateescape")
+
+    async def read_body(self, limit: int, idle: float) -> bytes:
+        request = self.request
+        declared = request.headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise PayloadTooLarge(
+                f"request body of {int(declared)} bytes is over the {limit}-byte limit"
+            )
+        if not request.complete and request.headers.get(b"expect", b"").lower() == b"100-continue":
+            transport = self._connection.transport
+            if transport is not None and not transport.is_closing():
+                transport.write(_CONTINUE)
+        while not request.complete and not request.too_large and request.error is None:
+            request.waiter = asyncio.get_running_loop().create_future()
+            try:
+                async with asyncio.timeout(idle):
+                    await request.waiter
+            except TimeoutError:
+                raise RequestTimeout(f"the request body stalled for {idle:g}s") from None
+            finally:
+                request.waiter = None
+        if request.error is not None:
+            raise request.error
+        if request.too_large or request.size > limit:
+            raise PayloadTooLarge(f"request body is over the {limit}-byte limit")
+        chunks = request.chunks
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+    @property
+    def committed(self) -> bool:
+        return self._state != self._NOTHING
+
+    @property
+    def answered(self) -> bool:
+        return self._state != self._NOTHING
+
+    @property
+    def done(self) -> bool:
+        return self._state == self._DONE
+
+    def respond(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
+        self._state = self._DONE
+        transport = self._connection.transport
+        if transport is None or transport.is_closing():
+            return
+        head = self._head(status, headers, b"Content-Length: %d\r\n" % len(body))
+        if len(body) < 65536:
+            transport.write(head + body)
+        else:
+            transport.writelines((head, body))
+
+    async def start(self, status: int, headers: Mapping[str, str], length: int | None) -> None:
+        self._state = self._STARTED
+        transport = self._connection.transport
+        if transport is None or transport.is_closing():
+            raise ConnectionResetError("the client closed the connection")
+        if length is not None:
+            framing = b"Content-Length: %d\r\n" % length
+        elif self.request.http10:
+            framing = b""  # the body ends when the connection does
+            self._connection.will_close = True
+        else:
+            framing = b"Transfer-Encoding: chunked\r\n"
+            self._chunked = True
+        transport.write(self._head(status, headers, framing))
+
+    async def write(self, data: bytes) -> None:
+        connection = self._connection
+        transport = connection.transport
+        if transport is None or transport.is_closing():
+            raise ConnectionResetError("the client closed the connection")
+        if not data:
+            return  # an empty chunk would end a chunked body
+        if self._chunked:
+            transport.writelines((b"%x\r\n" % len(data), data, b"\r\n"))
+        else:
+            transport.write(data)
+        if connection.write_paused:
+            await connection.drain()
+
+    async def finish(self) -> None:
+        if self._state == self._DONE:
+            return
+        self._state = self._DONE
+        transport = self._connection.transport
+        if self._chunked and transport is not None and not transport.is_closing():
+            transport.write(b"0\r\n\r\n")
+
+    def abort(self) -> None:
+        self._connection.will_close = True
+        self._connection.close()
+
+    def client_gone(self) -> bool:
+        transport = self._connection.transport
+        return transport is None or transport.is_closing()
+
+    def _head(self, status: int, headers: Mapping[str, str], framing: bytes) -> bytes:
+        lines = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
+        if self._connection.last_response(self.request):
+            end = b"Connection: close\r\n\r\n"
+        elif self.request.http10:
+            end = b"Connection: keep-alive\r\n\r\n"
+        else:
+            end = b"\r\n"
+        return (
+            _STATUS_LINES[status]
+            + self._connection.fixed_head()
+            + framing
+            + lines.encode("latin-1", "replace")
+            + end
+        )
