@@ -2,26 +2,31 @@
 
 Labels hold only names the operator configured (endpoint, group, model,
 upstream) and fixed words; never a key, a prompt or anything a client wrote.
+
+The figures every request updates (requests, durations, time to first byte,
+overhead, tokens) are plain numbers that a collector reads at scrape time:
+prometheus_client's own metrics take a lock on every increment, which the
+event loop's single thread never needs, and cost as much as all routing.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterator
-from typing import Any
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
-    Histogram,
     generate_latest,
 )
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
 
 from hxgw.health import HealthBook
 
@@ -38,34 +43,11 @@ class Metrics:
         ProcessCollector(registry=registry)
         PlatformCollector(registry=registry)
         GCCollector(registry=registry)
-        self.requests = Counter(
-            "hxgw_requests",
-            "Requests answered, by final status.",
-            ["endpoint", "group", "model", "status"],
-            registry=registry,
-        )
-        self.duration = Histogram(
-            "hxgw_request_duration_seconds",
-            "Whole request, first byte in to last byte out.",
-            ["endpoint", "model"],
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
-        )
-        self.ttfb = Histogram(
-            "hxgw_time_to_first_byte_seconds",
-            "Request start to the upstream's first body byte.",
-            ["endpoint", "model"],
-            buckets=LATENCY_BUCKETS,
-            registry=registry,
-        )
-        self.overhead = Histogram(
-            "hxgw_gateway_overhead_seconds",
-            "Time the gateway itself adds to the first byte: before the "
-            "upstream request is sent, and from the upstream's first byte "
-            "to the client's.",
-            buckets=OVERHEAD_BUCKETS,
-            registry=registry,
-        )
+        self._requests: dict[tuple[str, str, str, str], list[float]] = {}
+        self._duration: dict[tuple[str, str], _Histogram] = {}
+        self._ttfb: dict[tuple[str, str], _Histogram] = {}
+        self._overhead = _Histogram(OVERHEAD_BUCKETS)
+        self._tokens: dict[tuple[str, str], list[float]] = {}
         self.upstream_errors = Counter(
             "hxgw_upstream_errors",
             "Failed upstream attempts.",
@@ -80,12 +62,6 @@ class Metrics:
         )
         self.active_streams = Gauge(
             "hxgw_active_streams", "SSE streams being relayed.", registry=registry
-        )
-        self.tokens = Counter(
-            "hxgw_tokens",
-            "Tokens the upstream reported in `usage`.",
-            ["model", "kind"],
-            registry=registry,
         )
         self.reloads = Counter(
             "hxgw_config_reloads", "Config reloads, by result.", ["result"], registry=registry
@@ -104,11 +80,13 @@ class Metrics:
         )
         inflight_gauge.set_function(lambda: float(inflight()))
         registry.register(_CircuitCollector(health))
-        # labels() takes a lock and builds a key on every call; the label sets a
-        # request can produce are few (configured names, status codes), so each
-        # one's children are looked up once and kept.
-        self._children: dict[tuple[str, str, str, int], tuple[Any, Any, Any]] = {}
-        self._token_children: dict[tuple[str, bytes], Any] = {}
+        registry.register(_RequestCollector(self))
+        # The label sets a request can produce are few (configured names, status
+        # codes): each one's numbers are found by one dict lookup.
+        self._children: dict[
+            tuple[str, str, str, int], tuple[list[float], _Histogram, _Histogram]
+        ] = {}
+        self._token_children: dict[tuple[str, bytes], list[float]] = {}
 
     def request_finished(
         self,
@@ -124,17 +102,17 @@ class Metrics:
         children = self._children.get(key)
         if children is None:
             children = self._children[key] = (
-                self.requests.labels(endpoint, group, model, str(status)),
-                self.duration.labels(endpoint, model),
-                self.ttfb.labels(endpoint, model),
+                self._requests.setdefault((endpoint, group, model, str(status)), [0.0]),
+                self._duration.setdefault((endpoint, model), _Histogram(LATENCY_BUCKETS)),
+                self._ttfb.setdefault((endpoint, model), _Histogram(LATENCY_BUCKETS)),
             )
         count, duration, first_byte = children
-        count.inc()
+        count[0] += 1
         duration.observe(seconds)
         if ttfb is not None:
             first_byte.observe(ttfb)
         if overhead is not None:
-            self.overhead.observe(overhead)
+            self._overhead.observe(overhead)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
@@ -146,8 +124,87 @@ class Metrics:
             child = self._token_children.get((model, kind))
             if child is None:
                 label = "prompt" if kind == b"prompt_tokens" else "completion"
-                child = self._token_children[model, kind] = self.tokens.labels(model, label)
-            child.inc(int(value))
+                child = self._token_children[model, kind] = self._tokens.setdefault(
+                    (model, label), [0.0]
+                )
+            child[0] += int(value)
+
+    def families(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
+        """The per-request figures as Prometheus families, for a scrape."""
+        requests = CounterMetricFamily(
+            "hxgw_requests",
+            "Requests answered, by final status.",
+            labels=["endpoint", "group", "model", "status"],
+        )
+        for labels, count in list(self._requests.items()):
+            requests.add_metric(labels, count[0])
+        yield requests
+        yield _histogram_family(
+            "hxgw_request_duration_seconds",
+            "Whole request, first byte in to last byte out.",
+            list(self._duration.items()),
+        )
+        yield _histogram_family(
+            "hxgw_time_to_first_byte_seconds",
+            "Request start to the upstream's first body byte.",
+            list(self._ttfb.items()),
+        )
+        yield _histogram_family(
+            "hxgw_gateway_overhead_seconds",
+            "Time the gateway itself adds to the first byte: before the upstream request "
+            "is sent, and from the upstream's first byte to the client's.",
+            [((), self._overhead)],
+            labels=(),
+        )
+        tokens = CounterMetricFamily(
+            "hxgw_tokens", "Tokens the upstream reported in `usage`.", labels=["model", "kind"]
+        )
+        for (model, kind), count in list(self._tokens.items()):
+            tokens.add_metric([model, kind], count[0])
+        yield tokens
+
+
+class _Histogram:
+    """Bucket counts and a sum; `le` buckets, so a value on a bound counts in it."""
+
+    __slots__ = ("bounds", "counts", "total")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        buckets, running = [], 0
+        bounds = [*map(floatToGoString, self.bounds), "+Inf"]
+        for bound, count in zip(bounds, self.counts, strict=True):
+            running += count
+            buckets.append((bound, float(running)))
+        return buckets
+
+
+def _histogram_family(
+    name: str,
+    documentation: str,
+    children: Iterable[tuple[tuple[str, ...], _Histogram]],
+    labels: tuple[str, ...] = ("endpoint", "model"),
+) -> HistogramMetricFamily:
+    family = HistogramMetricFamily(name, documentation, labels=list(labels))
+    for values, histogram in children:
+        family.add_metric(list(values), histogram.cumulative(), histogram.total)
+    return family
+
+
+class _RequestCollector(Collector):
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
+        yield from self.metrics.families()
 
 
 class _CircuitCollector(Collector):
