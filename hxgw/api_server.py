@@ -444,7 +444,16 @@ class ApiConnection(asyncio.Protocol):
 class ApiExchange(Exchange):
     """An API request on an `ApiConnection`, answered with hand-framed HTTP/1.1."""
 
-    __slots__ = ("_chunked", "_connection", "_state", "method", "path", "remote", "request")
+    __slots__ = (
+        "_chunked",
+        "_connection",
+        "_head_pending",
+        "_state",
+        "method",
+        "path",
+        "remote",
+        "request",
+    )
 
     _NOTHING, _STARTED, _DONE = 0, 1, 2
 
@@ -456,6 +465,9 @@ class ApiExchange(Exchange):
         self.path = request.url.partition(b"?")[0].decode("latin-1")
         self.remote = connection.remote
         self._chunked = False
+        # A streamed response's head goes out with its first piece of body: one write
+        # and one TCP segment, not two.
+        self._head_pending = b""
         self._state = self._NOTHING
 
     def header(self, name: str) -> str | None:
@@ -525,7 +537,7 @@ class ApiExchange(Exchange):
         else:
             framing = b"Transfer-Encoding: chunked\r\n"
             self._chunked = True
-        transport.write(self._head(status, headers, framing))
+        self._head_pending = self._head(status, headers, framing)
 
     async def write(self, data: bytes) -> None:
         connection = self._connection
@@ -534,8 +546,11 @@ class ApiExchange(Exchange):
             raise ConnectionResetError("the client closed the connection")
         if not data:
             return  # an empty chunk would end a chunked body
+        head, self._head_pending = self._head_pending, b""
         if self._chunked:
-            transport.writelines((b"%x\r\n" % len(data), data, b"\r\n"))
+            transport.writelines((head, b"%x\r\n" % len(data), data, b"\r\n"))
+        elif head:
+            transport.writelines((head, data))
         else:
             transport.write(data)
         if connection.write_paused:
@@ -546,8 +561,13 @@ class ApiExchange(Exchange):
             return
         self._state = self._DONE
         transport = self._connection.transport
-        if self._chunked and transport is not None and not transport.is_closing():
-            transport.write(b"0\r\n\r\n")
+        if transport is None or transport.is_closing():
+            return
+        head, self._head_pending = self._head_pending, b""
+        if self._chunked:
+            transport.write(head + b"0\r\n\r\n")
+        elif head:
+            transport.write(head)
 
     def abort(self) -> None:
         self._connection.will_close = True
