@@ -122,6 +122,12 @@ def request(
     return (head + "\r\n").encode() + body
 
 
+def api_headers(gateway: Gateway, extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The headers of an authorised JSON call, plus `extra`."""
+    fields = {"Authorization": f"Bearer {gateway.key}", "Content-Type": "application/json"}
+    return fields | (extra or {})
+
+
 def chat(
     gateway: Gateway,
     body: dict[str, Any] = CHAT,
@@ -130,7 +136,7 @@ def chat(
     headers: dict[str, str] | None = None,
     version: str = "1.1",
 ) -> bytes:
-    fields = {"Authorization": f"Bearer {gateway.key}", "Content-Type": "application/json"}
+    fields = api_headers(gateway)
     if request_id:
         fields["X-Request-ID"] = request_id
     return request(
@@ -248,11 +254,7 @@ async def test_a_chunked_body_sent_in_pieces_reaches_the_upstream_intact(
     head = request(
         "POST",
         CHAT_PATH,
-        headers={
-            "Authorization": f"Bearer {gateway.key}",
-            "Content-Type": "application/json",
-            "Transfer-Encoding": "chunked",
-        },
+        headers=api_headers(gateway, {"Transfer-Encoding": "chunked"}),
     )
     async with connect(gateway) as conn:
         await conn.send(head)
@@ -271,12 +273,7 @@ async def test_expect_100_continue_gets_100_before_the_body_then_the_answer(gate
     head = request(
         "POST",
         CHAT_PATH,
-        headers={
-            "Authorization": f"Bearer {gateway.key}",
-            "Content-Type": "application/json",
-            "Content-Length": str(len(data)),
-            "Expect": "100-continue",
-        },
+        headers=api_headers(gateway, {"Content-Length": str(len(data)), "Expect": "100-continue"}),
     )
     async with connect(gateway) as conn:
         await conn.send(head)
@@ -294,12 +291,7 @@ async def test_expect_100_continue_over_the_body_limit_gets_413_without_a_100(
     head = request(
         "POST",
         CHAT_PATH,
-        headers={
-            "Authorization": f"Bearer {gateway.key}",
-            "Content-Type": "application/json",
-            "Content-Length": "10000000",
-            "Expect": "100-continue",
-        },
+        headers=api_headers(gateway, {"Content-Length": "10000000", "Expect": "100-continue"}),
     )
     async with connect(gateway) as conn:
         await conn.send(head)
