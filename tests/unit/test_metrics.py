@@ -1,0 +1,45 @@
+"""The per-request figures, as a Prometheus scrape reads them."""
+
+from prometheus_client.parser import text_string_to_metric_families
+
+from hxgw.health import HealthBook
+from hxgw.metrics import Metrics
+
+
+def _samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    text = metrics.render().decode()
+    return {
+        (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+    }
+
+
+def test_a_duration_on_a_bucket_bound_counts_in_that_bucket_and_every_larger_one():
+    metrics = Metrics(HealthBook(), lambda: 0)
+    metrics.request_finished("chat", "g", "m", 200, 0.25, None, None)
+    samples = _samples(metrics)
+    def bucket(le: str) -> float:
+        labels = (("endpoint", "chat"), ("le", le), ("model", "m"))
+        return samples["hxgw_request_duration_seconds_bucket", labels]
+
+    assert (bucket("0.1"), bucket("0.25"), bucket("0.5"), bucket("+Inf")) == (0, 1, 1, 1)
+    labels = (("endpoint", "chat"), ("model", "m"))
+    assert samples["hxgw_request_duration_seconds_count", labels] == 1
+    assert samples["hxgw_request_duration_seconds_sum", labels] == 0.25
+
+
+def test_requests_are_counted_by_status_and_tokens_by_kind():
+    metrics = Metrics(HealthBook(), lambda: 0)
+    for status in (200, 200, 502):
+        metrics.request_finished("chat", "g", "m", status, 0.01, 0.005, 0.0001)
+    metrics.count_tokens("m", b'"usage":{"prompt_tokens":5,"completion_tokens":2}')
+    metrics.count_tokens("m", b'"usage":{"prompt_tokens":1,"completion_tokens":3}')
+    samples = _samples(metrics)
+    base = (("endpoint", "chat"), ("group", "g"), ("model", "m"))
+    assert samples["hxgw_requests_total", (*base, ("status", "200"))] == 2
+    assert samples["hxgw_requests_total", (*base, ("status", "502"))] == 1
+    assert samples["hxgw_tokens_total", (("kind", "prompt"), ("model", "m"))] == 6
+    assert samples["hxgw_tokens_total", (("kind", "completion"), ("model", "m"))] == 5
+    assert samples["hxgw_gateway_overhead_seconds_count", ()] == 3
+    assert samples["hxgw_time_to_first_byte_seconds_count", (("endpoint", "chat"), ("model", "m"))] == 3
