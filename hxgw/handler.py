@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 
-from hxgw import jsonio
 from hxgw.context import RequestContext
 from hxgw.endpoints import Endpoint
 from hxgw.errors import GatewayError
@@ -29,6 +28,4 @@ async def handle(
         inflight.discard(task)
     if not exchange.answered:
         exc = GatewayError("no response was produced")
-        exchange.respond(
-            exc.status, {"Content-Type": "application/json"}, jsonio.dumps(exc.to_dict())
-        )
+        exchange.respond(exc.status, {"Content-Type": "application/json"}, exc.to_json())
