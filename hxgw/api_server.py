@@ -23,22 +23,14 @@ import email.utils
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
-from http import HTTPStatus
 from typing import cast
 
 import httptools
 import structlog
 
+from hxgw.api_exchange import STATUS_LINES, ApiExchange, ParsedRequest
 from hxgw.endpoints import PROXIED, Endpoint, client_paths
-from hxgw.errors import (
-    BadRequest,
-    GatewayError,
-    HeadersTooLarge,
-    PayloadTooLarge,
-    RequestTimeout,
-    UriTooLong,
-)
-from hxgw.exchange import Exchange
+from hxgw.errors import BadRequest, GatewayError, HeadersTooLarge, UriTooLong
 from hxgw.handler import handle
 from hxgw.runtime import Runtime
 from hxgw.state import StateHolder
@@ -57,11 +49,6 @@ MAX_HEAD = 65536
 # How long a connection closed with an unread body still reads (and drops) what the
 # client sends, so that it receives the answer instead of a reset.
 LINGER = 2.0
-_PHRASES = {status.value: status.phrase for status in HTTPStatus}
-_STATUS_LINES = {
-    code: f"HTTP/1.1 {code} {_PHRASES.get(code, '')}\r\n".encode() for code in range(100, 600)
-}
-_CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
 class _HandOver(Exception):
@@ -70,46 +57,6 @@ class _HandOver(Exception):
 
 class _Refused(Exception):
     """Raised inside the parser: a non-API request pipelined behind another one."""
-
-
-class _Request:
-    """One request as the parser sees it, then as the exchange reads its body."""
-
-    __slots__ = (
-        "chunks",
-        "complete",
-        "endpoint",
-        "error",
-        "head_size",
-        "headers",
-        "http10",
-        "keep_alive",
-        "limit",
-        "size",
-        "too_large",
-        "url",
-        "waiter",
-    )
-
-    def __init__(self) -> None:
-        self.url = b""
-        self.headers: dict[bytes, bytes] = {}
-        self.head_size = 0
-        self.endpoint: Endpoint | None = None
-        self.keep_alive = True
-        self.http10 = False
-        self.chunks: list[bytes] = []
-        self.size = 0
-        self.limit = 0
-        self.complete = False
-        self.too_large = False
-        self.error: GatewayError | None = None
-        """Why the body can never complete (it broke the HTTP framing)."""
-        self.waiter: asyncio.Future[None] | None = None
-
-    def wake(self) -> None:
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(None)
 
 
 class ApiServer:
@@ -177,8 +124,8 @@ class ApiConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.remote: str | None = None
         self._parser: httptools.HttpRequestParser | None = httptools.HttpRequestParser(self)
-        self._parsing: _Request | None = None
-        self._queue: deque[_Request] = deque()
+        self._parsing: ParsedRequest | None = None
+        self._queue: deque[ParsedRequest] = deque()
         self._task: asyncio.Task[None] | None = None
         # The bytes of the request being parsed, kept while its headers arrive and only
         # when it began a read: what aiohttp would need if the request is handed over.
@@ -248,7 +195,7 @@ class ApiConnection(asyncio.Protocol):
     # -- httptools callbacks
 
     def on_message_begin(self) -> None:
-        self._parsing = _Request()
+        self._parsing = ParsedRequest()
         self._head_chunks = [self._chunk] if self._at_start else None
         self._at_start = False
 
@@ -313,7 +260,7 @@ class ApiConnection(asyncio.Protocol):
 
     # -- serving
 
-    def _serve(self, request: _Request) -> None:
+    def _serve(self, request: ParsedRequest) -> None:
         exchange = ApiExchange(self, request)
         self._task = self._loop.create_task(self._run(exchange))
 
@@ -364,7 +311,7 @@ class ApiConnection(asyncio.Protocol):
     def write_paused(self) -> bool:
         return self._write_paused
 
-    def last_response(self, request: _Request) -> bool:
+    def last_response(self, request: ParsedRequest) -> bool:
         """Decide, as a response to `request` is framed, whether it is the connection's
         last: the client asked so, its body was not read whole, or shutdown is on."""
         if not request.keep_alive or not request.complete or self._server.draining:
@@ -418,7 +365,7 @@ class ApiConnection(asyncio.Protocol):
         if transport is None or self._task is not None or self._queue:
             return
         body = error.to_json()
-        head = _STATUS_LINES[error.status] + self.fixed_head()
+        head = STATUS_LINES[error.status] + self.fixed_head()
         transport.write(
             head
             + b"Content-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n"
@@ -439,156 +386,3 @@ class ApiConnection(asyncio.Protocol):
         if self._reading_paused:
             transport.resume_reading()
         protocol.data_received(b"".join(chunks))
-
-
-class ApiExchange(Exchange):
-    """An API request on an `ApiConnection`, answered with hand-framed HTTP/1.1."""
-
-    __slots__ = (
-        "_chunked",
-        "_connection",
-        "_head_pending",
-        "_state",
-        "method",
-        "path",
-        "remote",
-        "request",
-    )
-
-    _NOTHING, _STARTED, _DONE = 0, 1, 2
-
-    def __init__(self, connection: ApiConnection, request: _Request) -> None:
-        assert request.endpoint is not None
-        self._connection = connection
-        self.request = request
-        self.method = request.endpoint.method
-        self.path = request.url.partition(b"?")[0].decode("latin-1")
-        self.remote = connection.remote
-        self._chunked = False
-        # A streamed response's head goes out with its first piece of body: one write
-        # and one TCP segment, not two.
-        self._head_pending = b""
-        self._state = self._NOTHING
-
-    def header(self, name: str) -> str | None:
-        value = self.request.headers.get(name.lower().encode("latin-1"))
-        return None if value is None else value.decode("utf-8", "surrogateescape")
-
-    async def read_body(self, limit: int, idle: float) -> bytes:
-        request = self.request
-        declared = request.headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise PayloadTooLarge(
-                f"request body of {int(declared)} bytes is over the {limit}-byte limit"
-            )
-        if not request.complete and request.headers.get(b"expect", b"").lower() == b"100-continue":
-            transport = self._connection.transport
-            if transport is not None and not transport.is_closing():
-                transport.write(_CONTINUE)
-        while not request.complete and not request.too_large and request.error is None:
-            request.waiter = asyncio.get_running_loop().create_future()
-            try:
-                async with asyncio.timeout(idle):
-                    await request.waiter
-            except TimeoutError:
-                raise RequestTimeout(f"the request body stalled for {idle:g}s") from None
-            finally:
-                request.waiter = None
-        if request.error is not None:
-            raise request.error
-        if request.too_large or request.size > limit:
-            raise PayloadTooLarge(f"request body is over the {limit}-byte limit")
-        chunks = request.chunks
-        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-    @property
-    def committed(self) -> bool:
-        return self._state != self._NOTHING
-
-    @property
-    def answered(self) -> bool:
-        return self._state != self._NOTHING
-
-    @property
-    def done(self) -> bool:
-        return self._state == self._DONE
-
-    def respond(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
-        self._state = self._DONE
-        transport = self._connection.transport
-        if transport is None or transport.is_closing():
-            return
-        head = self._head(status, headers, b"Content-Length: %d\r\n" % len(body))
-        if len(body) < 65536:
-            transport.write(head + body)
-        else:
-            transport.writelines((head, body))
-
-    async def start(self, status: int, headers: Mapping[str, str], length: int | None) -> None:
-        self._state = self._STARTED
-        transport = self._connection.transport
-        if transport is None or transport.is_closing():
-            raise ConnectionResetError("the client closed the connection")
-        if length is not None:
-            framing = b"Content-Length: %d\r\n" % length
-        elif self.request.http10:
-            framing = b""  # the body ends when the connection does
-            self._connection.will_close = True
-        else:
-            framing = b"Transfer-Encoding: chunked\r\n"
-            self._chunked = True
-        self._head_pending = self._head(status, headers, framing)
-
-    async def write(self, data: bytes) -> None:
-        connection = self._connection
-        transport = connection.transport
-        if transport is None or transport.is_closing():
-            raise ConnectionResetError("the client closed the connection")
-        if not data:
-            return  # an empty chunk would end a chunked body
-        head, self._head_pending = self._head_pending, b""
-        if self._chunked:
-            transport.writelines((head, b"%x\r\n" % len(data), data, b"\r\n"))
-        elif head:
-            transport.writelines((head, data))
-        else:
-            transport.write(data)
-        if connection.write_paused:
-            await connection.drain()
-
-    async def finish(self) -> None:
-        if self._state == self._DONE:
-            return
-        self._state = self._DONE
-        transport = self._connection.transport
-        if transport is None or transport.is_closing():
-            return
-        head, self._head_pending = self._head_pending, b""
-        if self._chunked:
-            transport.write(head + b"0\r\n\r\n")
-        elif head:
-            transport.write(head)
-
-    def abort(self) -> None:
-        self._connection.will_close = True
-        self._connection.close()
-
-    def client_gone(self) -> bool:
-        transport = self._connection.transport
-        return transport is None or transport.is_closing()
-
-    def _head(self, status: int, headers: Mapping[str, str], framing: bytes) -> bytes:
-        lines = "".join([f"{name}: {value}\r\n" for name, value in headers.items()])
-        if self._connection.last_response(self.request):
-            end = b"Connection: close\r\n\r\n"
-        elif self.request.http10:
-            end = b"Connection: keep-alive\r\n\r\n"
-        else:
-            end = b"\r\n"
-        return (
-            _STATUS_LINES[status]
-            + self._connection.fixed_head()
-            + framing
-            + lines.encode("latin-1", "replace")
-            + end
-        )
