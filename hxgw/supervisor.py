@@ -1,9 +1,12 @@
-"""`workers: N`: one process binds the socket, N `hxgw serve` workers accept on it.
+"""`workers: N`: one process binds the sockets, N `hxgw serve` workers accept on them.
 
 Python runs one core per process, so a gateway that should use every core
-runs several. The supervisor binds the listening socket and passes it to
-each worker (an inherited descriptor: the kernel spreads connections over the
-processes accepting on it). Each worker is a complete daemon with its own
+runs several. The supervisor binds one listening socket per worker, all on
+the same address with SO_REUSEPORT, and passes each worker its own (an
+inherited descriptor). The kernel then spreads new connections evenly over
+the sockets; one shared socket would let whichever worker woke first accept
+a whole burst. A restarted worker gets the same socket back, so connections
+that arrived meanwhile wait in its queue. Each worker is a complete daemon with its own
 config, routing health and drain. The supervisor is what systemd sees: it
 gives each worker a private notify socket and speaks for all of them,
 READY=1 once every worker is ready, RELOADING=1 ... READY=1 once every worker
@@ -41,6 +44,8 @@ class Worker:
     index: int
     notify_path: str
     notify: socket.socket
+    listener: socket.socket
+    """This worker's own listening socket, kept open across its restarts."""
     process: asyncio.subprocess.Process | None = None
     ready: asyncio.Event = field(default_factory=asyncio.Event)
     reloaded: asyncio.Event = field(default_factory=asyncio.Event)
@@ -75,7 +80,7 @@ class Supervisor:
 
     async def run(self) -> int:
         try:
-            listener = _bind(self.config.listen.host, self.config.listen.port)
+            listeners = _bind(self.config.listen.host, self.config.listen.port, self.count)
         except OSError as exc:
             log.error(
                 "cannot listen",
@@ -84,10 +89,15 @@ class Supervisor:
                 error=exc.strerror or str(exc),
             )
             return 1
-        with tempfile.TemporaryDirectory(prefix="hxgw-workers-") as scratch, listener:
-            self.workers = [self._worker(i, Path(scratch)) for i in range(self.count)]
+        with (
+            tempfile.TemporaryDirectory(prefix="hxgw-workers-") as scratch,
+            contextlib.ExitStack() as held,
+        ):
+            for listener in listeners:
+                held.enter_context(listener)
+            self.workers = [self._worker(i, Path(scratch), listeners[i]) for i in range(self.count)]
             for worker in self.workers:
-                await self._spawn(worker, listener)
+                await self._spawn(worker)
             if not await self._all(lambda w: w.ready, READY_TIMEOUT):
                 log.error("workers did not become ready; stopping", timeout=READY_TIMEOUT)
                 await self._stop_workers(signal.SIGKILL)
@@ -104,14 +114,14 @@ class Supervisor:
             watchdog = (
                 asyncio.create_task(self._watchdog()) if self.notifier.watchdog_interval else None
             )
-            await self._loop(listener)
+            await self._loop()
             if watchdog:
                 watchdog.cancel()
         self.notifier.close()
         log.info("stopped")
         return 0
 
-    async def _loop(self, listener: socket.socket) -> None:
+    async def _loop(self) -> None:
         while True:
             event = await self.events.get()
             if event == "reload":
@@ -123,7 +133,7 @@ class Supervisor:
                 await self._stop_workers(signal.SIGTERM)
                 return
             elif event.startswith("exited:") and not self.stopping:
-                await self._restart(self.workers[int(event.split(":")[1])], listener)
+                await self._restart(self.workers[int(event.split(":")[1])])
 
     async def _reload(self) -> None:
         # A burst of HUPs is one reload; anything else queued meanwhile stays queued.
@@ -146,7 +156,7 @@ class Supervisor:
         )
         self.notifier.ready(self._status("reloaded" if done else "reload incomplete"))
 
-    async def _restart(self, worker: Worker, listener: socket.socket) -> None:
+    async def _restart(self, worker: Worker) -> None:
         code = worker.process.returncode if worker.process else None
         quick = time.monotonic() - worker.started_at < 10
         worker.quick_deaths = worker.quick_deaths + 1 if quick else 0
@@ -154,23 +164,23 @@ class Supervisor:
         log.error("worker exited; starting it again", worker=worker.index, code=code, delay_s=delay)
         await asyncio.sleep(delay)
         if not self.stopping:
-            await self._spawn(worker, listener)
+            await self._spawn(worker)
 
-    def _worker(self, index: int, scratch: Path) -> Worker:
+    def _worker(self, index: int, scratch: Path, listener: socket.socket) -> Worker:
         path = str(scratch / f"worker-{index}.sock")
         sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         sock.bind(path)
         sock.setblocking(False)
-        worker = Worker(index=index, notify_path=path, notify=sock)
+        worker = Worker(index=index, notify_path=path, notify=sock, listener=listener)
         asyncio.get_running_loop().add_reader(sock, worker.on_datagram)
         return worker
 
-    async def _spawn(self, worker: Worker, listener: socket.socket) -> None:
+    async def _spawn(self, worker: Worker) -> None:
         env = {k: v for k, v in self.env.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_PID")}
         env |= {"NOTIFY_SOCKET": worker.notify_path, "HX_WORKER": str(worker.index)}
         worker.ready.clear()
         worker.started_at = worker.last_ping = time.monotonic()
-        fd = listener.fileno()
+        fd = worker.listener.fileno()
         worker.process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
@@ -242,14 +252,25 @@ class Supervisor:
         return f"{self.count} workers on {listen.host}:{listen.port}; {state}"
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def _bind(host: str, port: int, count: int) -> list[socket.socket]:
+    """`count` listening sockets on one address (port 0: the port the first one got)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
-    sock.listen(2048)
-    sock.set_inheritable(True)
-    return sock
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((host, port))
+            port = sock.getsockname()[1]
+            sock.listen(2048)
+            sock.set_inheritable(True)
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
 
 
 def worker_count(setting: int | str) -> int:
