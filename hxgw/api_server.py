@@ -49,6 +49,10 @@ MAX_HEAD = 65536
 # How long a connection closed with an unread body still reads (and drops) what the
 # client sends, so that it receives the answer instead of a reset.
 LINGER = 2.0
+# At shutdown, how long a client that connected before the listener closed has to send
+# its first request: the kernel completes the handshake before we accept, so such a
+# client has done nothing wrong, and closing on it would lose a request never answered.
+FIRST_REQUEST_GRACE = 1.0
 
 
 class _HandOver(Exception):
@@ -91,10 +95,22 @@ class ApiServer:
         return self._date
 
     def pre_shutdown(self) -> None:
-        """Stop keeping connections alive; close the idle ones now."""
+        """Stop keeping connections alive; close the idle ones now. A connection that
+        has not sent its first request yet, or is sending a request head, is a client
+        that connected before the listener closed: it gets a short grace to be served."""
         self.draining = True
         for connection in list(self.connections):
             connection.close_if_idle()
+        asyncio.get_running_loop().call_later(FIRST_REQUEST_GRACE, self._close_unserved)
+
+    def busy(self) -> bool:
+        """Whether a connection still has a request coming, queued or being served."""
+        return any(connection.busy for connection in self.connections)
+
+    def _close_unserved(self) -> None:
+        for connection in list(self.connections):
+            if connection.waiting:
+                connection.close()
 
     def close(self) -> None:
         if self._sweeper is not None:
@@ -133,6 +149,7 @@ class ApiConnection(asyncio.Protocol):
         self._chunk = b""
         self._at_start = False
         self.idle_since: float | None = None
+        self.fresh = True  # no request has begun on it yet
         self.will_close = False
         self._reading_paused = False
         self._write_paused = False
@@ -195,6 +212,7 @@ class ApiConnection(asyncio.Protocol):
     # -- httptools callbacks
 
     def on_message_begin(self) -> None:
+        self.fresh = False
         self._parsing = ParsedRequest()
         self._head_chunks = [self._chunk] if self._at_start else None
         self._at_start = False
@@ -320,8 +338,20 @@ class ApiConnection(asyncio.Protocol):
 
     # -- ending
 
+    @property
+    def waiting(self) -> bool:
+        """Nothing being served, but a request is expected: the first, or one whose
+        head is arriving."""
+        if self._parser is None or self._task is not None or self._queue:
+            return False  # closing, or being served
+        return self.fresh or self._parsing is not None
+
+    @property
+    def busy(self) -> bool:
+        return self.waiting or self._task is not None or bool(self._queue)
+
     def close_if_idle(self) -> None:
-        if self._task is None and not self._queue:
+        if not self.busy:
             self.close()
 
     def close(self) -> None:

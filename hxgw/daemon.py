@@ -152,13 +152,26 @@ class Daemon:
             runner.server.pre_shutdown()  # idle keep-alive connections close now
         if self.api is not None:
             self.api.pre_shutdown()
-        if not await self.inflight.wait_idle(timeout):
+        if not await self._settle(timeout):
             cancelled = self.inflight.cancel_all()
             log.warning("drain timeout reached; cancelling requests", cancelled=cancelled)
             await self.inflight.wait_idle(2.0)
         if self.api is not None:
             self.api.close()
         await runner.cleanup()
+
+    async def _settle(self, seconds: float) -> bool:
+        """True when every request, including those still arriving on connections
+        accepted before the listener closed, was answered within `seconds`."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + seconds
+        while await self.inflight.wait_idle(deadline - loop.time()):
+            if self.api is None or not self.api.busy():
+                return True
+            # A request is on its way (its head arriving, or between parse and pipeline);
+            # polled, because this only runs while stopping.
+            await asyncio.sleep(0.02)
+        return False
 
     async def _main_loop(self) -> None:
         while not self.stop_requested.is_set():

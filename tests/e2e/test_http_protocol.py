@@ -9,10 +9,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import signal
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -453,3 +455,61 @@ async def test_a_streamed_chat_reply_is_a_chunked_event_stream_ending_with_done(
     assert (reply.header("Content-Type") or "").startswith("text/event-stream")
     assert reply.header("Server") == "hxgw"
     assert reply.body.endswith(b"data: [DONE]\n\n")
+
+
+# -- shutdown ----------------------------------------------------------------------------------
+
+
+def accept_queues(port: int) -> list[int]:
+    """How many connections wait in the accept queue of each socket listening on `port`
+    (for a listening socket, /proc/net/tcp's rx_queue column is that count)."""
+    queues = []
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[3] == "0A" and int(fields[1].rpartition(":")[2], 16) == port:
+            queues.append(int(fields[4].partition(":")[2], 16))
+    return queues
+
+
+async def stop_listening(gateway: Gateway) -> None:
+    """SIGTERM, and wait until the gateway has closed its listener and begun draining."""
+    gateway.signal(signal.SIGTERM)
+    await wait_for(lambda: not accept_queues(gateway.port) and "stopping" in gateway.logs())
+    await asyncio.sleep(0.1)  # idle connections are closed just after the listener
+
+
+async def test_a_client_that_connected_before_sigterm_gets_its_first_request_answered(
+    gateway: Gateway,
+):
+    async with connect(gateway) as conn:
+        await wait_for(lambda: accept_queues(gateway.port) == [0])  # accepted, not queued
+        await stop_listening(gateway)
+        await conn.send(chat(gateway))
+        reply = await conn.response()
+        assert_chat_reply(reply)
+        assert reply.closes
+        await conn.assert_closed()
+    assert gateway.process is not None and gateway.process.wait(10) == 0
+
+
+async def test_a_request_head_arriving_across_sigterm_is_answered_then_closed(gateway: Gateway):
+    whole = chat(gateway)
+    async with connect(gateway) as conn:
+        await conn.send(whole[:30])
+        await wait_for(lambda: accept_queues(gateway.port) == [0])
+        await stop_listening(gateway)
+        await conn.send(whole[30:])
+        reply = await conn.response()
+        assert_chat_reply(reply)
+        assert reply.closes
+    assert gateway.process is not None and gateway.process.wait(10) == 0
+
+
+async def test_a_connection_that_never_sends_a_request_does_not_hold_up_shutdown(
+    gateway: Gateway,
+):
+    async with connect(gateway) as conn:
+        await wait_for(lambda: accept_queues(gateway.port) == [0])
+        gateway.signal(signal.SIGTERM)
+        await conn.assert_closed(timeout=10)
+    assert gateway.process is not None and gateway.process.wait(10) == 0
