@@ -7,6 +7,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from hxgw.deadlines import Deadlines
 from hxgw.guard import BadKeyGuard
 from hxgw.inflight import Inflight
 from hxgw.log import AccessLog
@@ -63,6 +64,7 @@ class Runtime:
     rate: RequestRate = field(default_factory=RequestRate)
     guard: BadKeyGuard = field(default_factory=BadKeyGuard)
     access: AccessLog = field(default_factory=AccessLog.plain)
+    deadlines: Deadlines = field(default_factory=Deadlines)
 
     def __post_init__(self) -> None:
         self.metrics = Metrics(self.memory.health, lambda: len(self.inflight))

@@ -100,7 +100,7 @@ async def _attempt(
 ) -> tuple[UpstreamResponse, bytes]:
     state = ctx.state
     body = ctx.upstream_bodies.for_model(model)
-    async with asyncio.timeout(state.first_byte_budget(ctx.started)):
+    async with state.runtime.deadlines.after(state.first_byte_budget(ctx.started)):
         response = await state.client.request(
             b"POST",
             state.origins[model.upstream],

@@ -1,0 +1,97 @@
+"""Deadlines for many requests at once, on few timers.
+
+Why not `asyncio.timeout` on the hot path: each one starts and stops a loop
+timer, about 12 µs under uvloop, 5% of a proxied request's CPU. Here a deadline
+is rounded up to the next `GRAIN` and every deadline in the same slot shares one
+timer, so under load a timer serves dozens of requests, and entering and leaving
+a deadline is a set insert and removal. The behaviour is asyncio.timeout's: when
+the deadline passes, the task is cancelled, and the cancellation leaves the
+block as TimeoutError, unless something else cancelled the task too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from types import TracebackType
+
+
+class Deadlines:
+    """The slots of pending deadlines, each with the one timer that ends them."""
+
+    # How late a deadline may fire: fine for timeouts of a second or more.
+    GRAIN = 0.01
+
+    def __init__(self) -> None:
+        self._slots: dict[int, set[Deadline]] = {}
+
+    def after(self, seconds: float) -> Deadline:
+        """A deadline `seconds` from now, for `async with`."""
+        return Deadline(self, seconds)
+
+    def _add(self, deadline: Deadline, when: float) -> None:
+        slot = math.ceil(when / self.GRAIN)
+        members = self._slots.get(slot)
+        if members is None:
+            members = self._slots[slot] = set()
+            asyncio.get_running_loop().call_at(slot * self.GRAIN, self._expire, slot)
+        members.add(deadline)
+        deadline.slot = members
+
+    def _expire(self, slot: int) -> None:
+        for deadline in self._slots.pop(slot, ()):
+            deadline.expire()
+
+
+class Deadline:
+    """One request's deadline: an async context manager, like asyncio.timeout's."""
+
+    __slots__ = ("_cancelling", "_deadlines", "_seconds", "_task", "expired", "slot")
+
+    def __init__(self, deadlines: Deadlines, seconds: float) -> None:
+        self._deadlines = deadlines
+        self._seconds = seconds
+        self._task: asyncio.Task[object] | None = None
+        self._cancelling = 0
+        self.expired = False
+        self.slot: set[Deadline] | None = None
+
+    async def __aenter__(self) -> Deadline:
+        task = asyncio.current_task()
+        if task is None:
+            raise RuntimeError("a deadline must be used inside a task")
+        self._task = task
+        self._cancelling = task.cancelling()
+        loop = asyncio.get_running_loop()
+        if self._seconds <= 0:
+            loop.call_soon(self.expire)
+        else:
+            self._deadlines._add(self, loop.time() + self._seconds)
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        if self.slot is not None:
+            self.slot.discard(self)
+            self.slot = None
+        task, self._task = self._task, None
+        # When expired, ours was one of the cancellations: take it back, and if it was
+        # the only one, the block ran out of time rather than being stopped from outside.
+        if (
+            self.expired
+            and task is not None
+            and task.uncancel() <= self._cancelling
+            and exc_type is asyncio.CancelledError
+        ):
+            raise TimeoutError from exc
+
+    def expire(self) -> None:
+        """The deadline passed: cancel the task if it is still inside the block."""
+        self.slot = None
+        if self._task is not None and not self.expired:
+            self.expired = True
+            self._task.cancel()
