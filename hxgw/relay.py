@@ -18,19 +18,25 @@ from hxgw.exchange import Exchange
 
 # Upstream response headers a client may see; everything else (hop-by-hop,
 # server software, upstream spend and key details) stays behind the gateway.
-PASSED_RESPONSE_HEADERS = ("Content-Type", "Retry-After", "OpenAI-Processing-Ms", "OpenAI-Version")
-PASSED_PREFIXES = ("x-ratelimit-",)
+PASSED_RESPONSE_HEADERS = {
+    name.lower().encode(): name
+    for name in ("Content-Type", "Retry-After", "OpenAI-Processing-Ms", "OpenAI-Version")
+}
+PASSED_PREFIXES = (b"x-ratelimit-",)
 USAGE_TAIL = 2048
 # The longest incomplete SSE line held back while waiting for its newline.
 MAX_HELD_LINE = 1024 * 1024
 
 
 def response_headers(ctx: RequestContext, reply: Reply) -> dict[str, str]:
-    upstream = reply.response.headers
-    headers = {name: upstream[name] for name in PASSED_RESPONSE_HEADERS if name in upstream}
-    for name, value in upstream.items():
-        if name.lower().startswith(PASSED_PREFIXES):
-            headers[name] = value
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in reply.response.raw_headers:
+        lowered = raw_name.lower()
+        name = PASSED_RESPONSE_HEADERS.get(lowered)
+        if name is None and lowered.startswith(PASSED_PREFIXES):
+            name = raw_name.decode("latin-1")
+        if name is not None and name not in headers:  # the first of a repeated header
+            headers[name] = raw_value.decode("latin-1")
     headers["X-Request-ID"] = ctx.request_id
     headers["X-HX-Model"] = reply.model.name
     if ctx.group:
