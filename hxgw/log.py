@@ -90,13 +90,22 @@ class Renderer:
         """One logfmt line; the journal's priority prefix replaces the timestamp there."""
         if "\n" in message or "\r" in message:
             message = _logfmt_value(message)
-        value = self._value
-        parts = [f"{k}={value(v)}" for k, v in fields.items() if v is not None]
         if self.journal:
             head = f"<{PRIORITIES.get(level, 6)}>{level} {message}"
         else:
             head = f"{timestamp} {level} {message}" if timestamp else f"{level} {message}"
-        return " ".join([head, *parts])
+        parts = [head]
+        known = self._known
+        # Numbers and already-seen words are most of an access line: they skip _value.
+        for key, value in fields.items():
+            kind = type(value)
+            if kind is int or kind is float:
+                parts.append(f"{key}={value}")
+            elif kind is str and (text := known.get(value)) is not None:
+                parts.append(f"{key}={text}")
+            elif value is not None:
+                parts.append(f"{key}={self._value(value)}")
+        return " ".join(parts)
 
     def _value(self, value: Any) -> str:
         if type(value) is not str:
@@ -139,15 +148,20 @@ class AccessLog:
         """One access line; `fields` becomes part of it (the caller's dict, not copied)."""
         if not self.enabled:
             return
-        fields["request_id"] = request_id
-        if self.worker:
-            fields["worker"] = self.worker
         stamp = self._timestamp() if self.stamped else None
         if self.renderer.json:
+            fields["request_id"] = request_id
+            if self.worker:
+                fields["worker"] = self.worker
             event = {"event": message, **fields, "level": "info", "timestamp": stamp}
             line = self.renderer(None, "info", event)
         else:
+            # The id is rendered apart: each is new, and would only churn the renderer's
+            # cache of words it has seen.
             line = self.renderer.logfmt("info", message, stamp, fields)
+            line += f" request_id={_logfmt_value(request_id)}"
+            if self.worker:
+                line += f" worker={_logfmt_value(self.worker)}"
         self._pending.append(line)
         if len(self._pending) == 1:
             try:

@@ -26,6 +26,14 @@ def test_values_with_newlines_stay_on_one_line():
     assert line == 'error "x\\ny" detail="a \\"b\\"\\nc"'
 
 
+def test_a_word_seen_before_is_quoted_the_same_way_the_second_time():
+    render = Renderer("kv", journal=False)
+    fields = {"group": "chat", "detail": "two words", "ms": 1.5, "ok": True}
+    first = render.logfmt("info", "e", None, fields)
+    assert first == render.logfmt("info", "e", None, fields)
+    assert first == 'info e group=chat detail="two words" ms=1.5 ok=True'
+
+
 @pytest.mark.parametrize(("level", "prefix"), [
     ("debug", "<7>"), ("info", "<6>"), ("warning", "<4>"), ("error", "<3>")])
 def test_journal_lines_carry_the_syslog_priority(level: str, prefix: str):
