@@ -6,6 +6,7 @@ docstring says which fields it reads and which it writes.
 
 from __future__ import annotations
 
+import asyncio
 import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
@@ -48,6 +49,7 @@ class RequestContext:
     state: GatewayState
     endpoint: Endpoint
     started: float = field(default_factory=time.perf_counter)
+    task: asyncio.Task[Any] | None = None  # the one serving the request
     request_id: str = ""
     key: ClientKey | None = None
     body: dict[str, Any] | None = None

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import math
 from types import TracebackType
+from typing import Any
 
 
 class Deadlines:
@@ -25,16 +26,17 @@ class Deadlines:
     def __init__(self) -> None:
         self._slots: dict[int, set[Deadline]] = {}
 
-    def after(self, seconds: float) -> Deadline:
-        """A deadline `seconds` from now, for `async with`."""
-        return Deadline(self, seconds)
+    def after(self, seconds: float, task: asyncio.Task[Any] | None = None) -> Deadline:
+        """A deadline `seconds` from now, for `async with` in `task` (the current one
+        when not given: naming it saves a lookup)."""
+        return Deadline(self, seconds, task)
 
-    def _add(self, deadline: Deadline, when: float) -> None:
+    def _add(self, deadline: Deadline, loop: asyncio.AbstractEventLoop, when: float) -> None:
         slot = math.ceil(when / self.GRAIN)
         members = self._slots.get(slot)
         if members is None:
             members = self._slots[slot] = set()
-            asyncio.get_running_loop().call_at(slot * self.GRAIN, self._expire, slot)
+            loop.call_at(slot * self.GRAIN, self._expire, slot)
         members.add(deadline)
         deadline.slot = members
 
@@ -48,25 +50,27 @@ class Deadline:
 
     __slots__ = ("_cancelling", "_deadlines", "_seconds", "_task", "expired", "slot")
 
-    def __init__(self, deadlines: Deadlines, seconds: float) -> None:
+    def __init__(
+        self, deadlines: Deadlines, seconds: float, task: asyncio.Task[Any] | None
+    ) -> None:
         self._deadlines = deadlines
         self._seconds = seconds
-        self._task: asyncio.Task[object] | None = None
+        self._task = task
         self._cancelling = 0
         self.expired = False
         self.slot: set[Deadline] | None = None
 
     async def __aenter__(self) -> Deadline:
-        task = asyncio.current_task()
+        task = self._task or asyncio.current_task()
         if task is None:
             raise RuntimeError("a deadline must be used inside a task")
         self._task = task
         self._cancelling = task.cancelling()
-        loop = asyncio.get_running_loop()
+        loop = task.get_loop()
         if self._seconds <= 0:
             loop.call_soon(self.expire)
         else:
-            self._deadlines._add(self, loop.time() + self._seconds)
+            self._deadlines._add(self, loop, loop.time() + self._seconds)
         return self
 
     async def __aexit__(

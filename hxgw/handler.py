@@ -18,9 +18,9 @@ async def handle(
     """Run the endpoint's chain on the snapshot current now; shutdown sees the request
     in `inflight` until it ends."""
     state = holder.current
-    ctx = RequestContext(exchange=exchange, state=state, endpoint=endpoint)
     task = asyncio.current_task()
     assert task is not None
+    ctx = RequestContext(exchange=exchange, state=state, endpoint=endpoint, task=task)
     inflight.add(task)
     try:
         await state.chains[endpoint.name](ctx)

@@ -16,6 +16,13 @@ async def test_a_block_that_outlives_its_deadline_raises_timeout_error() -> None
             await asyncio.sleep(5)
 
 
+async def test_a_deadline_given_its_task_outright_times_out_the_same_way() -> None:
+    deadlines = Deadlines()
+    with pytest.raises(TimeoutError):
+        async with deadlines.after(0.05, asyncio.current_task()):
+            await asyncio.sleep(5)
+
+
 async def test_a_block_that_ends_in_time_is_not_cancelled_afterwards() -> None:
     deadlines = Deadlines()
     async with deadlines.after(0.05):
