@@ -9,6 +9,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
+from hxgw import upstream_http
 from hxgw.upstream_http import (
     Origin,
     UpstreamClient,
@@ -169,6 +170,35 @@ async def test_bytes_on_an_idle_connection_retire_it() -> None:
         await asyncio.sleep(0.2)
         assert await post(client, server) == b"{}"
         assert server.connections == 2
+    client.close()
+
+
+async def test_a_connection_idle_past_the_keep_alive_limit_is_not_reused(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(upstream_http, "IDLE_KEEPALIVE", 0.1)
+    monkeypatch.setattr(upstream_http, "IDLE_SWEEP", 60)  # the sweep must not be what saves it
+    client = UpstreamClient(max_in_use=8)
+    async with serving(keep_alive) as server:
+        assert await post(client, server) == b'{"ok":true}'
+        await asyncio.sleep(0.2)
+        assert await post(client, server) == b'{"ok":true}'
+        assert server.connections == 2
+    client.close()
+
+
+async def test_idle_connections_are_closed_by_the_sweep(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(upstream_http, "IDLE_KEEPALIVE", 0.1)
+    monkeypatch.setattr(upstream_http, "IDLE_SWEEP", 0.05)
+    client = UpstreamClient(max_in_use=8)
+    async with serving(keep_alive) as server:
+        await asyncio.gather(*(post(client, server) for _ in range(3)))
+        assert server.open == 3
+        for _ in range(100):
+            if server.open == 0:
+                break
+            await asyncio.sleep(0.02)
+        assert server.open == 0
     client.close()
 
 
