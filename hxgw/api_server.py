@@ -79,6 +79,7 @@ class ApiServer:
         self._date = b""
         self._date_second = 0
         self._sweeper: asyncio.TimerHandle | None = None
+        self._grace: asyncio.TimerHandle | None = None
 
     def __call__(self) -> ApiConnection:
         if self._sweeper is None:
@@ -101,13 +102,21 @@ class ApiServer:
         self.draining = True
         for connection in list(self.connections):
             connection.close_if_idle()
-        asyncio.get_running_loop().call_later(FIRST_REQUEST_GRACE, self._close_unserved)
+        self._grace = asyncio.get_running_loop().call_later(
+            FIRST_REQUEST_GRACE, self._close_unserved
+        )
 
     def busy(self) -> bool:
-        """Whether a connection still has a request coming, queued or being served."""
-        return any(connection.busy for connection in self.connections)
+        """Whether a connection still has a request coming (within the grace), queued or
+        being served."""
+        in_grace = self._grace is not None
+        return any(
+            connection.serving or (in_grace and connection.waiting)
+            for connection in self.connections
+        )
 
     def _close_unserved(self) -> None:
+        self._grace = None
         for connection in list(self.connections):
             if connection.waiting:
                 connection.close()
@@ -115,6 +124,9 @@ class ApiServer:
     def close(self) -> None:
         if self._sweeper is not None:
             self._sweeper.cancel()
+        if self._grace is not None:
+            self._grace.cancel()
+            self._grace = None
         for connection in list(self.connections):
             connection.close()
 
@@ -347,11 +359,16 @@ class ApiConnection(asyncio.Protocol):
         return self.fresh or self._parsing is not None
 
     @property
-    def busy(self) -> bool:
-        return self.waiting or self._task is not None or bool(self._queue)
+    def serving(self) -> bool:
+        """A request is being answered, or queued behind one, and the answers can still
+        go out (a connection that is closing has given up on what it queued)."""
+        transport = self.transport
+        if transport is None or transport.is_closing():
+            return False
+        return self._task is not None or bool(self._queue)
 
     def close_if_idle(self) -> None:
-        if not self.busy:
+        if not self.waiting and self._task is None and not self._queue:
             self.close()
 
     def close(self) -> None:

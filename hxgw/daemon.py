@@ -168,6 +168,8 @@ class Daemon:
         while await self.inflight.wait_idle(deadline - loop.time()):
             if self.api is None or not self.api.busy():
                 return True
+            if loop.time() >= deadline:
+                return False
             # A request is on its way (its head arriving, or between parse and pipeline);
             # polled, because this only runs while stopping.
             await asyncio.sleep(0.02)
