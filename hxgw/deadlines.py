@@ -69,6 +69,8 @@ class Deadline:
         loop = task.get_loop()
         if self._seconds <= 0:
             loop.call_soon(self.expire)
+        elif math.isinf(self._seconds):
+            pass  # no deadline at all (a timeout of .inf in the config)
         else:
             self._deadlines._add(self, loop, loop.time() + self._seconds)
         return self

@@ -88,3 +88,10 @@ async def test_a_finished_deadline_is_not_kept_until_its_timer_fires() -> None:
         async with deadlines.after(30):
             pass
     assert sum(len(members) for members in deadlines._slots.values()) == 0
+
+
+async def test_an_infinite_deadline_never_expires_and_holds_no_timer() -> None:
+    deadlines = Deadlines()
+    async with deadlines.after(float("inf")):
+        await asyncio.sleep(0.05)
+    assert deadlines._slots == {}
