@@ -96,11 +96,11 @@ class UpstreamResponse:
         "_error",
         "_headers",
         "_waiter",
-        "chunked",
         "content_length",
         "content_type",
         "raw_headers",
         "status",
+        "transfer_encoded",
     )
 
     def __init__(
@@ -108,11 +108,11 @@ class UpstreamResponse:
     ) -> None:
         self.status = status
         self.raw_headers = raw_headers
-        # The three headers the client reads on every response, in one pass; the rest
+        # The headers that frame the body, read on every response, in one pass; the rest
         # are decoded only if asked for (a multidict per response cost 4% of the CPU).
         self.content_type = ""
         self.content_length: int | None = None
-        self.chunked = False
+        self.transfer_encoded = False
         for name, value in raw_headers:
             if len(name) not in _FRAMING_LENGTHS:
                 continue
@@ -122,7 +122,7 @@ class UpstreamResponse:
             elif lowered == b"content-length" and self.content_length is None:
                 self.content_length = int(value) if value.isdigit() else None
             elif lowered == b"transfer-encoding":
-                self.chunked = True
+                self.transfer_encoded = True
         self._headers: CIMultiDictProxy[str] | None = None
         self._connection: _Connection | None = connection
         self._chunks: collections.deque[bytes] = collections.deque()
@@ -283,7 +283,7 @@ class _Connection(asyncio.Protocol):
             return  # 1xx: an interim answer; the real one follows
         response = UpstreamResponse(self, status, self._raw_headers)
         self.response = response
-        self._until_close = response.content_length is None and not response.chunked
+        self._until_close = response.content_length is None and not response.transfer_encoded
         if self._headers is not None and not self._headers.done():
             self._headers.set_result(response)
 
