@@ -13,8 +13,8 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING
 
 from hxgw.endpoints import Endpoint
-from hxgw.errors import GatewayError, PayloadTooLarge, RequestTimeout
-from hxgw.exchange import Exchange
+from hxgw.errors import GatewayError
+from hxgw.exchange import Exchange, body_stalled, body_too_large
 
 if TYPE_CHECKING:
     from hxgw.api_server import ApiConnection
@@ -103,9 +103,7 @@ class ApiExchange(Exchange):
         request = self.request
         declared = request.headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise PayloadTooLarge(
-                f"request body of {int(declared)} bytes is over the {limit}-byte limit"
-            )
+            raise body_too_large(limit, int(declared))
         if not request.complete and request.headers.get(b"expect", b"").lower() == b"100-continue":
             transport = self._connection.transport
             if transport is not None and not transport.is_closing():
@@ -116,13 +114,13 @@ class ApiExchange(Exchange):
                 async with asyncio.timeout(idle):
                     await request.waiter
             except TimeoutError:
-                raise RequestTimeout(f"the request body stalled for {idle:g}s") from None
+                raise body_stalled(idle) from None
             finally:
                 request.waiter = None
         if request.error is not None:
             raise request.error
         if request.too_large or request.size > limit:
-            raise PayloadTooLarge(f"request body is over the {limit}-byte limit")
+            raise body_too_large(limit)
         chunks = request.chunks
         return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 

@@ -17,6 +17,18 @@ from aiohttp import web
 from hxgw.errors import PayloadTooLarge, RequestTimeout
 
 
+def body_too_large(limit: int, declared: int | None = None) -> PayloadTooLarge:
+    """The one wording of a body over the limit, on either server: by the length the
+    client declared, before reading any, or by what arrived."""
+    if declared is None:
+        return PayloadTooLarge(f"request body is over the {limit}-byte limit")
+    return PayloadTooLarge(f"request body of {declared} bytes is over the {limit}-byte limit")
+
+
+def body_stalled(idle: float) -> RequestTimeout:
+    return RequestTimeout(f"the request body stalled for {idle:g}s")
+
+
 class Exchange(ABC):
     """A request's method, path, headers and body, and the one response it gets:
     either whole (`respond`) or streamed (`start`, `write`..., `finish`)."""
@@ -89,14 +101,12 @@ class AiohttpExchange(Exchange):
         request = self._request
         declared = request.content_length
         if declared is not None and declared > limit:
-            raise PayloadTooLarge(
-                f"request body of {declared} bytes is over the {limit}-byte limit"
-            )
+            raise body_too_large(limit, declared)
         content = request.content
         if content.is_eof():  # the whole body is already here: nothing to wait for
             data = content.read_nowait()
             if len(data) > limit:
-                raise PayloadTooLarge(f"request body is over the {limit}-byte limit")
+                raise body_too_large(limit)
             return data
         chunks: list[bytes] = []
         total = 0
@@ -107,12 +117,12 @@ class AiohttpExchange(Exchange):
                 async with asyncio.timeout(idle):
                     chunk = await content.readany()
             except TimeoutError:
-                raise RequestTimeout(f"the request body stalled for {idle:g}s") from None
+                raise body_stalled(idle) from None
             if not chunk:
                 return b"".join(chunks)
             total += len(chunk)
             if total > limit:
-                raise PayloadTooLarge(f"request body is over the {limit}-byte limit")
+                raise body_too_large(limit)
             chunks.append(chunk)
 
     @property
