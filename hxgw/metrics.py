@@ -34,7 +34,12 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 OVERHEAD_BUCKETS = (5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 0.1)
 CIRCUIT_VALUES = {"closed": 0.0, "half_open": 0.5, "open": 1.0}
-_TOKENS = re.compile(rb'"(prompt_tokens|completion_tokens)"\s*:\s*(\d+)')
+# One pattern per count: a literal prefix lets the regex engine skip ahead to it, where
+# one alternation of both was tried at every byte (a third of the metrics step's cost).
+_TOKENS = (
+    ("prompt", re.compile(rb'"prompt_tokens"\s*:\s*(\d+)')),
+    ("completion", re.compile(rb'"completion_tokens"\s*:\s*(\d+)')),
+)
 
 
 class Metrics:
@@ -86,7 +91,6 @@ class Metrics:
         self._children: dict[
             tuple[str, str, str, int], tuple[list[float], _Histogram, _Histogram]
         ] = {}
-        self._token_children: dict[tuple[str, bytes], list[float]] = {}
 
     def request_finished(
         self,
@@ -120,14 +124,14 @@ class Metrics:
     def count_tokens(self, model: str, data: bytes) -> None:
         """Count the `usage` an upstream reported in `data`: a whole JSON body, or one SSE
         usage chunk. Only called on bytes that contain `"usage"`."""
-        for kind, value in _TOKENS.findall(data):
-            child = self._token_children.get((model, kind))
+        for kind, pattern in _TOKENS:
+            found = pattern.search(data)
+            if found is None:
+                continue
+            child = self._tokens.get((model, kind))
             if child is None:
-                label = "prompt" if kind == b"prompt_tokens" else "completion"
-                child = self._token_children[model, kind] = self._tokens.setdefault(
-                    (model, label), [0.0]
-                )
-            child[0] += int(value)
+                child = self._tokens[model, kind] = [0.0]
+            child[0] += int(found[1])
 
     def families(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
         """The per-request figures as Prometheus families, for a scrape."""

@@ -24,19 +24,19 @@ async def log_access(ctx: RequestContext, call_next: Next) -> None:
 def _write(ctx: RequestContext) -> None:
     exchange = ctx.exchange
     latency = time.perf_counter() - ctx.started
-    failovers = sum(1 for a in ctx.attempts if a.outcome != "ok")
+    attempts = ctx.attempts
+    # Only the last attempt can have succeeded: every one before it failed over.
+    failovers = len(attempts) - 1 if attempts and attempts[-1].outcome == "ok" else len(attempts)
     ctx.state.runtime.access.write(
         f"{exchange.method} {exchange.path}",
         ctx.request_id,
-        {
-            "status": ctx.status or 499,
-            "model": ctx.served_by,
-            "group": ctx.group,
-            "key": ctx.key.name if ctx.key else None,
-            "latency_ms": round(latency * 1000, 2),
-            "ttfb_ms": round(ctx.ttfb * 1000, 2) if ctx.ttfb is not None else None,
-            "bytes": ctx.bytes_out,
-            "failovers": failovers,
-            "outcome": ctx.outcome,
-        },
+        status=ctx.status or 499,
+        model=ctx.served_by,
+        group=ctx.group,
+        key=ctx.key.name if ctx.key else None,
+        latency_ms=round(latency * 1000, 2),
+        ttfb_ms=round(ctx.ttfb * 1000, 2) if ctx.ttfb is not None else None,
+        size=ctx.bytes_out,
+        failovers=failovers,
+        outcome=ctx.outcome,
     )

@@ -5,9 +5,8 @@ from __future__ import annotations
 import os
 import re
 
-import structlog
-
 from hxgw.context import RequestContext
+from hxgw.log import REQUEST_ID
 from hxgw.types import Next
 
 # Accept a caller's id only when it is safe to echo in headers and logs.
@@ -15,8 +14,11 @@ _VALID_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
 
 async def assign_request_id(ctx: RequestContext, call_next: Next) -> None:
-    """Reads the X-Request-ID header; writes ctx.request_id and binds it to every log line."""
+    """Reads the X-Request-ID header; writes ctx.request_id and binds it to every log line.
+
+    An accepted id has no character that logfmt would quote: the access line relies
+    on that."""
     given = ctx.exchange.header("X-Request-ID")
     ctx.request_id = given if given and _VALID_ID.fullmatch(given) else os.urandom(16).hex()
-    structlog.contextvars.bind_contextvars(request_id=ctx.request_id)
+    REQUEST_ID.set(ctx.request_id)
     await call_next(ctx)

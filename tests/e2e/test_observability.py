@@ -98,6 +98,18 @@ async def test_failovers_and_upstream_errors_are_counted(
     assert _value(text, "hxgw_upstream_errors_total", model="alpha", kind="http_503") == 1
 
 
+async def test_a_warning_logged_while_serving_a_request_carries_its_id(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    fake.behave("m-alpha", status=503)
+    async with client.post(gateway.url + "/v1/chat/completions", json=CHAT,
+                           headers={**gateway.auth, "X-Request-ID": "trace-me-7"}) as resp:
+        assert resp.status == 200
+    await wait_for(lambda: "upstream error" in gateway.logs())
+    warning = next(line for line in gateway.logs().splitlines() if "upstream error" in line)
+    assert warning.endswith("request_id=trace-me-7")
+
+
 async def test_tokens_are_counted_from_usage_plain_and_streamed(
     gateway: Gateway, client: aiohttp.ClientSession
 ):

@@ -7,6 +7,7 @@ import io
 import json
 import os
 import re
+from typing import Any
 
 import pytest
 
@@ -61,10 +62,22 @@ def test_list_values_read_as_one_joined_value():
     assert line == 'error e problems="a: x; b"'
 
 
-def _access_line(fmt: str, journal: bool, stamped: bool) -> str:
+FAILED_OVER = {
+    "status": 200, "model": "m-beta", "group": "chat", "key": "team a", "latency_ms": 12.5,
+    "ttfb_ms": 3.25, "size": 9, "failovers": 1, "outcome": "ok",
+}
+UNANSWERED = {
+    "status": 499, "model": None, "group": None, "key": None, "latency_ms": 0.4,
+    "ttfb_ms": None, "size": 0, "failovers": 0, "outcome": "client_gone",
+}
+
+
+def _access_line(
+    fmt: str, journal: bool, stamped: bool, fields: dict[str, Any] = FAILED_OVER
+) -> str:
     stream = io.StringIO()
     access = AccessLog(Renderer(fmt, journal=journal), stream, stamped=stamped)
-    access.write("POST /v1/chat/completions", "r1", {"status": 200, "model": None, "bytes": 9})
+    access.write("POST /v1/chat/completions", "r1", **fields)
     return stream.getvalue()
 
 
@@ -72,19 +85,42 @@ def test_an_access_line_reads_like_any_other_line_with_its_request_id_last():
     line = _access_line("kv", journal=False, stamped=True)
     stamp, rest = line.split(" ", 1)
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", stamp)
-    assert rest == "info POST /v1/chat/completions status=200 bytes=9 request_id=r1\n"
+    assert rest == (
+        'info POST /v1/chat/completions status=200 model=m-beta group=chat key="team a" '
+        "latency_ms=12.5 ttfb_ms=3.25 bytes=9 failovers=1 outcome=ok request_id=r1\n"
+    )
+
+
+def test_an_access_line_leaves_out_what_the_request_never_reached():
+    line = _access_line("kv", journal=False, stamped=False, fields=UNANSWERED)
+    assert line == (
+        "info POST /v1/chat/completions status=499 latency_ms=0.4 bytes=0 failovers=0 "
+        "outcome=client_gone request_id=r1\n"
+    )
+
+
+def test_an_access_line_reads_the_same_as_a_line_rendered_by_the_generic_renderer():
+    renderer = Renderer("kv", journal=False)
+    for fields in (FAILED_OVER, UNANSWERED):
+        in_line_order = {
+            ("bytes" if name == "size" else name): value for name, value in fields.items()
+        }
+        generic = renderer.logfmt(
+            "info", "POST /v1/chat/completions", None, {**in_line_order, "request_id": "r1"}
+        )
+        assert _access_line("kv", journal=False, stamped=False, fields=fields) == generic + "\n"
 
 
 def test_an_access_line_on_the_journal_has_a_priority_and_no_timestamp():
-    line = _access_line("kv", journal=True, stamped=False)
-    assert line == "<6>info POST /v1/chat/completions status=200 bytes=9 request_id=r1\n"
+    line = _access_line("kv", journal=True, stamped=False, fields=UNANSWERED)
+    assert line.startswith("<6>info POST /v1/chat/completions status=499 ")
 
 
-def test_an_access_line_in_json_is_one_object():
-    line = _access_line("json", journal=False, stamped=False)
+def test_an_access_line_in_json_is_one_object_without_the_missing_values():
+    line = _access_line("json", journal=False, stamped=False, fields=UNANSWERED)
     assert json.loads(line) == {
-        "event": "POST /v1/chat/completions", "status": 200, "bytes": 9, "request_id": "r1",
-        "level": "info",
+        "event": "POST /v1/chat/completions", "status": 499, "latency_ms": 0.4, "bytes": 0,
+        "failovers": 0, "outcome": "client_gone", "request_id": "r1", "level": "info",
     }
 
 
@@ -92,14 +128,16 @@ async def test_access_lines_of_one_loop_turn_are_written_together_in_order():
     stream = io.StringIO()
     access = AccessLog(Renderer("kv", journal=True), stream, stamped=False)
     for n in range(3):
-        access.write(f"GET /{n}", f"r{n}", {})
+        access.write(f"GET /{n}", f"r{n}", **UNANSWERED)
     assert stream.getvalue() == ""  # not yet: at the end of this turn
     await asyncio.sleep(0)
-    assert stream.getvalue().splitlines() == [f"<6>info GET /{n} request_id=r{n}" for n in range(3)]
+    lines = stream.getvalue().splitlines()
+    assert [line.split(" ")[2] for line in lines] == ["/0", "/1", "/2"]
+    assert [line.rpartition("=")[2] for line in lines] == ["r0", "r1", "r2"]
 
 
 def test_an_access_log_below_its_level_writes_nothing():
     stream = io.StringIO()
     AccessLog(Renderer("kv", journal=False), stream, stamped=True, enabled=False).write(
-        "GET /", "r", {})
+        "GET /", "r", **UNANSWERED)
     assert stream.getvalue() == ""

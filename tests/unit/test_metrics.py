@@ -29,6 +29,15 @@ def test_a_duration_on_a_bucket_bound_counts_in_that_bucket_and_every_larger_one
     assert samples["hxgw_request_duration_seconds_sum", labels] == 0.25
 
 
+def test_tokens_are_read_from_a_usage_with_spaces_and_details():
+    metrics = Metrics(HealthBook(), lambda: 0)
+    metrics.count_tokens("m", b'"usage": {"prompt_tokens_details": {"cached_tokens": 4}, '
+                              b'"prompt_tokens" : 12, "completion_tokens":\n 7, "total_tokens": 19}')
+    samples = _samples(metrics)
+    assert samples["hxgw_tokens_total", (("kind", "prompt"), ("model", "m"))] == 12
+    assert samples["hxgw_tokens_total", (("kind", "completion"), ("model", "m"))] == 7
+
+
 def test_requests_are_counted_by_status_and_tokens_by_kind():
     metrics = Metrics(HealthBook(), lambda: 0)
     for status in (200, 200, 502):
