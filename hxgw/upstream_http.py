@@ -28,6 +28,8 @@ from urllib.parse import urlsplit
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from hxgw.slots import Slots
+
 # A reader slower than its upstream: stop reading from the socket at this many
 # unread bytes, and start again when they have been taken.
 READ_HIGH_WATER = 1024 * 1024
@@ -343,7 +345,7 @@ class _Connection(asyncio.Protocol):
     def _give_back_slot(self) -> None:
         if self.holds_slot:
             self.holds_slot = False
-            self.pool.in_use.release()
+            self.pool.in_use.give()
 
     def _lost(self, error: BaseException) -> None:
         self._settle(error)
@@ -359,7 +361,7 @@ class _Connection(asyncio.Protocol):
 class _OriginPool:
     """Idle connections to one origin, most recently used first."""
 
-    def __init__(self, origin: Origin, in_use: asyncio.Semaphore, tls: ssl.SSLContext | None):
+    def __init__(self, origin: Origin, in_use: Slots, tls: ssl.SSLContext | None):
         self.origin = origin
         self.in_use = in_use
         self.tls = tls
@@ -368,7 +370,7 @@ class _OriginPool:
         self._sweeper: asyncio.TimerHandle | None = None
 
     async def exchange(self, head: bytes, body: bytes, connect_timeout: float) -> UpstreamResponse:
-        connection = await self._checkout(connect_timeout, reuse=True)
+        connection = self._reuse() or await self._checkout(connect_timeout, reuse=True)
         try:
             return await self._exchange(connection, head, body)
         except ConnectionError:
@@ -379,18 +381,30 @@ class _OriginPool:
         connection = await self._checkout(connect_timeout, reuse=False)
         return await self._exchange(connection, head, body)
 
+    def _reuse(self) -> _Connection | None:
+        """An idle connection, if there is one and a slot is free right now: the common
+        case, served without a coroutine."""
+        if not self.idle or not self.in_use.try_take():
+            return None
+        connection = self._idle_connection()
+        if connection is None:
+            self.in_use.give()
+            return None
+        connection.holds_slot = True
+        return connection
+
     async def _checkout(self, connect_timeout: float, reuse: bool) -> _Connection:
         """A connection that holds an in-use slot until it is idle again or closed.
 
         A closed connection gives its slot back only once its socket is gone, so
         the cap bounds open sockets too, not just requests."""
-        await self.in_use.acquire()
+        await self.in_use.take()
         try:
             connection = self._idle_connection() if reuse else None
             if connection is None:
                 connection = await self._open(connect_timeout)
         except BaseException:
-            self.in_use.release()
+            self.in_use.give()
             raise
         connection.holds_slot = True
         return connection
@@ -465,7 +479,7 @@ class UpstreamClient:
     """Connection pools for every origin, with one cap on connections in use."""
 
     def __init__(self, max_in_use: int) -> None:
-        self._in_use = asyncio.Semaphore(max_in_use)
+        self._in_use = Slots(max_in_use)
         self._pools: dict[Origin, _OriginPool] = {}
         self._tls: ssl.SSLContext | None = None
 
