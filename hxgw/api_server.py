@@ -299,7 +299,7 @@ class ApiConnection(asyncio.Protocol):
         assert request.endpoint is not None
         server = self._server
         try:
-            await handle(server.holder, server.inflight, request.endpoint, exchange)
+            await handle(server.holder, server.inflight, request.endpoint, exchange, self._task)
         except asyncio.CancelledError:
             pass  # the client left, or shutdown gave up on the request: closed below
         except Exception:

@@ -13,13 +13,18 @@ from hxgw.state import StateHolder
 
 
 async def handle(
-    holder: StateHolder, inflight: Inflight, endpoint: Endpoint, exchange: Exchange
+    holder: StateHolder,
+    inflight: Inflight,
+    endpoint: Endpoint,
+    exchange: Exchange,
+    task: asyncio.Task[None] | None = None,
 ) -> None:
     """Run the endpoint's chain on the snapshot current now; shutdown sees the request
-    in `inflight` until it ends."""
-    state = holder.current
-    task = asyncio.current_task()
+    in `inflight` until it ends. `task` is the one running this, if the caller knows
+    it: asyncio.current_task() costs a getpid syscall on Python 3.11."""
+    task = task or asyncio.current_task()
     assert task is not None
+    state = holder.current
     ctx = RequestContext(exchange=exchange, state=state, endpoint=endpoint, task=task)
     inflight.add(task)
     try:

@@ -9,6 +9,7 @@ from typing import Any
 
 from hxgw.deadlines import Deadlines
 from hxgw.guard import BadKeyGuard
+from hxgw.ids import RequestIds
 from hxgw.inflight import Inflight
 from hxgw.log import AccessLog
 from hxgw.metrics import Metrics
@@ -65,6 +66,7 @@ class Runtime:
     guard: BadKeyGuard = field(default_factory=BadKeyGuard)
     access: AccessLog = field(default_factory=AccessLog.plain)
     deadlines: Deadlines = field(default_factory=Deadlines)
+    ids: RequestIds = field(default_factory=RequestIds)
 
     def __post_init__(self) -> None:
         self.metrics = Metrics(self.memory.health, lambda: len(self.inflight))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import re
 
 from hxgw.context import RequestContext
@@ -19,6 +18,9 @@ async def assign_request_id(ctx: RequestContext, call_next: Next) -> None:
     An accepted id has no character that logfmt would quote: the access line relies
     on that."""
     given = ctx.exchange.header("X-Request-ID")
-    ctx.request_id = given if given and _VALID_ID.fullmatch(given) else os.urandom(16).hex()
+    if given and _VALID_ID.fullmatch(given):
+        ctx.request_id = given
+    else:
+        ctx.request_id = ctx.state.runtime.ids.new()
     REQUEST_ID.set(ctx.request_id)
     await call_next(ctx)
