@@ -6,7 +6,7 @@ HXGW_CACHE_DIR ?= /var/cache/hxgw
 export HXGW_CACHE_DIR
 
 .PHONY: help install run test lint check test-litellm test-systemd test-browser install-systemd \
-	bench eval-router test-faults clean
+	bench bench-instructions eval-router test-faults clean
 
 help:
 	@echo "make run            set up a venv and run the gateway (with the demo upstream unless HX_LITELLM_UPSTREAM is set)"
@@ -18,6 +18,7 @@ help:
 	@echo "make test-browser   the status page in headless chromium"
 	@echo "make test-faults    fault injection, abuse, fuzzing, reload/stop under load, soak"
 	@echo "make bench          benchmark: direct vs hxgw vs a plain aiohttp proxy vs nginx"
+	@echo "make bench-instructions  instructions per request (valgrind): hxgw vs the aiohttp proxy"
 	@echo "make eval-router    the router's classifier and strategies, evaluated"
 	@echo "make install-systemd  install hxgw as hx-gateway-ml.service (root)"
 
@@ -59,6 +60,10 @@ test-browser: install
 bench: install
 	bench/setup.sh
 	$(PY) bench/run.py $(BENCH_ARGS)
+
+bench-instructions: install
+	bench/setup.sh
+	$(PY) bench/instructions.py $(BENCH_ARGS)
 
 eval-router: install
 	$(PY) -m hxgw.router.eval_router $(EVAL_ARGS)

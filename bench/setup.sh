@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install the benchmark's load generator (wrk) and reference proxy (nginx) from
-# Debian's packages. Idempotent: does nothing when both are already there.
+# Install the benchmark's load generator (wrk), reference proxy (nginx) and
+# instruction counter (valgrind) from Debian's packages. Idempotent: does nothing
+# when all are already there.
 # Services are not started by the install: nginx is only ever run by bench/run.py,
 # on loopback, with a generated config, for the length of a run.
 set -euo pipefail
@@ -9,8 +10,9 @@ need=()
 command -v wrk >/dev/null || need+=(wrk)
 command -v nginx >/dev/null || [ -x /usr/sbin/nginx ] || need+=(nginx-light)
 command -v taskset >/dev/null || need+=(util-linux)
+command -v callgrind_control >/dev/null || need+=(valgrind)
 if [ ${#need[@]} -eq 0 ]; then
-    echo "bench/setup.sh: wrk and nginx are installed"
+    echo "bench/setup.sh: wrk, nginx and valgrind are installed"
     exit 0
 fi
 
