@@ -1,7 +1,7 @@
 """A cap on things in use, whose uncontended take is a plain call.
 
 asyncio.Semaphore's acquire is a coroutine even when a slot is free, and its
-`locked()` walks the waiters: together 1.5% of a proxied request's
+`locked()` walks the waiters: together about 1% of a proxied request's
 instructions, for the upstream connection cap that is almost never reached.
 """
 
