@@ -66,7 +66,7 @@ _PLAIN = re.compile(r'[^ ="\\\n\r\t]+')
 
 def _logfmt_value(value: Any) -> str:
     if type(value) is int or type(value) is float:
-        return str(value)  # the access line's numbers: the hot path
+        return str(value)  # the commonest values: no pattern to match
     if isinstance(value, (list, tuple)):
         value = "; ".join(map(str, value))
     text = value if isinstance(value, str) else str(value)
@@ -110,18 +110,9 @@ class Renderer:
             head = f"<{PRIORITIES.get(level, 6)}>{level} {message}"
         else:
             head = f"{timestamp} {level} {message}" if timestamp else f"{level} {message}"
-        parts = [head]
-        known = self._known
-        # Numbers and already-seen words are most of an access line: they skip _value.
-        for key, value in fields.items():
-            kind = type(value)
-            if kind is int or kind is float:
-                parts.append(f"{key}={value}")
-            elif kind is str and (text := known.get(value)) is not None:
-                parts.append(f"{key}={text}")
-            elif value is not None:
-                parts.append(f"{key}={self._value(value)}")
-        return " ".join(parts)
+        value = self._value
+        parts = [f"{k}={value(v)}" for k, v in fields.items() if v is not None]
+        return " ".join([head, *parts])
 
     def _value(self, value: Any) -> str:
         if type(value) is not str:
