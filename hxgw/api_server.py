@@ -251,7 +251,7 @@ class ApiConnection(asyncio.Protocol):
         assert request is not None and parser is not None
         endpoint = ROUTES.get((parser.get_method(), request.url.partition(b"?")[0]))
         if endpoint is None or parser.should_upgrade():
-            if self._head_chunks is not None and self._task is None and not self._queue:
+            if self._head_chunks is not None and not self._in_flight:
                 raise _HandOver
             raise _Refused
         self._head_chunks = None
@@ -354,7 +354,7 @@ class ApiConnection(asyncio.Protocol):
     def waiting(self) -> bool:
         """Nothing being served, but a request is expected: the first, or one whose
         head is arriving."""
-        if self._parser is None or self._task is not None or self._queue:
+        if self._parser is None or self._in_flight:
             return False  # closing, or being served
         return self.fresh or self._parsing is not None
 
@@ -365,10 +365,15 @@ class ApiConnection(asyncio.Protocol):
         transport = self.transport
         if transport is None or transport.is_closing():
             return False
+        return self._in_flight
+
+    @property
+    def _in_flight(self) -> bool:
+        """A request is being served, or queued behind the one that is."""
         return self._task is not None or bool(self._queue)
 
     def close_if_idle(self) -> None:
-        if not self.waiting and self._task is None and not self._queue:
+        if not self.waiting and not self._in_flight:
             self.close()
 
     def close(self) -> None:
@@ -396,7 +401,7 @@ class ApiConnection(asyncio.Protocol):
         """Answer what came before; the refused request and anything after it are dropped."""
         self._parser = None
         self.will_close = True
-        if self._task is None and not self._queue and self.transport is not None:
+        if not self._in_flight and self.transport is not None:
             self.transport.close()
 
     def _reject(self, error: GatewayError) -> None:
@@ -409,7 +414,7 @@ class ApiConnection(asyncio.Protocol):
             self._parsing.error = error
             self._parsing.wake()
         transport = self.transport
-        if transport is None or self._task is not None or self._queue:
+        if transport is None or self._in_flight:
             return
         body = error.to_json()
         head = STATUS_LINES[error.status] + self.fixed_head()
