@@ -149,8 +149,7 @@ class ApiExchange(Exchange):
 
     async def start(self, status: int, headers: Mapping[str, str], length: int | None) -> None:
         self._state = self._STARTED
-        transport = self._connection.transport
-        if transport is None or transport.is_closing():
+        if self.client_gone():
             raise ConnectionResetError("the client closed the connection")
         if length is not None:
             framing = b"Content-Length: %d\r\n" % length
