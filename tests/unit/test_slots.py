@@ -36,11 +36,17 @@ async def test_waiters_get_given_back_slots_first_come_first_served():
     assert slots.free == 0
 
 
-async def test_a_free_slot_is_not_taken_past_someone_waiting_for_it():
+async def _held_and_awaited() -> tuple[Slots, asyncio.Task[None]]:
+    """One slot, taken, and a task queued waiting for it."""
     slots = Slots(1)
     await slots.take()
     waiter = asyncio.create_task(slots.take())
     await asyncio.sleep(0)
+    return slots, waiter
+
+
+async def test_a_free_slot_is_not_taken_past_someone_waiting_for_it():
+    slots, waiter = await _held_and_awaited()
     slots.give()  # handed to the waiter, which has not run yet
     assert not slots.try_take()
     await waiter
@@ -48,10 +54,7 @@ async def test_a_free_slot_is_not_taken_past_someone_waiting_for_it():
 
 
 async def test_a_cancelled_waiter_leaves_the_queue_and_takes_nothing():
-    slots = Slots(1)
-    await slots.take()
-    waiter = asyncio.create_task(slots.take())
-    await asyncio.sleep(0)
+    slots, waiter = await _held_and_awaited()
     waiter.cancel()
     with pytest.raises(asyncio.CancelledError):
         await waiter
