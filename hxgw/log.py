@@ -147,7 +147,10 @@ class AccessLog:
         self.enabled = enabled
         self.stream = stream
         self.stamped = stamped
-        self.worker = os.environ.get("HX_WORKER")
+        self.worker = os.environ.get("HX_WORKER") or None
+        # The line's start, unless it carries a timestamp.
+        self._head = "<6>info " if renderer.journal else None if stamped else "info "
+        self._names: dict[tuple[str | None, ...], tuple[str, str, str]] = {}
         self._pending: list[str] = []
         self._second = -1
         self._second_text = ""
@@ -166,60 +169,76 @@ class AccessLog:
         model: str | None,
         group: str | None,
         key: str | None,
-        latency_ms: float,
-        ttfb_ms: float | None,
+        latency: float,
+        ttfb: float | None,
         size: int,
         failovers: int,
         outcome: str,
     ) -> None:
-        """One request's line. `request_id` must be logfmt-plain (the request id step
-        admits no other): each id is new, and would only churn the cache of words."""
+        """One request's line; `latency` and `ttfb` in seconds, written in milliseconds.
+        `request_id` must be logfmt-plain (the request id step admits no other): each
+        id is new, and would only churn the cache of words."""
         if not self.enabled:
             return
         if self.renderer.json:
-            fields = {
-                "status": status,
-                "model": model,
-                "group": group,
-                "key": key,
-                "latency_ms": latency_ms,
-                "ttfb_ms": ttfb_ms,
-                "bytes": size,
-                "failovers": failovers,
-                "outcome": outcome,
-                "request_id": request_id,
-                "worker": self.worker,
-            }
-            stamp = self._timestamp() if self.stamped else None
-            line = self.renderer(None, "info", {"event": message, **fields, "timestamp": stamp})
+            line = self._json_line(
+                message,
+                {
+                    "status": status,
+                    "model": model,
+                    "group": group,
+                    "key": key,
+                    "latency_ms": round(latency * 1000, 2),
+                    "ttfb_ms": None if ttfb is None else round(ttfb * 1000, 2),
+                    "bytes": size,
+                    "failovers": failovers,
+                    "outcome": outcome,
+                    "request_id": request_id,
+                    "worker": self.worker,
+                },
+            )
         else:
-            word = self.renderer.word
+            names = self._names.get((model, group, key, outcome))
+            if names is None:
+                names = self._render_names(model, group, key, outcome)
             if "\n" in message or "\r" in message:
                 message = _logfmt_value(message)
-            if self.renderer.journal:
-                head = "<6>info "
-            elif self.stamped:
-                head = f"{self._timestamp()} info "
-            else:
-                head = "info "
+            head = self._head or f"{self._timestamp()} info "
+            # `:.2f` rather than round(): one conversion of the float to text, not three.
             line = (
-                f"{head}{message} status={status}"
-                f"{'' if model is None else ' model=' + word(model)}"
-                f"{'' if group is None else ' group=' + word(group)}"
-                f"{'' if key is None else ' key=' + word(key)}"
-                f" latency_ms={latency_ms}"
-                f"{'' if ttfb_ms is None else f' ttfb_ms={ttfb_ms}'}"
-                f" bytes={size} failovers={failovers} outcome={word(outcome)}"
-                f" request_id={request_id}"
+                f"{head}{message} status={status}{names[0]} latency_ms={latency * 1000:.2f}"
+                f"{'' if ttfb is None else f' ttfb_ms={ttfb * 1000:.2f}'}"
+                f" bytes={size} failovers={failovers}{names[1]} request_id={request_id}"
+                f"{names[2]}"
             )
-            if self.worker:
-                line += f" worker={word(self.worker)}"
         self._pending.append(line)
         if len(self._pending) == 1:
             try:
                 asyncio.get_running_loop().call_soon(self.flush)
             except RuntimeError:  # no loop (a test, a shutdown): write now
                 self.flush()
+
+    def _render_names(
+        self, model: str | None, group: str | None, key: str | None, outcome: str
+    ) -> tuple[str, str, str]:
+        """The access line's named parts, in logfmt: they come from the config and the
+        few outcomes, so each combination is rendered once."""
+        word = self.renderer.word
+        labels = "".join(
+            f" {name}={word(value)}"
+            for name, value in (("model", model), ("group", group), ("key", key))
+            if value is not None
+        )
+        worker = "" if self.worker is None else f" worker={word(self.worker)}"
+        names = (labels, f" outcome={word(outcome)}", worker)
+        if len(self._names) >= Renderer.KNOWN_LIMIT:
+            self._names.clear()
+        self._names[model, group, key, outcome] = names
+        return names
+
+    def _json_line(self, message: str, fields: dict[str, Any]) -> str:
+        stamp = self._timestamp() if self.stamped else None
+        return self.renderer(None, "info", {"event": message, **fields, "timestamp": stamp})
 
     def flush(self) -> None:
         lines, self._pending = self._pending, []

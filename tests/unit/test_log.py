@@ -63,12 +63,12 @@ def test_list_values_read_as_one_joined_value():
 
 
 FAILED_OVER = {
-    "status": 200, "model": "m-beta", "group": "chat", "key": "team a", "latency_ms": 12.5,
-    "ttfb_ms": 3.25, "size": 9, "failovers": 1, "outcome": "ok",
+    "status": 200, "model": "m-beta", "group": "chat", "key": "team a", "latency": 0.0125,
+    "ttfb": 0.00325, "size": 9, "failovers": 1, "outcome": "ok",
 }
 UNANSWERED = {
-    "status": 499, "model": None, "group": None, "key": None, "latency_ms": 0.4,
-    "ttfb_ms": None, "size": 0, "failovers": 0, "outcome": "client_gone",
+    "status": 499, "model": None, "group": None, "key": None, "latency": 0.0004,
+    "ttfb": None, "size": 0, "failovers": 0, "outcome": "client_gone",
 }
 
 
@@ -87,24 +87,29 @@ def test_an_access_line_reads_like_any_other_line_with_its_request_id_last():
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", stamp)
     assert rest == (
         'info POST /v1/chat/completions status=200 model=m-beta group=chat key="team a" '
-        "latency_ms=12.5 ttfb_ms=3.25 bytes=9 failovers=1 outcome=ok request_id=r1\n"
+        "latency_ms=12.50 ttfb_ms=3.25 bytes=9 failovers=1 outcome=ok request_id=r1\n"
     )
 
 
 def test_an_access_line_leaves_out_what_the_request_never_reached():
     line = _access_line("kv", journal=False, stamped=False, fields=UNANSWERED)
     assert line == (
-        "info POST /v1/chat/completions status=499 latency_ms=0.4 bytes=0 failovers=0 "
+        "info POST /v1/chat/completions status=499 latency_ms=0.40 bytes=0 failovers=0 "
         "outcome=client_gone request_id=r1\n"
     )
+
+
+def _as_written(name: str, value: Any) -> tuple[str, Any]:
+    """An argument of AccessLog.write as the line names and shows it."""
+    if name in ("latency", "ttfb"):  # seconds in, milliseconds to two places out
+        return f"{name}_ms", None if value is None else f"{value * 1000:.2f}"
+    return ("bytes" if name == "size" else name), value
 
 
 def test_an_access_line_reads_the_same_as_a_line_rendered_by_the_generic_renderer():
     renderer = Renderer("kv", journal=False)
     for fields in (FAILED_OVER, UNANSWERED):
-        in_line_order = {
-            ("bytes" if name == "size" else name): value for name, value in fields.items()
-        }
+        in_line_order = dict(_as_written(name, value) for name, value in fields.items())
         generic = renderer.logfmt(
             "info", "POST /v1/chat/completions", None, {**in_line_order, "request_id": "r1"}
         )
