@@ -9,7 +9,7 @@ endpoint are never candidates.
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 from hxgw.config import ClientKey, Config, Mode, Model
@@ -31,6 +31,9 @@ class Route:
     """How many of the candidates are the group's own; the rest come from failover_order."""
     limited: bool = field(init=False)
     """Whether a candidate has a `max_context`: asked once here, not on every request."""
+    fixed: Decision | None = None
+    """The decision, when it can only come out one way while every candidate is healthy
+    (the `failover` strategy, no `max_context`): made once with the route, not per request."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "limited", any(m.max_context for m in self.candidates))
@@ -101,8 +104,13 @@ def _build_route(config: Config, group: str, mode: Mode | None) -> Route:
     if not own:
         raise BadRequest(f"group {group!r} has no model for this endpoint ({mode})")
     last_resort = _serving(config, config.routing.failover_order, mode)
-    fallbacks = tuple([m for m in last_resort if m not in own])
-    return Route(group=group, pinned=False, candidates=own + fallbacks, own=len(own))
+    candidates = own + tuple([m for m in last_resort if m not in own])
+    route = Route(group=group, pinned=False, candidates=candidates, own=len(own))
+    if config.routing.strategy_of(group) == "failover" and not route.limited:
+        fixed = Decision("failover", candidates)
+        fixed = fixed._replace(route_header=fixed.header())
+        route = replace(route, fixed=fixed)
+    return route
 
 
 def _serving(config: Config, names: tuple[str, ...], mode: Mode | None) -> tuple[Model, ...]:
@@ -120,6 +128,8 @@ class Decision(NamedTuple):
     task: dict[str, float] | None = None
     ranking: Ranking | None = None
     skipped: tuple[tuple[str, str], ...] = ()
+    route_header: str = ""
+    """`header()`, worked out in advance for a decision made once and reused."""
 
     @property
     def scored(self) -> tuple[Scored, ...]:
@@ -128,6 +138,8 @@ class Decision(NamedTuple):
 
     def header(self) -> str:
         """The X-HX-Route value: strategy, detected task, chosen model, runner-up."""
+        if self.route_header:
+            return self.route_header
         parts = [f"strategy={self.strategy}"]
         if self.task:
             label = max(self.task, key=self.task.__getitem__)
@@ -149,6 +161,10 @@ def decide(
     """Order the route's candidates by the group's strategy, then leave out models the
     prompt does not fit and models whose circuit is open or that stalled (unless every
     one is). `now` is the monotonic clock unless a simulation brings its own."""
+    now = time.monotonic() if now is None else now
+    fixed = route.fixed
+    if fixed is not None and all(memory.health[m.name].allows(now) for m in fixed.candidates):
+        return fixed
     strategy = "pinned" if route.pinned else config.routing.strategy_of(route.group)
     own, fallbacks = route.candidates[: route.own], route.candidates[route.own :]
     skipped: list[tuple[str, str]] = []
@@ -173,7 +189,6 @@ def decide(
     elif strategy in ORDERS and own:
         own = ORDERS[strategy](own, route.group or "", memory)
     ordered = own + fallbacks
-    now = time.monotonic() if now is None else now
     open_now = {m.name for m in ordered if not memory.health[m.name].allows(now)}
     if open_now and len(open_now) < len(ordered):
         skipped += [(name, "circuit open") for name in sorted(open_now)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import random
 import time
 from pathlib import Path
@@ -12,7 +13,7 @@ import pytest
 from hxgw.config import Config, Model
 from hxgw.config_load import load_config
 from hxgw.errors import BadRequest
-from hxgw.routing import Route, decide, estimate_tokens
+from hxgw.routing import Route, decide, estimate_tokens, resolve
 from hxgw.strategies import Memory
 from tests.fixtures import write_config
 
@@ -168,6 +169,37 @@ def test_ml_routing_explains_each_candidate(config: Config):
 def test_the_header_of_a_plain_strategy_names_chosen_and_runner_up(config: Config):
     decision = decide(config, _route(config), {}, Memory(), None)
     assert decision.header() == "strategy=failover; chosen=coder; runner_up=writer"
+
+
+def _failover_route(tmp_path: Path) -> tuple[Config, Route]:
+    models = [_model("a"), _model("b")]
+    routing = {"routing": {"strategy": "failover", "default_group": "g",
+                           "groups": {"g": ["a", "b"]}}}
+    write_config(tmp_path, "http://127.0.0.1:1", models=models, routing=routing)
+    config = load_config(tmp_path, {"MASTER_KEY": "k"})
+    return config, resolve(config, None, "g", config.keys[0], None)
+
+
+def test_a_failover_route_is_decided_once_as_the_strategy_would_decide_each_time(
+        tmp_path: Path):
+    config, route = _failover_route(tmp_path)
+    assert route.fixed is not None
+    assert decide(config, route, {}, Memory(), None) is route.fixed
+    each_time = decide(config, dataclasses.replace(route, fixed=None), {}, Memory(), None)
+    assert route.fixed[:5] == each_time[:5]
+    assert route.fixed.header() == each_time.header() == "strategy=failover; chosen=a; runner_up=b"
+
+
+def test_a_failover_route_decided_once_still_skips_a_model_whose_circuit_opened(
+        tmp_path: Path):
+    config, route = _failover_route(tmp_path)
+    memory = Memory()
+    for _ in range(5):
+        memory.health["a"].started()
+        memory.health["a"].failed(time.monotonic())
+    decision = decide(config, route, {}, memory, None)
+    assert [m.name for m in decision.candidates] == ["b"]
+    assert decision.header() == "strategy=failover; chosen=b"
 
 
 def test_a_group_strategy_overrides_the_default(tmp_path: Path):
