@@ -100,7 +100,7 @@ async def _attempt(
 ) -> tuple[UpstreamResponse, bytes]:
     state = ctx.state
     body = ctx.upstream_bodies.for_model(model)
-    async with state.runtime.deadlines.after(state.first_byte_budget(ctx.started), ctx.task):
+    with state.runtime.deadlines.after(state.first_byte_budget(ctx.started), ctx.task):
         response = await state.client.request(
             b"POST",
             state.origins[model.upstream],

@@ -11,21 +11,19 @@ from hxgw.deadlines import Deadlines
 
 async def test_a_block_that_outlives_its_deadline_raises_timeout_error() -> None:
     deadlines = Deadlines()
-    with pytest.raises(TimeoutError):
-        async with deadlines.after(0.05):
-            await asyncio.sleep(5)
+    with pytest.raises(TimeoutError), deadlines.after(0.05):
+        await asyncio.sleep(5)
 
 
 async def test_a_deadline_given_its_task_outright_times_out_the_same_way() -> None:
     deadlines = Deadlines()
-    with pytest.raises(TimeoutError):
-        async with deadlines.after(0.05, asyncio.current_task()):
-            await asyncio.sleep(5)
+    with pytest.raises(TimeoutError), deadlines.after(0.05, asyncio.current_task()):
+        await asyncio.sleep(5)
 
 
 async def test_a_block_that_ends_in_time_is_not_cancelled_afterwards() -> None:
     deadlines = Deadlines()
-    async with deadlines.after(0.05):
+    with deadlines.after(0.05):
         await asyncio.sleep(0)
     await asyncio.sleep(0.15)  # past the deadline: the task must still be running
     assert asyncio.current_task().cancelling() == 0  # type: ignore[union-attr]
@@ -33,16 +31,15 @@ async def test_a_block_that_ends_in_time_is_not_cancelled_afterwards() -> None:
 
 async def test_a_deadline_already_past_expires_at_the_first_wait() -> None:
     deadlines = Deadlines()
-    with pytest.raises(TimeoutError):
-        async with deadlines.after(0):
-            await asyncio.sleep(1)
+    with pytest.raises(TimeoutError), deadlines.after(0):
+        await asyncio.sleep(1)
 
 
 async def test_a_cancellation_from_outside_stays_a_cancellation() -> None:
     deadlines = Deadlines()
 
     async def guarded() -> None:
-        async with deadlines.after(5):
+        with deadlines.after(5):
             await asyncio.sleep(5)
 
     task = asyncio.create_task(guarded())
@@ -57,7 +54,7 @@ async def test_an_outside_cancellation_at_the_deadline_is_not_turned_into_a_time
     started = asyncio.Event()
 
     async def guarded() -> None:
-        async with deadline:
+        with deadline:
             started.set()
             await asyncio.sleep(5)
 
@@ -73,7 +70,7 @@ async def test_deadlines_entered_together_share_a_timer() -> None:
     deadlines = Deadlines()
 
     async def guarded() -> None:
-        async with deadlines.after(30):
+        with deadlines.after(30):
             await asyncio.sleep(0.05)
 
     tasks = [asyncio.create_task(guarded()) for _ in range(100)]
@@ -85,13 +82,13 @@ async def test_deadlines_entered_together_share_a_timer() -> None:
 async def test_a_finished_deadline_is_not_kept_until_its_timer_fires() -> None:
     deadlines = Deadlines()
     for _ in range(1000):
-        async with deadlines.after(30):
+        with deadlines.after(30):
             pass
     assert sum(len(members) for members in deadlines._slots.values()) == 0
 
 
 async def test_an_infinite_deadline_never_expires_and_holds_no_timer() -> None:
     deadlines = Deadlines()
-    async with deadlines.after(float("inf")):
+    with deadlines.after(float("inf")):
         await asyncio.sleep(0.05)
     assert deadlines._slots == {}
