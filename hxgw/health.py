@@ -61,7 +61,9 @@ class ModelHealth:
     def stalled(self, now: float) -> bool:
         if not self._waiting:
             return False
-        oldest = min(self._waiting.values())
+        # Requests start in time order and a dict keeps it: the first one still waiting
+        # is the oldest, found without a look at every request in flight.
+        oldest = next(iter(self._waiting.values()))
         limit = max(self.settings.stall_floor, self.settings.stall_factor * (self.ewma_ttfb or 0))
         return now - oldest > limit
 

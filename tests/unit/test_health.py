@@ -118,6 +118,18 @@ def test_a_model_whose_oldest_request_waits_too_long_for_a_first_byte_is_avoided
     assert health.allows(104.2)
 
 
+def test_the_oldest_request_still_waiting_decides_a_stall():
+    health = ModelHealth(name="m", settings=HealthSettings(stall_floor=2, stall_factor=4))
+    health.first_byte(1.0)  # a wait over 4 s is a stall
+    first, second = health.started(now=100.0), health.started(now=103.0)
+    assert not health.allows(104.1)
+    health.first_byte(1.0, first)  # keeps the EWMA at 1 s
+    assert health.allows(104.1)  # the second has waited 1.1 s
+    assert not health.allows(107.1)
+    health.first_byte(1.0, second)
+    assert health.allows(107.1)
+
+
 def test_a_stall_ends_when_the_waiting_request_fails():
     health = ModelHealth(name="m", settings=HealthSettings(stall_floor=2))
     token = health.started(now=0.0)
