@@ -21,8 +21,7 @@ import collections
 import contextlib
 import ssl
 from collections.abc import Iterable
-from dataclasses import dataclass
-from typing import cast
+from typing import NamedTuple, cast
 from urllib.parse import urlsplit
 
 import httptools
@@ -57,9 +56,9 @@ class UpstreamProtocolError(ConnectionError):
     """The upstream answered with something that is not HTTP/1.1."""
 
 
-@dataclass(frozen=True, slots=True)
-class Origin:
-    """Where one upstream lives, parsed once per config snapshot."""
+class Origin(NamedTuple):
+    """Where one upstream lives, parsed once per config snapshot. A NamedTuple, not a
+    frozen dataclass: it keys the pools, and a tuple hashes without a Python call."""
 
     host: str
     port: int
