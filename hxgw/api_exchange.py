@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from http import HTTPStatus
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 from hxgw.endpoints import Endpoint
 from hxgw.errors import GatewayError
@@ -95,8 +95,15 @@ class ApiExchange(Exchange):
         self._head_pending = b""
         self._state = self._NOTHING
 
+    # Header names as the parser keys them, by the names the pipeline asks for: those
+    # are the gateway's own few, so this stays small.
+    _KEYS: ClassVar[dict[str, bytes]] = {}
+
     def header(self, name: str) -> str | None:
-        value = self.request.headers.get(name.lower().encode("latin-1"))
+        key = self._KEYS.get(name)
+        if key is None:
+            key = self._KEYS[name] = name.lower().encode("latin-1")
+        value = self.request.headers.get(key)
         return None if value is None else value.decode("utf-8", "surrogateescape")
 
     async def read_body(self, limit: int, idle: float) -> bytes:
