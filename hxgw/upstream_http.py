@@ -225,7 +225,6 @@ class _Connection(asyncio.Protocol):
         self.response: UpstreamResponse | None = None
         self._raw_headers: list[tuple[bytes, bytes]] = []
         self._headers: asyncio.Future[UpstreamResponse] | None = None
-        self._drain: asyncio.Future[None] | None = None
         self._reading_paused = False
         self._until_close = False
 
@@ -260,29 +259,20 @@ class _Connection(asyncio.Protocol):
         if exc is not None:
             error = ConnectionResetError(f"the upstream connection failed: {exc}")
         self._settle(error)
-        if self._drain is not None and not self._drain.done():
-            self._drain.set_exception(error)
 
-    def pause_writing(self) -> None:
-        self._drain = asyncio.get_running_loop().create_future()
+    # No pause_writing/resume_writing: a request is written whole at once, and its body
+    # is held for failover anyway, so waiting for the buffer to drain would bound nothing.
 
-    def resume_writing(self) -> None:
-        if self._drain is not None and not self._drain.done():
-            self._drain.set_result(None)
-        self._drain = None
-
-    # httptools callbacks
-    def on_message_begin(self) -> None:
-        self._raw_headers = []
-
+    # httptools callbacks (no on_message_begin: one call fewer per response)
     def on_header(self, name: bytes, value: bytes) -> None:
         self._raw_headers.append((name, value))
 
     def on_headers_complete(self) -> None:
+        raw_headers, self._raw_headers = self._raw_headers, []
         status = self.parser.get_status_code()
         if status < 200:
             return  # 1xx: an interim answer; the real one follows
-        response = UpstreamResponse(self, status, self._raw_headers)
+        response = UpstreamResponse(self, status, raw_headers)
         self.response = response
         self._until_close = response.content_length is None and not response.transfer_encoded
         if self._headers is not None and not self._headers.done():
@@ -298,7 +288,8 @@ class _Connection(asyncio.Protocol):
             self.response._finish()
 
     # used by the pool and the response
-    async def send(self, head: bytes, body: bytes) -> asyncio.Future[UpstreamResponse]:
+    def send(self, head: bytes, body: bytes) -> asyncio.Future[UpstreamResponse]:
+        """Write a request; the future is its response, once the status and headers are in."""
         assert self.transport is not None
         self.exchanges += 1
         self.received_any = False
@@ -310,8 +301,6 @@ class _Connection(asyncio.Protocol):
             self.transport.write(head + body)
         else:
             self.transport.writelines((head, body))
-        if self._drain is not None:
-            await self._drain
         return self._headers
 
     def pause_reading(self) -> None:
@@ -412,7 +401,7 @@ class _OriginPool:
         self, connection: _Connection, head: bytes, body: bytes
     ) -> UpstreamResponse:
         try:
-            return await (await connection.send(head, body))
+            return await connection.send(head, body)
         except BaseException:
             connection.close()
             raise

@@ -127,6 +127,25 @@ async def test_the_request_carries_path_host_length_and_the_given_headers() -> N
     client.close()
 
 
+async def test_an_interim_answer_is_skipped_and_its_headers_stay_out_of_the_response() -> None:
+    async def early_hints(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 103 Early Hints\r\nLink: </a>; rel=preload\r\n\r\n")
+        writer.write(reply(b'{"ok":true}'))
+        await writer.drain()
+
+    client = UpstreamClient(max_in_use=8)
+    async with serving(early_hints) as server:
+        response = await client.request(
+            b"POST", server.origin, b"/v1/chat/completions", b"", [], b"{}", connect_timeout=2
+        )
+        assert response.status == 200
+        assert "Link" not in response.headers
+        assert await response.read(1 << 30) == b'{"ok":true}'
+        response.release()
+    client.close()
+
+
 async def test_a_response_that_says_connection_close_is_not_reused() -> None:
     async def closing(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
