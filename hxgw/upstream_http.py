@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
 import ssl
 from collections.abc import Iterable
 from typing import NamedTuple, cast
@@ -83,7 +84,23 @@ class Origin(NamedTuple):
         )
 
 
-_FRAMING_LENGTHS = frozenset(map(len, (b"content-type", b"content-length", b"transfer-encoding")))
+_FRAMING = frozenset((b"content-type", b"content-length", b"transfer-encoding"))
+
+
+@functools.lru_cache(maxsize=256)
+def _framing_header(raw_name: bytes) -> bytes | None:
+    """The lowercase name of a header that frames the body, or None for any other.
+    Asked once per spelling: an upstream sends the same names on every response."""
+    lowered = raw_name.lower()
+    return lowered if lowered in _FRAMING else None
+
+
+@functools.lru_cache(maxsize=64)
+def _media_type(raw_value: bytes) -> str:
+    """A Content-Type without its parameters, in lowercase; the few an upstream sends
+    are worked out once."""
+    return raw_value.partition(b";")[0].strip().lower().decode("latin-1")
+
 
 
 class UpstreamResponse:
@@ -115,11 +132,11 @@ class UpstreamResponse:
         self.content_length: int | None = None
         self.transfer_encoded = False
         for name, value in raw_headers:
-            if len(name) not in _FRAMING_LENGTHS:
+            lowered = _framing_header(name)
+            if lowered is None:
                 continue
-            lowered = name.lower()
             if lowered == b"content-type" and not self.content_type:
-                self.content_type = value.partition(b";")[0].strip().lower().decode("latin-1")
+                self.content_type = _media_type(value)
             elif lowered == b"content-length" and self.content_length is None:
                 self.content_length = int(value) if value.isdigit() else None
             elif lowered == b"transfer-encoding":
