@@ -102,7 +102,6 @@ def _media_type(raw_value: bytes) -> str:
     return raw_value.partition(b";")[0].strip().lower().decode("latin-1")
 
 
-
 class UpstreamResponse:
     """Status and headers of an upstream response, and its body as it arrives."""
 
