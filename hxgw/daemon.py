@@ -127,8 +127,10 @@ class Daemon:
         watchdog = (
             asyncio.create_task(self._watchdog()) if self.notifier.watchdog_interval else None
         )
+        ticker = asyncio.create_task(self._tick_rate())
         await self._main_loop()
         await self._drain(self.runner)
+        ticker.cancel()
         if watchdog:
             watchdog.cancel()
         self.notifier.close()
@@ -244,6 +246,12 @@ class Daemon:
             log.warning("second stop signal: exiting without draining", signal=sig.name)
             os._exit(0)
         self.stop_requested.set()
+
+    async def _tick_rate(self) -> None:
+        """The request rate's once-a-second look at the clock (see RequestRate)."""
+        while True:
+            await asyncio.sleep(1.0)
+            self.runtime.rate.tick()
 
     async def _watchdog(self) -> None:
         """Runs on the event loop on purpose: a stuck loop stops the pings and systemd

@@ -14,7 +14,7 @@ async def record_metrics(ctx: RequestContext, call_next: Next) -> None:
         await call_next(ctx)
     finally:
         runtime = ctx.state.runtime
-        runtime.rate.count()
+        runtime.rate.total += 1
         metrics = runtime.metrics
         metrics.request_finished(
             ctx.endpoint.name,
