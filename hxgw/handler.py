@@ -25,7 +25,7 @@ async def handle(
     task = task or asyncio.current_task()
     assert task is not None
     state = holder.current
-    ctx = RequestContext(exchange=exchange, state=state, endpoint=endpoint, task=task)
+    ctx = RequestContext(exchange, state, endpoint, task)
     inflight.add(task)
     try:
         await state.chains[endpoint.name](ctx)

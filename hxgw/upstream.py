@@ -51,7 +51,7 @@ async def open_reply(ctx: RequestContext) -> Reply:
             health.failed(time.monotonic(), token=token)
             outcome = _transport_outcome(exc)
             metrics.upstream_errors.labels(model.name, outcome).inc()
-            ctx.attempts.append(Attempt(model=model.name, outcome=outcome))
+            ctx.attempts.append(Attempt(model.name, outcome))
             failed.append({"model": model.name, "error": outcome})
             log.warning(
                 "upstream failed",
@@ -72,9 +72,7 @@ async def open_reply(ctx: RequestContext) -> Reply:
             kind = "gateway_key" if refused else f"http_{response.status}"
             metrics.upstream_errors.labels(model.name, kind).inc()
             detail = refused or await _error_summary(response)
-            ctx.attempts.append(
-                Attempt(model=model.name, outcome="http_error", status=response.status)
-            )
+            ctx.attempts.append(Attempt(model.name, "http_error", response.status))
             failed.append(
                 {
                     "model": model.name,
@@ -85,13 +83,13 @@ async def open_reply(ctx: RequestContext) -> Reply:
             )
             log.warning("upstream error", model=model.name, status=response.status, detail=detail)
             continue
-        ctx.attempts.append(Attempt(model=model.name, outcome="ok", status=response.status))
+        ctx.attempts.append(Attempt(model.name, "ok", response.status))
         now = time.perf_counter()
         runtime.readiness.saw_ok(model.upstream)
         ctx.upstream_first_at = now
         ctx.ttfb = now - ctx.started
         health.first_byte(now - started, token)
-        return Reply(response=response, first_chunk=first, model=model, health=health, token=token)
+        return Reply(response, first, model, health, token)
     raise _all_failed(failed)
 
 
