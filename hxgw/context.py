@@ -23,20 +23,11 @@ if TYPE_CHECKING:
 
 
 @dataclass(slots=True)
-class Attempt:
-    """One try of one candidate, as the access log and the final error report it.
-
-    This and the other per-request records are made with positional arguments on the
-    hot path: calling a class with keywords builds a dict, about 2k instructions."""
-
-    model: str
-    outcome: str
-    status: int | None = None
-
-
-@dataclass(slots=True)
 class Reply:
-    """An upstream response that has produced its first body byte and is ready to relay."""
+    """An upstream response that has produced its first body byte and is ready to relay.
+
+    This and the context are made with positional arguments on the hot path: calling
+    a class with keywords builds a dict, about 2k instructions more."""
 
     response: UpstreamResponse
     first_chunk: bytes
@@ -65,7 +56,9 @@ class RequestContext:
     stream_failed: bool = False
     upstream_bodies: Any = None
     reply: Reply | None = None
-    attempts: list[Attempt] = field(default_factory=list)
+    failovers: int = 0
+    """Candidates that failed before the one that answered (all that were tried, when
+    none did)."""
     status: int = 0
     bytes_out: int = 0
     ttfb: float | None = None

@@ -51,7 +51,7 @@ def response_headers(ctx: RequestContext, reply: Reply) -> dict[str, str]:
     headers["X-HX-Model"] = reply.model.name
     if ctx.group:
         headers["X-HX-Group"] = ctx.group
-    headers["X-HX-Failovers"] = str(len(ctx.attempts) - 1)
+    headers["X-HX-Failovers"] = str(ctx.failovers)
     if ctx.decision is not None:
         headers["X-HX-Route"] = ctx.decision.header()
     return headers

@@ -20,7 +20,7 @@ import structlog
 
 from hxgw import jsonio
 from hxgw.config import Model
-from hxgw.context import Attempt, Reply, RequestContext
+from hxgw.context import Reply, RequestContext
 from hxgw.errors import GatewayError, RateLimited, UpstreamError, UpstreamTimeout
 from hxgw.upstream_http import UpstreamConnectError, UpstreamResponse, header_line
 
@@ -51,7 +51,7 @@ async def open_reply(ctx: RequestContext) -> Reply:
             health.failed(time.monotonic(), token=token)
             outcome = _transport_outcome(exc)
             metrics.upstream_errors.labels(model.name, outcome).inc()
-            ctx.attempts.append(Attempt(model.name, outcome))
+            ctx.failovers += 1
             failed.append({"model": model.name, "error": outcome})
             log.warning(
                 "upstream failed",
@@ -72,7 +72,7 @@ async def open_reply(ctx: RequestContext) -> Reply:
             kind = "gateway_key" if refused else f"http_{response.status}"
             metrics.upstream_errors.labels(model.name, kind).inc()
             detail = refused or await _error_summary(response)
-            ctx.attempts.append(Attempt(model.name, "http_error", response.status))
+            ctx.failovers += 1
             failed.append(
                 {
                     "model": model.name,
@@ -83,7 +83,6 @@ async def open_reply(ctx: RequestContext) -> Reply:
             )
             log.warning("upstream error", model=model.name, status=response.status, detail=detail)
             continue
-        ctx.attempts.append(Attempt(model.name, "ok", response.status))
         now = time.perf_counter()
         runtime.readiness.saw_ok(model.upstream)
         ctx.upstream_first_at = now

@@ -24,9 +24,6 @@ async def log_access(ctx: RequestContext, call_next: Next) -> None:
 def _write(ctx: RequestContext) -> None:
     exchange = ctx.exchange
     latency = time.perf_counter() - ctx.started
-    attempts = ctx.attempts
-    # Only the last attempt can have succeeded: every one before it failed over.
-    failovers = len(attempts) - 1 if attempts and attempts[-1].outcome == "ok" else len(attempts)
     ctx.state.runtime.access.write(
         f"{exchange.method} {exchange.path}",
         ctx.request_id,
@@ -37,6 +34,6 @@ def _write(ctx: RequestContext) -> None:
         latency=latency,
         ttfb=ctx.ttfb,
         size=ctx.bytes_out,
-        failovers=failovers,
+        failovers=ctx.failovers,
         outcome=ctx.outcome,
     )

@@ -10,7 +10,7 @@ from hxgw.upstream import open_reply
 
 
 async def forward(ctx: RequestContext, call_next: Next) -> None:
-    """Reads ctx.candidates and ctx.upstream_bodies; writes ctx.reply, ctx.attempts, ctx.ttfb.
+    """Reads ctx.candidates and ctx.upstream_bodies; writes ctx.reply, ctx.failovers, ctx.ttfb.
 
     The upstream response is closed on every way out but a complete read, so a
     client that leaves (its handler is cancelled) aborts the upstream request

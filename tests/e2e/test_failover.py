@@ -33,6 +33,29 @@ async def test_a_5xx_fails_over_to_the_next_model(
     assert fake.seen_models() == ["m-alpha", "m-beta"]
 
 
+async def test_the_access_line_counts_the_candidates_that_failed(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    fake.behave("m-alpha", status=503)
+    status, _, _ = await _chat(gateway, client, **{"X-Request-ID": "fo-one"})
+    assert status == 200
+    fake.behave("m-beta", status=503)
+    status, _, _ = await _chat(gateway, client, **{"X-Request-ID": "fo-all"})
+    assert status == 502
+
+    def access_lines() -> dict[str, str]:
+        return {
+            line.rsplit("request_id=", 1)[1].split()[0]: line
+            for line in gateway.logs().splitlines()
+            if " POST /v1/chat/completions status=" in line and "request_id=fo-" in line
+        }
+
+    await wait_for(lambda: "fo-all" in access_lines())
+    lines = access_lines()
+    assert " failovers=1 " in lines["fo-one"] and " outcome=ok " in lines["fo-one"]
+    assert " failovers=2 " in lines["fo-all"]
+
+
 async def test_a_429_fails_over_to_the_next_model(
     gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):
