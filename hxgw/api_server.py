@@ -239,8 +239,9 @@ class ApiConnection(asyncio.Protocol):
     def on_header(self, name: bytes, value: bytes) -> None:
         request = self._parsing
         assert request is not None
-        request.head_size += len(name) + len(value)
-        if len(name) + len(value) > MAX_FIELD or request.head_size > MAX_HEAD:
+        size = len(name) + len(value)
+        request.head_size += size
+        if size > MAX_FIELD or request.head_size > MAX_HEAD:
             raise HeadersTooLarge(
                 f"request headers are over the limit ({MAX_FIELD} bytes a field, {MAX_HEAD} in all)"
             )
