@@ -64,7 +64,7 @@ async def open_reply(ctx: RequestContext) -> Reply:
         except BaseException:
             health.finished_other(token)
             raise
-        refused = _refused_gateway_key(response, first)
+        refused = _refused_gateway_key(response, first) if response.status == 400 else None
         if response.status in RETRYABLE_STATUS or refused:
             retry_after = response.headers.get("Retry-After")
             wait = _seconds(retry_after) if response.status == 429 else None
@@ -119,7 +119,7 @@ async def _attempt(
 def _refused_gateway_key(response: UpstreamResponse, first: bytes) -> str | None:
     """LiteLLM without a database answers a key other than its master key with 400
     "No connected db." That is the gateway's misconfiguration, not the client's fault."""
-    if response.status == 400 and b"no_db_connection" in first:
+    if b"no_db_connection" in first:
         response.close()
         return (
             "the upstream refused the gateway's own key (LiteLLM without a database "

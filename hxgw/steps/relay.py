@@ -80,5 +80,6 @@ def _whole_body(ctx: RequestContext, reply: Reply) -> None:
     ctx.client_first_at = time.perf_counter()
     if ctx.status >= 400:
         ctx.outcome = "upstream_error"
-    if b'"usage"' in body[-USAGE_TAIL:]:
-        ctx.usage = body[body.rfind(b'"usage"') :]
+    at = body.rfind(b'"usage"', max(0, len(body) - USAGE_TAIL))  # one search, no tail copy
+    if at >= 0:
+        ctx.usage = body[at:]
