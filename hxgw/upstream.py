@@ -117,8 +117,9 @@ async def _attempt(
 
 
 def _refused_gateway_key(response: UpstreamResponse, first: bytes) -> str | None:
-    """LiteLLM without a database answers a key other than its master key with 400
-    "No connected db." That is the gateway's misconfiguration, not the client's fault."""
+    """For a 400: LiteLLM without a database answers a key other than its master key
+    with 400 "No connected db." That is the gateway's misconfiguration, not the
+    client's fault."""
     if b"no_db_connection" in first:
         response.close()
         return (
