@@ -435,11 +435,10 @@ class _OriginPool:
         return None
 
     async def _open(self, connect_timeout: float) -> _Connection:
-        loop = asyncio.get_running_loop()
         origin = self.origin
         try:
             async with asyncio.timeout(connect_timeout):
-                _, connection = await loop.create_connection(
+                _, connection = await self.loop.create_connection(
                     lambda: _Connection(self),
                     origin.host,
                     origin.port,
