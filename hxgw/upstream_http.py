@@ -21,8 +21,8 @@ import collections
 import contextlib
 import functools
 import ssl
-from collections.abc import Iterable
-from typing import NamedTuple, cast
+from collections.abc import Coroutine, Iterable
+from typing import Any, NamedTuple, cast
 from urllib.parse import urlsplit
 
 import httptools
@@ -375,15 +375,20 @@ class _OriginPool:
 
     async def exchange(self, head: bytes, body: bytes, connect_timeout: float) -> UpstreamResponse:
         connection = self._reuse() or await self._checkout(connect_timeout, reuse=True)
-        try:
-            return await self._exchange(connection, head, body)
-        except ConnectionError:
-            if connection.exchanges == 1 or connection.received_any:
+        while True:
+            try:
+                return await connection.send(head, body)
+            except ConnectionError:
+                connection.close()
+                if connection.exchanges == 1 or connection.received_any:
+                    raise
+            except BaseException:
+                connection.close()
                 raise
-        # A reused connection that the upstream had closed while idle, before
-        # it read a byte of this request: the request never reached it.
-        connection = await self._checkout(connect_timeout, reuse=False)
-        return await self._exchange(connection, head, body)
+            # A reused connection that the upstream had closed while idle, before it
+            # read a byte of this request: the request never reached it. A new
+            # connection's first exchange is never tried again.
+            connection = await self._checkout(connect_timeout, reuse=False)
 
     def _reuse(self) -> _Connection | None:
         """An idle connection, if there is one and a slot is free right now: the common
@@ -412,15 +417,6 @@ class _OriginPool:
             raise
         connection.holds_slot = True
         return connection
-
-    async def _exchange(
-        self, connection: _Connection, head: bytes, body: bytes
-    ) -> UpstreamResponse:
-        try:
-            return await connection.send(head, body)
-        except BaseException:
-            connection.close()
-            raise
 
     def _idle_connection(self) -> _Connection | None:
         now = self.loop.time()
@@ -486,7 +482,7 @@ class UpstreamClient:
         self._pools: dict[Origin, _OriginPool] = {}
         self._tls: ssl.SSLContext | None = None
 
-    async def request(
+    def request(
         self,
         method: bytes,
         origin: Origin,
@@ -496,11 +492,14 @@ class UpstreamClient:
         body: bytes = b"",
         *,
         connect_timeout: float,
-    ) -> UpstreamResponse:
-        """Send a request to `origin` + `path`; returns once the status and headers are in.
+    ) -> Coroutine[Any, Any, UpstreamResponse]:
+        """Send a request to `origin` + `path`; the awaitable returns once the status
+        and headers are in.
 
         `fixed_headers` is a block of complete header lines computed once per
-        snapshot; `headers` are the request's own, already framed lines."""
+        snapshot; `headers` are the request's own, already framed lines. The head is
+        framed here and the pool's coroutine is handed back to be awaited: one
+        coroutine fewer between a request and the event loop."""
         pool = self._pools.get(origin)
         if pool is None:
             pool = self._pools[origin] = _OriginPool(origin, self._in_use, self._tls_for(origin))
@@ -520,7 +519,7 @@ class UpstreamClient:
                 b"\r\n",
             )
         )
-        return await pool.exchange(head, body, connect_timeout)
+        return pool.exchange(head, body, connect_timeout)
 
     async def fetch(
         self,
