@@ -10,7 +10,7 @@ dropped from it.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -71,7 +71,7 @@ class ModelHealth:
         """May a request go to this model now? An open circuit lets one probe through
         once its cool-down has passed (half-open); the probe's outcome decides."""
         if self.circuit == "closed":
-            return not self.stalled(now)
+            return not self._waiting or not self.stalled(now)
         if self.circuit == "open" and now >= self.open_until:
             self.circuit = "half_open"
             self.probing = False
@@ -89,18 +89,37 @@ class ModelHealth:
             self._waiting[self._next_token] = now
         return self._next_token
 
+    # first_byte and succeeded run for every request: they do the EWMA and the outcome
+    # window in line rather than through helpers: a call fewer each (~1k instructions).
+
     def first_byte(self, seconds: float, token: int | None = None) -> None:
         self._waiting.pop(token or 0, None)
-        self.ewma_ttfb = self._ewma(self.ewma_ttfb, seconds)
+        current = self.ewma_ttfb
+        if current is None:
+            self.ewma_ttfb = seconds
+        else:
+            alpha = self.settings.ewma_alpha
+            self.ewma_ttfb = alpha * seconds + (1 - alpha) * current
 
     def succeeded(self, latency: float, token: int | None = None) -> None:
         self.inflight -= 1
-        self.ewma_latency = self._ewma(self.ewma_latency, latency)
-        self._record(ok=True)
-        if self._stale(token):
-            return  # a long stream that began before the breaker opened closes nothing
-        self.consecutive_failures = self.failed_probes = 0
-        self.circuit, self.probing = "closed", False
+        current = self.ewma_latency
+        if current is None:
+            self.ewma_latency = latency
+        else:
+            alpha = self.settings.ewma_alpha
+            self.ewma_latency = alpha * latency + (1 - alpha) * current
+        outcomes = self._outcomes
+        outcomes.append(True)
+        if len(outcomes) > self.settings.error_window:
+            self._errors -= not outcomes.popleft()
+        if self.circuit == "closed":
+            self.consecutive_failures = self.failed_probes = 0
+            self.probing = False
+        elif not self._stale(token):
+            # A long stream that began before the breaker opened closes nothing.
+            self.consecutive_failures = self.failed_probes = 0
+            self.circuit, self.probing = "closed", False
 
     def failed(
         self, now: float, retry_after: float | None = None, token: int | None = None
@@ -138,12 +157,6 @@ class ModelHealth:
         if self.probing and not self._stale(token):
             self.probing = False
 
-    def _ewma(self, current: float | None, sample: float) -> float:
-        if current is None:
-            return sample
-        alpha = self.settings.ewma_alpha
-        return alpha * sample + (1 - alpha) * current
-
     def _record(self, ok: bool) -> None:
         self._outcomes.append(ok)
         self._errors += not ok
@@ -151,26 +164,26 @@ class ModelHealth:
             self._errors -= not self._outcomes.popleft()
 
 
-class HealthBook:
-    """Every model's health, for the life of the process."""
+class HealthBook(dict[str, ModelHealth]):
+    """Every model's health by name, for the life of the process; a model's entry is
+    made the first time it is asked for.
+
+    A dict with `__missing__` rather than a class with `__getitem__`: every request
+    looks up its models a few times, and a dict answers without a Python call."""
 
     def __init__(self, settings: HealthSettings | None = None) -> None:
+        super().__init__()
         self.settings = settings or HealthSettings()
-        self._models: dict[str, ModelHealth] = {}
 
-    def __getitem__(self, name: str) -> ModelHealth:
-        health = self._models.get(name)
-        if health is None:
-            health = self._models[name] = ModelHealth(name=name, settings=self.settings)
+    def __missing__(self, name: str) -> ModelHealth:
+        health = self[name] = ModelHealth(name=name, settings=self.settings)
         return health
-
-    def __iter__(self) -> Iterator[ModelHealth]:
-        return iter(self._models.values())
 
     def configure(self, settings: HealthSettings, names: Iterable[str]) -> None:
         """After a reload: new settings for everyone, forget models that are gone."""
         keep = set(names)
         self.settings = settings
-        self._models = {n: h for n, h in self._models.items() if n in keep}
-        for health in self._models.values():
+        for name in [n for n in self if n not in keep]:
+            del self[name]
+        for health in self.values():
             health.settings = settings

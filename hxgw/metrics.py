@@ -221,6 +221,6 @@ class _CircuitCollector(Collector):
         family = GaugeMetricFamily(
             "hxgw_circuit_state", "0 closed, 0.5 half-open, 1 open.", labels=["model"]
         )
-        for model in self.health:
+        for model in self.health.values():
             family.add_metric([model.name], CIRCUIT_VALUES[model.circuit])
         yield family

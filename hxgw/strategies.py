@@ -18,7 +18,7 @@ class Memory:
     round-robin position. One per process; it outlives config reloads."""
 
     def __init__(self, health: HealthBook | None = None, rng: random.Random | None = None) -> None:
-        self.health = health or HealthBook()
+        self.health = HealthBook() if health is None else health
         self.rng = rng or random.Random()
         self._turns: dict[str, int] = {}
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from hxgw.health import HealthBook, HealthSettings, ModelHealth
+from hxgw.strategies import Memory
 
 SETTINGS = HealthSettings(ewma_alpha=0.5, error_window=4, breaker_failures=3, breaker_cooldown=10)
 
@@ -182,3 +183,15 @@ def test_a_request_sent_after_the_circuit_opened_closes_it_by_succeeding():
     probe = health.started(10.0)
     health.succeeded(0.1, probe)
     assert health.circuit == "closed"
+
+
+def test_a_model_is_in_the_book_from_the_first_time_it_is_asked_for():
+    book = HealthBook(SETTINGS)
+    assert "a" not in book
+    first = book["a"]
+    assert book["a"] is first and list(book) == ["a"] and first.settings is SETTINGS
+
+
+def test_the_routing_memory_keeps_the_book_it_is_given_even_an_empty_one():
+    book = HealthBook(SETTINGS)
+    assert Memory(book).health is book
