@@ -52,3 +52,29 @@ def test_requests_are_counted_by_status_and_tokens_by_kind():
     assert samples["hxgw_tokens_total", (("kind", "completion"), ("model", "m"))] == 5
     assert samples["hxgw_gateway_overhead_seconds_count", ()] == 3
     assert samples["hxgw_time_to_first_byte_seconds_count", (("endpoint", "chat"), ("model", "m"))] == 3
+
+
+def _tokens(metrics: Metrics, model: str) -> tuple[float, float]:
+    samples = _samples(metrics)
+    return (
+        samples["hxgw_tokens_total", (("kind", "prompt"), ("model", model))],
+        samples["hxgw_tokens_total", (("kind", "completion"), ("model", model))],
+    )
+
+
+def test_tokens_are_read_from_a_usage_that_names_completion_tokens_first():
+    metrics = Metrics(HealthBook(), lambda: 0)
+    metrics.count_tokens("m", b'"usage":{"completion_tokens":9,"prompt_tokens":12,"total_tokens":21}}')
+    assert _tokens(metrics, "m") == (12, 9)
+
+
+def test_tokens_are_read_from_a_usage_with_other_fields_between_the_counts():
+    metrics = Metrics(HealthBook(), lambda: 0)
+    metrics.count_tokens("m", b'"usage":{"prompt_tokens":4,"total_tokens":10,"completion_tokens":6}')
+    assert _tokens(metrics, "m") == (4, 6)
+
+
+def test_an_embeddings_usage_counts_its_prompt_tokens_alone():
+    metrics = Metrics(HealthBook(), lambda: 0)
+    metrics.count_tokens("e", b'"usage":{"prompt_tokens":30,"total_tokens":30}}')
+    assert _tokens(metrics, "e") == (30, 0)
