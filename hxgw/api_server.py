@@ -154,7 +154,11 @@ class ApiConnection(asyncio.Protocol):
         self._parser: httptools.HttpRequestParser | None = httptools.HttpRequestParser(self)
         self._parsing: ParsedRequest | None = None
         self._queue: deque[ParsedRequest] = deque()
+        # One task serves the connection's requests in turn, made at its first request:
+        # a task per request cost about 10k instructions, a tenth of the gateway's own.
         self._task: asyncio.Task[None] | None = None
+        self._next: asyncio.Future[None] | None = None  # set while the task waits for one
+        self._answering = False
         # The bytes of the request being parsed, kept while its headers arrive and only
         # when it began a read: what aiohttp would need if the request is handed over.
         self._head_chunks: list[bytes] | None = None
@@ -208,6 +212,7 @@ class ApiConnection(asyncio.Protocol):
         self._parser = None
         if self._task is not None:
             self._task.cancel()  # the client left: stop its upstream request now
+            self._task = None
         waiter = self._drain_waiter
         if waiter is not None and not waiter.done():
             waiter.set_exception(ConnectionResetError("the client closed the connection"))
@@ -261,13 +266,18 @@ class ApiConnection(asyncio.Protocol):
         request.http10 = parser.get_http_version() == "1.0"
         request.limit = self._server.holder.config.limits.max_body_bytes
         self.idle_since = None  # the body has its own deadline, per read
-        if self._task is None:
-            self._serve(request)
-        else:
-            self._queue.append(request)  # pipelined: answered after the ones before it
+        pipelined = self._in_flight  # answered after the ones before it
+        self._queue.append(request)
+        if pipelined:
             if not self._reading_paused and self.transport is not None:
                 self._reading_paused = True
                 self.transport.pause_reading()
+        elif self._task is None:
+            self._task = self._loop.create_task(self._serve())
+        elif self._next is not None:
+            if not self._next.done():
+                self._next.set_result(None)
+            self._next = None
 
     def on_body(self, body: bytes) -> None:
         request = self._parsing
@@ -291,40 +301,45 @@ class ApiConnection(asyncio.Protocol):
 
     # -- serving
 
-    def _serve(self, request: ParsedRequest) -> None:
-        exchange = ApiExchange(self, request)
-        self._task = self._loop.create_task(self._run(exchange))
+    async def _serve(self) -> None:
+        """Answer the connection's requests in order, until it closes or must."""
+        server, queue, task = self._server, self._queue, self._task
+        while True:
+            if not queue:
+                self.idle_since = self._loop.time()
+                self._next = self._loop.create_future()
+                await self._next  # cancelled when the connection closes
+            request = queue.popleft()
+            if not queue and self._reading_paused and self.transport is not None:
+                self._reading_paused = False
+                self.transport.resume_reading()
+            assert request.endpoint is not None
+            exchange = ApiExchange(self, request)
+            self._answering = True
+            try:
+                await handle(server.holder, server.inflight, request.endpoint, exchange, task)
+            except asyncio.CancelledError:
+                # The client left, or shutdown gave up on the request: it is closed below.
+                self._answering = False
+                self._finished(exchange)
+                raise
+            except Exception:
+                log.exception("request failed outside the pipeline")
+            self._answering = False
+            if not self._finished(exchange):
+                return
 
-    async def _run(self, exchange: ApiExchange) -> None:
-        request = exchange.request
-        assert request.endpoint is not None
-        server = self._server
-        try:
-            await handle(server.holder, server.inflight, request.endpoint, exchange, self._task)
-        except asyncio.CancelledError:
-            pass  # the client left, or shutdown gave up on the request: closed below
-        except Exception:
-            log.exception("request failed outside the pipeline")
-        finally:
-            self._finished(exchange)
-
-    def _finished(self, exchange: ApiExchange) -> None:
-        self._task = None
+    def _finished(self, exchange: ApiExchange) -> bool:
+        """After a request: whether the connection goes on to the next one."""
         transport = self.transport
         if transport is None or transport.is_closing():
-            return
+            return False
         if not exchange.done:
             self.will_close = True  # cut short: the client must not take it as whole
         if self.will_close:
             self._close_after(lingering=not exchange.request.complete)
-            return
-        if self._queue:
-            self._serve(self._queue.popleft())
-            if not self._queue and self._reading_paused:
-                self._reading_paused = False
-                transport.resume_reading()
-        else:
-            self.idle_since = self._loop.time()
+            return False
+        return True
 
     async def drain(self) -> None:
         """Wait until the client has taken what is buffered for it."""
@@ -371,7 +386,7 @@ class ApiConnection(asyncio.Protocol):
     @property
     def _in_flight(self) -> bool:
         """A request is being served, or queued behind the one that is."""
-        return self._task is not None or bool(self._queue)
+        return self._answering or bool(self._queue)
 
     def close_if_idle(self) -> None:
         if not self.waiting and not self._in_flight:
@@ -433,6 +448,9 @@ class ApiConnection(asyncio.Protocol):
         assert transport is not None and chunks is not None
         self._server.connections.discard(self)
         self._parser = None
+        if self._task is not None:
+            self._task.cancel()  # waiting for a request that will never come to it
+            self._task = None
         protocol = self._server.fallback()
         transport.set_protocol(protocol)
         protocol.connection_made(transport)
