@@ -6,7 +6,7 @@ HXGW_CACHE_DIR ?= /var/cache/hxgw
 export HXGW_CACHE_DIR
 
 .PHONY: help install run test lint check test-litellm test-systemd test-browser install-systemd \
-	bench bench-instructions eval-router test-faults clean
+	bench bench-instructions bench-ab eval-router test-faults clean
 
 help:
 	@echo "make run            set up a venv and run the gateway (with the demo upstream unless HX_LITELLM_UPSTREAM is set)"
@@ -19,6 +19,7 @@ help:
 	@echo "make test-faults    fault injection, abuse, fuzzing, reload/stop under load, soak"
 	@echo "make bench          benchmark: direct vs hxgw vs a plain aiohttp proxy vs nginx"
 	@echo "make bench-instructions  instructions per request (valgrind): hxgw vs the aiohttp proxy"
+	@echo "make bench-ab A=rev B=rev  CPU per request of two versions, measured in alternation"
 	@echo "make eval-router    the router's classifier and strategies, evaluated"
 	@echo "make install-systemd  install hxgw as hx-gateway-ml.service (root)"
 
@@ -64,6 +65,13 @@ bench: install
 bench-instructions: install
 	bench/setup.sh
 	$(PY) bench/instructions.py $(BENCH_ARGS)
+
+# make bench-ab A=<revision> B=<revision>   (. is the working tree)
+A ?= HEAD~1
+B ?= .
+bench-ab: install
+	bench/setup.sh
+	$(PY) bench/ab.py $(A) $(B) $(BENCH_ARGS)
 
 eval-router: install
 	$(PY) -m hxgw.router.eval_router $(EVAL_ARGS)
