@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from hxgw.log import AccessLog, Renderer, on_journal
+from hxgw.log import AccessLog, Renderer, _milliseconds, on_journal
 
 
 def test_logfmt_puts_the_event_first_and_skips_empty_values():
@@ -146,3 +146,10 @@ def test_an_access_log_below_its_level_writes_nothing():
     AccessLog(Renderer("kv", journal=False), stream, stamped=True, enabled=False).write(
         "GET /", "r", **UNANSWERED)
     assert stream.getvalue() == ""
+
+
+@pytest.mark.parametrize("seconds", [0.0, 0.0000049, 0.0004, 0.012504, 0.99999, 1.5, 3600.0])
+def test_a_duration_is_written_in_milliseconds_with_two_decimals_like_the_float_format(
+    seconds: float,
+):
+    assert _milliseconds(seconds) == f"{seconds * 1000:.2f}"
