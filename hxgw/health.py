@@ -89,37 +89,18 @@ class ModelHealth:
             self._waiting[self._next_token] = now
         return self._next_token
 
-    # first_byte and succeeded run for every request: they do the EWMA and the outcome
-    # window in line rather than through helpers: a call fewer each (~1k instructions).
-
     def first_byte(self, seconds: float, token: int | None = None) -> None:
         self._waiting.pop(token or 0, None)
-        current = self.ewma_ttfb
-        if current is None:
-            self.ewma_ttfb = seconds
-        else:
-            alpha = self.settings.ewma_alpha
-            self.ewma_ttfb = alpha * seconds + (1 - alpha) * current
+        self.ewma_ttfb = self._ewma(self.ewma_ttfb, seconds)
 
     def succeeded(self, latency: float, token: int | None = None) -> None:
         self.inflight -= 1
-        current = self.ewma_latency
-        if current is None:
-            self.ewma_latency = latency
-        else:
-            alpha = self.settings.ewma_alpha
-            self.ewma_latency = alpha * latency + (1 - alpha) * current
-        outcomes = self._outcomes
-        outcomes.append(True)
-        if len(outcomes) > self.settings.error_window:
-            self._errors -= not outcomes.popleft()
-        if self.circuit == "closed":
-            self.consecutive_failures = self.failed_probes = 0
-            self.probing = False
-        elif not self._stale(token):
-            # A long stream that began before the breaker opened closes nothing.
-            self.consecutive_failures = self.failed_probes = 0
-            self.circuit, self.probing = "closed", False
+        self.ewma_latency = self._ewma(self.ewma_latency, latency)
+        self._record(ok=True)
+        if self._stale(token):
+            return  # a long stream that began before the breaker opened closes nothing
+        self.consecutive_failures = self.failed_probes = 0
+        self.circuit, self.probing = "closed", False
 
     def failed(
         self, now: float, retry_after: float | None = None, token: int | None = None
@@ -156,6 +137,12 @@ class ModelHealth:
         self.inflight -= 1
         if self.probing and not self._stale(token):
             self.probing = False
+
+    def _ewma(self, current: float | None, sample: float) -> float:
+        if current is None:
+            return sample
+        alpha = self.settings.ewma_alpha
+        return alpha * sample + (1 - alpha) * current
 
     def _record(self, ok: bool) -> None:
         self._outcomes.append(ok)
