@@ -378,16 +378,18 @@ class _OriginPool:
         while True:
             try:
                 return await connection.send(head, body)
-            except ConnectionError:
+            except BaseException as exc:
                 connection.close()
-                if connection.exchanges == 1 or connection.received_any:
+                # A reused connection that the upstream had closed while idle, before it
+                # read a byte of this request: the request never reached it, so it goes
+                # out again on a new one (whose first exchange is never tried again).
+                stale = (
+                    isinstance(exc, ConnectionError)
+                    and connection.exchanges > 1
+                    and not connection.received_any
+                )
+                if not stale:
                     raise
-            except BaseException:
-                connection.close()
-                raise
-            # A reused connection that the upstream had closed while idle, before it
-            # read a byte of this request: the request never reached it. A new
-            # connection's first exchange is never tried again.
             connection = await self._checkout(connect_timeout, reuse=False)
 
     def _reuse(self) -> _Connection | None:
