@@ -9,13 +9,13 @@ line before the gateway's error event.
 from __future__ import annotations
 
 import asyncio
-import functools
 import time
 from collections.abc import AsyncIterator
 
 from hxgw.context import Reply, RequestContext
 from hxgw.errors import GatewayError, UpstreamError, UpstreamTimeout
 from hxgw.exchange import Exchange
+from hxgw.memo import Memo
 
 # Upstream response headers a client may see; everything else (hop-by-hop,
 # server software, upstream spend and key details) stays behind the gateway.
@@ -29,11 +29,8 @@ USAGE_TAIL = 2048
 MAX_HELD_LINE = 1024 * 1024
 
 
-@functools.lru_cache(maxsize=256)
-def _client_name(raw_name: bytes) -> str | None:
-    """The name a client sees an upstream header under, or None when it stays behind.
-    Asked once per spelling: an upstream sends the same names on every response, and
-    lowering and matching each one cost about 2k instructions a header."""
+def _client_name_of(raw_name: bytes) -> str | None:
+    """The name a client sees an upstream header under, or None when it stays behind."""
     lowered = raw_name.lower()
     name = PASSED_RESPONSE_HEADERS.get(lowered)
     if name is None and lowered.startswith(PASSED_PREFIXES):
@@ -41,10 +38,15 @@ def _client_name(raw_name: bytes) -> str | None:
     return name
 
 
+# Asked once per spelling: an upstream sends the same names on every response, and
+# lowering and matching each one cost about 2k instructions a header.
+_client_name = Memo(_client_name_of, 256)
+
+
 def response_headers(ctx: RequestContext, reply: Reply) -> dict[str, str]:
     headers: dict[str, str] = {}
     for raw_name, raw_value in reply.response.raw_headers:
-        name = _client_name(raw_name)
+        name = _client_name[raw_name]
         if name is not None and name not in headers:  # the first of a repeated header
             headers[name] = raw_value.decode("latin-1")
     headers["X-Request-ID"] = ctx.request_id

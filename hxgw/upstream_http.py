@@ -19,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-import functools
 import ssl
 from collections.abc import Coroutine, Iterable
 from typing import Any, NamedTuple, cast
@@ -28,6 +27,7 @@ from urllib.parse import urlsplit
 import httptools
 from multidict import CIMultiDict, CIMultiDictProxy
 
+from hxgw.memo import Memo
 from hxgw.slots import Slots
 
 # A reader slower than its upstream: stop reading from the socket at this many
@@ -87,19 +87,20 @@ class Origin(NamedTuple):
 _FRAMING = frozenset((b"content-type", b"content-length", b"transfer-encoding"))
 
 
-@functools.lru_cache(maxsize=256)
-def _framing_header(raw_name: bytes) -> bytes | None:
-    """The lowercase name of a header that frames the body, or None for any other.
-    Asked once per spelling: an upstream sends the same names on every response."""
+def _framing_name(raw_name: bytes) -> bytes | None:
+    """The lowercase name of a header that frames the body, or None for any other."""
     lowered = raw_name.lower()
     return lowered if lowered in _FRAMING else None
 
 
-@functools.lru_cache(maxsize=64)
-def _media_type(raw_value: bytes) -> str:
-    """A Content-Type without its parameters, in lowercase; the few an upstream sends
-    are worked out once."""
+def _media_type_of(raw_value: bytes) -> str:
+    """A Content-Type without its parameters, in lowercase."""
     return raw_value.partition(b";")[0].strip().lower().decode("latin-1")
+
+
+# Asked once per spelling: an upstream sends the same names and types on every response.
+_framing_header = Memo(_framing_name, 256)
+_media_type = Memo(_media_type_of, 64)
 
 
 class UpstreamResponse:
@@ -131,11 +132,11 @@ class UpstreamResponse:
         self.content_length: int | None = None
         self.transfer_encoded = False
         for name, value in raw_headers:
-            lowered = _framing_header(name)
+            lowered = _framing_header[name]
             if lowered is None:
                 continue
             if lowered == b"content-type" and not self.content_type:
-                self.content_type = _media_type(value)
+                self.content_type = _media_type[value]
             elif lowered == b"content-length" and self.content_length is None:
                 self.content_length = int(value) if value.isdigit() else None
             elif lowered == b"transfer-encoding":
