@@ -228,6 +228,21 @@ async def test_a_chat_after_a_health_check_on_one_connection_is_proxied(gateway:
     assert_chat_reply(reply, "after-health")
 
 
+async def test_a_health_check_whose_head_arrives_in_pieces_after_a_chat_is_answered(
+    gateway: Gateway,
+):
+    """The connection passes to aiohttp with every byte of the request, including reads
+    that came before its target did."""
+    async with connect(gateway) as conn:
+        await conn.send(chat(gateway))
+        assert_chat_reply(await conn.response())
+        for piece in (HEALTHZ[:2], HEALTHZ[2:9], HEALTHZ[9:20], HEALTHZ[20:]):
+            await conn.send(piece)
+            await asyncio.sleep(0.05)
+        health = await conn.response()
+    assert (health.status, health.json()) == (200, {"status": "ok"})
+
+
 async def test_a_health_check_pipelined_behind_a_chat_is_answered_or_refused_by_closing(
     gateway: Gateway,
 ):
