@@ -7,6 +7,7 @@ library, which is why it is a dependency.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -14,10 +15,6 @@ import orjson
 DecodeError = orjson.JSONDecodeError
 EncodeError = orjson.JSONEncodeError
 
-
-def loads(data: bytes | str) -> Any:
-    return orjson.loads(data)
-
-
-def dumps(value: Any) -> bytes:
-    return orjson.dumps(value)
+# orjson's own functions, not wrappers around them: a Python call fewer per use.
+loads: Callable[[bytes | str], Any] = orjson.loads
+dumps: Callable[[Any], bytes] = orjson.dumps

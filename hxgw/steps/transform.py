@@ -35,8 +35,10 @@ class UpstreamBodies:
         if encoded is None:
             body = dict(self._body)
             body["model"] = model.upstream_model
+            if model.transforms:
+                body = apply_transforms(body, model.transforms)
             try:
-                encoded = jsonio.dumps(apply_transforms(body, model.transforms))
+                encoded = jsonio.dumps(body)
             except jsonio.EncodeError:
                 # orjson reads 1024 levels of nesting but writes only 254.
                 raise BadRequest("request body is nested too deeply") from None
