@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, ClassVar
 from hxgw.endpoints import Endpoint
 from hxgw.errors import GatewayError
 from hxgw.exchange import Exchange, body_stalled, body_too_large
+from hxgw.memo import Memo
 
 if TYPE_CHECKING:
     from hxgw.api_server import ApiConnection
@@ -24,6 +25,15 @@ STATUS_LINES = {
     code: f"HTTP/1.1 {code} {_PHRASES.get(code, '')}\r\n".encode() for code in range(100, 600)
 }
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+
+
+def _latin1(raw: bytes) -> str:
+    return raw.decode("latin-1")
+
+
+# The paths of the API routes as text, the same str each time: its hash is worked out
+# once, and the access line's cache of rendered parts is keyed by it.
+_PATHS: Memo[bytes, str] = Memo(_latin1, 64)
 
 
 class ParsedRequest:
@@ -87,7 +97,7 @@ class ApiExchange(Exchange):
         self._connection = connection
         self.request = request
         self.method = request.endpoint.method
-        self.path = request.url.partition(b"?")[0].decode("latin-1")
+        self.path = _PATHS[request.url.partition(b"?")[0]]
         self.remote = connection.remote
         self._chunked = False
         # A streamed response's head goes out with its first piece of body: one write

@@ -129,6 +129,11 @@ class Renderer:
         return known
 
 
+# What an access line shares with others: method, path, status, model, group, key,
+# failovers, outcome.
+_KnownParts = tuple[str, str, int, str | None, str | None, str | None, int, str]
+
+
 class AccessLog:
     """The access line's own way out: it reads like every other line, but is rendered
     in one format string rather than by structlog's processor chain, and written once
@@ -151,7 +156,7 @@ class AccessLog:
         # The line's start, unless it carries a timestamp.
         self._head = "<6>info " if renderer.journal else None if stamped else "info "
         self._worker = "" if self.worker is None else f" worker={renderer.word(self.worker)}"
-        self._parts: dict[tuple[str | int | None, ...], tuple[str, str]] = {}
+        self._parts: dict[_KnownParts, tuple[str, str]] = {}
         self._pending: list[str] = []
         self._second = -1
         self._second_text = ""
@@ -163,7 +168,8 @@ class AccessLog:
 
     def write(
         self,
-        message: str,
+        method: str,
+        path: str,
         request_id: str,
         *,
         status: int,
@@ -183,7 +189,7 @@ class AccessLog:
             return
         if self.renderer.json:
             line = self._json_line(
-                message,
+                f"{method} {path}",
                 {
                     "status": status,
                     "model": model,
@@ -201,9 +207,10 @@ class AccessLog:
         else:
             # Formatting a value costs about 1k instructions: the parts that repeat from
             # request to request (all but the figures and the id) are kept rendered.
-            parts = self._parts.get((message, status, model, group, key, failovers, outcome))
+            known = (method, path, status, model, group, key, failovers, outcome)
+            parts = self._parts.get(known)
             if parts is None:
-                parts = self._render_parts(message, status, model, group, key, failovers, outcome)
+                parts = self._render_parts(known)
             head = self._head or f"{self._timestamp()} info "
             line = (
                 f"{head}{parts[0]} latency_ms={_milliseconds(latency)}"
@@ -217,20 +224,13 @@ class AccessLog:
             except RuntimeError:  # no loop (a test, a shutdown): write now
                 self.flush()
 
-    def _render_parts(
-        self,
-        message: str,
-        status: int,
-        model: str | None,
-        group: str | None,
-        key: str | None,
-        failovers: int,
-        outcome: str,
-    ) -> tuple[str, str]:
+    def _render_parts(self, known: _KnownParts) -> tuple[str, str]:
         """The access line around its figures, in logfmt: the request line, status and
         names before them, failovers and outcome after. These come from the routes, the
         config and a few outcomes, so each combination is rendered once."""
+        method, path, status, model, group, key, failovers, outcome = known
         word = self.renderer.word
+        message = f"{method} {path}"
         if "\n" in message or "\r" in message:
             message = _logfmt_value(message)
         labels = "".join(
@@ -244,7 +244,7 @@ class AccessLog:
         )
         if len(self._parts) >= Renderer.KNOWN_LIMIT:
             self._parts.clear()
-        self._parts[message, status, model, group, key, failovers, outcome] = parts
+        self._parts[known] = parts
         return parts
 
     def _json_line(self, message: str, fields: dict[str, Any]) -> str:

@@ -25,7 +25,8 @@ def _write(ctx: RequestContext) -> None:
     exchange = ctx.exchange
     latency = time.perf_counter() - ctx.started
     ctx.state.runtime.access.write(
-        f"{exchange.method} {exchange.path}",
+        exchange.method,
+        exchange.path,
         ctx.request_id,
         status=ctx.status or 499,
         model=ctx.served_by,

@@ -77,7 +77,7 @@ def _access_line(
 ) -> str:
     stream = io.StringIO()
     access = AccessLog(Renderer(fmt, journal=journal), stream, stamped=stamped)
-    access.write("POST /v1/chat/completions", "r1", **fields)
+    access.write("POST", "/v1/chat/completions", "r1", **fields)
     return stream.getvalue()
 
 
@@ -133,7 +133,7 @@ async def test_access_lines_of_one_loop_turn_are_written_together_in_order():
     stream = io.StringIO()
     access = AccessLog(Renderer("kv", journal=True), stream, stamped=False)
     for n in range(3):
-        access.write(f"GET /{n}", f"r{n}", **UNANSWERED)
+        access.write("GET", f"/{n}", f"r{n}", **UNANSWERED)
     assert stream.getvalue() == ""  # not yet: at the end of this turn
     await asyncio.sleep(0)
     lines = stream.getvalue().splitlines()
@@ -144,7 +144,7 @@ async def test_access_lines_of_one_loop_turn_are_written_together_in_order():
 def test_an_access_log_below_its_level_writes_nothing():
     stream = io.StringIO()
     AccessLog(Renderer("kv", journal=False), stream, stamped=True, enabled=False).write(
-        "GET /", "r", **UNANSWERED)
+        "GET", "/", "r", **UNANSWERED)
     assert stream.getvalue() == ""
 
 
