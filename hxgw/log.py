@@ -264,8 +264,9 @@ class AccessLog:
         if second != self._second:
             self._second = second
             self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        # "%06d" rather than an f-string's :06d, which parses its format spec on every call.
-        return "%s.%06dZ" % (self._second_text, int((now - second) * 1e6))  # noqa: UP031
+        # Zero-padded by a leading 1 cut off: a format spec (an f-string's :06d, or %06d)
+        # is parsed on every call.
+        return f"{self._second_text}.{str(1_000_000 + int((now - second) * 1e6))[1:]}Z"
 
 
 def _milliseconds(seconds: float) -> str:
@@ -276,7 +277,11 @@ def _milliseconds(seconds: float) -> str:
     request, for slightly more instructions (less code run per request, fewer cache
     misses, is the likely reason)."""
     hundredths = int(seconds * 100_000 + 0.5)
-    return "%d.%02d" % divmod(hundredths, 100)  # noqa: UP031
+    return f"{hundredths // 100}.{_TWO_DIGITS[hundredths % 100]}"
+
+
+# "00" to "99": a str's % operator parses its format on every call (2k instructions).
+_TWO_DIGITS = tuple(f"{n:02d}" for n in range(100))
 
 
 def configure(level: str = "info", fmt: str = "kv", stream: TextIO | None = None) -> AccessLog:

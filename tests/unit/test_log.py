@@ -7,6 +7,7 @@ import io
 import json
 import os
 import re
+import time
 from typing import Any
 
 import pytest
@@ -153,3 +154,11 @@ def test_a_duration_is_written_in_milliseconds_with_two_decimals_like_the_float_
     seconds: float,
 ):
     assert _milliseconds(seconds) == f"{seconds * 1000:.2f}"
+
+
+def test_an_access_line_s_timestamp_keeps_the_leading_zeros_of_its_microseconds(
+    monkeypatch: pytest.MonkeyPatch,
+):
+    monkeypatch.setattr(time, "time", lambda: 1_700_000_000.000041)
+    line = _access_line("kv", journal=False, stamped=True)
+    assert line.startswith("2023-11-14T22:13:20.000041Z info POST ")
