@@ -163,8 +163,13 @@ def decide(
     one is). `now` is the monotonic clock unless a simulation brings its own."""
     now = time.monotonic() if now is None else now
     fixed = route.fixed
-    if fixed is not None and all(memory.health[m.name].allows(now) for m in fixed.candidates):
-        return fixed
+    if fixed is not None:
+        health = memory.health
+        for model in fixed.candidates:  # a loop, not all() over a generator made per request
+            if not health[model.name].allows(now):
+                break
+        else:
+            return fixed
     strategy = "pinned" if route.pinned else config.routing.strategy_of(route.group)
     own, fallbacks = route.candidates[: route.own], route.candidates[route.own :]
     skipped: list[tuple[str, str]] = []
