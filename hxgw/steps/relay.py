@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections.abc import Awaitable
 
 from hxgw.context import Reply, RequestContext
 from hxgw.errors import Unavailable
@@ -19,15 +20,22 @@ from hxgw.relay import (
 from hxgw.types import Next
 
 
-async def relay(ctx: RequestContext, call_next: Next) -> None:
+def relay(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
     """Reads ctx.reply; writes the response, ctx.status, ctx.bytes_out and ctx.outcome."""
     assert ctx.reply is not None
     reply = ctx.reply
     streaming = is_event_stream(reply)
     if not streaming and reply.response.at_eof():
-        # The whole body came with the first read: answer in one write, no relay loop.
+        # The whole body came with the first read: answer in one write, no relay loop
+        # (and no coroutine).
         _whole_body(ctx, reply)
-        return await call_next(ctx)
+        return call_next(ctx)
+    return _relay_as_it_comes(ctx, reply, streaming, call_next)
+
+
+async def _relay_as_it_comes(
+    ctx: RequestContext, reply: Reply, streaming: bool, call_next: Next
+) -> None:
     headers = response_headers(ctx, reply)
     if streaming:
         headers["Cache-Control"] = "no-cache"
