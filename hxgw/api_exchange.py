@@ -116,6 +116,14 @@ class ApiExchange(Exchange):
         value = self.request.headers.get(key)
         return None if value is None else value.decode("utf-8", "surrogateescape")
 
+    def body_now(self, limit: int) -> bytes | None:
+        request = self.request
+        whole = request.complete and request.error is None and not request.too_large
+        if not whole or request.size > limit:
+            return None  # read_body waits, or says what is wrong
+        chunks = request.chunks
+        return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
     async def read_body(self, limit: int, idle: float) -> bytes:
         request = self.request
         declared = request.headers.get(b"content-length")

@@ -47,6 +47,11 @@ class Exchange(ABC):
         """The whole request body. Raises PayloadTooLarge past `limit` bytes and
         RequestTimeout when the client sends nothing for `idle` seconds."""
 
+    def body_now(self, limit: int) -> bytes | None:
+        """The whole body if it has all arrived within `limit`, without waiting: the
+        common case, read with no coroutine. None means ask `read_body`."""
+        return None
+
     @property
     @abstractmethod
     def committed(self) -> bool:

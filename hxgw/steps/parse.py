@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from hxgw import jsonio
 from hxgw.context import RequestContext
 from hxgw.errors import BadRequest
@@ -9,18 +11,31 @@ from hxgw.schema import kind_of
 from hxgw.types import Next
 
 
-async def parse_body(ctx: RequestContext, call_next: Next) -> None:
+def parse_body(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
     """Reads the request body; writes ctx.raw_body, ctx.body and ctx.stream.
 
     The body is held whole (up to `limits.max_body_bytes`) because failover
     must be able to send it again to the next candidate.
     """
+    raw = ctx.exchange.body_now(ctx.state.config.limits.max_body_bytes)
+    if raw is None:
+        return _read_then_parse(ctx, call_next)
+    _parse(ctx, raw)
+    return call_next(ctx)
+
+
+async def _read_then_parse(ctx: RequestContext, call_next: Next) -> None:
     limits = ctx.state.config.limits
-    ctx.raw_body = await ctx.exchange.read_body(limits.max_body_bytes, limits.client_idle_timeout)
-    if not ctx.raw_body:
+    _parse(ctx, await ctx.exchange.read_body(limits.max_body_bytes, limits.client_idle_timeout))
+    await call_next(ctx)
+
+
+def _parse(ctx: RequestContext, raw: bytes) -> None:
+    ctx.raw_body = raw
+    if not raw:
         raise BadRequest("request body is empty: expected a JSON object")
     try:
-        body = jsonio.loads(ctx.raw_body)
+        body = jsonio.loads(raw)
     except (jsonio.DecodeError, RecursionError) as exc:
         raise BadRequest(f"request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
@@ -40,4 +55,3 @@ async def parse_body(ctx: RequestContext, call_next: Next) -> None:
         raise BadRequest("'stream_options' must be an object", param="stream_options")
     ctx.body = body
     ctx.stream = bool(stream)
-    await call_next(ctx)
