@@ -28,7 +28,7 @@ from typing import cast
 import httptools
 import structlog
 
-from hxgw.api_exchange import STATUS_LINES, ApiExchange, ParsedRequest
+from hxgw.api_exchange import STATUS_LINES, ApiExchange
 from hxgw.endpoints import PROXIED, Endpoint, client_paths
 from hxgw.errors import BadRequest, GatewayError, HeadersTooLarge, UriTooLong
 from hxgw.handler import handle
@@ -152,8 +152,8 @@ class ApiConnection(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.remote: str | None = None
         self._parser: httptools.HttpRequestParser | None = httptools.HttpRequestParser(self)
-        self._parsing: ParsedRequest | None = None
-        self._queue: deque[ParsedRequest] = deque()
+        self._parsing: ApiExchange | None = None
+        self._queue: deque[ApiExchange] = deque()
         # One task serves the connection's requests in turn, made at its first request:
         # making, registering and dropping a task per request cost 3k instructions more
         # than waking this one.
@@ -229,7 +229,7 @@ class ApiConnection(asyncio.Protocol):
         request = self._parsing
         if request is None:
             self.fresh = False
-            request = self._parsing = ParsedRequest()
+            request = self._parsing = ApiExchange(self)
         request.url += url
         if len(request.url) > MAX_URL:
             raise UriTooLong(f"the request target is longer than {MAX_URL} bytes")
@@ -248,13 +248,14 @@ class ApiConnection(asyncio.Protocol):
     def on_headers_complete(self) -> None:
         request, parser = self._parsing, self._parser
         assert request is not None and parser is not None
-        endpoint = ROUTES.get((parser.get_method(), request.url.partition(b"?")[0]))
+        target = request.url.partition(b"?")[0]
+        endpoint = ROUTES.get((parser.get_method(), target))
         if endpoint is None or parser.should_upgrade():
             if self._head_chunks is not None and not self._in_flight:
                 raise _HandOver
             raise _Refused
         self._head_chunks = None
-        request.endpoint = endpoint
+        request.routed(endpoint, target)
         request.keep_alive = parser.should_keep_alive()
         request.http10 = parser.get_http_version() == "1.0"
         request.limit = self._server.holder.config.limits.max_body_bytes
@@ -302,15 +303,14 @@ class ApiConnection(asyncio.Protocol):
                 self.idle_since = self._loop.time()
                 self._next = self._loop.create_future()
                 await self._next  # cancelled when the connection closes
-            request = queue.popleft()
+            exchange = queue.popleft()
             if not queue and self._reading_paused and self.transport is not None:
                 self._reading_paused = False
                 self.transport.resume_reading()
-            assert request.endpoint is not None
-            exchange = ApiExchange(self, request)
+            assert exchange.endpoint is not None
             self._answering = True
             try:
-                await handle(server.holder, server.inflight, request.endpoint, exchange, task)
+                await handle(server.holder, server.inflight, exchange.endpoint, exchange, task)
             except asyncio.CancelledError:
                 # The client left, or shutdown gave up on the request: it is closed below.
                 self._answering = False
@@ -330,7 +330,7 @@ class ApiConnection(asyncio.Protocol):
         if not exchange.done:
             self.will_close = True  # cut short: the client must not take it as whole
         if self.will_close:
-            self._close_after(lingering=not exchange.request.complete)
+            self._close_after(lingering=not exchange.complete)
             return False
         return True
 
@@ -350,7 +350,7 @@ class ApiConnection(asyncio.Protocol):
     def write_paused(self) -> bool:
         return self._write_paused
 
-    def last_response(self, request: ParsedRequest) -> bool:
+    def last_response(self, request: ApiExchange) -> bool:
         """Decide, as a response to `request` is framed, whether it is the connection's
         last: the client asked so, its body was not read whole, or shutdown is on."""
         if not request.keep_alive or not request.complete or self._server.draining:
