@@ -56,6 +56,8 @@ class RequestContext:
     stream_failed: bool = False
     upstream_bodies: Any = None
     reply: Reply | None = None
+    served_by: str | None = None
+    """The name of `reply`'s model, which the access line and metrics read."""
     failovers: int = 0
     """Candidates that failed before the one that answered (all that were tried, when
     none did)."""
@@ -75,7 +77,3 @@ class RequestContext:
         if self.sent_at is None or self.upstream_first_at is None or self.client_first_at is None:
             return None
         return (self.sent_at - self.started) + (self.client_first_at - self.upstream_first_at)
-
-    @property
-    def served_by(self) -> str | None:
-        return self.reply.model.name if self.reply else None

@@ -10,13 +10,15 @@ from hxgw.upstream import open_reply
 
 
 async def forward(ctx: RequestContext, call_next: Next) -> None:
-    """Reads ctx.candidates and ctx.upstream_bodies; writes ctx.reply, ctx.failovers, ctx.ttfb.
+    """Reads ctx.candidates and ctx.upstream_bodies; writes ctx.reply, ctx.served_by,
+    ctx.failovers, ctx.ttfb.
 
     The upstream response is closed on every way out but a complete read, so a
     client that leaves (its handler is cancelled) aborts the upstream request
     at once instead of letting the model generate for nobody.
     """
     ctx.reply = reply = await open_reply(ctx)
+    ctx.served_by = reply.model.name
     response = reply.response
     try:
         await call_next(ctx)
