@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Mapping
 from http import HTTPStatus
-from typing import TYPE_CHECKING, ClassVar
+from typing import TYPE_CHECKING
 
 from hxgw.endpoints import Endpoint
 from hxgw.errors import GatewayError
@@ -34,6 +34,15 @@ def _latin1(raw: bytes) -> str:
 # The paths of the API routes as text, the same str each time: its hash is worked out
 # once, and the access line's cache of rendered parts is keyed by it.
 _PATHS: Memo[bytes, str] = Memo(_latin1, 64)
+
+
+def _header_key(name: str) -> bytes:
+    return name.lower().encode("latin-1")
+
+
+# Header names as the parser keys them, by the names the pipeline asks for: those are
+# the gateway's own few.
+_HEADER_KEYS: Memo[str, bytes] = Memo(_header_key, 64)
 
 
 class ApiExchange(Exchange):
@@ -105,15 +114,8 @@ class ApiExchange(Exchange):
         if self.waiter is not None and not self.waiter.done():
             self.waiter.set_result(None)
 
-    # Header names as the parser keys them, by the names the pipeline asks for: those
-    # are the gateway's own few, so this stays small.
-    _KEYS: ClassVar[dict[str, bytes]] = {}
-
     def header(self, name: str) -> str | None:
-        key = self._KEYS.get(name)
-        if key is None:
-            key = self._KEYS[name] = name.lower().encode("latin-1")
-        value = self.headers.get(key)
+        value = self.headers.get(_HEADER_KEYS[name])
         return None if value is None else value.decode("utf-8", "surrogateescape")
 
     def body_now(self, limit: int) -> bytes | None:

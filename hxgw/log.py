@@ -23,6 +23,8 @@ import orjson
 import structlog
 from structlog.typing import EventDict, WrappedLogger
 
+from hxgw.memo import Memo
+
 LEVELS = {
     "debug": logging.DEBUG,
     "info": logging.INFO,
@@ -86,7 +88,7 @@ class Renderer:
     def __init__(self, fmt: str, journal: bool) -> None:
         self.json = fmt == "json"
         self.journal = journal
-        self._known: dict[str, str] = {}
+        self._known: Memo[str, str] = Memo(_logfmt_value, self.KNOWN_LIMIT)
 
     def __call__(self, _: WrappedLogger, method: str, event: EventDict) -> str:
         level = event.pop("level", method)
@@ -121,12 +123,7 @@ class Renderer:
 
     def word(self, text: str) -> str:
         """`text` as a logfmt value, quoted if it must be."""
-        known = self._known.get(text)
-        if known is None:
-            if len(self._known) >= self.KNOWN_LIMIT:
-                self._known.clear()
-            known = self._known[text] = _logfmt_value(text)
-        return known
+        return self._known[text]
 
 
 # What an access line shares with others: method, path, status, model, group, key,
@@ -156,7 +153,9 @@ class AccessLog:
         # The line's start, unless it carries a timestamp.
         self._head = "<6>info " if renderer.journal else None if stamped else "info "
         self._worker = "" if self.worker is None else f" worker={renderer.word(self.worker)}"
-        self._parts: dict[_KnownParts, tuple[str, str]] = {}
+        self._parts: Memo[_KnownParts, tuple[str, str]] = Memo(
+            self._render_parts, Renderer.KNOWN_LIMIT
+        )
         self._pending: list[str] = []
         self._second = -1
         self._second_text = ""
@@ -207,10 +206,7 @@ class AccessLog:
         else:
             # Formatting a value costs about 1k instructions: the parts that repeat from
             # request to request (all but the figures and the id) are kept rendered.
-            known = (method, path, status, model, group, key, failovers, outcome)
-            parts = self._parts.get(known)
-            if parts is None:
-                parts = self._render_parts(known)
+            parts = self._parts[method, path, status, model, group, key, failovers, outcome]
             head = self._head or f"{self._timestamp()} info "
             line = (
                 f"{head}{parts[0]} latency_ms={_milliseconds(latency)}"
@@ -238,14 +234,10 @@ class AccessLog:
             for name, value in (("model", model), ("group", group), ("key", key))
             if value is not None
         )
-        parts = (
+        return (
             f"{message} status={status}{labels}",
             f" failovers={failovers} outcome={word(outcome)}",
         )
-        if len(self._parts) >= Renderer.KNOWN_LIMIT:
-            self._parts.clear()
-        self._parts[known] = parts
-        return parts
 
     def _json_line(self, message: str, fields: dict[str, Any]) -> str:
         stamp = self._timestamp() if self.stamped else None
