@@ -21,8 +21,6 @@ import structlog
 from aiohttp import web
 
 from hxgw import __version__
-from hxgw.api_server import ApiServer
-from hxgw.app import make_app
 from hxgw.config import Config, Listen, Tls
 from hxgw.config_load import load_config
 from hxgw.config_warnings import log_restart_only_changes, warn_if_world_readable
@@ -31,9 +29,15 @@ from hxgw.listener import ListenSite
 from hxgw.log import AccessLog
 from hxgw.notify import Notifier
 from hxgw.runtime import ReloadRecord, Runtime
-from hxgw.state import StateHolder, build_state
+from hxgw.server import Dispatcher, GatewayServer
+from hxgw.state import GatewayState, StateHolder, build_state
+from hxgw.upstream_http import UpstreamClient
 
 log = structlog.get_logger("hxgw.daemon")
+
+# At shutdown, how long a connection accepted before the listener closed has to send
+# its request.
+FIRST_REQUEST_GRACE = 1.0
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -67,31 +71,35 @@ class Daemon:
         self.notifier = Notifier()
         self.reload_requested = asyncio.Event()
         self.stop_requested = asyncio.Event()
-        self.runner: web.AppRunner | None = None
+        self.runner: web.ServerRunner | None = None
+        self.server: GatewayServer | None = None
         self.ssl_context: ssl.SSLContext | None = None
-        self.api: ApiServer | None = None
         self.runtime = Runtime(access=access or AccessLog.plain())
         self.inflight = self.runtime.inflight
 
     async def run(self) -> int:
         config = self.holder.config
         warn_if_world_readable(config)
-        self.runner = web.AppRunner(
-            make_app(self.holder, self.runtime),
+        client = UpstreamClient(max_in_use=config.limits.upstream_connections)
+        self._adopt(build_state(config, client, generation=1, runtime=self.runtime))
+        self.server = GatewayServer(
+            Dispatcher(self.holder, self.inflight),
+            access=self.runtime.access,
+            ids=self.runtime.ids,
             handler_cancellation=True,
             access_log=None,
-            handle_signals=False,
-            shutdown_timeout=1.0,  # our own drain has already waited; see _drain
             keepalive_timeout=config.limits.client_idle_timeout,
+            # Header limits: aiohttp's defaults for a line, 16 KiB for one field.
+            max_field_size=16384,
             # After a 408 or 413 the unread rest of a body is drained this long, then the
             # connection closes (aiohttp's default of 10 s would let a stalled client linger).
             lingering_time=2.0,
         )
+        # shutdown_timeout: our own drain has already waited; see _drain.
+        self.runner = web.ServerRunner(self.server, handle_signals=False, shutdown_timeout=1.0)
         await self.runner.setup()
         self.ssl_context = _ssl_context(config.tls) if config.tls else None
         listener = socket.socket(fileno=self.listen_fd) if self.listen_fd is not None else None
-        assert self.runner.server is not None
-        self.api = ApiServer(self.holder, self.runtime, fallback=self.runner.server)
         # A worker accepts on the socket its supervisor bound; otherwise bind here.
         site = ListenSite(
             self.runner,
@@ -100,7 +108,6 @@ class Daemon:
             sock=listener,
             ssl_context=self.ssl_context,
             handshake_timeout=config.limits.client_idle_timeout,
-            protocol_factory=self.api,
         )
         try:
             await site.start()
@@ -112,6 +119,7 @@ class Daemon:
                 error=exc.strerror or str(exc),
             )
             await self.runner.cleanup()
+            client.close()
             return 1
         self._install_signals()
         log.info(
@@ -124,58 +132,50 @@ class Daemon:
             upstreams=_upstream_urls(config),
         )
         self.notifier.ready(self._status())
-        watchdog = (
-            asyncio.create_task(self._watchdog()) if self.notifier.watchdog_interval else None
-        )
-        ticker = asyncio.create_task(self._tick_rate())
+        beside = [
+            asyncio.create_task(self._tick_rate()),
+            asyncio.create_task(self.runtime.readiness.probe_forever(self.holder)),
+        ]
+        if self.notifier.watchdog_interval:
+            beside.append(asyncio.create_task(self._watchdog()))
         await self._main_loop()
-        await self._drain(self.runner)
-        ticker.cancel()
-        if watchdog:
-            watchdog.cancel()
+        await self._drain(self.runner, self.server)
+        for task in beside:
+            task.cancel()
+        await asyncio.gather(*beside, return_exceptions=True)
+        client.close()
         self.notifier.close()
         self.runtime.access.flush()  # lines of the last loop turn, before "stopped"
         log.info("stopped")
         return 0
 
-    async def _drain(self, runner: web.AppRunner) -> None:
-        """Stop accepting, let in-flight requests finish within the drain timeout, then
-        cancel the rest while their connections are still open, so that a cut stream
-        still gets its error event. aiohttp's own shutdown closes the sockets first."""
+    async def _drain(self, runner: web.BaseRunner, server: GatewayServer) -> None:
+        """Stop accepting, answer what comes on the connections already open for a short
+        grace, let in-flight requests finish within the drain timeout, then cancel the
+        rest while their connections are still open, so that a cut stream still gets
+        its error event. Every answer given while draining closes its connection."""
         timeout = self.holder.config.drain_timeout
         self.inflight.draining = True
         self.notifier.stopping(
             f"draining {len(self.inflight)} in-flight requests (up to {timeout:g}s)"
         )
         log.info("stopping", inflight=len(self.inflight), drain_timeout=timeout)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
         for site in list(runner.sites):
             await site.stop()
-        if runner.server is not None:
-            runner.server.pre_shutdown()  # idle keep-alive connections close now
-        if self.api is not None:
-            self.api.pre_shutdown()
-        if not await self._settle(timeout):
+        # The kernel completes a handshake before the gateway accepts it: a client that
+        # connected just before the listener closed has done nothing wrong, and closing
+        # on it would lose a request never answered.
+        grace = loop.time() + min(FIRST_REQUEST_GRACE, timeout)
+        while server.connections and loop.time() < grace:  # noqa: ASYNC110 - aiohttp signals no "last connection closed"
+            await asyncio.sleep(0.02)
+        server.pre_shutdown()  # idle connections close now, busy ones after their answer
+        if not await self.inflight.wait_idle(max(0.0, deadline - loop.time())):
             cancelled = self.inflight.cancel_all()
             log.warning("drain timeout reached; cancelling requests", cancelled=cancelled)
             await self.inflight.wait_idle(2.0)
-        if self.api is not None:
-            self.api.close()
         await runner.cleanup()
-
-    async def _settle(self, seconds: float) -> bool:
-        """True when every request, including those still arriving on connections
-        accepted before the listener closed, was answered within `seconds`."""
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + seconds
-        while await self.inflight.wait_idle(deadline - loop.time()):
-            if self.api is None or not self.api.busy():
-                return True
-            if loop.time() >= deadline:
-                return False
-            # A request is on its way (its head arriving, or between parse and pipeline);
-            # polled, because this only runs while stopping.
-            await asyncio.sleep(0.02)
-        return False
 
     async def _main_loop(self) -> None:
         while not self.stop_requested.is_set():
@@ -189,11 +189,14 @@ class Daemon:
                 await self.reload()
 
     async def reload(self) -> bool:
-        """Load, validate and swap in the config; on any problem keep serving the old one."""
+        """Load, validate and build the new snapshot aside, then swap it in; whatever
+        goes wrong on the way, the old one keeps serving and systemd hears why."""
         current = self.holder.current
         self.notifier.reloading(f"reloading config (generation {current.generation})")
         try:
             loaded = await asyncio.to_thread(load_config, self.config_dir, self.env)
+            config = self.override.apply(loaded)
+            state = build_state(config, current.client, current.generation + 1, self.runtime)
         except ConfigError as exc:
             problems = str(exc).splitlines()
             self._record_reload("rejected", problems[0])
@@ -204,7 +207,14 @@ class Daemon:
             )
             self.notifier.ready(self._status())
             return False
-        config = self.override.apply(loaded)
+        except Exception as exc:
+            self._record_reload("failed", f"{type(exc).__name__}: {exc}")
+            log.exception(
+                "config reload failed; still serving the previous config",
+                generation=current.generation,
+            )
+            self.notifier.ready(self._status())
+            return False
         log_restart_only_changes(current.config, config)
         if self.ssl_context is not None and config.tls is not None:
             # New handshakes use the re-read certificate; open connections keep theirs.
@@ -214,8 +224,7 @@ class Daemon:
                 log.error(
                     "cannot re-read the TLS certificate; keeping the previous one", error=str(exc)
                 )
-        state = build_state(config, current.client, current.generation + 1, self.runtime)
-        self.holder.swap(state)
+        self._adopt(state)
         self._record_reload("ok", f"generation {state.generation}")
         log.info(
             "config reloaded",
@@ -225,6 +234,13 @@ class Daemon:
         )
         self.notifier.ready(self._status())
         return True
+
+    def _adopt(self, state: GatewayState) -> None:
+        """Make `state` the one new requests start on. The routing memory (health,
+        breakers) is the process's: it is carried over for the models that still exist."""
+        self.runtime.memory.health.configure(state.config.routing.health, state.config.models)
+        self.runtime.metrics.generation.set(state.generation)
+        self.holder.swap(state)
 
     def _record_reload(self, result: str, message: str) -> None:
         self.runtime.last_reload = ReloadRecord(result=result, message=message, at=time.time())
@@ -260,9 +276,6 @@ class Daemon:
         while True:
             self.notifier.watchdog()
             await asyncio.sleep(interval)
-
-    def _drain_timeout(self) -> float:
-        return self.holder.config.drain_timeout
 
     def _status(self) -> str:
         config = self.holder.config

@@ -1,4 +1,4 @@
-"""The OpenAI surface the gateway serves, and nothing else.
+"""Every route the gateway serves: the OpenAI surface it proxies and the operator's own.
 
 Upstream paths come from this table, never from the client's path, so no
 request can reach an upstream route (LiteLLM's /key/*, /user/*, ...) that is
@@ -7,6 +7,7 @@ not listed here.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from hxgw.config import Mode
@@ -17,6 +18,7 @@ class Endpoint:
     name: str
     method: str
     upstream_path: str
+    """Where the upstream serves it; empty for the gateway's own routes."""
     mode: Mode | None
     """The model mode this endpoint needs; None for endpoints that take no model."""
 
@@ -33,6 +35,42 @@ MODELS = Endpoint(name="models", method="GET", upstream_path="/v1/models", mode=
 PROXIED: tuple[Endpoint, ...] = (CHAT, COMPLETIONS, EMBEDDINGS, MODELS)
 
 
-def client_paths(endpoint: Endpoint) -> tuple[str, str]:
-    """Clients may call each route with or without the /v1 prefix, as with OpenAI's SDKs."""
+def _operator(path: str) -> Endpoint:
+    return Endpoint(name=path.removeprefix("/"), method="GET", upstream_path="", mode=None)
+
+
+# The operator's routes; each is named by its path without the slash.
+OPERATOR: tuple[Endpoint, ...] = tuple(
+    _operator(path)
+    for path in ("/healthz", "/readyz", "/metrics", "/status", "/status.json", "/openapi.json")
+)
+
+UNROUTED = Endpoint(name="unrouted", method="*", upstream_path="", mode=None)
+"""Any request no route takes: it is answered 404 or 405 by its own chain."""
+
+
+def client_paths(endpoint: Endpoint) -> tuple[str, ...]:
+    """Clients may call each API route with or without the /v1 prefix, as with OpenAI's
+    SDKs; the operator's routes have one path each."""
+    if not endpoint.upstream_path:
+        return (f"/{endpoint.name}",)
     return endpoint.upstream_path, endpoint.upstream_path.removeprefix("/v1")
+
+
+def _table() -> dict[tuple[str, str], Endpoint]:
+    table = {}
+    for endpoint in (*PROXIED, *OPERATOR):
+        for path in client_paths(endpoint):
+            table[endpoint.method, path] = endpoint
+            if endpoint in OPERATOR:
+                table["HEAD", path] = endpoint  # what a load balancer's probe may send
+    return table
+
+
+ROUTES: Mapping[tuple[str, str], Endpoint] = _table()
+"""(method, path) -> the endpoint that serves it."""
+
+ALLOWED: Mapping[str, str] = {
+    path: ", ".join(sorted(m for m, p in ROUTES if p == path)) for _, path in ROUTES
+}
+"""path -> the methods it takes, for a 405's Allow header."""

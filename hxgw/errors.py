@@ -72,6 +72,11 @@ class MethodNotAllowed(GatewayError):
     type = "invalid_request_error"
     code = "method_not_allowed"
 
+    def __init__(self, message: str, *, allow: str) -> None:
+        super().__init__(message)
+        self.allow = allow
+        """The methods the path takes, for the Allow header."""
+
 
 class RequestTimeout(GatewayError):
     status = 408

@@ -1,4 +1,4 @@
-"""One proxied request, from its exchange to its answer, on either HTTP server."""
+"""One request, from its exchange to its answer: the chain of its endpoint."""
 
 from __future__ import annotations
 
@@ -13,24 +13,24 @@ from hxgw.state import StateHolder
 
 
 async def handle(
-    holder: StateHolder,
-    inflight: Inflight,
-    endpoint: Endpoint,
-    exchange: Exchange,
-    task: asyncio.Task[None] | None = None,
+    holder: StateHolder, inflight: Inflight, endpoint: Endpoint, exchange: Exchange
 ) -> None:
-    """Run the endpoint's chain on the snapshot current now; shutdown sees the request
-    in `inflight` until it ends. `task` is the one running this, if the caller knows
-    it: asyncio.current_task() costs a getpid syscall on Python 3.11."""
-    task = task or asyncio.current_task()
+    """Run the endpoint's chain on the snapshot current now, which the request keeps to
+    its end. An API request is in `inflight` until it ends: that is what a drain waits
+    for and the gauge shows (the operator's own routes are not, so a scrape does not
+    count itself)."""
+    task = asyncio.current_task()
     assert task is not None
     state = holder.current
     ctx = RequestContext(exchange, state, endpoint, task)
-    inflight.add(task)
+    counted = bool(endpoint.upstream_path)
+    if counted:
+        inflight.add(task)
     try:
         await state.chains[endpoint.name](ctx)
     finally:
-        inflight.discard(task)
+        if counted:
+            inflight.discard(task)
     if not exchange.answered:
         exc = GatewayError("no response was produced")
         exchange.respond(exc.status, {"Content-Type": "application/json"}, exc.to_json())

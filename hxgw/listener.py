@@ -1,5 +1,4 @@
-"""The listening site: aiohttp's TCPSite and SockSite, plus a TLS handshake timeout
-and the gateway's own protocol in front of aiohttp's.
+"""The listening site: aiohttp's TCPSite and SockSite, plus a TLS handshake timeout.
 
 asyncio gives a client that opens a TLS connection and never sends its
 ClientHello a full minute by default; aiohttp's sites do not let that be set.
@@ -11,14 +10,13 @@ from __future__ import annotations
 import asyncio
 import socket
 import ssl
-from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
 
 
 class ListenSite(web.BaseSite):
-    __slots__ = ("_handshake_timeout", "_host", "_port", "_protocol_factory", "_sock")
+    __slots__ = ("_handshake_timeout", "_host", "_port", "_sock")
 
     def __init__(
         self,
@@ -30,13 +28,10 @@ class ListenSite(web.BaseSite):
         ssl_context: ssl.SSLContext | None = None,
         handshake_timeout: float = 60.0,
         backlog: int = 2048,
-        protocol_factory: Callable[[], asyncio.Protocol] | None = None,
     ) -> None:
         super().__init__(runner, ssl_context=ssl_context, backlog=backlog)
         self._host, self._port, self._sock = host, port, sock
         self._handshake_timeout = handshake_timeout
-        # Connections go to this factory's protocols, which hand some to aiohttp's.
-        self._protocol_factory = protocol_factory
 
     @property
     def name(self) -> str:
@@ -47,7 +42,7 @@ class ListenSite(web.BaseSite):
 
     async def start(self) -> None:
         await super().start()
-        server = self._protocol_factory or self._runner.server
+        server = self._runner.server
         assert server is not None
         options: dict[str, Any] = {"ssl": self._ssl_context, "backlog": self._backlog}
         if self._ssl_context is not None:

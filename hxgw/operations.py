@@ -13,7 +13,7 @@ import binascii
 import hashlib
 import hmac
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -21,12 +21,22 @@ from hxgw import __version__, jsonio
 from hxgw.errors import Forbidden, GatewayError, Unauthorized
 from hxgw.metrics import CONTENT_TYPE
 from hxgw.openapi import openapi_bytes
-from hxgw.state import HOLDER, GatewayState
 from hxgw.status_page import render_status_html
 
+if TYPE_CHECKING:
+    from hxgw.state import GatewayState
 
-def _state(request: web.Request) -> GatewayState:
-    return request.app[HOLDER].current
+STATE: web.RequestKey[GatewayState] = web.RequestKey("state")
+"""The snapshot the request runs on, set by the step that calls these handlers."""
+
+
+def _state(request: web.BaseRequest) -> GatewayState:
+    return request[STATE]
+
+
+async def healthz(request: web.BaseRequest) -> web.Response:
+    """Liveness only: the process answers. Readiness is /readyz."""
+    return web.json_response({"status": "ok"})
 
 
 def _error(exc: GatewayError, **headers: str) -> web.Response:
@@ -35,7 +45,7 @@ def _error(exc: GatewayError, **headers: str) -> web.Response:
     )
 
 
-def _presented_key(request: web.Request) -> str | None:
+def _presented_key(request: web.BaseRequest) -> str | None:
     scheme, _, value = request.headers.get("Authorization", "").partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
@@ -48,7 +58,7 @@ def _presented_key(request: web.Request) -> str | None:
     return None
 
 
-def authorize(request: web.Request, *, metrics: bool = False) -> None:
+def authorize(request: web.BaseRequest, *, metrics: bool = False) -> None:
     """Raise unless the request carries an unrestricted client key or the metrics key."""
     state = _state(request)
     access = state.config.metrics
@@ -70,7 +80,7 @@ def authorize(request: web.Request, *, metrics: bool = False) -> None:
         )
 
 
-async def readyz(request: web.Request) -> web.Response:
+async def readyz(request: web.BaseRequest) -> web.Response:
     state = _state(request)
     ready, body = state.runtime.readiness.report(state.config, state.runtime.inflight.draining)
     return web.Response(
@@ -78,7 +88,7 @@ async def readyz(request: web.Request) -> web.Response:
     )
 
 
-async def metrics(request: web.Request) -> web.Response:
+async def metrics(request: web.BaseRequest) -> web.Response:
     try:
         authorize(request, metrics=True)
     except GatewayError as exc:
@@ -87,7 +97,7 @@ async def metrics(request: web.Request) -> web.Response:
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
-async def status_json(request: web.Request) -> web.Response:
+async def status_json(request: web.BaseRequest) -> web.Response:
     try:
         authorize(request)
     except GatewayError as exc:
@@ -95,7 +105,7 @@ async def status_json(request: web.Request) -> web.Response:
     return web.Response(body=jsonio.dumps(status(_state(request))), content_type="application/json")
 
 
-async def status_page(request: web.Request) -> web.Response:
+async def status_page(request: web.BaseRequest) -> web.Response:
     try:
         authorize(request)
     except GatewayError as exc:
@@ -112,7 +122,7 @@ async def status_page(request: web.Request) -> web.Response:
     )
 
 
-async def openapi(request: web.Request) -> web.Response:
+async def openapi(request: web.BaseRequest) -> web.Response:
     return web.Response(body=openapi_bytes(), content_type="application/json")
 
 

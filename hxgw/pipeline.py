@@ -25,7 +25,9 @@ from hxgw.steps.errors import render_errors
 from hxgw.steps.forward import forward
 from hxgw.steps.metrics import record_metrics
 from hxgw.steps.models import list_models
+from hxgw.steps.operator import answer_operator
 from hxgw.steps.parse import parse_body
+from hxgw.steps.refuse import refuse_unrouted
 from hxgw.steps.relay import relay
 from hxgw.steps.request_id import assign_request_id
 from hxgw.steps.route import route
@@ -52,6 +54,20 @@ MODELS_STEPS: tuple[Step, ...] = (
     render_errors,
     authenticate,
     list_models,  # the upstream's models plus the gateway's groups
+)
+
+OPERATOR_STEPS: tuple[Step, ...] = (
+    assign_request_id,
+    log_access,
+    render_errors,
+    answer_operator,  # health, readiness, metrics, status, the API document
+)
+
+UNROUTED_STEPS: tuple[Step, ...] = (
+    assign_request_id,
+    log_access,
+    render_errors,
+    refuse_unrouted,  # 404, or 405 with the methods the path takes
 )
 
 

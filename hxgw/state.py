@@ -13,13 +13,17 @@ from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import TYPE_CHECKING
 
-from aiohttp import web
-
 from hxgw import __version__
 from hxgw.classify import load_classifier
 from hxgw.config import ClientKey, Config
-from hxgw.endpoints import MODELS, PROXIED
-from hxgw.pipeline import MODELS_STEPS, PROXY_STEPS, build_chain
+from hxgw.endpoints import MODELS, OPERATOR, PROXIED, UNROUTED
+from hxgw.pipeline import (
+    MODELS_STEPS,
+    OPERATOR_STEPS,
+    PROXY_STEPS,
+    UNROUTED_STEPS,
+    build_chain,
+)
 from hxgw.router.classifier import TaskClassifier
 from hxgw.types import Next
 from hxgw.upstream_http import Origin, UpstreamClient, header_line
@@ -55,14 +59,12 @@ def build_state(
     generation: int,
     runtime: Runtime,
 ) -> GatewayState:
-    """Everything a request needs from this snapshot, computed once here instead of per request.
-
-    The routing memory (health, breakers) is the process's; it is carried into the new
-    snapshot for the models that still exist."""
-    runtime.memory.health.configure(config.routing.health, config.models)
-    runtime.metrics.generation.set(generation)
+    """Everything a request needs from this snapshot, computed once here instead of per
+    request. Touches no process state: a reload builds it aside and may throw it away."""
     uses_classifier = config.routing.uses("ml-based-routing")
     chains = {e.name: build_chain(MODELS_STEPS if e is MODELS else PROXY_STEPS) for e in PROXIED}
+    chains |= {e.name: build_chain(OPERATOR_STEPS) for e in OPERATOR}
+    chains[UNROUTED.name] = build_chain(UNROUTED_STEPS)
     auth = {
         name: {"User-Agent": f"hxgw/{__version__}"}
         | ({"Authorization": f"Bearer {upstream.key}"} if upstream.key else {})
@@ -105,6 +107,3 @@ class StateHolder:
     def swap(self, state: GatewayState) -> None:
         self._current = state
         self.config = state.config
-
-
-HOLDER = web.AppKey("holder", StateHolder)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import structlog
 
 from hxgw.context import RequestContext
-from hxgw.errors import GatewayError
+from hxgw.errors import GatewayError, MethodNotAllowed
 from hxgw.types import Next
 
 log = structlog.get_logger("hxgw.errors")
@@ -37,6 +37,8 @@ def error_headers(ctx: RequestContext, exc: GatewayError) -> dict[str, str]:
     headers = {"Content-Type": "application/json", "X-Request-ID": ctx.request_id}
     if exc.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="hxgw"'
+    if isinstance(exc, MethodNotAllowed):
+        headers["Allow"] = exc.allow
     retry_after = exc.extra.get("retry_after")
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)

@@ -26,7 +26,7 @@ from hxgw.config_load import load_config
 from hxgw.context import RequestContext
 from hxgw.endpoints import CHAT, COMPLETIONS, EMBEDDINGS, Endpoint
 from hxgw.errors import GatewayError
-from hxgw.exchange import AiohttpExchange
+from hxgw.exchange import Exchange
 from hxgw.pipeline import build_chain
 from hxgw.router.prompt import content_text, prompt_text
 from hxgw.routing import estimate_tokens
@@ -116,7 +116,7 @@ async def _through_the_steps(state: GatewayState, raw: bytes, endpoint: Endpoint
         headers["X-HX-Model-Group"] = group
     request = make_mocked_request("POST", endpoint.upstream_path, headers=headers,
                                   payload=_Payload(raw))  # type: ignore[arg-type]
-    ctx = RequestContext(exchange=AiohttpExchange(request), state=state, endpoint=endpoint)
+    ctx = RequestContext(exchange=Exchange(request), state=state, endpoint=endpoint)
     ctx.request_id, ctx.key = "prop", key
     await CHAIN(ctx)
     return ctx
