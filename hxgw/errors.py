@@ -116,6 +116,27 @@ class UpstreamError(GatewayError):
     code = "upstream_unavailable"
 
 
+class UpstreamAnswer(UpstreamError):
+    """An upstream's own error response, which the client gets as it came.
+
+    The gateway only answers in its own words when it has something to add: with
+    one candidate there is no failover to report, and SDKs back off by the
+    upstream's status, body and rate-limit headers, which a gateway error would
+    hide. The response goes out with `answer_status`; `status` is the class's."""
+
+    def __init__(
+        self, message: str, *, answer_status: int, headers: dict[str, str], body: bytes
+    ) -> None:
+        super().__init__(message)
+        self.answer_status = answer_status
+        self.headers = headers
+        """Only the ones a client may see (`relay.passed_headers`)."""
+        self.body = body
+
+    def to_json(self) -> bytes:
+        return self.body
+
+
 class UpstreamTimeout(UpstreamError):
     status = 504
     code = "upstream_timeout"

@@ -4,6 +4,7 @@
 every model and group, so they want a key without group limits (or the
 metrics key); /status also takes that key as the password of HTTP Basic
 auth, since a browser cannot send a bearer header when it opens a page.
+Basic works on all three, so each refusal offers both schemes.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+from multidict import CIMultiDict
 
 from hxgw import __version__, jsonio
 from hxgw.errors import Forbidden, GatewayError, Unauthorized
@@ -39,7 +41,16 @@ async def healthz(request: web.BaseRequest) -> web.Response:
     return web.json_response({"status": "ok"})
 
 
-def _error(exc: GatewayError, **headers: str) -> web.Response:
+# One field line per challenge: RFC 9110 lets one line hold both, but browsers take a
+# line as one challenge, and would read Basic's as parameters of Bearer and not prompt.
+CHALLENGES = ('Bearer realm="hxgw"', 'Basic realm="hxgw", charset="UTF-8"')
+
+
+def _error(exc: GatewayError) -> web.Response:
+    headers: CIMultiDict[str] = CIMultiDict()
+    if exc.status == 401:
+        for challenge in CHALLENGES:
+            headers.add("WWW-Authenticate", challenge)
     return web.Response(
         status=exc.status, body=exc.to_json(), content_type="application/json", headers=headers
     )
@@ -66,7 +77,10 @@ def authorize(request: web.BaseRequest, *, metrics: bool = False) -> None:
         return
     key = _presented_key(request)
     if key is None:
-        raise Unauthorized("this endpoint needs a key: 'Authorization: Bearer <key>'")
+        raise Unauthorized(
+            "this endpoint needs a key: 'Authorization: Bearer <key>', or HTTP Basic auth "
+            "with the key as the password (any user name)"
+        )
     digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()
     if access.key_digest is not None and hmac.compare_digest(access.key_digest, digest):
         return
@@ -109,8 +123,7 @@ async def status_page(request: web.BaseRequest) -> web.Response:
     try:
         authorize(request)
     except GatewayError as exc:
-        challenge = {"WWW-Authenticate": 'Basic realm="hxgw status", charset="UTF-8"'}
-        return _error(exc, **challenge)
+        return _error(exc)
     html = render_status_html(status(_state(request)))
     return web.Response(
         text=html,

@@ -16,12 +16,19 @@ from hxgw.context import Reply, RequestContext
 from hxgw.errors import GatewayError, UpstreamError, UpstreamTimeout
 from hxgw.exchange import Exchange
 from hxgw.memo import Memo
+from hxgw.upstream_http import UpstreamResponse
 
 # Upstream response headers a client may see; everything else (hop-by-hop,
 # server software, upstream spend and key details) stays behind the gateway.
 PASSED_RESPONSE_HEADERS = {
     name.lower().encode(): name
-    for name in ("Content-Type", "Retry-After", "OpenAI-Processing-Ms", "OpenAI-Version")
+    for name in (
+        "Content-Type",
+        "Retry-After",
+        "retry-after-ms",
+        "OpenAI-Processing-Ms",
+        "OpenAI-Version",
+    )
 }
 PASSED_PREFIXES = (b"x-ratelimit-",)
 USAGE_TAIL = 2048
@@ -43,12 +50,18 @@ def _client_name_of(raw_name: bytes) -> str | None:
 _client_name = Memo(_client_name_of, 256)
 
 
-def response_headers(ctx: RequestContext, reply: Reply) -> dict[str, str]:
+def passed_headers(response: UpstreamResponse) -> dict[str, str]:
+    """The upstream's headers a client may see, under the names it sees them by."""
     headers: dict[str, str] = {}
-    for raw_name, raw_value in reply.response.raw_headers:
+    for raw_name, raw_value in response.raw_headers:
         name = _client_name[raw_name]
         if name is not None and name not in headers:  # the first of a repeated header
             headers[name] = raw_value.decode("latin-1")
+    return headers
+
+
+def response_headers(ctx: RequestContext, reply: Reply) -> dict[str, str]:
+    headers = passed_headers(reply.response)
     headers["X-Request-ID"] = ctx.request_id
     headers["X-HX-Model"] = reply.model.name
     if ctx.group:

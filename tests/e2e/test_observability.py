@@ -8,6 +8,7 @@ import re
 import signal
 
 import aiohttp
+import pytest
 
 from tests.conftest import StartGateway
 from tests.fake_upstream import FakeUpstream
@@ -244,13 +245,31 @@ async def test_the_status_page_needs_a_key_and_takes_it_as_basic_auth(
 ):
     async with client.get(gateway.url + "/status") as resp:
         assert resp.status == 401
-        assert resp.headers["WWW-Authenticate"].startswith("Basic")
+        assert 'Basic realm="hxgw", charset="UTF-8"' in resp.headers.getall("WWW-Authenticate")
     basic = base64.b64encode(f"ops:{gateway.key}".encode()).decode()
     async with client.get(gateway.url + "/status",
                           headers={"Authorization": f"Basic {basic}"}) as resp:
         assert resp.status == 200
         html = await resp.text()
     assert "alpha" in html and "<script" not in html
+
+
+@pytest.mark.parametrize("path", ["/status", "/status.json", "/metrics"])
+async def test_an_operator_endpoint_refused_for_want_of_a_key_offers_bearer_and_basic(
+    gateway: Gateway, client: aiohttp.ClientSession, path: str
+):
+    async with client.get(gateway.url + path) as resp:
+        assert resp.status == 401
+        challenges = resp.headers.getall("WWW-Authenticate", [])
+    assert challenges == ['Bearer realm="hxgw"', 'Basic realm="hxgw", charset="UTF-8"']
+
+
+async def test_a_status_refusal_tells_the_user_both_schemes_work(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    async with client.get(gateway.url + "/status") as resp:
+        message = (await resp.json())["error"]["message"]
+    assert "Bearer" in message and "Basic" in message
 
 
 async def test_a_group_limited_key_may_not_read_status(
