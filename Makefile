@@ -74,7 +74,7 @@ bench-ab: install
 	$(PY) bench/ab.py $(A) $(B) $(BENCH_ARGS)
 
 eval-router: install
-	$(PY) -m hxgw.router.eval_router $(EVAL_ARGS)
+	$(PY) -m hxgw.tools.router_eval.main $(EVAL_ARGS)
 
 install-systemd:
 	scripts/install-systemd.sh

@@ -345,7 +345,7 @@ def notes(results: dict[str, Any]) -> list[str]:
     if routing:
         out.append(
             f"- Routing rows: in-process, median of 5 batches, via {routing.get('source', 'n/a')}"
-            " (the hook: `hxgw.router.bench.routing_timings(iterations)`)."
+            " (the hook: `hxgw.routing.learned.bench.routing_timings(iterations)`)."
         )
     if meta.get("warnings"):
         out += [f"- Note: {w}" for w in meta["warnings"]]

@@ -1,9 +1,9 @@
 """Case 6: the routing decision alone, in microseconds per request, in-process.
 
-The hook: a module `hxgw.router.bench` with
+The hook: a module `hxgw.routing.learned.bench` with
 `routing_timings(iterations: int) -> dict[str, float]` (name -> microseconds per
 decision) is used as it is, when it exists. Without it, this times what
-`hxgw.routing` offers today on a small ml-based-routing config: `resolve`
+`hxgw.routing.decision` offers today on a small ml-based-routing config: `resolve`
 (group -> candidates) and, when present, `decide` (the strategy's ordering,
 the task classifier included). Anything missing or failing is reported as n/a
 with the reason; the routing case never stops the benchmark.
@@ -59,17 +59,17 @@ def _time_us(call: Callable[[], object], iterations: int) -> float:
 
 def run(config_dir: Path, master_key: str, iterations: int, chat_body: bytes) -> dict[str, Any]:
     rows: list[dict[str, Any]] = []
-    if importlib.util.find_spec("hxgw.router.bench") is not None:
+    if importlib.util.find_spec("hxgw.routing.learned.bench") is not None:
         try:
-            hook = importlib.import_module("hxgw.router.bench")
+            hook = importlib.import_module("hxgw.routing.learned.bench")
             timings = hook.routing_timings(iterations)
             rows += [{"name": str(k), "us": float(v)} for k, v in timings.items()]
-            return {"source": "hxgw.router.bench.routing_timings", "rows": rows}
+            return {"source": "hxgw.routing.learned.bench.routing_timings", "rows": rows}
         except Exception as exc:
-            rows.append({"name": "hxgw.router.bench", "us": None, "error": repr(exc)[:200]})
+            rows.append({"name": "hxgw.routing.learned.bench", "us": None, "error": repr(exc)[:200]})
     try:
         rows += _from_routing_module(config_dir.parent / "routing-config", master_key, iterations)
-        source = "hxgw.routing (no hxgw.router.bench hook)"
+        source = "hxgw.routing.decision (no hxgw.routing.learned.bench hook)"
     except Exception as exc:
         rows.append({"name": "ml-based-routing decision", "us": None, "error": repr(exc)[:200]})
         source = "n/a"
@@ -77,8 +77,8 @@ def run(config_dir: Path, master_key: str, iterations: int, chat_body: bytes) ->
 
 
 def _from_routing_module(directory: Path, master_key: str, iterations: int) -> list[dict[str, Any]]:
-    from hxgw import routing
-    from hxgw.config_load import load_config
+    from hxgw.config import load_config
+    from hxgw.routing import decision as routing
 
     directory.mkdir(mode=0o700, exist_ok=True)
     for name, text in (("routing.yaml", ROUTING_YAML), ("model_registry.yaml", REGISTRY_YAML)):
@@ -98,8 +98,8 @@ def _from_routing_module(directory: Path, master_key: str, iterations: int) -> l
     if decide is None:
         rows.append({"name": "ml-based-routing decision", "us": None, "error": "no routing.decide"})
         return rows
-    from hxgw.classify import load_classifier
-    from hxgw.strategies import Memory
+    from hxgw.routing.classify import load_classifier
+    from hxgw.routing.strategies import Memory
 
     memory = Memory()
     memory.health.configure(config.routing.health, config.models)

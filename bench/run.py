@@ -13,8 +13,8 @@ Cases: (1) non-streaming chat with wrk at concurrency 1, 16, 64; (2) streamed
 chat, 50 chunks: time to first byte and each chunk's one-way delay; (3)
 embeddings with a ~1 MB body: MB/s; (4) 1,000 concurrent slow streams: the
 proxy's RSS and CPU; (5) CPU per proxied request (from /proc/PID/stat);
-(6) the routing decision alone: `hxgw.router.bench.routing_timings(iterations)
--> {name: microseconds}` when that module exists, else what `hxgw.routing`
+(6) the routing decision alone: `hxgw.routing.learned.bench.routing_timings(iterations)
+-> {name: microseconds}` when that module exists, else what `hxgw.routing.decision`
 offers, else n/a.
 
 On a machine with two or more CPUs the proxy under test gets a CPU of its own;

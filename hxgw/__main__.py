@@ -99,35 +99,35 @@ def main(argv: Sequence[str] | None = None) -> int:
     env = dict(os.environ)
     config_dir = getattr(args, "config_dir", None) or env.get("HX_CONFIG_DIR") or DEFAULT_CONFIG_DIR
     if args.command == "serve":
-        from hxgw.daemon import ListenOverride, serve
+        from hxgw.lifecycle.daemon import ListenOverride, serve
 
         override = ListenOverride(host=args.host, port=args.port)
         return serve(config_dir, env, override, workers=args.workers, listen_fd=args.listen_fd)
     if args.command == "check-config":
         return check_config(config_dir, env)
     if args.command == "route":
-        from hxgw.explain import main as route_main
+        from hxgw.tools.route import main as route_main
 
         return route_main(config_dir, env, args.endpoint, args.group)
     if args.command == "train-router":
-        from hxgw.router.train import main as train_main
+        from hxgw.tools.train_router import main as train_main
 
         return train_main(args.args)
     if args.command == "smoke":
-        from hxgw.smoke import main as smoke_main
+        from hxgw.tools.smoke import main as smoke_main
 
         return smoke_main(args.args)
     if args.command == "demo-upstream":
-        from hxgw.demo_upstream import run
+        from hxgw.tools.demo_upstream import run
 
         return run(args.host, args.port, args.chunk_delay, args.embedding_dim)
     return 2  # pragma: no cover - argparse rejects unknown commands
 
 
 def check_config(config_dir: str, env: dict[str, str]) -> int:
-    from hxgw.config_load import load_config
+    from hxgw.config import load_config
     from hxgw.errors import ConfigError
-    from hxgw.log import on_journal
+    from hxgw.observe.log import on_journal
 
     try:
         config = load_config(config_dir, env)

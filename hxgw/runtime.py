@@ -7,14 +7,14 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from hxgw.deadlines import Deadlines
-from hxgw.guard import BadKeyGuard
-from hxgw.ids import RequestIds
-from hxgw.inflight import Inflight
-from hxgw.log import AccessLog
-from hxgw.metrics import Metrics
-from hxgw.readiness import Readiness
-from hxgw.strategies import Memory
+from hxgw.observe.ids import RequestIds
+from hxgw.observe.log import AccessLog
+from hxgw.observe.metrics import Metrics
+from hxgw.pipeline.guard import BadKeyGuard
+from hxgw.routing.strategies import Memory
+from hxgw.server.inflight import Inflight
+from hxgw.upstream.deadlines import Deadlines
+from hxgw.upstream.readiness import Readiness
 
 
 @dataclass(slots=True)

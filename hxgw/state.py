@@ -14,19 +14,19 @@ from types import MappingProxyType
 from typing import TYPE_CHECKING
 
 from hxgw import __version__
-from hxgw.classify import load_classifier
 from hxgw.config import ClientKey, Config
 from hxgw.endpoints import MODELS, OPERATOR, PROXIED, UNROUTED
-from hxgw.pipeline import (
+from hxgw.pipeline.chain import (
     MODELS_STEPS,
     OPERATOR_STEPS,
     PROXY_STEPS,
     UNROUTED_STEPS,
     build_chain,
 )
-from hxgw.router.classifier import TaskClassifier
+from hxgw.routing.classify import load_classifier
+from hxgw.routing.learned.classifier import TaskClassifier
 from hxgw.types import Next
-from hxgw.upstream_http import Origin, UpstreamClient, header_line
+from hxgw.upstream.client import Origin, UpstreamClient, header_line
 
 if TYPE_CHECKING:
     from hxgw.runtime import Runtime

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from hxgw.context import RequestContext
+    from hxgw.pipeline.context import RequestContext
 
 Next = Callable[["RequestContext"], Awaitable[None]]
 Step = Callable[["RequestContext", Next], Awaitable[None]]

@@ -10,9 +10,9 @@ from __future__ import annotations
 from aiohttp import web
 
 from hxgw.endpoints import ROUTES, UNROUTED
-from hxgw.exchange import Exchange
-from hxgw.handler import handle
-from hxgw.inflight import Inflight
+from hxgw.pipeline.exchange import Exchange
+from hxgw.pipeline.handler import handle
+from hxgw.server.inflight import Inflight
 from hxgw.state import StateHolder
 
 

@@ -16,9 +16,9 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
 from hxgw.errors import BadRequest, GatewayError, UpstreamTimeout
-from hxgw.exchange import SERVER
-from hxgw.ids import RequestIds
-from hxgw.log import AccessLog
+from hxgw.observe.ids import RequestIds
+from hxgw.observe.log import AccessLog
+from hxgw.pipeline.exchange import SERVER
 
 
 class GatewayConnection(RequestHandler):

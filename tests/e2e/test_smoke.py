@@ -1,4 +1,4 @@
-"""`python -m hxgw.smoke` against the real gateway in front of `hxgw demo-upstream`."""
+"""`python -m hxgw.tools.smoke` against the real gateway in front of `hxgw demo-upstream`."""
 
 from __future__ import annotations
 
@@ -63,7 +63,7 @@ def smoke(url: str, *args: str, key: str | None = None) -> subprocess.CompletedP
     env = {k: v for k, v in os.environ.items() if k != "MASTER_KEY"}
     if key is not None:
         env["MASTER_KEY"] = key
-    return subprocess.run([sys.executable, "-m", "hxgw.smoke", "--url", url, *args],
+    return subprocess.run([sys.executable, "-m", "hxgw.tools.smoke", "--url", url, *args],
                           capture_output=True, text=True, env=env, timeout=120, cwd=REPO)
 
 

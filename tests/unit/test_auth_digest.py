@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from hxgw.steps.auth import _SHA256
+from hxgw.pipeline.auth import _SHA256
 
 
 @pytest.mark.parametrize("key", [b"", b"sk-master-1234", "sk-clé-ü".encode(), b"k" * 1000])

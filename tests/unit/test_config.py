@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from hxgw.config_load import load_config
+from hxgw.config import load_config
 from hxgw.errors import ConfigError
 from tests.fixtures import DEFAULT_ROUTING, write_config
 

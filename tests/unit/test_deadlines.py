@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from hxgw.deadlines import Deadlines
+from hxgw.upstream.deadlines import Deadlines
 
 
 async def test_a_block_that_outlives_its_deadline_raises_timeout_error() -> None:

@@ -6,7 +6,7 @@ import json
 from typing import Any
 
 from hxgw.errors import BadRequest, GatewayError, PayloadTooLarge, Unauthorized, UpstreamError
-from hxgw.pipeline import MODELS_STEPS, PROXY_STEPS, build_chain
+from hxgw.pipeline.chain import MODELS_STEPS, PROXY_STEPS, build_chain
 
 
 def test_errors_render_as_openai_error_json():

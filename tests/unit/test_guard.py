@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hxgw.guard import MAX_TRACKED, BadKeyGuard
+from hxgw.pipeline.guard import MAX_TRACKED, BadKeyGuard
 
 
 def _fail(guard: BadKeyGuard, address: str, now: float, times: int) -> list[bool]:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from hxgw.health import HealthBook, HealthSettings, ModelHealth
-from hxgw.strategies import Memory
+from hxgw.routing.health import HealthBook, HealthSettings, ModelHealth
+from hxgw.routing.strategies import Memory
 
 SETTINGS = HealthSettings(ewma_alpha=0.5, error_window=4, breaker_failures=3, breaker_cooldown=10)
 

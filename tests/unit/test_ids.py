@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from hxgw.ids import RequestIds
+from hxgw.observe.ids import RequestIds
 
 
 def test_a_request_id_is_128_bits_of_hex():

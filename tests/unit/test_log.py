@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from hxgw.log import AccessLog, Renderer, _milliseconds, on_journal
+from hxgw.observe.log import AccessLog, Renderer, _milliseconds, on_journal
 
 
 def test_logfmt_puts_the_event_first_and_skips_empty_values():

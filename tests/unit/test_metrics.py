@@ -2,8 +2,8 @@
 
 from prometheus_client.parser import text_string_to_metric_families
 
-from hxgw.health import HealthBook
-from hxgw.metrics import Metrics
+from hxgw.observe.metrics import Metrics
+from hxgw.routing.health import HealthBook
 
 
 def _samples(metrics: Metrics) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:

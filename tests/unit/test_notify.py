@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from hxgw.notify import Notifier
+from hxgw.lifecycle.notify import Notifier
 
 
 @pytest.fixture

@@ -16,7 +16,7 @@ from referencing.jsonschema import DRAFT202012
 
 from hxgw import __version__
 from hxgw.endpoints import ROUTES
-from hxgw.openapi import load_document, openapi_bytes
+from hxgw.server.openapi import load_document, openapi_bytes
 from tests.fixtures import REPO
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
@@ -71,10 +71,10 @@ def test_the_served_document_carries_the_package_version():
 
 def test_the_document_is_package_data_so_that_an_installed_gateway_has_it():
     """A non-editable install (scripts/install-systemd.sh) ships only declared data files."""
-    assert files("hxgw").joinpath("openapi.json").is_file()
+    assert files("hxgw.server").joinpath("openapi.json").is_file()
     setup = configparser.ConfigParser()
     setup.read(REPO / "setup.cfg")
-    declared = [p.strip() for p in setup["options.package_data"]["hxgw"].split(",")]
+    declared = [p.strip() for p in setup["options.package_data"]["hxgw.server"].split(",")]
     assert "openapi.json" in declared
 
 

@@ -21,21 +21,27 @@ from aiohttp.test_utils import make_mocked_request
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from hxgw.config import ClientKey, Config
-from hxgw.config_load import load_config
-from hxgw.context import RequestContext
+from hxgw.config import ClientKey, Config, load_config
+from hxgw.config.transforms import (
+    Drop,
+    Rename,
+    SetFields,
+    Transform,
+    apply_transforms,
+    parse_transforms,
+)
 from hxgw.endpoints import CHAT, COMPLETIONS, EMBEDDINGS, Endpoint
 from hxgw.errors import GatewayError
-from hxgw.exchange import Exchange
-from hxgw.pipeline import build_chain
-from hxgw.router.prompt import content_text, prompt_text
-from hxgw.routing import estimate_tokens
+from hxgw.pipeline.chain import build_chain
+from hxgw.pipeline.context import RequestContext
+from hxgw.pipeline.exchange import Exchange
+from hxgw.pipeline.parse import parse_body
+from hxgw.pipeline.route import route
+from hxgw.pipeline.transform import transform_request
+from hxgw.routing.decision import estimate_tokens
+from hxgw.routing.learned.prompt import content_text, prompt_text
 from hxgw.runtime import Runtime
 from hxgw.state import GatewayState, build_state
-from hxgw.steps.parse import parse_body
-from hxgw.steps.route import route
-from hxgw.steps.transform import transform_request
-from hxgw.transforms import Drop, Rename, SetFields, Transform, apply_transforms, parse_transforms
 from tests.fixtures import write_config
 
 MODELS: list[dict[str, Any]] = [
@@ -269,7 +275,7 @@ def test_transforms_never_raise_and_never_touch_the_original(
 @given(value=JSON_VALUES | st.lists(st.dictionaries(
     st.sampled_from(["rename", "set", "drop", "other"]), JSON_VALUES, max_size=2), max_size=4))
 def test_parsing_any_transform_list_reports_problems_and_never_raises(value: Any):
-    from hxgw.schema import Problems
+    from hxgw.config.reader import Problems
 
     problems = Problems()
     parsed = parse_transforms(value, "model_registry.yaml", "models[0].transforms", problems)

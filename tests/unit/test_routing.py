@@ -6,10 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from hxgw.config import ClientKey, Config
-from hxgw.config_load import load_config
+from hxgw.config import ClientKey, Config, load_config
 from hxgw.errors import BadRequest, Forbidden, ModelNotFound
-from hxgw.routing import resolve
+from hxgw.routing.decision import resolve
 from tests.fixtures import DEFAULT_MODELS, write_config
 
 ANY_KEY = ClientKey(name="any", digest=b"x" * 32)

@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from hxgw.slots import Slots
+from hxgw.upstream.slots import Slots
 
 
 def test_a_free_slot_is_taken_at_once_until_none_is_left():

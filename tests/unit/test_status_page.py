@@ -11,8 +11,8 @@ from jsonschema import Draft202012Validator
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
-from hxgw.openapi import load_document
-from hxgw.status_page import render_status_html
+from hxgw.server.openapi import load_document
+from hxgw.server.status_page import render_status_html
 
 HOSTILE = '<script>alert("x")</script>'
 

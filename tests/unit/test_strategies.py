@@ -10,11 +10,10 @@ from typing import Any
 
 import pytest
 
-from hxgw.config import Config, Model
-from hxgw.config_load import load_config
+from hxgw.config import Config, Model, load_config
 from hxgw.errors import BadRequest
-from hxgw.routing import Route, decide, estimate_tokens, resolve
-from hxgw.strategies import Memory
+from hxgw.routing.decision import Route, decide, estimate_tokens, resolve
+from hxgw.routing.strategies import Memory
 from tests.fixtures import write_config
 
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from hxgw.schema import Problems
-from hxgw.transforms import Drop, Rename, SetFields, apply_transforms, parse_transforms
+from hxgw.config.reader import Problems
+from hxgw.config.transforms import Drop, Rename, SetFields, apply_transforms, parse_transforms
 
 
 def test_rename_moves_a_field_and_leaves_the_original_body_alone():

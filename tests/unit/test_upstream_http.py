@@ -9,8 +9,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from hxgw import upstream_http
-from hxgw.upstream_http import (
+from hxgw.upstream import client as upstream_http
+from hxgw.upstream.client import (
     Origin,
     UpstreamClient,
     UpstreamConnectError,

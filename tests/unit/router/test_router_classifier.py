@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from hxgw.router import features
-from hxgw.router.classifier import TaskClassifier
-from hxgw.router.dataset import Example
+from hxgw.routing.learned import features
+from hxgw.routing.learned.classifier import TaskClassifier
+from hxgw.routing.learned.dataset import Example
 
 TINY = [
     Example("write a python function that sorts a list", "coding"),

@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from hxgw.router.classifier import LABELS, load_default
-from hxgw.router.evaluate import evaluate, format_report
+from hxgw.routing.learned.classifier import LABELS, load_default
+from hxgw.tools.router_eval.evaluate import evaluate, format_report
 
 OBVIOUS = {
     "Write a Python function that merges two dictionaries.": "coding",

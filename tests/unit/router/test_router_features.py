@@ -6,7 +6,7 @@ import sys
 import zlib
 from pathlib import Path
 
-from hxgw.router import features
+from hxgw.routing.learned import features
 
 REPO = Path(__file__).resolve().parents[3]
 
@@ -18,7 +18,7 @@ def test_bucket_of_a_fixed_name_is_a_fixed_number() -> None:
 
 def test_extract_is_identical_in_processes_with_different_hash_seeds() -> None:
     code = (
-        "from hxgw.router import features; print(features.extract('Fix my Rust code ```fn``` pls'))"
+        "from hxgw.routing.learned import features; print(features.extract('Fix my Rust code ```fn``` pls'))"
     )
     outputs = set()
     for seed in ("1", "2", "random"):

@@ -1,7 +1,7 @@
 """Whole-prompt features: each marker found, each name with its own bucket."""
 
-from hxgw.router import markers
-from hxgw.router.hashing import bucket
+from hxgw.routing.learned import markers
+from hxgw.routing.learned.hashing import bucket
 
 
 def test_code_markers_are_features() -> None:

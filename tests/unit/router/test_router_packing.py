@@ -4,7 +4,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hxgw.router import packing
+from hxgw.routing.learned import packing
 
 vectors = st.lists(st.floats(min_value=-1000, max_value=1000), min_size=7, max_size=7)
 

@@ -5,10 +5,10 @@ import math
 
 import pytest
 
-from hxgw.health import HealthSettings
-from hxgw.router.dataset import Example, read_examples
-from hxgw.router.evaluate import DEFAULT_HELDOUT
-from hxgw.router.simulate import (
+from hxgw.config.schema import HealthSettings
+from hxgw.routing.learned.dataset import Example, read_examples
+from hxgw.tools.router_eval.evaluate import DEFAULT_HELDOUT
+from hxgw.tools.router_eval.simulate import (
     MODELS,
     FakeModel,
     Outcome,

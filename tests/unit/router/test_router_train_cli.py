@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from hxgw.router import train
-from hxgw.router.classifier import TaskClassifier
+from hxgw.routing.learned.classifier import TaskClassifier
+from hxgw.tools import train_router as train
 
 GOOD = [
     {"text": "translate hello to french", "label": "translation"},

@@ -1,0 +1,30 @@
+"""Configuration: the schema (frozen dataclasses), loading and validating the YAML
+files and the environment, and the warnings a config deserves.
+
+May import: hxgw.errors, hxgw.jsonio, hxgw.routing.learned (to check a classifier
+file at load). Modules inside import each other directly, never this face.
+"""
+
+from hxgw.config.load import load_config
+from hxgw.config.schema import (
+    STRATEGIES,
+    ClientKey,
+    Config,
+    Listen,
+    Mode,
+    Model,
+    ScoringWeights,
+    Tls,
+)
+
+__all__ = [
+    "STRATEGIES",
+    "ClientKey",
+    "Config",
+    "Listen",
+    "Mode",
+    "Model",
+    "ScoringWeights",
+    "Tls",
+    "load_config",
+]

@@ -1,0 +1,247 @@
+"""The sections of gateway.yaml (and the environment that overrides them), read and checked.
+
+Each reader takes the file's top `Section`, reports every mistake to its
+problems with the key path, and returns a frozen value (a default where the
+value was wrong, so that every problem of a file is found in one pass).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import ssl
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal
+
+from hxgw.config.reader import Problems, Section, kind_of, read_yaml
+from hxgw.config.schema import (
+    DEFAULT_UPSTREAM,
+    BadKeyPolicy,
+    ClientKey,
+    Limits,
+    Listen,
+    Logging,
+    MetricsAccess,
+    Timeouts,
+    Tls,
+    Upstream,
+)
+from hxgw.upstream.client import Origin
+
+GATEWAY = "gateway.yaml"
+LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def read_metrics_access(top: Section, env: Mapping[str, str]) -> MetricsAccess:
+    section = top.section("metrics", frozenset({"auth", "key_env"}))
+    key_env = section.string("key_env")
+    key = env.get(key_env) if key_env else None
+    if key_env and not key:
+        section.report(f"names {key_env!r}, which is not set in the environment", "key_env")
+    return MetricsAccess(
+        auth=section.boolean("auth", True),
+        key_digest=hashlib.sha256(key.encode()).digest() if key else None,
+    )
+
+
+def read_workers(value: Any, top: Section) -> int | Literal["auto"]:
+    if value == "auto":
+        return "auto"
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 256:
+        top.report(f"must be a number of processes (1-256) or auto, got {value!r}", "workers")
+        return 1
+    return value
+
+
+def read_drain_timeout(top: Section) -> float:
+    section = top.section("shutdown", frozenset({"drain_timeout"}))
+    return float(section.number("drain_timeout", 20.0, minimum=0, maximum=3600))
+
+
+def read_upstreams(top: Section, env: Mapping[str, str]) -> Mapping[str, Upstream]:
+    section = top.section("upstreams")
+    raw: dict[str, Any] = dict(section.items()) or {DEFAULT_UPSTREAM: {}}
+    default_key = env.get("HX_UPSTREAM_KEY") or env.get("MASTER_KEY") or None
+    out: dict[str, Upstream] = {}
+    for name, value in raw.items():
+        entry = Section(
+            GATEWAY, section.child(name), value, top.problems, frozenset({"url", "key_env"})
+        )
+        url = entry.string("url", "http://127.0.0.1:4000")
+        if name == DEFAULT_UPSTREAM and env.get("HX_LITELLM_UPSTREAM"):
+            url = env["HX_LITELLM_UPSTREAM"]
+        if not _is_http_url(url):
+            entry.report(f"must be an http(s) URL, got {url!r}", "url")
+        key_env = entry.string("key_env")
+        key = (
+            env.get(key_env) or None
+            if key_env
+            else default_key
+            if name == DEFAULT_UPSTREAM
+            else None
+        )
+        if key is not None and not _fits_a_header(key):
+            source = key_env or "HX_UPSTREAM_KEY / MASTER_KEY"
+            entry.report(
+                f"the upstream key from {source} has characters an HTTP header cannot carry "
+                "(spaces, control characters or non-ASCII)",
+                "key_env",
+            )
+        out[name] = Upstream(name=name, url=url.rstrip("/"), key=key)
+    return MappingProxyType(out)
+
+
+def _is_http_url(url: str) -> bool:
+    """Whether the gateway's client can reach `url`: the same parse it will use."""
+    try:
+        Origin.from_url(url)
+    except ValueError:
+        return False
+    return True
+
+
+def _fits_a_header(value: str) -> bool:
+    return value.isascii() and value.isprintable() and " " not in value
+
+
+def read_client_keys(
+    top: Section, directory: Path, env: Mapping[str, str], problems: Problems, files: list[Path]
+) -> tuple[ClientKey, ...]:
+    keys: list[ClientKey] = []
+    master = env.get("MASTER_KEY")
+    if master:
+        keys.append(ClientKey(name="master", digest=hashlib.sha256(master.encode()).digest()))
+    keys_file = top.section("auth", _AUTH_KEYS).string("keys_file")
+    if keys_file:
+        path = directory / keys_file
+        doc = read_yaml(path, problems, files, required=True)
+        keys.extend(_key_entries(Section(path.name, "", doc, problems, frozenset({"keys"}))))
+    if not keys and not keys_file:
+        problems.add(GATEWAY, "auth", "no client key: set MASTER_KEY or auth.keys_file")
+    return tuple(keys)
+
+
+_AUTH_KEYS = frozenset({"keys_file", "max_bad_keys", "bad_key_window", "bad_key_lockout"})
+
+
+def read_bad_key_policy(top: Section) -> BadKeyPolicy:
+    section = top.section("auth", _AUTH_KEYS)
+    base = BadKeyPolicy()
+    return BadKeyPolicy(
+        max_failures=section.number("max_bad_keys", base.max_failures, positive=True, integer=True),
+        window=float(section.number("bad_key_window", base.window, positive=True)),
+        lockout=float(section.number("bad_key_lockout", base.lockout, minimum=0)),
+    )
+
+
+def read_tls(top: Section, directory: Path) -> Tls | None:
+    if not top.has("tls"):
+        return None
+    section = top.section("tls", frozenset({"cert", "key"}))
+    cert, key = section.string("cert", required=True), section.string("key", required=True)
+    if cert is None or key is None:
+        return None
+    tls = Tls(cert=directory / cert, key=directory / key)
+    try:
+        ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(tls.cert, tls.key)
+    except (OSError, ssl.SSLError) as exc:
+        section.report(f"cannot load the certificate and key: {exc}")
+        return None
+    return tls
+
+
+def _key_entries(doc: Section) -> list[ClientKey]:
+    raw = doc.raw("keys")
+    if not isinstance(raw, list):
+        doc.report(f"must be a list of keys, got {kind_of(raw)}", "keys")
+        return []
+    out: list[ClientKey] = []
+    for i, item in enumerate(raw):
+        entry = Section(
+            doc.file,
+            f"keys[{i}]",
+            item,
+            doc.problems,
+            frozenset({"name", "key", "key_sha256", "groups"}),
+        )
+        name = entry.string("name", required=True)
+        secret, hashed = entry.string("key"), entry.string("key_sha256")
+        if (secret is None) == (hashed is None):
+            entry.report("needs exactly one of key, key_sha256")
+            continue
+        try:
+            digest = hashlib.sha256(secret.encode()).digest() if secret else bytes.fromhex(hashed)
+        except ValueError:
+            digest = b""
+        if len(digest) != 32:
+            entry.report("must be 64 hex digits", "key_sha256")
+            continue
+        groups = frozenset(entry.str_list("groups")) if entry.has("groups") else None
+        if name:
+            out.append(ClientKey(name=name, digest=digest, groups=groups))
+    return out
+
+
+def read_listen(top: Section, env: Mapping[str, str]) -> Listen:
+    section = top.section("listen", frozenset({"host", "port"}))
+    host = env.get("HX_HOST") or section.string("host", "0.0.0.0")
+    port = section.number("port", 4010, minimum=0, maximum=65535, integer=True)
+    if env.get("HX_PORT"):
+        try:
+            port = int(env["HX_PORT"])
+        except ValueError:
+            top.problems.add(
+                "environment", "HX_PORT", f"must be a port number, got {env['HX_PORT']!r}"
+            )
+    return Listen(host=host, port=port)
+
+
+def read_timeouts(top: Section) -> Timeouts:
+    section = top.section("timeouts", frozenset({"connect", "first_byte", "idle", "total"}))
+    base = Timeouts()
+    return Timeouts(
+        connect=float(section.number("connect", base.connect, positive=True)),
+        first_byte=float(section.number("first_byte", base.first_byte, positive=True)),
+        idle=float(section.number("idle", base.idle, positive=True)),
+        total=float(section.number("total", base.total, positive=True)),
+    )
+
+
+def read_limits(top: Section) -> Limits:
+    section = top.section(
+        "limits", frozenset({"max_body_bytes", "upstream_connections", "client_idle_timeout"})
+    )
+    base = Limits()
+    return Limits(
+        max_body_bytes=section.number(
+            "max_body_bytes", base.max_body_bytes, positive=True, integer=True
+        ),
+        upstream_connections=section.number(
+            "upstream_connections", base.upstream_connections, positive=True, integer=True
+        ),
+        client_idle_timeout=float(
+            section.number("client_idle_timeout", base.client_idle_timeout, positive=True)
+        ),
+    )
+
+
+def read_logging(top: Section, env: Mapping[str, str]) -> Logging:
+    section = top.section("logging", frozenset({"level", "format", "access_log"}))
+    level = section.choice("level", "info", LOG_LEVELS)
+    if env.get("LOG_LEVEL"):
+        wanted = env["LOG_LEVEL"].lower()
+        if wanted not in LOG_LEVELS:
+            top.problems.add(
+                "environment",
+                "LOG_LEVEL",
+                f"must be one of {', '.join(LOG_LEVELS)}, got {env['LOG_LEVEL']!r}",
+            )
+        else:
+            level = wanted
+    fmt = section.choice("format", "kv", ("kv", "json"))
+    return Logging(
+        level=level,
+        format="json" if fmt == "json" else "kv",
+        access_log=section.boolean("access_log", True),
+    )

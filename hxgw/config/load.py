@@ -1,0 +1,293 @@
+"""Reading and validating the config directory into a `Config` snapshot.
+
+Everything wrong is reported at once, one line per problem, each naming its
+file and key path; a snapshot is returned only when there is no problem.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from pathlib import Path
+from types import MappingProxyType
+
+from hxgw.config.gateway import (
+    GATEWAY,
+    read_bad_key_policy,
+    read_client_keys,
+    read_drain_timeout,
+    read_limits,
+    read_listen,
+    read_logging,
+    read_metrics_access,
+    read_timeouts,
+    read_tls,
+    read_upstreams,
+    read_workers,
+)
+from hxgw.config.reader import Problems, Section, kind_of, read_yaml
+from hxgw.config.schema import (
+    DEFAULT_UPSTREAM,
+    MODES,
+    STRATEGIES,
+    Config,
+    Group,
+    HealthSettings,
+    Model,
+    ReadinessProbe,
+    Routing,
+    ScoringWeights,
+)
+from hxgw.config.transforms import Transform, parse_transforms
+from hxgw.errors import ConfigError
+from hxgw.routing.classify import load_classifier
+
+ROUTING, REGISTRY = "routing.yaml", "model_registry.yaml"
+
+
+def load_config(config_dir: str | os.PathLike[str], env: Mapping[str, str]) -> Config:
+    """Load and validate every file of `config_dir`; raise ConfigError listing all problems."""
+    directory = Path(config_dir)
+    problems = Problems()
+    files: list[Path] = []
+    gateway = read_yaml(directory / GATEWAY, problems, files, required=False)
+    before = len(problems.messages)
+    routing_doc = read_yaml(directory / ROUTING, problems, files, required=True)
+    routing_problems = problems if len(problems.messages) == before else Problems()
+    before = len(problems.messages)
+    registry_doc = read_yaml(directory / REGISTRY, problems, files, required=True)
+    if len(problems.messages) != before:
+        # Without a registry every model name would look unknown: say only what is wrong.
+        routing_problems = Problems()
+        registry_problems = Problems()
+    else:
+        registry_problems = problems
+
+    top = Section(GATEWAY, "", gateway, problems, frozenset(_GATEWAY_KEYS))
+    models = _models(Section(REGISTRY, "", registry_doc, registry_problems, frozenset({"models"})))
+    upstreams = read_upstreams(top, env)
+    for model in models.values():
+        if model.upstream not in upstreams:
+            problems.add(
+                REGISTRY, f"models.{model.name}.upstream", f"unknown upstream {model.upstream!r}"
+            )
+    routing = _routing(
+        Section(ROUTING, "", routing_doc, routing_problems, frozenset({"routing"})),
+        models,
+        directory,
+    )
+    keys = read_client_keys(top, directory, env, problems, files)
+    listen, timeouts, limits = read_listen(top, env), read_timeouts(top), read_limits(top)
+    logging, drain_timeout = read_logging(top, env), read_drain_timeout(top)
+    metrics = read_metrics_access(top, env)
+    bad_keys, tls = read_bad_key_policy(top), read_tls(top, directory)
+    workers = read_workers(top.raw("workers", 1), top)
+    probe = top.section("readiness", frozenset({"interval", "stale_after"}))
+    readiness = ReadinessProbe(
+        interval=float(probe.number("interval", ReadinessProbe().interval, positive=True)),
+        stale_after=float(probe.number("stale_after", ReadinessProbe().stale_after, positive=True)),
+    )
+    if problems.messages:
+        raise ConfigError("\n".join(problems.messages))
+    return Config(
+        config_dir=directory,
+        listen=listen,
+        upstreams=upstreams,
+        timeouts=timeouts,
+        limits=limits,
+        keys=keys,
+        logging=logging,
+        drain_timeout=drain_timeout,
+        metrics=metrics,
+        readiness=readiness,
+        bad_keys=bad_keys,
+        tls=tls,
+        workers=workers,
+        routing=routing,
+        models=models,
+        files=tuple(files),
+    )
+
+
+_GATEWAY_KEYS = (
+    "listen",
+    "upstreams",
+    "timeouts",
+    "limits",
+    "auth",
+    "logging",
+    "shutdown",
+    "metrics",
+    "readiness",
+    "tls",
+    "workers",
+)
+
+
+def _models(doc: Section) -> Mapping[str, Model]:
+    raw = doc.raw("models")
+    if not doc.has("models"):
+        doc.report("is required", "models")
+        raw = []
+    if not isinstance(raw, list):
+        doc.report(f"must be a list of models, got {kind_of(raw)}", "models")
+        raw = []
+    models: dict[str, Model] = {}
+    allowed = frozenset(
+        {
+            "name",
+            "tier_score",
+            "specializations",
+            "upstream_model",
+            "upstream",
+            "mode",
+            "transforms",
+            "weight",
+            "cost",
+            "max_context",
+        }
+    )
+    for i, item in enumerate(raw):
+        name = item.get("name") if isinstance(item, dict) else None
+        path = f"models.{name}" if isinstance(name, str) and name else f"models[{i}]"
+        entry = Section(REGISTRY, path, item, doc.problems, allowed)
+        name = entry.string("name", required=True)
+        if name is None:
+            continue
+        if name in models:
+            entry.report(f"duplicate model name {name!r}", "name")
+            continue
+        mode = entry.raw("mode")
+        if mode is not None and mode not in MODES:
+            entry.report(f"must be one of {', '.join(MODES)}, got {mode!r}", "mode")
+            mode = None
+        transforms: tuple[Transform, ...] = ()
+        if entry.has("transforms"):
+            transforms = parse_transforms(
+                entry.raw("transforms"), REGISTRY, entry.child("transforms"), doc.problems
+            )
+        models[name] = Model(
+            name=name,
+            tier_score=float(entry.number("tier_score", 0.5, minimum=0.0, maximum=1.0)),
+            specializations=entry.str_list("specializations"),
+            upstream_model=entry.string("upstream_model", name),
+            upstream=entry.string("upstream", DEFAULT_UPSTREAM),
+            mode=mode,
+            transforms=transforms,
+            weight=float(entry.number("weight", 1.0, positive=True)),
+            cost=entry.number("cost", None, minimum=0.0),
+            max_context=entry.number("max_context", None, positive=True, integer=True),
+        )
+    return MappingProxyType(models)
+
+
+def _routing(doc: Section, models: Mapping[str, Model], directory: Path) -> Routing:
+    if not doc.has("routing"):
+        doc.report("is required", "routing")
+    section = doc.section(
+        "routing",
+        frozenset(
+            {
+                "strategy",
+                "default_group",
+                "failover_order",
+                "groups",
+                "circuit_breaker",
+                "health",
+                "scoring",
+                "classifier",
+            }
+        ),
+    )
+    strategy = section.choice("strategy", "failover", STRATEGIES)
+    failover_order = section.str_list("failover_order")
+    for i, name in enumerate(failover_order):
+        if name not in models:
+            section.report(f"unknown model {name!r}", f"failover_order[{i}]")
+    groups: dict[str, Group] = {}
+    raw_groups = section.section("groups")
+    if not section.has("groups"):
+        section.report("is required", "groups")
+    for group_name, value in raw_groups.items():
+        path = raw_groups.child(group_name)
+        group_strategy = None
+        if isinstance(value, dict):
+            entry = Section(ROUTING, path, value, doc.problems, frozenset({"models", "strategy"}))
+            group_strategy = (
+                entry.choice("strategy", strategy, STRATEGIES) if entry.has("strategy") else None
+            )
+            members = entry.str_list("models")
+            path = entry.child("models")
+        else:
+            members = raw_groups.problems_str_list(value, path)
+        for i, member in enumerate(members):
+            if member not in models:
+                doc.problems.add(ROUTING, f"{path}[{i}]", f"unknown model {member!r}")
+        if not members and isinstance(value, list):
+            doc.problems.add(ROUTING, path, "a group needs at least one model")
+        if group_name in models:
+            doc.problems.add(
+                ROUTING, path, f"{group_name!r} is also a model name; names must differ"
+            )
+        groups[group_name] = Group(name=group_name, models=members, strategy=group_strategy)
+    default_group = section.string("default_group", required=True)
+    if default_group is not None and default_group not in groups:
+        section.report(f"unknown group {default_group!r}", "default_group")
+    return Routing(
+        strategy=strategy,
+        default_group=default_group or "",
+        failover_order=failover_order,
+        groups=MappingProxyType(groups),
+        health=_health(section),
+        scoring=_scoring(section),
+        classifier=_classifier(section, directory),
+    )
+
+
+def _health(section: Section) -> HealthSettings:
+    base = HealthSettings()
+    breaker = section.section(
+        "circuit_breaker", frozenset({"failures", "cooldown", "max_cooldown"})
+    )
+    health = section.section(
+        "health", frozenset({"ewma_alpha", "error_window", "stall_floor", "stall_factor"})
+    )
+    return HealthSettings(
+        ewma_alpha=float(health.number("ewma_alpha", base.ewma_alpha, positive=True, maximum=1)),
+        error_window=health.number("error_window", base.error_window, positive=True, integer=True),
+        stall_floor=float(health.number("stall_floor", base.stall_floor, positive=True)),
+        stall_factor=float(health.number("stall_factor", base.stall_factor, positive=True)),
+        breaker_failures=breaker.number(
+            "failures", base.breaker_failures, positive=True, integer=True
+        ),
+        breaker_cooldown=float(breaker.number("cooldown", base.breaker_cooldown, positive=True)),
+        breaker_max_cooldown=float(
+            breaker.number("max_cooldown", base.breaker_max_cooldown, positive=True)
+        ),
+    )
+
+
+def _scoring(section: Section) -> ScoringWeights:
+    base = ScoringWeights()
+    names = tuple(f.name for f in dataclasses.fields(ScoringWeights))
+    weights = section.section("scoring", frozenset(names))
+    return ScoringWeights(
+        **{
+            name: float(weights.number(name, getattr(base, name), minimum=0.0, maximum=100.0))
+            for name in names
+        }
+    )
+
+
+def _classifier(section: Section, directory: Path) -> Path | None:
+    given = section.string("classifier")
+    if given is None:
+        return None
+    path: Path = directory / given
+    try:
+        load_classifier(path)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        section.report(f"cannot load the classifier model {str(path)!r}: {exc}", "classifier")
+        return None
+    return path

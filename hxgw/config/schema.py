@@ -1,0 +1,199 @@
+"""The gateway's configuration: frozen dataclasses, one snapshot per load.
+
+A snapshot is built completely and validated before anything uses it, so a
+reload either swaps in a whole new consistent config or keeps the old one.
+Reading and validating the files lives in `load.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Literal
+
+from hxgw.config.transforms import Transform
+
+Mode = Literal["chat", "embedding", "completion"]
+MODES: tuple[Mode, ...] = ("chat", "embedding", "completion")
+STRATEGIES = ("failover", "round-robin", "weighted", "least-busy", "latency", "ml-based-routing")
+LogFormat = Literal["kv", "json"]
+DEFAULT_UPSTREAM = "default"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HealthSettings:
+    ewma_alpha: float = 0.3
+    error_window: int = 50
+    breaker_failures: int = 5
+    breaker_cooldown: float = 30.0
+    breaker_max_cooldown: float = 300.0
+    """Each failed half-open probe doubles the cool-down, up to this: a probe is a real
+    client's request, and a model that stays down should cost few of them."""
+    stall_floor: float = 5.0
+    stall_factor: float = 4.0
+    """A model whose oldest request has waited for its first byte longer than
+    max(stall_floor, stall_factor x its EWMA time to first byte) is treated like an open
+    circuit: a model that went silent is noticed before its first timeout ends."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Model:
+    name: str
+    tier_score: float
+    specializations: tuple[str, ...]
+    upstream_model: str
+    upstream: str = DEFAULT_UPSTREAM
+    mode: Mode | None = None
+    transforms: tuple[Transform, ...] = ()
+    weight: float = 1.0
+    cost: float | None = None
+    max_context: int | None = None
+
+    def serves(self, mode: Mode) -> bool:
+        """A model without a declared mode is trusted with every endpoint."""
+        if self.mode is None or self.mode == mode:
+            return True
+        return mode == "completion" and self.mode == "chat"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Group:
+    name: str
+    models: tuple[str, ...]
+    strategy: str | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ScoringWeights:
+    """How ml-based-routing weighs what it knows about a candidate (see README)."""
+
+    tier: float = 1.0
+    specialization: float = 1.5
+    health: float = 1.0
+    latency: float = 0.5
+    cost: float = 0.2
+    load: float = 0.3
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Routing:
+    strategy: str
+    default_group: str
+    failover_order: tuple[str, ...]
+    groups: Mapping[str, Group]
+    health: HealthSettings = field(default_factory=HealthSettings)
+    scoring: ScoringWeights = field(default_factory=ScoringWeights)
+    classifier: Path | None = None
+
+    def strategy_of(self, group: str | None) -> str:
+        chosen = self.groups[group].strategy if group is not None else None
+        return chosen or self.strategy
+
+    def uses(self, strategy: str) -> bool:
+        return self.strategy == strategy or any(
+            g.strategy == strategy for g in self.groups.values()
+        )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Upstream:
+    name: str
+    url: str
+    key: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Timeouts:
+    connect: float = 5.0
+    first_byte: float = 120.0
+    idle: float = 120.0
+    total: float = 900.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Limits:
+    max_body_bytes: int = 16 * 1024 * 1024
+    upstream_connections: int = 512
+    client_idle_timeout: float = 60.0
+    """A connection that has not sent a complete request (idle keep-alive, or headers
+    trickling in, slowloris style) for this long is closed."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ClientKey:
+    """A client key, held only as its SHA-256 digest."""
+
+    name: str
+    digest: bytes = field(repr=False)
+    groups: frozenset[str] | None = None
+
+    def may_use(self, group: str) -> bool:
+        return self.groups is None or group in self.groups
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BadKeyPolicy:
+    """After `max_failures` bad keys within `window` seconds, an address is refused for
+    `lockout` seconds."""
+
+    max_failures: int = 20
+    window: float = 60.0
+    lockout: float = 60.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Tls:
+    cert: Path
+    key: Path
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ReadinessProbe:
+    interval: float = 5.0
+    stale_after: float = 15.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MetricsAccess:
+    """Who may read /metrics: by default any unrestricted client key, or the metrics key.
+    `auth: false` opens it, for a listener that only a private network reaches."""
+
+    auth: bool = True
+    key_digest: bytes | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Listen:
+    host: str = "0.0.0.0"
+    port: int = 4010
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Logging:
+    level: str = "info"
+    format: LogFormat = "kv"
+    access_log: bool = True
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Config:
+    config_dir: Path
+    listen: Listen
+    upstreams: Mapping[str, Upstream]
+    timeouts: Timeouts
+    limits: Limits
+    keys: tuple[ClientKey, ...]
+    logging: Logging
+    drain_timeout: float
+    metrics: MetricsAccess
+    readiness: ReadinessProbe
+    bad_keys: BadKeyPolicy
+    tls: Tls | None
+    workers: int | Literal["auto"] = 1
+    routing: Routing
+    models: Mapping[str, Model]
+    files: tuple[Path, ...] = ()
+
+    def group_models(self, group: str) -> tuple[str, ...]:
+        return self.routing.groups[group].models

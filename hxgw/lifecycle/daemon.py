@@ -1,0 +1,341 @@
+"""The running daemon: listen, tell systemd, reload on SIGHUP, drain on SIGTERM.
+
+Signal handlers only record the signal and wake the main loop, which does the
+work (as gunicorn's arbiter and uvicorn do): a burst of HUPs collapses into
+one reload, and nothing runs inside a signal handler but setting an event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import signal
+import socket
+import ssl
+import time
+from collections.abc import Coroutine, Mapping
+from typing import Any
+
+import structlog
+from aiohttp import web
+
+from hxgw import __version__
+from hxgw.config import Config, Listen, Tls, load_config
+from hxgw.config.warnings import log_restart_only_changes, warn_if_world_readable
+from hxgw.errors import ConfigError
+from hxgw.lifecycle.notify import Notifier
+from hxgw.observe.log import AccessLog
+from hxgw.runtime import ReloadRecord, Runtime
+from hxgw.server import Dispatcher, GatewayServer
+from hxgw.server.listener import ListenSite
+from hxgw.state import GatewayState, StateHolder, build_state
+from hxgw.upstream.client import UpstreamClient
+
+log = structlog.get_logger("hxgw.lifecycle.daemon")
+
+# At shutdown, how long a connection accepted before the listener closed has to send
+# its request.
+FIRST_REQUEST_GRACE = 1.0
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class ListenOverride:
+    """--host/--port given on the command line: they win over config and environment."""
+
+    host: str | None = None
+    port: int | None = None
+
+    def apply(self, config: Config) -> Config:
+        listen = Listen(
+            host=self.host or config.listen.host,
+            port=config.listen.port if self.port is None else self.port,
+        )
+        return dataclasses.replace(config, listen=listen)
+
+
+class Daemon:
+    def __init__(
+        self,
+        config: Config,
+        config_dir: str,
+        env: Mapping[str, str],
+        override: ListenOverride,
+        listen_fd: int | None = None,
+        access: AccessLog | None = None,
+    ) -> None:
+        self.config_dir, self.env, self.override = config_dir, env, override
+        self.listen_fd = listen_fd
+        self.holder = StateHolder(config)
+        self.notifier = Notifier()
+        self.reload_requested = asyncio.Event()
+        self.stop_requested = asyncio.Event()
+        self.runner: web.ServerRunner | None = None
+        self.server: GatewayServer | None = None
+        self.ssl_context: ssl.SSLContext | None = None
+        self.runtime = Runtime(access=access or AccessLog.plain())
+        self.inflight = self.runtime.inflight
+
+    async def run(self) -> int:
+        config = self.holder.config
+        warn_if_world_readable(config)
+        client = UpstreamClient(max_in_use=config.limits.upstream_connections)
+        self._adopt(build_state(config, client, generation=1, runtime=self.runtime))
+        self.server = GatewayServer(
+            Dispatcher(self.holder, self.inflight),
+            access=self.runtime.access,
+            ids=self.runtime.ids,
+            handler_cancellation=True,
+            access_log=None,
+            keepalive_timeout=config.limits.client_idle_timeout,
+            # Header limits: aiohttp's defaults for a line, 16 KiB for one field.
+            max_field_size=16384,
+            # After a 408 or 413 the unread rest of a body is drained this long, then the
+            # connection closes (aiohttp's default of 10 s would let a stalled client linger).
+            lingering_time=2.0,
+        )
+        # shutdown_timeout: our own drain has already waited; see _drain.
+        self.runner = web.ServerRunner(self.server, handle_signals=False, shutdown_timeout=1.0)
+        await self.runner.setup()
+        self.ssl_context = _ssl_context(config.tls) if config.tls else None
+        listener = socket.socket(fileno=self.listen_fd) if self.listen_fd is not None else None
+        # A worker accepts on the socket its supervisor bound; otherwise bind here.
+        site = ListenSite(
+            self.runner,
+            host=config.listen.host,
+            port=config.listen.port,
+            sock=listener,
+            ssl_context=self.ssl_context,
+            handshake_timeout=config.limits.client_idle_timeout,
+        )
+        try:
+            await site.start()
+        except OSError as exc:
+            log.error(
+                "cannot listen",
+                host=config.listen.host,
+                port=config.listen.port,
+                error=exc.strerror or str(exc),
+            )
+            await self.runner.cleanup()
+            client.close()
+            return 1
+        self._install_signals()
+        log.info(
+            "listening",
+            host=config.listen.host,
+            port=config.listen.port,
+            version=__version__,
+            models=len(config.models),
+            groups=len(config.routing.groups),
+            upstreams=_upstream_urls(config),
+        )
+        self.notifier.ready(self._status())
+        beside = [
+            asyncio.create_task(self._tick_rate()),
+            asyncio.create_task(self.runtime.readiness.probe_forever(self.holder)),
+        ]
+        if self.notifier.watchdog_interval:
+            beside.append(asyncio.create_task(self._watchdog()))
+        await self._main_loop()
+        await self._drain(self.runner, self.server)
+        for task in beside:
+            task.cancel()
+        await asyncio.gather(*beside, return_exceptions=True)
+        client.close()
+        self.notifier.close()
+        self.runtime.access.flush()  # lines of the last loop turn, before "stopped"
+        log.info("stopped")
+        return 0
+
+    async def _drain(self, runner: web.BaseRunner, server: GatewayServer) -> None:
+        """Stop accepting, answer what comes on the connections already open for a short
+        grace, let in-flight requests finish within the drain timeout, then cancel the
+        rest while their connections are still open, so that a cut stream still gets
+        its error event. Every answer given while draining closes its connection."""
+        timeout = self.holder.config.drain_timeout
+        self.inflight.draining = True
+        self.notifier.stopping(
+            f"draining {len(self.inflight)} in-flight requests (up to {timeout:g}s)"
+        )
+        log.info("stopping", inflight=len(self.inflight), drain_timeout=timeout)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout
+        for site in list(runner.sites):
+            await site.stop()
+        # The kernel completes a handshake before the gateway accepts it: a client that
+        # connected just before the listener closed has done nothing wrong, and closing
+        # on it would lose a request never answered.
+        grace = loop.time() + min(FIRST_REQUEST_GRACE, timeout)
+        while server.connections and loop.time() < grace:  # noqa: ASYNC110 - aiohttp signals no "last connection closed"
+            await asyncio.sleep(0.02)
+        server.pre_shutdown()  # idle connections close now, busy ones after their answer
+        if not await self.inflight.wait_idle(max(0.0, deadline - loop.time())):
+            cancelled = self.inflight.cancel_all()
+            log.warning("drain timeout reached; cancelling requests", cancelled=cancelled)
+            await self.inflight.wait_idle(2.0)
+        await runner.cleanup()
+
+    async def _main_loop(self) -> None:
+        while not self.stop_requested.is_set():
+            reload = asyncio.ensure_future(self.reload_requested.wait())
+            stop = asyncio.ensure_future(self.stop_requested.wait())
+            await asyncio.wait({reload, stop}, return_when=asyncio.FIRST_COMPLETED)
+            reload.cancel()
+            stop.cancel()
+            if self.reload_requested.is_set() and not self.stop_requested.is_set():
+                self.reload_requested.clear()
+                await self.reload()
+
+    async def reload(self) -> bool:
+        """Load, validate and build the new snapshot aside, then swap it in; whatever
+        goes wrong on the way, the old one keeps serving and systemd hears why."""
+        current = self.holder.current
+        self.notifier.reloading(f"reloading config (generation {current.generation})")
+        try:
+            loaded = await asyncio.to_thread(load_config, self.config_dir, self.env)
+            config = self.override.apply(loaded)
+            state = build_state(config, current.client, current.generation + 1, self.runtime)
+        except ConfigError as exc:
+            problems = str(exc).splitlines()
+            self._record_reload("rejected", problems[0])
+            log.error(
+                "config reload rejected; still serving the previous config",
+                generation=current.generation,
+                problems=problems,
+            )
+            self.notifier.ready(self._status())
+            return False
+        except Exception as exc:
+            self._record_reload("failed", f"{type(exc).__name__}: {exc}")
+            log.exception(
+                "config reload failed; still serving the previous config",
+                generation=current.generation,
+            )
+            self.notifier.ready(self._status())
+            return False
+        log_restart_only_changes(current.config, config)
+        if self.ssl_context is not None and config.tls is not None:
+            # New handshakes use the re-read certificate; open connections keep theirs.
+            try:
+                self.ssl_context.load_cert_chain(config.tls.cert, config.tls.key)
+            except (OSError, ssl.SSLError) as exc:
+                log.error(
+                    "cannot re-read the TLS certificate; keeping the previous one", error=str(exc)
+                )
+        self._adopt(state)
+        self._record_reload("ok", f"generation {state.generation}")
+        log.info(
+            "config reloaded",
+            generation=state.generation,
+            models=len(config.models),
+            groups=len(config.routing.groups),
+        )
+        self.notifier.ready(self._status())
+        return True
+
+    def _adopt(self, state: GatewayState) -> None:
+        """Make `state` the one new requests start on. The routing memory (health,
+        breakers) is the process's: it is carried over for the models that still exist."""
+        self.runtime.memory.health.configure(state.config.routing.health, state.config.models)
+        self.runtime.metrics.generation.set(state.generation)
+        self.holder.swap(state)
+
+    def _record_reload(self, result: str, message: str) -> None:
+        self.runtime.last_reload = ReloadRecord(result=result, message=message, at=time.time())
+        self.runtime.metrics.reloads.labels(result).inc()
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, self.reload_requested.set)
+        loop.add_signal_handler(signal.SIGTERM, self._on_stop_signal, signal.SIGTERM)
+        if self.listen_fd is None:
+            loop.add_signal_handler(signal.SIGINT, self._on_stop_signal, signal.SIGINT)
+        else:
+            # Ctrl-C reaches the whole process group; the supervisor decides for its workers.
+            signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def _on_stop_signal(self, sig: signal.Signals) -> None:
+        if self.stop_requested.is_set():
+            # A second stop signal means "now": skip the drain.
+            log.warning("second stop signal: exiting without draining", signal=sig.name)
+            os._exit(0)
+        self.stop_requested.set()
+
+    async def _tick_rate(self) -> None:
+        """The request rate's once-a-second look at the clock (see RequestRate)."""
+        while True:
+            await asyncio.sleep(1.0)
+            self.runtime.rate.tick()
+
+    async def _watchdog(self) -> None:
+        """Runs on the event loop on purpose: a stuck loop stops the pings and systemd
+        restarts the service."""
+        interval = self.notifier.watchdog_interval or 1.0
+        while True:
+            self.notifier.watchdog()
+            await asyncio.sleep(interval)
+
+    def _status(self) -> str:
+        config = self.holder.config
+        generation = self.holder.current.generation
+        return (
+            f"serving on {config.listen.host}:{config.listen.port}; config generation "
+            f"{generation}; {len(config.models)} models in {len(config.routing.groups)} groups;"
+            f" last reload: {_reload_text(self.runtime.last_reload)}"
+        )
+
+
+def _reload_text(record: ReloadRecord) -> str:
+    return "none yet" if record.result == "none" else f"{record.result}: {record.message}"
+
+
+def _ssl_context(tls: Tls) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tls.cert, tls.key)
+    return context
+
+
+def _upstream_urls(config: Config) -> str:
+    return ",".join(u.url for u in config.upstreams.values())
+
+
+def serve(
+    config_dir: str,
+    env: Mapping[str, str],
+    override: ListenOverride,
+    workers: int | str | None = None,
+    listen_fd: int | None = None,
+) -> int:
+    """Load the config, then run the daemon (or, for several workers, the supervisor)
+    until it is stopped. Returns the exit code."""
+    from hxgw.lifecycle.supervisor import Supervisor, worker_count
+    from hxgw.observe import log as logsetup
+
+    try:
+        config = override.apply(load_config(config_dir, env))
+    except ConfigError as exc:
+        logsetup.configure()
+        log.error("invalid config; not starting", problems=str(exc).splitlines())
+        return 1
+    access = logsetup.configure(config.logging.level, config.logging.format)
+    count = worker_count(workers or config.workers)
+    if listen_fd is None and count > 1:
+        argv = [
+            "--config-dir",
+            config_dir,
+            "--host",
+            config.listen.host,
+            "--port",
+            str(config.listen.port),
+            "--workers",
+            "1",
+        ]
+        return _run(Supervisor(config, argv, env, count).run())
+    return _run(Daemon(config, config_dir, env, override, listen_fd, access).run())
+
+
+def _run(main: Coroutine[Any, Any, int]) -> int:
+    import uvloop
+
+    return int(uvloop.run(main))

@@ -1,0 +1,280 @@
+"""`workers: N`: one process binds the sockets, N `hxgw serve` workers accept on them.
+
+Python runs one core per process, so a gateway that should use every core
+runs several. The supervisor binds one listening socket per worker, all on
+the same address with SO_REUSEPORT, and passes each worker its own (an
+inherited descriptor). The kernel then spreads new connections evenly over
+the sockets; one shared socket would let whichever worker woke first accept
+a whole burst. A restarted worker gets the same socket back, so connections
+that arrived meanwhile wait in its queue. Each worker is a complete daemon with its own
+config, routing health and drain. The supervisor is what systemd sees: it
+gives each worker a private notify socket and speaks for all of them,
+READY=1 once every worker is ready, RELOADING=1 ... READY=1 once every worker
+has reloaded, STOPPING=1 while they drain, WATCHDOG=1 only while every
+worker's loop still pings. A worker that dies is started again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import structlog
+
+from hxgw.config import Config
+from hxgw.lifecycle.notify import Notifier
+
+log = structlog.get_logger("hxgw.lifecycle.supervisor")
+
+READY_TIMEOUT = 30.0
+RESTART_BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
+
+
+@dataclass(eq=False)
+class Worker:
+    index: int
+    notify_path: str
+    notify: socket.socket
+    listener: socket.socket
+    """This worker's own listening socket, kept open across its restarts."""
+    process: asyncio.subprocess.Process | None = None
+    ready: asyncio.Event = field(default_factory=asyncio.Event)
+    reloaded: asyncio.Event = field(default_factory=asyncio.Event)
+    last_ping: float = 0.0
+    quick_deaths: int = 0
+    started_at: float = 0.0
+    watcher: asyncio.Task[None] | None = None
+
+    def on_datagram(self) -> None:
+        while True:
+            try:
+                data = self.notify.recv(4096)
+            except BlockingIOError:
+                return
+            fields = dict(line.split("=", 1) for line in data.decode().splitlines() if "=" in line)
+            if fields.get("RELOADING") == "1":
+                self.reloaded.clear()
+            if fields.get("READY") == "1":
+                self.ready.set()
+                self.reloaded.set()
+            if fields.get("WATCHDOG") == "1":
+                self.last_ping = time.monotonic()
+
+
+class Supervisor:
+    def __init__(self, config: Config, argv: list[str], env: Mapping[str, str], count: int):
+        self.config, self.argv, self.env, self.count = config, argv, env, count
+        self.notifier = Notifier()
+        self.workers: list[Worker] = []
+        self.stopping = False
+        self.events: asyncio.Queue[str] = asyncio.Queue()
+
+    async def run(self) -> int:
+        try:
+            listeners = _bind(self.config.listen.host, self.config.listen.port, self.count)
+        except OSError as exc:
+            log.error(
+                "cannot listen",
+                host=self.config.listen.host,
+                port=self.config.listen.port,
+                error=exc.strerror or str(exc),
+            )
+            return 1
+        with (
+            tempfile.TemporaryDirectory(prefix="hxgw-workers-") as scratch,
+            contextlib.ExitStack() as held,
+        ):
+            for listener in listeners:
+                held.enter_context(listener)
+            self.workers = [self._worker(i, Path(scratch), listeners[i]) for i in range(self.count)]
+            for worker in self.workers:
+                await self._spawn(worker)
+            if not await self._all(lambda w: w.ready, READY_TIMEOUT):
+                log.error("workers did not become ready; stopping", timeout=READY_TIMEOUT)
+                await self._stop_workers(signal.SIGKILL)
+                return 1
+            self._install_signals()
+            log.info(
+                "listening",
+                host=self.config.listen.host,
+                port=self.config.listen.port,
+                workers=self.count,
+                pids=[w.process.pid for w in self.workers if w.process],
+            )
+            self.notifier.ready(self._status("ready"))
+            watchdog = (
+                asyncio.create_task(self._watchdog()) if self.notifier.watchdog_interval else None
+            )
+            await self._loop()
+            if watchdog:
+                watchdog.cancel()
+        self.notifier.close()
+        log.info("stopped")
+        return 0
+
+    async def _loop(self) -> None:
+        while True:
+            event = await self.events.get()
+            if event == "reload":
+                await self._reload()
+            elif event == "stop":
+                self.notifier.stopping(f"{self.count} workers draining")
+                log.info("stopping", workers=self.count)
+                self.stopping = True
+                await self._stop_workers(signal.SIGTERM)
+                return
+            elif event.startswith("exited:") and not self.stopping:
+                await self._restart(self.workers[int(event.split(":")[1])])
+
+    async def _reload(self) -> None:
+        # A burst of HUPs is one reload; anything else queued meanwhile stays queued.
+        others = [
+            e
+            for e in (self.events.get_nowait() for _ in range(self.events.qsize()))
+            if e != "reload"
+        ]
+        for event in others:
+            self.events.put_nowait(event)
+        self.notifier.reloading("reloading every worker")
+        for worker in self.workers:
+            worker.reloaded.clear()
+            if worker.process and worker.process.returncode is None:
+                worker.process.send_signal(signal.SIGHUP)
+        done = await self._all(lambda w: w.reloaded, READY_TIMEOUT)
+        log.info(
+            "workers reloaded" if done else "not every worker confirmed its reload",
+            workers=self.count,
+        )
+        self.notifier.ready(self._status("reloaded" if done else "reload incomplete"))
+
+    async def _restart(self, worker: Worker) -> None:
+        code = worker.process.returncode if worker.process else None
+        quick = time.monotonic() - worker.started_at < 10
+        worker.quick_deaths = worker.quick_deaths + 1 if quick else 0
+        delay = RESTART_BACKOFF[min(worker.quick_deaths, len(RESTART_BACKOFF) - 1)]
+        log.error("worker exited; starting it again", worker=worker.index, code=code, delay_s=delay)
+        await asyncio.sleep(delay)
+        if not self.stopping:
+            await self._spawn(worker)
+
+    def _worker(self, index: int, scratch: Path, listener: socket.socket) -> Worker:
+        path = str(scratch / f"worker-{index}.sock")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(path)
+        sock.setblocking(False)
+        worker = Worker(index=index, notify_path=path, notify=sock, listener=listener)
+        asyncio.get_running_loop().add_reader(sock, worker.on_datagram)
+        return worker
+
+    async def _spawn(self, worker: Worker) -> None:
+        env = {k: v for k, v in self.env.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_PID")}
+        env |= {"NOTIFY_SOCKET": worker.notify_path, "HX_WORKER": str(worker.index)}
+        worker.ready.clear()
+        worker.started_at = worker.last_ping = time.monotonic()
+        fd = worker.listener.fileno()
+        worker.process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "hxgw",
+            "serve",
+            *self.argv,
+            "--listen-fd",
+            str(fd),
+            env=env,
+            pass_fds=(fd,),
+        )
+        worker.watcher = asyncio.create_task(self._watch_exit(worker, worker.process))
+
+    async def _watch_exit(self, worker: Worker, process: asyncio.subprocess.Process) -> None:
+        await process.wait()
+        if worker.process is process:
+            self.events.put_nowait(f"exited:{worker.index}")
+
+    async def _stop_workers(self, sig: signal.Signals) -> None:
+        running = [w.process for w in self.workers if w.process and w.process.returncode is None]
+        for process in running:
+            process.send_signal(sig)
+        grace = self.config.drain_timeout + 10
+        try:
+            async with asyncio.timeout(grace):
+                await asyncio.gather(*(p.wait() for p in running))
+        except TimeoutError:
+            log.error("workers did not stop in time; killing them", seconds=grace)
+            for process in running:
+                with contextlib.suppress(ProcessLookupError):
+                    process.kill()
+
+    async def _all(self, event_of: Callable[[Worker], asyncio.Event], seconds: float) -> bool:
+        waits = [event_of(w).wait() for w in self.workers]
+        try:
+            async with asyncio.timeout(seconds):
+                await asyncio.gather(*waits)
+        except TimeoutError:
+            return False
+        return True
+
+    async def _watchdog(self) -> None:
+        interval = self.notifier.watchdog_interval or 1.0
+        while True:
+            now = time.monotonic()
+            # A worker's ping older than two intervals means its loop is stuck: stop
+            # vouching for the service and let systemd restart all of it.
+            if all(now - w.last_ping < 4 * interval for w in self.workers):
+                self.notifier.watchdog()
+            await asyncio.sleep(interval)
+
+    def _install_signals(self) -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, self.events.put_nowait, "reload")
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_stop, sig)
+
+    def _on_stop(self, sig: signal.Signals) -> None:
+        if self.stopping:
+            log.warning("second stop signal: stopping workers now", signal=sig.name)
+            for worker in self.workers:
+                if worker.process and worker.process.returncode is None:
+                    worker.process.send_signal(signal.SIGTERM)
+            return
+        self.events.put_nowait("stop")
+
+    def _status(self, state: str) -> str:
+        listen = self.config.listen
+        return f"{self.count} workers on {listen.host}:{listen.port}; {state}"
+
+
+def _bind(host: str, port: int, count: int) -> list[socket.socket]:
+    """`count` listening sockets on one address (port 0: the port the first one got)."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sockets: list[socket.socket] = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(family, socket.SOCK_STREAM)
+            sockets.append(sock)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+            sock.bind((host, port))
+            port = sock.getsockname()[1]
+            sock.listen(2048)
+            sock.set_inheritable(True)
+    except OSError:
+        for sock in sockets:
+            sock.close()
+        raise
+    return sockets
+
+
+def worker_count(setting: int | str) -> int:
+    """`auto` is one worker per core this process may run on."""
+    if setting == "auto":
+        return max(1, len(os.sched_getaffinity(0)))
+    return int(setting)

@@ -1,0 +1,235 @@
+"""Prometheus metrics, in a registry of the process's own (never the library's global one).
+
+Labels hold only names the operator configured (endpoint, group, model,
+upstream) and fixed words; never a key, a prompt or anything a client wrote.
+
+The figures every request updates (requests, durations, time to first byte,
+overhead, tokens) are plain numbers that a collector reads at scrape time:
+prometheus_client's own metrics take a lock on every increment, which the
+event loop's single thread never needs, and cost as much as all routing.
+"""
+
+from __future__ import annotations
+
+import re
+from bisect import bisect_left
+from collections.abc import Callable, Iterable, Iterator
+
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    generate_latest,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+from prometheus_client.registry import Collector
+from prometheus_client.utils import floatToGoString
+
+from hxgw.routing.health import HealthBook
+
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+OVERHEAD_BUCKETS = (5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 0.1)
+CIRCUIT_VALUES = {"closed": 0.0, "half_open": 0.5, "open": 1.0}
+# A usage's two counts side by side, in either order (OpenAI writes prompt_tokens first,
+# LiteLLM completion_tokens): one search for both, 3k instructions less than two.
+_BOTH = re.compile(
+    rb'"(?:prompt_tokens"\s*:\s*(\d+)\s*,\s*"completion_tokens"\s*:\s*(\d+)'
+    rb'|completion_tokens"\s*:\s*(\d+)\s*,\s*"prompt_tokens"\s*:\s*(\d+))'
+)
+# Each count alone, for a usage with one of them (embeddings) or with others between.
+_PROMPT = re.compile(rb'"prompt_tokens"\s*:\s*(\d+)')
+_COMPLETION = re.compile(rb'"completion_tokens"\s*:\s*(\d+)')
+
+
+class Metrics:
+    def __init__(self, health: HealthBook, inflight: Callable[[], int]) -> None:
+        self.registry = registry = CollectorRegistry()
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+        GCCollector(registry=registry)
+        self._requests: dict[tuple[str, str, str, str], list[float]] = {}
+        self._duration: dict[tuple[str, str], _Histogram] = {}
+        self._ttfb: dict[tuple[str, str], _Histogram] = {}
+        self._overhead = _Histogram(OVERHEAD_BUCKETS)
+        self._tokens: dict[str, list[int]] = {}  # model: [prompt, completion]
+        self.upstream_errors = Counter(
+            "hxgw_upstream_errors",
+            "Failed upstream attempts.",
+            ["model", "kind"],
+            registry=registry,
+        )
+        self.failovers = Counter(
+            "hxgw_failovers",
+            "Moves from one candidate to the next.",
+            ["group", "from_model", "to_model"],
+            registry=registry,
+        )
+        self.active_streams = Gauge(
+            "hxgw_active_streams", "SSE streams being relayed.", registry=registry
+        )
+        self.reloads = Counter(
+            "hxgw_config_reloads", "Config reloads, by result.", ["result"], registry=registry
+        )
+        self.generation = Gauge(
+            "hxgw_config_generation", "The config generation serving.", registry=registry
+        )
+        self.upstream_up = Gauge(
+            "hxgw_upstream_up",
+            "1 when the upstream answered recently.",
+            ["upstream"],
+            registry=registry,
+        )
+        inflight_gauge = Gauge(
+            "hxgw_inflight_requests", "Requests being served.", registry=registry
+        )
+        inflight_gauge.set_function(lambda: float(inflight()))
+        registry.register(_CircuitCollector(health))
+        registry.register(_RequestCollector(self))
+        # The label sets a request can produce are few (configured names, status
+        # codes): each one's numbers are found by one dict lookup.
+        self._children: dict[
+            tuple[str, str, str, int], tuple[list[float], _Histogram, _Histogram]
+        ] = {}
+
+    def request_finished(
+        self,
+        endpoint: str,
+        group: str,
+        model: str,
+        status: int,
+        seconds: float,
+        ttfb: float | None,
+        overhead: float | None,
+    ) -> None:
+        key = (endpoint, group, model, status)
+        children = self._children.get(key)
+        if children is None:
+            children = self._children[key] = (
+                self._requests.setdefault((endpoint, group, model, str(status)), [0.0]),
+                self._duration.setdefault((endpoint, model), _Histogram(LATENCY_BUCKETS)),
+                self._ttfb.setdefault((endpoint, model), _Histogram(LATENCY_BUCKETS)),
+            )
+        count, duration, first_byte = children
+        count[0] += 1
+        duration.observe(seconds)
+        if ttfb is not None:
+            first_byte.observe(ttfb)
+        if overhead is not None:
+            self._overhead.observe(overhead)
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
+
+    def count_tokens(self, model: str, data: bytes) -> None:
+        """Count the `usage` an upstream reported in `data`: a whole JSON body, or one SSE
+        usage chunk. Only called on bytes that contain `"usage"`."""
+        counts = self._tokens.get(model)
+        if counts is None:
+            counts = self._tokens[model] = [0, 0]
+        found = _BOTH.search(data)
+        if found is not None:
+            prompt, completion, completion_first, prompt_second = found.groups()
+            counts[0] += int(prompt or prompt_second)
+            counts[1] += int(completion or completion_first)
+            return
+        for index, pattern in enumerate((_PROMPT, _COMPLETION)):
+            alone = pattern.search(data)
+            if alone is not None:
+                counts[index] += int(alone[1])
+
+    def families(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
+        """The per-request figures as Prometheus families, for a scrape."""
+        requests = CounterMetricFamily(
+            "hxgw_requests",
+            "Requests answered, by final status.",
+            labels=["endpoint", "group", "model", "status"],
+        )
+        for labels, count in list(self._requests.items()):
+            requests.add_metric(labels, count[0])
+        yield requests
+        yield _histogram_family(
+            "hxgw_request_duration_seconds",
+            "Whole request, first byte in to last byte out.",
+            list(self._duration.items()),
+        )
+        yield _histogram_family(
+            "hxgw_time_to_first_byte_seconds",
+            "Request start to the upstream's first body byte.",
+            list(self._ttfb.items()),
+        )
+        yield _histogram_family(
+            "hxgw_gateway_overhead_seconds",
+            "Time the gateway itself adds to the first byte: before the upstream request "
+            "is sent, and from the upstream's first byte to the client's.",
+            [((), self._overhead)],
+            labels=(),
+        )
+        tokens = CounterMetricFamily(
+            "hxgw_tokens", "Tokens the upstream reported in `usage`.", labels=["model", "kind"]
+        )
+        for model, (prompt, completion) in list(self._tokens.items()):
+            tokens.add_metric([model, "prompt"], prompt)
+            tokens.add_metric([model, "completion"], completion)
+        yield tokens
+
+
+class _Histogram:
+    """Bucket counts and a sum; `le` buckets, so a value on a bound counts in it."""
+
+    __slots__ = ("bounds", "counts", "total")
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.counts = [0] * (len(bounds) + 1)
+        self.total = 0.0
+
+    def observe(self, value: float) -> None:
+        self.counts[bisect_left(self.bounds, value)] += 1
+        self.total += value
+
+    def cumulative(self) -> list[tuple[str, float]]:
+        buckets, running = [], 0
+        bounds = [*map(floatToGoString, self.bounds), "+Inf"]
+        for bound, count in zip(bounds, self.counts, strict=True):
+            running += count
+            buckets.append((bound, float(running)))
+        return buckets
+
+
+def _histogram_family(
+    name: str,
+    documentation: str,
+    children: Iterable[tuple[tuple[str, ...], _Histogram]],
+    labels: tuple[str, ...] = ("endpoint", "model"),
+) -> HistogramMetricFamily:
+    family = HistogramMetricFamily(name, documentation, labels=list(labels))
+    for values, histogram in children:
+        family.add_metric(list(values), histogram.cumulative(), histogram.total)
+    return family
+
+
+class _RequestCollector(Collector):
+    def __init__(self, metrics: Metrics) -> None:
+        self.metrics = metrics
+
+    def collect(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
+        yield from self.metrics.families()
+
+
+class _CircuitCollector(Collector):
+    """Circuit states are read from the health book at scrape time, never copied."""
+
+    def __init__(self, health: HealthBook) -> None:
+        self.health = health
+
+    def collect(self) -> Iterator[GaugeMetricFamily]:
+        family = GaugeMetricFamily(
+            "hxgw_circuit_state", "0 closed, 0.5 half-open, 1 open.", labels=["model"]
+        )
+        for model in self.health.values():
+            family.add_metric([model.name], CIRCUIT_VALUES[model.circuit])
+        yield family

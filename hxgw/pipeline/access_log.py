@@ -1,0 +1,40 @@
+"""One access line per request, written when it ends, however it ends."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+from hxgw.pipeline.context import RequestContext
+from hxgw.types import Next
+
+
+async def log_access(ctx: RequestContext, call_next: Next) -> None:
+    """Reads everything the later steps recorded on ctx; writes nothing but the log."""
+    try:
+        await call_next(ctx)
+    except asyncio.CancelledError:
+        ctx.outcome = "client_gone" if ctx.outcome == "ok" else ctx.outcome
+        raise
+    finally:
+        if ctx.state.config.logging.access_log:
+            _write(ctx)
+
+
+def _write(ctx: RequestContext) -> None:
+    exchange = ctx.exchange
+    latency = time.perf_counter() - ctx.started
+    ctx.state.runtime.access.write(
+        exchange.method,
+        exchange.path,
+        ctx.request_id,
+        status=ctx.status or 499,
+        model=ctx.served_by,
+        group=ctx.group,
+        key=ctx.key.name if ctx.key else None,
+        latency=latency,
+        ttfb=ctx.ttfb,
+        size=ctx.bytes_out,
+        failovers=ctx.failovers,
+        outcome=ctx.outcome,
+    )

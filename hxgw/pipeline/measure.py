@@ -1,0 +1,29 @@
+"""Prometheus counters and histograms for every request, however it ends."""
+
+from __future__ import annotations
+
+import time
+
+from hxgw.pipeline.context import RequestContext
+from hxgw.types import Next
+
+
+async def record_metrics(ctx: RequestContext, call_next: Next) -> None:
+    """Reads ctx.status, served model, group, ttfb and the overhead marks; writes only metrics."""
+    try:
+        await call_next(ctx)
+    finally:
+        runtime = ctx.state.runtime
+        runtime.rate.total += 1
+        metrics = runtime.metrics
+        metrics.request_finished(
+            ctx.endpoint.name,
+            ctx.group or "",
+            ctx.served_by or "",
+            ctx.status or 499,
+            time.perf_counter() - ctx.started,
+            ctx.ttfb,
+            ctx.overhead(),
+        )
+        if ctx.usage and ctx.reply:
+            metrics.count_tokens(ctx.reply.model.name, ctx.usage)

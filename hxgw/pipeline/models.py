@@ -1,0 +1,85 @@
+"""List the upstream's models, plus the gateway's groups marked as such."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import structlog
+
+from hxgw import jsonio
+from hxgw.errors import UpstreamError
+from hxgw.pipeline.context import RequestContext
+from hxgw.pipeline.failover import TransportError
+from hxgw.types import Next
+from hxgw.upstream.client import header_line
+
+log = structlog.get_logger("hxgw.models")
+
+# A list longer than this is not a model list; reading stops there.
+MODEL_LIST_LIMIT = 8 * 1024 * 1024
+
+
+async def list_models(ctx: RequestContext, call_next: Next) -> None:
+    """Reads ctx.key; answers with `{"object": "list", "data": [...]}`."""
+    assert ctx.key is not None
+    state = ctx.state
+    entries: list[dict[str, Any]] = []
+    seen: set[str] = set()
+    errors: list[str] = []
+    for upstream in state.config.upstreams.values():
+        try:
+            data = await _fetch(ctx, upstream.name)
+        except (*TransportError, ValueError) as exc:
+            errors.append(f"{upstream.name}: {exc or type(exc).__name__}")
+            log.warning("upstream models list failed", upstream=upstream.name, error=str(exc))
+            continue
+        for entry in data:
+            if isinstance(entry, dict) and entry.get("id") not in seen:
+                seen.add(str(entry.get("id")))
+                entries.append(entry)
+    if errors and not entries:
+        raise UpstreamError(f"no upstream listed its models ({'; '.join(errors)})")
+    routing = state.config.routing
+    for group in routing.groups.values():
+        if ctx.key.may_use(group.name):
+            modes = {state.config.models[m].mode for m in group.models}
+            entries.append(
+                {
+                    "id": group.name,
+                    "object": "model",
+                    "created": 0,
+                    "owned_by": "hxgw",
+                    "hx_group": True,
+                    "hx_models": list(group.models),
+                    # The mode its models share (None when mixed or undeclared).
+                    "hx_mode": modes.pop() if len(modes) == 1 else None,
+                    "hx_default": group.name == routing.default_group,
+                }
+            )
+    body = jsonio.dumps({"object": "list", "data": entries})
+    ctx.status, ctx.bytes_out = 200, len(body)
+    ctx.exchange.respond(
+        200, {"Content-Type": "application/json", "X-Request-ID": ctx.request_id}, body
+    )
+    await call_next(ctx)
+
+
+async def _fetch(ctx: RequestContext, upstream_name: str) -> list[Any]:
+    state = ctx.state
+    async with asyncio.timeout(state.first_byte_budget(ctx.started)):
+        status, payload = await state.client.fetch(
+            state.origins[upstream_name],
+            ctx.endpoint.upstream_path.encode(),
+            state.upstream_head[upstream_name],
+            [header_line("X-Request-ID", ctx.request_id)],
+            limit=MODEL_LIST_LIMIT,
+            connect_timeout=state.config.timeouts.connect,
+        )
+        if status != 200:
+            raise ValueError(f"HTTP {status}: {payload[:200].decode('utf-8', 'replace')}")
+    parsed = jsonio.loads(payload)
+    data = parsed.get("data") if isinstance(parsed, dict) else None
+    if not isinstance(data, list):
+        raise ValueError("the upstream's model list has no 'data' array")
+    return data

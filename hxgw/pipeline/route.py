@@ -1,0 +1,24 @@
+"""Turn the request's group or pinned model into an ordered list of candidates."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+
+from hxgw.pipeline.context import RequestContext
+from hxgw.routing.decision import GROUP_HEADER, decide, resolve
+from hxgw.types import Next
+
+
+def route(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
+    """Reads the X-HX-Model-Group header, ctx.body and ctx.key; writes ctx.group,
+    ctx.pinned, ctx.decision and ctx.candidates (in the order they will be tried)."""
+    assert ctx.key is not None and ctx.body is not None
+    state = ctx.state
+    model = ctx.body.get("model")
+    chosen = resolve(
+        state.config, ctx.exchange.header(GROUP_HEADER), model, ctx.key, ctx.endpoint.mode
+    )
+    ctx.group, ctx.pinned = chosen.group, chosen.pinned
+    ctx.decision = decide(state.config, chosen, ctx.body, state.runtime.memory, state.classifier)
+    ctx.candidates = ctx.decision.candidates
+    return call_next(ctx)

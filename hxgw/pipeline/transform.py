@@ -1,0 +1,54 @@
+"""Prepare the body each candidate model receives, encoding it only when it is needed."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from typing import Any
+
+from hxgw import jsonio
+from hxgw.config import Model
+from hxgw.config.transforms import apply_transforms
+from hxgw.errors import BadRequest
+from hxgw.pipeline.context import RequestContext
+from hxgw.types import Next
+
+
+class UpstreamBodies:
+    """The upstream body per candidate, encoded on first use.
+
+    Most requests are served by their first candidate, and a 1 MB embeddings
+    body should not be re-encoded for models that are never tried. When the
+    client already named the upstream id and no rewrite applies, its bytes go
+    out untouched.
+    """
+
+    __slots__ = ("_body", "_cache", "_raw")
+
+    def __init__(self, body: dict[str, Any], raw: bytes) -> None:
+        self._body, self._raw = body, raw
+        self._cache: dict[tuple[str, int], bytes] = {}
+
+    def for_model(self, model: Model) -> bytes:
+        if not model.transforms and self._body.get("model") == model.upstream_model:
+            return self._raw
+        cache_key = (model.upstream_model, id(model.transforms))
+        encoded = self._cache.get(cache_key)
+        if encoded is None:
+            body = dict(self._body)
+            body["model"] = model.upstream_model
+            if model.transforms:
+                body = apply_transforms(body, model.transforms)
+            try:
+                encoded = jsonio.dumps(body)
+            except jsonio.EncodeError:
+                # orjson reads 1024 levels of nesting but writes only 254.
+                raise BadRequest("request body is nested too deeply") from None
+            self._cache[cache_key] = encoded
+        return encoded
+
+
+def transform_request(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
+    """Reads ctx.body and ctx.raw_body; writes ctx.upstream_bodies."""
+    assert ctx.body is not None
+    ctx.upstream_bodies = UpstreamBodies(ctx.body, ctx.raw_body)
+    return call_next(ctx)

@@ -1,1 +1,0 @@
-"""The task router: a learned, explainable, cheap prompt classifier and its tools."""

@@ -1,0 +1,217 @@
+"""Which models may serve a request, and in what order they are tried.
+
+A request names a group (header, body `model`, or the default) or pins one
+registered model. The group's strategy orders its models; `failover_order`
+adds last-resort models after them. Models whose mode does not fit the
+endpoint are never candidates.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field, replace
+from typing import Any, NamedTuple
+
+from hxgw.config import ClientKey, Config, Mode, Model
+from hxgw.errors import BadRequest, Forbidden, ModelNotFound
+from hxgw.routing.learned.classifier import TaskClassifier
+from hxgw.routing.learned.prompt import content_text, prompt_text
+from hxgw.routing.scoring import Ranking, Scored, rank
+from hxgw.routing.strategies import ORDERS, Memory
+
+GROUP_HEADER = "X-HX-Model-Group"
+
+
+@dataclass(frozen=True, slots=True)
+class Route:
+    group: str | None
+    pinned: bool
+    candidates: tuple[Model, ...]
+    own: int = 1
+    """How many of the candidates are the group's own; the rest come from failover_order."""
+    limited: bool = field(init=False)
+    """Whether a candidate has a `max_context`: asked once here, not on every request."""
+    fixed: Decision | None = None
+    """The decision, when it can only come out one way while every candidate is healthy
+    (the `failover` strategy, no `max_context`): made once with the route, not per request."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "limited", any(m.max_context for m in self.candidates))
+
+
+def resolve(
+    config: Config,
+    header_group: str | None,
+    body_model: str | None,
+    key: ClientKey,
+    mode: Mode | None,
+) -> Route:
+    """Pick the group or pinned model for a request; raise a 4xx error when none fits."""
+    groups = config.routing.groups
+    if header_group is not None:
+        if header_group not in groups:
+            raise ModelNotFound(
+                f"unknown model group {header_group!r} in {GROUP_HEADER}; "
+                f"groups: {', '.join(sorted(groups))}",
+                param=GROUP_HEADER,
+            )
+        return _group_route(config, header_group, key, mode)
+    if body_model is not None:
+        if body_model in groups:
+            return _group_route(config, body_model, key, mode)
+        model = config.models.get(body_model)
+        if model is None:
+            raise ModelNotFound(
+                f"unknown model {body_model!r}: name a group ({', '.join(sorted(groups))}) "
+                "or a model of the registry",
+                param="model",
+            )
+        if key.groups is not None and not any(
+            key.may_use(g.name) for g in groups.values() if model.name in g.models
+        ):
+            raise Forbidden(f"key {key.name!r} may not use model {model.name!r}", param="model")
+        if mode is not None and not model.serves(mode):
+            raise BadRequest(
+                f"model {model.name!r} serves {model.mode} requests only", param="model"
+            )
+        return Route(group=None, pinned=True, candidates=(model,))
+    return _group_route(config, config.routing.default_group, key, mode)
+
+
+_ROUTES: dict[tuple[int, str, Mode | None], tuple[Config, Route]] = {}
+_ROUTES_MAX = 256
+"""A cache: a group's Route depends only on the config snapshot, the group and the mode,
+and building it is a tenth of a decision. Keyed by `id(config)`; each entry holds its
+config, so that id cannot be reused while the entry lives, and a hit is checked with
+`is`. Emptied when full (a reload's old snapshots go with it)."""
+
+
+def _group_route(config: Config, group: str, key: ClientKey, mode: Mode | None) -> Route:
+    if not key.may_use(group):
+        raise Forbidden(f"key {key.name!r} may not use group {group!r}")
+    cached = _ROUTES.get((id(config), group, mode))
+    if cached is not None and cached[0] is config:
+        return cached[1]
+    route = _build_route(config, group, mode)
+    if len(_ROUTES) >= _ROUTES_MAX:
+        _ROUTES.clear()
+    _ROUTES[id(config), group, mode] = (config, route)
+    return route
+
+
+def _build_route(config: Config, group: str, mode: Mode | None) -> Route:
+    own = _serving(config, config.routing.groups[group].models, mode)
+    if not own:
+        raise BadRequest(f"group {group!r} has no model for this endpoint ({mode})")
+    last_resort = _serving(config, config.routing.failover_order, mode)
+    candidates = own + tuple([m for m in last_resort if m not in own])
+    route = Route(group=group, pinned=False, candidates=candidates, own=len(own))
+    if config.routing.strategy_of(group) == "failover" and not route.limited:
+        fixed = Decision("failover", candidates)
+        fixed = fixed._replace(route_header=fixed.header())
+        route = replace(route, fixed=fixed)
+    return route
+
+
+def _serving(config: Config, names: tuple[str, ...], mode: Mode | None) -> tuple[Model, ...]:
+    """The named models that serve the endpoint's mode, in order."""
+    models = config.models
+    return tuple([m for m in map(models.__getitem__, names) if mode is None or m.serves(mode)])
+
+
+class Decision(NamedTuple):
+    """The order candidates will be tried in, and why. A NamedTuple, not a frozen
+    dataclass: one is built per request, several times faster."""
+
+    strategy: str
+    candidates: tuple[Model, ...]
+    task: dict[str, float] | None = None
+    ranking: Ranking | None = None
+    skipped: tuple[tuple[str, str], ...] = ()
+    route_header: str = ""
+    """`header()`, worked out in advance for a decision made once and reused."""
+
+    @property
+    def scored(self) -> tuple[Scored, ...]:
+        """ml-based-routing's scores and their terms, best first (built when asked)."""
+        return self.ranking.scored() if self.ranking else ()
+
+    def header(self) -> str:
+        """The X-HX-Route value: strategy, detected task, chosen model, runner-up."""
+        if self.route_header:
+            return self.route_header
+        parts = [f"strategy={self.strategy}"]
+        if self.task:
+            label = max(self.task, key=self.task.__getitem__)
+            parts.append(f"task={label}; p={self.task[label]:.2f}")
+        parts.append(f"chosen={self.candidates[0].name}")
+        if len(self.candidates) > 1:
+            parts.append(f"runner_up={self.candidates[1].name}")
+        return "; ".join(parts)
+
+
+def decide(
+    config: Config,
+    route: Route,
+    body: dict[str, Any] | None,
+    memory: Memory,
+    classifier: TaskClassifier | None,
+    now: float | None = None,
+) -> Decision:
+    """Order the route's candidates by the group's strategy, then leave out models the
+    prompt does not fit and models whose circuit is open or that stalled (unless every
+    one is). `now` is the monotonic clock unless a simulation brings its own."""
+    now = time.monotonic() if now is None else now
+    fixed = route.fixed
+    if fixed is not None:
+        health = memory.health
+        for model in fixed.candidates:  # a loop, not all() over a generator made per request
+            if not health[model.name].allows(now):
+                break
+        else:
+            return fixed
+    strategy = "pinned" if route.pinned else config.routing.strategy_of(route.group)
+    own, fallbacks = route.candidates[: route.own], route.candidates[route.own :]
+    skipped: list[tuple[str, str]] = []
+    if route.limited:
+        needed = estimate_tokens(body)
+        too_small = {m.name for m in route.candidates if m.max_context and needed > m.max_context}
+        skipped += [(name, f"prompt needs ~{needed} tokens") for name in sorted(too_small)]
+        own = tuple(m for m in own if m.name not in too_small)
+        fallbacks = tuple(m for m in fallbacks if m.name not in too_small)
+        if not own and not fallbacks:
+            raise BadRequest(
+                f"the prompt needs ~{needed} tokens, more than any candidate "
+                "model's max_context allows",
+                code="context_length_exceeded",
+            )
+    task: dict[str, float] | None = None
+    ranking: Ranking | None = None
+    if strategy == "ml-based-routing" and own:
+        task = classifier.predict_proba(prompt_text(body)) if classifier else {}
+        ranking = rank(own, task, memory.health, config.routing.scoring)
+        own = ranking.models()
+    elif strategy in ORDERS and own:
+        own = ORDERS[strategy](own, route.group or "", memory)
+    ordered = own + fallbacks
+    open_now = {m.name for m in ordered if not memory.health[m.name].allows(now)}
+    if open_now and len(open_now) < len(ordered):
+        skipped += [(name, "circuit open") for name in sorted(open_now)]
+        ordered = tuple(m for m in ordered if m.name not in open_now)
+    return Decision(strategy, ordered, task, ranking, tuple(skipped))
+
+
+def estimate_tokens(body: dict[str, Any] | None) -> int:
+    """About four characters a token over every text of the request, plus what the
+    client allows the answer; enough to keep a long prompt off a small model."""
+    if not body:
+        return 0
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        chars = sum(len(content_text(m.get("content"))) for m in messages if isinstance(m, dict))
+    else:
+        texts = [body.get("prompt"), body.get("input")]
+        flat = [t for v in texts for t in (v if isinstance(v, list) else [v])]
+        chars = sum(len(t) for t in flat if isinstance(t, str))
+    wanted = body.get("max_completion_tokens") or body.get("max_tokens")
+    return chars // 4 + (wanted if isinstance(wanted, int) and wanted > 0 else 0)

@@ -1,0 +1,162 @@
+"""Live health of each model, learned from the requests the gateway sends it.
+
+Per model: EWMAs of time to first byte and of total latency, the error rate
+over the last outcomes, the requests in flight, and a circuit breaker. The
+book lives for the whole process and outlives config reloads, so a reload
+does not forget that a model is broken; models removed from the config are
+dropped from it.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Literal
+
+from hxgw.config.schema import HealthSettings
+
+CircuitState = Literal["closed", "open", "half_open"]
+
+
+@dataclass(slots=True)
+class ModelHealth:
+    name: str
+    settings: HealthSettings
+    ewma_ttfb: float | None = None
+    ewma_latency: float | None = None
+    inflight: int = 0
+    requests: int = 0
+    circuit: CircuitState = "closed"
+    consecutive_failures: int = 0
+    open_until: float = 0.0
+    probing: bool = False
+    failed_probes: int = 0
+    _outcomes: deque[bool] = field(default_factory=deque)
+    _errors: int = 0
+    _waiting: dict[int, float] = field(default_factory=dict)
+    _next_token: int = 0
+    _last_before_open: int = 0
+    """The last token given out before the circuit last opened: requests up to it were
+    sent to the model as it was before, so their outcomes say nothing about it now."""
+
+    @property
+    def error_rate(self) -> float:
+        return self._errors / len(self._outcomes) if self._outcomes else 0.0
+
+    def stalled(self, now: float) -> bool:
+        if not self._waiting:
+            return False
+        # Requests start in time order and a dict keeps it: the first one still waiting
+        # is the oldest, found without a look at every request in flight.
+        oldest = next(iter(self._waiting.values()))
+        limit = max(self.settings.stall_floor, self.settings.stall_factor * (self.ewma_ttfb or 0))
+        return now - oldest > limit
+
+    def allows(self, now: float) -> bool:
+        """May a request go to this model now? An open circuit lets one probe through
+        once its cool-down has passed (half-open); the probe's outcome decides."""
+        if self.circuit == "closed":
+            return not self._waiting or not self.stalled(now)
+        if self.circuit == "open" and now >= self.open_until:
+            self.circuit = "half_open"
+            self.probing = False
+        return self.circuit == "half_open" and not self.probing
+
+    def started(self, now: float | None = None) -> int:
+        """Count a request going out; the token names it until its first byte (or failure),
+        so that a wait with no answer can be seen while it lasts."""
+        self.inflight += 1
+        self.requests += 1
+        if self.circuit == "half_open":
+            self.probing = True
+        self._next_token += 1
+        if now is not None:
+            self._waiting[self._next_token] = now
+        return self._next_token
+
+    def first_byte(self, seconds: float, token: int | None = None) -> None:
+        self._waiting.pop(token or 0, None)
+        self.ewma_ttfb = self._ewma(self.ewma_ttfb, seconds)
+
+    def succeeded(self, latency: float, token: int | None = None) -> None:
+        self.inflight -= 1
+        self.ewma_latency = self._ewma(self.ewma_latency, latency)
+        self._record(ok=True)
+        if self._stale(token):
+            return  # a long stream that began before the breaker opened closes nothing
+        self.consecutive_failures = self.failed_probes = 0
+        self.circuit, self.probing = "closed", False
+
+    def failed(
+        self, now: float, retry_after: float | None = None, token: int | None = None
+    ) -> None:
+        """A retryable failure; `retry_after` (from a 429) opens the circuit for that long."""
+        self._waiting.pop(token or 0, None)
+        self.inflight -= 1
+        self._record(ok=False)
+        if self._stale(token):
+            return  # the circuit is already open; the probe, not this, decides
+        self.consecutive_failures += 1
+        settings = self.settings
+        if retry_after:
+            self._open(now + retry_after)
+        elif self.circuit == "half_open":
+            self.failed_probes += 1
+            cooldown = settings.breaker_cooldown * 2**self.failed_probes
+            cap = max(settings.breaker_max_cooldown, settings.breaker_cooldown)
+            self._open(now + min(cooldown, cap))
+        elif self.consecutive_failures >= settings.breaker_failures:
+            self._open(now + settings.breaker_cooldown)
+
+    def _open(self, until: float) -> None:
+        self.circuit, self.probing, self.open_until = "open", False, until
+        self._last_before_open = self._next_token
+
+    def _stale(self, token: int | None) -> bool:
+        """Did this request start before the circuit (still not closed) last opened?"""
+        return token is not None and token <= self._last_before_open and self.circuit != "closed"
+
+    def finished_other(self, token: int | None = None) -> None:
+        """Ended without saying anything about the model (client left, request's own 4xx)."""
+        self._waiting.pop(token or 0, None)
+        self.inflight -= 1
+        if self.probing and not self._stale(token):
+            self.probing = False
+
+    def _ewma(self, current: float | None, sample: float) -> float:
+        if current is None:
+            return sample
+        alpha = self.settings.ewma_alpha
+        return alpha * sample + (1 - alpha) * current
+
+    def _record(self, ok: bool) -> None:
+        self._outcomes.append(ok)
+        self._errors += not ok
+        if len(self._outcomes) > self.settings.error_window:
+            self._errors -= not self._outcomes.popleft()
+
+
+class HealthBook(dict[str, ModelHealth]):
+    """Every model's health by name, for the life of the process; a model's entry is
+    made the first time it is asked for.
+
+    A dict with `__missing__` rather than a class with `__getitem__`: every request
+    looks up its models a few times, and a dict answers without a Python call."""
+
+    def __init__(self, settings: HealthSettings | None = None) -> None:
+        super().__init__()
+        self.settings = settings or HealthSettings()
+
+    def __missing__(self, name: str) -> ModelHealth:
+        health = self[name] = ModelHealth(name=name, settings=self.settings)
+        return health
+
+    def configure(self, settings: HealthSettings, names: Iterable[str]) -> None:
+        """After a reload: new settings for everyone, forget models that are gone."""
+        keep = set(names)
+        self.settings = settings
+        for name in [n for n in self if n not in keep]:
+            del self[name]
+        for health in self.values():
+            health.settings = settings

@@ -1,0 +1,75 @@
+"""Routing strategies: each turns a group's models into the order they are tried in.
+
+Every strategy returns an ordering, never a single pick, so failover always
+has somewhere to go next. `ml-based-routing` lives in `scoring.py`.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable
+
+from hxgw.config import Model
+from hxgw.routing.health import HealthBook
+
+
+class Memory:
+    """What routing remembers between requests: each model's health and each group's
+    round-robin position. One per process; it outlives config reloads."""
+
+    def __init__(self, health: HealthBook | None = None, rng: random.Random | None = None) -> None:
+        self.health = HealthBook() if health is None else health
+        self.rng = rng or random.Random()
+        self._turns: dict[str, int] = {}
+
+    def take_turn(self, group: str) -> int:
+        turn = self._turns.get(group, 0)
+        self._turns[group] = turn + 1
+        return turn
+
+
+Order = Callable[[tuple[Model, ...], str, Memory], tuple[Model, ...]]
+
+
+def failover(models: tuple[Model, ...], group: str, memory: Memory) -> tuple[Model, ...]:
+    """The group's own order, strictly."""
+    return models
+
+
+def round_robin(models: tuple[Model, ...], group: str, memory: Memory) -> tuple[Model, ...]:
+    """Each request starts one model further along the group; the rest follow in order."""
+    start = memory.take_turn(group) % len(models)
+    return models[start:] + models[:start]
+
+
+def weighted(models: tuple[Model, ...], group: str, memory: Memory) -> tuple[Model, ...]:
+    """A random order where a model with weight w comes first w/total of the time
+    (weighted sampling without replacement, by the key u**(1/w))."""
+    return tuple(
+        sorted(models, key=lambda m: memory.rng.random() ** (1.0 / m.weight), reverse=True)
+    )
+
+
+def least_busy(models: tuple[Model, ...], group: str, memory: Memory) -> tuple[Model, ...]:
+    """Fewest requests in flight first; ties keep the group's order."""
+    return tuple(sorted(models, key=lambda m: memory.health[m.name].inflight))
+
+
+def latency(models: tuple[Model, ...], group: str, memory: Memory) -> tuple[Model, ...]:
+    """Lowest recent time to first byte first. A model not measured yet goes first,
+    so that every model gets measured."""
+
+    def ttfb(model: Model) -> float:
+        value = memory.health[model.name].ewma_ttfb
+        return -1.0 if value is None else value
+
+    return tuple(sorted(models, key=ttfb))
+
+
+ORDERS: dict[str, Order] = {
+    "failover": failover,
+    "round-robin": round_robin,
+    "weighted": weighted,
+    "least-busy": least_busy,
+    "latency": latency,
+}

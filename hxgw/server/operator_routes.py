@@ -1,0 +1,196 @@
+"""The operator's endpoints: readiness, metrics, the status page and the API document.
+
+/readyz and /openapi.json are open like /healthz. /metrics and /status show
+every model and group, so they want a key without group limits (or the
+metrics key); /status also takes that key as the password of HTTP Basic
+auth, since a browser cannot send a bearer header when it opens a page.
+Basic works on all three, so each refusal offers both schemes.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import time
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+from multidict import CIMultiDict
+
+from hxgw import __version__, jsonio
+from hxgw.errors import Forbidden, GatewayError, Unauthorized
+from hxgw.observe.metrics import CONTENT_TYPE
+from hxgw.server.openapi import openapi_bytes
+from hxgw.server.status_page import render_status_html
+
+if TYPE_CHECKING:
+    from hxgw.state import GatewayState
+
+STATE: web.RequestKey[GatewayState] = web.RequestKey("state")
+"""The snapshot the request runs on, set by the step that calls these handlers."""
+
+
+def _state(request: web.BaseRequest) -> GatewayState:
+    return request[STATE]
+
+
+async def healthz(request: web.BaseRequest) -> web.Response:
+    """Liveness only: the process answers. Readiness is /readyz."""
+    return web.json_response({"status": "ok"})
+
+
+# One field line per challenge: RFC 9110 lets one line hold both, but browsers take a
+# line as one challenge, and would read Basic's as parameters of Bearer and not prompt.
+CHALLENGES = ('Bearer realm="hxgw"', 'Basic realm="hxgw", charset="UTF-8"')
+
+
+def _error(exc: GatewayError) -> web.Response:
+    headers: CIMultiDict[str] = CIMultiDict()
+    if exc.status == 401:
+        for challenge in CHALLENGES:
+            headers.add("WWW-Authenticate", challenge)
+    return web.Response(
+        status=exc.status, body=exc.to_json(), content_type="application/json", headers=headers
+    )
+
+
+def _presented_key(request: web.BaseRequest) -> str | None:
+    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    if scheme.lower() == "bearer" and value.strip():
+        return value.strip()
+    if scheme.lower() == "basic":
+        try:
+            _, _, password = base64.b64decode(value.strip(), validate=True).decode().partition(":")
+        except (binascii.Error, UnicodeDecodeError):
+            return None
+        return password or None
+    return None
+
+
+def authorize(request: web.BaseRequest, *, metrics: bool = False) -> None:
+    """Raise unless the request carries an unrestricted client key or the metrics key."""
+    state = _state(request)
+    access = state.config.metrics
+    if metrics and not access.auth:
+        return
+    key = _presented_key(request)
+    if key is None:
+        raise Unauthorized(
+            "this endpoint needs a key: 'Authorization: Bearer <key>', or HTTP Basic auth "
+            "with the key as the password (any user name)"
+        )
+    digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()
+    if access.key_digest is not None and hmac.compare_digest(access.key_digest, digest):
+        return
+    client = state.keys_by_digest.get(digest)
+    if client is None:
+        raise Unauthorized("invalid API key")
+    if client.groups is not None:
+        raise Forbidden(
+            f"key {client.name!r} is limited to some groups; use an unrestricted "
+            "key or the metrics key"
+        )
+
+
+async def readyz(request: web.BaseRequest) -> web.Response:
+    state = _state(request)
+    ready, body = state.runtime.readiness.report(state.config, state.runtime.inflight.draining)
+    return web.Response(
+        status=200 if ready else 503, body=jsonio.dumps(body), content_type="application/json"
+    )
+
+
+async def metrics(request: web.BaseRequest) -> web.Response:
+    try:
+        authorize(request, metrics=True)
+    except GatewayError as exc:
+        return _error(exc)
+    body = _state(request).runtime.metrics.render()
+    return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
+
+
+async def status_json(request: web.BaseRequest) -> web.Response:
+    try:
+        authorize(request)
+    except GatewayError as exc:
+        return _error(exc)
+    return web.Response(body=jsonio.dumps(status(_state(request))), content_type="application/json")
+
+
+async def status_page(request: web.BaseRequest) -> web.Response:
+    try:
+        authorize(request)
+    except GatewayError as exc:
+        return _error(exc)
+    html = render_status_html(status(_state(request)))
+    return web.Response(
+        text=html,
+        content_type="text/html",
+        headers={
+            "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'",
+            "Cache-Control": "no-store",
+        },
+    )
+
+
+async def openapi(request: web.BaseRequest) -> web.Response:
+    return web.Response(body=openapi_bytes(), content_type="application/json")
+
+
+def status(state: GatewayState) -> dict[str, Any]:
+    """What /status.json says: the process, its config, each upstream, model and group."""
+    config, runtime = state.config, state.runtime
+    _, ready = runtime.readiness.report(config, runtime.inflight.draining)
+    groups_of: dict[str, list[str]] = {}
+    for group in config.routing.groups.values():
+        for name in group.models:
+            groups_of.setdefault(name, []).append(group.name)
+    models = []
+    for model in config.models.values():
+        health = runtime.memory.health[model.name]
+        models.append(
+            {
+                "name": model.name,
+                "upstream_model": model.upstream_model,
+                "groups": groups_of.get(model.name, []),
+                "circuit": health.circuit,
+                "ewma_ttfb_ms": _ms(health.ewma_ttfb),
+                "ewma_latency_ms": _ms(health.ewma_latency),
+                "error_rate": round(health.error_rate, 4),
+                "inflight": health.inflight,
+                "requests": health.requests,
+            }
+        )
+    reload = runtime.last_reload
+    return {
+        "version": __version__,
+        "uptime_seconds": round(time.time() - runtime.started, 1),
+        "config_generation": state.generation,
+        "last_reload": {"result": reload.result, "message": reload.message, "at": _iso(reload.at)},
+        "draining": runtime.inflight.draining,
+        "listen": f"{config.listen.host}:{config.listen.port}",
+        "upstreams": [
+            {k: u[k] for k in ("name", "url", "reachable", "last_ok_seconds_ago")}
+            for u in ready["upstreams"]
+        ],
+        "requests": runtime.rate.snapshot(len(runtime.inflight)),
+        "models": models,
+        "groups": [
+            {
+                "name": g.name,
+                "strategy": config.routing.strategy_of(g.name),
+                "models": list(g.models),
+            }
+            for g in config.routing.groups.values()
+        ],
+    }
+
+
+def _ms(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds * 1000, 1)
+
+
+def _iso(at: float | None) -> str | None:
+    return None if at is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))

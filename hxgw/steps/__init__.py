@@ -1,1 +1,0 @@
-"""The request pipeline's steps, one a module (see hxgw.pipeline for the order)."""

@@ -1,0 +1,5 @@
+"""The commands beside `serve`: smoke, route, the demo upstream, training and
+evaluating the task router.
+
+May import: everything but lifecycle.
+"""

@@ -1,0 +1,72 @@
+"""`hxgw route`: show, without calling any upstream, how a request would be routed."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from hxgw import jsonio
+from hxgw.config import ClientKey, load_config
+from hxgw.endpoints import CHAT, COMPLETIONS, EMBEDDINGS
+from hxgw.errors import ConfigError, GatewayError
+from hxgw.routing.classify import load_classifier
+from hxgw.routing.decision import decide, resolve
+from hxgw.routing.learned.prompt import prompt_text
+from hxgw.routing.strategies import Memory
+
+ENDPOINTS = {"chat": CHAT, "completions": COMPLETIONS, "embeddings": EMBEDDINGS}
+# Explaining is not serving: no client key is involved, every group may be asked about.
+_ANY_KEY = ClientKey(name="hxgw-route", digest=b"")
+
+
+def explain(
+    config_dir: str, env: Mapping[str, str], raw: str, endpoint: str, group: str | None
+) -> dict[str, Any]:
+    """The route report for one request body; raises ConfigError or GatewayError."""
+    config = load_config(config_dir, env)
+    try:
+        body = jsonio.loads(raw)
+    except jsonio.DecodeError as exc:
+        raise GatewayError(f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise GatewayError("the request body must be a JSON object")
+    model = body.get("model") if isinstance(body.get("model"), str) else None
+    route = resolve(config, group, model, _ANY_KEY, ENDPOINTS[endpoint].mode)
+    classifier = load_classifier(config.routing.classifier)
+    decision = decide(config, route, body, Memory(), classifier)
+    task = decision.task or classifier.predict_proba(prompt_text(body))
+    scored = {s.model.name: s for s in decision.scored}
+    candidates = []
+    for position, candidate in enumerate(decision.candidates):
+        entry = scored.get(candidate.name)
+        candidates.append(
+            {
+                "model": candidate.name,
+                "score": round(entry.score, 4) if entry else None,
+                "reasons": list(entry.reasons)
+                if entry
+                else [f"{decision.strategy} order, position {position + 1}"],
+            }
+        )
+    return {
+        "group": route.group,
+        "strategy": decision.strategy,
+        "task": {label: round(p, 4) for label, p in sorted(task.items(), key=lambda i: -i[1])},
+        "candidates": candidates,
+        "skipped": [{"model": m, "reason": r} for m, r in decision.skipped],
+        "header": decision.header(),
+    }
+
+
+def main(config_dir: str, env: Mapping[str, str], endpoint: str, group: str | None) -> int:
+    try:
+        report = explain(config_dir, env, sys.stdin.read(), endpoint, group)
+    except ConfigError as exc:
+        print(f"{config_dir}: invalid config\n  " + str(exc).replace("\n", "\n  "), file=sys.stderr)
+        return 1
+    except GatewayError as exc:
+        print(f"hxgw route: {exc.message}", file=sys.stderr)
+        return 1
+    sys.stdout.write(jsonio.dumps(report).decode() + "\n")
+    return 0

@@ -1,0 +1,101 @@
+"""Is an upstream reachable? A cheap background probe, plus every proxied success.
+
+`/readyz` answers 200 while the config is loaded, the daemon is not draining
+and at least one upstream answered within `readiness.stale_after` seconds;
+otherwise 503 with the reasons, so a load balancer stops sending traffic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+if TYPE_CHECKING:
+    from hxgw.config import Config
+    from hxgw.state import StateHolder
+
+log = structlog.get_logger("hxgw.upstream.readiness")
+RETRY_INTERVAL = 0.5
+# The probe reads the answer whole to keep its connection; a longer one is cut off.
+PROBE_READ_LIMIT = 8 * 1024 * 1024
+
+
+class Readiness:
+    def __init__(self) -> None:
+        self.last_ok: dict[str, float] = {}
+        self.last_error: dict[str, str] = {}
+
+    def saw_ok(self, upstream: str) -> None:
+        self.last_ok[upstream] = time.monotonic()
+
+    def reachable(self, upstream: str, now: float, stale_after: float) -> bool:
+        seen = self.last_ok.get(upstream)
+        return seen is not None and now - seen <= stale_after
+
+    def report(self, config: Config, draining: bool) -> tuple[bool, dict[str, Any]]:
+        now = time.monotonic()
+        stale_after = config.readiness.stale_after
+        upstreams = []
+        for upstream in config.upstreams.values():
+            seen = self.last_ok.get(upstream.name)
+            upstreams.append(
+                {
+                    "name": upstream.name,
+                    "url": upstream.url,
+                    "reachable": self.reachable(upstream.name, now, stale_after),
+                    "last_ok_seconds_ago": round(now - seen, 1) if seen is not None else None,
+                    "last_error": self.last_error.get(upstream.name),
+                }
+            )
+        reasons = []
+        if draining:
+            reasons.append("draining: the gateway is shutting down")
+        if not any(u["reachable"] for u in upstreams):
+            reasons.append(f"no upstream answered in the last {stale_after:g}s")
+        body = {
+            "ready": not reasons,
+            "reasons": reasons,
+            "draining": draining,
+            "upstreams": upstreams,
+        }
+        return not reasons, body
+
+    async def probe_forever(self, holder: StateHolder) -> None:
+        """Ask each upstream for its model list every `interval` seconds."""
+        while True:
+            state = holder.current
+            await asyncio.gather(*(self._probe(state, name) for name in state.config.upstreams))
+            interval = state.config.readiness.interval
+            if len(self.last_error) or len(self.last_ok) < len(state.config.upstreams):
+                # Not everything answers yet: look again soon, so /readyz recovers quickly.
+                interval = min(interval, RETRY_INTERVAL)
+            await asyncio.sleep(interval)
+
+    async def _probe(self, state: Any, name: str) -> None:
+        upstream = state.config.upstreams[name]
+        try:
+            async with asyncio.timeout(state.config.timeouts.connect):
+                status, _ = await state.client.fetch(
+                    state.origins[name],
+                    b"/v1/models",
+                    state.upstream_head[name],
+                    (),
+                    limit=PROBE_READ_LIMIT,
+                    connect_timeout=state.config.timeouts.connect,
+                )
+                ok = status == 200
+                error = None if ok else f"HTTP {status}"
+        except (OSError, TimeoutError) as exc:
+            ok, error = False, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
+        if ok:
+            self.saw_ok(name)
+            if self.last_error.pop(name, None) is not None:
+                log.info("upstream reachable again", upstream=name)
+        elif self.last_error.get(name) != error:
+            self.last_error[name] = error or "error"
+            log.warning("upstream probe failed", upstream=name, url=upstream.url, error=error)
+        up = self.reachable(name, time.monotonic(), state.config.readiness.stale_after)
+        state.runtime.metrics.upstream_up.labels(name).set(1.0 if up else 0.0)
