@@ -1,8 +1,5 @@
-"""One config snapshot made ready to serve, and the one reference a reload swaps.
-
-A request reads `holder.current` once and keeps that state to its end, so
-in-flight requests finish on the config they started with while new ones use
-the new snapshot.
+"""What the steps of a request read from its config snapshot, worked out once per
+load instead of once per request (see `snapshot` for the chains and the swap).
 """
 
 from __future__ import annotations
@@ -15,17 +12,8 @@ from typing import TYPE_CHECKING
 
 from hxgw import __version__
 from hxgw.config import ClientKey, Config
-from hxgw.endpoints import MODELS, OPERATOR, PROXIED, UNROUTED
-from hxgw.pipeline.chain import (
-    MODELS_STEPS,
-    OPERATOR_STEPS,
-    PROXY_STEPS,
-    UNROUTED_STEPS,
-    build_chain,
-)
 from hxgw.routing.classify import load_classifier
 from hxgw.routing.learned.classifier import TaskClassifier
-from hxgw.types import Next
 from hxgw.upstream.client import Origin, UpstreamClient, header_line
 
 if TYPE_CHECKING:
@@ -37,7 +25,6 @@ class GatewayState:
     config: Config
     generation: int
     client: UpstreamClient
-    chains: Mapping[str, Next]
     keys_by_digest: Mapping[bytes, ClientKey]
     origins: Mapping[str, Origin]
     upstream_head: Mapping[str, bytes] = field(repr=False)
@@ -62,9 +49,6 @@ def build_state(
     """Everything a request needs from this snapshot, computed once here instead of per
     request. Touches no process state: a reload builds it aside and may throw it away."""
     uses_classifier = config.routing.uses("ml-based-routing")
-    chains = {e.name: build_chain(MODELS_STEPS if e is MODELS else PROXY_STEPS) for e in PROXIED}
-    chains |= {e.name: build_chain(OPERATOR_STEPS) for e in OPERATOR}
-    chains[UNROUTED.name] = build_chain(UNROUTED_STEPS)
     auth = {
         name: {"User-Agent": f"hxgw/{__version__}"}
         | ({"Authorization": f"Bearer {upstream.key}"} if upstream.key else {})
@@ -74,7 +58,6 @@ def build_state(
         config=config,
         generation=generation,
         client=client,
-        chains=MappingProxyType(chains),
         keys_by_digest=MappingProxyType({key.digest: key for key in config.keys}),
         origins=MappingProxyType(
             {name: Origin.from_url(upstream.url) for name, upstream in config.upstreams.items()}
@@ -89,21 +72,3 @@ def build_state(
 def _framed(headers: Mapping[str, str]) -> bytes:
     fixed = {"Content-Type": "application/json", "Accept-Encoding": "identity"} | dict(headers)
     return b"".join(header_line(name, value) for name, value in fixed.items())
-
-
-class StateHolder:
-    """The one mutable reference of the process: the snapshot new requests start on."""
-
-    def __init__(self, config: Config) -> None:
-        self.config = config
-        self._current: GatewayState | None = None
-
-    @property
-    def current(self) -> GatewayState:
-        if self._current is None:
-            raise RuntimeError("the gateway has not started yet")
-        return self._current
-
-    def swap(self, state: GatewayState) -> None:
-        self._current = state
-        self.config = state.config

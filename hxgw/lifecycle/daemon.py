@@ -29,7 +29,7 @@ from hxgw.observe.log import AccessLog
 from hxgw.runtime import ReloadRecord, Runtime
 from hxgw.server import Dispatcher, GatewayServer
 from hxgw.server.listener import ListenSite
-from hxgw.state import GatewayState, StateHolder, build_state
+from hxgw.snapshot import Snapshot, SnapshotHolder, build_snapshot
 from hxgw.upstream.client import UpstreamClient
 
 log = structlog.get_logger("hxgw.lifecycle.daemon")
@@ -66,7 +66,7 @@ class Daemon:
     ) -> None:
         self.config_dir, self.env, self.override = config_dir, env, override
         self.listen_fd = listen_fd
-        self.holder = StateHolder(config)
+        self.holder = SnapshotHolder(config)
         self.notifier = Notifier()
         self.reload_requested = asyncio.Event()
         self.stop_requested = asyncio.Event()
@@ -80,7 +80,7 @@ class Daemon:
         config = self.holder.config
         warn_if_world_readable(config)
         client = UpstreamClient(max_in_use=config.limits.upstream_connections)
-        self._adopt(build_state(config, client, generation=1, runtime=self.runtime))
+        self._adopt(build_snapshot(config, client, generation=1, runtime=self.runtime))
         self.server = GatewayServer(
             Dispatcher(self.holder, self.inflight),
             access=self.runtime.access,
@@ -133,7 +133,11 @@ class Daemon:
         self.notifier.ready(self._status())
         beside = [
             asyncio.create_task(self._tick_rate()),
-            asyncio.create_task(self.runtime.readiness.probe_forever(self.holder)),
+            asyncio.create_task(
+                self.runtime.readiness.probe_forever(
+                    lambda: self.holder.current.state, self.runtime.metrics.upstream_is_up
+                )
+            ),
         ]
         if self.notifier.watchdog_interval:
             beside.append(asyncio.create_task(self._watchdog()))
@@ -190,12 +194,12 @@ class Daemon:
     async def reload(self) -> bool:
         """Load, validate and build the new snapshot aside, then swap it in; whatever
         goes wrong on the way, the old one keeps serving and systemd hears why."""
-        current = self.holder.current
+        current = self.holder.current.state
         self.notifier.reloading(f"reloading config (generation {current.generation})")
         try:
             loaded = await asyncio.to_thread(load_config, self.config_dir, self.env)
             config = self.override.apply(loaded)
-            state = build_state(config, current.client, current.generation + 1, self.runtime)
+            snapshot = build_snapshot(config, current.client, current.generation + 1, self.runtime)
         except ConfigError as exc:
             problems = str(exc).splitlines()
             self._record_reload("rejected", problems[0])
@@ -223,23 +227,25 @@ class Daemon:
                 log.error(
                     "cannot re-read the TLS certificate; keeping the previous one", error=str(exc)
                 )
-        self._adopt(state)
-        self._record_reload("ok", f"generation {state.generation}")
+        self._adopt(snapshot)
+        generation = snapshot.state.generation
+        self._record_reload("ok", f"generation {generation}")
         log.info(
             "config reloaded",
-            generation=state.generation,
+            generation=generation,
             models=len(config.models),
             groups=len(config.routing.groups),
         )
         self.notifier.ready(self._status())
         return True
 
-    def _adopt(self, state: GatewayState) -> None:
-        """Make `state` the one new requests start on. The routing memory (health,
+    def _adopt(self, snapshot: Snapshot) -> None:
+        """Make `snapshot` the one new requests start on. The routing memory (health,
         breakers) is the process's: it is carried over for the models that still exist."""
-        self.runtime.memory.health.configure(state.config.routing.health, state.config.models)
-        self.runtime.metrics.generation.set(state.generation)
-        self.holder.swap(state)
+        config = snapshot.state.config
+        self.runtime.memory.health.configure(config.routing.health, config.models)
+        self.runtime.metrics.generation.set(snapshot.state.generation)
+        self.holder.swap(snapshot)
 
     def _record_reload(self, result: str, message: str) -> None:
         self.runtime.last_reload = ReloadRecord(result=result, message=message, at=time.time())
@@ -278,7 +284,7 @@ class Daemon:
 
     def _status(self) -> str:
         config = self.holder.config
-        generation = self.holder.current.generation
+        generation = self.holder.current.state.generation
         return (
             f"serving on {config.listen.host}:{config.listen.port}; config generation "
             f"{generation}; {len(config.models)} models in {len(config.routing.groups)} groups;"

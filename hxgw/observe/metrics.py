@@ -121,6 +121,9 @@ class Metrics:
         if overhead is not None:
             self._overhead.observe(overhead)
 
+    def upstream_is_up(self, upstream: str, up: bool) -> None:
+        self.upstream_up.labels(upstream).set(1.0 if up else 0.0)
+
     def render(self) -> bytes:
         return generate_latest(self.registry)
 

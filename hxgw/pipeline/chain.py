@@ -1,23 +1,19 @@
-"""The request pipeline, top to bottom, and how it is assembled.
+"""The request path, top to bottom, and how it is assembled.
 
-Each step is `step(ctx, call_next)`, awaited; it fails by raising a typed
-`GatewayError` and leaves the response stream to `relay`. The chains are
-built once per config snapshot, so a reload can change them and each step can
-be tested alone with a hand-made context.
-
-A step with work on both sides of the rest of the chain, or that waits, is an
-`async def` that awaits `call_next(ctx)`. A step with nothing to do once the
-rest has run is a plain `def` that ends with `return call_next(ctx)`: awaiting
-what it returns runs the rest, and the request carries one coroutine fewer
-(each level costs about 2k instructions to make, and again each time the
-request waits and wakes, since a wake-up passes down through every level).
+Each step is `async def step(ctx, call_next)`: it reads and writes the
+context, awaits `call_next(ctx)` to run the rest of the chain, and fails by
+raising a typed `GatewayError` (rendered by `render_errors`); only `relay`,
+`models`, `operator` and `render_errors` answer the client. The chains are built
+from each config snapshot, so a reload can change them, and each step can be
+tested alone with a hand-made context.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from types import FunctionType
+from collections.abc import Mapping, Sequence
 
+from hxgw.config import Config
+from hxgw.endpoints import MODELS, OPERATOR, PROXIED, UNROUTED
 from hxgw.pipeline.access_log import log_access
 from hxgw.pipeline.auth import authenticate
 from hxgw.pipeline.context import RequestContext
@@ -79,20 +75,19 @@ def build_chain(steps: Sequence[Step]) -> Next:
     """Compose `steps` so that each one's `call_next` runs the rest of the chain."""
     chain: Next = _end
     for step in reversed(steps):
-        chain = _with_next(step, chain)
+        chain = _link(step, chain)
     return chain
 
 
-def _with_next(step: Step, call_next: Next) -> Next:
-    """A copy of `step` whose `call_next` defaults to the rest of the chain.
+def _link(step: Step, call_next: Next) -> Next:
+    # A lambda, not a coroutine that awaits the step: calling it returns the step's own
+    # coroutine, so a request carries one coroutine per step, not two.
+    return lambda ctx: step(ctx, call_next)
 
-    Why not functools.partial(step, call_next=...): a partial with a keyword copies
-    it into a new dict on every call, and the call goes through the generic path; a
-    copy of the function with a default is called like any other, about 0.3 µs less
-    for each step of each request."""
-    assert isinstance(step, FunctionType) and step.__code__.co_argcount == 2, step
-    bound = FunctionType(
-        step.__code__, step.__globals__, step.__name__, (call_next,), step.__closure__
-    )
-    bound.__qualname__, bound.__doc__ = step.__qualname__, step.__doc__
-    return bound
+
+def build_chains(config: Config) -> Mapping[str, Next]:
+    """Every endpoint's chain for one config snapshot."""
+    chains = {e.name: build_chain(MODELS_STEPS if e is MODELS else PROXY_STEPS) for e in PROXIED}
+    chains |= {e.name: build_chain(OPERATOR_STEPS) for e in OPERATOR}
+    chains[UNROUTED.name] = build_chain(UNROUTED_STEPS)
+    return chains

@@ -1,12 +1,37 @@
-"""Send the request upstream, failing over until a candidate produces a first byte."""
+"""Send the request upstream, failing over until a candidate produces a first byte.
+
+Failover is only possible while nothing has reached the client, so a
+candidate counts as answered once its response has produced a first body
+byte (not merely headers): a reset between headers and body still moves on
+to the next model. Connect errors, timeouts, 401/403/408/429 and 5xx are
+retryable; any other status is the request's own fault and goes to the
+client as the upstream said it (see `failures` for what a client gets when
+no candidate served).
+"""
 
 from __future__ import annotations
 
 import time
 
-from hxgw.pipeline.context import RequestContext
-from hxgw.pipeline.failover import open_reply
+import structlog
+
+from hxgw.config import Model
+from hxgw.pipeline.context import Reply, RequestContext
+from hxgw.pipeline.failures import (
+    Failure,
+    TransportError,
+    all_failed,
+    read_answer,
+    refused_gateway_key,
+    retry_seconds,
+)
 from hxgw.types import Next
+from hxgw.upstream.client import UpstreamConnectError, UpstreamResponse, header_line
+
+log = structlog.get_logger("hxgw.pipeline.forward")
+
+RETRYABLE_STATUS = frozenset({401, 403, 408, 429, *range(500, 600)})
+FORWARDED_REQUEST_HEADERS = ("traceparent", "tracestate")
 
 
 async def forward(ctx: RequestContext, call_next: Next) -> None:
@@ -33,3 +58,102 @@ async def forward(ctx: RequestContext, call_next: Next) -> None:
             reply.health.finished_other(reply.token)
         else:
             reply.health.succeeded(time.perf_counter() - ctx.started, reply.token)
+
+
+async def open_reply(ctx: RequestContext) -> Reply:
+    """Try each candidate in order; return the first response that produced a body byte."""
+    headers = _headers(ctx)
+    failed: list[Failure] = []
+    runtime = ctx.state.runtime
+    metrics = runtime.metrics
+    for model in ctx.candidates:
+        started = time.perf_counter()
+        if failed:
+            metrics.failovers.labels(ctx.group or "", failed[-1].model, model.name).inc()
+        else:
+            ctx.sent_at = started
+        health = ctx.state.runtime.memory.health[model.name]
+        token = health.started(time.monotonic())
+        try:
+            response, first = await _attempt(ctx, model, headers)
+        except TransportError as exc:
+            health.failed(time.monotonic(), token=token)
+            outcome = _transport_outcome(exc)
+            metrics.upstream_errors.labels(model.name, outcome).inc()
+            ctx.failovers += 1
+            failed.append(Failure(model.name, outcome))
+            log.warning(
+                "upstream failed",
+                model=model.name,
+                error=outcome,
+                detail=str(exc) or None,
+                after_ms=round((time.perf_counter() - started) * 1000, 1),
+            )
+            continue
+        except BaseException:
+            health.finished_other(token)
+            raise
+        refused = refused_gateway_key(response, first) if response.status == 400 else None
+        if response.status in RETRYABLE_STATUS or refused:
+            retry_after = response.headers.get("Retry-After")
+            wait = retry_seconds(retry_after) if response.status == 429 else None
+            health.failed(time.monotonic(), retry_after=wait, token=token)
+            kind = "gateway_key" if refused else f"http_{response.status}"
+            metrics.upstream_errors.labels(model.name, kind).inc()
+            answer = None if refused else await read_answer(response, model)
+            detail = refused or (answer.message if answer else None) or None
+            ctx.failovers += 1
+            failed.append(Failure(model.name, detail, response.status, retry_after, answer))
+            log.warning("upstream error", model=model.name, status=response.status, detail=detail)
+            if answer is not None and len(ctx.candidates) == 1:
+                raise answer
+            continue
+        now = time.perf_counter()
+        runtime.readiness.saw_ok(model.upstream)
+        ctx.upstream_first_at = now
+        ctx.ttfb = now - ctx.started
+        health.first_byte(now - started, token)
+        return Reply(response, first, model, health, token)
+    raise all_failed(failed)
+
+
+async def _attempt(
+    ctx: RequestContext, model: Model, headers: list[bytes]
+) -> tuple[UpstreamResponse, bytes]:
+    state = ctx.state
+    body = ctx.upstream_bodies.for_model(model)
+    with state.runtime.deadlines.after(state.first_byte_budget(ctx.started), ctx.task):
+        response = await state.client.request(
+            b"POST",
+            state.origins[model.upstream],
+            ctx.endpoint.upstream_path.encode(),
+            state.upstream_head[model.upstream],
+            headers,
+            body,
+            connect_timeout=state.config.timeouts.connect,
+        )
+        try:
+            if response.status in RETRYABLE_STATUS:
+                return response, b""
+            return response, await response.readany()
+        except BaseException:
+            response.close()
+            raise
+
+
+def _headers(ctx: RequestContext) -> list[bytes]:
+    """The request's own header lines; the fixed ones come framed from the snapshot."""
+    lines = [header_line("X-Request-ID", ctx.request_id)]
+    for name in FORWARDED_REQUEST_HEADERS:
+        value = ctx.exchange.header(name)
+        if value is not None:
+            lines.append(header_line(name, value))
+    return lines
+
+
+def _transport_outcome(exc: BaseException) -> str:
+    if isinstance(exc, TimeoutError):
+        return "timeout"
+    if isinstance(exc, UpstreamConnectError):
+        return "connect_error"
+    return "reset"

@@ -10,7 +10,7 @@ import structlog
 from hxgw import jsonio
 from hxgw.errors import UpstreamError
 from hxgw.pipeline.context import RequestContext
-from hxgw.pipeline.failover import TransportError
+from hxgw.pipeline.failures import TransportError
 from hxgw.types import Next
 from hxgw.upstream.client import header_line
 

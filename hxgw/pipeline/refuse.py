@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
-
 from hxgw.endpoints import ALLOWED
 from hxgw.errors import MethodNotAllowed, NotFound
 from hxgw.pipeline.context import RequestContext
 from hxgw.types import Next
 
 
-def refuse_unrouted(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
+async def refuse_unrouted(ctx: RequestContext, call_next: Next) -> None:
     """Reads the request's method and path; raises NotFound or MethodNotAllowed."""
     exchange = ctx.exchange
     allowed = ALLOWED.get(exchange.path)

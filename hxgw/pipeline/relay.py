@@ -1,41 +1,44 @@
-"""Write the upstream's response to the client: status, headers, then body or SSE."""
+"""Write the upstream's response to the client as it arrives: status, headers,
+then body or SSE.
+
+Nothing is collected: each chunk is written (and so flushed) as soon as the
+upstream sends it. For SSE only an incomplete trailing line is held back, so
+that when the upstream fails mid-stream the client never sees half a `data:`
+line before the gateway's error event.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import time
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator
 
-from hxgw.errors import Unavailable
+from hxgw.errors import GatewayError, Unavailable, UpstreamError, UpstreamTimeout
 from hxgw.pipeline.context import Reply, RequestContext
-from hxgw.pipeline.relaying import (
-    USAGE_TAIL,
-    is_event_stream,
-    relay_body,
-    relay_events,
-    response_headers,
-    write_error_event,
-)
+from hxgw.pipeline.exchange import Exchange
+from hxgw.pipeline.upstream_headers import response_headers
 from hxgw.types import Next
 
+USAGE_TAIL = 2048
+# The longest incomplete SSE line held back while waiting for its newline.
+MAX_HELD_LINE = 1024 * 1024
 
-def relay(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
+
+async def relay(ctx: RequestContext, call_next: Next) -> None:
     """Reads ctx.reply; writes the response, ctx.status, ctx.bytes_out and ctx.outcome."""
     assert ctx.reply is not None
     reply = ctx.reply
     streaming = is_event_stream(reply)
     if not streaming and reply.response.at_eof():
-        # The whole body came with the first read: answer in one write, no relay loop
-        # (and no coroutine).
+        # The whole body came with the first read: answer it in one write.
         _whole_body(ctx, reply)
-        return call_next(ctx)
-    return _relay_as_it_comes(ctx, reply, streaming, call_next)
+    else:
+        await _relay_as_it_comes(ctx, reply, streaming)
+    await call_next(ctx)
 
 
-async def _relay_as_it_comes(
-    ctx: RequestContext, reply: Reply, streaming: bool, call_next: Next
-) -> None:
+async def _relay_as_it_comes(ctx: RequestContext, reply: Reply, streaming: bool) -> None:
     headers = response_headers(ctx, reply)
     if streaming:
         headers["Cache-Control"] = "no-cache"
@@ -66,7 +69,6 @@ async def _relay_as_it_comes(
                     )
                     await exchange.finish()
         raise
-    await call_next(ctx)
 
 
 async def _relay_stream(ctx: RequestContext) -> None:
@@ -91,3 +93,106 @@ def _whole_body(ctx: RequestContext, reply: Reply) -> None:
     at = body.rfind(b'"usage"', max(0, len(body) - USAGE_TAIL))  # one search, no tail copy
     if at >= 0:
         ctx.usage = body[at:]
+
+
+def is_event_stream(reply: Reply) -> bool:
+    return reply.response.content_type == "text/event-stream"
+
+
+async def relay_body(ctx: RequestContext, reply: Reply) -> None:
+    """Copy a plain body chunk by chunk. A failure after the headers can only cut the
+    connection: the status is already committed."""
+    exchange = ctx.exchange
+    await exchange.write(reply.first_chunk)
+    ctx.client_first_at = time.perf_counter()
+    ctx.bytes_out += len(reply.first_chunk)
+    # `usage` closes an OpenAI body: the last two chunks hold it, nothing else is kept.
+    previous, last = b"", reply.first_chunk
+    try:
+        async for chunk in _chunks(ctx, reply):
+            await exchange.write(chunk)
+            ctx.bytes_out += len(chunk)
+            previous, last = last, chunk
+    except GatewayError as exc:
+        _failed(ctx, reply, exc)
+        # Closing before the final chunk tells the client the body is incomplete.
+        exchange.abort()
+        return
+    await exchange.finish()
+    tail = previous[-USAGE_TAIL:] + last
+    if b'"usage"' in tail:
+        ctx.usage = tail[tail.rfind(b'"usage"') :]
+
+
+async def relay_events(ctx: RequestContext, reply: Reply) -> None:
+    """Copy an SSE stream, line-aligned; a failing upstream ends it with an error event."""
+    exchange = ctx.exchange
+    pending = b""
+    at_event_end = True
+    try:
+        chunk = reply.first_chunk
+        chunks = _chunks(ctx, reply)
+        while True:
+            data = pending + chunk if pending else chunk
+            cut = data.rfind(b"\n") + 1
+            if not cut and len(data) > MAX_HELD_LINE:
+                cut = len(data)  # no line is this long: pass it through rather than hold it
+            pending = data[cut:]
+            if cut:
+                block = data[:cut] if pending else data
+                await exchange.write(block)
+                if ctx.client_first_at is None:
+                    ctx.client_first_at = time.perf_counter()
+                ctx.bytes_out += cut
+                at_event_end = block.endswith((b"\n\n", b"\r\n\r\n")) or block in (b"\n", b"\r\n")
+                if b'_tokens"' in block and b'"usage"' in block:
+                    ctx.usage = block  # the usage chunk: counted once, at the end
+            chunk = await anext(chunks, b"")
+            if not chunk:
+                break
+        if pending:
+            # The upstream ended in the middle of a line: that line is not an event.
+            raise UpstreamError("the upstream ended the stream in the middle of an event")
+    except GatewayError as exc:
+        _failed(ctx, reply, exc)
+        await write_error_event(exchange, exc, at_event_end)
+    await exchange.finish()
+
+
+def _failed(ctx: RequestContext, reply: Reply, exc: GatewayError) -> None:
+    ctx.outcome = exc.code or exc.type
+    ctx.stream_failed = True
+    kind = "stream_timeout" if isinstance(exc, UpstreamTimeout) else "stream_reset"
+    ctx.state.runtime.metrics.upstream_errors.labels(reply.model.name, kind).inc()
+
+
+async def write_error_event(exchange: Exchange, exc: GatewayError, at_event_end: bool) -> None:
+    """End an SSE stream with `event: error` carrying the OpenAI error object.
+
+    OpenAI's SDKs raise an APIError for such an event instead of waiting
+    for `[DONE]`."""
+    prefix = b"" if at_event_end else b"\n"
+    await exchange.write(prefix + b"event: error\ndata: " + exc.to_json() + b"\n\n")
+
+
+async def _chunks(ctx: RequestContext, reply: Reply) -> AsyncIterator[bytes]:
+    """The rest of the upstream body; stalls and resets become GatewayErrors."""
+    content = reply.response
+    timeouts = ctx.state.config.timeouts
+    deadline = ctx.started + timeouts.total
+    while True:
+        wait = min(timeouts.idle, deadline - time.perf_counter())
+        try:
+            async with asyncio.timeout(max(wait, 0.0)):
+                chunk = await content.readany()
+        except TimeoutError:
+            if wait < timeouts.idle:
+                raise UpstreamTimeout(
+                    "the upstream did not finish within the total timeout"
+                ) from None
+            raise UpstreamTimeout(f"the upstream sent nothing for {timeouts.idle:g}s") from None
+        except OSError as exc:
+            raise UpstreamError(f"the upstream connection failed mid-response: {exc}") from None
+        if not chunk:
+            return
+        yield chunk

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable
 
 from hxgw.observe.log import REQUEST_ID
 from hxgw.pipeline.context import RequestContext
@@ -13,7 +12,7 @@ from hxgw.types import Next
 _VALID_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
 
-def assign_request_id(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
+async def assign_request_id(ctx: RequestContext, call_next: Next) -> None:
     """Reads the X-Request-ID header; writes ctx.request_id and binds it to every log line.
 
     An accepted id has no character that logfmt would quote: the access line relies
@@ -24,4 +23,4 @@ def assign_request_id(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
     else:
         ctx.request_id = ctx.state.runtime.ids.new()
     REQUEST_ID.set(ctx.request_id)
-    return call_next(ctx)
+    await call_next(ctx)

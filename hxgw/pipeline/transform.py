@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable
 from typing import Any
 
 from hxgw import jsonio
@@ -47,8 +46,8 @@ class UpstreamBodies:
         return encoded
 
 
-def transform_request(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
+async def transform_request(ctx: RequestContext, call_next: Next) -> None:
     """Reads ctx.body and ctx.raw_body; writes ctx.upstream_bodies."""
     assert ctx.body is not None
     ctx.upstream_bodies = UpstreamBodies(ctx.body, ctx.raw_body)
-    return call_next(ctx)
+    await call_next(ctx)

@@ -7,22 +7,43 @@ access line and renders its errors.
 
 from __future__ import annotations
 
+import asyncio
+
 from aiohttp import web
 
 from hxgw.endpoints import ROUTES, UNROUTED
+from hxgw.errors import GatewayError
+from hxgw.pipeline.context import RequestContext
 from hxgw.pipeline.exchange import Exchange
-from hxgw.pipeline.handler import handle
-from hxgw.server.inflight import Inflight
-from hxgw.state import StateHolder
+from hxgw.runtime import Inflight
+from hxgw.snapshot import SnapshotHolder
 
 
 class Dispatcher:
-    def __init__(self, holder: StateHolder, inflight: Inflight) -> None:
+    def __init__(self, holder: SnapshotHolder, inflight: Inflight) -> None:
         self.holder, self.inflight = holder, inflight
 
     async def __call__(self, request: web.BaseRequest) -> web.StreamResponse:
+        """Run the endpoint's chain on the snapshot current now, which the request keeps
+        to its end. An API request is in `inflight` until it ends: that is what a drain
+        waits for and the gauge shows (the operator's own routes are not, so a scrape
+        does not count itself)."""
         endpoint = ROUTES.get((request.method, request.path), UNROUTED)
         exchange = Exchange(request, closing=self.inflight.draining)
-        await handle(self.holder, self.inflight, endpoint, exchange)
+        snapshot = self.holder.current
+        task = asyncio.current_task()
+        assert task is not None
+        ctx = RequestContext(exchange, snapshot.state, endpoint, task)
+        counted = bool(endpoint.upstream_path)
+        if counted:
+            self.inflight.add(task)
+        try:
+            await snapshot.chains[endpoint.name](ctx)
+        finally:
+            if counted:
+                self.inflight.discard(task)
+        if exchange.response is None:
+            exc = GatewayError("no response was produced")
+            exchange.respond(exc.status, {"Content-Type": "application/json"}, exc.to_json())
         assert exchange.response is not None
         return exchange.response

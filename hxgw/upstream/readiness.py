@@ -9,13 +9,30 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable, Mapping
+from typing import Any, Protocol
 
 import structlog
 
-if TYPE_CHECKING:
-    from hxgw.config import Config
-    from hxgw.state import StateHolder
+from hxgw.config import Config
+from hxgw.upstream.client import Origin, UpstreamClient
+
+
+class Probed(Protocol):
+    """What a probe needs of the current snapshot's state."""
+
+    @property
+    def config(self) -> Config: ...
+    @property
+    def client(self) -> UpstreamClient: ...
+    @property
+    def origins(self) -> Mapping[str, Origin]: ...
+    @property
+    def upstream_head(self) -> Mapping[str, bytes]: ...
+
+
+UpGauge = Callable[[str, bool], None]
+"""Told after each probe whether the upstream counts as reachable."""
 
 log = structlog.get_logger("hxgw.upstream.readiness")
 RETRY_INTERVAL = 0.5
@@ -63,18 +80,18 @@ class Readiness:
         }
         return not reasons, body
 
-    async def probe_forever(self, holder: StateHolder) -> None:
+    async def probe_forever(self, current: Callable[[], Probed], up: UpGauge) -> None:
         """Ask each upstream for its model list every `interval` seconds."""
         while True:
-            state = holder.current
-            await asyncio.gather(*(self._probe(state, name) for name in state.config.upstreams))
+            state = current()
+            await asyncio.gather(*(self._probe(state, name, up) for name in state.config.upstreams))
             interval = state.config.readiness.interval
             if len(self.last_error) or len(self.last_ok) < len(state.config.upstreams):
                 # Not everything answers yet: look again soon, so /readyz recovers quickly.
                 interval = min(interval, RETRY_INTERVAL)
             await asyncio.sleep(interval)
 
-    async def _probe(self, state: Any, name: str) -> None:
+    async def _probe(self, state: Probed, name: str, up: UpGauge) -> None:
         upstream = state.config.upstreams[name]
         try:
             async with asyncio.timeout(state.config.timeouts.connect):
@@ -97,5 +114,4 @@ class Readiness:
         elif self.last_error.get(name) != error:
             self.last_error[name] = error or "error"
             log.warning("upstream probe failed", upstream=name, url=upstream.url, error=error)
-        up = self.reachable(name, time.monotonic(), state.config.readiness.stale_after)
-        state.runtime.metrics.upstream_up.labels(name).set(1.0 if up else 0.0)
+        up(name, self.reachable(name, time.monotonic(), state.config.readiness.stale_after))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 
-from hxgw.server.inflight import Inflight
+from hxgw.runtime import Inflight
 
 
 async def _serving(inflight: Inflight, seconds: float) -> None:

@@ -3,7 +3,7 @@
 In-process: no sockets, no sleeping. A discrete-event loop on a simulated clock
 replays one request stream through the real ``hxgw.routing.decision.resolve`` and
 ``decide`` with a fresh ``Memory``, then walks the candidates the way
-``hxgw.pipeline.failover.open_reply`` and ``steps/forward.py`` do: ``health.started(now)``;
+``hxgw.pipeline.forward`` does: ``health.started(now)``;
 on a retryable failure ``health.failed(now)`` and the next candidate; on success
 ``health.first_byte(ttfb of the attempt)``, and at the last byte
 ``health.succeeded(time since the request arrived)``. ``decide`` gets the

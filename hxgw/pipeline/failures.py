@@ -1,0 +1,162 @@
+"""What a failed candidate tells the client: the record of each failure, the
+upstream's own error answer, and the one error the client gets when none served.
+
+A retryable error from the only candidate goes to the client as the upstream
+said it (status, body, rate-limit headers): there was no failover to report,
+and an SDK backs off by what the upstream said. When every candidate answered
+429, the client gets the last one's answer with the shortest wait any of them
+asked for. Otherwise the gateway's own 502 or 504 lists what was tried.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import email.utils
+import math
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from hxgw import jsonio
+from hxgw.config import Model
+from hxgw.errors import (
+    GatewayError,
+    RateLimited,
+    UpstreamAnswer,
+    UpstreamError,
+    UpstreamTimeout,
+)
+from hxgw.pipeline.upstream_headers import passed_headers
+from hxgw.upstream.client import UpstreamResponse
+
+TransportError = (OSError, TimeoutError)
+# An upstream's error body is passed on whole or not at all; OpenAI's are under 1 KiB.
+MAX_ANSWER = 64 * 1024
+
+
+@dataclass(slots=True)
+class Failure:
+    model: str
+    error: str | None
+    status: int | None = None
+    retry_after: str | None = None
+    answer: UpstreamAnswer | None = None
+    """The upstream's own response, when it sent one that can be passed on."""
+
+    def tried(self) -> dict[str, Any]:
+        """What the gateway's own error lists for this candidate."""
+        entry: dict[str, Any] = {"model": self.model}
+        for name in ("status", "error", "retry_after"):
+            value = getattr(self, name)
+            if value is not None:
+                entry[name] = value
+        return entry
+
+
+def refused_gateway_key(response: UpstreamResponse, first: bytes) -> str | None:
+    """For a 400: LiteLLM without a database answers a key other than its master key
+    with 400 "No connected db." That is the gateway's misconfiguration, not the
+    client's fault."""
+    if b"no_db_connection" in first:
+        response.close()
+        return (
+            "the upstream refused the gateway's own key (LiteLLM without a database "
+            "accepts only its master key: set HX_UPSTREAM_KEY to it)"
+        )
+    return None
+
+
+def retry_seconds(value: str | None) -> int | None:
+    """A Retry-After in whole seconds, if it is a sane wait to keep a model out for."""
+    delay = _delay(value)
+    if delay is None:
+        return None
+    wait = math.ceil(delay)
+    return wait if 0 < wait <= 3600 else None
+
+
+def _delay(value: str | None) -> float | None:
+    """A Retry-After in seconds or as an HTTP date (RFC 9110), as seconds from now."""
+    if value is None:
+        return None
+    if value.isdigit():
+        return int(value)
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return when.timestamp() - time.time()
+
+
+async def read_answer(response: UpstreamResponse, model: Model) -> UpstreamAnswer | None:
+    """The upstream's error response as the client may get it, read briefly; None when
+    it cannot be read whole (the message for logs is then missing too)."""
+    try:
+        async with asyncio.timeout(2):
+            data = await response.read(MAX_ANSWER + 1)
+    except TransportError:
+        return None
+    finally:
+        response.release()
+    if len(data) > MAX_ANSWER:
+        return None
+    headers = passed_headers(response)
+    headers["X-HX-Model"] = model.name
+    return UpstreamAnswer(_summary(data), answer_status=response.status, headers=headers, body=data)
+
+
+def _summary(data: bytes) -> str:
+    """The upstream's own error message, cut short, for logs and the gateway's errors."""
+    try:
+        parsed = jsonio.loads(data)
+        message = parsed["error"]["message"] if isinstance(parsed.get("error"), dict) else parsed
+        return str(message)[:300]
+    except (jsonio.DecodeError, AttributeError, KeyError, TypeError):
+        return data.decode("utf-8", "replace")[:300]
+
+
+def all_failed(failed: list[Failure]) -> GatewayError:
+    tried = [f.tried() for f in failed]
+    names = ", ".join(f.model for f in failed)
+    if failed and all(f.status == 429 for f in failed):
+        answers = [f.answer for f in failed if f.answer is not None]
+        if len(answers) == len(failed):
+            return _shortest_wait(answers)
+        waits = [w for f in failed if (w := retry_seconds(f.retry_after)) is not None]
+        extra: dict[str, Any] = {"tried": tried}
+        if waits:
+            extra["retry_after"] = min(waits)
+        return RateLimited(f"every candidate model is rate limited: {names}", **extra)
+    if failed and all(f.error == "timeout" for f in failed):
+        return UpstreamTimeout(f"no upstream answered in time; tried {names}", tried=tried)
+    return UpstreamError(f"no upstream could serve the request; tried {names}", tried=tried)
+
+
+def _shortest_wait(answers: list[UpstreamAnswer]) -> UpstreamAnswer:
+    """The last 429 as it came, but asking the client to wait only until the first
+    candidate frees up: the gateway can serve the retry with that one."""
+    last = answers[-1]
+    waits = [wait for a in answers if (wait := _wait_ms(a.headers)) is not None]
+    if not waits:
+        return last
+    shortest = min(waits)
+    headers = {k: v for k, v in last.headers.items() if k not in ("Retry-After", "retry-after-ms")}
+    # Both say the same wait; a whole second is never shorter than the milliseconds.
+    headers["Retry-After"] = str(math.ceil(shortest / 1000))
+    headers["retry-after-ms"] = str(shortest)
+    return UpstreamAnswer(last.message, answer_status=429, headers=headers, body=last.body)
+
+
+def _wait_ms(headers: dict[str, str]) -> int | None:
+    """The wait an upstream asked for, in milliseconds: `retry-after-ms` (OpenAI's, and
+    what its SDKs read first), else `Retry-After`."""
+    value = headers.get("retry-after-ms")
+    if value is not None:
+        try:
+            wait = float(value)
+        except ValueError:
+            wait = math.nan
+        if 0 <= wait < math.inf:
+            return math.ceil(wait)
+    seconds = _delay(headers.get("Retry-After"))
+    return None if seconds is None else max(0, math.ceil(seconds * 1000))

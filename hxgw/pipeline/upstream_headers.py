@@ -1,0 +1,58 @@
+"""The headers a client sees on a relayed answer: the upstream's that may pass,
+and the gateway's own."""
+
+from __future__ import annotations
+
+from hxgw.memo import Memo
+from hxgw.pipeline.context import Reply, RequestContext
+from hxgw.upstream.client import UpstreamResponse
+
+# Upstream response headers a client may see; everything else (hop-by-hop,
+# server software, upstream spend and key details) stays behind the gateway.
+PASSED_RESPONSE_HEADERS = {
+    name.lower().encode(): name
+    for name in (
+        "Content-Type",
+        "Retry-After",
+        "retry-after-ms",
+        "OpenAI-Processing-Ms",
+        "OpenAI-Version",
+    )
+}
+PASSED_PREFIXES = (b"x-ratelimit-",)
+
+
+def _client_name_of(raw_name: bytes) -> str | None:
+    """The name a client sees an upstream header under, or None when it stays behind."""
+    lowered = raw_name.lower()
+    name = PASSED_RESPONSE_HEADERS.get(lowered)
+    if name is None and lowered.startswith(PASSED_PREFIXES):
+        name = raw_name.decode("latin-1")
+    return name
+
+
+# Asked once per spelling: an upstream sends the same names on every response, and
+# lowering and matching each one cost about 2k instructions a header.
+_client_name = Memo(_client_name_of, 256)
+
+
+def passed_headers(response: UpstreamResponse) -> dict[str, str]:
+    """The upstream's headers a client may see, under the names it sees them by."""
+    headers: dict[str, str] = {}
+    for raw_name, raw_value in response.raw_headers:
+        name = _client_name[raw_name]
+        if name is not None and name not in headers:  # the first of a repeated header
+            headers[name] = raw_value.decode("latin-1")
+    return headers
+
+
+def response_headers(ctx: RequestContext, reply: Reply) -> dict[str, str]:
+    headers = passed_headers(reply.response)
+    headers["X-Request-ID"] = ctx.request_id
+    headers["X-HX-Model"] = reply.model.name
+    if ctx.group:
+        headers["X-HX-Group"] = ctx.group
+    headers["X-HX-Failovers"] = str(ctx.failovers)
+    if ctx.decision is not None:
+        headers["X-HX-Route"] = ctx.decision.header()
+    return headers
