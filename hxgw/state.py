@@ -8,16 +8,13 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from types import MappingProxyType
-from typing import TYPE_CHECKING
 
 from hxgw import __version__
 from hxgw.config import ClientKey, Config
 from hxgw.routing.classify import load_classifier
 from hxgw.routing.learned.classifier import TaskClassifier
+from hxgw.runtime import Runtime
 from hxgw.upstream.client import Origin, UpstreamClient, header_line
-
-if TYPE_CHECKING:
-    from hxgw.runtime import Runtime
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -9,17 +9,15 @@ from __future__ import annotations
 import asyncio
 import time
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from hxgw.config import ClientKey, Model
 from hxgw.endpoints import Endpoint
 from hxgw.pipeline.exchange import Exchange
+from hxgw.routing.decision import Decision
 from hxgw.routing.health import ModelHealth
+from hxgw.state import GatewayState
 from hxgw.upstream.client import UpstreamResponse
-
-if TYPE_CHECKING:
-    from hxgw.routing.decision import Decision
-    from hxgw.state import GatewayState
 
 
 @dataclass(slots=True)

@@ -14,7 +14,7 @@ import binascii
 import hashlib
 import hmac
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from aiohttp import web
 from multidict import CIMultiDict
@@ -24,9 +24,7 @@ from hxgw.errors import Forbidden, GatewayError, Unauthorized
 from hxgw.observe.metrics import CONTENT_TYPE
 from hxgw.server.openapi import openapi_bytes
 from hxgw.server.status_page import render_status_html
-
-if TYPE_CHECKING:
-    from hxgw.state import GatewayState
+from hxgw.state import GatewayState
 
 STATE: web.RequestKey[GatewayState] = web.RequestKey("state")
 """The snapshot the request runs on, set by the step that calls these handlers."""
