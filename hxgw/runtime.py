@@ -8,10 +8,10 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from hxgw.keys.guard import BadKeyGuard
 from hxgw.observe.ids import RequestIds
 from hxgw.observe.log import AccessLog
 from hxgw.observe.metrics import Metrics
-from hxgw.pipeline.guard import BadKeyGuard
 from hxgw.routing.strategies import Memory
 from hxgw.upstream.deadlines import Deadlines
 from hxgw.upstream.readiness import Readiness

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+from aiohttp import web
 
 from hxgw.config import ClientKey, Model
 from hxgw.endpoints import Endpoint
@@ -35,12 +38,17 @@ class Reply:
     """The health book's name for this attempt (`ModelHealth.started`)."""
 
 
+OperatorHandler = Callable[[web.BaseRequest, GatewayState], Awaitable[web.StreamResponse]]
+
+
 @dataclass(slots=True)
 class RequestContext:
     exchange: Exchange
     state: GatewayState
     endpoint: Endpoint
     task: asyncio.Task[Any] | None = None  # the one serving the request
+    operator: OperatorHandler | None = None
+    """For the operator's routes, the server's handler that answers it."""
     started: float = field(default_factory=time.perf_counter)
     request_id: str = ""
     key: ClientKey | None = None

@@ -16,6 +16,7 @@ from hxgw.errors import GatewayError
 from hxgw.pipeline.context import RequestContext
 from hxgw.pipeline.exchange import Exchange
 from hxgw.runtime import Inflight
+from hxgw.server.operator_routes import HANDLERS
 from hxgw.snapshot import SnapshotHolder
 
 
@@ -33,7 +34,7 @@ class Dispatcher:
         snapshot = self.holder.current
         task = asyncio.current_task()
         assert task is not None
-        ctx = RequestContext(exchange, snapshot.state, endpoint, task)
+        ctx = RequestContext(exchange, snapshot.state, endpoint, task, HANDLERS.get(endpoint.name))
         counted = bool(endpoint.upstream_path)
         if counted:
             self.inflight.add(task)

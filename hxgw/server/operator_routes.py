@@ -14,6 +14,7 @@ import binascii
 import hashlib
 import hmac
 import time
+from collections.abc import Mapping
 from typing import Any
 
 from aiohttp import web
@@ -22,19 +23,13 @@ from multidict import CIMultiDict
 from hxgw import __version__, jsonio
 from hxgw.errors import Forbidden, GatewayError, Unauthorized
 from hxgw.observe.metrics import CONTENT_TYPE
+from hxgw.pipeline.context import OperatorHandler
 from hxgw.server.openapi import openapi_bytes
 from hxgw.server.status_page import render_status_html
 from hxgw.state import GatewayState
 
-STATE: web.RequestKey[GatewayState] = web.RequestKey("state")
-"""The snapshot the request runs on, set by the step that calls these handlers."""
 
-
-def _state(request: web.BaseRequest) -> GatewayState:
-    return request[STATE]
-
-
-async def healthz(request: web.BaseRequest) -> web.Response:
+async def healthz(request: web.BaseRequest, state: GatewayState) -> web.Response:
     """Liveness only: the process answers. Readiness is /readyz."""
     return web.json_response({"status": "ok"})
 
@@ -67,9 +62,8 @@ def _presented_key(request: web.BaseRequest) -> str | None:
     return None
 
 
-def authorize(request: web.BaseRequest, *, metrics: bool = False) -> None:
+def authorize(request: web.BaseRequest, state: GatewayState, *, metrics: bool = False) -> None:
     """Raise unless the request carries an unrestricted client key or the metrics key."""
-    state = _state(request)
     access = state.config.metrics
     if metrics and not access.auth:
         return
@@ -92,37 +86,36 @@ def authorize(request: web.BaseRequest, *, metrics: bool = False) -> None:
         )
 
 
-async def readyz(request: web.BaseRequest) -> web.Response:
-    state = _state(request)
+async def readyz(request: web.BaseRequest, state: GatewayState) -> web.Response:
     ready, body = state.runtime.readiness.report(state.config, state.runtime.inflight.draining)
     return web.Response(
         status=200 if ready else 503, body=jsonio.dumps(body), content_type="application/json"
     )
 
 
-async def metrics(request: web.BaseRequest) -> web.Response:
+async def metrics(request: web.BaseRequest, state: GatewayState) -> web.Response:
     try:
-        authorize(request, metrics=True)
+        authorize(request, state, metrics=True)
     except GatewayError as exc:
         return _error(exc)
-    body = _state(request).runtime.metrics.render()
+    body = state.runtime.metrics.render()
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
-async def status_json(request: web.BaseRequest) -> web.Response:
+async def status_json(request: web.BaseRequest, state: GatewayState) -> web.Response:
     try:
-        authorize(request)
+        authorize(request, state)
     except GatewayError as exc:
         return _error(exc)
-    return web.Response(body=jsonio.dumps(status(_state(request))), content_type="application/json")
+    return web.Response(body=jsonio.dumps(status(state)), content_type="application/json")
 
 
-async def status_page(request: web.BaseRequest) -> web.Response:
+async def status_page(request: web.BaseRequest, state: GatewayState) -> web.Response:
     try:
-        authorize(request)
+        authorize(request, state)
     except GatewayError as exc:
         return _error(exc)
-    html = render_status_html(status(_state(request)))
+    html = render_status_html(status(state))
     return web.Response(
         text=html,
         content_type="text/html",
@@ -133,7 +126,7 @@ async def status_page(request: web.BaseRequest) -> web.Response:
     )
 
 
-async def openapi(request: web.BaseRequest) -> web.Response:
+async def openapi(request: web.BaseRequest, state: GatewayState) -> web.Response:
     return web.Response(body=openapi_bytes(), content_type="application/json")
 
 
@@ -192,3 +185,14 @@ def _ms(seconds: float | None) -> float | None:
 
 def _iso(at: float | None) -> str | None:
     return None if at is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
+
+
+HANDLERS: Mapping[str, OperatorHandler] = {
+    "healthz": healthz,
+    "readyz": readyz,
+    "metrics": metrics,
+    "status": status_page,
+    "status.json": status_json,
+    "openapi.json": openapi,
+}
+"""The operator's routes by endpoint name (see hxgw.endpoints.OPERATOR)."""

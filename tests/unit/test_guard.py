@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hxgw.pipeline.guard import MAX_TRACKED, BadKeyGuard
+from hxgw.keys.guard import MAX_TRACKED, BadKeyGuard
 
 
 def _fail(guard: BadKeyGuard, address: str, now: float, times: int) -> list[bool]:

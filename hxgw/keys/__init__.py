@@ -1,0 +1,4 @@
+"""Client keys and what protects them: the bad-key guard.
+
+May import: hxgw.config, hxgw.errors.
+"""
