@@ -14,7 +14,7 @@ from hxgw.config import ClientKey, Config
 from hxgw.routing.classify import load_classifier
 from hxgw.routing.learned.classifier import TaskClassifier
 from hxgw.runtime import Runtime
-from hxgw.upstream.client import Origin, UpstreamClient, header_line
+from hxgw.upstream import Origin, UpstreamClient, header_line
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

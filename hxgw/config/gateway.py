@@ -27,7 +27,7 @@ from hxgw.config.schema import (
     Tls,
     Upstream,
 )
-from hxgw.upstream.client import Origin
+from hxgw.upstream import Origin
 
 GATEWAY = "gateway.yaml"
 LOG_LEVELS = ("debug", "info", "warning", "error")

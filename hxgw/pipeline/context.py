@@ -20,7 +20,7 @@ from hxgw.pipeline.exchange import Exchange
 from hxgw.routing.decision import Decision
 from hxgw.routing.health import ModelHealth
 from hxgw.state import GatewayState
-from hxgw.upstream.client import UpstreamResponse
+from hxgw.upstream import UpstreamResponse
 
 
 @dataclass(slots=True)

@@ -27,7 +27,7 @@ from hxgw.errors import (
     UpstreamTimeout,
 )
 from hxgw.pipeline.upstream_headers import passed_headers
-from hxgw.upstream.client import UpstreamResponse
+from hxgw.upstream import UpstreamResponse
 
 TransportError = (OSError, TimeoutError)
 # An upstream's error body is passed on whole or not at all; OpenAI's are under 1 KiB.

@@ -26,7 +26,7 @@ from hxgw.pipeline.failures import (
     retry_seconds,
 )
 from hxgw.types import Next
-from hxgw.upstream.client import UpstreamConnectError, UpstreamResponse, header_line
+from hxgw.upstream import UpstreamConnectError, UpstreamResponse, header_line
 
 log = structlog.get_logger("hxgw.pipeline.forward")
 

@@ -12,7 +12,7 @@ from hxgw.errors import UpstreamError
 from hxgw.pipeline.context import RequestContext
 from hxgw.pipeline.failures import TransportError
 from hxgw.types import Next
-from hxgw.upstream.client import header_line
+from hxgw.upstream import header_line
 
 log = structlog.get_logger("hxgw.models")
 

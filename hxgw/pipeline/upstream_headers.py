@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from hxgw.memo import Memo
 from hxgw.pipeline.context import Reply, RequestContext
-from hxgw.upstream.client import UpstreamResponse
+from hxgw.upstream import UpstreamResponse
 
 # Upstream response headers a client may see; everything else (hop-by-hop,
 # server software, upstream spend and key details) stays behind the gateway.

@@ -15,7 +15,8 @@ from typing import Any, Protocol
 import structlog
 
 from hxgw.config import Config
-from hxgw.upstream.client import Origin, UpstreamClient
+from hxgw.upstream.client import UpstreamClient
+from hxgw.upstream.origin import Origin
 
 
 class Probed(Protocol):

@@ -9,13 +9,13 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import pytest
 
-from hxgw.upstream import client as upstream_http
-from hxgw.upstream.client import (
+from hxgw.upstream import (
     Origin,
     UpstreamClient,
     UpstreamConnectError,
     UpstreamProtocolError,
 )
+from hxgw.upstream import client as upstream_http
 
 Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
 OK_HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
@@ -360,3 +360,34 @@ def test_an_origin_is_parsed_once_with_default_ports_and_base_path() -> None:
     assert secure.host_header == b"api.example:8443"
     with pytest.raises(ValueError):
         Origin.from_url("ftp://example")
+
+
+async def test_past_the_cap_a_request_waits_until_a_response_is_released() -> None:
+    client = UpstreamClient(max_in_use=1)
+    async with serving(keep_alive) as server:
+        first = await client.request(
+            b"POST", server.origin, b"/v1/chat/completions", b"", [], b"{}", connect_timeout=2
+        )
+        second = asyncio.ensure_future(post(client, server))
+        await asyncio.sleep(0.1)
+        assert not second.done()
+        await first.read(1 << 30)
+        first.release()
+        assert await asyncio.wait_for(second, 2) == b'{"ok":true}'
+        assert server.most_open == 1
+    client.close()
+
+
+async def test_a_request_cancelled_while_waiting_for_the_cap_takes_no_slot() -> None:
+    client = UpstreamClient(max_in_use=1)
+    async with serving(keep_alive) as server:
+        first = await client.request(
+            b"POST", server.origin, b"/v1/chat/completions", b"", [], b"{}", connect_timeout=2
+        )
+        waiting = asyncio.ensure_future(post(client, server))
+        await asyncio.sleep(0.05)
+        waiting.cancel()
+        await first.read(1 << 30)
+        first.release()
+        assert await asyncio.wait_for(post(client, server), 2) == b'{"ok":true}'
+    client.close()
