@@ -9,8 +9,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hxgw.keys.guard import BadKeyGuard
+from hxgw.observe import AccessLog
 from hxgw.observe.ids import RequestIds
-from hxgw.observe.log import AccessLog
 from hxgw.observe.metrics import Metrics
 from hxgw.routing.strategies import Memory
 from hxgw.upstream.deadlines import Deadlines

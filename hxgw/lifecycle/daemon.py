@@ -25,7 +25,7 @@ from hxgw.config import Config, Listen, Tls, load_config
 from hxgw.config.warnings import log_restart_only_changes, warn_if_world_readable
 from hxgw.errors import ConfigError
 from hxgw.lifecycle.notify import Notifier
-from hxgw.observe.log import AccessLog
+from hxgw.observe import AccessLog
 from hxgw.runtime import ReloadRecord, Runtime
 from hxgw.server import Dispatcher, GatewayServer
 from hxgw.server.listener import ListenSite
@@ -316,7 +316,7 @@ def serve(
     """Load the config, then run the daemon (or, for several workers, the supervisor)
     until it is stopped. Returns the exit code."""
     from hxgw.lifecycle.supervisor import Supervisor, worker_count
-    from hxgw.observe import log as logsetup
+    from hxgw.observe import access as logsetup
 
     try:
         config = override.apply(load_config(config_dir, env))

@@ -9,13 +9,10 @@ rendered the same way so that no multi-line traceback reaches the journal.
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
 import logging
 import os
 import re
-import sys
-import time
 from collections.abc import Mapping
 from typing import Any, TextIO
 
@@ -66,7 +63,7 @@ def on_journal(stream: TextIO) -> bool:
 _PLAIN = re.compile(r'[^ ="\\\n\r\t]+')
 
 
-def _logfmt_value(value: Any) -> str:
+def logfmt_value(value: Any) -> str:
     if type(value) is int or type(value) is float:
         return str(value)  # the commonest values: no pattern to match
     if isinstance(value, (list, tuple)):
@@ -88,7 +85,7 @@ class Renderer:
     def __init__(self, fmt: str, journal: bool) -> None:
         self.json = fmt == "json"
         self.journal = journal
-        self._known: Memo[str, str] = Memo(_logfmt_value, self.KNOWN_LIMIT)
+        self._known: Memo[str, str] = Memo(logfmt_value, self.KNOWN_LIMIT)
 
     def __call__(self, _: WrappedLogger, method: str, event: EventDict) -> str:
         level = event.pop("level", method)
@@ -107,7 +104,7 @@ class Renderer:
     ) -> str:
         """One logfmt line; the journal's priority prefix replaces the timestamp there."""
         if "\n" in message or "\r" in message:
-            message = _logfmt_value(message)
+            message = logfmt_value(message)
         if self.journal:
             head = f"<{PRIORITIES.get(level, 6)}>{level} {message}"
         else:
@@ -118,7 +115,7 @@ class Renderer:
 
     def _value(self, value: Any) -> str:
         if type(value) is not str:
-            return _logfmt_value(value)
+            return logfmt_value(value)
         return self.word(value)
 
     def word(self, text: str) -> str:
@@ -128,158 +125,9 @@ class Renderer:
 
 # What an access line shares with others: method, path, status, model, group, key,
 # failovers, outcome.
-_KnownParts = tuple[str, str, int, str | None, str | None, str | None, int, str]
-
-
-class AccessLog:
-    """The access line's own way out: it reads like every other line, but is rendered
-    in one format string rather than by structlog's processor chain, and written once
-    per event-loop turn.
-
-    Why: it is the one line per request. Through the chain (context merge, timestamp
-    via datetime, a flushed write each) it cost a tenth of the gateway's CPU, and
-    through the generic field loop still a seventh of its instructions. Batching
-    keeps the lines in order; under load several requests that end in the same turn
-    share one write."""
-
-    def __init__(
-        self, renderer: Renderer, stream: TextIO, *, stamped: bool, enabled: bool = True
-    ) -> None:
-        self.renderer = renderer
-        self.enabled = enabled
-        self.stream = stream
-        self.stamped = stamped
-        self.worker = os.environ.get("HX_WORKER") or None
-        # The line's start, unless it carries a timestamp.
-        self._head = "<6>info " if renderer.journal else None if stamped else "info "
-        self._worker = "" if self.worker is None else f" worker={renderer.word(self.worker)}"
-        self._parts: Memo[_KnownParts, tuple[str, str]] = Memo(
-            self._render_parts, Renderer.KNOWN_LIMIT
-        )
-        self._pending: list[str] = []
-        self._second = -1
-        self._second_text = ""
-
-    @classmethod
-    def plain(cls) -> AccessLog:
-        """logfmt lines on stderr: the access log of a gateway no one configured."""
-        return cls(Renderer("kv", journal=False), sys.stderr, stamped=True)
-
-    def write(
-        self,
-        method: str,
-        path: str,
-        request_id: str,
-        *,
-        status: int,
-        model: str | None,
-        group: str | None,
-        key: str | None,
-        latency: float,
-        ttfb: float | None,
-        size: int,
-        failovers: int,
-        outcome: str,
-    ) -> None:
-        """One request's line; `latency` and `ttfb` in seconds, written in milliseconds.
-        `request_id` must be logfmt-plain (the request id step admits no other): each
-        id is new, and would only churn the cache of words."""
-        if not self.enabled:
-            return
-        if self.renderer.json:
-            line = self._json_line(
-                f"{method} {path}",
-                {
-                    "status": status,
-                    "model": model,
-                    "group": group,
-                    "key": key,
-                    "latency_ms": round(latency * 1000, 2),
-                    "ttfb_ms": None if ttfb is None else round(ttfb * 1000, 2),
-                    "bytes": size,
-                    "failovers": failovers,
-                    "outcome": outcome,
-                    "request_id": request_id,
-                    "worker": self.worker,
-                },
-            )
-        else:
-            # Formatting a value costs about 1k instructions: the parts that repeat from
-            # request to request (all but the figures and the id) are kept rendered.
-            parts = self._parts[method, path, status, model, group, key, failovers, outcome]
-            head = self._head or f"{self._timestamp()} info "
-            line = (
-                f"{head}{parts[0]} latency_ms={_milliseconds(latency)}"
-                f"{'' if ttfb is None else ' ttfb_ms=' + _milliseconds(ttfb)}"
-                f" bytes={size}{parts[1]} request_id={request_id}{self._worker}"
-            )
-        self._pending.append(line)
-        if len(self._pending) == 1:
-            try:
-                asyncio.get_running_loop().call_soon(self.flush)
-            except RuntimeError:  # no loop (a test, a shutdown): write now
-                self.flush()
-
-    def _render_parts(self, known: _KnownParts) -> tuple[str, str]:
-        """The access line around its figures, in logfmt: the request line, status and
-        names before them, failovers and outcome after. These come from the routes, the
-        config and a few outcomes, so each combination is rendered once."""
-        method, path, status, model, group, key, failovers, outcome = known
-        word = self.renderer.word
-        message = f"{method} {path}"
-        if "\n" in message or "\r" in message:
-            message = _logfmt_value(message)
-        labels = "".join(
-            f" {name}={word(value)}"
-            for name, value in (("model", model), ("group", group), ("key", key))
-            if value is not None
-        )
-        return (
-            f"{message} status={status}{labels}",
-            f" failovers={failovers} outcome={word(outcome)}",
-        )
-
-    def _json_line(self, message: str, fields: dict[str, Any]) -> str:
-        stamp = self._timestamp() if self.stamped else None
-        return self.renderer(None, "info", {"event": message, **fields, "timestamp": stamp})
-
-    def flush(self) -> None:
-        lines, self._pending = self._pending, []
-        if lines:
-            self.stream.write("\n".join(lines) + "\n")
-            self.stream.flush()
-
-    def _timestamp(self) -> str:
-        """What structlog's TimeStamper(fmt="iso", utc=True) writes, without a datetime."""
-        now = time.time()
-        second = int(now)
-        if second != self._second:
-            self._second = second
-            self._second_text = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))
-        # Zero-padded by a leading 1 cut off: a format spec (an f-string's :06d, or %06d)
-        # is parsed on every call.
-        return f"{self._second_text}.{str(1_000_000 + int((now - second) * 1e6))[1:]}Z"
-
-
-def _milliseconds(seconds: float) -> str:
-    """A duration as milliseconds with two decimals, as `f"{seconds * 1000:.2f}"` writes
-    it, through integer formatting. Why: formatting a float runs CPython's dtoa and
-    format-spec code, which nothing else on a request's path touches; measured with
-    `make bench-ab`, the access line's two floats done this way cost 2.5% less CPU per
-    request, for slightly more instructions (less code run per request, fewer cache
-    misses, is the likely reason)."""
-    hundredths = int(seconds * 100_000 + 0.5)
-    return f"{hundredths // 100}.{_TWO_DIGITS[hundredths % 100]}"
-
-
-# "00" to "99": a str's % operator parses its format on every call (2k instructions).
-_TWO_DIGITS = tuple(f"{n:02d}" for n in range(100))
-
-
-def configure(level: str = "info", fmt: str = "kv", stream: TextIO | None = None) -> AccessLog:
-    """Set up structlog and route stdlib logging (aiohttp, asyncio) through the same renderer;
-    returns the access log that writes the same way."""
-    stream = stream or sys.stderr
+def configure(level: str, fmt: str, stream: TextIO) -> Renderer:
+    """Set up structlog and route stdlib logging (aiohttp, asyncio) through the same
+    renderer, which is returned for the access line to write the same way."""
     journal = on_journal(stream)
     shared: list[Any] = [add_request_id, structlog.processors.add_log_level]
     if worker := os.environ.get("HX_WORKER"):
@@ -304,4 +152,4 @@ def configure(level: str = "info", fmt: str = "kv", stream: TextIO | None = None
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(max(LEVELS[level], logging.INFO))
-    return AccessLog(renderer, stream, stamped=not journal, enabled=LEVELS[level] <= logging.INFO)
+    return renderer

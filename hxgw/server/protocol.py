@@ -16,8 +16,8 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
 from hxgw.errors import BadRequest, GatewayError, UpstreamTimeout
+from hxgw.observe import AccessLog
 from hxgw.observe.ids import RequestIds
-from hxgw.observe.log import AccessLog
 from hxgw.pipeline.exchange import SERVER
 
 

@@ -12,7 +12,8 @@ from typing import Any
 
 import pytest
 
-from hxgw.observe.log import AccessLog, Renderer, _milliseconds, on_journal
+from hxgw.observe.access import AccessLog, _milliseconds
+from hxgw.observe.log import Renderer, on_journal
 
 
 def test_logfmt_puts_the_event_first_and_skips_empty_values():
