@@ -8,23 +8,22 @@ one reload, and nothing runs inside a signal handler but setting an event.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import os
 import signal
 import socket
 import ssl
 import time
-from collections.abc import Coroutine, Mapping
-from typing import Any
+from collections.abc import Mapping
 
 import structlog
 from aiohttp import web
 
 from hxgw import __version__
-from hxgw.config import Config, Listen, Tls, load_config
+from hxgw.config import Config, Tls, load_config
 from hxgw.config.warnings import log_restart_only_changes, warn_if_world_readable
 from hxgw.errors import ConfigError
 from hxgw.lifecycle.notify import Notifier
+from hxgw.lifecycle.override import ListenOverride
 from hxgw.observe import AccessLog
 from hxgw.runtime import ReloadRecord, Runtime
 from hxgw.server import Dispatcher, GatewayServer
@@ -37,21 +36,6 @@ log = structlog.get_logger("hxgw.lifecycle.daemon")
 # At shutdown, how long a connection accepted before the listener closed has to send
 # its request.
 FIRST_REQUEST_GRACE = 1.0
-
-
-@dataclasses.dataclass(frozen=True, slots=True)
-class ListenOverride:
-    """--host/--port given on the command line: they win over config and environment."""
-
-    host: str | None = None
-    port: int | None = None
-
-    def apply(self, config: Config) -> Config:
-        listen = Listen(
-            host=self.host or config.listen.host,
-            port=config.listen.port if self.port is None else self.port,
-        )
-        return dataclasses.replace(config, listen=listen)
 
 
 class Daemon:
@@ -304,44 +288,3 @@ def _ssl_context(tls: Tls) -> ssl.SSLContext:
 
 def _upstream_urls(config: Config) -> str:
     return ",".join(u.url for u in config.upstreams.values())
-
-
-def serve(
-    config_dir: str,
-    env: Mapping[str, str],
-    override: ListenOverride,
-    workers: int | str | None = None,
-    listen_fd: int | None = None,
-) -> int:
-    """Load the config, then run the daemon (or, for several workers, the supervisor)
-    until it is stopped. Returns the exit code."""
-    from hxgw.lifecycle.supervisor import Supervisor, worker_count
-    from hxgw.observe import access as logsetup
-
-    try:
-        config = override.apply(load_config(config_dir, env))
-    except ConfigError as exc:
-        logsetup.configure()
-        log.error("invalid config; not starting", problems=str(exc).splitlines())
-        return 1
-    access = logsetup.configure(config.logging.level, config.logging.format)
-    count = worker_count(workers or config.workers)
-    if listen_fd is None and count > 1:
-        argv = [
-            "--config-dir",
-            config_dir,
-            "--host",
-            config.listen.host,
-            "--port",
-            str(config.listen.port),
-            "--workers",
-            "1",
-        ]
-        return _run(Supervisor(config, argv, env, count).run())
-    return _run(Daemon(config, config_dir, env, override, listen_fd, access).run())
-
-
-def _run(main: Coroutine[Any, Any, int]) -> int:
-    import uvloop
-
-    return int(uvloop.run(main))

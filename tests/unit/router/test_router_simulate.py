@@ -16,9 +16,8 @@ from hxgw.tools.router_eval.simulate import (
     Scenario,
     request_stream,
     simulate,
-    specialization_match,
-    summarize,
 )
+from hxgw.tools.router_eval.summary import specialization_match, summarize
 
 HELDOUT = read_examples(DEFAULT_HELDOUT)
 TINY_PROMPTS = [

@@ -1,0 +1,56 @@
+"""`hxgw serve`: load the config, set up logging, and run the daemon or, for
+several workers, the supervisor, until it is stopped."""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine, Mapping
+from typing import Any
+
+import structlog
+
+from hxgw.config import load_config
+from hxgw.errors import ConfigError
+from hxgw.lifecycle.daemon import Daemon
+from hxgw.lifecycle.override import ListenOverride
+from hxgw.lifecycle.supervisor import Supervisor, worker_count
+from hxgw.observe import access as logsetup
+
+log = structlog.get_logger("hxgw.lifecycle.serve")
+
+
+def serve(
+    config_dir: str,
+    env: Mapping[str, str],
+    override: ListenOverride,
+    workers: int | str | None = None,
+    listen_fd: int | None = None,
+) -> int:
+    """Load the config, then run the daemon (or, for several workers, the supervisor)
+    until it is stopped. Returns the exit code."""
+    try:
+        config = override.apply(load_config(config_dir, env))
+    except ConfigError as exc:
+        logsetup.configure()
+        log.error("invalid config; not starting", problems=str(exc).splitlines())
+        return 1
+    access = logsetup.configure(config.logging.level, config.logging.format)
+    count = worker_count(workers or config.workers)
+    if listen_fd is None and count > 1:
+        argv = [
+            "--config-dir",
+            config_dir,
+            "--host",
+            config.listen.host,
+            "--port",
+            str(config.listen.port),
+            "--workers",
+            "1",
+        ]
+        return _run(Supervisor(config, argv, env, count).run())
+    return _run(Daemon(config, config_dir, env, override, listen_fd, access).run())
+
+
+def _run(main: Coroutine[Any, Any, int]) -> int:
+    import uvloop
+
+    return int(uvloop.run(main))
