@@ -29,7 +29,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from tests.conftest import StartGateway
-from tests.unit.test_status_page import Page
+from tests.unit.server.test_status_page import Page
 
 pytestmark = pytest.mark.browser
 
