@@ -4,11 +4,9 @@ import os
 import subprocess
 import sys
 import zlib
-from pathlib import Path
 
 from hxgw.routing.learned import features
-
-REPO = Path(__file__).resolve().parents[3]
+from tests.fixtures import REPO
 
 
 def test_bucket_of_a_fixed_name_is_a_fixed_number() -> None:
