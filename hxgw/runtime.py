@@ -12,6 +12,7 @@ from hxgw.keys.guard import BadKeyGuard
 from hxgw.observe import AccessLog
 from hxgw.observe.ids import RequestIds
 from hxgw.observe.metrics import Metrics
+from hxgw.observe.workers import WorkerFigures
 from hxgw.routing.strategies import Memory
 from hxgw.upstream.deadlines import Deadlines
 from hxgw.upstream.readiness import Readiness
@@ -111,6 +112,8 @@ class Runtime:
     access: AccessLog = field(default_factory=AccessLog.plain)
     deadlines: Deadlines = field(default_factory=Deadlines)
     ids: RequestIds = field(default_factory=RequestIds)
+    figures: WorkerFigures | None = None
+    """With several workers: this one's figures, shared with the others."""
 
     def __post_init__(self) -> None:
         self.metrics = Metrics(self.memory.health, lambda: len(self.inflight))

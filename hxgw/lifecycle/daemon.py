@@ -8,6 +8,7 @@ one reload, and nothing runs inside a signal handler but setting an event.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import signal
 import socket
@@ -22,20 +23,19 @@ from hxgw import __version__
 from hxgw.config import Config, Tls, load_config
 from hxgw.config.warnings import log_restart_only_changes, warn_if_world_readable
 from hxgw.errors import ConfigError
+from hxgw.lifecycle.drain import drain
 from hxgw.lifecycle.notify import Notifier
 from hxgw.lifecycle.override import ListenOverride
 from hxgw.observe import AccessLog
+from hxgw.observe.workers import WorkerFigures
 from hxgw.runtime import ReloadRecord, Runtime
 from hxgw.server import Dispatcher, GatewayServer
 from hxgw.server.listener import ListenSite
+from hxgw.server.operator_routes import status
 from hxgw.snapshot import Snapshot, SnapshotHolder, build_snapshot
 from hxgw.upstream.client import UpstreamClient
 
 log = structlog.get_logger("hxgw.lifecycle.daemon")
-
-# At shutdown, how long a connection accepted before the listener closed has to send
-# its request.
-FIRST_REQUEST_GRACE = 1.0
 
 
 class Daemon:
@@ -57,7 +57,9 @@ class Daemon:
         self.runner: web.ServerRunner | None = None
         self.server: GatewayServer | None = None
         self.ssl_context: ssl.SSLContext | None = None
-        self.runtime = Runtime(access=access or AccessLog.plain())
+        self.runtime = Runtime(
+            access=access or AccessLog.plain(), figures=WorkerFigures.from_env(env)
+        )
         self.inflight = self.runtime.inflight
 
     async def run(self) -> int:
@@ -78,7 +80,7 @@ class Daemon:
             # connection closes (aiohttp's default of 10 s would let a stalled client linger).
             lingering_time=2.0,
         )
-        # shutdown_timeout: our own drain has already waited; see _drain.
+        # shutdown_timeout: our own drain has already waited; see lifecycle.drain.
         self.runner = web.ServerRunner(self.server, handle_signals=False, shutdown_timeout=1.0)
         await self.runner.setup()
         self.ssl_context = _ssl_context(config.tls) if config.tls else None
@@ -126,7 +128,13 @@ class Daemon:
         if self.notifier.watchdog_interval:
             beside.append(asyncio.create_task(self._watchdog()))
         await self._main_loop()
-        await self._drain(self.runner, self.server)
+        await drain(
+            self.runner,
+            self.server,
+            self.inflight,
+            self.notifier,
+            seconds=self.holder.config.drain_timeout,
+        )
         for task in beside:
             task.cancel()
         await asyncio.gather(*beside, return_exceptions=True)
@@ -135,34 +143,6 @@ class Daemon:
         self.runtime.access.flush()  # lines of the last loop turn, before "stopped"
         log.info("stopped")
         return 0
-
-    async def _drain(self, runner: web.BaseRunner, server: GatewayServer) -> None:
-        """Stop accepting, answer what comes on the connections already open for a short
-        grace, let in-flight requests finish within the drain timeout, then cancel the
-        rest while their connections are still open, so that a cut stream still gets
-        its error event. Every answer given while draining closes its connection."""
-        timeout = self.holder.config.drain_timeout
-        self.inflight.draining = True
-        self.notifier.stopping(
-            f"draining {len(self.inflight)} in-flight requests (up to {timeout:g}s)"
-        )
-        log.info("stopping", inflight=len(self.inflight), drain_timeout=timeout)
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + timeout
-        for site in list(runner.sites):
-            await site.stop()
-        # The kernel completes a handshake before the gateway accepts it: a client that
-        # connected just before the listener closed has done nothing wrong, and closing
-        # on it would lose a request never answered.
-        grace = loop.time() + min(FIRST_REQUEST_GRACE, timeout)
-        while server.connections and loop.time() < grace:  # noqa: ASYNC110 - aiohttp signals no "last connection closed"
-            await asyncio.sleep(0.02)
-        server.pre_shutdown()  # idle connections close now, busy ones after their answer
-        if not await self.inflight.wait_idle(max(0.0, deadline - loop.time())):
-            cancelled = self.inflight.cancel_all()
-            log.warning("drain timeout reached; cancelling requests", cancelled=cancelled)
-            await self.inflight.wait_idle(2.0)
-        await runner.cleanup()
 
     async def _main_loop(self) -> None:
         while not self.stop_requested.is_set():
@@ -253,10 +233,16 @@ class Daemon:
         self.stop_requested.set()
 
     async def _tick_rate(self) -> None:
-        """The request rate's once-a-second look at the clock (see RequestRate)."""
+        """The request rate's once-a-second look at the clock (see RequestRate), and a
+        worker's figures for the others (see hxgw.observe.workers)."""
         while True:
             await asyncio.sleep(1.0)
             self.runtime.rate.tick()
+            figures = self.runtime.figures
+            if figures is not None:
+                state = self.holder.current.state
+                with contextlib.suppress(OSError):  # the next second tries again
+                    figures.publish(self.runtime.metrics.registry, status(state))
 
     async def _watchdog(self) -> None:
         """Runs on the event loop on purpose: a stuck loop stops the pings and systemd

@@ -32,6 +32,7 @@ import structlog
 
 from hxgw.config import Config
 from hxgw.lifecycle.notify import Notifier
+from hxgw.observe.workers import SHARED_DIR
 
 log = structlog.get_logger("hxgw.lifecycle.supervisor")
 
@@ -77,6 +78,7 @@ class Supervisor:
         self.workers: list[Worker] = []
         self.stopping = False
         self.events: asyncio.Queue[str] = asyncio.Queue()
+        self.scratch = Path()
 
     async def run(self) -> int:
         try:
@@ -95,7 +97,8 @@ class Supervisor:
         ):
             for listener in listeners:
                 held.enter_context(listener)
-            self.workers = [self._worker(i, Path(scratch), listeners[i]) for i in range(self.count)]
+            self.scratch = Path(scratch)
+            self.workers = [self._worker(i, self.scratch, listeners[i]) for i in range(self.count)]
             for worker in self.workers:
                 await self._spawn(worker)
             if not await self._all(lambda w: w.ready, READY_TIMEOUT):
@@ -178,6 +181,7 @@ class Supervisor:
     async def _spawn(self, worker: Worker) -> None:
         env = {k: v for k, v in self.env.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_PID")}
         env |= {"NOTIFY_SOCKET": worker.notify_path, "HX_WORKER": str(worker.index)}
+        env[SHARED_DIR] = str(self.scratch)  # where the workers add up their figures
         worker.ready.clear()
         worker.started_at = worker.last_ping = time.monotonic()
         fd = worker.listener.fileno()

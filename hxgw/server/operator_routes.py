@@ -23,6 +23,7 @@ from multidict import CIMultiDict
 from hxgw import __version__, jsonio
 from hxgw.errors import Forbidden, GatewayError, Unauthorized
 from hxgw.observe.metrics import CONTENT_TYPE
+from hxgw.observe.workers import families, render_total, total_status
 from hxgw.pipeline.context import OperatorHandler
 from hxgw.server.openapi import openapi_bytes
 from hxgw.server.status_page import render_status_html
@@ -98,7 +99,12 @@ async def metrics(request: web.BaseRequest, state: GatewayState) -> web.Response
         authorize(request, state, metrics=True)
     except GatewayError as exc:
         return _error(exc)
-    body = state.runtime.metrics.render()
+    runtime = state.runtime
+    if runtime.figures is None:
+        body = runtime.metrics.render()
+    else:  # one daemon of several workers: the sum over them
+        own = families(runtime.metrics.registry)
+        body = render_total(own, (other["metrics"] for other in runtime.figures.others()))
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 
@@ -107,7 +113,7 @@ async def status_json(request: web.BaseRequest, state: GatewayState) -> web.Resp
         authorize(request, state)
     except GatewayError as exc:
         return _error(exc)
-    return web.Response(body=jsonio.dumps(status(state)), content_type="application/json")
+    return web.Response(body=jsonio.dumps(daemon_status(state)), content_type="application/json")
 
 
 async def status_page(request: web.BaseRequest, state: GatewayState) -> web.Response:
@@ -115,7 +121,7 @@ async def status_page(request: web.BaseRequest, state: GatewayState) -> web.Resp
         authorize(request, state)
     except GatewayError as exc:
         return _error(exc)
-    html = render_status_html(status(state))
+    html = render_status_html(daemon_status(state))
     return web.Response(
         text=html,
         content_type="text/html",
@@ -128,6 +134,15 @@ async def status_page(request: web.BaseRequest, state: GatewayState) -> web.Resp
 
 async def openapi(request: web.BaseRequest, state: GatewayState) -> web.Response:
     return web.Response(body=openapi_bytes(), content_type="application/json")
+
+
+def daemon_status(state: GatewayState) -> dict[str, Any]:
+    """This process's status or, with several workers, the daemon's: their sum."""
+    own = status(state)
+    figures = state.runtime.figures
+    if figures is None:
+        return own
+    return total_status(own, (other["status"] for other in figures.others()))
 
 
 def status(state: GatewayState) -> dict[str, Any]:

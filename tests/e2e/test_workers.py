@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import signal
@@ -110,3 +111,48 @@ async def test_sigterm_drains_every_worker_and_exits_0(
     assert text.rstrip().endswith("data: [DONE]")
     assert gateway.process is not None and gateway.process.wait(15) == 0
     assert any(m.get("STOPPING") == "1" for m in notify.drain())
+
+
+def _chat_requests(metrics_text: str) -> float:
+    return sum(float(line.rsplit(" ", 1)[1]) for line in metrics_text.splitlines()
+               if line.startswith('hxgw_requests_total{endpoint="chat"'))
+
+
+async def _scrape_fresh(gateway: Gateway, path: str) -> str:
+    async with (  # a new connection each time, so either worker may answer
+        aiohttp.ClientSession() as fresh,
+        fresh.get(gateway.url + path, headers=gateway.auth) as resp,
+    ):
+        return await resp.text()
+
+
+async def test_metrics_and_status_add_up_over_the_workers(
+    start_gateway: StartGateway, notify: NotifySocket
+):
+    gateway, _ = await _start(start_gateway, notify)
+
+    async def one() -> None:
+        async with (
+            aiohttp.ClientSession() as fresh,
+            fresh.post(gateway.url + "/v1/chat/completions", json=CHAT,
+                       headers=gateway.auth) as resp,
+        ):
+            assert resp.status == 200
+
+    await asyncio.gather(*(one() for _ in range(40)))
+    served = set(re.findall(r"POST /v1/chat/completions status=200 .* worker=(\d)", gateway.logs()))
+    assert served == {"0", "1"}  # both workers served some: neither alone saw 40
+
+    async def scrapes_say_40() -> bool:
+        texts = [await _scrape_fresh(gateway, "/metrics") for _ in range(6)]
+        return all(_chat_requests(text) == 40 for text in texts)
+
+    for _ in range(50):  # each worker shares its figures once a second
+        if await scrapes_say_40():
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("the workers' request counts never added up to 40")
+    for _ in range(6):
+        status = json.loads(await _scrape_fresh(gateway, "/status.json"))
+        assert status["requests"]["total"] == 40
