@@ -11,6 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from hxgw import __version__
+from hxgw.tools import smoke, train_router
 
 DEFAULT_CONFIG_DIR = "/etc/hxgw"
 
@@ -46,7 +47,11 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     config_help = f"config directory (default: $HX_CONFIG_DIR or {DEFAULT_CONFIG_DIR})"
 
-    serve = commands.add_parser("serve", help="run the gateway")
+    def command(name: str, summary: str) -> argparse.ArgumentParser:
+        # help= lists it under `hxgw --help`; description= heads its own --help.
+        return commands.add_parser(name, help=summary, description=summary)
+
+    serve = command("serve", "run the gateway")
     serve.add_argument("--config-dir", help=config_help)
     serve.add_argument("--host", help="listen address (default: $HX_HOST or 0.0.0.0)")
     serve.add_argument("--port", type=_port, help="listen port (default: $HX_PORT or 4010)")
@@ -57,31 +62,22 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--listen-fd", type=int, help=argparse.SUPPRESS)  # set by the supervisor
 
-    check = commands.add_parser("check-config", help="validate the config and say what is wrong")
+    check = command("check-config", "validate the config and say what is wrong")
     check.add_argument("--config-dir", help=config_help)
 
-    route = commands.add_parser(
-        "route", help="read a request body on stdin and print how it would be routed"
-    )
+    route = command("route", "read a request body on stdin and print how it would be routed")
     route.add_argument("--config-dir", help=config_help)
     route.add_argument("--endpoint", choices=("chat", "completions", "embeddings"), default="chat")
     route.add_argument("--group", help="as if sent with X-HX-Model-Group: GROUP")
 
-    train = commands.add_parser(
-        "train-router",
-        add_help=False,
-        help="train the ml-based-routing task classifier: DATA.jsonl -o MODEL.json",
+    train_router.add_arguments(
+        command("train-router", "train the ml-based-routing task classifier on labelled prompts")
     )
-    train.add_argument("args", nargs=argparse.REMAINDER)
-
-    smoke = commands.add_parser(
-        "smoke",
-        add_help=False,
-        help="check a running gateway end to end: --url URL [--key-file F] [--json]",
+    smoke.add_arguments(
+        command("smoke", "check a running gateway end to end (key from MASTER_KEY or --key-file)")
     )
-    smoke.add_argument("args", nargs=argparse.REMAINDER)
 
-    demo = commands.add_parser("demo-upstream", help="run a deterministic OpenAI-compatible fake")
+    demo = command("demo-upstream", "run a deterministic OpenAI-compatible fake upstream")
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=_port, default=4000)
     demo.add_argument(
@@ -111,13 +107,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return route_main(config_dir, env, args.endpoint, args.group)
     if args.command == "train-router":
-        from hxgw.tools.train_router import main as train_main
-
-        return train_main(args.args)
+        return train_router.run(args)
     if args.command == "smoke":
-        from hxgw.tools.smoke import main as smoke_main
-
-        return smoke_main(args.args)
+        return smoke.run(args)
     if args.command == "demo-upstream":
         from hxgw.tools.demo_upstream import run
 
@@ -131,7 +123,7 @@ def check_config(config_dir: str, env: dict[str, str]) -> int:
     from hxgw.observe.log import on_journal
 
     try:
-        config = load_config(config_dir, env)
+        config = load_config(config_dir, env, serving=False)
     except ConfigError as exc:
         # Under systemd (ExecStartPre) the reason must reach `journalctl -p err`.
         err = "<3>" if on_journal(sys.stderr) else ""
@@ -143,6 +135,8 @@ def check_config(config_dir: str, env: dict[str, str]) -> int:
         f"{config_dir}: ok ({len(config.models)} models, {len(config.routing.groups)} groups, "
         f"default group {config.routing.default_group}, strategy {config.routing.strategy})"
     )
+    if not config.keys:
+        print("note: serving needs a client key: set MASTER_KEY or auth.keys_file")
     return 0
 
 

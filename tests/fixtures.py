@@ -19,6 +19,8 @@ import aiohttp
 import yaml
 
 REPO = Path(__file__).resolve().parent.parent
+HXGW = str(Path(sys.executable).parent / "hxgw")
+"""The installed `hxgw` command, as a user runs it."""
 
 
 def free_port() -> int:
@@ -110,7 +112,7 @@ class Gateway:
         self.log_path = self.config_dir.parent / f"gateway-{self.port}.log"
         log = self.log_path.open("ab")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "hxgw", "serve", "--config-dir", str(self.config_dir),
+            [HXGW, "serve", "--config-dir", str(self.config_dir),
              "--host", "127.0.0.1", "--port", str(self.port)],
             env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )

@@ -106,7 +106,13 @@ def _fits_a_header(value: str) -> bool:
 
 
 def read_client_keys(
-    top: Section, directory: Path, env: Mapping[str, str], problems: Problems, files: list[Path]
+    top: Section,
+    directory: Path,
+    env: Mapping[str, str],
+    problems: Problems,
+    files: list[Path],
+    *,
+    required: bool,
 ) -> tuple[ClientKey, ...]:
     keys: list[ClientKey] = []
     master = env.get("MASTER_KEY")
@@ -117,7 +123,7 @@ def read_client_keys(
         path = directory / keys_file
         doc = read_yaml(path, problems, files, required=True)
         keys.extend(_key_entries(Section(path.name, "", doc, problems, frozenset({"keys"}))))
-    if not keys and not keys_file:
+    if required and not keys and not keys_file:
         problems.add(GATEWAY, "auth", "no client key: set MASTER_KEY or auth.keys_file")
     return tuple(keys)
 

@@ -46,8 +46,13 @@ from hxgw.routing.classify import load_classifier
 ROUTING, REGISTRY = "routing.yaml", "model_registry.yaml"
 
 
-def load_config(config_dir: str | os.PathLike[str], env: Mapping[str, str]) -> Config:
-    """Load and validate every file of `config_dir`; raise ConfigError listing all problems."""
+def load_config(
+    config_dir: str | os.PathLike[str], env: Mapping[str, str], *, serving: bool = True
+) -> Config:
+    """Load and validate every file of `config_dir`; raise ConfigError listing all problems.
+
+    A gateway that serves needs a client key; the commands that only read the config
+    (`check-config`, `route`) pass `serving=False` and get a config with no keys."""
     directory = Path(config_dir)
     problems = Problems()
     files: list[Path] = []
@@ -77,7 +82,7 @@ def load_config(config_dir: str | os.PathLike[str], env: Mapping[str, str]) -> C
         models,
         directory,
     )
-    keys = read_client_keys(top, directory, env, problems, files)
+    keys = read_client_keys(top, directory, env, problems, files, required=serving)
     listen, timeouts, limits = read_listen(top, env), read_timeouts(top), read_limits(top)
     logging, drain_timeout = read_logging(top, env), read_drain_timeout(top)
     metrics = read_metrics_access(top, env)

@@ -24,7 +24,7 @@ def explain(
     config_dir: str, env: Mapping[str, str], raw: str, endpoint: str, group: str | None
 ) -> dict[str, Any]:
     """The route report for one request body; raises ConfigError or GatewayError."""
-    config = load_config(config_dir, env)
+    config = load_config(config_dir, env, serving=False)
     try:
         body = jsonio.loads(raw)
     except jsonio.DecodeError as exc:

@@ -270,17 +270,12 @@ def read_key(key_file: str | None, env: Mapping[str, str]) -> str:
     return key
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="hxgw smoke",
-        description="Run the smoke checks against a running gateway. "
-        "The key comes from MASTER_KEY or --key-file, never from the command line.",
-    )
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `hxgw smoke`, on the parser the CLI gives."""
     parser.add_argument("--url", required=True, help="the gateway, e.g. http://127.0.0.1:4010")
     parser.add_argument("--key-file", help="a file holding only the client key")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
     parser.add_argument("--json", action="store_true", help="print a JSON report")
-    return parser
 
 
 async def run_checks(url: str, key: str, seconds_per_request: float) -> list[Result]:
@@ -308,11 +303,7 @@ def report(url: str, results: Sequence[Result], as_json: bool) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str]) -> int:
-    try:
-        args = _parser().parse_args(argv)
-    except SystemExit as exc:
-        return exc.code if isinstance(exc.code, int) else 2
+def run(args: argparse.Namespace) -> int:
     url = args.url.rstrip("/").removesuffix("/v1")
     try:
         if not url.startswith(("http://", "https://")):
@@ -324,7 +315,3 @@ def main(argv: list[str]) -> int:
     results = asyncio.run(run_checks(url, key, args.timeout))
     print(report(url, results, args.json).replace(key, "***"))
     return 1 if any(r.result == "FAIL" for r in results) else 0
-
-
-if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))

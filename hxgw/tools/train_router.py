@@ -17,25 +17,20 @@ from hxgw.routing.learned.fit import Method
 METHODS: tuple[Method, ...] = ("naive-bayes", "logistic")
 
 
-def parser() -> argparse.ArgumentParser:
-    """The command line, kept separate so the CLI can embed or document it."""
-    p = argparse.ArgumentParser(
-        prog="hxgw train-router", description="Train the task classifier on labelled prompts."
-    )
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    """The options of `hxgw train-router`, on the parser the CLI gives."""
     p.add_argument("data", help='JSONL file, one {"text": ..., "label": ...} per line')
     p.add_argument("-o", "--output", required=True, help="where to write the model (JSON)")
     p.add_argument(
         "--method",
         choices=METHODS,
         default="naive-bayes",
-        help="learner (default: naive-bayes, see the evaluation in the README)",
+        help="learner (default: naive-bayes, see docs/router-evaluation.md)",
     )
-    return p
 
 
-def main(argv: list[str]) -> int:
+def run(args: argparse.Namespace) -> int:
     """Validate, train, save; print per-label counts and timing. Exit 0 or 1."""
-    args = parser().parse_args(argv)
     try:
         examples = read_examples(args.data)
     except (DatasetError, OSError, UnicodeDecodeError) as exc:
@@ -66,7 +61,3 @@ def main(argv: list[str]) -> int:
         f"wrote {args.output} ({size / 1e6:.2f} MB)"
     )
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1:]))

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
+import json
 import socket
 import subprocess
-import sys
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from hxgw import __version__
-from tests.fixtures import Gateway, free_port, new_key, wait_http, write_config
+from tests.fixtures import HXGW, Gateway, free_port, new_key, wait_http, write_config
 
 
 def _hxgw(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "hxgw", *args], capture_output=True, text=True,
+    return subprocess.run([HXGW, *args], capture_output=True, text=True,
                           env=env, timeout=30)
 
 
@@ -42,11 +43,55 @@ def test_check_config_names_every_problem_and_exits_1(tmp_path: Path):
     assert "routing.yaml: routing.default_group: unknown group 'missing'" in result.stderr
 
 
-def test_check_config_without_any_client_key_fails(tmp_path: Path):
+def test_check_config_works_without_master_key_and_says_serving_needs_one(tmp_path: Path):
     write_config(tmp_path, "http://127.0.0.1:1")
     result = _hxgw("check-config", "--config-dir", str(tmp_path), env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    assert "serving needs a client key: set MASTER_KEY or auth.keys_file" in result.stdout
+
+
+def test_route_works_without_master_key(tmp_path: Path):
+    write_config(tmp_path, "http://127.0.0.1:1")
+    result = subprocess.run([HXGW, "route", "--config-dir", str(tmp_path)],
+                            input='{"messages": [{"role": "user", "content": "hi"}]}',
+                            capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"},
+                            timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["group"] == "chat"
+
+
+def test_serve_without_any_client_key_refuses_to_start(tmp_path: Path):
+    write_config(tmp_path, "http://127.0.0.1:1")
+    result = _hxgw("serve", "--config-dir", str(tmp_path), "--port", str(free_port()),
+                   env={"PATH": "/usr/bin:/bin"})
     assert result.returncode == 1
     assert "no client key: set MASTER_KEY or auth.keys_file" in result.stderr
+
+
+SUBCOMMAND_OPTIONS = {
+    "serve": "--workers",
+    "check-config": "--config-dir",
+    "route": "--endpoint",
+    "train-router": "--output",
+    "smoke": "--url",
+    "demo-upstream": "--chunk-delay",
+}
+
+
+@pytest.mark.parametrize(("command", "option"), SUBCOMMAND_OPTIONS.items())
+def test_every_subcommand_answers_help_with_its_own_options(command: str, option: str):
+    result = _hxgw(command, "--help")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith(f"usage: hxgw {command}")
+    assert option in result.stdout
+
+
+def test_smoke_accepts_the_url_option_its_help_shows():
+    result = _hxgw("smoke", "--url", "http://127.0.0.1:1", "--timeout", "1",
+                   env={"MASTER_KEY": new_key(), "PATH": "/usr/bin:/bin"})
+    assert "unrecognized arguments" not in result.stderr
+    assert result.returncode == 1  # every check fails: nothing listens there
+    assert "FAIL" in result.stdout
 
 
 def test_serve_with_an_invalid_config_exits_1_and_says_why(tmp_path: Path):
@@ -85,7 +130,7 @@ async def test_hx_port_and_hx_host_are_used_without_flags(tmp_path: Path):
     port = free_port()
     env = {"MASTER_KEY": new_key(), "HX_PORT": str(port), "HX_HOST": "127.0.0.1",
            "PATH": "/usr/bin:/bin"}
-    process = subprocess.Popen([sys.executable, "-m", "hxgw", "serve", "--config-dir", str(config)],
+    process = subprocess.Popen([HXGW, "serve", "--config-dir", str(config)],
                                env=env, stderr=subprocess.DEVNULL)
     try:
         gateway = Gateway(config_dir=config, key="", port=port, process=process)
@@ -97,7 +142,7 @@ async def test_hx_port_and_hx_host_are_used_without_flags(tmp_path: Path):
 
 async def test_the_demo_upstream_serves_the_seed_acceptance_through_the_gateway(tmp_path: Path):
     demo_port = free_port()
-    demo = subprocess.Popen([sys.executable, "-m", "hxgw", "demo-upstream", "--port",
+    demo = subprocess.Popen([HXGW, "demo-upstream", "--port",
                              str(demo_port), "--chunk-delay", "0"], stdout=subprocess.DEVNULL)
     config = tmp_path / "config"
     config.mkdir()

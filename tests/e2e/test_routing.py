@@ -5,14 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import subprocess
-import sys
 from pathlib import Path
 
 import aiohttp
 
 from tests.conftest import StartGateway
 from tests.fake_upstream import FakeUpstream
-from tests.fixtures import DEFAULT_MODELS, new_key, write_config
+from tests.fixtures import DEFAULT_MODELS, HXGW, new_key, write_config
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
 BREAKER = {"routing": {"strategy": "failover", "default_group": "chat",
@@ -104,7 +103,7 @@ def test_hxgw_route_explains_the_order_without_calling_any_upstream(tmp_path: Pa
     config = write_config(tmp_path, "http://127.0.0.1:9", models=DEFAULT_MODELS, routing=routing)
     body = {"messages": [{"role": "user", "content": "Fix this bug: TypeError in my JS code"}]}
     result = subprocess.run(
-        [sys.executable, "-m", "hxgw", "route", "--config-dir", str(config)],
+        [HXGW, "route", "--config-dir", str(config)],
         input=json.dumps(body), capture_output=True, text=True, timeout=30,
         env={"MASTER_KEY": new_key(), "PATH": "/usr/bin:/bin"})
     assert result.returncode == 0, result.stderr
@@ -120,7 +119,7 @@ def test_hxgw_route_explains_the_order_without_calling_any_upstream(tmp_path: Pa
 def test_hxgw_route_rejects_a_body_that_is_not_json(tmp_path: Path):
     config = write_config(tmp_path, "http://127.0.0.1:9")
     result = subprocess.run(
-        [sys.executable, "-m", "hxgw", "route", "--config-dir", str(config)],
+        [HXGW, "route", "--config-dir", str(config)],
         input="{nope", capture_output=True, text=True, timeout=30,
         env={"MASTER_KEY": new_key(), "PATH": "/usr/bin:/bin"})
     assert result.returncode == 1

@@ -1,11 +1,10 @@
-"""`python -m hxgw.tools.smoke` against the real gateway in front of `hxgw demo-upstream`."""
+"""`hxgw smoke` against the real gateway in front of `hxgw demo-upstream`."""
 
 from __future__ import annotations
 
 import json
 import os
 import subprocess
-import sys
 import time
 import urllib.error
 import urllib.request
@@ -14,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures import REPO, Gateway, free_port, new_key
+from tests.fixtures import HXGW, REPO, Gateway, free_port, new_key
 
 CHECKS = ["healthz", "readyz", "models", "chat", "chat stream", "embeddings",
           "group hx-chat (chat)", "group hx-coding (chat)", "group hx-embed (embedding)"]
@@ -36,7 +35,7 @@ def _wait_up(url: str, timeout: float = 15.0) -> None:
 def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
     """The shipped example config, served by the real gateway, with the demo upstream behind."""
     demo_port = free_port()
-    demo = subprocess.Popen([sys.executable, "-m", "hxgw", "demo-upstream", "--port",
+    demo = subprocess.Popen([HXGW, "demo-upstream", "--port",
                              str(demo_port), "--chunk-delay", "0"], stdout=subprocess.DEVNULL,
                             stderr=subprocess.DEVNULL)
     config = tmp_path_factory.mktemp("smoke") / "config"
@@ -63,7 +62,7 @@ def smoke(url: str, *args: str, key: str | None = None) -> subprocess.CompletedP
     env = {k: v for k, v in os.environ.items() if k != "MASTER_KEY"}
     if key is not None:
         env["MASTER_KEY"] = key
-    return subprocess.run([sys.executable, "-m", "hxgw.tools.smoke", "--url", url, *args],
+    return subprocess.run([HXGW, "smoke", "--url", url, *args],
                           capture_output=True, text=True, env=env, timeout=120, cwd=REPO)
 
 

@@ -36,6 +36,8 @@ from typing import Any
 import pytest
 from openai import BadRequestError, OpenAI
 
+from tests.fixtures import HXGW
+
 pytestmark = pytest.mark.litellm
 
 HERE = Path(__file__).resolve().parent
@@ -199,7 +201,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     home.mkdir()
     client_key = "sk-hxclient-" + secrets.token_hex(16)
     litellm_key = "sk-litellm-" + secrets.token_hex(16)
-    hxgw = [sys.executable, "-m", "hxgw"]
+    hxgw = [HXGW]
     services = Services(work, hidden=(client_key, litellm_key))
     try:
         embed_url = services.start(
