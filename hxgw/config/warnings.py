@@ -12,7 +12,9 @@ import structlog
 
 from hxgw.config.schema import Config
 
-log = structlog.get_logger("hxgw.config.schema")
+log = structlog.get_logger("hxgw.config")
+
+CONFIG_FILES = ("gateway.yaml", "routing.yaml", "model_registry.yaml")
 
 
 def log_restart_only_changes(old: Config, new: Config) -> None:
@@ -33,10 +35,23 @@ def log_restart_only_changes(old: Config, new: Config) -> None:
 
 
 def warn_if_world_readable(config: Config) -> None:
-    paths = [*config.files, *([Path(p)] if (p := os.environ.get("HX_ENV_FILE")) else [])]
-    if config.tls is not None:
-        paths.append(config.tls.key)
-    for path in paths:
+    """Once, at start: each file holding a secret (the environment file with the keys,
+    a keys file, the TLS key) that every user of the machine can read, with the command
+    that fixes it. The YAML files hold no secret, so their modes are the operator's."""
+    for path in secret_files(config):
         with contextlib.suppress(OSError):
             if path.stat().st_mode & stat.S_IROTH:
-                log.warning("file is readable by every user; make it mode 640", path=str(path))
+                log.warning(
+                    "a file with secrets is readable by every user",
+                    path=str(path),
+                    fix=f"chmod o-rwx {path}",
+                )
+
+
+def secret_files(config: Config) -> list[Path]:
+    paths = [f for f in config.files if f.name not in CONFIG_FILES]  # a keys file
+    if env_file := os.environ.get("HX_ENV_FILE"):
+        paths.append(Path(env_file))
+    if config.tls is not None:
+        paths.append(config.tls.key)
+    return paths

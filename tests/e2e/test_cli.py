@@ -94,6 +94,29 @@ def test_smoke_accepts_the_url_option_its_help_shows():
     assert "FAIL" in result.stdout
 
 
+async def test_a_first_start_on_the_checkouts_example_config_logs_no_warning():
+    demo_port, port = free_port(), free_port()
+    demo = subprocess.Popen([HXGW, "demo-upstream", "--port", str(demo_port)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {"MASTER_KEY": new_key(), "PATH": "/usr/bin:/bin",
+           "HX_LITELLM_UPSTREAM": f"http://127.0.0.1:{demo_port}"}
+    try:
+        await wait_http(f"http://127.0.0.1:{demo_port}/v1/models")
+        process = subprocess.Popen([HXGW, "serve", "--config-dir", "etc/hxgw", "--host",
+                                    "127.0.0.1", "--port", str(port)],
+                                   env=env, stderr=subprocess.PIPE, text=True)
+        try:
+            await wait_http(f"http://127.0.0.1:{port}/readyz")
+        finally:
+            process.terminate()
+            _, stderr = process.communicate(timeout=15)
+    finally:
+        demo.terminate()
+        demo.wait(10)
+    assert "listening" in stderr
+    assert " warning " not in stderr, stderr
+
+
 def test_serve_with_an_invalid_config_exits_1_and_says_why(tmp_path: Path):
     write_config(tmp_path, "http://127.0.0.1:1")
     (tmp_path / "routing.yaml").write_text("routing: [unclosed\n")

@@ -1,0 +1,58 @@
+"""Warnings a loaded config deserves: only the secrets' file modes, once, with the fix."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import structlog
+
+from hxgw.config import load_config
+from hxgw.config.warnings import warn_if_world_readable
+from tests.fixtures import new_key, write_config
+
+
+def _warnings(config_dir: Path) -> list[dict[str, object]]:
+    config = load_config(config_dir, {"MASTER_KEY": new_key()})
+    with structlog.testing.capture_logs() as logs:
+        warn_if_world_readable(config)
+    return [entry for entry in logs if entry["log_level"] == "warning"]
+
+
+def test_yaml_files_readable_by_everyone_get_no_warning(tmp_path: Path):
+    config_dir = write_config(tmp_path / "conf", "http://127.0.0.1:1")
+    for path in config_dir.iterdir():
+        path.chmod(0o644)
+    assert _warnings(config_dir) == []
+
+
+def test_an_env_file_readable_by_everyone_gets_one_warning_with_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    env_file = tmp_path / "hx.env"
+    env_file.write_text("MASTER_KEY=x\n")
+    env_file.chmod(0o644)
+    monkeypatch.setenv("HX_ENV_FILE", str(env_file))
+    warnings = _warnings(write_config(tmp_path / "conf", "http://127.0.0.1:1"))
+    assert len(warnings) == 1
+    assert warnings[0]["path"] == str(env_file)
+    assert warnings[0]["fix"] == f"chmod o-rwx {env_file}"
+
+
+def test_an_env_file_only_its_group_reads_gets_no_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
+    env_file = tmp_path / "hx.env"
+    env_file.write_text("MASTER_KEY=x\n")
+    env_file.chmod(0o640)
+    monkeypatch.setenv("HX_ENV_FILE", str(env_file))
+    assert _warnings(write_config(tmp_path / "conf", "http://127.0.0.1:1")) == []
+
+
+def test_a_keys_file_readable_by_everyone_gets_a_warning(tmp_path: Path):
+    config_dir = write_config(tmp_path / "conf", "http://127.0.0.1:1",
+                              gateway={"auth": {"keys_file": "keys.yaml"}})
+    keys = config_dir / "keys.yaml"
+    keys.write_text(f"keys:\n  - name: app\n    key: {new_key()}\n")
+    keys.chmod(0o644)
+    assert [w["path"] for w in _warnings(config_dir)] == [str(keys)]
