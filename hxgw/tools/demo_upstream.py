@@ -22,6 +22,7 @@ from aiohttp import web
 from aiohttp_sse import sse_response
 
 from hxgw import jsonio
+from hxgw.config.schema import Limits
 
 MODELS = ("llm02-phi3", "llm01-llama3.2-3b", "emb-premium")
 CONFIG = web.AppKey("config", argparse.Namespace)
@@ -62,17 +63,38 @@ def _prompt_of(body: dict[str, Any]) -> str:
     return prompt if isinstance(prompt, str) else ""
 
 
+class _TooLarge(web.HTTPClientError):
+    """A 413 with a body of our own (aiohttp's class writes its own text)."""
+
+    status_code = 413
+
+
+def _error(kind: type[web.HTTPClientError], message: str, code: str) -> web.HTTPClientError:
+    """An error in OpenAI's shape, as the API the demo stands in for answers."""
+    error = {"message": message, "type": "invalid_request_error", "param": None, "code": code}
+    return kind(text=jsonio.dumps({"error": error}).decode(), content_type="application/json")
+
+
 async def _json_body(request: web.Request) -> dict[str, Any]:
+    limit = request.app[CONFIG].max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise _error(
+            _TooLarge,
+            f"request body of {request.content_length} bytes is over the {limit}-byte limit",
+            "request_too_large",
+        )
     try:
         body = jsonio.loads(await request.read())
-    except jsonio.DecodeError:
-        raise web.HTTPBadRequest(
-            text='{"error": {"message": "invalid JSON"}}', content_type="application/json"
+    except web.HTTPRequestEntityTooLarge:
+        raise _error(
+            _TooLarge,
+            f"request body is over the {limit}-byte limit",
+            "request_too_large",
         ) from None
+    except jsonio.DecodeError:
+        raise _error(web.HTTPBadRequest, "invalid JSON", "invalid_json") from None
     if not isinstance(body, dict):
-        raise web.HTTPBadRequest(
-            text='{"error": {"message": "expected an object"}}', content_type="application/json"
-        )
+        raise _error(web.HTTPBadRequest, "expected a JSON object", "invalid_request")
     return body
 
 
@@ -204,8 +226,12 @@ async def health(request: web.Request) -> web.Response:
 
 
 def make_demo_app(chunk_delay: float = 0.05, embedding_dim: int = 1024) -> web.Application:
-    app = web.Application()
-    app[CONFIG] = argparse.Namespace(chunk_delay=chunk_delay, embedding_dim=embedding_dim)
+    # The demo takes what the gateway takes: its default body limit.
+    limit = Limits().max_body_bytes
+    app = web.Application(client_max_size=limit)
+    app[CONFIG] = argparse.Namespace(
+        chunk_delay=chunk_delay, embedding_dim=embedding_dim, max_body_bytes=limit
+    )
     for prefix in ("/v1", ""):
         app.router.add_post(f"{prefix}/chat/completions", completions)
         app.router.add_post(f"{prefix}/completions", completions)

@@ -1,0 +1,51 @@
+"""`hxgw demo-upstream` takes what the gateway takes, and refuses in OpenAI's shape."""
+
+from __future__ import annotations
+
+import io
+import json
+import subprocess
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from tests.fixtures import HXGW, free_port, wait_http
+
+BIG = "x" * (2 * 1024 * 1024)  # over aiohttp's 1 MiB default, under the gateway's 16 MiB
+
+
+@pytest.fixture
+async def demo() -> AsyncIterator[str]:
+    port = free_port()
+    process = subprocess.Popen([HXGW, "demo-upstream", "--port", str(port), "--chunk-delay", "0"],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        await wait_http(url + "/v1/models")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+async def test_the_demo_accepts_a_body_the_gateway_accepts(demo: str):
+    body = json.dumps({"model": "llm02-phi3", "messages": [{"role": "user", "content": BIG}]})
+    async with aiohttp.ClientSession() as client, \
+            client.post(demo + "/v1/chat/completions", data=io.BytesIO(body.encode()),
+                        headers={"Content-Type": "application/json"}) as resp:
+        assert resp.status == 200
+        assert (await resp.json())["object"] == "chat.completion"
+
+
+async def test_a_body_over_the_limit_gets_an_openai_shaped_413(demo: str):
+    body = b'{"model": "llm02-phi3", "input": "' + b"x" * (17 * 1024 * 1024) + b'"}'
+    async with aiohttp.ClientSession() as client, \
+            client.post(demo + "/v1/embeddings", data=io.BytesIO(body),
+                        headers={"Content-Type": "application/json"}) as resp:
+        assert resp.status == 413
+        assert resp.content_type == "application/json"
+        error = (await resp.json())["error"]
+    assert error["code"] == "request_too_large"
+    assert "16777216-byte limit" in error["message"]
+    assert set(error) == {"message", "type", "param", "code"}
