@@ -1,0 +1,66 @@
+"""Every request that got an answer leaves exactly one access line, whatever its status."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+
+import aiohttp
+
+from tests.fixtures import Gateway, wait_for
+
+
+def _access_lines(gateway: Gateway, pattern: str) -> list[str]:
+    return [line for line in gateway.logs().splitlines() if re.search(pattern, line)]
+
+
+async def _send_raw(gateway: Gateway, data: bytes) -> bytes:
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+    writer.write(data)
+    await writer.drain()
+    answer = await asyncio.wait_for(reader.read(65536), 5)
+    writer.close()
+    return answer
+
+
+async def test_an_unknown_path_leaves_one_access_line_with_its_404(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    async with client.get(gateway.url + "/v1/no-such-route") as resp:
+        assert resp.status == 404
+    await wait_for(lambda: _access_lines(gateway, r"GET /v1/no-such-route status=404"))
+    assert len(_access_lines(gateway, r"/v1/no-such-route")) == 1
+
+
+async def test_a_wrong_method_leaves_one_access_line_with_its_405(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    async with client.delete(gateway.url + "/v1/chat/completions") as resp:
+        assert resp.status == 405
+    await wait_for(lambda: _access_lines(gateway, r"DELETE /v1/chat/completions status=405"))
+    assert len(_access_lines(gateway, r"DELETE /v1/chat/completions")) == 1
+
+
+async def test_an_operator_route_leaves_an_access_line(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    async with client.get(gateway.url + "/healthz") as resp:
+        assert resp.status == 200
+    await wait_for(lambda: _access_lines(gateway, r"GET /healthz status=200"))
+
+
+async def test_a_malformed_request_leaves_an_access_line_with_its_400(gateway: Gateway):
+    answer = await _send_raw(gateway, b"GARBAGE\r\n\r\n")
+    assert answer.split(b" ")[1] == b"400"
+    await wait_for(lambda: _access_lines(gateway, r"status=400 .*outcome=malformed"))
+    assert len(_access_lines(gateway, r"outcome=malformed")) == 1
+
+
+async def test_a_flood_of_malformed_requests_from_one_address_is_logged_only_a_few_times(
+    gateway: Gateway,
+):
+    for _ in range(30):
+        assert (await _send_raw(gateway, b"GARBAGE\r\n\r\n")).split(b" ")[1] == b"400"
+    await wait_for(lambda: len(_access_lines(gateway, r"outcome=malformed")) >= 10)
+    await asyncio.sleep(0.3)
+    assert len(_access_lines(gateway, r"outcome=malformed")) == 10
