@@ -7,7 +7,7 @@ import hmac
 import importlib
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import structlog
@@ -35,7 +35,7 @@ def _builtin_sha256() -> Callable[[bytes], Any]:
 _SHA256 = _builtin_sha256()
 
 
-async def authenticate(ctx: RequestContext, call_next: Next) -> None:
+def authenticate(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
     """Reads the Authorization header; writes ctx.key (the named key, never the secret).
 
     Keys are held as SHA-256 digests: the lookup is by digest, so neither the
@@ -65,4 +65,4 @@ async def authenticate(ctx: RequestContext, call_next: Next) -> None:
             )
         raise Unauthorized("invalid API key")
     ctx.key = key
-    await call_next(ctx)
+    return call_next(ctx)

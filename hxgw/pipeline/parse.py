@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from hxgw import jsonio
 from hxgw.config.reader import kind_of
 from hxgw.errors import BadRequest
@@ -9,17 +11,22 @@ from hxgw.pipeline.context import RequestContext
 from hxgw.types import Next
 
 
-async def parse_body(ctx: RequestContext, call_next: Next) -> None:
+def parse_body(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
     """Reads the request body; writes ctx.raw_body, ctx.body and ctx.stream.
 
     The body is held whole (up to `limits.max_body_bytes`) because failover
     must be able to send it again to the next candidate.
     """
-    limits = ctx.state.config.limits
-    raw = ctx.exchange.body_now(limits.max_body_bytes)
+    raw = ctx.exchange.body_now(ctx.state.config.limits.max_body_bytes)
     if raw is None:
-        raw = await ctx.exchange.read_body(limits.max_body_bytes, limits.client_idle_timeout)
+        return _read_then_parse(ctx, call_next)
     _parse(ctx, raw)
+    return call_next(ctx)
+
+
+async def _read_then_parse(ctx: RequestContext, call_next: Next) -> None:
+    limits = ctx.state.config.limits
+    _parse(ctx, await ctx.exchange.read_body(limits.max_body_bytes, limits.client_idle_timeout))
     await call_next(ctx)
 
 

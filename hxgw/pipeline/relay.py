@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 
 from hxgw.errors import GatewayError, Unavailable, UpstreamError, UpstreamTimeout
 from hxgw.pipeline.context import Reply, RequestContext
@@ -25,7 +25,7 @@ USAGE_TAIL = 2048
 MAX_HELD_LINE = 1024 * 1024
 
 
-async def relay(ctx: RequestContext, call_next: Next) -> None:
+def relay(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
     """Reads ctx.reply; writes the response, ctx.status, ctx.bytes_out and ctx.outcome."""
     assert ctx.reply is not None
     reply = ctx.reply
@@ -33,8 +33,14 @@ async def relay(ctx: RequestContext, call_next: Next) -> None:
     if not streaming and reply.response.at_eof():
         # The whole body came with the first read: answer it in one write.
         _whole_body(ctx, reply)
-    else:
-        await _relay_as_it_comes(ctx, reply, streaming)
+        return call_next(ctx)
+    return _relay_then_next(ctx, reply, streaming, call_next)
+
+
+async def _relay_then_next(
+    ctx: RequestContext, reply: Reply, streaming: bool, call_next: Next
+) -> None:
+    await _relay_as_it_comes(ctx, reply, streaming)
     await call_next(ctx)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Awaitable
 
 from hxgw.observe.log import REQUEST_ID
 from hxgw.pipeline.context import RequestContext
@@ -12,7 +13,7 @@ from hxgw.types import Next
 _VALID_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
 
 
-async def assign_request_id(ctx: RequestContext, call_next: Next) -> None:
+def assign_request_id(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
     """Reads the X-Request-ID header; writes ctx.request_id and binds it to every log line.
 
     An accepted id has no character that logfmt would quote: the access line relies
@@ -23,4 +24,4 @@ async def assign_request_id(ctx: RequestContext, call_next: Next) -> None:
     else:
         ctx.request_id = ctx.state.runtime.ids.new()
     REQUEST_ID.set(ctx.request_id)
-    await call_next(ctx)
+    return call_next(ctx)

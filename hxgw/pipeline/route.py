@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+
 from hxgw.pipeline.context import RequestContext
 from hxgw.routing.decision import GROUP_HEADER, decide, resolve
 from hxgw.types import Next
 
 
-async def route(ctx: RequestContext, call_next: Next) -> None:
+def route(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
     """Reads the X-HX-Model-Group header, ctx.body and ctx.key; writes ctx.group,
     ctx.pinned, ctx.decision and ctx.candidates (in the order they will be tried)."""
     assert ctx.key is not None and ctx.body is not None
@@ -19,4 +21,4 @@ async def route(ctx: RequestContext, call_next: Next) -> None:
     ctx.group, ctx.pinned = chosen.group, chosen.pinned
     ctx.decision = decide(state.config, chosen, ctx.body, state.runtime.memory, state.classifier)
     ctx.candidates = ctx.decision.candidates
-    await call_next(ctx)
+    return call_next(ctx)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from typing import Any
 
 from hxgw import jsonio
@@ -46,8 +47,8 @@ class UpstreamBodies:
         return encoded
 
 
-async def transform_request(ctx: RequestContext, call_next: Next) -> None:
+def transform_request(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
     """Reads ctx.body and ctx.raw_body; writes ctx.upstream_bodies."""
     assert ctx.body is not None
     ctx.upstream_bodies = UpstreamBodies(ctx.body, ctx.raw_body)
-    await call_next(ctx)
+    return call_next(ctx)
