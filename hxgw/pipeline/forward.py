@@ -26,7 +26,12 @@ from hxgw.pipeline.failures import (
     retry_seconds,
 )
 from hxgw.types import Next
-from hxgw.upstream import UpstreamConnectError, UpstreamResponse, header_line
+from hxgw.upstream import (
+    UpstreamConnectError,
+    UpstreamProtocolError,
+    UpstreamResponse,
+    header_line,
+)
 
 log = structlog.get_logger("hxgw.pipeline.forward")
 
@@ -81,7 +86,9 @@ async def open_reply(ctx: RequestContext) -> Reply:
             outcome = _transport_outcome(exc)
             metrics.upstream_errors.labels(model.name, outcome).inc()
             ctx.failovers += 1
-            failed.append(Failure(model.name, outcome))
+            # A broken answer says what broke; the other transport failures are their kind.
+            said = str(exc) if outcome == "protocol_error" else outcome
+            failed.append(Failure(model.name, said))
             log.warning(
                 "upstream failed",
                 model=model.name,
@@ -156,4 +163,6 @@ def _transport_outcome(exc: BaseException) -> str:
         return "timeout"
     if isinstance(exc, UpstreamConnectError):
         return "connect_error"
+    if isinstance(exc, UpstreamProtocolError):
+        return "protocol_error"
     return "reset"

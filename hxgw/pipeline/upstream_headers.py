@@ -13,6 +13,8 @@ PASSED_RESPONSE_HEADERS = {
     name.lower().encode(): name
     for name in (
         "Content-Type",
+        # Sent despite the gateway's Accept-Encoding: identity, it must still label the body.
+        "Content-Encoding",
         "Retry-After",
         "retry-after-ms",
         "OpenAI-Processing-Ms",

@@ -2,6 +2,15 @@
 
 httptools (llhttp, the parser aiohttp itself uses) parses the response; its
 body goes to an `UpstreamResponse` as it arrives.
+
+An upstream is not trusted to frame its answers well. The response head is
+collected here and given to the parser whole, within `MAX_HEAD` bytes and
+`MAX_FIELDS` fields (httptools joins a header value piece by piece, which is
+quadratic in a value that arrives in many small reads). A status outside
+100-599 and a transfer coding other than chunked are refused. A connection
+goes back to the pool only when its response ended exactly where the bytes
+read ended: anything after it (a body longer than its Content-Length, the start
+of another response) means the stream is out of step, and it is closed.
 """
 
 from __future__ import annotations
@@ -13,6 +22,12 @@ import httptools
 
 from hxgw.upstream.origin import UpstreamProtocolError
 from hxgw.upstream.response import UpstreamResponse
+
+MAX_HEAD = 64 * 1024
+"""The most bytes a response head (status line and header fields) may take."""
+MAX_FIELDS = 128
+"""The most header fields a response head may have (aiohttp's own limit)."""
+HEAD_END = b"\r\n\r\n"
 
 
 class Home(Protocol):
@@ -42,6 +57,13 @@ class Connection(asyncio.Protocol):
         self._headers: asyncio.Future[UpstreamResponse] | None = None
         self._reading_paused = False
         self._until_close = False
+        self._head = bytearray()
+        """The response head as it arrives, until it is whole."""
+        self._in_head = False
+        self._fields = 0
+        self._done = False
+        """The response ended: any byte the parser sees after it is out of step."""
+        self._stray = False
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -54,12 +76,45 @@ class Connection(asyncio.Protocol):
             self.close()
             return
         self.received_any = True
+        if self._in_head:
+            data = self._collect_head(data)
+            if not data:
+                return
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
-            self._lost(UpstreamProtocolError("the upstream tried to switch protocols"))
+            self._refuse(UpstreamProtocolError("the upstream tried to switch protocols"))
+        except httptools.HttpParserCallbackError as exc:
+            cause = exc.__context__
+            if not isinstance(cause, UpstreamProtocolError):
+                cause = UpstreamProtocolError(f"the upstream sent invalid HTTP: {exc}")
+            self._refuse(cause)
         except httptools.HttpParserError as exc:
-            self._lost(UpstreamProtocolError(f"the upstream sent invalid HTTP: {exc}"))
+            self._refuse(UpstreamProtocolError(f"the upstream sent invalid HTTP: {exc}"))
+
+    def _collect_head(self, data: bytes) -> bytes:
+        """Hold the head back until it is whole; then it goes to the parser in one piece,
+        with whatever followed it. Searching only the new bytes (and the three before
+        them) keeps this linear however small the reads."""
+        start = max(0, len(self._head) - 3)
+        self._head += data
+        if self._head.find(HEAD_END, start) < 0:
+            if len(self._head) > MAX_HEAD:
+                self._refuse(
+                    UpstreamProtocolError(f"the upstream's response head is over {MAX_HEAD} bytes")
+                )
+            return b""
+        whole, self._head = bytes(self._head), bytearray()
+        self._in_head = False
+        return whole
+
+    def _refuse(self, error: UpstreamProtocolError) -> None:
+        if self._done:
+            # The response itself was whole; what followed it only ends the connection.
+            self.keep_alive = False
+            self._stray = True
+            return
+        self._lost(error)
 
     def eof_received(self) -> bool:
         return False  # close our side too
@@ -78,16 +133,34 @@ class Connection(asyncio.Protocol):
     # No pause_writing/resume_writing: a request is written whole at once, and its body
     # is held for failover anyway, so waiting for the buffer to drain would bound nothing.
 
-    # httptools callbacks (no on_message_begin: one call fewer per response)
+    # httptools callbacks
+    def on_message_begin(self) -> None:
+        if self._done:
+            self._stray = True
+            raise UpstreamProtocolError("the upstream sent more than one response")
+
     def on_header(self, name: bytes, value: bytes) -> None:
+        self._fields += 1
+        if self._fields > MAX_FIELDS:
+            raise UpstreamProtocolError(f"the upstream sent over {MAX_FIELDS} header fields")
         self._raw_headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         raw_headers, self._raw_headers = self._raw_headers, []
+        self._fields = 0
         status = self.parser.get_status_code()
+        if not 100 <= status <= 599:
+            raise UpstreamProtocolError(f"the upstream answered with status {status}")
         if status < 200:
-            return  # 1xx: an interim answer; the real one follows
+            self._in_head = True  # 1xx: an interim answer; the real head follows
+            return
+        self._in_head = False
         response = UpstreamResponse(self, status, raw_headers)
+        if response.transfer_encoded and response.transfer_coding != b"chunked":
+            coding = response.transfer_coding.decode("latin-1")
+            raise UpstreamProtocolError(
+                f"the upstream's Transfer-Encoding {coding!r} is not chunked"
+            )
         self.response = response
         self._until_close = response.content_length is None and not response.transfer_encoded
         if self._headers is not None and not self._headers.done():
@@ -98,7 +171,8 @@ class Connection(asyncio.Protocol):
             self.response._feed(body)
 
     def on_message_complete(self) -> None:
-        if self.response is not None:
+        if self.response is not None:  # not the end of a 1xx
+            self._done = True
             self.keep_alive = self.parser.should_keep_alive()
             self.response._finish()
 
@@ -111,6 +185,7 @@ class Connection(asyncio.Protocol):
         self.keep_alive = False
         self.response = None
         self._until_close = False
+        self._in_head, self._done = True, False
         self._headers = self.pool.loop.create_future()
         if len(body) < 64 * 1024:
             self.transport.write(head + body)
@@ -132,7 +207,7 @@ class Connection(asyncio.Protocol):
         self.response = None
         self._headers = None
         self.resume_reading()
-        reusable = reusable and self.keep_alive
+        reusable = reusable and self.keep_alive and not self._stray
         if reusable and self.transport is not None and not self.transport.is_closing():
             self.pool.put_back(self)
             self._give_back_slot()

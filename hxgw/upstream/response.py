@@ -61,6 +61,7 @@ class UpstreamResponse:
         "content_type",
         "raw_headers",
         "status",
+        "transfer_coding",
         "transfer_encoded",
     )
 
@@ -74,6 +75,8 @@ class UpstreamResponse:
         self.content_type = ""
         self.content_length: int | None = None
         self.transfer_encoded = False
+        self.transfer_coding = b""
+        """The Transfer-Encoding, lowercased, its repeats joined as one list."""
         for name, value in raw_headers:
             lowered = _framing_header[name]
             if lowered is None:
@@ -83,6 +86,8 @@ class UpstreamResponse:
             elif lowered == b"content-length" and self.content_length is None:
                 self.content_length = int(value) if value.isdigit() else None
             elif lowered == b"transfer-encoding":
+                coding = b"".join(value.lower().split())
+                self.transfer_coding += b"," + coding if self.transfer_encoded else coding
                 self.transfer_encoded = True
         self._headers: CIMultiDictProxy[str] | None = None
         self._connection: Source | None = connection
