@@ -254,6 +254,13 @@ async def test_the_status_page_needs_a_key_and_takes_it_as_basic_auth(
     assert "alpha" in html and "<script" not in html
 
 
+async def test_the_status_page_may_not_be_framed(gateway: Gateway, client: aiohttp.ClientSession):
+    async with client.get(gateway.url + "/status", headers=gateway.auth) as resp:
+        assert resp.status == 200
+        assert "frame-ancestors 'none'" in resp.headers["Content-Security-Policy"]
+        assert resp.headers["X-Frame-Options"] == "DENY"
+
+
 @pytest.mark.parametrize("path", ["/status", "/status.json", "/metrics"])
 async def test_an_operator_endpoint_refused_for_want_of_a_key_offers_bearer_and_basic(
     gateway: Gateway, client: aiohttp.ClientSession, path: str
