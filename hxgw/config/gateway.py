@@ -216,7 +216,16 @@ def read_timeouts(top: Section) -> Timeouts:
 
 def read_limits(top: Section) -> Limits:
     section = top.section(
-        "limits", frozenset({"max_body_bytes", "upstream_connections", "client_idle_timeout"})
+        "limits",
+        frozenset(
+            {
+                "max_body_bytes",
+                "upstream_connections",
+                "client_idle_timeout",
+                "body_timeout",
+                "connections_per_address",
+            }
+        ),
     )
     base = Limits()
     return Limits(
@@ -228,6 +237,10 @@ def read_limits(top: Section) -> Limits:
         ),
         client_idle_timeout=float(
             section.number("client_idle_timeout", base.client_idle_timeout, positive=True)
+        ),
+        body_timeout=float(section.number("body_timeout", base.body_timeout, positive=True)),
+        connections_per_address=section.number(
+            "connections_per_address", base.connections_per_address, positive=True, integer=True
         ),
     )
 

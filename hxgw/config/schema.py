@@ -118,6 +118,10 @@ class Limits:
     client_idle_timeout: float = 60.0
     """A connection that has not sent a complete request (idle keep-alive, or headers
     trickling in, slowloris style) for this long is closed."""
+    body_timeout: float = 60.0
+    """The most a request body may take to arrive, whole: past it, 408."""
+    connections_per_address: int = 256
+    """Concurrent connections from one client address; past it new ones are refused."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

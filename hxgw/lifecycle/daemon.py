@@ -71,6 +71,7 @@ class Daemon:
             Dispatcher(self.holder, self.inflight),
             access=self.runtime.access,
             ids=self.runtime.ids,
+            per_address=lambda: self.holder.config.limits.connections_per_address,
             handler_cancellation=True,
             access_log=None,
             keepalive_timeout=config.limits.client_idle_timeout,

@@ -43,9 +43,10 @@ class Exchange:
         """The first value of a request header, by case-insensitive name."""
         return self.request.headers.get(name)
 
-    async def read_body(self, limit: int, idle: float) -> bytes:
-        """The whole request body. Raises PayloadTooLarge past `limit` bytes and
-        RequestTimeout when the client sends nothing for `idle` seconds."""
+    async def read_body(self, limit: int, idle: float, total: float) -> bytes:
+        """The whole request body. Raises PayloadTooLarge past `limit` bytes, and
+        RequestTimeout when the client sends nothing for `idle` seconds or the body has
+        not all arrived after `total` (a slow POST holds a connection and a handler)."""
         request = self.request
         declared = request.content_length
         if declared is not None and declared > limit:
@@ -61,13 +62,20 @@ class Exchange:
         # One growing buffer, not a list of chunks: a body sent in tiny chunks would
         # otherwise cost an object per chunk, many times the body's own size.
         body = bytearray()
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + total
         # aiohttp's idle timer is off while a handler runs: a client that stalls mid-body
         # would hold its handler and connection for ever, so every read gets a deadline.
         while True:
+            wait = min(idle, deadline - loop.time())
             try:
-                async with asyncio.timeout(idle):
+                async with asyncio.timeout(max(wait, 0.0)):
                     chunk = await content.readany()
             except TimeoutError:
+                if wait < idle:
+                    raise RequestTimeout(
+                        f"the request body did not arrive within {total:g}s"
+                    ) from None
                 raise RequestTimeout(f"the request body stalled for {idle:g}s") from None
             if not chunk:
                 return bytes(body)

@@ -26,7 +26,10 @@ def parse_body(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
 
 async def _read_then_parse(ctx: RequestContext, call_next: Next) -> None:
     limits = ctx.state.config.limits
-    _parse(ctx, await ctx.exchange.read_body(limits.max_body_bytes, limits.client_idle_timeout))
+    raw = await ctx.exchange.read_body(
+        limits.max_body_bytes, limits.client_idle_timeout, limits.body_timeout
+    )
+    _parse(ctx, raw)
     await call_next(ctx)
 
 

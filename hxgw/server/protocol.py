@@ -9,9 +9,12 @@ flood of them cannot fill the journal.
 
 from __future__ import annotations
 
+import asyncio
 import time
+from collections.abc import Callable
 from typing import Any
 
+import structlog
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
@@ -20,9 +23,32 @@ from hxgw.observe import AccessLog
 from hxgw.observe.ids import RequestIds
 from hxgw.pipeline.exchange import SERVER
 
+log = structlog.get_logger("hxgw.server")
+
 
 class GatewayConnection(RequestHandler):
     """One client connection, served by aiohttp's protocol."""
+
+    address: str | None = None
+    """The client's address, once the server admitted the connection."""
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        manager = self._manager
+        if isinstance(manager, GatewayServer):
+            peer = transport.get_extra_info("peername")
+            address = str(peer[0]) if isinstance(peer, tuple) else "-"
+            if not manager.admit(address):
+                transport.close()  # refused before a byte of it is read
+                return
+            self.address = address
+        super().connection_made(transport)
+
+    def connection_lost(self, exc: BaseException | None) -> None:
+        manager = self._manager
+        if isinstance(manager, GatewayServer) and self.address is not None:
+            manager.release(self.address)
+            self.address = None
+        super().connection_lost(exc)
 
     def handle_error(
         self,
@@ -60,10 +86,43 @@ class GatewayServer(web.Server):
     """aiohttp's low-level server (no URL dispatcher, no middleware) whose connections
     are `GatewayConnection`s."""
 
-    def __init__(self, handler: Any, *, access: AccessLog, ids: RequestIds, **kwargs: Any) -> None:
+    def __init__(
+        self,
+        handler: Any,
+        *,
+        access: AccessLog,
+        ids: RequestIds,
+        per_address: Callable[[], int],
+        **kwargs: Any,
+    ) -> None:
         super().__init__(handler, **kwargs)
         self.access, self.ids = access, ids
         self.quota = PerAddressQuota()
+        self.per_address = per_address
+        """The current config's cap on concurrent connections from one address."""
+        self.open: dict[str, int] = {}
+        self._refusals = PerAddressQuota(limit=1)
+
+    def admit(self, address: str) -> bool:
+        """Count a new connection from `address`, unless it has its share open already."""
+        count = self.open.get(address, 0)
+        cap = self.per_address()
+        if count >= cap:
+            if self._refusals.allow(address):  # once per address and minute
+                log.warning(
+                    "too many connections from one address; refusing new ones",
+                    address=address,
+                    open=count,
+                    limit=cap,
+                )
+            return False
+        self.open[address] = count + 1
+        return True
+
+    def release(self, address: str) -> None:
+        count = self.open.pop(address, 0) - 1
+        if count > 0:
+            self.open[address] = count
 
     def __call__(self) -> RequestHandler:
         return GatewayConnection(self, loop=self._loop, **self._kwargs)

@@ -147,4 +147,4 @@ def build_config(scenario: Scenario, strategy: str) -> Config:
             ("gateway.yaml", gateway),
         ):
             (directory / name).write_text(yaml.safe_dump(doc), encoding="utf-8")
-        return load_config(directory, {"MASTER_KEY": "simulated"})
+        return load_config(directory, {}, serving=False)
