@@ -8,6 +8,7 @@ value was wrong, so that every problem of a file is found in one pass).
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import ssl
 from collections.abc import Mapping
 from pathlib import Path
@@ -23,6 +24,7 @@ from hxgw.config.schema import (
     Listen,
     Logging,
     MetricsAccess,
+    Network,
     Timeouts,
     Tls,
     Upstream,
@@ -128,7 +130,9 @@ def read_client_keys(
     return tuple(keys)
 
 
-_AUTH_KEYS = frozenset({"keys_file", "max_bad_keys", "bad_key_window", "bad_key_lockout"})
+_AUTH_KEYS = frozenset(
+    {"keys_file", "max_bad_keys", "bad_key_window", "bad_key_lockout", "trusted_proxies"}
+)
 
 
 def read_bad_key_policy(top: Section) -> BadKeyPolicy:
@@ -138,7 +142,25 @@ def read_bad_key_policy(top: Section) -> BadKeyPolicy:
         max_failures=section.number("max_bad_keys", base.max_failures, positive=True, integer=True),
         window=float(section.number("bad_key_window", base.window, positive=True)),
         lockout=float(section.number("bad_key_lockout", base.lockout, minimum=0)),
+        trusted_proxies=_networks(section, "trusted_proxies"),
     )
+
+
+def _networks(section: Section, name: str) -> tuple[Network, ...]:
+    """A list of addresses or CIDR networks, e.g. [127.0.0.1, 10.0.0.0/8]."""
+    given = section.raw(name)
+    if given is None:
+        return ()
+    if not isinstance(given, list):
+        section.report(f"must be a list of addresses or networks, got {kind_of(given)}", name)
+        return ()
+    networks = []
+    for index, entry in enumerate(given):
+        try:
+            networks.append(ipaddress.ip_network(str(entry), strict=False))
+        except ValueError:
+            section.report(f"not an address or network: {entry!r}", f"{name}[{index}]")
+    return tuple(networks)
 
 
 def read_tls(top: Section, directory: Path) -> Tls | None:

@@ -7,6 +7,7 @@ Reading and validating the files lives in `load.py`.
 
 from __future__ import annotations
 
+import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ from typing import Literal
 
 from hxgw.config.transforms import Transform
 
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 Mode = Literal["chat", "embedding", "completion"]
 MODES: tuple[Mode, ...] = ("chat", "embedding", "completion")
 STRATEGIES = ("failover", "round-robin", "weighted", "least-busy", "latency", "ml-based-routing")
@@ -139,11 +141,13 @@ class ClientKey:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BadKeyPolicy:
     """After `max_failures` bad keys within `window` seconds, an address is refused for
-    `lockout` seconds."""
+    `lockout` seconds (see hxgw.keys.guard)."""
 
     max_failures: int = 20
     window: float = 60.0
     lockout: float = 60.0
+    trusted_proxies: tuple[Network, ...] = ()
+    """Proxies whose X-Forwarded-For names the client's address."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -1,16 +1,34 @@
-"""Refuse a client address that keeps presenting bad keys, as fail2ban would.
+"""Key guessing: refuse a client address that keeps presenting bad keys, without
+refusing anyone's good key because of it.
 
-Guessing keys costs an attacker one request per guess; after `max_failures`
-bad keys within `window` seconds, the address gets 429 for `lockout` seconds
-on every request, good key or not (telling it apart would tell the attacker
-when a guess was right). Memory stays bounded: expired entries are dropped.
+After `max_failures` bad keys within `window` seconds an address is locked out
+for `lockout` seconds: every key it presents then gets 429 without being told
+apart, so a right guess looks like a wrong one. Every key that has worked from
+that address within the last `KNOWN_FOR` seconds still works: the clients that
+share an address with a guesser (behind NAT or a reverse proxy) keep going.
+The API and the operator's routes share one guard. Memory stays bounded:
+expired entries are dropped, and the tables are cut when full.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import ipaddress
+import math
+from dataclasses import dataclass, field
+from enum import Enum
+
+from hxgw.config.schema import BadKeyPolicy, Network
 
 MAX_TRACKED = 10_000
+KNOWN_FOR = 3600.0
+"""How long a key that worked from an address stays known there."""
+KNOWN_PER_ADDRESS = 64
+
+
+class Verdict(Enum):
+    OK = "ok"
+    BAD = "bad"
+    LOCKED = "locked"
 
 
 @dataclass(slots=True)
@@ -18,34 +36,56 @@ class _Record:
     failures: int
     window_start: float
     locked_until: float = 0.0
+    known: dict[bytes, float] = field(default_factory=dict)
+    """Digests of keys that worked from this address, and when they last did."""
 
 
 class BadKeyGuard:
     def __init__(self) -> None:
         self._records: dict[str, _Record] = {}
+        self.lockouts = 0
+        """Lockouts begun (for the log: the caller says so once per lockout)."""
+
+    def judge(
+        self, address: str, digest: bytes, valid: bool, now: float, policy: BadKeyPolicy
+    ) -> Verdict:
+        """The fate of a key presented from `address`; `valid` says whether it is a key."""
+        record = self._records.get(address)
+        if record is not None and record.locked_until > now:
+            if valid and now - record.known.get(digest, -math.inf) <= KNOWN_FOR:
+                record.known[digest] = now
+                return Verdict.OK
+            return Verdict.LOCKED
+        if valid:
+            if record is None:
+                record = self._new(address, now, policy)
+            if len(record.known) >= KNOWN_PER_ADDRESS and digest not in record.known:
+                record.known.clear()
+            record.known[digest] = now
+            return Verdict.OK
+        if record is None or now - record.window_start > policy.window:
+            known = record.known if record is not None else {}
+            record = self._new(address, now, policy)
+            record.known = known
+        record.failures += 1
+        if record.failures >= policy.max_failures:
+            record.locked_until = now + policy.lockout
+            record.failures, record.window_start = 0, now + policy.lockout
+            self.lockouts += 1  # this key was judged, and is bad; the next ones wait
+        return Verdict.BAD
 
     def locked_for(self, address: str, now: float) -> float:
-        """Seconds the address is still refused; 0 when it may try."""
+        """Seconds the address is still locked out; 0 when it is not."""
         record = self._records.get(address)
         if record is None or record.locked_until <= now:
             return 0.0
         return record.locked_until - now
 
-    def failed(
-        self, address: str, now: float, max_failures: int, window: float, lockout: float
-    ) -> bool:
-        """Count a bad key; True when this failure locks the address out."""
-        record = self._records.get(address)
-        if record is None or now - record.window_start > window:
-            if len(self._records) >= MAX_TRACKED:
-                self._prune(now, window)
-            record = self._records[address] = _Record(failures=0, window_start=now)
-        record.failures += 1
-        if record.failures >= max_failures and record.locked_until <= now:
-            record.locked_until = now + lockout
-            record.failures, record.window_start = 0, now + lockout
-            return True
-        return False
+    def _new(self, address: str, now: float, policy: BadKeyPolicy) -> _Record:
+        if len(self._records) >= MAX_TRACKED:
+            self._prune(now, policy.window)
+        record = self._records[address] = _Record(failures=0, window_start=now)
+        return record
 
     def _prune(self, now: float, window: float) -> None:
         self._records = {
@@ -53,3 +93,38 @@ class BadKeyGuard:
             for address, record in self._records.items()
             if record.locked_until > now or now - record.window_start <= window
         }
+        if len(self._records) >= MAX_TRACKED:
+            self._records.clear()  # a flood from many addresses: start over
+
+
+def client_address(
+    peer: str | None, forwarded_for: str | None, trusted: tuple[Network, ...]
+) -> str:
+    """The address a request comes from: its peer's, or, when the peer is one of the
+    `trusted` proxies, the last address in X-Forwarded-For that is not one of them
+    (the ones before it could have been written by the client itself)."""
+    if peer is None:
+        return "-"
+    if not trusted or not forwarded_for or not _within(peer, trusted):
+        return peer
+    hops = [hop.strip() for hop in forwarded_for.split(",")]
+    for hop in reversed(hops):
+        if not _within(hop, trusted):
+            return hop if _is_address(hop) else peer
+    return hops[0] if _is_address(hops[0]) else peer
+
+
+def _within(address: str, networks: tuple[Network, ...]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in networks)
+
+
+def _is_address(text: str) -> bool:
+    try:
+        ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return True

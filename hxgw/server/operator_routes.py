@@ -24,6 +24,7 @@ from hxgw import __version__, jsonio
 from hxgw.errors import Forbidden, GatewayError, Unauthorized
 from hxgw.observe.metrics import CONTENT_TYPE
 from hxgw.observe.workers import families, render_total, total_status
+from hxgw.pipeline.auth import guard_key
 from hxgw.pipeline.context import OperatorHandler
 from hxgw.server.openapi import openapi_bytes
 from hxgw.server.status_page import render_status_html
@@ -75,11 +76,14 @@ def authorize(request: web.BaseRequest, state: GatewayState, *, metrics: bool = 
             "with the key as the password (any user name)"
         )
     digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()
-    if access.key_digest is not None and hmac.compare_digest(access.key_digest, digest):
-        return
+    metrics_key = access.key_digest is not None and hmac.compare_digest(access.key_digest, digest)
     client = state.keys_by_digest.get(digest)
-    if client is None:
-        raise Unauthorized("invalid API key")
+    # One guard for every authenticated route: guessing here counts, and is refused, as
+    # it is on the API.
+    guard_key(state, request.remote, request.headers.get, digest, metrics_key or bool(client))
+    if metrics_key:
+        return
+    assert client is not None
     if client.groups is not None:
         raise Forbidden(
             f"key {client.name!r} is limited to some groups; use an unrestricted "

@@ -9,9 +9,10 @@ import subprocess
 from pathlib import Path
 
 import aiohttp
+import pytest
 
 from tests.conftest import StartGateway
-from tests.fixtures import new_key, wait_for
+from tests.fixtures import Gateway, new_key, wait_for
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
 
@@ -98,3 +99,49 @@ async def test_a_client_that_never_finishes_its_headers_is_cut_off(
         await asyncio.sleep(0.2)
     assert await asyncio.wait_for(reader.read(), timeout=5) == b""  # closed by the gateway
     writer.close()
+
+
+async def _post_status(client: aiohttp.ClientSession, gateway: Gateway,
+                       headers: dict[str, str]) -> int:
+    async with client.post(gateway.url + "/v1/chat/completions", json=CHAT,
+                           headers=headers) as resp:
+        return resp.status
+
+
+async def test_a_key_that_worked_keeps_working_while_its_address_is_locked_out(
+    start_gateway: StartGateway, client: aiohttp.ClientSession
+):
+    gateway = await start_gateway(gateway={"auth": {"max_bad_keys": 3, "bad_key_lockout": 30}})
+    assert await _post_status(client, gateway, gateway.auth) == 200
+    bad = {"Authorization": f"Bearer {new_key()}"}
+    assert [await _post_status(client, gateway, bad) for _ in range(4)] == [401, 401, 401, 429]
+    assert await _post_status(client, gateway, gateway.auth) == 200
+
+
+@pytest.mark.parametrize("path", ["/status.json", "/metrics"])
+async def test_guessing_on_an_operator_route_counts_and_is_locked_out_too(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, path: str
+):
+    gateway = await start_gateway(gateway={"auth": {"max_bad_keys": 3, "bad_key_lockout": 30},
+                                           "metrics": {"auth": True}})
+    bad = {"Authorization": f"Bearer {new_key()}"}
+    statuses = []
+    for _ in range(4):
+        async with client.get(gateway.url + path, headers=bad) as resp:
+            statuses.append(resp.status)
+    assert statuses == [401, 401, 401, 429]
+    async with client.get(gateway.url + path, headers=gateway.auth) as resp:
+        assert resp.status == 429  # a right guess is not told apart there either
+    assert await _post_status(client, gateway, gateway.auth) == 429  # one guard for all
+
+
+async def test_behind_a_trusted_proxy_the_forwarded_address_is_locked_out_not_the_proxy(
+    start_gateway: StartGateway, client: aiohttp.ClientSession
+):
+    gateway = await start_gateway(gateway={"auth": {
+        "max_bad_keys": 3, "bad_key_lockout": 30, "trusted_proxies": ["127.0.0.1"]}})
+    guesser = {"Authorization": f"Bearer {new_key()}", "X-Forwarded-For": "203.0.113.7"}
+    assert [await _post_status(client, gateway, guesser) for _ in range(4)] == [401, 401, 401, 429]
+    neighbour = {**gateway.auth, "X-Forwarded-For": "203.0.113.8"}
+    assert await _post_status(client, gateway, neighbour) == 200
+    await wait_for(lambda: "address=203.0.113.7" in gateway.logs())
