@@ -7,7 +7,8 @@ do, so each block runs as if typed into that shell:
 
 - cwd is the checkout, the venv's bin directory comes first on PATH, MASTER_KEY is exported;
 - a sh block runs under `bash -e -o pipefail`, with `curl` run as `curl --fail-with-body`
-  so that an HTTP error (a 401 from a missing key) fails the block as it would fail a user;
+  (unless the block says -f itself), so that an HTTP error (a 401 from a missing key) fails
+  the block as it would fail a user;
 - a python block runs with the venv's interpreter.
 
 Ports: the README names 4000 (upstream) and 4010 (gateway). When both are free, the test
@@ -56,6 +57,16 @@ UNRUNNABLE = re.compile(
     r"\b(sudo|sudoedit|systemctl|journalctl)\b|\bmake\s+(run|test|install-systemd|check)\b"
 )
 README_PORTS = {"gateway": 4010, "upstream": 4000}
+# `curl` as `curl --fail-with-body`, unless the snippet already asks for -f/--fail itself
+# (curl refuses both): an HTTP error fails the snippet, and its body is still shown.
+CURL_FAILS = """curl() {
+    local arg
+    for arg in "$@"; do
+        case $arg in -f|-[!-]*f*|--fail|--fail-with-body) command curl "$@"; return;; esac
+    done
+    command curl --fail-with-body "$@"
+}
+"""
 PORTS_LOCK = Path(tempfile.gettempdir()) / "hxgw-test-readme-ports.lock"
 
 
@@ -188,8 +199,7 @@ def run_block(block: Block, setup: Setup) -> subprocess.CompletedProcess[str]:
     if block.lang in PYTHON:
         command = [sys.executable, "-c", code]
     else:
-        prelude = 'curl() { command curl --fail-with-body "$@"; }\n'
-        command = ["bash", "-e", "-o", "pipefail", "-c", prelude + code]
+        command = ["bash", "-e", "-o", "pipefail", "-c", CURL_FAILS + code]
     return subprocess.run(command, cwd=REPO, env=setup.env, capture_output=True, text=True,
                           timeout=120, stdin=subprocess.DEVNULL)
 
@@ -264,8 +274,7 @@ def make_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
 
 def test_the_lines_make_run_prints_work_when_pasted_into_a_new_shell(make_run: DemoRun):
     env = _clean_env()  # a new shell: no MASTER_KEY
-    prelude = 'curl() { command curl --fail-with-body "$@"; }\n'
-    result = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", prelude + make_run.printed],
+    result = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", CURL_FAILS + make_run.printed],
                             env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, f"{make_run.printed}\n{result.stdout}\n{result.stderr}"
     assert "HX-OK" in result.stdout
