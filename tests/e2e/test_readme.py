@@ -1,0 +1,284 @@
+"""The README's snippets, and the lines `make run` prints, run as printed.
+
+Every fenced ```sh (or bash/shell) and ```python block of README.md is run against a real
+gateway: `hxgw demo-upstream` and `hxgw serve --config-dir etc/hxgw`, started from the
+installed console script with a fresh MASTER_KEY. That is what the README's own set-up lines
+do, so each block runs as if typed into that shell:
+
+- cwd is the checkout, the venv's bin directory comes first on PATH, MASTER_KEY is exported;
+- a sh block runs under `bash -e -o pipefail`, with `curl` run as `curl --fail-with-body`
+  (unless the block says -f itself), so that an HTTP error (a 401 from a missing key) fails
+  the block as it would fail a user;
+- a python block runs with the venv's interpreter.
+
+Ports: the README names 4000 (upstream) and 4010 (gateway). When both are free, the test
+uses them and runs the blocks unchanged. When either is taken (another gateway on this
+machine), it starts on free ports instead and rewrites `127.0.0.1:4010` / `localhost:4010`
+and `127.0.0.1:4000` / `localhost:4000` in each block to those ports; nothing else changes.
+
+A block that cannot run here (it needs root, systemd, or is `make run` itself) carries a
+marker on the line just before its fence:
+
+    <!-- not run by tests/e2e/test_readme.py: REASON -->
+
+An unmarked block that cannot run fails, as does one that exits non-zero.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures import HXGW, REPO, free_port, new_key
+
+README = REPO / "README.md"
+VENV_BIN = Path(HXGW).parent
+MARKER = re.compile(r"<!--\s*not run by tests/e2e/test_readme\.py:\s*(?P<reason>\S.*?)\s*-->")
+FENCE = re.compile(r"^(?P<indent>[ \t]*)```(?P<lang>[\w+-]*)\s*$")
+SHELL = {"sh", "bash", "shell"}
+PYTHON = {"python", "py"}
+# Commands that must never run from a test: they need root or systemd, or never return.
+UNRUNNABLE = re.compile(
+    r"\b(sudo|sudoedit|systemctl|journalctl)\b|\bmake\s+(run|test|install-systemd|check)\b"
+)
+README_PORTS = {"gateway": 4010, "upstream": 4000}
+# `curl` as `curl --fail-with-body`, unless the snippet already asks for -f/--fail itself
+# (curl refuses both): an HTTP error fails the snippet, and its body is still shown.
+CURL_FAILS = """curl() {
+    local arg
+    for arg in "$@"; do
+        case $arg in -f|-[!-]*f*|--fail|--fail-with-body) command curl "$@"; return;; esac
+    done
+    command curl --fail-with-body "$@"
+}
+"""
+PORTS_LOCK = Path(tempfile.gettempdir()) / "hxgw-test-readme-ports.lock"
+
+
+@dataclass(frozen=True)
+class Block:
+    line: int  # of the opening fence, 1-based
+    lang: str
+    code: str
+    skip_reason: str | None
+
+    @property
+    def id(self) -> str:
+        return f"README.md:{self.line}:{self.lang}"
+
+
+def fenced_blocks(text: str) -> list[Block]:
+    """Every fenced block, its language and the marker on the line before it, if any."""
+    lines = text.splitlines()
+    blocks: list[Block] = []
+    i = 0
+    while i < len(lines):
+        opening = FENCE.match(lines[i])
+        if not opening:
+            i += 1
+            continue
+        indent = opening["indent"]
+        end = next(j for j in range(i + 1, len(lines)) if lines[j].strip() == "```")
+        body = [line.removeprefix(indent) for line in lines[i + 1 : end]]
+        previous = next((lines[j] for j in range(i - 1, -1, -1) if lines[j].strip()), "")
+        marker = MARKER.search(previous)
+        blocks.append(Block(i + 1, opening["lang"], "\n".join(body) + "\n",
+                            marker["reason"] if marker else None))
+        i = end + 1
+    return blocks
+
+
+RUNNABLE = [b for b in fenced_blocks(README.read_text()) if b.lang in SHELL | PYTHON]
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("0.0.0.0", port))
+        except OSError:
+            return False
+        return True
+
+
+def _wait_http(url: str, process: subprocess.Popen[bytes], headers: dict[str, str]) -> None:
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"{process.args} exited with {process.returncode}")
+        try:
+            with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=2):
+                return
+        except (urllib.error.URLError, OSError):
+            time.sleep(0.1)
+    raise TimeoutError(f"{url} did not answer")
+
+
+def _clean_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("HX_") and k not in ("MASTER_KEY", "NOTIFY_SOCKET", "VIRTUAL_ENV")}
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    return env
+
+
+def _stop(process: subprocess.Popen[bytes]) -> None:
+    if process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(15)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+
+
+@dataclass
+class Setup:
+    env: dict[str, str]
+    ports: dict[str, int]
+
+    def substitute(self, code: str) -> str:
+        """The block with the README's ports replaced by the ones in use (see the module's
+        docstring); unchanged when the test got the README's own ports."""
+        for name, readme_port in README_PORTS.items():
+            for host in ("127.0.0.1", "localhost"):
+                code = code.replace(f"{host}:{readme_port}", f"{host}:{self.ports[name]}")
+        return code
+
+
+@pytest.fixture(scope="module")
+def readme_setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
+    """The README's set-up: demo upstream and gateway on etc/hxgw, MASTER_KEY exported."""
+    logs = tmp_path_factory.mktemp("readme")
+    with contextlib.ExitStack() as stack:
+        lock = stack.enter_context(PORTS_LOCK.open("w"))
+        try:
+            # One test run at a time on the README's ports, so two cannot race for them.
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            own = all(_port_free(p) for p in README_PORTS.values())
+        except BlockingIOError:
+            own = False
+        ports = dict(README_PORTS) if own else {name: free_port() for name in README_PORTS}
+        env = _clean_env() | {"MASTER_KEY": new_key("sk-readme")}
+        serve_env = env | {"HX_LITELLM_UPSTREAM": f"http://127.0.0.1:{ports['upstream']}"}
+        demo_log = stack.enter_context((logs / "demo.log").open("wb"))
+        gateway_log = stack.enter_context((logs / "gateway.log").open("wb"))
+        demo = subprocess.Popen(
+            [HXGW, "demo-upstream", "--port", str(ports["upstream"])], env=env,
+            stdout=demo_log, stderr=subprocess.STDOUT,
+            start_new_session=True)
+        stack.callback(_stop, demo)
+        gateway = subprocess.Popen(
+            [HXGW, "serve", "--config-dir", "etc/hxgw", "--host", "127.0.0.1",
+             "--port", str(ports["gateway"])], cwd=REPO, env=serve_env,
+            stdout=gateway_log, stderr=subprocess.STDOUT,
+            start_new_session=True)
+        stack.callback(_stop, gateway)
+        # Through the gateway with this run's key: it is our gateway and our upstream answering.
+        _wait_http(f"http://127.0.0.1:{ports['upstream']}/v1/models", demo, {})
+        _wait_http(f"http://127.0.0.1:{ports['gateway']}/v1/models", gateway,
+                   {"Authorization": f"Bearer {env['MASTER_KEY']}"})
+        yield Setup(env=env, ports=ports)
+
+
+def run_block(block: Block, setup: Setup) -> subprocess.CompletedProcess[str]:
+    code = setup.substitute(block.code)
+    if block.lang in PYTHON:
+        command = [sys.executable, "-c", code]
+    else:
+        command = ["bash", "-e", "-o", "pipefail", "-c", CURL_FAILS + code]
+    return subprocess.run(command, cwd=REPO, env=setup.env, capture_output=True, text=True,
+                          timeout=120, stdin=subprocess.DEVNULL)
+
+
+@pytest.mark.parametrize(
+    "block",
+    [pytest.param(b, id=b.id, marks=pytest.mark.skip(reason=b.skip_reason))
+     if b.skip_reason else pytest.param(b, id=b.id) for b in RUNNABLE],
+)
+def test_a_readme_snippet_runs_as_printed(block: Block, readme_setup: Setup):
+    assert not UNRUNNABLE.search(block.code), (
+        f"{block.id} cannot run in a test; mark it with "
+        "<!-- not run by tests/e2e/test_readme.py: REASON --> on the line before its fence")
+    result = run_block(block, readme_setup)
+    assert result.returncode == 0, (
+        f"{block.id} exited {result.returncode}\n--- code\n{block.code}"
+        f"--- stdout\n{result.stdout}--- stderr\n{result.stderr}")
+
+
+def test_every_fenced_block_names_its_language():
+    """An unlabelled block would be neither run nor marked: it could not be checked."""
+    unlabelled = [b.id for b in fenced_blocks(README.read_text()) if not b.lang]
+    assert unlabelled == []
+
+
+def test_every_marker_stands_before_a_snippet():
+    text = README.read_text()
+    marked = {b.line for b in RUNNABLE if b.skip_reason}
+    assert len(marked) == len(MARKER.findall(text)), "a marker not followed by a sh/python block"
+
+
+def test_the_readme_runs_some_snippets_for_real():
+    assert {b.lang for b in RUNNABLE if not b.skip_reason} >= {"sh", "python"}
+
+
+# `make run`: the lines it prints for another shell.
+
+
+@dataclass
+class DemoRun:
+    output: str
+    printed: str  # the indented lines after "try:", as a user copies them
+
+
+@pytest.fixture(scope="module")
+def make_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
+    """scripts/run-demo.sh (what `make run` runs) as a newcomer runs it: no MASTER_KEY set.
+    The ports are free ones (HX_PORT, HX_DEMO_PORT), so as not to take the README's."""
+    out = tmp_path_factory.mktemp("make-run") / "stdout"
+    port, demo_port = free_port(), free_port()
+    env = _clean_env() | {"VENV": str(VENV_BIN.parent), "HX_PORT": str(port),
+                          "HX_DEMO_PORT": str(demo_port)}
+    with out.open("wb") as stdout:
+        script = subprocess.Popen([str(REPO / "scripts/run-demo.sh")], cwd=REPO, env=env,
+                                  stdout=stdout, stderr=subprocess.DEVNULL,
+                                  start_new_session=True)
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/healthz", script, {})
+        output = out.read_text()
+        lines = output.splitlines()
+        start = next(i for i, line in enumerate(lines) if line.rstrip().lower().endswith("try:"))
+        printed = []
+        for line in lines[start + 1 :]:
+            if printed and not line.startswith(" "):
+                break
+            if line.strip():
+                printed.append(line.strip())
+        yield DemoRun(output=output, printed="\n".join(printed) + "\n")
+    finally:
+        _stop(script)
+
+
+def test_the_lines_make_run_prints_work_when_pasted_into_a_new_shell(make_run: DemoRun):
+    env = _clean_env()  # a new shell: no MASTER_KEY
+    result = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", CURL_FAILS + make_run.printed],
+                            env=env, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, f"{make_run.printed}\n{result.stdout}\n{result.stderr}"
+    assert "HX-OK" in result.stdout
+
+
+def test_make_run_says_where_the_hxgw_command_is(make_run: DemoRun):
+    assert f"{VENV_BIN}/hxgw" in make_run.output
