@@ -1,0 +1,177 @@
+"""Each step alone, with a hand-made context: what it reads, what it writes, how it fails."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from aiohttp.test_utils import make_mocked_request
+
+from hxgw.config import ClientKey, load_config
+from hxgw.endpoints import CHAT, EMBEDDINGS, UNROUTED, Endpoint
+from hxgw.errors import BadRequest, MethodNotAllowed, NotFound, Unauthorized
+from hxgw.pipeline.auth import authenticate
+from hxgw.pipeline.context import RequestContext
+from hxgw.pipeline.exchange import Exchange
+from hxgw.pipeline.parse import parse_body
+from hxgw.pipeline.refuse import refuse_unrouted
+from hxgw.pipeline.rendering import render_errors
+from hxgw.pipeline.request_id import assign_request_id
+from hxgw.pipeline.route import route
+from hxgw.pipeline.transform import transform_request
+from hxgw.runtime import Runtime
+from hxgw.state import GatewayState, build_state
+from tests.fixtures import write_config
+
+KEY = "sk-test-steps"
+
+
+class _Body:
+    """A request body that has all arrived: what aiohttp's payload offers the steps."""
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+
+    def is_eof(self) -> bool:
+        return True
+
+    def read_nowait(self) -> bytes:
+        data, self.data = self.data, b""
+        return data
+
+
+@pytest.fixture(scope="module")
+def state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayState]:
+    directory: Path = tmp_path_factory.mktemp("steps")
+    write_config(directory, "http://127.0.0.1:1")
+    config = load_config(directory, {"MASTER_KEY": KEY})
+    yield build_state(config, None, 1, Runtime())  # type: ignore[arg-type]
+
+
+def _ctx(state: GatewayState, endpoint: Endpoint, *, method: str = "POST", path: str = "",
+         headers: dict[str, str] | None = None, body: bytes = b"") -> RequestContext:
+    request = make_mocked_request(method, path or endpoint.upstream_path,
+                                  headers=headers or {}, payload=_Body(body))
+    return RequestContext(Exchange(request), state, endpoint)
+
+
+async def _next(ctx: RequestContext) -> None:
+    ctx.outcome = "reached"
+
+
+async def test_request_id_keeps_a_safe_client_id(state: GatewayState):
+    ctx = _ctx(state, CHAT, headers={"X-Request-ID": "abc-123"})
+    await assign_request_id(ctx, _next)
+    assert (ctx.request_id, ctx.outcome) == ("abc-123", "reached")
+
+
+async def test_request_id_replaces_an_id_unsafe_to_echo(state: GatewayState):
+    ctx = _ctx(state, CHAT, headers={"X-Request-ID": "a b\"c"})
+    await assign_request_id(ctx, _next)
+    assert len(ctx.request_id) == 32 and ctx.request_id != 'a b"c'
+
+
+async def test_auth_without_a_bearer_key_is_unauthorized(state: GatewayState):
+    with pytest.raises(Unauthorized, match="missing bearer key"):
+        await authenticate(_ctx(state, CHAT), _next)
+
+
+async def test_auth_with_a_wrong_key_is_unauthorized(state: GatewayState):
+    ctx = _ctx(state, CHAT, headers={"Authorization": "Bearer nope"})
+    with pytest.raises(Unauthorized, match="invalid API key"):
+        await authenticate(ctx, _next)
+    assert ctx.key is None
+
+
+async def test_auth_with_the_right_key_names_it(state: GatewayState):
+    ctx = _ctx(state, CHAT, headers={"Authorization": f"Bearer {KEY}"})
+    await authenticate(ctx, _next)
+    assert ctx.key == ClientKey(name="master", digest=hashlib.sha256(KEY.encode()).digest())
+
+
+@pytest.mark.parametrize(("body", "message"), [
+    (b"", "request body is empty"),
+    (b"{nope", "not valid JSON"),
+    (b"[1, 2]", "must be a JSON object, got an array"),
+    (b'{"model": 7}', "'model' must be a string"),
+    (b'{"stream": "yes"}', "'stream' must be true or false"),
+])
+async def test_parse_refuses_a_body_routing_cannot_use(state: GatewayState, body: bytes,
+                                                       message: str):
+    with pytest.raises(BadRequest, match=message):
+        await parse_body(_ctx(state, CHAT, body=body), _next)
+
+
+async def test_parse_keeps_the_body_and_reads_stream(state: GatewayState):
+    ctx = _ctx(state, CHAT, body=b'{"messages": [], "stream": true}')
+    await parse_body(ctx, _next)
+    assert ctx.body == {"messages": [], "stream": True} and ctx.stream is True
+
+
+def _parsed(state: GatewayState, endpoint: Endpoint, body: dict[str, Any],
+            headers: dict[str, str] | None = None) -> RequestContext:
+    ctx = _ctx(state, endpoint, headers=headers, body=json.dumps(body).encode())
+    ctx.key, ctx.body, ctx.raw_body = state.config.keys[0], body, json.dumps(body).encode()
+    return ctx
+
+
+async def test_route_takes_the_group_header_and_orders_its_models(state: GatewayState):
+    ctx = _parsed(state, CHAT, {"messages": []}, headers={"X-HX-Model-Group": "solo"})
+    await route(ctx, _next)
+    assert ctx.group == "solo" and [m.name for m in ctx.candidates] == ["gamma"]
+
+
+async def test_route_pins_a_registered_model_named_in_the_body(state: GatewayState):
+    ctx = _parsed(state, CHAT, {"model": "beta", "messages": []})
+    await route(ctx, _next)
+    assert ctx.pinned and [m.name for m in ctx.candidates] == ["beta"]
+
+
+async def test_transform_sends_each_model_its_own_id_and_rewrites(state: GatewayState):
+    ctx = _parsed(state, EMBEDDINGS, {"model": "emb", "input": "hi"})
+    await route(ctx, _next)
+    await transform_request(ctx, _next)
+    sent = json.loads(ctx.upstream_bodies.for_model(ctx.candidates[0]))
+    assert sent == {"model": "m-embed", "prompt": "hi"}
+
+
+async def test_refuse_answers_an_unknown_path_with_404(state: GatewayState):
+    with pytest.raises(NotFound, match="no such route: GET /v1/nothing"):
+        await refuse_unrouted(_ctx(state, UNROUTED, method="GET", path="/v1/nothing"), _next)
+
+
+async def test_refuse_answers_a_wrong_method_with_405_and_the_methods_allowed(
+    state: GatewayState,
+):
+    with pytest.raises(MethodNotAllowed) as refused:
+        await refuse_unrouted(_ctx(state, UNROUTED, method="GET", path="/v1/chat/completions"),
+                              _next)
+    assert refused.value.allow == "POST"
+
+
+async def test_render_errors_answers_a_step_s_error_as_openai_json(state: GatewayState):
+    async def failing(ctx: RequestContext) -> None:
+        raise Unauthorized("invalid API key")
+
+    ctx = _ctx(state, CHAT)
+    ctx.request_id = "rid"
+    await render_errors(ctx, failing)
+    response = ctx.exchange.response
+    assert response is not None and response.status == 401 and ctx.status == 401
+    assert response.headers["WWW-Authenticate"] == 'Bearer realm="hxgw"'
+    assert json.loads(response.body)["error"]["code"] == "invalid_api_key"  # type: ignore[arg-type]
+
+
+async def test_render_errors_hides_a_bug_behind_a_500_with_the_request_id(state: GatewayState):
+    async def buggy(ctx: RequestContext) -> None:
+        raise KeyError("oops")
+
+    ctx = _ctx(state, CHAT)
+    ctx.request_id = "rid-7"
+    await render_errors(ctx, buggy)
+    body = json.loads(ctx.exchange.response.body)  # type: ignore[union-attr, arg-type]
+    assert ctx.status == 500 and body["error"]["message"] == "internal error (request id rid-7)"
