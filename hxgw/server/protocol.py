@@ -18,7 +18,7 @@ import structlog
 from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
-from hxgw.errors import BadRequest, GatewayError, UpstreamTimeout
+from hxgw.errors import BadRequest, GatewayError, RequestTimeout, UpstreamTimeout
 from hxgw.observe import AccessLog
 from hxgw.observe.ids import RequestIds
 from hxgw.pipeline.exchange import SERVER
@@ -31,6 +31,8 @@ class GatewayConnection(RequestHandler):
 
     address: str | None = None
     """The client's address, once the server admitted the connection."""
+    partial_head = False
+    """Bytes of a request head arrived that no complete request has followed yet."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         manager = self._manager
@@ -42,6 +44,31 @@ class GatewayConnection(RequestHandler):
                 return
             self.address = address
         super().connection_made(transport)
+
+    def data_received(self, data: bytes) -> None:
+        super().data_received(data)
+        # Waiting for a request, aiohttp read bytes that completed none: a head arriving.
+        waiter = self._waiter
+        self.partial_head = bool(data) and waiter is not None and not waiter.done()
+
+    def _process_keepalive(self) -> None:
+        # aiohttp closes a connection whose head has not completed within its keep-alive
+        # timeout, in silence; a client that sent part of a head is told why first.
+        waiter = self._waiter
+        if (
+            self.partial_head
+            and waiter is not None
+            and not waiter.done()
+            and self.transport is not None
+            and self._loop.time() >= self._next_keepalive_close_time
+        ):
+            self.partial_head = False
+            error = RequestTimeout("the request head did not arrive in time")
+            self.transport.write(_head_timeout(error))
+            manager = self._manager
+            if isinstance(manager, GatewayServer):
+                manager.refused(self.address, error, len(error.to_json()))
+        super()._process_keepalive()
 
     def connection_lost(self, exc: BaseException | None) -> None:
         manager = self._manager
@@ -80,6 +107,15 @@ class GatewayConnection(RequestHandler):
         if isinstance(manager, GatewayServer):
             manager.refused(request.remote, error, len(body))
         return response
+
+
+def _head_timeout(error: RequestTimeout) -> bytes:
+    """A whole 408 answer, written by hand: there is no request for aiohttp to answer."""
+    body = error.to_json()
+    return (
+        b"HTTP/1.1 408 Request Timeout\r\nServer: %s\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
+    ) % (SERVER.encode(), len(body), body)
 
 
 class GatewayServer(web.Server):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import signal
 import ssl
 import subprocess
@@ -97,8 +98,11 @@ async def test_a_client_that_never_finishes_its_headers_is_cut_off(
     for _ in range(3):
         writer.write(b"X-Slow: 1\r\n")
         await asyncio.sleep(0.2)
-    assert await asyncio.wait_for(reader.read(), timeout=5) == b""  # closed by the gateway
+    answer = await asyncio.wait_for(reader.read(), timeout=5)  # then closed by the gateway
     writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 408 ")
+    assert json.loads(body)["error"]["code"] == "request_timeout"
 
 
 async def _post_status(client: aiohttp.ClientSession, gateway: Gateway,
