@@ -203,9 +203,11 @@ async def stream_run(
     interval: float,
     streams: int,
     concurrency: int,
+    stats: StreamStats | None = None,
 ) -> dict[str, Any]:
-    """`streams` streamed requests, `concurrency` at a time, each worker one after another."""
-    stats = StreamStats()
+    """`streams` streamed requests, `concurrency` at a time, each worker one after another.
+    Pass `stats` to pool several runs: each adds its samples to it."""
+    stats = StreamStats() if stats is None else stats
     async with _session(concurrency, 60) as session:
         queue = iter(range(streams))
 

@@ -4,6 +4,7 @@ proxy and nginx, side by side in one run, on loopback.
 
     python bench/run.py [--quick] [--out bench/results/latest.json] [--markdown]
     python bench/run.py --from bench/results/latest.json --markdown   # render only
+    python bench/run.py --compare 7cb0bba --rounds 3   # and hxgw at 7cb0bba beside it
 
 Needs wrk (and nginx for the reference columns): `bench/setup.sh` installs both
 from Debian's packages. Runs with the repository's .venv (re-executes itself
@@ -19,6 +20,12 @@ offers, else n/a.
 
 On a machine with two or more CPUs the proxy under test gets a CPU of its own;
 wrk, the upstreams and the Python clients share another.
+
+With `--compare REV` a second hxgw runs from REV's `hxgw` package (exported with
+bench/ab.py's `export_tree`, run through PYTHONPATH with this venv) in a column
+`hxgw@REV` of every case that measures hxgw, with new/old ratios: before and
+after, in one run, on the same machine. Both run on the proxy CPU, one at a time;
+with `--rounds N` the chat and stream cases alternate their order each round.
 """
 
 from __future__ import annotations
@@ -66,6 +73,7 @@ import time  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from typing import Any  # noqa: E402
 
+import ab  # noqa: E402
 import aiohttp  # noqa: E402
 import loadgen  # noqa: E402
 import orjson  # noqa: E402
@@ -174,25 +182,35 @@ class Bench:
         self.warnings: list[str] = []
         self.embed = embed_body()
         self.embed_size = len(self.embed)
+        self.old: str | None = None  # the column of --compare REV, e.g. "hxgw@7cb0bba"
+        self.old_tree: Path | None = None
+        if args.compare:
+            self.old = compare_label(args.compare)
+            self.old_tree = ab.export_tree(args.compare, self.workdir / "tree-compare")
 
     # ------------------------------------------------------------------ helpers
 
     def say(self, text: str) -> None:
         print(f"[{time.monotonic() - self.t0:6.1f}s] {text}", flush=True)
 
+    def start_old(self, url: str, tag: str) -> Proc:
+        """hxgw from the --compare revision's tree, pinned like the one under test."""
+        assert self.old_tree is not None
+        return ab.start(self.procs, f"old-{tag}", self.old_tree, self.config_dir, self.key, url)
+
     def proxies(self, upstream: Proc, tag: str) -> dict[str, Proc]:
         url = f"http://127.0.0.1:{upstream.port}"
-        started = {
-            "hxgw": servers.start_hxgw(self.procs, self.config_dir, self.key, url, tag),
-            "baseline": servers.start_baseline(self.procs, url, tag),
-        }
+        started = {"hxgw": servers.start_hxgw(self.procs, self.config_dir, self.key, url, tag)}
+        if self.old:
+            started[self.old] = self.start_old(url, tag)
+        started["baseline"] = servers.start_baseline(self.procs, url, tag)
         if self.nginx:
             started["nginx"] = servers.start_nginx_proxy(self.procs, upstream.port, tag)
         return started
 
     def stop(self, procs: dict[str, Proc]) -> None:
         for name, proc in procs.items():
-            if name == "hxgw":
+            if name.startswith("hxgw"):
                 self.scan_hxgw_log(proc)
             self.procs.stop(proc)
 
@@ -263,6 +281,8 @@ class Bench:
         self.case_stream_and_embeddings(upstream)
         self.case_slow_streams(upstream)
         self.case_workers(chat_upstream)
+        if self.old:
+            self.ab_cpu(chat_upstream)
         self.results["routing"] = routing_case.run(
             self.config_dir, self.key, self.s.routing_iterations, chat_body()
         )
@@ -303,7 +323,7 @@ class Bench:
             for round_no in range(1, rounds + 1):
                 for conc in self.s.concurrencies:
                     row = self.results["chat"].setdefault(str(conc), {})
-                    for name, proc in targets.items():
+                    for name, proc in self.in_turn(targets, round_no).items():
                         url = f"http://127.0.0.1:{proc.port}{CHAT_PATH}"
                         self.run_wrk(url, script, conc, self.s.warmup_seconds)
                         result = self.measure(name, proc, url, script, conc, self.s.chat_seconds)
@@ -316,6 +336,68 @@ class Bench:
                         self.report_chat(conc, name, result, round_no)
         finally:
             self.stop(proxies)
+
+    def in_turn(self, targets: dict[str, Proc], round_no: int) -> dict[str, Proc]:
+        """The targets in their order; with --compare, hxgw and hxgw@REV run next to
+        each other, new first in odd rounds and old first in even ones, so that a
+        change of the machine's speed falls on both."""
+        if not self.old or self.old not in targets:
+            return targets
+        pair = ["hxgw", self.old] if round_no % 2 else [self.old, "hxgw"]
+        names = [n for n in targets if n not in pair]
+        at = names.index("direct") + 1 if "direct" in names else 0
+        return {n: targets[n] for n in [*names[:at], *pair, *names[at:]]}
+
+    def ab_cpu(self, upstream: Proc) -> None:
+        """CPU per request of new and old in alternation (bench/ab.py's way): 1 s
+        turns at c16, A B, B A, ..., both alive all along, one busy at a time."""
+        url_up = f"http://127.0.0.1:{upstream.port}"
+        script = loadgen.write_lua(self.workdir, "chat", chat_body(), self.key)
+        assert self.old is not None
+        sides = {
+            "hxgw": servers.start_hxgw(self.procs, self.config_dir, self.key, url_up, "ab"),
+            self.old: self.start_old(url_up, "ab"),
+        }
+        turns = 10 * self.args.rounds
+        totals = {name: [0, 0.0] for name in sides}
+        per_turn: list[float] = []
+        try:
+            for name, proc in sides.items():
+                self.sanity(name, proc.port, CHAT_PATH, chat_body(), b"HX-OK")
+                self.run_wrk(f"http://127.0.0.1:{proc.port}{CHAT_PATH}", script, 16, 1)
+            for turn in range(turns):
+                order = list(sides) if turn % 2 == 0 else list(sides)[::-1]
+                us: dict[str, float] = {}
+                for name in order:
+                    proc = sides[name]
+                    before = proc.cpu_seconds()
+                    url = f"http://127.0.0.1:{proc.port}{CHAT_PATH}"
+                    result = self.run_wrk(url, script, 16, 1)
+                    cpu = proc.cpu_seconds() - before
+                    self.note_errors(name, result)
+                    totals[name][0] += result["requests"]
+                    totals[name][1] += cpu
+                    us[name] = 1e6 * cpu / max(result["requests"], 1)
+                per_turn.append(us["hxgw"] / us[self.old])
+        finally:
+            self.stop(sides)
+        figures = {
+            name: {"requests": n, "cpu_us_per_request": 1e6 * cpu / max(n, 1)}
+            for name, (n, cpu) in totals.items()
+        }
+        self.results["ab_cpu"] = {
+            **figures,
+            "turns": turns,
+            "ratio": figures["hxgw"]["cpu_us_per_request"]
+            / figures[self.old]["cpu_us_per_request"],
+            "turn_ratios": [round(r, 4) for r in per_turn],
+        }
+        self.say(
+            f"CPU/request in alternation ({turns} turns of 1 s, c16): hxgw"
+            f" {figures['hxgw']['cpu_us_per_request']:.0f} us, {self.old}"
+            f" {figures[self.old]['cpu_us_per_request']:.0f} us,"
+            f" new/old {self.results['ab_cpu']['ratio']:.3f}"
+        )
 
     def case_workers(self, upstream: Proc) -> None:
         """`workers: 1` against `workers: 2` at c16, neither pinned: what a second worker
@@ -367,26 +449,38 @@ class Bench:
                 self.sanity(name, proc.port, CHAT_PATH, stream, b"data: [DONE]")
                 self.sanity(name, proc.port, EMBED_PATH, embed, b'"embedding"')
             core = self.procs.core("proxy")
-            for name, proc in targets.items():
-                url = f"http://127.0.0.1:{proc.port}{CHAT_PATH}"
-                cpu_before, core_before = proc.cpu_seconds(), cpu_busy(core)
-                wall = time.monotonic()
-                result = self.arun(
-                    loadgen.stream_run(
-                        url,
-                        self.headers(),
-                        stream,
-                        s.stream_chunks,
-                        s.stream_interval,
-                        s.streams,
-                        s.stream_concurrency,
+            # With --compare and --rounds N: N rounds of all the streams for each target,
+            # in alternating order, pooled (each round's samples join the same stats).
+            rounds = self.args.rounds if self.old else 1
+            stats = {name: loadgen.StreamStats() for name in targets}
+            other_s = dict.fromkeys(targets, 0.0)
+            walls = dict.fromkeys(targets, 0.0)
+            for round_no in range(1, rounds + 1):
+                for name, proc in self.in_turn(targets, round_no).items():
+                    url = f"http://127.0.0.1:{proc.port}{CHAT_PATH}"
+                    cpu_before, core_before = proc.cpu_seconds(), cpu_busy(core)
+                    wall = time.monotonic()
+                    self.arun(
+                        loadgen.stream_run(
+                            url,
+                            self.headers(),
+                            stream,
+                            s.stream_chunks,
+                            s.stream_interval,
+                            s.streams,
+                            s.stream_concurrency,
+                            stats[name],
+                        )
                     )
-                )
-                wall = time.monotonic() - wall
+                    walls[name] += time.monotonic() - wall
+                    if name != "direct":
+                        mine = proc.cpu_seconds() - cpu_before
+                        other_s[name] += max(0.0, cpu_busy(core) - core_before - mine)
+            for name in targets:
+                result = loadgen.summarize_streams(stats[name])
+                result["rounds"] = rounds
                 if name != "direct":
-                    mine = proc.cpu_seconds() - cpu_before
-                    other = max(0.0, cpu_busy(core) - core_before - mine)
-                    result["proxy_cpu_other_percent"] = 100 * other / wall
+                    result["proxy_cpu_other_percent"] = 100 * other_s[name] / walls[name]
                 self.results["stream"][name] = result
                 self.say(
                     f"stream {name}: TTFB p50 {result['ttfb_p50_ms']:.2f} p99"
@@ -416,9 +510,12 @@ class Bench:
         body = chat_body(stream=True, bench=params)
         up = f"http://127.0.0.1:{upstream.port}"
         out = self.results.setdefault("slow_streams", {})
-        for name in ("hxgw", "baseline"):
+        names = ("hxgw", self.old, "baseline") if self.old else ("hxgw", "baseline")
+        for name in names:
             if name == "hxgw":
                 proc = servers.start_hxgw(self.procs, self.config_dir, self.key, up, "slow")
+            elif name == self.old:
+                proc = self.start_old(up, "slow")
             else:
                 proc = servers.start_baseline(self.procs, up, "slow")
             try:
@@ -511,6 +608,23 @@ def machine_info() -> dict[str, Any]:
     }
 
 
+def compare_label(revision: str) -> str:
+    if revision == ".":
+        return "hxgw@worktree"
+    return f"hxgw@{Path(revision).name if Path(revision).is_dir() else revision}"
+
+
+def resolve_revision(revision: str) -> str:
+    if revision == "." or Path(revision).is_dir():
+        return revision
+    return subprocess.run(  # noqa: S603
+        ["git", "-C", str(REPO), "rev-parse", "--short=12", revision + "^{commit}"],  # noqa: S607
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+
+
 def remove_stale_workdirs() -> None:
     """Work dirs of earlier runs that were killed outright (SIGKILL skips cleanup)."""
     for stale in Path(tempfile.gettempdir()).glob("hxgw-bench-*"):
@@ -558,7 +672,14 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--rounds",
         type=int,
         default=1,
-        help="repeat the chat case N times, keep each figure's best round (busy machines)",
+        help="repeat the chat case N times, keep each figure's best round (busy machines);"
+        " with --compare, the stream case and the CPU turns too",
+    )
+    parser.add_argument(
+        "--compare",
+        metavar="REV",
+        help="also run hxgw from git revision REV (or a directory holding an hxgw package)"
+        " as a column hxgw@REV, with new/old ratios",
     )
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs, configs)")
     return parser.parse_args(argv)
@@ -623,6 +744,12 @@ def main(argv: list[str] | None = None) -> int:
         "pinning": pinning,
         "busy_before_percent": round(quiet, 1),
     }
+    if args.compare:
+        meta["compare"] = {
+            "revision": args.compare,
+            "commit": resolve_revision(args.compare),
+            "label": compare_label(args.compare),
+        }
     busy0, own0, wall0 = cpu_busy(None), own_cpu(), time.monotonic()
     bench = Bench(settings, procs, args)
     print(f"bench: work dir {workdir}; {pinning}", flush=True)
