@@ -68,7 +68,7 @@ class Group:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ScoringWeights:
-    """How ml-based-routing weighs what it knows about a candidate (see README)."""
+    """How ml-based-routing weighs what it knows about a candidate (see docs/routing.md)."""
 
     tier: float = 1.0
     specialization: float = 1.5

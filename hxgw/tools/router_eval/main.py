@@ -2,7 +2,7 @@
 strategy side by side in a simulation (see ``simulate`` for the scenario).
 
 Run as ``python -m hxgw.tools.router_eval.main [--quick] [--markdown] [--out PATH]``.
-Prints one report (plain text, or Markdown for the README), writes the same
+Prints one report (plain text, or Markdown for docs/router-evaluation.md), writes the same
 figures as JSON to ``--out`` (default ``bench/results/eval-router.json``), and
 says which of issue 3's targets are met. Exit status 0 even when a target is
 missed: this is a measurement, not a test.
@@ -214,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m hxgw.tools.router_eval.main [--quick] [--markdown] [--out PATH]``."""
     p = argparse.ArgumentParser(prog="eval-router", description="Evaluate the router.")
     p.add_argument("--quick", action="store_true", help=f"{QUICK} requests instead of {FULL}")
-    p.add_argument("--markdown", action="store_true", help="print Markdown (for the README)")
+    p.add_argument("--markdown", action="store_true", help="print Markdown (for docs/router-evaluation.md)")
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where to write the JSON")
     p.add_argument("--seed", type=int, default=Scenario().seed)
     args = p.parse_args(argv)
