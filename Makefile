@@ -58,6 +58,7 @@ test-browser: install
 	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
 	$(PY) -m pytest -q -m browser -p no:cacheprovider tests/browser
 
+# make bench BENCH_ARGS='--compare REV --rounds 3'   adds hxgw at REV beside the working tree
 bench: install
 	bench/setup.sh
 	$(PY) bench/run.py $(BENCH_ARGS)

@@ -23,8 +23,9 @@ wrk, the upstreams and the Python clients share another.
 
 With `--compare REV` a second hxgw runs from REV's `hxgw` package (exported with
 bench/ab.py's `export_tree`, run through PYTHONPATH with this venv) in a column
-`hxgw@REV` of every case that measures hxgw, with new/old ratios: before and
-after, in one run, on the same machine. Both run on the proxy CPU, one at a time;
+`hxgw@REV` of every case that measures an hxgw server (not the workers case, nor
+the in-process routing rows), with new/old ratios: before and after, in one run,
+on the same machine. Both run on the proxy CPU, one at a time;
 with `--rounds N` the chat and stream cases alternate their order each round.
 """
 
