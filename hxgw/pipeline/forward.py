@@ -12,6 +12,8 @@ no candidate served).
 from __future__ import annotations
 
 import time
+from collections.abc import Coroutine
+from typing import Any
 
 import structlog
 
@@ -80,7 +82,15 @@ async def open_reply(ctx: RequestContext) -> Reply:
         health = ctx.state.runtime.memory.health[model.name]
         token = health.started(time.monotonic())
         try:
-            response, first = await _attempt(ctx, model, headers)
+            # The first-byte deadline covers the head and the first body bytes.
+            with runtime.deadlines.after(ctx.state.first_byte_budget(ctx.started), ctx.task):
+                response = await _send(ctx, model, headers)
+                try:
+                    retryable = response.status in RETRYABLE_STATUS
+                    first = b"" if retryable else await response.readany()
+                except BaseException:
+                    response.close()
+                    raise
         except TransportError as exc:
             health.failed(time.monotonic(), token=token)
             outcome = _transport_outcome(exc)
@@ -124,28 +134,20 @@ async def open_reply(ctx: RequestContext) -> Reply:
     raise all_failed(failed)
 
 
-async def _attempt(
+def _send(
     ctx: RequestContext, model: Model, headers: list[bytes]
-) -> tuple[UpstreamResponse, bytes]:
+) -> Coroutine[Any, Any, UpstreamResponse]:
+    """The request to `model`, as the pool's coroutine: it returns once the head is in."""
     state = ctx.state
-    body = ctx.upstream_bodies.for_model(model)
-    with state.runtime.deadlines.after(state.first_byte_budget(ctx.started), ctx.task):
-        response = await state.client.request(
-            b"POST",
-            state.origins[model.upstream],
-            ctx.endpoint.upstream_path.encode(),
-            state.upstream_head[model.upstream],
-            headers,
-            body,
-            connect_timeout=state.config.timeouts.connect,
-        )
-        try:
-            if response.status in RETRYABLE_STATUS:
-                return response, b""
-            return response, await response.readany()
-        except BaseException:
-            response.close()
-            raise
+    return state.client.request(
+        b"POST",
+        state.origins[model.upstream],
+        ctx.endpoint.upstream_path.encode(),
+        state.upstream_head[model.upstream],
+        headers,
+        ctx.upstream_bodies.for_model(model),
+        connect_timeout=state.config.timeouts.connect,
+    )
 
 
 def _headers(ctx: RequestContext) -> list[bytes]:

@@ -214,7 +214,9 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m hxgw.tools.router_eval.main [--quick] [--markdown] [--out PATH]``."""
     p = argparse.ArgumentParser(prog="eval-router", description="Evaluate the router.")
     p.add_argument("--quick", action="store_true", help=f"{QUICK} requests instead of {FULL}")
-    p.add_argument("--markdown", action="store_true", help="print Markdown (for docs/router-evaluation.md)")
+    p.add_argument(
+        "--markdown", action="store_true", help="print Markdown (for docs/router-evaluation.md)"
+    )
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where to write the JSON")
     p.add_argument("--seed", type=int, default=Scenario().seed)
     args = p.parse_args(argv)
