@@ -122,8 +122,9 @@ class Limits:
     trickling in, slowloris style) for this long is closed."""
     body_timeout: float = 60.0
     """The most a request body may take to arrive, whole: past it, 408."""
-    connections_per_address: int = 256
-    """Concurrent connections from one client address; past it new ones are refused."""
+    connections_per_address: int = 10_000
+    """Concurrent connections from one client address; past it new ones are refused.
+    A trusted proxy (auth.trusted_proxies) carries many clients and is never capped."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

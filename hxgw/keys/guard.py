@@ -105,16 +105,16 @@ def client_address(
     (the ones before it could have been written by the client itself)."""
     if peer is None:
         return "-"
-    if not trusted or not forwarded_for or not _within(peer, trusted):
+    if not trusted or not forwarded_for or not is_within(peer, trusted):
         return peer
     hops = [hop.strip() for hop in forwarded_for.split(",")]
     for hop in reversed(hops):
-        if not _within(hop, trusted):
+        if not is_within(hop, trusted):
             return hop if _is_address(hop) else peer
     return hops[0] if _is_address(hops[0]) else peer
 
 
-def _within(address: str, networks: tuple[Network, ...]) -> bool:
+def is_within(address: str, networks: tuple[Network, ...]) -> bool:
     try:
         ip = ipaddress.ip_address(address)
     except ValueError:

@@ -14,7 +14,7 @@ import signal
 import socket
 import ssl
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 
 import structlog
 from aiohttp import web
@@ -23,6 +23,7 @@ from hxgw import __version__
 from hxgw.config import Config, Tls, load_config
 from hxgw.config.warnings import log_restart_only_changes, warn_if_world_readable
 from hxgw.errors import ConfigError
+from hxgw.keys.guard import is_within
 from hxgw.lifecycle.drain import drain
 from hxgw.lifecycle.notify import Notifier
 from hxgw.lifecycle.override import ListenOverride
@@ -71,7 +72,7 @@ class Daemon:
             Dispatcher(self.holder, self.inflight),
             access=self.runtime.access,
             ids=self.runtime.ids,
-            per_address=lambda: self.holder.config.limits.connections_per_address,
+            per_address=self._per_address,
             handler_cancellation=True,
             access_log=None,
             keepalive_timeout=config.limits.client_idle_timeout,
@@ -211,6 +212,11 @@ class Daemon:
         self.runtime.memory.health.configure(config.routing.health, config.models)
         self.runtime.metrics.generation.set(snapshot.state.generation)
         self.holder.swap(snapshot)
+
+    def _per_address(self) -> tuple[int, Callable[[str], bool]]:
+        config = self.holder.config
+        trusted = config.bad_keys.trusted_proxies
+        return config.limits.connections_per_address, lambda address: is_within(address, trusted)
 
     def _record_reload(self, result: str, message: str) -> None:
         self.runtime.last_reload = ReloadRecord(result=result, message=message, at=time.time())

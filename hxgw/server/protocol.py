@@ -128,22 +128,23 @@ class GatewayServer(web.Server):
         *,
         access: AccessLog,
         ids: RequestIds,
-        per_address: Callable[[], int],
+        per_address: Callable[[], tuple[int, Callable[[str], bool]]],
         **kwargs: Any,
     ) -> None:
         super().__init__(handler, **kwargs)
         self.access, self.ids = access, ids
         self.quota = PerAddressQuota()
         self.per_address = per_address
-        """The current config's cap on concurrent connections from one address."""
+        """The current config's cap on concurrent connections from one address, and which
+        addresses (trusted proxies) it does not apply to."""
         self.open: dict[str, int] = {}
         self._refusals = PerAddressQuota(limit=1)
 
     def admit(self, address: str) -> bool:
         """Count a new connection from `address`, unless it has its share open already."""
         count = self.open.get(address, 0)
-        cap = self.per_address()
-        if count >= cap:
+        cap, exempt = self.per_address()
+        if count >= cap and not exempt(address):
             if self._refusals.allow(address):  # once per address and minute
                 log.warning(
                     "too many connections from one address; refusing new ones",

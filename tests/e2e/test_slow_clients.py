@@ -55,3 +55,14 @@ async def test_connections_past_the_per_address_cap_are_refused_and_logged_once(
     writer.close()
     for _, other in held[1:]:
         other.close()
+
+
+async def test_a_trusted_proxy_is_not_held_to_the_per_address_cap(start_gateway: StartGateway):
+    gateway = await start_gateway(gateway={"limits": {"connections_per_address": 2},
+                                           "auth": {"trusted_proxies": ["127.0.0.1"]}})
+    held = [await asyncio.open_connection("127.0.0.1", gateway.port) for _ in range(4)]
+    reader, writer = held[-1]
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert (await asyncio.wait_for(reader.read(100), 5)).startswith(b"HTTP/1.1 200")
+    for _, other in held:
+        other.close()
