@@ -4,7 +4,8 @@
 the current snapshot. `protocol` is aiohttp's connection with the gateway's
 answer to requests the parser refuses.
 
-May import: aiohttp, the config, the pipeline, observe; not lifecycle.
+May import: aiohttp, the config, the pipeline, observe, keys, hxgw.snapshot; not
+lifecycle.
 """
 
 from hxgw.server.dispatch import Dispatcher
