@@ -11,6 +11,7 @@ from typing import Any
 from hxgw.keys.guard import BadKeyGuard
 from hxgw.observe import AccessLog
 from hxgw.observe.ids import RequestIds
+from hxgw.observe.loop_lag import LoopLag
 from hxgw.observe.metrics import Metrics
 from hxgw.observe.workers import WorkerFigures
 from hxgw.routing.strategies import Memory
@@ -113,7 +114,9 @@ class Runtime:
     deadlines: Deadlines = field(default_factory=Deadlines)
     ids: RequestIds = field(default_factory=RequestIds)
     figures: WorkerFigures | None = None
+    loop_lag: LoopLag = field(default_factory=LoopLag)
     """With several workers: this one's figures, shared with the others."""
 
     def __post_init__(self) -> None:
         self.metrics = Metrics(self.memory.health, lambda: len(self.inflight))
+        self.metrics.loop_lag.set_function(lambda: self.loop_lag.seconds)

@@ -88,10 +88,12 @@ def load_config(
     metrics = read_metrics_access(top, env)
     bad_keys, tls = read_bad_key_policy(top), read_tls(top, directory)
     workers = read_workers(top.raw("workers", 1), top)
-    probe = top.section("readiness", frozenset({"interval", "stale_after"}))
+    probe = top.section("readiness", frozenset({"interval", "stale_after", "max_loop_lag"}))
+    base = ReadinessProbe()
     readiness = ReadinessProbe(
-        interval=float(probe.number("interval", ReadinessProbe().interval, positive=True)),
-        stale_after=float(probe.number("stale_after", ReadinessProbe().stale_after, positive=True)),
+        interval=float(probe.number("interval", base.interval, positive=True)),
+        stale_after=float(probe.number("stale_after", base.stale_after, positive=True)),
+        max_loop_lag=float(probe.number("max_loop_lag", base.max_loop_lag, minimum=0)),
     )
     if problems.messages:
         raise ConfigError("\n".join(problems.messages))

@@ -161,6 +161,8 @@ class Tls:
 class ReadinessProbe:
     interval: float = 5.0
     stale_after: float = 15.0
+    max_loop_lag: float = 1.0
+    """Past this event-loop lag (seconds) /readyz says "overloaded"; 0 never does."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -121,6 +121,7 @@ class Daemon:
         self.notifier.ready(self._status())
         beside = [
             asyncio.create_task(self._tick_rate()),
+            asyncio.create_task(self.runtime.loop_lag.watch()),
             asyncio.create_task(
                 self.runtime.readiness.probe_forever(
                     lambda: self.holder.current.state, self.runtime.metrics.upstream_is_up

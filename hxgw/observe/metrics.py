@@ -87,6 +87,11 @@ class Metrics:
             "hxgw_inflight_requests", "Requests being served.", registry=registry
         )
         inflight_gauge.set_function(lambda: float(inflight()))
+        self.loop_lag = Gauge(
+            "hxgw_event_loop_lag_seconds",
+            "How late the event loop ran a timer, the worst of the last 2 s.",
+            registry=registry,
+        )
         registry.register(_CircuitCollector(health))
         registry.register(_RequestCollector(self))
         # The label sets a request can produce are few (configured names, status

@@ -31,7 +31,13 @@ STALE = 10.0
 # Samples that are not a count of something: the most (or, for a start, the earliest)
 # over the workers says what the daemon's is; every other sample is added up.
 HIGHEST = frozenset(
-    {"hxgw_config_generation", "hxgw_circuit_state", "hxgw_upstream_up", "process_max_fds"}
+    {
+        "hxgw_config_generation",
+        "hxgw_circuit_state",
+        "hxgw_upstream_up",
+        "hxgw_event_loop_lag_seconds",
+        "process_max_fds",
+    }
 )
 EARLIEST_SUFFIXES = ("_created", "process_start_time_seconds")
 

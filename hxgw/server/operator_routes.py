@@ -92,7 +92,10 @@ def authorize(request: web.BaseRequest, state: GatewayState, *, metrics: bool = 
 
 
 async def readyz(request: web.BaseRequest, state: GatewayState) -> web.Response:
-    ready, body = state.runtime.readiness.report(state.config, state.runtime.inflight.draining)
+    runtime = state.runtime
+    ready, body = runtime.readiness.report(
+        state.config, runtime.inflight.draining, runtime.loop_lag.seconds
+    )
     return web.Response(
         status=200 if ready else 503, body=jsonio.dumps(body), content_type="application/json"
     )

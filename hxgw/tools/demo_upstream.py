@@ -243,7 +243,13 @@ def make_demo_app(chunk_delay: float = 0.05, embedding_dim: int = 1024) -> web.A
 
 def run(host: str, port: int, chunk_delay: float, embedding_dim: int) -> int:
     print(f"hxgw demo upstream on http://{host}:{port}", flush=True)
+    # A demo stops at once: a client still sending a refused body does not hold it up.
     web.run_app(
-        make_demo_app(chunk_delay, embedding_dim), host=host, port=port, print=None, access_log=None
+        make_demo_app(chunk_delay, embedding_dim),
+        host=host,
+        port=port,
+        print=None,
+        access_log=None,
+        shutdown_timeout=1.0,
     )
     return 0

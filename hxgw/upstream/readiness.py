@@ -53,7 +53,9 @@ class Readiness:
         seen = self.last_ok.get(upstream)
         return seen is not None and now - seen <= stale_after
 
-    def report(self, config: Config, draining: bool) -> tuple[bool, dict[str, Any]]:
+    def report(
+        self, config: Config, draining: bool, loop_lag: float = 0.0
+    ) -> tuple[bool, dict[str, Any]]:
         now = time.monotonic()
         stale_after = config.readiness.stale_after
         upstreams = []
@@ -73,10 +75,14 @@ class Readiness:
             reasons.append("draining: the gateway is shutting down")
         if not any(u["reachable"] for u in upstreams):
             reasons.append(f"no upstream answered in the last {stale_after:g}s")
+        limit = config.readiness.max_loop_lag
+        if limit and loop_lag > limit:
+            reasons.append(f"overloaded: the event loop runs {loop_lag:.2f}s late")
         body = {
             "ready": not reasons,
             "reasons": reasons,
             "draining": draining,
+            "loop_lag_seconds": round(loop_lag, 3),
             "upstreams": upstreams,
         }
         return not reasons, body

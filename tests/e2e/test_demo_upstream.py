@@ -26,7 +26,12 @@ async def demo() -> AsyncIterator[str]:
         yield url
     finally:
         process.terminate()
-        process.wait(10)
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            raise
 
 
 async def test_the_demo_accepts_a_body_the_gateway_accepts(demo: str):

@@ -183,6 +183,14 @@ async def test_readyz_is_ready_once_the_upstream_answered(
     assert body["ready"] is True and body["upstreams"][0]["reachable"] is True
 
 
+async def test_the_event_loop_lag_is_in_readyz_and_metrics(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    async with client.get(gateway.url + "/readyz") as resp:
+        assert 0 <= (await resp.json())["loop_lag_seconds"] < 60
+    assert re.search(r"^hxgw_event_loop_lag_seconds \d", await _scrape(gateway, client), re.M)
+
+
 async def test_readyz_turns_503_when_the_upstream_goes_away(
     start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):
