@@ -94,6 +94,8 @@ class GatewayConnection(RequestHandler):
         elif status == 504:
             error = UpstreamTimeout("the request timed out")
         else:
+            # Only a bug gets here (the chain renders every error it raises): keep its trace.
+            log.error("unhandled error", status=status, exc_info=exc)
             error = GatewayError("internal error")
         body = error.to_json()
         response = web.Response(
