@@ -255,7 +255,7 @@ def read_limits(top: Section) -> Limits:
             "max_body_bytes", base.max_body_bytes, positive=True, integer=True
         ),
         upstream_connections=section.number(
-            "upstream_connections", base.upstream_connections, positive=True, integer=True
+            "upstream_connections", None, positive=True, integer=True
         ),
         client_idle_timeout=float(
             section.number("client_idle_timeout", base.client_idle_timeout, positive=True)

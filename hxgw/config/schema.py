@@ -116,7 +116,9 @@ class Timeouts:
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Limits:
     max_body_bytes: int = 16 * 1024 * 1024
-    upstream_connections: int = 512
+    upstream_connections: int | None = None
+    """The most upstream requests at once; None: sized from the process's descriptor
+    limit at start (see hxgw.lifecycle.capacity)."""
     client_idle_timeout: float = 60.0
     """A connection that has not sent a complete request (idle keep-alive, or headers
     trickling in, slowloris style) for this long is closed."""

@@ -24,6 +24,7 @@ from hxgw.config import Config, Tls, load_config
 from hxgw.config.warnings import log_restart_only_changes, warn_if_world_readable
 from hxgw.errors import ConfigError
 from hxgw.keys.guard import is_within
+from hxgw.lifecycle.capacity import raise_descriptor_limit, stream_capacity
 from hxgw.lifecycle.drain import drain
 from hxgw.lifecycle.notify import Notifier
 from hxgw.lifecycle.override import ListenOverride
@@ -66,7 +67,10 @@ class Daemon:
     async def run(self) -> int:
         config = self.holder.config
         warn_if_world_readable(config)
-        client = UpstreamClient(max_in_use=config.limits.upstream_connections)
+        descriptors = raise_descriptor_limit()
+        cap = config.limits.upstream_connections or stream_capacity(descriptors)
+        log.info("capacity", descriptors=descriptors, upstream_connections=cap)
+        client = UpstreamClient(max_in_use=cap)
         self._adopt(build_snapshot(config, client, generation=1, runtime=self.runtime))
         self.server = GatewayServer(
             Dispatcher(self.holder, self.inflight),

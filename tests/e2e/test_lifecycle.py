@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import re
 import signal
 import time
 
@@ -191,3 +192,13 @@ async def test_watchdog_pings_come_at_half_the_interval(
     await asyncio.sleep(1.1)
     pings = [m for m in notify.drain() if m.get("WATCHDOG") == "1"]
     assert 3 <= len(pings) <= 8
+
+
+async def test_the_capacity_the_descriptor_limit_allows_is_logged_once_at_start(
+    start_gateway: StartGateway,
+):
+    gateway = await start_gateway()
+    lines = [line for line in gateway.logs().splitlines() if " capacity " in line]
+    assert len(lines) == 1
+    descriptors = int(re.search(r"descriptors=(\d+)", lines[0])[1])  # type: ignore[index]
+    assert f"upstream_connections={max(64, (descriptors - 256) // 2)}" in lines[0]
