@@ -31,7 +31,7 @@ def build_snapshot(
     config: Config, client: UpstreamClient, generation: int, runtime: Runtime
 ) -> Snapshot:
     state = build_state(config, client, generation, runtime)
-    return Snapshot(state, MappingProxyType(dict(build_chains(config))))
+    return Snapshot(state, MappingProxyType(build_chains(config)))
 
 
 class SnapshotHolder:

@@ -10,11 +10,13 @@ from pathlib import Path
 
 import structlog
 
+from hxgw.config.gateway import GATEWAY
+from hxgw.config.load import REGISTRY, ROUTING
 from hxgw.config.schema import Config
 
 log = structlog.get_logger("hxgw.config")
 
-CONFIG_FILES = ("gateway.yaml", "routing.yaml", "model_registry.yaml")
+CONFIG_FILES = (GATEWAY, ROUTING, REGISTRY)
 
 
 def log_restart_only_changes(old: Config, new: Config) -> None:

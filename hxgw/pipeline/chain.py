@@ -16,7 +16,7 @@ and each step can be tested alone with a hand-made context.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 from hxgw.config import Config
 from hxgw.endpoints import MODELS, OPERATOR, PROXIED, UNROUTED
@@ -91,7 +91,7 @@ def _link(step: Step, call_next: Next) -> Next:
     return lambda ctx: step(ctx, call_next)
 
 
-def build_chains(config: Config) -> Mapping[str, Next]:
+def build_chains(config: Config) -> dict[str, Next]:
     """Every endpoint's chain for one config snapshot."""
     chains = {e.name: build_chain(MODELS_STEPS if e is MODELS else PROXY_STEPS) for e in PROXIED}
     chains |= {e.name: build_chain(OPERATOR_STEPS) for e in OPERATOR}

@@ -160,7 +160,7 @@ def daemon_status(state: GatewayState) -> dict[str, Any]:
 def status(state: GatewayState) -> dict[str, Any]:
     """What /status.json says: the process, its config, each upstream, model and group."""
     config, runtime = state.config, state.runtime
-    _, ready = runtime.readiness.report(config, runtime.inflight.draining)
+    _, ready = runtime.readiness.report(config, runtime.inflight.draining, runtime.loop_lag.seconds)
     groups_of: dict[str, list[str]] = {}
     for group in config.routing.groups.values():
         for name in group.models:

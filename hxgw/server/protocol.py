@@ -64,10 +64,11 @@ class GatewayConnection(RequestHandler):
         ):
             self.partial_head = False
             error = RequestTimeout("the request head did not arrive in time")
-            self.transport.write(_head_timeout(error))
+            body = error.to_json()
+            self.transport.write(_head_timeout(body))
             manager = self._manager
             if isinstance(manager, GatewayServer):
-                manager.refused(self.address, error, len(error.to_json()))
+                manager.refused(self.address, error, len(body))
         super()._process_keepalive()
 
     def connection_lost(self, exc: BaseException | None) -> None:
@@ -111,9 +112,8 @@ class GatewayConnection(RequestHandler):
         return response
 
 
-def _head_timeout(error: RequestTimeout) -> bytes:
+def _head_timeout(body: bytes) -> bytes:
     """A whole 408 answer, written by hand: there is no request for aiohttp to answer."""
-    body = error.to_json()
     return (
         b"HTTP/1.1 408 Request Timeout\r\nServer: %s\r\nContent-Type: application/json\r\n"
         b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"

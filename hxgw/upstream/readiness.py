@@ -54,7 +54,7 @@ class Readiness:
         return seen is not None and now - seen <= stale_after
 
     def report(
-        self, config: Config, draining: bool, loop_lag: float = 0.0
+        self, config: Config, draining: bool, loop_lag: float
     ) -> tuple[bool, dict[str, Any]]:
         now = time.monotonic()
         stale_after = config.readiness.stale_after
