@@ -148,5 +148,12 @@ class Unavailable(GatewayError):
     code = "unavailable"
 
 
+class AtCapacity(Unavailable):
+    """Every candidate's upstream was at its cap and the request could not wait for a
+    turn: the gateway's own overload, said so, with a Retry-After."""
+
+    code = "gateway_at_capacity"
+
+
 class ConfigError(Exception):
     """A config file is wrong; the message names the file and the key path."""

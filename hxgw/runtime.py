@@ -13,8 +13,10 @@ from hxgw.observe import AccessLog
 from hxgw.observe.ids import RequestIds
 from hxgw.observe.loop_lag import LoopLag
 from hxgw.observe.metrics import Metrics
+from hxgw.observe.saturation import SaturationCollector
 from hxgw.observe.workers import WorkerFigures
 from hxgw.routing.strategies import Memory
+from hxgw.upstream.admission import Gates
 from hxgw.upstream.deadlines import Deadlines
 from hxgw.upstream.readiness import Readiness
 
@@ -106,12 +108,14 @@ class Runtime:
     memory: Memory = field(default_factory=Memory)
     readiness: Readiness = field(default_factory=Readiness)
     metrics: Metrics = field(init=False)
+    saturation: SaturationCollector = field(init=False)
     started: float = field(default_factory=time.time)
     last_reload: ReloadRecord = field(default_factory=ReloadRecord)
     rate: RequestRate = field(default_factory=RequestRate)
     guard: BadKeyGuard = field(default_factory=BadKeyGuard)
     access: AccessLog = field(default_factory=AccessLog.plain)
     deadlines: Deadlines = field(default_factory=Deadlines)
+    gates: Gates = field(default_factory=Gates)
     ids: RequestIds = field(default_factory=RequestIds)
     figures: WorkerFigures | None = None
     loop_lag: LoopLag = field(default_factory=LoopLag)
@@ -120,3 +124,5 @@ class Runtime:
     def __post_init__(self) -> None:
         self.metrics = Metrics(self.memory.health, lambda: len(self.inflight))
         self.metrics.loop_lag.set_function(lambda: self.loop_lag.seconds)
+        self.saturation = SaturationCollector(self.gates)
+        self.metrics.registry.register(self.saturation)

@@ -12,12 +12,10 @@ import ipaddress
 import ssl
 from collections.abc import Mapping
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any, Literal
 
 from hxgw.config.reader import Problems, Section, kind_of, read_yaml
 from hxgw.config.schema import (
-    DEFAULT_UPSTREAM,
     BadKeyPolicy,
     ClientKey,
     Limits,
@@ -27,9 +25,7 @@ from hxgw.config.schema import (
     Network,
     Timeouts,
     Tls,
-    Upstream,
 )
-from hxgw.upstream import Origin
 
 GATEWAY = "gateway.yaml"
 LOG_LEVELS = ("debug", "info", "warning", "error")
@@ -59,52 +55,6 @@ def read_workers(value: Any, top: Section) -> int | Literal["auto"]:
 def read_drain_timeout(top: Section) -> float:
     section = top.section("shutdown", frozenset({"drain_timeout"}))
     return float(section.number("drain_timeout", 20.0, minimum=0, maximum=3600))
-
-
-def read_upstreams(top: Section, env: Mapping[str, str]) -> Mapping[str, Upstream]:
-    section = top.section("upstreams")
-    raw: dict[str, Any] = dict(section.items()) or {DEFAULT_UPSTREAM: {}}
-    default_key = env.get("HX_UPSTREAM_KEY") or env.get("MASTER_KEY") or None
-    out: dict[str, Upstream] = {}
-    for name, value in raw.items():
-        entry = Section(
-            GATEWAY, section.child(name), value, top.problems, frozenset({"url", "key_env"})
-        )
-        url = entry.string("url", "http://127.0.0.1:4000")
-        if name == DEFAULT_UPSTREAM and env.get("HX_LITELLM_UPSTREAM"):
-            url = env["HX_LITELLM_UPSTREAM"]
-        if not _is_http_url(url):
-            entry.report(f"must be an http(s) URL, got {url!r}", "url")
-        key_env = entry.string("key_env")
-        key = (
-            env.get(key_env) or None
-            if key_env
-            else default_key
-            if name == DEFAULT_UPSTREAM
-            else None
-        )
-        if key is not None and not _fits_a_header(key):
-            source = key_env or "HX_UPSTREAM_KEY / MASTER_KEY"
-            entry.report(
-                f"the upstream key from {source} has characters an HTTP header cannot carry "
-                "(spaces, control characters or non-ASCII)",
-                "key_env",
-            )
-        out[name] = Upstream(name=name, url=url.rstrip("/"), key=key)
-    return MappingProxyType(out)
-
-
-def _is_http_url(url: str) -> bool:
-    """Whether the gateway's client can reach `url`: the same parse it will use."""
-    try:
-        Origin.from_url(url)
-    except ValueError:
-        return False
-    return True
-
-
-def _fits_a_header(value: str) -> bool:
-    return value.isascii() and value.isprintable() and " " not in value
 
 
 def read_client_keys(

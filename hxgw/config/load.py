@@ -23,7 +23,6 @@ from hxgw.config.gateway import (
     read_metrics_access,
     read_timeouts,
     read_tls,
-    read_upstreams,
     read_workers,
 )
 from hxgw.config.reader import Problems, Section, kind_of, read_yaml
@@ -40,6 +39,7 @@ from hxgw.config.schema import (
     ScoringWeights,
 )
 from hxgw.config.transforms import Transform, parse_transforms
+from hxgw.config.upstreams import read_upstreams
 from hxgw.errors import ConfigError
 from hxgw.routing.classify import load_classifier
 

@@ -103,6 +103,13 @@ class Upstream:
     name: str
     url: str
     key: str | None = field(default=None, repr=False)
+    max_concurrent: int | None = None
+    """Requests in flight to this upstream at once; None: an equal share of what the
+    process can hold (see hxgw.upstream.admission)."""
+    max_queued: int = 1000
+    """Requests that may wait for a turn when it is at its cap; past it, shed at once."""
+    queue_timeout: float = 5.0
+    """The longest a request waits for a turn before it fails over or gets 503."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -117,8 +124,9 @@ class Timeouts:
 class Limits:
     max_body_bytes: int = 16 * 1024 * 1024
     upstream_connections: int | None = None
-    """The most upstream requests at once; None: sized from the process's descriptor
-    limit at start (see hxgw.lifecycle.capacity)."""
+    """The upstream requests this process may have at once, shared equally by the
+    upstreams without their own `max_concurrent`; None: sized from the process's
+    descriptor limit (see hxgw.lifecycle.capacity)."""
     client_idle_timeout: float = 60.0
     """A connection that has not sent a complete request (idle keep-alive, or headers
     trickling in, slowloris style) for this long is closed."""

@@ -26,8 +26,6 @@ def log_restart_only_changes(old: Config, new: Config) -> None:
             listening=f"{old.listen.host}:{old.listen.port}",
             configured=f"{new.listen.host}:{new.listen.port}",
         )
-    if old.limits.upstream_connections != new.limits.upstream_connections:
-        log.warning("limits.upstream_connections changed; it takes effect on restart")
     if (old.tls is None) != (new.tls is None):
         log.warning("TLS was switched on or off; it takes effect on restart")
     if old.limits.client_idle_timeout != new.limits.client_idle_timeout:

@@ -1,9 +1,10 @@
 """How many streams the process can hold, from the descriptors it may open.
 
-A stream holds two descriptors, the client's connection and the upstream's. At
-start the soft limit is raised to the hard one (what systemd's LimitNOFILE
-sets), and unless `limits.upstream_connections` says otherwise the cap on
-upstream requests is what the rest leaves: with LimitNOFILE=65536, about 32k.
+A stream holds two descriptors, the client's connection and the upstream's; a
+request waiting for its turn (hxgw.upstream.admission) holds one. At start the
+soft limit is raised to the hard one (what systemd's LimitNOFILE sets), and
+unless `limits.upstream_connections` says otherwise the upstreams share what
+the queues and a reserve leave: with LimitNOFILE=65536, about 32k streams.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ def raise_descriptor_limit() -> int:
     return soft
 
 
-def stream_capacity(descriptors: int) -> int:
-    """The most concurrent streams `descriptors` allow: two each, after the reserve."""
-    return max(FLOOR, (descriptors - RESERVED) // 2)
+def stream_capacity(descriptors: int, queued: int = 0) -> int:
+    """The most concurrent streams `descriptors` allow: two each, after the reserve
+    and one for each of `queued` waiting requests."""
+    return max(FLOOR, (descriptors - RESERVED - queued) // 2)

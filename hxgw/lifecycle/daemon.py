@@ -52,6 +52,10 @@ class Daemon:
     ) -> None:
         self.config_dir, self.env, self.override = config_dir, env, override
         self.listen_fd = listen_fd
+        self.descriptors = 0
+        """The descriptors this process may open, read at start."""
+        self.capacity = 0
+        """The upstream requests it may have at once: what the upstreams share."""
         self.holder = SnapshotHolder(config)
         self.notifier = Notifier()
         self.reload_requested = asyncio.Event()
@@ -67,11 +71,17 @@ class Daemon:
     async def run(self) -> int:
         config = self.holder.config
         warn_if_world_readable(config)
-        descriptors = raise_descriptor_limit()
-        cap = config.limits.upstream_connections or stream_capacity(descriptors)
-        log.info("capacity", descriptors=descriptors, upstream_connections=cap)
-        client = UpstreamClient(max_in_use=cap)
+        self.descriptors = raise_descriptor_limit()
+        client = UpstreamClient()
         self._adopt(build_snapshot(config, client, generation=1, runtime=self.runtime))
+        gates = self.runtime.gates.values()
+        log.info(
+            "capacity",
+            descriptors=self.descriptors,
+            streams=self.capacity,
+            caps=",".join(f"{g.name}:{g.cap}" for g in gates),
+            queues=",".join(f"{g.name}:{g.max_queued}" for g in gates),
+        )
         self.server = GatewayServer(
             Dispatcher(self.holder, self.inflight),
             access=self.runtime.access,
@@ -215,6 +225,11 @@ class Daemon:
         breakers) is the process's: it is carried over for the models that still exist."""
         config = snapshot.state.config
         self.runtime.memory.health.configure(config.routing.health, config.models)
+        queued = sum(u.max_queued for u in config.upstreams.values())
+        self.capacity = config.limits.upstream_connections or stream_capacity(
+            self.descriptors, queued
+        )
+        self.runtime.gates.configure(config.upstreams.values(), self.capacity)
         self.runtime.metrics.generation.set(snapshot.state.generation)
         self.holder.swap(snapshot)
 

@@ -69,8 +69,10 @@ class AccessLog:
         size: int,
         failovers: int,
         outcome: str,
+        queued: float | None = None,
     ) -> None:
-        """One request's line; `latency` and `ttfb` in seconds, written in milliseconds.
+        """One request's line; `latency`, `ttfb` and `queued` (the wait for a turn at a
+        busy upstream, None when there was none) in seconds, written in milliseconds.
         `request_id` must be logfmt-plain (the request id step admits no other): each
         id is new, and would only churn the cache of words."""
         if not self.enabled:
@@ -85,6 +87,7 @@ class AccessLog:
                     "key": key,
                     "latency_ms": round(latency * 1000, 2),
                     "ttfb_ms": None if ttfb is None else round(ttfb * 1000, 2),
+                    "queued_ms": None if queued is None else round(queued * 1000, 2),
                     "bytes": size,
                     "failovers": failovers,
                     "outcome": outcome,
@@ -100,6 +103,7 @@ class AccessLog:
             line = (
                 f"{head}{parts[0]} latency_ms={_milliseconds(latency)}"
                 f"{'' if ttfb is None else ' ttfb_ms=' + _milliseconds(ttfb)}"
+                f"{'' if queued is None else ' queued_ms=' + _milliseconds(queued)}"
                 f" bytes={size}{parts[1]} request_id={request_id}{self._worker}"
             )
         self._pending.append(line)

@@ -52,9 +52,9 @@ class Metrics:
         PlatformCollector(registry=registry)
         GCCollector(registry=registry)
         self._requests: dict[tuple[str, str, str, str], list[float]] = {}
-        self._duration: dict[tuple[str, str], _Histogram] = {}
-        self._ttfb: dict[tuple[str, str], _Histogram] = {}
-        self._overhead = _Histogram(OVERHEAD_BUCKETS)
+        self._duration: dict[tuple[str, str], Histogram] = {}
+        self._ttfb: dict[tuple[str, str], Histogram] = {}
+        self._overhead = Histogram(OVERHEAD_BUCKETS)
         self._tokens: dict[str, list[int]] = {}  # model: [prompt, completion]
         self.upstream_errors = Counter(
             "hxgw_upstream_errors",
@@ -97,7 +97,7 @@ class Metrics:
         # The label sets a request can produce are few (configured names, status
         # codes): each one's numbers are found by one dict lookup.
         self._children: dict[
-            tuple[str, str, str, int], tuple[list[float], _Histogram, _Histogram]
+            tuple[str, str, str, int], tuple[list[float], Histogram, Histogram]
         ] = {}
 
     def request_finished(
@@ -115,8 +115,8 @@ class Metrics:
         if children is None:
             children = self._children[key] = (
                 self._requests.setdefault((endpoint, group, model, str(status)), [0.0]),
-                self._duration.setdefault((endpoint, model), _Histogram(LATENCY_BUCKETS)),
-                self._ttfb.setdefault((endpoint, model), _Histogram(LATENCY_BUCKETS)),
+                self._duration.setdefault((endpoint, model), Histogram(LATENCY_BUCKETS)),
+                self._ttfb.setdefault((endpoint, model), Histogram(LATENCY_BUCKETS)),
             )
         count, duration, first_byte = children
         count[0] += 1
@@ -159,17 +159,17 @@ class Metrics:
         for labels, count in list(self._requests.items()):
             requests.add_metric(labels, count[0])
         yield requests
-        yield _histogram_family(
+        yield histogram_family(
             "hxgw_request_duration_seconds",
             "Whole request, first byte in to last byte out.",
             list(self._duration.items()),
         )
-        yield _histogram_family(
+        yield histogram_family(
             "hxgw_time_to_first_byte_seconds",
             "Request start to the upstream's first body byte.",
             list(self._ttfb.items()),
         )
-        yield _histogram_family(
+        yield histogram_family(
             "hxgw_gateway_overhead_seconds",
             "Time the gateway itself adds to the first byte: before the upstream request "
             "is sent, and from the upstream's first byte to the client's.",
@@ -185,7 +185,7 @@ class Metrics:
         yield tokens
 
 
-class _Histogram:
+class Histogram:
     """Bucket counts and a sum; `le` buckets, so a value on a bound counts in it."""
 
     __slots__ = ("bounds", "counts", "total")
@@ -208,10 +208,10 @@ class _Histogram:
         return buckets
 
 
-def _histogram_family(
+def histogram_family(
     name: str,
     documentation: str,
-    children: Iterable[tuple[tuple[str, ...], _Histogram]],
+    children: Iterable[tuple[tuple[str, ...], Histogram]],
     labels: tuple[str, ...] = ("endpoint", "model"),
 ) -> HistogramMetricFamily:
     family = HistogramMetricFamily(name, documentation, labels=list(labels))

@@ -34,6 +34,7 @@ def _write(ctx: RequestContext) -> None:
         key=ctx.key.name if ctx.key else None,
         latency=latency,
         ttfb=ctx.ttfb,
+        queued=ctx.queued,
         size=ctx.bytes_out,
         failovers=ctx.failovers,
         outcome=ctx.outcome,

@@ -70,6 +70,8 @@ class RequestContext:
     status: int = 0
     bytes_out: int = 0
     ttfb: float | None = None
+    queued: float | None = None
+    """Seconds spent waiting for a turn at busy upstreams; None when there was no wait."""
     outcome: str = "ok"
     usage: bytes = b""
     # perf_counter marks for the gateway's own share of the time to first byte

@@ -1,6 +1,8 @@
 """What a failed candidate tells the client: the record of each failure, the
 upstream's own error answer, and the one error the client gets when none served.
 
+A candidate whose upstream was at its cap makes the answer a 503 that says so,
+with a Retry-After: the gateway's own overload, which a retry soon can get past.
 A retryable error from the only candidate goes to the client as the upstream
 said it (status, body, rate-limit headers): there was no failover to report,
 and an SDK backs off by what the upstream said. When every candidate answered
@@ -20,6 +22,7 @@ from typing import Any
 from hxgw import jsonio
 from hxgw.config import Model
 from hxgw.errors import (
+    AtCapacity,
     GatewayError,
     RateLimited,
     UpstreamAnswer,
@@ -42,6 +45,8 @@ class Failure:
     retry_after: str | None = None
     answer: UpstreamAnswer | None = None
     """The upstream's own response, when it sent one that can be passed on."""
+    shed: bool = False
+    """Not tried: its upstream was at its cap (hxgw.upstream.admission)."""
 
     def tried(self) -> dict[str, Any]:
         """What the gateway's own error lists for this candidate."""
@@ -118,6 +123,13 @@ def _summary(data: bytes) -> str:
 def all_failed(failed: list[Failure]) -> GatewayError:
     tried = [f.tried() for f in failed]
     names = ", ".join(f.model for f in failed)
+    shed = [f for f in failed if f.shed]
+    if shed:
+        # Whatever else failed, a turn at a busy upstream is what a retry can get.
+        waits = [int(f.retry_after) for f in shed if f.retry_after]
+        return AtCapacity(
+            "; ".join(f.error or "" for f in shed), tried=tried, retry_after=min(waits, default=1)
+        )
     if failed and all(f.status == 429 for f in failed):
         answers = [f.answer for f in failed if f.answer is not None]
         if len(answers) == len(failed):

@@ -1,7 +1,9 @@
 """Send the request upstream, failing over until a candidate produces a first byte.
 
-Failover is only possible while nothing has reached the client, so a
-candidate counts as answered once its response has produced a first body
+Each candidate first takes a turn at its upstream's gate (its cap on requests
+in flight, hxgw.upstream.admission); one that cannot get a turn in time is shed
+and the next candidate tried. Failover is only possible while nothing has
+reached the client, so a candidate counts as answered once its response has produced a first body
 byte (not merely headers): a reset between headers and body still moves on
 to the next model. Connect errors, timeouts, 401/403/408/429 and 5xx are
 retryable; any other status is the request's own fault and goes to the
@@ -29,6 +31,8 @@ from hxgw.pipeline.failures import (
 )
 from hxgw.types import Next
 from hxgw.upstream import (
+    AtCapacity,
+    Gate,
     UpstreamConnectError,
     UpstreamProtocolError,
     UpstreamResponse,
@@ -81,16 +85,29 @@ async def open_reply(ctx: RequestContext) -> Reply:
             ctx.sent_at = started
         health = ctx.state.runtime.memory.health[model.name]
         token = health.started(time.monotonic())
+        gate = runtime.gates[model.upstream]
         try:
-            # The first-byte deadline covers the head and the first body bytes.
+            # The first-byte deadline covers the wait for a turn, the head and the first
+            # body bytes.
             with runtime.deadlines.after(ctx.state.first_byte_budget(ctx.started), ctx.task):
-                response = await _send(ctx, model, headers)
+                waited = await gate.enter()
+                if waited:
+                    ctx.queued = (ctx.queued or 0.0) + waited
+                    runtime.saturation.waited(gate.name, waited)
+                response = await _send(ctx, model, headers, gate)
                 try:
                     retryable = response.status in RETRYABLE_STATUS
                     first = b"" if retryable else await response.readany()
                 except BaseException:
                     response.close()
                     raise
+        except AtCapacity as exc:
+            health.finished_other(token)  # the model did nothing wrong
+            ctx.failovers += 1
+            failed.append(
+                Failure(model.name, str(exc), retry_after=str(exc.retry_after), shed=True)
+            )
+            continue
         except TransportError as exc:
             health.failed(time.monotonic(), token=token)
             outcome = _transport_outcome(exc)
@@ -135,9 +152,10 @@ async def open_reply(ctx: RequestContext) -> Reply:
 
 
 def _send(
-    ctx: RequestContext, model: Model, headers: list[bytes]
+    ctx: RequestContext, model: Model, headers: list[bytes], gate: Gate
 ) -> Coroutine[Any, Any, UpstreamResponse]:
-    """The request to `model`, as the pool's coroutine: it returns once the head is in."""
+    """The request to `model`, as the pool's coroutine: it returns once the head is in.
+    The connection gives the gate's slot back when it is idle again or closed."""
     state = ctx.state
     return state.client.request(
         b"POST",
@@ -147,6 +165,7 @@ def _send(
         headers,
         ctx.upstream_bodies.for_model(model),
         connect_timeout=state.config.timeouts.connect,
+        slot=gate,
     )
 
 

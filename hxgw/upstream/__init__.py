@@ -1,9 +1,11 @@
-"""The gateway as a client: the HTTP/1.1 connection pools to the upstreams,
-per-request deadlines, and the probes that say which upstreams answer.
+"""The gateway as a client: the HTTP/1.1 connection pools to the upstreams, the
+cap and queue per upstream, per-request deadlines, and the probes that say which
+upstreams answer.
 
 May import: hxgw.config, hxgw.memo.
 """
 
+from hxgw.upstream.admission import AtCapacity, Gate, Gates
 from hxgw.upstream.client import UpstreamClient
 from hxgw.upstream.origin import (
     Origin,
@@ -14,6 +16,9 @@ from hxgw.upstream.origin import (
 from hxgw.upstream.response import UpstreamResponse
 
 __all__ = [
+    "AtCapacity",
+    "Gate",
+    "Gates",
     "Origin",
     "UpstreamClient",
     "UpstreamConnectError",

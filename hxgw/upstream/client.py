@@ -9,8 +9,7 @@ an asyncio transport with httptools (llhttp, the parser aiohttp itself uses)
 doing the parsing. The model lists and readiness probes use it too, so that one
 pool and one cap cover every connection to the upstreams.
 
-What it keeps from a full client: a pool per origin, a cap on connections in
-use, TLS, chunked and read-until-close bodies, back-pressure on slow readers,
+What it keeps from a full client: a pool per origin, TLS, chunked and read-until-close bodies, back-pressure on slow readers,
 and one quiet retry when a reused idle connection turns out to be closed.
 """
 
@@ -23,6 +22,7 @@ import ssl
 from collections.abc import Coroutine, Iterable
 from typing import Any
 
+from hxgw.upstream.admission import Gate
 from hxgw.upstream.connection import Connection
 from hxgw.upstream.origin import Origin, UpstreamConnectError
 from hxgw.upstream.response import UpstreamResponse
@@ -38,21 +38,21 @@ IDLE_SWEEP = 0.5
 class _OriginPool:
     """Idle connections to one origin, most recently used first."""
 
-    def __init__(self, origin: Origin, in_use: asyncio.Semaphore, tls: ssl.SSLContext | None):
+    def __init__(self, origin: Origin, tls: ssl.SSLContext | None):
         self.origin = origin
-        self.in_use = in_use
         self.tls = tls
         self.idle: collections.deque[Connection] = collections.deque()
         self.loop = asyncio.get_running_loop()
         self._sweeper: asyncio.TimerHandle | None = None
 
-    async def exchange(self, head: bytes, body: bytes, connect_timeout: float) -> UpstreamResponse:
-        connection = await self._checkout(connect_timeout, reuse=True)
+    async def exchange(
+        self, head: bytes, body: bytes, connect_timeout: float, slot: Gate | None
+    ) -> UpstreamResponse:
+        connection = await self._checkout(connect_timeout, slot, reuse=True)
         while True:
             try:
                 return await connection.send(head, body)
             except BaseException as exc:
-                connection.close()
                 # A reused connection that the upstream had closed while idle, before it
                 # read a byte of this request: the request never reached it, so it goes
                 # out again on a new one (whose first exchange is never tried again).
@@ -61,24 +61,27 @@ class _OriginPool:
                     and connection.exchanges > 1
                     and not connection.received_any
                 )
+                if stale:
+                    connection.slot = None  # it moves to the next connection
+                connection.close()
                 if not stale:
                     raise
-            connection = await self._checkout(connect_timeout, reuse=False)
+            connection = await self._checkout(connect_timeout, slot, reuse=False)
 
-    async def _checkout(self, connect_timeout: float, reuse: bool) -> Connection:
-        """A connection that holds an in-use slot until it is idle again or closed.
+    async def _checkout(self, connect_timeout: float, slot: Gate | None, reuse: bool) -> Connection:
+        """A connection that holds the request's slot until it is idle again or closed.
 
         A closed connection gives its slot back only once its socket is gone, so
         the cap bounds open sockets too, not just requests."""
-        await self.in_use.acquire()
         try:
             connection = self._idle_connection() if reuse else None
             if connection is None:
                 connection = await self._open(connect_timeout)
         except BaseException:
-            self.in_use.release()
+            if slot is not None:
+                slot.leave()
             raise
-        connection.holds_slot = True
+        connection.slot = slot
         return connection
 
     def _idle_connection(self) -> Connection | None:
@@ -138,10 +141,9 @@ class _OriginPool:
 
 
 class UpstreamClient:
-    """Connection pools for every origin, with one cap on connections in use."""
+    """Connection pools for every origin."""
 
-    def __init__(self, max_in_use: int) -> None:
-        self._in_use = asyncio.Semaphore(max_in_use)
+    def __init__(self) -> None:
         self._pools: dict[Origin, _OriginPool] = {}
         self._tls: ssl.SSLContext | None = None
 
@@ -155,6 +157,7 @@ class UpstreamClient:
         body: bytes = b"",
         *,
         connect_timeout: float,
+        slot: Gate | None = None,
     ) -> Coroutine[Any, Any, UpstreamResponse]:
         """Send a request to `origin` + `path`; the awaitable returns once the status
         and headers are in.
@@ -162,10 +165,11 @@ class UpstreamClient:
         `fixed_headers` is a block of complete header lines computed once per
         snapshot; `headers` are the request's own, already framed lines. The head is
         framed here and the pool's coroutine is handed back to be awaited: one
-        coroutine fewer between a request and the event loop."""
+        coroutine fewer between a request and the event loop. `slot` is the gate
+        whose slot the caller took for this request; the connection gives it back."""
         pool = self._pools.get(origin)
         if pool is None:
-            pool = self._pools[origin] = _OriginPool(origin, self._in_use, self._tls_for(origin))
+            pool = self._pools[origin] = _OriginPool(origin, self._tls_for(origin))
         length = b"Content-Length: %d\r\n" % len(body) if body or method != b"GET" else b""
         head = b"".join(
             (
@@ -182,7 +186,7 @@ class UpstreamClient:
                 b"\r\n",
             )
         )
-        return pool.exchange(head, body, connect_timeout)
+        return pool.exchange(head, body, connect_timeout, slot)
 
     async def fetch(
         self,

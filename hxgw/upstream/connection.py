@@ -16,12 +16,15 @@ of another response) means the stream is out of step, and it is closed.
 from __future__ import annotations
 
 import asyncio
-from typing import Protocol, cast
+from typing import TYPE_CHECKING, Protocol, cast
 
 import httptools
 
 from hxgw.upstream.origin import UpstreamProtocolError
 from hxgw.upstream.response import UpstreamResponse
+
+if TYPE_CHECKING:
+    from hxgw.upstream.admission import Gate
 
 MAX_HEAD = 64 * 1024
 """The most bytes a response head (status line and header fields) may take."""
@@ -34,7 +37,6 @@ class Home(Protocol):
     """What a connection needs of the pool it belongs to."""
 
     loop: asyncio.AbstractEventLoop
-    in_use: asyncio.Semaphore
 
     def put_back(self, connection: Connection) -> None: ...
     def forget(self, connection: Connection) -> None: ...
@@ -51,7 +53,8 @@ class Connection(asyncio.Protocol):
         self.idle_since = 0.0
         self.received_any = False
         self.keep_alive = False
-        self.holds_slot = False
+        self.slot: Gate | None = None
+        """The gate whose slot the request on this connection holds."""
         self.response: UpstreamResponse | None = None
         self._raw_headers: list[tuple[bytes, bytes]] = []
         self._headers: asyncio.Future[UpstreamResponse] | None = None
@@ -221,9 +224,9 @@ class Connection(asyncio.Protocol):
             self._give_back_slot()
 
     def _give_back_slot(self) -> None:
-        if self.holds_slot:
-            self.holds_slot = False
-            self.pool.in_use.release()
+        if self.slot is not None:
+            slot, self.slot = self.slot, None
+            slot.leave()
 
     def _lost(self, error: BaseException) -> None:
         self._settle(error)

@@ -201,4 +201,7 @@ async def test_the_capacity_the_descriptor_limit_allows_is_logged_once_at_start(
     lines = [line for line in gateway.logs().splitlines() if " capacity " in line]
     assert len(lines) == 1
     descriptors = int(re.search(r"descriptors=(\d+)", lines[0])[1])  # type: ignore[index]
-    assert f"upstream_connections={max(64, (descriptors - 256) // 2)}" in lines[0]
+    streams = max(64, (descriptors - 256 - 1000) // 2)  # the default queue holds 1000
+    assert f"streams={streams}" in lines[0]
+    assert f"caps=default:{streams}" in lines[0]
+    assert "queues=default:1000" in lines[0]

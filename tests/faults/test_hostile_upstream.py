@@ -31,7 +31,7 @@ async def test_a_body_longer_than_its_content_length_keeps_the_connection_out_of
             await read_request(reader)
             writer.write(reply(b'{"second":true}'))
 
-    client = UpstreamClient(max_in_use=8)
+    client = UpstreamClient()
     async with serving(overlong) as server:
         assert await post(client, server) == BODY
         assert await post(client, server) == BODY
@@ -49,7 +49,7 @@ async def test_the_start_of_a_second_response_never_reaches_the_next_request():
             await read_request(reader)
             writer.write(b"ngth: 2\r\n\r\n{}" + reply(b'{"fresh":true}'))
 
-    client = UpstreamClient(max_in_use=8)
+    client = UpstreamClient()
     async with serving(smuggling) as server:
         await _request(client, server)
         status, headers, body = await _request(client, server)
@@ -68,7 +68,7 @@ async def test_a_response_head_over_64_kib_is_refused():
             await writer.drain()
         await asyncio.sleep(10)
 
-    client = UpstreamClient(max_in_use=8)
+    client = UpstreamClient()
     async with serving(endless) as server:
         with pytest.raises(UpstreamProtocolError, match="head is over 65536 bytes"):
             await asyncio.wait_for(_request(client, server), 5)
@@ -82,7 +82,7 @@ async def test_more_than_128_header_fields_are_refused():
         writer.write(OK_HEAD + fields + b"Content-Length: 2\r\n\r\n{}")
         await writer.drain()
 
-    client = UpstreamClient(max_in_use=8)
+    client = UpstreamClient()
     async with serving(crowded) as server:
         with pytest.raises(UpstreamProtocolError, match="over 128 header fields"):
             await _request(client, server)
@@ -101,7 +101,7 @@ async def test_a_head_arriving_one_byte_at_a_time_is_read_whole():
         writer.write(BODY)
         await writer.drain()
 
-    client = UpstreamClient(max_in_use=8)
+    client = UpstreamClient()
     async with serving(trickle) as server:
         status, headers, body = await _request(client, server)
     assert (status, body) == (200, BODY)
@@ -116,7 +116,7 @@ async def test_a_status_outside_100_to_599_is_refused(status: int):
         writer.write(b"HTTP/1.1 %d Odd\r\nContent-Length: 2\r\n\r\n{}" % status)
         await writer.drain()
 
-    client = UpstreamClient(max_in_use=8)
+    client = UpstreamClient()
     async with serving(odd) as server:
         with pytest.raises(UpstreamProtocolError, match=f"status {status}"):
             await _request(client, server)
@@ -130,7 +130,7 @@ async def test_a_transfer_coding_other_than_chunked_is_refused():
                      b"Transfer-Encoding: gzip, chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n")
         await writer.drain()
 
-    client = UpstreamClient(max_in_use=8)
+    client = UpstreamClient()
     async with serving(gzipped) as server:
         with pytest.raises(UpstreamProtocolError, match="'gzip,chunked' is not chunked"):
             await _request(client, server)

@@ -30,7 +30,7 @@ async def daemon(tmp_path: Path, notify: NotifySocket) -> AsyncIterator[Daemon]:
     config_dir = write_config(tmp_path / "conf", "http://127.0.0.1:1")
     env = {"MASTER_KEY": new_key()}
     daemon = Daemon(load_config(config_dir, env), str(config_dir), env, ListenOverride())
-    client = UpstreamClient(max_in_use=4)
+    client = UpstreamClient()
     daemon.holder.swap(build_snapshot(daemon.holder.config, client, 1, daemon.runtime))
     yield daemon
     daemon.notifier.close()

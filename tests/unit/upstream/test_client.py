@@ -25,7 +25,7 @@ async def keep_alive(reader: asyncio.StreamReader, writer: asyncio.StreamWriter)
 
 
 async def test_sequential_requests_share_one_keep_alive_connection() -> None:
-    client = UpstreamClient(max_in_use=8)
+    client = UpstreamClient()
     async with serving(keep_alive) as server:
         for _ in range(3):
             assert await post(client, server) == b'{"ok":true}'
@@ -41,7 +41,7 @@ async def test_the_request_carries_path_host_length_and_the_given_headers() -> N
         writer.write(reply(b"{}"))
         await writer.drain()
 
-    client = UpstreamClient(max_in_use=8)
+    client = UpstreamClient()
     async with serving(record) as server:
         origin = Origin.from_url(f"http://127.0.0.1:{server.origin.port}/prefix/")
         response = await client.request(
@@ -67,7 +67,7 @@ async def test_an_interim_answer_is_skipped_and_its_headers_stay_out_of_the_resp
         writer.write(reply(b'{"ok":true}'))
         await writer.drain()
 
-    client = UpstreamClient(max_in_use=8)
+    client = UpstreamClient()
     async with serving(early_hints) as server:
         response = await client.request(
             b"POST", server.origin, b"/v1/chat/completions", b"", [], b"{}", connect_timeout=2
@@ -85,7 +85,7 @@ async def test_a_response_that_says_connection_close_is_not_reused() -> None:
         writer.write(reply(b"{}", b"Connection: close\r\n"))
         await writer.drain()
 
-    client = UpstreamClient(max_in_use=8)
+    client = UpstreamClient()
     async with serving(closing) as server:
         await post(client, server)
         await post(client, server)
@@ -99,7 +99,7 @@ async def test_an_idle_connection_the_upstream_closed_is_retried_on_a_new_one() 
         writer.write(reply(b'{"n":1}'))  # keep-alive by default, yet it closes after
         await writer.drain()
 
-    client = UpstreamClient(max_in_use=8)
+    client = UpstreamClient()
     async with serving(one_then_hang_up) as server:
         assert await post(client, server) == b'{"n":1}'
         assert await post(client, server) == b'{"n":1}'
@@ -116,7 +116,7 @@ async def test_bytes_on_an_idle_connection_retire_it() -> None:
             writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")  # unasked for
             await writer.drain()
 
-    client = UpstreamClient(max_in_use=8)
+    client = UpstreamClient()
     async with serving(chatty) as server:
         assert await post(client, server) == b"{}"
         await asyncio.sleep(0.2)
@@ -130,7 +130,7 @@ async def test_a_connection_idle_past_the_keep_alive_limit_is_not_reused(
 ) -> None:
     monkeypatch.setattr(upstream_http, "IDLE_KEEPALIVE", 0.1)
     monkeypatch.setattr(upstream_http, "IDLE_SWEEP", 60)  # the sweep must not be what saves it
-    client = UpstreamClient(max_in_use=8)
+    client = UpstreamClient()
     async with serving(keep_alive) as server:
         assert await post(client, server) == b'{"ok":true}'
         await asyncio.sleep(0.2)
@@ -142,7 +142,7 @@ async def test_a_connection_idle_past_the_keep_alive_limit_is_not_reused(
 async def test_idle_connections_are_closed_by_the_sweep(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(upstream_http, "IDLE_KEEPALIVE", 0.1)
     monkeypatch.setattr(upstream_http, "IDLE_SWEEP", 0.05)
-    client = UpstreamClient(max_in_use=8)
+    client = UpstreamClient()
     async with serving(keep_alive) as server:
         await asyncio.gather(*(post(client, server) for _ in range(3)))
         assert server.open == 3
@@ -159,7 +159,7 @@ async def test_a_new_connection_reset_before_any_answer_raises() -> None:
         await read_request(reader)
         writer.transport.abort()
 
-    client = UpstreamClient(max_in_use=8)
+    client = UpstreamClient()
     async with serving(hang_up) as server:
         with pytest.raises(ConnectionResetError):
             await post(client, server)
@@ -179,7 +179,7 @@ async def test_chunks_are_readable_as_they_arrive() -> None:
         await writer.drain()
         await read_request(reader)
 
-    client = UpstreamClient(max_in_use=8)
+    client = UpstreamClient()
     async with serving(chunked) as server:
         response = await client.request(b"POST", server.origin, b"/", b"", [], b"{}", connect_timeout=2)
         assert await response.readany() == b"first"
@@ -200,7 +200,7 @@ async def test_a_body_ended_by_closing_the_connection_is_complete() -> None:
         writer.write(b"part two")
         await writer.drain()
 
-    client = UpstreamClient(max_in_use=8)
+    client = UpstreamClient()
     async with serving(until_close) as server:
         assert await post(client, server) == b"part one, part two"
     client.close()
@@ -213,7 +213,7 @@ async def test_a_reset_in_the_middle_of_a_body_raises_on_read() -> None:
         await writer.drain()
         writer.transport.abort()
 
-    client = UpstreamClient(max_in_use=8)
+    client = UpstreamClient()
     async with serving(cut) as server:
         response = await client.request(b"POST", server.origin, b"/", b"", [], b"{}", connect_timeout=2)
         with pytest.raises(ConnectionResetError):
@@ -230,7 +230,7 @@ async def test_garbage_instead_of_http_is_a_protocol_error() -> None:
         await writer.drain()
         await asyncio.sleep(1)
 
-    client = UpstreamClient(max_in_use=8)
+    client = UpstreamClient()
     async with serving(garbage) as server:
         with pytest.raises(UpstreamProtocolError):
             await post(client, server)
@@ -240,24 +240,9 @@ async def test_garbage_instead_of_http_is_a_protocol_error() -> None:
 async def test_a_refused_connection_is_a_connect_error() -> None:
     async with serving(keep_alive) as server:
         origin = server.origin
-    client = UpstreamClient(max_in_use=8)
+    client = UpstreamClient()
     with pytest.raises(UpstreamConnectError):
         await client.request(b"POST", origin, b"/", b"", [], b"{}", connect_timeout=2)
-    client.close()
-
-
-async def test_connections_in_use_never_exceed_the_cap() -> None:
-    async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            await read_request(reader)
-            await asyncio.sleep(0.05)
-            writer.write(reply(b"{}"))
-            await writer.drain()
-
-    client = UpstreamClient(max_in_use=2)
-    async with serving(slow) as server:
-        await asyncio.gather(*(post(client, server) for _ in range(6)))
-        assert server.most_open == 2
     client.close()
 
 
@@ -272,7 +257,7 @@ async def test_a_reader_that_falls_behind_stops_the_upstream_instead_of_bufferin
         await writer.drain()
         sent.set()
 
-    client = UpstreamClient(max_in_use=8)
+    client = UpstreamClient()
     async with serving(flood) as server:
         response = await client.request(b"POST", server.origin, b"/", b"", [], b"{}", connect_timeout=2)
         await asyncio.sleep(0.5)
@@ -293,34 +278,3 @@ def test_an_origin_is_parsed_once_with_default_ports_and_base_path() -> None:
     assert secure.host_header == b"api.example:8443"
     with pytest.raises(ValueError):
         Origin.from_url("ftp://example")
-
-
-async def test_past_the_cap_a_request_waits_until_a_response_is_released() -> None:
-    client = UpstreamClient(max_in_use=1)
-    async with serving(keep_alive) as server:
-        first = await client.request(
-            b"POST", server.origin, b"/v1/chat/completions", b"", [], b"{}", connect_timeout=2
-        )
-        second = asyncio.ensure_future(post(client, server))
-        await asyncio.sleep(0.1)
-        assert not second.done()
-        await first.read(1 << 30)
-        first.release()
-        assert await asyncio.wait_for(second, 2) == b'{"ok":true}'
-        assert server.most_open == 1
-    client.close()
-
-
-async def test_a_request_cancelled_while_waiting_for_the_cap_takes_no_slot() -> None:
-    client = UpstreamClient(max_in_use=1)
-    async with serving(keep_alive) as server:
-        first = await client.request(
-            b"POST", server.origin, b"/v1/chat/completions", b"", [], b"{}", connect_timeout=2
-        )
-        waiting = asyncio.ensure_future(post(client, server))
-        await asyncio.sleep(0.05)
-        waiting.cancel()
-        await first.read(1 << 30)
-        first.release()
-        assert await asyncio.wait_for(post(client, server), 2) == b'{"ok":true}'
-    client.close()

@@ -1,0 +1,69 @@
+"""gateway.yaml's `upstreams`: where each upstream is, its key, and how much of it
+the gateway may use at once (see hxgw.upstream.admission)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from types import MappingProxyType
+from typing import Any
+
+from hxgw.config.gateway import GATEWAY
+from hxgw.config.reader import Section
+from hxgw.config.schema import DEFAULT_UPSTREAM, Upstream
+from hxgw.upstream import Origin
+
+KEYS = frozenset({"url", "key_env", "max_concurrent", "max_queued", "queue_timeout"})
+
+
+def read_upstreams(top: Section, env: Mapping[str, str]) -> Mapping[str, Upstream]:
+    section = top.section("upstreams")
+    raw: dict[str, Any] = dict(section.items()) or {DEFAULT_UPSTREAM: {}}
+    default_key = env.get("HX_UPSTREAM_KEY") or env.get("MASTER_KEY") or None
+    out: dict[str, Upstream] = {}
+    for name, value in raw.items():
+        entry = Section(GATEWAY, section.child(name), value, top.problems, KEYS)
+        url = entry.string("url", "http://127.0.0.1:4000")
+        if name == DEFAULT_UPSTREAM and env.get("HX_LITELLM_UPSTREAM"):
+            url = env["HX_LITELLM_UPSTREAM"]
+        if not _is_http_url(url):
+            entry.report(f"must be an http(s) URL, got {url!r}", "url")
+        key_env = entry.string("key_env")
+        key = (
+            env.get(key_env) or None
+            if key_env
+            else default_key
+            if name == DEFAULT_UPSTREAM
+            else None
+        )
+        if key is not None and not _fits_a_header(key):
+            source = key_env or "HX_UPSTREAM_KEY / MASTER_KEY"
+            entry.report(
+                f"the upstream key from {source} has characters an HTTP header cannot carry "
+                "(spaces, control characters or non-ASCII)",
+                "key_env",
+            )
+        base = Upstream(name=name, url="")
+        out[name] = Upstream(
+            name=name,
+            url=url.rstrip("/"),
+            key=key,
+            max_concurrent=entry.number("max_concurrent", None, positive=True, integer=True),
+            max_queued=entry.number("max_queued", base.max_queued, minimum=0, integer=True),
+            queue_timeout=float(
+                entry.number("queue_timeout", base.queue_timeout, minimum=0, maximum=3600)
+            ),
+        )
+    return MappingProxyType(out)
+
+
+def _is_http_url(url: str) -> bool:
+    """Whether the gateway's client can reach `url`: the same parse it will use."""
+    try:
+        Origin.from_url(url)
+    except ValueError:
+        return False
+    return True
+
+
+def _fits_a_header(value: str) -> bool:
+    return value.isascii() and value.isprintable() and " " not in value

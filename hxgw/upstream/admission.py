@@ -1,0 +1,174 @@
+"""How many requests each upstream may have at once, and who waits for a turn.
+
+Every upstream has its own cap (`upstreams.<name>.max_concurrent`), so a slow
+or stuck upstream fills only its own share: the others' requests never wait
+behind it. A request that finds its upstream at the cap waits in a bounded
+queue, first come first served, for at most `queue_timeout`; when the queue is
+full, or the wait runs out, it is shed with `AtCapacity` and the forward step
+moves on to the next candidate, or answers 503. Nothing waits silently: the
+time queued, the queue's length and every shed request are counted here and
+reported by the metrics, the access line and /status.
+
+A slot is held from the moment a request is admitted until its upstream
+connection is idle again or its socket is gone, so the cap bounds open sockets
+as well as requests in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import math
+import time
+from collections.abc import Iterable, Iterator, Mapping
+from typing import TYPE_CHECKING
+
+import structlog
+
+if TYPE_CHECKING:
+    from hxgw.config.schema import Upstream
+
+log = structlog.get_logger("hxgw.upstream.admission")
+
+WARN_EVERY = 60.0
+"""While an upstream sheds requests, one warning per this many seconds."""
+
+
+class AtCapacity(Exception):
+    """The upstream is at its cap and the request could not wait for a turn."""
+
+    def __init__(self, upstream: str, reason: str, retry_after: int) -> None:
+        super().__init__(f"the gateway is at capacity for upstream {upstream!r}: {reason}")
+        self.upstream = upstream
+        self.reason = reason
+        self.retry_after = retry_after
+
+
+class Gate:
+    """One upstream's cap on requests in flight, and its queue."""
+
+    def __init__(self, name: str, cap: int, max_queued: int, queue_timeout: float) -> None:
+        self.name = name
+        self.cap = cap
+        self.max_queued = max_queued
+        self.queue_timeout = queue_timeout
+        self.in_use = 0
+        self.shed = 0
+        self.waiting: collections.deque[asyncio.Future[None]] = collections.deque()
+        self._shed_since_warning = 0
+        self._warned_at = -math.inf
+
+    def configure(self, cap: int, max_queued: int, queue_timeout: float) -> None:
+        """New settings from a reload; a larger cap lets waiting requests in at once."""
+        self.cap, self.max_queued, self.queue_timeout = cap, max_queued, queue_timeout
+        while self.waiting and self.in_use < self.cap:
+            self.in_use += 1
+            self._hand_over()
+
+    async def enter(self) -> float:
+        """Take a slot; return the seconds spent waiting for it (0.0 when there was one).
+
+        Raises AtCapacity when the queue is full or the wait passes `queue_timeout`."""
+        if self.in_use < self.cap and not self.waiting:
+            self.in_use += 1
+            return 0.0
+        if len(self.waiting) >= self.max_queued:
+            raise self._shed(f"{len(self.waiting)} requests already wait for a turn")
+        loop = asyncio.get_running_loop()
+        turn: asyncio.Future[None] = loop.create_future()
+        self.waiting.append(turn)
+        started = time.perf_counter()
+        expiry = loop.call_later(self.queue_timeout, _expire, turn)
+        try:
+            await turn
+        except BaseException as exc:
+            if turn.done() and not turn.cancelled() and turn.exception() is None:
+                self.leave()  # handed a slot just as the wait ended: pass it on
+            else:
+                _discard(self.waiting, turn)
+            if isinstance(exc, _QueueTimeout):
+                waited = round(time.perf_counter() - started, 3)
+                raise self._shed(f"no turn within queue_timeout ({waited} s waited)") from None
+            raise
+        finally:
+            expiry.cancel()
+        return time.perf_counter() - started
+
+    def leave(self) -> None:
+        """Give a slot back: to the first request still waiting, else to the pool."""
+        if self.in_use > self.cap or not self._hand_over():
+            self.in_use -= 1
+
+    def _hand_over(self) -> bool:
+        while self.waiting:
+            turn = self.waiting.popleft()
+            if not turn.done():
+                turn.set_result(None)
+                return True
+        return False
+
+    def _shed(self, reason: str) -> AtCapacity:
+        self.shed += 1
+        self._shed_since_warning += 1
+        now = time.monotonic()
+        if now - self._warned_at >= WARN_EVERY:
+            log.warning(
+                "upstream at capacity, shedding requests",
+                upstream=self.name,
+                cap=self.cap,
+                queued=len(self.waiting),
+                shed=self._shed_since_warning,
+                reason=reason,
+            )
+            self._warned_at, self._shed_since_warning = now, 0
+        return AtCapacity(self.name, reason, retry_after=max(1, math.ceil(self.queue_timeout)))
+
+
+class Gates(Mapping[str, Gate]):
+    """The gate of every configured upstream, kept across reloads: requests in
+    flight hold slots in them, so a reload changes a gate's settings in place."""
+
+    def __init__(self) -> None:
+        self._gates: dict[str, Gate] = {}
+
+    def configure(self, upstreams: Iterable[Upstream], capacity: int) -> None:
+        """Set each upstream's gate; an upstream without `max_concurrent` gets an
+        equal share of `capacity`, the streams this process can hold."""
+        upstreams = list(upstreams)
+        share = max(1, capacity // max(1, len(upstreams)))
+        # A removed upstream's requests hold its gate itself; only the name goes.
+        for name in self._gates.keys() - {u.name for u in upstreams}:
+            del self._gates[name]
+        for upstream in upstreams:
+            cap = upstream.max_concurrent or share
+            gate = self._gates.get(upstream.name)
+            if gate is None:
+                self._gates[upstream.name] = Gate(
+                    upstream.name, cap, upstream.max_queued, upstream.queue_timeout
+                )
+            else:
+                gate.configure(cap, upstream.max_queued, upstream.queue_timeout)
+
+    def __getitem__(self, name: str) -> Gate:
+        return self._gates[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._gates)
+
+    def __len__(self) -> int:
+        return len(self._gates)
+
+
+class _QueueTimeout(Exception):
+    pass
+
+
+def _expire(turn: asyncio.Future[None]) -> None:
+    if not turn.done():
+        turn.set_exception(_QueueTimeout())
+
+
+def _discard(waiting: collections.deque[asyncio.Future[None]], turn: asyncio.Future[None]) -> None:
+    with contextlib.suppress(ValueError):
+        waiting.remove(turn)
