@@ -140,10 +140,16 @@ class _Fixed(Collector):
 
 def total_status(own: Mapping[str, Any], others: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
     """/status.json's request counts, added up over the workers: the daemon's totals,
-    and each model's requests and requests in flight."""
+    each model's requests and requests in flight, and each upstream's saturation."""
     requests = dict(own["requests"])
     models = {m["name"]: dict(m) for m in own["models"]}
+    upstreams = {u["name"]: dict(u) for u in own["upstreams"]}
     for status in others:
+        for upstream in status.get("upstreams", ()):
+            mine = upstreams.get(upstream["name"])
+            if mine is not None:
+                for field in ("in_use", "cap", "queued", "shed"):
+                    mine[field] = mine.get(field, 0) + upstream.get(field, 0)
         for field in ("total", "per_second", "inflight", "active_streams"):
             requests[field] = round(requests[field] + status["requests"][field], 2)
         for model in status["models"]:
@@ -151,4 +157,9 @@ def total_status(own: Mapping[str, Any], others: Iterable[Mapping[str, Any]]) ->
             if mine is not None:
                 mine["requests"] += model["requests"]
                 mine["inflight"] += model["inflight"]
-    return {**own, "requests": requests, "models": list(models.values())}
+    return {
+        **own,
+        "requests": requests,
+        "models": list(models.values()),
+        "upstreams": list(upstreams.values()),
+    }

@@ -29,6 +29,7 @@ from hxgw.pipeline.context import OperatorHandler
 from hxgw.server.openapi import openapi_bytes
 from hxgw.server.status_page import render_status_html
 from hxgw.state import GatewayState
+from hxgw.upstream import Gate
 
 
 async def healthz(request: web.BaseRequest, state: GatewayState) -> web.Response:
@@ -191,6 +192,7 @@ def status(state: GatewayState) -> dict[str, Any]:
         "listen": f"{config.listen.host}:{config.listen.port}",
         "upstreams": [
             {k: u[k] for k in ("name", "url", "reachable", "last_ok_seconds_ago")}
+            | _saturation(runtime.gates.get(u["name"]))
             for u in ready["upstreams"]
         ],
         "requests": runtime.rate.snapshot(len(runtime.inflight)),
@@ -204,6 +206,13 @@ def status(state: GatewayState) -> dict[str, Any]:
             for g in config.routing.groups.values()
         ],
     }
+
+
+def _saturation(gate: Gate | None) -> dict[str, int]:
+    """How full an upstream is: requests in flight against its cap, waiting, shed."""
+    if gate is None:
+        return {"in_use": 0, "cap": 0, "queued": 0, "shed": 0}
+    return {"in_use": gate.in_use, "cap": gate.cap, "queued": len(gate.waiting), "shed": gate.shed}
 
 
 def _ms(seconds: float | None) -> float | None:

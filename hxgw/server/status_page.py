@@ -151,14 +151,28 @@ def _upstreams(upstreams: Iterable[Mapping[str, Any]]) -> str:
         else:
             badge = _badge("up", "ok") if reachable else _badge("down", "bad")
         ago = upstream.get("last_ok_seconds_ago")
+        in_use, cap = upstream.get("in_use", 0), upstream.get("cap", 0)
+        shed = upstream.get("shed", 0)
+        full = _badge("full", "bad") if cap and in_use >= cap else ""
         rows.append(
             f'<tr data-upstream="{_text(upstream.get("name"))}">'
             f"<td><b>{_text(upstream.get('name'))}</b></td>"
             f"<td><code>{_text(upstream.get('url'))}</code></td><td>{badge}</td>"
-            f"<td class=num>{'never' if ago is None else _duration(ago) + ' ago'}</td></tr>"
+            f"<td class=num>{'never' if ago is None else _duration(ago) + ' ago'}</td>"
+            f"<td class=num>{_text(in_use)} / {_text(cap)} {full}</td>"
+            f"<td class=num>{_text(upstream.get('queued', 0))}</td>"
+            f"<td class=num>{_text(shed)}</td></tr>"
         )
-    head = _head("Upstream", "URL", "Reachable", ("Last answered", "num"))
-    return _table(head, rows, 4, "no upstreams")
+    head = _head(
+        "Upstream",
+        "URL",
+        "Reachable",
+        ("Last answered", "num"),
+        ("In use / cap", "num"),
+        ("Queued", "num"),
+        ("Shed", "num"),
+    )
+    return _table(head, rows, 7, "no upstreams")
 
 
 def _table(head: str, rows: list[str], columns: int, empty: str) -> str:
