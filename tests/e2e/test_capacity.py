@@ -103,11 +103,13 @@ async def test_a_request_waits_no_longer_than_queue_timeout_then_gets_503(
     fake.behave("m-alpha", gate=asyncio.Event())
     gateway = await _start(start_gateway, url, max_concurrent=1, max_queued=5,
                            queue_timeout=0.3)
-    async with _held_streams(gateway, client, 1):
-        async with client.post(gateway.url + "/v1/chat/completions", json=_chat("a"),
-                               headers=gateway.auth) as resp:
-            body = await resp.json()
-            assert resp.status == 503
+    async with (
+        _held_streams(gateway, client, 1),
+        client.post(gateway.url + "/v1/chat/completions", json=_chat("a"),
+                    headers=gateway.auth) as resp,
+    ):
+        body = await resp.json()
+        assert resp.status == 503
     assert "no turn within queue_timeout" in body["error"]["message"]
 
 
@@ -141,11 +143,13 @@ async def test_a_candidate_whose_upstream_is_full_fails_over_to_the_next(
     fake, url = upstream
     fake.behave("m-alpha", gate=asyncio.Event())
     gateway = await _start(start_gateway, url, max_concurrent=1, max_queued=0)
-    async with _held_streams(gateway, client, 1):
-        async with client.post(gateway.url + "/v1/chat/completions", json=_chat("ab"),
-                               headers=gateway.auth) as resp:
-            assert resp.status == 200
-            assert resp.headers["X-HX-Model"] == "beta"
+    async with (
+        _held_streams(gateway, client, 1),
+        client.post(gateway.url + "/v1/chat/completions", json=_chat("ab"),
+                    headers=gateway.auth) as resp,
+    ):
+        assert resp.status == 200
+        assert resp.headers["X-HX-Model"] == "beta"
 
 
 async def test_shedding_shows_in_metrics_status_and_one_warning(
