@@ -167,6 +167,30 @@ def test_an_upstream_key_that_cannot_be_a_header_is_rejected(tmp_path: Path):
         "or non-ASCII)"]
 
 
+def test_an_upstream_takes_its_cap_queue_and_queue_timeout(tmp_path: Path):
+    upstreams = {"default": {"url": "http://127.0.0.1:1", "max_concurrent": 50,
+                             "max_queued": 0, "queue_timeout": 0.5}}
+    write_config(tmp_path, "http://127.0.0.1:1", gateway={"upstreams": upstreams})
+    upstream = load_config(tmp_path, ENV).upstreams["default"]
+    assert (upstream.max_concurrent, upstream.max_queued, upstream.queue_timeout) == (50, 0, 0.5)
+
+
+def test_an_upstream_without_a_cap_has_the_default_queue(tmp_path: Path):
+    write_config(tmp_path, "http://127.0.0.1:1")
+    upstream = load_config(tmp_path, ENV).upstreams["default"]
+    assert (upstream.max_concurrent, upstream.max_queued, upstream.queue_timeout) == (None, 1000, 5.0)
+
+
+def test_bad_upstream_caps_are_reported_with_their_paths(tmp_path: Path):
+    upstreams = {"default": {"url": "http://127.0.0.1:1", "max_concurrent": 0,
+                             "max_queued": -1, "queue_timeout": "soon"}}
+    write_config(tmp_path, "http://127.0.0.1:1", gateway={"upstreams": upstreams})
+    problems = _problems(tmp_path)
+    assert len(problems) == 3
+    for key in ("max_concurrent", "max_queued", "queue_timeout"):
+        assert any(p.startswith(f"gateway.yaml: upstreams.default.{key}: ") for p in problems)
+
+
 def test_transform_mistakes_are_reported_per_rewrite(tmp_path: Path):
     models = [{"name": "alpha", "tier_score": 0.5, "specializations": [],
                "transforms": [{"rename": {"input": 3}}, {"drop": "user"}, {"upcase": ["x"]}]}]
