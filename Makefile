@@ -6,7 +6,7 @@ HXGW_CACHE_DIR ?= /var/cache/hxgw
 export HXGW_CACHE_DIR
 
 .PHONY: help install run test lint check test-litellm test-systemd test-browser install-systemd \
-	bench bench-instructions bench-ab eval-router test-faults clean
+	bench bench-capacity bench-instructions bench-ab eval-router test-faults clean
 
 help:
 	@echo "make run            set up a venv and run the gateway (with the demo upstream unless HX_LITELLM_UPSTREAM is set)"
@@ -18,6 +18,7 @@ help:
 	@echo "make test-browser   the status page in headless chromium"
 	@echo "make test-faults    fault injection, abuse, fuzzing, reload/stop under load, soak"
 	@echo "make bench          benchmark: direct vs hxgw vs a plain aiohttp proxy vs nginx"
+	@echo "make bench-capacity 10,000 concurrent slow streams, and an overload of twice a cap"
 	@echo "make bench-instructions  instructions per request (valgrind): hxgw vs the aiohttp proxy"
 	@echo "make bench-ab A=rev B=rev  CPU per request of two versions, measured in alternation"
 	@echo "make eval-router    the router's classifier and strategies, evaluated"
@@ -62,6 +63,11 @@ test-browser: install
 bench: install
 	bench/setup.sh
 	$(PY) bench/run.py $(BENCH_ARGS)
+	$(PY) bench/capacity.py
+
+# 10,000 concurrent slow streams, then an overload of twice an upstream's cap
+bench-capacity: install
+	$(PY) bench/capacity.py $(BENCH_ARGS)
 
 bench-instructions: install
 	bench/setup.sh

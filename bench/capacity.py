@@ -85,7 +85,9 @@ def streams_case(procs: Procs, work: Path, upstream: Proc, streams: int, chunks:
     body = json.dumps({"model": servers.GROUP, "stream": True, "messages": [
         {"role": "user", "content": "hi"}], "bench": {"chunks": chunks, "interval": 1.0}}).encode()
     headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
-    ramp = max(2.0, streams / 2000)
+    # Started at 700 a second and lasting `chunks` seconds each: with 30 chunks, all
+    # 10,000 are open together from the end of the ramp until the first ones end.
+    ramp = max(2.0, streams / 700)
     timeout = chunks + ramp + 120
     out: dict[str, Any] = {}
     out["direct"] = run(loadgen.slow_streams(
@@ -98,10 +100,26 @@ def streams_case(procs: Procs, work: Path, upstream: Proc, streams: int, chunks:
     out["hxgw"] = run(loadgen.slow_streams(
         f"http://127.0.0.1:{hxgw.port}{PATH}", headers, body, chunks, 1.0, streams, ramp,
         lambda: tree_cpu_seconds(hxgw), lambda: tree_rss_kb(hxgw), timeout))
+    out["hxgw_queueing"] = run(queueing(hxgw.port, key))
     procs.stop(hxgw)
     for name in ("ttfb_p50_ms", "ttfb_p99_ms"):
         out[f"added_{name}"] = out["hxgw"][name] - out["direct"][name]
     return out
+
+
+async def queueing(port: int, key: str) -> dict[str, float]:
+    """What the gateway's own metrics say of queueing: requests that waited, and shed."""
+    async with aiohttp.ClientSession() as session, session.get(
+        f"http://127.0.0.1:{port}/metrics", headers={"Authorization": f"Bearer {key}"}
+    ) as resp:
+        text = await resp.text()
+    wanted = {"hxgw_upstream_queue_seconds_count": "waited", "hxgw_upstream_shed_total": "shed"}
+    found = {name: 0.0 for name in wanted.values()}
+    for line in text.splitlines():
+        metric = line.split("{")[0].split(" ")[0]
+        if metric in wanted:
+            found[wanted[metric]] += float(line.rsplit(" ", 1)[1])
+    return found
 
 
 async def overload_round(url: str, headers: dict[str, str], body: bytes, count: int,
@@ -169,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--quick", action="store_true", help="2,000 streams, short ones")
     parser.add_argument("--out", type=Path, default=HERE / "results" / "capacity.json")
     args = parser.parse_args(argv)
-    streams, chunks = (2000, 5) if args.quick else (args.streams, 10)
+    streams, chunks = (2000, 5) if args.quick else (args.streams, 30)
     raise_nofile()
     results: dict[str, Any] = {"when": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())}
     with tempfile.TemporaryDirectory(prefix="hxgw-capacity-") as tmp:
