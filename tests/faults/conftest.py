@@ -103,9 +103,13 @@ Launch = Callable[..., Any]
 
 
 @pytest.fixture
-def launch(start_gateway: StartGateway, fake: FakeUpstream) -> Launch:
+def launch(
+    start_gateway: StartGateway, fake: FakeUpstream, upstream: tuple[FakeUpstream, str]
+) -> Launch:
     """Start a gateway with short timeouts and a known pool; warm it up; take its baseline.
-    The fake upstream forgets the warm-up requests."""
+    The fake upstream forgets the warm-up requests. A request waits for a turn at the
+    pool for up to 30 s: these tests load a small pool on a shared, noisy machine, and
+    shedding is tested on its own (tests/e2e/test_capacity.py)."""
 
     async def start(*, pool: int = 64, timeouts: dict[str, float] | None = None,
                     models: list[dict[str, Any]] | None = None,
@@ -113,6 +117,8 @@ def launch(start_gateway: StartGateway, fake: FakeUpstream) -> Launch:
                     upstream_key: str | None = None, env: dict[str, str] | None = None,
                     **gateway: Any) -> tuple[Gateway, Baseline]:
         limits = {"upstream_connections": pool, **gateway.pop("limits", {})}
+        gateway.setdefault("upstreams", {"default": {"url": upstream_url or upstream[1],
+                                                     "queue_timeout": 30}})
         started = await start_gateway(
             gateway={"timeouts": {**FAST_TIMEOUTS, **(timeouts or {})}, "limits": limits,
                      **gateway},
