@@ -48,6 +48,18 @@ class KeyLimits:
     budget: float | None = None
     budget_period_s: int = PERIODS["1d"]
 
+    def __post_init__(self) -> None:
+        # A limit of 0 would refuse every request with no time to wait for; a key
+        # that may not be used is a key to remove.
+        for name in ("rpm", "tpm", "max_parallel"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be at least 1, got {value}")
+        if self.budget is not None and self.budget < 0:
+            raise ValueError(f"budget must not be negative, got {self.budget}")
+        if self.budget_period_s < 1:
+            raise ValueError(f"budget_period_s must be positive, got {self.budget_period_s}")
+
 
 @dataclass(slots=True, kw_only=True, eq=False)
 class Reservation:
