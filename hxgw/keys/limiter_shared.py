@@ -100,12 +100,13 @@ class SharedLimiter:
         when = time.time() if now is None else now
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(
-            self._thread, self._reconcile_now, reservation, actual_tokens, actual_cost, when
+            self._thread, self.reconcile_now, reservation, actual_tokens, actual_cost, when
         )
 
-    def _reconcile_now(
+    def reconcile_now(
         self, reservation: Reservation, actual_tokens: int, actual_cost: float, now: float
     ) -> None:
+        """One correction, blocking: the body of `reconcile`, run in the limiter's thread."""
         with self._transaction(reservation.key_name, now, reservation.budget_period_s) as state:
             state.reconcile(reservation.id, reservation.est_cost, actual_tokens, actual_cost, now)
 

@@ -140,10 +140,14 @@ class KeyState:
     def _newest(self) -> float | None:
         return next(reversed(self.log.values()))[0] if self.log else None
 
+    # Column by column, so that building and reading a large window stays in C
+    # (zip, OrderedDict, orjson) rather than a Python loop over its entries.
     def to_doc(self) -> dict[str, Any]:
+        times, tokens = zip(*self.log.values(), strict=True) if self.log else ((), ())
+        expiries, costs = zip(*self.open.values(), strict=True) if self.open else ((), ())
         return {
-            "l": [[rid, when, tokens] for rid, (when, tokens) in self.log.items()],
-            "o": [[rid, expiry, cost] for rid, (expiry, cost) in self.open.items()],
+            "l": [list(self.log), times, tokens],
+            "o": [list(self.open), expiries, costs],
             "p": self.period,
             "ps": self.period_s,
             "s": self.spent,
@@ -151,11 +155,14 @@ class KeyState:
 
     @classmethod
     def from_doc(cls, doc: dict[str, Any]) -> KeyState:
-        state = cls(period=doc["p"], period_s=doc["ps"], spent=doc["s"])
-        for rid, when, tokens in doc["l"]:
-            state.log[rid] = (when, tokens)
-            state.tokens += tokens
-        for rid, expiry, cost in doc["o"]:
-            state.open[rid] = (expiry, cost)
-            state.reserved += cost
-        return state
+        ids, times, tokens = doc["l"]
+        open_ids, expiries, costs = doc["o"]
+        return cls(
+            log=OrderedDict(zip(ids, zip(times, tokens, strict=True), strict=True)),
+            tokens=sum(tokens),
+            open=OrderedDict(zip(open_ids, zip(expiries, costs, strict=True), strict=True)),
+            reserved=sum(costs),
+            period=doc["p"],
+            period_s=doc["ps"],
+            spent=doc["s"],
+        )
