@@ -25,6 +25,7 @@ from hxgw.config.gateway import (
     read_tls,
     read_workers,
 )
+from hxgw.config.limits_store import read_limits_store
 from hxgw.config.reader import Problems, Section, kind_of, read_yaml
 from hxgw.config.schema import (
     DEFAULT_UPSTREAM,
@@ -87,7 +88,7 @@ def load_config(
     logging, drain_timeout = read_logging(top, env), read_drain_timeout(top)
     metrics = read_metrics_access(top, env)
     bad_keys, tls = read_bad_key_policy(top), read_tls(top, directory)
-    workers = read_workers(top.raw("workers", 1), top)
+    workers, limits_store = read_workers(top.raw("workers", 1), top), read_limits_store(top, env)
     probe = top.section("readiness", frozenset({"interval", "stale_after", "max_loop_lag"}))
     base = ReadinessProbe()
     readiness = ReadinessProbe(
@@ -114,6 +115,7 @@ def load_config(
         routing=routing,
         models=models,
         files=tuple(files),
+        limits_store=limits_store,
     )
 
 
@@ -122,6 +124,7 @@ _GATEWAY_KEYS = (
     "upstreams",
     "timeouts",
     "limits",
+    "limits_store",
     "auth",
     "logging",
     "shutdown",

@@ -138,6 +138,18 @@ class Limits:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class LimitsStore:
+    """Where the per-key limits live (see hxgw.keys.limiters): Redis or Valkey at `url`
+    (REDIS_URL overrides), else memory, shared by the workers of this instance."""
+
+    url: str | None = field(default=None, repr=False)
+    """repr=False: a URL may carry a password."""
+    fail_open: bool = False
+    """With the store unreachable: serve, counting locally (True), or answer 503 (False,
+    the default: money spent over a budget cannot be taken back)."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ClientKey:
     """A client key, held only as its SHA-256 digest."""
 
@@ -215,6 +227,7 @@ class Config:
     routing: Routing
     models: Mapping[str, Model]
     files: tuple[Path, ...] = ()
+    limits_store: LimitsStore = field(default_factory=LimitsStore)
 
     def group_models(self, group: str) -> tuple[str, ...]:
         return self.routing.groups[group].models

@@ -1,4 +1,32 @@
-"""Client keys and what protects them: the bad-key guard.
+"""Client keys and what protects them: the bad-key guard, and the per-key limits
+(requests and tokens per minute, requests at once, a budget per period) with their
+three stores (this process's memory, the workers' shared file, Redis).
 
-May import: hxgw.config, hxgw.errors.
+May import: hxgw.config, hxgw.errors, hxgw.jsonio, hxgw.observe.
 """
+
+from hxgw.keys.limiters import open_limiter
+from hxgw.keys.limits import (
+    PERIODS,
+    Decision,
+    KeyLimits,
+    Limiter,
+    LimitsUnavailable,
+    Refusal,
+    Reservation,
+    error_body,
+    refusal,
+)
+
+__all__ = [
+    "PERIODS",
+    "Decision",
+    "KeyLimits",
+    "Limiter",
+    "LimitsUnavailable",
+    "Refusal",
+    "Reservation",
+    "error_body",
+    "open_limiter",
+    "refusal",
+]

@@ -1,0 +1,60 @@
+"""gateway.yaml's `limits_store` section: where the per-key limits live.
+
+limits_store:
+  url: redis://127.0.0.1:6379/0   # REDIS_URL overrides; none: memory
+  fail_open: false                # Redis down: 503 (false) or count locally (true)
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+from hxgw.config.reader import Section
+from hxgw.config.schema import LimitsStore
+
+REDIS_SCHEMES = ("redis", "rediss", "unix")
+"""What redis-py connects to (Valkey speaks the same protocol under redis://)."""
+
+
+def read_limits_store(top: Section, env: Mapping[str, str]) -> LimitsStore:
+    section = top.section("limits_store", frozenset({"url", "fail_open"}))
+    url = section.string("url")
+    if url is not None and not _is_redis_url(url):
+        section.report(f"must be a {_REDIS_URL_FORM}, got {_without_password(url)!r}", "url")
+        url = None
+    if env.get("REDIS_URL"):
+        if _is_redis_url(env["REDIS_URL"]):
+            url = env["REDIS_URL"]
+        else:
+            top.problems.add(
+                "environment",
+                "REDIS_URL",
+                f"must be a {_REDIS_URL_FORM}, got {_without_password(env['REDIS_URL'])!r}",
+            )
+    return LimitsStore(url=url, fail_open=section.boolean("fail_open", False))
+
+
+_REDIS_URL_FORM = "Redis URL (redis://host:port/db, rediss://... or unix:///path.sock)"
+
+
+def _is_redis_url(url: str) -> bool:
+    parts = urlsplit(url)
+    if parts.scheme not in REDIS_SCHEMES:
+        return False
+    if parts.scheme == "unix":
+        return bool(parts.path)
+    try:
+        parts.port  # noqa: B018 -- raises on a port that is not a number
+    except ValueError:
+        return False
+    return bool(parts.hostname)
+
+
+def _without_password(url: str) -> str:
+    """The URL as a message may show it: a password never reaches a log."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return parts._replace(netloc=netloc).geturl()

@@ -1,0 +1,175 @@
+"""The limiter the workers of one instance share: a SQLite file in their scratch dir.
+
+With `--workers N` the workers are separate processes, so a dict in each would
+enforce N limits. They share the supervisor's scratch directory
+(`HX_WORKERS_DIR`), and there each decision is one SQLite transaction on one
+row per key: `BEGIN IMMEDIATE` takes the file's write lock, the key's state
+(`hxgw.keys.window.KeyState`, the memory backend's own code) is read, decided
+on and written back, and `COMMIT` lets the next worker in. That is what the
+Redis script does, with the file's lock for Redis's single thread.
+
+Why SQLite and not shared memory or a broker process: its lock works across
+processes without any code of ours, a worker that dies mid-decision leaves no
+lock behind (the journal rolls its transaction back), and it needs no change to
+the supervisor. Why not durable: the state is scratch that lives as long as
+the daemon (synchronous=OFF, WAL), the way the workers' figures files do.
+
+The transactions run in one thread per limiter: a worker waiting for another's
+lock must not stall its event loop, and a single thread keeps the connection to
+one user at a time. See docs/limits.md for what a decision costs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import sqlite3
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import orjson
+
+from hxgw.keys.limiter_memory import DEFAULT_LEASE, PRUNE_EVERY
+from hxgw.keys.limits import Decision, KeyLimits, Reservation
+from hxgw.keys.window import KeyState
+
+FILE_NAME = "limits.sqlite3"
+BUSY_TIMEOUT_MS = 5000
+"""The longest a decision waits for the other workers' transactions (each takes µs)."""
+SCHEMA = "CREATE TABLE IF NOT EXISTS keys (name TEXT PRIMARY KEY, doc BLOB, touched REAL)"
+
+
+class SharedLimiter:
+    def __init__(self, directory: Path, *, lease_s: float = DEFAULT_LEASE) -> None:
+        self.path = directory / FILE_NAME
+        self.lease_s = lease_s
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="hxgw-limits")
+        self._db: sqlite3.Connection | None = None
+        self._pruned_at = 0.0
+
+    async def reserve(
+        self, key_name: str, limits: KeyLimits, est_tokens: int, est_cost: float, now: float
+    ) -> Decision:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(
+            self._thread, self.reserve_now, key_name, limits, est_tokens, est_cost, now
+        )
+
+    def reserve_now(
+        self, key_name: str, limits: KeyLimits, est_tokens: int, est_cost: float, now: float
+    ) -> Decision:
+        """One decision, blocking: the body of `reserve`, run in the limiter's thread."""
+        rid = secrets.token_hex(8)
+        with self._transaction(key_name, now, limits.budget_period_s) as state:
+            refused, retry_after, usage = state.reserve(
+                limits, rid, est_tokens, est_cost, now, self.lease_s
+            )
+        reservation = None
+        if refused is None:
+            reservation = Reservation(
+                key_name=key_name,
+                id=rid,
+                est_tokens=est_tokens,
+                est_cost=est_cost,
+                budget_period_s=limits.budget_period_s,
+                store="shared",
+            )
+        return Decision(
+            allowed=refused is None,
+            limits=limits,
+            usage=usage,
+            now=now,
+            est_tokens=est_tokens,
+            est_cost=est_cost,
+            refused=refused,
+            retry_after=retry_after,
+            reservation=reservation,
+        )
+
+    async def reconcile(
+        self,
+        reservation: Reservation,
+        actual_tokens: int,
+        actual_cost: float,
+        now: float | None = None,
+    ) -> None:
+        if reservation.settled:
+            return
+        reservation.settled = True
+        when = time.time() if now is None else now
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(
+            self._thread, self.reconcile_now, reservation, actual_tokens, actual_cost, when
+        )
+
+    def reconcile_now(
+        self, reservation: Reservation, actual_tokens: int, actual_cost: float, now: float
+    ) -> None:
+        """One correction, blocking: the body of `reconcile`, run in the limiter's thread."""
+        with self._transaction(reservation.key_name, now, reservation.budget_period_s) as state:
+            state.reconcile(reservation.id, reservation.est_cost, actual_tokens, actual_cost, now)
+
+    async def close(self) -> None:
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(self._thread, self._close_now)
+        self._thread.shutdown(wait=True)
+
+    def _close_now(self) -> None:
+        if self._db is not None:
+            self._db.close()
+            self._db = None
+
+    def _connect(self) -> sqlite3.Connection:
+        if self._db is None:
+            # isolation_level=None: the transactions are ours (BEGIN IMMEDIATE), not the
+            # module's implicit ones, which would take the write lock only at the write.
+            db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+            db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+            db.execute("PRAGMA journal_mode = WAL")
+            db.execute("PRAGMA synchronous = OFF")
+            db.execute(SCHEMA)
+            self._db = db
+        return self._db
+
+    def _transaction(self, key_name: str, now: float, period_s: int) -> _Transaction:
+        return _Transaction(self, self._connect(), key_name, now, period_s)
+
+    def prune_due(self, now: float) -> bool:
+        if now - self._pruned_at < PRUNE_EVERY:
+            return False
+        self._pruned_at = now
+        return True
+
+
+class _Transaction:
+    """One key's state, read under the write lock and written back at the end."""
+
+    def __init__(
+        self, owner: SharedLimiter, db: sqlite3.Connection, name: str, now: float, period_s: int
+    ) -> None:
+        self.owner, self.db, self.name, self.now = owner, db, name, now
+        self.state = KeyState(period_s=period_s)
+
+    def __enter__(self) -> KeyState:
+        self.db.execute("BEGIN IMMEDIATE")
+        row = self.db.execute("SELECT doc FROM keys WHERE name = ?", (self.name,)).fetchone()
+        if row is not None:
+            self.state = KeyState.from_doc(orjson.loads(row[0]))
+        return self.state
+
+    def __exit__(self, kind: object, error: object, trace: object) -> None:
+        if error is not None:
+            self.db.execute("ROLLBACK")
+            return
+        self.db.execute(
+            "INSERT OR REPLACE INTO keys (name, doc, touched) VALUES (?, ?, ?)",
+            (self.name, orjson.dumps(self.state.to_doc()), self.now),
+        )
+        if self.owner.prune_due(self.now):
+            self._prune()
+        self.db.execute("COMMIT")
+
+    def _prune(self) -> None:
+        """Forget keys nobody used for a month (the longest budget period) and a day."""
+        self.db.execute("DELETE FROM keys WHERE touched < ?", (self.now - 31 * 86_400,))

@@ -1,0 +1,30 @@
+"""Which limiter a process uses: Redis when a store is named, else the workers' shared
+file when there are workers, else this process's memory."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+from hxgw.config.schema import LimitsStore
+from hxgw.keys.limiter_memory import DEFAULT_LEASE, MemoryLimiter
+from hxgw.keys.limiter_shared import SharedLimiter
+from hxgw.keys.limits import Limiter
+from hxgw.observe.workers import SHARED_DIR
+
+
+def open_limiter(
+    store: LimitsStore, env: Mapping[str, str], *, lease_s: float = DEFAULT_LEASE
+) -> Limiter:
+    """The limiter for this process. `lease_s` should outlast the longest request (the
+    total timeout): a reservation not reconciled by then gives its slot back."""
+    if store.url is not None:
+        # Imported here: redis-py takes ~100 ms to import, which every worker would
+        # pay at start whether or not a Redis is configured.
+        from hxgw.keys.limiter_redis import RedisLimiter
+
+        return RedisLimiter(store.url, fail_open=store.fail_open, lease_s=lease_s)
+    shared = env.get(SHARED_DIR)
+    if shared:
+        return SharedLimiter(Path(shared), lease_s=lease_s)
+    return MemoryLimiter(lease_s=lease_s)

@@ -1,0 +1,234 @@
+"""Per-key limits: what a key may use, what the limiter decided, and how a refusal reads.
+
+A key may have requests per minute (`rpm`), tokens per minute (`tpm`), requests
+at once (`max_parallel`) and a money `budget` per fixed period (1d, 7d or 30d,
+aligned to the UTC epoch). A request *reserves* its estimated tokens and cost
+before it goes upstream and is *reconciled* to what it really used when it ends,
+so a burst of parallel requests cannot overspend: each one is counted before
+the next is judged.
+
+The window is a sliding log of the last 60 seconds: one entry per request (its
+time and tokens). "N requests per minute" then means at most N in *any* 60 s,
+and the N+1th is refused, exactly. A fixed window lets 2N through across its
+edge; GCRA with a burst of N lets N through at once and then one every 60/N s,
+so it admits more than N in the first minute. The log costs one entry per
+request of the last minute, which the RPM itself bounds.
+
+The decision (`reserve`) and the correction (`reconcile`) are the backends'
+(`hxgw.keys.limiter_memory`, `limiter_shared`, `limiter_redis`); this module
+holds what they share: the values, the headers, the error bodies.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from hxgw import jsonio
+from hxgw.errors import Unavailable
+
+WINDOW = 60.0
+"""Seconds of the RPM and TPM window."""
+PERIODS = {"1d": 86_400, "7d": 7 * 86_400, "30d": 30 * 86_400}
+"""The budget periods, in seconds; each starts at a multiple of it since the epoch."""
+CONCURRENCY_RETRY = 1.0
+"""A slot frees when some request ends, which no clock says: ask to retry in a second."""
+
+Refused = Literal["requests", "tokens", "concurrency", "budget"]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeyLimits:
+    """What one key may use; None is no limit."""
+
+    rpm: int | None = None
+    tpm: int | None = None
+    max_parallel: int | None = None
+    budget: float | None = None
+    budget_period_s: int = PERIODS["1d"]
+
+    def __post_init__(self) -> None:
+        # A limit of 0 would refuse every request with no time to wait for; a key
+        # that may not be used is a key to remove.
+        for name in ("rpm", "tpm", "max_parallel"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be at least 1, got {value}")
+        if self.budget is not None and self.budget < 0:
+            raise ValueError(f"budget must not be negative, got {self.budget}")
+        if self.budget_period_s < 1:
+            raise ValueError(f"budget_period_s must be positive, got {self.budget_period_s}")
+
+
+@dataclass(slots=True, kw_only=True, eq=False)
+class Reservation:
+    """The handle of one admitted request, to be reconciled exactly once."""
+
+    key_name: str
+    id: str
+    est_tokens: int
+    est_cost: float
+    budget_period_s: int
+    store: str
+    """Which store holds it: "memory", "shared", "redis", or "local" (Redis was down)."""
+    settled: bool = False
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Usage:
+    """A key's figures right after a decision."""
+
+    requests: int
+    """Requests in the window."""
+    tokens: int
+    """Tokens in the window (estimates until reconciled)."""
+    newest: float | None
+    """When the window's newest request was made; None when the window is empty."""
+    parallel: int
+    spent: float
+    reserved: float
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Decision:
+    allowed: bool
+    limits: KeyLimits
+    usage: Usage
+    now: float
+    est_tokens: int
+    est_cost: float
+    refused: Refused | None = None
+    retry_after: float = 0.0
+    """Seconds until the same request could pass; 0 when it did."""
+    reservation: Reservation | None = None
+
+    @property
+    def reset(self) -> float:
+        """Seconds until the window is empty again: OpenAI's "resets to its initial state"."""
+        if self.usage.newest is None:
+            return 0.0
+        return max(0.0, self.usage.newest + WINDOW - self.now)
+
+    def headers(self) -> dict[str, str]:
+        """The `x-ratelimit-*` headers of the limits the key has, plus `retry-after`
+        (whole seconds, rounded up) and OpenAI's `retry-after-ms` when refused."""
+        headers: dict[str, str] = {}
+        limits, usage = self.limits, self.usage
+        if limits.rpm is not None:
+            headers["x-ratelimit-limit-requests"] = str(limits.rpm)
+            headers["x-ratelimit-remaining-requests"] = str(max(0, limits.rpm - usage.requests))
+            headers["x-ratelimit-reset-requests"] = duration(self.reset)
+        if limits.tpm is not None:
+            headers["x-ratelimit-limit-tokens"] = str(limits.tpm)
+            headers["x-ratelimit-remaining-tokens"] = str(max(0, limits.tpm - usage.tokens))
+            headers["x-ratelimit-reset-tokens"] = duration(self.reset if usage.tokens else 0.0)
+        if not self.allowed:
+            headers["retry-after"] = str(max(1, math.ceil(self.retry_after)))
+            headers["retry-after-ms"] = str(max(1, round(self.retry_after * 1000)))
+        return headers
+
+
+def duration(seconds: float) -> str:
+    """A duration the way OpenAI's headers write it (Go's): "6m0s", "1.5s", "20ms", "0s"."""
+    ms = round(seconds * 1000)
+    if ms <= 0:
+        return "0s"
+    if ms < 1000:
+        return f"{ms}ms"
+    hours, rest = divmod(ms, 3_600_000)
+    minutes, rest = divmod(rest, 60_000)
+    secs = f"{rest / 1000:.3f}".rstrip("0").rstrip(".")
+    if hours:
+        return f"{hours}h{minutes}m{secs}s"
+    if minutes:
+        return f"{minutes}m{secs}s"
+    return f"{secs}s"
+
+
+class Limiter(Protocol):
+    """What every backend offers; see `hxgw.keys.limiters.open_limiter`."""
+
+    async def reserve(
+        self, key_name: str, limits: KeyLimits, est_tokens: int, est_cost: float, now: float
+    ) -> Decision: ...
+
+    async def reconcile(
+        self,
+        reservation: Reservation,
+        actual_tokens: int,
+        actual_cost: float,
+        now: float | None = None,
+    ) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+class LimitsUnavailable(Unavailable):
+    """The shared limits store cannot be reached and the operator chose to fail closed."""
+
+    code = "limits_unavailable"
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, retry_after=1)
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A refused decision as the response the client gets."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+
+
+def refusal(decision: Decision) -> Refusal:
+    """The 429 for a refused decision, in OpenAI's shape, with its rate-limit headers."""
+    headers = {"Content-Type": "application/json", **decision.headers()}
+    return Refusal(429, headers, jsonio.dumps(error_body(decision)))
+
+
+def error_body(decision: Decision) -> dict[str, Any]:
+    kind = decision.refused
+    if kind == "budget":
+        error_type, code = "insufficient_quota", "insufficient_quota"
+    else:
+        error_type, code = ("tokens" if kind == "tokens" else "requests"), "rate_limit_exceeded"
+    return {
+        "error": {"message": _message(decision), "type": error_type, "param": None, "code": code}
+    }
+
+
+def _message(decision: Decision) -> str:
+    limits, usage, wait = decision.limits, decision.usage, _wait(decision.retry_after)
+    if decision.refused == "budget":
+        period = next((n for n, s in PERIODS.items() if s == limits.budget_period_s), "period")
+        used = usage.spent + usage.reserved
+        return (
+            f"You exceeded your current quota: budget {limits.budget:g} per {period}, "
+            f"spent or reserved {used:.6g}, this request needs up to {decision.est_cost:.6g}. "
+            f"The budget renews in {wait}."
+        )
+    if decision.refused == "tokens":
+        if limits.tpm is not None and decision.est_tokens > limits.tpm:
+            return (
+                f"Request too large for tokens per min (TPM): Limit {limits.tpm}, "
+                f"Requested {decision.est_tokens}."
+            )
+        return (
+            f"Rate limit reached for tokens per min (TPM): Limit {limits.tpm}, "
+            f"Used {usage.tokens}, Requested {decision.est_tokens}. Please try again in {wait}."
+        )
+    if decision.refused == "concurrency":
+        return (
+            f"Too many requests at once: Limit {limits.max_parallel}, "
+            f"In flight {usage.parallel}. Please try again in {wait}."
+        )
+    return (
+        f"Rate limit reached for requests per min (RPM): Limit {limits.rpm}, "
+        f"Used {usage.requests}, Requested 1. Please try again in {wait}."
+    )
+
+
+def _wait(seconds: float) -> str:
+    return duration(seconds) if seconds < 60 else f"{math.ceil(seconds)}s"

@@ -1,0 +1,39 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from hxgw.keys.limiter_memory import MemoryLimiter
+from hxgw.keys.limiter_redis import RedisLimiter
+from hxgw.keys.limiter_shared import SharedLimiter
+from hxgw.keys.limits import Limiter
+from tests.redis_server import redis_server  # noqa: F401 -- a fixture
+
+MakeLimiter = Callable[..., Limiter]
+
+
+@pytest.fixture(params=["memory", "shared", "redis"])
+async def make_limiter(
+    request: pytest.FixtureRequest, tmp_path: Path
+) -> AsyncIterator[MakeLimiter]:
+    """Limiters of one backend (each test runs once per backend); all made by one call
+    share one store, the way two workers or two instances would."""
+    made: list[Limiter] = []
+    url = request.getfixturevalue("redis_server").url if request.param == "redis" else ""
+
+    def make(lease_s: float = 900.0) -> Limiter:
+        limiter: Limiter
+        if request.param == "memory":
+            limiter = MemoryLimiter(lease_s=lease_s)
+        elif request.param == "shared":
+            limiter = SharedLimiter(tmp_path, lease_s=lease_s)
+        else:
+            limiter = RedisLimiter(url, lease_s=lease_s)
+        made.append(limiter)
+        return limiter
+
+    yield make
+    for limiter in made:
+        await limiter.close()

@@ -1,0 +1,94 @@
+"""What a client sees of a decision: OpenAI's x-ratelimit-* headers, retry-after and the
+429 body, in OpenAI's formats."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hxgw.keys.limiter_memory import MemoryLimiter
+from hxgw.keys.limits import KeyLimits, duration, error_body, refusal
+
+NOW = 1_700_000_000.0
+
+
+@pytest.mark.parametrize(("seconds", "text"), [
+    (0, "0s"), (0.0004, "0s"), (0.02, "20ms"), (0.9994, "999ms"), (1, "1s"), (1.5, "1.5s"),
+    (7.66, "7.66s"), (60, "1m0s"), (179.56, "2m59.56s"), (360, "6m0s"), (3600, "1h0m0s"),
+    (86_400 + 61.25, "24h1m1.25s"),
+])
+def test_durations_are_written_as_openai_writes_them(seconds: float, text: str) -> None:
+    assert duration(seconds) == text
+
+
+async def test_an_allowed_request_is_told_what_is_left() -> None:
+    limiter = MemoryLimiter()
+    limits = KeyLimits(rpm=60, tpm=150_000)
+    await limiter.reserve("k", limits, 16, 0.0, NOW)
+    decision = await limiter.reserve("k", limits, 100, 0.0, NOW + 0.5)
+    assert decision.headers() == {
+        "x-ratelimit-limit-requests": "60",
+        "x-ratelimit-remaining-requests": "58",
+        "x-ratelimit-reset-requests": "1m0s",
+        "x-ratelimit-limit-tokens": "150000",
+        "x-ratelimit-remaining-tokens": "149884",
+        "x-ratelimit-reset-tokens": "1m0s",
+    }
+
+
+async def test_a_refused_request_gets_retry_after_in_seconds_and_milliseconds() -> None:
+    limiter = MemoryLimiter()
+    limits = KeyLimits(rpm=1)
+    await limiter.reserve("k", limits, 1, 0.0, NOW)
+    decision = await limiter.reserve("k", limits, 1, 0.0, NOW + 20.25)
+    headers = decision.headers()
+    assert headers["retry-after"] == "40"
+    assert headers["retry-after-ms"] == "39750"
+    assert headers["x-ratelimit-remaining-requests"] == "0"
+    assert headers["x-ratelimit-reset-requests"] == "39.75s"
+
+
+async def test_the_429_is_openai_shaped_for_requests() -> None:
+    limiter = MemoryLimiter()
+    await limiter.reserve("k", KeyLimits(rpm=1), 1, 0.0, NOW)
+    response = refusal(await limiter.reserve("k", KeyLimits(rpm=1), 1, 0.0, NOW + 30))
+    body = json.loads(response.body)
+    assert response.status == 429
+    assert response.headers["Content-Type"] == "application/json"
+    assert response.headers["retry-after"] == "30"
+    assert body["error"]["type"] == "requests"
+    assert body["error"]["code"] == "rate_limit_exceeded"
+    assert body["error"]["param"] is None
+    assert body["error"]["message"] == (
+        "Rate limit reached for requests per min (RPM): Limit 1, Used 1, Requested 1. "
+        "Please try again in 30s.")
+
+
+async def test_the_429_for_tokens_has_type_tokens() -> None:
+    limiter = MemoryLimiter()
+    decision = await limiter.reserve("k", KeyLimits(tpm=100), 101, 0.0, NOW)
+    assert error_body(decision)["error"] | {"message": ""} == {
+        "message": "", "type": "tokens", "param": None, "code": "rate_limit_exceeded"}
+    assert "Request too large" in error_body(decision)["error"]["message"]
+
+
+async def test_the_429_for_concurrency_has_type_requests() -> None:
+    limiter = MemoryLimiter()
+    await limiter.reserve("k", KeyLimits(max_parallel=1), 1, 0.0, NOW)
+    decision = await limiter.reserve("k", KeyLimits(max_parallel=1), 1, 0.0, NOW)
+    assert error_body(decision)["error"]["type"] == "requests"
+    assert decision.headers()["retry-after"] == "1"
+
+
+async def test_the_429_for_a_budget_is_insufficient_quota() -> None:
+    limiter = MemoryLimiter()
+    decision = await limiter.reserve("k", KeyLimits(budget=0.5), 1, 0.75, NOW)
+    error = error_body(decision)["error"]
+    assert (error["type"], error["code"]) == ("insufficient_quota", "insufficient_quota")
+    assert error["message"].startswith("You exceeded your current quota: budget 0.5 per 1d")
+
+
+def test_a_limit_below_one_is_refused() -> None:
+    with pytest.raises(ValueError, match="rpm must be at least 1"):
+        KeyLimits(rpm=0)

@@ -1,0 +1,85 @@
+"""Redis down: fail closed raises the typed error (a 503); fail open serves and counts
+in this process until Redis answers again."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from hxgw.errors import Unavailable
+from hxgw.keys.limiter_redis import RedisLimiter
+from hxgw.keys.limits import KeyLimits, LimitsUnavailable
+from tests.redis_server import RedisServer
+
+LIMITS = KeyLimits(rpm=2)
+
+
+async def test_fail_closed_raises_limits_unavailable(redis_server: RedisServer) -> None:
+    limiter = RedisLimiter(redis_server.url, probe_every=0)
+    assert (await limiter.reserve("k", LIMITS, 1, 0.0, time.time())).allowed
+    redis_server.stop()
+    with pytest.raises(LimitsUnavailable) as raised:
+        await limiter.reserve("k", LIMITS, 1, 0.0, time.time())
+    assert isinstance(raised.value, Unavailable)
+    assert raised.value.status == 503
+    assert raised.value.extra == {"retry_after": 1}
+    await limiter.close()
+
+
+async def test_fail_open_serves_and_counts_locally(redis_server: RedisServer) -> None:
+    limiter = RedisLimiter(redis_server.url, fail_open=True, probe_every=0)
+    redis_server.stop()
+    decisions = [await limiter.reserve("k", LIMITS, 1, 0.0, time.time()) for _ in range(3)]
+    assert [d.allowed for d in decisions] == [True, True, False]
+    assert decisions[0].reservation is not None
+    assert decisions[0].reservation.store == "local"
+    await limiter.reconcile(decisions[0].reservation, 1, 0.0)
+    await limiter.close()
+
+
+async def test_redis_is_used_again_once_it_answers(redis_server: RedisServer) -> None:
+    limiter = RedisLimiter(redis_server.url, fail_open=True, probe_every=0)
+    redis_server.stop()
+    down = await limiter.reserve("k", LIMITS, 1, 0.0, time.time())
+    redis_server.start()
+    back = await limiter.reserve("k", LIMITS, 1, 0.0, time.time())
+    assert down.reservation is not None and down.reservation.store == "local"
+    assert back.reservation is not None and back.reservation.store == "redis"
+    await limiter.close()
+
+
+async def test_an_outage_is_probed_at_most_once_per_interval(redis_server: RedisServer) -> None:
+    limiter = RedisLimiter(redis_server.url, probe_every=60)
+    redis_server.stop()
+    with pytest.raises(LimitsUnavailable):
+        await limiter.reserve("k", LIMITS, 1, 0.0, time.time())
+    redis_server.start()
+    with pytest.raises(LimitsUnavailable):  # not asked again before the interval ends
+        await limiter.reserve("k", LIMITS, 1, 0.0, time.time())
+    await limiter.close()
+
+
+async def test_a_reconcile_that_cannot_reach_redis_is_dropped(redis_server: RedisServer) -> None:
+    limiter = RedisLimiter(redis_server.url, probe_every=0)
+    decision = await limiter.reserve("k", LIMITS, 1, 0.0, time.time())
+    assert decision.reservation is not None
+    redis_server.stop()
+    await limiter.reconcile(decision.reservation, 1, 0.0)  # logged, not raised
+    await limiter.close()
+
+
+async def test_every_redis_key_expires(redis_server: RedisServer) -> None:
+    from redis.asyncio import Redis
+
+    limiter = RedisLimiter(redis_server.url, lease_s=900)
+    limits = KeyLimits(rpm=5, tpm=100, max_parallel=2, budget=1.0)
+    decision = await limiter.reserve("k", limits, 1, 0.1, time.time())
+    assert decision.reservation is not None
+    client = Redis.from_url(redis_server.url)
+    keys = await client.keys("*")
+    ttls = [await client.ttl(key) for key in keys]
+    await client.aclose()
+    await limiter.close()
+    assert len(keys) == 4
+    assert all(0 < ttl <= 86_400 + 60 for ttl in ttls)

@@ -1,0 +1,144 @@
+"""What every limiter backend must do alike: each test runs against memory, the
+workers' shared SQLite file and a real redis-server."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from hxgw.keys.limits import PERIODS, WINDOW, KeyLimits
+from tests.unit.keys.conftest import MakeLimiter
+
+NOW = 1_700_000_000.0
+
+
+async def test_rpm_allows_n_requests_and_refuses_the_next(make_limiter: MakeLimiter) -> None:
+    limiter, limits = make_limiter(), KeyLimits(rpm=5)
+    decisions = [await limiter.reserve("k", limits, 10, 0.0, NOW + i) for i in range(6)]
+    assert [d.allowed for d in decisions] == [True] * 5 + [False]
+    assert decisions[-1].refused == "requests"
+    assert decisions[-1].retry_after == pytest.approx(WINDOW - 5)
+
+
+async def test_rpm_window_slides_one_request_at_a_time(make_limiter: MakeLimiter) -> None:
+    limiter, limits = make_limiter(), KeyLimits(rpm=2)
+    for at in (NOW, NOW + 10):
+        assert (await limiter.reserve("k", limits, 1, 0.0, at)).allowed
+    assert not (await limiter.reserve("k", limits, 1, 0.0, NOW + WINDOW - 0.001)).allowed
+    assert (await limiter.reserve("k", limits, 1, 0.0, NOW + WINDOW)).allowed
+    assert not (await limiter.reserve("k", limits, 1, 0.0, NOW + WINDOW + 1)).allowed
+
+
+async def test_keys_have_separate_limits(make_limiter: MakeLimiter) -> None:
+    limiter, limits = make_limiter(), KeyLimits(rpm=1)
+    assert (await limiter.reserve("a", limits, 1, 0.0, NOW)).allowed
+    assert (await limiter.reserve("b", limits, 1, 0.0, NOW)).allowed
+    assert not (await limiter.reserve("a", limits, 1, 0.0, NOW)).allowed
+
+
+async def test_tpm_refuses_an_estimate_that_does_not_fit(make_limiter: MakeLimiter) -> None:
+    limiter, limits = make_limiter(), KeyLimits(tpm=1000)
+    assert (await limiter.reserve("k", limits, 600, 0.0, NOW)).allowed
+    assert (await limiter.reserve("k", limits, 300, 0.0, NOW + 5)).allowed
+    refused = await limiter.reserve("k", limits, 200, 0.0, NOW + 10)
+    assert refused.refused == "tokens"
+    assert refused.retry_after == pytest.approx(WINDOW - 10)  # once the 600 leave
+    assert refused.usage.tokens == 900
+
+
+async def test_reconcile_gives_back_tokens_not_used(make_limiter: MakeLimiter) -> None:
+    limiter, limits = make_limiter(), KeyLimits(tpm=1000)
+    first = await limiter.reserve("k", limits, 800, 0.0, NOW)
+    assert first.headers()["x-ratelimit-remaining-tokens"] == "200"
+    assert first.reservation is not None
+    await limiter.reconcile(first.reservation, 300, 0.0, NOW + 1)
+    after = await limiter.reserve("k", limits, 100, 0.0, NOW + 2)
+    assert after.headers()["x-ratelimit-remaining-tokens"] == "600"
+
+
+async def test_reconcile_counts_tokens_beyond_the_estimate(make_limiter: MakeLimiter) -> None:
+    limiter, limits = make_limiter(), KeyLimits(tpm=1000)
+    first = await limiter.reserve("k", limits, 100, 0.0, NOW)
+    assert first.reservation is not None
+    await limiter.reconcile(first.reservation, 950, 0.0, NOW + 1)
+    assert (await limiter.reserve("k", limits, 100, 0.0, NOW + 2)).refused == "tokens"
+
+
+async def test_concurrency_slot_is_freed_on_reconcile(make_limiter: MakeLimiter) -> None:
+    limiter, limits = make_limiter(), KeyLimits(max_parallel=2)
+    held = [await limiter.reserve("k", limits, 1, 0.0, NOW) for _ in range(2)]
+    assert (await limiter.reserve("k", limits, 1, 0.0, NOW)).refused == "concurrency"
+    assert held[0].reservation is not None
+    await limiter.reconcile(held[0].reservation, 1, 0.0, NOW + 1)
+    assert (await limiter.reserve("k", limits, 1, 0.0, NOW + 1)).allowed
+
+
+async def test_concurrency_slot_is_freed_after_lease_expiry(make_limiter: MakeLimiter) -> None:
+    limiter, limits = make_limiter(lease_s=30.0), KeyLimits(max_parallel=1)
+    assert (await limiter.reserve("k", limits, 1, 0.0, NOW)).allowed  # never reconciled
+    assert not (await limiter.reserve("k", limits, 1, 0.0, NOW + 29)).allowed
+    assert (await limiter.reserve("k", limits, 1, 0.0, NOW + 30)).allowed
+
+
+async def test_expired_lease_charges_its_estimate(make_limiter: MakeLimiter) -> None:
+    limiter, limits = make_limiter(lease_s=30.0), KeyLimits(budget=1.0)
+    assert (await limiter.reserve("k", limits, 1, 0.4, NOW)).allowed  # its worker died
+    later = await limiter.reserve("k", limits, 1, 0.0, NOW + 31)
+    assert later.usage.spent == pytest.approx(0.4)
+    assert later.usage.reserved == pytest.approx(0.0)
+
+
+async def test_budget_refuses_what_would_overspend_as_insufficient_quota(
+    make_limiter: MakeLimiter,
+) -> None:
+    limiter = make_limiter()
+    limits = KeyLimits(budget=1.0, budget_period_s=PERIODS["1d"])
+    first = await limiter.reserve("k", limits, 1, 0.7, NOW)
+    assert first.reservation is not None
+    await limiter.reconcile(first.reservation, 1, 0.6, NOW + 1)
+    refused = await limiter.reserve("k", limits, 1, 0.5, NOW + 2)
+    assert refused.refused == "budget"
+    day_ends = (NOW // 86_400 + 1) * 86_400
+    assert refused.retry_after == pytest.approx(day_ends - (NOW + 2))
+    assert (await limiter.reserve("k", limits, 1, 0.4, NOW + 3)).allowed
+
+
+async def test_budget_renews_with_the_next_period(make_limiter: MakeLimiter) -> None:
+    limiter, limits = make_limiter(), KeyLimits(budget=1.0)
+    first = await limiter.reserve("k", limits, 1, 1.0, NOW)
+    assert first.reservation is not None
+    await limiter.reconcile(first.reservation, 1, 1.0, NOW + 1)
+    assert not (await limiter.reserve("k", limits, 1, 0.1, NOW + 2)).allowed
+    next_day = (NOW // 86_400 + 1) * 86_400
+    assert (await limiter.reserve("k", limits, 1, 0.1, next_day)).allowed
+
+
+async def test_parallel_reservations_overspend_budget_by_at_most_one(
+    make_limiter: MakeLimiter,
+) -> None:
+    limiter, limits = make_limiter(), KeyLimits(budget=1.0)
+    decisions = await asyncio.gather(
+        *(limiter.reserve("k", limits, 1, 0.1, NOW) for _ in range(50))
+    )
+    admitted = [d.reservation for d in decisions if d.reservation is not None]
+    await asyncio.gather(*(limiter.reconcile(r, 1, 0.1, NOW + 1) for r in admitted))
+    spent = (await limiter.reserve("k", limits, 1, 0.0, NOW + 2)).usage.spent
+    assert len(admitted) == 10
+    assert spent <= 1.0 + 0.1
+
+
+async def test_a_second_reconcile_changes_nothing(make_limiter: MakeLimiter) -> None:
+    limiter, limits = make_limiter(), KeyLimits(budget=1.0)
+    first = await limiter.reserve("k", limits, 1, 0.5, NOW)
+    assert first.reservation is not None
+    await limiter.reconcile(first.reservation, 1, 0.5, NOW + 1)
+    await limiter.reconcile(first.reservation, 1, 0.5, NOW + 1)
+    assert (await limiter.reserve("k", limits, 1, 0.0, NOW + 2)).usage.spent == 0.5
+
+
+async def test_a_key_without_limits_is_always_allowed(make_limiter: MakeLimiter) -> None:
+    limiter = make_limiter()
+    decisions = [await limiter.reserve("k", KeyLimits(), 10**6, 10.0, NOW) for _ in range(20)]
+    assert all(d.allowed for d in decisions)
+    assert decisions[-1].headers() == {}

@@ -1,0 +1,84 @@
+"""Separate OS processes sharing one store enforce one limit: two gateway instances on
+one Redis, or two workers on one scratch dir."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from hxgw.keys.limiter_redis import RedisLimiter
+from hxgw.keys.limiter_shared import SharedLimiter
+from hxgw.keys.limits import KeyLimits
+from tests.fixtures import REPO
+from tests.redis_server import RedisServer
+
+
+def run_together(backend: str, where: str, processes: int, count: int,
+                 limits: dict[str, float], cost: float = 0.0) -> list[int]:
+    """Start the processes, release them at once when all are ready; what each let through."""
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-m", "tests.unit.keys.limits_client", backend, where,
+             str(count), json.dumps(limits), str(cost)],
+            cwd=REPO, stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+        )
+        for _ in range(processes)
+    ]
+    try:
+        for proc in procs:
+            assert proc.stdout is not None
+            assert proc.stdout.readline().strip() == "ready"
+        for proc in procs:
+            assert proc.stdin is not None
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+        results = []
+        for proc in procs:
+            out, _ = proc.communicate(timeout=60)
+            assert proc.returncode == 0
+            results.append(json.loads(out)["allowed"])
+        return results
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+
+
+@pytest.fixture(params=["shared", "redis"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> tuple[str, str]:
+    if request.param == "redis":
+        server: RedisServer = request.getfixturevalue("redis_server")
+        return "redis", server.url
+    return "shared", str(tmp_path)
+
+
+def test_two_processes_sharing_a_store_enforce_one_rpm(store: tuple[str, str]) -> None:
+    allowed = run_together(*store, processes=2, count=10, limits={"rpm": 15})
+    assert sum(allowed) == 15
+
+
+async def test_parallel_requests_from_two_processes_overspend_by_at_most_one(
+    store: tuple[str, str],
+) -> None:
+    allowed = run_together(*store, processes=2, count=25, limits={"budget": 1.0}, cost=0.1)
+    assert sum(allowed) == 10  # each reserved 0.1 before the next was judged
+    backend, where = store
+    limiter = SharedLimiter(Path(where)) if backend == "shared" else RedisLimiter(where)
+    spent = (await limiter.reserve("k", KeyLimits(), 0, 0.0, time.time())).usage.spent
+    await limiter.close()
+    assert spent <= 1.0 + 0.1
+
+
+async def test_shared_file_outlives_a_worker(tmp_path: Path) -> None:
+    """A worker started after another stopped sees the first one's requests."""
+    first = SharedLimiter(tmp_path)
+    assert (await first.reserve("k", KeyLimits(rpm=1), 1, 0.0, time.time())).allowed
+    await first.close()
+    second = SharedLimiter(tmp_path)
+    assert not (await second.reserve("k", KeyLimits(rpm=1), 1, 0.0, time.time())).allowed
+    await second.close()
