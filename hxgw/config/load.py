@@ -6,7 +6,6 @@ file and key path; a snapshot is returned only when there is no problem.
 
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Mapping
 from pathlib import Path
@@ -27,22 +26,20 @@ from hxgw.config.gateway import (
 )
 from hxgw.config.limits_store import read_limits_store
 from hxgw.config.reader import Problems, Section, kind_of, read_yaml
+from hxgw.config.routing_settings import read_classifier, read_health, read_scoring
 from hxgw.config.schema import (
     DEFAULT_UPSTREAM,
     MODES,
     STRATEGIES,
     Config,
     Group,
-    HealthSettings,
     Model,
     ReadinessProbe,
     Routing,
-    ScoringWeights,
 )
 from hxgw.config.transforms import Transform, parse_transforms
 from hxgw.config.upstreams import read_upstreams
 from hxgw.errors import ConfigError
-from hxgw.routing.classify import load_classifier
 
 ROUTING, REGISTRY = "routing.yaml", "model_registry.yaml"
 
@@ -249,55 +246,7 @@ def _routing(doc: Section, models: Mapping[str, Model], directory: Path) -> Rout
         default_group=default_group or "",
         failover_order=failover_order,
         groups=MappingProxyType(groups),
-        health=_health(section),
-        scoring=_scoring(section),
-        classifier=_classifier(section, directory),
+        health=read_health(section),
+        scoring=read_scoring(section),
+        classifier=read_classifier(section, directory),
     )
-
-
-def _health(section: Section) -> HealthSettings:
-    base = HealthSettings()
-    breaker = section.section(
-        "circuit_breaker", frozenset({"failures", "cooldown", "max_cooldown"})
-    )
-    health = section.section(
-        "health", frozenset({"ewma_alpha", "error_window", "stall_floor", "stall_factor"})
-    )
-    return HealthSettings(
-        ewma_alpha=float(health.number("ewma_alpha", base.ewma_alpha, positive=True, maximum=1)),
-        error_window=health.number("error_window", base.error_window, positive=True, integer=True),
-        stall_floor=float(health.number("stall_floor", base.stall_floor, positive=True)),
-        stall_factor=float(health.number("stall_factor", base.stall_factor, positive=True)),
-        breaker_failures=breaker.number(
-            "failures", base.breaker_failures, positive=True, integer=True
-        ),
-        breaker_cooldown=float(breaker.number("cooldown", base.breaker_cooldown, positive=True)),
-        breaker_max_cooldown=float(
-            breaker.number("max_cooldown", base.breaker_max_cooldown, positive=True)
-        ),
-    )
-
-
-def _scoring(section: Section) -> ScoringWeights:
-    base = ScoringWeights()
-    names = tuple(f.name for f in dataclasses.fields(ScoringWeights))
-    weights = section.section("scoring", frozenset(names))
-    return ScoringWeights(
-        **{
-            name: float(weights.number(name, getattr(base, name), minimum=0.0, maximum=100.0))
-            for name in names
-        }
-    )
-
-
-def _classifier(section: Section, directory: Path) -> Path | None:
-    given = section.string("classifier")
-    if given is None:
-        return None
-    path: Path = directory / given
-    try:
-        load_classifier(path)
-    except (OSError, ValueError, KeyError, TypeError) as exc:
-        section.report(f"cannot load the classifier model {str(path)!r}: {exc}", "classifier")
-        return None
-    return path
