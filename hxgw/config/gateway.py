@@ -14,10 +14,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
-from hxgw.config.reader import Problems, Section, kind_of, read_yaml
+from hxgw.config.reader import Section, kind_of
 from hxgw.config.schema import (
     BadKeyPolicy,
-    ClientKey,
     Limits,
     Listen,
     Logging,
@@ -57,36 +56,13 @@ def read_drain_timeout(top: Section) -> float:
     return float(section.number("drain_timeout", 20.0, minimum=0, maximum=3600))
 
 
-def read_client_keys(
-    top: Section,
-    directory: Path,
-    env: Mapping[str, str],
-    problems: Problems,
-    files: list[Path],
-    *,
-    required: bool,
-) -> tuple[ClientKey, ...]:
-    keys: list[ClientKey] = []
-    master = env.get("MASTER_KEY")
-    if master:
-        keys.append(ClientKey(name="master", digest=hashlib.sha256(master.encode()).digest()))
-    keys_file = top.section("auth", _AUTH_KEYS).string("keys_file")
-    if keys_file:
-        path = directory / keys_file
-        doc = read_yaml(path, problems, files, required=True)
-        keys.extend(_key_entries(Section(path.name, "", doc, problems, frozenset({"keys"}))))
-    if required and not keys and not keys_file:
-        problems.add(GATEWAY, "auth", "no client key: set MASTER_KEY or auth.keys_file")
-    return tuple(keys)
-
-
-_AUTH_KEYS = frozenset(
+AUTH_KEYS = frozenset(
     {"keys_file", "max_bad_keys", "bad_key_window", "bad_key_lockout", "trusted_proxies"}
 )
 
 
 def read_bad_key_policy(top: Section) -> BadKeyPolicy:
-    section = top.section("auth", _AUTH_KEYS)
+    section = top.section("auth", AUTH_KEYS)
     base = BadKeyPolicy()
     return BadKeyPolicy(
         max_failures=section.number("max_bad_keys", base.max_failures, positive=True, integer=True),
@@ -127,38 +103,6 @@ def read_tls(top: Section, directory: Path) -> Tls | None:
         section.report(f"cannot load the certificate and key: {exc}")
         return None
     return tls
-
-
-def _key_entries(doc: Section) -> list[ClientKey]:
-    raw = doc.raw("keys")
-    if not isinstance(raw, list):
-        doc.report(f"must be a list of keys, got {kind_of(raw)}", "keys")
-        return []
-    out: list[ClientKey] = []
-    for i, item in enumerate(raw):
-        entry = Section(
-            doc.file,
-            f"keys[{i}]",
-            item,
-            doc.problems,
-            frozenset({"name", "key", "key_sha256", "groups"}),
-        )
-        name = entry.string("name", required=True)
-        secret, hashed = entry.string("key"), entry.string("key_sha256")
-        if (secret is None) == (hashed is None):
-            entry.report("needs exactly one of key, key_sha256")
-            continue
-        try:
-            digest = hashlib.sha256(secret.encode()).digest() if secret else bytes.fromhex(hashed)
-        except ValueError:
-            digest = b""
-        if len(digest) != 32:
-            entry.report("must be 64 hex digits", "key_sha256")
-            continue
-        groups = frozenset(entry.str_list("groups")) if entry.has("groups") else None
-        if name:
-            out.append(ClientKey(name=name, digest=digest, groups=groups))
-    return out
 
 
 def read_listen(top: Section, env: Mapping[str, str]) -> Listen:

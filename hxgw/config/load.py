@@ -11,10 +11,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from types import MappingProxyType
 
+from hxgw.config.client_keys import read_client_keys
 from hxgw.config.gateway import (
     GATEWAY,
     read_bad_key_policy,
-    read_client_keys,
     read_drain_timeout,
     read_limits,
     read_listen,
@@ -26,7 +26,13 @@ from hxgw.config.gateway import (
 )
 from hxgw.config.limits_store import read_limits_store
 from hxgw.config.reader import Problems, Section, kind_of, read_yaml
-from hxgw.config.routing_settings import read_classifier, read_health, read_scoring
+from hxgw.config.routing_settings import (
+    cost_of,
+    read_classifier,
+    read_health,
+    read_price,
+    read_scoring,
+)
 from hxgw.config.schema import (
     DEFAULT_UPSTREAM,
     MODES,
@@ -153,6 +159,7 @@ def _models(doc: Section) -> Mapping[str, Model]:
             "weight",
             "cost",
             "max_context",
+            "price",
         }
     )
     for i, item in enumerate(raw):
@@ -174,6 +181,7 @@ def _models(doc: Section) -> Mapping[str, Model]:
             transforms = parse_transforms(
                 entry.raw("transforms"), REGISTRY, entry.child("transforms"), doc.problems
             )
+        price = read_price(entry) if entry.has("price") else None
         models[name] = Model(
             name=name,
             tier_score=float(entry.number("tier_score", 0.5, minimum=0.0, maximum=1.0)),
@@ -183,8 +191,9 @@ def _models(doc: Section) -> Mapping[str, Model]:
             mode=mode,
             transforms=transforms,
             weight=float(entry.number("weight", 1.0, positive=True)),
-            cost=entry.number("cost", None, minimum=0.0),
+            cost=entry.number("cost", None, minimum=0.0) if entry.has("cost") else cost_of(price),
             max_context=entry.number("max_context", None, positive=True, integer=True),
+            price=price,
         )
     return MappingProxyType(models)
 

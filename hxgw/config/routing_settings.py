@@ -1,5 +1,5 @@
-"""routing.yaml's tuning: health and circuit breakers, the scoring weights, and the
-learned router's classifier file (checked by loading it)."""
+"""routing.yaml's tuning (health and circuit breakers, the scoring weights, the
+learned router's classifier file, checked by loading it) and what a model costs."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 
 from hxgw.config.reader import Section
-from hxgw.config.schema import HealthSettings, ScoringWeights
+from hxgw.config.schema import HealthSettings, Price, ScoringWeights
 from hxgw.routing.classify import load_classifier
 
 
@@ -57,3 +57,20 @@ def read_classifier(section: Section, directory: Path) -> Path | None:
         section.report(f"cannot load the classifier model {str(path)!r}: {exc}", "classifier")
         return None
     return path
+
+
+def read_price(entry: Section) -> Price | None:
+    """A model's `price: {input_per_mtok, output_per_mtok}`."""
+    section = entry.section("price", frozenset({"input_per_mtok", "output_per_mtok"}))
+    given = (
+        section.number("input_per_mtok", None, minimum=0.0, required=True),
+        section.number("output_per_mtok", None, minimum=0.0, required=True),
+    )
+    if given[0] is None or given[1] is None:
+        return None
+    return Price(input_per_mtok=float(given[0]), output_per_mtok=float(given[1]))
+
+
+def cost_of(price: Price | None) -> float | None:
+    """The router's relative cost of a model that has a price and no `cost` of its own."""
+    return None if price is None else price.input_per_mtok + price.output_per_mtok

@@ -40,6 +40,19 @@ class HealthSettings:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Price:
+    """A model's price per million tokens, in the currency of the keys' budgets."""
+
+    input_per_mtok: float
+    output_per_mtok: float
+
+    def of(self, prompt_tokens: int, completion_tokens: int) -> float:
+        return (
+            prompt_tokens * self.input_per_mtok + completion_tokens * self.output_per_mtok
+        ) / 1e6
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Model:
     name: str
     tier_score: float
@@ -50,7 +63,10 @@ class Model:
     transforms: tuple[Transform, ...] = ()
     weight: float = 1.0
     cost: float | None = None
+    """The router's relative cost; defaults from `price` (input + output per Mtok)."""
     max_context: int | None = None
+    price: Price | None = None
+    """None: the model costs nothing in budgets."""
 
     def serves(self, mode: Mode) -> bool:
         """A model without a declared mode is trusted with every endpoint."""
@@ -149,6 +165,33 @@ class LimitsStore:
     the default: money spent over a budget cannot be taken back)."""
 
 
+PERIODS = {"1d": 86_400, "7d": 7 * 86_400, "30d": 30 * 86_400}
+"""The budget periods, in seconds; each starts at a multiple of it since the epoch."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeyLimits:
+    """What one key may use; None is no limit."""
+
+    rpm: int | None = None
+    tpm: int | None = None
+    max_parallel: int | None = None
+    budget: float | None = None
+    budget_period_s: int = PERIODS["1d"]
+
+    def __post_init__(self) -> None:
+        # A limit of 0 would refuse every request with no time to wait for; a key
+        # that may not be used is a key to remove.
+        for name in ("rpm", "tpm", "max_parallel"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name} must be at least 1, got {value}")
+        if self.budget is not None and self.budget < 0:
+            raise ValueError(f"budget must not be negative, got {self.budget}")
+        if self.budget_period_s < 1:
+            raise ValueError(f"budget_period_s must be positive, got {self.budget_period_s}")
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ClientKey:
     """A client key, held only as its SHA-256 digest."""
@@ -156,6 +199,8 @@ class ClientKey:
     name: str
     digest: bytes = field(repr=False)
     groups: frozenset[str] | None = None
+    limits: KeyLimits | None = None
+    """What the key may use (hxgw.keys.limits); None: no limits."""
 
     def may_use(self, group: str) -> bool:
         return self.groups is None or group in self.groups

@@ -26,39 +26,16 @@ from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
 from hxgw import jsonio
+from hxgw.config.schema import PERIODS as PERIODS
+from hxgw.config.schema import KeyLimits as KeyLimits
 from hxgw.errors import Unavailable
 
 WINDOW = 60.0
 """Seconds of the RPM and TPM window."""
-PERIODS = {"1d": 86_400, "7d": 7 * 86_400, "30d": 30 * 86_400}
-"""The budget periods, in seconds; each starts at a multiple of it since the epoch."""
 CONCURRENCY_RETRY = 1.0
 """A slot frees when some request ends, which no clock says: ask to retry in a second."""
 
 Refused = Literal["requests", "tokens", "concurrency", "budget"]
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class KeyLimits:
-    """What one key may use; None is no limit."""
-
-    rpm: int | None = None
-    tpm: int | None = None
-    max_parallel: int | None = None
-    budget: float | None = None
-    budget_period_s: int = PERIODS["1d"]
-
-    def __post_init__(self) -> None:
-        # A limit of 0 would refuse every request with no time to wait for; a key
-        # that may not be used is a key to remove.
-        for name in ("rpm", "tpm", "max_parallel"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"{name} must be at least 1, got {value}")
-        if self.budget is not None and self.budget < 0:
-            raise ValueError(f"budget must not be negative, got {self.budget}")
-        if self.budget_period_s < 1:
-            raise ValueError(f"budget_period_s must be positive, got {self.budget_period_s}")
 
 
 @dataclass(slots=True, kw_only=True, eq=False)

@@ -1,0 +1,88 @@
+"""Client keys from the environment (`MASTER_KEY`) and from `auth.keys_file`, with
+what each may use: groups, and limits (requests and tokens per minute, requests at
+once, a budget per period)."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Mapping
+from pathlib import Path
+
+from hxgw.config.gateway import AUTH_KEYS, GATEWAY
+from hxgw.config.reader import Problems, Section, kind_of, read_yaml
+from hxgw.config.schema import PERIODS, ClientKey, KeyLimits
+
+LIMIT_KEYS = ("rpm", "tpm", "max_parallel", "budget", "budget_period")
+
+
+def read_client_keys(
+    top: Section,
+    directory: Path,
+    env: Mapping[str, str],
+    problems: Problems,
+    files: list[Path],
+    *,
+    required: bool,
+) -> tuple[ClientKey, ...]:
+    keys: list[ClientKey] = []
+    master = env.get("MASTER_KEY")
+    if master:
+        keys.append(ClientKey(name="master", digest=hashlib.sha256(master.encode()).digest()))
+    keys_file = top.section("auth", AUTH_KEYS).string("keys_file")
+    if keys_file:
+        path = directory / keys_file
+        doc = read_yaml(path, problems, files, required=True)
+        keys.extend(_key_entries(Section(path.name, "", doc, problems, frozenset({"keys"}))))
+    if required and not keys and not keys_file:
+        problems.add(GATEWAY, "auth", "no client key: set MASTER_KEY or auth.keys_file")
+    return tuple(keys)
+
+
+def _key_entries(doc: Section) -> list[ClientKey]:
+    raw = doc.raw("keys")
+    if not isinstance(raw, list):
+        doc.report(f"must be a list of keys, got {kind_of(raw)}", "keys")
+        return []
+    out: list[ClientKey] = []
+    for i, item in enumerate(raw):
+        entry = Section(
+            doc.file,
+            f"keys[{i}]",
+            item,
+            doc.problems,
+            frozenset({"name", "key", "key_sha256", "groups", *LIMIT_KEYS}),
+        )
+        name = entry.string("name", required=True)
+        secret, hashed = entry.string("key"), entry.string("key_sha256")
+        if (secret is None) == (hashed is None):
+            entry.report("needs exactly one of key, key_sha256")
+            continue
+        try:
+            digest = hashlib.sha256(secret.encode()).digest() if secret else bytes.fromhex(hashed)
+        except ValueError:
+            digest = b""
+        if len(digest) != 32:
+            entry.report("must be 64 hex digits", "key_sha256")
+            continue
+        groups = frozenset(entry.str_list("groups")) if entry.has("groups") else None
+        if name:
+            limits = read_key_limits(entry)
+            out.append(ClientKey(name=name, digest=digest, groups=groups, limits=limits))
+    return out
+
+
+def read_key_limits(entry: Section) -> KeyLimits | None:
+    """A key's limits; None when it has none."""
+    if not any(entry.has(name) for name in LIMIT_KEYS):
+        return None
+    period = entry.string("budget_period", "1d")
+    if period not in PERIODS:
+        entry.report(f"must be one of {', '.join(PERIODS)}, got {period!r}", "budget_period")
+        period = "1d"
+    return KeyLimits(
+        rpm=entry.number("rpm", None, positive=True, integer=True),
+        tpm=entry.number("tpm", None, positive=True, integer=True),
+        max_parallel=entry.number("max_parallel", None, positive=True, integer=True),
+        budget=entry.number("budget", None, minimum=0.0),
+        budget_period_s=PERIODS[period],
+    )

@@ -1,0 +1,70 @@
+"""Limits on file keys and prices on models: read, defaulted and checked at load."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from hxgw.config import load_config
+from hxgw.config.schema import KeyLimits, Price
+from hxgw.errors import ConfigError
+from tests.fixtures import DEFAULT_MODELS, write_config
+
+ENV = {"MASTER_KEY": "sk-unit-test-key"}
+
+
+def _with_keys(tmp_path: Path, *entries: dict[str, object]) -> Path:
+    write_config(tmp_path, "http://127.0.0.1:1", gateway={"auth": {"keys_file": "keys.yaml"}})
+    (tmp_path / "keys.yaml").write_text(yaml.safe_dump({"keys": list(entries)}))
+    return tmp_path
+
+
+def test_a_file_key_carries_its_limits(tmp_path: Path):
+    _with_keys(tmp_path, {"name": "app", "key": "sk-app-1", "rpm": 60, "tpm": 1000,
+                          "max_parallel": 2, "budget": 5.5, "budget_period": "7d"})
+    key = next(k for k in load_config(tmp_path, ENV).keys if k.name == "app")
+    assert key.limits == KeyLimits(rpm=60, tpm=1000, max_parallel=2, budget=5.5,
+                                   budget_period_s=7 * 86_400)
+
+
+def test_a_key_without_limits_has_none(tmp_path: Path):
+    _with_keys(tmp_path, {"name": "app", "key": "sk-app-1"})
+    keys = load_config(tmp_path, ENV).keys
+    assert all(k.limits is None for k in keys)
+
+
+def test_bad_key_limits_are_reported_with_their_paths(tmp_path: Path):
+    _with_keys(tmp_path, {"name": "app", "key": "sk-app-1", "rpm": 0, "budget": -1,
+                          "budget_period": "1h"})
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path, ENV)
+    problems = str(caught.value).splitlines()
+    assert len(problems) == 3
+    for key in ("rpm", "budget", "budget_period"):
+        assert any(f"keys[0].{key}: " in p for p in problems)
+
+
+def test_a_model_price_is_read_and_gives_the_router_its_cost(tmp_path: Path):
+    models = [dict(DEFAULT_MODELS[0], price={"input_per_mtok": 3, "output_per_mtok": 15}),
+              *DEFAULT_MODELS[1:]]
+    write_config(tmp_path, "http://127.0.0.1:1", models=models)
+    alpha = load_config(tmp_path, ENV).models["alpha"]
+    assert alpha.price == Price(input_per_mtok=3.0, output_per_mtok=15.0)
+    assert alpha.cost == 18.0
+    assert alpha.price.of(1_000_000, 100_000) == pytest.approx(4.5)
+
+
+def test_a_model_cost_given_wins_over_its_price(tmp_path: Path):
+    models = [dict(DEFAULT_MODELS[0], cost=1, price={"input_per_mtok": 3, "output_per_mtok": 15}),
+              *DEFAULT_MODELS[1:]]
+    write_config(tmp_path, "http://127.0.0.1:1", models=models)
+    assert load_config(tmp_path, ENV).models["alpha"].cost == 1
+
+
+def test_a_price_needs_both_figures(tmp_path: Path):
+    models = [dict(DEFAULT_MODELS[0], price={"input_per_mtok": 3}), *DEFAULT_MODELS[1:]]
+    write_config(tmp_path, "http://127.0.0.1:1", models=models)
+    with pytest.raises(ConfigError, match=r"models.alpha.price.output_per_mtok: "):
+        load_config(tmp_path, ENV)
