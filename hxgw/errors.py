@@ -108,6 +108,26 @@ class RateLimited(GatewayError):
     code = "rate_limited"
 
 
+class KeyLimited(RateLimited):
+    """A client key's own limit (hxgw.keys.limits) refused the request: the 429 carries
+    the key's x-ratelimit-* headers and Retry-After, and the body OpenAI's SDKs expect."""
+
+    code = "rate_limit_exceeded"
+
+    def __init__(self, message: str, *, headers: dict[str, str], body: bytes) -> None:
+        super().__init__(message)
+        self.headers = headers
+        self.body = body
+
+    def to_json(self) -> bytes:
+        return self.body
+
+
+class KeyOverBudget(KeyLimited):
+    type = "insufficient_quota"
+    code = "insufficient_quota"
+
+
 class UpstreamError(GatewayError):
     """No upstream candidate produced a response."""
 

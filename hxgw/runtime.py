@@ -8,7 +8,9 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from hxgw.keys import Limiter
 from hxgw.keys.guard import BadKeyGuard
+from hxgw.keys.limiter_memory import MemoryLimiter
 from hxgw.observe import AccessLog
 from hxgw.observe.ids import RequestIds
 from hxgw.observe.loop_lag import LoopLag
@@ -116,6 +118,8 @@ class Runtime:
     access: AccessLog = field(default_factory=AccessLog.plain)
     deadlines: Deadlines = field(default_factory=Deadlines)
     gates: Gates = field(default_factory=Gates)
+    limiter: Limiter = field(default_factory=MemoryLimiter)
+    """The keys' limits; the daemon opens the one its config and workers call for."""
     ids: RequestIds = field(default_factory=RequestIds)
     figures: WorkerFigures | None = None
     loop_lag: LoopLag = field(default_factory=LoopLag)

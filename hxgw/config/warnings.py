@@ -30,6 +30,8 @@ def log_restart_only_changes(old: Config, new: Config) -> None:
         log.warning("TLS was switched on or off; it takes effect on restart")
     if old.limits.client_idle_timeout != new.limits.client_idle_timeout:
         log.warning("limits.client_idle_timeout changed; it takes effect on restart")
+    if old.limits_store != new.limits_store:
+        log.warning("limits_store changed; it takes effect on restart")
     if old.logging != new.logging:
         log.warning("logging settings changed; they take effect on restart")
 

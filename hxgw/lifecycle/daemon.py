@@ -23,8 +23,9 @@ from hxgw import __version__
 from hxgw.config import Config, Tls, load_config
 from hxgw.config.warnings import log_restart_only_changes, warn_if_world_readable
 from hxgw.errors import ConfigError
+from hxgw.keys import open_limiter
 from hxgw.keys.guard import is_within
-from hxgw.lifecycle.capacity import raise_descriptor_limit, stream_capacity
+from hxgw.lifecycle.capacity import log_capacity, raise_descriptor_limit, size_gates
 from hxgw.lifecycle.drain import drain
 from hxgw.lifecycle.notify import Notifier
 from hxgw.lifecycle.override import ListenOverride
@@ -54,8 +55,6 @@ class Daemon:
         self.listen_fd = listen_fd
         self.descriptors = 0
         """The descriptors this process may open, read at start."""
-        self.capacity = 0
-        """The upstream requests it may have at once: what the upstreams share."""
         self.holder = SnapshotHolder(config)
         self.notifier = Notifier()
         self.reload_requested = asyncio.Event()
@@ -73,15 +72,11 @@ class Daemon:
         warn_if_world_readable(config)
         self.descriptors = raise_descriptor_limit()
         client = UpstreamClient()
-        self._adopt(build_snapshot(config, client, generation=1, runtime=self.runtime))
-        gates = self.runtime.gates.values()
-        log.info(
-            "capacity",
-            descriptors=self.descriptors,
-            streams=self.capacity,
-            caps=",".join(f"{g.name}:{g.cap}" for g in gates),
-            queues=",".join(f"{g.name}:{g.max_queued}" for g in gates),
+        self.runtime.limiter = open_limiter(
+            config.limits_store, self.env, lease_s=config.timeouts.total
         )
+        self._adopt(build_snapshot(config, client, generation=1, runtime=self.runtime))
+        log_capacity(self.runtime.gates, self.descriptors)
         self.server = GatewayServer(
             Dispatcher(self.holder, self.inflight),
             access=self.runtime.access,
@@ -121,6 +116,7 @@ class Daemon:
             )
             await self.runner.cleanup()
             client.close()
+            await self.runtime.limiter.close()
             return 1
         self._install_signals()
         log.info(
@@ -156,6 +152,7 @@ class Daemon:
             task.cancel()
         await asyncio.gather(*beside, return_exceptions=True)
         client.close()
+        await self.runtime.limiter.close()
         self.notifier.close()
         self.runtime.access.flush()  # lines of the last loop turn, before "stopped"
         log.info("stopped")
@@ -225,11 +222,7 @@ class Daemon:
         breakers) is the process's: it is carried over for the models that still exist."""
         config = snapshot.state.config
         self.runtime.memory.health.configure(config.routing.health, config.models)
-        queued = sum(u.max_queued for u in config.upstreams.values())
-        self.capacity = config.limits.upstream_connections or stream_capacity(
-            self.descriptors, queued
-        )
-        self.runtime.gates.configure(config.upstreams.values(), self.capacity)
+        size_gates(self.runtime.gates, config, self.descriptors)
         self.runtime.metrics.generation.set(snapshot.state.generation)
         self.holder.swap(snapshot)
 

@@ -11,7 +11,6 @@ event loop's single thread never needs, and cost as much as all routing.
 
 from __future__ import annotations
 
-import re
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 
@@ -34,15 +33,6 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 OVERHEAD_BUCKETS = (5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 0.1)
 CIRCUIT_VALUES = {"closed": 0.0, "half_open": 0.5, "open": 1.0}
-# A usage's two counts side by side, in either order (OpenAI writes prompt_tokens first,
-# LiteLLM completion_tokens): one search for both, 3k instructions less than two.
-_BOTH = re.compile(
-    rb'"(?:prompt_tokens"\s*:\s*(\d+)\s*,\s*"completion_tokens"\s*:\s*(\d+)'
-    rb'|completion_tokens"\s*:\s*(\d+)\s*,\s*"prompt_tokens"\s*:\s*(\d+))'
-)
-# Each count alone, for a usage with one of them (embeddings) or with others between.
-_PROMPT = re.compile(rb'"prompt_tokens"\s*:\s*(\d+)')
-_COMPLETION = re.compile(rb'"completion_tokens"\s*:\s*(\d+)')
 
 
 class Metrics:
@@ -56,6 +46,7 @@ class Metrics:
         self._ttfb: dict[tuple[str, str], Histogram] = {}
         self._overhead = Histogram(OVERHEAD_BUCKETS)
         self._tokens: dict[str, list[int]] = {}  # model: [prompt, completion]
+        self._keys: dict[str, list[float]] = {}  # key: [requests, prompt, completion, spend]
         self.upstream_errors = Counter(
             "hxgw_upstream_errors",
             "Failed upstream attempts.",
@@ -132,22 +123,23 @@ class Metrics:
     def render(self) -> bytes:
         return generate_latest(self.registry)
 
-    def count_tokens(self, model: str, data: bytes) -> None:
-        """Count the `usage` an upstream reported in `data`: a whole JSON body, or one SSE
-        usage chunk. Only called on bytes that contain `"usage"`."""
+    def count_tokens(self, model: str, prompt: int, completion: int) -> None:
+        """Count the tokens an upstream reported in `usage` for `model`."""
         counts = self._tokens.get(model)
         if counts is None:
             counts = self._tokens[model] = [0, 0]
-        found = _BOTH.search(data)
-        if found is not None:
-            prompt, completion, completion_first, prompt_second = found.groups()
-            counts[0] += int(prompt or prompt_second)
-            counts[1] += int(completion or completion_first)
-            return
-        for index, pattern in enumerate((_PROMPT, _COMPLETION)):
-            alone = pattern.search(data)
-            if alone is not None:
-                counts[index] += int(alone[1])
+        counts[0] += prompt
+        counts[1] += completion
+
+    def key_used(self, key: str, prompt: int, completion: int, cost: float) -> None:
+        """One request of the key named `key` (never its secret), and what it used."""
+        figures = self._keys.get(key)
+        if figures is None:
+            figures = self._keys[key] = [0, 0, 0, 0.0]
+        figures[0] += 1
+        figures[1] += prompt
+        figures[2] += completion
+        figures[3] += cost
 
     def families(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
         """The per-request figures as Prometheus families, for a scrape."""
@@ -183,6 +175,26 @@ class Metrics:
             tokens.add_metric([model, "prompt"], prompt)
             tokens.add_metric([model, "completion"], completion)
         yield tokens
+        yield from self._key_families()
+
+    def _key_families(self) -> Iterator[CounterMetricFamily]:
+        requests = CounterMetricFamily(
+            "hxgw_key_requests", "Requests per client key (by its name).", labels=["key"]
+        )
+        tokens = CounterMetricFamily(
+            "hxgw_key_tokens",
+            "Tokens per client key, as reported by the upstream or estimated.",
+            labels=["key", "kind"],
+        )
+        spend = CounterMetricFamily(
+            "hxgw_key_spend", "Spend per client key, by the models' prices.", labels=["key"]
+        )
+        for key, (count, prompt, completion, cost) in list(self._keys.items()):
+            requests.add_metric([key], count)
+            tokens.add_metric([key, "prompt"], prompt)
+            tokens.add_metric([key, "completion"], completion)
+            spend.add_metric([key], cost)
+        yield from (requests, tokens, spend)
 
 
 class Histogram:

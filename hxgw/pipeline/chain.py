@@ -24,6 +24,7 @@ from hxgw.pipeline.access_log import log_access
 from hxgw.pipeline.auth import authenticate
 from hxgw.pipeline.context import RequestContext
 from hxgw.pipeline.forward import forward
+from hxgw.pipeline.limits import apply_limits
 from hxgw.pipeline.measure import record_metrics
 from hxgw.pipeline.models import list_models
 from hxgw.pipeline.operator import answer_operator
@@ -44,6 +45,7 @@ PROXY_STEPS: tuple[Step, ...] = (
     authenticate,  # bearer key -> named client key
     parse_body,  # size limit, JSON object, model/stream fields
     route,  # group or pinned model -> ordered candidates
+    apply_limits,  # the key's limits: reserve now, reconcile when it ends
     transform_request,  # per-model body rewrites, encoded lazily
     forward,  # failover over candidates until one produces a first byte
     relay,  # copy body or SSE to the client as it arrives

@@ -10,7 +10,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
@@ -21,6 +21,9 @@ from hxgw.routing.decision import Decision
 from hxgw.routing.health import ModelHealth
 from hxgw.state import GatewayState
 from hxgw.upstream import UpstreamResponse
+
+if TYPE_CHECKING:
+    from hxgw.pipeline.usage import Used
 
 
 @dataclass(slots=True)
@@ -74,6 +77,13 @@ class RequestContext:
     """Seconds spent waiting for a turn at busy upstreams; None when there was no wait."""
     outcome: str = "ok"
     usage: bytes = b""
+    """The upstream's `usage` object and what follows it, as it came."""
+    events: int = 0
+    """SSE `data:` lines relayed: a stream's completion, estimated, when it has no usage."""
+    used: Used | None = None
+    """What the request used, worked out once when it ends (`usage.used`)."""
+    headers: dict[str, str] | None = None
+    """Headers the gateway adds to the upstream's answer (a key's x-ratelimit-*)."""
     # perf_counter marks for the gateway's own share of the time to first byte
     sent_at: float | None = None
     upstream_first_at: float | None = None

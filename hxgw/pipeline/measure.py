@@ -5,11 +5,13 @@ from __future__ import annotations
 import time
 
 from hxgw.pipeline.context import RequestContext
+from hxgw.pipeline.usage import used
 from hxgw.types import Next
 
 
 async def record_metrics(ctx: RequestContext, call_next: Next) -> None:
-    """Reads ctx.status, served model, group, ttfb and the overhead marks; writes only metrics."""
+    """Reads ctx.status, served model, group, key, ttfb, the overhead marks and what the
+    request used; writes only metrics."""
     try:
         await call_next(ctx)
     finally:
@@ -25,5 +27,8 @@ async def record_metrics(ctx: RequestContext, call_next: Next) -> None:
             ctx.ttfb,
             ctx.overhead(),
         )
-        if ctx.usage and ctx.reply:
-            metrics.count_tokens(ctx.reply.model.name, ctx.usage)
+        spent = used(ctx)
+        if spent.source == "reported" and ctx.reply is not None:
+            metrics.count_tokens(ctx.reply.model.name, spent.prompt, spent.completion)
+        if ctx.key is not None:
+            metrics.key_used(ctx.key.name, spent.prompt, spent.completion, spent.cost)

@@ -150,6 +150,7 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
                 if ctx.client_first_at is None:
                     ctx.client_first_at = time.perf_counter()
                 ctx.bytes_out += cut
+                ctx.events += block.count(b"data:")
                 at_event_end = block.endswith((b"\n\n", b"\r\n\r\n")) or block in (b"\n", b"\r\n")
                 if b'_tokens"' in block and b'"usage"' in block:
                     ctx.usage = block  # the usage chunk: counted once, at the end

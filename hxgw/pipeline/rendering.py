@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import structlog
 
-from hxgw.errors import GatewayError, MethodNotAllowed, UpstreamAnswer
+from hxgw.errors import GatewayError, KeyLimited, MethodNotAllowed, UpstreamAnswer
 from hxgw.pipeline.context import RequestContext
 from hxgw.types import Next
 
@@ -47,4 +47,6 @@ def error_headers(ctx: RequestContext, exc: GatewayError) -> dict[str, str]:
     retry_after = exc.extra.get("retry_after")
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)
+    if isinstance(exc, KeyLimited):
+        headers.update(exc.headers)
     return headers

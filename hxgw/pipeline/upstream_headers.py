@@ -57,4 +57,6 @@ def response_headers(ctx: RequestContext, reply: Reply) -> dict[str, str]:
     headers["X-HX-Failovers"] = str(ctx.failovers)
     if ctx.decision is not None:
         headers["X-HX-Route"] = ctx.decision.header()
+    if ctx.headers:
+        headers.update(ctx.headers)
     return headers

@@ -131,11 +131,13 @@ class Gates(Mapping[str, Gate]):
 
     def __init__(self) -> None:
         self._gates: dict[str, Gate] = {}
+        self.capacity = 0
+        """The streams the upstreams without their own cap share."""
 
     def configure(self, upstreams: Iterable[Upstream], capacity: int) -> None:
         """Set each upstream's gate; an upstream without `max_concurrent` gets an
         equal share of `capacity`, the streams this process can hold."""
-        upstreams = list(upstreams)
+        upstreams, self.capacity = list(upstreams), capacity
         share = max(1, capacity // max(1, len(upstreams)))
         # A removed upstream's requests hold its gate itself; only the name goes.
         for name in self._gates.keys() - {u.name for u in upstreams}:

@@ -29,21 +29,12 @@ def test_a_duration_on_a_bucket_bound_counts_in_that_bucket_and_every_larger_one
     assert samples["hxgw_request_duration_seconds_sum", labels] == 0.25
 
 
-def test_tokens_are_read_from_a_usage_with_spaces_and_details():
-    metrics = Metrics(HealthBook(), lambda: 0)
-    metrics.count_tokens("m", b'"usage": {"prompt_tokens_details": {"cached_tokens": 4}, '
-                              b'"prompt_tokens" : 12, "completion_tokens":\n 7, "total_tokens": 19}')
-    samples = _samples(metrics)
-    assert samples["hxgw_tokens_total", (("kind", "prompt"), ("model", "m"))] == 12
-    assert samples["hxgw_tokens_total", (("kind", "completion"), ("model", "m"))] == 7
-
-
 def test_requests_are_counted_by_status_and_tokens_by_kind():
     metrics = Metrics(HealthBook(), lambda: 0)
     for status in (200, 200, 502):
         metrics.request_finished("chat", "g", "m", status, 0.01, 0.005, 0.0001)
-    metrics.count_tokens("m", b'"usage":{"prompt_tokens":5,"completion_tokens":2}')
-    metrics.count_tokens("m", b'"usage":{"prompt_tokens":1,"completion_tokens":3}')
+    metrics.count_tokens("m", 5, 2)
+    metrics.count_tokens("m", 1, 3)
     samples = _samples(metrics)
     base = (("endpoint", "chat"), ("group", "g"), ("model", "m"))
     assert samples["hxgw_requests_total", (*base, ("status", "200"))] == 2
@@ -54,27 +45,12 @@ def test_requests_are_counted_by_status_and_tokens_by_kind():
     assert samples["hxgw_time_to_first_byte_seconds_count", (("endpoint", "chat"), ("model", "m"))] == 3
 
 
-def _tokens(metrics: Metrics, model: str) -> tuple[float, float]:
+def test_each_key_has_its_requests_tokens_and_spend_by_name():
+    metrics = Metrics(HealthBook(), lambda: 0)
+    metrics.key_used("app", 10, 5, 0.25)
+    metrics.key_used("app", 2, 1, 0.5)
     samples = _samples(metrics)
-    return (
-        samples["hxgw_tokens_total", (("kind", "prompt"), ("model", model))],
-        samples["hxgw_tokens_total", (("kind", "completion"), ("model", model))],
-    )
-
-
-def test_tokens_are_read_from_a_usage_that_names_completion_tokens_first():
-    metrics = Metrics(HealthBook(), lambda: 0)
-    metrics.count_tokens("m", b'"usage":{"completion_tokens":9,"prompt_tokens":12,"total_tokens":21}}')
-    assert _tokens(metrics, "m") == (12, 9)
-
-
-def test_tokens_are_read_from_a_usage_with_other_fields_between_the_counts():
-    metrics = Metrics(HealthBook(), lambda: 0)
-    metrics.count_tokens("m", b'"usage":{"prompt_tokens":4,"total_tokens":10,"completion_tokens":6}')
-    assert _tokens(metrics, "m") == (4, 6)
-
-
-def test_an_embeddings_usage_counts_its_prompt_tokens_alone():
-    metrics = Metrics(HealthBook(), lambda: 0)
-    metrics.count_tokens("e", b'"usage":{"prompt_tokens":30,"total_tokens":30}}')
-    assert _tokens(metrics, "e") == (30, 0)
+    assert samples["hxgw_key_requests_total", (("key", "app"),)] == 2
+    assert samples["hxgw_key_tokens_total", (("key", "app"), ("kind", "prompt"))] == 12
+    assert samples["hxgw_key_tokens_total", (("key", "app"), ("kind", "completion"))] == 6
+    assert samples["hxgw_key_spend_total", (("key", "app"),)] == 0.75

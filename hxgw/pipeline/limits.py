@@ -1,0 +1,54 @@
+"""A key's limits: reserve what the request may use before it goes upstream, and
+reconcile to what it used when it ends, however it ends.
+
+The reservation is the request's size in tokens plus the completion it asked
+for (or a default), priced at its dearest candidate, since failover may move it
+there; so parallel requests cannot overspend a budget between them. The key's
+`x-ratelimit-*` headers go out with the answer, or with the 429 that refuses it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable
+
+from hxgw import jsonio
+from hxgw.config import KeyLimits
+from hxgw.errors import KeyLimited, KeyOverBudget
+from hxgw.keys import Decision, error_body
+from hxgw.pipeline.context import RequestContext
+from hxgw.pipeline.usage import estimated_completion, estimated_cost, estimated_prompt, used
+from hxgw.types import Next
+
+
+def apply_limits(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
+    """Reads ctx.key, ctx.raw_body, ctx.body and ctx.candidates; writes ctx.headers."""
+    key = ctx.key
+    if key is None or key.limits is None:
+        return call_next(ctx)
+    return _within_limits(ctx, key.name, key.limits, call_next)
+
+
+async def _within_limits(
+    ctx: RequestContext, name: str, limits: KeyLimits, call_next: Next
+) -> None:
+    limiter = ctx.state.runtime.limiter
+    prompt, completion = estimated_prompt(ctx), estimated_completion(ctx)
+    cost = estimated_cost(ctx.candidates, prompt, completion)
+    decision = await limiter.reserve(name, limits, prompt + completion, cost, time.time())
+    if not decision.allowed or decision.reservation is None:
+        raise _refusal(decision)
+    ctx.headers = decision.headers()
+    try:
+        await call_next(ctx)
+    finally:
+        spent = used(ctx)
+        # Shielded: a client that leaves cancels the request, not its bill.
+        await asyncio.shield(limiter.reconcile(decision.reservation, spent.total, spent.cost))
+
+
+def _refusal(decision: Decision) -> KeyLimited:
+    body = error_body(decision)
+    kind = KeyOverBudget if decision.refused == "budget" else KeyLimited
+    return kind(body["error"]["message"], headers=decision.headers(), body=jsonio.dumps(body))

@@ -1,0 +1,111 @@
+"""What a request used: its tokens and their cost, as the upstream reported them or,
+when it did not, as estimated.
+
+The upstream reports `usage` at the end of a body and in the last chunk of a
+stream that asked for it (`stream_options.include_usage`). A stream the client
+left is cancelled upstream at once, so it has no final usage: its completion is
+estimated at one token per event relayed (OpenAI's streams send a token or a
+few per event), its prompt from the request's size. The source is kept with
+the figures, so a bill can tell the two apart.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Literal
+
+from hxgw.config import Model
+from hxgw.pipeline.context import RequestContext
+
+Source = Literal["reported", "estimated", "none"]
+
+BYTES_PER_TOKEN = 4
+"""A request body's bytes per prompt token: OpenAI's rule of thumb for English, and an
+overestimate for a JSON body, which is what a reservation wants."""
+DEFAULT_COMPLETION = 256
+"""The completion a reservation assumes when the request sets no `max_tokens`."""
+# A usage's two counts side by side, in either order (OpenAI writes prompt_tokens first,
+# LiteLLM completion_tokens): one search for both.
+_BOTH = re.compile(
+    rb'"(?:prompt_tokens"\s*:\s*(\d+)\s*,\s*"completion_tokens"\s*:\s*(\d+)'
+    rb'|completion_tokens"\s*:\s*(\d+)\s*,\s*"prompt_tokens"\s*:\s*(\d+))'
+)
+# Each count alone, for a usage with one of them (embeddings) or with others between.
+_PROMPT = re.compile(rb'"prompt_tokens"\s*:\s*(\d+)')
+_COMPLETION = re.compile(rb'"completion_tokens"\s*:\s*(\d+)')
+
+
+@dataclass(frozen=True, slots=True)
+class Used:
+    prompt: int
+    completion: int
+    cost: float
+    source: Source
+
+    @property
+    def total(self) -> int:
+        return self.prompt + self.completion
+
+
+NOTHING = Used(0, 0, 0.0, "none")
+
+
+def reported_tokens(data: bytes) -> tuple[int, int] | None:
+    """The prompt and completion tokens of a `usage` in `data`, None when there is none."""
+    found = _BOTH.search(data)
+    if found is not None:
+        prompt, completion, completion_first, prompt_second = found.groups()
+        return int(prompt or prompt_second), int(completion or completion_first)
+    prompt_alone, completion_alone = _PROMPT.search(data), _COMPLETION.search(data)
+    if prompt_alone is None and completion_alone is None:
+        return None
+    return (
+        int(prompt_alone[1]) if prompt_alone else 0,
+        int(completion_alone[1]) if completion_alone else 0,
+    )
+
+
+def used(ctx: RequestContext) -> Used:
+    """What the request used, worked out once, when it has ended."""
+    if ctx.used is not None:
+        return ctx.used
+    reply = ctx.reply
+    if reply is None:
+        ctx.used = NOTHING  # no upstream served it
+        return NOTHING
+    counts = reported_tokens(ctx.usage) if ctx.usage else None
+    if counts is not None:
+        prompt, completion = counts
+        source: Source = "reported"
+    elif ctx.status >= 400:
+        prompt, completion, source = 0, 0, "none"
+    else:
+        prompt, completion, source = estimated_prompt(ctx), ctx.events, "estimated"
+    price = reply.model.price
+    cost = price.of(prompt, completion) if price is not None else 0.0
+    ctx.used = Used(prompt, completion, cost, source)
+    return ctx.used
+
+
+def estimated_prompt(ctx: RequestContext) -> int:
+    return len(ctx.raw_body) // BYTES_PER_TOKEN + 1
+
+
+def estimated_completion(ctx: RequestContext) -> int:
+    """The most the request asked the model to write, or a default; 0 for embeddings."""
+    if ctx.endpoint.name == "embeddings":
+        return 0
+    body = ctx.body or {}
+    for name in ("max_completion_tokens", "max_tokens", "max_output_tokens"):
+        value = body.get(name)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return DEFAULT_COMPLETION
+
+
+def estimated_cost(candidates: tuple[Model, ...], prompt: int, completion: int) -> float:
+    """The most the request could cost on any of its candidates: failover may move it."""
+    return max(
+        (m.price.of(prompt, completion) for m in candidates if m.price is not None), default=0.0
+    )

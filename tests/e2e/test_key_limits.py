@@ -1,0 +1,153 @@
+"""A key's own limits through the real gateway: requests per minute, requests at once
+and a budget, with OpenAI's 429s and headers, and usage billed however a request ends."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import openai
+import pytest
+import yaml
+from multidict import CIMultiDict
+
+from tests.conftest import StartGateway
+from tests.fake_upstream import FakeUpstream
+from tests.fixtures import DEFAULT_MODELS, Gateway, new_key, wait_for
+
+PRICED = [dict(m, price={"input_per_mtok": 1000, "output_per_mtok": 1000})
+          for m in DEFAULT_MODELS]
+"""$0.001 a token: the fake's answers cost a few cents each."""
+
+
+async def _start(start_gateway: StartGateway, tmp_path: Path, **limits: Any) -> tuple[Gateway, str]:
+    secret = new_key("sk-app")
+    keys = tmp_path / "keys.yaml"
+    keys.write_text(yaml.safe_dump({"keys": [{"name": "app", "key": secret, **limits}]}))
+    keys.chmod(0o600)
+    gateway = await start_gateway(models=PRICED, gateway={"auth": {"keys_file": str(keys)}})
+    return gateway, secret
+
+
+def _chat(**extra: Any) -> dict[str, Any]:
+    return {"model": "chat", "messages": [{"role": "user", "content": "hi"}], **extra}
+
+
+async def _post(client: aiohttp.ClientSession, gateway: Gateway, secret: str,
+                **extra: Any) -> tuple[int, CIMultiDict[str], dict[str, Any]]:
+    async with client.post(gateway.url + "/v1/chat/completions", json=_chat(**extra),
+                           headers={"Authorization": f"Bearer {secret}"}) as resp:
+        return resp.status, CIMultiDict(resp.headers), await resp.json()
+
+
+async def _spend(client: aiohttp.ClientSession, gateway: Gateway) -> float:
+    async with client.get(gateway.url + "/metrics", headers=gateway.auth) as resp:
+        text = await resp.text()
+    found = re.search(r'^hxgw_key_spend_total\{key="app"\} (\S+)$', text, re.M)
+    return float(found[1]) if found else 0.0
+
+
+async def test_a_key_gets_exactly_its_requests_per_minute_then_429(
+    start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession
+):
+    gateway, secret = await _start(start_gateway, tmp_path, rpm=3)
+    remaining = []
+    for _ in range(3):
+        status, headers, _ = await _post(client, gateway, secret)
+        assert status == 200
+        assert headers["x-ratelimit-limit-requests"] == "3"
+        remaining.append(headers["x-ratelimit-remaining-requests"])
+    assert remaining == ["2", "1", "0"]
+    status, headers, body = await _post(client, gateway, secret)
+    assert status == 429
+    assert body["error"]["code"] == "rate_limit_exceeded"
+    assert int(headers["retry-after"]) >= 59
+    assert headers["x-ratelimit-remaining-requests"] == "0"
+
+
+async def test_the_master_key_has_no_limits_when_an_app_key_is_limited(
+    start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession
+):
+    gateway, secret = await _start(start_gateway, tmp_path, rpm=1)
+    assert (await _post(client, gateway, secret))[0] == 200
+    assert (await _post(client, gateway, secret))[0] == 429
+    assert (await _post(client, gateway, gateway.key))[0] == 200
+
+
+async def test_the_openai_sdk_raises_its_rate_limit_error_on_a_key_limit(
+    start_gateway: StartGateway, tmp_path: Path
+):
+    gateway, secret = await _start(start_gateway, tmp_path, rpm=1)
+    sdk = openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key=secret, max_retries=0)
+    await sdk.chat.completions.create(model="chat", messages=[{"role": "user", "content": "x"}])
+    with pytest.raises(openai.RateLimitError) as raised:
+        await sdk.chat.completions.create(model="chat", messages=[{"role": "user", "content": "x"}])
+    assert raised.value.code == "rate_limit_exceeded"
+    await sdk.close()
+
+
+async def test_a_spent_budget_refuses_with_insufficient_quota(
+    start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession
+):
+    gateway, secret = await _start(start_gateway, tmp_path, budget=0.05)
+    status, _, _ = await _post(client, gateway, secret, max_tokens=10)
+    assert status == 200
+    status, _, body = await _post(client, gateway, secret, max_tokens=100)
+    assert status == 429
+    assert body["error"]["type"] == "insufficient_quota"
+    assert body["error"]["code"] == "insufficient_quota"
+
+
+async def test_fifty_parallel_requests_overspend_a_budget_by_at_most_one_reservation(
+    start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession,
+    fake: FakeUpstream,
+):
+    fake.behave("m-alpha", header_delay=0.2)  # all fifty are in flight together
+    gateway, secret = await _start(start_gateway, tmp_path, budget=0.3)
+    results = await asyncio.gather(*(_post(client, gateway, secret, max_tokens=20)
+                                     for _ in range(50)))
+    served = sum(1 for status, _, _ in results if status == 200)
+    refused = [body for status, _, body in results if status == 429]
+    assert served + len(refused) == 50 and 0 < served < 50
+    assert all(b["error"]["code"] == "insufficient_quota" for b in refused)
+    # Each request reserves about 0.06 (its body's tokens and 20 more) and costs 0.01.
+    await asyncio.sleep(0.2)  # the last answers' figures are recorded as they end
+    assert 0 < await _spend(client, gateway) <= 0.3 + 0.07
+
+
+async def test_requests_at_once_past_the_key_limit_get_429(
+    start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession,
+    fake: FakeUpstream,
+):
+    held = fake.behave("m-alpha", gate=asyncio.Event())
+    gateway, secret = await _start(start_gateway, tmp_path, max_parallel=1)
+    headers = {"Authorization": f"Bearer {secret}"}
+    async with client.post(gateway.url + "/v1/chat/completions", json=_chat(stream=True),
+                           headers=headers) as stream:
+        await stream.content.readuntil(b"\n\n")
+        status, _, body = await _post(client, gateway, secret)
+        assert status == 429 and "at once" in body["error"]["message"]
+        assert held.gate is not None
+        held.gate.set()
+        await stream.read()
+    assert (await _post(client, gateway, secret))[0] == 200
+
+
+async def test_a_stream_the_client_leaves_is_still_billed(
+    start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession,
+    fake: FakeUpstream,
+):
+    fake.behave("m-alpha", content="w " * 200, chunk_delay=0.01)
+    gateway, secret = await _start(start_gateway, tmp_path, budget=100)
+    async with client.post(gateway.url + "/v1/chat/completions", json=_chat(stream=True),
+                           headers={"Authorization": f"Bearer {secret}"}) as stream:
+        for _ in range(5):
+            await stream.content.readuntil(b"\n\n")
+    # The client has gone: the gateway cancels the upstream call and bills what it relayed.
+    await wait_for(lambda: "m-alpha" in fake.cancelled)
+    await asyncio.sleep(0.2)
+    # Five events relayed, estimated at a token each, and the prompt from the body's size.
+    assert await _spend(client, gateway) > 0.005

@@ -1,0 +1,27 @@
+"""Reading an upstream's `usage`, whatever its order and spacing."""
+
+from hxgw.pipeline.usage import reported_tokens
+
+
+def test_tokens_are_read_from_a_usage_with_spaces_and_details():
+    data = (b'"usage": {"prompt_tokens_details": {"cached_tokens": 4}, '
+            b'"prompt_tokens" : 12, "completion_tokens":\n 7, "total_tokens": 19}')
+    assert reported_tokens(data) == (12, 7)
+
+
+def test_tokens_are_read_from_a_usage_that_names_completion_tokens_first():
+    data = b'"usage":{"completion_tokens":9,"prompt_tokens":12,"total_tokens":21}}'
+    assert reported_tokens(data) == (12, 9)
+
+
+def test_tokens_are_read_from_a_usage_with_other_fields_between_the_counts():
+    data = b'"usage":{"prompt_tokens":4,"total_tokens":10,"completion_tokens":6}'
+    assert reported_tokens(data) == (4, 6)
+
+
+def test_an_embeddings_usage_counts_its_prompt_tokens_alone():
+    assert reported_tokens(b'"usage":{"prompt_tokens":30,"total_tokens":30}}') == (30, 0)
+
+
+def test_a_usage_without_counts_is_none():
+    assert reported_tokens(b'"usage":null}') is None
