@@ -1,0 +1,64 @@
+"""One key's limit held across processes: two gateway instances on one Redis, and
+the workers of one instance on their shared file, enforce one limit, not N."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import yaml
+
+from tests.conftest import StartGateway
+from tests.fixtures import Gateway, new_key
+from tests.redis_server import RedisServer, redis_server  # noqa: F401 -- a fixture
+
+RPM = 4
+
+
+def _keys_file(tmp_path: Path, secret: str) -> str:
+    keys = tmp_path / "keys.yaml"
+    keys.write_text(yaml.safe_dump({"keys": [{"name": "app", "key": secret, "rpm": RPM}]}))
+    keys.chmod(0o600)
+    return str(keys)
+
+
+async def _status(client: aiohttp.ClientSession, gateway: Gateway, secret: str) -> int:
+    body: dict[str, Any] = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
+    async with client.post(gateway.url + "/v1/chat/completions", json=body,
+                           headers={"Authorization": f"Bearer {secret}"}) as resp:
+        await resp.read()
+        return resp.status
+
+
+async def test_two_instances_on_one_redis_enforce_one_rpm(
+    start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession,
+    redis_server: RedisServer,  # noqa: F811
+):
+    secret = new_key("sk-app")
+    config = {"auth": {"keys_file": _keys_file(tmp_path, secret)}}
+    env = {"REDIS_URL": redis_server.url}
+    first = await start_gateway(gateway=config, env=env)
+    second = await start_gateway(gateway=config, env=env)
+    statuses = [await _status(client, (first, second)[i % 2], secret) for i in range(RPM)]
+    assert statuses == [200] * RPM
+    # The next one is refused whichever instance it reaches.
+    assert await _status(client, first, secret) == 429
+    assert await _status(client, second, secret) == 429
+
+
+async def test_the_workers_of_one_instance_enforce_one_rpm(
+    start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession,
+):
+    secret = new_key("sk-app")
+    gateway = await start_gateway(gateway={"workers": 2,
+                                           "auth": {"keys_file": _keys_file(tmp_path, secret)}})
+    # A new connection for each request: the kernel spreads them over the workers.
+    statuses = []
+    for _ in range(RPM + 12):
+        async with aiohttp.ClientSession() as fresh:
+            statuses.append(await _status(fresh, gateway, secret))
+    assert statuses == [200] * RPM + [429] * 12
+    workers = set(re.findall(r"key=app .* worker=(\d+)", gateway.logs()))
+    assert len(workers) == 2  # both answered: the limit held across them
