@@ -57,3 +57,16 @@ def secret_files(config: Config) -> list[Path]:
     if config.tls is not None:
         paths.append(config.tls.key)
     return paths
+
+
+def note_unpriced_models(config: Config) -> None:
+    """Once, at start: the models without a price, which cost nothing in budgets."""
+    unpriced = [m.name for m in config.models.values() if m.price is None]
+    if unpriced:
+        log.info("models without a price cost nothing in budgets", models=",".join(unpriced))
+
+
+def warn_at_start(config: Config) -> None:
+    """What the operator should hear once, when the daemon starts."""
+    warn_if_world_readable(config)
+    note_unpriced_models(config)

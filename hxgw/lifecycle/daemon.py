@@ -21,7 +21,7 @@ from aiohttp import web
 
 from hxgw import __version__
 from hxgw.config import Config, Tls, load_config
-from hxgw.config.warnings import log_restart_only_changes, warn_if_world_readable
+from hxgw.config.warnings import log_restart_only_changes, warn_at_start
 from hxgw.errors import ConfigError
 from hxgw.keys import open_limiter
 from hxgw.keys.guard import is_within
@@ -69,7 +69,7 @@ class Daemon:
 
     async def run(self) -> int:
         config = self.holder.config
-        warn_if_world_readable(config)
+        warn_at_start(config)
         self.descriptors = raise_descriptor_limit()
         client = UpstreamClient()
         self.runtime.limiter = open_limiter(

@@ -1,4 +1,5 @@
-"""Warnings a loaded config deserves: only the secrets' file modes, once, with the fix."""
+"""What a loaded config deserves to be told at start: the secrets' file modes, once,
+with the fix, and the models without a price."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ import pytest
 import structlog
 
 from hxgw.config import load_config
-from hxgw.config.warnings import warn_if_world_readable
-from tests.fixtures import new_key, write_config
+from hxgw.config.warnings import warn_at_start, warn_if_world_readable
+from tests.fixtures import DEFAULT_MODELS, new_key, write_config
 
 
 def _warnings(config_dir: Path) -> list[dict[str, object]]:
@@ -56,3 +57,14 @@ def test_a_keys_file_readable_by_everyone_gets_a_warning(tmp_path: Path):
     keys.write_text(f"keys:\n  - name: app\n    key: {new_key()}\n")
     keys.chmod(0o644)
     assert [w["path"] for w in _warnings(config_dir)] == [str(keys)]
+
+
+def test_models_without_a_price_are_named_once_at_start(tmp_path: Path):
+    models = [dict(DEFAULT_MODELS[0], price={"input_per_mtok": 1, "output_per_mtok": 2}),
+              *DEFAULT_MODELS[1:]]
+    config = load_config(write_config(tmp_path / "conf", "http://127.0.0.1:1", models=models),
+                         {"MASTER_KEY": new_key()})
+    with structlog.testing.capture_logs() as logs:
+        warn_at_start(config)
+    notes = [e for e in logs if e["event"] == "models without a price cost nothing in budgets"]
+    assert len(notes) == 1 and notes[0]["models"] == "beta,gamma,embed"
