@@ -94,8 +94,7 @@ class Ledger:
 
     def _run(self) -> None:
         while True:
-            self._wake.wait(self.batch_interval)
-            self._wake.clear()
+            # Read before the flush: a close() during it gets one more, final, flush.
             final = self._closing.is_set()
             try:
                 self._flush(final=final)
@@ -103,6 +102,8 @@ class Ledger:
                 log.exception("usage ledger writer failed")
             if final:
                 break
+            self._wake.wait(self.batch_interval)
+            self._wake.clear()
         self._stop()
 
     def _stop(self) -> None:
@@ -118,6 +119,7 @@ class Ledger:
         done = 0
         if final or time.monotonic() >= self._retry_at:
             try:
+                self._connect()  # also at start with no rows: the schema is migrated early
                 if self.spool.waiting:
                     replayed = self.spool.replay(self._write, self.batch_rows)
                     if replayed:
