@@ -21,6 +21,7 @@ from hxgw.config.gateway import (
     read_listen,
     read_logging,
     read_metrics_access,
+    read_readiness,
     read_timeouts,
     read_tls,
     read_upstreams,
@@ -35,10 +36,10 @@ from hxgw.config.schema import (
     Group,
     HealthSettings,
     Model,
-    ReadinessProbe,
     Routing,
     ScoringWeights,
 )
+from hxgw.config.store import read_store
 from hxgw.config.transforms import Transform, parse_transforms
 from hxgw.errors import ConfigError
 from hxgw.routing.classify import load_classifier
@@ -88,13 +89,7 @@ def load_config(
     metrics = read_metrics_access(top, env)
     bad_keys, tls = read_bad_key_policy(top), read_tls(top, directory)
     workers = read_workers(top.raw("workers", 1), top)
-    probe = top.section("readiness", frozenset({"interval", "stale_after", "max_loop_lag"}))
-    base = ReadinessProbe()
-    readiness = ReadinessProbe(
-        interval=float(probe.number("interval", base.interval, positive=True)),
-        stale_after=float(probe.number("stale_after", base.stale_after, positive=True)),
-        max_loop_lag=float(probe.number("max_loop_lag", base.max_loop_lag, minimum=0)),
-    )
+    readiness, store = read_readiness(top), read_store(top, env)
     if problems.messages:
         raise ConfigError("\n".join(problems.messages))
     return Config(
@@ -111,6 +106,7 @@ def load_config(
         bad_keys=bad_keys,
         tls=tls,
         workers=workers,
+        store=store,
         routing=routing,
         models=models,
         files=tuple(files),
@@ -129,6 +125,7 @@ _GATEWAY_KEYS = (
     "readiness",
     "tls",
     "workers",
+    "store",
 )
 
 
