@@ -8,7 +8,7 @@ ledger keeps its table here, and so will the key store.
 May import: the standard library and psycopg; nothing else of hxgw.
 """
 
-from hxgw.store.database import Connection, Database, Dialect, StoreError
+from hxgw.store.database import Connection, Database, Dialect, NoStore, StoreError
 from hxgw.store.locate import DEFAULT_STATE_DIR, SQLITE_FILE, open_database
 from hxgw.store.migrate import Migration
 
@@ -19,6 +19,7 @@ __all__ = [
     "Database",
     "Dialect",
     "Migration",
+    "NoStore",
     "StoreError",
     "open_database",
 ]

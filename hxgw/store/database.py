@@ -23,6 +23,10 @@ class StoreError(Exception):
     rows and try again later."""
 
 
+class NoStore(StoreError):
+    """A reader found no store to read: the SQLite file does not exist."""
+
+
 class Connection(ABC):
     """One session with the store. Not shared between threads."""
 

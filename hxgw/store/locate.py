@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from hxgw.store.database import Database
-from hxgw.store.postgres import PostgresDatabase
 from hxgw.store.sqlite import SqliteDatabase
 
 DEFAULT_STATE_DIR = Path("/var/lib/hxgw")
@@ -26,5 +25,8 @@ def open_database(database_url: str | None, state_dir: Path, *, create: bool = T
     if database_url:
         if not is_postgres_url(database_url):
             raise ValueError("DATABASE_URL must start with postgresql:// or postgres://")
+        # psycopg is imported only by a gateway that uses PostgreSQL.
+        from hxgw.store.postgres import PostgresDatabase
+
         return PostgresDatabase(database_url)
     return SqliteDatabase(state_dir / SQLITE_FILE, create=create)

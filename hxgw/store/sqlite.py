@@ -13,7 +13,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from hxgw.store.database import Connection, Database, Dialect, Row, StoreError
+from hxgw.store.database import Connection, Database, Dialect, NoStore, Row, StoreError
 
 
 class SqliteDatabase(Database):
@@ -30,7 +30,7 @@ class SqliteDatabase(Database):
 
     def connect(self) -> Connection:
         if not self.create and not self.path.is_file():
-            raise StoreError(f"no database at {self.path}")
+            raise NoStore(f"no database at {self.path}")
         try:
             if self.create:
                 self.path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
