@@ -82,7 +82,8 @@ class Ledger:
     def close(self, timeout: float | None = None) -> bool:
         """Write what is queued (to the spool if the store is away) and stop the writer.
 
-        Returns False when the writer was still busy after `timeout` seconds."""
+        Returns False when the writer was still busy after `timeout` seconds. Rows
+        recorded after close() are not written."""
         self._closing.set()
         self._wake.set()
         if self._thread.is_alive():
@@ -129,7 +130,7 @@ class Ledger:
                     done += self.batch_rows
                 self._recovered()
                 return
-            except StoreError as exc:
+            except (StoreError, OSError) as exc:  # OSError: a spool file that cannot be read
                 self._failed(exc)
         self._keep(rows[done:])
 
@@ -160,7 +161,7 @@ class Ledger:
                 log.debug("usage store connection close failed", error=str(exc))
             self._connection = None
 
-    def _failed(self, exc: StoreError) -> None:
+    def _failed(self, exc: Exception) -> None:
         self._disconnect()
         self._backoff = min(max(self._backoff * 2, self.batch_interval), self.max_backoff)
         self._retry_at = time.monotonic() + self._backoff
