@@ -95,3 +95,19 @@ def test_the_spool_keeps_the_oldest_rows_up_to_its_bound_and_refuses_the_newest(
     kept: list[str] = []
     Spool(tmp_path / "spool", 20_000).replay(lambda rows: kept.extend(r.request_id for r in rows), 50)
     assert kept == [f"req-{n:06d}" for n in range(ledger.rows_spooled)]
+
+
+def test_two_workers_write_one_sqlite_file_at_once(tmp_path: Path):
+    ledgers = [
+        Ledger(open_database(None, tmp_path), tmp_path / "spool", batch_interval=0.01,
+               batch_rows=10)
+        for _ in range(2)
+    ]
+    for ledger in ledgers:
+        ledger.start()
+    for n in range(1000):
+        ledgers[n % 2].record(row(n))
+    for ledger in ledgers:
+        assert ledger.close(timeout=20)
+    assert len(stored_ids(open_database(None, tmp_path))) == 1000
+    assert sum(ledger.rows_spooled for ledger in ledgers) == 0
