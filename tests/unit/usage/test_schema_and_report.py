@@ -10,6 +10,7 @@ import pytest
 from hxgw.store import Database
 from hxgw.store.migrate import migrate, schema_version
 from hxgw.usage import MIGRATIONS, Ledger, Totals, UsageRow, ledger_exists, totals
+from hxgw.usage.schema import INSERT
 from tests.unit.usage.rows import T0, row, stored_ids
 
 
@@ -25,10 +26,8 @@ def _indexes(database: Database) -> set[str]:
 def test_a_v1_ledger_is_migrated_up_keeping_its_rows(database: Database, tmp_path: Path):
     with database.connect() as connection:
         migrate(connection, MIGRATIONS, upto=1)
-    old = Ledger(database, tmp_path / "spool")
-    old._migrated = True  # as a gateway that knew only v1 would have written
-    old.record(row(1))
-    old.close()
+        with connection.transaction():  # as a gateway that knew only v1 wrote it
+            connection.execute(INSERT, row(1).values())
     assert "usage_ledger_started" not in _indexes(database)
     ledger = Ledger(database, tmp_path / "spool")
     ledger.record(row(2))
