@@ -1,4 +1,4 @@
-"""The `hxgw` command: serve, check-config, demo-upstream.
+"""The `hxgw` command: serve, check-config, usage, demo-upstream.
 
 Exit codes: 0 success, 1 invalid config or a failure to start, 2 bad usage.
 """
@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from hxgw import __version__
-from hxgw.tools import smoke, train_router
+from hxgw.tools import smoke, train_router, usage_cli
 
 DEFAULT_CONFIG_DIR = "/etc/hxgw"
 
@@ -77,6 +77,10 @@ def _parser() -> argparse.ArgumentParser:
         command("smoke", "check a running gateway end to end (key from MASTER_KEY or --key-file)")
     )
 
+    usage_cli.add_arguments(
+        command("usage", "what each key (model, day) used, from the usage ledger"), config_help
+    )
+
     demo = command("demo-upstream", "run a deterministic OpenAI-compatible fake upstream")
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=_port, default=4000)
@@ -110,6 +114,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return train_router.run(args)
     if args.command == "smoke":
         return smoke.run(args)
+    if args.command == "usage":
+        return usage_cli.run(args, config_dir, env)
     if args.command == "demo-upstream":
         from hxgw.tools.demo_upstream import run
 

@@ -2,7 +2,7 @@
 files and the environment, and the warnings a config deserves.
 
 May import: hxgw.errors, hxgw.jsonio, and to check at load a classifier file and an
-upstream URL with the code that will use them, hxgw.routing.classify and hxgw.upstream. Modules inside import each other directly, never this face.
+upstream URL with the code that will use them, hxgw.routing.classify and hxgw.upstream; to check DATABASE_URL, hxgw.store. Modules inside import each other directly, never this face.
 """
 
 from hxgw.config.load import load_config
@@ -16,8 +16,10 @@ from hxgw.config.schema import (
     Model,
     Price,
     ScoringWeights,
+    StoreSettings,
     Tls,
 )
+from hxgw.config.store import load_store_settings
 
 __all__ = [
     "STRATEGIES",
@@ -29,6 +31,8 @@ __all__ = [
     "Model",
     "Price",
     "ScoringWeights",
+    "StoreSettings",
     "Tls",
     "load_config",
+    "load_store_settings",
 ]

@@ -22,6 +22,7 @@ from hxgw.config.schema import (
     Logging,
     MetricsAccess,
     Network,
+    ReadinessProbe,
     Timeouts,
     Tls,
 )
@@ -54,6 +55,16 @@ def read_workers(value: Any, top: Section) -> int | Literal["auto"]:
 def read_drain_timeout(top: Section) -> float:
     section = top.section("shutdown", frozenset({"drain_timeout"}))
     return float(section.number("drain_timeout", 20.0, minimum=0, maximum=3600))
+
+
+def read_readiness(top: Section) -> ReadinessProbe:
+    probe = top.section("readiness", frozenset({"interval", "stale_after", "max_loop_lag"}))
+    base = ReadinessProbe()
+    return ReadinessProbe(
+        interval=float(probe.number("interval", base.interval, positive=True)),
+        stale_after=float(probe.number("stale_after", base.stale_after, positive=True)),
+        max_loop_lag=float(probe.number("max_loop_lag", base.max_loop_lag, minimum=0)),
+    )
 
 
 AUTH_KEYS = frozenset(

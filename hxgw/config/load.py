@@ -20,6 +20,7 @@ from hxgw.config.gateway import (
     read_listen,
     read_logging,
     read_metrics_access,
+    read_readiness,
     read_timeouts,
     read_tls,
     read_workers,
@@ -40,9 +41,9 @@ from hxgw.config.schema import (
     Config,
     Group,
     Model,
-    ReadinessProbe,
     Routing,
 )
+from hxgw.config.store import read_store
 from hxgw.config.transforms import Transform, parse_transforms
 from hxgw.config.upstreams import read_upstreams
 from hxgw.errors import ConfigError
@@ -92,13 +93,7 @@ def load_config(
     metrics = read_metrics_access(top, env)
     bad_keys, tls = read_bad_key_policy(top), read_tls(top, directory)
     workers, limits_store = read_workers(top.raw("workers", 1), top), read_limits_store(top, env)
-    probe = top.section("readiness", frozenset({"interval", "stale_after", "max_loop_lag"}))
-    base = ReadinessProbe()
-    readiness = ReadinessProbe(
-        interval=float(probe.number("interval", base.interval, positive=True)),
-        stale_after=float(probe.number("stale_after", base.stale_after, positive=True)),
-        max_loop_lag=float(probe.number("max_loop_lag", base.max_loop_lag, minimum=0)),
-    )
+    readiness, store = read_readiness(top), read_store(top, env)
     if problems.messages:
         raise ConfigError("\n".join(problems.messages))
     return Config(
@@ -115,6 +110,7 @@ def load_config(
         bad_keys=bad_keys,
         tls=tls,
         workers=workers,
+        store=store,
         routing=routing,
         models=models,
         files=tuple(files),
@@ -135,6 +131,7 @@ _GATEWAY_KEYS = (
     "readiness",
     "tls",
     "workers",
+    "store",
 )
 
 

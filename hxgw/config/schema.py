@@ -242,6 +242,20 @@ class MetricsAccess:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class StoreSettings:
+    """Where state lives (see hxgw.store) and how the usage ledger writes it."""
+
+    state_dir: Path = Path("/var/lib/hxgw")
+    """The SQLite file usage.db and the ledger's spool/; systemd's StateDirectory=hxgw."""
+    database_url: str | None = field(default=None, repr=False)
+    """DATABASE_URL: PostgreSQL instead of the SQLite file. May hold a password."""
+    batch_interval: float = 1.0
+    """Seconds between the ledger's writes: at most this much usage is lost in a crash."""
+    batch_rows: int = 500
+    spool_max_bytes: int = 256 << 20
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class Listen:
     host: str = "0.0.0.0"
     port: int = 4010
@@ -269,6 +283,7 @@ class Config:
     bad_keys: BadKeyPolicy
     tls: Tls | None
     workers: int | Literal["auto"] = 1
+    store: StoreSettings = field(default_factory=StoreSettings)
     routing: Routing
     models: Mapping[str, Model]
     files: tuple[Path, ...] = ()

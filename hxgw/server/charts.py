@@ -66,7 +66,7 @@ def line_chart(
     )
     empty = "" if kept else "<span class=muted>no requests in this window</span>"
     return (
-        f'<figure class=chart><figcaption>{escape(title)}</figcaption>'
+        f"<figure class=chart><figcaption>{escape(title)}</figcaption>"
         f'<svg viewBox="0 0 {WIDTH} {HEIGHT}" role="img" aria-label="{escape(title)}" '
         f'font-size="10" fill="currentColor">{axis}{"".join(lines)}</svg>'
         f"<div class=legend>{legend}{empty}</div></figure>"

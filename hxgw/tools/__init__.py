@@ -1,4 +1,4 @@
-"""The commands beside `serve`: smoke, route, the demo upstream, training and
+"""The commands beside `serve`: smoke, route, usage, the demo upstream, training and
 evaluating the task router.
 
 May import: everything but lifecycle.

@@ -74,6 +74,7 @@ SUBCOMMAND_OPTIONS = {
     "route": "--endpoint",
     "train-router": "--output",
     "smoke": "--url",
+    "usage": "--since",
     "demo-upstream": "--chunk-delay",
 }
 

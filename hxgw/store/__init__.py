@@ -1,0 +1,25 @@
+"""The gateway's own database: SQLite by default, PostgreSQL for several instances.
+
+`open_database` picks the store (DATABASE_URL, else a SQLite file under the state
+directory); `Database.connect()` gives a `Connection` whose SQL uses `?` placeholders on
+both stores; `Database.migrate(steps)` brings a schema up to its newest version. The usage
+ledger keeps its table here, and so will the key store.
+
+May import: the standard library and psycopg; nothing else of hxgw.
+"""
+
+from hxgw.store.database import Connection, Database, Dialect, NoStore, StoreError
+from hxgw.store.locate import DEFAULT_STATE_DIR, SQLITE_FILE, open_database
+from hxgw.store.migrate import Migration
+
+__all__ = [
+    "DEFAULT_STATE_DIR",
+    "SQLITE_FILE",
+    "Connection",
+    "Database",
+    "Dialect",
+    "Migration",
+    "NoStore",
+    "StoreError",
+    "open_database",
+]

@@ -1,0 +1,84 @@
+"""What every store offers: a `Database` that connects and migrates, a `Connection` that runs
+SQL written with `?` placeholders, and the one error a caller has to handle."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Iterable, Sequence
+from contextlib import AbstractContextManager
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from hxgw.store.migrate import Migration
+
+Dialect = Literal["sqlite", "postgresql"]
+Row = tuple[Any, ...]
+
+
+class StoreError(Exception):
+    """The store is unreachable or refused a statement; the message names the store.
+
+    Callers that must not lose data (the ledger) treat every StoreError alike: keep the
+    rows and try again later."""
+
+
+class NoStore(StoreError):
+    """A reader found no store to read: the SQLite file does not exist."""
+
+
+class Connection(ABC):
+    """One session with the store. Not shared between threads."""
+
+    dialect: Dialect
+
+    @abstractmethod
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        """Run one statement; the rows it returns (none for a write)."""
+
+    @abstractmethod
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        """Run one statement once per parameter row."""
+
+    @abstractmethod
+    def transaction(self, *, exclusive: bool = False) -> AbstractContextManager[None]:
+        """Commit on a clean exit, roll back on an exception.
+
+        `exclusive` serialises the transaction against every other exclusive one on the
+        same store, from any process (schema migrations run this way)."""
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+    def __enter__(self) -> Connection:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        value: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+class Database(ABC):
+    """Where the data lives. Cheap to create: nothing is opened before `connect()`."""
+
+    dialect: Dialect
+
+    @property
+    @abstractmethod
+    def where(self) -> str:
+        """The store, as a message may name it (never with a password)."""
+
+    @abstractmethod
+    def connect(self) -> Connection:
+        """A new session; raises StoreError when the store cannot be reached."""
+
+    def migrate(self, steps: Sequence[Migration]) -> int:
+        """Apply the steps newer than the store's schema version; return the version now."""
+        from hxgw.store.migrate import migrate
+
+        with self.connect() as connection:
+            return migrate(connection, steps)

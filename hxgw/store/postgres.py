@@ -1,0 +1,93 @@
+"""The shared store: PostgreSQL through psycopg 3, for several gateway instances.
+
+Statements are written with `?` placeholders for both stores; here they become psycopg's
+`%s` (and a literal `%` is doubled), so no caller knows which driver it talks to.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import psycopg
+
+from hxgw.store.database import Connection, Database, Dialect, Row, StoreError
+
+# Any constant works, as long as every exclusive transaction of hxgw uses the same one.
+_EXCLUSIVE_LOCK = 0x68786777  # "hxgw"
+
+
+def _native(sql: str) -> str:
+    return sql.replace("%", "%%").replace("?", "%s")
+
+
+class PostgresDatabase(Database):
+    dialect: Dialect = "postgresql"
+
+    def __init__(self, url: str, *, connect_timeout: float = 5.0) -> None:
+        self.url = url
+        self.connect_timeout = connect_timeout
+
+    def __repr__(self) -> str:
+        return f"PostgresDatabase({self.where!r})"
+
+    @property
+    def where(self) -> str:
+        parts = urlsplit(self.url)
+        host = parts.hostname or "localhost"
+        port = f":{parts.port}" if parts.port else ""
+        user = f"{parts.username}@" if parts.username else ""
+        return "PostgreSQL " + urlunsplit((parts.scheme, f"{user}{host}{port}", parts.path, "", ""))
+
+    def connect(self) -> Connection:
+        try:
+            raw = psycopg.connect(
+                self.url,
+                autocommit=True,
+                connect_timeout=max(1, round(self.connect_timeout)),
+                application_name="hxgw",
+            )
+        except psycopg.Error as exc:
+            raise StoreError(f"{self.where}: {_first_line(exc)}") from exc
+        return PostgresConnection(raw, self.where)
+
+
+class PostgresConnection(Connection):
+    dialect: Dialect = "postgresql"
+
+    def __init__(self, raw: psycopg.Connection[Row], where: str) -> None:
+        self.raw = raw
+        self.where = where
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except psycopg.Error as exc:
+            raise StoreError(f"{self.where}: {_first_line(exc)}") from exc
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        with self._errors(), self.raw.cursor() as cursor:
+            cursor.execute(_native(sql), tuple(params))
+            return cursor.fetchall() if cursor.description else []
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        with self._errors(), self.raw.cursor() as cursor:
+            cursor.executemany(_native(sql), rows)
+
+    @contextmanager
+    def transaction(self, *, exclusive: bool = False) -> Iterator[None]:
+        with self._errors(), self.raw.transaction():
+            if exclusive:
+                self.raw.execute("SELECT pg_advisory_xact_lock(%s)", (_EXCLUSIVE_LOCK,))
+            yield
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__

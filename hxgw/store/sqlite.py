@@ -1,0 +1,104 @@
+"""The embedded store: one SQLite file in WAL mode, shared by the worker processes.
+
+WAL lets readers (`hxgw usage`) run beside the writer; `busy_timeout` makes a writer
+wait for another process's transaction instead of failing at once.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import statistics
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from hxgw.store.database import Connection, Database, Dialect, NoStore, Row, StoreError
+
+
+class SqliteDatabase(Database):
+    dialect: Dialect = "sqlite"
+
+    def __init__(self, path: Path, *, busy_timeout: float = 10.0, create: bool = True) -> None:
+        self.path = path
+        self.busy_timeout = busy_timeout
+        self.create = create
+
+    @property
+    def where(self) -> str:
+        return f"SQLite {self.path}"
+
+    def connect(self) -> Connection:
+        if not self.create and not self.path.is_file():
+            raise NoStore(f"no database at {self.path}")
+        try:
+            if self.create:
+                self.path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
+            raw = sqlite3.connect(
+                self.path,
+                timeout=self.busy_timeout,
+                isolation_level=None,  # transactions are begun explicitly, see transaction()
+                check_same_thread=False,
+            )
+            raw.execute("PRAGMA journal_mode=WAL")
+            raw.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+            # In WAL mode NORMAL survives a crash of the process; only a power cut can
+            # take back the last transactions.
+            raw.execute("PRAGMA synchronous=NORMAL")
+        except (sqlite3.Error, OSError) as exc:
+            raise StoreError(f"{self.where}: {exc}") from exc
+        # SQLite has no percentile: median() lets a report read the same on both stores.
+        raw.create_aggregate("median", 1, _Median)  # type: ignore[arg-type]  # typeshed: ints only
+        return SqliteConnection(raw, self.where)
+
+
+class SqliteConnection(Connection):
+    dialect: Dialect = "sqlite"
+
+    def __init__(self, raw: sqlite3.Connection, where: str) -> None:
+        self.raw = raw
+        self.where = where
+
+    @contextmanager
+    def _errors(self) -> Iterator[None]:
+        try:
+            yield
+        except sqlite3.Error as exc:
+            raise StoreError(f"{self.where}: {exc}") from exc
+
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> list[Row]:
+        with self._errors():
+            return self.raw.execute(sql, tuple(params)).fetchall()
+
+    def executemany(self, sql: str, rows: Iterable[Sequence[Any]]) -> None:
+        with self._errors():
+            self.raw.executemany(sql, rows)
+
+    @contextmanager
+    def transaction(self, *, exclusive: bool = False) -> Iterator[None]:
+        # IMMEDIATE takes the write lock up front: a transaction that reads and then
+        # writes cannot fail half-way because another process wrote in between.
+        with self._errors():
+            self.raw.execute("BEGIN IMMEDIATE")
+            try:
+                yield
+                self.raw.execute("COMMIT")
+            except BaseException:
+                if self.raw.in_transaction:
+                    self.raw.rollback()
+                raise
+
+    def close(self) -> None:
+        self.raw.close()
+
+
+class _Median:
+    def __init__(self) -> None:
+        self.values: list[float] = []
+
+    def step(self, value: float | None) -> None:
+        if value is not None:
+            self.values.append(value)
+
+    def finalize(self) -> float | None:
+        return statistics.median(self.values) if self.values else None

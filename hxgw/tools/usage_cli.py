@@ -1,0 +1,141 @@
+"""`hxgw usage`: what was used, from the usage ledger, per key, model or day.
+
+It finds the store as the gateway does (gateway.yaml's `store` section, HX_STATE_DIR,
+DATABASE_URL: hxgw.config.load_store_settings) and only reads: a missing store is an
+error, never a new empty one.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import io
+import json
+import re
+import sys
+import time
+from collections.abc import Mapping
+from dataclasses import asdict
+
+from hxgw.config import load_store_settings
+from hxgw.errors import ConfigError
+from hxgw.store import NoStore, StoreError, open_database
+from hxgw.usage import GROUPINGS, Totals, ledger_exists, totals
+
+FORMATS = ("table", "json", "csv")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+_COLUMNS = ("requests", "prompt_tokens", "completion_tokens", "total_tokens", "cost",
+            "errors", "failovers", "p50_latency")  # fmt: skip
+
+
+def duration(text: str) -> float:
+    """`30m`, `24h`, `7d` (or `90s`) in seconds."""
+    found = re.fullmatch(r"(\d+)([smhd])", text.strip())
+    if not found or int(found[1]) == 0:
+        raise argparse.ArgumentTypeError(f"not a duration like 30m, 24h or 7d: {text!r}")
+    return float(int(found[1]) * _UNITS[found[2]])
+
+
+def add_arguments(parser: argparse.ArgumentParser, config_help: str) -> None:
+    parser.add_argument("--config-dir", help=config_help)
+    parser.add_argument("--key", metavar="NAME", help="only the requests of this client key")
+    parser.add_argument(
+        "--since",
+        type=duration,
+        default="24h",
+        metavar="DURATION",
+        help="the window that ends now: 30m, 24h, 7d (default: 24h)",
+    )
+    parser.add_argument(
+        "--by",
+        choices=GROUPINGS,
+        default="key",
+        help="one line per key, model or UTC day (default: key)",
+    )
+    parser.add_argument(
+        "--format", choices=FORMATS, default="table", help="output format (default: table)"
+    )
+
+
+def run(args: argparse.Namespace, config_dir: str, env: Mapping[str, str]) -> int:
+    try:
+        settings = load_store_settings(config_dir, env)
+    except ConfigError as exc:
+        print(f"hxgw usage: {config_dir}: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
+    since = time.time() - args.since
+    database = open_database(settings.database_url, settings.state_dir, create=False)
+    try:
+        with database.connect() as connection:
+            if not ledger_exists(connection):
+                print(f"hxgw usage: no usage ledger in {database.where} yet", file=sys.stderr)
+                return 2
+            lines = totals(connection, since=since, by=args.by, key=args.key)
+    except NoStore as exc:
+        print(f"hxgw usage: {exc} (no gateway has recorded usage there)", file=sys.stderr)
+        return 2
+    except StoreError as exc:
+        print(f"hxgw usage: cannot read the usage ledger: {exc}", file=sys.stderr)
+        return 1
+    render = {"table": _table, "json": _json, "csv": _csv}[args.format]
+    sys.stdout.write(render(lines, args.by, since))
+    return 0
+
+
+def _json(lines: list[Totals], by: str, since: float) -> str:
+    body = {"since": _iso(since), "by": by, "rows": [asdict(line) for line in lines]}
+    return json.dumps(body, indent=2) + "\n"
+
+
+def _csv(lines: list[Totals], by: str, since: float) -> str:
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow((by, *_COLUMNS))
+    for line in lines:
+        writer.writerow([line.group, *(getattr(line, c) for c in _COLUMNS)])
+    return out.getvalue()
+
+
+def _table(lines: list[Totals], by: str, since: float) -> str:
+    header = (by.upper(), "REQUESTS", "PROMPT", "COMPLETION", "TOTAL", "COST", "ERRORS",
+              "FAILOVERS", "P50 S")  # fmt: skip
+    cells = [header] + [_cells(line) for line in lines]
+    if len(lines) > 1:
+        cells.append(_cells(_sum(lines)))
+    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
+    text = "".join(_aligned(row, widths) for row in cells)
+    if not lines:
+        text += f"(no requests since {_iso(since)})\n"
+    return text
+
+
+def _aligned(row: tuple[str, ...], widths: list[int]) -> str:
+    first = row[0].ljust(widths[0])
+    rest = (cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True))
+    return "  ".join((first, *rest)).rstrip() + "\n"
+
+
+def _cells(line: Totals) -> tuple[str, ...]:
+    p50 = "-" if line.p50_latency is None else f"{line.p50_latency:.3f}"
+    return (line.group, str(line.requests), str(line.prompt_tokens),
+            str(line.completion_tokens), str(line.total_tokens), f"{line.cost:.4f}",
+            str(line.errors), str(line.failovers), p50)  # fmt: skip
+
+
+def _sum(lines: list[Totals]) -> Totals:
+    """The table's last line. A median does not add up: it has none."""
+    return Totals(
+        group="total",
+        requests=sum(t.requests for t in lines),
+        prompt_tokens=sum(t.prompt_tokens for t in lines),
+        completion_tokens=sum(t.completion_tokens for t in lines),
+        total_tokens=sum(t.total_tokens for t in lines),
+        cost=sum(t.cost for t in lines),
+        errors=sum(t.errors for t in lines),
+        failovers=sum(t.failovers for t in lines),
+        p50_latency=None,
+    )
+
+
+def _iso(when: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))

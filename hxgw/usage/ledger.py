@@ -1,0 +1,195 @@
+"""The ledger: rows recorded from the event loop, written by a thread in batches.
+
+`record()` appends to a deque and returns: the request never waits on the store. The
+writer thread wakes every `batch_interval` (or as soon as `batch_rows` rows wait) and
+writes what is there in transactions of at most `batch_rows` rows. sqlite3 and psycopg
+block, and a thread keeps them off the loop without an async driver.
+
+When a write fails the rows go to the spool (hxgw.usage.spool) and the store is retried
+after a back-off that doubles up to `max_backoff`; until then new batches go straight to
+the spool. When the store answers again the spool is replayed first, in order.
+
+What a crash (SIGKILL, power loss aside) can lose: the rows recorded since the last flush,
+at most one batch interval's worth, plus a batch the thread was writing at that moment.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from pathlib import Path
+
+import structlog
+
+from hxgw.store import Connection, Database, StoreError
+from hxgw.store.migrate import migrate
+from hxgw.usage.row import UsageRow
+from hxgw.usage.schema import INSERT, MIGRATIONS
+from hxgw.usage.spool import Spool
+
+log = structlog.get_logger("hxgw.usage")
+
+
+class Ledger:
+    def __init__(
+        self,
+        database: Database,
+        spool_dir: Path,
+        *,
+        batch_interval: float = 1.0,
+        batch_rows: int = 500,
+        spool_max_bytes: int = 256 << 20,
+        max_backoff: float = 10.0,
+    ) -> None:
+        self.database = database
+        self.batch_interval = batch_interval
+        self.batch_rows = batch_rows
+        self.max_backoff = max_backoff
+        self.spool = Spool(spool_dir, spool_max_bytes)
+        # Counters for /metrics. Only the writer thread changes them.
+        self.rows_written = 0
+        self.rows_spooled = 0
+        self.rows_dropped = 0
+        self._pending: deque[UsageRow] = deque()
+        self._wake = threading.Event()
+        self._closing = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="hxgw-ledger", daemon=True)
+        self._connection: Connection | None = None
+        self._migrated = False
+        self._retry_at = 0.0
+        self._backoff = 0.0
+        self._failing = False
+
+    @property
+    def spool_bytes(self) -> int:
+        return self.spool.bytes
+
+    @property
+    def pending(self) -> int:
+        """Rows recorded and not yet handed to the store or the spool."""
+        return len(self._pending)
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def record(self, row: UsageRow) -> None:
+        """Queue a row; never blocks and never touches the store. Event-loop safe."""
+        self._pending.append(row)
+        if len(self._pending) >= self.batch_rows and not self._wake.is_set():
+            self._wake.set()
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Write what is queued (to the spool if the store is away) and stop the writer.
+
+        Returns False when the writer was still busy after `timeout` seconds. Rows
+        recorded after close() are not written."""
+        self._closing.set()
+        self._wake.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout)
+        elif self._thread.ident is None:
+            self._flush(final=True)  # never started: flush here
+            self._stop()
+        return not self._thread.is_alive()
+
+    def _run(self) -> None:
+        while True:
+            # Read before the flush: a close() during it gets one more, final, flush.
+            final = self._closing.is_set()
+            try:
+                self._flush(final=final)
+            except Exception:  # the writer must outlive any bug, or every later row is lost
+                log.exception("usage ledger writer failed")
+            if final:
+                break
+            self._wake.wait(self.batch_interval)
+            self._wake.clear()
+        self._stop()
+
+    def _stop(self) -> None:
+        self._disconnect()
+        self.spool.close()
+
+    def _take(self) -> list[UsageRow]:
+        count = len(self._pending)
+        return [self._pending.popleft() for _ in range(count)]
+
+    def _flush(self, *, final: bool) -> None:
+        rows = self._take()
+        done = 0
+        if final or time.monotonic() >= self._retry_at:
+            try:
+                self._connect()  # also at start with no rows: the schema is migrated early
+                if self.spool.waiting:
+                    replayed = self.spool.replay(self._write, self.batch_rows)
+                    if replayed:
+                        log.info("usage spool replayed", rows=replayed, store=self.database.where)
+                while done < len(rows):
+                    self._write(rows[done : done + self.batch_rows])
+                    done += self.batch_rows
+                self._recovered()
+                return
+            except (StoreError, OSError) as exc:  # OSError: a spool file that cannot be read
+                self._failed(exc)
+        self._keep(rows[done:])
+
+    def _write(self, rows: list[UsageRow]) -> None:
+        connection = self._connect()
+        with connection.transaction():
+            connection.executemany(INSERT, [row.values() for row in rows])
+        self.rows_written += len(rows)
+
+    def _connect(self) -> Connection:
+        if self._connection is None:
+            connection = self.database.connect()
+            try:
+                if not self._migrated:
+                    migrate(connection, MIGRATIONS)
+                    self._migrated = True
+            except StoreError:
+                connection.close()
+                raise
+            self._connection = connection
+        return self._connection
+
+    def _disconnect(self) -> None:
+        if self._connection is not None:
+            try:
+                self._connection.close()
+            except Exception as exc:  # a broken connection may fail to close; it is gone anyway
+                log.debug("usage store connection close failed", error=str(exc))
+            self._connection = None
+
+    def _failed(self, exc: Exception) -> None:
+        self._disconnect()
+        self._backoff = min(max(self._backoff * 2, self.batch_interval), self.max_backoff)
+        self._retry_at = time.monotonic() + self._backoff
+        if not self._failing:
+            log.warning("usage store unreachable, spooling rows", error=str(exc))
+        self._failing = True
+
+    def _recovered(self) -> None:
+        if self._failing:
+            log.info("usage store reachable again", store=self.database.where)
+        self._failing = False
+        self._backoff = 0.0
+        self._retry_at = 0.0
+
+    def _keep(self, rows: list[UsageRow]) -> None:
+        if not rows:
+            return
+        try:
+            kept = self.spool.add(rows)
+        except OSError as exc:
+            log.error("usage spool cannot be written", error=str(exc), rows=len(rows))
+            kept = 0
+        self.rows_spooled += kept
+        if kept < len(rows):
+            self.rows_dropped += len(rows) - kept
+            log.error(
+                "usage spool full, newest rows refused",
+                refused=len(rows) - kept,
+                spool_bytes=self.spool.bytes,
+                spool_max_bytes=self.spool.max_bytes,
+            )

@@ -1,0 +1,86 @@
+"""Reading the ledger back: totals per key, model or day over a time window."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from hxgw.store import Connection, Dialect
+from hxgw.usage.schema import TABLE
+
+Grouping = Literal["key", "model", "day"]
+GROUPINGS: tuple[Grouping, ...] = ("key", "model", "day")
+
+_GROUP: dict[Grouping, dict[Dialect, str]] = {
+    "key": {"sqlite": "key_name", "postgresql": "key_name"},
+    "model": {"sqlite": "COALESCE(model, '-')", "postgresql": "COALESCE(model, '-')"},
+    # Days are UTC days, the same on every machine that reads the ledger.
+    "day": {
+        "sqlite": "strftime('%Y-%m-%d', started, 'unixepoch')",
+        "postgresql": "to_char(to_timestamp(started) AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
+    },
+}
+# SQLite's median() is the aggregate hxgw.store.sqlite adds to every connection.
+_P50: dict[Dialect, str] = {
+    "sqlite": "median(ended - started)",
+    "postgresql": "percentile_cont(0.5) WITHIN GROUP (ORDER BY ended - started)",
+}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Totals:
+    """One line of a report. `errors` counts statuses of 400 and above; `p50_latency` is
+    the median seconds from start to end."""
+
+    group: str
+    requests: int
+    prompt_tokens: int
+    completion_tokens: int
+    total_tokens: int
+    cost: float
+    errors: int
+    failovers: int
+    p50_latency: float | None
+
+
+def ledger_exists(connection: Connection) -> bool:
+    """Whether a gateway has created the ledger in this store (a reader creates nothing)."""
+    if connection.dialect == "sqlite":
+        sql = "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = ?"
+    else:
+        sql = "SELECT COUNT(*) FROM pg_tables WHERE schemaname = current_schema() AND tablename = ?"
+    return bool(connection.execute(sql, (TABLE,))[0][0])
+
+
+def totals(
+    connection: Connection, *, since: float, by: Grouping, key: str | None = None
+) -> list[Totals]:
+    """Totals of the requests started at or after `since` (Unix seconds), one per group,
+    ordered by group; only key `key`'s when given."""
+    group = _GROUP[by][connection.dialect]
+    where = "started >= ?"
+    params: list[object] = [since]
+    if key is not None:
+        where += " AND key_name = ?"
+        params.append(key)
+    # Only constants are pasted in; the key and the window are parameters.
+    sql = (
+        f"SELECT {group} AS grp, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens),"  # noqa: S608
+        " SUM(total_tokens), SUM(cost), SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END),"
+        f" SUM(failovers), {_P50[connection.dialect]}"
+        f" FROM {TABLE} WHERE {where} GROUP BY grp ORDER BY grp"
+    )
+    return [
+        Totals(
+            group=str(row[0]),
+            requests=int(row[1]),
+            prompt_tokens=int(row[2]),
+            completion_tokens=int(row[3]),
+            total_tokens=int(row[4]),
+            cost=float(row[5]),
+            errors=int(row[6]),
+            failovers=int(row[7]),
+            p50_latency=None if row[8] is None else float(row[8]),
+        )
+        for row in connection.execute(sql, params)
+    ]

@@ -1,0 +1,42 @@
+"""One ledger row: what a request used, as the gateway saw it end."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UsageRow:
+    """A request's usage. Times are Unix seconds (time.time()).
+
+    `key_name` is the client key's name from the config ("master" for MASTER_KEY),
+    never the key itself. (`request_id`, `started`) identifies a row: a caller may reuse
+    a request id, and a replayed batch must not add a row twice."""
+
+    request_id: str
+    key_name: str
+    route: str
+    model_group: str | None = None
+    model: str | None = None
+    status: int
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    total_tokens: int = 0
+    cost: float = 0.0
+    stream: bool = False
+    disconnected: bool = False
+    failovers: int = 0
+    started: float
+    first_byte: float | None = None
+    ended: float
+
+    def values(self) -> tuple[Any, ...]:
+        """The row's values in COLUMNS order."""
+        return tuple(getattr(self, name) for name in COLUMNS)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {name: getattr(self, name) for name in COLUMNS}
+
+
+COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(UsageRow))

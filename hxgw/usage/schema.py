@@ -1,0 +1,53 @@
+"""The ledger's table and its migrations (see hxgw.store.migrate: steps are only added)."""
+
+from __future__ import annotations
+
+from hxgw.store import Migration
+from hxgw.usage.row import COLUMNS
+
+TABLE = "usage_ledger"
+
+MIGRATIONS = (
+    Migration(
+        component="usage",
+        version=1,
+        description="the usage ledger: one row per request",
+        statements=(
+            f"CREATE TABLE {TABLE} ("
+            " request_id TEXT NOT NULL,"
+            " key_name TEXT NOT NULL,"
+            " route TEXT NOT NULL,"
+            " model_group TEXT,"
+            " model TEXT,"
+            " status INTEGER NOT NULL,"
+            " prompt_tokens BIGINT NOT NULL DEFAULT 0,"
+            " completion_tokens BIGINT NOT NULL DEFAULT 0,"
+            " total_tokens BIGINT NOT NULL DEFAULT 0,"
+            " cost DOUBLE PRECISION NOT NULL DEFAULT 0,"
+            " stream BOOLEAN NOT NULL DEFAULT FALSE,"
+            " disconnected BOOLEAN NOT NULL DEFAULT FALSE,"
+            " failovers INTEGER NOT NULL DEFAULT 0,"
+            " started DOUBLE PRECISION NOT NULL,"
+            " first_byte DOUBLE PRECISION,"
+            " ended DOUBLE PRECISION NOT NULL,"
+            " PRIMARY KEY (request_id, started))",
+        ),
+    ),
+    Migration(
+        component="usage",
+        version=2,
+        description="indexes for reports over a time window, per key",
+        statements=(
+            f"CREATE INDEX {TABLE}_started ON {TABLE} (started)",
+            f"CREATE INDEX {TABLE}_key_started ON {TABLE} (key_name, started)",
+        ),
+    ),
+)
+
+# DO NOTHING on a row already there: replaying a spooled batch that had partly committed
+# before the store went away adds each row once. Table and columns are constants.
+_NAMES, _MARKS = ", ".join(COLUMNS), ", ".join("?" for _ in COLUMNS)
+INSERT = (
+    f"INSERT INTO {TABLE} ({_NAMES}) VALUES ({_MARKS})"  # noqa: S608
+    " ON CONFLICT DO NOTHING"
+)

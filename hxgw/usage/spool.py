@@ -1,0 +1,148 @@
+"""The on-disk spool: ledger rows that could not reach the store, kept until it is back.
+
+Rows are appended as JSON lines to files in `directory`, fsync'd once per batch; a file is
+closed after `file_bytes` and a new one begun, so a replay frees space file by file. Names
+start with the creation time, so sorting them replays in order, across processes.
+
+Several worker processes share one spool directory. Each holds an flock on the file it
+appends to; a replay takes the lock of each file before reading it and skips a file
+locked by a live process, which replays its own. A file left by a process that died is
+unlocked and replayed by whoever comes next. Should two replay the same file all the
+same, the store's primary key keeps each row once.
+
+The bound is the total size of the directory. When a batch does not fit, the rows that
+fit are kept and the newest are refused: the caller counts and logs them.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import time
+from collections.abc import Callable, Iterator, Sequence
+from io import BufferedReader, BufferedWriter
+from pathlib import Path
+
+from hxgw import jsonio
+from hxgw.usage.row import UsageRow
+
+SUFFIX = ".jsonl"
+
+
+class Spool:
+    def __init__(self, directory: Path, max_bytes: int, *, file_bytes: int = 4 << 20) -> None:
+        self.directory = directory
+        self.max_bytes = max_bytes
+        self.file_bytes = file_bytes
+        self._file: BufferedWriter | None = None
+        self.bad_lines = 0
+        """Lines that could not be read back (a write torn by a crash), skipped."""
+        # Files left by an earlier run are waiting: the first flush replays them.
+        self.waiting = any(self._paths())
+        self.bytes = self.size()
+
+    def _paths(self) -> list[Path]:
+        try:
+            return sorted(p for p in self.directory.iterdir() if p.name.endswith(SUFFIX))
+        except FileNotFoundError:
+            return []
+
+    def size(self) -> int:
+        total = 0
+        for path in self._paths():
+            with contextlib.suppress(FileNotFoundError):
+                total += path.stat().st_size
+        return total
+
+    def add(self, rows: Sequence[UsageRow]) -> int:
+        """Keep as many rows as fit, oldest first; return how many. Raises OSError."""
+        self.bytes = self.size()  # other workers add to the same directory
+        room = self.max_bytes - self.bytes
+        lines: list[bytes] = []
+        for row in rows:
+            line = jsonio.dumps(row.as_dict()) + b"\n"
+            if len(line) > room:
+                break
+            room -= len(line)
+            lines.append(line)
+        if not lines:
+            return 0
+        target = self._target()
+        data = b"".join(lines)
+        target.write(data)
+        target.flush()
+        os.fsync(target.fileno())
+        self.bytes += len(data)
+        self.waiting = True
+        if target.tell() >= self.file_bytes:
+            self._close_file()
+        return len(lines)
+
+    def _target(self) -> BufferedWriter:
+        if self._file is None:
+            self.directory.mkdir(mode=0o750, parents=True, exist_ok=True)
+            name = f"{time.time_ns():020d}-{os.getpid()}{SUFFIX}"
+            file = (self.directory / name).open("ab")
+            fcntl.flock(file.fileno(), fcntl.LOCK_EX)
+            # The new name must survive a crash as well as the rows written under it.
+            directory = os.open(self.directory, os.O_RDONLY)
+            try:
+                os.fsync(directory)
+            finally:
+                os.close(directory)
+            self._file = file
+        return self._file
+
+    def _close_file(self) -> None:
+        if self._file is not None:
+            self._file.close()
+            self._file = None
+
+    def replay(self, write: Callable[[list[UsageRow]], None], chunk: int) -> int:
+        """Hand every spooled row to `write`, `chunk` rows a call, oldest file first, and
+        delete each file once written. Whatever `write` raises stops the replay with the
+        rest still on disk. Returns the rows replayed."""
+        self._close_file()  # its lock would keep this process from its own file
+        replayed = 0
+        for path in self._paths():
+            with _locked(path) as file:
+                if file is None:
+                    continue
+                rows = list(self._read(file.read()))
+                for start in range(0, len(rows), chunk):
+                    write(rows[start : start + chunk])
+                replayed += len(rows)
+                with contextlib.suppress(FileNotFoundError):
+                    path.unlink()
+        self.waiting = False
+        self.bytes = self.size()
+        return replayed
+
+    def _read(self, data: bytes) -> Iterator[UsageRow]:
+        for line in data.splitlines():
+            try:
+                yield UsageRow(**jsonio.loads(line))
+            except (jsonio.DecodeError, TypeError):
+                self.bad_lines += 1
+
+    def close(self) -> None:
+        self._close_file()
+
+
+@contextlib.contextmanager
+def _locked(path: Path) -> Iterator[BufferedReader | None]:
+    """The file opened and locked; None when a live process holds it or it is gone."""
+    try:
+        file = path.open("rb")
+    except FileNotFoundError:
+        yield None
+        return
+    with file:
+        try:
+            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield None
+            return
+        # Replayed and deleted by another process between our open and our lock.
+        yield file if os.fstat(file.fileno()).st_nlink else None

@@ -1,0 +1,111 @@
+"""`hxgw usage`, as installed, against a SQLite ledger with known rows."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from hxgw.store import open_database
+from hxgw.usage import Ledger, UsageRow
+from tests.fixtures import HXGW
+
+NOW = time.time()
+
+
+def _row(n: int, key: str, *, age: float = 60.0, **fields: object) -> UsageRow:
+    values: dict[str, object] = {
+        "request_id": f"req-{n}", "key_name": key, "route": "/v1/chat/completions",
+        "model_group": "chat", "model": "alpha", "status": 200, "prompt_tokens": 10,
+        "completion_tokens": 5, "total_tokens": 15, "cost": 0.25,
+        "started": NOW - age, "ended": NOW - age + 0.5,
+    }
+    values.update(fields)
+    return UsageRow(**values)  # type: ignore[arg-type]
+
+
+ROWS = [
+    _row(1, "alice"),
+    _row(2, "alice", model="beta", status=502, failovers=1, ended=NOW - 60 + 1.5),
+    _row(3, "bob", prompt_tokens=100, total_tokens=105, cost=1.0),
+    _row(4, "bob", age=7200),  # two hours ago
+]
+
+
+@pytest.fixture
+def state_dir(tmp_path: Path) -> Path:
+    ledger = Ledger(open_database(None, tmp_path / "state"), tmp_path / "state" / "spool")
+    for row in ROWS:
+        ledger.record(row)
+    ledger.close()
+    return tmp_path / "state"
+
+
+def usage(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "HX_CONFIG_DIR")}
+    env["HX_STATE_DIR"] = str(state_dir)
+    config_dir = state_dir.parent / "no-config"  # no gateway.yaml: the defaults
+    return subprocess.run([HXGW, "usage", "--config-dir", str(config_dir), *args],
+                          capture_output=True, text=True, env=env, timeout=30)
+
+
+def test_the_table_shows_each_keys_totals_and_their_sum(state_dir: Path):
+    result = usage(state_dir, "--since", "1h")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == (
+        "KEY    REQUESTS  PROMPT  COMPLETION  TOTAL    COST  ERRORS  FAILOVERS  P50 S\n"
+        "alice         2      20          10     30  0.5000       1          1  1.000\n"
+        "bob           1     100           5    105  1.0000       0          0  0.500\n"
+        "total         3     120          15    135  1.5000       1          1      -\n"
+    )
+
+
+def test_json_has_one_object_per_key(state_dir: Path):
+    result = usage(state_dir, "--since", "1h", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    body = json.loads(result.stdout)
+    assert body["by"] == "key"
+    assert body["rows"] == [
+        {"group": "alice", "requests": 2, "prompt_tokens": 20, "completion_tokens": 10,
+         "total_tokens": 30, "cost": 0.5, "errors": 1, "failovers": 1, "p50_latency": 1.0},
+        {"group": "bob", "requests": 1, "prompt_tokens": 100, "completion_tokens": 5,
+         "total_tokens": 105, "cost": 1.0, "errors": 0, "failovers": 0, "p50_latency": 0.5},
+    ]
+
+
+def test_csv_has_a_header_and_one_line_per_key(state_dir: Path):
+    result = usage(state_dir, "--since", "1h", "--format", "csv")
+    assert result.returncode == 0, result.stderr
+    lines = list(csv.reader(io.StringIO(result.stdout)))
+    assert lines[0] == ["key", "requests", "prompt_tokens", "completion_tokens",
+                        "total_tokens", "cost", "errors", "failovers", "p50_latency"]
+    assert lines[1:] == [["alice", "2", "20", "10", "30", "0.5", "1", "1", "1.0"],
+                         ["bob", "1", "100", "5", "105", "1.0", "0", "0", "0.5"]]
+
+
+def test_the_default_window_is_24_hours_and_key_filters(state_dir: Path):
+    result = usage(state_dir, "--key", "bob", "--by", "model", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    assert [(r["group"], r["requests"]) for r in json.loads(result.stdout)["rows"]] == [
+        ("alpha", 2)
+    ]
+
+
+def test_without_a_store_it_says_so_in_one_line_and_exits_2(tmp_path: Path):
+    result = usage(tmp_path / "empty")
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1
+    assert "no database at" in result.stderr
+    assert not (tmp_path / "empty").exists()
+
+
+def test_a_bad_window_is_a_usage_error(state_dir: Path):
+    result = usage(state_dir, "--since", "yesterday")
+    assert result.returncode == 2
+    assert "not a duration like 30m, 24h or 7d" in result.stderr

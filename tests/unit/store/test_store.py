@@ -1,0 +1,93 @@
+"""The store layer on a real SQLite file and a real PostgreSQL: connect, write, read,
+and bring a schema up from its first version."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from hxgw.store import Database, Migration, StoreError, open_database
+from hxgw.store.migrate import migrate, schema_version
+
+STEPS = (
+    Migration(component="things", version=1, description="things",
+              statements=("CREATE TABLE things (id TEXT PRIMARY KEY, n INTEGER NOT NULL)",)),
+    Migration(component="things", version=2, description="a label",
+              statements=("ALTER TABLE things ADD COLUMN label TEXT NOT NULL DEFAULT 'x'",)),
+)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
+    if request.param == "sqlite":
+        return open_database(None, tmp_path / "state")
+    return open_database(request.getfixturevalue("postgres_url"), tmp_path)
+
+
+def test_a_new_store_is_migrated_to_the_newest_version(database: Database):
+    assert database.migrate(STEPS) == 2
+    with database.connect() as connection:
+        assert schema_version(connection, "things") == 2
+
+
+def test_a_store_at_the_first_version_is_migrated_up_keeping_its_rows(database: Database):
+    with database.connect() as connection:
+        assert migrate(connection, STEPS, upto=1) == 1
+        with connection.transaction():
+            connection.execute("INSERT INTO things (id, n) VALUES (?, ?)", ("a", 1))
+    assert database.migrate(STEPS) == 2
+    with database.connect() as connection:
+        assert connection.execute("SELECT id, n, label FROM things") == [("a", 1, "x")]
+
+
+def test_migrating_twice_applies_each_step_once(database: Database):
+    database.migrate(STEPS)
+    assert database.migrate(STEPS) == 2
+    with database.connect() as connection:
+        rows = connection.execute("SELECT version FROM schema_version ORDER BY version")
+    assert rows == [(1,), (2,)]
+
+
+def test_placeholders_are_question_marks_on_both_stores(database: Database):
+    database.migrate(STEPS)
+    with database.connect() as connection:
+        connection.executemany("INSERT INTO things (id, n) VALUES (?, ?)", [("50%", 1), ("b", 2)])
+        rows = connection.execute("SELECT id FROM things WHERE id LIKE '%\\%%' ESCAPE '\\'")
+    assert rows == [("50%",)]
+
+
+def test_a_failed_transaction_leaves_nothing(database: Database):
+    database.migrate(STEPS)
+    with database.connect() as connection:
+        with pytest.raises(StoreError), connection.transaction():
+            connection.execute("INSERT INTO things (id, n) VALUES (?, ?)", ("a", 1))
+            connection.execute("INSERT INTO things (id, n) VALUES (?, ?)", ("a", 2))
+        assert connection.execute("SELECT COUNT(*) FROM things") == [(0,)]
+
+
+def test_the_sqlite_file_is_in_wal_mode_under_the_state_directory(tmp_path: Path):
+    database = open_database(None, tmp_path / "state")
+    with database.connect() as connection:
+        assert connection.execute("PRAGMA journal_mode") == [("wal",)]
+    assert (tmp_path / "state" / "usage.db").is_file()
+
+
+def test_a_reader_does_not_create_a_missing_sqlite_file(tmp_path: Path):
+    with pytest.raises(StoreError, match="no database at"):
+        open_database(None, tmp_path, create=False).connect()
+    assert not (tmp_path / "usage.db").exists()
+
+
+@pytest.mark.postgres
+def test_an_unreachable_postgres_is_a_store_error_without_the_password():
+    database = open_database("postgresql://u:secret@127.0.0.1:1/db", Path("/nonexistent"))
+    with pytest.raises(StoreError) as caught:
+        database.connect()
+    assert "secret" not in str(caught.value)
+    assert "127.0.0.1:1" in database.where
+
+
+def test_a_database_url_of_another_kind_is_refused():
+    with pytest.raises(ValueError, match="postgresql://"):
+        open_database("mysql://x", Path("/nonexistent"))

@@ -1,0 +1,113 @@
+"""The ledger on a real SQLite file and a real PostgreSQL: batches, the spool, close()."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+from hxgw.store import Database, open_database
+from hxgw.store.sqlite import SqliteDatabase
+from hxgw.usage import Ledger
+from hxgw.usage.spool import Spool
+from tests.unit.usage.rows import row, stored_ids, wait_for
+
+
+def test_rows_are_written_in_batches_while_the_gateway_runs(database: Database, tmp_path: Path):
+    ledger = Ledger(database, tmp_path / "spool", batch_interval=0.05, batch_rows=100)
+    ledger.start()
+    try:
+        for n in range(250):
+            ledger.record(row(n))
+        assert wait_for(lambda: ledger.rows_written == 250)
+        assert sorted(stored_ids(database)) == [f"req-{n:06d}" for n in range(250)]
+    finally:
+        ledger.close()
+
+
+def test_every_field_reads_back_as_recorded(database: Database, tmp_path: Path):
+    ledger = Ledger(database, tmp_path / "spool")
+    original = row(1, stream=True, disconnected=True, failovers=2, first_byte=None, model=None)
+    ledger.record(original)
+    ledger.close()
+    with database.connect() as connection:
+        (values,) = connection.execute("SELECT * FROM usage_ledger")
+    as_stored = dict(zip(original.as_dict(), values, strict=True))
+    assert as_stored | {"stream": bool(values[10]), "disconnected": bool(values[11])} == (
+        original.as_dict()
+    )
+
+
+def test_close_writes_what_is_queued(database: Database, tmp_path: Path):
+    ledger = Ledger(database, tmp_path / "spool", batch_interval=60)
+    ledger.start()
+    for n in range(10):
+        ledger.record(row(n))
+    assert ledger.close(timeout=10)
+    assert len(stored_ids(database)) == 10
+
+
+def test_record_returns_at_once_while_the_store_is_locked(tmp_path: Path):
+    database = SqliteDatabase(tmp_path / "usage.db", busy_timeout=0.2)
+    ledger = Ledger(database, tmp_path / "spool", batch_interval=0.05, max_backoff=0.2)
+    ledger.start()
+    with database.connect() as blocker, blocker.transaction():
+        blocker.execute("CREATE TABLE IF NOT EXISTS hold (x INTEGER)")
+        began = time.perf_counter()
+        for n in range(2000):
+            ledger.record(row(n))
+        elapsed = time.perf_counter() - began
+        time.sleep(0.5)  # the writer meets the lock meanwhile
+        assert ledger.rows_written == 0
+    assert ledger.close(timeout=10)
+    assert elapsed < 0.2
+    assert len(stored_ids(database)) == 2000
+
+
+def test_a_replayed_batch_that_had_partly_committed_adds_each_row_once(
+    database: Database, tmp_path: Path
+):
+    first = Ledger(database, tmp_path / "spool")
+    for n in range(50):
+        first.record(row(n))
+    first.close()
+    # As if the store went away during the commit of rows 0-99 and they were spooled.
+    spool = Spool(tmp_path / "spool", 1 << 20)
+    spool.add([row(n) for n in range(100)])
+    spool.close()
+    second = Ledger(database, tmp_path / "spool")
+    second.start()
+    second.close()
+    assert sorted(stored_ids(database)) == [f"req-{n:06d}" for n in range(100)]
+    assert not list((tmp_path / "spool").iterdir())
+
+
+def test_the_spool_keeps_the_oldest_rows_up_to_its_bound_and_refuses_the_newest(tmp_path: Path):
+    (tmp_path / "not-a-directory").write_text("")
+    unreachable = open_database(None, tmp_path / "not-a-directory")
+    ledger = Ledger(unreachable, tmp_path / "spool", spool_max_bytes=20_000)
+    for n in range(200):
+        ledger.record(row(n))
+    ledger.close()
+    assert 0 < ledger.spool_bytes <= 20_000
+    assert ledger.spool.size() == ledger.spool_bytes
+    assert ledger.rows_dropped > 0
+    assert ledger.rows_spooled + ledger.rows_dropped == 200
+    kept: list[str] = []
+    Spool(tmp_path / "spool", 20_000).replay(lambda rows: kept.extend(r.request_id for r in rows), 50)
+    assert kept == [f"req-{n:06d}" for n in range(ledger.rows_spooled)]
+
+
+def test_two_workers_write_one_sqlite_file_at_once(tmp_path: Path):
+    ledgers = [
+        Ledger(open_database(None, tmp_path), tmp_path / "spool", batch_interval=0.01,
+               batch_rows=10)
+        for _ in range(2)
+    ]
+    for ledger in ledgers:
+        ledger.start()
+    for n in range(1000):
+        ledgers[n % 2].record(row(n))
+    for ledger in ledgers:
+        assert ledger.close(timeout=20)
+    assert len(stored_ids(open_database(None, tmp_path))) == 1000
+    assert sum(ledger.rows_spooled for ledger in ledgers) == 0

@@ -1,0 +1,98 @@
+"""The ledger's schema from its first version, and the totals `hxgw usage` prints."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+from hxgw.store import Database
+from hxgw.store.migrate import migrate, schema_version
+from hxgw.usage import MIGRATIONS, Ledger, Totals, UsageRow, ledger_exists, totals
+from hxgw.usage.schema import INSERT
+from tests.unit.usage.rows import T0, row, stored_ids
+
+
+def _indexes(database: Database) -> set[str]:
+    with database.connect() as connection:
+        if connection.dialect == "sqlite":
+            sql = "SELECT name FROM sqlite_master WHERE type = 'index' AND tbl_name = ?"
+        else:
+            sql = "SELECT indexname FROM pg_indexes WHERE tablename = ?"
+        return {r[0] for r in connection.execute(sql, ("usage_ledger",))}
+
+
+def test_a_v1_ledger_is_migrated_up_keeping_its_rows(database: Database, tmp_path: Path):
+    with database.connect() as connection:
+        migrate(connection, MIGRATIONS, upto=1)
+        with connection.transaction():  # as a gateway that knew only v1 wrote it
+            connection.execute(INSERT, row(1).values())
+    assert "usage_ledger_started" not in _indexes(database)
+    ledger = Ledger(database, tmp_path / "spool")
+    ledger.record(row(2))
+    ledger.close()
+    with database.connect() as connection:
+        assert schema_version(connection, "usage") == len(MIGRATIONS) == 2
+    assert {"usage_ledger_started", "usage_ledger_key_started"} <= _indexes(database)
+    assert sorted(stored_ids(database)) == ["req-000001", "req-000002"]
+
+
+def _fill(database: Database, tmp_path: Path, rows: list[UsageRow]) -> None:
+    ledger = Ledger(database, tmp_path / "spool")
+    for r in rows:
+        ledger.record(r)
+    ledger.close()
+
+
+KNOWN = [
+    row(0, key_name="alice", model="alpha"),
+    row(1, key_name="alice", model="beta", status=502, failovers=1, ended=T0 + 1 + 1.5),
+    row(2, key_name="bob", model="alpha", prompt_tokens=100, total_tokens=105, cost=1.0),
+    row(86_400, key_name="bob", model=None, status=429, prompt_tokens=0, completion_tokens=0,
+        total_tokens=0, cost=0.0),
+]
+
+
+def test_totals_by_key_add_up_each_keys_rows(database: Database, tmp_path: Path):
+    _fill(database, tmp_path, KNOWN)
+    with database.connect() as connection:
+        result = totals(connection, since=T0, by="key")
+    assert result == [
+        Totals(group="alice", requests=2, prompt_tokens=20, completion_tokens=10,
+               total_tokens=30, cost=0.5, errors=1, failovers=1, p50_latency=1.0),
+        Totals(group="bob", requests=2, prompt_tokens=100, completion_tokens=5,
+               total_tokens=105, cost=1.0, errors=1, failovers=0, p50_latency=0.5),
+    ]
+
+
+def test_totals_by_model_name_a_row_without_a_model_dash(database: Database, tmp_path: Path):
+    _fill(database, tmp_path, KNOWN)
+    with database.connect() as connection:
+        result = totals(connection, since=T0, by="model")
+    assert [(t.group, t.requests) for t in result] == [("-", 1), ("alpha", 2), ("beta", 1)]
+
+
+def test_totals_by_day_use_utc_days(database: Database, tmp_path: Path):
+    _fill(database, tmp_path, KNOWN)
+    with database.connect() as connection:
+        result = totals(connection, since=T0, by="day")
+    assert [(t.group, t.requests) for t in result] == [("2025-06-15", 3), ("2025-06-16", 1)]
+
+
+def test_totals_keep_to_the_window_and_the_key(database: Database, tmp_path: Path):
+    _fill(database, tmp_path, KNOWN)
+    with database.connect() as connection:
+        result = totals(connection, since=T0 + 2, by="key", key="bob")
+        assert totals(connection, since=time.time(), by="key") == []
+    assert [(t.group, t.requests) for t in result] == [("bob", 2)]
+
+
+@pytest.mark.parametrize("created", [False, True])
+def test_ledger_exists_only_once_a_gateway_created_it(
+    database: Database, tmp_path: Path, created: bool
+):
+    if created:
+        _fill(database, tmp_path, [])
+    with database.connect() as connection:
+        assert ledger_exists(connection) is created

@@ -1,0 +1,49 @@
+"""The spool on its own: files shared by worker processes, and a write torn by a crash."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from hxgw.usage import UsageRow
+from hxgw.usage.spool import Spool
+from tests.unit.usage.rows import row
+
+
+def _replay(spool: Spool) -> list[str]:
+    seen: list[str] = []
+
+    def write(rows: list[UsageRow]) -> None:
+        seen.extend(r.request_id for r in rows)
+
+    spool.replay(write, 10)
+    return seen
+
+
+def test_a_file_another_worker_is_appending_to_is_left_to_it(tmp_path: Path):
+    writer, other = Spool(tmp_path, 1 << 20), Spool(tmp_path, 1 << 20)
+    writer.add([row(1), row(2)])
+    assert _replay(other) == []
+    writer.close()
+    assert _replay(other) == ["req-000001", "req-000002"]
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_line_torn_by_a_crash_is_skipped_and_the_rest_replayed(tmp_path: Path):
+    spool = Spool(tmp_path, 1 << 20)
+    spool.add([row(1), row(2)])
+    spool.close()
+    (path,) = tmp_path.iterdir()
+    with path.open("ab") as file:
+        file.write(b'{"request_id": "req-000003", "key_na')
+    restarted = Spool(tmp_path, 1 << 20)
+    assert restarted.waiting
+    assert _replay(restarted) == ["req-000001", "req-000002"]
+    assert restarted.bad_lines == 1
+
+
+def test_files_are_replayed_oldest_first_across_files(tmp_path: Path):
+    spool = Spool(tmp_path, 1 << 20, file_bytes=1)  # a new file after every batch
+    for n in range(5):
+        spool.add([row(n)])
+    assert len(list(tmp_path.iterdir())) == 5
+    assert _replay(spool) == [f"req-{n:06d}" for n in range(5)]
