@@ -5,9 +5,11 @@ Each `start_*` returns a running, listening `Proc`; `Procs` stops them all.
 
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 from procs import Proc, Procs, free_port
@@ -159,7 +161,10 @@ def hxgw_env(master_key: str, upstream_url: str) -> dict[str, str]:
         and k not in {"JOURNAL_STREAM", "NOTIFY_SOCKET", "LOG_LEVEL"}
         and k not in {"MASTER_KEY", "WATCHDOG_USEC", "WATCHDOG_PID"}
     }
-    env.update(MASTER_KEY=master_key, HX_LITELLM_UPSTREAM=upstream_url)
+    # Its own state directory (the SQLite store, the ledger's spool), removed at exit.
+    state = Path(tempfile.mkdtemp(prefix="hxgw-bench-state-"))
+    atexit.register(shutil.rmtree, state, True)
+    env.update(MASTER_KEY=master_key, HX_LITELLM_UPSTREAM=upstream_url, HX_STATE_DIR=str(state))
     return env
 
 

@@ -21,6 +21,7 @@ from hxgw.routing.strategies import Memory
 from hxgw.upstream.admission import Gates
 from hxgw.upstream.deadlines import Deadlines
 from hxgw.upstream.readiness import Readiness
+from hxgw.usage import Ledger
 
 
 class Inflight:
@@ -119,6 +120,8 @@ class Runtime:
     deadlines: Deadlines = field(default_factory=Deadlines)
     gates: Gates = field(default_factory=Gates)
     limiter: Limiter = field(default_factory=MemoryLimiter)
+    ledger: Ledger | None = None
+    """The usage ledger; None when the daemon has none (its state directory is unusable)."""
     """The keys' limits; the daemon opens the one its config and workers call for."""
     ids: RequestIds = field(default_factory=RequestIds)
     figures: WorkerFigures | None = None

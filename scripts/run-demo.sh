@@ -25,6 +25,9 @@ if [ -z "${HX_LITELLM_UPSTREAM:-}" ]; then
 fi
 trap '[ -n "$demo_pid" ] && kill "$demo_pid" 2>/dev/null || true' EXIT
 
+# The usage ledger and key store of this checkout's runs (hxgw usage reads it too).
+export HX_STATE_DIR=${HX_STATE_DIR:-$PWD/.hxgw-state}
+
 port=${HX_PORT:-4010}
 cat <<MSG
 The hxgw command is $venv/bin/hxgw (try $venv/bin/hxgw --help, or: . $venv/bin/activate).

@@ -103,6 +103,8 @@ class Gateway:
         env = {k: v for k, v in os.environ.items()
                if k not in ("MASTER_KEY", "HX_UPSTREAM_KEY", "NOTIFY_SOCKET", "WATCHDOG_USEC")}
         env["MASTER_KEY"] = self.key
+        # Each gateway's own state (the SQLite store, the ledger's spool), never /var/lib.
+        env["HX_STATE_DIR"] = str(self.config_dir.parent / f"state-{self.config_dir.name}")
         if self.upstream_key:
             env["HX_UPSTREAM_KEY"] = self.upstream_key
         env.update(self.extra_env)

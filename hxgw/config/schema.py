@@ -246,7 +246,7 @@ class StoreSettings:
     """Where state lives (see hxgw.store) and how the usage ledger writes it."""
 
     state_dir: Path = Path("/var/lib/hxgw")
-    """The SQLite file usage.db and the ledger's spool/; systemd's StateDirectory=hxgw."""
+    """The SQLite file hxgw.db and the ledger's spool/; systemd's StateDirectory=hxgw."""
     database_url: str | None = field(default=None, repr=False)
     """DATABASE_URL: PostgreSQL instead of the SQLite file. May hold a password."""
     batch_interval: float = 1.0

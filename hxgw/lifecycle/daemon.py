@@ -23,12 +23,12 @@ from hxgw import __version__
 from hxgw.config import Config, Tls, load_config
 from hxgw.config.warnings import log_restart_only_changes, warn_at_start
 from hxgw.errors import ConfigError
-from hxgw.keys import open_limiter
 from hxgw.keys.guard import is_within
 from hxgw.lifecycle.capacity import log_capacity, raise_descriptor_limit, size_gates
 from hxgw.lifecycle.drain import drain
 from hxgw.lifecycle.notify import Notifier
 from hxgw.lifecycle.override import ListenOverride
+from hxgw.lifecycle.stores import close_stores, open_stores
 from hxgw.observe import AccessLog
 from hxgw.observe.workers import WorkerFigures
 from hxgw.runtime import ReloadRecord, Runtime
@@ -72,9 +72,7 @@ class Daemon:
         warn_at_start(config)
         self.descriptors = raise_descriptor_limit()
         client = UpstreamClient()
-        self.runtime.limiter = open_limiter(
-            config.limits_store, self.env, lease_s=config.timeouts.total
-        )
+        open_stores(self.runtime, config, self.env)
         self._adopt(build_snapshot(config, client, generation=1, runtime=self.runtime))
         log_capacity(self.runtime.gates, self.descriptors)
         self.server = GatewayServer(
@@ -116,7 +114,7 @@ class Daemon:
             )
             await self.runner.cleanup()
             client.close()
-            await self.runtime.limiter.close()
+            await close_stores(self.runtime)
             return 1
         self._install_signals()
         log.info(
@@ -152,7 +150,7 @@ class Daemon:
             task.cancel()
         await asyncio.gather(*beside, return_exceptions=True)
         client.close()
-        await self.runtime.limiter.close()
+        await close_stores(self.runtime)
         self.notifier.close()
         self.runtime.access.flush()  # lines of the last loop turn, before "stopped"
         log.info("stopped")

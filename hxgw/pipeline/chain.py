@@ -29,6 +29,7 @@ from hxgw.pipeline.measure import record_metrics
 from hxgw.pipeline.models import list_models
 from hxgw.pipeline.operator import answer_operator
 from hxgw.pipeline.parse import parse_body
+from hxgw.pipeline.record_usage import record_usage
 from hxgw.pipeline.refuse import refuse_unrouted
 from hxgw.pipeline.relay import relay
 from hxgw.pipeline.rendering import render_errors
@@ -41,6 +42,7 @@ PROXY_STEPS: tuple[Step, ...] = (
     assign_request_id,  # X-Request-ID in, or a new one
     log_access,  # one access line when the request ends, however it ends
     record_metrics,  # Prometheus counters and histograms, however it ends
+    record_usage,  # one usage ledger row, however it ends
     render_errors,  # GatewayError -> OpenAI error JSON
     authenticate,  # bearer key -> named client key
     parse_body,  # size limit, JSON object, model/stream fields
@@ -55,6 +57,7 @@ MODELS_STEPS: tuple[Step, ...] = (
     assign_request_id,
     log_access,
     record_metrics,
+    record_usage,
     render_errors,
     authenticate,
     list_models,  # the upstream's models plus the gateway's groups

@@ -9,7 +9,7 @@ from hxgw.store.database import Database
 from hxgw.store.sqlite import SqliteDatabase
 
 DEFAULT_STATE_DIR = Path("/var/lib/hxgw")
-SQLITE_FILE = "usage.db"
+SQLITE_FILE = "hxgw.db"
 POSTGRES_SCHEMES = ("postgresql://", "postgres://")
 
 

@@ -30,6 +30,9 @@ class UsageRow:
     started: float
     first_byte: float | None = None
     ended: float
+    usage_source: str = "none"
+    """"reported" (the upstream's usage), "estimated" (a stream cut short, or one that
+    reported none) or "none" (nothing was served)."""
 
     def values(self) -> tuple[Any, ...]:
         """The row's values in COLUMNS order."""

@@ -42,6 +42,12 @@ MIGRATIONS = (
             f"CREATE INDEX {TABLE}_key_started ON {TABLE} (key_name, started)",
         ),
     ),
+    Migration(
+        component="usage",
+        version=3,
+        description="where a row's tokens come from: reported by the upstream, or estimated",
+        statements=(f"ALTER TABLE {TABLE} ADD COLUMN usage_source TEXT NOT NULL DEFAULT 'none'",),
+    ),
 )
 
 # DO NOTHING on a row already there: replaying a spooled batch that had partly committed

@@ -41,7 +41,7 @@ async def test_the_chain_runs_steps_in_order_and_each_can_stop_it():
 
 def test_the_proxy_chain_authenticates_before_reading_the_body():
     names = [step.__name__ for step in PROXY_STEPS]
-    assert names == ["assign_request_id", "log_access", "record_metrics", "render_errors",
-                     "authenticate", "parse_body", "route", "apply_limits", "transform_request", "forward",
-                     "relay"]
+    assert names == ["assign_request_id", "log_access", "record_metrics", "record_usage",
+                     "render_errors", "authenticate", "parse_body", "route", "apply_limits",
+                     "transform_request", "forward", "relay"]
     assert [step.__name__ for step in MODELS_STEPS][-1] == "list_models"

@@ -70,13 +70,13 @@ def test_the_sqlite_file_is_in_wal_mode_under_the_state_directory(tmp_path: Path
     database = open_database(None, tmp_path / "state")
     with database.connect() as connection:
         assert connection.execute("PRAGMA journal_mode") == [("wal",)]
-    assert (tmp_path / "state" / "usage.db").is_file()
+    assert (tmp_path / "state" / "hxgw.db").is_file()
 
 
 def test_a_reader_does_not_create_a_missing_sqlite_file(tmp_path: Path):
     with pytest.raises(StoreError, match="no database at"):
         open_database(None, tmp_path, create=False).connect()
-    assert not (tmp_path / "usage.db").exists()
+    assert not (tmp_path / "hxgw.db").exists()
 
 
 @pytest.mark.postgres

@@ -10,7 +10,6 @@ import pytest
 from hxgw.store import Database
 from hxgw.store.migrate import migrate, schema_version
 from hxgw.usage import MIGRATIONS, Ledger, Totals, UsageRow, ledger_exists, totals
-from hxgw.usage.schema import INSERT
 from tests.unit.usage.rows import T0, row, stored_ids
 
 
@@ -23,19 +22,30 @@ def _indexes(database: Database) -> set[str]:
         return {r[0] for r in connection.execute(sql, ("usage_ledger",))}
 
 
+V1_COLUMNS = ("request_id", "key_name", "route", "model_group", "model", "status",
+              "prompt_tokens", "completion_tokens", "total_tokens", "cost", "stream",
+              "disconnected", "failovers", "started", "first_byte", "ended")
+V1_INSERT = (f"INSERT INTO usage_ledger ({', '.join(V1_COLUMNS)})"
+             f" VALUES ({', '.join('?' for _ in V1_COLUMNS)})")
+
+
 def test_a_v1_ledger_is_migrated_up_keeping_its_rows(database: Database, tmp_path: Path):
+    first = row(1)
     with database.connect() as connection:
         migrate(connection, MIGRATIONS, upto=1)
         with connection.transaction():  # as a gateway that knew only v1 wrote it
-            connection.execute(INSERT, row(1).values())
+            connection.execute(V1_INSERT, [getattr(first, c) for c in V1_COLUMNS])
     assert "usage_ledger_started" not in _indexes(database)
     ledger = Ledger(database, tmp_path / "spool")
     ledger.record(row(2))
     ledger.close()
     with database.connect() as connection:
-        assert schema_version(connection, "usage") == len(MIGRATIONS) == 2
+        assert schema_version(connection, "usage") == len(MIGRATIONS) == 3
+        sources = connection.execute(
+            "SELECT request_id, usage_source FROM usage_ledger ORDER BY request_id")
     assert {"usage_ledger_started", "usage_ledger_key_started"} <= _indexes(database)
     assert sorted(stored_ids(database)) == ["req-000001", "req-000002"]
+    assert [tuple(r) for r in sources] == [("req-000001", "none"), ("req-000002", "none")]
 
 
 def _fill(database: Database, tmp_path: Path, rows: list[UsageRow]) -> None:

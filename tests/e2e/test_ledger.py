@@ -1,0 +1,134 @@
+"""The usage ledger behind the real gateway: a row per request, read back by the
+installed `hxgw usage`; a stream the client cut is billed and says so; and with
+PostgreSQL stopped for 10 s mid-load, no row is lost."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import sqlite3
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import psycopg
+
+from tests.conftest import StartGateway
+from tests.fake_upstream import FakeUpstream
+from tests.fixtures import DEFAULT_MODELS, HXGW, Gateway, wait_for
+from tests.postgres import Postgres, own_postgres  # noqa: F401 -- a fixture
+
+PRICED = [dict(m, price={"input_per_mtok": 1, "output_per_mtok": 2}) for m in DEFAULT_MODELS]
+CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def _state_dir(gateway: Gateway) -> str:
+    return gateway.env()["HX_STATE_DIR"]
+
+
+def _rows(gateway: Gateway) -> list[dict[str, Any]]:
+    path = Path(_state_dir(gateway)) / "hxgw.db"
+    if not path.exists():
+        return []
+    with sqlite3.connect(path) as connection:
+        connection.row_factory = sqlite3.Row
+        return [dict(r) for r in connection.execute("SELECT * FROM usage_ledger")]
+
+
+async def _chat(client: aiohttp.ClientSession, gateway: Gateway, **extra: Any) -> int:
+    async with client.post(gateway.url + "/v1/chat/completions", json={**CHAT, **extra},
+                           headers=gateway.auth) as resp:
+        await resp.read()
+        return resp.status
+
+
+async def test_every_request_leaves_one_row_that_hxgw_usage_reads_back(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    gateway = await start_gateway(models=PRICED)
+    fake.behave("m-beta", status=400)  # a request's own fault: still one row
+    for _ in range(3):
+        assert await _chat(client, gateway) == 200
+    assert await _chat(client, gateway, model="beta") == 400
+    await wait_for(lambda: len(_rows(gateway)) == 4, timeout=10)
+    env = {**os.environ, "HX_STATE_DIR": _state_dir(gateway)}
+    out = subprocess.run([HXGW, "usage", "--by", "key", "--format", "json",
+                          "--config-dir", str(gateway.config_dir)],
+                         env=env, capture_output=True, text=True, check=True)
+    (master,) = json.loads(out.stdout)["rows"]
+    assert master["group"] == "master" and master["requests"] == 4 and master["errors"] == 1
+    # The fake reports 3 prompt tokens and one a word of its answer: $1 and $2 per Mtok.
+    assert master["prompt_tokens"] == 9 and master["completion_tokens"] == 18
+    assert abs(master["cost"] - (9 * 1 + 18 * 2) / 1e6) < 1e-12
+
+
+async def test_a_stream_the_client_cut_is_billed_as_estimated_and_disconnected(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    fake.behave("m-alpha", content="w " * 200, chunk_delay=0.01)
+    gateway = await start_gateway(models=PRICED)
+    async with client.post(gateway.url + "/v1/chat/completions", json={**CHAT, "stream": True},
+                           headers=gateway.auth) as stream:
+        for _ in range(5):
+            await stream.content.readuntil(b"\n\n")
+    await wait_for(lambda: len(_rows(gateway)) == 1, timeout=10)
+    (row,) = _rows(gateway)
+    assert row["disconnected"] == 1 and row["stream"] == 1
+    assert row["usage_source"] == "estimated"
+    assert row["completion_tokens"] >= 5 and row["cost"] > 0
+
+
+async def test_a_request_refused_before_auth_leaves_no_row(
+    start_gateway: StartGateway, client: aiohttp.ClientSession
+):
+    gateway = await start_gateway()
+    async with client.post(gateway.url + "/v1/chat/completions", json=CHAT,
+                           headers={"Authorization": "Bearer sk-wrong"}) as resp:
+        assert resp.status == 401
+    assert await _chat(client, gateway) == 200
+    await wait_for(lambda: len(_rows(gateway)) == 1, timeout=10)
+    await asyncio.sleep(1.5)  # a batch interval and more: nothing else arrives
+    assert [r["status"] for r in _rows(gateway)] == [200]
+
+
+async def test_postgresql_stopped_for_ten_seconds_mid_load_loses_no_row(
+    start_gateway: StartGateway, client: aiohttp.ClientSession,
+    own_postgres: Postgres,  # noqa: F811
+):
+    url = own_postgres.new_database()
+    gateway = await start_gateway(env={"DATABASE_URL": url})
+    sent = 0
+    stop = asyncio.Event()
+
+    async def load() -> None:
+        nonlocal sent
+        while not stop.is_set():
+            assert await _chat(client, gateway) == 200
+            sent += 1
+            await asyncio.sleep(0.02)
+
+    loader = asyncio.create_task(load())
+    await asyncio.sleep(2)
+    own_postgres.stop(mode="immediate")
+    stopped_at = time.monotonic()
+    await asyncio.sleep(10)
+    own_postgres.start()
+    await asyncio.sleep(2)
+    stop.set()
+    await loader
+    assert time.monotonic() - stopped_at >= 10
+
+    def count() -> int:
+        with psycopg.connect(url) as connection:
+            rows = connection.execute(
+                "SELECT count(*), count(DISTINCT request_id) FROM usage_ledger").fetchone()
+        assert rows is not None and rows[0] == rows[1]  # none twice
+        return int(rows[0])
+
+    deadline = time.monotonic() + 30
+    while count() < sent and time.monotonic() < deadline:
+        await asyncio.sleep(0.5)
+    assert count() == sent
