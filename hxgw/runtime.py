@@ -14,6 +14,7 @@ from hxgw.keys.limiter_memory import MemoryLimiter
 from hxgw.observe import AccessLog
 from hxgw.observe.ids import RequestIds
 from hxgw.observe.loop_lag import LoopLag
+from hxgw.observe.ledger import LedgerCollector
 from hxgw.observe.metrics import Metrics
 from hxgw.observe.saturation import SaturationCollector
 from hxgw.observe.workers import WorkerFigures
@@ -133,3 +134,4 @@ class Runtime:
         self.metrics.loop_lag.set_function(lambda: self.loop_lag.seconds)
         self.saturation = SaturationCollector(self.gates)
         self.metrics.registry.register(self.saturation)
+        self.metrics.registry.register(LedgerCollector(lambda: self.ledger))

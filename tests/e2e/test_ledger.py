@@ -54,6 +54,8 @@ async def test_every_request_leaves_one_row_that_hxgw_usage_reads_back(
         assert await _chat(client, gateway) == 200
     assert await _chat(client, gateway, model="beta") == 400
     await wait_for(lambda: len(_rows(gateway)) == 4, timeout=10)
+    async with client.get(gateway.url + "/metrics", headers=gateway.auth) as resp:
+        assert 'hxgw_ledger_rows_total{result="written"} 4.0' in await resp.text()
     env = {**os.environ, "HX_STATE_DIR": _state_dir(gateway)}
     out = subprocess.run([HXGW, "usage", "--by", "key", "--format", "json",
                           "--config-dir", str(gateway.config_dir)],
