@@ -13,8 +13,8 @@ from hxgw.keys.guard import BadKeyGuard
 from hxgw.keys.limiter_memory import MemoryLimiter
 from hxgw.observe import AccessLog
 from hxgw.observe.ids import RequestIds
-from hxgw.observe.loop_lag import LoopLag
 from hxgw.observe.ledger import LedgerCollector
+from hxgw.observe.loop_lag import LoopLag
 from hxgw.observe.metrics import Metrics
 from hxgw.observe.saturation import SaturationCollector
 from hxgw.observe.workers import WorkerFigures
