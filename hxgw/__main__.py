@@ -1,4 +1,4 @@
-"""The `hxgw` command: serve, check-config, usage, demo-upstream.
+"""The `hxgw` command: serve, check-config, keys, usage, demo-upstream.
 
 Exit codes: 0 success, 1 invalid config or a failure to start, 2 bad usage.
 """
@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from hxgw import __version__
-from hxgw.tools import smoke, train_router, usage_cli
+from hxgw.tools import keys_cli, smoke, train_router, usage_cli
 
 DEFAULT_CONFIG_DIR = "/etc/hxgw"
 
@@ -77,6 +77,10 @@ def _parser() -> argparse.ArgumentParser:
         command("smoke", "check a running gateway end to end (key from MASTER_KEY or --key-file)")
     )
 
+    keys_cli.add_arguments(
+        command("keys", "make, list, change, rotate and revoke client keys in the store"),
+        config_help,
+    )
     usage_cli.add_arguments(
         command("usage", "what each key (model, day) used, from the usage ledger"), config_help
     )
@@ -116,6 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return smoke.run(args)
     if args.command == "usage":
         return usage_cli.run(args, config_dir, env)
+    if args.command == "keys":
+        return keys_cli.run(args, config_dir, env)
     if args.command == "demo-upstream":
         from hxgw.tools.demo_upstream import run
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from hxgw.keys import Limiter
+from hxgw.keys.book import StoredKeys
 from hxgw.keys.guard import BadKeyGuard
 from hxgw.keys.limiter_memory import MemoryLimiter
 from hxgw.observe import AccessLog
@@ -122,6 +123,8 @@ class Runtime:
     gates: Gates = field(default_factory=Gates)
     limiter: Limiter = field(default_factory=MemoryLimiter)
     ledger: Ledger | None = None
+    stored_keys: StoredKeys | None = None
+    """The keys `hxgw keys` made; None when the daemon has no store."""
     """The usage ledger; None when the daemon has none (its state directory is unusable)."""
     """The keys' limits; the daemon opens the one its config and workers call for."""
     ids: RequestIds = field(default_factory=RequestIds)

@@ -201,6 +201,8 @@ class ClientKey:
     groups: frozenset[str] | None = None
     limits: KeyLimits | None = None
     """What the key may use (hxgw.keys.limits); None: no limits."""
+    expires: float | None = None
+    """When it stops opening anything (Unix seconds); None: never."""
 
     def may_use(self, group: str) -> bool:
         return self.groups is None or group in self.groups

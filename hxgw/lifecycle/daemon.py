@@ -28,7 +28,7 @@ from hxgw.lifecycle.capacity import log_capacity, raise_descriptor_limit, size_g
 from hxgw.lifecycle.drain import drain
 from hxgw.lifecycle.notify import Notifier
 from hxgw.lifecycle.override import ListenOverride
-from hxgw.lifecycle.stores import close_stores, open_stores
+from hxgw.lifecycle.stores import close_stores, open_stores, watch_stores
 from hxgw.observe import AccessLog
 from hxgw.observe.workers import WorkerFigures
 from hxgw.runtime import ReloadRecord, Runtime
@@ -138,6 +138,7 @@ class Daemon:
         ]
         if self.notifier.watchdog_interval:
             beside.append(asyncio.create_task(self._watchdog()))
+        beside += watch_stores(self.runtime, lambda: self.holder.config)
         await self._main_loop()
         await drain(
             self.runner,

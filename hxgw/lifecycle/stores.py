@@ -1,19 +1,24 @@
 """The daemon's stores, opened at start and closed after the drain: the keys'
-limiter and the usage ledger (each worker opens its own, after the fork)."""
+limiter, the stored keys and the usage ledger (each worker opens its own, after
+the fork). The stored keys and the ledger share the database: the SQLite file
+in the state directory, or PostgreSQL (DATABASE_URL)."""
 
 from __future__ import annotations
 
 import asyncio
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from pathlib import Path
 
 import structlog
 
 from hxgw.config import Config
 from hxgw.config.schema import StoreSettings
 from hxgw.keys import open_limiter
+from hxgw.keys.book import StoredKeys
+from hxgw.keys.store import KeyStore
 from hxgw.runtime import Runtime
-from hxgw.store import open_database
+from hxgw.store import Database, StoreError, open_database
 from hxgw.usage import Ledger
 
 log = structlog.get_logger("hxgw.lifecycle.stores")
@@ -24,26 +29,45 @@ LEDGER_CLOSE_TIMEOUT = 10.0
 
 def open_stores(runtime: Runtime, config: Config, env: Mapping[str, str]) -> None:
     runtime.limiter = open_limiter(config.limits_store, env, lease_s=config.timeouts.total)
-    runtime.ledger = open_ledger(config.store)
-
-
-def open_ledger(settings: StoreSettings) -> Ledger | None:
-    """The usage ledger, writing from its own thread; None, said once, when the state
-    directory (the SQLite file, the spool) cannot be written: the gateway serves anyway."""
-    state_dir = settings.state_dir
-    try:
-        state_dir.mkdir(parents=True, exist_ok=True)
-        writable = os.access(state_dir, os.W_OK | os.X_OK)
-    except OSError:
-        writable = False
-    if not writable:
+    settings = config.store
+    if not _writable(settings.state_dir):
         log.warning(
-            "usage ledger off: the state directory cannot be written",
-            state_dir=str(state_dir),
+            "usage ledger and stored keys off: the state directory cannot be written",
+            state_dir=str(settings.state_dir),
             fix="set HX_STATE_DIR or store.state_dir, or run under the unit (StateDirectory=hxgw)",
         )
-        return None
-    database = open_database(settings.database_url, state_dir)
+        return
+    database = open_database(settings.database_url, settings.state_dir)
+    runtime.ledger = open_ledger(database, settings)
+    runtime.stored_keys = StoredKeys(KeyStore(database))
+    try:  # before the first request: stored keys work from the start
+        runtime.stored_keys.refresh(_config_names(config))
+    except StoreError as exc:
+        log.warning("cannot read the key store yet; retrying every second", error=str(exc))
+
+
+def watch_stores(runtime: Runtime, config: Callable[[], Config]) -> list[asyncio.Task[None]]:
+    """What runs beside the server: the stored keys' refresh."""
+    if runtime.stored_keys is None:
+        return []
+    return [asyncio.create_task(runtime.stored_keys.watch(lambda: _config_names(config())))]
+
+
+def _config_names(config: Config) -> frozenset[str]:
+    return frozenset(key.name for key in config.keys)
+
+
+def _writable(state_dir: Path) -> bool:
+    try:
+        state_dir.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(state_dir, os.W_OK | os.X_OK)
+
+
+def open_ledger(database: Database, settings: StoreSettings) -> Ledger:
+    """The usage ledger, writing from its own thread."""
+    state_dir = settings.state_dir
     ledger = Ledger(
         database,
         state_dir / "spool",

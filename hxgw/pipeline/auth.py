@@ -24,7 +24,8 @@ def authenticate(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
 
     Keys are held as SHA-256 digests: the lookup is by digest, so neither the
     dict probe nor the final compare_digest leaks how much of a key matched. The
-    bad-key guard decides what a key from a guessing address gets.
+    config's keys come first, then those `hxgw keys` made. The bad-key guard
+    decides what a key from a guessing address gets.
     """
     header = ctx.exchange.header("Authorization") or ""
     scheme, _, presented = header.partition(" ")
@@ -32,6 +33,11 @@ def authenticate(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
         raise Unauthorized("missing bearer key: send 'Authorization: Bearer <key>'")
     digest = hashlib.sha256(presented.strip().encode("utf-8", "surrogateescape")).digest()
     key = ctx.state.keys_by_digest.get(digest)
+    stored = ctx.state.runtime.stored_keys
+    if key is None and stored is not None:
+        key = stored.by_digest.get(digest)
+    if key is not None and key.expires is not None and key.expires <= time.time():
+        key = None  # expired, or a rotated key's grace is over
     valid = key is not None and hmac.compare_digest(key.digest, digest)
     guard_key(ctx.state, ctx.exchange.remote, ctx.exchange.header, digest, valid)
     ctx.key = key

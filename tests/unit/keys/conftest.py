@@ -9,6 +9,8 @@ from hxgw.keys.limiter_memory import MemoryLimiter
 from hxgw.keys.limiter_redis import RedisLimiter
 from hxgw.keys.limiter_shared import SharedLimiter
 from hxgw.keys.limits import Limiter
+from hxgw.store import Database, open_database
+from tests.postgres import postgres_server, postgres_url  # noqa: F401 -- fixtures
 from tests.redis_server import redis_server  # noqa: F401 -- a fixture
 
 MakeLimiter = Callable[..., Limiter]
@@ -37,3 +39,11 @@ async def make_limiter(
     yield make
     for limiter in made:
         await limiter.close()
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+def database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
+    """An empty store: a SQLite file, then a fresh PostgreSQL database."""
+    if request.param == "sqlite":
+        return open_database(None, tmp_path / "state")
+    return open_database(request.getfixturevalue("postgres_url"), tmp_path)

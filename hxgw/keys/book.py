@@ -1,0 +1,81 @@
+"""The stored keys a serving gateway knows, by digest, read again when the table
+changes: asked once a second, in a thread, so a key made, changed or revoked with
+`hxgw keys` opens (or stops opening) within a second, without a reload.
+
+A stored key whose name a config key (MASTER_KEY's `master`, `auth.keys_file`)
+already has is left out, with a warning: names are how logs, limits and the
+ledger tell keys apart. While the store cannot be read, the keys last read keep
+working, and the log says so once a minute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Callable, Mapping
+from types import MappingProxyType
+
+import structlog
+
+from hxgw.config.schema import ClientKey
+from hxgw.keys.store import KeyStore
+from hxgw.store import StoreError
+
+log = structlog.get_logger("hxgw.keys")
+
+INTERVAL = 1.0
+WARN_EVERY = 60.0
+
+
+class StoredKeys:
+    def __init__(self, store: KeyStore) -> None:
+        self.store = store
+        self.by_digest: Mapping[bytes, ClientKey] = MappingProxyType({})
+        self._marker: tuple[int, float] | None = None
+        self._names: frozenset[str] = frozenset()
+        self._warned: set[str] = set()
+        self._failing_since: float | None = None
+        self._warned_at = 0.0
+
+    def refresh(self, config_names: frozenset[str]) -> bool:
+        """Read the table again if it (or the config's names) changed. Blocking."""
+        with self.store.connect() as connection:
+            marker = self.store.marker(connection)
+            if marker == self._marker and config_names == self._names:
+                return False
+            stored = self.store.all(connection)
+        now, by_digest = time.time(), {}
+        for key in stored:
+            if key.name in config_names:
+                if key.name not in self._warned:
+                    self._warned.add(key.name)
+                    log.warning("a stored key has a config key's name; it is ignored",
+                                key=key.name)  # fmt: skip
+                continue
+            for client_key in key.client_keys(now):
+                by_digest[client_key.digest] = client_key
+        self.by_digest = MappingProxyType(by_digest)
+        self._marker, self._names = marker, config_names
+        return True
+
+    async def watch(self, config_names: Callable[[], frozenset[str]]) -> None:
+        """Refresh once a second, for as long as the daemon serves."""
+        while True:
+            await asyncio.sleep(INTERVAL)
+            try:
+                await asyncio.to_thread(self.refresh, config_names())
+            except StoreError as exc:
+                self._failed(exc)
+            else:
+                if self._failing_since is not None:
+                    log.info("the key store answers again")
+                    self._failing_since = None
+
+    def _failed(self, exc: StoreError) -> None:
+        now = time.monotonic()
+        if self._failing_since is None:
+            self._failing_since = now
+        if now - self._warned_at >= WARN_EVERY:
+            self._warned_at = now
+            log.warning("cannot read the key store; the keys read last keep working",
+                        error=str(exc), keys=len(self.by_digest))  # fmt: skip

@@ -1,0 +1,224 @@
+"""Client keys kept in the gateway's database (hxgw.store), made by `hxgw keys`.
+
+Only a key's SHA-256 digest is stored; its secret is printed once, when it is
+made or rotated. A rotated key's old digest keeps working until the grace
+period the operator chose. A revoked key stays in the table (a record of who
+had access) but no longer opens anything; its name may be given to a new key.
+
+The serving gateway reads the table again whenever it changed (`marker()`, a
+cheap count and newest change time, is asked once a second), so created,
+changed and revoked keys take effect within a second on every worker and
+every instance that shares the database, without a reload.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from hxgw.config.schema import PERIODS, ClientKey, KeyLimits
+from hxgw.store import Connection, Database, Migration
+
+SECRET_PREFIX = "sk-hx-"  # noqa: S105 -- a prefix, not a secret
+TABLE = "client_keys"
+MIGRATIONS = (
+    Migration(
+        component="keys",
+        version=1,
+        description="client keys, held as SHA-256 digests",
+        statements=(
+            f"CREATE TABLE {TABLE} ("
+            " name TEXT PRIMARY KEY,"
+            " digest TEXT NOT NULL UNIQUE,"
+            " previous_digest TEXT,"
+            " previous_until DOUBLE PRECISION,"
+            " groups TEXT,"
+            " rpm BIGINT, tpm BIGINT, max_parallel BIGINT,"
+            " budget DOUBLE PRECISION, budget_period TEXT NOT NULL DEFAULT '1d',"
+            " expires DOUBLE PRECISION,"
+            " revoked DOUBLE PRECISION,"
+            " created DOUBLE PRECISION NOT NULL,"
+            " updated DOUBLE PRECISION NOT NULL)",
+        ),
+    ),
+)
+_FIELDS = ("name", "digest", "previous_digest", "previous_until", "groups", "rpm", "tpm",
+           "max_parallel", "budget", "budget_period", "expires", "revoked", "created",
+           "updated")  # fmt: skip
+
+
+class KeyStoreError(Exception):
+    """A `hxgw keys` request that cannot be done: the message says why."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredKey:
+    """One row of the table, as `hxgw keys list` shows it: never a secret."""
+
+    name: str
+    digest: str
+    previous_digest: str | None
+    previous_until: float | None
+    groups: tuple[str, ...] | None
+    rpm: int | None
+    tpm: int | None
+    max_parallel: int | None
+    budget: float | None
+    budget_period: str
+    expires: float | None
+    revoked: float | None
+    created: float
+    updated: float
+
+    def limits(self) -> KeyLimits | None:
+        if (self.rpm, self.tpm, self.max_parallel, self.budget) == (None, None, None, None):
+            return None
+        return KeyLimits(
+            rpm=self.rpm,
+            tpm=self.tpm,
+            max_parallel=self.max_parallel,
+            budget=self.budget,
+            budget_period_s=PERIODS[self.budget_period],
+        )
+
+    def client_keys(self, now: float) -> list[ClientKey]:
+        """What the gateway checks a presented key against: this key and, within its
+        grace period, the one it was rotated from. None once revoked."""
+        if self.revoked is not None:
+            return []
+        groups = frozenset(self.groups) if self.groups is not None else None
+        common: dict[str, Any] = {"name": self.name, "groups": groups, "limits": self.limits()}
+        keys = [ClientKey(digest=bytes.fromhex(self.digest), expires=self.expires, **common)]
+        if self.previous_digest and self.previous_until and self.previous_until > now:
+            until = min(self.previous_until, self.expires or self.previous_until)
+            keys.append(ClientKey(digest=bytes.fromhex(self.previous_digest), expires=until,
+                                  **common))  # fmt: skip
+        return keys
+
+    def public(self) -> dict[str, Any]:
+        """The row for `--json`: its digests left out, as nobody needs them."""
+        return {
+            name: getattr(self, name)
+            for name in _FIELDS
+            if name not in ("digest", "previous_digest")
+        } | {"groups": list(self.groups) if self.groups is not None else None}
+
+
+def new_secret() -> tuple[str, str]:
+    """A new key and its digest (hex)."""
+    secret = SECRET_PREFIX + secrets.token_urlsafe(32)
+    return secret, hashlib.sha256(secret.encode()).hexdigest()
+
+
+class KeyStore:
+    """The table's reads and writes; blocking calls (the gateway runs them in a thread)."""
+
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self._migrated = False
+
+    def connect(self) -> Connection:
+        """A connection to the store, whose table is made or brought up to date first."""
+        if not self._migrated:
+            self.database.migrate(MIGRATIONS)
+            self._migrated = True
+        return self.database.connect()
+
+    def marker(self, connection: Connection) -> tuple[int, float]:
+        """Changes to the table change this: how many rows, and the newest change."""
+        row = connection.execute(f"SELECT COUNT(*), MAX(updated) FROM {TABLE}")[0]  # noqa: S608
+        return int(row[0]), float(row[1] or 0.0)
+
+    def all(self, connection: Connection) -> list[StoredKey]:
+        rows = connection.execute(
+            f"SELECT {', '.join(_FIELDS)} FROM {TABLE} ORDER BY name"  # noqa: S608
+        )
+        return [_stored(row) for row in rows]
+
+    def get(self, connection: Connection, name: str) -> StoredKey | None:
+        rows = connection.execute(
+            f"SELECT {', '.join(_FIELDS)} FROM {TABLE} WHERE name = ?",  # noqa: S608
+            (name,),
+        )
+        return _stored(rows[0]) if rows else None
+
+    def create(self, connection: Connection, name: str, settings: dict[str, Any]) -> str:
+        """Make the key `name`; return its secret. A revoked key's name may be taken."""
+        secret, digest = new_secret()
+        now = time.time()
+        with connection.transaction(exclusive=True):
+            existing = self.get(connection, name)
+            if existing is not None and existing.revoked is None:
+                raise KeyStoreError(f"a key named {name!r} exists (update, rotate or revoke it)")
+            if existing is not None:
+                connection.execute(f"DELETE FROM {TABLE} WHERE name = ?", (name,))  # noqa: S608
+            columns = {"name": name, "digest": digest, "created": now, "updated": now,
+                       "budget_period": "1d", **_columns(settings)}  # fmt: skip
+            marks = ", ".join("?" for _ in columns)
+            connection.execute(
+                f"INSERT INTO {TABLE} ({', '.join(columns)}) VALUES ({marks})",  # noqa: S608
+                tuple(columns.values()),
+            )
+        return secret
+
+    def update(self, connection: Connection, name: str, settings: dict[str, Any]) -> StoredKey:
+        changes = _columns(settings)
+        if not changes:
+            raise KeyStoreError("nothing to change: give at least one option")
+        return self._change(connection, name, changes)
+
+    def rotate(self, connection: Connection, name: str, grace: float) -> str:
+        """A new secret for `name`; the old one works for `grace` more seconds."""
+        secret, digest = new_secret()
+        self._change(connection, name, {"digest": digest, "previous_until": time.time() + grace},
+                     previous=True)  # fmt: skip
+        return secret
+
+    def revoke(self, connection: Connection, name: str) -> StoredKey:
+        return self._change(connection, name, {"revoked": time.time(), "previous_until": None})
+
+    def _live(self, connection: Connection, name: str) -> StoredKey:
+        key = self.get(connection, name)
+        if key is None:
+            raise KeyStoreError(f"no key named {name!r}")
+        if key.revoked is not None:
+            raise KeyStoreError(f"the key {name!r} is revoked")
+        return key
+
+    def _change(
+        self, connection: Connection, name: str, changes: dict[str, Any], *, previous: bool = False
+    ) -> StoredKey:
+        """Set `changes` on the live key `name`; with `previous`, its digest becomes the
+        previous one (a rotation)."""
+        changes = {**changes, "updated": time.time()}
+        with connection.transaction(exclusive=True):
+            key = self._live(connection, name)
+            if previous:
+                changes["previous_digest"] = key.digest
+            sets = ", ".join(f"{column} = ?" for column in changes)
+            connection.execute(
+                f"UPDATE {TABLE} SET {sets} WHERE name = ?",  # noqa: S608
+                (*changes.values(), name),
+            )
+            changed = self.get(connection, name)
+        assert changed is not None
+        return changed
+
+
+def _columns(settings: dict[str, Any]) -> dict[str, Any]:
+    """The columns a create or update sets, from the CLI's options (None: not given)."""
+    out = {k: v for k, v in settings.items() if v is not None}
+    if "groups" in out:
+        out["groups"] = ",".join(out["groups"]) if out["groups"] else None
+    return out
+
+
+def _stored(row: Sequence[Any]) -> StoredKey:
+    values = dict(zip(_FIELDS, row, strict=True))
+    groups = values["groups"]
+    values["groups"] = tuple(groups.split(",")) if groups else None
+    return StoredKey(**values)

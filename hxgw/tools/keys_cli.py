@@ -1,0 +1,187 @@
+"""`hxgw keys`: make, list, change, rotate and revoke client keys in the store.
+
+It works on the gateway's database directly (found as the gateway finds it:
+gateway.yaml's `store`, HX_STATE_DIR, DATABASE_URL); serving gateways see each
+change within a second. A new secret goes to standard output alone, once, so
+`KEY=$(hxgw keys create app)` keeps it; what was done goes to standard error.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import re
+import sys
+from collections.abc import Mapping
+from typing import Any
+
+from hxgw.config import load_config, load_store_settings
+from hxgw.config.schema import PERIODS
+from hxgw.errors import ConfigError
+from hxgw.keys.store import KeyStore, KeyStoreError, StoredKey
+from hxgw.store import StoreError, open_database
+from hxgw.tools.usage_cli import duration
+
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def _name(text: str) -> str:
+    if not NAME.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"a key name is 1-64 letters, digits, '.', '_' or '-': {text!r}")  # fmt: skip
+    return text
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"not a whole number of at least 1: {text!r}")
+    return int(text)
+
+
+def _money(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not value >= 0:
+        raise argparse.ArgumentTypeError(f"not an amount of money: {text!r}")
+    return value
+
+
+def _date(text: str) -> float:
+    """2027-01-31 (its start, UTC) or an ISO time with a zone."""
+    try:
+        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date like 2027-01-31: {text!r}") from None
+    return (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp()
+
+
+def add_arguments(parser: argparse.ArgumentParser, config_help: str) -> None:
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    def action(name: str, summary: str, *, named: bool = True) -> argparse.ArgumentParser:
+        sub = actions.add_parser(name, help=summary, description=summary)
+        if named:
+            sub.add_argument("name", type=_name, metavar="NAME")
+        sub.add_argument("--config-dir", help=config_help)
+        sub.add_argument("--json", action="store_true", help="machine-readable output")
+        return sub
+
+    for sub in (action("create", "make a key; its secret is printed once"),
+                action("update", "change a key's limits, groups or expiry")):  # fmt: skip
+        sub.add_argument("--rpm", type=_positive, help="requests per minute")
+        sub.add_argument("--tpm", type=_positive, help="tokens per minute")
+        sub.add_argument("--max-parallel", type=_positive, help="requests at once")
+        sub.add_argument("--budget", type=_money, metavar="USD", help="money per budget period")
+        sub.add_argument("--budget-period", choices=tuple(PERIODS), help="default: 1d")
+        sub.add_argument("--groups", metavar="G1,G2", help="the only groups it may use")
+        sub.add_argument("--expires", type=_date, metavar="DATE", help="e.g. 2027-01-31 (UTC)")
+    action("list", "the keys, never their secrets", named=False)
+    rotate = action("rotate", "a new secret; the old one works for a grace period")
+    rotate.add_argument(
+        "--grace",
+        type=duration,
+        default="24h",
+        metavar="DURATION",
+        help="how long the old secret keeps working: 0s, 1h, 7d (default: 24h)",
+    )
+    action("revoke", "the key stops working within a second, everywhere")
+
+
+def run(args: argparse.Namespace, config_dir: str, env: Mapping[str, str]) -> int:
+    try:
+        settings = load_store_settings(config_dir, env)
+    except ConfigError as exc:
+        print(f"hxgw keys: {config_dir}: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return 1
+    store = KeyStore(open_database(settings.database_url, settings.state_dir))
+    try:
+        with store.connect() as connection:
+            return _act(args, store, connection, config_dir, env)
+    except KeyStoreError as exc:
+        print(f"hxgw keys: {exc}", file=sys.stderr)
+        return 2
+    except StoreError as exc:
+        print(f"hxgw keys: cannot use the key store: {exc}", file=sys.stderr)
+        return 1
+
+
+def _act(args: argparse.Namespace, store: KeyStore, connection: Any, config_dir: str,
+         env: Mapping[str, str]) -> int:  # fmt: skip
+    if args.action == "list":
+        keys = store.all(connection)
+        print(json.dumps([k.public() for k in keys], indent=2) if args.json else _table(keys))
+        return 0
+    if args.action == "create":
+        if args.name in _config_names(config_dir, env):
+            raise KeyStoreError(f"the config already has a key named {args.name!r}")
+        secret = store.create(connection, args.name, _settings(args))
+        return _secret(args, store.get(connection, args.name), secret, "created")
+    if args.action == "rotate":
+        secret = store.rotate(connection, args.name, args.grace)
+        return _secret(args, store.get(connection, args.name), secret, "rotated")
+    key = (store.update(connection, args.name, _settings(args)) if args.action == "update"
+           else store.revoke(connection, args.name))  # fmt: skip
+    print(json.dumps(key.public()) if args.json else f"{args.action}d key {key.name}")
+    return 0
+
+
+def _settings(args: argparse.Namespace) -> dict[str, Any]:
+    groups = None if args.groups is None else [g for g in args.groups.split(",") if g]
+    return {"rpm": args.rpm, "tpm": args.tpm, "max_parallel": args.max_parallel,
+            "budget": args.budget, "budget_period": args.budget_period, "groups": groups,
+            "expires": args.expires}  # fmt: skip
+
+
+def _secret(args: argparse.Namespace, key: StoredKey | None, secret: str, done: str) -> int:
+    assert key is not None
+    if args.json:
+        print(json.dumps({**key.public(), "secret": secret}))
+    else:
+        print(secret)
+        print(f"{done} key {key.name}: the secret above is shown once; hxgw keeps only its "
+              "hash", file=sys.stderr)  # fmt: skip
+    return 0
+
+
+def _config_names(config_dir: str, env: Mapping[str, str]) -> frozenset[str]:
+    """The names the config's keys have (where a config is there to read), and `master`,
+    MASTER_KEY's, whether or not it is set here."""
+    try:
+        names = {k.name for k in load_config(config_dir, env, serving=False).keys}
+    except ConfigError:
+        names = set()
+    return frozenset({"master", *names})
+
+
+def _table(keys: list[StoredKey]) -> str:
+    head = ("NAME", "STATE", "GROUPS", "RPM", "TPM", "PARALLEL", "BUDGET", "EXPIRES")
+    rows: list[tuple[str, ...]] = [head]
+    for k in keys:
+        budget = "-" if k.budget is None else f"{k.budget:g}/{k.budget_period}"
+        rows.append((k.name, _state(k), ",".join(k.groups) if k.groups else "all",
+                     *(str(v) if v is not None else "-" for v in (k.rpm, k.tpm, k.max_parallel)),
+                     budget, _when(k.expires)))  # fmt: skip
+    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
+    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+             for row in rows]  # fmt: skip
+    return "\n".join(lines) if keys else "no keys yet: hxgw keys create NAME"
+
+
+def _state(key: StoredKey) -> str:
+    now = dt.datetime.now(dt.UTC).timestamp()
+    if key.revoked is not None:
+        return "revoked"
+    if key.expires is not None and key.expires <= now:
+        return "expired"
+    if key.previous_until is not None and key.previous_until > now:
+        return f"rotating (old until {_when(key.previous_until)})"
+    return "active"
+
+
+def _when(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M")

@@ -1,0 +1,97 @@
+"""The key store on SQLite and PostgreSQL: secrets shown once and kept as digests,
+changes, rotation with a grace period, revocation, and what a serving gateway sees."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+
+import pytest
+
+from hxgw.config.schema import KeyLimits
+from hxgw.keys.book import StoredKeys
+from hxgw.keys.store import KeyStore, KeyStoreError
+from hxgw.store import Database
+
+NO_CONFIG_KEYS: frozenset[str] = frozenset()
+
+
+def _digest(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
+
+
+def test_a_new_key_is_stored_as_its_digest_only(database: Database):
+    store = KeyStore(database)
+    with store.connect() as connection:
+        secret = store.create(connection, "app", {"rpm": 5})
+        (key,) = store.all(connection)
+        rows = connection.execute("SELECT * FROM client_keys")
+    assert secret.startswith("sk-hx-") and len(secret) > 40
+    assert key.digest == _digest(secret).hex()
+    assert secret not in repr(rows)
+    assert key.limits() == KeyLimits(rpm=5)
+
+
+def test_a_live_name_cannot_be_taken_twice_but_a_revoked_one_can(database: Database):
+    store = KeyStore(database)
+    with store.connect() as connection:
+        store.create(connection, "app", {})
+        with pytest.raises(KeyStoreError, match="exists"):
+            store.create(connection, "app", {})
+        store.revoke(connection, "app")
+        store.create(connection, "app", {"tpm": 100})
+        (key,) = store.all(connection)
+    assert key.revoked is None and key.tpm == 100
+
+
+def test_an_update_changes_only_what_it_names(database: Database):
+    store = KeyStore(database)
+    with store.connect() as connection:
+        store.create(connection, "app", {"rpm": 5, "groups": ["a", "b"]})
+        key = store.update(connection, "app", {"budget": 2.5, "budget_period": "7d"})
+    assert (key.rpm, key.groups, key.budget, key.budget_period) == (5, ("a", "b"), 2.5, "7d")
+
+
+def test_the_gateway_sees_a_rotated_key_old_and_new_until_the_grace_ends(database: Database):
+    store, book = KeyStore(database), StoredKeys(KeyStore(database))
+    with store.connect() as connection:
+        old = store.create(connection, "app", {})
+        new = store.rotate(connection, "app", grace=3600)
+    book.refresh(NO_CONFIG_KEYS)
+    assert book.by_digest[_digest(new)].expires is None
+    grace_end = book.by_digest[_digest(old)].expires
+    assert grace_end is not None and 3590 < grace_end - time.time() <= 3600
+
+
+def test_a_revoked_key_is_gone_from_what_the_gateway_sees_at_the_next_refresh(
+    database: Database,
+):
+    store, book = KeyStore(database), StoredKeys(KeyStore(database))
+    with store.connect() as connection:
+        secret = store.create(connection, "app", {})
+    assert book.refresh(NO_CONFIG_KEYS)
+    assert book.by_digest[_digest(secret)].name == "app"
+    assert not book.refresh(NO_CONFIG_KEYS)  # nothing changed: nothing read again
+    with store.connect() as connection:
+        store.revoke(connection, "app")
+    assert book.refresh(NO_CONFIG_KEYS)
+    assert _digest(secret) not in book.by_digest
+
+
+def test_a_stored_key_with_a_config_key_name_is_ignored(database: Database):
+    store, book = KeyStore(database), StoredKeys(KeyStore(database))
+    with store.connect() as connection:
+        secret = store.create(connection, "ci", {})
+    book.refresh(frozenset({"ci"}))
+    assert _digest(secret) not in book.by_digest
+
+
+def test_changing_a_missing_or_revoked_key_says_so(database: Database):
+    store = KeyStore(database)
+    with store.connect() as connection:
+        with pytest.raises(KeyStoreError, match="no key named 'ghost'"):
+            store.rotate(connection, "ghost", grace=0)
+        store.create(connection, "app", {})
+        store.revoke(connection, "app")
+        with pytest.raises(KeyStoreError, match="revoked"):
+            store.update(connection, "app", {"rpm": 1})
