@@ -58,6 +58,11 @@ def _date(text: str) -> float:
     return (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp()
 
 
+def _grace(text: str) -> float:
+    """A duration like 1h or 7d, or 0s: the old secret stops at once."""
+    return 0.0 if text.strip() in ("0", "0s", "0m", "0h", "0d") else duration(text)
+
+
 def add_arguments(parser: argparse.ArgumentParser, config_help: str) -> None:
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
@@ -82,7 +87,7 @@ def add_arguments(parser: argparse.ArgumentParser, config_help: str) -> None:
     rotate = action("rotate", "a new secret; the old one works for a grace period")
     rotate.add_argument(
         "--grace",
-        type=duration,
+        type=_grace,
         default="24h",
         metavar="DURATION",
         help="how long the old secret keeps working: 0s, 1h, 7d (default: 24h)",

@@ -1,0 +1,153 @@
+"""`hxgw keys`, as an operator runs it, against serving gateways: a key made, limited,
+rotated or revoked takes effect within a second, with no reload, on every worker and
+on every instance that shares the store."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+from typing import Any
+
+import aiohttp
+
+from tests.conftest import StartGateway
+from tests.fixtures import HXGW, Gateway
+from tests.postgres import Postgres, own_postgres  # noqa: F401 -- a fixture
+
+CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
+
+
+def keys(gateway: Gateway, *args: str) -> subprocess.CompletedProcess[str]:
+    """`hxgw keys ...` with the gateway's own store settings, as its operator would."""
+    env = {**os.environ, **{k: v for k, v in gateway.env().items()
+                            if k in ("HX_STATE_DIR", "DATABASE_URL")}}
+    return subprocess.run([HXGW, "keys", *args, "--config-dir", str(gateway.config_dir)],
+                          env=env, capture_output=True, text=True, timeout=30)
+
+
+async def _status(client: aiohttp.ClientSession, gateway: Gateway, secret: str) -> int:
+    async with client.post(gateway.url + "/v1/chat/completions", json=CHAT,
+                           headers={"Authorization": f"Bearer {secret}"}) as resp:
+        await resp.read()
+        return resp.status
+
+
+async def _within_a_second(check: Any) -> None:
+    """`check()` holds within a second (a little more: the machine is shared)."""
+    for _ in range(30):
+        if await check():
+            return
+        await asyncio.sleep(0.05)
+    assert await check()
+
+
+async def test_a_created_key_opens_the_gateway_within_a_second_without_reload(
+    start_gateway: StartGateway, client: aiohttp.ClientSession
+):
+    gateway = await start_gateway()
+    made = keys(gateway, "create", "app")
+    assert made.returncode == 0, made.stderr
+    secret = made.stdout.strip()
+    assert secret.startswith("sk-hx-") and "shown once" in made.stderr
+
+    async def opens() -> bool:
+        return await _status(client, gateway, secret) == 200
+
+    await _within_a_second(opens)
+    assert "key=app" in gateway.logs()
+
+
+async def test_a_revoked_key_is_refused_within_a_second(
+    start_gateway: StartGateway, client: aiohttp.ClientSession
+):
+    gateway = await start_gateway()
+    secret = keys(gateway, "create", "app").stdout.strip()
+    await _within_a_second(lambda: _opens(client, gateway, secret))
+    assert keys(gateway, "revoke", "app").returncode == 0
+
+    async def refused() -> bool:
+        return await _status(client, gateway, secret) == 401
+
+    await _within_a_second(refused)
+
+
+async def test_a_rotated_key_keeps_its_old_secret_for_the_grace_period(
+    start_gateway: StartGateway, client: aiohttp.ClientSession
+):
+    gateway = await start_gateway()
+    old = keys(gateway, "create", "app").stdout.strip()
+    new = keys(gateway, "rotate", "app", "--grace", "1h").stdout.strip()
+    await _within_a_second(lambda: _opens(client, gateway, new))
+    assert await _status(client, gateway, old) == 200
+    newest = keys(gateway, "rotate", "app", "--grace", "0s").stdout.strip()
+    await _within_a_second(lambda: _opens(client, gateway, newest))
+    assert await _status(client, gateway, new) == 401
+
+
+async def test_limits_set_by_update_apply_without_reload(
+    start_gateway: StartGateway, client: aiohttp.ClientSession
+):
+    gateway = await start_gateway()
+    secret = keys(gateway, "create", "app").stdout.strip()
+    await _within_a_second(lambda: _opens(client, gateway, secret))
+    assert keys(gateway, "update", "app", "--rpm", "1").returncode == 0
+    await asyncio.sleep(1.5)
+    statuses = [await _status(client, gateway, secret) for _ in range(2)]
+    assert statuses == [200, 429]
+
+
+async def test_list_shows_names_and_limits_never_secrets(start_gateway: StartGateway):
+    gateway = await start_gateway()
+    secret = keys(gateway, "create", "app", "--rpm", "60", "--groups", "chat").stdout.strip()
+    listed = keys(gateway, "list", "--json")
+    (row,) = json.loads(listed.stdout)
+    assert (row["name"], row["rpm"], row["groups"]) == ("app", 60, ["chat"])
+    assert secret not in listed.stdout and "digest" not in listed.stdout
+    assert "app" in keys(gateway, "list").stdout
+
+
+async def test_a_key_named_like_a_config_key_is_refused(start_gateway: StartGateway):
+    gateway = await start_gateway()
+    made = keys(gateway, "create", "master")
+    assert made.returncode == 2 and "already has a key named 'master'" in made.stderr
+
+
+async def test_two_instances_on_one_postgresql_refuse_a_revoked_key_within_a_second(
+    start_gateway: StartGateway, client: aiohttp.ClientSession,
+    own_postgres: Postgres,  # noqa: F811
+):
+    env = {"DATABASE_URL": own_postgres.new_database()}
+    first, second = await start_gateway(env=env), await start_gateway(env=env)
+    secret = keys(first, "create", "app").stdout.strip()
+    for gateway in (first, second):
+        await _within_a_second(lambda g=gateway: _opens(client, g, secret))
+    assert keys(second, "revoke", "app").returncode == 0
+    for gateway in (first, second):
+        await _within_a_second(lambda g=gateway: _refused(client, g, secret))
+
+
+async def test_every_worker_sees_a_new_key(start_gateway: StartGateway):
+    gateway = await start_gateway(gateway={"workers": 2})
+    secret = keys(gateway, "create", "app").stdout.strip()
+    await asyncio.sleep(1.5)
+    statuses = []
+    for _ in range(12):  # new connections: the kernel spreads them over the workers
+        async with aiohttp.ClientSession() as fresh:
+            statuses.append(await _status(fresh, gateway, secret))
+    assert statuses == [200] * 12
+    assert {"0", "1"} <= set(_workers_that_served(gateway))
+
+
+def _workers_that_served(gateway: Gateway) -> list[str]:
+    return [line.rsplit("worker=", 1)[1].split()[0] for line in gateway.logs().splitlines()
+            if "key=app" in line and "worker=" in line]
+
+
+async def _opens(client: aiohttp.ClientSession, gateway: Gateway, secret: str) -> bool:
+    return await _status(client, gateway, secret) == 200
+
+
+async def _refused(client: aiohttp.ClientSession, gateway: Gateway, secret: str) -> bool:
+    return await _status(client, gateway, secret) == 401
