@@ -54,8 +54,16 @@ def export_tree(revision: str, into: Path) -> Path:
     return into
 
 
-def start(procs: Procs, label: str, tree: Path, config: Path, key: str, upstream: str) -> Proc:
-    env = {**servers.hxgw_env(key, upstream), "PYTHONPATH": str(tree)}
+def start(
+    procs: Procs,
+    label: str,
+    tree: Path,
+    config: Path,
+    key: str,
+    upstream: str,
+    extra_env: dict[str, str] | None = None,
+) -> Proc:
+    env = {**servers.hxgw_env(key, upstream), "PYTHONPATH": str(tree), **(extra_env or {})}
     found = subprocess.run(
         [sys.executable, "-c", "import hxgw; print(hxgw.__file__)"],
         env=env,

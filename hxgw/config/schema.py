@@ -255,6 +255,8 @@ class StoreSettings:
     """Seconds between the ledger's writes: at most this much usage is lost in a crash."""
     batch_rows: int = 500
     spool_max_bytes: int = 256 << 20
+    ledger: bool = True
+    """False: no usage ledger (the stored keys still work)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

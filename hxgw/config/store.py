@@ -17,7 +17,7 @@ from hxgw.errors import ConfigError
 from hxgw.store.locate import is_postgres_url
 
 GATEWAY = "gateway.yaml"
-_KEYS = frozenset({"state_dir", "batch_interval", "batch_rows", "spool_max_bytes"})
+_KEYS = frozenset({"state_dir", "batch_interval", "batch_rows", "spool_max_bytes", "ledger"})
 
 
 def read_store(top: Section, env: Mapping[str, str]) -> StoreSettings:
@@ -47,6 +47,7 @@ def read_store(top: Section, env: Mapping[str, str]) -> StoreSettings:
         spool_max_bytes=section.number(
             "spool_max_bytes", base.spool_max_bytes, positive=True, integer=True
         ),
+        ledger=section.boolean("ledger", base.ledger),
     )
 
 

@@ -38,7 +38,7 @@ def open_stores(runtime: Runtime, config: Config, env: Mapping[str, str]) -> Non
         )
         return
     database = open_database(settings.database_url, settings.state_dir)
-    runtime.ledger = open_ledger(database, settings)
+    runtime.ledger = open_ledger(database, settings) if settings.ledger else None
     runtime.stored_keys = StoredKeys(KeyStore(database))
     try:  # before the first request: stored keys work from the start
         runtime.stored_keys.refresh(_config_names(config))
