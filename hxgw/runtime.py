@@ -23,7 +23,7 @@ from hxgw.routing.strategies import Memory
 from hxgw.upstream.admission import Gates
 from hxgw.upstream.deadlines import Deadlines
 from hxgw.upstream.readiness import Readiness
-from hxgw.usage import Ledger
+from hxgw.usage import Ledger, RecentUsage
 
 
 class Inflight:
@@ -131,10 +131,13 @@ class Runtime:
     figures: WorkerFigures | None = None
     loop_lag: LoopLag = field(default_factory=LoopLag)
     """With several workers: this one's figures, shared with the others."""
+    recent_usage: RecentUsage = field(init=False)
+    """The status page's usage charts, read from the ledger's store and kept a few seconds."""
 
     def __post_init__(self) -> None:
         self.metrics = Metrics(self.memory.health, lambda: len(self.inflight))
         self.metrics.loop_lag.set_function(lambda: self.loop_lag.seconds)
         self.saturation = SaturationCollector(self.gates)
+        self.recent_usage = RecentUsage(lambda: self.ledger)
         self.metrics.registry.register(self.saturation)
         self.metrics.registry.register(LedgerCollector(lambda: self.ledger))

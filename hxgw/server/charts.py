@@ -31,7 +31,10 @@ def line_chart(
 ) -> str:
     """One chart: `labels` name the buckets (first and last are drawn), `series` maps a
     name to one figure per bucket. Past `MAX_SERIES`, the largest totals are kept."""
-    kept = sorted(series.items(), key=lambda item: -sum(v or 0.0 for v in item[1]))[:MAX_SERIES]
+    busiest = sorted(series, key=lambda name: -sum(v or 0.0 for v in series[name]))[:MAX_SERIES]
+    # Drawn in the caller's order, not by size: a name keeps its colour from chart to chart
+    # (tokens, latency, ...) whenever the charts show the same names.
+    kept = [(name, values) for name, values in series.items() if name in busiest]
     top = max((v for _, values in kept for v in values if v is not None), default=0.0)
     scale = top if top > 0 else 1.0
     plot_w, plot_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM

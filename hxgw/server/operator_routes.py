@@ -121,7 +121,9 @@ async def status_json(request: web.BaseRequest, state: GatewayState) -> web.Resp
         authorize(request, state)
     except GatewayError as exc:
         return _error(exc)
-    return web.Response(body=jsonio.dumps(daemon_status(state)), content_type="application/json")
+    return web.Response(
+        body=jsonio.dumps(await status_with_usage(state)), content_type="application/json"
+    )
 
 
 async def status_page(request: web.BaseRequest, state: GatewayState) -> web.Response:
@@ -129,7 +131,7 @@ async def status_page(request: web.BaseRequest, state: GatewayState) -> web.Resp
         authorize(request, state)
     except GatewayError as exc:
         return _error(exc)
-    html = render_status_html(daemon_status(state))
+    html = render_status_html(await status_with_usage(state))
     return web.Response(
         text=html,
         content_type="text/html",
@@ -147,6 +149,13 @@ async def status_page(request: web.BaseRequest, state: GatewayState) -> web.Resp
 
 async def openapi(request: web.BaseRequest, state: GatewayState) -> web.Response:
     return web.Response(body=openapi_bytes(), content_type="application/json")
+
+
+async def status_with_usage(state: GatewayState) -> dict[str, Any]:
+    """The daemon's status and the ledger's usage series. Every worker reads the same
+    store, so the usage is not summed over workers; it is read in a thread, at most once
+    every few seconds (hxgw.usage.RecentUsage)."""
+    return daemon_status(state) | {"usage": await state.runtime.recent_usage.read()}
 
 
 def daemon_status(state: GatewayState) -> dict[str, Any]:

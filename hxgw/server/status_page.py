@@ -12,6 +12,9 @@ from collections.abc import Iterable, Mapping
 from html import escape
 from typing import Any
 
+from hxgw.server.charts import CHART_CSS
+from hxgw.server.usage_section import render_usage
+
 REFRESH_SECONDS = 5
 DASH = "\u2014"
 ARROW = " \u2192 "
@@ -61,7 +64,7 @@ def render_status_html(status: Mapping[str, Any]) -> str:
             f'<meta http-equiv=refresh content="{REFRESH_SECONDS}">',
             "<meta http-equiv=Content-Security-Policy "
             "content=\"default-src 'none'; style-src 'unsafe-inline'\">",
-            f"<title>hxgw {version} status</title><style>{_CSS}</style></head><body>",
+            f"<title>hxgw {version} status</title><style>{_CSS}{CHART_CSS}</style></head><body>",
             f"<header><h1>hxgw status</h1>{state}<span class=muted>version {version}",
             f" &middot; listening on {_text(status.get('listen'))}</span></header>",
             _cards(status),
@@ -71,6 +74,7 @@ def render_status_html(status: Mapping[str, Any]) -> str:
             _groups(status.get("groups") or []),
             "<h2>Upstreams</h2>",
             _upstreams(status.get("upstreams") or []),
+            render_usage(status.get("usage")),
             f"<footer>Refreshes every {REFRESH_SECONDS} s. The same as JSON: ",
             "<code>/status.json</code></footer></body></html>\n",
         ]

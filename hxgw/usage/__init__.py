@@ -3,23 +3,32 @@
 `Ledger.record(row)` only appends to memory; a writer thread puts the rows into the store
 (hxgw.store) every batch interval, and into a bounded on-disk spool while the store is
 unreachable, replaying the spool when it is back. `totals()` reads the ledger back for
-`hxgw usage`.
+`hxgw usage`; `usage_series()` as series over the last hour and day, and `RecentUsage`
+keeps them for the status page.
 
 May import: hxgw.store, hxgw.jsonio and the standard library; never the request path.
 """
 
 from hxgw.usage.ledger import Ledger
+from hxgw.usage.recent import RecentUsage
 from hxgw.usage.report import GROUPINGS, Grouping, Totals, ledger_exists, totals
 from hxgw.usage.row import UsageRow
 from hxgw.usage.schema import MIGRATIONS
+from hxgw.usage.series import DAY, HOUR, WINDOWS, Window, usage_series
 
 __all__ = [
+    "DAY",
     "GROUPINGS",
+    "HOUR",
     "MIGRATIONS",
+    "WINDOWS",
     "Grouping",
     "Ledger",
+    "RecentUsage",
     "Totals",
     "UsageRow",
+    "Window",
     "ledger_exists",
     "totals",
+    "usage_series",
 ]

@@ -28,8 +28,10 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from hxgw.server.charts import MAX_SERIES
 from tests.conftest import StartGateway
 from tests.unit.server.test_status_page import Page
+from tests.unit.server.test_usage_section import Charts
 
 pytestmark = pytest.mark.browser
 
@@ -64,7 +66,7 @@ def basic_auth(user: str, password: str) -> str:
 @pytest.fixture
 async def status_source(start_gateway: StartGateway) -> AsyncIterator[StatusSource]:
     """The gateway at HXGW_STATUS_URL when set; else a real `hxgw serve` started here, with
-    the test config's models and groups, one request served and one model failed over."""
+    the test config's models and groups, and a few requests served (usage for the charts)."""
     if url := os.environ.get("HXGW_STATUS_URL"):
         password = os.environ.get("HXGW_STATUS_KEY") or os.environ.get("MASTER_KEY", "")
         yield StatusSource(url.rstrip("/"), os.environ.get("HXGW_STATUS_USER", "hxgw"), password)
@@ -72,9 +74,10 @@ async def status_source(start_gateway: StartGateway) -> AsyncIterator[StatusSour
     gateway = await start_gateway()
     async with aiohttp.ClientSession() as session:
         body = {"messages": [{"role": "user", "content": "hi"}]}
-        async with session.post(gateway.url + "/v1/chat/completions", json=body,
-                                headers=gateway.auth) as resp:
-            assert resp.status == 200
+        for _ in range(3):
+            async with session.post(gateway.url + "/v1/chat/completions", json=body,
+                                    headers=gateway.auth) as resp:
+                assert resp.status == 200
     yield StatusSource(gateway.url, "operator", gateway.key)
 
 
@@ -158,3 +161,44 @@ async def test_a_screenshot_of_the_status_page_is_saved(helper: Helper, tmp_path
     assert data.startswith(b"\x89PNG\r\n\x1a\n")
     assert len(data) > 20_000, "the screenshot looks blank"
     print(f"status page screenshot: {shot}")
+
+
+async def charted_usage(helper: Helper) -> dict[str, Any]:
+    """The last hour's usage once the ledger has it: it is written in 1 s batches and read
+    back at most every few seconds."""
+    deadline = asyncio.get_running_loop().time() + 20
+    while True:
+        usage = (await reported_status(helper))["usage"]
+        if usage["ledger"] != "on" and "HXGW_STATUS_URL" in os.environ:
+            pytest.skip(f"that gateway's usage ledger is {usage['ledger']}")
+        assert usage["ledger"] == "on", usage
+        hour: dict[str, Any] = usage["windows"]["hour"]
+        if hour["keys"] and hour["models"]:
+            return hour
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"no usage reached /status.json: {usage}")
+        await asyncio.sleep(0.5)
+
+
+async def test_the_usage_charts_show_each_key_and_model_in_chromium(
+    helper: Helper, tmp_path: Path
+):
+    hour = await charted_usage(helper)
+    keys, models = set(hour["keys"]), set(hour["models"])
+    if "HXGW_STATUS_URL" not in os.environ:
+        assert keys == {"master"}  # the test gateway's key is MASTER_KEY
+        assert sum(hour["keys"]["master"]["requests"]) >= 3
+    assert models & {m["name"] for m in (await reported_status(helper))["models"]}
+    charts = Charts(await chromium(tmp_path, "--dump-dom", helper.url + "/status")).charts
+    assert len(charts) == 18
+    shown = {
+        "Tokens per key, last hour": keys, "Spend per key, last day": keys,
+        "Requests per model, last hour": models, "Latency p99 per model, last hour": models,
+        "Tokens per model, last day": models, "Errors per model, last hour": models,
+    }
+    for caption, names in shown.items():
+        chart = charts[caption]
+        assert chart["svg"] == 1 and chart["lines"] >= 1, caption
+        # A legend keeps the MAX_SERIES busiest; the day's may name more than the hour's.
+        if len(names) <= MAX_SERIES:
+            assert set(chart["legend"]) >= names, caption
