@@ -34,6 +34,7 @@ The hxgw command is $venv/bin/hxgw (try $venv/bin/hxgw --help, or: . $venv/bin/a
 Gateway on http://127.0.0.1:$port, upstream $HX_LITELLM_UPSTREAM. In another shell, try:
 
   $export_line
+  export HX_STATE_DIR=$HX_STATE_DIR
   curl -s http://127.0.0.1:$port/v1/chat/completions -H "Authorization: Bearer \$MASTER_KEY" \\
        -H 'Content-Type: application/json' \\
        -d '{"model":"hx-chat","messages":[{"role":"user","content":"Return exactly the text: HX-OK"}]}'

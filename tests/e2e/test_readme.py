@@ -161,7 +161,8 @@ class Setup:
 
 @pytest.fixture(scope="module")
 def readme_setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
-    """The README's set-up: demo upstream and gateway on etc/hxgw, MASTER_KEY exported."""
+    """The README's set-up: demo upstream and gateway on etc/hxgw, MASTER_KEY and
+    HX_STATE_DIR exported."""
     logs = tmp_path_factory.mktemp("readme")
     with contextlib.ExitStack() as stack:
         lock = stack.enter_context(PORTS_LOCK.open("w"))
@@ -172,7 +173,9 @@ def readme_setup(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Setup]:
         except BlockingIOError:
             own = False
         ports = dict(README_PORTS) if own else {name: free_port() for name in README_PORTS}
-        env = _clean_env() | {"MASTER_KEY": new_key("sk-readme")}
+        # As the README's set-up: the key `make run` printed, and the state it keeps.
+        env = _clean_env() | {"MASTER_KEY": new_key("sk-readme"),
+                              "HX_STATE_DIR": str(logs / "state")}
         serve_env = env | {"HX_LITELLM_UPSTREAM": f"http://127.0.0.1:{ports['upstream']}"}
         demo_log = stack.enter_context((logs / "demo.log").open("wb"))
         gateway_log = stack.enter_context((logs / "gateway.log").open("wb"))
@@ -251,7 +254,8 @@ def make_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
     out = tmp_path_factory.mktemp("make-run") / "stdout"
     port, demo_port = free_port(), free_port()
     env = _clean_env() | {"VENV": str(VENV_BIN.parent), "HX_PORT": str(port),
-                          "HX_DEMO_PORT": str(demo_port)}
+                          "HX_DEMO_PORT": str(demo_port),
+                          "HX_STATE_DIR": str(out.parent / "state")}
     with out.open("wb") as stdout:
         script = subprocess.Popen([str(REPO / "scripts/run-demo.sh")], cwd=REPO, env=env,
                                   stdout=stdout, stderr=subprocess.DEVNULL,
