@@ -36,15 +36,21 @@ from procs import Proc, Procs, free_port
 LIMITS = {"rpm": 10**9, "tpm": 10**12, "max_parallel": 10**6, "budget": 10.0**9}
 
 
-def configs(work: Path, key: str) -> tuple[Path, Path]:
-    """A: no keys file, no ledger. B: one limited key, the ledger on, priced models."""
+def configs(work: Path, key: str, only: str | None) -> tuple[Path, Path]:
+    """A: no keys file, no ledger. B: one limited key, the ledger on, priced models
+    (`only`: just the limits, or just the ledger)."""
     off = servers.write_hxgw_config(work / "config-off", "failover")
     (off / "gateway.yaml").write_text(servers.GATEWAY_YAML + "store:\n  ledger: false\n")
     on = servers.write_hxgw_config(work / "config-on", "failover")
     keys = on / "keys.yaml"
     keys.write_text(yaml.safe_dump({"keys": [{"name": "bench", "key": key, **LIMITS}]}))
     keys.chmod(0o600)
-    (on / "gateway.yaml").write_text(servers.GATEWAY_YAML + "auth:\n  keys_file: keys.yaml\n")
+    gateway = servers.GATEWAY_YAML + "auth:\n  keys_file: keys.yaml\n"
+    if only == "limits":
+        gateway += "store:\n  ledger: false\n"
+    if only == "ledger":
+        keys.write_text(yaml.safe_dump({"keys": [{"name": "bench", "key": key}]}))
+    (on / "gateway.yaml").write_text(gateway)
     registry = yaml.safe_load((on / "model_registry.yaml").read_text())
     for model in registry["models"]:
         model["price"] = {"input_per_mtok": 1.0, "output_per_mtok": 2.0}
@@ -67,6 +73,7 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=1)
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--redis", action="store_true", help="B's limits in a real Redis")
+    parser.add_argument("--only", choices=("limits", "ledger"), help="B with just one of them")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     master, limited = ("sk-bench-" + secrets.token_urlsafe(24) for _ in range(2))
@@ -78,7 +85,7 @@ def main() -> int:
             upstream = (servers.start_nginx_fixed(procs) if servers.nginx_binary()
                         else servers.start_upstream(procs))  # fmt: skip
             url = f"http://127.0.0.1:{upstream.port}"
-            off, on = configs(work, limited)
+            off, on = configs(work, limited, args.only)
             tree = ab.export_tree(".", work / "tree")
             extra = {"REDIS_URL": f"redis://127.0.0.1:{start_redis(procs).port}/0"} if args.redis else {}
             sides = {
@@ -120,6 +127,7 @@ def main() -> int:
                        "errors": e} for label, (r, c, e) in totals.items()}  # fmt: skip
     result = {
         "store": "redis" if args.redis else "memory",
+        "only": args.only,
         "off": figures["A"],
         "on": figures["B"],
         "req_per_s_on_over_off": figures["B"]["requests_per_second"] / figures["A"]["requests_per_second"],
@@ -138,8 +146,11 @@ def _ledger_rows(proc: Proc) -> int | None:
     state = _state_dir(proc)
     if state is None:
         return None
-    with sqlite3.connect(Path(state) / "hxgw.db") as connection:
-        return int(connection.execute("SELECT COUNT(*) FROM usage_ledger").fetchone()[0])
+    try:
+        with sqlite3.connect(Path(state) / "hxgw.db") as connection:
+            return int(connection.execute("SELECT COUNT(*) FROM usage_ledger").fetchone()[0])
+    except sqlite3.Error:
+        return None  # no ledger (--only limits)
 
 
 def _state_dir(proc: Proc) -> str | None:
