@@ -14,7 +14,7 @@ from hxgw.config import ClientKey, Config
 from hxgw.routing.classify import load_classifier
 from hxgw.routing.learned.classifier import TaskClassifier
 from hxgw.runtime import Runtime
-from hxgw.upstream import Origin, UpstreamClient, header_line
+from hxgw.upstream import Gates, Origin, UpstreamClient, header_line
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -29,6 +29,11 @@ class GatewayState:
     loaded_at: float
     runtime: Runtime
     classifier: TaskClassifier | None
+
+    @property
+    def gates(self) -> Gates:
+        """Each upstream's cap and queue: the process's, kept across reloads."""
+        return self.runtime.gates
 
     def first_byte_budget(self, started: float) -> float:
         """Seconds left to get a first byte: the first-byte timeout within the total one."""

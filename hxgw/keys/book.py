@@ -11,6 +11,7 @@ working, and the log says so once a minute.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 from types import MappingProxyType
@@ -19,7 +20,7 @@ import structlog
 
 from hxgw.config.schema import ClientKey
 from hxgw.keys.store import KeyStore
-from hxgw.store import StoreError
+from hxgw.store import Connection, StoreError
 
 log = structlog.get_logger("hxgw.keys")
 
@@ -36,14 +37,30 @@ class StoredKeys:
         self._warned: set[str] = set()
         self._failing_since: float | None = None
         self._warned_at = 0.0
+        self._connection: Connection | None = None
+
+    def close(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(StoreError):
+                self._connection.close()
+            self._connection = None
 
     def refresh(self, config_names: frozenset[str]) -> bool:
-        """Read the table again if it (or the config's names) changed. Blocking."""
-        with self.store.connect() as connection:
+        """Read the table again if it (or the config's names) changed. Blocking.
+
+        One connection, kept: opening the SQLite file every second would come and go
+        with three descriptors, and a PostgreSQL connection costs a round trip more."""
+        try:
+            if self._connection is None:
+                self._connection = self.store.connect()
+            connection = self._connection
             marker = self.store.marker(connection)
             if marker == self._marker and config_names == self._names:
                 return False
             stored = self.store.all(connection)
+        except StoreError:
+            self.close()
+            raise
         now, by_digest = time.time(), {}
         for key in stored:
             if key.name in config_names:

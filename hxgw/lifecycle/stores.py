@@ -82,6 +82,8 @@ def open_ledger(database: Database, settings: StoreSettings) -> Ledger:
 
 async def close_stores(runtime: Runtime) -> None:
     await runtime.limiter.close()
+    if runtime.stored_keys is not None:
+        runtime.stored_keys.close()
     ledger = runtime.ledger
     if ledger is not None and not await asyncio.to_thread(ledger.close, LEDGER_CLOSE_TIMEOUT):
         log.error("usage ledger: the last rows were not written in time")

@@ -12,7 +12,7 @@ from hxgw.errors import UpstreamError
 from hxgw.pipeline.context import RequestContext
 from hxgw.pipeline.failures import TransportError
 from hxgw.types import Next
-from hxgw.upstream import header_line
+from hxgw.upstream import AtCapacity, header_line
 
 log = structlog.get_logger("hxgw.models")
 
@@ -30,7 +30,7 @@ async def list_models(ctx: RequestContext, call_next: Next) -> None:
     for upstream in state.config.upstreams.values():
         try:
             data = await _fetch(ctx, upstream.name)
-        except (*TransportError, ValueError) as exc:
+        except (*TransportError, ValueError, AtCapacity) as exc:
             errors.append(f"{upstream.name}: {exc or type(exc).__name__}")
             log.warning("upstream models list failed", upstream=upstream.name, error=str(exc))
             continue
@@ -67,7 +67,9 @@ async def list_models(ctx: RequestContext, call_next: Next) -> None:
 
 async def _fetch(ctx: RequestContext, upstream_name: str) -> list[Any]:
     state = ctx.state
+    gate = state.runtime.gates[upstream_name]
     async with asyncio.timeout(state.first_byte_budget(ctx.started)):
+        await gate.enter()  # a model list is a request too: it takes a turn at the cap
         status, payload = await state.client.fetch(
             state.origins[upstream_name],
             ctx.endpoint.upstream_path.encode(),
@@ -75,6 +77,7 @@ async def _fetch(ctx: RequestContext, upstream_name: str) -> list[Any]:
             [header_line("X-Request-ID", ctx.request_id)],
             limit=MODEL_LIST_LIMIT,
             connect_timeout=state.config.timeouts.connect,
+            slot=gate,
         )
         if status != 200:
             raise ValueError(f"HTTP {status}: {payload[:200].decode('utf-8', 'replace')}")

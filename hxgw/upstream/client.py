@@ -197,10 +197,17 @@ class UpstreamClient:
         *,
         limit: int,
         connect_timeout: float,
+        slot: Gate | None = None,
     ) -> tuple[int, bytes]:
         """GET a small document whole (up to `limit` bytes): its status and body."""
         response = await self.request(
-            b"GET", origin, path, fixed_headers, headers, connect_timeout=connect_timeout
+            b"GET",
+            origin,
+            path,
+            fixed_headers,
+            headers,
+            connect_timeout=connect_timeout,
+            slot=slot,
         )
         try:
             return response.status, await response.read(limit)

@@ -15,6 +15,7 @@ from typing import Any, Protocol
 import structlog
 
 from hxgw.config import Config
+from hxgw.upstream.admission import AtCapacity, Gate
 from hxgw.upstream.client import UpstreamClient
 from hxgw.upstream.origin import Origin
 
@@ -30,6 +31,8 @@ class Probed(Protocol):
     def origins(self) -> Mapping[str, Origin]: ...
     @property
     def upstream_head(self) -> Mapping[str, bytes]: ...
+    @property
+    def gates(self) -> Mapping[str, Gate]: ...
 
 
 UpGauge = Callable[[str, bool], None]
@@ -99,9 +102,11 @@ class Readiness:
             await asyncio.sleep(interval)
 
     async def _probe(self, state: Probed, name: str, up: UpGauge) -> None:
-        upstream = state.config.upstreams[name]
+        upstream, gate = state.config.upstreams[name], state.gates[name]
         try:
             async with asyncio.timeout(state.config.timeouts.connect):
+                # A probe holds a connection too, so it takes a turn under the cap.
+                await gate.enter()
                 status, _ = await state.client.fetch(
                     state.origins[name],
                     b"/v1/models",
@@ -109,9 +114,12 @@ class Readiness:
                     (),
                     limit=PROBE_READ_LIMIT,
                     connect_timeout=state.config.timeouts.connect,
+                    slot=gate,
                 )
                 ok = status == 200
                 error = None if ok else f"HTTP {status}"
+        except AtCapacity:
+            return  # busy at its cap: the requests it serves say whether it answers
         except (OSError, TimeoutError) as exc:
             ok, error = False, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         if ok:

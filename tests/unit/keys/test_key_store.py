@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import time
+from collections.abc import Iterator
 
 import pytest
 
@@ -14,6 +15,14 @@ from hxgw.keys.store import KeyStore, KeyStoreError
 from hxgw.store import Database
 
 NO_CONFIG_KEYS: frozenset[str] = frozenset()
+
+
+@pytest.fixture
+def book(database: Database) -> Iterator[StoredKeys]:
+    """What a serving gateway keeps: the stored keys, over a connection of its own."""
+    keys = StoredKeys(KeyStore(database))
+    yield keys
+    keys.close()
 
 
 def _digest(secret: str) -> bytes:
@@ -52,8 +61,10 @@ def test_an_update_changes_only_what_it_names(database: Database):
     assert (key.rpm, key.groups, key.budget, key.budget_period) == (5, ("a", "b"), 2.5, "7d")
 
 
-def test_the_gateway_sees_a_rotated_key_old_and_new_until_the_grace_ends(database: Database):
-    store, book = KeyStore(database), StoredKeys(KeyStore(database))
+def test_the_gateway_sees_a_rotated_key_old_and_new_until_the_grace_ends(
+    database: Database, book: StoredKeys
+):
+    store = KeyStore(database)
     with store.connect() as connection:
         old = store.create(connection, "app", {})
         new = store.rotate(connection, "app", grace=3600)
@@ -64,9 +75,9 @@ def test_the_gateway_sees_a_rotated_key_old_and_new_until_the_grace_ends(databas
 
 
 def test_a_revoked_key_is_gone_from_what_the_gateway_sees_at_the_next_refresh(
-    database: Database,
+    database: Database, book: StoredKeys
 ):
-    store, book = KeyStore(database), StoredKeys(KeyStore(database))
+    store = KeyStore(database)
     with store.connect() as connection:
         secret = store.create(connection, "app", {})
     assert book.refresh(NO_CONFIG_KEYS)
@@ -78,8 +89,10 @@ def test_a_revoked_key_is_gone_from_what_the_gateway_sees_at_the_next_refresh(
     assert _digest(secret) not in book.by_digest
 
 
-def test_a_stored_key_with_a_config_key_name_is_ignored(database: Database):
-    store, book = KeyStore(database), StoredKeys(KeyStore(database))
+def test_a_stored_key_with_a_config_key_name_is_ignored(
+    database: Database, book: StoredKeys
+):
+    store = KeyStore(database)
     with store.connect() as connection:
         secret = store.create(connection, "ci", {})
     book.refresh(frozenset({"ci"}))
