@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from aiohttp import web
 
 from hxgw.errors import PayloadTooLarge, RequestTimeout
+from hxgw.pipeline.whole_response import WholeResponse, plain_answer
 
 SERVER = "hxgw"
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
@@ -109,7 +110,12 @@ class Exchange:
         """A whole response; `headers` (the caller's own, completed here) carries its
         Content-Type."""
         headers["Server"] = SERVER
-        self.response = response = web.Response(status=status, body=body, headers=headers)
+        response: web.StreamResponse
+        if plain_answer(self.request, status):
+            response = WholeResponse(status, headers, body)
+        else:
+            response = web.Response(status=status, body=body, headers=headers)
+        self.response = response
         if self.closing:
             response.force_close()
 

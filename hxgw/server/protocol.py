@@ -51,6 +51,13 @@ class GatewayConnection(RequestHandler):
         waiter = self._waiter
         self.partial_head = bool(data) and waiter is not None and not waiter.done()
 
+    def resume_reading(self, resume_parser: bool = True) -> None:
+        # A request body's stream calls this on every read below its low-water mark, and
+        # aiohttp then feeds the parser an empty buffer; when nothing was paused there is
+        # nothing to resume or to parse again.
+        if self._reading_paused or self._buffer_paused:
+            super().resume_reading(resume_parser)
+
     def _process_keepalive(self) -> None:
         # aiohttp closes a connection whose head has not completed within its keep-alive
         # timeout, in silence; a client that sent part of a head is told why first.
