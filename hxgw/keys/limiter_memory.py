@@ -10,10 +10,9 @@ No lock: a decision never awaits, so no other task runs in the middle of one.
 
 from __future__ import annotations
 
-import secrets
 import time
 
-from hxgw.keys.limits import Decision, KeyLimits, Reservation
+from hxgw.keys.limits import Decision, KeyLimits, Reservation, ReservationIds
 from hxgw.keys.window import KeyState
 
 PRUNE_EVERY = 60.0
@@ -26,6 +25,7 @@ class MemoryLimiter:
     def __init__(self, *, lease_s: float = DEFAULT_LEASE, store: str = "memory") -> None:
         self.lease_s = lease_s
         self._store = store
+        self._new_id = ReservationIds()
         self._states: dict[str, KeyState] = {}
         self._pruned_at = 0.0
 
@@ -43,7 +43,7 @@ class MemoryLimiter:
         state = self._states.get(key_name)
         if state is None:
             state = self._states[key_name] = KeyState(period_s=limits.budget_period_s)
-        rid = secrets.token_hex(8)
+        rid = self._new_id()
         refused, retry_after, usage = state.reserve(
             limits, rid, est_tokens, est_cost, now, self.lease_s
         )

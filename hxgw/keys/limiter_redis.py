@@ -25,7 +25,6 @@ lease then expires there and charges its estimate, the conservative figure.
 from __future__ import annotations
 
 import math
-import secrets
 import time
 
 import structlog
@@ -44,6 +43,7 @@ from hxgw.keys.limits import (
     LimitsUnavailable,
     Refused,
     Reservation,
+    ReservationIds,
     Usage,
 )
 from hxgw.keys.redis_scripts import RECONCILE, RESERVE
@@ -74,6 +74,7 @@ class RedisLimiter:
     ) -> None:
         self.fail_open, self.lease_s, self.prefix = fail_open, lease_s, prefix
         self.probe_every = probe_every
+        self._new_id = ReservationIds()
         # One retry, at once, on a broken connection only: a connection the server
         # closed (a restart) is replaced without failing the request; a timeout is
         # not retried, since the script may have run and a retry would count twice.
@@ -95,7 +96,7 @@ class RedisLimiter:
         self, key_name: str, limits: KeyLimits, est_tokens: int, est_cost: float, now: float
     ) -> Decision:
         if time.monotonic() >= self._retry_at:
-            rid = secrets.token_hex(8)
+            rid = self._new_id()
             try:
                 reply = await self._reserve(
                     keys=self._keys(key_name),

@@ -22,7 +22,6 @@ one user at a time. See docs/limits.md for what a decision costs.
 from __future__ import annotations
 
 import asyncio
-import secrets
 import sqlite3
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -31,7 +30,7 @@ from pathlib import Path
 import orjson
 
 from hxgw.keys.limiter_memory import DEFAULT_LEASE, PRUNE_EVERY
-from hxgw.keys.limits import Decision, KeyLimits, Reservation
+from hxgw.keys.limits import Decision, KeyLimits, Reservation, ReservationIds
 from hxgw.keys.window import KeyState
 
 FILE_NAME = "limits.sqlite3"
@@ -44,6 +43,7 @@ class SharedLimiter:
     def __init__(self, directory: Path, *, lease_s: float = DEFAULT_LEASE) -> None:
         self.path = directory / FILE_NAME
         self.lease_s = lease_s
+        self._new_id = ReservationIds()
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="hxgw-limits")
         self._db: sqlite3.Connection | None = None
         self._pruned_at = 0.0
@@ -60,7 +60,7 @@ class SharedLimiter:
         self, key_name: str, limits: KeyLimits, est_tokens: int, est_cost: float, now: float
     ) -> Decision:
         """One decision, blocking: the body of `reserve`, run in the limiter's thread."""
-        rid = secrets.token_hex(8)
+        rid = self._new_id()
         with self._transaction(key_name, now, limits.budget_period_s) as state:
             refused, retry_after, usage = state.reserve(
                 limits, rid, est_tokens, est_cost, now, self.lease_s

@@ -22,7 +22,9 @@ holds what they share: the values, the headers, the error bodies.
 from __future__ import annotations
 
 import functools
+import itertools
 import math
+import os
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -105,6 +107,19 @@ class Decision:
             headers["retry-after"] = str(max(1, math.ceil(self.retry_after)))
             headers["retry-after-ms"] = str(max(1, round(self.retry_after * 1000)))
         return headers
+
+
+class ReservationIds:
+    """Ids no other reservation in a store shared by processes (and by limiters in one
+    process) has: the process, the limiter and a count. A random id read the system's
+    entropy: 2% of a limited request's CPU."""
+
+    def __init__(self) -> None:
+        self._prefix = f"{os.getpid():x}.{id(self):x}."
+        self._count = itertools.count()
+
+    def __call__(self) -> str:
+        return f"{self._prefix}{next(self._count):x}"
 
 
 def duration(seconds: float) -> str:

@@ -30,17 +30,17 @@ MIGRATIONS = (
             " started DOUBLE PRECISION NOT NULL,"
             " first_byte DOUBLE PRECISION,"
             " ended DOUBLE PRECISION NOT NULL,"
-            " PRIMARY KEY (request_id, started))",
+            # Time first: rows arrive in time order, so each batch appends to the end
+            # of this index instead of touching pages all over it (request ids are
+            # random). Measured: a batch's commit took 9.5% of the gateway's CPU.
+            " PRIMARY KEY (started, request_id))",
         ),
     ),
     Migration(
         component="usage",
         version=2,
-        description="indexes for reports over a time window, per key",
-        statements=(
-            f"CREATE INDEX {TABLE}_started ON {TABLE} (started)",
-            f"CREATE INDEX {TABLE}_key_started ON {TABLE} (key_name, started)",
-        ),
+        description="an index for one key's reports over a time window",
+        statements=(f"CREATE INDEX {TABLE}_key_started ON {TABLE} (key_name, started)",),
     ),
     Migration(
         component="usage",

@@ -35,7 +35,7 @@ def test_a_v1_ledger_is_migrated_up_keeping_its_rows(database: Database, tmp_pat
         migrate(connection, MIGRATIONS, upto=1)
         with connection.transaction():  # as a gateway that knew only v1 wrote it
             connection.execute(V1_INSERT, [getattr(first, c) for c in V1_COLUMNS])
-    assert "usage_ledger_started" not in _indexes(database)
+    assert "usage_ledger_key_started" not in _indexes(database)
     ledger = Ledger(database, tmp_path / "spool")
     ledger.record(row(2))
     ledger.close()
@@ -43,7 +43,7 @@ def test_a_v1_ledger_is_migrated_up_keeping_its_rows(database: Database, tmp_pat
         assert schema_version(connection, "usage") == len(MIGRATIONS) == 3
         sources = connection.execute(
             "SELECT request_id, usage_source FROM usage_ledger ORDER BY request_id")
-    assert {"usage_ledger_started", "usage_ledger_key_started"} <= _indexes(database)
+    assert "usage_ledger_key_started" in _indexes(database)
     assert sorted(stored_ids(database)) == ["req-000001", "req-000002"]
     assert [tuple(r) for r in sources] == [("req-000001", "none"), ("req-000002", "none")]
 
