@@ -88,6 +88,14 @@ def main() -> int:
     parser.add_argument("--seconds", type=int, default=1, help="length of each turn")
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--out", type=Path, help="also write the figures as JSON here")
+    parser.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="an environment variable for both sides, e.g. HX_STATE_DIR=/nonexistent/x "
+        "(no usage ledger) to compare the request path alone",
+    )
     args = parser.parse_args()
     key = "sk-bench-" + secrets.token_urlsafe(24)
     cores = (0, 1) if (os.cpu_count() or 1) >= 2 else None
@@ -110,6 +118,7 @@ def main() -> int:
                     config,
                     key,
                     upstream_url,
+                    dict(item.split("=", 1) for item in args.env),
                 )
                 for label, rev in (("A", args.a), ("B", args.b))
             }
