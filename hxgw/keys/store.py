@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hxgw.config.schema import PERIODS, ClientKey, KeyLimits
-from hxgw.store import Connection, Database, Migration
+from hxgw.store import Connection, Database, Migration, migrate_database
 
 SECRET_PREFIX = "sk-hx-"  # noqa: S105 -- a prefix, not a secret
 TABLE = "client_keys"
@@ -124,7 +124,7 @@ class KeyStore:
     def connect(self) -> Connection:
         """A connection to the store, whose table is made or brought up to date first."""
         if not self._migrated:
-            self.database.migrate(MIGRATIONS)
+            migrate_database(self.database, MIGRATIONS)
             self._migrated = True
         return self.database.connect()
 

@@ -10,7 +10,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any, Literal
 
 from aiohttp import web
 
@@ -21,9 +21,6 @@ from hxgw.routing.decision import Decision
 from hxgw.routing.health import ModelHealth
 from hxgw.state import GatewayState
 from hxgw.upstream import UpstreamResponse
-
-if TYPE_CHECKING:
-    from hxgw.pipeline.usage import Used
 
 
 @dataclass(slots=True)
@@ -39,6 +36,24 @@ class Reply:
     health: ModelHealth
     token: int
     """The health book's name for this attempt (`ModelHealth.started`)."""
+
+
+Source = Literal["reported", "estimated", "none"]
+
+
+@dataclass(frozen=True, slots=True)
+class Used:
+    """What a request used: its tokens, their cost, and where the count came from
+    (worked out by `pipeline.usage.used`)."""
+
+    prompt: int
+    completion: int
+    cost: float
+    source: Source
+
+    @property
+    def total(self) -> int:
+        return self.prompt + self.completion
 
 
 OperatorHandler = Callable[[web.BaseRequest, GatewayState], Awaitable[web.StreamResponse]]

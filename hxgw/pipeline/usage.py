@@ -12,13 +12,9 @@ the figures, so a bill can tell the two apart.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
-from typing import Literal
 
 from hxgw.config import Model
-from hxgw.pipeline.context import RequestContext
-
-Source = Literal["reported", "estimated", "none"]
+from hxgw.pipeline.context import RequestContext, Source, Used
 
 BYTES_PER_TOKEN = 4
 """A request body's bytes per prompt token: OpenAI's rule of thumb for English, and an
@@ -34,18 +30,6 @@ _BOTH = re.compile(
 # Each count alone, for a usage with one of them (embeddings) or with others between.
 _PROMPT = re.compile(rb'"prompt_tokens"\s*:\s*(\d+)')
 _COMPLETION = re.compile(rb'"completion_tokens"\s*:\s*(\d+)')
-
-
-@dataclass(frozen=True, slots=True)
-class Used:
-    prompt: int
-    completion: int
-    cost: float
-    source: Source
-
-    @property
-    def total(self) -> int:
-        return self.prompt + self.completion
 
 
 NOTHING = Used(0, 0, 0.0, "none")

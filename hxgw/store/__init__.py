@@ -2,7 +2,7 @@
 
 `open_database` picks the store (DATABASE_URL, else a SQLite file under the state
 directory); `Database.connect()` gives a `Connection` whose SQL uses `?` placeholders on
-both stores; `Database.migrate(steps)` brings a schema up to its newest version. The usage
+both stores; `migrate_database(database, steps)` brings a schema up to its newest version. The usage
 ledger keeps its table here, and so will the key store.
 
 May import: the standard library and psycopg; nothing else of hxgw.
@@ -10,7 +10,7 @@ May import: the standard library and psycopg; nothing else of hxgw.
 
 from hxgw.store.database import Connection, Database, Dialect, NoStore, StoreError
 from hxgw.store.locate import DEFAULT_STATE_DIR, SQLITE_FILE, open_database
-from hxgw.store.migrate import Migration
+from hxgw.store.migrate import Migration, migrate_database
 
 __all__ = [
     "DEFAULT_STATE_DIR",
@@ -21,5 +21,6 @@ __all__ = [
     "Migration",
     "NoStore",
     "StoreError",
+    "migrate_database",
     "open_database",
 ]

@@ -7,10 +7,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, Literal
-
-if TYPE_CHECKING:
-    from hxgw.store.migrate import Migration
+from typing import Any, Literal
 
 Dialect = Literal["sqlite", "postgresql"]
 Row = tuple[Any, ...]
@@ -75,10 +72,3 @@ class Database(ABC):
     @abstractmethod
     def connect(self) -> Connection:
         """A new session; raises StoreError when the store cannot be reached."""
-
-    def migrate(self, steps: Sequence[Migration]) -> int:
-        """Apply the steps newer than the store's schema version; return the version now."""
-        from hxgw.store.migrate import migrate
-
-        with self.connect() as connection:
-            return migrate(connection, steps)

@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from hxgw.store.database import Connection
+from hxgw.store.database import Connection, Database
 
 _CREATE = (
     "CREATE TABLE IF NOT EXISTS schema_version ("
@@ -72,3 +72,9 @@ def migrate(connection: Connection, steps: Sequence[Migration], *, upto: int | N
     # A newer schema (a newer hxgw ran, then this one again) is left as it is: steps only
     # add, so what this version knows is still there.
     return current
+
+
+def migrate_database(database: Database, steps: Sequence[Migration]) -> int:
+    """Apply the steps newer than the store's schema version; return the version now."""
+    with database.connect() as connection:
+        return migrate(connection, steps)

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hxgw.store import Database, Migration, StoreError, open_database
-from hxgw.store.migrate import migrate, schema_version
+from hxgw.store.migrate import migrate, migrate_database, schema_version
 
 STEPS = (
     Migration(component="things", version=1, description="things",
@@ -26,7 +26,7 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
 
 
 def test_a_new_store_is_migrated_to_the_newest_version(database: Database):
-    assert database.migrate(STEPS) == 2
+    assert migrate_database(database, STEPS) == 2
     with database.connect() as connection:
         assert schema_version(connection, "things") == 2
 
@@ -36,21 +36,21 @@ def test_a_store_at_the_first_version_is_migrated_up_keeping_its_rows(database: 
         assert migrate(connection, STEPS, upto=1) == 1
         with connection.transaction():
             connection.execute("INSERT INTO things (id, n) VALUES (?, ?)", ("a", 1))
-    assert database.migrate(STEPS) == 2
+    assert migrate_database(database, STEPS) == 2
     with database.connect() as connection:
         assert connection.execute("SELECT id, n, label FROM things") == [("a", 1, "x")]
 
 
 def test_migrating_twice_applies_each_step_once(database: Database):
-    database.migrate(STEPS)
-    assert database.migrate(STEPS) == 2
+    migrate_database(database, STEPS)
+    assert migrate_database(database, STEPS) == 2
     with database.connect() as connection:
         rows = connection.execute("SELECT version FROM schema_version ORDER BY version")
     assert rows == [(1,), (2,)]
 
 
 def test_placeholders_are_question_marks_on_both_stores(database: Database):
-    database.migrate(STEPS)
+    migrate_database(database, STEPS)
     with database.connect() as connection:
         connection.executemany("INSERT INTO things (id, n) VALUES (?, ?)", [("50%", 1), ("b", 2)])
         rows = connection.execute("SELECT id FROM things WHERE id LIKE '%\\%%' ESCAPE '\\'")
@@ -58,7 +58,7 @@ def test_placeholders_are_question_marks_on_both_stores(database: Database):
 
 
 def test_a_failed_transaction_leaves_nothing(database: Database):
-    database.migrate(STEPS)
+    migrate_database(database, STEPS)
     with database.connect() as connection:
         with pytest.raises(StoreError), connection.transaction():
             connection.execute("INSERT INTO things (id, n) VALUES (?, ?)", ("a", 1))
