@@ -9,8 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import Literal
 
 from hxgw.config import Mode
+
+Dialect = Literal["openai", "anthropic"]
+"""Whose API a route speaks: the key header it takes and the shape of its errors."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -21,6 +25,7 @@ class Endpoint:
     """Where the upstream serves it; empty for the gateway's own routes."""
     mode: Mode | None
     """The model mode this endpoint needs; None for endpoints that take no model."""
+    dialect: Dialect = "openai"
 
 
 CHAT = Endpoint(name="chat", method="POST", upstream_path="/v1/chat/completions", mode="chat")
@@ -31,8 +36,19 @@ EMBEDDINGS = Endpoint(
     name="embeddings", method="POST", upstream_path="/v1/embeddings", mode="embedding"
 )
 MODELS = Endpoint(name="models", method="GET", upstream_path="/v1/models", mode=None)
+# Anthropic's Messages API, which LiteLLM serves for every provider.
+MESSAGES = Endpoint(
+    name="messages", method="POST", upstream_path="/v1/messages", mode="chat", dialect="anthropic"
+)
+COUNT_TOKENS = Endpoint(
+    name="messages_count_tokens",
+    method="POST",
+    upstream_path="/v1/messages/count_tokens",
+    mode="chat",
+    dialect="anthropic",
+)
 
-PROXIED: tuple[Endpoint, ...] = (CHAT, COMPLETIONS, EMBEDDINGS, MODELS)
+PROXIED: tuple[Endpoint, ...] = (CHAT, COMPLETIONS, EMBEDDINGS, MODELS, MESSAGES, COUNT_TOKENS)
 
 
 def _operator(path: str) -> Endpoint:

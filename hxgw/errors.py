@@ -38,6 +38,28 @@ class GatewayError(Exception):
     def to_json(self) -> bytes:
         return jsonio.dumps(self.to_dict())
 
+    def to_anthropic_json(self) -> bytes:
+        """The same failure in Anthropic's shape, for its routes: its SDK picks the
+        exception class by the status, and reads `error.type` and `error.message`."""
+        kind = ANTHROPIC_TYPES.get(self.status, "api_error")
+        return jsonio.dumps({"type": "error", "error": {"type": kind, "message": self.message}})
+
+
+ANTHROPIC_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    408: "timeout_error",
+    413: "request_too_large",
+    414: "invalid_request_error",
+    429: "rate_limit_error",
+    431: "invalid_request_error",
+    503: "overloaded_error",
+}
+"""Anthropic's error type for a status; any other is an `api_error`."""
+
 
 class BadRequest(GatewayError):
     status = 400

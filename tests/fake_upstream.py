@@ -16,6 +16,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests import fake_anthropic
+
 
 @dataclass
 class Behaviour:
@@ -98,6 +100,8 @@ class FakeUpstream:
         app.router.add_post("/v1/completions", self._completion)
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/v1/messages", self._messages)
+        app.router.add_post("/v1/messages/count_tokens", self._count_tokens)
         app.router.add_route("*", "/{tail:.*}", self._admin)
         return app
 
@@ -294,6 +298,23 @@ class FakeUpstream:
             return web.json_response({"error": {"message": "down"}}, status=503)
         data = [{"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in self.models]
         return web.json_response({"object": "list", "data": data})
+
+    async def _messages(self, request: web.Request) -> web.StreamResponse:
+        body, how = await self._record(request)
+        model = str(body.get("model")) if isinstance(body, dict) else "?"
+        try:
+            response = await fake_anthropic.respond(request, body, how)
+        except asyncio.CancelledError:
+            self.cancelled.append(model)
+            raise
+        self.finished.append(model)
+        return response
+
+    async def _count_tokens(self, request: web.Request) -> web.Response:
+        body, how = await self._record(request)
+        if how.status >= 400:
+            return fake_anthropic.anthropic_error(how.status, how.error_message)
+        return fake_anthropic.count_tokens(body)
 
     async def _admin(self, request: web.Request) -> web.Response:
         self.admin_hits.append(f"{request.method} {request.path_qs}")

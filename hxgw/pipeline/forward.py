@@ -42,7 +42,7 @@ from hxgw.upstream import (
 log = structlog.get_logger("hxgw.pipeline.forward")
 
 RETRYABLE_STATUS = frozenset({401, 403, 408, 429, *range(500, 600)})
-FORWARDED_REQUEST_HEADERS = ("traceparent", "tracestate")
+FORWARDED_REQUEST_HEADERS = ("traceparent", "tracestate", "anthropic-version", "anthropic-beta")
 
 
 async def forward(ctx: RequestContext, call_next: Next) -> None:

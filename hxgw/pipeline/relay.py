@@ -16,11 +16,12 @@ from collections.abc import AsyncIterator, Awaitable
 
 from hxgw.errors import GatewayError, Unavailable, UpstreamError, UpstreamTimeout
 from hxgw.pipeline.context import Reply, RequestContext
-from hxgw.pipeline.exchange import Exchange
 from hxgw.pipeline.upstream_headers import response_headers
 from hxgw.types import Next
 
 USAGE_TAIL = 2048
+USAGE_KEPT = 64 * 1024
+"""The most of a stream's usage events kept: an upstream that sends more is not believed."""
 # The longest incomplete SSE line held back while waiting for its newline.
 MAX_HELD_LINE = 1024 * 1024
 
@@ -71,7 +72,7 @@ async def _relay_as_it_comes(ctx: RequestContext, reply: Reply, streaming: bool)
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(1):
                     await write_error_event(
-                        exchange, Unavailable("the gateway stopped this stream"), False
+                        ctx, Unavailable("the gateway stopped this stream"), False
                     )
                     await exchange.finish()
         raise
@@ -152,8 +153,10 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
                 ctx.bytes_out += cut
                 ctx.events += block.count(b"data:")
                 at_event_end = block.endswith((b"\n\n", b"\r\n\r\n")) or block in (b"\n", b"\r\n")
-                if b'_tokens"' in block and b'"usage"' in block:
-                    ctx.usage = block  # the usage chunk: counted once, at the end
+                if b'_tokens"' in block and b'"usage"' in block and len(ctx.usage) < USAGE_KEPT:
+                    # OpenAI sends one usage chunk; Anthropic two (input tokens at the
+                    # start, output at the end): each is kept, and counted at the end.
+                    ctx.usage += block
             chunk = await anext(chunks, b"")
             if not chunk:
                 break
@@ -162,7 +165,7 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
             raise UpstreamError("the upstream ended the stream in the middle of an event")
     except GatewayError as exc:
         _failed(ctx, reply, exc)
-        await write_error_event(exchange, exc, at_event_end)
+        await write_error_event(ctx, exc, at_event_end)
     await exchange.finish()
 
 
@@ -173,13 +176,13 @@ def _failed(ctx: RequestContext, reply: Reply, exc: GatewayError) -> None:
     ctx.state.runtime.metrics.upstream_errors.labels(reply.model.name, kind).inc()
 
 
-async def write_error_event(exchange: Exchange, exc: GatewayError, at_event_end: bool) -> None:
-    """End an SSE stream with `event: error` carrying the OpenAI error object.
-
-    OpenAI's SDKs raise an APIError for such an event instead of waiting
-    for `[DONE]`."""
+async def write_error_event(ctx: RequestContext, exc: GatewayError, at_event_end: bool) -> None:
+    """End an SSE stream with `event: error` carrying the error object of the route's
+    API: OpenAI's SDKs raise an APIError for it instead of waiting for `[DONE]`, and
+    Anthropic's, whose streams send the same event name, one of its error classes."""
     prefix = b"" if at_event_end else b"\n"
-    await exchange.write(prefix + b"event: error\ndata: " + exc.to_json() + b"\n\n")
+    body = exc.to_anthropic_json() if ctx.endpoint.dialect == "anthropic" else exc.to_json()
+    await ctx.exchange.write(prefix + b"event: error\ndata: " + body + b"\n\n")
 
 
 async def _chunks(ctx: RequestContext, reply: Reply) -> AsyncIterator[bytes]:

@@ -33,7 +33,8 @@ def _respond(ctx: RequestContext, exc: GatewayError) -> None:
         status, headers = exc.status, error_headers(ctx, exc)
         ctx.outcome = exc.code or exc.type
     ctx.status = status
-    body = exc.to_json()
+    own = ctx.endpoint.dialect == "anthropic" and not isinstance(exc, UpstreamAnswer)
+    body = exc.to_anthropic_json() if own else exc.to_json()
     ctx.bytes_out = len(body)
     ctx.exchange.respond(status, headers, body)
 

@@ -30,6 +30,9 @@ _BOTH = re.compile(
 # Each count alone, for a usage with one of them (embeddings) or with others between.
 _PROMPT = re.compile(rb'"prompt_tokens"\s*:\s*(\d+)')
 _COMPLETION = re.compile(rb'"completion_tokens"\s*:\s*(\d+)')
+# Anthropic's (and the Responses API's) names; a stream's output count grows as it goes.
+_INPUT = re.compile(rb'"input_tokens"\s*:\s*(\d+)')
+_OUTPUT = re.compile(rb'"output_tokens"\s*:\s*(\d+)')
 
 
 NOTHING = Used(0, 0, 0.0, "none")
@@ -42,12 +45,15 @@ def reported_tokens(data: bytes) -> tuple[int, int] | None:
         prompt, completion, completion_first, prompt_second = found.groups()
         return int(prompt or prompt_second), int(completion or completion_first)
     prompt_alone, completion_alone = _PROMPT.search(data), _COMPLETION.search(data)
-    if prompt_alone is None and completion_alone is None:
+    if prompt_alone is not None or completion_alone is not None:
+        return (
+            int(prompt_alone[1]) if prompt_alone else 0,
+            int(completion_alone[1]) if completion_alone else 0,
+        )
+    inputs, outputs = _INPUT.findall(data), _OUTPUT.findall(data)
+    if not inputs and not outputs:
         return None
-    return (
-        int(prompt_alone[1]) if prompt_alone else 0,
-        int(completion_alone[1]) if completion_alone else 0,
-    )
+    return max(map(int, inputs), default=0), int(outputs[-1]) if outputs else 0
 
 
 def used(ctx: RequestContext) -> Used:

@@ -25,3 +25,17 @@ def test_an_embeddings_usage_counts_its_prompt_tokens_alone():
 
 def test_a_usage_without_counts_is_none():
     assert reported_tokens(b'"usage":null}') is None
+
+
+def test_an_anthropic_body_usage_counts_input_and_output_tokens():
+    data = (b'"usage":{"input_tokens":25,"cache_creation_input_tokens":0,'
+            b'"cache_read_input_tokens":0,"output_tokens":12}}')
+    assert reported_tokens(data) == (25, 12)
+
+
+def test_an_anthropic_stream_takes_input_from_its_start_and_output_from_its_last_delta():
+    start = (b'event: message_start\ndata: {"type":"message_start","message":{"usage":'
+             b'{"input_tokens":25,"output_tokens":1}}}\n\n')
+    delta = (b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":'
+             b'"end_turn"},"usage":{"output_tokens":15}}\n\n')
+    assert reported_tokens(start + delta) == (25, 15)

@@ -1,0 +1,123 @@
+"""Anthropic's Messages API through the gateway, driven by the official anthropic SDK:
+plain and streamed, token counting, its key header, group routing with failover,
+errors in Anthropic's shape, and the usage it reports in metrics and the ledger."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+import aiohttp
+import anthropic
+import pytest
+
+from tests.conftest import StartGateway
+from tests.fake_upstream import FakeUpstream
+from tests.fixtures import Gateway, wait_for
+
+HI = [{"role": "user", "content": "hi"}]
+
+
+def _sdk(gateway: Gateway, key: str | None = None) -> anthropic.AsyncAnthropic:
+    return anthropic.AsyncAnthropic(base_url=gateway.url, api_key=key or gateway.key,
+                                    max_retries=0)
+
+
+async def test_a_message_is_answered_through_the_gateway_with_its_model_rewritten(
+    gateway: Gateway, fake: FakeUpstream
+):
+    async with _sdk(gateway) as sdk:
+        reply = await sdk.messages.create(model="chat", max_tokens=64, messages=HI,
+                                          extra_headers={"anthropic-beta": "fake-beta-1"})
+    assert reply.content[0].text == "Hello there from the fake upstream"  # type: ignore[union-attr]
+    assert reply.usage.input_tokens == 11 and reply.stop_reason == "end_turn"
+    seen = fake.requests[-1]
+    assert (seen.path, seen.model) == ("/v1/messages", "m-alpha")
+    # Passed on as the SDK sent them: the API version it speaks, and the betas asked for.
+    assert seen.headers["anthropic-version"].count("-") == 2
+    assert seen.headers["anthropic-beta"] == "fake-beta-1"
+
+
+async def test_a_streamed_message_arrives_event_by_event(gateway: Gateway):
+    async with _sdk(gateway) as sdk, sdk.messages.stream(
+        model="chat", max_tokens=64, messages=HI
+    ) as stream:
+        text = "".join([piece async for piece in stream.text_stream])
+        final = await stream.get_final_message()
+    assert text == "Hello there from the fake upstream"
+    assert final.usage.output_tokens == 6 and final.stop_reason == "end_turn"
+
+
+async def test_tokens_are_counted_through_the_gateway(gateway: Gateway):
+    async with _sdk(gateway) as sdk:
+        counted = await sdk.messages.count_tokens(model="chat", messages=HI)
+    assert counted.input_tokens >= 11
+
+
+async def test_the_key_may_come_as_x_api_key_and_a_wrong_one_is_an_authentication_error(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    async with client.post(gateway.url + "/v1/messages",
+                           json={"model": "chat", "max_tokens": 8, "messages": HI},
+                           headers={"x-api-key": gateway.key}) as resp:
+        assert resp.status == 200
+    async with _sdk(gateway, key="sk-wrong") as sdk:
+        with pytest.raises(anthropic.AuthenticationError) as raised:
+            await sdk.messages.create(model="chat", max_tokens=8, messages=HI)
+    assert raised.value.body == {"type": "error", "error": {
+        "type": "authentication_error", "message": "invalid API key"}}
+
+
+async def test_an_unknown_group_is_a_not_found_error_in_anthropic_shape(gateway: Gateway):
+    async with _sdk(gateway) as sdk:
+        with pytest.raises(anthropic.NotFoundError) as raised:
+            await sdk.messages.create(model="no-such-group", max_tokens=8, messages=HI)
+    assert isinstance(raised.value.body, dict) and raised.value.body["type"] == "error"
+
+
+async def test_an_overloaded_model_fails_over_to_the_next_in_its_group(
+    gateway: Gateway, fake: FakeUpstream
+):
+    fake.behave("m-alpha", status=529)
+    async with _sdk(gateway) as sdk:
+        raw = await sdk.messages.with_raw_response.create(model="chat", max_tokens=8,
+                                                          messages=HI)
+    assert raw.headers["X-HX-Model"] == "beta"
+    assert fake.seen_models() == ["m-alpha", "m-beta"]
+
+
+async def test_a_stream_that_breaks_ends_with_an_anthropic_error_event(
+    gateway: Gateway, fake: FakeUpstream
+):
+    fake.behave("m-alpha", reset_after_chunks=2)
+    async with _sdk(gateway) as sdk:
+        with pytest.raises(anthropic.APIStatusError) as raised:
+            async with sdk.messages.stream(model="chat", max_tokens=64, messages=HI) as stream:
+                async for _ in stream.text_stream:
+                    pass
+    assert "upstream" in str(raised.value)
+
+
+async def test_its_reported_usage_is_in_the_metrics_and_the_ledger(
+    start_gateway: StartGateway, client: aiohttp.ClientSession
+):
+    gateway = await start_gateway()
+    async with _sdk(gateway) as sdk, sdk.messages.stream(
+        model="chat", max_tokens=64, messages=HI
+    ) as stream:
+        await stream.get_final_message()
+    async with client.get(gateway.url + "/metrics", headers=gateway.auth) as resp:
+        metrics = await resp.text()
+    assert 'hxgw_tokens_total{kind="prompt",model="alpha"} 11.0' in metrics
+    assert 'hxgw_tokens_total{kind="completion",model="alpha"} 6.0' in metrics
+    db = Path(gateway.env()["HX_STATE_DIR"]) / "hxgw.db"
+
+    def rows() -> list[tuple[str, int, int, str]]:
+        if not db.exists():
+            return []
+        with sqlite3.connect(db) as connection:
+            return connection.execute("SELECT route, prompt_tokens, completion_tokens,"
+                                      " usage_source FROM usage_ledger").fetchall()
+
+    await wait_for(lambda: len(rows()) == 1, timeout=10)
+    assert rows() == [("messages", 11, 6, "reported")]

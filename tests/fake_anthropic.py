@@ -1,0 +1,87 @@
+"""Anthropic's Messages API as the fake upstream serves it, answering as
+api.anthropic.com does (and LiteLLM's /v1/messages, which copies it): a `message`
+object, or a stream of `message_start`, `content_block_start`, `ping`,
+`content_block_delta` (one `text_delta` a word), `content_block_stop`,
+`message_delta` (stop reason and output tokens) and `message_stop`, each event
+named on its `event:` line and in its `type`; errors as `{"type": "error", ...}`.
+
+The model's `Behaviour` (tests/fake_upstream.py) applies: an error status, a
+pause after the first delta until its `gate` is set, a reset after N deltas.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from tests.fake_upstream import Behaviour
+
+INPUT_TOKENS = 11
+_ERRORS = {
+    400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
+    404: "not_found_error", 429: "rate_limit_error", 500: "api_error", 529: "overloaded_error",
+}
+
+
+def anthropic_error(status: int, message: str | None = None) -> web.Response:
+    kind = _ERRORS.get(status, "api_error")
+    body = {"type": "error", "error": {"type": kind, "message": message or f"fake {kind}"}}
+    return web.json_response(body, status=status, headers={"request-id": "req_fake"})
+
+
+def message(model: str, words: list[str]) -> dict[str, Any]:
+    return {"id": "msg_fake01", "type": "message", "role": "assistant", "model": model,
+            "content": [{"type": "text", "text": " ".join(words)}],
+            "stop_reason": "end_turn", "stop_sequence": None,
+            "usage": {"input_tokens": INPUT_TOKENS, "cache_creation_input_tokens": 0,
+                      "cache_read_input_tokens": 0, "output_tokens": len(words)}}
+
+
+def _event(name: str, data: dict[str, Any]) -> bytes:
+    return f"event: {name}\ndata: {json.dumps({'type': name, **data})}\n\n".encode()
+
+
+async def respond(request: web.Request, body: Any, how: Behaviour) -> web.StreamResponse:
+    if how.status >= 400:
+        return anthropic_error(how.status, how.error_message)
+    model = str(body.get("model")) if isinstance(body, dict) else "?"
+    words = how.content.split(" ")
+    if not (isinstance(body, dict) and body.get("stream")):
+        return web.json_response(message(model, words), headers={"request-id": "req_fake"})
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
+                                           "Cache-Control": "no-cache", "request-id": "req_fake"})
+    await response.prepare(request)
+    start = message(model, [])
+    start["content"], start["stop_reason"] = [], None
+    start["usage"]["output_tokens"] = 1
+    await response.write(_event("message_start", {"message": start}))
+    await response.write(_event("content_block_start",
+                                {"index": 0, "content_block": {"type": "text", "text": ""}}))
+    await response.write(_event("ping", {}))
+    for i, word in enumerate(words):
+        if i == how.reset_after_chunks:
+            assert request.transport is not None
+            request.transport.abort()
+            await asyncio.sleep(3600)
+        text = word if i == 0 else " " + word
+        await response.write(_event("content_block_delta",
+                                    {"index": 0, "delta": {"type": "text_delta", "text": text}}))
+        if i == 0 and how.gate is not None:
+            await how.gate.wait()
+        if how.chunk_delay:
+            await asyncio.sleep(how.chunk_delay)
+    await response.write(_event("content_block_stop", {"index": 0}))
+    await response.write(_event("message_delta", {
+        "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+        "usage": {"output_tokens": len(words)}}))
+    await response.write(_event("message_stop", {}))
+    await response.write_eof()
+    return response
+
+
+def count_tokens(body: Any) -> web.Response:
+    return web.json_response({"input_tokens": INPUT_TOKENS + len(json.dumps(body)) // 100})
