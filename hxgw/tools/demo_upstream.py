@@ -2,7 +2,8 @@
 
 It lets a newcomer see the whole gateway work without LiteLLM or a model:
 chat and completions (plain or streamed over SSE, with the usage chunk when
-asked), embeddings of a fixed dimension, and a model list. Answers depend only
+asked), embeddings of a fixed dimension, a model list, and Anthropic's Messages
+API (`demo_messages`). Answers depend only
 on the request: "Return exactly the text: X" answers X, "Count to N" answers
 "1 2 ... N", anything else is echoed back.
 """
@@ -12,9 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import hashlib
-import math
-import re
-import struct
 import time
 from typing import Any
 
@@ -23,91 +21,20 @@ from aiohttp_sse import sse_response
 
 from hxgw import jsonio
 from hxgw.config.schema import Limits
-
-MODELS = ("llm02-phi3", "llm01-llama3.2-3b", "emb-premium")
-CONFIG = web.AppKey("config", argparse.Namespace)
-_EXACT = re.compile(r"return exactly the text:\s*(.+)", re.IGNORECASE | re.DOTALL)
-_COUNT = re.compile(r"count to (\d{1,5})", re.IGNORECASE)
-
-
-def answer_for(prompt: str) -> str:
-    if match := _EXACT.search(prompt):
-        return match.group(1).strip()
-    if match := _COUNT.search(prompt):
-        return " ".join(str(i) for i in range(1, int(match.group(1)) + 1))
-    return f"Demo upstream here. You said: {prompt.strip()[:200]}"
-
-
-def embedding(text: str, dim: int) -> list[float]:
-    """A unit vector that depends only on the text."""
-    values: list[float] = []
-    counter = 0
-    while len(values) < dim:
-        digest = hashlib.sha256(f"{counter}:{text}".encode()).digest()
-        values.extend(v / 2**31 - 1.0 for v in struct.unpack("<8I", digest))
-        counter += 1
-    norm = math.sqrt(sum(v * v for v in values[:dim])) or 1.0
-    return [round(v / norm, 6) for v in values[:dim]]
-
-
-def _prompt_of(body: dict[str, Any]) -> str:
-    messages = body.get("messages")
-    if isinstance(messages, list):
-        for message in reversed(messages):
-            if isinstance(message, dict) and message.get("role") == "user":
-                content = message.get("content")
-                if isinstance(content, list):
-                    return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
-                return str(content)
-    prompt = body.get("prompt")
-    return prompt if isinstance(prompt, str) else ""
-
-
-class _TooLarge(web.HTTPClientError):
-    """A 413 with a body of our own (aiohttp's class writes its own text)."""
-
-    status_code = 413
-
-
-def _error(kind: type[web.HTTPClientError], message: str, code: str) -> web.HTTPClientError:
-    """An error in OpenAI's shape, as the API the demo stands in for answers."""
-    error = {"message": message, "type": "invalid_request_error", "param": None, "code": code}
-    return kind(text=jsonio.dumps({"error": error}).decode(), content_type="application/json")
-
-
-async def _json_body(request: web.Request) -> dict[str, Any]:
-    limit = request.app[CONFIG].max_body_bytes
-    if request.content_length is not None and request.content_length > limit:
-        raise _error(
-            _TooLarge,
-            f"request body of {request.content_length} bytes is over the {limit}-byte limit",
-            "request_too_large",
-        )
-    try:
-        body = jsonio.loads(await request.read())
-    except web.HTTPRequestEntityTooLarge:
-        raise _error(
-            _TooLarge,
-            f"request body is over the {limit}-byte limit",
-            "request_too_large",
-        ) from None
-    except jsonio.DecodeError:
-        raise _error(web.HTTPBadRequest, "invalid JSON", "invalid_json") from None
-    if not isinstance(body, dict):
-        raise _error(web.HTTPBadRequest, "expected a JSON object", "invalid_request")
-    return body
+from hxgw.tools import demo_messages
+from hxgw.tools.demo_answers import CONFIG, MODELS, answer_for, embedding, json_body, prompt_of
 
 
 async def completions(request: web.Request) -> web.StreamResponse:
-    body = await _json_body(request)
+    body = await json_body(request)
     chat = request.path.endswith("/chat/completions")
     model = str(body.get("model") or "demo")
-    text = answer_for(_prompt_of(body))
+    text = answer_for(prompt_of(body))
     words = text.split(" ")
     usage = {
-        "prompt_tokens": len(_prompt_of(body).split()),
+        "prompt_tokens": len(prompt_of(body).split()),
         "completion_tokens": len(words),
-        "total_tokens": len(_prompt_of(body).split()) + len(words),
+        "total_tokens": len(prompt_of(body).split()) + len(words),
     }
     ident, created = (
         f"chatcmpl-demo-{hashlib.sha256(text.encode()).hexdigest()[:12]}",
@@ -187,7 +114,7 @@ async def completions(request: web.Request) -> web.StreamResponse:
 
 
 async def embeddings(request: web.Request) -> web.Response:
-    body = await _json_body(request)
+    body = await json_body(request)
     given = body.get("input", body.get("prompt"))
     texts = given if isinstance(given, list) else [given]
     if not texts or not all(isinstance(t, str) for t in texts):
@@ -237,6 +164,8 @@ def make_demo_app(chunk_delay: float = 0.05, embedding_dim: int = 1024) -> web.A
         app.router.add_post(f"{prefix}/completions", completions)
         app.router.add_post(f"{prefix}/embeddings", embeddings)
         app.router.add_get(f"{prefix}/models", models)
+        app.router.add_post(f"{prefix}/messages", demo_messages.messages)
+        app.router.add_post(f"{prefix}/messages/count_tokens", demo_messages.count_tokens)
     app.router.add_get("/health", health)
     return app
 

@@ -1,4 +1,5 @@
-"""`hxgw demo-upstream` takes what the gateway takes, and refuses in OpenAI's shape."""
+"""`hxgw demo-upstream` takes what the gateway takes, refuses in OpenAI's shape, and
+speaks Anthropic's Messages API too."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import subprocess
 from collections.abc import AsyncIterator
 
 import aiohttp
+import anthropic
 import pytest
 
 from tests.fixtures import HXGW, free_port, wait_http
@@ -54,3 +56,17 @@ async def test_a_body_over_the_limit_gets_an_openai_shaped_413(demo: str):
     assert error["code"] == "request_too_large"
     assert "16777216-byte limit" in error["message"]
     assert set(error) == {"message", "type", "param", "code"}
+
+
+async def test_the_demo_streams_anthropic_messages_as_the_anthropic_sdk_reads_them(demo: str):
+    async with anthropic.AsyncAnthropic(base_url=demo, api_key="sk-demo", max_retries=0) as sdk:
+        plain = await sdk.messages.create(model="llm02-phi3", max_tokens=32, messages=[
+            {"role": "user", "content": "Count to 4"}])
+        async with sdk.messages.stream(model="llm02-phi3", max_tokens=32, messages=[
+                {"role": "user", "content": "Count to 4"}]) as stream:
+            streamed = "".join([piece async for piece in stream.text_stream])
+            final = await stream.get_final_message()
+        counted = await sdk.messages.count_tokens(model="llm02-phi3", messages=[
+            {"role": "user", "content": "Count to 4"}])
+    assert plain.content[0].text == streamed == "1 2 3 4"  # type: ignore[union-attr]
+    assert final.usage.output_tokens == 4 and counted.input_tokens == 3

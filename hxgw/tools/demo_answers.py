@@ -1,0 +1,92 @@
+"""What the demo upstream answers, whatever API asks: a deterministic answer to a
+prompt, an embedding, and a request body read as the gateway would take it.
+
+"Return exactly the text: X" answers X, "Count to N" answers "1 2 ... N", anything
+else is echoed back.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import math
+import re
+import struct
+from typing import Any
+
+from aiohttp import web
+
+from hxgw import jsonio
+
+MODELS = ("llm02-phi3", "llm01-llama3.2-3b", "emb-premium")
+CONFIG = web.AppKey("config", argparse.Namespace)
+_EXACT = re.compile(r"return exactly the text:\s*(.+)", re.IGNORECASE | re.DOTALL)
+_COUNT = re.compile(r"count to (\d{1,5})", re.IGNORECASE)
+
+
+def answer_for(prompt: str) -> str:
+    if match := _EXACT.search(prompt):
+        return match.group(1).strip()
+    if match := _COUNT.search(prompt):
+        return " ".join(str(i) for i in range(1, int(match.group(1)) + 1))
+    return f"Demo upstream here. You said: {prompt.strip()[:200]}"
+
+
+def embedding(text: str, dim: int) -> list[float]:
+    """A unit vector that depends only on the text."""
+    values: list[float] = []
+    counter = 0
+    while len(values) < dim:
+        digest = hashlib.sha256(f"{counter}:{text}".encode()).digest()
+        values.extend(v / 2**31 - 1.0 for v in struct.unpack("<8I", digest))
+        counter += 1
+    norm = math.sqrt(sum(v * v for v in values[:dim])) or 1.0
+    return [round(v / norm, 6) for v in values[:dim]]
+
+
+def prompt_of(body: dict[str, Any]) -> str:
+    messages = body.get("messages")
+    if isinstance(messages, list):
+        for message in reversed(messages):
+            if isinstance(message, dict) and message.get("role") == "user":
+                content = message.get("content")
+                if isinstance(content, list):
+                    return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+                return str(content)
+    prompt = body.get("prompt")
+    return prompt if isinstance(prompt, str) else ""
+
+
+class _TooLarge(web.HTTPClientError):
+    """A 413 with a body of our own (aiohttp's class writes its own text)."""
+
+    status_code = 413
+
+
+def _error(kind: type[web.HTTPClientError], message: str, code: str) -> web.HTTPClientError:
+    """An error in OpenAI's shape, as the API the demo stands in for answers."""
+    error = {"message": message, "type": "invalid_request_error", "param": None, "code": code}
+    return kind(text=jsonio.dumps({"error": error}).decode(), content_type="application/json")
+
+
+async def json_body(request: web.Request) -> dict[str, Any]:
+    limit = request.app[CONFIG].max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise _error(
+            _TooLarge,
+            f"request body of {request.content_length} bytes is over the {limit}-byte limit",
+            "request_too_large",
+        )
+    try:
+        body = jsonio.loads(await request.read())
+    except web.HTTPRequestEntityTooLarge:
+        raise _error(
+            _TooLarge,
+            f"request body is over the {limit}-byte limit",
+            "request_too_large",
+        ) from None
+    except jsonio.DecodeError:
+        raise _error(web.HTTPBadRequest, "invalid JSON", "invalid_json") from None
+    if not isinstance(body, dict):
+        raise _error(web.HTTPBadRequest, "expected a JSON object", "invalid_request")
+    return body
