@@ -36,6 +36,8 @@ EMBEDDINGS = Endpoint(
     name="embeddings", method="POST", upstream_path="/v1/embeddings", mode="embedding"
 )
 MODELS = Endpoint(name="models", method="GET", upstream_path="/v1/models", mode=None)
+MODEL = Endpoint(name="model", method="GET", upstream_path="/v1/models/{model}", mode=None)
+"""One model or group, by id: `/v1/models/` and anything after it (ids may hold a `/`)."""
 # Anthropic's Messages API, which LiteLLM serves for every provider.
 MESSAGES = Endpoint(
     name="messages", method="POST", upstream_path="/v1/messages", mode="chat", dialect="anthropic"
@@ -63,6 +65,18 @@ OPERATOR: tuple[Endpoint, ...] = tuple(
 
 UNROUTED = Endpoint(name="unrouted", method="*", upstream_path="", mode=None)
 """Any request no route takes: it is answered 404 or 405 by its own chain."""
+MODEL_PREFIXES = ("/v1/models/", "/models/")
+
+
+def endpoint_for(method: str, path: str) -> Endpoint:
+    """The endpoint that serves `method path`: the fixed table, then the one route
+    with a parameter (only looked at when the table has no answer)."""
+    endpoint = ROUTES.get((method, path))
+    if endpoint is not None:
+        return endpoint
+    if method == "GET" and path.startswith(MODEL_PREFIXES) and not path.endswith("/models/"):
+        return MODEL
+    return UNROUTED
 
 
 def client_paths(endpoint: Endpoint) -> tuple[str, ...]:

@@ -19,14 +19,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from hxgw.config import Config
-from hxgw.endpoints import MODELS, OPERATOR, PROXIED, UNROUTED
+from hxgw.endpoints import MODEL, MODELS, OPERATOR, PROXIED, UNROUTED
 from hxgw.pipeline.access_log import log_access
 from hxgw.pipeline.auth import authenticate
 from hxgw.pipeline.context import RequestContext
 from hxgw.pipeline.forward import forward
 from hxgw.pipeline.limits import apply_limits
 from hxgw.pipeline.measure import record_metrics
-from hxgw.pipeline.models import list_models
+from hxgw.pipeline.models import describe_model, list_models
 from hxgw.pipeline.operator import answer_operator
 from hxgw.pipeline.parse import parse_body
 from hxgw.pipeline.record_usage import record_usage
@@ -62,6 +62,8 @@ MODELS_STEPS: tuple[Step, ...] = (
     authenticate,
     list_models,  # the upstream's models plus the gateway's groups
 )
+
+MODEL_STEPS: tuple[Step, ...] = (*MODELS_STEPS[:-1], describe_model)
 
 OPERATOR_STEPS: tuple[Step, ...] = (
     assign_request_id,
@@ -100,5 +102,6 @@ def build_chains(config: Config) -> dict[str, Next]:
     """Every endpoint's chain for one config snapshot."""
     chains = {e.name: build_chain(MODELS_STEPS if e is MODELS else PROXY_STEPS) for e in PROXIED}
     chains |= {e.name: build_chain(OPERATOR_STEPS) for e in OPERATOR}
+    chains[MODEL.name] = build_chain(MODEL_STEPS)
     chains[UNROUTED.name] = build_chain(UNROUTED_STEPS)
     return chains

@@ -1,4 +1,4 @@
-"""List the upstream's models, plus the gateway's groups marked as such."""
+"""List the upstream's models, plus the gateway's groups marked as such, or describe one."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from typing import Any
 import structlog
 
 from hxgw import jsonio
-from hxgw.errors import UpstreamError
+from hxgw.errors import ModelNotFound, UpstreamError
 from hxgw.pipeline.context import RequestContext
 from hxgw.pipeline.failures import TransportError
 from hxgw.types import Next
@@ -22,6 +22,32 @@ MODEL_LIST_LIMIT = 8 * 1024 * 1024
 
 async def list_models(ctx: RequestContext, call_next: Next) -> None:
     """Reads ctx.key; answers with `{"object": "list", "data": [...]}`."""
+    _answer(ctx, {"object": "list", "data": await _entries(ctx)})
+    await call_next(ctx)
+
+
+async def describe_model(ctx: RequestContext, call_next: Next) -> None:
+    """`GET /v1/models/{model}`: reads ctx.key and the path; answers with the one entry of
+    the list that has that id (a group of the gateway's, or an upstream's model), or 404
+    in OpenAI's shape, as `client.models.retrieve` expects."""
+    wanted = ctx.exchange.path.split("/models/", 1)[1]  # decoded by aiohttp
+    found = next((e for e in await _entries(ctx) if e.get("id") == wanted), None)
+    if found is None:
+        raise ModelNotFound(f"The model `{wanted}` does not exist", param="model")
+    _answer(ctx, found)
+    await call_next(ctx)
+
+
+def _answer(ctx: RequestContext, document: Any) -> None:
+    body = jsonio.dumps(document)
+    ctx.status, ctx.bytes_out = 200, len(body)
+    ctx.exchange.respond(
+        200, {"Content-Type": "application/json", "X-Request-ID": ctx.request_id}, body
+    )
+
+
+async def _entries(ctx: RequestContext) -> list[dict[str, Any]]:
+    """The upstreams' models, then the groups the key may use."""
     assert ctx.key is not None
     state = ctx.state
     entries: list[dict[str, Any]] = []
@@ -57,12 +83,7 @@ async def list_models(ctx: RequestContext, call_next: Next) -> None:
                     "hx_default": group.name == routing.default_group,
                 }
             )
-    body = jsonio.dumps({"object": "list", "data": entries})
-    ctx.status, ctx.bytes_out = 200, len(body)
-    ctx.exchange.respond(
-        200, {"Content-Type": "application/json", "X-Request-ID": ctx.request_id}, body
-    )
-    await call_next(ctx)
+    return entries
 
 
 async def _fetch(ctx: RequestContext, upstream_name: str) -> list[Any]:
@@ -72,7 +93,7 @@ async def _fetch(ctx: RequestContext, upstream_name: str) -> list[Any]:
         await gate.enter()  # a model list is a request too: it takes a turn at the cap
         status, payload = await state.client.fetch(
             state.origins[upstream_name],
-            ctx.endpoint.upstream_path.encode(),
+            b"/v1/models",
             state.upstream_head[upstream_name],
             [header_line("X-Request-ID", ctx.request_id)],
             limit=MODEL_LIST_LIMIT,

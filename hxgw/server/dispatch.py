@@ -11,7 +11,7 @@ import asyncio
 
 from aiohttp import web
 
-from hxgw.endpoints import ROUTES, UNROUTED
+from hxgw.endpoints import endpoint_for
 from hxgw.errors import GatewayError
 from hxgw.pipeline.context import RequestContext
 from hxgw.pipeline.exchange import Exchange
@@ -32,7 +32,7 @@ class Dispatcher:
         to its end. An API request is in `inflight` until it ends: that is what a drain
         waits for and the gauge shows (the operator's own routes are not, so a scrape
         does not count itself)."""
-        endpoint = ROUTES.get((request.method, request.path), UNROUTED)
+        endpoint = endpoint_for(request.method, request.path)
         exchange = Exchange(request, closing=self.inflight.draining)
         snapshot = self.holder.current
         task = asyncio.current_task(self.loop)

@@ -71,3 +71,15 @@ async def test_sdk_unknown_model_raises_not_found(gateway: Gateway):
         with pytest.raises(openai.NotFoundError):
             await client.chat.completions.create(
                 model="gpt-nope", messages=[{"role": "user", "content": "hi"}])
+
+
+async def test_sdk_retrieves_one_group_or_upstream_model_by_id(gateway: Gateway):
+    async with _client(gateway) as client:
+        group = await client.models.retrieve("chat")
+        upstream = await client.models.retrieve("m-alpha")
+        with pytest.raises(openai.NotFoundError) as raised:
+            await client.models.retrieve("no-such-model")
+    assert (group.id, group.owned_by) == ("chat", "hxgw")
+    assert group.model_extra is not None and group.model_extra["hx_models"] == ["alpha", "beta"]
+    assert upstream.id == "m-alpha"
+    assert raised.value.code == "model_not_found"

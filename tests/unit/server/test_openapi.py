@@ -15,7 +15,7 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 from hxgw import __version__
-from hxgw.endpoints import ROUTES
+from hxgw.endpoints import MODEL, ROUTES
 from hxgw.server.openapi import load_document, openapi_bytes
 from tests.fixtures import REPO
 
@@ -39,8 +39,10 @@ def operations(doc: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
 
 
 def served_routes() -> set[tuple[str, str]]:
-    """(method, path) of every route the gateway serves, without the HEADs it also takes."""
-    return {(method, path) for method, path in ROUTES if method != "HEAD"}
+    """(method, path) of every route the gateway serves, without the HEADs it also takes:
+    the fixed table, and the one route with a parameter, with and without /v1."""
+    fixed = {(method, path) for method, path in ROUTES if method != "HEAD"}
+    return fixed | {("GET", MODEL.upstream_path), ("GET", MODEL.upstream_path.removeprefix("/v1"))}
 
 
 def validator(doc: dict[str, Any], pointer: str) -> Draft202012Validator:
@@ -83,7 +85,8 @@ def test_every_route_without_v1_is_marked_as_an_alias_of_its_v1_route(doc: dict[
     aliases = {key: op for key, op in ops.items() if not key[1].startswith("/v1/")
                and (key[0], "/v1" + key[1]) in ops}
     assert {path for _, path in aliases} == {"/chat/completions", "/completions", "/embeddings",
-                                             "/models", "/messages", "/messages/count_tokens"}
+                                             "/models", "/messages", "/messages/count_tokens",
+                                             "/models/{model}"}
     for (method, path), op in aliases.items():
         original = ops[(method, "/v1" + path)]
         assert op["x-hx-alias-of"] == "/v1" + path
