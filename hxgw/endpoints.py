@@ -38,6 +38,12 @@ EMBEDDINGS = Endpoint(
 MODELS = Endpoint(name="models", method="GET", upstream_path="/v1/models", mode=None)
 MODEL = Endpoint(name="model", method="GET", upstream_path="/v1/models/{model}", mode=None)
 """One model or group, by id: `/v1/models/` and anything after it (ids may hold a `/`)."""
+# Mode None: a moderation or rerank model is any model of the group the request names.
+MODERATIONS = Endpoint(
+    name="moderations", method="POST", upstream_path="/v1/moderations", mode=None
+)
+RERANK = Endpoint(name="rerank", method="POST", upstream_path="/v1/rerank", mode=None)
+"""Cohere's rerank, as LiteLLM serves it (`/rerank` too, as Cohere clients call it)."""
 # Anthropic's Messages API, which LiteLLM serves for every provider.
 MESSAGES = Endpoint(
     name="messages", method="POST", upstream_path="/v1/messages", mode="chat", dialect="anthropic"
@@ -50,7 +56,16 @@ COUNT_TOKENS = Endpoint(
     dialect="anthropic",
 )
 
-PROXIED: tuple[Endpoint, ...] = (CHAT, COMPLETIONS, EMBEDDINGS, MODELS, MESSAGES, COUNT_TOKENS)
+PROXIED: tuple[Endpoint, ...] = (
+    CHAT,
+    COMPLETIONS,
+    EMBEDDINGS,
+    MODELS,
+    MODERATIONS,
+    RERANK,
+    MESSAGES,
+    COUNT_TOKENS,
+)
 
 
 def _operator(path: str) -> Endpoint:

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests import fake_anthropic
+from tests import fake_anthropic, fake_scoring
 
 
 @dataclass
@@ -100,6 +100,8 @@ class FakeUpstream:
         app.router.add_post("/v1/completions", self._completion)
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_get("/v1/models", self._models)
+        app.router.add_post("/v1/moderations", self._moderations)
+        app.router.add_post("/v1/rerank", self._rerank)
         app.router.add_post("/v1/messages", self._messages)
         app.router.add_post("/v1/messages/count_tokens", self._count_tokens)
         app.router.add_route("*", "/{tail:.*}", self._admin)
@@ -298,6 +300,18 @@ class FakeUpstream:
             return web.json_response({"error": {"message": "down"}}, status=503)
         data = [{"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in self.models]
         return web.json_response({"object": "list", "data": data})
+
+    async def _moderations(self, request: web.Request) -> web.Response:
+        body, how = await self._record(request)
+        if how.status >= 400:
+            return openai_error(how)
+        return web.json_response(fake_scoring.moderation(body))
+
+    async def _rerank(self, request: web.Request) -> web.Response:
+        body, how = await self._record(request)
+        if how.status >= 400:
+            return openai_error(how)
+        return web.json_response(fake_scoring.rerank(body))
 
     async def _messages(self, request: web.Request) -> web.StreamResponse:
         body, how = await self._record(request)

@@ -115,9 +115,12 @@ async def test_its_reported_usage_is_in_the_metrics_and_the_ledger(
     def rows() -> list[tuple[str, int, int, str]]:
         if not db.exists():
             return []
-        with sqlite3.connect(db) as connection:
-            return connection.execute("SELECT route, prompt_tokens, completion_tokens,"
-                                      " usage_source FROM usage_ledger").fetchall()
+        try:
+            with sqlite3.connect(db, timeout=10) as connection:
+                return connection.execute("SELECT route, prompt_tokens, completion_tokens,"
+                                          " usage_source FROM usage_ledger").fetchall()
+        except sqlite3.OperationalError:  # the file is there, the ledger's table not yet
+            return []
 
     await wait_for(lambda: len(rows()) == 1, timeout=10)
     assert rows() == [("messages", 11, 6, "reported")]

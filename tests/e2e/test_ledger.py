@@ -33,9 +33,12 @@ def _rows(gateway: Gateway) -> list[dict[str, Any]]:
     path = Path(_state_dir(gateway)) / "hxgw.db"
     if not path.exists():
         return []
-    with sqlite3.connect(path) as connection:
-        connection.row_factory = sqlite3.Row
-        return [dict(r) for r in connection.execute("SELECT * FROM usage_ledger")]
+    try:
+        with sqlite3.connect(path, timeout=10) as connection:
+            connection.row_factory = sqlite3.Row
+            return [dict(r) for r in connection.execute("SELECT * FROM usage_ledger")]
+    except sqlite3.OperationalError:  # the key store made the file; the ledger's table is next
+        return []
 
 
 async def _chat(client: aiohttp.ClientSession, gateway: Gateway, **extra: Any) -> int:

@@ -86,7 +86,7 @@ def test_every_route_without_v1_is_marked_as_an_alias_of_its_v1_route(doc: dict[
                and (key[0], "/v1" + key[1]) in ops}
     assert {path for _, path in aliases} == {"/chat/completions", "/completions", "/embeddings",
                                              "/models", "/messages", "/messages/count_tokens",
-                                             "/models/{model}"}
+                                             "/models/{model}", "/moderations", "/rerank"}
     for (method, path), op in aliases.items():
         original = ops[(method, "/v1" + path)]
         assert op["x-hx-alias-of"] == "/v1" + path
