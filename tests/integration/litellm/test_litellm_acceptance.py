@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import anthropic
 import pytest
 from openai import BadRequestError, OpenAI
 
@@ -403,3 +404,20 @@ def test_no_key_reaches_any_log(stack: Stack) -> None:
         for name, key in (("client key", stack.client_key), ("LiteLLM key", stack.litellm_key)):
             leaked = key in text  # not asserted directly: a failure would print the key
             assert not leaked, f"the {name} appears in {log.name}"
+
+
+def test_anthropic_messages_through_hxgw_are_answered_by_litellm(stack: Stack) -> None:
+    claude = anthropic.Anthropic(base_url=stack.hxgw_url, api_key=stack.client_key,
+                                 max_retries=0)
+    messages = [{"role": "user", "content": "Say HX-OK"}]
+    reply = claude.messages.create(model="hx-chat", max_tokens=16, messages=messages)
+    assert reply.content[0].text == "HX-OK"  # type: ignore[union-attr]
+    # Streamed, hxgw relays what LiteLLM sends for its mock, event for event (this
+    # LiteLLM's mock streams a Messages request as no events at all, directly too).
+    direct = anthropic.Anthropic(base_url=stack.litellm_url, api_key=stack.litellm_key,
+                                 max_retries=0)
+    with direct.messages.stream(model="llm02-phi3", max_tokens=16, messages=messages) as stream:
+        expected = [event.type for event in stream]
+    with claude.messages.stream(model="hx-chat", max_tokens=16, messages=messages) as stream:
+        relayed = [event.type for event in stream]
+    assert relayed == expected
