@@ -62,9 +62,10 @@ class Gate:
     def configure(self, cap: int, max_queued: int, queue_timeout: float) -> None:
         """New settings from a reload; a larger cap lets waiting requests in at once."""
         self.cap, self.max_queued, self.queue_timeout = cap, max_queued, queue_timeout
-        while self.waiting and self.in_use < self.cap:
+        # A turn whose wait has just run out is still in the queue: only a request
+        # really handed a slot counts.
+        while self.in_use < self.cap and self._hand_over():
             self.in_use += 1
-            self._hand_over()
 
     async def enter(self) -> float:
         """Take a slot; return the seconds spent waiting for it (0.0 when there was one).

@@ -189,3 +189,15 @@ def test_a_removed_upstream_leaves_no_gate_behind() -> None:
     gates.configure([Upstream(name="a", url="http://a"), Upstream(name="b", url="http://b")], 10)
     gates.configure([Upstream(name="a", url="http://a")], 10)
     assert list(gates) == ["a"] and gates["a"].cap == 10
+
+
+async def test_a_larger_cap_counts_no_slot_for_a_wait_that_just_ran_out() -> None:
+    gate = Gate("u", cap=1, max_queued=10, queue_timeout=0.05)
+    await gate.enter()
+    expired = asyncio.ensure_future(gate.enter())
+    await asyncio.sleep(0)  # it waits, its timer set
+    # A reload in the same loop turn as the timer, before the waiter has run again.
+    asyncio.get_running_loop().call_later(0.05, gate.configure, 3, 10, 0.05)
+    with pytest.raises(AtCapacity):
+        await expired
+    assert gate.in_use == 1
