@@ -20,7 +20,7 @@ from hxgw.config import load_config, load_store_settings
 from hxgw.config.schema import PERIODS
 from hxgw.errors import ConfigError
 from hxgw.keys.store import KeyStore, KeyStoreError, StoredKey
-from hxgw.store import StoreError, open_database
+from hxgw.store import Connection, StoreError, open_database
 from hxgw.tools.usage_cli import duration
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -113,7 +113,7 @@ def run(args: argparse.Namespace, config_dir: str, env: Mapping[str, str]) -> in
         return 1
 
 
-def _act(args: argparse.Namespace, store: KeyStore, connection: Any, config_dir: str,
+def _act(args: argparse.Namespace, store: KeyStore, connection: Connection, config_dir: str,
          env: Mapping[str, str]) -> int:  # fmt: skip
     if args.action == "list":
         keys = store.all(connection)
