@@ -2,7 +2,7 @@
 (requests and tokens per minute, requests at once, a budget per period) with their
 three stores (this process's memory, the workers' shared file, Redis).
 
-May import: hxgw.config, hxgw.errors, hxgw.jsonio, hxgw.observe.
+May import: hxgw.config, hxgw.errors, hxgw.jsonio, hxgw.memo, hxgw.observe, hxgw.store.
 """
 
 from hxgw.keys.limiters import open_limiter

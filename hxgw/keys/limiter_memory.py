@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 
-from hxgw.keys.limits import Decision, KeyLimits, Reservation, ReservationIds
+from hxgw.keys.limits import Decision, KeyLimits, Reservation, ReservationIds, decided
 from hxgw.keys.window import KeyState
 
 PRUNE_EVERY = 60.0
@@ -47,26 +47,17 @@ class MemoryLimiter:
         refused, retry_after, usage = state.reserve(
             limits, rid, est_tokens, est_cost, now, self.lease_s
         )
-        reservation = None
-        if refused is None:
-            reservation = Reservation(
-                key_name=key_name,
-                id=rid,
-                est_tokens=est_tokens,
-                est_cost=est_cost,
-                budget_period_s=limits.budget_period_s,
-                store=self._store,
-            )
-        return Decision(
-            allowed=refused is None,
-            limits=limits,
-            usage=usage,
-            now=now,
-            est_tokens=est_tokens,
-            est_cost=est_cost,
+        return decided(
+            key_name,
+            limits,
+            rid,
+            est_tokens,
+            est_cost,
+            now,
             refused=refused,
             retry_after=retry_after,
-            reservation=reservation,
+            usage=usage,
+            store=self._store,
         )
 
     async def reconcile(

@@ -45,6 +45,7 @@ from hxgw.keys.limits import (
     Reservation,
     ReservationIds,
     Usage,
+    decided,
 )
 from hxgw.keys.redis_scripts import RECONCILE, RESERVE
 
@@ -219,26 +220,17 @@ def _decision(
         spent=float(spent),
         reserved=float(reserved),
     )
-    reservation = None
-    if refused is None:
-        reservation = Reservation(
-            key_name=key_name,
-            id=rid,
-            est_tokens=est_tokens,
-            est_cost=est_cost,
-            budget_period_s=limits.budget_period_s,
-            store="redis",
-        )
-    return Decision(
-        allowed=refused is None,
-        limits=limits,
-        usage=usage,
-        now=now,
-        est_tokens=est_tokens,
-        est_cost=est_cost,
+    return decided(
+        key_name,
+        limits,
+        rid,
+        est_tokens,
+        est_cost,
+        now,
         refused=refused,
         retry_after=max(0.0, float(retry)),
-        reservation=reservation,
+        usage=usage,
+        store="redis",
     )
 
 

@@ -30,7 +30,7 @@ from pathlib import Path
 import orjson
 
 from hxgw.keys.limiter_memory import DEFAULT_LEASE, PRUNE_EVERY
-from hxgw.keys.limits import Decision, KeyLimits, Reservation, ReservationIds
+from hxgw.keys.limits import Decision, KeyLimits, Reservation, ReservationIds, decided
 from hxgw.keys.window import KeyState
 
 FILE_NAME = "limits.sqlite3"
@@ -65,26 +65,17 @@ class SharedLimiter:
             refused, retry_after, usage = state.reserve(
                 limits, rid, est_tokens, est_cost, now, self.lease_s
             )
-        reservation = None
-        if refused is None:
-            reservation = Reservation(
-                key_name=key_name,
-                id=rid,
-                est_tokens=est_tokens,
-                est_cost=est_cost,
-                budget_period_s=limits.budget_period_s,
-                store="shared",
-            )
-        return Decision(
-            allowed=refused is None,
-            limits=limits,
-            usage=usage,
-            now=now,
-            est_tokens=est_tokens,
-            est_cost=est_cost,
+        return decided(
+            key_name,
+            limits,
+            rid,
+            est_tokens,
+            est_cost,
+            now,
             refused=refused,
             retry_after=retry_after,
-            reservation=reservation,
+            usage=usage,
+            store="shared",
         )
 
     async def reconcile(

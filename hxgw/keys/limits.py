@@ -21,7 +21,6 @@ holds what they share: the values, the headers, the error bodies.
 
 from __future__ import annotations
 
-import functools
 import itertools
 import math
 import os
@@ -32,6 +31,7 @@ from hxgw import jsonio
 from hxgw.config.schema import PERIODS as PERIODS
 from hxgw.config.schema import KeyLimits as KeyLimits
 from hxgw.errors import Unavailable
+from hxgw.memo import Memo
 
 WINDOW = 60.0
 """Seconds of the RPM and TPM window."""
@@ -124,12 +124,9 @@ class ReservationIds:
 
 def duration(seconds: float) -> str:
     """A duration the way OpenAI's headers write it (Go's): "6m0s", "1.5s", "20ms", "0s"."""
-    return _duration_ms(round(seconds * 1000))
+    return _DURATIONS[round(seconds * 1000)]
 
 
-# Every answer of a limited key carries two of these, and a busy key's resets are the
-# same few values (about a minute): formatting them once each took 4% of its CPU.
-@functools.lru_cache(maxsize=4096)
 def _duration_ms(ms: int) -> str:
     if ms <= 0:
         return "0s"
@@ -143,6 +140,49 @@ def _duration_ms(ms: int) -> str:
     if minutes:
         return f"{minutes}m{secs}s"
     return f"{secs}s"
+
+
+# Every answer of a limited key carries two of these, and a busy key's resets are the
+# same few values (about a minute): formatting them once each took 4% of its CPU.
+_DURATIONS: Memo[int, str] = Memo(_duration_ms, 4096)
+
+
+def decided(
+    key_name: str,
+    limits: KeyLimits,
+    rid: str,
+    est_tokens: int,
+    est_cost: float,
+    now: float,
+    *,
+    refused: Refused | None,
+    retry_after: float,
+    usage: Usage,
+    store: str,
+) -> Decision:
+    """What a backend's reserve returns: its decision and, when the request was
+    admitted, the reservation to reconcile."""
+    reservation = None
+    if refused is None:
+        reservation = Reservation(
+            key_name=key_name,
+            id=rid,
+            est_tokens=est_tokens,
+            est_cost=est_cost,
+            budget_period_s=limits.budget_period_s,
+            store=store,
+        )
+    return Decision(
+        allowed=refused is None,
+        limits=limits,
+        usage=usage,
+        now=now,
+        est_tokens=est_tokens,
+        est_cost=est_cost,
+        refused=refused,
+        retry_after=retry_after,
+        reservation=reservation,
+    )
 
 
 class Limiter(Protocol):
