@@ -16,12 +16,12 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from hxgw.config import load_config, load_store_settings
+from hxgw.config import load_config
 from hxgw.config.schema import PERIODS
 from hxgw.errors import ConfigError
 from hxgw.keys.store import KeyStore, KeyStoreError, StoredKey
 from hxgw.store import Connection, StoreError, open_database
-from hxgw.tools.usage_cli import duration
+from hxgw.tools.usage_cli import duration, store_settings
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -96,10 +96,8 @@ def add_arguments(parser: argparse.ArgumentParser, config_help: str) -> None:
 
 
 def run(args: argparse.Namespace, config_dir: str, env: Mapping[str, str]) -> int:
-    try:
-        settings = load_store_settings(config_dir, env)
-    except ConfigError as exc:
-        print(f"hxgw keys: {config_dir}: {str(exc).splitlines()[0]}", file=sys.stderr)
+    settings = store_settings("keys", config_dir, env)
+    if settings is None:
         return 1
     store = KeyStore(open_database(settings.database_url, settings.state_dir))
     try:

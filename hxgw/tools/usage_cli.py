@@ -18,6 +18,7 @@ from collections.abc import Mapping
 from dataclasses import asdict
 
 from hxgw.config import load_store_settings
+from hxgw.config.schema import StoreSettings
 from hxgw.errors import ConfigError
 from hxgw.store import NoStore, StoreError, open_database
 from hxgw.usage import GROUPINGS, Totals, ledger_exists, totals
@@ -57,11 +58,19 @@ def add_arguments(parser: argparse.ArgumentParser, config_help: str) -> None:
     )
 
 
-def run(args: argparse.Namespace, config_dir: str, env: Mapping[str, str]) -> int:
+def store_settings(command: str, config_dir: str, env: Mapping[str, str]) -> StoreSettings | None:
+    """Where the gateway of `config_dir` keeps its state; None, said on stderr, when its
+    settings are wrong (the commands that read the store then exit 1)."""
     try:
-        settings = load_store_settings(config_dir, env)
+        return load_store_settings(config_dir, env)
     except ConfigError as exc:
-        print(f"hxgw usage: {config_dir}: {str(exc).splitlines()[0]}", file=sys.stderr)
+        print(f"hxgw {command}: {config_dir}: {str(exc).splitlines()[0]}", file=sys.stderr)
+        return None
+
+
+def run(args: argparse.Namespace, config_dir: str, env: Mapping[str, str]) -> int:
+    settings = store_settings("usage", config_dir, env)
+    if settings is None:
         return 1
     since = time.time() - args.since
     database = open_database(settings.database_url, settings.state_dir, create=False)
