@@ -3,7 +3,7 @@ and waiting for a turn, the requests shed, and how long admitted ones waited."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sized
+from collections.abc import Iterator, Mapping
 from typing import Protocol
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -17,14 +17,7 @@ class Saturable(Protocol):
 
     @property
     def name(self) -> str: ...
-    @property
-    def cap(self) -> int: ...
-    @property
-    def in_use(self) -> int: ...
-    @property
-    def shed(self) -> int: ...
-    @property
-    def waiting(self) -> Sized: ...
+    def saturation(self) -> dict[str, int]: ...
 
 
 class SaturationCollector(Collector):
@@ -55,10 +48,10 @@ class SaturationCollector(Collector):
             labels=["upstream"],
         )
         for gate in list(self.gates.values()):
-            families["cap"].add_metric([gate.name], gate.cap)
-            families["in_use"].add_metric([gate.name], gate.in_use)
-            families["queued"].add_metric([gate.name], len(gate.waiting))
-            shed.add_metric([gate.name], gate.shed)
+            figures = gate.saturation()
+            for field, family in families.items():
+                family.add_metric([gate.name], figures[field])
+            shed.add_metric([gate.name], figures["shed"])
         yield from families.values()
         yield shed
         yield histogram_family(

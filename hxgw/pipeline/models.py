@@ -8,6 +8,7 @@ from typing import Any
 import structlog
 
 from hxgw import jsonio
+from hxgw.endpoints import MODELS
 from hxgw.errors import ModelNotFound, UpstreamError
 from hxgw.pipeline.context import RequestContext
 from hxgw.pipeline.failures import TransportError
@@ -93,7 +94,7 @@ async def _fetch(ctx: RequestContext, upstream_name: str) -> list[Any]:
         await gate.enter()  # a model list is a request too: it takes a turn at the cap
         status, payload = await state.client.fetch(
             state.origins[upstream_name],
-            b"/v1/models",
+            MODELS.upstream_path.encode(),
             state.upstream_head[upstream_name],
             [header_line("X-Request-ID", ctx.request_id)],
             limit=MODEL_LIST_LIMIT,

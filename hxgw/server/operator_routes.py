@@ -221,7 +221,7 @@ def _saturation(gate: Gate | None) -> dict[str, int]:
     """How full an upstream is: requests in flight against its cap, waiting, shed."""
     if gate is None:
         return {"in_use": 0, "cap": 0, "queued": 0, "shed": 0}
-    return {"in_use": gate.in_use, "cap": gate.cap, "queued": len(gate.waiting), "shed": gate.shed}
+    return gate.saturation()
 
 
 def _ms(seconds: float | None) -> float | None:

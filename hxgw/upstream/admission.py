@@ -96,6 +96,11 @@ class Gate:
             expiry.cancel()
         return time.perf_counter() - started
 
+    def saturation(self) -> dict[str, int]:
+        """How full it is, as /status and the metrics say it."""
+        return {"in_use": self.in_use, "cap": self.cap, "queued": len(self.waiting),
+                "shed": self.shed}  # fmt: skip
+
     def leave(self) -> None:
         """Give a slot back: to the first request still waiting, else to the pool."""
         if self.in_use > self.cap or not self._hand_over():
