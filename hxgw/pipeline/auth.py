@@ -22,10 +22,11 @@ log = structlog.get_logger("hxgw.auth")
 def authenticate(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
     """Reads the Authorization header; writes ctx.key (the named key, never the secret).
 
-    Anthropic's routes take the key as `x-api-key` too. Keys are held as SHA-256 digests: the lookup is by digest, so neither the
-    dict probe nor the final compare_digest leaks how much of a key matched. The
-    config's keys come first, then those `hxgw keys` made. The bad-key guard
-    decides what a key from a guessing address gets.
+    Anthropic's routes take the key as `x-api-key` too. Keys are held as SHA-256
+    digests: the lookup is by digest, so neither the dict probe nor the final
+    compare_digest leaks how much of a key matched. The config's keys come first,
+    then those `hxgw keys` made. The bad-key guard decides what a key from a
+    guessing address gets.
     """
     header = ctx.exchange.header("Authorization") or ""
     scheme, _, presented = header.partition(" ")
