@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from hxgw.config import Mode
+from hxgw.upstream.affinity import Kind
 
 Dialect = Literal["openai", "anthropic"]
 """Whose API a route speaks: the key header it takes and the shape of its errors."""
@@ -26,6 +27,8 @@ class Endpoint:
     mode: Mode | None
     """The model mode this endpoint needs; None for endpoints that take no model."""
     dialect: Dialect = "openai"
+    bound: Kind | None = None
+    """What the id in the path (`{id}` in upstream_path) is bound to; None without one."""
 
 
 CHAT = Endpoint(name="chat", method="POST", upstream_path="/v1/chat/completions", mode="chat")
@@ -56,6 +59,38 @@ COUNT_TOKENS = Endpoint(
     dialect="anthropic",
 )
 
+# OpenAI's Responses API. Its state lives upstream, so every call on a response goes to
+# the model that made it (hxgw.upstream.affinity).
+RESPONSES = Endpoint(name="responses", method="POST", upstream_path="/v1/responses", mode="chat")
+RESPONSE = Endpoint(
+    name="responses_retrieve",
+    method="GET",
+    upstream_path="/v1/responses/{id}",
+    mode=None,
+    bound="model",
+)
+RESPONSE_DELETE = Endpoint(
+    name="responses_delete",
+    method="DELETE",
+    upstream_path="/v1/responses/{id}",
+    mode=None,
+    bound="model",
+)
+RESPONSE_CANCEL = Endpoint(
+    name="responses_cancel",
+    method="POST",
+    upstream_path="/v1/responses/{id}/cancel",
+    mode=None,
+    bound="model",
+)
+RESPONSE_INPUT_ITEMS = Endpoint(
+    name="responses_input_items",
+    method="GET",
+    upstream_path="/v1/responses/{id}/input_items",
+    mode=None,
+    bound="model",
+)
+
 PROXIED: tuple[Endpoint, ...] = (
     CHAT,
     COMPLETIONS,
@@ -65,7 +100,11 @@ PROXIED: tuple[Endpoint, ...] = (
     RERANK,
     MESSAGES,
     COUNT_TOKENS,
+    RESPONSES,
 )
+
+BY_ID: tuple[Endpoint, ...] = (RESPONSE, RESPONSE_DELETE, RESPONSE_CANCEL, RESPONSE_INPUT_ITEMS)
+"""The routes on one object, named by the id in their path."""
 
 
 def _operator(path: str) -> Endpoint:
@@ -91,7 +130,31 @@ def endpoint_for(method: str, path: str) -> Endpoint:
         return endpoint
     if method == "GET" and path.startswith(MODEL_PREFIXES) and not path.endswith("/models/"):
         return MODEL
+    for endpoint in BY_ID:
+        if endpoint.method == method and id_in_path(endpoint, path) is not None:
+            return endpoint
     return UNROUTED
+
+
+def id_in_path(endpoint: Endpoint, path: str) -> str | None:
+    """The id in `path` where `endpoint` takes one (`{id}` in its upstream path), with or
+    without the /v1 prefix; None when the path is not one of the endpoint's."""
+    before, _, after = endpoint.upstream_path.partition("{id}")
+    for prefix in (before, before.removeprefix("/v1")):
+        if path.startswith(prefix) and path.endswith(after):
+            ident = path[len(prefix) : len(path) - len(after)]
+            if ident and "/" not in ident:
+                return ident
+    return None
+
+
+def allowed_methods(path: str) -> str | None:
+    """The methods `path` takes, for a 405's Allow header; None for a path no route has."""
+    fixed = ALLOWED.get(path)
+    if fixed is not None:
+        return fixed
+    methods = sorted({e.method for e in BY_ID if id_in_path(e, path) is not None})
+    return ", ".join(methods) or None
 
 
 def client_paths(endpoint: Endpoint) -> tuple[str, ...]:

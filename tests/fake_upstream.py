@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests import fake_anthropic, fake_scoring
+from tests import fake_anthropic, fake_responses, fake_scoring
 
 
 @dataclass
@@ -69,6 +69,7 @@ class Seen:
     model: str | None
     # Every header line as received, duplicates included (`headers` keeps one per name).
     header_list: list[tuple[str, str]] = field(default_factory=list)
+    query: str = ""
 
 
 @dataclass
@@ -86,6 +87,7 @@ class FakeUpstream:
     request_seen: asyncio.Event = field(default_factory=asyncio.Event)
     progress: dict[str, int] = field(default_factory=dict)
     client_max_size: int = 1024**2  # aiohttp's default; raise it to accept huge bodies
+    responses: fake_responses.ResponseStore = field(default_factory=fake_responses.ResponseStore)
 
     def behave(self, model: str, **kwargs: Any) -> Behaviour:
         self.behaviours[model] = Behaviour(**kwargs)
@@ -104,6 +106,11 @@ class FakeUpstream:
         app.router.add_post("/v1/rerank", self._rerank)
         app.router.add_post("/v1/messages", self._messages)
         app.router.add_post("/v1/messages/count_tokens", self._count_tokens)
+        app.router.add_post("/v1/responses", self._responses)
+        app.router.add_get("/v1/responses/{id}", self._on_response)
+        app.router.add_delete("/v1/responses/{id}", self._on_response)
+        app.router.add_post("/v1/responses/{id}/cancel", self._on_response)
+        app.router.add_get("/v1/responses/{id}/input_items", self._on_response)
         app.router.add_route("*", "/{tail:.*}", self._admin)
         return app
 
@@ -115,7 +122,7 @@ class FakeUpstream:
             body = raw
         model = body.get("model") if isinstance(body, dict) else None
         self.requests.append(Seen(request.path, dict(request.headers), body, model,
-                                  list(request.headers.items())))
+                                  list(request.headers.items()), request.query_string))
         self.request_seen.set()
         return body, self.behaviours.get(str(model), Behaviour())
 
@@ -329,6 +336,33 @@ class FakeUpstream:
         if how.status >= 400:
             return fake_anthropic.anthropic_error(how.status, how.error_message)
         return fake_anthropic.count_tokens(body)
+
+    async def _responses(self, request: web.Request) -> web.StreamResponse:
+        body, how = await self._record(request)
+        if how.status >= 400:
+            return openai_error(how)
+        if not isinstance(body, dict):
+            return web.json_response({"error": {"message": "bad body"}}, status=400)
+        model = str(body.get("model"))
+        try:
+            response = await self.responses.create(request, body, how)
+        except asyncio.CancelledError:
+            self.cancelled.append(model)
+            raise
+        self.finished.append(model)
+        return response
+
+    async def _on_response(self, request: web.Request) -> web.Response:
+        await self._record(request)
+        response_id = request.match_info["id"]
+        store = self.responses
+        if request.method == "DELETE":
+            return store.delete(response_id)
+        if request.path.endswith("/cancel"):
+            return store.cancel(response_id)
+        if request.path.endswith("/input_items"):
+            return store.input_items(response_id)
+        return store.retrieve(response_id)
 
     async def _admin(self, request: web.Request) -> web.Response:
         self.admin_hits.append(f"{request.method} {request.path_qs}")

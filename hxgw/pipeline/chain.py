@@ -19,8 +19,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from hxgw.config import Config
-from hxgw.endpoints import MODEL, MODELS, OPERATOR, PROXIED, UNROUTED
+from hxgw.endpoints import BY_ID, MODEL, MODELS, OPERATOR, PROXIED, RESPONSES, UNROUTED
 from hxgw.pipeline.access_log import log_access
+from hxgw.pipeline.affinity import bind_to_origin, follow_previous
 from hxgw.pipeline.auth import authenticate
 from hxgw.pipeline.context import RequestContext
 from hxgw.pipeline.forward import forward
@@ -51,6 +52,25 @@ PROXY_STEPS: tuple[Step, ...] = (
     transform_request,  # per-model body rewrites, encoded lazily
     forward,  # failover over candidates until one produces a first byte
     relay,  # copy body or SSE to the client as it arrives
+)
+
+RESPONSES_STEPS: tuple[Step, ...] = (
+    *PROXY_STEPS[: PROXY_STEPS.index(route) + 1],
+    follow_previous,  # a follow-up goes to the model that made its previous response
+    *PROXY_STEPS[PROXY_STEPS.index(route) + 1 :],
+)
+
+BY_ID_STEPS: tuple[Step, ...] = (
+    assign_request_id,
+    log_access,
+    record_metrics,
+    record_usage,
+    render_errors,
+    authenticate,
+    bind_to_origin,  # the id in the path -> the model that holds it; no body
+    apply_limits,
+    forward,
+    relay,
 )
 
 MODELS_STEPS: tuple[Step, ...] = (
@@ -100,7 +120,9 @@ def _link(step: Step, call_next: Next) -> Next:
 
 def build_chains(config: Config) -> dict[str, Next]:
     """Every endpoint's chain for one config snapshot."""
-    chains = {e.name: build_chain(MODELS_STEPS if e is MODELS else PROXY_STEPS) for e in PROXIED}
+    special = {MODELS.name: MODELS_STEPS, RESPONSES.name: RESPONSES_STEPS}
+    chains = {e.name: build_chain(special.get(e.name, PROXY_STEPS)) for e in PROXIED}
+    chains |= {e.name: build_chain(BY_ID_STEPS) for e in BY_ID}
     chains |= {e.name: build_chain(OPERATOR_STEPS) for e in OPERATOR}
     chains[MODEL.name] = build_chain(MODEL_STEPS)
     chains[UNROUTED.name] = build_chain(UNROUTED_STEPS)

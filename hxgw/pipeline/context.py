@@ -17,6 +17,7 @@ from aiohttp import web
 from hxgw.config import ClientKey, Model
 from hxgw.endpoints import Endpoint
 from hxgw.pipeline.exchange import Exchange
+from hxgw.pipeline.rebind import Rebind
 from hxgw.routing.decision import Decision
 from hxgw.routing.health import ModelHealth
 from hxgw.state import GatewayState
@@ -79,6 +80,11 @@ class RequestContext:
     decision: Decision | None = None
     stream_failed: bool = False
     upstream_bodies: Any = None
+    upstream_path: str | None = None
+    """Where the request goes upstream when not the endpoint's fixed path: a route on
+    one object, with its upstream id and the client's query."""
+    rebind: Rebind | None = None
+    """How the answer's ids of upstream state become the ids the client sees."""
     reply: Reply | None = None
     served_by: str | None = None
     """The name of `reply`'s model, which the access line and metrics read."""

@@ -158,9 +158,9 @@ def _send(
     The connection gives the gate's slot back when it is idle again or closed."""
     state = ctx.state
     return state.client.request(
-        b"POST",
+        ctx.endpoint.method.encode(),
         state.origins[model.upstream],
-        ctx.endpoint.upstream_path.encode(),
+        (ctx.upstream_path or ctx.endpoint.upstream_path).encode(),
         state.upstream_head[model.upstream],
         headers,
         ctx.upstream_bodies.for_model(model),

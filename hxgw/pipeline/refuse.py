@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hxgw.endpoints import ALLOWED
+from hxgw.endpoints import allowed_methods
 from hxgw.errors import MethodNotAllowed, NotFound
 from hxgw.pipeline.context import RequestContext
 from hxgw.types import Next
@@ -11,7 +11,7 @@ from hxgw.types import Next
 async def refuse_unrouted(ctx: RequestContext, call_next: Next) -> None:
     """Reads the request's method and path; raises NotFound or MethodNotAllowed."""
     exchange = ctx.exchange
-    allowed = ALLOWED.get(exchange.path)
+    allowed = allowed_methods(exchange.path)
     if allowed is None:
         raise NotFound(f"no such route: {exchange.method} {exchange.path}")
     raise MethodNotAllowed(

@@ -24,6 +24,8 @@ USAGE_KEPT = 64 * 1024
 """The most of a stream's usage events kept: an upstream that sends more is not believed."""
 # The longest incomplete SSE line held back while waiting for its newline.
 MAX_HELD_LINE = 1024 * 1024
+MAX_REBOUND = 64 * 1024 * 1024
+"""The largest JSON answer whose ids are rebound: a response object, a list of files."""
 
 
 def relay(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
@@ -33,9 +35,23 @@ def relay(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
     streaming = is_event_stream(reply)
     if not streaming and reply.response.at_eof():
         # The whole body came with the first read: answer it in one write.
-        _whole_body(ctx, reply)
+        _whole_body(ctx, reply, reply.first_chunk)
         return call_next(ctx)
+    if not streaming and ctx.rebind is not None:
+        return _rebound_then_next(ctx, reply, call_next)
     return _relay_then_next(ctx, reply, streaming, call_next)
+
+
+async def _rebound_then_next(ctx: RequestContext, reply: Reply, call_next: Next) -> None:
+    """A JSON answer whose ids are rebound: read whole (the upstream sends it only once
+    it is complete, so holding it costs its transfer time), then answered at once."""
+    body = bytearray(reply.first_chunk)
+    async for chunk in _chunks(ctx, reply):
+        body += chunk
+        if len(body) > MAX_REBOUND:
+            raise UpstreamError(f"the upstream's answer is over {MAX_REBOUND} bytes")
+    _whole_body(ctx, reply, bytes(body))
+    await call_next(ctx)
 
 
 async def _relay_then_next(
@@ -90,8 +106,9 @@ async def _relay_stream(ctx: RequestContext) -> None:
         runtime.rate.streams -= 1
 
 
-def _whole_body(ctx: RequestContext, reply: Reply) -> None:
-    body = reply.first_chunk
+def _whole_body(ctx: RequestContext, reply: Reply, body: bytes) -> None:
+    if ctx.rebind is not None:
+        body = ctx.rebind.body(body, reply.model.name)
     ctx.exchange.respond(reply.response.status, response_headers(ctx, reply), body)
     ctx.status, ctx.bytes_out = reply.response.status, len(body)
     ctx.client_first_at = time.perf_counter()
@@ -147,10 +164,12 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
             pending = data[cut:]
             if cut:
                 block = data[:cut] if pending else data
+                if ctx.rebind is not None:
+                    block = ctx.rebind.events(block, reply.model.name)
                 await exchange.write(block)
                 if ctx.client_first_at is None:
                     ctx.client_first_at = time.perf_counter()
-                ctx.bytes_out += cut
+                ctx.bytes_out += len(block)
                 ctx.events += block.count(b"data:")
                 at_event_end = block.endswith((b"\n\n", b"\r\n\r\n")) or block in (b"\n", b"\r\n")
                 if b'_tokens"' in block and b'"usage"' in block and len(ctx.usage) < USAGE_KEPT:

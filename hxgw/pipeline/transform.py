@@ -47,6 +47,18 @@ class UpstreamBodies:
         return encoded
 
 
+class _NoBody:
+    """The upstream body of a request that has none (a GET, a DELETE, a cancel)."""
+
+    __slots__ = ()
+
+    def for_model(self, model: Model) -> bytes:
+        return b""
+
+
+NO_BODY = _NoBody()
+
+
 def transform_request(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
     """Reads ctx.body and ctx.raw_body; writes ctx.upstream_bodies."""
     assert ctx.body is not None

@@ -83,10 +83,11 @@ def estimated_prompt(ctx: RequestContext) -> int:
 
 
 def estimated_completion(ctx: RequestContext) -> int:
-    """The most the request asked the model to write, or a default; 0 for embeddings."""
-    if ctx.endpoint.name == "embeddings":
-        return 0
-    body = ctx.body or {}
+    """The most the request asked the model to write, or a default; 0 for embeddings and
+    requests without a body."""
+    body = ctx.body
+    if body is None or ctx.endpoint.name == "embeddings":
+        return 0  # no body (a call on a response) or no completion
     for name in ("max_completion_tokens", "max_tokens", "max_output_tokens"):
         value = body.get(name)
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:

@@ -66,9 +66,7 @@ def resolve(
                 "or a model of the registry",
                 param="model",
             )
-        if key.groups is not None and not any(
-            key.may_use(g.name) for g in groups.values() if model.name in g.models
-        ):
+        if not may_use_model(config, key, model):
             raise Forbidden(f"key {key.name!r} may not use model {model.name!r}", param="model")
         if mode is not None and not model.serves(mode):
             raise BadRequest(
@@ -76,6 +74,13 @@ def resolve(
             )
         return Route(group=None, pinned=True, candidates=(model,))
     return _group_route(config, config.routing.default_group, key, mode)
+
+
+def may_use_model(config: Config, key: ClientKey, model: Model) -> bool:
+    """A key limited to some groups may use the models of those groups."""
+    return key.groups is None or any(
+        key.may_use(g.name) for g in config.routing.groups.values() if model.name in g.models
+    )
 
 
 _ROUTES: dict[tuple[int, str, Mode | None], tuple[Config, Route]] = {}

@@ -15,7 +15,7 @@ from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
 from hxgw import __version__
-from hxgw.endpoints import MODEL, ROUTES
+from hxgw.endpoints import BY_ID, MODEL, ROUTES
 from hxgw.server.openapi import load_document, openapi_bytes
 from tests.fixtures import REPO
 
@@ -40,9 +40,11 @@ def operations(doc: dict[str, Any]) -> dict[tuple[str, str], dict[str, Any]]:
 
 def served_routes() -> set[tuple[str, str]]:
     """(method, path) of every route the gateway serves, without the HEADs it also takes:
-    the fixed table, and the one route with a parameter, with and without /v1."""
+    the fixed table, and the routes with a parameter, with and without /v1."""
     fixed = {(method, path) for method, path in ROUTES if method != "HEAD"}
-    return fixed | {("GET", MODEL.upstream_path), ("GET", MODEL.upstream_path.removeprefix("/v1"))}
+    with_id = {(e.method, p) for e in (MODEL, *BY_ID)
+               for p in (e.upstream_path, e.upstream_path.removeprefix("/v1"))}
+    return fixed | with_id
 
 
 def validator(doc: dict[str, Any], pointer: str) -> Draft202012Validator:
@@ -84,9 +86,8 @@ def test_every_route_without_v1_is_marked_as_an_alias_of_its_v1_route(doc: dict[
     ops = operations(doc)
     aliases = {key: op for key, op in ops.items() if not key[1].startswith("/v1/")
                and (key[0], "/v1" + key[1]) in ops}
-    assert {path for _, path in aliases} == {"/chat/completions", "/completions", "/embeddings",
-                                             "/models", "/messages", "/messages/count_tokens",
-                                             "/models/{model}", "/moderations", "/rerank"}
+    served = {path.removeprefix("/v1") for _, path in served_routes() if path.startswith("/v1/")}
+    assert {path for _, path in aliases} == served
     for (method, path), op in aliases.items():
         original = ops[(method, "/v1" + path)]
         assert op["x-hx-alias-of"] == "/v1" + path

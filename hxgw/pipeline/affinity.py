@@ -1,0 +1,83 @@
+"""Send every call on upstream state to where that state lives.
+
+A response exists only on the upstream model that made it. A request that
+continues one (`previous_response_id`) or acts on one (`/v1/responses/{id}`)
+goes to that model, whatever the router would pick now; the id says which
+(hxgw.upstream.affinity). When that model is gone from the config, the call is
+refused with a 404 that says so: re-routing it elsewhere would silently lose
+the conversation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from urllib.parse import quote
+
+from hxgw import jsonio
+from hxgw.config import Model
+from hxgw.endpoints import id_in_path
+from hxgw.errors import BadRequest, Forbidden, NotFound
+from hxgw.pipeline.context import RequestContext
+from hxgw.pipeline.rebind import Rebind
+from hxgw.pipeline.transform import NO_BODY
+from hxgw.routing.decision import may_use_model
+from hxgw.types import Next
+from hxgw.upstream.affinity import unbind
+
+PREVIOUS = "previous_response_id"
+
+
+def follow_previous(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
+    """`POST /v1/responses`, after `route`. Reads ctx.body and ctx.key; writes
+    ctx.rebind and, for a follow-up, ctx.candidates, ctx.pinned, ctx.body and
+    ctx.raw_body (with the upstream's id of the previous response)."""
+    assert ctx.body is not None
+    previous = ctx.body.get(PREVIOUS)
+    known: dict[str, str] = {}
+    if previous is not None:
+        if not isinstance(previous, str):
+            raise BadRequest(f"'{PREVIOUS}' must be a string", param=PREVIOUS)
+        model, upstream_id = _bound_model(ctx, previous, PREVIOUS)
+        ctx.candidates, ctx.pinned, ctx.decision = (model,), True, None
+        ctx.body = body = {**ctx.body, PREVIOUS: upstream_id}
+        ctx.raw_body = jsonio.dumps(body)
+        known[upstream_id] = previous
+    ctx.rebind = Rebind(known, learn=True)
+    return call_next(ctx)
+
+
+def bind_to_origin(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
+    """A route on one response. Reads the path's id, the query and ctx.key; writes
+    ctx.candidates, ctx.pinned, ctx.upstream_path, ctx.upstream_bodies and ctx.rebind."""
+    client_id = id_in_path(ctx.endpoint, ctx.exchange.path)
+    assert client_id is not None  # the endpoint was chosen by this path
+    model, upstream_id = _bound_model(ctx, client_id, None)
+    ctx.candidates, ctx.pinned = (model,), True
+    # Quoted whole: a made-up id must not reach another upstream path ("../key/new").
+    path = ctx.endpoint.upstream_path.replace("{id}", quote(upstream_id, safe=""))
+    query = ctx.exchange.request.rel_url.raw_query_string
+    ctx.upstream_path = f"{path}?{query}" if query else path
+    ctx.upstream_bodies = NO_BODY
+    ctx.rebind = Rebind({upstream_id: client_id}, learn=False)
+    return call_next(ctx)
+
+
+def _bound_model(ctx: RequestContext, client_id: str, param: str | None) -> tuple[Model, str]:
+    """The model a response id is bound to, and the upstream's id for it."""
+    assert ctx.key is not None
+    bound = unbind(client_id)
+    if bound is None or bound.kind != "model":
+        raise NotFound(
+            f"Response with id {client_id!r} not found: this gateway did not make it", param=param
+        )
+    config = ctx.state.config
+    model = config.models.get(bound.target)
+    if model is None:
+        raise NotFound(
+            f"response {client_id!r} was made by model {bound.target!r}, which this gateway "
+            "no longer serves: its state cannot be reached",
+            param=param,
+        )
+    if not may_use_model(config, ctx.key, model):
+        raise Forbidden(f"key {ctx.key.name!r} may not use model {model.name!r}", param=param)
+    return model, bound.upstream_id

@@ -1,0 +1,278 @@
+"""OpenAI's Responses API through the gateway, with the official python SDK: created
+plain and streamed, continued, read, listed, cancelled and deleted, every call on a
+response reaching the model that made it."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import signal
+import sqlite3
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import aiohttp
+import openai
+import pytest
+from aiohttp.test_utils import TestServer
+
+from tests.conftest import StartGateway
+from tests.fake_responses import INPUT_TOKENS
+from tests.fake_upstream import FakeUpstream
+from tests.fixtures import Gateway, wait_for, write_config
+
+
+def _sdk(gateway: Gateway) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key=gateway.key, max_retries=0)
+
+
+async def test_a_response_is_created_by_the_groups_model(gateway: Gateway, fake: FakeUpstream):
+    async with _sdk(gateway) as sdk:
+        response = await sdk.responses.create(model="chat", input="say hello")
+    assert response.output_text == "Hello there from the fake upstream"
+    assert response.status == "completed"
+    assert (fake.requests[-1].path, fake.requests[-1].model) == ("/v1/responses", "m-alpha")
+
+
+async def test_a_responses_stream_relays_every_event_in_order_with_no_done(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    body = {"model": "chat", "input": "hi", "stream": True}
+    async with client.post(gateway.url + "/v1/responses", json=body, headers=gateway.auth) as resp:
+        assert resp.headers["Content-Type"].startswith("text/event-stream")
+        raw = (await resp.read()).decode()
+    events = [block for block in raw.split("\n\n") if block]
+    names = [block.split("\n")[0].removeprefix("event: ") for block in events]
+    assert names[:4] == ["response.created", "response.in_progress",
+                         "response.output_item.added", "response.content_part.added"]
+    assert names[-1] == "response.completed"
+    sequence = [json.loads(block.split("data: ", 1)[1])["sequence_number"] for block in events]
+    assert sequence == list(range(len(events)))
+    assert "[DONE]" not in raw
+
+
+async def test_the_sdks_stream_reads_text_deltas_and_the_completed_response(gateway: Gateway):
+    async with _sdk(gateway) as sdk:
+        stream = await sdk.responses.create(model="chat", input="hi", stream=True)
+        deltas, completed = [], None
+        async for event in stream:
+            if event.type == "response.output_text.delta":
+                deltas.append(event.delta)
+            elif event.type == "response.completed":
+                completed = event.response
+    assert "".join(deltas) == "Hello there from the fake upstream"
+    assert completed is not None and completed.usage is not None
+    assert completed.usage.output_tokens == 6
+
+
+async def test_the_client_sees_a_response_id_bound_to_its_model_not_the_upstreams(
+    gateway: Gateway, fake: FakeUpstream
+):
+    async with _sdk(gateway) as sdk:
+        response = await sdk.responses.create(model="chat", input="hi")
+    upstream_id = next(iter(fake.responses.made))
+    assert response.id.startswith("resp_") and response.id != upstream_id
+
+
+async def test_streamed_response_ids_are_rebound_in_every_event(gateway: Gateway, fake: FakeUpstream):
+    async with _sdk(gateway) as sdk:
+        stream = await sdk.responses.create(model="chat", input="hi", stream=True)
+        ids = {event.response.id async for event in stream if hasattr(event, "response")}
+    assert len(ids) == 1
+    assert ids.isdisjoint(fake.responses.made)
+
+
+async def test_a_response_can_be_read_listed_and_deleted_through_its_id(
+    gateway: Gateway, fake: FakeUpstream
+):
+    async with _sdk(gateway) as sdk:
+        made = await sdk.responses.create(model="chat", input="what is two and two")
+        read = await sdk.responses.retrieve(made.id)
+        items = await sdk.responses.input_items.list(made.id)
+        await sdk.responses.delete(made.id)
+        with pytest.raises(openai.NotFoundError):
+            await sdk.responses.retrieve(made.id)
+    assert (read.id, read.output_text) == (made.id, made.output_text)
+    assert [item.content[0].text for item in items.data] == ["what is two and two"]
+    assert fake.responses.made == {}
+
+
+async def test_a_background_response_can_be_cancelled(gateway: Gateway):
+    async with _sdk(gateway) as sdk:
+        made = await sdk.responses.create(model="chat", input="long job", background=True)
+        cancelled = await sdk.responses.cancel(made.id)
+    assert (cancelled.id, cancelled.status) == (made.id, "cancelled")
+
+
+async def test_a_follow_up_continues_the_conversation_on_its_model(
+    gateway: Gateway, fake: FakeUpstream
+):
+    async with _sdk(gateway) as sdk:
+        first = await sdk.responses.create(model="chat", input="hi")
+        second = await sdk.responses.create(model="chat", input="and?",
+                                            previous_response_id=first.id)
+    assert second.metadata == {"turns": "2"}
+    assert second.previous_response_id == first.id
+    sent = fake.requests[-1].body["previous_response_id"]
+    assert sent in fake.responses.made and sent != first.id
+
+
+async def test_the_query_of_a_call_on_a_response_reaches_the_upstream(
+    gateway: Gateway, fake: FakeUpstream
+):
+    async with _sdk(gateway) as sdk:
+        made = await sdk.responses.create(model="chat", input="hi")
+        await sdk.responses.input_items.list(made.id, limit=5, order="asc")
+    seen = fake.requests[-1]
+    assert seen.path.endswith("/input_items")
+    assert sorted(seen.query.split("&")) == ["limit=5", "order=asc"]
+
+
+async def test_an_id_the_gateway_did_not_make_is_not_found(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    async with client.get(gateway.url + "/v1/responses/resp_abc123", headers=gateway.auth) as resp:
+        assert resp.status == 404
+        error = (await resp.json())["error"]
+    assert "resp_abc123" in error["message"]
+    assert fake.requests == []
+
+
+async def test_a_follow_up_of_an_unknown_id_is_refused_before_any_upstream(
+    gateway: Gateway, fake: FakeUpstream
+):
+    async with _sdk(gateway) as sdk:
+        with pytest.raises(openai.NotFoundError) as raised:
+            await sdk.responses.create(model="chat", input="hi", previous_response_id="resp_x")
+    assert raised.value.body["param"] == "previous_response_id"  # type: ignore[index]
+    assert fake.requests == []
+
+
+async def test_a_call_on_a_response_takes_the_key_and_refuses_others(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    async with client.delete(gateway.url + "/v1/responses/resp_x") as resp:
+        assert resp.status == 401
+
+
+async def test_a_wrong_method_on_a_response_gets_405_with_allow(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    async with client.put(gateway.url + "/v1/responses/resp_x", headers=gateway.auth) as resp:
+        assert resp.status == 405
+        assert resp.headers["Allow"] == "DELETE, GET"
+
+
+async def test_a_streamed_responses_usage_is_read_from_its_completed_event(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    async with _sdk(gateway) as sdk:
+        stream = await sdk.responses.create(model="chat", input="hi", stream=True)
+        async for _ in stream:
+            pass
+    async with client.get(gateway.url + "/metrics", headers=gateway.auth) as resp:
+        metrics = await resp.text()
+    assert f'hxgw_tokens_total{{kind="prompt",model="alpha"}} {INPUT_TOKENS}.0' in metrics
+    assert 'hxgw_tokens_total{kind="completion",model="alpha"} 6.0' in metrics
+
+
+async def test_a_plain_responses_usage_goes_to_the_ledger(gateway: Gateway):
+    async with _sdk(gateway) as sdk:
+        await sdk.responses.create(model="chat", input="hi")
+    db = Path(gateway.env()["HX_STATE_DIR"]) / "hxgw.db"
+
+    def rows() -> list[tuple[str, int, int, str]]:
+        if not db.exists():
+            return []
+        try:
+            with sqlite3.connect(db, timeout=10) as connection:
+                return connection.execute("SELECT route, prompt_tokens, completion_tokens,"
+                                          " usage_source FROM usage_ledger").fetchall()
+        except sqlite3.OperationalError:  # the file is there, the ledger's table not yet
+            return []
+
+    await wait_for(lambda: len(rows()) == 1, timeout=10)
+    assert rows() == [("responses", INPUT_TOKENS, 6, "reported")]
+
+
+# Two models of one group on two upstreams, served by two workers.
+PAIR_MODELS = [
+    {"name": "left", "tier_score": 0.9, "specializations": [], "upstream_model": "m-left",
+     "mode": "chat", "upstream": "one"},
+    {"name": "right", "tier_score": 0.9, "specializations": [], "upstream_model": "m-right",
+     "mode": "chat", "upstream": "two"},
+]
+PAIR_ROUTING = {"routing": {"strategy": "round-robin", "default_group": "pair",
+                            "groups": {"pair": ["left", "right"]}}}
+
+
+@pytest.fixture
+async def second() -> AsyncIterator[tuple[FakeUpstream, str]]:
+    fake = FakeUpstream()
+    server = TestServer(fake.make_app(), host="127.0.0.1")
+    await server.start_server()
+    yield fake, f"http://127.0.0.1:{server.port}"
+    await server.close()
+
+
+async def _pair(start_gateway: StartGateway, one: str, two: str) -> Gateway:
+    upstreams = {"default": {"url": one}, "one": {"url": one}, "two": {"url": two}}
+    return await start_gateway(models=PAIR_MODELS, routing=PAIR_ROUTING,
+                               gateway={"upstreams": upstreams, "workers": 2})
+
+
+async def test_follow_ups_reach_the_model_that_made_them_across_two_upstreams_and_workers(
+    start_gateway: StartGateway, upstream: tuple[FakeUpstream, str],
+    second: tuple[FakeUpstream, str],
+):
+    gateway = await _pair(start_gateway, upstream[1], second[1])
+    async with _sdk(gateway) as sdk:
+        firsts = await asyncio.gather(
+            *(sdk.responses.create(model="pair", input=f"q{i}") for i in range(8)))
+        made_by = {r.id: r.model for r in firsts}
+        assert set(made_by.values()) == {"m-left", "m-right"}  # the router used both
+        follow_ups = await asyncio.gather(*(
+            sdk.responses.create(model="pair", input="more", previous_response_id=r.id)
+            for r in firsts for _ in range(3)))
+    # Each follow-up found its previous response: the other upstream would have said 404.
+    assert [f.model for f in follow_ups] == [r.model for r in firsts for _ in range(3)]
+    assert all(f.metadata == {"turns": "2"} for f in follow_ups)
+
+
+async def test_a_follow_up_after_a_reload_still_reaches_its_model(
+    start_gateway: StartGateway, upstream: tuple[FakeUpstream, str],
+    second: tuple[FakeUpstream, str],
+):
+    gateway = await _pair(start_gateway, upstream[1], second[1])
+    async with _sdk(gateway) as sdk:
+        first = await sdk.responses.create(model="pair", input="hi")
+        gateway.signal(signal.SIGHUP)
+        await wait_for(lambda: "workers reloaded" in gateway.logs(), timeout=10)
+        read = await sdk.responses.retrieve(first.id)
+        follow = await sdk.responses.create(model="pair", input="and?",
+                                            previous_response_id=first.id)
+    assert read.model == follow.model == first.model
+
+
+async def test_a_follow_up_whose_model_is_gone_gets_a_404_that_says_so(
+    start_gateway: StartGateway, upstream: tuple[FakeUpstream, str],
+    second: tuple[FakeUpstream, str],
+):
+    gateway = await _pair(start_gateway, upstream[1], second[1])
+    async with _sdk(gateway) as sdk:
+        first = await sdk.responses.create(model="pair", input="hi")
+        gone = "left" if first.model == "m-left" else "right"
+        kept = [m for m in PAIR_MODELS if m["name"] != gone]
+        routing = {"routing": {**PAIR_ROUTING["routing"],
+                               "groups": {"pair": [kept[0]["name"]]}}}
+        upstreams = {"default": {"url": upstream[1]}, "one": {"url": upstream[1]},
+                     "two": {"url": second[1]}}
+        write_config(gateway.config_dir, upstream[1], models=kept, routing=routing,
+                     gateway={"upstreams": upstreams, "workers": 2})
+        gateway.signal(signal.SIGHUP)
+        await wait_for(lambda: "workers reloaded" in gateway.logs(), timeout=10)
+        with pytest.raises(openai.NotFoundError) as raised:
+            await sdk.responses.create(model="pair", input="and?", previous_response_id=first.id)
+    assert f"model '{gone}'" in raised.value.message
+    assert "no longer serves" in raised.value.message
+

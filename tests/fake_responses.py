@@ -1,0 +1,190 @@
+"""OpenAI's Responses API as the fake upstream serves it, answering as api.openai.com
+does: a `response` object, or a stream of named events (`response.created`,
+`response.in_progress`, `response.output_item.added`, `response.content_part.added`,
+`response.output_text.delta` a word each, `response.output_text.done`,
+`response.content_part.done`, `response.output_item.done`, `response.completed`),
+each with its `type` and a `sequence_number` from 0, and no `[DONE]`.
+
+Responses are kept per upstream, as a real one keeps them: a `previous_response_id`,
+`GET`, `DELETE`, `cancel` or `input_items` on an id this upstream did not make gets
+OpenAI's 404. That is what makes a misrouted follow-up visible to a test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+if TYPE_CHECKING:
+    from tests.fake_upstream import Behaviour
+
+INPUT_TOKENS = 9
+
+
+@dataclass
+class Stored:
+    response: dict[str, Any]
+    input_items: list[dict[str, Any]]
+
+
+@dataclass
+class ResponseStore:
+    """The responses one fake upstream made, by id."""
+
+    made: dict[str, Stored] = field(default_factory=dict)
+
+    def not_found(self, response_id: str, param: str | None = None) -> web.Response:
+        what = "Previous response" if param else "Response"
+        error = {"message": f"{what} with id '{response_id}' not found.",
+                 "type": "invalid_request_error", "param": param,
+                 "code": "previous_response_not_found" if param else None}
+        return web.json_response({"error": error}, status=404)
+
+    async def create(self, request: web.Request, body: dict[str, Any],
+                     how: Behaviour) -> web.StreamResponse:
+        previous = body.get("previous_response_id")
+        if previous is not None and previous not in self.made:
+            return self.not_found(previous, "previous_response_id")
+        words = how.content.split(" ")
+        turns = 1 + (self._turns(previous) if previous else 0)
+        response = _response(str(body.get("model")), previous, body.get("background") is True)
+        response["metadata"] = {"turns": str(turns)}
+        self.made[response["id"]] = Stored(response, _input_items(body.get("input")))
+        if response["status"] == "queued":
+            return web.json_response(response)
+        if not body.get("stream"):
+            _complete(response, words)
+            return web.json_response(response)
+        return await _stream(request, response, words, how)
+
+    def _turns(self, response_id: str) -> int:
+        turns = 0
+        while response_id in self.made:
+            turns += 1
+            response_id = self.made[response_id].response["previous_response_id"]
+            if response_id is None:
+                break
+        return turns
+
+    def retrieve(self, response_id: str) -> web.Response:
+        stored = self.made.get(response_id)
+        if stored is None:
+            return self.not_found(response_id)
+        return web.json_response(stored.response)
+
+    def delete(self, response_id: str) -> web.Response:
+        if self.made.pop(response_id, None) is None:
+            return self.not_found(response_id)
+        return web.json_response({"id": response_id, "object": "response", "deleted": True})
+
+    def cancel(self, response_id: str) -> web.Response:
+        stored = self.made.get(response_id)
+        if stored is None:
+            return self.not_found(response_id)
+        if stored.response["background"] is not True:
+            error = {"message": "Only responses created with background=true can be cancelled.",
+                     "type": "invalid_request_error", "param": None, "code": None}
+            return web.json_response({"error": error}, status=400)
+        stored.response["status"] = "cancelled"
+        return web.json_response(stored.response)
+
+    def input_items(self, response_id: str) -> web.Response:
+        stored = self.made.get(response_id)
+        if stored is None:
+            return self.not_found(response_id)
+        data = stored.input_items
+        return web.json_response({"object": "list", "data": data,
+                                  "first_id": data[0]["id"] if data else None,
+                                  "last_id": data[-1]["id"] if data else None,
+                                  "has_more": False})
+
+
+def _response(model: str, previous: str | None, background: bool) -> dict[str, Any]:
+    return {
+        "id": f"resp_{secrets.token_hex(24)}", "object": "response",
+        "created_at": int(time.time()), "status": "queued" if background else "in_progress",
+        "background": background, "error": None, "incomplete_details": None,
+        "instructions": None, "max_output_tokens": None, "model": model, "output": [],
+        "parallel_tool_calls": True, "previous_response_id": previous,
+        "reasoning": {"effort": None, "summary": None}, "store": True, "temperature": 1.0,
+        "text": {"format": {"type": "text"}, "verbosity": "medium"}, "tool_choice": "auto",
+        "tools": [], "top_p": 1.0, "truncation": "disabled", "usage": None, "user": None,
+        "metadata": {},
+    }
+
+
+def _message(words: list[str], done: bool) -> dict[str, Any]:
+    content = [_text_part(" ".join(words))] if done else []
+    return {"id": f"msg_{secrets.token_hex(24)}", "type": "message",
+            "status": "completed" if done else "in_progress", "content": content,
+            "role": "assistant"}
+
+
+def _text_part(text: str) -> dict[str, Any]:
+    return {"type": "output_text", "annotations": [], "logprobs": [], "text": text}
+
+
+def _complete(response: dict[str, Any], words: list[str]) -> None:
+    response["status"] = "completed"
+    response["output"] = [_message(words, done=True)]
+    response["usage"] = {"input_tokens": INPUT_TOKENS,
+                         "input_tokens_details": {"cached_tokens": 0},
+                         "output_tokens": len(words),
+                         "output_tokens_details": {"reasoning_tokens": 0},
+                         "total_tokens": INPUT_TOKENS + len(words)}
+
+
+def _input_items(given: Any) -> list[dict[str, Any]]:
+    messages = [{"role": "user", "content": given}] if isinstance(given, str) else given or []
+    items = []
+    for message in messages:
+        content = message.get("content") if isinstance(message, dict) else None
+        parts = [{"type": "input_text", "text": content}] if isinstance(content, str) else content
+        items.append({"id": f"msg_{secrets.token_hex(24)}", "type": "message",
+                      "role": message.get("role", "user"), "status": "completed",
+                      "content": parts or []})
+    return items
+
+
+async def _stream(request: web.Request, response: dict[str, Any], words: list[str],
+                  how: Behaviour) -> web.StreamResponse:
+    stream = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8",
+                                         "Cache-Control": "no-cache"})
+    await stream.prepare(request)
+    sequence = iter(range(1_000_000))
+
+    async def event(kind: str, **data: Any) -> None:
+        payload = {"type": kind, "sequence_number": next(sequence), **data}
+        await stream.write(f"event: {kind}\ndata: {json.dumps(payload)}\n\n".encode())
+
+    await event("response.created", response=response)
+    await event("response.in_progress", response=response)
+    item = _message([], done=False)
+    at = {"item_id": item["id"], "output_index": 0, "content_index": 0}
+    await event("response.output_item.added", output_index=0, item=item)
+    await event("response.content_part.added", part=_text_part(""), **at)
+    for i, word in enumerate(words):
+        if i == how.reset_after_chunks:
+            assert request.transport is not None
+            request.transport.abort()
+            await asyncio.sleep(3600)
+        await event("response.output_text.delta", delta=word if i == 0 else " " + word,
+                    logprobs=[], **at)
+        if i == 0 and how.gate is not None:
+            await how.gate.wait()
+    text = " ".join(words)
+    await event("response.output_text.done", text=text, logprobs=[], **at)
+    await event("response.content_part.done", part=_text_part(text), **at)
+    _complete(response, words)
+    item = {**response["output"][0], "id": item["id"]}
+    response["output"] = [item]
+    await event("response.output_item.done", output_index=0, item=item)
+    await event("response.completed", response=response)
+    await stream.write_eof()
+    return stream
