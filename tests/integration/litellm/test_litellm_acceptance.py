@@ -35,8 +35,9 @@ from typing import Any
 
 import anthropic
 import pytest
-from openai import BadRequestError, OpenAI
+from openai import BadRequestError, InternalServerError, OpenAI
 
+from hxgw.upstream.affinity import unbind
 from tests.fixtures import HXGW
 
 pytestmark = pytest.mark.litellm
@@ -421,3 +422,24 @@ def test_anthropic_messages_through_hxgw_are_answered_by_litellm(stack: Stack) -
     with claude.messages.stream(model="hx-chat", max_tokens=16, messages=messages) as stream:
         relayed = [event.type for event in stream]
     assert relayed == expected
+
+
+def test_responses_through_hxgw_are_answered_by_litellm_with_ids_bound_to_the_model(
+    client: OpenAI,
+) -> None:
+    response = client.responses.create(model="hx-chat", input="Say HX-OK")
+    assert response.output_text == "HX-OK"
+    bound = unbind(response.id)  # the gateway's id, naming the model that made it
+    assert bound is not None and bound.target in {"llm02-phi3", "llm01-llama3.2-3b"}
+
+
+def test_a_streamed_response_gets_litellms_own_answer(stack: Stack, client: OpenAI) -> None:
+    # This LiteLLM's mock cannot stream the Responses API (a 500, directly too): with one
+    # candidate, hxgw passes the upstream's error on as it came.
+    direct = OpenAI(base_url=f"{stack.litellm_url}/v1", api_key=stack.litellm_key,
+                    max_retries=0)
+    with pytest.raises(InternalServerError) as expected:
+        direct.responses.create(model="llm02-phi3", input="Say HX-OK", stream=True)
+    with pytest.raises(InternalServerError) as relayed:
+        client.responses.create(model="llm02-phi3", input="Say HX-OK", stream=True)
+    assert relayed.value.message == expected.value.message
