@@ -29,6 +29,11 @@ class Endpoint:
     dialect: Dialect = "openai"
     bound: Kind | None = None
     """What the id in the path (`{id}` in upstream_path) is bound to; None without one."""
+    held: bool = False
+    """Whether it works on objects an upstream holds (files, batches), which carry no model:
+    it goes to an upstream, not to a model of a group."""
+    raw_answer: bool = False
+    """Whether the answer is the object's bytes (a file's content), with no ids to rebind."""
 
 
 CHAT = Endpoint(name="chat", method="POST", upstream_path="/v1/chat/completions", mode="chat")
@@ -91,6 +96,30 @@ RESPONSE_INPUT_ITEMS = Endpoint(
     bound="model",
 )
 
+
+def _held(name: str, method: str, path: str, *, raw_answer: bool = False) -> Endpoint:
+    """A route on files or batches: to the upstream that holds them."""
+    bound: Kind | None = "upstream" if "{id}" in path else None
+    return Endpoint(
+        name=name,
+        method=method,
+        upstream_path=path,
+        mode=None,
+        bound=bound,
+        held=True,
+        raw_answer=raw_answer,
+    )
+
+
+FILES_LIST = _held("files_list", "GET", "/v1/files")
+FILE = _held("files_retrieve", "GET", "/v1/files/{id}")
+FILE_DELETE = _held("files_delete", "DELETE", "/v1/files/{id}")
+FILE_CONTENT = _held("files_content", "GET", "/v1/files/{id}/content", raw_answer=True)
+BATCHES = _held("batches", "POST", "/v1/batches")
+BATCHES_LIST = _held("batches_list", "GET", "/v1/batches")
+BATCH = _held("batches_retrieve", "GET", "/v1/batches/{id}")
+BATCH_CANCEL = _held("batches_cancel", "POST", "/v1/batches/{id}/cancel")
+
 PROXIED: tuple[Endpoint, ...] = (
     CHAT,
     COMPLETIONS,
@@ -101,9 +130,22 @@ PROXIED: tuple[Endpoint, ...] = (
     MESSAGES,
     COUNT_TOKENS,
     RESPONSES,
+    FILES_LIST,
+    BATCHES,
+    BATCHES_LIST,
 )
 
-BY_ID: tuple[Endpoint, ...] = (RESPONSE, RESPONSE_DELETE, RESPONSE_CANCEL, RESPONSE_INPUT_ITEMS)
+BY_ID: tuple[Endpoint, ...] = (
+    RESPONSE,
+    RESPONSE_DELETE,
+    RESPONSE_CANCEL,
+    RESPONSE_INPUT_ITEMS,
+    FILE,
+    FILE_DELETE,
+    FILE_CONTENT,
+    BATCH,
+    BATCH_CANCEL,
+)
 """The routes on one object, named by the id in their path."""
 
 

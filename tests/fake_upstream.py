@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests import fake_anthropic, fake_responses, fake_scoring
+from tests import fake_anthropic, fake_files, fake_responses, fake_scoring
 
 
 @dataclass
@@ -88,6 +88,7 @@ class FakeUpstream:
     progress: dict[str, int] = field(default_factory=dict)
     client_max_size: int = 1024**2  # aiohttp's default; raise it to accept huge bodies
     responses: fake_responses.ResponseStore = field(default_factory=fake_responses.ResponseStore)
+    files: fake_files.FileStore = field(default_factory=fake_files.FileStore)
 
     def behave(self, model: str, **kwargs: Any) -> Behaviour:
         self.behaviours[model] = Behaviour(**kwargs)
@@ -111,6 +112,7 @@ class FakeUpstream:
         app.router.add_delete("/v1/responses/{id}", self._on_response)
         app.router.add_post("/v1/responses/{id}/cancel", self._on_response)
         app.router.add_get("/v1/responses/{id}/input_items", self._on_response)
+        app.router.add_routes(self.files.routes())
         app.router.add_route("*", "/{tail:.*}", self._admin)
         return app
 

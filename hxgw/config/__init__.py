@@ -7,6 +7,7 @@ upstream URL with the code that will use them, hxgw.routing.classify and hxgw.up
 
 from hxgw.config.load import load_config
 from hxgw.config.schema import (
+    DEFAULT_UPSTREAM,
     STRATEGIES,
     ClientKey,
     Config,
@@ -22,6 +23,7 @@ from hxgw.config.schema import (
 from hxgw.config.store import load_store_settings
 
 __all__ = [
+    "DEFAULT_UPSTREAM",
     "STRATEGIES",
     "ClientKey",
     "Config",

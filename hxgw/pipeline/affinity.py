@@ -2,10 +2,10 @@
 
 A response exists only on the upstream model that made it. A request that
 continues one (`previous_response_id`) or acts on one (`/v1/responses/{id}`)
-goes to that model, whatever the router would pick now; the id says which
-(hxgw.upstream.affinity). When that model is gone from the config, the call is
-refused with a 404 that says so: re-routing it elsewhere would silently lose
-the conversation.
+goes to that model, whatever the router would pick now; a file or batch id
+goes to the upstream that holds it. The id says which (hxgw.upstream.affinity).
+When that model or upstream is gone from the config, the call is refused with
+a 404 that says so: re-routing it elsewhere would silently lose the state.
 """
 
 from __future__ import annotations
@@ -18,7 +18,8 @@ from hxgw.config import Model
 from hxgw.endpoints import id_in_path
 from hxgw.errors import BadRequest, Forbidden, NotFound
 from hxgw.pipeline.context import RequestContext
-from hxgw.pipeline.rebind import Rebind
+from hxgw.pipeline.held import bound_upstream
+from hxgw.pipeline.rebind import HeldIds, Rebind, ResponseIds
 from hxgw.pipeline.transform import NO_BODY
 from hxgw.routing.decision import may_use_model
 from hxgw.types import Next
@@ -42,23 +43,30 @@ def follow_previous(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
         ctx.body = body = {**ctx.body, PREVIOUS: upstream_id}
         ctx.raw_body = jsonio.dumps(body)
         known[upstream_id] = previous
-    ctx.rebind = Rebind(known, learn=True)
+    ctx.rebind = ResponseIds(known, learn=True)
     return call_next(ctx)
 
 
 def bind_to_origin(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
-    """A route on one response. Reads the path's id, the query and ctx.key; writes
-    ctx.candidates, ctx.pinned, ctx.upstream_path, ctx.upstream_bodies and ctx.rebind."""
-    client_id = id_in_path(ctx.endpoint, ctx.exchange.path)
+    """A route on one response, file or batch. Reads the path's id, the query and
+    ctx.key; writes ctx.candidates, ctx.pinned, ctx.upstream_path, ctx.upstream_bodies
+    and ctx.rebind."""
+    endpoint = ctx.endpoint
+    client_id = id_in_path(endpoint, ctx.exchange.path)
     assert client_id is not None  # the endpoint was chosen by this path
-    model, upstream_id = _bound_model(ctx, client_id, None)
-    ctx.candidates, ctx.pinned = (model,), True
+    rebind: Rebind | None
+    if endpoint.bound == "model":
+        candidate, upstream_id = _bound_model(ctx, client_id, None)
+        rebind = ResponseIds({upstream_id: client_id}, learn=False)
+    else:
+        candidate, upstream_id = bound_upstream(ctx, client_id, None)
+        rebind = None if endpoint.raw_answer else HeldIds()
+    ctx.candidates, ctx.pinned, ctx.rebind = (candidate,), True, rebind
     # Quoted whole: a made-up id must not reach another upstream path ("../key/new").
-    path = ctx.endpoint.upstream_path.replace("{id}", quote(upstream_id, safe=""))
+    path = endpoint.upstream_path.replace("{id}", quote(upstream_id, safe=""))
     query = ctx.exchange.request.rel_url.raw_query_string
     ctx.upstream_path = f"{path}?{query}" if query else path
     ctx.upstream_bodies = NO_BODY
-    ctx.rebind = Rebind({upstream_id: client_id}, learn=False)
     return call_next(ctx)
 
 

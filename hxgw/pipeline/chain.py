@@ -19,12 +19,24 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from hxgw.config import Config
-from hxgw.endpoints import BY_ID, MODEL, MODELS, OPERATOR, PROXIED, RESPONSES, UNROUTED
+from hxgw.endpoints import (
+    BATCHES,
+    BATCHES_LIST,
+    BY_ID,
+    FILES_LIST,
+    MODEL,
+    MODELS,
+    OPERATOR,
+    PROXIED,
+    RESPONSES,
+    UNROUTED,
+)
 from hxgw.pipeline.access_log import log_access
 from hxgw.pipeline.affinity import bind_to_origin, follow_previous
 from hxgw.pipeline.auth import authenticate
 from hxgw.pipeline.context import RequestContext
 from hxgw.pipeline.forward import forward
+from hxgw.pipeline.held import choose_upstream
 from hxgw.pipeline.limits import apply_limits
 from hxgw.pipeline.measure import record_metrics
 from hxgw.pipeline.models import describe_model, list_models
@@ -67,10 +79,29 @@ BY_ID_STEPS: tuple[Step, ...] = (
     record_usage,
     render_errors,
     authenticate,
-    bind_to_origin,  # the id in the path -> the model that holds it; no body
+    bind_to_origin,  # the id in the path -> the model or upstream that holds it; no body
     apply_limits,
     forward,
     relay,
+)
+
+# Lists of files and batches, and a new batch: to an upstream, as the body goes.
+HELD_STEPS: tuple[Step, ...] = (
+    assign_request_id,
+    log_access,
+    record_metrics,
+    record_usage,
+    render_errors,
+    authenticate,
+    choose_upstream,  # the header's group's upstream, or the default; no failover
+    apply_limits,
+    forward,
+    relay,
+)
+HELD_WITH_BODY_STEPS: tuple[Step, ...] = (
+    *HELD_STEPS[: HELD_STEPS.index(choose_upstream)],
+    parse_body,  # a batch goes where its input file is
+    *HELD_STEPS[HELD_STEPS.index(choose_upstream) :],
 )
 
 MODELS_STEPS: tuple[Step, ...] = (
@@ -120,7 +151,13 @@ def _link(step: Step, call_next: Next) -> Next:
 
 def build_chains(config: Config) -> dict[str, Next]:
     """Every endpoint's chain for one config snapshot."""
-    special = {MODELS.name: MODELS_STEPS, RESPONSES.name: RESPONSES_STEPS}
+    special = {
+        MODELS.name: MODELS_STEPS,
+        RESPONSES.name: RESPONSES_STEPS,
+        FILES_LIST.name: HELD_STEPS,
+        BATCHES_LIST.name: HELD_STEPS,
+        BATCHES.name: HELD_WITH_BODY_STEPS,
+    }
     chains = {e.name: build_chain(special.get(e.name, PROXY_STEPS)) for e in PROXIED}
     chains |= {e.name: build_chain(BY_ID_STEPS) for e in BY_ID}
     chains |= {e.name: build_chain(OPERATOR_STEPS) for e in OPERATOR}

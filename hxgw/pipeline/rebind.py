@@ -1,5 +1,7 @@
 """The ids of upstream state in a relayed answer, turned into the ids the client sees.
 
+Responses (`ResponseIds`):
+
 A Responses answer names its response (`id`, and `previous_response_id` when it
 continues one); the client must get ids bound to the model that made it
 (hxgw.upstream.affinity), or its follow-up could land on a model that never
@@ -12,22 +14,37 @@ Ids are swapped as quoted JSON strings: an id inside a model's text is escaped
 there and never matches. A stream is rewritten line by line as it is relayed,
 so nothing is held back; a whole JSON answer, which an upstream only sends once
 it is complete, is rewritten in one piece.
+
+Files and batches (`HeldIds`) are bound to the upstream that holds them. Their
+answers are small JSON documents (an object, a list of them) and never streams:
+each is rewritten whole, field by field.
 """
 
 from __future__ import annotations
 
 import contextlib
-from typing import Any
+from typing import Any, Protocol
 
 from hxgw import jsonio
+from hxgw.config import Model
 from hxgw.upstream.affinity import bind
 
 # The events of a Responses stream that carry the whole response object, id first.
 _RESPONSE_OBJECT = b'"response"'
 
 
-class Rebind:
-    """Swaps upstream ids for client ids in one answer."""
+class Rebind(Protocol):
+    """Turns the upstream's ids in one answer into the client's."""
+
+    def body(self, data: bytes, served: Model) -> bytes:
+        """A whole JSON answer from `served`."""
+
+    def events(self, block: bytes, served: Model) -> bytes:
+        """Whole SSE lines of a stream from `served`, in order."""
+
+
+class ResponseIds:
+    """Swaps upstream response ids for client ids in one answer."""
 
     __slots__ = ("_learn", "_swaps")
 
@@ -37,16 +54,14 @@ class Rebind:
         self._swaps = [(_quoted(up), _quoted(client)) for up, client in known.items()]
         self._learn = learn
 
-    def body(self, data: bytes, model_name: str) -> bytes:
-        """A whole JSON answer."""
+    def body(self, data: bytes, served: Model) -> bytes:
         if self._learn:
             self._learn = False
             with contextlib.suppress(jsonio.DecodeError):  # not JSON: nothing to bind
-                self._learned(jsonio.loads(data), model_name)
+                self._learned(jsonio.loads(data), served.name)
         return self._swap(data)
 
-    def events(self, block: bytes, model_name: str) -> bytes:
-        """Whole SSE lines of a stream, in order."""
+    def events(self, block: bytes, served: Model) -> bytes:
         if self._learn and _RESPONSE_OBJECT in block:
             for line in block.splitlines():
                 if line.startswith(b"data:") and _RESPONSE_OBJECT in line:
@@ -54,7 +69,9 @@ class Rebind:
                         event = jsonio.loads(line[5:])
                     except jsonio.DecodeError:
                         continue
-                    if isinstance(event, dict) and self._learned(event.get("response"), model_name):
+                    if isinstance(event, dict) and self._learned(
+                        event.get("response"), served.name
+                    ):
                         self._learn = False
                         break
         return self._swap(block)
@@ -78,3 +95,53 @@ class Rebind:
 
 def _quoted(ident: str) -> bytes:
     return b'"' + ident.encode() + b'"'
+
+
+HELD_OBJECTS = frozenset({"file", "batch"})
+# A batch's files, which live on the batch's upstream.
+FILE_FIELDS = ("input_file_id", "output_file_id", "error_file_id")
+
+
+class HeldIds:
+    """Binds the ids of files and batches in an answer to the upstream that served it."""
+
+    __slots__ = ()
+
+    def body(self, data: bytes, served: Model) -> bytes:
+        try:
+            document = jsonio.loads(data)
+        except jsonio.DecodeError:
+            return data  # not JSON: nothing in it to bind
+        if not isinstance(document, dict):
+            return data
+        if document.get("object") == "list":
+            items = document.get("data")
+            if not isinstance(items, list) or not all(_held(item) for item in items):
+                return data
+            for item in items:
+                _bind_object(item, served.upstream)
+            for field in ("first_id", "last_id"):
+                _bind_field(document, field, served.upstream)
+        elif _held(document):
+            _bind_object(document, served.upstream)
+        else:
+            return data  # an error, or not an object of an upstream's
+        return jsonio.dumps(document)
+
+    def events(self, block: bytes, served: Model) -> bytes:
+        return block  # files and batches are not streamed
+
+
+def _held(item: Any) -> bool:
+    return isinstance(item, dict) and item.get("object") in HELD_OBJECTS
+
+
+def _bind_object(item: dict[str, Any], upstream: str) -> None:
+    for field in ("id", *FILE_FIELDS):
+        _bind_field(item, field, upstream)
+
+
+def _bind_field(document: dict[str, Any], field: str, upstream: str) -> None:
+    value = document.get(field)
+    if isinstance(value, str) and value:
+        document[field] = bind("upstream", upstream, value)

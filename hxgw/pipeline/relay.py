@@ -108,7 +108,7 @@ async def _relay_stream(ctx: RequestContext) -> None:
 
 def _whole_body(ctx: RequestContext, reply: Reply, body: bytes) -> None:
     if ctx.rebind is not None:
-        body = ctx.rebind.body(body, reply.model.name)
+        body = ctx.rebind.body(body, reply.model)
     ctx.exchange.respond(reply.response.status, response_headers(ctx, reply), body)
     ctx.status, ctx.bytes_out = reply.response.status, len(body)
     ctx.client_first_at = time.perf_counter()
@@ -165,7 +165,7 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
             if cut:
                 block = data[:cut] if pending else data
                 if ctx.rebind is not None:
-                    block = ctx.rebind.events(block, reply.model.name)
+                    block = ctx.rebind.events(block, reply.model)
                 await exchange.write(block)
                 if ctx.client_first_at is None:
                     ctx.client_first_at = time.perf_counter()

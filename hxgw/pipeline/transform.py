@@ -47,16 +47,20 @@ class UpstreamBodies:
         return encoded
 
 
-class _NoBody:
-    """The upstream body of a request that has none (a GET, a DELETE, a cancel)."""
+class FixedBody:
+    """The same upstream body for every candidate: none (a GET, a DELETE, a cancel), or
+    one that names no model (a batch)."""
 
-    __slots__ = ()
+    __slots__ = ("raw",)
+
+    def __init__(self, raw: bytes) -> None:
+        self.raw = raw
 
     def for_model(self, model: Model) -> bytes:
-        return b""
+        return self.raw
 
 
-NO_BODY = _NoBody()
+NO_BODY = FixedBody(b"")
 
 
 def transform_request(ctx: RequestContext, call_next: Next) -> Awaitable[None]:

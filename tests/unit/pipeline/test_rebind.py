@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import json
 
-from hxgw.pipeline.rebind import Rebind
+from hxgw.config import Model
+from hxgw.pipeline.rebind import HeldIds, ResponseIds
 from hxgw.upstream.affinity import bind, unbind
+
+BETA = Model(name="beta", tier_score=0.5, specializations=(), upstream_model="m-beta",
+             upstream="two")
 
 
 def _event(kind: str, **data: object) -> bytes:
@@ -14,7 +18,7 @@ def _event(kind: str, **data: object) -> bytes:
 
 def test_a_new_responses_id_is_bound_to_the_model_that_served_it():
     body = json.dumps({"id": "resp_up", "object": "response", "output": []}).encode()
-    answer = json.loads(Rebind({}, learn=True).body(body, "beta"))
+    answer = json.loads(ResponseIds({}, learn=True).body(body, BETA))
     assert unbind(answer["id"]) is not None
     assert unbind(answer["id"]) == ("model", "beta", "resp_up")
 
@@ -22,29 +26,54 @@ def test_a_new_responses_id_is_bound_to_the_model_that_served_it():
 def test_a_known_id_maps_back_to_what_the_client_sent():
     body = json.dumps({"id": "resp_up", "object": "response", "previous_response_id": "resp_p"})
     known = {"resp_up": "resp_client", "resp_p": "resp_prev_client"}
-    answer = json.loads(Rebind(known, learn=False).body(body.encode(), "beta"))
+    answer = json.loads(ResponseIds(known, learn=False).body(body.encode(), BETA))
     assert (answer["id"], answer["previous_response_id"]) == ("resp_client", "resp_prev_client")
 
 
 def test_an_id_in_the_models_text_is_left_alone():
     body = json.dumps({"id": "resp_up", "object": "response",
                        "output": [{"text": 'the id was "resp_up"'}]}).encode()
-    answer = json.loads(Rebind({}, learn=True).body(body, "beta"))
+    answer = json.loads(ResponseIds({}, learn=True).body(body, BETA))
     assert answer["output"][0]["text"] == 'the id was "resp_up"'
 
 
 def test_a_stream_learns_the_id_from_its_first_event_and_rebinds_every_later_one():
-    rebind = Rebind({}, learn=True)
+    rebind = ResponseIds({}, learn=True)
     response = {"id": "resp_up", "object": "response", "status": "in_progress"}
-    first = rebind.events(_event("response.created", sequence_number=0, response=response), "a")
-    delta = rebind.events(_event("response.output_text.delta", sequence_number=1, delta="hi"), "a")
+    first = rebind.events(_event("response.created", sequence_number=0, response=response), BETA)
+    delta = rebind.events(_event("response.output_text.delta", sequence_number=1, delta="hi"), BETA)
     last = rebind.events(_event("response.completed", sequence_number=2,
-                                response={**response, "status": "completed"}), "a")
-    client_id = bind("model", "a", "resp_up")
+                                response={**response, "status": "completed"}), BETA)
+    client_id = bind("model", "beta", "resp_up")
     for block in (first, last):
         assert json.loads(block.split(b"data: ")[1])["response"]["id"] == client_id
     assert b"resp_up" not in first + delta + last
 
 
 def test_a_body_that_is_not_json_passes_unchanged():
-    assert Rebind({}, learn=True).body(b"<html>oops</html>", "a") == b"<html>oops</html>"
+    assert ResponseIds({}, learn=True).body(b"<html>oops</html>", BETA) == b"<html>oops</html>"
+
+
+def test_a_batchs_ids_and_its_files_are_bound_to_the_upstream_that_served_it():
+    batch = {"id": "batch_1", "object": "batch", "input_file_id": "file-in",
+             "output_file_id": "file-out", "error_file_id": None}
+    answer = json.loads(HeldIds().body(json.dumps(batch).encode(), BETA))
+    assert unbind(answer["id"]) == ("upstream", "two", "batch_1")
+    assert unbind(answer["input_file_id"]) == ("upstream", "two", "file-in")
+    assert unbind(answer["output_file_id"]) == ("upstream", "two", "file-out")
+    assert answer["error_file_id"] is None
+
+
+def test_a_list_of_files_is_bound_item_by_item_with_its_cursors():
+    page = {"object": "list", "data": [{"id": "file-1", "object": "file"},
+                                       {"id": "file-2", "object": "file"}],
+            "first_id": "file-1", "last_id": "file-2", "has_more": False}
+    answer = json.loads(HeldIds().body(json.dumps(page).encode(), BETA))
+    assert [unbind(f["id"]) for f in answer["data"]] == [
+        ("upstream", "two", "file-1"), ("upstream", "two", "file-2")]
+    assert answer["last_id"] == answer["data"][1]["id"]
+
+
+def test_an_upstream_error_passes_unchanged():
+    error = b'{"error": {"message": "No such File object: file-1"}}'
+    assert HeldIds().body(error, BETA) == error

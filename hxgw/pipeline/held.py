@@ -1,0 +1,89 @@
+"""Files and batches: objects an upstream holds, which name no model.
+
+They go to one upstream, not to a model of a group: the one named by the
+`X-HX-Model-Group` header's group (its first model's upstream), else the
+`default` upstream (else the default group's). A batch goes where its input
+file is, and a page of a list after an id goes where that id is: ids are bound
+to their upstream (hxgw.upstream.affinity). There is no failover: another
+upstream does not hold the same objects.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable
+from urllib.parse import parse_qsl, urlencode
+
+from hxgw import jsonio
+from hxgw.config import DEFAULT_UPSTREAM, Model
+from hxgw.errors import NotFound
+from hxgw.pipeline.context import RequestContext
+from hxgw.pipeline.rebind import HeldIds
+from hxgw.pipeline.transform import FixedBody
+from hxgw.routing.decision import GROUP_HEADER, resolve
+from hxgw.types import Next
+from hxgw.upstream.affinity import unbind
+
+INPUT_FILE = "input_file_id"
+
+
+def choose_upstream(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
+    """Lists, and creating a batch. Reads the header, ctx.key, ctx.body (a batch's
+    `input_file_id`) and the query's `after`; writes ctx.candidates, ctx.pinned,
+    ctx.upstream_path, ctx.upstream_bodies and ctx.rebind."""
+    upstream = None
+    raw = ctx.raw_body
+    if ctx.body is not None and ctx.body.get(INPUT_FILE) is not None:
+        given = ctx.body[INPUT_FILE]
+        candidate, upstream_id = bound_upstream(ctx, str(given), INPUT_FILE)
+        upstream = candidate.upstream
+        raw = jsonio.dumps({**ctx.body, INPUT_FILE: upstream_id})
+    query = parse_qsl(ctx.exchange.request.rel_url.raw_query_string, keep_blank_values=True)
+    for at, (name, value) in enumerate(query):
+        if name == "after" and unbind(value) is not None:
+            candidate, upstream_id = bound_upstream(ctx, value, "after")
+            upstream = upstream or candidate.upstream
+            query[at] = (name, upstream_id)
+    ctx.candidates = (stand_in(upstream or _chosen_upstream(ctx)),)
+    ctx.pinned = True
+    path = ctx.endpoint.upstream_path
+    ctx.upstream_path = f"{path}?{urlencode(query)}" if query else path
+    ctx.upstream_bodies = FixedBody(raw)
+    ctx.rebind = HeldIds()
+    return call_next(ctx)
+
+
+def _chosen_upstream(ctx: RequestContext) -> str:
+    assert ctx.key is not None
+    config = ctx.state.config
+    group = ctx.exchange.header(GROUP_HEADER)
+    if group is None and DEFAULT_UPSTREAM in config.upstreams:
+        return DEFAULT_UPSTREAM
+    ctx.group = group or config.routing.default_group
+    # The group's models, as a request naming it would get them (the key's groups checked).
+    route = resolve(config, ctx.group, None, ctx.key, None)
+    return route.candidates[0].upstream
+
+
+def bound_upstream(ctx: RequestContext, client_id: str, param: str | None) -> tuple[Model, str]:
+    """The stand-in of the upstream a file or batch id is bound to, and the upstream's id."""
+    bound = unbind(client_id)
+    if bound is None or bound.kind != "upstream":
+        raise NotFound(f"No such object: {client_id!r} was not made by this gateway", param=param)
+    if bound.target not in ctx.state.config.upstreams:
+        raise NotFound(
+            f"{client_id!r} is held by upstream {bound.target!r}, which this gateway no longer has",
+            param=param,
+        )
+    return stand_in(bound.target), bound.upstream_id
+
+
+def stand_in(upstream: str) -> Model:
+    """The candidate for a request that names no model: the upstream itself, as logs,
+    metrics and the ledger name it."""
+    return Model(
+        name=f"upstream:{upstream}",
+        tier_score=0.0,
+        specializations=(),
+        upstream_model="",
+        upstream=upstream,
+    )

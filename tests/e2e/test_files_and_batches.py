@@ -1,0 +1,147 @@
+"""Files and batches through the gateway with the official python SDK: they name no
+model, so they go to an upstream, and their ids stay bound to the upstream that
+holds them."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+import aiohttp
+import openai
+import pytest
+from aiohttp.test_utils import TestServer
+
+from hxgw.upstream.affinity import unbind
+from tests.conftest import StartGateway
+from tests.fake_upstream import FakeUpstream
+from tests.fixtures import Gateway
+
+LINES = b'{"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": {}}\n' * 3
+
+
+def _sdk(gateway: Gateway, **headers: str) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key=gateway.key, max_retries=0,
+                              default_headers=headers)
+
+
+async def test_files_are_listed_with_ids_bound_to_their_upstream(
+    gateway: Gateway, fake: FakeUpstream
+):
+    held = fake.files.add_file(LINES)
+    async with _sdk(gateway) as sdk:
+        page = await sdk.files.list()
+    assert [f.filename for f in page.data] == ["input.jsonl"]
+    assert unbind(page.data[0].id) == ("upstream", "default", held["id"])
+
+
+async def test_a_file_is_read_and_deleted_through_its_bound_id(
+    gateway: Gateway, fake: FakeUpstream
+):
+    fake.files.add_file(LINES)
+    async with _sdk(gateway) as sdk:
+        [listed] = (await sdk.files.list()).data
+        read = await sdk.files.retrieve(listed.id)
+        content = await sdk.files.content(listed.id)
+        deleted = await sdk.files.delete(listed.id)
+    assert (read.id, read.bytes) == (listed.id, len(LINES))
+    assert content.content == LINES
+    assert (deleted.id, deleted.deleted) == (listed.id, True)
+    assert fake.files.files == {}
+
+
+async def test_a_batch_runs_on_its_files_upstream_and_its_output_file_can_be_read(
+    gateway: Gateway, fake: FakeUpstream
+):
+    fake.files.add_file(LINES)
+    async with _sdk(gateway) as sdk:
+        [listed] = (await sdk.files.list()).data
+        batch = await sdk.batches.create(input_file_id=listed.id, endpoint="/v1/chat/completions",
+                                         completion_window="24h")
+        done = await sdk.batches.retrieve(batch.id)
+        assert done.output_file_id is not None
+        output = await sdk.files.content(done.output_file_id)
+    assert batch.input_file_id == listed.id
+    assert done.status == "completed" and done.request_counts is not None
+    assert done.request_counts.completed == 3
+    assert output.content.count(b"\n") == 3
+
+
+async def test_a_batch_can_be_cancelled_and_batches_listed(gateway: Gateway, fake: FakeUpstream):
+    fake.files.add_file(LINES)
+    async with _sdk(gateway) as sdk:
+        [listed] = (await sdk.files.list()).data
+        batch = await sdk.batches.create(input_file_id=listed.id, endpoint="/v1/chat/completions",
+                                         completion_window="24h")
+        cancelled = await sdk.batches.cancel(batch.id)
+        page = await sdk.batches.list()
+    assert (cancelled.id, cancelled.status) == (batch.id, "cancelling")
+    assert [b.id for b in page.data] == [batch.id]
+
+
+async def test_a_list_pages_after_a_bound_id(gateway: Gateway, fake: FakeUpstream):
+    for _ in range(3):
+        fake.files.add_file(LINES)
+    async with _sdk(gateway) as sdk:
+        first = await sdk.files.list(limit=2)
+        rest = await sdk.files.list(limit=2, after=first.data[-1].id)
+    assert len(first.data) == 2 and len(rest.data) == 1
+    assert rest.data[0].id not in {f.id for f in first.data}
+
+
+async def test_an_id_the_gateway_did_not_make_is_not_found_before_any_upstream(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    async with client.get(gateway.url + "/v1/files/file-abc", headers=gateway.auth) as resp:
+        assert resp.status == 404
+        assert "file-abc" in (await resp.json())["error"]["message"]
+    body = {"input_file_id": "file-abc", "endpoint": "/v1/chat/completions",
+            "completion_window": "24h"}
+    async with client.post(gateway.url + "/v1/batches", json=body, headers=gateway.auth) as resp:
+        assert resp.status == 404
+        assert (await resp.json())["error"]["param"] == "input_file_id"
+
+
+async def test_files_routes_take_the_key(gateway: Gateway, client: aiohttp.ClientSession):
+    async with client.get(gateway.url + "/v1/files") as resp:
+        assert resp.status == 401
+
+
+# Two upstreams, a group on each.
+TWO_MODELS = [
+    {"name": "left", "tier_score": 0.9, "specializations": [], "upstream_model": "m-left",
+     "mode": "chat", "upstream": "one"},
+    {"name": "right", "tier_score": 0.9, "specializations": [], "upstream_model": "m-right",
+     "mode": "chat", "upstream": "two"},
+]
+TWO_ROUTING = {"routing": {"strategy": "failover", "default_group": "l",
+                           "groups": {"l": ["left"], "r": ["right"]}}}
+
+
+@pytest.fixture
+async def second() -> AsyncIterator[tuple[FakeUpstream, str]]:
+    fake = FakeUpstream()
+    server = TestServer(fake.make_app(), host="127.0.0.1")
+    await server.start_server()
+    yield fake, f"http://127.0.0.1:{server.port}"
+    await server.close()
+
+
+async def test_files_follow_the_header_groups_upstream_and_batches_their_files(
+    start_gateway: StartGateway, upstream: tuple[FakeUpstream, str],
+    second: tuple[FakeUpstream, str],
+):
+    upstreams = {"one": {"url": upstream[1]}, "two": {"url": second[1]}}
+    gateway = await start_gateway(models=TWO_MODELS, routing=TWO_ROUTING,
+                                  gateway={"upstreams": upstreams})
+    second[0].files.add_file(LINES)
+    async with _sdk(gateway) as sdk:
+        assert (await sdk.files.list()).data == []  # the default group's upstream: one
+    async with _sdk(gateway, **{"X-HX-Model-Group": "r"}) as on_two:
+        [listed] = (await on_two.files.list()).data
+    async with _sdk(gateway) as sdk:  # no header: the file's id says where it is
+        batch = await sdk.batches.create(input_file_id=listed.id, endpoint="/v1/chat/completions",
+                                         completion_window="24h")
+        done = await sdk.batches.retrieve(batch.id)
+    assert unbind(batch.id) is not None and unbind(batch.id).target == "two"  # type: ignore[union-attr]
+    assert done.status == "completed"
+    assert upstream[0].files.batches == {}

@@ -1,0 +1,166 @@
+"""OpenAI's Files and Batches APIs as the fake upstream serves them, answering as
+api.openai.com does: `file` and `batch` objects, lists with `first_id`, `last_id`
+and `has_more` (paged by `after` and `limit`), a file's bytes as
+`application/octet-stream`, and 404 `No such File object` for ids it does not hold.
+
+Each upstream holds its own files and batches, as a real one does: an id sent to
+the wrong upstream gets its 404, which is what shows a misrouted call in a test.
+A batch completes when it is first read, with an output file of one line per
+input line.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+
+def _no_such(kind: str, ident: str, param: str | None = None) -> web.Response:
+    error = {"message": f"No such {kind} object: {ident}", "type": "invalid_request_error",
+             "param": param or "id", "code": None}
+    return web.json_response({"error": error}, status=404)
+
+
+@dataclass
+class FileStore:
+    files: dict[str, dict[str, Any]] = field(default_factory=dict)
+    contents: dict[str, bytes] = field(default_factory=dict)
+    batches: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def add_file(self, content: bytes, filename: str = "input.jsonl",
+                 purpose: str = "batch") -> dict[str, Any]:
+        ident = f"file-{secrets.token_hex(12)}"
+        self.files[ident] = {"id": ident, "object": "file", "bytes": len(content),
+                             "created_at": int(time.time()), "filename": filename,
+                             "purpose": purpose, "status": "processed", "expires_at": None,
+                             "status_details": None}
+        self.contents[ident] = content
+        return self.files[ident]
+
+    async def upload(self, request: web.Request) -> web.Response:
+        form = await request.post()
+        upload = form.get("file")
+        purpose = form.get("purpose")
+        if not isinstance(upload, web.FileField) or not isinstance(purpose, str):
+            error = {"message": "Missing required parameter: 'file' and 'purpose'.",
+                     "type": "invalid_request_error", "param": "file", "code": None}
+            return web.json_response({"error": error}, status=400)
+        return web.json_response(self.add_file(upload.file.read(), upload.filename, purpose))
+
+    def list_files(self, request: web.Request) -> web.Response:
+        return _page(list(self.files.values()), request)
+
+    def retrieve_file(self, ident: str) -> web.Response:
+        found = self.files.get(ident)
+        return web.json_response(found) if found else _no_such("File", ident)
+
+    def delete_file(self, ident: str) -> web.Response:
+        if self.files.pop(ident, None) is None:
+            return _no_such("File", ident)
+        del self.contents[ident]
+        return web.json_response({"id": ident, "object": "file", "deleted": True})
+
+    async def content(self, request: web.Request, ident: str) -> web.StreamResponse:
+        if ident not in self.contents:
+            return _no_such("File", ident)
+        data = self.contents[ident]
+        response = web.StreamResponse(headers={"Content-Type": "application/octet-stream"})
+        response.content_length = len(data)
+        await response.prepare(request)
+        for at in range(0, len(data), 4096):  # several chunks, as a large file comes
+            await response.write(data[at : at + 4096])
+        await response.write_eof()
+        return response
+
+    def create_batch(self, body: Any) -> web.Response:
+        input_file = body.get("input_file_id") if isinstance(body, dict) else None
+        if input_file not in self.files:
+            return _no_such("File", str(input_file), "input_file_id")
+        ident = f"batch_{secrets.token_hex(12)}"
+        now = int(time.time())
+        self.batches[ident] = {
+            "id": ident, "object": "batch", "endpoint": body.get("endpoint"), "errors": None,
+            "input_file_id": input_file, "completion_window": body.get("completion_window"),
+            "status": "validating", "output_file_id": None, "error_file_id": None,
+            "created_at": now, "in_progress_at": None, "expires_at": now + 86400,
+            "finalizing_at": None, "completed_at": None, "failed_at": None, "expired_at": None,
+            "cancelling_at": None, "cancelled_at": None,
+            "request_counts": {"total": 0, "completed": 0, "failed": 0},
+            "metadata": body.get("metadata")}
+        return web.json_response(self.batches[ident])
+
+    def retrieve_batch(self, ident: str) -> web.Response:
+        batch = self.batches.get(ident)
+        if batch is None:
+            return _no_such("Batch", ident)
+        if batch["status"] == "validating":
+            lines = self.contents[batch["input_file_id"]].splitlines()
+            output = b"".join(b'{"custom_id": "%d", "response": {"status_code": 200}}\n' % i
+                              for i in range(len(lines)))
+            batch["output_file_id"] = self.add_file(output, "output.jsonl", "batch_output")["id"]
+            batch["status"], batch["completed_at"] = "completed", int(time.time())
+            batch["request_counts"] = {"total": len(lines), "completed": len(lines), "failed": 0}
+        return web.json_response(batch)
+
+    def cancel_batch(self, ident: str) -> web.Response:
+        batch = self.batches.get(ident)
+        if batch is None:
+            return _no_such("Batch", ident)
+        batch["status"], batch["cancelling_at"] = "cancelling", int(time.time())
+        return web.json_response(batch)
+
+    def list_batches(self, request: web.Request) -> web.Response:
+        return _page(list(self.batches.values()), request)
+
+    def routes(self) -> list[web.RouteDef]:
+        async def upload(request: web.Request) -> web.Response:
+            return await self.upload(request)
+
+        async def on_file(request: web.Request) -> web.StreamResponse:
+            ident = request.match_info["id"]
+            if request.method == "DELETE":
+                return self.delete_file(ident)
+            return self.retrieve_file(ident)
+
+        async def content(request: web.Request) -> web.StreamResponse:
+            return await self.content(request, request.match_info["id"])
+
+        async def batches(request: web.Request) -> web.Response:
+            if request.method == "GET":
+                return self.list_batches(request)
+            return self.create_batch(await request.json())
+
+        async def on_batch(request: web.Request) -> web.Response:
+            ident = request.match_info["id"]
+            if request.path.endswith("/cancel"):
+                return self.cancel_batch(ident)
+            return self.retrieve_batch(ident)
+
+        async def list_files(request: web.Request) -> web.Response:
+            return self.list_files(request)
+
+        return [web.post("/v1/files", upload), web.get("/v1/files", list_files),
+                web.get("/v1/files/{id}", on_file), web.delete("/v1/files/{id}", on_file),
+                web.get("/v1/files/{id}/content", content),
+                web.post("/v1/batches", batches), web.get("/v1/batches", batches),
+                web.get("/v1/batches/{id}", on_batch),
+                web.post("/v1/batches/{id}/cancel", on_batch)]
+
+
+def _page(items: list[dict[str, Any]], request: web.Request) -> web.Response:
+    after = request.query.get("after")
+    if after is not None:
+        ids = [item["id"] for item in items]
+        if after not in ids:
+            return _no_such("object", after, "after")
+        items = items[ids.index(after) + 1 :]
+    limit = int(request.query.get("limit", "20"))
+    page = items[:limit]
+    return web.json_response({"object": "list", "data": page,
+                              "first_id": page[0]["id"] if page else None,
+                              "last_id": page[-1]["id"] if page else None,
+                              "has_more": len(items) > limit})
