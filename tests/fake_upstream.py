@@ -70,6 +70,7 @@ class Seen:
     # Every header line as received, duplicates included (`headers` keeps one per name).
     header_list: list[tuple[str, str]] = field(default_factory=list)
     query: str = ""
+    raw_path: str = ""
 
 
 @dataclass
@@ -124,7 +125,8 @@ class FakeUpstream:
             body = raw
         model = body.get("model") if isinstance(body, dict) else None
         self.requests.append(Seen(request.path, dict(request.headers), body, model,
-                                  list(request.headers.items()), request.query_string))
+                                  list(request.headers.items()), request.query_string,
+                                  request.raw_path.partition("?")[0]))
         self.request_seen.set()
         return body, self.behaviours.get(str(model), Behaviour())
 
