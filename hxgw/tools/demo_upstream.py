@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import hashlib
 import time
+from collections import OrderedDict
 from typing import Any
 
 from aiohttp import web
@@ -21,7 +22,7 @@ from aiohttp_sse import sse_response
 
 from hxgw import jsonio
 from hxgw.config.schema import Limits
-from hxgw.tools import demo_messages
+from hxgw.tools import demo_messages, demo_responses
 from hxgw.tools.demo_answers import CONFIG, MODELS, answer_for, embedding, json_body, prompt_of
 
 
@@ -156,6 +157,7 @@ def make_demo_app(chunk_delay: float = 0.05, embedding_dim: int = 1024) -> web.A
     # The demo takes what the gateway takes: its default body limit.
     limit = Limits().max_body_bytes
     app = web.Application(client_max_size=limit)
+    app[demo_responses.KEPT] = OrderedDict()
     app[CONFIG] = argparse.Namespace(
         chunk_delay=chunk_delay, embedding_dim=embedding_dim, max_body_bytes=limit
     )
@@ -166,6 +168,9 @@ def make_demo_app(chunk_delay: float = 0.05, embedding_dim: int = 1024) -> web.A
         app.router.add_get(f"{prefix}/models", models)
         app.router.add_post(f"{prefix}/messages", demo_messages.messages)
         app.router.add_post(f"{prefix}/messages/count_tokens", demo_messages.count_tokens)
+        app.router.add_post(f"{prefix}/responses", demo_responses.create)
+        app.router.add_get(f"{prefix}/responses/{{id}}", demo_responses.retrieve)
+        app.router.add_delete(f"{prefix}/responses/{{id}}", demo_responses.delete)
     app.router.add_get("/health", health)
     return app
 

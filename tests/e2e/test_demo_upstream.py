@@ -1,5 +1,5 @@
 """`hxgw demo-upstream` takes what the gateway takes, refuses in OpenAI's shape, and
-speaks Anthropic's Messages API too."""
+speaks Anthropic's Messages API and the Responses API too."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 
 import aiohttp
 import anthropic
+import openai
 import pytest
 
 from tests.fixtures import HXGW, free_port, wait_http
@@ -70,3 +71,16 @@ async def test_the_demo_streams_anthropic_messages_as_the_anthropic_sdk_reads_th
             {"role": "user", "content": "Count to 4"}])
     assert plain.content[0].text == streamed == "1 2 3 4"  # type: ignore[union-attr]
     assert final.usage.output_tokens == 4 and counted.input_tokens == 3
+
+
+async def test_the_demo_speaks_the_responses_api_plain_streamed_and_as_a_follow_up(demo: str):
+    async with openai.AsyncOpenAI(base_url=demo + "/v1", api_key="demo", max_retries=0) as sdk:
+        first = await sdk.responses.create(model="llm02-phi3",
+                                           input="Return exactly the text: HX-OK")
+        stream = await sdk.responses.create(model="llm02-phi3", input="Count to 3",
+                                            stream=True, previous_response_id=first.id)
+        kinds = [event.type async for event in stream]
+        read = await sdk.responses.retrieve(first.id)
+    assert first.output_text == read.output_text == "HX-OK"
+    assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
+    assert kinds.count("response.output_text.delta") == 3

@@ -1,0 +1,118 @@
+"""The demo upstream's Responses API (`/v1/responses`), answered as api.openai.com does:
+a `response` object, or its stream of named events (`response.created` ...
+`response.completed`, each with its `sequence_number`, no `[DONE]`), with the same
+deterministic answers. Responses are kept (the last thousand) so that a follow-up
+(`previous_response_id`), a read and a delete work as they do upstream."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections import OrderedDict
+from typing import Any
+
+from aiohttp import web
+
+from hxgw import jsonio
+from hxgw.tools.demo_answers import CONFIG, answer_for, json_body
+
+KEPT = web.AppKey("responses", OrderedDict[str, dict[str, Any]])
+KEEP = 1000
+
+
+async def create(request: web.Request) -> web.StreamResponse:
+    body = await json_body(request)
+    kept = request.app[KEPT]
+    previous = body.get("previous_response_id")
+    if previous is not None and previous not in kept:
+        return _not_found(
+            f"Previous response with id '{previous}' not found.", "previous_response_id"
+        )
+    words = answer_for(_prompt(body.get("input"))).split(" ")
+    response: dict[str, Any] = {
+        "id": "resp_" + secrets.token_hex(24), "object": "response",
+        "created_at": int(time.time()), "status": "in_progress", "error": None,
+        "incomplete_details": None, "instructions": body.get("instructions"),
+        "model": str(body.get("model") or "demo"), "output": [],
+        "previous_response_id": previous, "usage": None, "metadata": {},
+    }  # fmt: skip
+    kept[response["id"]] = response
+    while len(kept) > KEEP:
+        kept.popitem(last=False)
+    message = {"id": "msg_" + secrets.token_hex(24), "type": "message", "role": "assistant",
+               "status": "in_progress", "content": []}  # fmt: skip
+    text = " ".join(words)
+    done = {**message, "status": "completed", "content": [_part(text)]}
+    usage = {"input_tokens": len(_prompt(body.get("input")).split()), "output_tokens": len(words)}
+    usage["total_tokens"] = usage["input_tokens"] + usage["output_tokens"]
+    if body.get("stream") is not True:
+        response.update(status="completed", output=[done], usage=usage)
+        return _json(response)
+    stream = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await stream.prepare(request)
+    sequence = iter(range(1 << 30))
+
+    async def event(kind: str, **data: Any) -> None:
+        payload = {"type": kind, "sequence_number": next(sequence), **data}
+        await stream.write(
+            b"event: " + kind.encode() + b"\ndata: " + jsonio.dumps(payload) + b"\n\n"
+        )
+
+    at = {"item_id": message["id"], "output_index": 0, "content_index": 0}
+    await event("response.created", response=response)
+    await event("response.in_progress", response=response)
+    await event("response.output_item.added", output_index=0, item=message)
+    await event("response.content_part.added", part=_part(""), **at)
+    for i, word in enumerate(words):
+        await event("response.output_text.delta", delta=word if i == 0 else " " + word, **at)
+        await asyncio.sleep(request.app[CONFIG].chunk_delay)
+    await event("response.output_text.done", text=text, **at)
+    await event("response.content_part.done", part=_part(text), **at)
+    await event("response.output_item.done", output_index=0, item=done)
+    response.update(status="completed", output=[done], usage=usage)
+    await event("response.completed", response=response)
+    await stream.write_eof()
+    return stream
+
+
+async def retrieve(request: web.Request) -> web.Response:
+    found = request.app[KEPT].get(request.match_info["id"])
+    return _json(found) if found else _missing(request)
+
+
+async def delete(request: web.Request) -> web.Response:
+    ident = request.match_info["id"]
+    if request.app[KEPT].pop(ident, None) is None:
+        return _missing(request)
+    return _json({"id": ident, "object": "response", "deleted": True})
+
+
+def _prompt(given: Any) -> str:
+    """The last user text of the input: a string, or a list of messages."""
+    if isinstance(given, str):
+        return given
+    for message in reversed(given if isinstance(given, list) else []):
+        if isinstance(message, dict) and message.get("role", "user") == "user":
+            content = message.get("content")
+            if isinstance(content, list):
+                return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
+            return str(content)
+    return ""
+
+
+def _part(text: str) -> dict[str, Any]:
+    return {"type": "output_text", "text": text, "annotations": []}
+
+
+def _json(document: dict[str, Any]) -> web.Response:
+    return web.json_response(document, dumps=lambda v: jsonio.dumps(v).decode())
+
+
+def _missing(request: web.Request) -> web.Response:
+    return _not_found(f"Response with id '{request.match_info['id']}' not found.", None)
+
+
+def _not_found(message: str, param: str | None) -> web.Response:
+    error = {"message": message, "type": "invalid_request_error", "param": param, "code": None}
+    return web.json_response({"error": error}, status=404)
