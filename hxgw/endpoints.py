@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from hxgw.config import Mode
+from hxgw.config.body_limits import Family
 
 Dialect = Literal["openai", "anthropic"]
 """Whose API a route speaks: the key header it takes and the shape of its errors."""
@@ -26,6 +27,9 @@ class Endpoint:
     mode: Mode | None
     """The model mode this endpoint needs; None for endpoints that take no model."""
     dialect: Dialect = "openai"
+    family: Family = "json"
+    """Its body: JSON, held whole, or an upload (multipart/form-data) of audio, images or
+    files, streamed; each family has its size limit (`limits` in gateway.yaml)."""
 
 
 CHAT = Endpoint(name="chat", method="POST", upstream_path="/v1/chat/completions", mode="chat")
@@ -56,6 +60,46 @@ COUNT_TOKENS = Endpoint(
     dialect="anthropic",
 )
 
+# Audio and images, as OpenAI serves them (and LiteLLM for every provider); the form
+# uploads are streamed to the upstream, their answers relayed as they come.
+TRANSCRIPTIONS = Endpoint(
+    name="audio_transcriptions",
+    method="POST",
+    upstream_path="/v1/audio/transcriptions",
+    mode="audio_transcription",
+    family="audio",
+)
+TRANSLATIONS = Endpoint(
+    name="audio_translations",
+    method="POST",
+    upstream_path="/v1/audio/translations",
+    mode="audio_transcription",
+    family="audio",
+)
+SPEECH = Endpoint(
+    name="audio_speech", method="POST", upstream_path="/v1/audio/speech", mode="audio_speech"
+)
+IMAGES = Endpoint(
+    name="images_generations",
+    method="POST",
+    upstream_path="/v1/images/generations",
+    mode="image_generation",
+)
+IMAGE_EDITS = Endpoint(
+    name="images_edits",
+    method="POST",
+    upstream_path="/v1/images/edits",
+    mode="image_generation",
+    family="images",
+)
+IMAGE_VARIATIONS = Endpoint(
+    name="images_variations",
+    method="POST",
+    upstream_path="/v1/images/variations",
+    mode="image_generation",
+    family="images",
+)
+
 PROXIED: tuple[Endpoint, ...] = (
     CHAT,
     COMPLETIONS,
@@ -65,6 +109,12 @@ PROXIED: tuple[Endpoint, ...] = (
     RERANK,
     MESSAGES,
     COUNT_TOKENS,
+    TRANSCRIPTIONS,
+    TRANSLATIONS,
+    SPEECH,
+    IMAGES,
+    IMAGE_EDITS,
+    IMAGE_VARIATIONS,
 )
 
 

@@ -19,10 +19,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from hxgw.config import Config
-from hxgw.endpoints import MODEL, MODELS, OPERATOR, PROXIED, UNROUTED
+from hxgw.endpoints import MODEL, MODELS, OPERATOR, PROXIED, UNROUTED, Endpoint
 from hxgw.pipeline.access_log import log_access
 from hxgw.pipeline.auth import authenticate
 from hxgw.pipeline.context import RequestContext
+from hxgw.pipeline.form import read_form
 from hxgw.pipeline.forward import forward
 from hxgw.pipeline.limits import apply_limits
 from hxgw.pipeline.measure import record_metrics
@@ -52,6 +53,21 @@ PROXY_STEPS: tuple[Step, ...] = (
     forward,  # failover over candidates until one produces a first byte
     relay,  # copy body or SSE to the client as it arrives
 )
+
+UPLOAD_STEPS: tuple[Step, ...] = (
+    assign_request_id,
+    log_access,
+    record_metrics,
+    record_usage,
+    render_errors,
+    authenticate,
+    read_form,  # size limit, the form up to its model field; the rest streams later
+    route,
+    apply_limits,
+    forward,  # streams the form; fails over only while none of it is gone
+    relay,
+)
+"""The upload routes (multipart forms): no JSON transforms, the `model` field rewritten."""
 
 MODELS_STEPS: tuple[Step, ...] = (
     assign_request_id,
@@ -98,9 +114,15 @@ def _link(step: Step, call_next: Next) -> Next:
     return lambda ctx: step(ctx, call_next)
 
 
+def _steps(endpoint: Endpoint) -> tuple[Step, ...]:
+    if endpoint is MODELS:
+        return MODELS_STEPS
+    return PROXY_STEPS if endpoint.family == "json" else UPLOAD_STEPS
+
+
 def build_chains(config: Config) -> dict[str, Next]:
     """Every endpoint's chain for one config snapshot."""
-    chains = {e.name: build_chain(MODELS_STEPS if e is MODELS else PROXY_STEPS) for e in PROXIED}
+    chains = {e.name: build_chain(_steps(e)) for e in PROXIED}
     chains |= {e.name: build_chain(OPERATOR_STEPS) for e in OPERATOR}
     chains[MODEL.name] = build_chain(MODEL_STEPS)
     chains[UNROUTED.name] = build_chain(UNROUTED_STEPS)
