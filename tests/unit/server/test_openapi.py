@@ -86,7 +86,10 @@ def test_every_route_without_v1_is_marked_as_an_alias_of_its_v1_route(doc: dict[
                and (key[0], "/v1" + key[1]) in ops}
     assert {path for _, path in aliases} == {"/chat/completions", "/completions", "/embeddings",
                                              "/models", "/messages", "/messages/count_tokens",
-                                             "/models/{model}", "/moderations", "/rerank"}
+                                             "/models/{model}", "/moderations", "/rerank",
+                                             "/audio/transcriptions", "/audio/translations",
+                                             "/audio/speech", "/images/generations",
+                                             "/images/edits", "/images/variations"}
     for (method, path), op in aliases.items():
         original = ops[(method, "/v1" + path)]
         assert op["x-hx-alias-of"] == "/v1" + path
@@ -176,3 +179,12 @@ def test_request_bodies_stay_loose_but_name_the_fields_the_gateway_reads(doc: di
         assert set(schemas[name]["properties"]) == fields, name
         assert schemas[name]["additionalProperties"] is True, name
         assert "required" not in schemas[name], name
+
+
+def test_upload_routes_take_a_form_and_speech_answers_audio(doc: dict[str, Any]):
+    for path in ("/v1/audio/transcriptions", "/v1/audio/translations", "/v1/images/edits",
+                 "/v1/images/variations"):
+        assert set(doc["paths"][path]["post"]["requestBody"]["content"]) == {
+            "multipart/form-data"}, path
+    speech = doc["paths"]["/v1/audio/speech"]["post"]["responses"]["200"]["content"]
+    assert set(speech) == {"audio/mpeg"}
