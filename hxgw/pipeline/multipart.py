@@ -205,7 +205,7 @@ class ModelField:
 
 def _part_name(head: bytes) -> tuple[str | None, str | None]:
     """A part's field name and file name, from its Content-Disposition."""
-    for line in head.split(b"\r\n"):
+    for line in head.split(b"\r\n") if head else ():
         field, colon, value = line.partition(b":")
         if not colon:
             raise BadRequest("a part head of the form has a line that is not a header field")
