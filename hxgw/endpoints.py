@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from hxgw.config import Mode
+from hxgw.config.body_limits import Family
 from hxgw.upstream.affinity import Kind
 
 Dialect = Literal["openai", "anthropic"]
@@ -34,6 +35,9 @@ class Endpoint:
     it goes to an upstream, not to a model of a group."""
     raw_answer: bool = False
     """Whether the answer is the object's bytes (a file's content), with no ids to rebind."""
+    family: Family = "json"
+    """Its body: JSON, held whole, or an upload (multipart/form-data) of audio, images or
+    files, streamed; each family has its size limit (`limits` in gateway.yaml)."""
 
 
 CHAT = Endpoint(name="chat", method="POST", upstream_path="/v1/chat/completions", mode="chat")
@@ -97,7 +101,9 @@ RESPONSE_INPUT_ITEMS = Endpoint(
 )
 
 
-def _held(name: str, method: str, path: str, *, raw_answer: bool = False) -> Endpoint:
+def _held(
+    name: str, method: str, path: str, *, raw_answer: bool = False, family: Family = "json"
+) -> Endpoint:
     """A route on files or batches: to the upstream that holds them."""
     bound: Kind | None = "upstream" if "{id}" in path else None
     return Endpoint(
@@ -108,9 +114,12 @@ def _held(name: str, method: str, path: str, *, raw_answer: bool = False) -> End
         bound=bound,
         held=True,
         raw_answer=raw_answer,
+        family=family,
     )
 
 
+FILES = _held("files", "POST", "/v1/files", family="files")
+"""An upload, streamed as the client sends it (hxgw.pipeline.file_upload)."""
 FILES_LIST = _held("files_list", "GET", "/v1/files")
 FILE = _held("files_retrieve", "GET", "/v1/files/{id}")
 FILE_DELETE = _held("files_delete", "DELETE", "/v1/files/{id}")
@@ -119,6 +128,46 @@ BATCHES = _held("batches", "POST", "/v1/batches")
 BATCHES_LIST = _held("batches_list", "GET", "/v1/batches")
 BATCH = _held("batches_retrieve", "GET", "/v1/batches/{id}")
 BATCH_CANCEL = _held("batches_cancel", "POST", "/v1/batches/{id}/cancel")
+
+# Audio and images, as OpenAI serves them (and LiteLLM for every provider); the form
+# uploads are streamed to the upstream, their answers relayed as they come.
+TRANSCRIPTIONS = Endpoint(
+    name="audio_transcriptions",
+    method="POST",
+    upstream_path="/v1/audio/transcriptions",
+    mode="audio_transcription",
+    family="audio",
+)
+TRANSLATIONS = Endpoint(
+    name="audio_translations",
+    method="POST",
+    upstream_path="/v1/audio/translations",
+    mode="audio_transcription",
+    family="audio",
+)
+SPEECH = Endpoint(
+    name="audio_speech", method="POST", upstream_path="/v1/audio/speech", mode="audio_speech"
+)
+IMAGES = Endpoint(
+    name="images_generations",
+    method="POST",
+    upstream_path="/v1/images/generations",
+    mode="image_generation",
+)
+IMAGE_EDITS = Endpoint(
+    name="images_edits",
+    method="POST",
+    upstream_path="/v1/images/edits",
+    mode="image_generation",
+    family="images",
+)
+IMAGE_VARIATIONS = Endpoint(
+    name="images_variations",
+    method="POST",
+    upstream_path="/v1/images/variations",
+    mode="image_generation",
+    family="images",
+)
 
 PROXIED: tuple[Endpoint, ...] = (
     CHAT,
@@ -130,9 +179,16 @@ PROXIED: tuple[Endpoint, ...] = (
     MESSAGES,
     COUNT_TOKENS,
     RESPONSES,
+    FILES,
     FILES_LIST,
     BATCHES,
     BATCHES_LIST,
+    TRANSCRIPTIONS,
+    TRANSLATIONS,
+    SPEECH,
+    IMAGES,
+    IMAGE_EDITS,
+    IMAGE_VARIATIONS,
 )
 
 BY_ID: tuple[Endpoint, ...] = (

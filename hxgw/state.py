@@ -26,6 +26,8 @@ class GatewayState:
     origins: Mapping[str, Origin]
     upstream_head: Mapping[str, bytes] = field(repr=False)
     """Per upstream, the header lines every request to it carries, framed once."""
+    upload_head: Mapping[str, bytes] = field(repr=False)
+    """The same without a Content-Type: an upload carries its client's, with its boundary."""
     loaded_at: float
     runtime: Runtime
     classifier: TaskClassifier | None
@@ -64,13 +66,21 @@ def build_state(
         origins=MappingProxyType(
             {name: Origin.from_url(upstream.url) for name, upstream in config.upstreams.items()}
         ),
-        upstream_head=MappingProxyType({name: _framed(headers) for name, headers in auth.items()}),
+        upstream_head=MappingProxyType(
+            {name: _framed(JSON, headers) for name, headers in auth.items()}
+        ),
+        upload_head=MappingProxyType(
+            {name: _framed({}, headers) for name, headers in auth.items()}
+        ),
         loaded_at=time.time(),
         runtime=runtime,
         classifier=load_classifier(config.routing.classifier) if uses_classifier else None,
     )
 
 
-def _framed(headers: Mapping[str, str]) -> bytes:
-    fixed = {"Content-Type": "application/json", "Accept-Encoding": "identity"} | dict(headers)
+JSON = {"Content-Type": "application/json"}
+
+
+def _framed(content_type: Mapping[str, str], headers: Mapping[str, str]) -> bytes:
+    fixed = {**content_type, "Accept-Encoding": "identity"} | dict(headers)
     return b"".join(header_line(name, value) for name, value in fixed.items())

@@ -16,7 +16,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests import fake_anthropic, fake_files, fake_responses, fake_scoring
+from tests import fake_anthropic, fake_files, fake_media, fake_responses, fake_scoring
 
 
 @dataclass
@@ -59,6 +59,8 @@ class Behaviour:
     body_bytes: int | None = None
     stream_bytes: int | None = None
     event_bytes: int = 16384
+    # An upload refused (with `status`) as soon as its model field is read, the rest unread.
+    early: bool = False
 
 
 @dataclass
@@ -87,6 +89,8 @@ class FakeUpstream:
     models: list[str] = field(default_factory=lambda: ["m-alpha", "m-beta", "m-gamma", "m-embed"])
     request_seen: asyncio.Event = field(default_factory=asyncio.Event)
     progress: dict[str, int] = field(default_factory=dict)
+    # File bytes of the upload to each path received so far (tests.fake_media).
+    upload_progress: dict[str, int] = field(default_factory=dict)
     client_max_size: int = 1024**2  # aiohttp's default; raise it to accept huge bodies
     responses: fake_responses.ResponseStore = field(default_factory=fake_responses.ResponseStore)
     files: fake_files.FileStore = field(default_factory=fake_files.FileStore)
@@ -114,6 +118,12 @@ class FakeUpstream:
         app.router.add_post("/v1/responses/{id}/cancel", self._on_response)
         app.router.add_get("/v1/responses/{id}/input_items", self._on_response)
         app.router.add_routes(self.files.routes())
+        app.router.add_post("/v1/audio/transcriptions", self._transcription)
+        app.router.add_post("/v1/audio/translations", self._transcription)
+        app.router.add_post("/v1/audio/speech", self._speech)
+        app.router.add_post("/v1/images/generations", self._image_generation)
+        app.router.add_post("/v1/images/edits", self._image_form)
+        app.router.add_post("/v1/images/variations", self._image_form)
         app.router.add_route("*", "/{tail:.*}", self._admin)
         return app
 
@@ -367,6 +377,19 @@ class FakeUpstream:
         if request.path.endswith("/input_items"):
             return store.input_items(response_id)
         return store.retrieve(response_id)
+    async def _transcription(self, request: web.Request) -> web.StreamResponse:
+        return await fake_media.transcription(self, request)
+
+    async def _image_form(self, request: web.Request) -> web.Response:
+        return await fake_media.image_form(self, request)
+
+    async def _speech(self, request: web.Request) -> web.StreamResponse:
+        body, how = await self._record(request)
+        return await fake_media.speech(self, request, body, how)
+
+    async def _image_generation(self, request: web.Request) -> web.Response:
+        body, how = await self._record(request)
+        return fake_media.images(body if isinstance(body, dict) else {}, how)
 
     async def _admin(self, request: web.Request) -> web.Response:
         self.admin_hits.append(f"{request.method} {request.path_qs}")

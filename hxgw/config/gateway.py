@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
 
+from hxgw.config.body_limits import FAMILY_LIMITS
 from hxgw.config.reader import Section, kind_of
 from hxgw.config.schema import (
     BadKeyPolicy,
@@ -142,11 +143,12 @@ def read_timeouts(top: Section) -> Timeouts:
 
 
 def read_limits(top: Section) -> Limits:
+    sizes = {limit.key for limit in FAMILY_LIMITS.values()}
     section = top.section(
         "limits",
         frozenset(
             {
-                "max_body_bytes",
+                *sizes,
                 "upstream_connections",
                 "client_idle_timeout",
                 "body_timeout",
@@ -155,10 +157,15 @@ def read_limits(top: Section) -> Limits:
         ),
     )
     base = Limits()
+    size = {
+        key: section.number(key, getattr(base, key), positive=True, integer=True)
+        for key in sorted(sizes)
+    }
     return Limits(
-        max_body_bytes=section.number(
-            "max_body_bytes", base.max_body_bytes, positive=True, integer=True
-        ),
+        max_body_bytes=size["max_body_bytes"],
+        max_audio_bytes=size["max_audio_bytes"],
+        max_image_bytes=size["max_image_bytes"],
+        max_file_bytes=size["max_file_bytes"],
         upstream_connections=section.number(
             "upstream_connections", None, positive=True, integer=True
         ),

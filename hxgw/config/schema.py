@@ -13,11 +13,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from hxgw.config.body_limits import Limits as Limits
 from hxgw.config.transforms import Transform
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
-Mode = Literal["chat", "embedding", "completion"]
-MODES: tuple[Mode, ...] = ("chat", "embedding", "completion")
+# The modes as LiteLLM's model registry names them: what an endpoint needs of a model.
+Mode = Literal[
+    "chat", "embedding", "completion", "audio_transcription", "audio_speech", "image_generation"
+]
+MODES: tuple[Mode, ...] = (
+    "chat",
+    "embedding",
+    "completion",
+    "audio_transcription",
+    "audio_speech",
+    "image_generation",
+)
 STRATEGIES = ("failover", "round-robin", "weighted", "least-busy", "latency", "ml-based-routing")
 LogFormat = Literal["kv", "json"]
 DEFAULT_UPSTREAM = "default"
@@ -134,23 +145,6 @@ class Timeouts:
     first_byte: float = 120.0
     idle: float = 120.0
     total: float = 900.0
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Limits:
-    max_body_bytes: int = 16 * 1024 * 1024
-    upstream_connections: int | None = None
-    """The upstream requests this process may have at once, shared equally by the
-    upstreams without their own `max_concurrent`; None: sized from the process's
-    descriptor limit (see hxgw.lifecycle.capacity)."""
-    client_idle_timeout: float = 60.0
-    """A connection that has not sent a complete request (idle keep-alive, or headers
-    trickling in, slowloris style) for this long is closed."""
-    body_timeout: float = 60.0
-    """The most a request body may take to arrive, whole: past it, 408."""
-    connections_per_address: int = 10_000
-    """Concurrent connections from one client address; past it new ones are refused.
-    A trusted proxy (auth.trusted_proxies) carries many clients and is never capped."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

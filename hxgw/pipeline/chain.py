@@ -23,6 +23,7 @@ from hxgw.endpoints import (
     BATCHES,
     BATCHES_LIST,
     BY_ID,
+    FILES,
     FILES_LIST,
     MODEL,
     MODELS,
@@ -30,11 +31,14 @@ from hxgw.endpoints import (
     PROXIED,
     RESPONSES,
     UNROUTED,
+    Endpoint,
 )
 from hxgw.pipeline.access_log import log_access
 from hxgw.pipeline.affinity import bind_to_origin, follow_previous
 from hxgw.pipeline.auth import authenticate
 from hxgw.pipeline.context import RequestContext
+from hxgw.pipeline.file_upload import take_file
+from hxgw.pipeline.form import read_form
 from hxgw.pipeline.forward import forward
 from hxgw.pipeline.held import choose_upstream
 from hxgw.pipeline.limits import apply_limits
@@ -103,6 +107,26 @@ HELD_WITH_BODY_STEPS: tuple[Step, ...] = (
     parse_body,  # a batch goes where its input file is
     *HELD_STEPS[HELD_STEPS.index(choose_upstream) :],
 )
+FILE_UPLOAD_STEPS: tuple[Step, ...] = (
+    *HELD_STEPS[: HELD_STEPS.index(choose_upstream)],
+    take_file,  # the form as the client sends it, streamed, never held
+    *HELD_STEPS[HELD_STEPS.index(choose_upstream) :],
+)
+
+UPLOAD_STEPS: tuple[Step, ...] = (
+    assign_request_id,
+    log_access,
+    record_metrics,
+    record_usage,
+    render_errors,
+    authenticate,
+    read_form,  # size limit, the form up to its model field; the rest streams later
+    route,
+    apply_limits,
+    forward,  # streams the form; fails over only while none of it is gone
+    relay,
+)
+"""The upload routes (multipart forms): no JSON transforms, the `model` field rewritten."""
 
 MODELS_STEPS: tuple[Step, ...] = (
     assign_request_id,
@@ -149,16 +173,24 @@ def _link(step: Step, call_next: Next) -> Next:
     return lambda ctx: step(ctx, call_next)
 
 
-def build_chains(config: Config) -> dict[str, Next]:
-    """Every endpoint's chain for one config snapshot."""
+def _steps(endpoint: Endpoint) -> tuple[Step, ...]:
+    """The steps of a route that takes no id in its path."""
     special = {
         MODELS.name: MODELS_STEPS,
         RESPONSES.name: RESPONSES_STEPS,
         FILES_LIST.name: HELD_STEPS,
         BATCHES_LIST.name: HELD_STEPS,
         BATCHES.name: HELD_WITH_BODY_STEPS,
+        FILES.name: FILE_UPLOAD_STEPS,
     }
-    chains = {e.name: build_chain(special.get(e.name, PROXY_STEPS)) for e in PROXIED}
+    if endpoint.name in special:
+        return special[endpoint.name]
+    return PROXY_STEPS if endpoint.family == "json" else UPLOAD_STEPS
+
+
+def build_chains(config: Config) -> dict[str, Next]:
+    """Every endpoint's chain for one config snapshot."""
+    chains = {e.name: build_chain(_steps(e)) for e in PROXIED}
     chains |= {e.name: build_chain(BY_ID_STEPS) for e in BY_ID}
     chains |= {e.name: build_chain(OPERATOR_STEPS) for e in OPERATOR}
     chains[MODEL.name] = build_chain(MODEL_STEPS)

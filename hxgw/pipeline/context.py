@@ -10,7 +10,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from aiohttp import web
 
@@ -22,6 +22,9 @@ from hxgw.routing.decision import Decision
 from hxgw.routing.health import ModelHealth
 from hxgw.state import GatewayState
 from hxgw.upstream import UpstreamResponse
+
+if TYPE_CHECKING:
+    from hxgw.pipeline.upload import Upload
 
 
 @dataclass(slots=True)
@@ -85,6 +88,8 @@ class RequestContext:
     one object, with its upstream id and the client's query."""
     rebind: Rebind | None = None
     """How the answer's ids of upstream state become the ids the client sees."""
+    upload: Upload | None = None
+    """The request's multipart form, for the upload routes (hxgw.pipeline.form)."""
     reply: Reply | None = None
     served_by: str | None = None
     """The name of `reply`'s model, which the access line and metrics read."""

@@ -13,19 +13,24 @@ from collections.abc import Mapping
 
 from aiohttp import web
 
-from hxgw.errors import PayloadTooLarge, RequestTimeout
+from hxgw.config.body_limits import FAMILY_LIMITS, Family
+from hxgw.errors import BadRequest, PayloadTooLarge, RequestTimeout
 from hxgw.pipeline.whole_response import WholeResponse, plain_answer
 
 SERVER = "hxgw"
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 
 
-def body_too_large(limit: int, declared: int | None = None) -> PayloadTooLarge:
+def body_too_large(
+    limit: int, declared: int | None = None, family: Family = "json"
+) -> PayloadTooLarge:
     """The one wording of a body over the limit: by the length the client declared,
-    before reading any, or by what arrived."""
-    if declared is None:
-        return PayloadTooLarge(f"request body is over the {limit}-byte limit")
-    return PayloadTooLarge(f"request body of {declared} bytes is over the {limit}-byte limit")
+    before reading any, or by what arrived; with the limit's route family and setting."""
+    size = "request body" if declared is None else f"request body of {declared} bytes"
+    which = FAMILY_LIMITS[family]
+    return PayloadTooLarge(
+        f"{size} is over the {limit}-byte limit for {which.what} (limits.{which.key})"
+    )
 
 
 class Exchange:
@@ -56,10 +61,7 @@ class Exchange:
         if whole is not None:
             return whole
         content = request.content
-        if request.headers.get("Expect", "").lower() == "100-continue":
-            # aiohttp's low-level server leaves Expect to the handler; the client waits
-            # for this before it sends the body.
-            await request.writer.write(CONTINUE)
+        await self.expect_body()
         # One growing buffer, not a list of chunks: a body sent in tiny chunks would
         # otherwise cost an object per chunk, many times the body's own size.
         body = bytearray()
@@ -83,6 +85,34 @@ class Exchange:
             if len(body) + len(chunk) > limit:
                 raise body_too_large(limit)
             body += chunk
+
+    async def expect_body(self) -> None:
+        """Ask for the body of a client that waits to be asked (Expect: 100-continue)."""
+        request = self.request
+        if request.headers.get("Expect", "").lower() == "100-continue":
+            # aiohttp's low-level server leaves Expect to the handler; the client waits
+            # for this before it sends the body.
+            await request.writer.write(CONTINUE)
+
+    @property
+    def declared_length(self) -> int | None:
+        """The body's Content-Length; None when it comes chunked."""
+        return self.request.content_length
+
+    async def read_some(self, idle: float) -> bytes:
+        """The next bytes of the body as they arrive; b"" at its end. RequestTimeout
+        when none come for `idle` seconds, and a 400 when the body breaks off (the
+        client left, or its chunked framing is wrong): the client's failure, never
+        to be mistaken for an upstream's."""
+        try:
+            async with asyncio.timeout(idle):
+                return await self.request.content.readany()
+        except TimeoutError:
+            raise RequestTimeout(f"the request body stalled for {idle:g}s") from None
+        except Exception as exc:
+            raise BadRequest(
+                f"the request body broke off: {str(exc) or type(exc).__name__}"
+            ) from None
 
     def body_now(self, limit: int) -> bytes | None:
         """The whole body if it has all arrived within `limit`, without waiting (the

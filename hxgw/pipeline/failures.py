@@ -32,6 +32,7 @@ from hxgw.errors import (
 from hxgw.pipeline.upstream_headers import passed_headers
 from hxgw.upstream import UpstreamResponse
 
+RETRYABLE_STATUS = frozenset({401, 403, 408, 429, *range(500, 600)})
 TransportError = (OSError, TimeoutError)
 # An upstream's error body is passed on whole or not at all; OpenAI's are under 1 KiB.
 MAX_ANSWER = 64 * 1024

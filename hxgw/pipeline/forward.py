@@ -9,6 +9,12 @@ to the next model. Connect errors, timeouts, 401/403/408/429 and 5xx are
 retryable; any other status is the request's own fault and goes to the
 client as the upstream said it (see `failures` for what a client gets when
 no candidate served).
+
+An upload (hxgw.pipeline.upload) is streamed, not held: once a candidate has
+taken bytes of it straight from the client, they cannot be sent again, so it
+fails over only before that — connect errors, a shed at the gate, or any
+failure while the whole form was still held. After that the upstream's error
+goes to the client as it came, or the gateway's 502/504 says what failed.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import structlog
 from hxgw.config import Model
 from hxgw.pipeline.context import Reply, RequestContext
 from hxgw.pipeline.failures import (
+    RETRYABLE_STATUS,
     Failure,
     TransportError,
     all_failed,
@@ -29,6 +36,7 @@ from hxgw.pipeline.failures import (
     refused_gateway_key,
     retry_seconds,
 )
+from hxgw.pipeline.upload import send_upload
 from hxgw.types import Next
 from hxgw.upstream import (
     AtCapacity,
@@ -41,7 +49,6 @@ from hxgw.upstream import (
 
 log = structlog.get_logger("hxgw.pipeline.forward")
 
-RETRYABLE_STATUS = frozenset({401, 403, 408, 429, *range(500, 600)})
 FORWARDED_REQUEST_HEADERS = ("traceparent", "tracestate", "anthropic-version", "anthropic-beta")
 
 
@@ -94,13 +101,16 @@ async def open_reply(ctx: RequestContext) -> Reply:
                 if waited:
                     ctx.queued = (ctx.queued or 0.0) + waited
                     runtime.saturation.waited(gate.name, waited)
-                response = await _send(ctx, model, headers, gate)
-                try:
-                    retryable = response.status in RETRYABLE_STATUS
-                    first = b"" if retryable else await response.readany()
-                except BaseException:
-                    response.close()
-                    raise
+                if ctx.upload is None:
+                    response = await _send(ctx, model, headers, gate)
+                    try:
+                        retryable = response.status in RETRYABLE_STATUS
+                        first = b"" if retryable else await response.readany()
+                    except BaseException:
+                        response.close()
+                        raise
+            if ctx.upload is not None:
+                response, first = await send_upload(ctx, model, headers, gate)
         except AtCapacity as exc:
             health.finished_other(token)  # the model did nothing wrong
             ctx.failovers += 1
@@ -123,6 +133,8 @@ async def open_reply(ctx: RequestContext) -> Reply:
                 detail=str(exc) or None,
                 after_ms=round((time.perf_counter() - started) * 1000, 1),
             )
+            if ctx.upload is not None and ctx.upload.consumed:
+                break  # the upload cannot be sent again
             continue
         except BaseException:
             health.finished_other(token)
@@ -139,8 +151,11 @@ async def open_reply(ctx: RequestContext) -> Reply:
             ctx.failovers += 1
             failed.append(Failure(model.name, detail, response.status, retry_after, answer))
             log.warning("upstream error", model=model.name, status=response.status, detail=detail)
-            if answer is not None and len(ctx.candidates) == 1:
+            final = len(ctx.candidates) == 1 or (ctx.upload is not None and ctx.upload.consumed)
+            if answer is not None and final:
                 raise answer
+            if final:
+                break
             continue
         now = time.perf_counter()
         runtime.readiness.saw_ok(model.upstream)

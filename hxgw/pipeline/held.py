@@ -47,7 +47,8 @@ def choose_upstream(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
     ctx.pinned = True
     path = ctx.endpoint.upstream_path
     ctx.upstream_path = f"{path}?{urlencode(query)}" if query else path
-    ctx.upstream_bodies = FixedBody(raw)
+    if ctx.upload is None:  # a file upload streams its own body (file_upload)
+        ctx.upstream_bodies = FixedBody(raw)
     ctx.rebind = HeldIds()
     return call_next(ctx)
 

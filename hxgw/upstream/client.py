@@ -19,7 +19,7 @@ import asyncio
 import collections
 import contextlib
 import ssl
-from collections.abc import Coroutine, Iterable
+from collections.abc import AsyncIterable, Coroutine, Iterable
 from typing import Any
 
 from hxgw.upstream.admission import Gate
@@ -67,6 +67,23 @@ class _OriginPool:
                 if not stale:
                     raise
             connection = await self._checkout(connect_timeout, slot, reuse=False)
+
+    async def exchange_streamed(
+        self,
+        head: bytes,
+        body: AsyncIterable[bytes],
+        chunked: bool,
+        connect_timeout: float,
+        slot: Gate | None,
+    ) -> UpstreamResponse:
+        # Always a new connection: a reused one the upstream closed while idle is found
+        # out only by writing to it, and a streamed body cannot be sent again.
+        connection = await self._checkout(connect_timeout, slot, reuse=False)
+        try:
+            return await connection.send_streamed(head, body, chunked)
+        except BaseException:
+            connection.close()
+            raise
 
     async def _checkout(self, connect_timeout: float, slot: Gate | None, reuse: bool) -> Connection:
         """A connection that holds the request's slot until it is idle again or closed.
@@ -187,6 +204,48 @@ class UpstreamClient:
             )
         )
         return pool.exchange(head, body, connect_timeout, slot)
+
+    def upload(
+        self,
+        origin: Origin,
+        path: bytes,
+        fixed_headers: bytes,
+        headers: Iterable[bytes],
+        body: AsyncIterable[bytes],
+        length: int | None,
+        *,
+        connect_timeout: float,
+        slot: Gate | None = None,
+    ) -> Coroutine[Any, Any, UpstreamResponse]:
+        """POST a body streamed from `body` (an upload, not held whole) of `length` bytes,
+        or chunked when that is None; the awaitable returns once the status and headers
+        are in, which may be before the body is all sent (an early error answer stops
+        the sending). A failure of `body` ends the request with that error.
+
+        Framed apart from `request`, whose bytes body is the hot path."""
+        pool = self._pools.get(origin)
+        if pool is None:
+            pool = self._pools[origin] = _OriginPool(origin, self._tls_for(origin))
+        framing = (
+            b"Transfer-Encoding: chunked\r\n"
+            if length is None
+            else b"Content-Length: %d\r\n" % length
+        )
+        head = b"".join(
+            (
+                b"POST ",
+                origin.base_path,
+                path,
+                b" HTTP/1.1\r\nHost: ",
+                origin.host_header,
+                b"\r\n",
+                framing,
+                fixed_headers,
+                *headers,
+                b"\r\n",
+            )
+        )
+        return pool.exchange_streamed(head, body, length is None, connect_timeout, slot)
 
     async def fetch(
         self,

@@ -16,10 +16,12 @@ of another response) means the stream is out of step, and it is closed.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import AsyncIterable
 from typing import TYPE_CHECKING, Protocol, cast
 
 import httptools
 
+from hxgw.upstream.body_writer import BodyWriter
 from hxgw.upstream.origin import UpstreamProtocolError
 from hxgw.upstream.response import UpstreamResponse
 
@@ -67,6 +69,8 @@ class Connection(asyncio.Protocol):
         self._done = False
         """The response ended: any byte the parser sees after it is out of step."""
         self._stray = False
+        self.writer: BodyWriter | None = None
+        """The streamed body of the request on this connection, if it has one."""
 
     # asyncio.Protocol
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
@@ -124,6 +128,8 @@ class Connection(asyncio.Protocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.transport = None
+        if self.writer is not None:
+            self.writer.stop()
         self.pool.forget(self)
         self._give_back_slot()
         if self.response is not None and self._until_close and exc is None:
@@ -133,8 +139,15 @@ class Connection(asyncio.Protocol):
             error = ConnectionResetError(f"the upstream connection failed: {exc}")
         self._settle(error)
 
-    # No pause_writing/resume_writing: a request is written whole at once, and its body
-    # is held for failover anyway, so waiting for the buffer to drain would bound nothing.
+    # A bytes body is written whole at once: it is held for failover anyway, so waiting
+    # for the buffer to drain would bound nothing. A streamed one waits (BodyWriter).
+    def pause_writing(self) -> None:
+        if self.writer is not None:
+            self.writer.pause()
+
+    def resume_writing(self) -> None:
+        if self.writer is not None:
+            self.writer.resume()
 
     # httptools callbacks
     def on_message_begin(self) -> None:
@@ -166,6 +179,10 @@ class Connection(asyncio.Protocol):
             )
         self.response = response
         self._until_close = response.content_length is None and not response.transfer_encoded
+        if status >= 400 and self.writer is not None:
+            # An error before the whole body went (a 413, say): the upstream will not
+            # read the rest, so stop sending it (RFC 9112, 9.5).
+            self.writer.stop()
         if self._headers is not None and not self._headers.done():
             self._headers.set_result(response)
 
@@ -196,6 +213,18 @@ class Connection(asyncio.Protocol):
             self.transport.writelines((head, body))
         return self._headers
 
+    def send_streamed(
+        self, head: bytes, body: AsyncIterable[bytes], chunked: bool
+    ) -> asyncio.Future[UpstreamResponse]:
+        """Write a request head, then its body as `body` yields it, with chunked framing
+        when its length is unknown. The future is the response, as for `send`."""
+        headers = self.send(head, b"")
+        self.writer = BodyWriter(self, body, chunked, self.pool.loop)
+        return headers
+
+    def body_failed(self, error: BaseException) -> None:
+        self._lost(error)
+
     def pause_reading(self) -> None:
         if self.transport is not None and not self._reading_paused:
             self._reading_paused = True
@@ -211,6 +240,10 @@ class Connection(asyncio.Protocol):
         self._headers = None
         self.resume_reading()
         reusable = reusable and self.keep_alive and not self._stray
+        if self.writer is not None:
+            reusable = reusable and self.writer.sent
+            self.writer.stop()
+            self.writer = None
         if reusable and self.transport is not None and not self.transport.is_closing():
             self.pool.put_back(self)
             self._give_back_slot()
@@ -218,6 +251,8 @@ class Connection(asyncio.Protocol):
             self.close()
 
     def close(self) -> None:
+        if self.writer is not None:
+            self.writer.stop()
         if self.transport is not None:
             self.transport.abort()  # the slot comes back in connection_lost
         else:

@@ -24,6 +24,47 @@ def _sdk(gateway: Gateway, **headers: str) -> openai.AsyncOpenAI:
                               default_headers=headers)
 
 
+async def test_an_uploaded_file_gets_an_id_bound_to_its_upstream_and_its_bytes_arrive_whole(
+    gateway: Gateway, fake: FakeUpstream
+):
+    async with _sdk(gateway) as sdk:
+        made = await sdk.files.create(file=("input.jsonl", LINES), purpose="batch")
+    [held] = fake.files.files.values()
+    assert unbind(made.id) == ("upstream", "default", held["id"])
+    assert (made.filename, made.purpose, made.bytes) == ("input.jsonl", "batch", len(LINES))
+    assert fake.files.contents[held["id"]] == LINES
+
+
+async def test_an_uploaded_file_feeds_a_batch_through_the_sdk(gateway: Gateway):
+    async with _sdk(gateway) as sdk:
+        made = await sdk.files.create(file=("input.jsonl", LINES), purpose="batch")
+        batch = await sdk.batches.create(input_file_id=made.id, endpoint="/v1/chat/completions",
+                                         completion_window="24h")
+        done = await sdk.batches.retrieve(batch.id)
+    assert done.status == "completed" and done.input_file_id == made.id
+
+
+async def test_a_file_over_the_files_limit_gets_413_that_says_the_limit(
+    start_gateway: StartGateway, fake: FakeUpstream
+):
+    gateway = await start_gateway(gateway={"limits": {"max_file_bytes": 1000}})
+    async with _sdk(gateway) as sdk:
+        with pytest.raises(openai.APIStatusError) as raised:
+            await sdk.files.create(file=("big.jsonl", LINES * 20), purpose="batch")
+    assert raised.value.status_code == 413
+    assert "1000" in raised.value.message
+    assert fake.files.files == {}
+
+
+async def test_a_file_upload_that_is_not_a_form_gets_400(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    async with client.post(gateway.url + "/v1/files", json={"file": "x"},
+                           headers=gateway.auth) as resp:
+        assert resp.status == 400
+        assert "multipart/form-data" in (await resp.json())["error"]["message"]
+
+
 async def test_files_are_listed_with_ids_bound_to_their_upstream(
     gateway: Gateway, fake: FakeUpstream
 ):
@@ -133,11 +174,11 @@ async def test_files_follow_the_header_groups_upstream_and_batches_their_files(
     upstreams = {"one": {"url": upstream[1]}, "two": {"url": second[1]}}
     gateway = await start_gateway(models=TWO_MODELS, routing=TWO_ROUTING,
                                   gateway={"upstreams": upstreams})
-    second[0].files.add_file(LINES)
+    async with _sdk(gateway, **{"X-HX-Model-Group": "r"}) as on_two:
+        await on_two.files.create(file=("input.jsonl", LINES), purpose="batch")
+        [listed] = (await on_two.files.list()).data
     async with _sdk(gateway) as sdk:
         assert (await sdk.files.list()).data == []  # the default group's upstream: one
-    async with _sdk(gateway, **{"X-HX-Model-Group": "r"}) as on_two:
-        [listed] = (await on_two.files.list()).data
     async with _sdk(gateway) as sdk:  # no header: the file's id says where it is
         batch = await sdk.batches.create(input_file_id=listed.id, endpoint="/v1/chat/completions",
                                          completion_window="24h")

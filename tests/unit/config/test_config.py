@@ -109,7 +109,8 @@ def test_every_problem_is_reported_at_once(tmp_path: Path):
     assert sorted(_problems(tmp_path)) == sorted([
         "model_registry.yaml: models.alpha.tier_score: must be between 0.0 and 1.0, got 2",
         "model_registry.yaml: models.alpha.specializations: must be a list of strings, got a string",
-        "model_registry.yaml: models.alpha.mode: must be one of chat, embedding, completion, got 'video'",
+        "model_registry.yaml: models.alpha.mode: must be one of chat, embedding, completion, "
+        "audio_transcription, audio_speech, image_generation, got 'video'",
         "routing.yaml: routing.strategy: must be one of failover, round-robin, weighted, "
         "least-busy, latency, ml-based-routing, got 'random'",
         "routing.yaml: routing.failover_order[0]: unknown model 'zeta'",

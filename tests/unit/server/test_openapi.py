@@ -177,3 +177,12 @@ def test_request_bodies_stay_loose_but_name_the_fields_the_gateway_reads(doc: di
         assert set(schemas[name]["properties"]) == fields, name
         assert schemas[name]["additionalProperties"] is True, name
         assert "required" not in schemas[name], name
+
+
+def test_upload_routes_take_a_form_and_speech_answers_audio(doc: dict[str, Any]):
+    for path in ("/v1/audio/transcriptions", "/v1/audio/translations", "/v1/images/edits",
+                 "/v1/images/variations"):
+        assert set(doc["paths"][path]["post"]["requestBody"]["content"]) == {
+            "multipart/form-data"}, path
+    speech = doc["paths"]["/v1/audio/speech"]["post"]["responses"]["200"]["content"]
+    assert set(speech) == {"audio/mpeg"}

@@ -1,0 +1,67 @@
+"""Read an upload (a multipart/form-data body) as far as its `model` field."""
+
+from __future__ import annotations
+
+from hxgw.errors import BadRequest
+from hxgw.pipeline.context import RequestContext
+from hxgw.pipeline.exchange import body_too_large
+from hxgw.pipeline.multipart import ModelField, form_boundary
+from hxgw.pipeline.upload import Upload
+from hxgw.routing.decision import GROUP_HEADER
+from hxgw.types import Next
+
+
+async def read_form(ctx: RequestContext, call_next: Next) -> None:
+    """Reads the form up to the end of its `model` field; writes ctx.upload, ctx.body
+    (the model, as routing reads it) and ctx.upstream_bodies.
+
+    Uploads are not held whole: what precedes the `model` field (a file part, when
+    the client sends it first, as the node SDK does) goes to a spool on disk, and
+    the rest is read from the client only as the upstream takes it. A form without
+    a `model` field is read whole (within the family's limit) and needs the group
+    in X-HX-Model-Group; the upstream then gets the field added.
+    """
+    exchange, endpoint = ctx.exchange, ctx.endpoint
+    limits = ctx.state.config.limits
+    limit = limits.body_limit(endpoint.family)
+    boundary = form_boundary(exchange.header("Content-Type"))
+    declared = exchange.declared_length
+    if declared is not None and declared > limit:
+        raise body_too_large(limit, declared, endpoint.family)
+    await exchange.expect_body()
+    upload = Upload(exchange, boundary, endpoint.family, limit, limits.client_idle_timeout)
+    try:
+        await _read_to_model(upload)
+        ctx.body = {} if upload.value is None else {"model": _model_name(upload.value)}
+        if upload.value is None and exchange.header(GROUP_HEADER) is None:
+            raise BadRequest(
+                "the form has no 'model' field: name a group or model in it, or a group "
+                f"in the {GROUP_HEADER} header",
+                param="model",
+            )
+        ctx.upload = ctx.upstream_bodies = upload
+        await call_next(ctx)
+    finally:
+        upload.spool.close()
+
+
+async def _read_to_model(upload: Upload) -> None:
+    scanner = ModelField(upload.boundary)
+    spool = upload.spool
+    while scanner.value is None:
+        chunk = await upload.read()
+        if not chunk:
+            spool.write(scanner.finish())
+            break
+        spool.write(scanner.feed(chunk))
+    upload.value, upload.rest, upload.first_at = scanner.value, scanner.rest, scanner.first_at
+
+
+def _model_name(value: bytes) -> str:
+    try:
+        name = value.decode()
+    except UnicodeDecodeError:
+        raise BadRequest("the form's 'model' field is not UTF-8 text", param="model") from None
+    if not name:
+        raise BadRequest("the form's 'model' field is empty", param="model")
+    return name

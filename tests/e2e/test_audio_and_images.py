@@ -1,0 +1,348 @@
+"""Audio and images through the gateway with the official openai SDK: transcriptions and
+translations (multipart uploads streamed upstream, their `model` field rewritten),
+speech relayed chunk by chunk, image generation, edits and variations."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+from collections.abc import AsyncIterator
+from typing import Any
+
+import aiohttp
+import openai
+import pytest
+
+from tests.conftest import StartGateway
+from tests.fake_media import AUDIO, TEXT
+from tests.fake_upstream import FakeUpstream
+from tests.fixtures import DEFAULT_MODELS, Gateway, free_port, wait_for
+
+MEDIA_MODELS: list[dict[str, Any]] = [
+    *DEFAULT_MODELS,
+    {"name": "transcribe", "tier_score": 0.9, "specializations": [],
+     "upstream_model": "gpt-4o-transcribe", "mode": "audio_transcription"},
+    {"name": "whisper", "tier_score": 0.7, "specializations": [],
+     "upstream_model": "whisper-1", "mode": "audio_transcription"},
+    {"name": "tts", "tier_score": 0.8, "specializations": [],
+     "upstream_model": "tts-1", "mode": "audio_speech"},
+    {"name": "painter", "tier_score": 0.9, "specializations": [],
+     "upstream_model": "gpt-image-1", "mode": "image_generation"},
+    {"name": "dalle", "tier_score": 0.6, "specializations": [],
+     "upstream_model": "dall-e-2", "mode": "image_generation"},
+]
+GROUPS = {"chat": ["alpha", "beta"], "stt": ["transcribe", "whisper"], "voice": ["tts"],
+          "images": ["painter", "dalle"]}
+ROUTING = {"routing": {"strategy": "failover", "default_group": "chat", "groups": GROUPS}}
+SOUND = b"RIFF" + bytes(range(256)) * 64  # 16 KiB of "audio"
+MiB = 1024 * 1024
+
+
+async def _start(start_gateway: StartGateway, **config: Any) -> Gateway:
+    return await start_gateway(models=MEDIA_MODELS, routing=ROUTING, **config)
+
+
+@pytest.fixture
+async def media(start_gateway: StartGateway) -> Gateway:
+    return await _start(start_gateway)
+
+
+@pytest.fixture
+async def sdk(media: Gateway) -> AsyncIterator[openai.AsyncOpenAI]:
+    async with openai.AsyncOpenAI(base_url=media.url + "/v1", api_key=media.key,
+                                  max_retries=0) as client:
+        yield client
+
+
+def form(boundary: str, *parts: tuple[str, bytes, str | None]) -> bytes:
+    """A multipart/form-data body of (name, value, filename) parts, in the given order."""
+    out = b""
+    for name, value, filename in parts:
+        disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename
+                                                      else "")
+        head = f"--{boundary}\r\nContent-Disposition: {disposition}\r\n"
+        if filename:
+            head += "Content-Type: audio/mpeg\r\n"
+        out += head.encode() + b"\r\n" + value + b"\r\n"
+    return out + f"--{boundary}--\r\n".encode()
+
+
+def _form_headers(gateway: Gateway, boundary: str, **extra: str) -> dict[str, str]:
+    return {**gateway.auth, "Content-Type": f"multipart/form-data; boundary={boundary}", **extra}
+
+
+async def test_a_transcription_is_answered_with_the_form_model_rewritten(
+    sdk: openai.AsyncOpenAI, fake: FakeUpstream
+):
+    result = await sdk.audio.transcriptions.create(
+        model="stt", file=("hello.wav", SOUND, "audio/wav"))
+    assert result.text == TEXT
+    seen = fake.requests[-1]
+    assert (seen.path, seen.model) == ("/v1/audio/transcriptions", "gpt-4o-transcribe")
+    assert seen.body["file"] == [{"filename": "hello.wav", "content_type": "audio/wav",
+                                  "size": len(SOUND)}]
+
+
+@pytest.mark.parametrize("response_format", ["text", "srt", "vtt"])
+async def test_a_transcription_in_a_text_format_arrives_as_text(
+    sdk: openai.AsyncOpenAI, response_format: Any
+):
+    result = await sdk.audio.transcriptions.create(
+        model="stt", file=("a.wav", SOUND), response_format=response_format)
+    assert isinstance(result, str) and TEXT in result
+
+
+async def test_a_verbose_transcription_arrives_with_its_segments(sdk: openai.AsyncOpenAI):
+    result = await sdk.audio.transcriptions.create(
+        model="stt", file=("a.wav", SOUND), response_format="verbose_json")
+    assert result.duration == 2.5 and result.segments and result.segments[0].end == 2.5
+
+
+# The SDK calls translations and variations deprecated; the API still serves them.
+@pytest.mark.filterwarnings("ignore:deprecated:DeprecationWarning")
+async def test_a_translation_is_answered_with_the_groups_model(
+    sdk: openai.AsyncOpenAI, fake: FakeUpstream
+):
+    result = await sdk.audio.translations.create(model="stt", file=("a.wav", SOUND))
+    assert result.text == TEXT
+    assert (fake.requests[-1].path, fake.requests[-1].model) == (
+        "/v1/audio/translations", "gpt-4o-transcribe")
+
+
+async def test_speech_reaches_the_client_chunk_by_chunk(
+    sdk: openai.AsyncOpenAI, fake: FakeUpstream
+):
+    # The upstream holds its second chunk until the client has the first: a gateway that
+    # collected the answer would never deliver it.
+    gate = asyncio.Event()
+    fake.behave("tts-1", gate=gate)
+    async with sdk.audio.speech.with_streaming_response.create(
+        model="voice", voice="alloy", input="hello") as response:
+        assert response.headers["content-type"] == "audio/mpeg"
+        chunks = response.iter_bytes()
+        first = await anext(chunks)
+        assert fake.progress["/v1/audio/speech"] == 1
+        gate.set()
+        rest = b"".join([chunk async for chunk in chunks])
+    assert first + rest == b"".join(AUDIO)
+    assert fake.requests[-1].model == "tts-1"
+
+
+async def test_an_image_is_generated_as_b64_json(sdk: openai.AsyncOpenAI, fake: FakeUpstream):
+    result = await sdk.images.generate(model="images", prompt="a cat", n=2)
+    assert result.data is not None and len(result.data) == 2 and result.data[0].b64_json
+    assert result.usage is not None and result.usage.total_tokens == 100
+    assert fake.requests[-1].model == "gpt-image-1"
+
+
+async def test_an_image_edit_goes_upstream_as_a_form_with_its_images(
+    sdk: openai.AsyncOpenAI, fake: FakeUpstream
+):
+    result = await sdk.images.edit(model="images", prompt="add a hat",
+                                   image=[("a.png", b"\x89PNG" * 100), ("b.png", b"\x89PNG")])
+    assert result.data and result.data[0].b64_json
+    seen = fake.requests[-1]
+    assert (seen.path, seen.model, seen.body["prompt"]) == (
+        "/v1/images/edits", "gpt-image-1", "add a hat")
+    assert [f["size"] for f in next(v for k, v in seen.body.items() if "image" in k)] == [400, 4]
+
+
+@pytest.mark.filterwarnings("ignore:deprecated:DeprecationWarning")
+async def test_an_image_variation_is_answered_with_urls_from_a_pinned_model(
+    sdk: openai.AsyncOpenAI, fake: FakeUpstream
+):
+    result = await sdk.images.create_variation(model="dalle", image=("a.png", b"\x89PNG"), n=1)
+    assert result.data and result.data[0].url == "https://fake.example/img-0.png"
+    assert (fake.requests[-1].path, fake.requests[-1].model) == (
+        "/v1/images/variations", "dall-e-2")
+
+
+async def test_the_group_may_come_by_header_when_the_form_has_no_model(
+    media: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    body = form("b0und", ("file", SOUND, "a.wav"))
+    async with client.post(media.url + "/v1/audio/transcriptions", data=body,
+                           headers=_form_headers(media, "b0und", **{"X-HX-Model-Group": "stt"})
+                           ) as resp:
+        assert resp.status == 200, await resp.text()
+    assert fake.requests[-1].model == "gpt-4o-transcribe"
+    assert fake.requests[-1].body["file"][0]["size"] == len(SOUND)
+
+
+async def test_a_form_with_its_file_before_its_model_is_routed_by_the_model(
+    media: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    # As the node SDK sends it; 2 MiB goes past the spool's memory, to its file.
+    sound = SOUND * 128
+    body = form("n0de", ("file", sound, "a.wav"), ("model", b"whisper", None),
+                ("response_format", b"text", None))
+    async with client.post(media.url + "/v1/audio/transcriptions", data=io.BytesIO(body),
+                           headers=_form_headers(media, "n0de")) as resp:
+        assert resp.status == 200, await resp.text()
+        assert await resp.text() == TEXT + "\n"
+    seen = fake.requests[-1]
+    assert (seen.model, seen.body["file"][0]["size"]) == ("whisper-1", len(sound))
+
+
+async def test_a_large_upload_reaches_the_upstream_while_the_client_is_still_sending(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    """30 MB, sent a MiB at a time; before each next MiB the client waits until the
+    upstream has all but 8 MiB of what it sent. A gateway that held the upload (or more
+    than that window of it) would never let the upstream get that far: the test would
+    stall, not pass."""
+    gateway = await _start(start_gateway, gateway={"limits": {"max_audio_bytes": 64 * MiB}})
+    head = form("big", ("model", b"stt", None))[: -len(b"--big--\r\n")]
+    head += b'--big\r\nContent-Disposition: form-data; name="file"; filename="big.wav"\r\n\r\n'
+    tail = b"\r\n--big--\r\n"
+    total, piece = 30 * MiB, b"\x01" * MiB
+
+    async def body() -> AsyncIterator[bytes]:
+        yield head
+        for sent in range(MiB, total + 1, MiB):
+            yield piece
+            await wait_for(lambda sent=sent: fake.upload_progress.get(
+                "/v1/audio/transcriptions", 0) >= sent - 8 * MiB, timeout=20)
+        yield tail
+
+    headers = _form_headers(gateway, "big", **{
+        "Content-Length": str(len(head) + total + len(tail))})
+    async with client.post(gateway.url + "/v1/audio/transcriptions", data=body(),
+                           headers=headers) as resp:
+        assert resp.status == 200, await resp.text()
+    assert fake.requests[-1].body["file"][0]["size"] == total
+
+
+async def test_an_upload_declared_over_the_audio_limit_is_refused_with_413_naming_it(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    gateway = await _start(start_gateway, gateway={"limits": {"max_audio_bytes": 100_000}})
+    body = form("b", ("model", b"stt", None), ("file", b"x" * 200_000, "a.wav"))
+    async with client.post(gateway.url + "/v1/audio/transcriptions", data=body,
+                           headers=_form_headers(gateway, "b")) as resp:
+        assert resp.status == 413
+        error = (await resp.json())["error"]
+    assert error["message"] == (f"request body of {len(body)} bytes is over the 100000-byte "
+                                "limit for audio uploads (limits.max_audio_bytes)")
+    assert (error["type"], error["code"]) == ("invalid_request_error", "request_too_large")
+    assert fake.requests == []
+
+
+async def test_a_chunked_upload_over_the_image_limit_is_refused_with_413(
+    start_gateway: StartGateway, client: aiohttp.ClientSession
+):
+    gateway = await _start(start_gateway, gateway={"limits": {"max_image_bytes": 100_000}})
+    body = form("b", ("model", b"images", None), ("image", b"x" * 300_000, "a.png"))
+
+    async def chunked() -> AsyncIterator[bytes]:
+        for at in range(0, len(body), 65536):
+            yield body[at:at + 65536]
+
+    async with client.post(gateway.url + "/v1/images/edits", data=chunked(),
+                           headers=_form_headers(gateway, "b")) as resp:
+        assert resp.status == 413
+        message = (await resp.json())["error"]["message"]
+    assert message == ("request body is over the 100000-byte limit for image uploads "
+                       "(limits.max_image_bytes)")
+
+
+async def test_a_form_that_never_closes_is_a_400_in_openai_shape(
+    media: Gateway, client: aiohttp.ClientSession
+):
+    body = b'--b\r\nContent-Disposition: form-data; name="file"; filename="a"\r\n\r\nabc'
+    async with client.post(media.url + "/v1/audio/transcriptions", data=body,
+                           headers=_form_headers(media, "b")) as resp:
+        assert resp.status == 400
+        error = (await resp.json())["error"]
+    assert error["message"] == "the multipart form ended before its closing boundary"
+    assert error["type"] == "invalid_request_error"
+
+
+async def test_a_json_body_on_an_upload_route_is_a_400_naming_the_type(
+    media: Gateway, client: aiohttp.ClientSession
+):
+    async with client.post(media.url + "/v1/audio/transcriptions", json={"model": "stt"},
+                           headers=media.auth) as resp:
+        assert resp.status == 400
+        message = (await resp.json())["error"]["message"]
+    assert message == "this route takes a multipart/form-data body, got application/json"
+
+
+async def test_a_form_without_a_model_or_a_group_header_is_a_400(
+    media: Gateway, client: aiohttp.ClientSession
+):
+    body = form("b", ("file", SOUND, "a.wav"))
+    async with client.post(media.url + "/v1/audio/transcriptions", data=body,
+                           headers=_form_headers(media, "b")) as resp:
+        assert resp.status == 400
+        error = (await resp.json())["error"]
+    assert error["param"] == "model" and "X-HX-Model-Group" in error["message"]
+
+
+async def test_a_client_leaving_mid_upload_cancels_the_upstream_request(
+    media: Gateway, fake: FakeUpstream
+):
+    head = form("b", ("model", b"stt", None))[: -len(b"--b--\r\n")]
+    head += b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.wav"\r\n\r\n'
+    _, writer = await asyncio.open_connection("127.0.0.1", media.port)
+    request_head = ("POST /v1/audio/transcriptions HTTP/1.1\r\nHost: x\r\n"
+                    f"Authorization: Bearer {media.key}\r\n"
+                    "Content-Type: multipart/form-data; boundary=b\r\n"
+                    f"Content-Length: {len(head) + 10 * MiB}\r\n\r\n")
+    writer.write(request_head.encode() + head + b"\x00" * MiB)
+    await writer.drain()
+    await wait_for(lambda: fake.upload_progress.get("/v1/audio/transcriptions", 0) > 0)
+    writer.transport.abort()
+    await wait_for(lambda: "/v1/audio/transcriptions" in fake.cancelled)
+    assert fake.finished == []
+
+
+async def test_an_upstream_refusing_an_upload_early_answers_the_client_at_once(
+    sdk: openai.AsyncOpenAI, fake: FakeUpstream
+):
+    fake.behave("gpt-4o-transcribe", status=413, early=True,
+                error_message="Maximum content size limit (26214400) exceeded")
+    with pytest.raises(openai.APIStatusError) as raised:
+        await asyncio.wait_for(sdk.audio.transcriptions.create(
+            model="transcribe", file=("a.wav", b"\x00" * (8 * MiB))), timeout=20)
+    assert raised.value.status_code == 413
+    assert "26214400" in raised.value.message
+
+
+async def test_an_upload_fails_over_when_the_first_upstream_is_unreachable(
+    start_gateway: StartGateway, upstream: tuple[FakeUpstream, str], fake: FakeUpstream
+):
+    dead = f"http://127.0.0.1:{free_port()}"
+    models = [*MEDIA_MODELS, {"name": "far", "tier_score": 1, "specializations": [],
+                              "upstream_model": "whisper-far", "upstream": "dead",
+                              "mode": "audio_transcription"}]
+    routing = {"routing": {"strategy": "failover", "default_group": "chat",
+                           "groups": {**GROUPS, "stt": ["far", "whisper"]}}}
+    gateway = await start_gateway(models=models, routing=routing, gateway={
+        "upstreams": {"default": {"url": upstream[1]}, "dead": {"url": dead}}})
+    async with openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key=gateway.key,
+                                  max_retries=0) as sdk:
+        raw = await sdk.audio.transcriptions.with_raw_response.create(
+            model="stt", file=("a.wav", SOUND * 128))
+    assert raw.headers["X-HX-Model"] == "whisper"
+    assert fake.seen_models() == ["whisper-1"]
+
+
+async def test_an_upstream_error_after_the_upload_went_is_passed_on_not_retried(
+    sdk: openai.AsyncOpenAI, fake: FakeUpstream
+):
+    fake.behave("gpt-4o-transcribe", status=503)
+    with pytest.raises(openai.InternalServerError) as raised:
+        await sdk.audio.transcriptions.create(model="stt", file=("a.wav", SOUND * 128))
+    assert raised.value.status_code == 503
+    assert fake.seen_models() == ["gpt-4o-transcribe"]
+
+
+async def test_a_transcriptions_reported_usage_is_in_the_metrics(
+    media: Gateway, sdk: openai.AsyncOpenAI, client: aiohttp.ClientSession
+):
+    await sdk.audio.transcriptions.create(model="stt", file=("a.wav", SOUND))
+    async with client.get(media.url + "/metrics", headers=media.auth) as resp:
+        metrics = await resp.text()
+    assert 'hxgw_tokens_total{kind="prompt",model="transcribe"} 14.0' in metrics
+    assert 'endpoint="audio_transcriptions"' in metrics

@@ -1,0 +1,156 @@
+"""Audio and images as the fake upstream answers them, in api.openai.com's shapes.
+
+Transcriptions and translations answer per `response_format`: `json` (with a
+token `usage`, as gpt-4o-transcribe reports it), `verbose_json` (segments and a
+duration `usage`, as whisper-1), and `text`, `srt` and `vtt` as
+`text/plain; charset=utf-8`. Speech answers `audio/mpeg` bytes in several
+chunks, chunked, with a pause between them. Images answer `data` with
+`b64_json` (the gpt-image models) or `url` (dall-e's default), and usage.
+
+Forms are read with aiohttp's own multipart reader, part by part as the bytes
+arrive: `FakeUpstream.upload_progress` counts file bytes received so far, so a
+test can see the gateway stream an upload while its client is still sending.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import time
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import BodyPartReader, web
+
+if TYPE_CHECKING:
+    from tests.fake_upstream import Behaviour, FakeUpstream
+
+TEXT = "Hello there from the fake upstream"
+AUDIO = [b"ID3\x04\x00\x00\x00\x00\x00\x00", b"\xff\xfb\x90\x64" + b"\x00" * 400,
+         b"\xff\xfb\x90\x64" + b"\x01" * 400, b"\xff\xfb\x90\x64" + b"\x02" * 400]
+"""An MP3's ID3 header and three frames, sent one per chunk."""
+PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 32).decode()
+
+
+async def read_form(fake: FakeUpstream, request: web.Request) -> tuple[dict[str, Any], Behaviour]:
+    """The form's fields (files as {"filename", "content_type", "size"}), recorded; a
+    model whose behaviour has an error status is refused as soon as its field is read,
+    without reading the rest, as an upstream that refuses early does."""
+    from tests.fake_upstream import Behaviour, Seen
+
+    fields: dict[str, Any] = {}
+    fake.upload_progress[request.path] = 0
+    reader = await request.multipart()
+    how = Behaviour()
+    while (part := await reader.next()) is not None:
+        assert isinstance(part, BodyPartReader)
+        name = part.name or "?"
+        if part.filename is None:
+            value = (await part.read()).decode()
+            fields.setdefault(name, value) if not name.endswith("[]") else fields.setdefault(
+                name, []).append(value)
+            if name == "model":
+                how = fake.behaviours.get(value, Behaviour())
+                if how.status >= 400 and how.early:
+                    break
+            continue
+        size = 0
+        while chunk := await part.read_chunk(65536):
+            size += len(chunk)
+            fake.upload_progress[request.path] += len(chunk)
+        fields.setdefault(name, []).append(
+            {"filename": part.filename, "content_type": part.headers.get("Content-Type"),
+             "size": size})
+    seen = Seen(request.path, dict(request.headers), fields, fields.get("model"),
+                list(request.headers.items()))
+    fake.requests.append(seen)
+    fake.request_seen.set()
+    return fields, how
+
+
+async def transcription(fake: FakeUpstream, request: web.Request) -> web.StreamResponse:
+    from tests.fake_upstream import openai_error
+
+    try:
+        fields, how = await read_form(fake, request)
+        if how.header_delay:
+            await asyncio.sleep(how.header_delay)
+        if how.status >= 400:
+            return openai_error(how)
+    except BaseException:
+        fake.cancelled.append(request.path)  # the gateway left mid-upload
+        raise
+    fake.finished.append(request.path)
+    text = how.content
+    task = "translate" if request.path.endswith("translations") else "transcribe"
+    match fields.get("response_format", "json"):
+        case "text":
+            return _text(text + "\n")
+        case "srt":
+            return _text(f"1\n00:00:00,000 --> 00:00:02,500\n{text}\n\n")
+        case "vtt":
+            return _text(f"WEBVTT\n\n00:00:00.000 --> 00:00:02.500\n{text}\n\n")
+        case "verbose_json":
+            segment = {"id": 0, "seek": 0, "start": 0.0, "end": 2.5, "text": " " + text,
+                       "tokens": [50364, 2425, 50489], "temperature": 0.0, "avg_logprob": -0.2,
+                       "compression_ratio": 0.9, "no_speech_prob": 0.01}
+            return web.json_response({"task": task, "language": "english", "duration": 2.5,
+                                      "text": text, "segments": [segment],
+                                      "usage": {"type": "duration", "seconds": 3}})
+    usage = {"type": "tokens", "input_tokens": 14, "output_tokens": len(text.split()),
+             "total_tokens": 14 + len(text.split()),
+             "input_token_details": {"text_tokens": 0, "audio_tokens": 14}}
+    return web.json_response({"text": text, "usage": usage})
+
+
+def _text(body: str) -> web.Response:
+    return web.Response(text=body, content_type="text/plain", charset="utf-8")
+
+
+async def speech(fake: FakeUpstream, request: web.Request, body: Any,
+                 how: Behaviour) -> web.StreamResponse:
+    """MP3 bytes as they are made: chunked, a pause between chunks (and, with a gate,
+    after the first one until the test opens it)."""
+    if how.status >= 400:
+        from tests.fake_upstream import openai_error
+        return openai_error(how)
+    response = web.StreamResponse(headers={"Content-Type": "audio/mpeg"})
+    response.enable_chunked_encoding()
+    await response.prepare(request)
+    fake.progress[request.path] = 0
+    for i, chunk in enumerate(AUDIO):
+        await response.write(chunk)
+        fake.progress[request.path] = i + 1
+        if i == 0 and how.gate is not None:
+            await how.gate.wait()
+        await asyncio.sleep(how.chunk_delay or 0.02)
+    await response.write_eof()
+    return response
+
+
+def images(fields: dict[str, Any], how: Behaviour) -> web.Response:
+    """An ImagesResponse: `n` images as `b64_json` (gpt-image models, and whoever asks
+    for it) or `url`, with the token usage the gpt-image models report."""
+    if how.status >= 400:
+        from tests.fake_upstream import openai_error
+        return openai_error(how)
+    model = str(fields.get("model", ""))
+    n = int(fields.get("n", 1))
+    as_b64 = fields.get("response_format") == "b64_json" or model.startswith("gpt-image")
+    data = [{"b64_json": PNG} if as_b64 else
+            {"url": f"https://fake.example/img-{i}.png", "revised_prompt": fields.get("prompt")}
+            for i in range(n)]
+    answer: dict[str, Any] = {"created": int(time.time()), "data": data}
+    if as_b64:
+        answer["usage"] = {"total_tokens": 100, "input_tokens": 50, "output_tokens": 50,
+                           "input_tokens_details": {"text_tokens": 10, "image_tokens": 40}}
+    return web.json_response(answer)
+
+
+async def image_form(fake: FakeUpstream, request: web.Request) -> web.Response:
+    try:
+        fields, how = await read_form(fake, request)
+    except BaseException:
+        fake.cancelled.append(request.path)
+        raise
+    fake.finished.append(request.path)
+    return images(fields, how)

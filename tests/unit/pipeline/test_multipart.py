@@ -1,0 +1,132 @@
+"""The form scanner alone: it finds the `model` field wherever the reads cut the body, and
+hands back every other byte exactly as it came."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hxgw.errors import BadRequest
+from hxgw.pipeline.multipart import MAX_MODEL, MAX_PART_HEAD, ModelField, form_boundary
+
+B = b"xYz0"
+
+
+def part(name: str, value: bytes, filename: str | None = None, boundary: bytes = B) -> bytes:
+    disposition = f'form-data; name="{name}"' + (f'; filename="{filename}"' if filename else "")
+    return b"--" + boundary + f"\r\nContent-Disposition: {disposition}\r\n\r\n".encode() + value \
+        + b"\r\n"
+
+
+def close(boundary: bytes = B) -> bytes:
+    return b"--" + boundary + b"--\r\n"
+
+
+def scan(body: bytes, cuts: list[int], boundary: bytes = B) -> tuple[ModelField, bytes]:
+    """Feed `body` cut at `cuts`; what was handed back, and the scanner."""
+    scanner = ModelField(boundary)
+    passed = b""
+    at = 0
+    for cut in [*sorted(set(cuts)), len(body)]:
+        passed += scanner.feed(body[at:cut])
+        at = cut
+        if scanner.value is not None:
+            return scanner, passed
+    return scanner, passed + scanner.finish()
+
+
+# A file whose bytes look like the start of a boundary, and a CR at a read's end.
+FILE = b"RIFF\r\n--xYz\r\n-\r\r\n--xY" * 50 + b"\r"
+FILE_FIRST = part("file", FILE, "a.wav") + part("model", b"stt") + part("n", b"1") + close()
+
+
+@given(st.lists(st.integers(min_value=0, max_value=len(FILE_FIRST)), max_size=40))
+def test_the_model_is_found_wherever_the_reads_cut_the_form(cuts: list[int]):
+    scanner, passed = scan(FILE_FIRST, cuts)
+    assert scanner.value == b"stt"
+    assert passed + scanner.value + scanner.rest == FILE_FIRST[: len(passed) + 3 + len(
+        scanner.rest)]
+    assert passed.endswith(b'name="model"\r\n\r\n') and scanner.rest.startswith(b"\r\n--" + B)
+
+
+def test_byte_by_byte_the_file_before_the_model_is_handed_back_whole():
+    scanner, passed = scan(FILE_FIRST, list(range(len(FILE_FIRST))))
+    assert passed == FILE_FIRST[: FILE_FIRST.index(b"stt\r\n--")]
+    assert scanner.value == b"stt"
+
+
+def test_a_form_without_a_model_is_handed_back_whole_at_its_end():
+    body = part("file", FILE, "a.wav") + close() + b"epilogue"
+    scanner, passed = scan(body, [10, 500])
+    assert (scanner.value, passed) == (None, body)
+
+
+def test_a_file_part_named_model_is_not_the_model_field():
+    body = part("model", b"not me", "model.txt") + part("model", b"me") + close()
+    assert scan(body, [])[0].value == b"me"
+
+
+def test_a_quoted_boundary_parameter_is_unquoted():
+    assert form_boundary('multipart/form-data; boundary="a=b:c"') == b"a=b:c"
+    assert form_boundary("Multipart/Form-Data;boundary=plain") == b"plain"
+
+
+@pytest.mark.parametrize("content_type", [None, "application/json", "multipart/mixed; boundary=a",
+                                          "multipart/form-data", "multipart/form-data; boundary="
+                                          + "x" * 71])
+def test_anything_but_a_form_with_a_boundary_is_a_400(content_type: str | None):
+    with pytest.raises(BadRequest):
+        form_boundary(content_type)
+
+
+def test_a_preamble_and_padding_after_a_boundary_are_allowed():
+    padded = part("model", b"stt").replace(B + b"\r\n", B + b"  \t\r\n", 1)
+    scanner, _ = scan(b"ignore me\r\n" + padded + close(), [3, 12])
+    assert scanner.value == b"stt" and scanner.first_at == len(b"ignore me\r\n")
+
+
+def test_crlf_inside_the_model_value_stays_part_of_it():
+    assert scan(part("model", b"a\r\nb") + close(), [])[0].value == b"a\r\nb"
+
+
+def test_a_part_without_header_fields_is_passed_over():
+    body = b"--" + B + b"\r\n\r\nanonymous\r\n" + part("model", b"stt") + close()
+    assert scan(body, [5, 17])[0].value == b"stt"
+
+
+def test_a_form_that_does_not_close_is_a_400():
+    with pytest.raises(BadRequest, match="ended before its closing boundary"):
+        scan(part("file", FILE, "a.wav"), [7])
+
+
+def test_an_empty_body_is_a_400():
+    with pytest.raises(BadRequest, match="empty"):
+        scan(b"", [])
+
+
+def test_a_body_that_never_shows_its_boundary_is_a_400():
+    with pytest.raises(BadRequest, match="does not start with its form's boundary"):
+        scan(b"{" + b"x" * MAX_PART_HEAD + b"}", [100])
+
+
+def test_a_part_head_without_its_blank_line_is_a_400():
+    with pytest.raises(BadRequest, match="part head of the form is over"):
+        scan(b"--" + B + b"\r\nX-Filler: " + b"x" * MAX_PART_HEAD, [])
+
+
+def test_a_boundary_with_more_on_its_line_is_a_400():
+    with pytest.raises(BadRequest, match="more after the boundary"):
+        scan(b"--" + B + b"junk\r\n" + close(), [])
+
+
+def test_a_model_value_over_the_limit_is_a_400():
+    with pytest.raises(BadRequest, match="'model' field is over") as raised:
+        scan(part("model", b"m" * (MAX_MODEL + 1)) + close(), [])
+    assert raised.value.param == "model"
+
+
+def test_a_malformed_content_disposition_is_not_the_model_and_warns_nothing():
+    body = (b"--" + B + b'\r\nContent-Disposition: form-data; name="model"; ;\r\n\r\nx\r\n'
+            + part("model", b"stt") + close())
+    assert scan(body, [])[0].value == b"stt"

@@ -1,0 +1,130 @@
+"""A streamed request body (an upload): framed chunked or by length, written no faster
+than the upstream reads it, stopped by an early error answer, ended by its own failure."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+
+import pytest
+
+from hxgw.upstream import UpstreamClient
+from tests.raw_upstream import Server, read_request, reply, serving
+
+PIECE = b"\x00" * 65536
+
+
+async def pieces(count: int, produced: list[int]) -> AsyncIterator[bytes]:
+    for _ in range(count):
+        produced[0] += 1
+        yield PIECE
+
+
+async def upload(client: UpstreamClient, server: Server, body: AsyncIterator[bytes],
+                 length: int | None) -> tuple[int, bytes]:
+    response = await client.upload(server.origin, b"/v1/audio/transcriptions", b"", [], body,
+                                   length, connect_timeout=2)
+    data = await response.read(1 << 20)
+    response.release()
+    return response.status, data
+
+
+async def read_chunked(reader: asyncio.StreamReader) -> bytes:
+    body = b""
+    while True:
+        size = int((await reader.readuntil(b"\r\n")).strip(), 16)
+        body += (await reader.readexactly(size + 2))[:-2]
+        if not size:
+            return body
+
+
+async def test_a_body_of_unknown_length_goes_chunked_and_arrives_whole() -> None:
+    seen: list[bytes] = []
+
+    async def chunked(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await reader.readuntil(b"\r\n\r\n"))
+        seen.append(await read_chunked(reader))
+        writer.write(reply(b"{}"))
+        await writer.drain()
+
+    client = UpstreamClient()
+    async with serving(chunked) as server:
+        assert await upload(client, server, pieces(3, [0]), None) == (200, b"{}")
+    assert b"Transfer-Encoding: chunked\r\n" in seen[0] and seen[1] == PIECE * 3
+    client.close()
+
+
+async def test_a_body_of_known_length_is_sent_with_it_and_the_connection_kept() -> None:
+    async def sized(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            request = await read_request(reader)
+            assert request.endswith(PIECE * 2) and b"Content-Length: 131072" in request
+            writer.write(reply(b"{}"))
+            await writer.drain()
+
+    client = UpstreamClient()
+    async with serving(sized) as server:
+        for _ in range(2):
+            assert await upload(client, server, pieces(2, [0]), 2 * len(PIECE)) == (200, b"{}")
+        # Each upload takes a new connection (a stale one cannot be found out in time);
+        # a finished one is still kept for the requests with bytes bodies.
+        assert server.connections == 2
+    client.close()
+
+
+async def test_the_body_goes_no_faster_than_the_upstream_reads_it() -> None:
+    release = asyncio.Event()
+
+    async def slow(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        await release.wait()  # reads nothing of the body meanwhile
+
+    produced = [0]
+    client = UpstreamClient()
+    async with serving(slow) as server:
+        task = asyncio.create_task(upload(client, server, pieces(2048, produced), None))
+        # Wait until the writer stops asking for more; unpaced, it would take all 128 MiB.
+        last = -1
+        while produced[0] != last:
+            last = produced[0]
+            await asyncio.sleep(0.3)
+        assert produced[0] * len(PIECE) < 32 * 1024 * 1024
+        task.cancel()
+        release.set()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    client.close()
+
+
+async def test_an_early_error_answer_stops_the_body_and_the_connection_is_closed() -> None:
+    async def refuse(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        error = b'{"error":{"message":"too large"}}'
+        writer.write(b"HTTP/1.1 413 Payload Too Large\r\nContent-Type: application/json\r\n"
+                     b"Content-Length: %d\r\n\r\n%s" % (len(error), error))
+        await writer.drain()
+        await asyncio.sleep(3600)  # and never reads the body
+
+    produced = [0]
+    client = UpstreamClient()
+    async with serving(refuse) as server:
+        status, data = await asyncio.wait_for(
+            upload(client, server, pieces(4096, produced), 4096 * len(PIECE)), timeout=10)
+        assert (status, data) == (413, b'{"error":{"message":"too large"}}')
+        assert produced[0] < 4096
+    client.close()
+
+
+async def test_a_failing_body_ends_the_exchange_with_its_own_error() -> None:
+    async def hold(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await asyncio.sleep(3600)
+
+    async def breaks() -> AsyncIterator[bytes]:
+        yield PIECE
+        raise ValueError("the client left")
+
+    client = UpstreamClient()
+    async with serving(hold) as server:
+        with pytest.raises(ValueError, match="the client left"):
+            await asyncio.wait_for(upload(client, server, breaks(), None), timeout=10)
+    client.close()
