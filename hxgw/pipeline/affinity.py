@@ -13,14 +13,13 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from urllib.parse import quote
 
-from hxgw import jsonio
 from hxgw.config import Model
 from hxgw.endpoints import id_in_path
 from hxgw.errors import BadRequest, Forbidden, NotFound
 from hxgw.pipeline.context import RequestContext
 from hxgw.pipeline.held import bound_upstream
 from hxgw.pipeline.rebind import HeldIds, Rebind, ResponseIds
-from hxgw.pipeline.transform import NO_BODY
+from hxgw.pipeline.transform import NO_BODY, encode_body
 from hxgw.routing.decision import may_use_model
 from hxgw.types import Next
 from hxgw.upstream.affinity import unbind
@@ -41,7 +40,7 @@ def follow_previous(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
         model, upstream_id = _bound_model(ctx, previous, PREVIOUS)
         ctx.candidates, ctx.pinned, ctx.decision = (model,), True, None
         ctx.body = body = {**ctx.body, PREVIOUS: upstream_id}
-        ctx.raw_body = jsonio.dumps(body)
+        ctx.raw_body = encode_body(body)
         known[upstream_id] = previous
     ctx.rebind = ResponseIds(known, learn=True)
     return call_next(ctx)

@@ -13,12 +13,11 @@ from __future__ import annotations
 from collections.abc import Awaitable
 from urllib.parse import parse_qsl, urlencode
 
-from hxgw import jsonio
 from hxgw.config import DEFAULT_UPSTREAM, Model
 from hxgw.errors import NotFound
 from hxgw.pipeline.context import RequestContext
 from hxgw.pipeline.rebind import HeldIds
-from hxgw.pipeline.transform import FixedBody
+from hxgw.pipeline.transform import FixedBody, encode_body
 from hxgw.routing.decision import GROUP_HEADER, resolve
 from hxgw.types import Next
 from hxgw.upstream.affinity import unbind
@@ -36,7 +35,7 @@ def choose_upstream(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
         given = ctx.body[INPUT_FILE]
         candidate, upstream_id = bound_upstream(ctx, str(given), INPUT_FILE)
         upstream = candidate.upstream
-        raw = jsonio.dumps({**ctx.body, INPUT_FILE: upstream_id})
+        raw = encode_body({**ctx.body, INPUT_FILE: upstream_id})
     query = parse_qsl(ctx.exchange.request.rel_url.raw_query_string, keep_blank_values=True)
     for at, (name, value) in enumerate(query):
         if name == "after" and unbind(value) is not None:

@@ -38,13 +38,17 @@ class UpstreamBodies:
             body["model"] = model.upstream_model
             if model.transforms:
                 body = apply_transforms(body, model.transforms)
-            try:
-                encoded = jsonio.dumps(body)
-            except jsonio.EncodeError:
-                # orjson reads 1024 levels of nesting but writes only 254.
-                raise BadRequest("request body is nested too deeply") from None
-            self._cache[cache_key] = encoded
+            encoded = self._cache[cache_key] = encode_body(body)
         return encoded
+
+
+def encode_body(body: dict[str, Any]) -> bytes:
+    """A request body the gateway changed, as JSON again."""
+    try:
+        return jsonio.dumps(body)
+    except jsonio.EncodeError:
+        # orjson reads 1024 levels of nesting but writes only 254.
+        raise BadRequest("request body is nested too deeply") from None
 
 
 class FixedBody:

@@ -276,3 +276,17 @@ async def test_a_follow_up_whose_model_is_gone_gets_a_404_that_says_so(
     assert f"model '{gone}'" in raised.value.message
     assert "no longer serves" in raised.value.message
 
+
+
+async def test_a_follow_up_nested_too_deeply_to_rewrite_gets_400_not_500(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    async with _sdk(gateway) as sdk:
+        first = await sdk.responses.create(model="chat", input="hi")
+    nested = "[" * 300 + "]" * 300  # orjson reads 1024 levels, writes 254
+    body = (f'{{"model": "chat", "input": "hi", "previous_response_id": "{first.id}", '
+            f'"metadata": {nested}}}')
+    async with client.post(gateway.url + "/v1/responses", data=body,
+                           headers={**gateway.auth, "Content-Type": "application/json"}) as resp:
+        assert resp.status == 400
+        assert "nested too deeply" in (await resp.json())["error"]["message"]
