@@ -36,16 +36,19 @@ def choose_upstream(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
         candidate, upstream_id = bound_upstream(ctx, str(given), INPUT_FILE)
         upstream = candidate.upstream
         raw = encode_body({**ctx.body, INPUT_FILE: upstream_id})
-    query = parse_qsl(ctx.exchange.request.rel_url.raw_query_string, keep_blank_values=True)
-    for at, (name, value) in enumerate(query):
+    query = ctx.exchange.request.rel_url.raw_query_string
+    pairs = parse_qsl(query, keep_blank_values=True)
+    for at, (name, value) in enumerate(pairs):
         if name == "after" and unbind(value) is not None:
+            # A page after an id: where that id is, with the upstream's own id.
             candidate, upstream_id = bound_upstream(ctx, value, "after")
             upstream = upstream or candidate.upstream
-            query[at] = (name, upstream_id)
+            pairs[at] = (name, upstream_id)
+            query = urlencode(pairs)
     ctx.candidates = (stand_in(upstream or _chosen_upstream(ctx)),)
     ctx.pinned = True
     path = ctx.endpoint.upstream_path
-    ctx.upstream_path = f"{path}?{urlencode(query)}" if query else path
+    ctx.upstream_path = f"{path}?{query}" if query else path
     if ctx.upload is None:  # a file upload streams its own body (file_upload)
         ctx.upstream_bodies = FixedBody(raw)
     ctx.rebind = HeldIds()
