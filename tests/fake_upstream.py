@@ -10,7 +10,9 @@ so tests can see cancellation from the upstream's side.
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import struct
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -310,7 +312,12 @@ class FakeUpstream:
             return openai_error(how)
         texts = body.get("input", body.get("prompt")) if isinstance(body, dict) else None
         texts = texts if isinstance(texts, list) else [texts]
-        data = [{"object": "embedding", "index": i, "embedding": [0.5] * 8}
+        # As the real API: floats, or little-endian float32s in base64 when asked (the node
+        # openai SDK asks for base64 unless told otherwise, and decodes without looking).
+        vector: Any = [0.5] * 8
+        if isinstance(body, dict) and body.get("encoding_format") == "base64":
+            vector = base64.b64encode(struct.pack("<8f", *vector)).decode()
+        data = [{"object": "embedding", "index": i, "embedding": vector}
                 for i, _ in enumerate(texts)]
         return web.json_response({"object": "list", "data": data, "model": body.get("model")})
 
