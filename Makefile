@@ -5,8 +5,8 @@ PY := $(VENV)/bin/python
 HXGW_CACHE_DIR ?= /var/cache/hxgw
 export HXGW_CACHE_DIR
 
-.PHONY: help install run test lint check test-litellm test-systemd test-browser install-systemd \
-	bench bench-capacity bench-instructions bench-ab eval-router test-faults clean
+.PHONY: help install run test lint check test-litellm test-systemd test-browser test-node \
+	install-systemd bench bench-capacity bench-instructions bench-ab eval-router test-faults clean
 
 help:
 	@echo "make run            set up a venv and run the gateway (with the demo upstream unless HX_LITELLM_UPSTREAM is set)"
@@ -16,6 +16,7 @@ help:
 	@echo "make test-litellm   the seed's acceptance against a real LiteLLM proxy"
 	@echo "make test-systemd   the unit under a real systemd (nspawn container)"
 	@echo "make test-browser   the status page in headless chromium"
+	@echo "make test-node      the node openai SDK and the Vercel AI SDK against the gateway"
 	@echo "make test-faults    fault injection, abuse, fuzzing, reload/stop under load, soak"
 	@echo "make bench          benchmark: direct vs hxgw vs a plain aiohttp proxy vs nginx"
 	@echo "make bench-capacity 10,000 concurrent slow streams, and an overload of twice a cap"
@@ -44,7 +45,7 @@ lint: install
 	$(VENV)/bin/ruff format --check hxgw
 	$(VENV)/bin/mypy
 
-check: lint test test-faults test-litellm test-systemd test-browser
+check: lint test test-faults test-litellm test-systemd test-browser test-node
 
 test-litellm: install
 	$(PY) -m pytest -q -m litellm -p no:cacheprovider tests/integration/litellm
@@ -58,6 +59,17 @@ test-faults: install
 test-browser: install
 	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
 	$(PY) -m pytest -q -m browser -p no:cacheprovider tests/browser
+
+# The node packages, pinned in tests/node/package-lock.json; npm ci again when it changes.
+NODE_MODULES := tests/node/node_modules/.package-lock.json
+
+$(NODE_MODULES): tests/node/package.json tests/node/package-lock.json
+	@command -v npm >/dev/null || { echo "make test-node needs node and npm (Debian: apt-get install nodejs npm)"; exit 1; }
+	npm ci --prefix tests/node --no-audit --no-fund
+	touch $@
+
+test-node: install $(NODE_MODULES)
+	$(PY) -m pytest -q -n 4 -m node -p no:cacheprovider tests/node
 
 # make bench BENCH_ARGS='--compare REV --rounds 3'   adds hxgw at REV beside the working tree
 bench: install

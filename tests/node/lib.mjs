@@ -1,0 +1,42 @@
+// What every script shares: the gateway it talks to (HXGW_URL, HXGW_KEY; HXGW_BAD_KEY
+// replaces the key when set), clients that never retry, and one JSON line on stdout.
+import { createOpenAI } from '@ai-sdk/openai';
+import OpenAI from 'openai';
+
+function required(name) {
+  const value = process.env[name];
+  if (!value) throw new Error(`${name} is not set`);
+  return value;
+}
+
+export const url = required('HXGW_URL');
+export const key = process.env.HXGW_BAD_KEY || required('HXGW_KEY');
+
+/** The official openai SDK, as a user points it at the gateway. */
+export const openai = new OpenAI({ baseURL: `${url}/v1`, apiKey: key, maxRetries: 0, timeout: 10_000 });
+
+/** The Vercel AI SDK's OpenAI provider, pointed at the gateway. */
+export const provider = createOpenAI({ baseURL: `${url}/v1`, apiKey: key });
+
+/** Print the result as one line of JSON: the test reads it. */
+export function report(result) {
+  process.stdout.write(`${JSON.stringify(result)}\n`);
+}
+
+/** An openai SDK error as the test checks it: every SDK error class it is an instance of. */
+export function describeError(error) {
+  const classes = Object.entries(OpenAI)
+    .filter(([name, value]) => name.endsWith('Error') && typeof value === 'function' && error instanceof value)
+    .map(([name]) => name);
+  const header = (name) => error.headers?.get(name) ?? null;
+  return {
+    classes,
+    status: error.status ?? null,
+    type: error.type ?? null,
+    code: error.code ?? null,
+    message: error.message,
+    requestId: error.requestID ?? null,
+    retryAfter: header('retry-after'),
+    remainingRequests: header('x-ratelimit-remaining-requests'),
+  };
+}
