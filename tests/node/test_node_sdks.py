@@ -63,6 +63,16 @@ async def test_openai_streamed_chat_arrives_delta_by_delta_then_the_usage_chunk(
     assert result["usageChunkChoices"] == 0
 
 
+async def test_openai_stream_broken_upstream_mid_response_is_an_api_error(
+    gateway: Gateway, fake: FakeUpstream
+):
+    fake.behave("m-alpha", content="a b c d", reset_after_chunks=2)
+    result = await run("openai/chat-stream-broken.mjs", gateway)
+    assert result["deltas"] == ["a", " b"]
+    assert "APIError" in result["error"]["classes"]
+    assert "mid-response" in result["error"]["message"]
+
+
 async def test_openai_embeddings_are_asked_as_base64_and_decoded_by_the_sdk(
     gateway: Gateway, fake: FakeUpstream
 ):
