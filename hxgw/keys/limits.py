@@ -24,6 +24,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import secrets
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -111,11 +112,13 @@ class Decision:
 
 class ReservationIds:
     """Ids no other reservation in a store shared by processes (and by limiters in one
-    process) has: the process, the limiter and a count. A random id read the system's
-    entropy: 2% of a limited request's CPU."""
+    process) has: a random part drawn once per limiter, the process and a count. (A
+    random id per request read the system's entropy: 2% of a limited request's CPU.
+    The pid and the object's address alone could repeat across containers started
+    alike, and two instances on one Redis would then count one request for two.)"""
 
     def __init__(self) -> None:
-        self._prefix = f"{os.getpid():x}.{id(self):x}."
+        self._prefix = f"{secrets.token_hex(4)}.{os.getpid():x}."
         self._count = itertools.count()
 
     def __call__(self) -> str:
