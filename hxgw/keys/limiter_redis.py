@@ -170,12 +170,12 @@ def _decision(
 ) -> Decision:
     refused, retry, count, tokens, newest, parallel, spent, reserved = line.split(b" ")
     usage = Usage(
-        requests=int(count),
-        tokens=round(float(tokens)),
-        newest=None if newest == b"-" else float(newest),
-        parallel=int(parallel),
-        spent=float(spent),
-        reserved=float(reserved),
+        int(count),
+        round(float(tokens)),
+        None if newest == b"-" else float(newest),
+        int(parallel),
+        float(spent),
+        float(reserved),
     )
     return decided(
         key_name,
