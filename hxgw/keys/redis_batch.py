@@ -1,14 +1,16 @@
 """Decisions and corrections on their way to Redis, sent together.
 
-Every reservation asked for in one turn of the event loop goes in one round trip:
-per key, one EVALSHA of `redis_scripts.BATCH` with that key's operations in the
-order they were asked for (so a correction made before a decision is counted
-before it), the keys' calls written together on one connection. One batch is in
-flight at a time; what arrives meanwhile goes in the next, so the busier the
-gateway, the more a round trip serves. With 16 requests at once that is one
-round trip for several requests instead of two per request (a reservation and
-its correction), each of which cost more of the gateway's CPU than the rest of
-the request's limits (docs/performance.md).
+Every reservation asked for in one turn of the event loop goes in one batch: per
+key, one EVALSHA of `redis_scripts.BATCH` with that key's operations in the order
+they were asked for (so a correction made before a decision is counted before
+it), the keys' calls written together on one connection. Batches are pipelined:
+the next goes out without waiting for the one before (Redis runs them in the
+order they were written), up to `max_in_flight` at once; beyond that, what arrives
+waits and goes in one batch when a reply comes. One round trip thus serves
+several requests instead of two round trips per request (a reservation and its
+correction), each of which cost more of the gateway's CPU than the rest of the
+request's limits, and a request waits for one round trip, not for those before
+it (docs/performance.md).
 
 Corrections (reconciles) wait for no answer: they go with the next batch, or
 after `linger` seconds (5 ms), or at once when `max_waiting` wait; `close()`
@@ -26,7 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from hxgw.keys.redis_scripts import BATCH, BATCH_SHA
-from hxgw.keys.resp import Arg, ReplyError, RespConnection
+from hxgw.keys.resp import Arg, Reply, ReplyError, RespConnection
 
 FAILURES = (OSError, TimeoutError, ReplyError)
 """What a batch can fail with: a connection refused or lost, no answer in time, an
@@ -53,109 +55,147 @@ class Batches:
         on_success: Callable[[], None],
         linger: float = 0.005,
         max_waiting: int = 256,
+        max_in_flight: int = 4,
     ) -> None:
         self.url, self.header, self.prefix, self.timeout = url, header, prefix, timeout
-        self.linger, self.max_waiting = linger, max_waiting
+        self.linger, self.max_waiting, self.max_in_flight = linger, max_waiting, max_in_flight
         self._on_failure, self._on_success = on_failure, on_success
         self._waiting: list[_Operation] = []
         self._answers_wanted = 0
-        self._sending: asyncio.Task[None] | None = None
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._flush_soon = False
         self._timer: asyncio.TimerHandle | None = None
         self._connection: RespConnection | None = None
+        self._connecting: asyncio.Task[None] | None = None
 
     def decide(self, key_name: str, line: str) -> asyncio.Future[bytes]:
         """Queue a reservation; its future gets the script's line for it."""
-        answer: asyncio.Future[bytes] = asyncio.get_running_loop().create_future()
+        loop = asyncio.get_running_loop()
+        answer: asyncio.Future[bytes] = loop.create_future()
         self._waiting.append(_Operation(key_name, line, answer))
         self._answers_wanted += 1
-        if self._sending is None:
-            self._start()
+        if not self._flush_soon:
+            # After this turn of the loop: every reservation asked for in the
+            # meantime goes with this one.
+            self._flush_soon = True
+            loop.call_soon(self._flush)
         return answer
 
     def correct(self, key_name: str, line: str) -> None:
         """Queue a correction, sent with the next batch or within `linger` seconds."""
         self._waiting.append(_Operation(key_name, line, None))
-        if len(self._waiting) >= self.max_waiting and self._sending is None:
-            self._start()
-        elif self._timer is None and self._sending is None:
-            self._timer = asyncio.get_running_loop().call_later(self.linger, self._start)
+        if len(self._waiting) >= self.max_waiting and not self._flush_soon:
+            self._flush_soon = True
+            asyncio.get_running_loop().call_soon(self._flush)
+        elif self._timer is None and not self._flush_soon:
+            self._timer = asyncio.get_running_loop().call_later(self.linger, self._flush)
 
     async def close(self) -> None:
-        """Send what waits, then close the connection."""
-        while self._waiting or self._sending is not None:
-            if self._sending is None:
-                self._start()
-            if self._sending is not None:
-                await asyncio.shield(self._sending)
+        """Send what waits, wait for every answer, then close the connection."""
+        while self._waiting or self._in_flight or self._connecting:
+            self._flush(everything=True)
+            pending = [*self._in_flight, *([self._connecting] if self._connecting else [])]
+            if pending:
+                await asyncio.wait(pending)
         if self._timer is not None:
             self._timer.cancel()
         if self._connection is not None:
             self._connection.close()
 
-    def _start(self) -> None:
+    def _flush(self, *, everything: bool = False) -> None:
+        self._flush_soon = False
         if self._timer is not None:
             self._timer.cancel()
             self._timer = None
-        if self._sending is None:
-            # Started now, it first runs after this turn of the loop: every
-            # reservation asked for in the meantime goes with this batch.
-            self._sending = asyncio.get_running_loop().create_task(self._send_waiting())
-
-    async def _send_waiting(self) -> None:
-        try:
-            first = True
-            # After the first batch, corrections alone wait for the timer or for more.
-            while self._waiting and (
-                first or self._answers_wanted or len(self._waiting) >= self.max_waiting
-            ):
-                first = False
-                batch, self._waiting, self._answers_wanted = self._waiting, [], 0
-                await self._send(batch)
-        finally:
-            self._sending = None
-            if self._waiting and self._timer is None:
-                self._timer = asyncio.get_running_loop().call_later(self.linger, self._start)
-
-    async def _send(self, batch: list[_Operation]) -> None:
+        if not self._waiting or (len(self._in_flight) >= self.max_in_flight and not everything):
+            return  # a reply will flush what waits
+        connection = self._connection
+        if connection is None or connection.closed:
+            if self._connecting is None:
+                self._connecting = asyncio.get_running_loop().create_task(self._connect())
+            return
+        batch, self._waiting, self._answers_wanted = self._waiting, [], 0
         groups: dict[str, list[_Operation]] = {}
         for operation in batch:
             groups.setdefault(operation.key_name, []).append(operation)
+        commands = [self._command(name, ops) for name, ops in groups.items()]
+        try:
+            replies = connection.send(commands)
+        except ConnectionError as exc:
+            self._fail(batch, exc)
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._answer(batch, list(groups.values()), commands, replies)
+        )
+        self._in_flight.add(task)
+
+    async def _connect(self) -> None:
+        connection = None
         try:
             async with asyncio.timeout(self.timeout):
-                replies = await self._call(
-                    [self._command(name, ops) for name, ops in groups.items()]
-                )
+                connection = await RespConnection.open(self.url)
+                # Loaded with every new connection (a restarted Redis has lost it), so
+                # that NOSCRIPT is the exception, not the first answer.
+                await connection.send([("SCRIPT", "LOAD", BATCH)])[0]
+            self._connection = connection
+        except FAILURES as exc:
+            if connection is not None:
+                connection.close()
+            self._fail([], exc)
+        finally:
+            self._connecting = None
+        if self._waiting:
+            self._flush()
+
+    async def _answer(
+        self,
+        batch: list[_Operation],
+        groups: list[list[_Operation]],
+        commands: list[tuple[Arg, ...]],
+        replies: list[asyncio.Future[Reply]],
+    ) -> None:
+        try:
+            async with asyncio.timeout(self.timeout):
+                texts = await self._texts(commands, replies)
         except FAILURES as exc:
             self._fail(batch, exc)
             return
+        finally:
+            self._in_flight.discard(asyncio.current_task())
         self._on_success()
-        for ops, reply in zip(groups.values(), replies, strict=True):
-            for operation, line in zip(ops, reply.split(b"\n"), strict=True):
+        for ops, text in zip(groups, texts, strict=True):
+            for operation, line in zip(ops, text.split(b"\n"), strict=True):
                 answer = operation.answer
                 if answer is not None and not answer.done():
                     answer.set_result(line)
+        if self._waiting and (self._answers_wanted or len(self._waiting) >= self.max_waiting):
+            self._flush()
+        elif self._waiting and self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(self.linger, self._flush)
 
-    async def _call(self, commands: list[tuple[Arg, ...]]) -> list[bytes]:
-        """The scripts' replies; the script is loaded first if the server does not have it
-        (a restarted Redis): NOSCRIPT means that call did not run, so it is sent again."""
-        connection = self._connection
-        if connection is None or connection.closed:
-            connection = self._connection = await RespConnection.open(self.url)
-        results: list[bytes | ReplyError] = []
-        for answer in connection.send(commands):
+    async def _texts(
+        self, commands: list[tuple[Arg, ...]], replies: list[asyncio.Future[Reply]]
+    ) -> list[bytes]:
+        """The scripts' replies. NOSCRIPT (the script flushed from a live server) means
+        that call did not run: the script is loaded and the call sent again."""
+        texts: list[bytes | None] = []
+        for reply in replies:
             try:
-                results.append(_bytes(await answer))
+                texts.append(_bytes(await reply))
             except ReplyError as exc:
                 if not str(exc).startswith("NOSCRIPT"):
                     raise
-                results.append(exc)
-        if any(isinstance(result, ReplyError) for result in results):
-            await connection.send([("SCRIPT", "LOAD", BATCH)])[0]
-            again = [c for c, r in zip(commands, results, strict=True) if isinstance(r, ReplyError)]
-            replies = iter(connection.send(again))
-            results = [_bytes(await next(replies)) if isinstance(r, ReplyError) else r
-                       for r in results]  # fmt: skip
-        return [result for result in results if isinstance(result, bytes)]
+                texts.append(None)
+        if None in texts:
+            connection = self._connection
+            if connection is None:
+                raise ConnectionError("the Redis connection was closed")
+            again = [command for command, text in zip(commands, texts, strict=True) if text is None]
+            loaded, *resent = connection.send([("SCRIPT", "LOAD", BATCH), *again])
+            await loaded
+            answers = iter(resent)
+            texts = [_bytes(await next(answers)) if text is None else text for text in texts]
+        return [text for text in texts if text is not None]
 
     def _command(self, key_name: str, ops: list[_Operation]) -> tuple[Arg, ...]:
         # The braces make the key's name the hash tag: its four keys share a cluster slot.
