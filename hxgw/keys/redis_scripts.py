@@ -45,8 +45,13 @@ local stored = redis.call('HMGET', st, 'p', 'ps', 's', 'r', 't')
 local period, period_s = tonumber(stored[1]), tonumber(stored[2])
 local spent, reserved, tokens = num(stored[3]), num(stored[4]), num(stored[5])
 local count, parallel = redis.call('ZCARD', log), redis.call('ZCARD', open)
-local last = redis.call('ZRANGE', log, -1, -1, 'WITHSCORES')
-local newest = tonumber(last[2])
+local function first(key)
+  return tonumber(redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2])
+end
+-- The oldest log entry and the soonest lease expiry: an operation with nothing
+-- due (most of them) scans neither set.
+local newest = tonumber(redis.call('ZRANGE', log, -1, -1, 'WITHSCORES')[2])
+local oldest, soonest = first(log), first(open)
 
 local function roll(now, length)
   local p = math.floor(now / length)
@@ -55,27 +60,29 @@ local function roll(now, length)
 end
 
 local function expire(now)
-  local horizon = fmt(now - window)
-  local old = redis.call('ZRANGEBYSCORE', log, '-inf', horizon)
-  for _, rid in ipairs(old) do
-    tokens = tokens - num(redis.call('HGET', tok, rid))
-    redis.call('HDEL', tok, rid)
-  end
-  if #old > 0 then
+  if oldest and oldest <= now - window then
+    local horizon = fmt(now - window)
+    local old = redis.call('ZRANGEBYSCORE', log, '-inf', horizon)
+    for _, rid in ipairs(old) do
+      tokens = tokens - num(redis.call('HGET', tok, rid))
+      redis.call('HDEL', tok, rid)
+    end
     redis.call('ZREMRANGEBYSCORE', log, '-inf', horizon)
     count = count - #old
+    oldest = first(log)
     if count == 0 then newest = nil end
   end
-  local gone = redis.call('ZRANGEBYSCORE', open, '-inf', fmt(now))
-  for _, rid in ipairs(gone) do
-    local cost = num(redis.call('HGET', st, 'c:' .. rid))
-    spent = spent + cost
-    reserved = reserved - cost
-    redis.call('HDEL', st, 'c:' .. rid)
-  end
-  if #gone > 0 then
+  if soonest and soonest <= now then
+    local gone = redis.call('ZRANGEBYSCORE', open, '-inf', fmt(now))
+    for _, rid in ipairs(gone) do
+      local cost = num(redis.call('HGET', st, 'c:' .. rid))
+      spent = spent + cost
+      reserved = reserved - cost
+      redis.call('HDEL', st, 'c:' .. rid)
+    end
     redis.call('ZREMRANGEBYSCORE', open, '-inf', fmt(now))
     parallel = parallel - #gone
+    soonest = first(open)
   end
   if parallel == 0 then reserved = 0 end
 end
@@ -115,6 +122,8 @@ local function reserve(f)
     redis.call('ZADD', log, fmt(when), id)
     redis.call('HSET', tok, id, fmt(est_tokens))
     redis.call('ZADD', open, fmt(now + lease_s), id)
+    if not oldest then oldest = when end
+    if not soonest or now + lease_s < soonest then soonest = now + lease_s end
     redis.call('HSET', st, 'c:' .. id, fmt(est_cost))
     tokens, reserved, newest = tokens + est_tokens, reserved + est_cost, when
     count, parallel = count + 1, parallel + 1
