@@ -157,14 +157,17 @@ class Batches:
         try:
             async with asyncio.timeout(self.timeout):
                 texts = await self._texts(commands, replies)
+            lines = [text.split(b"\n") for text in texts]
+            if [len(ops) for ops in groups] != [len(found) for found in lines]:
+                raise ReplyError(f"the limits script answered {texts!r}")
         except FAILURES as exc:
             self._fail(batch, exc)
             return
         finally:
             self._in_flight.discard(asyncio.current_task())
         self._on_success()
-        for ops, text in zip(groups, texts, strict=True):
-            for operation, line in zip(ops, text.split(b"\n"), strict=True):
+        for ops, found in zip(groups, lines, strict=True):
+            for operation, line in zip(ops, found, strict=True):
                 answer = operation.answer
                 if answer is not None and not answer.done():
                     answer.set_result(line)
