@@ -10,7 +10,9 @@ SQLite; with `--redis`, B's limits live in a real redis-server started here.
 Both are pinned to the same CPU against one nginx (or aiohttp) upstream, and
 wrk drives them in turns of a second, A B, B A, ... (as `bench/ab.py` does), so
 a change of the machine's speed falls on both. Reported: each side's requests
-per second and CPU per request, and B against A.
+per second and CPU per request, and B against A; and each side's share of its CPU
+while it was driven (`cpu_busy`): a side well under 1.0 waited (on Redis, say)
+rather than worked, so its requests per second fell more than its CPU rose.
 """
 
 from __future__ import annotations
@@ -97,14 +99,19 @@ def main() -> int:
             scripts = {label: loadgen.write_lua(work, f"chat-{label}", body, key)
                        for label, (_, key) in sides.items()}  # fmt: skip
 
+            busy = {label: [0.0, 0.0] for label in sides}  # CPU seconds, wall seconds
+
             def turn(label: str) -> tuple[int, float, int]:
                 proc = sides[label][0]
-                before = proc.cpu_seconds()
+                before, started = proc.cpu_seconds(), time.monotonic()
                 result = loadgen.wrk(f"http://127.0.0.1:{proc.port}/v1/chat/completions",
                                      scripts[label], args.connections, args.seconds,
                                      procs.core("load"))  # fmt: skip
                 errors = int(result.get("non_2xx", 0) + result.get("errors", 0))
-                return result["requests"], proc.cpu_seconds() - before, errors
+                cpu = proc.cpu_seconds() - before
+                busy[label][0] += cpu
+                busy[label][1] += time.monotonic() - started
+                return result["requests"], cpu, errors
 
             for label in sides:
                 turn(label)
@@ -124,6 +131,7 @@ def main() -> int:
             procs.stop_all()
     seconds = args.rounds * args.seconds
     figures = {label: {"requests_per_second": r / seconds, "cpu_us_per_request": c / max(r, 1) * 1e6,
+                       "cpu_busy": busy[label][0] / max(busy[label][1], 1e-9),
                        "errors": e} for label, (r, c, e) in totals.items()}  # fmt: skip
     result = {
         "store": "redis" if args.redis else "memory",

@@ -1,10 +1,11 @@
-"""The limiter several instances share: Redis or Valkey, one Lua script per decision.
+"""The limiter several instances share: Redis or Valkey, one Lua script per key and batch.
 
-Each decision and each correction is one script (`hxgw.keys.redis_scripts`),
-loaded once and called by its hash (redis-py's `register_script`: EVALSHA, and
-SCRIPT LOAD again if the server lost it), so N gateways behind a load balancer
-enforce one limit, not N. The time is the gateway's clock: instances must keep
-theirs in sync (NTP); a skew of d moves the edge of a window by d.
+Decisions and corrections go through `hxgw.keys.redis_batch`: those asked for in
+one turn of the event loop travel together, one script call per key
+(`hxgw.keys.redis_scripts`, called by its hash, loaded again if the server lost
+it), each operation decided atomically in order, so N gateways behind a load
+balancer enforce one limit, not N. The time is the gateway's clock: instances
+must keep theirs in sync (NTP); a skew of d moves the edge of a window by d.
 
 When Redis cannot be reached the operator chooses (`limits_store.fail_open`):
 
@@ -16,10 +17,12 @@ When Redis cannot be reached the operator chooses (`limits_store.fail_open`):
   counts from zero (so it sees only this instance's share), until Redis answers
   again. The outage is logged once a minute.
 
-Either way a failed Redis is tried again at most once per `probe_every` seconds,
-so an outage costs one connect attempt a second, not one per request. A
-correction that cannot reach Redis is dropped and logged: the reservation's
-lease then expires there and charges its estimate, the conservative figure.
+A batch that fails fails every decision in it the same way. Either way a failed
+Redis is tried again at most once per `probe_every` seconds, so an outage costs
+one connect attempt a second, not one per request. A correction does not wait
+for Redis: it goes with the next batch, within a few milliseconds, and is sent at
+close; one that cannot reach Redis is dropped and logged: the reservation's lease
+then expires there and charges its estimate, the conservative figure.
 """
 
 from __future__ import annotations
@@ -28,11 +31,6 @@ import math
 import time
 
 import structlog
-from redis.asyncio import Redis
-from redis.asyncio.retry import Retry
-from redis.backoff import NoBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from hxgw.keys.limiter_memory import DEFAULT_LEASE, MemoryLimiter
 from hxgw.keys.limits import (
@@ -47,18 +45,17 @@ from hxgw.keys.limits import (
     Usage,
     decided,
 )
-from hxgw.keys.redis_scripts import RECONCILE, RESERVE
+from hxgw.keys.redis_batch import FAILURES, Batches
 
 log = structlog.get_logger("hxgw.keys.limits")
 
-UNREACHABLE = (RedisConnectionError, RedisTimeoutError, OSError)
 LOG_EVERY = 60.0
 """Seconds between two log lines about one outage."""
-_REFUSED: dict[str, Refused] = {
-    "requests": "requests",
-    "tokens": "tokens",
-    "concurrency": "concurrency",
-    "budget": "budget",
+_REFUSED: dict[bytes, Refused] = {
+    b"requests": "requests",
+    b"tokens": "tokens",
+    b"concurrency": "concurrency",
+    b"budget": "budget",
 }
 
 
@@ -76,17 +73,14 @@ class RedisLimiter:
         self.fail_open, self.lease_s, self.prefix = fail_open, lease_s, prefix
         self.probe_every = probe_every
         self._new_id = ReservationIds()
-        # One retry, at once, on a broken connection only: a connection the server
-        # closed (a restart) is replaced without failing the request; a timeout is
-        # not retried, since the script may have run and a retry would count twice.
-        self._redis = Redis.from_url(
+        self._batches = Batches(
             url,
-            socket_connect_timeout=timeout,
-            socket_timeout=timeout,
-            retry=Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,)),
+            (repr(WINDOW), repr(CONCURRENCY_RETRY), repr(float(lease_s))),
+            prefix=prefix,
+            timeout=timeout,
+            on_failure=self._failed,
+            on_success=self._answered,
         )
-        self._reserve = self._redis.register_script(RESERVE)
-        self._reconcile = self._redis.register_script(RECONCILE)
         self.local = MemoryLimiter(lease_s=lease_s, store="local")
         """Where requests are counted while Redis is down and the limiter fails open."""
         self._retry_at = 0.0
@@ -99,15 +93,13 @@ class RedisLimiter:
         if time.monotonic() >= self._retry_at:
             rid = self._new_id()
             try:
-                reply = await self._reserve(
-                    keys=self._keys(key_name),
-                    args=_reserve_args(limits, rid, est_tokens, est_cost, now, self.lease_s),
+                line = await self._batches.decide(
+                    key_name, _reserve_line(limits, rid, est_tokens, est_cost, now)
                 )
-            except UNREACHABLE as exc:
-                self._failed(exc)
+            except FAILURES:
+                pass  # the batch told `_failed` once; this request goes the configured way
             else:
-                self._answered()
-                return _decision(reply, key_name, rid, limits, est_tokens, est_cost, now)
+                return _decision(line, key_name, rid, limits, est_tokens, est_cost, now)
         if not self.fail_open:
             raise LimitsUnavailable("the limits store cannot be reached; try again shortly")
         return self.local.reserve_now(key_name, limits, est_tokens, est_cost, now)
@@ -126,33 +118,15 @@ class RedisLimiter:
             return
         reservation.settled = True
         when = time.time() if now is None else now
-        ttl = _ttl(self.lease_s, reservation.budget_period_s)
-        try:
-            await self._reconcile(
-                keys=self._keys(reservation.key_name),
-                args=[
-                    repr(when),
-                    reservation.id,
-                    actual_tokens,
-                    repr(float(actual_cost)),
-                    repr(float(reservation.est_cost)),
-                    reservation.budget_period_s,
-                    ttl,
-                ],
-            )
-        except UNREACHABLE as exc:
-            self._failed(exc)
-        else:
-            self._answered()
+        self._batches.correct(
+            reservation.key_name,
+            f"c {when!r} {reservation.id} {actual_tokens} {float(actual_cost)!r} "
+            f"{float(reservation.est_cost)!r} {reservation.budget_period_s}",
+        )
 
     async def close(self) -> None:
-        await self._redis.aclose()
+        await self._batches.close()
         await self.local.close()
-
-    def _keys(self, key_name: str) -> list[str]:
-        # The braces make the key's name the hash tag: its four keys share a cluster slot.
-        base = f"{self.prefix}:{{{key_name}}}:"
-        return [base + "log", base + "tok", base + "open", base + "st"]
 
     def _failed(self, exc: BaseException) -> None:
         self._retry_at = time.monotonic() + self.probe_every
@@ -173,36 +147,20 @@ class RedisLimiter:
             log.info("limits_store_back")
 
 
-def _ttl(lease_s: float, period_s: int) -> int:
-    return math.ceil(max(WINDOW, lease_s, period_s) + WINDOW)
-
-
 def _limit(value: float | None) -> str:
     return "-1" if value is None else repr(value)
 
 
-def _reserve_args(
-    limits: KeyLimits, rid: str, est_tokens: int, est_cost: float, now: float, lease_s: float
-) -> list[str | int]:
-    return [
-        repr(now),
-        rid,
-        est_tokens,
-        repr(float(est_cost)),
-        _limit(limits.rpm),
-        _limit(limits.tpm),
-        _limit(limits.max_parallel),
-        _limit(limits.budget),
-        limits.budget_period_s,
-        repr(lease_s),
-        _ttl(lease_s, limits.budget_period_s),
-        repr(WINDOW),
-        repr(CONCURRENCY_RETRY),
-    ]
+def _reserve_line(limits: KeyLimits, rid: str, est_tokens: int, est_cost: float, now: float) -> str:
+    return (
+        f"r {now!r} {rid} {est_tokens} {float(est_cost)!r} {_limit(limits.rpm)} "
+        f"{_limit(limits.tpm)} {_limit(limits.max_parallel)} {_limit(limits.budget)} "
+        f"{limits.budget_period_s}"
+    )
 
 
 def _decision(
-    reply: list[bytes | int],
+    line: bytes,
     key_name: str,
     rid: str,
     limits: KeyLimits,
@@ -210,15 +168,14 @@ def _decision(
     est_cost: float,
     now: float,
 ) -> Decision:
-    refused_raw, retry, count, tokens, newest, parallel, spent, reserved = reply
-    refused = _REFUSED.get(_text(refused_raw))
+    refused, retry, count, tokens, newest, parallel, spent, reserved = line.split(b" ")
     usage = Usage(
-        requests=int(count),
-        tokens=round(float(tokens)),
-        newest=float(newest) if newest else None,
-        parallel=int(parallel),
-        spent=float(spent),
-        reserved=float(reserved),
+        int(count),
+        round(float(tokens)),
+        None if newest == b"-" else float(newest),
+        int(parallel),
+        float(spent),
+        float(reserved),
     )
     return decided(
         key_name,
@@ -227,12 +184,8 @@ def _decision(
         est_tokens,
         est_cost,
         now,
-        refused=refused,
+        refused=_REFUSED.get(refused),
         retry_after=max(0.0, float(retry)),
         usage=usage,
         store="redis",
     )
-
-
-def _text(value: bytes | int) -> str:
-    return value.decode() if isinstance(value, bytes) else str(value)

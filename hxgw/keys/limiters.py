@@ -8,6 +8,7 @@ from pathlib import Path
 
 from hxgw.config.schema import LimitsStore
 from hxgw.keys.limiter_memory import DEFAULT_LEASE, MemoryLimiter
+from hxgw.keys.limiter_redis import RedisLimiter
 from hxgw.keys.limiter_shared import SharedLimiter
 from hxgw.keys.limits import Limiter
 from hxgw.observe.workers import SHARED_DIR
@@ -19,10 +20,6 @@ def open_limiter(
     """The limiter for this process. `lease_s` should outlast the longest request (the
     total timeout): a reservation not reconciled by then gives its slot back."""
     if store.url is not None:
-        # Imported here: redis-py takes ~100 ms to import, which every worker would
-        # pay at start whether or not a Redis is configured.
-        from hxgw.keys.limiter_redis import RedisLimiter
-
         return RedisLimiter(store.url, fail_open=store.fail_open, lease_s=lease_s)
     shared = env.get(SHARED_DIR)
     if shared:

@@ -24,6 +24,7 @@ from __future__ import annotations
 import itertools
 import math
 import os
+import secrets
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -41,7 +42,13 @@ CONCURRENCY_RETRY = 1.0
 Refused = Literal["requests", "tokens", "concurrency", "budget"]
 
 
-@dataclass(slots=True, kw_only=True, eq=False)
+# These three are made for every request of a limited key: plain slotted classes,
+# built with positional arguments. (Frozen, keyword-only, each field went through
+# object.__setattr__ and the call through keyword parsing: a third of what a
+# reservation cost.) Nothing changes them once made, bar `settled`.
+
+
+@dataclass(slots=True, eq=False)
 class Reservation:
     """The handle of one admitted request, to be reconciled exactly once."""
 
@@ -55,7 +62,7 @@ class Reservation:
     settled: bool = False
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, eq=False)
 class Usage:
     """A key's figures right after a decision."""
 
@@ -70,7 +77,7 @@ class Usage:
     reserved: float
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@dataclass(slots=True, eq=False)
 class Decision:
     allowed: bool
     limits: KeyLimits
@@ -95,14 +102,17 @@ class Decision:
         (whole seconds, rounded up) and OpenAI's `retry-after-ms` when refused."""
         headers: dict[str, str] = {}
         limits, usage = self.limits, self.usage
+        reset = _DURATIONS[round(self.reset * 1000)]
         if limits.rpm is not None:
+            left = limits.rpm - usage.requests
             headers["x-ratelimit-limit-requests"] = str(limits.rpm)
-            headers["x-ratelimit-remaining-requests"] = str(max(0, limits.rpm - usage.requests))
-            headers["x-ratelimit-reset-requests"] = duration(self.reset)
+            headers["x-ratelimit-remaining-requests"] = str(left) if left > 0 else "0"
+            headers["x-ratelimit-reset-requests"] = reset
         if limits.tpm is not None:
+            left = limits.tpm - usage.tokens
             headers["x-ratelimit-limit-tokens"] = str(limits.tpm)
-            headers["x-ratelimit-remaining-tokens"] = str(max(0, limits.tpm - usage.tokens))
-            headers["x-ratelimit-reset-tokens"] = duration(self.reset if usage.tokens else 0.0)
+            headers["x-ratelimit-remaining-tokens"] = str(left) if left > 0 else "0"
+            headers["x-ratelimit-reset-tokens"] = reset if usage.tokens else "0s"
         if not self.allowed:
             headers["retry-after"] = str(max(1, math.ceil(self.retry_after)))
             headers["retry-after-ms"] = str(max(1, round(self.retry_after * 1000)))
@@ -111,11 +121,13 @@ class Decision:
 
 class ReservationIds:
     """Ids no other reservation in a store shared by processes (and by limiters in one
-    process) has: the process, the limiter and a count. A random id read the system's
-    entropy: 2% of a limited request's CPU."""
+    process) has: a random part drawn once per limiter, the process and a count. (A
+    random id per request read the system's entropy: 2% of a limited request's CPU.
+    The pid and the object's address alone could repeat across containers started
+    alike, and two instances on one Redis would then count one request for two.)"""
 
     def __init__(self) -> None:
-        self._prefix = f"{os.getpid():x}.{id(self):x}."
+        self._prefix = f"{secrets.token_hex(4)}.{os.getpid():x}."
         self._count = itertools.count()
 
     def __call__(self) -> str:
@@ -164,24 +176,20 @@ def decided(
     admitted, the reservation to reconcile."""
     reservation = None
     if refused is None:
+        # Positional, in field order (see above).
         reservation = Reservation(
-            key_name=key_name,
-            id=rid,
-            est_tokens=est_tokens,
-            est_cost=est_cost,
-            budget_period_s=limits.budget_period_s,
-            store=store,
+            key_name, rid, est_tokens, est_cost, limits.budget_period_s, store
         )
     return Decision(
-        allowed=refused is None,
-        limits=limits,
-        usage=usage,
-        now=now,
-        est_tokens=est_tokens,
-        est_cost=est_cost,
-        refused=refused,
-        retry_after=retry_after,
-        reservation=reservation,
+        refused is None,
+        limits,
+        usage,
+        now,
+        est_tokens,
+        est_cost,
+        refused,
+        retry_after,
+        reservation,
     )
 
 

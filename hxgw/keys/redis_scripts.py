@@ -1,138 +1,173 @@
-"""The two Lua scripts of the Redis limiter: one decision, one correction.
+"""The Lua script of the Redis limiter: one key's decisions and corrections, in order.
 
-They are `hxgw.keys.window.KeyState.reserve` and `.reconcile` written for Redis,
-step for step, so that the three backends decide alike (the tests run the same
-cases against each). A script runs atomically on the server: N gateways deciding
-for one key at once are served one after the other, and enforce one limit.
+Each operation is `hxgw.keys.window.KeyState.reserve` or `.reconcile` written for
+Redis, step for step, so that the three backends decide alike (the tests run the
+same cases against each). A script runs atomically on the server, and it runs its
+operations one after the other: N gateways deciding for one key at once are
+served one after the other, and enforce one limit. One call carries what one
+gateway had waiting for that key (`hxgw.keys.redis_batch`): the key's state is
+read once, decided on for each operation, and written back once.
 
 One key's state is four Redis keys with its name as the hash tag (one slot in a
 cluster): `log` (sorted set, request id -> time), `tok` (hash, request id ->
 tokens), `open` (sorted set, request id -> lease expiry) and `st` (hash: budget
 period `p` and its length `ps`, spend `s`, reserved cost `r`, window tokens `t`,
-and `c:<id>` the estimated cost of each open reservation). Every decision sets
-all four to expire a window after the longest of window, lease and budget
-period: an idle key's state goes away on its own, and its four keys together.
+and `c:<id>` the estimated cost of each open reservation). Every call sets all
+four to expire a window after the longest of window, lease and budget period: an
+idle key's state goes away on its own, and its four keys together.
 
-Numbers go to Redis as "%.17g" strings: Redis would write a Lua number with 14
-digits, which is a tenth of a millisecond at today's epoch.
+Arguments: window, concurrency retry, lease, then one operation per argument,
+its fields separated by spaces (one string each: a few arguments to encode and
+parse instead of a dozen per operation):
+
+    r now id est_tokens est_cost rpm tpm max_parallel budget period_s   (-1: no limit)
+    c now id actual_tokens actual_cost est_cost period_s
+
+The reply is one string, a line per operation: for a reservation
+`refused retry requests tokens newest parallel spent reserved` (`-` for no
+refusal, or no newest request), for a correction `ok`. Numbers go both ways as
+"%.17g" strings: Redis would write a Lua number with 14 digits, which is a
+tenth of a millisecond at today's epoch.
 """
 
 from __future__ import annotations
 
-_COMMON = """
+import hashlib
+
+BATCH = """
 local log, tok, open, st = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local window, concurrency_retry = tonumber(ARGV[1]), tonumber(ARGV[2])
+local lease_s, longest = tonumber(ARGV[3]), tonumber(ARGV[1])
 local function num(v) return tonumber(v) or 0 end
 local function fmt(x) return string.format('%.17g', x) end
-"""
-
-RESERVE = (
-    _COMMON
-    + """
--- ARGV: now, id, est_tokens, est_cost, rpm, tpm, max_parallel, budget (-1: none),
---       period_s, lease_s, ttl, window, concurrency_retry
-local now, id = tonumber(ARGV[1]), ARGV[2]
-local est_tokens, est_cost = tonumber(ARGV[3]), tonumber(ARGV[4])
-local rpm, tpm, max_parallel = tonumber(ARGV[5]), tonumber(ARGV[6]), tonumber(ARGV[7])
-local budget, period_s, lease_s = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
-local ttl, window, concurrency_retry = tonumber(ARGV[11]), tonumber(ARGV[12]), tonumber(ARGV[13])
 
 local stored = redis.call('HMGET', st, 'p', 'ps', 's', 'r', 't')
-local period = math.floor(now / period_s)
+local period, period_s = tonumber(stored[1]), tonumber(stored[2])
 local spent, reserved, tokens = num(stored[3]), num(stored[4]), num(stored[5])
-if tonumber(stored[1]) ~= period or tonumber(stored[2]) ~= period_s then spent = 0 end
-
-local horizon = fmt(now - window)
-local old = redis.call('ZRANGEBYSCORE', log, '-inf', horizon)
-for _, rid in ipairs(old) do
-  tokens = tokens - num(redis.call('HGET', tok, rid))
-  redis.call('HDEL', tok, rid)
-end
-if #old > 0 then redis.call('ZREMRANGEBYSCORE', log, '-inf', horizon) end
-local gone = redis.call('ZRANGEBYSCORE', open, '-inf', fmt(now))
-for _, rid in ipairs(gone) do
-  local cost = num(redis.call('HGET', st, 'c:' .. rid))
-  spent = spent + cost
-  reserved = reserved - cost
-  redis.call('HDEL', st, 'c:' .. rid)
-end
-if #gone > 0 then redis.call('ZREMRANGEBYSCORE', open, '-inf', fmt(now)) end
 local count, parallel = redis.call('ZCARD', log), redis.call('ZCARD', open)
-if parallel == 0 then reserved = 0 end
+local function first(key)
+  return tonumber(redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2])
+end
+-- The oldest log entry and the soonest lease expiry: an operation with nothing
+-- due (most of them) scans neither set.
+local newest = tonumber(redis.call('ZRANGE', log, -1, -1, 'WITHSCORES')[2])
+local oldest, soonest = first(log), first(open)
 
-local refused, retry = '', 0
-if budget >= 0 and spent + reserved + est_cost > budget then
-  refused, retry = 'budget', (period + 1) * period_s - now
-elseif rpm >= 0 and count >= rpm then
-  local entry = redis.call('ZRANGE', log, count - rpm, count - rpm, 'WITHSCORES')
-  refused, retry = 'requests', tonumber(entry[2]) + window - now
-elseif tpm >= 0 and tokens + est_tokens > tpm then
-  refused, retry = 'tokens', window
-  if est_tokens <= tpm then
+local function roll(now, length)
+  local p = math.floor(now / length)
+  if p ~= period or length ~= period_s then period, period_s, spent = p, length, 0 end
+  if length > longest then longest = length end
+end
+
+local function expire(now)
+  if oldest and oldest <= now - window then
+    local horizon = fmt(now - window)
+    local old = redis.call('ZRANGEBYSCORE', log, '-inf', horizon)
+    for _, rid in ipairs(old) do
+      tokens = tokens - num(redis.call('HGET', tok, rid))
+      redis.call('HDEL', tok, rid)
+    end
+    redis.call('ZREMRANGEBYSCORE', log, '-inf', horizon)
+    count = count - #old
+    oldest = first(log)
+    if count == 0 then newest = nil end
+  end
+  if soonest and soonest <= now then
+    local gone = redis.call('ZRANGEBYSCORE', open, '-inf', fmt(now))
+    for _, rid in ipairs(gone) do
+      local cost = num(redis.call('HGET', st, 'c:' .. rid))
+      spent = spent + cost
+      reserved = reserved - cost
+      redis.call('HDEL', st, 'c:' .. rid)
+    end
+    redis.call('ZREMRANGEBYSCORE', open, '-inf', fmt(now))
+    parallel = parallel - #gone
+    soonest = first(open)
+  end
+  if parallel == 0 then reserved = 0 end
+end
+
+local function refusal(now, est_tokens, est_cost, rpm, tpm, max_parallel, budget)
+  if budget >= 0 and spent + reserved + est_cost > budget then
+    return 'budget', (period + 1) * period_s - now
+  elseif rpm >= 0 and count >= rpm then
+    local entry = redis.call('ZRANGE', log, count - rpm, count - rpm, 'WITHSCORES')
+    return 'requests', tonumber(entry[2]) + window - now
+  elseif tpm >= 0 and tokens + est_tokens > tpm then
+    if est_tokens > tpm then return 'tokens', window end
     local entries = redis.call('ZRANGE', log, 0, -1, 'WITHSCORES')
     local left = tokens
     for i = 1, #entries, 2 do
       left = left - num(redis.call('HGET', tok, entries[i]))
-      if left + est_tokens <= tpm then
-        retry = tonumber(entries[i + 1]) + window - now
-        break
-      end
+      if left + est_tokens <= tpm then return 'tokens', tonumber(entries[i + 1]) + window - now end
     end
+    return 'tokens', window
+  elseif max_parallel >= 0 and parallel >= max_parallel then
+    return 'concurrency', concurrency_retry
   end
-elseif max_parallel >= 0 and parallel >= max_parallel then
-  refused, retry = 'concurrency', concurrency_retry
+  return '-', 0
 end
 
-if refused == '' then
-  local newest = redis.call('ZRANGE', log, -1, -1, 'WITHSCORES')
-  local when = now
-  if newest[2] and tonumber(newest[2]) > now then when = tonumber(newest[2]) end
-  redis.call('ZADD', log, fmt(when), id)
-  redis.call('HSET', tok, id, fmt(est_tokens))
-  redis.call('ZADD', open, fmt(now + lease_s), id)
-  redis.call('HSET', st, 'c:' .. id, fmt(est_cost))
-  tokens, reserved = tokens + est_tokens, reserved + est_cost
-  count, parallel = count + 1, parallel + 1
+local function reserve(f)
+  local now, id, est_tokens, est_cost = tonumber(f[2]), f[3], tonumber(f[4]), tonumber(f[5])
+  roll(now, tonumber(f[10]))
+  expire(now)
+  local refused, retry = refusal(now, est_tokens, est_cost, tonumber(f[6]), tonumber(f[7]),
+                                 tonumber(f[8]), tonumber(f[9]))
+  if refused == '-' then
+    -- Instances may disagree by microseconds on `now`; the log stays ordered by
+    -- time when no entry goes before the newest.
+    local when = now
+    if newest and newest > now then when = newest end
+    redis.call('ZADD', log, fmt(when), id)
+    redis.call('HSET', tok, id, fmt(est_tokens))
+    redis.call('ZADD', open, fmt(now + lease_s), id)
+    if not oldest then oldest = when end
+    if not soonest or now + lease_s < soonest then soonest = now + lease_s end
+    redis.call('HSET', st, 'c:' .. id, fmt(est_cost))
+    tokens, reserved, newest = tokens + est_tokens, reserved + est_cost, when
+    count, parallel = count + 1, parallel + 1
+  end
+  return table.concat({refused, fmt(retry), count, fmt(tokens),
+                       newest and fmt(newest) or '-', parallel, fmt(spent), fmt(reserved)}, ' ')
 end
-redis.call('HSET', st, 'p', fmt(period), 'ps', fmt(period_s), 's', fmt(spent),
-           'r', fmt(reserved), 't', fmt(tokens))
+
+local function reconcile(f)
+  local now, id, actual_tokens = tonumber(f[2]), f[3], tonumber(f[4])
+  local actual_cost, est_cost = tonumber(f[5]), tonumber(f[6])
+  roll(now, period_s or tonumber(f[7]))
+  if redis.call('ZREM', open, id) == 1 then
+    local cost = num(redis.call('HGET', st, 'c:' .. id))
+    redis.call('HDEL', st, 'c:' .. id)
+    parallel = parallel - 1
+    if parallel == 0 then reserved = 0 else reserved = reserved - cost end
+    spent = spent + actual_cost
+  else
+    -- The lease ran out and its estimate was charged: charge the difference.
+    spent = math.max(0, spent + actual_cost - est_cost)
+  end
+  local before = redis.call('HGET', tok, id)
+  if before then
+    tokens = tokens + actual_tokens - tonumber(before)
+    redis.call('HSET', tok, id, fmt(actual_tokens))
+  end
+  return 'ok'
+end
+
+local out = {}
+for i = 4, #ARGV do
+  local f = {}
+  for field in string.gmatch(ARGV[i], '%S+') do f[#f + 1] = field end
+  if f[1] == 'r' then out[#out + 1] = reserve(f) else out[#out + 1] = reconcile(f) end
+end
+if period then
+  redis.call('HSET', st, 'p', fmt(period), 'ps', fmt(period_s), 's', fmt(spent),
+             'r', fmt(reserved), 't', fmt(tokens))
+end
+local ttl = math.ceil(math.max(lease_s, longest) + window)
 for _, key in ipairs(KEYS) do redis.call('EXPIRE', key, ttl) end
-local newest = redis.call('ZRANGE', log, -1, -1, 'WITHSCORES')
-return {refused, fmt(retry), count, fmt(tokens), newest[2] or '', parallel,
-        fmt(spent), fmt(reserved)}
+return table.concat(out, '\\n')
 """
-)
 
-RECONCILE = (
-    _COMMON
-    + """
--- ARGV: now, id, actual_tokens, actual_cost, est_cost, period_s, ttl
-local now, id = tonumber(ARGV[1]), ARGV[2]
-local actual_tokens, actual_cost = tonumber(ARGV[3]), tonumber(ARGV[4])
-local est_cost, ttl = tonumber(ARGV[5]), tonumber(ARGV[7])
-
-local stored = redis.call('HMGET', st, 'p', 'ps', 's', 'r', 't')
-local period_s = tonumber(stored[2]) or tonumber(ARGV[6])
-local period = math.floor(now / period_s)
-local spent, reserved, tokens = num(stored[3]), num(stored[4]), num(stored[5])
-if tonumber(stored[1]) ~= period or tonumber(stored[2]) ~= period_s then spent = 0 end
-
-if redis.call('ZREM', open, id) == 1 then
-  local cost = num(redis.call('HGET', st, 'c:' .. id))
-  redis.call('HDEL', st, 'c:' .. id)
-  if redis.call('ZCARD', open) == 0 then reserved = 0 else reserved = reserved - cost end
-  spent = spent + actual_cost
-else
-  -- The lease ran out and its estimate was charged: charge the difference.
-  spent = math.max(0, spent + actual_cost - est_cost)
-end
-local before = redis.call('HGET', tok, id)
-if before then
-  tokens = tokens + actual_tokens - tonumber(before)
-  redis.call('HSET', tok, id, fmt(actual_tokens))
-end
-redis.call('HSET', st, 'p', fmt(period), 'ps', fmt(period_s), 's', fmt(spent),
-           'r', fmt(reserved), 't', fmt(tokens))
-for _, key in ipairs(KEYS) do redis.call('EXPIRE', key, ttl) end
-return 1
-"""
-)
+BATCH_SHA = hashlib.sha1(BATCH.encode(), usedforsecurity=False).hexdigest()
+"""What EVALSHA calls it by; the server computes the same digest when it loads it."""

@@ -1,37 +1,57 @@
 """One key's limiter state and the two operations on it, shared by the memory and
 the shared-file backends (the Redis script does the same steps server-side).
 
-The state: the log of the last 60 s (request id -> time, tokens), the open
-reservations (id -> lease expiry, estimated cost), and the spend of the current
-budget period. A decision first drops what aged out: log entries older than the
-window, and leases past their expiry. A lease that expired belongs to a request
-that never reconciled (its worker died); its estimate is charged to the spend,
-because the upstream may well have served it and, for billing, a charge made
-too small cannot be taken back later.
+The state: the log of the last 60 s (one entry per request: its time, tokens and
+id, oldest first), the open reservations (id -> lease expiry, estimated cost, log
+entry), and the spend of the current budget period. A decision first drops what
+aged out: log entries older than the window, and leases past their expiry. A
+lease that expired belongs to a request that never reconciled (its worker died);
+its estimate is charged to the spend, because the upstream may well have served
+it and, for billing, a charge made too small cannot be taken back later.
+
+Why a deque of small lists and not an OrderedDict keyed by id: a request's entry
+is found through its reservation (its lease holds the entry), so the log needs no
+index of its own, and the oldest entry is `log[0]` rather than an iterator made
+to peek at it; a busy key's log holds every request of the last minute.
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict
+import math
+from collections import deque
 from dataclasses import dataclass, field
-from itertools import islice
 from typing import Any
 
 from hxgw.keys.limits import CONCURRENCY_RETRY, WINDOW, KeyLimits, Refused, Usage
 
+Entry = list[Any]
+"""A log entry: [time, tokens, request id]; a list, so that a reconcile corrects its
+tokens in place."""
+
 
 @dataclass(slots=True)
 class KeyState:
-    log: OrderedDict[str, tuple[float, int]] = field(default_factory=OrderedDict)
-    """Oldest first: id -> (time, tokens)."""
+    log: deque[Entry] = field(default_factory=deque)
+    """Oldest first. Times never decrease: an entry never goes before the newest."""
     tokens: int = 0
     """The tokens of the log, kept as it changes."""
-    open: OrderedDict[str, tuple[float, float]] = field(default_factory=OrderedDict)
-    """Soonest to expire first: id -> (lease expiry, estimated cost)."""
+    open: dict[str, tuple[float, float, Entry | None]] = field(default_factory=dict)
+    """Soonest to expire first: id -> (lease expiry, estimated cost, its log entry; None
+    once that left the log)."""
+    lapsed: dict[str, Entry] = field(default_factory=dict)
+    """The log entries of leases that expired while the entry is still in the window,
+    so that a late reconcile still corrects its tokens (rare: a lease outlasts the
+    window unless the total timeout is under a minute)."""
     reserved: float = 0.0
     period: int = 0
     spent: float = 0.0
     period_s: int = 86_400
+    horizon: float = -math.inf
+    """Entries at or before this time have left the log."""
+    next_expiry: float = math.inf
+    """No lease expires before this (the first lease's expiry, when last looked at)."""
+    last_expiry: float = -math.inf
+    """The latest expiry given a lease: a new one never expires before it."""
 
     def reserve(
         self,
@@ -47,13 +67,20 @@ class KeyState:
         self._expire(now)
         refused, retry_after = self._refusal(limits, est_tokens, est_cost, now)
         if refused is None:
+            log = self.log
             # Processes sharing the state may disagree by microseconds on `now`;
             # the log stays ordered by time when no entry goes before the newest.
-            when = max(now, self._newest() or now)
-            self.log[rid] = (when, est_tokens)
+            when = log[-1][0] if log and log[-1][0] > now else now
+            entry = [when, est_tokens, rid]
+            log.append(entry)
             self.tokens += est_tokens
-            last_expiry = next(reversed(self.open.values()))[0] if self.open else now
-            self.open[rid] = (max(now + lease_s, last_expiry), est_cost)
+            expiry = now + lease_s
+            if self.open and expiry < self.last_expiry:
+                expiry = self.last_expiry  # keep the leases in expiry order
+            self.last_expiry = expiry
+            if expiry < self.next_expiry:
+                self.next_expiry = expiry
+            self.open[rid] = (expiry, est_cost, entry)
             self.reserved += est_cost
         return refused, retry_after, self.usage()
 
@@ -66,22 +93,24 @@ class KeyState:
         if lease is not None:
             self.reserved = self.reserved - lease[1] if self.open else 0.0
             self.spent += actual_cost
+            entry = lease[2]
         else:
             # The lease ran out and its estimate was charged: charge the difference.
             self.spent = max(0.0, self.spent + actual_cost - est_cost)
-        entry = self.log.get(rid)
-        if entry is not None:
+            entry = self.lapsed.pop(rid, None)
+        if entry is not None and entry[0] > self.horizon:
             self.tokens += actual_tokens - entry[1]
-            self.log[rid] = (entry[0], actual_tokens)
+            entry[1] = actual_tokens
 
     def usage(self) -> Usage:
+        log = self.log
         return Usage(
-            requests=len(self.log),
-            tokens=self.tokens,
-            newest=self._newest(),
-            parallel=len(self.open),
-            spent=self.spent,
-            reserved=self.reserved,
+            len(log),
+            self.tokens,
+            log[-1][0] if log else None,
+            len(self.open),
+            self.spent,
+            self.reserved,
         )
 
     def idle(self, now: float) -> bool:
@@ -96,8 +125,7 @@ class KeyState:
             return "budget", (self.period + 1) * self.period_s - now
         if limits.rpm is not None and len(self.log) >= limits.rpm:
             # The request that must leave the window before one more fits in it.
-            when, _ = next(islice(self.log.values(), len(self.log) - limits.rpm, None))
-            return "requests", when + WINDOW - now
+            return "requests", self.log[len(self.log) - limits.rpm][0] + WINDOW - now
         if limits.tpm is not None and self.tokens + est_tokens > limits.tpm:
             return "tokens", self._tokens_free_in(limits.tpm, est_tokens, now)
         if limits.max_parallel is not None and len(self.open) >= limits.max_parallel:
@@ -108,26 +136,37 @@ class KeyState:
         if est_tokens > tpm:
             return WINDOW  # never fits; say a window, as the message says why
         left = self.tokens
-        for when, tokens in self.log.values():
+        for when, tokens, _ in self.log:
             left -= tokens
             if left + est_tokens <= tpm:
-                return when + WINDOW - now
+                return float(when + WINDOW - now)
         return WINDOW
 
     def _expire(self, now: float) -> None:
-        while self.log:
-            rid, (when, tokens) = next(iter(self.log.items()))
-            if when > now - WINDOW:
-                break
-            del self.log[rid]
-            self.tokens -= tokens
-        while self.open:
-            rid, (expiry, cost) = next(iter(self.open.items()))
+        log, horizon = self.log, now - WINDOW
+        if log and log[0][0] <= horizon:
+            while log and log[0][0] <= horizon:
+                self.tokens -= log.popleft()[1]
+            self.horizon = max(self.horizon, horizon)
+            if self.lapsed:
+                self.lapsed = {r: e for r, e in self.lapsed.items() if e[0] > self.horizon}
+        if now >= self.next_expiry:
+            self._expire_leases(now)
+
+    def _expire_leases(self, now: float) -> None:
+        open_ = self.open
+        while open_:
+            rid = next(iter(open_))
+            expiry, cost, entry = open_[rid]
             if expiry > now:
-                break
-            del self.open[rid]
+                self.next_expiry = expiry
+                return
+            del open_[rid]
             self.spent += cost
-            self.reserved = self.reserved - cost if self.open else 0.0
+            self.reserved = self.reserved - cost if open_ else 0.0
+            if entry is not None and entry[0] > self.horizon:
+                self.lapsed[rid] = entry
+        self.next_expiry = math.inf
 
     def _roll(self, now: float, period_s: int) -> None:
         period = int(now // period_s)
@@ -137,17 +176,15 @@ class KeyState:
     def _stale(self, now: float) -> bool:
         return int(now // self.period_s) != self.period
 
-    def _newest(self) -> float | None:
-        return next(reversed(self.log.values()))[0] if self.log else None
-
     # Column by column, so that building and reading a large window stays in C
-    # (zip, OrderedDict, orjson) rather than a Python loop over its entries.
+    # (zip, deque, dict, orjson) rather than a Python loop over its entries.
     def to_doc(self) -> dict[str, Any]:
-        times, tokens = zip(*self.log.values(), strict=True) if self.log else ((), ())
-        expiries, costs = zip(*self.open.values(), strict=True) if self.open else ((), ())
+        times, tokens, ids = zip(*self.log, strict=True) if self.log else ((), (), ())
+        expiries, costs, _ = zip(*self.open.values(), strict=True) if self.open else ((), (), ())
         return {
-            "l": [list(self.log), times, tokens],
+            "l": [ids, times, tokens],
             "o": [list(self.open), expiries, costs],
+            "x": list(self.lapsed),
             "p": self.period,
             "ps": self.period_s,
             "s": self.spent,
@@ -157,12 +194,18 @@ class KeyState:
     def from_doc(cls, doc: dict[str, Any]) -> KeyState:
         ids, times, tokens = doc["l"]
         open_ids, expiries, costs = doc["o"]
+        log: deque[Entry] = deque(map(list, zip(times, tokens, ids, strict=True)))
+        by_id = dict(zip(ids, log, strict=True)) if open_ids or doc.get("x") else {}
+        leases = zip(expiries, costs, map(by_id.get, open_ids), strict=True)
         return cls(
-            log=OrderedDict(zip(ids, zip(times, tokens, strict=True), strict=True)),
+            log=log,
             tokens=sum(tokens),
-            open=OrderedDict(zip(open_ids, zip(expiries, costs, strict=True), strict=True)),
+            open=dict(zip(open_ids, leases, strict=True)),
+            lapsed={rid: by_id[rid] for rid in doc.get("x", ()) if rid in by_id},
             reserved=sum(costs),
             period=doc["p"],
             period_s=doc["ps"],
             spent=doc["s"],
+            next_expiry=expiries[0] if expiries else math.inf,
+            last_expiry=expiries[-1] if expiries else -math.inf,
         )

@@ -8,7 +8,7 @@ import time
 from hxgw.pipeline.context import RequestContext
 from hxgw.pipeline.usage import used
 from hxgw.types import Next
-from hxgw.usage import UsageRow
+from hxgw.usage import Values
 
 
 async def record_usage(ctx: RequestContext, call_next: Next) -> None:
@@ -19,29 +19,31 @@ async def record_usage(ctx: RequestContext, call_next: Next) -> None:
     finally:
         ledger = ctx.state.runtime.ledger
         if ledger is not None and ctx.key is not None:
-            ledger.record(_row(ctx))
+            ledger.record_values(row_values(ctx))
 
 
-def _row(ctx: RequestContext) -> UsageRow:
+def row_values(ctx: RequestContext) -> Values:
+    """The request's ledger row, as its values in the order of hxgw.usage.COLUMNS
+    (a tuple: a UsageRow costs ten times as much to build)."""
     now, wall = time.perf_counter(), time.time()
     started = wall - (now - ctx.started)
     spent = used(ctx)
-    return UsageRow(
-        request_id=ctx.request_id,
-        key_name=ctx.key.name if ctx.key else "",
-        route=ctx.endpoint.name,
-        model_group=ctx.group,
-        model=ctx.served_by,
-        status=ctx.status or 499,
-        prompt_tokens=spent.prompt,
-        completion_tokens=spent.completion,
-        total_tokens=spent.total,
-        cost=spent.cost,
-        stream=ctx.stream,
-        disconnected=ctx.outcome == "client_gone",
-        failovers=ctx.failovers,
-        started=started,
-        first_byte=None if ctx.ttfb is None else started + ctx.ttfb,
-        ended=wall,
-        usage_source=spent.source,
+    return (
+        ctx.request_id,
+        ctx.key.name if ctx.key else "",  # key_name
+        ctx.endpoint.name,  # route
+        ctx.group,  # model_group
+        ctx.served_by,  # model
+        ctx.status or 499,  # status
+        spent.prompt,  # prompt_tokens
+        spent.completion,  # completion_tokens
+        spent.total,  # total_tokens
+        spent.cost,
+        ctx.stream,
+        ctx.outcome == "client_gone",  # disconnected
+        ctx.failovers,
+        started,
+        None if ctx.ttfb is None else started + ctx.ttfb,  # first_byte
+        wall,  # ended
+        spent.source,  # usage_source
     )

@@ -12,11 +12,12 @@ May import: hxgw.store, hxgw.jsonio and the standard library; never the request 
 from hxgw.usage.ledger import Ledger
 from hxgw.usage.recent import RecentUsage
 from hxgw.usage.report import GROUPINGS, Grouping, Totals, ledger_exists, totals
-from hxgw.usage.row import UsageRow
+from hxgw.usage.row import COLUMNS, UsageRow, Values
 from hxgw.usage.schema import MIGRATIONS
 from hxgw.usage.series import DAY, HOUR, WINDOWS, Window, usage_series
 
 __all__ = [
+    "COLUMNS",
     "DAY",
     "GROUPINGS",
     "HOUR",
@@ -27,6 +28,7 @@ __all__ = [
     "RecentUsage",
     "Totals",
     "UsageRow",
+    "Values",
     "Window",
     "ledger_exists",
     "totals",

@@ -1,6 +1,7 @@
 """The ledger: rows recorded from the event loop, written by a thread in batches.
 
-`record()` appends to a deque and returns: the request never waits on the store. The
+`record()` (or `record_values()`, what the request path calls) appends a row's values to
+a deque and returns: the request never waits on the store. The
 writer thread wakes every `batch_interval` (or as soon as `batch_rows` rows wait) and
 writes what is there in transactions of at most `batch_rows` rows. sqlite3 and psycopg
 block, and a thread keeps them off the loop without an async driver.
@@ -24,7 +25,7 @@ import structlog
 
 from hxgw.store import Connection, Database, StoreError
 from hxgw.store.migrate import migrate
-from hxgw.usage.row import UsageRow
+from hxgw.usage.row import UsageRow, Values
 from hxgw.usage.schema import INSERT, MIGRATIONS
 from hxgw.usage.spool import Spool
 
@@ -51,7 +52,7 @@ class Ledger:
         self.rows_written = 0
         self.rows_spooled = 0
         self.rows_dropped = 0
-        self._pending: deque[UsageRow] = deque()
+        self._pending: deque[Values] = deque()
         self._wake = threading.Event()
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name="hxgw-ledger", daemon=True)
@@ -75,6 +76,10 @@ class Ledger:
 
     def record(self, row: UsageRow) -> None:
         """Queue a row; never blocks and never touches the store. Event-loop safe."""
+        self.record_values(row.values())
+
+    def record_values(self, row: Values) -> None:
+        """Queue a row given as its values in COLUMNS order; as `record`."""
         self._pending.append(row)
         if len(self._pending) >= self.batch_rows and not self._wake.is_set():
             self._wake.set()
@@ -111,7 +116,7 @@ class Ledger:
         self._disconnect()
         self.spool.close()
 
-    def _take(self) -> list[UsageRow]:
+    def _take(self) -> list[Values]:
         count = len(self._pending)
         return [self._pending.popleft() for _ in range(count)]
 
@@ -134,10 +139,10 @@ class Ledger:
                 self._failed(exc)
         self._keep(rows[done:])
 
-    def _write(self, rows: list[UsageRow]) -> None:
+    def _write(self, rows: list[Values]) -> None:
         connection = self._connect()
         with connection.transaction():
-            connection.executemany(INSERT, [row.values() for row in rows])
+            connection.executemany(INSERT, rows)
         self.rows_written += len(rows)
 
     def _connect(self) -> Connection:
@@ -176,7 +181,7 @@ class Ledger:
         self._backoff = 0.0
         self._retry_at = 0.0
 
-    def _keep(self, rows: list[UsageRow]) -> None:
+    def _keep(self, rows: list[Values]) -> None:
         if not rows:
             return
         try:

@@ -25,7 +25,7 @@ from io import BufferedReader, BufferedWriter
 from pathlib import Path
 
 from hxgw import jsonio
-from hxgw.usage.row import UsageRow
+from hxgw.usage.row import UsageRow, Values, as_dict
 
 SUFFIX = ".jsonl"
 
@@ -55,13 +55,13 @@ class Spool:
                 total += path.stat().st_size
         return total
 
-    def add(self, rows: Sequence[UsageRow]) -> int:
+    def add(self, rows: Sequence[Values]) -> int:
         """Keep as many rows as fit, oldest first; return how many. Raises OSError."""
         self.bytes = self.size()  # other workers add to the same directory
         room = self.max_bytes - self.bytes
         lines: list[bytes] = []
         for row in rows:
-            line = jsonio.dumps(row.as_dict()) + b"\n"
+            line = jsonio.dumps(as_dict(row)) + b"\n"
             if len(line) > room:
                 break
             room -= len(line)
@@ -99,7 +99,7 @@ class Spool:
             self._file.close()
             self._file = None
 
-    def replay(self, write: Callable[[list[UsageRow]], None], chunk: int) -> int:
+    def replay(self, write: Callable[[list[Values]], None], chunk: int) -> int:
         """Hand every spooled row to `write`, `chunk` rows a call, oldest file first, and
         delete each file once written. Whatever `write` raises stops the replay with the
         rest still on disk. Returns the rows replayed."""
@@ -119,10 +119,10 @@ class Spool:
         self.bytes = self.size()
         return replayed
 
-    def _read(self, data: bytes) -> Iterator[UsageRow]:
+    def _read(self, data: bytes) -> Iterator[Values]:
         for line in data.splitlines():
-            try:
-                yield UsageRow(**jsonio.loads(line))
+            try:  # through UsageRow: a line with a field missing or unknown is refused
+                yield UsageRow(**jsonio.loads(line)).values()
             except (jsonio.DecodeError, TypeError):
                 self.bad_lines += 1
 

@@ -175,3 +175,23 @@ async def test_render_errors_hides_a_bug_behind_a_500_with_the_request_id(state:
     await render_errors(ctx, buggy)
     body = json.loads(ctx.exchange.response.body)  # type: ignore[union-attr, arg-type]
     assert ctx.status == 500 and body["error"]["message"] == "internal error (request id rid-7)"
+
+
+def test_the_ledger_row_is_in_column_order(state: GatewayState):
+    from hxgw.pipeline.context import Used
+    from hxgw.pipeline.record_usage import row_values
+    from hxgw.usage import COLUMNS, UsageRow
+
+    ctx = _ctx(state, CHAT)
+    ctx.request_id, ctx.key, ctx.group, ctx.served_by = "r1", ClientKey(name="k", digest=b""), "g", "m"
+    ctx.status, ctx.stream, ctx.outcome, ctx.failovers, ctx.ttfb = 201, True, "ok", 2, 0.25
+    ctx.used = Used(3, 4, 0.5, "reported")
+    row = UsageRow(**dict(zip(COLUMNS, row_values(ctx), strict=True)))
+    assert (row.request_id, row.key_name, row.route, row.model_group, row.model) == (
+        "r1", "k", CHAT.name, "g", "m")
+    assert (row.status, row.prompt_tokens, row.completion_tokens, row.total_tokens) == (
+        201, 3, 4, 7)
+    assert (row.cost, row.stream, row.disconnected, row.failovers) == (0.5, True, False, 2)
+    assert row.usage_source == "reported"
+    assert row.first_byte == pytest.approx(row.started + 0.25)
+    assert row.started <= row.ended

@@ -72,7 +72,7 @@ def test_a_replayed_batch_that_had_partly_committed_adds_each_row_once(
     first.close()
     # As if the store went away during the commit of rows 0-99 and they were spooled.
     spool = Spool(tmp_path / "spool", 1 << 20)
-    spool.add([row(n) for n in range(100)])
+    spool.add([row(n).values() for n in range(100)])
     spool.close()
     second = Ledger(database, tmp_path / "spool")
     second.start()
@@ -93,7 +93,7 @@ def test_the_spool_keeps_the_oldest_rows_up_to_its_bound_and_refuses_the_newest(
     assert ledger.rows_dropped > 0
     assert ledger.rows_spooled + ledger.rows_dropped == 200
     kept: list[str] = []
-    Spool(tmp_path / "spool", 20_000).replay(lambda rows: kept.extend(r.request_id for r in rows), 50)
+    Spool(tmp_path / "spool", 20_000).replay(lambda rows: kept.extend(r[0] for r in rows), 50)  # request_id
     assert kept == [f"req-{n:06d}" for n in range(ledger.rows_spooled)]
 
 

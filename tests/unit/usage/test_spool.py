@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from hxgw.usage import UsageRow
+from hxgw.usage import Values
+from hxgw.usage.row import as_dict
 from hxgw.usage.spool import Spool
 from tests.unit.usage.rows import row
 
@@ -12,8 +13,8 @@ from tests.unit.usage.rows import row
 def _replay(spool: Spool) -> list[str]:
     seen: list[str] = []
 
-    def write(rows: list[UsageRow]) -> None:
-        seen.extend(r.request_id for r in rows)
+    def write(rows: list[Values]) -> None:
+        seen.extend(as_dict(r)["request_id"] for r in rows)
 
     spool.replay(write, 10)
     return seen
@@ -21,7 +22,7 @@ def _replay(spool: Spool) -> list[str]:
 
 def test_a_file_another_worker_is_appending_to_is_left_to_it(tmp_path: Path):
     writer, other = Spool(tmp_path, 1 << 20), Spool(tmp_path, 1 << 20)
-    writer.add([row(1), row(2)])
+    writer.add([row(1).values(), row(2).values()])
     assert _replay(other) == []
     writer.close()
     assert _replay(other) == ["req-000001", "req-000002"]
@@ -30,7 +31,7 @@ def test_a_file_another_worker_is_appending_to_is_left_to_it(tmp_path: Path):
 
 def test_a_line_torn_by_a_crash_is_skipped_and_the_rest_replayed(tmp_path: Path):
     spool = Spool(tmp_path, 1 << 20)
-    spool.add([row(1), row(2)])
+    spool.add([row(1).values(), row(2).values()])
     spool.close()
     (path,) = tmp_path.iterdir()
     with path.open("ab") as file:
@@ -44,6 +45,6 @@ def test_a_line_torn_by_a_crash_is_skipped_and_the_rest_replayed(tmp_path: Path)
 def test_files_are_replayed_oldest_first_across_files(tmp_path: Path):
     spool = Spool(tmp_path, 1 << 20, file_bytes=1)  # a new file after every batch
     for n in range(5):
-        spool.add([row(n)])
+        spool.add([row(n).values()])
     assert len(list(tmp_path.iterdir())) == 5
     assert _replay(spool) == [f"req-{n:06d}" for n in range(5)]

@@ -1,0 +1,155 @@
+"""The Redis limiter's batches: decisions asked for together go in one round trip and
+are each decided in order; a failed batch fails all its requests the configured way;
+corrections are sent without being waited for, and at close."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import pytest
+
+from hxgw.keys.limiter_redis import RedisLimiter
+from hxgw.keys.limits import KeyLimits, LimitsUnavailable
+from hxgw.keys.resp import RespConnection
+from tests.redis_server import RedisServer
+
+NOW = 1_700_000_000.0
+
+
+async def _evalsha_calls(url: str) -> int:
+    """EVALSHA calls that ran (the first, NOSCRIPT on a fresh server, did not)."""
+    connection = await RespConnection.open(url)
+    (info,) = connection.send([("INFO", "commandstats")])
+    text = await info
+    connection.close()
+    assert isinstance(text, bytes)
+    for line in text.decode().splitlines():
+        if line.startswith("cmdstat_evalsha:"):
+            stats = dict(item.split("=") for item in line.split(":", 1)[1].split(","))
+            return int(stats["calls"]) - int(stats.get("failed_calls", 0))
+    return 0
+
+
+async def test_decisions_asked_together_go_in_one_round_trip(redis_server: RedisServer) -> None:
+    limiter = RedisLimiter(redis_server.url)
+    decisions = await asyncio.gather(
+        *(limiter.reserve("k", KeyLimits(rpm=3), 1, 0.0, NOW + i) for i in range(5))
+    )
+    await limiter.close()
+    assert [d.allowed for d in decisions] == [True, True, True, False, False]
+    assert [d.refused for d in decisions[3:]] == ["requests", "requests"]
+    assert [d.usage.requests for d in decisions] == [1, 2, 3, 3, 3]
+    assert await _evalsha_calls(redis_server.url) == 1
+
+
+async def test_keys_in_one_batch_are_decided_apart(redis_server: RedisServer) -> None:
+    limiter = RedisLimiter(redis_server.url)
+    decisions = await asyncio.gather(
+        *(limiter.reserve(name, KeyLimits(rpm=1), 1, 0.0, NOW) for name in ("a", "b", "a"))
+    )
+    await limiter.close()
+    assert [d.allowed for d in decisions] == [True, True, False]
+
+
+async def test_a_correction_is_counted_before_a_later_decision(redis_server: RedisServer) -> None:
+    limiter, limits = RedisLimiter(redis_server.url), KeyLimits(max_parallel=1)
+    held = await limiter.reserve("k", limits, 1, 0.0, NOW)
+    assert held.reservation is not None
+    await limiter.reconcile(held.reservation, 1, 0.0, NOW + 1)  # queued, not sent yet
+    assert (await limiter.reserve("k", limits, 1, 0.0, NOW + 1)).allowed
+    await limiter.close()
+
+
+async def test_corrections_are_sent_at_close(redis_server: RedisServer) -> None:
+    first = RedisLimiter(redis_server.url)
+    decision = await first.reserve("k", KeyLimits(budget=1.0), 1, 0.5, NOW)
+    assert decision.reservation is not None
+    await first.reconcile(decision.reservation, 1, 0.25, NOW + 1)
+    await first.close()
+    second = RedisLimiter(redis_server.url)
+    usage = (await second.reserve("k", KeyLimits(), 0, 0.0, NOW + 2)).usage
+    await second.close()
+    assert (usage.spent, usage.reserved, usage.parallel) == (0.25, 0.0, 1)  # 1: this one
+
+
+async def test_corrections_alone_go_within_the_linger(redis_server: RedisServer) -> None:
+    limiter = RedisLimiter(redis_server.url)
+    decision = await limiter.reserve("k", KeyLimits(budget=1.0), 1, 0.5, NOW)
+    assert decision.reservation is not None
+    await limiter.reconcile(decision.reservation, 1, 0.25, NOW + 1)
+    await asyncio.sleep(0.1)
+    other = RedisLimiter(redis_server.url)
+    assert (await other.reserve("k", KeyLimits(), 0, 0.0, NOW + 2)).usage.spent == 0.25
+    await other.close()
+    await limiter.close()
+
+
+@pytest.fixture
+async def silent_redis() -> AsyncIterator[str]:
+    """A server that accepts connections, reads the commands, and closes the
+    connection without answering: Redis lost in the middle of a batch."""
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read(1)
+        writer.close()
+        await writer.wait_closed()
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    yield f"redis://127.0.0.1:{port}/0"
+    server.close()
+    await server.wait_closed()
+
+
+async def test_a_batch_lost_midway_fails_every_decision_closed(silent_redis: str) -> None:
+    limiter = RedisLimiter(silent_redis)
+    outcomes = await asyncio.gather(
+        *(limiter.reserve("k", KeyLimits(rpm=100), 1, 0.0, time.time()) for _ in range(4)),
+        return_exceptions=True,
+    )
+    await limiter.close()
+    assert all(isinstance(outcome, LimitsUnavailable) for outcome in outcomes)
+
+
+async def test_a_batch_lost_midway_serves_every_decision_locally_open(silent_redis: str) -> None:
+    limiter = RedisLimiter(silent_redis, fail_open=True)
+    decisions = await asyncio.gather(
+        *(limiter.reserve("k", KeyLimits(rpm=3), 1, 0.0, time.time()) for _ in range(4))
+    )
+    await limiter.close()
+    assert [d.allowed for d in decisions] == [True, True, True, False]
+    assert all(d.reservation.store == "local" for d in decisions if d.reservation is not None)
+
+
+async def test_a_batch_without_an_answer_fails_within_the_timeout() -> None:
+    writers: list[asyncio.StreamWriter] = []
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    limiter = RedisLimiter(f"redis://127.0.0.1:{server.sockets[0].getsockname()[1]}", timeout=0.2)
+    started = time.monotonic()
+    with pytest.raises(LimitsUnavailable):
+        await limiter.reserve("k", KeyLimits(rpm=1), 1, 0.0, time.time())
+    assert time.monotonic() - started < 1.0
+    await limiter.close()
+    for writer in writers:
+        writer.close()
+    server.close()
+    await server.wait_closed()
+
+
+async def test_a_server_that_lost_the_script_gets_it_again(redis_server: RedisServer) -> None:
+    limiter = RedisLimiter(redis_server.url)
+    assert (await limiter.reserve("k", KeyLimits(rpm=2), 1, 0.0, NOW)).allowed
+    flush = await RespConnection.open(redis_server.url)
+    await flush.send([("SCRIPT", "FLUSH")])[0]
+    flush.close()
+    decisions = await asyncio.gather(
+        *(limiter.reserve(name, KeyLimits(rpm=2), 1, 0.0, NOW + 1) for name in ("k", "k", "j"))
+    )
+    await limiter.close()
+    assert [d.allowed for d in decisions] == [True, False, True]
