@@ -247,7 +247,7 @@ async def test_a_follow_up_after_a_reload_still_reaches_its_model(
     async with _sdk(gateway) as sdk:
         first = await sdk.responses.create(model="pair", input="hi")
         gateway.signal(signal.SIGHUP)
-        await wait_for(lambda: "workers reloaded" in gateway.logs(), timeout=10)
+        await wait_for(lambda: "workers reloaded" in gateway.logs(), timeout=30)
         read = await sdk.responses.retrieve(first.id)
         follow = await sdk.responses.create(model="pair", input="and?",
                                             previous_response_id=first.id)
@@ -270,7 +270,7 @@ async def test_a_follow_up_whose_model_is_gone_gets_a_404_that_says_so(
         write_config(gateway.config_dir, upstream[1], models=kept, routing=routing,
                      gateway={"upstreams": upstreams, "workers": 2})
         gateway.signal(signal.SIGHUP)
-        await wait_for(lambda: "workers reloaded" in gateway.logs(), timeout=10)
+        await wait_for(lambda: "workers reloaded" in gateway.logs(), timeout=30)
         with pytest.raises(openai.NotFoundError) as raised:
             await sdk.responses.create(model="pair", input="and?", previous_response_id=first.id)
     assert f"model '{gone}'" in raised.value.message
