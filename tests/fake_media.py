@@ -154,3 +154,52 @@ async def image_form(fake: FakeUpstream, request: web.Request) -> web.Response:
         raise
     fake.finished.append(request.path)
     return images(fields, how)
+
+
+UPLOAD_PATHS = frozenset({"/v1/audio/transcriptions", "/v1/audio/translations",
+                          "/v1/images/edits", "/v1/images/variations", "/v1/files"})
+UploadFault = tuple[str, int]
+"""What an upload route does after reading this many body bytes: "reset" the
+connection, "stall" (stop reading, answer nothing) or "refuse" it with a 413."""
+
+
+def upload_faults(fake: FakeUpstream) -> Any:
+    """A middleware for the upload routes: a fault set in `fake.upload_faults[path]`
+    happens mid-upload. Every upload that reached the fake is kept in
+    `fake.uploads_started`, and those whose connection the gateway dropped in
+    `fake.uploads_cancelled`, faulty or not."""
+
+    @web.middleware
+    async def faults(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.method != "POST" or request.path not in UPLOAD_PATHS:
+            return await handler(request)
+        fault = fake.upload_faults.get(request.path)
+        fake.uploads_started.append(request.path)
+        try:
+            if fault is None:
+                return await handler(request)
+            return await _misbehave(fake, request, *fault)
+        except asyncio.CancelledError:
+            fake.uploads_cancelled.append(request.path)
+            raise
+
+    return faults
+
+
+async def _misbehave(fake: FakeUpstream, request: web.Request, kind: str,
+                     after: int) -> web.StreamResponse:
+    from tests.fake_upstream import Behaviour, openai_error
+
+    got = 0
+    while got < after and (chunk := await request.content.readany()):
+        got += len(chunk)
+        fake.upload_progress[request.path] = got
+    if kind == "reset":
+        assert request.transport is not None
+        request.transport.abort()
+    if kind == "stall":
+        fake.stalled.append(request)  # its reading paused, it would not see a close
+    if kind in ("reset", "stall"):
+        await asyncio.sleep(3600)
+    return openai_error(Behaviour(status=413, error_message="Request entity too large: the "
+                                  "file is over the maximum size for this endpoint."))
