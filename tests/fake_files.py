@@ -20,6 +20,8 @@ from typing import Any
 
 from aiohttp import BodyPartReader, web
 
+from tests.fake_media import FORM_ERRORS, broken_form
+
 
 def _no_such(kind: str, ident: str, param: str | None = None) -> web.Response:
     error = {"message": f"No such {kind} object: {ident}", "type": "invalid_request_error",
@@ -60,10 +62,8 @@ class FileStore:
     async def upload(self, request: web.Request) -> web.Response:
         try:
             fields = await _read_form(request)
-        except (ValueError, web.HTTPException) as exc:  # a broken form: OpenAI's 400
-            error = {"message": f"Could not parse multipart form: {exc}",
-                     "type": "invalid_request_error", "param": None, "code": None}
-            return web.json_response({"error": error}, status=400)
+        except FORM_ERRORS as exc:
+            return broken_form(exc)
         upload, purpose = fields.get("file"), fields.get("purpose")
         if not isinstance(upload, tuple) or not isinstance(purpose, str):
             error = {"message": "Missing required parameter: 'file' and 'purpose'.",

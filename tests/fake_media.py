@@ -20,6 +20,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 if TYPE_CHECKING:
     from tests.fake_upstream import Behaviour, FakeUpstream
@@ -29,6 +30,15 @@ AUDIO = [b"ID3\x04\x00\x00\x00\x00\x00\x00", b"\xff\xfb\x90\x64" + b"\x00" * 400
          b"\xff\xfb\x90\x64" + b"\x01" * 400, b"\xff\xfb\x90\x64" + b"\x02" * 400]
 """An MP3's ID3 header and three frames, sent one per chunk."""
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 32).decode()
+FORM_ERRORS = (ValueError, HttpProcessingError, web.HTTPException)
+"""What aiohttp's multipart reader raises for a form that is not one."""
+
+
+def broken_form(exc: Exception) -> web.Response:
+    """A form the upstream cannot parse: a 400 in OpenAI's shape, as api.openai.com says."""
+    error = {"message": f"Could not parse multipart form: {exc}",
+             "type": "invalid_request_error", "param": None, "code": None}
+    return web.json_response({"error": error}, status=400)
 
 
 async def read_form(fake: FakeUpstream, request: web.Request) -> tuple[dict[str, Any], Behaviour]:
@@ -76,6 +86,8 @@ async def transcription(fake: FakeUpstream, request: web.Request) -> web.StreamR
             await asyncio.sleep(how.header_delay)
         if how.status >= 400:
             return openai_error(how)
+    except FORM_ERRORS as exc:
+        return broken_form(exc)
     except BaseException:
         fake.cancelled.append(request.path)  # the gateway left mid-upload
         raise
@@ -149,6 +161,8 @@ def images(fields: dict[str, Any], how: Behaviour) -> web.Response:
 async def image_form(fake: FakeUpstream, request: web.Request) -> web.Response:
     try:
         fields, how = await read_form(fake, request)
+    except FORM_ERRORS as exc:
+        return broken_form(exc)
     except BaseException:
         fake.cancelled.append(request.path)
         raise
