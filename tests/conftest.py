@@ -26,6 +26,7 @@ async def upstream() -> AsyncIterator[tuple[FakeUpstream, str]]:
     server = TestServer(fake.make_app(), host="127.0.0.1", handler_cancellation=True)
     await server.start_server()
     yield fake, f"http://127.0.0.1:{server.port}"
+    fake.abort_stalled()
     await server.close()
 
 

@@ -11,12 +11,16 @@ input line.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiohttp import web
+from aiohttp import BodyPartReader, web
+
+from tests.fake_media import FORM_ERRORS, broken_form
 
 
 def _no_such(kind: str, ident: str, param: str | None = None) -> web.Response:
@@ -26,10 +30,24 @@ def _no_such(kind: str, ident: str, param: str | None = None) -> web.Response:
 
 
 @dataclass
+class Scripted:
+    """A 200 answer as a test writes it: its Content-Type and body pieces (a callable,
+    so a huge body is made as it is sent), with a Content-Length unless `chunked`."""
+
+    content_type: str
+    pieces: Callable[[], Iterable[bytes]]
+    length: int | None = None
+
+
+@dataclass
 class FileStore:
     files: dict[str, dict[str, Any]] = field(default_factory=dict)
     contents: dict[str, bytes] = field(default_factory=dict)
     batches: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # For the fault suite: the list of files answered as scripted, and a file's content
+    # that stops (and hangs) after this many bytes.
+    list_answer: Scripted | None = None
+    content_hangs_after: int | None = None
 
     def add_file(self, content: bytes, filename: str = "input.jsonl",
                  purpose: str = "batch") -> dict[str, Any]:
@@ -42,14 +60,16 @@ class FileStore:
         return self.files[ident]
 
     async def upload(self, request: web.Request) -> web.Response:
-        form = await request.post()
-        upload = form.get("file")
-        purpose = form.get("purpose")
-        if not isinstance(upload, web.FileField) or not isinstance(purpose, str):
+        try:
+            fields = await _read_form(request)
+        except FORM_ERRORS as exc:
+            return broken_form(exc)
+        upload, purpose = fields.get("file"), fields.get("purpose")
+        if not isinstance(upload, tuple) or not isinstance(purpose, str):
             error = {"message": "Missing required parameter: 'file' and 'purpose'.",
                      "type": "invalid_request_error", "param": "file", "code": None}
             return web.json_response({"error": error}, status=400)
-        return web.json_response(self.add_file(upload.file.read(), upload.filename, purpose))
+        return web.json_response(self.add_file(upload[1], upload[0], purpose))
 
     def list_files(self, request: web.Request) -> web.Response:
         return _page(list(self.files.values()), request)
@@ -72,6 +92,8 @@ class FileStore:
         response.content_length = len(data)
         await response.prepare(request)
         for at in range(0, len(data), 4096):  # several chunks, as a large file comes
+            if self.content_hangs_after is not None and at >= self.content_hangs_after:
+                await asyncio.sleep(3600)
             await response.write(data[at : at + 4096])
         await response.write_eof()
         return response
@@ -140,7 +162,9 @@ class FileStore:
                 return self.cancel_batch(ident)
             return self.retrieve_batch(ident)
 
-        async def list_files(request: web.Request) -> web.Response:
+        async def list_files(request: web.Request) -> web.StreamResponse:
+            if self.list_answer is not None:
+                return await _scripted(request, self.list_answer)
             return self.list_files(request)
 
         return [web.post("/v1/files", upload), web.get("/v1/files", list_files),
@@ -164,3 +188,29 @@ def _page(items: list[dict[str, Any]], request: web.Request) -> web.Response:
                               "first_id": page[0]["id"] if page else None,
                               "last_id": page[-1]["id"] if page else None,
                               "has_more": len(items) > limit})
+
+
+async def _read_form(request: web.Request) -> dict[str, str | tuple[str, bytes]]:
+    """The form's fields, a file as (filename, bytes), read part by part as it comes
+    (aiohttp's `post()` leaves its temporary files open when the upload breaks off)."""
+    fields: dict[str, str | tuple[str, bytes]] = {}
+    reader = await request.multipart()
+    while (part := await reader.next()) is not None:
+        assert isinstance(part, BodyPartReader)
+        data = bytearray()
+        while chunk := await part.read_chunk(65536):
+            data += chunk
+        name = part.name or "?"
+        fields[name] = (part.filename, bytes(data)) if part.filename else data.decode()
+    return fields
+
+
+async def _scripted(request: web.Request, answer: Scripted) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": answer.content_type})
+    if answer.length is not None:
+        response.content_length = answer.length
+    await response.prepare(request)
+    for piece in answer.pieces():
+        await response.write(piece)
+    await response.write_eof()
+    return response

@@ -20,6 +20,7 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import BodyPartReader, web
+from aiohttp.http_exceptions import HttpProcessingError
 
 if TYPE_CHECKING:
     from tests.fake_upstream import Behaviour, FakeUpstream
@@ -29,6 +30,15 @@ AUDIO = [b"ID3\x04\x00\x00\x00\x00\x00\x00", b"\xff\xfb\x90\x64" + b"\x00" * 400
          b"\xff\xfb\x90\x64" + b"\x01" * 400, b"\xff\xfb\x90\x64" + b"\x02" * 400]
 """An MP3's ID3 header and three frames, sent one per chunk."""
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\x00" * 32).decode()
+FORM_ERRORS = (ValueError, HttpProcessingError, web.HTTPException)
+"""What aiohttp's multipart reader raises for a form that is not one."""
+
+
+def broken_form(exc: Exception) -> web.Response:
+    """A form the upstream cannot parse: a 400 in OpenAI's shape, as api.openai.com says."""
+    error = {"message": f"Could not parse multipart form: {exc}",
+             "type": "invalid_request_error", "param": None, "code": None}
+    return web.json_response({"error": error}, status=400)
 
 
 async def read_form(fake: FakeUpstream, request: web.Request) -> tuple[dict[str, Any], Behaviour]:
@@ -76,6 +86,8 @@ async def transcription(fake: FakeUpstream, request: web.Request) -> web.StreamR
             await asyncio.sleep(how.header_delay)
         if how.status >= 400:
             return openai_error(how)
+    except FORM_ERRORS as exc:
+        return broken_form(exc)
     except BaseException:
         fake.cancelled.append(request.path)  # the gateway left mid-upload
         raise
@@ -149,8 +161,59 @@ def images(fields: dict[str, Any], how: Behaviour) -> web.Response:
 async def image_form(fake: FakeUpstream, request: web.Request) -> web.Response:
     try:
         fields, how = await read_form(fake, request)
+    except FORM_ERRORS as exc:
+        return broken_form(exc)
     except BaseException:
         fake.cancelled.append(request.path)
         raise
     fake.finished.append(request.path)
     return images(fields, how)
+
+
+UPLOAD_PATHS = frozenset({"/v1/audio/transcriptions", "/v1/audio/translations",
+                          "/v1/images/edits", "/v1/images/variations", "/v1/files"})
+UploadFault = tuple[str, int]
+"""What an upload route does after reading this many body bytes: "reset" the
+connection, "stall" (stop reading, answer nothing) or "refuse" it with a 413."""
+
+
+def upload_faults(fake: FakeUpstream) -> Any:
+    """A middleware for the upload routes: a fault set in `fake.upload_faults[path]`
+    happens mid-upload. Every upload that reached the fake is kept in
+    `fake.uploads_started`, and those whose connection the gateway dropped in
+    `fake.uploads_cancelled`, faulty or not."""
+
+    @web.middleware
+    async def faults(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.method != "POST" or request.path not in UPLOAD_PATHS:
+            return await handler(request)
+        fault = fake.upload_faults.get(request.path)
+        fake.uploads_started.append(request.path)
+        try:
+            if fault is None:
+                return await handler(request)
+            return await _misbehave(fake, request, *fault)
+        except asyncio.CancelledError:
+            fake.uploads_cancelled.append(request.path)
+            raise
+
+    return faults
+
+
+async def _misbehave(fake: FakeUpstream, request: web.Request, kind: str,
+                     after: int) -> web.StreamResponse:
+    from tests.fake_upstream import Behaviour, openai_error
+
+    got = 0
+    while got < after and (chunk := await request.content.readany()):
+        got += len(chunk)
+        fake.upload_progress[request.path] = got
+    if kind == "reset":
+        assert request.transport is not None
+        request.transport.abort()
+    if kind == "stall":
+        fake.stalled.append(request)  # its reading paused, it would not see a close
+    if kind in ("reset", "stall"):
+        await asyncio.sleep(3600)
+    return openai_error(Behaviour(status=413, error_message="Request entity too large: the "
+                                  "file is over the maximum size for this endpoint."))

@@ -93,6 +93,11 @@ class FakeUpstream:
     progress: dict[str, int] = field(default_factory=dict)
     # File bytes of the upload to each path received so far (tests.fake_media).
     upload_progress: dict[str, int] = field(default_factory=dict)
+    # A fault mid-upload per upload path, and the uploads the gateway dropped (fake_media).
+    upload_faults: dict[str, fake_media.UploadFault] = field(default_factory=dict)
+    uploads_started: list[str] = field(default_factory=list)
+    uploads_cancelled: list[str] = field(default_factory=list)
+    stalled: list[web.Request] = field(default_factory=list)
     client_max_size: int = 1024**2  # aiohttp's default; raise it to accept huge bodies
     responses: fake_responses.ResponseStore = field(default_factory=fake_responses.ResponseStore)
     files: fake_files.FileStore = field(default_factory=fake_files.FileStore)
@@ -101,11 +106,18 @@ class FakeUpstream:
         self.behaviours[model] = Behaviour(**kwargs)
         return self.behaviours[model]
 
+    def abort_stalled(self) -> None:
+        """Cut the uploads that stopped reading: a server shutting down waits for them."""
+        for request in self.stalled:
+            if request.transport is not None:
+                request.transport.abort()
+
     def seen_models(self) -> list[str | None]:
         return [r.model for r in self.requests]
 
     def make_app(self) -> web.Application:
-        app = web.Application(client_max_size=self.client_max_size)
+        app = web.Application(client_max_size=self.client_max_size,
+                              middlewares=[fake_media.upload_faults(self)])
         app.router.add_post("/v1/chat/completions", self._completion)
         app.router.add_post("/v1/completions", self._completion)
         app.router.add_post("/v1/embeddings", self._embeddings)
@@ -366,7 +378,10 @@ class FakeUpstream:
             return web.json_response({"error": {"message": "bad body"}}, status=400)
         model = str(body.get("model"))
         try:
-            response = await self.responses.create(request, body, how)
+            if how.script is not None:  # events as the test writes them
+                response = await self._scripted(request, how, bool(body.get("stream")))
+            else:
+                response = await self.responses.create(request, body, how)
         except asyncio.CancelledError:
             self.cancelled.append(model)
             raise

@@ -31,10 +31,19 @@ from hxgw.upstream.affinity import bind
 
 # The events of a Responses stream that carry the whole response object, id first.
 _RESPONSE_OBJECT = b'"response"'
+MAX_REBOUND = 64 * 1024 * 1024
+"""The largest response object rebound whole: mostly text, cheap to parse."""
+MAX_HELD_ANSWER = 8 * 1024 * 1024
+"""The largest answer on files or batches rebound whole: OpenAI's largest page is
+10,000 files, about 2.5 MB. Parsed, a list costs about nine times its size."""
 
 
 class Rebind(Protocol):
     """Turns the upstream's ids in one answer into the client's."""
+
+    @property
+    def max_body(self) -> int:
+        """The largest whole JSON answer taken; the gateway's 502 past it."""
 
     def body(self, data: bytes, served: Model) -> bytes:
         """A whole JSON answer from `served`."""
@@ -47,6 +56,7 @@ class ResponseIds:
     """Swaps upstream response ids for client ids in one answer."""
 
     __slots__ = ("_learn", "_swaps")
+    max_body = MAX_REBOUND
 
     def __init__(self, known: dict[str, str], *, learn: bool) -> None:
         """`known`: upstream id -> the client's id for it; `learn`: whether the answer
@@ -106,6 +116,7 @@ class HeldIds:
     """Binds the ids of files and batches in an answer to the upstream that served it."""
 
     __slots__ = ()
+    max_body = MAX_HELD_ANSWER
 
     def body(self, data: bytes, served: Model) -> bytes:
         try:

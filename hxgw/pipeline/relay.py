@@ -24,8 +24,6 @@ USAGE_KEPT = 64 * 1024
 """The most of a stream's usage events kept: an upstream that sends more is not believed."""
 # The longest incomplete SSE line held back while waiting for its newline.
 MAX_HELD_LINE = 1024 * 1024
-MAX_REBOUND = 64 * 1024 * 1024
-"""The largest JSON answer whose ids are rebound: a response object, a list of files."""
 
 
 def relay(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
@@ -44,12 +42,19 @@ def relay(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
 
 async def _rebound_then_next(ctx: RequestContext, reply: Reply, call_next: Next) -> None:
     """A JSON answer whose ids are rebound: read whole (the upstream sends it only once
-    it is complete, so holding it costs its transfer time), then answered at once."""
+    it is complete, so holding it costs its transfer time), then answered at once; a
+    502 past the rebinding's cap, without reading any when its length says so."""
+    assert ctx.rebind is not None
+    limit = ctx.rebind.max_body
+    declared = reply.response.content_length
+    too_large = UpstreamError(f"the upstream's answer is over {limit} bytes")
+    if declared is not None and declared > limit:
+        raise too_large
     body = bytearray(reply.first_chunk)
     async for chunk in _chunks(ctx, reply):
         body += chunk
-        if len(body) > MAX_REBOUND:
-            raise UpstreamError(f"the upstream's answer is over {MAX_REBOUND} bytes")
+        if len(body) > limit:
+            raise too_large
     _whole_body(ctx, reply, bytes(body))
     await call_next(ctx)
 

@@ -25,8 +25,9 @@ from tests.fixtures import DEFAULT_MODELS, Gateway
 
 ROW_PROPERTY = "hxgw_fault_row"
 DEFAULT_REPORT = "/tmp/hxgw-faults.md"
-MODULE_ORDER = ("test_upstream_faults", "test_client_faults", "test_abuse",
-                "test_reload_and_shutdown", "test_soak", "test_tls")
+MODULE_ORDER = ("test_upstream_faults", "test_client_faults", "test_upload_faults",
+                "test_upload_clients", "test_responses_faults", "test_files_faults",
+                "test_abuse", "test_reload_and_shutdown", "test_soak", "test_tls")
 COLUMNS = ("fault", "mode", "requests", "succeeded", "clean errors", "hangs", "unexpected",
            "leaks", "result")
 _rows: list[dict[str, Any]] = []
@@ -125,7 +126,8 @@ def launch(
             models=models or gateway_models(), routing=routing or gateway_routing(),
             upstream_url=upstream_url, upstream_key=upstream_key, env=env)
         base = await baseline(started, pool)
-        for seen in (fake.requests, fake.cancelled, fake.finished, fake.admin_hits):
+        for seen in (fake.requests, fake.cancelled, fake.finished, fake.admin_hits,
+                     fake.uploads_started, fake.uploads_cancelled):
             seen.clear()
         return started, base
 
