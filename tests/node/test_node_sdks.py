@@ -89,6 +89,31 @@ async def test_openai_models_list_has_the_groups_and_the_upstream_models(gateway
     assert {"chat", "emb", "solo", "m-alpha", "m-embed"} <= set(result["ids"])
 
 
+async def test_openai_models_retrieve_describes_a_group_with_its_models(gateway: Gateway):
+    model = (await run("openai/models-retrieve.mjs", gateway, HXGW_MODEL="chat"))["model"]
+    assert (model["id"], model["object"], model["owned_by"]) == ("chat", "model", "hxgw")
+    assert model["hx_models"] == ["alpha", "beta"]
+
+
+async def test_openai_models_retrieve_describes_an_upstream_model(gateway: Gateway):
+    model = (await run("openai/models-retrieve.mjs", gateway, HXGW_MODEL="m-alpha"))["model"]
+    assert (model["id"], model["owned_by"]) == ("m-alpha", "fake")
+
+
+async def test_openai_models_retrieve_of_a_missing_model_is_a_not_found_error(gateway: Gateway):
+    error = (await run("openai/models-retrieve.mjs", gateway, HXGW_MODEL="no-such"))["error"]
+    assert "NotFoundError" in error["classes"] and error["status"] == 404
+    assert "no-such" in error["message"]
+
+
+async def test_openai_moderation_is_answered_by_the_groups_model(
+    gateway: Gateway, fake: FakeUpstream
+):
+    result = await run("openai/moderation.mjs", gateway)
+    assert (result["flagged"], result["violence"]) == ([False, True], [False, True])
+    assert (fake.requests[-1].path, fake.requests[-1].model) == ("/v1/moderations", "m-alpha")
+
+
 async def test_openai_wrong_key_is_an_authentication_error_with_status_401(
     gateway: Gateway, fake: FakeUpstream
 ):
