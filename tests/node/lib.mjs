@@ -40,3 +40,15 @@ export function describeError(error) {
     remainingRequests: header('x-ratelimit-remaining-requests'),
   };
 }
+
+/** The test's "audio": RIFF, then the bytes 0..255 64 times, `repeat` times over (tests.e2e's SOUND). */
+export function sound(repeat = 1) {
+  const bytes = Buffer.from(Array.from({ length: 256 * 64 }, (_, i) => i % 256));
+  const one = Buffer.concat([Buffer.from('RIFF'), bytes]);
+  return Buffer.concat(Array(repeat).fill(one));
+}
+
+/** A fetch Response's body as base64, for the test to compare byte for byte. */
+export async function base64Body(response) {
+  return Buffer.from(await response.arrayBuffer()).toString('base64');
+}
