@@ -1,7 +1,7 @@
 // What every script shares: the gateway it talks to (HXGW_URL, HXGW_KEY; HXGW_BAD_KEY
 // replaces the key when set), clients that never retry, and one JSON line on stdout.
 import { createOpenAI } from '@ai-sdk/openai';
-import OpenAI from 'openai';
+import OpenAI, { toFile } from 'openai';
 
 function required(name) {
   const value = process.env[name];
@@ -51,4 +51,21 @@ export function sound(repeat = 1) {
 /** A fetch Response's body as base64, for the test to compare byte for byte. */
 export async function base64Body(response) {
   return Buffer.from(await response.arrayBuffer()).toString('base64');
+}
+
+/** The batch input the file tests upload: three requests, one a line (tests.e2e's LINES). */
+export const LINES = '{"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": {}}\n'
+  .repeat(3);
+
+/** LINES uploaded for a batch, as a user uploads a file: the SDK's file object. */
+export async function upload() {
+  const file = await toFile(Buffer.from(LINES), 'input.jsonl');
+  return openai.files.create({ file, purpose: 'batch' });
+}
+
+/** A batch of the chat completions in an uploaded file. */
+export async function startBatch(file) {
+  return openai.batches.create({
+    input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h',
+  });
 }
