@@ -2,6 +2,11 @@
 // replaces the key when set), clients that never retry, and one JSON line on stdout.
 import { createOpenAI } from '@ai-sdk/openai';
 import OpenAI, { toFile } from 'openai';
+import { File } from 'node:buffer';
+
+// Node 18 (Debian 12's) has no global File, which the SDK's uploads and toFile need; its
+// error says to set it from node:buffer, as a user on node 18 does. Node >= 20 has it.
+globalThis.File ??= File;
 
 function required(name) {
   const value = process.env[name];
