@@ -3,10 +3,12 @@ real `hxgw serve` and the fake upstream, run by `node` as a user's program would
 
 Each script in tests/node does one thing and prints one line of JSON, which the test
 reads. The packages are pinned in tests/node/package-lock.json; `make test-node` installs
-them with `npm ci` and runs this module (marker `node`). They are the newest that run on
+them with `npm ci` and runs tests/node (marker `node`). They are the newest that run on
 Debian 12's node 18: `openai` 6 and `ai` 6 with `@ai-sdk/openai` 3 (`openai` 7, `ai` 7
-and `@ai-sdk/openai` 4 need node >= 22). npm warns that `@vercel/oidc`, which `ai` pulls
-in for Vercel's own gateway, wants node 20: it loads on node 18, and only that gateway uses it.
+and `@ai-sdk/openai` 4 need node >= 22), and `@anthropic-ai/sdk` 1.16 (no `engines`).
+npm warns that `@vercel/oidc`, which `ai` pulls in for Vercel's own gateway, wants node
+20: it loads on node 18, and only that gateway uses it. Node 18 has no global `File`,
+which uploads need: lib.mjs sets it from `node:buffer`, as the openai SDK's error says to.
 """
 
 from __future__ import annotations
