@@ -107,3 +107,15 @@ async def test_openai_image_variation_by_a_named_model_answers_urls(
     assert result["urls"] == ["https://fake.example/img-0.png"]
     assert (fake.requests[-1].path, fake.requests[-1].model) == (
         "/v1/images/variations", "dall-e-2")
+
+
+
+async def test_openai_transcription_of_a_streaming_file_goes_upstream_chunked_after_the_file(
+    media: Gateway, fake: FakeUpstream
+):
+    result = await run("openai/transcription-streaming-file.mjs", media, HXGW_REPEAT="128")
+    assert result["result"]["text"] == TEXT
+    seen = fake.requests[-1]
+    assert (seen.model, list(seen.body)) == ("gpt-4o-transcribe", ["file", "model"])
+    assert seen.body["file"][0]["size"] == len(SOUND) * 128
+    assert seen.headers["Transfer-Encoding"] == "chunked"  # as the SDK sent it: no length
