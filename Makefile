@@ -16,7 +16,7 @@ help:
 	@echo "make test-litellm   the seed's acceptance against a real LiteLLM proxy"
 	@echo "make test-systemd   the unit under a real systemd (nspawn container)"
 	@echo "make test-browser   the status page in headless chromium"
-	@echo "make test-node      the node openai SDK and the Vercel AI SDK against the gateway"
+	@echo "make test-node      the node openai and anthropic SDKs and the Vercel AI SDK against the gateway"
 	@echo "make test-faults    fault injection, abuse, fuzzing, reload/stop under load, soak"
 	@echo "make bench          benchmark: direct vs hxgw vs a plain aiohttp proxy vs nginx"
 	@echo "make bench-capacity 10,000 concurrent slow streams, and an overload of twice a cap"

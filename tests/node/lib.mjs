@@ -1,7 +1,12 @@
 // What every script shares: the gateway it talks to (HXGW_URL, HXGW_KEY; HXGW_BAD_KEY
 // replaces the key when set), clients that never retry, and one JSON line on stdout.
 import { createOpenAI } from '@ai-sdk/openai';
-import OpenAI from 'openai';
+import OpenAI, { toFile } from 'openai';
+import { File } from 'node:buffer';
+
+// Node 18 (Debian 12's) has no global File, which the SDK's uploads and toFile need; its
+// error says to set it from node:buffer, as a user on node 18 does. Node >= 20 has it.
+globalThis.File ??= File;
 
 function required(name) {
   const value = process.env[name];
@@ -39,4 +44,33 @@ export function describeError(error) {
     retryAfter: header('retry-after'),
     remainingRequests: header('x-ratelimit-remaining-requests'),
   };
+}
+
+/** The test's "audio": RIFF, then the bytes 0..255 64 times, `repeat` times over (tests.e2e's SOUND). */
+export function sound(repeat = 1) {
+  const bytes = Buffer.from(Array.from({ length: 256 * 64 }, (_, i) => i % 256));
+  const one = Buffer.concat([Buffer.from('RIFF'), bytes]);
+  return Buffer.concat(Array(repeat).fill(one));
+}
+
+/** A fetch Response's body as base64, for the test to compare byte for byte. */
+export async function base64Body(response) {
+  return Buffer.from(await response.arrayBuffer()).toString('base64');
+}
+
+/** The batch input the file tests upload: three requests, one a line (tests.e2e's LINES). */
+export const LINES = '{"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": {}}\n'
+  .repeat(3);
+
+/** LINES uploaded for a batch, as a user uploads a file: the SDK's file object. */
+export async function upload() {
+  const file = await toFile(Buffer.from(LINES), 'input.jsonl');
+  return openai.files.create({ file, purpose: 'batch' });
+}
+
+/** A batch of the chat completions in an uploaded file. */
+export async function startBatch(file) {
+  return openai.batches.create({
+    input_file_id: file.id, endpoint: '/v1/chat/completions', completion_window: '24h',
+  });
 }

@@ -3,10 +3,12 @@ real `hxgw serve` and the fake upstream, run by `node` as a user's program would
 
 Each script in tests/node does one thing and prints one line of JSON, which the test
 reads. The packages are pinned in tests/node/package-lock.json; `make test-node` installs
-them with `npm ci` and runs this module (marker `node`). They are the newest that run on
+them with `npm ci` and runs tests/node (marker `node`). They are the newest that run on
 Debian 12's node 18: `openai` 6 and `ai` 6 with `@ai-sdk/openai` 3 (`openai` 7, `ai` 7
-and `@ai-sdk/openai` 4 need node >= 22). npm warns that `@vercel/oidc`, which `ai` pulls
-in for Vercel's own gateway, wants node 20: it loads on node 18, and only that gateway uses it.
+and `@ai-sdk/openai` 4 need node >= 22), and `@anthropic-ai/sdk` 1.16 (no `engines`).
+npm warns that `@vercel/oidc`, which `ai` pulls in for Vercel's own gateway, wants node
+20: it loads on node 18, and only that gateway uses it. Node 18 has no global `File`,
+which uploads need: lib.mjs sets it from `node:buffer`, as the openai SDK's error says to.
 """
 
 from __future__ import annotations
@@ -87,6 +89,31 @@ async def test_openai_embeddings_are_asked_as_base64_and_decoded_by_the_sdk(
 async def test_openai_models_list_has_the_groups_and_the_upstream_models(gateway: Gateway):
     result = await run("openai/models.mjs", gateway)
     assert {"chat", "emb", "solo", "m-alpha", "m-embed"} <= set(result["ids"])
+
+
+async def test_openai_models_retrieve_describes_a_group_with_its_models(gateway: Gateway):
+    model = (await run("openai/models-retrieve.mjs", gateway, HXGW_MODEL="chat"))["model"]
+    assert (model["id"], model["object"], model["owned_by"]) == ("chat", "model", "hxgw")
+    assert model["hx_models"] == ["alpha", "beta"]
+
+
+async def test_openai_models_retrieve_describes_an_upstream_model(gateway: Gateway):
+    model = (await run("openai/models-retrieve.mjs", gateway, HXGW_MODEL="m-alpha"))["model"]
+    assert (model["id"], model["owned_by"]) == ("m-alpha", "fake")
+
+
+async def test_openai_models_retrieve_of_a_missing_model_is_a_not_found_error(gateway: Gateway):
+    error = (await run("openai/models-retrieve.mjs", gateway, HXGW_MODEL="no-such"))["error"]
+    assert "NotFoundError" in error["classes"] and error["status"] == 404
+    assert "no-such" in error["message"]
+
+
+async def test_openai_moderation_is_answered_by_the_groups_model(
+    gateway: Gateway, fake: FakeUpstream
+):
+    result = await run("openai/moderation.mjs", gateway)
+    assert (result["flagged"], result["violence"]) == ([False, True], [False, True])
+    assert (fake.requests[-1].path, fake.requests[-1].model) == ("/v1/moderations", "m-alpha")
 
 
 async def test_openai_wrong_key_is_an_authentication_error_with_status_401(
