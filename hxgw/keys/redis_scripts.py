@@ -137,10 +137,11 @@ local function reconcile(f)
   local actual_cost, est_cost = tonumber(f[5]), tonumber(f[6])
   roll(now, period_s or tonumber(f[7]))
   if redis.call('ZREM', open, id) == 1 then
-    local cost = num(redis.call('HGET', st, 'c:' .. id))
+    -- The correction carries the estimate `c:<id>` holds (both written "%.17g"
+    -- from one float), so it is not read back: one call fewer per correction.
     redis.call('HDEL', st, 'c:' .. id)
     parallel = parallel - 1
-    if parallel == 0 then reserved = 0 else reserved = reserved - cost end
+    if parallel == 0 then reserved = 0 else reserved = reserved - est_cost end
     spent = spent + actual_cost
   else
     -- The lease ran out and its estimate was charged: charge the difference.

