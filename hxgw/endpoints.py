@@ -71,33 +71,18 @@ COUNT_TOKENS = Endpoint(
 # OpenAI's Responses API. Its state lives upstream, so every call on a response goes to
 # the model that made it (hxgw.upstream.affinity).
 RESPONSES = Endpoint(name="responses", method="POST", upstream_path="/v1/responses", mode="chat")
-RESPONSE = Endpoint(
-    name="responses_retrieve",
-    method="GET",
-    upstream_path="/v1/responses/{id}",
-    mode=None,
-    bound="model",
-)
-RESPONSE_DELETE = Endpoint(
-    name="responses_delete",
-    method="DELETE",
-    upstream_path="/v1/responses/{id}",
-    mode=None,
-    bound="model",
-)
-RESPONSE_CANCEL = Endpoint(
-    name="responses_cancel",
-    method="POST",
-    upstream_path="/v1/responses/{id}/cancel",
-    mode=None,
-    bound="model",
-)
-RESPONSE_INPUT_ITEMS = Endpoint(
-    name="responses_input_items",
-    method="GET",
-    upstream_path="/v1/responses/{id}/input_items",
-    mode=None,
-    bound="model",
+
+
+def _on_response(name: str, method: str, path: str) -> Endpoint:
+    """A route on one response: to the model that made it."""
+    return Endpoint(name=name, method=method, upstream_path=path, mode=None, bound="model")
+
+
+RESPONSE = _on_response("responses_retrieve", "GET", "/v1/responses/{id}")
+RESPONSE_DELETE = _on_response("responses_delete", "DELETE", "/v1/responses/{id}")
+RESPONSE_CANCEL = _on_response("responses_cancel", "POST", "/v1/responses/{id}/cancel")
+RESPONSE_INPUT_ITEMS = _on_response(
+    "responses_input_items", "GET", "/v1/responses/{id}/input_items"
 )
 
 
