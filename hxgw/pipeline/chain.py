@@ -55,13 +55,18 @@ from hxgw.pipeline.route import route
 from hxgw.pipeline.transform import transform_request
 from hxgw.types import Next, Step
 
-PROXY_STEPS: tuple[Step, ...] = (
+API_FRONT: tuple[Step, ...] = (
     assign_request_id,  # X-Request-ID in, or a new one
     log_access,  # one access line when the request ends, however it ends
     record_metrics,  # Prometheus counters and histograms, however it ends
     record_usage,  # one usage ledger row, however it ends
-    render_errors,  # GatewayError -> OpenAI error JSON
+    render_errors,  # GatewayError -> the route's error shape
     authenticate,  # bearer key -> named client key
+)
+"""What every API request goes through first; each chain below goes on from here."""
+
+PROXY_STEPS: tuple[Step, ...] = (
+    *API_FRONT,
     parse_body,  # size limit, JSON object, model/stream fields
     route,  # group or pinned model -> ordered candidates
     apply_limits,  # the key's limits: reserve now, reconcile when it ends
@@ -71,55 +76,51 @@ PROXY_STEPS: tuple[Step, ...] = (
 )
 
 RESPONSES_STEPS: tuple[Step, ...] = (
-    *PROXY_STEPS[: PROXY_STEPS.index(route) + 1],
+    *API_FRONT,
+    parse_body,
+    route,
     follow_previous,  # a follow-up goes to the model that made its previous response
-    *PROXY_STEPS[PROXY_STEPS.index(route) + 1 :],
+    apply_limits,
+    transform_request,
+    forward,
+    relay,
 )
 
 BY_ID_STEPS: tuple[Step, ...] = (
-    assign_request_id,
-    log_access,
-    record_metrics,
-    record_usage,
-    render_errors,
-    authenticate,
+    *API_FRONT,
     bind_to_origin,  # the id in the path -> the model or upstream that holds it; no body
     apply_limits,
     forward,
     relay,
 )
 
-# Lists of files and batches, and a new batch: to an upstream, as the body goes.
+# Files and batches: to an upstream, as the header, the body or the query says.
 HELD_STEPS: tuple[Step, ...] = (
-    assign_request_id,
-    log_access,
-    record_metrics,
-    record_usage,
-    render_errors,
-    authenticate,
+    *API_FRONT,
     choose_upstream,  # the header's group's upstream, or the default; no failover
     apply_limits,
     forward,
     relay,
 )
 HELD_WITH_BODY_STEPS: tuple[Step, ...] = (
-    *HELD_STEPS[: HELD_STEPS.index(choose_upstream)],
+    *API_FRONT,
     parse_body,  # a batch goes where its input file is
-    *HELD_STEPS[HELD_STEPS.index(choose_upstream) :],
+    choose_upstream,
+    apply_limits,
+    forward,
+    relay,
 )
 FILE_UPLOAD_STEPS: tuple[Step, ...] = (
-    *HELD_STEPS[: HELD_STEPS.index(choose_upstream)],
+    *API_FRONT,
     take_file,  # the form as the client sends it, streamed, never held
-    *HELD_STEPS[HELD_STEPS.index(choose_upstream) :],
+    choose_upstream,
+    apply_limits,
+    forward,
+    relay,
 )
 
 UPLOAD_STEPS: tuple[Step, ...] = (
-    assign_request_id,
-    log_access,
-    record_metrics,
-    record_usage,
-    render_errors,
-    authenticate,
+    *API_FRONT,
     read_form,  # size limit, the form up to its model field; the rest streams later
     route,
     apply_limits,
@@ -129,12 +130,7 @@ UPLOAD_STEPS: tuple[Step, ...] = (
 """The upload routes (multipart forms): no JSON transforms, the `model` field rewritten."""
 
 MODELS_STEPS: tuple[Step, ...] = (
-    assign_request_id,
-    log_access,
-    record_metrics,
-    record_usage,
-    render_errors,
-    authenticate,
+    *API_FRONT,
     list_models,  # the upstream's models plus the gateway's groups
 )
 
