@@ -7,6 +7,7 @@ import os
 import secrets
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -201,3 +202,16 @@ class NotifySocket:
     def states(self) -> list[str]:
         return [next(k for k in m if k != "STATUS" and k != "MONOTONIC_USEC") if any(
             k not in ("STATUS", "MONOTONIC_USEC") for k in m) else "STATUS" for m in self.drain()]
+
+
+def ledger_rows(gateway: Gateway) -> list[dict[str, Any]]:
+    """The usage ledger's rows in the gateway's SQLite store; none while it has no table."""
+    path = Path(gateway.env()["HX_STATE_DIR"]) / "hxgw.db"
+    if not path.exists():
+        return []
+    try:
+        with sqlite3.connect(path, timeout=10) as connection:
+            connection.row_factory = sqlite3.Row
+            return [dict(r) for r in connection.execute("SELECT * FROM usage_ledger")]
+    except sqlite3.OperationalError:  # the key store made the file; the ledger's table is next
+        return []

@@ -4,16 +4,13 @@ errors in Anthropic's shape, and the usage it reports in metrics and the ledger.
 
 from __future__ import annotations
 
-import sqlite3
-from pathlib import Path
-
 import aiohttp
 import anthropic
 import pytest
 
 from tests.conftest import StartGateway
 from tests.fake_upstream import FakeUpstream
-from tests.fixtures import Gateway, wait_for
+from tests.fixtures import Gateway, ledger_rows, wait_for
 
 HI = [{"role": "user", "content": "hi"}]
 
@@ -110,17 +107,6 @@ async def test_its_reported_usage_is_in_the_metrics_and_the_ledger(
         metrics = await resp.text()
     assert 'hxgw_tokens_total{kind="prompt",model="alpha"} 11.0' in metrics
     assert 'hxgw_tokens_total{kind="completion",model="alpha"} 6.0' in metrics
-    db = Path(gateway.env()["HX_STATE_DIR"]) / "hxgw.db"
-
-    def rows() -> list[tuple[str, int, int, str]]:
-        if not db.exists():
-            return []
-        try:
-            with sqlite3.connect(db, timeout=10) as connection:
-                return connection.execute("SELECT route, prompt_tokens, completion_tokens,"
-                                          " usage_source FROM usage_ledger").fetchall()
-        except sqlite3.OperationalError:  # the file is there, the ledger's table not yet
-            return []
-
-    await wait_for(lambda: len(rows()) == 1, timeout=10)
-    assert rows() == [("messages", 11, 6, "reported")]
+    await wait_for(lambda: len(ledger_rows(gateway)) == 1, timeout=10)
+    assert [(r["route"], r["prompt_tokens"], r["completion_tokens"], r["usage_source"])
+            for r in ledger_rows(gateway)] == [("messages", 11, 6, "reported")]

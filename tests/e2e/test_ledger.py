@@ -7,10 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import os
-import sqlite3
 import subprocess
 import time
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -18,7 +16,7 @@ import psycopg
 
 from tests.conftest import StartGateway
 from tests.fake_upstream import FakeUpstream
-from tests.fixtures import DEFAULT_MODELS, HXGW, Gateway, wait_for
+from tests.fixtures import DEFAULT_MODELS, HXGW, Gateway, ledger_rows, wait_for
 from tests.postgres import Postgres, own_postgres  # noqa: F401 -- a fixture
 
 PRICED = [dict(m, price={"input_per_mtok": 1, "output_per_mtok": 2}) for m in DEFAULT_MODELS]
@@ -27,18 +25,6 @@ CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
 
 def _state_dir(gateway: Gateway) -> str:
     return gateway.env()["HX_STATE_DIR"]
-
-
-def _rows(gateway: Gateway) -> list[dict[str, Any]]:
-    path = Path(_state_dir(gateway)) / "hxgw.db"
-    if not path.exists():
-        return []
-    try:
-        with sqlite3.connect(path, timeout=10) as connection:
-            connection.row_factory = sqlite3.Row
-            return [dict(r) for r in connection.execute("SELECT * FROM usage_ledger")]
-    except sqlite3.OperationalError:  # the key store made the file; the ledger's table is next
-        return []
 
 
 async def _chat(client: aiohttp.ClientSession, gateway: Gateway, **extra: Any) -> int:
@@ -56,7 +42,7 @@ async def test_every_request_leaves_one_row_that_hxgw_usage_reads_back(
     for _ in range(3):
         assert await _chat(client, gateway) == 200
     assert await _chat(client, gateway, model="beta") == 400
-    await wait_for(lambda: len(_rows(gateway)) == 4, timeout=10)
+    await wait_for(lambda: len(ledger_rows(gateway)) == 4, timeout=10)
     async with client.get(gateway.url + "/metrics", headers=gateway.auth) as resp:
         assert 'hxgw_ledger_rows_total{result="written"} 4.0' in await resp.text()
     env = {**os.environ, "HX_STATE_DIR": _state_dir(gateway)}
@@ -79,8 +65,8 @@ async def test_a_stream_the_client_cut_is_billed_as_estimated_and_disconnected(
                            headers=gateway.auth) as stream:
         for _ in range(5):
             await stream.content.readuntil(b"\n\n")
-    await wait_for(lambda: len(_rows(gateway)) == 1, timeout=10)
-    (row,) = _rows(gateway)
+    await wait_for(lambda: len(ledger_rows(gateway)) == 1, timeout=10)
+    (row,) = ledger_rows(gateway)
     assert row["disconnected"] == 1 and row["stream"] == 1
     assert row["usage_source"] == "estimated"
     assert row["completion_tokens"] >= 5 and row["cost"] > 0
@@ -94,9 +80,9 @@ async def test_a_request_refused_before_auth_leaves_no_row(
                            headers={"Authorization": "Bearer sk-wrong"}) as resp:
         assert resp.status == 401
     assert await _chat(client, gateway) == 200
-    await wait_for(lambda: len(_rows(gateway)) == 1, timeout=10)
+    await wait_for(lambda: len(ledger_rows(gateway)) == 1, timeout=10)
     await asyncio.sleep(1.5)  # a batch interval and more: nothing else arrives
-    assert [r["status"] for r in _rows(gateway)] == [200]
+    assert [r["status"] for r in ledger_rows(gateway)] == [200]
 
 
 async def test_postgresql_stopped_for_ten_seconds_mid_load_loses_no_row(

@@ -7,9 +7,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-import sqlite3
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
 import openai
@@ -19,7 +17,7 @@ from aiohttp.test_utils import TestServer
 from tests.conftest import StartGateway
 from tests.fake_responses import INPUT_TOKENS
 from tests.fake_upstream import FakeUpstream
-from tests.fixtures import Gateway, wait_for, write_config
+from tests.fixtures import Gateway, ledger_rows, wait_for, write_config
 
 
 def _sdk(gateway: Gateway) -> openai.AsyncOpenAI:
@@ -179,20 +177,9 @@ async def test_a_streamed_responses_usage_is_read_from_its_completed_event(
 async def test_a_plain_responses_usage_goes_to_the_ledger(gateway: Gateway):
     async with _sdk(gateway) as sdk:
         await sdk.responses.create(model="chat", input="hi")
-    db = Path(gateway.env()["HX_STATE_DIR"]) / "hxgw.db"
-
-    def rows() -> list[tuple[str, int, int, str]]:
-        if not db.exists():
-            return []
-        try:
-            with sqlite3.connect(db, timeout=10) as connection:
-                return connection.execute("SELECT route, prompt_tokens, completion_tokens,"
-                                          " usage_source FROM usage_ledger").fetchall()
-        except sqlite3.OperationalError:  # the file is there, the ledger's table not yet
-            return []
-
-    await wait_for(lambda: len(rows()) == 1, timeout=10)
-    assert rows() == [("responses", INPUT_TOKENS, 6, "reported")]
+    await wait_for(lambda: len(ledger_rows(gateway)) == 1, timeout=10)
+    assert [(r["route"], r["prompt_tokens"], r["completion_tokens"], r["usage_source"])
+            for r in ledger_rows(gateway)] == [("responses", INPUT_TOKENS, 6, "reported")]
 
 
 # Two models of one group on two upstreams, served by two workers.
