@@ -31,6 +31,17 @@ async def upstream() -> AsyncIterator[tuple[FakeUpstream, str]]:
 
 
 @pytest.fixture
+async def second_upstream() -> AsyncIterator[tuple[FakeUpstream, str]]:
+    """Another fake upstream, holding its own responses, files and batches: what a
+    call sent to the wrong upstream meets."""
+    fake = FakeUpstream()
+    server = TestServer(fake.make_app(), host="127.0.0.1")
+    await server.start_server()
+    yield fake, f"http://127.0.0.1:{server.port}"
+    await server.close()
+
+
+@pytest.fixture
 def fake(upstream: tuple[FakeUpstream, str]) -> FakeUpstream:
     return upstream[0]
 

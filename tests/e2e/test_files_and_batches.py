@@ -4,12 +4,9 @@ holds them."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import aiohttp
 import openai
 import pytest
-from aiohttp.test_utils import TestServer
 
 from hxgw.upstream.affinity import unbind
 from tests.conftest import StartGateway
@@ -158,20 +155,11 @@ TWO_ROUTING = {"routing": {"strategy": "failover", "default_group": "l",
                            "groups": {"l": ["left"], "r": ["right"]}}}
 
 
-@pytest.fixture
-async def second() -> AsyncIterator[tuple[FakeUpstream, str]]:
-    fake = FakeUpstream()
-    server = TestServer(fake.make_app(), host="127.0.0.1")
-    await server.start_server()
-    yield fake, f"http://127.0.0.1:{server.port}"
-    await server.close()
-
-
 async def test_files_follow_the_header_groups_upstream_and_batches_their_files(
     start_gateway: StartGateway, upstream: tuple[FakeUpstream, str],
-    second: tuple[FakeUpstream, str],
+    second_upstream: tuple[FakeUpstream, str],
 ):
-    upstreams = {"one": {"url": upstream[1]}, "two": {"url": second[1]}}
+    upstreams = {"one": {"url": upstream[1]}, "two": {"url": second_upstream[1]}}
     gateway = await start_gateway(models=TWO_MODELS, routing=TWO_ROUTING,
                                   gateway={"upstreams": upstreams})
     async with _sdk(gateway, **{"X-HX-Model-Group": "r"}) as on_two:

@@ -7,12 +7,10 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
-from collections.abc import AsyncIterator
 
 import aiohttp
 import openai
 import pytest
-from aiohttp.test_utils import TestServer
 
 from tests.conftest import StartGateway
 from tests.fake_responses import INPUT_TOKENS
@@ -193,15 +191,6 @@ PAIR_ROUTING = {"routing": {"strategy": "round-robin", "default_group": "pair",
                             "groups": {"pair": ["left", "right"]}}}
 
 
-@pytest.fixture
-async def second() -> AsyncIterator[tuple[FakeUpstream, str]]:
-    fake = FakeUpstream()
-    server = TestServer(fake.make_app(), host="127.0.0.1")
-    await server.start_server()
-    yield fake, f"http://127.0.0.1:{server.port}"
-    await server.close()
-
-
 async def _pair(start_gateway: StartGateway, one: str, two: str) -> Gateway:
     upstreams = {"default": {"url": one}, "one": {"url": one}, "two": {"url": two}}
     return await start_gateway(models=PAIR_MODELS, routing=PAIR_ROUTING,
@@ -210,9 +199,9 @@ async def _pair(start_gateway: StartGateway, one: str, two: str) -> Gateway:
 
 async def test_follow_ups_reach_the_model_that_made_them_across_two_upstreams_and_workers(
     start_gateway: StartGateway, upstream: tuple[FakeUpstream, str],
-    second: tuple[FakeUpstream, str],
+    second_upstream: tuple[FakeUpstream, str],
 ):
-    gateway = await _pair(start_gateway, upstream[1], second[1])
+    gateway = await _pair(start_gateway, upstream[1], second_upstream[1])
     async with _sdk(gateway) as sdk:
         firsts = await asyncio.gather(
             *(sdk.responses.create(model="pair", input=f"q{i}") for i in range(8)))
@@ -228,9 +217,9 @@ async def test_follow_ups_reach_the_model_that_made_them_across_two_upstreams_an
 
 async def test_a_follow_up_after_a_reload_still_reaches_its_model(
     start_gateway: StartGateway, upstream: tuple[FakeUpstream, str],
-    second: tuple[FakeUpstream, str],
+    second_upstream: tuple[FakeUpstream, str],
 ):
-    gateway = await _pair(start_gateway, upstream[1], second[1])
+    gateway = await _pair(start_gateway, upstream[1], second_upstream[1])
     async with _sdk(gateway) as sdk:
         first = await sdk.responses.create(model="pair", input="hi")
         gateway.signal(signal.SIGHUP)
@@ -243,9 +232,9 @@ async def test_a_follow_up_after_a_reload_still_reaches_its_model(
 
 async def test_a_follow_up_whose_model_is_gone_gets_a_404_that_says_so(
     start_gateway: StartGateway, upstream: tuple[FakeUpstream, str],
-    second: tuple[FakeUpstream, str],
+    second_upstream: tuple[FakeUpstream, str],
 ):
-    gateway = await _pair(start_gateway, upstream[1], second[1])
+    gateway = await _pair(start_gateway, upstream[1], second_upstream[1])
     async with _sdk(gateway) as sdk:
         first = await sdk.responses.create(model="pair", input="hi")
         gone = "left" if first.model == "m-left" else "right"
@@ -253,7 +242,7 @@ async def test_a_follow_up_whose_model_is_gone_gets_a_404_that_says_so(
         routing = {"routing": {**PAIR_ROUTING["routing"],
                                "groups": {"pair": [kept[0]["name"]]}}}
         upstreams = {"default": {"url": upstream[1]}, "one": {"url": upstream[1]},
-                     "two": {"url": second[1]}}
+                     "two": {"url": second_upstream[1]}}
         write_config(gateway.config_dir, upstream[1], models=kept, routing=routing,
                      gateway={"upstreams": upstreams, "workers": 2})
         gateway.signal(signal.SIGHUP)
