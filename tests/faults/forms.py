@@ -14,12 +14,18 @@ import json
 from collections.abc import AsyncIterator, Iterable
 from typing import Any
 
+import pytest
+
 from tests.faults.conftest import gateway_models, gateway_routing
 from tests.faults.harness import HANG_BOUND, Outcome, body_verdict, is_openai_error, sse_verdict
 from tests.fixtures import Gateway
 
 TRANSCRIPTIONS = "/v1/audio/transcriptions"
 FILES = "/v1/files"
+# The two upload routes each upload fault runs on: one rewrites its form's model field,
+# the other passes its form as sent.
+PATHS = [pytest.param(TRANSCRIPTIONS, id="transcription"), pytest.param(FILES, id="files")]
+NAMES = {TRANSCRIPTIONS: "transcription", FILES: "file upload"}
 BOUNDARY = "hxfault"
 MiB = 1024 * 1024
 

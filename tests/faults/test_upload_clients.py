@@ -17,6 +17,8 @@ import pytest
 from tests.fake_upstream import FakeUpstream
 from tests.faults.forms import (
     FILES,
+    NAMES,
+    PATHS,
     TRANSCRIPTIONS,
     MiB,
     Sent,
@@ -29,9 +31,6 @@ from tests.faults.forms import (
 )
 from tests.faults.harness import Outcome, check_leaks
 from tests.fixtures import wait_for
-
-PATHS = [pytest.param(TRANSCRIPTIONS, id="transcription"), pytest.param(FILES, id="files")]
-NAMES = {TRANSCRIPTIONS: "transcription", FILES: "file upload"}
 
 
 @pytest.mark.parametrize("path", PATHS)

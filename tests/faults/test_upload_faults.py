@@ -16,8 +16,8 @@ import pytest
 
 from tests.fake_upstream import FakeUpstream
 from tests.faults.forms import (
-    FILES,
-    TRANSCRIPTIONS,
+    NAMES,
+    PATHS,
     MiB,
     Sent,
     clean_if,
@@ -30,9 +30,6 @@ from tests.faults.forms import (
 )
 from tests.faults.harness import PeakRss, call, check_leaks
 from tests.fixtures import wait_for
-
-PATHS = [pytest.param(TRANSCRIPTIONS, id="transcription"), pytest.param(FILES, id="files")]
-NAMES = {TRANSCRIPTIONS: "transcription", FILES: "file upload"}
 
 
 def _declared(path: str, size: int) -> tuple[list[bytes] | object, int]:
