@@ -13,6 +13,7 @@ import asyncio
 import base64
 import json
 import struct
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -157,8 +158,15 @@ class FakeUpstream:
     async def _completion(self, request: web.Request) -> web.StreamResponse:
         body, how = await self._record(request)
         model = str(body.get("model")) if isinstance(body, dict) else "?"
+        return await self._answered(model, self._respond(request, body, how))
+
+    async def _answered(
+        self, model: str, answer: Awaitable[web.StreamResponse]
+    ) -> web.StreamResponse:
+        """`answer`, kept as what became of it: finished, cancelled (the gateway left
+        before it was written) or aborted (the gateway dropped it mid-write)."""
         try:
-            response = await self._respond(request, body, how)
+            response = await answer
         except asyncio.CancelledError:
             self.cancelled.append(model)
             raise
@@ -356,13 +364,7 @@ class FakeUpstream:
     async def _messages(self, request: web.Request) -> web.StreamResponse:
         body, how = await self._record(request)
         model = str(body.get("model")) if isinstance(body, dict) else "?"
-        try:
-            response = await fake_anthropic.respond(request, body, how)
-        except asyncio.CancelledError:
-            self.cancelled.append(model)
-            raise
-        self.finished.append(model)
-        return response
+        return await self._answered(model, fake_anthropic.respond(request, body, how))
 
     async def _count_tokens(self, request: web.Request) -> web.Response:
         body, how = await self._record(request)
@@ -376,17 +378,11 @@ class FakeUpstream:
             return openai_error(how)
         if not isinstance(body, dict):
             return web.json_response({"error": {"message": "bad body"}}, status=400)
-        model = str(body.get("model"))
-        try:
-            if how.script is not None:  # events as the test writes them
-                response = await self._scripted(request, how, bool(body.get("stream")))
-            else:
-                response = await self.responses.create(request, body, how)
-        except asyncio.CancelledError:
-            self.cancelled.append(model)
-            raise
-        self.finished.append(model)
-        return response
+        if how.script is not None:  # events as the test writes them
+            answer = self._scripted(request, how, bool(body.get("stream")))
+        else:
+            answer = self.responses.create(request, body, how)
+        return await self._answered(str(body.get("model")), answer)
 
     async def _on_response(self, request: web.Request) -> web.Response:
         await self._record(request)
