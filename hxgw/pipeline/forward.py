@@ -36,7 +36,7 @@ from hxgw.pipeline.failures import (
     refused_gateway_key,
     retry_seconds,
 )
-from hxgw.pipeline.upload import send_upload
+from hxgw.pipeline.send_upload import send_upload
 from hxgw.types import Next
 from hxgw.upstream import (
     AtCapacity,

@@ -1,0 +1,94 @@
+"""The shape of the package, as issue 18 set it: sub-packages that say what lives in
+them, modules of at most 300 lines, and no circle of imports, not even one closed by
+an import made only for type checking."""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+from tests.fixtures import REPO
+
+PACKAGE = REPO / "hxgw"
+MAX_LINES = 300
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+MODULES = {_module_name(path): path for path in sorted(PACKAGE.rglob("*.py"))}
+
+
+def _imported(path: Path) -> set[str]:
+    """The hxgw modules `path` imports, at run time or for type checking alike."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            # `from a.b import c` uses the module a.b.c when c is one, else a.b.
+            names = [
+                f"{node.module}.{alias.name}"
+                if f"{node.module}.{alias.name}" in MODULES
+                else node.module
+                for alias in node.names
+            ]
+        else:
+            continue
+        found.update(name for name in names if name in MODULES)
+    return found
+
+
+def _circle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One circle of the graph, as the modules along it, or None."""
+    done: set[str] = set()
+    for start in graph:
+        path: list[str] = []
+        on_path: set[str] = set()
+        stack = [(start, iter(sorted(graph[start])))]
+        path.append(start)
+        on_path.add(start)
+        while stack:
+            node, edges = stack[-1]
+            following = next(edges, None)
+            if following is None:
+                stack.pop()
+                path.pop()
+                on_path.discard(node)
+                done.add(node)
+            elif following in on_path:
+                return [*path[path.index(following) :], following]
+            elif following not in done:
+                stack.append((following, iter(sorted(graph[following]))))
+                path.append(following)
+                on_path.add(following)
+    return None
+
+
+def test_no_circle_of_imports_not_even_for_type_checking():
+    graph = {name: _imported(path) - {name} for name, path in MODULES.items()}
+    # A package's __init__ gathers its modules; a module of the package that imports
+    # its own package's face would close a circle, and is counted as one.
+    assert _circle(graph) is None
+
+
+def test_the_circle_finder_finds_a_circle():
+    assert _circle({"a": {"b"}, "b": {"c"}, "c": {"a"}}) == ["a", "b", "c", "a"]
+    assert _circle({"a": {"b"}, "b": set()}) is None
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_no_module_is_over_300_lines(name: str):
+    assert len(MODULES[name].read_text().splitlines()) <= MAX_LINES
+
+
+@pytest.mark.parametrize(
+    "name", sorted(n for n, p in MODULES.items() if p.name == "__init__.py" and n != "hxgw")
+)
+def test_each_sub_package_says_what_lives_in_it(name: str):
+    docstring = ast.get_docstring(ast.parse(MODULES[name].read_text()))
+    assert docstring and len(docstring.split()) >= 8
