@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """What keys, limits and the usage ledger cost: one build, two configs, in alternation.
 
-    python bench/features.py [--rounds 20] [--redis]
+    python bench/features.py [--rounds 20] [--redis] [--only limits|ledger] [--against REV]
 
 Side A serves with the master key (no limits) and `store.ledger: false`. Side B
 serves a key from `auth.keys_file` with every limit set (rpm, tpm, requests at
@@ -13,6 +13,10 @@ a change of the machine's speed falls on both. Reported: each side's requests
 per second and CPU per request, and B against A; and each side's share of its CPU
 while it was driven (`cpu_busy`): a side well under 1.0 waited (on Redis, say)
 rather than worked, so its requests per second fell more than its CPU rose.
+
+With `--against REV` side A is the build at REV with the same features on: what a
+change to them earned, in one run. (Two separate runs of this bench differ by more
+than most such changes: on this VM the ratio of one build has ranged 0.70-0.86.)
 """
 
 from __future__ import annotations
@@ -22,8 +26,8 @@ import json
 import os
 import secrets
 import shutil
-import statistics
 import sqlite3
+import statistics
 import sys
 import tempfile
 import time
@@ -76,6 +80,8 @@ def main() -> int:
     parser.add_argument("--connections", type=int, default=16)
     parser.add_argument("--redis", action="store_true", help="B's limits in a real Redis")
     parser.add_argument("--only", choices=("limits", "ledger"), help="B with just one of them")
+    parser.add_argument("--against", metavar="REV",
+                        help="A: the build at REV with the features on, as B has them")  # fmt: skip
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     master, limited = ("sk-bench-" + secrets.token_urlsafe(24) for _ in range(2))
@@ -90,10 +96,12 @@ def main() -> int:
             off, on = configs(work, limited, args.only)
             tree = ab.export_tree(".", work / "tree")
             extra = {"REDIS_URL": f"redis://127.0.0.1:{start_redis(procs).port}/0"} if args.redis else {}
-            sides = {
-                "A": (ab.start(procs, "off", tree, off, master, url), master),
-                "B": (ab.start(procs, "on", tree, on, master, url, extra), limited),
-            }
+            if args.against:  # A: another build, with the features on as B has them
+                old = ab.export_tree(args.against, work / "against")
+                side_a = (ab.start(procs, "against", old, on, master, url, extra), limited)
+            else:
+                side_a = (ab.start(procs, "off", tree, off, master, url), master)
+            sides = {"A": side_a, "B": (ab.start(procs, "on", tree, on, master, url, extra), limited)}
             body = json.dumps({"model": servers.GROUP, "max_tokens": 16, "messages": [
                 {"role": "user", "content": "Say hello in one short sentence."}]}).encode()
             scripts = {label: loadgen.write_lua(work, f"chat-{label}", body, key)
@@ -136,6 +144,7 @@ def main() -> int:
     result = {
         "store": "redis" if args.redis else "memory",
         "only": args.only,
+        "against": args.against,
         "off": figures["A"],
         "on": figures["B"],
         "req_per_s_on_over_off": figures["B"]["requests_per_second"] / figures["A"]["requests_per_second"],
