@@ -3,7 +3,10 @@
 Transcriptions and translations answer per `response_format`: `json` (with a
 token `usage`, as gpt-4o-transcribe reports it), `verbose_json` (segments and a
 duration `usage`, as whisper-1), and `text`, `srt` and `vtt` as
-`text/plain; charset=utf-8`. Speech answers `audio/mpeg` bytes in several
+`text/plain; charset=utf-8`. With `stream=true` a transcription is Server-Sent Events
+as gpt-4o-transcribe sends them: a `transcript.text.delta` per word, then
+`transcript.text.done` with the whole text and the usage; `data:` lines only, no
+`[DONE]`. Speech answers `audio/mpeg` bytes in several
 chunks, chunked, with a pause between them. Images answer `data` with
 `b64_json` (the gpt-image models) or `url` (dall-e's default), and usage.
 
@@ -16,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import json
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -94,6 +98,8 @@ async def transcription(fake: FakeUpstream, request: web.Request) -> web.StreamR
     fake.finished.append(request.path)
     text = how.content
     task = "translate" if request.path.endswith("translations") else "transcribe"
+    if fields.get("stream") == "true" and task == "transcribe":
+        return await _transcript_events(request, text)
     match fields.get("response_format", "json"):
         case "text":
             return _text(text + "\n")
@@ -112,6 +118,22 @@ async def transcription(fake: FakeUpstream, request: web.Request) -> web.StreamR
              "total_tokens": 14 + len(text.split()),
              "input_token_details": {"text_tokens": 0, "audio_tokens": 14}}
     return web.json_response({"text": text, "usage": usage})
+
+
+async def _transcript_events(request: web.Request, text: str) -> web.StreamResponse:
+    response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+    await response.prepare(request)
+    words = text.split(" ")
+    for n, word in enumerate(words):
+        delta = {"type": "transcript.text.delta", "delta": word if n == 0 else " " + word}
+        await response.write(b"data: " + json.dumps(delta).encode() + b"\n\n")
+    usage = {"type": "tokens", "input_tokens": 14, "output_tokens": len(words),
+             "total_tokens": 14 + len(words),
+             "input_token_details": {"text_tokens": 0, "audio_tokens": 14}}
+    done = {"type": "transcript.text.done", "text": text, "usage": usage}
+    await response.write(b"data: " + json.dumps(done).encode() + b"\n\n")
+    await response.write_eof()
+    return response
 
 
 def _text(body: str) -> web.Response:

@@ -77,6 +77,7 @@ class RequestContext:
     body: dict[str, Any] | None = None
     raw_body: bytes = b""
     stream: bool = False
+    """Asked for by the body's `stream`, or answered as events (relay sets it then)."""
     group: str | None = None
     pinned: bool = False
     candidates: tuple[Model, ...] = ()

@@ -69,6 +69,9 @@ async def _relay_then_next(
 async def _relay_as_it_comes(ctx: RequestContext, reply: Reply, streaming: bool) -> None:
     headers = response_headers(ctx, reply)
     if streaming:
+        # What the answer is decides: a form's `stream` field is never read (the form
+        # is scanned only up to its model), and the ledger says what was streamed.
+        ctx.stream = True
         headers["Cache-Control"] = "no-cache"
         headers["X-Accel-Buffering"] = "no"
     ctx.status = status = reply.response.status

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import time
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -16,7 +17,7 @@ import pytest
 from tests.conftest import StartGateway
 from tests.fake_media import AUDIO, TEXT
 from tests.fake_upstream import FakeUpstream
-from tests.fixtures import DEFAULT_MODELS, Gateway, free_port, wait_for
+from tests.fixtures import DEFAULT_MODELS, Gateway, free_port, ledger_rows, wait_for
 
 MEDIA_MODELS: list[dict[str, Any]] = [
     *DEFAULT_MODELS,
@@ -81,6 +82,33 @@ async def test_a_transcription_is_answered_with_the_form_model_rewritten(
     assert (seen.path, seen.model) == ("/v1/audio/transcriptions", "gpt-4o-transcribe")
     assert seen.body["file"] == [{"filename": "hello.wav", "content_type": "audio/wav",
                                   "size": len(SOUND)}]
+
+
+async def test_a_streamed_transcription_arrives_as_events_and_is_billed_as_a_stream(
+    sdk: openai.AsyncOpenAI, media: Gateway
+):
+    stream = await sdk.audio.transcriptions.create(
+        model="stt", file=("a.wav", SOUND), stream=True)
+    events = [event async for event in stream]
+    assert [e.type for e in events] == ["transcript.text.delta"] * len(TEXT.split()) + [
+        "transcript.text.done"]
+    assert "".join(e.delta for e in events[:-1]) == events[-1].text == TEXT
+    # The form's `stream` field is not read (only the fields up to `model` are): the
+    # ledger learns it was a stream from the answer.
+    row = await _ledger_row(media, "audio_transcriptions")
+    assert (row["stream"], row["prompt_tokens"], row["completion_tokens"]) == (
+        1, 14, len(TEXT.split()))
+    assert row["usage_source"] == "reported"
+
+
+async def _ledger_row(gateway: Gateway, route: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        rows = [r for r in ledger_rows(gateway) if r["route"] == route]
+        if rows:
+            return rows[-1]
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"no ledger row for {route}")
 
 
 @pytest.mark.parametrize("response_format", ["text", "srt", "vtt"])
