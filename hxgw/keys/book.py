@@ -1,6 +1,8 @@
 """The stored keys a serving gateway knows, by digest, read again when the table
 changes: asked once a second, in a thread, so a key made, changed or revoked with
-`hxgw keys` opens (or stops opening) within a second, without a reload.
+`hxgw keys` opens (or stops opening) within a second, without a reload. A request
+with a stored key's prefix that is not known yet waits for the next read rather than
+being refused (`next_read`): a key works from the moment `hxgw keys create` returns.
 
 A stored key whose name a config key (MASTER_KEY's `master`, `auth.keys_file`)
 already has is left out, with a warning: names are how logs, limits and the
@@ -26,6 +28,8 @@ log = structlog.get_logger("hxgw.keys")
 
 INTERVAL = 1.0
 WARN_EVERY = 60.0
+READ_WAIT = INTERVAL + 2.0
+"""The longest a request waits for the next read of the store (`next_read`)."""
 
 
 class StoredKeys:
@@ -38,6 +42,8 @@ class StoredKeys:
         self._failing_since: float | None = None
         self._warned_at = 0.0
         self._connection: Connection | None = None
+        self._next_read: asyncio.Future[None] | None = None
+        """Done when the read that has not begun yet ends; made only when awaited."""
 
     def close(self) -> None:
         if self._connection is not None:
@@ -75,10 +81,22 @@ class StoredKeys:
         self._marker, self._names = marker, config_names
         return True
 
+    async def next_read(self) -> None:
+        """Return once a read of the store that begins after this call has ended, or
+        after READ_WAIT seconds, however that read went."""
+        if self._next_read is None:
+            self._next_read = asyncio.get_running_loop().create_future()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(READ_WAIT):
+                # Shielded: a waiter that leaves must not cancel the others' wait.
+                await asyncio.shield(self._next_read)
+
     async def watch(self, config_names: Callable[[], frozenset[str]]) -> None:
         """Refresh once a second, for as long as the daemon serves."""
         while True:
             await asyncio.sleep(INTERVAL)
+            # Those waiting now arrived before this read began: it is theirs.
+            waiting, self._next_read = self._next_read, None
             try:
                 await asyncio.to_thread(self.refresh, config_names())
             except StoreError as exc:
@@ -87,6 +105,9 @@ class StoredKeys:
                 if self._failing_since is not None:
                     log.info("the key store answers again")
                     self._failing_since = None
+            finally:
+                if waiting is not None and not waiting.done():
+                    waiting.set_result(None)
 
     def _failed(self, exc: StoreError) -> None:
         now = time.monotonic()

@@ -10,8 +10,11 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
+from hxgw.config import ClientKey
 from hxgw.errors import RateLimited, Unauthorized
+from hxgw.keys.book import StoredKeys
 from hxgw.keys.guard import Verdict, client_address
+from hxgw.keys.store import SECRET_PREFIX
 from hxgw.pipeline.context import RequestContext
 from hxgw.state import GatewayState
 from hxgw.types import Next
@@ -33,19 +36,38 @@ def authenticate(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
     if scheme.lower() != "bearer" and ctx.endpoint.dialect == "anthropic":
         # The anthropic SDK sends its key as x-api-key.
         scheme, presented = "bearer", ctx.exchange.header("x-api-key") or ""
-    if scheme.lower() != "bearer" or not presented.strip():
+    presented = presented.strip()
+    if scheme.lower() != "bearer" or not presented:
         raise Unauthorized("missing bearer key: send 'Authorization: Bearer <key>'")
-    digest = hashlib.sha256(presented.strip().encode("utf-8", "surrogateescape")).digest()
+    digest = hashlib.sha256(presented.encode("utf-8", "surrogateescape")).digest()
     key = ctx.state.keys_by_digest.get(digest)
     stored = ctx.state.runtime.stored_keys
     if key is None and stored is not None:
         key = stored.by_digest.get(digest)
+        if key is None and presented.startswith(SECRET_PREFIX):
+            # Perhaps made by `hxgw keys` since the store was last read: wait for the
+            # next read (a second at most) rather than refuse it, and count it as a bad
+            # key only if that read does not have it either.
+            return _after_next_read(ctx, stored, digest, call_next)
+    _admit(ctx, key, digest)
+    return call_next(ctx)
+
+
+async def _after_next_read(
+    ctx: RequestContext, stored: StoredKeys, digest: bytes, call_next: Next
+) -> None:
+    await stored.next_read()
+    _admit(ctx, stored.by_digest.get(digest), digest)
+    await call_next(ctx)
+
+
+def _admit(ctx: RequestContext, key: ClientKey | None, digest: bytes) -> None:
+    """Set ctx.key, or raise what the guard says a bad key gets."""
     if key is not None and key.expires is not None and key.expires <= time.time():
         key = None  # expired, or a rotated key's grace is over
     valid = key is not None and hmac.compare_digest(key.digest, digest)
     guard_key(ctx.state, ctx.exchange.remote, ctx.exchange.header, digest, valid)
     ctx.key = key
-    return call_next(ctx)
 
 
 def guard_key(

@@ -3,6 +3,7 @@ changes, rotation with a grace period, revocation, and what a serving gateway se
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections.abc import Iterator
@@ -10,7 +11,7 @@ from collections.abc import Iterator
 import pytest
 
 from hxgw.config.schema import KeyLimits
-from hxgw.keys.book import StoredKeys
+from hxgw.keys.book import READ_WAIT, StoredKeys
 from hxgw.keys.store import KeyStore, KeyStoreError
 from hxgw.store import Database
 
@@ -108,3 +109,37 @@ def test_changing_a_missing_or_revoked_key_says_so(database: Database):
         store.revoke(connection, "app")
         with pytest.raises(KeyStoreError, match="revoked"):
             store.update(connection, "app", {"rpm": 1})
+
+
+async def test_a_waiter_for_the_next_read_sees_a_key_made_before_it_came(
+    database: Database, book: StoredKeys
+):
+    watcher = asyncio.create_task(book.watch(lambda: NO_CONFIG_KEYS))
+    try:
+        await asyncio.sleep(0.2)  # the watcher is between reads
+        store = KeyStore(database)
+        with store.connect() as connection:
+            secret = store.create(connection, "app", {})
+        assert _digest(secret) not in book.by_digest
+        await asyncio.wait_for(book.next_read(), READ_WAIT + 1)
+        assert _digest(secret) in book.by_digest
+    finally:
+        watcher.cancel()
+
+
+async def test_a_waiter_that_leaves_does_not_end_the_others_wait(book: StoredKeys):
+    watcher = asyncio.create_task(book.watch(lambda: NO_CONFIG_KEYS))
+    try:
+        leaving, staying = (asyncio.create_task(book.next_read()) for _ in range(2))
+        await asyncio.sleep(0)
+        leaving.cancel()
+        await asyncio.wait_for(staying, READ_WAIT + 1)
+        assert leaving.cancelled()
+    finally:
+        watcher.cancel()
+
+
+async def test_with_no_read_coming_a_waiter_gives_up_after_read_wait(book: StoredKeys):
+    started = time.monotonic()
+    await book.next_read()  # nothing watches the store
+    assert time.monotonic() - started >= READ_WAIT - 0.1
