@@ -33,6 +33,10 @@ class Window:
     """Seconds covered."""
     bucket: int
     """Seconds per bucket."""
+    refresh: float
+    """Seconds a read of it is kept (hxgw.usage.RecentUsage): the day's buckets are hours,
+    and reading a day of a busy ledger every few seconds would cost the store more than
+    the page is worth."""
 
     @property
     def buckets(self) -> int:
@@ -44,8 +48,8 @@ class Window:
         return float(end - self.span)
 
 
-HOUR = Window("hour", 3600, 60)
-DAY = Window("day", 86400, 3600)
+HOUR = Window("hour", 3600, 60, refresh=3.0)
+DAY = Window("day", 86400, 3600, refresh=60.0)
 WINDOWS = (HOUR, DAY)
 
 # PostgreSQL's CAST of a float rounds to the nearest integer, SQLite's truncates: FLOOR

@@ -3,6 +3,7 @@ buckets out."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -122,16 +123,30 @@ async def test_without_a_ledger_the_usage_says_it_is_off():
     assert await RecentUsage(lambda: None).read() == {"ledger": "off"}
 
 
-async def test_reads_are_kept_for_the_ttl(database, tmp_path):
+async def test_a_read_is_kept_until_its_window_is_due_again(database, tmp_path):
     ledger = Ledger(database, tmp_path / "spool", batch_interval=0.05)
     ledger.start()
     try:
-        recent = RecentUsage(lambda: ledger, ttl=60.0)
+        recent = RecentUsage(lambda: ledger)
         first = await recent.read()
         assert first["ledger"] == "on" and set(first["windows"]) == {"hour", "day"}
-        assert first["behind_seconds_at_most"] == pytest.approx(60.05)
+        assert first["behind_seconds_at_most"] == pytest.approx(0.05 + HOUR.refresh)
+        assert first["windows"]["day"]["behind_seconds_at_most"] == pytest.approx(
+            0.05 + DAY.refresh)
         assert await recent.read() is first
-        recent.ttl = 0.0
-        assert await recent.read() is not first
+    finally:
+        ledger.close()
+
+
+async def test_each_window_is_read_again_after_its_own_refresh(database, tmp_path):
+    ledger = Ledger(database, tmp_path / "spool", batch_interval=0.05)
+    ledger.start()
+    try:
+        often, seldom = replace(HOUR, refresh=0.0), replace(DAY, refresh=3600.0)
+        recent = RecentUsage(lambda: ledger, windows=(often, seldom))
+        first = await recent.read()
+        second = await recent.read()
+        assert second["windows"]["hour"] is not first["windows"]["hour"]
+        assert second["windows"]["day"] is first["windows"]["day"]
     finally:
         ledger.close()
