@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import statistics
+import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -45,8 +46,8 @@ class SqliteDatabase(Database):
                 isolation_level=None,  # transactions are begun explicitly, see transaction()
                 check_same_thread=False,
             )
-            raw.execute("PRAGMA journal_mode=WAL")
             raw.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
+            _write_ahead(raw, time.monotonic() + self.busy_timeout)
             # In WAL mode NORMAL survives a crash of the process; only a power cut can
             # take back the last transactions.
             raw.execute("PRAGMA synchronous=NORMAL")
@@ -55,6 +56,20 @@ class SqliteDatabase(Database):
         # SQLite has no percentile: median() lets a report read the same on both stores.
         raw.create_aggregate("median", 1, _Median)  # type: ignore[arg-type]  # typeshed: ints only
         return SqliteConnection(raw, self.where)
+
+
+def _write_ahead(raw: sqlite3.Connection, deadline: float) -> None:
+    """Put the file in WAL mode. A new file turns to WAL only while no other connection
+    has it open, and SQLite says "database is locked" at once then, without waiting as
+    `busy_timeout` asks: two workers starting on a new state directory meet this."""
+    while True:
+        try:
+            raw.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() >= deadline:
+                raise
+            time.sleep(0.01)
 
 
 class SqliteConnection(Connection):
