@@ -84,10 +84,11 @@ def _charts(usage: Mapping[str, Any]) -> str:
                     unit=unit,
                 )
             )
+    behind = usage.get("behind_seconds_at_most")
+    lag = f"up to {behind:g} s" if isinstance(behind, int | float) else "a few seconds"
     note = (
-        "<p class=muted>From the usage ledger, which is written in batches and read again "
-        f"every few seconds (the day's every minute): the charts are at most {_lag(usage)} "
-        "behind the requests. Buckets are minutes (last hour) and hours (last day) "
+        "<p class=muted>From the usage ledger, which is written in batches: the charts are "
+        f"{lag} behind the requests. Buckets are minutes (last hour) and hours (last day) "
         "in UTC; the last is the current one, still filling. Latency percentiles come from "
         f"at most {escape(str(usage.get('latency_samples', '')))} requests per model and "
         "bucket.</p>"
@@ -104,15 +105,3 @@ def _labels(window: Mapping[str, Any]) -> list[str]:
     ):
         return []
     return [time.strftime("%H:%M", time.gmtime(start + i * step)) for i in range(count)]
-
-
-def _lag(usage: Mapping[str, Any]) -> str:
-    """How far behind each window may be, as the read says: "4 s (last hour), 61 s
-    (last day)"."""
-    windows = usage.get("windows") or {}
-    lags = [
-        f"{series['behind_seconds_at_most']:g} s ({WINDOW_NAMES.get(name, name)})"
-        for name, series in windows.items()
-        if isinstance(series.get("behind_seconds_at_most"), int | float)
-    ]
-    return ", ".join(lags) if lags else "a few seconds"

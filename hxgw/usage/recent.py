@@ -1,9 +1,11 @@
 """The usage series the status page shows, read off the event loop and kept a few seconds.
 
 The page refreshes every 5 s, in every open browser, from every worker: each worker reads
-a window at most once per its `refresh` (the hour every 3 s, the day every minute), in a
-thread with a connection of its own (sqlite3 and psycopg block), and concurrent pages
-wait for the same read.
+the store at most every 3 s, in a thread with a connection of its own (sqlite3 and
+psycopg block), and concurrent pages wait for the same read. A window is read whole at
+most once per its `refresh` (the hour every 3 s, the day every minute); in between, only
+its last bucket is read and put in place of the old one, so the day's chart is as fresh
+as the hour's for the cost of a scan of one hour, not of a day.
 """
 
 from __future__ import annotations
@@ -16,7 +18,14 @@ from typing import Any
 
 from hxgw.store import Database, StoreError
 from hxgw.usage.ledger import Ledger
-from hxgw.usage.series import LATENCY_SAMPLES, WINDOWS, Window, usage_series
+from hxgw.usage.series import (
+    LATENCY_SAMPLES,
+    WINDOWS,
+    Window,
+    last_bucket,
+    usage_series,
+    with_last,
+)
 
 
 class RecentUsage:
@@ -28,11 +37,12 @@ class RecentUsage:
         self._ledger = ledger
         self.windows = windows
         self._soonest = min(window.refresh for window in windows)
-        """The shortest a read is kept: a store that failed is asked again after this."""
+        """How long any read is kept: the last bucket of a window read whole less often
+        (the day) is read again this often, and a store that failed is asked again."""
         self._value: dict[str, Any] | None = None
         self._value_at = -math.inf
-        self._series: dict[str, tuple[float, dict[str, Any]]] = {}
-        """Each window's last read: when (monotonic), and its series."""
+        self._whole_at: dict[str, float] = {}
+        """When each window was last read whole (monotonic)."""
         self._lock = asyncio.Lock()
 
     async def read(self) -> dict[str, Any]:
@@ -41,27 +51,46 @@ class RecentUsage:
             return {"ledger": "off"}
         async with self._lock:
             now = time.monotonic()
-            due = [
-                w for w in self.windows if now - self._series.get(w.name, _NEVER)[0] >= w.refresh
-            ]
-            if self._value is not None and (not due or now - self._value_at < self._soonest):
-                return self._value  # nothing due, or the store failed a moment ago
-            value = await asyncio.to_thread(read_windows, ledger.database, time.time(), due)
+            if self._value is not None and now - self._value_at < self._soonest:
+                return self._value
+            whole = [w for w in self.windows if now - self._whole_at.get(w.name, -math.inf)
+                     >= w.refresh]  # fmt: skip
+            last = [w for w in self.windows if w not in whole]
+            value = await asyncio.to_thread(_read, ledger.database, time.time(), whole, last)
             if value["ledger"] == "on":
-                for window in due:
-                    series = value["windows"][window.name]
-                    # Rows reach the store one batch after their request, then wait here.
-                    series["behind_seconds_at_most"] = ledger.batch_interval + window.refresh
-                    self._series[window.name] = (now, series)
-                value["windows"] = {w.name: self._series[w.name][1] for w in self.windows}
+                value["windows"] = self._merged(value["windows"], whole, now)
+                # Rows reach the store one batch after their request, then wait here.
                 value["behind_seconds_at_most"] = ledger.batch_interval + self._soonest
             else:
-                self._series.clear()  # every window again once the store answers
+                self._whole_at.clear()  # every window whole once the store answers
             self._value, self._value_at = value, now
             return value
 
+    def _merged(
+        self, read: dict[str, dict[str, Any]], whole: list[Window], now: float
+    ) -> dict[str, dict[str, Any]]:
+        """Windows read whole as they are; the others' last buckets put in what was read
+        of them before."""
+        previous = self._value["windows"] if self._value and "windows" in self._value else {}
+        merged = {}
+        for window in self.windows:
+            if window in whole:
+                self._whole_at[window.name] = now
+                merged[window.name] = read[window.name]
+                continue
+            spliced = with_last(previous[window.name], read[window.name])
+            if spliced is None:  # a new bucket began: this window whole, next time
+                self._whole_at.pop(window.name, None)
+                spliced = previous[window.name]
+            merged[window.name] = spliced
+        return merged
 
-_NEVER: tuple[float, dict[str, Any]] = (-math.inf, {})
+
+def _read(
+    database: Database, now: float, whole: list[Window], last: list[Window]
+) -> dict[str, Any]:
+    """The `whole` windows, and the last bucket alone of the `last` ones, under their names."""
+    return read_windows(database, now, [*whole, *map(last_bucket, last)])
 
 
 def read_windows(

@@ -134,6 +134,47 @@ def usage_series(connection: Connection, window: Window, now: float) -> dict[str
     return result
 
 
+def last_bucket(window: Window) -> Window:
+    """The window's last bucket alone: what changes between two reads of it."""
+    return Window(window.name, window.bucket, window.bucket, window.refresh)
+
+
+def with_last(whole: dict[str, Any], last: dict[str, Any]) -> dict[str, Any] | None:
+    """`whole` (a window's series) with its last bucket as `last` (that bucket's series,
+    read later) has it; None when `last` is no longer `whole`'s last bucket (a new
+    bucket has begun since `whole` was read)."""
+    buckets = whole["buckets"]
+    if last["start"] != whole["start"] + (buckets - 1) * whole["bucket_seconds"]:
+        return None
+    return {
+        **whole,
+        "keys": _spliced(whole["keys"], last["keys"], buckets),
+        "models": _spliced(whole["models"], last["models"], buckets),
+    }
+
+
+def _spliced(
+    before: dict[str, dict[str, list[Any]]], last: dict[str, dict[str, list[Any]]], size: int
+) -> dict[str, dict[str, list[Any]]]:
+    spliced = {}
+    for name in sorted(before.keys() | last.keys()):
+        old, new = before.get(name), last.get(name)
+        fields = (old or new or {}).keys()
+        spliced[name] = {
+            field: [
+                *(old[field][:-1] if old else _nothing(field, size - 1)),
+                new[field][0] if new else _nothing(field, 1)[0],
+            ]
+            for field in fields
+        }
+    return spliced
+
+
+def _nothing(field: str, size: int) -> list[Any]:
+    """A series' value for buckets without requests: no latency, zero of the rest."""
+    return [None if field.endswith("_latency") else 0] * size
+
+
 def percentile(ordered: list[float], fraction: float) -> float:
     """Linear between the two nearest ranks, as PostgreSQL's percentile_cont."""
     position = fraction * (len(ordered) - 1)

@@ -3,6 +3,8 @@ buckets out."""
 
 from __future__ import annotations
 
+import math
+import time
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,7 +13,7 @@ import pytest
 from hxgw.store import Database
 from hxgw.usage import DAY, HOUR, Ledger, RecentUsage, UsageRow, usage_series
 from hxgw.usage.recent import read_windows
-from hxgw.usage.series import LATENCY_SAMPLES, percentile
+from hxgw.usage.series import LATENCY_SAMPLES, percentile, with_last
 from tests.unit.usage.rows import T0, row
 
 # T0 is 15:06:40 UTC, NOW ten seconds later: the hour window ends at 15:07:00, the day
@@ -123,30 +125,53 @@ async def test_without_a_ledger_the_usage_says_it_is_off():
     assert await RecentUsage(lambda: None).read() == {"ledger": "off"}
 
 
-async def test_a_read_is_kept_until_its_window_is_due_again(database, tmp_path):
+async def test_a_read_is_kept_for_a_few_seconds(database, tmp_path):
     ledger = Ledger(database, tmp_path / "spool", batch_interval=0.05)
-    ledger.start()
-    try:
-        recent = RecentUsage(lambda: ledger)
-        first = await recent.read()
-        assert first["ledger"] == "on" and set(first["windows"]) == {"hour", "day"}
-        assert first["behind_seconds_at_most"] == pytest.approx(0.05 + HOUR.refresh)
-        assert first["windows"]["day"]["behind_seconds_at_most"] == pytest.approx(
-            0.05 + DAY.refresh)
-        assert await recent.read() is first
-    finally:
-        ledger.close()
+    recent = RecentUsage(lambda: ledger)
+    first = await recent.read()
+    assert first["ledger"] == "on" and set(first["windows"]) == {"hour", "day"}
+    assert first["behind_seconds_at_most"] == pytest.approx(0.05 + HOUR.refresh)
+    assert await recent.read() is first
 
 
-async def test_each_window_is_read_again_after_its_own_refresh(database, tmp_path):
+async def test_between_whole_reads_only_the_days_last_bucket_is_read_again(database, tmp_path):
+    hour = math.floor(time.time() / 3600) * 3600  # the day window's last bucket begins here
+
+    def at(started: float, n: int) -> UsageRow:
+        return row(n, started=started, first_byte=started + 0.1, ended=started + 0.5)
+
+    _fill(database, tmp_path, [at(hour - 7200 + 1, 1)])  # two hours ago
     ledger = Ledger(database, tmp_path / "spool", batch_interval=0.05)
-    ledger.start()
-    try:
-        often, seldom = replace(HOUR, refresh=0.0), replace(DAY, refresh=3600.0)
-        recent = RecentUsage(lambda: ledger, windows=(often, seldom))
-        first = await recent.read()
-        second = await recent.read()
-        assert second["windows"]["hour"] is not first["windows"]["hour"]
-        assert second["windows"]["day"] is first["windows"]["day"]
-    finally:
-        ledger.close()
+    recent = RecentUsage(
+        lambda: ledger, windows=(replace(HOUR, refresh=0.0), replace(DAY, refresh=3600.0))
+    )
+    first = (await recent.read())["windows"]["day"]["keys"]["alice"]["requests"]
+    # One row now, and one written late for three hours ago.
+    _fill(database, tmp_path, [at(hour + 0.5, 2), at(hour - 10800 + 1, 3)])
+    second = (await recent.read())["windows"]["day"]["keys"]["alice"]["requests"]
+    if math.floor(time.time() / 3600) * 3600 != hour:
+        pytest.skip("an hour began during the test: the day was read whole again")
+    assert (first[-4:], second[-4:]) == ([0, 1, 0, 0], [0, 1, 0, 1])
+
+
+def _window(start: float, keys: dict, buckets: int = 3) -> dict:
+    return {"bucket_seconds": 60, "start": start, "buckets": buckets, "keys": keys, "models": {}}
+
+
+def test_a_last_bucket_takes_the_place_of_the_old_one_name_by_name():
+    old = _window(0.0, {"a": {"requests": [1, 2, 3]}, "b": {"requests": [4, 5, 6]}})
+    last = _window(120.0, {"b": {"requests": [9]}, "c": {"requests": [7]}}, buckets=1)
+    spliced = with_last(old, last)
+    assert spliced is not None and spliced["keys"] == {
+        "a": {"requests": [1, 2, 0]}, "b": {"requests": [4, 5, 9]}, "c": {"requests": [0, 0, 7]}}
+
+
+def test_a_missing_latency_is_none_not_zero_when_spliced():
+    old = {**_window(0.0, {}), "models": {"m": {"p50_latency": [0.5, 0.5, 0.5]}}}
+    spliced = with_last(old, {**_window(120.0, {}, buckets=1), "models": {}})
+    assert spliced is not None and spliced["models"]["m"]["p50_latency"] == [0.5, 0.5, None]
+
+
+def test_a_last_bucket_of_a_newer_bucket_is_not_spliced():
+    old = _window(0.0, {"a": {"requests": [1, 2, 3]}})
+    assert with_last(old, _window(180.0, {}, buckets=1)) is None
