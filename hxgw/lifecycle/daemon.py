@@ -26,6 +26,7 @@ from hxgw.errors import ConfigError
 from hxgw.keys.guard import is_within
 from hxgw.lifecycle.capacity import log_capacity, raise_descriptor_limit, size_gates
 from hxgw.lifecycle.drain import drain
+from hxgw.lifecycle.early_reload import EarlyReload
 from hxgw.lifecycle.notify import Notifier
 from hxgw.lifecycle.override import ListenOverride
 from hxgw.lifecycle.stores import close_stores, open_stores, watch_stores
@@ -50,8 +51,10 @@ class Daemon:
         override: ListenOverride,
         listen_fd: int | None = None,
         access: AccessLog | None = None,
+        early: EarlyReload | None = None,
     ) -> None:
         self.config_dir, self.env, self.override = config_dir, env, override
+        self.early = early
         self.listen_fd = listen_fd
         self.descriptors = 0
         """The descriptors this process may open, read at start."""
@@ -237,6 +240,8 @@ class Daemon:
     def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, self.reload_requested.set)
+        if self.early is not None and self.early.requested:
+            self.reload_requested.set()  # asked for while starting
         loop.add_signal_handler(signal.SIGTERM, self._on_stop_signal, signal.SIGTERM)
         if self.listen_fd is None:
             loop.add_signal_handler(signal.SIGINT, self._on_stop_signal, signal.SIGINT)

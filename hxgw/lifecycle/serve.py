@@ -11,6 +11,7 @@ import structlog
 from hxgw.config import load_config
 from hxgw.errors import ConfigError
 from hxgw.lifecycle.daemon import Daemon
+from hxgw.lifecycle.early_reload import EarlyReload
 from hxgw.lifecycle.override import ListenOverride
 from hxgw.lifecycle.supervisor import Supervisor, worker_count
 from hxgw.observe import access as logsetup
@@ -27,6 +28,7 @@ def serve(
 ) -> int:
     """Load the config, then run the daemon (or, for several workers, the supervisor)
     until it is stopped. Returns the exit code."""
+    early = EarlyReload()
     try:
         config = override.apply(load_config(config_dir, env))
     except ConfigError as exc:
@@ -46,8 +48,8 @@ def serve(
             "--workers",
             "1",
         ]
-        return _run(Supervisor(config, argv, env, count).run())
-    return _run(Daemon(config, config_dir, env, override, listen_fd, access).run())
+        return _run(Supervisor(config, argv, env, count, early).run())
+    return _run(Daemon(config, config_dir, env, override, listen_fd, access, early).run())
 
 
 def _run(main: Coroutine[Any, Any, int]) -> int:

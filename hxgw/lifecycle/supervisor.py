@@ -31,6 +31,7 @@ from pathlib import Path
 import structlog
 
 from hxgw.config import Config
+from hxgw.lifecycle.early_reload import EarlyReload
 from hxgw.lifecycle.notify import Notifier
 from hxgw.observe.workers import SHARED_DIR
 
@@ -72,8 +73,16 @@ class Worker:
 
 
 class Supervisor:
-    def __init__(self, config: Config, argv: list[str], env: Mapping[str, str], count: int):
+    def __init__(
+        self,
+        config: Config,
+        argv: list[str],
+        env: Mapping[str, str],
+        count: int,
+        early: EarlyReload | None = None,
+    ):
         self.config, self.argv, self.env, self.count = config, argv, env, count
+        self.early = early
         self.notifier = Notifier()
         self.workers: list[Worker] = []
         self.stopping = False
@@ -239,6 +248,8 @@ class Supervisor:
     def _install_signals(self) -> None:
         loop = asyncio.get_running_loop()
         loop.add_signal_handler(signal.SIGHUP, self.events.put_nowait, "reload")
+        if self.early is not None and self.early.requested:
+            self.events.put_nowait("reload")  # asked for while the workers started
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, self._on_stop, sig)
 

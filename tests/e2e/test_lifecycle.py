@@ -205,3 +205,18 @@ async def test_the_capacity_the_descriptor_limit_allows_is_logged_once_at_start(
     assert f"streams={streams}" in lines[0]
     assert f"caps=default:{streams}" in lines[0]
     assert "queues=default:1000" in lines[0]
+
+
+async def test_a_sighup_while_starting_kills_nothing_and_reloads_once_serving(
+    start_gateway: StartGateway, client: aiohttp.ClientSession
+):
+    gateway = await start_gateway(wait=False)
+    # The config is read and the stores open: the daemon does not listen yet.
+    await wait_for(lambda: "usage ledger" in gateway.logs(), timeout=30, interval=0.002)
+    _rewrite_routing(gateway, {"chat": ["beta"]})
+    gateway.signal(signal.SIGHUP)
+    await gateway.wait_ready()
+    await wait_for(lambda: "config reloaded" in gateway.logs(), timeout=30)
+    async with client.post(gateway.url + "/v1/chat/completions", json=CHAT,
+                           headers=gateway.auth) as resp:
+        assert resp.headers["X-HX-Model"] == "beta"

@@ -156,3 +156,24 @@ async def test_metrics_and_status_add_up_over_the_workers(
     for _ in range(6):
         status = json.loads(await _scrape_fresh(gateway, "/status.json"))
         assert status["requests"]["total"] == 40
+
+
+async def test_a_reload_asked_for_while_the_workers_start_kills_nothing_and_is_carried_out(
+    start_gateway: StartGateway, client: aiohttp.ClientSession
+):
+    gateway = await start_gateway(gateway={"workers": 2}, wait=False)
+    # A worker serves; the supervisor may still be waiting for the other one, and has
+    # no handler of its own for SIGHUP until both do.
+    await wait_for(lambda: re.search(r"listening .*version=", gateway.logs()), timeout=30,
+                   interval=0.005)
+    doc = {"routing": {"strategy": "failover", "default_group": "chat",
+                       "groups": {"chat": ["beta"]}}}
+    (gateway.config_dir / "routing.yaml").write_text(yaml.safe_dump(doc))
+    gateway.signal(signal.SIGHUP)
+    await wait_for(lambda: "workers reloaded" in gateway.logs(), timeout=30)
+    assert gateway.process is not None and gateway.process.poll() is None
+    for _ in range(4):  # fresh connections: both workers
+        async with aiohttp.ClientSession() as fresh, fresh.post(
+            gateway.url + "/v1/chat/completions", json=CHAT, headers=gateway.auth
+        ) as resp:
+            assert resp.headers["X-HX-Model"] == "beta"
