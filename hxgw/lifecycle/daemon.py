@@ -26,9 +26,9 @@ from hxgw.errors import ConfigError
 from hxgw.keys.guard import is_within
 from hxgw.lifecycle.capacity import log_capacity, raise_descriptor_limit, size_gates
 from hxgw.lifecycle.drain import drain
-from hxgw.lifecycle.early_reload import EarlyReload
 from hxgw.lifecycle.notify import Notifier
 from hxgw.lifecycle.override import ListenOverride
+from hxgw.lifecycle.start_signals import EarlyReload
 from hxgw.lifecycle.stores import close_stores, open_stores, watch_stores
 from hxgw.observe import AccessLog
 from hxgw.observe.workers import WorkerFigures

@@ -11,8 +11,8 @@ import structlog
 from hxgw.config import load_config
 from hxgw.errors import ConfigError
 from hxgw.lifecycle.daemon import Daemon
-from hxgw.lifecycle.early_reload import EarlyReload
 from hxgw.lifecycle.override import ListenOverride
+from hxgw.lifecycle.start_signals import SUPERVISOR_PID, EarlyReload, follow_supervisor
 from hxgw.lifecycle.supervisor import Supervisor, worker_count
 from hxgw.observe import access as logsetup
 
@@ -29,6 +29,9 @@ def serve(
     """Load the config, then run the daemon (or, for several workers, the supervisor)
     until it is stopped. Returns the exit code."""
     early = EarlyReload()
+    supervisor = env.get(SUPERVISOR_PID)
+    if listen_fd is not None and supervisor and not follow_supervisor(int(supervisor)):
+        return 1  # its supervisor died while it started
     try:
         config = override.apply(load_config(config_dir, env))
     except ConfigError as exc:

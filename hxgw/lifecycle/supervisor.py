@@ -31,8 +31,8 @@ from pathlib import Path
 import structlog
 
 from hxgw.config import Config
-from hxgw.lifecycle.early_reload import EarlyReload
 from hxgw.lifecycle.notify import Notifier
+from hxgw.lifecycle.start_signals import SUPERVISOR_PID, EarlyReload
 from hxgw.observe.workers import SHARED_DIR
 
 log = structlog.get_logger("hxgw.lifecycle.supervisor")
@@ -190,6 +190,7 @@ class Supervisor:
     async def _spawn(self, worker: Worker) -> None:
         env = {k: v for k, v in self.env.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_PID")}
         env |= {"NOTIFY_SOCKET": worker.notify_path, "HX_WORKER": str(worker.index)}
+        env[SUPERVISOR_PID] = str(os.getpid())  # a worker ends when this process does
         env[SHARED_DIR] = str(self.scratch)  # where the workers add up their figures
         worker.ready.clear()
         worker.started_at = worker.last_ping = time.monotonic()

@@ -10,6 +10,7 @@ import signal
 from pathlib import Path
 
 import aiohttp
+import pytest
 import yaml
 
 from tests.conftest import StartGateway
@@ -177,3 +178,25 @@ async def test_a_reload_asked_for_while_the_workers_start_kills_nothing_and_is_c
             gateway.url + "/v1/chat/completions", json=CHAT, headers=gateway.auth
         ) as resp:
             assert resp.headers["X-HX-Model"] == "beta"
+
+
+async def test_workers_stop_when_their_supervisor_is_killed(start_gateway: StartGateway):
+    gateway = await start_gateway(gateway={"workers": 2})
+    await wait_for(lambda: len(_worker_pids(gateway)) == 2)
+    workers = _worker_pids(gateway)
+    assert gateway.process is not None
+    gateway.process.kill()  # SIGKILL, as the OOM killer would: nothing of it runs after
+    gateway.process.wait()
+    await wait_for(lambda: not any(_running(pid) for pid in workers), timeout=30)
+    with pytest.raises(aiohttp.ClientConnectionError):
+        async with aiohttp.ClientSession() as fresh, fresh.get(gateway.url + "/healthz"):
+            pass
+
+
+def _running(pid: int) -> bool:
+    """Whether `pid` still runs (a zombie waiting for its new parent to reap it does not)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except FileNotFoundError:
+        return False
+    return "\nState:\tZ" not in status

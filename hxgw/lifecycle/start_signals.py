@@ -1,0 +1,47 @@
+"""Signals around a process's start: a reload asked for before the daemon can carry it
+out, and a worker that must not outlive its supervisor.
+
+SIGHUP's default action ends the process. Until the daemon (or the supervisor) has
+its own handler, that is while the config loads and, with `--workers N`, until every
+worker serves, a `kill -HUP` or `systemctl reload` would kill it. From its first
+moments `hxgw serve` catches SIGHUP here instead (`EarlyReload`); the daemon carries the
+reload out as soon as it serves, with the config as it is then.
+
+A worker asks the kernel for SIGTERM when its supervisor dies (`follow_supervisor`),
+however it dies (SIGKILL, the OOM killer): without that, orphaned workers would go on
+serving on the supervisor's sockets with its old config, and beside the workers of a
+gateway started again. systemd would kill them with the service's cgroup; a terminal,
+a container or a test harness would not.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+from types import FrameType
+
+SUPERVISOR_PID = "HX_SUPERVISOR_PID"
+"""The environment variable by which a supervisor tells its workers its pid."""
+_PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+class EarlyReload:
+    def __init__(self) -> None:
+        self.requested = False
+        signal.signal(signal.SIGHUP, self._note)
+
+    def _note(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = True
+
+
+def follow_supervisor(supervisor: int) -> bool:
+    """Have SIGTERM sent to this worker when its supervisor dies (a worker then drains
+    and stops as on any SIGTERM). False when the supervisor is gone already."""
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (AttributeError, OSError):  # not Linux: nothing asks the kernel
+        return True
+    prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+    # Asked for after the fork: a supervisor that died before is not signalled for.
+    return os.getppid() == supervisor
