@@ -59,10 +59,20 @@ async def start_gateway(
     ) -> Gateway:
         config_dir = write_config(tmp_path / f"config{len(started)}",
                                   upstream_url or upstream[1], **config)
-        gateway = Gateway(config_dir=config_dir, key=new_key(), upstream_key=upstream_key,
-                          extra_env=env or {})
-        started.append(gateway.start())
-        return await gateway.wait_ready() if wait else gateway
+        for attempt in range(3):
+            gateway = Gateway(config_dir=config_dir, key=new_key(), upstream_key=upstream_key,
+                              extra_env=env or {})
+            started.append(gateway.start())
+            if not wait:
+                return gateway
+            try:
+                return await gateway.wait_ready()
+            except RuntimeError:
+                # Its free port was taken between free_port() and its bind, by another
+                # test process: another port. (Anything else is the test's failure.)
+                if attempt == 2 or "address already in use" not in gateway.logs():
+                    raise
+        raise AssertionError("unreachable")
 
     yield start
     for gateway in started:
