@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import secrets
 import signal
@@ -132,7 +131,9 @@ class Gateway:
                     raise RuntimeError(f"hxgw exited with {self.process.returncode}:\n{self.logs()}")
                 try:
                     async with session.get(self.url + "/healthz") as resp:
-                        if resp.status == 200:
+                        # Its own log says it listens: the answer is not another test's
+                        # server that took the port first (this one then fails to bind).
+                        if resp.status == 200 and "listening" in self.logs():
                             return self
                 except aiohttp.ClientError:
                     pass
@@ -153,10 +154,6 @@ class Gateway:
             except subprocess.TimeoutExpired:
                 os.killpg(self.process.pid, signal.SIGKILL)
                 self.process.wait()
-        # Whatever of its session is left (workers of a supervisor that died): nothing
-        # a test started outlives it.
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
         return self.process.returncode
 
     def logs(self) -> str:
