@@ -131,9 +131,10 @@ class Gateway:
                     raise RuntimeError(f"hxgw exited with {self.process.returncode}:\n{self.logs()}")
                 try:
                     async with session.get(self.url + "/healthz") as resp:
-                        # Its own log says it listens: the answer is not another test's
-                        # server that took the port first (this one then fails to bind).
-                        if resp.status == 200 and "listening" in self.logs():
+                        # Its own log (when kept) says it listens: the answer is not
+                        # another test's server that took the port first.
+                        mine = self.log_path is None or "listening" in self.logs()
+                        if resp.status == 200 and mine:
                             return self
                 except aiohttp.ClientError:
                     pass
