@@ -65,11 +65,7 @@ class AsSentBody:
         return self._pieces()
 
     async def _pieces(self) -> AsyncIterator[bytes]:
-        upload = self._upload
-        while not upload.whole:
-            upload.consumed = True
-            chunk = await upload.read()
-            if chunk:
-                yield chunk
+        async for chunk in self._upload.unread():
+            yield chunk
         if self.on_sent is not None:
             self.on_sent()

@@ -114,6 +114,15 @@ class Upload:
             raise body_too_large(self.limit, family=self.family)
         return chunk
 
+    async def unread(self) -> AsyncIterator[bytes]:
+        """The rest of the client's bytes, as they arrive: taken straight from the
+        client, they mark the upload `consumed`."""
+        while not self.whole:
+            self.consumed = True
+            chunk = await self.read()
+            if chunk:
+                yield chunk
+
     def for_model(self, model: Model) -> UploadBody:
         return UploadBody(self, model.upstream_model.encode())
 
@@ -158,10 +167,7 @@ class UploadBody:
             for chunk in upload.spool.chunks():
                 yield chunk
             yield self._value + upload.rest
-            while not upload.whole:
-                upload.consumed = True
-                chunk = await upload.read()
-                if chunk:
-                    yield chunk
+            async for chunk in upload.unread():
+                yield chunk
         if self.on_sent is not None:
             self.on_sent()
