@@ -23,6 +23,12 @@ export const openai = new OpenAI({ baseURL: `${url}/v1`, apiKey: key, maxRetries
 /** The Vercel AI SDK's OpenAI provider, pointed at the gateway. */
 export const provider = createOpenAI({ baseURL: `${url}/v1`, apiKey: key });
 
+/** The AI SDK model a script uses: the provider's default, which speaks the Responses
+ * API, when the test sets HXGW_AI_API=responses; else its chat model (/v1/chat/completions). */
+export function aiModel(id) {
+  return process.env.HXGW_AI_API === 'responses' ? provider(id) : provider.chat(id);
+}
+
 /** Print the result as one line of JSON: the test reads it. */
 export function report(result) {
   process.stdout.write(`${JSON.stringify(result)}\n`);

@@ -73,7 +73,7 @@ async def test_openai_response_is_read_listed_and_deleted_by_its_id(
 async def test_ai_generate_text_with_the_default_responses_model(
     gateway: Gateway, fake: FakeUpstream
 ):
-    result = await run("ai/responses-generate-text.mjs", gateway)
+    result = await run("ai/generate-text.mjs", gateway, HXGW_AI_API="responses")
     assert result["text"] == GREETING and result["finishReason"] == "stop"
     assert (result["usage"]["inputTokens"], result["usage"]["outputTokens"]) == (INPUT_TOKENS, 6)
     assert fake.requests[-1].path == "/v1/responses"
@@ -82,7 +82,7 @@ async def test_ai_generate_text_with_the_default_responses_model(
 async def test_ai_stream_text_with_the_default_responses_model(
     gateway: Gateway, fake: FakeUpstream
 ):
-    result = await run("ai/responses-stream-text.mjs", gateway)
+    result = await run("ai/stream-text.mjs", gateway, HXGW_AI_API="responses")
     assert result["parts"] == WORDS
     assert result["errors"] == [] and result["finishReason"] == "stop"
     assert result["usage"]["totalTokens"] == INPUT_TOKENS + 6

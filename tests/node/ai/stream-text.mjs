@@ -1,10 +1,11 @@
-// streamText with the provider's chat model: the text as it streams, then the usage.
+// streamText with the provider's chat model, or (HXGW_AI_API=responses) its default
+// model, which speaks the Responses API: the text as it streams, then the usage.
 import { streamText } from 'ai';
-import { provider, report } from '../lib.mjs';
+import { aiModel, report } from '../lib.mjs';
 
 const errors = [];
 const result = streamText({
-  model: provider.chat('chat'),
+  model: aiModel('chat'),
   prompt: 'hi',
   maxRetries: 0,
   onError: ({ error }) => errors.push(String(error)),
