@@ -34,7 +34,7 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 	touch $@
 
 run: install
-	VENV=$(VENV) scripts/run-demo.sh
+	$(VENV)/bin/hxgw quickstart
 
 # The end-to-end tests mostly wait on real processes and sockets: run them 4 at a time.
 test: install
@@ -96,7 +96,7 @@ eval-router: install
 	$(PY) -m hxgw.tools.router_eval.main $(EVAL_ARGS)
 
 install-systemd:
-	scripts/install-systemd.sh
+	systemd/install.sh
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache .mypy_cache .ruff_cache

@@ -1,4 +1,4 @@
-"""The `hxgw` command: serve, check-config, keys, usage, demo-upstream.
+"""The `hxgw` command: serve, check-config, keys, usage, quickstart, demo-upstream.
 
 Exit codes: 0 success, 1 invalid config or a failure to start, 2 bad usage.
 """
@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from hxgw import __version__
-from hxgw.tools import keys_cli, smoke, train_router, usage_cli
+from hxgw.tools import keys_cli, quickstart, smoke, train_router, usage_cli
 
 DEFAULT_CONFIG_DIR = "/etc/hxgw"
 
@@ -85,6 +85,14 @@ def _parser() -> argparse.ArgumentParser:
         command("usage", "what each key (model, day) used, from the usage ledger"), config_help
     )
 
+    quickstart.add_arguments(
+        command(
+            "quickstart",
+            "run the gateway with a key for this run, in front of the demo upstream unless "
+            "HX_LITELLM_UPSTREAM names one (what `make run` runs)",
+        ),
+        config_help,
+    )
     demo = command("demo-upstream", "run a deterministic OpenAI-compatible fake upstream")
     demo.add_argument("--host", default="127.0.0.1")
     demo.add_argument("--port", type=_port, default=4000)
@@ -122,6 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return usage_cli.run(args, config_dir, env)
     if args.command == "keys":
         return keys_cli.run(args, config_dir, env)
+    if args.command == "quickstart":
+        return quickstart.run(args, env)
     if args.command == "demo-upstream":
         from hxgw.tools.demo_upstream import run
 

@@ -249,15 +249,14 @@ class DemoRun:
 
 @pytest.fixture(scope="module")
 def make_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
-    """scripts/run-demo.sh (what `make run` runs) as a newcomer runs it: no MASTER_KEY set.
+    """`hxgw quickstart` (what `make run` runs) as a newcomer runs it: no MASTER_KEY set.
     The ports are free ones (HX_PORT, HX_DEMO_PORT), so as not to take the README's."""
     out = tmp_path_factory.mktemp("make-run") / "stdout"
     port, demo_port = free_port(), free_port()
-    env = _clean_env() | {"VENV": str(VENV_BIN.parent), "HX_PORT": str(port),
-                          "HX_DEMO_PORT": str(demo_port),
+    env = _clean_env() | {"HX_PORT": str(port), "HX_DEMO_PORT": str(demo_port),
                           "HX_STATE_DIR": str(out.parent / "state")}
     with out.open("wb") as stdout:
-        script = subprocess.Popen([str(REPO / "scripts/run-demo.sh")], cwd=REPO, env=env,
+        script = subprocess.Popen([HXGW, "quickstart"], cwd=REPO, env=env,
                                   stdout=stdout, stderr=subprocess.DEVNULL,
                                   start_new_session=True)
     try:
@@ -286,3 +285,21 @@ def test_the_lines_make_run_prints_work_when_pasted_into_a_new_shell(make_run: D
 
 def test_make_run_says_where_the_hxgw_command_is(make_run: DemoRun):
     assert f"{VENV_BIN}/hxgw" in make_run.output
+
+
+def test_stopping_make_run_stops_the_demo_upstream_with_the_gateway(tmp_path: Path):
+    port, demo_port = free_port(), free_port()
+    env = _clean_env() | {"HX_PORT": str(port), "HX_DEMO_PORT": str(demo_port),
+                          "HX_STATE_DIR": str(tmp_path / "state")}
+    run = subprocess.Popen([HXGW, "quickstart"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/healthz", run, {})
+        _wait_http(f"http://127.0.0.1:{demo_port}/health", run, {})
+        run.send_signal(signal.SIGTERM)  # to quickstart alone, as systemd or kill would
+        assert run.wait(30) == 0
+    finally:
+        _stop(run)
+    for stopped in (port, demo_port):
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", stopped), timeout=5).close()

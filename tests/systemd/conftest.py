@@ -2,7 +2,7 @@
 
 One Debian 12 machine is booted with systemd-nspawn for the whole session
 (see nspawn_machine.py), hxgw is installed in it with the project's own
-scripts/install-systemd.sh, from wheels built here on the host (so the
+systemd/install.sh, from wheels built here on the host (so the
 machine needs no network: it runs with --private-network, and its ports
 4000/4010 clash with nothing on the host), and hx-gateway-ml.service runs
 against `hxgw demo-upstream` (hx-demo-upstream.service, test-only).
@@ -219,7 +219,7 @@ class Box:
 
     def install(self, *args: str) -> subprocess.CompletedProcess[str]:
         out = self.machine.run(
-            ["bash", f"{SRC}/scripts/install-systemd.sh", *args],
+            ["bash", f"{SRC}/systemd/install.sh", *args],
             env={"PIP_NO_INDEX": "1", "PIP_FIND_LINKS": WHEELS},
             timeout=300,
         )

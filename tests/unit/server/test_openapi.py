@@ -74,7 +74,7 @@ def test_the_served_document_carries_the_package_version():
 
 
 def test_the_document_is_package_data_so_that_an_installed_gateway_has_it():
-    """A non-editable install (scripts/install-systemd.sh) ships only declared data files."""
+    """A non-editable install (systemd/install.sh) ships only declared data files."""
     assert files("hxgw.server").joinpath("openapi.json").is_file()
     setup = configparser.ConfigParser()
     setup.read(REPO / "setup.cfg")

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install hxgw as the systemd service hx-gateway-ml.service. Run as root.
 #
-#   scripts/install-systemd.sh [--prefix DIR] [--extras LIST] [--no-start]
+#   systemd/install.sh [--prefix DIR] [--extras LIST] [--no-start]
 #
 # What it does, each step safe to repeat:
 #   - a venv at /opt/hxgw/venv (--prefix) with this checkout of hxgw in it

@@ -1,0 +1,90 @@
+"""`hxgw quickstart`: the gateway as a newcomer first runs it (`make run`).
+
+Without HX_LITELLM_UPSTREAM it starts the demo upstream beside the gateway
+(on 127.0.0.1:4000, HX_DEMO_PORT moves it), so the whole path works on a
+machine with no LiteLLM; without MASTER_KEY it makes a random client key for
+this run. It prints the lines to paste into another shell to try it, which
+work as printed, then serves until interrupted and stops the demo with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import secrets
+import shlex
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+from hxgw.config.schema import Listen
+
+DEMO_PORT = 4000
+TRY_LINE = (
+    "curl -s http://127.0.0.1:{port}/v1/chat/completions"
+    ' -H "Authorization: Bearer $MASTER_KEY" \\\n'
+    "       -H 'Content-Type: application/json' \\\n"
+    """       -d '{{"model":"hx-chat","messages":[{{"role":"user","""
+    """"content":"Return exactly the text: HX-OK"}}]}}'"""
+)
+
+
+def add_arguments(parser: argparse.ArgumentParser, config_help: str) -> None:
+    parser.add_argument("--config-dir", help=config_help + "; etc/hxgw of a checkout here")
+    parser.add_argument("--host", help="listen address (default: $HX_HOST or 127.0.0.1)")
+    parser.add_argument(
+        "--port", type=int, help=f"listen port (default: $HX_PORT or {Listen().port})"
+    )
+
+
+def run(args: argparse.Namespace, env: dict[str, str]) -> int:
+    env = dict(env)
+    key_line = "# MASTER_KEY is the one you set for this run"
+    if not env.get("MASTER_KEY"):
+        env["MASTER_KEY"] = "sk-demo-" + secrets.token_urlsafe(18)
+        key_line = f"export MASTER_KEY={env['MASTER_KEY']}"
+    # The usage ledger and key store of this run (`hxgw usage` and `hxgw keys` read it).
+    env.setdefault("HX_STATE_DIR", str(Path.cwd() / ".hxgw-state"))
+    # This Python running hxgw's own commands, no shell: nothing here is interpreted.
+    hxgw = [sys.executable, "-m", "hxgw"]
+    demo = None
+    if not env.get("HX_LITELLM_UPSTREAM"):
+        port = env.get("HX_DEMO_PORT") or str(DEMO_PORT)
+        demo = subprocess.Popen(  # noqa: S603
+            [*hxgw, "demo-upstream", "--host", "127.0.0.1", "--port", port]
+        )
+        env["HX_LITELLM_UPSTREAM"] = f"http://127.0.0.1:{port}"
+    host = args.host or env.get("HX_HOST") or "127.0.0.1"
+    port = str(args.port or env.get("HX_PORT") or Listen().port)
+    config_dir = args.config_dir or env.get("HX_CONFIG_DIR") or "etc/hxgw"
+    command = os.path.abspath(sys.argv[0]) if sys.argv[0].endswith("hxgw") else "hxgw"
+    activate = f", or: . {sys.prefix}/bin/activate" if sys.prefix != sys.base_prefix else ""
+    print(
+        f"The hxgw command is {command} (try {command} --help{activate}).\n"
+        f"Gateway on http://{host}:{port}, upstream {env['HX_LITELLM_UPSTREAM']}."
+        " In another shell, try:\n\n"
+        f"  {key_line}\n"
+        f"  export HX_STATE_DIR={shlex.quote(env['HX_STATE_DIR'])}\n"
+        f"  {TRY_LINE.format(port=port)}\n",
+        flush=True,
+    )
+    serve = [*hxgw, "serve", "--config-dir", config_dir, "--host", host, "--port", port]
+    gateway = subprocess.Popen(serve, env=env)  # noqa: S603
+    try:
+        return _wait(gateway)
+    finally:
+        if demo is not None:
+            demo.terminate()
+            demo.wait()
+
+
+def _wait(process: subprocess.Popen[bytes]) -> int:
+    """The gateway's exit status. Ctrl-C reaches the gateway too (one process group): it
+    drains and exits, and that is what is waited for; a SIGTERM is passed on to it."""
+    signal.signal(signal.SIGTERM, lambda *_: process.terminate())
+    while True:
+        try:
+            return process.wait()
+        except KeyboardInterrupt:
+            continue
