@@ -19,7 +19,8 @@ from typing import Any
 
 from aiohttp import web
 
-from tests import fake_anthropic, fake_files, fake_media, fake_responses, fake_scoring
+from hxgw.tools import demo_scoring
+from tests import fake_anthropic, fake_files, fake_media, fake_responses
 
 
 @dataclass
@@ -353,13 +354,13 @@ class FakeUpstream:
         body, how = await self._record(request)
         if how.status >= 400:
             return openai_error(how)
-        return web.json_response(fake_scoring.moderation(body))
+        return web.json_response(demo_scoring.moderation(body if isinstance(body, dict) else {}))
 
     async def _rerank(self, request: web.Request) -> web.Response:
         body, how = await self._record(request)
         if how.status >= 400:
             return openai_error(how)
-        return web.json_response(fake_scoring.rerank(body))
+        return web.json_response(demo_scoring.rerank(body if isinstance(body, dict) else {}))
 
     async def _messages(self, request: web.Request) -> web.StreamResponse:
         body, how = await self._record(request)

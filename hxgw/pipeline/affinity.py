@@ -59,7 +59,7 @@ def bind_to_origin(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
         rebind = ResponseIds({upstream_id: client_id}, learn=False)
     else:
         candidate, upstream_id = bound_upstream(ctx, client_id, None)
-        rebind = None if endpoint.raw_answer else HeldIds()
+        rebind = None if endpoint.raw_answer else HeldIds({upstream_id: client_id})
     ctx.candidates, ctx.pinned, ctx.rebind = (candidate,), True, rebind
     # Quoted whole: a made-up id must not reach another upstream path ("../key/new").
     path = endpoint.upstream_path.replace("{id}", quote(upstream_id, safe=""))

@@ -31,10 +31,11 @@ def choose_upstream(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
     ctx.upstream_path, ctx.upstream_bodies and ctx.rebind."""
     upstream = None
     raw = ctx.raw_body
+    named: dict[str, str] = {}
     if ctx.body is not None and ctx.body.get(INPUT_FILE) is not None:
-        given = ctx.body[INPUT_FILE]
-        candidate, upstream_id = bound_upstream(ctx, str(given), INPUT_FILE)
-        upstream = candidate.upstream
+        given = str(ctx.body[INPUT_FILE])
+        candidate, upstream_id = bound_upstream(ctx, given, INPUT_FILE)
+        upstream, named[upstream_id] = candidate.upstream, given
         raw = encode_body({**ctx.body, INPUT_FILE: upstream_id})
     query = ctx.exchange.request.rel_url.raw_query_string
     pairs = parse_qsl(query, keep_blank_values=True)
@@ -43,7 +44,7 @@ def choose_upstream(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
             # A page after an id: where that id is, with the upstream's own id.
             candidate, upstream_id = bound_upstream(ctx, value, "after")
             upstream = upstream or candidate.upstream
-            pairs[at] = (name, upstream_id)
+            pairs[at], named[upstream_id] = (name, upstream_id), value
             query = urlencode(pairs)
     ctx.candidates = (stand_in(upstream or _chosen_upstream(ctx)),)
     ctx.pinned = True
@@ -51,7 +52,7 @@ def choose_upstream(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
     ctx.upstream_path = f"{path}?{query}" if query else path
     if ctx.upload is None:  # a file upload streams its own body (file_upload)
         ctx.upstream_bodies = FixedBody(raw)
-    ctx.rebind = HeldIds()
+    ctx.rebind = HeldIds(named)
     return call_next(ctx)
 
 

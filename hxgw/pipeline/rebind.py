@@ -115,8 +115,13 @@ FILE_FIELDS = ("input_file_id", "output_file_id", "error_file_id")
 class HeldIds:
     """Binds the ids of files and batches in an answer to the upstream that served it."""
 
-    __slots__ = ()
+    __slots__ = ("_named",)
     max_body = MAX_HELD_ANSWER
+
+    def __init__(self, named: dict[str, str] | None = None) -> None:
+        """`named`: the upstream's ids for those the request named -> the client's. An
+        error that quotes one ("No such File object: ...") says the id the client sent."""
+        self._named = [(up.encode(), client.encode()) for up, client in (named or {}).items()]
 
     def body(self, data: bytes, served: Model) -> bytes:
         try:
@@ -135,8 +140,10 @@ class HeldIds:
                 _bind_field(document, field, served.upstream)
         elif _held(document):
             _bind_object(document, served.upstream)
-        else:
-            return data  # an error, or not an object of an upstream's
+        else:  # an error, or not an object of an upstream's
+            for upstream, client in self._named:
+                data = data.replace(upstream, client)
+            return data
         return jsonio.dumps(document)
 
     def events(self, block: bytes, served: Model) -> bytes:

@@ -1,5 +1,6 @@
 """What the demo upstream answers, whatever API asks: a deterministic answer to a
-prompt, an embedding, and a request body read as the gateway would take it.
+prompt, a completion and embeddings as objects (served as they are, or a batch's
+lines), and a request body read as the gateway would take it.
 
 "Return exactly the text: X" answers X, "Count to N" answers "1 2 ... N", anything
 else is echoed back.
@@ -12,6 +13,7 @@ import hashlib
 import math
 import re
 import struct
+import time
 from typing import Any
 
 from aiohttp import web
@@ -42,6 +44,42 @@ def embedding(text: str, dim: int) -> list[float]:
         counter += 1
     norm = math.sqrt(sum(v * v for v in values[:dim])) or 1.0
     return [round(v / norm, 6) for v in values[:dim]]
+
+
+def completion(body: dict[str, Any], chat: bool) -> dict[str, Any]:
+    """A chat completion (or a text completion) object answering `body`."""
+    text = answer_for(prompt_of(body))
+    words = text.split(" ")
+    prompt_tokens = len(prompt_of(body).split())
+    choice: dict[str, Any] = {"index": 0, "finish_reason": "stop"}
+    choice.update({"message": {"role": "assistant", "content": text}} if chat else {"text": text})
+    return {
+        "id": f"chatcmpl-demo-{hashlib.sha256(text.encode()).hexdigest()[:12]}",
+        "object": "chat.completion" if chat else "text_completion",
+        "created": int(time.time()),
+        "model": str(body.get("model") or "demo"),
+        "choices": [choice],
+        "usage": {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": len(words),
+            "total_tokens": prompt_tokens + len(words),
+        },
+    }
+
+
+def embedding_list(body: dict[str, Any], dim: int) -> dict[str, Any]:
+    """The embeddings of `body`'s input; ValueError when it is not text."""
+    given = body.get("input", body.get("prompt"))
+    texts = given if isinstance(given, list) else [given]
+    if not texts or not all(isinstance(t, str) for t in texts):
+        raise ValueError("input must be a string or a list of strings")
+    data = [
+        {"object": "embedding", "index": i, "embedding": embedding(t, dim)}
+        for i, t in enumerate(texts)
+    ]
+    tokens = sum(len(str(t).split()) for t in texts)
+    usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+    return {"object": "list", "data": data, "model": body.get("model"), "usage": usage}
 
 
 def prompt_of(body: dict[str, Any]) -> str:

@@ -2,8 +2,9 @@
 
 It lets a newcomer see the whole gateway work without LiteLLM or a model:
 chat and completions (plain or streamed over SSE, with the usage chunk when
-asked), embeddings of a fixed dimension, a model list, and Anthropic's Messages
-API (`demo_messages`). Answers depend only
+asked), embeddings of a fixed dimension, a model list, Anthropic's Messages
+API (`demo_messages`), the Responses API (`demo_responses`), moderation and
+rerank (`demo_scoring`), files and batches (`demo_files`). Answers depend only
 on the request: "Return exactly the text: X" answers X, "Count to N" answers
 "1 2 ... N", anything else is echoed back.
 """
@@ -12,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
-import time
 from collections import OrderedDict
 from typing import Any
 
@@ -22,41 +21,27 @@ from aiohttp_sse import sse_response
 
 from hxgw import jsonio
 from hxgw.config.schema import Limits
-from hxgw.tools import demo_messages, demo_responses
-from hxgw.tools.demo_answers import CONFIG, MODELS, answer_for, embedding, json_body, prompt_of
+from hxgw.tools import demo_files, demo_messages, demo_responses, demo_scoring
+from hxgw.tools.demo_answers import (
+    CONFIG,
+    MODELS,
+    answer_for,
+    completion,
+    embedding_list,
+    json_body,
+    prompt_of,
+)
 
 
 async def completions(request: web.Request) -> web.StreamResponse:
     body = await json_body(request)
     chat = request.path.endswith("/chat/completions")
-    model = str(body.get("model") or "demo")
-    text = answer_for(prompt_of(body))
-    words = text.split(" ")
-    usage = {
-        "prompt_tokens": len(prompt_of(body).split()),
-        "completion_tokens": len(words),
-        "total_tokens": len(prompt_of(body).split()) + len(words),
-    }
-    ident, created = (
-        f"chatcmpl-demo-{hashlib.sha256(text.encode()).hexdigest()[:12]}",
-        int(time.time()),
-    )
-    kind = "chat.completion" if chat else "text_completion"
+    whole = completion(body, chat)
     if not body.get("stream"):
-        choice: dict[str, Any] = {"index": 0, "finish_reason": "stop"}
-        choice.update(
-            {"message": {"role": "assistant", "content": text}} if chat else {"text": text}
-        )
-        return web.json_response(
-            {
-                "id": ident,
-                "object": kind,
-                "created": created,
-                "model": model,
-                "choices": [choice],
-                "usage": usage,
-            }
-        )
+        return web.json_response(whole)
+    ident, created, model, usage = whole["id"], whole["created"], whole["model"], whole["usage"]
+    kind = whole["object"]
+    words = answer_for(prompt_of(body)).split(" ")
     delay = request.app[CONFIG].chunk_delay
     async with sse_response(request, sep="\n", allow_all_methods=True) as sse:
         for i, word in enumerate(words):
@@ -116,32 +101,11 @@ async def completions(request: web.Request) -> web.StreamResponse:
 
 async def embeddings(request: web.Request) -> web.Response:
     body = await json_body(request)
-    given = body.get("input", body.get("prompt"))
-    texts = given if isinstance(given, list) else [given]
-    if not texts or not all(isinstance(t, str) for t in texts):
-        return web.json_response(
-            {
-                "error": {
-                    "message": "input must be a string or a list of strings",
-                    "type": "invalid_request_error",
-                }
-            },
-            status=400,
-        )
-    dim = request.app[CONFIG].embedding_dim
-    data = [
-        {"object": "embedding", "index": i, "embedding": embedding(t, dim)}
-        for i, t in enumerate(texts)
-    ]
-    tokens = sum(len(str(t).split()) for t in texts)
-    return web.json_response(
-        {
-            "object": "list",
-            "data": data,
-            "model": body.get("model"),
-            "usage": {"prompt_tokens": tokens, "total_tokens": tokens},
-        }
-    )
+    try:
+        return web.json_response(embedding_list(body, request.app[CONFIG].embedding_dim))
+    except ValueError as exc:
+        error = {"message": str(exc), "type": "invalid_request_error"}
+        return web.json_response({"error": error}, status=400)
 
 
 async def models(request: web.Request) -> web.Response:
@@ -171,6 +135,9 @@ def make_demo_app(chunk_delay: float = 0.05, embedding_dim: int = 1024) -> web.A
         app.router.add_post(f"{prefix}/responses", demo_responses.create)
         app.router.add_get(f"{prefix}/responses/{{id}}", demo_responses.retrieve)
         app.router.add_delete(f"{prefix}/responses/{{id}}", demo_responses.delete)
+        app.router.add_post(f"{prefix}/moderations", demo_scoring.moderations)
+        app.router.add_post(f"{prefix}/rerank", demo_scoring.reranked)
+    demo_files.add_to(app)
     app.router.add_get("/health", health)
     return app
 

@@ -1,5 +1,6 @@
 """`hxgw demo-upstream` takes what the gateway takes, refuses in OpenAI's shape, and
-speaks Anthropic's Messages API and the Responses API too."""
+speaks Anthropic's Messages API, the Responses API, moderation, rerank, files and
+batches too: through the gateway, as a newcomer's `make run` serves them."""
 
 from __future__ import annotations
 
@@ -13,7 +14,8 @@ import anthropic
 import openai
 import pytest
 
-from tests.fixtures import HXGW, free_port, wait_http
+from tests.conftest import StartGateway
+from tests.fixtures import HXGW, Gateway, free_port, wait_http
 
 BIG = "x" * (2 * 1024 * 1024)  # over aiohttp's 1 MiB default, under the gateway's 16 MiB
 
@@ -84,3 +86,67 @@ async def test_the_demo_speaks_the_responses_api_plain_streamed_and_as_a_follow_
     assert first.output_text == read.output_text == "HX-OK"
     assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
     assert kinds.count("response.output_text.delta") == 3
+
+
+@pytest.fixture
+async def before_demo(demo: str, start_gateway: StartGateway) -> Gateway:
+    return await start_gateway(upstream_url=demo)
+
+
+def _sdk(gateway: Gateway) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key=gateway.key, max_retries=0)
+
+
+def _line(custom_id: str, url: str, body: dict[str, object]) -> bytes:
+    return json.dumps({"custom_id": custom_id, "method": "POST", "url": url,
+                       "body": body}).encode() + b"\n"
+
+
+async def test_a_batch_through_the_gateway_completes_with_the_demos_answers(
+        before_demo: Gateway):
+    lines = (_line("exact", "/v1/chat/completions", {"model": "chat", "messages": [
+                 {"role": "user", "content": "Return exactly the text: HX-OK"}]})
+             + _line("count", "/v1/chat/completions", {"model": "chat", "messages": [
+                 {"role": "user", "content": "Count to 3"}]})
+             + b"not a request\n"
+             + _line("elsewhere", "/v1/embeddings", {"model": "emb", "input": "x"}))
+    async with _sdk(before_demo) as sdk:
+        uploaded = await sdk.files.create(file=("in.jsonl", lines), purpose="batch")
+        created = await sdk.batches.create(input_file_id=uploaded.id,
+                                           endpoint="/v1/chat/completions",
+                                           completion_window="24h")
+        batch = await sdk.batches.retrieve(created.id)
+        assert batch.output_file_id and batch.error_file_id
+        output = (await sdk.files.content(batch.output_file_id)).text
+        errors = (await sdk.files.content(batch.error_file_id)).text
+    assert created.status == "validating" and batch.status == "completed"
+    assert batch.request_counts is not None
+    assert (batch.request_counts.total, batch.request_counts.completed,
+            batch.request_counts.failed) == (4, 2, 2)
+    answers = {row["custom_id"]: row["response"]["body"]["choices"][0]["message"]["content"]
+               for row in map(json.loads, output.splitlines())}
+    assert answers == {"exact": "HX-OK", "count": "1 2 3"}
+    assert [json.loads(row)["error"]["line"] for row in errors.splitlines()] == [3, 4]
+
+
+async def test_the_demo_pages_its_files_and_forgets_a_deleted_one(before_demo: Gateway):
+    async with _sdk(before_demo) as sdk:
+        first = await sdk.files.create(file=("a.jsonl", b"{}\n"), purpose="batch")
+        second = await sdk.files.create(file=("b.jsonl", b"{}\n"), purpose="batch")
+        page = await sdk.files.list(limit=1)
+        assert [f.id for f in page.data] == [second.id] and page.has_more
+        assert (await sdk.files.delete(first.id)).deleted
+        with pytest.raises(openai.NotFoundError) as missing:
+            await sdk.files.retrieve(first.id)
+    assert f"No such File object: {first.id}" in str(missing.value)
+
+
+async def test_the_demo_moderates_and_reranks_through_the_gateway(before_demo: Gateway):
+    async with _sdk(before_demo) as sdk:
+        moderated = await sdk.moderations.create(model="chat", input=["hello", "attack them"])
+    assert [r.flagged for r in moderated.results] == [False, True]
+    body = {"model": "chat", "query": "red apples", "documents": ["blue sky", "red apples"]}
+    async with aiohttp.ClientSession() as client, client.post(
+            before_demo.url + "/v1/rerank", json=body, headers=before_demo.auth) as resp:
+        ranked = await resp.json()
+    assert [r["index"] for r in ranked["results"]] == [1, 0]

@@ -74,6 +74,13 @@ def test_a_list_of_files_is_bound_item_by_item_with_its_cursors():
     assert answer["last_id"] == answer["data"][1]["id"]
 
 
-def test_an_upstream_error_passes_unchanged():
+def test_an_upstream_error_that_names_no_id_of_the_request_passes_unchanged():
     error = b'{"error": {"message": "No such File object: file-1"}}'
     assert HeldIds().body(error, BETA) == error
+
+
+def test_an_upstream_error_names_the_id_the_client_sent():
+    client_id = bind("upstream", "two", "file-1")
+    error = b'{"error": {"message": "No such File object: file-1"}}'
+    answer = json.loads(HeldIds({"file-1": client_id}).body(error, BETA))
+    assert answer["error"]["message"] == f"No such File object: {client_id}"
