@@ -8,7 +8,7 @@ limits_store:
 from __future__ import annotations
 
 from collections.abc import Mapping
-from urllib.parse import urlsplit
+from urllib.parse import parse_qsl, urlsplit
 
 from hxgw.config.reader import Section
 from hxgw.config.schema import LimitsStore
@@ -42,13 +42,14 @@ def _is_redis_url(url: str) -> bool:
     parts = urlsplit(url)
     if parts.scheme not in REDIS_SCHEMES:
         return False
+    db = dict(parse_qsl(parts.query)).get("db", "0")
     if parts.scheme == "unix":
-        return bool(parts.path)
+        return bool(parts.path) and db.isdigit()
     try:
         parts.port  # noqa: B018 -- raises on a port that is not a number
     except ValueError:
         return False
-    return bool(parts.hostname)
+    return bool(parts.hostname) and (parts.path.lstrip("/") or db).isdigit()
 
 
 def _without_password(url: str) -> str:

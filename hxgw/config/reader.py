@@ -8,6 +8,7 @@ first one.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -119,6 +120,9 @@ class Section:
         wanted = "an integer" if integer else "a number"
         if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
             self.report(f"must be {wanted}, got {kind_of(value)}", key)
+            return default
+        if isinstance(value, float) and not math.isfinite(value):  # .nan passes every test
+            self.report(f"must be a finite number, got {value}", key)
             return default
         if positive and value <= 0:
             self.report(f"must be greater than 0, got {value}", key)

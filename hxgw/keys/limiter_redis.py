@@ -80,6 +80,7 @@ class RedisLimiter:
             timeout=timeout,
             on_failure=self._failed,
             on_success=self._answered,
+            on_abandoned=self._abandoned,
         )
         self.local = MemoryLimiter(lease_s=lease_s, store="local")
         """Where requests are counted while Redis is down and the limiter fails open."""
@@ -123,6 +124,14 @@ class RedisLimiter:
             f"c {when!r} {reservation.id} {actual_tokens} {float(actual_cost)!r} "
             f"{float(reservation.est_cost)!r} {reservation.budget_period_s}",
         )
+
+    def _abandoned(self, key_name: str, asked: str, answer: bytes) -> None:
+        """A decision made for a request that left meanwhile (its client went away):
+        the reservation it made is let go at once, not held and charged until its
+        lease ends."""
+        if answer.startswith(b"- "):  # allowed: a reservation was made
+            _, _, rid, _, est_cost, *_, period_s = asked.split(" ")
+            self._batches.correct(key_name, f"c {time.time()!r} {rid} 0 0.0 {est_cost} {period_s}")
 
     async def close(self) -> None:
         await self._batches.close()

@@ -52,9 +52,24 @@ class SharedLimiter:
         self, key_name: str, limits: KeyLimits, est_tokens: int, est_cost: float, now: float
     ) -> Decision:
         loop = asyncio.get_running_loop()
-        return await loop.run_in_executor(
+        deciding = loop.run_in_executor(
             self._thread, self.reserve_now, key_name, limits, est_tokens, est_cost, now
         )
+        try:
+            return await asyncio.shield(deciding)
+        except asyncio.CancelledError:
+            # The client left while the thread decided: a reservation made for it is
+            # let go at once, not held (and charged) until its lease ends.
+            deciding.add_done_callback(self._let_go)
+            raise
+
+    def _let_go(self, deciding: asyncio.Future[Decision]) -> None:
+        if deciding.cancelled() or deciding.exception() is not None:
+            return
+        reservation = deciding.result().reservation
+        if reservation is not None and not reservation.settled:
+            reservation.settled = True
+            self._thread.submit(self.reconcile_now, reservation, 0, 0.0, time.time())
 
     def reserve_now(
         self, key_name: str, limits: KeyLimits, est_tokens: int, est_cost: float, now: float
@@ -90,8 +105,12 @@ class SharedLimiter:
         reservation.settled = True
         when = time.time() if now is None else now
         loop = asyncio.get_running_loop()
-        await loop.run_in_executor(
-            self._thread, self.reconcile_now, reservation, actual_tokens, actual_cost, when
+        # Shielded: the correction is queued behind other decisions in the thread, and a
+        # client leaving meanwhile must not cancel it.
+        await asyncio.shield(
+            loop.run_in_executor(
+                self._thread, self.reconcile_now, reservation, actual_tokens, actual_cost, when
+            )
         )
 
     def reconcile_now(
@@ -153,13 +172,19 @@ class _Transaction:
         if error is not None:
             self.db.execute("ROLLBACK")
             return
-        self.db.execute(
-            "INSERT OR REPLACE INTO keys (name, doc, touched) VALUES (?, ?, ?)",
-            (self.name, orjson.dumps(self.state.to_doc()), self.now),
-        )
-        if self.owner.prune_due(self.now):
-            self._prune()
-        self.db.execute("COMMIT")
+        try:
+            self.db.execute(
+                "INSERT OR REPLACE INTO keys (name, doc, touched) VALUES (?, ?, ?)",
+                (self.name, orjson.dumps(self.state.to_doc()), self.now),
+            )
+            if self.owner.prune_due(self.now):
+                self._prune()
+            self.db.execute("COMMIT")
+        except BaseException:
+            # Left open, the transaction would keep the file's write lock: every
+            # later decision, on every worker, would fail.
+            self.db.execute("ROLLBACK")
+            raise
 
     def _prune(self) -> None:
         """Forget keys nobody used for a month (the longest budget period) and a day."""

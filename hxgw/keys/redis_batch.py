@@ -18,7 +18,8 @@ sends what waits. When a batch fails (Redis unreachable, too slow, or an error
 reply) every operation in it and every one waiting for the next fails with it:
 the decisions' callers get the error and apply `fail_open`; the corrections are
 dropped (each reservation's lease then expires in Redis and charges its
-estimate). `on_failure` and `on_success` tell the limiter, once per batch.
+estimate). `on_failure` and `on_success` tell the limiter, once per batch;
+`on_abandoned` tells it of a decision whose caller stopped waiting for it.
 """
 
 from __future__ import annotations
@@ -53,6 +54,7 @@ class Batches:
         timeout: float,
         on_failure: Callable[[BaseException], None],
         on_success: Callable[[], None],
+        on_abandoned: Callable[[str, str, bytes], None],
         linger: float = 0.005,
         max_waiting: int = 256,
         max_in_flight: int = 4,
@@ -60,6 +62,7 @@ class Batches:
         self.url, self.header, self.prefix, self.timeout = url, header, prefix, timeout
         self.linger, self.max_waiting, self.max_in_flight = linger, max_waiting, max_in_flight
         self._on_failure, self._on_success = on_failure, on_success
+        self._on_abandoned = on_abandoned
         self._waiting: list[_Operation] = []
         self._answers_wanted = 0
         self._in_flight: set[asyncio.Task[None]] = set()
@@ -138,10 +141,14 @@ class Batches:
                 # that NOSCRIPT is the exception, not the first answer.
                 await connection.send([("SCRIPT", "LOAD", BATCH)])[0]
             self._connection = connection
-        except FAILURES as exc:
+        except Exception as exc:
+            # Not only FAILURES: a host name that cannot be encoded (a label over 63
+            # characters) raises UnicodeError; the decisions waiting must hear of it too,
+            # as the failure their callers handle.
             if connection is not None:
                 connection.close()
-            self._fail([], exc)
+            failure = exc if isinstance(exc, FAILURES) else ConnectionError(f"{exc!r}")
+            self._fail([], failure)
         finally:
             self._connecting = None
         if self._waiting:
@@ -169,8 +176,12 @@ class Batches:
         for ops, found in zip(groups, lines, strict=True):
             for operation, line in zip(ops, found, strict=True):
                 answer = operation.answer
-                if answer is not None and not answer.done():
+                if answer is None:
+                    continue
+                if not answer.done():
                     answer.set_result(line)
+                elif answer.cancelled():  # its request left while the batch was out
+                    self._on_abandoned(operation.key_name, operation.line, line)
         if self._waiting and (self._answers_wanted or len(self._waiting) >= self.max_waiting):
             self._flush()
         elif self._waiting and self._timer is None:

@@ -156,7 +156,8 @@ class KeyStore:
                 raise KeyStoreError(f"a key named {name!r} exists (update, rotate or revoke it)")
             if existing is not None:
                 connection.execute(f"DELETE FROM {TABLE} WHERE name = ?", (name,))  # noqa: S608
-            columns = {"name": name, "digest": digest, "created": now, "updated": now,
+            updated = self._stamp(connection, now)
+            columns = {"name": name, "digest": digest, "created": now, "updated": updated,
                        "budget_period": "1d", **_columns(settings)}  # fmt: skip
             marks = ", ".join("?" for _ in columns)
             connection.execute(
@@ -181,6 +182,12 @@ class KeyStore:
     def revoke(self, connection: Connection, name: str) -> StoredKey:
         return self._change(connection, name, {"revoked": time.time(), "previous_until": None})
 
+    def _stamp(self, connection: Connection, now: float) -> float:
+        """A change's `updated`, past every other: gateways see a change by the table's
+        newest stamp (`marker`), so one made by a host whose clock is behind, or
+        committed after a later one, must still move it."""
+        return max(now, self.marker(connection)[1] + 0.001)
+
     def _live(self, connection: Connection, name: str) -> StoredKey:
         key = self.get(connection, name)
         if key is None:
@@ -194,9 +201,9 @@ class KeyStore:
     ) -> StoredKey:
         """Set `changes` on the live key `name`; with `previous`, its digest becomes the
         previous one (a rotation)."""
-        changes = {**changes, "updated": time.time()}
         with connection.transaction(exclusive=True):
             key = self._live(connection, name)
+            changes = {**changes, "updated": self._stamp(connection, time.time())}
             if previous:
                 changes["previous_digest"] = key.digest
             sets = ", ".join(f"{column} = ?" for column in changes)

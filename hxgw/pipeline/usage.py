@@ -21,6 +21,10 @@ BYTES_PER_TOKEN = 4
 overestimate for a JSON body, which is what a reservation wants."""
 DEFAULT_COMPLETION = 256
 """The completion a reservation assumes when the request sets no `max_tokens`."""
+MAX_TOKENS = 10**9
+"""The most tokens one request is counted for, asked or reported: a thousand times any
+model's context. A larger figure is not a count, and would overflow the limiters' and
+the ledger's 64-bit integers (a client's `max_tokens` of 2**64 - 1 is valid JSON)."""
 # A usage's two counts side by side, in either order (OpenAI writes prompt_tokens first,
 # LiteLLM completion_tokens): one search for both.
 _BOTH = re.compile(
@@ -43,17 +47,22 @@ def reported_tokens(data: bytes) -> tuple[int, int] | None:
     found = _BOTH.search(data)
     if found is not None:
         prompt, completion, completion_first, prompt_second = found.groups()
-        return int(prompt or prompt_second), int(completion or completion_first)
+        return _count(prompt or prompt_second), _count(completion or completion_first)
     prompt_alone, completion_alone = _PROMPT.search(data), _COMPLETION.search(data)
     if prompt_alone is not None or completion_alone is not None:
         return (
-            int(prompt_alone[1]) if prompt_alone else 0,
-            int(completion_alone[1]) if completion_alone else 0,
+            _count(prompt_alone[1]) if prompt_alone else 0,
+            _count(completion_alone[1]) if completion_alone else 0,
         )
     inputs, outputs = _INPUT.findall(data), _OUTPUT.findall(data)
     if not inputs and not outputs:
         return None
-    return max(map(int, inputs), default=0), int(outputs[-1]) if outputs else 0
+    return max(map(_count, inputs), default=0), _count(outputs[-1]) if outputs else 0
+
+
+def _count(digits: bytes) -> int:
+    # Read only as far as the cap: int() of thousands of digits is slow, then refused.
+    return MAX_TOKENS if len(digits) > 10 else min(int(digits), MAX_TOKENS)
 
 
 def used(ctx: RequestContext) -> Used:
@@ -68,6 +77,11 @@ def used(ctx: RequestContext) -> Used:
     if counts is not None:
         prompt, completion = counts
         source: Source = "reported"
+        cut = ctx.outcome == "client_gone" or ctx.stream_failed
+        if cut and completion < ctx.events:
+            # A stream cut short has only the usage it began with (Anthropic's
+            # message_start says 1 output token): what was relayed says more.
+            completion, source = ctx.events, "estimated"
     elif ctx.status >= 400:
         prompt, completion, source = 0, 0, "none"
     else:
@@ -91,7 +105,7 @@ def estimated_completion(ctx: RequestContext) -> int:
     for name in ("max_completion_tokens", "max_tokens", "max_output_tokens"):
         value = body.get(name)
         if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return value
+            return min(value, MAX_TOKENS)
     return DEFAULT_COMPLETION
 
 

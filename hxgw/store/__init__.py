@@ -8,7 +8,14 @@ ledger keeps its table here, and so will the key store.
 May import: the standard library and psycopg; nothing else of hxgw.
 """
 
-from hxgw.store.database import Connection, Database, Dialect, NoStore, StoreError
+from hxgw.store.database import (
+    Connection,
+    Database,
+    Dialect,
+    NoStore,
+    RowRefused,
+    StoreError,
+)
 from hxgw.store.locate import DEFAULT_STATE_DIR, SQLITE_FILE, open_database
 from hxgw.store.migrate import Migration, migrate_database
 
@@ -20,6 +27,7 @@ __all__ = [
     "Dialect",
     "Migration",
     "NoStore",
+    "RowRefused",
     "StoreError",
     "migrate_database",
     "open_database",

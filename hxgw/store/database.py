@@ -16,8 +16,13 @@ Row = tuple[Any, ...]
 class StoreError(Exception):
     """The store is unreachable or refused a statement; the message names the store.
 
-    Callers that must not lose data (the ledger) treat every StoreError alike: keep the
-    rows and try again later."""
+    Callers that must not lose data (the ledger) keep the rows and try again later, but
+    for a `RowRefused`."""
+
+
+class RowRefused(StoreError):
+    """The store refused what a statement holds (a number out of its range), not the
+    statement's coming: trying the same again later would fail again."""
 
 
 class NoStore(StoreError):

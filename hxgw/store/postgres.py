@@ -13,7 +13,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
-from hxgw.store.database import Connection, Database, Dialect, Row, StoreError
+from hxgw.store.database import Connection, Database, Dialect, Row, RowRefused, StoreError
 
 # Any constant works, as long as every exclusive transaction of hxgw uses the same one.
 _EXCLUSIVE_LOCK = 0x68786777  # "hxgw"
@@ -65,6 +65,8 @@ class PostgresConnection(Connection):
     def _errors(self) -> Iterator[None]:
         try:
             yield
+        except (psycopg.DataError, OverflowError) as exc:  # a number out of range, ...
+            raise RowRefused(f"{self.where}: {_first_line(exc)}") from exc
         except psycopg.Error as exc:
             raise StoreError(f"{self.where}: {_first_line(exc)}") from exc
 

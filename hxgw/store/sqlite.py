@@ -14,7 +14,15 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from hxgw.store.database import Connection, Database, Dialect, NoStore, Row, StoreError
+from hxgw.store.database import (
+    Connection,
+    Database,
+    Dialect,
+    NoStore,
+    Row,
+    RowRefused,
+    StoreError,
+)
 
 # A bool is stored as the integer it is either way; without an adapter sqlite3 first
 # looks for __adapt__ and __conform__ on it, and each miss raises and drops an
@@ -83,6 +91,8 @@ class SqliteConnection(Connection):
     def _errors(self) -> Iterator[None]:
         try:
             yield
+        except OverflowError as exc:  # an int past SQLite's 64 bits
+            raise RowRefused(f"{self.where}: {exc}") from exc
         except sqlite3.Error as exc:
             raise StoreError(f"{self.where}: {exc}") from exc
 

@@ -33,9 +33,14 @@ def _name(text: str) -> str:
     return text
 
 
+MAX_LIMIT = 10**15
+"""The largest limit or budget taken: beyond it a limit is no limit, and the stores'
+64-bit integers (and Lua's exact numbers) end not far above."""
+
+
 def _positive(text: str) -> int:
-    if not text.isdigit() or int(text) < 1:
-        raise argparse.ArgumentTypeError(f"not a whole number of at least 1: {text!r}")
+    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+        raise argparse.ArgumentTypeError(f"not a whole number from 1 to 10^15: {text!r}")
     return int(text)
 
 
@@ -44,7 +49,7 @@ def _money(text: str) -> float:
         value = float(text)
     except ValueError:
         value = -1.0
-    if not value >= 0:
+    if not 0 <= value <= MAX_LIMIT:  # NaN and infinity too
         raise argparse.ArgumentTypeError(f"not an amount of money: {text!r}")
     return value
 

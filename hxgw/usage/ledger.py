@@ -23,7 +23,7 @@ from pathlib import Path
 
 import structlog
 
-from hxgw.store import Connection, Database, StoreError
+from hxgw.store import Connection, Database, RowRefused, StoreError
 from hxgw.store.migrate import migrate
 from hxgw.usage.row import UsageRow, Values
 from hxgw.usage.schema import INSERT, MIGRATIONS
@@ -127,17 +127,31 @@ class Ledger:
             try:
                 self._connect()  # also at start with no rows: the schema is migrated early
                 if self.spool.waiting:
-                    replayed = self.spool.replay(self._write, self.batch_rows)
+                    replayed = self.spool.replay(self._write_batch, self.batch_rows)
                     if replayed:
                         log.info("usage spool replayed", rows=replayed, store=self.database.where)
                 while done < len(rows):
-                    self._write(rows[done : done + self.batch_rows])
+                    self._write_batch(rows[done : done + self.batch_rows])
                     done += self.batch_rows
                 self._recovered()
                 return
             except (StoreError, OSError) as exc:  # OSError: a spool file that cannot be read
                 self._failed(exc)
         self._keep(rows[done:])
+
+    def _write_batch(self, rows: list[Values]) -> None:
+        """A batch, or, when one of its rows is refused for what it holds (not for the
+        store's absence), each row alone: one bad row must not take the others with it,
+        nor, kept to be tried again, block every row after it."""
+        try:
+            self._write(rows)
+        except RowRefused:
+            for row in rows:
+                try:
+                    self._write([row])
+                except RowRefused as exc:
+                    self.rows_dropped += 1
+                    log.error("usage row refused by the store", request_id=row[0], error=str(exc))
 
     def _write(self, rows: list[Values]) -> None:
         connection = self._connect()

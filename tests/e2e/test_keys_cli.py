@@ -122,6 +122,17 @@ async def test_a_key_named_like_a_config_key_is_refused(start_gateway: StartGate
     assert made.returncode == 2 and "already has a key named 'master'" in made.stderr
 
 
+async def test_a_limit_past_what_the_stores_hold_is_refused_as_bad_usage(
+    start_gateway: StartGateway,
+):
+    gateway = await start_gateway()
+    for option, value in (("--rpm", "99999999999999999999"), ("--budget", "inf"),
+                          ("--budget", "nan")):
+        made = keys(gateway, "create", "app", option, value)
+        assert made.returncode == 2, made.stderr
+        assert "Traceback" not in made.stderr and value in made.stderr
+
+
 async def test_two_instances_on_one_postgresql_refuse_a_revoked_key_within_a_second(
     start_gateway: StartGateway, client: aiohttp.ClientSession,
     own_postgres: Postgres,  # noqa: F811

@@ -72,6 +72,24 @@ async def test_a_stream_the_client_cut_is_billed_as_estimated_and_disconnected(
     assert row["completion_tokens"] >= 5 and row["cost"] > 0
 
 
+async def test_an_anthropic_stream_the_client_cut_counts_what_was_relayed_not_its_start(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    # message_start reports the input tokens and 1 output token; the final count would
+    # come in message_delta, which a cut stream never gets.
+    fake.behave("m-alpha", content="w " * 200, chunk_delay=0.01)
+    gateway = await start_gateway(models=PRICED)
+    body = {**CHAT, "max_tokens": 500, "stream": True}
+    async with client.post(gateway.url + "/v1/messages", json=body,
+                           headers=gateway.auth) as stream:
+        for _ in range(20):
+            await stream.content.readuntil(b"\n\n")
+    await wait_for(lambda: len(ledger_rows(gateway)) == 1, timeout=10)
+    (row,) = ledger_rows(gateway)
+    assert row["disconnected"] == 1 and row["usage_source"] == "estimated"
+    assert row["completion_tokens"] >= 20
+
+
 async def test_a_request_refused_before_auth_leaves_no_row(
     start_gateway: StartGateway, client: aiohttp.ClientSession
 ):

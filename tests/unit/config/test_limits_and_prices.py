@@ -46,6 +46,18 @@ def test_bad_key_limits_are_reported_with_their_paths(tmp_path: Path):
         assert any(f"keys[0].{key}: " in p for p in problems)
 
 
+def test_a_budget_that_is_not_a_finite_number_is_refused(tmp_path: Path):
+    # YAML's .nan would pass every comparison, and the key would have no budget at all.
+    write_config(tmp_path, "http://127.0.0.1:1", gateway={"auth": {"keys_file": "keys.yaml"}})
+    (tmp_path / "keys.yaml").write_text("keys:\n  - {name: app, key: sk-app-1, budget: .nan}\n"
+                                        "  - {name: b, key: sk-b-1, budget: .inf}\n")
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path, ENV)
+    problems = str(caught.value).splitlines()
+    assert [("keys[0].budget" in p, "finite" in p) for p in problems[:1]] == [(True, True)]
+    assert len(problems) == 2
+
+
 def test_a_model_price_is_read_and_gives_the_router_its_cost(tmp_path: Path):
     models = [dict(DEFAULT_MODELS[0], price={"input_per_mtok": 3, "output_per_mtok": 15}),
               *DEFAULT_MODELS[1:]]

@@ -68,3 +68,11 @@ def test_the_url_is_not_in_the_config_repr(tmp_path: Path) -> None:
     write_config(tmp_path, "http://127.0.0.1:1")
     config = load_config(tmp_path, ENV | {"REDIS_URL": "redis://:hunter2@10.0.0.5:6379/0"})
     assert "hunter2" not in repr(config.limits_store)
+
+
+@pytest.mark.parametrize("url", ["redis://10.0.0.5:6379/abc", "redis://10.0.0.5:6379?db=x",
+                                 "unix:///run/redis.sock?db=one"])
+def test_a_redis_url_whose_database_is_not_a_number_is_refused(tmp_path: Path, url: str) -> None:
+    write_config(tmp_path, "http://127.0.0.1:1", gateway={"limits_store": {"url": url}})
+    (problem,) = _problems(tmp_path)
+    assert "limits_store.url: must be a Redis URL" in problem

@@ -90,6 +90,22 @@ def test_a_revoked_key_is_gone_from_what_the_gateway_sees_at_the_next_refresh(
     assert _digest(secret) not in book.by_digest
 
 
+def test_a_change_made_by_a_clock_behind_the_others_is_still_seen(
+    database: Database, book: StoredKeys, monkeypatch: pytest.MonkeyPatch
+):
+    store = KeyStore(database)
+    with store.connect() as connection:
+        secret = store.create(connection, "app", {})
+    assert book.refresh(NO_CONFIG_KEYS)
+    behind = time.time() - 5  # another host's `hxgw keys`, its clock 5 s slow
+    monkeypatch.setattr(time, "time", lambda: behind)
+    with store.connect() as connection:
+        store.revoke(connection, "app")
+    monkeypatch.undo()
+    assert book.refresh(NO_CONFIG_KEYS)
+    assert _digest(secret) not in book.by_digest
+
+
 def test_a_stored_key_with_a_config_key_name_is_ignored(
     database: Database, book: StoredKeys
 ):

@@ -3,6 +3,7 @@ in this process until Redis answers again."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 import pytest
@@ -83,3 +84,12 @@ async def test_every_redis_key_expires(redis_server: RedisServer) -> None:
     await limiter.close()
     assert len(keys) == 4
     assert all(0 < ttl <= 86_400 + 60 for ttl in ttls)
+
+
+async def test_a_redis_host_that_cannot_be_named_fails_closed_at_once() -> None:
+    # A host label over 63 characters cannot be encoded: the connect fails before any
+    # socket, and the decisions waiting for it must hear so, not wait forever.
+    limiter = RedisLimiter("redis://" + "a" * 64 + ".example:6379/0", probe_every=0)
+    with pytest.raises(LimitsUnavailable):
+        await asyncio.wait_for(limiter.reserve("k", LIMITS, 1, 0.0, time.time()), 5)
+    await limiter.close()

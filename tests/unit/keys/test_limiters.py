@@ -4,9 +4,12 @@ workers' shared SQLite file and a real redis-server."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import time
 
 import pytest
 
+from hxgw.keys.limiter_memory import MemoryLimiter
 from hxgw.keys.limits import PERIODS, WINDOW, KeyLimits
 from tests.unit.keys.conftest import MakeLimiter
 
@@ -156,3 +159,31 @@ async def test_a_correction_frees_its_own_estimate_of_the_reserved_cost(
     later = await limiter.reserve("k", limits, 1, 0.0, NOW + 1)
     assert later.usage.reserved == pytest.approx(0.5)
     assert later.usage.spent == pytest.approx(0.125)
+
+
+async def test_a_caller_that_leaves_while_its_decision_is_made_does_not_keep_its_slot(
+    make_limiter: MakeLimiter,
+) -> None:
+    limiter, limits = make_limiter(), KeyLimits(max_parallel=1)
+    if isinstance(limiter, MemoryLimiter):
+        pytest.skip("memory decides without waiting: there is no moment to leave in")
+    asking = asyncio.ensure_future(limiter.reserve("k", limits, 1, 0.0, time.time()))
+    await asyncio.sleep(0)  # on its way to the thread, or to Redis
+    asking.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await asking
+    deadline = time.monotonic() + 5
+    while not (await limiter.reserve("k", limits, 1, 0.0, time.time())).allowed:
+        assert time.monotonic() < deadline, "the slot is held for the lease"
+        await asyncio.sleep(0.05)
+
+
+async def test_a_decision_that_cannot_be_stored_leaves_the_next_one_working(
+    make_limiter: MakeLimiter,
+) -> None:
+    # 2**70 tokens does not fit the shared file's JSON: that decision fails, and must not
+    # leave the file's transaction (and its lock) open behind it.
+    limiter, limits = make_limiter(), KeyLimits(max_parallel=5)
+    with contextlib.suppress(Exception):
+        await limiter.reserve("k", limits, 2**70, 0.0, NOW)
+    assert (await limiter.reserve("k", limits, 1, 0.0, NOW + 1)).allowed

@@ -1,6 +1,6 @@
 """Reading an upstream's `usage`, whatever its order and spacing."""
 
-from hxgw.pipeline.usage import reported_tokens
+from hxgw.pipeline.usage import MAX_TOKENS, reported_tokens
 
 
 def test_tokens_are_read_from_a_usage_with_spaces_and_details():
@@ -39,3 +39,13 @@ def test_an_anthropic_stream_takes_input_from_its_start_and_output_from_its_last
     delta = (b'event: message_delta\ndata: {"type":"message_delta","delta":{"stop_reason":'
              b'"end_turn"},"usage":{"output_tokens":15}}\n\n')
     assert reported_tokens(start + delta) == (25, 15)
+
+
+def test_a_count_past_a_billion_tokens_is_taken_as_a_billion():
+    data = b'"usage":{"prompt_tokens":18446744073709551616,"completion_tokens":5}'
+    assert reported_tokens(data) == (MAX_TOKENS, 5)
+
+
+def test_a_count_of_thousands_of_digits_is_read_without_converting_them_all():
+    data = b'"usage":{"input_tokens":' + b"9" * 5000 + b',"output_tokens":3}'
+    assert reported_tokens(data) == (MAX_TOKENS, 3)

@@ -37,6 +37,18 @@ def test_every_field_reads_back_as_recorded(database: Database, tmp_path: Path):
     )
 
 
+def test_a_row_the_store_refuses_is_dropped_alone_not_with_its_batch(
+    database: Database, tmp_path: Path
+):
+    ledger = Ledger(database, tmp_path / "spool", batch_interval=60)
+    for n in range(5):
+        ledger.record(row(n, prompt_tokens=2**64 if n == 2 else 10))
+    assert ledger.close(timeout=10)
+    assert sorted(stored_ids(database)) == [f"req-{n:06d}" for n in (0, 1, 3, 4)]
+    assert ledger.rows_dropped == 1
+    assert not ledger.spool.waiting  # nothing kept to fail again
+
+
 def test_close_writes_what_is_queued(database: Database, tmp_path: Path):
     ledger = Ledger(database, tmp_path / "spool", batch_interval=60)
     ledger.start()
