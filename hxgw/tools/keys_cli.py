@@ -44,6 +44,17 @@ def _positive(text: str) -> int:
     return int(text)
 
 
+def _groups(text: str) -> list[str]:
+    """Group names, or `all` (an empty list: no restriction). Empty text is refused: a
+    script's unset variable must not widen a key to every group."""
+    if text.strip() == "all":
+        return []
+    groups = [g.strip() for g in text.split(",") if g.strip()]
+    if not groups:
+        raise argparse.ArgumentTypeError("name at least one group, or all")
+    return groups
+
+
 def _money(text: str) -> float:
     try:
         value = float(text)
@@ -86,7 +97,10 @@ def add_arguments(parser: argparse.ArgumentParser, config_help: str) -> None:
         sub.add_argument("--max-parallel", type=_positive, help="requests at once")
         sub.add_argument("--budget", type=_money, metavar="USD", help="money per budget period")
         sub.add_argument("--budget-period", choices=tuple(PERIODS), help="default: 1d")
-        sub.add_argument("--groups", metavar="G1,G2", help="the only groups it may use")
+        sub.add_argument(
+            "--groups", type=_groups, metavar="G1,G2",
+            help="the only groups it may use (all: every group, the default)",
+        )  # fmt: skip
         sub.add_argument("--expires", type=_date, metavar="DATE", help="e.g. 2027-01-31 (UTC)")
     action("list", "the keys, never their secrets", named=False)
     rotate = action("rotate", "a new secret; the old one works for a grace period")
@@ -137,7 +151,7 @@ def _act(args: argparse.Namespace, store: KeyStore, connection: Connection, conf
 
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
-    groups = None if args.groups is None else [g for g in args.groups.split(",") if g]
+    groups = args.groups
     return {"rpm": args.rpm, "tpm": args.tpm, "max_parallel": args.max_parallel,
             "budget": args.budget, "budget_period": args.budget_period, "groups": groups,
             "expires": args.expires}  # fmt: skip

@@ -133,6 +133,16 @@ async def test_a_limit_past_what_the_stores_hold_is_refused_as_bad_usage(
         assert "Traceback" not in made.stderr and value in made.stderr
 
 
+async def test_empty_groups_are_refused_and_all_opens_every_group(start_gateway: StartGateway):
+    gateway = await start_gateway()
+    assert keys(gateway, "create", "app", "--groups", "chat").returncode == 0
+    emptied = keys(gateway, "update", "app", "--groups", "")
+    assert emptied.returncode == 2 and "name at least one group, or all" in emptied.stderr
+    assert json.loads(keys(gateway, "list", "--json").stdout)[0]["groups"] == ["chat"]
+    assert keys(gateway, "update", "app", "--groups", "all").returncode == 0
+    assert json.loads(keys(gateway, "list", "--json").stdout)[0]["groups"] is None
+
+
 async def test_two_instances_on_one_postgresql_refuse_a_revoked_key_within_a_second(
     start_gateway: StartGateway, client: aiohttp.ClientSession,
     own_postgres: Postgres,  # noqa: F811
