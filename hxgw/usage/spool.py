@@ -70,9 +70,17 @@ class Spool:
             return 0
         target = self._target()
         data = b"".join(lines)
-        target.write(data)
-        target.flush()
-        os.fsync(target.fileno())
+        try:
+            target.write(data)
+            target.flush()
+            os.fsync(target.fileno())
+        except OSError:
+            # A line may be half written (a full disk): later rows go to a file of their
+            # own rather than onto its end, where the torn line would take one with it.
+            with contextlib.suppress(OSError):
+                target.close()
+            self._file = None
+            raise
         self.bytes += len(data)
         self.waiting = True
         if target.tell() >= self.file_bytes:

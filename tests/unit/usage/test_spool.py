@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import resource
+import signal
 from pathlib import Path
+
+import pytest
 
 from hxgw.usage import Values
 from hxgw.usage.row import as_dict
@@ -48,3 +52,24 @@ def test_files_are_replayed_oldest_first_across_files(tmp_path: Path):
         spool.add([row(n).values()])
     assert len(list(tmp_path.iterdir())) == 5
     assert _replay(spool) == [f"req-{n:06d}" for n in range(5)]
+
+
+def test_rows_added_after_a_write_failed_halfway_are_not_glued_to_its_torn_line(
+    tmp_path: Path,
+):
+    spool = Spool(tmp_path, 1 << 20)
+    spool.add([row(1).values()])
+    (first,) = tmp_path.iterdir()
+    # A full disk, for real: the file may grow 20 bytes more, then writes fail (EFBIG).
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (first.stat().st_size + 20, limits[1]))
+    try:
+        with pytest.raises(OSError):
+            spool.add([row(2).values()])
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        signal.signal(signal.SIGXFSZ, previous)
+    spool.add([row(3).values()])
+    spool.close()
+    assert _replay(Spool(tmp_path, 1 << 20)) == ["req-000001", "req-000003"]
