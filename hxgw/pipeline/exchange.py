@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Mapping
 
 from aiohttp import web
+from aiohttp.web_protocol import RequestPayloadError
 
 from hxgw.config.body_limits import FAMILY_LIMITS, Family
 from hxgw.errors import BadRequest, PayloadTooLarge, RequestTimeout
@@ -80,6 +81,8 @@ class Exchange:
                         f"the request body did not arrive within {total:g}s"
                     ) from None
                 raise RequestTimeout(f"the request body stalled for {idle:g}s") from None
+            except RequestPayloadError as exc:  # its Content-Encoding does not decode
+                raise BadRequest(f"the request body cannot be read: {exc}") from None
             if not chunk:
                 return bytes(body)
             if len(body) + len(chunk) > limit:
@@ -96,8 +99,13 @@ class Exchange:
 
     @property
     def declared_length(self) -> int | None:
-        """The body's Content-Length; None when it comes chunked."""
-        return self.request.content_length
+        """The length of the body as it is read: its Content-Length; None when it comes
+        chunked, or compressed (aiohttp decodes it, so that length is not the body's)."""
+        request = self.request
+        encoding = request.headers.get("Content-Encoding")
+        if encoding is not None and encoding.strip().lower() not in ("", "identity"):
+            return None
+        return request.content_length
 
     async def read_some(self, idle: float) -> bytes:
         """The next bytes of the body as they arrive; b"" at its end. RequestTimeout
@@ -120,7 +128,10 @@ class Exchange:
         content = self.request.content
         if not content.is_eof():
             return None
-        data = content.read_nowait()
+        try:
+            data = content.read_nowait()
+        except RequestPayloadError as exc:
+            raise BadRequest(f"the request body cannot be read: {exc}") from None
         if len(data) > limit:
             raise body_too_large(limit)
         return data

@@ -14,6 +14,11 @@ from collections.abc import AsyncIterable
 from typing import Protocol
 
 
+class BodyLengthError(ValueError):
+    """A streamed body that did not match the length its head declared: a bug, never
+    sent on, as the connection would be out of step with the upstream."""
+
+
 class Target(Protocol):
     """What the writer needs of its connection."""
 
@@ -31,14 +36,14 @@ class BodyWriter:
         self,
         target: Target,
         body: AsyncIterable[bytes],
-        chunked: bool,
+        length: int | None,
         loop: asyncio.AbstractEventLoop,
     ) -> None:
         self._paused = False
         self._drained: asyncio.Future[None] | None = None
         self.sent = False
         """The whole body went out: only then may the connection carry another request."""
-        self.task = loop.create_task(self._write(target, body, chunked, loop))
+        self.task = loop.create_task(self._write(target, body, length, loop))
 
     def pause(self) -> None:
         self._paused = True
@@ -57,22 +62,30 @@ class BodyWriter:
         self,
         target: Target,
         body: AsyncIterable[bytes],
-        chunked: bool,
+        length: int | None,
         loop: asyncio.AbstractEventLoop,
     ) -> None:
+        left = length
         try:
             async for chunk in body:
                 transport = target.transport
                 if transport is None:
                     return  # the connection is gone, and has said why
-                if not chunked:
+                if left is not None:
+                    # Never a byte past the Content-Length sent: the upstream would read
+                    # it as the start of another request, one this client wrote.
+                    left -= len(chunk)
+                    if left < 0:
+                        raise BodyLengthError("the body is longer than its Content-Length")
                     transport.write(chunk)
                 elif chunk:  # an empty chunk would end a chunked body
                     transport.writelines((b"%x\r\n" % len(chunk), chunk, b"\r\n"))
                 while self._paused and target.transport is not None:
                     self._drained = loop.create_future()
                     await self._drained
-            if chunked and target.transport is not None:
+            if left:  # the upstream would wait for the rest, for ever
+                raise BodyLengthError("the body is shorter than its Content-Length")
+            if length is None and target.transport is not None:
                 target.transport.write(b"0\r\n\r\n")
             self.sent = True
         except asyncio.CancelledError:

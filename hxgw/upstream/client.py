@@ -72,7 +72,7 @@ class _OriginPool:
         self,
         head: bytes,
         body: AsyncIterable[bytes],
-        chunked: bool,
+        length: int | None,
         connect_timeout: float,
         slot: Gate | None,
     ) -> UpstreamResponse:
@@ -80,7 +80,7 @@ class _OriginPool:
         # out only by writing to it, and a streamed body cannot be sent again.
         connection = await self._checkout(connect_timeout, slot, reuse=False)
         try:
-            return await connection.send_streamed(head, body, chunked)
+            return await connection.send_streamed(head, body, length)
         except BaseException:
             connection.close()
             raise
@@ -245,7 +245,7 @@ class UpstreamClient:
                 b"\r\n",
             )
         )
-        return pool.exchange_streamed(head, body, length is None, connect_timeout, slot)
+        return pool.exchange_streamed(head, body, length, connect_timeout, slot)
 
     async def fetch(
         self,

@@ -214,12 +214,13 @@ class Connection(asyncio.Protocol):
         return self._headers
 
     def send_streamed(
-        self, head: bytes, body: AsyncIterable[bytes], chunked: bool
+        self, head: bytes, body: AsyncIterable[bytes], length: int | None
     ) -> asyncio.Future[UpstreamResponse]:
-        """Write a request head, then its body as `body` yields it, with chunked framing
-        when its length is unknown. The future is the response, as for `send`."""
+        """Write a request head, then its body as `body` yields it: `length` bytes, or
+        with chunked framing when that is None. The future is the response, as for
+        `send`."""
         headers = self.send(head, b"")
-        self.writer = BodyWriter(self, body, chunked, self.pool.loop)
+        self.writer = BodyWriter(self, body, length, self.pool.loop)
         return headers
 
     def body_failed(self, error: BaseException) -> None:

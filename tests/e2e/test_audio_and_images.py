@@ -5,6 +5,7 @@ speech relayed chunk by chunk, image generation, edits and variations."""
 from __future__ import annotations
 
 import asyncio
+import gzip
 import io
 import time
 from collections.abc import AsyncIterator
@@ -284,6 +285,27 @@ async def test_a_form_that_never_closes_is_a_400_in_openai_shape(
         error = (await resp.json())["error"]
     assert error["message"] == "the multipart form ended before its closing boundary"
     assert error["type"] == "invalid_request_error"
+
+
+async def test_a_compressed_upload_reaches_the_upstream_as_one_request_of_its_real_length(
+    media: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    # aiohttp decodes the body: its Content-Length is the compressed one. Sent upstream
+    # with that length, the decoded bytes past it would be read as a request of the
+    # client's own making (here one for an admin route), ahead of the next client's.
+    smuggled = b"GET /key/list HTTP/1.1\r\nHost: x\r\n\r\n"
+    body = form("b", ("model", b"stt", None), ("file", SOUND, "a.wav")) + smuggled
+    async with client.post(media.url + "/v1/audio/transcriptions", data=gzip.compress(body),
+                           headers=_form_headers(media, "b", **{"Content-Encoding": "gzip"})
+                           ) as resp:
+        assert resp.status == 200, await resp.text()
+    async with client.post(media.url + "/v1/chat/completions", headers=media.auth,
+                           json={"model": "chat", "messages": [{"role": "user", "content": "x"}]}
+                           ) as resp:
+        assert resp.status == 200 and (await resp.json())["object"] == "chat.completion"
+    assert [seen.path for seen in fake.requests] == ["/v1/audio/transcriptions",
+                                                     "/v1/chat/completions"]
+    assert fake.requests[0].body["file"][0]["size"] == len(SOUND)
 
 
 async def test_a_json_body_on_an_upload_route_is_a_400_naming_the_type(

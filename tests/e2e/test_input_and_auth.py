@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gzip
 import re
 
 import aiohttp
@@ -92,6 +93,28 @@ async def test_malformed_bodies_get_400_with_a_message(
         payload = await resp.json()
     assert _is_openai_error(payload)
     assert fragment in payload["error"]["message"]
+
+
+@pytest.mark.parametrize("body", [b'{"messages":[]}', b"\x1f\x8b\x08\x00not gzip at all"],
+                         ids=["plain", "broken"])
+async def test_a_body_that_does_not_decode_as_its_content_encoding_gets_400(
+    gateway: Gateway, client: aiohttp.ClientSession, body: bytes
+):
+    headers = gateway.auth | {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    async with client.post(gateway.url + CHAT_PATH, data=body, headers=headers) as resp:
+        assert resp.status == 400
+        payload = await resp.json()
+    assert _is_openai_error(payload)
+    assert "the request body cannot be read" in payload["error"]["message"]
+    assert "Traceback" not in gateway.logs()
+
+
+async def test_a_gzipped_body_is_read_as_its_json(gateway: Gateway, client: aiohttp.ClientSession):
+    body = gzip.compress(b'{"model": "chat", "messages": [{"role": "user", "content": "hi"}]}')
+    headers = gateway.auth | {"Content-Type": "application/json", "Content-Encoding": "gzip"}
+    async with client.post(gateway.url + CHAT_PATH, data=body, headers=headers) as resp:
+        assert resp.status == 200
+        assert (await resp.json())["object"] == "chat.completion"
 
 
 async def test_an_unknown_group_header_gets_404(gateway: Gateway, client: aiohttp.ClientSession):
