@@ -55,6 +55,9 @@ async def _read_to_model(upload: Upload) -> None:
             break
         spool.write(scanner.feed(chunk))
     upload.value, upload.rest, upload.first_at = scanner.value, scanner.rest, scanner.first_at
+    if upload.value is not None:
+        upload.watch = ModelField.after_model(upload.boundary)
+        upload.watch.feed(upload.rest)
 
 
 def _model_name(value: bytes) -> str:

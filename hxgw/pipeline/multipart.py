@@ -86,6 +86,15 @@ class ModelField:
         self.value: bytes | None = None
         self.rest = b""
 
+    @classmethod
+    def after_model(cls, boundary: bytes) -> ModelField:
+        """A scanner for the bytes that follow the `model` value: it raises a 400 on a
+        second `model` field, which the upstream would take (a form parser keeps the
+        last value of a field) instead of the one the gateway chose."""
+        scanner = cls(boundary)
+        scanner.state, scanner.value = "content", b""
+        return scanner
+
     def feed(self, data: bytes) -> bytes:
         """Take the next bytes of the body; return those it is done with."""
         self._buffer += data
@@ -185,6 +194,8 @@ class ModelField:
         name, filename = _part_name(bytes(buffer[:end]))
         self._pass(out, end + (2 if end == 0 else 4))
         self.state = "model" if name == "model" and filename is None else "content"
+        if self.state == "model" and self.value is not None:
+            raise BadRequest("the form has more than one 'model' field", param="model")
         return True
 
     def _model_value(self, at: int) -> bool:
@@ -204,16 +215,20 @@ class ModelField:
 
 
 def _part_name(head: bytes) -> tuple[str | None, str | None]:
-    """A part's field name and file name, from its Content-Disposition."""
+    """A part's field name and file name, from its Content-Disposition (one only: of
+    two, the upstream might read the other, and name a part `model` unseen)."""
+    found: tuple[str | None, str | None] | None = None
     for line in head.split(b"\r\n") if head else ():
         field, colon, value = line.partition(b":")
         if not colon:
             raise BadRequest("a part head of the form has a line that is not a header field")
         if field.strip().lower() == b"content-disposition":
+            if found is not None:
+                raise BadRequest("a part head of the form has more than one Content-Disposition")
             # aiohttp warns of a malformed value (and finds no name in it): a part without
             # a name is not the model field, and the upstream judges the rest of the form.
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", BadContentDispositionHeader)
                 _, params = parse_content_disposition(value.decode("utf-8", "replace").strip())
-            return params.get("name"), params.get("filename", params.get("filename*"))
-    return None, None
+            found = params.get("name"), params.get("filename", params.get("filename*"))
+    return found or (None, None)

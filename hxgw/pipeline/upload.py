@@ -16,6 +16,7 @@ from typing import IO
 from hxgw.config import Model
 from hxgw.config.body_limits import Family
 from hxgw.pipeline.exchange import Exchange, body_too_large
+from hxgw.pipeline.multipart import ModelField
 
 IN_MEMORY = 1024 * 1024
 """A spool holds this much in memory; past it, in a temporary file."""
@@ -80,6 +81,7 @@ class Upload:
         "rest",
         "spool",
         "value",
+        "watch",
         "whole",
     )
 
@@ -93,6 +95,8 @@ class Upload:
         """The `model` value as the client sent it; None when the form has none."""
         self.rest = b""
         """What was read after that value and is not in the spool."""
+        self.watch: ModelField | None = None
+        """Reads what follows the value as it goes, for a second `model` field."""
         self.first_at = 0
         """Where the form's first boundary starts (after any preamble)."""
         self.received = 0
@@ -168,6 +172,8 @@ class UploadBody:
                 yield chunk
             yield self._value + upload.rest
             async for chunk in upload.unread():
+                if upload.watch is not None:
+                    upload.watch.feed(chunk)  # a 400 before a second `model` goes on
                 yield chunk
         if self.on_sent is not None:
             self.on_sent()

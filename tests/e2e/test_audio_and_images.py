@@ -308,6 +308,34 @@ async def test_a_compressed_upload_reaches_the_upstream_as_one_request_of_its_re
     assert fake.requests[0].body["file"][0]["size"] == len(SOUND)
 
 
+async def test_a_form_with_a_second_model_field_is_a_400_and_never_reaches_the_upstream(
+    media: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    # A form parser upstream keeps a field's last value: the second would choose the
+    # model, past the gateway's routing, the key's groups and its prices.
+    body = form("b", ("model", b"stt", None), ("model", b"o1-pro", None),
+                ("file", SOUND, "a.wav"))
+    async with client.post(media.url + "/v1/audio/transcriptions", data=body,
+                           headers=_form_headers(media, "b")) as resp:
+        assert resp.status == 400
+        error = (await resp.json())["error"]
+    assert (error["message"], error["param"]) == ("the form has more than one 'model' field",
+                                                  "model")
+    assert fake.requests == []
+
+
+async def test_a_second_model_field_after_a_large_file_stops_the_upload_with_a_400(
+    media: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    big = SOUND * 256  # 4 MiB: it streams upstream before the second field arrives
+    body = form("b", ("model", b"stt", None), ("file", big, "a.wav"), ("model", b"o1-pro", None))
+    async with client.post(media.url + "/v1/audio/transcriptions", data=io.BytesIO(body),
+                           headers=_form_headers(media, "b")) as resp:
+        assert resp.status == 400
+        assert (await resp.json())["error"]["message"] == "the form has more than one 'model' field"
+    assert "/v1/audio/transcriptions" not in fake.finished  # the upstream never had it whole
+
+
 async def test_a_json_body_on_an_upload_route_is_a_400_naming_the_type(
     media: Gateway, client: aiohttp.ClientSession
 ):

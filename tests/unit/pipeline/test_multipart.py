@@ -130,3 +130,29 @@ def test_a_malformed_content_disposition_is_not_the_model_and_warns_nothing():
     body = (b"--" + B + b'\r\nContent-Disposition: form-data; name="model"; ;\r\n\r\nx\r\n'
             + part("model", b"stt") + close())
     assert scan(body, [])[0].value == b"stt"
+
+
+@given(st.lists(st.integers(min_value=0, max_value=len(FILE_FIRST)), max_size=20))
+def test_what_follows_the_model_passes_the_watch_wherever_the_reads_cut_it(cuts: list[int]):
+    rest = FILE_FIRST[FILE_FIRST.index(b"stt\r\n--") + 3 :] + part("file", FILE, "b.wav")
+    watch = ModelField.after_model(B)
+    at = 0
+    for cut in [*sorted(set(c % len(rest) for c in cuts)), len(rest)]:
+        watch.feed(rest[at:cut])
+        at = cut
+
+
+@pytest.mark.parametrize("cut", [0, 7, 40])
+def test_a_second_model_field_after_the_first_is_a_400(cut: int):
+    rest = b"\r\n" + part("file", FILE, "a.wav") + part("model", b"o1-pro") + close()
+    watch = ModelField.after_model(B)
+    with pytest.raises(BadRequest, match="more than one 'model' field"):
+        watch.feed(rest[:cut])
+        watch.feed(rest[cut:])
+
+
+def test_a_part_head_with_two_content_dispositions_is_a_400():
+    twice = (b"--" + B + b'\r\nContent-Disposition: form-data; name="x"\r\n'
+             b'Content-Disposition: form-data; name="model"\r\n\r\nstt\r\n' + close())
+    with pytest.raises(BadRequest, match="more than one Content-Disposition"):
+        scan(twice, [])
