@@ -202,6 +202,11 @@ OPERATOR: tuple[Endpoint, ...] = tuple(
 
 UNROUTED = Endpoint(name="unrouted", method="*", upstream_path="", mode=None)
 """Any request no route takes: it is answered 404 or 405 by its own chain."""
+UNROUTED_ANTHROPIC = Endpoint(
+    name="unrouted_anthropic", method="*", upstream_path="", mode=None, dialect="anthropic"
+)
+"""The same on a path of Anthropic's API (a GET of /v1/messages): its client reads
+Anthropic's error shape."""
 MODEL_PREFIXES = ("/v1/models/", "/models/")
 
 
@@ -216,7 +221,7 @@ def endpoint_for(method: str, path: str) -> Endpoint:
     for endpoint in BY_ID:
         if endpoint.method == method and id_in_path(endpoint, path) is not None:
             return endpoint
-    return UNROUTED
+    return UNROUTED_ANTHROPIC if path in _ANTHROPIC_PATHS else UNROUTED
 
 
 def id_in_path(endpoint: Endpoint, path: str) -> str | None:
@@ -265,3 +270,10 @@ ALLOWED: Mapping[str, str] = {
     path: ", ".join(sorted(m for m, p in ROUTES if p == path)) for _, path in ROUTES
 }
 """path -> the methods it takes, for a 405's Allow header."""
+
+_ANTHROPIC_PATHS = frozenset(
+    path
+    for endpoint in PROXIED
+    if endpoint.dialect == "anthropic"
+    for path in client_paths(endpoint)
+)

@@ -38,6 +38,10 @@ def authenticate(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
         scheme, presented = "bearer", ctx.exchange.header("x-api-key") or ""
     presented = presented.strip()
     if scheme.lower() != "bearer" or not presented:
+        if ctx.endpoint.dialect == "anthropic":
+            raise Unauthorized(
+                "missing key: send 'x-api-key: <key>' or 'Authorization: Bearer <key>'"
+            )
         raise Unauthorized("missing bearer key: send 'Authorization: Bearer <key>'")
     digest = hashlib.sha256(presented.encode("utf-8", "surrogateescape")).digest()
     key = ctx.state.keys_by_digest.get(digest)

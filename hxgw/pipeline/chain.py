@@ -31,6 +31,7 @@ from hxgw.endpoints import (
     PROXIED,
     RESPONSES,
     UNROUTED,
+    UNROUTED_ANTHROPIC,
     Endpoint,
 )
 from hxgw.pipeline.access_log import log_access
@@ -190,5 +191,5 @@ def build_chains(config: Config) -> dict[str, Next]:
     chains |= {e.name: build_chain(BY_ID_STEPS) for e in BY_ID}
     chains |= {e.name: build_chain(OPERATOR_STEPS) for e in OPERATOR}
     chains[MODEL.name] = build_chain(MODEL_STEPS)
-    chains[UNROUTED.name] = build_chain(UNROUTED_STEPS)
+    chains[UNROUTED.name] = chains[UNROUTED_ANTHROPIC.name] = build_chain(UNROUTED_STEPS)
     return chains

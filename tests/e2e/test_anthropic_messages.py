@@ -65,6 +65,26 @@ async def test_the_key_may_come_as_x_api_key_and_a_wrong_one_is_an_authenticatio
         "type": "authentication_error", "message": "invalid API key"}}
 
 
+async def test_a_missing_key_is_told_of_x_api_key_in_anthropic_shape(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    async with client.post(gateway.url + "/v1/messages", json={"model": "chat"}) as resp:
+        assert resp.status == 401
+        body = await resp.json()
+    assert body["type"] == "error" and body["error"]["type"] == "authentication_error"
+    assert "x-api-key" in body["error"]["message"]
+
+
+@pytest.mark.parametrize("path", ["/v1/messages", "/messages", "/v1/messages/count_tokens"])
+async def test_a_wrong_method_on_a_messages_path_is_a_405_in_anthropic_shape(
+    gateway: Gateway, client: aiohttp.ClientSession, path: str
+):
+    async with client.get(gateway.url + path, headers={"x-api-key": gateway.key}) as resp:
+        assert resp.status == 405 and resp.headers["Allow"] == "POST"
+        body = await resp.json()
+    assert body["type"] == "error" and set(body["error"]) == {"type", "message"}
+
+
 async def test_an_unknown_group_is_a_not_found_error_in_anthropic_shape(gateway: Gateway):
     async with _sdk(gateway) as sdk:
         with pytest.raises(anthropic.NotFoundError) as raised:
