@@ -79,11 +79,20 @@ def authorize(request: web.BaseRequest, state: GatewayState, *, metrics: bool = 
     digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()
     metrics_key = access.key_digest is not None and hmac.compare_digest(access.key_digest, digest)
     client = state.keys_by_digest.get(digest)
+    stored = state.runtime.stored_keys
+    app_key = client is None and stored is not None and digest in stored.by_digest
     # One guard for every authenticated route: guessing here counts, and is refused, as
-    # it is on the API.
-    guard_key(state, request.remote, request.headers.get, digest, metrics_key or bool(client))
+    # it is on the API (a key `hxgw keys` made is no guess).
+    valid = metrics_key or bool(client) or app_key
+    guard_key(state, request.remote, request.headers.get, digest, valid)
     if metrics_key:
         return
+    if app_key:
+        # An application's key: these routes show every key's usage and the upstreams.
+        raise Forbidden(
+            "a key made by `hxgw keys` is an application's: use MASTER_KEY, an "
+            "unrestricted key of the config, or the metrics key"
+        )
     assert client is not None
     if client.groups is not None:
         raise Forbidden(

@@ -4,15 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import os
 import re
 import signal
+import subprocess
 
 import aiohttp
 import pytest
 
 from tests.conftest import StartGateway
 from tests.fake_upstream import FakeUpstream
-from tests.fixtures import Gateway, new_key, wait_for
+from tests.fixtures import HXGW, Gateway, new_key, wait_for
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
 
@@ -297,6 +299,25 @@ async def test_a_group_limited_key_may_not_read_status(
     async with client.get(gateway.url + "/status.json",
                           headers={"Authorization": f"Bearer {limited}"}) as resp:
         assert resp.status == 403
+
+
+async def test_an_application_key_from_hxgw_keys_gets_403_on_status_and_is_no_bad_key(
+    start_gateway: StartGateway, client: aiohttp.ClientSession
+):
+    gateway = await start_gateway(gateway={"auth": {"max_bad_keys": 2}})
+    made = subprocess.run([HXGW, "keys", "create", "app", "--config-dir", str(gateway.config_dir)],
+                          env={**os.environ, "HX_STATE_DIR": gateway.env()["HX_STATE_DIR"]},
+                          capture_output=True, text=True, check=True)
+    app = {"Authorization": f"Bearer {made.stdout.strip()}"}
+    chat = {"messages": [{"role": "user", "content": "hi"}]}
+    async with client.post(gateway.url + "/v1/chat/completions", headers=app, json=chat) as resp:
+        assert resp.status == 200  # the key is known now
+    for _ in range(3):  # past max_bad_keys, were it counted as a guess
+        async with client.get(gateway.url + "/status.json", headers=app) as resp:
+            assert resp.status == 403
+            assert "hxgw keys" in (await resp.json())["error"]["message"]
+    async with client.post(gateway.url + "/v1/chat/completions", headers=app, json=chat) as resp:
+        assert resp.status == 200
 
 
 async def test_the_openapi_document_is_served(gateway: Gateway, client: aiohttp.ClientSession):
