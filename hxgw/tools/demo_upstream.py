@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 from collections import OrderedDict
 from typing import Any
 
@@ -143,14 +144,17 @@ def make_demo_app(chunk_delay: float = 0.05, embedding_dim: int = 1024) -> web.A
 
 
 def run(host: str, port: int, chunk_delay: float, embedding_dim: int) -> int:
-    print(f"hxgw demo upstream on http://{host}:{port}", flush=True)
     # A demo stops at once: a client still sending a refused body does not hold it up.
-    web.run_app(
-        make_demo_app(chunk_delay, embedding_dim),
-        host=host,
-        port=port,
-        print=None,
-        access_log=None,
-        shutdown_timeout=1.0,
-    )
+    try:
+        web.run_app(
+            make_demo_app(chunk_delay, embedding_dim),
+            host=host,
+            port=port,
+            print=lambda _: print(f"hxgw demo upstream on http://{host}:{port}", flush=True),
+            access_log=None,
+            shutdown_timeout=1.0,
+        )
+    except OSError as exc:  # most often: the port is taken
+        print(f"hxgw demo-upstream: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
+        return 1
     return 0

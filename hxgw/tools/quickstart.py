@@ -14,8 +14,10 @@ import os
 import secrets
 import shlex
 import signal
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from hxgw.config.schema import Listen
@@ -30,7 +32,15 @@ TRY_LINE = (
 )
 
 
+EPILOG = (
+    "environment: MASTER_KEY (else a key for this run), HX_LITELLM_UPSTREAM (else the "
+    f"demo upstream), HX_DEMO_PORT (the demo's port, {DEMO_PORT}), HX_STATE_DIR "
+    "(keys and usage; .hxgw-state here)"
+)
+
+
 def add_arguments(parser: argparse.ArgumentParser, config_help: str) -> None:
+    parser.epilog = EPILOG
     parser.add_argument("--config-dir", help=config_help + "; etc/hxgw of a checkout here")
     parser.add_argument("--host", help="listen address (default: $HX_HOST or 127.0.0.1)")
     parser.add_argument(
@@ -51,9 +61,20 @@ def run(args: argparse.Namespace, env: dict[str, str]) -> int:
     demo = None
     if not env.get("HX_LITELLM_UPSTREAM"):
         port = env.get("HX_DEMO_PORT") or str(DEMO_PORT)
+        if not port.isdigit() or not _free(int(port)):
+            print(
+                f"hxgw quickstart: the demo upstream cannot listen on 127.0.0.1:{port}; set "
+                "HX_DEMO_PORT to a free port, or HX_LITELLM_UPSTREAM to a real upstream",
+                file=sys.stderr,
+            )
+            return 1
         demo = subprocess.Popen(  # noqa: S603
             [*hxgw, "demo-upstream", "--host", "127.0.0.1", "--port", port]
         )
+        if not _listening(demo, int(port)):
+            demo.terminate()
+            demo.wait()
+            return 1  # it said why
         env["HX_LITELLM_UPSTREAM"] = f"http://127.0.0.1:{port}"
     host = args.host or env.get("HX_HOST") or "127.0.0.1"
     port = str(args.port or env.get("HX_PORT") or Listen().port)
@@ -77,6 +98,31 @@ def run(args: argparse.Namespace, env: dict[str, str]) -> int:
         if demo is not None:
             demo.terminate()
             demo.wait()
+
+
+def _free(port: int) -> bool:
+    """Whether the port can be listened on (checked before the demo is started, or the
+    wait below could find whatever else listens there)."""
+    with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _listening(process: subprocess.Popen[bytes], port: int, timeout: float = 15.0) -> bool:
+    """Whether `process` came to listen on `port`: False once it exits (the port was
+    taken: it said so) or does not within `timeout`."""
+    deadline = time.monotonic() + timeout
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
 
 
 def _wait(process: subprocess.Popen[bytes]) -> int:

@@ -303,3 +303,32 @@ def test_stopping_make_run_stops_the_demo_upstream_with_the_gateway(tmp_path: Pa
     for stopped in (port, demo_port):
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", stopped), timeout=5).close()
+
+
+def test_make_run_with_the_demo_port_taken_says_how_to_move_it_and_starts_nothing(
+    tmp_path: Path,
+):
+    port, demo_port = free_port(), free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", demo_port))
+        taken.listen()
+        env = _clean_env() | {"HX_PORT": str(port), "HX_DEMO_PORT": str(demo_port),
+                              "HX_STATE_DIR": str(tmp_path / "state")}
+        run = subprocess.run([HXGW, "quickstart"], cwd=REPO, env=env, capture_output=True,
+                             text=True, timeout=60)
+    assert run.returncode == 1
+    assert "HX_DEMO_PORT" in run.stderr and "Traceback" not in run.stderr
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+
+
+def test_the_demo_upstream_on_a_taken_port_says_so_in_one_line():
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        run = subprocess.run([HXGW, "demo-upstream", "--port", str(port)], capture_output=True,
+                             text=True, timeout=60)
+    assert run.returncode == 1
+    assert run.stderr.startswith(f"hxgw demo-upstream: cannot listen on 127.0.0.1:{port}")
+    assert "Traceback" not in run.stderr and "demo upstream on" not in run.stdout
