@@ -107,7 +107,21 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    try:
+        return _command(argv)
+    except BrokenPipeError:
+        # Its output was piped into a reader that stopped (`| head`): not an error of ours,
+        # and the interpreter must not try again to flush into the closed pipe.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 1
+
+
+def _command(argv: Sequence[str] | None) -> int:
+    parser = _parser()
+    if not (sys.argv[1:] if argv is None else argv):
+        parser.print_help()  # `hxgw` alone: what it can do, not only what it lacks
+        return 2
+    args = parser.parse_args(argv)
     env = dict(os.environ)
     config_dir = getattr(args, "config_dir", None) or env.get("HX_CONFIG_DIR") or DEFAULT_CONFIG_DIR
     if args.command == "serve":

@@ -196,3 +196,9 @@ async def test_the_demo_upstream_serves_the_seed_acceptance_through_the_gateway(
         gateway.stop()
         demo.terminate()
         demo.wait(10)
+
+
+def test_hxgw_alone_prints_its_commands_and_exits_2():
+    run = subprocess.run([HXGW], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 2
+    assert "quickstart" in run.stdout and "serve" in run.stdout
