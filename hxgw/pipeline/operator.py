@@ -5,6 +5,9 @@ from __future__ import annotations
 from hxgw.pipeline.context import RequestContext
 from hxgw.types import Next
 
+OUTCOME = "hxgw_outcome"
+"""Where a handler's refusal puts its outcome, in the response's own mapping."""
+
 
 async def answer_operator(ctx: RequestContext, call_next: Next) -> None:
     """Reads ctx.operator, the server's handler for the route; writes the response,
@@ -13,5 +16,6 @@ async def answer_operator(ctx: RequestContext, call_next: Next) -> None:
     response = await ctx.operator(ctx.exchange.request, ctx.state)
     ctx.exchange.take(response)
     ctx.status = response.status
+    ctx.outcome = response.get(OUTCOME, ctx.outcome)
     ctx.bytes_out = response.content_length or 0
     await call_next(ctx)

@@ -26,6 +26,7 @@ from hxgw.observe.metrics import CONTENT_TYPE
 from hxgw.observe.workers import families, render_total, total_status
 from hxgw.pipeline.auth import guard_key
 from hxgw.pipeline.context import OperatorHandler
+from hxgw.pipeline.operator import OUTCOME
 from hxgw.server.openapi import openapi_bytes
 from hxgw.server.status_page import render_status_html
 from hxgw.state import GatewayState
@@ -47,9 +48,11 @@ def _error(exc: GatewayError) -> web.Response:
     if exc.status == 401:
         for challenge in CHALLENGES:
             headers.add("WWW-Authenticate", challenge)
-    return web.Response(
+    response = web.Response(
         status=exc.status, body=exc.to_json(), content_type="application/json", headers=headers
     )
+    response[OUTCOME] = exc.code or exc.type  # for the access line, as the API's errors say
+    return response
 
 
 def _presented_key(request: web.BaseRequest) -> str | None:

@@ -78,11 +78,11 @@ def run(args: argparse.Namespace, config_dir: str, env: Mapping[str, str]) -> in
         with database.connect() as connection:
             if not ledger_exists(connection):
                 print(f"hxgw usage: no usage ledger in {database.where} yet", file=sys.stderr)
-                return 2
+                return 1
             lines = totals(connection, since=since, by=args.by, key=args.key)
     except NoStore as exc:
         print(f"hxgw usage: {exc} (no gateway has recorded usage there)", file=sys.stderr)
-        return 2
+        return 1
     except StoreError as exc:
         print(f"hxgw usage: cannot read the usage ledger: {exc}", file=sys.stderr)
         return 1
@@ -92,7 +92,9 @@ def run(args: argparse.Namespace, config_dir: str, env: Mapping[str, str]) -> in
 
 
 def _json(lines: list[Totals], by: str, since: float) -> str:
-    body = {"since": _iso(since), "by": by, "rows": [asdict(line) for line in lines]}
+    # Each row names what it totals by its kind, as the CSV's header does: "key", "model", ...
+    rows = [{by: row.pop("group"), **row} for row in map(asdict, lines)]
+    body = {"since": _iso(since), "by": by, "rows": rows}
     return json.dumps(body, indent=2) + "\n"
 
 

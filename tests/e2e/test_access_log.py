@@ -49,6 +49,16 @@ async def test_an_operator_route_leaves_an_access_line(
     await wait_for(lambda: _access_lines(gateway, r"GET /healthz status=200"))
 
 
+async def test_a_refused_operator_route_logs_why_not_ok(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    async with client.get(gateway.url + "/status.json") as resp:
+        assert resp.status == 401
+    await wait_for(lambda: _access_lines(gateway, r"GET /status.json status=401 "))
+    (line,) = _access_lines(gateway, r"GET /status.json status=401 ")
+    assert "outcome=invalid_api_key" in line
+
+
 async def test_a_malformed_request_leaves_an_access_line_with_its_400(gateway: Gateway):
     answer = await _send_raw(gateway, b"GARBAGE\r\n\r\n")
     assert answer.split(b" ")[1] == b"400"

@@ -72,9 +72,9 @@ def test_json_has_one_object_per_key(state_dir: Path):
     body = json.loads(result.stdout)
     assert body["by"] == "key"
     assert body["rows"] == [
-        {"group": "alice", "requests": 2, "prompt_tokens": 20, "completion_tokens": 10,
+        {"key": "alice", "requests": 2, "prompt_tokens": 20, "completion_tokens": 10,
          "total_tokens": 30, "cost": 0.5, "errors": 1, "failovers": 1, "p50_latency": 1.0},
-        {"group": "bob", "requests": 1, "prompt_tokens": 100, "completion_tokens": 5,
+        {"key": "bob", "requests": 1, "prompt_tokens": 100, "completion_tokens": 5,
          "total_tokens": 105, "cost": 1.0, "errors": 0, "failovers": 0, "p50_latency": 0.5},
     ]
 
@@ -92,14 +92,14 @@ def test_csv_has_a_header_and_one_line_per_key(state_dir: Path):
 def test_the_default_window_is_24_hours_and_key_filters(state_dir: Path):
     result = usage(state_dir, "--key", "bob", "--by", "model", "--format", "json")
     assert result.returncode == 0, result.stderr
-    assert [(r["group"], r["requests"]) for r in json.loads(result.stdout)["rows"]] == [
+    assert [(r["model"], r["requests"]) for r in json.loads(result.stdout)["rows"]] == [
         ("alpha", 2)
     ]
 
 
-def test_without_a_store_it_says_so_in_one_line_and_exits_2(tmp_path: Path):
+def test_without_a_store_it_says_so_in_one_line_and_exits_1(tmp_path: Path):
     result = usage(tmp_path / "empty")
-    assert result.returncode == 2
+    assert result.returncode == 1
     assert result.stderr.count("\n") == 1
     assert "no database at" in result.stderr
     assert not (tmp_path / "empty").exists()

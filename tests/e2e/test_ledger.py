@@ -50,7 +50,7 @@ async def test_every_request_leaves_one_row_that_hxgw_usage_reads_back(
                           "--config-dir", str(gateway.config_dir)],
                          env=env, capture_output=True, text=True, check=True)
     (master,) = json.loads(out.stdout)["rows"]
-    assert master["group"] == "master" and master["requests"] == 4 and master["errors"] == 1
+    assert master["key"] == "master" and master["requests"] == 4 and master["errors"] == 1
     # The fake reports 3 prompt tokens and one a word of its answer: $1 and $2 per Mtok.
     assert master["prompt_tokens"] == 9 and master["completion_tokens"] == 18
     assert abs(master["cost"] - (9 * 1 + 18 * 2) / 1e6) < 1e-12
