@@ -13,10 +13,11 @@ import datetime as dt
 import json
 import re
 import sys
+import time
 from collections.abc import Mapping
 from typing import Any
 
-from hxgw.config import load_config
+from hxgw.config import Config, load_config
 from hxgw.config.schema import PERIODS
 from hxgw.errors import ConfigError
 from hxgw.keys.store import KeyStore, KeyStoreError, StoredKey
@@ -66,12 +67,16 @@ def _money(text: str) -> float:
 
 
 def _date(text: str) -> float:
-    """2027-01-31 (its start, UTC) or an ISO time with a zone."""
+    """2027-01-31 (its start, UTC) or an ISO time with a zone, in the future (a key that
+    has expired already is revoked, not made)."""
     try:
         when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a date like 2027-01-31: {text!r}") from None
-    return (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp()
+    stamp = (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp()
+    if stamp <= time.time():
+        raise argparse.ArgumentTypeError(f"{text!r} has passed: give a date to come")
+    return stamp
 
 
 def _grace(text: str) -> float:
@@ -96,7 +101,11 @@ def add_arguments(parser: argparse.ArgumentParser, config_help: str) -> None:
         sub.add_argument("--tpm", type=_positive, help="tokens per minute")
         sub.add_argument("--max-parallel", type=_positive, help="requests at once")
         sub.add_argument("--budget", type=_money, metavar="USD", help="money per budget period")
-        sub.add_argument("--budget-period", choices=tuple(PERIODS), help="default: 1d")
+        sub.add_argument(
+            "--budget-period",
+            choices=tuple(PERIODS),
+            help="default: 1d" if sub.prog.endswith("create") else "default: as it was",
+        )
         sub.add_argument(
             "--groups", type=_groups, metavar="G1,G2",
             help="the only groups it may use (all: every group, the default)",
@@ -136,8 +145,11 @@ def _act(args: argparse.Namespace, store: KeyStore, connection: Connection, conf
         keys = store.all(connection)
         print(json.dumps([k.public() for k in keys], indent=2) if args.json else _table(keys))
         return 0
+    config = _config(config_dir, env)
+    if args.action in ("create", "update"):
+        _check(args, config, config_dir)
     if args.action == "create":
-        if args.name in _config_names(config_dir, env):
+        if args.name == "master" or (config and any(k.name == args.name for k in config.keys)):
             raise KeyStoreError(f"the config already has a key named {args.name!r}")
         secret = store.create(connection, args.name, _settings(args))
         return _secret(args, store.get(connection, args.name), secret, "created")
@@ -168,14 +180,32 @@ def _secret(args: argparse.Namespace, key: StoredKey | None, secret: str, done: 
     return 0
 
 
-def _config_names(config_dir: str, env: Mapping[str, str]) -> frozenset[str]:
-    """The names the config's keys have (where a config is there to read), and `master`,
-    MASTER_KEY's, whether or not it is set here."""
+def _config(config_dir: str, env: Mapping[str, str]) -> Config | None:
+    """The gateway's config, where there is one to read: what a key may name is checked
+    against it. (`master`, MASTER_KEY's name, is taken whether or not it is set here.)"""
     try:
-        names = {k.name for k in load_config(config_dir, env, serving=False).keys}
+        return load_config(config_dir, env, serving=False)
     except ConfigError:
-        names = set()
-    return frozenset({"master", *names})
+        return None
+
+
+def _check(args: argparse.Namespace, config: Config | None, config_dir: str) -> None:
+    """Refuse a key that could never serve (a group the config lacks); say when a budget
+    has nothing to count (no model has a price)."""
+    if config is None:
+        return
+    groups = config.routing.groups
+    unknown = [g for g in args.groups or () if g not in groups]
+    if unknown:
+        raise KeyStoreError(
+            f"no group named {unknown[0]!r} in {config_dir} (its groups: {', '.join(groups)})"
+        )
+    if args.budget is not None and not any(m.price for m in config.models.values()):
+        print(
+            "hxgw keys: note: no model of the config has a price, so the budget counts "
+            "nothing until one has (model_registry.yaml: price)",
+            file=sys.stderr,
+        )
 
 
 def _table(keys: list[StoredKey]) -> str:

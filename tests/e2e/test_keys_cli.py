@@ -143,6 +143,25 @@ async def test_empty_groups_are_refused_and_all_opens_every_group(start_gateway:
     assert json.loads(keys(gateway, "list", "--json").stdout)[0]["groups"] is None
 
 
+async def test_a_key_that_could_never_serve_is_refused_when_made(start_gateway: StartGateway):
+    gateway = await start_gateway()
+    unknown = keys(gateway, "create", "app", "--groups", "chat,nosuch")
+    assert unknown.returncode == 2
+    assert "no group named 'nosuch'" in unknown.stderr and "chat, emb, solo" in unknown.stderr
+    expired = keys(gateway, "create", "app", "--expires", "2020-01-01")
+    assert expired.returncode == 2 and "'2020-01-01' has passed" in expired.stderr
+    assert json.loads(keys(gateway, "list", "--json").stdout) == []
+
+
+async def test_a_budget_without_any_priced_model_is_made_with_a_note(
+    start_gateway: StartGateway,
+):
+    gateway = await start_gateway()  # the default models have no price
+    made = keys(gateway, "create", "app", "--budget", "5")
+    assert made.returncode == 0 and made.stdout.startswith("sk-hx-")
+    assert "no model of the config has a price" in made.stderr
+
+
 async def test_two_instances_on_one_postgresql_refuse_a_revoked_key_within_a_second(
     start_gateway: StartGateway, client: aiohttp.ClientSession,
     own_postgres: Postgres,  # noqa: F811
