@@ -21,7 +21,7 @@ from hxgw.config import Config, load_config
 from hxgw.config.schema import PERIODS
 from hxgw.errors import ConfigError
 from hxgw.keys.store import KeyStore, KeyStoreError, StoredKey
-from hxgw.store import Connection, StoreError, open_database
+from hxgw.store import Connection, NoStore, StoreError, open_database
 from hxgw.tools.usage_cli import duration, store_settings
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -127,10 +127,20 @@ def run(args: argparse.Namespace, config_dir: str, env: Mapping[str, str]) -> in
     settings = store_settings("keys", config_dir, env)
     if settings is None:
         return 1
-    store = KeyStore(open_database(settings.database_url, settings.state_dir))
+    # `list` only reads: where there is no store yet, it makes none.
+    database = open_database(
+        settings.database_url, settings.state_dir, create=args.action != "list"
+    )
+    store = KeyStore(database)
+    if not args.json:
+        # HX_STATE_DIR (or DATABASE_URL) left unset picks another store than the gateway's.
+        print(f"hxgw keys: the store is {database.where}", file=sys.stderr)
     try:
         with store.connect() as connection:
             return _act(args, store, connection, config_dir, env)
+    except NoStore:
+        print("[]" if args.json else "no keys yet: hxgw keys create NAME")
+        return 0
     except KeyStoreError as exc:
         print(f"hxgw keys: {exc}", file=sys.stderr)
         return 2

@@ -87,6 +87,8 @@ def run(args: argparse.Namespace, config_dir: str, env: Mapping[str, str]) -> in
         print(f"hxgw usage: cannot read the usage ledger: {exc}", file=sys.stderr)
         return 1
     render = {"table": _table, "json": _json, "csv": _csv}[args.format]
+    if args.format == "table":
+        print(f"hxgw usage: the store is {database.where}", file=sys.stderr)
     sys.stdout.write(render(lines, args.by, since))
     return 0
 

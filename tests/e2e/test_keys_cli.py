@@ -199,3 +199,13 @@ async def _opens(client: aiohttp.ClientSession, gateway: Gateway, secret: str) -
 
 async def _refused(client: aiohttp.ClientSession, gateway: Gateway, secret: str) -> bool:
     return await _status(client, gateway, secret) == 401
+
+
+def test_list_names_the_store_it_read_and_makes_none_where_there_is_none(tmp_path: Path):
+    state = tmp_path / "not-yet"
+    env = {**os.environ, "HX_STATE_DIR": str(state)}
+    listed = subprocess.run([HXGW, "keys", "list", "--config-dir", str(tmp_path)], env=env,
+                            capture_output=True, text=True, timeout=30)
+    assert listed.returncode == 0 and listed.stdout.strip() == "no keys yet: hxgw keys create NAME"
+    assert f"the store is SQLite {state}" in listed.stderr
+    assert not state.exists()
