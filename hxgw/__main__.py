@@ -67,7 +67,12 @@ def _parser() -> argparse.ArgumentParser:
 
     route = command("route", "read a request body on stdin and print how it would be routed")
     route.add_argument("--config-dir", help=config_help)
-    route.add_argument("--endpoint", choices=("chat", "completions", "embeddings"), default="chat")
+    route.add_argument(
+        "--endpoint",
+        choices=("chat", "completions", "embeddings"),
+        default="chat",
+        help="the route the body is for (default: chat)",
+    )
     route.add_argument("--group", help="as if sent with X-HX-Model-Group: GROUP")
 
     train_router.add_arguments(
@@ -94,15 +99,17 @@ def _parser() -> argparse.ArgumentParser:
         config_help,
     )
     demo = command("demo-upstream", "run a deterministic OpenAI-compatible fake upstream")
-    demo.add_argument("--host", default="127.0.0.1")
-    demo.add_argument("--port", type=_port, default=4000)
+    demo.add_argument("--host", default="127.0.0.1", help="listen address (default: 127.0.0.1)")
+    demo.add_argument("--port", type=_port, default=4000, help="listen port (default: 4000)")
     demo.add_argument(
         "--chunk-delay",
         type=float,
         default=0.05,
         help="seconds between streamed chunks (default: 0.05)",
     )
-    demo.add_argument("--embedding-dim", type=int, default=1024)
+    demo.add_argument(
+        "--embedding-dim", type=int, default=1024, help="numbers per embedding (default: 1024)"
+    )
     return parser
 
 
