@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hxgw.store import Connection, Dialect
-from hxgw.usage.report import ledger_exists
+from hxgw.usage.report import NO_MODEL_SQL, ledger_exists
 from hxgw.usage.schema import TABLE
 
 LATENCY_SAMPLES = 500
@@ -59,7 +59,6 @@ _BUCKET: dict[Dialect, str] = {
     "sqlite": "CAST((started - ?) / ? AS INTEGER)",
     "postgresql": "CAST(FLOOR((started - ?) / ?) AS INTEGER)",
 }
-_MODEL = "COALESCE(model, '-')"
 _IN_WINDOW = "started >= ? AND started < ?"
 
 
@@ -87,15 +86,15 @@ def usage_series(connection: Connection, window: Window, now: float) -> dict[str
         params,
     )
     per_model = connection.execute(
-        f"SELECT {_MODEL} AS m, {bucket} AS b, COUNT(*), SUM(total_tokens), SUM(cost),"  # noqa: S608
+        f"SELECT {NO_MODEL_SQL} AS m, {bucket} AS b, COUNT(*), SUM(total_tokens), SUM(cost),"  # noqa: S608
         " SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), SUM(failovers)"
         f" FROM {TABLE} WHERE {_IN_WINDOW} GROUP BY m, b",
         params,
     )
     latencies = connection.execute(
         "SELECT m, b, latency FROM ("  # noqa: S608
-        f"SELECT {_MODEL} AS m, {bucket} AS b, ended - started AS latency,"
-        f" ROW_NUMBER() OVER (PARTITION BY {_MODEL}, {bucket} ORDER BY request_id) AS n"
+        f"SELECT {NO_MODEL_SQL} AS m, {bucket} AS b, ended - started AS latency,"
+        f" ROW_NUMBER() OVER (PARTITION BY {NO_MODEL_SQL}, {bucket} ORDER BY request_id) AS n"
         f" FROM {TABLE} WHERE {_IN_WINDOW}) AS sampled WHERE n <= ?",
         (*params[:2], *params, LATENCY_SAMPLES),
     )
