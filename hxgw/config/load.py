@@ -59,6 +59,12 @@ def load_config(
     A gateway that serves needs a client key; the commands that only read the config
     (`check-config`, `route`) pass `serving=False` and get a config with no keys."""
     directory = Path(config_dir)
+    if not directory.is_dir():
+        # One problem, not one per file and a missing key blamed on gateway.yaml.
+        raise ConfigError(
+            f"{directory}: no such config directory (--config-dir, or HX_CONFIG_DIR; "
+            "etc/hxgw of the checkout is the example)"
+        )
     problems = Problems()
     files: list[Path] = []
     gateway = read_yaml(directory / GATEWAY, problems, files, required=False)

@@ -79,6 +79,12 @@ def test_missing_required_files_are_named(tmp_path: Path):
     ]
 
 
+def test_a_config_directory_that_is_not_there_is_one_problem_naming_it(tmp_path: Path):
+    missing = tmp_path / "etc-hxgw"
+    (problem,) = _problems(missing, env={})
+    assert problem.startswith(f"{missing}: no such config directory")
+
+
 def test_invalid_yaml_names_the_line(tmp_path: Path):
     write_config(tmp_path, "http://127.0.0.1:1")
     (tmp_path / "routing.yaml").write_text("routing:\n  groups: [a, b\n")
