@@ -82,7 +82,7 @@ class Exchange:
                     ) from None
                 raise RequestTimeout(f"the request body stalled for {idle:g}s") from None
             except RequestPayloadError as exc:  # its Content-Encoding does not decode
-                raise BadRequest(f"the request body cannot be read: {exc}") from None
+                raise self._unreadable(exc) from None
             if not chunk:
                 return bytes(body)
             if len(body) + len(chunk) > limit:
@@ -117,6 +117,8 @@ class Exchange:
                 return await self.request.content.readany()
         except TimeoutError:
             raise RequestTimeout(f"the request body stalled for {idle:g}s") from None
+        except RequestPayloadError as exc:
+            raise self._unreadable(exc) from None
         except Exception as exc:
             raise BadRequest(
                 f"the request body broke off: {str(exc) or type(exc).__name__}"
@@ -131,10 +133,18 @@ class Exchange:
         try:
             data = content.read_nowait()
         except RequestPayloadError as exc:
-            raise BadRequest(f"the request body cannot be read: {exc}") from None
+            raise self._unreadable(exc) from None
         if len(data) > limit:
             raise body_too_large(limit)
         return data
+
+    def _unreadable(self, exc: Exception) -> BadRequest:
+        """The 400 for a body that cannot be decoded. The connection closes after it (what
+        follows cannot be framed), and aiohttp is told the body has ended: it would
+        otherwise read the rest to discard it, meet the error again and log a traceback."""
+        self.closing = True
+        self.request.content.feed_eof()
+        return BadRequest(f"the request body cannot be read: {exc}")
 
     @property
     def committed(self) -> bool:

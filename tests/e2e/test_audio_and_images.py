@@ -336,6 +336,20 @@ async def test_a_second_model_field_after_a_large_file_stops_the_upload_with_a_4
     assert "/v1/audio/transcriptions" not in fake.finished  # the upstream never had it whole
 
 
+async def test_an_upload_that_does_not_decode_as_its_content_encoding_is_a_400(
+    media: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    body = gzip.compress(form("b", ("model", b"stt", None), ("file", SOUND, "a.wav")))
+    broken = body[:200] + bytes(len(body) - 200)  # its deflate stream breaks off in zeros
+    async with client.post(media.url + "/v1/audio/transcriptions", data=broken,
+                           headers=_form_headers(media, "b", **{"Content-Encoding": "gzip"})
+                           ) as resp:
+        assert resp.status == 400
+        assert "the request body" in (await resp.json())["error"]["message"]
+    await asyncio.sleep(0.2)  # what the gateway logs after answering
+    assert "Traceback" not in media.logs()
+
+
 async def test_a_json_body_on_an_upload_route_is_a_400_naming_the_type(
     media: Gateway, client: aiohttp.ClientSession
 ):
