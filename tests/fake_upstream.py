@@ -229,6 +229,9 @@ class FakeUpstream:
         await response.prepare(request)
         if how.sse_extras:
             await response.write(b": ping\n\nevent: meta\nid: 7\ndata: {\"note\": \"hi\"}\n\n")
+        options = body.get("stream_options") or {}
+        # As OpenAI: asked for usage, every chunk says "usage": null but the last one.
+        usage_field = {"usage": None} if options.get("include_usage") else {}
         for i, word in enumerate(words):
             if i == how.reset_after_chunks:
                 _reset(request)
@@ -241,16 +244,16 @@ class FakeUpstream:
                 await asyncio.sleep(3600)
             delta = {"content": word if i == 0 else " " + word}
             chunk = {"id": "fake-1", "object": "chat.completion.chunk", "model": body.get("model"),
-                     "choices": [{"index": 0, "delta": delta, "finish_reason": None}]}
+                     "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
+                     **usage_field}
             await response.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
             if i == 0 and how.gate is not None:
                 await how.gate.wait()
             if how.chunk_delay:
                 await asyncio.sleep(how.chunk_delay)
         final = {"id": "fake-1", "object": "chat.completion.chunk", "model": body.get("model"),
-                 "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}
+                 "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], **usage_field}
         await response.write(b"data: " + json.dumps(final).encode() + b"\n\n")
-        options = body.get("stream_options") or {}
         if options.get("include_usage"):
             usage = {"id": "fake-1", "object": "chat.completion.chunk", "choices": [],
                      "usage": {"prompt_tokens": 3, "completion_tokens": len(words),

@@ -105,6 +105,9 @@ class RequestContext:
     outcome: str = "ok"
     usage: bytes = b""
     """The upstream's `usage` object and what follows it, as it came."""
+    hidden_usage: bool = False
+    """The gateway asked the upstream for the stream's usage chunk, which the client did
+    not: relay keeps it for the ledger and from the client."""
     events: int = 0
     """SSE `data:` lines relayed: a stream's completion, estimated, when it has no usage."""
     used: Used | None = None

@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Awaitable
 from hxgw.errors import GatewayError, Unavailable, UpstreamError, UpstreamTimeout
 from hxgw.pipeline.context import Reply, RequestContext
 from hxgw.pipeline.upstream_headers import response_headers
+from hxgw.pipeline.usage import without_usage_chunk
 from hxgw.types import Next
 
 USAGE_TAIL = 2048
@@ -174,16 +175,18 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
                 block = data[:cut] if pending else data
                 if ctx.rebind is not None:
                     block = ctx.rebind.events(block, reply.model)
+                if b'_tokens"' in block and b'"usage"' in block and len(ctx.usage) < USAGE_KEPT:
+                    # OpenAI sends one usage chunk; Anthropic two (input tokens at the
+                    # start, output at the end): each is kept, and counted at the end.
+                    ctx.usage += block
+                    if ctx.hidden_usage:
+                        block = without_usage_chunk(block)
                 await exchange.write(block)
                 if ctx.client_first_at is None:
                     ctx.client_first_at = time.perf_counter()
                 ctx.bytes_out += len(block)
                 ctx.events += block.count(b"data:")
                 at_event_end = block.endswith((b"\n\n", b"\r\n\r\n")) or block in (b"\n", b"\r\n")
-                if b'_tokens"' in block and b'"usage"' in block and len(ctx.usage) < USAGE_KEPT:
-                    # OpenAI sends one usage chunk; Anthropic two (input tokens at the
-                    # start, output at the end): each is kept, and counted at the end.
-                    ctx.usage += block
             chunk = await anext(chunks, b"")
             if not chunk:
                 break

@@ -24,13 +24,19 @@ class UpstreamBodies:
 
     __slots__ = ("_body", "_cache", "_raw")
 
-    def __init__(self, body: dict[str, Any], raw: bytes) -> None:
+    def __init__(self, body: dict[str, Any], raw: bytes | None) -> None:
+        """`raw`: the client's bytes of `body`; None when the gateway changed it."""
         self._body, self._raw = body, raw
         self._cache: dict[tuple[str, int], bytes] = {}
 
     def for_model(self, model: Model) -> bytes:
-        if not model.transforms and self._body.get("model") == model.upstream_model:
-            return self._raw
+        raw = self._raw
+        if (
+            raw is not None
+            and not model.transforms
+            and self._body.get("model") == model.upstream_model
+        ):
+            return raw
         cache_key = (model.upstream_model, id(model.transforms))
         encoded = self._cache.get(cache_key)
         if encoded is None:
@@ -67,8 +73,22 @@ class FixedBody:
 NO_BODY = FixedBody(b"")
 
 
+USAGE_STREAMS = frozenset({"chat", "completions"})
+"""The routes whose streams carry a usage chunk only when asked for it."""
+
+
 def transform_request(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
-    """Reads ctx.body and ctx.raw_body; writes ctx.upstream_bodies."""
-    assert ctx.body is not None
-    ctx.upstream_bodies = UpstreamBodies(ctx.body, ctx.raw_body)
+    """Reads ctx.body, ctx.raw_body and ctx.stream; writes ctx.upstream_bodies and
+    ctx.hidden_usage."""
+    body = ctx.body
+    assert body is not None
+    options = body.get("stream_options") or {}
+    if ctx.stream and ctx.endpoint.name in USAGE_STREAMS and not options.get("include_usage"):
+        # Without it the upstream does not count the stream, and the ledger and the limits
+        # would take an estimate: ask, and relay keeps the chunk from the client.
+        body = {**body, "stream_options": {**options, "include_usage": True}}
+        ctx.upstream_bodies = UpstreamBodies(body, None)
+        ctx.hidden_usage = True
+    else:
+        ctx.upstream_bodies = UpstreamBodies(body, ctx.raw_body)
     return call_next(ctx)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 
+from hxgw import jsonio
 from hxgw.config import Model
 from hxgw.pipeline.context import RequestContext, Source, Used
 
@@ -40,6 +41,34 @@ _OUTPUT = re.compile(rb'"output_tokens"\s*:\s*(\d+)')
 
 
 NOTHING = Used(0, 0, 0.0, "none")
+# An SSE event and the blank line that ends it.
+_EVENT = re.compile(rb".*?(?:\r?\n\r?\n|\Z)", re.DOTALL)
+
+
+def without_usage_chunk(block: bytes) -> bytes:
+    """`block`, whole SSE events, without the chunk that holds only the stream's usage
+    (`choices: []`): the one the gateway asked for and the client did not."""
+    kept = []
+    for event in _EVENT.findall(block):
+        if b'"usage"' in event and _is_usage_chunk(event):
+            continue
+        kept.append(event)
+    return b"".join(kept)
+
+
+def _is_usage_chunk(event: bytes) -> bool:
+    for line in event.splitlines():
+        if line.startswith(b"data:"):
+            try:
+                chunk = jsonio.loads(line[5:])
+            except jsonio.DecodeError:
+                return False
+            return (
+                isinstance(chunk, dict)
+                and chunk.get("choices") == []
+                and isinstance(chunk.get("usage"), dict)
+            )
+    return False
 
 
 def reported_tokens(data: bytes) -> tuple[int, int] | None:

@@ -8,7 +8,7 @@ import json
 import aiohttp
 
 from tests.fake_upstream import FakeUpstream
-from tests.fixtures import Gateway, wait_for
+from tests.fixtures import Gateway, ledger_rows, wait_for
 
 STREAM = {"messages": [{"role": "user", "content": "hi"}], "stream": True}
 
@@ -46,6 +46,23 @@ async def test_usage_chunk_and_done_pass_through(
     usage = json.loads(events[-2].removeprefix("data: "))
     assert usage["usage"]["completion_tokens"] == 6
     assert events[-1] == "data: [DONE]"
+
+
+async def test_a_stream_that_did_not_ask_for_usage_is_counted_by_the_upstream_unseen(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    # The gateway asks for the usage chunk, so the ledger and the limits get the
+    # upstream's count, and keeps the chunk from a client that did not ask for it.
+    async with client.post(gateway.url + "/v1/chat/completions", json=STREAM,
+                           headers=gateway.auth) as resp:
+        events = await _events(resp)
+    assert fake.requests[-1].body["stream_options"] == {"include_usage": True}
+    chunks = [json.loads(e.removeprefix("data: ")) for e in events[:-1]]
+    assert all(chunk["choices"] for chunk in chunks) and events[-1] == "data: [DONE]"
+    await wait_for(lambda: len(ledger_rows(gateway)) == 1, timeout=10)
+    (row,) = ledger_rows(gateway)
+    assert (row["usage_source"], row["prompt_tokens"], row["completion_tokens"]) == (
+        "reported", 3, len(chunks) - 1)  # a chunk a word, then the one that stops
 
 
 async def test_sse_comments_and_event_and_id_lines_pass_through_untouched(

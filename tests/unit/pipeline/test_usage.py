@@ -1,6 +1,8 @@
 """Reading an upstream's `usage`, whatever its order and spacing."""
 
-from hxgw.pipeline.usage import MAX_TOKENS, reported_tokens
+import pytest
+
+from hxgw.pipeline.usage import MAX_TOKENS, reported_tokens, without_usage_chunk
 
 
 def test_tokens_are_read_from_a_usage_with_spaces_and_details():
@@ -49,3 +51,24 @@ def test_a_count_past_a_billion_tokens_is_taken_as_a_billion():
 def test_a_count_of_thousands_of_digits_is_read_without_converting_them_all():
     data = b'"usage":{"input_tokens":' + b"9" * 5000 + b',"output_tokens":3}'
     assert reported_tokens(data) == (MAX_TOKENS, 3)
+
+
+USAGE_CHUNK = (b'data: {"id":"c","object":"chat.completion.chunk","choices": [],'
+               b'"usage":{"prompt_tokens":3,"completion_tokens":2,"total_tokens":5}}')
+TEXT_CHUNK = b'data: {"id":"c","choices":[{"index":0,"delta":{"content":"hi"}}],"usage":null}'
+
+
+@pytest.mark.parametrize("end", [b"\n\n", b"\r\n\r\n"])
+def test_the_usage_chunk_alone_is_taken_out_of_a_block(end: bytes):
+    block = TEXT_CHUNK + end + USAGE_CHUNK + end + b"data: [DONE]" + end
+    assert without_usage_chunk(block) == TEXT_CHUNK + end + b"data: [DONE]" + end
+
+
+def test_a_chunk_with_choices_and_a_usage_is_kept():
+    chunk = (b'data: {"choices":[{"index":0,"delta":{}}],'
+             b'"usage":{"prompt_tokens":3,"completion_tokens":2}}\n\n')
+    assert without_usage_chunk(chunk) == chunk
+
+
+def test_a_usage_chunk_whose_blank_line_is_in_the_next_block_is_taken_out():
+    assert without_usage_chunk(TEXT_CHUNK + b"\n\n" + USAGE_CHUNK + b"\n") == TEXT_CHUNK + b"\n\n"
