@@ -332,3 +332,34 @@ def test_the_demo_upstream_on_a_taken_port_says_so_in_one_line():
     assert run.returncode == 1
     assert run.stderr.startswith(f"hxgw demo-upstream: cannot listen on 127.0.0.1:{port}")
     assert "Traceback" not in run.stderr and "demo upstream on" not in run.stdout
+
+
+def test_make_run_with_an_upstream_given_starts_no_demo_and_talks_to_it(tmp_path: Path):
+    port, upstream_port, demo_port = free_port(), free_port(), free_port()
+    upstream = subprocess.Popen([HXGW, "demo-upstream", "--port", str(upstream_port)],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                start_new_session=True)
+    env = _clean_env() | {"HX_PORT": str(port), "HX_DEMO_PORT": str(demo_port),
+                          "HX_LITELLM_UPSTREAM": f"http://127.0.0.1:{upstream_port}",
+                          "HX_STATE_DIR": str(tmp_path / "state"), "MASTER_KEY": new_key()}
+    run = subprocess.Popen([HXGW, "quickstart"], cwd=REPO, env=env, stdout=subprocess.PIPE,
+                           stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/healthz", run, {})
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{port}/v1/chat/completions", headers={
+                "Authorization": f"Bearer {env['MASTER_KEY']}",
+                "Content-Type": "application/json"},
+            data=b'{"messages": [{"role": "user", "content": "Return exactly the text: HX-OK"}]}')
+        with urllib.request.urlopen(request, timeout=10) as resp:
+            assert b"HX-OK" in resp.read()
+        with pytest.raises(ConnectionRefusedError):  # no demo of its own
+            socket.create_connection(("127.0.0.1", demo_port), timeout=5).close()
+    finally:
+        _stop(run)
+        _stop(upstream)
+    assert run.stdout is not None
+    with run.stdout:
+        printed = run.stdout.read().decode()
+    assert f"upstream http://127.0.0.1:{upstream_port}" in printed
+    assert "MASTER_KEY is the one you set" in printed
