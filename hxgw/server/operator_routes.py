@@ -22,6 +22,7 @@ from multidict import CIMultiDict
 
 from hxgw import __version__, jsonio
 from hxgw.errors import Forbidden, GatewayError, Unauthorized
+from hxgw.keys.store import SECRET_PREFIX
 from hxgw.observe.metrics import CONTENT_TYPE
 from hxgw.observe.workers import families, render_total, total_status
 from hxgw.pipeline.auth import guard_key
@@ -68,7 +69,9 @@ def _presented_key(request: web.BaseRequest) -> str | None:
     return None
 
 
-def authorize(request: web.BaseRequest, state: GatewayState, *, metrics: bool = False) -> None:
+async def authorize(
+    request: web.BaseRequest, state: GatewayState, *, metrics: bool = False
+) -> None:
     """Raise unless the request carries an unrestricted client key or the metrics key."""
     access = state.config.metrics
     if metrics and not access.auth:
@@ -83,6 +86,9 @@ def authorize(request: web.BaseRequest, state: GatewayState, *, metrics: bool = 
     metrics_key = access.key_digest is not None and hmac.compare_digest(access.key_digest, digest)
     client = state.keys_by_digest.get(digest)
     stored = state.runtime.stored_keys
+    unknown = client is None and stored is not None and digest not in stored.by_digest
+    if unknown and stored is not None and key.startswith(SECRET_PREFIX):
+        await stored.next_read()  # made a moment ago? As on the API (pipeline.auth).
     app_key = client is None and stored is not None and digest in stored.by_digest
     # One guard for every authenticated route: guessing here counts, and is refused, as
     # it is on the API (a key `hxgw keys` made is no guess).
@@ -116,7 +122,7 @@ async def readyz(request: web.BaseRequest, state: GatewayState) -> web.Response:
 
 async def metrics(request: web.BaseRequest, state: GatewayState) -> web.Response:
     try:
-        authorize(request, state, metrics=True)
+        await authorize(request, state, metrics=True)
     except GatewayError as exc:
         return _error(exc)
     runtime = state.runtime
@@ -130,7 +136,7 @@ async def metrics(request: web.BaseRequest, state: GatewayState) -> web.Response
 
 async def status_json(request: web.BaseRequest, state: GatewayState) -> web.Response:
     try:
-        authorize(request, state)
+        await authorize(request, state)
     except GatewayError as exc:
         return _error(exc)
     return web.Response(
@@ -140,7 +146,7 @@ async def status_json(request: web.BaseRequest, state: GatewayState) -> web.Resp
 
 async def status_page(request: web.BaseRequest, state: GatewayState) -> web.Response:
     try:
-        authorize(request, state)
+        await authorize(request, state)
     except GatewayError as exc:
         return _error(exc)
     html = render_status_html(await status_with_usage(state))
