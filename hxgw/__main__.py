@@ -95,8 +95,7 @@ def _parser() -> argparse.ArgumentParser:
             "quickstart",
             "run the gateway with a key for this run, in front of the demo upstream unless "
             "HX_LITELLM_UPSTREAM names one (what `make run` runs)",
-        ),
-        config_help,
+        )
     )
     demo = command("demo-upstream", "run a deterministic OpenAI-compatible fake upstream")
     demo.add_argument("--host", default="127.0.0.1", help="listen address (default: 127.0.0.1)")

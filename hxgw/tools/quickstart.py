@@ -39,9 +39,12 @@ EPILOG = (
 )
 
 
-def add_arguments(parser: argparse.ArgumentParser, config_help: str) -> None:
+def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.epilog = EPILOG
-    parser.add_argument("--config-dir", help=config_help + "; etc/hxgw of a checkout here")
+    parser.add_argument(
+        "--config-dir",
+        help="config directory (default: $HX_CONFIG_DIR or etc/hxgw, the checkout's examples)",
+    )
     parser.add_argument("--host", help="listen address (default: $HX_HOST or 127.0.0.1)")
     parser.add_argument(
         "--port", type=int, help=f"listen port (default: $HX_PORT or {Listen().port})"
