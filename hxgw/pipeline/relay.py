@@ -175,10 +175,14 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
                 block = data[:cut] if pending else data
                 if ctx.rebind is not None:
                     block = ctx.rebind.events(block, reply.model)
-                if b'_tokens"' in block and b'"usage"' in block and len(ctx.usage) < USAGE_KEPT:
+                if b'_tokens"' in block and b'"usage"' in block:
                     # OpenAI sends one usage chunk; Anthropic two (input tokens at the
-                    # start, output at the end): each is kept, and counted at the end.
+                    # start, output at the end): each is kept, and counted at the end. Past
+                    # the cap (a usage on every chunk), the start and the newest are kept.
                     ctx.usage += block
+                    if len(ctx.usage) > USAGE_KEPT:
+                        half = USAGE_KEPT // 2
+                        ctx.usage = ctx.usage[:half] + ctx.usage[-half:]
                     if ctx.hidden_usage:
                         block = without_usage_chunk(block)
                 await exchange.write(block)

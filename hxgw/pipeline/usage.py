@@ -48,8 +48,11 @@ _EVENT = re.compile(rb".*?(?:\r?\n\r?\n|\Z)", re.DOTALL)
 def without_usage_chunk(block: bytes) -> bytes:
     """`block`, whole SSE events, without the chunk that holds only the stream's usage
     (`choices: []`): the one the gateway asked for and the client did not."""
-    kept = []
-    for event in _EVENT.findall(block):
+    # A block may begin with the line end that closes the event before it (the previous
+    # read stopped between its two newlines): that belongs to the event before.
+    events = block.lstrip(b"\r\n")
+    kept = [block[: len(block) - len(events)]]
+    for event in _EVENT.findall(events):
         if b'"usage"' in event and _is_usage_chunk(event):
             continue
         kept.append(event)
@@ -73,7 +76,8 @@ def _is_usage_chunk(event: bytes) -> bool:
 
 def reported_tokens(data: bytes) -> tuple[int, int] | None:
     """The prompt and completion tokens of a `usage` in `data`, None when there is none."""
-    found = _BOTH.search(data)
+    # The last: a stream with a running usage on every chunk ends with its whole count.
+    found = next(reversed([*_BOTH.finditer(data)]), None)
     if found is not None:
         prompt, completion, completion_first, prompt_second = found.groups()
         return _count(prompt or prompt_second), _count(completion or completion_first)

@@ -65,6 +65,24 @@ async def test_a_stream_that_did_not_ask_for_usage_is_counted_by_the_upstream_un
         "reported", 3, len(chunks) - 1)  # a chunk a word, then the one that stops
 
 
+async def test_the_hidden_usage_chunk_leaves_events_split_across_reads_whole(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    # The stop chunk's data line arrives in one read, its blank line with the usage chunk
+    # in the next: taking the usage chunk out must leave the stop chunk's event closed.
+    fake.behave("m-alpha", script=(
+        (0.0, b'data: {"choices":[{"index":0,"delta":{"content":"hi"}}],"usage":null}\n\n'
+              b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],'
+              b'"usage":null}\n'),
+        (0.05, b'\ndata: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":1}}\n\n'),
+        (0.05, b"data: [DONE]\n\n")))
+    async with client.post(gateway.url + "/v1/chat/completions", json=STREAM,
+                           headers=gateway.auth) as resp:
+        events = await _events(resp)
+    assert [e.count("data:") for e in events] == [1, 1, 1]
+    assert '"finish_reason":"stop"' in events[1] and events[2] == "data: [DONE]"
+
+
 async def test_sse_comments_and_event_and_id_lines_pass_through_untouched(
     gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):

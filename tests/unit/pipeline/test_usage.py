@@ -72,3 +72,14 @@ def test_a_chunk_with_choices_and_a_usage_is_kept():
 
 def test_a_usage_chunk_whose_blank_line_is_in_the_next_block_is_taken_out():
     assert without_usage_chunk(TEXT_CHUNK + b"\n\n" + USAGE_CHUNK + b"\n") == TEXT_CHUNK + b"\n\n"
+
+
+def test_the_line_end_that_closes_the_event_before_the_block_is_kept():
+    # The read before stopped between the two newlines of the text chunk's event.
+    assert without_usage_chunk(b"\n" + USAGE_CHUNK + b"\n\n") == b"\n"
+
+
+def test_of_a_running_usage_on_every_chunk_the_last_count_is_taken():
+    data = b"".join(b'"usage":{"prompt_tokens":3,"completion_tokens":%d}\n\n' % n
+                    for n in range(1, 401))
+    assert reported_tokens(data) == (3, 400)
