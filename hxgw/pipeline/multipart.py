@@ -225,10 +225,18 @@ def _part_name(head: bytes) -> tuple[str | None, str | None]:
         if field.strip().lower() == b"content-disposition":
             if found is not None:
                 raise BadRequest("a part head of the form has more than one Content-Disposition")
-            # aiohttp warns of a malformed value (and finds no name in it): a part without
-            # a name is not the model field, and the upstream judges the rest of the form.
+            # aiohttp warns of a value it cannot read and finds no name in it, where an
+            # upstream's parser may still read `name="model"` (a repeated parameter, a
+            # stray token): such a part could carry a model unseen, so it is refused.
             with warnings.catch_warnings():
-                warnings.simplefilter("ignore", BadContentDispositionHeader)
-                _, params = parse_content_disposition(value.decode("utf-8", "replace").strip())
+                warnings.simplefilter("error", BadContentDispositionHeader)
+                try:
+                    _, params = parse_content_disposition(value.decode("utf-8", "replace").strip())
+                except BadContentDispositionHeader:
+                    raise BadRequest(
+                        "a part head of the form has a Content-Disposition that cannot be read"
+                    ) from None
+            if "name*" in params:  # RFC 5987's form, which some parsers read as the name
+                raise BadRequest("a part of the form is named with name*, not name")
             found = params.get("name"), params.get("filename", params.get("filename*"))
     return found or (None, None)

@@ -89,7 +89,11 @@ async def authorize(
     unknown = client is None and stored is not None and digest not in stored.by_digest
     if unknown and stored is not None and key.startswith(SECRET_PREFIX):
         await stored.next_read()  # made a moment ago? As on the API (pipeline.auth).
-    app_key = client is None and stored is not None and digest in stored.by_digest
+    stored_key = stored.by_digest.get(digest) if client is None and stored is not None else None
+    # An expired key, or a rotated one past its grace, is no key here either (as pipeline.auth).
+    app_key = stored_key is not None and (
+        stored_key.expires is None or stored_key.expires > time.time()
+    )
     # One guard for every authenticated route: guessing here counts, and is refused, as
     # it is on the API (a key `hxgw keys` made is no guess).
     valid = metrics_key or bool(client) or app_key

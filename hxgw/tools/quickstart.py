@@ -64,7 +64,7 @@ def run(args: argparse.Namespace, env: dict[str, str]) -> int:
     demo = None
     if not env.get("HX_LITELLM_UPSTREAM"):
         port = env.get("HX_DEMO_PORT") or str(DEMO_PORT)
-        if not port.isdigit() or not _free(int(port)):
+        if not port.isdigit() or not 0 < int(port) < 65536 or not _free(int(port)):
             print(
                 f"hxgw quickstart: the demo upstream cannot listen on 127.0.0.1:{port}; set "
                 "HX_DEMO_PORT to a free port, or HX_LITELLM_UPSTREAM to a real upstream",

@@ -322,6 +322,15 @@ def test_make_run_with_the_demo_port_taken_says_how_to_move_it_and_starts_nothin
         socket.create_connection(("127.0.0.1", port), timeout=5).close()
 
 
+def test_make_run_with_a_demo_port_out_of_range_says_how_to_move_it(tmp_path: Path):
+    env = _clean_env() | {"HX_PORT": str(free_port()), "HX_DEMO_PORT": "70000",
+                          "HX_STATE_DIR": str(tmp_path / "state")}
+    run = subprocess.run([HXGW, "quickstart"], cwd=REPO, env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 1
+    assert "HX_DEMO_PORT" in run.stderr and "Traceback" not in run.stderr
+
+
 def test_the_demo_upstream_on_a_taken_port_says_so_in_one_line():
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
