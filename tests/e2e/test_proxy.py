@@ -156,6 +156,21 @@ async def test_set_and_drop_rewrites_reach_the_upstream(
     assert sent["temperature"] == 0 and sent["seed"] == 7 and "user" not in sent
 
 
+async def test_a_drop_of_stream_options_turns_the_gateways_usage_request_off(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    # For an upstream that refuses the field, as docs/api.md says.
+    models = [{"name": "alpha", "tier_score": 0.5, "specializations": [],
+               "upstream_model": "m-alpha", "transforms": [{"drop": ["stream_options"]}]}]
+    routing = {"routing": {"default_group": "chat", "groups": {"chat": ["alpha"]}}}
+    gateway = await start_gateway(models=models, routing=routing)
+    async with client.post(gateway.url + "/v1/chat/completions", json=CHAT | {"stream": True},
+                           headers=gateway.auth) as resp:
+        text = (await resp.read()).decode()
+    assert "stream_options" not in fake.requests[-1].body
+    assert text.rstrip().endswith("data: [DONE]")
+
+
 async def test_models_lists_the_upstream_models_and_the_groups(
     gateway: Gateway, client: aiohttp.ClientSession
 ):
