@@ -48,7 +48,7 @@ def authenticate(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
     stored = ctx.state.runtime.stored_keys
     if key is None and stored is not None:
         key = stored.by_digest.get(digest)
-        if key is None and presented.startswith(SECRET_PREFIX):
+        if key is None and unread_yet(stored, digest, presented):
             # Perhaps made by `hxgw keys` since the store was last read: wait for the
             # next read (a second at most) rather than refuse it, and count it as a bad
             # key only if that read does not have it either.
@@ -65,10 +65,22 @@ async def _after_next_read(
     await call_next(ctx)
 
 
+def unread_yet(stored: StoredKeys, digest: bytes, presented: str) -> bool:
+    """Whether `presented` may be a key `hxgw keys` made since the store was last read:
+    one of the stored keys' prefix that the gateway's copy does not have."""
+    return presented.startswith(SECRET_PREFIX) and digest not in stored.by_digest
+
+
+def current(key: ClientKey | None) -> ClientKey | None:
+    """`key`, or None once it has expired (or is a rotated secret past its grace)."""
+    if key is not None and key.expires is not None and key.expires <= time.time():
+        return None
+    return key
+
+
 def _admit(ctx: RequestContext, key: ClientKey | None, digest: bytes) -> None:
     """Set ctx.key, or raise what the guard says a bad key gets."""
-    if key is not None and key.expires is not None and key.expires <= time.time():
-        key = None  # expired, or a rotated key's grace is over
+    key = current(key)
     valid = key is not None and hmac.compare_digest(key.digest, digest)
     guard_key(ctx.state, ctx.exchange.remote, ctx.exchange.header, digest, valid)
     ctx.key = key

@@ -22,10 +22,9 @@ from multidict import CIMultiDict
 
 from hxgw import __version__, jsonio
 from hxgw.errors import Forbidden, GatewayError, Unauthorized
-from hxgw.keys.store import SECRET_PREFIX
 from hxgw.observe.metrics import CONTENT_TYPE
 from hxgw.observe.workers import families, render_total, total_status
-from hxgw.pipeline.auth import guard_key
+from hxgw.pipeline.auth import current, guard_key, unread_yet
 from hxgw.pipeline.context import OperatorHandler
 from hxgw.pipeline.operator import OUTCOME
 from hxgw.server.openapi import openapi_bytes
@@ -86,14 +85,11 @@ async def authorize(
     metrics_key = access.key_digest is not None and hmac.compare_digest(access.key_digest, digest)
     client = state.keys_by_digest.get(digest)
     stored = state.runtime.stored_keys
-    unknown = client is None and stored is not None and digest not in stored.by_digest
-    if unknown and stored is not None and key.startswith(SECRET_PREFIX):
-        await stored.next_read()  # made a moment ago? As on the API (pipeline.auth).
-    stored_key = stored.by_digest.get(digest) if client is None and stored is not None else None
-    # An expired key, or a rotated one past its grace, is no key here either (as pipeline.auth).
-    app_key = stored_key is not None and (
-        stored_key.expires is None or stored_key.expires > time.time()
-    )
+    app_key = False
+    if client is None and stored is not None:
+        if unread_yet(stored, digest, key):
+            await stored.next_read()  # made a moment ago? As on the API.
+        app_key = current(stored.by_digest.get(digest)) is not None
     # One guard for every authenticated route: guessing here counts, and is refused, as
     # it is on the API (a key `hxgw keys` made is no guess).
     valid = metrics_key or bool(client) or app_key
