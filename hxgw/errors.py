@@ -38,11 +38,17 @@ class GatewayError(Exception):
     def to_json(self) -> bytes:
         return jsonio.dumps(self.to_dict())
 
-    def to_anthropic_json(self) -> bytes:
+    def to_anthropic_json(self, request_id: str) -> bytes:
         """The same failure in Anthropic's shape, for its routes: its SDK picks the
-        exception class by the status, and reads `error.type` and `error.message`."""
-        kind = ANTHROPIC_TYPES.get(self.status, "api_error")
-        return jsonio.dumps({"type": "error", "error": {"type": kind, "message": self.message}})
+        exception class by the status, and reads `error.type`, `error.message` and the
+        `request_id` that Anthropic puts in every error body."""
+        return anthropic_error(self.status, self.message, request_id)
+
+
+def anthropic_error(status: int, message: str, request_id: str) -> bytes:
+    kind = ANTHROPIC_TYPES.get(status, "api_error")
+    error = {"type": kind, "message": message}
+    return jsonio.dumps({"type": "error", "error": error, "request_id": request_id})
 
 
 ANTHROPIC_TYPES = {
@@ -177,6 +183,31 @@ class UpstreamAnswer(UpstreamError):
 
     def to_json(self) -> bytes:
         return self.body
+
+    def to_anthropic_json(self, request_id: str) -> bytes:
+        """The body as it came when the upstream spoke Anthropic's shape; else (an
+        OpenAI-shaped upstream, an HTML error page) its message in that shape."""
+        return anthropic_shaped(self.answer_status, self.body, request_id)
+
+
+def anthropic_shaped(status: int, body: bytes, request_id: str) -> bytes:
+    """An upstream's error body in Anthropic's shape, its own if it was in it already:
+    some LiteLLM versions answer their `/v1/messages` errors in OpenAI's shape."""
+    try:
+        parsed = jsonio.loads(body)
+    except jsonio.DecodeError:
+        parsed = None
+    if isinstance(parsed, dict):
+        error = parsed.get("error")
+        if parsed.get("type") == "error" and isinstance(error, dict):
+            return body
+        if isinstance(error, dict):
+            error = error.get("message")
+        said = error or parsed.get("detail") or parsed.get("message")
+        message = str(said) if said else body.decode("utf-8", "replace")
+    else:
+        message = body.decode("utf-8", "replace").strip() or f"upstream status {status}"
+    return anthropic_error(status, message[:1000], request_id)
 
 
 class UpstreamTimeout(UpstreamError):

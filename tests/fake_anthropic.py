@@ -46,6 +46,9 @@ def _event(name: str, data: dict[str, Any]) -> bytes:
 
 
 async def respond(request: web.Request, body: Any, how: Behaviour) -> web.StreamResponse:
+    if how.status >= 400 and how.openai_shaped:
+        from tests.fake_upstream import openai_error
+        return openai_error(how)
     if how.status >= 400:
         return anthropic_error(how.status, how.error_message)
     model = str(body.get("model")) if isinstance(body, dict) else "?"

@@ -65,6 +65,8 @@ class Behaviour:
     event_bytes: int = 16384
     # An upload refused (with `status`) as soon as its model field is read, the rest unread.
     early: bool = False
+    # On /v1/messages, errors in OpenAI's shape, as some LiteLLM versions answer them.
+    openai_shaped: bool = False
 
 
 @dataclass

@@ -14,8 +14,16 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable
 
-from hxgw.errors import GatewayError, Unavailable, UpstreamError, UpstreamTimeout
+from hxgw.errors import (
+    GatewayError,
+    Unavailable,
+    UpstreamError,
+    UpstreamTimeout,
+    anthropic_shaped,
+)
 from hxgw.pipeline.context import Reply, RequestContext
+from hxgw.pipeline.failures import MAX_ANSWER
+from hxgw.pipeline.rendering import error_event
 from hxgw.pipeline.upstream_headers import response_headers
 from hxgw.pipeline.usage import without_usage_chunk
 from hxgw.types import Next
@@ -37,16 +45,17 @@ def relay(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
         _whole_body(ctx, reply, reply.first_chunk)
         return call_next(ctx)
     if not streaming and ctx.rebind is not None:
-        return _rebound_then_next(ctx, reply, call_next)
+        return _whole_then_next(ctx, reply, ctx.rebind.max_body, call_next)
+    if not streaming and _reshaped(ctx, reply):
+        return _whole_then_next(ctx, reply, MAX_ANSWER, call_next)
     return _relay_then_next(ctx, reply, streaming, call_next)
 
 
-async def _rebound_then_next(ctx: RequestContext, reply: Reply, call_next: Next) -> None:
-    """A JSON answer whose ids are rebound: read whole (the upstream sends it only once
-    it is complete, so holding it costs its transfer time), then answered at once; a
-    502 past the rebinding's cap, without reading any when its length says so."""
-    assert ctx.rebind is not None
-    limit = ctx.rebind.max_body
+async def _whole_then_next(ctx: RequestContext, reply: Reply, limit: int, call_next: Next) -> None:
+    """A JSON answer whose ids are rebound, or an error put in Anthropic's shape: read
+    whole (the upstream sends it only once it is complete, so holding it costs its
+    transfer time), then answered at once; a 502 past `limit`, without reading any
+    when its length says so."""
     declared = reply.response.content_length
     too_large = UpstreamError(f"the upstream's answer is over {limit} bytes")
     if declared is not None and declared > limit:
@@ -116,9 +125,13 @@ async def _relay_stream(ctx: RequestContext) -> None:
 
 
 def _whole_body(ctx: RequestContext, reply: Reply, body: bytes) -> None:
+    headers = response_headers(ctx, reply)
     if ctx.rebind is not None:
         body = ctx.rebind.body(body, reply.model)
-    ctx.exchange.respond(reply.response.status, response_headers(ctx, reply), body)
+    if _reshaped(ctx, reply):
+        body = anthropic_shaped(reply.response.status, body, ctx.request_id)
+        headers["Content-Type"] = "application/json"
+    ctx.exchange.respond(reply.response.status, headers, body)
     ctx.status, ctx.bytes_out = reply.response.status, len(body)
     ctx.client_first_at = time.perf_counter()
     if ctx.status >= 400:
@@ -126,6 +139,16 @@ def _whole_body(ctx: RequestContext, reply: Reply, body: bytes) -> None:
     at = body.rfind(b'"usage"', max(0, len(body) - USAGE_TAIL))  # one search, no tail copy
     if at >= 0:
         ctx.usage = body[at:]
+
+
+def _reshaped(ctx: RequestContext, reply: Reply) -> bool:
+    """Whether the answer is an upstream's error that an Anthropic route's client gets
+    in Anthropic's shape (`errors.anthropic_shaped`); an encoded one goes as it came."""
+    return (
+        reply.response.status >= 400
+        and ctx.endpoint.dialect == "anthropic"
+        and not reply.response.headers.get("Content-Encoding")
+    )
 
 
 def is_event_stream(reply: Reply) -> bool:
@@ -215,8 +238,7 @@ async def write_error_event(ctx: RequestContext, exc: GatewayError, at_event_end
     API: OpenAI's SDKs raise an APIError for it instead of waiting for `[DONE]`, and
     Anthropic's, whose streams send the same event name, one of its error classes."""
     prefix = b"" if at_event_end else b"\n"
-    body = exc.to_anthropic_json() if ctx.endpoint.dialect == "anthropic" else exc.to_json()
-    await ctx.exchange.write(prefix + b"event: error\ndata: " + body + b"\n\n")
+    await ctx.exchange.write(prefix + b"event: error\ndata: " + error_event(ctx, exc) + b"\n\n")
 
 
 async def _chunks(ctx: RequestContext, reply: Reply) -> AsyncIterator[bytes]:

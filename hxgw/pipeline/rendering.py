@@ -1,9 +1,12 @@
-"""Turn a failed request into OpenAI error JSON, and never show a stack trace."""
+"""Turn a failed request into the error JSON of its route's API (OpenAI's, Anthropic's,
+a Responses stream's event), and never show a stack trace."""
 
 from __future__ import annotations
 
 import structlog
 
+from hxgw import jsonio
+from hxgw.endpoints import RESPONSES
 from hxgw.errors import GatewayError, KeyLimited, MethodNotAllowed, UpstreamAnswer
 from hxgw.pipeline.context import RequestContext
 from hxgw.types import Next
@@ -32,14 +35,22 @@ def _respond(ctx: RequestContext, exc: GatewayError) -> None:
     else:
         status, headers = exc.status, error_headers(ctx, exc)
         ctx.outcome = exc.code or exc.type
+    if ctx.headers and not isinstance(exc, KeyLimited):
+        headers.update(ctx.headers)  # the key's limits: this request counted against them
     ctx.status = status
-    own = ctx.endpoint.dialect == "anthropic" and not isinstance(exc, UpstreamAnswer)
-    body = exc.to_anthropic_json() if own else exc.to_json()
+    if ctx.endpoint.dialect == "anthropic":
+        headers["request-id"] = ctx.request_id  # what Anthropic's SDK reads as the request id
+    if ctx.endpoint.dialect == "anthropic" and "Content-Encoding" not in headers:
+        body = exc.to_anthropic_json(ctx.request_id)
+        headers["Content-Type"] = "application/json"
+    else:
+        body = exc.to_json()
     ctx.bytes_out = len(body)
     ctx.exchange.respond(status, headers, body)
 
 
 def error_headers(ctx: RequestContext, exc: GatewayError) -> dict[str, str]:
+    """The headers of the gateway's own error answer."""
     headers = {"Content-Type": "application/json", "X-Request-ID": ctx.request_id}
     if exc.status == 401:
         headers["WWW-Authenticate"] = 'Bearer realm="hxgw"'
@@ -51,3 +62,25 @@ def error_headers(ctx: RequestContext, exc: GatewayError) -> dict[str, str]:
     if isinstance(exc, KeyLimited):
         headers.update(exc.headers)
     return headers
+
+
+def error_event(ctx: RequestContext, exc: GatewayError) -> bytes:
+    """The data of the `event: error` that ends a stream the upstream broke."""
+    if ctx.endpoint.dialect == "anthropic":
+        return exc.to_anthropic_json(ctx.request_id)
+    if ctx.endpoint is not RESPONSES:
+        return exc.to_json()
+    # Numbered after the events relayed. OpenAI documents `code`, `message` and `param`
+    # on the event itself and sends them nested in `error` (openai-dotnet#881): both are
+    # here, as typed clients read the first and the Python SDK raises on the second.
+    error = exc.to_dict()["error"]
+    return jsonio.dumps(
+        {
+            "type": "error",
+            "sequence_number": ctx.events,
+            "code": error["code"],
+            "message": error["message"],
+            "param": error["param"],
+            "error": error,
+        }
+    )

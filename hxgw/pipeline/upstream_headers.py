@@ -19,6 +19,8 @@ PASSED_RESPONSE_HEADERS = {
         "retry-after-ms",
         "OpenAI-Processing-Ms",
         "OpenAI-Version",
+        # The OpenAI and Anthropic SDKs obey it before their own rules on retrying.
+        "x-should-retry",
     )
 }
 PASSED_PREFIXES = (b"x-ratelimit-",)
@@ -51,6 +53,8 @@ def passed_headers(response: UpstreamResponse) -> dict[str, str]:
 def response_headers(ctx: RequestContext, reply: Reply) -> dict[str, str]:
     headers = passed_headers(reply.response)
     headers["X-Request-ID"] = ctx.request_id
+    if ctx.endpoint.dialect == "anthropic":
+        headers["request-id"] = ctx.request_id  # what Anthropic's SDK reads as the request id
     headers["X-HX-Model"] = reply.model.name
     if ctx.group:
         headers["X-HX-Group"] = ctx.group

@@ -62,7 +62,8 @@ async def test_the_key_may_come_as_x_api_key_and_a_wrong_one_is_an_authenticatio
         with pytest.raises(anthropic.AuthenticationError) as raised:
             await sdk.messages.create(model="chat", max_tokens=8, messages=HI)
     assert raised.value.body == {"type": "error", "error": {
-        "type": "authentication_error", "message": "invalid API key"}}
+        "type": "authentication_error", "message": "invalid API key"},
+        "request_id": raised.value.request_id}
 
 
 async def test_a_missing_key_is_told_of_x_api_key_in_anthropic_shape(
@@ -130,3 +131,50 @@ async def test_its_reported_usage_is_in_the_metrics_and_the_ledger(
     await wait_for(lambda: len(ledger_rows(gateway)) == 1, timeout=10)
     assert [(r["route"], r["prompt_tokens"], r["completion_tokens"], r["usage_source"])
             for r in ledger_rows(gateway)] == [("messages", 11, 6, "reported")]
+
+
+async def test_every_answer_carries_the_request_id_the_anthropic_sdk_reads(gateway: Gateway):
+    async with _sdk(gateway) as sdk:
+        raw = await sdk.messages.with_raw_response.create(model="chat", max_tokens=8,
+                                                          messages=HI)
+        with pytest.raises(anthropic.NotFoundError) as raised:
+            await sdk.messages.create(model="no-such-group", max_tokens=8, messages=HI)
+    assert raw.request_id == raw.headers["X-Request-ID"]
+    assert raised.value.request_id == raised.value.response.headers["X-Request-ID"]
+    assert isinstance(raised.value.body, dict)
+    assert raised.value.body["request_id"] == raised.value.request_id
+
+
+async def test_an_upstream_error_in_openai_shape_reaches_the_client_in_anthropic_shape(
+    gateway: Gateway, fake: FakeUpstream
+):
+    fake.behave("m-gamma", status=400, openai_shaped=True, error_message="max_tokens: too big")
+    async with _sdk(gateway) as sdk:
+        with pytest.raises(anthropic.BadRequestError) as raised:
+            await sdk.messages.create(model="solo", max_tokens=8, messages=HI)
+    assert raised.value.body == {"type": "error", "request_id": raised.value.request_id,
+                                 "error": {"type": "invalid_request_error",
+                                           "message": "max_tokens: too big"}}
+    assert raised.value.response.headers["Content-Type"] == "application/json"
+
+
+async def test_a_lone_models_server_error_in_openai_shape_reaches_the_client_in_anthropic_shape(
+    gateway: Gateway, fake: FakeUpstream
+):
+    fake.behave("m-gamma", status=500, openai_shaped=True, error_message="boom")
+    async with _sdk(gateway) as sdk:
+        with pytest.raises(anthropic.InternalServerError) as raised:
+            await sdk.messages.create(model="solo", max_tokens=8, messages=HI)
+    assert raised.value.body == {"type": "error", "request_id": raised.value.request_id,
+                                 "error": {"type": "api_error", "message": "boom"}}
+
+
+async def test_an_upstream_error_in_anthropic_shape_passes_as_it_came(
+    gateway: Gateway, fake: FakeUpstream
+):
+    fake.behave("m-gamma", status=400, error_message="messages: roles must alternate")
+    async with _sdk(gateway) as sdk:
+        with pytest.raises(anthropic.BadRequestError) as raised:
+            await sdk.messages.create(model="solo", max_tokens=8, messages=HI)
+    assert raised.value.body == {"type": "error", "error": {
+        "type": "invalid_request_error", "message": "messages: roles must alternate"}}

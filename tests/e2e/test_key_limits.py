@@ -68,6 +68,20 @@ async def test_a_key_gets_exactly_its_requests_per_minute_then_429(
     assert headers["x-ratelimit-remaining-requests"] == "0"
 
 
+async def test_an_answer_the_gateway_makes_itself_says_what_the_key_has_left(
+    start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession,
+    fake: FakeUpstream
+):
+    gateway, secret = await _start(start_gateway, tmp_path, rpm=5)
+    fake.behave("m-alpha", status=500)
+    fake.behave("m-beta", status=503)
+    status, headers, _ = await _post(client, gateway, secret)  # both fail: the gateway's 502
+    assert status == 502 and headers["x-ratelimit-remaining-requests"] == "4"
+    fake.behave("m-gamma", status=500)
+    status, headers, _ = await _post(client, gateway, secret, model="solo")  # gamma's own 500
+    assert status == 500 and headers["x-ratelimit-remaining-requests"] == "3"
+
+
 async def test_the_master_key_has_no_limits_when_an_app_key_is_limited(
     start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession
 ):

@@ -136,3 +136,12 @@ async def test_when_every_candidate_is_rate_limited_both_retry_headers_say_the_s
     response = await _refused(gateway, "chat", openai.RateLimitError)
     assert (response.headers["retry-after"], response.headers["retry-after-ms"]) == (
         "3", "2500")
+
+
+async def test_the_upstreams_x_should_retry_reaches_the_client(
+    gateway: Gateway, fake: FakeUpstream
+):
+    # Both SDKs obey it before their own rules: here, not to retry a 429.
+    fake.behave("m-alpha", status=429, headers={"x-should-retry": "false"})
+    response = await _refused(gateway, "alpha", openai.RateLimitError)
+    assert response.headers["x-should-retry"] == "false"

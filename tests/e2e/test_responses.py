@@ -47,6 +47,34 @@ async def test_a_responses_stream_relays_every_event_in_order_with_no_done(
     assert "[DONE]" not in raw
 
 
+async def test_a_responses_stream_the_upstream_breaks_ends_with_a_numbered_error_event(
+    gateway: Gateway, fake: FakeUpstream, client: aiohttp.ClientSession
+):
+    fake.behave("m-alpha", reset_after_chunks=2)
+    body = {"model": "chat", "input": "hi", "stream": True}
+    async with client.post(gateway.url + "/v1/responses", json=body, headers=gateway.auth) as resp:
+        raw = (await resp.read()).decode()
+    events = [block for block in raw.split("\n\n") if block]
+    assert events[-1].startswith("event: error\ndata: ")
+    error = json.loads(events[-1].split("data: ", 1)[1])
+    # As OpenAI documents it (code, message, param on the event) and as it sends it (nested).
+    assert (error["type"], error["sequence_number"]) == ("error", len(events) - 1)
+    assert error["code"] == error["error"]["code"] == "upstream_unavailable"
+    assert error["message"] == error["error"]["message"] and "mid-response" in error["message"]
+    assert "param" in error
+
+
+async def test_the_sdk_raises_an_api_error_for_a_responses_stream_the_upstream_breaks(
+    gateway: Gateway, fake: FakeUpstream
+):
+    fake.behave("m-alpha", reset_after_chunks=2)
+    async with _sdk(gateway) as sdk:
+        stream = await sdk.responses.create(model="chat", input="hi", stream=True)
+        with pytest.raises(openai.APIError, match="mid-response"):
+            async for _ in stream:
+                pass
+
+
 async def test_the_sdks_stream_reads_text_deltas_and_the_completed_response(gateway: Gateway):
     async with _sdk(gateway) as sdk:
         stream = await sdk.responses.create(model="chat", input="hi", stream=True)
