@@ -39,7 +39,10 @@ _REDIS_URL_FORM = "Redis URL (redis://host:port/db, rediss://... or unix:///path
 
 
 def _is_redis_url(url: str) -> bool:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # an unmatched bracket reads as a broken IPv6 address
+        return False
     if parts.scheme not in REDIS_SCHEMES:
         return False
     db = dict(parse_qsl(parts.query)).get("db", "0")
@@ -54,7 +57,10 @@ def _is_redis_url(url: str) -> bool:
 
 def _without_password(url: str) -> str:
     """The URL as a message may show it: a password never reaches a log."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(a URL that cannot be read)"
     if parts.password is None:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)

@@ -14,7 +14,7 @@ from pathlib import Path
 from hxgw.config.reader import Problems, Section, read_yaml
 from hxgw.config.schema import StoreSettings
 from hxgw.errors import ConfigError
-from hxgw.store.locate import is_postgres_url
+from hxgw.store.locate import is_postgres_url, postgres_url_parts
 
 GATEWAY = "gateway.yaml"
 _KEYS = frozenset({"state_dir", "batch_interval", "batch_rows", "spool_max_bytes", "ledger"})
@@ -32,10 +32,17 @@ def read_store(top: Section, env: Mapping[str, str]) -> StoreSettings:
         if not state_dir.is_absolute():
             top.problems.add("environment", "HX_STATE_DIR", "must be an absolute path")
     url = env.get("DATABASE_URL") or None
+    # Never the value itself in a problem: it carries the database password.
     if url and not is_postgres_url(url):
-        # Never the value itself: it carries the database password.
         top.problems.add(
             "environment", "DATABASE_URL", "must start with postgresql:// or postgres://"
+        )
+    elif url and postgres_url_parts(url) is None:
+        top.problems.add(
+            "environment",
+            "DATABASE_URL",
+            "cannot be read as a PostgreSQL URL (reserved characters in the password,"
+            " such as @ or /, must be percent-encoded; the port must be a number)",
         )
     return StoreSettings(
         state_dir=state_dir,

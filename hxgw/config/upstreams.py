@@ -25,9 +25,19 @@ def read_upstreams(top: Section, env: Mapping[str, str]) -> Mapping[str, Upstrea
         url = entry.string("url", "http://127.0.0.1:4000")
         if name == DEFAULT_UPSTREAM and env.get("HX_LITELLM_UPSTREAM"):
             url = env["HX_LITELLM_UPSTREAM"]
-        if not _is_http_url(url):
+        if "@" in _authority(url):
+            # Never echoed: what is before the @ is a password. It would be shown on
+            # /readyz and /status, and the client would not send it anyway.
+            entry.report(
+                "must not carry credentials (user:password@); the upstream's key goes in"
+                " the variable key_env names, sent as a bearer key",
+                "url",
+            )
+        elif not _is_http_url(url):
             entry.report(f"must be an http(s) URL, got {url!r}", "url")
         key_env = entry.string("key_env")
+        if key_env and key_env not in env:
+            entry.report(f"names {key_env!r}, which is not set", "key_env")
         key = (
             env.get(key_env) or None
             if key_env
@@ -54,6 +64,11 @@ def read_upstreams(top: Section, env: Mapping[str, str]) -> Mapping[str, Upstrea
             ),
         )
     return MappingProxyType(out)
+
+
+def _authority(url: str) -> str:
+    """The part between `scheme://` and the path, read without a parser that may raise."""
+    return url.partition("://")[2].partition("/")[0].partition("?")[0]
 
 
 def _is_http_url(url: str) -> bool:

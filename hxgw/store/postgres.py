@@ -9,11 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
-from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 
 from hxgw.store.database import Connection, Database, Dialect, Row, RowRefused, StoreError
+from hxgw.store.locate import postgres_url_parts
 
 # Any constant works, as long as every exclusive transaction of hxgw uses the same one.
 _EXCLUSIVE_LOCK = 0x68786777  # "hxgw"
@@ -35,11 +35,14 @@ class PostgresDatabase(Database):
 
     @property
     def where(self) -> str:
-        parts = urlsplit(self.url)
-        host = parts.hostname or "localhost"
-        port = f":{parts.port}" if parts.port else ""
-        user = f"{parts.username}@" if parts.username else ""
-        return "PostgreSQL " + urlunsplit((parts.scheme, f"{user}{host}{port}", parts.path, "", ""))
+        """The database as a log line may name it: never the password."""
+        parts = postgres_url_parts(self.url) or {}
+        user = f"{parts['user']}@" if "user" in parts else ""
+        port = f":{parts['port']}" if "port" in parts else ""
+        host, db = parts.get("host", "localhost"), parts.get("dbname", "")
+        if host.startswith("/"):  # a socket directory
+            return f"PostgreSQL postgresql://{user}/{db}?host={host}"
+        return f"PostgreSQL postgresql://{user}{host}{port}/{db}"
 
     def connect(self) -> Connection:
         try:

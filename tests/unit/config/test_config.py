@@ -165,6 +165,21 @@ def test_an_upstream_port_out_of_range_is_rejected(tmp_path: Path):
         "got 'http://127.0.0.1:99999'"]
 
 
+def test_an_upstream_url_with_credentials_is_rejected_without_echoing_them(tmp_path: Path):
+    write_config(tmp_path, "http://user:UpPass@127.0.0.1:4000")
+    problems = _problems(tmp_path)
+    assert problems == [
+        "gateway.yaml: upstreams.default.url: must not carry credentials (user:password@); "
+        "the upstream's key goes in the variable key_env names, sent as a bearer key"]
+
+
+def test_an_upstream_key_env_naming_an_unset_variable_is_rejected(tmp_path: Path):
+    upstreams = {"default": {"url": "http://127.0.0.1:1", "key_env": "HX_NOT_SET_ANYWHERE"}}
+    write_config(tmp_path, "http://127.0.0.1:1", gateway={"upstreams": upstreams})
+    assert _problems(tmp_path) == [
+        "gateway.yaml: upstreams.default.key_env: names 'HX_NOT_SET_ANYWHERE', which is not set"]
+
+
 def test_an_upstream_key_that_cannot_be_a_header_is_rejected(tmp_path: Path):
     write_config(tmp_path, "http://127.0.0.1:1")
     problems = _problems(tmp_path, {**ENV, "HX_UPSTREAM_KEY": "sk-1\r\nX-Evil: 1"})

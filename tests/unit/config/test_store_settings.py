@@ -47,6 +47,33 @@ def test_a_database_url_of_another_kind_is_refused_without_its_value(tmp_path: P
     )
 
 
+def test_a_database_url_libpq_cannot_read_is_refused_without_its_value(tmp_path: Path):
+    with pytest.raises(ConfigError) as caught:
+        load_store_settings(tmp_path, {"DATABASE_URL": "postgresql://u:secret@db:54x/x"})
+    assert str(caught.value).startswith(
+        "environment: DATABASE_URL: cannot be read as a PostgreSQL URL")
+    assert "secret" not in str(caught.value)
+
+
+def test_a_password_libpq_reads_whole_is_shown_nowhere_and_breaks_nothing(tmp_path: Path):
+    from hxgw.store.postgres import PostgresDatabase
+
+    url = "postgresql://hxgw:p4ss[word@127.0.0.1:5433/hxgw"  # urlsplit: "Invalid IPv6 URL"
+    assert load_store_settings(tmp_path, {"DATABASE_URL": url}).database_url == url
+    assert PostgresDatabase(url).where == "PostgreSQL postgresql://hxgw@127.0.0.1:5433/hxgw"
+
+
+def test_a_redis_url_that_cannot_be_split_is_refused_without_its_value(tmp_path: Path):
+    from hxgw.config import load_config
+    from tests.fixtures import write_config
+
+    directory = write_config(tmp_path, "http://127.0.0.1:4000")
+    with pytest.raises(ConfigError) as caught:
+        load_config(directory, {"MASTER_KEY": "k", "REDIS_URL": "redis://a:se[cret@h:1/0"})
+    assert "REDIS_URL: must be a Redis URL" in str(caught.value)
+    assert "se[cret" not in str(caught.value)
+
+
 def test_a_relative_state_dir_and_an_unknown_key_are_named(tmp_path: Path):
     _write(tmp_path, {"state_dir": "state", "spool_bytes": 1})
     with pytest.raises(ConfigError) as caught:
