@@ -13,7 +13,8 @@ from hxgw.errors import ConfigError
 from hxgw.lifecycle.daemon import Daemon
 from hxgw.lifecycle.override import ListenOverride
 from hxgw.lifecycle.start_signals import SUPERVISOR_PID, EarlyReload, follow_supervisor
-from hxgw.lifecycle.supervisor import Supervisor, worker_count
+from hxgw.lifecycle.supervisor import Supervisor
+from hxgw.lifecycle.worker import worker_count
 from hxgw.observe import access as logsetup
 
 log = structlog.get_logger("hxgw.lifecycle.serve")

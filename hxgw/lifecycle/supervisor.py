@@ -3,10 +3,11 @@
 Python runs one core per process, so a gateway that should use every core
 runs several. The supervisor binds one listening socket per worker, all on
 the same address with SO_REUSEPORT, and passes each worker its own (an
-inherited descriptor). The kernel then spreads new connections evenly over
-the sockets; one shared socket would let whichever worker woke first accept
-a whole burst. A restarted worker gets the same socket back, so connections
-that arrived meanwhile wait in its queue. Each worker is a complete daemon with its own
+inherited descriptor, and only its own). The kernel then spreads new connections
+evenly over the sockets; one shared socket would let whichever worker woke first
+accept a whole burst. A restarted worker gets the same socket back, so connections
+that arrived meanwhile wait in its queue; one that cannot start (it dies again at
+once) loses its socket, so that the others take its connections, until it serves. Each worker is a complete daemon with its own
 config, routing health and drain. The supervisor is what systemd sees: it
 gives each worker a private notify socket and speaks for all of them,
 READY=1 once every worker is ready, RELOADING=1 ... READY=1 once every worker
@@ -25,7 +26,6 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import structlog
@@ -33,43 +33,13 @@ import structlog
 from hxgw.config import Config
 from hxgw.lifecycle.notify import Notifier
 from hxgw.lifecycle.start_signals import SUPERVISOR_PID, EarlyReload
+from hxgw.lifecycle.worker import Worker, bind
 from hxgw.observe.workers import SHARED_DIR
 
 log = structlog.get_logger("hxgw.lifecycle.supervisor")
 
 READY_TIMEOUT = 30.0
 RESTART_BACKOFF = (0.5, 1.0, 2.0, 5.0, 10.0, 30.0)
-
-
-@dataclass(eq=False)
-class Worker:
-    index: int
-    notify_path: str
-    notify: socket.socket
-    listener: socket.socket
-    """This worker's own listening socket, kept open across its restarts."""
-    process: asyncio.subprocess.Process | None = None
-    ready: asyncio.Event = field(default_factory=asyncio.Event)
-    reloaded: asyncio.Event = field(default_factory=asyncio.Event)
-    last_ping: float = 0.0
-    quick_deaths: int = 0
-    started_at: float = 0.0
-    watcher: asyncio.Task[None] | None = None
-
-    def on_datagram(self) -> None:
-        while True:
-            try:
-                data = self.notify.recv(4096)
-            except BlockingIOError:
-                return
-            fields = dict(line.split("=", 1) for line in data.decode().splitlines() if "=" in line)
-            if fields.get("RELOADING") == "1":
-                self.reloaded.clear()
-            if fields.get("READY") == "1":
-                self.ready.set()
-                self.reloaded.set()
-            if fields.get("WATCHDOG") == "1":
-                self.last_ping = time.monotonic()
 
 
 class Supervisor:
@@ -88,10 +58,13 @@ class Supervisor:
         self.stopping = False
         self.events: asyncio.Queue[str] = asyncio.Queue()
         self.scratch = Path()
+        self.port = 0
+        self.started = False
+        self.restarts: set[asyncio.Task[None]] = set()
 
     async def run(self) -> int:
         try:
-            listeners = _bind(self.config.listen.host, self.config.listen.port, self.count)
+            listeners = bind(self.config.listen.host, self.config.listen.port, self.count)
         except OSError as exc:
             log.error(
                 "cannot listen",
@@ -100,38 +73,41 @@ class Supervisor:
                 error=exc.strerror or str(exc),
             )
             return 1
-        with (
-            tempfile.TemporaryDirectory(prefix="hxgw-workers-") as scratch,
-            contextlib.ExitStack() as held,
-        ):
-            for listener in listeners:
-                held.enter_context(listener)
+        self.port = listeners[0].getsockname()[1]
+        with tempfile.TemporaryDirectory(prefix="hxgw-workers-") as scratch:
             self.scratch = Path(scratch)
             self.workers = [self._worker(i, self.scratch, listeners[i]) for i in range(self.count)]
-            for worker in self.workers:
-                await self._spawn(worker)
-            if not await self._all(lambda w: w.ready, READY_TIMEOUT):
-                log.error("workers did not become ready; stopping", timeout=READY_TIMEOUT)
-                await self._stop_workers(signal.SIGKILL)
-                return 1
-            self._install_signals()
-            log.info(
-                "listening",
-                host=self.config.listen.host,
-                port=self.config.listen.port,
-                workers=self.count,
-                pids=[w.process.pid for w in self.workers if w.process],
-            )
-            self.notifier.ready(self._status("ready"))
-            watchdog = (
-                asyncio.create_task(self._watchdog()) if self.notifier.watchdog_interval else None
-            )
-            await self._loop()
-            if watchdog:
-                watchdog.cancel()
+            try:
+                await self._serve()
+            finally:
+                self._close_listeners()
         self.notifier.close()
         log.info("stopped")
-        return 0
+        return 0 if self.started else 1
+
+    async def _serve(self) -> None:
+        for worker in self.workers:
+            await self._spawn(worker)
+        if not await self._all(lambda w: w.ready, READY_TIMEOUT):
+            log.error("workers did not become ready; stopping", timeout=READY_TIMEOUT)
+            await self._stop_workers(signal.SIGKILL)
+            return
+        self.started = True
+        self._install_signals()
+        log.info(
+            "listening",
+            host=self.config.listen.host,
+            port=self.port,
+            workers=self.count,
+            pids=[w.process.pid for w in self.workers if w.process],
+        )
+        self.notifier.ready(self._status("ready"))
+        watchdog = (
+            asyncio.create_task(self._watchdog()) if self.notifier.watchdog_interval else None
+        )
+        await self._loop()
+        if watchdog:
+            watchdog.cancel()
 
     async def _loop(self) -> None:
         while True:
@@ -142,10 +118,18 @@ class Supervisor:
                 self.notifier.stopping(f"{self.count} workers draining")
                 log.info("stopping", workers=self.count)
                 self.stopping = True
+                for task in self.restarts:
+                    task.cancel()
+                # The workers stop listening as they drain; the supervisor's copies of
+                # their sockets would keep taking connections nobody accepts.
+                self._close_listeners()
                 await self._stop_workers(signal.SIGTERM)
                 return
             elif event.startswith("exited:") and not self.stopping:
-                await self._restart(self.workers[int(event.split(":")[1])])
+                # A task: its backoff must not hold up a reload or a stop.
+                task = asyncio.create_task(self._restart(self.workers[int(event[7:])]))
+                self.restarts.add(task)
+                task.add_done_callback(self.restarts.discard)
 
     async def _reload(self) -> None:
         # A burst of HUPs is one reload; anything else queued meanwhile stays queued.
@@ -162,21 +146,45 @@ class Supervisor:
             if worker.process and worker.process.returncode is None:
                 worker.process.send_signal(signal.SIGHUP)
         done = await self._all(lambda w: w.reloaded, READY_TIMEOUT)
-        log.info(
-            "workers reloaded" if done else "not every worker confirmed its reload",
-            workers=self.count,
-        )
-        self.notifier.ready(self._status("reloaded" if done else "reload incomplete"))
+        rejected = [why for w in self.workers if (why := w.reload_rejected) is not None]
+        if rejected:
+            log.error(
+                "config reload rejected; the workers keep the config they had", problems=rejected[0]
+            )
+            state = f"last reload: rejected: {rejected[0]}"
+        elif done:
+            log.info("workers reloaded", workers=self.count)
+            state = "last reload: ok"
+        else:
+            log.error("not every worker confirmed its reload", workers=self.count)
+            state = "last reload: incomplete"
+        self.notifier.ready(self._status(state))
 
     async def _restart(self, worker: Worker) -> None:
         code = worker.process.returncode if worker.process else None
         quick = time.monotonic() - worker.started_at < 10
         worker.quick_deaths = worker.quick_deaths + 1 if quick else 0
         delay = RESTART_BACKOFF[min(worker.quick_deaths, len(RESTART_BACKOFF) - 1)]
-        log.error("worker exited; starting it again", worker=worker.index, code=code, delay_s=delay)
+        died: dict[str, object] = {"code": code}
+        if code is not None and code < 0:
+            with contextlib.suppress(ValueError):  # a signal the enum does not name
+                died = {"signal": signal.Signals(-code).name}
+        log.error("worker exited; starting it again", worker=worker.index, delay_s=delay, **died)
+        if worker.quick_deaths and worker.listener.fileno() != -1:
+            # It cannot come up (a config on disk it refuses, say): its socket is closed,
+            # so that the kernel gives its share of new connections to the others.
+            worker.listener.close()
+            log.error("worker cannot start; the others take its connections", worker=worker.index)
+        self.notifier.status(self._status("a worker is down"))
         await asyncio.sleep(delay)
-        if not self.stopping:
-            await self._spawn(worker)
+        if self.stopping:
+            return
+        await self._spawn(worker)
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(READY_TIMEOUT):
+                await worker.ready.wait()
+                log.info("worker started again", worker=worker.index)
+                self.notifier.status(self._status("a worker was started again"))
 
     def _worker(self, index: int, scratch: Path, listener: socket.socket) -> Worker:
         path = str(scratch / f"worker-{index}.sock")
@@ -194,18 +202,26 @@ class Supervisor:
         env[SHARED_DIR] = str(self.scratch)  # where the workers add up their figures
         worker.ready.clear()
         worker.started_at = worker.last_ping = time.monotonic()
+        if worker.listener.fileno() == -1:
+            worker.listener = bind(self.config.listen.host, self.port, 1, listen=False)[0]
         fd = worker.listener.fileno()
-        worker.process = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-m",
-            "hxgw",
-            "serve",
-            *self.argv,
-            "--listen-fd",
-            str(fd),
-            env=env,
-            pass_fds=(fd,),
-        )
+        # Inheritable only for this spawn: uvloop's spawn passes every inheritable
+        # descriptor, and a sibling's socket held by a worker outlives its closing here.
+        worker.listener.set_inheritable(True)
+        try:
+            worker.process = await asyncio.create_subprocess_exec(
+                sys.executable,
+                "-m",
+                "hxgw",
+                "serve",
+                *self.argv,
+                "--listen-fd",
+                str(fd),
+                env=env,
+                pass_fds=(fd,),
+            )
+        finally:
+            worker.listener.set_inheritable(False)
         worker.watcher = asyncio.create_task(self._watch_exit(worker, worker.process))
 
     async def _watch_exit(self, worker: Worker, process: asyncio.subprocess.Process) -> None:
@@ -264,33 +280,14 @@ class Supervisor:
         self.events.put_nowait("stop")
 
     def _status(self, state: str) -> str:
-        listen = self.config.listen
-        return f"{self.count} workers on {listen.host}:{listen.port}; {state}"
+        serving = sum(w.serving for w in self.workers)
+        workers = (
+            f"{self.count} workers"
+            if serving == self.count
+            else (f"{serving} of {self.count} workers serving")
+        )
+        return f"{workers} on {self.config.listen.host}:{self.port}; {state}"
 
-
-def _bind(host: str, port: int, count: int) -> list[socket.socket]:
-    """`count` listening sockets on one address (port 0: the port the first one got)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sockets: list[socket.socket] = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(family, socket.SOCK_STREAM)
-            sockets.append(sock)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
-            sock.bind((host, port))
-            port = sock.getsockname()[1]
-            sock.listen(2048)
-            sock.set_inheritable(True)
-    except OSError:
-        for sock in sockets:
-            sock.close()
-        raise
-    return sockets
-
-
-def worker_count(setting: int | str) -> int:
-    """`auto` is one worker per core this process may run on."""
-    if setting == "auto":
-        return max(1, len(os.sched_getaffinity(0)))
-    return int(setting)
+    def _close_listeners(self) -> None:
+        for worker in self.workers:
+            worker.listener.close()

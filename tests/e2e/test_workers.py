@@ -200,3 +200,63 @@ def _running(pid: int) -> bool:
     except FileNotFoundError:
         return False
     return "\nState:\tZ" not in status
+
+
+async def test_a_rejected_reload_is_reported_as_rejected_not_as_reloaded(
+    start_gateway: StartGateway, notify: NotifySocket
+):
+    gateway, notify = await _start(start_gateway, notify)
+    (gateway.config_dir / "routing.yaml").write_text("routing: [unclosed\n")
+    gateway.signal(signal.SIGHUP)
+    await wait_for(lambda: "config reload rejected; the workers keep" in gateway.logs())
+    assert "workers reloaded" not in gateway.logs()
+    ready = [m for m in notify.drain() if m.get("READY") == "1"][-1]
+    assert "last reload: rejected: " in ready["STATUS"] and "routing.yaml" in ready["STATUS"]
+
+
+async def _healthz_fresh(gateway: Gateway) -> int:
+    async with (  # a new connection each time, so the kernel picks a socket each time
+        aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=3)) as fresh,
+        fresh.get(gateway.url + "/healthz") as resp,
+    ):
+        return resp.status
+
+
+async def test_a_worker_that_cannot_start_again_leaves_its_connections_to_the_other(
+    start_gateway: StartGateway, notify: NotifySocket
+):
+    gateway, notify = await _start(start_gateway, notify)
+    (gateway.config_dir / "routing.yaml").write_text("routing: [unclosed\n")  # on disk only
+    os.kill(_worker_pids(gateway)[0], signal.SIGKILL)
+    await wait_for(lambda: "worker cannot start; the others take" in gateway.logs(), timeout=15)
+    # Before, the dead worker's socket kept its share of new connections, unanswered.
+    assert [await _healthz_fresh(gateway) for _ in range(20)] == [200] * 20
+    statuses = [m["STATUS"] for m in notify.drain() if "STATUS" in m]
+    assert any(s.startswith("1 of 2 workers serving") for s in statuses)
+
+
+async def test_a_draining_supervisor_refuses_new_connections_at_once(
+    start_gateway: StartGateway, notify: NotifySocket, fake: FakeUpstream
+):
+    gateway, notify = await _start(start_gateway, notify)
+    fake.behave("m-alpha", content="a b c d e f g h", chunk_delay=0.4)
+    async with aiohttp.ClientSession() as session:
+        resp = await session.post(gateway.url + "/v1/chat/completions",
+                                  json=CHAT | {"stream": True}, headers=gateway.auth)
+        await resp.content.readuntil(b"\n\n")
+        gateway.signal(signal.SIGTERM)
+
+        async def refused() -> bool:
+            try:
+                await _healthz_fresh(gateway)
+            except aiohttp.ClientConnectorError:
+                return True
+            return False
+
+        # Before, a new connection waited in a socket nobody accepted on until the end.
+        deadline = asyncio.get_running_loop().time() + 2
+        while not await refused():
+            assert asyncio.get_running_loop().time() < deadline, "still taking connections"
+            await asyncio.sleep(0.05)
+        text = (await resp.read()).decode()
+    assert text.rstrip().endswith("data: [DONE]")  # the stream in flight was not cut
