@@ -61,11 +61,15 @@ class _OriginPool:
                     and connection.exchanges > 1
                     and not connection.received_any
                 )
-                if stale:
-                    connection.slot = None  # it moves to the next connection
-                connection.close()
                 if not stale:
+                    connection.close()  # its slot comes back once its socket is gone
                     raise
+                # The slot moves to the next connection, unless the lost connection
+                # gave it back already: then the retry takes a turn again.
+                held, connection.slot = connection.slot, None
+                connection.close()
+            if held is None and slot is not None:
+                await slot.enter()
             connection = await self._checkout(connect_timeout, slot, reuse=False)
 
     async def exchange_streamed(

@@ -14,6 +14,7 @@ from hxgw.upstream import (
     UpstreamProtocolError,
 )
 from hxgw.upstream import client as upstream_http
+from hxgw.upstream.admission import Gate
 from tests.raw_upstream import OK_HEAD, post, read_request, reply, serving
 
 
@@ -104,6 +105,29 @@ async def test_an_idle_connection_the_upstream_closed_is_retried_on_a_new_one() 
         assert await post(client, server) == b'{"n":1}'
         assert await post(client, server) == b'{"n":1}'
         assert server.connections == 2
+    client.close()
+
+
+async def test_a_retry_after_a_reused_connection_was_cut_holds_one_slot_not_two() -> None:
+    async def one_then_cut_the_next(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await read_request(reader)
+        writer.write(reply(b'{"n":1}'))
+        await writer.drain()
+        await read_request(reader)  # read whole, then cut without an answer
+        writer.transport.abort()
+
+    client, gate = UpstreamClient(), Gate("u", 2, 10, 5.0)
+    async with serving(one_then_cut_the_next) as server:
+        for _ in range(4):
+            await gate.enter()
+            response = await client.request(b"POST", server.origin, b"/v1/chat/completions",
+                                            b"", [], b"{}", connect_timeout=2, slot=gate)
+            await response.read(1 << 30)
+            response.release()
+            # Before, the lost connection gave the slot back and the retry's did again.
+            assert gate.in_use == 0
     client.close()
 
 
