@@ -90,9 +90,13 @@ async def open_reply(ctx: RequestContext) -> Reply:
             metrics.failovers.labels(ctx.group or "", failed[-1].model, model.name).inc()
         else:
             ctx.sent_at = started
+        gate = runtime.gates.get(model.upstream)
+        if gate is None:  # a reload removed its upstream while this request waited
+            ctx.failovers += 1
+            failed.append(Failure(model.name, "its upstream was removed by a reload"))
+            continue
         health = ctx.state.runtime.memory.health[model.name]
         token = health.started(time.monotonic())
-        gate = runtime.gates[model.upstream]
         try:
             # The first-byte deadline covers the wait for a turn, the head and the first
             # body bytes.

@@ -11,7 +11,7 @@ import aiohttp
 
 from tests.conftest import StartGateway
 from tests.fake_upstream import FakeUpstream
-from tests.fixtures import DEFAULT_MODELS, HXGW, new_key, write_config
+from tests.fixtures import DEFAULT_MODELS, HXGW, new_key, wait_for, write_config
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
 BREAKER = {"routing": {"strategy": "failover", "default_group": "chat",
@@ -124,3 +124,40 @@ def test_hxgw_route_rejects_a_body_that_is_not_json(tmp_path: Path):
         env={"MASTER_KEY": new_key(), "PATH": "/usr/bin:/bin"})
     assert result.returncode == 1
     assert "not valid JSON" in result.stderr
+
+
+async def test_a_candidate_whose_upstream_a_reload_removed_is_skipped_not_a_500(
+    start_gateway: StartGateway, client: aiohttp.ClientSession,
+    upstream: tuple[FakeUpstream, str], second_upstream: tuple[FakeUpstream, str],
+):
+    import signal
+
+    left = {"name": "left", "tier_score": 0.9, "specializations": [], "upstream_model": "m-left",
+            "mode": "chat", "upstream": "one"}
+    right = {**left, "name": "right", "upstream_model": "m-right", "upstream": "two"}
+    timeouts = {"connect": 2, "first_byte": 1, "idle": 5, "total": 30}
+
+    def config(models: list[dict[str, object]]) -> dict[str, object]:
+        names = [str(m["name"]) for m in models]
+        upstreams = {"one": {"url": upstream[1]}, "two": {"url": second_upstream[1]}}
+        return {"models": models, "gateway": {
+            "timeouts": timeouts, "upstreams": {u: upstreams[u] for u in
+                                                sorted({str(m["upstream"]) for m in models})}},
+            "routing": {"routing": {"strategy": "failover", "default_group": "g",
+                                    "groups": {"g": names}}}}
+
+    gateway = await start_gateway(**config([left, right]))
+    upstream[0].behave("m-left", header_delay=3)  # past first_byte: it will fail over
+    request = asyncio.ensure_future(client.post(
+        gateway.url + "/v1/chat/completions", headers=gateway.auth,
+        json={"model": "g", "messages": [{"role": "user", "content": "hi"}]}))
+    await wait_for(lambda: upstream[0].seen_models() == ["m-left"])
+    write_config(gateway.config_dir, upstream[1], **config([left]))
+    gateway.signal(signal.SIGHUP)
+    await wait_for(lambda: "config reloaded" in gateway.logs())
+    async with await request as resp:
+        assert resp.status == 502  # before: a KeyError, answered 500
+        body = await resp.json()
+    assert {"model": "right", "error": "its upstream was removed by a reload"} in (
+        body["error"]["tried"])
+    assert "unexpected error" not in gateway.logs()
