@@ -38,6 +38,9 @@ class Endpoint:
     family: Family = "json"
     """Its body: JSON, held whole, or an upload (multipart/form-data) of audio, images or
     files, streamed; each family has its size limit (`limits` in gateway.yaml)."""
+    billed: bool = True
+    """Whether it uses tokens. Counting them (Anthropic's count_tokens, free there) does
+    not: it reserves and bills none, and counts against a key's limits as a request."""
 
 
 CHAT = Endpoint(name="chat", method="POST", upstream_path="/v1/chat/completions", mode="chat")
@@ -66,6 +69,7 @@ COUNT_TOKENS = Endpoint(
     upstream_path="/v1/messages/count_tokens",
     mode="chat",
     dialect="anthropic",
+    billed=False,
 )
 
 # OpenAI's Responses API. Its state lives upstream, so every call on a response goes to

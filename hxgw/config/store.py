@@ -14,7 +14,8 @@ from pathlib import Path
 from hxgw.config.reader import Problems, Section, read_yaml
 from hxgw.config.schema import StoreSettings
 from hxgw.errors import ConfigError
-from hxgw.store.locate import is_postgres_url, postgres_url_parts
+from hxgw.store.locate import is_postgres_url
+from hxgw.store.postgres_url import postgres_url_parts
 
 GATEWAY = "gateway.yaml"
 _KEYS = frozenset({"state_dir", "batch_interval", "batch_rows", "spool_max_bytes", "ledger"})

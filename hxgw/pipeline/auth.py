@@ -25,7 +25,7 @@ log = structlog.get_logger("hxgw.auth")
 def authenticate(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
     """Reads the Authorization header; writes ctx.key (the named key, never the secret).
 
-    Anthropic's routes take the key as `x-api-key` too. Keys are held as SHA-256
+    The key may come as `x-api-key` too, as the anthropic SDK sends it. Keys are held as SHA-256
     digests: the lookup is by digest, so neither the dict probe nor the final
     compare_digest leaks how much of a key matched. The config's keys come first,
     then those `hxgw keys` made. The bad-key guard decides what a key from a
@@ -33,8 +33,8 @@ def authenticate(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
     """
     header = ctx.exchange.header("Authorization") or ""
     scheme, _, presented = header.partition(" ")
-    if scheme.lower() != "bearer" and ctx.endpoint.dialect == "anthropic":
-        # The anthropic SDK sends its key as x-api-key.
+    if scheme.lower() != "bearer":
+        # The anthropic SDK sends its key as x-api-key, to its models routes too.
         scheme, presented = "bearer", ctx.exchange.header("x-api-key") or ""
     presented = presented.strip()
     if scheme.lower() != "bearer" or not presented:

@@ -103,8 +103,8 @@ def used(ctx: RequestContext) -> Used:
     if ctx.used is not None:
         return ctx.used
     reply = ctx.reply
-    if reply is None:
-        ctx.used = NOTHING  # no upstream served it
+    if reply is None or not ctx.endpoint.billed:
+        ctx.used = NOTHING  # no upstream served it, or it used no tokens
         return NOTHING
     counts = reported_tokens(ctx.usage) if ctx.usage else None
     if counts is not None:
@@ -126,6 +126,8 @@ def used(ctx: RequestContext) -> Used:
 
 
 def estimated_prompt(ctx: RequestContext) -> int:
+    if not ctx.endpoint.billed:
+        return 0
     return len(ctx.raw_body) // BYTES_PER_TOKEN + 1
 
 
@@ -133,7 +135,7 @@ def estimated_completion(ctx: RequestContext) -> int:
     """The most the request asked the model to write, or a default; 0 for embeddings and
     requests without a body."""
     body = ctx.body
-    if body is None or ctx.endpoint.name == "embeddings":
+    if body is None or ctx.endpoint.name == "embeddings" or not ctx.endpoint.billed:
         return 0  # no body (a call on a response) or no completion
     for name in ("max_completion_tokens", "max_tokens", "max_output_tokens"):
         value = body.get(name)

@@ -17,22 +17,6 @@ def is_postgres_url(url: str) -> bool:
     return url.startswith(POSTGRES_SCHEMES)
 
 
-def postgres_url_parts(url: str) -> dict[str, str] | None:
-    """The connection's parts (user, password, host, port, dbname), read as libpq reads
-    them; None when it cannot read them or the port is not a number."""
-    # psycopg is imported only by a gateway that uses PostgreSQL.
-    from psycopg import conninfo
-
-    try:
-        parts = conninfo.conninfo_to_dict(url)
-    except Exception:  # psycopg's errors, and its parser's own ValueErrors
-        return None
-    port = str(parts.get("port", ""))
-    if not all(p.isdigit() for p in port.split(",") if p):
-        return None
-    return {k: str(v) for k, v in parts.items() if v is not None}
-
-
 def open_database(database_url: str | None, state_dir: Path, *, create: bool = True) -> Database:
     """The store for these settings. Nothing is opened yet.
 

@@ -13,7 +13,7 @@ from typing import Any
 import psycopg
 
 from hxgw.store.database import Connection, Database, Dialect, Row, RowRefused, StoreError
-from hxgw.store.locate import postgres_url_parts
+from hxgw.store.postgres_url import postgres_url_parts
 
 # Any constant works, as long as every exclusive transaction of hxgw uses the same one.
 _EXCLUSIVE_LOCK = 0x68786777  # "hxgw"

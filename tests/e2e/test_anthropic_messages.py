@@ -178,3 +178,16 @@ async def test_an_upstream_error_in_anthropic_shape_passes_as_it_came(
             await sdk.messages.create(model="solo", max_tokens=8, messages=HI)
     assert raised.value.body == {"type": "error", "error": {
         "type": "invalid_request_error", "message": "messages: roles must alternate"}}
+
+
+async def test_the_models_routes_take_the_key_as_x_api_key_as_the_anthropic_sdk_sends_it(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    key = {"x-api-key": gateway.key, "anthropic-version": "2023-06-01"}
+    async with client.get(gateway.url + "/v1/models", headers=key) as resp:
+        assert resp.status == 200
+        assert "chat" in [m["id"] for m in (await resp.json())["data"]]
+    async with client.get(gateway.url + "/v1/models/chat", headers=key) as resp:
+        assert resp.status == 200
+    async with client.get(gateway.url + "/v1/models", headers={"x-api-key": "sk-wrong"}) as resp:
+        assert resp.status == 401

@@ -16,7 +16,7 @@ from multidict import CIMultiDict
 
 from tests.conftest import StartGateway
 from tests.fake_upstream import FakeUpstream
-from tests.fixtures import DEFAULT_MODELS, Gateway, new_key, wait_for
+from tests.fixtures import DEFAULT_MODELS, Gateway, ledger_rows, new_key, wait_for
 
 PRICED = [dict(m, price={"input_per_mtok": 1000, "output_per_mtok": 1000})
           for m in DEFAULT_MODELS]
@@ -80,6 +80,26 @@ async def test_an_answer_the_gateway_makes_itself_says_what_the_key_has_left(
     fake.behave("m-gamma", status=500)
     status, headers, _ = await _post(client, gateway, secret, model="solo")  # gamma's own 500
     assert status == 500 and headers["x-ratelimit-remaining-requests"] == "3"
+
+
+async def test_counting_tokens_uses_none_of_a_keys_tokens_but_is_a_request(
+    start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession
+):
+    gateway, secret = await _start(start_gateway, tmp_path, tpm=100, rpm=3)
+    body = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
+    statuses = []
+    for _ in range(4):
+        async with client.post(gateway.url + "/v1/messages/count_tokens", json=body,
+                               headers={"x-api-key": secret}) as resp:
+            statuses.append(resp.status)
+            tokens_left = resp.headers.get("x-ratelimit-remaining-tokens")
+    # Before, each reserved its prompt and 256 completion tokens: over 100, refused.
+    assert statuses == [200, 200, 200, 429]
+    assert tokens_left == "100"
+    await wait_for(lambda: len(ledger_rows(gateway)) == 4, timeout=10)
+    assert {(r["status"], r["prompt_tokens"], r["completion_tokens"], r["cost"],
+             r["usage_source"]) for r in ledger_rows(gateway)} == {
+        (200, 0, 0, 0.0, "none"), (429, 0, 0, 0.0, "none")}
 
 
 async def test_the_master_key_has_no_limits_when_an_app_key_is_limited(
