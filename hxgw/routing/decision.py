@@ -164,8 +164,8 @@ def decide(
     now: float | None = None,
 ) -> Decision:
     """Order the route's candidates by the group's strategy, then leave out models the
-    prompt does not fit and models whose circuit is open or that stalled (unless every
-    one is). `now` is the monotonic clock unless a simulation brings its own."""
+    prompt does not fit and models whose circuit is open or that stalled (when every one
+    is, all but the one whose cool-down ends first). `now` is the monotonic clock unless a simulation brings its own."""
     now = time.monotonic() if now is None else now
     fixed = route.fixed
     if fixed is not None:
@@ -200,7 +200,12 @@ def decide(
         own = ORDERS[strategy](own, route.group or "", memory)
     ordered = own + fallbacks
     open_now = {m.name for m in ordered if not memory.health[m.name].allows(now)}
-    if open_now and len(open_now) < len(ordered):
+    if open_now and len(open_now) == len(ordered):
+        # Every one is avoided: the request tries the one free again soonest, not each
+        # in turn (a timeout each, or a 429 its upstream asked to be spared for a while).
+        first = min(ordered, key=lambda m: memory.health[m.name].open_until)
+        open_now.discard(first.name)
+    if open_now:
         skipped += [(name, "circuit open") for name in sorted(open_now)]
         ordered = tuple(m for m in ordered if m.name not in open_now)
     return Decision(strategy, ordered, task, ranking, tuple(skipped))

@@ -11,7 +11,7 @@ import aiohttp
 
 from tests.conftest import StartGateway
 from tests.fake_upstream import FakeUpstream
-from tests.fixtures import DEFAULT_MODELS, HXGW, new_key, wait_for, write_config
+from tests.fixtures import DEFAULT_MODELS, HXGW, Gateway, new_key, wait_for, write_config
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
 BREAKER = {"routing": {"strategy": "failover", "default_group": "chat",
@@ -161,3 +161,17 @@ async def test_a_candidate_whose_upstream_a_reload_removed_is_skipped_not_a_500(
     assert {"model": "right", "error": "its upstream was removed by a reload"} in (
         body["error"]["tried"])
     assert "unexpected error" not in gateway.logs()
+
+
+async def test_when_every_model_asked_to_be_spared_a_request_tries_only_one(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    for model in ("m-alpha", "m-beta"):
+        fake.behave(model, status=429, retry_after="30")
+    chat = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
+    for _ in range(3):
+        async with client.post(gateway.url + "/v1/chat/completions", json=chat,
+                               headers=gateway.auth) as resp:
+            assert resp.status == 429
+    # The first tried both and heard "30 s" from each; the next two, one each, not two.
+    assert len(fake.seen_models()) == 4

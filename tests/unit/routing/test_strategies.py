@@ -104,13 +104,17 @@ def test_an_open_circuit_is_skipped(config: Config):
     assert ("coder", "circuit open") in decision.skipped
 
 
-def test_when_every_circuit_is_open_all_are_still_tried(config: Config):
+def test_when_every_circuit_is_open_only_the_one_free_soonest_is_tried(config: Config):
     memory = Memory()
-    for name in ("coder", "writer", "small"):
+    for name in ("coder", "small", "writer"):  # writer's opens last, so it is free last
         for _ in range(5):
             memory.health[name].started()
             memory.health[name].failed(time.monotonic())
-    assert _order(config, "failover", memory) == ["coder", "writer", "small"]
+    memory.health["small"].open_until -= 5  # its cool-down ends first
+    decision = decide(config, _route(config), {}, memory, None)
+    assert [m.name for m in decision.candidates] == ["small"]
+    assert {name for name, why in decision.skipped if why == "circuit open"} == {
+        "coder", "writer"}
 
 
 def test_a_prompt_longer_than_a_models_context_never_goes_to_it(config: Config):
