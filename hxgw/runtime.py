@@ -122,15 +122,18 @@ class Runtime:
     deadlines: Deadlines = field(default_factory=Deadlines)
     gates: Gates = field(default_factory=Gates)
     limiter: Limiter = field(default_factory=MemoryLimiter)
+    """The keys' limits; the daemon opens the one its config and workers call for."""
     ledger: Ledger | None = None
+    """The usage ledger; None when the daemon has none (its state directory is unusable)."""
     stored_keys: StoredKeys | None = None
     """The keys `hxgw keys` made; None when the daemon has no store."""
-    """The usage ledger; None when the daemon has none (its state directory is unusable)."""
-    """The keys' limits; the daemon opens the one its config and workers call for."""
     ids: RequestIds = field(default_factory=RequestIds)
     figures: WorkerFigures | None = None
-    loop_lag: LoopLag = field(default_factory=LoopLag)
     """With several workers: this one's figures, shared with the others."""
+    loop_lag: LoopLag = field(default_factory=LoopLag)
+    listening: str = ""
+    """host:port the server listens on: a changed listen address waits for a restart, so
+    the config's may say another."""
     recent_usage: RecentUsage = field(init=False)
     """The status page's usage charts, read from the ledger's store and kept a few seconds."""
 

@@ -19,12 +19,15 @@ log = structlog.get_logger("hxgw.config")
 CONFIG_FILES = (GATEWAY, ROUTING, REGISTRY)
 
 
-def log_restart_only_changes(old: Config, new: Config) -> None:
-    if old.listen != new.listen:
+def log_restart_only_changes(old: Config, new: Config, listening: str) -> None:
+    """Each setting of `new` a reload cannot apply; the address against the one the
+    server listens on, as an earlier reload may have changed the config's already."""
+    configured = f"{new.listen.host}:{new.listen.port}"
+    if configured != listening:
         log.warning(
-            "the listen address changed; it takes effect on restart",
-            listening=f"{old.listen.host}:{old.listen.port}",
-            configured=f"{new.listen.host}:{new.listen.port}",
+            "the listen address differs from the one in use; it takes effect on restart",
+            listening=listening,
+            configured=configured,
         )
     if (old.tls is None) != (new.tls is None):
         log.warning("TLS was switched on or off; it takes effect on restart")

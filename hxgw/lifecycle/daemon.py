@@ -119,6 +119,7 @@ class Daemon:
             client.close()
             await close_stores(self.runtime)
             return 1
+        self.runtime.listening = f"{config.listen.host}:{config.listen.port}"
         self._install_signals()
         log.info(
             "listening",
@@ -127,7 +128,7 @@ class Daemon:
             version=__version__,
             models=len(config.models),
             groups=len(config.routing.groups),
-            upstreams=_upstream_urls(config),
+            upstreams=",".join(u.url for u in config.upstreams.values()),
         )
         self.notifier.ready(self._status())
         beside = [
@@ -198,7 +199,7 @@ class Daemon:
             )
             self.notifier.ready(self._status())
             return False
-        log_restart_only_changes(current.config, config)
+        log_restart_only_changes(current.config, config, self.runtime.listening)
         if self.ssl_context is not None and config.tls is not None:
             # New handshakes use the re-read certificate; open connections keep theirs.
             try:
@@ -280,7 +281,7 @@ class Daemon:
         config = self.holder.config
         generation = self.holder.current.state.generation
         return (
-            f"serving on {config.listen.host}:{config.listen.port}; config generation "
+            f"serving on {self.runtime.listening}; config generation "
             f"{generation}; {len(config.models)} models in {len(config.routing.groups)} groups;"
             f" last reload: {_reload_text(self.runtime.last_reload)}"
         )
@@ -294,7 +295,3 @@ def _ssl_context(tls: Tls) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(tls.cert, tls.key)
     return context
-
-
-def _upstream_urls(config: Config) -> str:
-    return ",".join(u.url for u in config.upstreams.values())

@@ -216,7 +216,7 @@ def status(state: GatewayState) -> dict[str, Any]:
         "config_generation": state.generation,
         "last_reload": {"result": reload.result, "message": reload.message, "at": _iso(reload.at)},
         "draining": runtime.inflight.draining,
-        "listen": f"{config.listen.host}:{config.listen.port}",
+        "listen": runtime.listening,
         "upstreams": [
             {k: u[k] for k in ("name", "url", "reachable", "last_ok_seconds_ago")}
             | _saturation(runtime.gates.get(u["name"]))

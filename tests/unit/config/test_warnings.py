@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 import structlog
 
-from hxgw.config import load_config
-from hxgw.config.warnings import warn_at_start, warn_if_world_readable
+from hxgw.config import Config, load_config
+from hxgw.config.warnings import log_restart_only_changes, warn_at_start, warn_if_world_readable
 from tests.fixtures import DEFAULT_MODELS, new_key, write_config
 
 
@@ -68,3 +68,20 @@ def test_models_without_a_price_are_named_once_at_start(tmp_path: Path):
         warn_at_start(config)
     notes = [e for e in logs if e["event"] == "models without a price cost nothing in budgets"]
     assert len(notes) == 1 and notes[0]["models"] == "beta,gamma,embed"
+
+
+def _config_on(tmp_path: Path, port: int) -> Config:
+    directory = write_config(tmp_path / str(port), "http://127.0.0.1:1",
+                             gateway={"listen": {"host": "127.0.0.1", "port": port}})
+    return load_config(directory, {"MASTER_KEY": new_key()})
+
+
+def test_a_listen_address_is_compared_with_the_one_in_use_not_the_last_config(tmp_path: Path):
+    first, moved = _config_on(tmp_path, 4010), _config_on(tmp_path, 4011)
+    with structlog.testing.capture_logs() as logs:
+        log_restart_only_changes(first, moved, "127.0.0.1:4010")  # asks for 4011
+        log_restart_only_changes(moved, first, "127.0.0.1:4010")  # back to where it is
+        log_restart_only_changes(moved, moved, "127.0.0.1:4010")  # 4011 still waits
+    said = [(e.get("listening"), e.get("configured")) for e in logs]
+    # Before, the second said it moved from 4011 (it never had) and the third said nothing.
+    assert said == [("127.0.0.1:4010", "127.0.0.1:4011"), ("127.0.0.1:4010", "127.0.0.1:4011")]
