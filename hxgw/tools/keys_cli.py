@@ -203,6 +203,12 @@ def _check(args: argparse.Namespace, config: Config | None, config_dir: str) -> 
     """Refuse a key that could never serve (a group the config lacks); say when a budget
     has nothing to count (no model has a price)."""
     if config is None:
+        if args.groups:
+            print(
+                f"hxgw keys: note: no readable config in {config_dir}, so the groups were not"
+                " checked (give --config-dir)",
+                file=sys.stderr,
+            )
         return
     groups = config.routing.groups
     unknown = [g for g in args.groups or () if g not in groups]

@@ -154,6 +154,15 @@ async def test_a_key_that_could_never_serve_is_refused_when_made(start_gateway: 
     assert json.loads(keys(gateway, "list", "--json").stdout) == []
 
 
+def test_groups_not_checked_for_want_of_a_config_are_said_so(tmp_path: Path):
+    env = {**os.environ, "HX_STATE_DIR": str(tmp_path / "state")}
+    made = subprocess.run([HXGW, "keys", "create", "app", "--groups", "hx-chta",
+                           "--config-dir", str(tmp_path / "none")],
+                          env=env, capture_output=True, text=True, timeout=30)
+    assert made.returncode == 0 and made.stdout.startswith("sk-hx-")
+    assert "the groups were not checked (give --config-dir)" in made.stderr
+
+
 async def test_a_budget_without_any_priced_model_is_made_with_a_note(
     start_gateway: StartGateway,
 ):
