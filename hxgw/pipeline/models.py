@@ -1,4 +1,4 @@
-"""List the upstream's models, plus the gateway's groups marked as such, or describe one."""
+"""List the models and groups a key may use, as a request names them, or describe one."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from hxgw.endpoints import MODELS
 from hxgw.errors import ModelNotFound, UpstreamError
 from hxgw.pipeline.context import RequestContext
 from hxgw.pipeline.failures import TransportError
+from hxgw.routing.decision import may_use_model
 from hxgw.types import Next
 from hxgw.upstream import AtCapacity, header_line
 
@@ -29,7 +30,7 @@ async def list_models(ctx: RequestContext, call_next: Next) -> None:
 
 async def describe_model(ctx: RequestContext, call_next: Next) -> None:
     """`GET /v1/models/{model}`: reads ctx.key and the path; answers with the one entry of
-    the list that has that id (a group of the gateway's, or an upstream's model), or 404
+    the list that has that id (a group, or a model of the registry), or 404
     in OpenAI's shape, as `client.models.retrieve` expects."""
     wanted = ctx.exchange.path.split("/models/", 1)[1]  # decoded by aiohttp
     found = next((e for e in await _entries(ctx) if e.get("id") == wanted), None)
@@ -48,13 +49,17 @@ def _answer(ctx: RequestContext, document: Any) -> None:
 
 
 async def _entries(ctx: RequestContext) -> list[dict[str, Any]]:
-    """The upstreams' models, then the groups the key may use."""
+    """The models and groups the key may use, by the names a request takes.
+
+    A model of the registry is listed under its own name, with what its upstream lists
+    for its `upstream_model` (its `created`, `owned_by`); an upstream's model that no
+    registry entry names is left out, as no request could reach it."""
     assert ctx.key is not None
     state = ctx.state
-    entries: list[dict[str, Any]] = []
-    seen: set[str] = set()
+    config = state.config
+    listed: dict[tuple[str, str], dict[str, Any]] = {}
     errors: list[str] = []
-    for upstream in state.config.upstreams.values():
+    for upstream in config.upstreams.values():
         try:
             data = await _fetch(ctx, upstream.name)
         except (*TransportError, ValueError, AtCapacity) as exc:
@@ -62,15 +67,23 @@ async def _entries(ctx: RequestContext) -> list[dict[str, Any]]:
             log.warning("upstream models list failed", upstream=upstream.name, error=str(exc))
             continue
         for entry in data:
-            if isinstance(entry, dict) and entry.get("id") not in seen:
-                seen.add(str(entry.get("id")))
-                entries.append(entry)
-    if errors and not entries:
+            if isinstance(entry, dict):
+                listed.setdefault((upstream.name, str(entry.get("id"))), entry)
+    if errors and not listed:
         raise UpstreamError(f"no upstream listed its models ({'; '.join(errors)})")
-    routing = state.config.routing
+    entries: list[dict[str, Any]] = []
+    for model in config.models.values():
+        if may_use_model(config, ctx.key, model):
+            theirs = listed.get((model.upstream, model.upstream_model), {})
+            entries.append(
+                {"object": "model", "created": 0, "owned_by": model.upstream}
+                | theirs
+                | {"id": model.name, "hx_upstream_model": model.upstream_model}
+            )
+    routing = config.routing
     for group in routing.groups.values():
         if ctx.key.may_use(group.name):
-            modes = {state.config.models[m].mode for m in group.models}
+            modes = {config.models[m].mode for m in group.models}
             entries.append(
                 {
                     "id": group.name,

@@ -56,7 +56,7 @@ async def test_sdk_embeddings(gateway: Gateway):
 async def test_sdk_models_list(gateway: Gateway):
     async with _client(gateway) as client:
         models = [m.id async for m in client.models.list()]
-    assert "m-alpha" in models and "chat" in models
+    assert "alpha" in models and "chat" in models
 
 
 async def test_sdk_bad_key_raises_authentication_error(gateway: Gateway):
@@ -73,13 +73,13 @@ async def test_sdk_unknown_model_raises_not_found(gateway: Gateway):
                 model="gpt-nope", messages=[{"role": "user", "content": "hi"}])
 
 
-async def test_sdk_retrieves_one_group_or_upstream_model_by_id(gateway: Gateway):
+async def test_sdk_retrieves_one_group_or_model_by_id(gateway: Gateway):
     async with _client(gateway) as client:
         group = await client.models.retrieve("chat")
-        upstream = await client.models.retrieve("m-alpha")
+        model = await client.models.retrieve("alpha")
         with pytest.raises(openai.NotFoundError) as raised:
             await client.models.retrieve("no-such-model")
     assert (group.id, group.owned_by) == ("chat", "hxgw")
     assert group.model_extra is not None and group.model_extra["hx_models"] == ["alpha", "beta"]
-    assert upstream.id == "m-alpha"
+    assert model.id == "alpha"
     assert raised.value.code == "model_not_found"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import aiohttp
+import yaml
 
 from tests.conftest import StartGateway
 from tests.fake_upstream import FakeUpstream
-from tests.fixtures import Gateway, wait_for
+from tests.fixtures import Gateway, new_key, wait_for
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
 
@@ -171,16 +174,36 @@ async def test_a_drop_of_stream_options_turns_the_gateways_usage_request_off(
     assert text.rstrip().endswith("data: [DONE]")
 
 
-async def test_models_lists_the_upstream_models_and_the_groups(
-    gateway: Gateway, client: aiohttp.ClientSession
+async def test_models_lists_the_registrys_models_by_name_and_the_groups(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):
+    fake.models.append("m-nobody-names")  # no request could reach it through the gateway
     async with client.get(gateway.url + "/v1/models", headers=gateway.auth) as resp:
         assert resp.status == 200
         data = (await resp.json())["data"]
-    ids = {entry["id"] for entry in data}
-    assert {"m-alpha", "m-beta", "chat", "solo", "emb"} <= ids
+    assert {e["id"] for e in data} == {"alpha", "beta", "gamma", "embed", "chat", "solo", "emb"}
+    alpha = next(e for e in data if e["id"] == "alpha")
+    assert alpha["hx_upstream_model"] == "m-alpha" and alpha["object"] == "model"
     groups = {entry["id"] for entry in data if entry.get("hx_group")}
     assert groups == {"chat", "solo", "emb"}
+
+
+async def test_a_key_limited_to_groups_sees_only_those_and_their_models(
+    start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession
+):
+    secret = new_key("sk-app")
+    keys = tmp_path / "keys.yaml"
+    keys.write_text(yaml.safe_dump({"keys": [{"name": "app", "key": secret,
+                                              "groups": ["solo"]}]}))
+    keys.chmod(0o600)
+    gateway = await start_gateway(gateway={"auth": {"keys_file": str(keys)}})
+    async with client.get(gateway.url + "/v1/models",
+                          headers={"Authorization": f"Bearer {secret}"}) as resp:
+        ids = {e["id"] for e in (await resp.json())["data"]}
+    assert ids == {"solo", "gamma"}  # before: every model and group, then 403 on use
+    async with client.get(gateway.url + "/v1/models/alpha",
+                          headers={"Authorization": f"Bearer {secret}"}) as resp:
+        assert resp.status == 404
 
 
 async def test_a_non_retryable_upstream_error_passes_through_as_is(
