@@ -10,6 +10,7 @@ from hxgw.upstream.client import UpstreamClient
 from hxgw.upstream.origin import (
     Origin,
     UpstreamConnectError,
+    UpstreamConnectTimeout,
     UpstreamProtocolError,
     header_line,
 )
@@ -22,6 +23,7 @@ __all__ = [
     "Origin",
     "UpstreamClient",
     "UpstreamConnectError",
+    "UpstreamConnectTimeout",
     "UpstreamProtocolError",
     "UpstreamResponse",
     "header_line",

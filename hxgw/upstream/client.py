@@ -24,7 +24,7 @@ from typing import Any
 
 from hxgw.upstream.admission import Gate
 from hxgw.upstream.connection import Connection
-from hxgw.upstream.origin import Origin, UpstreamConnectError
+from hxgw.upstream.origin import Origin, UpstreamConnectError, UpstreamConnectTimeout
 from hxgw.upstream.response import UpstreamResponse
 
 # Longer than any upstream keeps an idle connection open is pointless: uvicorn
@@ -128,6 +128,11 @@ class _OriginPool:
                     ssl=self.tls,
                     server_hostname=origin.host if self.tls else None,
                 )
+        except TimeoutError as exc:  # an OSError too, with nothing to say
+            raise UpstreamConnectTimeout(
+                f"cannot connect to {origin.host}:{origin.port}: no answer within"
+                f" {connect_timeout:g}s"
+            ) from exc
         except (OSError, ssl.SSLError) as exc:
             raise UpstreamConnectError(
                 f"cannot connect to {origin.host}:{origin.port}: {exc}"

@@ -18,6 +18,11 @@ class UpstreamConnectError(ConnectionError):
     """No connection could be opened to the upstream."""
 
 
+class UpstreamConnectTimeout(UpstreamConnectError, TimeoutError):
+    """The upstream did not take the connection within the connect timeout: a timeout
+    (a request whose every candidate timed out is a 504) and a failed connect both."""
+
+
 class UpstreamProtocolError(ConnectionError):
     """The upstream answered with something that is not HTTP/1.1."""
 

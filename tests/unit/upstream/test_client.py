@@ -4,6 +4,8 @@ what each test needs: keep-alive, close, chunking, resets, garbage, slowness."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import socket
 
 import pytest
 
@@ -11,6 +13,7 @@ from hxgw.upstream import (
     Origin,
     UpstreamClient,
     UpstreamConnectError,
+    UpstreamConnectTimeout,
     UpstreamProtocolError,
 )
 from hxgw.upstream import client as upstream_http
@@ -259,6 +262,29 @@ async def test_garbage_instead_of_http_is_a_protocol_error() -> None:
         with pytest.raises(UpstreamProtocolError):
             await post(client, server)
     client.close()
+
+
+async def test_a_connection_not_taken_in_time_is_a_connect_timeout_that_says_so() -> None:
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(0)  # never accepted: once its queue is full, SYNs go unanswered
+    port = listener.getsockname()[1]
+    fillers = []
+    for _ in range(4):
+        filler = socket.socket()
+        filler.setblocking(False)
+        with contextlib.suppress(BlockingIOError):
+            filler.connect(("127.0.0.1", port))
+        fillers.append(filler)
+    client = UpstreamClient()
+    try:
+        with pytest.raises(UpstreamConnectTimeout, match=r"no answer within 0\.3s"):
+            await client.request(b"POST", Origin.from_url(f"http://127.0.0.1:{port}"),
+                                 b"/v1/chat/completions", b"", [], b"{}", connect_timeout=0.3)
+    finally:
+        client.close()
+        for sock in (*fillers, listener):
+            sock.close()
 
 
 async def test_a_refused_connection_is_a_connect_error() -> None:
