@@ -14,7 +14,11 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Literal
 
+import structlog
+
 from hxgw.config.schema import HealthSettings
+
+log = structlog.get_logger("hxgw.routing.health")
 
 CircuitState = Literal["closed", "open", "half_open"]
 
@@ -86,6 +90,8 @@ class ModelHealth:
         if self._stale(token):
             return  # a long stream that began before the breaker opened closes nothing
         self.consecutive_failures = self.failed_probes = 0
+        if self.circuit != "closed":
+            log.info("circuit closed: the model answered again", model=self.name)
         self.circuit, self.probing = "closed", False
 
     def failed(
@@ -100,17 +106,20 @@ class ModelHealth:
         self.consecutive_failures += 1
         settings = self.settings
         if retry_after:
-            self._open(now + retry_after)
+            self._open(now, retry_after, "its upstream asked to be spared (Retry-After)")
         elif self.circuit == "half_open":
             self.failed_probes += 1
             cooldown = settings.breaker_cooldown * 2**self.failed_probes
             cap = max(settings.breaker_max_cooldown, settings.breaker_cooldown)
-            self._open(now + min(cooldown, cap))
+            self._open(now, min(cooldown, cap), "its probe failed")
         elif self.consecutive_failures >= settings.breaker_failures:
-            self._open(now + settings.breaker_cooldown)
+            failures = f"{self.consecutive_failures} failures in a row"
+            self._open(now, settings.breaker_cooldown, failures)
 
-    def _open(self, until: float) -> None:
-        self.circuit, self.probing, self.open_until = "open", False, until
+    def _open(self, now: float, seconds: float, why: str) -> None:
+        if self.circuit != "open":
+            log.warning("circuit opened", model=self.name, why=why, seconds=round(seconds, 1))
+        self.circuit, self.probing, self.open_until = "open", False, now + seconds
         self._last_before_open = self._next_token
 
     def _stale(self, token: int | None) -> bool:

@@ -65,6 +65,23 @@ async def test_the_half_open_probe_closes_the_circuit_when_the_model_recovers(
     assert [await _served_by(gateway, client) for _ in range(3)] == ["alpha"] * 3
 
 
+async def test_a_circuit_opening_and_closing_is_one_log_line_each(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    gateway = await start_gateway(routing=BREAKER)
+    fake.behave("m-alpha", status=503)
+    for _ in range(2):
+        await _served_by(gateway, client)
+    await wait_for(lambda: "circuit opened" in gateway.logs())
+    fake.behaviours.clear()
+    await asyncio.sleep(1.1)
+    assert await _served_by(gateway, client) == "alpha"  # the probe
+    await wait_for(lambda: "circuit closed" in gateway.logs())
+    opened = [line for line in gateway.logs().splitlines() if "circuit opened" in line]
+    assert len(opened) == 1 and "warning" in opened[0] and "model=alpha" in opened[0]
+    assert 'why="2 failures in a row"' in opened[0]
+
+
 async def test_a_failed_probe_keeps_the_circuit_open(
     start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 import time
 from collections.abc import Callable
@@ -32,6 +33,8 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 from unittest import mock
+
+import structlog
 
 from hxgw.config import STRATEGIES
 from hxgw.routing import decision as routing
@@ -220,6 +223,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", type=Path, default=DEFAULT_OUT, help="where to write the JSON")
     p.add_argument("--seed", type=int, default=Scenario().seed)
     args = p.parse_args(argv)
+    # The simulated models' breakers open and close by the thousand, each a log line
+    # of the gateway's; what they did is in the report.
+    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(logging.ERROR))
     started = time.perf_counter()
     try:
         model = load_default()
