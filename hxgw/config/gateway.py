@@ -53,6 +53,22 @@ def read_workers(value: Any, top: Section) -> int | Literal["auto"]:
     return value
 
 
+def read_cors(top: Section) -> tuple[str, ...]:
+    """The origins a browser page may call the API from, `*` for any (as OpenAI's API
+    allows): a key is a bearer token the page sends itself, never a credential the
+    browser adds, so `*` lends a foreign page nothing. `[]`: no CORS at all."""
+    section = top.section("cors", frozenset({"allow_origins"}))
+    origins = section.str_list("allow_origins", ("*",))
+    for origin in origins:
+        scheme, _, rest = origin.partition("://")
+        if origin != "*" and (scheme not in ("http", "https") or not rest or "/" in rest):
+            section.report(
+                f"must be * or an origin such as https://chat.example.com, got {origin!r}",
+                "allow_origins",
+            )
+    return origins
+
+
 def read_drain_timeout(top: Section) -> float:
     section = top.section("shutdown", frozenset({"drain_timeout"}))
     return float(section.number("drain_timeout", 20.0, minimum=0, maximum=3600))

@@ -15,6 +15,7 @@ from hxgw.config.client_keys import read_client_keys
 from hxgw.config.gateway import (
     GATEWAY,
     read_bad_key_policy,
+    read_cors,
     read_drain_timeout,
     read_limits,
     read_listen,
@@ -99,7 +100,7 @@ def load_config(
     metrics = read_metrics_access(top, env)
     bad_keys, tls = read_bad_key_policy(top), read_tls(top, directory)
     workers, limits_store = read_workers(top.raw("workers", 1), top), read_limits_store(top, env)
-    readiness, store = read_readiness(top), read_store(top, env)
+    readiness, store, cors = read_readiness(top), read_store(top, env), read_cors(top)
     if problems.messages:
         raise ConfigError("\n".join(problems.messages))
     return Config(
@@ -121,6 +122,7 @@ def load_config(
         models=models,
         files=tuple(files),
         limits_store=limits_store,
+        cors_origins=cors,
     )
 
 
@@ -138,6 +140,7 @@ _GATEWAY_KEYS = (
     "tls",
     "workers",
     "store",
+    "cors",
 )
 
 

@@ -286,6 +286,8 @@ class Config:
     models: Mapping[str, Model]
     files: tuple[Path, ...] = ()
     limits_store: LimitsStore = field(default_factory=LimitsStore)
+    cors_origins: tuple[str, ...] = ("*",)
+    """Origins whose pages may call the API routes (`*`: any); empty: no CORS."""
 
     def group_models(self, group: str) -> tuple[str, ...]:
         return self.routing.groups[group].models

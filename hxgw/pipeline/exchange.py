@@ -16,6 +16,7 @@ from aiohttp.web_protocol import RequestPayloadError
 
 from hxgw.config.body_limits import FAMILY_LIMITS, Family
 from hxgw.errors import BadRequest, PayloadTooLarge, RequestTimeout
+from hxgw.pipeline.cors import cors_headers
 from hxgw.pipeline.whole_response import WholeResponse, plain_answer
 
 SERVER = "hxgw"
@@ -37,14 +38,18 @@ def body_too_large(
 class Exchange:
     """A request's method, path, headers and body, and the one response it gets."""
 
-    __slots__ = ("closing", "method", "path", "remote", "request", "response")
+    __slots__ = ("closing", "cors", "method", "path", "remote", "request", "response")
 
-    def __init__(self, request: web.BaseRequest, closing: bool = False) -> None:
+    def __init__(
+        self, request: web.BaseRequest, closing: bool = False, cors: str | None = None
+    ) -> None:
         self.request = request
         self.method, self.path, self.remote = request.method, request.path, request.remote
         self.response: web.StreamResponse | None = None
         self.closing = closing
         """The gateway is draining: every answer closes its connection."""
+        self.cors = cors
+        """The Access-Control-Allow-Origin its answer carries (`hxgw.pipeline.cors`)."""
 
     def header(self, name: str) -> str | None:
         """The first value of a request header, by case-insensitive name."""
@@ -161,6 +166,8 @@ class Exchange:
         """A whole response; `headers` (the caller's own, completed here) carries its
         Content-Type."""
         headers["Server"] = SERVER
+        if self.cors is not None:
+            headers.update(cors_headers(self.cors))
         response: web.StreamResponse
         if plain_answer(self.request, status):
             response = WholeResponse(status, headers, body)
@@ -185,6 +192,8 @@ class Exchange:
 
     def _finish_head(self, response: web.StreamResponse) -> None:
         response.headers["Server"] = SERVER
+        if self.cors is not None:
+            response.headers.update(cors_headers(self.cors))
         if self.closing:
             response.force_close()
 

@@ -1,10 +1,12 @@
-"""Refuse a request no route takes: 405 when its path is served with another method."""
+"""Refuse a request no route takes: 405 when its path is served with another method; but
+answer a browser's CORS preflight for an API path."""
 
 from __future__ import annotations
 
-from hxgw.endpoints import allowed_methods
+from hxgw.endpoints import allowed_methods, endpoint_for
 from hxgw.errors import MethodNotAllowed, NotFound
 from hxgw.pipeline.context import RequestContext
+from hxgw.pipeline.cors import preflight_headers
 from hxgw.types import Next
 
 
@@ -14,6 +16,15 @@ async def refuse_unrouted(ctx: RequestContext, call_next: Next) -> None:
     allowed = allowed_methods(exchange.path)
     if allowed is None:
         raise NotFound(f"no such route: {exchange.method} {exchange.path}")
+    if exchange.method == "OPTIONS" and exchange.cors is not None:
+        asked = exchange.header("Access-Control-Request-Method")
+        if asked in allowed.split(", ") and endpoint_for(asked, exchange.path).upstream_path:
+            asked_headers = exchange.header("Access-Control-Request-Headers")
+            headers = preflight_headers(exchange.cors, allowed, asked_headers)
+            exchange.cors = None  # the preflight's own headers say it all
+            exchange.respond(204, headers, b"")
+            ctx.status, ctx.outcome = 204, "preflight"
+            return
     raise MethodNotAllowed(
         f"{exchange.method} is not allowed on {exchange.path}; use {allowed}", allow=allowed
     )

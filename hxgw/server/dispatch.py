@@ -14,6 +14,7 @@ from aiohttp import web
 from hxgw.endpoints import endpoint_for
 from hxgw.errors import GatewayError
 from hxgw.pipeline.context import RequestContext
+from hxgw.pipeline.cors import allowed_origin
 from hxgw.pipeline.exchange import Exchange
 from hxgw.runtime import Inflight
 from hxgw.server.operator_routes import HANDLERS
@@ -33,8 +34,10 @@ class Dispatcher:
         waits for and the gauge shows (the operator's own routes are not, so a scrape
         does not count itself)."""
         endpoint = endpoint_for(request.method, request.path)
-        exchange = Exchange(request, closing=self.inflight.draining)
         snapshot = self.holder.current
+        origin = request.headers.get("Origin")  # a page in a browser
+        cors = allowed_origin(snapshot.state.config.cors_origins, origin, endpoint)
+        exchange = Exchange(request, closing=self.inflight.draining, cors=cors)
         task = asyncio.current_task(self.loop)
         assert task is not None
         ctx = RequestContext(exchange, snapshot.state, endpoint, task, HANDLERS.get(endpoint.name))

@@ -249,3 +249,19 @@ def test_a_group_can_override_the_strategy(tmp_path: Path):
     write_config(tmp_path, "http://127.0.0.1:1", routing=routing)
     group = load_config(tmp_path, ENV).routing.groups["chat"]
     assert (group.models, group.strategy) == (("alpha", "beta"), "round-robin")
+
+
+def test_cors_allows_any_origin_unless_told_which(tmp_path: Path):
+    write_config(tmp_path / "a", "http://127.0.0.1:1")
+    assert load_config(tmp_path / "a", ENV).cors_origins == ("*",)
+    write_config(tmp_path / "b", "http://127.0.0.1:1",
+                 gateway={"cors": {"allow_origins": ["https://chat.example.com"]}})
+    assert load_config(tmp_path / "b", ENV).cors_origins == ("https://chat.example.com",)
+
+
+def test_a_cors_origin_with_a_path_is_rejected(tmp_path: Path):
+    write_config(tmp_path, "http://127.0.0.1:1",
+                 gateway={"cors": {"allow_origins": ["https://chat.example.com/app"]}})
+    assert _problems(tmp_path) == [
+        "gateway.yaml: cors.allow_origins: must be * or an origin such as "
+        "https://chat.example.com, got 'https://chat.example.com/app'"]
