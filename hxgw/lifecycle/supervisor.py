@@ -7,12 +7,13 @@ inherited descriptor, and only its own). The kernel then spreads new connections
 evenly over the sockets; one shared socket would let whichever worker woke first
 accept a whole burst. A restarted worker gets the same socket back, so connections
 that arrived meanwhile wait in its queue; one that cannot start (it dies again at
-once) loses its socket, so that the others take its connections, until it serves. Each worker is a complete daemon with its own
-config, routing health and drain. The supervisor is what systemd sees: it
-gives each worker a private notify socket and speaks for all of them,
-READY=1 once every worker is ready, RELOADING=1 ... READY=1 once every worker
-has reloaded, STOPPING=1 while they drain, WATCHDOG=1 only while every
-worker's loop still pings. A worker that dies is started again.
+once) loses its socket, so that the others take its connections, until it serves.
+Each worker is a complete daemon with its own config, routing health and drain.
+The supervisor is what systemd sees: it gives each worker a private notify socket
+and speaks for all of them, READY=1 once every worker is ready, RELOADING=1 ...
+READY=1 once every worker has reloaded (STATUS= says whether they took or refused
+the config), STOPPING=1 while they drain (its sockets closed at once), WATCHDOG=1
+only while every worker's loop still pings. A worker that dies is started again.
 """
 
 from __future__ import annotations

@@ -25,8 +25,8 @@ log = structlog.get_logger("hxgw.auth")
 def authenticate(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
     """Reads the Authorization header; writes ctx.key (the named key, never the secret).
 
-    The key may come as `x-api-key` too, as the anthropic SDK sends it. Keys are held as SHA-256
-    digests: the lookup is by digest, so neither the dict probe nor the final
+    The key may come as `x-api-key` too, as the anthropic SDK sends it. Keys are held as
+    SHA-256 digests: the lookup is by digest, so neither the dict probe nor the final
     compare_digest leaks how much of a key matched. The config's keys come first,
     then those `hxgw keys` made. The bad-key guard decides what a key from a
     guessing address gets.

@@ -165,7 +165,8 @@ def decide(
 ) -> Decision:
     """Order the route's candidates by the group's strategy, then leave out models the
     prompt does not fit and models whose circuit is open or that stalled (when every one
-    is, all but the one whose cool-down ends first). `now` is the monotonic clock unless a simulation brings its own."""
+    is, all but the one whose cool-down ends first). `now` is the monotonic clock unless
+    a simulation brings its own."""
     now = time.monotonic() if now is None else now
     fixed = route.fixed
     if fixed is not None:
