@@ -60,8 +60,8 @@ class Daemon:
         """The descriptors this process may open, read at start."""
         self.holder = SnapshotHolder(config)
         self.notifier = Notifier()
-        self.reload_requested = asyncio.Event()
-        self.stop_requested = asyncio.Event()
+        self.reload_requested, self.stop_requested = asyncio.Event(), asyncio.Event()
+        self.stop_now = asyncio.Event()  # a second stop signal: cut the drain short
         self.runner: web.ServerRunner | None = None
         self.server: GatewayServer | None = None
         self.ssl_context: ssl.SSLContext | None = None
@@ -150,6 +150,7 @@ class Daemon:
             self.inflight,
             self.notifier,
             seconds=self.holder.config.drain_timeout,
+            now=self.stop_now,
         )
         for task in beside:
             task.cancel()
@@ -251,10 +252,12 @@ class Daemon:
             signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def _on_stop_signal(self, sig: signal.Signals) -> None:
-        if self.stop_requested.is_set():
-            # A second stop signal means "now": skip the drain.
-            log.warning("second stop signal: exiting without draining", signal=sig.name)
-            os._exit(0)
+        if self.stop_now.is_set():
+            log.warning("third stop signal: exiting at once", signal=sig.name)
+            os._exit(1)
+        if self.stop_requested.is_set():  # what is in flight is cut now, with its records
+            log.warning("second stop signal: ending the drain now", signal=sig.name)
+            self.stop_now.set()
         self.stop_requested.set()
 
     async def _tick_rate(self) -> None:

@@ -30,7 +30,11 @@ async def drain(
     notifier: Notifier,
     *,
     seconds: float,
+    now: asyncio.Event,
 ) -> None:
+    """`now` set (a second stop signal) ends the wait for in-flight requests at once:
+    they are cancelled as at the drain timeout, so each still gets its error event, its
+    access line and its usage row."""
     inflight.draining = True
     notifier.stopping(f"draining {len(inflight)} in-flight requests (up to {seconds:g}s)")
     log.info("stopping", inflight=len(inflight), drain_timeout=seconds)
@@ -46,8 +50,21 @@ async def drain(
     while server.connections and loop.time() < grace:  # noqa: ASYNC110
         await asyncio.sleep(0.02)
     server.pre_shutdown()  # idle connections close now, busy ones after their answer
-    if not await inflight.wait_idle(max(0.0, deadline - loop.time())):
+    if not await _idle_unless(now, inflight, max(0.0, deadline - loop.time())):
         cancelled = inflight.cancel_all()
-        log.warning("drain timeout reached; cancelling requests", cancelled=cancelled)
+        why = "second stop signal" if now.is_set() else "drain timeout reached"
+        log.warning(f"{why}; cancelling requests", cancelled=cancelled)
         await inflight.wait_idle(2.0)
     await runner.cleanup()
+
+
+async def _idle_unless(now: asyncio.Event, inflight: Inflight, seconds: float) -> bool:
+    """Whether every request finished within `seconds`, unless `now` is set first."""
+    told = asyncio.ensure_future(now.wait())
+    idle = asyncio.ensure_future(inflight.wait_idle(seconds))
+    try:
+        await asyncio.wait((told, idle), return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        told.cancel()
+        idle.cancel()
+    return idle.done() and not idle.cancelled() and idle.result()

@@ -13,7 +13,7 @@ import yaml
 
 from tests.conftest import StartGateway
 from tests.fake_upstream import FakeUpstream
-from tests.fixtures import Gateway, NotifySocket, wait_for
+from tests.fixtures import Gateway, NotifySocket, ledger_rows, wait_for
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
 
@@ -169,7 +169,9 @@ async def test_a_stream_outliving_the_drain_timeout_ends_with_an_error_event(
     assert gateway.process is not None and gateway.process.wait(10) == 0
 
 
-async def test_a_second_sigterm_exits_at_once(start_gateway: StartGateway, fake: FakeUpstream):
+async def test_a_second_sigterm_ends_the_drain_now_and_keeps_the_records(
+    start_gateway: StartGateway, fake: FakeUpstream
+):
     gateway = await start_gateway(gateway={"shutdown": {"drain_timeout": 60}})
     fake.behave("m-alpha", content="a " * 100, chunk_delay=0.2)
     async with aiohttp.ClientSession() as session:
@@ -179,9 +181,15 @@ async def test_a_second_sigterm_exits_at_once(start_gateway: StartGateway, fake:
         gateway.signal(signal.SIGTERM)
         await wait_for(lambda: "stopping" in gateway.logs())
         gateway.signal(signal.SIGTERM)
-        assert gateway.process is not None
-        assert gateway.process.wait(5) == 0
-        resp.close()
+        text = (await asyncio.wait_for(resp.read(), 5)).decode()
+    assert gateway.process is not None and gateway.process.wait(5) == 0
+    assert "the gateway stopped this stream" in text
+    # Before, it left at once: no access line for the stream it cut, and no usage row.
+    logs = gateway.logs()
+    assert "second stop signal; cancelling requests cancelled=1" in logs
+    assert re.search(r"POST /v1/chat/completions status=200 .*outcome=cancelled", logs)
+    assert [(row["stream"], row["usage_source"]) for row in ledger_rows(gateway)] == [
+        (1, "estimated")]
 
 
 async def test_watchdog_pings_come_at_half_the_interval(
