@@ -55,15 +55,26 @@ def least_busy(models: tuple[Model, ...], group: str, memory: Memory) -> tuple[M
     return tuple(sorted(models, key=lambda m: memory.health[m.name].inflight))
 
 
+EXPLORE_EVERY = 20
+"""Under `latency`, one request in this many goes first to a model that is not the
+fastest, to each in turn: a model's average moves only with the requests it serves, so
+one that was slow and recovered would otherwise never be measured again."""
+
+
 def latency(models: tuple[Model, ...], group: str, memory: Memory) -> tuple[Model, ...]:
     """Lowest recent time to first byte first. A model not measured yet goes first,
-    so that every model gets measured."""
+    so that every model gets measured; now and then another goes first (EXPLORE_EVERY)."""
 
     def ttfb(model: Model) -> float:
         value = memory.health[model.name].ewma_ttfb
         return -1.0 if value is None else value
 
-    return tuple(sorted(models, key=ttfb))
+    ordered = sorted(models, key=ttfb)
+    turn = memory.take_turn(group)
+    if len(ordered) > 1 and turn % EXPLORE_EVERY == EXPLORE_EVERY - 1:
+        rest = ordered[1:]
+        ordered.insert(0, ordered.pop(1 + (turn // EXPLORE_EVERY) % len(rest)))
+    return tuple(ordered)
 
 
 ORDERS: dict[str, Order] = {

@@ -13,7 +13,7 @@ import pytest
 from hxgw.config import Config, Model, load_config
 from hxgw.errors import BadRequest
 from hxgw.routing.decision import Route, decide, estimate_tokens, resolve
-from hxgw.routing.strategies import Memory
+from hxgw.routing.strategies import EXPLORE_EVERY, Memory
 from tests.fixtures import write_config
 
 
@@ -85,6 +85,18 @@ def test_least_busy_puts_the_fewest_in_flight_first(config: Config):
     memory.health["writer"].started()
     memory.health["writer"].started()
     assert _order(config, "least-busy", memory) == ["small", "coder", "writer"]
+
+
+def test_latency_now_and_then_puts_each_slower_model_first_to_measure_it_again(
+    config: Config,
+):
+    memory = Memory()
+    for name, seconds in (("small", 0.05), ("writer", 0.1), ("coder", 0.5)):
+        memory.health[name].first_byte(seconds)
+    firsts = [_order(config, "latency", memory)[0] for _ in range(4 * EXPLORE_EVERY)]
+    # Before, a model once slow was never first again, so never measured again.
+    assert firsts.count("small") == 4 * EXPLORE_EVERY - 4
+    assert (firsts.count("writer"), firsts.count("coder")) == (2, 2)
 
 
 def test_latency_puts_the_fastest_first_and_unmeasured_models_before_them(config: Config):
