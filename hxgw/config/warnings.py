@@ -39,6 +39,20 @@ def log_restart_only_changes(old: Config, new: Config, listening: str) -> None:
         log.warning("logging settings changed; they take effect on restart")
 
 
+def log_supervisor_restart_changes(started: Config, fresh: Config, count: int | None) -> None:
+    """With workers: what a reload cannot change for them, which they cannot see (the
+    supervisor gave them its address): the address, and their number when the config
+    set it (`count`, None when the command line did)."""
+    if fresh.listen != started.listen:
+        log.warning(
+            "the listen address differs from the one in use; it takes effect on restart",
+            listening=f"{started.listen.host}:{started.listen.port}",
+            configured=f"{fresh.listen.host}:{fresh.listen.port}",
+        )
+    if count is not None and fresh.workers != started.workers:
+        log.warning("workers changed; it takes effect on restart", running=count)
+
+
 def warn_if_world_readable(config: Config) -> None:
     """Once, at start: each file holding a secret (the environment file with the keys,
     a keys file, the TLS key) that every user of the machine can read, with the command

@@ -3,12 +3,13 @@ several workers, the supervisor, until it is stopped."""
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Coroutine, Mapping
 from typing import Any
 
 import structlog
 
-from hxgw.config import load_config
+from hxgw.config import Config, load_config
 from hxgw.errors import ConfigError
 from hxgw.lifecycle.daemon import Daemon
 from hxgw.lifecycle.override import ListenOverride
@@ -52,7 +53,13 @@ def serve(
             "--workers",
             "1",
         ]
-        return _run(Supervisor(config, argv, env, count, early).run())
+
+        def reread() -> Config | None:
+            with contextlib.suppress(ConfigError):  # the workers say why
+                return override.apply(load_config(config_dir, env))
+            return None
+
+        return _run(Supervisor(config, argv, env, count, early, reread, workers is None).run())
     return _run(Daemon(config, config_dir, env, override, listen_fd, access, early).run())
 
 

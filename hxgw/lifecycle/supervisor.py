@@ -32,6 +32,7 @@ from pathlib import Path
 import structlog
 
 from hxgw.config import Config
+from hxgw.config.warnings import log_supervisor_restart_changes
 from hxgw.lifecycle.notify import Notifier
 from hxgw.lifecycle.start_signals import SUPERVISOR_PID, EarlyReload
 from hxgw.lifecycle.worker import Worker, bind
@@ -51,8 +52,12 @@ class Supervisor:
         env: Mapping[str, str],
         count: int,
         early: EarlyReload | None = None,
+        reread: Callable[[], Config | None] = lambda: None,
+        count_from_config: bool = False,
     ):
         self.config, self.argv, self.env, self.count = config, argv, env, count
+        self.reread, self.count_from_config = reread, count_from_config
+        """The config as `serve` reads it (None when it is wrong); whether `count` is its."""
         self.early = early
         self.notifier = Notifier()
         self.workers: list[Worker] = []
@@ -156,6 +161,10 @@ class Supervisor:
         elif done:
             log.info("workers reloaded", workers=self.count)
             state = "last reload: ok"
+            fresh = self.reread()
+            if fresh is not None:
+                count = self.count if self.count_from_config else None
+                log_supervisor_restart_changes(self.config, fresh, count)
         else:
             log.error("not every worker confirmed its reload", workers=self.count)
             state = "last reload: incomplete"
@@ -273,21 +282,17 @@ class Supervisor:
 
     def _on_stop(self, sig: signal.Signals) -> None:
         if self.stopping:
-            log.warning("second stop signal: stopping workers now", signal=sig.name)
-            for worker in self.workers:
-                if worker.process and worker.process.returncode is None:
-                    worker.process.send_signal(signal.SIGTERM)
+            log.warning("second stop signal: the workers end their drains now", signal=sig.name)
+            for process in (w.process for w in self.workers if w.process):
+                if process.returncode is None:
+                    process.send_signal(signal.SIGTERM)
             return
         self.events.put_nowait("stop")
 
     def _status(self, state: str) -> str:
         serving = sum(w.serving for w in self.workers)
-        workers = (
-            f"{self.count} workers"
-            if serving == self.count
-            else (f"{serving} of {self.count} workers serving")
-        )
-        return f"{workers} on {self.config.listen.host}:{self.port}; {state}"
+        some = "" if serving == self.count else f"{serving} of "
+        return f"{some}{self.count} workers on {self.config.listen.host}:{self.port}; {state}"
 
     def _close_listeners(self) -> None:
         for worker in self.workers:

@@ -232,7 +232,7 @@ async def test_a_worker_that_cannot_start_again_leaves_its_connections_to_the_ot
     # Before, the dead worker's socket kept its share of new connections, unanswered.
     assert [await _healthz_fresh(gateway) for _ in range(20)] == [200] * 20
     statuses = [m["STATUS"] for m in notify.drain() if "STATUS" in m]
-    assert any(s.startswith("1 of 2 workers serving") for s in statuses)
+    assert any(s.startswith("1 of 2 workers on ") for s in statuses)
 
 
 async def test_a_draining_supervisor_refuses_new_connections_at_once(
@@ -260,3 +260,15 @@ async def test_a_draining_supervisor_refuses_new_connections_at_once(
             await asyncio.sleep(0.05)
         text = (await resp.read()).decode()
     assert text.rstrip().endswith("data: [DONE]")  # the stream in flight was not cut
+
+
+async def test_a_reload_that_changes_the_number_of_workers_says_it_waits_for_a_restart(
+    start_gateway: StartGateway, notify: NotifySocket
+):
+    gateway, _ = await _start(start_gateway, notify)
+    path = gateway.config_dir / "gateway.yaml"
+    path.write_text(yaml.safe_dump(yaml.safe_load(path.read_text()) | {"workers": 3}))
+    gateway.signal(signal.SIGHUP)
+    # Before, the reload was reported done and the change went unsaid.
+    await wait_for(lambda: "workers changed; it takes effect on restart" in gateway.logs())
+    assert "running=2" in gateway.logs() and len(_worker_pids(gateway)) == 2
