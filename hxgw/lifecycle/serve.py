@@ -38,7 +38,9 @@ def serve(
         config = override.apply(load_config(config_dir, env))
     except ConfigError as exc:
         logsetup.configure()
-        log.error("invalid config; not starting", problems=str(exc).splitlines())
+        log.error(
+            "invalid config; not starting", config_dir=config_dir, problems=str(exc).splitlines()
+        )
         return 1
     access = logsetup.configure(config.logging.level, config.logging.format)
     count = worker_count(workers or config.workers)

@@ -14,6 +14,8 @@ import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable
 
+import structlog
+
 from hxgw.errors import (
     GatewayError,
     Unavailable,
@@ -27,6 +29,8 @@ from hxgw.pipeline.rendering import error_event
 from hxgw.pipeline.upstream_headers import response_headers
 from hxgw.pipeline.usage import without_usage_chunk
 from hxgw.types import Next
+
+log = structlog.get_logger("hxgw.pipeline.relay")
 
 USAGE_TAIL = 2048
 USAGE_KEPT = 64 * 1024
@@ -231,6 +235,8 @@ def _failed(ctx: RequestContext, reply: Reply, exc: GatewayError) -> None:
     ctx.stream_failed = True
     kind = "stream_timeout" if isinstance(exc, UpstreamTimeout) else "stream_reset"
     ctx.state.runtime.metrics.upstream_errors.labels(reply.model.name, kind).inc()
+    # As a failure before the first byte is: `journalctl -p warning` shows both.
+    log.warning("upstream failed mid-response", model=reply.model.name, error=exc.message)
 
 
 async def write_error_event(ctx: RequestContext, exc: GatewayError, at_event_end: bool) -> None:

@@ -125,6 +125,7 @@ def test_serve_with_an_invalid_config_exits_1_and_says_why(tmp_path: Path):
                    env={"MASTER_KEY": new_key(), "PATH": "/usr/bin:/bin"})
     assert result.returncode == 1
     assert "invalid YAML" in result.stderr and "routing.yaml" in result.stderr
+    assert f"config_dir={tmp_path}" in result.stderr  # which routing.yaml, on a busy host
 
 
 def test_serve_on_a_port_in_use_exits_1_and_says_so(tmp_path: Path):

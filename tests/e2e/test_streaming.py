@@ -108,6 +108,19 @@ async def test_an_upstream_dying_mid_stream_ends_the_stream_with_an_error_event(
     assert fake.seen_models() == ["m-alpha"]  # no failover once bytes reached the client
 
 
+async def test_an_upstream_dying_mid_stream_is_a_warning_in_the_log(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    fake.behave("m-alpha", content="a b c d", reset_after_chunks=2)
+    async with client.post(gateway.url + "/v1/chat/completions", json=STREAM,
+                           headers=gateway.auth) as resp:
+        await asyncio.wait_for(_events(resp), timeout=10)
+    # Before, only the access line (info) said so: `journalctl -p warning` missed it.
+    await wait_for(lambda: "upstream failed mid-response" in gateway.logs())
+    line = next(x for x in gateway.logs().splitlines() if "upstream failed mid-response" in x)
+    assert "warning" in line and "model=alpha" in line
+
+
 async def test_a_half_sent_line_is_never_shown_before_the_error_event(
     gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):
