@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import random
 import secrets
 import signal
 import socket
@@ -25,9 +26,19 @@ HXGW = str(Path(sys.executable).parent / "hxgw")
 
 
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A port free now, below the kernel's ephemeral range (32768 and up on Linux): a
+    port the kernel hands out may go, before the gateway binds it, to another test's
+    fake upstream (started on port 0), which then gets the gateway's start-up polls."""
+    rng = random.Random()
+    for _ in range(200):
+        port = rng.randrange(20000, 32768)
+        with socket.socket() as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free port between 20000 and 32767")
 
 
 def new_key(prefix: str = "sk-test") -> str:
