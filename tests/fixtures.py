@@ -218,6 +218,17 @@ class NotifySocket:
             k not in ("STATUS", "MONOTONIC_USEC") for k in m) else "STATUS" for m in self.drain()]
 
 
+async def stream_under_way(
+    session: aiohttp.ClientSession, gateway: Gateway
+) -> aiohttp.ClientResponse:
+    """A chat stream to the default group whose first event has reached the client."""
+    resp = await session.post(
+        gateway.url + "/v1/chat/completions", headers=gateway.auth,
+        json={"messages": [{"role": "user", "content": "hi"}], "stream": True})
+    await resp.content.readuntil(b"\n\n")
+    return resp
+
+
 def ledger_rows(gateway: Gateway) -> list[dict[str, Any]]:
     """The usage ledger's rows in the gateway's SQLite store; none while it has no table."""
     path = Path(gateway.env()["HX_STATE_DIR"]) / "hxgw.db"

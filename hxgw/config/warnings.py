@@ -22,13 +22,7 @@ CONFIG_FILES = (GATEWAY, ROUTING, REGISTRY)
 def log_restart_only_changes(old: Config, new: Config, listening: str) -> None:
     """Each setting of `new` a reload cannot apply; the address against the one the
     server listens on, as an earlier reload may have changed the config's already."""
-    configured = f"{new.listen.host}:{new.listen.port}"
-    if configured != listening:
-        log.warning(
-            "the listen address differs from the one in use; it takes effect on restart",
-            listening=listening,
-            configured=configured,
-        )
+    _log_listen_change(listening, new)
     if (old.tls is None) != (new.tls is None):
         log.warning("TLS was switched on or off; it takes effect on restart")
     if old.limits.client_idle_timeout != new.limits.client_idle_timeout:
@@ -43,14 +37,19 @@ def log_supervisor_restart_changes(started: Config, fresh: Config, count: int | 
     """With workers: what a reload cannot change for them, which they cannot see (the
     supervisor gave them its address): the address, and their number when the config
     set it (`count`, None when the command line did)."""
-    if fresh.listen != started.listen:
-        log.warning(
-            "the listen address differs from the one in use; it takes effect on restart",
-            listening=f"{started.listen.host}:{started.listen.port}",
-            configured=f"{fresh.listen.host}:{fresh.listen.port}",
-        )
+    _log_listen_change(f"{started.listen.host}:{started.listen.port}", fresh)
     if count is not None and fresh.workers != started.workers:
         log.warning("workers changed; it takes effect on restart", running=count)
+
+
+def _log_listen_change(listening: str, new: Config) -> None:
+    configured = f"{new.listen.host}:{new.listen.port}"
+    if configured != listening:
+        log.warning(
+            "the listen address differs from the one in use; it takes effect on restart",
+            listening=listening,
+            configured=configured,
+        )
 
 
 def warn_if_world_readable(config: Config) -> None:

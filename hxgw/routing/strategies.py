@@ -72,8 +72,7 @@ def latency(models: tuple[Model, ...], group: str, memory: Memory) -> tuple[Mode
     ordered = sorted(models, key=ttfb)
     turn = memory.take_turn(group)
     if len(ordered) > 1 and turn % EXPLORE_EVERY == EXPLORE_EVERY - 1:
-        rest = ordered[1:]
-        ordered.insert(0, ordered.pop(1 + (turn // EXPLORE_EVERY) % len(rest)))
+        ordered.insert(0, ordered.pop(1 + (turn // EXPLORE_EVERY) % (len(ordered) - 1)))
     return tuple(ordered)
 
 

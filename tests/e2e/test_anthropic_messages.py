@@ -145,28 +145,21 @@ async def test_every_answer_carries_the_request_id_the_anthropic_sdk_reads(gatew
     assert raised.value.body["request_id"] == raised.value.request_id
 
 
+@pytest.mark.parametrize(("status", "error", "kind"), [
+    (400, anthropic.BadRequestError, "invalid_request_error"),  # relayed as it streams in
+    (500, anthropic.InternalServerError, "api_error"),  # a lone model's: the gateway answers
+], ids=["relayed-400", "lone-models-500"])
 async def test_an_upstream_error_in_openai_shape_reaches_the_client_in_anthropic_shape(
-    gateway: Gateway, fake: FakeUpstream
+    gateway: Gateway, fake: FakeUpstream, status: int, error: type[anthropic.APIStatusError],
+    kind: str,
 ):
-    fake.behave("m-gamma", status=400, openai_shaped=True, error_message="max_tokens: too big")
+    fake.behave("m-gamma", status=status, openai_shaped=True, error_message="max_tokens: too big")
     async with _sdk(gateway) as sdk:
-        with pytest.raises(anthropic.BadRequestError) as raised:
+        with pytest.raises(error) as raised:
             await sdk.messages.create(model="solo", max_tokens=8, messages=HI)
     assert raised.value.body == {"type": "error", "request_id": raised.value.request_id,
-                                 "error": {"type": "invalid_request_error",
-                                           "message": "max_tokens: too big"}}
+                                 "error": {"type": kind, "message": "max_tokens: too big"}}
     assert raised.value.response.headers["Content-Type"] == "application/json"
-
-
-async def test_a_lone_models_server_error_in_openai_shape_reaches_the_client_in_anthropic_shape(
-    gateway: Gateway, fake: FakeUpstream
-):
-    fake.behave("m-gamma", status=500, openai_shaped=True, error_message="boom")
-    async with _sdk(gateway) as sdk:
-        with pytest.raises(anthropic.InternalServerError) as raised:
-            await sdk.messages.create(model="solo", max_tokens=8, messages=HI)
-    assert raised.value.body == {"type": "error", "request_id": raised.value.request_id,
-                                 "error": {"type": "api_error", "message": "boom"}}
 
 
 async def test_an_upstream_error_in_anthropic_shape_passes_as_it_came(

@@ -13,7 +13,7 @@ import yaml
 
 from tests.conftest import StartGateway
 from tests.fake_upstream import FakeUpstream
-from tests.fixtures import Gateway, NotifySocket, ledger_rows, wait_for
+from tests.fixtures import Gateway, NotifySocket, ledger_rows, stream_under_way, wait_for
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
 
@@ -94,9 +94,7 @@ async def test_a_request_in_flight_finishes_on_the_config_it_started_with(
     gate = asyncio.Event()
     fake.behave("m-alpha", content="a b c", gate=gate)
     async with aiohttp.ClientSession() as session:
-        resp = await session.post(gateway.url + "/v1/chat/completions",
-                                  json=CHAT | {"stream": True}, headers=gateway.auth)
-        await resp.content.readuntil(b"\n\n")
+        resp = await stream_under_way(session, gateway)
         _rewrite_routing(gateway, {"chat": ["beta"]})
         gateway.signal(signal.SIGHUP)
         await wait_for(lambda: "config reloaded" in gateway.logs())
@@ -140,9 +138,7 @@ async def test_sigterm_sends_stopping_drains_a_live_stream_and_exits_0(
     gateway = await _start(start_gateway, notify)
     fake.behave("m-alpha", content="a b c d e f", chunk_delay=0.2)
     async with aiohttp.ClientSession() as session:
-        resp = await session.post(gateway.url + "/v1/chat/completions",
-                                  json=CHAT | {"stream": True}, headers=gateway.auth)
-        await resp.content.readuntil(b"\n\n")
+        resp = await stream_under_way(session, gateway)
         gateway.signal(signal.SIGTERM)
         await wait_for(lambda: any("STOPPING" in m for m in notify.drain()))
         text = (await resp.read()).decode()
@@ -160,9 +156,7 @@ async def test_a_stream_outliving_the_drain_timeout_ends_with_an_error_event(
     gateway = await start_gateway(gateway={"shutdown": {"drain_timeout": 0.5}})
     fake.behave("m-alpha", content="a " * 100, chunk_delay=0.2)
     async with aiohttp.ClientSession() as session:
-        resp = await session.post(gateway.url + "/v1/chat/completions",
-                                  json=CHAT | {"stream": True}, headers=gateway.auth)
-        await resp.content.readuntil(b"\n\n")
+        resp = await stream_under_way(session, gateway)
         gateway.signal(signal.SIGTERM)
         text = (await asyncio.wait_for(resp.read(), 10)).decode()
     assert "event: error" in text and "the gateway stopped this stream" in text
@@ -175,9 +169,7 @@ async def test_a_second_sigterm_ends_the_drain_now_and_keeps_the_records(
     gateway = await start_gateway(gateway={"shutdown": {"drain_timeout": 60}})
     fake.behave("m-alpha", content="a " * 100, chunk_delay=0.2)
     async with aiohttp.ClientSession() as session:
-        resp = await session.post(gateway.url + "/v1/chat/completions",
-                                  json=CHAT | {"stream": True}, headers=gateway.auth)
-        await resp.content.readuntil(b"\n\n")
+        resp = await stream_under_way(session, gateway)
         gateway.signal(signal.SIGTERM)
         await wait_for(lambda: "stopping" in gateway.logs())
         gateway.signal(signal.SIGTERM)

@@ -15,7 +15,7 @@ import pytest
 
 from tests.conftest import StartGateway
 from tests.fake_upstream import FakeUpstream
-from tests.fixtures import HXGW, Gateway, new_key, wait_for
+from tests.fixtures import HXGW, Gateway, new_key, stream_under_way, wait_for
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
 
@@ -130,9 +130,7 @@ async def test_active_streams_and_inflight_show_a_live_stream(
     gate = asyncio.Event()
     fake.behave("m-alpha", content="a b c", gate=gate)
     async with aiohttp.ClientSession() as other:
-        resp = await other.post(gateway.url + "/v1/chat/completions",
-                                json=CHAT | {"stream": True}, headers=gateway.auth)
-        await resp.content.readuntil(b"\n\n")
+        resp = await stream_under_way(other, gateway)
         during = await _scrape(gateway, client)
         gate.set()
         await resp.read()
@@ -221,9 +219,7 @@ async def test_readyz_is_503_while_draining(
     gateway = await start_gateway()
     fake.behave("m-alpha", content="a " * 50, chunk_delay=0.1)
     async with aiohttp.ClientSession() as session:
-        stream = await session.post(gateway.url + "/v1/chat/completions",
-                                    json=CHAT | {"stream": True}, headers=gateway.auth)
-        await stream.content.readuntil(b"\n\n")
+        stream = await stream_under_way(session, gateway)
         # A keep-alive connection opened before the drain can still ask, once.
         reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
         gateway.signal(signal.SIGTERM)

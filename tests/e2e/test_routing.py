@@ -26,6 +26,12 @@ async def _served_by(gateway, client: aiohttp.ClientSession, body: dict = CHAT) 
         return resp.headers["X-HX-Model"]
 
 
+async def _break_alpha(gateway, client: aiohttp.ClientSession, fake: FakeUpstream) -> list[str]:
+    """Alpha fails as often as BREAKER allows, which opens its circuit; who served instead."""
+    fake.behave("m-alpha", status=503)
+    return [await _served_by(gateway, client) for _ in range(2)]
+
+
 async def test_every_routed_response_explains_its_route(
     start_gateway: StartGateway, client: aiohttp.ClientSession
 ):
@@ -45,8 +51,7 @@ async def test_an_open_circuit_is_skipped_until_its_cooldown_ends(
     start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):
     gateway = await start_gateway(routing=BREAKER)
-    fake.behave("m-alpha", status=503)
-    assert [await _served_by(gateway, client) for _ in range(2)] == ["beta", "beta"]
+    assert await _break_alpha(gateway, client, fake) == ["beta", "beta"]
     fake.requests.clear()
     assert await _served_by(gateway, client) == "beta"
     assert fake.seen_models() == ["m-beta"]  # alpha's circuit is open: not even tried
@@ -56,9 +61,7 @@ async def test_the_half_open_probe_closes_the_circuit_when_the_model_recovers(
     start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):
     gateway = await start_gateway(routing=BREAKER)
-    fake.behave("m-alpha", status=503)
-    for _ in range(2):
-        await _served_by(gateway, client)
+    await _break_alpha(gateway, client, fake)
     fake.behaviours.clear()
     await asyncio.sleep(1.1)
     assert await _served_by(gateway, client) == "alpha"  # the probe
@@ -69,9 +72,7 @@ async def test_a_circuit_opening_and_closing_is_one_log_line_each(
     start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):
     gateway = await start_gateway(routing=BREAKER)
-    fake.behave("m-alpha", status=503)
-    for _ in range(2):
-        await _served_by(gateway, client)
+    await _break_alpha(gateway, client, fake)
     await wait_for(lambda: "circuit opened" in gateway.logs())
     fake.behaviours.clear()
     await asyncio.sleep(1.1)
@@ -86,9 +87,7 @@ async def test_a_failed_probe_keeps_the_circuit_open(
     start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):
     gateway = await start_gateway(routing=BREAKER)
-    fake.behave("m-alpha", status=503)
-    for _ in range(2):
-        await _served_by(gateway, client)
+    await _break_alpha(gateway, client, fake)
     await asyncio.sleep(1.1)
     fake.requests.clear()
     assert await _served_by(gateway, client) == "beta"
@@ -104,9 +103,7 @@ async def test_health_survives_a_reload_for_models_that_remain(
     import signal
 
     gateway = await start_gateway(routing=BREAKER)
-    fake.behave("m-alpha", status=503)
-    for _ in range(2):
-        await _served_by(gateway, client)
+    await _break_alpha(gateway, client, fake)
     gateway.signal(signal.SIGHUP)
     await asyncio.sleep(0.3)
     fake.requests.clear()

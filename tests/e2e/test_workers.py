@@ -15,7 +15,7 @@ import yaml
 
 from tests.conftest import StartGateway
 from tests.fake_upstream import FakeUpstream
-from tests.fixtures import Gateway, NotifySocket, wait_for
+from tests.fixtures import Gateway, NotifySocket, stream_under_way, wait_for
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
 
@@ -104,9 +104,7 @@ async def test_sigterm_drains_every_worker_and_exits_0(
     gateway, notify = await _start(start_gateway, notify)
     fake.behave("m-alpha", content="a b c d e f", chunk_delay=0.2)
     async with aiohttp.ClientSession() as session:
-        resp = await session.post(gateway.url + "/v1/chat/completions",
-                                  json=CHAT | {"stream": True}, headers=gateway.auth)
-        await resp.content.readuntil(b"\n\n")
+        resp = await stream_under_way(session, gateway)
         gateway.signal(signal.SIGTERM)
         text = (await resp.read()).decode()
     assert text.rstrip().endswith("data: [DONE]")
@@ -241,9 +239,7 @@ async def test_a_draining_supervisor_refuses_new_connections_at_once(
     gateway, notify = await _start(start_gateway, notify)
     fake.behave("m-alpha", content="a b c d e f g h", chunk_delay=0.4)
     async with aiohttp.ClientSession() as session:
-        resp = await session.post(gateway.url + "/v1/chat/completions",
-                                  json=CHAT | {"stream": True}, headers=gateway.auth)
-        await resp.content.readuntil(b"\n\n")
+        resp = await stream_under_way(session, gateway)
         gateway.signal(signal.SIGTERM)
 
         async def refused() -> bool:
