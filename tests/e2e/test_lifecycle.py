@@ -82,9 +82,24 @@ async def test_a_burst_of_sighups_collapses_into_few_reloads(
     await wait_for(lambda: notify.drain())
     for _ in range(20):
         gateway.signal(signal.SIGHUP)
-    await asyncio.sleep(1.0)
-    reloads = [m for m in notify.drain() if "RELOADING" in m]
+    # Counted once the gateway is ready again and has stayed quiet: a fixed sleep either
+    # ended before a busy machine began the first reload or counted one still coming.
+    await wait_for(lambda: notify.drain()[-1].get("READY") == "1"
+                   and any("RELOADING" in m for m in notify.messages), timeout=20)
+    await _quiet(notify, 1.0)
+    reloads = [m for m in notify.messages if "RELOADING" in m]
     assert 1 <= len(reloads) <= 3
+
+
+async def _quiet(notify: NotifySocket, seconds: float) -> None:
+    """Return once `seconds` pass without a notify message (within 20 s)."""
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:
+        seen = len(notify.drain())
+        await asyncio.sleep(seconds)
+        if len(notify.drain()) == seen and notify.messages[-1].get("READY") == "1":
+            return
+    raise AssertionError("the gateway kept sending notify messages")
 
 
 async def test_a_request_in_flight_finishes_on_the_config_it_started_with(
