@@ -85,7 +85,7 @@ def _delay(value: str | None) -> float | None:
     """A Retry-After in seconds or as an HTTP date (RFC 9110), as seconds from now."""
     if value is None:
         return None
-    if value.isdigit():
+    if value.isascii() and value.isdigit():  # not "²": str.isdigit() takes it, int() not
         return int(value)
     try:
         when = email.utils.parsedate_to_datetime(value)

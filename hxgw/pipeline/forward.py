@@ -95,6 +95,9 @@ async def open_reply(ctx: RequestContext) -> Reply:
             ctx.failovers += 1
             failed.append(Failure(model.name, "its upstream was removed by a reload"))
             continue
+        # Encoded before the slot is taken: a body that cannot be is the client's 400, and
+        # a slot is given back only by the connection the request then holds.
+        body = ctx.upstream_bodies.for_model(model) if ctx.upload is None else b""
         health = ctx.state.runtime.memory.health[model.name]
         token = health.started(time.monotonic())
         try:
@@ -106,7 +109,7 @@ async def open_reply(ctx: RequestContext) -> Reply:
                     ctx.queued = (ctx.queued or 0.0) + waited
                     runtime.saturation.waited(gate.name, waited)
                 if ctx.upload is None:
-                    response = await _send(ctx, model, headers, gate)
+                    response = await _send(ctx, model, headers, body, gate)
                     try:
                         retryable = response.status in RETRYABLE_STATUS
                         first = b"" if retryable else await response.readany()
@@ -171,7 +174,7 @@ async def open_reply(ctx: RequestContext) -> Reply:
 
 
 def _send(
-    ctx: RequestContext, model: Model, headers: list[bytes], gate: Gate
+    ctx: RequestContext, model: Model, headers: list[bytes], body: bytes, gate: Gate
 ) -> Coroutine[Any, Any, UpstreamResponse]:
     """The request to `model`, as the pool's coroutine: it returns once the head is in.
     The connection gives the gate's slot back when it is idle again or closed."""
@@ -182,7 +185,7 @@ def _send(
         (ctx.upstream_path or ctx.endpoint.upstream_path).encode(),
         state.upstream_head[model.upstream],
         headers,
-        ctx.upstream_bodies.for_model(model),
+        body,
         connect_timeout=state.config.timeouts.connect,
         slot=gate,
     )

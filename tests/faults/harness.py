@@ -271,6 +271,8 @@ class Baseline:
     probe: Probe
     snapshot: Snapshot
     pool: int
+    gateway: Gateway | None = None
+    """Where to read the upstreams' slots in use (/status.json), when the test has it."""
 
 
 async def baseline(gateway: Gateway, pool: int) -> Baseline:
@@ -281,7 +283,7 @@ async def baseline(gateway: Gateway, pool: int) -> Baseline:
         for stream in (False, True):
             await call(session, gateway, stream=stream, body={**CHAT, "model": "gamma"})
     await asyncio.sleep(0.2)
-    return Baseline(probe, probe.snapshot(), pool)
+    return Baseline(probe, probe.snapshot(), pool, gateway)
 
 
 async def check_leaks(
@@ -297,7 +299,8 @@ async def check_leaks(
 
     Allowed after a scenario: no client sockets (the test closed its side), upstream
     sockets up to the smaller of the pool and the scenario's concurrency (plus one for
-    the readiness probe), other descriptors within `fd_slack` of the baseline, RSS
+    the readiness probe), no upstream slot in use (a slot never given back lowers the
+    upstream's cap for good), other descriptors within `fd_slack` of the baseline, RSS
     within `rss_slack_mb` of the baseline."""
     allowed_upstream = min(base.pool, concurrency + 1)
     deadline = time.monotonic() + settle
@@ -309,6 +312,7 @@ async def check_leaks(
             "other_fds": max(0, snap.other_fds - base.snapshot.other_fds - fd_slack),
             "rss_mb": max(0.0, round((snap.rss_kb - base.snapshot.rss_kb) / 1024
                                      - rss_slack_mb, 1)),
+            "upstream_slots": await slots_in_use(base.gateway),
         }
         if not any(excess.values()) or time.monotonic() > deadline:
             break
@@ -323,6 +327,19 @@ async def check_leaks(
         "rss_mb": f"{base.snapshot.rss_kb // 1024}->{snap.rss_kb // 1024}",
     }
     return snap
+
+
+async def slots_in_use(gateway: Gateway | None) -> int:
+    """The upstreams' slots held, summed over upstreams (0 without a gateway to ask)."""
+    if gateway is None:
+        return 0
+    # Closed by both sides at once: the next look at the sockets must not find it.
+    connector = aiohttp.TCPConnector(force_close=True)
+    async with aiohttp.ClientSession(connector=connector) as session, session.get(
+        gateway.url + "/status.json", headers={**gateway.auth, "Connection": "close"}
+    ) as resp:
+        status = await resp.json()
+    return sum(upstream["in_use"] for upstream in status["upstreams"])
 
 
 class PeakRss:

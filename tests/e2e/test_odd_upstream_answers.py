@@ -1,0 +1,99 @@
+"""Upstream answers that are odd but legal, or broken in ways real servers are, through
+the real gateway: a raw upstream writes each byte as the test says, chosen by the model
+the request names. Each test also checks the gateway gave back the upstream's slots."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator
+
+import aiohttp
+import pytest
+
+from tests.conftest import StartGateway
+from tests.fixtures import Gateway
+
+CHAT = {"messages": [{"role": "user", "content": "hi"}]}
+OK = b'{"id":"chatcmpl-1","object":"chat.completion","choices":[{"index":0,' \
+     b'"message":{"role":"assistant","content":"fine"},"finish_reason":"stop"}]}'
+Writes = list[bytes | float]
+"""What the upstream does for one request: bytes to write, or seconds to wait."""
+
+
+def whole(status: bytes, body: bytes, extra: bytes = b"",
+          content_type: bytes = b"application/json") -> Writes:
+    return [b"HTTP/1.1 " + status + b"\r\nContent-Type: " + content_type
+            + b"\r\nContent-Length: %d\r\n" % len(body) + extra + b"\r\n" + body]
+
+
+class RawUpstream:
+    """Answers each request with the writes set for its body's model; OK otherwise."""
+
+    def __init__(self) -> None:
+        self.answers: dict[str, Writes] = {}
+        self.url = ""
+
+    async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            while True:
+                head = await reader.readuntil(b"\r\n\r\n")
+                length = 0
+                for line in head.split(b"\r\n"):
+                    name, _, value = line.partition(b":")
+                    if name.lower() == b"content-length":
+                        length = int(value)
+                body = await reader.readexactly(length)
+                model = json.loads(body).get("model", "") if body else ""
+                for step in self.answers.get(model, whole(b"200 OK", OK)):
+                    if isinstance(step, float):
+                        await asyncio.sleep(step)
+                    else:
+                        writer.write(step)
+                        await writer.drain()
+        writer.close()
+
+
+@pytest.fixture
+async def raw() -> AsyncIterator[RawUpstream]:
+    upstream = RawUpstream()
+    server = await asyncio.start_server(upstream.serve, "127.0.0.1", 0)
+    upstream.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    yield upstream
+    server.close()
+
+
+async def _slots_in_use(gateway: Gateway, client: aiohttp.ClientSession) -> int:
+    async with client.get(gateway.url + "/status.json", headers=gateway.auth) as resp:
+        return sum(upstream["in_use"] for upstream in (await resp.json())["upstreams"])
+
+
+async def _all_slots_back(gateway: Gateway, client: aiohttp.ClientSession) -> None:
+    for _ in range(50):
+        if await _slots_in_use(gateway, client) == 0:
+            return
+        await asyncio.sleep(0.1)
+    raise AssertionError("the gateway kept an upstream slot after every request ended")
+
+
+async def _chat(client: aiohttp.ClientSession, gateway: Gateway, **body: object
+                ) -> tuple[int, dict[str, str], bytes]:
+    async with client.post(gateway.url + "/v1/chat/completions", json={**CHAT, **body},
+                           headers=gateway.auth) as resp:
+        return resp.status, dict(resp.headers), await resp.read()
+
+
+async def test_a_retry_after_of_a_non_ascii_digit_is_ignored_and_the_request_fails_over(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    gateway = await start_gateway(upstream_url=raw.url)
+    limited = whole(b"429 Too Many Requests", b'{"error":{"message":"slow down"}}',
+                    extra=b"Retry-After: \xb2\r\n")
+    raw.answers["m-alpha"] = raw.answers["m-gamma"] = limited
+    status, headers, _ = await _chat(client, gateway, model="chat")
+    assert (status, headers["X-HX-Model"]) == (200, "beta")
+    status, _, body = await _chat(client, gateway, model="solo")  # no other candidate
+    assert status == 429 and json.loads(body)["error"]["message"] == "slow down"
+    await _all_slots_back(gateway, client)
+    assert "Traceback" not in gateway.logs()
