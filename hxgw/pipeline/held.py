@@ -2,7 +2,8 @@
 
 They go to one upstream, not to a model of a group: the one named by the
 `X-HX-Model-Group` header's group (its first model's upstream), else the
-`default` upstream (else the default group's). A batch goes where its input
+`default` upstream (else the default group's). A key limited to some groups
+reaches only the upstreams of their models. A batch goes where its input
 file is, and a page of a list after an id goes where that id is: ids are bound
 to their upstream (hxgw.upstream.affinity). There is no failover: another
 upstream does not hold the same objects.
@@ -14,11 +15,11 @@ from collections.abc import Awaitable
 from urllib.parse import parse_qsl, urlencode
 
 from hxgw.config import DEFAULT_UPSTREAM, Model
-from hxgw.errors import NotFound
+from hxgw.errors import Forbidden, NotFound
 from hxgw.pipeline.context import RequestContext
 from hxgw.pipeline.rebind import HeldIds
 from hxgw.pipeline.transform import FixedBody, encode_body
-from hxgw.routing.decision import GROUP_HEADER, resolve
+from hxgw.routing.decision import GROUP_HEADER, may_use_upstream, resolve
 from hxgw.types import Next
 from hxgw.upstream.affinity import unbind
 
@@ -60,9 +61,18 @@ def _chosen_upstream(ctx: RequestContext) -> str:
     assert ctx.key is not None
     config = ctx.state.config
     group = ctx.exchange.header(GROUP_HEADER)
-    if group is None and DEFAULT_UPSTREAM in config.upstreams:
+    if (
+        group is None
+        and DEFAULT_UPSTREAM in config.upstreams
+        and may_use_upstream(config, ctx.key, DEFAULT_UPSTREAM)
+    ):
         return DEFAULT_UPSTREAM
-    ctx.group = group or config.routing.default_group
+    if group is None:
+        key, default = ctx.key, config.routing.default_group
+        # A key limited to other groups: the first of them the config lists.
+        allowed = (g for g in config.routing.groups if key.may_use(g))
+        group = default if key.may_use(default) else next(allowed, default)
+    ctx.group = group
     # The group's models, as a request naming it would get them (the key's groups checked).
     route = resolve(config, ctx.group, None, ctx.key, None)
     return route.candidates[0].upstream
@@ -76,6 +86,13 @@ def bound_upstream(ctx: RequestContext, client_id: str, param: str | None) -> tu
     if bound.target not in ctx.state.config.upstreams:
         raise NotFound(
             f"{client_id!r} is held by upstream {bound.target!r}, which this gateway no longer has",
+            param=param,
+        )
+    assert ctx.key is not None
+    if not may_use_upstream(ctx.state.config, ctx.key, bound.target):
+        raise Forbidden(
+            f"key {ctx.key.name!r} may not use upstream {bound.target!r}, which holds "
+            f"{client_id!r}: none of its groups has a model there",
             param=param,
         )
     return stand_in(bound.target), bound.upstream_id

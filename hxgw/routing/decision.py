@@ -83,6 +83,15 @@ def may_use_model(config: Config, key: ClientKey, model: Model) -> bool:
     )
 
 
+def may_use_upstream(config: Config, key: ClientKey, upstream: str) -> bool:
+    """A key limited to some groups may reach the upstreams their models are on (for the
+    files and batches held there, which name no model)."""
+    return key.groups is None or any(
+        key.may_use(g.name) and any(config.models[m].upstream == upstream for m in g.models)
+        for g in config.routing.groups.values()
+    )
+
+
 _ROUTES: dict[tuple[int, str, Mode | None], tuple[Config, Route]] = {}
 _ROUTES_MAX = 256
 """A cache: a group's Route depends only on the config snapshot, the group and the mode,

@@ -4,14 +4,17 @@ holds them."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import aiohttp
 import openai
 import pytest
+import yaml
 
-from hxgw.upstream.affinity import unbind
+from hxgw.upstream.affinity import bind, unbind
 from tests.conftest import StartGateway
 from tests.fake_upstream import FakeUpstream
-from tests.fixtures import Gateway
+from tests.fixtures import Gateway, new_key
 
 LINES = b'{"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": {}}\n' * 3
 
@@ -174,3 +177,53 @@ async def test_files_follow_the_header_groups_upstream_and_batches_their_files(
     assert unbind(batch.id) is not None and unbind(batch.id).target == "two"  # type: ignore[union-attr]
     assert done.status == "completed"
     assert upstream[0].files.batches == {}
+
+
+def _keys_file(tmp_path: Path, secret: str, groups: list[str]) -> str:
+    keys = tmp_path / "keys.yaml"
+    keys.write_text(yaml.safe_dump({"keys": [{"name": "app", "key": secret, "groups": groups}]}))
+    keys.chmod(0o600)
+    return str(keys)
+
+
+async def test_a_key_limited_to_groups_reaches_no_file_or_batch_on_another_upstream(
+    start_gateway: StartGateway, upstream: tuple[FakeUpstream, str],
+    second_upstream: tuple[FakeUpstream, str], tmp_path: Path, client: aiohttp.ClientSession,
+):
+    upstreams = {"one": {"url": upstream[1]}, "two": {"url": second_upstream[1]}}
+    secret = new_key("sk-app")
+    gateway = await start_gateway(models=TWO_MODELS, routing=TWO_ROUTING, gateway={
+        "upstreams": upstreams, "auth": {"keys_file": _keys_file(tmp_path, secret, ["l"])}})
+    held = second_upstream[0].files.add_file(LINES)
+    other = bind("upstream", "two", held["id"])  # the id the gateway gave another app
+    auth = {"Authorization": f"Bearer {secret}"}
+    batch = {"input_file_id": other, "endpoint": "/v1/chat/completions",
+             "completion_window": "24h"}
+    for method, path, body in [("GET", f"/v1/files/{other}", None),
+                               ("GET", f"/v1/files/{other}/content", None),
+                               ("DELETE", f"/v1/files/{other}", None),
+                               ("GET", f"/v1/files?after={other}", None),
+                               ("POST", "/v1/batches", batch)]:
+        async with client.request(method, gateway.url + path, json=body, headers=auth) as resp:
+            answer = await resp.json()
+            assert resp.status == 403, (method, path, answer)
+            assert "may not use upstream 'two'" in answer["error"]["message"]
+    assert second_upstream[0].files.files  # untouched
+    async with client.get(gateway.url + "/v1/files", headers=auth) as resp:
+        assert resp.status == 200  # its own group's upstream still answers
+
+
+async def test_a_key_limited_to_groups_lists_files_of_its_first_groups_upstream(
+    start_gateway: StartGateway, upstream: tuple[FakeUpstream, str],
+    second_upstream: tuple[FakeUpstream, str], tmp_path: Path,
+):
+    upstreams = {"default": {"url": upstream[1]}, "two": {"url": second_upstream[1]}}
+    models = [{**TWO_MODELS[0], "upstream": "default"}, TWO_MODELS[1]]
+    secret = new_key("sk-app")
+    gateway = await start_gateway(models=models, routing=TWO_ROUTING, gateway={
+        "upstreams": upstreams, "auth": {"keys_file": _keys_file(tmp_path, secret, ["r"])}})
+    second_upstream[0].files.add_file(LINES)
+    async with openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key=secret,
+                                  max_retries=0) as sdk:
+        [listed] = (await sdk.files.list()).data  # not the `default` upstream's (empty) list
+    assert unbind(listed.id) is not None and unbind(listed.id).target == "two"  # type: ignore[union-attr]
