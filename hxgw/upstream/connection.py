@@ -35,6 +35,22 @@ MAX_FIELDS = 128
 HEAD_END = b"\r\n\r\n"
 
 
+def _head_end(buffer: bytearray, start: int) -> int:
+    """Where the head in `buffer` ends, after its empty line; -1 until it has. Bare LFs
+    count too: the parser refuses such a head at once, not after the first-byte timeout."""
+    crlf, lf = buffer.find(HEAD_END, start), buffer.find(b"\n\n", start)
+    if lf >= 0 and (crlf < 0 or lf < crlf):
+        return lf + 2
+    return crlf + 4 if crlf >= 0 else -1
+
+
+def _interim(buffer: bytearray, at: int) -> bool:
+    """Whether the head at `at` is an interim answer: 1xx, but 101 (a protocol switch,
+    which the parser refuses)."""
+    status = buffer[at + 9 : at + 12]
+    return buffer.startswith(b"HTTP/1.", at) and status[:1] == b"1" and status != b"101"
+
+
 class Home(Protocol):
     """What a connection needs of the pool it belongs to."""
 
@@ -102,16 +118,25 @@ class Connection(asyncio.Protocol):
     def _collect_head(self, data: bytes) -> bytes:
         """Hold the head back until it is whole; then it goes to the parser in one piece,
         with whatever followed it. Searching only the new bytes (and the three before
-        them) keeps this linear however small the reads."""
-        start = max(0, len(self._head) - 3)
-        self._head += data
-        if self._head.find(HEAD_END, start) < 0:
-            if len(self._head) > MAX_HEAD:
+        them) keeps this linear however small the reads.
+
+        Interim answers (1xx, but 101) are dropped here: parsed, the start of the head
+        after one in the same read went to the parser, and its rest waited here."""
+        head = self._head
+        search = max(0, len(head) - 3)
+        head += data
+        begin = 0
+        while (end := _head_end(head, search)) >= 0 and _interim(head, begin):
+            begin = search = end
+        if begin:
+            del head[:begin]
+        if end < 0:
+            if len(head) > MAX_HEAD:
                 self._refuse(
                     UpstreamProtocolError(f"the upstream's response head is over {MAX_HEAD} bytes")
                 )
             return b""
-        whole, self._head = bytes(self._head), bytearray()
+        whole, self._head = bytes(head), bytearray()
         self._in_head = False
         return whole
 

@@ -155,3 +155,50 @@ async def test_through_the_gateway_an_odd_status_is_a_502_that_says_why(start_ga
             assert resp.status == 502
             error = (await resp.json())["error"]
     assert "status 700" in error["tried"][0]["error"]
+
+
+@pytest.mark.parametrize("interim", [b"100 Continue", b"103 Early Hints\r\nLink: </a>"])
+async def test_a_head_that_follows_an_interim_answer_in_pieces_is_read_whole(interim: bytes):
+    """The interim answer and the start of the real head in one read, its end in the next."""
+    head = reply(BODY)
+    cut = head.index(b"\r\n\r\n") + 2
+
+    async def split(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 " + interim + b"\r\n\r\n" + head[:cut])
+        await writer.drain()
+        await asyncio.sleep(0.1)
+        writer.write(head[cut:])
+        await writer.drain()
+
+    client = UpstreamClient()
+    async with serving(split) as server:
+        status, headers, body = await asyncio.wait_for(_request(client, server), 2)
+    assert (status, body) == (200, BODY) and "Link" not in headers
+    client.close()
+
+
+async def test_many_interim_answers_in_one_read_are_all_skipped():
+    async def chatty(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 102 Processing\r\n\r\n" * 5000 + reply(BODY))
+        await writer.drain()
+
+    client = UpstreamClient()
+    async with serving(chatty) as server:
+        assert (await asyncio.wait_for(_request(client, server), 5))[2] == BODY
+    client.close()
+
+
+async def test_a_head_with_bare_lf_line_ends_is_refused_at_once():
+    async def bare(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(b"HTTP/1.1 200 OK\nContent-Length: 11\n\n" + BODY)
+        await writer.drain()
+        await asyncio.sleep(10)
+
+    client = UpstreamClient()
+    async with serving(bare) as server:
+        with pytest.raises(UpstreamProtocolError, match="invalid HTTP"):
+            await asyncio.wait_for(_request(client, server), 2)
+    client.close()
