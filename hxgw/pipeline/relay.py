@@ -194,7 +194,8 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
         chunks = _chunks(ctx, reply)
         while True:
             data = pending + chunk if pending else chunk
-            cut = data.rfind(b"\n") + 1
+            # SSE lines end with LF, CRLF or a lone CR (the WHATWG spec takes all three).
+            cut = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
             if not cut and len(data) > MAX_HELD_LINE:
                 cut = len(data)  # no line is this long: pass it through rather than hold it
             pending = data[cut:]
@@ -217,7 +218,8 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
                     ctx.client_first_at = time.perf_counter()
                 ctx.bytes_out += len(block)
                 ctx.events += block.count(b"data:")
-                at_event_end = block.endswith((b"\n\n", b"\r\n\r\n")) or block in (b"\n", b"\r\n")
+                at_event_end = block.endswith((b"\n\n", b"\r\n\r\n", b"\r\r")) or block in (
+                    b"\n", b"\r\n")
             chunk = await anext(chunks, b"")
             if not chunk:
                 break

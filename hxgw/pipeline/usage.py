@@ -42,7 +42,8 @@ _OUTPUT = re.compile(rb'"output_tokens"\s*:\s*(\d+)')
 
 NOTHING = Used(0, 0, 0.0, "none")
 # An SSE event and the blank line that ends it.
-_EVENT = re.compile(rb".*?(?:\r?\n\r?\n|\Z)", re.DOTALL)
+# An event ends with an empty line; a line ends with CRLF, LF or a lone CR.
+_EVENT = re.compile(rb".*?(?:(?:\r\n|\n|\r(?!\n)){2}|\Z)", re.DOTALL)
 
 
 def without_usage_chunk(block: bytes) -> bytes:

@@ -28,6 +28,15 @@ def whole(status: bytes, body: bytes, extra: bytes = b"",
             + b"\r\nContent-Length: %d\r\n" % len(body) + extra + b"\r\n" + body]
 
 
+def sse(*events: bytes, extra: bytes = b"") -> Writes:
+    """A chunked event stream, one chunk per event, a little apart."""
+    writes: Writes = [b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                      b"Transfer-Encoding: chunked\r\n" + extra + b"\r\n"]
+    for event in events:
+        writes += [b"%x\r\n%s\r\n" % (len(event), event), 0.02]
+    return [*writes, b"0\r\n\r\n"]
+
+
 class RawUpstream:
     """Answers each request with the writes set for its body's model; OK otherwise."""
 
@@ -97,3 +106,15 @@ async def test_a_retry_after_of_a_non_ascii_digit_is_ignored_and_the_request_fai
     assert status == 429 and json.loads(body)["error"]["message"] == "slow down"
     await _all_slots_back(gateway, client)
     assert "Traceback" not in gateway.logs()
+
+
+async def test_a_stream_whose_lines_end_with_a_lone_cr_is_relayed_as_it_came(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    events = [b'data: {"choices":[{"index":0,"delta":{"content":"%s"}}]}\r\r' % word
+              for word in (b"one", b"two")]
+    raw.answers["m-gamma"] = sse(*events, b"data: [DONE]\r\r")
+    gateway = await start_gateway(upstream_url=raw.url)
+    status, _, body = await _chat(client, gateway, model="solo", stream=True)
+    assert status == 200 and body == b"".join(events) + b"data: [DONE]\r\r"
+    await _all_slots_back(gateway, client)

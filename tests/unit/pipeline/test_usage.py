@@ -58,10 +58,17 @@ USAGE_CHUNK = (b'data: {"id":"c","object":"chat.completion.chunk","choices": [],
 TEXT_CHUNK = b'data: {"id":"c","choices":[{"index":0,"delta":{"content":"hi"}}],"usage":null}'
 
 
-@pytest.mark.parametrize("end", [b"\n\n", b"\r\n\r\n"])
+@pytest.mark.parametrize("end", [b"\n\n", b"\r\n\r\n", b"\r\r"])
 def test_the_usage_chunk_alone_is_taken_out_of_a_block(end: bytes):
     block = TEXT_CHUNK + end + USAGE_CHUNK + end + b"data: [DONE]" + end
     assert without_usage_chunk(block) == TEXT_CHUNK + end + b"data: [DONE]" + end
+
+
+@pytest.mark.parametrize("line_end", [b"\n", b"\r\n", b"\r"])
+def test_an_event_of_several_lines_is_taken_out_whole(line_end: bytes):
+    event = b"id: 7" + line_end + USAGE_CHUNK + line_end * 2
+    text = TEXT_CHUNK + line_end * 2
+    assert without_usage_chunk(text + event + text) == text + text
 
 
 def test_a_chunk_with_choices_and_a_usage_is_kept():
