@@ -43,7 +43,15 @@ def relay(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
     """Reads ctx.reply; writes the response, ctx.status, ctx.bytes_out and ctx.outcome."""
     assert ctx.reply is not None
     reply = ctx.reply
-    streaming = is_event_stream(reply)
+    coding = reply.response.headers.get("Content-Encoding")
+    if coding and ctx.rebind is not None:
+        raise UpstreamError(
+            f"the upstream encoded its answer ({coding}) though the gateway asked it not to:"
+            " the ids in it cannot be rebound"
+        )
+    # An encoded stream (gzip despite Accept-Encoding: identity) has no lines to align
+    # to, and an error event in plain text would corrupt it: it goes as a plain body.
+    streaming = is_event_stream(reply) and not coding
     if not streaming and reply.response.at_eof():
         # The whole body came with the first read: answer it in one write.
         _whole_body(ctx, reply, reply.first_chunk)

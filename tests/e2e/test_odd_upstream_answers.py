@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gzip
 import json
+import zlib
 from collections.abc import AsyncIterator
 
 import aiohttp
@@ -117,4 +119,32 @@ async def test_a_stream_whose_lines_end_with_a_lone_cr_is_relayed_as_it_came(
     gateway = await start_gateway(upstream_url=raw.url)
     status, _, body = await _chat(client, gateway, model="solo", stream=True)
     assert status == 200 and body == b"".join(events) + b"data: [DONE]\r\r"
+    await _all_slots_back(gateway, client)
+
+
+async def test_a_gzipped_stream_sent_despite_identity_is_relayed_whole_and_unchanged(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    text = b'data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\ndata: [DONE]\n\n'
+    packer = zlib.compressobj(wbits=31)  # gzip, flushed per event as a streaming server does
+    pieces = [packer.compress(text[:60]) + packer.flush(zlib.Z_SYNC_FLUSH),
+              packer.compress(text[60:]) + packer.flush()]
+    raw.answers["m-gamma"] = sse(*pieces, extra=b"Content-Encoding: gzip\r\n")
+    gateway = await start_gateway(upstream_url=raw.url)
+    status, headers, body = await _chat(client, gateway, model="solo", stream=True)
+    assert status == 200 and headers["Content-Encoding"] == "gzip"
+    assert body == text  # aiohttp decoded it: nothing was added in plain text
+    await _all_slots_back(gateway, client)
+
+
+async def test_an_encoded_answer_whose_ids_must_be_rebound_is_a_502_that_says_why(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    made = gzip.compress(b'{"id":"resp_1","object":"response","status":"completed"}')
+    raw.answers["m-gamma"] = whole(b"200 OK", made, extra=b"Content-Encoding: gzip\r\n")
+    gateway = await start_gateway(upstream_url=raw.url)
+    async with client.post(gateway.url + "/v1/responses", headers=gateway.auth,
+                           json={"model": "solo", "input": "hi"}) as resp:
+        assert resp.status == 502
+        assert "encoded its answer (gzip)" in (await resp.json())["error"]["message"]
     await _all_slots_back(gateway, client)
