@@ -46,7 +46,8 @@ def passed_headers(response: UpstreamResponse) -> dict[str, str]:
     for raw_name, raw_value in response.raw_headers:
         name = _client_name[raw_name]
         if name is not None and name not in headers:  # the first of a repeated header
-            headers[name] = raw_value.decode("latin-1")
+            # aiohttp writes header values as UTF-8: read as latin-1, "é" came out as "Ã©".
+            headers[name] = raw_value.decode("utf-8", "replace")
     return headers
 
 

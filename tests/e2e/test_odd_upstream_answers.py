@@ -148,3 +148,17 @@ async def test_an_encoded_answer_whose_ids_must_be_rebound_is_a_502_that_says_wh
         assert resp.status == 502
         assert "encoded its answer (gzip)" in (await resp.json())["error"]["message"]
     await _all_slots_back(gateway, client)
+
+
+async def test_an_upstream_header_value_in_utf8_reaches_the_client_unchanged(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    raw.answers["m-gamma"] = whole(b"200 OK", OK, extra="x-ratelimit-note: café ☃\r\n"
+                                   .encode() + b"x-ratelimit-odd: \xff\r\n")
+    gateway = await start_gateway(upstream_url=raw.url)
+    async with client.post(gateway.url + "/v1/chat/completions", headers=gateway.auth,
+                           json={**CHAT, "model": "solo"}) as resp:
+        assert resp.status == 200
+        note = dict(resp.raw_headers)[b"x-ratelimit-note"]
+        odd = dict(resp.raw_headers)[b"x-ratelimit-odd"]
+    assert note == "café ☃".encode() and odd == "\ufffd".encode()
