@@ -85,6 +85,12 @@ class Forbidden(GatewayError):
     code = "model_not_allowed"
 
 
+class OperatorOnly(Forbidden):
+    """A key that may call the API but not the operator's routes."""
+
+    code = "operator_key_required"
+
+
 class NotFound(GatewayError):
     status = 404
     type = "invalid_request_error"

@@ -102,7 +102,8 @@ config, so that id cannot be reused while the entry lives, and a hit is checked 
 
 def _group_route(config: Config, group: str, key: ClientKey, mode: Mode | None) -> Route:
     if not key.may_use(group):
-        raise Forbidden(f"key {key.name!r} may not use group {group!r}")
+        its = ", ".join(sorted(key.groups or ()))
+        raise Forbidden(f"key {key.name!r} may not use group {group!r} (its groups: {its})")
     cached = _ROUTES.get((id(config), group, mode))
     if cached is not None and cached[0] is config:
         return cached[1]

@@ -21,7 +21,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from hxgw import __version__, jsonio
-from hxgw.errors import Forbidden, GatewayError, Unauthorized
+from hxgw.errors import GatewayError, OperatorOnly, Unauthorized
 from hxgw.observe.metrics import CONTENT_TYPE
 from hxgw.observe.workers import families, render_total, total_status
 from hxgw.pipeline.auth import current, guard_key, unread_yet
@@ -98,13 +98,13 @@ async def authorize(
         return
     if app_key:
         # An application's key: these routes show every key's usage and the upstreams.
-        raise Forbidden(
+        raise OperatorOnly(
             "a key made by `hxgw keys` is an application's: use MASTER_KEY, an "
             "unrestricted key of the config, or the metrics key"
         )
     assert client is not None
     if client.groups is not None:
-        raise Forbidden(
+        raise OperatorOnly(
             f"key {client.name!r} is limited to some groups; use an unrestricted "
             "key or the metrics key"
         )

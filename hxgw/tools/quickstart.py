@@ -75,13 +75,42 @@ def run(args: argparse.Namespace, env: dict[str, str]) -> int:
             [*hxgw, "demo-upstream", "--host", "127.0.0.1", "--port", port]
         )
         if not _listening(demo, int(port)):
-            demo.terminate()
-            demo.wait()
+            _stop(demo)
             return 1  # it said why
         env["HX_LITELLM_UPSTREAM"] = f"http://127.0.0.1:{port}"
     host = args.host or env.get("HX_HOST") or "127.0.0.1"
     port = str(args.port or env.get("HX_PORT") or Listen().port)
-    config_dir = args.config_dir or env.get("HX_CONFIG_DIR") or "etc/hxgw"
+    # Exported with the key: `hxgw keys` checks --groups against this config's groups.
+    config_dir = os.path.abspath(args.config_dir or env.get("HX_CONFIG_DIR") or "etc/hxgw")
+    if port.isdigit() and not _free(int(port), host):
+        print(
+            f"hxgw quickstart: the gateway cannot listen on {host}:{port}; set HX_PORT to a"
+            " free port",
+            file=sys.stderr,
+        )
+        _stop(demo)
+        return 1
+    serve = [*hxgw, "serve", "--config-dir", config_dir, "--host", host, "--port", port]
+    gateway = subprocess.Popen(serve, env=env)  # noqa: S603
+    try:
+        # The lines to try come once it listens, not above a failure to start.
+        if port.isdigit() and _listening(gateway, int(port), host, timeout=30):
+            _print_try_lines(env, key_line, host, port, config_dir)
+        return _wait(gateway)
+    finally:
+        _stop(demo)
+
+
+def _stop(process: subprocess.Popen[bytes] | None) -> None:
+    if process is not None:
+        process.terminate()
+        process.wait()
+
+
+def _print_try_lines(
+    env: dict[str, str], key_line: str, host: str, port: str, config_dir: str
+) -> None:
+    """Once the gateway listens: where it is, and the lines to try it from another shell."""
     command = os.path.abspath(sys.argv[0]) if sys.argv[0].endswith("hxgw") else "hxgw"
     activate = f", or: . {sys.prefix}/bin/activate" if sys.prefix != sys.base_prefix else ""
     print(
@@ -89,39 +118,34 @@ def run(args: argparse.Namespace, env: dict[str, str]) -> int:
         f"Gateway on http://{host}:{port}, upstream {env['HX_LITELLM_UPSTREAM']}."
         " In another shell, try:\n\n"
         f"  {key_line}\n"
-        f"  export HX_STATE_DIR={shlex.quote(env['HX_STATE_DIR'])}\n"
+        f"  export HX_STATE_DIR={shlex.quote(env['HX_STATE_DIR'])}"
+        f" HX_CONFIG_DIR={shlex.quote(config_dir)}\n"
         f"  {TRY_LINE.format(port=port)}\n",
         flush=True,
     )
-    serve = [*hxgw, "serve", "--config-dir", config_dir, "--host", host, "--port", port]
-    gateway = subprocess.Popen(serve, env=env)  # noqa: S603
-    try:
-        return _wait(gateway)
-    finally:
-        if demo is not None:
-            demo.terminate()
-            demo.wait()
 
 
-def _free(port: int) -> bool:
+def _free(port: int, host: str = "127.0.0.1") -> bool:
     """Whether the port can be listened on (checked before the demo is started, or the
     wait below could find whatever else listens there)."""
     with socket.socket() as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
-            probe.bind(("127.0.0.1", port))
+            probe.bind((host, port))
         except OSError:
             return False
     return True
 
 
-def _listening(process: subprocess.Popen[bytes], port: int, timeout: float = 15.0) -> bool:
+def _listening(
+    process: subprocess.Popen[bytes], port: int, host: str = "127.0.0.1", timeout: float = 15.0
+) -> bool:
     """Whether `process` came to listen on `port`: False once it exits (the port was
     taken: it said so) or does not within `timeout`."""
     deadline = time.monotonic() + timeout
     while process.poll() is None and time.monotonic() < deadline:
         try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            socket.create_connection((host, port), timeout=1).close()
             return True
         except OSError:
             time.sleep(0.05)

@@ -200,7 +200,9 @@ async def test_named_keys_from_a_keys_file_are_limited_to_their_groups(
     async with client.post(gateway.url + CHAT_PATH, json={"model": "chat"},
                            headers=headers) as resp:
         assert resp.status == 403
-        assert (await resp.json())["error"]["type"] == "permission_error"
+        error = (await resp.json())["error"]
+    assert error["type"] == "permission_error"
+    assert error["message"] == "key 'alice' may not use group 'chat' (its groups: solo)"
     assert "key=alice" in gateway.logs()
     assert alice not in gateway.logs()
 

@@ -296,6 +296,7 @@ async def test_a_group_limited_key_may_not_read_status(
     async with client.get(gateway.url + "/status.json",
                           headers={"Authorization": f"Bearer {limited}"}) as resp:
         assert resp.status == 403
+        assert (await resp.json())["error"]["code"] == "operator_key_required"
 
 
 async def test_an_application_key_from_hxgw_keys_gets_403_on_status_and_is_no_bad_key(

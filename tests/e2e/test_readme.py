@@ -261,6 +261,9 @@ def make_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
                                   start_new_session=True)
     try:
         _wait_http(f"http://127.0.0.1:{port}/healthz", script, {})
+        deadline = time.monotonic() + 10  # printed once quickstart saw it listen
+        while "try:" not in out.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
         output = out.read_text()
         lines = output.splitlines()
         start = next(i for i, line in enumerate(lines) if line.rstrip().lower().endswith("try:"))
@@ -281,6 +284,18 @@ def test_the_lines_make_run_prints_work_when_pasted_into_a_new_shell(make_run: D
                             env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, f"{make_run.printed}\n{result.stdout}\n{result.stderr}"
     assert "HX-OK" in result.stdout
+
+
+def test_after_make_run_s_lines_a_key_for_a_group_that_does_not_exist_is_refused(
+    make_run: DemoRun,
+):
+    env = _clean_env()
+    env["PATH"] = f"{VENV_BIN}{os.pathsep}{env.get('PATH', '')}"
+    script = make_run.printed + "hxgw keys create typo-app --groups hx-chta\n"
+    result = subprocess.run(["bash", "-c", script], env=env, capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode != 0
+    assert "no group named 'hx-chta'" in result.stderr
 
 
 def test_make_run_says_where_the_hxgw_command_is(make_run: DemoRun):
@@ -320,6 +335,23 @@ def test_make_run_with_the_demo_port_taken_says_how_to_move_it_and_starts_nothin
     assert "HX_DEMO_PORT" in run.stderr and "Traceback" not in run.stderr
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", port), timeout=5).close()
+
+
+def test_make_run_with_the_gateway_port_taken_says_how_to_move_it_and_prints_no_try_lines(
+    tmp_path: Path,
+):
+    port, demo_port = free_port(), free_port()
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", port))
+        taken.listen()
+        env = _clean_env() | {"HX_PORT": str(port), "HX_DEMO_PORT": str(demo_port),
+                              "HX_STATE_DIR": str(tmp_path / "state")}
+        run = subprocess.run([HXGW, "quickstart"], cwd=REPO, env=env, capture_output=True,
+                             text=True, timeout=60)
+    assert run.returncode == 1
+    assert "set HX_PORT to a free port" in run.stderr and "try:" not in run.stdout
+    with pytest.raises(ConnectionRefusedError):  # the demo it had started is stopped
+        socket.create_connection(("127.0.0.1", demo_port), timeout=5).close()
 
 
 def test_make_run_with_a_demo_port_out_of_range_says_how_to_move_it(tmp_path: Path):
