@@ -128,7 +128,9 @@ def read_tls(top: Section, directory: Path) -> Tls | None:
     try:
         ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(tls.cert, tls.key)
     except (OSError, ssl.SSLError) as exc:
-        section.report(f"cannot load the certificate and key: {exc}")
+        # An OSError names no file ("[Errno 2] No such file or directory"): say which.
+        files = f"{tls.cert} and {tls.key}"
+        section.report(f"cannot load the certificate and key from {files}: {exc}")
         return None
     return tls
 

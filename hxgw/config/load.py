@@ -62,8 +62,10 @@ def load_config(
     directory = Path(config_dir)
     if not directory.is_dir():
         # One problem, not one per file and a missing key blamed on gateway.yaml.
+        what = "is a file, not a config directory" if directory.exists() else (
+            "no such config directory")
         raise ConfigError(
-            f"{directory}: no such config directory (--config-dir, or HX_CONFIG_DIR; "
+            f"{directory}: {what} (--config-dir, or HX_CONFIG_DIR; "
             "etc/hxgw of the checkout is the example)"
         )
     problems = Problems()
@@ -86,8 +88,13 @@ def load_config(
     upstreams = read_upstreams(top, env)
     for model in models.values():
         if model.upstream not in upstreams:
+            # Named, or the default one (which gateway.yaml need not list) left out.
+            named = "" if model.upstream != DEFAULT_UPSTREAM else " (where a model names none)"
             problems.add(
-                REGISTRY, f"models.{model.name}.upstream", f"unknown upstream {model.upstream!r}"
+                REGISTRY,
+                f"models.{model.name}.upstream",
+                f"unknown upstream {model.upstream!r}{named}; {GATEWAY} has"
+                f" {', '.join(upstreams) or 'none'}",
             )
     routing = _routing(
         Section(ROUTING, "", routing_doc, routing_problems, frozenset({"routing"})),

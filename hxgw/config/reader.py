@@ -128,7 +128,12 @@ class Section:
             self.report(f"must be greater than 0, got {value}", key)
             return default
         if (minimum is not None and value < minimum) or (maximum is not None and value > maximum):
-            self.report(f"must be between {minimum} and {maximum}, got {value}", key)
+            if maximum is None:
+                self.report(f"must be at least {minimum}, got {value}", key)
+            elif minimum is None:
+                self.report(f"must be at most {maximum}, got {value}", key)
+            else:
+                self.report(f"must be between {minimum} and {maximum}, got {value}", key)
             return default
         return value
 

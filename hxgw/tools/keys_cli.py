@@ -161,7 +161,12 @@ def _act(args: argparse.Namespace, store: KeyStore, connection: Connection, conf
     if args.action == "create":
         if args.name == "master" or (config and any(k.name == args.name for k in config.keys)):
             raise KeyStoreError(f"the config already has a key named {args.name!r}")
+        previous = store.get(connection, args.name)
         secret = store.create(connection, args.name, _settings(args))
+        if previous is not None:  # a revoked key's: create refuses a live one
+            print(f"hxgw keys: note: {args.name!r} was a revoked key's name; the new key keeps"
+                  " none of its limits, and the usage ledger shows both under it",
+                  file=sys.stderr)  # fmt: skip
         return _secret(args, store.get(connection, args.name), secret, "created")
     if args.action == "rotate":
         secret = store.rotate(connection, args.name, args.grace)

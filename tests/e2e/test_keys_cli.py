@@ -82,6 +82,17 @@ async def test_a_revoked_key_is_refused_within_a_second(
     await _within_a_second(refused)
 
 
+async def test_a_revoked_key_s_name_may_be_taken_again_and_that_is_said(
+    start_gateway: StartGateway,
+):
+    gateway = await start_gateway()
+    assert keys(gateway, "create", "app", "--rpm", "60").returncode == 0
+    assert keys(gateway, "revoke", "app").returncode == 0
+    again = keys(gateway, "create", "app")
+    assert again.returncode == 0 and "'app' was a revoked key's name" in again.stderr
+    assert json.loads(keys(gateway, "list", "--json").stdout)[0]["rpm"] is None
+
+
 async def test_a_rotated_key_keeps_its_old_secret_for_the_grace_period(
     start_gateway: StartGateway, client: aiohttp.ClientSession
 ):

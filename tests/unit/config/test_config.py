@@ -85,6 +85,13 @@ def test_a_config_directory_that_is_not_there_is_one_problem_naming_it(tmp_path:
     assert problem.startswith(f"{missing}: no such config directory")
 
 
+def test_a_config_directory_that_is_a_file_is_said_to_be_one(tmp_path: Path):
+    file = tmp_path / "routing.yaml"
+    file.write_text("routing: {}\n")
+    (problem,) = _problems(file, env={})
+    assert problem.startswith(f"{file}: is a file, not a config directory")
+
+
 def test_invalid_yaml_names_the_line(tmp_path: Path):
     write_config(tmp_path, "http://127.0.0.1:1")
     (tmp_path / "routing.yaml").write_text("routing:\n  groups: [a, b\n")
@@ -149,7 +156,20 @@ def test_a_model_on_an_unknown_upstream_is_rejected(tmp_path: Path):
     models = [{"name": "alpha", "tier_score": 0.5, "specializations": [], "upstream": "far"}]
     routing = {"routing": {"default_group": "g", "groups": {"g": ["alpha"]}}}
     write_config(tmp_path, "http://127.0.0.1:1", models=models, routing=routing)
-    assert _problems(tmp_path) == ["model_registry.yaml: models.alpha.upstream: unknown upstream 'far'"]
+    assert _problems(tmp_path) == ["model_registry.yaml: models.alpha.upstream: unknown upstream "
+                                   "'far'; gateway.yaml has default"]
+
+
+def test_a_model_naming_no_upstream_when_there_is_no_default_says_it_means_the_default(
+    tmp_path: Path,
+):
+    models = [{"name": "alpha", "tier_score": 0.5, "specializations": []}]
+    routing = {"routing": {"default_group": "g", "groups": {"g": ["alpha"]}}}
+    write_config(tmp_path, "http://127.0.0.1:1", models=models, routing=routing,
+                 gateway={"upstreams": {"other": {"url": "http://127.0.0.1:2"}}})
+    assert _problems(tmp_path) == [
+        "model_registry.yaml: models.alpha.upstream: unknown upstream 'default' (where a model "
+        "names none); gateway.yaml has other"]
 
 
 def test_a_bad_upstream_url_is_rejected(tmp_path: Path):
@@ -265,3 +285,11 @@ def test_a_cors_origin_with_a_path_is_rejected(tmp_path: Path):
     assert _problems(tmp_path) == [
         "gateway.yaml: cors.allow_origins: must be * or an origin such as "
         "https://chat.example.com, got 'https://chat.example.com/app'"]
+
+
+def test_a_tls_file_that_cannot_be_read_is_named(tmp_path: Path):
+    write_config(tmp_path, "http://127.0.0.1:1",
+                 gateway={"tls": {"cert": "missing.pem", "key": "missing.key"}})
+    (problem,) = _problems(tmp_path)
+    assert problem.startswith(f"gateway.yaml: tls: cannot load the certificate and key from "
+                              f"{tmp_path / 'missing.pem'} and {tmp_path / 'missing.key'}: ")

@@ -80,3 +80,11 @@ def test_a_price_needs_both_figures(tmp_path: Path):
     write_config(tmp_path, "http://127.0.0.1:1", models=models)
     with pytest.raises(ConfigError, match=r"models.alpha.price.output_per_mtok: "):
         load_config(tmp_path, ENV)
+
+
+def test_a_negative_price_is_refused_as_below_zero(tmp_path: Path):
+    price = {"input_per_mtok": 3, "output_per_mtok": -1}
+    models = [dict(DEFAULT_MODELS[0], price=price), *DEFAULT_MODELS[1:]]
+    write_config(tmp_path, "http://127.0.0.1:1", models=models)
+    with pytest.raises(ConfigError, match=r"price.output_per_mtok: must be at least 0.0, got -1$"):
+        load_config(tmp_path, ENV)
