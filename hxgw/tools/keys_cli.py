@@ -100,7 +100,8 @@ def add_arguments(parser: argparse.ArgumentParser, config_help: str) -> None:
         sub.add_argument("--rpm", type=_positive, help="requests per minute")
         sub.add_argument("--tpm", type=_positive, help="tokens per minute")
         sub.add_argument("--max-parallel", type=_positive, help="requests at once")
-        sub.add_argument("--budget", type=_money, metavar="USD", help="money per budget period")
+        sub.add_argument("--budget", type=_money, metavar="AMOUNT",
+                         help="money per budget period, in the currency of the models' price")
         sub.add_argument(
             "--budget-period",
             choices=tuple(PERIODS),
@@ -108,7 +109,8 @@ def add_arguments(parser: argparse.ArgumentParser, config_help: str) -> None:
         )
         sub.add_argument(
             "--groups", type=_groups, metavar="G1,G2",
-            help="the only groups it may use (all: every group, the default)",
+            help="the only groups it may use (all: every group)"
+            + (", default: all" if sub.prog.endswith("create") else ", default: as it was"),
         )  # fmt: skip
         sub.add_argument("--expires", type=_date, metavar="DATE", help="e.g. 2027-01-31 (UTC)")
     action("list", "the keys, never their secrets", named=False)
