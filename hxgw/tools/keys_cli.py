@@ -22,6 +22,7 @@ from hxgw.config.schema import PERIODS
 from hxgw.errors import ConfigError
 from hxgw.keys.store import KeyStore, KeyStoreError, StoredKey
 from hxgw.store import Connection, NoStore, StoreError, open_database
+from hxgw.store.locate import SQLITE_FILE
 from hxgw.tools.usage_cli import duration, store_settings
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -130,6 +131,7 @@ def run(args: argparse.Namespace, config_dir: str, env: Mapping[str, str]) -> in
     if settings is None:
         return 1
     # `list` only reads: where there is no store yet, it makes none.
+    new = not settings.database_url and not (settings.state_dir / SQLITE_FILE).exists()
     database = open_database(
         settings.database_url, settings.state_dir, create=args.action != "list"
     )
@@ -137,6 +139,10 @@ def run(args: argparse.Namespace, config_dir: str, env: Mapping[str, str]) -> in
     if not args.json:
         # HX_STATE_DIR (or DATABASE_URL) left unset picks another store than the gateway's.
         print(f"hxgw keys: the store is {database.where}", file=sys.stderr)
+        if new and args.action == "create":
+            print("hxgw keys: note: that store is new; a gateway that keeps its own elsewhere"
+                  " will not know this key (is HX_STATE_DIR the gateway's?)",
+                  file=sys.stderr)  # fmt: skip
     try:
         with store.connect() as connection:
             return _act(args, store, connection, config_dir, env)

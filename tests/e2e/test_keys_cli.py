@@ -230,3 +230,14 @@ def test_list_names_the_store_it_read_and_makes_none_where_there_is_none(tmp_pat
     assert listed.returncode == 0 and listed.stdout.strip() == "no keys yet: hxgw keys create NAME"
     assert f"the store is SQLite {state}" in listed.stderr
     assert not state.exists()
+
+
+def test_a_key_made_in_a_new_store_says_the_store_is_new(tmp_path: Path):
+    env = {**os.environ, "HX_STATE_DIR": str(tmp_path / "elsewhere")}
+    env.pop("DATABASE_URL", None)
+    run = [HXGW, "keys", "create", "app", "--config-dir", str(tmp_path / "none")]
+    first = subprocess.run(run, env=env, capture_output=True, text=True, timeout=30)
+    assert first.returncode == 0 and "that store is new" in first.stderr
+    run[3] = "other"
+    second = subprocess.run(run, env=env, capture_output=True, text=True, timeout=30)
+    assert second.returncode == 0 and "that store is new" not in second.stderr
