@@ -199,7 +199,8 @@ def read_limits(top: Section) -> Limits:
 
 def read_logging(top: Section, env: Mapping[str, str]) -> Logging:
     section = top.section("logging", frozenset({"level", "format", "access_log"}))
-    level = section.choice("level", "info", LOG_LEVELS)
+    # Either case, as LOG_LEVEL takes it (the env file's example says INFO).
+    level = section.choice("level", "info", LOG_LEVELS, fold_case=True)
     if env.get("LOG_LEVEL"):
         wanted = env["LOG_LEVEL"].lower()
         if wanted not in LOG_LEVELS:

@@ -166,8 +166,12 @@ class Section:
                 )
         return tuple(items)
 
-    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
+    def choice(
+        self, key: str, default: str, choices: tuple[str, ...], *, fold_case: bool = False
+    ) -> str:
         value = self.string(key, default)
+        if fold_case and isinstance(value, str):
+            value = value.lower()
         if value not in choices:
             self.report(f"must be one of {', '.join(choices)}, got {value!r}", key)
             return default

@@ -51,6 +51,11 @@ def test_environment_overrides_upstream_listen_and_log_level(tmp_path: Path):
     assert config.logging.level == "debug"
 
 
+def test_the_log_level_in_gateway_yaml_may_be_upper_case_as_in_the_env_file(tmp_path: Path):
+    write_config(tmp_path, "http://127.0.0.1:1", gateway={"logging": {"level": "WARNING"}})
+    assert load_config(tmp_path, ENV).logging.level == "warning"
+
+
 def test_the_upstream_key_falls_back_to_the_master_key(tmp_path: Path):
     write_config(tmp_path, "http://127.0.0.1:1")
     assert load_config(tmp_path, ENV).upstreams["default"].key == "sk-unit-test-key"
