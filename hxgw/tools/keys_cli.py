@@ -23,7 +23,7 @@ from hxgw.errors import ConfigError
 from hxgw.keys.store import KeyStore, KeyStoreError, StoredKey
 from hxgw.store import Connection, NoStore, StoreError, open_database
 from hxgw.store.locate import SQLITE_FILE
-from hxgw.tools.usage_cli import duration, store_settings
+from hxgw.tools.usage_cli import MAX_DURATION, duration, store_settings
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
@@ -75,6 +75,8 @@ def _date(text: str) -> float:
     except ValueError:
         raise argparse.ArgumentTypeError(f"not a date like 2027-01-31: {text!r}") from None
     stamp = (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp()
+    if stamp > time.time() + MAX_DURATION:  # 9999-12-31 in another zone is no UTC date
+        raise argparse.ArgumentTypeError(f"{text!r} is more than a hundred years away")
     if stamp <= time.time():
         raise argparse.ArgumentTypeError(f"{text!r} has passed: give a date to come")
     return stamp

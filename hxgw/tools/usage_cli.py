@@ -29,12 +29,20 @@ _COLUMNS = ("requests", "prompt_tokens", "completion_tokens", "total_tokens", "c
             "errors", "failovers", "p50_latency")  # fmt: skip
 
 
+MAX_DURATION = 36500 * 86400
+"""A hundred years: longer windows and grace periods are no different, and dates past
+them overflow what a timestamp holds."""
+
+
 def duration(text: str) -> float:
     """`30m`, `24h`, `7d` (or `90s`) in seconds."""
-    found = re.fullmatch(r"(\d+)([smhd])", text.strip())
+    found = re.fullmatch(r"(\d{1,12})([smhd])", text.strip())
     if not found or int(found[1]) == 0:
         raise argparse.ArgumentTypeError(f"not a duration like 30m, 24h or 7d: {text!r}")
-    return float(int(found[1]) * _UNITS[found[2]])
+    seconds = int(found[1]) * _UNITS[found[2]]
+    if seconds > MAX_DURATION:
+        raise argparse.ArgumentTypeError(f"{text!r} is over {MAX_DURATION // 86400} days")
+    return float(seconds)
 
 
 def add_arguments(parser: argparse.ArgumentParser, config_help: str) -> None:

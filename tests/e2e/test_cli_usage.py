@@ -109,3 +109,11 @@ def test_a_bad_window_is_a_usage_error(state_dir: Path):
     result = usage(state_dir, "--since", "yesterday")
     assert result.returncode == 2
     assert "not a duration like 30m, 24h or 7d" in result.stderr
+
+
+@pytest.mark.parametrize("since", ["1" * 40 + "d", "99999999999d"])
+def test_a_window_past_what_a_timestamp_holds_is_refused_as_bad_usage(
+    state_dir: Path, since: str
+):
+    result = usage(state_dir, "--since", since, "--format", "json")
+    assert result.returncode == 2 and "Traceback" not in result.stderr

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 
 from tests.conftest import StartGateway
 from tests.fixtures import HXGW, Gateway, wait_for
@@ -163,6 +164,23 @@ async def test_a_key_that_could_never_serve_is_refused_when_made(start_gateway: 
     expired = keys(gateway, "create", "app", "--expires", "2020-01-01")
     assert expired.returncode == 2 and "'2020-01-01' has passed" in expired.stderr
     assert json.loads(keys(gateway, "list", "--json").stdout) == []
+
+
+@pytest.mark.parametrize("args", [
+    ("create", "far", "--expires", "9999-12-31T23:59:59-12:00"),
+    ("create", "far", "--expires", "9999-12-31"),
+    ("rotate", "far", "--grace", "9" * 40 + "d"),
+])
+def test_a_date_or_grace_past_what_a_timestamp_holds_is_refused_as_bad_usage(
+    tmp_path: Path, args: tuple[str, ...],
+):
+    env = {**os.environ, "HX_STATE_DIR": str(tmp_path / "state")}
+    made = subprocess.run([HXGW, "keys", *args, "--config-dir", str(tmp_path / "none")],
+                          env=env, capture_output=True, text=True, timeout=30)
+    assert made.returncode == 2 and "Traceback" not in made.stderr
+    listed = subprocess.run([HXGW, "keys", "list"], env=env, capture_output=True, text=True,
+                            timeout=30)
+    assert listed.returncode == 0 and "Traceback" not in listed.stderr
 
 
 def test_groups_not_checked_for_want_of_a_config_are_said_so(tmp_path: Path):
