@@ -14,7 +14,7 @@ async def log_access(ctx: RequestContext, call_next: Next) -> None:
     try:
         await call_next(ctx)
     except asyncio.CancelledError:
-        ctx.outcome = "client_gone" if ctx.outcome == "ok" else ctx.outcome
+        ctx.cancelled()
         raise
     finally:
         if ctx.state.config.logging.access_log:

@@ -119,6 +119,11 @@ class RequestContext:
     upstream_first_at: float | None = None
     client_first_at: float | None = None
 
+    def cancelled(self) -> None:
+        """The request's task was cancelled: its client left, unless a step said why."""
+        if self.outcome == "ok":
+            self.outcome = "client_gone"
+
     def overhead(self) -> float | None:
         """Time to first byte the gateway added: before the first upstream request went
         out, and between the upstream's first byte and the client's."""

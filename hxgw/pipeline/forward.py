@@ -86,13 +86,13 @@ async def open_reply(ctx: RequestContext) -> Reply:
     metrics = runtime.metrics
     for model in ctx.candidates:
         started = time.perf_counter()
-        if failed:
+        if failed:  # moving on: what failed before the last candidate counts, not after it
+            ctx.failovers += 1
             metrics.failovers.labels(ctx.group or "", failed[-1].model, model.name).inc()
         else:
             ctx.sent_at = started
         gate = runtime.gates.get(model.upstream)
         if gate is None:  # a reload removed its upstream while this request waited
-            ctx.failovers += 1
             failed.append(Failure(model.name, "its upstream was removed by a reload"))
             continue
         # Encoded before the slot is taken: a body that cannot be is the client's 400, and
@@ -120,7 +120,6 @@ async def open_reply(ctx: RequestContext) -> Reply:
                 response, first = await send_upload(ctx, model, headers, gate)
         except AtCapacity as exc:
             health.finished_other(token)  # the model did nothing wrong
-            ctx.failovers += 1
             failed.append(
                 Failure(model.name, str(exc), retry_after=str(exc.retry_after), shed=True)
             )
@@ -129,7 +128,6 @@ async def open_reply(ctx: RequestContext) -> Reply:
             health.failed(time.monotonic(), token=token)
             outcome = _transport_outcome(exc)
             metrics.upstream_errors.labels(model.name, outcome).inc()
-            ctx.failovers += 1
             # A broken answer says what broke; the other transport failures are their kind.
             said = str(exc) if outcome == "protocol_error" else outcome
             failed.append(Failure(model.name, said))
@@ -155,7 +153,6 @@ async def open_reply(ctx: RequestContext) -> Reply:
             metrics.upstream_errors.labels(model.name, kind).inc()
             answer = None if refused else await read_answer(response, model)
             detail = refused or (answer.message if answer else None) or None
-            ctx.failovers += 1
             failed.append(Failure(model.name, detail, response.status, retry_after, answer))
             log.warning("upstream error", model=model.name, status=response.status, detail=detail)
             final = len(ctx.candidates) == 1 or (ctx.upload is not None and ctx.upload.consumed)

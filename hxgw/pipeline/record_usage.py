@@ -3,6 +3,7 @@ however it ends: the ledger only queues it, a thread writes it (hxgw.usage)."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from hxgw.pipeline.context import RequestContext
@@ -16,6 +17,9 @@ async def record_usage(ctx: RequestContext, call_next: Next) -> None:
     writes nothing on ctx. Outside `render_errors`, so it sees the final status."""
     try:
         await call_next(ctx)
+    except asyncio.CancelledError:
+        ctx.cancelled()  # before the row is made: a client gone before any byte is one too
+        raise
     finally:
         ledger = ctx.state.runtime.ledger
         if ledger is not None and ctx.key is not None:

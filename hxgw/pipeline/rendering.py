@@ -32,6 +32,8 @@ def _respond(ctx: RequestContext, exc: GatewayError) -> None:
     if isinstance(exc, UpstreamAnswer):
         status, headers = exc.answer_status, exc.headers | {"X-Request-ID": ctx.request_id}
         ctx.outcome = "rate_limited" if status == 429 else "upstream_error"
+        # The model whose answer this is, for the access line and the ledger.
+        ctx.served_by = ctx.served_by or headers.get("X-HX-Model")
     else:
         status, headers = exc.status, error_headers(ctx, exc)
         ctx.outcome = exc.code or exc.type

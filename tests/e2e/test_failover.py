@@ -8,7 +8,7 @@ import aiohttp
 
 from tests.conftest import StartGateway
 from tests.fake_upstream import FakeUpstream
-from tests.fixtures import Gateway, free_port, wait_for
+from tests.fixtures import Gateway, free_port, ledger_rows, wait_for
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
 STREAM = CHAT | {"stream": True}
@@ -33,7 +33,7 @@ async def test_a_5xx_fails_over_to_the_next_model(
     assert fake.seen_models() == ["m-alpha", "m-beta"]
 
 
-async def test_the_access_line_counts_the_candidates_that_failed(
+async def test_the_access_line_counts_each_move_to_another_candidate(
     gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):
     fake.behave("m-alpha", status=503)
@@ -53,7 +53,19 @@ async def test_the_access_line_counts_the_candidates_that_failed(
     await wait_for(lambda: "fo-all" in access_lines())
     lines = access_lines()
     assert " failovers=1 " in lines["fo-one"] and " outcome=ok " in lines["fo-one"]
-    assert " failovers=2 " in lines["fo-all"]
+    assert " failovers=1 " in lines["fo-all"]  # alpha, then beta: one move
+
+
+async def test_a_lone_candidate_s_error_is_no_failover_and_is_filed_under_its_model(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    fake.behave("m-gamma", status=500)
+    async with client.post(gateway.url + "/v1/chat/completions", headers=gateway.auth,
+                           json={**CHAT, "model": "solo"}) as resp:
+        assert resp.status == 500 and resp.headers["X-HX-Model"] == "gamma"
+    await wait_for(lambda: len(ledger_rows(gateway)) == 1, timeout=10)
+    (row,) = ledger_rows(gateway)
+    assert (row["model"], row["failovers"], row["status"]) == ("gamma", 0, 500)
 
 
 async def test_a_429_fails_over_to_the_next_model(

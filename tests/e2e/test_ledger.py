@@ -5,6 +5,7 @@ PostgreSQL stopped for 10 s mid-load, no row is lost."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
@@ -70,6 +71,20 @@ async def test_a_stream_the_client_cut_is_billed_as_estimated_and_disconnected(
     assert row["disconnected"] == 1 and row["stream"] == 1
     assert row["usage_source"] == "estimated"
     assert row["completion_tokens"] >= 5 and row["cost"] > 0
+
+
+async def test_a_client_gone_before_the_first_byte_is_recorded_as_disconnected(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    fake.behave("m-alpha", header_delay=3)
+    gateway = await start_gateway(models=PRICED)
+    with contextlib.suppress(TimeoutError):
+        async with client.post(gateway.url + "/v1/chat/completions", json=CHAT,
+                               headers=gateway.auth, timeout=aiohttp.ClientTimeout(total=0.5)):
+            pass
+    await wait_for(lambda: len(ledger_rows(gateway)) == 1, timeout=10)
+    (row,) = ledger_rows(gateway)
+    assert (row["status"], row["disconnected"]) == (499, 1)
 
 
 async def test_an_anthropic_stream_the_client_cut_counts_what_was_relayed_not_its_start(
