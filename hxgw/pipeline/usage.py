@@ -119,11 +119,22 @@ def used(ctx: RequestContext) -> Used:
     elif ctx.status >= 400:
         prompt, completion, source = 0, 0, "none"
     else:
-        prompt, completion, source = estimated_prompt(ctx), ctx.events, "estimated"
+        prompt, source = estimated_prompt(ctx), "estimated"
+        completion = ctx.events or _written(ctx, reply.response.content_length)
     price = reply.model.price
     cost = price.of(prompt, completion) if price is not None else 0.0
     ctx.used = Used(prompt, completion, cost, source)
     return ctx.used
+
+
+def _written(ctx: RequestContext, length: int | None) -> int:
+    """A plain answer's completion without a usage: from its size, at most what the request
+    asked for. A client that left mid-body pays for the whole answer: the model had
+    written it all before the first byte went."""
+    if length is None and ctx.outcome == "client_gone":
+        return estimated_completion(ctx)  # how much more there was is not known
+    size = max(ctx.bytes_out, length or 0)
+    return min(size // BYTES_PER_TOKEN + 1, estimated_completion(ctx)) if size else 0
 
 
 def estimated_prompt(ctx: RequestContext) -> int:

@@ -73,6 +73,23 @@ async def test_a_stream_the_client_cut_is_billed_as_estimated_and_disconnected(
     assert row["completion_tokens"] >= 5 and row["cost"] > 0
 
 
+async def test_a_plain_answer_the_client_cut_is_billed_as_much_as_the_request_asked_for(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    start = b'{"id":"c","object":"chat.completion","choices":[{"index":0,"message":' \
+            b'{"role":"assistant","content":"' + b"w " * 2000
+    end = b'"}}],"usage":{"prompt_tokens":9,"completion_tokens":900,"total_tokens":909}}'
+    fake.behave("m-alpha", script=((0, start), (3, end)))
+    gateway = await start_gateway(models=PRICED)
+    async with client.post(gateway.url + "/v1/chat/completions", headers=gateway.auth,
+                           json={**CHAT, "max_tokens": 700}) as resp:
+        await resp.content.readexactly(1000)  # then it leaves
+    await wait_for(lambda: len(ledger_rows(gateway)) == 1, timeout=10)
+    (row,) = ledger_rows(gateway)
+    assert (row["disconnected"], row["usage_source"]) == (1, "estimated")
+    assert row["completion_tokens"] == 700  # not 0: the model wrote it whole before it went
+
+
 async def test_a_client_gone_before_the_first_byte_is_recorded_as_disconnected(
     start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):
