@@ -13,7 +13,9 @@ from __future__ import annotations
 import time
 
 from hxgw.keys.limits import Decision, KeyLimits, Reservation, ReservationIds, decided
-from hxgw.keys.window import KeyState
+from hxgw.keys.window import KeyState, Spent, first_state
+
+NONE: Spent = {}
 
 PRUNE_EVERY = 60.0
 """Seconds between sweeps that forget keys whose state says nothing any more."""
@@ -22,8 +24,11 @@ DEFAULT_LEASE = 900.0
 
 
 class MemoryLimiter:
-    def __init__(self, *, lease_s: float = DEFAULT_LEASE, store: str = "memory") -> None:
+    def __init__(
+        self, *, lease_s: float = DEFAULT_LEASE, store: str = "memory", spent: Spent = NONE
+    ) -> None:
         self.lease_s = lease_s
+        self.spent = spent
         self._store = store
         self._new_id = ReservationIds()
         self._states: dict[str, KeyState] = {}
@@ -42,7 +47,8 @@ class MemoryLimiter:
             self._prune(now)
         state = self._states.get(key_name)
         if state is None:
-            state = self._states[key_name] = KeyState(period_s=limits.budget_period_s)
+            state = first_state(key_name, limits.budget_period_s, now, self.spent)
+            self._states[key_name] = state
         rid = self._new_id()
         refused, retry_after, usage = state.reserve(
             limits, rid, est_tokens, est_cost, now, self.lease_s

@@ -29,9 +29,9 @@ from pathlib import Path
 
 import orjson
 
-from hxgw.keys.limiter_memory import DEFAULT_LEASE, PRUNE_EVERY
+from hxgw.keys.limiter_memory import DEFAULT_LEASE, NONE, PRUNE_EVERY
 from hxgw.keys.limits import Decision, KeyLimits, Reservation, ReservationIds, decided
-from hxgw.keys.window import KeyState
+from hxgw.keys.window import KeyState, Spent, first_state
 
 FILE_NAME = "limits.sqlite3"
 BUSY_TIMEOUT_MS = 5000
@@ -40,9 +40,12 @@ SCHEMA = "CREATE TABLE IF NOT EXISTS keys (name TEXT PRIMARY KEY, doc BLOB, touc
 
 
 class SharedLimiter:
-    def __init__(self, directory: Path, *, lease_s: float = DEFAULT_LEASE) -> None:
+    def __init__(
+        self, directory: Path, *, lease_s: float = DEFAULT_LEASE, spent: Spent = NONE
+    ) -> None:
         self.path = directory / FILE_NAME
         self.lease_s = lease_s
+        self.spent = spent
         self._new_id = ReservationIds()
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="hxgw-limits")
         self._db: sqlite3.Connection | None = None
@@ -159,6 +162,7 @@ class _Transaction:
         self, owner: SharedLimiter, db: sqlite3.Connection, name: str, now: float, period_s: int
     ) -> None:
         self.owner, self.db, self.name, self.now = owner, db, name, now
+        self.period_s = period_s
         self.state = KeyState(period_s=period_s)
 
     def __enter__(self) -> KeyState:
@@ -166,6 +170,8 @@ class _Transaction:
         row = self.db.execute("SELECT doc FROM keys WHERE name = ?", (self.name,)).fetchone()
         if row is not None:
             self.state = KeyState.from_doc(orjson.loads(row[0]))
+        else:  # no worker has seen the key yet
+            self.state = first_state(self.name, self.period_s, self.now, self.owner.spent)
         return self.state
 
     def __exit__(self, kind: object, error: object, trace: object) -> None:

@@ -7,21 +7,27 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from hxgw.config.schema import LimitsStore
-from hxgw.keys.limiter_memory import DEFAULT_LEASE, MemoryLimiter
+from hxgw.keys.limiter_memory import DEFAULT_LEASE, NONE, MemoryLimiter
 from hxgw.keys.limiter_redis import RedisLimiter
 from hxgw.keys.limiter_shared import SharedLimiter
 from hxgw.keys.limits import Limiter
+from hxgw.keys.window import Spent
 from hxgw.observe.workers import SHARED_DIR
 
 
 def open_limiter(
-    store: LimitsStore, env: Mapping[str, str], *, lease_s: float = DEFAULT_LEASE
+    store: LimitsStore,
+    env: Mapping[str, str],
+    *,
+    lease_s: float = DEFAULT_LEASE,
+    spent: Spent = NONE,
 ) -> Limiter:
     """The limiter for this process. `lease_s` should outlast the longest request (the
-    total timeout): a reservation not reconciled by then gives its slot back."""
+    total timeout): a reservation not reconciled by then gives its slot back. `spent`
+    (from the ledger) starts the keys' budgets where they were; Redis keeps its own."""
     if store.url is not None:
         return RedisLimiter(store.url, fail_open=store.fail_open, lease_s=lease_s)
     shared = env.get(SHARED_DIR)
     if shared:
-        return SharedLimiter(Path(shared), lease_s=lease_s)
-    return MemoryLimiter(lease_s=lease_s)
+        return SharedLimiter(Path(shared), lease_s=lease_s, spent=spent)
+    return MemoryLimiter(lease_s=lease_s, spent=spent)

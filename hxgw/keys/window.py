@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +28,9 @@ from hxgw.keys.limits import CONCURRENCY_RETRY, WINDOW, KeyLimits, Refused, Usag
 Entry = list[Any]
 """A log entry: [time, tokens, request id]; a list, so that a reconcile corrects its
 tokens in place."""
+Spent = Mapping[tuple[str, int], tuple[int, float]]
+"""(key name, budget period in seconds) -> (period index, the key's spend in it), as
+the usage ledger had it when the process started."""
 
 
 @dataclass(slots=True)
@@ -209,3 +213,12 @@ class KeyState:
             next_expiry=expiries[0] if expiries else math.inf,
             last_expiry=expiries[-1] if expiries else -math.inf,
         )
+
+
+def first_state(key_name: str, period_s: int, now: float, spent: Spent) -> KeyState:
+    """A key's state when this process first sees it: its spend this period so far is
+    the ledger's, so a restart does not hand every budget a new period."""
+    period = int(now // period_s)
+    known = spent.get((key_name, period_s))
+    return KeyState(period=period, period_s=period_s,
+                    spent=known[1] if known is not None and known[0] == period else 0.0)  # fmt: skip

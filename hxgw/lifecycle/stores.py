@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
 
@@ -17,9 +18,11 @@ from hxgw.config.schema import StoreSettings
 from hxgw.keys import open_limiter
 from hxgw.keys.book import StoredKeys
 from hxgw.keys.store import KeyStore
+from hxgw.keys.window import Spent
 from hxgw.runtime import Runtime
 from hxgw.store import Database, StoreError, open_database
 from hxgw.usage import Ledger
+from hxgw.usage.report import ledger_exists, spent_this_period
 
 log = structlog.get_logger("hxgw.lifecycle.stores")
 
@@ -28,7 +31,6 @@ LEDGER_CLOSE_TIMEOUT = 10.0
 
 
 def open_stores(runtime: Runtime, config: Config, env: Mapping[str, str]) -> None:
-    runtime.limiter = open_limiter(config.limits_store, env, lease_s=config.timeouts.total)
     settings = config.store
     if not _writable(settings.state_dir):
         log.warning(
@@ -36,9 +38,14 @@ def open_stores(runtime: Runtime, config: Config, env: Mapping[str, str]) -> Non
             state_dir=str(settings.state_dir),
             fix="set HX_STATE_DIR or store.state_dir, or run under the unit (StateDirectory=hxgw)",
         )
+        runtime.limiter = open_limiter(config.limits_store, env, lease_s=config.timeouts.total)
         return
     database = open_database(settings.database_url, settings.state_dir)
     runtime.ledger = open_ledger(database, settings) if settings.ledger else None
+    spent = _spent(database) if runtime.ledger is not None else {}
+    runtime.limiter = open_limiter(
+        config.limits_store, env, lease_s=config.timeouts.total, spent=spent
+    )
     runtime.stored_keys = StoredKeys(KeyStore(database))
     try:  # before the first request: stored keys work from the start
         runtime.stored_keys.refresh(_config_names(config))
@@ -51,6 +58,18 @@ def watch_stores(runtime: Runtime, config: Callable[[], Config]) -> list[asyncio
     if runtime.stored_keys is None:
         return []
     return [asyncio.create_task(runtime.stored_keys.watch(lambda: _config_names(config())))]
+
+
+def _spent(database: Database) -> Spent:
+    """The keys' spend this budget period, from the ledger (none before its first start)."""
+    try:
+        with database.connect() as connection:
+            if not ledger_exists(connection):
+                return {}
+            return spent_this_period(connection, time.time())
+    except StoreError as exc:
+        log.warning("cannot read this period's spend; budgets start from nothing", error=str(exc))
+        return {}
 
 
 def _config_names(config: Config) -> frozenset[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from hxgw.config.schema import PERIODS
 from hxgw.store import Connection, Dialect
 from hxgw.usage.schema import TABLE
 
@@ -88,3 +89,21 @@ def totals(
         )
         for row in connection.execute(sql, params)
     ]
+
+
+def spent_this_period(
+    connection: Connection, now: float
+) -> dict[tuple[str, int], tuple[int, float]]:
+    """Each key's cost in the current budget period of every length (`hxgw.keys.window.
+    Spent`): what a starting gateway's budgets begin from. Periods are whole multiples of
+    their length since the epoch, as the limiters count them."""
+    spent: dict[tuple[str, int], tuple[int, float]] = {}
+    for period_s in sorted(set(PERIODS.values())):
+        period = int(now // period_s)
+        rows = connection.execute(
+            f"SELECT key_name, SUM(cost) FROM {TABLE} WHERE started >= ?"  # noqa: S608
+            " GROUP BY key_name",
+            (period * period_s,),
+        )
+        spent.update({(str(name), period_s): (period, float(cost)) for name, cost in rows if cost})
+    return spent

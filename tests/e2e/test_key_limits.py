@@ -135,6 +135,19 @@ async def test_a_spent_budget_refuses_with_insufficient_quota(
     assert body["error"]["code"] == "insufficient_quota"
 
 
+async def test_a_restart_keeps_what_the_budget_period_has_spent(
+    start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession
+):
+    # Each such request reserves 0.032 (22 + 10 tokens) and costs 0.009 (9 tokens): a
+    # second one fits in 0.035 only if the first is forgotten.
+    gateway, secret = await _start(start_gateway, tmp_path, budget=0.035)
+    assert (await _post(client, gateway, secret, max_tokens=10))[0] == 200
+    gateway.stop()  # its ledger rows are written before it exits
+    await gateway.start().wait_ready()
+    status, _, body = await _post(client, gateway, secret, max_tokens=10)
+    assert status == 429 and body["error"]["code"] == "insufficient_quota"
+
+
 async def test_fifty_parallel_requests_overspend_a_budget_by_at_most_one_reservation(
     start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession,
     fake: FakeUpstream,

@@ -10,6 +10,7 @@ import time
 import pytest
 
 from hxgw.keys.limiter_memory import MemoryLimiter
+from hxgw.keys.limiter_shared import SharedLimiter
 from hxgw.keys.limits import PERIODS, WINDOW, KeyLimits
 from tests.unit.keys.conftest import MakeLimiter
 
@@ -187,3 +188,19 @@ async def test_a_decision_that_cannot_be_stored_leaves_the_next_one_working(
     with contextlib.suppress(Exception):
         await limiter.reserve("k", limits, 2**70, 0.0, NOW)
     assert (await limiter.reserve("k", limits, 1, 0.0, NOW + 1)).allowed
+
+
+@pytest.mark.parametrize("backend", ["memory", "shared"])
+async def test_a_key_first_seen_starts_from_the_spend_the_ledger_had_this_period(
+    backend: str, tmp_path
+) -> None:
+    day = PERIODS["1d"]
+    spent = {("k", day): (int(NOW // day), 0.8), ("old", day): (int(NOW // day) - 1, 0.8)}
+    limiter = (MemoryLimiter(spent=spent) if backend == "memory"
+               else SharedLimiter(tmp_path, spent=spent))
+    limits = KeyLimits(budget=1.0, budget_period_s=day)
+    refused = await limiter.reserve("k", limits, 10, 0.3, NOW)
+    assert refused.refused == "budget" and refused.usage.spent == pytest.approx(0.8)
+    assert (await limiter.reserve("old", limits, 10, 0.3, NOW)).allowed  # a past day's
+    assert (await limiter.reserve("new", limits, 10, 0.3, NOW)).allowed
+    await limiter.close()
