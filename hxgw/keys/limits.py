@@ -232,7 +232,17 @@ class Refusal:
 def refusal(decision: Decision) -> Refusal:
     """The 429 for a refused decision, in OpenAI's shape, with its rate-limit headers."""
     headers = {"Content-Type": "application/json", **decision.headers()}
+    if _never_fits(decision):
+        headers["x-should-retry"] = "false"  # the SDKs' retries would fail alike
     return Refusal(429, headers, jsonio.dumps(error_body(decision)))
+
+
+def _never_fits(decision: Decision) -> bool:
+    """Whether the request is larger than the limit itself: no wait lets it in."""
+    budget, tpm = decision.limits.budget, decision.limits.tpm
+    if decision.refused == "budget":
+        return budget is not None and decision.est_cost > budget
+    return decision.refused == "tokens" and tpm is not None and decision.est_tokens > tpm
 
 
 def error_body(decision: Decision) -> dict[str, Any]:
@@ -251,13 +261,19 @@ def _message(decision: Decision) -> str:
     if decision.refused == "budget":
         period = next((n for n, s in PERIODS.items() if s == limits.budget_period_s), "period")
         used = usage.spent + usage.reserved
+        if _never_fits(decision):
+            return (
+                f"Request too large for the budget: budget {limits.budget:g} per {period}, "
+                f"this request needs up to {decision.est_cost:.6g} (its max_tokens at its "
+                "dearest model's price): lower max_tokens."
+            )
         return (
             f"You exceeded your current quota: budget {limits.budget:g} per {period}, "
             f"spent or reserved {used:.6g}, this request needs up to {decision.est_cost:.6g}. "
             f"The budget renews in {wait}."
         )
     if decision.refused == "tokens":
-        if limits.tpm is not None and decision.est_tokens > limits.tpm:
+        if _never_fits(decision):
             return (
                 f"Request too large for tokens per min (TPM): Limit {limits.tpm}, "
                 f"Requested {decision.est_tokens}."

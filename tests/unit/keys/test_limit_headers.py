@@ -83,7 +83,8 @@ async def test_the_429_for_concurrency_has_type_requests() -> None:
 
 async def test_the_429_for_a_budget_is_insufficient_quota() -> None:
     limiter = MemoryLimiter()
-    decision = await limiter.reserve("k", KeyLimits(budget=0.5), 1, 0.75, NOW)
+    await limiter.reserve("k", KeyLimits(budget=0.5), 1, 0.25, NOW)
+    decision = await limiter.reserve("k", KeyLimits(budget=0.5), 1, 0.3, NOW)
     error = error_body(decision)["error"]
     assert (error["type"], error["code"]) == ("insufficient_quota", "insufficient_quota")
     assert error["message"].startswith("You exceeded your current quota: budget 0.5 per 1d")
@@ -92,3 +93,21 @@ async def test_the_429_for_a_budget_is_insufficient_quota() -> None:
 def test_a_limit_below_one_is_refused() -> None:
     with pytest.raises(ValueError, match="rpm must be at least 1"):
         KeyLimits(rpm=0)
+
+
+async def test_a_request_over_the_whole_budget_is_told_to_ask_for_less_not_to_wait() -> None:
+    limiter = MemoryLimiter()
+    decision = await limiter.reserve("k", KeyLimits(budget=1.0), 10, 5.35, NOW)
+    response = refusal(decision)
+    message = json.loads(response.body)["error"]["message"]
+    assert message.startswith("Request too large for the budget: budget 1 per 1d, this "
+                              "request needs up to 5.35") and "renews" not in message
+    assert response.headers["x-should-retry"] == "false"
+
+
+async def test_a_request_that_fits_a_later_budget_period_may_be_retried() -> None:
+    limiter = MemoryLimiter()
+    await limiter.reserve("k", KeyLimits(budget=1.0), 10, 0.8, NOW)
+    response = refusal(await limiter.reserve("k", KeyLimits(budget=1.0), 10, 0.5, NOW))
+    assert "renews in" in json.loads(response.body)["error"]["message"]
+    assert "x-should-retry" not in response.headers
