@@ -7,7 +7,8 @@ being refused (`next_read`): a key works from the moment `hxgw keys create` retu
 A stored key whose name a config key (MASTER_KEY's `master`, `auth.keys_file`)
 already has is left out, with a warning: names are how logs, limits and the
 ledger tell keys apart. While the store cannot be read, the keys last read keep
-working, and the log says so once a minute.
+working, and the log says so once a minute; a stored key not among them then gets a
+503 (hxgw.pipeline.auth), not a 401: the store could not say whether it is one.
 """
 
 from __future__ import annotations
@@ -80,6 +81,10 @@ class StoredKeys:
         self.by_digest = MappingProxyType(by_digest)
         self._marker, self._names = marker, config_names
         return True
+
+    def current(self) -> bool:
+        """Whether the keys held are the store's: it has been read, and is read still."""
+        return self._marker is not None and self._failing_since is None
 
     async def next_read(self) -> None:
         """Return once a read of the store that begins after this call has ended, or

@@ -11,7 +11,7 @@ from collections.abc import Awaitable, Callable
 import structlog
 
 from hxgw.config import ClientKey
-from hxgw.errors import RateLimited, Unauthorized
+from hxgw.errors import RateLimited, Unauthorized, Unavailable
 from hxgw.keys.book import StoredKeys
 from hxgw.keys.guard import Verdict, client_address
 from hxgw.keys.store import SECRET_PREFIX
@@ -61,7 +61,15 @@ async def _after_next_read(
     ctx: RequestContext, stored: StoredKeys, digest: bytes, call_next: Next
 ) -> None:
     await stored.next_read()
-    _admit(ctx, stored.by_digest.get(digest), digest)
+    key = stored.by_digest.get(digest)
+    if key is None and not stored.current():
+        # Not known, and the store could not say: no bad key, and worth a retry soon.
+        raise Unavailable(
+            "the key store cannot be read just now, so this key cannot be checked; "
+            "try again shortly",
+            retry_after=1,
+        )
+    _admit(ctx, key, digest)
     await call_next(ctx)
 
 

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import StartGateway
-from tests.fixtures import HXGW, Gateway, wait_for
+from tests.fixtures import HXGW, Gateway, free_port, wait_for
 from tests.postgres import Postgres, own_postgres  # noqa: F401 -- a fixture
 
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
@@ -259,3 +259,19 @@ def test_a_key_made_in_a_new_store_says_the_store_is_new(tmp_path: Path):
     run[3] = "other"
     second = subprocess.run(run, env=env, capture_output=True, text=True, timeout=30)
     assert second.returncode == 0 and "that store is new" not in second.stderr
+
+
+async def test_a_stored_key_the_gateway_cannot_check_yet_gets_503_not_401(
+    start_gateway: StartGateway, client: aiohttp.ClientSession
+):
+    # Started while its PostgreSQL is down: no read of the key store has succeeded.
+    down = f"postgresql://hxgw@127.0.0.1:{free_port()}/hxgw"
+    gateway = await start_gateway(env={"DATABASE_URL": down},
+                                  gateway={"auth": {"max_bad_keys": 2}})
+    for _ in range(3):  # past max_bad_keys, were each counted as a bad key
+        async with client.post(gateway.url + "/v1/chat/completions", json=CHAT,
+                               headers={"Authorization": "Bearer sk-hx-" + "a" * 43}) as resp:
+            assert resp.status == 503, await resp.text()
+            assert resp.headers["Retry-After"] == "1"
+            assert "key store cannot be read" in (await resp.json())["error"]["message"]
+    assert await _status(client, gateway, gateway.key) == 200  # the config's keys work
