@@ -62,10 +62,9 @@ def load_config(
     directory = Path(config_dir)
     if not directory.is_dir():
         # One problem, not one per file and a missing key blamed on gateway.yaml.
-        what = "is a file, not a config directory" if directory.exists() else (
-            "no such config directory")
+        what = "is a file, not a" if directory.exists() else "no such"
         raise ConfigError(
-            f"{directory}: {what} (--config-dir, or HX_CONFIG_DIR; "
+            f"{directory}: {what} config directory (--config-dir, or HX_CONFIG_DIR; "
             "etc/hxgw of the checkout is the example)"
         )
     problems = Problems()

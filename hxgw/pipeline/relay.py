@@ -35,6 +35,8 @@ log = structlog.get_logger("hxgw.pipeline.relay")
 USAGE_TAIL = 2048
 USAGE_KEPT = 64 * 1024
 """The most of a stream's usage events kept: an upstream that sends more is not believed."""
+EVENT_ENDS = (b"\n\n", b"\r\n\r\n", b"\r\r")
+"""How a block that ends an event ends (a line ends with LF, CRLF or a lone CR)."""
 # The longest incomplete SSE line held back while waiting for its newline.
 MAX_HELD_LINE = 1024 * 1024
 
@@ -226,8 +228,7 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
                     ctx.client_first_at = time.perf_counter()
                 ctx.bytes_out += len(block)
                 ctx.events += block.count(b"data:")
-                at_event_end = block.endswith((b"\n\n", b"\r\n\r\n", b"\r\r")) or block in (
-                    b"\n", b"\r\n")
+                at_event_end = block.endswith(EVENT_ENDS) or block in (b"\n", b"\r\n")
             chunk = await anext(chunks, b"")
             if not chunk:
                 break

@@ -103,8 +103,12 @@ def add_arguments(parser: argparse.ArgumentParser, config_help: str) -> None:
         sub.add_argument("--rpm", type=_positive, help="requests per minute")
         sub.add_argument("--tpm", type=_positive, help="tokens per minute")
         sub.add_argument("--max-parallel", type=_positive, help="requests at once")
-        sub.add_argument("--budget", type=_money, metavar="AMOUNT",
-                         help="money per budget period, in the currency of the models' price")
+        sub.add_argument(
+            "--budget",
+            type=_money,
+            metavar="AMOUNT",
+            help="money per budget period, in the currency of the models' price",
+        )
         sub.add_argument(
             "--budget-period",
             choices=tuple(PERIODS),

@@ -10,6 +10,7 @@ work as printed, then serves until interrupted and stops the demo with it.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import secrets
 import shlex
@@ -92,10 +93,12 @@ def run(args: argparse.Namespace, env: dict[str, str]) -> int:
         return 1
     serve = [*hxgw, "serve", "--config-dir", config_dir, "--host", host, "--port", port]
     gateway = subprocess.Popen(serve, env=env)  # noqa: S603
+    signal.signal(signal.SIGTERM, lambda *_: gateway.terminate())
     try:
         # The lines to try come once it listens, not above a failure to start.
-        if port.isdigit() and _listening(gateway, int(port), host, timeout=30):
-            _print_try_lines(env, key_line, host, port, config_dir)
+        with contextlib.suppress(KeyboardInterrupt):  # it reached the gateway too: wait
+            if port.isdigit() and _listening(gateway, int(port), host, timeout=30):
+                _print_try_lines(env, key_line, host, port, config_dir)
         return _wait(gateway)
     finally:
         _stop(demo)
@@ -154,8 +157,7 @@ def _listening(
 
 def _wait(process: subprocess.Popen[bytes]) -> int:
     """The gateway's exit status. Ctrl-C reaches the gateway too (one process group): it
-    drains and exits, and that is what is waited for; a SIGTERM is passed on to it."""
-    signal.signal(signal.SIGTERM, lambda *_: process.terminate())
+    drains and exits, and that is what is waited for (a SIGTERM is passed on to it)."""
     while True:
         try:
             return process.wait()
