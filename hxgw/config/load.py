@@ -47,7 +47,7 @@ from hxgw.config.schema import (
 from hxgw.config.store import read_store
 from hxgw.config.transforms import Transform, parse_transforms
 from hxgw.config.upstreams import read_upstreams
-from hxgw.errors import ConfigError
+from hxgw.errors import ConfigError, did_you_mean
 
 ROUTING, REGISTRY = "routing.yaml", "model_registry.yaml"
 
@@ -232,7 +232,8 @@ def _routing(doc: Section, models: Mapping[str, Model], directory: Path) -> Rout
     failover_order = section.str_list("failover_order")
     for i, name in enumerate(failover_order):
         if name not in models:
-            section.report(f"unknown model {name!r}", f"failover_order[{i}]")
+            hint = did_you_mean(name, models)
+            section.report(f"unknown model {name!r}{hint}", f"failover_order[{i}]")
     groups: dict[str, Group] = {}
     raw_groups = section.section("groups")
     if not section.has("groups"):
@@ -251,7 +252,8 @@ def _routing(doc: Section, models: Mapping[str, Model], directory: Path) -> Rout
             members = raw_groups.problems_str_list(value, path)
         for i, member in enumerate(members):
             if member not in models:
-                doc.problems.add(ROUTING, f"{path}[{i}]", f"unknown model {member!r}")
+                hint = did_you_mean(member, models)
+                doc.problems.add(ROUTING, f"{path}[{i}]", f"unknown model {member!r}{hint}")
         if not members and isinstance(value, list):
             doc.problems.add(ROUTING, path, "a group needs at least one model")
         if group_name in models:
@@ -261,7 +263,8 @@ def _routing(doc: Section, models: Mapping[str, Model], directory: Path) -> Rout
         groups[group_name] = Group(name=group_name, models=members, strategy=group_strategy)
     default_group = section.string("default_group", required=True)
     if default_group is not None and default_group not in groups:
-        section.report(f"unknown group {default_group!r}", "default_group")
+        hint = did_you_mean(default_group, groups)
+        section.report(f"unknown group {default_group!r}{hint}", "default_group")
     return Routing(
         strategy=strategy,
         default_group=default_group or "",

@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from hxgw.errors import did_you_mean
+
 _MISSING: Any = object()
 
 
@@ -69,7 +71,8 @@ class Section:
             if allowed is not None and key not in allowed:
                 where = self.child(str(key))
                 known = ", ".join(sorted(allowed or ()))
-                problems.add(file, where, f"unknown key (known keys: {known})")
+                hint = did_you_mean(str(key), allowed or ())
+                problems.add(file, where, f"unknown key{hint} (known keys: {known})")
 
     def child(self, key: str) -> str:
         return f"{self.path}.{key}" if self.path else key

@@ -3,8 +3,8 @@ answer a browser's CORS preflight for an API path."""
 
 from __future__ import annotations
 
-from hxgw.endpoints import allowed_methods, endpoint_for
-from hxgw.errors import MethodNotAllowed, NotFound
+from hxgw.endpoints import ALLOWED, allowed_methods, endpoint_for
+from hxgw.errors import MethodNotAllowed, NotFound, did_you_mean
 from hxgw.pipeline.context import RequestContext
 from hxgw.pipeline.cors import preflight_headers
 from hxgw.types import Next
@@ -15,7 +15,8 @@ async def refuse_unrouted(ctx: RequestContext, call_next: Next) -> None:
     exchange = ctx.exchange
     allowed = allowed_methods(exchange.path)
     if allowed is None:
-        raise NotFound(f"no such route: {exchange.method} {exchange.path}")
+        hint = did_you_mean(exchange.path, ALLOWED)
+        raise NotFound(f"no such route: {exchange.method} {exchange.path}{hint}")
     if exchange.method == "OPTIONS" and exchange.cors is not None:
         asked = exchange.header("Access-Control-Request-Method")
         if asked in allowed.split(", ") and endpoint_for(asked, exchange.path).upstream_path:

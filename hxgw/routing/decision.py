@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, NamedTuple
 
 from hxgw.config import ClientKey, Config, Mode, Model
-from hxgw.errors import BadRequest, Forbidden, ModelNotFound
+from hxgw.errors import BadRequest, Forbidden, ModelNotFound, did_you_mean
 from hxgw.routing.learned.classifier import TaskClassifier
 from hxgw.routing.learned.prompt import content_text, prompt_text
 from hxgw.routing.scoring import Ranking, Scored, rank
@@ -51,7 +51,8 @@ def resolve(
     if header_group is not None:
         if header_group not in groups:
             raise ModelNotFound(
-                f"unknown model group {header_group!r} in {GROUP_HEADER}; "
+                f"unknown model group {header_group!r}{did_you_mean(header_group, groups)} in "
+                f"{GROUP_HEADER}; "
                 f"groups: {', '.join(sorted(groups))}",
                 param=GROUP_HEADER,
             )
@@ -62,7 +63,8 @@ def resolve(
         model = config.models.get(body_model)
         if model is None:
             raise ModelNotFound(
-                f"unknown model {body_model!r}: name a group ({', '.join(sorted(groups))}) "
+                f"unknown model {body_model!r}{did_you_mean(body_model, [*groups, *config.models])}"
+                f": name a group ({', '.join(sorted(groups))}) "
                 "or a model of the registry",
                 param="model",
             )

@@ -108,7 +108,8 @@ def test_unknown_keys_are_rejected_with_their_path(tmp_path: Path):
     write_config(tmp_path, "http://127.0.0.1:1", routing=_routing(stratgy="failover"),
                  gateway={"timeouts": {"conect": 1}})
     problems = _problems(tmp_path)
-    assert any(p.startswith("routing.yaml: routing.stratgy: unknown key") for p in problems)
+    assert any(p.startswith("routing.yaml: routing.stratgy: unknown key (did you mean "
+                            "'strategy'?) (known keys: ") for p in problems)
     assert any(p.startswith("gateway.yaml: timeouts.conect: unknown key") for p in problems)
 
 
@@ -116,6 +117,13 @@ def test_a_group_naming_an_unknown_model_is_reported_with_its_index(tmp_path: Pa
     routing = _routing(groups={"chat": ["alpha", "llm03"]}, default_group="chat")
     write_config(tmp_path, "http://127.0.0.1:1", routing=routing)
     assert _problems(tmp_path) == ["routing.yaml: routing.groups.chat[1]: unknown model 'llm03'"]
+
+
+def test_a_model_name_that_looks_like_a_typo_gets_a_hint(tmp_path: Path):
+    routing = _routing(groups={"chat": ["alpah"]}, default_group="chat")
+    write_config(tmp_path, "http://127.0.0.1:1", routing=routing)
+    assert _problems(tmp_path) == [
+        "routing.yaml: routing.groups.chat[0]: unknown model 'alpah' (did you mean 'alpha'?)"]
 
 
 def test_every_problem_is_reported_at_once(tmp_path: Path):

@@ -139,6 +139,13 @@ async def test_transform_sends_each_model_its_own_id_and_rewrites(state: Gateway
     assert sent == {"model": "m-embed", "prompt": "hi"}
 
 
+async def test_a_path_that_looks_like_a_typo_of_a_route_gets_a_hint(state: GatewayState):
+    with pytest.raises(NotFound, match=r"^no such route: POST /v1/chat/completion \(did you "
+                                       r"mean '/v1/chat/completions'\?\)$"):
+        await refuse_unrouted(
+            _ctx(state, UNROUTED, method="POST", path="/v1/chat/completion"), _next)
+
+
 async def test_refuse_answers_an_unknown_path_with_404(state: GatewayState):
     with pytest.raises(NotFound, match="no such route: GET /v1/nothing"):
         await refuse_unrouted(_ctx(state, UNROUTED, method="GET", path="/v1/nothing"), _next)

@@ -77,6 +77,11 @@ def test_unknown_group_and_model_are_not_found(config: Config):
         resolve(config, None, "y", ANY_KEY, "chat")
 
 
+def test_a_model_or_group_that_looks_like_a_typo_gets_a_hint(config: Config):
+    with pytest.raises(ModelNotFound, match=r"unknown model 'delat' \(did you mean 'delta'\?\)"):
+        resolve(config, None, "delat", ANY_KEY, "chat")
+
+
 def test_a_limited_key_may_not_use_other_groups_or_their_models(config: Config):
     limited = ClientKey(name="l", digest=b"y" * 32, groups=frozenset({"solo"}))
     assert resolve(config, None, "solo", limited, "chat").group == "solo"
