@@ -38,6 +38,8 @@ def authenticate(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
         scheme, presented = "bearer", ctx.exchange.header("x-api-key") or ""
     presented = presented.strip()
     if scheme.lower() != "bearer" or not presented:
+        if header:  # a key without its scheme, or another scheme
+            raise Unauthorized("the Authorization header must read 'Bearer <key>'")
         if ctx.endpoint.dialect == "anthropic":
             raise Unauthorized(
                 "missing key: send 'x-api-key: <key>' or 'Authorization: Bearer <key>'"

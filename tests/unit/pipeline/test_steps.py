@@ -80,6 +80,14 @@ async def test_auth_without_a_bearer_key_is_unauthorized(state: GatewayState):
         await authenticate(_ctx(state, CHAT), _next)
 
 
+@pytest.mark.parametrize("header", [KEY, f"Basic {KEY}", "Bearer "])
+async def test_auth_with_a_key_not_sent_as_bearer_says_how_to_send_it(
+    state: GatewayState, header: str
+):
+    with pytest.raises(Unauthorized, match=r"^the Authorization header must read 'Bearer <key>'$"):
+        await authenticate(_ctx(state, CHAT, headers={"Authorization": header}), _next)
+
+
 async def test_auth_with_a_wrong_key_is_unauthorized(state: GatewayState):
     ctx = _ctx(state, CHAT, headers={"Authorization": "Bearer nope"})
     with pytest.raises(Unauthorized, match="invalid API key"):
