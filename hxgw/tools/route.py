@@ -9,7 +9,7 @@ from typing import Any
 from hxgw import jsonio
 from hxgw.config import ClientKey, load_config
 from hxgw.endpoints import CHAT, COMPLETIONS, EMBEDDINGS
-from hxgw.errors import ConfigError, GatewayError
+from hxgw.errors import ConfigError, GatewayError, did_you_mean
 from hxgw.routing.classify import load_classifier
 from hxgw.routing.decision import decide, resolve
 from hxgw.routing.learned.prompt import prompt_text
@@ -32,6 +32,12 @@ def explain(
     if not isinstance(body, dict):
         raise GatewayError("the request body must be a JSON object")
     model = body.get("model") if isinstance(body.get("model"), str) else None
+    groups = config.routing.groups
+    if group is not None and group not in groups:  # as --group, not the header it stands for
+        raise GatewayError(
+            f"--group {group!r}: no such group{did_you_mean(group, groups)}; groups: "
+            f"{', '.join(sorted(groups))}"
+        )
     route = resolve(config, group, model, _ANY_KEY, ENDPOINTS[endpoint].mode)
     classifier = load_classifier(config.routing.classifier)
     decision = decide(config, route, body, Memory(), classifier)

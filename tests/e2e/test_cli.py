@@ -60,6 +60,17 @@ def test_route_works_without_master_key(tmp_path: Path):
     assert json.loads(result.stdout)["group"] == "chat"
 
 
+def test_route_with_an_unknown_group_names_the_option_not_the_header(tmp_path: Path):
+    write_config(tmp_path, "http://127.0.0.1:1")
+    result = subprocess.run([HXGW, "route", "--config-dir", str(tmp_path), "--group", "chta"],
+                            input='{"messages": [{"role": "user", "content": "hi"}]}',
+                            capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"},
+                            timeout=30)
+    assert result.returncode == 1
+    assert result.stderr == ("hxgw route: --group 'chta': no such group (did you mean 'chat'?);"
+                             " groups: chat, emb, solo\n")
+
+
 def test_serve_without_any_client_key_refuses_to_start(tmp_path: Path):
     write_config(tmp_path, "http://127.0.0.1:1")
     result = _hxgw("serve", "--config-dir", str(tmp_path), "--port", str(free_port()),
