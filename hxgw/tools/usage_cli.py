@@ -97,6 +97,9 @@ def run(args: argparse.Namespace, config_dir: str, env: Mapping[str, str]) -> in
     render = {"table": _table, "json": _json, "csv": _csv}[args.format]
     if args.format == "table":
         print(f"hxgw usage: the store is {database.where}", file=sys.stderr)
+        if not lines and args.key is not None:  # a name mistyped reads as no usage
+            print(f"hxgw usage: no requests by a key named {args.key!r} since {_iso(since)}"
+                  " (hxgw keys list, or keys.yaml, has the names)", file=sys.stderr)  # fmt: skip
     sys.stdout.write(render(lines, args.by, since))
     return 0
 

@@ -117,3 +117,9 @@ def test_a_window_past_what_a_timestamp_holds_is_refused_as_bad_usage(
 ):
     result = usage(state_dir, "--since", since, "--format", "json")
     assert result.returncode == 2 and "Traceback" not in result.stderr
+
+
+def test_a_key_with_no_requests_in_the_window_is_said_to_have_none(state_dir: Path):
+    result = usage(state_dir, "--key", "nobody")
+    assert result.returncode == 0
+    assert "no requests by a key named 'nobody' since " in result.stderr
