@@ -70,6 +70,8 @@ async def test_sighup_reloads_every_worker_then_reports_ready_once(
     (gateway.config_dir / "routing.yaml").write_text(yaml.safe_dump(doc))
     gateway.signal(signal.SIGHUP)
     await wait_for(lambda: "workers reloaded" in gateway.logs())
+    # The log line is written before READY=1 is sent: wait for the datagram too.
+    await wait_for(lambda: notify.drain()[-1].get("READY") == "1")
     messages = notify.drain()
     reloading = [m for m in messages if m.get("RELOADING") == "1"]
     assert len(reloading) == 1 and "MONOTONIC_USEC" in reloading[0]
