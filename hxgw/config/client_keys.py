@@ -31,6 +31,9 @@ def read_client_keys(
     keys_file = top.section("auth", AUTH_KEYS).string("keys_file")
     if keys_file:
         path = directory / keys_file
+        if not path.exists():  # one problem, that names the setting, not two
+            problems.add(GATEWAY, "auth.keys_file", f"no such file: {path}")
+            return tuple(keys)
         doc = read_yaml(path, problems, files, required=True)
         keys.extend(_key_entries(Section(path.name, "", doc, problems, frozenset({"keys"}))))
     if required and not keys and not keys_file:

@@ -306,3 +306,9 @@ def test_a_tls_file_that_cannot_be_read_is_named(tmp_path: Path):
     (problem,) = _problems(tmp_path)
     assert problem.startswith(f"gateway.yaml: tls: cannot load the certificate and key from "
                               f"{tmp_path / 'missing.pem'} and {tmp_path / 'missing.key'}: ")
+
+
+def test_a_keys_file_that_is_not_there_is_one_problem_naming_the_setting(tmp_path: Path):
+    write_config(tmp_path, "http://127.0.0.1:1", gateway={"auth": {"keys_file": "keys.yaml"}})
+    assert _problems(tmp_path) == [
+        f"gateway.yaml: auth.keys_file: no such file: {tmp_path / 'keys.yaml'}"]
