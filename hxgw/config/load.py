@@ -71,7 +71,8 @@ def load_config(
     files: list[Path] = []
     gateway = read_yaml(directory / GATEWAY, problems, files, required=False)
     before = len(problems.messages)
-    routing_doc = read_yaml(directory / ROUTING, problems, files, required=True)
+    routing_doc = _under_routing(read_yaml(directory / ROUTING, problems, files, required=True),
+                                 problems)  # fmt: skip
     routing_problems = problems if len(problems.messages) == before else Problems()
     before = len(problems.messages)
     registry_doc = read_yaml(directory / REGISTRY, problems, files, required=True)
@@ -210,24 +211,34 @@ def _models(doc: Section) -> Mapping[str, Model]:
     return MappingProxyType(models)
 
 
+ROUTING_KEYS = frozenset(
+    {
+        "strategy",
+        "default_group",
+        "failover_order",
+        "groups",
+        "circuit_breaker",
+        "health",
+        "scoring",
+        "classifier",
+    }
+)
+
+
+def _under_routing(doc: object, problems: Problems) -> object:
+    """routing.yaml's settings written at its top, without `routing:` above them: one
+    problem that says so (then read as meant), not one per key and each missing one."""
+    if isinstance(doc, dict) and "routing" not in doc and ROUTING_KEYS.intersection(doc):
+        found = ", ".join(sorted(ROUTING_KEYS.intersection(doc)))
+        problems.add(ROUTING, "", f"its settings go under 'routing:' (found at the top: {found})")
+        return {"routing": doc}
+    return doc
+
+
 def _routing(doc: Section, models: Mapping[str, Model], directory: Path) -> Routing:
     if not doc.has("routing"):
         doc.report("is required", "routing")
-    section = doc.section(
-        "routing",
-        frozenset(
-            {
-                "strategy",
-                "default_group",
-                "failover_order",
-                "groups",
-                "circuit_breaker",
-                "health",
-                "scoring",
-                "classifier",
-            }
-        ),
-    )
+    section = doc.section("routing", ROUTING_KEYS)
     strategy = section.choice("strategy", "failover", STRATEGIES)
     failover_order = section.str_list("failover_order")
     for i, name in enumerate(failover_order):

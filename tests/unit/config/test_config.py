@@ -312,3 +312,10 @@ def test_a_keys_file_that_is_not_there_is_one_problem_naming_the_setting(tmp_pat
     write_config(tmp_path, "http://127.0.0.1:1", gateway={"auth": {"keys_file": "keys.yaml"}})
     assert _problems(tmp_path) == [
         f"gateway.yaml: auth.keys_file: no such file: {tmp_path / 'keys.yaml'}"]
+
+
+def test_routing_settings_written_without_routing_above_them_are_one_problem(tmp_path: Path):
+    write_config(tmp_path, "http://127.0.0.1:1")
+    (tmp_path / "routing.yaml").write_text("default_group: chat\ngroups: {chat: [alpha]}\n")
+    assert _problems(tmp_path) == [
+        "routing.yaml: its settings go under 'routing:' (found at the top: default_group, groups)"]
