@@ -84,7 +84,10 @@ def load_config(
         registry_problems = problems
 
     top = Section(GATEWAY, "", gateway, problems, frozenset(_GATEWAY_KEYS))
+    before = len(problems.messages)
     models = _models(Section(REGISTRY, "", registry_doc, registry_problems, frozenset({"models"})))
+    if not models and len(problems.messages) > before:
+        routing_problems = Problems()  # no models read: each name routing uses would be unknown
     upstreams = read_upstreams(top, env)
     for model in models.values():
         if model.upstream not in upstreams:

@@ -319,3 +319,10 @@ def test_routing_settings_written_without_routing_above_them_are_one_problem(tmp
     (tmp_path / "routing.yaml").write_text("default_group: chat\ngroups: {chat: [alpha]}\n")
     assert _problems(tmp_path) == [
         "routing.yaml: its settings go under 'routing:' (found at the top: default_group, groups)"]
+
+
+def test_models_written_as_a_mapping_are_one_problem_not_one_per_group_member(tmp_path: Path):
+    write_config(tmp_path, "http://127.0.0.1:1")
+    (tmp_path / "model_registry.yaml").write_text("models:\n  alpha: {tier_score: 0.5}\n")
+    assert _problems(tmp_path) == [
+        "model_registry.yaml: models: must be a list of models, got a mapping"]
