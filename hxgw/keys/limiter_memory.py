@@ -15,7 +15,7 @@ import time
 from hxgw.keys.limits import Decision, KeyLimits, Reservation, ReservationIds, decided
 from hxgw.keys.window import KeyState, Spent, first_state
 
-NONE: Spent = {}
+NO_SPEND: Spent = {}
 
 PRUNE_EVERY = 60.0
 """Seconds between sweeps that forget keys whose state says nothing any more."""
@@ -25,7 +25,7 @@ DEFAULT_LEASE = 900.0
 
 class MemoryLimiter:
     def __init__(
-        self, *, lease_s: float = DEFAULT_LEASE, store: str = "memory", spent: Spent = NONE
+        self, *, lease_s: float = DEFAULT_LEASE, store: str = "memory", spent: Spent = NO_SPEND
     ) -> None:
         self.lease_s = lease_s
         self.spent = spent

@@ -29,7 +29,7 @@ from pathlib import Path
 
 import orjson
 
-from hxgw.keys.limiter_memory import DEFAULT_LEASE, NONE, PRUNE_EVERY
+from hxgw.keys.limiter_memory import DEFAULT_LEASE, NO_SPEND, PRUNE_EVERY
 from hxgw.keys.limits import Decision, KeyLimits, Reservation, ReservationIds, decided
 from hxgw.keys.window import KeyState, Spent, first_state
 
@@ -41,7 +41,7 @@ SCHEMA = "CREATE TABLE IF NOT EXISTS keys (name TEXT PRIMARY KEY, doc BLOB, touc
 
 class SharedLimiter:
     def __init__(
-        self, directory: Path, *, lease_s: float = DEFAULT_LEASE, spent: Spent = NONE
+        self, directory: Path, *, lease_s: float = DEFAULT_LEASE, spent: Spent = NO_SPEND
     ) -> None:
         self.path = directory / FILE_NAME
         self.lease_s = lease_s

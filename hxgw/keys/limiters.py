@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from hxgw.config.schema import LimitsStore
-from hxgw.keys.limiter_memory import DEFAULT_LEASE, NONE, MemoryLimiter
+from hxgw.keys.limiter_memory import DEFAULT_LEASE, NO_SPEND, MemoryLimiter
 from hxgw.keys.limiter_redis import RedisLimiter
 from hxgw.keys.limiter_shared import SharedLimiter
 from hxgw.keys.limits import Limiter
@@ -20,7 +20,7 @@ def open_limiter(
     env: Mapping[str, str],
     *,
     lease_s: float = DEFAULT_LEASE,
-    spent: Spent = NONE,
+    spent: Spent = NO_SPEND,
 ) -> Limiter:
     """The limiter for this process. `lease_s` should outlast the longest request (the
     total timeout): a reservation not reconciled by then gives its slot back. `spent`

@@ -220,5 +220,5 @@ def first_state(key_name: str, period_s: int, now: float, spent: Spent) -> KeySt
     the ledger's, so a restart does not hand every budget a new period."""
     period = int(now // period_s)
     known = spent.get((key_name, period_s))
-    return KeyState(period=period, period_s=period_s,
-                    spent=known[1] if known is not None and known[0] == period else 0.0)  # fmt: skip
+    so_far = known[1] if known is not None and known[0] == period else 0.0
+    return KeyState(period=period, period_s=period_s, spent=so_far)

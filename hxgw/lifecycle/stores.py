@@ -13,7 +13,7 @@ from pathlib import Path
 
 import structlog
 
-from hxgw.config import Config
+from hxgw.config import ClientKey, Config
 from hxgw.config.schema import StoreSettings
 from hxgw.keys import open_limiter
 from hxgw.keys.book import StoredKeys
@@ -42,15 +42,16 @@ def open_stores(runtime: Runtime, config: Config, env: Mapping[str, str]) -> Non
         return
     database = open_database(settings.database_url, settings.state_dir)
     runtime.ledger = open_ledger(database, settings) if settings.ledger else None
-    spent = _spent(database) if runtime.ledger is not None else {}
+    runtime.stored_keys = stored = StoredKeys(KeyStore(database))
+    try:  # before the first request: stored keys work from the start
+        stored.refresh(_config_names(config))
+    except StoreError as exc:
+        log.warning("cannot read the key store yet; retrying every second", error=str(exc))
+    keys = [*config.keys, *stored.by_digest.values()]
+    spent = _spent(database, keys) if runtime.ledger is not None else {}
     runtime.limiter = open_limiter(
         config.limits_store, env, lease_s=config.timeouts.total, spent=spent
     )
-    runtime.stored_keys = StoredKeys(KeyStore(database))
-    try:  # before the first request: stored keys work from the start
-        runtime.stored_keys.refresh(_config_names(config))
-    except StoreError as exc:
-        log.warning("cannot read the key store yet; retrying every second", error=str(exc))
 
 
 def watch_stores(runtime: Runtime, config: Callable[[], Config]) -> list[asyncio.Task[None]]:
@@ -60,13 +61,20 @@ def watch_stores(runtime: Runtime, config: Callable[[], Config]) -> list[asyncio
     return [asyncio.create_task(runtime.stored_keys.watch(lambda: _config_names(config())))]
 
 
-def _spent(database: Database) -> Spent:
-    """The keys' spend this budget period, from the ledger (none before its first start)."""
+def _spent(database: Database, keys: list[ClientKey]) -> Spent:
+    """The spend this budget period of the keys with a budget, from the ledger (a key
+    given a budget later counts from then)."""
+    budgets: dict[int, set[str]] = {}
+    for key in keys:
+        if key.limits is not None and key.limits.budget is not None:
+            budgets.setdefault(key.limits.budget_period_s, set()).add(key.name)
+    if not budgets:
+        return {}
     try:
         with database.connect() as connection:
             if not ledger_exists(connection):
                 return {}
-            return spent_this_period(connection, time.time())
+            return spent_this_period(connection, budgets, time.time())
     except StoreError as exc:
         log.warning("cannot read this period's spend; budgets start from nothing", error=str(exc))
         return {}

@@ -50,9 +50,9 @@ def resolve(
     groups = config.routing.groups
     if header_group is not None:
         if header_group not in groups:
+            hint = did_you_mean(header_group, groups)
             raise ModelNotFound(
-                f"unknown model group {header_group!r}{did_you_mean(header_group, groups)} in "
-                f"{GROUP_HEADER}; "
+                f"unknown model group {header_group!r}{hint} in {GROUP_HEADER}; "
                 f"groups: {', '.join(sorted(groups))}",
                 param=GROUP_HEADER,
             )
@@ -62,10 +62,10 @@ def resolve(
             return _group_route(config, body_model, key, mode)
         model = config.models.get(body_model)
         if model is None:
+            hint = did_you_mean(body_model, [*groups, *config.models])
             raise ModelNotFound(
-                f"unknown model {body_model!r}{did_you_mean(body_model, [*groups, *config.models])}"
-                f": name a group ({', '.join(sorted(groups))}) "
-                "or a model of the registry",
+                f"unknown model {body_model!r}{hint}: name a group "
+                f"({', '.join(sorted(groups))}) or a model of the registry",
                 param="model",
             )
         if not may_use_model(config, key, model):

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
-from hxgw.config.schema import PERIODS
 from hxgw.store import Connection, Dialect
 from hxgw.usage.schema import TABLE
 
@@ -92,18 +92,20 @@ def totals(
 
 
 def spent_this_period(
-    connection: Connection, now: float
+    connection: Connection, budgets: Mapping[int, Collection[str]], now: float
 ) -> dict[tuple[str, int], tuple[int, float]]:
-    """Each key's cost in the current budget period of every length (`hxgw.keys.window.
-    Spent`): what a starting gateway's budgets begin from. Periods are whole multiples of
-    their length since the epoch, as the limiters count them."""
+    """The cost so far in the current period of each (period length: key names) of
+    `budgets` (`hxgw.keys.window.Spent`): what a starting gateway's budgets begin from.
+    Periods are whole multiples of their length since the epoch, as the limiters count
+    them. Each key's rows are found through the (key_name, started) index."""
     spent: dict[tuple[str, int], tuple[int, float]] = {}
-    for period_s in sorted(set(PERIODS.values())):
+    for period_s, names in budgets.items():
         period = int(now // period_s)
-        rows = connection.execute(
-            f"SELECT key_name, SUM(cost) FROM {TABLE} WHERE started >= ?"  # noqa: S608
-            " GROUP BY key_name",
-            (period * period_s,),
-        )
-        spent.update({(str(name), period_s): (period, float(cost)) for name, cost in rows if cost})
+        for name in names:
+            ((cost,),) = connection.execute(
+                f"SELECT SUM(cost) FROM {TABLE} WHERE key_name = ? AND started >= ?",  # noqa: S608
+                (name, period * period_s),
+            )
+            if cost:
+                spent[name, period_s] = (period, float(cost))
     return spent

@@ -10,6 +10,7 @@ import pytest
 from hxgw.store import Database
 from hxgw.store.migrate import migrate, schema_version
 from hxgw.usage import MIGRATIONS, Ledger, Totals, UsageRow, ledger_exists, totals
+from hxgw.usage.report import spent_this_period
 from tests.unit.usage.rows import T0, row, stored_ids
 
 
@@ -106,3 +107,20 @@ def test_ledger_exists_only_once_a_gateway_created_it(
         _fill(database, tmp_path, [])
     with database.connect() as connection:
         assert ledger_exists(connection) is created
+
+
+def test_the_spend_this_period_counts_each_budgeted_key_since_its_period_began(
+    database: Database, tmp_path: Path
+):
+    day = 86_400
+    start = T0 - T0 % day  # the UTC day T0 is in
+    _fill(database, tmp_path, [
+        row(0, key_name="alice", cost=1.0, started=start - 5),  # the day before
+        row(1, key_name="alice", cost=2.0, started=start + 5),
+        row(2, key_name="alice", cost=0.5, started=start + 6),
+        row(3, key_name="bob", cost=4.0, started=start + 7),  # no budget: not asked
+        row(4, key_name="carol", cost=0.0, started=start + 8),
+    ])
+    with database.connect() as connection:
+        spent = spent_this_period(connection, {day: ["alice", "carol"]}, T0)
+    assert spent == {("alice", day): (int(T0 // day), 2.5)}
