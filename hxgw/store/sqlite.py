@@ -43,6 +43,9 @@ class SqliteDatabase(Database):
         return f"SQLite {self.path}"
 
     def connect(self) -> Connection:
+        state_dir = self.path.parent
+        if state_dir.exists() and not state_dir.is_dir():
+            raise StoreError(f"{state_dir} is not a directory (HX_STATE_DIR, store.state_dir)")
         if not self.create and not self.path.is_file():
             raise NoStore(f"no database at {self.path}")
         try:

@@ -145,13 +145,14 @@ def run(args: argparse.Namespace, config_dir: str, env: Mapping[str, str]) -> in
     if not args.json:
         # HX_STATE_DIR (or DATABASE_URL) left unset picks another store than the gateway's.
         print(f"hxgw keys: the store is {database.where}", file=sys.stderr)
-        if new and args.action == "create":
+    try:
+        with store.connect() as connection:
+            done = _act(args, store, connection, config_dir, env)
+        if new and args.action == "create" and not args.json:
             print("hxgw keys: note: that store is new; a gateway that keeps its own elsewhere"
                   " will not know this key (is HX_STATE_DIR the gateway's?)",
                   file=sys.stderr)  # fmt: skip
-    try:
-        with store.connect() as connection:
-            return _act(args, store, connection, config_dir, env)
+        return done
     except NoStore:
         print("[]" if args.json else "no keys yet: hxgw keys create NAME")
         return 0

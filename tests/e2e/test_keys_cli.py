@@ -275,3 +275,15 @@ async def test_a_stored_key_the_gateway_cannot_check_yet_gets_503_not_401(
             assert resp.headers["Retry-After"] == "1"
             assert "key store cannot be read" in (await resp.json())["error"]["message"]
     assert await _status(client, gateway, gateway.key) == 200  # the config's keys work
+
+
+def test_a_state_dir_that_is_a_file_is_said_to_be_one(tmp_path: Path):
+    state = tmp_path / "state"
+    state.write_text("")
+    env = {**os.environ, "HX_STATE_DIR": str(state)}
+    env.pop("DATABASE_URL", None)
+    made = subprocess.run([HXGW, "keys", "create", "app", "--config-dir", str(tmp_path / "none")],
+                          env=env, capture_output=True, text=True, timeout=30)
+    assert made.returncode == 1
+    assert f"{state} is not a directory (HX_STATE_DIR" in made.stderr
+    assert "Errno" not in made.stderr and "store is new" not in made.stderr
