@@ -45,7 +45,8 @@ def relay(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
     """Reads ctx.reply; writes the response, ctx.status, ctx.bytes_out and ctx.outcome."""
     assert ctx.reply is not None
     reply = ctx.reply
-    coding = reply.response.headers.get("Content-Encoding")
+    coding = reply.response.headers.get("Content-Encoding", "identity").strip().lower()
+    coding = "" if coding == "identity" else coding  # identity is no coding at all
     if coding and ctx.rebind is not None:
         raise UpstreamError(
             f"the upstream encoded its answer ({coding}) though the gateway asked it not to:"

@@ -150,6 +150,18 @@ async def test_an_encoded_answer_whose_ids_must_be_rebound_is_a_502_that_says_wh
     await _all_slots_back(gateway, client)
 
 
+async def test_an_answer_labelled_content_encoding_identity_is_read_as_any_other(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    made = b'{"id":"resp_1","object":"response","status":"completed","output":[]}'
+    raw.answers["m-gamma"] = whole(b"200 OK", made, extra=b"Content-Encoding: identity\r\n")
+    gateway = await start_gateway(upstream_url=raw.url)
+    async with client.post(gateway.url + "/v1/responses", headers=gateway.auth,
+                           json={"model": "solo", "input": "hi"}) as resp:
+        assert resp.status == 200
+        assert (await resp.json())["id"] != "resp_1"  # bound to the model that made it
+
+
 async def test_an_upstream_header_value_in_utf8_reaches_the_client_unchanged(
     start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
