@@ -45,8 +45,7 @@ def relay(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
     """Reads ctx.reply; writes the response, ctx.status, ctx.bytes_out and ctx.outcome."""
     assert ctx.reply is not None
     reply = ctx.reply
-    coding = reply.response.headers.get("Content-Encoding", "identity").strip().lower()
-    coding = "" if coding == "identity" else coding  # identity is no coding at all
+    coding = reply.response.content_encoding  # read with the framing: no header lookup
     if coding and ctx.rebind is not None:
         raise UpstreamError(
             f"the upstream encoded its answer ({coding}) though the gateway asked it not to:"
@@ -162,7 +161,7 @@ def _reshaped(ctx: RequestContext, reply: Reply) -> bool:
     return (
         reply.response.status >= 400
         and ctx.endpoint.dialect == "anthropic"
-        and not reply.response.headers.get("Content-Encoding")
+        and not reply.response.content_encoding
     )
 
 

@@ -27,7 +27,9 @@ class Source(Protocol):
     def finished(self, reusable: bool) -> None: ...
 
 
-_FRAMING = frozenset((b"content-type", b"content-length", b"transfer-encoding"))
+_FRAMING = frozenset(
+    (b"content-type", b"content-length", b"transfer-encoding", b"content-encoding")
+)
 
 
 def _framing_name(raw_name: bytes) -> bytes | None:
@@ -57,6 +59,7 @@ class UpstreamResponse:
         "_error",
         "_headers",
         "_waiter",
+        "content_encoding",
         "content_length",
         "content_type",
         "raw_headers",
@@ -77,6 +80,8 @@ class UpstreamResponse:
         self.transfer_encoded = False
         self.transfer_coding = b""
         """The Transfer-Encoding, lowercased, its repeats joined as one list."""
+        self.content_encoding = ""
+        """The Content-Encoding, lowercased; "" for none (or identity, which is none)."""
         for name, value in raw_headers:
             lowered = _framing_header[name]
             if lowered is None:
@@ -85,6 +90,9 @@ class UpstreamResponse:
                 self.content_type = _media_type[value]
             elif lowered == b"content-length" and self.content_length is None:
                 self.content_length = int(value) if value.isdigit() else None
+            elif lowered == b"content-encoding":
+                coding = value.strip().lower()
+                self.content_encoding = "" if coding == b"identity" else coding.decode("latin-1")
             elif lowered == b"transfer-encoding":
                 coding = b"".join(value.lower().split())
                 self.transfer_coding += b"," + coding if self.transfer_encoded else coding
