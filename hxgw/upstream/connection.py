@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Protocol, cast
 import httptools
 
 from hxgw.upstream.body_writer import BodyWriter
+from hxgw.upstream.head import head_end, is_interim
 from hxgw.upstream.origin import UpstreamProtocolError
 from hxgw.upstream.response import UpstreamResponse
 
@@ -32,23 +33,6 @@ MAX_HEAD = 64 * 1024
 """The most bytes a response head (status line and header fields) may take."""
 MAX_FIELDS = 128
 """The most header fields a response head may have (aiohttp's own limit)."""
-HEAD_END = b"\r\n\r\n"
-
-
-def _head_end(buffer: bytearray, start: int) -> int:
-    """Where the head in `buffer` ends, after its empty line; -1 until it has. Bare LFs
-    count too: the parser refuses such a head at once, not after the first-byte timeout."""
-    crlf, lf = buffer.find(HEAD_END, start), buffer.find(b"\n\n", start)
-    if lf >= 0 and (crlf < 0 or lf < crlf):
-        return lf + 2
-    return crlf + 4 if crlf >= 0 else -1
-
-
-def _interim(buffer: bytearray, at: int) -> bool:
-    """Whether the head at `at` is an interim answer: 1xx, but 101 (a protocol switch,
-    which the parser refuses)."""
-    status = buffer[at + 9 : at + 12]
-    return buffer.startswith(b"HTTP/1.", at) and status[:1] == b"1" and status != b"101"
 
 
 class Home(Protocol):
@@ -126,7 +110,7 @@ class Connection(asyncio.Protocol):
         search = max(0, len(head) - 3)
         head += data
         begin = 0
-        while (end := _head_end(head, search)) >= 0 and _interim(head, begin):
+        while (end := head_end(head, search)) >= 0 and is_interim(head, begin):
             begin = search = end
         if begin:
             del head[:begin]
