@@ -119,9 +119,9 @@ async def _relay_as_it_comes(ctx: RequestContext, reply: Reply, streaming: bool)
             ctx.outcome = "cancelled"
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(1):
-                    await write_error_event(
-                        ctx, Unavailable("the gateway stopped this stream"), False
-                    )
+                    # Where the stream stood is not known here: end any line and event.
+                    stopped = Unavailable("the gateway stopped this stream")
+                    await write_error_event(ctx, stopped, b"\n\n")
                     await exchange.finish()
         raise
 
@@ -198,7 +198,7 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
     """Copy an SSE stream, line-aligned; a failing upstream ends it with an error event."""
     exchange = ctx.exchange
     pending = b""
-    at_event_end = True
+    closer = b""  # what ends the event under way, before an error event can follow
     try:
         chunk = reply.first_chunk
         chunks = _chunks(ctx, reply)
@@ -228,7 +228,7 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
                     ctx.client_first_at = time.perf_counter()
                 ctx.bytes_out += len(block)
                 ctx.events += block.count(b"data:")
-                at_event_end = block.endswith(EVENT_ENDS) or block in (b"\n", b"\r\n")
+                closer = _closer(block)
             chunk = await anext(chunks, b"")
             if not chunk:
                 break
@@ -237,8 +237,16 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
             raise UpstreamError("the upstream ended the stream in the middle of an event")
     except GatewayError as exc:
         _failed(ctx, reply, exc)
-        await write_error_event(ctx, exc, at_event_end)
+        await write_error_event(ctx, exc, closer)
     await exchange.finish()
+
+
+def _closer(block: bytes) -> bytes:
+    """What ends the event a relayed block leaves open: nothing at an event's end; else
+    one more line end, or two after a CR (which may be the first half of a CRLF)."""
+    if block.endswith(EVENT_ENDS) or block in (b"\n", b"\r\n"):
+        return b""
+    return b"\n\n" if block.endswith(b"\r") else b"\n"
 
 
 def _failed(ctx: RequestContext, reply: Reply, exc: GatewayError) -> None:
@@ -250,12 +258,11 @@ def _failed(ctx: RequestContext, reply: Reply, exc: GatewayError) -> None:
     log.warning("upstream failed mid-response", model=reply.model.name, error=exc.message)
 
 
-async def write_error_event(ctx: RequestContext, exc: GatewayError, at_event_end: bool) -> None:
+async def write_error_event(ctx: RequestContext, exc: GatewayError, closer: bytes) -> None:
     """End an SSE stream with `event: error` carrying the error object of the route's
     API: OpenAI's SDKs raise an APIError for it instead of waiting for `[DONE]`, and
     Anthropic's, whose streams send the same event name, one of its error classes."""
-    prefix = b"" if at_event_end else b"\n"
-    await ctx.exchange.write(prefix + b"event: error\ndata: " + error_event(ctx, exc) + b"\n\n")
+    await ctx.exchange.write(closer + b"event: error\ndata: " + error_event(ctx, exc) + b"\n\n")
 
 
 async def _chunks(ctx: RequestContext, reply: Reply) -> AsyncIterator[bytes]:

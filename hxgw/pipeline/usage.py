@@ -120,7 +120,8 @@ def used(ctx: RequestContext) -> Used:
         prompt, completion, source = 0, 0, "none"
     else:
         prompt, source = estimated_prompt(ctx), "estimated"
-        completion = ctx.events or _written(ctx, reply.response.content_length)
+        streamed = reply.response.content_type == "text/event-stream"
+        completion = ctx.events if streamed else _written(ctx, reply.response.content_length)
     price = reply.model.price
     cost = price.of(prompt, completion) if price is not None else 0.0
     ctx.used = Used(prompt, completion, cost, source)

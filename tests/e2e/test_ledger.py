@@ -90,6 +90,19 @@ async def test_a_plain_answer_the_client_cut_is_billed_as_much_as_the_request_as
     assert row["completion_tokens"] == 700  # not 0: the model wrote it whole before it went
 
 
+async def test_a_stream_the_client_left_before_any_event_is_billed_no_completion(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    fake.behave("m-alpha", script=((0, b": PROCESSING\n\n"), (3, b"data: [DONE]\n\n")))
+    gateway = await start_gateway(models=PRICED)
+    async with client.post(gateway.url + "/v1/chat/completions", headers=gateway.auth,
+                           json={**CHAT, "stream": True, "max_tokens": 700}) as resp:
+        await resp.content.readuntil(b"\n\n")  # the comment, then it leaves
+    await wait_for(lambda: len(ledger_rows(gateway)) == 1, timeout=10)
+    (row,) = ledger_rows(gateway)
+    assert (row["disconnected"], row["stream"], row["completion_tokens"]) == (1, 1, 0)
+
+
 async def test_a_client_gone_before_the_first_byte_is_recorded_as_disconnected(
     start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):

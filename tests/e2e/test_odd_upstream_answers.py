@@ -174,3 +174,15 @@ async def test_an_upstream_header_value_in_utf8_reaches_the_client_unchanged(
         note = dict(resp.raw_headers)[b"x-ratelimit-note"]
         odd = dict(resp.raw_headers)[b"x-ratelimit-odd"]
     assert note == "café ☃".encode() and odd == "\ufffd".encode()
+
+
+async def test_an_error_after_a_read_that_ended_inside_a_crlf_is_an_event_of_its_own(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    first = b'data: {"choices":[{"index":0,"delta":{"content":"A"}}]}\r'
+    # Its chunk ends between CR and LF; then the upstream goes away mid-stream.
+    raw.answers["m-gamma"] = [*sse(first)[:-1], 0.05, b"-"]
+    gateway = await start_gateway(upstream_url=raw.url)
+    status, _, body = await _chat(client, gateway, model="solo", stream=True)
+    assert status == 200
+    assert body.startswith(first + b"\n\nevent: error\ndata: ")  # A's event, then the error
