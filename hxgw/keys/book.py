@@ -41,6 +41,8 @@ class StoredKeys:
         self._names: frozenset[str] = frozenset()
         self._warned: set[str] = set()
         self._failing_since: float | None = None
+        self._reading_since: float | None = None
+        """When the read under way began (a store that does not answer holds it)."""
         self._warned_at = 0.0
         self._connection: Connection | None = None
         self._next_read: asyncio.Future[None] | None = None
@@ -83,8 +85,11 @@ class StoredKeys:
         return True
 
     def current(self) -> bool:
-        """Whether the keys held are the store's: it has been read, and is read still."""
-        return self._marker is not None and self._failing_since is None
+        """Whether the keys held are the store's: it has been read, and is read still
+        (its last read did not fail, and the one under way is not overdue)."""
+        reading = self._reading_since
+        overdue = reading is not None and time.monotonic() - reading >= READ_WAIT
+        return self._marker is not None and self._failing_since is None and not overdue
 
     async def next_read(self) -> None:
         """Return once a read of the store that begins after this call has ended, or
@@ -102,6 +107,7 @@ class StoredKeys:
             await asyncio.sleep(INTERVAL)
             # Those waiting now arrived before this read began: it is theirs.
             waiting, self._next_read = self._next_read, None
+            self._reading_since = time.monotonic()
             try:
                 await asyncio.to_thread(self.refresh, config_names())
             except StoreError as exc:
@@ -111,6 +117,7 @@ class StoredKeys:
                     log.info("the key store answers again")
                     self._failing_since = None
             finally:
+                self._reading_since = None
                 if waiting is not None and not waiting.done():
                     waiting.set_result(None)
 
