@@ -63,6 +63,9 @@ def run(args: argparse.Namespace, env: dict[str, str]) -> int:
     # This Python running hxgw's own commands, no shell: nothing here is interpreted.
     hxgw = [sys.executable, "-m", "hxgw"]
     demo = None
+    started: list[subprocess.Popen[bytes]] = []
+    # A SIGTERM (systemd, kill) stops what was started; the gateway then drains and exits.
+    signal.signal(signal.SIGTERM, lambda *_: _terminate(started))
     if not env.get("HX_LITELLM_UPSTREAM"):
         port = env.get("HX_DEMO_PORT") or str(DEMO_PORT)
         if not port.isdigit() or not 0 < int(port) < 65536 or not _free(int(port)):
@@ -75,6 +78,7 @@ def run(args: argparse.Namespace, env: dict[str, str]) -> int:
         demo = subprocess.Popen(  # noqa: S603
             [*hxgw, "demo-upstream", "--host", "127.0.0.1", "--port", port]
         )
+        started.append(demo)
         if not _listening(demo, int(port)):
             _stop(demo)
             return 1  # it said why
@@ -93,7 +97,7 @@ def run(args: argparse.Namespace, env: dict[str, str]) -> int:
         return 1
     serve = [*hxgw, "serve", "--config-dir", config_dir, "--host", host, "--port", port]
     gateway = subprocess.Popen(serve, env=env)  # noqa: S603
-    signal.signal(signal.SIGTERM, lambda *_: gateway.terminate())
+    started.append(gateway)
     try:
         # The lines to try come once it listens, not above a failure to start.
         with contextlib.suppress(KeyboardInterrupt):  # it reached the gateway too: wait
@@ -102,6 +106,11 @@ def run(args: argparse.Namespace, env: dict[str, str]) -> int:
         return _wait(gateway)
     finally:
         _stop(demo)
+
+
+def _terminate(processes: list[subprocess.Popen[bytes]]) -> None:
+    for process in processes:
+        process.terminate()
 
 
 def _stop(process: subprocess.Popen[bytes] | None) -> None:
@@ -131,7 +140,11 @@ def _print_try_lines(
 def _free(port: int, host: str = "127.0.0.1") -> bool:
     """Whether the port can be listened on (checked before the demo is started, or the
     wait below could find whatever else listens there)."""
-    with socket.socket() as probe:
+    try:
+        family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
+    except socket.gaierror:
+        return True  # the gateway says what is wrong with the host
+    with socket.socket(family) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))

@@ -383,10 +383,15 @@ def test_make_run_with_an_upstream_given_starts_no_demo_and_talks_to_it(tmp_path
     env = _clean_env() | {"HX_PORT": str(port), "HX_DEMO_PORT": str(demo_port),
                           "HX_LITELLM_UPSTREAM": f"http://127.0.0.1:{upstream_port}",
                           "HX_STATE_DIR": str(tmp_path / "state"), "MASTER_KEY": new_key()}
-    run = subprocess.Popen([HXGW, "quickstart"], cwd=REPO, env=env, stdout=subprocess.PIPE,
-                           stderr=subprocess.DEVNULL, start_new_session=True)
+    out = tmp_path / "stdout"
+    with out.open("wb") as stdout:
+        run = subprocess.Popen([HXGW, "quickstart"], cwd=REPO, env=env, stdout=stdout,
+                               stderr=subprocess.DEVNULL, start_new_session=True)
     try:
         _wait_http(f"http://127.0.0.1:{port}/healthz", run, {})
+        deadline = time.monotonic() + 10  # printed once quickstart saw it listen
+        while "try:" not in out.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
         request = urllib.request.Request(
             f"http://127.0.0.1:{port}/v1/chat/completions", headers={
                 "Authorization": f"Bearer {env['MASTER_KEY']}",
@@ -399,8 +404,6 @@ def test_make_run_with_an_upstream_given_starts_no_demo_and_talks_to_it(tmp_path
     finally:
         _stop(run)
         _stop(upstream)
-    assert run.stdout is not None
-    with run.stdout:
-        printed = run.stdout.read().decode()
+    printed = out.read_text()
     assert f"upstream http://127.0.0.1:{upstream_port}" in printed
     assert "MASTER_KEY is the one you set" in printed
