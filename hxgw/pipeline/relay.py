@@ -46,7 +46,7 @@ def relay(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
     assert ctx.reply is not None
     reply = ctx.reply
     coding = reply.response.content_encoding  # read with the framing: no header lookup
-    if coding and ctx.rebind is not None:
+    if coding and ctx.rebind is not None and reply.response.status < 400:
         raise UpstreamError(
             f"the upstream encoded its answer ({coding}) though the gateway asked it not to:"
             " the ids in it cannot be rebound"

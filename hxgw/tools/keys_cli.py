@@ -180,7 +180,8 @@ def _act(args: argparse.Namespace, store: KeyStore, connection: Connection, conf
         secret = store.create(connection, args.name, _settings(args))
         if previous is not None:  # a revoked key's: create refuses a live one
             print(f"hxgw keys: note: {args.name!r} was a revoked key's name; the new key keeps"
-                  " none of its limits, and the usage ledger shows both under it",
+                  " none of its limits, but spend is counted by name: the old key's this"
+                  " period counts against a new budget, and the ledger shows both under it",
                   file=sys.stderr)  # fmt: skip
         return _secret(args, store.get(connection, args.name), secret, "created")
     if args.action == "rotate":
