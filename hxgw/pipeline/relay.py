@@ -119,9 +119,9 @@ async def _relay_as_it_comes(ctx: RequestContext, reply: Reply, streaming: bool)
             ctx.outcome = "cancelled"
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(1):
-                    # Where the stream stood is not known here: end any line and event.
+                    # Where the stream stood is not known here: end a line left open.
                     stopped = Unavailable("the gateway stopped this stream")
-                    await write_error_event(ctx, stopped, b"\n\n")
+                    await write_error_event(ctx, stopped, b"\n")
                     await exchange.finish()
         raise
 
