@@ -88,7 +88,9 @@ async def test_a_burst_of_sighups_collapses_into_few_reloads(
                    and any("RELOADING" in m for m in notify.messages), timeout=20)
     await _quiet(notify, 1.0)
     reloads = [m for m in notify.messages if "RELOADING" in m]
-    assert 1 <= len(reloads) <= 3
+    # Without the collapse, 20. A reload takes a few ms, and on a busy machine the burst
+    # can be spread over several of them (CI once counted 4 in 11 ms).
+    assert 1 <= len(reloads) <= 10
 
 
 async def _quiet(notify: NotifySocket, seconds: float) -> None:
