@@ -41,6 +41,9 @@ class Reply:
     token: int
     """The health book's name for this attempt (`ModelHealth.started`)."""
 
+    def is_event_stream(self) -> bool:
+        return self.response.content_type == "text/event-stream"
+
 
 Source = Literal["reported", "estimated", "none"]
 

@@ -53,7 +53,7 @@ def relay(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
         )
     # An encoded stream (gzip despite Accept-Encoding: identity) has no lines to align
     # to, and an error event in plain text would corrupt it: it goes as a plain body.
-    streaming = is_event_stream(reply) and not coding
+    streaming = reply.is_event_stream() and not coding
     if not streaming and reply.response.at_eof():
         # The whole body came with the first read: answer it in one write.
         _whole_body(ctx, reply, reply.first_chunk)
@@ -163,10 +163,6 @@ def _reshaped(ctx: RequestContext, reply: Reply) -> bool:
         and ctx.endpoint.dialect == "anthropic"
         and not reply.response.content_encoding
     )
-
-
-def is_event_stream(reply: Reply) -> bool:
-    return reply.response.content_type == "text/event-stream"
 
 
 async def relay_body(ctx: RequestContext, reply: Reply) -> None:

@@ -120,7 +120,7 @@ def used(ctx: RequestContext) -> Used:
         prompt, completion, source = 0, 0, "none"
     else:
         prompt, source = estimated_prompt(ctx), "estimated"
-        streamed = reply.response.content_type == "text/event-stream"
+        streamed = reply.is_event_stream()
         completion = ctx.events if streamed else _written(ctx, reply.response.content_length)
     price = reply.model.price
     cost = price.of(prompt, completion) if price is not None else 0.0
