@@ -5,7 +5,6 @@ the request names. Each test also checks the gateway gave back the upstream's sl
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import gzip
 import json
 import zlib
@@ -16,6 +15,7 @@ import pytest
 
 from tests.conftest import StartGateway
 from tests.fixtures import Gateway
+from tests.raw_upstream import read_request, serving
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
 OK = b'{"id":"chatcmpl-1","object":"chat.completion","choices":[{"index":0,' \
@@ -47,32 +47,24 @@ class RawUpstream:
         self.url = ""
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
-            while True:
-                head = await reader.readuntil(b"\r\n\r\n")
-                length = 0
-                for line in head.split(b"\r\n"):
-                    name, _, value = line.partition(b":")
-                    if name.lower() == b"content-length":
-                        length = int(value)
-                body = await reader.readexactly(length)
-                model = json.loads(body).get("model", "") if body else ""
-                for step in self.answers.get(model, whole(b"200 OK", OK)):
-                    if isinstance(step, float):
-                        await asyncio.sleep(step)
-                    else:
-                        writer.write(step)
-                        await writer.drain()
-        writer.close()
+        """Each request of a connection in turn (`serving` ends it when the peer goes)."""
+        while True:
+            body = (await read_request(reader)).partition(b"\r\n\r\n")[2]
+            model = json.loads(body).get("model", "") if body else ""
+            for step in self.answers.get(model, whole(b"200 OK", OK)):
+                if isinstance(step, float):
+                    await asyncio.sleep(step)
+                else:
+                    writer.write(step)
+                    await writer.drain()
 
 
 @pytest.fixture
 async def raw() -> AsyncIterator[RawUpstream]:
     upstream = RawUpstream()
-    server = await asyncio.start_server(upstream.serve, "127.0.0.1", 0)
-    upstream.url = f"http://127.0.0.1:{server.sockets[0].getsockname()[1]}"
-    yield upstream
-    server.close()
+    async with serving(upstream.serve) as server:
+        upstream.url = f"http://127.0.0.1:{server.origin.port}"
+        yield upstream
 
 
 async def _slots_in_use(gateway: Gateway, client: aiohttp.ClientSession) -> int:
