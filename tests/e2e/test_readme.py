@@ -320,17 +320,24 @@ def test_stopping_make_run_stops_the_demo_upstream_with_the_gateway(tmp_path: Pa
             socket.create_connection(("127.0.0.1", stopped), timeout=5).close()
 
 
+def _quickstart_with_a_port_taken(
+    tmp_path: Path, port: int, demo_port: int, taken: int
+) -> subprocess.CompletedProcess[str]:
+    """`hxgw quickstart` on `port` with its demo on `demo_port`, while `taken` is listened on."""
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", taken))
+        holder.listen()
+        env = _clean_env() | {"HX_PORT": str(port), "HX_DEMO_PORT": str(demo_port),
+                              "HX_STATE_DIR": str(tmp_path / "state")}
+        return subprocess.run([HXGW, "quickstart"], cwd=REPO, env=env, capture_output=True,
+                              text=True, timeout=60)
+
+
 def test_make_run_with_the_demo_port_taken_says_how_to_move_it_and_starts_nothing(
     tmp_path: Path,
 ):
     port, demo_port = free_port(), free_port()
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", demo_port))
-        taken.listen()
-        env = _clean_env() | {"HX_PORT": str(port), "HX_DEMO_PORT": str(demo_port),
-                              "HX_STATE_DIR": str(tmp_path / "state")}
-        run = subprocess.run([HXGW, "quickstart"], cwd=REPO, env=env, capture_output=True,
-                             text=True, timeout=60)
+    run = _quickstart_with_a_port_taken(tmp_path, port, demo_port, taken=demo_port)
     assert run.returncode == 1
     assert "HX_DEMO_PORT" in run.stderr and "Traceback" not in run.stderr
     with pytest.raises(ConnectionRefusedError):
@@ -341,13 +348,7 @@ def test_make_run_with_the_gateway_port_taken_says_how_to_move_it_and_prints_no_
     tmp_path: Path,
 ):
     port, demo_port = free_port(), free_port()
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", port))
-        taken.listen()
-        env = _clean_env() | {"HX_PORT": str(port), "HX_DEMO_PORT": str(demo_port),
-                              "HX_STATE_DIR": str(tmp_path / "state")}
-        run = subprocess.run([HXGW, "quickstart"], cwd=REPO, env=env, capture_output=True,
-                             text=True, timeout=60)
+    run = _quickstart_with_a_port_taken(tmp_path, port, demo_port, taken=port)
     assert run.returncode == 1
     assert "set HX_PORT to a free port" in run.stderr and "try:" not in run.stdout
     with pytest.raises(ConnectionRefusedError):  # the demo it had started is stopped
