@@ -86,12 +86,11 @@ def _from_routing_module(directory: Path, master_key: str, iterations: int) -> l
         (directory / name).chmod(0o600)
     config = load_config(str(directory), {"MASTER_KEY": master_key})
     key = config.keys[0]
+    resolve = _resolver(config)
     rows = [
         {
             "name": "resolve: group -> candidates",
-            "us": _time_us(
-                lambda: routing.resolve(config, None, "hx-chat", key, "chat"), iterations
-            ),
+            "us": _time_us(lambda: resolve(None, "hx-chat", key, "chat"), iterations),
         }
     ]
     decide = getattr(routing, "decide", None)
@@ -104,7 +103,7 @@ def _from_routing_module(directory: Path, master_key: str, iterations: int) -> l
     memory = Memory()
     memory.health.configure(config.routing.health, config.models)
     classifier = load_classifier(config.routing.classifier)
-    route = routing.resolve(config, None, "hx-chat", key, "chat")
+    route = resolve(None, "hx-chat", key, "chat")
     bodies = [
         orjson.loads(
             orjson.dumps({"model": "hx-chat", "messages": [{"role": "user", "content": p}]})
@@ -128,3 +127,15 @@ def _from_routing_module(directory: Path, master_key: str, iterations: int) -> l
         }
     )
     return rows
+
+
+def _resolver(config: Any) -> Any:
+    """`resolve` as a build has it: a method of the config's `Routes` (since 2026-12-05),
+    or a function of the config before."""
+    try:
+        from hxgw.routing.routes import Routes
+    except ImportError:
+        from hxgw.routing import decision
+
+        return lambda *args: decision.resolve(config, *args)  # type: ignore[attr-defined]
+    return Routes(config).resolve

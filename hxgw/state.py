@@ -1,5 +1,11 @@
-"""What the steps of a request read from its config snapshot, worked out once per
-load instead of once per request (see `snapshot` for the chains and the swap).
+"""A config made ready to serve, and the one reference a reload swaps.
+
+A snapshot is everything a config implies that the steps of a request read,
+worked out once per load instead of once per request. It is built by one
+function that touches no process state, so a reload can build it aside and
+throw it away. A request reads `holder.current` once and keeps that snapshot to
+its end: in-flight requests finish on the config they started with while new
+ones use the new one.
 """
 
 from __future__ import annotations
@@ -13,6 +19,7 @@ from hxgw import __version__
 from hxgw.config import ClientKey, Config
 from hxgw.routing.classify import load_classifier
 from hxgw.routing.learned.classifier import TaskClassifier
+from hxgw.routing.routes import Routes
 from hxgw.runtime import Runtime
 from hxgw.upstream import Gates, Origin, UpstreamClient, header_line
 
@@ -21,6 +28,7 @@ from hxgw.upstream import Gates, Origin, UpstreamClient, header_line
 class GatewayState:
     config: Config
     generation: int
+    routes: Routes
     client: UpstreamClient
     keys_by_digest: Mapping[bytes, ClientKey]
     origins: Mapping[str, Origin]
@@ -50,7 +58,7 @@ def build_state(
     generation: int,
     runtime: Runtime,
 ) -> GatewayState:
-    """Everything a request needs from this snapshot, computed once here instead of per
+    """Everything a request needs from this config, computed once here instead of per
     request. Touches no process state: a reload builds it aside and may throw it away."""
     uses_classifier = config.routing.uses("ml-based-routing")
     auth = {
@@ -61,6 +69,7 @@ def build_state(
     return GatewayState(
         config=config,
         generation=generation,
+        routes=Routes(config),
         client=client,
         keys_by_digest=MappingProxyType({key.digest: key for key in config.keys}),
         origins=MappingProxyType(
@@ -84,3 +93,21 @@ JSON = {"Content-Type": "application/json"}
 def _framed(content_type: Mapping[str, str], headers: Mapping[str, str]) -> bytes:
     fixed = {**content_type, "Accept-Encoding": "identity"} | dict(headers)
     return b"".join(header_line(name, value) for name, value in fixed.items())
+
+
+class SnapshotHolder:
+    """The one mutable reference of the process: the snapshot new requests start on."""
+
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self._current: GatewayState | None = None
+
+    @property
+    def current(self) -> GatewayState:
+        if self._current is None:
+            raise RuntimeError("the gateway has not started yet")
+        return self._current
+
+    def swap(self, snapshot: GatewayState) -> None:
+        self._current = snapshot
+        self.config = snapshot.config

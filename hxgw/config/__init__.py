@@ -8,6 +8,7 @@ upstream URL with the code that will use them, hxgw.routing.classify and hxgw.up
 from hxgw.config.load import load_config
 from hxgw.config.schema import (
     DEFAULT_UPSTREAM,
+    MODES,
     STRATEGIES,
     ClientKey,
     Config,
@@ -24,6 +25,7 @@ from hxgw.config.store import load_store_settings
 
 __all__ = [
     "DEFAULT_UPSTREAM",
+    "MODES",
     "STRATEGIES",
     "ClientKey",
     "Config",

@@ -36,7 +36,7 @@ from hxgw.runtime import ReloadRecord, Runtime
 from hxgw.server import Dispatcher, GatewayServer
 from hxgw.server.listener import ListenSite
 from hxgw.server.operator_routes import status
-from hxgw.snapshot import Snapshot, SnapshotHolder, build_snapshot
+from hxgw.state import GatewayState, SnapshotHolder, build_state
 from hxgw.upstream.client import UpstreamClient
 
 log = structlog.get_logger("hxgw.lifecycle.daemon")
@@ -76,7 +76,7 @@ class Daemon:
         self.descriptors = raise_descriptor_limit()
         client = UpstreamClient()
         open_stores(self.runtime, config, self.env)
-        self._adopt(build_snapshot(config, client, generation=1, runtime=self.runtime))
+        self._adopt(build_state(config, client, generation=1, runtime=self.runtime))
         log_capacity(self.runtime.gates, self.descriptors)
         self.server = GatewayServer(
             Dispatcher(self.holder, self.inflight),
@@ -136,7 +136,7 @@ class Daemon:
             asyncio.create_task(self.runtime.loop_lag.watch()),
             asyncio.create_task(
                 self.runtime.readiness.probe_forever(
-                    lambda: self.holder.current.state, self.runtime.metrics.upstream_is_up
+                    lambda: self.holder.current, self.runtime.metrics.upstream_is_up
                 )
             ),
         ]
@@ -176,12 +176,12 @@ class Daemon:
     async def reload(self) -> bool:
         """Load, validate and build the new snapshot aside, then swap it in; whatever
         goes wrong on the way, the old one keeps serving and systemd hears why."""
-        current = self.holder.current.state
+        current = self.holder.current
         self.notifier.reloading(f"reloading config (generation {current.generation})")
         try:
             loaded = await asyncio.to_thread(load_config, self.config_dir, self.env)
             config = self.override.apply(loaded)
-            snapshot = build_snapshot(config, current.client, current.generation + 1, self.runtime)
+            snapshot = build_state(config, current.client, current.generation + 1, self.runtime)
         except ConfigError as exc:
             problems = str(exc).splitlines()
             self._record_reload("rejected", problems[0])
@@ -210,7 +210,7 @@ class Daemon:
                     "cannot re-read the TLS certificate; keeping the previous one", error=str(exc)
                 )
         self._adopt(snapshot)
-        generation = snapshot.state.generation
+        generation = snapshot.generation
         self._record_reload("ok", f"generation {generation}")
         log.info(
             "config reloaded",
@@ -221,13 +221,13 @@ class Daemon:
         self.notifier.ready(self._status())
         return True
 
-    def _adopt(self, snapshot: Snapshot) -> None:
+    def _adopt(self, snapshot: GatewayState) -> None:
         """Make `snapshot` the one new requests start on. The routing memory (health,
         breakers) is the process's: it is carried over for the models that still exist."""
-        config = snapshot.state.config
+        config = snapshot.config
         self.runtime.memory.health.configure(config.routing.health, config.models)
         size_gates(self.runtime.gates, config, self.descriptors)
-        self.runtime.metrics.generation.set(snapshot.state.generation)
+        self.runtime.metrics.generation.set(snapshot.generation)
         self.holder.swap(snapshot)
 
     def _per_address(self) -> tuple[int, Callable[[str], bool]]:
@@ -268,7 +268,7 @@ class Daemon:
             self.runtime.rate.tick()
             figures = self.runtime.figures
             if figures is not None:
-                state = self.holder.current.state
+                state = self.holder.current
                 with contextlib.suppress(OSError):  # the next second tries again
                     figures.publish(self.runtime.metrics.registry, status(state))
 
@@ -282,7 +282,7 @@ class Daemon:
 
     def _status(self) -> str:
         config = self.holder.config
-        generation = self.holder.current.state.generation
+        generation = self.holder.current.generation
         return (
             f"serving on {self.runtime.listening}; config generation "
             f"{generation}; {len(config.models)} models in {len(config.routing.groups)} groups;"

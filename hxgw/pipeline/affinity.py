@@ -20,7 +20,7 @@ from hxgw.pipeline.context import RequestContext
 from hxgw.pipeline.held import bound_upstream
 from hxgw.pipeline.rebind import HeldIds, Rebind, ResponseIds
 from hxgw.pipeline.transform import NO_BODY, encode_body
-from hxgw.routing.decision import may_use_model
+from hxgw.routing.routes import may_use_model
 from hxgw.types import Next
 from hxgw.upstream.affinity import unbind
 

@@ -7,7 +7,7 @@ from hxgw.pipeline.context import RequestContext
 from hxgw.pipeline.exchange import body_too_large
 from hxgw.pipeline.multipart import ModelField, form_boundary
 from hxgw.pipeline.upload import Upload
-from hxgw.routing.decision import GROUP_HEADER
+from hxgw.routing.routes import GROUP_HEADER
 from hxgw.types import Next
 
 

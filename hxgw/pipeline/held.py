@@ -19,7 +19,7 @@ from hxgw.errors import Forbidden, NotFound
 from hxgw.pipeline.context import RequestContext
 from hxgw.pipeline.rebind import HeldIds
 from hxgw.pipeline.transform import FixedBody, encode_body
-from hxgw.routing.decision import GROUP_HEADER, may_use_upstream, resolve
+from hxgw.routing.routes import GROUP_HEADER, may_use_upstream
 from hxgw.types import Next
 from hxgw.upstream.affinity import unbind
 
@@ -74,7 +74,7 @@ def _chosen_upstream(ctx: RequestContext) -> str:
         group = default if key.may_use(default) else next(allowed, default)
     ctx.group = group
     # The group's models, as a request naming it would get them (the key's groups checked).
-    route = resolve(config, ctx.group, None, ctx.key, None)
+    route = ctx.state.routes.resolve(ctx.group, None, ctx.key, None)
     return route.candidates[0].upstream
 
 

@@ -12,7 +12,7 @@ from hxgw.endpoints import MODELS
 from hxgw.errors import ModelNotFound, UpstreamError
 from hxgw.pipeline.context import RequestContext
 from hxgw.pipeline.failures import TransportError
-from hxgw.routing.decision import may_use_model
+from hxgw.routing.routes import may_use_model
 from hxgw.types import Next
 from hxgw.upstream import AtCapacity, header_line
 

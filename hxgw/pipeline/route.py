@@ -5,7 +5,8 @@ from __future__ import annotations
 from collections.abc import Awaitable
 
 from hxgw.pipeline.context import RequestContext
-from hxgw.routing.decision import GROUP_HEADER, decide, resolve
+from hxgw.routing.decision import decide
+from hxgw.routing.routes import GROUP_HEADER
 from hxgw.types import Next
 
 
@@ -15,8 +16,8 @@ def route(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
     assert ctx.key is not None and ctx.body is not None
     state = ctx.state
     model = ctx.body.get("model")
-    chosen = resolve(
-        state.config, ctx.exchange.header(GROUP_HEADER), model, ctx.key, ctx.endpoint.mode
+    chosen = state.routes.resolve(
+        ctx.exchange.header(GROUP_HEADER), model, ctx.key, ctx.endpoint.mode
     )
     ctx.group, ctx.pinned = chosen.group, chosen.pinned
     ctx.decision = decide(state.config, chosen, ctx.body, state.runtime.memory, state.classifier)

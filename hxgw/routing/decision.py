@@ -1,25 +1,22 @@
-"""Which models may serve a request, and in what order they are tried.
+"""In what order a request's candidate models are tried, and why.
 
-A request names a group (header, body `model`, or the default) or pins one
-registered model. The group's strategy orders its models; `failover_order`
-adds last-resort models after them. Models whose mode does not fit the
-endpoint are never candidates.
+A route (`routes`) gives the candidates: the group's own models, then the
+last-resort ones of `failover_order`. The group's strategy orders its own;
+models the prompt does not fit, and models whose circuit is open, are left out.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from typing import Any, NamedTuple
 
-from hxgw.config import ClientKey, Config, Mode, Model
-from hxgw.errors import BadRequest, Forbidden, ModelNotFound, did_you_mean
+from hxgw.config import Config, Model
+from hxgw.errors import BadRequest
 from hxgw.routing.learned.classifier import TaskClassifier
 from hxgw.routing.learned.prompt import content_text, prompt_text
 from hxgw.routing.scoring import Ranking, Scored, rank
 from hxgw.routing.strategies import ORDERS, Memory
-
-GROUP_HEADER = "X-HX-Model-Group"
 
 
 @dataclass(frozen=True, slots=True)
@@ -37,103 +34,6 @@ class Route:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "limited", any(m.max_context for m in self.candidates))
-
-
-def resolve(
-    config: Config,
-    header_group: str | None,
-    body_model: str | None,
-    key: ClientKey,
-    mode: Mode | None,
-) -> Route:
-    """Pick the group or pinned model for a request; raise a 4xx error when none fits."""
-    groups = config.routing.groups
-    if header_group is not None:
-        if header_group not in groups:
-            hint = did_you_mean(header_group, groups)
-            raise ModelNotFound(
-                f"unknown model group {header_group!r}{hint} in {GROUP_HEADER}; "
-                f"groups: {', '.join(sorted(groups))}",
-                param=GROUP_HEADER,
-            )
-        return _group_route(config, header_group, key, mode)
-    if body_model is not None:
-        if body_model in groups:
-            return _group_route(config, body_model, key, mode)
-        model = config.models.get(body_model)
-        if model is None:
-            hint = did_you_mean(body_model, [*groups, *config.models])
-            raise ModelNotFound(
-                f"unknown model {body_model!r}{hint}: name a group "
-                f"({', '.join(sorted(groups))}) or a model of the registry",
-                param="model",
-            )
-        if not may_use_model(config, key, model):
-            raise Forbidden(f"key {key.name!r} may not use model {model.name!r}", param="model")
-        if mode is not None and not model.serves(mode):
-            raise BadRequest(
-                f"model {model.name!r} serves {model.mode} requests only", param="model"
-            )
-        return Route(group=None, pinned=True, candidates=(model,))
-    return _group_route(config, config.routing.default_group, key, mode)
-
-
-def may_use_model(config: Config, key: ClientKey, model: Model) -> bool:
-    """A key limited to some groups may use the models of those groups."""
-    return key.groups is None or any(
-        key.may_use(g.name) for g in config.routing.groups.values() if model.name in g.models
-    )
-
-
-def may_use_upstream(config: Config, key: ClientKey, upstream: str) -> bool:
-    """A key limited to some groups may reach the upstreams their models are on (for the
-    files and batches held there, which name no model)."""
-    return key.groups is None or any(
-        key.may_use(g.name) and any(config.models[m].upstream == upstream for m in g.models)
-        for g in config.routing.groups.values()
-    )
-
-
-_ROUTES: dict[tuple[int, str, Mode | None], tuple[Config, Route]] = {}
-_ROUTES_MAX = 256
-"""A cache: a group's Route depends only on the config snapshot, the group and the mode,
-and building it is a tenth of a decision. Keyed by `id(config)`; each entry holds its
-config, so that id cannot be reused while the entry lives, and a hit is checked with
-`is`. Emptied when full (a reload's old snapshots go with it)."""
-
-
-def _group_route(config: Config, group: str, key: ClientKey, mode: Mode | None) -> Route:
-    if not key.may_use(group):
-        its = ", ".join(sorted(key.groups or ()))
-        raise Forbidden(f"key {key.name!r} may not use group {group!r} (its groups: {its})")
-    cached = _ROUTES.get((id(config), group, mode))
-    if cached is not None and cached[0] is config:
-        return cached[1]
-    route = _build_route(config, group, mode)
-    if len(_ROUTES) >= _ROUTES_MAX:
-        _ROUTES.clear()
-    _ROUTES[id(config), group, mode] = (config, route)
-    return route
-
-
-def _build_route(config: Config, group: str, mode: Mode | None) -> Route:
-    own = _serving(config, config.routing.groups[group].models, mode)
-    if not own:
-        raise BadRequest(f"group {group!r} has no model for this endpoint ({mode})")
-    last_resort = _serving(config, config.routing.failover_order, mode)
-    candidates = own + tuple([m for m in last_resort if m not in own])
-    route = Route(group=group, pinned=False, candidates=candidates, own=len(own))
-    if config.routing.strategy_of(group) == "failover" and not route.limited:
-        fixed = Decision("failover", candidates)
-        fixed = fixed._replace(route_header=fixed.header())
-        route = replace(route, fixed=fixed)
-    return route
-
-
-def _serving(config: Config, names: tuple[str, ...], mode: Mode | None) -> tuple[Model, ...]:
-    """The named models that serve the endpoint's mode, in order."""
-    models = config.models
-    return tuple([m for m in map(models.__getitem__, names) if mode is None or m.serves(mode)])
 
 
 class Decision(NamedTuple):

@@ -1,11 +1,17 @@
 """The one HTTP server: aiohttp's, for every route, API and operator alike.
 
-`dispatch` is the request handler: it finds the route and runs its chain from
-the current snapshot. `protocol` is aiohttp's connection with the gateway's
-answer to requests the parser refuses.
+- `dispatch`: the request handler; finds the route and runs its chain on the
+  current snapshot.
+- `protocol`: aiohttp's server and connection, with the gateway's answer to
+  requests the parser refuses and the cap on connections per address.
+- `listener`: the listening site (TCP, an inherited socket, TLS).
+- `operator_routes`: health, readiness, metrics, the status page's data and the
+  API document; `status_page`, `usage_section` and `charts` draw the page,
+  `openapi` serves the document.
 
-May import: aiohttp, the config, the pipeline, observe, keys, hxgw.snapshot; not
-lifecycle.
+May import: aiohttp, the top-level modules (hxgw.state, hxgw.runtime,
+hxgw.endpoints, hxgw.errors), the pipeline, observe, keys, upstream; not
+lifecycle or tools.
 """
 
 from hxgw.server.dispatch import Dispatcher

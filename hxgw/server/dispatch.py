@@ -13,17 +13,19 @@ from aiohttp import web
 
 from hxgw.endpoints import endpoint_for
 from hxgw.errors import GatewayError
+from hxgw.pipeline.chain import build_chains
 from hxgw.pipeline.context import RequestContext
 from hxgw.pipeline.cors import allowed_origin
 from hxgw.pipeline.exchange import Exchange
 from hxgw.runtime import Inflight
 from hxgw.server.operator_routes import HANDLERS
-from hxgw.snapshot import SnapshotHolder
+from hxgw.state import SnapshotHolder
 
 
 class Dispatcher:
     def __init__(self, holder: SnapshotHolder, inflight: Inflight) -> None:
         self.holder, self.inflight = holder, inflight
+        self.chains = build_chains()
         # Named, the loop spares `current_task` the look-up that on Python 3.11 costs a
         # getpid() system call per request.
         self.loop = asyncio.get_running_loop()
@@ -36,16 +38,16 @@ class Dispatcher:
         endpoint = endpoint_for(request.method, request.path)
         snapshot = self.holder.current
         origin = request.headers.get("Origin")  # a page in a browser
-        cors = allowed_origin(snapshot.state.config.cors_origins, origin, endpoint)
+        cors = allowed_origin(snapshot.config.cors_origins, origin, endpoint)
         exchange = Exchange(request, closing=self.inflight.draining, cors=cors)
         task = asyncio.current_task(self.loop)
         assert task is not None
-        ctx = RequestContext(exchange, snapshot.state, endpoint, task, HANDLERS.get(endpoint.name))
+        ctx = RequestContext(exchange, snapshot, endpoint, task, HANDLERS.get(endpoint.name))
         counted = bool(endpoint.upstream_path)
         if counted:
             self.inflight.add(task)
         try:
-            await snapshot.chains[endpoint.name](ctx)
+            await self.chains[endpoint.name](ctx)
         finally:
             if counted:
                 self.inflight.discard(task)

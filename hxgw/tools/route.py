@@ -11,8 +11,9 @@ from hxgw.config import ClientKey, load_config
 from hxgw.endpoints import CHAT, COMPLETIONS, EMBEDDINGS
 from hxgw.errors import ConfigError, GatewayError, did_you_mean
 from hxgw.routing.classify import load_classifier
-from hxgw.routing.decision import decide, resolve
+from hxgw.routing.decision import decide
 from hxgw.routing.learned.prompt import prompt_text
+from hxgw.routing.routes import Routes
 from hxgw.routing.strategies import Memory
 
 ENDPOINTS = {"chat": CHAT, "completions": COMPLETIONS, "embeddings": EMBEDDINGS}
@@ -38,7 +39,7 @@ def explain(
             f"--group {group!r}: no such group{did_you_mean(group, groups)}; groups: "
             f"{', '.join(sorted(groups))}"
         )
-    route = resolve(config, group, model, _ANY_KEY, ENDPOINTS[endpoint].mode)
+    route = Routes(config).resolve(group, model, _ANY_KEY, ENDPOINTS[endpoint].mode)
     classifier = load_classifier(config.routing.classifier)
     decision = decide(config, route, body, Memory(), classifier)
     task = decision.task or classifier.predict_proba(prompt_text(body))

@@ -1,7 +1,7 @@
 """A simulated gateway in front of fake upstream models, to compare routing strategies.
 
 In-process: no sockets, no sleeping. A discrete-event loop on a simulated clock
-replays one request stream through the real ``hxgw.routing.decision.resolve`` and
+replays one request stream through the real ``hxgw.routing.routes.Routes.resolve`` and
 ``decide`` with a fresh ``Memory``, then walks the candidates the way
 ``hxgw.pipeline.forward`` does: ``health.started(now)``;
 on a retryable failure ``health.failed(now)`` and the next candidate; on success
@@ -70,6 +70,7 @@ from hxgw.config import Config
 from hxgw.routing import decision as routing
 from hxgw.routing.classify import load_classifier
 from hxgw.routing.health import HealthBook
+from hxgw.routing.routes import Routes
 from hxgw.routing.strategies import Memory
 from hxgw.tools.router_eval.scenario import (
     GROUP,
@@ -123,6 +124,7 @@ class _Simulation:
 
     def __init__(self, scenario: Scenario, config: Config, strategy: str) -> None:
         self.scenario, self.config, self.strategy = scenario, config, strategy
+        self.routes = Routes(config)
         self.clock = _Clock()
         self.events: list[tuple[float, int, Callable[[], None]]] = []
         self.order = itertools.count()
@@ -159,7 +161,7 @@ class _Simulation:
         def arrive() -> None:
             body = {"messages": [{"role": "user", "content": request.text}]}
             wall, cpu = time.perf_counter(), time.thread_time_ns()
-            route = routing.resolve(self.config, None, None, KEY, "chat")
+            route = self.routes.resolve(None, None, KEY, "chat")
             decision = routing.decide(
                 self.config, route, body, self.memory, self.classifier, now=self.clock.now
             )

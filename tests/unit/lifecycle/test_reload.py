@@ -11,7 +11,7 @@ from hxgw.config import load_config
 from hxgw.lifecycle import daemon as daemon_module
 from hxgw.lifecycle.daemon import Daemon
 from hxgw.lifecycle.override import ListenOverride
-from hxgw.snapshot import build_snapshot
+from hxgw.state import build_state
 from hxgw.upstream import UpstreamClient
 from tests.fixtures import NotifySocket, new_key, write_config
 
@@ -31,7 +31,7 @@ async def daemon(tmp_path: Path, notify: NotifySocket) -> AsyncIterator[Daemon]:
     env = {"MASTER_KEY": new_key()}
     daemon = Daemon(load_config(config_dir, env), str(config_dir), env, ListenOverride())
     client = UpstreamClient()
-    daemon.holder.swap(build_snapshot(daemon.holder.config, client, 1, daemon.runtime))
+    daemon.holder.swap(build_state(daemon.holder.config, client, 1, daemon.runtime))
     yield daemon
     daemon.notifier.close()
     client.close()
@@ -45,7 +45,7 @@ async def test_a_snapshot_builder_that_raises_keeps_the_old_snapshot_serving(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("the builder broke")
 
-    monkeypatch.setattr(daemon_module, "build_snapshot", broken)
+    monkeypatch.setattr(daemon_module, "build_state", broken)
     assert await daemon.reload() is False
     assert daemon.holder.current is before
     assert daemon.runtime.last_reload.result == "failed"
@@ -55,4 +55,4 @@ async def test_a_snapshot_builder_that_raises_keeps_the_old_snapshot_serving(
 
 async def test_a_good_reload_swaps_in_a_new_generation(daemon: Daemon):
     assert await daemon.reload() is True
-    assert daemon.holder.current.state.generation == 2
+    assert daemon.holder.current.generation == 2

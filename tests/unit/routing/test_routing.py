@@ -8,7 +8,7 @@ import pytest
 
 from hxgw.config import ClientKey, Config, load_config
 from hxgw.errors import BadRequest, Forbidden, ModelNotFound
-from hxgw.routing.decision import resolve
+from hxgw.routing.routes import Routes
 from tests.fixtures import DEFAULT_MODELS, write_config
 
 ANY_KEY = ClientKey(name="any", digest=b"x" * 32)
@@ -26,11 +26,11 @@ def config(tmp_path: Path) -> Config:
 
 def _names(config: Config, header: str | None = None, model: str | None = None,
            key: ClientKey = ANY_KEY, mode: str | None = "chat") -> list[str]:
-    return [m.name for m in resolve(config, header, model, key, mode).candidates]  # type: ignore[arg-type]
+    return [m.name for m in Routes(config).resolve(header, model, key, mode).candidates]  # type: ignore[arg-type]
 
 
 def test_the_default_group_is_used_when_nothing_is_named(config: Config):
-    route = resolve(config, None, None, ANY_KEY, "chat")
+    route = Routes(config).resolve(None, None, ANY_KEY, "chat")
     assert route.group == "chat" and not route.pinned
 
 
@@ -43,11 +43,11 @@ def test_the_header_wins_over_the_body_model(config: Config):
 
 
 def test_a_body_model_naming_a_group_selects_it(config: Config):
-    assert resolve(config, None, "solo", ANY_KEY, "chat").group == "solo"
+    assert Routes(config).resolve(None, "solo", ANY_KEY, "chat").group == "solo"
 
 
 def test_a_body_model_naming_a_model_pins_only_that_model(config: Config):
-    route = resolve(config, None, "beta", ANY_KEY, "chat")
+    route = Routes(config).resolve(None, "beta", ANY_KEY, "chat")
     assert route.pinned and route.group is None
     assert [m.name for m in route.candidates] == ["beta"]
 
@@ -58,38 +58,38 @@ def test_models_of_another_mode_are_never_candidates(config: Config):
 
 def test_a_group_with_no_model_for_the_endpoint_is_a_bad_request(config: Config):
     with pytest.raises(BadRequest, match="no model for this endpoint"):
-        resolve(config, "emb", None, ANY_KEY, "chat")
+        Routes(config).resolve("emb", None, ANY_KEY, "chat")
 
 
 def test_a_pinned_model_of_another_mode_is_a_bad_request(config: Config):
     with pytest.raises(BadRequest, match="serves embedding requests only"):
-        resolve(config, None, "embed", ANY_KEY, "chat")
+        Routes(config).resolve(None, "embed", ANY_KEY, "chat")
 
 
 def test_an_unrestricted_key_may_pin_a_model_that_is_in_no_group(config: Config):
-    assert resolve(config, None, "delta", ANY_KEY, "chat").candidates[0].name == "delta"
+    assert Routes(config).resolve(None, "delta", ANY_KEY, "chat").candidates[0].name == "delta"
 
 
 def test_unknown_group_and_model_are_not_found(config: Config):
     with pytest.raises(ModelNotFound, match="unknown model group 'x'"):
-        resolve(config, "x", None, ANY_KEY, "chat")
+        Routes(config).resolve("x", None, ANY_KEY, "chat")
     with pytest.raises(ModelNotFound, match="unknown model 'y'"):
-        resolve(config, None, "y", ANY_KEY, "chat")
+        Routes(config).resolve(None, "y", ANY_KEY, "chat")
 
 
 def test_a_model_or_group_that_looks_like_a_typo_gets_a_hint(config: Config):
     with pytest.raises(ModelNotFound, match=r"unknown model 'delat' \(did you mean 'delta'\?\)"):
-        resolve(config, None, "delat", ANY_KEY, "chat")
+        Routes(config).resolve(None, "delat", ANY_KEY, "chat")
 
 
 def test_a_limited_key_may_not_use_other_groups_or_their_models(config: Config):
     limited = ClientKey(name="l", digest=b"y" * 32, groups=frozenset({"solo"}))
-    assert resolve(config, None, "solo", limited, "chat").group == "solo"
-    assert resolve(config, None, "gamma", limited, "chat").pinned
+    assert Routes(config).resolve(None, "solo", limited, "chat").group == "solo"
+    assert Routes(config).resolve(None, "gamma", limited, "chat").pinned
     with pytest.raises(Forbidden):
-        resolve(config, None, None, limited, "chat")
+        Routes(config).resolve(None, None, limited, "chat")
     with pytest.raises(Forbidden):
-        resolve(config, None, "alpha", limited, "chat")
+        Routes(config).resolve(None, "alpha", limited, "chat")
 
 
 def test_a_new_config_snapshot_gets_its_own_route(config: Config, tmp_path: Path):
@@ -102,13 +102,15 @@ def test_a_new_config_snapshot_gets_its_own_route(config: Config, tmp_path: Path
     assert _names(config) == ["alpha", "beta", "gamma"]
 
 
-def test_the_route_of_a_snapshot_is_built_once(config: Config):
-    first = resolve(config, None, None, ANY_KEY, "chat")
-    assert resolve(config, None, None, ANY_KEY, "chat") is first
+def test_a_group_route_is_built_with_the_config_not_per_request(config: Config):
+    routes = Routes(config)
+    first = routes.resolve(None, None, ANY_KEY, "chat")
+    assert routes.resolve(None, None, ANY_KEY, "chat") is first
 
 
-def test_a_cached_route_still_checks_the_key(config: Config):
-    resolve(config, "solo", None, ANY_KEY, "chat")
+def test_a_built_route_still_checks_the_key(config: Config):
+    routes = Routes(config)
+    routes.resolve("solo", None, ANY_KEY, "chat")
     limited = ClientKey(name="limited", digest=b"y" * 32, groups=frozenset({"chat"}))
     with pytest.raises(Forbidden):
-        resolve(config, "solo", None, limited, "chat")
+        routes.resolve("solo", None, limited, "chat")

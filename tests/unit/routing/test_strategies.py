@@ -12,7 +12,8 @@ import pytest
 
 from hxgw.config import Config, Model, load_config
 from hxgw.errors import BadRequest
-from hxgw.routing.decision import Route, decide, estimate_tokens, resolve
+from hxgw.routing.decision import Route, decide, estimate_tokens
+from hxgw.routing.routes import Routes
 from hxgw.routing.strategies import EXPLORE_EVERY, Memory
 from tests.fixtures import write_config
 
@@ -192,7 +193,7 @@ def _failover_route(tmp_path: Path) -> tuple[Config, Route]:
                            "groups": {"g": ["a", "b"]}}}
     write_config(tmp_path, "http://127.0.0.1:1", models=models, routing=routing)
     config = load_config(tmp_path, {"MASTER_KEY": "k"})
-    return config, resolve(config, None, "g", config.keys[0], None)
+    return config, Routes(config).resolve(None, "g", config.keys[0], None)
 
 
 def test_a_failover_route_is_decided_once_as_the_strategy_would_decide_each_time(
