@@ -12,10 +12,9 @@ from hxgw.keys.limits import (
     KeyLimits,
     Limiter,
     LimitsUnavailable,
-    Refusal,
     Reservation,
     error_body,
-    refusal,
+    refusal_headers,
 )
 
 __all__ = [
@@ -24,9 +23,8 @@ __all__ = [
     "KeyLimits",
     "Limiter",
     "LimitsUnavailable",
-    "Refusal",
     "Reservation",
     "error_body",
     "open_limiter",
-    "refusal",
+    "refusal_headers",
 ]

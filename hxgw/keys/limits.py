@@ -28,7 +28,6 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
-from hxgw import jsonio
 from hxgw.config.schema import PERIODS as PERIODS
 from hxgw.config.schema import KeyLimits as KeyLimits
 from hxgw.errors import Unavailable
@@ -220,21 +219,20 @@ class LimitsUnavailable(Unavailable):
         super().__init__(message, retry_after=1)
 
 
-@dataclass(frozen=True, slots=True)
-class Refusal:
-    """A refused decision as the response the client gets."""
-
-    status: int
-    headers: dict[str, str]
-    body: bytes
+LONGEST_SDK_WAIT = 60.0
+"""The longest Retry-After a client SDK should sleep on inside one call. OpenAI's python
+SDK ignores a longer one; Anthropic's and both node SDKs sleep whatever it says."""
 
 
-def refusal(decision: Decision) -> Refusal:
-    """The 429 for a refused decision, in OpenAI's shape, with its rate-limit headers."""
-    headers = {"Content-Type": "application/json", **decision.headers()}
-    if _never_fits(decision):
-        headers["x-should-retry"] = "false"  # the SDKs' retries would fail alike
-    return Refusal(429, headers, jsonio.dumps(error_body(decision)))
+def refusal_headers(decision: Decision) -> dict[str, str]:
+    """The 429's headers: the key's rate-limit headers, and `x-should-retry: false`
+    (which the SDKs obey before any other rule) when retrying within the call cannot
+    help: the request is larger than the limit itself, or the wait is longer than a
+    client should sleep in one call (a spent budget renews in hours)."""
+    headers = decision.headers()
+    if _never_fits(decision) or decision.retry_after > LONGEST_SDK_WAIT:
+        headers["x-should-retry"] = "false"
+    return headers
 
 
 def _never_fits(decision: Decision) -> bool:

@@ -16,7 +16,7 @@ from collections.abc import Awaitable
 from hxgw import jsonio
 from hxgw.config import KeyLimits
 from hxgw.errors import KeyLimited, KeyOverBudget
-from hxgw.keys import Decision, error_body
+from hxgw.keys import Decision, error_body, refusal_headers
 from hxgw.pipeline.context import RequestContext
 from hxgw.pipeline.usage import estimated_completion, estimated_cost, estimated_prompt, used
 from hxgw.types import Next
@@ -57,4 +57,6 @@ async def _within_limits(
 def _refusal(decision: Decision) -> KeyLimited:
     body = error_body(decision)
     kind = KeyOverBudget if decision.refused == "budget" else KeyLimited
-    return kind(body["error"]["message"], headers=decision.headers(), body=jsonio.dumps(body))
+    return kind(
+        body["error"]["message"], headers=refusal_headers(decision), body=jsonio.dumps(body)
+    )

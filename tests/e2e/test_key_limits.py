@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import anthropic
 import openai
 import pytest
 import yaml
@@ -133,6 +134,24 @@ async def test_a_spent_budget_refuses_with_insufficient_quota(
     assert status == 429
     assert body["error"]["type"] == "insufficient_quota"
     assert body["error"]["code"] == "insufficient_quota"
+
+
+async def test_the_sdks_do_not_sleep_on_a_spent_budget_they_raise_at_once(
+    start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession
+):
+    # Anthropic's SDK sleeps whatever Retry-After says (hours here, to the period's end)
+    # unless x-should-retry says no; with it, the one refusal is all the gateway sees.
+    gateway, secret = await _start(start_gateway, tmp_path, budget=0.05)
+    assert (await _post(client, gateway, secret, max_tokens=10))[0] == 200
+    sdk = anthropic.AsyncAnthropic(base_url=gateway.url, api_key=secret, max_retries=2)
+    with pytest.raises(anthropic.RateLimitError) as raised:
+        await sdk.messages.create(model="chat", max_tokens=100,
+                                  messages=[{"role": "user", "content": "hi"}])
+    await sdk.close()
+    assert int(raised.value.response.headers["retry-after"]) > 60
+    assert raised.value.response.headers["x-should-retry"] == "false"
+    await wait_for(lambda: len(ledger_rows(gateway)) == 2, timeout=10)
+    assert sorted(r["status"] for r in ledger_rows(gateway)) == [200, 429]
 
 
 async def test_a_restart_keeps_what_the_budget_period_has_spent(

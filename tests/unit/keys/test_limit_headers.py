@@ -3,12 +3,10 @@
 
 from __future__ import annotations
 
-import json
-
 import pytest
 
 from hxgw.keys.limiter_memory import MemoryLimiter
-from hxgw.keys.limits import KeyLimits, duration, error_body, refusal
+from hxgw.keys.limits import KeyLimits, duration, error_body, refusal_headers
 
 NOW = 1_700_000_000.0
 
@@ -52,11 +50,9 @@ async def test_a_refused_request_gets_retry_after_in_seconds_and_milliseconds() 
 async def test_the_429_is_openai_shaped_for_requests() -> None:
     limiter = MemoryLimiter()
     await limiter.reserve("k", KeyLimits(rpm=1), 1, 0.0, NOW)
-    response = refusal(await limiter.reserve("k", KeyLimits(rpm=1), 1, 0.0, NOW + 30))
-    body = json.loads(response.body)
-    assert response.status == 429
-    assert response.headers["Content-Type"] == "application/json"
-    assert response.headers["retry-after"] == "30"
+    decision = await limiter.reserve("k", KeyLimits(rpm=1), 1, 0.0, NOW + 30)
+    body = error_body(decision)
+    assert refusal_headers(decision)["retry-after"] == "30"
     assert body["error"]["type"] == "requests"
     assert body["error"]["code"] == "rate_limit_exceeded"
     assert body["error"]["param"] is None
@@ -98,16 +94,29 @@ def test_a_limit_below_one_is_refused() -> None:
 async def test_a_request_over_the_whole_budget_is_told_to_ask_for_less_not_to_wait() -> None:
     limiter = MemoryLimiter()
     decision = await limiter.reserve("k", KeyLimits(budget=1.0), 10, 5.35, NOW)
-    response = refusal(decision)
-    message = json.loads(response.body)["error"]["message"]
+    message = error_body(decision)["error"]["message"]
     assert message.startswith("Request too large for the budget: budget 1 per 1d, this "
                               "request needs up to 5.35") and "renews" not in message
-    assert response.headers["x-should-retry"] == "false"
+    assert refusal_headers(decision)["x-should-retry"] == "false"
 
 
-async def test_a_request_that_fits_a_later_budget_period_may_be_retried() -> None:
+async def test_a_spent_budget_is_not_retried_within_the_call_as_it_renews_in_hours() -> None:
     limiter = MemoryLimiter()
     await limiter.reserve("k", KeyLimits(budget=1.0), 10, 0.8, NOW)
-    response = refusal(await limiter.reserve("k", KeyLimits(budget=1.0), 10, 0.5, NOW))
-    assert "renews in" in json.loads(response.body)["error"]["message"]
-    assert "x-should-retry" not in response.headers
+    decision = await limiter.reserve("k", KeyLimits(budget=1.0), 10, 0.5, NOW)
+    assert "renews in" in error_body(decision)["error"]["message"]
+    headers = refusal_headers(decision)
+    assert int(headers["retry-after"]) > 3600
+    assert headers["x-should-retry"] == "false"
+
+
+async def test_a_request_over_the_whole_tpm_is_not_retried() -> None:
+    decision = await MemoryLimiter().reserve("k", KeyLimits(tpm=100), 101, 0.0, NOW)
+    assert refusal_headers(decision)["x-should-retry"] == "false"
+
+
+async def test_a_refusal_that_a_short_wait_lifts_leaves_the_retry_to_the_sdk() -> None:
+    limiter = MemoryLimiter()
+    await limiter.reserve("k", KeyLimits(rpm=1), 1, 0.0, NOW)
+    headers = refusal_headers(await limiter.reserve("k", KeyLimits(rpm=1), 1, 0.0, NOW + 30))
+    assert "x-should-retry" not in headers
