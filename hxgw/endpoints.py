@@ -209,8 +209,9 @@ UNROUTED = Endpoint(name="unrouted", method="*", upstream_path="", mode=None)
 UNROUTED_ANTHROPIC = Endpoint(
     name="unrouted_anthropic", method="*", upstream_path="", mode=None, dialect="anthropic"
 )
-"""The same on a path of Anthropic's API (a GET of /v1/messages): its client reads
-Anthropic's error shape."""
+"""The same on a path of Anthropic's API (a GET of /v1/messages, a POST of
+/v1/messages/batches, which the gateway does not serve): its client reads Anthropic's
+error shape."""
 MODEL_PREFIXES = ("/v1/models/", "/models/")
 
 
@@ -225,7 +226,8 @@ def endpoint_for(method: str, path: str) -> Endpoint:
     for endpoint in BY_ID:
         if endpoint.method == method and id_in_path(endpoint, path) is not None:
             return endpoint
-    return UNROUTED_ANTHROPIC if path in _ANTHROPIC_PATHS else UNROUTED
+    anthropic = path in _ANTHROPIC_PATHS or path.startswith(_ANTHROPIC_PREFIXES)
+    return UNROUTED_ANTHROPIC if anthropic else UNROUTED
 
 
 def id_in_path(endpoint: Endpoint, path: str) -> str | None:
@@ -281,3 +283,4 @@ _ANTHROPIC_PATHS = frozenset(
     if endpoint.dialect == "anthropic"
     for path in client_paths(endpoint)
 )
+_ANTHROPIC_PREFIXES = ("/v1/messages/", "/messages/")

@@ -71,6 +71,7 @@ ANTHROPIC_TYPES = {
     429: "rate_limit_error",
     431: "invalid_request_error",
     503: "overloaded_error",
+    504: "timeout_error",
 }
 """Anthropic's error type for a status; any other is an `api_error`."""
 

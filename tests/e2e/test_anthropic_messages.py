@@ -86,6 +86,18 @@ async def test_a_wrong_method_on_a_messages_path_is_a_405_in_anthropic_shape(
     assert body["type"] == "error" and set(body["error"]) == {"type", "message"}
 
 
+async def test_an_anthropic_route_the_gateway_lacks_is_a_not_found_error_with_its_request_id(
+    gateway: Gateway,
+):
+    async with _sdk(gateway) as sdk:
+        with pytest.raises(anthropic.NotFoundError) as raised:
+            await sdk.messages.batches.list()
+    body = raised.value.body
+    assert isinstance(body, dict) and body["type"] == "error"
+    assert body["error"]["type"] == "not_found_error"
+    assert raised.value.request_id
+
+
 async def test_an_unknown_group_is_a_not_found_error_in_anthropic_shape(gateway: Gateway):
     async with _sdk(gateway) as sdk:
         with pytest.raises(anthropic.NotFoundError) as raised:

@@ -1,0 +1,47 @@
+"""The typed errors: their status, and their shape on OpenAI's and Anthropic's routes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from hxgw import errors
+from hxgw.errors import BadRequest, GatewayError, UpstreamError
+
+
+def _every_error_class() -> list[type[GatewayError]]:
+    found, todo = [], [GatewayError]
+    while todo:
+        cls = todo.pop()
+        found.append(cls)
+        todo += cls.__subclasses__()
+    return found
+
+
+def test_errors_render_as_openai_error_json():
+    body = json.loads(BadRequest("bad model", param="model").to_json())
+    assert body == {"error": {"message": "bad model", "type": "invalid_request_error",
+                              "param": "model", "code": "invalid_request"}}
+
+
+@pytest.mark.parametrize("cls", _every_error_class(), ids=lambda cls: cls.__name__)
+def test_every_error_class_carries_an_error_status_and_a_type(cls: type[GatewayError]):
+    assert 400 <= cls.status <= 599
+    assert cls.type
+
+
+def test_extra_fields_join_the_error_object():
+    body = UpstreamError("all failed", tried=[{"model": "a"}]).to_dict()
+    assert body["error"]["tried"] == [{"model": "a"}]
+
+
+@pytest.mark.parametrize(("status", "kind"), [
+    (400, "invalid_request_error"), (401, "authentication_error"), (403, "permission_error"),
+    (404, "not_found_error"), (413, "request_too_large"), (429, "rate_limit_error"),
+    (500, "api_error"), (502, "api_error"), (503, "overloaded_error"), (504, "timeout_error"),
+])
+def test_an_anthropic_error_names_anthropics_type_for_its_status(status: int, kind: str):
+    body = json.loads(errors.anthropic_error(status, "why", "req_1"))
+    assert body == {"type": "error", "error": {"type": kind, "message": "why"},
+                    "request_id": "req_1"}
