@@ -63,7 +63,7 @@ def bind_to_origin(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
     ctx.candidates, ctx.pinned, ctx.rebind = (candidate,), True, rebind
     # Quoted whole: a made-up id must not reach another upstream path ("../key/new").
     path = endpoint.upstream_path.replace("{id}", quote(upstream_id, safe=""))
-    query = ctx.exchange.request.rel_url.raw_query_string
+    query = ctx.exchange.query
     ctx.upstream_path = f"{path}?{query}" if query else path
     ctx.upstream_bodies = NO_BODY
     return call_next(ctx)

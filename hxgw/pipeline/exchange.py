@@ -55,6 +55,11 @@ class Exchange:
         """The first value of a request header, by case-insensitive name."""
         return self.request.headers.get(name)
 
+    @property
+    def query(self) -> str:
+        """The request's query string as the client sent it (still percent-encoded)."""
+        return self.request.rel_url.raw_query_string
+
     async def read_body(self, limit: int, idle: float, total: float) -> bytes:
         """The whole request body. Raises PayloadTooLarge past `limit` bytes, and
         RequestTimeout when the client sends nothing for `idle` seconds or the body has
@@ -156,11 +161,6 @@ class Exchange:
         """Whether a status line went out: after that, a failure can only be reported
         in-band or by cutting the connection."""
         return self.response is not None and self.response.prepared
-
-    @property
-    def answered(self) -> bool:
-        """Whether a response was given, whole or started."""
-        return self.response is not None
 
     def respond(self, status: int, headers: dict[str, str], body: bytes) -> None:
         """A whole response; `headers` (the caller's own, completed here) carries its

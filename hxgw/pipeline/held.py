@@ -38,7 +38,7 @@ def choose_upstream(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
         candidate, upstream_id = bound_upstream(ctx, given, INPUT_FILE)
         upstream, named[upstream_id] = candidate.upstream, given
         raw = encode_body({**ctx.body, INPUT_FILE: upstream_id})
-    query = ctx.exchange.request.rel_url.raw_query_string
+    query = ctx.exchange.query
     pairs = parse_qsl(query, keep_blank_values=True)
     for at, (name, value) in enumerate(pairs):
         if name == "after" and unbind(value) is not None:

@@ -223,7 +223,7 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
                 if ctx.client_first_at is None:
                     ctx.client_first_at = time.perf_counter()
                 ctx.bytes_out += len(block)
-                ctx.events += block.count(b"data:")
+                ctx.events += _data_lines(block)
                 closer = _closer(block)
             chunk = await anext(chunks, b"")
             if not chunk:
@@ -235,6 +235,13 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
         _failed(ctx, reply, exc)
         await write_error_event(ctx, exc, closer)
     await exchange.finish()
+
+
+def _data_lines(block: bytes) -> int:
+    """How many `data:` lines a block of whole lines holds (not `data:` quoted in their
+    text, as in a model's answer about data: URLs)."""
+    starts = block.count(b"\ndata:") + block.count(b"\rdata:")
+    return starts + block.startswith(b"data:")
 
 
 def _closer(block: bytes) -> bytes:

@@ -3,10 +3,12 @@ a Responses stream's event), and never show a stack trace."""
 
 from __future__ import annotations
 
+from urllib.parse import parse_qs
+
 import structlog
 
 from hxgw import jsonio
-from hxgw.endpoints import RESPONSES
+from hxgw.endpoints import RESPONSE, RESPONSES
 from hxgw.errors import GatewayError, KeyLimited, MethodNotAllowed, UpstreamAnswer
 from hxgw.pipeline.context import RequestContext
 from hxgw.types import Next
@@ -70,7 +72,11 @@ def error_event(ctx: RequestContext, exc: GatewayError) -> bytes:
     """The data of the `event: error` that ends a stream the upstream broke."""
     if ctx.endpoint.dialect == "anthropic":
         return exc.to_anthropic_json(ctx.request_id)
-    if ctx.endpoint is not RESPONSES:
+    if ctx.endpoint is RESPONSES:
+        first = 0
+    elif ctx.endpoint is RESPONSE:  # a stored response streamed again (`?stream=true`)
+        first = _starting_after(ctx.exchange.query) + 1
+    else:
         return exc.to_json()
     # Numbered after the events relayed. OpenAI documents `code`, `message` and `param`
     # on the event itself and sends them nested in `error` (openai-dotnet#881): both are
@@ -79,10 +85,16 @@ def error_event(ctx: RequestContext, exc: GatewayError) -> bytes:
     return jsonio.dumps(
         {
             "type": "error",
-            "sequence_number": ctx.events,
+            "sequence_number": first + ctx.events,
             "code": error["code"],
             "message": error["message"],
             "param": error["param"],
             "error": error,
         }
     )
+
+
+def _starting_after(query: str) -> int:
+    """The `starting_after` of a retrieve's query: the events resent begin after it."""
+    given = parse_qs(query).get("starting_after", ["-1"])[0]
+    return int(given) if given.isascii() and given.isdigit() else -1

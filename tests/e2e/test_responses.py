@@ -64,6 +64,19 @@ async def test_a_responses_stream_the_upstream_breaks_ends_with_a_numbered_error
     assert "param" in error
 
 
+async def test_the_error_event_is_numbered_by_events_not_by_data_quoted_in_their_text(
+    gateway: Gateway, fake: FakeUpstream, client: aiohttp.ClientSession
+):
+    fake.behave("m-alpha", reset_after_chunks=2, content="data:image/png;base64 data: x")
+    body = {"model": "chat", "input": "hi", "stream": True}
+    async with client.post(gateway.url + "/v1/responses", json=body, headers=gateway.auth) as resp:
+        raw = (await resp.read()).decode()
+    events = [block for block in raw.split("\n\n") if block]
+    assert "data:image/png" in raw
+    error = json.loads(events[-1].split("data: ", 1)[1])
+    assert error["sequence_number"] == len(events) - 1
+
+
 async def test_the_sdk_raises_an_api_error_for_a_responses_stream_the_upstream_breaks(
     gateway: Gateway, fake: FakeUpstream
 ):

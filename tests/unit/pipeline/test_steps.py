@@ -12,14 +12,14 @@ import pytest
 from aiohttp.test_utils import make_mocked_request
 
 from hxgw.config import ClientKey, load_config
-from hxgw.endpoints import CHAT, EMBEDDINGS, UNROUTED, Endpoint
-from hxgw.errors import BadRequest, MethodNotAllowed, NotFound, Unauthorized
+from hxgw.endpoints import CHAT, EMBEDDINGS, RESPONSE, UNROUTED, Endpoint
+from hxgw.errors import BadRequest, MethodNotAllowed, NotFound, Unauthorized, UpstreamError
 from hxgw.pipeline.auth import authenticate
 from hxgw.pipeline.context import RequestContext
 from hxgw.pipeline.exchange import Exchange
 from hxgw.pipeline.parse import parse_body
 from hxgw.pipeline.refuse import refuse_unrouted
-from hxgw.pipeline.rendering import render_errors
+from hxgw.pipeline.rendering import error_event, render_errors
 from hxgw.pipeline.request_id import assign_request_id
 from hxgw.pipeline.route import route
 from hxgw.pipeline.transform import transform_request
@@ -190,6 +190,17 @@ async def test_render_errors_hides_a_bug_behind_a_500_with_the_request_id(state:
     await render_errors(ctx, buggy)
     body = json.loads(ctx.exchange.response.body)  # type: ignore[union-attr, arg-type]
     assert ctx.status == 500 and body["error"]["message"] == "internal error (request id rid-7)"
+
+
+def test_a_stored_response_streamed_again_ends_in_a_responses_error_event_numbered_on(
+    state: GatewayState,
+):
+    ctx = _ctx(state, RESPONSE, method="GET",
+               path="/v1/responses/resp_1?stream=true&starting_after=6")
+    ctx.events = 2  # sequence numbers 7 and 8 went out
+    event = json.loads(error_event(ctx, UpstreamError("the upstream broke")))
+    assert (event["type"], event["sequence_number"]) == ("error", 9)
+    assert event["error"]["code"] == "upstream_unavailable"
 
 
 def test_the_ledger_row_is_in_column_order(state: GatewayState):
