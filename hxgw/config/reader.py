@@ -204,3 +204,6 @@ def read_yaml(path: Path, problems: Problems, files: list[Path], *, required: bo
         reason = getattr(exc, "problem", None) or str(exc)
         problems.add(path.name, where, f"invalid YAML: {reason}")
         return None
+    except RecursionError:  # PyYAML builds nested collections by recursion
+        problems.add(path.name, "", "invalid YAML: nested too deeply")
+        return None

@@ -3,7 +3,6 @@ several workers, the supervisor, until it is stopped."""
 
 from __future__ import annotations
 
-import contextlib
 from collections.abc import Coroutine, Mapping
 from typing import Any
 
@@ -57,9 +56,10 @@ def serve(
         ]
 
         def reread() -> Config | None:
-            with contextlib.suppress(ConfigError):  # the workers say why
+            try:
                 return override.apply(load_config(config_dir, env))
-            return None
+            except Exception:  # the workers say why; the supervisor keeps what it has
+                return None
 
         return _run(Supervisor(config, argv, env, count, early, reread, workers is None).run())
     return _run(Daemon(config, config_dir, env, override, listen_fd, access, early).run())

@@ -35,7 +35,7 @@ from hxgw.config import Config
 from hxgw.config.warnings import log_supervisor_restart_changes
 from hxgw.lifecycle.notify import Notifier
 from hxgw.lifecycle.start_signals import SUPERVISOR_PID, EarlyReload
-from hxgw.lifecycle.worker import Worker, bind
+from hxgw.lifecycle.worker import Worker, all_set, bind, stop_all
 from hxgw.observe.workers import SHARED_DIR
 
 log = structlog.get_logger("hxgw.lifecycle.supervisor")
@@ -62,6 +62,10 @@ class Supervisor:
         self.notifier = Notifier()
         self.workers: list[Worker] = []
         self.stopping = False
+        self.stop_asked = asyncio.Event()
+        self.drain_timeout = config.drain_timeout
+        """The workers' drain timeout as last reloaded (the rest of `config` is what the
+        supervisor started with: its listener and worker count change on restart only)."""
         self.events: asyncio.Queue[str] = asyncio.Queue()
         self.scratch = Path()
         self.port = 0
@@ -94,9 +98,9 @@ class Supervisor:
     async def _serve(self) -> None:
         for worker in self.workers:
             await self._spawn(worker)
-        if not await self._all(lambda w: w.ready, READY_TIMEOUT):
+        if not await all_set(self.workers, lambda w: w.ready, READY_TIMEOUT, self.stop_asked):
             log.error("workers did not become ready; stopping", timeout=READY_TIMEOUT)
-            await self._stop_workers(signal.SIGKILL)
+            await stop_all(self.workers, signal.SIGKILL, 10)
             return
         self.started = True
         self._install_signals()
@@ -129,7 +133,7 @@ class Supervisor:
                 # The workers stop listening as they drain; the supervisor's copies of
                 # their sockets would keep taking connections nobody accepts.
                 self._close_listeners()
-                await self._stop_workers(signal.SIGTERM)
+                await stop_all(self.workers, signal.SIGTERM, self.drain_timeout + 10)
                 return
             elif event.startswith("exited:") and not self.stopping:
                 # A task: its backoff must not hold up a reload or a stop.
@@ -151,18 +155,19 @@ class Supervisor:
             worker.reloaded.clear()
             if worker.process and worker.process.returncode is None:
                 worker.process.send_signal(signal.SIGHUP)
-        done = await self._all(lambda w: w.reloaded, READY_TIMEOUT)
-        rejected = [why for w in self.workers if (why := w.reload_rejected) is not None]
-        if rejected:
-            log.error(
-                "config reload rejected; the workers keep the config they had", problems=rejected[0]
-            )
-            state = f"last reload: rejected: {rejected[0]}"
+        done = await all_set(self.workers, lambda w: w.reloaded, READY_TIMEOUT, self.stop_asked)
+        refused = [why for w in self.workers if (why := w.reload_refused) is not None]
+        if self.stop_asked.is_set():
+            return  # the stop queued behind this reload says the rest
+        if refused:
+            log.error("config reload refused; the workers keep the config they had", why=refused[0])
+            state = f"last reload: {refused[0]}"
         elif done:
             log.info("workers reloaded", workers=self.count)
             state = "last reload: ok"
             fresh = self.reread()
             if fresh is not None:
+                self.drain_timeout = fresh.drain_timeout
                 count = self.count if self.count_from_config else None
                 log_supervisor_restart_changes(self.config, fresh, count)
         else:
@@ -190,11 +195,13 @@ class Supervisor:
         if self.stopping:
             return
         await self._spawn(worker)
+        process = worker.process
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(READY_TIMEOUT):
                 await worker.ready.wait()
-                log.info("worker started again", worker=worker.index)
-                self.notifier.status(self._status("a worker was started again"))
+                if worker.process is process:  # not a later restart's (this one died again)
+                    log.info("worker started again", worker=worker.index)
+                    self.notifier.status(self._status("a worker was started again"))
 
     def _worker(self, index: int, scratch: Path, listener: socket.socket) -> Worker:
         path = str(scratch / f"worker-{index}.sock")
@@ -239,29 +246,6 @@ class Supervisor:
         if worker.process is process:
             self.events.put_nowait(f"exited:{worker.index}")
 
-    async def _stop_workers(self, sig: signal.Signals) -> None:
-        running = [w.process for w in self.workers if w.process and w.process.returncode is None]
-        for process in running:
-            process.send_signal(sig)
-        grace = self.config.drain_timeout + 10
-        try:
-            async with asyncio.timeout(grace):
-                await asyncio.gather(*(p.wait() for p in running))
-        except TimeoutError:
-            log.error("workers did not stop in time; killing them", seconds=grace)
-            for process in running:
-                with contextlib.suppress(ProcessLookupError):
-                    process.kill()
-
-    async def _all(self, event_of: Callable[[Worker], asyncio.Event], seconds: float) -> bool:
-        waits = [event_of(w).wait() for w in self.workers]
-        try:
-            async with asyncio.timeout(seconds):
-                await asyncio.gather(*waits)
-        except TimeoutError:
-            return False
-        return True
-
     async def _watchdog(self) -> None:
         interval = self.notifier.watchdog_interval or 1.0
         while True:
@@ -287,6 +271,7 @@ class Supervisor:
                 if process.returncode is None:
                     process.send_signal(signal.SIGTERM)
             return
+        self.stop_asked.set()
         self.events.put_nowait("stop")
 
     def _status(self, state: str) -> str:

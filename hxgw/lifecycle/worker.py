@@ -1,13 +1,23 @@
 """One worker as the supervisor sees it: its process, its listening socket and what its
-notify socket last said; and how the supervisor binds the workers' sockets."""
+notify socket last said; how the supervisor binds the workers' sockets, waits for them
+all and stops them."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
+import signal
 import socket
 import time
+from asyncio import FIRST_COMPLETED
+from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
+
+import structlog
+
+log = structlog.get_logger("hxgw.lifecycle.supervisor")
 
 
 @dataclass(eq=False)
@@ -32,10 +42,12 @@ class Worker:
         return self.process is not None and self.process.returncode is None and self.ready.is_set()
 
     @property
-    def reload_rejected(self) -> str | None:
-        """Why the worker refused its last reload, or None when it did not."""
-        _, found, why = self.status.partition("last reload: rejected: ")
-        return why if found else None
+    def reload_refused(self) -> str | None:
+        """Why the worker kept its config at its last reload (a config it rejected, or a
+        snapshot it failed to build), or None when it took the new one."""
+        _, found, last = self.status.partition("last reload: ")
+        refused = found and last.startswith(("rejected: ", "failed: "))
+        return last if refused else None
 
     def on_datagram(self) -> None:
         while True:
@@ -53,6 +65,38 @@ class Worker:
                 self.reloaded.set()
             if fields.get("WATCHDOG") == "1":
                 self.last_ping = time.monotonic()
+
+
+async def all_set(
+    workers: list[Worker],
+    event_of: Callable[[Worker], asyncio.Event],
+    seconds: float,
+    unless: asyncio.Event,
+) -> bool:
+    """Wait until each worker's event is set (True), or `seconds` pass or `unless` is set
+    (False): a stop must not wait behind a reload's wait for a stuck worker."""
+    every: asyncio.Future[list[bool]] = asyncio.gather(*(event_of(w).wait() for w in workers))
+    interrupt: asyncio.Future[bool] = asyncio.ensure_future(unless.wait())
+    waits: set[asyncio.Future[Any]] = {every, interrupt}
+    done, _ = await asyncio.wait(waits, timeout=seconds, return_when=FIRST_COMPLETED)
+    every.cancel()
+    interrupt.cancel()
+    return every in done and not every.cancelled()
+
+
+async def stop_all(workers: list[Worker], sig: signal.Signals, grace: float) -> None:
+    """Send `sig` to every running worker; kill those still running after `grace`."""
+    running = [w.process for w in workers if w.process and w.process.returncode is None]
+    for process in running:
+        process.send_signal(sig)
+    try:
+        async with asyncio.timeout(grace):
+            await asyncio.gather(*(p.wait() for p in running))
+    except TimeoutError:
+        log.error("workers did not stop in time; killing them", seconds=grace)
+        for process in running:
+            with contextlib.suppress(ProcessLookupError):
+                process.kill()
 
 
 def bind(host: str, port: int, count: int, *, listen: bool = True) -> list[socket.socket]:

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
 import signal
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import pytest
@@ -20,8 +22,10 @@ from tests.fixtures import Gateway, NotifySocket, stream_under_way, wait_for
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
 
 
-async def _start(start_gateway: StartGateway, notify: NotifySocket) -> tuple[Gateway, NotifySocket]:
-    gateway = await start_gateway(gateway={"workers": 2}, env={"NOTIFY_SOCKET": notify.path})
+async def _start(start_gateway: StartGateway, notify: NotifySocket,
+                 **settings: Any) -> tuple[Gateway, NotifySocket]:
+    gateway = await start_gateway(gateway={"workers": 2, **settings},
+                                  env={"NOTIFY_SOCKET": notify.path})
     await wait_for(lambda: notify.drain())
     return gateway, notify
 
@@ -208,10 +212,66 @@ async def test_a_rejected_reload_is_reported_as_rejected_not_as_reloaded(
     gateway, notify = await _start(start_gateway, notify)
     (gateway.config_dir / "routing.yaml").write_text("routing: [unclosed\n")
     gateway.signal(signal.SIGHUP)
-    await wait_for(lambda: "config reload rejected; the workers keep" in gateway.logs())
+    await wait_for(lambda: "config reload refused; the workers keep" in gateway.logs())
     assert "workers reloaded" not in gateway.logs()
     ready = [m for m in notify.drain() if m.get("READY") == "1"][-1]
     assert "last reload: rejected: " in ready["STATUS"] and "routing.yaml" in ready["STATUS"]
+
+
+async def test_a_config_nested_too_deeply_is_rejected_and_every_worker_keeps_serving(
+    start_gateway: StartGateway, notify: NotifySocket, client: aiohttp.ClientSession
+):
+    gateway, notify = await _start(start_gateway, notify)
+    # PyYAML parses nesting by recursion: this raised RecursionError, not a config error,
+    # which the supervisor reported as "ok" and then died of.
+    (gateway.config_dir / "routing.yaml").write_text("[" * 5000 + "]" * 5000)
+    gateway.signal(signal.SIGHUP)
+    await wait_for(lambda: "config reload refused; the workers keep" in gateway.logs())
+    ready = [m for m in notify.drain() if m.get("READY") == "1"][-1]
+    assert "nested too deeply" in ready["STATUS"]
+    async with client.post(gateway.url + "/v1/chat/completions", json=CHAT,
+                           headers=gateway.auth) as resp:
+        assert resp.status == 200
+    assert gateway.process is not None and gateway.process.poll() is None
+    assert "Traceback" not in gateway.logs()
+
+
+async def test_a_stop_does_not_wait_behind_a_reload_that_a_stuck_worker_holds_up(
+    start_gateway: StartGateway, notify: NotifySocket
+):
+    gateway, notify = await _start(start_gateway, notify, shutdown={"drain_timeout": 1})
+    stuck = _worker_pids(gateway)[0]
+    os.kill(stuck, signal.SIGSTOP)
+    try:
+        gateway.signal(signal.SIGHUP)
+        await wait_for(lambda: any(m.get("RELOADING") == "1" for m in notify.drain()))
+        gateway.signal(signal.SIGTERM)
+        # The stuck worker is killed after its drain (1 s) and the grace of 10 s; before,
+        # the stop began only when the reload gave up on it, 30 s later.
+        assert gateway.process is not None and gateway.process.wait(25) == 0
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(stuck, signal.SIGKILL)
+
+
+async def test_the_supervisor_gives_the_workers_the_drain_timeout_a_reload_set(
+    start_gateway: StartGateway, notify: NotifySocket, fake: FakeUpstream
+):
+    gateway, notify = await _start(start_gateway, notify, shutdown={"drain_timeout": 0})
+    path = gateway.config_dir / "gateway.yaml"
+    document = yaml.safe_load(path.read_text())
+    document["shutdown"]["drain_timeout"] = 30
+    path.write_text(yaml.safe_dump(document))
+    gateway.signal(signal.SIGHUP)
+    await wait_for(lambda: "workers reloaded" in gateway.logs())
+    # A stream of 13 s: the started-with drain (0 s) and the grace (10 s) would cut it.
+    fake.behave("m-alpha", content=" ".join("abcdefghijklmn"), chunk_delay=1.0)
+    async with aiohttp.ClientSession() as session:
+        resp = await stream_under_way(session, gateway)
+        gateway.signal(signal.SIGTERM)
+        text = (await resp.read()).decode()
+    assert text.rstrip().endswith("data: [DONE]")
+    assert gateway.process is not None and gateway.process.wait(15) == 0
 
 
 async def _healthz_fresh(gateway: Gateway) -> int:

@@ -104,6 +104,12 @@ def test_invalid_yaml_names_the_line(tmp_path: Path):
     assert problem.startswith("routing.yaml: line 3, column 1: invalid YAML")
 
 
+def test_yaml_nested_too_deeply_is_a_problem_not_a_crash(tmp_path: Path):
+    write_config(tmp_path, "http://127.0.0.1:1")
+    (tmp_path / "routing.yaml").write_text("[" * 5000 + "]" * 5000)
+    assert "routing.yaml: invalid YAML: nested too deeply" in _problems(tmp_path)
+
+
 def test_unknown_keys_are_rejected_with_their_path(tmp_path: Path):
     write_config(tmp_path, "http://127.0.0.1:1", routing=_routing(stratgy="failover"),
                  gateway={"timeouts": {"conect": 1}})
