@@ -139,12 +139,13 @@ def read_listen(top: Section, env: Mapping[str, str]) -> Listen:
     section = top.section("listen", frozenset({"host", "port"}))
     host = env.get("HX_HOST") or section.string("host", "0.0.0.0")
     port = section.number("port", 4010, minimum=0, maximum=65535, integer=True)
-    if env.get("HX_PORT"):
-        try:
-            port = int(env["HX_PORT"])
-        except ValueError:
+    given = env.get("HX_PORT")
+    if given:
+        if given.isascii() and given.isdigit() and int(given) <= 65535:
+            port = int(given)
+        else:
             top.problems.add(
-                "environment", "HX_PORT", f"must be a port number, got {env['HX_PORT']!r}"
+                "environment", "HX_PORT", f"must be a port number (0-65535), got {given!r}"
             )
     return Listen(host=host, port=port)
 

@@ -51,6 +51,13 @@ def test_environment_overrides_upstream_listen_and_log_level(tmp_path: Path):
     assert config.logging.level == "debug"
 
 
+@pytest.mark.parametrize("port", ["99999", "-1", "http", "٤٠١٠"])
+def test_an_hx_port_that_is_no_port_is_a_problem(tmp_path: Path, port: str):
+    write_config(tmp_path, "http://127.0.0.1:1")
+    (problem,) = _problems(tmp_path, ENV | {"HX_PORT": port})
+    assert problem == f"environment: HX_PORT: must be a port number (0-65535), got {port!r}"
+
+
 def test_the_log_level_in_gateway_yaml_may_be_upper_case_as_in_the_env_file(tmp_path: Path):
     write_config(tmp_path, "http://127.0.0.1:1", gateway={"logging": {"level": "WARNING"}})
     assert load_config(tmp_path, ENV).logging.level == "warning"
