@@ -20,7 +20,7 @@ import structlog
 from aiohttp import web
 
 from hxgw import __version__
-from hxgw.config import Config, Tls, load_config
+from hxgw.config import Config, load_config
 from hxgw.config.warnings import log_restart_only_changes, warn_at_start
 from hxgw.errors import ConfigError
 from hxgw.keys.guard import is_within
@@ -34,7 +34,7 @@ from hxgw.observe import AccessLog
 from hxgw.observe.workers import WorkerFigures
 from hxgw.runtime import ReloadRecord, Runtime
 from hxgw.server import Dispatcher, GatewayServer
-from hxgw.server.listener import ListenSite
+from hxgw.server.listener import ListenSite, tls_context
 from hxgw.server.operator_routes import status
 from hxgw.state import GatewayState, SnapshotHolder, build_state
 from hxgw.upstream.client import UpstreamClient
@@ -95,7 +95,7 @@ class Daemon:
         # shutdown_timeout: our own drain has already waited; see lifecycle.drain.
         self.runner = web.ServerRunner(self.server, handle_signals=False, shutdown_timeout=1.0)
         await self.runner.setup()
-        self.ssl_context = _ssl_context(config.tls) if config.tls else None
+        self.ssl_context = tls_context(config.tls) if config.tls else None
         listener = socket.socket(fileno=self.listen_fd) if self.listen_fd is not None else None
         # A worker accepts on the socket its supervisor bound; otherwise bind here.
         site = ListenSite(
@@ -136,7 +136,9 @@ class Daemon:
             asyncio.create_task(self.runtime.loop_lag.watch()),
             asyncio.create_task(
                 self.runtime.readiness.probe_forever(
-                    lambda: self.holder.current, self.runtime.metrics.upstream_is_up
+                    lambda: self.holder.current,
+                    self.runtime.metrics.upstream_is_up,
+                    self.runtime.metrics.upstream_gone,
                 )
             ),
         ]
@@ -292,9 +294,3 @@ class Daemon:
 
 def _reload_text(record: ReloadRecord) -> str:
     return "none yet" if record.result == "none" else f"{record.result}: {record.message}"
-
-
-def _ssl_context(tls: Tls) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-    context.load_cert_chain(tls.cert, tls.key)
-    return context

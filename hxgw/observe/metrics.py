@@ -11,6 +11,7 @@ event loop's single thread never needs, and cost as much as all routing.
 
 from __future__ import annotations
 
+import contextlib
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 
@@ -119,6 +120,11 @@ class Metrics:
 
     def upstream_is_up(self, upstream: str, up: bool) -> None:
         self.upstream_up.labels(upstream).set(1.0 if up else 0.0)
+
+    def upstream_gone(self, upstream: str) -> None:
+        """A reload removed it: its last state would hide the others' (max() in alerts)."""
+        with contextlib.suppress(KeyError):
+            self.upstream_up.remove(upstream)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)

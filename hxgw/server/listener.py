@@ -14,6 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
+from hxgw.config import Tls
+
 
 class ListenSite(web.BaseSite):
     __slots__ = ("_handshake_timeout", "_host", "_port", "_sock")
@@ -54,3 +56,10 @@ class ListenSite(web.BaseSite):
             self._server = await loop.create_server(
                 server, self._host, self._port, reuse_address=True, **options
             )
+
+
+def tls_context(tls: Tls) -> ssl.SSLContext:
+    """The server's TLS context: the certificate and key of `listen.tls`."""
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(tls.cert, tls.key)
+    return context

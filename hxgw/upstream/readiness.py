@@ -48,6 +48,19 @@ class Readiness:
     def __init__(self) -> None:
         self.last_ok: dict[str, float] = {}
         self.last_error: dict[str, str] = {}
+        self.urls: dict[str, str] = {}
+        """Each upstream's URL when it was last probed: what was seen of a name is of it."""
+
+    def follow(self, config: Config) -> list[str]:
+        """Forget what was seen of the upstreams a reload removed or moved to another URL
+        (an answer from the old one says nothing of the new); return the removed names."""
+        urls = {name: upstream.url for name, upstream in config.upstreams.items()}
+        for name in [n for n, url in self.urls.items() if urls.get(n) != url]:
+            self.last_ok.pop(name, None)
+            self.last_error.pop(name, None)
+        removed = [name for name in self.urls if name not in urls]
+        self.urls = urls
+        return removed
 
     def saw_ok(self, upstream: str) -> None:
         self.last_ok[upstream] = time.monotonic()
@@ -90,10 +103,15 @@ class Readiness:
         }
         return not reasons, body
 
-    async def probe_forever(self, current: Callable[[], Probed], up: UpGauge) -> None:
-        """Ask each upstream for its model list every `interval` seconds."""
+    async def probe_forever(
+        self, current: Callable[[], Probed], up: UpGauge, gone: Callable[[str], None]
+    ) -> None:
+        """Ask each upstream for its model list every `interval` seconds; `gone` hears of
+        each upstream a reload removed."""
         while True:
             state = current()
+            for name in self.follow(state.config):
+                gone(name)
             await asyncio.gather(*(self._probe(state, name, up) for name in state.config.upstreams))
             interval = state.config.readiness.interval
             if len(self.last_error) or len(self.last_ok) < len(state.config.upstreams):

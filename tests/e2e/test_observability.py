@@ -12,6 +12,7 @@ import subprocess
 
 import aiohttp
 import pytest
+import yaml
 
 from tests.conftest import StartGateway
 from tests.fake_upstream import FakeUpstream
@@ -213,6 +214,31 @@ async def test_readyz_turns_503_when_the_upstream_goes_away(
     await wait_for_async(ready, 200)
 
 
+async def test_an_upstream_a_reload_removed_leaves_the_up_gauge(
+    start_gateway: StartGateway, client: aiohttp.ClientSession,
+    upstream: tuple[FakeUpstream, str],
+):
+    url = upstream[1]
+    both = {"default": {"url": url}, "spare": {"url": url}}
+    gateway = await start_gateway(
+        gateway={"readiness": {"interval": 0.2}, "upstreams": both})
+
+    async def metrics() -> str:
+        async with client.get(gateway.url + "/metrics", headers=gateway.auth) as resp:
+            return await resp.text()
+
+    up = 'hxgw_upstream_up{upstream="spare"} 1.0'
+    await wait_for_async(metrics, lambda text: up in text)
+    path = gateway.config_dir / "gateway.yaml"
+    document = yaml.safe_load(path.read_text())
+    del document["upstreams"]["spare"]
+    path.write_text(yaml.safe_dump(document))
+    gateway.signal(signal.SIGHUP)
+    # Left at 1, it would keep max(hxgw_upstream_up), the runbook's alert, from firing.
+    await wait_for_async(metrics, lambda text: 'upstream="spare"' not in text)
+    assert 'hxgw_upstream_up{upstream="default"} 1.0' in await metrics()
+
+
 async def test_readyz_is_503_while_draining(
     start_gateway: StartGateway, fake: FakeUpstream
 ):
@@ -344,10 +370,12 @@ async def test_the_openapi_document_is_served(gateway: Gateway, client: aiohttp.
     assert document["openapi"].startswith("3.1")
 
 
-async def wait_for_async(probe, expected: int, timeout: float = 10.0) -> None:
+async def wait_for_async(probe, expected, timeout: float = 10.0) -> None:
+    """Until `probe()` gives `expected`, or passes it when `expected` is a check."""
     deadline = asyncio.get_running_loop().time() + timeout
     while asyncio.get_running_loop().time() < deadline:
-        if await probe() == expected:
+        value = await probe()
+        if expected(value) if callable(expected) else value == expected:
             return
         await asyncio.sleep(0.1)
     raise AssertionError(f"did not become {expected} within {timeout}s")
