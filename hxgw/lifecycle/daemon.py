@@ -28,7 +28,7 @@ from hxgw.lifecycle.capacity import log_capacity, raise_descriptor_limit, size_g
 from hxgw.lifecycle.drain import drain
 from hxgw.lifecycle.notify import Notifier
 from hxgw.lifecycle.override import ListenOverride
-from hxgw.lifecycle.start_signals import EarlyReload
+from hxgw.lifecycle.start_signals import GENERATION, EarlyReload
 from hxgw.lifecycle.stores import close_stores, open_stores, watch_stores
 from hxgw.observe import AccessLog
 from hxgw.observe.workers import WorkerFigures
@@ -76,7 +76,10 @@ class Daemon:
         self.descriptors = raise_descriptor_limit()
         client = UpstreamClient()
         open_stores(self.runtime, config, self.env)
-        self._adopt(build_state(config, client, generation=1, runtime=self.runtime))
+        if self.runtime.figures is not None:
+            self.runtime.figures.retire_previous()  # of a worker this one replaces
+        generation = int(self.env.get(GENERATION, "1"))
+        self._adopt(build_state(config, client, generation, runtime=self.runtime))
         log_capacity(self.runtime.gates, self.descriptors)
         self.server = GatewayServer(
             Dispatcher(self.holder, self.inflight),

@@ -23,6 +23,8 @@ from types import FrameType
 
 SUPERVISOR_PID = "HX_SUPERVISOR_PID"
 """The environment variable by which a supervisor tells its workers its pid."""
+GENERATION = "HX_CONFIG_GENERATION"
+"""... and the config generation its workers serve, which one started again starts at."""
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 

@@ -34,7 +34,7 @@ import structlog
 from hxgw.config import Config
 from hxgw.config.warnings import log_supervisor_restart_changes
 from hxgw.lifecycle.notify import Notifier
-from hxgw.lifecycle.start_signals import SUPERVISOR_PID, EarlyReload
+from hxgw.lifecycle.start_signals import GENERATION, SUPERVISOR_PID, EarlyReload
 from hxgw.lifecycle.worker import Worker, all_set, bind, stop_all
 from hxgw.observe.workers import SHARED_DIR
 
@@ -64,6 +64,8 @@ class Supervisor:
         self.stopping = False
         self.stop_asked = asyncio.Event()
         self.drain_timeout = config.drain_timeout
+        self.generation = 1
+        """The workers' config generation: a worker started again starts at it."""
         """The workers' drain timeout as last reloaded (the rest of `config` is what the
         supervisor started with: its listener and worker count change on restart only)."""
         self.events: asyncio.Queue[str] = asyncio.Queue()
@@ -165,6 +167,7 @@ class Supervisor:
         elif done:
             log.info("workers reloaded", workers=self.count)
             state = "last reload: ok"
+            self.generation += 1
             fresh = self.reread()
             if fresh is not None:
                 self.drain_timeout = fresh.drain_timeout
@@ -216,6 +219,7 @@ class Supervisor:
         env = {k: v for k, v in self.env.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_PID")}
         env |= {"NOTIFY_SOCKET": worker.notify_path, "HX_WORKER": str(worker.index)}
         env[SUPERVISOR_PID] = str(os.getpid())  # a worker ends when this process does
+        env[GENERATION] = str(self.generation)
         env[SHARED_DIR] = str(self.scratch)  # where the workers add up their figures
         worker.ready.clear()
         worker.started_at = worker.last_ping = time.monotonic()

@@ -6,6 +6,12 @@ them, once a second. The worker that answers a scrape adds its own live
 figures to the others' last ones, so a scrape sees every worker's requests
 whichever worker it reached, at most a second behind.
 
+A worker that died keeps its counts in the sum: while it is down its last file
+is read for its counts alone (its gauges, requests in flight, are gone with it),
+and a worker started again moves its predecessor's counts to `retired-N.json`
+before it writes its own. Otherwise each restart would make the daemon's
+counters drop, which Prometheus takes for a reset and `rate()` for a burst.
+
 Why files and not prometheus_client's multiprocess mode: that mode keeps only
 the library's own metric objects in its shared memory, and the gateway's
 per-request figures are plain numbers read by a collector at scrape time.
@@ -33,6 +39,7 @@ STALE = 10.0
 HIGHEST = frozenset(
     {
         "hxgw_config_generation",
+        "hxgw_config_reloads_total",  # each worker counts the daemon's reloads
         "hxgw_circuit_state",
         "hxgw_upstream_up",
         "hxgw_event_loop_lag_seconds",
@@ -57,27 +64,76 @@ class WorkerFigures:
         directory, worker = env.get(SHARED_DIR), env.get("HX_WORKER")
         return cls(Path(directory), worker) if directory and worker is not None else None
 
+    def retire_previous(self) -> None:
+        """A worker started again: add its predecessor's counts to this worker's retired
+        ones, which stay in the sum for as long as the daemon runs."""
+        try:
+            last = json.loads(self.path.read_bytes())
+        except (OSError, ValueError):
+            return  # the first start, or nothing readable to keep
+        retired = self.directory / f"retired-{self.worker}.json"
+        try:
+            before = json.loads(retired.read_bytes())
+        except (OSError, ValueError):
+            before = None
+        kept = counts_only(last)
+        if before is not None:
+            metrics = added([before["metrics"], kept["metrics"]])
+            kept = {"metrics": metrics, "status": total_status(before["status"], [kept["status"]])}
+        _write(retired, kept)
+        self.path.unlink(missing_ok=True)
+
     def publish(self, registry: CollectorRegistry, status: Mapping[str, Any]) -> None:
         """Write this worker's figures; a reader never sees a half-written file."""
-        figures = {"metrics": families(registry), "status": status}
-        partial = self.path.with_suffix(".partial")
-        partial.write_bytes(json.dumps(figures).encode())
-        os.replace(partial, self.path)
+        _write(self.path, {"metrics": families(registry), "status": status})
 
     def others(self) -> list[dict[str, Any]]:
-        """The last figures of every other live worker."""
+        """The last figures of every other worker (of one that is down, its counts), and
+        the counts of the workers' earlier runs."""
         found = []
         now = time.time()
-        for path in self.directory.glob("figures-*.json"):
+        for path in self.directory.glob("*.json"):
             if path == self.path:
                 continue
             try:
-                if now - path.stat().st_mtime > STALE:
-                    continue
-                found.append(json.loads(path.read_bytes()))
+                stale = now - path.stat().st_mtime > STALE
+                figures = json.loads(path.read_bytes())
             except (OSError, ValueError):
                 continue  # a worker gone between the listing and the read
+            live = path.name.startswith("figures-") and not stale
+            found.append(figures if live else counts_only(figures))
         return found
+
+
+def _write(path: Path, figures: Mapping[str, Any]) -> None:
+    """A reader never sees a half-written file."""
+    partial = path.with_suffix(".partial")
+    partial.write_bytes(json.dumps(figures).encode())
+    os.replace(partial, path)
+
+
+COUNTED = frozenset({"counter", "histogram", "summary"})
+
+
+def counts_only(figures: Mapping[str, Any]) -> dict[str, Any]:
+    """A gone worker's figures as they still count: its counters and histograms, and its
+    requests served; not what it had in flight, nor its gauges."""
+    metrics = [f for f in figures["metrics"] if f["type"] in COUNTED]
+    status = figures["status"]
+    requests = {"total": status["requests"]["total"], "per_second": 0.0, "inflight": 0}
+    return {
+        "metrics": metrics,
+        "status": {
+            "requests": requests | {"active_streams": 0},
+            "models": [
+                {"name": m["name"], "requests": m["requests"], "inflight": 0}
+                for m in status["models"]
+            ],
+            "upstreams": [
+                {"name": u["name"], "shed": u.get("shed", 0)} for u in status["upstreams"]
+            ],
+        },
+    }
 
 
 def families(registry: CollectorRegistry) -> list[Family]:
@@ -95,9 +151,16 @@ def families(registry: CollectorRegistry) -> list[Family]:
 
 def render_total(own: list[Family], others: Iterable[list[Family]]) -> bytes:
     """The Prometheus text of every worker's families added up, sample by sample."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_Fixed(added([own, *others])))
+    return generate_latest(registry)
+
+
+def added(workers: Iterable[list[Family]]) -> list[Family]:
+    """The workers' families, sample by sample: counts added, the rest as `_combine` says."""
     merged: dict[str, Family] = {}
     values: dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]] = {}
-    for worker in (own, *others):
+    for worker in workers:
         for family in worker:
             name = family["name"]
             merged.setdefault(name, family)
@@ -105,9 +168,10 @@ def render_total(own: list[Family], others: Iterable[list[Family]]) -> bytes:
             for sample, labels, value in family["samples"]:
                 key = (sample, tuple(sorted(labels.items())))
                 into[key] = _combine(sample, into.get(key), value)
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Fixed(merged, values))
-    return generate_latest(registry)
+    return [
+        family | {"samples": [[s, dict(labels), v] for (s, labels), v in values[name].items()]}
+        for name, family in merged.items()
+    ]
 
 
 def _combine(sample: str, before: float | None, value: float) -> float:
@@ -123,18 +187,14 @@ def _combine(sample: str, before: float | None, value: float) -> float:
 class _Fixed(Collector):
     """Collects the merged families as they are."""
 
-    def __init__(
-        self,
-        merged: dict[str, Family],
-        values: dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], float]],
-    ) -> None:
-        self.merged, self.values = merged, values
+    def __init__(self, merged: list[Family]) -> None:
+        self.merged = merged
 
     def collect(self) -> Iterator[Metric]:
-        for name, family in self.merged.items():
-            metric = Metric(name, family["documentation"], family["type"], family["unit"])
-            for (sample, labels), value in self.values[name].items():
-                metric.add_sample(sample, dict(labels), value)
+        for family in self.merged:
+            metric = Metric(family["name"], family["documentation"], family["type"], family["unit"])
+            for sample, labels, value in family["samples"]:
+                metric.add_sample(sample, labels, value)
             yield metric
 
 

@@ -131,11 +131,7 @@ async def _scrape_fresh(gateway: Gateway, path: str) -> str:
         return await resp.text()
 
 
-async def test_metrics_and_status_add_up_over_the_workers(
-    start_gateway: StartGateway, notify: NotifySocket
-):
-    gateway, _ = await _start(start_gateway, notify)
-
+async def _serve_40(gateway: Gateway) -> None:
     async def one() -> None:
         async with (
             aiohttp.ClientSession() as fresh,
@@ -148,19 +144,49 @@ async def test_metrics_and_status_add_up_over_the_workers(
     served = set(re.findall(r"POST /v1/chat/completions status=200 .* worker=(\d)", gateway.logs()))
     assert served == {"0", "1"}  # both workers served some: neither alone saw 40
 
+
+async def _until_scrapes_say_40(gateway: Gateway) -> None:
     async def scrapes_say_40() -> bool:
         texts = [await _scrape_fresh(gateway, "/metrics") for _ in range(6)]
         return all(_chat_requests(text) == 40 for text in texts)
 
     for _ in range(50):  # each worker shares its figures once a second
         if await scrapes_say_40():
-            break
+            return
         await asyncio.sleep(0.1)
-    else:
-        raise AssertionError("the workers' request counts never added up to 40")
+    raise AssertionError("the workers' request counts never added up to 40")
+
+
+async def test_metrics_and_status_add_up_over_the_workers(
+    start_gateway: StartGateway, notify: NotifySocket
+):
+    gateway, _ = await _start(start_gateway, notify)
+    await _serve_40(gateway)
+    await _until_scrapes_say_40(gateway)
     for _ in range(6):
         status = json.loads(await _scrape_fresh(gateway, "/status.json"))
         assert status["requests"]["total"] == 40
+
+
+async def test_a_worker_started_again_keeps_the_daemons_counts_and_config_generation(
+    start_gateway: StartGateway, notify: NotifySocket
+):
+    gateway, _ = await _start(start_gateway, notify)
+    gateway.signal(signal.SIGHUP)
+    await wait_for(lambda: "workers reloaded" in gateway.logs())
+    await _serve_40(gateway)
+    await _until_scrapes_say_40(gateway)
+    victim = _worker_pids(gateway)[0]
+    os.kill(victim, signal.SIGKILL)
+    await wait_for(lambda: "worker started again" in gateway.logs(), timeout=15)
+    # Its requests are still counted: a drop would be a counter reset to Prometheus.
+    await _until_scrapes_say_40(gateway)
+    for _ in range(6):
+        status = json.loads(await _scrape_fresh(gateway, "/status.json"))
+        assert status["requests"]["total"] == 40
+        assert status["config_generation"] == 2
+        metrics = await _scrape_fresh(gateway, "/metrics")
+        assert 'hxgw_config_reloads_total{result="ok"} 1.0' in metrics
 
 
 async def test_a_reload_asked_for_while_the_workers_start_kills_nothing_and_is_carried_out(

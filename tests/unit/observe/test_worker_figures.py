@@ -1,0 +1,69 @@
+"""With workers, the daemon's figures are the sum over them, and over their earlier runs."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from hxgw.observe.workers import WorkerFigures, added
+
+
+def _figures(requests: float, inflight: float) -> dict[str, Any]:
+    return {
+        "metrics": [
+            {"name": "hxgw_requests", "documentation": "", "type": "counter", "unit": "",
+             "samples": [["hxgw_requests_total", {"endpoint": "chat"}, requests]]},
+            {"name": "hxgw_inflight", "documentation": "", "type": "gauge", "unit": "",
+             "samples": [["hxgw_inflight", {}, inflight]]},
+        ],
+        "status": {
+            "requests": {"total": requests, "per_second": 3.0, "inflight": inflight,
+                         "active_streams": 1},
+            "models": [{"name": "alpha", "requests": requests, "inflight": inflight}],
+            "upstreams": [{"name": "default", "in_use": 2, "cap": 8, "queued": 0, "shed": 1}],
+        },
+    }
+
+
+def _run_of_worker_0(directory: Path, requests: float) -> WorkerFigures:
+    """Worker 0 started again after a run that served `requests` and died."""
+    (directory / "figures-0.json").write_text(json.dumps(_figures(requests, inflight=2)))
+    figures = WorkerFigures(directory, "0")
+    figures.retire_previous()
+    return figures
+
+
+def test_the_counts_of_a_workers_earlier_runs_stay_in_the_sum(tmp_path: Path):
+    _run_of_worker_0(tmp_path, 30)
+    figures = _run_of_worker_0(tmp_path, 12)
+    assert not (tmp_path / "figures-0.json").exists()
+    watcher = WorkerFigures(tmp_path, "1")
+    (retired,) = watcher.others()
+    (family,) = retired["metrics"]  # the gauge went with the process
+    assert family["samples"] == [["hxgw_requests_total", {"endpoint": "chat"}, 42]]
+    assert retired["status"]["requests"] == {
+        "total": 42, "per_second": 0.0, "inflight": 0, "active_streams": 0}
+    assert retired["status"]["upstreams"] == [{"name": "default", "shed": 2}]
+    assert figures.others() == [retired]
+
+
+def test_a_worker_that_is_down_counts_its_requests_but_not_its_requests_in_flight(
+    tmp_path: Path,
+):
+    path = tmp_path / "figures-1.json"
+    path.write_text(json.dumps(_figures(7, inflight=3)))
+    old = path.stat().st_mtime - 60  # past STALE: its process is gone
+    os.utime(path, (old, old))
+    (down,) = WorkerFigures(tmp_path, "0").others()
+    assert down["status"]["requests"]["total"] == 7
+    assert down["status"]["requests"]["inflight"] == 0
+    assert [f["name"] for f in down["metrics"]] == ["hxgw_requests"]
+
+
+def test_reloads_are_counted_once_for_the_daemon_not_once_per_worker():
+    reloads = [{"name": "hxgw_config_reloads", "documentation": "", "type": "counter",
+                "unit": "", "samples": [["hxgw_config_reloads_total", {"result": "ok"}, 3]]}]
+    (family,) = added([reloads, reloads])
+    assert family["samples"] == [["hxgw_config_reloads_total", {"result": "ok"}, 3]]
