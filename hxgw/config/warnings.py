@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
+from dataclasses import replace
 from pathlib import Path
 
 import structlog
@@ -19,18 +20,22 @@ log = structlog.get_logger("hxgw.config")
 CONFIG_FILES = (GATEWAY, ROUTING, REGISTRY)
 
 
-def log_restart_only_changes(old: Config, new: Config, listening: str) -> None:
-    """Each setting of `new` a reload cannot apply; the address against the one the
-    server listens on, as an earlier reload may have changed the config's already."""
+def log_restart_only_changes(started: Config, new: Config, listening: str) -> None:
+    """Each setting of `new` a reload cannot apply, against what the process started
+    with (and the address against the one it listens on): the warning comes again on
+    every reload until a restart, and none comes for a setting put back as it runs."""
     _log_listen_change(listening, new)
-    if (old.tls is None) != (new.tls is None):
+    if (started.tls is None) != (new.tls is None):
         log.warning("TLS was switched on or off; it takes effect on restart")
-    if old.limits.client_idle_timeout != new.limits.client_idle_timeout:
+    if started.limits.client_idle_timeout != new.limits.client_idle_timeout:
         log.warning("limits.client_idle_timeout changed; it takes effect on restart")
-    if old.limits_store != new.limits_store:
+    if started.limits_store != new.limits_store:
         log.warning("limits_store changed; it takes effect on restart")
-    if old.logging != new.logging:
-        log.warning("logging settings changed; they take effect on restart")
+    if started.store != new.store:
+        log.warning("store settings changed; they take effect on restart")
+    # logging.access_log is read per request: only the level and format wait.
+    if replace(started.logging, access_log=new.logging.access_log) != new.logging:
+        log.warning("logging.level or logging.format changed; it takes effect on restart")
 
 
 def log_supervisor_restart_changes(started: Config, fresh: Config, count: int | None) -> None:

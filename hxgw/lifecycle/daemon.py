@@ -54,7 +54,7 @@ class Daemon:
         early: EarlyReload | None = None,
     ) -> None:
         self.config_dir, self.env, self.override = config_dir, env, override
-        self.early = early
+        self.early, self.started_with = early, config
         self.listen_fd = listen_fd
         self.descriptors = 0
         """The descriptors this process may open, read at start."""
@@ -205,7 +205,7 @@ class Daemon:
             )
             self.notifier.ready(self._status())
             return False
-        log_restart_only_changes(current.config, config, self.runtime.listening)
+        log_restart_only_changes(self.started_with, config, self.runtime.listening)
         if self.ssl_context is not None and config.tls is not None:
             # New handshakes use the re-read certificate; open connections keep theirs.
             try:

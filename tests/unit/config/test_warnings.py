@@ -85,3 +85,28 @@ def test_a_listen_address_is_compared_with_the_one_in_use_not_the_last_config(tm
     said = [(e.get("listening"), e.get("configured")) for e in logs]
     # Before, the second said it moved from 4011 (it never had) and the third said nothing.
     assert said == [("127.0.0.1:4010", "127.0.0.1:4011"), ("127.0.0.1:4010", "127.0.0.1:4011")]
+
+
+def _config_with(tmp_path: Path, name: str, **gateway: object) -> Config:
+    directory = write_config(tmp_path / name, "http://127.0.0.1:1", gateway=gateway)
+    return load_config(directory, {"MASTER_KEY": new_key()})
+
+
+def test_a_restart_only_setting_is_warned_of_on_every_reload_until_the_restart(tmp_path: Path):
+    started = _config_with(tmp_path, "a")
+    quiet = _config_with(tmp_path, "b", logging={"level": "debug"})
+    with structlog.testing.capture_logs() as logs:
+        log_restart_only_changes(started, quiet, "0.0.0.0:4010")
+        log_restart_only_changes(started, quiet, "0.0.0.0:4010")  # compared with the start
+        log_restart_only_changes(started, started, "0.0.0.0:4010")  # put back: nothing
+    assert [e["event"] for e in logs] == [
+        "logging.level or logging.format changed; it takes effect on restart"] * 2
+
+
+def test_the_store_settings_wait_for_a_restart_and_the_access_log_does_not(tmp_path: Path):
+    started = _config_with(tmp_path, "a")
+    changed = _config_with(tmp_path, "b", store={"ledger": False},
+                           logging={"access_log": False})
+    with structlog.testing.capture_logs() as logs:
+        log_restart_only_changes(started, changed, "0.0.0.0:4010")
+    assert [e["event"] for e in logs] == ["store settings changed; they take effect on restart"]
