@@ -61,6 +61,9 @@ class Ledger:
         self._retry_at = 0.0
         self._backoff = 0.0
         self._failing = False
+        self._refusing: str | None = None
+        """Why the spool refuses rows, while it does: said once, not once a batch."""
+        self._refused = 0
 
     @property
     def spool_bytes(self) -> int:
@@ -189,6 +192,7 @@ class Ledger:
         self._failing = True
 
     def _recovered(self) -> None:
+        self._refusal(None, 0)
         if self._failing:
             log.info("usage store reachable again", store=self.database.where)
         self._failing = False
@@ -198,17 +202,24 @@ class Ledger:
     def _keep(self, rows: list[Values]) -> None:
         if not rows:
             return
+        why = None
         try:
             kept = self.spool.add(rows)
-        except OSError as exc:
-            log.error("usage spool cannot be written", error=str(exc), rows=len(rows))
-            kept = 0
+        except OSError as exc:  # a full or read-only disk, say
+            kept, why = 0, f"the spool cannot be written: {exc.strerror or exc}"
+        if why is None and kept < len(rows):
+            why = f"the spool is full ({self.spool.max_bytes} bytes, store.spool_max_bytes)"
         self.rows_spooled += kept
-        if kept < len(rows):
-            self.rows_dropped += len(rows) - kept
-            log.error(
-                "usage spool full, newest rows refused",
-                refused=len(rows) - kept,
-                spool_bytes=self.spool.bytes,
-                spool_max_bytes=self.spool.max_bytes,
-            )
+        self.rows_dropped += len(rows) - kept
+        self._refusal(why, len(rows) - kept)
+
+    def _refusal(self, why: str | None, refused: int) -> None:
+        """Say when the spool starts refusing rows, why, and how many it refused when it
+        takes them again; a batch each second would otherwise log a line each."""
+        if why is not None and why != self._refusing:
+            log.error("usage rows are being lost: the store is unreachable and " + why)
+        elif why is None and self._refusing is not None:
+            log.info("the usage spool takes rows again", rows_lost=self._refused)
+            self._refused = 0
+        self._refusing = why
+        self._refused += refused

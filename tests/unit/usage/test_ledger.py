@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
+
+import structlog
 
 from hxgw.store import Database, open_database
 from hxgw.store.sqlite import SqliteDatabase
@@ -116,6 +119,23 @@ def test_the_spool_keeps_the_oldest_rows_up_to_its_bound_and_refuses_the_newest(
     kept: list[str] = []
     Spool(tmp_path / "spool", 20_000).replay(lambda rows: kept.extend(r[0] for r in rows), 50)  # request_id
     assert kept == [f"req-{n:06d}" for n in range(ledger.rows_spooled)]
+
+
+def test_a_spool_that_cannot_be_written_says_so_once_not_once_a_batch(tmp_path: Path):
+    (tmp_path / "not-a-directory").write_text("")
+    unreachable = open_database(None, tmp_path / "not-a-directory")
+    ledger = Ledger(unreachable, tmp_path / "spool", batch_interval=0.02)
+    (tmp_path / "spool").write_text("")  # as on a full disk, every write fails
+    with structlog.testing.capture_logs() as logs:
+        ledger.start()
+        for n in range(5):
+            ledger.record(row(n))
+            time.sleep(0.1)  # a batch each
+        ledger.close()
+    lost = [e for e in logs if e["event"].startswith("usage rows are being lost")]
+    assert len(lost) == 1 and "the spool cannot be written" in lost[0]["event"]
+    assert not any("full" in e["event"] for e in logs)
+    assert ledger.rows_dropped == 5
 
 
 def test_two_workers_write_one_sqlite_file_at_once(tmp_path: Path):
