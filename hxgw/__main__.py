@@ -11,7 +11,7 @@ import sys
 from collections.abc import Sequence
 
 from hxgw import __version__
-from hxgw.tools import keys_cli, quickstart, smoke, train_router, usage_cli
+from hxgw.tools import keys_args, keys_cli, quickstart, smoke, train_router, usage_cli
 
 DEFAULT_CONFIG_DIR = "/etc/hxgw"
 
@@ -82,7 +82,7 @@ def _parser() -> argparse.ArgumentParser:
         command("smoke", "check a running gateway end to end (key from MASTER_KEY or --key-file)")
     )
 
-    keys_cli.add_arguments(
+    keys_args.add_arguments(
         command("keys", "make, list, change, rotate and revoke client keys in the store"),
         config_help,
     )

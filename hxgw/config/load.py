@@ -71,8 +71,9 @@ def load_config(
     files: list[Path] = []
     gateway = read_yaml(directory / GATEWAY, problems, files, required=False)
     before = len(problems.messages)
-    routing_doc = _under_routing(read_yaml(directory / ROUTING, problems, files, required=True),
-                                 problems)  # fmt: skip
+    routing_doc = _under_routing(
+        read_yaml(directory / ROUTING, problems, files, required=True), problems
+    )
     routing_problems = problems if len(problems.messages) == before else Problems()
     before = len(problems.messages)
     registry_doc = read_yaml(directory / REGISTRY, problems, files, required=True)

@@ -75,8 +75,7 @@ class StoredKeys:
             if key.name in config_names:
                 if key.name not in self._warned:
                     self._warned.add(key.name)
-                    log.warning("a stored key has a config key's name; it is ignored",
-                                key=key.name)  # fmt: skip
+                    log.warning("a stored key has a config key's name; it is ignored", key=key.name)
                 continue
             for client_key in key.client_keys(now):
                 by_digest[client_key.digest] = client_key
@@ -127,5 +126,8 @@ class StoredKeys:
             self._failing_since = now
         if now - self._warned_at >= WARN_EVERY:
             self._warned_at = now
-            log.warning("cannot read the key store; the keys read last keep working",
-                        error=str(exc), keys=len(self.by_digest))  # fmt: skip
+            log.warning(
+                "cannot read the key store; the keys read last keep working",
+                error=str(exc),
+                keys=len(self.by_digest),
+            )

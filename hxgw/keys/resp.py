@@ -49,12 +49,18 @@ def target(url: str) -> Target:
     password = query.get("password") or (unquote(parts.password) if parts.password else None)
     username = unquote(parts.username) if parts.username else None
     if parts.scheme == "unix":
-        return Target(path=parts.path, username=username, password=password,
-                      db=int(query.get("db", 0)))  # fmt: skip
+        return Target(
+            path=parts.path, username=username, password=password, db=int(query.get("db", 0))
+        )
     db = parts.path.lstrip("/") or query.get("db", "0")
-    return Target(host=parts.hostname or "localhost", port=parts.port or 6379,
-                  tls=parts.scheme == "rediss", username=username, password=password,
-                  db=int(db))  # fmt: skip
+    return Target(
+        host=parts.hostname or "localhost",
+        port=parts.port or 6379,
+        tls=parts.scheme == "rediss",
+        username=username,
+        password=password,
+        db=int(db),
+    )
 
 
 def encode(command: Sequence[Arg]) -> bytes:
@@ -88,8 +94,11 @@ class RespConnection(asyncio.Protocol):
             _, connection = await loop.create_connection(cls, where.host, where.port, ssl=tls)
         hello: list[Sequence[Arg]] = []
         if where.password is not None:
-            hello.append(("AUTH", where.username, where.password) if where.username
-                         else ("AUTH", where.password))  # fmt: skip
+            hello.append(
+                ("AUTH", where.username, where.password)
+                if where.username
+                else ("AUTH", where.password)
+            )
         if where.db:
             hello.append(("SELECT", where.db))
         try:

@@ -46,9 +46,22 @@ MIGRATIONS = (
         ),
     ),
 )
-_FIELDS = ("name", "digest", "previous_digest", "previous_until", "groups", "rpm", "tpm",
-           "max_parallel", "budget", "budget_period", "expires", "revoked", "created",
-           "updated")  # fmt: skip
+_FIELDS = (
+    "name",
+    "digest",
+    "previous_digest",
+    "previous_until",
+    "groups",
+    "rpm",
+    "tpm",
+    "max_parallel",
+    "budget",
+    "budget_period",
+    "expires",
+    "revoked",
+    "created",
+    "updated",
+)
 
 
 class KeyStoreError(Exception):
@@ -95,8 +108,9 @@ class StoredKey:
         keys = [ClientKey(digest=bytes.fromhex(self.digest), expires=self.expires, **common)]
         if self.previous_digest and self.previous_until and self.previous_until > now:
             until = min(self.previous_until, self.expires or self.previous_until)
-            keys.append(ClientKey(digest=bytes.fromhex(self.previous_digest), expires=until,
-                                  **common))  # fmt: skip
+            keys.append(
+                ClientKey(digest=bytes.fromhex(self.previous_digest), expires=until, **common)
+            )
         return keys
 
     def public(self) -> dict[str, Any]:
@@ -157,8 +171,14 @@ class KeyStore:
             if existing is not None:
                 connection.execute(f"DELETE FROM {TABLE} WHERE name = ?", (name,))  # noqa: S608
             updated = self._stamp(connection, now)
-            columns = {"name": name, "digest": digest, "created": now, "updated": updated,
-                       "budget_period": "1d", **_columns(settings)}  # fmt: skip
+            columns = {
+                "name": name,
+                "digest": digest,
+                "created": now,
+                "updated": updated,
+                "budget_period": "1d",
+                **_columns(settings),
+            }
             marks = ", ".join("?" for _ in columns)
             connection.execute(
                 f"INSERT INTO {TABLE} ({', '.join(columns)}) VALUES ({marks})",  # noqa: S608
@@ -175,8 +195,12 @@ class KeyStore:
     def rotate(self, connection: Connection, name: str, grace: float) -> str:
         """A new secret for `name`; the old one works for `grace` more seconds."""
         secret, digest = new_secret()
-        self._change(connection, name, {"digest": digest, "previous_until": time.time() + grace},
-                     previous=True)  # fmt: skip
+        self._change(
+            connection,
+            name,
+            {"digest": digest, "previous_until": time.time() + grace},
+            previous=True,
+        )
         return secret
 
     def revoke(self, connection: Connection, name: str) -> StoredKey:

@@ -97,19 +97,34 @@ async def create_batch(request: web.Request) -> web.Response:
     now = int(time.time())
     done, failed = _run(kept[1], body["endpoint"], request.app[CONFIG].embedding_dim)
     batch = {
-        "id": "batch_" + secrets.token_hex(12), "object": "batch",
-        "endpoint": body["endpoint"], "errors": None, "input_file_id": kept[0]["id"],
-        "completion_window": body.get("completion_window"), "status": "validating",
-        "output_file_id": None, "error_file_id": None, "created_at": now,
-        "in_progress_at": None, "expires_at": now + 86400, "finalizing_at": None,
-        "completed_at": None, "failed_at": None, "expired_at": None, "cancelling_at": None,
-        "cancelled_at": None, "request_counts": {"total": 0, "completed": 0, "failed": 0},
+        "id": "batch_" + secrets.token_hex(12),
+        "object": "batch",
+        "endpoint": body["endpoint"],
+        "errors": None,
+        "input_file_id": kept[0]["id"],
+        "completion_window": body.get("completion_window"),
+        "status": "validating",
+        "output_file_id": None,
+        "error_file_id": None,
+        "created_at": now,
+        "in_progress_at": None,
+        "expires_at": now + 86400,
+        "finalizing_at": None,
+        "completed_at": None,
+        "failed_at": None,
+        "expired_at": None,
+        "cancelling_at": None,
+        "cancelled_at": None,
+        "request_counts": {"total": 0, "completed": 0, "failed": 0},
         "metadata": body.get("metadata"),
-    }  # fmt: skip
+    }
     answer = dict(batch)
     batch.update(status="completed", in_progress_at=now, finalizing_at=now, completed_at=now)
-    batch["request_counts"] = {"total": len(done) + len(failed), "completed": len(done),
-                               "failed": len(failed)}  # fmt: skip
+    batch["request_counts"] = {
+        "total": len(done) + len(failed),
+        "completed": len(done),
+        "failed": len(failed),
+    }
     for lines, key in ((done, "output_file_id"), (failed, "error_file_id")):
         if lines:
             name = "batch_output.jsonl" if key == "output_file_id" else "batch_errors.jsonl"
@@ -166,10 +181,16 @@ def _run(data: bytes, endpoint: str, dim: int) -> tuple[list[bytes], list[bytes]
 def _keep_file(app: web.Application, data: bytes, name: str | None, purpose: str) -> dict[str, Any]:
     ident = "file-" + secrets.token_hex(12)
     described: dict[str, Any] = {
-        "id": ident, "object": "file", "bytes": len(data),
-        "created_at": int(time.time()), "filename": name or "file", "purpose": purpose,
-        "status": "processed", "expires_at": None, "status_details": None,
-    }  # fmt: skip
+        "id": ident,
+        "object": "file",
+        "bytes": len(data),
+        "created_at": int(time.time()),
+        "filename": name or "file",
+        "purpose": purpose,
+        "status": "processed",
+        "expires_at": None,
+        "status_details": None,
+    }
     _keep(app[FILES], ident, (described, data))
     return described
 
@@ -199,10 +220,15 @@ def _page(request: web.Request, objects: list[dict[str, Any]]) -> web.Response:
     limit = request.query.get("limit", "")
     count = int(limit) if limit.isdigit() and int(limit) > 0 else 10000
     page = objects[:count]
-    return web.json_response({
-        "object": "list", "data": page, "first_id": page[0]["id"] if page else None,
-        "last_id": page[-1]["id"] if page else None, "has_more": len(objects) > count,
-    })  # fmt: skip
+    return web.json_response(
+        {
+            "object": "list",
+            "data": page,
+            "first_id": page[0]["id"] if page else None,
+            "last_id": page[-1]["id"] if page else None,
+            "has_more": len(objects) > count,
+        }
+    )
 
 
 def _error(status: int, message: str, param: str | None) -> web.Response:

@@ -36,18 +36,27 @@ async def messages(request: web.Request) -> web.StreamResponse:
     await response.prepare(request)
     start = {**reply, "content": [], "stop_reason": None, "usage": {**usage, "output_tokens": 1}}
     await _event(response, "message_start", {"message": start})
-    await _event(response, "content_block_start",
-                 {"index": 0, "content_block": {"type": "text", "text": ""}})  # fmt: skip
+    await _event(
+        response, "content_block_start", {"index": 0, "content_block": {"type": "text", "text": ""}}
+    )
     delay = request.app[CONFIG].chunk_delay
     for i, word in enumerate(words):
         text = word if i == 0 else " " + word
-        await _event(response, "content_block_delta",
-                     {"index": 0, "delta": {"type": "text_delta", "text": text}})  # fmt: skip
+        await _event(
+            response,
+            "content_block_delta",
+            {"index": 0, "delta": {"type": "text_delta", "text": text}},
+        )
         await asyncio.sleep(delay)
     await _event(response, "content_block_stop", {"index": 0})
-    await _event(response, "message_delta", {
-        "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-        "usage": {"output_tokens": len(words)}})  # fmt: skip
+    await _event(
+        response,
+        "message_delta",
+        {
+            "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+            "usage": {"output_tokens": len(words)},
+        },
+    )
     await _event(response, "message_stop", {})
     await response.write_eof()
     return response

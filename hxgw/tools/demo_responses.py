@@ -31,17 +31,29 @@ async def create(request: web.Request) -> web.StreamResponse:
         )
     words = answer_for(_prompt(body.get("input"))).split(" ")
     response: dict[str, Any] = {
-        "id": "resp_" + secrets.token_hex(24), "object": "response",
-        "created_at": int(time.time()), "status": "in_progress", "error": None,
-        "incomplete_details": None, "instructions": body.get("instructions"),
-        "model": str(body.get("model") or "demo"), "output": [],
-        "previous_response_id": previous, "usage": None, "metadata": {},
-    }  # fmt: skip
+        "id": "resp_" + secrets.token_hex(24),
+        "object": "response",
+        "created_at": int(time.time()),
+        "status": "in_progress",
+        "error": None,
+        "incomplete_details": None,
+        "instructions": body.get("instructions"),
+        "model": str(body.get("model") or "demo"),
+        "output": [],
+        "previous_response_id": previous,
+        "usage": None,
+        "metadata": {},
+    }
     kept[response["id"]] = response
     while len(kept) > KEEP:
         kept.popitem(last=False)
-    message = {"id": "msg_" + secrets.token_hex(24), "type": "message", "role": "assistant",
-               "status": "in_progress", "content": []}  # fmt: skip
+    message = {
+        "id": "msg_" + secrets.token_hex(24),
+        "type": "message",
+        "role": "assistant",
+        "status": "in_progress",
+        "content": [],
+    }
     text = " ".join(words)
     done = {**message, "status": "completed", "content": [_part(text)]}
     usage = {"input_tokens": len(_prompt(body.get("input")).split()), "output_tokens": len(words)}

@@ -11,125 +11,16 @@ from __future__ import annotations
 import argparse
 import datetime as dt
 import json
-import re
 import sys
-import time
 from collections.abc import Mapping
 from typing import Any
 
 from hxgw.config import Config, load_config
-from hxgw.config.schema import PERIODS
 from hxgw.errors import ConfigError
 from hxgw.keys.store import KeyStore, KeyStoreError, StoredKey
 from hxgw.store import Connection, NoStore, StoreError, open_database
 from hxgw.store.locate import SQLITE_FILE
-from hxgw.tools.usage_cli import MAX_DURATION, duration, store_settings
-
-NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
-
-
-def _name(text: str) -> str:
-    if not NAME.fullmatch(text):
-        raise argparse.ArgumentTypeError(
-            f"a key name is 1-64 letters, digits, '.', '_' or '-': {text!r}")  # fmt: skip
-    return text
-
-
-MAX_LIMIT = 10**15
-"""The largest limit or budget taken: beyond it a limit is no limit, and the stores'
-64-bit integers (and Lua's exact numbers) end not far above."""
-
-
-def _positive(text: str) -> int:
-    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
-        raise argparse.ArgumentTypeError(f"not a whole number from 1 to 10^15: {text!r}")
-    return int(text)
-
-
-def _groups(text: str) -> list[str]:
-    """Group names, or `all` (an empty list: no restriction). Empty text is refused: a
-    script's unset variable must not widen a key to every group."""
-    if text.strip() == "all":
-        return []
-    groups = [g.strip() for g in text.split(",") if g.strip()]
-    if not groups:
-        raise argparse.ArgumentTypeError("name at least one group, or all")
-    return groups
-
-
-def _money(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= MAX_LIMIT:  # NaN and infinity too
-        raise argparse.ArgumentTypeError(f"not an amount of money: {text!r}")
-    return value
-
-
-def _date(text: str) -> float:
-    """2027-01-31 (its start, UTC) or an ISO time with a zone, in the future (a key that
-    has expired already is revoked, not made)."""
-    try:
-        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date like 2027-01-31: {text!r}") from None
-    stamp = (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp()
-    if stamp > time.time() + MAX_DURATION:  # 9999-12-31 in another zone is no UTC date
-        raise argparse.ArgumentTypeError(f"{text!r} is more than a hundred years away")
-    if stamp <= time.time():
-        raise argparse.ArgumentTypeError(f"{text!r} has passed: give a date to come")
-    return stamp
-
-
-def _grace(text: str) -> float:
-    """A duration like 1h or 7d, or 0s: the old secret stops at once."""
-    return 0.0 if text.strip() in ("0", "0s", "0m", "0h", "0d") else duration(text)
-
-
-def add_arguments(parser: argparse.ArgumentParser, config_help: str) -> None:
-    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-
-    def action(name: str, summary: str, *, named: bool = True) -> argparse.ArgumentParser:
-        sub = actions.add_parser(name, help=summary, description=summary)
-        if named:
-            sub.add_argument("name", type=_name, metavar="NAME")
-        sub.add_argument("--config-dir", help=config_help)
-        sub.add_argument("--json", action="store_true", help="machine-readable output")
-        return sub
-
-    for sub in (action("create", "make a key; its secret is printed once"),
-                action("update", "change a key's limits, groups or expiry")):  # fmt: skip
-        sub.add_argument("--rpm", type=_positive, help="requests per minute")
-        sub.add_argument("--tpm", type=_positive, help="tokens per minute")
-        sub.add_argument("--max-parallel", type=_positive, help="requests at once")
-        sub.add_argument(
-            "--budget",
-            type=_money,
-            metavar="AMOUNT",
-            help="money per budget period, in the currency of the models' price",
-        )
-        sub.add_argument(
-            "--budget-period",
-            choices=tuple(PERIODS),
-            help="default: 1d" if sub.prog.endswith("create") else "default: as it was",
-        )
-        sub.add_argument(
-            "--groups", type=_groups, metavar="G1,G2",
-            help="the only groups it may use (all: every group)"
-            + (", default: all" if sub.prog.endswith("create") else ", default: as it was"),
-        )  # fmt: skip
-        sub.add_argument("--expires", type=_date, metavar="DATE", help="e.g. 2027-01-31 (UTC)")
-    action("list", "the keys, never their secrets", named=False)
-    rotate = action("rotate", "a new secret; the old one works for a grace period")
-    rotate.add_argument(
-        "--grace",
-        type=_grace,
-        default="24h",
-        metavar="DURATION",
-        help="how long the old secret keeps working: 0s, 1h, 7d (default: 24h)",
-    )
-    action("revoke", "the key stops working within a second, everywhere")
+from hxgw.tools.usage_cli import store_settings
 
 
 def run(args: argparse.Namespace, config_dir: str, env: Mapping[str, str]) -> int:
@@ -149,9 +40,11 @@ def run(args: argparse.Namespace, config_dir: str, env: Mapping[str, str]) -> in
         with store.connect() as connection:
             done = _act(args, store, connection, config_dir, env)
         if new and args.action == "create" and not args.json:
-            print("hxgw keys: note: that store is new; a gateway that keeps its own elsewhere"
-                  " will not know this key (is HX_STATE_DIR the gateway's?)",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                "hxgw keys: note: that store is new; a gateway that keeps its own elsewhere"
+                " will not know this key (is HX_STATE_DIR the gateway's?)",
+                file=sys.stderr,
+            )
         return done
     except NoStore:
         print("[]" if args.json else "no keys yet: hxgw keys create NAME")
@@ -164,8 +57,13 @@ def run(args: argparse.Namespace, config_dir: str, env: Mapping[str, str]) -> in
         return 1
 
 
-def _act(args: argparse.Namespace, store: KeyStore, connection: Connection, config_dir: str,
-         env: Mapping[str, str]) -> int:  # fmt: skip
+def _act(
+    args: argparse.Namespace,
+    store: KeyStore,
+    connection: Connection,
+    config_dir: str,
+    env: Mapping[str, str],
+) -> int:
     if args.action == "list":
         keys = store.all(connection)
         print(json.dumps([k.public() for k in keys], indent=2) if args.json else _table(keys))
@@ -179,25 +77,36 @@ def _act(args: argparse.Namespace, store: KeyStore, connection: Connection, conf
         previous = store.get(connection, args.name)
         secret = store.create(connection, args.name, _settings(args))
         if previous is not None:  # a revoked key's: create refuses a live one
-            print(f"hxgw keys: note: {args.name!r} was a revoked key's name; the new key keeps"
-                  " none of its limits, but spend is counted by name: the old key's this"
-                  " period counts against a new budget, and the ledger shows both under it",
-                  file=sys.stderr)  # fmt: skip
+            print(
+                f"hxgw keys: note: {args.name!r} was a revoked key's name; the new key keeps"
+                " none of its limits, but spend is counted by name: the old key's this"
+                " period counts against a new budget, and the ledger shows both under it",
+                file=sys.stderr,
+            )
         return _secret(args, store.get(connection, args.name), secret, "created")
     if args.action == "rotate":
         secret = store.rotate(connection, args.name, args.grace)
         return _secret(args, store.get(connection, args.name), secret, "rotated")
-    key = (store.update(connection, args.name, _settings(args)) if args.action == "update"
-           else store.revoke(connection, args.name))  # fmt: skip
+    key = (
+        store.update(connection, args.name, _settings(args))
+        if args.action == "update"
+        else store.revoke(connection, args.name)
+    )
     print(json.dumps(key.public()) if args.json else f"{args.action}d key {key.name}")
     return 0
 
 
 def _settings(args: argparse.Namespace) -> dict[str, Any]:
     groups = args.groups
-    return {"rpm": args.rpm, "tpm": args.tpm, "max_parallel": args.max_parallel,
-            "budget": args.budget, "budget_period": args.budget_period, "groups": groups,
-            "expires": args.expires}  # fmt: skip
+    return {
+        "rpm": args.rpm,
+        "tpm": args.tpm,
+        "max_parallel": args.max_parallel,
+        "budget": args.budget,
+        "budget_period": args.budget_period,
+        "groups": groups,
+        "expires": args.expires,
+    }
 
 
 def _secret(args: argparse.Namespace, key: StoredKey | None, secret: str, done: str) -> int:
@@ -206,8 +115,10 @@ def _secret(args: argparse.Namespace, key: StoredKey | None, secret: str, done: 
         print(json.dumps({**key.public(), "secret": secret}))
     else:
         print(secret)
-        print(f"{done} key {key.name}: the secret above is shown once; hxgw keeps only its "
-              "hash", file=sys.stderr)  # fmt: skip
+        print(
+            f"{done} key {key.name}: the secret above is shown once; hxgw keeps only its hash",
+            file=sys.stderr,
+        )
     return 0
 
 
@@ -250,12 +161,21 @@ def _table(keys: list[StoredKey]) -> str:
     rows: list[tuple[str, ...]] = [head]
     for k in keys:
         budget = "-" if k.budget is None else f"{k.budget:g}/{k.budget_period}"
-        rows.append((k.name, _state(k), ",".join(k.groups) if k.groups else "all",
-                     *(str(v) if v is not None else "-" for v in (k.rpm, k.tpm, k.max_parallel)),
-                     budget, _when(k.expires)))  # fmt: skip
+        rows.append(
+            (
+                k.name,
+                _state(k),
+                ",".join(k.groups) if k.groups else "all",
+                *(str(v) if v is not None else "-" for v in (k.rpm, k.tpm, k.max_parallel)),
+                budget,
+                _when(k.expires),
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
-    lines = ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-             for row in rows]  # fmt: skip
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
     return "\n".join(lines) if keys else "no keys yet: hxgw keys create NAME"
 
 

@@ -25,8 +25,16 @@ from hxgw.usage import GROUPINGS, Totals, ledger_exists, totals
 
 FORMATS = ("table", "json", "csv")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_COLUMNS = ("requests", "prompt_tokens", "completion_tokens", "total_tokens", "cost",
-            "errors", "failovers", "p50_latency")  # fmt: skip
+_COLUMNS = (
+    "requests",
+    "prompt_tokens",
+    "completion_tokens",
+    "total_tokens",
+    "cost",
+    "errors",
+    "failovers",
+    "p50_latency",
+)
 
 
 MAX_DURATION = 36500 * 86400
@@ -98,8 +106,11 @@ def run(args: argparse.Namespace, config_dir: str, env: Mapping[str, str]) -> in
     if args.format == "table":
         print(f"hxgw usage: the store is {database.where}", file=sys.stderr)
         if not lines and args.key is not None:  # a name mistyped reads as no usage
-            print(f"hxgw usage: no requests by a key named {args.key!r} since {_iso(since)}"
-                  " (hxgw keys list, or keys.yaml, has the names)", file=sys.stderr)  # fmt: skip
+            print(
+                f"hxgw usage: no requests by a key named {args.key!r} since {_iso(since)}"
+                " (hxgw keys list, or keys.yaml, has the names)",
+                file=sys.stderr,
+            )
     sys.stdout.write(render(lines, args.by, since))
     return 0
 
@@ -121,8 +132,17 @@ def _csv(lines: list[Totals], by: str, since: float) -> str:
 
 
 def _table(lines: list[Totals], by: str, since: float) -> str:
-    header = (by.upper(), "REQUESTS", "PROMPT", "COMPLETION", "TOTAL", "COST", "ERRORS",
-              "FAILOVERS", "P50 S")  # fmt: skip
+    header = (
+        by.upper(),
+        "REQUESTS",
+        "PROMPT",
+        "COMPLETION",
+        "TOTAL",
+        "COST",
+        "ERRORS",
+        "FAILOVERS",
+        "P50 S",
+    )
     cells = [header] + [_cells(line) for line in lines]
     if len(lines) > 1:
         cells.append(_cells(_sum(lines)))
@@ -141,9 +161,17 @@ def _aligned(row: tuple[str, ...], widths: list[int]) -> str:
 
 def _cells(line: Totals) -> tuple[str, ...]:
     p50 = "-" if line.p50_latency is None else f"{line.p50_latency:.3f}"
-    return (line.group, str(line.requests), str(line.prompt_tokens),
-            str(line.completion_tokens), str(line.total_tokens), f"{line.cost:.4f}",
-            str(line.errors), str(line.failovers), p50)  # fmt: skip
+    return (
+        line.group,
+        str(line.requests),
+        str(line.prompt_tokens),
+        str(line.completion_tokens),
+        str(line.total_tokens),
+        f"{line.cost:.4f}",
+        str(line.errors),
+        str(line.failovers),
+        p50,
+    )
 
 
 def _sum(lines: list[Totals]) -> Totals:

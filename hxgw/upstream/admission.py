@@ -98,8 +98,12 @@ class Gate:
 
     def saturation(self) -> dict[str, int]:
         """How full it is, as /status and the metrics say it."""
-        return {"in_use": self.in_use, "cap": self.cap, "queued": len(self.waiting),
-                "shed": self.shed}  # fmt: skip
+        return {
+            "in_use": self.in_use,
+            "cap": self.cap,
+            "queued": len(self.waiting),
+            "shed": self.shed,
+        }
 
     def leave(self) -> None:
         """Give a slot back: to the first request still waiting, else to the pool."""

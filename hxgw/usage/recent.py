@@ -53,8 +53,9 @@ class RecentUsage:
             now = time.monotonic()
             if self._value is not None and now - self._value_at < self._soonest:
                 return self._value
-            whole = [w for w in self.windows if now - self._whole_at.get(w.name, -math.inf)
-                     >= w.refresh]  # fmt: skip
+            whole = [
+                w for w in self.windows if now - self._whole_at.get(w.name, -math.inf) >= w.refresh
+            ]
             last = [w for w in self.windows if w not in whole]
             value = await asyncio.to_thread(_read, ledger.database, time.time(), whole, last)
             if value["ledger"] == "on":

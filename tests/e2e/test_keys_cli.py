@@ -218,7 +218,9 @@ async def test_two_instances_on_one_postgresql_refuse_a_revoked_key_within_a_sec
 async def test_every_worker_sees_a_new_key(start_gateway: StartGateway):
     gateway = await start_gateway(gateway={"workers": 2})
     secret = keys(gateway, "create", "app").stdout.strip()
-    await asyncio.sleep(1.5)
+    async with aiohttp.ClientSession() as fresh:
+        await _within_a_second(lambda: _opens(fresh, gateway, secret))
+    await asyncio.sleep(1.0)  # each worker reads the store once a second, the other too
     statuses = []
     for _ in range(12):  # new connections: the kernel spreads them over the workers
         async with aiohttp.ClientSession() as fresh:

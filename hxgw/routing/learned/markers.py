@@ -19,25 +19,55 @@ import re
 from hxgw.routing.learned.hashing import bucket
 
 CHAR_MARKERS = {
-    "{": "brace", ";": "semicolon", "$": "dollar", "\t": "tab", "`": "backtick",
-    "^": "caret", "=": "equals", "+": "plus", "/": "slash", "*": "star",
-    "?": "question", '"': "quote",
-}  # fmt: skip
+    "{": "brace",
+    ";": "semicolon",
+    "$": "dollar",
+    "\t": "tab",
+    "`": "backtick",
+    "^": "caret",
+    "=": "equals",
+    "+": "plus",
+    "/": "slash",
+    "*": "star",
+    "?": "question",
+    '"': "quote",
+}
 TEXT_MARKERS = {
-    "```": ("fence", "`"), "=>": ("arrow", ">"), "->": ("thin-arrow", ">"),
-    "()": ("call", "("), "==": ("eqeq", "="), "!=": ("neq", "!"), "&&": ("and-and", "&"),
-    "||": ("or-or", "|"), "</": ("tag", "<"), "//": ("comment", "/"),
-    "\n    ": ("indent", "\n"), ":\n": ("colon-newline", ":"), "\n\n": ("paragraph", "\n"),
+    "```": ("fence", "`"),
+    "=>": ("arrow", ">"),
+    "->": ("thin-arrow", ">"),
+    "()": ("call", "("),
+    "==": ("eqeq", "="),
+    "!=": ("neq", "!"),
+    "&&": ("and-and", "&"),
+    "||": ("or-or", "|"),
+    "</": ("tag", "<"),
+    "//": ("comment", "/"),
+    "\n    ": ("indent", "\n"),
+    ":\n": ("colon-newline", ":"),
+    "\n\n": ("paragraph", "\n"),
     "\n- ": ("bullet", "-"),
-}  # fmt: skip
-UNICODE_MARKERS = {"√": "root", "∫": "integral", "∑": "sum", "π": "pi", "²": "squared",
-                   "“": "smart-quote"}  # fmt: skip
+}
+UNICODE_MARKERS = {
+    "√": "root",
+    "∫": "integral",
+    "∑": "sum",
+    "π": "pi",
+    "²": "squared",
+    "“": "smart-quote",
+}
 SCRIPTS = {
-    "latin-accent": (0x00C0, 0x024F), "greek": (0x0370, 0x03FF), "cyrillic": (0x0400, 0x04FF),
-    "hebrew": (0x0590, 0x05FF), "arabic": (0x0600, 0x06FF), "devanagari": (0x0900, 0x097F),
-    "thai": (0x0E00, 0x0E7F), "kana": (0x3040, 0x30FF), "cjk": (0x4E00, 0x9FFF),
+    "latin-accent": (0x00C0, 0x024F),
+    "greek": (0x0370, 0x03FF),
+    "cyrillic": (0x0400, 0x04FF),
+    "hebrew": (0x0590, 0x05FF),
+    "arabic": (0x0600, 0x06FF),
+    "devanagari": (0x0900, 0x097F),
+    "thai": (0x0E00, 0x0E7F),
+    "kana": (0x3040, 0x30FF),
+    "cjk": (0x4E00, 0x9FFF),
     "hangul": (0xAC00, 0xD7AF),
-}  # fmt: skip
+}
 """Each script's first and last code point."""
 LENGTHS = ((20, "tiny"), (60, "short"), (150, "medium"), (400, "long"), (1000, "longer"))
 LINES = ("0", "1", "2", "3", "3", "3", "3", "3", "3", "3", "many")
@@ -62,10 +92,13 @@ for _needle, (_name, _gate) in TEXT_MARKERS.items():
 _NOT_SEEN = bytes(b for b in range(256) if b not in _CHARS and b not in _GATES)
 _UNICODE = [(c, _named(f"m:{name}")) for c, name in UNICODE_MARKERS.items()]
 _SCRIPTS = [
-    (frozenset(range(chr(lo).encode()[0], chr(hi).encode()[0] + 1)),
-     re.compile(f"[{chr(lo)}-{chr(hi)}]"), _named(f"s:{name}"))
+    (
+        frozenset(range(chr(lo).encode()[0], chr(hi).encode()[0] + 1)),
+        re.compile(f"[{chr(lo)}-{chr(hi)}]"),
+        _named(f"s:{name}"),
+    )
     for name, (lo, hi) in SCRIPTS.items()
-]  # fmt: skip
+]
 """(UTF-8 lead bytes of the script's characters, its pattern, its bucket): a pattern
 is searched for only if one of its lead bytes is in the text, so a text in one
 script does not scan itself ten times."""

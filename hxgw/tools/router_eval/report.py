@@ -50,18 +50,37 @@ class Breakdown:
 
 
 COLUMNS = (
-    "scenario", "strategy", "match", "success", "p50 s", "p99 s", "p99 s after",
-    "TTFB p99 after", "failovers/req", "route µs p50", "route µs p99", "CPU µs p99",
-)  # fmt: skip
+    "scenario",
+    "strategy",
+    "match",
+    "success",
+    "p50 s",
+    "p99 s",
+    "p99 s after",
+    "TTFB p99 after",
+    "failovers/req",
+    "route µs p50",
+    "route µs p99",
+    "CPU µs p99",
+)
 
 
 def _row(scenario: str, strategy: str, r: Result) -> list[str]:
     w, a = r.whole, r.after
     return [
-        scenario, strategy, f"{w.match:.1%}", f"{w.success:.2%}", f"{w.latency[0]:.2f}",
-        f"{w.latency[1]:.2f}", f"{a.latency[1]:.2f}", f"{a.ttfb[1]:.2f}", f"{w.failovers:.3f}",
-        f"{w.route_us[0]:.0f}", f"{w.route_us[1]:.0f}", f"{w.route_cpu_us[1]:.0f}",
-    ]  # fmt: skip
+        scenario,
+        strategy,
+        f"{w.match:.1%}",
+        f"{w.success:.2%}",
+        f"{w.latency[0]:.2f}",
+        f"{w.latency[1]:.2f}",
+        f"{a.latency[1]:.2f}",
+        f"{a.ttfb[1]:.2f}",
+        f"{w.failovers:.3f}",
+        f"{w.route_us[0]:.0f}",
+        f"{w.route_us[1]:.0f}",
+        f"{w.route_cpu_us[1]:.0f}",
+    ]
 
 
 def _table(rows: list[list[str]], header: list[str], markdown: bool) -> list[str]:

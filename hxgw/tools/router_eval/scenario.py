@@ -36,19 +36,62 @@ class FakeModel:
 
 
 MODELS = (
-    FakeModel(name="generalist", specializations=("chat", "analysis", "summarization"),
-              tier_score=0.95, cost=10, weight=2, ttfb=0.60, rest=3.0, error_rate=0.005,
-              capacity=24),
-    FakeModel(name="coder", specializations=("coding",), tier_score=0.80, cost=3, weight=1,
-              ttfb=0.30, rest=3.5, error_rate=0.01, capacity=12),
-    FakeModel(name="analyst", specializations=("analysis", "math"), tier_score=0.85, cost=4,
-              weight=1, ttfb=0.50, rest=4.0, error_rate=0.01, capacity=12),
-    FakeModel(name="writer", specializations=("writing", "chat", "summarization"),
-              tier_score=0.70, cost=2, weight=1, ttfb=0.25, rest=2.5, error_rate=0.01,
-              capacity=12),
-    FakeModel(name="translator", specializations=("translation",), tier_score=0.60, cost=1,
-              weight=1, ttfb=0.15, rest=1.2, error_rate=0.01, capacity=8),
-)  # fmt: skip
+    FakeModel(
+        name="generalist",
+        specializations=("chat", "analysis", "summarization"),
+        tier_score=0.95,
+        cost=10,
+        weight=2,
+        ttfb=0.60,
+        rest=3.0,
+        error_rate=0.005,
+        capacity=24,
+    ),
+    FakeModel(
+        name="coder",
+        specializations=("coding",),
+        tier_score=0.80,
+        cost=3,
+        weight=1,
+        ttfb=0.30,
+        rest=3.5,
+        error_rate=0.01,
+        capacity=12,
+    ),
+    FakeModel(
+        name="analyst",
+        specializations=("analysis", "math"),
+        tier_score=0.85,
+        cost=4,
+        weight=1,
+        ttfb=0.50,
+        rest=4.0,
+        error_rate=0.01,
+        capacity=12,
+    ),
+    FakeModel(
+        name="writer",
+        specializations=("writing", "chat", "summarization"),
+        tier_score=0.70,
+        cost=2,
+        weight=1,
+        ttfb=0.25,
+        rest=2.5,
+        error_rate=0.01,
+        capacity=12,
+    ),
+    FakeModel(
+        name="translator",
+        specializations=("translation",),
+        tier_score=0.60,
+        cost=1,
+        weight=1,
+        ttfb=0.15,
+        rest=1.2,
+        error_rate=0.01,
+        capacity=8,
+    ),
+)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -123,11 +166,17 @@ def build_config(scenario: Scenario, strategy: str) -> Config:
     """A Config for the scenario, through the real loader (so it is validated)."""
     registry = {
         "models": [
-            {"name": m.name, "tier_score": m.tier_score, "specializations": list(m.specializations),
-             "mode": "chat", "cost": m.cost, "weight": m.weight}
+            {
+                "name": m.name,
+                "tier_score": m.tier_score,
+                "specializations": list(m.specializations),
+                "mode": "chat",
+                "cost": m.cost,
+                "weight": m.weight,
+            }
             for m in scenario.models
         ]
-    }  # fmt: skip
+    }
     routing_doc = {
         "routing": {
             "strategy": strategy,

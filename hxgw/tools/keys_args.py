@@ -1,0 +1,123 @@
+"""`hxgw keys`: its command line, each value checked as it is read, so that a bad one
+is a usage error that names it (exit 2), never a traceback."""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import re
+import time
+
+from hxgw.config.schema import PERIODS
+from hxgw.tools.usage_cli import MAX_DURATION, duration
+
+NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+
+
+def _name(text: str) -> str:
+    if not NAME.fullmatch(text):
+        raise argparse.ArgumentTypeError(
+            f"a key name is 1-64 letters, digits, '.', '_' or '-': {text!r}"
+        )
+    return text
+
+
+MAX_LIMIT = 10**15
+"""The largest limit or budget taken: beyond it a limit is no limit, and the stores'
+64-bit integers (and Lua's exact numbers) end not far above."""
+
+
+def _positive(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+        raise argparse.ArgumentTypeError(f"not a whole number from 1 to 10^15: {text!r}")
+    return int(text)
+
+
+def _groups(text: str) -> list[str]:
+    """Group names, or `all` (an empty list: no restriction). Empty text is refused: a
+    script's unset variable must not widen a key to every group."""
+    if text.strip() == "all":
+        return []
+    groups = [g.strip() for g in text.split(",") if g.strip()]
+    if not groups:
+        raise argparse.ArgumentTypeError("name at least one group, or all")
+    return groups
+
+
+def _money(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 <= value <= MAX_LIMIT:  # NaN and infinity too
+        raise argparse.ArgumentTypeError(f"not an amount of money: {text!r}")
+    return value
+
+
+def _date(text: str) -> float:
+    """2027-01-31 (its start, UTC) or an ISO time with a zone, in the future (a key that
+    has expired already is revoked, not made)."""
+    try:
+        when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a date like 2027-01-31: {text!r}") from None
+    stamp = (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp()
+    if stamp > time.time() + MAX_DURATION:  # 9999-12-31 in another zone is no UTC date
+        raise argparse.ArgumentTypeError(f"{text!r} is more than a hundred years away")
+    if stamp <= time.time():
+        raise argparse.ArgumentTypeError(f"{text!r} has passed: give a date to come")
+    return stamp
+
+
+def _grace(text: str) -> float:
+    """A duration like 1h or 7d, or 0s: the old secret stops at once."""
+    return 0.0 if text.strip() in ("0", "0s", "0m", "0h", "0d") else duration(text)
+
+
+def add_arguments(parser: argparse.ArgumentParser, config_help: str) -> None:
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    def action(name: str, summary: str, *, named: bool = True) -> argparse.ArgumentParser:
+        sub = actions.add_parser(name, help=summary, description=summary)
+        if named:
+            sub.add_argument("name", type=_name, metavar="NAME")
+        sub.add_argument("--config-dir", help=config_help)
+        sub.add_argument("--json", action="store_true", help="machine-readable output")
+        return sub
+
+    for sub in (
+        action("create", "make a key; its secret is printed once"),
+        action("update", "change a key's limits, groups or expiry"),
+    ):
+        sub.add_argument("--rpm", type=_positive, help="requests per minute")
+        sub.add_argument("--tpm", type=_positive, help="tokens per minute")
+        sub.add_argument("--max-parallel", type=_positive, help="requests at once")
+        sub.add_argument(
+            "--budget",
+            type=_money,
+            metavar="AMOUNT",
+            help="money per budget period, in the currency of the models' price",
+        )
+        sub.add_argument(
+            "--budget-period",
+            choices=tuple(PERIODS),
+            help="default: 1d" if sub.prog.endswith("create") else "default: as it was",
+        )
+        sub.add_argument(
+            "--groups",
+            type=_groups,
+            metavar="G1,G2",
+            help="the only groups it may use (all: every group)"
+            + (", default: all" if sub.prog.endswith("create") else ", default: as it was"),
+        )
+        sub.add_argument("--expires", type=_date, metavar="DATE", help="e.g. 2027-01-31 (UTC)")
+    action("list", "the keys, never their secrets", named=False)
+    rotate = action("rotate", "a new secret; the old one works for a grace period")
+    rotate.add_argument(
+        "--grace",
+        type=_grace,
+        default="24h",
+        metavar="DURATION",
+        help="how long the old secret keeps working: 0s, 1h, 7d (default: 24h)",
+    )
+    action("revoke", "the key stops working within a second, everywhere")
