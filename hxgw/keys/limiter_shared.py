@@ -32,6 +32,7 @@ import orjson
 from hxgw.keys.limiter_memory import DEFAULT_LEASE, NO_SPEND, PRUNE_EVERY
 from hxgw.keys.limits import Decision, KeyLimits, Reservation, ReservationIds, decided
 from hxgw.keys.window import KeyState, Spent, first_state
+from hxgw.store import write_ahead
 
 FILE_NAME = "limits.sqlite3"
 BUSY_TIMEOUT_MS = 5000
@@ -139,7 +140,7 @@ class SharedLimiter:
             # module's implicit ones, which would take the write lock only at the write.
             db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
             db.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-            db.execute("PRAGMA journal_mode = WAL")
+            write_ahead(db, time.monotonic() + BUSY_TIMEOUT_MS / 1000)  # workers start at once
             db.execute("PRAGMA synchronous = OFF")
             db.execute(SCHEMA)
             self._db = db

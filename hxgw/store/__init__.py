@@ -18,6 +18,7 @@ from hxgw.store.database import (
 )
 from hxgw.store.locate import DEFAULT_STATE_DIR, SQLITE_FILE, open_database
 from hxgw.store.migrate import Migration, migrate_database
+from hxgw.store.sqlite import write_ahead
 
 __all__ = [
     "DEFAULT_STATE_DIR",
@@ -31,4 +32,5 @@ __all__ = [
     "StoreError",
     "migrate_database",
     "open_database",
+    "write_ahead",
 ]

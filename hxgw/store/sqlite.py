@@ -58,7 +58,7 @@ class SqliteDatabase(Database):
                 check_same_thread=False,
             )
             raw.execute(f"PRAGMA busy_timeout={int(self.busy_timeout * 1000)}")
-            _write_ahead(raw, time.monotonic() + self.busy_timeout)
+            write_ahead(raw, time.monotonic() + self.busy_timeout)
             # In WAL mode NORMAL survives a crash of the process; only a power cut can
             # take back the last transactions.
             raw.execute("PRAGMA synchronous=NORMAL")
@@ -69,7 +69,7 @@ class SqliteDatabase(Database):
         return SqliteConnection(raw, self.where)
 
 
-def _write_ahead(raw: sqlite3.Connection, deadline: float) -> None:
+def write_ahead(raw: sqlite3.Connection, deadline: float) -> None:
     """Put the file in WAL mode. A new file turns to WAL only while no other connection
     has it open, and SQLite says "database is locked" at once then, without waiting as
     `busy_timeout` asks: two workers starting on a new state directory meet this."""
