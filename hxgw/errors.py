@@ -133,18 +133,6 @@ class PayloadTooLarge(GatewayError):
     code = "request_too_large"
 
 
-class UriTooLong(GatewayError):
-    status = 414
-    type = "invalid_request_error"
-    code = "uri_too_long"
-
-
-class HeadersTooLarge(GatewayError):
-    status = 431
-    type = "invalid_request_error"
-    code = "headers_too_large"
-
-
 class RateLimited(GatewayError):
     status = 429
     type = "rate_limit_error"
@@ -193,7 +181,7 @@ class UpstreamAnswer(UpstreamError):
         super().__init__(message)
         self.answer_status = answer_status
         self.headers = headers
-        """Only the ones a client may see (`relay.passed_headers`)."""
+        """Only the ones a client may see (`pipeline.upstream_headers.passed_headers`)."""
         self.body = body
 
     def to_json(self) -> bytes:

@@ -288,6 +288,3 @@ class Config:
     limits_store: LimitsStore = field(default_factory=LimitsStore)
     cors_origins: tuple[str, ...] = ("*",)
     """Origins whose pages may call the API routes (`*`: any); empty: no CORS."""
-
-    def group_models(self, group: str) -> tuple[str, ...]:
-        return self.routing.groups[group].models

@@ -54,7 +54,8 @@ FORWARDED_REQUEST_HEADERS = ("traceparent", "tracestate", "anthropic-version", "
 
 async def forward(ctx: RequestContext, call_next: Next) -> None:
     """Reads ctx.candidates and ctx.upstream_bodies; writes ctx.reply, ctx.served_by,
-    ctx.failovers, ctx.ttfb.
+    ctx.failovers, ctx.ttfb, and the times the overhead figure is made of (ctx.queued at
+    an upstream's cap, ctx.sent_at, ctx.upstream_first_at).
 
     The upstream response is closed on every way out but a complete read, so a
     client that leaves (its handler is cancelled) aborts the upstream request

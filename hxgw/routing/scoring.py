@@ -140,12 +140,5 @@ def rank(
     return Ranking(rows, weights, slowest, dearest, busiest)
 
 
-def score_models(
-    models: tuple[Model, ...], task: dict[str, float], health: HealthBook, weights: ScoringWeights
-) -> list[Scored]:
-    """`rank`, as `Scored`s: candidates best first, each with its terms and reasons."""
-    return list(rank(models, task, health, weights).scored())
-
-
 _SCORE = itemgetter(0)
 """A row's score; `sort(reverse=True)` keeps equal scores in the group's order."""

@@ -42,7 +42,9 @@ def explain(
     route = Routes(config).resolve(group, model, _ANY_KEY, ENDPOINTS[endpoint].mode)
     classifier = load_classifier(config.routing.classifier)
     decision = decide(config, route, body, Memory(), classifier)
-    task = decision.task or classifier.predict_proba(prompt_text(body))
+    prompt = prompt_text(body)
+    task = decision.task or classifier.predict_proba(prompt)
+    likeliest = max(task, key=task.__getitem__)
     scored = {s.model.name: s for s in decision.scored}
     candidates = []
     for position, candidate in enumerate(decision.candidates):
@@ -60,6 +62,11 @@ def explain(
         "group": route.group,
         "strategy": decision.strategy,
         "task": {label: round(p, 4) for label, p in sorted(task.items(), key=lambda i: -i[1])},
+        # What in the prompt pushed hardest towards that task, for a surprising one.
+        "task_signals": [
+            {"feature": name, "weight": round(weight, 3)}
+            for name, weight in classifier.top_features(prompt, likeliest, 5)
+        ],
         "candidates": candidates,
         "skipped": [{"model": m, "reason": r} for m, r in decision.skipped],
         "header": decision.header(),

@@ -131,6 +131,22 @@ def test_hxgw_route_explains_the_order_without_calling_any_upstream(tmp_path: Pa
     assert any("fits task" in reason for reason in report["candidates"][0]["reasons"])
 
 
+def test_hxgw_route_names_what_in_the_prompt_made_the_task(tmp_path: Path):
+    config = write_config(tmp_path, "http://127.0.0.1:9")
+    body = {"messages": [{"role": "user", "content": "Translate this sentence into French"}]}
+    result = subprocess.run(
+        [HXGW, "route", "--config-dir", str(config)],
+        input=json.dumps(body), capture_output=True, text=True, timeout=30,
+        env={"MASTER_KEY": new_key(), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert max(report["task"], key=report["task"].get) == "translation"
+    signals = report["task_signals"]
+    assert 0 < len(signals) <= 5
+    assert any("translat" in s["feature"].lower() for s in signals)
+    assert [s["weight"] for s in signals] == sorted((s["weight"] for s in signals), reverse=True)
+
+
 def test_hxgw_route_rejects_a_body_that_is_not_json(tmp_path: Path):
     config = write_config(tmp_path, "http://127.0.0.1:9")
     result = subprocess.run(
