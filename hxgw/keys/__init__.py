@@ -8,8 +8,8 @@ May import: hxgw.config, hxgw.errors, hxgw.jsonio, hxgw.memo, hxgw.observe, hxgw
 from hxgw.keys.limiters import open_limiter
 from hxgw.keys.limits import (
     PERIODS,
-    Decision,
     KeyLimits,
+    LimitDecision,
     Limiter,
     LimitsUnavailable,
     Reservation,
@@ -19,8 +19,8 @@ from hxgw.keys.limits import (
 
 __all__ = [
     "PERIODS",
-    "Decision",
     "KeyLimits",
+    "LimitDecision",
     "Limiter",
     "LimitsUnavailable",
     "Reservation",

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import time
 
-from hxgw.keys.limits import Decision, KeyLimits, Reservation, ReservationIds, decided
+from hxgw.keys.limits import KeyLimits, LimitDecision, Reservation, ReservationIds, decided
 from hxgw.keys.window import KeyState, Spent, first_state
 
 NO_SPEND: Spent = {}
@@ -36,12 +36,12 @@ class MemoryLimiter:
 
     async def reserve(
         self, key_name: str, limits: KeyLimits, est_tokens: int, est_cost: float, now: float
-    ) -> Decision:
+    ) -> LimitDecision:
         return self.reserve_now(key_name, limits, est_tokens, est_cost, now)
 
     def reserve_now(
         self, key_name: str, limits: KeyLimits, est_tokens: int, est_cost: float, now: float
-    ) -> Decision:
+    ) -> LimitDecision:
         """`reserve` without a coroutine, for callers that are not async."""
         if now - self._pruned_at >= PRUNE_EVERY:
             self._prune(now)

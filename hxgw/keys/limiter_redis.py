@@ -36,8 +36,8 @@ from hxgw.keys.limiter_memory import DEFAULT_LEASE, MemoryLimiter
 from hxgw.keys.limits import (
     CONCURRENCY_RETRY,
     WINDOW,
-    Decision,
     KeyLimits,
+    LimitDecision,
     LimitsUnavailable,
     Refused,
     Reservation,
@@ -90,7 +90,7 @@ class RedisLimiter:
 
     async def reserve(
         self, key_name: str, limits: KeyLimits, est_tokens: int, est_cost: float, now: float
-    ) -> Decision:
+    ) -> LimitDecision:
         if time.monotonic() >= self._retry_at:
             rid = self._new_id()
             try:
@@ -176,7 +176,7 @@ def _decision(
     est_tokens: int,
     est_cost: float,
     now: float,
-) -> Decision:
+) -> LimitDecision:
     refused, retry, count, tokens, newest, parallel, spent, reserved = line.split(b" ")
     usage = Usage(
         int(count),

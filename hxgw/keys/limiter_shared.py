@@ -30,7 +30,7 @@ from pathlib import Path
 import orjson
 
 from hxgw.keys.limiter_memory import DEFAULT_LEASE, NO_SPEND, PRUNE_EVERY
-from hxgw.keys.limits import Decision, KeyLimits, Reservation, ReservationIds, decided
+from hxgw.keys.limits import KeyLimits, LimitDecision, Reservation, ReservationIds, decided
 from hxgw.keys.window import KeyState, Spent, first_state
 from hxgw.store import write_ahead
 
@@ -54,7 +54,7 @@ class SharedLimiter:
 
     async def reserve(
         self, key_name: str, limits: KeyLimits, est_tokens: int, est_cost: float, now: float
-    ) -> Decision:
+    ) -> LimitDecision:
         loop = asyncio.get_running_loop()
         deciding = loop.run_in_executor(
             self._thread, self.reserve_now, key_name, limits, est_tokens, est_cost, now
@@ -67,7 +67,7 @@ class SharedLimiter:
             deciding.add_done_callback(self._let_go)
             raise
 
-    def _let_go(self, deciding: asyncio.Future[Decision]) -> None:
+    def _let_go(self, deciding: asyncio.Future[LimitDecision]) -> None:
         if deciding.cancelled() or deciding.exception() is not None:
             return
         reservation = deciding.result().reservation
@@ -77,7 +77,7 @@ class SharedLimiter:
 
     def reserve_now(
         self, key_name: str, limits: KeyLimits, est_tokens: int, est_cost: float, now: float
-    ) -> Decision:
+    ) -> LimitDecision:
         """One decision, blocking: the body of `reserve`, run in the limiter's thread."""
         rid = self._new_id()
         with self._transaction(key_name, now, limits.budget_period_s) as state:

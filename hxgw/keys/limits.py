@@ -77,7 +77,7 @@ class Usage:
 
 
 @dataclass(slots=True, eq=False)
-class Decision:
+class LimitDecision:
     allowed: bool
     limits: KeyLimits
     usage: Usage
@@ -170,7 +170,7 @@ def decided(
     retry_after: float,
     usage: Usage,
     store: str,
-) -> Decision:
+) -> LimitDecision:
     """What a backend's reserve returns: its decision and, when the request was
     admitted, the reservation to reconcile."""
     reservation = None
@@ -179,7 +179,7 @@ def decided(
         reservation = Reservation(
             key_name, rid, est_tokens, est_cost, limits.budget_period_s, store
         )
-    return Decision(
+    return LimitDecision(
         refused is None,
         limits,
         usage,
@@ -197,7 +197,7 @@ class Limiter(Protocol):
 
     async def reserve(
         self, key_name: str, limits: KeyLimits, est_tokens: int, est_cost: float, now: float
-    ) -> Decision: ...
+    ) -> LimitDecision: ...
 
     async def reconcile(
         self,
@@ -224,7 +224,7 @@ LONGEST_SDK_WAIT = 60.0
 SDK ignores a longer one; Anthropic's and both node SDKs sleep whatever it says."""
 
 
-def refusal_headers(decision: Decision) -> dict[str, str]:
+def refusal_headers(decision: LimitDecision) -> dict[str, str]:
     """The 429's headers: the key's rate-limit headers, and `x-should-retry: false`
     (which the SDKs obey before any other rule) when retrying within the call cannot
     help: the request is larger than the limit itself, or the wait is longer than a
@@ -235,7 +235,7 @@ def refusal_headers(decision: Decision) -> dict[str, str]:
     return headers
 
 
-def _never_fits(decision: Decision) -> bool:
+def _never_fits(decision: LimitDecision) -> bool:
     """Whether the request is larger than the limit itself: no wait lets it in."""
     budget, tpm = decision.limits.budget, decision.limits.tpm
     if decision.refused == "budget":
@@ -243,7 +243,7 @@ def _never_fits(decision: Decision) -> bool:
     return decision.refused == "tokens" and tpm is not None and decision.est_tokens > tpm
 
 
-def error_body(decision: Decision) -> dict[str, Any]:
+def error_body(decision: LimitDecision) -> dict[str, Any]:
     kind = decision.refused
     if kind == "budget":
         error_type, code = "insufficient_quota", "insufficient_quota"
@@ -254,7 +254,7 @@ def error_body(decision: Decision) -> dict[str, Any]:
     }
 
 
-def _message(decision: Decision) -> str:
+def _message(decision: LimitDecision) -> str:
     limits, usage, wait = decision.limits, decision.usage, _wait(decision.retry_after)
     if decision.refused == "budget":
         period = next((n for n, s in PERIODS.items() if s == limits.budget_period_s), "period")

@@ -39,8 +39,8 @@ from hxgw.pipeline.failures import (
 from hxgw.pipeline.send_upload import send_upload
 from hxgw.types import Next
 from hxgw.upstream import (
-    AtCapacity,
     Gate,
+    GateFull,
     UpstreamConnectError,
     UpstreamProtocolError,
     UpstreamResponse,
@@ -119,7 +119,7 @@ async def open_reply(ctx: RequestContext) -> Reply:
                         raise
             if ctx.upload is not None:
                 response, first = await send_upload(ctx, model, headers, gate)
-        except AtCapacity as exc:
+        except GateFull as exc:
             health.finished_other(token)  # the model did nothing wrong
             failed.append(
                 Failure(model.name, str(exc), retry_after=str(exc.retry_after), shed=True)

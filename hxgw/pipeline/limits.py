@@ -16,7 +16,7 @@ from collections.abc import Awaitable
 from hxgw import jsonio
 from hxgw.config import KeyLimits
 from hxgw.errors import KeyLimited, KeyOverBudget
-from hxgw.keys import Decision, error_body, refusal_headers
+from hxgw.keys import LimitDecision, error_body, refusal_headers
 from hxgw.pipeline.context import RequestContext
 from hxgw.pipeline.usage import estimated_completion, estimated_cost, estimated_prompt, used
 from hxgw.types import Next
@@ -54,7 +54,7 @@ async def _within_limits(
             await settle
 
 
-def _refusal(decision: Decision) -> KeyLimited:
+def _refusal(decision: LimitDecision) -> KeyLimited:
     body = error_body(decision)
     kind = KeyOverBudget if decision.refused == "budget" else KeyLimited
     return kind(

@@ -14,7 +14,7 @@ from hxgw.pipeline.context import RequestContext
 from hxgw.pipeline.failures import TransportError
 from hxgw.routing.routes import may_use_model
 from hxgw.types import Next
-from hxgw.upstream import AtCapacity, header_line
+from hxgw.upstream import GateFull, header_line
 
 log = structlog.get_logger("hxgw.models")
 
@@ -62,7 +62,7 @@ async def _entries(ctx: RequestContext) -> list[dict[str, Any]]:
     for upstream in config.upstreams.values():
         try:
             data = await _fetch(ctx, upstream.name)
-        except (*TransportError, ValueError, AtCapacity) as exc:
+        except (*TransportError, ValueError, GateFull) as exc:
             errors.append(f"{upstream.name}: {exc or type(exc).__name__}")
             log.warning("upstream models list failed", upstream=upstream.name, error=str(exc))
             continue

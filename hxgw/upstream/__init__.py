@@ -5,7 +5,7 @@ upstreams answer.
 May import: hxgw.config, hxgw.memo.
 """
 
-from hxgw.upstream.admission import AtCapacity, Gate, Gates
+from hxgw.upstream.admission import Gate, GateFull, Gates
 from hxgw.upstream.client import UpstreamClient
 from hxgw.upstream.origin import (
     Origin,
@@ -17,8 +17,8 @@ from hxgw.upstream.origin import (
 from hxgw.upstream.response import UpstreamResponse
 
 __all__ = [
-    "AtCapacity",
     "Gate",
+    "GateFull",
     "Gates",
     "Origin",
     "UpstreamClient",

@@ -4,7 +4,7 @@ Every upstream has its own cap (`upstreams.<name>.max_concurrent`), so a slow
 or stuck upstream fills only its own share: the others' requests never wait
 behind it. A request that finds its upstream at the cap waits in a bounded
 queue, first come first served, for at most `queue_timeout`; when the queue is
-full, or the wait runs out, it is shed with `AtCapacity` and the forward step
+full, or the wait runs out, it is shed with `GateFull` and the forward step
 moves on to the next candidate, or answers 503. Nothing waits silently: the
 time queued, the queue's length and every shed request are counted here and
 reported by the metrics, the access line and /status.
@@ -35,7 +35,7 @@ WARN_EVERY = 60.0
 """While an upstream sheds requests, one warning per this many seconds."""
 
 
-class AtCapacity(Exception):
+class GateFull(Exception):
     """The upstream is at its cap and the request could not wait for a turn."""
 
     def __init__(self, upstream: str, reason: str, retry_after: int) -> None:
@@ -70,7 +70,7 @@ class Gate:
     async def enter(self) -> float:
         """Take a slot; return the seconds spent waiting for it (0.0 when there was one).
 
-        Raises AtCapacity when the queue is full or the wait passes `queue_timeout`."""
+        Raises GateFull when the queue is full or the wait passes `queue_timeout`."""
         if self.in_use < self.cap and not self.waiting:
             self.in_use += 1
             return 0.0
@@ -118,7 +118,7 @@ class Gate:
                 return True
         return False
 
-    def _shed(self, reason: str) -> AtCapacity:
+    def _shed(self, reason: str) -> GateFull:
         self.shed += 1
         self._shed_since_warning += 1
         now = time.monotonic()
@@ -132,7 +132,7 @@ class Gate:
                 reason=reason,
             )
             self._warned_at, self._shed_since_warning = now, 0
-        return AtCapacity(self.name, reason, retry_after=max(1, math.ceil(self.queue_timeout)))
+        return GateFull(self.name, reason, retry_after=max(1, math.ceil(self.queue_timeout)))
 
 
 class Gates(Mapping[str, Gate]):

@@ -15,7 +15,7 @@ from typing import Any, Protocol
 import structlog
 
 from hxgw.config import Config
-from hxgw.upstream.admission import AtCapacity, Gate
+from hxgw.upstream.admission import Gate, GateFull
 from hxgw.upstream.client import UpstreamClient
 from hxgw.upstream.origin import Origin
 
@@ -136,7 +136,7 @@ class Readiness:
                 )
                 ok = status == 200
                 error = None if ok else f"HTTP {status}"
-        except AtCapacity:
+        except GateFull:
             return  # busy at its cap: the requests it serves say whether it answers
         except (OSError, TimeoutError) as exc:
             ok, error = False, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__

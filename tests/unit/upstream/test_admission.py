@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from hxgw.config.schema import Upstream
-from hxgw.upstream import AtCapacity, Gate, Gates, UpstreamClient
+from hxgw.upstream import Gate, GateFull, Gates, UpstreamClient
 from tests.raw_upstream import Server, read_request, reply, serving
 
 
@@ -76,7 +76,7 @@ async def test_a_full_queue_sheds_at_once_with_a_retry_after() -> None:
     await gate.enter()
     queued = asyncio.ensure_future(gate.enter())
     await asyncio.sleep(0)
-    with pytest.raises(AtCapacity) as raised:
+    with pytest.raises(GateFull) as raised:
         gate.enter().send(None)  # at once: it raises before it would ever wait
     assert raised.value.retry_after == 3
     assert "at capacity for upstream 'u'" in str(raised.value)
@@ -87,7 +87,7 @@ async def test_a_full_queue_sheds_at_once_with_a_retry_after() -> None:
 async def test_a_request_waits_no_longer_than_queue_timeout() -> None:
     gate = Gate("u", cap=1, max_queued=10, queue_timeout=0.2)
     await gate.enter()
-    with pytest.raises(AtCapacity, match="queue_timeout"):
+    with pytest.raises(GateFull, match="queue_timeout"):
         await gate.enter()
     assert not gate.waiting and gate.in_use == 1
 
@@ -195,6 +195,6 @@ async def test_a_larger_cap_counts_no_slot_for_a_wait_that_just_ran_out() -> Non
     await asyncio.sleep(0)  # it waits, its timer set
     # A reload in the same loop turn as the timer, before the waiter has run again.
     asyncio.get_running_loop().call_later(0.05, gate.configure, 3, 10, 0.05)
-    with pytest.raises(AtCapacity):
+    with pytest.raises(GateFull):
         await expired
     assert gate.in_use == 1
