@@ -97,7 +97,10 @@ def _from_routing_module(directory: Path, master_key: str, iterations: int) -> l
     if decide is None:
         rows.append({"name": "ml-based-routing decision", "us": None, "error": "no routing.decide"})
         return rows
-    from hxgw.routing.classify import load_classifier
+    try:
+        from hxgw.routing.learned.loading import load_classifier
+    except ImportError:  # a build before 2026-12-05
+        from hxgw.routing.classify import load_classifier  # type: ignore[no-redef]
     from hxgw.routing.strategies import Memory
 
     memory = Memory()

@@ -17,12 +17,12 @@ from hxgw.observe.ids import RequestIds
 from hxgw.observe.ledger import LedgerCollector
 from hxgw.observe.loop_lag import LoopLag
 from hxgw.observe.metrics import Metrics
+from hxgw.observe.readiness import Readiness
 from hxgw.observe.saturation import SaturationCollector
 from hxgw.observe.workers import WorkerFigures
 from hxgw.routing.strategies import Memory
 from hxgw.upstream.admission import Gates
 from hxgw.upstream.deadlines import Deadlines
-from hxgw.upstream.readiness import Readiness
 from hxgw.usage import Ledger, RecentUsage
 
 

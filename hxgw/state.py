@@ -17,8 +17,8 @@ from types import MappingProxyType
 
 from hxgw import __version__
 from hxgw.config import ClientKey, Config
-from hxgw.routing.classify import load_classifier
 from hxgw.routing.learned.classifier import TaskClassifier
+from hxgw.routing.learned.loading import load_classifier
 from hxgw.routing.routes import Routes
 from hxgw.runtime import Runtime
 from hxgw.upstream import Gates, Origin, UpstreamClient, header_line

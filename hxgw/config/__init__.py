@@ -1,8 +1,11 @@
 """Configuration: the schema (frozen dataclasses), loading and validating the YAML
 files and the environment, and the warnings a config deserves.
 
-May import: hxgw.errors, hxgw.jsonio, and to check at load a classifier file and an
-upstream URL with the code that will use them, hxgw.routing.classify and hxgw.upstream; to check DATABASE_URL, hxgw.store. Modules inside import each other directly, never this face.
+May import: hxgw.errors, hxgw.jsonio, hxgw.memo; and to check at load a classifier
+file, an upstream URL and DATABASE_URL with the code that will use them,
+hxgw.routing.learned, hxgw.upstream and hxgw.store (none of which imports the config).
+Modules inside import each other directly, never this face. (tests/unit/test_house.py
+holds every part's list and checks it.)
 """
 
 from hxgw.config.load import load_config

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from hxgw.config.reader import Section
 from hxgw.config.schema import HealthSettings, Price, ScoringWeights
-from hxgw.routing.classify import load_classifier
+from hxgw.routing.learned.loading import load_classifier
 
 
 def read_health(section: Section) -> HealthSettings:

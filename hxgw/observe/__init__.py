@@ -1,7 +1,10 @@
 """What the gateway tells: structured logs (`log`), the access line (`access`),
-Prometheus metrics (`metrics`), request ids (`ids`).
+Prometheus metrics (`metrics`), request ids (`ids`), whether it is ready
+(`readiness`: an upstream answered lately, the loop keeps time), the event loop's
+lag (`loop_lag`) and, with workers, their figures added up (`workers`).
 
-May import: hxgw.config, hxgw.routing (health, for the circuit gauges), hxgw.memo.
+May import: hxgw.config, hxgw.routing (health, for the circuit gauges), hxgw.upstream
+(to probe the upstreams), hxgw.memo.
 """
 
 from hxgw.observe.access import AccessLog, configure

@@ -1,6 +1,22 @@
-"""The request path: the chain of steps every request runs through, one step a
-module, the context they share and the exchange they answer through.
+"""The request path: the chain of steps every request runs through, the context they
+share and the exchange they answer through. `chain` assembles it, top to bottom.
 
-May import: config, routing, upstream, observe, keys, hxgw.state; never server or
-lifecycle.
+The steps, in the order a proxied request meets them (module: step):
+  request_id: assign_request_id     access_log: log_access      measure: record_metrics
+  record_usage: record_usage        rendering: render_errors    auth: authenticate
+  parse: parse_body (form: read_form, file_upload: take_file for uploads)
+  route: route (affinity: follow_previous, bind_to_origin; held: choose_upstream for
+  files and batches)                limits: apply_limits        transform: transform_request
+  forward: forward                  relay: relay
+and the ends of the other chains: models (list_models, describe_model), operator
+(answer_operator), refuse (refuse_unrouted).
+
+What the steps share: context (RequestContext, Reply, the step types), exchange (the
+client's side), failures (what a failed candidate tells the client), usage (what a
+request used), rebind (ids of upstream state in an answer), upstream_headers and
+whole_response (the answer's head), cors; for uploads, upload, send_upload, multipart.
+
+May import: config, routing, upstream, observe, keys, usage (the ledger's row), and at
+the top hxgw.state, hxgw.endpoints, hxgw.errors, hxgw.jsonio, hxgw.memo; never server,
+lifecycle or tools.
 """

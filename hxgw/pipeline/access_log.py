@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from hxgw.pipeline.context import RequestContext
-from hxgw.types import Next
+from hxgw.pipeline.context import Next, RequestContext
 
 
 async def log_access(ctx: RequestContext, call_next: Next) -> None:

@@ -16,12 +16,11 @@ from urllib.parse import quote
 from hxgw.config import Model
 from hxgw.endpoints import id_in_path
 from hxgw.errors import BadRequest, Forbidden, NotFound
-from hxgw.pipeline.context import RequestContext
+from hxgw.pipeline.context import Next, RequestContext
 from hxgw.pipeline.held import bound_upstream
 from hxgw.pipeline.rebind import HeldIds, Rebind, ResponseIds
 from hxgw.pipeline.transform import NO_BODY, encode_body
 from hxgw.routing.routes import may_use_model
-from hxgw.types import Next
 from hxgw.upstream.affinity import unbind
 
 PREVIOUS = "previous_response_id"

@@ -15,9 +15,8 @@ from hxgw.errors import RateLimited, Unauthorized, Unavailable
 from hxgw.keys.book import StoredKeys
 from hxgw.keys.guard import Verdict, client_address
 from hxgw.keys.store import SECRET_PREFIX
-from hxgw.pipeline.context import RequestContext
+from hxgw.pipeline.context import Next, RequestContext
 from hxgw.state import GatewayState
-from hxgw.types import Next
 
 log = structlog.get_logger("hxgw.auth")
 

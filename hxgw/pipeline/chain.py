@@ -38,7 +38,7 @@ from hxgw.endpoints import (
 from hxgw.pipeline.access_log import log_access
 from hxgw.pipeline.affinity import bind_to_origin, follow_previous
 from hxgw.pipeline.auth import authenticate
-from hxgw.pipeline.context import RequestContext
+from hxgw.pipeline.context import Next, RequestContext, Step
 from hxgw.pipeline.file_upload import take_file
 from hxgw.pipeline.form import read_form
 from hxgw.pipeline.forward import forward
@@ -55,7 +55,6 @@ from hxgw.pipeline.rendering import render_errors
 from hxgw.pipeline.request_id import assign_request_id
 from hxgw.pipeline.route import route
 from hxgw.pipeline.transform import transform_request
-from hxgw.types import Next, Step
 
 API_FRONT: tuple[Step, ...] = (
     assign_request_id,  # X-Request-ID in, or a new one

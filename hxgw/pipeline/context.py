@@ -65,6 +65,11 @@ class Used:
 
 OperatorHandler = Callable[[web.BaseRequest, GatewayState], Awaitable[web.StreamResponse]]
 
+Next = Callable[["RequestContext"], Awaitable[None]]
+"""The rest of the chain, as a step calls it: `call_next(ctx)`."""
+Step = Callable[["RequestContext", Next], Awaitable[None]]
+"""One step of the request path: `step(ctx, call_next)` (see hxgw.pipeline.chain)."""
+
 
 @dataclass(slots=True)
 class RequestContext:

@@ -12,11 +12,10 @@ from collections.abc import AsyncIterator, Callable
 
 from hxgw.config import Model
 from hxgw.config.body_limits import Family
-from hxgw.pipeline.context import RequestContext
+from hxgw.pipeline.context import Next, RequestContext
 from hxgw.pipeline.exchange import body_too_large
 from hxgw.pipeline.multipart import form_boundary
 from hxgw.pipeline.upload import Upload
-from hxgw.types import Next
 
 FAMILY: Family = "files"
 

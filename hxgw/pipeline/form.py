@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 from hxgw.errors import BadRequest
-from hxgw.pipeline.context import RequestContext
+from hxgw.pipeline.context import Next, RequestContext
 from hxgw.pipeline.exchange import body_too_large
 from hxgw.pipeline.multipart import ModelField, form_boundary
 from hxgw.pipeline.upload import Upload
 from hxgw.routing.routes import GROUP_HEADER
-from hxgw.types import Next
 
 
 async def read_form(ctx: RequestContext, call_next: Next) -> None:

@@ -26,7 +26,7 @@ from typing import Any
 import structlog
 
 from hxgw.config import Model
-from hxgw.pipeline.context import Reply, RequestContext
+from hxgw.pipeline.context import Next, Reply, RequestContext
 from hxgw.pipeline.failures import (
     RETRYABLE_STATUS,
     Failure,
@@ -37,7 +37,6 @@ from hxgw.pipeline.failures import (
     retry_seconds,
 )
 from hxgw.pipeline.send_upload import send_upload
-from hxgw.types import Next
 from hxgw.upstream import (
     Gate,
     GateFull,

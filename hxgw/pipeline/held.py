@@ -16,11 +16,10 @@ from urllib.parse import parse_qsl, urlencode
 
 from hxgw.config import DEFAULT_UPSTREAM, Model
 from hxgw.errors import Forbidden, NotFound
-from hxgw.pipeline.context import RequestContext
+from hxgw.pipeline.context import Next, RequestContext
 from hxgw.pipeline.rebind import HeldIds
 from hxgw.pipeline.transform import FixedBody, encode_body
 from hxgw.routing.routes import GROUP_HEADER, may_use_upstream
-from hxgw.types import Next
 from hxgw.upstream.affinity import unbind
 
 INPUT_FILE = "input_file_id"

@@ -17,9 +17,8 @@ from hxgw import jsonio
 from hxgw.config import KeyLimits
 from hxgw.errors import KeyLimited, KeyOverBudget
 from hxgw.keys import LimitDecision, error_body, refusal_headers
-from hxgw.pipeline.context import RequestContext
+from hxgw.pipeline.context import Next, RequestContext
 from hxgw.pipeline.usage import estimated_completion, estimated_cost, estimated_prompt, used
-from hxgw.types import Next
 
 
 def apply_limits(ctx: RequestContext, call_next: Next) -> Awaitable[None]:

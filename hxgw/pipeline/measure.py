@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import time
 
-from hxgw.pipeline.context import RequestContext
+from hxgw.pipeline.context import Next, RequestContext
 from hxgw.pipeline.usage import used
-from hxgw.types import Next
 
 
 async def record_metrics(ctx: RequestContext, call_next: Next) -> None:

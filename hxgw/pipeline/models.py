@@ -10,10 +10,9 @@ import structlog
 from hxgw import jsonio
 from hxgw.endpoints import MODELS
 from hxgw.errors import ModelNotFound, UpstreamError
-from hxgw.pipeline.context import RequestContext
+from hxgw.pipeline.context import Next, RequestContext
 from hxgw.pipeline.failures import TransportError
 from hxgw.routing.routes import may_use_model
-from hxgw.types import Next
 from hxgw.upstream import GateFull, header_line
 
 log = structlog.get_logger("hxgw.models")

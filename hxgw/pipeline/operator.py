@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from hxgw.pipeline.context import RequestContext
-from hxgw.types import Next
+from hxgw.pipeline.context import Next, RequestContext
 
 OUTCOME = "hxgw_outcome"
 """Where a handler's refusal puts its outcome, in the response's own mapping."""

@@ -7,8 +7,7 @@ from collections.abc import Awaitable
 from hxgw import jsonio
 from hxgw.config.reader import kind_of
 from hxgw.errors import BadRequest
-from hxgw.pipeline.context import RequestContext
-from hxgw.types import Next
+from hxgw.pipeline.context import Next, RequestContext
 
 
 def parse_body(ctx: RequestContext, call_next: Next) -> Awaitable[None]:

@@ -6,9 +6,8 @@ from __future__ import annotations
 import asyncio
 import time
 
-from hxgw.pipeline.context import RequestContext
+from hxgw.pipeline.context import Next, RequestContext
 from hxgw.pipeline.usage import used
-from hxgw.types import Next
 from hxgw.usage import Values
 
 

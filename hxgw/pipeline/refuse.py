@@ -5,9 +5,8 @@ from __future__ import annotations
 
 from hxgw.endpoints import ALLOWED, allowed_methods, endpoint_for
 from hxgw.errors import MethodNotAllowed, NotFound, did_you_mean
-from hxgw.pipeline.context import RequestContext
+from hxgw.pipeline.context import Next, RequestContext
 from hxgw.pipeline.cors import preflight_headers
-from hxgw.types import Next
 
 
 async def refuse_unrouted(ctx: RequestContext, call_next: Next) -> None:

@@ -23,12 +23,11 @@ from hxgw.errors import (
     UpstreamTimeout,
     anthropic_shaped,
 )
-from hxgw.pipeline.context import Reply, RequestContext
+from hxgw.pipeline.context import Next, Reply, RequestContext
 from hxgw.pipeline.failures import MAX_ANSWER
 from hxgw.pipeline.rendering import error_event
 from hxgw.pipeline.upstream_headers import response_headers
 from hxgw.pipeline.usage import without_usage_chunk
-from hxgw.types import Next
 
 log = structlog.get_logger("hxgw.pipeline.relay")
 

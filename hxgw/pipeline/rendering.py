@@ -10,8 +10,7 @@ import structlog
 from hxgw import jsonio
 from hxgw.endpoints import RESPONSE, RESPONSES
 from hxgw.errors import GatewayError, KeyLimited, MethodNotAllowed, UpstreamAnswer
-from hxgw.pipeline.context import RequestContext
-from hxgw.types import Next
+from hxgw.pipeline.context import Next, RequestContext
 
 log = structlog.get_logger("hxgw.errors")
 

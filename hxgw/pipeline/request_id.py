@@ -6,8 +6,7 @@ import re
 from collections.abc import Awaitable
 
 from hxgw.observe.log import REQUEST_ID
-from hxgw.pipeline.context import RequestContext
-from hxgw.types import Next
+from hxgw.pipeline.context import Next, RequestContext
 
 # Accept a caller's id only when it is safe to echo in headers and logs.
 _VALID_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Awaitable
 
-from hxgw.pipeline.context import RequestContext
+from hxgw.pipeline.context import Next, RequestContext
 from hxgw.routing.decision import decide
 from hxgw.routing.routes import GROUP_HEADER
-from hxgw.types import Next
 
 
 def route(ctx: RequestContext, call_next: Next) -> Awaitable[None]:

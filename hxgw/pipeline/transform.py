@@ -9,8 +9,7 @@ from hxgw import jsonio
 from hxgw.config import Model
 from hxgw.config.transforms import apply_transforms
 from hxgw.errors import BadRequest
-from hxgw.pipeline.context import RequestContext
-from hxgw.types import Next
+from hxgw.pipeline.context import Next, RequestContext
 
 
 class UpstreamBodies:

@@ -10,8 +10,8 @@
   `openapi` serves the document.
 
 May import: aiohttp, the top-level modules (hxgw.state, hxgw.runtime,
-hxgw.endpoints, hxgw.errors), the pipeline, observe, keys, upstream; not
-lifecycle or tools.
+hxgw.endpoints, hxgw.errors, hxgw.jsonio, hxgw.memo), config, the pipeline, observe,
+upstream; not lifecycle or tools.
 """
 
 from hxgw.server.dispatch import Dispatcher

@@ -10,8 +10,8 @@ from hxgw import jsonio
 from hxgw.config import ClientKey, load_config
 from hxgw.endpoints import CHAT, COMPLETIONS, EMBEDDINGS
 from hxgw.errors import ConfigError, GatewayError, did_you_mean
-from hxgw.routing.classify import load_classifier
 from hxgw.routing.decision import decide
+from hxgw.routing.learned.loading import load_classifier
 from hxgw.routing.learned.prompt import prompt_text
 from hxgw.routing.routes import Routes
 from hxgw.routing.strategies import Memory

@@ -1,8 +1,9 @@
 """The gateway as a client: the HTTP/1.1 connection pools to the upstreams, the
-cap and queue per upstream, per-request deadlines, and the probes that say which
-upstreams answer.
+cap and queue per upstream, per-request deadlines, and how an id names the
+upstream or model that holds its object (`affinity`).
 
-May import: hxgw.config, hxgw.memo.
+May import: hxgw.memo; nothing else of hxgw (the config imports it, to check an
+upstream's URL with the code that will use it).
 """
 
 from hxgw.upstream.admission import Gate, GateFull, Gates

@@ -22,12 +22,23 @@ import contextlib
 import math
 import time
 from collections.abc import Iterable, Iterator, Mapping
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import structlog
 
-if TYPE_CHECKING:
-    from hxgw.config.schema import Upstream
+
+class GateSettings(Protocol):
+    """What a gate takes of an upstream's settings (the config's Upstream has them)."""
+
+    @property
+    def name(self) -> str: ...
+    @property
+    def max_concurrent(self) -> int | None: ...
+    @property
+    def max_queued(self) -> int: ...
+    @property
+    def queue_timeout(self) -> float: ...
+
 
 log = structlog.get_logger("hxgw.upstream.admission")
 
@@ -144,7 +155,7 @@ class Gates(Mapping[str, Gate]):
         self.capacity = 0
         """The streams the upstreams without their own cap share."""
 
-    def configure(self, upstreams: Iterable[Upstream], capacity: int) -> None:
+    def configure(self, upstreams: Iterable[GateSettings], capacity: int) -> None:
         """Set each upstream's gate; an upstream without `max_concurrent` gets an
         equal share of `capacity`, the streams this process can hold."""
         upstreams, self.capacity = list(upstreams), capacity

@@ -6,7 +6,8 @@ unreachable, replaying the spool when it is back. `totals()` reads the ledger ba
 `hxgw usage`; `usage_series()` as series over the last hour and day, and `RecentUsage`
 keeps them for the status page.
 
-May import: hxgw.store, hxgw.jsonio and the standard library; never the request path.
+May import: hxgw.store, hxgw.errors, hxgw.jsonio, hxgw.memo and the standard
+library; never the request path.
 """
 
 from hxgw.usage.ledger import Ledger

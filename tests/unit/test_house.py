@@ -92,3 +92,58 @@ def test_no_module_is_over_300_lines(name: str):
 def test_each_sub_package_says_what_lives_in_it(name: str):
     docstring = ast.get_docstring(ast.parse(MODULES[name].read_text()))
     assert docstring and len(docstring.split()) >= 8
+
+
+# What each part of the package may import, as the parts' docstrings say it ("May
+# import: ..."). A part is a sub-package (routing.learned and store are leaves that
+# import nothing of hxgw) or a module at the top; the root's __version__ is free to all.
+LEAVES = frozenset({"errors", "jsonio", "memo"})
+MAY_IMPORT: dict[str, frozenset[str]] = {
+    "jsonio": frozenset(),
+    "memo": frozenset(),
+    "errors": frozenset({"jsonio"}),
+    "store": frozenset(),
+    "routing.learned": frozenset(),
+    "upstream": frozenset({"memo"}),
+    "config": LEAVES | {"routing.learned", "upstream", "store"},
+    "routing": LEAVES | {"config", "routing.learned"},
+    "observe": LEAVES | {"config", "routing", "upstream"},
+    "usage": LEAVES | {"store"},
+    "keys": LEAVES | {"config", "observe", "store"},
+    "endpoints": LEAVES | {"config", "upstream"},
+    "runtime": LEAVES | {"config", "keys", "observe", "routing", "upstream", "usage"},
+    "state": LEAVES | {"config", "routing", "routing.learned", "runtime", "upstream"},
+    "pipeline": LEAVES | {"config", "endpoints", "keys", "observe", "routing", "state",
+                          "upstream", "usage"},
+    "server": LEAVES | {"config", "endpoints", "observe", "pipeline", "runtime", "state",
+                        "upstream"},
+    "lifecycle": LEAVES | {"config", "endpoints", "keys", "observe", "pipeline", "routing",
+                           "runtime", "server", "state", "store", "upstream", "usage"},
+    "tools": LEAVES | {"config", "endpoints", "keys", "routing", "routing.learned", "store",
+                       "upstream", "usage"},
+    "__main__": LEAVES | {"config", "lifecycle", "observe", "tools"},
+}
+
+
+def _part(module: str) -> str:
+    parts = module.split(".")[1:]
+    if parts[:2] == ["routing", "learned"]:
+        return "routing.learned"
+    return parts[0] if parts else "hxgw"
+
+
+def test_each_part_imports_only_what_its_docstring_allows():
+    wrong = sorted(
+        f"{name} imports {target}"
+        for name, path in MODULES.items()
+        if name != "hxgw"
+        for target in _imported(path)
+        if _part(target) not in {_part(name), "hxgw"}
+        and _part(target) not in MAY_IMPORT[_part(name)]
+    )
+    assert wrong == []
+
+
+def test_the_parts_import_each_other_in_no_circle():
+    graph = {part: set(allowed) for part, allowed in MAY_IMPORT.items()}
+    assert _circle(graph) is None

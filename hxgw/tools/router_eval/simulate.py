@@ -68,8 +68,8 @@ from dataclasses import dataclass
 
 from hxgw.config import Config
 from hxgw.routing import decision as routing
-from hxgw.routing.classify import load_classifier
 from hxgw.routing.health import HealthBook
+from hxgw.routing.learned.loading import load_classifier
 from hxgw.routing.routes import Routes
 from hxgw.routing.strategies import Memory
 from hxgw.tools.router_eval.scenario import (

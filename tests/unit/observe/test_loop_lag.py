@@ -8,7 +8,7 @@ from pathlib import Path
 
 from hxgw.config import Config, load_config
 from hxgw.observe.loop_lag import INTERVAL, LoopLag
-from hxgw.upstream.readiness import Readiness
+from hxgw.observe.readiness import Readiness
 from tests.fixtures import write_config
 
 

@@ -15,9 +15,7 @@ from typing import Any, Protocol
 import structlog
 
 from hxgw.config import Config
-from hxgw.upstream.admission import Gate, GateFull
-from hxgw.upstream.client import UpstreamClient
-from hxgw.upstream.origin import Origin
+from hxgw.upstream import Gate, GateFull, Origin, UpstreamClient
 
 
 class Probed(Protocol):
@@ -38,7 +36,7 @@ class Probed(Protocol):
 UpGauge = Callable[[str, bool], None]
 """Told after each probe whether the upstream counts as reachable."""
 
-log = structlog.get_logger("hxgw.upstream.readiness")
+log = structlog.get_logger("hxgw.observe.readiness")
 RETRY_INTERVAL = 0.5
 # The probe reads the answer whole to keep its connection; a longer one is cut off.
 PROBE_READ_LIMIT = 8 * 1024 * 1024

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from hxgw.config import Config, load_config
-from hxgw.upstream.readiness import Readiness
+from hxgw.observe.readiness import Readiness
 from tests.fixtures import write_config
 
 
