@@ -162,7 +162,7 @@ def _command(argv: Sequence[str] | None) -> int:
 def check_config(config_dir: str, env: dict[str, str]) -> int:
     from hxgw.config import load_config
     from hxgw.errors import ConfigError
-    from hxgw.observe.log import on_journal
+    from hxgw.observe import on_journal
 
     try:
         config = load_config(config_dir, env, serving=False)

@@ -12,16 +12,14 @@ from hxgw.keys import Limiter
 from hxgw.keys.book import StoredKeys
 from hxgw.keys.guard import BadKeyGuard
 from hxgw.keys.limiter_memory import MemoryLimiter
-from hxgw.observe import AccessLog
-from hxgw.observe.ids import RequestIds
+from hxgw.observe import AccessLog, Metrics, RequestIds
 from hxgw.observe.ledger import LedgerCollector
 from hxgw.observe.loop_lag import LoopLag
-from hxgw.observe.metrics import Metrics
 from hxgw.observe.readiness import Readiness
 from hxgw.observe.saturation import SaturationCollector
 from hxgw.observe.workers import WorkerFigures
 from hxgw.routing.strategies import Memory
-from hxgw.upstream.admission import Gates
+from hxgw.upstream import Gates
 from hxgw.upstream.deadlines import Deadlines
 from hxgw.usage import Ledger, RecentUsage
 

@@ -21,7 +21,7 @@ from types import MappingProxyType
 
 import structlog
 
-from hxgw.config.schema import ClientKey
+from hxgw.config import ClientKey
 from hxgw.keys.store import KeyStore
 from hxgw.store import Connection, StoreError
 

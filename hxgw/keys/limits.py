@@ -28,8 +28,8 @@ import secrets
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
+from hxgw.config import KeyLimits as KeyLimits
 from hxgw.config.schema import PERIODS as PERIODS
-from hxgw.config.schema import KeyLimits as KeyLimits
 from hxgw.errors import Unavailable
 from hxgw.memo import Memo
 

@@ -20,7 +20,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hxgw.config.schema import PERIODS, ClientKey, KeyLimits
+from hxgw.config import ClientKey, KeyLimits
+from hxgw.config.schema import PERIODS
 from hxgw.store import Connection, Database, Migration, migrate_database
 
 SECRET_PREFIX = "sk-hx-"  # noqa: S105 -- a prefix, not a secret

@@ -37,7 +37,7 @@ from hxgw.server import Dispatcher, GatewayServer
 from hxgw.server.listener import ListenSite, tls_context
 from hxgw.server.operator_routes import status
 from hxgw.state import GatewayState, SnapshotHolder, build_state
-from hxgw.upstream.client import UpstreamClient
+from hxgw.upstream import UpstreamClient
 
 log = structlog.get_logger("hxgw.lifecycle.daemon")
 

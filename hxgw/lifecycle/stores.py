@@ -13,16 +13,15 @@ from pathlib import Path
 
 import structlog
 
-from hxgw.config import ClientKey, Config
-from hxgw.config.schema import StoreSettings
+from hxgw.config import ClientKey, Config, StoreSettings
 from hxgw.keys import open_limiter
 from hxgw.keys.book import StoredKeys
 from hxgw.keys.store import KeyStore
 from hxgw.keys.window import Spent
 from hxgw.runtime import Runtime
 from hxgw.store import Database, StoreError, open_database
-from hxgw.usage import Ledger
-from hxgw.usage.report import ledger_exists, spent_this_period
+from hxgw.usage import Ledger, ledger_exists
+from hxgw.usage.report import spent_this_period
 
 log = structlog.get_logger("hxgw.lifecycle.stores")
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Awaitable
 
-from hxgw.observe.log import REQUEST_ID
+from hxgw.observe import REQUEST_ID
 from hxgw.pipeline.context import Next, RequestContext
 
 # Accept a caller's id only when it is safe to echo in headers and logs.

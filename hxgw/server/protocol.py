@@ -19,8 +19,7 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestHandler
 
 from hxgw.errors import BadRequest, GatewayError, RequestTimeout, UpstreamTimeout
-from hxgw.observe import AccessLog
-from hxgw.observe.ids import RequestIds
+from hxgw.observe import AccessLog, RequestIds
 from hxgw.pipeline.exchange import SERVER
 
 log = structlog.get_logger("hxgw.server")

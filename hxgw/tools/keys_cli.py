@@ -18,8 +18,7 @@ from typing import Any
 from hxgw.config import Config, load_config
 from hxgw.errors import ConfigError
 from hxgw.keys.store import KeyStore, KeyStoreError, StoredKey
-from hxgw.store import Connection, NoStore, StoreError, open_database
-from hxgw.store.locate import SQLITE_FILE
+from hxgw.store import SQLITE_FILE, Connection, NoStore, StoreError, open_database
 from hxgw.tools.usage_cli import store_settings
 
 

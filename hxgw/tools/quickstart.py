@@ -21,7 +21,7 @@ import sys
 import time
 from pathlib import Path
 
-from hxgw.config.schema import Listen
+from hxgw.config import Listen
 
 DEMO_PORT = 4000
 TRY_LINE = (

@@ -17,8 +17,7 @@ import time
 from collections.abc import Mapping
 from dataclasses import asdict
 
-from hxgw.config import load_store_settings
-from hxgw.config.schema import StoreSettings
+from hxgw.config import StoreSettings, load_store_settings
 from hxgw.errors import ConfigError
 from hxgw.store import NoStore, StoreError, open_database
 from hxgw.usage import GROUPINGS, Totals, ledger_exists, totals
