@@ -61,7 +61,7 @@ async def _entries(ctx: RequestContext) -> list[dict[str, Any]]:
     for upstream in config.upstreams.values():
         try:
             data = await _fetch(ctx, upstream.name)
-        except (*TransportError, ValueError, GateFull) as exc:
+        except (*TransportError, NoList, GateFull) as exc:
             errors.append(f"{upstream.name}: {exc or type(exc).__name__}")
             log.warning("upstream models list failed", upstream=upstream.name, error=str(exc))
             continue
@@ -99,9 +99,15 @@ async def _entries(ctx: RequestContext) -> list[dict[str, Any]]:
     return entries
 
 
+class NoList(Exception):
+    """An upstream answered, but not with a list of models."""
+
+
 async def _fetch(ctx: RequestContext, upstream_name: str) -> list[Any]:
     state = ctx.state
-    gate = state.runtime.gates[upstream_name]
+    gate = state.runtime.gates.get(upstream_name)
+    if gate is None:  # a reload removed it while this request ran on the config before
+        raise NoList("no longer in the config")
     async with asyncio.timeout(state.first_byte_budget(ctx.started)):
         await gate.enter()  # a model list is a request too: it takes a turn at the cap
         status, payload = await state.client.fetch(
@@ -114,9 +120,12 @@ async def _fetch(ctx: RequestContext, upstream_name: str) -> list[Any]:
             slot=gate,
         )
         if status != 200:
-            raise ValueError(f"HTTP {status}: {payload[:200].decode('utf-8', 'replace')}")
-    parsed = jsonio.loads(payload)
+            raise NoList(f"HTTP {status}: {payload[:200].decode('utf-8', 'replace')}")
+    try:
+        parsed = jsonio.loads(payload)
+    except jsonio.DecodeError as exc:
+        raise NoList(f"the upstream's model list is not JSON: {exc}") from None
     data = parsed.get("data") if isinstance(parsed, dict) else None
     if not isinstance(data, list):
-        raise ValueError("the upstream's model list has no 'data' array")
+        raise NoList("the upstream's model list has no 'data' array")
     return data

@@ -188,6 +188,16 @@ async def test_models_lists_the_registrys_models_by_name_and_the_groups(
     assert groups == {"chat", "solo", "emb"}
 
 
+async def test_models_is_a_502_that_says_why_when_no_upstream_lists_its_models(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    fake.models_down = True
+    async with client.get(gateway.url + "/v1/models", headers=gateway.auth) as resp:
+        assert resp.status == 502
+        error = (await resp.json())["error"]
+    assert error["message"].startswith("no upstream listed its models (default: HTTP 503")
+
+
 async def test_a_key_limited_to_groups_sees_only_those_and_their_models(
     start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession
 ):
