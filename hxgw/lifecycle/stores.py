@@ -31,14 +31,23 @@ LEDGER_CLOSE_TIMEOUT = 10.0
 
 def open_stores(runtime: Runtime, config: Config, env: Mapping[str, str]) -> None:
     settings = config.store
-    if not _writable(settings.state_dir):
-        log.warning(
-            "usage ledger and stored keys off: the state directory cannot be written",
+    fix = "set HX_STATE_DIR or store.state_dir, or run under the unit (StateDirectory=hxgw)"
+    writable = _writable(settings.state_dir)
+    if not writable and settings.database_url is None:  # where the SQLite file would be
+        log.error(
+            "usage ledger and stored keys off: the state directory cannot be written; "
+            "keys made by `hxgw keys` are refused",
             state_dir=str(settings.state_dir),
-            fix="set HX_STATE_DIR or store.state_dir, or run under the unit (StateDirectory=hxgw)",
+            fix=fix,
         )
         runtime.limiter = open_limiter(config.limits_store, env, lease_s=config.timeouts.total)
         return
+    if not writable and settings.ledger:
+        log.warning(
+            "the usage ledger has no spool: while PostgreSQL is unreachable its rows are lost",
+            state_dir=str(settings.state_dir),
+            fix=fix,
+        )
     database = open_database(settings.database_url, settings.state_dir)
     runtime.ledger = open_ledger(database, settings) if settings.ledger else None
     runtime.stored_keys = stored = StoredKeys(KeyStore(database))

@@ -215,6 +215,19 @@ async def test_two_instances_on_one_postgresql_refuse_a_revoked_key_within_a_sec
         await _within_a_second(lambda g=gateway: _refused(client, g, secret))
 
 
+async def test_stored_keys_on_postgresql_need_no_writable_state_directory(
+    start_gateway: StartGateway, client: aiohttp.ClientSession,
+    own_postgres: Postgres,  # noqa: F811
+):
+    # A read-only root file system (a container) with PostgreSQL: before, the stored
+    # keys were off, as if the SQLite file were to be made in the state directory.
+    env = {"DATABASE_URL": own_postgres.new_database(), "HX_STATE_DIR": "/proc/hxgw-no-state"}
+    gateway = await start_gateway(env=env)
+    secret = keys(gateway, "create", "app").stdout.strip()
+    await _within_a_second(lambda: _opens(client, gateway, secret))
+    assert "the usage ledger has no spool" in gateway.logs()
+
+
 async def test_every_worker_sees_a_new_key(start_gateway: StartGateway):
     gateway = await start_gateway(gateway={"workers": 2})
     secret = keys(gateway, "create", "app").stdout.strip()
