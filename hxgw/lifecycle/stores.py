@@ -94,7 +94,9 @@ def _config_names(config: Config) -> frozenset[str]:
 
 def _writable(state_dir: Path) -> bool:
     try:
-        state_dir.mkdir(parents=True, exist_ok=True)
+        # Made here, it is the service's alone: its database holds the keys' hashes and
+        # every app's usage (the unit's StateDirectory= makes it 0700 the same way).
+        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError:
         return False
     return os.access(state_dir, os.W_OK | os.X_OK)

@@ -8,8 +8,10 @@ import asyncio
 import contextlib
 import json
 import os
+import stat
 import subprocess
 import time
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -55,6 +57,14 @@ async def test_every_request_leaves_one_row_that_hxgw_usage_reads_back(
     # The fake reports 3 prompt tokens and one a word of its answer: $1 and $2 per Mtok.
     assert master["prompt_tokens"] == 9 and master["completion_tokens"] == 18
     assert abs(master["cost"] - (9 * 1 + 18 * 2) / 1e6) < 1e-12
+
+
+async def test_the_state_directory_the_gateway_makes_is_its_own_alone(
+    start_gateway: StartGateway,
+):
+    gateway = await start_gateway()
+    state = Path(_state_dir(gateway))
+    assert state.is_dir() and stat.S_IMODE(state.stat().st_mode) == 0o700
 
 
 async def test_a_stream_the_client_cut_is_billed_as_estimated_and_disconnected(
