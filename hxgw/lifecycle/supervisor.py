@@ -64,10 +64,10 @@ class Supervisor:
         self.stopping = False
         self.stop_asked = asyncio.Event()
         self.drain_timeout = config.drain_timeout
-        self.generation = 1
-        """The workers' config generation: a worker started again starts at it."""
         """The workers' drain timeout as last reloaded (the rest of `config` is what the
         supervisor started with: its listener and worker count change on restart only)."""
+        self.generation = 1
+        """The workers' config generation: a worker started again starts at it."""
         self.events: asyncio.Queue[str] = asyncio.Queue()
         self.scratch = Path()
         self.port = 0
