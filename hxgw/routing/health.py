@@ -43,6 +43,8 @@ class ModelHealth:
     _last_before_open: int = 0
     """The last token given out before the circuit last opened: requests up to it were
     sent to the model as it was before, so their outcomes say nothing about it now."""
+    _last_answered: int = 0
+    """The latest-started request that had its first byte (its token)."""
 
     @property
     def error_rate(self) -> float:
@@ -53,7 +55,11 @@ class ModelHealth:
             return False
         # Requests start in time order and a dict keeps it: the first one still waiting
         # is the oldest, found without a look at every request in flight.
-        oldest = next(iter(self._waiting.values()))
+        oldest_token, oldest = next(iter(self._waiting.items()))
+        if self._last_answered > oldest_token:
+            # A request sent after it has had its first byte: the model answers, and the
+            # oldest is a long one (a plain answer's first byte is its last).
+            return False
         limit = max(self.settings.stall_floor, self.settings.stall_factor * (self.ewma_ttfb or 0))
         return now - oldest > limit
 
@@ -81,6 +87,8 @@ class ModelHealth:
 
     def first_byte(self, seconds: float, token: int | None = None) -> None:
         self._waiting.pop(token or 0, None)
+        if token is not None and token > self._last_answered:
+            self._last_answered = token
         self.ewma_ttfb = self._ewma(self.ewma_ttfb, seconds)
 
     def succeeded(self, latency: float, token: int | None = None) -> None:
@@ -119,7 +127,10 @@ class ModelHealth:
     def _open(self, now: float, seconds: float, why: str) -> None:
         if self.circuit != "open":
             log.warning("circuit opened", model=self.name, why=why, seconds=round(seconds, 1))
-        self.circuit, self.probing, self.open_until = "open", False, now + seconds
+            self.open_until = now + seconds
+        else:  # a shorter wait asked for later does not cut the one under way
+            self.open_until = max(self.open_until, now + seconds)
+        self.circuit, self.probing = "open", False
         self._last_before_open = self._next_token
 
     def _stale(self, token: int | None) -> bool:
@@ -142,7 +153,7 @@ class ModelHealth:
     def _record(self, ok: bool) -> None:
         self._outcomes.append(ok)
         self._errors += not ok
-        if len(self._outcomes) > self.settings.error_window:
+        while len(self._outcomes) > self.settings.error_window:  # a reload may shrink it
             self._errors -= not self._outcomes.popleft()
 
 

@@ -195,3 +195,33 @@ def test_a_model_is_in_the_book_from_the_first_time_it_is_asked_for():
 def test_the_routing_memory_keeps_the_book_it_is_given_even_an_empty_one():
     book = HealthBook(SETTINGS)
     assert Memory(book).health is book
+
+
+def test_a_long_plain_answer_is_no_stall_while_later_requests_are_answered():
+    health = ModelHealth(name="m", settings=HealthSettings(stall_floor=2, stall_factor=4))
+    health.first_byte(1.0)
+    health.started(now=100.0)  # a long answer: its first byte is its last
+    later = health.started(now=103.0)
+    health.first_byte(0.1, later)
+    assert health.allows(110.0)
+
+
+def test_a_reload_that_shrinks_the_error_window_drops_the_older_outcomes():
+    health = ModelHealth(name="m", settings=HealthSettings(error_window=4))
+    _fail(health, times=2)
+    for _ in range(2):
+        health.started()
+        health.succeeded(0.1)
+    health.settings = HealthSettings(error_window=2)
+    health.started()
+    health.succeeded(0.1)
+    assert health.error_rate == 0.0  # the last two: both answered
+
+
+def test_a_shorter_retry_after_does_not_cut_an_open_circuits_wait():
+    health = _model()
+    health.started()
+    health.failed(0.0, retry_after=30)
+    token = health.started()  # sent anyway (every candidate avoided: the soonest)
+    health.failed(1.0, retry_after=2, token=token)
+    assert not health.allows(10.0) and health.allows(30.0)
