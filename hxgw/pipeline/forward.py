@@ -26,6 +26,7 @@ from typing import Any
 import structlog
 
 from hxgw.config import Model
+from hxgw.errors import UpstreamTimeout
 from hxgw.pipeline.context import Next, Reply, RequestContext
 from hxgw.pipeline.failures import (
     RETRYABLE_STATUS,
@@ -84,7 +85,16 @@ async def open_reply(ctx: RequestContext) -> Reply:
     failed: list[Failure] = []
     runtime = ctx.state.runtime
     metrics = runtime.metrics
-    for model in ctx.candidates:
+    last = len(ctx.candidates) - 1
+    for position, model in enumerate(ctx.candidates):
+        budget = ctx.state.first_byte_budget(ctx.started)
+        if budget <= 0:
+            break  # the total timeout is spent: the rest are not tried, nor blamed
+        health = runtime.memory.health[model.name]
+        if not health.allows(time.monotonic()) and (failed or position < last):
+            # Its circuit turned half-open and another request took the one probe (or it
+            # stalled) since the route was decided; the only try left goes all the same.
+            continue
         started = time.perf_counter()
         if failed:  # moving on: what failed before the last candidate counts, not after it
             ctx.failovers += 1
@@ -98,12 +108,11 @@ async def open_reply(ctx: RequestContext) -> Reply:
         # Encoded before the slot is taken: a body that cannot be is the client's 400, and
         # a slot is given back only by the connection the request then holds.
         body = ctx.upstream_bodies.for_model(model) if ctx.upload is None else b""
-        health = ctx.state.runtime.memory.health[model.name]
         token = health.started(time.monotonic())
         try:
             # The first-byte deadline covers the wait for a turn, the head and the first
             # body bytes.
-            with runtime.deadlines.after(ctx.state.first_byte_budget(ctx.started), ctx.task):
+            with runtime.deadlines.after(budget, ctx.task):
                 waited = await gate.enter()
                 if waited:
                     ctx.queued = (ctx.queued or 0.0) + waited
@@ -167,6 +176,8 @@ async def open_reply(ctx: RequestContext) -> Reply:
         ctx.ttfb = now - ctx.started
         health.first_byte(now - started, token)
         return Reply(response, first, model, health, token)
+    if not failed:
+        raise UpstreamTimeout("the request's total timeout ran out before an upstream answered")
     raise all_failed(failed)
 
 

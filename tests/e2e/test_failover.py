@@ -201,3 +201,43 @@ async def test_the_gateway_starts_with_the_upstream_down_and_recovers_when_it_re
         assert (status, headers["X-HX-Model"]) == (200, "alpha")
     finally:
         await server.close()
+
+
+async def test_candidates_left_when_the_total_timeout_runs_out_are_neither_tried_nor_blamed(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    routing = {"routing": {"default_group": "solo", "failover_order": ["beta", "gamma"],
+                           "groups": {"solo": ["alpha"]}}}
+    gateway = await start_gateway(
+        routing=routing, gateway={"timeouts": {"connect": 2, "first_byte": 5, "total": 1}})
+    fake.behave("m-alpha", header_delay=3)
+    status, _, body = await _chat(gateway, client)
+    assert status == 504
+    assert [t["model"] for t in body["error"]["tried"]] == ["alpha"]
+    assert fake.seen_models() == ["m-alpha"]
+    async with client.get(gateway.url + "/metrics", headers=gateway.auth) as resp:
+        metrics = await resp.text()
+    # Before, each got a first-byte deadline of 0, timed out at once and counted against it.
+    assert 'hxgw_upstream_errors_total{kind="timeout",model="beta"}' not in metrics
+    assert 'hxgw_upstream_errors_total{kind="timeout",model="gamma"}' not in metrics
+
+
+async def test_a_half_open_model_takes_one_probe_not_every_request_that_fails_over_to_it(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    routing = {"routing": {"default_group": "chat", "strategy": "failover",
+                           "groups": {"chat": ["alpha", "beta", "gamma"]},
+                           "circuit_breaker": {"failures": 1, "cooldown": 0.5}}}
+    gateway = await start_gateway(routing=routing)
+    fake.behave("m-beta", status=503)
+    fake.behave("m-alpha", status=503)
+    assert (await _chat(gateway, client))[0] == 200  # alpha and beta open; gamma serves
+    await asyncio.sleep(0.6)  # both half-open now
+    fake.requests.clear()
+    fake.behave("m-alpha", status=503, header_delay=0.5)
+    fake.behave("m-beta", header_delay=0.5)
+    results = await asyncio.gather(*(_chat(gateway, client) for _ in range(6)))
+    assert {status for status, _, _ in results} == {200}
+    # One probe each; the other requests went on to gamma rather than pile onto them.
+    assert fake.seen_models().count("m-alpha") == 1
+    assert fake.seen_models().count("m-beta") <= 1
