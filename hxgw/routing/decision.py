@@ -129,12 +129,30 @@ def estimate_tokens(body: dict[str, Any] | None) -> int:
     client allows the answer; enough to keep a long prompt off a small model."""
     if not body:
         return 0
-    messages = body.get("messages")
-    if isinstance(messages, list):
-        chars = sum(len(content_text(m.get("content"))) for m in messages if isinstance(m, dict))
-    else:
-        texts = [body.get("prompt"), body.get("input")]
-        flat = [t for v in texts for t in (v if isinstance(v, list) else [v])]
-        chars = sum(len(t) for t in flat if isinstance(t, str))
-    wanted = body.get("max_completion_tokens") or body.get("max_tokens")
+    # Chat's messages, Responses' input and instructions, Anthropic's system, a prompt.
+    chars = sum(_chars(body.get(f)) for f in ("messages", "input", "instructions", "system"))
+    chars += sum(_chars(p) for p in _items(body.get("prompt")))
+    wanted = (
+        body.get("max_completion_tokens") or body.get("max_tokens") or body.get("max_output_tokens")
+    )
     return chars // 4 + (wanted if isinstance(wanted, int) and wanted > 0 else 0)
+
+
+def _items(value: object) -> list[object]:
+    return value if isinstance(value, list) else [value]
+
+
+def _chars(value: object) -> int:
+    """The characters of a text, of a list of texts or parts, or of messages (items with
+    a `content`); a token id counts as four, as a token does."""
+    total = 0
+    for item in _items(value):
+        if isinstance(item, str):
+            total += len(item)
+        elif isinstance(item, int) and not isinstance(item, bool):
+            total += 4
+        elif isinstance(item, list):  # a prompt of token ids
+            total += 4 * sum(isinstance(i, int) for i in item)
+        elif isinstance(item, dict):
+            total += len(content_text(item.get("content"))) + len(content_text([item]))
+    return total

@@ -141,6 +141,29 @@ def test_max_tokens_counts_toward_the_context(config: Config):
     assert "small" not in _order(config, "failover", body=body)
 
 
+TEXT = "x" * 4000  # about 1000 tokens
+
+
+@pytest.mark.parametrize("body", [
+    {"messages": [{"role": "user", "content": TEXT}]},
+    {"messages": [{"role": "user", "content": [{"type": "text", "text": TEXT}]}]},
+    {"input": [{"type": "message", "role": "user",
+                "content": [{"type": "input_text", "text": TEXT}]}]},
+    {"input": [{"role": "user", "content": TEXT}]},
+    {"input": "hi", "instructions": TEXT},
+    {"messages": [{"role": "user", "content": "hi"}], "system": TEXT},
+    {"messages": [{"role": "user", "content": "hi"}],
+     "system": [{"type": "text", "text": TEXT}]},
+    {"prompt": [1] * 1000},
+    {"prompt": [[1] * 500, [2] * 500]},
+    {"input": "hi", "max_output_tokens": 1000},
+], ids=["chat", "chat-parts", "responses-items", "responses-messages", "instructions",
+        "anthropic-system", "anthropic-system-blocks", "token-ids", "token-id-batches",
+        "max-output-tokens"])
+def test_every_shape_of_a_long_request_counts_toward_the_context(body: dict[str, Any]):
+    assert estimate_tokens(body) >= 990
+
+
 def test_a_pinned_model_too_small_for_the_prompt_is_a_bad_request(config: Config):
     route = Route(group=None, pinned=True, candidates=(config.models["small"],), own=1)
     with pytest.raises(BadRequest, match="needs ~250 tokens"):
