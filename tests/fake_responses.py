@@ -60,6 +60,8 @@ class ResponseStore:
             return web.json_response(response)
         if not body.get("stream"):
             _complete(response, words)
+            if how.reset_after_chunks is not None:
+                return await _cut_json(request, response)
             return web.json_response(response)
         return await _stream(request, response, words, how)
 
@@ -150,6 +152,19 @@ def _input_items(given: Any) -> list[dict[str, Any]]:
                       "role": message.get("role", "user"), "status": "completed",
                       "content": parts or []})
     return items
+
+
+async def _cut_json(request: web.Request, document: dict[str, Any]) -> web.StreamResponse:
+    """Half of a JSON answer, then a reset: an upstream that breaks off mid-body."""
+    payload = json.dumps(document).encode()
+    response = web.StreamResponse(headers={"Content-Type": "application/json"})
+    response.content_length = len(payload)
+    await response.prepare(request)
+    await response.write(payload[: len(payload) // 2])
+    assert request.transport is not None
+    request.transport.abort()
+    await asyncio.sleep(3600)
+    return response
 
 
 async def _stream(request: web.Request, response: dict[str, Any], words: list[str],

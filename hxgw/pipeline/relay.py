@@ -74,10 +74,15 @@ async def _whole_then_next(ctx: RequestContext, reply: Reply, limit: int, call_n
     if declared is not None and declared > limit:
         raise too_large
     body = bytearray(reply.first_chunk)
-    async for chunk in _chunks(ctx, reply):
-        body += chunk
-        if len(body) > limit:
-            raise too_large
+    try:
+        async for chunk in _chunks(ctx, reply):
+            body += chunk
+            if len(body) > limit:
+                raise too_large
+    except GatewayError as exc:
+        if exc is not too_large:  # the model broke off its answer: its health hears it
+            _failed(ctx, reply, exc)
+        raise
     _whole_body(ctx, reply, bytes(body))
     await call_next(ctx)
 

@@ -307,3 +307,23 @@ async def test_a_follow_up_nested_too_deeply_to_rewrite_gets_400_not_500(
                            headers={**gateway.auth, "Content-Type": "application/json"}) as resp:
         assert resp.status == 400
         assert "nested too deeply" in (await resp.json())["error"]["message"]
+
+
+async def test_a_model_that_breaks_off_a_plain_response_counts_against_its_health(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    routing = {"routing": {"default_group": "chat", "strategy": "failover",
+                           "groups": {"chat": ["alpha", "beta"]},
+                           "circuit_breaker": {"failures": 2, "cooldown": 60}}}
+    gateway = await start_gateway(routing=routing)
+    fake.behave("m-alpha", reset_after_chunks=0)
+    body = {"model": "chat", "input": "hi"}
+    for _ in range(2):
+        async with client.post(gateway.url + "/v1/responses", json=body,
+                               headers=gateway.auth) as resp:
+            assert resp.status == 502
+    # Read whole to rebind its ids, the broken answer had counted as a success.
+    async with client.post(gateway.url + "/v1/responses", json=body,
+                           headers=gateway.auth) as resp:
+        assert resp.status == 200 and resp.headers["X-HX-Model"] == "beta"
+    assert "upstream failed mid-response" in gateway.logs()
