@@ -249,6 +249,8 @@ def _routing(doc: Section, models: Mapping[str, Model], directory: Path) -> Rout
         if name not in models:
             hint = did_you_mean(name, models)
             section.report(f"unknown model {name!r}{hint}", f"failover_order[{i}]")
+        elif name in failover_order[:i]:  # it would be tried, and blamed, twice
+            section.report(f"{name!r} is listed twice", f"failover_order[{i}]")
     groups: dict[str, Group] = {}
     raw_groups = section.section("groups")
     if not section.has("groups"):
@@ -269,7 +271,9 @@ def _routing(doc: Section, models: Mapping[str, Model], directory: Path) -> Rout
             if member not in models:
                 hint = did_you_mean(member, models)
                 doc.problems.add(ROUTING, f"{path}[{i}]", f"unknown model {member!r}{hint}")
-        if not members and isinstance(value, list):
+            elif member in members[:i]:
+                doc.problems.add(ROUTING, f"{path}[{i}]", f"{member!r} is listed twice")
+        if not members and isinstance(value, (list, dict)):
             doc.problems.add(ROUTING, path, "a group needs at least one model")
         if group_name in models:
             doc.problems.add(

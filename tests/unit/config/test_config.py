@@ -117,6 +117,21 @@ def test_yaml_nested_too_deeply_is_a_problem_not_a_crash(tmp_path: Path):
     assert "routing.yaml: invalid YAML: nested too deeply" in _problems(tmp_path)
 
 
+def test_a_model_listed_twice_in_a_group_or_the_failover_order_is_a_problem(tmp_path: Path):
+    write_config(tmp_path, "http://127.0.0.1:1", routing=_routing(
+        groups={"chat": ["alpha", "beta", "alpha"]}, failover_order=["gamma", "gamma"]))
+    problems = _problems(tmp_path)
+    assert "routing.yaml: routing.groups.chat[2]: 'alpha' is listed twice" in problems
+    assert "routing.yaml: routing.failover_order[1]: 'gamma' is listed twice" in problems
+
+
+def test_a_group_written_as_a_mapping_needs_a_model_too(tmp_path: Path):
+    write_config(tmp_path, "http://127.0.0.1:1", routing=_routing(
+        groups={"chat": ["alpha"], "empty": {"models": []}}))
+    assert "routing.yaml: routing.groups.empty.models: a group needs at least one model" in (
+        _problems(tmp_path))
+
+
 def test_unknown_keys_are_rejected_with_their_path(tmp_path: Path):
     write_config(tmp_path, "http://127.0.0.1:1", routing=_routing(stratgy="failover"),
                  gateway={"timeouts": {"conect": 1}})
