@@ -16,6 +16,7 @@ import asyncio
 import email.utils
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -160,7 +161,14 @@ def _shortest_wait(answers: list[UpstreamAnswer]) -> UpstreamAnswer:
     return UpstreamAnswer(last.message, answer_status=429, headers=headers, body=last.body)
 
 
-def _wait_ms(headers: dict[str, str]) -> int | None:
+def spared_for(headers: Mapping[str, str]) -> float | None:
+    """How long a 429 asks its model to be spared, in seconds (its `retry-after-ms` or
+    `Retry-After`), if that is a sane wait to keep a model out for."""
+    wait = _wait_ms(headers)
+    return wait / 1000 if wait is not None and 0 < wait <= 3_600_000 else None
+
+
+def _wait_ms(headers: Mapping[str, str]) -> int | None:
     """The wait an upstream asked for, in milliseconds: `retry-after-ms` (OpenAI's, and
     what its SDKs read first), else `Retry-After`."""
     value = headers.get("retry-after-ms")

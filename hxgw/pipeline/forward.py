@@ -35,7 +35,7 @@ from hxgw.pipeline.failures import (
     all_failed,
     read_answer,
     refused_gateway_key,
-    retry_seconds,
+    spared_for,
 )
 from hxgw.pipeline.send_upload import send_upload
 from hxgw.upstream import (
@@ -156,7 +156,7 @@ async def open_reply(ctx: RequestContext) -> Reply:
         refused = refused_gateway_key(response, first) if response.status == 400 else None
         if response.status in RETRYABLE_STATUS or refused:
             retry_after = response.headers.get("Retry-After")
-            wait = retry_seconds(retry_after) if response.status == 429 else None
+            wait = spared_for(response.headers) if response.status == 429 else None
             health.failed(time.monotonic(), retry_after=wait, token=token)
             kind = "gateway_key" if refused else f"http_{response.status}"
             metrics.upstream_errors.labels(model.name, kind).inc()

@@ -241,3 +241,14 @@ async def test_a_half_open_model_takes_one_probe_not_every_request_that_fails_ov
     # One probe each; the other requests went on to gamma rather than pile onto them.
     assert fake.seen_models().count("m-alpha") == 1
     assert fake.seen_models().count("m-beta") <= 1
+
+
+async def test_a_429_that_asks_for_a_wait_only_in_retry_after_ms_spares_its_model(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    fake.behave("m-alpha", status=429, retry_after_ms="5000")
+    status, headers, _ = await _chat(gateway, client)
+    assert status == 200 and headers["X-HX-Model"] == "beta"
+    fake.requests.clear()
+    status, headers, _ = await _chat(gateway, client)
+    assert status == 200 and fake.seen_models() == ["m-beta"]  # alpha left alone 5 s
