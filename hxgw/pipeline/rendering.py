@@ -40,6 +40,11 @@ def _respond(ctx: RequestContext, exc: GatewayError) -> None:
         ctx.outcome = exc.code or exc.type
     if ctx.headers and not isinstance(exc, KeyLimited):
         headers.update(ctx.headers)  # the key's limits: this request counted against them
+    if ctx.decision is not None:  # routed: where it went, as a relayed answer says
+        if ctx.group:
+            headers["X-HX-Group"] = ctx.group
+        headers["X-HX-Failovers"] = str(ctx.failovers)
+        headers["X-HX-Route"] = ctx.decision.header()
     ctx.status = status
     if ctx.endpoint.dialect == "anthropic":
         headers["request-id"] = ctx.request_id  # what Anthropic's SDK reads as the request id

@@ -252,3 +252,14 @@ async def test_a_429_that_asks_for_a_wait_only_in_retry_after_ms_spares_its_mode
     fake.requests.clear()
     status, headers, _ = await _chat(gateway, client)
     assert status == 200 and fake.seen_models() == ["m-beta"]  # alpha left alone 5 s
+
+
+async def test_the_gateways_own_error_after_failing_over_says_where_the_request_went(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    fake.behave("m-alpha", status=503)
+    fake.behave("m-beta", status=500)
+    status, headers, _ = await _chat(gateway, client)
+    assert status == 502
+    assert headers["X-HX-Group"] == "chat" and headers["X-HX-Failovers"] == "1"
+    assert "chosen=alpha" in headers["X-HX-Route"]
