@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime
 from typing import Any
 
 import structlog
@@ -22,8 +23,15 @@ MODEL_LIST_LIMIT = 8 * 1024 * 1024
 
 
 async def list_models(ctx: RequestContext, call_next: Next) -> None:
-    """Reads ctx.key; answers with `{"object": "list", "data": [...]}`."""
-    _answer(ctx, {"object": "list", "data": await _entries(ctx)})
+    """Reads ctx.key; answers with `{"object": "list", "data": [...]}`, or in Anthropic's
+    shape to Anthropic's SDKs (which send `anthropic-version`)."""
+    entries = await _entries(ctx)
+    if ctx.exchange.header("anthropic-version") is None:
+        _answer(ctx, {"object": "list", "data": entries})
+    else:
+        shaped = [_anthropic(entry) for entry in entries]
+        first, last = (shaped[0]["id"], shaped[-1]["id"]) if shaped else (None, None)
+        _answer(ctx, {"data": shaped, "has_more": False, "first_id": first, "last_id": last})
     await call_next(ctx)
 
 
@@ -35,8 +43,16 @@ async def describe_model(ctx: RequestContext, call_next: Next) -> None:
     found = next((e for e in await _entries(ctx) if e.get("id") == wanted), None)
     if found is None:
         raise ModelNotFound(f"The model `{wanted}` does not exist", param="model")
-    _answer(ctx, found)
+    _answer(ctx, found if ctx.exchange.header("anthropic-version") is None else _anthropic(found))
     await call_next(ctx)
+
+
+def _anthropic(entry: dict[str, Any]) -> dict[str, Any]:
+    """A list entry as Anthropic's Models API has it (the SDK's ModelInfo)."""
+    created = entry.get("created")
+    seconds = created if isinstance(created, int) and 0 <= created < 253_402_300_800 else 0
+    when = datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {"type": "model", "id": entry["id"], "display_name": entry["id"], "created_at": when}
 
 
 def _answer(ctx: RequestContext, document: Any) -> None:

@@ -185,6 +185,16 @@ async def test_an_upstream_error_in_anthropic_shape_passes_as_it_came(
         "type": "invalid_request_error", "message": "messages: roles must alternate"}}
 
 
+async def test_the_anthropic_sdk_lists_and_retrieves_models_in_its_own_shape(gateway: Gateway):
+    async with _sdk(gateway) as sdk:
+        listed = [model async for model in sdk.models.list()]
+        one = await sdk.models.retrieve("chat")
+    chat = next(m for m in listed if m.id == "chat")
+    assert (chat.type, chat.display_name) == ("model", "chat")
+    assert chat.created_at.tzinfo is not None
+    assert (one.id, one.type, one.display_name) == ("chat", "model", "chat")
+
+
 async def test_the_models_routes_take_the_key_as_x_api_key_as_the_anthropic_sdk_sends_it(
     gateway: Gateway, client: aiohttp.ClientSession
 ):
