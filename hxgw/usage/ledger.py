@@ -217,7 +217,10 @@ class Ledger:
         """Say when the spool starts refusing rows, why, and how many it refused when it
         takes them again; a batch each second would otherwise log a line each."""
         if why is not None and why != self._refusing:
-            log.error("usage rows are being lost: the store is unreachable and " + why)
+            log.error(
+                "usage rows are being lost: the store is unreachable and the spool refuses them",
+                why=why,
+            )
         elif why is None and self._refusing is not None:
             log.info("the usage spool takes rows again", rows_lost=self._refused)
             self._refused = 0

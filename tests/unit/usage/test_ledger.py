@@ -133,8 +133,8 @@ def test_a_spool_that_cannot_be_written_says_so_once_not_once_a_batch(tmp_path: 
             time.sleep(0.1)  # a batch each
         ledger.close()
     lost = [e for e in logs if e["event"].startswith("usage rows are being lost")]
-    assert len(lost) == 1 and "the spool cannot be written" in lost[0]["event"]
-    assert not any("full" in e["event"] for e in logs)
+    assert len(lost) == 1 and lost[0]["why"].startswith("the spool cannot be written")
+    assert not any("full" in e.get("why", "") for e in logs)
     assert ledger.rows_dropped == 5
 
 
