@@ -7,6 +7,7 @@ limits_store:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from urllib.parse import parse_qsl, urlsplit
 
@@ -56,12 +57,15 @@ def _is_redis_url(url: str) -> bool:
 
 
 def _without_password(url: str) -> str:
-    """The URL as a message may show it: a password never reaches a log."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return "(a URL that cannot be read)"
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
-    return parts._replace(netloc=netloc).geturl()
+    """The URL as a message may show it: a password never reaches a log. Read by hand,
+    not parsed: a password with an unencoded `/`, `#` or `?` is no valid URL, and the
+    query may hold one too (`?password=`)."""
+    scheme, sep, rest = url.partition("://")
+    if "@" in rest:  # user info, up to the last @: the password may hold the others
+        userinfo, _, where = rest.rpartition("@")
+        user, colon, _ = userinfo.partition(":")
+        rest = f"{user}{':***' if colon else ''}@{where}"
+    return scheme + sep + _PASSWORD_FIELD.sub(r"\1***", rest)
+
+
+_PASSWORD_FIELD = re.compile(r"(?i)((?:^|[?&;])password=)[^&;#]*")

@@ -46,6 +46,19 @@ def test_a_url_that_is_not_redis_is_one_problem_without_its_password(tmp_path: P
     assert "secret" not in problem and "user:***@10.0.0.5" in problem
 
 
+@pytest.mark.parametrize("url", [
+    "redis://:Zx9/q#Kp@127.0.0.1:6379/0",  # an unencoded /, # in the password
+    "redis://app:Zx9?q@127.0.0.1:6379/x",
+    "unix:///tmp/r.sock?db=one&password=TopSecret1",
+    "redis://127.0.0.1:6379/x?password=TopSecret1",
+])
+def test_a_bad_redis_url_never_shows_its_password(tmp_path: Path, url: str) -> None:
+    write_config(tmp_path, "http://127.0.0.1:1")
+    (problem,) = _problems(tmp_path, ENV | {"REDIS_URL": url})
+    assert problem.startswith("environment: REDIS_URL: must be a Redis URL")
+    assert not any(secret in problem for secret in ("Zx9", "TopSecret1", "#Kp", "q@"))
+
+
 def test_a_bad_redis_url_in_the_environment_is_named(tmp_path: Path) -> None:
     write_config(tmp_path, "http://127.0.0.1:1")
     (problem,) = _problems(tmp_path, ENV | {"REDIS_URL": "redis://host:port"})
