@@ -27,6 +27,7 @@ then expires there and charges its estimate, the conservative figure.
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 
@@ -93,12 +94,18 @@ class RedisLimiter:
     ) -> LimitDecision:
         if time.monotonic() >= self._retry_at:
             rid = self._new_id()
+            asked = _reserve_line(limits, rid, est_tokens, est_cost, now)
+            answer = self._batches.decide(key_name, asked)
             try:
-                line = await self._batches.decide(
-                    key_name, _reserve_line(limits, rid, est_tokens, est_cost, now)
-                )
+                line = await answer
             except FAILURES:
                 pass  # the batch told `_failed` once; this request goes the configured way
+            except asyncio.CancelledError:
+                # Its client left in the very turn the answer came (too late to cancel
+                # the answer, which the batch would have let go): let go of it here.
+                if answer.done() and not answer.cancelled() and answer.exception() is None:
+                    self._abandoned(key_name, asked, answer.result())
+                raise
             else:
                 return _decision(line, key_name, rid, limits, est_tokens, est_cost, now)
         if not self.fail_open:

@@ -86,6 +86,30 @@ async def test_corrections_alone_go_within_the_linger(redis_server: RedisServer)
     await limiter.close()
 
 
+async def test_a_request_that_leaves_as_its_answer_arrives_lets_its_reservation_go(
+    redis_server: RedisServer,
+) -> None:
+    limiter, limits = RedisLimiter(redis_server.url), KeyLimits(max_parallel=1)
+    decide = limiter._batches.decide
+
+    def answered_as_it_leaves(key_name: str, line: str) -> asyncio.Future[bytes]:
+        # The client goes away in the loop turn that hands out the answer: too late to
+        # cancel the answer, before the request has read it.
+        answer = decide(key_name, line)
+        task = asyncio.current_task()
+        assert task is not None
+        answer.add_done_callback(lambda _: task.cancel())
+        return answer
+
+    limiter._batches.decide = answered_as_it_leaves  # type: ignore[method-assign]
+    with pytest.raises(asyncio.CancelledError):
+        await asyncio.create_task(limiter.reserve("k", limits, 1, 0.0, NOW))
+    limiter._batches.decide = decide  # type: ignore[method-assign]
+    await asyncio.sleep(0.05)  # the release goes within the linger
+    assert (await limiter.reserve("k", limits, 1, 0.0, NOW + 1)).allowed
+    await limiter.close()
+
+
 @pytest.fixture
 async def silent_redis() -> AsyncIterator[str]:
     """A server that accepts connections, reads the commands, and closes the
