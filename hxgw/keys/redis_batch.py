@@ -34,6 +34,10 @@ from hxgw.keys.resp import Arg, Reply, ReplyError, RespConnection
 FAILURES = (OSError, TimeoutError, ReplyError)
 """What a batch can fail with: a connection refused or lost, no answer in time, an
 error reply. (ConnectionError is an OSError.)"""
+MAX_UNSENT = 100_000
+"""The most corrections kept for the next connection while Redis is away (the oldest go)."""
+RECONNECT_AFTER = 1.0
+"""Seconds before corrections kept from a failed batch try a new connection."""
 
 
 @dataclass(slots=True)
@@ -70,6 +74,7 @@ class Batches:
         self._timer: asyncio.TimerHandle | None = None
         self._connection: RespConnection | None = None
         self._connecting: asyncio.Task[None] | None = None
+        self._closing = False
 
     def decide(self, key_name: str, line: str) -> asyncio.Future[bytes]:
         """Queue a reservation; its future gets the script's line for it."""
@@ -87,6 +92,8 @@ class Batches:
     def correct(self, key_name: str, line: str) -> None:
         """Queue a correction, sent with the next batch or within `linger` seconds."""
         self._waiting.append(_Operation(key_name, line, None))
+        if self._connection is None and self._timer is not None:
+            return  # Redis is away: they wait for the reconnection's turn
         if len(self._waiting) >= self.max_waiting and not self._flush_soon:
             self._flush_soon = True
             asyncio.get_running_loop().call_soon(self._flush)
@@ -94,7 +101,9 @@ class Batches:
             self._timer = asyncio.get_running_loop().call_later(self.linger, self._flush)
 
     async def close(self) -> None:
-        """Send what waits, wait for every answer, then close the connection."""
+        """Send what waits, wait for every answer, then close the connection (what cannot
+        be sent then is dropped)."""
+        self._closing = True
         while self._waiting or self._in_flight or self._connecting:
             self._flush(everything=True)
             pending = [*self._in_flight, *([self._connecting] if self._connecting else [])]
@@ -151,7 +160,7 @@ class Batches:
             self._fail([], failure)
         finally:
             self._connecting = None
-        if self._waiting:
+        if self._waiting and self._connection is not None:
             self._flush()
 
     async def _answer(
@@ -222,8 +231,15 @@ class Batches:
             # Its replies can no longer be trusted to match: start afresh next time.
             self._connection.close()
             self._connection = None
-        # Those waiting for the next batch would only try the same Redis again at once.
-        failed, self._waiting, self._answers_wanted = batch + self._waiting, [], 0
+        # Those waiting for the next batch would only try the same Redis again at once;
+        # but corrections never sent have not run: they wait for the next connection (a
+        # dropped one holds a request's slot, and charges its estimate, until its lease
+        # ends). Those of the failed batch may have run, and are not sent again.
+        unsent = [] if self._closing else [op for op in self._waiting if op.answer is None]
+        failed = batch + [op for op in self._waiting if op.answer is not None]
+        self._waiting, self._answers_wanted = unsent[-MAX_UNSENT:], 0
+        if self._waiting and self._timer is None:
+            self._timer = asyncio.get_running_loop().call_later(RECONNECT_AFTER, self._flush)
         self._on_failure(exc)
         for operation in failed:
             if operation.answer is not None and not operation.answer.done():

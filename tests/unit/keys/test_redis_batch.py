@@ -5,6 +5,7 @@ corrections are sent without being waited for, and at close."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 from collections.abc import AsyncIterator
 
@@ -107,6 +108,30 @@ async def test_a_request_that_leaves_as_its_answer_arrives_lets_its_reservation_
     limiter._batches.decide = decide  # type: ignore[method-assign]
     await asyncio.sleep(0.05)  # the release goes within the linger
     assert (await limiter.reserve("k", limits, 1, 0.0, NOW + 1)).allowed
+    await limiter.close()
+
+
+async def test_corrections_not_yet_sent_when_a_batch_fails_go_with_the_next_connection(
+    redis_server: RedisServer,
+) -> None:
+    limiter, limits = RedisLimiter(redis_server.url, timeout=0.3), KeyLimits(max_parallel=2)
+    held = [await limiter.reserve("k", limits, 1, 0.0, time.time()) for _ in range(2)]
+    limiter._batches.max_in_flight = 1  # so that the corrections wait behind the batch
+    assert redis_server.process is not None
+    redis_server.process.send_signal(signal.SIGSTOP)
+    try:
+        stalled = asyncio.create_task(limiter.reserve("other", limits, 1, 0.0, time.time()))
+        await asyncio.sleep(0.05)  # its batch is out, unanswered
+        for decision in held:
+            assert decision.reservation is not None
+            await limiter.reconcile(decision.reservation, 1, 0.0)  # queued behind it
+        with pytest.raises(LimitsUnavailable):
+            await stalled  # the batch timed out
+    finally:
+        redis_server.process.send_signal(signal.SIGCONT)
+    await asyncio.sleep(1.5)  # past the probe interval and the reconnection
+    # Before, the two corrections went with the failed batch: both slots stayed held.
+    assert (await limiter.reserve("k", limits, 1, 0.0, time.time())).allowed
     await limiter.close()
 
 
