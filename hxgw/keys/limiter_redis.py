@@ -150,9 +150,11 @@ class RedisLimiter:
         now = time.monotonic()
         if now - self._logged_at >= LOG_EVERY:
             self._logged_at = now
+            # A timeout says nothing of itself (its text is empty): say what it was.
+            said = str(exc) or f"no answer within {self._batches.timeout:g} s"
             log.warning(
                 "limits_store_unreachable",
-                error=f"{type(exc).__name__}: {exc}",
+                error=f"{type(exc).__name__}: {said}",
                 serving="locally counted" if self.fail_open else "503",
             )
 

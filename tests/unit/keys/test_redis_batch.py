@@ -10,6 +10,7 @@ import time
 from collections.abc import AsyncIterator
 
 import pytest
+import structlog
 
 from hxgw.keys.limiter_redis import RedisLimiter
 from hxgw.keys.limits import KeyLimits, LimitsUnavailable
@@ -189,6 +190,25 @@ async def test_a_batch_without_an_answer_fails_within_the_timeout() -> None:
         writer.close()
     server.close()
     await server.wait_closed()
+
+
+async def test_a_redis_that_does_not_answer_is_logged_as_saying_nothing_in_time() -> None:
+    writers: list[asyncio.StreamWriter] = []
+
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writers.append(writer)
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    limiter = RedisLimiter(f"redis://127.0.0.1:{server.sockets[0].getsockname()[1]}", timeout=0.2)
+    with structlog.testing.capture_logs() as logs, pytest.raises(LimitsUnavailable):
+        await limiter.reserve("k", KeyLimits(rpm=1), 1, 0.0, time.time())
+    await limiter.close()
+    for writer in writers:
+        writer.close()
+    server.close()
+    await server.wait_closed()
+    (line,) = [e for e in logs if e["event"] == "limits_store_unreachable"]
+    assert line["error"] == "TimeoutError: no answer within 0.2 s"  # it was "TimeoutError: "
 
 
 async def test_a_server_that_lost_the_script_gets_it_again(redis_server: RedisServer) -> None:
