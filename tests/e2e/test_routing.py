@@ -112,15 +112,20 @@ async def test_health_survives_a_reload_for_models_that_remain(
     assert fake.seen_models() == ["m-beta"]
 
 
+def _hxgw_route(config: Path, body: str) -> subprocess.CompletedProcess[str]:
+    """`hxgw route` on `body`, as an operator runs it (no upstream is called)."""
+    return subprocess.run(
+        [HXGW, "route", "--config-dir", str(config)],
+        input=body, capture_output=True, text=True, timeout=30,
+        env={"MASTER_KEY": new_key(), "PATH": "/usr/bin:/bin"})
+
+
 def test_hxgw_route_explains_the_order_without_calling_any_upstream(tmp_path: Path):
     routing = {"routing": {"strategy": "ml-based-routing", "default_group": "chat",
                            "groups": {"chat": ["alpha", "beta"], "emb": ["embed"]}}}
     config = write_config(tmp_path, "http://127.0.0.1:9", models=DEFAULT_MODELS, routing=routing)
     body = {"messages": [{"role": "user", "content": "Fix this bug: TypeError in my JS code"}]}
-    result = subprocess.run(
-        [HXGW, "route", "--config-dir", str(config)],
-        input=json.dumps(body), capture_output=True, text=True, timeout=30,
-        env={"MASTER_KEY": new_key(), "PATH": "/usr/bin:/bin"})
+    result = _hxgw_route(config, json.dumps(body))
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["group"] == "chat"
@@ -134,10 +139,7 @@ def test_hxgw_route_explains_the_order_without_calling_any_upstream(tmp_path: Pa
 def test_hxgw_route_names_what_in_the_prompt_made_the_task(tmp_path: Path):
     config = write_config(tmp_path, "http://127.0.0.1:9")
     body = {"messages": [{"role": "user", "content": "Translate this sentence into French"}]}
-    result = subprocess.run(
-        [HXGW, "route", "--config-dir", str(config)],
-        input=json.dumps(body), capture_output=True, text=True, timeout=30,
-        env={"MASTER_KEY": new_key(), "PATH": "/usr/bin:/bin"})
+    result = _hxgw_route(config, json.dumps(body))
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert max(report["task"], key=report["task"].get) == "translation"
@@ -149,10 +151,7 @@ def test_hxgw_route_names_what_in_the_prompt_made_the_task(tmp_path: Path):
 
 def test_hxgw_route_rejects_a_body_that_is_not_json(tmp_path: Path):
     config = write_config(tmp_path, "http://127.0.0.1:9")
-    result = subprocess.run(
-        [HXGW, "route", "--config-dir", str(config)],
-        input="{nope", capture_output=True, text=True, timeout=30,
-        env={"MASTER_KEY": new_key(), "PATH": "/usr/bin:/bin"})
+    result = _hxgw_route(config, "{nope")
     assert result.returncode == 1
     assert "not valid JSON" in result.stderr
 
