@@ -104,17 +104,22 @@ async def test_a_worker_that_dies_is_started_again(
         assert resp.status == 200
 
 
-async def test_sigterm_drains_every_worker_and_exits_0(
-    start_gateway: StartGateway, notify: NotifySocket, fake: FakeUpstream
-):
-    gateway, notify = await _start(start_gateway, notify)
-    fake.behave("m-alpha", content="a b c d e f", chunk_delay=0.2)
+async def _stop_with_a_stream_under_way(gateway: Gateway) -> None:
+    """SIGTERM while a stream runs: the stream ends whole, then the daemon exits 0."""
     async with aiohttp.ClientSession() as session:
         resp = await stream_under_way(session, gateway)
         gateway.signal(signal.SIGTERM)
         text = (await resp.read()).decode()
     assert text.rstrip().endswith("data: [DONE]")
     assert gateway.process is not None and gateway.process.wait(15) == 0
+
+
+async def test_sigterm_drains_every_worker_and_exits_0(
+    start_gateway: StartGateway, notify: NotifySocket, fake: FakeUpstream
+):
+    gateway, notify = await _start(start_gateway, notify)
+    fake.behave("m-alpha", content="a b c d e f", chunk_delay=0.2)
+    await _stop_with_a_stream_under_way(gateway)
     assert any(m.get("STOPPING") == "1" for m in notify.drain())
 
 
@@ -292,12 +297,7 @@ async def test_the_supervisor_gives_the_workers_the_drain_timeout_a_reload_set(
     await wait_for(lambda: "workers reloaded" in gateway.logs())
     # A stream of 13 s: the started-with drain (0 s) and the grace (10 s) would cut it.
     fake.behave("m-alpha", content=" ".join("abcdefghijklmn"), chunk_delay=1.0)
-    async with aiohttp.ClientSession() as session:
-        resp = await stream_under_way(session, gateway)
-        gateway.signal(signal.SIGTERM)
-        text = (await resp.read()).decode()
-    assert text.rstrip().endswith("data: [DONE]")
-    assert gateway.process is not None and gateway.process.wait(15) == 0
+    await _stop_with_a_stream_under_way(gateway)
 
 
 async def _healthz_fresh(gateway: Gateway) -> int:
