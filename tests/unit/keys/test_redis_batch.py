@@ -173,40 +173,38 @@ async def test_a_batch_lost_midway_serves_every_decision_locally_open(silent_red
     assert all(d.reservation.store == "local" for d in decisions if d.reservation is not None)
 
 
-async def test_a_batch_without_an_answer_fails_within_the_timeout() -> None:
+@pytest.fixture
+async def mute_redis() -> AsyncIterator[str]:
+    """A server that accepts connections and never answers: Redis stalled."""
     writers: list[asyncio.StreamWriter] = []
 
     async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         writers.append(writer)
 
     server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
-    limiter = RedisLimiter(f"redis://127.0.0.1:{server.sockets[0].getsockname()[1]}", timeout=0.2)
+    yield f"redis://127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    for writer in writers:
+        writer.close()
+    server.close()
+    await server.wait_closed()
+
+
+async def test_a_batch_without_an_answer_fails_within_the_timeout(mute_redis: str) -> None:
+    limiter = RedisLimiter(mute_redis, timeout=0.2)
     started = time.monotonic()
     with pytest.raises(LimitsUnavailable):
         await limiter.reserve("k", KeyLimits(rpm=1), 1, 0.0, time.time())
     assert time.monotonic() - started < 1.0
     await limiter.close()
-    for writer in writers:
-        writer.close()
-    server.close()
-    await server.wait_closed()
 
 
-async def test_a_redis_that_does_not_answer_is_logged_as_saying_nothing_in_time() -> None:
-    writers: list[asyncio.StreamWriter] = []
-
-    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        writers.append(writer)
-
-    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
-    limiter = RedisLimiter(f"redis://127.0.0.1:{server.sockets[0].getsockname()[1]}", timeout=0.2)
+async def test_a_redis_that_does_not_answer_is_logged_as_saying_nothing_in_time(
+    mute_redis: str,
+) -> None:
+    limiter = RedisLimiter(mute_redis, timeout=0.2)
     with structlog.testing.capture_logs() as logs, pytest.raises(LimitsUnavailable):
         await limiter.reserve("k", KeyLimits(rpm=1), 1, 0.0, time.time())
     await limiter.close()
-    for writer in writers:
-        writer.close()
-    server.close()
-    await server.wait_closed()
     (line,) = [e for e in logs if e["event"] == "limits_store_unreachable"]
     assert line["error"] == "TimeoutError: no answer within 0.2 s"  # it was "TimeoutError: "
 
