@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import datetime
+import time
 from typing import Any
 
 import structlog
@@ -51,7 +51,7 @@ def _anthropic(entry: dict[str, Any]) -> dict[str, Any]:
     """A list entry as Anthropic's Models API has it (the SDK's ModelInfo)."""
     created = entry.get("created")
     seconds = created if isinstance(created, int) and 0 <= created < 253_402_300_800 else 0
-    when = datetime.datetime.fromtimestamp(seconds, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))  # as /status.json does
     return {"type": "model", "id": entry["id"], "display_name": entry["id"], "created_at": when}
 
 
