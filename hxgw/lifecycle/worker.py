@@ -17,7 +17,7 @@ from typing import Any
 
 import structlog
 
-log = structlog.get_logger("hxgw.lifecycle.supervisor")
+log = structlog.get_logger("hxgw.lifecycle.supervisor")  # stop_all speaks for it
 
 
 @dataclass(eq=False)
