@@ -12,6 +12,7 @@ from hxgw.keys import Limiter
 from hxgw.keys.book import StoredKeys
 from hxgw.keys.guard import BadKeyGuard
 from hxgw.keys.limiter_memory import MemoryLimiter
+from hxgw.keys.owners import Owners
 from hxgw.observe import AccessLog, Metrics, RequestIds
 from hxgw.observe.ledger import LedgerCollector
 from hxgw.observe.loop_lag import LoopLag
@@ -125,6 +126,8 @@ class Runtime:
     """The usage ledger; None when the daemon has none (its state directory is unusable)."""
     stored_keys: StoredKeys | None = None
     """The keys `hxgw keys` made; None when the daemon has no store."""
+    owners: Owners | None = None
+    """Which key made each file and batch; None when the daemon has no store."""
     ids: RequestIds = field(default_factory=RequestIds)
     figures: WorkerFigures | None = None
     """With several workers: this one's figures, shared with the others."""

@@ -11,6 +11,7 @@ holds every part's list and checks it.)
 from hxgw.config.load import load_config
 from hxgw.config.schema import (
     DEFAULT_UPSTREAM,
+    MASTER_KEY_NAME,
     MODES,
     STRATEGIES,
     ClientKey,
@@ -28,6 +29,7 @@ from hxgw.config.store import load_store_settings
 
 __all__ = [
     "DEFAULT_UPSTREAM",
+    "MASTER_KEY_NAME",
     "MODES",
     "STRATEGIES",
     "ClientKey",

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from hxgw.config.gateway import AUTH_KEYS, GATEWAY
 from hxgw.config.reader import Problems, Section, kind_of, read_yaml
-from hxgw.config.schema import PERIODS, ClientKey, KeyLimits
+from hxgw.config.schema import MASTER_KEY_NAME, PERIODS, ClientKey, KeyLimits
 
 LIMIT_KEYS = ("rpm", "tpm", "max_parallel", "budget", "budget_period")
 
@@ -27,7 +27,9 @@ def read_client_keys(
     keys: list[ClientKey] = []
     master = env.get("MASTER_KEY")
     if master:
-        keys.append(ClientKey(name="master", digest=hashlib.sha256(master.encode()).digest()))
+        keys.append(
+            ClientKey(name=MASTER_KEY_NAME, digest=hashlib.sha256(master.encode()).digest())
+        )
     keys_file = top.section("auth", AUTH_KEYS).string("keys_file")
     if keys_file:
         path = directory / keys_file
@@ -47,6 +49,7 @@ def _key_entries(doc: Section) -> list[ClientKey]:
         doc.report(f"must be a list of keys, got {kind_of(raw)}", "keys")
         return []
     out: list[ClientKey] = []
+    names: set[str] = set()
     for i, item in enumerate(raw):
         entry = Section(
             doc.file,
@@ -56,6 +59,12 @@ def _key_entries(doc: Section) -> list[ClientKey]:
             frozenset({"name", "key", "key_sha256", "groups", *LIMIT_KEYS}),
         )
         name = entry.string("name", required=True)
+        if name == MASTER_KEY_NAME or name in names:
+            # A name is the key in logs, limits, the ledger and what it owns.
+            taken = "is MASTER_KEY's" if name == MASTER_KEY_NAME else "is another key's"
+            entry.report(f"{name!r} {taken}: each key needs a name of its own", "name")
+            continue
+        names.add(name or "")
         secret, hashed = entry.string("key"), entry.string("key_sha256")
         if (secret is None) == (hashed is None):
             entry.report("needs exactly one of key, key_sha256")

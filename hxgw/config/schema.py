@@ -186,6 +186,11 @@ class KeyLimits:
             raise ValueError(f"budget_period_s must be positive, got {self.budget_period_s}")
 
 
+MASTER_KEY_NAME = "master"
+"""The name of MASTER_KEY, the operator's key, in logs, metrics and the ledger; no other
+key may have it."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ClientKey:
     """A client key, held only as its SHA-256 digest."""

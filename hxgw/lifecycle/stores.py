@@ -1,7 +1,7 @@
 """The daemon's stores, opened at start and closed after the drain: the keys'
-limiter, the stored keys and the usage ledger (each worker opens its own, after
-the fork). The stored keys and the ledger share the database: the SQLite file
-in the state directory, or PostgreSQL (DATABASE_URL)."""
+limiter, the stored keys, the owners of files and batches and the usage ledger (each
+worker opens its own, after the fork). All but the limiter share the database: the
+SQLite file in the state directory, or PostgreSQL (DATABASE_URL)."""
 
 from __future__ import annotations
 
@@ -16,6 +16,7 @@ import structlog
 from hxgw.config import ClientKey, Config, StoreSettings
 from hxgw.keys import open_limiter
 from hxgw.keys.book import StoredKeys
+from hxgw.keys.owners import Owners
 from hxgw.keys.store import KeyStore
 from hxgw.keys.window import Spent
 from hxgw.runtime import Runtime
@@ -51,6 +52,7 @@ def open_stores(runtime: Runtime, config: Config, env: Mapping[str, str]) -> Non
     database = open_database(settings.database_url, settings.state_dir)
     runtime.ledger = open_ledger(database, settings) if settings.ledger else None
     runtime.stored_keys = stored = StoredKeys(KeyStore(database))
+    runtime.owners = Owners(database)
     try:  # before the first request: stored keys work from the start
         stored.refresh(_config_names(config))
     except StoreError as exc:
@@ -121,6 +123,8 @@ async def close_stores(runtime: Runtime) -> None:
     await runtime.limiter.close()
     if runtime.stored_keys is not None:
         runtime.stored_keys.close()
+    if runtime.owners is not None:
+        await asyncio.to_thread(runtime.owners.close)
     ledger = runtime.ledger
     if ledger is not None and not await asyncio.to_thread(ledger.close, LEDGER_CLOSE_TIMEOUT):
         log.error("usage ledger: the last rows were not written in time")

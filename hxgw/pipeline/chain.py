@@ -47,6 +47,7 @@ from hxgw.pipeline.limits import apply_limits
 from hxgw.pipeline.measure import record_metrics
 from hxgw.pipeline.models import describe_model, list_models
 from hxgw.pipeline.operator import answer_operator
+from hxgw.pipeline.owners import keep_to_owner
 from hxgw.pipeline.parse import parse_body
 from hxgw.pipeline.record_usage import record_usage
 from hxgw.pipeline.refuse import refuse_unrouted
@@ -94,12 +95,21 @@ BY_ID_STEPS: tuple[Step, ...] = (
     forward,
     relay,
 )
+HELD_BY_ID_STEPS: tuple[Step, ...] = (
+    *API_FRONT,
+    bind_to_origin,
+    apply_limits,
+    keep_to_owner,  # a key reaches only the files and batches it made
+    forward,
+    relay,
+)
 
 # Files and batches: to an upstream, as the header, the body or the query says.
 HELD_STEPS: tuple[Step, ...] = (
     *API_FRONT,
     choose_upstream,  # the header's group's upstream, or the default; no failover
     apply_limits,
+    keep_to_owner,  # and lists only those
     forward,
     relay,
 )
@@ -108,6 +118,7 @@ HELD_WITH_BODY_STEPS: tuple[Step, ...] = (
     parse_body,  # a batch goes where its input file is
     choose_upstream,
     apply_limits,
+    keep_to_owner,
     forward,
     relay,
 )
@@ -116,6 +127,7 @@ FILE_UPLOAD_STEPS: tuple[Step, ...] = (
     take_file,  # the form as the client sends it, streamed, never held
     choose_upstream,
     apply_limits,
+    keep_to_owner,
     forward,
     relay,
 )
@@ -188,7 +200,7 @@ def _steps(endpoint: Endpoint) -> tuple[Step, ...]:
 def build_chains() -> dict[str, Next]:
     """Every endpoint's chain, by the endpoint's name."""
     chains = {e.name: build_chain(_steps(e)) for e in PROXIED}
-    chains |= {e.name: build_chain(BY_ID_STEPS) for e in BY_ID}
+    chains |= {e.name: build_chain(HELD_BY_ID_STEPS if e.held else BY_ID_STEPS) for e in BY_ID}
     chains |= {e.name: build_chain(OPERATOR_STEPS) for e in OPERATOR}
     chains[MODEL.name] = build_chain(MODEL_STEPS)
     chains[UNROUTED.name] = chains[UNROUTED_ANTHROPIC.name] = build_chain(UNROUTED_STEPS)

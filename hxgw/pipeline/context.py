@@ -22,6 +22,7 @@ from hxgw.routing.decision import Decision
 from hxgw.routing.health import ModelHealth
 from hxgw.state import GatewayState
 from hxgw.upstream import UpstreamResponse
+from hxgw.upstream.affinity import Bound
 
 if TYPE_CHECKING:
     from hxgw.pipeline.upload import Upload
@@ -97,6 +98,10 @@ class RequestContext:
     one object, with its upstream id and the client's query."""
     rebind: Rebind | None = None
     """How the answer's ids of upstream state become the ids the client sees."""
+    named: tuple[tuple[Bound, str | None], ...] = ()
+    """The files and batches the request names (the path's id, a batch's input file, a
+    list's `after`), bound to their upstream, each with the parameter that named it
+    (hxgw.pipeline.held.bound_upstream)."""
     upload: Upload | None = None
     """The request's multipart form, for the upload routes (hxgw.pipeline.form)."""
     reply: Reply | None = None

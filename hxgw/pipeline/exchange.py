@@ -177,6 +177,12 @@ class Exchange:
         if self.closing:
             response.force_close()
 
+    def rewrite(self, body: bytes) -> None:
+        """A new body for the whole response `respond` made, before it goes."""
+        response = self.response
+        assert isinstance(response, WholeResponse | web.Response) and not response.prepared
+        response.body = body
+
     async def start(self, status: int, headers: Mapping[str, str], length: int | None) -> None:
         """Send the status and headers of a streamed body of `length` bytes (None: unknown)."""
         self.response = response = web.StreamResponse(status=status, headers=headers)

@@ -78,7 +78,8 @@ def _chosen_upstream(ctx: RequestContext) -> str:
 
 
 def bound_upstream(ctx: RequestContext, client_id: str, param: str | None) -> tuple[Model, str]:
-    """The stand-in of the upstream a file or batch id is bound to, and the upstream's id."""
+    """The stand-in of the upstream a file or batch id is bound to, and the upstream's id;
+    the id joins ctx.named, whose owner `keep_to_owner` checks."""
     bound = unbind(client_id)
     if bound is None or bound.kind != "upstream":
         raise NotFound(f"No such object: {client_id!r} was not made by this gateway", param=param)
@@ -94,6 +95,7 @@ def bound_upstream(ctx: RequestContext, client_id: str, param: str | None) -> tu
             f"{client_id!r}: none of its groups has a model there",
             param=param,
         )
+    ctx.named += ((bound, param),)
     return stand_in(bound.target), bound.upstream_id
 
 

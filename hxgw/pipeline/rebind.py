@@ -115,15 +115,19 @@ FILE_FIELDS = ("input_file_id", "output_file_id", "error_file_id")
 class HeldIds:
     """Binds the ids of files and batches in an answer to the upstream that served it."""
 
-    __slots__ = ("_named",)
+    __slots__ = ("_named", "document")
     max_body = MAX_HELD_ANSWER
 
     def __init__(self, named: dict[str, str] | None = None) -> None:
         """`named`: the upstream's ids for those the request named -> the client's. An
         error that quotes one ("No such File object: ...") says the id the client sent."""
         self._named = [(up.encode(), client.encode()) for up, client in (named or {}).items()]
+        self.document: dict[str, Any] | None = None
+        """The last answer that was an object or a list of them, as the client gets it
+        (its ids bound), for `keep_to_owner`; None when none was."""
 
     def body(self, data: bytes, served: Model) -> bytes:
+        self.document = None
         try:
             document = jsonio.loads(data)
         except jsonio.DecodeError:
@@ -144,6 +148,7 @@ class HeldIds:
             for upstream, client in self._named:
                 data = data.replace(upstream, client)
             return data
+        self.document = document
         return jsonio.dumps(document)
 
     def events(self, block: bytes, served: Model) -> bytes:

@@ -15,7 +15,7 @@ import sys
 from collections.abc import Mapping
 from typing import Any
 
-from hxgw.config import Config, load_config
+from hxgw.config import MASTER_KEY_NAME, Config, load_config
 from hxgw.errors import ConfigError
 from hxgw.keys.store import KeyStore, KeyStoreError, StoredKey
 from hxgw.store import SQLITE_FILE, Connection, NoStore, StoreError, open_database
@@ -71,7 +71,9 @@ def _act(
     if args.action in ("create", "update"):
         _check(args, config, config_dir)
     if args.action == "create":
-        if args.name == "master" or (config and any(k.name == args.name for k in config.keys)):
+        if args.name == MASTER_KEY_NAME or (
+            config and any(k.name == args.name for k in config.keys)
+        ):
             raise KeyStoreError(f"the config already has a key named {args.name!r}")
         previous = store.get(connection, args.name)
         secret = store.create(connection, args.name, _settings(args))

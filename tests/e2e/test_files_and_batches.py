@@ -222,7 +222,9 @@ async def test_a_key_limited_to_groups_lists_files_of_its_first_groups_upstream(
     secret = new_key("sk-app")
     gateway = await start_gateway(models=models, routing=TWO_ROUTING, gateway={
         "upstreams": upstreams, "auth": {"keys_file": _keys_file(tmp_path, secret, ["r"])}})
-    second_upstream[0].files.add_file(LINES)
+    async with openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key=secret, max_retries=0,
+                                  default_headers={"X-HX-Model-Group": "r"}) as sdk:
+        await sdk.files.create(file=("input.jsonl", LINES), purpose="batch")
     async with openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key=secret,
                                   max_retries=0) as sdk:
         [listed] = (await sdk.files.list()).data  # not the `default` upstream's (empty) list

@@ -1,0 +1,131 @@
+"""Which key owns each file and batch made through the gateway.
+
+Files and batches are the upstream's objects, all made with the gateway's one
+upstream key, so the upstream's lists show every app's. The gateway keeps them
+apart: an object belongs to the key that made it (a batch's output and error
+files to the batch's owner), recorded here before the answer reaches the
+client, so a call that follows at once already finds it. A key other than the
+master key reaches only what it owns (hxgw.pipeline.owners).
+
+The table lives in the gateway's database beside the stored keys: the SQLite
+file, or PostgreSQL (DATABASE_URL) when several instances must agree. Calls go
+to one thread that keeps one connection: files and batches are few and slow
+calls, and an SQLite connection may not change threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import TypeVar
+
+from hxgw.store import Connection, Database, Migration, StoreError, migrate_database
+
+TABLE = "held_objects"
+MIGRATIONS = (
+    Migration(
+        component="owners",
+        version=1,
+        description="which key owns each file and batch made through the gateway",
+        statements=(
+            f"CREATE TABLE {TABLE} ("
+            " upstream TEXT NOT NULL,"
+            " object_id TEXT NOT NULL,"
+            " key_name TEXT NOT NULL,"
+            " created DOUBLE PRECISION NOT NULL,"
+            " PRIMARY KEY (upstream, object_id))",
+        ),
+    ),
+)
+LOOKUP_CHUNK = 500
+"""Ids asked for in one statement: a page of files can hold 10,000."""
+
+T = TypeVar("T")
+
+
+class Owners:
+    def __init__(self, database: Database) -> None:
+        self.database = database
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="hxgw-owners")
+        self._connection: Connection | None = None
+        self._migrated = False
+
+    async def of(self, upstream: str, object_ids: Iterable[str]) -> dict[str, str]:
+        """object id -> the key that owns it, for those of `object_ids` that have one."""
+        wanted = list(dict.fromkeys(object_ids))
+        return await self._run(lambda connection: _owners(connection, upstream, wanted))
+
+    async def record(self, upstream: str, objects: dict[str, str]) -> None:
+        """Record each object (id -> key name) as its key's; one already owned keeps its
+        owner."""
+        rows = [(upstream, ident, key, time.time()) for ident, key in objects.items()]
+        if rows:
+            await self._run(lambda connection: _insert(connection, rows))
+
+    async def forget(self, upstream: str, object_id: str) -> None:
+        """An object the upstream deleted."""
+        await self._run(lambda connection: _delete(connection, upstream, object_id))
+
+    def close(self) -> None:
+        """After the calls under way."""
+        self._thread.shutdown(wait=True)
+        self._disconnect()
+
+    async def _run(self, work: Callable[[Connection], T]) -> T:
+        """`work` on the kept connection, in the owners' thread; StoreError when the store
+        cannot be reached (the next call connects again)."""
+        return await asyncio.get_running_loop().run_in_executor(
+            self._thread, self._on_connection, work
+        )
+
+    def _on_connection(self, work: Callable[[Connection], T]) -> T:
+        try:
+            if self._connection is None:
+                if not self._migrated:
+                    migrate_database(self.database, MIGRATIONS)
+                    self._migrated = True
+                self._connection = self.database.connect()
+            return work(self._connection)
+        except StoreError:
+            self._disconnect()
+            raise
+
+    def _disconnect(self) -> None:
+        if self._connection is not None:
+            with contextlib.suppress(StoreError):  # a broken one may not close; it is gone
+                self._connection.close()
+            self._connection = None
+
+
+def _owners(connection: Connection, upstream: str, ids: Sequence[str]) -> dict[str, str]:
+    found: dict[str, str] = {}
+    for at in range(0, len(ids), LOOKUP_CHUNK):
+        chunk = ids[at : at + LOOKUP_CHUNK]
+        marks = ", ".join("?" for _ in chunk)
+        rows = connection.execute(
+            f"SELECT object_id, key_name FROM {TABLE}"  # noqa: S608 -- marks, not values
+            f" WHERE upstream = ? AND object_id IN ({marks})",
+            (upstream, *chunk),
+        )
+        found.update((str(ident), str(key)) for ident, key in rows)
+    return found
+
+
+def _insert(connection: Connection, rows: list[tuple[str, str, str, float]]) -> None:
+    with connection.transaction():
+        connection.executemany(
+            f"INSERT INTO {TABLE} (upstream, object_id, key_name, created)"  # noqa: S608
+            " VALUES (?, ?, ?, ?) ON CONFLICT DO NOTHING",
+            rows,
+        )
+
+
+def _delete(connection: Connection, upstream: str, object_id: str) -> None:
+    with connection.transaction():
+        connection.execute(
+            f"DELETE FROM {TABLE} WHERE upstream = ? AND object_id = ?",  # noqa: S608
+            (upstream, object_id),
+        )

@@ -1,0 +1,156 @@
+"""Each key reaches only its own files and batches (hxgw.keys.owners says why).
+
+`keep_to_owner` runs on every route of files and batches, after the key's limits
+and before the upstream is asked:
+- an object the request names that the key does not own is not found, as an id no
+  upstream holds would be: a key cannot tell another's objects from none;
+- what an answer makes is the key's before the client hears of it: a new file or
+  batch, and a batch's output and error files (its owner's);
+- a list shows only the key's own. The upstream's list is read in pages of the
+  largest size its API allows until the client's page is full or the list ends, at
+  most MAX_PAGES of them; an empty page is then the end as far as the SDKs go;
+- a deleted file is forgotten.
+The master key is the operator's: it reaches every object, and what it makes is its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+from urllib.parse import parse_qsl, urlencode
+
+from hxgw import jsonio
+from hxgw.config import MASTER_KEY_NAME
+from hxgw.endpoints import BATCHES, FILE_DELETE, FILES
+from hxgw.errors import BadRequest, NotFound, Unavailable, UpstreamError
+from hxgw.keys.owners import Owners
+from hxgw.pipeline.context import Next, RequestContext
+from hxgw.pipeline.rebind import HeldIds
+from hxgw.store import StoreError
+from hxgw.upstream.affinity import bind, unbind
+
+PAGE_MOST = {"files_list": 10_000, "batches_list": 100}
+"""The most items a page of each list may hold (OpenAI's API reference)."""
+PAGE_DEFAULT = {"files_list": 10_000, "batches_list": 20}
+MAX_PAGES = 20
+"""The upstream's pages read for one page of a key's own (2,000 batches, 200,000 files)."""
+MADE = frozenset({FILES.name, BATCHES.name})
+
+
+async def keep_to_owner(ctx: RequestContext, call_next: Next) -> None:
+    """Reads ctx.key, ctx.named, ctx.upstream_path and the answer (ctx.rebind's
+    document); rewrites a list's answer, and ctx.upstream_path for its pages."""
+    assert ctx.key is not None
+    owners, mine = ctx.state.runtime.owners, ctx.key.name
+    if owners is None:
+        if mine == MASTER_KEY_NAME:
+            return await call_next(ctx)
+        raise Unavailable(
+            "files and batches are kept to the key that made them, and this gateway has no "
+            "store to keep that in (its state directory cannot be written): ask its operator"
+        )
+    try:
+        if mine != MASTER_KEY_NAME:
+            await _check_named(ctx, owners, mine)
+        if ctx.endpoint.name in PAGE_MOST and mine != MASTER_KEY_NAME:
+            await _own_pages(ctx, owners, mine, call_next)
+        else:
+            await call_next(ctx)
+        await _record(ctx, owners, mine)
+    except StoreError as exc:
+        raise Unavailable(f"cannot tell which key owns which file or batch: {exc}") from exc
+
+
+async def _check_named(ctx: RequestContext, owners: Owners, mine: str) -> None:
+    for bound, param in ctx.named:
+        found = await owners.of(bound.target, [bound.upstream_id])
+        if found.get(bound.upstream_id) != mine:
+            client_id = bind("upstream", bound.target, bound.upstream_id)
+            raise NotFound(f"No such object: {client_id!r}", param=param)
+
+
+async def _own_pages(ctx: RequestContext, owners: Owners, mine: str, call_next: Next) -> None:
+    """The client's page of the list, of the key's own objects only."""
+    name = ctx.endpoint.name
+    wanted = _wanted(ctx.exchange.query, PAGE_DEFAULT[name], PAGE_MOST[name])
+    path, _, query = (ctx.upstream_path or ctx.endpoint.upstream_path).partition("?")
+    asked = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != "limit"]
+    asked.append(("limit", str(PAGE_MOST[name])))
+    upstream = ctx.candidates[0].upstream  # the one that holds the list
+    kept: list[dict[str, Any]] = []
+    page: dict[str, Any] = {}
+    for _ in range(MAX_PAGES):
+        ctx.upstream_path = f"{path}?{urlencode(asked)}"
+        await call_next(ctx)
+        if ctx.status != 200:
+            return  # the upstream's error, as it came
+        answer = _document(ctx)
+        if answer is None or answer.get("object") != "list":
+            raise UpstreamError("the upstream's list is not one the gateway can sort by key")
+        page = answer
+        items: list[dict[str, Any]] = page["data"]
+        bounds = [unbind(str(item.get("id"))) for item in items]
+        found = await owners.of(upstream, [b.upstream_id for b in bounds if b is not None])
+        kept += [
+            i for i, b in zip(items, bounds, strict=True) if b and found.get(b.upstream_id) == mine
+        ]
+        last = bounds[-1] if bounds else None
+        if len(kept) >= wanted or not page.get("has_more") or last is None:
+            break
+        asked = [(k, v) for k, v in asked if k != "after"] + [("after", last.upstream_id)]
+    shown = kept[:wanted]
+    page |= {
+        "data": shown,
+        "first_id": shown[0]["id"] if shown else None,
+        "last_id": shown[-1]["id"] if shown else None,
+        "has_more": len(kept) > wanted or bool(page.get("has_more")),
+    }
+    ctx.exchange.rewrite(jsonio.dumps(page))
+
+
+async def _record(ctx: RequestContext, owners: Owners, mine: str) -> None:
+    """Make what the answer made the key's, and a batch's files its owner's."""
+    document = _document(ctx)
+    if document is None or ctx.status != 200:
+        return
+    if ctx.endpoint is FILE_DELETE:
+        bound, _ = ctx.named[0]
+        await owners.forget(bound.target, bound.upstream_id)
+        return
+    new: dict[str, str] = {}  # the upstream's id -> its owner
+    made = unbind(str(document.get("id"))) if ctx.endpoint.name in MADE else None
+    if made is not None:
+        new[made.upstream_id] = mine
+    objects = document["data"] if document.get("object") == "list" else [document]
+    batches = [(o, unbind(str(o.get("id")))) for o in objects if o.get("object") == "batch"]
+    bound_batches = [(o, b) for o, b in batches if b is not None]
+    upstream = made.target if made else bound_batches[0][1].target if bound_batches else ""
+    if bound_batches:
+        ids = [b.upstream_id for _, b in bound_batches]
+        if mine == MASTER_KEY_NAME:  # its answers hold any key's batches
+            owner_of = await owners.of(upstream, ids) | new
+        else:  # only its own
+            owner_of = dict.fromkeys(ids, mine)
+        for batch, bound in bound_batches:
+            owner = owner_of.get(bound.upstream_id)
+            for field in ("output_file_id", "error_file_id"):
+                made_file = unbind(str(batch.get(field)))
+                if owner is not None and made_file is not None:
+                    new.setdefault(made_file.upstream_id, owner)
+    if new:
+        known = await owners.of(upstream, list(new))
+        await owners.record(upstream, {i: k for i, k in new.items() if i not in known})
+
+
+def _document(ctx: RequestContext) -> dict[str, Any] | None:
+    rebind = ctx.rebind
+    return rebind.document if isinstance(rebind, HeldIds) else None
+
+
+def _wanted(query: str, default: int, most: int) -> int:
+    """The page size the client asked for."""
+    given = dict(parse_qsl(query)).get("limit")
+    if given is None:
+        return default
+    if not given.isdigit() or not 1 <= int(given) <= most:
+        raise BadRequest(f"limit must be a whole number from 1 to {most}", param="limit")
+    return int(given)
