@@ -1,0 +1,162 @@
+"""Each key reaches only the files and batches it made, through the real gateway and
+the official python SDK: another app's are missing from its lists and not found by id,
+a batch's output file is its owner's, and the master key sees them all. With
+PostgreSQL two instances agree on who owns what."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import aiohttp
+import openai
+import pytest
+import yaml
+
+from tests.conftest import StartGateway
+from tests.fake_upstream import FakeUpstream
+from tests.fixtures import Gateway, new_key
+from tests.postgres import postgres_server, postgres_url  # noqa: F401 -- fixtures
+
+LINES = b'{"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": {}}\n'
+BATCH = {"endpoint": "/v1/chat/completions", "completion_window": "24h"}
+
+
+class Apps:
+    """A gateway with two app keys, `a` and `b`, from its keys file."""
+
+    def __init__(self, gateway: Gateway, secrets: dict[str, str]) -> None:
+        self.gateway, self.secrets = gateway, secrets
+
+    def sdk(self, app: str, gateway: Gateway | None = None) -> openai.AsyncOpenAI:
+        gateway = gateway or self.gateway
+        key = gateway.key if app == "master" else self.secrets[app]
+        return openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key=key, max_retries=0)
+
+    def auth(self, app: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {self.secrets[app]}"}
+
+
+def _keys_file(tmp_path: Path) -> tuple[str, dict[str, str]]:
+    secrets = {app: new_key(f"sk-{app}") for app in ("a", "b")}
+    keys = tmp_path / "keys.yaml"
+    keys.write_text(yaml.safe_dump({"keys": [{"name": app, "key": secret}
+                                             for app, secret in secrets.items()]}))
+    keys.chmod(0o600)
+    return str(keys), secrets
+
+
+@pytest.fixture
+async def apps(start_gateway: StartGateway, tmp_path: Path) -> Apps:
+    keys, secrets = _keys_file(tmp_path)
+    return Apps(await start_gateway(gateway={"auth": {"keys_file": keys}}), secrets)
+
+
+async def _upload(sdk: openai.AsyncOpenAI, name: str = "input.jsonl") -> str:
+    return (await sdk.files.create(file=(name, LINES), purpose="batch")).id
+
+
+async def test_a_keys_file_list_shows_only_the_files_it_uploaded(apps: Apps):
+    async with apps.sdk("a") as a, apps.sdk("b") as b:
+        mine, theirs = await _upload(a, "a.jsonl"), await _upload(b, "b.jsonl")
+        assert [f.id for f in (await a.files.list()).data] == [mine]
+        assert [f.id for f in (await b.files.list()).data] == [theirs]
+
+
+async def test_the_master_key_lists_every_keys_files_and_those_made_upstream(
+    apps: Apps, fake: FakeUpstream
+):
+    fake.files.add_file(LINES, "made-upstream.jsonl")
+    async with apps.sdk("a") as a, apps.sdk("b") as b, apps.sdk("master") as master:
+        await _upload(a, "a.jsonl")
+        await _upload(b, "b.jsonl")
+        listed = sorted(f.filename for f in (await master.files.list()).data)
+        assert listed == ["a.jsonl", "b.jsonl", "made-upstream.jsonl"]
+        assert (await a.files.list()).data[0].filename == "a.jsonl"  # not the unowned one
+
+
+async def test_another_keys_file_is_not_found_by_any_route_and_stays_upstream(
+    apps: Apps, fake: FakeUpstream, client: aiohttp.ClientSession
+):
+    async with apps.sdk("b") as b:
+        theirs = await _upload(b)
+    batch = {"input_file_id": theirs, **BATCH}
+    for method, path, body in [("GET", f"/v1/files/{theirs}", None),
+                               ("GET", f"/v1/files/{theirs}/content", None),
+                               ("DELETE", f"/v1/files/{theirs}", None),
+                               ("GET", f"/v1/files?after={theirs}", None),
+                               ("POST", "/v1/batches", batch)]:
+        async with client.request(method, apps.gateway.url + path, json=body,
+                                  headers=apps.auth("a")) as resp:
+            answer = await resp.json()
+            assert resp.status == 404, (method, path, answer)
+            assert answer["error"]["message"] == f"No such object: {theirs!r}"
+    assert len(fake.files.files) == 1 and fake.files.batches == {}
+
+
+async def test_a_batch_and_its_output_file_are_its_owners_alone(apps: Apps):
+    async with apps.sdk("a") as a, apps.sdk("b") as b:
+        batch = await a.batches.create(input_file_id=await _upload(a), **BATCH)  # type: ignore[arg-type]
+        done = await a.batches.retrieve(batch.id)
+        assert done.output_file_id is not None
+        assert (await a.files.content(done.output_file_id)).content.startswith(b'{"custom_id"')
+        assert [x.id for x in (await a.batches.list()).data] == [batch.id]
+        assert (await b.batches.list()).data == []
+        for call in (b.batches.retrieve(batch.id), b.batches.cancel(batch.id),
+                     b.files.retrieve(done.output_file_id)):
+            with pytest.raises(openai.NotFoundError):
+                await call
+
+
+async def test_a_batch_output_file_the_master_key_first_sees_is_still_its_owners(apps: Apps):
+    async with apps.sdk("a") as a, apps.sdk("master") as master:
+        batch = await a.batches.create(input_file_id=await _upload(a), **BATCH)  # type: ignore[arg-type]
+        done = await master.batches.retrieve(batch.id)  # completes it: the output file is made
+        assert done.output_file_id is not None
+        assert (await a.files.retrieve(done.output_file_id)).id == done.output_file_id
+
+
+async def test_a_deleted_file_is_gone_for_its_owner_too(apps: Apps):
+    async with apps.sdk("a") as a:
+        mine = await _upload(a)
+        assert (await a.files.delete(mine)).deleted
+        with pytest.raises(openai.NotFoundError):
+            await a.files.retrieve(mine)
+
+
+async def test_a_keys_page_is_filled_from_past_other_keys_pages_of_the_upstream_list(apps: Apps):
+    # The fake lists oldest first: a's batch comes after a whole upstream page (100) of b's.
+    async with apps.sdk("a") as a, apps.sdk("b") as b:
+        theirs = await _upload(b)
+        for _ in range(101):
+            await b.batches.create(input_file_id=theirs, **BATCH)  # type: ignore[arg-type]
+        mine = await a.batches.create(input_file_id=await _upload(a), **BATCH)  # type: ignore[arg-type]
+        page = await a.batches.list(limit=5)
+        assert [x.id for x in page.data] == [mine.id] and page.has_more is False
+        listed = [x.id async for x in b.batches.list(limit=40)]  # the SDK pages through
+        assert len(listed) == 101 == len(set(listed))
+
+
+async def test_a_page_size_outside_the_apis_range_gets_400(
+    apps: Apps, client: aiohttp.ClientSession
+):
+    for limit in ("0", "101", "ten"):
+        async with client.get(apps.gateway.url + f"/v1/batches?limit={limit}",
+                              headers=apps.auth("a")) as resp:
+            assert resp.status == 400
+            assert (await resp.json())["error"]["param"] == "limit"
+
+
+@pytest.mark.postgres
+async def test_two_instances_on_one_postgresql_agree_on_who_owns_a_file(
+    start_gateway: StartGateway, tmp_path: Path, postgres_url: str  # noqa: F811
+):
+    keys, secrets = _keys_file(tmp_path)
+    config = {"gateway": {"auth": {"keys_file": keys}}, "env": {"DATABASE_URL": postgres_url}}
+    first = Apps(await start_gateway(**config), secrets)  # type: ignore[arg-type]
+    second = await start_gateway(**config)  # type: ignore[arg-type]
+    async with first.sdk("a") as a_first, first.sdk("a", second) as a_second, \
+            first.sdk("b", second) as b_second:
+        mine = await _upload(a_first)
+        assert (await a_second.files.retrieve(mine)).id == mine
+        assert [f.id for f in (await a_second.files.list()).data] == [mine]
+        assert (await b_second.files.list()).data == []
