@@ -22,6 +22,7 @@ from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import TypeVar
 
+from hxgw.errors import Unavailable
 from hxgw.store import Connection, Database, Migration, StoreError, migrate_database
 
 TABLE = "held_objects"
@@ -44,6 +45,12 @@ LOOKUP_CHUNK = 500
 """Ids asked for in one statement: a page of files can hold 10,000."""
 
 T = TypeVar("T")
+
+
+class OwnersUnavailable(Unavailable):
+    """The database that says who owns what cannot be reached: a 503, as for any store."""
+
+    code = "store_unavailable"
 
 
 class Owners:
@@ -75,11 +82,16 @@ class Owners:
         self._disconnect()
 
     async def _run(self, work: Callable[[Connection], T]) -> T:
-        """`work` on the kept connection, in the owners' thread; StoreError when the store
-        cannot be reached (the next call connects again)."""
-        return await asyncio.get_running_loop().run_in_executor(
-            self._thread, self._on_connection, work
-        )
+        """`work` on the kept connection, in the owners' thread; OwnersUnavailable when the
+        store cannot be reached (the next call connects again)."""
+        try:
+            return await asyncio.get_running_loop().run_in_executor(
+                self._thread, self._on_connection, work
+            )
+        except StoreError as exc:
+            raise OwnersUnavailable(
+                f"cannot tell which key owns which file or batch: {exc}"
+            ) from exc
 
     def _on_connection(self, work: Callable[[Connection], T]) -> T:
         try:

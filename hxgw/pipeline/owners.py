@@ -25,7 +25,6 @@ from hxgw.errors import BadRequest, NotFound, Unavailable, UpstreamError
 from hxgw.keys.owners import Owners
 from hxgw.pipeline.context import Next, RequestContext
 from hxgw.pipeline.rebind import HeldIds
-from hxgw.store import StoreError
 from hxgw.upstream.affinity import bind, unbind
 
 PAGE_MOST = {"files_list": 10_000, "batches_list": 100}
@@ -48,16 +47,13 @@ async def keep_to_owner(ctx: RequestContext, call_next: Next) -> None:
             "files and batches are kept to the key that made them, and this gateway has no "
             "store to keep that in (its state directory cannot be written): ask its operator"
         )
-    try:
-        if mine != MASTER_KEY_NAME:
-            await _check_named(ctx, owners, mine)
-        if ctx.endpoint.name in PAGE_MOST and mine != MASTER_KEY_NAME:
-            await _own_pages(ctx, owners, mine, call_next)
-        else:
-            await call_next(ctx)
-        await _record(ctx, owners, mine)
-    except StoreError as exc:
-        raise Unavailable(f"cannot tell which key owns which file or batch: {exc}") from exc
+    if mine != MASTER_KEY_NAME:
+        await _check_named(ctx, owners, mine)
+    if ctx.endpoint.name in PAGE_MOST and mine != MASTER_KEY_NAME:
+        await _own_pages(ctx, owners, mine, call_next)
+    else:
+        await call_next(ctx)
+    await _record(ctx, owners, mine)
 
 
 async def _check_named(ctx: RequestContext, owners: Owners, mine: str) -> None:
@@ -113,6 +109,8 @@ async def _record(ctx: RequestContext, owners: Owners, mine: str) -> None:
     if document is None or ctx.status != 200:
         return
     if ctx.endpoint is FILE_DELETE:
+        if document.get("deleted") is not True:
+            return
         bound, _ = ctx.named[0]
         await owners.forget(bound.target, bound.upstream_id)
         return

@@ -160,3 +160,17 @@ async def test_two_instances_on_one_postgresql_agree_on_who_owns_a_file(
         assert (await a_second.files.retrieve(mine)).id == mine
         assert [f.id for f in (await a_second.files.list()).data] == [mine]
         assert (await b_second.files.list()).data == []
+
+
+async def test_without_a_store_only_the_master_key_reaches_files(
+    start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession
+):
+    keys, secrets = _keys_file(tmp_path)
+    gateway = await start_gateway(gateway={"auth": {"keys_file": keys}},
+                                  env={"HX_STATE_DIR": "/proc/hxgw-no-state"})
+    async with client.get(gateway.url + "/v1/files",
+                          headers={"Authorization": f"Bearer {secrets['a']}"}) as resp:
+        assert resp.status == 503
+        assert "no store" in (await resp.json())["error"]["message"]
+    async with client.get(gateway.url + "/v1/files", headers=gateway.auth) as resp:
+        assert resp.status == 200

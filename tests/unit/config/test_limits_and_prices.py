@@ -88,3 +88,16 @@ def test_a_negative_price_is_refused_as_below_zero(tmp_path: Path):
     write_config(tmp_path, "http://127.0.0.1:1", models=models)
     with pytest.raises(ConfigError, match=r"price.output_per_mtok: must be at least 0.0, got -1$"):
         load_config(tmp_path, ENV)
+
+
+def test_two_file_keys_with_one_name_are_refused(tmp_path: Path):
+    _with_keys(tmp_path, {"name": "app", "key": "sk-app-1"}, {"name": "app", "key": "sk-app-2"})
+    with pytest.raises(ConfigError, match=r"keys\[1\]\.name: 'app' is another key's"):
+        load_config(tmp_path, ENV)
+
+
+def test_a_file_key_may_not_be_named_master(tmp_path: Path):
+    # MASTER_KEY's name: the operator's key, which reaches every app's files.
+    _with_keys(tmp_path, {"name": "master", "key": "sk-app-1"})
+    with pytest.raises(ConfigError, match=r"keys\[0\]\.name: 'master' is MASTER_KEY's"):
+        load_config(tmp_path, {})
