@@ -64,7 +64,8 @@ def _key_entries(doc: Section) -> list[ClientKey]:
             taken = "is MASTER_KEY's" if name == MASTER_KEY_NAME else "is another key's"
             entry.report(f"{name!r} {taken}: each key needs a name of its own", "name")
             continue
-        names.add(name or "")
+        if name:
+            names.add(name)
         secret, hashed = entry.string("key"), entry.string("key_sha256")
         if (secret is None) == (hashed is None):
             entry.report("needs exactly one of key, key_sha256")
