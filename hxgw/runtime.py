@@ -12,9 +12,11 @@ from hxgw.keys import Limiter
 from hxgw.keys.book import StoredKeys
 from hxgw.keys.guard import BadKeyGuard
 from hxgw.keys.limiter_memory import MemoryLimiter
+from hxgw.keys.limiter_redis import RedisLimiter
 from hxgw.keys.owners import Owners
 from hxgw.observe import AccessLog, Metrics, RequestIds
 from hxgw.observe.ledger import LedgerCollector
+from hxgw.observe.limits_store import LimitsStoreCollector
 from hxgw.observe.loop_lag import LoopLag
 from hxgw.observe.readiness import Readiness
 from hxgw.observe.saturation import SaturationCollector
@@ -145,3 +147,8 @@ class Runtime:
         self.recent_usage = RecentUsage(lambda: self.ledger)
         self.metrics.registry.register(self.saturation)
         self.metrics.registry.register(LedgerCollector(lambda: self.ledger))
+        self.metrics.registry.register(LimitsStoreCollector(self._redis_limiter))
+
+    def _redis_limiter(self) -> RedisLimiter | None:
+        limiter = self.limiter
+        return limiter if isinstance(limiter, RedisLimiter) else None

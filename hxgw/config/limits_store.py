@@ -3,6 +3,7 @@
 limits_store:
   url: redis://127.0.0.1:6379/0   # REDIS_URL overrides; none: memory
   fail_open: false                # Redis down: 503 (false) or count locally (true)
+  timeout: 0.5                    # seconds to connect, and for a batch's answer
 """
 
 from __future__ import annotations
@@ -14,12 +15,15 @@ from urllib.parse import parse_qsl, urlsplit
 from hxgw.config.reader import Section
 from hxgw.config.schema import LimitsStore
 
+MAX_TIMEOUT = 10.0
+"""Longer, and a stalled Redis would hold every limited request for longer than a client
+waits."""
 REDIS_SCHEMES = ("redis", "rediss", "unix")
 """What redis-py connects to (Valkey speaks the same protocol under redis://)."""
 
 
 def read_limits_store(top: Section, env: Mapping[str, str]) -> LimitsStore:
-    section = top.section("limits_store", frozenset({"url", "fail_open"}))
+    section = top.section("limits_store", frozenset({"url", "fail_open", "timeout"}))
     url = section.string("url")
     if url is not None and not _is_redis_url(url):
         section.report(f"must be a {_REDIS_URL_FORM}, got {_without_password(url)!r}", "url")
@@ -33,7 +37,11 @@ def read_limits_store(top: Section, env: Mapping[str, str]) -> LimitsStore:
                 "REDIS_URL",
                 f"must be a {_REDIS_URL_FORM}, got {_without_password(env['REDIS_URL'])!r}",
             )
-    return LimitsStore(url=url, fail_open=section.boolean("fail_open", False))
+    return LimitsStore(
+        url=url,
+        fail_open=section.boolean("fail_open", False),
+        timeout=section.number("timeout", 0.5, positive=True, maximum=MAX_TIMEOUT),
+    )
 
 
 _REDIS_URL_FORM = "Redis URL (redis://host:port/db, rediss://... or unix:///path.sock)"

@@ -157,6 +157,9 @@ class LimitsStore:
     fail_open: bool = False
     """With the store unreachable: serve, counting locally (True), or answer 503 (False,
     the default: money spent over a budget cannot be taken back)."""
+    timeout: float = 0.5
+    """Seconds to connect to the store, and for it to answer a batch, before the batch
+    fails: every limited request waits that long at most for its decision."""
 
 
 PERIODS = {"1d": 86_400, "7d": 7 * 86_400, "30d": 30 * 86_400}

@@ -88,6 +88,13 @@ class RedisLimiter:
         self._retry_at = 0.0
         self._logged_at = -math.inf
         self._down = False
+        self.failures = 0
+        """Batches that failed (the /metrics counter)."""
+
+    @property
+    def reachable(self) -> bool:
+        """Whether Redis answered the last batch (True before the first)."""
+        return not self._down
 
     async def reserve(
         self, key_name: str, limits: KeyLimits, est_tokens: int, est_cost: float, now: float
@@ -147,6 +154,7 @@ class RedisLimiter:
     def _failed(self, exc: BaseException) -> None:
         self._retry_at = time.monotonic() + self.probe_every
         self._down = True
+        self.failures += 1
         now = time.monotonic()
         if now - self._logged_at >= LOG_EVERY:
             self._logged_at = now

@@ -26,7 +26,9 @@ def open_limiter(
     total timeout): a reservation not reconciled by then gives its slot back. `spent`
     (from the ledger) starts the keys' budgets where they were; Redis keeps its own."""
     if store.url is not None:
-        return RedisLimiter(store.url, fail_open=store.fail_open, lease_s=lease_s)
+        return RedisLimiter(
+            store.url, fail_open=store.fail_open, lease_s=lease_s, timeout=store.timeout
+        )
     shared = env.get(SHARED_DIR)
     if shared:
         return SharedLimiter(Path(shared), lease_s=lease_s, spent=spent)

@@ -34,8 +34,9 @@ SHARED_DIR = "HX_WORKERS_DIR"
 """The environment variable that names the directory the supervisor shares."""
 STALE = 10.0
 """A worker whose file is older than this is gone (and is being started again)."""
-# Samples that are not a count of something: the most (or, for a start, the earliest)
-# over the workers says what the daemon's is; every other sample is added up.
+# Samples that are not a count of something: the most (or, for a start, the earliest;
+# for a store's health, the worst) over the workers says what the daemon's is; every
+# other sample is added up.
 HIGHEST = frozenset(
     {
         "hxgw_config_generation",
@@ -46,6 +47,7 @@ HIGHEST = frozenset(
         "process_max_fds",
     }
 )
+LOWEST = frozenset({"hxgw_limits_store_up"})
 EARLIEST_SUFFIXES = ("_created", "process_start_time_seconds")
 
 Family = dict[str, Any]
@@ -179,7 +181,7 @@ def _combine(sample: str, before: float | None, value: float) -> float:
         return value
     if sample in HIGHEST or sample == "python_info":
         return max(before, value)
-    if sample.endswith(EARLIEST_SUFFIXES):
+    if sample in LOWEST or sample.endswith(EARLIEST_SUFFIXES):
         return min(before, value)
     return before + value
 

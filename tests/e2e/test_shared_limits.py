@@ -3,6 +3,7 @@ the workers of one instance on their shared file, enforce one limit, not N."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from pathlib import Path
 from typing import Any
@@ -62,3 +63,38 @@ async def test_the_workers_of_one_instance_enforce_one_rpm(
     assert statuses == [200] * RPM + [429] * 12
     workers = set(re.findall(r"key=app .* worker=(\d+)", gateway.logs()))
     assert len(workers) == 2  # both answered: the limit held across them
+
+
+def _sample(metrics: str, name: str) -> float:
+    found = re.search(rf"^{name} (\S+)$", metrics, re.MULTILINE)
+    assert found is not None, name
+    return float(found[1])
+
+
+async def test_metrics_say_when_redis_stops_answering_and_when_it_is_back(
+    start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession,
+    redis_server: RedisServer,  # noqa: F811
+):
+    secret = new_key("sk-app")
+    gateway = await start_gateway(gateway={"auth": {"keys_file": _keys_file(tmp_path, secret)}},
+                                  env={"REDIS_URL": redis_server.url})
+
+    async def metrics() -> str:
+        async with client.get(gateway.url + "/metrics", headers=gateway.auth) as resp:
+            return await resp.text()
+
+    assert await _status(client, gateway, secret) == 200
+    before = await metrics()
+    assert _sample(before, "hxgw_limits_store_up") == 1
+    assert _sample(before, "hxgw_limits_store_failures_total") == 0
+    redis_server.stop()
+    assert await _status(client, gateway, secret) == 503  # fail closed, the default
+    down = await metrics()
+    assert _sample(down, "hxgw_limits_store_up") == 0
+    assert _sample(down, "hxgw_limits_store_failures_total") >= 1
+    redis_server.start()
+    for _ in range(50):  # Redis is tried again at most once a second
+        if await _status(client, gateway, secret) == 200:
+            break
+        await asyncio.sleep(0.1)
+    assert _sample(await metrics(), "hxgw_limits_store_up") == 1

@@ -74,7 +74,7 @@ def test_fail_open_must_be_a_boolean(tmp_path: Path) -> None:
 def test_an_unknown_key_in_the_section_is_named(tmp_path: Path) -> None:
     write_config(tmp_path, "http://127.0.0.1:1", gateway={"limits_store": {"uri": "redis://x"}})
     assert _problems(tmp_path) == [
-        "gateway.yaml: limits_store.uri: unknown key (known keys: fail_open, url)"]
+        "gateway.yaml: limits_store.uri: unknown key (known keys: fail_open, timeout, url)"]
 
 
 def test_the_url_is_not_in_the_config_repr(tmp_path: Path) -> None:
@@ -89,3 +89,16 @@ def test_a_redis_url_whose_database_is_not_a_number_is_refused(tmp_path: Path, u
     write_config(tmp_path, "http://127.0.0.1:1", gateway={"limits_store": {"url": url}})
     (problem,) = _problems(tmp_path)
     assert "limits_store.url: must be a Redis URL" in problem
+
+
+def test_the_timeout_is_half_a_second_unless_given(tmp_path: Path) -> None:
+    assert load_config(write_config(tmp_path, "http://127.0.0.1:1"), ENV).limits_store.timeout == 0.5
+    write_config(tmp_path, "http://127.0.0.1:1", gateway={"limits_store": {"timeout": 2}})
+    assert load_config(tmp_path, ENV).limits_store.timeout == 2
+
+
+@pytest.mark.parametrize("timeout", [0, -1, 11])
+def test_a_timeout_outside_zero_to_ten_seconds_is_refused(tmp_path: Path, timeout: float) -> None:
+    write_config(tmp_path, "http://127.0.0.1:1", gateway={"limits_store": {"timeout": timeout}})
+    (problem,) = _problems(tmp_path)
+    assert problem.startswith("gateway.yaml: limits_store.timeout: ")
