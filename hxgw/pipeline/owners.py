@@ -18,11 +18,13 @@ from __future__ import annotations
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
+import structlog
+
 from hxgw import jsonio
 from hxgw.config import MASTER_KEY_NAME
 from hxgw.endpoints import BATCHES, FILE_DELETE, FILES
 from hxgw.errors import BadRequest, NotFound, Unavailable, UpstreamError
-from hxgw.keys.owners import Owners
+from hxgw.keys.owners import Owners, OwnersUnavailable
 from hxgw.pipeline.context import Next, RequestContext
 from hxgw.pipeline.rebind import HeldIds
 from hxgw.upstream.affinity import bind, unbind
@@ -33,6 +35,8 @@ PAGE_DEFAULT = {"files_list": 10_000, "batches_list": 20}
 MAX_PAGES = 20
 """The upstream's pages read for one page of a key's own (2,000 batches, 200,000 files)."""
 MADE = frozenset({FILES.name, BATCHES.name})
+
+log = structlog.get_logger("hxgw.pipeline.owners")
 
 
 async def keep_to_owner(ctx: RequestContext, call_next: Next) -> None:
@@ -53,7 +57,18 @@ async def keep_to_owner(ctx: RequestContext, call_next: Next) -> None:
         await _own_pages(ctx, owners, mine, call_next)
     else:
         await call_next(ctx)
-    await _record(ctx, owners, mine)
+    try:
+        await _record(ctx, owners, mine)
+    except OwnersUnavailable:
+        document = _document(ctx)
+        if ctx.endpoint.name in MADE and document is not None:
+            log.warning(
+                "made upstream, but its owner could not be recorded: only the master key "
+                "reaches it",
+                object=document.get("id"),
+                key=mine,
+            )
+        raise
 
 
 async def _check_named(ctx: RequestContext, owners: Owners, mine: str) -> None:

@@ -12,10 +12,16 @@ import openai
 import pytest
 import yaml
 
+from hxgw.upstream.affinity import bind
 from tests.conftest import StartGateway
 from tests.fake_upstream import FakeUpstream
 from tests.fixtures import Gateway, new_key
-from tests.postgres import postgres_server, postgres_url  # noqa: F401 -- fixtures
+from tests.postgres import (  # noqa: F401 -- fixtures
+    Postgres,
+    own_postgres,
+    postgres_server,
+    postgres_url,
+)
 
 LINES = b'{"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": {}}\n'
 BATCH = {"endpoint": "/v1/chat/completions", "completion_window": "24h"}
@@ -174,3 +180,23 @@ async def test_without_a_store_only_the_master_key_reaches_files(
         assert "no store" in (await resp.json())["error"]["message"]
     async with client.get(gateway.url + "/v1/files", headers=gateway.auth) as resp:
         assert resp.status == 200
+
+
+@pytest.mark.postgres
+async def test_a_file_made_while_postgresql_is_down_is_a_503_and_the_log_names_it(
+    start_gateway: StartGateway, tmp_path: Path, fake: FakeUpstream,
+    own_postgres: Postgres,  # noqa: F811
+):
+    keys, secrets = _keys_file(tmp_path)
+    apps = Apps(await start_gateway(gateway={"auth": {"keys_file": keys}},
+                                    env={"DATABASE_URL": own_postgres.new_database()}), secrets)
+    async with apps.sdk("a") as a:
+        await _upload(a)  # the table is made and the connection kept
+        own_postgres.stop(mode="immediate")
+        with pytest.raises(openai.APIStatusError) as raised:
+            await _upload(a)
+    assert raised.value.status_code == 503
+    logs = apps.gateway.logs()
+    named = [f for f in fake.files.files if bind("upstream", "default", f) in logs]
+    assert len(fake.files.files) == 2 and len(named) == 1  # the one made upstream meanwhile
+    assert "its owner could not be recorded" in logs
