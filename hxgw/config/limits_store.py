@@ -26,7 +26,7 @@ def read_limits_store(top: Section, env: Mapping[str, str]) -> LimitsStore:
     section = top.section("limits_store", frozenset({"url", "fail_open", "timeout"}))
     url = section.string("url")
     if url is not None and not _is_redis_url(url):
-        section.report(f"must be a {_REDIS_URL_FORM}, got {_without_password(url)!r}", "url")
+        section.report(f"must be a {_REDIS_URL_FORM}, got {without_password(url)!r}", "url")
         url = None
     if env.get("REDIS_URL"):
         if _is_redis_url(env["REDIS_URL"]):
@@ -35,7 +35,7 @@ def read_limits_store(top: Section, env: Mapping[str, str]) -> LimitsStore:
             top.problems.add(
                 "environment",
                 "REDIS_URL",
-                f"must be a {_REDIS_URL_FORM}, got {_without_password(env['REDIS_URL'])!r}",
+                f"must be a {_REDIS_URL_FORM}, got {without_password(env['REDIS_URL'])!r}",
             )
     return LimitsStore(
         url=url,
@@ -64,7 +64,7 @@ def _is_redis_url(url: str) -> bool:
     return bool(parts.hostname) and (parts.path.lstrip("/") or db).isdigit()
 
 
-def _without_password(url: str) -> str:
+def without_password(url: str) -> str:
     """The URL as a message may show it: a password never reaches a log. Read by hand,
     not parsed: a password with an unencoded `/`, `#` or `?` is no valid URL, and the
     query may hold one too (`?password=`)."""

@@ -1,11 +1,12 @@
-"""Client keys and what protects them: the bad-key guard, and the per-key limits
+"""Client keys and what protects them: the bad-key guard, the per-key limits
 (requests and tokens per minute, requests at once, a budget per period) with their
-three stores (this process's memory, the workers' shared file, Redis).
+three stores (this process's memory, the workers' shared file, Redis), and who owns
+each file and batch (`owners`).
 
 May import: hxgw.config, hxgw.errors, hxgw.jsonio, hxgw.memo, hxgw.observe, hxgw.store.
 """
 
-from hxgw.keys.limiters import open_limiter
+from hxgw.keys.limiters import limits_where, open_limiter
 from hxgw.keys.limits import (
     PERIODS,
     KeyLimits,
@@ -25,6 +26,7 @@ __all__ = [
     "LimitsUnavailable",
     "Reservation",
     "error_body",
+    "limits_where",
     "open_limiter",
     "refusal_headers",
 ]

@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
+from hxgw.config.limits_store import without_password
 from hxgw.config.schema import LimitsStore
 from hxgw.keys.limiter_memory import DEFAULT_LEASE, NO_SPEND, MemoryLimiter
 from hxgw.keys.limiter_redis import RedisLimiter
@@ -33,3 +34,13 @@ def open_limiter(
     if shared:
         return SharedLimiter(Path(shared), lease_s=lease_s, spent=spent)
     return MemoryLimiter(lease_s=lease_s, spent=spent)
+
+
+def limits_where(store: LimitsStore, env: Mapping[str, str]) -> str:
+    """Where `open_limiter` keeps the limits, as the start's log line says it (no password)."""
+    if store.url is not None:
+        mode = "counting locally" if store.fail_open else "503"
+        return f"{without_password(store.url)} (unreachable: {mode}; timeout {store.timeout:g} s)"
+    if env.get(SHARED_DIR):
+        return "the workers' shared file"
+    return "memory"

@@ -14,7 +14,7 @@ from pathlib import Path
 import structlog
 
 from hxgw.config import ClientKey, Config, StoreSettings
-from hxgw.keys import open_limiter
+from hxgw.keys import limits_where, open_limiter
 from hxgw.keys.book import StoredKeys
 from hxgw.keys.owners import Owners
 from hxgw.keys.store import KeyStore
@@ -36,12 +36,13 @@ def open_stores(runtime: Runtime, config: Config, env: Mapping[str, str]) -> Non
     writable = _writable(settings.state_dir)
     if not writable and settings.database_url is None:  # where the SQLite file would be
         log.error(
-            "usage ledger and stored keys off: the state directory cannot be written; "
-            "keys made by `hxgw keys` are refused",
+            "usage ledger, stored keys and file owners off: the state directory cannot be "
+            "written; keys made by `hxgw keys` are refused, and files and batches serve "
+            "only the master key",
             state_dir=str(settings.state_dir),
             fix=fix,
         )
-        runtime.limiter = open_limiter(config.limits_store, env, lease_s=config.timeouts.total)
+        _open_limiter(runtime, config, env, {})
         return
     if not writable and settings.ledger:
         log.warning(
@@ -58,10 +59,13 @@ def open_stores(runtime: Runtime, config: Config, env: Mapping[str, str]) -> Non
     except StoreError as exc:
         log.warning("cannot read the key store yet; retrying every second", error=str(exc))
     keys = [*config.keys, *stored.by_digest.values()]
-    spent = _spent(database, keys) if runtime.ledger is not None else {}
-    runtime.limiter = open_limiter(
-        config.limits_store, env, lease_s=config.timeouts.total, spent=spent
-    )
+    _open_limiter(runtime, config, env, _spent(database, keys) if runtime.ledger else {})
+
+
+def _open_limiter(runtime: Runtime, config: Config, env: Mapping[str, str], spent: Spent) -> None:
+    store = config.limits_store
+    runtime.limiter = open_limiter(store, env, lease_s=config.timeouts.total, spent=spent)
+    log.info("key limits", store=limits_where(store, env))
 
 
 def watch_stores(runtime: Runtime, config: Callable[[], Config]) -> list[asyncio.Task[None]]:

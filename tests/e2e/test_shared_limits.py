@@ -98,3 +98,11 @@ async def test_metrics_say_when_redis_stops_answering_and_when_it_is_back(
             break
         await asyncio.sleep(0.1)
     assert _sample(await metrics(), "hxgw_limits_store_up") == 1
+
+
+async def test_the_start_says_where_the_limits_live_and_never_the_password(
+    start_gateway: StartGateway,
+):
+    gateway = await start_gateway(env={"REDIS_URL": "redis://:Secret99@127.0.0.1:9/0"})
+    assert "key limits store=\"redis://:***@127.0.0.1:9/0 (unreachable: 503" in gateway.logs()
+    assert "Secret99" not in gateway.logs()
