@@ -67,3 +67,14 @@ def test_reloads_are_counted_once_for_the_daemon_not_once_per_worker():
                 "unit": "", "samples": [["hxgw_config_reloads_total", {"result": "ok"}, 3]]}]
     (family,) = added([reloads, reloads])
     assert family["samples"] == [["hxgw_config_reloads_total", {"result": "ok"}, 3]]
+
+
+def test_the_limits_store_is_down_for_the_daemon_when_one_worker_finds_it_down():
+    def store(up: float, failures: float) -> list[dict[str, Any]]:
+        return [{"name": "hxgw_limits_store_up", "documentation": "", "type": "gauge",
+                 "unit": "", "samples": [["hxgw_limits_store_up", {}, up]]},
+                {"name": "hxgw_limits_store_failures", "documentation": "", "type": "counter",
+                 "unit": "", "samples": [["hxgw_limits_store_failures_total", {}, failures]]}]
+    up, failures = added([store(1, 0), store(0, 2), store(1, 1)])
+    assert up["samples"] == [["hxgw_limits_store_up", {}, 0]]
+    assert failures["samples"] == [["hxgw_limits_store_failures_total", {}, 3]]
