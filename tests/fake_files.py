@@ -1,6 +1,6 @@
 """OpenAI's Files and Batches APIs as the fake upstream serves them, answering as
-api.openai.com does: `file` and `batch` objects, lists with `first_id`, `last_id`
-and `has_more` (paged by `after` and `limit`), a file's bytes as
+api.openai.com does: `file` and `batch` objects, lists newest first with `first_id`, `last_id`
+and `has_more` (paged by `after` and `limit`; files also by `order`), a file's bytes as
 `application/octet-stream`, and 404 `No such File object` for ids it does not hold.
 
 Each upstream holds its own files and batches, as a real one does: an id sent to
@@ -48,6 +48,10 @@ class FileStore:
     # that stops (and hangs) after this many bytes.
     list_answer: Scripted | None = None
     content_hangs_after: int | None = None
+    # Pages of either list answered so far; after `cursors_expire_after` of them, any
+    # `after` is answered as one the upstream no longer holds (its object expired).
+    pages_served: int = 0
+    cursors_expire_after: int | None = None
 
     def add_file(self, content: bytes, filename: str = "input.jsonl",
                  purpose: str = "batch") -> dict[str, Any]:
@@ -72,7 +76,8 @@ class FileStore:
         return web.json_response(self.add_file(upload[1], upload[0], purpose))
 
     def list_files(self, request: web.Request) -> web.Response:
-        return _page(list(self.files.values()), request)
+        newest_first = request.query.get("order", "desc") != "asc"
+        return self._page(list(self.files.values()), request, 10_000, newest_first)
 
     def retrieve_file(self, ident: str) -> web.Response:
         found = self.files.get(ident)
@@ -136,7 +141,28 @@ class FileStore:
         return web.json_response(batch)
 
     def list_batches(self, request: web.Request) -> web.Response:
-        return _page(list(self.batches.values()), request)
+        return self._page(list(self.batches.values()), request, 20, newest_first=True)
+
+    def _page(self, items: list[dict[str, Any]], request: web.Request, default_limit: int,
+              newest_first: bool) -> web.Response:
+        """`items` oldest first, as they were made."""
+        self.pages_served += 1
+        expired = self.cursors_expire_after is not None and (
+            self.pages_served > self.cursors_expire_after)
+        if newest_first:
+            items = items[::-1]
+        after = request.query.get("after")
+        if after is not None:
+            ids = [item["id"] for item in items]
+            if after not in ids or expired:
+                return _no_such("object", after, "after")
+            items = items[ids.index(after) + 1 :]
+        limit = int(request.query.get("limit", default_limit))
+        page = items[:limit]
+        return web.json_response({"object": "list", "data": page,
+                                  "first_id": page[0]["id"] if page else None,
+                                  "last_id": page[-1]["id"] if page else None,
+                                  "has_more": len(items) > limit})
 
     def routes(self) -> list[web.RouteDef]:
         async def upload(request: web.Request) -> web.Response:
@@ -173,21 +199,6 @@ class FileStore:
                 web.post("/v1/batches", batches), web.get("/v1/batches", batches),
                 web.get("/v1/batches/{id}", on_batch),
                 web.post("/v1/batches/{id}/cancel", on_batch)]
-
-
-def _page(items: list[dict[str, Any]], request: web.Request) -> web.Response:
-    after = request.query.get("after")
-    if after is not None:
-        ids = [item["id"] for item in items]
-        if after not in ids:
-            return _no_such("object", after, "after")
-        items = items[ids.index(after) + 1 :]
-    limit = int(request.query.get("limit", "20"))
-    page = items[:limit]
-    return web.json_response({"object": "list", "data": page,
-                              "first_id": page[0]["id"] if page else None,
-                              "last_id": page[-1]["id"] if page else None,
-                              "has_more": len(items) > limit})
 
 
 async def _read_form(request: web.Request) -> dict[str, str | tuple[str, bytes]]:

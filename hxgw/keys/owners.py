@@ -10,17 +10,24 @@ master key reaches only what it owns (hxgw.pipeline.owners).
 The table lives in the gateway's database beside the stored keys: the SQLite
 file, or PostgreSQL (DATABASE_URL) when several instances must agree. Calls go
 to one thread that keeps one connection: files and batches are few and slow
-calls, and an SQLite connection may not change threads.
+calls. Each call is given CALL_WAIT seconds: a database that hangs (a locked
+SQLite file, a PostgreSQL server that stopped answering) is a 503 in bounded
+time, and the thread is a daemon's, so neither a stop nor the process's exit
+waits for it.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import queue
+import threading
 import time
 from collections.abc import Callable, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from typing import TypeVar
+from concurrent.futures import Future
+from typing import Any, TypeVar
+
+import structlog
 
 from hxgw.errors import Unavailable
 from hxgw.store import Connection, Database, Migration, StoreError, migrate_database
@@ -40,11 +47,21 @@ MIGRATIONS = (
             " PRIMARY KEY (upstream, object_id))",
         ),
     ),
+    Migration(
+        component="owners",
+        version=2,
+        description="a key's objects found without reading every key's",
+        statements=(f"CREATE INDEX {TABLE}_by_key ON {TABLE} (upstream, key_name, created)",),
+    ),
 )
 LOOKUP_CHUNK = 500
 """Ids asked for in one statement: a page of files can hold 10,000."""
+CALL_WAIT = 5.0
+"""Seconds a call may take (SQLite's busy timeout is 10: a lock held longer is a 503)."""
+CLOSE_WAIT = 2.0
 
 T = TypeVar("T")
+log = structlog.get_logger("hxgw.keys.owners")
 
 
 class OwnersUnavailable(Unavailable):
@@ -54,9 +71,11 @@ class OwnersUnavailable(Unavailable):
 
 
 class Owners:
-    def __init__(self, database: Database) -> None:
-        self.database = database
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="hxgw-owners")
+    def __init__(self, database: Database, *, call_wait: float = CALL_WAIT) -> None:
+        self.database, self.call_wait = database, call_wait
+        self._calls: queue.SimpleQueue[tuple[Future[Any], Callable[[], Any]] | None]
+        self._calls = queue.SimpleQueue()
+        threading.Thread(target=self._serve, name="hxgw-owners", daemon=True).start()
         self._connection: Connection | None = None
         self._migrated = False
 
@@ -64,6 +83,11 @@ class Owners:
         """object id -> the key that owns it, for those of `object_ids` that have one."""
         wanted = list(dict.fromkeys(object_ids))
         return await self._run(lambda connection: _owners(connection, upstream, wanted))
+
+    async def first_made(self, upstream: str, key: str) -> float | None:
+        """When the oldest of the key's objects on `upstream` was recorded (None: it has
+        none): what is older on that upstream cannot be the key's."""
+        return await self._run(lambda connection: _first_made(connection, upstream, key))
 
     async def record(self, upstream: str, objects: dict[str, str]) -> None:
         """Record each object (id -> key name) as its key's; one already owned keeps its
@@ -76,22 +100,56 @@ class Owners:
         """An object the upstream deleted."""
         await self._run(lambda connection: _delete(connection, upstream, object_id))
 
-    def close(self) -> None:
-        """After the calls under way."""
-        self._thread.shutdown(wait=True)
-        self._disconnect()
+    async def check(self) -> None:
+        """OwnersUnavailable unless the database answers: asked before an object is made
+        upstream that could not then be recorded as its key's."""
+        await self._run(lambda connection: connection.execute("SELECT 1"))
+
+    async def close(self) -> None:
+        """After the calls under way, waiting at most CLOSE_WAIT for them."""
+        done = self._submit(self._disconnect)
+        self._calls.put(None)
+        try:
+            async with asyncio.timeout(CLOSE_WAIT):
+                await asyncio.wrap_future(done)
+        except TimeoutError:
+            log.warning(
+                "the file owners' database did not answer; left without closing",
+                store=self.database.where,
+            )
 
     async def _run(self, work: Callable[[Connection], T]) -> T:
         """`work` on the kept connection, in the owners' thread; OwnersUnavailable when the
-        store cannot be reached (the next call connects again)."""
+        store cannot be reached or does not answer in time (the next call connects again)."""
+        call = self._submit(lambda: self._on_connection(work))
         try:
-            return await asyncio.get_running_loop().run_in_executor(
-                self._thread, self._on_connection, work
-            )
+            async with asyncio.timeout(self.call_wait):
+                # A call that waited its turn in vain is cancelled before it runs.
+                return await asyncio.wrap_future(call)
+        except TimeoutError:
+            raise OwnersUnavailable(
+                "cannot tell which key owns which file or batch: "
+                f"{self.database.where} did not answer within {self.call_wait:g} s"
+            ) from None
         except StoreError as exc:
             raise OwnersUnavailable(
                 f"cannot tell which key owns which file or batch: {exc}"
             ) from exc
+
+    def _submit(self, work: Callable[[], T]) -> Future[T]:
+        call: Future[T] = Future()
+        self._calls.put((call, work))
+        return call
+
+    def _serve(self) -> None:
+        while (item := self._calls.get()) is not None:
+            call, work = item
+            if not call.set_running_or_notify_cancel():
+                continue
+            try:
+                call.set_result(work())
+            except BaseException as exc:  # the caller's to raise, whatever it is
+                call.set_exception(exc)
 
     def _on_connection(self, work: Callable[[Connection], T]) -> T:
         try:
@@ -124,6 +182,14 @@ def _owners(connection: Connection, upstream: str, ids: Sequence[str]) -> dict[s
         )
         found.update((str(ident), str(key)) for ident, key in rows)
     return found
+
+
+def _first_made(connection: Connection, upstream: str, key: str) -> float | None:
+    [(first,)] = connection.execute(
+        f"SELECT MIN(created) FROM {TABLE} WHERE upstream = ? AND key_name = ?",  # noqa: S608
+        (upstream, key),
+    )
+    return None if first is None else float(first)
 
 
 def _insert(connection: Connection, rows: list[tuple[str, str, str, float]]) -> None:

@@ -128,7 +128,7 @@ async def close_stores(runtime: Runtime) -> None:
     if runtime.stored_keys is not None:
         runtime.stored_keys.close()
     if runtime.owners is not None:
-        await asyncio.to_thread(runtime.owners.close)
+        await runtime.owners.close()
     ledger = runtime.ledger
     if ledger is not None and not await asyncio.to_thread(ledger.close, LEDGER_CLOSE_TIMEOUT):
         log.error("usage ledger: the last rows were not written in time")

@@ -5,16 +5,21 @@ and before the upstream is asked:
 - an object the request names that the key does not own is not found, as an id no
   upstream holds would be: a key cannot tell another's objects from none;
 - what an answer makes is the key's before the client hears of it: a new file or
-  batch, and a batch's output and error files (its owner's);
-- a list shows only the key's own. The upstream's list is read in pages of the
-  largest size its API allows until the client's page is full or the list ends, at
-  most MAX_PAGES of them; an empty page is then the end as far as the SDKs go;
+  batch, and a batch's output and error files (its owner's) once the batch is read
+  through the gateway. A key makes nothing while the owners' database is away;
+- a list shows only the key's own. The upstream's list (newest first) is read in
+  pages of the largest size its API allows until the client's page is full, the list
+  ends, or it reaches objects older than the key's first: at most MAX_PAGES pages
+  once one of the key's is found (the client's next page goes on from it), and for
+  at most LIST_WAIT seconds while none is;
 - a deleted file is forgotten.
 The master key is the operator's: it reaches every object, and what it makes is its own.
 """
 
 from __future__ import annotations
 
+import itertools
+import time
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -23,7 +28,7 @@ import structlog
 from hxgw import jsonio
 from hxgw.config import MASTER_KEY_NAME
 from hxgw.endpoints import BATCHES, FILE_DELETE, FILES
-from hxgw.errors import BadRequest, NotFound, Unavailable, UpstreamError
+from hxgw.errors import BadRequest, NotFound, Unavailable, UpstreamError, UpstreamTimeout
 from hxgw.keys.owners import Owners, OwnersUnavailable
 from hxgw.pipeline.context import Next, RequestContext
 from hxgw.pipeline.rebind import HeldIds
@@ -33,7 +38,11 @@ PAGE_MOST = {"files_list": 10_000, "batches_list": 100}
 """The most items a page of each list may hold (OpenAI's API reference)."""
 PAGE_DEFAULT = {"files_list": 10_000, "batches_list": 20}
 MAX_PAGES = 20
-"""The upstream's pages read for one page of a key's own (2,000 batches, 200,000 files)."""
+"""The upstream's pages read for one page of a key's own once one is found."""
+LIST_WAIT = 20.0
+"""Seconds spent reading the upstream's list for the first of a key's objects."""
+CLOCK_SLACK = 3600.0
+"""How far the upstream's `created_at` may run behind the gateway's record of it."""
 MADE = frozenset({FILES.name, BATCHES.name})
 
 log = structlog.get_logger("hxgw.pipeline.owners")
@@ -53,14 +62,24 @@ async def keep_to_owner(ctx: RequestContext, call_next: Next) -> None:
         )
     if mine != MASTER_KEY_NAME:
         await _check_named(ctx, owners, mine)
+        if ctx.endpoint.name in MADE:  # made upstream, it would be lost to the key
+            await owners.check()
     if ctx.endpoint.name in PAGE_MOST and mine != MASTER_KEY_NAME:
-        await _own_pages(ctx, owners, mine, call_next)
+        document = await _own_pages(ctx, owners, mine, call_next)
     else:
         await call_next(ctx)
-    try:
-        await _record(ctx, owners, mine)
-    except OwnersUnavailable:
         document = _document(ctx)
+    try:
+        await _record(ctx, owners, mine, document)
+    except OwnersUnavailable:
+        if document is not None and (ctx.endpoint is FILE_DELETE or mine == MASTER_KEY_NAME):
+            # Done upstream, and nobody loses it (the master key reaches every object).
+            log.warning(
+                "done upstream, but the owners' database could not be told",
+                object=document.get("id"),
+                key=mine,
+            )
+            return
         if ctx.endpoint.name in MADE and document is not None:
             log.warning(
                 "made upstream, but its owner could not be recorded: only the master key "
@@ -79,21 +98,29 @@ async def _check_named(ctx: RequestContext, owners: Owners, mine: str) -> None:
             raise NotFound(f"No such object: {client_id!r}", param=param)
 
 
-async def _own_pages(ctx: RequestContext, owners: Owners, mine: str, call_next: Next) -> None:
-    """The client's page of the list, of the key's own objects only."""
+async def _own_pages(
+    ctx: RequestContext, owners: Owners, mine: str, call_next: Next
+) -> dict[str, Any] | None:
+    """The client's page of the list, of the key's own objects only (None: the
+    upstream's error is the answer)."""
     name = ctx.endpoint.name
     wanted = _wanted(ctx.exchange.query, PAGE_DEFAULT[name], PAGE_MOST[name])
     path, _, query = (ctx.upstream_path or ctx.endpoint.upstream_path).partition("?")
     asked = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != "limit"]
     asked.append(("limit", str(PAGE_MOST[name])))
+    newest_first = dict(asked).get("order", "desc") != "asc"
     upstream = ctx.candidates[0].upstream  # the one that holds the list
+    first_made = await owners.first_made(upstream, mine)
+    deadline = time.monotonic() + LIST_WAIT
     kept: list[dict[str, Any]] = []
     page: dict[str, Any] = {}
-    for _ in range(MAX_PAGES):
+    for read in itertools.count(1):
         ctx.upstream_path = f"{path}?{urlencode(asked)}"
         await call_next(ctx)
-        if ctx.status != 200:
-            return  # the upstream's error, as it came
+        if ctx.status != 200 and read == 1:
+            return None  # the upstream's answer to what the client asked, as it came
+        if ctx.status != 200:  # it may name the cursor, another key's object
+            raise UpstreamError(f"the upstream failed on page {read} of its list")
         answer = _document(ctx)
         if answer is None or answer.get("object") != "list":
             raise UpstreamError("the upstream's list is not one the gateway can sort by key")
@@ -105,22 +132,44 @@ async def _own_pages(ctx: RequestContext, owners: Owners, mine: str, call_next: 
             i for i, b in zip(items, bounds, strict=True) if b and found.get(b.upstream_id) == mine
         ]
         last = bounds[-1] if bounds else None
-        if len(kept) >= wanted or not page.get("has_more") or last is None:
+        ended = not page.get("has_more") or last is None or first_made is None
+        ended = ended or (newest_first and _older(items[-1], first_made))
+        late = time.monotonic() >= deadline
+        if ended or len(kept) >= wanted or (kept and (read >= MAX_PAGES or late)):
             break
+        if late:
+            raise UpstreamTimeout(
+                f"the upstream's list holds more of other keys' objects than {read} pages "
+                f"read in {LIST_WAIT:g} s, and none of this key's yet: retrieve them by id"
+            )
+        assert last is not None
         asked = [(k, v) for k, v in asked if k != "after"] + [("after", last.upstream_id)]
     shown = kept[:wanted]
     page |= {
         "data": shown,
         "first_id": shown[0]["id"] if shown else None,
         "last_id": shown[-1]["id"] if shown else None,
-        "has_more": len(kept) > wanted or bool(page.get("has_more")),
+        "has_more": len(kept) > wanted or not ended,
     }
-    ctx.exchange.rewrite(jsonio.dumps(page))
+    body = jsonio.dumps(page)
+    ctx.exchange.rewrite(body)
+    ctx.bytes_out = len(body)
+    return page
 
 
-async def _record(ctx: RequestContext, owners: Owners, mine: str) -> None:
-    """Make what the answer made the key's, and a batch's files its owner's."""
-    document = _document(ctx)
+def _older(item: dict[str, Any], first_made: float | None) -> bool:
+    """Whether the upstream made `item` before the key's first object, clocks apart."""
+    made = item.get("created_at")
+    if first_made is None or not isinstance(made, int | float):
+        return False
+    return made < first_made - CLOCK_SLACK
+
+
+async def _record(
+    ctx: RequestContext, owners: Owners, mine: str, document: dict[str, Any] | None
+) -> None:
+    """Make what the answer (`document`, as the client gets it) made the key's, and a
+    batch's files its owner's."""
     if document is None or ctx.status != 200:
         return
     if ctx.endpoint is FILE_DELETE:

@@ -12,7 +12,7 @@ import openai
 import pytest
 import yaml
 
-from hxgw.upstream.affinity import bind
+from hxgw.pipeline.owners import CLOCK_SLACK, MAX_PAGES, PAGE_MOST
 from tests.conftest import StartGateway
 from tests.fake_upstream import FakeUpstream
 from tests.fixtures import Gateway, new_key
@@ -130,16 +130,71 @@ async def test_a_deleted_file_is_gone_for_its_owner_too(apps: Apps):
 
 
 async def test_a_keys_page_is_filled_from_past_other_keys_pages_of_the_upstream_list(apps: Apps):
-    # The fake lists oldest first: a's batch comes after a whole upstream page (100) of b's.
+    # Newest first: b's 101 batches fill the upstream's first page (100) before a's.
     async with apps.sdk("a") as a, apps.sdk("b") as b:
+        mine = await a.batches.create(input_file_id=await _upload(a), **BATCH)  # type: ignore[arg-type]
         theirs = await _upload(b)
         for _ in range(101):
             await b.batches.create(input_file_id=theirs, **BATCH)  # type: ignore[arg-type]
-        mine = await a.batches.create(input_file_id=await _upload(a), **BATCH)  # type: ignore[arg-type]
         page = await a.batches.list(limit=5)
         assert [x.id for x in page.data] == [mine.id] and page.has_more is False
         listed = [x.id async for x in b.batches.list(limit=40)]  # the SDK pages through
         assert len(listed) == 101 == len(set(listed))
+
+
+def _unowned_batches(fake: FakeUpstream, count: int, age: float = 0.0) -> None:
+    """Batches made on the upstream without the gateway, `age` seconds ago."""
+    made = fake.files.add_file(LINES)["id"]
+    for _ in range(count):
+        fake.files.create_batch({"input_file_id": made, **BATCH})
+        [*_, newest] = fake.files.batches.values()
+        newest["created_at"] -= int(age)
+
+
+async def test_a_key_found_past_more_pages_of_others_than_a_page_reads_once_found(
+    apps: Apps, fake: FakeUpstream
+):
+    async with apps.sdk("a") as a:
+        mine = await a.batches.create(input_file_id=await _upload(a), **BATCH)  # type: ignore[arg-type]
+        _unowned_batches(fake, (MAX_PAGES + 1) * PAGE_MOST["batches_list"])
+        page = await a.batches.list(limit=5)
+    assert [x.id for x in page.data] == [mine.id] and page.has_more is False
+    assert fake.files.pages_served == MAX_PAGES + 2
+
+
+async def test_a_keys_list_ends_at_objects_made_long_before_its_first(
+    apps: Apps, fake: FakeUpstream
+):
+    _unowned_batches(fake, 3 * PAGE_MOST["batches_list"], age=2 * CLOCK_SLACK)
+    async with apps.sdk("a") as a:
+        mine = await a.batches.create(input_file_id=await _upload(a), **BATCH)  # type: ignore[arg-type]
+        page = await a.batches.list()
+    assert [x.id for x in page.data] == [mine.id] and page.has_more is False
+    assert fake.files.pages_served == 1  # of four
+
+
+async def test_a_key_that_owns_nothing_gets_an_empty_list_from_one_upstream_page(
+    apps: Apps, fake: FakeUpstream
+):
+    _unowned_batches(fake, 3 * PAGE_MOST["batches_list"])
+    async with apps.sdk("a") as a:
+        page = await a.batches.list()
+    assert page.data == [] and page.has_more is False
+    assert fake.files.pages_served == 1
+
+
+async def test_an_upstream_error_past_the_first_page_is_a_502_that_names_no_other_keys_object(
+    apps: Apps, fake: FakeUpstream, client: aiohttp.ClientSession
+):
+    async with apps.sdk("a") as a:
+        await a.batches.create(input_file_id=await _upload(a), **BATCH)  # type: ignore[arg-type]
+    _unowned_batches(fake, 2 * PAGE_MOST["batches_list"])
+    fake.files.cursors_expire_after = 1  # the first page's last batch expires meanwhile
+    async with client.get(apps.gateway.url + "/v1/batches", headers=apps.auth("a")) as resp:
+        text = await resp.text()
+    assert resp.status == 502 and "page 2" in text
+    assert not any(ident in text for ident in fake.files.batches)
+    assert fake.files.pages_served == 2
 
 
 async def test_a_page_size_outside_the_apis_range_gets_400(
@@ -183,7 +238,7 @@ async def test_without_a_store_only_the_master_key_reaches_files(
 
 
 @pytest.mark.postgres
-async def test_a_file_made_while_postgresql_is_down_is_a_503_and_the_log_names_it(
+async def test_a_key_makes_no_file_while_postgresql_is_down(
     start_gateway: StartGateway, tmp_path: Path, fake: FakeUpstream,
     own_postgres: Postgres,  # noqa: F811
 ):
@@ -196,7 +251,20 @@ async def test_a_file_made_while_postgresql_is_down_is_a_503_and_the_log_names_i
         with pytest.raises(openai.APIStatusError) as raised:
             await _upload(a)
     assert raised.value.status_code == 503
-    logs = apps.gateway.logs()
-    named = [f for f in fake.files.files if bind("upstream", "default", f) in logs]
-    assert len(fake.files.files) == 2 and len(named) == 1  # the one made upstream meanwhile
-    assert "its owner could not be recorded" in logs
+    assert len(fake.files.files) == 1  # none made upstream that a could not reach
+
+
+@pytest.mark.postgres
+async def test_the_master_keys_delete_while_postgresql_is_down_is_done_and_logged(
+    start_gateway: StartGateway, tmp_path: Path, fake: FakeUpstream,
+    own_postgres: Postgres,  # noqa: F811
+):
+    keys, secrets = _keys_file(tmp_path)
+    apps = Apps(await start_gateway(gateway={"auth": {"keys_file": keys}},
+                                    env={"DATABASE_URL": own_postgres.new_database()}), secrets)
+    async with apps.sdk("a") as a, apps.sdk("master") as master:
+        made = await _upload(a)
+        own_postgres.stop(mode="immediate")
+        assert (await master.files.delete(made)).deleted
+    assert fake.files.files == {}
+    assert "the owners' database could not be told" in apps.gateway.logs()

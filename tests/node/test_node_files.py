@@ -39,7 +39,7 @@ async def test_openai_files_list_pages_through_bound_ids(gateway: Gateway, fake:
     for _ in range(3):
         fake.files.add_file(LINES)
     result = await run("openai/files-list.mjs", gateway, HXGW_LIMIT="2")  # 2 pages
-    assert [unbind(i) for i in result["ids"]] == [on_default(i) for i in fake.files.files]
+    assert [unbind(i) for i in result["ids"]] == [on_default(i) for i in reversed(fake.files.files)]
 
 
 async def test_openai_files_retrieve_by_the_bound_id(gateway: Gateway, fake: FakeUpstream):

@@ -3,7 +3,10 @@ pages of any size, forgotten on delete, and a store that cannot be reached is sa
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import threading
+import time
+from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -16,7 +19,7 @@ from hxgw.store import Database, open_database
 async def owners(database: Database) -> AsyncIterator[Owners]:
     kept = Owners(database)
     yield kept
-    kept.close()
+    await kept.close()
 
 
 async def test_an_object_recorded_is_its_keys(owners: Owners):
@@ -55,4 +58,42 @@ async def test_a_store_that_cannot_be_reached_is_a_503_that_says_so(tmp_path: Pa
     with pytest.raises(OwnersUnavailable, match="cannot tell which key owns") as raised:
         await owners.of("default", ["file-1"])
     assert raised.value.status == 503
-    owners.close()
+    await owners.close()
+
+
+async def test_a_keys_first_object_is_when_its_oldest_was_recorded(owners: Owners):
+    assert await owners.first_made("default", "a") is None
+    before = time.time()
+    await owners.record("default", {"file-1": "a"})
+    await owners.record("default", {"file-2": "a", "file-3": "b"})
+    first = await owners.first_made("default", "a")
+    assert first is not None and before <= first <= await owners.first_made("default", "b")
+
+
+async def test_a_database_that_holds_a_call_up_is_a_503_within_the_call_wait(tmp_path: Path):
+    database = open_database(None, tmp_path)
+    owners = Owners(database, call_wait=0.2)
+    await owners.record("default", {"file-1": "a"})  # made and migrated
+    with _locked(database), pytest.raises(OwnersUnavailable, match=r"answer within 0\.2 s"):
+        await owners.record("default", {"file-2": "a"})
+
+
+async def test_closing_does_not_wait_for_a_call_the_database_holds_up(tmp_path: Path):
+    database = open_database(None, tmp_path)
+    others = set(threading.enumerate())
+    owners = Owners(database, call_wait=0.2)
+    await owners.check()
+    with _locked(database):
+        with pytest.raises(OwnersUnavailable):
+            await owners.record("default", {"file-1": "a"})
+        await owners.close()
+        [thread] = set(threading.enumerate()) - others
+        assert thread.is_alive() and thread.daemon  # still held up, and not waited for
+
+
+@contextmanager
+def _locked(database: Database) -> Iterator[None]:
+    """Another writer holding the SQLite file's lock."""
+    with database.connect() as other, other.transaction():
+        other.execute("INSERT INTO held_objects VALUES ('x', 'lock', 'x', 0)")
+        yield
