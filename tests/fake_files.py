@@ -52,6 +52,7 @@ class FileStore:
     # `after` is answered as one the upstream no longer holds (its object expired).
     pages_served: int = 0
     cursors_expire_after: int | None = None
+    page_delay: float = 0.0  # seconds each page of a list takes
 
     def add_file(self, content: bytes, filename: str = "input.jsonl",
                  purpose: str = "batch") -> dict[str, Any]:
@@ -179,6 +180,7 @@ class FileStore:
 
         async def batches(request: web.Request) -> web.Response:
             if request.method == "GET":
+                await asyncio.sleep(self.page_delay)
                 return self.list_batches(request)
             return self.create_batch(await request.json())
 
@@ -189,6 +191,7 @@ class FileStore:
             return self.retrieve_batch(ident)
 
         async def list_files(request: web.Request) -> web.StreamResponse:
+            await asyncio.sleep(self.page_delay)
             if self.list_answer is not None:
                 return await _scripted(request, self.list_answer)
             return self.list_files(request)

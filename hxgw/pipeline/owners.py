@@ -11,7 +11,8 @@ and before the upstream is asked:
   pages of the largest size its API allows until the client's page is full, the list
   ends, or it reaches objects older than the key's first: at most MAX_PAGES pages
   once one of the key's is found (the client's next page goes on from it), and for
-  at most LIST_WAIT seconds while none is;
+  at most LIST_WAIT seconds while none is (then a 504: an empty page would end the
+  SDKs' paging);
 - a deleted file is forgotten.
 The master key is the operator's: it reaches every object, and what it makes is its own.
 """
@@ -40,7 +41,9 @@ PAGE_DEFAULT = {"files_list": 10_000, "batches_list": 20}
 MAX_PAGES = 20
 """The upstream's pages read for one page of a key's own once one is found."""
 LIST_WAIT = 20.0
-"""Seconds spent reading the upstream's list for the first of a key's objects."""
+"""Seconds spent reading the upstream's list for the first of a key's objects, and at
+most half the request's total timeout: the gateway's 504 then says why, before a page's
+read runs out of time."""
 CLOCK_SLACK = 3600.0
 """How far the upstream's `created_at` may run behind the gateway's record of it."""
 MADE = frozenset({FILES.name, BATCHES.name})
@@ -111,7 +114,8 @@ async def _own_pages(
     newest_first = dict(asked).get("order", "desc") != "asc"
     upstream = ctx.candidates[0].upstream  # the one that holds the list
     first_made = await owners.first_made(upstream, mine)
-    deadline = time.monotonic() + LIST_WAIT
+    wait = min(LIST_WAIT, ctx.state.config.timeouts.total / 2)
+    deadline = time.monotonic() + wait
     kept: list[dict[str, Any]] = []
     page: dict[str, Any] = {}
     for read in itertools.count(1):
@@ -140,7 +144,7 @@ async def _own_pages(
         if late:
             raise UpstreamTimeout(
                 f"the upstream's list holds more of other keys' objects than {read} pages "
-                f"read in {LIST_WAIT:g} s, and none of this key's yet: retrieve them by id"
+                f"read in {wait:g} s, and none of this key's yet: retrieve them by id"
             )
         assert last is not None
         asked = [(k, v) for k, v in asked if k != "after"] + [("after", last.upstream_id)]

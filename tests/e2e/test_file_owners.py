@@ -162,6 +162,23 @@ async def test_a_key_found_past_more_pages_of_others_than_a_page_reads_once_foun
     assert fake.files.pages_served == MAX_PAGES + 2
 
 
+async def test_a_list_that_finds_none_of_the_keys_objects_in_time_is_a_504_not_an_empty_page(
+    start_gateway: StartGateway, tmp_path: Path, fake: FakeUpstream
+):
+    keys, secrets = _keys_file(tmp_path)
+    apps = Apps(await start_gateway(gateway={"auth": {"keys_file": keys},
+                                             "timeouts": {"total": 2}}), secrets)
+    async with apps.sdk("a") as a:
+        await a.batches.create(input_file_id=await _upload(a), **BATCH)  # type: ignore[arg-type]
+        _unowned_batches(fake, 10 * PAGE_MOST["batches_list"])
+        fake.files.page_delay = 0.3  # a second (half the total timeout) is 3 or 4 pages
+        with pytest.raises(openai.APIStatusError) as raised:
+            await a.batches.list()
+    assert raised.value.status_code == 504
+    assert "none of this key's yet" in raised.value.message
+    assert fake.files.pages_served in (3, 4, 5)  # of eleven
+
+
 async def test_a_keys_list_ends_at_objects_made_long_before_its_first(
     apps: Apps, fake: FakeUpstream
 ):
