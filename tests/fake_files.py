@@ -53,6 +53,8 @@ class FileStore:
     pages_served: int = 0
     cursors_expire_after: int | None = None
     page_delay: float = 0.0  # seconds each page of a list takes
+    # After this many pages, a list fails as a proxy's would: a 500 quoting its URL.
+    pages_fail_after: int | None = None
 
     def add_file(self, content: bytes, filename: str = "input.jsonl",
                  purpose: str = "batch") -> dict[str, Any]:
@@ -150,6 +152,10 @@ class FileStore:
         self.pages_served += 1
         expired = self.cursors_expire_after is not None and (
             self.pages_served > self.cursors_expire_after)
+        if self.pages_fail_after is not None and self.pages_served > self.pages_fail_after:
+            error = {"message": f"Server error for url '{request.path_qs}'",
+                     "type": "server_error", "param": None, "code": None}
+            return web.json_response({"error": error}, status=500)
         if newest_first:
             items = items[::-1]
         after = request.query.get("after")

@@ -29,7 +29,14 @@ import structlog
 from hxgw import jsonio
 from hxgw.config import MASTER_KEY_NAME
 from hxgw.endpoints import BATCHES, FILE_DELETE, FILES
-from hxgw.errors import BadRequest, NotFound, Unavailable, UpstreamError, UpstreamTimeout
+from hxgw.errors import (
+    BadRequest,
+    NotFound,
+    Unavailable,
+    UpstreamAnswer,
+    UpstreamError,
+    UpstreamTimeout,
+)
 from hxgw.keys.owners import Owners, OwnersUnavailable
 from hxgw.pipeline.context import Next, RequestContext
 from hxgw.pipeline.rebind import HeldIds
@@ -107,23 +114,32 @@ async def _own_pages(
     """The client's page of the list, of the key's own objects only (None: the
     upstream's error is the answer)."""
     name = ctx.endpoint.name
-    wanted = _wanted(ctx.exchange.query, PAGE_DEFAULT[name], PAGE_MOST[name])
+    given = parse_qsl(ctx.exchange.query, keep_blank_values=True)
+    wanted = _wanted(given, PAGE_DEFAULT[name], PAGE_MOST[name])
+    newest_first = _newest_first(given, name)
+    for param, value in given:
+        if param == "after" and unbind(value) is None:  # a raw id: the upstream would say
+            raise NotFound(f"No such object: {value!r}", param="after")
     path, _, query = (ctx.upstream_path or ctx.endpoint.upstream_path).partition("?")
     asked = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != "limit"]
     asked.append(("limit", str(PAGE_MOST[name])))
-    newest_first = dict(asked).get("order", "desc") != "asc"
     upstream = ctx.candidates[0].upstream  # the one that holds the list
     first_made = await owners.first_made(upstream, mine)
     wait = min(LIST_WAIT, ctx.state.config.timeouts.total / 2)
-    deadline = time.monotonic() + wait
+    deadline = ctx.started + wait
     kept: list[dict[str, Any]] = []
     page: dict[str, Any] = {}
     for read in itertools.count(1):
         ctx.upstream_path = f"{path}?{urlencode(asked)}"
-        await call_next(ctx)
+        try:
+            await call_next(ctx)
+        except UpstreamAnswer:
+            if read == 1:
+                raise  # the upstream's answer to what the client asked, as it came
+            ctx.status = 502
         if ctx.status != 200 and read == 1:
-            return None  # the upstream's answer to what the client asked, as it came
-        if ctx.status != 200:  # it may name the cursor, another key's object
+            return None
+        if ctx.status != 200:  # its answer may name the cursor, another key's object
             raise UpstreamError(f"the upstream failed on page {read} of its list")
         answer = _document(ctx)
         if answer is None or answer.get("object") != "list":
@@ -138,7 +154,7 @@ async def _own_pages(
         last = bounds[-1] if bounds else None
         ended = not page.get("has_more") or last is None or first_made is None
         ended = ended or (newest_first and _older(items[-1], first_made))
-        late = time.monotonic() >= deadline
+        late = time.perf_counter() >= deadline
         if ended or len(kept) >= wanted or (kept and (read >= MAX_PAGES or late)):
             break
         if late:
@@ -212,11 +228,22 @@ def _document(ctx: RequestContext) -> dict[str, Any] | None:
     return rebind.document if isinstance(rebind, HeldIds) else None
 
 
-def _wanted(query: str, default: int, most: int) -> int:
+def _wanted(given: list[tuple[str, str]], default: int, most: int) -> int:
     """The page size the client asked for."""
-    given = dict(parse_qsl(query)).get("limit")
-    if given is None:
+    limits = [value for param, value in given if param == "limit"]
+    if not limits:
         return default
-    if not given.isdigit() or not 1 <= int(given) <= most:
+    limit = limits[0]
+    if len(limits) > 1 or not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= most:
         raise BadRequest(f"limit must be a whole number from 1 to {most}", param="limit")
-    return int(given)
+    return int(limit)
+
+
+def _newest_first(given: list[tuple[str, str]], name: str) -> bool:
+    """Files may be listed oldest first (`order=asc`); batches are newest first."""
+    orders = [value for param, value in given if param == "order"]
+    if name != "files_list" or not orders:
+        return True
+    if len(orders) > 1 or orders[0] not in ("asc", "desc"):
+        raise BadRequest("order must be 'asc' or 'desc', given once", param="order")
+    return orders[0] == "desc"

@@ -162,6 +162,43 @@ async def test_a_key_found_past_more_pages_of_others_than_a_page_reads_once_foun
     assert fake.files.pages_served == MAX_PAGES + 2
 
 
+async def test_an_upstream_500_past_the_first_page_is_a_502_that_does_not_quote_it(
+    apps: Apps, fake: FakeUpstream, client: aiohttp.ClientSession
+):
+    async with apps.sdk("a") as a:
+        await a.batches.create(input_file_id=await _upload(a), **BATCH)  # type: ignore[arg-type]
+    _unowned_batches(fake, 2 * PAGE_MOST["batches_list"])
+    fake.files.pages_fail_after = 1  # its message quotes the URL, another key's cursor
+    async with client.get(apps.gateway.url + "/v1/batches", headers=apps.auth("a")) as resp:
+        text = await resp.text()
+    assert resp.status == 502 and "page 2" in text
+    assert not any(ident in text for ident in fake.files.batches)
+
+
+async def test_a_raw_upstream_id_as_after_is_not_found_before_the_upstream(
+    apps: Apps, fake: FakeUpstream, client: aiohttp.ClientSession
+):
+    async with apps.sdk("b") as b:
+        await _upload(b)
+    [theirs] = fake.files.files
+    async with client.get(apps.gateway.url + f"/v1/files?after={theirs}",
+                          headers=apps.auth("a")) as resp:
+        assert resp.status == 404
+        assert (await resp.json())["error"]["param"] == "after"
+    assert fake.files.pages_served == 0
+
+
+async def test_a_list_asked_for_with_an_odd_limit_or_order_gets_400(
+    apps: Apps, client: aiohttp.ClientSession
+):
+    for query, param in [("limit=%C2%B2", "limit"), ("limit=2&limit=3", "limit"),
+                         ("order=asc&order=desc", "order"), ("order=newest", "order")]:
+        async with client.get(apps.gateway.url + f"/v1/files?{query}",
+                              headers=apps.auth("a")) as resp:
+            assert resp.status == 400, query
+            assert (await resp.json())["error"]["param"] == param
+
+
 async def test_a_list_that_finds_none_of_the_keys_objects_in_time_is_a_504_not_an_empty_page(
     start_gateway: StartGateway, tmp_path: Path, fake: FakeUpstream
 ):
