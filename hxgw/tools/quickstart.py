@@ -66,6 +66,8 @@ def run(args: argparse.Namespace, env: dict[str, str]) -> int:
     started: list[subprocess.Popen[bytes]] = []
     # A SIGTERM (systemd, kill) stops what was started; the gateway then drains and exits.
     signal.signal(signal.SIGTERM, lambda *_: _terminate(started))
+    # A SIGHUP (kill -HUP) is a reload: the gateway's, once it runs; until then nothing.
+    signal.signal(signal.SIGHUP, lambda *_: None)
     if not env.get("HX_LITELLM_UPSTREAM"):
         port = env.get("HX_DEMO_PORT") or str(DEMO_PORT)
         if not port.isdigit() or not 0 < int(port) < 65536 or not _free(int(port)):
@@ -98,6 +100,7 @@ def run(args: argparse.Namespace, env: dict[str, str]) -> int:
     serve = [*hxgw, "serve", "--config-dir", config_dir, "--host", host, "--port", port]
     gateway = subprocess.Popen(serve, env=env)  # noqa: S603
     started.append(gateway)
+    signal.signal(signal.SIGHUP, lambda *_: gateway.send_signal(signal.SIGHUP))
     try:
         # The lines to try come once it listens, not above a failure to start.
         with contextlib.suppress(KeyboardInterrupt):  # it reached the gateway too: wait
@@ -127,8 +130,8 @@ def _print_try_lines(
     activate = f", or: . {sys.prefix}/bin/activate" if sys.prefix != sys.base_prefix else ""
     print(
         f"The hxgw command is {command} (try {command} --help{activate}).\n"
-        f"Gateway on http://{host}:{port}, upstream {env['HX_LITELLM_UPSTREAM']}."
-        " In another shell, try:\n\n"
+        f"Gateway on http://{host}:{port}, upstream {env['HX_LITELLM_UPSTREAM']}; Ctrl-C"
+        f" stops it, `kill -HUP {os.getpid()}` reloads its config. In another shell, try:\n\n"
         f"  {key_line}\n"
         f"  export HX_STATE_DIR={shlex.quote(env['HX_STATE_DIR'])}"
         f" HX_CONFIG_DIR={shlex.quote(config_dir)}\n"

@@ -320,6 +320,32 @@ def test_stopping_make_run_stops_the_demo_upstream_with_the_gateway(tmp_path: Pa
             socket.create_connection(("127.0.0.1", stopped), timeout=5).close()
 
 
+def test_a_sighup_to_make_run_reloads_the_gateway_and_stops_nothing(tmp_path: Path):
+    port, demo_port = free_port(), free_port()
+    env = _clean_env() | {"HX_PORT": str(port), "HX_DEMO_PORT": str(demo_port),
+                          "HX_STATE_DIR": str(tmp_path / "state")}
+    log = tmp_path / "stderr"
+    with log.open("wb") as stderr:
+        run = subprocess.Popen([HXGW, "quickstart"], cwd=REPO, env=env,
+                               stdout=subprocess.PIPE, stderr=stderr, start_new_session=True)
+    try:
+        _wait_http(f"http://127.0.0.1:{port}/healthz", run, {})
+        assert run.stdout is not None
+        said = [run.stdout.readline().decode() for _ in range(3)]  # the demo's, then ours
+        assert any(f"`kill -HUP {run.pid}` reloads" in line for line in said), said
+        run.send_signal(signal.SIGHUP)  # as a user would, to the process make run started
+        deadline = time.monotonic() + 10
+        while "config reloaded" not in log.read_text() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert "config reloaded" in log.read_text()
+        assert run.poll() is None
+        _wait_http(f"http://127.0.0.1:{demo_port}/health", run, {})
+    finally:
+        _stop(run)
+        assert run.stdout is not None
+        run.stdout.close()
+
+
 def _quickstart_with_a_port_taken(
     tmp_path: Path, port: int, demo_port: int, taken: int
 ) -> subprocess.CompletedProcess[str]:
