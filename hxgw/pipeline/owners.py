@@ -118,7 +118,7 @@ async def _own_pages(
     wanted = _wanted(given, PAGE_DEFAULT[name], PAGE_MOST[name])
     newest_first = _newest_first(given, name)
     for param, value in given:
-        if param == "after" and unbind(value) is None:  # a raw id: the upstream would say
+        if param == "after" and unbind(value) is None:  # else the upstream says if it exists
             raise NotFound(f"No such object: {value!r}", param="after")
     path, _, query = (ctx.upstream_path or ctx.endpoint.upstream_path).partition("?")
     asked = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != "limit"]
