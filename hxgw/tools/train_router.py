@@ -33,7 +33,10 @@ def run(args: argparse.Namespace) -> int:
     """Validate, train, save; print per-label counts and timing. Exit 0 or 1."""
     try:
         examples = read_examples(args.data)
-    except (DatasetError, OSError, UnicodeDecodeError) as exc:
+    except OSError as exc:
+        print(f"hxgw train-router: cannot read {args.data}: {exc.strerror}", file=sys.stderr)
+        return 1
+    except (DatasetError, UnicodeDecodeError) as exc:
         print(f"hxgw train-router: {exc}", file=sys.stderr)
         return 1
     counts = Counter(e.label for e in examples)
