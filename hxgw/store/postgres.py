@@ -2,6 +2,12 @@
 
 Statements are written with `?` placeholders for both stores; here they become psycopg's
 `%s` (and a literal `%` is doubled), so no caller knows which driver it talks to.
+
+Every session is bounded, so a server that stops answering costs a thread a bounded
+wait, never all of it: a statement runs at most STATEMENT_TIMEOUT (a lock held by a
+forgotten `psql`), and TCP keepalives and a user timeout find a server that vanished
+(a host gone, a network cut) in about a minute, where the kernel's defaults take
+fifteen. A URL's own keepalive settings win.
 """
 
 from __future__ import annotations
@@ -15,6 +21,16 @@ import psycopg
 from hxgw.store.database import Connection, Database, Dialect, Row, RowRefused, StoreError
 from hxgw.store.postgres_url import postgres_url_parts
 
+STATEMENT_TIMEOUT = 30.0
+"""Seconds; no statement of the gateway's comes near it but a migration, which lifts it."""
+KEEPALIVES = {
+    "keepalives": 1,
+    "keepalives_idle": 30,  # seconds a silent connection waits before the first probe
+    "keepalives_interval": 10,
+    "keepalives_count": 3,
+    "tcp_user_timeout": 30_000,  # ms that sent data may go unacknowledged
+}
+
 # Any constant works, as long as every exclusive transaction of hxgw uses the same one.
 _EXCLUSIVE_LOCK = 0x68786777  # "hxgw"
 
@@ -26,9 +42,16 @@ def _native(sql: str) -> str:
 class PostgresDatabase(Database):
     dialect: Dialect = "postgresql"
 
-    def __init__(self, url: str, *, connect_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        url: str,
+        *,
+        connect_timeout: float = 5.0,
+        statement_timeout: float = STATEMENT_TIMEOUT,
+    ) -> None:
         self.url = url
         self.connect_timeout = connect_timeout
+        self.statement_timeout = statement_timeout
 
     def __repr__(self) -> str:
         return f"PostgresDatabase({self.where!r})"
@@ -45,14 +68,23 @@ class PostgresDatabase(Database):
         return f"PostgreSQL postgresql://{user}{host}{port}/{db}"
 
     def connect(self) -> Connection:
+        given = postgres_url_parts(self.url) or {}
+        probes: dict[str, Any] = {k: v for k, v in KEEPALIVES.items() if k not in given}
+        raw = None
         try:
             raw = psycopg.connect(
                 self.url,
                 autocommit=True,
                 connect_timeout=max(1, round(self.connect_timeout)),
                 application_name="hxgw",
+                **probes,
             )
+            # SET, not the `options` parameter, which would replace the URL's own.
+            milliseconds = round(self.statement_timeout * 1000)
+            raw.execute(f"SET statement_timeout = {milliseconds:d}")
         except psycopg.Error as exc:
+            if raw is not None:
+                raw.close()
             raise StoreError(f"{self.where}: {_first_line(exc)}") from exc
         return PostgresConnection(raw, self.where)
 
@@ -86,6 +118,9 @@ class PostgresConnection(Connection):
     def transaction(self, *, exclusive: bool = False) -> Iterator[None]:
         with self._errors(), self.raw.transaction():
             if exclusive:
+                # Exclusive transactions are migrations: one on a large ledger, or a
+                # wait for another instance's, may rightly take longer than any query.
+                self.raw.execute("SET LOCAL statement_timeout = 0")
                 self.raw.execute("SELECT pg_advisory_xact_lock(%s)", (_EXCLUSIVE_LOCK,))
             yield
 

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import psycopg
 import pytest
 
 from hxgw.store import Database, Migration, StoreError, open_database
 from hxgw.store.migrate import migrate, migrate_database, schema_version
+from hxgw.store.postgres import PostgresDatabase
 
 STEPS = (
     Migration(component="things", version=1, description="things",
@@ -91,3 +93,32 @@ def test_an_unreachable_postgres_is_a_store_error_without_the_password():
 def test_a_database_url_of_another_kind_is_refused():
     with pytest.raises(ValueError, match="postgresql://"):
         open_database("mysql://x", Path("/nonexistent"))
+
+
+@pytest.mark.postgres
+def test_a_statement_stuck_behind_a_lock_is_cancelled_by_the_statement_timeout(postgres_url: str):
+    database = PostgresDatabase(postgres_url, statement_timeout=0.5)
+    migrate_database(database, STEPS)
+    with psycopg.connect(postgres_url) as holder, database.connect() as connection:
+        holder.execute("LOCK TABLE things IN ACCESS EXCLUSIVE MODE")  # held until rollback
+        with pytest.raises(StoreError, match="statement timeout"):
+            connection.execute("SELECT COUNT(*) FROM things")
+        holder.rollback()
+        assert connection.execute("SELECT COUNT(*) FROM things") == [(0,)]
+
+
+@pytest.mark.postgres
+def test_a_migration_is_not_cut_short_by_the_statement_timeout(postgres_url: str):
+    slow = Migration(component="slow", version=1, description="takes a while",
+                     statements=("SELECT pg_sleep(0.3)",))
+    assert migrate_database(PostgresDatabase(postgres_url, statement_timeout=0.05), [slow]) == 1
+
+
+@pytest.mark.postgres
+def test_sessions_probe_a_silent_server_unless_the_url_says_otherwise(postgres_url: str):
+    with PostgresDatabase(postgres_url).connect() as connection:
+        assert connection.raw.info.get_parameters()["keepalives_idle"] == "30"
+        assert connection.raw.info.get_parameters()["tcp_user_timeout"] == "30000"
+    own = f"{postgres_url}?keepalives_idle=5"
+    with PostgresDatabase(own).connect() as connection:
+        assert connection.raw.info.get_parameters()["keepalives_idle"] == "5"
