@@ -241,9 +241,17 @@ class KeyStore:
         return changed
 
 
+class Cleared:
+    """A setting given as `none` (or `never`): the limit, budget or expiry is taken away.
+    A setting not given at all is None, and an update leaves it as it was."""
+
+
+CLEARED = Cleared()
+
+
 def _columns(settings: dict[str, Any]) -> dict[str, Any]:
     """The columns a create or update sets, from the CLI's options (None: not given)."""
-    out = {k: v for k, v in settings.items() if v is not None}
+    out = {k: (None if v is CLEARED else v) for k, v in settings.items() if v is not None}
     if "groups" in out:
         out["groups"] = ",".join(out["groups"]) if out["groups"] else None
     return out

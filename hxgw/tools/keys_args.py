@@ -9,6 +9,7 @@ import re
 import time
 
 from hxgw.config.schema import PERIODS
+from hxgw.keys.store import CLEARED, Cleared
 from hxgw.tools.usage_cli import MAX_DURATION, duration
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -27,9 +28,11 @@ MAX_LIMIT = 10**15
 64-bit integers (and Lua's exact numbers) end not far above."""
 
 
-def _positive(text: str) -> int:
+def _positive(text: str) -> int | Cleared:
+    if text.strip() == "none":
+        return CLEARED
     if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
-        raise argparse.ArgumentTypeError(f"not a whole number from 1 to 10^15: {text!r}")
+        raise argparse.ArgumentTypeError(f"not a whole number from 1 to 10^15, or none: {text!r}")
     return int(text)
 
 
@@ -44,23 +47,29 @@ def _groups(text: str) -> list[str]:
     return groups
 
 
-def _money(text: str) -> float:
+def _money(text: str) -> float | Cleared:
+    if text.strip() == "none":
+        return CLEARED
     try:
         value = float(text)
     except ValueError:
         value = -1.0
     if not 0 <= value <= MAX_LIMIT:  # NaN and infinity too
-        raise argparse.ArgumentTypeError(f"not an amount of money: {text!r}")
+        raise argparse.ArgumentTypeError(f"not an amount of money, or none: {text!r}")
     return value
 
 
-def _date(text: str) -> float:
+def _date(text: str) -> float | Cleared:
     """2027-01-31 (its start, UTC) or an ISO time with a zone, in the future (a key that
-    has expired already is revoked, not made)."""
+    has expired already is revoked, not made); `never` takes an expiry away."""
+    if text.strip() == "never":
+        return CLEARED
     try:
         when = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a date like 2027-01-31: {text!r}") from None
+        raise argparse.ArgumentTypeError(
+            f"not a date like 2027-01-31, or never: {text!r}"
+        ) from None
     stamp = (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp()
     if stamp > time.time() + MAX_DURATION:  # 9999-12-31 in another zone is no UTC date
         raise argparse.ArgumentTypeError(f"{text!r} is more than a hundred years away")
@@ -89,14 +98,15 @@ def add_arguments(parser: argparse.ArgumentParser, config_help: str) -> None:
         action("create", "make a key; its secret is printed once"),
         action("update", "change a key's limits, groups or expiry"),
     ):
-        sub.add_argument("--rpm", type=_positive, help="requests per minute")
-        sub.add_argument("--tpm", type=_positive, help="tokens per minute")
-        sub.add_argument("--max-parallel", type=_positive, help="requests at once")
+        # `none` (and `never`) take a limit (an expiry) away again.
+        sub.add_argument("--rpm", type=_positive, help="requests per minute (none: no limit)")
+        sub.add_argument("--tpm", type=_positive, help="tokens per minute (none: no limit)")
+        sub.add_argument("--max-parallel", type=_positive, help="requests at once (none: no limit)")
         sub.add_argument(
             "--budget",
             type=_money,
             metavar="AMOUNT",
-            help="money per budget period, in the currency of the models' price",
+            help="money per budget period, in the currency of the models' price (none: no budget)",
         )
         sub.add_argument(
             "--budget-period",
@@ -110,7 +120,9 @@ def add_arguments(parser: argparse.ArgumentParser, config_help: str) -> None:
             help="the only groups it may use (all: every group)"
             + (", default: all" if sub.prog.endswith("create") else ", default: as it was"),
         )
-        sub.add_argument("--expires", type=_date, metavar="DATE", help="e.g. 2027-01-31 (UTC)")
+        sub.add_argument(
+            "--expires", type=_date, metavar="DATE", help="e.g. 2027-01-31 (UTC), or never"
+        )
     action("list", "the keys, never their secrets", named=False)
     rotate = action("rotate", "a new secret; the old one works for a grace period")
     rotate.add_argument(

@@ -149,7 +149,7 @@ def _check(args: argparse.Namespace, config: Config | None, config_dir: str) -> 
         raise KeyStoreError(
             f"no group named {unknown[0]!r} in {config_dir} (its groups: {', '.join(groups)})"
         )
-    if args.budget is not None and not any(m.price for m in config.models.values()):
+    if isinstance(args.budget, float) and not any(m.price for m in config.models.values()):
         print(
             "hxgw keys: note: no model of the config has a price, so the budget counts "
             "nothing until one has (model_registry.yaml: price)",

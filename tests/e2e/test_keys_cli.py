@@ -119,6 +119,26 @@ async def test_limits_set_by_update_apply_without_reload(
     assert statuses == [200, 429]
 
 
+async def test_none_and_never_take_a_limit_and_an_expiry_away_without_reload(
+    start_gateway: StartGateway, client: aiohttp.ClientSession
+):
+    gateway = await start_gateway()
+    secret = keys(gateway, "create", "app", "--rpm", "1", "--expires", "2030-01-31").stdout
+    assert [await _status(client, gateway, secret.strip()) for _ in range(2)] == [200, 429]
+    taken = keys(gateway, "update", "app", "--rpm", "none", "--expires", "never")
+    assert taken.returncode == 0, taken.stderr
+    (row,) = json.loads(keys(gateway, "list", "--json").stdout)
+    assert (row["rpm"], row["expires"]) == (None, None)
+    await asyncio.sleep(1.5)
+    assert await _status(client, gateway, secret.strip()) == 200
+
+
+async def test_a_limit_of_zero_is_refused_and_the_error_names_none(start_gateway: StartGateway):
+    gateway = await start_gateway()
+    made = keys(gateway, "create", "app", "--rpm", "0")
+    assert made.returncode == 2 and "or none: '0'" in made.stderr
+
+
 async def test_list_shows_names_and_limits_never_secrets(start_gateway: StartGateway):
     gateway = await start_gateway()
     secret = keys(gateway, "create", "app", "--rpm", "60", "--groups", "chat").stdout.strip()
