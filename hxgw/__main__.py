@@ -38,6 +38,14 @@ def _workers(text: str) -> int | str:
     return count
 
 
+STORE_HELP = (
+    "The store is the serving gateway's: PostgreSQL when DATABASE_URL is set, else hxgw.db in"
+    " the state directory ($HX_STATE_DIR, else gateway.yaml's store.state_dir, else"
+    " /var/lib/hxgw). Run it with the service's DATABASE_URL or HX_STATE_DIR, as root or as"
+    " the service's user."
+)
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="hxgw",
@@ -47,9 +55,9 @@ def _parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     config_help = f"config directory (default: $HX_CONFIG_DIR or {DEFAULT_CONFIG_DIR})"
 
-    def command(name: str, summary: str) -> argparse.ArgumentParser:
+    def command(name: str, summary: str, epilog: str | None = None) -> argparse.ArgumentParser:
         # help= lists it under `hxgw --help`; description= heads its own --help.
-        return commands.add_parser(name, help=summary, description=summary)
+        return commands.add_parser(name, help=summary, description=summary, epilog=epilog)
 
     serve = command("serve", "run the gateway")
     serve.add_argument("--config-dir", help=config_help)
@@ -83,11 +91,14 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     keys_args.add_arguments(
-        command("keys", "make, list, change, rotate and revoke client keys in the store"),
+        command(
+            "keys", "make, list, change, rotate and revoke client keys in the store", STORE_HELP
+        ),
         config_help,
     )
     usage_cli.add_arguments(
-        command("usage", "what each key (model, day) used, from the usage ledger"), config_help
+        command("usage", "what each key (model, day) used, from the usage ledger", STORE_HELP),
+        config_help,
     )
 
     quickstart.add_arguments(

@@ -59,7 +59,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `hxgw smoke`, on the parser the CLI gives."""
     parser.add_argument("--url", required=True, help="the gateway, e.g. http://127.0.0.1:4010")
     parser.add_argument("--key-file", help="a file holding only the client key")
-    parser.add_argument("--timeout", type=float, default=30.0, help="seconds per request")
+    parser.add_argument(
+        "--timeout", type=float, default=30.0, help="seconds per request (default: 30)"
+    )
     parser.add_argument("--json", action="store_true", help="print a JSON report")
 
 

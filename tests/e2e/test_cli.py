@@ -98,6 +98,12 @@ def test_every_subcommand_answers_help_with_its_own_options(command: str, option
     assert option in result.stdout
 
 
+@pytest.mark.parametrize("command", ["keys", "usage"])
+def test_the_store_commands_help_says_which_store_they_use(command: str):
+    result = _hxgw(command, "--help")
+    assert "DATABASE_URL" in result.stdout and "HX_STATE_DIR" in result.stdout
+
+
 def test_smoke_accepts_the_url_option_its_help_shows():
     result = _hxgw("smoke", "--url", "http://127.0.0.1:1", "--timeout", "1",
                    env={"MASTER_KEY": new_key(), "PATH": "/usr/bin:/bin"})
