@@ -140,7 +140,7 @@ def _table(lines: list[Totals], by: str, since: float) -> str:
         "COST",
         "ERRORS",
         "FAILOVERS",
-        "P50 S",
+        "P50 LATENCY",
     )
     cells = [header] + [_cells(line) for line in lines]
     if len(lines) > 1:
@@ -159,7 +159,7 @@ def _aligned(row: tuple[str, ...], widths: list[int]) -> str:
 
 
 def _cells(line: Totals) -> tuple[str, ...]:
-    p50 = "-" if line.p50_latency is None else f"{line.p50_latency:.3f}"
+    p50 = "-" if line.p50_latency is None else f"{line.p50_latency:.3f}s"
     return (
         line.group,
         str(line.requests),

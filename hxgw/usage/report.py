@@ -35,7 +35,8 @@ _P50: dict[Dialect, str] = {
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Totals:
     """One line of a report. `errors` counts statuses of 400 and above; `p50_latency` is
-    the median seconds from start to end."""
+    the median seconds from start to end, to the millisecond (the clock's last digits are
+    noise), and `cost` is rounded past the float sum's noise (0.1 + 0.2 is 0.3 here)."""
 
     group: str
     requests: int
@@ -82,10 +83,10 @@ def totals(
             prompt_tokens=int(row[2]),
             completion_tokens=int(row[3]),
             total_tokens=int(row[4]),
-            cost=float(row[5]),
+            cost=round(float(row[5]), 9),
             errors=int(row[6]),
             failovers=int(row[7]),
-            p50_latency=None if row[8] is None else float(row[8]),
+            p50_latency=None if row[8] is None else round(float(row[8]), 3),
         )
         for row in connection.execute(sql, params)
     ]
