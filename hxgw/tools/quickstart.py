@@ -135,7 +135,9 @@ def _print_try_lines(
         f"  {key_line}\n"
         f"  export HX_STATE_DIR={shlex.quote(env['HX_STATE_DIR'])}"
         f" HX_CONFIG_DIR={shlex.quote(config_dir)}\n"
-        f"  {TRY_LINE.format(port=port)}\n",
+        f"  {TRY_LINE.format(port=port)}\n\n"
+        f"The status page is http://{host}:{port}/status (in a browser: any user name, the"
+        " key as password).",
         flush=True,
     )
 

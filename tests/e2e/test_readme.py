@@ -26,6 +26,7 @@ An unmarked block that cannot run fails, as does one that exits non-zero.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import fcntl
 import os
@@ -296,6 +297,16 @@ def test_after_make_run_s_lines_a_key_for_a_group_that_does_not_exist_is_refused
                             timeout=60)
     assert result.returncode != 0
     assert "no group named 'hx-chta'" in result.stderr
+
+
+def test_make_run_names_its_status_page_and_how_to_open_it(make_run: DemoRun):
+    url = re.search(r"The status page is (http://\S+/status) ", make_run.output)
+    key = re.search(r"export MASTER_KEY=(\S+)", make_run.printed)
+    assert url and key, make_run.output
+    login = base64.b64encode(f"anyone:{key[1]}".encode()).decode()
+    request = urllib.request.Request(url[1], headers={"Authorization": f"Basic {login}"})
+    with urllib.request.urlopen(request, timeout=10) as page:
+        assert page.headers["Content-Type"].startswith("text/html")
 
 
 def test_make_run_says_where_the_hxgw_command_is(make_run: DemoRun):
