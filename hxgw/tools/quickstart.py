@@ -10,7 +10,6 @@ work as printed, then serves until interrupted and stops the demo with it.
 from __future__ import annotations
 
 import argparse
-import contextlib
 import os
 import secrets
 import shlex
@@ -64,8 +63,12 @@ def run(args: argparse.Namespace, env: dict[str, str]) -> int:
     hxgw = [sys.executable, "-m", "hxgw"]
     demo = None
     started: list[subprocess.Popen[bytes]] = []
-    # A SIGTERM (systemd, kill) stops what was started; the gateway then drains and exits.
-    signal.signal(signal.SIGTERM, lambda *_: _terminate(started))
+    # What is started runs in process groups of its own, so that a stop reaches it once,
+    # from here: Ctrl-C (the terminal's SIGINT to this group), `kill -INT` or `kill` to
+    # this process alone, or systemd's SIGTERM. The gateway then drains and exits; a
+    # second one ends its drain at once.
+    for stop in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(stop, lambda number, _: _pass_on(started, number))
     # A SIGHUP (kill -HUP) is a reload: the gateway's, once it runs; until then nothing.
     signal.signal(signal.SIGHUP, lambda *_: None)
     if not env.get("HX_LITELLM_UPSTREAM"):
@@ -78,7 +81,7 @@ def run(args: argparse.Namespace, env: dict[str, str]) -> int:
             )
             return 1
         demo = subprocess.Popen(  # noqa: S603
-            [*hxgw, "demo-upstream", "--host", "127.0.0.1", "--port", port]
+            [*hxgw, "demo-upstream", "--host", "127.0.0.1", "--port", port], process_group=0
         )
         started.append(demo)
         if not _listening(demo, int(port)):
@@ -98,22 +101,22 @@ def run(args: argparse.Namespace, env: dict[str, str]) -> int:
         _stop(demo)
         return 1
     serve = [*hxgw, "serve", "--config-dir", config_dir, "--host", host, "--port", port]
-    gateway = subprocess.Popen(serve, env=env)  # noqa: S603
+    gateway = subprocess.Popen(serve, env=env, process_group=0)  # noqa: S603
     started.append(gateway)
     signal.signal(signal.SIGHUP, lambda *_: gateway.send_signal(signal.SIGHUP))
     try:
         # The lines to try come once it listens, not above a failure to start.
-        with contextlib.suppress(KeyboardInterrupt):  # it reached the gateway too: wait
-            if port.isdigit() and _listening(gateway, int(port), host, timeout=30):
-                _print_try_lines(env, key_line, host, port, config_dir)
-        return _wait(gateway)
+        if port.isdigit() and _listening(gateway, int(port), host, timeout=30):
+            _print_try_lines(env, key_line, host, port, config_dir)
+        return gateway.wait()
     finally:
         _stop(demo)
 
 
-def _terminate(processes: list[subprocess.Popen[bytes]]) -> None:
+def _pass_on(processes: list[subprocess.Popen[bytes]], number: int) -> None:
     for process in processes:
-        process.terminate()
+        if process.poll() is None:
+            process.send_signal(number)
 
 
 def _stop(process: subprocess.Popen[bytes] | None) -> None:
@@ -131,7 +134,8 @@ def _print_try_lines(
     print(
         f"The hxgw command is {command} (try {command} --help{activate}).\n"
         f"Gateway on http://{host}:{port}, upstream {env['HX_LITELLM_UPSTREAM']}; Ctrl-C"
-        f" stops it, `kill -HUP {os.getpid()}` reloads its config. In another shell, try:\n\n"
+        f" (or `kill {os.getpid()}`) stops it, `kill -HUP {os.getpid()}` reloads its config."
+        " In another shell, try:\n\n"
         f"  {key_line}\n"
         f"  export HX_STATE_DIR={shlex.quote(env['HX_STATE_DIR'])}"
         f" HX_CONFIG_DIR={shlex.quote(config_dir)}\n"
@@ -171,13 +175,3 @@ def _listening(
         except OSError:
             time.sleep(0.05)
     return False
-
-
-def _wait(process: subprocess.Popen[bytes]) -> int:
-    """The gateway's exit status. Ctrl-C reaches the gateway too (one process group): it
-    drains and exits, and that is what is waited for (a SIGTERM is passed on to it)."""
-    while True:
-        try:
-            return process.wait()
-        except KeyboardInterrupt:
-            continue

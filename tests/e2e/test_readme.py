@@ -313,19 +313,33 @@ def test_make_run_says_where_the_hxgw_command_is(make_run: DemoRun):
     assert f"{VENV_BIN}/hxgw" in make_run.output
 
 
-def test_stopping_make_run_stops_the_demo_upstream_with_the_gateway(tmp_path: Path):
+@pytest.mark.parametrize(("stop", "to"), [
+    (signal.SIGTERM, "make run alone"),  # as systemd or kill would
+    (signal.SIGINT, "make run alone"),  # kill -INT on the pid it printed
+    (signal.SIGINT, "its process group"),  # Ctrl-C in its terminal
+])
+def test_stopping_make_run_stops_the_demo_upstream_with_the_gateway_in_one_drain(
+    tmp_path: Path, stop: signal.Signals, to: str
+):
     port, demo_port = free_port(), free_port()
     env = _clean_env() | {"HX_PORT": str(port), "HX_DEMO_PORT": str(demo_port),
                           "HX_STATE_DIR": str(tmp_path / "state")}
-    run = subprocess.Popen([HXGW, "quickstart"], cwd=REPO, env=env, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.DEVNULL, start_new_session=True)
+    log = tmp_path / "stderr"
+    with log.open("wb") as stderr:
+        run = subprocess.Popen([HXGW, "quickstart"], cwd=REPO, env=env,
+                               stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
     try:
         _wait_http(f"http://127.0.0.1:{port}/healthz", run, {})
         _wait_http(f"http://127.0.0.1:{demo_port}/health", run, {})
-        run.send_signal(signal.SIGTERM)  # to quickstart alone, as systemd or kill would
+        if to == "its process group":
+            os.killpg(run.pid, stop)
+        else:
+            run.send_signal(stop)
         assert run.wait(30) == 0
     finally:
         _stop(run)
+    assert "stopped" in log.read_text()
+    assert "second stop signal" not in log.read_text()  # the drain was not cut short
     for stopped in (port, demo_port):
         with pytest.raises(ConnectionRefusedError):
             socket.create_connection(("127.0.0.1", stopped), timeout=5).close()
