@@ -218,7 +218,9 @@ class KeyStore:
         if key is None:
             raise KeyStoreError(f"no key named {name!r}")
         if key.revoked is not None:
-            raise KeyStoreError(f"the key {name!r} is revoked")
+            raise KeyStoreError(
+                f"the key {name!r} is revoked (hxgw keys create {name} makes a new one)"
+            )
         return key
 
     def _change(

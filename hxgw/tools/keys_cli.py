@@ -115,7 +115,7 @@ def _secret(args: argparse.Namespace, key: StoredKey | None, secret: str, done: 
     if args.json:
         print(json.dumps({**key.public(), "secret": secret}))
     else:
-        print(secret)
+        print(secret, flush=True)  # above the note that names it, when both go to one pipe
         print(
             f"{done} key {key.name}: the secret above is shown once; hxgw keeps only its hash",
             file=sys.stderr,

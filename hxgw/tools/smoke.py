@@ -24,6 +24,7 @@ from dataclasses import asdict
 
 import aiohttp
 
+from hxgw.config import Listen
 from hxgw.tools.smoke_checks import Result, Smoke
 
 _ENV_LINE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
@@ -57,7 +58,9 @@ def read_key(key_file: str | None, env: Mapping[str, str]) -> str:
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """The options of `hxgw smoke`, on the parser the CLI gives."""
-    parser.add_argument("--url", required=True, help="the gateway, e.g. http://127.0.0.1:4010")
+    parser.add_argument(
+        "--url", help="the gateway (default: http://127.0.0.1:$HX_PORT, else port 4010)"
+    )
     parser.add_argument("--key-file", help="a file holding only the client key")
     parser.add_argument(
         "--timeout", type=float, default=30.0, help="seconds per request (default: 30)"
@@ -91,7 +94,8 @@ def report(url: str, results: Sequence[Result], as_json: bool) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    url = args.url.rstrip("/").removesuffix("/v1")
+    given = args.url or f"http://127.0.0.1:{os.environ.get('HX_PORT') or Listen().port}"
+    url = given.rstrip("/").removesuffix("/v1")
     try:
         if not url.startswith(("http://", "https://")):
             raise UsageError(f"--url must start with http:// or https://, got {url!r}")
@@ -101,4 +105,10 @@ def run(args: argparse.Namespace) -> int:
         return 2
     results = asyncio.run(run_checks(url, key, args.timeout))
     print(report(url, results, args.json))  # each check's note is redacted where it is made
+    if any(r.detail.startswith("HTTP 401") for r in results):
+        print(
+            "hxgw smoke: the gateway refused the key: give the one it serves with (MASTER_KEY,"
+            " or --key-file; `make run` makes a new one each run)",
+            file=sys.stderr,
+        )
     return 1 if any(r.result == "FAIL" for r in results) else 0

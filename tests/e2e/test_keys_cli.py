@@ -139,6 +139,30 @@ async def test_a_limit_of_zero_is_refused_and_the_error_names_none(start_gateway
     assert made.returncode == 2 and "or none: '0'" in made.stderr
 
 
+async def test_piped_with_its_notes_the_secret_comes_before_the_note_that_names_it(
+    start_gateway: StartGateway,
+):
+    gateway = await start_gateway()
+    env = {**os.environ, **{k: v for k, v in gateway.env().items()
+                            if k in ("HX_STATE_DIR", "DATABASE_URL")}}
+    env.pop("PYTHONUNBUFFERED", None)  # as on a user's machine: a pipe is block-buffered
+    piped = subprocess.run(
+        ["bash", "-c", f"{HXGW} keys create app --config-dir {gateway.config_dir} 2>&1 | cat"],
+        env=env, capture_output=True, text=True, timeout=30)
+    lines = piped.stdout.splitlines()
+    secret = next(i for i, line in enumerate(lines) if line.startswith("sk-hx-"))
+    assert "the secret above" in lines[secret + 1]
+
+
+async def test_changing_a_revoked_key_says_how_to_make_a_new_one(start_gateway: StartGateway):
+    gateway = await start_gateway()
+    assert keys(gateway, "create", "app").returncode == 0
+    assert keys(gateway, "revoke", "app").returncode == 0
+    changed = keys(gateway, "update", "app", "--rpm", "5")
+    assert changed.returncode == 2
+    assert "is revoked (hxgw keys create app makes a new one)" in changed.stderr
+
+
 async def test_list_shows_names_and_limits_never_secrets(start_gateway: StartGateway):
     gateway = await start_gateway()
     secret = keys(gateway, "create", "app", "--rpm", "60", "--groups", "chat").stdout.strip()

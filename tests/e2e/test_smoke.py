@@ -57,12 +57,14 @@ def gateway(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Gateway]:
         demo.wait(10)
 
 
-def smoke(url: str, *args: str, key: str | None = None) -> subprocess.CompletedProcess[str]:
+def smoke(url: str | None, *args: str, key: str | None = None,
+          env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     """Run the smoke command; the key goes in the environment, never on the command line."""
-    env = {k: v for k, v in os.environ.items() if k != "MASTER_KEY"}
+    env = {k: v for k, v in os.environ.items() if k != "MASTER_KEY"} | (env or {})
     if key is not None:
         env["MASTER_KEY"] = key
-    return subprocess.run([HXGW, "smoke", "--url", url, *args],
+    where = ["--url", url] if url is not None else []
+    return subprocess.run([HXGW, "smoke", *where, *args],
                           capture_output=True, text=True, env=env, timeout=120, cwd=REPO)
 
 
@@ -101,6 +103,13 @@ def wrong_key() -> str:
 @pytest.fixture(scope="module")
 def refused(gateway: Gateway, wrong_key: str) -> subprocess.CompletedProcess[str]:
     return smoke(gateway.url, key=wrong_key)
+
+
+def test_without_url_it_checks_the_gateway_on_hx_port_of_this_machine(gateway: Gateway):
+    port = gateway.url.rsplit(":", 1)[1]
+    result = smoke(None, "--json", key=gateway.key, env={"HX_PORT": port})
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert json.loads(result.stdout)["url"] == gateway.url
 
 
 def test_every_check_passes_against_a_healthy_gateway(passing: subprocess.CompletedProcess[str]):
@@ -153,6 +162,7 @@ def test_a_wrong_key_fails_the_authenticated_checks_by_name_and_exits_1(
         assert "HTTP 401: invalid API key" in lines[name]
         assert "request_id=smoke-" in lines[name]
     assert "checks passed" in refused.stdout.splitlines()[-1]
+    assert "the gateway refused the key" in refused.stderr
 
 
 def test_the_key_never_appears_in_the_output(
