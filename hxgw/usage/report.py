@@ -12,12 +12,12 @@ from hxgw.usage.schema import TABLE
 Grouping = Literal["key", "model", "day"]
 GROUPINGS: tuple[Grouping, ...] = ("key", "model", "day")
 
-NO_MODEL_SQL = "COALESCE(model, '(none)')"
+NO_MODEL_SQL = "COALESCE(model, '(no model)')"
 """The model column with a name for the requests no model served."""
 
 _GROUP: dict[Grouping, dict[Dialect, str]] = {
     "key": {"sqlite": "key_name", "postgresql": "key_name"},
-    # A request no model served (a model list, one refused before routing) is "(none)".
+    # A request no model served (a model list, one refused before routing) is "(no model)".
     "model": {"sqlite": NO_MODEL_SQL, "postgresql": NO_MODEL_SQL},
     # Days are UTC days, the same on every machine that reads the ledger.
     "day": {

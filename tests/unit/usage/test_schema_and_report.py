@@ -81,7 +81,7 @@ def test_totals_by_model_name_a_row_without_a_model_dash(database: Database, tmp
     _fill(database, tmp_path, KNOWN)
     with database.connect() as connection:
         result = totals(connection, since=T0, by="model")
-    assert [(t.group, t.requests) for t in result] == [("(none)", 1), ("alpha", 2), ("beta", 1)]
+    assert [(t.group, t.requests) for t in result] == [("(no model)", 1), ("alpha", 2), ("beta", 1)]
 
 
 def test_totals_by_day_use_utc_days(database: Database, tmp_path: Path):

@@ -71,7 +71,7 @@ def test_each_model_counts_errors_failovers_and_latency_percentiles(database, tm
              row(11, model=None, status=429, total_tokens=0, cost=0.0)]
     _fill(database, tmp_path, rows)
     models = _series(database)["models"]
-    assert list(models) == ["(none)", "alpha"]
+    assert list(models) == ["(no model)", "alpha"]
     alpha = models["alpha"]
     assert alpha["requests"][59] == 11 and alpha["errors"][59] == 1
     assert alpha["failovers"][59] == 2 and alpha["tokens"][59] == 165
@@ -79,7 +79,7 @@ def test_each_model_counts_errors_failovers_and_latency_percentiles(database, tm
     assert alpha["p50_latency"][59] == pytest.approx(0.5)
     assert alpha["p99_latency"][59] == pytest.approx(percentile(latencies, 0.99))
     assert alpha["p50_latency"][58] is None and alpha["requests"][58] == 0
-    assert models["(none)"]["errors"][59] == 1
+    assert models["(no model)"]["errors"][59] == 1
 
 
 def test_the_day_window_buckets_by_hour(database, tmp_path):
