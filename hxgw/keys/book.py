@@ -37,6 +37,9 @@ class StoredKeys:
     def __init__(self, store: KeyStore) -> None:
         self.store = store
         self.by_digest: Mapping[bytes, ClientKey] = MappingProxyType({})
+        self.revoked: Mapping[bytes, str] = MappingProxyType({})
+        """The digests of revoked keys (their secret and its predecessor's) -> key name:
+        refused at once, and said to be revoked, to whoever still holds one."""
         self._marker: tuple[int, float] | None = None
         self._names: frozenset[str] = frozenset()
         self._warned: set[str] = set()
@@ -70,8 +73,13 @@ class StoredKeys:
         except StoreError:
             self.close()
             raise
-        now, by_digest = time.time(), {}
+        now, by_digest, revoked = time.time(), {}, {}
         for key in stored:
+            if key.revoked is not None:
+                for digest in (key.digest, key.previous_digest):
+                    if digest:
+                        revoked[bytes.fromhex(digest)] = key.name
+                continue
             if key.name in config_names:
                 if key.name not in self._warned:
                     self._warned.add(key.name)
@@ -80,6 +88,7 @@ class StoredKeys:
             for client_key in key.client_keys(now):
                 by_digest[client_key.digest] = client_key
         self.by_digest = MappingProxyType(by_digest)
+        self.revoked = MappingProxyType(revoked)
         self._marker, self._names = marker, config_names
         return True
 

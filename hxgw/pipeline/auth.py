@@ -7,6 +7,7 @@ import hmac
 import math
 import time
 from collections.abc import Awaitable, Callable
+from typing import NoReturn
 
 import structlog
 
@@ -49,6 +50,8 @@ def authenticate(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
     stored = ctx.state.runtime.stored_keys
     if key is None and stored is not None:
         key = stored.by_digest.get(digest)
+        if key is None and digest in stored.revoked:
+            _refuse_ended(ctx, digest, stored.revoked[digest], "was revoked")
         if key is None and unread_yet(stored, digest, presented):
             # Perhaps made by `hxgw keys` since the store was last read: wait for the
             # next read (a second at most) rather than refuse it, and count it as a bad
@@ -89,10 +92,21 @@ def current(key: ClientKey | None) -> ClientKey | None:
 
 def _admit(ctx: RequestContext, key: ClientKey | None, digest: bytes) -> None:
     """Set ctx.key, or raise what the guard says a bad key gets."""
-    key = current(key)
+    if key is not None and current(key) is None:
+        _refuse_ended(ctx, digest, key.name, "has expired")
     valid = key is not None and hmac.compare_digest(key.digest, digest)
     guard_key(ctx.state, ctx.exchange.remote, ctx.exchange.header, digest, valid)
     ctx.key = key
+
+
+def _refuse_ended(ctx: RequestContext, digest: bytes, name: str, ended: str) -> NoReturn:
+    """A key that once opened the gateway: a bad key to the guard all the same, but its
+    holder is told why, and the log names it (a guesser cannot come by such a key)."""
+    log.info("refused a key that " + ended, key=name)
+    state, exchange = ctx.state, ctx.exchange
+    refusal = f"this API key {ended}"
+    guard_key(state, exchange.remote, exchange.header, digest, False, refusal)
+    raise Unauthorized(refusal)  # the guard raised already: it lets no bad key through
 
 
 def guard_key(
@@ -101,9 +115,11 @@ def guard_key(
     header: Callable[[str], str | None],
     digest: bytes,
     valid: bool,
+    refusal: str = "invalid API key",
 ) -> None:
-    """Raise unless the bad-key guard lets this key through: 401 for a bad key, 429 while
-    the client's address is locked out (for every key but those known to work there)."""
+    """Raise unless the bad-key guard lets this key through: 401 for a bad key (saying
+    `refusal`), 429 while the client's address is locked out (for every key but those
+    known to work there)."""
     policy, guard = state.config.bad_keys, state.runtime.guard
     address = client_address(
         peer, header("X-Forwarded-For") if policy.trusted_proxies else None, policy.trusted_proxies
@@ -125,4 +141,4 @@ def guard_key(
             "too many bad keys from this address; try again later",
             retry_after=max(1, math.ceil(guard.locked_for(address, now))),
         )
-    raise Unauthorized("invalid API key")
+    raise Unauthorized(refusal)

@@ -5,6 +5,7 @@ every worker and on every instance that shares the store."""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import os
 import subprocess
@@ -81,6 +82,37 @@ async def test_a_revoked_key_is_refused_within_a_second(
         return await _status(client, gateway, secret) == 401
 
     await _within_a_second(refused)
+
+
+async def _refusal(client: aiohttp.ClientSession, gateway: Gateway, secret: str) -> str:
+    async with client.post(gateway.url + "/v1/chat/completions", json=CHAT,
+                           headers={"Authorization": f"Bearer {secret}"}) as resp:
+        assert resp.status == 401
+        return str((await resp.json())["error"]["message"])
+
+
+async def test_a_revoked_key_s_holder_is_told_it_was_revoked_and_the_log_names_it(
+    start_gateway: StartGateway, client: aiohttp.ClientSession
+):
+    gateway = await start_gateway()
+    secret = keys(gateway, "create", "app").stdout.strip()
+    assert keys(gateway, "revoke", "app").returncode == 0
+    await _within_a_second(lambda: _refused(client, gateway, secret))
+    assert await _refusal(client, gateway, secret) == "this API key was revoked"
+    assert await _refusal(client, gateway, "sk-hx-" + "y" * 43) == "invalid API key"
+    await wait_for(lambda: "refused a key that was revoked key=app" in gateway.logs())
+
+
+async def test_an_expired_key_s_holder_is_told_it_has_expired(
+    start_gateway: StartGateway, client: aiohttp.ClientSession
+):
+    gateway = await start_gateway()
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=3)
+    secret = keys(gateway, "create", "app", "--expires", soon.isoformat()).stdout.strip()
+    assert await _status(client, gateway, secret) == 200
+    await asyncio.sleep(max(0.0, (soon - dt.datetime.now(dt.UTC)).total_seconds()) + 0.2)
+    assert await _refusal(client, gateway, secret) == "this API key has expired"
+    await wait_for(lambda: "refused a key that has expired key=app" in gateway.logs())
 
 
 async def test_a_revoked_key_s_name_may_be_taken_again_and_that_is_said(
