@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HXGW_CACHE_DIR ?= /var/cache/hxgw
 export HXGW_CACHE_DIR
 
-.PHONY: help install run test lint check test-litellm test-systemd test-browser test-node \
+.PHONY: help install install-test run test lint check test-litellm test-systemd test-browser test-node \
 	install-systemd bench bench-capacity bench-instructions bench-ab eval-router test-faults clean
 
 help:
@@ -25,11 +25,18 @@ help:
 	@echo "make eval-router    the router's classifier and strategies, evaluated"
 	@echo "make install-systemd  install hxgw as hx-gateway-ml.service (root)"
 
+# `install` is the gateway and the packages the README's examples import; `install-test`
+# adds the test and lint tools (twice the download: `make run` does not wait for them).
 install: $(VENV)/.installed
+install-test: $(VENV)/.installed-test
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[examples]'
+	touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[test]'
 	touch $@
 
@@ -37,26 +44,26 @@ run: install
 	$(VENV)/bin/hxgw quickstart
 
 # The end-to-end tests mostly wait on real processes and sockets: run them 4 at a time.
-test: install
+test: install-test
 	$(PY) -m pytest -q -n 4
 
-lint: install
+lint: install-test
 	$(VENV)/bin/ruff check hxgw tests
 	$(VENV)/bin/ruff format --check hxgw
 	$(VENV)/bin/mypy
 
 check: lint test test-faults test-litellm test-systemd test-browser test-node
 
-test-litellm: install
+test-litellm: install-test
 	$(PY) -m pytest -q -m litellm -p no:cacheprovider tests/integration/litellm
 
-test-systemd: install
+test-systemd: install-test
 	$(PY) -m pytest -q -m systemd -p no:cacheprovider tests/systemd
 
-test-faults: install
+test-faults: install-test
 	HXGW_FAULTS_REPORT=bench/results/faults.md $(PY) -m pytest -q -p no:randomly -n 4 -m faults tests/faults
 
-test-browser: install
+test-browser: install-test
 	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)
 	$(PY) -m pytest -q -m browser -p no:cacheprovider tests/browser
 
@@ -68,27 +75,27 @@ $(NODE_MODULES): tests/node/package.json tests/node/package-lock.json
 	npm ci --prefix tests/node --no-audit --no-fund
 	touch $@
 
-test-node: install $(NODE_MODULES)
+test-node: install-test $(NODE_MODULES)
 	$(PY) -m pytest -q -n 4 -m node -p no:cacheprovider tests/node
 
 # make bench BENCH_ARGS='--compare REV --rounds 3'   adds hxgw at REV beside the working tree
-bench: install
+bench: install-test
 	bench/setup.sh
 	$(PY) bench/run.py $(BENCH_ARGS)
 	$(PY) bench/capacity.py
 
 # 10,000 concurrent slow streams, then an overload of twice an upstream's cap
-bench-capacity: install
+bench-capacity: install-test
 	$(PY) bench/capacity.py $(BENCH_ARGS)
 
-bench-instructions: install
+bench-instructions: install-test
 	bench/setup.sh
 	$(PY) bench/instructions.py $(BENCH_ARGS)
 
 # make bench-ab A=<revision> B=<revision>   (. is the working tree)
 A ?= HEAD~1
 B ?= .
-bench-ab: install
+bench-ab: install-test
 	bench/setup.sh
 	$(PY) bench/ab.py $(A) $(B) $(BENCH_ARGS)
 
