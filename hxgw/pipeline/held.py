@@ -71,9 +71,10 @@ def _chosen_upstream(ctx: RequestContext) -> str:
         # A key limited to other groups: the first of them the config lists.
         allowed = (g for g in config.routing.groups if key.may_use(g))
         group = default if key.may_use(default) else next(allowed, default)
-    ctx.group = group
     # The group's models, as a request naming it would get them (the key's groups checked).
-    route = ctx.state.routes.resolve(ctx.group, None, ctx.key, None)
+    route = ctx.state.routes.resolve(group, None, ctx.key, None)
+    # Only a group the config has: the header's text is a metrics label and a ledger value.
+    ctx.group = group
     return route.candidates[0].upstream
 
 

@@ -234,7 +234,8 @@ def _wanted(given: list[tuple[str, str]], default: int, most: int) -> int:
     if not limits:
         return default
     limit = limits[0]
-    if len(limits) > 1 or not (limit.isascii() and limit.isdigit()) or not 1 <= int(limit) <= most:
+    digits = limit.isascii() and limit.isdigit() and len(limit) <= 9  # int() of 5000 raises
+    if len(limits) > 1 or not digits or not 1 <= int(limit) <= most:
         raise BadRequest(f"limit must be a whole number from 1 to {most}", param="limit")
     return int(limit)
 

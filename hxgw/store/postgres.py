@@ -100,7 +100,8 @@ class PostgresConnection(Connection):
     def _errors(self) -> Iterator[None]:
         try:
             yield
-        except (psycopg.DataError, OverflowError) as exc:  # a number out of range, ...
+        # A number out of range, a lone surrogate no encoding takes, ...
+        except (psycopg.DataError, OverflowError, UnicodeEncodeError) as exc:
             raise RowRefused(f"{self.where}: {_first_line(exc)}") from exc
         except psycopg.Error as exc:
             raise StoreError(f"{self.where}: {_first_line(exc)}") from exc

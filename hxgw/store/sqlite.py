@@ -94,7 +94,7 @@ class SqliteConnection(Connection):
     def _errors(self) -> Iterator[None]:
         try:
             yield
-        except OverflowError as exc:  # an int past SQLite's 64 bits
+        except (OverflowError, UnicodeEncodeError) as exc:  # past 64 bits; a lone surrogate
             raise RowRefused(f"{self.where}: {exc}") from exc
         except sqlite3.Error as exc:
             raise StoreError(f"{self.where}: {exc}") from exc

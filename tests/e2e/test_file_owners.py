@@ -5,6 +5,7 @@ PostgreSQL two instances agree on who owns what."""
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import aiohttp
@@ -187,7 +188,8 @@ async def test_a_list_asked_for_with_an_odd_limit_or_order_gets_400(
     apps: Apps, client: aiohttp.ClientSession
 ):
     for query, param in [("limit=%C2%B2", "limit"), ("limit=2&limit=3", "limit"),
-                         ("order=asc&order=desc", "order"), ("order=newest", "order")]:
+                         ("order=asc&order=desc", "order"), ("order=newest", "order"),
+                         ("limit=" + "1" * 5000, "limit")]:
         async with client.get(apps.gateway.url + f"/v1/files?{query}",
                               headers=apps.auth("a")) as resp:
             assert resp.status == 400, query
@@ -317,3 +319,20 @@ async def test_the_master_keys_delete_while_postgresql_is_down_is_done_and_logge
         assert (await master.files.delete(made)).deleted
     assert fake.files.files == {}
     assert "the owners' database could not be told" in apps.gateway.logs()
+
+
+async def test_a_group_header_that_is_not_utf8_leaves_metrics_and_the_ledger_whole(
+    apps: Apps, client: aiohttp.ClientSession
+):
+    host, port = apps.gateway.url.removeprefix("http://").split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    writer.write(b"GET /v1/files HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
+                 + f"Authorization: Bearer {apps.secrets['a']}\r\n".encode()
+                 + b"X-HX-Model-Group: \xe9\r\n\r\n")
+    assert (await reader.read()).startswith(b"HTTP/1.1 404")
+    writer.close()
+    master = {"Authorization": f"Bearer {apps.gateway.key}"}
+    async with client.get(apps.gateway.url + "/metrics", headers=master) as resp:
+        assert resp.status == 200
+    await asyncio.sleep(1.5)  # past a ledger batch
+    assert "usage ledger writer failed" not in apps.gateway.logs()

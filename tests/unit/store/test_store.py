@@ -8,7 +8,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from hxgw.store import Database, Migration, StoreError, open_database
+from hxgw.store import Database, Migration, RowRefused, StoreError, open_database
 from hxgw.store.migrate import migrate, migrate_database, schema_version
 from hxgw.store.postgres import PostgresDatabase
 
@@ -122,3 +122,9 @@ def test_sessions_probe_a_silent_server_unless_the_url_says_otherwise(postgres_u
     own = f"{postgres_url}?keepalives_idle=5"
     with PostgresDatabase(own).connect() as connection:
         assert connection.raw.info.get_parameters()["keepalives_idle"] == "5"
+
+
+def test_a_lone_surrogate_is_a_refused_row_not_a_failed_batch(database: Database):
+    migrate_database(database, STEPS)
+    with database.connect() as connection, pytest.raises(RowRefused):
+        connection.execute("INSERT INTO things (id, n) VALUES (?, ?)", ("\udce9", 1))
