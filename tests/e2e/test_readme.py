@@ -313,6 +313,21 @@ def test_make_run_says_where_the_hxgw_command_is(make_run: DemoRun):
     assert f"{VENV_BIN}/hxgw" in make_run.output
 
 
+def _start_make_run(
+    tmp_path: Path, stdout: int
+) -> tuple[subprocess.Popen[bytes], int, int, Path]:
+    """`hxgw quickstart` on free ports, in a session of its own, its stderr in a file:
+    the process, the gateway's port, the demo's port and that file."""
+    port, demo_port = free_port(), free_port()
+    env = _clean_env() | {"HX_PORT": str(port), "HX_DEMO_PORT": str(demo_port),
+                          "HX_STATE_DIR": str(tmp_path / "state")}
+    log = tmp_path / "stderr"
+    with log.open("wb") as stderr:
+        run = subprocess.Popen([HXGW, "quickstart"], cwd=REPO, env=env,
+                               stdout=stdout, stderr=stderr, start_new_session=True)
+    return run, port, demo_port, log
+
+
 @pytest.mark.parametrize(("stop", "to"), [
     (signal.SIGTERM, "make run alone"),  # as systemd or kill would
     (signal.SIGINT, "make run alone"),  # kill -INT on the pid it printed
@@ -321,13 +336,7 @@ def test_make_run_says_where_the_hxgw_command_is(make_run: DemoRun):
 def test_stopping_make_run_stops_the_demo_upstream_with_the_gateway_in_one_drain(
     tmp_path: Path, stop: signal.Signals, to: str
 ):
-    port, demo_port = free_port(), free_port()
-    env = _clean_env() | {"HX_PORT": str(port), "HX_DEMO_PORT": str(demo_port),
-                          "HX_STATE_DIR": str(tmp_path / "state")}
-    log = tmp_path / "stderr"
-    with log.open("wb") as stderr:
-        run = subprocess.Popen([HXGW, "quickstart"], cwd=REPO, env=env,
-                               stdout=subprocess.DEVNULL, stderr=stderr, start_new_session=True)
+    run, port, demo_port, log = _start_make_run(tmp_path, stdout=subprocess.DEVNULL)
     try:
         _wait_http(f"http://127.0.0.1:{port}/healthz", run, {})
         _wait_http(f"http://127.0.0.1:{demo_port}/health", run, {})
@@ -346,13 +355,7 @@ def test_stopping_make_run_stops_the_demo_upstream_with_the_gateway_in_one_drain
 
 
 def test_a_sighup_to_make_run_reloads_the_gateway_and_stops_nothing(tmp_path: Path):
-    port, demo_port = free_port(), free_port()
-    env = _clean_env() | {"HX_PORT": str(port), "HX_DEMO_PORT": str(demo_port),
-                          "HX_STATE_DIR": str(tmp_path / "state")}
-    log = tmp_path / "stderr"
-    with log.open("wb") as stderr:
-        run = subprocess.Popen([HXGW, "quickstart"], cwd=REPO, env=env,
-                               stdout=subprocess.PIPE, stderr=stderr, start_new_session=True)
+    run, port, demo_port, log = _start_make_run(tmp_path, stdout=subprocess.PIPE)
     try:
         _wait_http(f"http://127.0.0.1:{port}/healthz", run, {})
         assert run.stdout is not None
