@@ -68,6 +68,7 @@ ANTHROPIC_TYPES = {
     408: "timeout_error",
     413: "request_too_large",
     414: "invalid_request_error",
+    415: "invalid_request_error",
     429: "rate_limit_error",
     431: "invalid_request_error",
     503: "overloaded_error",
@@ -131,6 +132,15 @@ class PayloadTooLarge(GatewayError):
     status = 413
     type = "invalid_request_error"
     code = "request_too_large"
+
+
+class UnsupportedEncoding(GatewayError):
+    """A request body in a content coding the gateway does not read: the 415 names
+    those it does in Accept-Encoding (RFC 9110, 15.5.16)."""
+
+    status = 415
+    type = "invalid_request_error"
+    code = "unsupported_content_encoding"
 
 
 class RateLimited(GatewayError):

@@ -15,12 +15,15 @@ from aiohttp import web
 from aiohttp.web_protocol import RequestPayloadError
 
 from hxgw.config.body_limits import FAMILY_LIMITS, Family
-from hxgw.errors import BadRequest, PayloadTooLarge, RequestTimeout
+from hxgw.errors import BadRequest, PayloadTooLarge, RequestTimeout, UnsupportedEncoding
 from hxgw.pipeline.cors import cors_headers
 from hxgw.pipeline.whole_response import WholeResponse, plain_answer
 
 SERVER = "hxgw"
 CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
+DECODED = ("gzip", "deflate")
+"""The request body codings the gateway reads (aiohttp decodes them; it decodes br and
+zstd only where optional libraries are installed, so those are not promised)."""
 
 
 def body_too_large(
@@ -32,6 +35,15 @@ def body_too_large(
     which = FAMILY_LIMITS[family]
     return PayloadTooLarge(
         f"{size} is over the {limit}-byte limit for {which.what} (limits.{which.key})"
+    )
+
+
+def unsupported_coding(said: str = "") -> UnsupportedEncoding:
+    """The one wording of a body in a coding the gateway does not read."""
+    said = f"Content-Encoding {said}" if said else "Content-Encoding"
+    return UnsupportedEncoding(
+        f"the request body's {said} is not one the gateway reads: send the body as it "
+        f"is, or in {' or '.join(DECODED)} with one Content-Encoding header"
     )
 
 
@@ -111,11 +123,22 @@ class Exchange:
     def declared_length(self) -> int | None:
         """The length of the body as it is read: its Content-Length; None when it comes
         chunked, or compressed (aiohttp decodes it, so that length is not the body's)."""
-        request = self.request
-        encoding = request.headers.get("Content-Encoding")
-        if encoding is not None and encoding.strip().lower() not in ("", "identity"):
-            return None
-        return request.content_length
+        return None if self.compressed() else self.request.content_length
+
+    def compressed(self) -> bool:
+        """Whether the body comes in a coding aiohttp decodes. UnsupportedEncoding for any
+        coding but those, a list of them, or the header given twice: parsers differ on
+        which of two they obey, so the gateway would check one body and pass on another."""
+        headers = self.request.headers
+        if "Content-Encoding" not in headers:
+            return False
+        values = headers.getall("Content-Encoding")
+        coding = values[0].strip().lower()
+        if len(values) == 1 and coding in ("", "identity"):
+            return False
+        if len(values) == 1 and coding in DECODED:
+            return True
+        raise unsupported_coding(", ".join(repr(value) for value in values))
 
     async def read_some(self, idle: float) -> bytes:
         """The next bytes of the body as they arrive; b"" at its end. RequestTimeout
@@ -137,6 +160,7 @@ class Exchange:
     def body_now(self, limit: int) -> bytes | None:
         """The whole body if it has all arrived within `limit`, without waiting (the
         common case, read with no coroutine). None means ask `read_body`."""
+        self.compressed()  # refuses a coding it cannot read
         content = self.request.content
         if not content.is_eof():
             return None

@@ -9,8 +9,15 @@ import structlog
 
 from hxgw import jsonio
 from hxgw.endpoints import RESPONSE, RESPONSES
-from hxgw.errors import GatewayError, KeyLimited, MethodNotAllowed, UpstreamAnswer
+from hxgw.errors import (
+    GatewayError,
+    KeyLimited,
+    MethodNotAllowed,
+    UnsupportedEncoding,
+    UpstreamAnswer,
+)
 from hxgw.pipeline.context import Next, RequestContext
+from hxgw.pipeline.exchange import DECODED
 
 log = structlog.get_logger("hxgw.errors")
 
@@ -64,6 +71,8 @@ def error_headers(ctx: RequestContext, exc: GatewayError) -> dict[str, str]:
         headers["WWW-Authenticate"] = 'Bearer realm="hxgw"'
     if isinstance(exc, MethodNotAllowed):
         headers["Allow"] = exc.allow
+    if isinstance(exc, UnsupportedEncoding):
+        headers["Accept-Encoding"] = ", ".join(DECODED)
     retry_after = exc.extra.get("retry_after")
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)

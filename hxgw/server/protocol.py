@@ -16,11 +16,12 @@ from typing import Any
 
 import structlog
 from aiohttp import web
+from aiohttp.http_exceptions import ContentEncodingError
 from aiohttp.web_protocol import RequestHandler
 
 from hxgw.errors import BadRequest, GatewayError, RequestTimeout, UpstreamTimeout
 from hxgw.observe import AccessLog, RequestIds
-from hxgw.pipeline.exchange import SERVER
+from hxgw.pipeline.exchange import DECODED, SERVER, unsupported_coding
 
 log = structlog.get_logger("hxgw.server")
 
@@ -95,7 +96,11 @@ class GatewayConnection(RequestHandler):
             # As aiohttp does: an answer began, so the connection can only be cut.
             raise ConnectionError("the response had begun; no error can follow it")
         error: GatewayError
-        if status == 400:
+        headers = {"Server": SERVER}
+        if isinstance(exc, ContentEncodingError):  # br or zstd, without their library
+            error = unsupported_coding()
+            headers["Accept-Encoding"] = ", ".join(DECODED)
+        elif status == 400:
             reason = (message or str(exc) or "bad request").strip().splitlines()[0][:200]
             error = BadRequest(f"malformed HTTP request: {reason}")
         elif status == 504:
@@ -109,7 +114,7 @@ class GatewayConnection(RequestHandler):
             status=error.status,
             body=body,
             content_type="application/json",
-            headers={"Server": SERVER},
+            headers=headers,
         )
         response.force_close()
         manager = self._manager

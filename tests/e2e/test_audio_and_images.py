@@ -14,6 +14,7 @@ from typing import Any
 import aiohttp
 import openai
 import pytest
+from multidict import CIMultiDict
 
 from tests.conftest import StartGateway
 from tests.fake_media import AUDIO, TEXT
@@ -348,6 +349,20 @@ async def test_an_upload_that_does_not_decode_as_its_content_encoding_is_a_400(
         assert "the request body" in (await resp.json())["error"]["message"]
     await asyncio.sleep(0.2)  # what the gateway logs after answering
     assert "Traceback" not in media.logs()
+
+
+async def test_an_upload_with_two_content_encodings_is_a_415_and_never_reaches_the_upstream(
+    media: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    body = gzip.compress(form("b", ("model", b"stt", None), ("file", SOUND, "a.wav")))
+    headers = CIMultiDict(_form_headers(media, "b"))
+    headers.add("Content-Encoding", "identity")
+    headers.add("Content-Encoding", "gzip")
+    async with client.post(media.url + "/v1/audio/transcriptions", data=body,
+                           headers=headers) as resp:
+        assert resp.status == 415
+        assert (await resp.json())["error"]["code"] == "unsupported_content_encoding"
+    assert fake.requests == []
 
 
 async def test_a_json_body_on_an_upload_route_is_a_400_naming_the_type(

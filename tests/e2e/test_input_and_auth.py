@@ -8,6 +8,7 @@ import re
 
 import aiohttp
 import pytest
+from multidict import CIMultiDict
 
 from hxgw.upstream.affinity import bind
 from tests.conftest import StartGateway
@@ -115,6 +116,26 @@ async def test_a_gzipped_body_is_read_as_its_json(gateway: Gateway, client: aioh
     async with client.post(gateway.url + CHAT_PATH, data=body, headers=headers) as resp:
         assert resp.status == 200
         assert (await resp.json())["object"] == "chat.completion"
+
+
+@pytest.mark.parametrize("codings", [["identity", "gzip"], ["gzip", "identity"], ["gzip, gzip"],
+                                     ["compress"], ["br"], ["zstd"]])
+async def test_a_body_in_a_coding_the_gateway_does_not_decode_gets_415_naming_those_it_does(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream, codings: list[str]
+):
+    # Two Content-Encoding headers are read as the first by some and the last by others:
+    # the body would be checked as one thing and sent upstream as another.
+    headers = CIMultiDict(gateway.auth | {"Content-Type": "application/json"})
+    for coding in codings:
+        headers.add("Content-Encoding", coding)
+    body = gzip.compress(b'{"model": "chat", "messages": [{"role": "user", "content": "hi"}]}')
+    async with client.post(gateway.url + CHAT_PATH, data=body, headers=headers) as resp:
+        assert resp.status == 415
+        assert resp.headers["Accept-Encoding"] == "gzip, deflate"
+        error = (await resp.json())["error"]
+    assert error["code"] == "unsupported_content_encoding"
+    assert error["message"].startswith("the request body's Content-Encoding ")
+    assert fake.requests == []
 
 
 async def test_an_unknown_group_header_gets_404(gateway: Gateway, client: aiohttp.ClientSession):
