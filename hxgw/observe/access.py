@@ -15,7 +15,7 @@ from typing import Any, TextIO
 
 from hxgw.memo import Memo
 from hxgw.observe import log
-from hxgw.observe.log import LEVELS, Renderer, logfmt_value
+from hxgw.observe.log import CONTROL, LEVELS, Renderer, logfmt_value
 
 _KnownParts = tuple[str, str, int, str | None, str | None, str | None, int, str]
 
@@ -120,7 +120,7 @@ class AccessLog:
         method, path, status, model, group, key, failovers, outcome = known
         word = self.renderer.word
         message = f"{method} {path}"
-        if "\n" in message or "\r" in message:
+        if CONTROL.search(message):
             message = logfmt_value(message)
         labels = "".join(
             f" {name}={word(value)}"

@@ -60,7 +60,16 @@ def on_journal(stream: TextIO) -> bool:
     return expected == f"{st.st_dev}:{st.st_ino}"
 
 
-_PLAIN = re.compile(r'[^ ="\\\n\r\t]+')
+_PLAIN = re.compile(r'[^ ="\\\x00-\x1f\x7f-\x9f\u2028\u2029]+')
+# Control characters, written escaped: raw, an ESC drives the terminal of whoever reads
+# the log, a NUL cuts the line short for some tools, U+2028 breaks it for others.
+CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u2028\u2029]")
+_ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
+
+
+def _escape(match: re.Match[str]) -> str:
+    char = match.group()
+    return _ESCAPES.get(char) or (f"\\x{ord(char):02x}" if char < "\xff" else f"\\u{ord(char):04x}")
 
 
 def logfmt_value(value: Any) -> str:
@@ -72,7 +81,7 @@ def logfmt_value(value: Any) -> str:
     if _PLAIN.fullmatch(text):
         return text
     escaped = text.replace("\\", "\\\\").replace('"', '\\"')
-    return '"' + escaped.replace("\n", "\\n").replace("\r", "\\r").replace("\t", "\\t") + '"'
+    return '"' + CONTROL.sub(_escape, escaped) + '"'
 
 
 class Renderer:
@@ -103,7 +112,7 @@ class Renderer:
         self, level: str, message: str, timestamp: str | None, fields: Mapping[str, Any]
     ) -> str:
         """One logfmt line; the journal's priority prefix replaces the timestamp there."""
-        if "\n" in message or "\r" in message:
+        if CONTROL.search(message):
             message = logfmt_value(message)
         if self.journal:
             head = f"<{PRIORITIES.get(level, 6)}>{level} {message}"

@@ -66,6 +66,20 @@ async def test_a_malformed_request_leaves_an_access_line_with_its_400(gateway: G
     assert len(_access_lines(gateway, r"outcome=malformed")) == 1
 
 
+async def test_control_characters_in_a_path_reach_the_access_line_escaped(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    # A path's percent-escapes are decoded: raw, an ESC would drive the reader's terminal
+    # and a NUL cut the line short for some tools.
+    async with client.get(gateway.url + "/v1/x%1b%5B2J%00%7f",
+                          headers=gateway.auth) as resp:
+        assert resp.status == 404
+    await wait_for(lambda: _access_lines(gateway, r"status=404"))
+    (line,) = _access_lines(gateway, r"status=404")
+    assert 'GET /v1/x\\x1b[2J\\x00\\x7f" status=404' in line
+    assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", gateway.logs())
+
+
 async def test_a_flood_of_malformed_requests_from_one_address_is_logged_only_a_few_times(
     gateway: Gateway,
 ):

@@ -29,6 +29,16 @@ def test_values_with_newlines_stay_on_one_line():
     assert line == 'error "x\\ny" detail="a \\"b\\"\\nc"'
 
 
+@pytest.mark.parametrize(("text", "written"), [
+    ("a\x1b[2Jb", '"a\\x1b[2Jb"'), ("nul\x00", '"nul\\x00"'), ("del\x7f", '"del\\x7f"'),
+    ("csi\x9b", '"csi\\x9b"'), ("line\u2028sep", '"line\\u2028sep"'), ("tab\t", '"tab\\t"'),
+])
+def test_control_characters_are_written_escaped_never_raw(text: str, written: str):
+    render = Renderer("kv", journal=False)
+    assert render.logfmt("info", "e", None, {"path": text}) == f"info e path={written}"
+    assert render.logfmt("info", text, None, {}) == f"info {written}"
+
+
 def test_a_word_seen_before_is_quoted_the_same_way_the_second_time():
     render = Renderer("kv", journal=False)
     fields = {"group": "chat", "detail": "two words", "ms": 1.5, "ok": True}
