@@ -11,6 +11,7 @@ the figures, so a bill can tell the two apart.
 
 from __future__ import annotations
 
+import math
 import re
 
 from hxgw import jsonio
@@ -152,8 +153,9 @@ def estimated_completion(ctx: RequestContext) -> int:
         return 0  # no body (a call on a response) or no completion
     for name in ("max_completion_tokens", "max_tokens", "max_output_tokens"):
         value = body.get(name)
-        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
-            return min(value, MAX_TOKENS)
+        # A float too: lenient upstreams (pydantic's int) take 1000.0 as 1000.
+        if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+            return math.ceil(min(value, MAX_TOKENS))
     return DEFAULT_COMPLETION
 
 

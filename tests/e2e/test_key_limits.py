@@ -136,6 +136,19 @@ async def test_a_spent_budget_refuses_with_insufficient_quota(
     assert body["error"]["code"] == "insufficient_quota"
 
 
+@pytest.mark.parametrize("max_tokens", [1000.0, 1e12])
+async def test_a_max_tokens_written_as_a_float_is_reserved_at_its_value(
+    start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession,
+    fake: FakeUpstream, max_tokens: float
+):
+    # Upstreams that validate leniently (pydantic's int accepts 1000.0) would let the
+    # model write that much: reserved as the default 256, it would pass a budget of 0.5.
+    gateway, secret = await _start(start_gateway, tmp_path, budget=0.5)
+    status, _, body = await _post(client, gateway, secret, max_tokens=max_tokens)
+    assert status == 429 and body["error"]["code"] == "insufficient_quota"
+    assert fake.requests == []
+
+
 async def test_the_sdks_do_not_sleep_on_a_spent_budget_they_raise_at_once(
     start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession
 ):
