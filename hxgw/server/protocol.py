@@ -15,7 +15,7 @@ from collections.abc import Callable
 from typing import Any
 
 import structlog
-from aiohttp import web
+from aiohttp import StreamReader, web
 from aiohttp.http_exceptions import ContentEncodingError
 from aiohttp.web_protocol import RequestHandler
 
@@ -33,6 +33,8 @@ class GatewayConnection(RequestHandler):
     """The client's address, once the server admitted the connection."""
     partial_head = False
     """Bytes of a request head arrived that no complete request has followed yet."""
+    _last_body: StreamReader | None = None
+    """The body of the newest request whose head arrived."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         manager = self._manager
@@ -46,10 +48,18 @@ class GatewayConnection(RequestHandler):
         super().connection_made(transport)
 
     def data_received(self, data: bytes) -> None:
+        # Bytes that come after the last request's body (or first on the connection) and
+        # complete no head are the start of one. Not aiohttp's "waiting for a request":
+        # bytes sent with the connection arrive before its handler waits.
+        body = self._last_body
+        between = body is None or body.is_eof()
+        count = self._request_count
         super().data_received(data)
-        # Waiting for a request, aiohttp read bytes that completed none: a head arriving.
-        waiter = self._waiter
-        self.partial_head = bool(data) and waiter is not None and not waiter.done()
+        if self._request_count != count:
+            self.partial_head = False
+            self._last_body = self._messages[-1][1] if self._messages else None
+        elif data and between:
+            self.partial_head = True
 
     def resume_reading(self, resume_parser: bool = True) -> None:
         # A request body's stream calls this on every read below its low-water mark, and

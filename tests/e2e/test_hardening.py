@@ -105,6 +105,32 @@ async def test_a_client_that_never_finishes_its_headers_is_cut_off(
     assert json.loads(body)["error"]["code"] == "request_timeout"
 
 
+async def test_a_client_that_sends_part_of_its_head_at_once_and_then_nothing_gets_408(
+    start_gateway: StartGateway,
+):
+    # The bytes come with the connection, before aiohttp's handler waits for a request.
+    gateway = await start_gateway(gateway={"limits": {"client_idle_timeout": 1}})
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+    writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\n")
+    answer = await asyncio.wait_for(reader.read(), timeout=5)
+    writer.close()
+    assert answer.startswith(b"HTTP/1.1 408 ")
+
+
+async def test_an_idle_connection_after_a_request_with_a_body_is_closed_without_an_answer(
+    start_gateway: StartGateway,
+):
+    gateway = await start_gateway(gateway={"limits": {"client_idle_timeout": 1}})
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+    body = json.dumps(CHAT).encode()
+    writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                 + gateway.key.encode() + b"\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    answer = await asyncio.wait_for(reader.read(), timeout=5)  # closed when idle
+    writer.close()
+    assert answer.count(b"HTTP/1.1 ") == 1 and answer.startswith(b"HTTP/1.1 200 ")
+
+
 async def _post_status(client: aiohttp.ClientSession, gateway: Gateway,
                        headers: dict[str, str]) -> int:
     async with client.post(gateway.url + "/v1/chat/completions", json=CHAT,
