@@ -12,6 +12,7 @@ import asyncio
 from collections.abc import Mapping
 
 from aiohttp import web
+from aiohttp.http_exceptions import ContentEncodingError
 from aiohttp.web_protocol import RequestPayloadError
 
 from hxgw.config.body_limits import FAMILY_LIMITS, Family
@@ -45,6 +46,15 @@ def unsupported_coding(said: str = "") -> UnsupportedEncoding:
         f"the request body's {said} is not one the gateway reads: send the body as it "
         f"is, or in {' or '.join(DECODED)} with one Content-Encoding header"
     )
+
+
+def parser_reason(exc: BaseException) -> str:
+    """What aiohttp's parser found wrong, in a few words: without the status it puts in
+    front ("400, message: ...") and the dump of the bytes it puts after."""
+    cause = exc.__cause__ or exc
+    text = getattr(cause, "message", None) or str(cause) or type(cause).__name__
+    reason = (str(text).strip().splitlines() or ["bad request"])[0].rstrip(" :.")
+    return reason[:1].lower() + reason[1:200]
 
 
 class Exchange:
@@ -178,7 +188,10 @@ class Exchange:
         otherwise read the rest to discard it, meet the error again and log a traceback."""
         self.closing = True
         self.request.content.feed_eof()
-        return BadRequest(f"the request body cannot be read: {exc}")
+        if isinstance(exc.__cause__, ContentEncodingError):
+            coding = self.header("Content-Encoding")
+            return BadRequest(f"the request body cannot be read: it is not valid {coding}")
+        return BadRequest(f"the request body cannot be read: {parser_reason(exc)}")
 
     @property
     def committed(self) -> bool:

@@ -21,7 +21,7 @@ from aiohttp.web_protocol import RequestHandler
 
 from hxgw.errors import BadRequest, GatewayError, RequestTimeout, UpstreamTimeout
 from hxgw.observe import AccessLog, RequestIds
-from hxgw.pipeline.exchange import DECODED, SERVER, unsupported_coding
+from hxgw.pipeline.exchange import DECODED, SERVER, parser_reason, unsupported_coding
 
 log = structlog.get_logger("hxgw.server")
 
@@ -111,7 +111,7 @@ class GatewayConnection(RequestHandler):
             error = unsupported_coding()
             headers["Accept-Encoding"] = ", ".join(DECODED)
         elif status == 400:
-            reason = (message or str(exc) or "bad request").strip().splitlines()[0][:200]
+            reason = parser_reason(exc) if exc is not None else message or "bad request"
             error = BadRequest(f"malformed HTTP request: {reason}")
         elif status == 504:
             error = UpstreamTimeout("the request timed out")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import json
 import re
 
 import aiohttp
@@ -106,8 +107,27 @@ async def test_a_body_that_does_not_decode_as_its_content_encoding_gets_400(
         assert resp.status == 400
         payload = await resp.json()
     assert _is_openai_error(payload)
-    assert "the request body cannot be read" in payload["error"]["message"]
+    assert payload["error"]["message"] == "the request body cannot be read: it is not valid gzip"
     assert "Traceback" not in gateway.logs()
+
+
+@pytest.mark.parametrize(("head", "said"), [
+    (b"GARBAGE\r\n\r\n", "invalid method encountered"),
+    (b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+     "duplicate Content-Length"),
+    (b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+     "invalid character in chunk size"),
+])
+async def test_a_request_that_cannot_be_parsed_gets_400_saying_why_in_a_few_words(
+    gateway: Gateway, head: bytes, said: str
+):
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+    writer.write(head)
+    answer = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    status, _, body = answer.partition(b"\r\n\r\n")
+    assert status.split(b" ")[1] == b"400"
+    assert json.loads(body)["error"]["message"] == f"malformed HTTP request: {said}"
 
 
 async def test_a_gzipped_body_is_read_as_its_json(gateway: Gateway, client: aiohttp.ClientSession):
