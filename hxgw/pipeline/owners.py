@@ -230,21 +230,30 @@ def _document(ctx: RequestContext) -> dict[str, Any] | None:
 
 def _wanted(given: list[tuple[str, str]], default: int, most: int) -> int:
     """The page size the client asked for."""
-    limits = [value for param, value in given if param == "limit"]
-    if not limits:
+    refusal = BadRequest(f"limit must be a whole number from 1 to {most}", param="limit")
+    limit = _once(given, "limit", refusal)
+    if limit is None:
         return default
-    limit = limits[0]
     digits = limit.isascii() and limit.isdigit() and len(limit) <= 9  # int() of 5000 raises
-    if len(limits) > 1 or not digits or not 1 <= int(limit) <= most:
-        raise BadRequest(f"limit must be a whole number from 1 to {most}", param="limit")
+    if not digits or not 1 <= int(limit) <= most:
+        raise refusal
     return int(limit)
 
 
 def _newest_first(given: list[tuple[str, str]], name: str) -> bool:
     """Files may be listed oldest first (`order=asc`); batches are newest first."""
-    orders = [value for param, value in given if param == "order"]
-    if name != "files_list" or not orders:
+    if name != "files_list":
         return True
-    if len(orders) > 1 or orders[0] not in ("asc", "desc"):
-        raise BadRequest("order must be 'asc' or 'desc', given once", param="order")
-    return orders[0] == "desc"
+    refusal = BadRequest("order must be 'asc' or 'desc', given once", param="order")
+    order = _once(given, "order", refusal)
+    if order not in (None, "asc", "desc"):
+        raise refusal
+    return order != "asc"
+
+
+def _once(given: list[tuple[str, str]], param: str, refusal: BadRequest) -> str | None:
+    """The value of a query parameter that may be given once; None when it is not."""
+    values = [value for name, value in given if name == param]
+    if len(values) > 1:
+        raise refusal
+    return values[0] if values else None
