@@ -39,7 +39,12 @@ def read_client_keys(
         doc = read_yaml(path, problems, files, required=True)
         keys.extend(_key_entries(Section(path.name, "", doc, problems, frozenset({"keys"}))))
     if required and not keys and not keys_file:
-        problems.add(GATEWAY, "auth", "no client key: set MASTER_KEY or auth.keys_file")
+        problems.add(
+            GATEWAY,
+            "auth",
+            "no client key: set MASTER_KEY in the environment (under systemd, in "
+            "/etc/hx-gateway-ml.env), or auth.keys_file",
+        )
     return tuple(keys)
 
 

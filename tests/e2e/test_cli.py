@@ -76,7 +76,8 @@ def test_serve_without_any_client_key_refuses_to_start(tmp_path: Path):
     result = _hxgw("serve", "--config-dir", str(tmp_path), "--port", str(free_port()),
                    env={"PATH": "/usr/bin:/bin"})
     assert result.returncode == 1
-    assert "no client key: set MASTER_KEY or auth.keys_file" in result.stderr
+    assert ("no client key: set MASTER_KEY in the environment (under systemd, in "
+            "/etc/hx-gateway-ml.env), or auth.keys_file") in result.stderr
 
 
 SUBCOMMAND_OPTIONS = {
