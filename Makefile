@@ -30,14 +30,18 @@ help:
 install: $(VENV)/.installed
 install-test: $(VENV)/.installed-test
 
+# setuptools warns on every editable install that a folder named like the package may
+# shadow it; here that folder is the package.
+EDITABLE = PYTHONWARNINGS="ignore:Editable installation" $(PY) -m pip install -q -e
+
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[examples]'
+	$(EDITABLE) '.[examples]'
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
-	$(PY) -m pip install -q -e '.[test]'
+	$(EDITABLE) '.[test]'
 	touch $@
 
 run: install
