@@ -70,9 +70,11 @@ class AccessLog:
         failovers: int,
         outcome: str,
         queued: float | None = None,
+        tokens: tuple[int, int] | None = None,
     ) -> None:
         """One request's line; `latency`, `ttfb` and `queued` (the wait for a turn at a
-        busy upstream, None when there was none) in seconds, written in milliseconds.
+        busy upstream, None when there was none) in seconds, written in milliseconds;
+        `tokens` the prompt and completion tokens it used, None when it used none.
         `request_id` must be logfmt-plain (the request id step admits no other): each
         id is new, and would only churn the cache of words."""
         if not self.enabled:
@@ -89,6 +91,8 @@ class AccessLog:
                     "ttfb_ms": None if ttfb is None else round(ttfb * 1000, 2),
                     "queued_ms": None if queued is None else round(queued * 1000, 2),
                     "bytes": size,
+                    "prompt_tokens": None if tokens is None else tokens[0],
+                    "completion_tokens": None if tokens is None else tokens[1],
                     "failovers": failovers,
                     "outcome": outcome,
                     "request_id": request_id,
@@ -104,7 +108,9 @@ class AccessLog:
                 f"{head}{parts[0]} latency_ms={_milliseconds(latency)}"
                 f"{'' if ttfb is None else ' ttfb_ms=' + _milliseconds(ttfb)}"
                 f"{'' if queued is None else ' queued_ms=' + _milliseconds(queued)}"
-                f" bytes={size}{parts[1]} request_id={request_id}{self._worker}"
+                f" bytes={size}"
+                f"{'' if tokens is None else _tokens(tokens)}"
+                f"{parts[1]} request_id={request_id}{self._worker}"
             )
         self._pending.append(line)
         if len(self._pending) == 1:
@@ -152,6 +158,10 @@ class AccessLog:
         # Zero-padded by a leading 1 cut off: a format spec (an f-string's :06d, or %06d)
         # is parsed on every call.
         return f"{self._second_text}.{str(1_000_000 + int((now - second) * 1e6))[1:]}Z"
+
+
+def _tokens(tokens: tuple[int, int]) -> str:
+    return f" prompt_tokens={tokens[0]} completion_tokens={tokens[1]}"
 
 
 def _milliseconds(seconds: float) -> str:

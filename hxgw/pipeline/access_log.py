@@ -23,6 +23,8 @@ async def log_access(ctx: RequestContext, call_next: Next) -> None:
 def _write(ctx: RequestContext) -> None:
     exchange = ctx.exchange
     latency = time.perf_counter() - ctx.started
+    spent = ctx.used  # worked out by the metrics step, for every API request
+    tokens = None if spent is None or spent.source == "none" else (spent.prompt, spent.completion)
     ctx.state.runtime.access.write(
         exchange.method,
         exchange.path,
@@ -37,4 +39,5 @@ def _write(ctx: RequestContext) -> None:
         size=ctx.bytes_out,
         failovers=ctx.failovers,
         outcome=ctx.outcome,
+        tokens=tokens,
     )

@@ -7,6 +7,7 @@ import re
 
 import aiohttp
 
+from tests.fake_upstream import FakeUpstream
 from tests.fixtures import Gateway, wait_for
 
 
@@ -57,6 +58,28 @@ async def test_a_refused_operator_route_logs_why_not_ok(
     await wait_for(lambda: _access_lines(gateway, r"GET /status.json status=401 "))
     (line,) = _access_lines(gateway, r"GET /status.json status=401 ")
     assert "outcome=invalid_api_key" in line
+
+
+async def test_an_answered_chat_s_access_line_says_the_tokens_it_used(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    fake.behave("m-alpha", content="one two three four")
+    fake.behave("m-beta", content="one two three four")
+    async with client.post(gateway.url + "/v1/chat/completions", headers=gateway.auth,
+                           json={"messages": [{"role": "user", "content": "hi"}]}) as resp:
+        assert resp.status == 200
+    await wait_for(lambda: _access_lines(gateway, r"POST /v1/chat/completions status=200"))
+    (line,) = _access_lines(gateway, r"POST /v1/chat/completions status=200")
+    assert " prompt_tokens=3 completion_tokens=4 failovers=0 " in line
+
+
+async def test_a_refused_request_s_access_line_names_no_tokens(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    async with client.post(gateway.url + "/v1/chat/completions", json={}) as resp:
+        assert resp.status == 401
+    await wait_for(lambda: _access_lines(gateway, r"status=401"))
+    assert "tokens=" not in _access_lines(gateway, r"status=401")[0]
 
 
 async def test_a_malformed_request_leaves_an_access_line_with_its_400(gateway: Gateway):

@@ -76,7 +76,7 @@ def test_list_values_read_as_one_joined_value():
 
 FAILED_OVER = {
     "status": 200, "model": "m-beta", "group": "chat", "key": "team a", "latency": 0.0125,
-    "ttfb": 0.00325, "size": 9, "failovers": 1, "outcome": "ok",
+    "ttfb": 0.00325, "size": 9, "tokens": (12, 7), "failovers": 1, "outcome": "ok",
 }
 UNANSWERED = {
     "status": 499, "model": None, "group": None, "key": None, "latency": 0.0004,
@@ -99,7 +99,8 @@ def test_an_access_line_reads_like_any_other_line_with_its_request_id_last():
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", stamp)
     assert rest == (
         'info POST /v1/chat/completions status=200 model=m-beta group=chat key="team a" '
-        "latency_ms=12.50 ttfb_ms=3.25 bytes=9 failovers=1 outcome=ok request_id=r1\n"
+        "latency_ms=12.50 ttfb_ms=3.25 bytes=9 prompt_tokens=12 completion_tokens=7 "
+        "failovers=1 outcome=ok request_id=r1\n"
     )
 
 
@@ -111,17 +112,20 @@ def test_an_access_line_leaves_out_what_the_request_never_reached():
     )
 
 
-def _as_written(name: str, value: Any) -> tuple[str, Any]:
+def _as_written(name: str, value: Any) -> list[tuple[str, Any]]:
     """An argument of AccessLog.write as the line names and shows it."""
     if name in ("latency", "ttfb"):  # seconds in, milliseconds to two places out
-        return f"{name}_ms", None if value is None else f"{value * 1000:.2f}"
-    return ("bytes" if name == "size" else name), value
+        return [(f"{name}_ms", None if value is None else f"{value * 1000:.2f}")]
+    if name == "tokens":
+        return [("prompt_tokens", value[0]), ("completion_tokens", value[1])]
+    return [("bytes" if name == "size" else name, value)]
 
 
 def test_an_access_line_reads_the_same_as_a_line_rendered_by_the_generic_renderer():
     renderer = Renderer("kv", journal=False)
     for fields in (FAILED_OVER, UNANSWERED):
-        in_line_order = dict(_as_written(name, value) for name, value in fields.items())
+        in_line_order = dict(pair for name, value in fields.items()
+                             for pair in _as_written(name, value))
         generic = renderer.logfmt(
             "info", "POST /v1/chat/completions", None, {**in_line_order, "request_id": "r1"}
         )
