@@ -19,6 +19,7 @@ from aiohttp import StreamReader, web
 from aiohttp.http_exceptions import ContentEncodingError
 from aiohttp.web_protocol import RequestHandler
 
+from hxgw.endpoints import endpoint_for
 from hxgw.errors import BadRequest, GatewayError, RequestTimeout, UpstreamTimeout
 from hxgw.observe import AccessLog, RequestIds
 from hxgw.pipeline.exchange import DECODED, SERVER, parser_reason, unsupported_coding
@@ -35,6 +36,9 @@ class GatewayConnection(RequestHandler):
     """Bytes of a request head arrived that no complete request has followed yet."""
     _last_body: StreamReader | None = None
     """The body of the newest request whose head arrived."""
+    _head_start = b""
+    """The first bytes of the newest request head: the route whose error shape a
+    request aiohttp refuses gets, as its parser keeps no part of it."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         manager = self._manager
@@ -53,6 +57,8 @@ class GatewayConnection(RequestHandler):
         # bytes sent with the connection arrive before its handler waits.
         body = self._last_body
         between = body is None or body.is_eof()
+        if between and not self.partial_head:
+            self._head_start = data[:256]
         count = self._request_count
         super().data_received(data)
         if self._request_count != count:
@@ -81,11 +87,8 @@ class GatewayConnection(RequestHandler):
         ):
             self.partial_head = False
             error = RequestTimeout("the request head did not arrive in time")
-            body = error.to_json()
-            self.transport.write(_head_timeout(body))
-            manager = self._manager
-            if isinstance(manager, GatewayServer):
-                manager.refused(self.address, error, len(body))
+            headers, body = self._answer(self.address, error, {})
+            self.transport.write(_head_timeout(headers, body))
         super()._process_keepalive()
 
     def connection_lost(self, exc: BaseException | None) -> None:
@@ -119,26 +122,45 @@ class GatewayConnection(RequestHandler):
             # Only a bug gets here (the chain renders every error it raises): keep its trace.
             log.error("unhandled error", status=status, exc_info=exc)
             error = GatewayError("internal error")
-        body = error.to_json()
-        response = web.Response(
-            status=error.status,
-            body=body,
-            content_type="application/json",
-            headers=headers,
-        )
+        headers, body = self._answer(request.remote, error, headers)
+        response = web.Response(status=error.status, body=body, headers=headers)
         response.force_close()
-        manager = self._manager
-        if isinstance(manager, GatewayServer):
-            manager.refused(request.remote, error, len(body))
         return response
 
+    def _answer(
+        self, address: str | None, error: GatewayError, headers: dict[str, str]
+    ) -> tuple[dict[str, str], bytes]:
+        """The headers and body of an answer to a request with no route yet, in the error
+        shape of the route its request line names; its access line is written."""
+        manager = self._manager
+        request_id = manager.ids.new() if isinstance(manager, GatewayServer) else "-"
+        headers["Content-Type"] = "application/json"
+        headers["X-Request-ID"] = request_id
+        if _anthropic(self._head_start):
+            headers["request-id"] = request_id  # what Anthropic's SDK reads
+            body = error.to_anthropic_json(request_id)
+        else:
+            body = error.to_json()
+        if isinstance(manager, GatewayServer):
+            manager.refused(address, error, len(body), request_id)
+        return headers, body
 
-def _head_timeout(body: bytes) -> bytes:
+
+def _anthropic(head: bytes) -> bool:
+    """Whether a request line names a path of Anthropic's API, whose clients read their
+    errors in its shape."""
+    method, _, rest = head.partition(b"\r\n")[0].partition(b" ")
+    path = rest.partition(b" ")[0].partition(b"?")[0]
+    return endpoint_for(method.decode("latin-1"), path.decode("latin-1")).dialect == "anthropic"
+
+
+def _head_timeout(headers: dict[str, str], body: bytes) -> bytes:
     """A whole 408 answer, written by hand: there is no request for aiohttp to answer."""
+    fields = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
     return (
-        b"HTTP/1.1 408 Request Timeout\r\nServer: %s\r\nContent-Type: application/json\r\n"
-        b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
-    ) % (SERVER.encode(), len(body), body)
+        b"HTTP/1.1 408 Request Timeout\r\nServer: %s\r\n%sContent-Length: %d\r\n"
+        b"Connection: close\r\n\r\n%s"
+    ) % (SERVER.encode(), fields.encode(), len(body), body)
 
 
 class GatewayServer(web.Server):
@@ -187,13 +209,13 @@ class GatewayServer(web.Server):
     def __call__(self) -> RequestHandler:
         return GatewayConnection(self, loop=self._loop, **self._kwargs)
 
-    def refused(self, address: str | None, error: GatewayError, size: int) -> None:
+    def refused(self, address: str | None, error: GatewayError, size: int, request_id: str) -> None:
         """The access line of a request answered before it had a route."""
         if self.quota.allow(address or "-"):
             self.access.write(
                 "-",
                 "-",
-                self.ids.new(),
+                request_id,
                 status=error.status,
                 model=None,
                 group=None,

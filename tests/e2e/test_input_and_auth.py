@@ -130,6 +130,26 @@ async def test_a_request_that_cannot_be_parsed_gets_400_saying_why_in_a_few_word
     assert json.loads(body)["error"]["message"] == f"malformed HTTP request: {said}"
 
 
+@pytest.mark.parametrize("head", [
+    b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+    b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+])
+async def test_a_request_to_anthropic_s_api_that_cannot_be_parsed_gets_its_error_shape(
+    gateway: Gateway, head: bytes
+):
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+    writer.write(head)
+    answer = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    status, _, body = answer.partition(b"\r\n\r\n")
+    assert status.split(b" ")[1] == b"400"
+    payload = json.loads(body)
+    assert payload["type"] == "error"
+    assert payload["error"]["type"] == "invalid_request_error"
+    assert payload["error"]["message"].startswith("malformed HTTP request: ")
+    assert f"request-id: {payload['request_id']}".encode() in status.lower()
+
+
 async def test_a_gzipped_body_is_read_as_its_json(gateway: Gateway, client: aiohttp.ClientSession):
     body = gzip.compress(b'{"model": "chat", "messages": [{"role": "user", "content": "hi"}]}')
     headers = gateway.auth | {"Content-Type": "application/json", "Content-Encoding": "gzip"}
