@@ -146,17 +146,30 @@ def estimated_prompt(ctx: RequestContext) -> int:
 
 
 def estimated_completion(ctx: RequestContext) -> int:
-    """The most the request asked the model to write, or a default; 0 for embeddings and
-    requests without a body."""
+    """The most the request asked the model to write, or a default, for each choice it
+    asked for; 0 for embeddings and requests without a body."""
     body = ctx.body
-    if body is None or ctx.endpoint.name == "embeddings" or not ctx.endpoint.billed:
+    endpoint = ctx.endpoint
+    if body is None or endpoint.name == "embeddings" or not endpoint.billed:
         return 0  # no body (a call on a response) or no completion
+    most = DEFAULT_COMPLETION
     for name in ("max_completion_tokens", "max_tokens", "max_output_tokens"):
-        value = body.get(name)
-        # A float too: lenient upstreams (pydantic's int) take 1000.0 as 1000.
-        if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
-            return math.ceil(min(value, MAX_TOKENS))
-    return DEFAULT_COMPLETION
+        asked = _asked(body.get(name))
+        if asked:
+            most = asked
+            break
+    if endpoint.name in ("chat", "completions"):
+        # Each of `n` choices may write that much, and all `best_of` are billed.
+        most *= max(_asked(body.get("n")), _asked(body.get("best_of")), 1)
+    return min(most, MAX_TOKENS)
+
+
+def _asked(value: object) -> int:
+    """A positive count from a request body, as a lenient upstream reads it (pydantic's
+    int takes 1000.0 as 1000); 0 for anything else."""
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return math.ceil(min(value, MAX_TOKENS))
+    return 0
 
 
 def estimated_cost(candidates: tuple[Model, ...], prompt: int, completion: int) -> float:

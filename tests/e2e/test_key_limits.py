@@ -149,6 +149,19 @@ async def test_a_max_tokens_written_as_a_float_is_reserved_at_its_value(
     assert fake.requests == []
 
 
+async def test_a_request_for_several_choices_reserves_each_of_them(
+    start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession,
+    fake: FakeUpstream,
+):
+    # n=10 choices of up to 100 tokens each may be billed 1000 tokens: 1.02 of a budget of
+    # 0.5, though one choice (0.12) would fit.
+    gateway, secret = await _start(start_gateway, tmp_path, budget=0.5)
+    status, _, body = await _post(client, gateway, secret, max_tokens=100, n=10)
+    assert status == 429 and body["error"]["code"] == "insufficient_quota"
+    assert fake.requests == []
+    assert (await _post(client, gateway, secret, max_tokens=100, n=1))[0] == 200
+
+
 async def test_the_sdks_do_not_sleep_on_a_spent_budget_they_raise_at_once(
     start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession
 ):
