@@ -37,7 +37,8 @@ def read_client_keys(
             problems.add(GATEWAY, "auth.keys_file", f"no such file: {path}")
             return tuple(keys)
         doc = read_yaml(path, problems, files, required=True)
-        keys.extend(_key_entries(Section(path.name, "", doc, problems, frozenset({"keys"}))))
+        section = Section(path.name, "", doc, problems, frozenset({"keys"}))
+        keys.extend(_key_entries(section, {key.digest: key.name for key in keys}))
     if required and not keys and not keys_file:
         problems.add(
             GATEWAY,
@@ -48,7 +49,8 @@ def read_client_keys(
     return tuple(keys)
 
 
-def _key_entries(doc: Section) -> list[ClientKey]:
+def _key_entries(doc: Section, secrets: dict[bytes, str]) -> list[ClientKey]:
+    """The file's keys; `secrets` maps the digests of keys read before to their names."""
     raw = doc.raw("keys")
     if not isinstance(raw, list):
         doc.report(f"must be a list of keys, got {kind_of(raw)}", "keys")
@@ -82,6 +84,12 @@ def _key_entries(doc: Section) -> list[ClientKey]:
         if len(digest) != 32:
             entry.report("must be 64 hex digits", "key_sha256")
             continue
+        if digest in secrets:
+            # One secret, two keys: the request would get one of them, its groups and limits
+            # not the ones the operator meant for it.
+            entry.report(f"has the same secret as the key {secrets[digest]!r}")
+            continue
+        secrets[digest] = name or f"keys[{i}]"
         groups = frozenset(entry.str_list("groups")) if entry.has("groups") else None
         if name:
             limits = read_key_limits(entry)

@@ -96,6 +96,20 @@ def test_two_file_keys_with_one_name_are_refused(tmp_path: Path):
         load_config(tmp_path, ENV)
 
 
+def test_two_file_keys_with_one_secret_are_refused(tmp_path: Path):
+    # The later would win, and the groups meant for the first would not hold.
+    _with_keys(tmp_path, {"name": "a", "key": "sk-same", "groups": ["chat"]},
+               {"name": "b", "key": "sk-same"})
+    with pytest.raises(ConfigError, match=r"keys\[1\]: has the same secret as the key 'a'"):
+        load_config(tmp_path, ENV)
+
+
+def test_a_file_key_with_master_key_s_secret_is_refused(tmp_path: Path):
+    _with_keys(tmp_path, {"name": "app", "key": ENV["MASTER_KEY"]})
+    with pytest.raises(ConfigError, match=r"has the same secret as the key 'master'"):
+        load_config(tmp_path, ENV)
+
+
 def test_a_file_key_may_not_be_named_master(tmp_path: Path):
     # MASTER_KEY's name: the operator's key, which reaches every app's files.
     _with_keys(tmp_path, {"name": "master", "key": "sk-app-1"})
