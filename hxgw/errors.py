@@ -101,6 +101,12 @@ class OperatorOnly(Forbidden):
     code = "operator_key_required"
 
 
+class BatchNotAllowed(Forbidden):
+    """A key whose groups, budget or tokens per minute a batch would run past."""
+
+    code = "batch_not_allowed"
+
+
 class NotFound(GatewayError):
     status = 404
     type = "invalid_request_error"

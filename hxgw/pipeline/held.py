@@ -15,7 +15,8 @@ from collections.abc import Awaitable
 from urllib.parse import parse_qsl, urlencode
 
 from hxgw.config import DEFAULT_UPSTREAM, Model
-from hxgw.errors import Forbidden, NotFound
+from hxgw.endpoints import BATCHES
+from hxgw.errors import BatchNotAllowed, Forbidden, NotFound
 from hxgw.pipeline.context import Next, RequestContext
 from hxgw.pipeline.rebind import HeldIds
 from hxgw.pipeline.transform import FixedBody, encode_body
@@ -47,6 +48,8 @@ def choose_upstream(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
             pairs[at], named[upstream_id] = (name, upstream_id), value
             query = urlencode(pairs)
     ctx.candidates = (stand_in(upstream or _chosen_upstream(ctx)),)
+    if ctx.endpoint is BATCHES:
+        _may_batch(ctx)
     ctx.pinned = True
     path = ctx.endpoint.upstream_path
     ctx.upstream_path = f"{path}?{query}" if query else path
@@ -54,6 +57,30 @@ def choose_upstream(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
         ctx.upstream_bodies = FixedBody(raw)
     ctx.rebind = HeldIds(named)
     return call_next(ctx)
+
+
+def _may_batch(ctx: RequestContext) -> None:
+    """The upstream runs a batch's lines later, each naming its own model: the gateway
+    can neither keep them to a key's groups nor count what they use against its budget
+    or tokens per minute. A key with any of those may not make one."""
+    key = ctx.key
+    assert key is not None
+    limits = key.limits
+    held = [
+        what
+        for what, given in (
+            ("groups", key.groups is not None),
+            ("a budget", limits is not None and limits.budget is not None),
+            ("tokens per minute", limits is not None and limits.tpm is not None),
+        )
+        if given
+    ]
+    if held:
+        raise BatchNotAllowed(
+            f"this key has {' and '.join(held)}, which the gateway cannot hold a batch to "
+            "(the upstream runs its requests later, each naming its own model): make "
+            "batches with a key without them"
+        )
 
 
 def _chosen_upstream(ctx: RequestContext) -> str:

@@ -213,6 +213,32 @@ async def test_a_key_limited_to_groups_reaches_no_file_or_batch_on_another_upstr
         assert resp.status == 200  # its own group's upstream still answers
 
 
+@pytest.mark.parametrize("limits", [{"groups": ["chat"]}, {"budget": 5}, {"tpm": 100000}],
+                         ids=["groups", "budget", "tpm"])
+async def test_a_key_with_groups_a_budget_or_tpm_may_not_create_a_batch(
+    start_gateway: StartGateway, upstream: tuple[FakeUpstream, str], tmp_path: Path,
+    client: aiohttp.ClientSession, limits: dict[str, object],
+):
+    # The upstream runs a batch's lines later, each naming its own model: the gateway
+    # could neither keep them to the key's groups nor count what they use.
+    secret = new_key("sk-app")
+    keys = tmp_path / "keys.yaml"
+    keys.write_text(yaml.safe_dump({"keys": [{"name": "app", "key": secret, **limits}]}))
+    keys.chmod(0o600)
+    gateway = await start_gateway(gateway={"auth": {"keys_file": str(keys)}})
+    auth = {"Authorization": f"Bearer {secret}"}
+    async with openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key=secret,
+                                  max_retries=0) as sdk:
+        uploaded = await sdk.files.create(file=("input.jsonl", LINES), purpose="batch")
+    batch = {"input_file_id": uploaded.id, "endpoint": "/v1/chat/completions",
+             "completion_window": "24h"}
+    async with client.post(gateway.url + "/v1/batches", json=batch, headers=auth) as resp:
+        assert resp.status == 403
+        error = (await resp.json())["error"]
+    assert error["code"] == "batch_not_allowed"
+    assert upstream[0].files.batches == {}
+
+
 async def test_a_key_limited_to_groups_lists_files_of_its_first_groups_upstream(
     start_gateway: StartGateway, upstream: tuple[FakeUpstream, str],
     second_upstream: tuple[FakeUpstream, str], tmp_path: Path,
