@@ -27,7 +27,7 @@ from hxgw.pipeline.context import Next, Reply, RequestContext
 from hxgw.pipeline.failures import MAX_ANSWER
 from hxgw.pipeline.rendering import error_event
 from hxgw.pipeline.upstream_headers import response_headers
-from hxgw.pipeline.usage import without_usage_chunk
+from hxgw.pipeline.usage import last_usage, without_usage_chunk
 
 log = structlog.get_logger("hxgw.pipeline.relay")
 
@@ -154,9 +154,9 @@ def _whole_body(ctx: RequestContext, reply: Reply, body: bytes) -> None:
     ctx.client_first_at = time.perf_counter()
     if ctx.status >= 400:
         ctx.outcome = "upstream_error"
-    at = body.rfind(b'"usage"', max(0, len(body) - USAGE_TAIL))  # one search, no tail copy
-    if at >= 0:
-        ctx.usage = body[at:]
+    tail = body[-USAGE_TAIL:]
+    if b'"usage"' in tail:
+        ctx.usage = last_usage(tail)
 
 
 def _reshaped(ctx: RequestContext, reply: Reply) -> bool:
@@ -191,7 +191,7 @@ async def relay_body(ctx: RequestContext, reply: Reply) -> None:
     await exchange.finish()
     tail = previous[-USAGE_TAIL:] + last
     if b'"usage"' in tail:
-        ctx.usage = tail[tail.rfind(b'"usage"') :]
+        ctx.usage = last_usage(tail)
 
 
 async def relay_events(ctx: RequestContext, reply: Reply) -> None:

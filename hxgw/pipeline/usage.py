@@ -33,6 +33,7 @@ _BOTH = re.compile(
     rb'"(?:prompt_tokens"\s*:\s*(\d+)\s*,\s*"completion_tokens"\s*:\s*(\d+)'
     rb'|completion_tokens"\s*:\s*(\d+)\s*,\s*"prompt_tokens"\s*:\s*(\d+))'
 )
+_USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
 # Each count alone, for a usage with one of them (embeddings) or with others between.
 _PROMPT = re.compile(rb'"prompt_tokens"\s*:\s*(\d+)')
 _COMPLETION = re.compile(rb'"completion_tokens"\s*:\s*(\d+)')
@@ -76,20 +77,34 @@ def _is_usage_chunk(event: bytes) -> bool:
     return False
 
 
+def last_usage(data: bytes) -> bytes:
+    """`data` from its last usage object on; b"" when it has none. An earlier one may be
+    a client's own JSON that the upstream echoes (a Responses answer repeats the request's
+    tools and text format before its usage); a later `"usage"` key (in `metadata`) holds a
+    string."""
+    found = None
+    for found in _USAGE_OBJECT.finditer(data):  # noqa: B007 -- the last one is wanted
+        pass
+    return data[found.start() :] if found is not None else b""
+
+
 def reported_tokens(data: bytes) -> tuple[int, int] | None:
     """The prompt and completion tokens of a `usage` in `data`, None when there is none."""
     # The last: a stream with a running usage on every chunk ends with its whole count.
-    found = next(reversed([*_BOTH.finditer(data)]), None)
+    tail = last_usage(data) or data
+    found = next(reversed([*_BOTH.finditer(tail)]), None)
     if found is not None:
         prompt, completion, completion_first, prompt_second = found.groups()
         return _count(prompt or prompt_second), _count(completion or completion_first)
-    prompt_alone, completion_alone = _PROMPT.search(data), _COMPLETION.search(data)
+    prompt_alone, completion_alone = _PROMPT.search(tail), _COMPLETION.search(tail)
     if prompt_alone is not None or completion_alone is not None:
         return (
             _count(prompt_alone[1]) if prompt_alone else 0,
             _count(completion_alone[1]) if completion_alone else 0,
         )
-    inputs, outputs = _INPUT.findall(data), _OUTPUT.findall(data)
+    # Anthropic's input count comes in its first usage, the output in its last: a larger
+    # input count earlier in `data` can only make the bill larger.
+    inputs, outputs = _INPUT.findall(data), _OUTPUT.findall(tail)
     if not inputs and not outputs:
         return None
     return max(map(_count, inputs), default=0), _count(outputs[-1]) if outputs else 0

@@ -2,7 +2,7 @@
 
 import pytest
 
-from hxgw.pipeline.usage import MAX_TOKENS, reported_tokens, without_usage_chunk
+from hxgw.pipeline.usage import MAX_TOKENS, last_usage, reported_tokens, without_usage_chunk
 
 
 def test_tokens_are_read_from_a_usage_with_spaces_and_details():
@@ -90,3 +90,25 @@ def test_of_a_running_usage_on_every_chunk_the_last_count_is_taken():
     data = b"".join(b'"usage":{"prompt_tokens":3,"completion_tokens":%d}\n\n' % n
                     for n in range(1, 401))
     assert reported_tokens(data) == (3, 400)
+
+
+# A Responses answer repeats the request's tools (and text format) before its own usage:
+# a client can put a usage of its own making there.
+ECHOED = (b'data: {"type":"response.completed","response":{"tools":[{"type":"function",'
+          b'"parameters":{"usage":{"prompt_tokens":0,"completion_tokens":0}}}],'
+          b'"usage":{"input_tokens":1000,"output_tokens":2000,"total_tokens":3000},'
+          b'"metadata":{}}}\n\n')
+
+
+def test_a_usage_echoed_from_the_request_before_the_answer_s_own_is_not_believed():
+    assert reported_tokens(ECHOED) == (1000, 2000)
+
+
+def test_a_usage_named_in_metadata_after_the_answer_s_own_is_not_taken_for_it():
+    body = (b'{"id":"resp_1","usage":{"input_tokens":1000,"output_tokens":2000},'
+            b'"user":null,"metadata":{"usage":"x"}}')
+    assert reported_tokens(last_usage(body)) == (1000, 2000)
+
+
+def test_a_body_without_a_usage_object_has_none():
+    assert last_usage(b'{"metadata":{"usage":"x"}}') == b""
