@@ -9,7 +9,7 @@ first one.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
+from collections.abc import Hashable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -197,7 +197,7 @@ def read_yaml(path: Path, problems: Problems, files: list[Path], *, required: bo
         return None
     files.append(path)
     try:
-        return yaml.safe_load(text)
+        return yaml.load(text, Loader=_Loader)  # noqa: S506 -- safe_load's loader, stricter
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
@@ -207,3 +207,25 @@ def read_yaml(path: Path, problems: Problems, files: list[Path], *, required: bo
     except RecursionError:  # PyYAML builds nested collections by recursion
         problems.add(path.name, "", "invalid YAML: nested too deeply")
         return None
+
+
+class _Loader(yaml.SafeLoader):
+    """safe_load's loader, but a key given twice in one mapping is an error: YAML keeps
+    the last, so a line added below an old one would win without a word."""
+
+
+def _mapping_once(loader: _Loader, node: yaml.MappingNode) -> Iterator[dict[Any, Any]]:
+    seen: set[object] = set()
+    for key_node, _ in node.value:
+        if key_node.tag == "tag:yaml.org,2002:merge":
+            continue  # what `<<` brings in may be overridden: that is what it is for
+        key = loader.construct_object(key_node)
+        if isinstance(key, Hashable) and key in seen:
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{key!r} is given twice in this mapping", key_node.start_mark
+            )
+        seen.add(key)
+    yield from loader.construct_yaml_map(node)
+
+
+_Loader.add_constructor("tag:yaml.org,2002:map", _mapping_once)

@@ -9,6 +9,7 @@ import pytest
 import yaml
 
 from hxgw.config import load_config
+from hxgw.config.reader import Problems, read_yaml
 from hxgw.errors import ConfigError
 from tests.fixtures import DEFAULT_ROUTING, write_config
 
@@ -109,6 +110,26 @@ def test_invalid_yaml_names_the_line(tmp_path: Path):
     (tmp_path / "routing.yaml").write_text("routing:\n  groups: [a, b\n")
     (problem,) = [p for p in _problems(tmp_path) if "invalid YAML" in p]
     assert problem.startswith("routing.yaml: line 3, column 1: invalid YAML")
+
+
+def test_a_key_given_twice_in_one_mapping_is_a_problem_naming_its_line(tmp_path: Path):
+    # YAML keeps the last: a line added below an old one would win without a word.
+    write_config(tmp_path, "http://127.0.0.1:1")
+    text = (tmp_path / "routing.yaml").read_text()
+    doubled = text.replace("  default_group:", "  default_group: other\n  default_group:", 1)
+    assert doubled != text
+    (tmp_path / "routing.yaml").write_text(doubled)
+    (problem,) = [p for p in _problems(tmp_path) if "invalid YAML" in p]
+    assert problem.startswith("routing.yaml: line ")
+    assert problem.endswith("invalid YAML: 'default_group' is given twice in this mapping")
+
+
+def test_a_merged_mapping_may_still_override_what_it_merges(tmp_path: Path):
+    write_config(tmp_path, "http://127.0.0.1:1")
+    (tmp_path / "extra.yaml").write_text("a: &base {x: 1}\nb:\n  <<: *base\n  x: 2\n")
+    problems = Problems()
+    doc = read_yaml(tmp_path / "extra.yaml", problems, [], required=True)
+    assert doc == {"a": {"x": 1}, "b": {"x": 2}}
 
 
 def test_yaml_nested_too_deeply_is_a_problem_not_a_crash(tmp_path: Path):
