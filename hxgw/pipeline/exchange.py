@@ -25,6 +25,8 @@ CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 DECODED = ("gzip", "deflate")
 """The request body codings the gateway reads (aiohttp decodes them; it decodes br and
 zstd only where optional libraries are installed, so those are not promised)."""
+ACCEPT_ENCODING = ", ".join(DECODED)
+"""The Accept-Encoding of a 415 for a coding it does not read (RFC 9110, 15.5.16)."""
 
 
 def body_too_large(

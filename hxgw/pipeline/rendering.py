@@ -17,7 +17,7 @@ from hxgw.errors import (
     UpstreamAnswer,
 )
 from hxgw.pipeline.context import Next, RequestContext
-from hxgw.pipeline.exchange import DECODED
+from hxgw.pipeline.exchange import ACCEPT_ENCODING
 
 log = structlog.get_logger("hxgw.errors")
 
@@ -72,7 +72,7 @@ def error_headers(ctx: RequestContext, exc: GatewayError) -> dict[str, str]:
     if isinstance(exc, MethodNotAllowed):
         headers["Allow"] = exc.allow
     if isinstance(exc, UnsupportedEncoding):
-        headers["Accept-Encoding"] = ", ".join(DECODED)
+        headers["Accept-Encoding"] = ACCEPT_ENCODING
     retry_after = exc.extra.get("retry_after")
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)

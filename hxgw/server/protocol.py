@@ -22,7 +22,7 @@ from aiohttp.web_protocol import RequestHandler
 from hxgw.endpoints import endpoint_for
 from hxgw.errors import BadRequest, GatewayError, RequestTimeout, UpstreamTimeout
 from hxgw.observe import AccessLog, RequestIds
-from hxgw.pipeline.exchange import DECODED, SERVER, parser_reason, unsupported_coding
+from hxgw.pipeline.exchange import ACCEPT_ENCODING, SERVER, parser_reason, unsupported_coding
 
 log = structlog.get_logger("hxgw.server")
 
@@ -112,7 +112,7 @@ class GatewayConnection(RequestHandler):
         headers = {"Server": SERVER}
         if isinstance(exc, ContentEncodingError):  # br or zstd, without their library
             error = unsupported_coding()
-            headers["Accept-Encoding"] = ", ".join(DECODED)
+            headers["Accept-Encoding"] = ACCEPT_ENCODING
         elif status == 400:
             reason = parser_reason(exc) if exc is not None else message or "bad request"
             error = BadRequest(f"malformed HTTP request: {reason}")
