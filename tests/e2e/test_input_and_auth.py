@@ -61,13 +61,10 @@ ONE_OBJECT = re.compile(r"/v1/(responses|files|batches)/[^/]+(/cancel)?")
 async def test_upstream_admin_routes_are_unreachable(
     gateway: Gateway, fake: FakeUpstream, path: str, method: str
 ):
-    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
     request = (f"{method} {path} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {gateway.key}\r\n"
                "Content-Type: application/json\r\nContent-Length: 2\r\nConnection: close\r\n\r\n{}")
-    writer.write(request.encode())
-    response = await reader.read()
-    writer.close()
-    status = int(response.split(b" ", 2)[1])
+    head, _ = await _answer_to(gateway, request.encode())
+    status = int(head.split(b" ", 2)[1])
     assert status in (400, 404, 405)
     # A GET under /v1/models/ may ask the upstream for its model list; a made-up bound id
     # reaches its own route, as one opaque path segment; nothing else goes upstream.
@@ -111,6 +108,17 @@ async def test_a_body_that_does_not_decode_as_its_content_encoding_gets_400(
     assert "Traceback" not in gateway.logs()
 
 
+async def _answer_to(gateway: Gateway, request: bytes) -> tuple[bytes, bytes]:
+    """The head and body the gateway answers to `request`, sent as raw bytes, before it
+    closes the connection."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+    writer.write(request)
+    answer = await asyncio.wait_for(reader.read(), 5)
+    writer.close()
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return head, body
+
+
 @pytest.mark.parametrize(("head", "said"), [
     (b"GARBAGE\r\n\r\n", "invalid method encountered"),
     (b"POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
@@ -121,11 +129,7 @@ async def test_a_body_that_does_not_decode_as_its_content_encoding_gets_400(
 async def test_a_request_that_cannot_be_parsed_gets_400_saying_why_in_a_few_words(
     gateway: Gateway, head: bytes, said: str
 ):
-    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
-    writer.write(head)
-    answer = await asyncio.wait_for(reader.read(), 5)
-    writer.close()
-    status, _, body = answer.partition(b"\r\n\r\n")
+    status, body = await _answer_to(gateway, head)
     assert status.split(b" ")[1] == b"400"
     assert json.loads(body)["error"]["message"] == f"malformed HTTP request: {said}"
 
@@ -137,11 +141,7 @@ async def test_a_request_that_cannot_be_parsed_gets_400_saying_why_in_a_few_word
 async def test_a_request_to_anthropic_s_api_that_cannot_be_parsed_gets_its_error_shape(
     gateway: Gateway, head: bytes
 ):
-    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
-    writer.write(head)
-    answer = await asyncio.wait_for(reader.read(), 5)
-    writer.close()
-    status, _, body = answer.partition(b"\r\n\r\n")
+    status, body = await _answer_to(gateway, head)
     assert status.split(b" ")[1] == b"400"
     payload = json.loads(body)
     assert payload["type"] == "error"
