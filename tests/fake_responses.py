@@ -54,6 +54,9 @@ class ResponseStore:
         words = how.content.split(" ")
         turns = 1 + (self._turns(previous) if previous else 0)
         response = _response(str(body.get("model")), previous, body.get("background") is True)
+        # OpenAI repeats the request's settings in every copy of the response it sends.
+        response["tools"] = body.get("tools") or []
+        response["instructions"] = body.get("instructions")
         response["metadata"] = {"turns": str(turns)}
         self.made[response["id"]] = Stored(response, _input_items(body.get("input")))
         if response["status"] == "queued":

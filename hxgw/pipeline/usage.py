@@ -34,6 +34,8 @@ _BOTH = re.compile(
     rb'|completion_tokens"\s*:\s*(\d+)\s*,\s*"prompt_tokens"\s*:\s*(\d+))'
 )
 _USAGE_OBJECT = re.compile(rb'"usage"\s*:\s*\{')
+_NO_USAGE_YET = re.compile(rb'"usage"\s*:\s*null\b')
+_EVENT_END = re.compile(rb"\n\n|\r\n\r\n|\r\r")
 # Each count alone, for a usage with one of them (embeddings) or with others between.
 _PROMPT = re.compile(rb'"prompt_tokens"\s*:\s*(\d+)')
 _COMPLETION = re.compile(rb'"completion_tokens"\s*:\s*(\d+)')
@@ -85,13 +87,23 @@ def last_usage(data: bytes) -> bytes:
     found = None
     for found in _USAGE_OBJECT.finditer(data):  # noqa: B007 -- the last one is wanted
         pass
-    return data[found.start() :] if found is not None else b""
+    if found is None:
+        return b""
+    tail = data[found.start() :]
+    end = _EVENT_END.search(tail)
+    if _NO_USAGE_YET.search(tail, 0, end.start() if end else len(tail)):
+        # The object was the client's own, in the tools a Responses event repeats before
+        # the answer's `"usage": null`: a stream cut there has no usage reported yet.
+        return b""
+    return tail
 
 
 def reported_tokens(data: bytes) -> tuple[int, int] | None:
     """The prompt and completion tokens of a `usage` in `data`, None when there is none."""
     # The last: a stream with a running usage on every chunk ends with its whole count.
-    tail = last_usage(data) or data
+    tail = last_usage(data)
+    if not tail:
+        return None
     found = next(reversed([*_BOTH.finditer(tail)]), None)
     if found is not None:
         prompt, completion, completion_first, prompt_second = found.groups()

@@ -221,6 +221,25 @@ async def test_a_plain_responses_usage_goes_to_the_ledger(gateway: Gateway):
             for r in ledger_rows(gateway)] == [("responses", INPUT_TOKENS, 6, "reported")]
 
 
+async def test_a_responses_stream_cut_before_it_completed_is_not_billed_by_a_usage_in_its_tools(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    # The response's first events repeat the tools, with this usage in their schema.
+    fake_usage = {"type": "object", "usage": {"input_tokens": 0, "output_tokens": 0}}
+    tool = {"type": "function", "name": "f", "parameters": fake_usage}
+    body = {"model": "chat", "input": "w " * 400, "tools": [tool], "stream": True}
+    fake.behave("m-alpha", content="one two three", gate=asyncio.Event())
+    async with client.post(gateway.url + "/v1/responses", json=body,
+                           headers=gateway.auth) as stream:
+        async for line in stream.content:
+            if b"response.output_text.delta" in line:
+                break  # the upstream holds the rest: the client leaves here
+    await wait_for(lambda: len(ledger_rows(gateway)) == 1, timeout=10)
+    (row,) = ledger_rows(gateway)
+    assert (row["disconnected"], row["usage_source"]) == (1, "estimated")
+    assert row["prompt_tokens"] >= len(json.dumps(body)) // 4
+
+
 # Two models of one group on two upstreams, served by two workers.
 PAIR_MODELS = [
     {"name": "left", "tier_score": 0.9, "specializations": [], "upstream_model": "m-left",

@@ -112,3 +112,19 @@ def test_a_usage_named_in_metadata_after_the_answer_s_own_is_not_taken_for_it():
 
 def test_a_body_without_a_usage_object_has_none():
     assert last_usage(b'{"metadata":{"usage":"x"}}') == b""
+
+
+# The first events of a Responses stream repeat the request's tools, then `"usage":null`.
+CREATED = (b'event: response.created\ndata: {"type":"response.created","response":{"tools":'
+           b'[{"type":"function","parameters":{"usage":{"input_tokens":0,"output_tokens":0}}}],'
+           b'"usage":null,"metadata":{}}}\n\n')
+
+
+def test_a_usage_echoed_before_the_answer_s_null_usage_is_no_usage():
+    assert reported_tokens(CREATED) is None
+
+
+def test_a_null_usage_in_a_later_event_leaves_the_usage_before_it():
+    usage_chunk = b'data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}\n\n'
+    later = b'data: {"choices":[{"index":0,"delta":{}}],"usage":null}\n\n'
+    assert reported_tokens(usage_chunk + later) == (3, 2)
