@@ -42,6 +42,11 @@ def test_the_header_wins_over_the_body_model(config: Config):
     assert _names(config, header="solo", model="chat") == ["gamma", "alpha"]
 
 
+def test_the_header_wins_over_a_body_model_naming_a_registered_model(config: Config):
+    route = Routes(config).resolve("solo", "beta", ANY_KEY, "chat")
+    assert route.group == "solo" and not route.pinned
+
+
 def test_a_body_model_naming_a_group_selects_it(config: Config):
     assert Routes(config).resolve(None, "solo", ANY_KEY, "chat").group == "solo"
 
