@@ -49,4 +49,5 @@ def row_values(ctx: RequestContext) -> Values:
         None if ctx.ttfb is None else started + ctx.ttfb,  # first_byte
         wall,  # ended
         spent.source,  # usage_source
+        ctx.outcome,
     )

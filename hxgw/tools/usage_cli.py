@@ -20,7 +20,7 @@ from dataclasses import asdict
 from hxgw.config import StoreSettings, load_store_settings
 from hxgw.errors import ConfigError
 from hxgw.store import NoStore, StoreError, open_database
-from hxgw.usage import GROUPINGS, Totals, ledger_exists, totals
+from hxgw.usage import GROUPINGS, MIGRATIONS, Totals, ledger_exists, ledger_version, totals
 
 FORMATS = ("table", "json", "csv")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -93,6 +93,14 @@ def run(args: argparse.Namespace, config_dir: str, env: Mapping[str, str]) -> in
         with database.connect() as connection:
             if not ledger_exists(connection):
                 print(f"hxgw usage: no usage ledger in {database.where} yet", file=sys.stderr)
+                return 1
+            if (version := ledger_version(connection)) < len(MIGRATIONS):
+                print(
+                    f"hxgw usage: the usage ledger in {database.where} is at schema version"
+                    f" {version}, this hxgw reads {len(MIGRATIONS)}: restart the gateway,"
+                    " which migrates it as it starts",
+                    file=sys.stderr,
+                )
                 return 1
             lines = totals(connection, since=since, by=args.by, key=args.key)
     except NoStore as exc:

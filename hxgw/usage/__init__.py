@@ -12,7 +12,7 @@ library; never the request path.
 
 from hxgw.usage.ledger import Ledger
 from hxgw.usage.recent import RecentUsage
-from hxgw.usage.report import GROUPINGS, Grouping, Totals, ledger_exists, totals
+from hxgw.usage.report import GROUPINGS, Grouping, Totals, ledger_exists, ledger_version, totals
 from hxgw.usage.row import COLUMNS, UsageRow, Values
 from hxgw.usage.schema import MIGRATIONS
 from hxgw.usage.series import DAY, HOUR, WINDOWS, Window, usage_series
@@ -32,6 +32,7 @@ __all__ = [
     "Values",
     "Window",
     "ledger_exists",
+    "ledger_version",
     "totals",
     "usage_series",
 ]

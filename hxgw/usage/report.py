@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 from hxgw.store import Connection, Dialect
-from hxgw.usage.schema import TABLE
+from hxgw.usage.schema import FAILED, TABLE
 
 Grouping = Literal["key", "model", "day"]
 GROUPINGS: tuple[Grouping, ...] = ("key", "model", "day")
@@ -25,18 +25,21 @@ _GROUP: dict[Grouping, dict[Dialect, str]] = {
         "postgresql": "to_char(to_timestamp(started) AT TIME ZONE 'UTC', 'YYYY-MM-DD')",
     },
 }
-# SQLite's median() is the aggregate hxgw.store.sqlite adds to every connection.
+# The latency of a request a model answered: one refused at once would pull the median
+# down. SQLite's median() is the aggregate hxgw.store.sqlite adds to every connection;
+# both skip nulls.
+_SERVED = "CASE WHEN model IS NOT NULL THEN ended - started END"
 _P50: dict[Dialect, str] = {
-    "sqlite": "median(ended - started)",
-    "postgresql": "percentile_cont(0.5) WITHIN GROUP (ORDER BY ended - started)",
+    "sqlite": f"median({_SERVED})",
+    "postgresql": f"percentile_cont(0.5) WITHIN GROUP (ORDER BY {_SERVED})",
 }
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Totals:
-    """One line of a report. `errors` counts statuses of 400 and above; `p50_latency` is
-    the median seconds from start to end, to the millisecond (the clock's last digits are
-    noise), and `cost` is rounded past the float sum's noise (0.1 + 0.2 is 0.3 here)."""
+    """One line of a report. `errors` counts statuses of 400 and above and streams the
+    upstream broke off; `p50_latency` is the median seconds from start to end of the
+    requests a model answered, to the millisecond (the clock's last digits are noise), and `cost` is rounded past the float sum's noise (0.1 + 0.2 is 0.3 here)."""
 
     group: str
     requests: int
@@ -58,6 +61,13 @@ def ledger_exists(connection: Connection) -> bool:
     return bool(connection.execute(sql, (TABLE,))[0][0])
 
 
+def ledger_version(connection: Connection) -> int:
+    """The schema version of a ledger that exists (`hxgw.store.schema_version` without
+    creating its table: a reader writes nothing)."""
+    sql = "SELECT MAX(version) FROM schema_version WHERE component = 'usage'"
+    return int(connection.execute(sql)[0][0] or 0)
+
+
 def totals(
     connection: Connection, *, since: float, by: Grouping, key: str | None = None
 ) -> list[Totals]:
@@ -72,7 +82,7 @@ def totals(
     # Only constants are pasted in; the key and the window are parameters.
     sql = (
         f"SELECT {group} AS grp, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens),"  # noqa: S608
-        " SUM(total_tokens), SUM(cost), SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END),"
+        f" SUM(total_tokens), SUM(cost), SUM(CASE WHEN {FAILED} THEN 1 ELSE 0 END),"
         f" SUM(failovers), {_P50[connection.dialect]}"
         f" FROM {TABLE} WHERE {where} GROUP BY grp ORDER BY grp"
     )

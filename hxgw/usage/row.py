@@ -34,6 +34,9 @@ class UsageRow:
     usage_source: str = "none"
     """"reported" (the upstream's usage), "estimated" (a stream cut short, or one that
     reported none) or "none" (nothing was served)."""
+    outcome: str = "ok"
+    """How it ended, the access line's word: "ok", "client_gone", or what went wrong. A
+    stream the upstream broke off is a 200 that is not "ok"."""
 
     def values(self) -> tuple[Any, ...]:
         """The row's values in COLUMNS order."""

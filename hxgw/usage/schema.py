@@ -48,7 +48,17 @@ MIGRATIONS = (
         description="where a row's tokens come from: reported by the upstream, or estimated",
         statements=(f"ALTER TABLE {TABLE} ADD COLUMN usage_source TEXT NOT NULL DEFAULT 'none'",),
     ),
+    Migration(
+        component="usage",
+        version=4,
+        description="how a request ended, as its access line says: a 200 may have failed",
+        statements=(f"ALTER TABLE {TABLE} ADD COLUMN outcome TEXT NOT NULL DEFAULT 'ok'",),
+    ),
 )
+
+FAILED = "status >= 400 OR outcome NOT IN ('ok', 'client_gone')"
+"""SQL true of a row whose request failed: an error status, or a 200 whose stream the
+upstream broke off (a client that left has not failed)."""
 
 # DO NOTHING on a row already there: replaying a spooled batch that had partly committed
 # before the store went away adds each row once. Table and columns are constants.

@@ -20,7 +20,7 @@ from typing import Any
 
 from hxgw.store import Connection, Dialect
 from hxgw.usage.report import NO_MODEL_SQL, ledger_exists
-from hxgw.usage.schema import TABLE
+from hxgw.usage.schema import FAILED, TABLE
 
 LATENCY_SAMPLES = 500
 """Latencies read per model and bucket, at most; a p99 from 500 is the 5th largest."""
@@ -65,7 +65,7 @@ _IN_WINDOW = "started >= ? AND started < ?"
 def usage_series(connection: Connection, window: Window, now: float) -> dict[str, Any]:
     """The window ending with the bucket that holds `now` (Unix seconds), as /status.json
     gives it: for each key its requests, total tokens and cost per bucket; for each model
-    those, its errors (status >= 400), failovers and p50/p99 latency (seconds from start
+    those, its errors (`schema.FAILED`), failovers and p50/p99 latency (seconds from start
     to end; None for a bucket without requests)."""
     start = window.start(now)
     result: dict[str, Any] = {
@@ -87,7 +87,7 @@ def usage_series(connection: Connection, window: Window, now: float) -> dict[str
     )
     per_model = connection.execute(
         f"SELECT {NO_MODEL_SQL} AS m, {bucket} AS b, COUNT(*), SUM(total_tokens), SUM(cost),"  # noqa: S608
-        " SUM(CASE WHEN status >= 400 THEN 1 ELSE 0 END), SUM(failovers)"
+        f" SUM(CASE WHEN {FAILED} THEN 1 ELSE 0 END), SUM(failovers)"
         f" FROM {TABLE} WHERE {_IN_WINDOW} GROUP BY m, b",
         params,
     )

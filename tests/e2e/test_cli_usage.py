@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from hxgw.store import open_database
-from hxgw.usage import Ledger, UsageRow
+from hxgw.store.migrate import migrate
+from hxgw.usage import MIGRATIONS, Ledger, UsageRow
 from tests.fixtures import HXGW
 
 NOW = time.time()
@@ -135,3 +136,13 @@ def test_a_key_with_no_requests_in_the_window_is_said_to_have_none(state_dir: Pa
     result = usage(state_dir, "--key", "nobody")
     assert result.returncode == 0
     assert "no requests by a key named 'nobody' since " in result.stderr
+
+
+def test_a_ledger_an_older_gateway_made_is_said_to_need_its_restart(tmp_path: Path):
+    database = open_database(None, tmp_path / "state")
+    with database.connect() as connection:
+        migrate(connection, MIGRATIONS, upto=3)  # the schema before `outcome`
+    result = usage(tmp_path / "state")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "at schema version 3, this hxgw reads" in result.stderr
+    assert "restart the gateway" in result.stderr

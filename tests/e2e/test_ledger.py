@@ -83,6 +83,25 @@ async def test_a_stream_the_client_cut_is_billed_as_estimated_and_disconnected(
     assert row["completion_tokens"] >= 5 and row["cost"] > 0
 
 
+async def test_a_stream_the_upstream_broke_off_is_a_200_row_that_counts_as_an_error(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    fake.behave("m-alpha", content="one two three four", reset_after_chunks=2)
+    gateway = await start_gateway(models=PRICED)
+    async with client.post(gateway.url + "/v1/chat/completions", json={**CHAT, "stream": True},
+                           headers=gateway.auth) as stream:
+        assert b"event: error" in await stream.read()
+    await wait_for(lambda: len(ledger_rows(gateway)) == 1, timeout=10)
+    (row,) = ledger_rows(gateway)
+    assert (row["status"], row["disconnected"], row["outcome"]) == (200, 0, "upstream_unavailable")
+    env = {**os.environ, "HX_STATE_DIR": _state_dir(gateway)}
+    out = subprocess.run([HXGW, "usage", "--format", "json",
+                          "--config-dir", str(gateway.config_dir)],
+                         env=env, capture_output=True, text=True, check=True)
+    (master,) = json.loads(out.stdout)["rows"]
+    assert (master["requests"], master["errors"]) == (1, 1)
+
+
 async def test_a_plain_answer_the_client_cut_is_billed_as_much_as_the_request_asked_for(
     start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):

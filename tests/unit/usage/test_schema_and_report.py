@@ -41,12 +41,13 @@ def test_a_v1_ledger_is_migrated_up_keeping_its_rows(database: Database, tmp_pat
     ledger.record(row(2))
     ledger.close()
     with database.connect() as connection:
-        assert schema_version(connection, "usage") == len(MIGRATIONS) == 3
+        assert schema_version(connection, "usage") == len(MIGRATIONS) == 4
         sources = connection.execute(
-            "SELECT request_id, usage_source FROM usage_ledger ORDER BY request_id")
+            "SELECT request_id, usage_source, outcome FROM usage_ledger ORDER BY request_id")
     assert "usage_ledger_key_started" in _indexes(database)
     assert sorted(stored_ids(database)) == ["req-000001", "req-000002"]
-    assert [tuple(r) for r in sources] == [("req-000001", "none"), ("req-000002", "none")]
+    assert [tuple(r) for r in sources] == [("req-000001", "none", "ok"),
+                                           ("req-000002", "none", "ok")]
 
 
 def _fill(database: Database, tmp_path: Path, rows: list[UsageRow]) -> None:
@@ -75,6 +76,26 @@ def test_totals_by_key_add_up_each_keys_rows(database: Database, tmp_path: Path)
         Totals(group="bob", requests=2, prompt_tokens=100, completion_tokens=5,
                total_tokens=105, cost=1.0, errors=1, failovers=0, p50_latency=0.5),
     ]
+
+
+def test_errors_count_a_stream_the_upstream_broke_off_not_one_the_client_left(
+    database: Database, tmp_path: Path
+):
+    _fill(database, tmp_path, [row(0, outcome="upstream_reset"), row(1, outcome="client_gone"),
+                               row(2)])
+    with database.connect() as connection:
+        (alice,) = totals(connection, since=T0, by="key")
+    assert (alice.requests, alice.errors) == (3, 1)
+
+
+def test_the_median_latency_leaves_out_requests_no_model_answered(
+    database: Database, tmp_path: Path
+):
+    refused = [row(n, model=None, status=429, ended=T0 + n + 0.001) for n in range(1, 4)]
+    _fill(database, tmp_path, [row(0, ended=T0 + 2.0), *refused])
+    with database.connect() as connection:
+        (alice,) = totals(connection, since=T0, by="key")
+    assert (alice.requests, alice.p50_latency) == (4, 2.0)
 
 
 def test_totals_by_model_name_a_row_without_a_model_dash(database: Database, tmp_path: Path):
