@@ -25,6 +25,7 @@ import itertools
 import math
 import os
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -32,6 +33,7 @@ from hxgw.config import KeyLimits as KeyLimits
 from hxgw.config.schema import PERIODS as PERIODS
 from hxgw.errors import Unavailable
 from hxgw.memo import Memo
+from hxgw.units import hours, money
 
 WINDOW = 60.0
 """Seconds of the RPM and TPM window."""
@@ -259,16 +261,19 @@ def _message(decision: LimitDecision) -> str:
     if decision.refused == "budget":
         period = next((n for n, s in PERIODS.items() if s == limits.budget_period_s), "period")
         used = usage.spent + usage.reserved
+        budget, needs = money(limits.budget or 0.0), money(decision.est_cost)
         if _never_fits(decision):
             return (
-                f"Request too large for the budget: budget {limits.budget:g} per {period}, "
-                f"this request needs up to {decision.est_cost:.6g} (its max_tokens at its "
+                f"Request too large for the budget: budget {budget} per {period}, "
+                f"this request needs up to {needs} (its max_tokens at its "
                 "dearest model's price): lower max_tokens."
             )
+        renews = time.gmtime(decision.now + decision.retry_after)
         return (
-            f"You exceeded your current quota: budget {limits.budget:g} per {period}, "
-            f"spent or reserved {used:.6g}, this request needs up to {decision.est_cost:.6g}. "
-            f"The budget renews in {wait}."
+            f"You exceeded your current quota: budget {budget} per {period}, "
+            f"spent or reserved {money(used)}, this request needs up to {needs}. "
+            f"The budget renews in {hours(decision.retry_after)}, at"
+            f" {time.strftime('%Y-%m-%d %H:%M', renews)} UTC."
         )
     if decision.refused == "tokens":
         if _never_fits(decision):

@@ -13,6 +13,7 @@ from html import escape
 from typing import Any
 
 from hxgw.server.charts import Figure, line_chart
+from hxgw.units import money
 
 Unit = Callable[[float], str]
 
@@ -21,19 +22,15 @@ def _count(value: float) -> str:
     return f"{value:,.0f}"
 
 
-def _spend(value: float) -> str:
-    return f"{value:,.4g}"
-
-
 def _seconds(value: float) -> str:
     return f"{value * 1000:,.0f} ms" if value < 1 else f"{value:,.2f} s"
 
 
 FIGURES: tuple[tuple[str, str, str, Unit], ...] = (
     ("Tokens per key", "keys", "tokens", _count),
-    ("Spend per key", "keys", "cost", _spend),
+    ("Spend per key", "keys", "cost", money),
     ("Tokens per model", "models", "tokens", _count),
-    ("Spend per model", "models", "cost", _spend),
+    ("Spend per model", "models", "cost", money),
     ("Requests per model", "models", "requests", _count),
     ("Latency p50 per model", "models", "p50_latency", _seconds),
     ("Latency p99 per model", "models", "p99_latency", _seconds),

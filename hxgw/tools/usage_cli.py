@@ -20,6 +20,7 @@ from dataclasses import asdict
 from hxgw.config import StoreSettings, load_store_settings
 from hxgw.errors import ConfigError
 from hxgw.store import NoStore, StoreError, open_database
+from hxgw.units import money
 from hxgw.usage import GROUPINGS, MIGRATIONS, Totals, ledger_exists, ledger_version, totals
 
 FORMATS = ("table", "json", "csv")
@@ -174,7 +175,7 @@ def _cells(line: Totals) -> tuple[str, ...]:
         str(line.prompt_tokens),
         str(line.completion_tokens),
         str(line.total_tokens),
-        f"{line.cost:.4f}",
+        money(line.cost),
         str(line.errors),
         str(line.failovers),
         p50,

@@ -60,10 +60,10 @@ def test_the_table_shows_each_keys_totals_and_their_sum(state_dir: Path):
     result = usage(state_dir, "--since", "1h")
     assert result.returncode == 0, result.stderr
     assert result.stdout == (
-        "KEY    REQUESTS  PROMPT  COMPLETION  TOTAL    COST  ERRORS  FAILOVERS  P50 LATENCY\n"
-        "alice         2      20          10     30  0.5000       1          1       1.000s\n"
-        "bob           1     100           5    105  1.0000       0          0       0.500s\n"
-        "total         3     120          15    135  1.5000       1          1            -\n"
+        "KEY    REQUESTS  PROMPT  COMPLETION  TOTAL  COST  ERRORS  FAILOVERS  P50 LATENCY\n"
+        "alice         2      20          10     30  0.50       1          1       1.000s\n"
+        "bob           1     100           5    105  1.00       0          0       0.500s\n"
+        "total         3     120          15    135  1.50       1          1            -\n"
     )
 
 
@@ -88,6 +88,15 @@ def test_csv_has_a_header_and_one_line_per_key(state_dir: Path):
                         "total_tokens", "cost", "errors", "failovers", "p50_latency"]
     assert lines[1:] == [["alice", "2", "20", "10", "30", "0.5", "1", "1", "1.0"],
                          ["bob", "1", "100", "5", "105", "1.0", "0", "0", "0.5"]]
+
+
+def test_the_table_shows_a_cost_below_a_cent_to_two_significant_digits(tmp_path: Path):
+    ledger = Ledger(open_database(None, tmp_path / "state"), tmp_path / "state" / "spool")
+    ledger.record(_row(1, "carol", cost=0.000042))
+    ledger.close()
+    result = usage(tmp_path / "state")
+    assert result.returncode == 0, result.stderr
+    assert "0.000042" in result.stdout.splitlines()[1].split()
 
 
 def test_latency_is_to_the_millisecond_and_cost_without_the_float_sum_s_noise(tmp_path: Path):

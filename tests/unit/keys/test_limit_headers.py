@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from hxgw.keys.limiter_memory import MemoryLimiter
@@ -83,7 +85,16 @@ async def test_the_429_for_a_budget_is_insufficient_quota() -> None:
     decision = await limiter.reserve("k", KeyLimits(budget=0.5), 1, 0.3, NOW)
     error = error_body(decision)["error"]
     assert (error["type"], error["code"]) == ("insufficient_quota", "insufficient_quota")
-    assert error["message"].startswith("You exceeded your current quota: budget 0.5 per 1d")
+    assert error["message"].startswith("You exceeded your current quota: budget 0.50 per 1d")
+
+
+async def test_a_spent_budget_says_in_hours_and_minutes_and_in_utc_when_it_renews() -> None:
+    limiter = MemoryLimiter()
+    await limiter.reserve("k", KeyLimits(budget=0.001), 1, 0.00097, NOW)
+    decision = await limiter.reserve("k", KeyLimits(budget=0.001), 1, 0.000042, NOW)
+    message = error_body(decision)["error"]["message"]
+    assert "spent or reserved 0.00097, this request needs up to 0.000042." in message
+    assert re.search(r"renews in \d+h\d+m, at \d{4}-\d\d-\d\d 00:00 UTC\.$", message)
 
 
 def test_a_limit_below_one_is_refused() -> None:
@@ -95,7 +106,7 @@ async def test_a_request_over_the_whole_budget_is_told_to_ask_for_less_not_to_wa
     limiter = MemoryLimiter()
     decision = await limiter.reserve("k", KeyLimits(budget=1.0), 10, 5.35, NOW)
     message = error_body(decision)["error"]["message"]
-    assert message.startswith("Request too large for the budget: budget 1 per 1d, this "
+    assert message.startswith("Request too large for the budget: budget 1.00 per 1d, this "
                               "request needs up to 5.35") and "renews" not in message
     assert refusal_headers(decision)["x-should-retry"] == "false"
 

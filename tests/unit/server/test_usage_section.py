@@ -103,6 +103,13 @@ def test_the_axis_and_the_buckets_read_in_units_and_utc_times():
     assert "1,500 ms" not in html and "1.50 s" in html and "500 ms" in html
 
 
+def test_a_spend_below_a_cent_reads_without_an_exponent():
+    usage = sample_usage()
+    usage["windows"]["hour"]["keys"]["master"]["cost"] = [0.000042] * 60
+    html = render_status_html(sample_status(usage=usage))
+    assert "0.000042" in html and "e-05" not in html
+
+
 def test_a_hostile_key_or_model_name_stays_text():
     html = render_status_html(sample_status(usage=sample_usage(key=HOSTILE, model=HOSTILE)))
     assert "<script" not in html
