@@ -114,14 +114,6 @@ class StoredKey:
             )
         return keys
 
-    def public(self) -> dict[str, Any]:
-        """The row for `--json`: its digests left out, as nobody needs them."""
-        return {
-            name: getattr(self, name)
-            for name in _FIELDS
-            if name not in ("digest", "previous_digest")
-        } | {"groups": list(self.groups) if self.groups is not None else None}
-
 
 def new_secret() -> tuple[str, str]:
     """A new key and its digest (hex)."""

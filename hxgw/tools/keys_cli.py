@@ -9,7 +9,6 @@ change within a second. A new secret goes to standard output alone, once, so
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import sys
 from collections.abc import Mapping
@@ -19,6 +18,7 @@ from hxgw.config import MASTER_KEY_NAME, Config, load_config
 from hxgw.errors import ConfigError
 from hxgw.keys.store import KeyStore, KeyStoreError, StoredKey
 from hxgw.store import SQLITE_FILE, Connection, NoStore, StoreError, open_database
+from hxgw.tools import keys_list
 from hxgw.tools.usage_cli import store_settings
 
 
@@ -45,9 +45,8 @@ def run(args: argparse.Namespace, config_dir: str, env: Mapping[str, str]) -> in
                 file=sys.stderr,
             )
         return done
-    except NoStore:
-        print("[]" if args.json else "no keys yet: hxgw keys create NAME")
-        return 0
+    except NoStore:  # only `list` does not make one
+        return _list(args, store, None, _config(config_dir, env), config_dir)
     except KeyStoreError as exc:
         print(f"hxgw keys: {exc}", file=sys.stderr)
         return 2
@@ -63,11 +62,9 @@ def _act(
     config_dir: str,
     env: Mapping[str, str],
 ) -> int:
-    if args.action == "list":
-        keys = store.all(connection)
-        print(json.dumps([k.public() for k in keys], indent=2) if args.json else _table(keys))
-        return 0
     config = _config(config_dir, env)
+    if args.action == "list":
+        return _list(args, store, connection, config, config_dir)
     if args.action in ("create", "update"):
         _check(args, config, config_dir)
     if args.action == "create":
@@ -93,7 +90,27 @@ def _act(
         if args.action == "update"
         else store.revoke(connection, args.name)
     )
-    print(json.dumps(key.public()) if args.json else f"{args.action}d key {key.name}")
+    print(json.dumps(keys_list.public(key)) if args.json else f"{args.action}d key {key.name}")
+    return 0
+
+
+def _list(
+    args: argparse.Namespace,
+    store: KeyStore,
+    connection: Connection | None,
+    config: Config | None,
+    config_dir: str,
+) -> int:
+    """Where there is no store yet (`connection` None) the config's keys are all there is."""
+    stored = store.all(connection) if connection is not None else []
+    rows = keys_list.listed(stored, config, connection)
+    if config is None and not args.json:
+        print(
+            f"hxgw keys: note: no readable config in {config_dir}, so the keys of its"
+            " keys file are not listed (give --config-dir)",
+            file=sys.stderr,
+        )
+    print(keys_list.as_json(rows) if args.json else keys_list.table(rows))
     return 0
 
 
@@ -113,7 +130,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
 def _secret(args: argparse.Namespace, key: StoredKey | None, secret: str, done: str) -> int:
     assert key is not None
     if args.json:
-        print(json.dumps({**key.public(), "secret": secret}))
+        print(json.dumps({**keys_list.public(key), "secret": secret}))
     else:
         print(secret, flush=True)  # above the note that names it, when both go to one pipe
         print(
@@ -155,43 +172,3 @@ def _check(args: argparse.Namespace, config: Config | None, config_dir: str) -> 
             "nothing until one has (model_registry.yaml: price)",
             file=sys.stderr,
         )
-
-
-def _table(keys: list[StoredKey]) -> str:
-    head = ("NAME", "STATE", "GROUPS", "RPM", "TPM", "PARALLEL", "BUDGET", "EXPIRES")
-    rows: list[tuple[str, ...]] = [head]
-    for k in keys:
-        budget = "-" if k.budget is None else f"{k.budget:g}/{k.budget_period}"
-        rows.append(
-            (
-                k.name,
-                _state(k),
-                ",".join(k.groups) if k.groups else "all",
-                *(str(v) if v is not None else "-" for v in (k.rpm, k.tpm, k.max_parallel)),
-                budget,
-                _when(k.expires),
-            )
-        )
-    widths = [max(len(row[i]) for row in rows) for i in range(len(head))]
-    lines = [
-        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
-        for row in rows
-    ]
-    return "\n".join(lines) if keys else "no keys yet: hxgw keys create NAME"
-
-
-def _state(key: StoredKey) -> str:
-    now = dt.datetime.now(dt.UTC).timestamp()
-    if key.revoked is not None:
-        return "revoked"
-    if key.expires is not None and key.expires <= now:
-        return "expired"
-    if key.previous_until is not None and key.previous_until > now:
-        return f"rotating (old until {_when(key.previous_until)})"
-    return "active"
-
-
-def _when(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M")

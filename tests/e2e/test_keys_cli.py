@@ -14,12 +14,15 @@ from typing import Any
 
 import aiohttp
 import pytest
+import yaml
 
+from hxgw.units import money
 from tests.conftest import StartGateway
-from tests.fixtures import HXGW, Gateway, free_port, wait_for
+from tests.fixtures import DEFAULT_MODELS, HXGW, Gateway, free_port, ledger_rows, new_key, wait_for
 from tests.postgres import Postgres, own_postgres  # noqa: F401 -- a fixture
 
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
+PRICED = [dict(m, price={"input_per_mtok": 1000, "output_per_mtok": 2000}) for m in DEFAULT_MODELS]
 
 
 def keys(gateway: Gateway, *args: str) -> subprocess.CompletedProcess[str]:
@@ -203,6 +206,47 @@ async def test_list_shows_names_and_limits_never_secrets(start_gateway: StartGat
     assert (row["name"], row["rpm"], row["groups"]) == ("app", 60, ["chat"])
     assert secret not in listed.stdout and "digest" not in listed.stdout
     assert "app" in keys(gateway, "list").stdout
+
+
+async def test_list_shows_the_keys_file_s_keys_beside_the_stored_ones(
+    start_gateway: StartGateway, tmp_path: Path
+):
+    keys_file = tmp_path / "keys.yaml"
+    entry = {"name": "batch-job", "key": new_key("sk-job"), "groups": ["chat"], "rpm": 30}
+    keys_file.write_text(yaml.safe_dump({"keys": [entry]}))
+    keys_file.chmod(0o600)
+    gateway = await start_gateway(gateway={"auth": {"keys_file": str(keys_file)}})
+    keys(gateway, "create", "app")
+    listed = json.loads(keys(gateway, "list", "--json").stdout)
+    assert [(r["name"], r["source"], r["state"], r["groups"], r["rpm"]) for r in listed] == [
+        ("app", "store", "active", None, None), ("batch-job", "keys file", "active", ["chat"], 30)
+    ]
+    assert entry["key"] not in keys(gateway, "list").stdout
+
+
+async def test_list_shows_what_a_budgeted_key_spent_this_period_and_what_is_left(
+    start_gateway: StartGateway, client: aiohttp.ClientSession
+):
+    gateway = await start_gateway(models=PRICED)
+    secret = keys(gateway, "create", "app", "--budget", "5").stdout.strip()
+    await _within_a_second(lambda: _opens(client, gateway, secret))
+    await wait_for(lambda: ledger_rows(gateway), timeout=10)
+    (row,) = json.loads(keys(gateway, "list", "--json").stdout)
+    assert row["spent"] == ledger_rows(gateway)[0]["cost"] > 0
+    table = keys(gateway, "list").stdout.splitlines()
+    assert table[0].split()[7:10] == ["BUDGET", "SPENT", "LEFT"]
+    assert table[1].split()[7:10] == ["5.00/1d", money(row["spent"]), money(5 - row["spent"])]
+
+
+async def test_list_json_says_each_key_s_state_and_its_times_in_utc(start_gateway: StartGateway):
+    gateway = await start_gateway()
+    keys(gateway, "create", "app", "--expires", "2030-01-31")
+    keys(gateway, "create", "old")
+    keys(gateway, "revoke", "old")
+    app, old = json.loads(keys(gateway, "list", "--json").stdout)
+    assert (app["state"], app["expires"], old["state"]) == ("active", "2030-01-31T00:00:00Z",
+                                                           "revoked")
+    assert dt.datetime.strptime(old["revoked"], "%Y-%m-%dT%H:%M:%SZ")
 
 
 async def test_a_key_named_like_a_config_key_is_refused(start_gateway: StartGateway):

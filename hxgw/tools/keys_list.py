@@ -1,0 +1,207 @@
+"""`hxgw keys list`: every key the gateway takes, made by `hxgw keys` or named in its
+config's keys file, with its limits, its state and what it has spent of its budget this
+period; never a secret, nor a digest.
+
+MASTER_KEY is left out: it has no name but `master`, no limits, and this shell need not
+have the service's environment. Spend is read from the usage ledger, which is written in
+batches: it is up to a second or so behind the gateway's own count.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from dataclasses import dataclass, fields, replace
+from typing import Any
+
+from hxgw.config import MASTER_KEY_NAME, ClientKey, Config
+from hxgw.config.schema import PERIODS
+from hxgw.keys.store import StoredKey
+from hxgw.store import Connection
+from hxgw.units import money
+from hxgw.usage import ledger_exists
+from hxgw.usage.report import spent_this_period
+
+STORE, KEYS_FILE = "store", "keys file"
+_PERIOD_NAMES = {seconds: name for name, seconds in PERIODS.items()}
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Listed:
+    """One key as the list shows it. Times are Unix seconds; `budget_period` and
+    `spent` (this period's) are None for a key without a budget."""
+
+    name: str
+    source: str
+    state: str
+    groups: tuple[str, ...] | None
+    rpm: int | None
+    tpm: int | None
+    max_parallel: int | None
+    budget: float | None
+    budget_period: str | None
+    spent: float | None
+    expires: float | None
+    created: float | None = None
+    updated: float | None = None
+    revoked: float | None = None
+    previous_until: float | None = None
+
+    def public(self) -> dict[str, Any]:
+        """The `--json` object: times as ISO 8601 UTC, as `hxgw usage` writes them."""
+        row: dict[str, Any] = {}
+        for name in (f.name for f in fields(self)):
+            value = getattr(self, name)
+            if name in _TIMES:
+                value = None if value is None else iso(value)
+            elif name == "groups" and value is not None:
+                value = list(value)
+            row[name] = value
+        return row
+
+
+_TIMES = ("expires", "created", "updated", "revoked", "previous_until")
+
+
+def listed(
+    stored: list[StoredKey], config: Config | None, connection: Connection | None
+) -> list[Listed]:
+    """The store's keys, then the config's, each with its spend this period (none where
+    there is no store yet: `connection` None)."""
+    now = time.time()
+    rows = [_stored(k, now) for k in stored]
+    if config is not None:
+        rows += [_configured(k) for k in config.keys if k.name != MASTER_KEY_NAME]
+    return _with_spend(rows, connection, now)
+
+
+def public(key: StoredKey) -> dict[str, Any]:
+    """A stored key as `--json` shows it (what `create`, `update` and `revoke` print)."""
+    return _stored(key, time.time()).public()
+
+
+def _stored(key: StoredKey, now: float) -> Listed:
+    return Listed(
+        name=key.name,
+        source=STORE,
+        state=_state(key, now),
+        groups=key.groups,
+        rpm=key.rpm,
+        tpm=key.tpm,
+        max_parallel=key.max_parallel,
+        budget=key.budget,
+        budget_period=key.budget_period if key.budget is not None else None,
+        spent=None,
+        expires=key.expires,
+        created=key.created,
+        updated=key.updated,
+        revoked=key.revoked,
+        previous_until=key.previous_until,
+    )
+
+
+def _configured(key: ClientKey) -> Listed:
+    limits = key.limits
+    budget = limits.budget if limits else None
+    return Listed(
+        name=key.name,
+        source=KEYS_FILE,
+        state="active",
+        groups=tuple(sorted(key.groups)) if key.groups is not None else None,
+        rpm=limits.rpm if limits else None,
+        tpm=limits.tpm if limits else None,
+        max_parallel=limits.max_parallel if limits else None,
+        budget=budget,
+        budget_period=_PERIOD_NAMES[limits.budget_period_s] if limits and budget else None,
+        spent=None,
+        expires=key.expires,
+    )
+
+
+def _with_spend(rows: list[Listed], connection: Connection | None, now: float) -> list[Listed]:
+    """Each budgeted key's spend this period, as the gateway starts its budgets from."""
+    budgeted: dict[int, list[str]] = {}
+    for row in rows:
+        if row.budget_period is not None:
+            budgeted.setdefault(PERIODS[row.budget_period], []).append(row.name)
+    if not budgeted:
+        return rows
+    spent = (
+        spent_this_period(connection, budgeted, now)
+        if connection is not None and ledger_exists(connection)
+        else {}
+    )
+    return [
+        row
+        if row.budget_period is None
+        else replace(row, spent=spent.get((row.name, PERIODS[row.budget_period]), (0, 0.0))[1])
+        for row in rows
+    ]
+
+
+def table(rows: list[Listed]) -> str:
+    if not rows:
+        return "no keys yet: hxgw keys create NAME"
+    head = (
+        "NAME",
+        "SOURCE",
+        "STATE",
+        "GROUPS",
+        "RPM",
+        "TPM",
+        "PARALLEL",
+        "BUDGET",
+        "SPENT",
+        "LEFT",
+        "EXPIRES",
+    )
+    lines: list[tuple[str, ...]] = [head]
+    for k in rows:
+        budget, spent, left = "-", "-", "-"
+        if k.budget is not None:
+            used = k.spent or 0.0
+            budget = f"{money(k.budget)}/{k.budget_period}"
+            spent, left = money(used), money(max(k.budget - used, 0.0))
+        lines.append(
+            (
+                k.name,
+                k.source,
+                k.state,
+                ",".join(k.groups) if k.groups else "all",
+                *(str(v) if v is not None else "-" for v in (k.rpm, k.tpm, k.max_parallel)),
+                budget,
+                spent,
+                left,
+                _when(k.expires),
+            )
+        )
+    widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    )
+
+
+def as_json(rows: list[Listed]) -> str:
+    return json.dumps([row.public() for row in rows], indent=2)
+
+
+def _state(key: StoredKey, now: float) -> str:
+    if key.revoked is not None:
+        return "revoked"
+    if key.expires is not None and key.expires <= now:
+        return "expired"
+    if key.previous_until is not None and key.previous_until > now:
+        return f"rotating (old until {_when(key.previous_until)})"
+    return "active"
+
+
+def iso(seconds: float) -> str:
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _when(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%d %H:%M")
