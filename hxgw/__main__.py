@@ -11,7 +11,15 @@ import sys
 from collections.abc import Sequence
 
 from hxgw import __version__
-from hxgw.tools import keys_args, keys_cli, quickstart, smoke, train_router, usage_cli
+from hxgw.tools import (
+    check_config,
+    keys_args,
+    keys_cli,
+    quickstart,
+    smoke,
+    train_router,
+    usage_cli,
+)
 
 DEFAULT_CONFIG_DIR = "/etc/hxgw"
 
@@ -72,6 +80,7 @@ def _parser() -> argparse.ArgumentParser:
 
     check = command("check-config", "validate the config and say what is wrong")
     check.add_argument("--config-dir", help=config_help)
+    check_config.add_arguments(check)
 
     route = command("route", "read a request body on stdin and print how it would be routed")
     route.add_argument("--config-dir", help=config_help)
@@ -148,7 +157,9 @@ def _command(argv: Sequence[str] | None) -> int:
         override = ListenOverride(host=args.host, port=args.port)
         return serve(config_dir, env, override, workers=args.workers, listen_fd=args.listen_fd)
     if args.command == "check-config":
-        return check_config(config_dir, env)
+        from hxgw.observe import on_journal
+
+        return check_config.run(config_dir, env, args.env_file, journal=on_journal(sys.stderr))
     if args.command == "route":
         from hxgw.tools.route import main as route_main
 
@@ -168,29 +179,6 @@ def _command(argv: Sequence[str] | None) -> int:
 
         return run(args.host, args.port, args.chunk_delay, args.embedding_dim)
     return 2  # pragma: no cover - argparse rejects unknown commands
-
-
-def check_config(config_dir: str, env: dict[str, str]) -> int:
-    from hxgw.config import load_config
-    from hxgw.errors import ConfigError
-    from hxgw.observe import on_journal
-
-    try:
-        config = load_config(config_dir, env, serving=False)
-    except ConfigError as exc:
-        # Under systemd (ExecStartPre) the reason must reach `journalctl -p err`.
-        err = "<3>" if on_journal(sys.stderr) else ""
-        print(f"{err}{config_dir}: invalid config", file=sys.stderr)
-        for problem in str(exc).splitlines():
-            print(f"{err}  {problem}", file=sys.stderr)
-        return 1
-    print(
-        f"{config_dir}: ok ({len(config.models)} models, {len(config.routing.groups)} groups, "
-        f"default group {config.routing.default_group}, strategy {config.routing.strategy})"
-    )
-    if not config.keys:
-        print("note: serving needs a client key: set MASTER_KEY or auth.keys_file")
-    return 0
 
 
 if __name__ == "__main__":

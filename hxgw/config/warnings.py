@@ -58,33 +58,41 @@ def _log_listen_change(listening: str, new: Config) -> None:
 
 
 def warn_if_world_readable(config: Config) -> None:
-    """Once, at start: each file holding a secret (the environment file with the keys,
-    a keys file, the TLS key) that every user of the machine can read, with the command
-    that fixes it. The YAML files hold no secret, so their modes are the operator's."""
-    for path in secret_files(config):
-        with contextlib.suppress(OSError):
-            if path.stat().st_mode & stat.S_IROTH:
-                log.warning(
-                    "a file with secrets is readable by every user",
-                    path=str(path),
-                    fix=f"chmod o-rwx {path}",
-                )
+    """Once, at start: each file holding a secret that every user can read, with the
+    command that fixes it."""
+    for path in readable_secrets(config, os.environ.get("HX_ENV_FILE")):
+        log.warning("a file with secrets is readable by every user", path=str(path), fix=fix(path))
 
 
-def secret_files(config: Config) -> list[Path]:
+def readable_secrets(config: Config, env_file: str | None) -> list[Path]:
+    """The files holding a secret (the environment file with the keys, a keys file, the
+    TLS key) that every user of the machine can read. The YAML files hold no secret, so
+    their modes are the operator's."""
     paths = [f for f in config.files if f.name not in CONFIG_FILES]  # a keys file
-    if env_file := os.environ.get("HX_ENV_FILE"):
+    if env_file:
         paths.append(Path(env_file))
     if config.tls is not None:
         paths.append(config.tls.key)
-    return paths
+    readable = []
+    for path in paths:
+        with contextlib.suppress(OSError):
+            if path.stat().st_mode & stat.S_IROTH:
+                readable.append(path)
+    return readable
+
+
+def fix(path: Path) -> str:
+    return f"chmod o-rwx {path}"
 
 
 def note_unpriced_models(config: Config) -> None:
     """Once, at start: the models without a price, which cost nothing in budgets."""
-    unpriced = [m.name for m in config.models.values() if m.price is None]
-    if unpriced:
+    if unpriced := unpriced_models(config):
         log.info("models without a price cost nothing in budgets", models=",".join(unpriced))
+
+
+def unpriced_models(config: Config) -> list[str]:
+    return [m.name for m in config.models.values() if m.price is None]
 
 
 def warn_at_start(config: Config) -> None:

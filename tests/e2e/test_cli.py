@@ -50,6 +50,68 @@ def test_check_config_works_without_master_key_and_says_serving_needs_one(tmp_pa
     assert "serving needs a client key: set MASTER_KEY or auth.keys_file" in result.stdout
 
 
+def _with_key_env(tmp_path: Path) -> Path:
+    upstreams = {"default": {"url": "http://127.0.0.1:1", "key_env": "HX_LITELLM_KEY"}}
+    return write_config(tmp_path / "conf", "http://127.0.0.1:1",
+                        gateway={"upstreams": upstreams})
+
+
+def test_check_config_by_hand_says_a_missing_variable_may_be_in_the_service_s_env_file(
+    tmp_path: Path,
+):
+    result = _hxgw("check-config", "--config-dir", str(_with_key_env(tmp_path)),
+                   env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode == 1
+    assert "names 'HX_LITELLM_KEY', which is not set" in result.stderr
+    assert "hxgw check-config --env-file /etc/hx-gateway-ml.env" in result.stderr
+
+
+def test_check_config_reads_the_variables_of_an_env_file_as_systemd_does(tmp_path: Path):
+    env_file = tmp_path / "hx.env"
+    env_file.write_text("# the service's secrets\n; another comment\n\n"
+                        f"MASTER_KEY=\"{new_key()}\"\nHX_LITELLM_KEY='sk-litellm'\n")
+    env_file.chmod(0o640)
+    result = _hxgw("check-config", "--config-dir", str(_with_key_env(tmp_path)),
+                   "--env-file", str(env_file), env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    assert "serving needs a client key" not in result.stdout  # MASTER_KEY came from the file
+
+
+def test_check_config_names_the_env_file_line_it_cannot_read(tmp_path: Path):
+    env_file = tmp_path / "hx.env"
+    env_file.write_text("MASTER_KEY=x\nexport HX_LITELLM_KEY\n")
+    result = _hxgw("check-config", "--config-dir", str(_with_key_env(tmp_path)),
+                   "--env-file", str(env_file), env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert f"--env-file {env_file}: line 2 is not NAME=VALUE" in result.stderr
+
+
+def test_check_config_warns_as_serve_does_of_secrets_every_user_can_read(tmp_path: Path):
+    config_dir = write_config(tmp_path / "conf", "http://127.0.0.1:1",
+                              gateway={"auth": {"keys_file": "keys.yaml"}})
+    keys = config_dir / "keys.yaml"
+    keys.write_text(f"keys:\n  - name: app\n    key: {new_key()}\n")
+    keys.chmod(0o644)
+    env_file = tmp_path / "hx.env"
+    env_file.write_text(f"MASTER_KEY={new_key()}\n")
+    env_file.chmod(0o644)
+    result = _hxgw("check-config", "--config-dir", str(config_dir), "--env-file", str(env_file),
+                   env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode == 0, result.stderr
+    warnings = [line for line in result.stdout.splitlines() if line.startswith("warning:")]
+    assert warnings == [
+        f"warning: {keys} holds secrets and every user can read it: chmod o-rwx {keys}",
+        f"warning: {env_file} holds secrets and every user can read it: chmod o-rwx {env_file}",
+    ]
+
+
+def test_check_config_names_the_models_a_budget_cannot_count(tmp_path: Path):
+    result = _hxgw("check-config", "--config-dir", str(write_config(tmp_path, "http://127.0.0.1:1")),
+                   env={"PATH": "/usr/bin:/bin"})
+    assert ("note: models without a price cost nothing in budgets: alpha, beta, gamma, embed"
+            in result.stdout)
+
+
 def test_route_works_without_master_key(tmp_path: Path):
     write_config(tmp_path, "http://127.0.0.1:1")
     result = subprocess.run([HXGW, "route", "--config-dir", str(tmp_path)],

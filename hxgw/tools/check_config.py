@@ -1,0 +1,87 @@
+"""`hxgw check-config`: load the config as `serve` would, list every problem, and say
+what `serve` would warn about (secrets every user can read, models without a price).
+
+Run by hand, the shell has not the service's environment: `--env-file` reads the
+service's file (systemd's EnvironmentFile syntax) over it, so that a `key_env` the
+service sets is not reported missing. Under systemd (ExecStartPre) the warnings are
+left to `serve`, which logs them a moment later: the journal gets them once.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Mapping
+from pathlib import Path
+
+from hxgw.config import load_config
+from hxgw.config.warnings import fix, readable_secrets, unpriced_models
+from hxgw.errors import ConfigError
+
+SERVICE_ENV_FILE = "/etc/hx-gateway-ml.env"
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--env-file",
+        metavar="FILE",
+        help=f"check with the variables of this file too, as the service has them "
+        f"(its EnvironmentFile: {SERVICE_ENV_FILE})",
+    )
+
+
+def run(config_dir: str, env: Mapping[str, str], env_file: str | None, *, journal: bool) -> int:
+    """`journal`: standard error is the journal (systemd's ExecStartPre)."""
+    if env_file is not None:
+        try:
+            env = {**env, **read_env_file(Path(env_file))}
+        except (OSError, ValueError) as exc:
+            print(f"hxgw check-config: --env-file {env_file}: {exc}", file=sys.stderr)
+            return 1
+    try:
+        config = load_config(config_dir, env, serving=False)
+    except ConfigError as exc:
+        # Under systemd (ExecStartPre) the reason must reach `journalctl -p err`.
+        err = "<3>" if journal else ""
+        print(f"{err}{config_dir}: invalid config", file=sys.stderr)
+        problems = str(exc).splitlines()
+        for problem in problems:
+            print(f"{err}  {problem}", file=sys.stderr)
+        if env_file is None and not journal and any("is not set" in p for p in problems):
+            print(
+                "note: this shell may lack the service's variables: check with them by "
+                f"hxgw check-config --env-file {SERVICE_ENV_FILE}",
+                file=sys.stderr,
+            )
+        return 1
+    print(
+        f"{config_dir}: ok ({len(config.models)} models, {len(config.routing.groups)} groups, "
+        f"default group {config.routing.default_group}, strategy {config.routing.strategy})"
+    )
+    if not config.keys:
+        print("note: serving needs a client key: set MASTER_KEY or auth.keys_file")
+    if not journal:
+        for path in readable_secrets(config, env_file or env.get("HX_ENV_FILE")):
+            print(f"warning: {path} holds secrets and every user can read it: {fix(path)}")
+        if unpriced := unpriced_models(config):
+            print(f"note: models without a price cost nothing in budgets: {', '.join(unpriced)}")
+    return 0
+
+
+def read_env_file(path: Path) -> dict[str, str]:
+    """KEY=VALUE lines as systemd reads an EnvironmentFile: `#` and `;` lines are
+    comments, a value may be in single or double quotes. Raises ValueError naming the
+    first line that is none of these."""
+    variables: dict[str, str] = {}
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        line = line.strip()
+        if not line or line.startswith(("#", ";")):
+            continue
+        name, equals, value = line.partition("=")
+        name, value = name.strip(), value.strip()
+        if not equals or not name.isidentifier():
+            raise ValueError(f"line {number} is not NAME=VALUE")
+        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
+            value = value[1:-1]
+        variables[name] = value
+    return variables
