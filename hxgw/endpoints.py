@@ -40,7 +40,10 @@ class Endpoint:
     files, streamed; each family has its size limit (`limits` in gateway.yaml)."""
     billed: bool = True
     """Whether it uses tokens. Counting them (Anthropic's count_tokens, free there) does
-    not: it reserves and bills none, and counts against a key's limits as a request."""
+    not, nor listing models, nor a call on a response, file or batch made before: their
+    answers may hold a `usage` (a response's, a batch's, a file's own text), which was
+    billed when it was made, or never was the gateway's to bill. Such a route reserves and
+    bills none, and counts against a key's limits as a request."""
 
 
 CHAT = Endpoint(name="chat", method="POST", upstream_path="/v1/chat/completions", mode="chat")
@@ -50,8 +53,12 @@ COMPLETIONS = Endpoint(
 EMBEDDINGS = Endpoint(
     name="embeddings", method="POST", upstream_path="/v1/embeddings", mode="embedding"
 )
-MODELS = Endpoint(name="models", method="GET", upstream_path="/v1/models", mode=None)
-MODEL = Endpoint(name="model", method="GET", upstream_path="/v1/models/{model}", mode=None)
+MODELS = Endpoint(
+    name="models", method="GET", upstream_path="/v1/models", mode=None, billed=False
+)
+MODEL = Endpoint(
+    name="model", method="GET", upstream_path="/v1/models/{model}", mode=None, billed=False
+)
 """One model or group, by id: `/v1/models/` and anything after it (ids may hold a `/`)."""
 # Mode None: a moderation or rerank model is any model of the group the request names.
 MODERATIONS = Endpoint(
@@ -79,7 +86,9 @@ RESPONSES = Endpoint(name="responses", method="POST", upstream_path="/v1/respons
 
 def _on_response(name: str, method: str, path: str) -> Endpoint:
     """A route on one response: to the model that made it."""
-    return Endpoint(name=name, method=method, upstream_path=path, mode=None, bound="model")
+    return Endpoint(
+        name=name, method=method, upstream_path=path, mode=None, bound="model", billed=False
+    )
 
 
 RESPONSE = _on_response("responses_retrieve", "GET", "/v1/responses/{id}")
@@ -104,6 +113,7 @@ def _held(
         held=True,
         raw_answer=raw_answer,
         family=family,
+        billed=False,
     )
 
 

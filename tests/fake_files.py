@@ -12,6 +12,7 @@ input line.
 from __future__ import annotations
 
 import asyncio
+import json
 import secrets
 import time
 from collections.abc import Callable, Iterable
@@ -21,6 +22,19 @@ from typing import Any
 from aiohttp import BodyPartReader, web
 
 from tests.fake_media import FORM_ERRORS, broken_form
+
+
+def _output_line(index: int) -> dict[str, Any]:
+    """One line of a batch's output file, as OpenAI writes it: the request's answer whole,
+    its usage too."""
+    answer = {"id": f"chatcmpl-{secrets.token_hex(8)}", "object": "chat.completion",
+              "created": int(time.time()), "model": "m-alpha",
+              "choices": [{"index": 0, "finish_reason": "stop",
+                           "message": {"role": "assistant", "content": "ok"}}],
+              "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11}}
+    return {"id": f"batch_req_{secrets.token_hex(8)}", "custom_id": str(index),
+            "response": {"status_code": 200, "request_id": secrets.token_hex(8), "body": answer},
+            "error": None}
 
 
 def _no_such(kind: str, ident: str, param: str | None = None) -> web.Response:
@@ -129,11 +143,16 @@ class FileStore:
             return _no_such("Batch", ident)
         if batch["status"] == "validating":
             lines = self.contents[batch["input_file_id"]].splitlines()
-            output = b"".join(b'{"custom_id": "%d", "response": {"status_code": 200}}\n' % i
+            output = b"".join(json.dumps(_output_line(i)).encode() + b"\n"
                               for i in range(len(lines)))
             batch["output_file_id"] = self.add_file(output, "output.jsonl", "batch_output")["id"]
             batch["status"], batch["completed_at"] = "completed", int(time.time())
             batch["request_counts"] = {"total": len(lines), "completed": len(lines), "failed": 0}
+            batch["usage"] = {"input_tokens": 9 * len(lines),
+                              "input_tokens_details": {"cached_tokens": 0},
+                              "output_tokens": 2 * len(lines),
+                              "output_tokens_details": {"reasoning_tokens": 0},
+                              "total_tokens": 11 * len(lines)}
         return web.json_response(batch)
 
     def cancel_batch(self, ident: str) -> web.Response:

@@ -14,7 +14,7 @@ import yaml
 from hxgw.upstream.affinity import bind, unbind
 from tests.conftest import StartGateway
 from tests.fake_upstream import FakeUpstream
-from tests.fixtures import Gateway, new_key
+from tests.fixtures import Gateway, ledger_rows, new_key, wait_for
 
 LINES = b'{"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": {}}\n' * 3
 
@@ -105,6 +105,24 @@ async def test_a_batch_runs_on_its_files_upstream_and_its_output_file_can_be_rea
     assert done.status == "completed" and done.request_counts is not None
     assert done.request_counts.completed == 3
     assert output.content.count(b"\n") == 3
+
+
+async def test_reading_a_batch_and_its_output_bills_none_of_the_usage_they_hold(
+    gateway: Gateway, fake: FakeUpstream
+):
+    fake.files.add_file(LINES)
+    async with _sdk(gateway) as sdk:
+        [listed] = (await sdk.files.list()).data
+        batch = await sdk.batches.create(input_file_id=listed.id, endpoint="/v1/chat/completions",
+                                         completion_window="24h")
+        done = await sdk.batches.retrieve(batch.id)
+        assert done.output_file_id is not None
+        output = await sdk.files.content(done.output_file_id)
+    assert b'"usage": {"prompt_tokens": 9' in output.content
+    await wait_for(lambda: len(ledger_rows(gateway)) == 4, timeout=10)
+    billed = {r["route"]: (r["prompt_tokens"], r["completion_tokens"], r["usage_source"])
+              for r in ledger_rows(gateway)}
+    assert billed["batches_retrieve"] == billed["files_content"] == (0, 0, "none")
 
 
 async def test_a_batch_can_be_cancelled_and_batches_listed(gateway: Gateway, fake: FakeUpstream):

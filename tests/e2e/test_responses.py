@@ -240,6 +240,17 @@ async def test_a_responses_stream_cut_before_it_completed_is_not_billed_by_a_usa
     assert row["prompt_tokens"] >= len(json.dumps(body)) // 4
 
 
+async def test_reading_a_response_back_bills_its_usage_no_second_time(gateway: Gateway):
+    async with _sdk(gateway) as sdk:
+        made = await sdk.responses.create(model="chat", input="hi")
+        read = await sdk.responses.retrieve(made.id)
+    assert read.usage is not None and read.usage.input_tokens == INPUT_TOKENS
+    await wait_for(lambda: len(ledger_rows(gateway)) == 2, timeout=10)
+    assert sorted((r["route"], r["prompt_tokens"], r["usage_source"])
+                  for r in ledger_rows(gateway)) == [
+        ("responses", INPUT_TOKENS, "reported"), ("responses_retrieve", 0, "none")]
+
+
 # Two models of one group on two upstreams, served by two workers.
 PAIR_MODELS = [
     {"name": "left", "tier_score": 0.9, "specializations": [], "upstream_model": "m-left",
