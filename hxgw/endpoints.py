@@ -53,9 +53,7 @@ COMPLETIONS = Endpoint(
 EMBEDDINGS = Endpoint(
     name="embeddings", method="POST", upstream_path="/v1/embeddings", mode="embedding"
 )
-MODELS = Endpoint(
-    name="models", method="GET", upstream_path="/v1/models", mode=None, billed=False
-)
+MODELS = Endpoint(name="models", method="GET", upstream_path="/v1/models", mode=None, billed=False)
 MODEL = Endpoint(
     name="model", method="GET", upstream_path="/v1/models/{model}", mode=None, billed=False
 )

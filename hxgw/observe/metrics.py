@@ -19,6 +19,7 @@ from prometheus_client import (
     CollectorRegistry,
     Counter,
     Gauge,
+    disable_created_metrics,
     generate_latest,
 )
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -34,6 +35,11 @@ CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 OVERHEAD_BUCKETS = (5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 0.1)
 CIRCUIT_VALUES = {"closed": 0.0, "half_open": 0.5, "open": 1.0}
+
+
+# Every counter's `_created` gauge says when a label set was first seen: nothing a dashboard
+# reads, and a second series per counter. The library's one switch is process-wide.
+disable_created_metrics()  # type: ignore[no-untyped-call]  # the library leaves it untyped
 
 
 class Metrics:

@@ -48,7 +48,7 @@ HIGHEST = frozenset(
     }
 )
 LOWEST = frozenset({"hxgw_limits_store_up"})
-EARLIEST_SUFFIXES = ("_created", "process_start_time_seconds")
+EARLIEST = frozenset({"process_start_time_seconds"})
 
 Family = dict[str, Any]
 """One metric family as JSON: name, documentation, type, unit and its samples."""
@@ -181,7 +181,7 @@ def _combine(sample: str, before: float | None, value: float) -> float:
         return value
     if sample in HIGHEST or sample == "python_info":
         return max(before, value)
-    if sample in LOWEST or sample.endswith(EARLIEST_SUFFIXES):
+    if sample in LOWEST or sample in EARLIEST:
         return min(before, value)
     return before + value
 

@@ -1,5 +1,6 @@
 """The per-request figures, as a Prometheus scrape reads them."""
 
+from prometheus_client import generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
 from hxgw.observe.metrics import Metrics
@@ -54,3 +55,11 @@ def test_each_key_has_its_requests_tokens_and_spend_by_name():
     assert samples["hxgw_key_tokens_total", (("key", "app"), ("kind", "prompt"))] == 12
     assert samples["hxgw_key_tokens_total", (("key", "app"), ("kind", "completion"))] == 6
     assert samples["hxgw_key_spend_total", (("key", "app"),)] == 0.75
+
+
+def test_counters_have_no_created_series_beside_their_totals():
+    metrics = Metrics(HealthBook(), lambda: 0)
+    metrics.reloads.labels("ok").inc()
+    text = generate_latest(metrics.registry).decode()
+    assert 'hxgw_config_reloads_total{result="ok"} 1.0' in text
+    assert "_created" not in text
