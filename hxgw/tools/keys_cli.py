@@ -85,12 +85,17 @@ def _act(
     if args.action == "rotate":
         secret = store.rotate(connection, args.name, args.grace)
         return _secret(args, store.get(connection, args.name), secret, "rotated")
-    key = (
-        store.update(connection, args.name, _settings(args))
-        if args.action == "update"
-        else store.revoke(connection, args.name)
-    )
-    print(json.dumps(keys_list.public(key)) if args.json else f"{args.action}d key {key.name}")
+    if args.action == "revoke" and (key := store.get(connection, args.name)) and key.revoked:
+        # Revoking twice is done, not a mistake: a script may run again after a failure.
+        said = f"key {key.name} was revoked already, at {keys_list.iso(key.revoked)}"
+    else:
+        key = (
+            store.update(connection, args.name, _settings(args))
+            if args.action == "update"
+            else store.revoke(connection, args.name)
+        )
+        said = f"{args.action}d key {key.name}"
+    print(json.dumps(keys_list.public(key)) if args.json else said)
     return 0
 
 

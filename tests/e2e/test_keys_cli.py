@@ -118,6 +118,17 @@ async def test_an_expired_key_s_holder_is_told_it_has_expired(
     await wait_for(lambda: "refused a key that has expired key=app" in gateway.logs())
 
 
+async def test_revoking_a_revoked_key_again_succeeds_and_says_when_it_was(
+    start_gateway: StartGateway,
+):
+    gateway = await start_gateway()
+    keys(gateway, "create", "app")
+    assert keys(gateway, "revoke", "app").returncode == 0
+    again = keys(gateway, "revoke", "app")
+    assert again.returncode == 0, again.stderr
+    assert again.stdout.startswith("key app was revoked already, at 20")
+
+
 async def test_a_revoked_key_s_name_may_be_taken_again_and_that_is_said(
     start_gateway: StartGateway,
 ):
