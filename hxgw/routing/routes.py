@@ -48,10 +48,10 @@ class Routes:
                     f"groups: {', '.join(sorted(groups))}",
                     param=GROUP_HEADER,
                 )
-            return self._group(header_group, key, mode)
+            return self._group(header_group, key, mode, GROUP_HEADER)
         if body_model is not None:
             if body_model in groups:
-                return self._group(body_model, key, mode)
+                return self._group(body_model, key, mode, "model")
             model = config.models.get(body_model)
             if model is None:
                 hint = did_you_mean(body_model, [*groups, *config.models])
@@ -67,15 +67,26 @@ class Routes:
                     f"model {model.name!r} serves {model.mode} requests only", param="model"
                 )
             return Route(group=None, pinned=True, candidates=(model,))
-        return self._group(config.routing.default_group, key, mode)
+        return self._group(config.routing.default_group, key, mode, None)
 
-    def _group(self, group: str, key: ClientKey, mode: Mode | None) -> Route:
+    def _group(self, group: str, key: ClientKey, mode: Mode | None, named_in: str | None) -> Route:
+        """`named_in`: the header or body field that named the group; None for the default."""
         if not key.may_use(group):
             its = ", ".join(sorted(key.groups or ()))
             raise Forbidden(f"key {key.name!r} may not use group {group!r} (its groups: {its})")
         route = self._groups[group, mode]
         if route is None:
-            raise BadRequest(f"group {group!r} has no model for this endpoint ({mode})")
+            serving = [g for g in self.config.routing.groups if self._groups[g, mode] is not None]
+            what = (
+                f"group {group!r}"
+                if named_in
+                else f"no model named, and the default group {group!r}"
+            )
+            raise BadRequest(
+                f"{what} has no model for this endpoint ({mode}); "
+                + (f"name one that has: {', '.join(serving)}" if serving else "no group has one"),
+                param=named_in or "model",
+            )
         return route
 
 

@@ -66,6 +66,17 @@ def test_a_group_with_no_model_for_the_endpoint_is_a_bad_request(config: Config)
         Routes(config).resolve("emb", None, ANY_KEY, "chat")
 
 
+def test_no_model_for_the_endpoint_in_the_default_group_names_the_groups_that_have_one(
+    config: Config,
+):
+    with pytest.raises(BadRequest) as refused:
+        Routes(config).resolve(None, None, ANY_KEY, "embedding")
+    assert str(refused.value) == (
+        "no model named, and the default group 'chat' has no model for this endpoint "
+        "(embedding); name one that has: emb")
+    assert refused.value.param == "model"
+
+
 def test_a_pinned_model_of_another_mode_is_a_bad_request(config: Config):
     with pytest.raises(BadRequest, match="serves embedding requests only"):
         Routes(config).resolve(None, "embed", ANY_KEY, "chat")
