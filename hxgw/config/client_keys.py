@@ -5,7 +5,7 @@ once, a budget per period)."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from hxgw.config.gateway import AUTH_KEYS, GATEWAY
@@ -22,8 +22,11 @@ def read_client_keys(
     problems: Problems,
     files: list[Path],
     *,
-    required: bool,
+    stored_keys: Callable[[], bool] | None,
 ) -> tuple[ClientKey, ...]:
+    """MASTER_KEY's key and the keys file's. A gateway that serves needs a key: for one,
+    `stored_keys()` says whether the store holds one made by `hxgw keys` (asked only when
+    there is no other); None when the config is only read."""
     keys: list[ClientKey] = []
     master = env.get("MASTER_KEY")
     if master:
@@ -39,12 +42,12 @@ def read_client_keys(
         doc = read_yaml(path, problems, files, required=True)
         section = Section(path.name, "", doc, problems, frozenset({"keys"}))
         keys.extend(_key_entries(section, {key.digest: key.name for key in keys}))
-    if required and not keys and not keys_file:
+    if stored_keys is not None and not keys and not keys_file and not stored_keys():
         problems.add(
             GATEWAY,
             "auth",
             "no client key: set MASTER_KEY in the environment (under systemd, in "
-            "/etc/hx-gateway-ml.env), or auth.keys_file",
+            "/etc/hx-gateway-ml.env), or auth.keys_file, or make one: hxgw keys create NAME",
         )
     return tuple(keys)
 

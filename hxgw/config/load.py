@@ -7,7 +7,7 @@ file and key path; a snapshot is returned only when there is no problem.
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 
@@ -29,36 +29,38 @@ from hxgw.config.gateway import (
 from hxgw.config.limits_store import read_limits_store
 from hxgw.config.reader import Problems, Section, kind_of, read_yaml
 from hxgw.config.routing_settings import (
+    ROUTING,
     cost_of,
-    read_classifier,
-    read_health,
     read_price,
-    read_scoring,
+    read_routing,
+    under_routing,
 )
 from hxgw.config.schema import (
     DEFAULT_UPSTREAM,
     MODES,
-    STRATEGIES,
     Config,
-    Group,
     Model,
-    Routing,
 )
 from hxgw.config.store import read_store
 from hxgw.config.transforms import Transform, parse_transforms
 from hxgw.config.upstreams import read_upstreams
-from hxgw.errors import ConfigError, did_you_mean
+from hxgw.errors import ConfigError
 
-ROUTING, REGISTRY = "routing.yaml", "model_registry.yaml"
+REGISTRY = "model_registry.yaml"
 
 
 def load_config(
-    config_dir: str | os.PathLike[str], env: Mapping[str, str], *, serving: bool = True
+    config_dir: str | os.PathLike[str],
+    env: Mapping[str, str],
+    *,
+    serving: bool = True,
+    stored_keys: Callable[[], bool] = lambda: False,
 ) -> Config:
     """Load and validate every file of `config_dir`; raise ConfigError listing all problems.
 
-    A gateway that serves needs a client key; the commands that only read the config
-    (`check-config`, `route`) pass `serving=False` and get a config with no keys."""
+    A gateway that serves needs a client key: MASTER_KEY, a keys file, or one made by
+    `hxgw keys` (`stored_keys()`, asked only when there is no other). The commands that
+    only read the config (`check-config`, `route`) pass `serving=False`."""
     directory = Path(config_dir)
     if not directory.is_dir():
         # One problem, not one per file and a missing key blamed on gateway.yaml.
@@ -71,7 +73,7 @@ def load_config(
     files: list[Path] = []
     gateway = read_yaml(directory / GATEWAY, problems, files, required=False)
     before = len(problems.messages)
-    routing_doc = _under_routing(
+    routing_doc = under_routing(
         read_yaml(directory / ROUTING, problems, files, required=True), problems
     )
     routing_problems = problems if len(problems.messages) == before else Problems()
@@ -100,12 +102,14 @@ def load_config(
                 f"unknown upstream {model.upstream!r}{named}; {GATEWAY} has"
                 f" {', '.join(upstreams) or 'none'}",
             )
-    routing = _routing(
+    routing = read_routing(
         Section(ROUTING, "", routing_doc, routing_problems, frozenset({"routing"})),
         models,
         directory,
     )
-    keys = read_client_keys(top, directory, env, problems, files, required=serving)
+    keys = read_client_keys(
+        top, directory, env, problems, files, stored_keys=stored_keys if serving else None
+    )
     listen, timeouts, limits = read_listen(top, env), read_timeouts(top), read_limits(top)
     logging, drain_timeout = read_logging(top, env), read_drain_timeout(top)
     metrics = read_metrics_access(top, env)
@@ -213,83 +217,3 @@ def _models(doc: Section) -> Mapping[str, Model]:
             price=price,
         )
     return MappingProxyType(models)
-
-
-ROUTING_KEYS = frozenset(
-    {
-        "strategy",
-        "default_group",
-        "failover_order",
-        "groups",
-        "circuit_breaker",
-        "health",
-        "scoring",
-        "classifier",
-    }
-)
-
-
-def _under_routing(doc: object, problems: Problems) -> object:
-    """routing.yaml's settings written at its top, without `routing:` above them: one
-    problem that says so (then read as meant), not one per key and each missing one."""
-    if isinstance(doc, dict) and "routing" not in doc and ROUTING_KEYS.intersection(doc):
-        found = ", ".join(sorted(ROUTING_KEYS.intersection(doc)))
-        problems.add(ROUTING, "", f"its settings go under 'routing:' (found at the top: {found})")
-        return {"routing": doc}
-    return doc
-
-
-def _routing(doc: Section, models: Mapping[str, Model], directory: Path) -> Routing:
-    if not doc.has("routing"):
-        doc.report("is required", "routing")
-    section = doc.section("routing", ROUTING_KEYS)
-    strategy = section.choice("strategy", "failover", STRATEGIES)
-    failover_order = section.str_list("failover_order")
-    for i, name in enumerate(failover_order):
-        if name not in models:
-            hint = did_you_mean(name, models)
-            section.report(f"unknown model {name!r}{hint}", f"failover_order[{i}]")
-        elif name in failover_order[:i]:  # it would be tried, and blamed, twice
-            section.report(f"{name!r} is listed twice", f"failover_order[{i}]")
-    groups: dict[str, Group] = {}
-    raw_groups = section.section("groups")
-    if not section.has("groups"):
-        section.report("is required", "groups")
-    for group_name, value in raw_groups.items():
-        path = raw_groups.child(group_name)
-        group_strategy = None
-        if isinstance(value, dict):
-            entry = Section(ROUTING, path, value, doc.problems, frozenset({"models", "strategy"}))
-            group_strategy = (
-                entry.choice("strategy", strategy, STRATEGIES) if entry.has("strategy") else None
-            )
-            members = entry.str_list("models")
-            path = entry.child("models")
-        else:
-            members = raw_groups.problems_str_list(value, path)
-        for i, member in enumerate(members):
-            if member not in models:
-                hint = did_you_mean(member, models)
-                doc.problems.add(ROUTING, f"{path}[{i}]", f"unknown model {member!r}{hint}")
-            elif member in members[:i]:
-                doc.problems.add(ROUTING, f"{path}[{i}]", f"{member!r} is listed twice")
-        if not members and isinstance(value, (list, dict)):
-            doc.problems.add(ROUTING, path, "a group needs at least one model")
-        if group_name in models:
-            doc.problems.add(
-                ROUTING, path, f"{group_name!r} is also a model name; names must differ"
-            )
-        groups[group_name] = Group(name=group_name, models=members, strategy=group_strategy)
-    default_group = section.string("default_group", required=True)
-    if default_group is not None and default_group not in groups:
-        hint = did_you_mean(default_group, groups)
-        section.report(f"unknown group {default_group!r}{hint}", "default_group")
-    return Routing(
-        strategy=strategy,
-        default_group=default_group or "",
-        failover_order=failover_order,
-        groups=MappingProxyType(groups),
-        health=read_health(section),
-        scoring=read_scoring(section),
-        classifier=read_classifier(section, directory),
-    )

@@ -1,13 +1,25 @@
-"""routing.yaml's tuning (health and circuit breakers, the scoring weights, the
-learned router's classifier file, checked by loading it) and what a model costs."""
+"""routing.yaml: its groups, strategy and failover order, its tuning (health and
+circuit breakers, the scoring weights, the learned router's classifier file, checked by
+loading it), and what a model costs."""
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 from pathlib import Path
+from types import MappingProxyType
 
-from hxgw.config.reader import Section
-from hxgw.config.schema import HealthSettings, Price, ScoringWeights
+from hxgw.config.reader import Problems, Section
+from hxgw.config.schema import (
+    STRATEGIES,
+    Group,
+    HealthSettings,
+    Model,
+    Price,
+    Routing,
+    ScoringWeights,
+)
+from hxgw.errors import did_you_mean
 from hxgw.routing.learned.loading import load_classifier
 
 
@@ -74,3 +86,84 @@ def read_price(entry: Section) -> Price | None:
 def cost_of(price: Price | None) -> float | None:
     """The router's relative cost of a model that has a price and no `cost` of its own."""
     return None if price is None else price.input_per_mtok + price.output_per_mtok
+
+
+ROUTING = "routing.yaml"
+ROUTING_KEYS = frozenset(
+    {
+        "strategy",
+        "default_group",
+        "failover_order",
+        "groups",
+        "circuit_breaker",
+        "health",
+        "scoring",
+        "classifier",
+    }
+)
+
+
+def under_routing(doc: object, problems: Problems) -> object:
+    """routing.yaml's settings written at its top, without `routing:` above them: one
+    problem that says so (then read as meant), not one per key and each missing one."""
+    if isinstance(doc, dict) and "routing" not in doc and ROUTING_KEYS.intersection(doc):
+        found = ", ".join(sorted(ROUTING_KEYS.intersection(doc)))
+        problems.add(ROUTING, "", f"its settings go under 'routing:' (found at the top: {found})")
+        return {"routing": doc}
+    return doc
+
+
+def read_routing(doc: Section, models: Mapping[str, Model], directory: Path) -> Routing:
+    if not doc.has("routing"):
+        doc.report("is required", "routing")
+    section = doc.section("routing", ROUTING_KEYS)
+    strategy = section.choice("strategy", "failover", STRATEGIES)
+    failover_order = section.str_list("failover_order")
+    for i, name in enumerate(failover_order):
+        if name not in models:
+            hint = did_you_mean(name, models)
+            section.report(f"unknown model {name!r}{hint}", f"failover_order[{i}]")
+        elif name in failover_order[:i]:  # it would be tried, and blamed, twice
+            section.report(f"{name!r} is listed twice", f"failover_order[{i}]")
+    groups: dict[str, Group] = {}
+    raw_groups = section.section("groups")
+    if not section.has("groups"):
+        section.report("is required", "groups")
+    for group_name, value in raw_groups.items():
+        path = raw_groups.child(group_name)
+        group_strategy = None
+        if isinstance(value, dict):
+            entry = Section(ROUTING, path, value, doc.problems, frozenset({"models", "strategy"}))
+            group_strategy = (
+                entry.choice("strategy", strategy, STRATEGIES) if entry.has("strategy") else None
+            )
+            members = entry.str_list("models")
+            path = entry.child("models")
+        else:
+            members = raw_groups.problems_str_list(value, path)
+        for i, member in enumerate(members):
+            if member not in models:
+                hint = did_you_mean(member, models)
+                doc.problems.add(ROUTING, f"{path}[{i}]", f"unknown model {member!r}{hint}")
+            elif member in members[:i]:
+                doc.problems.add(ROUTING, f"{path}[{i}]", f"{member!r} is listed twice")
+        if not members and isinstance(value, (list, dict)):
+            doc.problems.add(ROUTING, path, "a group needs at least one model")
+        if group_name in models:
+            doc.problems.add(
+                ROUTING, path, f"{group_name!r} is also a model name; names must differ"
+            )
+        groups[group_name] = Group(name=group_name, models=members, strategy=group_strategy)
+    default_group = section.string("default_group", required=True)
+    if default_group is not None and default_group not in groups:
+        hint = did_you_mean(default_group, groups)
+        section.report(f"unknown group {default_group!r}{hint}", "default_group")
+    return Routing(
+        strategy=strategy,
+        default_group=default_group or "",
+        failover_order=failover_order,
+        groups=MappingProxyType(groups),
+        health=read_health(section),
+        scoring=read_scoring(section),
+        classifier=read_classifier(section, directory),
+    )

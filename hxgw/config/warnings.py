@@ -12,7 +12,8 @@ from pathlib import Path
 import structlog
 
 from hxgw.config.gateway import GATEWAY
-from hxgw.config.load import REGISTRY, ROUTING
+from hxgw.config.load import REGISTRY
+from hxgw.config.routing_settings import ROUTING
 from hxgw.config.schema import Config
 
 log = structlog.get_logger("hxgw.config")

@@ -20,7 +20,7 @@ import structlog
 from aiohttp import web
 
 from hxgw import __version__
-from hxgw.config import Config, load_config
+from hxgw.config import Config
 from hxgw.config.warnings import log_restart_only_changes, warn_at_start
 from hxgw.errors import ConfigError
 from hxgw.keys.guard import is_within
@@ -29,7 +29,7 @@ from hxgw.lifecycle.drain import drain
 from hxgw.lifecycle.notify import Notifier
 from hxgw.lifecycle.override import ListenOverride
 from hxgw.lifecycle.start_signals import GENERATION, EarlyReload
-from hxgw.lifecycle.stores import close_stores, open_stores, watch_stores
+from hxgw.lifecycle.stores import close_stores, load_serving, open_stores, watch_stores
 from hxgw.observe import AccessLog
 from hxgw.observe.workers import WorkerFigures
 from hxgw.runtime import ReloadRecord, Runtime
@@ -184,7 +184,7 @@ class Daemon:
         current = self.holder.current
         self.notifier.reloading(f"reloading config (generation {current.generation})")
         try:
-            loaded = await asyncio.to_thread(load_config, self.config_dir, self.env)
+            loaded = await asyncio.to_thread(load_serving, self.config_dir, self.env, self.runtime)
             config = self.override.apply(loaded)
             snapshot = build_state(config, current.client, current.generation + 1, self.runtime)
         except ConfigError as exc:

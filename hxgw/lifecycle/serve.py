@@ -8,11 +8,12 @@ from typing import Any
 
 import structlog
 
-from hxgw.config import Config, load_config
+from hxgw.config import Config
 from hxgw.errors import ConfigError
 from hxgw.lifecycle.daemon import Daemon
 from hxgw.lifecycle.override import ListenOverride
 from hxgw.lifecycle.start_signals import SUPERVISOR_PID, EarlyReload, follow_supervisor
+from hxgw.lifecycle.stores import load_serving
 from hxgw.lifecycle.supervisor import Supervisor
 from hxgw.lifecycle.worker import worker_count
 from hxgw.observe import access as logsetup
@@ -34,7 +35,7 @@ def serve(
     if listen_fd is not None and supervisor and not follow_supervisor(int(supervisor)):
         return 1  # its supervisor died while it started
     try:
-        config = override.apply(load_config(config_dir, env))
+        config = override.apply(load_serving(config_dir, env))
     except ConfigError as exc:
         logsetup.configure()
         log.error(
@@ -57,7 +58,7 @@ def serve(
 
         def reread() -> Config | None:
             try:
-                return override.apply(load_config(config_dir, env))
+                return override.apply(load_serving(config_dir, env))
             except Exception:  # the workers say why; the supervisor keeps what it has
                 return None
 

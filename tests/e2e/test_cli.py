@@ -139,7 +139,8 @@ def test_serve_without_any_client_key_refuses_to_start(tmp_path: Path):
                    env={"PATH": "/usr/bin:/bin"})
     assert result.returncode == 1
     assert ("no client key: set MASTER_KEY in the environment (under systemd, in "
-            "/etc/hx-gateway-ml.env), or auth.keys_file") in result.stderr
+            "/etc/hx-gateway-ml.env), or auth.keys_file, or make one: hxgw keys create NAME"
+            ) in result.stderr
 
 
 SUBCOMMAND_OPTIONS = {

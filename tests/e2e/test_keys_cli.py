@@ -260,6 +260,34 @@ async def test_list_json_says_each_key_s_state_and_its_times_in_utc(start_gatewa
     assert dt.datetime.strptime(old["revoked"], "%Y-%m-%dT%H:%M:%SZ")
 
 
+def _stored_key(state: Path, name: str) -> str:
+    env = {**os.environ, "HX_STATE_DIR": str(state)}
+    made = subprocess.run([HXGW, "keys", "create", name, "--config-dir", str(state / "none")],
+                          env=env, capture_output=True, text=True, timeout=30, check=True)
+    return made.stdout.strip()
+
+
+async def test_a_gateway_serves_on_stored_keys_alone_without_master_key(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, tmp_path: Path
+):
+    secret = _stored_key(tmp_path / "state", "app")
+    gateway = await start_gateway(env={"MASTER_KEY": "", "HX_STATE_DIR": str(tmp_path / "state")})
+    assert await _status(client, gateway, secret) == 200
+
+
+async def test_a_store_whose_keys_are_all_revoked_is_no_key_to_start_on(
+    start_gateway: StartGateway, tmp_path: Path
+):
+    state = tmp_path / "state"
+    _stored_key(state, "app")
+    subprocess.run([HXGW, "keys", "revoke", "app", "--config-dir", str(state / "none")],
+                   env={**os.environ, "HX_STATE_DIR": str(state)}, check=True,
+                   capture_output=True, timeout=30)
+    gateway = await start_gateway(env={"MASTER_KEY": "", "HX_STATE_DIR": str(state)}, wait=False)
+    assert gateway.process is not None and gateway.process.wait(timeout=15) == 1
+    assert "no client key" in gateway.logs()
+
+
 async def test_a_key_named_like_a_config_key_is_refused(start_gateway: StartGateway):
     gateway = await start_gateway()
     made = keys(gateway, "create", "master")

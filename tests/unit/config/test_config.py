@@ -82,7 +82,8 @@ def test_the_master_key_is_held_only_as_a_digest(tmp_path: Path):
 def test_no_client_key_at_all_is_an_error(tmp_path: Path):
     write_config(tmp_path, "http://127.0.0.1:1")
     assert ("gateway.yaml: auth: no client key: set MASTER_KEY in the environment (under "
-            "systemd, in /etc/hx-gateway-ml.env), or auth.keys_file") in _problems(tmp_path, env={})
+            "systemd, in /etc/hx-gateway-ml.env), or auth.keys_file, or make one: hxgw keys "
+            "create NAME") in _problems(tmp_path, env={})
 
 
 def test_missing_required_files_are_named(tmp_path: Path):
