@@ -70,10 +70,18 @@ def listed(
     """The store's keys, then the config's, each with its spend this period (none where
     there is no store yet: `connection` None)."""
     now = time.time()
-    rows = [_stored(k, now) for k in stored]
-    if config is not None:
-        rows += [_configured(k) for k in config.keys if k.name != MASTER_KEY_NAME]
-    return _with_spend(rows, connection, now)
+    configured = (
+        [_configured(k) for k in config.keys if k.name != MASTER_KEY_NAME] if config else []
+    )
+    # A config key wins a name clash: the stored key of that name opens nothing.
+    taken = {row.name for row in configured}
+    rows = [
+        replace(_stored(k, now), state="hidden by the keys file")
+        if k.name in taken
+        else _stored(k, now)
+        for k in stored
+    ]
+    return _with_spend(rows + configured, connection, now)
 
 
 def public(key: StoredKey) -> dict[str, Any]:
@@ -113,7 +121,9 @@ def _configured(key: ClientKey) -> Listed:
         tpm=limits.tpm if limits else None,
         max_parallel=limits.max_parallel if limits else None,
         budget=budget,
-        budget_period=_PERIOD_NAMES[limits.budget_period_s] if limits and budget else None,
+        budget_period=_PERIOD_NAMES[limits.budget_period_s]
+        if limits and budget is not None
+        else None,
         spent=None,
         expires=key.expires,
     )

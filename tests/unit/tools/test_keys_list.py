@@ -1,0 +1,40 @@
+"""`hxgw keys list`'s rows: stored keys and the keys file's, side by side."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from hxgw.config import Config, load_config
+from hxgw.keys.store import StoredKey
+from hxgw.tools.keys_list import listed, table
+from tests.fixtures import new_key, write_config
+
+
+def _stored(name: str) -> StoredKey:
+    return StoredKey(name=name, digest="00" * 32, previous_digest=None, previous_until=None,
+                     groups=None, rpm=None, tpm=None, max_parallel=None, budget=None,
+                     budget_period="1d", expires=None, revoked=None, created=0.0, updated=0.0)
+
+
+def _with_keys_file(tmp_path: Path, *entries: dict[str, Any]) -> Config:
+    config_dir = write_config(tmp_path, "http://127.0.0.1:1",
+                              gateway={"auth": {"keys_file": "keys.yaml"}})
+    keys = [{"key": new_key(), **entry} for entry in entries]
+    (config_dir / "keys.yaml").write_text(yaml.safe_dump({"keys": keys}))
+    return load_config(config_dir, {}, serving=False)
+
+
+def test_a_stored_key_named_like_a_keys_file_key_is_shown_hidden_by_it(tmp_path: Path):
+    rows = listed([_stored("app")], _with_keys_file(tmp_path, {"name": "app"}), None)
+    assert [(r.name, r.source, r.state) for r in rows] == [
+        ("app", "store", "hidden by the keys file"), ("app", "keys file", "active")]
+
+
+def test_a_keys_file_key_with_a_budget_of_nothing_shows_it_and_its_period(tmp_path: Path):
+    config = _with_keys_file(tmp_path, {"name": "frozen", "budget": 0, "budget_period": "7d"})
+    (row,) = listed([], config, None)
+    assert (row.budget, row.budget_period, row.spent) == (0.0, "7d", 0.0)
+    assert "0.00/7d" in table([row])
