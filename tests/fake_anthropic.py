@@ -21,6 +21,9 @@ if TYPE_CHECKING:
     from tests.fake_upstream import Behaviour
 
 INPUT_TOKENS = 11
+CACHED_TOKENS = 2048
+"""What a request with a `cache_control` block reads from the prompt cache, as Anthropic
+reports it: beside `input_tokens`, which counts only the rest of the prompt."""
 _ERRORS = {
     400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
     404: "not_found_error", 429: "rate_limit_error", 500: "api_error", 529: "overloaded_error",
@@ -33,12 +36,15 @@ def anthropic_error(status: int, message: str | None = None) -> web.Response:
     return web.json_response(body, status=status, headers={"request-id": "req_fake"})
 
 
-def message(model: str, words: list[str]) -> dict[str, Any]:
+def message(model: str, words: list[str], cached: int = 0) -> dict[str, Any]:
     return {"id": "msg_fake01", "type": "message", "role": "assistant", "model": model,
             "content": [{"type": "text", "text": " ".join(words)}],
             "stop_reason": "end_turn", "stop_sequence": None,
             "usage": {"input_tokens": INPUT_TOKENS, "cache_creation_input_tokens": 0,
-                      "cache_read_input_tokens": 0, "output_tokens": len(words)}}
+                      "cache_read_input_tokens": cached,
+                      "cache_creation": {"ephemeral_5m_input_tokens": 0,
+                                         "ephemeral_1h_input_tokens": 0},
+                      "output_tokens": len(words), "service_tier": "standard"}}
 
 
 def _event(name: str, data: dict[str, Any]) -> bytes:
@@ -53,12 +59,14 @@ async def respond(request: web.Request, body: Any, how: Behaviour) -> web.Stream
         return anthropic_error(how.status, how.error_message)
     model = str(body.get("model")) if isinstance(body, dict) else "?"
     words = how.content.split(" ")
+    cached = CACHED_TOKENS if '"cache_control"' in json.dumps(body) else 0
     if not (isinstance(body, dict) and body.get("stream")):
-        return web.json_response(message(model, words), headers={"request-id": "req_fake"})
+        return web.json_response(message(model, words, cached),
+                                 headers={"request-id": "req_fake"})
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
                                            "Cache-Control": "no-cache", "request-id": "req_fake"})
     await response.prepare(request)
-    start = message(model, [])
+    start = message(model, [], cached)
     start["content"], start["stop_reason"] = [], None
     start["usage"]["output_tokens"] = 1
     await response.write(_event("message_start", {"message": start}))

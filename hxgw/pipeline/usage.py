@@ -42,6 +42,10 @@ _COMPLETION = re.compile(rb'"completion_tokens"\s*:\s*(\d+)')
 # Anthropic's (and the Responses API's) names; a stream's output count grows as it goes.
 _INPUT = re.compile(rb'"input_tokens"\s*:\s*(\d+)')
 _OUTPUT = re.compile(rb'"output_tokens"\s*:\s*(\d+)')
+# Anthropic counts the prompt read from or written to its cache apart from `input_tokens`
+# (OpenAI's prompt_tokens include their cached part): all three are the prompt.
+_CACHE_WRITTEN = re.compile(rb'"cache_creation_input_tokens"\s*:\s*(\d+)')
+_CACHE_READ = re.compile(rb'"cache_read_input_tokens"\s*:\s*(\d+)')
 
 
 NOTHING = Used(0, 0, 0.0, "none")
@@ -114,12 +118,16 @@ def reported_tokens(data: bytes) -> tuple[int, int] | None:
             _count(prompt_alone[1]) if prompt_alone else 0,
             _count(completion_alone[1]) if completion_alone else 0,
         )
-    # Anthropic's input count comes in its first usage, the output in its last: a larger
+    # Anthropic's input counts come in its first usage, the output in its last: a larger
     # input count earlier in `data` can only make the bill larger.
     inputs, outputs = _INPUT.findall(data), _OUTPUT.findall(tail)
     if not inputs and not outputs:
         return None
-    return max(map(_count, inputs), default=0), _count(outputs[-1]) if outputs else 0
+    prompt = sum(
+        max(map(_count, found), default=0)
+        for found in (inputs, _CACHE_WRITTEN.findall(data), _CACHE_READ.findall(data))
+    )
+    return min(prompt, MAX_TOKENS), _count(outputs[-1]) if outputs else 0
 
 
 def _count(digits: bytes) -> int:

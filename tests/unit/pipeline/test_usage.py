@@ -128,3 +128,18 @@ def test_a_null_usage_in_a_later_event_leaves_the_usage_before_it():
     usage_chunk = b'data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2}}\n\n'
     later = b'data: {"choices":[{"index":0,"delta":{}}],"usage":null}\n\n'
     assert reported_tokens(usage_chunk + later) == (3, 2)
+
+
+def test_anthropic_s_cached_prompt_counts_with_its_input_tokens():
+    data = (b'"usage":{"input_tokens":5,"cache_creation_input_tokens":20000,'
+            b'"cache_read_input_tokens":50000,"cache_creation":{"ephemeral_5m_input_tokens":'
+            b'20000,"ephemeral_1h_input_tokens":0},"output_tokens":7}}')
+    assert reported_tokens(data) == (70005, 7)
+
+
+def test_a_stream_s_cached_prompt_is_counted_once_though_its_usage_repeats_it():
+    start = (b'data: {"type":"message_start","message":{"usage":{"input_tokens":5,'
+             b'"cache_read_input_tokens":50000,"output_tokens":1}}}\n\n')
+    delta = (b'data: {"type":"message_delta","usage":{"input_tokens":5,'
+             b'"cache_read_input_tokens":50000,"output_tokens":9}}\n\n')
+    assert reported_tokens(start + delta) == (50005, 9)
