@@ -107,6 +107,12 @@ class BatchNotAllowed(Forbidden):
     code = "batch_not_allowed"
 
 
+class BackgroundNotAllowed(Forbidden):
+    """A background response for a key whose budget or tokens per minute it would run past."""
+
+    code = "background_not_allowed"
+
+
 class NotFound(GatewayError):
     status = 404
     type = "invalid_request_error"

@@ -3,7 +3,8 @@ reconcile to what it used when it ends, however it ends.
 
 The reservation is the request's size in tokens plus the completion it asked
 for (or a default), priced at its dearest candidate, since failover may move it
-there; so parallel requests cannot overspend a budget between them. The key's
+there; so parallel requests cannot overspend a budget between them, by more than their
+estimates fall short (docs/limits.md). The key's
 `x-ratelimit-*` headers go out with the answer, or with the 429 that refuses it.
 """
 
@@ -15,7 +16,8 @@ from collections.abc import Awaitable
 
 from hxgw import jsonio
 from hxgw.config import KeyLimits
-from hxgw.errors import KeyLimited, KeyOverBudget
+from hxgw.endpoints import RESPONSES
+from hxgw.errors import BackgroundNotAllowed, KeyLimited, KeyOverBudget
 from hxgw.keys import LimitDecision, error_body, refusal_headers
 from hxgw.pipeline.context import Next, RequestContext
 from hxgw.pipeline.usage import estimated_completion, estimated_cost, estimated_prompt, used
@@ -32,6 +34,8 @@ def apply_limits(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
 async def _within_limits(
     ctx: RequestContext, name: str, limits: KeyLimits, call_next: Next
 ) -> None:
+    if ctx.endpoint is RESPONSES and ctx.body and ctx.body.get("background") is True:
+        _may_run_in_background(limits)
     limiter = ctx.state.runtime.limiter
     prompt, completion = estimated_prompt(ctx), estimated_completion(ctx)
     cost = estimated_cost(ctx.candidates, prompt, completion)
@@ -51,6 +55,18 @@ async def _within_limits(
             await asyncio.shield(settle)
         else:
             await settle
+
+
+def _may_run_in_background(limits: KeyLimits) -> None:
+    """A background response is answered `queued`, without a usage, and its usage is read
+    later, if ever, by a call that bills nothing: a budget or a TPM limit cannot count it."""
+    if limits.budget is not None or limits.tpm is not None:
+        raise BackgroundNotAllowed(
+            "this key has a budget or a tokens-per-minute limit, which the gateway cannot "
+            "hold a background response to (it runs after the answer, which has no usage "
+            "yet): leave out background, or use a key without them",
+            param="background",
+        )
 
 
 def _refusal(decision: LimitDecision) -> KeyLimited:

@@ -243,3 +243,19 @@ async def test_a_stream_the_client_leaves_is_still_billed(
     await asyncio.sleep(0.2)
     # Five events relayed, estimated at a token each, and the prompt from the body's size.
     assert await _spend(client, gateway) > 0.005
+
+
+@pytest.mark.parametrize("limits", [{"budget": 5}, {"tpm": 100000}])
+async def test_a_key_with_a_budget_or_tpm_may_not_run_a_response_in_the_background(
+    start_gateway: StartGateway, tmp_path: Path, fake: FakeUpstream, limits: dict[str, Any]
+):
+    gateway, secret = await _start(start_gateway, tmp_path, **limits)
+    async with openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key=secret,
+                                  max_retries=0) as sdk:
+        with pytest.raises(openai.PermissionDeniedError) as refused:
+            await sdk.responses.create(model="chat", input="hi", background=True)
+        await sdk.responses.create(model="chat", input="hi")  # in the foreground it may
+    error = refused.value.body
+    assert isinstance(error, dict)
+    assert (error["code"], error["param"]) == ("background_not_allowed", "background")
+    assert len(fake.requests) == 1
