@@ -57,7 +57,8 @@ class ResponseStore:
         # OpenAI repeats the request's settings in every copy of the response it sends.
         response["tools"] = body.get("tools") or []
         response["instructions"] = body.get("instructions")
-        response["metadata"] = {"turns": str(turns)}
+        given = body.get("metadata")
+        response["metadata"] = {**(given if isinstance(given, dict) else {}), "turns": str(turns)}
         self.made[response["id"]] = Stored(response, _input_items(body.get("input")))
         if response["status"] == "queued":
             return web.json_response(response)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Awaitable
 
 import structlog
@@ -31,7 +32,9 @@ from hxgw.pipeline.usage import last_usage, without_usage_chunk
 
 log = structlog.get_logger("hxgw.pipeline.relay")
 
-USAGE_TAIL = 2048
+USAGE_TAIL = 64 * 1024
+"""How far from a plain body's end its usage is looked for. A Responses answer puts its
+`user` and `metadata` after it: up to 16 values of 512 characters, more when escaped."""
 USAGE_KEPT = 64 * 1024
 """The most of a stream's usage events kept: an upstream that sends more is not believed."""
 EVENT_ENDS = (b"\n\n", b"\r\n\r\n", b"\r\r")
@@ -154,9 +157,8 @@ def _whole_body(ctx: RequestContext, reply: Reply, body: bytes) -> None:
     ctx.client_first_at = time.perf_counter()
     if ctx.status >= 400:
         ctx.outcome = "upstream_error"
-    tail = body[-USAGE_TAIL:]
-    if b'"usage"' in tail:
-        ctx.usage = last_usage(tail)
+    if ctx.endpoint.billed and b'"usage"' in body:
+        ctx.usage = last_usage(body[-USAGE_TAIL:])
 
 
 def _reshaped(ctx: RequestContext, reply: Reply) -> bool:
@@ -176,22 +178,25 @@ async def relay_body(ctx: RequestContext, reply: Reply) -> None:
     await exchange.write(reply.first_chunk)
     ctx.client_first_at = time.perf_counter()
     ctx.bytes_out += len(reply.first_chunk)
-    # `usage` closes an OpenAI body: the last two chunks hold it, nothing else is kept.
-    previous, last = b"", reply.first_chunk
+    # `usage` is near a body's end: the chunks of its last USAGE_TAIL bytes are kept.
+    recent, held = deque([reply.first_chunk]), len(reply.first_chunk)
     try:
         async for chunk in _chunks(ctx, reply):
             await exchange.write(chunk)
             ctx.bytes_out += len(chunk)
-            previous, last = last, chunk
+            recent.append(chunk)
+            held += len(chunk)
+            while held - len(recent[0]) >= USAGE_TAIL:
+                held -= len(recent.popleft())
     except GatewayError as exc:
         _failed(ctx, reply, exc)
         # Closing before the final chunk tells the client the body is incomplete.
         exchange.abort()
         return
     await exchange.finish()
-    tail = previous[-USAGE_TAIL:] + last
-    if b'"usage"' in tail:
-        ctx.usage = last_usage(tail)
+    tail = b"".join(recent)
+    if ctx.endpoint.billed and b'"usage"' in tail:
+        ctx.usage = last_usage(tail[-USAGE_TAIL:])
 
 
 async def relay_events(ctx: RequestContext, reply: Reply) -> None:

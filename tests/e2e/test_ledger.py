@@ -119,6 +119,22 @@ async def test_a_plain_answer_the_client_cut_is_billed_as_much_as_the_request_as
     assert row["completion_tokens"] == 700  # not 0: the model wrote it whole before it went
 
 
+async def test_a_usage_several_chunks_before_a_plain_body_s_end_is_read(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    start = (b'{"id":"c","object":"chat.completion","choices":[{"index":0,"message":'
+             b'{"role":"assistant","content":"hi"}}],'
+             b'"usage":{"prompt_tokens":9,"completion_tokens":1,"total_tokens":10},"x":"')
+    fake.behave("m-alpha", script=((0, start), (0.05, b"f" * 1500), (0.05, b"f" * 1500),
+                                   (0.05, b'"}')))
+    gateway = await start_gateway(models=PRICED)
+    assert await _chat(client, gateway) == 200
+    await wait_for(lambda: len(ledger_rows(gateway)) == 1, timeout=10)
+    (row,) = ledger_rows(gateway)
+    assert (row["prompt_tokens"], row["completion_tokens"], row["usage_source"]) == (
+        9, 1, "reported")
+
+
 async def test_a_stream_the_client_left_before_any_event_is_billed_no_completion(
     start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):

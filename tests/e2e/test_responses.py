@@ -240,6 +240,16 @@ async def test_a_responses_stream_cut_before_it_completed_is_not_billed_by_a_usa
     assert row["prompt_tokens"] >= len(json.dumps(body)) // 4
 
 
+async def test_a_usage_followed_by_a_long_metadata_is_still_read(gateway: Gateway):
+    metadata = {f"k{i}": "x" * 512 for i in range(16)}  # OpenAI's most
+    async with _sdk(gateway) as sdk:
+        made = await sdk.responses.create(model="chat", input="hi", metadata=metadata)
+    assert made.metadata is not None and made.metadata["k15"] == "x" * 512
+    await wait_for(lambda: len(ledger_rows(gateway)) == 1, timeout=10)
+    (row,) = ledger_rows(gateway)
+    assert (row["prompt_tokens"], row["usage_source"]) == (INPUT_TOKENS, "reported")
+
+
 async def test_reading_a_response_back_bills_its_usage_no_second_time(gateway: Gateway):
     async with _sdk(gateway) as sdk:
         made = await sdk.responses.create(model="chat", input="hi")
