@@ -63,14 +63,23 @@ class Failure:
 def refused_gateway_key(response: UpstreamResponse, first: bytes) -> str | None:
     """For a 400: LiteLLM without a database answers a key other than its master key
     with 400 "No connected db." That is the gateway's misconfiguration, not the
-    client's fault."""
-    if b"no_db_connection" in first:
+    client's fault. Its error's `type` says so, not the bytes: a client's own 400 may
+    repeat what it sent, "no_db_connection" too."""
+    if b"no_db_connection" in first and _error_type(first) == "no_db_connection":
         response.close()
         return (
             "the upstream refused the gateway's own key (LiteLLM without a database "
             "accepts only its master key: set HX_UPSTREAM_KEY to it)"
         )
     return None
+
+
+def _error_type(body: bytes) -> object:
+    try:
+        error = jsonio.loads(body).get("error")
+    except (jsonio.DecodeError, AttributeError):
+        return None
+    return error.get("type") if isinstance(error, dict) else None
 
 
 def retry_seconds(value: str | None) -> int | None:
@@ -87,7 +96,8 @@ def _delay(value: str | None) -> float | None:
     if value is None:
         return None
     if value.isascii() and value.isdigit():  # not "²": str.isdigit() takes it, int() not
-        return int(value)
+        # A wait past any sane one needs no more digits read (int() refuses 4300 of them).
+        return int(value) if len(value) <= 10 else 1e10
     try:
         when = email.utils.parsedate_to_datetime(value)
     except (TypeError, ValueError):

@@ -163,6 +163,31 @@ async def test_litellm_refusing_the_gateway_key_is_a_gateway_error_not_the_clien
     assert fake.seen_models() == ["m-alpha", "m-beta"]
 
 
+async def test_a_client_s_400_that_repeats_no_db_connection_is_its_own_and_fails_no_model(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    said = "Invalid value: 'no_db_connection'. Supported values are: 'system', 'user'."
+    fake.behave("m-alpha", status=400, error_message=said)
+    body = {"messages": [{"role": "no_db_connection", "content": "hi"}]}
+    for _ in range(6):
+        status, _, answer = await _chat(gateway, client, body)
+        assert (status, answer["error"]["message"]) == (400, said)
+    assert fake.seen_models() == ["m-alpha"] * 6  # never failed over: no model was at fault
+
+
+async def test_a_retry_after_of_thousands_of_digits_is_passed_on_not_a_500(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    gateway = await start_gateway(routing={"routing": {"strategy": "failover",
+                                                       "default_group": "solo",
+                                                       "groups": {"solo": ["alpha"]}}})
+    fake.behave("m-alpha", status=429, retry_after="9" * 5000)
+    for _ in range(4):  # past the slots a leak would keep
+        status, _, answer = await _chat(gateway, client)
+        assert status == 429 and answer["error"]["type"] != "internal_error"
+    assert "Traceback" not in gateway.logs()
+
+
 async def test_when_every_candidate_is_rate_limited_the_client_gets_429_with_retry_after(
     gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):

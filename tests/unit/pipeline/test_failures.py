@@ -7,7 +7,7 @@ from email.utils import formatdate
 
 import pytest
 
-from hxgw.pipeline.failures import _wait_ms, retry_seconds
+from hxgw.pipeline.failures import _wait_ms, retry_seconds, spared_for
 
 
 def test_retry_after_in_seconds_is_read():
@@ -33,3 +33,10 @@ def test_a_retry_after_that_is_no_sane_wait_is_ignored(value: str):
 
 def test_retry_after_ms_comes_before_retry_after():
     assert _wait_ms({"retry-after-ms": "250", "Retry-After": "9"}) == 250
+
+
+@pytest.mark.parametrize("value", ["9" * 5000, "9" * 11])
+def test_a_retry_after_of_more_digits_than_int_reads_is_no_sane_wait(value: str):
+    assert retry_seconds(value) is None
+    assert spared_for({"Retry-After": value}) is None
+    assert spared_for({"retry-after-ms": value}) is None
