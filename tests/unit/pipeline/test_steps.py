@@ -203,6 +203,16 @@ def test_a_stored_response_streamed_again_ends_in_a_responses_error_event_number
     assert event["error"]["code"] == "upstream_unavailable"
 
 
+def test_a_starting_after_of_thousands_of_digits_still_gives_an_error_event(
+    state: GatewayState,
+):
+    ctx = _ctx(state, RESPONSE, method="GET",
+               path="/v1/responses/resp_1?stream=true&starting_after=" + "9" * 5000)
+    ctx.events = 1
+    event = json.loads(error_event(ctx, UpstreamError("the upstream broke")))
+    assert (event["type"], event["sequence_number"]) == ("error", 1)
+
+
 def test_the_ledger_row_is_in_column_order(state: GatewayState):
     from hxgw.pipeline.context import Used
     from hxgw.pipeline.record_usage import row_values
