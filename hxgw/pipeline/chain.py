@@ -144,6 +144,7 @@ UPLOAD_STEPS: tuple[Step, ...] = (
 
 MODELS_STEPS: tuple[Step, ...] = (
     *API_FRONT,
+    apply_limits,  # a request like any other: each asks every upstream
     list_models,  # the upstream's models plus the gateway's groups
 )
 

@@ -58,9 +58,8 @@ def _anthropic(entry: dict[str, Any]) -> dict[str, Any]:
 def _answer(ctx: RequestContext, document: Any) -> None:
     body = jsonio.dumps(document)
     ctx.status, ctx.bytes_out = 200, len(body)
-    ctx.exchange.respond(
-        200, {"Content-Type": "application/json", "X-Request-ID": ctx.request_id}, body
-    )
+    headers = {"Content-Type": "application/json", "X-Request-ID": ctx.request_id}
+    ctx.exchange.respond(200, headers | ctx.headers if ctx.headers else headers, body)
 
 
 async def _entries(ctx: RequestContext) -> list[dict[str, Any]]:

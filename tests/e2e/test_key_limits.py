@@ -259,3 +259,16 @@ async def test_a_key_with_a_budget_or_tpm_may_not_run_a_response_in_the_backgrou
     assert isinstance(error, dict)
     assert (error["code"], error["param"]) == ("background_not_allowed", "background")
     assert len(fake.requests) == 1
+
+
+@pytest.mark.parametrize("path", ["/v1/models", "/v1/models/chat"])
+async def test_listing_models_counts_against_a_key_s_requests_per_minute(
+    start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession, path: str
+):
+    gateway, secret = await _start(start_gateway, tmp_path, rpm=2)
+    answers = []
+    for _ in range(3):
+        async with client.get(gateway.url + path,
+                              headers={"Authorization": f"Bearer {secret}"}) as resp:
+            answers.append((resp.status, resp.headers.get("x-ratelimit-remaining-requests")))
+    assert answers == [(200, "1"), (200, "0"), (429, "0")]
