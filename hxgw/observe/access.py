@@ -10,6 +10,7 @@ import asyncio
 import logging
 import os
 import sys
+import re
 import time
 from typing import Any, TextIO
 
@@ -18,6 +19,11 @@ from hxgw.observe import log
 from hxgw.observe.log import CONTROL, LEVELS, Renderer, logfmt_value
 
 _KnownParts = tuple[str, str, int, str | None, str | None, str | None, int, str]
+
+
+# A path (decoded: %20 is a space) that could pass for more fields of the line, as in
+# "/x status=200 key=master": the request line is quoted then, as a logfmt value.
+_FORGING = re.compile(r'[ "\\]')
 
 
 class AccessLog:
@@ -126,7 +132,7 @@ class AccessLog:
         method, path, status, model, group, key, failovers, outcome = known
         word = self.renderer.word
         message = f"{method} {path}"
-        if CONTROL.search(message):
+        if CONTROL.search(message) or _FORGING.search(path):
             message = logfmt_value(message)
         labels = "".join(
             f" {name}={word(value)}"

@@ -103,6 +103,16 @@ async def test_control_characters_in_a_path_reach_the_access_line_escaped(
     assert not re.search(r"[\x00-\x08\x0b-\x1f\x7f]", gateway.logs())
 
 
+async def test_a_path_that_reads_like_more_fields_is_quoted_and_forges_none(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    async with client.get(gateway.url + "/bar%20status=200%20key=master%20outcome=ok") as resp:
+        assert resp.status == 404
+    await wait_for(lambda: _access_lines(gateway, r"status=404"))
+    (line,) = _access_lines(gateway, r"status=404")
+    assert '"GET /bar status=200 key=master outcome=ok" status=404' in line
+
+
 async def test_a_flood_of_malformed_requests_from_one_address_is_logged_only_a_few_times(
     gateway: Gateway,
 ):
