@@ -9,8 +9,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
-import sys
 import re
+import sys
 import time
 from typing import Any, TextIO
 
