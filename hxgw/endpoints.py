@@ -229,13 +229,17 @@ def endpoint_for(method: str, path: str) -> Endpoint:
     endpoint = ROUTES.get((method, path))
     if endpoint is not None:
         return endpoint
-    if method == "GET" and path.startswith(MODEL_PREFIXES) and not path.endswith("/models/"):
+    if method == "GET" and _names_a_model(path):
         return MODEL
     for endpoint in BY_ID:
         if endpoint.method == method and id_in_path(endpoint, path) is not None:
             return endpoint
     anthropic = path in _ANTHROPIC_PATHS or path.startswith(_ANTHROPIC_PREFIXES)
     return UNROUTED_ANTHROPIC if anthropic else UNROUTED
+
+
+def _names_a_model(path: str) -> bool:
+    return path.startswith(MODEL_PREFIXES) and not path.endswith("/models/")
 
 
 def id_in_path(endpoint: Endpoint, path: str) -> str | None:
@@ -255,6 +259,8 @@ def allowed_methods(path: str) -> str | None:
     fixed = ALLOWED.get(path)
     if fixed is not None:
         return fixed
+    if _names_a_model(path):
+        return MODEL.method
     methods = sorted({e.method for e in BY_ID if id_in_path(e, path) is not None})
     return ", ".join(methods) or None
 

@@ -6,17 +6,18 @@ from __future__ import annotations
 
 import re
 
-from hxgw.endpoints import OPERATOR, Endpoint
+from hxgw.endpoints import OPERATOR, client_paths
 
 # What a preflight may ask to send: header names only (an echo, so it must be one).
 _HEADER_NAMES = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+(\s*,\s*[!#$%&'*+.^_`|~0-9A-Za-z-]+)*")
 PREFLIGHT_MAX_AGE = "86400"
-_OPERATOR = frozenset(e.name for e in OPERATOR)
+# By path, not by route: a wrong method on one (its 405) is the operator's too.
+_OPERATOR_PATHS = frozenset(path for e in OPERATOR for path in client_paths(e))
 
 
-def allowed_origin(origins: tuple[str, ...], origin: str | None, endpoint: Endpoint) -> str | None:
+def allowed_origin(origins: tuple[str, ...], origin: str | None, path: str) -> str | None:
     """The Access-Control-Allow-Origin for a request from `origin`, or None for none."""
-    if origin is None or not origins or endpoint.name in _OPERATOR:
+    if origin is None or not origins or path in _OPERATOR_PATHS:
         return None
     if "*" in origins:
         return "*"

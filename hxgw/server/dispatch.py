@@ -38,7 +38,7 @@ class Dispatcher:
         endpoint = endpoint_for(request.method, request.path)
         snapshot = self.holder.current
         origin = request.headers.get("Origin")  # a page in a browser
-        cors = allowed_origin(snapshot.config.cors_origins, origin, endpoint)
+        cors = allowed_origin(snapshot.config.cors_origins, origin, request.path)
         exchange = Exchange(request, closing=self.inflight.draining, cors=cors)
         task = asyncio.current_task(self.loop)
         assert task is not None

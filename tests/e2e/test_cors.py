@@ -67,7 +67,20 @@ async def test_the_operators_routes_never_answer_another_origin(
                           headers={"Origin": PAGE, **gateway.auth}) as resp:
         assert resp.status == 200 and "Access-Control-Allow-Origin" not in resp.headers
     async with client.options(gateway.url + "/metrics", headers=_preflight("GET")) as resp:
-        assert resp.status == 405
+        assert resp.status == 405 and "Access-Control-Allow-Origin" not in resp.headers
+    async with client.delete(gateway.url + "/metrics", headers={"Origin": PAGE}) as resp:
+        assert resp.status == 405 and "Access-Control-Allow-Origin" not in resp.headers
+
+
+async def test_a_preflight_for_one_model_is_answered_and_a_wrong_method_on_it_is_405(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    async with client.options(gateway.url + "/v1/models/chat",
+                              headers=_preflight("GET")) as resp:
+        assert resp.status == 204
+        assert resp.headers["Access-Control-Allow-Methods"] == "GET"
+    async with client.post(gateway.url + "/v1/models/chat", headers=gateway.auth) as resp:
+        assert (resp.status, resp.headers["Allow"]) == (405, "GET")
 
 
 async def _listed_only(start_gateway: StartGateway, origins: list[str]) -> Gateway:
