@@ -5,12 +5,13 @@ once, a budget per period)."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 
 from hxgw.config.gateway import AUTH_KEYS, GATEWAY
 from hxgw.config.reader import Problems, Section, kind_of, read_yaml
 from hxgw.config.schema import MASTER_KEY_NAME, PERIODS, ClientKey, KeyLimits
+from hxgw.errors import did_you_mean
 
 LIMIT_KEYS = ("rpm", "tpm", "max_parallel", "budget", "budget_period")
 
@@ -23,10 +24,12 @@ def read_client_keys(
     files: list[Path],
     *,
     stored_keys: Callable[[], bool] | None,
+    groups: Collection[str] = (),
 ) -> tuple[ClientKey, ...]:
     """MASTER_KEY's key and the keys file's. A gateway that serves needs a key: for one,
     `stored_keys()` says whether the store holds one made by `hxgw keys` (asked only when
-    there is no other); None when the config is only read."""
+    there is no other); None when the config is only read. A key may name only `groups`
+    (routing.yaml's; none known when it could not be read)."""
     keys: list[ClientKey] = []
     master = env.get("MASTER_KEY")
     if master:
@@ -41,7 +44,7 @@ def read_client_keys(
             return tuple(keys)
         doc = read_yaml(path, problems, files, required=True)
         section = Section(path.name, "", doc, problems, frozenset({"keys"}))
-        keys.extend(_key_entries(section, {key.digest: key.name for key in keys}))
+        keys.extend(_key_entries(section, {key.digest: key.name for key in keys}, groups))
     if stored_keys is not None and not keys and not keys_file and not stored_keys():
         problems.add(
             GATEWAY,
@@ -52,7 +55,9 @@ def read_client_keys(
     return tuple(keys)
 
 
-def _key_entries(doc: Section, secrets: dict[bytes, str]) -> list[ClientKey]:
+def _key_entries(
+    doc: Section, secrets: dict[bytes, str], known: Collection[str]
+) -> list[ClientKey]:
     """The file's keys; `secrets` maps the digests of keys read before to their names."""
     raw = doc.raw("keys")
     if not isinstance(raw, list):
@@ -93,11 +98,24 @@ def _key_entries(doc: Section, secrets: dict[bytes, str]) -> list[ClientKey]:
             entry.report(f"has the same secret as the key {secrets[digest]!r}")
             continue
         secrets[digest] = name or f"keys[{i}]"
-        groups = frozenset(entry.str_list("groups")) if entry.has("groups") else None
+        groups = _groups(entry, known) if entry.has("groups") else None
         if name:
             limits = read_key_limits(entry)
             out.append(ClientKey(name=name, digest=digest, groups=groups, limits=limits))
     return out
+
+
+def _groups(entry: Section, known: Collection[str]) -> frozenset[str]:
+    """The groups a key may use; each must be one routing.yaml has, or the key would be
+    refused everywhere it was meant to go."""
+    listed = entry.str_list("groups")
+    if not listed:
+        entry.report("names no group: leave groups out for every group, or name one", "groups")
+    for i, group in enumerate(listed):
+        if known and group not in known:
+            hint = did_you_mean(group, known)
+            entry.report(f"unknown group {group!r}{hint}", f"groups[{i}]")
+    return frozenset(listed)
 
 
 def read_key_limits(entry: Section) -> KeyLimits | None:

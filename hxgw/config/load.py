@@ -108,7 +108,13 @@ def load_config(
         directory,
     )
     keys = read_client_keys(
-        top, directory, env, problems, files, stored_keys=stored_keys if serving else None
+        top,
+        directory,
+        env,
+        problems,
+        files,
+        stored_keys=stored_keys if serving else None,
+        groups=routing.groups,
     )
     listen, timeouts, limits = read_listen(top, env), read_timeouts(top), read_limits(top)
     logging, drain_timeout = read_logging(top, env), read_drain_timeout(top)

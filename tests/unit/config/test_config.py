@@ -326,6 +326,18 @@ def test_a_keys_file_entry_needs_exactly_one_secret(tmp_path: Path):
     assert "keys.yaml: keys[0]: needs exactly one of key, key_sha256" in _problems(tmp_path, {})
 
 
+def test_a_keys_file_key_may_name_only_groups_routing_has_and_at_least_one(tmp_path: Path):
+    write_config(tmp_path, "http://127.0.0.1:1", gateway={"auth": {"keys_file": "keys.yaml"}})
+    (tmp_path / "keys.yaml").write_text(yaml.safe_dump({"keys": [
+        {"name": "typo", "key": "sk-typo", "groups": ["chatt"]},
+        {"name": "none", "key": "sk-none", "groups": []},
+    ]}))
+    problems = _problems(tmp_path, {})
+    assert "keys.yaml: keys[0].groups[0]: unknown group 'chatt' (did you mean 'chat'?)" in problems
+    assert ("keys.yaml: keys[1].groups: names no group: leave groups out for every group, "
+            "or name one") in problems
+
+
 def test_a_group_can_override_the_strategy(tmp_path: Path):
     routing = _routing(groups={"chat": {"models": ["alpha", "beta"], "strategy": "round-robin"},
                                "solo": ["gamma"], "emb": ["embed"]})
