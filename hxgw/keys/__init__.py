@@ -14,9 +14,8 @@ from hxgw.keys.limits import (
     Limiter,
     LimitsUnavailable,
     Reservation,
-    error_body,
-    refusal_headers,
 )
+from hxgw.keys.refusal import error_body, refusal_headers
 
 __all__ = [
     "PERIODS",

@@ -8,7 +8,8 @@ import re
 import pytest
 
 from hxgw.keys.limiter_memory import MemoryLimiter
-from hxgw.keys.limits import KeyLimits, duration, error_body, refusal_headers
+from hxgw.keys.limits import KeyLimits, duration
+from hxgw.keys.refusal import error_body, refusal_headers
 
 NOW = 1_700_000_000.0
 
@@ -95,6 +96,13 @@ async def test_a_spent_budget_says_in_hours_and_minutes_and_in_utc_when_it_renew
     message = error_body(decision)["error"]["message"]
     assert "spent or reserved 0.00097, this request needs up to 0.000042." in message
     assert re.search(r"renews in \d+h\d+m, at \d{4}-\d\d-\d\d 00:00 UTC\.$", message)
+
+
+async def test_a_budget_of_nothing_says_so_rather_than_to_ask_for_less() -> None:
+    decision = await MemoryLimiter().reserve("k", KeyLimits(budget=0.0), 10, 0.001, NOW)
+    message = error_body(decision)["error"]["message"]
+    assert message.startswith("This key's budget is 0 per 1d: it may make no request")
+    assert refusal_headers(decision)["x-should-retry"] == "false"
 
 
 def test_a_limit_below_one_is_refused() -> None:

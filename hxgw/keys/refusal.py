@@ -1,0 +1,94 @@
+"""How a key's refusal reads: the 429's body, in OpenAI's words where OpenAI has them,
+and its headers, which tell the SDKs whether retrying within the call can help."""
+
+from __future__ import annotations
+
+import math
+import time
+from typing import Any
+
+from hxgw.keys.limits import PERIODS, LimitDecision, duration
+from hxgw.units import hours, money
+
+LONGEST_SDK_WAIT = 60.0
+"""The longest Retry-After a client SDK should sleep on inside one call. OpenAI's python
+SDK ignores a longer one; Anthropic's and both node SDKs sleep whatever it says."""
+
+
+def refusal_headers(decision: LimitDecision) -> dict[str, str]:
+    """The 429's headers: the key's rate-limit headers, and `x-should-retry: false`
+    (which the SDKs obey before any other rule) when retrying within the call cannot
+    help: the request is larger than the limit itself, or the wait is longer than a
+    client should sleep in one call (a spent budget renews in hours)."""
+    headers = decision.headers()
+    if _never_fits(decision) or decision.retry_after > LONGEST_SDK_WAIT:
+        headers["x-should-retry"] = "false"
+    return headers
+
+
+def _never_fits(decision: LimitDecision) -> bool:
+    """Whether the request is larger than the limit itself: no wait lets it in."""
+    budget, tpm = decision.limits.budget, decision.limits.tpm
+    if decision.refused == "budget":
+        return budget is not None and decision.est_cost > budget
+    return decision.refused == "tokens" and tpm is not None and decision.est_tokens > tpm
+
+
+def error_body(decision: LimitDecision) -> dict[str, Any]:
+    kind = decision.refused
+    if kind == "budget":
+        error_type, code = "insufficient_quota", "insufficient_quota"
+    else:
+        error_type, code = ("tokens" if kind == "tokens" else "requests"), "rate_limit_exceeded"
+    return {
+        "error": {"message": _message(decision), "type": error_type, "param": None, "code": code}
+    }
+
+
+def _message(decision: LimitDecision) -> str:
+    limits, usage, wait = decision.limits, decision.usage, _wait(decision.retry_after)
+    if decision.refused == "budget":
+        period = next((n for n, s in PERIODS.items() if s == limits.budget_period_s), "period")
+        used = usage.spent + usage.reserved
+        budget, needs = money(limits.budget or 0.0), money(decision.est_cost)
+        if not limits.budget:  # no max_tokens can make a request fit: say what can
+            return (
+                f"This key's budget is 0 per {period}: it may make no request that costs "
+                "anything (only models without a price)."
+            )
+        if _never_fits(decision):
+            return (
+                f"Request too large for the budget: budget {budget} per {period}, "
+                f"this request needs up to {needs} (its max_tokens at its "
+                "dearest model's price): lower max_tokens."
+            )
+        renews = time.gmtime(decision.now + decision.retry_after)
+        return (
+            f"You exceeded your current quota: budget {budget} per {period}, "
+            f"spent or reserved {money(used)}, this request needs up to {needs}. "
+            f"The budget renews in {hours(decision.retry_after)}, at"
+            f" {time.strftime('%Y-%m-%d %H:%M', renews)} UTC."
+        )
+    if decision.refused == "tokens":
+        if _never_fits(decision):
+            return (
+                f"Request too large for tokens per min (TPM): Limit {limits.tpm}, "
+                f"Requested {decision.est_tokens}."
+            )
+        return (
+            f"Rate limit reached for tokens per min (TPM): Limit {limits.tpm}, "
+            f"Used {usage.tokens}, Requested {decision.est_tokens}. Please try again in {wait}."
+        )
+    if decision.refused == "concurrency":
+        return (
+            f"Too many requests at once: Limit {limits.max_parallel}, "
+            f"In flight {usage.parallel}. Please try again in {wait}."
+        )
+    return (
+        f"Rate limit reached for requests per min (RPM): Limit {limits.rpm}, "
+        f"Used {usage.requests}, Requested 1. Please try again in {wait}."
+    )
+
+
+def _wait(seconds: float) -> str:
+    return duration(seconds) if seconds < 60 else f"{math.ceil(seconds)}s"
