@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -83,6 +84,14 @@ def _act(
             )
         return _secret(args, store.get(connection, args.name), secret, "created")
     if args.action == "rotate":
+        before = store.get(connection, args.name)
+        if before and before.previous_until and before.previous_until > time.time():
+            print(
+                f"hxgw keys: note: the secret before the last rotation stops now, though its"
+                f" grace ran to {keys_list.iso(before.previous_until)}: a key keeps one old"
+                " secret",
+                file=sys.stderr,
+            )
         secret = store.rotate(connection, args.name, args.grace)
         return _secret(args, store.get(connection, args.name), secret, "rotated")
     if args.action == "revoke" and (key := store.get(connection, args.name)) and key.revoked:
@@ -158,12 +167,12 @@ def _check(args: argparse.Namespace, config: Config | None, config_dir: str) -> 
     """Refuse a key that could never serve (a group the config lacks); say when a budget
     has nothing to count (no model has a price)."""
     if config is None:
-        if args.groups:
-            print(
-                f"hxgw keys: note: no readable config in {config_dir}, so the groups were not"
-                " checked (give --config-dir)",
-                file=sys.stderr,
-            )
+        unchecked = "its name and groups were" if args.groups else "its name was"
+        print(
+            f"hxgw keys: note: no readable config in {config_dir}: {unchecked} not checked"
+            " against it (a keys-file key of the same name wins; give --config-dir)",
+            file=sys.stderr,
+        )
         return
     groups = config.routing.groups
     unknown = [g for g in args.groups or () if g not in groups]

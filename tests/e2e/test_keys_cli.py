@@ -148,7 +148,9 @@ async def test_a_rotated_key_keeps_its_old_secret_for_the_grace_period(
     new = keys(gateway, "rotate", "app", "--grace", "1h").stdout.strip()
     await _within_a_second(lambda: _opens(client, gateway, new))
     assert await _status(client, gateway, old) == 200
-    newest = keys(gateway, "rotate", "app", "--grace", "0s").stdout.strip()
+    again = keys(gateway, "rotate", "app", "--grace", "0s")
+    assert "the secret before the last rotation stops now, though its grace ran to" in again.stderr
+    newest = again.stdout.strip()
     await _within_a_second(lambda: _opens(client, gateway, newest))
     assert await _status(client, gateway, new) == 401
 
@@ -348,7 +350,16 @@ def test_groups_not_checked_for_want_of_a_config_are_said_so(tmp_path: Path):
                            "--config-dir", str(tmp_path / "none")],
                           env=env, capture_output=True, text=True, timeout=30)
     assert made.returncode == 0 and made.stdout.startswith("sk-hx-")
-    assert "the groups were not checked (give --config-dir)" in made.stderr
+    assert ": its name and groups were not checked against it" in made.stderr
+
+
+def test_a_name_not_checked_for_want_of_a_config_is_said_so(tmp_path: Path):
+    env = {**os.environ, "HX_STATE_DIR": str(tmp_path / "state")}
+    made = subprocess.run([HXGW, "keys", "create", "app", "--config-dir", str(tmp_path / "none")],
+                          env=env, capture_output=True, text=True, timeout=30)
+    assert made.returncode == 0
+    assert (": its name was not checked against it (a keys-file key of the same name "
+            "wins; give --config-dir)") in made.stderr
 
 
 async def test_a_budget_without_any_priced_model_is_made_with_a_note(
