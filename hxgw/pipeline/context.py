@@ -105,6 +105,9 @@ class RequestContext:
     upload: Upload | None = None
     """The request's multipart form, for the upload routes (hxgw.pipeline.form)."""
     reply: Reply | None = None
+    trying: Model | None = None
+    """The candidate asked last, its turn come: what a client that leaves before any
+    answer has cost (hxgw.pipeline.usage)."""
     served_by: str | None = None
     """The name of `reply`'s model, which the access line and metrics read."""
     failovers: int = 0

@@ -117,6 +117,7 @@ async def open_reply(ctx: RequestContext) -> Reply:
                 if waited:
                     ctx.queued = (ctx.queued or 0.0) + waited
                     runtime.saturation.waited(gate.name, waited)
+                ctx.trying = model  # from here a client that leaves has cost a prompt
                 if ctx.upload is None:
                     response = await _send(ctx, model, headers, body, gate)
                     try:

@@ -5,8 +5,9 @@ The upstream reports `usage` at the end of a body and in the last chunk of a
 stream that asked for it (`stream_options.include_usage`). A stream the client
 left is cancelled upstream at once, so it has no final usage: its completion is
 estimated at one token per event relayed (OpenAI's streams send a token or a
-few per event), its prompt from the request's size. The source is kept with
-the figures, so a bill can tell the two apart.
+few per event), its prompt from the request's size. A client that left before any
+answer came pays the prompt the upstream had read. The source is kept with the
+figures, so a bill can tell the two apart.
 """
 
 from __future__ import annotations
@@ -140,6 +141,8 @@ def used(ctx: RequestContext) -> Used:
     if ctx.used is not None:
         return ctx.used
     reply = ctx.reply
+    if reply is None and ctx.outcome == "client_gone" and ctx.trying is not None:
+        return _left_before_the_answer(ctx, ctx.trying)
     if reply is None or not ctx.endpoint.billed:
         ctx.used = NOTHING  # no upstream served it, or it used no tokens
         return NOTHING
@@ -161,6 +164,15 @@ def used(ctx: RequestContext) -> Used:
     price = reply.model.price
     cost = price.of(prompt, completion) if price is not None else 0.0
     ctx.used = Used(prompt, completion, cost, source)
+    return ctx.used
+
+
+def _left_before_the_answer(ctx: RequestContext, model: Model) -> Used:
+    """A client that left while `model` was at its request: the upstream has read the
+    prompt (and bills it), whatever it did next; nothing was written yet to count."""
+    prompt = estimated_prompt(ctx)
+    cost = model.price.of(prompt, 0) if model.price is not None else 0.0
+    ctx.used = Used(prompt, 0, cost, "estimated" if prompt else "none")
     return ctx.used
 
 

@@ -160,6 +160,11 @@ async def test_a_client_gone_before_the_first_byte_is_recorded_as_disconnected(
     await wait_for(lambda: len(ledger_rows(gateway)) == 1, timeout=10)
     (row,) = ledger_rows(gateway)
     assert (row["status"], row["disconnected"]) == (499, 1)
+    # The upstream had read its prompt: that is billed, estimated, and nothing more.
+    prompt = len(json.dumps(CHAT)) // 4 + 1  # as aiohttp sent it: bytes / 4
+    assert (row["usage_source"], row["prompt_tokens"], row["completion_tokens"]) == (
+        "estimated", prompt, 0)
+    assert row["cost"] > 0
 
 
 async def test_an_anthropic_stream_the_client_cut_counts_what_was_relayed_not_its_start(
