@@ -73,6 +73,7 @@ ANTHROPIC_TYPES = {
     431: "invalid_request_error",
     503: "overloaded_error",
     504: "timeout_error",
+    529: "overloaded_error",  # Anthropic's own status for it
 }
 """Anthropic's error type for a status; any other is an `api_error`."""
 

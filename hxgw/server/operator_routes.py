@@ -65,7 +65,7 @@ def _presented_key(request: web.BaseRequest) -> str | None:
         except (binascii.Error, UnicodeDecodeError):
             return None
         return password or None
-    return None
+    return request.headers.get("x-api-key") or None  # as the API routes take it too
 
 
 async def authorize(

@@ -287,6 +287,16 @@ async def test_the_status_page_needs_a_key_and_takes_it_as_basic_auth(
     assert "alpha" in html and "<script" not in html
 
 
+@pytest.mark.parametrize("path", ["/status.json", "/metrics"])
+async def test_an_operator_endpoint_takes_the_key_as_x_api_key_as_the_api_does(
+    gateway: Gateway, client: aiohttp.ClientSession, path: str
+):
+    async with client.get(gateway.url + path, headers={"x-api-key": gateway.key}) as resp:
+        assert resp.status == 200
+    async with client.get(gateway.url + path, headers={"x-api-key": "sk-wrong"}) as resp:
+        assert resp.status == 401
+
+
 async def test_the_status_page_may_not_be_framed(gateway: Gateway, client: aiohttp.ClientSession):
     async with client.get(gateway.url + "/status", headers=gateway.auth) as resp:
         assert resp.status == 200

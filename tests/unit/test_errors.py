@@ -40,6 +40,7 @@ def test_extra_fields_join_the_error_object():
     (400, "invalid_request_error"), (401, "authentication_error"), (403, "permission_error"),
     (404, "not_found_error"), (413, "request_too_large"), (429, "rate_limit_error"),
     (500, "api_error"), (502, "api_error"), (503, "overloaded_error"), (504, "timeout_error"),
+    (529, "overloaded_error"),
 ])
 def test_an_anthropic_error_names_anthropics_type_for_its_status(status: int, kind: str):
     body = json.loads(errors.anthropic_error(status, "why", "req_1"))
