@@ -155,4 +155,4 @@ async def close_stores(runtime: Runtime) -> None:
         await runtime.owners.close()
     ledger = runtime.ledger
     if ledger is not None and not await asyncio.to_thread(ledger.close, LEDGER_CLOSE_TIMEOUT):
-        log.error("usage ledger: the last rows were not written in time")
+        log.error("usage ledger: the store did not take the last rows in time")

@@ -11,7 +11,8 @@ after a back-off that doubles up to `max_backoff`; until then new batches go str
 the spool. When the store answers again the spool is replayed first, in order.
 
 What a crash (SIGKILL, power loss aside) can lose: the rows recorded since the last flush,
-at most one batch interval's worth, plus a batch the thread was writing at that moment.
+at most one batch interval's worth, plus a batch the thread was writing at that moment. A
+stop while the store is frozen loses none: close() spools what the stuck writer holds.
 """
 
 from __future__ import annotations
@@ -53,6 +54,8 @@ class Ledger:
         self.rows_spooled = 0
         self.rows_dropped = 0
         self._pending: deque[Values] = deque()
+        self._writing: list[Values] = []
+        """The recorded rows the writer thread is handing to the store, and those after."""
         self._wake = threading.Event()
         self._closing = threading.Event()
         self._thread = threading.Thread(target=self._run, name="hxgw-ledger", daemon=True)
@@ -90,16 +93,40 @@ class Ledger:
     def close(self, timeout: float | None = None) -> bool:
         """Write what is queued (to the spool if the store is away) and stop the writer.
 
-        Returns False when the writer was still busy after `timeout` seconds. Rows
-        recorded after close() are not written."""
+        Returns False when the writer was still busy after `timeout` seconds: its rows
+        then go to the spool from here. Rows recorded after close() are not written."""
         self._closing.set()
         self._wake.set()
         if self._thread.is_alive():
             self._thread.join(timeout)
+            if self._thread.is_alive():
+                self._rescue()
         elif self._thread.ident is None:
             self._flush(final=True)  # never started: flush here
             self._stop()
         return not self._thread.is_alive()
+
+    def _rescue(self) -> None:
+        """The writer is stuck on a store that takes its packets and never answers (a
+        frozen server: no timeout of TCP's or the server's fires). The rows it holds and
+        those queued go to the spool through a file of this thread's own, as another
+        worker's would; should its write commit after all, the replay adds each row once."""
+        rows = [*self._writing, *self._take()]
+        if not rows:
+            return
+        spool = Spool(self.spool.directory, self.spool.max_bytes)
+        try:
+            kept = spool.add(rows)
+        except OSError as exc:
+            kept = 0
+            log.error("usage rows lost: the spool cannot be written", error=str(exc))
+        finally:
+            spool.close()
+        log.warning(
+            "usage store did not answer in time; rows spooled for the next start",
+            rows=kept,
+            lost=len(rows) - kept,
+        )
 
     def _run(self) -> None:
         while True:
@@ -134,11 +161,14 @@ class Ledger:
                     if replayed:
                         log.info("usage spool replayed", rows=replayed, store=self.database.where)
                 while done < len(rows):
+                    self._writing = rows[done:]
                     self._write_batch(rows[done : done + self.batch_rows])
                     done += self.batch_rows
+                self._writing = []
                 self._recovered()
                 return
             except (StoreError, OSError) as exc:  # OSError: a spool file that cannot be read
+                self._writing = []
                 self._failed(exc)
         self._keep(rows[done:])
 

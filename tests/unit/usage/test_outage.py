@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
 import threading
 import time
 from pathlib import Path
@@ -54,3 +57,32 @@ def test_postgres_stopped_for_10_seconds_mid_load_loses_no_row_and_duplicates_no
     assert len(ids) == len(set(ids)) == recorded
     assert set(ids) == {row(n).request_id for n in range(recorded)}
     assert ledger.spool_bytes == 0
+
+
+@pytest.mark.postgres
+def test_rows_held_by_a_frozen_postgresql_are_spooled_when_the_ledger_closes(
+    own_postgres: Postgres, tmp_path: Path
+):
+    import psycopg
+
+    url = own_postgres.url()
+    ledger = Ledger(open_database(url, tmp_path), tmp_path / "spool", batch_interval=0.1)
+    ledger.start()
+    ledger.record(row(0))
+    assert wait_for(lambda: ledger.rows_written == 1, timeout=10)
+    with psycopg.connect(url, autocommit=True) as admin:
+        backends = [pid for (pid,) in admin.execute(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'hxgw'")]
+    for pid in backends:  # alive, its kernel still acknowledging: no timeout fires
+        os.kill(pid, signal.SIGSTOP)
+    try:
+        for n in range(1, 21):
+            ledger.record(row(n))
+        time.sleep(0.5)  # the writer is now stuck in its write
+        assert not ledger.close(timeout=2)
+        spooled = [json.loads(line) for path in (tmp_path / "spool").iterdir()
+                   for line in path.read_bytes().splitlines()]
+        assert {r["request_id"] for r in spooled} == {row(n).request_id for n in range(1, 21)}
+    finally:
+        for pid in backends:
+            os.kill(pid, signal.SIGCONT)
