@@ -23,10 +23,13 @@ from hxgw.keys.window import Spent
 from hxgw.runtime import Runtime
 from hxgw.store import Database, StoreError, open_database
 from hxgw.usage import Ledger, ledger_exists
-from hxgw.usage.report import spent_this_period
+from hxgw.usage.report import spent_in_rows, spent_this_period
+from hxgw.usage.spool import Spool
 
 log = structlog.get_logger("hxgw.lifecycle.stores")
 
+SPOOL = "spool"
+"""The ledger's spool, in the state directory."""
 LEDGER_CLOSE_TIMEOUT = 10.0
 """The most stopping waits for the ledger's last batch (to the store, or the spool)."""
 
@@ -75,7 +78,6 @@ def open_stores(runtime: Runtime, config: Config, env: Mapping[str, str]) -> Non
             fix=fix,
         )
     database = open_database(settings.database_url, settings.state_dir)
-    runtime.ledger = open_ledger(database, settings) if settings.ledger else None
     runtime.stored_keys = stored = StoredKeys(KeyStore(database))
     runtime.owners = Owners(database)
     try:  # before the first request: stored keys work from the start
@@ -83,7 +85,11 @@ def open_stores(runtime: Runtime, config: Config, env: Mapping[str, str]) -> Non
     except StoreError as exc:
         log.warning("cannot read the key store yet; retrying every second", error=str(exc))
     keys = [*config.keys, *stored.by_digest.values()]
-    _open_limiter(runtime, config, env, _spent(database, keys) if runtime.ledger else {})
+    # Read before the ledger's writer starts to replay its spool into the store (the
+    # budgets would not wait for it): the spool's rows are counted where they lie.
+    spent = _spent(database, keys, settings.state_dir / SPOOL) if settings.ledger else {}
+    runtime.ledger = open_ledger(database, settings) if settings.ledger else None
+    _open_limiter(runtime, config, env, spent)
 
 
 def _open_limiter(runtime: Runtime, config: Config, env: Mapping[str, str], spent: Spent) -> None:
@@ -99,23 +105,30 @@ def watch_stores(runtime: Runtime, config: Callable[[], Config]) -> list[asyncio
     return [asyncio.create_task(runtime.stored_keys.watch(lambda: _config_names(config())))]
 
 
-def _spent(database: Database, keys: list[ClientKey]) -> Spent:
-    """The spend this budget period of the keys with a budget, from the ledger (a key
-    given a budget later counts from then)."""
+def _spent(database: Database, keys: list[ClientKey], spool_dir: Path) -> Spent:
+    """The spend this budget period of the keys with a budget, from the ledger and the
+    rows its spool holds for it (a key given a budget later counts from then)."""
     budgets: dict[int, set[str]] = {}
     for key in keys:
         if key.limits is not None and key.limits.budget is not None:
             budgets.setdefault(key.limits.budget_period_s, set()).add(key.name)
     if not budgets:
         return {}
+    now = time.time()
+    spent = spent_in_rows(Spool(spool_dir, 0).rows(), budgets, now)
     try:
         with database.connect() as connection:
-            if not ledger_exists(connection):
-                return {}
-            return spent_this_period(connection, budgets, time.time())
+            stored = (
+                spent_this_period(connection, budgets, now) if ledger_exists(connection) else {}
+            )
     except StoreError as exc:
-        log.warning("cannot read this period's spend; budgets start from nothing", error=str(exc))
-        return {}
+        log.warning(
+            "cannot read this period's spend; budgets start from the spool's", error=str(exc)
+        )
+        return spent
+    for key_period, (period, cost) in stored.items():
+        spent[key_period] = (period, cost + spent.get(key_period, (period, 0.0))[1])
+    return spent
 
 
 def _config_names(config: Config) -> frozenset[str]:
@@ -137,7 +150,7 @@ def open_ledger(database: Database, settings: StoreSettings) -> Ledger:
     state_dir = settings.state_dir
     ledger = Ledger(
         database,
-        state_dir / "spool",
+        state_dir / SPOOL,
         batch_interval=settings.batch_interval,
         batch_rows=settings.batch_rows,
         spool_max_bytes=settings.spool_max_bytes,

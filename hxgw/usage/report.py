@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from hxgw.store import Connection, Dialect
+from hxgw.usage.row import COLUMNS, Values
 from hxgw.usage.schema import FAILED, TABLE
 
 Grouping = Literal["key", "model", "day"]
@@ -100,6 +101,24 @@ def totals(
         )
         for row in connection.execute(sql, params)
     ]
+
+
+_KEY, _COST, _STARTED = (COLUMNS.index(c) for c in ("key_name", "cost", "started"))
+
+
+def spent_in_rows(
+    rows: Iterable[Values], budgets: Mapping[int, Collection[str]], now: float
+) -> dict[tuple[str, int], tuple[int, float]]:
+    """`spent_this_period` of rows not in the store yet (the spool's)."""
+    periods = {name: period_s for period_s, names in budgets.items() for name in names}
+    spent: dict[tuple[str, int], tuple[int, float]] = {}
+    for row in rows:
+        period_s = periods.get(row[_KEY])
+        if period_s is None or row[_STARTED] < now // period_s * period_s or not row[_COST]:
+            continue
+        _, cost = spent.get((row[_KEY], period_s), (0, 0.0))
+        spent[row[_KEY], period_s] = (int(now // period_s), cost + row[_COST])
+    return spent
 
 
 def spent_this_period(

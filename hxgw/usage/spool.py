@@ -137,6 +137,18 @@ class Spool:
     def close(self) -> None:
         self._close_file()
 
+    def rows(self) -> Iterator[Values]:
+        """Every row waiting here, read without taking any file: a reader's view, in which
+        a line a live worker is writing may be torn, and is passed over."""
+        for path in self._paths():
+            try:
+                data = path.read_bytes()
+            except FileNotFoundError:  # replayed meanwhile
+                continue
+            for line in data.splitlines():
+                with contextlib.suppress(jsonio.DecodeError, TypeError):
+                    yield UsageRow(**jsonio.loads(line)).values()
+
 
 @contextlib.contextmanager
 def _locked(path: Path) -> Iterator[BufferedReader | None]:

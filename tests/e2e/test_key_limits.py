@@ -4,7 +4,9 @@ and a budget, with OpenAI's 429s and headers, and usage billed however a request
 from __future__ import annotations
 
 import asyncio
+import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +20,7 @@ from multidict import CIMultiDict
 from tests.conftest import StartGateway
 from tests.fake_upstream import FakeUpstream
 from tests.fixtures import DEFAULT_MODELS, Gateway, ledger_rows, new_key, wait_for
+from tests.postgres import Postgres, own_postgres  # noqa: F401 -- a fixture
 
 PRICED = [dict(m, price={"input_per_mtok": 1000, "output_per_mtok": 1000})
           for m in DEFAULT_MODELS]
@@ -272,3 +275,39 @@ async def test_listing_models_counts_against_a_key_s_requests_per_minute(
                               headers={"Authorization": f"Bearer {secret}"}) as resp:
             answers.append((resp.status, resp.headers.get("x-ratelimit-remaining-requests")))
     assert answers == [(200, "1"), (200, "0"), (429, "0")]
+
+
+def _spooled(n: int, key: str, cost: float) -> dict[str, Any]:
+    """A row as a gateway's spool holds it."""
+    now = time.time()
+    return {"request_id": f"r{n}", "key_name": key, "route": "chat", "model_group": "chat",
+            "model": "alpha", "status": 200, "prompt_tokens": 1, "completion_tokens": 1,
+            "total_tokens": 2, "cost": cost, "stream": False, "disconnected": False,
+            "failovers": 0, "started": now - 60, "first_byte": None, "ended": now - 59,
+            "usage_source": "reported", "outcome": "ok"}
+
+
+@pytest.mark.postgres
+async def test_a_restart_counts_against_a_budget_what_the_spool_holds_before_its_replay(
+    start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession,
+    own_postgres: Postgres,  # noqa: F811 -- the fixture
+):
+    # A gateway stopped while PostgreSQL was away left its rows in the spool: a long
+    # one, which the next start replays while it already serves.
+    secret = new_key("sk-app")
+    keys = tmp_path / "keys.yaml"
+    keys.write_text(yaml.safe_dump({"keys": [{"name": "app", "key": secret, "budget": 0.035}]}))
+    keys.chmod(0o600)
+    state = tmp_path / "state"
+    env = {"DATABASE_URL": own_postgres.url(), "HX_STATE_DIR": str(state)}
+    settings = {"auth": {"keys_file": str(keys)}}
+    (await start_gateway(models=PRICED, gateway=settings, env=env)).stop()  # the schema
+    (state / "spool").mkdir(parents=True, exist_ok=True)
+    lines = [_spooled(n, "other", 0.0) for n in range(30_000)]
+    lines.append(_spooled(30_000, "app", 0.009))
+    (state / "spool" / "00000000000000000001-1.jsonl").write_text(
+        "".join(json.dumps(line) + "\n" for line in lines))
+    gateway = await start_gateway(models=PRICED, gateway=settings, env=env)
+    # 0.009 spent, and this one reserves 0.032 of the 0.035.
+    status, _, body = await _post(client, gateway, secret, max_tokens=10)
+    assert (status, body["error"]["code"]) == (429, "insufficient_quota")

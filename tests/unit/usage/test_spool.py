@@ -46,6 +46,18 @@ def test_a_line_torn_by_a_crash_is_skipped_and_the_rest_replayed(tmp_path: Path)
     assert restarted.bad_lines == 1
 
 
+def test_its_rows_are_read_as_they_lie_even_from_a_file_a_worker_holds(tmp_path: Path):
+    writer = Spool(tmp_path, 1 << 20)
+    writer.add([row(1).values(), row(2).values()])
+    (path,) = tmp_path.iterdir()
+    with path.open("ab") as file:
+        file.write(b'{"request_id": "req-000003", "key_na')  # being written
+    reader = Spool(tmp_path, 1 << 20)
+    assert [as_dict(r)["request_id"] for r in reader.rows()] == ["req-000001", "req-000002"]
+    assert len(list(tmp_path.iterdir())) == 1  # read, not taken
+    writer.close()
+
+
 def test_files_are_replayed_oldest_first_across_files(tmp_path: Path):
     spool = Spool(tmp_path, 1 << 20, file_bytes=1)  # a new file after every batch
     for n in range(5):
