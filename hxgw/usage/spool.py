@@ -91,8 +91,12 @@ class Spool:
         if self._file is None:
             self.directory.mkdir(mode=0o750, parents=True, exist_ok=True)
             name = f"{time.time_ns():020d}-{os.getpid()}{SUFFIX}"
-            file = (self.directory / name).open("ab")
+            # Locked under a name no replay reads, then named: opened and locked under
+            # its own name, another worker's replay could take it in between, empty, for
+            # a dead worker's, and delete it under the rows about to be written.
+            file = (self.directory / f"{name}.new").open("ab")
             fcntl.flock(file.fileno(), fcntl.LOCK_EX)
+            os.rename(self.directory / f"{name}.new", self.directory / name)
             # The new name must survive a crash as well as the rows written under it.
             directory = os.open(self.directory, os.O_RDONLY)
             try:
