@@ -26,7 +26,7 @@ class SaturationCollector(Collector):
         self._waits: dict[str, Histogram] = {}
 
     def waited(self, upstream: str, seconds: float) -> None:
-        """A request to `upstream` got its turn after `seconds` in the queue."""
+        """A request to `upstream` waited `seconds` in the queue, for a turn or in vain."""
         histogram = self._waits.get(upstream)
         if histogram is None:
             histogram = self._waits[upstream] = Histogram(LATENCY_BUCKETS)

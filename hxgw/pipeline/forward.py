@@ -83,6 +83,8 @@ async def open_reply(ctx: RequestContext) -> Reply:
     """Try each candidate in order; return the first response that produced a body byte."""
     headers = _headers(ctx)
     failed: list[Failure] = []
+    full: set[str] = set()
+    """The upstreams whose gate shed this request."""
     runtime = ctx.state.runtime
     metrics = runtime.metrics
     last = len(ctx.candidates) - 1
@@ -95,6 +97,8 @@ async def open_reply(ctx: RequestContext) -> Reply:
             # Its circuit turned half-open and another request took the one probe (or it
             # stalled) since the route was decided; the only try left goes all the same.
             continue
+        if model.upstream in full:
+            continue  # behind a gate that just refused it: it would wait and be shed again
         started = time.perf_counter()
         if failed:  # moving on: what failed before the last candidate counts, not after it
             ctx.failovers += 1
@@ -130,6 +134,10 @@ async def open_reply(ctx: RequestContext) -> Reply:
                 response, first = await send_upload(ctx, model, headers, gate)
         except GateFull as exc:
             health.finished_other(token)  # the model did nothing wrong
+            full.add(model.upstream)
+            if exc.waited:
+                ctx.queued = (ctx.queued or 0.0) + exc.waited
+                runtime.saturation.waited(gate.name, exc.waited)
             failed.append(
                 Failure(model.name, str(exc), retry_after=str(exc.retry_after), shed=True)
             )

@@ -49,11 +49,13 @@ WARN_EVERY = 60.0
 class GateFull(Exception):
     """The upstream is at its cap and the request could not wait for a turn."""
 
-    def __init__(self, upstream: str, reason: str, retry_after: int) -> None:
+    def __init__(self, upstream: str, reason: str, retry_after: int, waited: float = 0.0) -> None:
         super().__init__(f"the gateway is at capacity for upstream {upstream!r}: {reason}")
         self.upstream = upstream
         self.reason = reason
         self.retry_after = retry_after
+        self.waited = waited
+        """The seconds it waited in the queue before it gave up."""
 
 
 class Gate:
@@ -100,8 +102,10 @@ class Gate:
             else:
                 _discard(self.waiting, turn)
             if isinstance(exc, _QueueTimeout):
-                waited = round(time.perf_counter() - started, 3)
-                raise self._shed(f"no turn within queue_timeout ({waited} s waited)") from None
+                waited = time.perf_counter() - started
+                shed = self._shed(f"no turn within queue_timeout ({waited:.3f} s waited)")
+                shed.waited = waited
+                raise shed from None
             raise
         finally:
             expiry.cancel()

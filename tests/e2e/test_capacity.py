@@ -175,3 +175,29 @@ async def test_shedding_shows_in_metrics_status_and_one_warning(
     assert (busy["in_use"], busy["cap"], busy["queued"], busy["shed"]) == (1, 1, 0, 3)
     warnings = [x for x in gateway.logs().splitlines() if "upstream at capacity" in x]
     assert len(warnings) == 1 and "upstream=busy" in warnings[0]
+
+
+async def test_a_request_shed_by_a_full_upstream_waits_once_not_once_a_model_there(
+    start_gateway: StartGateway, upstream: tuple[FakeUpstream, str],
+    client: aiohttp.ClientSession,
+):
+    fake, url = upstream
+    fake.behave("m-alpha", gate=asyncio.Event())
+    twin = {**MODELS[0], "name": "alpha2", "upstream_model": "m-alpha2"}
+    routing = {"routing": {"strategy": "failover", "default_group": "a",
+                           "groups": {"a": ["alpha"], "twins": ["alpha", "alpha2"]}}}
+    upstreams = {"default": {"url": url},
+                 "busy": {"url": url, "max_concurrent": 1, "queue_timeout": 0.3}}
+    gateway = await start_gateway(models=[*MODELS, twin], routing=routing,
+                                  gateway={"upstreams": upstreams})
+    async with (
+        _held_streams(gateway, client, 1),
+        client.post(gateway.url + "/v1/chat/completions", json=_chat("twins"),
+                    headers=gateway.auth) as resp,
+    ):
+        assert resp.status == 503
+    async with client.get(gateway.url + "/metrics", headers=gateway.auth) as resp:
+        metrics = await resp.text()
+    assert 'hxgw_upstream_queue_seconds_count{upstream="busy"} 1.0' in metrics
+    assert "hxgw_failovers_total{" not in metrics  # no model failed
+    await wait_for(lambda: re.search(r"status=503 .*queued_ms=\d", gateway.logs()))
