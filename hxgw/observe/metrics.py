@@ -12,6 +12,7 @@ event loop's single thread never needs, and cost as much as all routing.
 from __future__ import annotations
 
 import contextlib
+import time
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator
 
@@ -262,6 +263,7 @@ class _CircuitCollector(Collector):
         family = GaugeMetricFamily(
             "hxgw_circuit_state", "0 closed, 0.5 half-open, 1 open.", labels=["model"]
         )
+        now = time.monotonic()
         for model in self.health.values():
-            family.add_metric([model.name], CIRCUIT_VALUES[model.circuit])
+            family.add_metric([model.name], CIRCUIT_VALUES[model.circuit_now(now)])
         yield family

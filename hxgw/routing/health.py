@@ -63,6 +63,13 @@ class ModelHealth:
         limit = max(self.settings.stall_floor, self.settings.stall_factor * (self.ewma_ttfb or 0))
         return now - oldest > limit
 
+    def circuit_now(self, now: float) -> CircuitState:
+        """The circuit as the next request will find it: an open one whose cool-down has
+        passed is half-open, though no request has come to turn it so yet."""
+        if self.circuit == "open" and now >= self.open_until:
+            return "half_open"
+        return self.circuit
+
     def allows(self, now: float) -> bool:
         """May a request go to this model now? An open circuit lets one probe through
         once its cool-down has passed (half-open); the probe's outcome decides."""

@@ -194,6 +194,7 @@ def status(state: GatewayState) -> dict[str, Any]:
         for name in group.models:
             groups_of.setdefault(name, []).append(group.name)
     models = []
+    now = time.monotonic()
     for model in config.models.values():
         health = runtime.memory.health[model.name]
         models.append(
@@ -201,7 +202,7 @@ def status(state: GatewayState) -> dict[str, Any]:
                 "name": model.name,
                 "upstream_model": model.upstream_model,
                 "groups": groups_of.get(model.name, []),
-                "circuit": health.circuit,
+                "circuit": health.circuit_now(now),
                 "ewma_ttfb_ms": _ms(health.ewma_ttfb),
                 "ewma_latency_ms": _ms(health.ewma_latency),
                 "error_rate": round(health.error_rate, 4),

@@ -74,6 +74,13 @@ def test_after_the_cooldown_one_probe_is_let_through():
     assert not health.allows(10.5)
 
 
+def test_an_open_circuit_reads_half_open_once_its_cooldown_passed_with_no_request():
+    health = _model()
+    _fail(health, now=0.0, times=3)
+    assert (health.circuit_now(9.0), health.circuit_now(10.0)) == ("open", "half_open")
+    assert health.circuit == "open"  # reading it changes nothing: a request will
+
+
 def test_a_successful_probe_closes_the_circuit():
     health = _model()
     _fail(health, now=0.0, times=3)
