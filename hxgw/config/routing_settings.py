@@ -5,7 +5,7 @@ loading it), and what a model costs."""
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 
@@ -158,6 +158,9 @@ def read_routing(doc: Section, models: Mapping[str, Model], directory: Path) -> 
     if default_group is not None and default_group not in groups:
         hint = did_you_mean(default_group, groups)
         section.report(f"unknown group {default_group!r}{hint}", "default_group")
+    classifier = read_classifier(section, directory)
+    if classifier is not None or not section.has("classifier"):  # one that loaded
+        _known_tasks(doc.problems, models, (*load_classifier(classifier).labels, "embeddings"))
     return Routing(
         strategy=strategy,
         default_group=default_group or "",
@@ -165,5 +168,20 @@ def read_routing(doc: Section, models: Mapping[str, Model], directory: Path) -> 
         groups=MappingProxyType(groups),
         health=read_health(section),
         scoring=read_scoring(section),
-        classifier=read_classifier(section, directory),
+        classifier=classifier,
     )
+
+
+def _known_tasks(problems: Problems, models: Mapping[str, Model], tasks: Sequence[str]) -> None:
+    """A specialization is a task the router's classifier can detect, or `embeddings`
+    (an embedding model's, as the registry's comments list it): a misspelt one would
+    never match, and the model lose its bonus without a word."""
+    for model in models.values():
+        for i, task in enumerate(model.specializations):
+            if task not in tasks:
+                problems.add(
+                    "model_registry.yaml",
+                    f"models.{model.name}.specializations[{i}]",
+                    f"unknown task {task!r}{did_you_mean(task, tasks)}; the router detects "
+                    f"{', '.join(tasks)}",
+                )

@@ -11,7 +11,7 @@ import yaml
 from hxgw.config import load_config
 from hxgw.config.reader import Problems, read_yaml
 from hxgw.errors import ConfigError
-from tests.fixtures import DEFAULT_ROUTING, write_config
+from tests.fixtures import DEFAULT_MODELS, DEFAULT_ROUTING, write_config
 
 ENV = {"MASTER_KEY": "sk-unit-test-key"}
 
@@ -336,6 +336,17 @@ def test_a_keys_file_key_may_name_only_groups_routing_has_and_at_least_one(tmp_p
     assert "keys.yaml: keys[0].groups[0]: unknown group 'chatt' (did you mean 'chat'?)" in problems
     assert ("keys.yaml: keys[1].groups: names no group: leave groups out for every group, "
             "or name one") in problems
+
+
+def test_a_misspelt_specialization_is_a_problem_naming_the_tasks_the_router_detects(
+    tmp_path: Path,
+):
+    models = [dict(DEFAULT_MODELS[0], specializations=["codng"]), *DEFAULT_MODELS[1:]]
+    write_config(tmp_path, "http://127.0.0.1:1", models=models)
+    assert _problems(tmp_path, ENV) == [
+        "model_registry.yaml: models.alpha.specializations[0]: unknown task 'codng' (did you "
+        "mean 'coding'?); the router detects coding, analysis, math, writing, chat, "
+        "summarization, translation, embeddings"]
 
 
 def test_a_group_can_override_the_strategy(tmp_path: Path):
