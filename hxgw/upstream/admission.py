@@ -161,9 +161,12 @@ class Gates(Mapping[str, Gate]):
 
     def configure(self, upstreams: Iterable[GateSettings], capacity: int) -> None:
         """Set each upstream's gate; an upstream without `max_concurrent` gets an
-        equal share of `capacity`, the streams this process can hold."""
+        equal share of what those with one leave of `capacity`, the streams this process
+        can hold."""
         upstreams, self.capacity = list(upstreams), capacity
-        share = max(1, capacity // max(1, len(upstreams)))
+        uncapped = [u for u in upstreams if not u.max_concurrent]
+        left = capacity - sum(u.max_concurrent or 0 for u in upstreams)
+        share = max(1, left // max(1, len(uncapped)))
         # A removed upstream's requests hold its gate itself; only the name goes.
         for name in self._gates.keys() - {u.name for u in upstreams}:
             del self._gates[name]

@@ -139,7 +139,7 @@ async def test_a_smaller_cap_on_reload_takes_back_slots_as_they_are_given_back()
     await asyncio.wait_for(waiting, 1)
 
 
-def test_upstreams_without_a_cap_share_the_capacity_equally() -> None:
+def test_upstreams_without_a_cap_share_what_the_capped_ones_leave_equally() -> None:
     gates = Gates()
     gates.configure(
         [
@@ -149,7 +149,7 @@ def test_upstreams_without_a_cap_share_the_capacity_equally() -> None:
         ],
         capacity=1000,
     )
-    assert [gates[n].cap for n in "abc"] == [333, 333, 7]
+    assert [gates[n].cap for n in "abc"] == [496, 496, 7]
 
 
 async def test_connections_in_use_never_exceed_the_cap() -> None:
