@@ -23,18 +23,20 @@ def read_upstreams(top: Section, env: Mapping[str, str]) -> Mapping[str, Upstrea
     for name, value in raw.items():
         entry = Section(GATEWAY, section.child(name), value, top.problems, KEYS)
         url = entry.string("url", "http://127.0.0.1:4000")
+        # Where the URL came from is where the operator must fix it.
+        place = (GATEWAY, entry.child("url"))
         if name == DEFAULT_UPSTREAM and env.get("HX_LITELLM_UPSTREAM"):
-            url = env["HX_LITELLM_UPSTREAM"]
+            url, place = env["HX_LITELLM_UPSTREAM"], ("environment", "HX_LITELLM_UPSTREAM")
         if "@" in _authority(url):
             # Never echoed: what is before the @ is a password. It would be shown on
             # /readyz and /status, and the client would not send it anyway.
-            entry.report(
+            top.problems.add(
+                *place,
                 "must not carry credentials (user:password@); the upstream's key goes in"
                 " the variable key_env names, sent as a bearer key",
-                "url",
             )
         elif not _is_http_url(url):
-            entry.report(f"must be an http(s) URL, got {url!r}", "url")
+            top.problems.add(*place, f"must be an http(s) URL, got {url!r}")
         key_env = entry.string("key_env")
         if key_env and key_env not in env:
             entry.report(f"names {key_env!r}, which is not set", "key_env")

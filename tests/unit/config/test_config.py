@@ -338,6 +338,14 @@ def test_a_keys_file_key_may_name_only_groups_routing_has_and_at_least_one(tmp_p
             "or name one") in problems
 
 
+def test_a_bad_hx_litellm_upstream_is_blamed_on_the_environment_not_gateway_yaml(
+    tmp_path: Path,
+):
+    write_config(tmp_path, "http://127.0.0.1:1")
+    assert _problems(tmp_path, ENV | {"HX_LITELLM_UPSTREAM": "ftp://x"}) == [
+        "environment: HX_LITELLM_UPSTREAM: must be an http(s) URL, got 'ftp://x'"]
+
+
 def test_a_misspelt_specialization_is_a_problem_naming_the_tasks_the_router_detects(
     tmp_path: Path,
 ):
