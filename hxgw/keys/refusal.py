@@ -59,8 +59,8 @@ def _message(decision: LimitDecision) -> str:
         if _never_fits(decision):
             return (
                 f"Request too large for the budget: budget {budget} per {period}, "
-                f"this request needs up to {needs} (its max_tokens at its "
-                "dearest model's price): lower max_tokens."
+                f"this request needs up to {needs} (the max_tokens it asks for, or 256 "
+                "when it sets none, at its dearest model's price): set a lower max_tokens."
             )
         renews = time.gmtime(decision.now + decision.retry_after)
         return (

@@ -18,6 +18,7 @@ from collections import OrderedDict
 from typing import Any
 
 from aiohttp import web
+from aiohttp.typedefs import Handler
 from aiohttp_sse import sse_response
 
 from hxgw import jsonio
@@ -118,10 +119,20 @@ async def health(request: web.Request) -> web.Response:
     return web.json_response({"status": "healthy"})
 
 
+@web.middleware
+async def _client_gone(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A stream whose client left (the gateway cancels the upstream stream when its own
+    client goes, as documented) ends quietly: no traceback in `make run`'s terminal."""
+    try:
+        return await handler(request)
+    except ConnectionResetError:
+        return web.Response(status=499)
+
+
 def make_demo_app(chunk_delay: float = 0.05, embedding_dim: int = 1024) -> web.Application:
     # The demo takes what the gateway takes: its default body limit.
     limit = Limits().max_body_bytes
-    app = web.Application(client_max_size=limit)
+    app = web.Application(client_max_size=limit, middlewares=[_client_gone])
     app[demo_responses.KEPT] = OrderedDict()
     app[CONFIG] = argparse.Namespace(
         chunk_delay=chunk_delay, embedding_dim=embedding_dim, max_body_bytes=limit

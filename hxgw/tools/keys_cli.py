@@ -104,6 +104,12 @@ def _act(
             else store.revoke(connection, args.name)
         )
         said = f"{args.action}d key {key.name}"
+        if args.action == "update" and args.budget_period and key.budget is None:
+            print(
+                f"hxgw keys: note: {key.name} has no budget: its period applies once it has"
+                " one (--budget)",
+                file=sys.stderr,
+            )
     print(json.dumps(keys_list.public(key)) if args.json else said)
     return 0
 

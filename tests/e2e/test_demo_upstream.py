@@ -4,10 +4,12 @@ batches too: through the gateway, as a newcomer's `make run` serves them."""
 
 from __future__ import annotations
 
+import asyncio
 import io
 import json
 import subprocess
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import aiohttp
 import anthropic
@@ -37,6 +39,26 @@ async def demo() -> AsyncIterator[str]:
             process.kill()
             process.wait()
             raise
+
+
+async def test_a_client_that_leaves_a_demo_stream_leaves_no_traceback(tmp_path: Path):
+    port, output = free_port(), tmp_path / "demo.out"
+    with output.open("wb") as out:
+        process = subprocess.Popen([HXGW, "demo-upstream", "--port", str(port)],
+                                   stdout=out, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    body = {"model": "x", "stream": True, "messages": [{"role": "user", "content": "hi"}]}
+    try:
+        await wait_http(url + "/v1/models")
+        async with aiohttp.ClientSession() as session, session.post(
+            url + "/v1/chat/completions", json=body
+        ) as resp:
+            await resp.content.readuntil(b"\n\n")  # one chunk, then it leaves
+        await asyncio.sleep(0.5)  # the demo's next write finds the client gone
+    finally:
+        process.terminate()
+        process.wait(10)
+    assert "Traceback" not in output.read_text()
 
 
 async def test_the_demo_accepts_a_body_the_gateway_accepts(demo: str):

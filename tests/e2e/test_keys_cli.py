@@ -181,6 +181,16 @@ async def test_none_and_never_take_a_limit_and_an_expiry_away_without_reload(
     assert await _status(client, gateway, secret.strip()) == 200
 
 
+async def test_a_budget_period_given_to_a_key_without_a_budget_is_said_to_wait_for_one(
+    start_gateway: StartGateway,
+):
+    gateway = await start_gateway()
+    keys(gateway, "create", "app")
+    changed = keys(gateway, "update", "app", "--budget-period", "7d")
+    assert changed.returncode == 0
+    assert "app has no budget: its period applies once it has one (--budget)" in changed.stderr
+
+
 async def test_a_limit_of_zero_is_refused_and_the_error_names_none(start_gateway: StartGateway):
     gateway = await start_gateway()
     made = keys(gateway, "create", "app", "--rpm", "0")
