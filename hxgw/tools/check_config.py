@@ -1,5 +1,6 @@
 """`hxgw check-config`: load the config as `serve` would, list every problem, and say
-what `serve` would warn about (secrets every user can read, models without a price).
+what `serve` would warn about (secrets every user can read, models without a price, a
+keys-file key that takes a stored key's name).
 
 Run by hand, the shell has not the service's environment: `--env-file` reads the
 service's file (systemd's EnvironmentFile syntax) over it, so that a `key_env` the
@@ -14,9 +15,11 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from hxgw.config import load_config
+from hxgw.config import load_config, load_store_settings
 from hxgw.config.warnings import fix, readable_secrets, unpriced_models
 from hxgw.errors import ConfigError
+from hxgw.keys.store import KeyStore
+from hxgw.store import StoreError, open_database
 
 SERVICE_ENV_FILE = "/etc/hx-gateway-ml.env"
 
@@ -65,7 +68,24 @@ def run(config_dir: str, env: Mapping[str, str], env_file: str | None, *, journa
             print(f"warning: {path} holds secrets and every user can read it: {fix(path)}")
         if unpriced := unpriced_models(config):
             print(f"note: models without a price cost nothing in budgets: {', '.join(unpriced)}")
+        for name in sorted(_stored_names(config_dir, env) & {k.name for k in config.keys}):
+            print(
+                f"warning: the keys file's {name!r} takes the name of a key hxgw keys made,"
+                " which is then refused (401): rename one"
+            )
     return 0
+
+
+def _stored_names(config_dir: str, env: Mapping[str, str]) -> set[str]:
+    """The live keys `hxgw keys` made in the store the gateway would open; none where it
+    cannot be read from here (no store yet, or not this user's to read)."""
+    try:
+        settings = load_store_settings(config_dir, env)
+        store = KeyStore(open_database(settings.database_url, settings.state_dir, create=False))
+        with store.connect() as connection:
+            return {key.name for key in store.all(connection) if key.revoked is None}
+    except (ConfigError, StoreError, OSError):
+        return set()
 
 
 def read_env_file(path: Path) -> dict[str, str]:

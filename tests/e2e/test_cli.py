@@ -105,6 +105,21 @@ def test_check_config_warns_as_serve_does_of_secrets_every_user_can_read(tmp_pat
     ]
 
 
+def test_check_config_warns_of_a_keys_file_key_that_takes_a_stored_key_s_name(tmp_path: Path):
+    config_dir = write_config(tmp_path / "conf", "http://127.0.0.1:1")
+    env = {"PATH": "/usr/bin:/bin", "HX_STATE_DIR": str(tmp_path / "state")}
+    made = _hxgw("keys", "create", "app1", "--config-dir", str(config_dir), env=env)
+    assert made.returncode == 0, made.stderr
+    keys = config_dir / "keys.yaml"  # added later, with the same name
+    keys.write_text(f"keys:\n  - name: app1\n    key: {new_key()}\n")
+    keys.chmod(0o600)
+    write_config(config_dir, "http://127.0.0.1:1", gateway={"auth": {"keys_file": "keys.yaml"}})
+    result = _hxgw("check-config", "--config-dir", str(config_dir), env=env)
+    assert result.returncode == 0, result.stderr
+    assert ("warning: the keys file's 'app1' takes the name of a key hxgw keys made, which is "
+            "then refused (401): rename one") in result.stdout
+
+
 def test_check_config_names_the_models_a_budget_cannot_count(tmp_path: Path):
     result = _hxgw("check-config", "--config-dir", str(write_config(tmp_path, "http://127.0.0.1:1")),
                    env={"PATH": "/usr/bin:/bin"})
