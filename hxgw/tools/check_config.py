@@ -61,14 +61,18 @@ def run(config_dir: str, env: Mapping[str, str], env_file: str | None, *, journa
         f"{config_dir}: ok ({len(config.models)} models, {len(config.routing.groups)} groups, "
         f"default group {config.routing.default_group}, strategy {config.routing.strategy})"
     )
-    if not config.keys:
-        print("note: serving needs a client key: set MASTER_KEY or auth.keys_file")
+    stored = _stored_names(config_dir, env)
+    if not config.keys and not stored:
+        print(
+            "note: serving needs a client key: set MASTER_KEY or auth.keys_file, or make one:"
+            " hxgw keys create NAME"
+        )
     if not journal:
         for path in readable_secrets(config, env_file or env.get("HX_ENV_FILE")):
             print(f"warning: {path} holds secrets and every user can read it: {fix(path)}")
         if unpriced := unpriced_models(config):
             print(f"note: models without a price cost nothing in budgets: {', '.join(unpriced)}")
-        for name in sorted(_stored_names(config_dir, env) & {k.name for k in config.keys}):
+        for name in sorted(stored & {k.name for k in config.keys}):
             print(
                 f"warning: the keys file's {name!r} takes the name of a key hxgw keys made,"
                 " which is then refused (401): rename one"

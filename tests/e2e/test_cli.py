@@ -127,6 +127,14 @@ def test_check_config_names_the_models_a_budget_cannot_count(tmp_path: Path):
             in result.stdout)
 
 
+def test_check_config_needs_no_master_key_where_the_store_holds_a_key(tmp_path: Path):
+    config_dir = write_config(tmp_path / "conf", "http://127.0.0.1:1")
+    env = {"PATH": "/usr/bin:/bin", "HX_STATE_DIR": str(tmp_path / "state")}
+    assert _hxgw("keys", "create", "app", "--config-dir", str(config_dir), env=env).returncode == 0
+    result = _hxgw("check-config", "--config-dir", str(config_dir), env=env)
+    assert result.returncode == 0 and "serving needs a client key" not in result.stdout
+
+
 def test_route_works_without_master_key(tmp_path: Path):
     write_config(tmp_path, "http://127.0.0.1:1")
     result = subprocess.run([HXGW, "route", "--config-dir", str(tmp_path)],
