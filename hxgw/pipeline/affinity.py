@@ -55,7 +55,8 @@ def bind_to_origin(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
     rebind: Rebind | None
     if endpoint.bound == "model":
         candidate, upstream_id = _bound_model(ctx, client_id, None)
-        rebind = ResponseIds({upstream_id: client_id}, learn=False)
+        # Its answer may be the response again, naming the one before it: learnt too.
+        rebind = ResponseIds({upstream_id: client_id}, learn=True)
     else:
         candidate, upstream_id = bound_upstream(ctx, client_id, None)
         rebind = None if endpoint.raw_answer else HeldIds({upstream_id: client_id})

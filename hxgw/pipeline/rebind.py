@@ -55,20 +55,28 @@ class Rebind(Protocol):
 class ResponseIds:
     """Swaps upstream response ids for client ids in one answer."""
 
-    __slots__ = ("_learn", "_swaps")
+    __slots__ = ("_learn", "_named", "_swaps")
     max_body = MAX_REBOUND
 
     def __init__(self, known: dict[str, str], *, learn: bool) -> None:
         """`known`: upstream id -> the client's id for it; `learn`: whether the answer
-        makes a response whose id is not known yet."""
+        may hold a response whose ids are not known yet (its own, the one before it)."""
         self._swaps = [(_quoted(up), _quoted(client)) for up, client in known.items()]
+        # An error quotes an id its own way ("Response with id 'resp_1' not found.").
+        self._named = [(up.encode(), client.encode()) for up, client in known.items()]
         self._learn = learn
 
     def body(self, data: bytes, served: Model) -> bytes:
+        document = None
+        if self._learn or b'"error"' in data:
+            with contextlib.suppress(jsonio.DecodeError):  # not JSON: nothing to bind
+                document = jsonio.loads(data)
         if self._learn:
             self._learn = False
-            with contextlib.suppress(jsonio.DecodeError):  # not JSON: nothing to bind
-                self._learned(jsonio.loads(data), served.name)
+            self._learned(document, served.name)
+        if isinstance(document, dict) and isinstance(document.get("error"), dict):
+            for upstream, client in self._named:
+                data = data.replace(upstream, client)
         return self._swap(data)
 
     def events(self, block: bytes, served: Model) -> bytes:
@@ -87,13 +95,16 @@ class ResponseIds:
         return self._swap(block)
 
     def _learned(self, response: Any, model_name: str) -> bool:
-        """Bind the id of a response object to the model that made it."""
+        """Bind the id of a response object to the model that made it, and the id of the
+        one it continues, which that model made too (a follow-up goes to its model)."""
         if not isinstance(response, dict) or response.get("object") != "response":
             return False
         upstream_id = response.get("id")
         if not isinstance(upstream_id, str) or not upstream_id:
             return False
-        self._swaps.append((_quoted(upstream_id), _quoted(bind("model", model_name, upstream_id))))
+        for ident in (upstream_id, response.get("previous_response_id")):
+            if isinstance(ident, str) and ident:
+                self._swaps.append((_quoted(ident), _quoted(bind("model", model_name, ident))))
         return True
 
     def _swap(self, data: bytes) -> bytes:

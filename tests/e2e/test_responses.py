@@ -185,6 +185,29 @@ async def test_a_follow_up_of_an_unknown_id_is_refused_before_any_upstream(
     assert fake.requests == []
 
 
+async def test_a_follow_up_read_back_names_the_response_before_it_by_the_client_s_id(
+    gateway: Gateway,
+):
+    async with _sdk(gateway) as sdk:
+        first = await sdk.responses.create(model="chat", input="hi")
+        second = await sdk.responses.create(model="chat", input="and?",
+                                            previous_response_id=first.id)
+        read = await sdk.responses.retrieve(second.id)
+        third = await sdk.responses.create(model="chat", input="more",
+                                           previous_response_id=read.previous_response_id)
+    assert read.previous_response_id == first.id
+    assert third.previous_response_id == first.id
+
+
+async def test_an_upstream_s_not_found_quotes_the_id_the_client_sent(gateway: Gateway):
+    async with _sdk(gateway) as sdk:
+        made = await sdk.responses.create(model="chat", input="hi")
+        await sdk.responses.delete(made.id)
+        with pytest.raises(openai.NotFoundError) as missing:
+            await sdk.responses.retrieve(made.id)
+    assert missing.value.message.endswith(f"Response with id '{made.id}' not found.")
+
+
 async def test_a_call_on_a_response_takes_the_key_and_refuses_others(
     gateway: Gateway, client: aiohttp.ClientSession
 ):
