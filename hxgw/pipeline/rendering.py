@@ -53,15 +53,27 @@ def _respond(ctx: RequestContext, exc: GatewayError) -> None:
         headers["X-HX-Failovers"] = str(ctx.failovers)
         headers["X-HX-Route"] = ctx.decision.header()
     ctx.status = status
-    if ctx.endpoint.dialect == "anthropic":
+    anthropic = _speaks_anthropic(ctx)
+    if anthropic:
         headers["request-id"] = ctx.request_id  # what Anthropic's SDK reads as the request id
-    if ctx.endpoint.dialect == "anthropic" and "Content-Encoding" not in headers:
+    if anthropic and "Content-Encoding" not in headers:
         body = exc.to_anthropic_json(ctx.request_id)
         headers["Content-Type"] = "application/json"
     else:
         body = exc.to_json()
     ctx.bytes_out = len(body)
     ctx.exchange.respond(status, headers, body)
+
+
+def _speaks_anthropic(ctx: RequestContext) -> bool:
+    """Whether the client reads Anthropic's error shape: on its routes, and on the models
+    routes, which both SDKs call, when the request says `anthropic-version`."""
+    if ctx.endpoint.dialect == "anthropic":
+        return True
+    return ctx.endpoint.name in _SHARED and ctx.exchange.header("anthropic-version") is not None
+
+
+_SHARED = frozenset({"models", "model"})
 
 
 def error_headers(ctx: RequestContext, exc: GatewayError) -> dict[str, str]:

@@ -216,6 +216,16 @@ async def test_the_anthropic_sdk_lists_and_retrieves_models_in_its_own_shape(gat
     assert (one.id, one.type, one.display_name) == ("chat", "model", "chat")
 
 
+async def test_the_anthropic_sdk_s_unknown_model_is_a_404_in_its_own_shape(gateway: Gateway):
+    async with _sdk(gateway) as sdk:
+        with pytest.raises(anthropic.NotFoundError) as missing:
+            await sdk.models.retrieve("nope")
+    body = missing.value.body
+    assert isinstance(body, dict) and body["type"] == "error"
+    assert body["error"]["type"] == "not_found_error"
+    assert missing.value.request_id == body["request_id"]
+
+
 async def test_the_models_routes_take_the_key_as_x_api_key_as_the_anthropic_sdk_sends_it(
     gateway: Gateway, client: aiohttp.ClientSession
 ):
