@@ -32,7 +32,8 @@ _ERRORS = {
 
 def anthropic_error(status: int, message: str | None = None) -> web.Response:
     kind = _ERRORS.get(status, "api_error")
-    body = {"type": "error", "error": {"type": kind, "message": message or f"fake {kind}"}}
+    body = {"type": "error", "error": {"type": kind, "message": message or f"fake {kind}"},
+            "request_id": "req_fake"}
     return web.json_response(body, status=status, headers={"request-id": "req_fake"})
 
 

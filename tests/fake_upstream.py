@@ -22,6 +22,10 @@ from aiohttp import web
 from hxgw.tools import demo_scoring
 from tests import fake_anthropic, fake_files, fake_media, fake_responses
 
+CREATED = 1_733_000_000
+"""Every answer's `created`, which OpenAI's chat objects carry (Unix seconds): fixed, so
+an answer's bytes are the same from run to run."""
+
 
 @dataclass
 class Behaviour:
@@ -201,9 +205,10 @@ class FakeUpstream:
             return await self._big_stream(request, body, how)
         words = how.content.split(" ")
         if not (isinstance(body, dict) and body.get("stream")):
-            payload = json.dumps({"id": "fake-1", "object": "chat.completion", "model": body.get(
-                "model"), "choices": [{"index": 0, "message": {"role": "assistant", "content":
-                how.content}, "finish_reason": "stop"}], "usage": {"prompt_tokens": 3,
+            payload = json.dumps({"id": "fake-1", "object": "chat.completion", "created": CREATED,
+                "model": body.get("model"), "choices": [{"index": 0, "message": {"role":
+                "assistant", "content": how.content}, "logprobs": None, "finish_reason": "stop"}],
+                "usage": {"prompt_tokens": 3,
                 "completion_tokens": len(words), "total_tokens": 3 + len(words)}}).encode()
             response = web.StreamResponse(headers={"Content-Type": "application/json"})
             if how.content_length:
@@ -245,19 +250,24 @@ class FakeUpstream:
                 _reset(request)
                 await asyncio.sleep(3600)
             delta = {"content": word if i == 0 else " " + word}
-            chunk = {"id": "fake-1", "object": "chat.completion.chunk", "model": body.get("model"),
-                     "choices": [{"index": 0, "delta": delta, "finish_reason": None}],
+            chunk = {"id": "fake-1", "object": "chat.completion.chunk", "created": CREATED,
+                     "model": body.get("model"),
+                     "choices": [{"index": 0, "delta": delta, "logprobs": None,
+                                  "finish_reason": None}],
                      **usage_field}
             await response.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
             if i == 0 and how.gate is not None:
                 await how.gate.wait()
             if how.chunk_delay:
                 await asyncio.sleep(how.chunk_delay)
-        final = {"id": "fake-1", "object": "chat.completion.chunk", "model": body.get("model"),
-                 "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}], **usage_field}
+        final = {"id": "fake-1", "object": "chat.completion.chunk", "created": CREATED,
+                 "model": body.get("model"),
+                 "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}],
+                 **usage_field}
         await response.write(b"data: " + json.dumps(final).encode() + b"\n\n")
         if options.get("include_usage"):
-            usage = {"id": "fake-1", "object": "chat.completion.chunk", "choices": [],
+            usage = {"id": "fake-1", "object": "chat.completion.chunk", "created": CREATED,
+                     "model": body.get("model"), "choices": [],
                      "usage": {"prompt_tokens": 3, "completion_tokens": len(words),
                                "total_tokens": 3 + len(words)}}
             await response.write(b"data: " + json.dumps(usage).encode() + b"\n\n")

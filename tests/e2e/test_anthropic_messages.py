@@ -203,7 +203,8 @@ async def test_an_upstream_error_in_anthropic_shape_passes_as_it_came(
         with pytest.raises(anthropic.BadRequestError) as raised:
             await sdk.messages.create(model="solo", max_tokens=8, messages=HI)
     assert raised.value.body == {"type": "error", "error": {
-        "type": "invalid_request_error", "message": "messages: roles must alternate"}}
+        "type": "invalid_request_error", "message": "messages: roles must alternate"},
+        "request_id": "req_fake"}
 
 
 async def test_the_anthropic_sdk_lists_and_retrieves_models_in_its_own_shape(gateway: Gateway):
