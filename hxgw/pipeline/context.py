@@ -136,8 +136,9 @@ class RequestContext:
     client_first_at: float | None = None
 
     def cancelled(self) -> None:
-        """The request's task was cancelled: its client left, unless a step said why."""
-        if self.outcome == "ok":
+        """The request's task was cancelled: its client left, unless a step said why or
+        the client had the whole answer (it may leave while the limits reconcile)."""
+        if self.outcome == "ok" and not self.exchange.ended:
             self.outcome = "client_gone"
 
     def overhead(self) -> float | None:

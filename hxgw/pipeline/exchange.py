@@ -62,7 +62,7 @@ def parser_reason(exc: BaseException) -> str:
 class Exchange:
     """A request's method, path, headers and body, and the one response it gets."""
 
-    __slots__ = ("closing", "cors", "method", "path", "remote", "request", "response")
+    __slots__ = ("closing", "cors", "ended", "method", "path", "remote", "request", "response")
 
     def __init__(
         self, request: web.BaseRequest, closing: bool = False, cors: str | None = None
@@ -74,6 +74,8 @@ class Exchange:
         """The gateway is draining: every answer closes its connection."""
         self.cors = cors
         """The Access-Control-Allow-Origin its answer carries (`hxgw.pipeline.cors`)."""
+        self.ended = False
+        """Whether a streamed body went out whole: the client has all of it."""
 
     def header(self, name: str) -> str | None:
         """The first value of a request header, by case-insensitive name."""
@@ -252,6 +254,7 @@ class Exchange:
         """End a streamed body."""
         assert self.response is not None
         await self.response.write_eof()
+        self.ended = True
 
     def abort(self) -> None:
         """Cut the connection: the client must see the body as incomplete."""

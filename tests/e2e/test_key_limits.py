@@ -311,3 +311,27 @@ async def test_a_restart_counts_against_a_budget_what_the_spool_holds_before_its
     # 0.009 spent, and this one reserves 0.032 of the 0.035.
     status, _, body = await _post(client, gateway, secret, max_tokens=10)
     assert (status, body["error"]["code"]) == (429, "insufficient_quota")
+
+
+async def test_a_stream_read_to_its_end_is_no_disconnect_though_the_client_closes_at_once(
+    start_gateway: StartGateway, tmp_path: Path
+):
+    # With workers the limits reconcile in a thread after the last byte: the client's
+    # close comes while they do, and once counted as a client gone.
+    secret = new_key("sk-app")
+    keys = tmp_path / "keys.yaml"
+    keys.write_text(yaml.safe_dump({"keys": [{"name": "app", "key": secret, "max_parallel": 50}]}))
+    keys.chmod(0o600)
+    gateway = await start_gateway(models=PRICED,
+                                  gateway={"auth": {"keys_file": str(keys)}, "workers": 2})
+
+    async def read_whole_then_close() -> None:
+        async with aiohttp.ClientSession() as session, session.post(
+            gateway.url + "/v1/chat/completions", json=_chat(stream=True),
+            headers={"Authorization": f"Bearer {secret}"}
+        ) as resp:
+            assert (await resp.read()).endswith(b"data: [DONE]\n\n")
+
+    await asyncio.gather(*(read_whole_then_close() for _ in range(30)))
+    await wait_for(lambda: len(ledger_rows(gateway)) == 30, timeout=15)
+    assert {(r["outcome"], r["disconnected"]) for r in ledger_rows(gateway)} == {("ok", 0)}
