@@ -47,14 +47,15 @@ async def drain(
     # it would lose a request never answered.
     grace = loop.time() + min(FIRST_REQUEST_GRACE, seconds)
     # Polled: aiohttp signals no "last connection closed", and this runs once, at stop.
-    while server.connections and loop.time() < grace:  # noqa: ASYNC110
+    while server.connections and loop.time() < grace and not now.is_set():  # noqa: ASYNC110
         await asyncio.sleep(0.02)
     server.pre_shutdown()  # idle connections close now, busy ones after their answer
     if not await _idle_unless(now, inflight, max(0.0, deadline - loop.time())):
         cancelled = inflight.cancel_all()
         why = "second stop signal" if now.is_set() else "drain timeout reached"
         log.warning(f"{why}; cancelling requests", cancelled=cancelled)
-        await inflight.wait_idle(2.0)
+        if not await inflight.wait_idle(2.0):
+            log.warning("requests still running after their cancel", left=len(inflight))
     await runner.cleanup()
 
 
@@ -67,4 +68,7 @@ async def _idle_unless(now: asyncio.Event, inflight: Inflight, seconds: float) -
     finally:
         told.cancel()
         idle.cancel()
-    return idle.done() and not idle.cancelled() and idle.result()
+        # Let them end now: a wait left to end later would clear the wait the caller
+        # starts next, which would then never hear the last request go.
+        await asyncio.gather(told, idle, return_exceptions=True)
+    return not idle.cancelled() and idle.result()

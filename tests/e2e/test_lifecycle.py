@@ -196,6 +196,7 @@ async def test_a_second_sigterm_ends_the_drain_now_and_keeps_the_records(
     # Before, it left at once: no access line for the stream it cut, and no usage row.
     logs = gateway.logs()
     assert "second stop signal; cancelling requests cancelled=1" in logs
+    assert "still running after their cancel" not in logs  # it heard the last one go
     assert re.search(r"POST /v1/chat/completions status=200 .*outcome=cancelled", logs)
     assert [(row["stream"], row["usage_source"]) for row in ledger_rows(gateway)] == [
         (1, "estimated")]
