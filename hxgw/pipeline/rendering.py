@@ -3,6 +3,7 @@ a Responses stream's event), and never show a stack trace."""
 
 from __future__ import annotations
 
+import asyncio
 from urllib.parse import parse_qs
 
 import structlog
@@ -13,6 +14,7 @@ from hxgw.errors import (
     GatewayError,
     KeyLimited,
     MethodNotAllowed,
+    Unavailable,
     UnsupportedEncoding,
     UpstreamAnswer,
 )
@@ -28,9 +30,30 @@ async def render_errors(ctx: RequestContext, call_next: Next) -> None:
         await call_next(ctx)
     except GatewayError as exc:
         _respond(ctx, exc)
+    except asyncio.CancelledError:
+        if not _stopped_unanswered(ctx):
+            raise
+        # The drain's own cancel, of a request with no answer yet: it gets one, and the
+        # handler returns for aiohttp to send it.
+        assert ctx.task is not None
+        ctx.task.uncancel()
+        _respond(ctx, Unavailable("the gateway is stopping: try again", retry_after=1))
+        ctx.outcome = "cancelled"
     except Exception:
         log.exception("unexpected error")
         _respond(ctx, GatewayError(f"internal error (request id {ctx.request_id})"))
+
+
+def _stopped_unanswered(ctx: RequestContext) -> bool:
+    """Whether a cancel is the drain's, at its timeout, of a request not answered yet
+    whose client still waits (a client that left is cancelled too, by aiohttp)."""
+    exchange = ctx.exchange
+    return (
+        ctx.state.runtime.inflight.draining
+        and not exchange.committed
+        and not exchange.client_gone()
+        and ctx.task is not None
+    )
 
 
 def _respond(ctx: RequestContext, exc: GatewayError) -> None:

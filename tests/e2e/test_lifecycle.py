@@ -238,3 +238,23 @@ async def test_a_sighup_while_starting_kills_nothing_and_reloads_once_serving(
     async with client.post(gateway.url + "/v1/chat/completions", json=CHAT,
                            headers=gateway.auth) as resp:
         assert resp.headers["X-HX-Model"] == "beta"
+
+
+async def test_a_request_with_no_answer_yet_at_the_drain_timeout_gets_a_503_not_a_cut(
+    start_gateway: StartGateway, fake: FakeUpstream
+):
+    gateway = await start_gateway(gateway={"shutdown": {"drain_timeout": 1}})
+    fake.behave("m-alpha", header_delay=30)  # an upstream that has not answered yet
+    body = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
+    async with aiohttp.ClientSession() as session:
+        pending = asyncio.ensure_future(session.post(
+            gateway.url + "/v1/chat/completions", json=body, headers=gateway.auth))
+        await wait_for(lambda: len(fake.requests) == 1)
+        gateway.signal(signal.SIGTERM)
+        resp = await asyncio.wait_for(pending, 10)
+        answer = await resp.json()
+    assert (resp.status, resp.headers["Retry-After"]) == (503, "1")
+    assert answer["error"]["message"] == "the gateway is stopping: try again"
+    assert gateway.process is not None and gateway.process.wait(10) == 0
+    assert [(r["status"], r["outcome"], r["disconnected"]) for r in ledger_rows(gateway)] == [
+        (503, "cancelled", 0)]
