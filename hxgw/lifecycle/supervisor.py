@@ -35,7 +35,7 @@ from hxgw.config import Config
 from hxgw.config.warnings import log_supervisor_restart_changes
 from hxgw.lifecycle.notify import Notifier
 from hxgw.lifecycle.start_signals import GENERATION, SUPERVISOR_PID, EarlyReload
-from hxgw.lifecycle.worker import Worker, all_set, bind, stop_all
+from hxgw.lifecycle.worker import Worker, all_set, bind, reloaded_or_gone, stop_all
 from hxgw.observe.workers import SHARED_DIR
 
 log = structlog.get_logger("hxgw.lifecycle.supervisor")
@@ -100,7 +100,9 @@ class Supervisor:
     async def _serve(self) -> None:
         for worker in self.workers:
             await self._spawn(worker)
-        if not await all_set(self.workers, lambda w: w.ready, READY_TIMEOUT, self.stop_asked):
+        if not await all_set(
+            self.workers, lambda w: w.ready.wait(), READY_TIMEOUT, self.stop_asked
+        ):
             log.error("workers did not become ready; stopping", timeout=READY_TIMEOUT)
             await stop_all(self.workers, signal.SIGKILL, 10)
             return
@@ -157,7 +159,7 @@ class Supervisor:
             worker.reloaded.clear()
             if worker.process and worker.process.returncode is None:
                 worker.process.send_signal(signal.SIGHUP)
-        done = await all_set(self.workers, lambda w: w.reloaded, READY_TIMEOUT, self.stop_asked)
+        done = await all_set(self.workers, reloaded_or_gone, READY_TIMEOUT, self.stop_asked)
         refused = [why for w in self.workers if (why := w.reload_refused) is not None]
         if self.stop_asked.is_set():
             return  # the stop queued behind this reload says the rest

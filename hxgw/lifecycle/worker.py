@@ -11,7 +11,7 @@ import signal
 import socket
 import time
 from asyncio import FIRST_COMPLETED
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -69,19 +69,33 @@ class Worker:
 
 async def all_set(
     workers: list[Worker],
-    event_of: Callable[[Worker], asyncio.Event],
+    wait_of: Callable[[Worker], Awaitable[object]],
     seconds: float,
     unless: asyncio.Event,
 ) -> bool:
-    """Wait until each worker's event is set (True), or `seconds` pass or `unless` is set
+    """Wait until each worker's wait is over (True), or `seconds` pass or `unless` is set
     (False): a stop must not wait behind a reload's wait for a stuck worker."""
-    every: asyncio.Future[list[bool]] = asyncio.gather(*(event_of(w).wait() for w in workers))
+    every: asyncio.Future[list[object]] = asyncio.gather(*(wait_of(w) for w in workers))
     interrupt: asyncio.Future[bool] = asyncio.ensure_future(unless.wait())
     waits: set[asyncio.Future[Any]] = {every, interrupt}
     done, _ = await asyncio.wait(waits, timeout=seconds, return_when=FIRST_COMPLETED)
     every.cancel()
     interrupt.cancel()
+    await asyncio.gather(every, interrupt, return_exceptions=True)  # ended, not left to log
     return every in done and not every.cancelled()
+
+
+async def reloaded_or_gone(worker: Worker) -> None:
+    """Its reload confirmed, or the worker gone: it starts again, on the config now on
+    disk, once the reload is through (its exit waits in the queue behind it)."""
+    waits: set[asyncio.Future[object]] = {asyncio.ensure_future(worker.reloaded.wait())}
+    if worker.process is not None:
+        waits.add(asyncio.ensure_future(worker.process.wait()))
+    try:
+        await asyncio.wait(waits, return_when=FIRST_COMPLETED)
+    finally:
+        for wait in waits:
+            wait.cancel()
 
 
 async def stop_all(workers: list[Worker], sig: signal.Signals, grace: float) -> None:

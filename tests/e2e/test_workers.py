@@ -104,6 +104,24 @@ async def test_a_worker_that_dies_is_started_again(
         assert resp.status == 200
 
 
+async def test_a_worker_that_dies_during_a_reload_is_started_again_and_the_reload_ends(
+    start_gateway: StartGateway, notify: NotifySocket, client: aiohttp.ClientSession
+):
+    gateway, notify = await _start(start_gateway, notify)
+    victim = _worker_pids(gateway)[0]
+    gateway.signal(signal.SIGHUP)
+    os.kill(victim, signal.SIGKILL)
+    # Not "incomplete" 30 s later, with the dead worker's socket taking connections.
+    await wait_for(lambda: "workers reloaded" in gateway.logs(), timeout=10)
+    await wait_for(lambda: len(_worker_pids(gateway)) == 2 and victim not in _worker_pids(gateway),
+                   timeout=10)
+    assert "not every worker confirmed" not in gateway.logs()
+    assert "never retrieved" not in gateway.logs()
+    async with client.post(gateway.url + "/v1/chat/completions", json=CHAT,
+                           headers=gateway.auth) as resp:
+        assert resp.status == 200
+
+
 async def _stop_with_a_stream_under_way(gateway: Gateway) -> None:
     """SIGTERM while a stream runs: the stream ends whole, then the daemon exits 0."""
     async with aiohttp.ClientSession() as session:
