@@ -190,9 +190,11 @@ class Supervisor:
             with contextlib.suppress(ValueError):  # a signal the enum does not name
                 died = {"signal": signal.Signals(-code).name}
         log.error("worker exited; starting it again", worker=worker.index, delay_s=delay, **died)
-        if worker.quick_deaths and worker.listener.fileno() != -1:
-            # It cannot come up (a config on disk it refuses, say): its socket is closed,
-            # so that the kernel gives its share of new connections to the others.
+        # Died before it was ready, or soon again: it cannot come up (a config on disk it
+        # refuses, say). Its socket is closed, so that the kernel gives its share of new
+        # connections to the others; one kill of a worker that served is not that.
+        cannot_start = not worker.ready.is_set() or worker.quick_deaths >= 2
+        if cannot_start and worker.listener.fileno() != -1:
             worker.listener.close()
             log.error("worker cannot start; the others take its connections", worker=worker.index)
         self.notifier.status(self._status("a worker is down"))
