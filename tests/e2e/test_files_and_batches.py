@@ -5,6 +5,7 @@ holds them."""
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import openai
@@ -90,9 +91,9 @@ async def test_a_file_is_read_and_deleted_through_its_bound_id(
     assert fake.files.files == {}
 
 
-async def test_a_batch_runs_on_its_files_upstream_and_its_output_file_can_be_read(
-    gateway: Gateway, fake: FakeUpstream
-):
+async def _run_batch(gateway: Gateway, fake: FakeUpstream) -> tuple[str, Any, Any, bytes]:
+    """A batch of the file the upstream holds, read back once done: the file's id, the
+    batch as made and as read, and its output file's content."""
     fake.files.add_file(LINES)
     async with _sdk(gateway) as sdk:
         [listed] = (await sdk.files.list()).data
@@ -101,24 +102,24 @@ async def test_a_batch_runs_on_its_files_upstream_and_its_output_file_can_be_rea
         done = await sdk.batches.retrieve(batch.id)
         assert done.output_file_id is not None
         output = await sdk.files.content(done.output_file_id)
-    assert batch.input_file_id == listed.id
+    return listed.id, batch, done, output.content
+
+
+async def test_a_batch_runs_on_its_files_upstream_and_its_output_file_can_be_read(
+    gateway: Gateway, fake: FakeUpstream
+):
+    listed_id, batch, done, output = await _run_batch(gateway, fake)
+    assert batch.input_file_id == listed_id
     assert done.status == "completed" and done.request_counts is not None
     assert done.request_counts.completed == 3
-    assert output.content.count(b"\n") == 3
+    assert output.count(b"\n") == 3
 
 
 async def test_reading_a_batch_and_its_output_bills_none_of_the_usage_they_hold(
     gateway: Gateway, fake: FakeUpstream
 ):
-    fake.files.add_file(LINES)
-    async with _sdk(gateway) as sdk:
-        [listed] = (await sdk.files.list()).data
-        batch = await sdk.batches.create(input_file_id=listed.id, endpoint="/v1/chat/completions",
-                                         completion_window="24h")
-        done = await sdk.batches.retrieve(batch.id)
-        assert done.output_file_id is not None
-        output = await sdk.files.content(done.output_file_id)
-    assert b'"usage": {"prompt_tokens": 9' in output.content
+    *_, output = await _run_batch(gateway, fake)
+    assert b'"usage": {"prompt_tokens": 9' in output
     await wait_for(lambda: len(ledger_rows(gateway)) == 4, timeout=10)
     billed = {r["route"]: (r["prompt_tokens"], r["completion_tokens"], r["usage_source"])
               for r in ledger_rows(gateway)}
