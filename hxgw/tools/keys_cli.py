@@ -20,7 +20,7 @@ from hxgw.errors import ConfigError
 from hxgw.keys.store import KeyStore, KeyStoreError, StoredKey
 from hxgw.store import SQLITE_FILE, Connection, NoStore, StoreError, open_database
 from hxgw.tools import keys_list
-from hxgw.tools.usage_cli import store_settings
+from hxgw.tools.usage_cli import iso, store_settings
 
 
 def run(args: argparse.Namespace, config_dir: str, env: Mapping[str, str]) -> int:
@@ -88,7 +88,7 @@ def _act(
         if before and before.previous_until and before.previous_until > time.time():
             print(
                 f"hxgw keys: note: the secret before the last rotation stops now, though its"
-                f" grace ran to {keys_list.iso(before.previous_until)}: a key keeps one old"
+                f" grace ran to {iso(before.previous_until)}: a key keeps one old"
                 " secret",
                 file=sys.stderr,
             )
@@ -96,7 +96,7 @@ def _act(
         return _secret(args, store.get(connection, args.name), secret, "rotated")
     if args.action == "revoke" and (key := store.get(connection, args.name)) and key.revoked:
         # Revoking twice is done, not a mistake: a script may run again after a failure.
-        said = f"key {key.name} was revoked already, at {keys_list.iso(key.revoked)}"
+        said = f"key {key.name} was revoked already, at {iso(key.revoked)}"
     else:
         key = (
             store.update(connection, args.name, _settings(args))

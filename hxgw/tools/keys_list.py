@@ -19,6 +19,7 @@ from hxgw.config import MASTER_KEY_NAME, ClientKey, Config
 from hxgw.config.schema import PERIODS
 from hxgw.keys.store import StoredKey
 from hxgw.store import Connection
+from hxgw.tools.usage_cli import iso
 from hxgw.units import money
 from hxgw.usage import ledger_exists
 from hxgw.usage.report import spent_this_period
@@ -205,10 +206,6 @@ def _state(key: StoredKey, now: float) -> str:
     if key.previous_until is not None and key.previous_until > now:
         return f"rotating (old until {_when(key.previous_until)})"
     return "active"
-
-
-def iso(seconds: float) -> str:
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _when(seconds: float | None) -> str:

@@ -115,7 +115,7 @@ def run(args: argparse.Namespace, config_dir: str, env: Mapping[str, str]) -> in
         print(f"hxgw usage: the store is {database.where}", file=sys.stderr)
         if not lines and args.key is not None:  # a name mistyped reads as no usage
             print(
-                f"hxgw usage: no requests by a key named {args.key!r} since {_iso(since)}"
+                f"hxgw usage: no requests by a key named {args.key!r} since {iso(since)}"
                 " (hxgw keys list, or keys.yaml, has the names)",
                 file=sys.stderr,
             )
@@ -126,7 +126,7 @@ def run(args: argparse.Namespace, config_dir: str, env: Mapping[str, str]) -> in
 def _json(lines: list[Totals], by: str, since: float) -> str:
     # Each row names what it totals by its kind, as the CSV's header does: "key", "model", ...
     rows = [{by: row.pop("group"), **row} for row in map(asdict, lines)]
-    body = {"since": _iso(since), "by": by, "rows": rows}
+    body = {"since": iso(since), "by": by, "rows": rows}
     return json.dumps(body, indent=2) + "\n"
 
 
@@ -157,7 +157,7 @@ def _table(lines: list[Totals], by: str, since: float) -> str:
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     text = "".join(_aligned(row, widths) for row in cells)
     if not lines:
-        text += f"(no requests since {_iso(since)})\n"
+        text += f"(no requests since {iso(since)})\n"
     return text
 
 
@@ -197,5 +197,6 @@ def _sum(lines: list[Totals]) -> Totals:
     )
 
 
-def _iso(when: float) -> str:
+def iso(when: float) -> str:
+    """A moment as the JSON outputs of `hxgw usage` and `hxgw keys` write it."""
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
