@@ -16,13 +16,21 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from hxgw.config import ClientKey, KeyLimits
+from hxgw.config import ClientKey, KeyLimits, load_store_settings
 from hxgw.config.schema import PERIODS
-from hxgw.store import Connection, Database, Migration, migrate_database
+from hxgw.errors import ConfigError
+from hxgw.store import (
+    Connection,
+    Database,
+    Migration,
+    StoreError,
+    migrate_database,
+    open_database,
+)
 
 SECRET_PREFIX = "sk-hx-"  # noqa: S105 -- a prefix, not a secret
 TABLE = "client_keys"
@@ -256,3 +264,15 @@ def _stored(row: Sequence[Any]) -> StoredKey:
     groups = values["groups"]
     values["groups"] = tuple(groups.split(",")) if groups else None
     return StoredKey(**values)
+
+
+def live_names(config_dir: str, env: Mapping[str, str]) -> set[str]:
+    """The live keys `hxgw keys` made in the store the gateway of `config_dir` would open;
+    none where there is no store yet, or none readable from here (not this user's)."""
+    try:
+        settings = load_store_settings(config_dir, env)
+        store = KeyStore(open_database(settings.database_url, settings.state_dir, create=False))
+        with store.connect() as connection:
+            return {key.name for key in store.all(connection) if key.revoked is None}
+    except (ConfigError, StoreError, OSError):  # OSError: a state directory not ours to read
+        return set()

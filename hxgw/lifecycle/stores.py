@@ -13,12 +13,11 @@ from pathlib import Path
 
 import structlog
 
-from hxgw.config import ClientKey, Config, StoreSettings, load_config, load_store_settings
-from hxgw.errors import ConfigError
+from hxgw.config import ClientKey, Config, StoreSettings, load_config
 from hxgw.keys import limits_where, open_limiter
 from hxgw.keys.book import StoredKeys
 from hxgw.keys.owners import Owners
-from hxgw.keys.store import KeyStore
+from hxgw.keys.store import KeyStore, live_names
 from hxgw.keys.window import Spent
 from hxgw.runtime import Runtime
 from hxgw.store import Database, StoreError, open_database
@@ -41,20 +40,9 @@ def load_serving(config_dir: str, env: Mapping[str, str], runtime: Runtime | Non
     def stored_keys() -> bool:
         if runtime is not None and runtime.stored_keys is not None:
             return bool(runtime.stored_keys.by_digest)
-        return has_stored_keys(config_dir, env)
+        return bool(live_names(config_dir, env))
 
     return load_config(config_dir, env, stored_keys=stored_keys)
-
-
-def has_stored_keys(config_dir: str, env: Mapping[str, str]) -> bool:
-    """Whether the store the gateway would open holds a live key made by `hxgw keys`."""
-    try:
-        settings = load_store_settings(config_dir, env)
-        store = KeyStore(open_database(settings.database_url, settings.state_dir, create=False))
-        with store.connect() as connection:
-            return any(key.revoked is None for key in store.all(connection))
-    except (ConfigError, StoreError):  # no store yet, or none readable: no key there
-        return False
 
 
 def open_stores(runtime: Runtime, config: Config, env: Mapping[str, str]) -> None:

@@ -15,11 +15,10 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from hxgw.config import load_config, load_store_settings
+from hxgw.config import load_config
 from hxgw.config.warnings import fix, readable_secrets, unpriced_models
 from hxgw.errors import ConfigError
-from hxgw.keys.store import KeyStore
-from hxgw.store import StoreError, open_database
+from hxgw.keys.store import live_names
 
 SERVICE_ENV_FILE = "/etc/hx-gateway-ml.env"
 
@@ -61,7 +60,7 @@ def run(config_dir: str, env: Mapping[str, str], env_file: str | None, *, journa
         f"{config_dir}: ok ({len(config.models)} models, {len(config.routing.groups)} groups, "
         f"default group {config.routing.default_group}, strategy {config.routing.strategy})"
     )
-    stored = _stored_names(config_dir, env)
+    stored = live_names(config_dir, env)
     if not config.keys and not stored:
         print(
             "note: serving needs a client key: set MASTER_KEY or auth.keys_file, or make one:"
@@ -78,18 +77,6 @@ def run(config_dir: str, env: Mapping[str, str], env_file: str | None, *, journa
                 " which is then refused (401): rename one"
             )
     return 0
-
-
-def _stored_names(config_dir: str, env: Mapping[str, str]) -> set[str]:
-    """The live keys `hxgw keys` made in the store the gateway would open; none where it
-    cannot be read from here (no store yet, or not this user's to read)."""
-    try:
-        settings = load_store_settings(config_dir, env)
-        store = KeyStore(open_database(settings.database_url, settings.state_dir, create=False))
-        with store.connect() as connection:
-            return {key.name for key in store.all(connection) if key.revoked is None}
-    except (ConfigError, StoreError, OSError):
-        return set()
 
 
 def read_env_file(path: Path) -> dict[str, str]:
