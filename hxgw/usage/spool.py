@@ -143,15 +143,14 @@ class Spool:
 
     def rows(self) -> Iterator[Values]:
         """Every row waiting here, read without taking any file: a reader's view, in which
-        a line a live worker is writing may be torn, and is passed over."""
+        a line a live worker is writing may be torn, and is passed over (and counted in
+        this reader's `bad_lines`)."""
         for path in self._paths():
             try:
                 data = path.read_bytes()
             except FileNotFoundError:  # replayed meanwhile
                 continue
-            for line in data.splitlines():
-                with contextlib.suppress(jsonio.DecodeError, TypeError):
-                    yield UsageRow(**jsonio.loads(line)).values()
+            yield from self._read(data)
 
 
 @contextlib.contextmanager
