@@ -20,6 +20,7 @@ from hxgw.errors import BatchNotAllowed, Forbidden, NotFound
 from hxgw.pipeline.context import Next, RequestContext
 from hxgw.pipeline.rebind import HeldIds
 from hxgw.pipeline.transform import FixedBody, encode_body
+from hxgw.pipeline.usage import counting_limits
 from hxgw.routing.routes import GROUP_HEADER, may_use_upstream
 from hxgw.upstream.affinity import unbind
 
@@ -65,16 +66,8 @@ def _may_batch(ctx: RequestContext) -> None:
     or tokens per minute. A key with any of those may not make one."""
     key = ctx.key
     assert key is not None
-    limits = key.limits
-    held = [
-        what
-        for what, given in (
-            ("groups", key.groups is not None),
-            ("a budget", limits is not None and limits.budget is not None),
-            ("tokens per minute", limits is not None and limits.tpm is not None),
-        )
-        if given
-    ]
+    held = ["groups"] if key.groups is not None else []
+    held += counting_limits(key.limits)
     if held:
         raise BatchNotAllowed(
             f"this key has {' and '.join(held)}, which the gateway cannot hold a batch to "

@@ -20,7 +20,13 @@ from hxgw.endpoints import RESPONSES
 from hxgw.errors import BackgroundNotAllowed, KeyLimited, KeyOverBudget
 from hxgw.keys import LimitDecision, error_body, refusal_headers
 from hxgw.pipeline.context import Next, RequestContext
-from hxgw.pipeline.usage import estimated_completion, estimated_cost, estimated_prompt, used
+from hxgw.pipeline.usage import (
+    counting_limits,
+    estimated_completion,
+    estimated_cost,
+    estimated_prompt,
+    used,
+)
 
 
 def apply_limits(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
@@ -60,7 +66,7 @@ async def _within_limits(
 def _may_run_in_background(limits: KeyLimits) -> None:
     """A background response is answered `queued`, without a usage, and its usage is read
     later, if ever, by a call that bills nothing: a budget or a TPM limit cannot count it."""
-    if limits.budget is not None or limits.tpm is not None:
+    if counting_limits(limits):
         raise BackgroundNotAllowed(
             "this key has a budget or a tokens-per-minute limit, which the gateway cannot "
             "hold a background response to (it runs after the answer, which has no usage "

@@ -16,7 +16,7 @@ import math
 import re
 
 from hxgw import jsonio
-from hxgw.config import Model
+from hxgw.config import KeyLimits, Model
 from hxgw.pipeline.context import RequestContext, Source, Used
 
 BYTES_PER_TOKEN = 4
@@ -217,6 +217,16 @@ def _asked(value: object) -> int:
     if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
         return math.ceil(min(value, MAX_TOKENS))
     return 0
+
+
+def counting_limits(limits: KeyLimits | None) -> list[str]:
+    """The limits of a key that count what its requests use, not only that they came:
+    what a request whose use the gateway never sees (a batch, a background response)
+    would run past."""
+    if limits is None:
+        return []
+    given = (("a budget", limits.budget), ("tokens per minute", limits.tpm))
+    return [what for what, value in given if value is not None]
 
 
 def estimated_cost(candidates: tuple[Model, ...], prompt: int, completion: int) -> float:
