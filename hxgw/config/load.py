@@ -29,6 +29,7 @@ from hxgw.config.gateway import (
 from hxgw.config.limits_store import read_limits_store
 from hxgw.config.reader import Problems, Section, kind_of, read_yaml
 from hxgw.config.routing_settings import (
+    REGISTRY,
     ROUTING,
     cost_of,
     read_price,
@@ -45,8 +46,6 @@ from hxgw.config.store import read_store
 from hxgw.config.transforms import Transform, parse_transforms
 from hxgw.config.upstreams import read_upstreams
 from hxgw.errors import ConfigError
-
-REGISTRY = "model_registry.yaml"
 
 
 def load_config(

@@ -88,7 +88,7 @@ def cost_of(price: Price | None) -> float | None:
     return None if price is None else price.input_per_mtok + price.output_per_mtok
 
 
-ROUTING = "routing.yaml"
+ROUTING, REGISTRY = "routing.yaml", "model_registry.yaml"
 ROUTING_KEYS = frozenset(
     {
         "strategy",
@@ -180,7 +180,7 @@ def _known_tasks(problems: Problems, models: Mapping[str, Model], tasks: Sequenc
         for i, task in enumerate(model.specializations):
             if task not in tasks:
                 problems.add(
-                    "model_registry.yaml",
+                    REGISTRY,
                     f"models.{model.name}.specializations[{i}]",
                     f"unknown task {task!r}{did_you_mean(task, tasks)}; the router detects "
                     f"{', '.join(tasks)}",

@@ -12,8 +12,7 @@ from pathlib import Path
 import structlog
 
 from hxgw.config.gateway import GATEWAY
-from hxgw.config.load import REGISTRY
-from hxgw.config.routing_settings import ROUTING
+from hxgw.config.routing_settings import REGISTRY, ROUTING
 from hxgw.config.schema import Config
 
 log = structlog.get_logger("hxgw.config")
