@@ -155,7 +155,11 @@ def _table(lines: list[Totals], by: str, since: float) -> str:
     if len(lines) > 1:
         cells.append(_cells(_sum(lines)))
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    text = "".join(_aligned(row, widths) for row in cells)
+    rows = [_aligned(row, widths) for row in cells]
+    if len(lines) > 1:
+        # A rule sets the sum apart: a key, model or day may itself be named "total".
+        rows.insert(-1, "-" * (len(rows[0]) - 1) + "\n")
+    text = "".join(rows)
     if not lines:
         text += f"(no requests since {iso(since)})\n"
     return text

@@ -63,6 +63,7 @@ def test_the_table_shows_each_keys_totals_and_their_sum(state_dir: Path):
         "KEY    REQUESTS  PROMPT  COMPLETION  TOTAL  COST  ERRORS  FAILOVERS  P50 LATENCY\n"
         "alice         2      20          10     30  0.50       1          1       1.000s\n"
         "bob           1     100           5    105  1.00       0          0       0.500s\n"
+        "--------------------------------------------------------------------------------\n"
         "total         3     120          15    135  1.50       1          1            -\n"
     )
 
