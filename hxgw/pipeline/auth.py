@@ -31,11 +31,11 @@ def authenticate(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
     then those `hxgw keys` made. The bad-key guard decides what a key from a
     guessing address gets.
     """
-    header = ctx.exchange.header("Authorization") or ""
+    header = ctx.exchange.sole_header("Authorization") or ""
     scheme, _, presented = header.partition(" ")
     if scheme.lower() != "bearer":
         # The anthropic SDK sends its key as x-api-key, to its models routes too.
-        scheme, presented = "bearer", ctx.exchange.header("x-api-key") or ""
+        scheme, presented = "bearer", ctx.exchange.sole_header("x-api-key") or ""
     presented = presented.strip()
     if scheme.lower() != "bearer" or not presented:
         if header:  # a key without its scheme, or another scheme

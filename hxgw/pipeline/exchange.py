@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from aiohttp import web
 from aiohttp.http_exceptions import ContentEncodingError
 from aiohttp.web_protocol import RequestPayloadError
+from multidict import MultiMapping
 
 from hxgw.config.body_limits import FAMILY_LIMITS, Family
 from hxgw.errors import BadRequest, PayloadTooLarge, RequestTimeout, UnsupportedEncoding
@@ -50,6 +51,15 @@ def unsupported_coding(said: str = "") -> UnsupportedEncoding:
     )
 
 
+def sole_header(headers: MultiMapping[str], name: str) -> str | None:
+    """A header that may come once: a credential given twice is refused rather than one
+    of them picked, as a proxy in front may have picked the other."""
+    values = headers.getall(name, ())
+    if len(values) > 1:
+        raise BadRequest(f"the request has {len(values)} {name} headers: send one")
+    return values[0] if values else None
+
+
 def parser_reason(exc: BaseException) -> str:
     """What aiohttp's parser found wrong, in a few words: without the status it puts in
     front ("400, message: ...") and the dump of the bytes it puts after."""
@@ -80,6 +90,10 @@ class Exchange:
     def header(self, name: str) -> str | None:
         """The first value of a request header, by case-insensitive name."""
         return self.request.headers.get(name)
+
+    def sole_header(self, name: str) -> str | None:
+        """A header that may come once (`sole_header`)."""
+        return sole_header(self.request.headers, name)
 
     @property
     def query(self) -> str:

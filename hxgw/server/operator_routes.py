@@ -26,6 +26,7 @@ from hxgw.observe.metrics import CONTENT_TYPE
 from hxgw.observe.workers import families, render_total, total_status
 from hxgw.pipeline.auth import current, guard_key, unread_yet
 from hxgw.pipeline.context import OperatorHandler
+from hxgw.pipeline.exchange import sole_header
 from hxgw.pipeline.operator import OUTCOME
 from hxgw.server.openapi import openapi_bytes
 from hxgw.server.status_page import render_status_html
@@ -56,7 +57,7 @@ def _error(exc: GatewayError) -> web.Response:
 
 
 def _presented_key(request: web.BaseRequest) -> str | None:
-    scheme, _, value = request.headers.get("Authorization", "").partition(" ")
+    scheme, _, value = (sole_header(request.headers, "Authorization") or "").partition(" ")
     if scheme.lower() == "bearer" and value.strip():
         return value.strip()
     if scheme.lower() == "basic":
@@ -65,7 +66,7 @@ def _presented_key(request: web.BaseRequest) -> str | None:
         except (binascii.Error, UnicodeDecodeError):
             return None
         return password or None
-    return request.headers.get("x-api-key") or None  # as the API routes take it too
+    return sole_header(request.headers, "x-api-key") or None  # as the API routes take it
 
 
 async def authorize(

@@ -41,6 +41,20 @@ async def test_a_wrong_key_gets_401_and_never_reaches_the_upstream(
     assert fake.requests == []
 
 
+@pytest.mark.parametrize("name", ["Authorization", "x-api-key"])
+async def test_a_key_header_given_twice_gets_400_and_never_reaches_the_upstream(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream, name: str
+):
+    # A proxy in front may read the other one: the gateway picks neither.
+    value = f"Bearer {gateway.key}" if name == "Authorization" else gateway.key
+    headers = CIMultiDict([(name, value), (name, value)])
+    async with client.post(gateway.url + CHAT_PATH, json={}, headers=headers) as resp:
+        assert resp.status == 400
+        body = await resp.json()
+    assert body["error"]["message"] == f"the request has 2 {name} headers: send one"
+    assert fake.requests == []
+
+
 ONE_OBJECT = re.compile(r"/v1/(responses|files|batches)/[^/]+(/cancel)?")
 
 

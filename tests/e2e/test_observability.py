@@ -13,6 +13,7 @@ import subprocess
 import aiohttp
 import pytest
 import yaml
+from multidict import CIMultiDict
 
 from tests.conftest import StartGateway
 from tests.fake_upstream import FakeUpstream
@@ -295,6 +296,18 @@ async def test_an_operator_endpoint_takes_the_key_as_x_api_key_as_the_api_does(
         assert resp.status == 200
     async with client.get(gateway.url + path, headers={"x-api-key": "sk-wrong"}) as resp:
         assert resp.status == 401
+
+
+async def test_an_operator_endpoint_refuses_a_key_header_given_twice(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    keys = [("Authorization", "Bearer sk-wrong"), ("Authorization", "Bearer " + gateway.key)]
+    twice = CIMultiDict(keys)
+    async with client.get(gateway.url + "/status.json", headers=twice) as resp:
+        assert resp.status == 400
+        assert (await resp.json())["error"]["message"] == (
+            "the request has 2 Authorization headers: send one"
+        )
 
 
 async def test_the_status_page_may_not_be_framed(gateway: Gateway, client: aiohttp.ClientSession):
