@@ -164,6 +164,7 @@ class LimitsStore:
 
 PERIODS = {"1d": 86_400, "7d": 7 * 86_400, "30d": 30 * 86_400}
 """The budget periods, in seconds; each starts at a multiple of it since the epoch."""
+PERIOD_NAMES = {seconds: name for name, seconds in PERIODS.items()}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -7,7 +7,8 @@ import math
 import time
 from typing import Any
 
-from hxgw.keys.limits import PERIODS, LimitDecision, duration
+from hxgw.config.schema import PERIOD_NAMES
+from hxgw.keys.limits import LimitDecision, duration
 from hxgw.units import hours, money
 
 LONGEST_SDK_WAIT = 60.0
@@ -48,7 +49,7 @@ def error_body(decision: LimitDecision) -> dict[str, Any]:
 def _message(decision: LimitDecision) -> str:
     limits, usage, wait = decision.limits, decision.usage, _wait(decision.retry_after)
     if decision.refused == "budget":
-        period = next((n for n, s in PERIODS.items() if s == limits.budget_period_s), "period")
+        period = PERIOD_NAMES.get(limits.budget_period_s, "period")
         used = usage.spent + usage.reserved
         budget, needs = money(limits.budget or 0.0), money(decision.est_cost)
         if not limits.budget:  # no max_tokens can make a request fit: say what can

@@ -16,7 +16,7 @@ from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from hxgw.config import MASTER_KEY_NAME, ClientKey, Config
-from hxgw.config.schema import PERIODS
+from hxgw.config.schema import PERIOD_NAMES, PERIODS
 from hxgw.keys.store import StoredKey
 from hxgw.store import Connection
 from hxgw.tools.usage_cli import iso
@@ -25,7 +25,6 @@ from hxgw.usage import ledger_exists
 from hxgw.usage.report import spent_this_period
 
 STORE, KEYS_FILE = "store", "keys file"
-_PERIOD_NAMES = {seconds: name for name, seconds in PERIODS.items()}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -122,7 +121,7 @@ def _configured(key: ClientKey) -> Listed:
         tpm=limits.tpm if limits else None,
         max_parallel=limits.max_parallel if limits else None,
         budget=budget,
-        budget_period=_PERIOD_NAMES[limits.budget_period_s]
+        budget_period=PERIOD_NAMES[limits.budget_period_s]
         if limits and budget is not None
         else None,
         spent=None,
