@@ -86,11 +86,13 @@ def _parser() -> argparse.ArgumentParser:
     route.add_argument("--config-dir", help=config_help)
     route.add_argument(
         "--endpoint",
-        choices=("chat", "completions", "embeddings"),
+        # The routes whose JSON body alone says where they go, by their endpoints' names.
+        choices=("chat", "completions", "embeddings", "messages", "responses"),
         default="chat",
         help="the route the body is for (default: chat)",
     )
     route.add_argument("--group", help="as if sent with X-HX-Model-Group: GROUP")
+    route.add_argument("--json", action="store_true", help="machine-readable output")
 
     train_router.add_arguments(
         command("train-router", "train the ml-based-routing task classifier on labelled prompts")
@@ -163,7 +165,7 @@ def _command(argv: Sequence[str] | None) -> int:
     if args.command == "route":
         from hxgw.tools.route import main as route_main
 
-        return route_main(config_dir, env, args.endpoint, args.group)
+        return route_main(config_dir, env, args.endpoint, args.group, as_json=args.json)
     if args.command == "train-router":
         return train_router.run(args)
     if args.command == "smoke":

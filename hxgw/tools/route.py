@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 import sys
 from collections.abc import Mapping
 from typing import Any
 
 from hxgw import jsonio
 from hxgw.config import ClientKey, load_config
-from hxgw.endpoints import CHAT, COMPLETIONS, EMBEDDINGS
+from hxgw.endpoints import PROXIED
 from hxgw.errors import ConfigError, GatewayError, did_you_mean
 from hxgw.routing.decision import decide
 from hxgw.routing.learned.loading import load_classifier
@@ -16,7 +17,7 @@ from hxgw.routing.learned.prompt import prompt_text
 from hxgw.routing.routes import Routes
 from hxgw.routing.strategies import Memory
 
-ENDPOINTS = {"chat": CHAT, "completions": COMPLETIONS, "embeddings": EMBEDDINGS}
+_BY_NAME = {endpoint.name: endpoint for endpoint in PROXIED}
 # Explaining is not serving: no client key is involved, every group may be asked about.
 _ANY_KEY = ClientKey(name="hxgw-route", digest=b"")
 
@@ -39,7 +40,7 @@ def explain(
             f"--group {group!r}: no such group{did_you_mean(group, groups)}; groups: "
             f"{', '.join(sorted(groups))}"
         )
-    route = Routes(config).resolve(group, model, _ANY_KEY, ENDPOINTS[endpoint].mode)
+    route = Routes(config).resolve(group, model, _ANY_KEY, _BY_NAME[endpoint].mode)
     classifier = load_classifier(config.routing.classifier)
     decision = decide(config, route, body, Memory(), classifier)
     prompt = prompt_text(body)
@@ -73,7 +74,9 @@ def explain(
     }
 
 
-def main(config_dir: str, env: Mapping[str, str], endpoint: str, group: str | None) -> int:
+def main(
+    config_dir: str, env: Mapping[str, str], endpoint: str, group: str | None, as_json: bool
+) -> int:
     try:
         report = explain(config_dir, env, sys.stdin.read(), endpoint, group)
     except ConfigError as exc:
@@ -82,5 +85,26 @@ def main(config_dir: str, env: Mapping[str, str], endpoint: str, group: str | No
     except GatewayError as exc:
         print(f"hxgw route: {exc.message}", file=sys.stderr)
         return 1
-    sys.stdout.write(jsonio.dumps(report).decode() + "\n")
+    sys.stdout.write(json.dumps(report, indent=2) + "\n" if as_json else text(report))
     return 0
+
+
+def text(report: dict[str, Any]) -> str:
+    """The report as an operator reads it: the decision first, then why."""
+    task = ", ".join(f"{label} {p:.2f}" for label, p in report["task"].items())
+    signals = ", ".join(f"{s['feature']} ({s['weight']:+.2f})" for s in report["task_signals"])
+    lines = [
+        f"group      {report['group']}",
+        f"strategy   {report['strategy']}",
+        f"task       {task}",
+        f"signals    {signals or '-'}",
+        "tried in this order:",
+    ]
+    width = max((len(c["model"]) for c in report["candidates"]), default=0)
+    for position, candidate in enumerate(report["candidates"], 1):
+        score = "-" if candidate["score"] is None else f"{candidate['score']:.2f}"
+        reasons = "; ".join(candidate["reasons"])
+        lines.append(f"  {position}. {candidate['model']:<{width}}  {score:>6}  {reasons}")
+    lines.extend(f"skipped    {s['model']}: {s['reason']}" for s in report["skipped"])
+    lines.append(f"X-HX-Route: {report['header']}")
+    return "\n".join(lines) + "\n"

@@ -137,7 +137,7 @@ def test_check_config_needs_no_master_key_where_the_store_holds_a_key(tmp_path: 
 
 def test_route_works_without_master_key(tmp_path: Path):
     write_config(tmp_path, "http://127.0.0.1:1")
-    result = subprocess.run([HXGW, "route", "--config-dir", str(tmp_path)],
+    result = subprocess.run([HXGW, "route", "--config-dir", str(tmp_path), "--json"],
                             input='{"messages": [{"role": "user", "content": "hi"}]}',
                             capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"},
                             timeout=30)

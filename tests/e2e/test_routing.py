@@ -112,10 +112,10 @@ async def test_health_survives_a_reload_for_models_that_remain(
     assert fake.seen_models() == ["m-beta"]
 
 
-def _hxgw_route(config: Path, body: str) -> subprocess.CompletedProcess[str]:
+def _hxgw_route(config: Path, body: str, *options: str) -> subprocess.CompletedProcess[str]:
     """`hxgw route` on `body`, as an operator runs it (no upstream is called)."""
     return subprocess.run(
-        [HXGW, "route", "--config-dir", str(config)],
+        [HXGW, "route", "--config-dir", str(config), *options],
         input=body, capture_output=True, text=True, timeout=30,
         env={"MASTER_KEY": new_key(), "PATH": "/usr/bin:/bin"})
 
@@ -125,7 +125,7 @@ def test_hxgw_route_explains_the_order_without_calling_any_upstream(tmp_path: Pa
                            "groups": {"chat": ["alpha", "beta"], "emb": ["embed"]}}}
     config = write_config(tmp_path, "http://127.0.0.1:9", models=DEFAULT_MODELS, routing=routing)
     body = {"messages": [{"role": "user", "content": "Fix this bug: TypeError in my JS code"}]}
-    result = _hxgw_route(config, json.dumps(body))
+    result = _hxgw_route(config, json.dumps(body), "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert report["group"] == "chat"
@@ -139,7 +139,7 @@ def test_hxgw_route_explains_the_order_without_calling_any_upstream(tmp_path: Pa
 def test_hxgw_route_names_what_in_the_prompt_made_the_task(tmp_path: Path):
     config = write_config(tmp_path, "http://127.0.0.1:9")
     body = {"messages": [{"role": "user", "content": "Translate this sentence into French"}]}
-    result = _hxgw_route(config, json.dumps(body))
+    result = _hxgw_route(config, json.dumps(body), "--json")
     assert result.returncode == 0, result.stderr
     report = json.loads(result.stdout)
     assert max(report["task"], key=report["task"].get) == "translation"
@@ -147,6 +147,30 @@ def test_hxgw_route_names_what_in_the_prompt_made_the_task(tmp_path: Path):
     assert 0 < len(signals) <= 5
     assert any("translat" in s["feature"].lower() for s in signals)
     assert [s["weight"] for s in signals] == sorted((s["weight"] for s in signals), reverse=True)
+
+
+def test_hxgw_route_prints_the_order_and_the_route_header_for_a_reader(tmp_path: Path):
+    routing = {"routing": {"strategy": "ml-based-routing", "default_group": "chat",
+                           "groups": {"chat": ["alpha", "beta"], "emb": ["embed"]}}}
+    config = write_config(tmp_path, "http://127.0.0.1:9", models=DEFAULT_MODELS, routing=routing)
+    body = {"messages": [{"role": "user", "content": "Fix this bug: TypeError in my JS code"}]}
+    result = _hxgw_route(config, json.dumps(body))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[:2] == ["group      chat", "strategy   ml-based-routing"]
+    assert lines[2].startswith("task       coding ")
+    tried = lines[lines.index("tried in this order:") + 1:-1]
+    assert [line.split()[:2] for line in tried] == [["1.", "alpha"], ["2.", "beta"]]
+    assert lines[-1].startswith("X-HX-Route: strategy=ml-based-routing; task=coding;")
+
+
+def test_hxgw_route_reads_an_anthropic_messages_body(tmp_path: Path):
+    config = write_config(tmp_path, "http://127.0.0.1:9")
+    body = {"model": "solo", "system": [{"type": "text", "text": "You translate."}],
+            "messages": [{"role": "user", "content": [{"type": "text", "text": "hi"}]}]}
+    result = _hxgw_route(config, json.dumps(body), "--endpoint", "messages", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["group"] == "solo"
 
 
 def test_hxgw_route_rejects_a_body_that_is_not_json(tmp_path: Path):

@@ -32,8 +32,8 @@ def content_text(content: object) -> str:
     return ""
 
 
-def _messages_text(messages: Iterable[object]) -> str:
-    system: list[str] = []
+def _messages_text(messages: Iterable[object], beside: list[str]) -> str:
+    system = list(beside)
     last_user = ""
     last_any = ""
     for message in messages:
@@ -48,35 +48,43 @@ def _messages_text(messages: Iterable[object]) -> str:
         elif role == "user":
             last_user = text
         last_any = text
-    request = last_user or last_any
+    return _in_context(last_user or last_any, system)
+
+
+def _in_context(request: str, system: list[str]) -> str:
     if not system:
         return request
     context = "\n".join(system)[:SYSTEM_CHARS]
     return f"{request}\n\n{context}" if request else context
 
 
-def _strings(value: object) -> str:
+def _strings(value: object, system: list[str]) -> str:
     if isinstance(value, str):
-        return value
+        return _in_context(value, system)
     if isinstance(value, list):
         if any(isinstance(item, dict) for item in value):
-            return _messages_text(value)
-        return "\n".join(item for item in value if isinstance(item, str))
+            return _messages_text(value, system)
+        return _in_context("\n".join(item for item in value if isinstance(item, str)), system)
     return ""
 
 
 def prompt_text(body: object) -> str:
     """Chat ``messages``, completions ``prompt`` or embeddings/responses ``input``
-    as one string; "" when the body has none of them in a usable shape."""
+    as one string, with the system prompt; "" when the body has none of them in a
+    usable shape."""
     if not isinstance(body, dict):
         return ""
+    # Anthropic's Messages API and OpenAI's Responses API give the system prompt beside
+    # the messages (`system`, `instructions`), not among them.
+    beside = content_text(body.get("system")) or content_text(body.get("instructions"))
+    system = [beside] if beside else []
     messages = body.get("messages")
     if isinstance(messages, list):
-        text = _messages_text(messages)
+        text = _messages_text(messages, system)
         if text:
             return text
     for key in ("prompt", "input"):
-        text = _strings(body.get(key))
+        text = _strings(body.get(key), system)
         if text:
             return text
     return ""

@@ -24,7 +24,15 @@ message = json_values | st.fixed_dictionaries(
 )
 messages = json_values | st.lists(message, max_size=5)
 shaped = st.fixed_dictionaries(
-    {}, optional={"messages": messages, "prompt": messages, "input": messages, "model": json_values}
+    {},
+    optional={
+        "messages": messages,
+        "prompt": messages,
+        "input": messages,
+        "model": json_values,
+        "system": json_values | st.lists(part, max_size=3),
+        "instructions": json_values,
+    },
 )
 
 
@@ -80,6 +88,19 @@ def test_embeddings_input() -> None:
 def test_responses_input_as_messages() -> None:
     body = {"input": [{"role": "user", "content": [{"type": "input_text", "text": "hola"}]}]}
     assert prompt_text(body) == "hola"
+
+
+def test_anthropic_messages_take_their_system_prompt_from_beside_them() -> None:
+    body = {
+        "system": [{"type": "text", "text": "You are a Python expert."}],
+        "messages": [{"role": "user", "content": [{"type": "text", "text": "sort a dict"}]}],
+    }
+    assert prompt_text(body) == "sort a dict\n\nYou are a Python expert."
+
+
+def test_responses_take_their_instructions_as_the_system_prompt() -> None:
+    body = {"instructions": "Answer as a poet.", "input": "the sea"}
+    assert prompt_text(body) == "the sea\n\nAnswer as a poet."
 
 
 def test_malformed_bodies_give_empty_text() -> None:
