@@ -40,7 +40,7 @@ def apply_limits(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
 async def _within_limits(
     ctx: RequestContext, name: str, limits: KeyLimits, call_next: Next
 ) -> None:
-    if ctx.endpoint is RESPONSES and ctx.body and ctx.body.get("background") is True:
+    if ctx.endpoint is RESPONSES and ctx.body and ctx.body.get("background") not in _FOREGROUND:
         _may_run_in_background(limits)
     limiter = ctx.state.runtime.limiter
     prompt, completion = estimated_prompt(ctx), estimated_completion(ctx)
@@ -61,6 +61,11 @@ async def _within_limits(
             await asyncio.shield(settle)
         else:
             await settle
+
+
+_FOREGROUND = (None, False)
+"""What `background` may say for a key whose use is counted: anything else an upstream
+may read as true (pydantic's bool takes 1, "yes", "on")."""
 
 
 def _may_run_in_background(limits: KeyLimits) -> None:

@@ -199,12 +199,13 @@ def estimated_completion(ctx: RequestContext) -> int:
     endpoint = ctx.endpoint
     if body is None or endpoint.name == "embeddings" or not endpoint.billed:
         return 0  # no body (a call on a response) or no completion
-    most = DEFAULT_COMPLETION
-    for name in ("max_completion_tokens", "max_tokens", "max_output_tokens"):
-        asked = _asked(body.get(name))
-        if asked:
-            most = asked
-            break
+    # The largest of them: which one an upstream obeys when given two is its own affair.
+    most = max(
+        _asked(body.get("max_completion_tokens")),
+        _asked(body.get("max_tokens")),
+        _asked(body.get("max_output_tokens")),
+    )
+    most = most or DEFAULT_COMPLETION
     if endpoint.name in ("chat", "completions"):
         # Each of `n` choices may write that much, and all `best_of` are billed.
         most *= max(_asked(body.get("n")), _asked(body.get("best_of")), 1)
@@ -213,7 +214,12 @@ def estimated_completion(ctx: RequestContext) -> int:
 
 def _asked(value: object) -> int:
     """A positive count from a request body, as a lenient upstream reads it (pydantic's
-    int takes 1000.0 as 1000); 0 for anything else."""
+    int takes 1000.0 and "1000" as 1000); 0 for anything else."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return 0
     if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
         return math.ceil(min(value, MAX_TOKENS))
     return 0
