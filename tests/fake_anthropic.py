@@ -79,6 +79,9 @@ async def respond(request: web.Request, body: Any, how: Behaviour) -> web.Stream
             assert request.transport is not None
             request.transport.abort()
             await asyncio.sleep(3600)
+        if i == how.end_after_chunks:
+            await response.write_eof()
+            return response
         text = word if i == 0 else " " + word
         await response.write(_event("content_block_delta",
                                     {"index": 0, "delta": {"type": "text_delta", "text": text}}))

@@ -193,6 +193,9 @@ async def _stream(request: web.Request, response: dict[str, Any], words: list[st
             assert request.transport is not None
             request.transport.abort()
             await asyncio.sleep(3600)
+        if i == how.end_after_chunks:
+            await stream.write_eof()
+            return stream
         await event("response.output_text.delta", delta=word if i == 0 else " " + word,
                     logprobs=[], **at)
         if i == 0 and how.gate is not None:

@@ -37,6 +37,8 @@ class Behaviour:
     reset_after_chunks: int | None = None
     hang_after_chunks: int | None = None
     garbage_after_chunks: int | None = None
+    # A stream that ends cleanly after that many chunks, its final event never sent.
+    end_after_chunks: int | None = None
     # An error status answers as OpenAI does (`openai_error`); these override its parts.
     error_message: str | None = None
     error_type: str | None = None
@@ -249,6 +251,9 @@ class FakeUpstream:
                 await response.write(b"data: {\"choices\": [{\"delta\": {\"cont")
                 _reset(request)
                 await asyncio.sleep(3600)
+            if i == how.end_after_chunks:
+                await response.write_eof()
+                return response
             delta = {"content": word if i == 0 else " " + word}
             chunk = {"id": "fake-1", "object": "chat.completion.chunk", "created": CREATED,
                      "model": body.get("model"),

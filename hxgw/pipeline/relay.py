@@ -1,10 +1,9 @@
 """Write the upstream's response to the client as it arrives: status, headers,
-then body or SSE.
+then body or SSE (`hxgw.pipeline.events`).
 
 Nothing is collected: each chunk is written (and so flushed) as soon as the
-upstream sends it. For SSE only an incomplete trailing line is held back, so
-that when the upstream fails mid-stream the client never sees half a `data:`
-line before the gateway's error event.
+upstream sends it. Only answers the gateway must change (ids rebound, an error
+put in Anthropic's shape) are read whole first.
 """
 
 from __future__ import annotations
@@ -13,34 +12,18 @@ import asyncio
 import contextlib
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import Awaitable
 
-import structlog
-
-from hxgw.errors import (
-    GatewayError,
-    Unavailable,
-    UpstreamError,
-    UpstreamTimeout,
-    anthropic_shaped,
-)
+from hxgw.errors import GatewayError, Unavailable, UpstreamError, anthropic_shaped
 from hxgw.pipeline.context import Next, Reply, RequestContext
+from hxgw.pipeline.events import mark_failed, relay_events, upstream_chunks, write_error_event
 from hxgw.pipeline.failures import MAX_ANSWER
-from hxgw.pipeline.rendering import error_event
 from hxgw.pipeline.upstream_headers import response_headers
-from hxgw.pipeline.usage import last_usage, without_usage_chunk
-
-log = structlog.get_logger("hxgw.pipeline.relay")
+from hxgw.pipeline.usage import last_usage
 
 USAGE_TAIL = 64 * 1024
 """How far from a plain body's end its usage is looked for. A Responses answer puts its
 `user` and `metadata` after it: up to 16 values of 512 characters, more when escaped."""
-USAGE_KEPT = 64 * 1024
-"""The most of a stream's usage events kept: an upstream that sends more is not believed."""
-EVENT_ENDS = (b"\n\n", b"\r\n\r\n", b"\r\r")
-"""How a block that ends an event ends (a line ends with LF, CRLF or a lone CR)."""
-# The longest incomplete SSE line held back while waiting for its newline.
-MAX_HELD_LINE = 1024 * 1024
 
 
 def relay(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
@@ -78,13 +61,13 @@ async def _whole_then_next(ctx: RequestContext, reply: Reply, limit: int, call_n
         raise too_large
     body = bytearray(reply.first_chunk)
     try:
-        async for chunk in _chunks(ctx, reply):
+        async for chunk in upstream_chunks(ctx, reply):
             body += chunk
             if len(body) > limit:
                 raise too_large
     except GatewayError as exc:
         if exc is not too_large:  # the model broke off its answer: its health hears it
-            _failed(ctx, reply, exc)
+            mark_failed(ctx, reply, exc)
         raise
     _whole_body(ctx, reply, bytes(body))
     await call_next(ctx)
@@ -181,7 +164,7 @@ async def relay_body(ctx: RequestContext, reply: Reply) -> None:
     # `usage` is near a body's end: the chunks of its last USAGE_TAIL bytes are kept.
     recent, held = deque([reply.first_chunk]), len(reply.first_chunk)
     try:
-        async for chunk in _chunks(ctx, reply):
+        async for chunk in upstream_chunks(ctx, reply):
             await exchange.write(chunk)
             ctx.bytes_out += len(chunk)
             recent.append(chunk)
@@ -189,7 +172,7 @@ async def relay_body(ctx: RequestContext, reply: Reply) -> None:
             while held - len(recent[0]) >= USAGE_TAIL:
                 held -= len(recent.popleft())
     except GatewayError as exc:
-        _failed(ctx, reply, exc)
+        mark_failed(ctx, reply, exc)
         # Closing before the final chunk tells the client the body is incomplete.
         exchange.abort()
         return
@@ -197,104 +180,3 @@ async def relay_body(ctx: RequestContext, reply: Reply) -> None:
     tail = b"".join(recent)
     if ctx.endpoint.billed and b'"usage"' in tail:
         ctx.usage = last_usage(tail[-USAGE_TAIL:])
-
-
-async def relay_events(ctx: RequestContext, reply: Reply) -> None:
-    """Copy an SSE stream, line-aligned; a failing upstream ends it with an error event."""
-    exchange = ctx.exchange
-    pending = b""
-    closer = b""  # what ends the event under way, before an error event can follow
-    try:
-        chunk = reply.first_chunk
-        chunks = _chunks(ctx, reply)
-        while True:
-            data = pending + chunk if pending else chunk
-            # SSE lines end with LF, CRLF or a lone CR (the WHATWG spec takes all three).
-            cut = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
-            if not cut and len(data) > MAX_HELD_LINE:
-                cut = len(data)  # no line is this long: pass it through rather than hold it
-            pending = data[cut:]
-            if cut:
-                block = data[:cut] if pending else data
-                if ctx.rebind is not None:
-                    block = ctx.rebind.events(block, reply.model)
-                if b'_tokens"' in block and b'"usage"' in block:
-                    # OpenAI sends one usage chunk; Anthropic two (input tokens at the
-                    # start, output at the end): each is kept, and counted at the end. Past
-                    # the cap (a usage on every chunk), the start and the newest are kept.
-                    ctx.usage += block
-                    if len(ctx.usage) > USAGE_KEPT:
-                        half = USAGE_KEPT // 2
-                        ctx.usage = ctx.usage[:half] + ctx.usage[-half:]
-                    if ctx.hidden_usage:
-                        block = without_usage_chunk(block)
-                await exchange.write(block)
-                if ctx.client_first_at is None:
-                    ctx.client_first_at = time.perf_counter()
-                ctx.bytes_out += len(block)
-                ctx.events += _data_lines(block)
-                closer = _closer(block)
-            chunk = await anext(chunks, b"")
-            if not chunk:
-                break
-        if pending:
-            # The upstream ended in the middle of a line: that line is not an event.
-            raise UpstreamError("the upstream ended the stream in the middle of an event")
-    except GatewayError as exc:
-        _failed(ctx, reply, exc)
-        await write_error_event(ctx, exc, closer)
-    await exchange.finish()
-
-
-def _data_lines(block: bytes) -> int:
-    """How many `data:` lines a block of whole lines holds (not `data:` quoted in their
-    text, as in a model's answer about data: URLs)."""
-    starts = block.count(b"\ndata:") + block.count(b"\rdata:")
-    return starts + block.startswith(b"data:")
-
-
-def _closer(block: bytes) -> bytes:
-    """What ends the event a relayed block leaves open: nothing at an event's end; else
-    one more line end, or two after a CR (which may be the first half of a CRLF)."""
-    if block.endswith(EVENT_ENDS) or block in (b"\n", b"\r\n"):
-        return b""
-    return b"\n\n" if block.endswith(b"\r") else b"\n"
-
-
-def _failed(ctx: RequestContext, reply: Reply, exc: GatewayError) -> None:
-    ctx.outcome = exc.code or exc.type
-    ctx.stream_failed = True
-    kind = "stream_timeout" if isinstance(exc, UpstreamTimeout) else "stream_reset"
-    ctx.state.runtime.metrics.upstream_errors.labels(reply.model.name, kind).inc()
-    # As a failure before the first byte is: `journalctl -p warning` shows both.
-    log.warning("upstream failed mid-response", model=reply.model.name, error=exc.message)
-
-
-async def write_error_event(ctx: RequestContext, exc: GatewayError, closer: bytes) -> None:
-    """End an SSE stream with `event: error` carrying the error object of the route's
-    API: OpenAI's SDKs raise an APIError for it instead of waiting for `[DONE]`, and
-    Anthropic's, whose streams send the same event name, one of its error classes."""
-    await ctx.exchange.write(closer + b"event: error\ndata: " + error_event(ctx, exc) + b"\n\n")
-
-
-async def _chunks(ctx: RequestContext, reply: Reply) -> AsyncIterator[bytes]:
-    """The rest of the upstream body; stalls and resets become GatewayErrors."""
-    content = reply.response
-    timeouts = ctx.state.config.timeouts
-    deadline = ctx.started + timeouts.total
-    while True:
-        wait = min(timeouts.idle, deadline - time.perf_counter())
-        try:
-            async with asyncio.timeout(max(wait, 0.0)):
-                chunk = await content.readany()
-        except TimeoutError:
-            if wait < timeouts.idle:
-                raise UpstreamTimeout(
-                    "the upstream did not finish within the total timeout"
-                ) from None
-            raise UpstreamTimeout(f"the upstream sent nothing for {timeouts.idle:g}s") from None
-        except OSError as exc:
-            raise UpstreamError(f"the upstream connection failed mid-response: {exc}") from None
-        if not chunk:
-            return
-        yield chunk

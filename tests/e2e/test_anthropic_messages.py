@@ -129,6 +129,16 @@ async def test_a_stream_that_breaks_ends_with_an_anthropic_error_event(
     assert "upstream" in str(raised.value)
 
 
+async def test_a_stream_that_ends_before_message_stop_raises_in_the_sdk(
+    gateway: Gateway, fake: FakeUpstream
+):
+    fake.behave("m-alpha", end_after_chunks=2)
+    async with _sdk(gateway) as sdk:
+        with pytest.raises(anthropic.APIStatusError, match="before its final event"):
+            async with sdk.messages.stream(model="chat", max_tokens=64, messages=HI) as stream:
+                await stream.get_final_message()
+
+
 async def test_its_reported_usage_is_in_the_metrics_and_the_ledger(
     start_gateway: StartGateway, client: aiohttp.ClientSession
 ):

@@ -88,6 +88,17 @@ async def test_the_sdk_raises_an_api_error_for_a_responses_stream_the_upstream_b
                 pass
 
 
+async def test_the_sdk_raises_for_a_responses_stream_that_ends_before_it_completes(
+    gateway: Gateway, fake: FakeUpstream
+):
+    fake.behave("m-alpha", end_after_chunks=2)
+    async with _sdk(gateway) as sdk:
+        stream = await sdk.responses.create(model="chat", input="hi", stream=True)
+        with pytest.raises(openai.APIError, match="before its final event"):
+            async for _ in stream:
+                pass
+
+
 async def test_the_sdks_stream_reads_text_deltas_and_the_completed_response(gateway: Gateway):
     async with _sdk(gateway) as sdk:
         stream = await sdk.responses.create(model="chat", input="hi", stream=True)

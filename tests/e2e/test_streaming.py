@@ -108,6 +108,23 @@ async def test_an_upstream_dying_mid_stream_ends_the_stream_with_an_error_event(
     assert fake.seen_models() == ["m-alpha"]  # no failover once bytes reached the client
 
 
+async def test_a_stream_that_ends_before_done_ends_with_an_error_event_and_no_success(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    # The upstream closed its body properly: without [DONE], the client would take the
+    # words so far for the whole answer.
+    fake.behave("m-alpha", content="a b c d", end_after_chunks=2)
+    async with client.post(gateway.url + "/v1/chat/completions", json=STREAM,
+                           headers=gateway.auth) as resp:
+        events = await asyncio.wait_for(_events(resp), timeout=10)
+    assert len(events) == 3 and events[-1].startswith("event: error\ndata: ")
+    error = json.loads(events[-1].split("data: ", 1)[1])["error"]
+    assert error["message"] == "the upstream ended the stream before its final event"
+    await wait_for(lambda: len(ledger_rows(gateway)) == 1, timeout=10)
+    (row,) = ledger_rows(gateway)
+    assert (row["outcome"], row["usage_source"]) == (error["code"], "estimated")
+
+
 async def test_an_upstream_dying_mid_stream_is_a_warning_in_the_log(
     gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):

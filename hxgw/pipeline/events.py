@@ -1,0 +1,154 @@
+"""Relay an upstream's Server-Sent Events to the client as they arrive.
+
+Only an incomplete trailing line is held back, so that when the upstream fails
+mid-stream the client never sees half a `data:` line before the gateway's error
+event; and a stream that stops before its API's final event (`[DONE]`,
+`message_stop`, `response.completed`) gets that error event too, as its end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+
+import structlog
+
+from hxgw.errors import GatewayError, UpstreamError, UpstreamTimeout
+from hxgw.pipeline.context import Reply, RequestContext
+from hxgw.pipeline.rendering import error_event
+from hxgw.pipeline.usage import without_usage_chunk
+
+log = structlog.get_logger("hxgw.pipeline.relay")
+
+USAGE_KEPT = 64 * 1024
+"""The most of a stream's usage events kept: an upstream that sends more is not believed."""
+EVENT_ENDS = (b"\n\n", b"\r\n\r\n", b"\r\r")
+"""How a block that ends an event ends (a line ends with LF, CRLF or a lone CR)."""
+# The longest incomplete SSE line held back while waiting for its newline.
+MAX_HELD_LINE = 1024 * 1024
+_ERROR = (b"event: error", b'{"error"')  # the upstream's own error event ends a stream too
+FINAL_EVENTS = {
+    "chat": (b"[DONE]", *_ERROR),
+    "completions": (b"[DONE]", *_ERROR),
+    "messages": (b"message_stop", *_ERROR),
+    "responses": (
+        b"response.completed",
+        b"response.incomplete",
+        b"response.failed",
+        b"[DONE]",
+        *_ERROR,
+    ),
+}
+"""What the last event of a whole stream holds, by route. A route not named here is
+relayed to its end, however it ends."""
+
+
+async def relay_events(ctx: RequestContext, reply: Reply) -> None:
+    """Copy an SSE stream, line-aligned; a failing upstream, or one that stops before
+    its final event, ends it with an error event."""
+    exchange = ctx.exchange
+    pending = b""
+    closer = b""  # what ends the event under way, before an error event can follow
+    finals = FINAL_EVENTS.get(ctx.endpoint.name)
+    ended = finals is None  # whether the last event seen was a final one
+    try:
+        chunk = reply.first_chunk
+        chunks = upstream_chunks(ctx, reply)
+        while True:
+            data = pending + chunk if pending else chunk
+            # SSE lines end with LF, CRLF or a lone CR (the WHATWG spec takes all three).
+            cut = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
+            if not cut and len(data) > MAX_HELD_LINE:
+                cut = len(data)  # no line is this long: pass it through rather than hold it
+            pending = data[cut:]
+            if cut:
+                block = data[:cut] if pending else data
+                if ctx.rebind is not None:
+                    block = ctx.rebind.events(block, reply.model)
+                if b'_tokens"' in block and b'"usage"' in block:
+                    # OpenAI sends one usage chunk; Anthropic two (input tokens at the
+                    # start, output at the end): each is kept, and counted at the end. Past
+                    # the cap (a usage on every chunk), the start and the newest are kept.
+                    ctx.usage += block
+                    if len(ctx.usage) > USAGE_KEPT:
+                        half = USAGE_KEPT // 2
+                        ctx.usage = ctx.usage[:half] + ctx.usage[-half:]
+                    if ctx.hidden_usage:
+                        block = without_usage_chunk(block)
+                await exchange.write(block)
+                if ctx.client_first_at is None:
+                    ctx.client_first_at = time.perf_counter()
+                ctx.bytes_out += len(block)
+                lines = _data_lines(block)
+                ctx.events += lines
+                if lines and finals is not None:
+                    ended = any(final in block for final in finals)
+                closer = _closer(block)
+            chunk = await anext(chunks, b"")
+            if not chunk:
+                break
+        if pending:
+            # The upstream ended in the middle of a line: that line is not an event.
+            raise UpstreamError("the upstream ended the stream in the middle of an event")
+        if not ended:
+            # A clean end all the same: the client must not take what came for the whole.
+            raise UpstreamError("the upstream ended the stream before its final event")
+    except GatewayError as exc:
+        mark_failed(ctx, reply, exc)
+        await write_error_event(ctx, exc, closer)
+    await exchange.finish()
+
+
+def _data_lines(block: bytes) -> int:
+    """How many `data:` lines a block of whole lines holds (not `data:` quoted in their
+    text, as in a model's answer about data: URLs)."""
+    starts = block.count(b"\ndata:") + block.count(b"\rdata:")
+    return starts + block.startswith(b"data:")
+
+
+def _closer(block: bytes) -> bytes:
+    """What ends the event a relayed block leaves open: nothing at an event's end; else
+    one more line end, or two after a CR (which may be the first half of a CRLF)."""
+    if block.endswith(EVENT_ENDS) or block in (b"\n", b"\r\n"):
+        return b""
+    return b"\n\n" if block.endswith(b"\r") else b"\n"
+
+
+def mark_failed(ctx: RequestContext, reply: Reply, exc: GatewayError) -> None:
+    ctx.outcome = exc.code or exc.type
+    ctx.stream_failed = True
+    kind = "stream_timeout" if isinstance(exc, UpstreamTimeout) else "stream_reset"
+    ctx.state.runtime.metrics.upstream_errors.labels(reply.model.name, kind).inc()
+    # As a failure before the first byte is: `journalctl -p warning` shows both.
+    log.warning("upstream failed mid-response", model=reply.model.name, error=exc.message)
+
+
+async def write_error_event(ctx: RequestContext, exc: GatewayError, closer: bytes) -> None:
+    """End an SSE stream with `event: error` carrying the error object of the route's
+    API: OpenAI's SDKs raise an APIError for it instead of waiting for `[DONE]`, and
+    Anthropic's, whose streams send the same event name, one of its error classes."""
+    await ctx.exchange.write(closer + b"event: error\ndata: " + error_event(ctx, exc) + b"\n\n")
+
+
+async def upstream_chunks(ctx: RequestContext, reply: Reply) -> AsyncIterator[bytes]:
+    """The rest of the upstream body; stalls and resets become GatewayErrors."""
+    content = reply.response
+    timeouts = ctx.state.config.timeouts
+    deadline = ctx.started + timeouts.total
+    while True:
+        wait = min(timeouts.idle, deadline - time.perf_counter())
+        try:
+            async with asyncio.timeout(max(wait, 0.0)):
+                chunk = await content.readany()
+        except TimeoutError:
+            if wait < timeouts.idle:
+                raise UpstreamTimeout(
+                    "the upstream did not finish within the total timeout"
+                ) from None
+            raise UpstreamTimeout(f"the upstream sent nothing for {timeouts.idle:g}s") from None
+        except OSError as exc:
+            raise UpstreamError(f"the upstream connection failed mid-response: {exc}") from None
+        if not chunk:
+            return
+        yield chunk
