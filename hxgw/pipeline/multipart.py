@@ -193,7 +193,12 @@ class ModelField:
                 return False
         name, filename = _part_name(bytes(buffer[:end]))
         self._pass(out, end + (2 if end == 0 else 4))
-        self.state = "model" if name == "model" and filename is None else "content"
+        if name == "model" and filename is not None:
+            # An upstream's form reads it as the model all the same (Starlette's does).
+            raise BadRequest(
+                "the form's 'model' field is a file: send it as a plain field", param="model"
+            )
+        self.state = "model" if name == "model" else "content"
         if self.state == "model" and self.value is not None:
             raise BadRequest("the form has more than one 'model' field", param="model")
         return True
