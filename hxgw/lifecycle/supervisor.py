@@ -22,7 +22,6 @@ import asyncio
 import contextlib
 import os
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -35,7 +34,7 @@ from hxgw.config import Config
 from hxgw.config.warnings import log_supervisor_restart_changes
 from hxgw.lifecycle.notify import Notifier
 from hxgw.lifecycle.start_signals import GENERATION, SUPERVISOR_PID, EarlyReload
-from hxgw.lifecycle.worker import Worker, all_set, bind, reloaded_or_gone, stop_all
+from hxgw.lifecycle.worker import Worker, all_set, answers, bind, reloaded_or_gone, stop_all
 from hxgw.observe.workers import SHARED_DIR
 
 log = structlog.get_logger("hxgw.lifecycle.supervisor")
@@ -88,7 +87,9 @@ class Supervisor:
         self.port = listeners[0].getsockname()[1]
         with tempfile.TemporaryDirectory(prefix="hxgw-workers-") as scratch:
             self.scratch = Path(scratch)
-            self.workers = [self._worker(i, self.scratch, listeners[i]) for i in range(self.count)]
+            self.workers = [
+                Worker.listening(i, self.scratch, listeners[i]) for i in range(self.count)
+            ]
             try:
                 await self._serve()
             finally:
@@ -155,19 +156,31 @@ class Supervisor:
         for event in others:
             self.events.put_nowait(event)
         self.notifier.reloading("reloading every worker")
-        for worker in self.workers:
+        # Only those serving: one still starting reads the files as they are now, and
+        # SIGHUP would end it before it catches the signal.
+        asked = [w for w in self.workers if w.serving]
+        for worker in asked:
             worker.reloaded.clear()
-            if worker.process and worker.process.returncode is None:
-                worker.process.send_signal(signal.SIGHUP)
-        done = await all_set(self.workers, reloaded_or_gone, READY_TIMEOUT, self.stop_asked)
-        refused = [why for w in self.workers if (why := w.reload_refused) is not None]
+            worker.send(signal.SIGHUP)
+        done = await all_set(asked, reloaded_or_gone, READY_TIMEOUT, self.stop_asked)
         if self.stop_asked.is_set():
             return  # the stop queued behind this reload says the rest
-        if refused:
+        took, refused = answers(asked)
+        if took and refused:
+            log.error(
+                "config reload diverged: some workers took the new config, the others kept "
+                "theirs; reload again once the config is right",
+                took=len(took),
+                refused=len(refused),
+                why=refused[0],
+            )
+            state = f"last reload: diverged, {len(took)} of {len(asked)} took it: {refused[0]}"
+            self.generation += 1
+        elif refused:
             log.error("config reload refused; the workers keep the config they had", why=refused[0])
             state = f"last reload: {refused[0]}"
         elif done:
-            log.info("workers reloaded", workers=self.count)
+            log.info("workers reloaded", workers=len(took))
             state = "last reload: ok"
             self.generation += 1
             fresh = self.reread()
@@ -176,7 +189,7 @@ class Supervisor:
                 count = self.count if self.count_from_config else None
                 log_supervisor_restart_changes(self.config, fresh, count)
         else:
-            log.error("not every worker confirmed its reload", workers=self.count)
+            log.error("not every worker confirmed its reload", workers=len(asked))
             state = "last reload: incomplete"
         self.notifier.ready(self._status(state))
 
@@ -210,15 +223,6 @@ class Supervisor:
                     log.info("worker started again", worker=worker.index)
                     self.notifier.status(self._status("a worker was started again"))
 
-    def _worker(self, index: int, scratch: Path, listener: socket.socket) -> Worker:
-        path = str(scratch / f"worker-{index}.sock")
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-        sock.bind(path)
-        sock.setblocking(False)
-        worker = Worker(index=index, notify_path=path, notify=sock, listener=listener)
-        asyncio.get_running_loop().add_reader(sock, worker.on_datagram)
-        return worker
-
     async def _spawn(self, worker: Worker) -> None:
         env = {k: v for k, v in self.env.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_PID")}
         env |= {"NOTIFY_SOCKET": worker.notify_path, "HX_WORKER": str(worker.index)}
@@ -226,6 +230,7 @@ class Supervisor:
         env[GENERATION] = str(self.generation)
         env[SHARED_DIR] = str(self.scratch)  # where the workers add up their figures
         worker.ready.clear()
+        worker.status = ""  # the last one's, of a reload this process never heard of
         worker.started_at = worker.last_ping = time.monotonic()
         if worker.listener.fileno() == -1:
             worker.listener = bind(self.config.listen.host, self.port, 1, listen=False)[0]
@@ -258,9 +263,10 @@ class Supervisor:
         interval = self.notifier.watchdog_interval or 1.0
         while True:
             now = time.monotonic()
-            # A worker's ping older than two intervals means its loop is stuck: stop
-            # vouching for the service and let systemd restart all of it.
-            if all(now - w.last_ping < 4 * interval for w in self.workers):
+            # A serving worker's ping older than two intervals (one missed) means its loop
+            # is stuck: stop vouching for the service and let systemd restart all of it.
+            # One waiting to be started again sends none.
+            if all(now - w.last_ping < 2 * interval for w in self.workers if w.serving):
                 self.notifier.watchdog()
             await asyncio.sleep(interval)
 

@@ -13,6 +13,7 @@ import time
 from asyncio import FIRST_COMPLETED
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import structlog
@@ -37,6 +38,17 @@ class Worker:
     started_at: float = 0.0
     watcher: asyncio.Task[None] | None = None
 
+    @classmethod
+    def listening(cls, index: int, scratch: Path, listener: socket.socket) -> Worker:
+        """Worker `index`, its notify socket in `scratch` heard on the running loop."""
+        path = str(scratch / f"worker-{index}.sock")
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        sock.bind(path)
+        sock.setblocking(False)
+        worker = cls(index=index, notify_path=path, notify=sock, listener=listener)
+        asyncio.get_running_loop().add_reader(sock, worker.on_datagram)
+        return worker
+
     @property
     def serving(self) -> bool:
         return self.process is not None and self.process.returncode is None and self.ready.is_set()
@@ -48,6 +60,10 @@ class Worker:
         _, found, last = self.status.partition("last reload: ")
         refused = found and last.startswith(("rejected: ", "failed: "))
         return last if refused else None
+
+    def send(self, sig: signal.Signals) -> None:
+        if self.process is not None and self.process.returncode is None:
+            self.process.send_signal(sig)
 
     def on_datagram(self) -> None:
         while True:
@@ -65,6 +81,23 @@ class Worker:
                 self.reloaded.set()
             if fields.get("WATCHDOG") == "1":
                 self.last_ping = time.monotonic()
+
+
+def answers(asked: list[Worker]) -> tuple[list[Worker], list[str]]:
+    """Of the workers asked to reload, those that took the new config, and why the
+    others refused it. One that died meanwhile says nothing: it starts again on the
+    files as they are."""
+    took: list[Worker] = []
+    refused: list[str] = []
+    for worker in asked:
+        if not worker.serving or not worker.reloaded.is_set():
+            continue
+        why = worker.reload_refused
+        if why is None:
+            took.append(worker)
+        else:
+            refused.append(why)
+    return took, refused
 
 
 async def all_set(

@@ -269,6 +269,39 @@ async def test_a_rejected_reload_is_reported_as_rejected_not_as_reloaded(
     assert "last reload: rejected: " in ready["STATUS"] and "routing.yaml" in ready["STATUS"]
 
 
+async def test_reloads_while_a_worker_starts_again_do_not_end_it(
+    start_gateway: StartGateway, notify: NotifySocket
+):
+    gateway, _ = await _start(start_gateway, notify)
+    os.kill(_worker_pids(gateway)[0], signal.SIGKILL)
+    await wait_for(lambda: "worker exited; starting it again" in gateway.logs())
+    # As config management's periodic `systemctl reload` may: SIGHUP's default action
+    # ended the new process while it was still importing.
+    for _ in range(60):
+        gateway.signal(signal.SIGHUP)
+        await asyncio.sleep(0.05)
+    await wait_for(lambda: "worker started again" in gateway.logs(), timeout=15)
+    assert "signal=SIGHUP" not in gateway.logs()
+    assert "worker cannot start" not in gateway.logs()
+
+
+async def test_a_good_reload_is_ok_though_a_worker_that_refused_the_last_one_died_meanwhile(
+    start_gateway: StartGateway, notify: NotifySocket
+):
+    gateway, notify = await _start(start_gateway, notify)
+    routing = gateway.config_dir / "routing.yaml"
+    good = routing.read_text()
+    routing.write_text("routing: [unclosed\n")
+    gateway.signal(signal.SIGHUP)
+    await wait_for(lambda: "config reload refused; the workers keep" in gateway.logs())
+    routing.write_text(good)
+    os.kill(_worker_pids(gateway)[0], signal.SIGKILL)
+    gateway.signal(signal.SIGHUP)
+    # The dead worker's last STATUS= spoke of the refused reload, not of this one.
+    await wait_for(lambda: "workers reloaded" in gateway.logs(), timeout=10)
+    assert gateway.logs().count("config reload refused") == 1
+
+
 async def test_a_config_nested_too_deeply_is_rejected_and_every_worker_keeps_serving(
     start_gateway: StartGateway, notify: NotifySocket, client: aiohttp.ClientSession
 ):
@@ -318,6 +351,21 @@ async def test_the_supervisor_gives_the_workers_the_drain_timeout_a_reload_set(
     # A stream of 13 s: the started-with drain (0 s) and the grace (10 s) would cut it.
     fake.behave("m-alpha", content=" ".join("abcdefghijklmn"), chunk_delay=1.0)
     await _stop_with_a_stream_under_way(gateway)
+
+
+async def test_the_watchdog_is_pinged_while_a_worker_waits_to_be_started_again(
+    start_gateway: StartGateway, notify: NotifySocket
+):
+    gateway = await start_gateway(gateway={"workers": 2},
+                                  env={"NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "400000"})
+    await wait_for(lambda: notify.drain())
+    (gateway.config_dir / "routing.yaml").write_text("routing: [unclosed\n")  # on disk only
+    os.kill(_worker_pids(gateway)[0], signal.SIGKILL)
+    await wait_for(lambda: "worker cannot start; the others take" in gateway.logs(), timeout=15)
+    # In its backoff it pings nothing: the one serving speaks for the service's loop.
+    notify.messages.clear()
+    await asyncio.sleep(2.0)
+    assert sum(m.get("WATCHDOG") == "1" for m in notify.drain()) >= 3
 
 
 async def _healthz_fresh(gateway: Gateway) -> int:

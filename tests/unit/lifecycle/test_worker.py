@@ -1,13 +1,15 @@
-"""A worker as the supervisor sees it: what its last STATUS= says of its last reload."""
+"""A worker as the supervisor sees it: what its last STATUS= says of its last reload, and
+what the workers asked to reload answered."""
 
 from __future__ import annotations
 
+import asyncio
 import socket
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from hxgw.lifecycle.worker import Worker
+from hxgw.lifecycle.worker import Worker, answers
 
 
 @pytest.fixture
@@ -27,3 +29,52 @@ def test_a_reload_the_worker_rejected_or_failed_is_refused_with_why(worker: Work
 def test_a_reload_the_worker_took_is_not_refused(worker: Worker):
     worker.status = "serving on 127.0.0.1:4010; config generation 4; last reload: ok: generation 4"
     assert worker.reload_refused is None
+
+
+async def _running(worker: Worker, status: str) -> Worker:
+    """`worker` as serving a real process that answered a reload with `status`."""
+    worker.process = await asyncio.create_subprocess_exec("sleep", "30")
+    worker.ready.set()
+    worker.reloaded.set()
+    worker.status = f"serving on 127.0.0.1:4010; config generation 2; last reload: {status}"
+    return worker
+
+
+@pytest.fixture
+async def three() -> AsyncIterator[list[Worker]]:
+    workers = [
+        Worker(index=i, notify_path="", notify=socket.socket(), listener=socket.socket())
+        for i in range(3)
+    ]
+    yield workers
+    for worker in workers:
+        worker.notify.close()
+        worker.listener.close()
+        if worker.process is not None and worker.process.returncode is None:
+            worker.process.kill()
+            await worker.process.wait()
+
+
+async def test_a_reload_some_workers_took_and_others_refused_says_both(three: list[Worker]):
+    took, refused = answers([
+        await _running(three[0], "ok: generation 2"),
+        await _running(three[1], "rejected: routing.yaml: bad"),
+        await _running(three[2], "ok: generation 2"),
+    ])
+    assert (took, refused) == ([three[0], three[2]], ["rejected: routing.yaml: bad"])
+
+
+async def test_a_worker_that_died_during_the_reload_says_nothing_of_it(three: list[Worker]):
+    # Its last words were of an earlier reload it refused: it starts again on the files.
+    dead = await _running(three[0], "rejected: an old problem")
+    assert dead.process is not None
+    dead.process.kill()
+    await dead.process.wait()
+    alive = await _running(three[1], "ok: generation 2")
+    assert answers([dead, alive]) == ([alive], [])
+
+
+async def test_a_worker_that_has_not_answered_yet_says_nothing_of_it(three: list[Worker]):
+    slow = await _running(three[0], "rejected: an old problem")
+    slow.reloaded.clear()
+    assert answers([slow]) == ([], [])
