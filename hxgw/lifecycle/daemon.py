@@ -28,13 +28,13 @@ from hxgw.lifecycle.capacity import log_capacity, raise_descriptor_limit, size_g
 from hxgw.lifecycle.drain import drain
 from hxgw.lifecycle.notify import Notifier
 from hxgw.lifecycle.override import ListenOverride
-from hxgw.lifecycle.start_signals import GENERATION, EarlyReload
+from hxgw.lifecycle.start_signals import GENERATION, STOP_NOW, EarlyReload
 from hxgw.lifecycle.stores import close_stores, load_serving, open_stores, watch_stores
 from hxgw.observe import AccessLog
 from hxgw.observe.workers import WorkerFigures
 from hxgw.runtime import ReloadRecord, Runtime
 from hxgw.server import Dispatcher, GatewayServer
-from hxgw.server.listener import ListenSite, tls_context
+from hxgw.server.listener import ListenSite, reread_certificate, tls_context
 from hxgw.server.operator_routes import status
 from hxgw.state import GatewayState, SnapshotHolder, build_state
 from hxgw.upstream import UpstreamClient
@@ -207,13 +207,7 @@ class Daemon:
             return False
         log_restart_only_changes(self.started_with, config, self.runtime.listening)
         if self.ssl_context is not None and config.tls is not None:
-            # New handshakes use the re-read certificate; open connections keep theirs.
-            try:
-                self.ssl_context.load_cert_chain(config.tls.cert, config.tls.key)
-            except (OSError, ssl.SSLError) as exc:
-                log.error(
-                    "cannot re-read the TLS certificate; keeping the previous one", error=str(exc)
-                )
+            reread_certificate(self.ssl_context, config.tls)
         self._adopt(snapshot)
         generation = snapshot.generation
         self._record_reload("ok", f"generation {generation}")
@@ -249,12 +243,16 @@ class Daemon:
         loop.add_signal_handler(signal.SIGHUP, self.reload_requested.set)
         if self.early is not None and self.early.requested:
             self.reload_requested.set()  # asked for while starting
-        loop.add_signal_handler(signal.SIGTERM, self._on_stop_signal, signal.SIGTERM)
         if self.listen_fd is None:
-            loop.add_signal_handler(signal.SIGINT, self._on_stop_signal, signal.SIGINT)
-        else:
-            # Ctrl-C reaches the whole process group; the supervisor decides for its workers.
-            signal.signal(signal.SIGINT, signal.SIG_IGN)
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, self._on_stop_signal, sig)
+            return
+        # A signal to the whole process group (Ctrl-C, `kill -- -PGID`) reaches a worker
+        # and its supervisor, which passes it on: the supervisor decides. A SIGTERM only
+        # starts the drain, and the supervisor says when to cut it short (STOP_NOW).
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        loop.add_signal_handler(signal.SIGTERM, self.stop_requested.set)
+        loop.add_signal_handler(STOP_NOW, self._on_stop_signal, STOP_NOW)
 
     def _on_stop_signal(self, sig: signal.Signals) -> None:
         if self.stop_now.is_set():

@@ -25,6 +25,9 @@ SUPERVISOR_PID = "HX_SUPERVISOR_PID"
 """The environment variable by which a supervisor tells its workers its pid."""
 GENERATION = "HX_CONFIG_GENERATION"
 """... and the config generation its workers serve, which one started again starts at."""
+STOP_NOW = signal.SIGUSR1
+"""How a supervisor tells a draining worker to cut its drain short (a second stop), and
+then to exit at once (a third): a worker's own SIGTERM only ever starts its drain."""
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 

@@ -33,7 +33,7 @@ import structlog
 from hxgw.config import Config
 from hxgw.config.warnings import log_supervisor_restart_changes
 from hxgw.lifecycle.notify import Notifier
-from hxgw.lifecycle.start_signals import GENERATION, SUPERVISOR_PID, EarlyReload
+from hxgw.lifecycle.start_signals import GENERATION, STOP_NOW, SUPERVISOR_PID, EarlyReload
 from hxgw.lifecycle.worker import Worker, all_set, answers, bind, reloaded_or_gone, stop_all
 from hxgw.observe.workers import SHARED_DIR
 
@@ -281,9 +281,8 @@ class Supervisor:
     def _on_stop(self, sig: signal.Signals) -> None:
         if self.stopping:
             log.warning("second stop signal: the workers end their drains now", signal=sig.name)
-            for process in (w.process for w in self.workers if w.process):
-                if process.returncode is None:
-                    process.send_signal(signal.SIGTERM)
+            for worker in self.workers:
+                worker.send(STOP_NOW)
             return
         self.stop_asked.set()
         self.events.put_nowait("stop")

@@ -12,9 +12,12 @@ import socket
 import ssl
 from typing import Any
 
+import structlog
 from aiohttp import web
 
 from hxgw.config import Tls
+
+log = structlog.get_logger("hxgw.lifecycle.daemon")  # a reload's, as the daemon's other lines
 
 
 class ListenSite(web.BaseSite):
@@ -63,3 +66,13 @@ def tls_context(tls: Tls) -> ssl.SSLContext:
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     context.load_cert_chain(tls.cert, tls.key)
     return context
+
+
+def reread_certificate(context: ssl.SSLContext, tls: Tls) -> None:
+    """Load `listen.tls` again into `context`, as a reload does: new handshakes use the
+    re-read certificate, open connections keep theirs. One that cannot be read leaves
+    the previous one in use, and the log says why."""
+    try:
+        context.load_cert_chain(tls.cert, tls.key)
+    except (OSError, ssl.SSLError) as exc:
+        log.error("cannot re-read the TLS certificate; keeping the previous one", error=str(exc))

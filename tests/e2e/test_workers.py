@@ -143,6 +143,38 @@ async def test_sigterm_drains_every_worker_and_exits_0(
     assert any(m.get("STOPPING") == "1" for m in notify.drain())
 
 
+async def test_a_sigterm_to_the_whole_process_group_drains_as_one_sigterm(
+    start_gateway: StartGateway, notify: NotifySocket, fake: FakeUpstream
+):
+    # As `timeout`, supervisord's stopasgroup or KillMode=control-group send it: each
+    # worker hears it twice, from the kernel and from its supervisor.
+    gateway, _ = await _start(start_gateway, notify)
+    fake.behave("m-alpha", content="a b c d e f", chunk_delay=0.2)
+    assert gateway.process is not None
+    async with aiohttp.ClientSession() as session:
+        resp = await stream_under_way(session, gateway)
+        os.killpg(gateway.process.pid, signal.SIGTERM)
+        text = (await resp.read()).decode()
+    assert text.rstrip().endswith("data: [DONE]")
+    assert gateway.process.wait(15) == 0
+    assert "second stop signal" not in gateway.logs()
+
+
+async def test_a_second_sigterm_to_the_supervisor_ends_the_workers_drains_now(
+    start_gateway: StartGateway, notify: NotifySocket, fake: FakeUpstream
+):
+    gateway, _ = await _start(start_gateway, notify, shutdown={"drain_timeout": 60})
+    fake.behave("m-alpha", content="a " * 100, chunk_delay=0.2)
+    async with aiohttp.ClientSession() as session:
+        resp = await stream_under_way(session, gateway)
+        gateway.signal(signal.SIGTERM)
+        await wait_for(lambda: "stopping workers=2" in gateway.logs())
+        gateway.signal(signal.SIGTERM)
+        text = (await asyncio.wait_for(resp.read(), 5)).decode()
+    assert "the gateway stopped this stream" in text
+    assert gateway.process is not None and gateway.process.wait(5) == 0
+
+
 def _chat_requests(metrics_text: str) -> float:
     return sum(float(line.rsplit(" ", 1)[1]) for line in metrics_text.splitlines()
                if line.startswith('hxgw_requests_total{endpoint="chat"'))
