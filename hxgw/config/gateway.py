@@ -69,6 +69,15 @@ def read_cors(top: Section) -> tuple[str, ...]:
     return origins
 
 
+LEDGER_CLOSE_TIMEOUT = 10.0
+"""The most stopping waits for the ledger's last batch (to the store, or the spool)."""
+STOP_AFTER_DRAIN = LEDGER_CLOSE_TIMEOUT + 5.0
+"""The most a stop takes after its drain: the cut requests' error events and records
+(a second or two), then the ledger's last batch."""
+UNIT_STOP_TIMEOUT = 45.0
+"""The shipped unit's TimeoutStopSec, after which systemd kills what is left."""
+
+
 def read_drain_timeout(top: Section) -> float:
     section = top.section("shutdown", frozenset({"drain_timeout"}))
     return float(section.number("drain_timeout", 20.0, minimum=0, maximum=3600))

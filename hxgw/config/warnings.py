@@ -1,5 +1,6 @@
 """Warnings about a config that loads but may not do what its operator expects:
-changes a reload cannot apply, and secrets that every user can read."""
+changes a reload cannot apply, secrets that every user can read, a drain longer than
+systemd waits."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import structlog
 
-from hxgw.config.gateway import GATEWAY
+from hxgw.config.gateway import GATEWAY, STOP_AFTER_DRAIN, UNIT_STOP_TIMEOUT
 from hxgw.config.routing_settings import REGISTRY, ROUTING
 from hxgw.config.schema import Config
 
@@ -95,7 +96,22 @@ def unpriced_models(config: Config) -> list[str]:
     return [m.name for m in config.models.values() if m.price is None]
 
 
+def slow_stop(config: Config) -> str | None:
+    """What a drain too long for the shipped unit's stop timeout costs, or None."""
+    longest = config.drain_timeout + STOP_AFTER_DRAIN
+    if longest <= UNIT_STOP_TIMEOUT:
+        return None
+    return (
+        f"shutdown.drain_timeout {config.drain_timeout:g}s and the usage rows' last write "
+        f"take up to {longest:g}s to stop, past the shipped unit's TimeoutStopSec="
+        f"{UNIT_STOP_TIMEOUT:g}: systemd would kill the streams without their error events "
+        "and lose their usage rows; raise TimeoutStopSec in a drop-in, or shorten the drain"
+    )
+
+
 def warn_at_start(config: Config) -> None:
     """What the operator should hear once, when the daemon starts."""
     warn_if_world_readable(config)
     note_unpriced_models(config)
+    if warning := slow_stop(config):
+        log.warning(warning)

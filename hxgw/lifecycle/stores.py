@@ -14,6 +14,7 @@ from pathlib import Path
 import structlog
 
 from hxgw.config import ClientKey, Config, StoreSettings, load_config
+from hxgw.config.gateway import LEDGER_CLOSE_TIMEOUT
 from hxgw.keys import limits_where, open_limiter
 from hxgw.keys.book import StoredKeys
 from hxgw.keys.owners import Owners
@@ -29,8 +30,6 @@ log = structlog.get_logger("hxgw.lifecycle.stores")
 
 SPOOL = "spool"
 """The ledger's spool, in the state directory."""
-LEDGER_CLOSE_TIMEOUT = 10.0
-"""The most stopping waits for the ledger's last batch (to the store, or the spool)."""
 
 
 def load_serving(config_dir: str, env: Mapping[str, str], runtime: Runtime | None = None) -> Config:

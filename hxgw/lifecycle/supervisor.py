@@ -31,6 +31,7 @@ from pathlib import Path
 import structlog
 
 from hxgw.config import Config
+from hxgw.config.gateway import STOP_AFTER_DRAIN
 from hxgw.config.warnings import log_supervisor_restart_changes
 from hxgw.lifecycle.notify import Notifier
 from hxgw.lifecycle.start_signals import GENERATION, STOP_NOW, SUPERVISOR_PID, EarlyReload
@@ -138,7 +139,7 @@ class Supervisor:
                 # The workers stop listening as they drain; the supervisor's copies of
                 # their sockets would keep taking connections nobody accepts.
                 self._close_listeners()
-                await stop_all(self.workers, signal.SIGTERM, self.drain_timeout + 10)
+                await stop_all(self.workers, signal.SIGTERM, self.drain_timeout + STOP_AFTER_DRAIN)
                 return
             elif event.startswith("exited:") and not self.stopping:
                 # A task: its backoff must not hold up a reload or a stop.

@@ -16,7 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from hxgw.config import load_config
-from hxgw.config.warnings import fix, readable_secrets, unpriced_models
+from hxgw.config.warnings import fix, readable_secrets, slow_stop, unpriced_models
 from hxgw.errors import ConfigError
 from hxgw.keys.store import live_names
 
@@ -69,6 +69,8 @@ def run(config_dir: str, env: Mapping[str, str], env_file: str | None, *, journa
     if not journal:
         for path in readable_secrets(config, env_file or env.get("HX_ENV_FILE")):
             print(f"warning: {path} holds secrets and every user can read it: {fix(path)}")
+        if warning := slow_stop(config):
+            print(f"warning: {warning}")
         if unpriced := unpriced_models(config):
             print(f"note: models without a price cost nothing in budgets: {', '.join(unpriced)}")
         for name in sorted(stored & {k.name for k in config.keys}):

@@ -135,6 +135,17 @@ def test_check_config_needs_no_master_key_where_the_store_holds_a_key(tmp_path: 
     assert result.returncode == 0 and "serving needs a client key" not in result.stdout
 
 
+@pytest.mark.parametrize(("drain", "warned"), [(30, False), (31, True)])
+def test_check_config_warns_of_a_drain_longer_than_the_unit_waits_to_stop(
+    tmp_path: Path, drain: int, warned: bool
+):
+    write_config(tmp_path, "http://127.0.0.1:1", gateway={"shutdown": {"drain_timeout": drain}})
+    result = _hxgw("check-config", "--config-dir", str(tmp_path),
+                   env={"PATH": "/usr/bin:/bin", "MASTER_KEY": "sk-test-for-check"})
+    assert result.returncode == 0, result.stderr
+    assert ("past the shipped unit's TimeoutStopSec=45" in result.stdout) is warned
+
+
 def test_route_works_without_master_key(tmp_path: Path):
     write_config(tmp_path, "http://127.0.0.1:1")
     result = subprocess.run([HXGW, "route", "--config-dir", str(tmp_path), "--json"],

@@ -362,7 +362,7 @@ async def test_a_stop_does_not_wait_behind_a_reload_that_a_stuck_worker_holds_up
         gateway.signal(signal.SIGHUP)
         await wait_for(lambda: any(m.get("RELOADING") == "1" for m in notify.drain()))
         gateway.signal(signal.SIGTERM)
-        # The stuck worker is killed after its drain (1 s) and the grace of 10 s; before,
+        # The stuck worker is killed after its drain (1 s) and the 15 s after it; before,
         # the stop began only when the reload gave up on it, 30 s later.
         assert gateway.process is not None and gateway.process.wait(25) == 0
     finally:
@@ -380,8 +380,9 @@ async def test_the_supervisor_gives_the_workers_the_drain_timeout_a_reload_set(
     path.write_text(yaml.safe_dump(document))
     gateway.signal(signal.SIGHUP)
     await wait_for(lambda: "workers reloaded" in gateway.logs())
-    # A stream of 13 s: the started-with drain (0 s) and the grace (10 s) would cut it.
-    fake.behave("m-alpha", content=" ".join("abcdefghijklmn"), chunk_delay=1.0)
+    # A stream of 16 s: the started-with drain (0 s) and what a stop may take after it
+    # (15 s) would cut it.
+    fake.behave("m-alpha", content=" ".join("abcdefghijklmnopq"), chunk_delay=1.0)
     await _stop_with_a_stream_under_way(gateway)
 
 

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from hxgw.config.gateway import STOP_AFTER_DRAIN, UNIT_STOP_TIMEOUT
 from tests.systemd.nspawn_machine import ensure_host_tools
 
 pytestmark = pytest.mark.systemd
@@ -62,8 +63,8 @@ def test_unit_keeps_the_operational_contract() -> None:
     assert s["User"] == s["Group"] == ["hx-gateway"]
     assert s["LimitNOFILE"] == ["65536"]
     assert s["Restart"] == ["on-failure"]
-    # The daemon drains for 20 s by default: the stop timeout must leave room.
-    assert int(s["TimeoutStopSec"][0]) > 20
+    # The daemon drains for 20 s by default, then writes its last usage rows.
+    assert int(s["TimeoutStopSec"][0]) == UNIT_STOP_TIMEOUT >= 20 + STOP_AFTER_DRAIN
     assert s["KillMode"] == ["mixed"]
     assert int(s["WatchdogSec"][0]) > 0
     assert s["SyslogIdentifier"] == ["hx-gateway-ml"]
