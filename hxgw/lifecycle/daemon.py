@@ -24,12 +24,13 @@ from hxgw.config import Config
 from hxgw.config.warnings import log_restart_only_changes, warn_at_start
 from hxgw.errors import ConfigError
 from hxgw.keys.guard import is_within
+from hxgw.lifecycle.aside import first
 from hxgw.lifecycle.capacity import log_capacity, raise_descriptor_limit, size_gates
 from hxgw.lifecycle.drain import drain
 from hxgw.lifecycle.notify import Notifier
 from hxgw.lifecycle.override import ListenOverride
 from hxgw.lifecycle.start_signals import GENERATION, STOP_NOW, EarlyReload
-from hxgw.lifecycle.stores import close_stores, load_serving, open_stores, watch_stores
+from hxgw.lifecycle.stores import close_stores, open_stores, reload_serving, watch_stores
 from hxgw.observe import AccessLog
 from hxgw.observe.workers import WorkerFigures
 from hxgw.runtime import ReloadRecord, Runtime
@@ -169,14 +170,11 @@ class Daemon:
 
     async def _main_loop(self) -> None:
         while not self.stop_requested.is_set():
-            reload = asyncio.ensure_future(self.reload_requested.wait())
-            stop = asyncio.ensure_future(self.stop_requested.wait())
-            await asyncio.wait({reload, stop}, return_when=asyncio.FIRST_COMPLETED)
-            reload.cancel()
-            stop.cancel()
+            await first(self.reload_requested.wait(), self.stop_requested.wait())
             if self.reload_requested.is_set() and not self.stop_requested.is_set():
                 self.reload_requested.clear()
-                await self.reload()
+                # A stop does not wait behind a reload stuck reading a file.
+                await first(self.reload(), self.stop_requested.wait())
 
     async def reload(self) -> bool:
         """Load, validate and build the new snapshot aside, then swap it in; whatever
@@ -184,7 +182,7 @@ class Daemon:
         current = self.holder.current
         self.notifier.reloading(f"reloading config (generation {current.generation})")
         try:
-            loaded = await asyncio.to_thread(load_serving, self.config_dir, self.env, self.runtime)
+            loaded = await reload_serving(self.config_dir, self.env, self.runtime)
             config = self.override.apply(loaded)
             snapshot = build_state(config, current.client, current.generation + 1, self.runtime)
         except ConfigError as exc:

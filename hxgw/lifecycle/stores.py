@@ -15,11 +15,13 @@ import structlog
 
 from hxgw.config import ClientKey, Config, StoreSettings, load_config
 from hxgw.config.gateway import LEDGER_CLOSE_TIMEOUT
+from hxgw.errors import ConfigError
 from hxgw.keys import limits_where, open_limiter
 from hxgw.keys.book import StoredKeys
 from hxgw.keys.owners import Owners
 from hxgw.keys.store import KeyStore, live_names
 from hxgw.keys.window import Spent
+from hxgw.lifecycle.aside import aside
 from hxgw.runtime import Runtime
 from hxgw.store import Database, StoreError, open_database
 from hxgw.usage import Ledger, ledger_exists
@@ -30,6 +32,23 @@ log = structlog.get_logger("hxgw.lifecycle.stores")
 
 SPOOL = "spool"
 """The ledger's spool, in the state directory."""
+
+
+RELOAD_READ_TIMEOUT = 30.0
+"""The longest a reload waits for the config files to be read."""
+
+
+async def reload_serving(config_dir: str, env: Mapping[str, str], runtime: Runtime) -> Config:
+    """`load_serving` for a reload, which a file that never answers (a FIFO, a hung
+    network mount) must not hold up for ever: ConfigError past RELOAD_READ_TIMEOUT."""
+    try:
+        read = aside(load_serving, config_dir, env, runtime)
+        return await asyncio.wait_for(read, RELOAD_READ_TIMEOUT)
+    except TimeoutError:
+        raise ConfigError(
+            f"the config files were not read within {RELOAD_READ_TIMEOUT:g}s: is one of "
+            "them a file that never answers (a FIFO, a hung network mount)?"
+        ) from None
 
 
 def load_serving(config_dir: str, env: Mapping[str, str], runtime: Runtime | None = None) -> Config:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import signal
 import time
@@ -73,6 +74,21 @@ async def test_a_broken_config_on_reload_is_rejected_and_the_old_one_keeps_servi
         assert resp.status == 200 and resp.headers["X-HX-Model"] == "alpha"
     assert "config reload rejected" in gateway.logs()
     assert gateway.process is not None and gateway.process.poll() is None
+
+
+async def test_a_stop_does_not_wait_behind_a_reload_stuck_reading_a_file(
+    start_gateway: StartGateway, notify: NotifySocket
+):
+    gateway = await _start(start_gateway, notify)
+    await wait_for(lambda: notify.drain())
+    registry = gateway.config_dir / "model_registry.yaml"
+    registry.unlink()
+    os.mkfifo(registry)  # as a hung network mount: its read never returns
+    gateway.signal(signal.SIGHUP)
+    await wait_for(lambda: any(m.get("RELOADING") == "1" for m in notify.drain()))
+    gateway.signal(signal.SIGTERM)
+    assert gateway.process is not None and gateway.process.wait(10) == 0
+    assert any(m.get("STOPPING") == "1" for m in notify.drain())
 
 
 async def test_a_burst_of_sighups_collapses_into_few_reloads(
