@@ -241,6 +241,14 @@ class UpstreamTimeout(UpstreamError):
     code = "upstream_timeout"
 
 
+class LoopDetected(GatewayError):
+    """A request this gateway sent upstream came back to it."""
+
+    status = 508
+    type = "upstream_error"
+    code = "loop_detected"
+
+
 class Unavailable(GatewayError):
     status = 503
     type = "service_unavailable"

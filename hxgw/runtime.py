@@ -137,6 +137,9 @@ class Runtime:
     listening: str = ""
     """host:port the server listens on: a changed listen address waits for a restart, so
     the config's may say another."""
+    hop: str = ""
+    """This gateway's entry in the Via header of what it sends upstream (`pipeline.loops`):
+    its own for each `hxgw serve`, its workers' included."""
     recent_usage: RecentUsage = field(init=False)
     """The status page's usage charts, read from the ledger's store and kept a few seconds."""
 

@@ -63,6 +63,7 @@ def build_state(
     uses_classifier = config.routing.uses("ml-based-routing")
     auth = {
         name: {"User-Agent": f"hxgw/{__version__}"}
+        | ({"Via": runtime.hop} if runtime.hop else {})
         | ({"Authorization": f"Bearer {upstream.key}"} if upstream.key else {})
         for name, upstream in config.upstreams.items()
     }

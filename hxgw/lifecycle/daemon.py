@@ -33,6 +33,7 @@ from hxgw.lifecycle.start_signals import GENERATION, STOP_NOW, EarlyReload
 from hxgw.lifecycle.stores import close_stores, open_stores, reload_serving, watch_stores
 from hxgw.observe import AccessLog
 from hxgw.observe.workers import WorkerFigures
+from hxgw.pipeline.loops import HOP_ENV
 from hxgw.runtime import ReloadRecord, Runtime
 from hxgw.server import Dispatcher, GatewayServer
 from hxgw.server.listener import ListenSite, reread_certificate, tls_context
@@ -67,7 +68,9 @@ class Daemon:
         self.server: GatewayServer | None = None
         self.ssl_context: ssl.SSLContext | None = None
         self.runtime = Runtime(
-            access=access or AccessLog.plain(), figures=WorkerFigures.from_env(env)
+            access=access or AccessLog.plain(),
+            figures=WorkerFigures.from_env(env),
+            hop=env.get(HOP_ENV, ""),
         )
         self.inflight = self.runtime.inflight
 

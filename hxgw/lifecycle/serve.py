@@ -17,6 +17,7 @@ from hxgw.lifecycle.stores import load_serving
 from hxgw.lifecycle.supervisor import Supervisor
 from hxgw.lifecycle.worker import worker_count
 from hxgw.observe import access as logsetup
+from hxgw.pipeline.loops import HOP_ENV, new_hop
 
 log = structlog.get_logger("hxgw.lifecycle.serve")
 
@@ -31,6 +32,8 @@ def serve(
     """Load the config, then run the daemon (or, for several workers, the supervisor)
     until it is stopped. Returns the exit code."""
     early = EarlyReload()
+    if listen_fd is None:  # a worker has its supervisor's
+        env = {**env, HOP_ENV: new_hop()}
     supervisor = env.get(SUPERVISOR_PID)
     if listen_fd is not None and supervisor and not follow_supervisor(int(supervisor)):
         return 1  # its supervisor died while it started

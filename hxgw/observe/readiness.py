@@ -40,6 +40,13 @@ log = structlog.get_logger("hxgw.observe.readiness")
 RETRY_INTERVAL = 0.5
 # The probe reads the answer whole to keep its connection; a longer one is cut off.
 PROBE_READ_LIMIT = 8 * 1024 * 1024
+PROBE_HINTS = {
+    401: ": the upstream refuses the gateway's key (the upstream's key_env, HX_UPSTREAM_KEY)",
+    403: ": the upstream refuses the gateway's key (the upstream's key_env, HX_UPSTREAM_KEY)",
+    404: ": no /v1/models there (the gateway adds /v1 to the url: is it in the url too?)",
+    508: ": the upstream's url points back at this gateway",
+}
+"""What a probe's answer most likely means, for the status page, /readyz and the log."""
 
 
 class Readiness:
@@ -118,6 +125,7 @@ class Readiness:
             await asyncio.sleep(interval)
 
     async def _probe(self, state: Probed, name: str, up: UpGauge) -> None:
+        """GET /v1/models, which every OpenAI-compatible server answers."""
         upstream, gate = state.config.upstreams[name], state.gates[name]
         try:
             async with asyncio.timeout(state.config.timeouts.connect):
@@ -133,7 +141,7 @@ class Readiness:
                     slot=gate,
                 )
                 ok = status == 200
-                error = None if ok else f"HTTP {status}"
+                error = None if ok else f"HTTP {status}" + PROBE_HINTS.get(status, "")
         except GateFull:
             return  # busy at its cap: the requests it serves say whether it answers
         except (OSError, TimeoutError) as exc:

@@ -44,6 +44,7 @@ from hxgw.pipeline.form import read_form
 from hxgw.pipeline.forward import forward
 from hxgw.pipeline.held import choose_upstream
 from hxgw.pipeline.limits import apply_limits
+from hxgw.pipeline.loops import refuse_loops
 from hxgw.pipeline.measure import record_metrics
 from hxgw.pipeline.models import describe_model, list_models
 from hxgw.pipeline.operator import answer_operator
@@ -63,6 +64,7 @@ API_FRONT: tuple[Step, ...] = (
     record_metrics,  # Prometheus counters and histograms, however it ends
     record_usage,  # one usage ledger row, however it ends
     render_errors,  # GatewayError -> the route's error shape
+    refuse_loops,  # a request this gateway sent upstream that came back to it
     authenticate,  # bearer key -> named client key
 )
 """What every API request goes through first; each chain below goes on from here."""

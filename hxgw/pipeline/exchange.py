@@ -91,6 +91,11 @@ class Exchange:
         """The first value of a request header, by case-insensitive name."""
         return self.request.headers.get(name)
 
+    def joined_header(self, name: str) -> str | None:
+        """A list header given on several lines as one value (RFC 9110, 5.3)."""
+        values = self.request.headers.getall(name, ())
+        return ", ".join(values) if values else None
+
     def sole_header(self, name: str) -> str | None:
         """A header that may come once (`sole_header`)."""
         return sole_header(self.request.headers, name)

@@ -49,6 +49,8 @@ class Failure:
     """The upstream's own response, when it sent one that can be passed on."""
     shed: bool = False
     """Not tried: its upstream was at its cap (hxgw.upstream.admission)."""
+    gateway_key: bool = False
+    """The upstream refused the gateway's own key (`refused_gateway_key`)."""
 
     def tried(self) -> dict[str, Any]:
         """What the gateway's own error lists for this candidate."""
@@ -60,12 +62,27 @@ class Failure:
         return entry
 
 
+KEY_REFUSALS = (401, 403)
+"""An upstream's answers to a key it refuses. The client's key never goes upstream, so
+they are the gateway's misconfiguration, never the client's fault: passed on, they would
+tell the client (and its SDK) that its own key is wrong."""
+
+
+def key_refusal(status: int, answer: UpstreamAnswer | None) -> str:
+    """What an upstream's 401 or 403 says: its own words, and where the key is set."""
+    said = f": {answer.message[:200]}" if answer is not None and answer.message else ""
+    return (
+        f"the upstream refused the gateway's own key (HTTP {status}{said}): check the "
+        "upstream's key (its key_env, HX_UPSTREAM_KEY by default)"
+    )
+
+
 def refused_gateway_key(response: UpstreamResponse, first: bytes) -> str | None:
     """For a 400: LiteLLM without a database answers a key other than its master key
     with 400 "No connected db." That is the gateway's misconfiguration, not the
     client's fault. Its error's `type` says so, not the bytes: a client's own 400 may
     repeat what it sent, "no_db_connection" too."""
-    if b"no_db_connection" in first and _error_type(first) == "no_db_connection":
+    if b"no_db_connection" in first and _error_field(first, "type") == "no_db_connection":
         response.close()
         return (
             "the upstream refused the gateway's own key (LiteLLM without a database "
@@ -74,12 +91,12 @@ def refused_gateway_key(response: UpstreamResponse, first: bytes) -> str | None:
     return None
 
 
-def _error_type(body: bytes) -> object:
+def _error_field(body: bytes, name: str) -> object:
     try:
         error = jsonio.loads(body).get("error")
     except (jsonio.DecodeError, AttributeError):
         return None
-    return error.get("type") if isinstance(error, dict) else None
+    return error.get(name) if isinstance(error, dict) else None
 
 
 def retry_seconds(value: str | None) -> int | None:
@@ -151,6 +168,9 @@ def all_failed(failed: list[Failure]) -> GatewayError:
         if waits:
             extra["retry_after"] = min(waits)
         return RateLimited(f"every candidate model is rate limited: {names}", **extra)
+    if failed and all(f.gateway_key for f in failed):
+        # The operator's to fix: said as it is, not as the client's request failing.
+        return UpstreamError(failed[-1].error or "", tried=tried)
     if failed and all(f.error == "timeout" for f in failed):
         return UpstreamTimeout(f"no upstream answered in time; tried {names}", tried=tried)
     return UpstreamError(f"no upstream could serve the request; tried {names}", tried=tried)

@@ -29,10 +29,12 @@ from hxgw.config import Model
 from hxgw.errors import UpstreamTimeout
 from hxgw.pipeline.context import Next, Reply, RequestContext
 from hxgw.pipeline.failures import (
+    KEY_REFUSALS,
     RETRYABLE_STATUS,
     Failure,
     TransportError,
     all_failed,
+    key_refusal,
     read_answer,
     refused_gateway_key,
     spared_for,
@@ -49,7 +51,12 @@ from hxgw.upstream import (
 
 log = structlog.get_logger("hxgw.pipeline.forward")
 
-FORWARDED_REQUEST_HEADERS = ("traceparent", "tracestate", "anthropic-version", "anthropic-beta")
+FORWARDED_REQUEST_HEADERS = (
+    "traceparent",
+    "tracestate",
+    "anthropic-version",
+    "anthropic-beta",
+)
 
 
 async def forward(ctx: RequestContext, call_next: Next) -> None:
@@ -167,11 +174,22 @@ async def open_reply(ctx: RequestContext) -> Reply:
             retry_after = response.headers.get("Retry-After")
             wait = spared_for(response.headers) if response.status == 429 else None
             health.failed(time.monotonic(), retry_after=wait, token=token)
+            answer = None if refused else await read_answer(response, model)
+            if response.status in KEY_REFUSALS:  # never passed on: it is not the client's
+                refused, answer = key_refusal(response.status, answer), None
             kind = "gateway_key" if refused else f"http_{response.status}"
             metrics.upstream_errors.labels(model.name, kind).inc()
-            answer = None if refused else await read_answer(response, model)
             detail = refused or (answer.message if answer else None) or None
-            failed.append(Failure(model.name, detail, response.status, retry_after, answer))
+            failed.append(
+                Failure(
+                    model.name,
+                    detail,
+                    response.status,
+                    retry_after,
+                    answer,
+                    gateway_key=refused is not None,
+                )
+            )
             log.warning("upstream error", model=model.name, status=response.status, detail=detail)
             final = len(ctx.candidates) == 1 or (ctx.upload is not None and ctx.upload.consumed)
             if answer is not None and final:
@@ -215,6 +233,9 @@ def _headers(ctx: RequestContext) -> list[bytes]:
         value = ctx.exchange.header(name)
         if value is not None:
             lines.append(header_line(name, value))
+    via = ctx.exchange.joined_header("Via")  # the hops before this gateway's own
+    if via is not None:
+        lines.append(header_line("Via", via))
     return lines
 
 

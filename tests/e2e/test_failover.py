@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+import pytest
 
 from tests.conftest import StartGateway
 from tests.fake_upstream import FakeUpstream
@@ -160,6 +161,23 @@ async def test_litellm_refusing_the_gateway_key_is_a_gateway_error_not_the_clien
     status, _, body = await _chat(gateway, client)
     assert status == 502
     assert "set HX_UPSTREAM_KEY" in body["error"]["tried"][0]["error"]
+    assert fake.seen_models() == ["m-alpha", "m-beta"]
+
+
+@pytest.mark.parametrize("status", [401, 403])
+async def test_an_upstream_refusing_the_gateway_key_is_a_502_naming_it_not_the_clients_401(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream, status: int
+):
+    # The client's key never goes upstream: passed on, a 401 would tell its SDK that its
+    # own key is wrong.
+    for model in ("m-alpha", "m-beta"):
+        fake.behave(model, status=status, error_message="Invalid proxy server token passed.")
+    answer, _, body = await _chat(gateway, client)
+    assert answer == 502
+    assert body["error"]["message"] == (
+        f"the upstream refused the gateway's own key (HTTP {status}: Invalid proxy server "
+        "token passed.): check the upstream's key (its key_env, HX_UPSTREAM_KEY by default)"
+    )
     assert fake.seen_models() == ["m-alpha", "m-beta"]
 
 
