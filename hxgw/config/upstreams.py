@@ -37,6 +37,14 @@ def read_upstreams(top: Section, env: Mapping[str, str]) -> Mapping[str, Upstrea
             )
         elif not _is_http_url(url):
             top.problems.add(*place, f"must be an http(s) URL, got {url!r}")
+        elif url.rstrip("/").endswith("/v1"):
+            # As an OpenAI SDK's base_url is written; every request would go to /v1/v1/...
+            # and be refused with a 404 the probe could not tell from a model's.
+            top.problems.add(
+                *place,
+                f"ends in /v1, which the gateway adds itself: "
+                f"use {url.rstrip('/').removesuffix('/v1')!r}",
+            )
         key_env = entry.string("key_env")
         if key_env and key_env not in env:
             entry.report(f"names {key_env!r}, which is not set", "key_env")

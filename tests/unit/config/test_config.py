@@ -248,6 +248,14 @@ def test_an_upstream_port_out_of_range_is_rejected(tmp_path: Path):
         "got 'http://127.0.0.1:99999'"]
 
 
+@pytest.mark.parametrize("url", ["http://127.0.0.1:4000/v1", "http://127.0.0.1:4000/v1/"])
+def test_an_upstream_url_ending_in_v1_is_rejected_with_the_url_to_use(tmp_path: Path, url: str):
+    write_config(tmp_path, "http://127.0.0.1:1")
+    assert _problems(tmp_path, ENV | {"HX_LITELLM_UPSTREAM": url}) == [
+        "environment: HX_LITELLM_UPSTREAM: ends in /v1, which the gateway adds itself: "
+        "use 'http://127.0.0.1:4000'"]
+
+
 def test_an_upstream_url_with_credentials_is_rejected_without_echoing_them(tmp_path: Path):
     write_config(tmp_path, "http://user:UpPass@127.0.0.1:4000")
     problems = _problems(tmp_path)
