@@ -62,9 +62,16 @@ def run(config_dir: str, env: Mapping[str, str], env_file: str | None, *, journa
     )
     stored = live_names(config_dir, env)
     if not config.keys and not stored:
+        needs = (
+            "serving needs a client key: set MASTER_KEY or auth.keys_file, or make one: "
+            "hxgw keys create NAME"
+        )
+        if env_file is not None or journal:  # the service's own variables: serve would fail
+            print(f"{'<3>' if journal else ''}{config_dir}: {needs}", file=sys.stderr)
+            return 1
         print(
-            "note: serving needs a client key: set MASTER_KEY or auth.keys_file, or make one:"
-            " hxgw keys create NAME"
+            f"warning: {needs} (this shell may lack the service's variables: check with "
+            f"them by --env-file {SERVICE_ENV_FILE})"
         )
     if not journal:
         for path in readable_secrets(config, env_file or env.get("HX_ENV_FILE")):

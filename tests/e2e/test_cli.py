@@ -50,6 +50,19 @@ def test_check_config_works_without_master_key_and_says_serving_needs_one(tmp_pa
     assert "serving needs a client key: set MASTER_KEY or auth.keys_file" in result.stdout
 
 
+def test_check_config_with_the_service_s_env_file_fails_where_serve_would_want_a_key(
+    tmp_path: Path,
+):
+    write_config(tmp_path / "conf", "http://127.0.0.1:1")
+    env_file = tmp_path / "hx.env"
+    env_file.write_text("LOG_LEVEL=info\n")
+    result = _hxgw("check-config", "--config-dir", str(tmp_path / "conf"),
+                   "--env-file", str(env_file),
+                   env={"PATH": "/usr/bin:/bin", "HX_STATE_DIR": str(tmp_path / "state")})
+    assert result.returncode == 1
+    assert "serving needs a client key: set MASTER_KEY" in result.stderr
+
+
 def _with_key_env(tmp_path: Path) -> Path:
     upstreams = {"default": {"url": "http://127.0.0.1:1", "key_env": "HX_LITELLM_KEY"}}
     return write_config(tmp_path / "conf", "http://127.0.0.1:1",
