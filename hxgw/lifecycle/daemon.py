@@ -28,7 +28,7 @@ from hxgw.lifecycle.aside import first
 from hxgw.lifecycle.capacity import log_capacity, raise_descriptor_limit, size_gates
 from hxgw.lifecycle.drain import drain
 from hxgw.lifecycle.notify import Notifier
-from hxgw.lifecycle.override import ListenOverride
+from hxgw.lifecycle.override import ListenOverride, log_cannot_listen
 from hxgw.lifecycle.start_signals import GENERATION, STOP_NOW, EarlyReload
 from hxgw.lifecycle.stores import close_stores, open_stores, reload_serving, watch_stores
 from hxgw.observe import AccessLog
@@ -116,12 +116,7 @@ class Daemon:
         try:
             await site.start()
         except OSError as exc:
-            log.error(
-                "cannot listen",
-                host=config.listen.host,
-                port=config.listen.port,
-                error=exc.strerror or str(exc),
-            )
+            log_cannot_listen(config.listen, exc)
             await self.runner.cleanup()
             client.close()
             await close_stores(self.runtime)

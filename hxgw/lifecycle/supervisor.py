@@ -34,6 +34,7 @@ from hxgw.config import Config
 from hxgw.config.gateway import STOP_AFTER_DRAIN
 from hxgw.config.warnings import log_supervisor_restart_changes
 from hxgw.lifecycle.notify import Notifier
+from hxgw.lifecycle.override import log_cannot_listen
 from hxgw.lifecycle.start_signals import GENERATION, STOP_NOW, SUPERVISOR_PID, EarlyReload
 from hxgw.lifecycle.worker import Worker, all_set, answers, bind, reloaded_or_gone, stop_all
 from hxgw.observe.workers import SHARED_DIR
@@ -78,12 +79,7 @@ class Supervisor:
         try:
             listeners = bind(self.config.listen.host, self.config.listen.port, self.count)
         except OSError as exc:
-            log.error(
-                "cannot listen",
-                host=self.config.listen.host,
-                port=self.config.listen.port,
-                error=exc.strerror or str(exc),
-            )
+            log_cannot_listen(self.config.listen, exc)
             return 1
         self.port = listeners[0].getsockname()[1]
         with tempfile.TemporaryDirectory(prefix="hxgw-workers-") as scratch:

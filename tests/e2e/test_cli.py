@@ -256,16 +256,19 @@ def test_serve_with_an_invalid_config_exits_1_and_says_why(tmp_path: Path):
     assert f"config_dir={tmp_path}" in result.stderr  # which routing.yaml, on a busy host
 
 
-def test_serve_on_a_port_in_use_exits_1_and_says_so(tmp_path: Path):
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_on_a_port_in_use_exits_1_and_says_what_to_do(tmp_path: Path, workers: str):
     write_config(tmp_path, "http://127.0.0.1:1")
     with socket.socket() as busy:
         busy.bind(("127.0.0.1", 0))
         busy.listen()
         port = busy.getsockname()[1]
         result = _hxgw("serve", "--config-dir", str(tmp_path), "--host", "127.0.0.1",
-                       "--port", str(port), env={"MASTER_KEY": new_key(), "PATH": "/usr/bin:/bin"})
+                       "--port", str(port), "--workers", workers,
+                       env={"MASTER_KEY": new_key(), "PATH": "/usr/bin:/bin"})
     assert result.returncode == 1
     assert "cannot listen" in result.stderr
+    assert "another process has the port: stop it, or choose another" in result.stderr
 
 
 async def test_the_port_flag_wins_over_hx_port(tmp_path: Path):
