@@ -36,7 +36,15 @@ from hxgw.config.warnings import log_supervisor_restart_changes
 from hxgw.lifecycle.notify import Notifier
 from hxgw.lifecycle.override import log_cannot_listen
 from hxgw.lifecycle.start_signals import GENERATION, STOP_NOW, SUPERVISOR_PID, EarlyReload
-from hxgw.lifecycle.worker import Worker, all_set, answers, bind, reloaded_or_gone, stop_all
+from hxgw.lifecycle.worker import (
+    Worker,
+    all_set,
+    bind,
+    files_digest,
+    judge_reload,
+    reloaded_or_gone,
+    stop_all,
+)
 from hxgw.observe.workers import SHARED_DIR
 
 log = structlog.get_logger("hxgw.lifecycle.supervisor")
@@ -69,6 +77,8 @@ class Supervisor:
         supervisor started with: its listener and worker count change on restart only)."""
         self.generation = 1
         """The workers' config generation: a worker started again starts at it."""
+        self.files = files_digest(config.files)
+        """What the config files held at the last reload the workers took (or at start)."""
         self.events: asyncio.Queue[str] = asyncio.Queue()
         self.scratch = Path()
         self.port = 0
@@ -162,32 +172,15 @@ class Supervisor:
         done = await all_set(asked, reloaded_or_gone, READY_TIMEOUT, self.stop_asked)
         if self.stop_asked.is_set():
             return  # the stop queued behind this reload says the rest
-        took, refused = answers(asked)
-        if took and refused:
-            log.error(
-                "config reload diverged: some workers took the new config, the others kept "
-                "theirs; reload again once the config is right",
-                took=len(took),
-                refused=len(refused),
-                why=refused[0],
-            )
-            state = f"last reload: diverged, {len(took)} of {len(asked)} took it: {refused[0]}"
-            self.generation += 1
-        elif refused:
-            log.error("config reload refused; the workers keep the config they had", why=refused[0])
-            state = f"last reload: {refused[0]}"
-        elif done:
-            log.info("workers reloaded", workers=len(took))
-            state = "last reload: ok"
+        state, took = judge_reload(asked, done)
+        if took:
             self.generation += 1
             fresh = self.reread()
             if fresh is not None:
                 self.drain_timeout = fresh.drain_timeout
+                self.files = files_digest(fresh.files)
                 count = self.count if self.count_from_config else None
                 log_supervisor_restart_changes(self.config, fresh, count)
-        else:
-            log.error("not every worker confirmed its reload", workers=len(asked))
-            state = "last reload: incomplete"
         self.notifier.ready(self._status(state))
 
     async def _restart(self, worker: Worker) -> None:
@@ -218,7 +211,7 @@ class Supervisor:
                 await worker.ready.wait()
                 if worker.process is process:  # not a later restart's (this one died again)
                     log.info("worker started again", worker=worker.index)
-                    self.notifier.status(self._status("a worker was started again"))
+                    self.notifier.status(self._status(self._started_again(worker)))
 
     async def _spawn(self, worker: Worker) -> None:
         env = {k: v for k, v in self.env.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_PID")}
@@ -283,6 +276,18 @@ class Supervisor:
             return
         self.stop_asked.set()
         self.events.put_nowait("stop")
+
+    def _started_again(self, worker: Worker) -> str:
+        """What a worker started again serves: the files as they are now, which may have
+        changed since the reload the others serve."""
+        if files_digest(self.config.files) == self.files:
+            return "a worker was started again"
+        log.error(
+            "a worker started again serves config files changed since the last reload, the "
+            "others the reload's: reload to bring them together, or put the files back",
+            worker=worker.index,
+        )
+        return "a worker was started again on config files changed since the last reload"
 
     def _status(self, state: str) -> str:
         serving = sum(w.serving for w in self.workers)

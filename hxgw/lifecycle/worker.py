@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import os
 import signal
 import socket
 import time
 from asyncio import FIRST_COMPLETED
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -81,6 +82,41 @@ class Worker:
                 self.reloaded.set()
             if fields.get("WATCHDOG") == "1":
                 self.last_ping = time.monotonic()
+
+
+def judge_reload(asked: list[Worker], done: bool) -> tuple[str, bool]:
+    """What a reload of the workers `asked` came to, logged, for STATUS=; and whether any
+    of them took the new config."""
+    took, refused = answers(asked)
+    if took and refused:
+        log.error(
+            "config reload diverged: some workers took the new config, the others kept "
+            "theirs; reload again once the config is right",
+            took=len(took),
+            refused=len(refused),
+            why=refused[0],
+        )
+        return f"last reload: diverged, {len(took)} of {len(asked)} took it: {refused[0]}", True
+    if refused:
+        log.error("config reload refused; the workers keep the config they had", why=refused[0])
+        return f"last reload: {refused[0]}", False
+    if done:
+        log.info("workers reloaded", workers=len(took))
+        return "last reload: ok", True
+    log.error("not every worker confirmed its reload", workers=len(asked))
+    return "last reload: incomplete", bool(took)
+
+
+def files_digest(paths: Iterable[Path]) -> bytes:
+    """What the config files hold, as one digest (an unreadable one counts as such)."""
+    digest = hashlib.sha256()
+    for path in sorted(paths):
+        digest.update(str(path).encode() + b"\0")
+        try:
+            digest.update(path.read_bytes())
+        except OSError:
+            digest.update(b"\0unreadable")
+    return digest.digest()
 
 
 def answers(asked: list[Worker]) -> tuple[list[Worker], list[str]]:

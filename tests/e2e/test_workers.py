@@ -104,6 +104,21 @@ async def test_a_worker_that_dies_is_started_again(
         assert resp.status == 200
     # Killed seconds after it started, but it had served: its socket stays, its queue with it.
     assert "worker cannot start" not in gateway.logs()
+    assert "config files changed since the last reload" not in gateway.logs()
+
+
+async def test_a_worker_started_again_on_files_changed_since_the_reload_is_an_error(
+    start_gateway: StartGateway, notify: NotifySocket
+):
+    gateway, notify = await _start(start_gateway, notify)
+    doc = {"routing": {"default_group": "chat", "groups": {"chat": ["beta"]}}}
+    (gateway.config_dir / "routing.yaml").write_text(yaml.safe_dump(doc))  # not reloaded
+    os.kill(_worker_pids(gateway)[0], signal.SIGKILL)
+    await wait_for(lambda: "worker started again" in gateway.logs(), timeout=15)
+    # A change staged for later now serves half the connections: the operator hears it.
+    assert "serves config files changed since the last reload" in gateway.logs()
+    await wait_for(lambda: any("config files changed" in m.get("STATUS", "")
+                               for m in notify.drain()))
 
 
 async def test_a_worker_that_dies_during_a_reload_is_started_again_and_the_reload_ends(
