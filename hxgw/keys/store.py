@@ -24,6 +24,7 @@ from hxgw.config import ClientKey, KeyLimits, load_store_settings
 from hxgw.config.schema import PERIODS
 from hxgw.errors import ConfigError
 from hxgw.store import (
+    SQLITE_FILE,
     Connection,
     Database,
     Migration,
@@ -266,13 +267,22 @@ def _stored(row: Sequence[Any]) -> StoredKey:
     return StoredKey(**values)
 
 
-def live_names(config_dir: str, env: Mapping[str, str]) -> set[str]:
+def live_names(
+    config_dir: str, env: Mapping[str, str], unread: list[str] | None = None
+) -> set[str]:
     """The live keys `hxgw keys` made in the store the gateway of `config_dir` would open;
-    none where there is no store yet, or none readable from here (not this user's)."""
+    none where there is no store yet, or none readable from here (not this user's, a
+    read-only mount): then why, in `unread`."""
     try:
         settings = load_store_settings(config_dir, env)
+        if not settings.database_url and not (settings.state_dir / SQLITE_FILE).exists():
+            return set()  # no store yet
         store = KeyStore(open_database(settings.database_url, settings.state_dir, create=False))
         with store.connect() as connection:
             return {key.name for key in store.all(connection) if key.revoked is None}
-    except (ConfigError, StoreError, OSError):  # OSError: a state directory not ours to read
+    except ConfigError:
+        return set()  # the config's own problems are said where it is loaded
+    except (StoreError, OSError) as exc:  # OSError: a state directory not ours to read
+        if unread is not None:
+            unread.append(str(exc) or type(exc).__name__)
         return set()

@@ -55,12 +55,19 @@ def load_serving(config_dir: str, env: Mapping[str, str], runtime: Runtime | Non
     """The config as a gateway serves it. Without MASTER_KEY or a keys file a key made by
     `hxgw keys` will do: the running gateway's (`runtime`), or at start the store's."""
 
+    unread: list[str] = []
+
     def stored_keys() -> bool:
         if runtime is not None and runtime.stored_keys is not None:
             return bool(runtime.stored_keys.by_digest)
-        return bool(live_names(config_dir, env))
+        return bool(live_names(config_dir, env, unread))
 
-    return load_config(config_dir, env, stored_keys=stored_keys)
+    try:
+        return load_config(config_dir, env, stored_keys=stored_keys)
+    except ConfigError as exc:
+        if unread:  # "no client key" may be a store that holds some but cannot be read
+            raise ConfigError(f"{exc}\n(the key store cannot be read: {unread[0]})") from None
+        raise
 
 
 def open_stores(runtime: Runtime, config: Config, env: Mapping[str, str]) -> None:

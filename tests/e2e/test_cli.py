@@ -180,6 +180,20 @@ def test_route_with_an_unknown_group_names_the_option_not_the_header(tmp_path: P
                              " groups: chat, emb, solo\n")
 
 
+def test_serve_on_stored_keys_it_cannot_read_says_so_beside_no_client_key(tmp_path: Path):
+    write_config(tmp_path / "conf", "http://127.0.0.1:1")
+    state = tmp_path / "state"
+    env = {"PATH": "/usr/bin:/bin", "HX_STATE_DIR": str(state)}
+    made = _hxgw("keys", "create", "app", "--config-dir", str(tmp_path / "conf"), env=env)
+    assert made.returncode == 0, made.stderr
+    (state / "hxgw.db").write_bytes(b"not a database, as a store gone bad" * 100)
+    result = _hxgw("serve", "--config-dir", str(tmp_path / "conf"), "--port", str(free_port()),
+                   env=env)
+    assert result.returncode == 1
+    assert "no client key" in result.stderr
+    assert "the key store cannot be read" in result.stderr
+
+
 def test_serve_without_any_client_key_refuses_to_start(tmp_path: Path):
     write_config(tmp_path, "http://127.0.0.1:1")
     result = _hxgw("serve", "--config-dir", str(tmp_path), "--port", str(free_port()),
