@@ -236,6 +236,19 @@ def anthropic_shaped(status: int, body: bytes, request_id: str) -> bytes:
     return anthropic_error(status, message[:1000], request_id)
 
 
+def openai_shaped(status: int, body: bytes) -> bytes:
+    """An upstream's error that is not JSON (a proxy's HTML page, plain text) in OpenAI's
+    shape, which the SDKs read; a JSON object goes as it came."""
+    try:
+        if isinstance(jsonio.loads(body), dict):
+            return body
+    except jsonio.DecodeError:
+        pass
+    said = body.decode("utf-8", "replace").strip()[:1000] or f"upstream status {status}"
+    error = {"message": said, "type": "upstream_error", "param": None, "code": f"http_{status}"}
+    return jsonio.dumps({"error": error})
+
+
 class UpstreamTimeout(UpstreamError):
     status = 504
     code = "upstream_timeout"

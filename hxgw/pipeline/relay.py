@@ -14,7 +14,13 @@ import time
 from collections import deque
 from collections.abc import Awaitable
 
-from hxgw.errors import GatewayError, Unavailable, UpstreamError, anthropic_shaped
+from hxgw.errors import (
+    GatewayError,
+    Unavailable,
+    UpstreamError,
+    anthropic_shaped,
+    openai_shaped,
+)
 from hxgw.pipeline.context import Next, Reply, RequestContext
 from hxgw.pipeline.events import mark_failed, relay_events, upstream_chunks, write_error_event
 from hxgw.pipeline.failures import MAX_ANSWER
@@ -133,7 +139,13 @@ def _whole_body(ctx: RequestContext, reply: Reply, body: bytes) -> None:
     if ctx.rebind is not None:
         body = ctx.rebind.body(body, reply.model)
     if _reshaped(ctx, reply):
-        body = anthropic_shaped(reply.response.status, body, ctx.request_id)
+        status = reply.response.status
+        anthropic = ctx.endpoint.dialect == "anthropic"
+        body = (
+            anthropic_shaped(status, body, ctx.request_id)
+            if anthropic
+            else openai_shaped(status, body)
+        )
         headers["Content-Type"] = "application/json"
     ctx.exchange.respond(reply.response.status, headers, body)
     ctx.status, ctx.bytes_out = reply.response.status, len(body)
@@ -145,13 +157,13 @@ def _whole_body(ctx: RequestContext, reply: Reply, body: bytes) -> None:
 
 
 def _reshaped(ctx: RequestContext, reply: Reply) -> bool:
-    """Whether the answer is an upstream's error that an Anthropic route's client gets
-    in Anthropic's shape (`errors.anthropic_shaped`); an encoded one goes as it came."""
-    return (
-        reply.response.status >= 400
-        and ctx.endpoint.dialect == "anthropic"
-        and not reply.response.content_encoding
-    )
+    """Whether the answer is an upstream's error that the client gets in its API's shape:
+    any on an Anthropic route (`errors.anthropic_shaped`), one that is not JSON on the
+    others (`errors.openai_shaped`); an encoded one goes as it came."""
+    response = reply.response
+    if response.status < 400 or response.content_encoding:
+        return False
+    return ctx.endpoint.dialect == "anthropic" or "json" not in response.content_type
 
 
 async def relay_body(ctx: RequestContext, reply: Reply) -> None:

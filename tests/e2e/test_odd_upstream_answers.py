@@ -178,3 +178,27 @@ async def test_an_error_after_a_read_that_ended_inside_a_crlf_is_an_event_of_its
     status, _, body = await _chat(client, gateway, model="solo", stream=True)
     assert status == 200
     assert body.startswith(first + b"\n\nevent: error\ndata: ")  # A's event, then the error
+
+
+async def test_an_upstream_error_page_in_html_reaches_the_client_in_openai_s_shape(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    # As a proxy in front of the upstream answers a wrong path: the SDKs read `error`.
+    page = b"<html><body><h1>404 Not Found</h1></body></html>"
+    raw.answers["m-gamma"] = whole(b"404 Not Found", page, content_type=b"text/html")
+    gateway = await start_gateway(upstream_url=raw.url)
+    status, headers, body = await _chat(client, gateway, model="solo")
+    assert (status, headers["Content-Type"]) == (404, "application/json")
+    assert json.loads(body) == {"error": {"message": page.decode(), "type": "upstream_error",
+                                          "param": None, "code": "http_404"}}
+    await _all_slots_back(gateway, client)
+
+
+async def test_an_upstream_s_json_error_goes_to_the_client_as_it_came(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    said = b'{"detail":"Not Found"}'  # FastAPI's own, not OpenAI's shape: still its words
+    raw.answers["m-gamma"] = whole(b"404 Not Found", said)
+    gateway = await start_gateway(upstream_url=raw.url)
+    status, _, body = await _chat(client, gateway, model="solo")
+    assert (status, body) == (404, said)
