@@ -5,9 +5,11 @@ does: a `response` object, or a stream of named events (`response.created`,
 `response.content_part.done`, `response.output_item.done`, `response.completed`),
 each with its `type` and a `sequence_number` from 0, and no `[DONE]`.
 
-Responses are kept per upstream, as a real one keeps them: a `previous_response_id`,
-`GET`, `DELETE`, `cancel` or `input_items` on an id this upstream did not make gets
-OpenAI's 404. That is what makes a misrouted follow-up visible to a test.
+Responses are kept per upstream, as a real one keeps them (not those made with
+`store: false`): a `previous_response_id`, `GET`, `DELETE`, `cancel` or `input_items` on
+an id this upstream did not keep gets OpenAI's 404. That is what makes a misrouted
+follow-up visible to a test. `input_items` pages as OpenAI's does: `order` (newest first
+by default), `limit` (20 by default, 1 to 100) and `after` an item's id.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import asyncio
 import json
 import secrets
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -59,7 +62,9 @@ class ResponseStore:
         response["instructions"] = body.get("instructions")
         given = body.get("metadata")
         response["metadata"] = {**(given if isinstance(given, dict) else {}), "turns": str(turns)}
-        self.made[response["id"]] = Stored(response, _input_items(body.get("input")))
+        response["store"] = body.get("store") is not False
+        if response["store"]:
+            self.made[response["id"]] = Stored(response, _input_items(body.get("input")))
         if response["status"] == "queued":
             return web.json_response(response)
         if not body.get("stream"):
@@ -100,15 +105,27 @@ class ResponseStore:
         stored.response["status"] = "cancelled"
         return web.json_response(stored.response)
 
-    def input_items(self, response_id: str) -> web.Response:
+    def input_items(self, response_id: str, query: Mapping[str, str]) -> web.Response:
         stored = self.made.get(response_id)
         if stored is None:
             return self.not_found(response_id)
-        data = stored.input_items
+        order, after = query.get("order", "desc"), query.get("after")
+        try:
+            limit = int(query.get("limit", "20"))
+        except ValueError:
+            limit = 0
+        if order not in ("asc", "desc") or not 1 <= limit <= 100:
+            error = {"message": "Invalid 'limit' or 'order'.", "type": "invalid_request_error",
+                     "param": "limit" if order in ("asc", "desc") else "order", "code": None}
+            return web.json_response({"error": error}, status=400)
+        items = stored.input_items if order == "asc" else stored.input_items[::-1]
+        ids = [item["id"] for item in items]
+        start = ids.index(after) + 1 if after in ids else 0
+        data = items[start:start + limit]
         return web.json_response({"object": "list", "data": data,
                                   "first_id": data[0]["id"] if data else None,
                                   "last_id": data[-1]["id"] if data else None,
-                                  "has_more": False})
+                                  "has_more": start + limit < len(items)})
 
 
 def _response(model: str, previous: str | None, background: bool) -> dict[str, Any]:

@@ -414,7 +414,7 @@ class FakeUpstream:
         if request.path.endswith("/cancel"):
             return store.cancel(response_id)
         if request.path.endswith("/input_items"):
-            return store.input_items(response_id)
+            return store.input_items(response_id, request.query)
         return store.retrieve(response_id)
     async def _transcription(self, request: web.Request) -> web.StreamResponse:
         return await fake_media.transcription(self, request)

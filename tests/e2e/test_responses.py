@@ -145,6 +145,26 @@ async def test_a_response_can_be_read_listed_and_deleted_through_its_id(
     assert fake.responses.made == {}
 
 
+async def test_the_sdk_pages_through_a_response_s_input_items(gateway: Gateway):
+    said = [{"role": "user", "content": f"turn {n}"} for n in range(5)]
+    async with _sdk(gateway) as sdk:
+        made = await sdk.responses.create(model="chat", input=said)  # type: ignore[arg-type]
+        first = await sdk.responses.input_items.list(made.id, limit=2, order="asc")
+        every = [item async for item in sdk.responses.input_items.list(made.id, limit=2)]
+    assert [item.content[0].text for item in first.data] == ["turn 0", "turn 1"]
+    assert first.has_more
+    # Newest first by default, three pages of two, each after the last one's id.
+    assert [item.content[0].text for item in every] == [f"turn {n}" for n in range(4, -1, -1)]
+
+
+async def test_a_response_made_with_store_false_cannot_be_read_back(gateway: Gateway):
+    async with _sdk(gateway) as sdk:
+        made = await sdk.responses.create(model="chat", input="hi", store=False)
+        with pytest.raises(openai.NotFoundError, match=made.id):
+            await sdk.responses.retrieve(made.id)
+    assert made.store is False and made.output_text
+
+
 async def test_a_background_response_can_be_cancelled(gateway: Gateway):
     async with _sdk(gateway) as sdk:
         made = await sdk.responses.create(model="chat", input="long job", background=True)
