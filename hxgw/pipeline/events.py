@@ -27,21 +27,43 @@ EVENT_ENDS = (b"\n\n", b"\r\n\r\n", b"\r\r")
 """How a block that ends an event ends (a line ends with LF, CRLF or a lone CR)."""
 # The longest incomplete SSE line held back while waiting for its newline.
 MAX_HELD_LINE = 1024 * 1024
-_ERROR = (b"event: error", b'{"error"')  # the upstream's own error event ends a stream too
-FINAL_EVENTS = {
-    "chat": (b"[DONE]", *_ERROR),
-    "completions": (b"[DONE]", *_ERROR),
-    "messages": (b"message_stop", *_ERROR),
+
+
+def _typed(*names: bytes) -> tuple[bytes, ...]:
+    """The lines that begin an event named `name`: its `event:` line, or a `data:` line
+    whose object starts with its `type` (an upstream that sends no event lines)."""
+    return tuple(
+        line
+        for name in names
+        for line in (
+            b"event: " + name,
+            b"event:" + name,
+            b'data: {"type":"' + name + b'"',
+            b'data: {"type": "' + name + b'"',
+        )
+    )
+
+
+_DONE = (b"data: [DONE]", b"data:[DONE]", b'data: {"error"', *_typed(b"error"))
+FINAL_LINES = {
+    "chat": _DONE,
+    "completions": _DONE,
+    "messages": _typed(b"message_stop", b"error"),
     "responses": (
-        b"response.completed",
-        b"response.incomplete",
-        b"response.failed",
-        b"[DONE]",
-        *_ERROR,
+        *_typed(b"response.completed", b"response.incomplete", b"response.failed"),
+        *_DONE,
     ),
 }
-"""What the last event of a whole stream holds, by route. A route not named here is
-relayed to its end, however it ends."""
+"""How the line that ends a whole stream begins, by route; the upstream's own error event
+ends one too. A route not named here is relayed to its end, however it ends. Matched at
+a line's start only: a model's text is inside JSON strings, where no line can start."""
+_WITHIN = {
+    route: tuple(end + line for line in lines for end in (b"\n", b"\r"))
+    for route, lines in FINAL_LINES.items()
+}
+_FINISHED = (b'"finish_reason":"', b'"finish_reason": "')
+"""A chat or completion choice that says why it stopped: some servers (llama.cpp's
+forks, mistral.rs, text-generation-webui) end a whole stream there, without [DONE]."""
 
 
 async def relay_events(ctx: RequestContext, reply: Reply) -> None:
@@ -50,8 +72,8 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
     exchange = ctx.exchange
     pending = b""
     closer = b""  # what ends the event under way, before an error event can follow
-    finals = FINAL_EVENTS.get(ctx.endpoint.name)
-    ended = finals is None  # whether the last event seen was a final one
+    finals = FINAL_LINES.get(ctx.endpoint.name)
+    ended = finals is None  # whether a final event has come
     try:
         chunk = reply.first_chunk
         chunks = upstream_chunks(ctx, reply)
@@ -82,8 +104,8 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
                 ctx.bytes_out += len(block)
                 lines = _data_lines(block)
                 ctx.events += lines
-                if lines and finals is not None:
-                    ended = any(final in block for final in finals)
+                if lines and not ended:
+                    ended = ends_stream(block, ctx.endpoint.name)
                 closer = _closer(block)
             chunk = await anext(chunks, b"")
             if not chunk:
@@ -98,6 +120,13 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
         mark_failed(ctx, reply, exc)
         await write_error_event(ctx, exc, closer)
     await exchange.finish()
+
+
+def ends_stream(block: bytes, route: str) -> bool:
+    """Whether a block of whole lines holds the event that ends a stream of `route`."""
+    if block.startswith(FINAL_LINES[route]) or any(line in block for line in _WITHIN[route]):
+        return True
+    return route in ("chat", "completions") and any(mark in block for mark in _FINISHED)
 
 
 def _data_lines(block: bytes) -> int:

@@ -202,3 +202,30 @@ async def test_an_upstream_s_json_error_goes_to_the_client_as_it_came(
     gateway = await start_gateway(upstream_url=raw.url)
     status, _, body = await _chat(client, gateway, model="solo")
     assert (status, body) == (404, said)
+
+
+async def test_a_messages_stream_that_says_done_after_message_stop_is_whole(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    # Some proxies end an Anthropic stream with OpenAI's [DONE] as well.
+    stop = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+    delta = (b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+             b'"delta":{"type":"text_delta","text":"hi"}}\n\n')
+    raw.answers["m-gamma"] = sse(delta, stop, b"data: [DONE]\n\n")
+    gateway = await start_gateway(upstream_url=raw.url)
+    async with client.post(gateway.url + "/v1/messages", headers=gateway.auth, json={
+            "model": "solo", "max_tokens": 9, "stream": True,
+            "messages": [{"role": "user", "content": "hi"}]}) as resp:
+        body = await resp.read()
+    assert body == delta + stop + b"data: [DONE]\n\n"
+
+
+async def test_a_chat_stream_cut_after_a_delta_that_says_done_ends_with_an_error_event(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    said = b'data: {"choices":[{"index":0,"delta":{"content":"the word is [DONE]"}}]}\n\n'
+    raw.answers["m-gamma"] = sse(said)
+    gateway = await start_gateway(upstream_url=raw.url)
+    status, _, body = await _chat(client, gateway, model="solo", stream=True)
+    assert status == 200 and body.startswith(said)
+    assert b"event: error" in body[len(said):]

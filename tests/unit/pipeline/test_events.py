@@ -1,0 +1,59 @@
+"""ends_stream: whether a block of whole SSE lines holds the event that ends a stream."""
+
+from __future__ import annotations
+
+import pytest
+
+from hxgw.pipeline.events import ends_stream
+
+CHUNK = b'data: {"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}\n\n'
+
+
+@pytest.mark.parametrize("block", [
+    b"data: [DONE]\n\n",
+    CHUNK + b"data: [DONE]\n\n",
+    b"data:[DONE]\r\n\r\n",
+    b'data: {"error": {"message": "overloaded"}}\n\n',
+])
+def test_a_chat_stream_ends_with_done_or_the_upstream_s_error(block: bytes):
+    assert ends_stream(block, "chat")
+
+
+def test_a_chat_stream_ends_where_its_choice_says_why_it_stopped_without_done():
+    stop = b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
+    assert ends_stream(stop, "chat")
+
+
+@pytest.mark.parametrize("text", [b"the token is [DONE]", b"\\ndata: [DONE]", b"message_stop"])
+def test_a_final_word_in_the_model_s_text_ends_nothing(text: bytes):
+    block = b'data: {"choices":[{"index":0,"delta":{"content":"' + text + b'"}}]}\n\n'
+    assert not ends_stream(block, "chat")
+    assert not ends_stream(block, "messages")
+
+
+@pytest.mark.parametrize("block", [
+    b'event: message_stop\ndata: {"type":"message_stop"}\n\n',
+    b'data: {"type": "message_stop"}\n\n',
+    b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error"}}\n\n',
+])
+def test_a_messages_stream_ends_with_message_stop_or_an_error(block: bytes):
+    assert ends_stream(block, "messages")
+
+
+def test_a_messages_stream_does_not_end_where_a_delta_says_it_stops():
+    block = b'event: message_delta\ndata: {"type":"message_delta","delta":' \
+            b'{"stop_reason":"end_turn"}}\n\n'
+    assert not ends_stream(block, "messages")
+
+
+@pytest.mark.parametrize("name", [b"response.completed", b"response.incomplete",
+                                  b"response.failed", b"error"])
+def test_a_responses_stream_ends_with_its_last_event_by_name_or_type(name: bytes):
+    assert ends_stream(b"event: " + name + b'\ndata: {"type":"' + name + b'"}\n\n', "responses")
+    assert ends_stream(b'data: {"type":"' + name + b'","sequence_number":9}\n\n', "responses")
+
+
+def test_a_responses_text_delta_ends_nothing():
+    delta = b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta",' \
+            b'"delta":"response.completed"}\n\n'
+    assert not ends_stream(delta, "responses")
