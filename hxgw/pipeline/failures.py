@@ -62,14 +62,15 @@ class Failure:
         return entry
 
 
-KEY_REFUSALS = (401, 403)
-"""An upstream's answers to a key it refuses. The client's key never goes upstream, so
-they are the gateway's misconfiguration, never the client's fault: passed on, they would
-tell the client (and its SDK) that its own key is wrong."""
+KEY_REFUSAL = 401
+"""An upstream's answer to a key it refuses. The client's key never goes upstream, so it
+is the gateway's misconfiguration, never the client's fault: passed on, it would tell the
+client (and its SDK) that its own key is wrong. A 403 is not taken for one: some
+upstreams say with it that a prompt was flagged (OpenRouter's moderation)."""
 
 
 def key_refusal(status: int, answer: UpstreamAnswer | None) -> str:
-    """What an upstream's 401 or 403 says: its own words, and where the key is set."""
+    """What an upstream's 401 says: its own words, and where the key is set."""
     said = f": {answer.message[:200]}" if answer is not None and answer.message else ""
     return (
         f"the upstream refused the gateway's own key (HTTP {status}{said}): check the "

@@ -29,7 +29,7 @@ from hxgw.config import Model
 from hxgw.errors import UpstreamTimeout
 from hxgw.pipeline.context import Next, Reply, RequestContext
 from hxgw.pipeline.failures import (
-    KEY_REFUSALS,
+    KEY_REFUSAL,
     RETRYABLE_STATUS,
     Failure,
     TransportError,
@@ -175,7 +175,7 @@ async def open_reply(ctx: RequestContext) -> Reply:
             wait = spared_for(response.headers) if response.status == 429 else None
             health.failed(time.monotonic(), retry_after=wait, token=token)
             answer = None if refused else await read_answer(response, model)
-            if response.status in KEY_REFUSALS:  # never passed on: it is not the client's
+            if response.status == KEY_REFUSAL:  # never passed on: it is not the client's
                 refused, answer = key_refusal(response.status, answer), None
             kind = "gateway_key" if refused else f"http_{response.status}"
             metrics.upstream_errors.labels(model.name, kind).inc()

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
-import pytest
 
 from tests.conftest import StartGateway
 from tests.fake_upstream import FakeUpstream
@@ -164,21 +163,33 @@ async def test_litellm_refusing_the_gateway_key_is_a_gateway_error_not_the_clien
     assert fake.seen_models() == ["m-alpha", "m-beta"]
 
 
-@pytest.mark.parametrize("status", [401, 403])
 async def test_an_upstream_refusing_the_gateway_key_is_a_502_naming_it_not_the_clients_401(
-    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream, status: int
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):
     # The client's key never goes upstream: passed on, a 401 would tell its SDK that its
     # own key is wrong.
     for model in ("m-alpha", "m-beta"):
-        fake.behave(model, status=status, error_message="Invalid proxy server token passed.")
+        fake.behave(model, status=401, error_message="Invalid proxy server token passed.")
     answer, _, body = await _chat(gateway, client)
     assert answer == 502
     assert body["error"]["message"] == (
-        f"the upstream refused the gateway's own key (HTTP {status}: Invalid proxy server "
+        "the upstream refused the gateway's own key (HTTP 401: Invalid proxy server "
         "token passed.): check the upstream's key (its key_env, HX_UPSTREAM_KEY by default)"
     )
     assert fake.seen_models() == ["m-alpha", "m-beta"]
+
+
+async def test_an_upstream_s_403_reaches_the_client_as_it_came(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    # OpenRouter says with a 403 that the input was flagged: the client's, not the key's.
+    gateway = await start_gateway()
+    fake.behave("m-gamma", status=403, error_message="Input was flagged by moderation.")
+    async with client.post(gateway.url + "/v1/chat/completions", headers=gateway.auth,
+                           json={"model": "solo", "messages": [{"role": "user", "content": "x"}]}
+                           ) as resp:
+        assert resp.status == 403
+        assert (await resp.json())["error"]["message"] == "Input was flagged by moderation."
 
 
 async def test_a_client_s_400_that_repeats_no_db_connection_is_its_own_and_fails_no_model(
