@@ -39,6 +39,7 @@ from hxgw.pipeline.failures import (
     refused_gateway_key,
     spared_for,
 )
+from hxgw.pipeline.loops import passed_hops
 from hxgw.pipeline.send_upload import send_upload
 from hxgw.upstream import (
     Gate,
@@ -233,7 +234,7 @@ def _headers(ctx: RequestContext) -> list[bytes]:
         value = ctx.exchange.header(name)
         if value is not None:
             lines.append(header_line(name, value))
-    via = ctx.exchange.joined_header("Via")  # the hops before this gateway's own
+    via = passed_hops(ctx)  # the gateways before this one
     if via is not None:
         lines.append(header_line("Via", via))
     return lines

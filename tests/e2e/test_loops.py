@@ -10,7 +10,10 @@ from pathlib import Path
 
 import aiohttp
 import pytest
+from multidict import CIMultiDict
 
+from tests.conftest import StartGateway
+from tests.fake_upstream import FakeUpstream
 from tests.fixtures import DEFAULT_MODELS, Gateway, free_port, new_key, wait_for, write_config
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
@@ -84,3 +87,17 @@ async def test_readiness_says_the_upstream_points_back_at_the_gateway(
 
     await wait_for(lambda: "probe failed" in gateway.logs())
     assert await said() == "HTTP 508: the upstream's url points back at this gateway"
+
+
+async def test_a_client_s_long_via_is_not_passed_on_only_the_gateways_hops_are(
+    start_gateway: StartGateway, fake: FakeUpstream, client: aiohttp.ClientSession
+):
+    gateway = await start_gateway()
+    headers = CIMultiDict([*gateway.auth.items(), ("Via", "1.1 edge-" + "x" * 5000),
+                           ("Via", "1.0 corp, 1.1 hxgw-ab12")])
+    async with client.post(gateway.url + "/v1/chat/completions", json=CHAT,
+                           headers=headers) as resp:
+        assert resp.status == 200
+    vias = [value for name, value in fake.requests[-1].header_list if name.lower() == "via"]
+    assert len(vias) == 2 and re.fullmatch(r"1\.1 hxgw-[0-9a-f]{12}", vias[0])
+    assert vias[1] == "1.1 hxgw-ab12"
