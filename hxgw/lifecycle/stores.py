@@ -34,8 +34,9 @@ SPOOL = "spool"
 """The ledger's spool, in the state directory."""
 
 
-RELOAD_READ_TIMEOUT = 30.0
-"""The longest a reload waits for the config files to be read."""
+RELOAD_READ_TIMEOUT = 25.0
+"""The longest a reload waits for the config files to be read: shorter than a supervisor
+waits for its workers' answers (30 s), so that a worker says why rather than nothing."""
 
 
 async def reload_serving(config_dir: str, env: Mapping[str, str], runtime: Runtime) -> Config:

@@ -43,6 +43,7 @@ from hxgw.lifecycle.worker import (
     files_digest,
     judge_reload,
     reloaded_or_gone,
+    started_again,
     stop_all,
 )
 from hxgw.observe.workers import SHARED_DIR
@@ -166,6 +167,8 @@ class Supervisor:
         # Only those serving: one still starting reads the files as they are now, and
         # SIGHUP would end it before it catches the signal.
         asked = [w for w in self.workers if w.serving]
+        for worker in self.workers:
+            worker.owes_reload = worker not in asked  # asked once it serves
         for worker in asked:
             worker.reloaded.clear()
             worker.send(signal.SIGHUP)
@@ -211,7 +214,11 @@ class Supervisor:
                 await worker.ready.wait()
                 if worker.process is process:  # not a later restart's (this one died again)
                     log.info("worker started again", worker=worker.index)
-                    self.notifier.status(self._status(self._started_again(worker)))
+                    said = await started_again(worker, self.config.files, self.files)
+                    self.notifier.status(self._status(said))
+                    if worker.owes_reload:  # it may have read the files before a reload
+                        worker.owes_reload = False
+                        worker.send(signal.SIGHUP)
 
     async def _spawn(self, worker: Worker) -> None:
         env = {k: v for k, v in self.env.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_PID")}
@@ -276,18 +283,6 @@ class Supervisor:
             return
         self.stop_asked.set()
         self.events.put_nowait("stop")
-
-    def _started_again(self, worker: Worker) -> str:
-        """What a worker started again serves: the files as they are now, which may have
-        changed since the reload the others serve."""
-        if files_digest(self.config.files) == self.files:
-            return "a worker was started again"
-        log.error(
-            "a worker started again serves config files changed since the last reload, the "
-            "others the reload's: reload to bring them together, or put the files back",
-            worker=worker.index,
-        )
-        return "a worker was started again on config files changed since the last reload"
 
     def _status(self, state: str) -> str:
         serving = sum(w.serving for w in self.workers)

@@ -19,6 +19,8 @@ from typing import Any
 
 import structlog
 
+from hxgw.lifecycle.aside import aside
+
 log = structlog.get_logger("hxgw.lifecycle.supervisor")  # stop_all speaks for it
 
 
@@ -34,6 +36,8 @@ class Worker:
     reloaded: asyncio.Event = field(default_factory=asyncio.Event)
     status: str = ""
     """The worker's last STATUS=, which says how its last reload went."""
+    owes_reload: bool = False
+    """A reload came while it was starting: it is asked for one once it serves."""
     last_ping: float = 0.0
     quick_deaths: int = 0
     started_at: float = 0.0
@@ -105,6 +109,24 @@ def judge_reload(asked: list[Worker], done: bool) -> tuple[str, bool]:
         return "last reload: ok", True
     log.error("not every worker confirmed its reload", workers=len(asked))
     return "last reload: incomplete", bool(took)
+
+
+async def started_again(worker: Worker, paths: Iterable[Path], reloaded: bytes) -> str:
+    """What a worker started again serves, for STATUS=: the files as they are now, which
+    may have changed since the reload (`reloaded`, their digest) the others serve. Read
+    aside: a hung mount must not stop the supervisor's loop, nor its watchdog pings."""
+    try:
+        now = await asyncio.wait_for(aside(files_digest, paths), 5.0)
+    except TimeoutError:
+        now = reloaded  # not known: nothing to say
+    if now == reloaded:
+        return "a worker was started again"
+    log.error(
+        "a worker started again serves config files changed since the last reload, the "
+        "others the reload's: reload to bring them together, or put the files back",
+        worker=worker.index,
+    )
+    return "a worker was started again on config files changed since the last reload"
 
 
 def files_digest(paths: Iterable[Path]) -> bytes:

@@ -107,6 +107,19 @@ async def test_a_worker_that_dies_is_started_again(
     assert "config files changed since the last reload" not in gateway.logs()
 
 
+async def test_a_worker_starting_during_a_reload_is_reloaded_once_it_serves(
+    start_gateway: StartGateway, notify: NotifySocket
+):
+    gateway, _ = await _start(start_gateway, notify)
+    os.kill(_worker_pids(gateway)[0], signal.SIGKILL)
+    await wait_for(lambda: "worker exited; starting it again" in gateway.logs())
+    gateway.signal(signal.SIGHUP)  # it may read the files before this reload's change
+    await wait_for(lambda: "workers reloaded workers=1" in gateway.logs())
+    # Once it serves it is asked too: the other one's reload, and its own.
+    await wait_for(lambda: "worker started again" in gateway.logs(), timeout=15)
+    await wait_for(lambda: gateway.logs().count("config reloaded generation=") == 2)
+
+
 async def test_a_worker_started_again_on_files_changed_since_the_reload_is_an_error(
     start_gateway: StartGateway, notify: NotifySocket
 ):
