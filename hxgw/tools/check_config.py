@@ -60,19 +60,26 @@ def run(config_dir: str, env: Mapping[str, str], env_file: str | None, *, journa
         f"{config_dir}: ok ({len(config.models)} models, {len(config.routing.groups)} groups, "
         f"default group {config.routing.default_group}, strategy {config.routing.strategy})"
     )
-    stored = live_names(config_dir, env)
+    unread: list[str] = []
+    stored = live_names(config_dir, env, unread)
     if not config.keys and not stored:
         needs = (
             "serving needs a client key: set MASTER_KEY or auth.keys_file, or make one: "
             "hxgw keys create NAME"
         )
-        if env_file is not None or journal:  # the service's own variables: serve would fail
+        if unread:  # the service may read what this user cannot
+            print(
+                f"warning: {needs} (unless the key store, which cannot be read from here, "
+                f"holds one: {unread[0]})"
+            )
+        elif env_file is not None or journal:  # the service's own variables: serve would fail
             print(f"{'<3>' if journal else ''}{config_dir}: {needs}", file=sys.stderr)
             return 1
-        print(
-            f"warning: {needs} (this shell may lack the service's variables: check with "
-            f"them by --env-file {SERVICE_ENV_FILE})"
-        )
+        else:
+            print(
+                f"warning: {needs} (this shell may lack the service's variables: check with "
+                f"them by --env-file {SERVICE_ENV_FILE})"
+            )
     if not journal:
         for path in readable_secrets(config, env_file or env.get("HX_ENV_FILE")):
             print(f"warning: {path} holds secrets and every user can read it: {fix(path)}")

@@ -63,6 +63,21 @@ def test_check_config_with_the_service_s_env_file_fails_where_serve_would_want_a
     assert "serving needs a client key: set MASTER_KEY" in result.stderr
 
 
+def test_check_config_on_a_key_store_it_cannot_read_warns_rather_than_fails(tmp_path: Path):
+    write_config(tmp_path / "conf", "http://127.0.0.1:1")
+    state = tmp_path / "state"
+    env = {"PATH": "/usr/bin:/bin", "HX_STATE_DIR": str(state)}
+    assert _hxgw("keys", "create", "app", "--config-dir", str(tmp_path / "conf"),
+                 env=env).returncode == 0
+    (state / "hxgw.db").write_bytes(b"not a database, as a store this user cannot read" * 100)
+    env_file = tmp_path / "hx.env"
+    env_file.write_text("LOG_LEVEL=info\n")
+    result = _hxgw("check-config", "--config-dir", str(tmp_path / "conf"),
+                   "--env-file", str(env_file), env=env)
+    assert result.returncode == 0, result.stderr
+    assert "unless the key store, which cannot be read from here, holds one" in result.stdout
+
+
 def _with_key_env(tmp_path: Path) -> Path:
     upstreams = {"default": {"url": "http://127.0.0.1:1", "key_env": "HX_LITELLM_KEY"}}
     return write_config(tmp_path / "conf", "http://127.0.0.1:1",
