@@ -52,12 +52,7 @@ from hxgw.upstream import (
 
 log = structlog.get_logger("hxgw.pipeline.forward")
 
-FORWARDED_REQUEST_HEADERS = (
-    "traceparent",
-    "tracestate",
-    "anthropic-version",
-    "anthropic-beta",
-)
+FORWARDED_REQUEST_HEADERS = ("traceparent", "tracestate", "anthropic-version", "anthropic-beta")
 
 
 async def forward(ctx: RequestContext, call_next: Next) -> None:
