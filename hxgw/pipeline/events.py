@@ -45,14 +45,16 @@ def _typed(*names: bytes) -> tuple[bytes, ...]:
 
 
 _DONE = (b"data: [DONE]", b"data:[DONE]", b'data: {"error"', *_typed(b"error"))
+_RESPONSE_DONE = (
+    *_typed(b"response.completed", b"response.incomplete", b"response.failed"),
+    *_DONE,
+)
 FINAL_LINES = {
     "chat": _DONE,
     "completions": _DONE,
     "messages": _typed(b"message_stop", b"error"),
-    "responses": (
-        *_typed(b"response.completed", b"response.incomplete", b"response.failed"),
-        *_DONE,
-    ),
+    "responses": _RESPONSE_DONE,
+    "responses_retrieve": _RESPONSE_DONE,  # with ?stream=true: the same events again
 }
 """How the line that ends a whole stream begins, by route; the upstream's own error event
 ends one too. A route not named here is relayed to its end, however it ends. Matched at

@@ -229,3 +229,23 @@ async def test_a_chat_stream_cut_after_a_delta_that_says_done_ends_with_an_error
     status, _, body = await _chat(client, gateway, model="solo", stream=True)
     assert status == 200 and body.startswith(said)
     assert b"event: error" in body[len(said):]
+
+
+async def test_a_streamed_retrieve_that_stops_before_its_response_completes_ends_with_an_error(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    made = b'{"id":"resp_up1","object":"response","status":"completed","model":"m-gamma"}'
+    raw.answers["m-gamma"] = whole(b"200 OK", made)
+    gateway = await start_gateway(upstream_url=raw.url)
+    async with client.post(gateway.url + "/v1/responses", headers=gateway.auth,
+                           json={"model": "solo", "input": "hi"}) as resp:
+        ident = (await resp.json())["id"]
+    created = (b'event: response.created\ndata: {"type":"response.created","sequence_number":0,'
+               b'"response":{"id":"resp_up1","object":"response","status":"in_progress"}}\n\n')
+    raw.answers[""] = sse(created)  # a GET has no body, so no model: the retrieve's answer
+    async with client.get(f"{gateway.url}/v1/responses/{ident}?stream=true",
+                          headers=gateway.auth) as resp:
+        body = await resp.read()
+    events = [block for block in body.split(b"\n\n") if block]
+    assert len(events) == 2 and events[-1].startswith(b"event: error\ndata: ")
+    assert b"before its final event" in events[-1]
