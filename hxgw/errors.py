@@ -249,6 +249,13 @@ def openai_shaped(status: int, body: bytes) -> bytes:
     return jsonio.dumps({"error": error})
 
 
+class GatewayKeyRefused(UpstreamError):
+    """Every candidate's upstream refused the gateway's own key: the operator's to fix,
+    which no retry of the client's can (its answer says `x-should-retry: false`)."""
+
+    code = "gateway_key_refused"
+
+
 class UpstreamTimeout(UpstreamError):
     status = 504
     code = "upstream_timeout"

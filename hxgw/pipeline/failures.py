@@ -25,6 +25,7 @@ from hxgw.config import Model
 from hxgw.errors import (
     AtCapacity,
     GatewayError,
+    GatewayKeyRefused,
     RateLimited,
     UpstreamAnswer,
     UpstreamError,
@@ -171,7 +172,7 @@ def all_failed(failed: list[Failure]) -> GatewayError:
         return RateLimited(f"every candidate model is rate limited: {names}", **extra)
     if failed and all(f.gateway_key for f in failed):
         # The operator's to fix: said as it is, not as the client's request failing.
-        return UpstreamError(failed[-1].error or "", tried=tried)
+        return GatewayKeyRefused(failed[-1].error or "", tried=tried)
     if failed and all(f.error == "timeout" for f in failed):
         return UpstreamTimeout(f"no upstream answered in time; tried {names}", tried=tried)
     return UpstreamError(f"no upstream could serve the request; tried {names}", tried=tried)

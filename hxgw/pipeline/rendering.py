@@ -12,6 +12,7 @@ from hxgw import jsonio
 from hxgw.endpoints import RESPONSE, RESPONSES
 from hxgw.errors import (
     GatewayError,
+    GatewayKeyRefused,
     KeyLimited,
     MethodNotAllowed,
     Unavailable,
@@ -108,6 +109,8 @@ def error_headers(ctx: RequestContext, exc: GatewayError) -> dict[str, str]:
         headers["Allow"] = exc.allow
     if isinstance(exc, UnsupportedEncoding):
         headers["Accept-Encoding"] = ACCEPT_ENCODING
+    if isinstance(exc, GatewayKeyRefused):
+        headers["x-should-retry"] = "false"  # the SDKs retry a 5xx otherwise
     retry_after = exc.extra.get("retry_after")
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)

@@ -170,8 +170,10 @@ async def test_an_upstream_refusing_the_gateway_key_is_a_502_naming_it_not_the_c
     # own key is wrong.
     for model in ("m-alpha", "m-beta"):
         fake.behave(model, status=401, error_message="Invalid proxy server token passed.")
-    answer, _, body = await _chat(gateway, client)
-    assert answer == 502
+    answer, headers, body = await _chat(gateway, client)
+    # A retry cannot help: the SDKs, which retry a 5xx, are told not to.
+    assert (answer, headers["x-should-retry"]) == (502, "false")
+    assert body["error"]["code"] == "gateway_key_refused"
     assert body["error"]["message"] == (
         "the upstream refused the gateway's own key (HTTP 401: Invalid proxy server "
         "token passed.): check the upstream's key (its key_env, HX_UPSTREAM_KEY by default)"
