@@ -36,7 +36,7 @@ UPSTREAM_PATHS = {"/v1/chat/completions", "/v1/completions", "/v1/embeddings", "
 # Everything the upstream may see in a proxied request's headers.
 ALLOWED_UPSTREAM_HEADERS = {"host", "content-type", "content-length", "accept", "accept-encoding",
                             "user-agent", "authorization", "x-request-id", "traceparent",
-                            "tracestate"}
+                            "tracestate", "via"}  # via: the gateway's own hop, never the client's
 
 
 def _raw(method: str, target: str, gateway: Gateway, *, host: str = "x",
@@ -289,6 +289,9 @@ async def test_hop_by_hop_and_credential_headers_never_cross_the_gateway(
                 problems.append(f"forwarded {sorted(names - ALLOWED_UPSTREAM_HEADERS)}")
             if auths != ["Bearer sk-upstream-only"]:
                 problems.append(f"upstream saw Authorization {auths}")
+            vias = [v for r in seen for h, v in r.header_list if h.lower() == "via"]
+            if any(not v.startswith("1.1 hxgw-") for v in vias):
+                problems.append(f"upstream saw Via {vias}")
             if leaked_back:
                 problems.append(f"passed back {leaked_back}")
             if "x-ratelimit-remaining-requests" not in got or "openai-version" not in got:
