@@ -1,0 +1,95 @@
+"""From a request's method and path to the endpoint that serves it, and back: the paths
+each route answers, and the methods a path takes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from hxgw.endpoints.table import (
+    BY_ID,
+    MODEL,
+    OPERATOR,
+    PROXIED,
+    UNROUTED,
+    UNROUTED_ANTHROPIC,
+    Endpoint,
+)
+
+MODEL_PREFIXES = ("/v1/models/", "/models/")
+
+
+def endpoint_for(method: str, path: str) -> Endpoint:
+    """The endpoint that serves `method path`: the fixed table, then the one route
+    with a parameter (only looked at when the table has no answer)."""
+    endpoint = ROUTES.get((method, path))
+    if endpoint is not None:
+        return endpoint
+    if method == "GET" and _names_a_model(path):
+        return MODEL
+    for endpoint in BY_ID:
+        if endpoint.method == method and id_in_path(endpoint, path) is not None:
+            return endpoint
+    anthropic = path in _ANTHROPIC_PATHS or path.startswith(_ANTHROPIC_PREFIXES)
+    return UNROUTED_ANTHROPIC if anthropic else UNROUTED
+
+
+def _names_a_model(path: str) -> bool:
+    return path.startswith(MODEL_PREFIXES) and not path.endswith("/models/")
+
+
+def id_in_path(endpoint: Endpoint, path: str) -> str | None:
+    """The id in `path` where `endpoint` takes one (`{id}` in its upstream path), with or
+    without the /v1 prefix; None when the path is not one of the endpoint's."""
+    before, _, after = endpoint.upstream_path.partition("{id}")
+    for prefix in (before, before.removeprefix("/v1")):
+        if path.startswith(prefix) and path.endswith(after):
+            ident = path[len(prefix) : len(path) - len(after)]
+            if ident and "/" not in ident:
+                return ident
+    return None
+
+
+def allowed_methods(path: str) -> str | None:
+    """The methods `path` takes, for a 405's Allow header; None for a path no route has."""
+    fixed = ALLOWED.get(path)
+    if fixed is not None:
+        return fixed
+    if _names_a_model(path):
+        return MODEL.method
+    methods = sorted({e.method for e in BY_ID if id_in_path(e, path) is not None})
+    return ", ".join(methods) or None
+
+
+def client_paths(endpoint: Endpoint) -> tuple[str, ...]:
+    """Clients may call each API route with or without the /v1 prefix, as with OpenAI's
+    SDKs; the operator's routes have one path each."""
+    if not endpoint.upstream_path:
+        return (f"/{endpoint.name}",)
+    return endpoint.upstream_path, endpoint.upstream_path.removeprefix("/v1")
+
+
+def _table() -> dict[tuple[str, str], Endpoint]:
+    table = {}
+    for endpoint in (*PROXIED, *OPERATOR):
+        for path in client_paths(endpoint):
+            table[endpoint.method, path] = endpoint
+            if endpoint in OPERATOR:
+                table["HEAD", path] = endpoint  # what a load balancer's probe may send
+    return table
+
+
+ROUTES: Mapping[tuple[str, str], Endpoint] = _table()
+"""(method, path) -> the endpoint that serves it."""
+
+ALLOWED: Mapping[str, str] = {
+    path: ", ".join(sorted(m for m, p in ROUTES if p == path)) for _, path in ROUTES
+}
+"""path -> the methods it takes, for a 405's Allow header."""
+
+_ANTHROPIC_PATHS = frozenset(
+    path
+    for endpoint in PROXIED
+    if endpoint.dialect == "anthropic"
+    for path in client_paths(endpoint)
+)
+_ANTHROPIC_PREFIXES = ("/v1/messages/", "/messages/")
