@@ -74,6 +74,35 @@ class ResponseStore:
             return web.json_response(response)
         return await _stream(request, response, words, how)
 
+    def input_tokens(self, body: dict[str, Any]) -> web.Response:
+        previous = body.get("previous_response_id")
+        if previous is not None and previous not in self.made:
+            return self.not_found(previous, "previous_response_id")
+        counted = INPUT_TOKENS + len(json.dumps(body.get("input"))) // 100
+        return web.json_response({"object": "response.input_tokens", "input_tokens": counted})
+
+    def compact(self, body: dict[str, Any]) -> web.Response:
+        """OpenAI's `response.compaction`: the user's messages (of the responses before it,
+        then of its input), then one compaction item, and the usage of the pass."""
+        previous = body.get("previous_response_id")
+        if previous is not None and previous not in self.made:
+            return self.not_found(previous, "previous_response_id")
+        items: list[dict[str, Any]] = []
+        while previous is not None:
+            items = self.made[previous].input_items + items
+            previous = self.made[previous].response["previous_response_id"]
+        items += _input_items(body.get("input"))
+        compaction = {"id": f"cmp_{secrets.token_hex(24)}", "type": "compaction",
+                      "encrypted_content": secrets.token_urlsafe(32)}
+        usage = {"input_tokens": INPUT_TOKENS * len(items), "output_tokens": 5,
+                 "input_tokens_details": {"cached_tokens": 0},
+                 "output_tokens_details": {"reasoning_tokens": 0},
+                 "total_tokens": INPUT_TOKENS * len(items) + 5}
+        return web.json_response({
+            "id": f"resp_{secrets.token_hex(24)}", "object": "response.compaction",
+            "created_at": int(time.time()),
+            "output": [*(i for i in items if i["role"] == "user"), compaction], "usage": usage})
+
     def _turns(self, response_id: str) -> int:
         turns = 0
         while response_id in self.made:

@@ -137,6 +137,8 @@ class FakeUpstream:
         app.router.add_post("/v1/messages", self._messages)
         app.router.add_post("/v1/messages/count_tokens", self._count_tokens)
         app.router.add_post("/v1/responses", self._responses)
+        app.router.add_post("/v1/responses/input_tokens", self._responses_counted)
+        app.router.add_post("/v1/responses/compact", self._responses_counted)
         app.router.add_get("/v1/responses/{id}", self._on_response)
         app.router.add_delete("/v1/responses/{id}", self._on_response)
         app.router.add_post("/v1/responses/{id}/cancel", self._on_response)
@@ -404,6 +406,17 @@ class FakeUpstream:
         else:
             answer = self.responses.create(request, body, how)
         return await self._answered(str(body.get("model")), answer)
+
+    async def _responses_counted(self, request: web.Request) -> web.Response:
+        """The input tokens of a would-be response, or a conversation compacted."""
+        body, how = await self._record(request)
+        if how.status >= 400:
+            return openai_error(how)
+        if not isinstance(body, dict):
+            return web.json_response({"error": {"message": "bad body"}}, status=400)
+        if request.path.endswith("/compact"):
+            return self.responses.compact(body)
+        return self.responses.input_tokens(body)
 
     async def _on_response(self, request: web.Request) -> web.Response:
         await self._record(request)

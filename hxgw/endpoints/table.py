@@ -74,6 +74,19 @@ COUNT_TOKENS = Endpoint(
 # OpenAI's Responses API. Its state lives upstream, so every call on a response goes to
 # the model that made it (hxgw.upstream.affinity).
 RESPONSES = Endpoint(name="responses", method="POST", upstream_path="/v1/responses", mode="chat")
+RESPONSES_INPUT_TOKENS = Endpoint(
+    name="responses_input_tokens",
+    method="POST",
+    upstream_path="/v1/responses/input_tokens",
+    mode="chat",
+    billed=False,
+)
+"""What a response's input would count: no tokens used, as Anthropic's count_tokens."""
+RESPONSES_COMPACT = Endpoint(
+    name="responses_compact", method="POST", upstream_path="/v1/responses/compact", mode="chat"
+)
+"""A conversation compacted by a model (its input, or the responses before it): billed
+by the usage its answer holds."""
 
 
 def _on_response(name: str, method: str, path: str) -> Endpoint:
@@ -170,6 +183,8 @@ PROXIED: tuple[Endpoint, ...] = (
     MESSAGES,
     COUNT_TOKENS,
     RESPONSES,
+    RESPONSES_INPUT_TOKENS,
+    RESPONSES_COMPACT,
     FILES,
     FILES_LIST,
     BATCHES,

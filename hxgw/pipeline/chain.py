@@ -31,6 +31,8 @@ from hxgw.endpoints import (
     OPERATOR,
     PROXIED,
     RESPONSES,
+    RESPONSES_COMPACT,
+    RESPONSES_INPUT_TOKENS,
     UNROUTED,
     UNROUTED_ANTHROPIC,
     Endpoint,
@@ -190,6 +192,9 @@ def _steps(endpoint: Endpoint) -> tuple[Step, ...]:
     special = {
         MODELS.name: MODELS_STEPS,
         RESPONSES.name: RESPONSES_STEPS,
+        # They take a `previous_response_id` too: to the model that made it.
+        RESPONSES_INPUT_TOKENS.name: RESPONSES_STEPS,
+        RESPONSES_COMPACT.name: RESPONSES_STEPS,
         FILES_LIST.name: HELD_STEPS,
         BATCHES_LIST.name: HELD_STEPS,
         BATCHES.name: HELD_WITH_BODY_STEPS,

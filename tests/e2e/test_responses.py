@@ -315,6 +315,37 @@ async def test_reading_a_response_back_bills_its_usage_no_second_time(gateway: G
         ("responses", INPUT_TOKENS, "reported"), ("responses_retrieve", 0, "none")]
 
 
+async def test_the_sdk_counts_a_response_s_input_tokens_and_that_bills_nothing(
+    gateway: Gateway, fake: FakeUpstream
+):
+    async with _sdk(gateway) as sdk:
+        counted = await sdk.responses.input_tokens.count(model="chat", input="hi")
+    assert (counted.object, counted.input_tokens) == ("response.input_tokens", INPUT_TOKENS)
+    assert fake.requests[-1].path == "/v1/responses/input_tokens"
+    await wait_for(lambda: len(ledger_rows(gateway)) == 1, timeout=10)
+    (row,) = ledger_rows(gateway)
+    assert (row["route"], row["prompt_tokens"], row["usage_source"]) == (
+        "responses_input_tokens", 0, "none")
+
+
+async def test_a_compaction_goes_to_the_model_of_its_previous_response_and_is_billed(
+    gateway: Gateway, fake: FakeUpstream
+):
+    async with _sdk(gateway) as sdk:
+        first = await sdk.responses.create(model="chat", input="remember 42")
+        compacted = await sdk.responses.compact(
+            model="chat", input="and now?", previous_response_id=first.id)
+    assert compacted.object == "response.compaction"
+    said = [item.content[0].text for item in compacted.output if item.type == "message"]
+    assert said == ["remember 42", "and now?"]  # the upstream had the first by its own id
+    assert compacted.output[-1].type == "compaction"
+    assert fake.requests[-1].body["model"] == fake.requests[-2].body["model"]
+    await wait_for(lambda: len(ledger_rows(gateway)) == 2, timeout=10)
+    rows = {r["route"]: r for r in ledger_rows(gateway)}
+    assert (rows["responses_compact"]["prompt_tokens"], rows["responses_compact"]["usage_source"]
+            ) == (2 * INPUT_TOKENS, "reported")
+
+
 # Two models of one group on two upstreams, served by two workers.
 PAIR_MODELS = [
     {"name": "left", "tier_score": 0.9, "specializations": [], "upstream_model": "m-left",
