@@ -209,9 +209,10 @@ class FakeUpstream:
             return await self._big_stream(request, body, how)
         words = how.content.split(" ")
         if not (isinstance(body, dict) and body.get("stream")):
-            payload = json.dumps({"id": "fake-1", "object": "chat.completion", "created": CREATED,
-                "model": body.get("model"), "choices": [{"index": 0, "message": {"role":
-                "assistant", "content": how.content}, "logprobs": None, "finish_reason": "stop"}],
+            legacy = request.path == "/v1/completions"
+            payload = json.dumps({"id": "fake-1",
+                "object": "text_completion" if legacy else "chat.completion", "created": CREATED,
+                "model": body.get("model"), "choices": [_choice(legacy, how.content, "stop")],
                 "usage": {"prompt_tokens": 3,
                 "completion_tokens": len(words), "total_tokens": 3 + len(words)}}).encode()
             response = web.StreamResponse(headers={"Content-Type": "application/json"})
@@ -238,6 +239,9 @@ class FakeUpstream:
                                                "Cache-Control": "no-cache"})
         response.headers.update(how.headers or {})
         await response.prepare(request)
+        # Legacy completions stream `text_completion` objects whose choices carry `text`.
+        legacy = request.path == "/v1/completions"
+        kind = "text_completion" if legacy else "chat.completion.chunk"
         if how.sse_extras:
             await response.write(b": ping\n\nevent: meta\nid: 7\ndata: {\"note\": \"hi\"}\n\n")
         options = body.get("stream_options") or {}
@@ -256,24 +260,21 @@ class FakeUpstream:
             if i == how.end_after_chunks:
                 await response.write_eof()
                 return response
-            delta = {"content": word if i == 0 else " " + word}
-            chunk = {"id": "fake-1", "object": "chat.completion.chunk", "created": CREATED,
+            chunk = {"id": "fake-1", "object": kind, "created": CREATED,
                      "model": body.get("model"),
-                     "choices": [{"index": 0, "delta": delta, "logprobs": None,
-                                  "finish_reason": None}],
+                     "choices": [_chunk_choice(legacy, word if i == 0 else " " + word, None)],
                      **usage_field}
             await response.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
             if i == 0 and how.gate is not None:
                 await how.gate.wait()
             if how.chunk_delay:
                 await asyncio.sleep(how.chunk_delay)
-        final = {"id": "fake-1", "object": "chat.completion.chunk", "created": CREATED,
-                 "model": body.get("model"),
-                 "choices": [{"index": 0, "delta": {}, "logprobs": None, "finish_reason": "stop"}],
+        final = {"id": "fake-1", "object": kind, "created": CREATED,
+                 "model": body.get("model"), "choices": [_chunk_choice(legacy, "", "stop")],
                  **usage_field}
         await response.write(b"data: " + json.dumps(final).encode() + b"\n\n")
         if options.get("include_usage"):
-            usage = {"id": "fake-1", "object": "chat.completion.chunk", "created": CREATED,
+            usage = {"id": "fake-1", "object": kind, "created": CREATED,
                      "model": body.get("model"), "choices": [],
                      "usage": {"prompt_tokens": 3, "completion_tokens": len(words),
                                "total_tokens": 3 + len(words)}}
@@ -496,3 +497,19 @@ def _reset(request: web.Request) -> None:
     transport = request.transport
     assert transport is not None
     transport.abort()
+
+
+def _choice(legacy: bool, text: str, finish: str | None) -> dict[str, Any]:
+    """A whole answer's choice: a legacy completion's `text`, or a chat `message`."""
+    if legacy:
+        return {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
+    return {"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None,
+            "finish_reason": finish}
+
+
+def _chunk_choice(legacy: bool, text: str, finish: str | None) -> dict[str, Any]:
+    """A streamed chunk's choice: a legacy completion's `text`, or a chat `delta`."""
+    if legacy:
+        return {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
+    return {"index": 0, "delta": {"content": text} if text else {}, "logprobs": None,
+            "finish_reason": finish}
