@@ -55,7 +55,9 @@ local oldest, soonest = first(log), first(open)
 
 local function roll(now, length)
   local p = math.floor(now / length)
-  if p ~= period or length ~= period_s then period, period_s, spent = p, length, 0 end
+  -- A new length carries the spend (instances see a change a moment apart).
+  if length ~= period_s then period, period_s = p, length
+  elseif p ~= period then period, spent = p, 0 end
   if length > longest then longest = length end
 end
 

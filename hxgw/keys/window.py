@@ -174,8 +174,13 @@ class KeyState:
 
     def _roll(self, now: float, period_s: int) -> None:
         period = int(now // period_s)
-        if period != self.period or period_s != self.period_s:
-            self.period, self.period_s, self.spent = period, period_s, 0.0
+        if period_s != self.period_s:
+            # A new length carries the spend into the period under way: which part of it
+            # falls there is not known, and instances that see the change a moment apart
+            # must not each start the budget afresh.
+            self.period, self.period_s = period, period_s
+        elif period != self.period:
+            self.period, self.spent = period, 0.0
 
     def _stale(self, now: float) -> bool:
         return int(now // self.period_s) != self.period

@@ -118,6 +118,19 @@ async def test_budget_renews_with_the_next_period(make_limiter: MakeLimiter) -> 
     assert (await limiter.reserve("k", limits, 1, 0.1, next_day)).allowed
 
 
+async def test_a_changed_budget_period_carries_the_spend_however_often_it_flips(
+    make_limiter: MakeLimiter,
+) -> None:
+    # Instances that see `--budget-period 7d` a moment apart ask with either length.
+    limiter = make_limiter()
+    daily, weekly = KeyLimits(budget=1.0), KeyLimits(budget=1.0, budget_period_s=PERIODS["7d"])
+    first = await limiter.reserve("k", daily, 1, 1.0, NOW)
+    assert first.reservation is not None
+    await limiter.reconcile(first.reservation, 1, 1.0, NOW + 1)
+    for i, limits in enumerate((weekly, daily, weekly, daily)):
+        assert not (await limiter.reserve("k", limits, 1, 0.1, NOW + 2 + i)).allowed
+
+
 async def test_parallel_reservations_overspend_budget_by_at_most_one(
     make_limiter: MakeLimiter,
 ) -> None:
