@@ -51,7 +51,7 @@ def authenticate(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
     if key is None and stored is not None:
         key = stored.by_digest.get(digest)
         if key is None and digest in stored.revoked:
-            _refuse_ended(ctx, digest, stored.revoked[digest], "was revoked")
+            _refuse_ended(stored.revoked[digest], "was revoked")
         if key is None and unread_yet(stored, digest, presented):
             # Perhaps made by `hxgw keys` since the store was last read: wait for the
             # next read (a second at most) rather than refuse it, and count it as a bad
@@ -93,20 +93,18 @@ def current(key: ClientKey | None) -> ClientKey | None:
 def _admit(ctx: RequestContext, key: ClientKey | None, digest: bytes) -> None:
     """Set ctx.key, or raise what the guard says a bad key gets."""
     if key is not None and current(key) is None:
-        _refuse_ended(ctx, digest, key.name, "has expired")
+        _refuse_ended(key.name, "has expired")
     valid = key is not None and hmac.compare_digest(key.digest, digest)
     guard_key(ctx.state, ctx.exchange.remote, ctx.exchange.header, digest, valid)
     ctx.key = key
 
 
-def _refuse_ended(ctx: RequestContext, digest: bytes, name: str, ended: str) -> NoReturn:
-    """A key that once opened the gateway: a bad key to the guard all the same, but its
-    holder is told why, and the log names it (a guesser cannot come by such a key)."""
+def _refuse_ended(name: str, ended: str) -> NoReturn:
+    """A key that once opened the gateway: its holder is told why, and the log names it.
+    It is no guess (a guesser cannot come by such a key), so the bad-key guard does not
+    count it: an old client retrying it must not lock out the address's new key."""
     log.info("refused a key that " + ended, key=name)
-    state, exchange = ctx.state, ctx.exchange
-    refusal = f"this API key {ended}"
-    guard_key(state, exchange.remote, exchange.header, digest, False, refusal)
-    raise Unauthorized(refusal)  # the guard raised already: it lets no bad key through
+    raise Unauthorized(f"this API key {ended}")
 
 
 def guard_key(

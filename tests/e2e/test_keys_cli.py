@@ -106,6 +106,20 @@ async def test_a_revoked_key_s_holder_is_told_it_was_revoked_and_the_log_names_i
     await wait_for(lambda: "refused a key that was revoked key=app" in gateway.logs())
 
 
+async def test_a_client_retrying_a_revoked_key_does_not_lock_out_its_address(
+    start_gateway: StartGateway, client: aiohttp.ClientSession
+):
+    # An old client behind the office's NAT keeps its revoked key: no guess, no lockout.
+    gateway = await start_gateway(gateway={"auth": {"max_bad_keys": 2}})
+    old = keys(gateway, "create", "app").stdout.strip()
+    assert keys(gateway, "revoke", "app").returncode == 0
+    await _within_a_second(lambda: _refused(client, gateway, old))
+    for _ in range(5):
+        assert await _refusal(client, gateway, old) == "this API key was revoked"
+    new = keys(gateway, "create", "app2").stdout.strip()
+    assert await _status(client, gateway, new) == 200
+
+
 async def test_an_expired_key_s_holder_is_told_it_has_expired(
     start_gateway: StartGateway, client: aiohttp.ClientSession
 ):
