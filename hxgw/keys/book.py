@@ -92,6 +92,11 @@ class StoredKeys:
         self._marker, self._names = marker, config_names
         return True
 
+    @property
+    def ever_read(self) -> bool:
+        """Whether the store has been read once: until then no stored key can be checked."""
+        return self._marker is not None
+
     def current(self) -> bool:
         """Whether the keys held are the store's: it has been read, and is read still
         (its last read did not fail, and the one under way is not overdue)."""

@@ -75,7 +75,7 @@ class Readiness:
         return seen is not None and now - seen <= stale_after
 
     def report(
-        self, config: Config, draining: bool, loop_lag: float
+        self, config: Config, draining: bool, loop_lag: float, keys_unread: bool = False
     ) -> tuple[bool, dict[str, Any]]:
         now = time.monotonic()
         stale_after = config.readiness.stale_after
@@ -96,6 +96,8 @@ class Readiness:
             reasons.append("draining: the gateway is shutting down")
         if not any(u["reachable"] for u in upstreams):
             reasons.append(f"no upstream answered in the last {stale_after:g}s")
+        if keys_unread:  # started while its store was away: other instances may check them
+            reasons.append("the key store has not been read yet: no stored key can be checked")
         limit = config.readiness.max_loop_lag
         if limit and loop_lag > limit:
             reasons.append(f"overloaded: the event loop runs {loop_lag:.2f}s late")

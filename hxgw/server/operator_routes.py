@@ -111,11 +111,18 @@ async def authorize(
         )
 
 
-async def readyz(request: web.BaseRequest, state: GatewayState) -> web.Response:
-    runtime = state.runtime
-    ready, body = runtime.readiness.report(
-        state.config, runtime.inflight.draining, runtime.loop_lag.seconds
+def _readiness(state: GatewayState) -> tuple[bool, dict[str, Any]]:
+    runtime, stored = state.runtime, state.runtime.stored_keys
+    return runtime.readiness.report(
+        state.config,
+        runtime.inflight.draining,
+        runtime.loop_lag.seconds,
+        keys_unread=stored is not None and not stored.ever_read,
     )
+
+
+async def readyz(request: web.BaseRequest, state: GatewayState) -> web.Response:
+    ready, body = _readiness(state)
     return web.Response(
         status=200 if ready else 503, body=jsonio.dumps(body), content_type="application/json"
     )
@@ -189,7 +196,7 @@ def daemon_status(state: GatewayState) -> dict[str, Any]:
 def status(state: GatewayState) -> dict[str, Any]:
     """What /status.json says: the process, its config, each upstream, model and group."""
     config, runtime = state.config, state.runtime
-    _, ready = runtime.readiness.report(config, runtime.inflight.draining, runtime.loop_lag.seconds)
+    _, ready = _readiness(state)
     groups_of: dict[str, list[str]] = {}
     for group in config.routing.groups.values():
         for name in group.models:

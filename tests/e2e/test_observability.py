@@ -17,7 +17,7 @@ from multidict import CIMultiDict
 
 from tests.conftest import StartGateway
 from tests.fake_upstream import FakeUpstream
-from tests.fixtures import HXGW, Gateway, new_key, stream_under_way, wait_for
+from tests.fixtures import HXGW, Gateway, free_port, new_key, stream_under_way, wait_for
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
 
@@ -238,6 +238,19 @@ async def test_an_upstream_a_reload_removed_leaves_the_up_gauge(
     # Left at 1, it would keep max(hxgw_upstream_up), the runbook's alert, from firing.
     await wait_for_async(metrics, lambda text: 'upstream="spare"' not in text)
     assert 'hxgw_upstream_up{upstream="default"} 1.0' in await metrics()
+
+
+async def test_readyz_is_503_until_the_key_store_is_first_read(
+    start_gateway: StartGateway, client: aiohttp.ClientSession
+):
+    # Started while its PostgreSQL is away: the keys `hxgw keys` made cannot be checked
+    # here, where another instance that read them before can.
+    away = f"postgresql://hx@127.0.0.1:{free_port()}/hx"
+    gateway = await start_gateway(env={"DATABASE_URL": away})
+    async with client.get(gateway.url + "/readyz") as resp:
+        assert resp.status == 503
+        reasons = (await resp.json())["reasons"]
+    assert "the key store has not been read yet: no stored key can be checked" in reasons
 
 
 async def test_readyz_is_503_while_draining(
