@@ -85,8 +85,11 @@ def listed(
 
 
 def public(key: StoredKey) -> dict[str, Any]:
-    """A stored key as `--json` shows it (what `create`, `update` and `revoke` print)."""
-    return _stored(key, time.time()).public()
+    """A stored key as `create`, `update` and `revoke` print it with `--json`: without
+    the spend, which only `list` reads from the ledger."""
+    row = _stored(key, time.time()).public()
+    del row["spent"]
+    return row
 
 
 def _stored(key: StoredKey, now: float) -> Listed:

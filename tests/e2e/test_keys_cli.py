@@ -155,6 +155,17 @@ async def test_a_revoked_key_s_name_may_be_taken_again_and_that_is_said(
     assert json.loads(keys(gateway, "list", "--json").stdout)[0]["rpm"] is None
 
 
+async def test_create_and_update_print_the_key_as_json_without_a_spend_they_do_not_read(
+    start_gateway: StartGateway,
+):
+    gateway = await start_gateway()
+    made = json.loads(keys(gateway, "create", "app", "--budget", "5", "--json").stdout)
+    assert made["secret"].startswith("sk-hx-") and made["budget"] == 5
+    changed = json.loads(keys(gateway, "update", "app", "--rpm", "9", "--json").stdout)
+    assert (changed["rpm"], changed["budget"]) == (9, 5)
+    assert "spent" not in made and "spent" not in changed  # null would say "no budget"
+
+
 async def test_a_rotated_key_keeps_its_old_secret_for_the_grace_period(
     start_gateway: StartGateway, client: aiohttp.ClientSession
 ):
