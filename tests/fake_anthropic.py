@@ -90,9 +90,11 @@ async def respond(request: web.Request, body: Any, how: Behaviour) -> web.Stream
         if how.chunk_delay:
             await asyncio.sleep(how.chunk_delay)
     await response.write(_event("content_block_stop", {"index": 0}))
+    # As Anthropic's API sends it now: the usage so far, input counts repeated.
     await response.write(_event("message_delta", {
         "delta": {"stop_reason": "end_turn", "stop_sequence": None},
-        "usage": {"output_tokens": len(words)}}))
+        "usage": {"input_tokens": INPUT_TOKENS, "cache_creation_input_tokens": 0,
+                  "cache_read_input_tokens": cached, "output_tokens": len(words)}}))
     await response.write(_event("message_stop", {}))
     await response.write_eof()
     return response

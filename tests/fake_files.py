@@ -24,15 +24,19 @@ from aiohttp import BodyPartReader, web
 from tests.fake_media import FORM_ERRORS, broken_form
 
 
-def _output_line(index: int) -> dict[str, Any]:
-    """One line of a batch's output file, as OpenAI writes it: the request's answer whole,
-    its usage too."""
+def _output_line(line: bytes, index: int) -> dict[str, Any]:
+    """One line of a batch's output file, as OpenAI writes it: the request's `custom_id`
+    and its answer whole, its usage too."""
+    try:
+        custom_id = json.loads(line).get("custom_id", str(index))
+    except (ValueError, AttributeError):
+        custom_id = str(index)
     answer = {"id": f"chatcmpl-{secrets.token_hex(8)}", "object": "chat.completion",
               "created": int(time.time()), "model": "m-alpha",
               "choices": [{"index": 0, "finish_reason": "stop",
                            "message": {"role": "assistant", "content": "ok"}}],
               "usage": {"prompt_tokens": 9, "completion_tokens": 2, "total_tokens": 11}}
-    return {"id": f"batch_req_{secrets.token_hex(8)}", "custom_id": str(index),
+    return {"id": f"batch_req_{secrets.token_hex(8)}", "custom_id": custom_id,
             "response": {"status_code": 200, "request_id": secrets.token_hex(8), "body": answer},
             "error": None}
 
@@ -143,8 +147,8 @@ class FileStore:
             return _no_such("Batch", ident)
         if batch["status"] == "validating":
             lines = self.contents[batch["input_file_id"]].splitlines()
-            output = b"".join(json.dumps(_output_line(i)).encode() + b"\n"
-                              for i in range(len(lines)))
+            output = b"".join(json.dumps(_output_line(line, i)).encode() + b"\n"
+                              for i, line in enumerate(lines))
             batch["output_file_id"] = self.add_file(output, "output.jsonl", "batch_output")["id"]
             batch["status"], batch["completed_at"] = "completed", int(time.time())
             batch["request_counts"] = {"total": len(lines), "completed": len(lines), "failed": 0}

@@ -65,8 +65,8 @@ class ResponseStore:
         response["store"] = body.get("store") is not False
         if response["store"]:
             self.made[response["id"]] = Stored(response, _input_items(body.get("input")))
-        if response["status"] == "queued":
-            return web.json_response(response)
+        if response["status"] == "queued" and not body.get("stream"):
+            return web.json_response(response)  # streamed, it runs while the client reads
         if not body.get("stream"):
             _complete(response, words)
             if how.reset_after_chunks is not None:
@@ -229,6 +229,9 @@ async def _stream(request: web.Request, response: dict[str, Any], words: list[st
         await stream.write(f"event: {kind}\ndata: {json.dumps(payload)}\n\n".encode())
 
     await event("response.created", response=response)
+    if response["status"] == "queued":  # a background response, streamed as it runs
+        await event("response.queued", response=response)
+        response["status"] = "in_progress"
     await event("response.in_progress", response=response)
     item = _message([], done=False)
     at = {"item_id": item["id"], "output_index": 0, "content_index": 0}

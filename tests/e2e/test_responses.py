@@ -452,3 +452,12 @@ async def test_a_model_that_breaks_off_a_plain_response_counts_against_its_healt
                            headers=gateway.auth) as resp:
         assert resp.status == 200 and resp.headers["X-HX-Model"] == "beta"
     assert "upstream failed mid-response" in gateway.logs()
+
+
+async def test_a_background_response_streamed_is_relayed_as_it_runs(gateway: Gateway):
+    async with _sdk(gateway) as sdk:
+        stream = await sdk.responses.create(model="chat", input="hi", background=True,
+                                            stream=True)
+        kinds = [event.type async for event in stream]
+    assert kinds[:3] == ["response.created", "response.queued", "response.in_progress"]
+    assert kinds[-1] == "response.completed"
