@@ -112,11 +112,21 @@ class ResponseStore:
                 break
         return turns
 
-    def retrieve(self, response_id: str) -> web.Response:
+    async def retrieve(self, request: web.Request, response_id: str,
+                       how: Behaviour) -> web.StreamResponse:
+        """The response as JSON; with `?stream=true` its events again, from the one after
+        `starting_after` (a sequence number), as a stream the client lost is resumed."""
         stored = self.made.get(response_id)
         if stored is None:
             return self.not_found(response_id)
-        return web.json_response(stored.response)
+        if request.query.get("stream") != "true":
+            return web.json_response(stored.response)
+        made = stored.response
+        item = made["output"][0] if made["output"] else _message([], done=False)
+        words = item["content"][0]["text"].split(" ") if item["content"] else []
+        again = {**made, "status": "in_progress", "output": [], "usage": None}
+        after = int(request.query.get("starting_after", "-1"))
+        return await _stream(request, again, words, how, after=after, item_id=item["id"])
 
     def delete(self, response_id: str) -> web.Response:
         if self.made.pop(response_id, None) is None:
@@ -218,7 +228,8 @@ async def _cut_json(request: web.Request, document: dict[str, Any]) -> web.Strea
 
 
 async def _stream(request: web.Request, response: dict[str, Any], words: list[str],
-                  how: Behaviour) -> web.StreamResponse:
+                  how: Behaviour, after: int = -1, item_id: str | None = None
+                  ) -> web.StreamResponse:
     stream = web.StreamResponse(headers={"Content-Type": "text/event-stream; charset=utf-8",
                                          "Cache-Control": "no-cache"})
     await stream.prepare(request)
@@ -226,7 +237,8 @@ async def _stream(request: web.Request, response: dict[str, Any], words: list[st
 
     async def event(kind: str, **data: Any) -> None:
         payload = {"type": kind, "sequence_number": next(sequence), **data}
-        await stream.write(f"event: {kind}\ndata: {json.dumps(payload)}\n\n".encode())
+        if payload["sequence_number"] > after:  # a resumed stream skips what it had
+            await stream.write(f"event: {kind}\ndata: {json.dumps(payload)}\n\n".encode())
 
     await event("response.created", response=response)
     if response["status"] == "queued":  # a background response, streamed as it runs
@@ -234,6 +246,7 @@ async def _stream(request: web.Request, response: dict[str, Any], words: list[st
         response["status"] = "in_progress"
     await event("response.in_progress", response=response)
     item = _message([], done=False)
+    item["id"] = item_id or item["id"]
     at = {"item_id": item["id"], "output_index": 0, "content_index": 0}
     await event("response.output_item.added", output_index=0, item=item)
     await event("response.content_part.added", part=_text_part(""), **at)

@@ -419,7 +419,7 @@ class FakeUpstream:
             return self.responses.compact(body)
         return self.responses.input_tokens(body)
 
-    async def _on_response(self, request: web.Request) -> web.Response:
+    async def _on_response(self, request: web.Request) -> web.StreamResponse:
         await self._record(request)
         response_id = request.match_info["id"]
         store = self.responses
@@ -429,7 +429,9 @@ class FakeUpstream:
             return store.cancel(response_id)
         if request.path.endswith("/input_items"):
             return store.input_items(response_id, request.query)
-        return store.retrieve(response_id)
+        made = store.made.get(response_id)
+        how = self.behaviours.get(str(made.response["model"]) if made else "", Behaviour())
+        return await store.retrieve(request, response_id, how)
     async def _transcription(self, request: web.Request) -> web.StreamResponse:
         return await fake_media.transcription(self, request)
 

@@ -461,3 +461,31 @@ async def test_a_background_response_streamed_is_relayed_as_it_runs(gateway: Gat
         kinds = [event.type async for event in stream]
     assert kinds[:3] == ["response.created", "response.queued", "response.in_progress"]
     assert kinds[-1] == "response.completed"
+
+
+async def test_the_sdk_resumes_a_response_s_stream_after_the_events_it_had(
+    gateway: Gateway, fake: FakeUpstream
+):
+    fake.behave("m-alpha", content="one two three")
+    async with _sdk(gateway) as sdk:
+        made = await sdk.responses.create(model="chat", input="hi")
+        # Events 0-3 open the response and its text; 4 is the first word's delta.
+        again = await sdk.responses.retrieve(made.id, stream=True, starting_after=4)
+        events = [event async for event in again]
+    assert [event.sequence_number for event in events] == list(range(5, 5 + len(events)))
+    deltas = [event.delta for event in events if event.type == "response.output_text.delta"]
+    assert deltas == [" two", " three"]
+    assert events[-1].type == "response.completed"
+    assert events[-1].response.id == made.id  # bound as the client knows it
+
+
+async def test_a_resumed_stream_the_upstream_cuts_raises_in_the_sdk(
+    gateway: Gateway, fake: FakeUpstream
+):
+    async with _sdk(gateway) as sdk:
+        made = await sdk.responses.create(model="chat", input="hi")
+        fake.behave("m-alpha", end_after_chunks=1)
+        again = await sdk.responses.retrieve(made.id, stream=True)
+        with pytest.raises(openai.APIError, match="before its final event"):
+            async for _ in again:
+                pass
