@@ -35,6 +35,10 @@ from hxgw.pipeline.upstream_headers import passed_headers
 from hxgw.upstream import UpstreamResponse
 
 RETRYABLE_STATUS = frozenset({401, 403, 408, 429, *range(500, 600)})
+REFUSED_REQUEST = 403
+"""Failed over, as a permission a model lacks, but held against no model's health, and
+passed on when every candidate gave it: some upstreams say with it that the prompt was
+flagged (OpenRouter's moderation), which every model would refuse alike."""
 TransportError = (OSError, TimeoutError)
 # An upstream's error body is passed on whole or not at all; OpenAI's are under 1 KiB.
 MAX_ANSWER = 64 * 1024
@@ -170,6 +174,9 @@ def all_failed(failed: list[Failure]) -> GatewayError:
         if waits:
             extra["retry_after"] = min(waits)
         return RateLimited(f"every candidate model is rate limited: {names}", **extra)
+    refusals = [f.answer for f in failed if f.status == REFUSED_REQUEST and f.answer]
+    if failed and len(refusals) == len(failed):
+        return refusals[-1]  # as it came: the client's to read
     if failed and all(f.gateway_key for f in failed):
         # The operator's to fix: said as it is, not as the client's request failing.
         return GatewayKeyRefused(failed[-1].error or "", tried=tried)

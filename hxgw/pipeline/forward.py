@@ -30,6 +30,7 @@ from hxgw.errors import UpstreamTimeout
 from hxgw.pipeline.context import Next, Reply, RequestContext
 from hxgw.pipeline.failures import (
     KEY_REFUSAL,
+    REFUSED_REQUEST,
     RETRYABLE_STATUS,
     Failure,
     TransportError,
@@ -169,7 +170,10 @@ async def open_reply(ctx: RequestContext) -> Reply:
         if response.status in RETRYABLE_STATUS or refused:
             retry_after = response.headers.get("Retry-After")
             wait = spared_for(response.headers) if response.status == 429 else None
-            health.failed(time.monotonic(), retry_after=wait, token=token)
+            if response.status == REFUSED_REQUEST:  # the request's, not the model's
+                health.finished_other(token)
+            else:
+                health.failed(time.monotonic(), retry_after=wait, token=token)
             answer = None if refused else await read_answer(response, model)
             if response.status == KEY_REFUSAL:  # never passed on: it is not the client's
                 refused, answer = key_refusal(response.status, answer), None

@@ -194,6 +194,20 @@ async def test_an_upstream_s_403_reaches_the_client_as_it_came(
         assert (await resp.json())["error"]["message"] == "Input was flagged by moderation."
 
 
+async def test_a_403_from_every_model_of_a_group_reaches_the_client_and_opens_no_circuit(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    for model in ("m-alpha", "m-beta"):
+        fake.behave(model, status=403, error_message="Input was flagged by moderation.")
+    for _ in range(6):  # more than the circuit breaker's failures
+        status, _, body = await _chat(gateway, client)
+        assert (status, body["error"]["message"]) == (403, "Input was flagged by moderation.")
+    fake.requests.clear()
+    fake.behave("m-alpha", status=200)
+    assert (await _chat(gateway, client))[0] == 200
+    assert fake.seen_models() == ["m-alpha"]  # not taken out for the client's prompts
+
+
 async def test_a_client_s_400_that_repeats_no_db_connection_is_its_own_and_fails_no_model(
     gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):
