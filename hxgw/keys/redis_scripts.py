@@ -55,8 +55,11 @@ local oldest, soonest = first(log), first(open)
 
 local function roll(now, length)
   local p = math.floor(now / length)
-  -- A new length carries the spend (instances see a change a moment apart).
-  if length ~= period_s then period, period_s = p, length
+  -- A new length carries the spend, if the old period reached into the new one
+  -- (instances see a change a moment apart).
+  if length ~= period_s then
+    if period == nil or (period + 1) * period_s <= p * length then spent = 0 end
+    period, period_s = p, length
   elseif p ~= period then period, spent = p, 0 end
   if length > longest then longest = length end
 end

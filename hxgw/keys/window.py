@@ -175,9 +175,11 @@ class KeyState:
     def _roll(self, now: float, period_s: int) -> None:
         period = int(now // period_s)
         if period_s != self.period_s:
-            # A new length carries the spend into the period under way: which part of it
-            # falls there is not known, and instances that see the change a moment apart
-            # must not each start the budget afresh.
+            # A new length carries the spend into the period under way, if the old period
+            # reached into it: which part of it falls there is not known, and instances
+            # that see the change a moment apart must not each start the budget afresh.
+            if (self.period + 1) * self.period_s <= period * period_s:
+                self.spent = 0.0
             self.period, self.period_s = period, period_s
         elif period != self.period:
             self.period, self.spent = period, 0.0

@@ -131,6 +131,19 @@ async def test_a_changed_budget_period_carries_the_spend_however_often_it_flips(
         assert not (await limiter.reserve("k", limits, 1, 0.1, NOW + 2 + i)).allowed
 
 
+async def test_a_changed_budget_period_starts_afresh_after_the_old_one_ended(
+    make_limiter: MakeLimiter,
+) -> None:
+    week = PERIODS["7d"]
+    limiter, weekly = make_limiter(), KeyLimits(budget=1.0, budget_period_s=week)
+    first = await limiter.reserve("k", weekly, 1, 1.0, NOW)
+    assert first.reservation is not None
+    await limiter.reconcile(first.reservation, 1, 1.0, NOW + 1)
+    next_week = (NOW // week + 1) * week
+    # Made daily the next week: last week's spend is no part of this day.
+    assert (await limiter.reserve("k", KeyLimits(budget=1.0), 1, 0.1, next_week + 60)).allowed
+
+
 async def test_parallel_reservations_overspend_budget_by_at_most_one(
     make_limiter: MakeLimiter,
 ) -> None:
