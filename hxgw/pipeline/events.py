@@ -29,32 +29,26 @@ EVENT_ENDS = (b"\n\n", b"\r\n\r\n", b"\r\r")
 MAX_HELD_LINE = 1024 * 1024
 
 
+def _named(*names: bytes) -> tuple[bytes, ...]:
+    """The `event:` lines of events named `names`."""
+    return tuple(prefix + name for name in names for prefix in (b"event: ", b"event:"))
+
+
 def _typed(*names: bytes) -> tuple[bytes, ...]:
-    """The lines that begin an event named `name`: its `event:` line, or a `data:` line
-    whose object starts with its `type` (an upstream that sends no event lines)."""
-    return tuple(
-        line
-        for name in names
-        for line in (
-            b"event: " + name,
-            b"event:" + name,
-            b'data: {"type":"' + name + b'"',
-            b'data: {"type": "' + name + b'"',
-        )
-    )
+    """The same events by their data object's `type`, wherever it stands in the object (for
+    an upstream that sends no event lines): only JSON's own quotes are bare, never those
+    of a model's text."""
+    return tuple(b'"type":' + space + b'"' + name + b'"' for name in names for space in (b"", b" "))
 
 
-_DONE = (b"data: [DONE]", b"data:[DONE]", b'data: {"error"', *_typed(b"error"))
-_RESPONSE_DONE = (
-    *_typed(b"response.completed", b"response.incomplete", b"response.failed"),
-    *_DONE,
-)
+_DONE = (b"data: [DONE]", b"data:[DONE]", b'data: {"error"', b'data:{"error"', *_named(b"error"))
+_RESPONSE_ENDS = (b"response.completed", b"response.incomplete", b"response.failed", b"error")
 FINAL_LINES = {
     "chat": _DONE,
     "completions": _DONE,
-    "messages": _typed(b"message_stop", b"error"),
-    "responses": _RESPONSE_DONE,
-    "responses_retrieve": _RESPONSE_DONE,  # with ?stream=true: the same events again
+    "messages": _named(b"message_stop", b"error"),
+    "responses": (*_named(*_RESPONSE_ENDS), *_DONE),
+    "responses_retrieve": (*_named(*_RESPONSE_ENDS), *_DONE),  # ?stream=true: its events again
 }
 """How the line that ends a whole stream begins, by route; the upstream's own error event
 ends one too. A route not named here is relayed to its end, however it ends. Matched at
@@ -66,6 +60,14 @@ _WITHIN = {
 _FINISHED = (b'"finish_reason":"', b'"finish_reason": "')
 """A chat or completion choice that says why it stopped: some servers (llama.cpp's
 forks, mistral.rs, text-generation-webui) end a whole stream there, without [DONE]."""
+FINAL_MARKS = {
+    "chat": _FINISHED,
+    "completions": _FINISHED,
+    "messages": _typed(b"message_stop", b"error"),
+    "responses": _typed(*_RESPONSE_ENDS),
+    "responses_retrieve": _typed(*_RESPONSE_ENDS),
+}
+"""What ends a stream wherever it stands in a block."""
 
 
 async def relay_events(ctx: RequestContext, reply: Reply) -> None:
@@ -128,7 +130,7 @@ def ends_stream(block: bytes, route: str) -> bool:
     """Whether a block of whole lines holds the event that ends a stream of `route`."""
     if block.startswith(FINAL_LINES[route]) or any(line in block for line in _WITHIN[route]):
         return True
-    return route in ("chat", "completions") and any(mark in block for mark in _FINISHED)
+    return any(mark in block for mark in FINAL_MARKS[route])
 
 
 def _data_lines(block: bytes) -> int:

@@ -53,6 +53,12 @@ def test_a_responses_stream_ends_with_its_last_event_by_name_or_type(name: bytes
     assert ends_stream(b'data: {"type":"' + name + b'","sequence_number":9}\n\n', "responses")
 
 
+def test_a_responses_stream_ends_where_its_type_is_not_the_data_s_first_key():
+    # As a serializer that puts `type` last (pydantic's, field order) writes it.
+    block = b'data:{"response":{"id":"resp_1"},"sequence_number":9,"type":"response.completed"}\n\n'
+    assert ends_stream(block, "responses")
+
+
 def test_a_responses_text_delta_ends_nothing():
     delta = b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta",' \
             b'"delta":"response.completed"}\n\n'
