@@ -42,6 +42,7 @@ from hxgw.lifecycle.worker import (
     bind,
     files_digest,
     judge_reload,
+    read_aside,
     reloaded_or_gone,
     started_again,
     stop_all,
@@ -78,8 +79,9 @@ class Supervisor:
         supervisor started with: its listener and worker count change on restart only)."""
         self.generation = 1
         """The workers' config generation: a worker started again starts at it."""
-        self.files = files_digest(config.files)
-        """What the config files held at the last reload the workers took (or at start)."""
+        self.paths, self.files = config.files, files_digest(config.files)
+        """The config's files, and what they held, at the last reload the workers took
+        (or at start)."""
         self.events: asyncio.Queue[str] = asyncio.Queue()
         self.scratch = Path()
         self.port = 0
@@ -178,10 +180,10 @@ class Supervisor:
         state, took = judge_reload(asked, done)
         if took:
             self.generation += 1
-            fresh = self.reread()
-            if fresh is not None:
-                self.drain_timeout = fresh.drain_timeout
-                self.files = files_digest(fresh.files)
+            read = await read_aside(self.reread)
+            if read is not None:
+                fresh, self.files = read
+                self.drain_timeout, self.paths = fresh.drain_timeout, fresh.files
                 count = self.count if self.count_from_config else None
                 log_supervisor_restart_changes(self.config, fresh, count)
         self.notifier.ready(self._status(state))
@@ -212,13 +214,14 @@ class Supervisor:
         with contextlib.suppress(TimeoutError):
             async with asyncio.timeout(READY_TIMEOUT):
                 await worker.ready.wait()
-                if worker.process is process:  # not a later restart's (this one died again)
-                    log.info("worker started again", worker=worker.index)
-                    said = await started_again(worker, self.config.files, self.files)
-                    self.notifier.status(self._status(said))
-                    if worker.owes_reload:  # it may have read the files before a reload
-                        worker.owes_reload = False
-                        worker.send(signal.SIGHUP)
+        if not worker.ready.is_set() or worker.process is not process:
+            return  # not ready, or died again: a later restart's to say
+        log.info("worker started again", worker=worker.index)
+        said = await started_again(worker, self.paths, self.files)
+        self.notifier.status(self._status(said))
+        if worker.owes_reload:  # it may have read the files before a reload
+            worker.owes_reload = False
+            worker.send(signal.SIGHUP)
 
     async def _spawn(self, worker: Worker) -> None:
         env = {k: v for k, v in self.env.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_PID")}

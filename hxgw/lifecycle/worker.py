@@ -19,6 +19,7 @@ from typing import Any
 
 import structlog
 
+from hxgw.config import Config
 from hxgw.lifecycle.aside import aside
 
 log = structlog.get_logger("hxgw.lifecycle.supervisor")  # stop_all speaks for it
@@ -127,6 +128,22 @@ async def started_again(worker: Worker, paths: Iterable[Path], reloaded: bytes) 
         worker=worker.index,
     )
     return "a worker was started again on config files changed since the last reload"
+
+
+async def read_aside(
+    reread: Callable[[], Config | None],
+) -> tuple[Config, bytes] | None:
+    """The config as `serve` reads it now, and its files' digest; None when it cannot be
+    read, or not within 25 s (read aside, as `started_again`)."""
+
+    def read() -> tuple[Config, bytes] | None:
+        fresh = reread()
+        return None if fresh is None else (fresh, files_digest(fresh.files))
+
+    try:
+        return await asyncio.wait_for(aside(read), 25.0)
+    except TimeoutError:
+        return None
 
 
 def files_digest(paths: Iterable[Path]) -> bytes:

@@ -134,6 +134,25 @@ async def test_a_worker_started_again_on_files_changed_since_the_reload_is_an_er
                                for m in notify.drain()))
 
 
+async def test_a_worker_started_again_after_a_reload_that_added_a_file_is_no_alarm(
+    start_gateway: StartGateway, notify: NotifySocket
+):
+    gateway, _ = await _start(start_gateway, notify)
+    keys = gateway.config_dir / "keys.yaml"
+    keys.write_text(yaml.safe_dump({"keys": [{"name": "app", "key": "sk-app-" + "x" * 40}]}))
+    keys.chmod(0o600)
+    path = gateway.config_dir / "gateway.yaml"
+    document = yaml.safe_load(path.read_text())
+    document["auth"] = {"keys_file": "keys.yaml"}
+    path.write_text(yaml.safe_dump(document))
+    gateway.signal(signal.SIGHUP)
+    await wait_for(lambda: "workers reloaded" in gateway.logs())
+    os.kill(_worker_pids(gateway)[0], signal.SIGKILL)
+    await wait_for(lambda: "worker started again" in gateway.logs(), timeout=15)
+    await asyncio.sleep(0.5)  # what it says of the files comes just after
+    assert "config files changed since the last reload" not in gateway.logs()
+
+
 async def test_a_worker_that_dies_during_a_reload_is_started_again_and_the_reload_ends(
     start_gateway: StartGateway, notify: NotifySocket, client: aiohttp.ClientSession
 ):
