@@ -20,6 +20,7 @@ from hxgw.config.schema import (
     ScoringWeights,
 )
 from hxgw.errors import did_you_mean
+from hxgw.routing.learned.classifier import LABELS
 from hxgw.routing.learned.loading import load_classifier
 
 
@@ -160,7 +161,10 @@ def read_routing(doc: Section, models: Mapping[str, Model], directory: Path) -> 
         section.report(f"unknown group {default_group!r}{hint}", "default_group")
     classifier = read_classifier(section, directory)
     if classifier is not None or not section.has("classifier"):  # one that loaded
-        _known_tasks(doc.problems, models, (*load_classifier(classifier).labels, "embeddings"))
+        # The shipped model's labels are LABELS: building it (a tenth of a second) only
+        # to read them would cost every start, of every strategy.
+        labels = LABELS if classifier is None else load_classifier(classifier).labels
+        _known_tasks(doc.problems, models, (*labels, "embeddings"))
     return Routing(
         strategy=strategy,
         default_group=default_group or "",

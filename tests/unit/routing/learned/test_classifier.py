@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from hxgw.routing.learned import features
-from hxgw.routing.learned.classifier import TaskClassifier
+from hxgw.routing.learned.classifier import LABELS, TaskClassifier, load_default
 from hxgw.routing.learned.dataset import Example
 
 TINY = [
@@ -112,3 +112,8 @@ def test_scores_of_huge_prompts_equal_the_plain_sum(tiny: TaskClassifier, text: 
         assert score == pytest.approx(
             (tiny.bias[k] + evidence * factor) / tiny.temperature, abs=1e-4
         )
+
+
+def test_the_shipped_model_knows_exactly_the_canonical_labels() -> None:
+    # The config checks specializations against LABELS without building the model.
+    assert load_default().labels == LABELS
