@@ -21,6 +21,7 @@ import structlog
 
 from hxgw.config import Config
 from hxgw.lifecycle.aside import aside
+from hxgw.lifecycle.stores import RELOAD_READ_TIMEOUT
 
 log = structlog.get_logger("hxgw.lifecycle.supervisor")  # stop_all speaks for it
 
@@ -134,14 +135,14 @@ async def read_aside(
     reread: Callable[[], Config | None],
 ) -> tuple[Config, bytes] | None:
     """The config as `serve` reads it now, and its files' digest; None when it cannot be
-    read, or not within 25 s (read aside, as `started_again`)."""
+    read, or not within the time a reload's read has (read aside, as `started_again`)."""
 
     def read() -> tuple[Config, bytes] | None:
         fresh = reread()
         return None if fresh is None else (fresh, files_digest(fresh.files))
 
     try:
-        return await asyncio.wait_for(aside(read), 25.0)
+        return await asyncio.wait_for(aside(read), RELOAD_READ_TIMEOUT)
     except TimeoutError:
         return None
 
