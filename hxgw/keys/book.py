@@ -9,6 +9,10 @@ already has is left out, with a warning: names are how logs, limits and the
 ledger tell keys apart. While the store cannot be read, the keys last read keep
 working, and the log says so once a minute; a stored key not among them then gets a
 503 (hxgw.pipeline.auth), not a 401: the store could not say whether it is one.
+
+Before the keys read are published, `seed` is given them with the connection that read
+them: the budgets of keys this process has not seen begin from what they spent, and
+keys whose spend cannot be read are not published until it can.
 """
 
 from __future__ import annotations
@@ -16,13 +20,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
 
 import structlog
 
 from hxgw.config import ClientKey
-from hxgw.keys.store import KeyStore
+from hxgw.keys.store import KeyStore, StoredKey
 from hxgw.store import Connection, StoreError
 
 log = structlog.get_logger("hxgw.keys")
@@ -32,10 +36,14 @@ WARN_EVERY = 60.0
 READ_WAIT = INTERVAL + 2.0
 """The longest a request waits for the next read of the store (`next_read`)."""
 
+Seed = Callable[[Connection, Iterable[ClientKey]], None]
+"""Told the keys about to be published; raises StoreError when it cannot read."""
+
 
 class StoredKeys:
-    def __init__(self, store: KeyStore) -> None:
+    def __init__(self, store: KeyStore, seed: Seed | None = None) -> None:
         self.store = store
+        self.seed = seed
         self.by_digest: Mapping[bytes, ClientKey] = MappingProxyType({})
         self.revoked: Mapping[bytes, str] = MappingProxyType({})
         """The digests of revoked keys (their secret and its predecessor's) -> key name:
@@ -70,10 +78,32 @@ class StoredKeys:
             if marker == self._marker and config_names == self._names:
                 return False
             stored = self.store.all(connection)
+            by_digest, revoked = self._read(stored, config_names)
+            if self.seed is not None:
+                self.seed(connection, by_digest.values())
         except StoreError:
             self.close()
             raise
-        now, by_digest, revoked = time.time(), {}, {}
+        self.by_digest = MappingProxyType(by_digest)
+        self.revoked = MappingProxyType(revoked)
+        self._marker, self._names = marker, config_names
+        return True
+
+    def first_read(self, config_names: frozenset[str]) -> None:
+        """The read before the first request, so that stored keys work from the start;
+        or, when the store cannot be read, from the read that succeeds (said in the log)."""
+        try:
+            self.refresh(config_names)
+        except StoreError as exc:
+            self._failing_since = self._warned_at = time.monotonic()
+            log.warning("cannot read the key store yet; retrying every second", error=str(exc))
+
+    def _read(
+        self, stored: list[StoredKey], config_names: frozenset[str]
+    ) -> tuple[dict[bytes, ClientKey], dict[bytes, str]]:
+        now = time.time()
+        by_digest: dict[bytes, ClientKey] = {}
+        revoked: dict[bytes, str] = {}
         for key in stored:
             if key.revoked is not None:
                 for digest in (key.digest, key.previous_digest):
@@ -87,10 +117,7 @@ class StoredKeys:
                 continue
             for client_key in key.client_keys(now):
                 by_digest[client_key.digest] = client_key
-        self.by_digest = MappingProxyType(by_digest)
-        self.revoked = MappingProxyType(revoked)
-        self._marker, self._names = marker, config_names
-        return True
+        return by_digest, revoked
 
     @property
     def ever_read(self) -> bool:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import structlog
@@ -23,10 +23,9 @@ from hxgw.keys.store import KeyStore, live_names
 from hxgw.keys.window import Spent
 from hxgw.lifecycle.aside import aside
 from hxgw.runtime import Runtime
-from hxgw.store import Database, StoreError, open_database
-from hxgw.usage import Ledger, ledger_exists
-from hxgw.usage.report import spent_in_rows, spent_this_period
-from hxgw.usage.spool import Spool
+from hxgw.store import Connection, Database, StoreError, open_database
+from hxgw.usage import Ledger
+from hxgw.usage.spend import spent_so_far
 
 log = structlog.get_logger("hxgw.lifecycle.stores")
 
@@ -92,18 +91,16 @@ def open_stores(runtime: Runtime, config: Config, env: Mapping[str, str]) -> Non
             fix=fix,
         )
     database = open_database(settings.database_url, settings.state_dir)
-    runtime.stored_keys = stored = StoredKeys(KeyStore(database))
-    runtime.owners = Owners(database)
-    try:  # before the first request: stored keys work from the start
-        stored.refresh(_config_names(config))
-    except StoreError as exc:
-        log.warning("cannot read the key store yet; retrying every second", error=str(exc))
-    keys = [*config.keys, *stored.by_digest.values()]
     # Read before the ledger's writer starts to replay its spool into the store (the
     # budgets would not wait for it): the spool's rows are counted where they lie.
-    spent = _spent(database, keys, settings.state_dir / SPOOL) if settings.ledger else {}
+    seeds = Seeds(settings.state_dir / SPOOL) if settings.ledger else None
+    runtime.stored_keys = stored = StoredKeys(KeyStore(database), seed=seeds)
+    runtime.owners = Owners(database)
+    stored.first_read(_config_names(config))
+    if seeds is not None:
+        seeds.config_keys(database, config.keys)
     runtime.ledger = open_ledger(database, settings) if settings.ledger else None
-    _open_limiter(runtime, config, env, spent)
+    _open_limiter(runtime, config, env, {} if seeds is None else seeds.spent)
 
 
 def _open_limiter(runtime: Runtime, config: Config, env: Mapping[str, str], spent: Spent) -> None:
@@ -119,30 +116,41 @@ def watch_stores(runtime: Runtime, config: Callable[[], Config]) -> list[asyncio
     return [asyncio.create_task(runtime.stored_keys.watch(lambda: _config_names(config())))]
 
 
-def _spent(database: Database, keys: list[ClientKey], spool_dir: Path) -> Spent:
-    """The spend this budget period of the keys with a budget, from the ledger and the
-    rows its spool holds for it (a key given a budget later counts from then)."""
-    budgets: dict[int, set[str]] = {}
-    for key in keys:
-        if key.limits is not None and key.limits.budget is not None:
-            budgets.setdefault(key.limits.budget_period_s, set()).add(key.name)
-    if not budgets:
-        return {}
-    now = time.time()
-    spent = spent_in_rows(Spool(spool_dir, 0).rows(), budgets, now)
-    try:
-        with database.connect() as connection:
-            stored = (
-                spent_this_period(connection, budgets, now) if ledger_exists(connection) else {}
+class Seeds:
+    """The spend this budget period of each key with a budget, where the limiter begins
+    the key's budget when this process first sees it: read at the start for the keys
+    known then, and for a stored key read later (made since, or stored in a database
+    that was away at the start) before it is let in (`hxgw.keys.book.Seed`). A key's
+    spend is read once per period length: the limiter counts from there."""
+
+    def __init__(self, spool_dir: Path) -> None:
+        self.spool_dir = spool_dir
+        self.spent: dict[tuple[str, int], tuple[int, float]] = {}
+        """The limiter's own (`hxgw.keys.window.Spent`): filled in place, from a thread."""
+        self._read: set[tuple[str, int]] = set()
+
+    def __call__(self, connection: Connection | None, keys: Iterable[ClientKey]) -> None:
+        budgets: dict[int, set[str]] = {}
+        for key in keys:
+            limits = key.limits
+            if limits is None or limits.budget is None:
+                continue
+            if (key.name, limits.budget_period_s) not in self._read:
+                budgets.setdefault(limits.budget_period_s, set()).add(key.name)
+        if not budgets:
+            return
+        self.spent.update(spent_so_far(connection, self.spool_dir, budgets, time.time()))
+        self._read.update((name, period_s) for period_s, names in budgets.items() for name in names)
+
+    def config_keys(self, database: Database, keys: Iterable[ClientKey]) -> None:
+        try:
+            with database.connect() as connection:
+                self(connection, keys)
+        except StoreError as exc:
+            log.warning(
+                "cannot read this period's spend; budgets start from the spool's", error=str(exc)
             )
-    except StoreError as exc:
-        log.warning(
-            "cannot read this period's spend; budgets start from the spool's", error=str(exc)
-        )
-        return spent
-    for key_period, (period, cost) in stored.items():
-        spent[key_period] = (period, cost + spent.get(key_period, (period, 0.0))[1])
-    return spent
+            self(None, keys)
 
 
 def _config_names(config: Config) -> frozenset[str]:

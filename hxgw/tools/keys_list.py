@@ -22,7 +22,7 @@ from hxgw.store import Connection
 from hxgw.tools.usage_cli import iso
 from hxgw.units import money
 from hxgw.usage import ledger_exists
-from hxgw.usage.report import spent_this_period
+from hxgw.usage.spend import spent_this_period
 
 STORE, KEYS_FILE = "store", "keys file"
 

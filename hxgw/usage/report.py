@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Literal
 
 from hxgw.store import Connection, Dialect
-from hxgw.usage.row import COLUMNS, Values
 from hxgw.usage.schema import FAILED, TABLE
 
 Grouping = Literal["key", "model", "day"]
@@ -101,41 +99,3 @@ def totals(
         )
         for row in connection.execute(sql, params)
     ]
-
-
-_KEY, _COST, _STARTED = (COLUMNS.index(c) for c in ("key_name", "cost", "started"))
-
-
-def spent_in_rows(
-    rows: Iterable[Values], budgets: Mapping[int, Collection[str]], now: float
-) -> dict[tuple[str, int], tuple[int, float]]:
-    """`spent_this_period` of rows not in the store yet (the spool's)."""
-    periods = {name: period_s for period_s, names in budgets.items() for name in names}
-    spent: dict[tuple[str, int], tuple[int, float]] = {}
-    for row in rows:
-        period_s = periods.get(row[_KEY])
-        if period_s is None or row[_STARTED] < now // period_s * period_s or not row[_COST]:
-            continue
-        _, cost = spent.get((row[_KEY], period_s), (0, 0.0))
-        spent[row[_KEY], period_s] = (int(now // period_s), cost + row[_COST])
-    return spent
-
-
-def spent_this_period(
-    connection: Connection, budgets: Mapping[int, Collection[str]], now: float
-) -> dict[tuple[str, int], tuple[int, float]]:
-    """The cost so far in the current period of each (period length: key names) of
-    `budgets` (`hxgw.keys.window.Spent`): what a starting gateway's budgets begin from.
-    Periods are whole multiples of their length since the epoch, as the limiters count
-    them. Each key's rows are found through the (key_name, started) index."""
-    spent: dict[tuple[str, int], tuple[int, float]] = {}
-    for period_s, names in budgets.items():
-        period = int(now // period_s)
-        for name in names:
-            ((cost,),) = connection.execute(
-                f"SELECT SUM(cost) FROM {TABLE} WHERE key_name = ? AND started >= ?",  # noqa: S608
-                (name, period * period_s),
-            )
-            if cost:
-                spent[name, period_s] = (period, float(cost))
-    return spent

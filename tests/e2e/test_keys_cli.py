@@ -434,6 +434,38 @@ async def test_stored_keys_on_postgresql_need_no_writable_state_directory(
     assert "the usage ledger has no spool" in gateway.logs()
 
 
+@pytest.mark.postgres
+async def test_a_stored_key_read_only_after_a_start_without_postgresql_keeps_its_spend(
+    start_gateway: StartGateway, client: aiohttp.ClientSession,
+    own_postgres: Postgres,  # noqa: F811
+):
+    # Started while PostgreSQL was down, the gateway could read neither the stored keys
+    # nor what they spent: once it reads them, a budget must go on from the ledger's
+    # spend, not from nothing.
+    gateway = await start_gateway(models=PRICED, env={"DATABASE_URL": own_postgres.new_database()})
+    secret = keys(gateway, "create", "app", "--budget", "0.05").stdout.strip()
+    # Each such request reserves 0.042 (22 tokens in, 10 out) and costs about 0.013.
+    assert await _post_status(client, gateway, secret) == 200
+    gateway.stop()  # its ledger rows are written before it exits
+    own_postgres.stop()
+    await gateway.start().wait_ready()
+    own_postgres.start()
+    await _within_a_second(lambda: _ready(client, gateway))  # the key store is read
+    assert await _post_status(client, gateway, secret) == 429
+
+
+async def _ready(client: aiohttp.ClientSession, gateway: Gateway) -> bool:
+    async with client.get(gateway.url + "/readyz") as resp:
+        return resp.status == 200
+
+
+async def _post_status(client: aiohttp.ClientSession, gateway: Gateway, secret: str) -> int:
+    async with client.post(gateway.url + "/v1/chat/completions", json={**CHAT, "max_tokens": 10},
+                           headers={"Authorization": f"Bearer {secret}"}) as resp:
+        await resp.read()
+        return resp.status
+
+
 async def test_every_worker_sees_a_new_key(start_gateway: StartGateway):
     gateway = await start_gateway(gateway={"workers": 2})
     secret = keys(gateway, "create", "app").stdout.strip()

@@ -6,14 +6,15 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 
 import pytest
 
+from hxgw.config import ClientKey
 from hxgw.config.schema import KeyLimits
 from hxgw.keys.book import READ_WAIT, StoredKeys
 from hxgw.keys.store import KeyStore, KeyStoreError
-from hxgw.store import Database
+from hxgw.store import Connection, Database, StoreError
 
 NO_CONFIG_KEYS: frozenset[str] = frozenset()
 
@@ -175,3 +176,24 @@ async def test_with_no_read_coming_a_waiter_gives_up_after_read_wait(book: Store
     started = time.monotonic()
     await book.next_read()  # nothing watches the store
     assert time.monotonic() - started >= READ_WAIT - 0.1
+
+
+def test_keys_whose_spend_cannot_be_read_are_let_in_only_once_it_can(database: Database):
+    # A key let in before its budget's spend is known would start that budget afresh.
+    seen: list[list[str]] = []
+
+    def seed(connection: Connection, keys: Iterable[ClientKey]) -> None:
+        seen.append([key.name for key in keys])
+        if len(seen) == 1:
+            raise StoreError("the ledger cannot be read")
+
+    store = KeyStore(database)
+    with store.connect() as connection:
+        secret = store.create(connection, "app", {"budget": 1})
+    book = StoredKeys(store, seed=seed)
+    with pytest.raises(StoreError):
+        book.refresh(NO_CONFIG_KEYS)
+    assert book.by_digest == {} and not book.ever_read
+    assert book.refresh(NO_CONFIG_KEYS)
+    assert seen == [["app"], ["app"]] and _digest(secret) in book.by_digest
+    book.close()

@@ -10,7 +10,7 @@ import pytest
 from hxgw.store import Database
 from hxgw.store.migrate import migrate, schema_version
 from hxgw.usage import MIGRATIONS, Ledger, Totals, UsageRow, ledger_exists, totals
-from hxgw.usage.report import spent_this_period
+from hxgw.usage.spend import spent_this_period
 from tests.unit.usage.rows import T0, row, stored_ids
 
 
