@@ -17,7 +17,7 @@ import structlog
 from hxgw.errors import GatewayError, UpstreamError, UpstreamTimeout
 from hxgw.pipeline.context import Reply, RequestContext
 from hxgw.pipeline.rendering import error_event
-from hxgw.pipeline.usage import without_usage_chunk
+from hxgw.pipeline.usage import CHOICES, choices, without_usage_chunk
 
 log = structlog.get_logger("hxgw.pipeline.relay")
 
@@ -57,12 +57,9 @@ _WITHIN = {
     route: tuple(end + line for line in lines for end in (b"\n", b"\r"))
     for route, lines in FINAL_LINES.items()
 }
-_FINISHED = (b'"finish_reason":"', b'"finish_reason": "')
-"""A chat or completion choice that says why it stopped: some servers (llama.cpp's
-forks, mistral.rs, text-generation-webui) end a whole stream there, without [DONE]."""
 FINAL_MARKS = {
-    "chat": _FINISHED,
-    "completions": _FINISHED,
+    "chat": (),
+    "completions": (),
     "messages": _typed(b"message_stop", b"error"),
     "responses": _typed(*_RESPONSE_ENDS),
     "responses_retrieve": _typed(*_RESPONSE_ENDS),
@@ -76,8 +73,11 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
     exchange = ctx.exchange
     pending = b""
     closer = b""  # what ends the event under way, before an error event can follow
-    finals = FINAL_LINES.get(ctx.endpoint.name)
-    ended = finals is None  # whether a final event has come
+    route = ctx.endpoint.name
+    ended = route not in FINAL_LINES  # whether a final event has come
+    # Some servers (llama.cpp's forks, mistral.rs, text-generation-webui) send no [DONE]:
+    # their stream is whole once every choice has said why it stopped.
+    unfinished = choices(ctx.body, route) if route in CHOICES and ctx.body is not None else 0
     try:
         chunk = reply.first_chunk
         chunks = upstream_chunks(ctx, reply)
@@ -109,7 +109,10 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
                 lines = _data_lines(block)
                 ctx.events += lines
                 if lines and not ended:
-                    ended = ends_stream(block, ctx.endpoint.name)
+                    ended = ends_stream(block, route)
+                    if unfinished and not ended:
+                        unfinished -= finished_choices(block)
+                        ended = unfinished <= 0
                 closer = _closer(block)
             chunk = await anext(chunks, b"")
             if not chunk:
@@ -131,6 +134,12 @@ def ends_stream(block: bytes, route: str) -> bool:
     if block.startswith(FINAL_LINES[route]) or any(line in block for line in _WITHIN[route]):
         return True
     return any(mark in block for mark in FINAL_MARKS[route])
+
+
+def finished_choices(block: bytes) -> int:
+    """How many chat or completion choices in a block of whole lines say why they stopped
+    (a `finish_reason` that is a string, not null)."""
+    return block.count(b'"finish_reason":"') + block.count(b'"finish_reason": "')
 
 
 def _data_lines(block: bytes) -> int:

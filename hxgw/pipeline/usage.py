@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import re
+from typing import Any
 
 from hxgw import jsonio
 from hxgw.config import KeyLimits, Model
@@ -206,10 +207,25 @@ def estimated_completion(ctx: RequestContext) -> int:
         _asked(body.get("max_output_tokens")),
     )
     most = most or DEFAULT_COMPLETION
-    if endpoint.name in ("chat", "completions"):
-        # Each of `n` choices may write that much, and all `best_of` are billed.
-        most *= max(_asked(body.get("n")), _asked(body.get("best_of")), 1)
+    if endpoint.name in CHOICES:
+        # Each choice may write that much, and all `best_of` are billed.
+        most *= choices(body, endpoint.name, best_of=True)
     return min(most, MAX_TOKENS)
+
+
+CHOICES = ("chat", "completions")
+"""The routes whose answers are choices, each ending with its `finish_reason`."""
+
+
+def choices(body: dict[str, Any], route: str, *, best_of: bool = False) -> int:
+    """How many choices a request of CHOICES asks for: `n` (or `best_of`, which the
+    upstream writes and bills but does not send) for each prompt of a legacy completion
+    given a list of them (a list of token ids is one prompt)."""
+    each = max(_asked(body.get("n")), _asked(body.get("best_of")) if best_of else 0, 1)
+    prompt = body.get("prompt") if route == "completions" else None
+    if isinstance(prompt, list) and prompt and not isinstance(prompt[0], int):
+        return each * len(prompt)
+    return each
 
 
 def _asked(value: object) -> int:

@@ -179,6 +179,22 @@ async def test_a_request_for_several_choices_reserves_each_of_them(
     assert (await _post(client, gateway, secret, max_tokens=100, n=1))[0] == 200
 
 
+async def test_a_completion_of_several_prompts_reserves_each_of_their_choices(
+    start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession,
+    fake: FakeUpstream,
+):
+    # Ten prompts of up to 100 tokens each may be billed 1000 tokens, as n=10 may; a list
+    # of token ids is one prompt.
+    gateway, secret = await _start(start_gateway, tmp_path, budget=0.5)
+    statuses = []
+    for prompt in (["hi"] * 10, [[1, 2]] * 10, [1, 2, 3]):
+        async with client.post(gateway.url + "/v1/completions",
+                               json={"model": "chat", "prompt": prompt, "max_tokens": 100},
+                               headers={"Authorization": f"Bearer {secret}"}) as resp:
+            statuses.append(resp.status)
+    assert statuses == [429, 429, 200]
+
+
 async def test_the_sdks_do_not_sleep_on_a_spent_budget_they_raise_at_once(
     start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession
 ):

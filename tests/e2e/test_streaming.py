@@ -125,6 +125,38 @@ async def test_a_stream_that_ends_before_done_ends_with_an_error_event_and_no_su
     assert (row["outcome"], row["usage_source"]) == (error["code"], "estimated")
 
 
+def _choice(index: int, delta: str, finish: str | None = None) -> bytes:
+    """A chat chunk of one of several choices, as a server that sends no [DONE] writes it."""
+    choice = {"index": index, "delta": {"content": delta} if delta else {},
+              "finish_reason": finish}
+    return b"data: " + json.dumps({"object": "chat.completion.chunk",
+                                   "choices": [choice]}).encode() + b"\n\n"
+
+
+async def test_two_choices_without_done_are_whole_once_both_say_why_they_stopped(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    fake.behave("m-alpha", script=((0.0, _choice(0, "Hi") + _choice(1, "Yo")),
+                                   (0.0, _choice(0, "", "stop") + _choice(1, "", "stop"))))
+    async with client.post(gateway.url + "/v1/chat/completions", json={**STREAM, "n": 2},
+                           headers=gateway.auth) as resp:
+        events = await asyncio.wait_for(_events(resp), timeout=10)
+    assert len(events) == 4 and not any(e.startswith("event: error") for e in events)
+
+
+async def test_two_choices_cut_after_the_first_one_stopped_end_with_an_error_event(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    # The first choice's finish_reason ends only that choice: the second was cut short.
+    fake.behave("m-alpha", script=((0.0, _choice(0, "Hi") + _choice(1, "Yo")),
+                                   (0.0, _choice(0, "", "stop"))))
+    async with client.post(gateway.url + "/v1/chat/completions", json={**STREAM, "n": 2},
+                           headers=gateway.auth) as resp:
+        events = await asyncio.wait_for(_events(resp), timeout=10)
+    assert len(events) == 4 and events[-1].startswith("event: error\ndata: ")
+    assert "before its final event" in events[-1]
+
+
 async def test_an_upstream_dying_mid_stream_is_a_warning_in_the_log(
     gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):

@@ -1,10 +1,10 @@
-"""ends_stream: whether a block of whole SSE lines holds the event that ends a stream."""
+"""ends_stream: whether a block of whole SSE lines holds the event that ends a stream;\nfinished_choices: how many of a chat stream's choices it says stopped."""
 
 from __future__ import annotations
 
 import pytest
 
-from hxgw.pipeline.events import ends_stream
+from hxgw.pipeline.events import ends_stream, finished_choices
 
 CHUNK = b'data: {"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}\n\n'
 
@@ -19,9 +19,10 @@ def test_a_chat_stream_ends_with_done_or_the_upstream_s_error(block: bytes):
     assert ends_stream(block, "chat")
 
 
-def test_a_chat_stream_ends_where_its_choice_says_why_it_stopped_without_done():
-    stop = b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
-    assert ends_stream(stop, "chat")
+def test_a_choice_that_says_why_it_stopped_is_counted_as_finished():
+    stop = b'data: {"choices":[{"index":1,"delta":{},"finish_reason": "length"}]}\n\n'
+    assert finished_choices(CHUNK + stop + stop.replace(b"1", b"0")) == 2
+    assert not ends_stream(stop, "chat")  # the other choices may not have stopped yet
 
 
 @pytest.mark.parametrize("text", [b"the token is [DONE]", b"\\ndata: [DONE]", b"message_stop"])
