@@ -93,12 +93,12 @@ def open_stores(runtime: Runtime, config: Config, env: Mapping[str, str]) -> Non
     database = open_database(settings.database_url, settings.state_dir)
     # Read before the ledger's writer starts to replay its spool into the store (the
     # budgets would not wait for it): the spool's rows are counted where they lie.
-    seeds = Seeds(settings.state_dir / SPOOL) if settings.ledger else None
+    seeds = Seeds(settings.state_dir / SPOOL, config.keys) if settings.ledger else None
     runtime.stored_keys = stored = StoredKeys(KeyStore(database), seed=seeds)
     runtime.owners = Owners(database)
     stored.first_read(_config_names(config))
     if seeds is not None:
-        seeds.config_keys(database, config.keys)
+        seeds.read_pending(database)
     runtime.ledger = open_ledger(database, settings) if settings.ledger else None
     _open_limiter(runtime, config, env, {} if seeds is None else seeds.spent)
 
@@ -123,34 +123,40 @@ class Seeds:
     that was away at the start) before it is let in (`hxgw.keys.book.Seed`). A key's
     spend is read once per period length: the limiter counts from there."""
 
-    def __init__(self, spool_dir: Path) -> None:
+    def __init__(self, spool_dir: Path, config_keys: Iterable[ClientKey]) -> None:
         self.spool_dir = spool_dir
         self.spent: dict[tuple[str, int], tuple[int, float]] = {}
         """The limiter's own (`hxgw.keys.window.Spent`): filled in place, from a thread."""
+        self.pending = tuple(config_keys)
+        """The config's keys, read with the first stored keys (the spool is read once)."""
         self._read: set[tuple[str, int]] = set()
 
     def __call__(self, connection: Connection | None, keys: Iterable[ClientKey]) -> None:
         budgets: dict[int, set[str]] = {}
-        for key in keys:
+        for key in (*self.pending, *keys):
             limits = key.limits
             if limits is None or limits.budget is None:
                 continue
             if (key.name, limits.budget_period_s) not in self._read:
                 budgets.setdefault(limits.budget_period_s, set()).add(key.name)
-        if not budgets:
-            return
-        self.spent.update(spent_so_far(connection, self.spool_dir, budgets, time.time()))
-        self._read.update((name, period_s) for period_s, names in budgets.items() for name in names)
+        if budgets:
+            self.spent.update(spent_so_far(connection, self.spool_dir, budgets, time.time()))
+            self._read.update((n, period_s) for period_s, names in budgets.items() for n in names)
+        self.pending = ()
 
-    def config_keys(self, database: Database, keys: Iterable[ClientKey]) -> None:
+    def read_pending(self, database: Database) -> None:
+        """The config's keys, when no read of the stored keys took them along: from the
+        store, or, where it cannot be read, from the spool alone."""
+        if not self.pending:
+            return
         try:
             with database.connect() as connection:
-                self(connection, keys)
+                self(connection, ())
         except StoreError as exc:
             log.warning(
                 "cannot read this period's spend; budgets start from the spool's", error=str(exc)
             )
-            self(None, keys)
+            self(None, ())
 
 
 def _config_names(config: Config) -> frozenset[str]:
