@@ -261,6 +261,11 @@ class UpstreamTimeout(UpstreamError):
     code = "upstream_timeout"
 
 
+class TotalTimeout(UpstreamTimeout):
+    """The request's total timeout ran out while the upstream was answering: the
+    gateway's own limit, held against no model (a healthy model's long answer meets it)."""
+
+
 class LoopDetected(GatewayError):
     """A request this gateway sent upstream came back to it."""
 

@@ -92,6 +92,9 @@ class RequestContext:
     candidates: tuple[Model, ...] = ()
     decision: Decision | None = None
     stream_failed: bool = False
+    """The answer was cut short by the upstream or by the gateway's timeouts."""
+    model_failed: bool = False
+    """It was cut by the model's failure (not by the total timeout): its health hears it."""
     upstream_bodies: Any = None
     upstream_path: str | None = None
     """Where the request goes upstream when not the endpoint's fixed path: a route on

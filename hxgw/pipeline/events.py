@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 
 import structlog
 
-from hxgw.errors import GatewayError, UpstreamError, UpstreamTimeout
+from hxgw.errors import GatewayError, TotalTimeout, UpstreamError, UpstreamTimeout
 from hxgw.pipeline.context import Reply, RequestContext
 from hxgw.pipeline.rendering import error_event
 from hxgw.pipeline.usage import CHOICES, choices, without_usage_chunk
@@ -110,6 +110,10 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
                 ctx.events += lines
                 if lines and not ended:
                     ended = ends_stream(block, route)
+                    if ended and failed_upstream(block):
+                        # Relayed as the upstream sent it, but no success for the model.
+                        said = UpstreamError("the upstream ended the stream with an error event")
+                        mark_failed(ctx, reply, said, kind="stream_error")
                     if unfinished and not ended:
                         unfinished -= finished_choices(block)
                         ended = unfinished <= 0
@@ -136,6 +140,17 @@ def ends_stream(block: bytes, route: str) -> bool:
     return any(mark in block for mark in FINAL_MARKS[route])
 
 
+_ERRORS = (b'data: {"error"', b'data:{"error"', *_named(b"error"))
+_ERRORS_WITHIN = tuple(end + line for line in _ERRORS for end in (b"\n", b"\r"))
+
+
+def failed_upstream(block: bytes) -> bool:
+    """Whether a block of whole lines holds an error event of the upstream's own."""
+    if block.startswith(_ERRORS) or any(line in block for line in _ERRORS_WITHIN):
+        return True
+    return b'"type":"error"' in block or b'"type": "error"' in block
+
+
 def finished_choices(block: bytes) -> int:
     """How many chat or completion choices in a block of whole lines say why they stopped
     (a `finish_reason` that is a string, not null)."""
@@ -157,10 +172,13 @@ def _closer(block: bytes) -> bytes:
     return b"\n\n" if block.endswith(b"\r") else b"\n"
 
 
-def mark_failed(ctx: RequestContext, reply: Reply, exc: GatewayError) -> None:
+def mark_failed(
+    ctx: RequestContext, reply: Reply, exc: GatewayError, kind: str | None = None
+) -> None:
     ctx.outcome = exc.code or exc.type
     ctx.stream_failed = True
-    kind = "stream_timeout" if isinstance(exc, UpstreamTimeout) else "stream_reset"
+    ctx.model_failed = not isinstance(exc, TotalTimeout)
+    kind = kind or ("stream_timeout" if isinstance(exc, UpstreamTimeout) else "stream_reset")
     ctx.state.runtime.metrics.upstream_errors.labels(reply.model.name, kind).inc()
     # As a failure before the first byte is: `journalctl -p warning` shows both.
     log.warning("upstream failed mid-response", model=reply.model.name, error=exc.message)
@@ -185,9 +203,7 @@ async def upstream_chunks(ctx: RequestContext, reply: Reply) -> AsyncIterator[by
                 chunk = await content.readany()
         except TimeoutError:
             if wait < timeouts.idle:
-                raise UpstreamTimeout(
-                    "the upstream did not finish within the total timeout"
-                ) from None
+                raise TotalTimeout("the upstream did not finish within the total timeout") from None
             raise UpstreamTimeout(f"the upstream sent nothing for {timeouts.idle:g}s") from None
         except OSError as exc:
             raise UpstreamError(f"the upstream connection failed mid-response: {exc}") from None

@@ -31,6 +31,7 @@ from hxgw.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
+from hxgw.pipeline.opening import opening_error
 from hxgw.pipeline.upstream_headers import passed_headers
 from hxgw.upstream import UpstreamResponse
 
@@ -56,6 +57,8 @@ class Failure:
     """Not tried: its upstream was at its cap (hxgw.upstream.admission)."""
     gateway_key: bool = False
     """The upstream refused the gateway's own key (`refused_gateway_key`)."""
+    kind: str = ""
+    """Its `hxgw_upstream_errors_total` kind, for one `unserved` found."""
 
     def tried(self) -> dict[str, Any]:
         """What the gateway's own error lists for this candidate."""
@@ -95,6 +98,31 @@ def refused_gateway_key(response: UpstreamResponse, first: bytes) -> str | None:
             "accepts only its master key: set HX_UPSTREAM_KEY to it)"
         )
     return None
+
+
+_LITELLM_MISSING = b"Invalid model name passed in model="
+
+
+def unserved(model: str, response: UpstreamResponse, first: bytes) -> Failure | None:
+    """An answer that begins as no answer: a stream that opens with an error event, or
+    the upstream saying it has no such model (OpenAI's 404 `model_not_found`, LiteLLM's
+    400 "Invalid model name passed in model=..."), where the registry names one it lacks. Another candidate
+    of the group may serve the request; None when the answer is one to relay."""
+    status = response.status
+    if status == 200 and response.content_type == "text/event-stream":
+        said = opening_error(first)
+        return None if said is None else Failure(model, said, kind="stream_error")
+    if status == 404 and b"model_not_found" in first:
+        missing = _error_field(first, "code") == "model_not_found"
+    elif status == 400 and _LITELLM_MISSING in first:
+        message = _error_field(first, "message")
+        missing = isinstance(message, str) and _LITELLM_MISSING.decode() in message
+    else:
+        return None
+    if not missing:
+        return None
+    said = _summary(first) if len(first) <= MAX_ANSWER else "model_not_found"
+    return Failure(model, f"the upstream has no such model: {said}", status, kind="model_missing")
 
 
 def _error_field(body: bytes, name: str) -> object:

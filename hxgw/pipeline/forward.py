@@ -6,7 +6,8 @@ and the next candidate tried. Failover is only possible while nothing has
 reached the client, so a candidate counts as answered once its response has produced a first body
 byte (not merely headers): a reset between headers and body still moves on
 to the next model. Connect errors, timeouts, 401/403/408/429 and 5xx are
-retryable; any other status is the request's own fault and goes to the
+retryable, and, with a next candidate to try, an answer that begins as no answer
+(`failures.unserved`); any other status is the request's own fault and goes to the
 client as the upstream said it (see `failures` for what a client gets when
 no candidate served).
 
@@ -39,8 +40,10 @@ from hxgw.pipeline.failures import (
     read_answer,
     refused_gateway_key,
     spared_for,
+    unserved,
 )
 from hxgw.pipeline.loops import passed_hops
+from hxgw.pipeline.opening import past_comments
 from hxgw.pipeline.send_upload import send_upload
 from hxgw.upstream import (
     Gate,
@@ -75,9 +78,9 @@ async def forward(ctx: RequestContext, call_next: Next) -> None:
             response.release()
         else:
             response.close()
-        if ctx.stream_failed:
+        if ctx.model_failed:
             reply.health.failed(time.monotonic(), token=reply.token)
-        elif ctx.outcome in ("client_gone", "cancelled"):
+        elif ctx.outcome in ("client_gone", "cancelled") or ctx.stream_failed:
             reply.health.finished_other(reply.token)
         else:
             reply.health.succeeded(time.perf_counter() - ctx.started, reply.token)
@@ -92,6 +95,7 @@ async def open_reply(ctx: RequestContext) -> Reply:
     runtime = ctx.state.runtime
     metrics = runtime.metrics
     last = len(ctx.candidates) - 1
+    several = last > 0 and ctx.upload is None  # an answer that is none can be failed over
     for position, model in enumerate(ctx.candidates):
         budget = ctx.state.first_byte_budget(ctx.started)
         if budget <= 0:
@@ -131,6 +135,8 @@ async def open_reply(ctx: RequestContext) -> Reply:
                     try:
                         retryable = response.status in RETRYABLE_STATUS
                         first = b"" if retryable else await response.readany()
+                        if several and response.content_type == "text/event-stream":
+                            first = await past_comments(response, first)
                     except BaseException:
                         response.close()
                         raise
@@ -196,6 +202,16 @@ async def open_reply(ctx: RequestContext) -> Reply:
                 raise answer
             if final:
                 break
+            continue
+        failure = unserved(model.name, response, first) if several else None
+        if failure is not None:
+            # Nothing has reached the client: the next candidate may serve it. (A lone
+            # candidate's answer is relayed as it came.)
+            response.close()
+            health.failed(time.monotonic(), token=token)
+            metrics.upstream_errors.labels(model.name, failure.kind).inc()
+            failed.append(failure)
+            log.warning("upstream error", model=model.name, detail=failure.error)
             continue
         now = time.perf_counter()
         runtime.readiness.saw_ok(model.upstream)

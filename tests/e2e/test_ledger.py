@@ -138,10 +138,12 @@ async def test_a_usage_several_chunks_before_a_plain_body_s_end_is_read(
 async def test_a_stream_the_client_left_before_any_event_is_billed_no_completion(
     start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):
+    # A lone candidate's: with one to fail over to, a comment waits for the first event.
     fake.behave("m-alpha", script=((0, b": PROCESSING\n\n"), (3, b"data: [DONE]\n\n")))
     gateway = await start_gateway(models=PRICED)
     async with client.post(gateway.url + "/v1/chat/completions", headers=gateway.auth,
-                           json={**CHAT, "stream": True, "max_tokens": 700}) as resp:
+                           json={**CHAT, "model": "alpha", "stream": True, "max_tokens": 700}
+                           ) as resp:
         await resp.content.readuntil(b"\n\n")  # the comment, then it leaves
     await wait_for(lambda: len(ledger_rows(gateway)) == 1, timeout=10)
     (row,) = ledger_rows(gateway)

@@ -325,6 +325,14 @@ def test_chat_by_group_header_without_model_answers_hx_ok(stack: Stack) -> None:
     assert answer["model"] in {"llm02-phi3", "llm01-llama3.2-3b"}
 
 
+def test_a_group_model_litellm_lacks_is_failed_over_to_the_next(client: OpenAI) -> None:
+    # LiteLLM answers it 400 "Invalid model name passed in model=...": the registry's
+    # mistake, which the group's next model makes good.
+    answer = client.chat.completions.with_raw_response.create(model="hx-chat-one-gone", **CHAT)
+    assert answer.headers["X-HX-Failovers"] == "1"
+    assert answer.parse().model == "llm01-llama3.2-3b"
+
+
 def test_chat_pinned_to_a_model_is_answered_by_it(client: OpenAI) -> None:
     answer = client.chat.completions.create(model="llm01-llama3.2-3b", **CHAT)
     assert answer.model == "llm01-llama3.2-3b"

@@ -1,0 +1,135 @@
+"""Answers that begin as no answer, failed over while nothing has reached the client:
+a stream that opens with an error event or with nothing but comments, and an upstream
+that has no such model. And what is held against a model's health, and what is not."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+
+import aiohttp
+
+from tests.conftest import StartGateway
+from tests.fake_upstream import FakeUpstream
+from tests.fixtures import Gateway, wait_for
+
+CHAT = {"messages": [{"role": "user", "content": "hi"}]}
+STREAM = CHAT | {"stream": True}
+SOLO = {"routing": {"strategy": "failover", "default_group": "solo",
+                    "groups": {"solo": ["alpha"]},
+                    "circuit_breaker": {"failures": 2, "cooldown": 60}}}
+ERROR_EVENT = b'data: {"error": {"message": "provider overloaded", "type": "None", ' \
+              b'"param": "None", "code": "503"}}\n\n'
+"""How LiteLLM's proxy reports a provider's failure once it has answered 200."""
+
+
+async def _post(gateway: Gateway, client: aiohttp.ClientSession,
+                body: dict = STREAM) -> tuple[int, dict, bytes]:
+    async with client.post(gateway.url + "/v1/chat/completions", json=body,
+                           headers=gateway.auth) as resp:
+        return resp.status, dict(resp.headers), await resp.read()
+
+
+async def _metrics(gateway: Gateway, client: aiohttp.ClientSession) -> str:
+    async with client.get(gateway.url + "/metrics", headers=gateway.auth) as resp:
+        return await resp.text()
+
+
+def _circuit(metrics: str, model: str) -> float:
+    found = re.search(rf'^hxgw_circuit_state{{model="{model}"}} (\S+)$', metrics, re.M)
+    assert found, metrics
+    return float(found[1])
+
+
+async def test_a_stream_that_opens_with_an_error_event_fails_over(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    fake.behave("m-alpha", script=((0.0, ERROR_EVENT),))
+    status, headers, body = await _post(gateway, client)
+    assert (status, headers["X-HX-Model"], headers["X-HX-Failovers"]) == (200, "beta", "1")
+    assert body.endswith(b"data: [DONE]\n\n") and b"provider overloaded" not in body
+
+
+async def test_every_stream_opening_with_an_error_event_is_a_502_saying_what_each_said(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    for model in ("m-alpha", "m-beta"):
+        fake.behave(model, script=((0.0, ERROR_EVENT),))
+    status, _, body = await _post(gateway, client)
+    tried = json.loads(body)["error"]["tried"]
+    assert status == 502 and [t["model"] for t in tried] == ["alpha", "beta"]
+    assert all("provider overloaded" in t["error"] for t in tried)
+
+
+async def test_a_lone_candidate_s_stream_of_an_error_event_is_relayed_and_held_against_it(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    gateway = await start_gateway(routing=SOLO)
+    fake.behave("m-alpha", script=((0.0, ERROR_EVENT),))
+    for _ in range(2):
+        status, _, body = await _post(gateway, client)
+        assert (status, body) == (200, ERROR_EVENT)
+    assert _circuit(await _metrics(gateway, client), "alpha") == 1
+    await wait_for(lambda: gateway.logs().count(" outcome=upstream_unavailable ") == 2)
+
+
+async def test_comments_before_the_first_event_are_no_answer_and_fail_over(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    # OpenRouter's keep-alive while a request waits in its queue, then the connection dies.
+    fake.behave("m-alpha", script=((0.0, b": OPENROUTER PROCESSING\n\n"),), script_end="reset")
+    status, headers, body = await _post(gateway, client)
+    assert (status, headers["X-HX-Model"]) == (200, "beta")
+    assert body.endswith(b"data: [DONE]\n\n") and b"event: error" not in body
+
+
+async def test_comments_before_the_first_event_reach_the_client_with_it(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    chunk = b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
+    fake.behave("m-alpha", script=((0.0, b": waiting\n\n"), (0.2, chunk + b"data: [DONE]\n\n")))
+    status, headers, body = await _post(gateway, client)
+    assert (status, headers["X-HX-Model"]) == (200, "alpha")
+    assert body == b": waiting\n\n" + chunk + b"data: [DONE]\n\n"
+
+
+async def test_a_lone_candidate_s_comments_reach_the_client_at_once(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    # With no other candidate there is nothing to wait for: keep-alives are relayed.
+    fake.behave("m-alpha", script=((0.0, b": waiting\n\n"), (5.0, b"data: [DONE]\n\n")))
+    async with client.post(gateway.url + "/v1/chat/completions", headers=gateway.auth,
+                           json={**STREAM, "model": "alpha"}) as resp:
+        assert await asyncio.wait_for(resp.content.readuntil(b"\n\n"), 2) == b": waiting\n\n"
+
+
+async def test_a_model_the_upstream_does_not_have_fails_over_to_the_next(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    fake.behave("m-alpha", status=404, error_code="model_not_found",
+                error_message="The model `m-alpha` does not exist or you do not have access to it.")
+    status, headers, _ = await _post(gateway, client, CHAT)
+    assert (status, headers["X-HX-Model"], headers["X-HX-Failovers"]) == (200, "beta", "1")
+    assert _circuit(await _metrics(gateway, client), "alpha") == 0  # one failure of two
+
+
+async def test_a_404_that_is_not_about_the_model_reaches_the_client_as_it_came(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    fake.behave("m-alpha", status=404, error_code="not_found", error_message="No such thing.")
+    status, headers, body = await _post(gateway, client, CHAT)
+    assert (status, headers["X-HX-Model"]) == (404, "alpha")
+    assert json.loads(body)["error"]["message"] == "No such thing."
+
+
+async def test_a_stream_cut_by_the_total_timeout_is_not_held_against_its_model(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    # A healthy model's long answer meets the gateway's own limit: no circuit opens.
+    gateway = await start_gateway(routing=SOLO, gateway={"timeouts": {"total": 1}})
+    fake.behave("m-alpha", content="a b c d", chunk_delay=0.4)
+    for _ in range(2):
+        status, _, body = await _post(gateway, client)
+        assert status == 200 and b"total timeout" in body
+    assert _circuit(await _metrics(gateway, client), "alpha") == 0
