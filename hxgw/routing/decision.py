@@ -14,7 +14,7 @@ from typing import Any, NamedTuple
 from hxgw.config import Config, Model
 from hxgw.errors import BadRequest
 from hxgw.routing.learned.classifier import TaskClassifier
-from hxgw.routing.learned.prompt import content_text, prompt_text
+from hxgw.routing.learned.prompt import prompt_text
 from hxgw.routing.scoring import Ranking, Scored, rank
 from hxgw.routing.strategies import ORDERS, Memory
 
@@ -129,30 +129,36 @@ def estimate_tokens(body: dict[str, Any] | None) -> int:
     client allows the answer; enough to keep a long prompt off a small model."""
     if not body:
         return 0
-    # Chat's messages, Responses' input and instructions, Anthropic's system, a prompt.
-    chars = sum(_chars(body.get(f)) for f in ("messages", "input", "instructions", "system"))
-    chars += sum(_chars(p) for p in _items(body.get("prompt")))
+    # Chat's messages, Responses' input and instructions, Anthropic's system, a prompt,
+    # and the tools the model is told of, whose definitions it reads as part of the prompt.
+    chars = sum(_chars(body.get(f)) for f in _COUNTED)
     wanted = (
         body.get("max_completion_tokens") or body.get("max_tokens") or body.get("max_output_tokens")
     )
     return chars // 4 + (wanted if isinstance(wanted, int) and wanted > 0 else 0)
 
 
-def _items(value: object) -> list[object]:
-    return value if isinstance(value, list) else [value]
+_COUNTED = ("messages", "input", "instructions", "system", "prompt", "tools", "functions")
+_INLINE_MEDIA = frozenset({"data", "file_data"})
+"""Keys whose values are media sent inline (Anthropic's base64 `source`, audio, files):
+their tokens are not their characters."""
 
 
 def _chars(value: object) -> int:
-    """The characters of a text, of a list of texts or parts, or of messages (items with
-    a `content`); a token id counts as four, as a token does."""
+    """The characters of every text in a field of the request, at any depth: message
+    contents and tool results, tool calls' arguments, tool definitions. A token id counts
+    as four, as a token does; media sent inline (a `data` field, a data: URL) not at all.
+    Walked with a stack: a client's JSON may nest deeper than Python's recursion."""
     total = 0
-    for item in _items(value):
+    stack = [value]
+    while stack:
+        item = stack.pop()
         if isinstance(item, str):
-            total += len(item)
+            total += 0 if item.startswith("data:") else len(item)
         elif isinstance(item, int) and not isinstance(item, bool):
             total += 4
-        elif isinstance(item, list):  # a prompt of token ids
-            total += 4 * sum(isinstance(i, int) for i in item)
+        elif isinstance(item, list):
+            stack.extend(item)
         elif isinstance(item, dict):
-            total += len(content_text(item.get("content"))) + len(content_text([item]))
+            stack.extend(v for k, v in item.items() if k not in _INLINE_MEDIA)
     return total

@@ -137,7 +137,7 @@ def test_a_prompt_longer_than_a_models_context_never_goes_to_it(config: Config):
 
 def test_max_tokens_counts_toward_the_context(config: Config):
     body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 150}
-    assert estimate_tokens(body) == 150
+    assert estimate_tokens(body) == estimate_tokens({"messages": body["messages"]}) + 150
     assert "small" not in _order(config, "failover", body=body)
 
 
@@ -157,11 +157,39 @@ TEXT = "x" * 4000  # about 1000 tokens
     {"prompt": [1] * 1000},
     {"prompt": [[1] * 500, [2] * 500]},
     {"input": "hi", "max_output_tokens": 1000},
+    {"messages": [{"role": "user", "content": [
+        {"type": "tool_result", "tool_use_id": "t1", "content": TEXT}]}]},
+    {"messages": [{"role": "user", "content": [
+        {"type": "tool_result", "tool_use_id": "t1", "content": [{"type": "text", "text": TEXT}]}
+    ]}]},
+    {"messages": [{"role": "assistant", "content": None, "tool_calls": [
+        {"id": "c1", "type": "function", "function": {"name": "f", "arguments": TEXT}}]}]},
+    {"messages": [{"role": "user", "content": "hi"}], "tools": [
+        {"type": "function", "function": {"name": "f", "description": TEXT}}]},
+    {"input": [{"type": "function_call_output", "call_id": "c1", "output": TEXT}]},
 ], ids=["chat", "chat-parts", "responses-items", "responses-messages", "instructions",
         "anthropic-system", "anthropic-system-blocks", "token-ids", "token-id-batches",
-        "max-output-tokens"])
+        "max-output-tokens", "anthropic-tool-result", "anthropic-tool-result-blocks",
+        "chat-tool-call-arguments", "tool-definitions", "responses-function-output"])
 def test_every_shape_of_a_long_request_counts_toward_the_context(body: dict[str, Any]):
     assert estimate_tokens(body) >= 990
+
+
+@pytest.mark.parametrize("image", [
+    {"type": "image_url", "image_url": {"url": "data:image/png;base64," + TEXT}},
+    {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": TEXT}},
+    {"type": "input_audio", "input_audio": {"data": TEXT, "format": "wav"}},
+], ids=["data-url", "anthropic-base64", "audio"])
+def test_media_sent_inline_is_not_counted_as_text(image: dict[str, Any]):
+    body = {"messages": [{"role": "user", "content": [image]}]}
+    assert estimate_tokens(body) < 50
+
+
+def test_a_request_nested_deeper_than_python_recursion_is_counted_not_a_crash():
+    deep: Any = "x" * 40
+    for _ in range(5000):
+        deep = [deep]
+    assert estimate_tokens({"messages": [{"role": "user", "content": deep}]}) >= 10
 
 
 def test_a_pinned_model_too_small_for_the_prompt_is_a_bad_request(config: Config):
