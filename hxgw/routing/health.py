@@ -45,12 +45,16 @@ class ModelHealth:
     sent to the model as it was before, so their outcomes say nothing about it now."""
     _last_answered: int = 0
     """The latest-started request that had its first byte (its token)."""
+    _probe: int = 0
+    """The token of the last request sent to the half-open circuit."""
 
     @property
     def error_rate(self) -> float:
         return self._errors / len(self._outcomes) if self._outcomes else 0.0
 
     def stalled(self, now: float) -> bool:
+        """Whether the model seems to have stopped answering: its oldest request has
+        waited past the stall limit for a first byte, and none sent after it had one."""
         if not self._waiting:
             return False
         # Requests start in time order and a dict keeps it: the first one still waiting
@@ -60,8 +64,10 @@ class ModelHealth:
             # A request sent after it has had its first byte: the model answers, and the
             # oldest is a long one (a plain answer's first byte is its last).
             return False
-        limit = max(self.settings.stall_floor, self.settings.stall_factor * (self.ewma_ttfb or 0))
-        return now - oldest > limit
+        return now - oldest > self._stall_limit()
+
+    def _stall_limit(self) -> float:
+        return max(self.settings.stall_floor, self.settings.stall_factor * (self.ewma_ttfb or 0))
 
     def circuit_now(self, now: float) -> CircuitState:
         """The circuit as the next request will find it: an open one whose cool-down has
@@ -74,7 +80,13 @@ class ModelHealth:
         """May a request go to this model now? An open circuit lets one probe through
         once its cool-down has passed (half-open); the probe's outcome decides."""
         if self.circuit == "closed":
-            return not self._waiting or not self.stalled(now)
+            if not self._waiting or not self.stalled(now):
+                return True
+            # Stalled: one request at a time still goes, when every one waiting has waited
+            # past the limit, and its first byte ends the stall. A long plain answer (its
+            # first byte is its last) must not keep a healthy model out while it lasts.
+            newest = next(reversed(self._waiting.values()))
+            return now - newest > self._stall_limit()
         if self.circuit == "open" and now >= self.open_until:
             self.circuit = "half_open"
             self.probing = False
@@ -85,9 +97,9 @@ class ModelHealth:
         so that a wait with no answer can be seen while it lasts."""
         self.inflight += 1
         self.requests += 1
-        if self.circuit == "half_open":
-            self.probing = True
         self._next_token += 1
+        if self.circuit == "half_open":
+            self.probing, self._probe = True, self._next_token
         if now is not None:
             self._waiting[self._next_token] = now
         return self._next_token
@@ -97,6 +109,10 @@ class ModelHealth:
         if token is not None and token > self._last_answered:
             self._last_answered = token
         self.ewma_ttfb = self._ewma(self.ewma_ttfb, seconds)
+        if self.circuit == "half_open" and token is not None and token == self._probe:
+            # The model answers: a probe that is a long stream must not keep it out while
+            # the stream lasts. Should the stream fail, that is a failure like any other.
+            self._close()
 
     def succeeded(self, latency: float, token: int | None = None) -> None:
         self.inflight -= 1
@@ -104,6 +120,9 @@ class ModelHealth:
         self._record(ok=True)
         if self._stale(token):
             return  # a long stream that began before the breaker opened closes nothing
+        self._close()
+
+    def _close(self) -> None:
         self.consecutive_failures = self.failed_probes = 0
         if self.circuit != "closed":
             log.info("circuit closed: the model answered again", model=self.name)

@@ -81,6 +81,15 @@ def test_an_open_circuit_reads_half_open_once_its_cooldown_passed_with_no_reques
     assert health.circuit == "open"  # reading it changes nothing: a request will
 
 
+def test_a_probe_s_first_byte_closes_the_circuit_though_its_stream_goes_on():
+    health = _model()
+    _fail(health, now=0.0, times=3)
+    health.allows(10.0)
+    probe = health.started(now=10.0)
+    health.first_byte(0.1, probe)
+    assert health.circuit == "closed" and health.allows(10.2)
+
+
 def test_a_successful_probe_closes_the_circuit():
     health = _model()
     _fail(health, now=0.0, times=3)
@@ -116,14 +125,26 @@ def test_probe_backoff_stops_at_the_maximum_cooldown_and_resets_on_success():
     assert health.open_until == 110.0
 
 
-def test_a_model_whose_oldest_request_waits_too_long_for_a_first_byte_is_avoided():
+def test_a_model_whose_oldest_request_waits_too_long_for_a_first_byte_is_stalled():
     health = ModelHealth(name="m", settings=HealthSettings(stall_floor=2, stall_factor=4))
     health.first_byte(1.0)  # ewma 1 s: a wait over 4 s is a stall
     token = health.started(now=100.0)
-    assert health.allows(103.9)
-    assert not health.allows(104.1)
+    assert not health.stalled(103.9) and health.stalled(104.1)
     health.first_byte(4.5, token)
-    assert health.allows(104.2)
+    assert not health.stalled(104.2)
+
+
+def test_a_stalled_model_takes_one_request_at_a_time_whose_first_byte_ends_the_stall():
+    # One long plain answer (its first byte is its last) must not keep the model out.
+    health = ModelHealth(name="m", settings=HealthSettings(stall_floor=2, stall_factor=4))
+    health.first_byte(1.0)
+    health.started(now=100.0)
+    assert health.allows(104.1)
+    probe = health.started(now=104.1)
+    assert not health.allows(104.2) and not health.allows(108.0)
+    assert health.allows(108.2)  # the probe too has waited past the limit: one more
+    health.first_byte(0.1, probe)
+    assert not health.stalled(108.3) and health.allows(108.3)
 
 
 def test_the_oldest_request_still_waiting_decides_a_stall():
@@ -133,17 +154,17 @@ def test_the_oldest_request_still_waiting_decides_a_stall():
     assert not health.allows(104.1)
     health.first_byte(1.0, first)  # keeps the EWMA at 1 s
     assert health.allows(104.1)  # the second has waited 1.1 s
-    assert not health.allows(107.1)
+    assert health.stalled(107.1)
     health.first_byte(1.0, second)
-    assert health.allows(107.1)
+    assert not health.stalled(107.1)
 
 
 def test_a_stall_ends_when_the_waiting_request_fails():
     health = ModelHealth(name="m", settings=HealthSettings(stall_floor=2))
     token = health.started(now=0.0)
-    assert not health.allows(3.0)
+    assert health.stalled(3.0)
     health.failed(3.0, token=token)
-    assert health.allows(3.0)
+    assert not health.stalled(3.0)
 
 
 def test_a_retry_after_opens_the_circuit_for_that_long():
