@@ -113,10 +113,7 @@ async def open_reply(ctx: RequestContext) -> Reply:
             metrics.failovers.labels(ctx.group or "", failed[-1].model, model.name).inc()
         else:
             ctx.sent_at = started
-        gate = runtime.gates.get(model.upstream)
-        if gate is None:  # a reload removed its upstream while this request waited
-            failed.append(Failure(model.name, "its upstream was removed by a reload"))
-            continue
+        gate = runtime.gates.held(model.upstream)
         # Encoded before the slot is taken: a body that cannot be is the client's 400, and
         # a slot is given back only by the connection the request then holds.
         body = ctx.upstream_bodies.for_model(model) if ctx.upload is None else b""

@@ -156,6 +156,9 @@ class Gates(Mapping[str, Gate]):
 
     def __init__(self) -> None:
         self._gates: dict[str, Gate] = {}
+        self._removed: dict[str, Gate] = {}
+        """The gates of upstreams a reload removed: requests begun on the config before
+        finish on it, their failover to such an upstream included."""
         self.capacity = 0
         """The streams the upstreams without their own cap share."""
 
@@ -167,18 +170,22 @@ class Gates(Mapping[str, Gate]):
         uncapped = [u for u in upstreams if not u.max_concurrent]
         left = capacity - sum(u.max_concurrent or 0 for u in upstreams)
         share = max(1, left // max(1, len(uncapped)))
-        # A removed upstream's requests hold its gate itself; only the name goes.
         for name in self._gates.keys() - {u.name for u in upstreams}:
-            del self._gates[name]
+            self._removed[name] = self._gates.pop(name)
         for upstream in upstreams:
             cap = upstream.max_concurrent or share
-            gate = self._gates.get(upstream.name)
+            gate = self._gates.get(upstream.name) or self._removed.pop(upstream.name, None)
             if gate is None:
-                self._gates[upstream.name] = Gate(
-                    upstream.name, cap, upstream.max_queued, upstream.queue_timeout
-                )
+                gate = Gate(upstream.name, cap, upstream.max_queued, upstream.queue_timeout)
             else:
                 gate.configure(cap, upstream.max_queued, upstream.queue_timeout)
+            self._gates[upstream.name] = gate
+
+    def held(self, name: str) -> Gate:
+        """The gate of an upstream of the config a request began on, though a reload has
+        removed that upstream since (the mapping itself has only the config's)."""
+        gate = self._gates.get(name)
+        return gate if gate is not None else self._removed[name]
 
     def __getitem__(self, name: str) -> Gate:
         return self._gates[name]

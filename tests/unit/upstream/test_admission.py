@@ -181,11 +181,23 @@ async def test_a_failed_connect_gives_the_slot_back() -> None:
     client.close()
 
 
-def test_a_removed_upstream_leaves_no_gate_behind() -> None:
+def test_a_removed_upstream_leaves_the_config_s_gates_but_is_held_for_requests_begun_before(
+) -> None:
     gates = Gates()
     gates.configure([Upstream(name="a", url="http://a"), Upstream(name="b", url="http://b")], 10)
+    b = gates["b"]
     gates.configure([Upstream(name="a", url="http://a")], 10)
     assert list(gates) == ["a"] and gates["a"].cap == 10
+    assert gates.held("b") is b
+
+
+async def test_an_upstream_removed_and_added_again_keeps_the_slots_its_requests_hold() -> None:
+    gates = Gates()
+    gates.configure([Upstream(name="a", url="http://a", max_concurrent=1)], 10)
+    await gates["a"].enter()
+    gates.configure([], 10)
+    gates.configure([Upstream(name="a", url="http://a", max_concurrent=1)], 10)
+    assert gates["a"].in_use == 1
 
 
 async def test_a_larger_cap_counts_no_slot_for_a_wait_that_just_ran_out() -> None:
