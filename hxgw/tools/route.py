@@ -9,6 +9,7 @@ from typing import Any
 
 from hxgw import jsonio
 from hxgw.config import ClientKey, load_config
+from hxgw.config.reader import kind_of
 from hxgw.endpoints import PROXIED
 from hxgw.errors import ConfigError, GatewayError, did_you_mean
 from hxgw.routing.decision import decide
@@ -33,7 +34,9 @@ def explain(
         raise GatewayError(f"the request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise GatewayError("the request body must be a JSON object")
-    model = body.get("model") if isinstance(body.get("model"), str) else None
+    model = body.get("model")
+    if model is not None and not isinstance(model, str):  # as `serve` refuses it
+        raise GatewayError(f"'model' must be a string, got {kind_of(model, json=True)}")
     groups = config.routing.groups
     if group is not None and group not in groups:  # as --group, not the header it stands for
         raise GatewayError(

@@ -173,6 +173,13 @@ def test_hxgw_route_reads_an_anthropic_messages_body(tmp_path: Path):
     assert json.loads(result.stdout)["group"] == "solo"
 
 
+def test_hxgw_route_refuses_a_model_that_is_not_a_string_as_serve_does(tmp_path: Path):
+    config = write_config(tmp_path, "http://127.0.0.1:9")
+    result = _hxgw_route(config, json.dumps({"model": 5, "messages": []}))
+    assert result.returncode == 1
+    assert result.stderr == "hxgw route: 'model' must be a string, got a number\n"
+
+
 def test_hxgw_route_rejects_a_body_that_is_not_json(tmp_path: Path):
     config = write_config(tmp_path, "http://127.0.0.1:9")
     result = _hxgw_route(config, "{nope")
