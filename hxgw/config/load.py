@@ -27,7 +27,7 @@ from hxgw.config.gateway import (
     read_workers,
 )
 from hxgw.config.limits_store import read_limits_store
-from hxgw.config.reader import Problems, Section, kind_of, read_yaml
+from hxgw.config.reader import Problems, Section, kind_of, name_problem, read_yaml
 from hxgw.config.routing_settings import (
     REGISTRY,
     ROUTING,
@@ -198,6 +198,8 @@ def _models(doc: Section) -> Mapping[str, Model]:
         if name in models:
             entry.report(f"duplicate model name {name!r}", "name")
             continue
+        if (problem := name_problem(name)) is not None:
+            entry.report(problem, "name")
         mode = entry.raw("mode")
         if mode is not None and mode not in MODES:
             entry.report(f"must be one of {', '.join(MODES)}, got {mode!r}", "mode")

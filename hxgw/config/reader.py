@@ -35,6 +35,23 @@ _YAML_WORDS = {type(None): "nothing (null)", list: "a list", dict: "a mapping"}
 _JSON_WORDS = {type(None): "null", list: "an array", dict: "an object"}
 
 
+_NAME_BREAKERS = frozenset(';,="\\')
+
+
+def name_problem(name: str) -> str | None:
+    """What is wrong with a model's or a group's name, which answers carry in headers
+    (X-HX-Model, X-HX-Route, whose parts `;` and `=` separate) and metrics in labels;
+    None when nothing is. A client's HTTP library reads a header's other bytes as Latin-1."""
+    if (
+        name.isascii()
+        and name.isprintable()
+        and " " not in name
+        and _NAME_BREAKERS.isdisjoint(name)
+    ):
+        return None
+    return f'{name!r}: a name goes in response headers: use visible ASCII, without spaces or ; , = " \\'
+
+
 def kind_of(value: Any, *, json: bool = False) -> str:
     """What a value is, in the words of the file it came from (YAML config or JSON body)."""
     words = _JSON_WORDS if json else _YAML_WORDS

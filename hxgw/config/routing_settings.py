@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 
-from hxgw.config.reader import Problems, Section
+from hxgw.config.reader import Problems, Section, name_problem
 from hxgw.config.schema import (
     STRATEGIES,
     Group,
@@ -154,6 +154,8 @@ def read_routing(doc: Section, models: Mapping[str, Model], directory: Path) -> 
             doc.problems.add(
                 ROUTING, path, f"{group_name!r} is also a model name; names must differ"
             )
+        if (problem := name_problem(str(group_name))) is not None:
+            doc.problems.add(ROUTING, path, problem)
         groups[group_name] = Group(name=group_name, models=members, strategy=group_strategy)
     default_group = section.string("default_group", required=True)
     if default_group is not None and default_group not in groups:

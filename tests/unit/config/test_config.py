@@ -208,6 +208,29 @@ def test_a_model_named_like_a_group_is_ambiguous(tmp_path: Path):
         "routing.yaml: routing.groups.alpha: 'alpha' is also a model name; names must differ"]
 
 
+@pytest.mark.parametrize("name", ["mödel", "my model", "a;b", "a=b", "a,b", "tab\tbed"])
+def test_a_model_name_that_cannot_go_in_a_response_header_is_rejected(tmp_path: Path, name: str):
+    model = {"name": name, "tier_score": 0.5, "specializations": [], "upstream_model": "m"}
+    routing = {"routing": {"default_group": "g", "groups": {"g": [name]}}}
+    write_config(tmp_path, "http://127.0.0.1:1", models=[model], routing=routing)
+    (problem,) = _problems(tmp_path)
+    assert problem.startswith(f"model_registry.yaml: models.{name}.name: {name!r}: a name goes in")
+
+
+def test_a_group_name_that_cannot_go_in_a_response_header_is_rejected(tmp_path: Path):
+    write_config(tmp_path, "http://127.0.0.1:1", routing=_routing(groups={"chät": ["alpha"]}))
+    assert any(p.startswith("routing.yaml: routing.groups.chät: 'chät': a name goes in")
+               for p in _problems(tmp_path))
+
+
+def test_model_names_with_slashes_colons_and_at_signs_are_fine(tmp_path: Path):
+    name = "openai/llama3.2:3b@eu"
+    model = {"name": name, "tier_score": 0.5, "specializations": []}
+    routing = {"routing": {"default_group": "g", "groups": {"g": [name]}}}
+    write_config(tmp_path, "http://127.0.0.1:1", models=[model], routing=routing)
+    assert list(load_config(tmp_path, ENV).models) == [name]
+
+
 def test_duplicate_model_names_are_rejected(tmp_path: Path):
     model = {"name": "alpha", "tier_score": 0.5, "specializations": []}
     routing = {"routing": {"default_group": "g", "groups": {"g": ["alpha"]}}}
