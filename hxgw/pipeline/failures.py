@@ -101,17 +101,27 @@ def refused_gateway_key(response: UpstreamResponse, first: bytes) -> str | None:
 
 
 _LITELLM_MISSING = b"Invalid model name passed in model="
+_TOO_LONG = (b"context_length_exceeded", b"ContextWindowExceededError", b"prompt is too long")
+"""How OpenAI (its code), LiteLLM and Anthropic (their messages) say a prompt is longer
+than the model's context: another candidate, with a longer one, may take it."""
 
 
 def unserved(model: str, response: UpstreamResponse, first: bytes) -> Failure | None:
     """An answer that begins as no answer: a stream that opens with an error event, or
     the upstream saying it has no such model (OpenAI's 404 `model_not_found`, LiteLLM's
-    400 "Invalid model name passed in model=..."), where the registry names one it lacks. Another candidate
-    of the group may serve the request; None when the answer is one to relay."""
+    400 "Invalid model name passed in model=..."), where the registry names one it lacks;
+    or a prompt longer than the model's context (its `max_context` unset or too large).
+    Another candidate of the group may serve the request; None when the answer is one to
+    relay."""
     status = response.status
     if status == 200 and response.content_type == "text/event-stream":
         said = opening_error(first)
         return None if said is None else Failure(model, said, kind="stream_error")
+    if status == 400 and any(mark in first for mark in _TOO_LONG):
+        error = f"{_error_field(first, 'code')} {_error_field(first, 'message')}"
+        if any(mark.decode() in error for mark in _TOO_LONG):
+            too_long = f"the prompt is too long for the model: {_summary(first)}"
+            return Failure(model, too_long, status, kind="context_length")
     if status == 404 and b"model_not_found" in first:
         missing = _error_field(first, "code") == "model_not_found"
     elif status == 400 and _LITELLM_MISSING in first:
@@ -156,12 +166,15 @@ def _delay(value: str | None) -> float | None:
     return when.timestamp() - time.time()
 
 
-async def read_answer(response: UpstreamResponse, model: Model) -> UpstreamAnswer | None:
-    """The upstream's error response as the client may get it, read briefly; None when
-    it cannot be read whole (the message for logs is then missing too)."""
+async def read_answer(
+    response: UpstreamResponse, model: Model, first: bytes = b""
+) -> UpstreamAnswer | None:
+    """The upstream's error response as the client may get it (after the `first` bytes
+    read of it already), read briefly; None when it cannot be read whole (the message for
+    logs is then missing too)."""
     try:
         async with asyncio.timeout(2):
-            data = await response.read(MAX_ANSWER + 1)
+            data = first + await response.read(MAX_ANSWER + 1 - len(first))
     except TransportError:
         return None
     finally:
@@ -205,6 +218,9 @@ def all_failed(failed: list[Failure]) -> GatewayError:
     refusals = [f.answer for f in failed if f.status == REFUSED_REQUEST and f.answer]
     if failed and len(refusals) == len(failed):
         return refusals[-1]  # as it came: the client's to read
+    too_long = [f.answer for f in failed if f.kind == "context_length" and f.answer]
+    if failed and len(too_long) == len(failed):
+        return too_long[-1]  # the client's prompt, too long for every model: its 400
     if failed and all(f.gateway_key for f in failed):
         # The operator's to fix: said as it is, not as the client's request failing.
         return GatewayKeyRefused(failed[-1].error or "", tried=tried)

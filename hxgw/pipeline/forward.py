@@ -204,8 +204,12 @@ async def open_reply(ctx: RequestContext) -> Reply:
         if failure is not None:
             # Nothing has reached the client: the next candidate may serve it. (A lone
             # candidate's answer is relayed as it came.)
-            response.close()
-            health.failed(time.monotonic(), token=token)
+            if failure.kind == "context_length":  # the request's length, not the model's fault
+                failure.answer = await read_answer(response, model, first)
+                health.finished_other(token)
+            else:
+                response.close()
+                health.failed(time.monotonic(), token=token)
             metrics.upstream_errors.labels(model.name, failure.kind).inc()
             failed.append(failure)
             log.warning("upstream error", model=model.name, detail=failure.error)

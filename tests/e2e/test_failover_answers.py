@@ -123,6 +123,35 @@ async def test_a_404_that_is_not_about_the_model_reaches_the_client_as_it_came(
     assert json.loads(body)["error"]["message"] == "No such thing."
 
 
+TOO_LONG = ("This model's maximum context length is 8192 tokens. However, your messages "
+            "resulted in 9000 tokens. Please reduce the length of the messages.")
+
+
+async def test_a_prompt_too_long_for_a_model_goes_to_the_next_and_fails_no_model(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    routing = {"routing": {"strategy": "failover", "default_group": "chat",
+                           "groups": {"chat": ["alpha", "beta"]},
+                           "circuit_breaker": {"failures": 1, "cooldown": 60}}}
+    gateway = await start_gateway(routing=routing)
+    fake.behave("m-alpha", status=400, error_code="context_length_exceeded",
+                error_message=TOO_LONG)
+    status, headers, _ = await _post(gateway, client, CHAT)
+    assert (status, headers["X-HX-Model"], headers["X-HX-Failovers"]) == (200, "beta", "1")
+    assert _circuit(await _metrics(gateway, client), "alpha") == 0  # the prompt's fault
+
+
+async def test_a_prompt_too_long_for_every_model_gets_the_upstream_s_400_as_it_came(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    for model in ("m-alpha", "m-beta"):
+        fake.behave(model, status=400, error_code="context_length_exceeded",
+                    error_message=TOO_LONG)
+    status, _, body = await _post(gateway, client, CHAT)
+    error = json.loads(body)["error"]
+    assert (status, error["code"], error["message"]) == (400, "context_length_exceeded", TOO_LONG)
+
+
 async def test_a_stream_cut_by_the_total_timeout_is_not_held_against_its_model(
     start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):

@@ -333,6 +333,13 @@ def test_a_group_model_litellm_lacks_is_failed_over_to_the_next(client: OpenAI) 
     assert answer.parse().model == "llm01-llama3.2-3b"
 
 
+def test_a_prompt_too_long_for_a_group_model_goes_to_the_next(client: OpenAI) -> None:
+    # LiteLLM's ContextWindowExceededError (its mock of one): a 400 for that model alone.
+    answer = client.chat.completions.with_raw_response.create(model="hx-chat-short", **CHAT)
+    assert answer.headers["X-HX-Failovers"] == "1"
+    assert answer.parse().model == "llm01-llama3.2-3b"
+
+
 def test_chat_pinned_to_a_model_is_answered_by_it(client: OpenAI) -> None:
     answer = client.chat.completions.create(model="llm01-llama3.2-3b", **CHAT)
     assert answer.model == "llm01-llama3.2-3b"
