@@ -75,5 +75,9 @@ class Database(ABC):
         """The store, as a message may name it (never with a password)."""
 
     @abstractmethod
-    def connect(self) -> Connection:
-        """A new session; raises StoreError when the store cannot be reached."""
+    def connect(self, *, answer_within: float | None = None) -> Connection:
+        """A new session; raises StoreError when the store cannot be reached.
+
+        `answer_within`: seconds after which a store that has not answered a statement is
+        taken for unreachable (StoreError), the session closed; by default the store's
+        own bound. A migration's transaction lifts it."""

@@ -7,7 +7,10 @@ Every session is bounded, so a server that stops answering costs a thread a boun
 wait, never all of it: a statement runs at most STATEMENT_TIMEOUT (a lock held by a
 forgotten `psql`), and TCP keepalives and a user timeout find a server that vanished
 (a host gone, a network cut) in about a minute, where the kernel's defaults take
-fifteen. A URL's own keepalive settings win.
+fifteen. A URL's own keepalive settings win. A server that is there and never answers (a
+paused host, a stopped postmaster: its kernel acknowledges every packet, so none of
+those fire) is given up on the client's side: each wait for the server ends after
+`answer_within` seconds, and the session with it.
 """
 
 from __future__ import annotations
@@ -17,12 +20,16 @@ from contextlib import contextmanager
 from typing import Any
 
 import psycopg
+from psycopg.abc import RV, PQGen
 
 from hxgw.store.database import Connection, Database, Dialect, Row, RowRefused, StoreError
 from hxgw.store.postgres_url import postgres_url_parts
 
 STATEMENT_TIMEOUT = 30.0
 """Seconds; no statement of the gateway's comes near it but a migration, which lifts it."""
+ANSWER_MARGIN = 5.0
+"""Seconds past STATEMENT_TIMEOUT a session waits for an answer by default: the server's
+own limit, and its error, come first from a server that still runs."""
 KEEPALIVES = {
     "keepalives": 1,
     "keepalives_idle": 30,  # seconds a silent connection waits before the first probe
@@ -67,18 +74,19 @@ class PostgresDatabase(Database):
             return f"PostgreSQL postgresql://{user}/{db}?host={host}"
         return f"PostgreSQL postgresql://{user}{host}{port}/{db}"
 
-    def connect(self) -> Connection:
+    def connect(self, *, answer_within: float | None = None) -> Connection:
         given = postgres_url_parts(self.url) or {}
         probes: dict[str, Any] = {k: v for k, v in KEEPALIVES.items() if k not in given}
         raw = None
         try:
-            raw = psycopg.connect(
+            raw = _BoundedConnection.connect(
                 self.url,
                 autocommit=True,
                 connect_timeout=max(1, round(self.connect_timeout)),
                 application_name="hxgw",
                 **probes,
             )
+            raw.answer_within = answer_within or self.statement_timeout + ANSWER_MARGIN
             # SET, not the `options` parameter, which would replace the URL's own.
             milliseconds = round(self.statement_timeout * 1000)
             raw.execute(f"SET statement_timeout = {milliseconds:d}")
@@ -89,10 +97,27 @@ class PostgresDatabase(Database):
         return PostgresConnection(raw, self.where)
 
 
+class _BoundedConnection(psycopg.Connection[Row]):
+    """psycopg's connection, whose every wait for the server (a statement, a result, a
+    commit: all go through `wait`) ends after `answer_within` seconds."""
+
+    answer_within: float | None = None
+
+    def wait(self, gen: PQGen[RV], interval: float = 0.1, timeout: float | None = None) -> RV:
+        bound = timeout if timeout is not None else self.answer_within
+        try:
+            return super().wait(gen, interval, bound)
+        except psycopg.errors._WaitTimeout:  # what psycopg's wait() raises past `timeout`
+            # Halfway through the protocol the session cannot be used again; closed, a
+            # transaction's exit no longer waits on the server to roll back.
+            self.pgconn.finish()
+            raise psycopg.OperationalError(f"no answer from the server in {bound:g}s") from None
+
+
 class PostgresConnection(Connection):
     dialect: Dialect = "postgresql"
 
-    def __init__(self, raw: psycopg.Connection[Row], where: str) -> None:
+    def __init__(self, raw: _BoundedConnection, where: str) -> None:
         self.raw = raw
         self.where = where
 
@@ -117,13 +142,19 @@ class PostgresConnection(Connection):
 
     @contextmanager
     def transaction(self, *, exclusive: bool = False) -> Iterator[None]:
-        with self._errors(), self.raw.transaction():
-            if exclusive:
-                # Exclusive transactions are migrations: one on a large ledger, or a
-                # wait for another instance's, may rightly take longer than any query.
-                self.raw.execute("SET LOCAL statement_timeout = 0")
-                self.raw.execute("SELECT pg_advisory_xact_lock(%s)", (_EXCLUSIVE_LOCK,))
-            yield
+        bound = self.raw.answer_within
+        if exclusive:
+            # Exclusive transactions are migrations: one on a large ledger, or a wait
+            # for another instance's, may rightly take longer than any query.
+            self.raw.answer_within = None
+        try:
+            with self._errors(), self.raw.transaction():
+                if exclusive:
+                    self.raw.execute("SET LOCAL statement_timeout = 0")
+                    self.raw.execute("SELECT pg_advisory_xact_lock(%s)", (_EXCLUSIVE_LOCK,))
+                yield
+        finally:
+            self.raw.answer_within = bound
 
     def close(self) -> None:
         self.raw.close()

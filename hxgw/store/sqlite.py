@@ -42,7 +42,9 @@ class SqliteDatabase(Database):
     def where(self) -> str:
         return f"SQLite {self.path}"
 
-    def connect(self) -> Connection:
+    def connect(self, *, answer_within: float | None = None) -> Connection:
+        # `answer_within` is for a server that may stop answering; a local file answers,
+        # and another process's lock is waited for `busy_timeout`.
         state_dir = self.path.parent
         if state_dir.exists() and not state_dir.is_dir():
             raise StoreError(f"{state_dir} is not a directory (HX_STATE_DIR, store.state_dir)")

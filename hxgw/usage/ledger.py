@@ -10,9 +10,13 @@ When a write fails the rows go to the spool (hxgw.usage.spool) and the store is 
 after a back-off that doubles up to `max_backoff`; until then new batches go straight to
 the spool. When the store answers again the spool is replayed first, in order.
 
+A store that does not answer a write within `answer_within` seconds (a frozen server,
+which no timeout of TCP's fires for) is unreachable like one that refuses it.
+
 What a crash (SIGKILL, power loss aside) can lose: the rows recorded since the last flush,
-at most one batch interval's worth, plus a batch the thread was writing at that moment. A
-stop while the store is frozen loses none: close() spools what the stuck writer holds.
+at most one batch interval's worth, plus a batch the thread was writing at that moment
+(for at most `answer_within`). A stop while the writer waits loses none: close() spools
+what the writer holds.
 """
 
 from __future__ import annotations
@@ -32,6 +36,11 @@ from hxgw.usage.spool import Spool
 
 log = structlog.get_logger("hxgw.usage")
 
+ANSWER_WITHIN = 5.0
+"""Seconds a write may wait for the store's answer before the store is taken for
+unreachable and its rows spooled: a frozen server would otherwise hold them in memory,
+for a crash to take, as long as it stays frozen."""
+
 
 class Ledger:
     def __init__(
@@ -43,8 +52,10 @@ class Ledger:
         batch_rows: int = 500,
         spool_max_bytes: int = 256 << 20,
         max_backoff: float = 10.0,
+        answer_within: float = ANSWER_WITHIN,
     ) -> None:
         self.database = database
+        self.answer_within = answer_within
         self.batch_interval = batch_interval
         self.batch_rows = batch_rows
         self.max_backoff = max_backoff
@@ -194,7 +205,7 @@ class Ledger:
 
     def _connect(self) -> Connection:
         if self._connection is None:
-            connection = self.database.connect()
+            connection = self.database.connect(answer_within=self.answer_within)
             try:
                 if not self._migrated:
                     migrate(connection, MIGRATIONS)

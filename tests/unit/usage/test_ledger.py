@@ -73,9 +73,9 @@ def test_recording_never_waits_on_the_store_even_while_it_is_locked(tmp_path: Pa
         askers: set[int] = set()
         real_connect = database.connect
 
-        def connect():
+        def connect(**options):
             askers.add(threading.get_ident())
-            return real_connect()
+            return real_connect(**options)
 
         database.connect = connect
         for n in range(2000):

@@ -10,9 +10,11 @@ import time
 from pathlib import Path
 
 import pytest
+import structlog
 
 from hxgw.store import open_database
 from hxgw.usage import Ledger
+from hxgw.usage.ledger import ANSWER_WITHIN
 from tests.postgres import Postgres
 from tests.unit.usage.rows import row, stored_ids, wait_for
 
@@ -86,3 +88,25 @@ def test_rows_held_by_a_frozen_postgresql_are_spooled_when_the_ledger_closes(
     finally:
         for pid in backends:
             os.kill(pid, signal.SIGCONT)
+
+
+@pytest.mark.postgres
+def test_rows_reach_the_spool_within_seconds_of_postgresql_freezing(
+    own_postgres: Postgres, tmp_path: Path
+):
+    database = open_database(own_postgres.url(), tmp_path)
+    ledger = Ledger(database, tmp_path / "spool", batch_interval=0.1)
+    ledger.start()
+    try:
+        ledger.record(row(0))
+        assert wait_for(lambda: ledger.rows_written == 1, timeout=10)
+        with own_postgres.frozen(), structlog.testing.capture_logs() as logs:
+            for n in range(1, 21):
+                ledger.record(row(n))
+            # Not held in memory, for a crash to take, as long as the server stays frozen.
+            assert wait_for(lambda: ledger.rows_spooled == 20, timeout=ANSWER_WITHIN + 10)
+            assert ledger.pending == 0
+            assert any(e["event"] == "usage store unreachable, spooling rows" for e in logs)
+    finally:
+        assert ledger.close(timeout=20)
+    assert sorted(stored_ids(database)) == [row(n).request_id for n in range(21)]
