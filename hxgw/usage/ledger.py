@@ -168,9 +168,7 @@ class Ledger:
             try:
                 self._connect()  # also at start with no rows: the schema is migrated early
                 if self.spool.waiting:
-                    replayed = self.spool.replay(self._write_batch, self.batch_rows)
-                    if replayed:
-                        log.info("usage spool replayed", rows=replayed, store=self.database.where)
+                    self._replay()
                 while done < len(rows):
                     self._writing = rows[done:]
                     self._write_batch(rows[done : done + self.batch_rows])
@@ -178,10 +176,26 @@ class Ledger:
                 self._writing = []
                 self._recovered()
                 return
-            except (StoreError, OSError) as exc:  # OSError: a spool file that cannot be read
+            except StoreError as exc:
                 self._writing = []
                 self._failed(exc)
         self._keep(rows[done:])
+
+    def _replay(self) -> None:
+        """The spool's rows, before the new ones. A spool that fails to be read is not the
+        store's failure: its rows wait there, and the new ones go to the store."""
+        try:
+            replayed = self.spool.replay(self._write_batch, self.batch_rows)
+        except OSError as exc:
+            self.spool.waiting = False  # tried again once the spool takes new rows
+            log.error(
+                "the usage spool cannot be replayed",
+                error=str(exc),
+                spool=str(self.spool.directory),
+            )
+            return
+        if replayed:
+            log.info("usage spool replayed", rows=replayed, store=self.database.where)
 
     def _write_batch(self, rows: list[Values]) -> None:
         """A batch, or, when one of its rows is refused for what it holds (not for the

@@ -12,6 +12,9 @@ same, the store's primary key keeps each row once.
 
 The bound is the total size of the directory. When a batch does not fit, the rows that
 fit are kept and the newest are refused: the caller counts and logs them.
+
+A file that cannot be opened (another user's, a directory under a spool file's name) is
+left where it is, and said once: one such file must not keep the ledger from its store.
 """
 
 from __future__ import annotations
@@ -24,10 +27,14 @@ from collections.abc import Callable, Iterator, Sequence
 from io import BufferedReader, BufferedWriter
 from pathlib import Path
 
+import structlog
+
 from hxgw import jsonio
 from hxgw.usage.row import UsageRow, Values, as_dict
 
 SUFFIX = ".jsonl"
+
+log = structlog.get_logger("hxgw.usage")
 
 
 class Spool:
@@ -38,6 +45,8 @@ class Spool:
         self._file: BufferedWriter | None = None
         self.bad_lines = 0
         """Lines that could not be read back (a write torn by a crash), skipped."""
+        self.unreadable: set[Path] = set()
+        """Files that could not be opened, skipped, each said once."""
         # Files left by an earlier run are waiting: the first flush replays them.
         self.waiting = any(self._paths())
         self.bytes = self.size()
@@ -45,13 +54,23 @@ class Spool:
     def _paths(self) -> list[Path]:
         try:
             return sorted(p for p in self.directory.iterdir() if p.name.endswith(SUFFIX))
-        except FileNotFoundError:
+        except OSError:  # none yet, or no spool at all: `unusable` said why at the start
             return []
+
+    def _skip(self, path: Path, exc: OSError) -> None:
+        if path not in self.unreadable:
+            self.unreadable.add(path)
+            log.error(
+                "a usage spool file cannot be read; its rows stay in it, the rest are written",
+                file=str(path),
+                error=exc.strerror or str(exc),
+                fix="give it to the gateway's user (chown), or move it out of the spool",
+            )
 
     def size(self) -> int:
         total = 0
         for path in self._paths():
-            with contextlib.suppress(FileNotFoundError):
+            with contextlib.suppress(OSError):  # gone meanwhile, or not ours to read
                 total += path.stat().st_size
         return total
 
@@ -118,8 +137,15 @@ class Spool:
         self._close_file()  # its lock would keep this process from its own file
         replayed = 0
         for path in self._paths():
-            with _locked(path) as file:
-                if file is None:
+            try:
+                file = path.open("rb")
+            except FileNotFoundError:  # replayed by another process meanwhile
+                continue
+            except OSError as exc:
+                self._skip(path, exc)
+                continue
+            with file:
+                if not _taken(file):
                     continue
                 rows = list(self._read(file.read()))
                 for start in range(0, len(rows), chunk):
@@ -150,22 +176,17 @@ class Spool:
                 data = path.read_bytes()
             except FileNotFoundError:  # replayed meanwhile
                 continue
+            except OSError as exc:
+                self._skip(path, exc)
+                continue
             yield from self._read(data)
 
 
-@contextlib.contextmanager
-def _locked(path: Path) -> Iterator[BufferedReader | None]:
-    """The file opened and locked; None when a live process holds it or it is gone."""
+def _taken(file: BufferedReader) -> bool:
+    """Locked for this process; False when a live process holds it, or it was replayed
+    and deleted by another between our open and our lock."""
     try:
-        file = path.open("rb")
-    except FileNotFoundError:
-        yield None
-        return
-    with file:
-        try:
-            fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            yield None
-            return
-        # Replayed and deleted by another process between our open and our lock.
-        yield file if os.fstat(file.fileno()).st_nlink else None
+        fcntl.flock(file.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return os.fstat(file.fileno()).st_nlink > 0

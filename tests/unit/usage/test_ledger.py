@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import threading
 import time
 from pathlib import Path
@@ -152,3 +153,44 @@ def test_two_workers_write_one_sqlite_file_at_once(tmp_path: Path):
         assert ledger.close(timeout=20)
     assert len(stored_ids(open_database(None, tmp_path))) == 1000
     assert sum(ledger.rows_spooled for ledger in ledgers) == 0
+
+
+def _unopenable(path: Path) -> None:
+    """A spool file the gateway's user may not open: mode 000, or, for root, whom no mode
+    stops, a link to itself (ELOOP). Either way its open raises an OSError."""
+    if os.getuid() == 0:
+        path.symlink_to(path.name)
+    else:
+        path.write_bytes(row(99).as_dict().__repr__().encode())
+        path.chmod(0)
+
+
+def _skipped_once_and_the_store_still_written(spool_dir: Path, stuck: Path, tmp_path: Path):
+    database = open_database(None, tmp_path / "state")
+    ledger = Ledger(database, spool_dir, batch_interval=0.05)
+    with structlog.testing.capture_logs() as logs:
+        ledger.start()
+        for n in range(5):
+            ledger.record(row(n))
+            time.sleep(0.1)  # a batch each
+        assert wait_for(lambda: ledger.rows_written == 5)
+        assert ledger.close(timeout=10)
+    assert ledger.rows_spooled == 0
+    said = [e for e in logs if e["event"].startswith("a usage spool file cannot be read")]
+    assert len(said) == 1 and said[0]["file"] == str(stuck) and said[0]["fix"]
+    assert [p.name for p in spool_dir.iterdir()] == [stuck.name]  # no spool file a batch
+
+
+def test_a_spool_file_that_cannot_be_opened_is_skipped_and_said_once(tmp_path: Path):
+    spool_dir = tmp_path / "spool"
+    spool_dir.mkdir()
+    stuck = spool_dir / f"{1:020d}-1.jsonl"
+    _unopenable(stuck)
+    _skipped_once_and_the_store_still_written(spool_dir, stuck, tmp_path)
+
+
+def test_a_directory_named_as_a_spool_file_is_skipped_and_said_once(tmp_path: Path):
+    spool_dir = tmp_path / "spool"
+    stuck = spool_dir / f"{1:020d}-1.jsonl"
+    stuck.mkdir(parents=True)
+    _skipped_once_and_the_store_still_written(spool_dir, stuck, tmp_path)
