@@ -26,6 +26,7 @@ from hxgw.runtime import Runtime
 from hxgw.store import Connection, Database, StoreError, open_database
 from hxgw.usage import Ledger
 from hxgw.usage.spend import spent_so_far
+from hxgw.usage.spool import unusable
 
 log = structlog.get_logger("hxgw.lifecycle.stores")
 
@@ -89,6 +90,14 @@ def open_stores(runtime: Runtime, config: Config, env: Mapping[str, str]) -> Non
             "the usage ledger has no spool: while PostgreSQL is unreachable its rows are lost",
             state_dir=str(settings.state_dir),
             fix=fix,
+        )
+    spool_trouble = unusable(settings.state_dir / SPOOL) if writable and settings.ledger else None
+    if spool_trouble is not None:
+        log.warning(
+            "the usage ledger has no spool: while the store is unreachable its rows are lost",
+            spool=str(settings.state_dir / SPOOL),
+            why=spool_trouble,
+            fix="make it a directory the gateway's user may read and write, or remove it",
         )
     database = open_database(settings.database_url, settings.state_dir)
     # Read before the ledger's writer starts to replay its spool into the store (the

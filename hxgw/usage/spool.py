@@ -22,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import stat
 import time
 from collections.abc import Callable, Iterator, Sequence
 from io import BufferedReader, BufferedWriter
@@ -35,6 +36,21 @@ from hxgw.usage.row import UsageRow, Values, as_dict
 SUFFIX = ".jsonl"
 
 log = structlog.get_logger("hxgw.usage")
+
+
+def unusable(directory: Path) -> str | None:
+    """Why `directory` cannot serve as a spool, or None (one not there yet is made)."""
+    try:
+        mode = directory.stat().st_mode
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        return f"it cannot be read: {exc.strerror or exc}"
+    if not stat.S_ISDIR(mode):
+        return "it is not a directory"
+    if not os.access(directory, os.R_OK | os.W_OK | os.X_OK):
+        return "this user may not read and write it"
+    return None
 
 
 class Spool:

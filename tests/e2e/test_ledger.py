@@ -238,3 +238,40 @@ async def test_postgresql_stopped_for_ten_seconds_mid_load_loses_no_row(
     while count() < sent and time.monotonic() < deadline:
         await asyncio.sleep(0.5)
     assert count() == sent
+
+
+def _unreadable_directory(path: Path) -> None:
+    """A directory the gateway's user may not read: mode 000, or, for root, whom no mode
+    stops, a link to itself (ELOOP)."""
+    if os.getuid() == 0:
+        path.symlink_to(path.name)
+    else:
+        path.mkdir()
+        path.chmod(0)
+
+
+async def _serves_without_a_spool(
+    start_gateway: StartGateway, client: aiohttp.ClientSession
+) -> None:
+    gateway = await start_gateway(models=PRICED)
+    assert await _chat(client, gateway) == 200
+    await wait_for(lambda: len(ledger_rows(gateway)) == 1, timeout=10)
+    said = [line for line in gateway.logs().splitlines() if "has no spool" in line]
+    assert len(said) == 1 and "why=" in said[0]
+    assert "Traceback" not in gateway.logs()
+
+
+async def test_a_spool_path_that_is_a_file_leaves_the_ledger_without_a_spool_not_the_gateway_down(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, tmp_path: Path
+):
+    (tmp_path / "state-config0").mkdir(mode=0o700)
+    (tmp_path / "state-config0" / "spool").write_text("")
+    await _serves_without_a_spool(start_gateway, client)
+
+
+async def test_an_unreadable_spool_directory_leaves_the_ledger_without_a_spool_not_the_gateway_down(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, tmp_path: Path
+):
+    (tmp_path / "state-config0").mkdir(mode=0o700)
+    _unreadable_directory(tmp_path / "state-config0" / "spool")
+    await _serves_without_a_spool(start_gateway, client)
