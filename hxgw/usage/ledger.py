@@ -7,8 +7,8 @@ writes what is there in transactions of at most `batch_rows` rows. sqlite3 and p
 block, and a thread keeps them off the loop without an async driver.
 
 When a write fails the rows go to the spool (hxgw.usage.spool) and the store is retried
-after a back-off that doubles up to `max_backoff`; until then new batches go straight to
-the spool. When the store answers again the spool is replayed first, in order.
+after a back-off that doubles up to `max_backoff`; until then new batches go to the
+spool, and what a full spool refuses to the store. When the store answers again the spool is replayed first, in order.
 
 A store that does not answer a write within `answer_within` seconds (a frozen server,
 which no timeout of TCP's fires for) is unreachable like one that refuses it.
@@ -163,22 +163,28 @@ class Ledger:
 
     def _flush(self, *, final: bool) -> None:
         rows = self._take()
-        done = 0
-        if final or time.monotonic() >= self._retry_at:
-            try:
-                self._connect()  # also at start with no rows: the schema is migrated early
-                if self.spool.waiting:
-                    self._replay()
-                while done < len(rows):
-                    self._writing = rows[done:]
-                    self._write_batch(rows[done : done + self.batch_rows])
-                    done += self.batch_rows
-                self._writing = []
-                self._recovered()
+        if not final and time.monotonic() < self._retry_at:
+            # What the spool refuses is offered to the store before it is lost: the
+            # store may be back before its retry is due.
+            rows = self._spooled(rows)
+            if not rows:
                 return
-            except StoreError as exc:
-                self._writing = []
-                self._failed(exc)
+        self._writing = rows  # from here a stop spools them, even while the spool replays
+        done = 0
+        try:
+            self._connect()  # also at start with no rows: the schema is migrated early
+            if self.spool.waiting:
+                self._replay()
+            while done < len(rows):
+                self._writing = rows[done:]
+                self._write_batch(rows[done : done + self.batch_rows])
+                done += self.batch_rows
+            self._writing = []
+            self._recovered()
+            return
+        except StoreError as exc:
+            self._writing = []
+            self._failed(exc)
         self._keep(rows[done:])
 
     def _replay(self) -> None:
@@ -253,6 +259,15 @@ class Ledger:
         self._failing = False
         self._backoff = 0.0
         self._retry_at = 0.0
+
+    def _spooled(self, rows: list[Values]) -> list[Values]:
+        """The rows the spool refused; `_keep` counts them, should the store fail too."""
+        try:
+            kept = self.spool.add(rows)
+        except OSError:
+            kept = 0
+        self.rows_spooled += kept
+        return rows[kept:]
 
     def _keep(self, rows: list[Values]) -> None:
         if not rows:

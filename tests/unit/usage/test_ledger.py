@@ -194,3 +194,20 @@ def test_a_directory_named_as_a_spool_file_is_skipped_and_said_once(tmp_path: Pa
     stuck = spool_dir / f"{1:020d}-1.jsonl"
     stuck.mkdir(parents=True)
     _skipped_once_and_the_store_still_written(spool_dir, stuck, tmp_path)
+
+
+def test_rows_a_full_spool_refuses_reach_a_store_back_before_its_retry_is_due(tmp_path: Path):
+    (tmp_path / "state").write_text("")  # the store is away: its directory is a file
+    database = open_database(None, tmp_path / "state")
+    ledger = Ledger(database, tmp_path / "spool", batch_interval=0.05, max_backoff=30,
+                    spool_max_bytes=1)
+    ledger.start()
+    try:
+        time.sleep(3.5)  # failed at 0.05, 0.15, 0.35, 0.75, 1.55 and 3.15 s: next at 6.35 s
+        (tmp_path / "state").unlink()  # back
+        for n in range(5):
+            ledger.record(row(n))
+        assert wait_for(lambda: ledger.rows_written == 5, timeout=2)
+        assert ledger.rows_dropped == 0
+    finally:
+        ledger.close(timeout=10)

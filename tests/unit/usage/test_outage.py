@@ -110,3 +110,20 @@ def test_rows_reach_the_spool_within_seconds_of_postgresql_freezing(
     finally:
         assert ledger.close(timeout=20)
     assert sorted(stored_ids(database)) == [row(n).request_id for n in range(21)]
+
+
+@pytest.mark.postgres
+def test_a_stop_while_the_writer_waits_on_a_frozen_store_spools_the_batch_it_had_taken(
+    own_postgres: Postgres, tmp_path: Path
+):
+    ledger = Ledger(open_database(own_postgres.url(), tmp_path), tmp_path / "spool")
+    for n in range(10):
+        ledger.record(row(n))
+    with own_postgres.frozen():
+        ledger.start()  # takes the rows, then waits on the store before any is written
+        time.sleep(0.5)
+        assert ledger.pending == 0
+        assert not ledger.close(timeout=1)
+        spooled = [json.loads(line) for path in (tmp_path / "spool").iterdir()
+                   for line in path.read_bytes().splitlines()]
+    assert {r["request_id"] for r in spooled} == {row(n).request_id for n in range(10)}
