@@ -56,9 +56,10 @@ MIGRATIONS = (
     ),
 )
 
-FAILED = "status >= 400 OR outcome NOT IN ('ok', 'client_gone')"
+FAILED = "outcome <> 'client_gone' AND (status >= 400 OR outcome <> 'ok')"
 """SQL true of a row whose request failed: an error status, or a 200 whose stream the
-upstream broke off (a client that left has not failed)."""
+upstream broke off. A client that left has not failed, whenever it left: before the
+first byte its row's status is 499."""
 
 # DO NOTHING on a row already there: replaying a spooled batch that had partly committed
 # before the store went away adds each row once. Table and columns are constants.

@@ -275,3 +275,27 @@ async def test_an_unreadable_spool_directory_leaves_the_ledger_without_a_spool_n
     (tmp_path / "state-config0").mkdir(mode=0o700)
     _unreadable_directory(tmp_path / "state-config0" / "spool")
     await _serves_without_a_spool(start_gateway, client)
+
+
+async def test_a_client_gone_before_the_first_byte_is_filed_under_the_model_called_not_an_error(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    fake.behave("m-alpha", header_delay=3)
+    gateway = await start_gateway(models=PRICED)
+    with contextlib.suppress(TimeoutError):
+        async with client.post(gateway.url + "/v1/chat/completions", json=CHAT,
+                               headers=gateway.auth, timeout=aiohttp.ClientTimeout(total=0.5)):
+            pass
+    await wait_for(lambda: len(ledger_rows(gateway)) == 1, timeout=10)
+    (row,) = ledger_rows(gateway)
+    assert (row["status"], row["outcome"], row["model"]) == (499, "client_gone", "alpha")
+    env = {**os.environ, "HX_STATE_DIR": _state_dir(gateway)}
+    out = subprocess.run([HXGW, "usage", "--by", "model", "--format", "json",
+                          "--config-dir", str(gateway.config_dir)],
+                         env=env, capture_output=True, text=True, check=True)
+    (alpha,) = json.loads(out.stdout)["rows"]
+    assert (alpha["model"], alpha["requests"], alpha["errors"]) == ("alpha", 1, 0)
+    assert alpha["cost"] == row["cost"] > 0
+    async with client.get(gateway.url + "/status.json", headers=gateway.auth) as resp:
+        charted = (await resp.json())["usage"]["windows"]["hour"]["models"]["alpha"]
+    assert (sum(charted["requests"]), sum(charted["errors"])) == (1, 0)
