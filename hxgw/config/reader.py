@@ -49,7 +49,10 @@ def name_problem(name: str) -> str | None:
         and _NAME_BREAKERS.isdisjoint(name)
     ):
         return None
-    return f'{name!r}: a name goes in response headers: use visible ASCII, without spaces or ; , = " \\'
+    return (
+        f"{name!r}: a name goes in response headers: use visible ASCII, without spaces "
+        'or ; , = " \\'
+    )
 
 
 def kind_of(value: Any, *, json: bool = False) -> str:

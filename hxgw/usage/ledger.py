@@ -8,7 +8,8 @@ block, and a thread keeps them off the loop without an async driver.
 
 When a write fails the rows go to the spool (hxgw.usage.spool) and the store is retried
 after a back-off that doubles up to `max_backoff`; until then new batches go to the
-spool, and what a full spool refuses to the store. When the store answers again the spool is replayed first, in order.
+spool, and what a full spool refuses to the store. When the store answers again the
+spool is replayed first, in order.
 
 A store that does not answer a write within `answer_within` seconds (a frozen server,
 which no timeout of TCP's fires for) is unreachable like one that refuses it.
