@@ -4,7 +4,8 @@
 (hxgw.store) every batch interval, and into a bounded on-disk spool while the store is
 unreachable, replaying the spool when it is back. `totals()` reads the ledger back for
 `hxgw usage`; `usage_series()` as series over the last hour and day, and `RecentUsage`
-keeps them for the status page.
+keeps them for the status page. `spend` reads what each budgeted key spent this period,
+where a limiter's budget begins.
 
 May import: hxgw.store, hxgw.errors, hxgw.jsonio, hxgw.memo and the standard
 library; never the request path.

@@ -31,6 +31,7 @@ import structlog
 
 from hxgw.store import Connection, Database, RowRefused, StoreError
 from hxgw.store.migrate import migrate
+from hxgw.usage.keeping import Keeper
 from hxgw.usage.row import UsageRow, Values
 from hxgw.usage.schema import INSERT, MIGRATIONS
 from hxgw.usage.spool import Spool
@@ -61,10 +62,8 @@ class Ledger:
         self.batch_rows = batch_rows
         self.max_backoff = max_backoff
         self.spool = Spool(spool_dir, spool_max_bytes)
-        # Counters for /metrics. Only the writer thread changes them.
-        self.rows_written = 0
-        self.rows_spooled = 0
-        self.rows_dropped = 0
+        self.keeper = Keeper(self.spool)
+        self.rows_written = 0  # for /metrics; only the writer thread changes it
         self._pending: deque[Values] = deque()
         self._writing: list[Values] = []
         """The recorded rows the writer thread is handing to the store, and those after."""
@@ -76,13 +75,18 @@ class Ledger:
         self._retry_at = 0.0
         self._backoff = 0.0
         self._failing = False
-        self._refusing: str | None = None
-        """Why the spool refuses rows, while it does: said once, not once a batch."""
-        self._refused = 0
 
     @property
     def spool_bytes(self) -> int:
         return self.spool.bytes
+
+    @property
+    def rows_spooled(self) -> int:
+        return self.keeper.spooled
+
+    @property
+    def rows_dropped(self) -> int:
+        return self.keeper.dropped
 
     @property
     def pending(self) -> int:
@@ -119,26 +123,9 @@ class Ledger:
         return not self._thread.is_alive()
 
     def _rescue(self) -> None:
-        """The writer is stuck on a store that takes its packets and never answers (a
-        frozen server: no timeout of TCP's or the server's fires). The rows it holds and
-        those queued go to the spool through a file of this thread's own, as another
-        worker's would; should its write commit after all, the replay adds each row once."""
-        rows = [*self._writing, *self._take()]
-        if not rows:
-            return
-        spool = Spool(self.spool.directory, self.spool.max_bytes)
-        try:
-            kept = spool.add(rows)
-        except OSError as exc:
-            kept = 0
-            log.error("usage rows lost: the spool cannot be written", error=str(exc))
-        finally:
-            spool.close()
-        log.warning(
-            "usage store did not answer in time; rows spooled for the next start",
-            rows=kept,
-            lost=len(rows) - kept,
-        )
+        """The writer is stuck on a store that has not answered yet: the rows it holds and
+        those queued go to the spool from here."""
+        self.keeper.rescue([*self._writing, *self._take()])
 
     def _run(self) -> None:
         while True:
@@ -167,7 +154,7 @@ class Ledger:
         if not final and time.monotonic() < self._retry_at:
             # What the spool refuses is offered to the store before it is lost: the
             # store may be back before its retry is due.
-            rows = self._spooled(rows)
+            rows = self.keeper.spool_some(rows)
             if not rows:
                 return
         self._writing = rows  # from here a stop spools them, even while the spool replays
@@ -186,7 +173,7 @@ class Ledger:
         except StoreError as exc:
             self._writing = []
             self._failed(exc)
-        self._keep(rows[done:])
+        self.keeper.keep(rows[done:])
 
     def _replay(self) -> None:
         """The spool's rows, before the new ones. A spool that fails to be read is not the
@@ -215,7 +202,7 @@ class Ledger:
                 try:
                     self._write([row])
                 except RowRefused as exc:
-                    self.rows_dropped += 1
+                    self.keeper.dropped += 1
                     log.error("usage row refused by the store", request_id=row[0], error=str(exc))
 
     def _write(self, rows: list[Values]) -> None:
@@ -254,46 +241,9 @@ class Ledger:
         self._failing = True
 
     def _recovered(self) -> None:
-        self._refusal(None, 0)
+        self.keeper.store_takes_rows()
         if self._failing:
             log.info("usage store reachable again", store=self.database.where)
         self._failing = False
         self._backoff = 0.0
         self._retry_at = 0.0
-
-    def _spooled(self, rows: list[Values]) -> list[Values]:
-        """The rows the spool refused; `_keep` counts them, should the store fail too."""
-        try:
-            kept = self.spool.add(rows)
-        except OSError:
-            kept = 0
-        self.rows_spooled += kept
-        return rows[kept:]
-
-    def _keep(self, rows: list[Values]) -> None:
-        if not rows:
-            return
-        why = None
-        try:
-            kept = self.spool.add(rows)
-        except OSError as exc:  # a full or read-only disk, say
-            kept, why = 0, f"the spool cannot be written: {exc.strerror or exc}"
-        if why is None and kept < len(rows):
-            why = f"the spool is full ({self.spool.max_bytes} bytes, store.spool_max_bytes)"
-        self.rows_spooled += kept
-        self.rows_dropped += len(rows) - kept
-        self._refusal(why, len(rows) - kept)
-
-    def _refusal(self, why: str | None, refused: int) -> None:
-        """Say when the spool starts refusing rows, why, and how many it refused when it
-        takes them again; a batch each second would otherwise log a line each."""
-        if why is not None and why != self._refusing:
-            log.error(
-                "usage rows are being lost: the store is unreachable and the spool refuses them",
-                why=why,
-            )
-        elif why is None and self._refusing is not None:
-            log.info("the usage spool takes rows again", rows_lost=self._refused)
-            self._refused = 0
-        self._refusing = why
-        self._refused += refused
