@@ -145,10 +145,10 @@ _ERRORS_WITHIN = tuple(end + line for line in _ERRORS for end in (b"\n", b"\r"))
 
 
 def failed_upstream(block: bytes) -> bool:
-    """Whether a block of whole lines holds an error event of the upstream's own."""
-    if block.startswith(_ERRORS) or any(line in block for line in _ERRORS_WITHIN):
-        return True
-    return b'"type":"error"' in block or b'"type": "error"' in block
+    """Whether a block of whole lines holds an error event of the upstream's own, by its
+    line's start: a `"type":"error"` may be the client's own `metadata`, which a Responses
+    stream echoes."""
+    return block.startswith(_ERRORS) or any(line in block for line in _ERRORS_WITHIN)
 
 
 def finished_choices(block: bytes) -> int:

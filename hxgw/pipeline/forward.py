@@ -56,6 +56,7 @@ from hxgw.upstream import (
 
 log = structlog.get_logger("hxgw.pipeline.forward")
 
+EVENTS = "text/event-stream"
 FORWARDED_REQUEST_HEADERS = ("traceparent", "tracestate", "anthropic-version", "anthropic-beta")
 
 
@@ -132,8 +133,9 @@ async def open_reply(ctx: RequestContext) -> Reply:
                     try:
                         retryable = response.status in RETRYABLE_STATUS
                         first = b"" if retryable else await response.readany()
-                        if several and response.content_type == "text/event-stream":
-                            first = await past_comments(response, first)
+                        if several and position < last and response.content_type == EVENTS:
+                            left = budget - (time.perf_counter() - started)
+                            first = await past_comments(response, first, left / 2)
                     except BaseException:
                         response.close()
                         raise

@@ -3,13 +3,18 @@ nothing has reached the client, a candidate that opens its stream with an error 
 still be failed over.
 
 Some upstreams send comment lines while a request waits in their queue (OpenRouter's
-`: OPENROUTER PROCESSING`): they are no answer, so the first bytes are read past them
-(under the first-byte deadline, as the first byte itself is) before the candidate
-counts as answered. Others, LiteLLM's proxy among them, answer 200 and send a provider's
+`: OPENROUTER PROCESSING`): they are no answer, so while another candidate remains the
+first bytes are read past them before the candidate counts as answered, for at most half
+of what is left of the first-byte wait. An upstream still only keeping the connection
+alive by then is taken as answering (a queue may be long, a reasoning model slow to
+start), not timed out and held against its model. Others, LiteLLM's proxy among them, answer 200 and send a provider's
 failure as the stream's first event (`data: {"error": ...}`, or `event: error`).
 """
 
 from __future__ import annotations
+
+import asyncio
+import contextlib
 
 from hxgw import jsonio
 from hxgw.upstream import UpstreamResponse
@@ -20,13 +25,16 @@ candidate counts as answered and they go to the client."""
 _ERROR_LINES = (b'data: {"error"', b'data:{"error"', b"event: error", b"event:error")
 
 
-async def past_comments(response: UpstreamResponse, first: bytes) -> bytes:
-    """`first`, and what follows while it holds only comments and blank lines."""
-    while first and len(first) < MAX_COMMENTS and _only_comments(first):
-        more = await response.readany()
-        if not more:
-            break
-        first += more
+async def past_comments(response: UpstreamResponse, first: bytes, within: float) -> bytes:
+    """`first`, and what follows while it holds only comments and blank lines, for at
+    most `within` seconds."""
+    with contextlib.suppress(TimeoutError):
+        async with asyncio.timeout(within):
+            while first and len(first) < MAX_COMMENTS and _only_comments(first):
+                more = await response.readany()
+                if not more:
+                    break
+                first += more
     return first
 
 

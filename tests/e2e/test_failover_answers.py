@@ -94,6 +94,35 @@ async def test_comments_before_the_first_event_reach_the_client_with_it(
     assert body == b": waiting\n\n" + chunk + b"data: [DONE]\n\n"
 
 
+KEEP_ALIVE = b": OPENROUTER PROCESSING\n\n"
+KEPT_ALIVE = ((0.0, KEEP_ALIVE), (1.0, KEEP_ALIVE), (1.0, KEEP_ALIVE), (1.0, KEEP_ALIVE),
+              (0.5, b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
+                    b"data: [DONE]\n\n"))
+"""A queue that keeps the connection alive for 3.5 s, past a first-byte timeout of 3."""
+
+
+async def test_the_last_candidate_s_keep_alives_are_relayed_as_an_answer_not_a_timeout(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    gateway = await start_gateway(gateway={"timeouts": {"first_byte": 3}})
+    fake.behave("m-alpha", status=500)
+    fake.behave("m-beta", script=KEPT_ALIVE)
+    status, headers, body = await _post(gateway, client)
+    assert (status, headers["X-HX-Model"]) == (200, "beta")
+    assert body.startswith(b": OPENROUTER PROCESSING\n\n") and body.endswith(b"[DONE]\n\n")
+
+
+async def test_keep_alives_past_half_the_first_byte_wait_are_taken_as_an_answer(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    # A long queue, or a reasoning model slow to start, is not a timed-out model.
+    gateway = await start_gateway(gateway={"timeouts": {"first_byte": 3}})
+    fake.behave("m-alpha", script=KEPT_ALIVE)
+    status, headers, body = await _post(gateway, client)
+    assert (status, headers["X-HX-Model"], headers["X-HX-Failovers"]) == (200, "alpha", "0")
+    assert body.endswith(b"[DONE]\n\n")
+
+
 async def test_a_lone_candidate_s_comments_reach_the_client_at_once(
     gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):

@@ -1,10 +1,12 @@
-"""ends_stream: whether a block of whole SSE lines holds the event that ends a stream;\nfinished_choices: how many of a chat stream's choices it says stopped."""
+"""What a block of whole SSE lines says: whether it holds the event that ends a stream
+(ends_stream), an error event of the upstream's own (failed_upstream), and how many of a
+chat stream's choices it says stopped (finished_choices)."""
 
 from __future__ import annotations
 
 import pytest
 
-from hxgw.pipeline.events import ends_stream, finished_choices
+from hxgw.pipeline.events import ends_stream, failed_upstream, finished_choices
 
 CHUNK = b'data: {"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}\n\n'
 
@@ -64,3 +66,17 @@ def test_a_responses_text_delta_ends_nothing():
     delta = b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta",' \
             b'"delta":"response.completed"}\n\n'
     assert not ends_stream(delta, "responses")
+
+
+@pytest.mark.parametrize("block", [
+    b'data: {"error": {"message": "overloaded"}}\n\n',
+    b'data: {"choices":[]}\n\nevent: error\ndata: {"type":"error","error":{}}\n\n',
+])
+def test_an_error_event_of_the_upstream_s_own_is_a_failure(block: bytes):
+    assert failed_upstream(block)
+
+
+def test_a_response_that_echoes_a_client_s_metadata_of_type_error_is_no_failure():
+    completed = b'event: response.completed\ndata: {"type":"response.completed","response":' \
+                b'{"metadata":{"type":"error"}}}\n\n'
+    assert not failed_upstream(completed)

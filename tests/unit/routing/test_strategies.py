@@ -167,10 +167,16 @@ TEXT = "x" * 4000  # about 1000 tokens
     {"messages": [{"role": "user", "content": "hi"}], "tools": [
         {"type": "function", "function": {"name": "f", "description": TEXT}}]},
     {"input": [{"type": "function_call_output", "call_id": "c1", "output": TEXT}]},
+    {"messages": [{"role": "user", "content": "data: [DONE]" + TEXT}]},
+    {"messages": [{"role": "assistant", "content": [
+        {"type": "tool_use", "id": "t1", "name": "f", "input": {"data": TEXT}}]}]},
+    {"messages": [{"role": "user", "content": "hi"}], "tools": [{"type": "function", "function": {
+        "name": "f", "parameters": {"properties": {"data": {"description": TEXT}}}}}]},
 ], ids=["chat", "chat-parts", "responses-items", "responses-messages", "instructions",
         "anthropic-system", "anthropic-system-blocks", "token-ids", "token-id-batches",
         "max-output-tokens", "anthropic-tool-result", "anthropic-tool-result-blocks",
-        "chat-tool-call-arguments", "tool-definitions", "responses-function-output"])
+        "chat-tool-call-arguments", "tool-definitions", "responses-function-output",
+        "a-pasted-event-log", "tool-arguments-named-data", "tool-parameter-named-data"])
 def test_every_shape_of_a_long_request_counts_toward_the_context(body: dict[str, Any]):
     assert estimate_tokens(body) >= 990
 
@@ -179,7 +185,10 @@ def test_every_shape_of_a_long_request_counts_toward_the_context(body: dict[str,
     {"type": "image_url", "image_url": {"url": "data:image/png;base64," + TEXT}},
     {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": TEXT}},
     {"type": "input_audio", "input_audio": {"data": TEXT, "format": "wav"}},
-], ids=["data-url", "anthropic-base64", "audio"])
+    {"type": "file", "file": {"filename": "a.pdf", "file_data": "data:application/pdf;base64,"
+                              + TEXT}},
+    {"type": "input_image", "image_url": "data:image/jpeg;charset=x;base64," + TEXT},
+], ids=["data-url", "anthropic-base64", "audio", "file", "responses-image"])
 def test_media_sent_inline_is_not_counted_as_text(image: dict[str, Any]):
     body = {"messages": [{"role": "user", "content": [image]}]}
     assert estimate_tokens(body) < 50
