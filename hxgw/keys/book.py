@@ -12,7 +12,8 @@ working, and the log says so once a minute; a stored key not among them then get
 
 Before the keys read are published, `seed` is given them with the connection that read
 them: the budgets of keys this process has not seen begin from what they spent, and
-keys whose spend cannot be read are not published until it can.
+keys whose spend cannot be read are not published until it can (revocations and the
+keys it already let in are).
 """
 
 from __future__ import annotations
@@ -80,7 +81,16 @@ class StoredKeys:
             stored = self.store.all(connection)
             by_digest, revoked = self._read(stored, config_names)
             if self.seed is not None:
-                self.seed(connection, by_digest.values())
+                try:
+                    self.seed(connection, by_digest.values())
+                except StoreError:
+                    # The keys not let in yet wait for their spend; a revocation must not.
+                    known = {key.name for key in self.by_digest.values()}
+                    self.by_digest = MappingProxyType(
+                        {d: key for d, key in by_digest.items() if key.name in known}
+                    )
+                    self.revoked = MappingProxyType(revoked)
+                    raise
         except StoreError:
             self.close()
             raise

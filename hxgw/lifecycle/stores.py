@@ -26,7 +26,7 @@ from hxgw.runtime import Runtime
 from hxgw.store import Connection, Database, StoreError, open_database
 from hxgw.usage import Ledger
 from hxgw.usage.spend import spent_so_far
-from hxgw.usage.spool import unusable
+from hxgw.usage.spool import Spool, unusable
 
 log = structlog.get_logger("hxgw.lifecycle.stores")
 
@@ -133,7 +133,7 @@ class Seeds:
     spend is read once per period length: the limiter counts from there."""
 
     def __init__(self, spool_dir: Path, config_keys: Iterable[ClientKey]) -> None:
-        self.spool_dir = spool_dir
+        self.spool = Spool(spool_dir, 0)  # read only: a file it cannot read is said once
         self.spent: dict[tuple[str, int], tuple[int, float]] = {}
         """The limiter's own (`hxgw.keys.window.Spent`): filled in place, from a thread."""
         self.pending = tuple(config_keys)
@@ -149,7 +149,7 @@ class Seeds:
             if (key.name, limits.budget_period_s) not in self._read:
                 budgets.setdefault(limits.budget_period_s, set()).add(key.name)
         if budgets:
-            self.spent.update(spent_so_far(connection, self.spool_dir, budgets, time.time()))
+            self.spent.update(spent_so_far(connection, self.spool, budgets, time.time()))
             self._read.update((n, period_s) for period_s, names in budgets.items() for n in names)
         self.pending = ()
 

@@ -9,7 +9,6 @@ them. `Budgets` maps a period's length in seconds to the names of the keys with 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
-from pathlib import Path
 
 from hxgw.store import Connection
 from hxgw.usage.report import ledger_exists
@@ -21,34 +20,68 @@ Budgets = Mapping[int, Collection[str]]
 Spent = dict[tuple[str, int], tuple[int, float]]
 """(key name, period length) -> (period index, cost in it): `hxgw.keys.window.Spent`."""
 
-_KEY, _COST, _STARTED = (COLUMNS.index(c) for c in ("key_name", "cost", "started"))
+_KEY, _COST, _STARTED, _ID = (
+    COLUMNS.index(c) for c in ("key_name", "cost", "started", "request_id")
+)
+_CHUNK = 200
+"""Spool rows looked for in the store per query."""
 
 
 def spent_so_far(
-    connection: Connection | None, spool_dir: Path, budgets: Budgets, now: float
+    connection: Connection | None, spool: Spool, budgets: Budgets, now: float
 ) -> Spent:
-    """The spool's rows and then the store's (none without a `connection`). A row the
-    ledger replays from one to the other between the two reads is counted twice, never
-    missed: for a budget, the safe side."""
-    spent = spent_in_rows(Spool(spool_dir, 0).rows(), budgets, now)
+    """The spool's rows the store does not hold yet, then the store's (none without a
+    `connection`), read in that order. A row the ledger replays from one to the other
+    meanwhile is counted twice (for the moment between the two queries) rather than
+    missed: for a budget, the safe side. A replayed file not yet deleted counts once."""
+    waiting = _this_period(spool.rows(), budgets, now)
     if connection is None or not ledger_exists(connection):
-        return spent
+        return _summed(waiting, budgets, now)
+    spent = _summed(_not_stored(connection, waiting), budgets, now)
     for key_period, (period, cost) in spent_this_period(connection, budgets, now).items():
         spent[key_period] = (period, cost + spent.get(key_period, (period, 0.0))[1])
     return spent
 
 
-def spent_in_rows(rows: Iterable[Values], budgets: Budgets, now: float) -> Spent:
-    """`spent_this_period` of rows not in the store yet (the spool's)."""
-    periods = {name: period_s for period_s, names in budgets.items() for name in names}
+def _periods(budgets: Budgets) -> dict[str, int]:
+    return {name: period_s for period_s, names in budgets.items() for name in names}
+
+
+def _this_period(rows: Iterable[Values], budgets: Budgets, now: float) -> list[Values]:
+    """The rows that cost a key of `budgets` something in its current period."""
+    periods = _periods(budgets)
+    return [
+        row
+        for row in rows
+        if (period_s := periods.get(row[_KEY])) is not None
+        and row[_STARTED] >= now // period_s * period_s
+        and row[_COST]
+    ]
+
+
+def _summed(rows: list[Values], budgets: Budgets, now: float) -> Spent:
+    periods = _periods(budgets)
     spent: Spent = {}
     for row in rows:
-        period_s = periods.get(row[_KEY])
-        if period_s is None or row[_STARTED] < now // period_s * period_s or not row[_COST]:
-            continue
+        period_s = periods[row[_KEY]]
         _, cost = spent.get((row[_KEY], period_s), (0, 0.0))
         spent[row[_KEY], period_s] = (int(now // period_s), cost + row[_COST])
     return spent
+
+
+def _not_stored(connection: Connection, rows: list[Values]) -> list[Values]:
+    """`rows` but those the store holds, each found by its primary key."""
+    stored: set[tuple[float, str]] = set()
+    for start in range(0, len(rows), _CHUNK):
+        chunk = rows[start : start + _CHUNK]
+        pairs = ", ".join(["(?, ?)"] * len(chunk))
+        found = connection.execute(
+            f"SELECT started, request_id FROM {TABLE} "  # noqa: S608 -- constants and ?s
+            f"WHERE (started, request_id) IN (VALUES {pairs})",
+            [value for row in chunk for value in (row[_STARTED], row[_ID])],
+        )
+        stored.update((float(started), rid) for started, rid in found)
+    return [row for row in rows if (row[_STARTED], row[_ID]) not in stored]
 
 
 def spent_this_period(connection: Connection, budgets: Budgets, now: float) -> Spent:

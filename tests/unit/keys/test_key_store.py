@@ -197,3 +197,28 @@ def test_keys_whose_spend_cannot_be_read_are_let_in_only_once_it_can(database: D
     assert book.refresh(NO_CONFIG_KEYS)
     assert seen == [["app"], ["app"]] and _digest(secret) in book.by_digest
     book.close()
+
+
+def test_a_revocation_is_published_while_the_spend_of_a_new_key_cannot_be_read(
+    database: Database,
+):
+    failing = False
+
+    def seed(connection: Connection, keys: Iterable[ClientKey]) -> None:
+        if failing:
+            raise StoreError("the ledger cannot be read")
+
+    store = KeyStore(database)
+    with store.connect() as connection:
+        old = store.create(connection, "old", {})
+    book = StoredKeys(store, seed=seed)
+    book.refresh(NO_CONFIG_KEYS)
+    with store.connect() as connection:
+        store.revoke(connection, "old")
+        new = store.create(connection, "new", {"budget": 1})
+    failing = True
+    with pytest.raises(StoreError):
+        book.refresh(NO_CONFIG_KEYS)
+    assert book.revoked.get(_digest(old)) == "old" and _digest(old) not in book.by_digest
+    assert _digest(new) not in book.by_digest
+    book.close()
