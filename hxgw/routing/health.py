@@ -47,6 +47,9 @@ class ModelHealth:
     """The latest-started request that had its first byte (its token)."""
     _probe: int = 0
     """The token of the last request sent to the half-open circuit."""
+    _opened_at: float = 0.0
+    _spared: bool = False
+    """Opened for as long as its upstream asked (Retry-After), not by its own cool-down."""
 
     @property
     def error_rate(self) -> float:
@@ -141,21 +144,35 @@ class ModelHealth:
         settings = self.settings
         if retry_after:
             self._open(now, retry_after, "its upstream asked to be spared (Retry-After)")
+            self._spared = True
         elif self.circuit == "half_open":
             self.failed_probes += 1
-            cooldown = settings.breaker_cooldown * 2**self.failed_probes
-            cap = max(settings.breaker_max_cooldown, settings.breaker_cooldown)
-            self._open(now, min(cooldown, cap), "its probe failed")
+            self._open(now, self.cooldown(), "its probe failed")
         elif self.consecutive_failures >= settings.breaker_failures:
             failures = f"{self.consecutive_failures} failures in a row"
-            self._open(now, settings.breaker_cooldown, failures)
+            self._open(now, self.cooldown(), failures)
+
+    def cooldown(self) -> float:
+        """How long the circuit stays open: doubled by each failed probe, up to the cap."""
+        settings = self.settings
+        cap = max(settings.breaker_max_cooldown, settings.breaker_cooldown)
+        return min(settings.breaker_cooldown * 2.0**self.failed_probes, cap)
+
+    def reconfigured(self, settings: HealthSettings) -> None:
+        """New settings from a reload: an open circuit's wait is cut to the new cool-down
+        (an operator who shortens it wants the model back), not one its upstream asked for."""
+        self.settings = settings
+        if self.circuit == "open" and not self._spared:
+            self.open_until = min(self.open_until, self._opened_at + self.cooldown())
 
     def _open(self, now: float, seconds: float, why: str) -> None:
         if self.circuit != "open":
             log.warning("circuit opened", model=self.name, why=why, seconds=round(seconds, 1))
             self.open_until = now + seconds
+            self._spared = False
         else:  # a shorter wait asked for later does not cut the one under way
             self.open_until = max(self.open_until, now + seconds)
+        self._opened_at = now
         self.circuit, self.probing = "open", False
         self._last_before_open = self._next_token
 
@@ -205,4 +222,4 @@ class HealthBook(dict[str, ModelHealth]):
         for name in [n for n in self if n not in keep]:
             del self[name]
         for health in self.values():
-            health.settings = settings
+            health.reconfigured(settings)

@@ -253,3 +253,19 @@ def test_a_shorter_retry_after_does_not_cut_an_open_circuits_wait():
     token = health.started()  # sent anyway (every candidate avoided: the soonest)
     health.failed(1.0, retry_after=2, token=token)
     assert not health.allows(10.0) and health.allows(30.0)
+
+
+def test_a_reload_that_shortens_the_cool_down_cuts_an_open_circuit_s_wait():
+    # An operator who shortens it after a model is fixed wants the model back.
+    health = _model()
+    _fail(health, now=0.0, times=3)  # open for 10 s
+    health.reconfigured(HealthSettings(breaker_failures=3, breaker_cooldown=2))
+    assert not health.allows(1.9) and health.allows(2.0)
+
+
+def test_a_reload_leaves_the_wait_an_upstream_asked_for():
+    health = _model()
+    health.started()
+    health.failed(0.0, retry_after=60)
+    health.reconfigured(HealthSettings(breaker_failures=3, breaker_cooldown=2))
+    assert not health.allows(59.0) and health.allows(60.0)
