@@ -6,10 +6,10 @@ and the next candidate tried. Failover is only possible while nothing has
 reached the client, so a candidate counts as answered once its response has produced a first body
 byte (not merely headers): a reset between headers and body still moves on
 to the next model. Connect errors, timeouts, 401/403/408/429 and 5xx are
-retryable, and, with a next candidate to try, an answer that begins as no answer
-(`failures.unserved`); any other status is the request's own fault and goes to the
-client as the upstream said it (see `failures` for what a client gets when
-no candidate served).
+retryable, and, when there is more than one candidate, an answer that begins as no
+answer (`failures.unserved`; `opening` for a stream's first event); any other status is
+the request's own fault and goes to the client as the upstream said it (see `failures`
+for what a client gets when no candidate served).
 
 An upload (hxgw.pipeline.upload) is streamed, not held: once a candidate has
 taken bytes of it straight from the client, they cannot be sent again, so it

@@ -7,8 +7,10 @@ Some upstreams send comment lines while a request waits in their queue (OpenRout
 first bytes are read past them before the candidate counts as answered, for at most half
 of what is left of the first-byte wait. An upstream still only keeping the connection
 alive by then is taken as answering (a queue may be long, a reasoning model slow to
-start), not timed out and held against its model. Others, LiteLLM's proxy among them, answer 200 and send a provider's
-failure as the stream's first event (`data: {"error": ...}`, or `event: error`).
+start), not timed out and held against its model.
+
+Other upstreams, LiteLLM's proxy among them, answer 200 and send a provider's failure as
+the stream's first event (`data: {"error": ...}`, or `event: error`).
 """
 
 from __future__ import annotations
