@@ -57,7 +57,9 @@ from hxgw.upstream import (
 log = structlog.get_logger("hxgw.pipeline.forward")
 
 EVENTS = "text/event-stream"
-FORWARDED_REQUEST_HEADERS = ("traceparent", "tracestate", "anthropic-version", "anthropic-beta")
+FORWARDED_REQUEST_HEADERS = ("traceparent", "anthropic-version")
+FORWARDED_LIST_HEADERS = ("tracestate", "anthropic-beta")
+"""Lists a client may split over several lines (RFC 9110, 5.3): sent on as one."""
 
 
 async def forward(ctx: RequestContext, call_next: Next) -> None:
@@ -248,8 +250,13 @@ def _send(
 def _headers(ctx: RequestContext) -> list[bytes]:
     """The request's own header lines; the fixed ones come framed from the snapshot."""
     lines = [header_line("X-Request-ID", ctx.request_id)]
+    exchange = ctx.exchange
     for name in FORWARDED_REQUEST_HEADERS:
-        value = ctx.exchange.header(name)
+        value = exchange.header(name)
+        if value is not None:
+            lines.append(header_line(name, value))
+    for name in FORWARDED_LIST_HEADERS:
+        value = exchange.joined_header(name)
         if value is not None:
             lines.append(header_line(name, value))
     via = passed_hops(ctx)  # the gateways before this one

@@ -99,9 +99,11 @@ def decide(
         own = tuple(m for m in own if m.name not in too_small)
         fallbacks = tuple(m for m in fallbacks if m.name not in too_small)
         if not own and not fallbacks:
+            # In Anthropic's words, which its clients (and a gateway in front) look for.
+            most = max(m.max_context or 0 for m in route.candidates)
             raise BadRequest(
-                f"the prompt needs ~{needed} tokens, more than any candidate "
-                "model's max_context allows",
+                f"prompt is too long: ~{needed} tokens > {most} maximum (the largest "
+                "max_context of the candidate models)",
                 code="context_length_exceeded",
             )
     task: dict[str, float] | None = None

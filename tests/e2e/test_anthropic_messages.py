@@ -7,6 +7,7 @@ from __future__ import annotations
 import aiohttp
 import anthropic
 import pytest
+from multidict import CIMultiDict
 
 from tests.conftest import StartGateway
 from tests.fake_anthropic import CACHED_TOKENS
@@ -34,6 +35,19 @@ async def test_a_message_is_answered_through_the_gateway_with_its_model_rewritte
     # Passed on as the SDK sent them: the API version it speaks, and the betas asked for.
     assert seen.headers["anthropic-version"].count("-") == 2
     assert seen.headers["anthropic-beta"] == "fake-beta-1"
+
+
+async def test_betas_given_on_several_header_lines_all_reach_the_upstream(
+    gateway: Gateway, fake: FakeUpstream, client: aiohttp.ClientSession
+):
+    headers = CIMultiDict([("x-api-key", gateway.key), ("anthropic-version", "2023-06-01"),
+                           ("anthropic-beta", "prompt-caching-2024-07-31"),
+                           ("anthropic-beta", "interleaved-thinking-2025-05-14")])
+    async with client.post(gateway.url + "/v1/messages", headers=headers,
+                           json={"model": "chat", "max_tokens": 8, "messages": HI}) as resp:
+        assert resp.status == 200
+    assert [v for k, v in fake.requests[-1].header_list if k.lower() == "anthropic-beta"] == [
+        "prompt-caching-2024-07-31, interleaved-thinking-2025-05-14"]
 
 
 async def test_a_streamed_message_arrives_event_by_event(gateway: Gateway):

@@ -203,7 +203,7 @@ def test_a_request_nested_deeper_than_python_recursion_is_counted_not_a_crash():
 
 def test_a_pinned_model_too_small_for_the_prompt_is_a_bad_request(config: Config):
     route = Route(group=None, pinned=True, candidates=(config.models["small"],), own=1)
-    with pytest.raises(BadRequest, match="needs ~250 tokens"):
+    with pytest.raises(BadRequest, match="prompt is too long: ~250 tokens > 100 maximum"):
         decide(config, route, {"prompt": "x" * 1000}, Memory(), None)
 
 
