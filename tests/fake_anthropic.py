@@ -30,11 +30,15 @@ _ERRORS = {
 }
 
 
-def anthropic_error(status: int, message: str | None = None) -> web.Response:
+def anthropic_error(status: int, message: str | None = None,
+                    retry_after: str | None = None) -> web.Response:
     kind = _ERRORS.get(status, "api_error")
     body = {"type": "error", "error": {"type": kind, "message": message or f"fake {kind}"},
             "request_id": "req_fake"}
-    return web.json_response(body, status=status, headers={"request-id": "req_fake"})
+    headers = {"request-id": "req_fake"}
+    if retry_after is not None:  # as Anthropic asks a rate-limited client to wait
+        headers["retry-after"] = retry_after
+    return web.json_response(body, status=status, headers=headers)
 
 
 def message(model: str, words: list[str], cached: int = 0) -> dict[str, Any]:
@@ -57,7 +61,7 @@ async def respond(request: web.Request, body: Any, how: Behaviour) -> web.Stream
         from tests.fake_upstream import openai_error
         return openai_error(how)
     if how.status >= 400:
-        return anthropic_error(how.status, how.error_message)
+        return anthropic_error(how.status, how.error_message, how.retry_after)
     model = str(body.get("model")) if isinstance(body, dict) else "?"
     words = how.content.split(" ")
     cached = CACHED_TOKENS if '"cache_control"' in json.dumps(body) else 0

@@ -6,7 +6,7 @@ with a Retry-After: the gateway's own overload, which a retry soon can get past.
 A retryable error from the only candidate goes to the client as the upstream
 said it (status, body, rate-limit headers): there was no failover to report,
 and an SDK backs off by what the upstream said. When every candidate answered
-429, the client gets the last one's answer with the shortest wait any of them
+429 or 529, the client gets the last one's answer with the shortest wait any of them
 asked for. Otherwise the gateway's own 502 or 504 lists what was tried.
 """
 
@@ -36,6 +36,9 @@ from hxgw.pipeline.upstream_headers import passed_headers
 from hxgw.upstream import UpstreamResponse
 
 RETRYABLE_STATUS = frozenset({401, 403, 408, 429, *range(500, 600)})
+BUSY = frozenset({429, 529})
+"""Rate limited, or (Anthropic's 529) overloaded: when every candidate says so, the client
+gets the last answer as it came, asked to wait only as long as the shortest wait."""
 REFUSED_REQUEST = 403
 """Failed over, as a permission a model lacks, but held against no model's health, and
 passed on when every candidate gave it: some upstreams say with it that the prompt was
@@ -206,7 +209,7 @@ def all_failed(failed: list[Failure]) -> GatewayError:
         return AtCapacity(
             "; ".join(f.error or "" for f in shed), tried=tried, retry_after=min(waits, default=1)
         )
-    if failed and all(f.status == 429 for f in failed):
+    if failed and all(f.status in BUSY for f in failed):
         answers = [f.answer for f in failed if f.answer is not None]
         if len(answers) == len(failed):
             return _shortest_wait(answers)
@@ -230,7 +233,7 @@ def all_failed(failed: list[Failure]) -> GatewayError:
 
 
 def _shortest_wait(answers: list[UpstreamAnswer]) -> UpstreamAnswer:
-    """The last 429 as it came, but asking the client to wait only until the first
+    """The last answer as it came, but asking the client to wait only until the first
     candidate frees up: the gateway can serve the retry with that one."""
     last = answers[-1]
     waits = [wait for a in answers if (wait := _wait_ms(a.headers)) is not None]
@@ -241,7 +244,8 @@ def _shortest_wait(answers: list[UpstreamAnswer]) -> UpstreamAnswer:
     # Both say the same wait; a whole second is never shorter than the milliseconds.
     headers["Retry-After"] = str(math.ceil(shortest / 1000))
     headers["retry-after-ms"] = str(shortest)
-    return UpstreamAnswer(last.message, answer_status=429, headers=headers, body=last.body)
+    status = last.answer_status
+    return UpstreamAnswer(last.message, answer_status=status, headers=headers, body=last.body)
 
 
 def spared_for(headers: Mapping[str, str]) -> float | None:

@@ -37,6 +37,20 @@ async def test_a_message_is_answered_through_the_gateway_with_its_model_rewritte
     assert seen.headers["anthropic-beta"] == "fake-beta-1"
 
 
+async def test_every_model_overloaded_gets_the_last_529_as_it_came_with_the_shortest_wait(
+    gateway: Gateway, fake: FakeUpstream
+):
+    # Anthropic's SDK reads a 529 as OverloadedError and backs off by its Retry-After.
+    fake.behave("m-alpha", status=529, retry_after="7")
+    fake.behave("m-beta", status=529, retry_after="3")
+    async with _sdk(gateway) as sdk:
+        with pytest.raises(anthropic.APIStatusError) as raised:
+            await sdk.messages.create(model="chat", max_tokens=8, messages=HI)
+    assert raised.value.status_code == 529
+    assert raised.value.response.headers["retry-after"] == "3"
+    assert raised.value.body["error"]["type"] == "overloaded_error"  # type: ignore[index]
+
+
 async def test_betas_given_on_several_header_lines_all_reach_the_upstream(
     gateway: Gateway, fake: FakeUpstream, client: aiohttp.ClientSession
 ):
