@@ -3,6 +3,11 @@
 `/readyz` answers 200 while the config is loaded, the daemon is not draining
 and at least one upstream answered within `readiness.stale_after` seconds;
 otherwise 503 with the reasons, so a load balancer stops sending traffic.
+
+The probe takes no turn under an upstream's cap (hxgw.upstream.admission): an upstream
+busy with long streams at its cap answers all the same, and a probe waiting behind
+them would call it down, take a client's place in the queue, and count as shed.
+One request every `readiness.interval` is nothing to the cap's purpose.
 """
 
 from __future__ import annotations
@@ -15,7 +20,7 @@ from typing import Any, Protocol
 import structlog
 
 from hxgw.config import Config
-from hxgw.upstream import Gate, GateFull, Origin, UpstreamClient
+from hxgw.upstream import Origin, UpstreamClient
 
 
 class Probed(Protocol):
@@ -29,8 +34,6 @@ class Probed(Protocol):
     def origins(self) -> Mapping[str, Origin]: ...
     @property
     def upstream_head(self) -> Mapping[str, bytes]: ...
-    @property
-    def gates(self) -> Mapping[str, Gate]: ...
 
 
 UpGauge = Callable[[str, bool], None]
@@ -128,11 +131,9 @@ class Readiness:
 
     async def _probe(self, state: Probed, name: str, up: UpGauge) -> None:
         """GET /v1/models, which every OpenAI-compatible server answers."""
-        upstream, gate = state.config.upstreams[name], state.gates[name]
+        upstream = state.config.upstreams[name]
         try:
             async with asyncio.timeout(state.config.timeouts.connect):
-                # A probe holds a connection too, so it takes a turn under the cap.
-                await gate.enter()
                 status, _ = await state.client.fetch(
                     state.origins[name],
                     b"/v1/models",
@@ -140,12 +141,9 @@ class Readiness:
                     (),
                     limit=PROBE_READ_LIMIT,
                     connect_timeout=state.config.timeouts.connect,
-                    slot=gate,
                 )
                 ok = status == 200
                 error = None if ok else f"HTTP {status}" + PROBE_HINTS.get(status, "")
-        except GateFull:
-            return  # busy at its cap: the requests it serves say whether it answers
         except (OSError, TimeoutError) as exc:
             ok, error = False, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         if ok:

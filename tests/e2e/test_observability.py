@@ -215,6 +215,36 @@ async def test_readyz_turns_503_when_the_upstream_goes_away(
     await wait_for_async(ready, 200)
 
 
+async def test_an_upstream_busy_at_its_cap_with_long_streams_stays_ready_and_sheds_nothing(
+    start_gateway: StartGateway, client: aiohttp.ClientSession,
+    upstream: tuple[FakeUpstream, str],
+):
+    # Its probe had waited behind the streams for a turn, called the upstream down after
+    # `connect` seconds, and counted as shed: a load balancer pulled the busiest instance.
+    fake, url = upstream
+    capped = {"default": {"url": url, "max_concurrent": 1, "max_queued": 1,
+                          "queue_timeout": 5}}
+    gateway = await start_gateway(gateway={
+        "upstreams": capped, "readiness": {"interval": 0.2, "stale_after": 1},
+        "timeouts": {"connect": 0.5, "first_byte": 5, "idle": 5, "total": 30}})
+
+    async def ready() -> int:
+        async with client.get(gateway.url + "/readyz") as resp:
+            return resp.status
+
+    await wait_for_async(ready, 200)
+    fake.behave("m-alpha", content="a b c d e f g h", chunk_delay=0.4)
+    async with client.post(gateway.url + "/v1/chat/completions", headers=gateway.auth,
+                           json={"messages": [{"role": "user", "content": "hi"}],
+                                 "stream": True}) as resp:
+        readiness = []
+        async for _ in resp.content.iter_any():
+            readiness.append(await ready())
+    assert len(readiness) > 4 and set(readiness) == {200}
+    assert re.search(r'^hxgw_upstream_shed_total{upstream="default"} 0.0$',
+                     await _scrape(gateway, client), re.M)
+
+
 async def test_an_upstream_a_reload_removed_leaves_the_up_gauge(
     start_gateway: StartGateway, client: aiohttp.ClientSession,
     upstream: tuple[FakeUpstream, str],
