@@ -5,7 +5,10 @@ because a message is a number or ``content`` is null; the worst case is "".
 Why this order: the last user message says what is wanted now, so it comes
 first (the classifier weighs a prompt's opening words); the system message
 follows, cut short, because it often names the domain ("you are a Python
-expert") but is mostly boilerplate.
+expert") but is mostly boilerplate. A user turn that hands back tool results (with
+Anthropic's API, a `tool_result` part, often beside an agent's injected reminder text)
+is the agent's loop going on, not a new request: classified, it would move a tool loop
+to another model between turns, losing its prompt cache and its thinking's signatures.
 """
 
 from collections.abc import Iterable
@@ -32,6 +35,12 @@ def content_text(content: object) -> str:
     return ""
 
 
+def _hands_back_tools(content: object) -> bool:
+    return isinstance(content, list) and any(
+        isinstance(part, dict) and part.get("type") == "tool_result" for part in content
+    )
+
+
 def _messages_text(messages: Iterable[object], beside: list[str]) -> str:
     system = list(beside)
     last_user = ""
@@ -45,7 +54,7 @@ def _messages_text(messages: Iterable[object], beside: list[str]) -> str:
         role = message.get("role")
         if role in _SYSTEM_ROLES:
             system.append(text)
-        elif role == "user":
+        elif role == "user" and not _hands_back_tools(message.get("content")):
             last_user = text
         last_any = text
     return _in_context(last_user or last_any, system)

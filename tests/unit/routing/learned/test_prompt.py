@@ -98,6 +98,21 @@ def test_anthropic_messages_take_their_system_prompt_from_beside_them() -> None:
     assert prompt_text(body) == "sort a dict\n\nYou are a Python expert."
 
 
+def test_an_agent_s_tool_results_are_not_taken_for_the_request() -> None:
+    # Claude Code hands tool results back with a reminder beside them: the request is
+    # still the user's, so the loop stays on the model that began it.
+    body = {"messages": [
+        {"role": "user", "content": "write a short poem about autumn and save it"},
+        {"role": "assistant", "content": [
+            {"type": "tool_use", "id": "t1", "name": "Write", "input": {"path": "p.txt"}}]},
+        {"role": "user", "content": [
+            {"type": "tool_result", "tool_use_id": "t1", "content": "written"},
+            {"type": "text", "text": "<system-reminder>Summarize the todo list</system-reminder>"},
+        ]},
+    ]}
+    assert prompt_text(body) == "write a short poem about autumn and save it"
+
+
 def test_responses_take_their_instructions_as_the_system_prompt() -> None:
     body = {"instructions": "Answer as a poet.", "input": "the sea"}
     assert prompt_text(body) == "the sea\n\nAnswer as a poet."
