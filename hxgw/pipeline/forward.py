@@ -43,7 +43,7 @@ from hxgw.pipeline.failures import (
     unserved,
 )
 from hxgw.pipeline.loops import passed_hops
-from hxgw.pipeline.opening import past_comments
+from hxgw.pipeline.opening import past_preamble
 from hxgw.pipeline.send_upload import send_upload
 from hxgw.upstream import (
     Gate,
@@ -137,7 +137,7 @@ async def open_reply(ctx: RequestContext) -> Reply:
                         first = b"" if retryable else await response.readany()
                         if several and position < last and response.content_type == EVENTS:
                             left = budget - (time.perf_counter() - started)
-                            first = await past_comments(response, first, left / 2)
+                            first = await past_preamble(response, first, left / 2)
                     except BaseException:
                         response.close()
                         raise

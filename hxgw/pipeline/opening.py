@@ -10,7 +10,10 @@ alive by then is taken as answering (a queue may be long, a reasoning model slow
 start), not timed out and held against its model.
 
 Other upstreams, LiteLLM's proxy among them, answer 200 and send a provider's failure as
-the stream's first event (`data: {"error": ...}`, or `event: error`).
+the stream's first event (`data: {"error": ...}`, or `event: error`); Anthropic's may
+send it right after `message_start` (an `overloaded_error`). The events that open a
+stream before any of its answer (`message_start` and `ping`, Responses'
+`response.created` and `.in_progress`) are held with the comments and looked past.
 """
 
 from __future__ import annotations
@@ -21,18 +24,19 @@ import contextlib
 from hxgw import jsonio
 from hxgw.upstream import UpstreamResponse
 
-MAX_COMMENTS = 64 * 1024
-"""The most comment bytes held while waiting for the first event: past them, the
-candidate counts as answered and they go to the client."""
+MAX_HELD = 64 * 1024
+"""The most opening bytes held while waiting for the first event of the answer: past
+them, the candidate counts as answered and they go to the client."""
+PREAMBLE = frozenset({b"message_start", b"ping", b"response.created", b"response.in_progress"})
 _ERROR_LINES = (b'data: {"error"', b'data:{"error"', b"event: error", b"event:error")
 
 
-async def past_comments(response: UpstreamResponse, first: bytes, within: float) -> bytes:
-    """`first`, and what follows while it holds only comments and blank lines, for at
-    most `within` seconds."""
+async def past_preamble(response: UpstreamResponse, first: bytes, within: float) -> bytes:
+    """`first`, and what follows while it holds only comments and the events that open a
+    stream, for at most `within` seconds."""
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(within):
-            while first and len(first) < MAX_COMMENTS and _only_comments(first):
+            while first and len(first) < MAX_HELD and _only_preamble(first):
                 more = await response.readany()
                 if not more:
                     break
@@ -40,17 +44,48 @@ async def past_comments(response: UpstreamResponse, first: bytes, within: float)
     return first
 
 
-def _only_comments(data: bytes) -> bool:
-    return all(not line or line.startswith(b":") for line in data.splitlines())
+def _events(data: bytes) -> tuple[list[list[bytes]], bool]:
+    """The events of `data` as their lines, comments left out, and whether the last is
+    whole (a blank line ended it)."""
+    events: list[list[bytes]] = [[]]
+    for line in data.splitlines():
+        if line:
+            if not line.startswith(b":"):
+                events[-1].append(line)
+        elif events[-1]:
+            events.append([])
+    whole = not events[-1] or data.endswith((b"\n\n", b"\r\n\r\n", b"\r\r"))
+    return [event for event in events if event], whole
+
+
+def _name(event: list[bytes]) -> bytes | None:
+    """An event's name: its `event:` line's, or else its data object's `type`."""
+    for line in event:
+        if line.startswith(b"event:"):
+            return line[6:].strip()
+    data = next((line for line in event if line.startswith(b"data:")), None)
+    try:
+        kind = jsonio.loads(data[5:]).get("type") if data is not None else None
+    except (jsonio.DecodeError, AttributeError):
+        return None
+    return kind.encode() if isinstance(kind, str) else None
+
+
+def _only_preamble(data: bytes) -> bool:
+    events, whole = _events(data)
+    opening = events if whole else events[:-1]  # the last may yet turn out either way
+    return all(_name(event) in PREAMBLE for event in opening)
 
 
 def opening_error(first: bytes) -> str | None:
-    """What the error event that opens a stream says; None when it opens otherwise."""
-    lines = [line for line in first.splitlines() if line and not line.startswith(b":")]
-    if not lines or not lines[0].startswith(_ERROR_LINES):
+    """What the error event that opens a stream (past its preamble) says; None when it
+    opens otherwise."""
+    events, _ = _events(first)
+    event = next((e for e in events if _name(e) not in PREAMBLE), None)
+    if event is None or not (event[0].startswith(_ERROR_LINES) or _name(event) == b"error"):
         return None
     said = "the upstream's stream opened with an error event"
-    data = next((line for line in lines if line.startswith(b"data:")), None)
+    data = next((line for line in event if line.startswith(b"data:")), None)
     try:
         error = jsonio.loads(data[5:]).get("error") if data is not None else None
     except (jsonio.DecodeError, AttributeError):

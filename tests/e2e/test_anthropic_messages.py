@@ -51,6 +51,28 @@ async def test_every_model_overloaded_gets_the_last_529_as_it_came_with_the_shor
     assert raised.value.body["error"]["type"] == "overloaded_error"  # type: ignore[index]
 
 
+MESSAGE_START = (b'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_1",'
+                 b'"type":"message","role":"assistant","model":"m-alpha","content":[],'
+                 b'"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":11,'
+                 b'"output_tokens":1}}}\n\n')
+OVERLOADED = (b'event: error\ndata: {"type":"error","error":{"details":null,'
+              b'"type":"overloaded_error","message":"Overloaded"}}\n\n')
+
+
+async def test_a_stream_overloaded_right_after_message_start_fails_over(
+    gateway: Gateway, fake: FakeUpstream
+):
+    # Anthropic may start the message and then find itself overloaded: nothing of the
+    # answer has reached the client, so the group's next model serves it.
+    fake.behave("m-alpha", script=((0.0, MESSAGE_START), (0.2, OVERLOADED)))
+    async with _sdk(gateway) as sdk, sdk.messages.with_streaming_response.create(
+        model="chat", max_tokens=64, messages=HI, stream=True
+    ) as response:
+        text = "".join([line async for line in response.iter_lines()])
+    assert response.headers["X-HX-Model"] == "beta" and response.headers["X-HX-Failovers"] == "1"
+    assert "overloaded_error" not in text and "message_stop" in text
+
+
 async def test_betas_given_on_several_header_lines_all_reach_the_upstream(
     gateway: Gateway, fake: FakeUpstream, client: aiohttp.ClientSession
 ):
