@@ -73,15 +73,28 @@ def read_classifier(section: Section, directory: Path) -> Path | None:
 
 
 def read_price(entry: Section) -> Price | None:
-    """A model's `price: {input_per_mtok, output_per_mtok}`."""
-    section = entry.section("price", frozenset({"input_per_mtok", "output_per_mtok"}))
+    """A model's `price: {input_per_mtok, output_per_mtok, cache_read_per_mtok,
+    cache_write_per_mtok}`, the last two optional."""
+    section = entry.section("price", PRICE_KEYS)
     given = (
         section.number("input_per_mtok", None, minimum=0.0, required=True),
         section.number("output_per_mtok", None, minimum=0.0, required=True),
     )
+    read = section.number("cache_read_per_mtok", None, minimum=0.0)
+    written = section.number("cache_write_per_mtok", None, minimum=0.0)
     if given[0] is None or given[1] is None:
         return None
-    return Price(input_per_mtok=float(given[0]), output_per_mtok=float(given[1]))
+    return Price(
+        input_per_mtok=float(given[0]),
+        output_per_mtok=float(given[1]),
+        cache_read_per_mtok=None if read is None else float(read),
+        cache_write_per_mtok=None if written is None else float(written),
+    )
+
+
+PRICE_KEYS = frozenset(
+    {"input_per_mtok", "output_per_mtok", "cache_read_per_mtok", "cache_write_per_mtok"}
+)
 
 
 def cost_of(price: Price | None) -> float | None:

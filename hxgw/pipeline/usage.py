@@ -48,6 +48,8 @@ _OUTPUT = re.compile(rb'"output_tokens"\s*:\s*(\d+)')
 # (OpenAI's prompt_tokens include their cached part): all three are the prompt.
 _CACHE_WRITTEN = re.compile(rb'"cache_creation_input_tokens"\s*:\s*(\d+)')
 _CACHE_READ = re.compile(rb'"cache_read_input_tokens"\s*:\s*(\d+)')
+_CACHED = re.compile(rb'"cached_tokens"\s*:\s*(\d+)')
+"""OpenAI's part of `prompt_tokens` (`input_tokens` in Responses) read from its cache."""
 
 
 NOTHING = Used(0, 0, 0.0, "none")
@@ -132,6 +134,17 @@ def reported_tokens(data: bytes) -> tuple[int, int] | None:
     return min(prompt, MAX_TOKENS), _count(outputs[-1]) if outputs else 0
 
 
+def cached_tokens(data: bytes) -> tuple[int, int]:
+    """The prompt tokens of a `usage` in `data` read from and written to the provider's
+    cache: Anthropic's counts (its first usage has them), or OpenAI's `cached_tokens`."""
+    read = max(map(_count, _CACHE_READ.findall(data)), default=0)
+    written = max(map(_count, _CACHE_WRITTEN.findall(data)), default=0)
+    if not read:
+        found = _CACHED.findall(last_usage(data) or b"")
+        read = _count(found[-1]) if found else 0
+    return read, written
+
+
 def _count(digits: bytes) -> int:
     # Read only as far as the cap: int() of thousands of digits is slow, then refused.
     return MAX_TOKENS if len(digits) > 10 else min(int(digits), MAX_TOKENS)
@@ -163,7 +176,12 @@ def used(ctx: RequestContext) -> Used:
         streamed = reply.is_event_stream()
         completion = ctx.events if streamed else _written(ctx, reply.response.content_length)
     price = reply.model.price
-    cost = price.of(prompt, completion) if price is not None else 0.0
+    if price is None:
+        cost = 0.0
+    elif counts is not None and price.prices_cache:
+        cost = price.of(prompt, completion, *cached_tokens(ctx.usage))
+    else:
+        cost = price.of(prompt, completion)
     ctx.used = Used(prompt, completion, cost, source)
     return ctx.used
 

@@ -1,0 +1,84 @@
+"""A prompt read from or written to a provider's cache, billed at the price the registry
+gives it (as the providers bill it: Anthropic a read at a tenth of the input price, a
+write at 1.25 times), and at the input price where it gives none."""
+
+from __future__ import annotations
+
+import json
+
+import aiohttp
+import anthropic
+import pytest
+
+from tests.conftest import StartGateway
+from tests.fake_anthropic import CACHED_TOKENS, INPUT_TOKENS
+from tests.fake_upstream import FakeUpstream
+from tests.fixtures import DEFAULT_MODELS, Gateway, ledger_rows, wait_for
+
+CACHE_PRICES = {"input_per_mtok": 3, "output_per_mtok": 15, "cache_read_per_mtok": 0.3,
+                "cache_write_per_mtok": 3.75}
+HI = [{"role": "user", "content": "hi"}]
+SYSTEM = [{"type": "text", "text": "a long system prompt", "cache_control": {"type": "ephemeral"}}]
+
+
+async def _gateway(start_gateway: StartGateway, price: dict[str, float]) -> Gateway:
+    return await start_gateway(models=[dict(m, price=price) for m in DEFAULT_MODELS])
+
+
+async def _row(gateway: Gateway) -> dict[str, object]:
+    await wait_for(lambda: len(ledger_rows(gateway)) == 1, timeout=10)
+    (row,) = ledger_rows(gateway)
+    return row
+
+
+async def _cached_message(gateway: Gateway, stream: bool = False) -> None:
+    async with anthropic.AsyncAnthropic(base_url=gateway.url, api_key=gateway.key,
+                                        max_retries=0) as sdk:
+        if stream:
+            async with sdk.messages.stream(model="chat", max_tokens=64, system=SYSTEM,
+                                           messages=HI) as events:
+                answer = await events.get_final_message()
+        else:
+            answer = await sdk.messages.create(model="chat", max_tokens=64, system=SYSTEM,
+                                               messages=HI)
+    assert answer.usage.cache_read_input_tokens == CACHED_TOKENS
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_an_anthropic_prompt_read_from_the_cache_is_billed_at_its_cache_price(
+    start_gateway: StartGateway, stream: bool
+):
+    gateway = await _gateway(start_gateway, CACHE_PRICES)
+    await _cached_message(gateway, stream)
+    row = await _row(gateway)
+    expected = (INPUT_TOKENS * 3 + CACHED_TOKENS * 0.3 + int(row["completion_tokens"]) * 15) / 1e6
+    assert row["prompt_tokens"] == INPUT_TOKENS + CACHED_TOKENS
+    assert row["cost"] == pytest.approx(expected)
+
+
+async def test_a_cached_prompt_without_a_cache_price_is_billed_at_the_input_price(
+    start_gateway: StartGateway,
+):
+    gateway = await _gateway(start_gateway, {"input_per_mtok": 3, "output_per_mtok": 15})
+    await _cached_message(gateway)
+    row = await _row(gateway)
+    prompt = INPUT_TOKENS + CACHED_TOKENS
+    assert row["cost"] == pytest.approx((prompt * 3 + int(row["completion_tokens"]) * 15) / 1e6)
+
+
+async def test_an_openai_prompt_read_from_the_cache_is_billed_at_its_cache_price(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    # OpenAI counts the cached part inside prompt_tokens, in prompt_tokens_details.
+    answer = {"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "m-alpha",
+              "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"},
+                           "finish_reason": "stop"}],
+              "usage": {"prompt_tokens": 5000, "completion_tokens": 10, "total_tokens": 5010,
+                        "prompt_tokens_details": {"cached_tokens": 4096, "audio_tokens": 0}}}
+    fake.behave("m-alpha", script=((0.0, json.dumps(answer).encode()),))
+    gateway = await _gateway(start_gateway, CACHE_PRICES)
+    async with client.post(gateway.url + "/v1/chat/completions", headers=gateway.auth,
+                           json={"model": "chat", "messages": HI}) as resp:
+        assert resp.status == 200
+    row = await _row(gateway)
+    assert row["cost"] == pytest.approx((904 * 3 + 4096 * 0.3 + 10 * 15) / 1e6)
