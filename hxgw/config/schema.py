@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Literal
 
 from hxgw.config.body_limits import Limits as Limits
+from hxgw.config.price import Price as Price
 from hxgw.config.transforms import Transform
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -48,35 +49,6 @@ class HealthSettings:
     """A model whose oldest request has waited for its first byte longer than
     max(stall_floor, stall_factor x its EWMA time to first byte) is treated like an open
     circuit: a model that went silent is noticed before its first timeout ends."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Price:
-    """A model's price per million tokens, in the currency of the keys' budgets. The part
-    of a prompt read from or written to the provider's cache has its own price where one
-    is given (Anthropic bills a read at a tenth of the input price, a write at 1.25 times;
-    OpenAI a read at a half or less), else the input price."""
-
-    input_per_mtok: float
-    output_per_mtok: float
-    cache_read_per_mtok: float | None = None
-    cache_write_per_mtok: float | None = None
-
-    @property
-    def prices_cache(self) -> bool:
-        return self.cache_read_per_mtok is not None or self.cache_write_per_mtok is not None
-
-    def of(
-        self, prompt_tokens: int, completion_tokens: int, read: int = 0, written: int = 0
-    ) -> float:
-        """The cost of a prompt (`read` and `written` of it at the cache's prices) and a
-        completion."""
-        cost = prompt_tokens * self.input_per_mtok + completion_tokens * self.output_per_mtok
-        if self.cache_read_per_mtok is not None:
-            cost += read * (self.cache_read_per_mtok - self.input_per_mtok)
-        if self.cache_write_per_mtok is not None:
-            cost += written * (self.cache_write_per_mtok - self.input_per_mtok)
-        return max(cost, 0.0) / 1e6
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
