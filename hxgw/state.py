@@ -45,11 +45,12 @@ class GatewayState:
         """Each upstream's cap and queue: the process's, kept across reloads."""
         return self.runtime.gates
 
-    def first_byte_budget(self, started: float) -> float:
-        """Seconds left to get a first byte: the first-byte timeout within the total one."""
+    def first_byte_budget(self, started: float, stream: bool = True) -> float:
+        """Seconds left to get a first byte: a stream's first-byte timeout, or a plain
+        answer's, within the total one."""
         timeouts = self.config.timeouts
         left = started + timeouts.total - time.perf_counter()
-        return max(0.0, min(timeouts.first_byte, left))
+        return max(0.0, min(timeouts.first_byte if stream else timeouts.answer, left))
 
 
 def build_state(

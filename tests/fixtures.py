@@ -20,6 +20,8 @@ from typing import Any
 import aiohttp
 import yaml
 
+from hxgw.config.schema import Timeouts
+
 REPO = Path(__file__).resolve().parent.parent
 HXGW = str(Path(sys.executable).parent / "hxgw")
 """The installed `hxgw` command, as a user runs it."""
@@ -82,6 +84,9 @@ def write_config(
     }
     for key, value in (gateway or {}).items():
         gateway_doc[key] = value
+    # A test's first-byte timeout is a plain answer's too, unless it says otherwise.
+    timeouts = gateway_doc["timeouts"]
+    timeouts.setdefault("answer", timeouts.get("first_byte", Timeouts().first_byte))
     (directory / "gateway.yaml").write_text(yaml.safe_dump(gateway_doc))
     (directory / "routing.yaml").write_text(yaml.safe_dump(routing or DEFAULT_ROUTING))
     (directory / "model_registry.yaml").write_text(

@@ -160,11 +160,14 @@ def read_listen(top: Section, env: Mapping[str, str]) -> Listen:
 
 
 def read_timeouts(top: Section) -> Timeouts:
-    section = top.section("timeouts", frozenset({"connect", "first_byte", "idle", "total"}))
+    section = top.section(
+        "timeouts", frozenset({"connect", "first_byte", "answer", "idle", "total"})
+    )
     base = Timeouts()
     return Timeouts(
         connect=float(section.number("connect", base.connect, positive=True)),
         first_byte=float(section.number("first_byte", base.first_byte, positive=True)),
+        answer=float(section.number("answer", base.answer, positive=True)),
         idle=float(section.number("idle", base.idle, positive=True)),
         total=float(section.number("total", base.total, positive=True)),
     )

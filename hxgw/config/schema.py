@@ -131,6 +131,11 @@ class Upstream:
 class Timeouts:
     connect: float = 5.0
     first_byte: float = 120.0
+    """A stream's first byte; a plain answer's is `answer`."""
+    answer: float = 600.0
+    """A plain (not streamed) answer, whose first byte is its last: a reasoning model may
+    take minutes, and cut, it would be sent to the next candidate and billed twice. The
+    SDKs' own default."""
     idle: float = 120.0
     total: float = 900.0
 

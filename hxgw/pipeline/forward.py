@@ -100,7 +100,7 @@ async def open_reply(ctx: RequestContext) -> Reply:
     last = len(ctx.candidates) - 1
     several = last > 0 and ctx.upload is None  # an answer that is none can be failed over
     for position, model in enumerate(ctx.candidates):
-        budget = ctx.state.first_byte_budget(ctx.started)
+        budget = ctx.state.first_byte_budget(ctx.started, ctx.stream)
         if budget <= 0:
             break  # the total timeout is spent: the rest are not tried, nor blamed
         health = runtime.memory.health[model.name]

@@ -94,6 +94,19 @@ async def test_slow_headers_past_the_first_byte_timeout_fail_over(
     await wait_for(lambda: fake.cancelled == ["m-alpha"])
 
 
+async def test_a_plain_answer_waits_for_its_own_timeout_not_a_stream_s_first_byte(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    # A plain answer's first byte is its last: a reasoning model may take minutes, and cut
+    # at the first-byte timeout it would be sent to the next model and billed twice.
+    gateway = await start_gateway(gateway={"timeouts": {"first_byte": 0.5, "answer": 5}})
+    fake.behave("m-alpha", header_delay=1.5)
+    status, headers, _ = await _chat(gateway, client)
+    assert (status, headers["X-HX-Model"]) == (200, "alpha")
+    status, headers, _ = await _chat(gateway, client, STREAM)
+    assert (status, headers["X-HX-Model"]) == (200, "beta")
+
+
 async def test_an_unreachable_upstream_fails_over_to_a_model_on_another_upstream(
     start_gateway: StartGateway, client: aiohttp.ClientSession, upstream: tuple[FakeUpstream, str]
 ):
