@@ -58,6 +58,8 @@ class Readiness:
         self.last_error: dict[str, str] = {}
         self.urls: dict[str, str] = {}
         """Each upstream's URL when it was last probed: what was seen of a name is of it."""
+        self.none_answer = False
+        """No upstream answers: said at `error` (every request then gets a 502), once."""
 
     def follow(self, config: Config) -> list[str]:
         """Forget what was seen of the upstreams a reload removed or moved to another URL
@@ -123,11 +125,26 @@ class Readiness:
             for name in self.follow(state.config):
                 gone(name)
             await asyncio.gather(*(self._probe(state, name, up) for name in state.config.upstreams))
+            self._say_whether_any_answers(state.config)
             interval = state.config.readiness.interval
             if len(self.last_error) or len(self.last_ok) < len(state.config.upstreams):
                 # Not everything answers yet: look again soon, so /readyz recovers quickly.
                 interval = min(interval, RETRY_INTERVAL)
             await asyncio.sleep(interval)
+
+    def _say_whether_any_answers(self, config: Config) -> None:
+        now, stale_after = time.monotonic(), config.readiness.stale_after
+        none = not any(self.reachable(name, now, stale_after) for name in config.upstreams)
+        if none and not self.none_answer:
+            log.error(
+                "no upstream answers: /readyz says not ready, requests get 502",
+                upstreams=", ".join(
+                    f"{n}: {self.last_error.get(n, 'no answer')}" for n in config.upstreams
+                ),
+            )
+        elif self.none_answer and not none:
+            log.info("an upstream answers again: ready")
+        self.none_answer = none
 
     async def _probe(self, state: Probed, name: str, up: UpGauge) -> None:
         """GET /v1/models, which every OpenAI-compatible server answers."""

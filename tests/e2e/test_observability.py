@@ -215,6 +215,19 @@ async def test_readyz_turns_503_when_the_upstream_goes_away(
     await wait_for_async(ready, 200)
 
 
+async def test_no_upstream_answering_is_one_error_line_and_its_end_one_info_line(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    # `journalctl -p err` must show an outage in which every request gets a 502.
+    gateway = await start_gateway(gateway={"readiness": {"interval": 0.2, "stale_after": 1}})
+    fake.models_down = True
+    await wait_for(lambda: "no upstream answers" in gateway.logs(), timeout=10)
+    fake.models_down = False
+    await wait_for(lambda: "an upstream answers again" in gateway.logs(), timeout=10)
+    (line,) = [line for line in gateway.logs().splitlines() if "no upstream answers" in line]
+    assert " error " in line and "default: HTTP 503" in line
+
+
 async def test_an_upstream_busy_at_its_cap_with_long_streams_stays_ready_and_sheds_nothing(
     start_gateway: StartGateway, client: aiohttp.ClientSession,
     upstream: tuple[FakeUpstream, str],
