@@ -200,13 +200,22 @@ class _Fixed(Collector):
             yield metric
 
 
+_WORSE = {"closed": 0, "half_open": 1, "open": 2}
+
+
 def total_status(own: Mapping[str, Any], others: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """/status.json's request counts, added up over the workers: the daemon's totals,
-    each model's requests and requests in flight, and each upstream's saturation."""
+    """/status.json over the workers: the daemon's request totals, each model's requests
+    and requests in flight, and each upstream's saturation, added up; each model's circuit
+    at its worst in any worker (as /metrics has it); and the latest reload any worker
+    took part in (one started again since has seen none)."""
     requests = dict(own["requests"])
     models = {m["name"]: dict(m) for m in own["models"]}
     upstreams = {u["name"]: dict(u) for u in own["upstreams"]}
+    last_reload = own.get("last_reload")
     for status in others:
+        reload = status.get("last_reload")
+        if reload and (last_reload is None or (reload["at"] or "") > (last_reload["at"] or "")):
+            last_reload = reload
         for upstream in status.get("upstreams", ()):
             mine = upstreams.get(upstream["name"])
             if mine is not None:
@@ -219,8 +228,12 @@ def total_status(own: Mapping[str, Any], others: Iterable[Mapping[str, Any]]) ->
             if mine is not None:
                 mine["requests"] += model["requests"]
                 mine["inflight"] += model["inflight"]
+                circuit = model.get("circuit")
+                if circuit and _WORSE.get(circuit, 0) > _WORSE.get(mine.get("circuit", ""), 0):
+                    mine["circuit"] = circuit
     return {
         **own,
+        "last_reload": last_reload,
         "requests": requests,
         "models": list(models.values()),
         "upstreams": list(upstreams.values()),

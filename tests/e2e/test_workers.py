@@ -293,6 +293,43 @@ async def test_a_worker_started_again_keeps_the_daemons_counts_and_config_genera
         assert 'hxgw_config_reloads_total{result="ok"} 1.0' in metrics
 
 
+async def test_the_status_page_says_the_daemon_s_last_reload_after_a_worker_started_again(
+    start_gateway: StartGateway, notify: NotifySocket
+):
+    # The worker started again has taken part in no reload: it had said "none" for both.
+    gateway, _ = await _start(start_gateway, notify)
+    gateway.signal(signal.SIGHUP)
+    await wait_for(lambda: "workers reloaded" in gateway.logs())
+    os.kill(_worker_pids(gateway)[0], signal.SIGKILL)
+    await wait_for(lambda: "worker started again" in gateway.logs(), timeout=15)
+    await asyncio.sleep(1.5)  # each worker shares its figures once a second
+    results = [json.loads(await _scrape_fresh(gateway, "/status.json"))["last_reload"]["result"]
+               for _ in range(8)]
+    assert results == ["ok"] * 8
+
+
+async def test_the_status_page_shows_a_model_s_circuit_open_in_any_worker(
+    start_gateway: StartGateway, notify: NotifySocket, fake: FakeUpstream
+):
+    routing = {"routing": {"strategy": "failover", "default_group": "chat",
+                           "groups": {"chat": ["alpha", "beta"]},
+                           "circuit_breaker": {"failures": 1, "cooldown": 60}}}
+    gateway = await start_gateway(gateway={"workers": 2}, routing=routing,
+                                  env={"NOTIFY_SOCKET": notify.path})
+    await wait_for(lambda: notify.drain())
+    fake.behave("m-alpha", status=500)
+    async with aiohttp.ClientSession() as fresh, fresh.post(
+        gateway.url + "/v1/chat/completions", json=CHAT, headers=gateway.auth
+    ) as resp:
+        assert resp.status == 200  # beta served it; alpha's circuit opened in one worker
+    await asyncio.sleep(1.5)
+    circuits = []
+    for _ in range(8):
+        status = json.loads(await _scrape_fresh(gateway, "/status.json"))
+        circuits += [m["circuit"] for m in status["models"] if m["name"] == "alpha"]
+    assert circuits == ["open"] * 8
+
+
 async def test_a_reload_asked_for_while_the_workers_start_kills_nothing_and_is_carried_out(
     start_gateway: StartGateway, client: aiohttp.ClientSession
 ):
