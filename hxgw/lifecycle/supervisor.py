@@ -83,9 +83,8 @@ class Supervisor:
         """The config's files, and what they held, at the last reload the workers took
         (or at start)."""
         self.events: asyncio.Queue[str] = asyncio.Queue()
-        self.scratch = Path()
-        self.port = 0
-        self.started = False
+        self.scratch, self.port, self.started = Path(), 0, False
+        self.last_reload = ""  # its STATUS= words, said again after a worker's restart
         self.restarts: set[asyncio.Task[None]] = set()
 
     async def run(self) -> int:
@@ -288,6 +287,10 @@ class Supervisor:
         self.events.put_nowait("stop")
 
     def _status(self, state: str) -> str:
+        if state.startswith("last reload:"):
+            self.last_reload = state
+        elif self.last_reload:
+            state = f"{state}; {self.last_reload}"
         serving = sum(w.serving for w in self.workers)
         some = "" if serving == self.count else f"{serving} of "
         return f"{some}{self.count} workers on {self.config.listen.host}:{self.port}; {state}"

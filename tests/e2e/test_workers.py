@@ -385,6 +385,22 @@ async def test_a_rejected_reload_is_reported_as_rejected_not_as_reloaded(
     assert "last reload: rejected: " in ready["STATUS"] and "routing.yaml" in ready["STATUS"]
 
 
+async def test_a_rejected_reload_stays_in_the_status_when_a_worker_is_started_again(
+    start_gateway: StartGateway, notify: NotifySocket
+):
+    # `systemctl status` had lost it at the next worker's death, the bad files still there.
+    gateway, notify = await _start(start_gateway, notify)
+    (gateway.config_dir / "routing.yaml").write_text("routing: [unclosed\n")
+    gateway.signal(signal.SIGHUP)
+    await wait_for(lambda: "config reload refused; the workers keep" in gateway.logs())
+    notify.drain()
+    os.kill(_worker_pids(gateway)[0], signal.SIGKILL)
+    await wait_for(lambda: any("a worker is down" in m.get("STATUS", "") for m in notify.drain()),
+                   timeout=10)
+    down = [m["STATUS"] for m in notify.messages if "a worker is down" in m.get("STATUS", "")]
+    assert "; last reload: rejected: routing.yaml" in down[-1]
+
+
 async def test_reloads_while_a_worker_starts_again_do_not_end_it(
     start_gateway: StartGateway, notify: NotifySocket
 ):
