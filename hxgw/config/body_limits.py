@@ -37,7 +37,7 @@ FAMILY_LIMITS: dict[Family, FamilyLimit] = {
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Limits:
-    max_body_bytes: int = 16 * MiB
+    max_body_bytes: int = 32 * MiB  # Anthropic's own limit: an agent's screenshots fill it
     """A JSON request body (chat, embeddings, speech, image generation, ...)."""
     max_audio_bytes: int = 26 * MiB
     """A transcription or translation form: OpenAI's 25 MB file and the other fields."""

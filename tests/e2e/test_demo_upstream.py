@@ -19,7 +19,7 @@ import pytest
 from tests.conftest import StartGateway
 from tests.fixtures import HXGW, Gateway, free_port, wait_http
 
-BIG = "x" * (2 * 1024 * 1024)  # over aiohttp's 1 MiB default, under the gateway's 16 MiB
+BIG = "x" * (2 * 1024 * 1024)  # over aiohttp's 1 MiB default, under the gateway's 32 MiB
 
 
 @pytest.fixture
@@ -71,7 +71,7 @@ async def test_the_demo_accepts_a_body_the_gateway_accepts(demo: str):
 
 
 async def test_a_body_over_the_limit_gets_an_openai_shaped_413(demo: str):
-    body = b'{"model": "llm02-phi3", "input": "' + b"x" * (17 * 1024 * 1024) + b'"}'
+    body = b'{"model": "llm02-phi3", "input": "' + b"x" * (33 * 1024 * 1024) + b'"}'
     async with aiohttp.ClientSession() as client, \
             client.post(demo + "/v1/embeddings", data=io.BytesIO(body),
                         headers={"Content-Type": "application/json"}) as resp:
@@ -79,7 +79,7 @@ async def test_a_body_over_the_limit_gets_an_openai_shaped_413(demo: str):
         assert resp.content_type == "application/json"
         error = (await resp.json())["error"]
     assert error["code"] == "request_too_large"
-    assert "16777216-byte limit" in error["message"]
+    assert "33554432-byte limit" in error["message"]
     assert set(error) == {"message", "type", "param", "code"}
 
 
