@@ -23,7 +23,9 @@ PASSED_RESPONSE_HEADERS = {
         "x-should-retry",
     )
 }
-PASSED_PREFIXES = (b"x-ratelimit-",)
+PASSED_PREFIXES = (b"x-ratelimit-", b"anthropic-ratelimit-")
+"""The upstream's rate limits, OpenAI's and Anthropic's (a key with limits of its own gets
+its `x-ratelimit-*` from the gateway in their place)."""
 
 
 def _client_name_of(raw_name: bytes) -> str | None:

@@ -73,6 +73,24 @@ async def test_a_stream_overloaded_right_after_message_start_fails_over(
     assert "overloaded_error" not in text and "message_stop" in text
 
 
+async def test_anthropic_s_rate_limit_headers_reach_the_client_but_its_organization_not(
+    gateway: Gateway, fake: FakeUpstream, client: aiohttp.ClientSession
+):
+    message = (b'{"id":"msg_1","type":"message","role":"assistant","model":"m-alpha",'
+               b'"content":[{"type":"text","text":"hi"}],"stop_reason":"end_turn",'
+               b'"stop_sequence":null,"usage":{"input_tokens":11,"output_tokens":1}}')
+    fake.behave("m-alpha", script=((0.0, message),), headers={
+        "anthropic-ratelimit-requests-remaining": "49",
+        "anthropic-ratelimit-tokens-reset": "2026-12-06T00:00:30Z",
+        "anthropic-organization-id": "org-upstream"})
+    async with client.post(gateway.url + "/v1/messages", headers={"x-api-key": gateway.key},
+                           json={"model": "chat", "max_tokens": 8, "messages": HI}) as resp:
+        assert resp.status == 200
+        assert resp.headers["anthropic-ratelimit-requests-remaining"] == "49"
+        assert resp.headers["anthropic-ratelimit-tokens-reset"] == "2026-12-06T00:00:30Z"
+        assert "anthropic-organization-id" not in resp.headers
+
+
 async def test_betas_given_on_several_header_lines_all_reach_the_upstream(
     gateway: Gateway, fake: FakeUpstream, client: aiohttp.ClientSession
 ):
