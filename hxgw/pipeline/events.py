@@ -16,6 +16,7 @@ import structlog
 
 from hxgw.errors import GatewayError, TotalTimeout, UpstreamError, UpstreamTimeout
 from hxgw.pipeline.context import Reply, RequestContext
+from hxgw.pipeline.opening import ERROR_LINES
 from hxgw.pipeline.rendering import error_event
 from hxgw.pipeline.usage import CHOICES, choices, without_usage_chunk
 
@@ -41,7 +42,7 @@ def _typed(*names: bytes) -> tuple[bytes, ...]:
     return tuple(b'"type":' + space + b'"' + name + b'"' for name in names for space in (b"", b" "))
 
 
-_DONE = (b"data: [DONE]", b"data:[DONE]", b'data: {"error"', b'data:{"error"', *_named(b"error"))
+_DONE = (b"data: [DONE]", b"data:[DONE]", *ERROR_LINES)
 _RESPONSE_ENDS = (b"response.completed", b"response.incomplete", b"response.failed", b"error")
 FINAL_LINES = {
     "chat": _DONE,
@@ -140,15 +141,14 @@ def ends_stream(block: bytes, route: str) -> bool:
     return any(mark in block for mark in FINAL_MARKS[route])
 
 
-_ERRORS = (b'data: {"error"', b'data:{"error"', *_named(b"error"))
-_ERRORS_WITHIN = tuple(end + line for line in _ERRORS for end in (b"\n", b"\r"))
+_ERRORS_WITHIN = tuple(end + line for line in ERROR_LINES for end in (b"\n", b"\r"))
 
 
 def failed_upstream(block: bytes) -> bool:
     """Whether a block of whole lines holds an error event of the upstream's own, by its
     line's start: a `"type":"error"` may be the client's own `metadata`, which a Responses
     stream echoes."""
-    return block.startswith(_ERRORS) or any(line in block for line in _ERRORS_WITHIN)
+    return block.startswith(ERROR_LINES) or any(line in block for line in _ERRORS_WITHIN)
 
 
 def finished_choices(block: bytes) -> int:

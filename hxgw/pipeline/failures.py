@@ -31,7 +31,7 @@ from hxgw.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from hxgw.pipeline.opening import opening_error
+from hxgw.pipeline.opening import EVENT_STREAM, opening_error
 from hxgw.pipeline.upstream_headers import passed_headers
 from hxgw.upstream import UpstreamResponse
 
@@ -117,7 +117,7 @@ def unserved(model: str, response: UpstreamResponse, first: bytes) -> Failure | 
     Another candidate of the group may serve the request; None when the answer is one to
     relay."""
     status = response.status
-    if status == 200 and response.content_type == "text/event-stream":
+    if status == 200 and response.content_type == EVENT_STREAM:
         said = opening_error(first)
         return None if said is None else Failure(model, said, kind="stream_error")
     if status == 400 and any(mark in first for mark in _TOO_LONG):

@@ -43,7 +43,7 @@ from hxgw.pipeline.failures import (
     unserved,
 )
 from hxgw.pipeline.loops import passed_hops
-from hxgw.pipeline.opening import past_preamble
+from hxgw.pipeline.opening import EVENT_STREAM, past_preamble
 from hxgw.pipeline.send_upload import send_upload
 from hxgw.upstream import (
     Gate,
@@ -56,7 +56,6 @@ from hxgw.upstream import (
 
 log = structlog.get_logger("hxgw.pipeline.forward")
 
-EVENTS = "text/event-stream"
 FORWARDED_REQUEST_HEADERS = ("traceparent", "anthropic-version")
 FORWARDED_LIST_HEADERS = ("tracestate", "anthropic-beta")
 """Lists a client may split over several lines (RFC 9110, 5.3): sent on as one."""
@@ -135,7 +134,7 @@ async def open_reply(ctx: RequestContext) -> Reply:
                     try:
                         retryable = response.status in RETRYABLE_STATUS
                         first = b"" if retryable else await response.readany()
-                        if several and position < last and response.content_type == EVENTS:
+                        if several and position < last and response.content_type == EVENT_STREAM:
                             left = budget - (time.perf_counter() - started)
                             first = await past_preamble(response, first, left / 2)
                     except BaseException:

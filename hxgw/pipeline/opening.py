@@ -28,7 +28,10 @@ MAX_HELD = 64 * 1024
 """The most opening bytes held while waiting for the first event of the answer: past
 them, the candidate counts as answered and they go to the client."""
 PREAMBLE = frozenset({b"message_start", b"ping", b"response.created", b"response.in_progress"})
-_ERROR_LINES = (b'data: {"error"', b'data:{"error"', b"event: error", b"event:error")
+EVENT_STREAM = "text/event-stream"
+ERROR_LINES = (b'data: {"error"', b'data:{"error"', b"event: error", b"event:error")
+"""How the line of an upstream's own error event begins (OpenAI's and LiteLLM's data
+object, or an event named `error`, Anthropic's and the Responses API's)."""
 
 
 async def past_preamble(response: UpstreamResponse, first: bytes, within: float) -> bytes:
@@ -82,7 +85,7 @@ def opening_error(first: bytes) -> str | None:
     opens otherwise."""
     events, _ = _events(first)
     event = next((e for e in events if _name(e) not in PREAMBLE), None)
-    if event is None or not (event[0].startswith(_ERROR_LINES) or _name(event) == b"error"):
+    if event is None or not (event[0].startswith(ERROR_LINES) or _name(event) == b"error"):
         return None
     said = "the upstream's stream opened with an error event"
     data = next((line for line in event if line.startswith(b"data:")), None)
