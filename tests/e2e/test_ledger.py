@@ -150,9 +150,11 @@ async def test_a_stream_the_client_left_before_any_event_is_billed_no_completion
     assert (row["disconnected"], row["stream"], row["completion_tokens"]) == (1, 1, 0)
 
 
-async def test_a_client_gone_before_the_first_byte_is_recorded_as_disconnected(
+async def _gone_before_the_first_byte(
     start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
-):
+) -> tuple[Gateway, dict[str, Any]]:
+    """A gateway, and the row of a chat its client left half a second in, 3 s before
+    the upstream's answer."""
     fake.behave("m-alpha", header_delay=3)
     gateway = await start_gateway(models=PRICED)
     with contextlib.suppress(TimeoutError):
@@ -161,6 +163,13 @@ async def test_a_client_gone_before_the_first_byte_is_recorded_as_disconnected(
             pass
     await wait_for(lambda: len(ledger_rows(gateway)) == 1, timeout=10)
     (row,) = ledger_rows(gateway)
+    return gateway, row
+
+
+async def test_a_client_gone_before_the_first_byte_is_recorded_as_disconnected(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    _, row = await _gone_before_the_first_byte(start_gateway, client, fake)
     assert (row["status"], row["disconnected"]) == (499, 1)
     # The upstream had read its prompt: that is billed, estimated, and nothing more.
     prompt = len(json.dumps(CHAT)) // 4 + 1  # as aiohttp sent it: bytes / 4
@@ -280,14 +289,7 @@ async def test_an_unreadable_spool_directory_leaves_the_ledger_without_a_spool_n
 async def test_a_client_gone_before_the_first_byte_is_filed_under_the_model_called_not_an_error(
     start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):
-    fake.behave("m-alpha", header_delay=3)
-    gateway = await start_gateway(models=PRICED)
-    with contextlib.suppress(TimeoutError):
-        async with client.post(gateway.url + "/v1/chat/completions", json=CHAT,
-                               headers=gateway.auth, timeout=aiohttp.ClientTimeout(total=0.5)):
-            pass
-    await wait_for(lambda: len(ledger_rows(gateway)) == 1, timeout=10)
-    (row,) = ledger_rows(gateway)
+    gateway, row = await _gone_before_the_first_byte(start_gateway, client, fake)
     assert (row["status"], row["outcome"], row["model"]) == (499, "client_gone", "alpha")
     env = {**os.environ, "HX_STATE_DIR": _state_dir(gateway)}
     out = subprocess.run([HXGW, "usage", "--by", "model", "--format", "json",
