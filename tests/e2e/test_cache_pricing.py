@@ -52,7 +52,9 @@ async def test_an_anthropic_prompt_read_from_the_cache_is_billed_at_its_cache_pr
     await _cached_message(gateway, stream)
     row = await _row(gateway)
     expected = (INPUT_TOKENS * 3 + CACHED_TOKENS * 0.3 + int(row["completion_tokens"]) * 15) / 1e6
-    assert row["prompt_tokens"] == INPUT_TOKENS + CACHED_TOKENS
+    # The prompt is all of it: what came from the cache, what went to it, and the rest.
+    assert (row["prompt_tokens"], row["usage_source"]) == (INPUT_TOKENS + CACHED_TOKENS,
+                                                           "reported")
     assert row["cost"] == pytest.approx(expected)
 
 
