@@ -29,7 +29,7 @@ from hxgw.lifecycle.capacity import log_capacity, raise_descriptor_limit, size_g
 from hxgw.lifecycle.drain import drain
 from hxgw.lifecycle.notify import Notifier
 from hxgw.lifecycle.override import ListenOverride, log_cannot_listen
-from hxgw.lifecycle.start_signals import GENERATION, STOP_NOW, EarlyReload
+from hxgw.lifecycle.start_signals import GENERATION, STOP_NOW, EarlyReload, daemon_started
 from hxgw.lifecycle.stores import close_stores, open_stores, reload_serving, watch_stores
 from hxgw.observe import AccessLog
 from hxgw.observe.workers import WorkerFigures
@@ -71,6 +71,7 @@ class Daemon:
             access=access or AccessLog.plain(),
             figures=WorkerFigures.from_env(env),
             hop=env.get(HOP_ENV, ""),
+            started=daemon_started(env),
         )
         self.inflight = self.runtime.inflight
 

@@ -19,12 +19,16 @@ from __future__ import annotations
 import ctypes
 import os
 import signal
+import time
+from collections.abc import Mapping
 from types import FrameType
 
 SUPERVISOR_PID = "HX_SUPERVISOR_PID"
 """The environment variable by which a supervisor tells its workers its pid."""
 GENERATION = "HX_CONFIG_GENERATION"
 """... and the config generation its workers serve, which one started again starts at."""
+SUPERVISOR_STARTED = "HX_SUPERVISOR_STARTED"
+"""... and when it started (seconds since the epoch): the daemon's uptime is its."""
 STOP_NOW = signal.SIGUSR1
 """How a supervisor tells a draining worker to cut its drain short (a second stop), and
 then to exit at once (a third): a worker's own SIGTERM only ever starts its drain."""
@@ -50,3 +54,9 @@ def follow_supervisor(supervisor: int) -> bool:
     prctl(_PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     # Asked for after the fork: a supervisor that died before is not signalled for.
     return os.getppid() == supervisor
+
+
+def daemon_started(env: Mapping[str, str]) -> float:
+    """When the daemon started: its supervisor's start for a worker, else now."""
+    started = env.get(SUPERVISOR_STARTED)
+    return float(started) if started else time.time()

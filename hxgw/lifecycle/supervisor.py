@@ -20,9 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
 import signal
-import sys
 import tempfile
 import time
 from collections.abc import Callable, Mapping
@@ -35,7 +33,9 @@ from hxgw.config.gateway import STOP_AFTER_DRAIN
 from hxgw.config.warnings import log_supervisor_restart_changes
 from hxgw.lifecycle.notify import Notifier
 from hxgw.lifecycle.override import log_cannot_listen
-from hxgw.lifecycle.start_signals import GENERATION, STOP_NOW, SUPERVISOR_PID, EarlyReload
+from hxgw.lifecycle.spawn import spawn
+from hxgw.lifecycle.start_signals import STOP_NOW, EarlyReload
+from hxgw.lifecycle.supervisor_status import SupervisorStatus
 from hxgw.lifecycle.worker import (
     Worker,
     all_set,
@@ -47,7 +47,6 @@ from hxgw.lifecycle.worker import (
     started_again,
     stop_all,
 )
-from hxgw.observe.workers import SHARED_DIR
 
 log = structlog.get_logger("hxgw.lifecycle.supervisor")
 
@@ -84,7 +83,9 @@ class Supervisor:
         (or at start)."""
         self.events: asyncio.Queue[str] = asyncio.Queue()
         self.scratch, self.port, self.started = Path(), 0, False
-        self.last_reload = ""  # its STATUS= words, said again after a worker's restart
+        self.report = SupervisorStatus(count, "")
+        self.report.serves(config)
+        self.start_time = time.time()  # the daemon's, which its uptime counts from
         self.restarts: set[asyncio.Task[None]] = set()
 
     async def run(self) -> int:
@@ -94,6 +95,7 @@ class Supervisor:
             log_cannot_listen(self.config.listen, exc)
             return 1
         self.port = listeners[0].getsockname()[1]
+        self.report.address = f"{self.config.listen.host}:{self.port}"
         with tempfile.TemporaryDirectory(prefix="hxgw-workers-") as scratch:
             self.scratch = Path(scratch)
             self.workers = [
@@ -183,6 +185,7 @@ class Supervisor:
             if read is not None:
                 fresh, self.files = read
                 self.drain_timeout, self.paths = fresh.drain_timeout, fresh.files
+                self.report.serves(fresh)
                 count = self.count if self.count_from_config else None
                 log_supervisor_restart_changes(self.config, fresh, count)
         self.notifier.ready(self._status(state))
@@ -223,34 +226,15 @@ class Supervisor:
             worker.send(signal.SIGHUP)
 
     async def _spawn(self, worker: Worker) -> None:
-        env = {k: v for k, v in self.env.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_PID")}
-        env |= {"NOTIFY_SOCKET": worker.notify_path, "HX_WORKER": str(worker.index)}
-        env[SUPERVISOR_PID] = str(os.getpid())  # a worker ends when this process does
-        env[GENERATION] = str(self.generation)
-        env[SHARED_DIR] = str(self.scratch)  # where the workers add up their figures
-        worker.ready.clear()
-        worker.status = ""  # the last one's, of a reload this process never heard of
-        worker.started_at = worker.last_ping = time.monotonic()
-        if worker.listener.fileno() == -1:
-            worker.listener = bind(self.config.listen.host, self.port, 1, listen=False)[0]
-        fd = worker.listener.fileno()
-        # Inheritable only for this spawn: uvloop's spawn passes every inheritable
-        # descriptor, and a sibling's socket held by a worker outlives its closing here.
-        worker.listener.set_inheritable(True)
-        try:
-            worker.process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "hxgw",
-                "serve",
-                *self.argv,
-                "--listen-fd",
-                str(fd),
-                env=env,
-                pass_fds=(fd,),
-            )
-        finally:
-            worker.listener.set_inheritable(False)
+        worker.process = await spawn(
+            worker,
+            self.argv,
+            self.env,
+            generation=self.generation,
+            scratch=self.scratch,
+            address=(self.config.listen.host, self.port),
+            started=self.start_time,
+        )
         worker.watcher = asyncio.create_task(self._watch_exit(worker, worker.process))
 
     async def _watch_exit(self, worker: Worker, process: asyncio.subprocess.Process) -> None:
@@ -287,13 +271,8 @@ class Supervisor:
         self.events.put_nowait("stop")
 
     def _status(self, state: str) -> str:
-        if state.startswith("last reload:"):
-            self.last_reload = state
-        elif self.last_reload:
-            state = f"{state}; {self.last_reload}"
         serving = sum(w.serving for w in self.workers)
-        some = "" if serving == self.count else f"{serving} of "
-        return f"{some}{self.count} workers on {self.config.listen.host}:{self.port}; {state}"
+        return self.report.text(state, serving=serving, generation=self.generation)
 
     def _close_listeners(self) -> None:
         for worker in self.workers:

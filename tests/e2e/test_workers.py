@@ -48,6 +48,20 @@ async def test_ready_is_sent_once_when_every_worker_is_ready(
     assert "worker=0" in gateway.logs() and "worker=1" in gateway.logs()
 
 
+async def test_the_status_says_the_config_generation_and_models_the_workers_serve(
+    start_gateway: StartGateway, notify: NotifySocket
+):
+    gateway, notify = await _start(start_gateway, notify)
+    assert re.search(r"; config generation 1; \d+ models in \d+ groups; ready$",
+                     notify.messages[-1]["STATUS"])
+    doc = {"routing": {"default_group": "chat", "groups": {"chat": ["beta"]}}}
+    (gateway.config_dir / "routing.yaml").write_text(yaml.safe_dump(doc))
+    gateway.signal(signal.SIGHUP)
+    await wait_for(lambda: notify.drain()[-1].get("READY") == "1")
+    assert "; config generation 2; " in notify.messages[-1]["STATUS"]
+    assert " models in 1 groups; last reload: ok" in notify.messages[-1]["STATUS"]
+
+
 async def test_requests_are_served_by_both_workers(
     start_gateway: StartGateway, notify: NotifySocket, client: aiohttp.ClientSession
 ):
@@ -291,6 +305,19 @@ async def test_a_worker_started_again_keeps_the_daemons_counts_and_config_genera
         assert status["config_generation"] == 2
         metrics = await _scrape_fresh(gateway, "/metrics")
         assert 'hxgw_config_reloads_total{result="ok"} 1.0' in metrics
+
+
+async def test_the_uptime_is_the_daemon_s_whichever_worker_answers(
+    start_gateway: StartGateway, notify: NotifySocket
+):
+    # A worker started again had said its own, seconds, as the daemon's.
+    gateway, _ = await _start(start_gateway, notify)
+    await asyncio.sleep(3)
+    os.kill(_worker_pids(gateway)[0], signal.SIGKILL)
+    await wait_for(lambda: "worker started again" in gateway.logs(), timeout=15)
+    for _ in range(8):
+        status = json.loads(await _scrape_fresh(gateway, "/status.json"))
+        assert status["uptime_seconds"] >= 3
 
 
 async def test_the_status_page_says_the_daemon_s_last_reload_after_a_worker_started_again(
