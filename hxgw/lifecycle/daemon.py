@@ -187,7 +187,9 @@ class Daemon:
         except ConfigError as exc:
             problems = str(exc).splitlines()
             self._record_reload("rejected", problems[0])
-            log.error(
+            # Workers read the same files: the first says why, for all of them.
+            say = log.error if self.env.get("HX_WORKER", "0") == "0" else log.info
+            say(
                 "config reload rejected; still serving the previous config",
                 generation=current.generation,
                 problems=problems,

@@ -104,7 +104,10 @@ def judge_reload(asked: list[Worker], done: bool) -> tuple[str, bool]:
         )
         return f"last reload: diverged, {len(took)} of {len(asked)} took it: {refused[0]}", True
     if refused:
-        log.error("config reload refused; the workers keep the config they had", why=refused[0])
+        # Worker 0 logged the problems as an error; a line more for each would be noise.
+        zero = any(w.index == 0 and w.reload_refused for w in asked if w.reloaded.is_set())
+        say = log.info if zero else log.error
+        say("config reload refused; the workers keep the config they had", why=refused[0])
         return f"last reload: {refused[0]}", False
     if done:
         log.info("workers reloaded", workers=len(took))

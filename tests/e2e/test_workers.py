@@ -412,6 +412,19 @@ async def test_a_rejected_reload_is_reported_as_rejected_not_as_reloaded(
     assert "last reload: rejected: " in ready["STATUS"] and "routing.yaml" in ready["STATUS"]
 
 
+async def test_a_rejected_reload_is_one_error_line_that_lists_the_problems(
+    start_gateway: StartGateway, notify: NotifySocket
+):
+    # Each worker and the supervisor had logged it as an error: N + 1 lines for one reload.
+    gateway, notify = await _start(start_gateway, notify)
+    (gateway.config_dir / "routing.yaml").write_text("routing: [unclosed\n")
+    gateway.signal(signal.SIGHUP)
+    await wait_for(lambda: "config reload refused; the workers keep" in gateway.logs())
+    errors = [line for line in gateway.logs().splitlines() if line.split(" ")[1:2] == ["error"]]
+    assert len(errors) == 1, errors
+    assert "config reload rejected" in errors[0] and "routing.yaml" in errors[0]
+
+
 async def test_a_rejected_reload_stays_in_the_status_when_a_worker_is_started_again(
     start_gateway: StartGateway, notify: NotifySocket
 ):
