@@ -30,6 +30,7 @@ from hxgw.lifecycle.drain import drain
 from hxgw.lifecycle.notify import Notifier
 from hxgw.lifecycle.override import ListenOverride, log_cannot_listen
 from hxgw.lifecycle.start_signals import GENERATION, STOP_NOW, EarlyReload, daemon_started
+from hxgw.lifecycle.status_words import daemon_status
 from hxgw.lifecycle.stores import close_stores, open_stores, reload_serving, watch_stores
 from hxgw.observe import AccessLog
 from hxgw.observe.workers import WorkerFigures
@@ -283,14 +284,5 @@ class Daemon:
             await asyncio.sleep(interval)
 
     def _status(self) -> str:
-        config = self.holder.config
-        generation = self.holder.current.generation
-        return (
-            f"serving on {self.runtime.listening}; config generation "
-            f"{generation}; {len(config.models)} models in {len(config.routing.groups)} groups;"
-            f" last reload: {_reload_text(self.runtime.last_reload)}"
-        )
-
-
-def _reload_text(record: ReloadRecord) -> str:
-    return "none yet" if record.result == "none" else f"{record.result}: {record.message}"
+        state, runtime = self.holder.current, self.runtime
+        return daemon_status(runtime.listening, state.generation, state.config, runtime.last_reload)

@@ -35,7 +35,7 @@ from hxgw.lifecycle.notify import Notifier
 from hxgw.lifecycle.override import log_cannot_listen
 from hxgw.lifecycle.spawn import spawn
 from hxgw.lifecycle.start_signals import STOP_NOW, EarlyReload
-from hxgw.lifecycle.supervisor_status import SupervisorStatus
+from hxgw.lifecycle.status_words import SupervisorStatus
 from hxgw.lifecycle.worker import (
     Worker,
     all_set,
@@ -83,8 +83,7 @@ class Supervisor:
         (or at start)."""
         self.events: asyncio.Queue[str] = asyncio.Queue()
         self.scratch, self.port, self.started = Path(), 0, False
-        self.report = SupervisorStatus(count, "")
-        self.report.serves(config)
+        self.report = SupervisorStatus(count, "", config)
         self.start_time = time.time()  # the daemon's, which its uptime counts from
         self.restarts: set[asyncio.Task[None]] = set()
 
@@ -185,7 +184,7 @@ class Supervisor:
             if read is not None:
                 fresh, self.files = read
                 self.drain_timeout, self.paths = fresh.drain_timeout, fresh.files
-                self.report.serves(fresh)
+                self.report.config = fresh
                 count = self.count if self.count_from_config else None
                 log_supervisor_restart_changes(self.config, fresh, count)
         self.notifier.ready(self._status(state))
@@ -272,7 +271,7 @@ class Supervisor:
 
     def _status(self, state: str) -> str:
         serving = sum(w.serving for w in self.workers)
-        return self.report.text(state, serving=serving, generation=self.generation)
+        return self.report.text(state, serving_now=serving, generation=self.generation)
 
     def _close_listeners(self) -> None:
         for worker in self.workers:

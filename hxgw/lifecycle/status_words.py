@@ -1,0 +1,40 @@
+"""What the gateway says of itself in STATUS=, which `systemctl status` shows: the
+address, the config it serves and how the last reload went. A supervisor says it of
+its workers in the same words, after how many of them serve."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hxgw.config import Config
+from hxgw.runtime import ReloadRecord
+
+
+def serving(generation: int, config: Config) -> str:
+    models, groups = len(config.models), len(config.routing.groups)
+    return f"config generation {generation}; {models} models in {groups} groups"
+
+
+def daemon_status(listening: str, generation: int, config: Config, reload: ReloadRecord) -> str:
+    last = "none yet" if reload.result == "none" else f"{reload.result}: {reload.message}"
+    return f"serving on {listening}; {serving(generation, config)}; last reload: {last}"
+
+
+@dataclass(slots=True)
+class SupervisorStatus:
+    count: int
+    address: str
+    config: Config
+    """The config the workers serve: at the start, then each reload they took."""
+    last_reload: str = ""
+    """The last reload's words, said again after a worker's restart: the bad files that
+    a refused reload left are still there."""
+
+    def text(self, state: str, *, serving_now: int, generation: int) -> str:
+        if state.startswith("last reload:"):
+            self.last_reload = state
+        elif self.last_reload:
+            state = f"{state}; {self.last_reload}"
+        some = "" if serving_now == self.count else f"{serving_now} of "
+        workers = f"{some}{self.count} workers on {self.address}"
+        return f"{workers}; {serving(generation, self.config)}; {state}"
