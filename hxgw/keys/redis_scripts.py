@@ -94,6 +94,8 @@ end
 
 local function refusal(now, est_tokens, est_cost, rpm, tpm, max_parallel, budget)
   if budget >= 0 and spent + reserved + est_cost > budget then
+    -- Held only by requests under way: room comes back as they end.
+    if spent + est_cost <= budget then return 'budget', concurrency_retry end
     return 'budget', (period + 1) * period_s - now
   elseif rpm >= 0 and count >= rpm then
     local entry = redis.call('ZRANGE', log, count - rpm, count - rpm, 'WITHSCORES')

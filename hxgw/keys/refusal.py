@@ -63,6 +63,12 @@ def _message(decision: LimitDecision) -> str:
                 f"this request needs up to {needs} (the max_tokens it asks for, or 256 "
                 "when it sets none, at its dearest model's price): set a lower max_tokens."
             )
+        if usage.spent + decision.est_cost <= (limits.budget or 0.0):
+            return (
+                f"Budget held by requests under way: budget {budget} per {period}, spent "
+                f"{money(usage.spent)}, reserved by requests under way {money(usage.reserved)}"
+                f", this request needs up to {needs}. Please try again in {wait}."
+            )
         renews = time.gmtime(decision.now + decision.retry_after)
         return (
             f"You exceeded your current quota: budget {budget} per {period}, "

@@ -126,6 +126,10 @@ class KeyState:
         self, limits: KeyLimits, est_tokens: int, est_cost: float, now: float
     ) -> tuple[Refused | None, float]:
         if limits.budget is not None and self.spent + self.reserved + est_cost > limits.budget:
+            if self.spent + est_cost <= limits.budget:
+                # Only the requests under way hold what it needs: room comes back as
+                # they end, not at the period's end.
+                return "budget", CONCURRENCY_RETRY
             return "budget", (self.period + 1) * self.period_s - now
         if limits.rpm is not None and len(self.log) >= limits.rpm:
             # The request that must leave the window before one more fits in it.

@@ -213,6 +213,30 @@ async def test_the_sdks_do_not_sleep_on_a_spent_budget_they_raise_at_once(
     assert sorted(r["status"] for r in ledger_rows(gateway)) == [200, 429]
 
 
+async def test_a_budget_held_by_requests_under_way_says_to_retry_soon_not_at_the_period_s_end(
+    start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession,
+    fake: FakeUpstream,
+):
+    # Each such request reserves about 0.032 and costs 0.009: with one under way a
+    # second does not fit in 0.05 yet, but will once the first ends. Told to wait for
+    # the period's end, with x-should-retry: false, an app would give up on a key with
+    # most of its budget left.
+    held = fake.behave("m-alpha", gate=asyncio.Event())
+    gateway, secret = await _start(start_gateway, tmp_path, budget=0.05)
+    async with client.post(gateway.url + "/v1/chat/completions",
+                           json=_chat(stream=True, max_tokens=10),
+                           headers={"Authorization": f"Bearer {secret}"}) as stream:
+        await stream.content.readuntil(b"\n\n")
+        status, headers, body = await _post(client, gateway, secret, max_tokens=10)
+        assert status == 429 and body["error"]["code"] == "insufficient_quota"
+        assert "under way" in body["error"]["message"]
+        assert int(headers["retry-after"]) <= 60 and "x-should-retry" not in headers
+        assert held.gate is not None
+        held.gate.set()
+        await stream.read()
+    assert (await _post(client, gateway, secret, max_tokens=10))[0] == 200
+
+
 async def test_a_restart_keeps_what_the_budget_period_has_spent(
     start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession
 ):

@@ -82,7 +82,9 @@ async def test_the_429_for_concurrency_has_type_requests() -> None:
 
 async def test_the_429_for_a_budget_is_insufficient_quota() -> None:
     limiter = MemoryLimiter()
-    await limiter.reserve("k", KeyLimits(budget=0.5), 1, 0.25, NOW)
+    first = await limiter.reserve("k", KeyLimits(budget=0.5), 1, 0.25, NOW)
+    assert first.reservation is not None
+    await limiter.reconcile(first.reservation, 1, 0.25, NOW)
     decision = await limiter.reserve("k", KeyLimits(budget=0.5), 1, 0.3, NOW)
     error = error_body(decision)["error"]
     assert (error["type"], error["code"]) == ("insufficient_quota", "insufficient_quota")
@@ -91,7 +93,9 @@ async def test_the_429_for_a_budget_is_insufficient_quota() -> None:
 
 async def test_a_spent_budget_says_in_hours_and_minutes_and_in_utc_when_it_renews() -> None:
     limiter = MemoryLimiter()
-    await limiter.reserve("k", KeyLimits(budget=0.001), 1, 0.00097, NOW)
+    first = await limiter.reserve("k", KeyLimits(budget=0.001), 1, 0.00097, NOW)
+    assert first.reservation is not None
+    await limiter.reconcile(first.reservation, 1, 0.00097, NOW)
     decision = await limiter.reserve("k", KeyLimits(budget=0.001), 1, 0.000042, NOW)
     message = error_body(decision)["error"]["message"]
     assert "spent or reserved 0.00097, this request needs up to 0.000042." in message
@@ -121,7 +125,9 @@ async def test_a_request_over_the_whole_budget_is_told_to_ask_for_less_not_to_wa
 
 async def test_a_spent_budget_is_not_retried_within_the_call_as_it_renews_in_hours() -> None:
     limiter = MemoryLimiter()
-    await limiter.reserve("k", KeyLimits(budget=1.0), 10, 0.8, NOW)
+    first = await limiter.reserve("k", KeyLimits(budget=1.0), 10, 0.8, NOW)
+    assert first.reservation is not None
+    await limiter.reconcile(first.reservation, 10, 0.8, NOW)
     decision = await limiter.reserve("k", KeyLimits(budget=1.0), 10, 0.5, NOW)
     assert "renews in" in error_body(decision)["error"]["message"]
     headers = refusal_headers(decision)

@@ -108,6 +108,16 @@ async def test_budget_refuses_what_would_overspend_as_insufficient_quota(
     assert (await limiter.reserve("k", limits, 1, 0.4, NOW + 3)).allowed
 
 
+async def test_a_budget_full_only_of_reservations_is_refused_for_a_second_not_a_period(
+    make_limiter: MakeLimiter,
+) -> None:
+    limiter, limits = make_limiter(), KeyLimits(budget=1.0)
+    assert (await limiter.reserve("k", limits, 1, 0.7, NOW)).allowed  # under way
+    refused = await limiter.reserve("k", limits, 1, 0.5, NOW + 1)
+    assert refused.refused == "budget"
+    assert refused.retry_after == pytest.approx(1.0)  # fits once the first one ends
+
+
 async def test_budget_renews_with_the_next_period(make_limiter: MakeLimiter) -> None:
     limiter, limits = make_limiter(), KeyLimits(budget=1.0)
     first = await limiter.reserve("k", limits, 1, 1.0, NOW)
