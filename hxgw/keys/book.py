@@ -115,10 +115,9 @@ class StoredKeys:
         by_digest: dict[bytes, ClientKey] = {}
         revoked: dict[bytes, str] = {}
         for key in stored:
+            gone = key.digests() if key.revoked is not None else key.revoked_digests
+            revoked.update((bytes.fromhex(digest), key.name) for digest in gone)
             if key.revoked is not None:
-                for digest in (key.digest, key.previous_digest):
-                    if digest:
-                        revoked[bytes.fromhex(digest)] = key.name
                 continue
             if key.name in config_names:
                 if key.name not in self._warned:

@@ -3,7 +3,8 @@
 Only a key's SHA-256 digest is stored; its secret is printed once, when it is
 made or rotated. A rotated key's old digest keeps working until the grace
 period the operator chose. A revoked key stays in the table (a record of who
-had access) but no longer opens anything; its name may be given to a new key.
+had access) but no longer opens anything; its name may be given to a new key, and its
+secrets are then still refused as revoked.
 
 The serving gateway reads the table again whenever it changed (`marker()`, a
 cheap count and newest change time, is asked once a second), so created,
@@ -17,7 +18,7 @@ import hashlib
 import secrets
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from typing import Any
 
 from hxgw.config import ClientKey, KeyLimits, load_store_settings
@@ -55,22 +56,12 @@ MIGRATIONS = (
             " updated DOUBLE PRECISION NOT NULL)",
         ),
     ),
-)
-_FIELDS = (
-    "name",
-    "digest",
-    "previous_digest",
-    "previous_until",
-    "groups",
-    "rpm",
-    "tpm",
-    "max_parallel",
-    "budget",
-    "budget_period",
-    "expires",
-    "revoked",
-    "created",
-    "updated",
+    Migration(
+        component="keys",
+        version=2,
+        description="the digests of revoked keys whose name a new key took",
+        statements=(f"ALTER TABLE {TABLE} ADD COLUMN revoked_digests TEXT",),
+    ),
 )
 
 
@@ -96,6 +87,12 @@ class StoredKey:
     revoked: float | None
     created: float
     updated: float
+    revoked_digests: tuple[str, ...] = ()
+    """The secrets of earlier keys of this name, revoked: still refused as revoked."""
+
+    def digests(self) -> tuple[str, ...]:
+        """Every secret this name has had that a holder may still present."""
+        return (*self.revoked_digests, self.digest, *filter(None, [self.previous_digest]))
 
     def limits(self) -> KeyLimits | None:
         if (self.rpm, self.tpm, self.max_parallel, self.budget) == (None, None, None, None):
@@ -122,6 +119,10 @@ class StoredKey:
                 ClientKey(digest=bytes.fromhex(self.previous_digest), expires=until, **common)
             )
         return keys
+
+
+_FIELDS = tuple(field.name for field in fields(StoredKey))
+"""The table's columns, in the order of StoredKey's fields."""
 
 
 def new_secret() -> tuple[str, str]:
@@ -179,6 +180,9 @@ class KeyStore:
                 "created": now,
                 "updated": updated,
                 "budget_period": "1d",
+                # Its old secrets' holders are told it was revoked, not that theirs is a
+                # bad key (which the guard counts, and would lock their address out for).
+                "revoked_digests": ",".join(existing.digests()) if existing else None,
                 **_columns(settings),
             }
             marks = ", ".join("?" for _ in columns)
@@ -264,6 +268,8 @@ def _stored(row: Sequence[Any]) -> StoredKey:
     values = dict(zip(_FIELDS, row, strict=True))
     groups = values["groups"]
     values["groups"] = tuple(groups.split(",")) if groups else None
+    revoked = values["revoked_digests"]
+    values["revoked_digests"] = tuple(revoked.split(",")) if revoked else ()
     return StoredKey(**values)
 
 

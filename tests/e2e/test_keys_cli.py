@@ -120,6 +120,21 @@ async def test_a_client_retrying_a_revoked_key_does_not_lock_out_its_address(
     assert await _status(client, gateway, new) == 200
 
 
+async def test_a_revoked_key_whose_name_a_new_key_took_is_still_refused_as_revoked(
+    start_gateway: StartGateway, client: aiohttp.ClientSession
+):
+    # The app's old deployment, behind the same NAT, keeps its revoked key while the new
+    # one gets a key of the same name: the old key is no guess, and locks nobody out.
+    gateway = await start_gateway(gateway={"auth": {"max_bad_keys": 2}})
+    old = keys(gateway, "create", "app").stdout.strip()
+    assert keys(gateway, "revoke", "app").returncode == 0
+    new = keys(gateway, "create", "app").stdout.strip()
+    await _within_a_second(lambda: _refused(client, gateway, old))
+    for _ in range(5):
+        assert await _refusal(client, gateway, old) == "this API key was revoked"
+    assert await _status(client, gateway, new) == 200
+
+
 async def test_an_expired_key_s_holder_is_told_it_has_expired(
     start_gateway: StartGateway, client: aiohttp.ClientSession
 ):
