@@ -106,14 +106,15 @@ class StoredKey:
         )
 
     def client_keys(self, now: float) -> list[ClientKey]:
-        """What the gateway checks a presented key against: this key and, within its
-        grace period, the one it was rotated from. None once revoked."""
+        """What the gateway checks a presented key against: this key and the one it was
+        rotated from, which expires with its grace (and is then refused as one that
+        ended, not counted as a bad key). None once revoked."""
         if self.revoked is not None:
             return []
         groups = frozenset(self.groups) if self.groups is not None else None
         common: dict[str, Any] = {"name": self.name, "groups": groups, "limits": self.limits()}
         keys = [ClientKey(digest=bytes.fromhex(self.digest), expires=self.expires, **common)]
-        if self.previous_digest and self.previous_until and self.previous_until > now:
+        if self.previous_digest and self.previous_until:
             until = min(self.previous_until, self.expires or self.previous_until)
             keys.append(
                 ClientKey(digest=bytes.fromhex(self.previous_digest), expires=until, **common)

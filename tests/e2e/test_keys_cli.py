@@ -196,6 +196,23 @@ async def test_a_rotated_key_keeps_its_old_secret_for_the_grace_period(
     assert await _status(client, gateway, new) == 401
 
 
+async def test_a_rotated_key_s_old_secret_past_its_grace_is_told_so_after_the_store_changed(
+    start_gateway: StartGateway, client: aiohttp.ClientSession
+):
+    # Any change to the store makes the gateway read it again: the old secret must still
+    # be one that ended, not a bad key the guard counts against its address.
+    gateway = await start_gateway(gateway={"auth": {"max_bad_keys": 2}})
+    old = keys(gateway, "create", "app").stdout.strip()
+    assert await _status(client, gateway, old) == 200
+    new = keys(gateway, "rotate", "app", "--grace", "1s").stdout.strip()
+    await asyncio.sleep(1.2)
+    other = keys(gateway, "create", "other").stdout.strip()
+    await _within_a_second(lambda: _opens(client, gateway, other))
+    for _ in range(5):
+        assert await _refusal(client, gateway, old) == "this API key has expired"
+    assert await _status(client, gateway, new) == 200
+
+
 async def test_limits_set_by_update_apply_without_reload(
     start_gateway: StartGateway, client: aiohttp.ClientSession
 ):
