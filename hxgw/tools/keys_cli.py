@@ -68,6 +68,19 @@ def _act(
         return _list(args, store, connection, config, config_dir)
     if args.action in ("create", "update"):
         _check(args, config, config_dir)
+    if (
+        args.action in ("update", "rotate")
+        and config
+        and any(k.name == args.name for k in config.keys)
+    ):
+        # The gateway ignores the stored key while the config has its name: a secret or
+        # a limit given it now does nothing there, which the operator must hear.
+        print(
+            f"hxgw keys: note: the keys file has a key named {args.name!r}, which wins: this"
+            " stored key opens nothing while it does (hxgw keys list: hidden by the keys"
+            " file)",
+            file=sys.stderr,
+        )
     if args.action == "create":
         if args.name == MASTER_KEY_NAME or (
             config and any(k.name == args.name for k in config.keys)

@@ -305,6 +305,22 @@ async def test_list_shows_the_keys_file_s_keys_beside_the_stored_ones(
     assert entry["key"] not in keys(gateway, "list").stdout
 
 
+async def test_rotating_a_stored_key_a_keys_file_key_hides_says_its_secret_opens_nothing(
+    start_gateway: StartGateway, tmp_path: Path
+):
+    keys_file = tmp_path / "keys.yaml"
+    job = {"name": "batch-job", "key": new_key("sk-job")}
+    keys_file.write_text(yaml.safe_dump({"keys": [job]}))
+    keys_file.chmod(0o600)
+    gateway = await start_gateway(gateway={"auth": {"keys_file": str(keys_file)}})
+    keys(gateway, "create", "app")
+    # Later the keys file gains a key of that name, which wins the clash.
+    keys_file.write_text(yaml.safe_dump({"keys": [job, {"name": "app", "key": new_key()}]}))
+    rotated = keys(gateway, "rotate", "app")
+    assert rotated.returncode == 0 and rotated.stdout.startswith("sk-hx-")
+    assert "the keys file has a key named 'app'" in rotated.stderr
+
+
 async def test_list_shows_what_a_budgeted_key_spent_this_period_and_what_is_left(
     start_gateway: StartGateway, client: aiohttp.ClientSession
 ):
