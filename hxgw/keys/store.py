@@ -276,20 +276,20 @@ def _stored(row: Sequence[Any]) -> StoredKey:
 
 def live_names(
     config_dir: str, env: Mapping[str, str], unread: list[str] | None = None
-) -> set[str]:
-    """The live keys `hxgw keys` made in the store the gateway of `config_dir` would open;
-    none where there is no store yet, or none readable from here (not this user's, a
-    read-only mount): then why, in `unread`."""
+) -> dict[str, tuple[str, ...] | None]:
+    """The live keys `hxgw keys` made in the store the gateway of `config_dir` would open,
+    each with the groups it is limited to; none where there is no store yet, or none
+    readable from here (not this user's, a read-only mount): then why, in `unread`."""
     try:
         settings = load_store_settings(config_dir, env)
         if not settings.database_url and not (settings.state_dir / SQLITE_FILE).exists():
-            return set()  # no store yet
+            return {}  # no store yet
         store = KeyStore(open_database(settings.database_url, settings.state_dir, create=False))
         with store.connect() as connection:
-            return {key.name for key in store.all(connection) if key.revoked is None}
+            return {key.name: key.groups for key in store.all(connection) if not key.revoked}
     except ConfigError:
-        return set()  # the config's own problems are said where it is loaded
+        return {}  # the config's own problems are said where it is loaded
     except (StoreError, OSError) as exc:  # OSError: a state directory not ours to read
         if unread is not None:
             unread.append(str(exc) or type(exc).__name__)
-        return set()
+        return {}

@@ -87,11 +87,19 @@ def run(config_dir: str, env: Mapping[str, str], env_file: str | None, *, journa
             print(f"warning: {warning}")
         if unpriced := unpriced_models(config):
             print(f"note: models without a price cost nothing in budgets: {', '.join(unpriced)}")
-        for name in sorted(stored & {k.name for k in config.keys}):
+        for name in sorted(stored.keys() & {k.name for k in config.keys}):
             print(
                 f"warning: the keys file's {name!r} takes the name of a key hxgw keys made,"
                 " which is then refused (401): rename one"
             )
+        for name, groups in sorted(stored.items()):
+            # A group renamed or removed here leaves such a key refused (403) everywhere
+            # it went, where a keys-file key naming it makes the config invalid.
+            if gone := [g for g in groups or () if g not in config.routing.groups]:
+                print(
+                    f"warning: the stored key {name!r} is limited to groups the config lacks"
+                    f" ({', '.join(gone)}): hxgw keys update {name} --groups ..."
+                )
     return 0
 
 

@@ -321,6 +321,23 @@ async def test_rotating_a_stored_key_a_keys_file_key_hides_says_its_secret_opens
     assert "the keys file has a key named 'app'" in rotated.stderr
 
 
+async def test_check_config_warns_of_a_stored_key_limited_to_a_group_the_config_renamed(
+    start_gateway: StartGateway,
+):
+    gateway = await start_gateway()
+    keys(gateway, "create", "app", "--groups", "solo")
+    routing = {"routing": {"strategy": "failover", "default_group": "chat",
+                           "groups": {"chat": ["alpha", "beta"], "single": ["gamma"]}}}
+    (gateway.config_dir / "routing.yaml").write_text(yaml.safe_dump(routing))
+    env = {**os.environ, **{k: v for k, v in gateway.env().items()
+                            if k in ("HX_STATE_DIR", "DATABASE_URL")}}
+    checked = subprocess.run([HXGW, "check-config", "--config-dir", str(gateway.config_dir)],
+                             env=env, capture_output=True, text=True, timeout=30)
+    assert checked.returncode == 0, checked.stderr
+    assert "warning: the stored key 'app' is limited to groups the config lacks (solo)" in (
+        checked.stdout)
+
+
 async def test_list_shows_what_a_budgeted_key_spent_this_period_and_what_is_left(
     start_gateway: StartGateway, client: aiohttp.ClientSession
 ):
