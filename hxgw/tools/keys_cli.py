@@ -105,6 +105,13 @@ def _act(
                 " secret",
                 file=sys.stderr,
             )
+        if before and before.expires is not None and before.expires <= time.time():
+            # A new secret keeps the key's expiry: printed alone, it reads as one that works.
+            print(
+                f"hxgw keys: note: {args.name} expired at {iso(before.expires)}, and so has"
+                f" its new secret: hxgw keys update {args.name} --expires DATE (or never)",
+                file=sys.stderr,
+            )
         secret = store.rotate(connection, args.name, args.grace)
         return _secret(args, store.get(connection, args.name), secret, "rotated")
     if args.action == "revoke" and (key := store.get(connection, args.name)) and key.revoked:

@@ -213,6 +213,18 @@ async def test_a_rotated_key_s_old_secret_past_its_grace_is_told_so_after_the_st
     assert await _status(client, gateway, new) == 200
 
 
+async def test_rotating_an_expired_key_says_its_new_secret_has_expired_too(
+    start_gateway: StartGateway,
+):
+    gateway = await start_gateway()
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2)
+    keys(gateway, "create", "app", "--expires", soon.isoformat())
+    await asyncio.sleep(max(0.0, (soon - dt.datetime.now(dt.UTC)).total_seconds()) + 0.2)
+    rotated = keys(gateway, "rotate", "app")
+    assert rotated.returncode == 0 and rotated.stdout.startswith("sk-hx-")
+    assert "expired at" in rotated.stderr and "--expires" in rotated.stderr
+
+
 async def test_limits_set_by_update_apply_without_reload(
     start_gateway: StartGateway, client: aiohttp.ClientSession
 ):
