@@ -29,6 +29,7 @@ from hxgw.lifecycle.capacity import log_capacity, raise_descriptor_limit, size_g
 from hxgw.lifecycle.drain import drain
 from hxgw.lifecycle.notify import Notifier
 from hxgw.lifecycle.override import ListenOverride, log_cannot_listen
+from hxgw.lifecycle.seeds import Seeds, read_new_keys
 from hxgw.lifecycle.start_signals import GENERATION, STOP_NOW, EarlyReload, daemon_started
 from hxgw.lifecycle.status_words import daemon_status
 from hxgw.lifecycle.stores import close_stores, open_stores, reload_serving, watch_stores
@@ -60,6 +61,7 @@ class Daemon:
         self.early, self.started_with = early, config
         self.listen_fd = listen_fd
         self.descriptors = 0
+        self.seeds: Seeds | None = None
         """The descriptors this process may open, read at start."""
         self.holder = SnapshotHolder(config)
         self.notifier = Notifier()
@@ -81,7 +83,7 @@ class Daemon:
         warn_at_start(config)
         self.descriptors = raise_descriptor_limit()
         client = UpstreamClient()
-        open_stores(self.runtime, config, self.env)
+        self.seeds = open_stores(self.runtime, config, self.env)
         if self.runtime.figures is not None:
             self.runtime.figures.retire_previous()  # of a worker this one replaces
         generation = int(self.env.get(GENERATION, "1"))
@@ -185,6 +187,7 @@ class Daemon:
             loaded = await reload_serving(self.config_dir, self.env, self.runtime)
             config = self.override.apply(loaded)
             snapshot = build_state(config, current.client, current.generation + 1, self.runtime)
+            await read_new_keys(self.seeds, config.keys)
         except ConfigError as exc:
             problems = str(exc).splitlines()
             self._record_reload("rejected", problems[0])

@@ -7,13 +7,12 @@ from __future__ import annotations
 
 import asyncio
 import os
-import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 import structlog
 
-from hxgw.config import ClientKey, Config, StoreSettings, load_config
+from hxgw.config import Config, StoreSettings, load_config
 from hxgw.config.gateway import LEDGER_CLOSE_TIMEOUT
 from hxgw.errors import ConfigError
 from hxgw.keys import limits_where, open_limiter
@@ -22,11 +21,11 @@ from hxgw.keys.owners import Owners
 from hxgw.keys.store import KeyStore, live_names
 from hxgw.keys.window import Spent
 from hxgw.lifecycle.aside import aside
+from hxgw.lifecycle.seeds import Seeds
 from hxgw.runtime import Runtime
-from hxgw.store import Connection, Database, StoreError, open_database
+from hxgw.store import Database, open_database
 from hxgw.usage import Ledger
-from hxgw.usage.spend import spent_so_far
-from hxgw.usage.spool import Spool, unusable
+from hxgw.usage.spool import unusable
 
 log = structlog.get_logger("hxgw.lifecycle.stores")
 
@@ -71,7 +70,9 @@ def load_serving(config_dir: str, env: Mapping[str, str], runtime: Runtime | Non
         raise
 
 
-def open_stores(runtime: Runtime, config: Config, env: Mapping[str, str]) -> None:
+def open_stores(runtime: Runtime, config: Config, env: Mapping[str, str]) -> Seeds | None:
+    """Open the stores; what the budgets begin from, for a reload's keys (None without
+    a ledger)."""
     settings = config.store
     fix = "set HX_STATE_DIR or store.state_dir, or run under the unit (StateDirectory=hxgw)"
     writable = _writable(settings.state_dir)
@@ -84,7 +85,7 @@ def open_stores(runtime: Runtime, config: Config, env: Mapping[str, str]) -> Non
             fix=fix,
         )
         _open_limiter(runtime, config, env, {})
-        return
+        return None
     if not writable and settings.ledger:
         log.warning(
             "the usage ledger has no spool: while PostgreSQL is unreachable its rows are lost",
@@ -102,14 +103,15 @@ def open_stores(runtime: Runtime, config: Config, env: Mapping[str, str]) -> Non
     database = open_database(settings.database_url, settings.state_dir)
     # Read before the ledger's writer starts to replay its spool into the store (the
     # budgets would not wait for it): the spool's rows are counted where they lie.
-    seeds = Seeds(settings.state_dir / SPOOL, config.keys) if settings.ledger else None
+    seeds = Seeds(database, settings.state_dir / SPOOL, config.keys) if settings.ledger else None
     runtime.stored_keys = stored = StoredKeys(KeyStore(database), seed=seeds)
     runtime.owners = Owners(database)
     stored.first_read(_config_names(config))
     if seeds is not None:
-        seeds.read_pending(database)
+        seeds.read_pending()
     runtime.ledger = open_ledger(database, settings) if settings.ledger else None
     _open_limiter(runtime, config, env, {} if seeds is None else seeds.spent)
+    return seeds
 
 
 def _open_limiter(runtime: Runtime, config: Config, env: Mapping[str, str], spent: Spent) -> None:
@@ -123,49 +125,6 @@ def watch_stores(runtime: Runtime, config: Callable[[], Config]) -> list[asyncio
     if runtime.stored_keys is None:
         return []
     return [asyncio.create_task(runtime.stored_keys.watch(lambda: _config_names(config())))]
-
-
-class Seeds:
-    """The spend this budget period of each key with a budget, where the limiter begins
-    the key's budget when this process first sees it: read at the start for the keys
-    known then, and for a stored key read later (made since, or stored in a database
-    that was away at the start) before it is let in (`hxgw.keys.book.Seed`). A key's
-    spend is read once per period length: the limiter counts from there."""
-
-    def __init__(self, spool_dir: Path, config_keys: Iterable[ClientKey]) -> None:
-        self.spool = Spool(spool_dir, 0)  # read only: a file it cannot read is said once
-        self.spent: dict[tuple[str, int], tuple[int, float]] = {}
-        """The limiter's own (`hxgw.keys.window.Spent`): filled in place, from a thread."""
-        self.pending = tuple(config_keys)
-        """The config's keys, read with the first stored keys (the spool is read once)."""
-        self._read: set[tuple[str, int]] = set()
-
-    def __call__(self, connection: Connection | None, keys: Iterable[ClientKey]) -> None:
-        budgets: dict[int, set[str]] = {}
-        for key in (*self.pending, *keys):
-            limits = key.limits
-            if limits is None or limits.budget is None:
-                continue
-            if (key.name, limits.budget_period_s) not in self._read:
-                budgets.setdefault(limits.budget_period_s, set()).add(key.name)
-        if budgets:
-            self.spent.update(spent_so_far(connection, self.spool, budgets, time.time()))
-            self._read.update((n, period_s) for period_s, names in budgets.items() for n in names)
-        self.pending = ()
-
-    def read_pending(self, database: Database) -> None:
-        """The config's keys, when no read of the stored keys took them along: from the
-        store, or, where it cannot be read, from the spool alone."""
-        if not self.pending:
-            return
-        try:
-            with database.connect() as connection:
-                self(connection, ())
-        except StoreError as exc:
-            log.warning(
-                "cannot read this period's spend; budgets start from the spool's", error=str(exc)
-            )
-            self(None, ())
 
 
 def _config_names(config: Config) -> frozenset[str]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import signal
 import time
 from pathlib import Path
 from typing import Any
@@ -246,6 +247,25 @@ async def test_a_restart_keeps_what_the_budget_period_has_spent(
     assert (await _post(client, gateway, secret, max_tokens=10))[0] == 200
     gateway.stop()  # its ledger rows are written before it exits
     await gateway.start().wait_ready()
+    status, _, body = await _post(client, gateway, secret, max_tokens=10)
+    assert status == 429 and body["error"]["code"] == "insufficient_quota"
+
+
+async def test_a_key_a_reload_brings_back_keeps_what_its_budget_period_has_spent(
+    start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession
+):
+    # It had begun from nothing: only the keys of the start were read from the ledger.
+    gateway, secret = await _start(start_gateway, tmp_path, budget=0.035)
+    assert (await _post(client, gateway, secret, max_tokens=10))[0] == 200
+    keys = tmp_path / "keys.yaml"
+    with_app = keys.read_text()
+    other = {"name": "other", "key": new_key("sk-other")}
+    keys.write_text(yaml.safe_dump({"keys": [other]}))
+    gateway.stop()
+    await gateway.start().wait_ready()
+    keys.write_text(with_app)
+    gateway.signal(signal.SIGHUP)
+    await wait_for(lambda: "config reloaded generation=2" in gateway.logs())
     status, _, body = await _post(client, gateway, secret, max_tokens=10)
     assert status == 429 and body["error"]["code"] == "insufficient_quota"
 

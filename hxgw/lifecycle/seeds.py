@@ -1,0 +1,102 @@
+"""Where a key's budget begins in this process: what it spent this period so far, read
+from the usage ledger and its spool before the limiter first sees the key."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterable
+from pathlib import Path
+
+import structlog
+
+from hxgw.config import ClientKey
+from hxgw.lifecycle.aside import aside
+from hxgw.store import Connection, Database, StoreError
+from hxgw.usage.spend import spent_so_far
+from hxgw.usage.spool import Spool
+
+log = structlog.get_logger("hxgw.lifecycle.seeds")
+
+RELOAD_SEED_WAIT = 5.0
+"""The longest a reload waits for the spend of the keys it adds: a store that does not
+answer leaves them to begin from nothing rather than hold the reload up."""
+
+
+class Seeds:
+    """The spend this budget period of each key with a budget, where the limiter begins
+    the key's budget when this process first sees it: read at the start for the keys
+    known then, and for a stored key read later (made since, or stored in a database
+    that was away at the start) before it is let in (`hxgw.keys.book.Seed`). A key's
+    spend is read once per period length: the limiter counts from there."""
+
+    def __init__(
+        self, database: Database, spool_dir: Path, config_keys: Iterable[ClientKey]
+    ) -> None:
+        self.database = database
+        self.spool = Spool(spool_dir, 0)  # read only: a file it cannot read is said once
+        self.spent: dict[tuple[str, int], tuple[int, float]] = {}
+        """The limiter's own (`hxgw.keys.window.Spent`): filled in place, from a thread."""
+        self.pending = tuple(config_keys)
+        """The config's keys, read with the first stored keys (the spool is read once)."""
+        self._read: set[tuple[str, int]] = set()
+
+    def __call__(self, connection: Connection | None, keys: Iterable[ClientKey]) -> None:
+        pending, self.pending = self.pending, ()
+        self.read_with(connection, (*pending, *keys))
+
+    def read_with(self, connection: Connection | None, keys: Iterable[ClientKey]) -> None:
+        """The spend of those of `keys` whose spend this process has not read, read
+        through `connection` (None: from the spool alone)."""
+        budgets = self._unread(keys)
+        if budgets:
+            self.spent.update(spent_so_far(connection, self.spool, budgets, time.time()))
+            self._read.update((n, period_s) for period_s, names in budgets.items() for n in names)
+
+    def _unread(self, keys: Iterable[ClientKey]) -> dict[int, set[str]]:
+        """The names of `keys` with a budget whose spend is not read, by period length."""
+        budgets: dict[int, set[str]] = {}
+        for key in keys:
+            limits = key.limits
+            if limits is None or limits.budget is None:
+                continue
+            if (key.name, limits.budget_period_s) not in self._read:
+                budgets.setdefault(limits.budget_period_s, set()).add(key.name)
+        return budgets
+
+    def read_pending(self) -> None:
+        """The config's keys, when no read of the stored keys took them along."""
+        if self.pending:
+            pending, self.pending = self.pending, ()
+            self.read(pending)
+
+    def read(self, keys: Iterable[ClientKey]) -> None:
+        """The spend of those of `keys` not read yet: from the store, or, where it cannot
+        be read, from the spool alone."""
+        if not self._unread(keys):
+            return  # a reload that brings no new budget need not wait for the store
+        try:
+            with self.database.connect() as connection:
+                self.read_with(connection, keys)
+        except StoreError as exc:
+            log.warning(
+                "cannot read this period's spend; budgets start from the spool's", error=str(exc)
+            )
+            self.read_with(None, keys)
+
+
+async def read_new_keys(seeds: Seeds | None, keys: Iterable[ClientKey]) -> None:
+    """Before a reload's keys serve: the spend of those this process has not read (a key
+    the keys file brings back, or a budget period it changes), read aside."""
+    if seeds is None:
+        return
+    try:
+        await asyncio.wait_for(aside(seeds.read, tuple(keys)), RELOAD_SEED_WAIT)
+    except TimeoutError:
+        log.warning(
+            "the store did not say this period's spend in time; the budgets of the keys "
+            "this reload adds begin from what it says later, or from nothing",
+            seconds=RELOAD_SEED_WAIT,
+        )
+    except Exception:  # the reload goes on: these budgets begin from nothing, as before
+        log.exception("cannot read this period's spend of the keys this reload adds")
