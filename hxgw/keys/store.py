@@ -239,6 +239,9 @@ class KeyStore:
             changes = {**changes, "updated": self._stamp(connection, time.time())}
             if previous:
                 changes["previous_digest"] = key.digest
+                if key.previous_digest:  # a key keeps one old secret: its holder is told
+                    ended = (*key.revoked_digests, key.previous_digest)
+                    changes["revoked_digests"] = ",".join(ended)
             sets = ", ".join(f"{column} = ?" for column in changes)
             connection.execute(
                 f"UPDATE {TABLE} SET {sets} WHERE name = ?",  # noqa: S608

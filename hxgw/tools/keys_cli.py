@@ -102,7 +102,7 @@ def _act(
             print(
                 f"hxgw keys: note: the secret before the last rotation stops now, though its"
                 f" grace ran to {iso(before.previous_until)}: a key keeps one old"
-                " secret",
+                " secret (its holders are told it was revoked)",
                 file=sys.stderr,
             )
         if before and before.expires is not None and before.expires <= time.time():

@@ -196,6 +196,21 @@ async def test_a_rotated_key_keeps_its_old_secret_for_the_grace_period(
     assert await _status(client, gateway, new) == 401
 
 
+async def test_a_secret_two_rotations_old_is_told_it_was_revoked_not_counted_as_a_guess(
+    start_gateway: StartGateway, client: aiohttp.ClientSession
+):
+    # A second rotation within the grace ends the first old secret; its holder had been
+    # told 'invalid API key' and counted against its address, the new key's holders too.
+    gateway = await start_gateway(gateway={"auth": {"max_bad_keys": 2}})
+    first = keys(gateway, "create", "app").stdout.strip()
+    keys(gateway, "rotate", "app", "--grace", "1h")
+    newest = keys(gateway, "rotate", "app", "--grace", "1h").stdout.strip()
+    await _within_a_second(lambda: _opens(client, gateway, newest))
+    for _ in range(5):
+        assert await _refusal(client, gateway, first) == "this API key was revoked"
+    assert await _status(client, gateway, newest) == 200
+
+
 async def test_a_rotated_key_s_old_secret_past_its_grace_is_told_so_after_the_store_changed(
     start_gateway: StartGateway, client: aiohttp.ClientSession
 ):
