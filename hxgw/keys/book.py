@@ -37,6 +37,10 @@ WARN_EVERY = 60.0
 READ_WAIT = INTERVAL + 2.0
 """The longest a request waits for the next read of the store (`next_read`)."""
 
+REVOKED = "was revoked"
+HIDDEN = "is set aside: the gateway's config has a key of its name"
+"""What the holder of a stored key the config's key of the same name hides is told."""
+
 Seed = Callable[[Connection, Iterable[ClientKey]], None]
 """Told the keys about to be published; raises StoreError when it cannot read."""
 
@@ -46,9 +50,10 @@ class StoredKeys:
         self.store = store
         self.seed = seed
         self.by_digest: Mapping[bytes, ClientKey] = MappingProxyType({})
-        self.revoked: Mapping[bytes, str] = MappingProxyType({})
-        """The digests of revoked keys (their secret and its predecessor's) -> key name:
-        refused at once, and said to be revoked, to whoever still holds one."""
+        self.ended: Mapping[bytes, tuple[str, str]] = MappingProxyType({})
+        """The digests of keys that opened the gateway and open it no more -> the key's
+        name and why (revoked, or hidden by a config key of its name): refused at once,
+        saying why, to whoever still holds one, and counted as no bad key."""
         self._marker: tuple[int, float] | None = None
         self._names: frozenset[str] = frozenset()
         self._warned: set[str] = set()
@@ -79,7 +84,7 @@ class StoredKeys:
             if marker == self._marker and config_names == self._names:
                 return False
             stored = self.store.all(connection)
-            by_digest, revoked = self._read(stored, config_names)
+            by_digest, ended = self._read(stored, config_names)
             if self.seed is not None:
                 try:
                     self.seed(connection, by_digest.values())
@@ -89,13 +94,13 @@ class StoredKeys:
                     self.by_digest = MappingProxyType(
                         {d: key for d, key in by_digest.items() if key.name in known}
                     )
-                    self.revoked = MappingProxyType(revoked)
+                    self.ended = MappingProxyType(ended)
                     raise
         except StoreError:
             self.close()
             raise
         self.by_digest = MappingProxyType(by_digest)
-        self.revoked = MappingProxyType(revoked)
+        self.ended = MappingProxyType(ended)
         self._marker, self._names = marker, config_names
         return True
 
@@ -110,23 +115,24 @@ class StoredKeys:
 
     def _read(
         self, stored: list[StoredKey], config_names: frozenset[str]
-    ) -> tuple[dict[bytes, ClientKey], dict[bytes, str]]:
+    ) -> tuple[dict[bytes, ClientKey], dict[bytes, tuple[str, str]]]:
         now = time.time()
         by_digest: dict[bytes, ClientKey] = {}
-        revoked: dict[bytes, str] = {}
+        ended: dict[bytes, tuple[str, str]] = {}
         for key in stored:
             gone = key.digests() if key.revoked is not None else key.revoked_digests
-            revoked.update((bytes.fromhex(digest), key.name) for digest in gone)
+            ended.update((bytes.fromhex(digest), (key.name, REVOKED)) for digest in gone)
             if key.revoked is not None:
                 continue
             if key.name in config_names:
                 if key.name not in self._warned:
                     self._warned.add(key.name)
                     log.warning("a stored key has a config key's name; it is ignored", key=key.name)
+                ended.update((bytes.fromhex(d), (key.name, HIDDEN)) for d in key.digests())
                 continue
             for client_key in key.client_keys(now):
                 by_digest[client_key.digest] = client_key
-        return by_digest, revoked
+        return by_digest, ended
 
     @property
     def ever_read(self) -> bool:

@@ -50,8 +50,8 @@ def authenticate(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
     stored = ctx.state.runtime.stored_keys
     if key is None and stored is not None:
         key = stored.by_digest.get(digest)
-        if key is None and digest in stored.revoked:
-            _refuse_ended(stored.revoked[digest], "was revoked")
+        if key is None and digest in stored.ended:
+            _refuse_ended(*stored.ended[digest])
         if key is None and unread_yet(stored, digest, presented):
             # Perhaps made by `hxgw keys` since the store was last read: wait for the
             # next read (a second at most) rather than refuse it, and count it as a bad

@@ -8,6 +8,7 @@ import asyncio
 import datetime as dt
 import json
 import os
+import signal
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -346,6 +347,31 @@ async def test_rotating_a_stored_key_a_keys_file_key_hides_says_its_secret_opens
     rotated = keys(gateway, "rotate", "app")
     assert rotated.returncode == 0 and rotated.stdout.startswith("sk-hx-")
     assert "the keys file has a key named 'app'" in rotated.stderr
+
+
+async def test_a_stored_key_a_keys_file_key_hides_is_told_so_not_counted_as_a_guess(
+    start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession
+):
+    # Its holder had been told 'invalid API key' and counted against its address.
+    keys_file = tmp_path / "keys.yaml"
+    job = {"name": "batch-job", "key": new_key("sk-job")}
+    keys_file.write_text(yaml.safe_dump({"keys": [job]}))
+    keys_file.chmod(0o600)
+    gateway = await start_gateway(gateway={"auth": {"keys_file": str(keys_file),
+                                                    "max_bad_keys": 2}})
+    stored = keys(gateway, "create", "app").stdout.strip()
+    await _within_a_second(lambda: _opens(client, gateway, stored))
+    keys_file.write_text(yaml.safe_dump({"keys": [job, {"name": "app", "key": new_key()}]}))
+    gateway.signal(signal.SIGHUP)
+
+    async def refused() -> bool:  # the store is read again within a second of the reload
+        return await _status(client, gateway, stored) == 401
+
+    await _within_a_second(refused)
+    for _ in range(5):
+        assert await _refusal(client, gateway, stored) == (
+            "this API key is set aside: the gateway's config has a key of its name")
+    assert await _status(client, gateway, job["key"]) == 200
 
 
 async def test_check_config_warns_of_a_stored_key_limited_to_a_group_the_config_renamed(

@@ -12,7 +12,7 @@ import pytest
 
 from hxgw.config import ClientKey
 from hxgw.config.schema import KeyLimits
-from hxgw.keys.book import READ_WAIT, StoredKeys
+from hxgw.keys.book import READ_WAIT, REVOKED, StoredKeys
 from hxgw.keys.store import KeyStore, KeyStoreError
 from hxgw.store import Connection, Database, StoreError
 
@@ -100,11 +100,11 @@ def test_a_revoked_key_s_secrets_old_and_new_stay_known_as_revoked_when_its_name
         new = store.rotate(connection, "app", grace=3600)
         store.revoke(connection, "app")
     book.refresh(NO_CONFIG_KEYS)
-    assert book.revoked == {_digest(old): "app", _digest(new): "app"}
+    assert book.ended == {_digest(old): ("app", REVOKED), _digest(new): ("app", REVOKED)}
     with store.connect() as connection:
         store.create(connection, "app", {})
     book.refresh(NO_CONFIG_KEYS)
-    assert book.revoked == {_digest(old): "app", _digest(new): "app"}
+    assert book.ended == {_digest(old): ("app", REVOKED), _digest(new): ("app", REVOKED)}
 
 
 def test_a_change_made_by_a_clock_behind_the_others_is_still_seen(
@@ -219,6 +219,6 @@ def test_a_revocation_is_published_while_the_spend_of_a_new_key_cannot_be_read(
     failing = True
     with pytest.raises(StoreError):
         book.refresh(NO_CONFIG_KEYS)
-    assert book.revoked.get(_digest(old)) == "old" and _digest(old) not in book.by_digest
+    assert book.ended.get(_digest(old)) == ("old", REVOKED) and _digest(old) not in book.by_digest
     assert _digest(new) not in book.by_digest
     book.close()
