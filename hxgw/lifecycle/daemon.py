@@ -24,15 +24,15 @@ from hxgw.config import Config
 from hxgw.config.warnings import log_restart_only_changes, warn_at_start
 from hxgw.errors import ConfigError
 from hxgw.keys.guard import is_within
+from hxgw.lifecycle import stores
 from hxgw.lifecycle.aside import first
 from hxgw.lifecycle.capacity import log_capacity, raise_descriptor_limit, size_gates
 from hxgw.lifecycle.drain import drain
 from hxgw.lifecycle.notify import Notifier
 from hxgw.lifecycle.override import ListenOverride, log_cannot_listen
-from hxgw.lifecycle.seeds import Seeds, read_new_keys
+from hxgw.lifecycle.seeds import Seeds
 from hxgw.lifecycle.start_signals import GENERATION, STOP_NOW, EarlyReload, daemon_started
 from hxgw.lifecycle.status_words import daemon_status
-from hxgw.lifecycle.stores import close_stores, open_stores, reload_serving, watch_stores
 from hxgw.observe import AccessLog
 from hxgw.observe.workers import WorkerFigures
 from hxgw.pipeline.loops import HOP_ENV
@@ -83,7 +83,7 @@ class Daemon:
         warn_at_start(config)
         self.descriptors = raise_descriptor_limit()
         client = UpstreamClient()
-        self.seeds = open_stores(self.runtime, config, self.env)
+        self.seeds = stores.open_stores(self.runtime, config, self.env)
         if self.runtime.figures is not None:
             self.runtime.figures.retire_previous()  # of a worker this one replaces
         generation = int(self.env.get(GENERATION, "1"))
@@ -123,7 +123,7 @@ class Daemon:
             log_cannot_listen(config.listen, exc)
             await self.runner.cleanup()
             client.close()
-            await close_stores(self.runtime)
+            await stores.close_stores(self.runtime)
             return 1
         self.runtime.listening = f"{config.listen.host}:{config.listen.port}"
         self._install_signals()
@@ -150,7 +150,7 @@ class Daemon:
         ]
         if self.notifier.watchdog_interval:
             beside.append(asyncio.create_task(self._watchdog()))
-        beside += watch_stores(self.runtime, lambda: self.holder.config)
+        beside += stores.watch_stores(self.runtime, lambda: self.holder.config)
         await self._main_loop()
         await drain(
             self.runner,
@@ -164,7 +164,7 @@ class Daemon:
             task.cancel()
         await asyncio.gather(*beside, return_exceptions=True)
         client.close()
-        await close_stores(self.runtime)
+        await stores.close_stores(self.runtime)
         self.notifier.close()
         self.runtime.access.flush()  # lines of the last loop turn, before "stopped"
         log.info("stopped")
@@ -184,10 +184,10 @@ class Daemon:
         current = self.holder.current
         self.notifier.reloading(f"reloading config (generation {current.generation})")
         try:
-            loaded = await reload_serving(self.config_dir, self.env, self.runtime)
+            loaded = await stores.reload_serving(self.config_dir, self.env, self.runtime)
             config = self.override.apply(loaded)
             snapshot = build_state(config, current.client, current.generation + 1, self.runtime)
-            await read_new_keys(self.seeds, config.keys)
+            await stores.reloaded(self.runtime, self.seeds, config)
         except ConfigError as exc:
             problems = str(exc).splitlines()
             self._record_reload("rejected", problems[0])

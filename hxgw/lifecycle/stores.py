@@ -21,7 +21,7 @@ from hxgw.keys.owners import Owners
 from hxgw.keys.store import KeyStore, live_names
 from hxgw.keys.window import Spent
 from hxgw.lifecycle.aside import aside
-from hxgw.lifecycle.seeds import Seeds
+from hxgw.lifecycle.seeds import Seeds, read_new_keys
 from hxgw.runtime import Runtime
 from hxgw.store import Database, open_database
 from hxgw.usage import Ledger
@@ -107,11 +107,35 @@ def open_stores(runtime: Runtime, config: Config, env: Mapping[str, str]) -> See
     runtime.stored_keys = stored = StoredKeys(KeyStore(database), seed=seeds)
     runtime.owners = Owners(database)
     stored.first_read(_config_names(config))
+    warn_of_lost_groups(runtime, config)
     if seeds is not None:
         seeds.read_pending()
     runtime.ledger = open_ledger(database, settings) if settings.ledger else None
     _open_limiter(runtime, config, env, {} if seeds is None else seeds.spent)
     return seeds
+
+
+async def reloaded(runtime: Runtime, seeds: Seeds | None, config: Config) -> None:
+    """What a reload's config asks of the stores before it serves: the spend of the keys
+    it adds, and a word on stored keys it leaves without their groups."""
+    await read_new_keys(seeds, config.keys)
+    warn_of_lost_groups(runtime, config)
+
+
+def warn_of_lost_groups(runtime: Runtime, config: Config) -> None:
+    """A stored key limited to groups the config lacks is refused (403) whenever it names
+    them, and a keys-file key naming one makes the config invalid: said at the start and
+    at each reload, as `hxgw check-config` says it."""
+    stored = runtime.stored_keys.by_digest.values() if runtime.stored_keys else ()
+    lost = {k.name: k.groups - config.routing.groups.keys() for k in stored if k.groups}
+    for name, groups in sorted(lost.items()):
+        if groups:
+            log.warning(
+                "a stored key is limited to groups the config lacks",
+                key=name,
+                groups=",".join(sorted(groups)),
+                fix=f"hxgw keys update {name} --groups ...",
+            )
 
 
 def _open_limiter(runtime: Runtime, config: Config, env: Mapping[str, str], spent: Spent) -> None:

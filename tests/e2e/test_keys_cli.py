@@ -374,6 +374,23 @@ async def test_a_stored_key_a_keys_file_key_hides_is_told_so_not_counted_as_a_gu
     assert await _status(client, gateway, job["key"]) == 200
 
 
+async def test_a_reload_that_renames_a_stored_key_s_group_warns_of_it(
+    start_gateway: StartGateway, client: aiohttp.ClientSession
+):
+    # Only check-config had said it: the gateway refused the key's requests (403) silently.
+    gateway = await start_gateway()
+    keys(gateway, "create", "app", "--groups", "solo")
+    routing = {"routing": {"strategy": "failover", "default_group": "chat",
+                           "groups": {"chat": ["alpha", "beta"], "single": ["gamma"]}}}
+    (gateway.config_dir / "routing.yaml").write_text(yaml.safe_dump(routing))
+    await asyncio.sleep(1.2)  # the gateway has read the new key
+    gateway.signal(signal.SIGHUP)
+    await wait_for(lambda: "config reloaded generation=2" in gateway.logs())
+    warned = [line for line in gateway.logs().splitlines()
+              if "a stored key is limited to groups the config lacks" in line]
+    assert len(warned) == 1 and "key=app groups=solo" in warned[0]
+
+
 async def test_check_config_warns_of_a_stored_key_limited_to_a_group_the_config_renamed(
     start_gateway: StartGateway,
 ):
