@@ -27,7 +27,8 @@ from types import MappingProxyType
 import structlog
 
 from hxgw.config import ClientKey
-from hxgw.keys.store import KeyStore, StoredKey
+from hxgw.keys.store import KeyStore
+from hxgw.keys.stored_key import StoredKey
 from hxgw.store import Connection, StoreError
 
 log = structlog.get_logger("hxgw.keys")

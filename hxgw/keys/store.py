@@ -17,113 +17,26 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, fields
+from collections.abc import Mapping
 from typing import Any
 
-from hxgw.config import ClientKey, KeyLimits, load_store_settings
-from hxgw.config.schema import PERIODS
+from hxgw.config import load_store_settings
 from hxgw.errors import ConfigError
+from hxgw.keys.stored_key import FIELDS, MIGRATIONS, TABLE, StoredKey, read_row
 from hxgw.store import (
     SQLITE_FILE,
     Connection,
     Database,
-    Migration,
     StoreError,
     migrate_database,
     open_database,
 )
 
 SECRET_PREFIX = "sk-hx-"  # noqa: S105 -- a prefix, not a secret
-TABLE = "client_keys"
-MIGRATIONS = (
-    Migration(
-        component="keys",
-        version=1,
-        description="client keys, held as SHA-256 digests",
-        statements=(
-            f"CREATE TABLE {TABLE} ("
-            " name TEXT PRIMARY KEY,"
-            " digest TEXT NOT NULL UNIQUE,"
-            " previous_digest TEXT,"
-            " previous_until DOUBLE PRECISION,"
-            " groups TEXT,"
-            " rpm BIGINT, tpm BIGINT, max_parallel BIGINT,"
-            " budget DOUBLE PRECISION, budget_period TEXT NOT NULL DEFAULT '1d',"
-            " expires DOUBLE PRECISION,"
-            " revoked DOUBLE PRECISION,"
-            " created DOUBLE PRECISION NOT NULL,"
-            " updated DOUBLE PRECISION NOT NULL)",
-        ),
-    ),
-    Migration(
-        component="keys",
-        version=2,
-        description="the digests of revoked keys whose name a new key took",
-        statements=(f"ALTER TABLE {TABLE} ADD COLUMN revoked_digests TEXT",),
-    ),
-)
 
 
 class KeyStoreError(Exception):
     """A `hxgw keys` request that cannot be done: the message says why."""
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class StoredKey:
-    """One row of the table, as `hxgw keys list` shows it: never a secret."""
-
-    name: str
-    digest: str
-    previous_digest: str | None
-    previous_until: float | None
-    groups: tuple[str, ...] | None
-    rpm: int | None
-    tpm: int | None
-    max_parallel: int | None
-    budget: float | None
-    budget_period: str
-    expires: float | None
-    revoked: float | None
-    created: float
-    updated: float
-    revoked_digests: tuple[str, ...] = ()
-    """The secrets of earlier keys of this name, revoked: still refused as revoked."""
-
-    def digests(self) -> tuple[str, ...]:
-        """Every secret this name has had that a holder may still present."""
-        return (*self.revoked_digests, self.digest, *filter(None, [self.previous_digest]))
-
-    def limits(self) -> KeyLimits | None:
-        if (self.rpm, self.tpm, self.max_parallel, self.budget) == (None, None, None, None):
-            return None
-        return KeyLimits(
-            rpm=self.rpm,
-            tpm=self.tpm,
-            max_parallel=self.max_parallel,
-            budget=self.budget,
-            budget_period_s=PERIODS[self.budget_period],
-        )
-
-    def client_keys(self, now: float) -> list[ClientKey]:
-        """What the gateway checks a presented key against: this key and the one it was
-        rotated from, which expires with its grace (and is then refused as one that
-        ended, not counted as a bad key). None once revoked."""
-        if self.revoked is not None:
-            return []
-        groups = frozenset(self.groups) if self.groups is not None else None
-        common: dict[str, Any] = {"name": self.name, "groups": groups, "limits": self.limits()}
-        keys = [ClientKey(digest=bytes.fromhex(self.digest), expires=self.expires, **common)]
-        if self.previous_digest and self.previous_until:
-            until = min(self.previous_until, self.expires or self.previous_until)
-            keys.append(
-                ClientKey(digest=bytes.fromhex(self.previous_digest), expires=until, **common)
-            )
-        return keys
-
-
-_FIELDS = tuple(field.name for field in fields(StoredKey))
-"""The table's columns, in the order of StoredKey's fields."""
 
 
 def new_secret() -> tuple[str, str]:
@@ -153,16 +66,16 @@ class KeyStore:
 
     def all(self, connection: Connection) -> list[StoredKey]:
         rows = connection.execute(
-            f"SELECT {', '.join(_FIELDS)} FROM {TABLE} ORDER BY name"  # noqa: S608
+            f"SELECT {', '.join(FIELDS)} FROM {TABLE} ORDER BY name"  # noqa: S608
         )
-        return [_stored(row) for row in rows]
+        return [read_row(row) for row in rows]
 
     def get(self, connection: Connection, name: str) -> StoredKey | None:
         rows = connection.execute(
-            f"SELECT {', '.join(_FIELDS)} FROM {TABLE} WHERE name = ?",  # noqa: S608
+            f"SELECT {', '.join(FIELDS)} FROM {TABLE} WHERE name = ?",  # noqa: S608
             (name,),
         )
-        return _stored(rows[0]) if rows else None
+        return read_row(rows[0]) if rows else None
 
     def create(self, connection: Connection, name: str, settings: dict[str, Any]) -> str:
         """Make the key `name`; return its secret. A revoked key's name may be taken."""
@@ -266,15 +179,6 @@ def _columns(settings: dict[str, Any]) -> dict[str, Any]:
     if "groups" in out:
         out["groups"] = ",".join(out["groups"]) if out["groups"] else None
     return out
-
-
-def _stored(row: Sequence[Any]) -> StoredKey:
-    values = dict(zip(_FIELDS, row, strict=True))
-    groups = values["groups"]
-    values["groups"] = tuple(groups.split(",")) if groups else None
-    revoked = values["revoked_digests"]
-    values["revoked_digests"] = tuple(revoked.split(",")) if revoked else ()
-    return StoredKey(**values)
 
 
 def live_names(

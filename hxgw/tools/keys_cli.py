@@ -17,7 +17,8 @@ from typing import Any
 
 from hxgw.config import MASTER_KEY_NAME, Config, load_config
 from hxgw.errors import ConfigError
-from hxgw.keys.store import KeyStore, KeyStoreError, StoredKey
+from hxgw.keys.store import KeyStore, KeyStoreError
+from hxgw.keys.stored_key import StoredKey
 from hxgw.store import SQLITE_FILE, Connection, NoStore, StoreError, open_database
 from hxgw.tools import keys_list
 from hxgw.tools.usage_cli import iso, store_settings

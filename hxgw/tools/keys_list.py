@@ -17,7 +17,7 @@ from typing import Any
 
 from hxgw.config import MASTER_KEY_NAME, ClientKey, Config
 from hxgw.config.schema import PERIOD_NAMES, PERIODS
-from hxgw.keys.store import StoredKey
+from hxgw.keys.stored_key import StoredKey
 from hxgw.store import Connection
 from hxgw.tools.usage_cli import iso
 from hxgw.units import money

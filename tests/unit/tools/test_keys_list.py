@@ -8,7 +8,7 @@ from typing import Any
 import yaml
 
 from hxgw.config import Config, load_config
-from hxgw.keys.store import StoredKey
+from hxgw.keys.stored_key import StoredKey
 from hxgw.tools.keys_list import listed, table
 from tests.fixtures import new_key, write_config
 
