@@ -16,7 +16,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from hxgw.config import DEFAULT_UPSTREAM, Model
 from hxgw.endpoints import BATCHES
-from hxgw.errors import BatchNotAllowed, Forbidden, NotFound
+from hxgw.errors import BadRequest, BatchNotAllowed, Forbidden, NotFound
 from hxgw.pipeline.context import Next, RequestContext
 from hxgw.pipeline.rebind import HeldIds
 from hxgw.pipeline.transform import FixedBody, encode_body
@@ -35,7 +35,10 @@ def choose_upstream(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
     raw = ctx.raw_body
     named: dict[str, str] = {}
     if ctx.body is not None and ctx.body.get(INPUT_FILE) is not None:
-        given = str(ctx.body[INPUT_FILE])
+        given = ctx.body[INPUT_FILE]
+        if not isinstance(given, str):
+            # Not an id at all: the client's mistake, not an object this gateway lacks.
+            raise BadRequest(f"'{INPUT_FILE}' must be a string", param=INPUT_FILE)
         candidate, upstream_id = bound_upstream(ctx, given, INPUT_FILE)
         upstream, named[upstream_id] = candidate.upstream, given
         raw = encode_body({**ctx.body, INPUT_FILE: upstream_id})

@@ -161,6 +161,21 @@ async def test_an_id_the_gateway_did_not_make_is_not_found_before_any_upstream(
         assert (await resp.json())["error"]["param"] == "input_file_id"
 
 
+async def test_a_batch_whose_input_file_id_is_not_a_string_is_a_400_that_names_it(
+    gateway: Gateway, fake: FakeUpstream, client: aiohttp.ClientSession
+):
+    for given in (["file-abc"], 5, {"id": "file-abc"}):
+        body = {"input_file_id": given, "endpoint": "/v1/chat/completions",
+                "completion_window": "24h"}
+        async with client.post(gateway.url + "/v1/batches", json=body,
+                               headers=gateway.auth) as resp:
+            assert resp.status == 400
+            error = (await resp.json())["error"]
+        assert error["param"] == "input_file_id"
+        assert error["message"] == "'input_file_id' must be a string"
+    assert fake.requests == []
+
+
 async def test_files_routes_take_the_key(gateway: Gateway, client: aiohttp.ClientSession):
     async with client.get(gateway.url + "/v1/files") as resp:
         assert resp.status == 401
