@@ -17,6 +17,7 @@ from hxgw.keys.book import StoredKeys
 from hxgw.keys.guard import Verdict, client_address
 from hxgw.keys.store import SECRET_PREFIX
 from hxgw.pipeline.context import Next, RequestContext
+from hxgw.pipeline.rendering import speaks_anthropic
 from hxgw.state import GatewayState
 
 log = structlog.get_logger("hxgw.auth")
@@ -40,7 +41,7 @@ def authenticate(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
     if scheme.lower() != "bearer" or not presented:
         if header:  # a key without its scheme, or another scheme
             raise Unauthorized("the Authorization header must read 'Bearer <key>'")
-        if ctx.endpoint.dialect == "anthropic":
+        if speaks_anthropic(ctx):
             raise Unauthorized(
                 "missing key: send 'x-api-key: <key>' or 'Authorization: Bearer <key>'"
             )

@@ -9,7 +9,7 @@ from urllib.parse import parse_qs
 import structlog
 
 from hxgw import jsonio
-from hxgw.endpoints import RESPONSE, RESPONSES
+from hxgw.endpoints import MODEL_PREFIXES, MODELS, RESPONSE, RESPONSES, client_paths
 from hxgw.errors import (
     GatewayError,
     GatewayKeyRefused,
@@ -77,7 +77,7 @@ def _respond(ctx: RequestContext, exc: GatewayError) -> None:
         headers["X-HX-Failovers"] = str(ctx.failovers)
         headers["X-HX-Route"] = ctx.decision.header()
     ctx.status = status
-    anthropic = _speaks_anthropic(ctx)
+    anthropic = speaks_anthropic(ctx)
     if anthropic:
         headers["request-id"] = ctx.request_id  # what Anthropic's SDK reads as the request id
     if anthropic and "Content-Encoding" not in headers:
@@ -89,15 +89,18 @@ def _respond(ctx: RequestContext, exc: GatewayError) -> None:
     ctx.exchange.respond(status, headers, body)
 
 
-def _speaks_anthropic(ctx: RequestContext) -> bool:
+def speaks_anthropic(ctx: RequestContext) -> bool:
     """Whether the client reads Anthropic's error shape: on its routes, and on the models
-    routes, which both SDKs call, when the request says `anthropic-version`."""
+    paths, which both SDKs call, when the request says `anthropic-version`. By path, not
+    by route: a wrong method or an empty id there is that client's mistake too."""
     if ctx.endpoint.dialect == "anthropic":
         return True
-    return ctx.endpoint.name in _SHARED and ctx.exchange.header("anthropic-version") is not None
+    path = ctx.exchange.path
+    shared = path in _MODELS_PATHS or path.startswith(MODEL_PREFIXES)
+    return shared and ctx.exchange.header("anthropic-version") is not None
 
 
-_SHARED = frozenset({"models", "model"})
+_MODELS_PATHS = frozenset(client_paths(MODELS))
 
 
 def error_headers(ctx: RequestContext, exc: GatewayError) -> dict[str, str]:

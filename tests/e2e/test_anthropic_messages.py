@@ -295,3 +295,24 @@ async def test_the_models_routes_take_the_key_as_x_api_key_as_the_anthropic_sdk_
         assert resp.status == 200
     async with client.get(gateway.url + "/v1/models", headers={"x-api-key": "sk-wrong"}) as resp:
         assert resp.status == 401
+
+
+async def test_a_wrong_method_or_path_under_the_models_routes_is_refused_in_anthropic_shape(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    key = {"x-api-key": gateway.key, "anthropic-version": "2023-06-01"}
+    for method, path, status in (("DELETE", "/v1/models/chat", 405), ("POST", "/v1/models", 405),
+                                 ("GET", "/v1/models/", 404)):
+        async with client.request(method, gateway.url + path, headers=key) as resp:
+            assert resp.status == status
+            body = await resp.json()
+        assert body["type"] == "error" and body["request_id"] == resp.headers["request-id"]
+
+
+async def test_the_models_routes_ask_an_anthropic_client_without_a_key_for_x_api_key(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    async with client.get(gateway.url + "/v1/models",
+                          headers={"anthropic-version": "2023-06-01"}) as resp:
+        assert resp.status == 401
+        assert "x-api-key" in (await resp.json())["error"]["message"]
