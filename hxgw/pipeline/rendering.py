@@ -18,6 +18,7 @@ from hxgw.errors import (
     Unavailable,
     UnsupportedEncoding,
     UpstreamAnswer,
+    openai_shaped,
 )
 from hxgw.pipeline.context import Next, RequestContext
 from hxgw.pipeline.exchange import ACCEPT_ENCODING
@@ -82,6 +83,11 @@ def _respond(ctx: RequestContext, exc: GatewayError) -> None:
         headers["request-id"] = ctx.request_id  # what Anthropic's SDK reads as the request id
     if anthropic and "Content-Encoding" not in headers:
         body = exc.to_anthropic_json(ctx.request_id)
+        headers["Content-Type"] = "application/json"
+    elif isinstance(exc, UpstreamAnswer) and "Content-Encoding" not in headers:
+        # A lone model's error that would have failed over (a proxy's HTML 502) is no
+        # more readable to an OpenAI SDK than one relayed (hxgw.pipeline.relay).
+        body = openai_shaped(exc.answer_status, exc.body)
         headers["Content-Type"] = "application/json"
     else:
         body = exc.to_json()

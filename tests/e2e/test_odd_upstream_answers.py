@@ -194,6 +194,20 @@ async def test_an_upstream_error_page_in_html_reaches_the_client_in_openai_s_sha
     await _all_slots_back(gateway, client)
 
 
+async def test_a_lone_model_s_proxy_page_for_a_5xx_reaches_the_client_in_openai_s_shape(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    # A status that would fail over (a proxy's 502 page, an upstream's plain-text 500)
+    # with no other candidate: the client still gets `error`, which its SDK reads.
+    page = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
+    raw.answers["m-gamma"] = whole(b"502 Bad Gateway", page, content_type=b"text/html")
+    gateway = await start_gateway(upstream_url=raw.url)
+    status, headers, body = await _chat(client, gateway, model="solo")
+    assert (status, headers["Content-Type"]) == (502, "application/json")
+    assert json.loads(body) == {"error": {"message": page.decode(), "type": "upstream_error",
+                                          "param": None, "code": "http_502"}}
+
+
 async def test_an_upstream_s_json_error_goes_to_the_client_as_it_came(
     start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
