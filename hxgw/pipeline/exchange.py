@@ -52,8 +52,8 @@ def unsupported_coding(said: str = "") -> UnsupportedEncoding:
 
 
 def sole_header(headers: MultiMapping[str], name: str) -> str | None:
-    """A header that may come once: a credential given twice is refused rather than one
-    of them picked, as a proxy in front may have picked the other."""
+    """A header that may come once (a key, the group): given twice it is refused rather
+    than one of them picked, as a proxy in front may have picked the other."""
     values = headers.getall(name, ())
     if len(values) > 1:
         raise BadRequest(f"the request has {len(values)} {name} headers: send one")

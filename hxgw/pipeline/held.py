@@ -82,7 +82,7 @@ def _may_batch(ctx: RequestContext) -> None:
 def _chosen_upstream(ctx: RequestContext) -> str:
     assert ctx.key is not None
     config = ctx.state.config
-    group = ctx.exchange.header(GROUP_HEADER)
+    group = ctx.exchange.sole_header(GROUP_HEADER)
     if (
         group is None
         and DEFAULT_UPSTREAM in config.upstreams

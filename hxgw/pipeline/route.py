@@ -16,7 +16,7 @@ def route(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
     state = ctx.state
     model = ctx.body.get("model")
     chosen = state.routes.resolve(
-        ctx.exchange.header(GROUP_HEADER), model, ctx.key, ctx.endpoint.mode
+        ctx.exchange.sole_header(GROUP_HEADER), model, ctx.key, ctx.endpoint.mode
     )
     ctx.group, ctx.pinned = chosen.group, chosen.pinned
     ctx.decision = decide(state.config, chosen, ctx.body, state.runtime.memory, state.classifier)

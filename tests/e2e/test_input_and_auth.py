@@ -55,6 +55,22 @@ async def test_a_key_header_given_twice_gets_400_and_never_reaches_the_upstream(
     assert fake.requests == []
 
 
+@pytest.mark.parametrize("path", [CHAT_PATH, "/v1/files"])
+async def test_a_group_header_given_twice_gets_400_and_never_reaches_the_upstream(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream, path: str
+):
+    # Two groups asked for: the gateway picks neither, as for a key header given twice.
+    headers = CIMultiDict([*gateway.auth.items(), ("X-HX-Model-Group", "chat"),
+                           ("X-HX-Model-Group", "solo")])
+    method = "POST" if path == CHAT_PATH else "GET"
+    async with client.request(method, gateway.url + path, json={"messages": []},
+                              headers=headers) as resp:
+        assert resp.status == 400
+        body = await resp.json()
+    assert body["error"]["message"] == "the request has 2 X-HX-Model-Group headers: send one"
+    assert fake.requests == []
+
+
 ONE_OBJECT = re.compile(r"/v1/(responses|files|batches)/[^/]+(/cancel)?")
 
 
