@@ -16,7 +16,12 @@ from hxgw import jsonio
 
 def did_you_mean(word: str, choices: Iterable[str]) -> str:
     """` (did you mean 'x'?)` when `word` looks like a typo of one of `choices`, else ''."""
-    close = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.75)
+    names = list(choices)
+    # A ratio of 0.75 needs a word under 5/3 of a name's length: a longer one is no typo,
+    # and a client's megabytes-long one would hold the event loop for seconds in difflib.
+    if len(word) > 2 * max(map(len, names), default=0):
+        return ""
+    close = difflib.get_close_matches(word, names, n=1, cutoff=0.75)
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 

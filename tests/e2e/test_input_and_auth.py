@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import io
 import json
 import re
+import time
 
 import aiohttp
 import pytest
@@ -71,6 +73,20 @@ async def test_a_group_header_given_twice_gets_400_and_never_reaches_the_upstrea
     assert fake.requests == []
 
 
+async def test_a_model_name_megabytes_long_is_refused_without_holding_up_the_gateway(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    # Its typo hint had compared it with every name, a second per few MB of the one event
+    # loop that every other client's request waits on.
+    body = json.dumps({"model": "chatalphabeta" * 2_000_000, "messages": []}).encode()
+    started = time.monotonic()
+    async with client.post(gateway.url + CHAT_PATH, data=io.BytesIO(body),
+                           headers=gateway.auth | {"Content-Type": "application/json"}) as resp:
+        assert resp.status == 404
+        await resp.read()
+    assert time.monotonic() - started < 2
+
+
 ONE_OBJECT = re.compile(r"/v1/(responses|files|batches)/[^/]+(/cancel)?")
 
 
@@ -122,7 +138,7 @@ async def test_malformed_bodies_get_400_with_a_message(
     gateway: Gateway, client: aiohttp.ClientSession, body: bytes, fragment: str
 ):
     headers = gateway.auth | {"Content-Type": "application/json"}
-    async with client.post(gateway.url + CHAT_PATH, data=body, headers=headers) as resp:
+    async with client.post(gateway.url + CHAT_PATH, data=io.BytesIO(body), headers=headers) as resp:
         assert resp.status == 400
         payload = await resp.json()
     assert _is_openai_error(payload)
@@ -135,7 +151,7 @@ async def test_a_body_that_does_not_decode_as_its_content_encoding_gets_400(
     gateway: Gateway, client: aiohttp.ClientSession, body: bytes
 ):
     headers = gateway.auth | {"Content-Type": "application/json", "Content-Encoding": "gzip"}
-    async with client.post(gateway.url + CHAT_PATH, data=body, headers=headers) as resp:
+    async with client.post(gateway.url + CHAT_PATH, data=io.BytesIO(body), headers=headers) as resp:
         assert resp.status == 400
         payload = await resp.json()
     assert _is_openai_error(payload)
@@ -188,7 +204,7 @@ async def test_a_request_to_anthropic_s_api_that_cannot_be_parsed_gets_its_error
 async def test_a_gzipped_body_is_read_as_its_json(gateway: Gateway, client: aiohttp.ClientSession):
     body = gzip.compress(b'{"model": "chat", "messages": [{"role": "user", "content": "hi"}]}')
     headers = gateway.auth | {"Content-Type": "application/json", "Content-Encoding": "gzip"}
-    async with client.post(gateway.url + CHAT_PATH, data=body, headers=headers) as resp:
+    async with client.post(gateway.url + CHAT_PATH, data=io.BytesIO(body), headers=headers) as resp:
         assert resp.status == 200
         assert (await resp.json())["object"] == "chat.completion"
 
@@ -204,7 +220,7 @@ async def test_a_body_in_a_coding_the_gateway_does_not_decode_gets_415_naming_th
     for coding in codings:
         headers.add("Content-Encoding", coding)
     body = gzip.compress(b'{"model": "chat", "messages": [{"role": "user", "content": "hi"}]}')
-    async with client.post(gateway.url + CHAT_PATH, data=body, headers=headers) as resp:
+    async with client.post(gateway.url + CHAT_PATH, data=io.BytesIO(body), headers=headers) as resp:
         assert resp.status == 415
         assert resp.headers["Accept-Encoding"] == "gzip, deflate"
         error = (await resp.json())["error"]
