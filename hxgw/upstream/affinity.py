@@ -65,4 +65,6 @@ def unbind(client_id: str) -> Bound | None:
     kind = _KIND_OF.get(letter)
     if kind is None or not colon or not newline or not target or not upstream_id:
         return None
+    if upstream_id in (".", ".."):  # no upstream's id: a path step, which quoting keeps
+        return None
     return Bound(kind, target, upstream_id)

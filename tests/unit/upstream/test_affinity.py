@@ -35,3 +35,8 @@ def test_an_id_without_a_prefix_is_bound_too():
 def test_an_id_the_gateway_did_not_make_is_not_bound(client_id: str):
     # "eDpmb28KYmFy" is "x:foo\nbar": an unknown kind.
     assert unbind(client_id) is None
+
+
+@pytest.mark.parametrize("step", [".", ".."])
+def test_an_id_bound_to_a_path_step_is_not_bound(step: str):
+    assert unbind(bind("upstream", "default", step)) is None
