@@ -34,7 +34,8 @@ class GatewayError(Exception):
 
     def __init__(self, message: str, *, param: str | None = None, **extra: Any) -> None:
         super().__init__(message)
-        self.message = message
+        # Some echo a client's value: a 1 MB model name is not sent back whole.
+        self.message = message if len(message) <= 2000 else f"{message[:2000]}..."
         self.param = param
         self.extra = extra
 

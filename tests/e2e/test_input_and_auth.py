@@ -7,7 +7,6 @@ import gzip
 import io
 import json
 import re
-import time
 
 import aiohttp
 import pytest
@@ -73,18 +72,17 @@ async def test_a_group_header_given_twice_gets_400_and_never_reaches_the_upstrea
     assert fake.requests == []
 
 
-async def test_a_model_name_megabytes_long_is_refused_without_holding_up_the_gateway(
+async def test_a_model_name_megabytes_long_gets_a_short_404_and_no_typo_hint(
     gateway: Gateway, client: aiohttp.ClientSession
 ):
     # Its typo hint had compared it with every name, a second per few MB of the one event
-    # loop that every other client's request waits on.
+    # loop that every other client's request waits on; and the 404 had echoed it whole.
     body = json.dumps({"model": "chatalphabeta" * 2_000_000, "messages": []}).encode()
-    started = time.monotonic()
     async with client.post(gateway.url + CHAT_PATH, data=io.BytesIO(body),
                            headers=gateway.auth | {"Content-Type": "application/json"}) as resp:
         assert resp.status == 404
-        await resp.read()
-    assert time.monotonic() - started < 2
+        message = (await resp.json())["error"]["message"]
+    assert len(message) < 2100 and "did you mean" not in message
 
 
 ONE_OBJECT = re.compile(r"/v1/(responses|files|batches)/[^/]+(/cancel)?")
