@@ -88,7 +88,9 @@ async def test_soak_streams_with_random_disconnects_leave_nothing_behind(
         f"requests cut; peak upstream "
         f"sockets {peak_upstream} (pool {POOL}); RSS {base.snapshot.rss_kb // 1024} -> "
         f"{snap.rss_kb // 1024} MB; fds {base.snapshot.fds} -> {snap.fds}")
-    if peak_upstream > POOL:
+    # The readiness probe takes no turn under the cap (hxgw.observe.readiness): its one
+    # connection may come on top of a full pool.
+    if peak_upstream > POOL + 1:
         line.leaks += 1
         line.leak_detail["peak_upstream_sockets"] = peak_upstream
     line.assert_clean()
