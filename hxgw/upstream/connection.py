@@ -168,7 +168,10 @@ class Connection(asyncio.Protocol):
         self._fields += 1
         if self._fields > MAX_FIELDS:
             raise UpstreamProtocolError(f"the upstream sent over {MAX_FIELDS} header fields")
-        self._raw_headers.append((name, value))
+        if self.response is None:
+            # Past the head, a field is a chunked body's trailer: nothing relays it, and
+            # kept it would open the next response on this connection, another request's.
+            self._raw_headers.append((name, value))
 
     def on_headers_complete(self) -> None:
         raw_headers, self._raw_headers = self._raw_headers, []
@@ -213,6 +216,7 @@ class Connection(asyncio.Protocol):
         self.received_any = False
         self.keep_alive = False
         self.response = None
+        self._fields = 0  # a trailer's fields counted on the last response
         self._until_close = False
         self._in_head, self._done = True, False
         self._headers = self.pool.loop.create_future()

@@ -263,3 +263,20 @@ async def test_a_streamed_retrieve_that_stops_before_its_response_completes_ends
     events = [block for block in body.split(b"\n\n") if block]
     assert len(events) == 2 and events[-1].startswith(b"event: error\ndata: ")
     assert b"before its final event" in events[-1]
+
+
+async def test_the_trailer_fields_of_an_answer_never_reach_the_next_answer_on_its_connection(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    # A chunked body may end with trailer fields; the next request reuses the connection.
+    raw.answers["m-gamma"] = [b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                              b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n" % (len(OK), OK)
+                              + b"Content-Type: text/event-stream\r\n"
+                              b"x-ratelimit-remaining-requests: 0\r\n\r\n"]
+    gateway = await start_gateway(upstream_url=raw.url)
+    assert (await _chat(client, gateway, model="solo"))[2] == OK
+    raw.answers["m-gamma"] = whole(b"200 OK", OK)
+    status, headers, body = await _chat(client, gateway, model="solo")
+    assert (status, headers["Content-Type"], body) == (200, "application/json", OK)
+    assert "x-ratelimit-remaining-requests" not in headers
+    await _all_slots_back(gateway, client)
