@@ -26,6 +26,7 @@ from hxgw.pipeline.events import mark_failed, relay_events, upstream_chunks, wri
 from hxgw.pipeline.failures import MAX_ANSWER
 from hxgw.pipeline.upstream_headers import response_headers
 from hxgw.pipeline.usage import last_usage
+from hxgw.pipeline.whole_response import NO_BODY_STATUS
 
 USAGE_TAIL = 64 * 1024
 """How far from a plain body's end its usage is looked for. A Responses answer puts its
@@ -37,14 +38,17 @@ def relay(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
     assert ctx.reply is not None
     reply = ctx.reply
     coding = reply.response.content_encoding  # read with the framing: no header lookup
-    if coding and ctx.rebind is not None and reply.response.status < 400:
+    status = reply.response.status
+    if coding and ctx.rebind is not None and status < 400:
         raise UpstreamError(
             f"the upstream encoded its answer ({coding}) though the gateway asked it not to:"
             " the ids in it cannot be rebound"
         )
     # An encoded stream (gzip despite Accept-Encoding: identity) has no lines to align
-    # to, and an error event in plain text would corrupt it: it goes as a plain body.
-    streaming = reply.is_event_stream() and not coding
+    # to, and an error event in plain text would corrupt it: it goes as a plain body. A
+    # 204 or 304 has no body, whatever its type says: an error event after its head would
+    # be read by the client as the start of its next response.
+    streaming = reply.is_event_stream() and not coding and status not in NO_BODY_STATUS
     if not streaming and reply.response.at_eof():
         # The whole body came with the first read: answer it in one write.
         _whole_body(ctx, reply, reply.first_chunk)

@@ -280,3 +280,16 @@ async def test_the_trailer_fields_of_an_answer_never_reach_the_next_answer_on_it
     assert (status, headers["Content-Type"], body) == (200, "application/json", OK)
     assert "x-ratelimit-remaining-requests" not in headers
     await _all_slots_back(gateway, client)
+
+
+async def test_a_204_labelled_as_an_event_stream_reaches_the_client_without_a_body(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    raw.answers["m-gamma"] = [b"HTTP/1.1 204 No Content\r\nContent-Type: text/event-stream\r\n\r\n"]
+    gateway = await start_gateway(upstream_url=raw.url)
+    status, _, body = await _chat(client, gateway, model="solo", stream=True)
+    assert (status, body) == (204, b"")
+    # The client's connection is still in step: its next request is answered.
+    raw.answers["m-gamma"] = whole(b"200 OK", OK)
+    assert (await _chat(client, gateway, model="solo"))[::2] == (200, OK)
+    await _all_slots_back(gateway, client)
