@@ -53,6 +53,7 @@ class Connection(asyncio.Protocol):
         self.parser = httptools.HttpResponseParser(self)
         self.exchanges = 0
         self.idle_since = 0.0
+        self.sent_at = 0.0
         self.received_any = False
         self.keep_alive = False
         self.slot: Gate | None = None
@@ -213,6 +214,7 @@ class Connection(asyncio.Protocol):
         """Write a request; the future is its response, once the status and headers are in."""
         assert self.transport is not None
         self.exchanges += 1
+        self.sent_at = self.pool.loop.time()
         self.received_any = False
         self.keep_alive = False
         self.response = None

@@ -293,3 +293,29 @@ async def test_a_204_labelled_as_an_event_stream_reaches_the_client_without_a_bo
     raw.answers["m-gamma"] = whole(b"200 OK", OK)
     assert (await _chat(client, gateway, model="solo"))[::2] == (200, OK)
     await _all_slots_back(gateway, client)
+
+
+async def test_a_request_the_upstream_read_and_then_dropped_is_not_sent_to_it_again(
+    start_gateway: StartGateway, client: aiohttp.ClientSession
+):
+    tried: list[str] = []
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            body = (await read_request(reader)).partition(b"\r\n\r\n")[2]
+            tried.append(json.loads(body).get("model", "") if body else "")
+            if tried[-1] == "m-alpha" and tried.count("m-alpha") == 2:
+                # On a kept-alive connection: read whole, worked on, then its worker dies.
+                await asyncio.sleep(1)
+                writer.transport.abort()
+                return
+            writer.write(whole(b"200 OK", OK)[0])
+            await writer.drain()
+
+    async with serving(serve) as server:
+        gateway = await start_gateway(upstream_url=f"http://127.0.0.1:{server.origin.port}")
+        assert (await _chat(client, gateway, model="chat"))[1]["X-HX-Model"] == "alpha"
+        status, headers, _ = await _chat(client, gateway, model="chat")
+        assert (status, headers["X-HX-Model"]) == (200, "beta")  # failed over, as for any reset
+        assert tried.count("m-alpha") == 2
+        await _all_slots_back(gateway, client)
