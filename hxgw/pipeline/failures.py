@@ -110,7 +110,8 @@ than the model's context: another candidate, with a longer one, may take it."""
 
 
 def unserved(model: str, response: UpstreamResponse, first: bytes) -> Failure | None:
-    """An answer that begins as no answer: a stream that opens with an error event, or
+    """An answer that begins as no answer: a stream that opens with an error event (or
+    ends before any of its answer: empty, or comments and preamble only), or
     the upstream saying it has no such model (OpenAI's 404 `model_not_found`, LiteLLM's
     400 "Invalid model name passed in model=..."), where the registry names one it lacks;
     or a prompt longer than the model's context (its `max_context` unset or too large).
@@ -118,7 +119,7 @@ def unserved(model: str, response: UpstreamResponse, first: bytes) -> Failure | 
     relay."""
     status = response.status
     if status == 200 and response.content_type == EVENT_STREAM:
-        said = opening_error(first)
+        said = opening_error(first, ended=response.at_eof())
         return None if said is None else Failure(model, said, kind="stream_error")
     if status == 400 and any(mark in first for mark in _TOO_LONG):
         error = f"{_error_field(first, 'code')} {_error_field(first, 'message')}"

@@ -80,11 +80,13 @@ def _only_preamble(data: bytes) -> bool:
     return all(_name(event) in PREAMBLE for event in opening)
 
 
-def opening_error(first: bytes) -> str | None:
-    """What the error event that opens a stream (past its preamble) says; None when it
-    opens otherwise."""
+def opening_error(first: bytes, ended: bool = False) -> str | None:
+    """What the error event that opens a stream (past its preamble) says, or that the
+    stream `ended` with `first` before any of its answer; None when it opens otherwise."""
     events, _ = _events(first)
     event = next((e for e in events if _name(e) not in PREAMBLE), None)
+    if event is None and ended:
+        return "the upstream's stream ended before any of its answer"
     if event is None or not (event[0].startswith(ERROR_LINES) or _name(event) == b"error"):
         return None
     said = "the upstream's stream opened with an error event"

@@ -319,3 +319,18 @@ async def test_a_request_the_upstream_read_and_then_dropped_is_not_sent_to_it_ag
         assert (status, headers["X-HX-Model"]) == (200, "beta")  # failed over, as for any reset
         assert tried.count("m-alpha") == 2
         await _all_slots_back(gateway, client)
+
+
+@pytest.mark.parametrize("opening", [b"", b": OPENROUTER PROCESSING\n\n"])
+async def test_an_event_stream_that_ends_before_any_answer_fails_over(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession, opening: bytes
+):
+    raw.answers["m-alpha"] = [b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                              b"Content-Length: %d\r\n\r\n%s" % (len(opening), opening)]
+    said = b'data: {"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":"stop"}]}\n\n'
+    raw.answers["m-beta"] = sse(said, b"data: [DONE]\n\n")
+    gateway = await start_gateway(upstream_url=raw.url)
+    status, headers, body = await _chat(client, gateway, model="chat", stream=True)
+    assert (status, headers["X-HX-Model"], headers["X-HX-Failovers"]) == (200, "beta", "1")
+    assert body == said + b"data: [DONE]\n\n"
+    await _all_slots_back(gateway, client)
