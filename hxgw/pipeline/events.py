@@ -28,6 +28,10 @@ EVENT_ENDS = (b"\n\n", b"\r\n\r\n", b"\r\r")
 """How a block that ends an event ends (a line ends with LF, CRLF or a lone CR)."""
 # The longest incomplete SSE line held back while waiting for its newline.
 MAX_HELD_LINE = 1024 * 1024
+AFTER_DONE = 1.0
+"""How long the body's end is waited for once `[DONE]` has come. Nothing follows it, and
+an upstream that leaves its body open after it must not hold the client (the OpenAI SDKs
+read a stream to its end) for the idle timeout, then count as failed for a whole answer."""
 
 
 def _named(*names: bytes) -> tuple[bytes, ...]:
@@ -42,7 +46,9 @@ def _typed(*names: bytes) -> tuple[bytes, ...]:
     return tuple(b'"type":' + space + b'"' + name + b'"' for name in names for space in (b"", b" "))
 
 
-_DONE = (b"data: [DONE]", b"data:[DONE]", *ERROR_LINES)
+_SAID_DONE = (b"data: [DONE]", b"data:[DONE]")
+_DONE = (*_SAID_DONE, *ERROR_LINES)
+_DONE_WITHIN = tuple(end + line for line in _SAID_DONE for end in (b"\n", b"\r"))
 _RESPONSE_ENDS = (b"response.completed", b"response.incomplete", b"response.failed", b"error")
 FINAL_LINES = {
     "chat": _DONE,
@@ -79,6 +85,7 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
     # Some servers (llama.cpp's forks, mistral.rs, text-generation-webui) send no [DONE]:
     # their stream is whole once every choice has said why it stopped.
     unfinished = choices(ctx.body, route) if route in CHOICES and ctx.body is not None else 0
+    done = False  # whether `[DONE]` has come
     try:
         chunk = reply.first_chunk
         chunks = upstream_chunks(ctx, reply)
@@ -118,8 +125,19 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
                     if unfinished and not ended:
                         unfinished -= finished_choices(block)
                         ended = unfinished <= 0
+                if lines and ended and not done:
+                    done = said_done(block)
                 closer = _closer(block)
-            chunk = await anext(chunks, b"")
+            if not done:
+                chunk = await anext(chunks, b"")
+            else:
+                try:
+                    async with asyncio.timeout(AFTER_DONE):
+                        chunk = await anext(chunks, b"")
+                except TimeoutError:  # whole; its connection is closed (pipeline.forward)
+                    if closer:  # a [DONE] line left open: its event is ended
+                        await exchange.write(closer)
+                    break
             if not chunk:
                 break
         if pending:
@@ -139,6 +157,11 @@ def ends_stream(block: bytes, route: str) -> bool:
     if block.startswith(FINAL_LINES[route]) or any(line in block for line in _WITHIN[route]):
         return True
     return any(mark in block for mark in FINAL_MARKS[route])
+
+
+def said_done(block: bytes) -> bool:
+    """Whether a block of whole lines holds `data: [DONE]`, at a line's start."""
+    return block.startswith(_SAID_DONE) or any(line in block for line in _DONE_WITHIN)
 
 
 _ERRORS_WITHIN = tuple(end + line for line in ERROR_LINES for end in (b"\n", b"\r"))

@@ -334,3 +334,15 @@ async def test_an_event_stream_that_ends_before_any_answer_fails_over(
     assert (status, headers["X-HX-Model"], headers["X-HX-Failovers"]) == (200, "beta", "1")
     assert body == said + b"data: [DONE]\n\n"
     await _all_slots_back(gateway, client)
+
+
+async def test_a_stream_whose_body_stays_open_after_done_ends_whole_for_the_client(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    said = b'data: {"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":"stop"}]}\n\n'
+    raw.answers["m-gamma"] = sse(said, b"data: [DONE]\n\n")[:-1]  # never the body's last chunk
+    gateway = await start_gateway(upstream_url=raw.url)
+    status, _, body = await _chat(client, gateway, model="solo", stream=True)
+    assert (status, body) == (200, said + b"data: [DONE]\n\n")  # no error event after [DONE]
+    await _all_slots_back(gateway, client)
+    assert "upstream failed" not in gateway.logs()  # the model answered: nothing against it
