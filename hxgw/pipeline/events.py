@@ -29,9 +29,10 @@ EVENT_ENDS = (b"\n\n", b"\r\n\r\n", b"\r\r")
 # The longest incomplete SSE line held back while waiting for its newline.
 MAX_HELD_LINE = 1024 * 1024
 AFTER_DONE = 1.0
-"""How long the body's end is waited for once `[DONE]` has come. Nothing follows it, and
-an upstream that leaves its body open after it must not hold the client (the OpenAI SDKs
-read a stream to its end) for the idle timeout, then count as failed for a whole answer."""
+"""How long the body's end is waited for once the final event (FINAL_LINES) or `[DONE]`
+has come. Nothing follows, and an upstream that leaves its body open after it must not
+hold the client (the SDKs read a stream to its end) for the idle timeout, then count as
+failed for a whole answer."""
 
 
 def _named(*names: bytes) -> tuple[bytes, ...]:
@@ -85,7 +86,7 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
     # Some servers (llama.cpp's forks, mistral.rs, text-generation-webui) send no [DONE]:
     # their stream is whole once every choice has said why it stopped.
     unfinished = choices(ctx.body, route) if route in CHOICES and ctx.body is not None else 0
-    done = False  # whether `[DONE]` has come
+    done = False  # whether the final event (or a `[DONE]` after it) has come
     try:
         chunk = reply.first_chunk
         chunks = upstream_chunks(ctx, reply)
@@ -117,7 +118,7 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
                 lines = _data_lines(block)
                 ctx.events += lines
                 if lines and not ended:
-                    ended = ends_stream(block, route)
+                    ended = done = ends_stream(block, route)
                     if ended and failed_upstream(block):
                         # Relayed as the upstream sent it, but no success for the model.
                         said = UpstreamError("the upstream ended the stream with an error event")

@@ -346,3 +346,19 @@ async def test_a_stream_whose_body_stays_open_after_done_ends_whole_for_the_clie
     assert (status, body) == (200, said + b"data: [DONE]\n\n")  # no error event after [DONE]
     await _all_slots_back(gateway, client)
     assert "upstream failed" not in gateway.logs()  # the model answered: nothing against it
+
+
+async def test_a_messages_stream_whose_body_stays_open_after_message_stop_ends_whole(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    delta = (b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+             b'"delta":{"type":"text_delta","text":"hi"}}\n\n')
+    stop = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+    raw.answers["m-gamma"] = sse(delta, stop)[:-1]  # never the body's last chunk
+    gateway = await start_gateway(upstream_url=raw.url)
+    async with client.post(gateway.url + "/v1/messages", headers=gateway.auth, json={
+            "model": "solo", "max_tokens": 9, "stream": True,
+            "messages": [{"role": "user", "content": "hi"}]}) as resp:
+        body = await resp.read()
+    assert body == delta + stop  # no error event after message_stop
+    assert "upstream failed" not in gateway.logs()
