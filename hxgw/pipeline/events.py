@@ -148,8 +148,11 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
             # A clean end all the same: the client must not take what came for the whole.
             raise UpstreamError("the upstream ended the stream before its final event")
     except GatewayError as exc:
-        mark_failed(ctx, reply, exc)
-        await write_error_event(ctx, exc, closer)
+        if not done:
+            mark_failed(ctx, reply, exc)
+            await write_error_event(ctx, exc, closer)
+        elif closer:  # broken after its final event, the answer is whole: that event is ended
+            await exchange.write(closer)
     await exchange.finish()
 
 

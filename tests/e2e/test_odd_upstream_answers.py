@@ -362,3 +362,15 @@ async def test_a_messages_stream_whose_body_stays_open_after_message_stop_ends_w
         body = await resp.read()
     assert body == delta + stop  # no error event after message_stop
     assert "upstream failed" not in gateway.logs()
+
+
+async def test_a_stream_whose_connection_breaks_after_done_ends_whole_for_the_client(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    said = b'data: {"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":"stop"}]}\n\n'
+    raw.answers["m-gamma"] = [*sse(said, b"data: [DONE]\n\n")[:-1], b"zz\r\n"]  # a bad chunk
+    gateway = await start_gateway(upstream_url=raw.url)
+    status, _, body = await _chat(client, gateway, model="solo", stream=True)
+    assert (status, body) == (200, said + b"data: [DONE]\n\n")  # no error event after [DONE]
+    await _all_slots_back(gateway, client)
+    assert "upstream failed" not in gateway.logs()
