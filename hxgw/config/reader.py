@@ -222,11 +222,26 @@ def read_yaml(path: Path, problems: Problems, files: list[Path], *, required: bo
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         reason = getattr(exc, "problem", None) or str(exc)
-        problems.add(path.name, where, f"invalid YAML: {reason}")
+        problems.add(path.name, where, f"invalid YAML: {reason}{_yaml_hint(reason)}")
         return None
     except RecursionError:  # PyYAML builds nested collections by recursion
         problems.add(path.name, "", "invalid YAML: nested too deeply")
         return None
+
+
+def _yaml_hint(reason: str) -> str:
+    """PyYAML names the token it tripped on, often on the line after the mistake:
+    say what the usual mistakes are."""
+    if "'\\t'" in reason:
+        return " (indent with spaces: YAML allows no tabs)"
+    if "mapping values are not allowed" in reason or "<block end>" in reason:
+        return (
+            " (on this line or the one above: a key without its ':', a line indented"
+            " unlike its neighbours, or a value holding ': ' that needs quotes)"
+        )
+    if "expected ',' or ']'" in reason or "expected ',' or '}'" in reason:
+        return " (a '[' or '{' above is never closed)"
+    return ""
 
 
 class _Loader(yaml.SafeLoader):

@@ -43,6 +43,26 @@ def test_check_config_names_every_problem_and_exits_1(tmp_path: Path):
     assert "routing.yaml: routing.default_group: unknown group 'missing'" in result.stderr
 
 
+@pytest.mark.parametrize(("mistake", "fix"), [
+    (("  default_group:", "  default_group"), "a key without its ':'"),
+    (("  default_group:", "\t default_group:"), "indent with spaces"),
+    (("  default_group: ", "  default_group: a: "), "needs quotes"),
+    (("strategy: failover", "strategy: [failover"), "a '[' or '{' above is never closed"),
+])
+def test_check_config_says_what_the_usual_yaml_mistake_is(
+        tmp_path: Path, mistake: tuple[str, str], fix: str):
+    # PyYAML names the token it tripped on, often a line below the mistake.
+    write_config(tmp_path, "http://127.0.0.1:1")
+    routing = tmp_path / "routing.yaml"
+    text = routing.read_text()
+    assert mistake[0] in text
+    routing.write_text(text.replace(mistake[0], mistake[1], 1))
+    result = _hxgw("check-config", "--config-dir", str(tmp_path),
+                   env={"MASTER_KEY": new_key(), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 1
+    assert "routing.yaml: line " in result.stderr and fix in result.stderr, result.stderr
+
+
 def test_check_config_works_without_master_key_and_says_serving_needs_one(tmp_path: Path):
     write_config(tmp_path, "http://127.0.0.1:1")
     result = _hxgw("check-config", "--config-dir", str(tmp_path), env={"PATH": "/usr/bin:/bin"})
