@@ -149,6 +149,17 @@ def test_hxgw_route_names_what_in_the_prompt_made_the_task(tmp_path: Path):
     assert [s["weight"] for s in signals] == sorted((s["weight"] for s in signals), reverse=True)
 
 
+def test_hxgw_route_names_an_edge_word_feature_for_what_it_is(tmp_path: Path):
+    # It was "starts with 'typeerror'" for a prompt starting "Fix this TypeError".
+    config = write_config(tmp_path, "http://127.0.0.1:9")
+    body = {"messages": [{"role": "user", "content": "Fix this TypeError in my JS"}]}
+    result = _hxgw_route(config, json.dumps(body), "--json")
+    assert result.returncode == 0, result.stderr
+    features = [s["feature"] for s in json.loads(result.stdout)["task_signals"]]
+    assert "word 'typeerror' among the first 4" in features, features
+    assert not any(f.startswith(("starts with", "ends with")) for f in features), features
+
+
 def test_hxgw_route_prints_the_order_and_the_route_header_for_a_reader(tmp_path: Path):
     routing = {"routing": {"strategy": "ml-based-routing", "default_group": "chat",
                            "groups": {"chat": ["alpha", "beta"], "emb": ["embed"]}}}

@@ -159,8 +159,8 @@ def named_features(text: str) -> list[tuple[str, int]]:
     phrases = [f"pair '{a} {b}'" for a, b in pairwise(head)]
     if tail is not head:
         phrases += [f"pair '{a} {b}'" for a, b in pairwise(tail[-PAIR_TAIL:])]
-    phrases += [f"starts with '{w}'" for w in head[:EDGE_WORDS]]
-    phrases += [f"ends with '{w}'" for w in tail[-EDGE_WORDS:]]
+    phrases += [f"word '{w}' among the first {EDGE_WORDS}" for w in head[:EDGE_WORDS]]
+    phrases += [f"word '{w}' among the last {EDGE_WORDS}" for w in tail[-EDGE_WORDS:]]
     out.extend(zip(phrases, phrase_buckets(*end_units(tokens)), strict=True))
     out.extend(zip(markers.names(text), markers.buckets(text), strict=True))
     return out
