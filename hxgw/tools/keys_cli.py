@@ -53,8 +53,17 @@ def run(args: argparse.Namespace, config_dir: str, env: Mapping[str, str]) -> in
         print(f"hxgw keys: {exc}", file=sys.stderr)
         return 2
     except StoreError as exc:
-        print(f"hxgw keys: cannot use the key store: {exc}", file=sys.stderr)
+        print(f"hxgw keys: cannot use the key store: {exc}{_where_hint(exc)}", file=sys.stderr)
         return 1
+
+
+def _where_hint(exc: StoreError) -> str:
+    if "HX_STATE_DIR" in str(exc):
+        return ""
+    return (
+        " (is it the gateway's? HX_STATE_DIR or DATABASE_URL as it has them: `make run`'s"
+        " is .hxgw-state in the checkout, the service's /var/lib/hxgw, as root or its user)"
+    )
 
 
 def _act(

@@ -675,3 +675,15 @@ def test_a_state_dir_that_is_a_file_is_said_to_be_one(tmp_path: Path):
     assert made.returncode == 1
     assert f"{state} is not a directory (HX_STATE_DIR" in made.stderr
     assert "Errno" not in made.stderr and "store is new" not in made.stderr
+
+
+def test_a_store_it_cannot_open_is_said_with_where_the_gateway_s_store_is(tmp_path: Path):
+    # HX_STATE_DIR left unset, or mistyped, names a directory that cannot be made.
+    (tmp_path / "file").write_text("")
+    env = {**os.environ, "HX_STATE_DIR": str(tmp_path / "file" / "state")}
+    env.pop("DATABASE_URL", None)
+    made = subprocess.run([HXGW, "keys", "create", "app", "--config-dir", str(tmp_path / "none")],
+                          env=env, capture_output=True, text=True, timeout=30)
+    assert made.returncode == 1
+    assert "cannot use the key store" in made.stderr
+    assert "is it the gateway's? HX_STATE_DIR or DATABASE_URL" in made.stderr, made.stderr
