@@ -73,7 +73,12 @@ class Routes:
         """`named_in`: the header or body field that named the group; None for the default."""
         if not key.may_use(group):
             its = ", ".join(sorted(key.groups or ()))
-            raise Forbidden(f"key {key.name!r} may not use group {group!r} (its groups: {its})")
+            # With no model named, the group is routing.default_group, which its caller
+            # never wrote: say so, or the name comes from nowhere.
+            default = "" if named_in else "; no model named, so the default group: name one"
+            raise Forbidden(
+                f"key {key.name!r} may not use group {group!r} (its groups: {its}{default})"
+            )
         route = self._groups[group, mode]
         if route is None:
             serving = [g for g in self.config.routing.groups if self._groups[g, mode] is not None]

@@ -313,6 +313,11 @@ async def test_named_keys_from_a_keys_file_are_limited_to_their_groups(
         error = (await resp.json())["error"]
     assert error["type"] == "permission_error"
     assert error["message"] == "key 'alice' may not use group 'chat' (its groups: solo)"
+    async with client.post(gateway.url + CHAT_PATH, json={}, headers=headers) as resp:
+        assert resp.status == 403  # the default group, which the client never named
+        assert (await resp.json())["error"]["message"] == (
+            "key 'alice' may not use group 'chat' (its groups: solo; no model named,"
+            " so the default group: name one)")
     assert "key=alice" in gateway.logs()
     assert alice not in gateway.logs()
 
