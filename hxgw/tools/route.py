@@ -28,6 +28,11 @@ def explain(
 ) -> dict[str, Any]:
     """The route report for one request body; raises ConfigError or GatewayError."""
     config = load_config(config_dir, env, serving=False)
+    if not raw.strip():
+        raise GatewayError(
+            "no request body on standard input: pipe one in, e.g. echo "
+            """'{"messages":[{"role":"user","content":"hi"}]}' | hxgw route"""
+        )
     try:
         body = jsonio.loads(raw)
     except jsonio.DecodeError as exc:
@@ -80,6 +85,8 @@ def explain(
 def main(
     config_dir: str, env: Mapping[str, str], endpoint: str, group: str | None, as_json: bool
 ) -> int:
+    if sys.stdin.isatty():  # else it waits without a word for what it never said it wants
+        print("hxgw route: type a request body (JSON), then Ctrl-D", file=sys.stderr)
     try:
         report = explain(config_dir, env, sys.stdin.read(), endpoint, group)
     except ConfigError as exc:

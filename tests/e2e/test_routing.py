@@ -149,6 +149,15 @@ def test_hxgw_route_names_what_in_the_prompt_made_the_task(tmp_path: Path):
     assert [s["weight"] for s in signals] == sorted((s["weight"] for s in signals), reverse=True)
 
 
+def test_hxgw_route_without_a_body_says_to_pipe_one_in(tmp_path: Path):
+    # It said "not valid JSON: Input is a zero-length, empty document".
+    config = write_config(tmp_path, "http://127.0.0.1:9")
+    result = _hxgw_route(config, "")
+    assert result.returncode == 1
+    assert "no request body on standard input: pipe one in" in result.stderr, result.stderr
+    assert "| hxgw route" in result.stderr
+
+
 def test_hxgw_route_names_an_edge_word_feature_for_what_it_is(tmp_path: Path):
     # It was "starts with 'typeerror'" for a prompt starting "Fix this TypeError".
     config = write_config(tmp_path, "http://127.0.0.1:9")
