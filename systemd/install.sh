@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Install hxgw as the systemd service hx-gateway-ml.service. Run as root.
 #
-#   systemd/install.sh [--prefix DIR] [--extras LIST] [--no-start]
+#   systemd/install.sh [--prefix DIR] [--extras LIST] [--no-start] [--no-generate-key]
 #
 # What it does, each step safe to repeat:
 #   - a venv at /opt/hxgw/venv (--prefix) with this checkout of hxgw in it
@@ -12,7 +12,8 @@
 #   - /etc/hxgw/ from etc/hxgw/ (dir 750, files 640, root:hx-gateway),
 #     copying only files that are not there yet: never overwrites;
 #   - /etc/hx-gateway-ml.env from etc/hx-gateway-ml.env.example, only when
-#     absent, mode 640 root:hx-gateway, with a fresh random MASTER_KEY;
+#     absent, mode 640 root:hx-gateway, with a fresh random MASTER_KEY
+#     (--no-generate-key: left empty);
 #   - systemctl daemon-reload, enable and (re)start, when systemd runs
 #     (--no-start: install only).
 set -euo pipefail
