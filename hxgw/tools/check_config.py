@@ -56,25 +56,28 @@ def run(config_dir: str, env: Mapping[str, str], env_file: str | None, *, journa
                 file=sys.stderr,
             )
         return 1
+    unread: list[str] = []
+    stored = live_names(config_dir, env, unread)
+    needs = (
+        "serving needs a client key: set MASTER_KEY or auth.keys_file, or make one: "
+        "hxgw keys create NAME"
+    )
+    keyless = not config.keys and not stored
+    if keyless and not unread and (env_file is not None or journal):
+        # The service's own variables: serve would fail, so this is no "ok".
+        err = "<3>" if journal else ""
+        print(f"{err}{config_dir}: invalid config\n{err}  {needs}", file=sys.stderr)
+        return 1
     print(
         f"{config_dir}: ok ({len(config.models)} models, {len(config.routing.groups)} groups, "
         f"default group {config.routing.default_group}, strategy {config.routing.strategy})"
     )
-    unread: list[str] = []
-    stored = live_names(config_dir, env, unread)
-    if not config.keys and not stored:
-        needs = (
-            "serving needs a client key: set MASTER_KEY or auth.keys_file, or make one: "
-            "hxgw keys create NAME"
-        )
+    if keyless:
         if unread:  # the service may read what this user cannot
             print(
                 f"warning: {needs} (unless the key store, which cannot be read from here, "
                 f"holds one: {unread[0]})"
             )
-        elif env_file is not None or journal:  # the service's own variables: serve would fail
-            print(f"{'<3>' if journal else ''}{config_dir}: {needs}", file=sys.stderr)
-            return 1
         else:
             print(
                 f"warning: {needs} (this shell may lack the service's variables: check with "

@@ -81,6 +81,8 @@ def test_check_config_with_the_service_s_env_file_fails_where_serve_would_want_a
                    env={"PATH": "/usr/bin:/bin", "HX_STATE_DIR": str(tmp_path / "state")})
     assert result.returncode == 1
     assert "serving needs a client key: set MASTER_KEY" in result.stderr
+    assert ": invalid config" in result.stderr
+    assert ": ok" not in result.stdout  # it printed "ok (3 models, ...)" and then failed
 
 
 def test_check_config_on_a_key_store_it_cannot_read_warns_rather_than_fails(tmp_path: Path):
