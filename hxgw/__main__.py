@@ -40,9 +40,9 @@ def _workers(text: str) -> int | str:
     try:
         count = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"not a number of workers: {text!r}") from None
+        raise argparse.ArgumentTypeError(f"not 1-256 or auto: {text!r}") from None
     if not 1 <= count <= 256:
-        raise argparse.ArgumentTypeError(f"workers out of range (1-256): {count}")
+        raise argparse.ArgumentTypeError(f"not 1-256 or auto: {count}")
     return count
 
 

@@ -266,6 +266,14 @@ def test_the_store_commands_help_says_which_store_they_use(command: str):
     assert "DATABASE_URL" in result.stdout and "HX_STATE_DIR" in result.stdout
 
 
+@pytest.mark.parametrize("workers", ["abc", "0"])
+def test_serve_with_a_bad_workers_count_says_what_it_takes(workers: str):
+    # It said "not a number of workers: 'abc'", and nothing of auto.
+    result = _hxgw("serve", "--workers", workers, env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode == 2
+    assert f"argument --workers: not 1-256 or auto: {workers}" in result.stderr.replace("'", "")
+
+
 def test_smoke_accepts_the_url_option_its_help_shows():
     result = _hxgw("smoke", "--url", "http://127.0.0.1:1", "--timeout", "1",
                    env={"MASTER_KEY": new_key(), "PATH": "/usr/bin:/bin"})
