@@ -34,7 +34,8 @@ TRY_LINE = (
 
 EPILOG = (
     "environment: MASTER_KEY (else a key for this run), HX_LITELLM_UPSTREAM (else the "
-    f"demo upstream), HX_DEMO_PORT (the demo's port, {DEMO_PORT}), HX_STATE_DIR "
+    "demo upstream) with HX_UPSTREAM_KEY (its key: LiteLLM's master key), HX_DEMO_PORT "
+    f"(the demo's port, {DEMO_PORT}), HX_STATE_DIR "
     "(keys and usage; .hxgw-state here)"
 )
 
@@ -88,6 +89,12 @@ def run(args: argparse.Namespace, env: dict[str, str]) -> int:
             _stop(demo)
             return 1  # it said why
         env["HX_LITELLM_UPSTREAM"] = f"http://127.0.0.1:{port}"
+    elif not env.get("HX_UPSTREAM_KEY"):  # a real upstream gets MASTER_KEY: LiteLLM refuses it
+        print(
+            "hxgw quickstart: note: HX_UPSTREAM_KEY is unset, so the upstream is sent"
+            " MASTER_KEY; a LiteLLM proxy takes only its master key: set HX_UPSTREAM_KEY to it",
+            file=sys.stderr,
+        )
     host = args.host or env.get("HX_HOST") or "127.0.0.1"
     port = str(args.port or env.get("HX_PORT") or Listen().port)
     # Exported with the key: `hxgw keys` checks --groups against this config's groups.

@@ -409,6 +409,26 @@ def test_make_run_with_the_gateway_port_taken_says_how_to_move_it_and_prints_no_
         socket.create_connection(("127.0.0.1", demo_port), timeout=5).close()
 
 
+@pytest.mark.parametrize("upstream_key", [None, "sk-litellm-master"])
+def test_make_run_on_a_real_upstream_without_its_key_says_to_give_it(
+    tmp_path: Path, upstream_key: str | None
+):
+    # The upstream was sent this run's MASTER_KEY, which a LiteLLM proxy refuses.
+    port = free_port()
+    with socket.socket() as holder:  # the gateway's port taken: it stops after the note
+        holder.bind(("127.0.0.1", port))
+        holder.listen()
+        env = _clean_env() | {"HX_PORT": str(port), "HX_STATE_DIR": str(tmp_path / "state"),
+                              "HX_LITELLM_UPSTREAM": f"http://127.0.0.1:{free_port()}"}
+        if upstream_key:
+            env["HX_UPSTREAM_KEY"] = upstream_key
+        run = subprocess.run([HXGW, "quickstart"], cwd=REPO, env=env, capture_output=True,
+                             text=True, timeout=60)
+    assert run.returncode == 1
+    said = "HX_UPSTREAM_KEY is unset, so the upstream is sent MASTER_KEY" in run.stderr
+    assert said == (upstream_key is None), run.stderr
+
+
 def test_make_run_with_a_demo_port_out_of_range_says_how_to_move_it(tmp_path: Path):
     env = _clean_env() | {"HX_PORT": str(free_port()), "HX_DEMO_PORT": "70000",
                           "HX_STATE_DIR": str(tmp_path / "state")}
