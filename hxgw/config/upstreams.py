@@ -36,7 +36,9 @@ def read_upstreams(top: Section, env: Mapping[str, str]) -> Mapping[str, Upstrea
                 " the variable key_env names, sent as a bearer key",
             )
         elif not _is_http_url(url):
-            top.problems.add(*place, f"must be an http(s) URL, got {url!r}")
+            bare = "://" not in url and _is_http_url(f"http://{url}")  # host:port, say
+            hint = f": use {'http://' + url!r}" if bare else ""
+            top.problems.add(*place, f"must be an http(s) URL, got {url!r}{hint}")
         elif url.rstrip("/").endswith("/v1"):
             # As an OpenAI SDK's base_url is written; every request would go to /v1/v1/...
             # and be refused with a 404 the probe could not tell from a model's.

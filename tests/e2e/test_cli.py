@@ -63,6 +63,16 @@ def test_check_config_says_what_the_usual_yaml_mistake_is(
     assert "routing.yaml: line " in result.stderr and fix in result.stderr, result.stderr
 
 
+def test_check_config_gives_an_upstream_url_without_its_scheme_the_one_to_use(tmp_path: Path):
+    write_config(tmp_path, "http://127.0.0.1:1")
+    result = _hxgw("check-config", "--config-dir", str(tmp_path),
+                   env={"MASTER_KEY": new_key(), "PATH": "/usr/bin:/bin",
+                        "HX_LITELLM_UPSTREAM": "localhost:4000"})
+    assert result.returncode == 1
+    assert ("environment: HX_LITELLM_UPSTREAM: must be an http(s) URL, got 'localhost:4000':"
+            " use 'http://localhost:4000'") in result.stderr, result.stderr
+
+
 def test_check_config_works_without_master_key_and_says_serving_needs_one(tmp_path: Path):
     write_config(tmp_path, "http://127.0.0.1:1")
     result = _hxgw("check-config", "--config-dir", str(tmp_path), env={"PATH": "/usr/bin:/bin"})
