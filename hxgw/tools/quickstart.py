@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from hxgw.config import Listen
+from hxgw.tools.usage_cli import RUN_STATE
 
 DEMO_PORT = 4000
 TRY_LINE = (
@@ -59,7 +60,7 @@ def run(args: argparse.Namespace, env: dict[str, str]) -> int:
         env["MASTER_KEY"] = "sk-demo-" + secrets.token_urlsafe(18)
         key_line = f"export MASTER_KEY={env['MASTER_KEY']}"
     # The usage ledger and key store of this run (`hxgw usage` and `hxgw keys` read it).
-    env.setdefault("HX_STATE_DIR", str(Path.cwd() / ".hxgw-state"))
+    env.setdefault("HX_STATE_DIR", str(Path.cwd() / RUN_STATE))
     # This Python running hxgw's own commands, no shell: nothing here is interpreted.
     hxgw = [sys.executable, "-m", "hxgw"]
     demo = None

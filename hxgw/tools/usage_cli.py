@@ -16,6 +16,7 @@ import sys
 import time
 from collections.abc import Mapping
 from dataclasses import asdict
+from pathlib import Path
 
 from hxgw.config import StoreSettings, load_store_settings
 from hxgw.errors import ConfigError
@@ -74,14 +75,29 @@ def add_arguments(parser: argparse.ArgumentParser, config_help: str) -> None:
     )
 
 
+RUN_STATE = ".hxgw-state"
+"""Where `make run` (`hxgw quickstart`) keeps its keys and usage, in the checkout."""
+
+
 def store_settings(command: str, config_dir: str, env: Mapping[str, str]) -> StoreSettings | None:
     """Where the gateway of `config_dir` keeps its state; None, said on stderr, when its
     settings are wrong (the commands that read the store then exit 1)."""
     try:
-        return load_store_settings(config_dir, env)
+        settings = load_store_settings(config_dir, env)
     except ConfigError as exc:
         print(f"hxgw {command}: {config_dir}: {str(exc).splitlines()[0]}", file=sys.stderr)
         return None
+    here = Path.cwd() / RUN_STATE
+    unset = "HX_STATE_DIR" not in env and settings.database_url is None
+    if unset and here.is_dir() and here != settings.state_dir:
+        # Without HX_STATE_DIR a shell picks the service's store, not `make run`'s: a key
+        # made there opens nothing on the gateway this checkout runs.
+        print(
+            f"hxgw {command}: note: {settings.state_dir} is not `make run`'s store "
+            f"({RUN_STATE} here): for that one, export HX_STATE_DIR=$PWD/{RUN_STATE}",
+            file=sys.stderr,
+        )
+    return settings
 
 
 def run(args: argparse.Namespace, config_dir: str, env: Mapping[str, str]) -> int:

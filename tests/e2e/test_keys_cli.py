@@ -19,7 +19,16 @@ import yaml
 
 from hxgw.units import money
 from tests.conftest import StartGateway
-from tests.fixtures import DEFAULT_MODELS, HXGW, Gateway, free_port, ledger_rows, new_key, wait_for
+from tests.fixtures import (
+    DEFAULT_MODELS,
+    HXGW,
+    Gateway,
+    free_port,
+    ledger_rows,
+    new_key,
+    wait_for,
+    write_config,
+)
 from tests.postgres import Postgres, own_postgres  # noqa: F401 -- a fixture
 
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
@@ -687,3 +696,20 @@ def test_a_store_it_cannot_open_is_said_with_where_the_gateway_s_store_is(tmp_pa
     assert made.returncode == 1
     assert "cannot use the key store" in made.stderr
     assert "is it the gateway's? HX_STATE_DIR or DATABASE_URL" in made.stderr, made.stderr
+
+
+def test_keys_run_in_a_checkout_that_make_run_used_say_theirs_is_another_store(
+    tmp_path: Path,
+):
+    # Without HX_STATE_DIR a shell reaches the service's store: a key made there opened
+    # nothing on the gateway `make run` serves, and nothing said so.
+    (tmp_path / ".hxgw-state").mkdir()
+    config_dir = write_config(tmp_path / "config", "http://127.0.0.1:9",
+                              gateway={"store": {"state_dir": str(tmp_path / "elsewhere")}})
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("HX_STATE_DIR", "DATABASE_URL", "HX_CONFIG_DIR")}
+    listed = subprocess.run([HXGW, "keys", "list", "--config-dir", str(config_dir)], cwd=tmp_path,
+                            env=env, capture_output=True, text=True, timeout=30)
+    assert listed.returncode == 0, listed.stderr
+    assert "is not `make run`'s store (.hxgw-state here): for that one, export " \
+        "HX_STATE_DIR=$PWD/.hxgw-state" in listed.stderr
