@@ -2,14 +2,16 @@
 
 Without HX_LITELLM_UPSTREAM it starts the demo upstream beside the gateway
 (on 127.0.0.1:4000, HX_DEMO_PORT moves it), so the whole path works on a
-machine with no LiteLLM; without MASTER_KEY it makes a random client key for
-this run. It prints the lines to paste into another shell to try it, which
+machine with no LiteLLM; without MASTER_KEY it makes a random client key once
+and keeps it with the run's state, so a shell that exported it goes on working
+across runs. It prints the lines to paste into another shell to try it, which
 work as printed, then serves until interrupted and stops the demo with it.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import secrets
 import shlex
@@ -34,11 +36,15 @@ TRY_LINE = (
 
 
 EPILOG = (
-    "environment: MASTER_KEY (else a key for this run), HX_LITELLM_UPSTREAM (else the "
-    "demo upstream) with HX_UPSTREAM_KEY (its key: LiteLLM's master key), HX_DEMO_PORT "
-    f"(the demo's port, {DEMO_PORT}), HX_STATE_DIR "
-    "(keys and usage; .hxgw-state here)"
+    "environment: MASTER_KEY (else a key made once and kept in HX_STATE_DIR), "
+    "HX_LITELLM_UPSTREAM (else the demo upstream) with HX_UPSTREAM_KEY (its key: LiteLLM's "
+    f"master key), HX_DEMO_PORT (the demo's port, {DEMO_PORT}), HX_STATE_DIR (keys and "
+    "usage; .hxgw-state here)"
 )
+
+KEY_PREFIX = "sk-demo-"
+RUN_KEY = "make-run-key"
+"""The file in the state directory that keeps the key, when MASTER_KEY is not given."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -55,12 +61,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace, env: dict[str, str]) -> int:
     env = dict(env)
-    key_line = "# MASTER_KEY is the one you set for this run"
-    if not env.get("MASTER_KEY"):
-        env["MASTER_KEY"] = "sk-demo-" + secrets.token_urlsafe(18)
-        key_line = f"export MASTER_KEY={env['MASTER_KEY']}"
     # The usage ledger and key store of this run (`hxgw usage` and `hxgw keys` read it).
     env.setdefault("HX_STATE_DIR", str(Path.cwd() / RUN_STATE))
+    key_line = "# MASTER_KEY is the one you set for this run"
+    if not env.get("MASTER_KEY"):
+        env["MASTER_KEY"] = _kept_key(Path(env["HX_STATE_DIR"]))
+        key_line = f"export MASTER_KEY={env['MASTER_KEY']}"
     # This Python running hxgw's own commands, no shell: nothing here is interpreted.
     hxgw = [sys.executable, "-m", "hxgw"]
     demo = None
@@ -119,6 +125,22 @@ def run(args: argparse.Namespace, env: dict[str, str]) -> int:
         return gateway.wait()
     finally:
         _stop(demo)
+
+
+def _kept_key(state_dir: Path) -> str:
+    """The key `make run` serves with: made at the first run and kept (0600) in its state
+    directory, as an exported key that stopped working at the next run told only 401."""
+    path = state_dir / RUN_KEY
+    with contextlib.suppress(OSError):
+        kept = path.read_text().strip()
+        if kept.startswith(KEY_PREFIX):
+            return kept
+    key = KEY_PREFIX + secrets.token_urlsafe(18)
+    with contextlib.suppress(OSError):  # unkept, it still serves this run
+        state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "w") as file:
+            file.write(key + "\n")
+    return key
 
 
 def _pass_on(processes: list[subprocess.Popen[bytes]], number: int) -> None:

@@ -108,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     if any(r.detail.startswith("HTTP 401") for r in results):
         print(
             "hxgw smoke: the gateway refused the key: give the one it serves with (MASTER_KEY,"
-            " or --key-file; `make run` makes a new one each run)",
+            " or --key-file; `make run` prints the one it keeps)",
             file=sys.stderr,
         )
     return 1 if any(r.result == "FAIL" for r in results) else 0

@@ -250,12 +250,19 @@ class DemoRun:
 
 @pytest.fixture(scope="module")
 def make_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
-    """`hxgw quickstart` (what `make run` runs) as a newcomer runs it: no MASTER_KEY set.
+    """`hxgw quickstart` (what `make run` runs) as a newcomer runs it: no MASTER_KEY set."""
+    with _quickstart(tmp_path_factory.mktemp("make-run")) as run:
+        yield run
+
+
+@contextlib.contextmanager
+def _quickstart(directory: Path) -> Iterator[DemoRun]:
+    """`hxgw quickstart` with its state in `directory`, until it has printed its lines.
     The ports are free ones (HX_PORT, HX_DEMO_PORT), so as not to take the README's."""
-    out = tmp_path_factory.mktemp("make-run") / "stdout"
+    out = directory / f"stdout-{time.monotonic_ns()}"
     port, demo_port = free_port(), free_port()
     env = _clean_env() | {"HX_PORT": str(port), "HX_DEMO_PORT": str(demo_port),
-                          "HX_STATE_DIR": str(out.parent / "state")}
+                          "HX_STATE_DIR": str(directory / "state")}
     with out.open("wb") as stdout:
         script = subprocess.Popen([HXGW, "quickstart"], cwd=REPO, env=env,
                                   stdout=stdout, stderr=subprocess.DEVNULL,
@@ -277,6 +284,17 @@ def make_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
         yield DemoRun(output=output, printed="\n".join(printed) + "\n")
     finally:
         _stop(script)
+
+
+def test_make_run_serves_with_the_key_it_made_at_its_first_run(tmp_path: Path):
+    # A new key each run had left a shell that exported the last one with 401s.
+    with _quickstart(tmp_path) as first:
+        pass
+    with _quickstart(tmp_path) as second:
+        pass
+    key = re.search(r"export MASTER_KEY=(\S+)", first.printed)
+    assert key and f"export MASTER_KEY={key[1]}" in second.printed
+    assert (tmp_path / "state" / "make-run-key").stat().st_mode & 0o777 == 0o600
 
 
 def test_the_lines_make_run_prints_work_when_pasted_into_a_new_shell(make_run: DemoRun):
