@@ -12,6 +12,7 @@ from pathlib import Path
 
 import structlog
 
+from hxgw.config.env_file import holds_secret
 from hxgw.config.gateway import GATEWAY, STOP_AFTER_DRAIN, UNIT_STOP_TIMEOUT
 from hxgw.config.routing_settings import REGISTRY, ROUTING
 from hxgw.config.schema import Config
@@ -66,11 +67,11 @@ def warn_if_world_readable(config: Config) -> None:
 
 
 def readable_secrets(config: Config, env_file: str | None) -> list[Path]:
-    """The files holding a secret (the environment file with the keys, a keys file, the
-    TLS key) that every user of the machine can read. The YAML files hold no secret, so
+    """The files holding a secret (the environment file when it sets a key, a keys file,
+    the TLS key) that every user of the machine can read. The YAML files hold no secret, so
     their modes are the operator's."""
     paths = [f for f in config.files if f.name not in CONFIG_FILES]  # a keys file
-    if env_file:
+    if env_file and holds_secret(Path(env_file)):
         paths.append(Path(env_file))
     if config.tls is not None:
         paths.append(config.tls.key)

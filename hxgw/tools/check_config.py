@@ -16,6 +16,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from hxgw.config import load_config
+from hxgw.config.env_file import read_env_file
 from hxgw.config.warnings import fix, readable_secrets, slow_stop, unpriced_models
 from hxgw.errors import ConfigError
 from hxgw.keys.store import live_names
@@ -104,22 +105,3 @@ def run(config_dir: str, env: Mapping[str, str], env_file: str | None, *, journa
                     f" ({', '.join(gone)}): hxgw keys update {name} --groups ..."
                 )
     return 0
-
-
-def read_env_file(path: Path) -> dict[str, str]:
-    """KEY=VALUE lines as systemd reads an EnvironmentFile: `#` and `;` lines are
-    comments, a value may be in single or double quotes. Raises ValueError naming the
-    first line that is none of these."""
-    variables: dict[str, str] = {}
-    for number, line in enumerate(path.read_text().splitlines(), 1):
-        line = line.strip()
-        if not line or line.startswith(("#", ";")):
-            continue
-        name, equals, value = line.partition("=")
-        name, value = name.strip(), value.strip()
-        if not equals or not name.isidentifier():
-            raise ValueError(f"line {number} is not NAME=VALUE")
-        if len(value) >= 2 and value[0] == value[-1] and value[0] in "'\"":
-            value = value[1:-1]
-        variables[name] = value
-    return variables

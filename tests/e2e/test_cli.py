@@ -165,6 +165,31 @@ def test_check_config_warns_as_serve_does_of_secrets_every_user_can_read(tmp_pat
     ]
 
 
+def test_check_config_does_not_call_an_env_file_without_a_key_one_with_secrets(tmp_path: Path):
+    # Its mode is the operator's: an upstream's address is no secret.
+    config_dir = write_config(tmp_path / "conf", "http://127.0.0.1:1")
+    env_file = tmp_path / "hx.env"
+    env_file.write_text("HX_LITELLM_UPSTREAM=http://127.0.0.1:4000\n"
+                        "DATABASE_URL=postgresql://hxgw@db/hxgw\n")
+    env_file.chmod(0o644)
+    result = _hxgw("check-config", "--config-dir", str(config_dir), "--env-file", str(env_file),
+                   env={"PATH": "/usr/bin:/bin", "MASTER_KEY": new_key()})
+    assert result.returncode == 0, result.stderr
+    assert "holds secrets" not in result.stdout
+
+
+def test_check_config_calls_an_env_file_with_a_password_in_a_url_one_with_secrets(
+    tmp_path: Path,
+):
+    config_dir = write_config(tmp_path / "conf", "http://127.0.0.1:1")
+    env_file = tmp_path / "hx.env"
+    env_file.write_text("REDIS_URL=redis://:hunter2@cache:6379/0\n")
+    env_file.chmod(0o644)
+    result = _hxgw("check-config", "--config-dir", str(config_dir), "--env-file", str(env_file),
+                   env={"PATH": "/usr/bin:/bin", "MASTER_KEY": new_key()})
+    assert f"warning: {env_file} holds secrets and every user can read it" in result.stdout
+
+
 def test_check_config_warns_of_a_keys_file_key_that_takes_a_stored_key_s_name(tmp_path: Path):
     config_dir = write_config(tmp_path / "conf", "http://127.0.0.1:1")
     env = {"PATH": "/usr/bin:/bin", "HX_STATE_DIR": str(tmp_path / "state")}
