@@ -8,6 +8,7 @@ from hxgw import jsonio
 from hxgw.config.reader import kind_of
 from hxgw.errors import BadRequest
 from hxgw.pipeline.context import Next, RequestContext
+from hxgw.pipeline.shapes import check_shape
 
 
 def parse_body(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
@@ -55,5 +56,6 @@ def _parse(ctx: RequestContext, raw: bytes) -> None:
     options = body.get("stream_options")
     if options is not None and not isinstance(options, dict):
         raise BadRequest("'stream_options' must be an object", param="stream_options")
+    check_shape(ctx.endpoint.name, body)
     ctx.body = body
     ctx.stream = bool(stream)

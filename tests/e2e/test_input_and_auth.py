@@ -56,6 +56,38 @@ async def test_a_key_header_given_twice_gets_400_and_never_reaches_the_upstream(
     assert fake.requests == []
 
 
+@pytest.mark.parametrize(("path", "body", "param"), [
+    (CHAT_PATH, {"messages": 5}, "messages"),
+    (CHAT_PATH, {"messages": ["hi"]}, "messages[0]"),
+    (CHAT_PATH, {"messages": [{"role": "user", "content": 5}]}, "messages[0].content"),
+    ("/v1/responses", {"input": 5}, "input"),
+    ("/v1/completions", {"prompt": {"text": "hi"}}, "prompt"),
+    ("/v1/embeddings", {"input": None}, "input"),
+])
+async def test_a_main_field_of_the_wrong_type_gets_400_and_never_reaches_the_upstream(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream,
+    path: str, body: dict[str, object], param: str,
+):
+    # LiteLLM answers these with a 500, which counted against every model it reached.
+    async with client.post(gateway.url + path, json=body, headers=gateway.auth) as resp:
+        assert resp.status == 400
+        error = (await resp.json())["error"]
+    assert error["param"] == param and error["message"].startswith(f"Invalid type for '{param}'")
+    assert fake.requests == []
+
+
+async def test_messages_of_the_wrong_type_get_anthropic_s_400(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    headers = {"x-api-key": gateway.key, "anthropic-version": "2023-06-01"}
+    async with client.post(gateway.url + "/v1/messages", headers=headers,
+                           json={"model": "chat", "max_tokens": 5, "messages": "hi"}) as resp:
+        assert resp.status == 400
+        body = await resp.json()
+    assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error"
+    assert "Invalid type for 'messages'" in body["error"]["message"]
+
+
 @pytest.mark.parametrize("path", [CHAT_PATH, "/v1/files"])
 async def test_a_group_header_given_twice_gets_400_and_never_reaches_the_upstream(
     gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream, path: str

@@ -1,0 +1,51 @@
+"""The shape of the fields an upstream cannot be trusted to refuse: a chat's `messages`
+and their `content`, a Responses call's `input`, a completion's `prompt`, an embedding's
+`input`. OpenAI and Anthropic answer a wrong type with a 400; LiteLLM, in front of
+them, with a 500 (`'int' object is not iterable`), which fails over and counts against
+every model: a dozen such requests from one client had opened every model's circuit."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from hxgw.config.reader import kind_of
+from hxgw.errors import BadRequest
+
+_TEXTS = (str, list)
+"""A string, or a list of them (or of parts, or of token ids)."""
+_WHERE = {
+    "chat": "messages",
+    "messages": "messages",
+    "messages_count_tokens": "messages",
+    "responses": "input",
+    "responses_input_tokens": "input",
+    "completions": "prompt",
+    "embeddings": "input",
+}
+
+
+def check_shape(endpoint: str, body: dict[str, Any]) -> None:
+    """Raise BadRequest, naming the field, for a wrong type where the endpoint's main
+    field is; a field left out is the upstream's to refuse."""
+    name = _WHERE.get(endpoint)
+    if name is None or name not in body:
+        return
+    value = body[name]
+    if name == "messages":
+        if not isinstance(value, list):
+            raise _invalid(name, "an array of objects", value)
+        for index, message in enumerate(value):
+            if not isinstance(message, dict):
+                raise _invalid(f"{name}[{index}]", "an object", message)
+            content = message.get("content")
+            if content is not None and not isinstance(content, _TEXTS):
+                raise _invalid(f"{name}[{index}].content", "a string or an array", content)
+    elif not isinstance(value, _TEXTS):
+        raise _invalid(name, "a string or an array", value)
+
+
+def _invalid(param: str, expected: str, value: Any) -> BadRequest:
+    got = kind_of(value, json=True)
+    return BadRequest(
+        f"Invalid type for '{param}': expected {expected}, but got {got}", param=param
+    )
