@@ -15,12 +15,13 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from hxgw.config import MASTER_KEY_NAME, Config, load_config
+from hxgw.config import MASTER_KEY_NAME, Config, StoreSettings, load_config
 from hxgw.errors import ConfigError
 from hxgw.keys.store import KeyStore, KeyStoreError
 from hxgw.keys.stored_key import StoredKey
 from hxgw.store import SQLITE_FILE, Connection, NoStore, StoreError, open_database
 from hxgw.tools import keys_list
+from hxgw.tools.state_owner import give_to_owner
 from hxgw.tools.usage_cli import iso, store_settings
 
 
@@ -28,6 +29,16 @@ def run(args: argparse.Namespace, config_dir: str, env: Mapping[str, str]) -> in
     settings = store_settings("keys", config_dir, env)
     if settings is None:
         return 1
+    try:
+        return _run(args, settings, config_dir, env)
+    finally:
+        if settings.database_url is None:
+            give_to_owner(settings.state_dir)
+
+
+def _run(
+    args: argparse.Namespace, settings: StoreSettings, config_dir: str, env: Mapping[str, str]
+) -> int:
     # `list` only reads: where there is no store yet, it makes none.
     new = not settings.database_url and not (settings.state_dir / SQLITE_FILE).exists()
     database = open_database(

@@ -21,6 +21,7 @@ from pathlib import Path
 from hxgw.config import StoreSettings, load_store_settings
 from hxgw.errors import ConfigError
 from hxgw.store import NoStore, StoreError, open_database
+from hxgw.tools.state_owner import give_to_owner
 from hxgw.units import money
 from hxgw.usage import GROUPINGS, MIGRATIONS, Totals, ledger_exists, ledger_version, totals
 
@@ -104,6 +105,14 @@ def run(args: argparse.Namespace, config_dir: str, env: Mapping[str, str]) -> in
     settings = store_settings("usage", config_dir, env)
     if settings is None:
         return 1
+    try:
+        return _report(args, settings)
+    finally:
+        if settings.database_url is None:
+            give_to_owner(settings.state_dir)
+
+
+def _report(args: argparse.Namespace, settings: StoreSettings) -> int:
     since = time.time() - args.since
     database = open_database(settings.database_url, settings.state_dir, create=False)
     try:

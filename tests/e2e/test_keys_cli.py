@@ -713,3 +713,25 @@ def test_keys_run_in_a_checkout_that_make_run_used_say_theirs_is_another_store(
     assert listed.returncode == 0, listed.stderr
     assert "is not `make run`'s store (.hxgw-state here): for that one, export " \
         "HX_STATE_DIR=$PWD/.hxgw-state" in listed.stderr
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="root working on another user's store")
+def test_keys_made_by_root_in_the_service_s_state_directory_leave_its_files_the_service_s(
+    tmp_path: Path,
+):
+    # Root's SQLite file (or its -wal, -shm) there would be one the service cannot write.
+    config_dir = write_config(tmp_path / "config", "http://127.0.0.1:9")
+    state = tmp_path / "state"
+    state.mkdir(mode=0o750)
+    os.chown(state, NOBODY, NOBODY)
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "HX_CONFIG_DIR")}
+    env["HX_STATE_DIR"] = str(state)
+    for command in (["keys", "create", "app"], ["keys", "list"], ["usage"]):
+        done = subprocess.run([HXGW, *command, "--config-dir", str(config_dir)],
+                              env=env, capture_output=True, text=True, timeout=30)
+        assert "Traceback" not in done.stderr
+        owners = {(p.name, p.stat().st_uid, p.stat().st_gid) for p in state.iterdir()}
+        assert owners == {("hxgw.db", NOBODY, NOBODY)}, (command, owners)
+
+
+NOBODY = 65534
