@@ -65,7 +65,7 @@ test-systemd: install-test
 	$(PY) -m pytest -q -m systemd -p no:cacheprovider tests/systemd
 
 test-faults: install-test
-	HXGW_FAULTS_REPORT=bench/results/faults.md $(PY) -m pytest -q -p no:randomly -n 4 -m faults tests/faults
+	HXGW_FAULTS_REPORT=bench/results/faults.md $(PY) -m pytest -q -p no:randomly -n 4 -m faults tests
 
 test-browser: install-test
 	command -v chromium >/dev/null || (apt-get update -q && apt-get install -y -q chromium)

@@ -16,6 +16,7 @@ from typing import Any
 
 import aiohttp
 import psycopg
+import pytest
 
 from tests.conftest import StartGateway
 from tests.fake_upstream import FakeUpstream
@@ -209,6 +210,7 @@ async def test_a_request_refused_before_auth_leaves_no_row(
     assert [r["status"] for r in ledger_rows(gateway)] == [200]
 
 
+@pytest.mark.faults  # seconds of waiting: in `make test-faults`
 async def test_postgresql_stopped_for_ten_seconds_mid_load_loses_no_row(
     start_gateway: StartGateway, client: aiohttp.ClientSession,
     own_postgres: Postgres,  # noqa: F811

@@ -495,6 +495,7 @@ async def test_a_config_nested_too_deeply_is_rejected_and_every_worker_keeps_ser
     assert "Traceback" not in gateway.logs()
 
 
+@pytest.mark.faults  # seconds of waiting: in `make test-faults`
 async def test_a_stop_does_not_wait_behind_a_reload_that_a_stuck_worker_holds_up(
     start_gateway: StartGateway, notify: NotifySocket
 ):
@@ -513,6 +514,7 @@ async def test_a_stop_does_not_wait_behind_a_reload_that_a_stuck_worker_holds_up
             os.kill(stuck, signal.SIGKILL)
 
 
+@pytest.mark.faults  # seconds of waiting: in `make test-faults`
 async def test_the_supervisor_gives_the_workers_the_drain_timeout_a_reload_set(
     start_gateway: StartGateway, notify: NotifySocket, fake: FakeUpstream
 ):

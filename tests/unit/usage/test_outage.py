@@ -21,6 +21,7 @@ from tests.unit.usage.rows import row, stored_ids, wait_for
 RATE = 200  # rows a second, recorded from another thread the whole time
 
 
+@pytest.mark.faults  # seconds of waiting: in `make test-faults`
 @pytest.mark.postgres
 def test_postgres_stopped_for_10_seconds_mid_load_loses_no_row_and_duplicates_none(
     own_postgres: Postgres, tmp_path: Path
