@@ -26,8 +26,9 @@ answer leaves them to begin from nothing rather than hold the reload up."""
 class Seeds:
     """The spend this budget period of each key with a budget, where the limiter begins
     the key's budget when this process first sees it: read at the start for the keys
-    known then, and for a stored key read later (made since, or stored in a database
-    that was away at the start) before it is let in (`hxgw.keys.book.Seed`). A key's
+    known then, for a stored key read later (made since, or stored in a database that
+    was away at the start) before it is let in (`hxgw.keys.book.Seed`), and for a key a
+    reload's keys file adds before the reload takes effect (`read_new_keys`). A key's
     spend is read once per period length: the limiter counts from there."""
 
     def __init__(
