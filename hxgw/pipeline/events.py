@@ -47,9 +47,22 @@ def _typed(*names: bytes) -> tuple[bytes, ...]:
     return tuple(b'"type":' + space + b'"' + name + b'"' for name in names for space in (b"", b" "))
 
 
+def _line_starts(starts: tuple[bytes, ...]) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
+    """`starts`, and each as it stands after a line's end (LF or CR): what `_has_line`
+    looks for in a block of whole lines."""
+    return starts, tuple(end + start for start in starts for end in (b"\n", b"\r"))
+
+
+def _has_line(block: bytes, starts: tuple[tuple[bytes, ...], tuple[bytes, ...]]) -> bool:
+    """Whether a block of whole lines has a line that begins with one of `starts` (made
+    by `_line_starts`): at a line's start only, as a model's text is inside JSON strings,
+    where no line can start."""
+    first, within = starts
+    return block.startswith(first) or any(line in block for line in within)
+
+
 _SAID_DONE = (b"data: [DONE]", b"data:[DONE]")
 _DONE = (*_SAID_DONE, *ERROR_LINES)
-_DONE_WITHIN = tuple(end + line for line in _SAID_DONE for end in (b"\n", b"\r"))
 _RESPONSE_ENDS = (b"response.completed", b"response.incomplete", b"response.failed", b"error")
 FINAL_LINES = {
     "chat": _DONE,
@@ -61,10 +74,9 @@ FINAL_LINES = {
 """How the line that ends a whole stream begins, by route; the upstream's own error event
 ends one too. A route not named here is relayed to its end, however it ends. Matched at
 a line's start only: a model's text is inside JSON strings, where no line can start."""
-_WITHIN = {
-    route: tuple(end + line for line in lines for end in (b"\n", b"\r"))
-    for route, lines in FINAL_LINES.items()
-}
+_FINAL = {route: _line_starts(lines) for route, lines in FINAL_LINES.items()}
+_DONE_LINE = _line_starts(_SAID_DONE)
+_ERROR_LINE = _line_starts(ERROR_LINES)
 FINAL_MARKS = {
     "chat": (),
     "completions": (),
@@ -158,24 +170,19 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
 
 def ends_stream(block: bytes, route: str) -> bool:
     """Whether a block of whole lines holds the event that ends a stream of `route`."""
-    if block.startswith(FINAL_LINES[route]) or any(line in block for line in _WITHIN[route]):
-        return True
-    return any(mark in block for mark in FINAL_MARKS[route])
+    return _has_line(block, _FINAL[route]) or any(mark in block for mark in FINAL_MARKS[route])
 
 
 def said_done(block: bytes) -> bool:
     """Whether a block of whole lines holds `data: [DONE]`, at a line's start."""
-    return block.startswith(_SAID_DONE) or any(line in block for line in _DONE_WITHIN)
-
-
-_ERRORS_WITHIN = tuple(end + line for line in ERROR_LINES for end in (b"\n", b"\r"))
+    return _has_line(block, _DONE_LINE)
 
 
 def failed_upstream(block: bytes) -> bool:
     """Whether a block of whole lines holds an error event of the upstream's own, by its
     line's start: a `"type":"error"` may be the client's own `metadata`, which a Responses
     stream echoes."""
-    return block.startswith(ERROR_LINES) or any(line in block for line in _ERRORS_WITHIN)
+    return _has_line(block, _ERROR_LINE)
 
 
 def finished_choices(block: bytes) -> int:
