@@ -89,11 +89,8 @@ def _act(
         return _list(args, store, connection, config, config_dir)
     if args.action in ("create", "update"):
         _check(args, config, config_dir)
-    if (
-        args.action in ("update", "rotate")
-        and config
-        and any(k.name == args.name for k in config.keys)
-    ):
+    in_config = config is not None and any(k.name == args.name for k in config.keys)
+    if args.action in ("update", "rotate") and in_config:
         # The gateway ignores the stored key while the config has its name: a secret or
         # a limit given it now does nothing there, which the operator must hear.
         print(
@@ -103,9 +100,7 @@ def _act(
             file=sys.stderr,
         )
     if args.action == "create":
-        if args.name == MASTER_KEY_NAME or (
-            config and any(k.name == args.name for k in config.keys)
-        ):
+        if args.name == MASTER_KEY_NAME or in_config:
             raise KeyStoreError(f"the config already has a key named {args.name!r}")
         previous = store.get(connection, args.name)
         secret = store.create(connection, args.name, _settings(args))
