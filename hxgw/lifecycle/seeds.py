@@ -44,12 +44,11 @@ class Seeds:
 
     def __call__(self, connection: Connection | None, keys: Iterable[ClientKey]) -> None:
         pending, self.pending = self.pending, ()
-        self.read_with(connection, (*pending, *keys))
+        self._read_through(connection, self._unread((*pending, *keys)))
 
-    def read_with(self, connection: Connection | None, keys: Iterable[ClientKey]) -> None:
-        """The spend of those of `keys` whose spend this process has not read, read
-        through `connection` (None: from the spool alone)."""
-        budgets = self._unread(keys)
+    def _read_through(self, connection: Connection | None, budgets: dict[int, set[str]]) -> None:
+        """The spend of the keys of `budgets` (`_unread`), read through `connection`
+        (None: from the spool alone)."""
         if budgets:
             self.spent.update(spent_so_far(connection, self.spool, budgets, time.time()))
             self._read.update((n, period_s) for period_s, names in budgets.items() for n in names)
@@ -74,16 +73,17 @@ class Seeds:
     def read(self, keys: Iterable[ClientKey]) -> None:
         """The spend of those of `keys` not read yet: from the store, or, where it cannot
         be read, from the spool alone."""
-        if not self._unread(keys):
+        budgets = self._unread(keys)
+        if not budgets:
             return  # a reload that brings no new budget need not wait for the store
         try:
             with self.database.connect() as connection:
-                self.read_with(connection, keys)
+                self._read_through(connection, budgets)
         except StoreError as exc:
             log.warning(
                 "cannot read this period's spend; budgets start from the spool's", error=str(exc)
             )
-            self.read_with(None, keys)
+            self._read_through(None, budgets)
 
 
 async def read_new_keys(seeds: Seeds | None, keys: Iterable[ClientKey]) -> None:
