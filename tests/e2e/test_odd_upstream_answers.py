@@ -180,32 +180,21 @@ async def test_an_error_after_a_read_that_ended_inside_a_crlf_is_an_event_of_its
     assert body.startswith(first + b"\n\nevent: error\ndata: ")  # A's event, then the error
 
 
-async def test_an_upstream_error_page_in_html_reaches_the_client_in_openai_s_shape(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+@pytest.mark.parametrize("status", [b"404 Not Found", b"502 Bad Gateway"])
+async def test_a_lone_model_s_html_error_page_reaches_the_client_in_openai_s_shape(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession, status: bytes
 ):
-    # As a proxy in front of the upstream answers a wrong path: the SDKs read `error`.
-    page = b"<html><body><h1>404 Not Found</h1></body></html>"
-    raw.answers["m-gamma"] = whole(b"404 Not Found", page, content_type=b"text/html")
+    # As a proxy in front of the upstream answers a wrong path (404), or a status that
+    # would fail over with no other candidate (a proxy's 502): the SDKs read `error`.
+    page = b"<html><body><h1>" + status + b"</h1></body></html>"
+    raw.answers["m-gamma"] = whole(status, page, content_type=b"text/html")
     gateway = await start_gateway(upstream_url=raw.url)
-    status, headers, body = await _chat(client, gateway, model="solo")
-    assert (status, headers["Content-Type"]) == (404, "application/json")
+    answered, headers, body = await _chat(client, gateway, model="solo")
+    code = int(status.split()[0])
+    assert (answered, headers["Content-Type"]) == (code, "application/json")
     assert json.loads(body) == {"error": {"message": page.decode(), "type": "upstream_error",
-                                          "param": None, "code": "http_404"}}
+                                          "param": None, "code": f"http_{code}"}}
     await _all_slots_back(gateway, client)
-
-
-async def test_a_lone_model_s_proxy_page_for_a_5xx_reaches_the_client_in_openai_s_shape(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
-):
-    # A status that would fail over (a proxy's 502 page, an upstream's plain-text 500)
-    # with no other candidate: the client still gets `error`, which its SDK reads.
-    page = b"<html><body><h1>502 Bad Gateway</h1></body></html>"
-    raw.answers["m-gamma"] = whole(b"502 Bad Gateway", page, content_type=b"text/html")
-    gateway = await start_gateway(upstream_url=raw.url)
-    status, headers, body = await _chat(client, gateway, model="solo")
-    assert (status, headers["Content-Type"]) == (502, "application/json")
-    assert json.loads(body) == {"error": {"message": page.decode(), "type": "upstream_error",
-                                          "param": None, "code": "http_502"}}
 
 
 async def test_an_upstream_s_json_error_goes_to_the_client_as_it_came(
