@@ -403,13 +403,19 @@ def _running(pid: int) -> bool:
     return "\nState:\tZ" not in status
 
 
+async def _reload_a_broken_routing(gateway: Gateway) -> None:
+    """routing.yaml made invalid YAML, then SIGHUP: until the supervisor says the workers
+    refused it."""
+    (gateway.config_dir / "routing.yaml").write_text("routing: [unclosed\n")
+    gateway.signal(signal.SIGHUP)
+    await wait_for(lambda: "config reload refused; the workers keep" in gateway.logs())
+
+
 async def test_a_rejected_reload_is_reported_as_rejected_not_as_reloaded(
     start_gateway: StartGateway, notify: NotifySocket
 ):
     gateway, notify = await _start(start_gateway, notify)
-    (gateway.config_dir / "routing.yaml").write_text("routing: [unclosed\n")
-    gateway.signal(signal.SIGHUP)
-    await wait_for(lambda: "config reload refused; the workers keep" in gateway.logs())
+    await _reload_a_broken_routing(gateway)
     assert "workers reloaded" not in gateway.logs()
     ready = [m for m in notify.drain() if m.get("READY") == "1"][-1]
     assert "last reload: rejected: " in ready["STATUS"] and "routing.yaml" in ready["STATUS"]
@@ -420,9 +426,7 @@ async def test_a_rejected_reload_is_one_error_line_that_lists_the_problems(
 ):
     # Each worker and the supervisor had logged it as an error: N + 1 lines for one reload.
     gateway, notify = await _start(start_gateway, notify)
-    (gateway.config_dir / "routing.yaml").write_text("routing: [unclosed\n")
-    gateway.signal(signal.SIGHUP)
-    await wait_for(lambda: "config reload refused; the workers keep" in gateway.logs())
+    await _reload_a_broken_routing(gateway)
     errors = [line for line in gateway.logs().splitlines() if line.split(" ")[1:2] == ["error"]]
     assert len(errors) == 1, errors
     assert "config reload rejected" in errors[0] and "routing.yaml" in errors[0]
@@ -433,9 +437,7 @@ async def test_a_rejected_reload_stays_in_the_status_when_a_worker_is_started_ag
 ):
     # `systemctl status` had lost it at the next worker's death, the bad files still there.
     gateway, notify = await _start(start_gateway, notify)
-    (gateway.config_dir / "routing.yaml").write_text("routing: [unclosed\n")
-    gateway.signal(signal.SIGHUP)
-    await wait_for(lambda: "config reload refused; the workers keep" in gateway.logs())
+    await _reload_a_broken_routing(gateway)
     notify.drain()
     os.kill(_worker_pids(gateway)[0], signal.SIGKILL)
     await wait_for(lambda: any("a worker is down" in m.get("STATUS", "") for m in notify.drain()),
@@ -466,9 +468,7 @@ async def test_a_good_reload_is_ok_though_a_worker_that_refused_the_last_one_die
     gateway, notify = await _start(start_gateway, notify)
     routing = gateway.config_dir / "routing.yaml"
     good = routing.read_text()
-    routing.write_text("routing: [unclosed\n")
-    gateway.signal(signal.SIGHUP)
-    await wait_for(lambda: "config reload refused; the workers keep" in gateway.logs())
+    await _reload_a_broken_routing(gateway)
     routing.write_text(good)
     os.kill(_worker_pids(gateway)[0], signal.SIGKILL)
     gateway.signal(signal.SIGHUP)
