@@ -34,7 +34,7 @@ from hxgw.lifecycle.seeds import Seeds
 from hxgw.lifecycle.start_signals import GENERATION, STOP_NOW, EarlyReload, daemon_started
 from hxgw.lifecycle.status_words import daemon_status
 from hxgw.observe import AccessLog
-from hxgw.observe.workers import WorkerFigures
+from hxgw.observe.workers import WORKER, WorkerFigures
 from hxgw.pipeline.loops import HOP_ENV
 from hxgw.runtime import ReloadRecord, Runtime
 from hxgw.server import Dispatcher, GatewayServer
@@ -192,7 +192,7 @@ class Daemon:
             problems = str(exc).splitlines()
             self._record_reload("rejected", problems[0])
             # Workers read the same files: the first says why, for all of them.
-            say = log.error if self.env.get("HX_WORKER", "0") == "0" else log.info
+            say = log.error if self.env.get(WORKER, "0") == "0" else log.info
             say(
                 "config reload rejected; still serving the previous config",
                 generation=current.generation,

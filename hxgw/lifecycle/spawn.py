@@ -12,7 +12,7 @@ from pathlib import Path
 
 from hxgw.lifecycle.start_signals import GENERATION, SUPERVISOR_PID, SUPERVISOR_STARTED
 from hxgw.lifecycle.worker import Worker, bind
-from hxgw.observe.workers import SHARED_DIR
+from hxgw.observe.workers import SHARED_DIR, WORKER
 
 
 async def spawn(
@@ -28,7 +28,7 @@ async def spawn(
     """Start `worker` as `hxgw serve ARGV --listen-fd FD` on the config `generation` the
     others serve; `started` is when the supervisor started, the daemon's uptime."""
     env = {k: v for k, v in env.items() if k not in ("NOTIFY_SOCKET", "WATCHDOG_PID")}
-    env |= {"NOTIFY_SOCKET": worker.notify_path, "HX_WORKER": str(worker.index)}
+    env |= {"NOTIFY_SOCKET": worker.notify_path, WORKER: str(worker.index)}
     env[SUPERVISOR_PID] = str(os.getpid())  # a worker ends when this process does
     env[SUPERVISOR_STARTED] = repr(started)
     env[GENERATION] = str(generation)

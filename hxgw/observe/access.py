@@ -17,6 +17,7 @@ from typing import Any, TextIO
 from hxgw.memo import Memo
 from hxgw.observe import log
 from hxgw.observe.log import CONTROL, LEVELS, Renderer, logfmt_value
+from hxgw.observe.workers import WORKER
 
 _KnownParts = tuple[str, str, int, str | None, str | None, str | None, int, str]
 
@@ -44,7 +45,7 @@ class AccessLog:
         self.enabled = enabled
         self.stream = stream
         self.stamped = stamped
-        self.worker = os.environ.get("HX_WORKER") or None
+        self.worker = os.environ.get(WORKER) or None
         # The line's start, unless it carries a timestamp.
         self._head = "<6>info " if renderer.journal else None if stamped else "info "
         self._worker = "" if self.worker is None else f" worker={renderer.word(self.worker)}"

@@ -21,6 +21,7 @@ import structlog
 from structlog.typing import EventDict, WrappedLogger
 
 from hxgw.memo import Memo
+from hxgw.observe.workers import WORKER
 
 LEVELS = {
     "debug": logging.DEBUG,
@@ -139,7 +140,7 @@ def configure(level: str, fmt: str, stream: TextIO) -> Renderer:
     renderer, which is returned for the access line to write the same way."""
     journal = on_journal(stream)
     shared: list[Any] = [add_request_id, structlog.processors.add_log_level]
-    if worker := os.environ.get("HX_WORKER"):
+    if worker := os.environ.get(WORKER):
         shared.append(lambda _logger, _method, event: {**event, "worker": worker})
     if not journal:
         shared.append(structlog.processors.TimeStamper(fmt="iso", utc=True))

@@ -32,6 +32,8 @@ from prometheus_client.registry import Collector
 
 SHARED_DIR = "HX_WORKERS_DIR"
 """The environment variable that names the directory the supervisor shares."""
+WORKER = "HX_WORKER"
+"""... and the one that tells a worker its index (0, 1, ...): unset in a lone daemon."""
 STALE = 10.0
 """A worker whose file is older than this is gone (and is being started again)."""
 # Samples that are not a count of something: the most (or, for a start, the earliest;
@@ -63,7 +65,7 @@ class WorkerFigures:
 
     @classmethod
     def from_env(cls, env: Mapping[str, str]) -> WorkerFigures | None:
-        directory, worker = env.get(SHARED_DIR), env.get("HX_WORKER")
+        directory, worker = env.get(SHARED_DIR), env.get(WORKER)
         return cls(Path(directory), worker) if directory and worker is not None else None
 
     def retire_previous(self) -> None:
