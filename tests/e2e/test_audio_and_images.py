@@ -19,7 +19,7 @@ from multidict import CIMultiDict
 from tests.conftest import StartGateway
 from tests.fake_media import AUDIO, TEXT
 from tests.fake_upstream import FakeUpstream
-from tests.fixtures import DEFAULT_MODELS, Gateway, free_port, ledger_rows, wait_for
+from tests.fixtures import DEFAULT_MODELS, Gateway, ledger_rows, wait_for
 
 MEDIA_MODELS: list[dict[str, Any]] = [
     *DEFAULT_MODELS,
@@ -417,9 +417,10 @@ async def test_an_upstream_refusing_an_upload_early_answers_the_client_at_once(
 
 
 async def test_an_upload_fails_over_when_the_first_upstream_is_unreachable(
-    start_gateway: StartGateway, upstream: tuple[FakeUpstream, str], fake: FakeUpstream
+    start_gateway: StartGateway, upstream: tuple[FakeUpstream, str], fake: FakeUpstream,
+    dead_port: int,
 ):
-    dead = f"http://127.0.0.1:{free_port()}"
+    dead = f"http://127.0.0.1:{dead_port}"
     models = [*MEDIA_MODELS, {"name": "far", "tier_score": 1, "specializations": [],
                               "upstream_model": "whisper-far", "upstream": "dead",
                               "mode": "audio_transcription"}]

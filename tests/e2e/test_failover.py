@@ -108,7 +108,8 @@ async def test_a_plain_answer_waits_for_its_own_timeout_not_a_stream_s_first_byt
 
 
 async def test_an_unreachable_upstream_fails_over_to_a_model_on_another_upstream(
-    start_gateway: StartGateway, client: aiohttp.ClientSession, upstream: tuple[FakeUpstream, str]
+    start_gateway: StartGateway, client: aiohttp.ClientSession, upstream: tuple[FakeUpstream, str],
+    dead_port: int,
 ):
     models = [
         {"name": "alpha", "tier_score": 0.9, "specializations": [], "upstream_model": "m-alpha",
@@ -116,12 +117,12 @@ async def test_an_unreachable_upstream_fails_over_to_a_model_on_another_upstream
         {"name": "beta", "tier_score": 0.9, "specializations": [], "upstream_model": "m-beta"},
     ]
     routing = {"routing": {"default_group": "chat", "groups": {"chat": ["alpha", "beta"]}}}
-    dead = f"http://127.0.0.1:{free_port()}"
+    dead = f"http://127.0.0.1:{dead_port}"
     gateway = await start_gateway(
         models=models, routing=routing,
         gateway={"upstreams": {"default": {"url": upstream[1]}, "dead": {"url": dead}}})
     status, headers, _ = await _chat(gateway, client)
-    assert (status, headers["X-HX-Model"]) == (200, "beta")
+    assert (status, headers["X-HX-Model"], headers["X-HX-Failovers"]) == (200, "beta", "1")
     await wait_for(lambda: "error=connect_error" in gateway.logs())
 
 

@@ -17,7 +17,7 @@ from multidict import CIMultiDict
 
 from tests.conftest import StartGateway
 from tests.fake_upstream import FakeUpstream
-from tests.fixtures import HXGW, Gateway, free_port, new_key, stream_under_way, wait_for
+from tests.fixtures import HXGW, Gateway, new_key, stream_under_way, wait_for
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
 
@@ -284,11 +284,11 @@ async def test_an_upstream_a_reload_removed_leaves_the_up_gauge(
 
 
 async def test_readyz_is_503_until_the_key_store_is_first_read(
-    start_gateway: StartGateway, client: aiohttp.ClientSession
+    start_gateway: StartGateway, client: aiohttp.ClientSession, dead_port: int
 ):
     # Started while its PostgreSQL is away: the keys `hxgw keys` made cannot be checked
     # here, where another instance that read them before can.
-    away = f"postgresql://hx@127.0.0.1:{free_port()}/hx"
+    away = f"postgresql://hx@127.0.0.1:{dead_port}/hx"
     gateway = await start_gateway(env={"DATABASE_URL": away})
     async with client.get(gateway.url + "/readyz") as resp:
         assert resp.status == 503

@@ -218,25 +218,26 @@ def test_without_a_key_it_exits_2_and_says_how_to_give_one(gateway: Gateway):
     assert "set MASTER_KEY or pass --key-file" in result.stderr
 
 
-def test_a_gateway_that_is_not_there_fails_and_exits_1():
-    result = smoke(f"http://127.0.0.1:{free_port()}", "--timeout", "2", key=new_key())
+def test_a_gateway_that_is_not_there_fails_and_exits_1(dead_port: int):
+    result = smoke(f"http://127.0.0.1:{dead_port}", "--timeout", "2", key=new_key())
     assert result.returncode == 1
     assert lines_by_check(result.stdout)["healthz"].startswith("  FAIL")
 
 
-def test_a_short_key_leaves_the_json_report_whole_and_a_refused_connect_reads_plainly():
-    port = free_port()  # nothing listens there
-    run = smoke(f"http://127.0.0.1:{port}", "--json", key="ok")
+def test_a_short_key_leaves_the_json_report_whole_and_a_refused_connect_reads_plainly(
+    dead_port: int,
+):
+    run = smoke(f"http://127.0.0.1:{dead_port}", "--json", key="ok")
     report = json.loads(run.stdout)
     assert run.returncode == 1 and report["ok"] is False
     assert [c["result"] for c in report["checks"]][:2] == ["FAIL", "FAIL"]
     detail = report["checks"][0]["detail"]
-    assert f"cannot connect to 127.0.0.1:{port}" in detail and "ssl:default" not in detail
+    assert f"cannot connect to 127.0.0.1:{dead_port}" in detail and "ssl:default" not in detail
 
 
-def test_a_report_piped_into_a_reader_that_stops_ends_without_a_traceback():
+def test_a_report_piped_into_a_reader_that_stops_ends_without_a_traceback(dead_port: int):
     env = {**os.environ, "MASTER_KEY": new_key()}
     # `true` has long gone when hxgw, a second into its start, writes: the pipe is closed.
-    run = subprocess.run(f"{HXGW} smoke --url http://127.0.0.1:{free_port()} --json | true",
+    run = subprocess.run(f"{HXGW} smoke --url http://127.0.0.1:{dead_port} --json | true",
                          shell=True, capture_output=True, text=True, env=env, timeout=120)
     assert run.stderr == ""

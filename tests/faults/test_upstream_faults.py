@@ -27,7 +27,7 @@ from tests.faults.harness import (
     check_leaks,
     run_many,
 )
-from tests.fixtures import free_port, wait_for
+from tests.fixtures import wait_for
 
 N = 12
 CONCURRENCY = 4
@@ -58,8 +58,8 @@ def _verbatim(expected: bytes) -> Any:
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_connection_refused(launch, upstream, row, mode: str):
-    dead = f"http://127.0.0.1:{free_port()}"
+async def test_connection_refused(launch, upstream, row, mode: str, dead_port: int):
+    dead = f"http://127.0.0.1:{dead_port}"
     gateway, base = await launch(
         upstreams={"default": {"url": upstream[1]}, "dead": {"url": dead}},
         models=_models_on({"alpha": "dead", "gamma": "dead"}), routing=ROUTING)
