@@ -1,8 +1,9 @@
 """The shape of the fields an upstream cannot be trusted to refuse: a chat's `messages`
 and their `content`, a Responses call's `input`, a completion's `prompt`, an embedding's
-`input`. OpenAI and Anthropic answer a wrong type with a 400; LiteLLM, in front of
-them, with a 500 (`'int' object is not iterable`), which fails over and counts against
-every model: a dozen such requests from one client had opened every model's circuit."""
+`input`, and the `tool_choice` and `response_format` beside them. OpenAI and Anthropic
+answer a wrong type with a 400; LiteLLM, in front of them, with a 500 (`'int' object is
+not iterable`, "Invalid tool choice"), which fails over and counts against every model:
+a dozen such requests from one client had opened every model's circuit."""
 
 from __future__ import annotations
 
@@ -13,6 +14,17 @@ from hxgw.errors import BadRequest
 
 _TEXTS = (str, list)
 """A string, or a list of them (or of parts, or of token ids)."""
+_Kind = tuple[tuple[type, ...], str]
+_OBJECT: _Kind = ((dict,), "an object")
+_CHOICE: _Kind = ((str, dict), "a string or an object")
+_BESIDE: dict[str, dict[str, _Kind]] = {
+    "chat": {"tool_choice": _CHOICE, "response_format": _OBJECT},
+    "responses": {"tool_choice": _CHOICE},
+    "messages": {"tool_choice": _OBJECT},
+    "messages_count_tokens": {"tool_choice": _OBJECT},
+}
+"""Fields beside the main one, with the types the APIs take for them; null is the
+upstream's to judge (OpenAI takes it as left out)."""
 _WHERE = {
     "chat": "messages",
     "messages": "messages",
@@ -27,6 +39,10 @@ _WHERE = {
 def check_shape(endpoint: str, body: dict[str, Any]) -> None:
     """Raise BadRequest, naming the field, for a wrong type where the endpoint's main
     field is; a field left out is the upstream's to refuse."""
+    for field, (types, expected) in _BESIDE.get(endpoint, {}).items():
+        value = body.get(field)
+        if value is not None and not isinstance(value, types):
+            raise _invalid(field, expected, value)
     name = _WHERE.get(endpoint)
     if name is None or name not in body:
         return

@@ -63,6 +63,9 @@ async def test_a_key_header_given_twice_gets_400_and_never_reaches_the_upstream(
     ("/v1/responses", {"input": 5}, "input"),
     ("/v1/completions", {"prompt": {"text": "hi"}}, "prompt"),
     ("/v1/embeddings", {"input": None}, "input"),
+    (CHAT_PATH, {"messages": [], "tool_choice": 5}, "tool_choice"),
+    (CHAT_PATH, {"messages": [], "response_format": "json"}, "response_format"),
+    ("/v1/responses", {"input": "hi", "tool_choice": ["auto"]}, "tool_choice"),
 ])
 async def test_a_main_field_of_the_wrong_type_gets_400_and_never_reaches_the_upstream(
     gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream,

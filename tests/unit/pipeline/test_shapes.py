@@ -6,6 +6,7 @@ from typing import Any
 
 import pytest
 
+from hxgw.errors import BadRequest
 from hxgw.pipeline.shapes import check_shape
 
 
@@ -24,6 +25,25 @@ from hxgw.pipeline.shapes import check_shape
     ("completions", {"prompt": ["a", "b"]}),
     ("embeddings", {"input": [[1, 2], [3]]}),
     ("moderations", {"input": 5}),
+    ("chat", {"messages": [], "tool_choice": "auto", "response_format": {"type": "text"}}),
+    ("chat", {"messages": [], "tool_choice": {"type": "function", "function": {"name": "f"}}}),
+    ("chat", {"messages": [], "tool_choice": None, "response_format": None}),
+    ("responses", {"input": "hi", "tool_choice": "required"}),
+    ("messages", {"messages": [], "tool_choice": {"type": "auto"}}),
 ])
 def test_every_shape_the_apis_take_goes_through(endpoint: str, body: dict[str, Any]):
     check_shape(endpoint, body)
+
+
+@pytest.mark.parametrize(("endpoint", "body", "param"), [
+    ("chat", {"messages": [], "tool_choice": 5}, "tool_choice"),
+    ("chat", {"messages": [], "response_format": "json_object"}, "response_format"),
+    ("responses", {"input": "hi", "tool_choice": 1.5}, "tool_choice"),
+    ("messages", {"messages": [], "tool_choice": "auto"}, "tool_choice"),
+])
+def test_a_field_beside_the_main_one_of_a_type_the_api_refuses_is_named(
+    endpoint: str, body: dict[str, Any], param: str
+):
+    with pytest.raises(BadRequest) as refused:
+        check_shape(endpoint, body)
+    assert refused.value.param == param
