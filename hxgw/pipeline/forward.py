@@ -21,12 +21,9 @@ goes to the client as it came, or the gateway's 502/504 says what failed.
 from __future__ import annotations
 
 import time
-from collections.abc import Coroutine
-from typing import Any
 
 import structlog
 
-from hxgw.config import Model
 from hxgw.errors import UpstreamTimeout
 from hxgw.pipeline.context import Next, Reply, RequestContext
 from hxgw.pipeline.failures import (
@@ -42,23 +39,12 @@ from hxgw.pipeline.failures import (
     spared_for,
     unserved,
 )
-from hxgw.pipeline.loops import passed_hops
 from hxgw.pipeline.opening import EVENT_STREAM, past_preamble
 from hxgw.pipeline.send_upload import send_upload
-from hxgw.upstream import (
-    Gate,
-    GateFull,
-    UpstreamConnectError,
-    UpstreamProtocolError,
-    UpstreamResponse,
-    header_line,
-)
+from hxgw.pipeline.sending import request_headers, send, transport_outcome
+from hxgw.upstream import GateFull
 
 log = structlog.get_logger("hxgw.pipeline.forward")
-
-FORWARDED_REQUEST_HEADERS = ("traceparent", "anthropic-version")
-FORWARDED_LIST_HEADERS = ("tracestate", "anthropic-beta")
-"""Lists a client may split over several lines (RFC 9110, 5.3): sent on as one."""
 
 
 async def forward(ctx: RequestContext, call_next: Next) -> None:
@@ -90,7 +76,7 @@ async def forward(ctx: RequestContext, call_next: Next) -> None:
 
 async def open_reply(ctx: RequestContext) -> Reply:
     """Try each candidate in order; return the first response that produced a body byte."""
-    headers = _headers(ctx)
+    headers = request_headers(ctx)
     failed: list[Failure] = []
     full: set[str] = set()
     """The upstreams whose gate shed this request."""
@@ -130,7 +116,7 @@ async def open_reply(ctx: RequestContext) -> Reply:
                     runtime.saturation.waited(gate.name, waited)
                 ctx.trying = model  # from here a client that leaves has cost a prompt
                 if ctx.upload is None:
-                    response = await _send(ctx, model, headers, body, gate)
+                    response = await send(ctx, model, headers, body, gate)
                     try:
                         retryable = response.status in RETRYABLE_STATUS
                         first = b"" if retryable else await response.readany()
@@ -154,7 +140,7 @@ async def open_reply(ctx: RequestContext) -> Reply:
             continue
         except TransportError as exc:
             health.failed(time.monotonic(), token=token)
-            outcome = _transport_outcome(exc)
+            outcome = transport_outcome(exc)
             metrics.upstream_errors.labels(model.name, outcome).inc()
             # A broken answer says what broke; the other transport failures are their kind.
             said = str(exc) if outcome == "protocol_error" else outcome
@@ -226,49 +212,3 @@ async def open_reply(ctx: RequestContext) -> Reply:
     if not failed:
         raise UpstreamTimeout("the request's total timeout ran out before an upstream answered")
     raise all_failed(failed)
-
-
-def _send(
-    ctx: RequestContext, model: Model, headers: list[bytes], body: bytes, gate: Gate
-) -> Coroutine[Any, Any, UpstreamResponse]:
-    """The request to `model`, as the pool's coroutine: it returns once the head is in.
-    The connection gives the gate's slot back when it is idle again or closed."""
-    state = ctx.state
-    return state.client.request(
-        ctx.endpoint.method.encode(),
-        state.origins[model.upstream],
-        (ctx.upstream_path or ctx.endpoint.upstream_path).encode(),
-        state.upstream_head[model.upstream],
-        headers,
-        body,
-        connect_timeout=state.config.timeouts.connect,
-        slot=gate,
-    )
-
-
-def _headers(ctx: RequestContext) -> list[bytes]:
-    """The request's own header lines; the fixed ones come framed from the snapshot."""
-    lines = [header_line("X-Request-ID", ctx.request_id)]
-    exchange = ctx.exchange
-    for name in FORWARDED_REQUEST_HEADERS:
-        value = exchange.header(name)
-        if value is not None:
-            lines.append(header_line(name, value))
-    for name in FORWARDED_LIST_HEADERS:
-        value = exchange.joined_header(name)
-        if value is not None:
-            lines.append(header_line(name, value))
-    via = passed_hops(ctx)  # the gateways before this one
-    if via is not None:
-        lines.append(header_line("Via", via))
-    return lines
-
-
-def _transport_outcome(exc: BaseException) -> str:
-    if isinstance(exc, TimeoutError):
-        return "timeout"
-    if isinstance(exc, UpstreamConnectError):
-        return "connect_error"
-    if isinstance(exc, UpstreamProtocolError):
-        return "protocol_error"
-    return "reset"
