@@ -25,6 +25,7 @@ import time
 import structlog
 
 from hxgw.errors import UpstreamTimeout
+from hxgw.pipeline.blame import WAITS_FOR_VERDICT, Blame
 from hxgw.pipeline.context import Next, Reply, RequestContext
 from hxgw.pipeline.failures import (
     KEY_REFUSAL,
@@ -75,9 +76,21 @@ async def forward(ctx: RequestContext, call_next: Next) -> None:
 
 
 async def open_reply(ctx: RequestContext) -> Reply:
-    """Try each candidate in order; return the first response that produced a body byte."""
-    headers = request_headers(ctx)
+    """Try each candidate in order; return the first response that produced a body byte.
+    Whether each 500 on the way was its model's fault is known only then (`blame`)."""
     failed: list[Failure] = []
+    blame = Blame()
+    try:
+        reply = await _first_answer(ctx, failed, blame)
+    except BaseException:
+        blame.settle(failed, served=False)
+        raise
+    blame.settle(failed, served=True)
+    return reply
+
+
+async def _first_answer(ctx: RequestContext, failed: list[Failure], blame: Blame) -> Reply:
+    headers = request_headers(ctx)
     full: set[str] = set()
     """The upstreams whose gate shed this request."""
     runtime = ctx.state.runtime
@@ -162,11 +175,16 @@ async def open_reply(ctx: RequestContext) -> Reply:
         if response.status in RETRYABLE_STATUS or refused:
             retry_after = response.headers.get("Retry-After")
             wait = spared_for(response.headers) if response.status == 429 else None
+            held = None
             if response.status == REFUSED_REQUEST:  # the request's, not the model's
                 health.finished_other(token)
+            elif response.status == WAITS_FOR_VERDICT and several:
+                held = blame.hold(health, token, model)
             else:
                 health.failed(time.monotonic(), retry_after=wait, token=token)
             answer = None if refused else await read_answer(response, model)
+            if held is not None:
+                held.heard(answer.message if answer else None)
             if response.status == KEY_REFUSAL:  # never passed on: it is not the client's
                 refused, answer = key_refusal(response.status, answer), None
             kind = "gateway_key" if refused else f"http_{response.status}"

@@ -107,6 +107,10 @@ class ModelHealth:
             self._waiting[self._next_token] = now
         return self._next_token
 
+    def answered(self, token: int) -> None:
+        """An answer came whose verdict waits (hxgw.pipeline.blame): no stall meanwhile."""
+        self._waiting.pop(token, None)
+
     def first_byte(self, seconds: float, token: int | None = None) -> None:
         self._waiting.pop(token or 0, None)
         if token is not None and token > self._last_answered:

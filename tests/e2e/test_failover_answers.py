@@ -191,3 +191,53 @@ async def test_a_stream_cut_by_the_total_timeout_is_not_held_against_its_model(
         status, _, body = await _post(gateway, client)
         assert status == 200 and b"total timeout" in body
     assert _circuit(await _metrics(gateway, client), "alpha") == 0
+
+
+PAIR = {"routing": {"strategy": "failover", "default_group": "chat",
+                    "groups": {"chat": ["alpha", "beta"]},
+                    "circuit_breaker": {"failures": 1, "cooldown": 60}}}
+
+
+def _litellm_500(fake: FakeUpstream, model: str, said: str = "Invalid tool choice") -> None:
+    """A 500 as real LiteLLM answers a malformed request: its message names the model."""
+    fake.behave(model, status=500, error_type="internal_server_error", error_code="500",
+                error_message=f"litellm.APIConnectionError: OpenAIException - {said}. "
+                              f"Received Model Group={model}\n"
+                              "Available Model Group Fallbacks=None")
+
+
+async def test_a_500_every_candidate_gives_alike_is_the_request_s_and_opens_no_circuit(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    gateway = await start_gateway(routing=PAIR)
+    for model in ("m-alpha", "m-beta"):
+        _litellm_500(fake, model)
+    status, _, body = await _post(gateway, client, CHAT)
+    assert status == 502 and len(json.loads(body)["error"]["tried"]) == 2
+    metrics = await _metrics(gateway, client)
+    assert (_circuit(metrics, "alpha"), _circuit(metrics, "beta")) == (0, 0)
+    fake.behaviours.clear()
+    status, headers, _ = await _post(gateway, client, CHAT)
+    assert (status, headers["X-HX-Model"], headers["X-HX-Failovers"]) == (200, "alpha", "0")
+
+
+async def test_a_500_of_a_request_another_candidate_served_counts_against_its_model(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    gateway = await start_gateway(routing=PAIR)
+    _litellm_500(fake, "m-alpha")
+    status, headers, _ = await _post(gateway, client, CHAT)
+    assert (status, headers["X-HX-Model"]) == (200, "beta")
+    assert _circuit(await _metrics(gateway, client), "alpha") == 1
+
+
+async def test_500s_that_say_different_things_count_against_each_model(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    gateway = await start_gateway(routing=PAIR)
+    _litellm_500(fake, "m-alpha", said="Connection pool exhausted")
+    _litellm_500(fake, "m-beta", said="Out of memory")
+    status, _, _ = await _post(gateway, client, CHAT)
+    assert status == 502
+    metrics = await _metrics(gateway, client)
+    assert (_circuit(metrics, "alpha"), _circuit(metrics, "beta")) == (1, 1)

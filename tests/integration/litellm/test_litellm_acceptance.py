@@ -458,3 +458,18 @@ def test_a_streamed_response_gets_litellms_own_answer(stack: Stack, client: Open
     with pytest.raises(InternalServerError) as relayed:
         client.responses.create(model="llm02-phi3", input="Say HX-OK", stream=True)
     assert relayed.value.message == expected.value.message
+
+
+def test_a_request_litellm_fails_alike_on_every_model_opens_no_circuit(stack: Stack) -> None:
+    # LiteLLM answers a web_search_options that is no object with a 500, whichever the
+    # model: the request's fault, which a client retrying it must not make every model's.
+    body = CHAT | {"model": "hx-chat", "web_search_options": 5}
+    for _ in range(6):  # one past circuit_breaker.failures
+        status, answer = call(f"{stack.hxgw_url}/v1/chat/completions", stack.client_key, body)
+        assert status == 502 and len(answer["error"]["tried"]) == 2, answer
+    request = urllib.request.Request(f"{stack.hxgw_url}/metrics",
+                                     headers={"Authorization": f"Bearer {stack.client_key}"})
+    with OPENER.open(request, timeout=30) as resp:
+        metrics = resp.read().decode()
+    for model in ("llm02-phi3", "llm01-llama3.2-3b"):
+        assert f'hxgw_circuit_state{{model="{model}"}} 0.0' in metrics
