@@ -6,7 +6,8 @@ HXGW_CACHE_DIR ?= /var/cache/hxgw
 export HXGW_CACHE_DIR
 
 .PHONY: help install install-test run test lint check test-litellm test-systemd test-browser test-node \
-	install-systemd bench bench-capacity bench-instructions bench-ab eval-router test-faults clean
+	install-systemd bench bench-capacity bench-instructions bench-ab eval-router test-faults \
+	test-workers clean
 
 help:
 	@echo "make run            set up a venv and run the gateway (with the demo upstream unless HX_LITELLM_UPSTREAM is set)"
@@ -18,6 +19,7 @@ help:
 	@echo "make test-browser   the status page in headless chromium"
 	@echo "make test-node      the node openai and anthropic SDKs and the Vercel AI SDK against the gateway"
 	@echo "make test-faults    fault injection, abuse, fuzzing, reload/stop under load, soak"
+	@echo "make test-workers   --workers 2: a supervisor and its workers, as one daemon"
 	@echo "make bench          benchmark: direct vs hxgw vs a plain aiohttp proxy vs nginx"
 	@echo "make bench-capacity 10,000 concurrent slow streams, and an overload of twice a cap"
 	@echo "make bench-instructions  instructions per request (valgrind): hxgw vs the aiohttp proxy"
@@ -56,13 +58,18 @@ lint: install-test
 	$(VENV)/bin/ruff format --check hxgw
 	$(VENV)/bin/mypy
 
-check: lint test test-faults test-litellm test-systemd test-browser test-node
+check: lint test test-workers test-faults test-litellm test-systemd test-browser test-node
 
 test-litellm: install-test
 	$(PY) -m pytest -q -m litellm -p no:cacheprovider tests/integration/litellm
 
 test-systemd: install-test
 	$(PY) -m pytest -q -m systemd -p no:cacheprovider tests/systemd
+
+# Three processes a test, started and stopped: out of the fast suite, which stays under 5
+# minutes on two cores. Its two tests marked faults run in test-faults.
+test-workers: install-test
+	$(PY) -m pytest -q -n 4 -m "workers and not faults" -p no:cacheprovider tests
 
 test-faults: install-test
 	HXGW_FAULTS_REPORT=bench/results/faults.md $(PY) -m pytest -q -p no:randomly -n 4 -m faults tests

@@ -19,6 +19,8 @@ from tests.conftest import StartGateway
 from tests.fake_upstream import FakeUpstream
 from tests.fixtures import Gateway, NotifySocket, stream_under_way, wait_for
 
+pytestmark = pytest.mark.workers
+
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
 
 
