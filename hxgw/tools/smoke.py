@@ -56,18 +56,6 @@ def read_key(key_file: str | None, env: Mapping[str, str]) -> str:
     return key
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
-    """The options of `hxgw smoke`, on the parser the CLI gives."""
-    parser.add_argument(
-        "--url", help="the gateway (default: http://127.0.0.1:$HX_PORT, else port 4010)"
-    )
-    parser.add_argument("--key-file", help="a file holding only the client key")
-    parser.add_argument(
-        "--timeout", type=float, default=30.0, help="seconds per request (default: 30)"
-    )
-    parser.add_argument("--json", action="store_true", help="print a JSON report")
-
-
 async def run_checks(url: str, key: str, seconds_per_request: float) -> list[Result]:
     timeout = aiohttp.ClientTimeout(total=seconds_per_request)
     async with aiohttp.ClientSession(timeout=timeout) as session:
