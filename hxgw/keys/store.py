@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hxgw.config import load_store_settings
-from hxgw.errors import ConfigError
+from hxgw.errors import ConfigError, did_you_mean
 from hxgw.keys.stored_key import FIELDS, MIGRATIONS, TABLE, StoredKey, read_row
 from hxgw.store import (
     SQLITE_FILE,
@@ -135,7 +135,9 @@ class KeyStore:
     def _live(self, connection: Connection, name: str) -> StoredKey:
         key = self.get(connection, name)
         if key is None:
-            raise KeyStoreError(f"no key named {name!r}")
+            live = [k.name for k in self.all(connection) if not k.revoked]
+            hint = did_you_mean(name, live) or " (hxgw keys list shows them)"
+            raise KeyStoreError(f"no key named {name!r}{hint}")
         if key.revoked is not None:
             raise KeyStoreError(
                 f"the key {name!r} is revoked (hxgw keys create {name} makes a new one)"

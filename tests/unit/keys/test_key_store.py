@@ -133,6 +133,16 @@ def test_a_stored_key_with_a_config_key_name_is_ignored(
     assert _digest(secret) not in book.by_digest
 
 
+def test_changing_a_misspelt_key_names_the_one_meant_else_where_to_look(database: Database):
+    store = KeyStore(database)
+    with store.connect() as connection:
+        store.create(connection, "billing", {})
+        with pytest.raises(KeyStoreError, match="no key named 'biling' \\(did you mean 'billing'"):
+            store.update(connection, "biling", {"rpm": 1})
+        with pytest.raises(KeyStoreError, match="'reports' \\(hxgw keys list shows them\\)"):
+            store.revoke(connection, "reports")
+
+
 def test_changing_a_missing_or_revoked_key_says_so(database: Database):
     store = KeyStore(database)
     with store.connect() as connection:
