@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from hxgw.config import load_store_settings
@@ -202,3 +202,14 @@ def live_names(
         if unread is not None:
             unread.append(str(exc) or type(exc).__name__)
         return {}
+
+
+def groups_lacking(
+    groups_of: Mapping[str, Collection[str] | None], known: Collection[str]
+) -> dict[str, list[str]]:
+    """Each stored key limited to groups not among `known` (the config's), with those
+    groups: it is refused (403) whenever it names them, and a keys-file key naming one
+    would make the config invalid. Said by `serve` at each start and reload, and by
+    `hxgw check-config`."""
+    lost = {name: sorted(set(groups or ()) - set(known)) for name, groups in groups_of.items()}
+    return {name: gone for name, gone in sorted(lost.items()) if gone}

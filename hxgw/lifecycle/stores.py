@@ -18,7 +18,7 @@ from hxgw.errors import ConfigError
 from hxgw.keys import limits_where, open_limiter
 from hxgw.keys.book import StoredKeys
 from hxgw.keys.owners import Owners
-from hxgw.keys.store import KeyStore, live_names
+from hxgw.keys.store import KeyStore, groups_lacking, live_names
 from hxgw.keys.window import Spent
 from hxgw.lifecycle.aside import aside
 from hxgw.lifecycle.seeds import Seeds, read_new_keys
@@ -127,15 +127,14 @@ def warn_of_lost_groups(runtime: Runtime, config: Config) -> None:
     them, and a keys-file key naming one makes the config invalid: said at the start and
     at each reload, as `hxgw check-config` says it."""
     stored = runtime.stored_keys.by_digest.values() if runtime.stored_keys else ()
-    lost = {k.name: k.groups - config.routing.groups.keys() for k in stored if k.groups}
-    for name, groups in sorted(lost.items()):
-        if groups:
-            log.warning(
-                "a stored key is limited to groups the config lacks",
-                key=name,
-                groups=",".join(sorted(groups)),
-                fix=f"hxgw keys update {name} --groups ...",
-            )
+    groups_of = {key.name: key.groups for key in stored}
+    for name, gone in groups_lacking(groups_of, config.routing.groups).items():
+        log.warning(
+            "a stored key is limited to groups the config lacks",
+            key=name,
+            groups=",".join(gone),
+            fix=f"hxgw keys update {name} --groups ...",
+        )
 
 
 def _open_limiter(runtime: Runtime, config: Config, env: Mapping[str, str], spent: Spent) -> None:

@@ -19,7 +19,7 @@ from hxgw.config import load_config
 from hxgw.config.env_file import read_env_file
 from hxgw.config.warnings import fix, readable_secrets, slow_stop, unpriced_models
 from hxgw.errors import ConfigError
-from hxgw.keys.store import live_names
+from hxgw.keys.store import groups_lacking, live_names
 
 SERVICE_ENV_FILE = "/etc/hx-gateway-ml.env"
 
@@ -96,12 +96,9 @@ def run(config_dir: str, env: Mapping[str, str], env_file: str | None, *, journa
                 f"warning: the keys file's {name!r} takes the name of a key hxgw keys made,"
                 " which is then refused (401): rename one"
             )
-        for name, groups in sorted(stored.items()):
-            # A group renamed or removed here leaves such a key refused (403) everywhere
-            # it went, where a keys-file key naming it makes the config invalid.
-            if gone := [g for g in groups or () if g not in config.routing.groups]:
-                print(
-                    f"warning: the stored key {name!r} is limited to groups the config lacks"
-                    f" ({', '.join(gone)}): hxgw keys update {name} --groups ..."
-                )
+        for name, gone in groups_lacking(stored, config.routing.groups).items():
+            print(
+                f"warning: the stored key {name!r} is limited to groups the config lacks"
+                f" ({', '.join(gone)}): hxgw keys update {name} --groups ..."
+            )
     return 0
