@@ -2,9 +2,10 @@
 
     probe.py wait URL [SECONDS]          until GET URL answers 200
     probe.py get URL                     one GET: {"status", "body"} or {"error"}
-    probe.py chat PROMPT [--stream] [--no-key] [--progress FILE]
+    probe.py chat PROMPT [--stream] [--no-key] [--key-file FILE] [--progress FILE]
                                          POST /v1/chat/completions to the gateway
                                          with MASTER_KEY from /etc/hx-gateway-ml.env
+                                         (or the key alone in FILE)
 
 Prints one JSON object. The key is read from the env file here, so it never
 shows in a command line. With --progress, the number of stream chunks read so
@@ -52,7 +53,9 @@ def wait(url: str, seconds: float) -> dict[str, object]:
         time.sleep(0.1)
 
 
-def chat(prompt: str, stream: bool, key: bool, progress: str | None) -> dict[str, object]:
+def chat(
+    prompt: str, stream: bool, key: bool, progress: str | None, key_file: str | None = None
+) -> dict[str, object]:
     body = {
         "model": "hx-chat",
         "messages": [{"role": "user", "content": prompt}],
@@ -60,7 +63,12 @@ def chat(prompt: str, stream: bool, key: bool, progress: str | None) -> dict[str
     }
     headers = {"Content-Type": "application/json"}
     if key:
-        headers["Authorization"] = f"Bearer {master_key()}"
+        if key_file:
+            with open(key_file, encoding="utf-8") as f:
+                secret = f.read().strip()
+        else:
+            secret = master_key()
+        headers["Authorization"] = f"Bearer {secret}"
     started = time.monotonic()
     conn = http.client.HTTPConnection(*GATEWAY, timeout=60)
     try:
@@ -119,13 +127,14 @@ def main() -> int:
     c.add_argument("--stream", action="store_true")
     c.add_argument("--no-key", action="store_true")
     c.add_argument("--progress")
+    c.add_argument("--key-file")
     args = parser.parse_args()
     if args.cmd == "wait":
         result = wait(args.url, args.seconds)
     elif args.cmd == "get":
         result = get(args.url)
     else:
-        result = chat(args.prompt, args.stream, not args.no_key, args.progress)
+        result = chat(args.prompt, args.stream, not args.no_key, args.progress, args.key_file)
     json.dump(result, sys.stdout)
     return 0
 

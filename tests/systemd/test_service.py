@@ -17,6 +17,7 @@ import pytest
 from tests.systemd.conftest import ENV_FILE, REPO, UNIT, Box
 
 pytestmark = pytest.mark.systemd
+HXGW = "/opt/hxgw/venv/bin/hxgw"
 
 HEALTHZ = "http://127.0.0.1:4010/healthz"
 DROPIN_DIR = f"/run/systemd/system/{UNIT}.d"
@@ -413,3 +414,32 @@ def test_watchdog_restarts_a_hung_daemon(running: Box) -> None:
         m.run(["rm", "-rf", DROPIN_DIR])
         running.systemctl("daemon-reload")
         running.systemctl("restart", UNIT)
+
+
+# --- state ---------------------------------------------------------------------------------
+
+
+def test_a_key_root_made_before_the_first_start_serves_once_the_service_starts(
+    running: Box,
+) -> None:
+    # Root's `hxgw keys create` before the service ever ran makes /var/lib/hxgw and its
+    # hxgw.db root's: StateDirectory= hands them to User= at the start, so the daemon
+    # reads the key and writes its ledger there.
+    m = running.machine
+    running.systemctl("stop", UNIT)
+    m.run(["rm", "-rf", "/var/lib/hxgw"])
+    made = m.run([HXGW, "keys", "create", "early", "--config-dir", "/etc/hxgw"])
+    assert m.run(["stat", "-c", "%U", "/var/lib/hxgw/hxgw.db"]).stdout.strip() == "root"
+    m.write("/run/hxgw-test-key", made.stdout.strip())
+    running.ensure_running()
+    ok = running.probe("chat", "Return exactly the text: early", "--key-file", "/run/hxgw-test-key")
+    assert ok["status"] == 200, ok
+    owners = m.run(["stat", "-c", "%U", "/var/lib/hxgw", "/var/lib/hxgw/hxgw.db"]).stdout.split()
+    assert owners == ["hx-gateway", "hx-gateway"]
+
+    def counted() -> bool:  # the ledger writes its rows a batch at a time
+        usage = [HXGW, "usage", "--key", "early", "--format", "json", "--config-dir", "/etc/hxgw"]
+        rows = json.loads(m.run(usage).stdout)["rows"]
+        return bool(rows) and rows[0]["requests"] == 1
+
+    running.wait_for("the request's ledger row", counted, timeout=20, interval=0.5)
