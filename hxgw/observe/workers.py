@@ -36,9 +36,8 @@ WORKER = "HX_WORKER"
 """... and the one that tells a worker its index (0, 1, ...): unset in a lone daemon."""
 STALE = 10.0
 """A worker whose file is older than this is gone (and is being started again)."""
-# Samples that are not a count of something: the most (or, for a start, the earliest;
-# for a store's health, the worst) over the workers says what the daemon's is; every
-# other sample is added up.
+# Samples that are not a count of something: the most (or, for a store's health, the
+# worst) over the workers says what the daemon's is; every other sample is added up.
 HIGHEST = frozenset(
     {
         "hxgw_config_generation",
@@ -50,7 +49,9 @@ HIGHEST = frozenset(
     }
 )
 LOWEST = frozenset({"hxgw_limits_store_up"})
-EARLIEST = frozenset({"process_start_time_seconds"})
+STARTED = "process_start_time_seconds"
+"""The daemon's: its supervisor's start, which no worker started again moves (Prometheus
+takes a change of it for a restart of the whole daemon)."""
 
 Family = dict[str, Any]
 """One metric family as JSON: name, documentation, type, unit and its samples."""
@@ -153,10 +154,15 @@ def families(registry: CollectorRegistry) -> list[Family]:
     ]
 
 
-def render_total(own: list[Family], others: Iterable[list[Family]]) -> bytes:
-    """The Prometheus text of every worker's families added up, sample by sample."""
+def render_total(own: list[Family], others: Iterable[list[Family]], started: float) -> bytes:
+    """The Prometheus text of every worker's families added up, sample by sample, and the
+    daemon's start (`STARTED`)."""
+    merged = added([own, *others])
+    for family in merged:
+        if family["name"] == STARTED:
+            family["samples"] = [[STARTED, {}, started]]
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_Fixed(added([own, *others])))
+    registry.register(_Fixed(merged))
     return generate_latest(registry)
 
 
@@ -183,7 +189,7 @@ def _combine(sample: str, before: float | None, value: float) -> float:
         return value
     if sample in HIGHEST or sample == "python_info":
         return max(before, value)
-    if sample in LOWEST or sample in EARLIEST:
+    if sample in LOWEST:
         return min(before, value)
     return before + value
 

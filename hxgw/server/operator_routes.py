@@ -138,7 +138,8 @@ async def metrics(request: web.BaseRequest, state: GatewayState) -> web.Response
         body = runtime.metrics.render()
     else:  # one daemon of several workers: the sum over them
         own = families(runtime.metrics.registry)
-        body = render_total(own, (other["metrics"] for other in runtime.figures.others()))
+        others = (other["metrics"] for other in runtime.figures.others())
+        body = render_total(own, others, runtime.started)
     return web.Response(body=body, headers={"Content-Type": CONTENT_TYPE})
 
 

@@ -317,17 +317,26 @@ async def test_a_worker_started_again_keeps_the_daemons_counts_and_config_genera
         assert 'hxgw_config_reloads_total{result="ok"} 1.0' in metrics
 
 
-async def test_the_uptime_is_the_daemon_s_whichever_worker_answers(
+async def test_the_uptime_and_start_time_are_the_daemon_s_whichever_worker_answers(
     start_gateway: StartGateway, notify: NotifySocket
 ):
-    # A worker started again had said its own, seconds, as the daemon's.
+    # A worker started again had said its own uptime, seconds, as the daemon's, and moved
+    # process_start_time_seconds, which Prometheus reads as a restart of the daemon.
     gateway, _ = await _start(start_gateway, notify)
+    started = _start_time(await _scrape_fresh(gateway, "/metrics"))
     await asyncio.sleep(3)
     os.kill(_worker_pids(gateway)[0], signal.SIGKILL)
     await wait_for(lambda: "worker started again" in gateway.logs(), timeout=15)
     for _ in range(8):
         status = json.loads(await _scrape_fresh(gateway, "/status.json"))
         assert status["uptime_seconds"] >= 3
+        assert _start_time(await _scrape_fresh(gateway, "/metrics")) == started
+
+
+def _start_time(metrics_text: str) -> float:
+    found = re.search(r"^process_start_time_seconds (\S+)$", metrics_text, re.M)
+    assert found, metrics_text
+    return float(found[1])
 
 
 async def test_the_status_page_says_the_daemon_s_last_reload_after_a_worker_started_again(
