@@ -15,167 +15,21 @@ and one quiet retry when a reused idle connection turns out to be closed.
 
 from __future__ import annotations
 
-import asyncio
-import collections
-import contextlib
 import ssl
 from collections.abc import AsyncIterable, Coroutine, Iterable
 from typing import Any
 
 from hxgw.upstream.admission import Gate
-from hxgw.upstream.connection import Connection
-from hxgw.upstream.origin import Origin, UpstreamConnectError, UpstreamConnectTimeout
+from hxgw.upstream.origin import Origin
+from hxgw.upstream.pool import OriginPool
 from hxgw.upstream.response import UpstreamResponse
-
-# Longer than any upstream keeps an idle connection open is pointless: uvicorn
-# (LiteLLM) closes after 5 s, so an older connection is closed before reuse.
-IDLE_KEEPALIVE = 4.5
-# How often a pool closes the connections idle for longer than that. Not a timer per
-# connection: starting and stopping one on every reuse cost 4 µs a request.
-IDLE_SWEEP = 0.5
-# A connection closed while idle is found out within a round trip of the write. One lost
-# later had its request read, maybe worked on: sent again it would run (and be billed)
-# twice, unseen by the model's health, where failing over is what the pipeline does.
-STALE_WITHIN = 0.5
-
-
-class _OriginPool:
-    """Idle connections to one origin, most recently used first."""
-
-    def __init__(self, origin: Origin, tls: ssl.SSLContext | None):
-        self.origin = origin
-        self.tls = tls
-        self.idle: collections.deque[Connection] = collections.deque()
-        self.loop = asyncio.get_running_loop()
-        self._sweeper: asyncio.TimerHandle | None = None
-
-    async def exchange(
-        self, head: bytes, body: bytes, connect_timeout: float, slot: Gate | None
-    ) -> UpstreamResponse:
-        connection = await self._checkout(connect_timeout, slot, reuse=True)
-        while True:
-            try:
-                return await connection.send(head, body)
-            except BaseException as exc:
-                # A reused connection that the upstream had closed while idle, before it
-                # read a byte of this request: the request never reached it, so it goes
-                # out again on a new one (whose first exchange is never tried again).
-                stale = (
-                    isinstance(exc, ConnectionError)
-                    and connection.exchanges > 1
-                    and not connection.received_any
-                    and self.loop.time() - connection.sent_at < STALE_WITHIN
-                )
-                if not stale:
-                    connection.close()  # its slot comes back once its socket is gone
-                    raise
-                # The slot moves to the next connection, unless the lost connection
-                # gave it back already: then the retry takes a turn again.
-                held, connection.slot = connection.slot, None
-                connection.close()
-            if held is None and slot is not None:
-                await slot.enter()
-            connection = await self._checkout(connect_timeout, slot, reuse=False)
-
-    async def exchange_streamed(
-        self,
-        head: bytes,
-        body: AsyncIterable[bytes],
-        length: int | None,
-        connect_timeout: float,
-        slot: Gate | None,
-    ) -> UpstreamResponse:
-        # Always a new connection: a reused one the upstream closed while idle is found
-        # out only by writing to it, and a streamed body cannot be sent again.
-        connection = await self._checkout(connect_timeout, slot, reuse=False)
-        try:
-            return await connection.send_streamed(head, body, length)
-        except BaseException:
-            connection.close()
-            raise
-
-    async def _checkout(self, connect_timeout: float, slot: Gate | None, reuse: bool) -> Connection:
-        """A connection that holds the request's slot until it is idle again or closed.
-
-        A closed connection gives its slot back only once its socket is gone, so
-        the cap bounds open sockets too, not just requests."""
-        try:
-            connection = self._idle_connection() if reuse else None
-            if connection is None:
-                connection = await self._open(connect_timeout)
-        except BaseException:
-            if slot is not None:
-                slot.leave()
-            raise
-        connection.slot = slot
-        return connection
-
-    def _idle_connection(self) -> Connection | None:
-        now = self.loop.time()
-        while self.idle:
-            connection = self.idle.popleft()
-            if connection.transport is None or connection.transport.is_closing():
-                continue
-            if now - connection.idle_since >= IDLE_KEEPALIVE:
-                connection.close()  # the upstream may be closing it right now
-                continue
-            return connection
-        return None
-
-    async def _open(self, connect_timeout: float) -> Connection:
-        origin = self.origin
-        try:
-            async with asyncio.timeout(connect_timeout):
-                _, connection = await self.loop.create_connection(
-                    lambda: Connection(self),
-                    origin.host,
-                    origin.port,
-                    ssl=self.tls,
-                    server_hostname=origin.host if self.tls else None,
-                )
-        except TimeoutError as exc:  # an OSError too, with nothing to say
-            raise UpstreamConnectTimeout(
-                f"cannot connect to {origin.host}:{origin.port}: no answer within"
-                f" {connect_timeout:g}s"
-            ) from exc
-        except (OSError, ssl.SSLError) as exc:
-            raise UpstreamConnectError(
-                f"cannot connect to {origin.host}:{origin.port}: {exc}"
-            ) from exc
-        return connection
-
-    def put_back(self, connection: Connection) -> None:
-        connection.idle_since = self.loop.time()
-        self.idle.appendleft(connection)
-        if self._sweeper is None:
-            self._sweeper = self.loop.call_later(IDLE_SWEEP, self._sweep)
-
-    def forget(self, connection: Connection) -> None:
-        with contextlib.suppress(ValueError):
-            self.idle.remove(connection)
-
-    def close(self) -> None:
-        if self._sweeper is not None:
-            self._sweeper.cancel()
-            self._sweeper = None
-        while self.idle:
-            self.idle.pop().close()
-
-    def _sweep(self) -> None:
-        """Close the connections idle for too long: the oldest are at the right end."""
-        self._sweeper = None
-        now = self.loop.time()
-        while self.idle and now - self.idle[-1].idle_since >= IDLE_KEEPALIVE:
-            self.idle.pop().close()
-        if self.idle:
-            self._sweeper = self.loop.call_later(IDLE_SWEEP, self._sweep)
 
 
 class UpstreamClient:
     """Connection pools for every origin."""
 
     def __init__(self) -> None:
-        self._pools: dict[Origin, _OriginPool] = {}
+        self._pools: dict[Origin, OriginPool] = {}
         self._tls: ssl.SSLContext | None = None
 
     def request(
@@ -200,7 +54,7 @@ class UpstreamClient:
         whose slot the caller took for this request; the connection gives it back."""
         pool = self._pools.get(origin)
         if pool is None:
-            pool = self._pools[origin] = _OriginPool(origin, self._tls_for(origin))
+            pool = self._pools[origin] = OriginPool(origin, self._tls_for(origin))
         length = b"Content-Length: %d\r\n" % len(body) if body or method != b"GET" else b""
         head = b"".join(
             (
@@ -239,7 +93,7 @@ class UpstreamClient:
         Framed apart from `request`, whose bytes body is the hot path."""
         pool = self._pools.get(origin)
         if pool is None:
-            pool = self._pools[origin] = _OriginPool(origin, self._tls_for(origin))
+            pool = self._pools[origin] = OriginPool(origin, self._tls_for(origin))
         framing = (
             b"Transfer-Encoding: chunked\r\n"
             if length is None

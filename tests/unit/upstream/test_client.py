@@ -16,7 +16,7 @@ from hxgw.upstream import (
     UpstreamConnectTimeout,
     UpstreamProtocolError,
 )
-from hxgw.upstream import client as upstream_http
+from hxgw.upstream import pool as upstream_pool
 from hxgw.upstream.admission import Gate
 from tests.raw_upstream import OK_HEAD, post, read_request, reply, serving
 
@@ -155,8 +155,8 @@ async def test_bytes_on_an_idle_connection_retire_it() -> None:
 async def test_a_connection_idle_past_the_keep_alive_limit_is_not_reused(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(upstream_http, "IDLE_KEEPALIVE", 0.1)
-    monkeypatch.setattr(upstream_http, "IDLE_SWEEP", 60)  # the sweep must not be what saves it
+    monkeypatch.setattr(upstream_pool, "IDLE_KEEPALIVE", 0.1)
+    monkeypatch.setattr(upstream_pool, "IDLE_SWEEP", 60)  # the sweep must not be what saves it
     client = UpstreamClient()
     async with serving(keep_alive) as server:
         assert await post(client, server) == b'{"ok":true}'
@@ -167,8 +167,8 @@ async def test_a_connection_idle_past_the_keep_alive_limit_is_not_reused(
 
 
 async def test_idle_connections_are_closed_by_the_sweep(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(upstream_http, "IDLE_KEEPALIVE", 0.1)
-    monkeypatch.setattr(upstream_http, "IDLE_SWEEP", 0.05)
+    monkeypatch.setattr(upstream_pool, "IDLE_KEEPALIVE", 0.1)
+    monkeypatch.setattr(upstream_pool, "IDLE_SWEEP", 0.05)
     client = UpstreamClient()
     async with serving(keep_alive) as server:
         await asyncio.gather(*(post(client, server) for _ in range(3)))
