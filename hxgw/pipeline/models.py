@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 from typing import Any
+from urllib.parse import parse_qs
 
 import structlog
 
 from hxgw import jsonio
 from hxgw.endpoints import MODELS
-from hxgw.errors import ModelNotFound, UpstreamError
+from hxgw.errors import BadRequest, ModelNotFound, UpstreamError
 from hxgw.pipeline.context import Next, RequestContext
 from hxgw.pipeline.failures import TransportError
 from hxgw.routing.routes import may_use_model
@@ -29,10 +30,35 @@ async def list_models(ctx: RequestContext, call_next: Next) -> None:
     if ctx.exchange.header("anthropic-version") is None:
         _answer(ctx, {"object": "list", "data": entries})
     else:
-        shaped = [_anthropic(entry) for entry in entries]
-        first, last = (shaped[0]["id"], shaped[-1]["id"]) if shaped else (None, None)
-        _answer(ctx, {"data": shaped, "has_more": False, "first_id": first, "last_id": last})
+        _answer(ctx, _anthropic_page([_anthropic(e) for e in entries], ctx.exchange.query))
     await call_next(ctx)
+
+
+def _anthropic_page(entries: list[dict[str, Any]], query: str) -> dict[str, Any]:
+    """One page of the list as Anthropic's Models API pages it: `limit` (20 unless said,
+    1 to 1000) entries after `after_id` or before `before_id`. The SDK pages on from
+    `last_id` (or `first_id` going back) while `has_more`: a page that ignored them would
+    answer its client the same entries again, or stop it short of the rest."""
+    asked = {name: values[0] for name, values in parse_qs(query).items()}
+    given = asked.get("limit", "20")
+    if not (given.isascii() and given.isdigit() and len(given) <= 4 and 1 <= int(given) <= 1000):
+        raise BadRequest(
+            f"limit: must be an integer from 1 to 1000, got {given[:50]!r}", param="limit"
+        )
+    limit, ids = int(given), [entry["id"] for entry in entries]
+    for cursor in ("after_id", "before_id"):
+        if cursor in asked and asked[cursor] not in ids:
+            raise BadRequest(f"{cursor}: no model has the id {asked[cursor][:200]!r}", param=cursor)
+    if "before_id" in asked:
+        end = ids.index(asked["before_id"])
+        start, more = max(end - limit, 0), end > limit
+    else:
+        start = ids.index(asked["after_id"]) + 1 if "after_id" in asked else 0
+        end = start + limit
+        more = end < len(entries)
+    page = entries[start:end]
+    first, last = (page[0]["id"], page[-1]["id"]) if page else (None, None)
+    return {"data": page, "has_more": more, "first_id": first, "last_id": last}
 
 
 async def describe_model(ctx: RequestContext, call_next: Next) -> None:

@@ -316,3 +316,30 @@ async def test_the_models_routes_ask_an_anthropic_client_without_a_key_for_x_api
                           headers={"anthropic-version": "2023-06-01"}) as resp:
         assert resp.status == 401
         assert "x-api-key" in (await resp.json())["error"]["message"]
+
+
+async def test_the_anthropic_sdk_pages_the_models_list_by_limit_after_id_and_before_id(
+    gateway: Gateway,
+):
+    async with _sdk(gateway) as sdk:
+        everything = [model.id async for model in sdk.models.list()]
+        first = await sdk.models.list(limit=2)
+        paged = [model.id async for model in sdk.models.list(limit=2)]
+        second = await sdk.models.list(limit=2, after_id=everything[1])
+        before = await sdk.models.list(limit=2, before_id=everything[3])
+    assert len(everything) == 7  # the fixture's four models and three groups
+    assert [m.id for m in first.data] == everything[:2]
+    assert (first.has_more, first.first_id, first.last_id) == (True, *everything[:2])
+    assert paged == everything
+    assert [m.id for m in second.data] == everything[2:4]
+    assert [m.id for m in before.data] == everything[1:3] and before.has_more
+
+
+async def test_a_models_page_past_anthropic_s_limits_or_after_an_unknown_id_is_a_400(
+    gateway: Gateway,
+):
+    async with _sdk(gateway) as sdk:
+        for query in ({"limit": 0}, {"limit": 1001}, {"after_id": "nope"}):
+            with pytest.raises(anthropic.BadRequestError) as raised:
+                await sdk.models.list(**query)  # type: ignore[arg-type]
+            assert raised.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
