@@ -210,11 +210,13 @@ class FakeUpstream:
         words = how.content.split(" ")
         if not (isinstance(body, dict) and body.get("stream")):
             legacy = request.path == "/v1/completions"
+            count = _choice_count(body, legacy)
             payload = json.dumps({"id": "fake-1",
                 "object": "text_completion" if legacy else "chat.completion", "created": CREATED,
-                "model": body.get("model"), "choices": [_choice(legacy, how.content, "stop")],
-                "usage": {"prompt_tokens": 3,
-                "completion_tokens": len(words), "total_tokens": 3 + len(words)}}).encode()
+                "model": body.get("model"),
+                "choices": [_choice(legacy, how.content, "stop", i) for i in range(count)],
+                "usage": {"prompt_tokens": 3, "completion_tokens": count * len(words),
+                          "total_tokens": 3 + count * len(words)}}).encode()
             response = web.StreamResponse(headers={"Content-Type": "application/json"})
             if how.content_length:
                 response.content_length = len(payload)
@@ -242,6 +244,7 @@ class FakeUpstream:
         # Legacy completions stream `text_completion` objects whose choices carry `text`.
         legacy = request.path == "/v1/completions"
         kind = "text_completion" if legacy else "chat.completion.chunk"
+        count = _choice_count(body, legacy)
         if how.sse_extras:
             await response.write(b": ping\n\nevent: meta\nid: 7\ndata: {\"note\": \"hi\"}\n\n")
         options = body.get("stream_options") or {}
@@ -260,24 +263,26 @@ class FakeUpstream:
             if i == how.end_after_chunks:
                 await response.write_eof()
                 return response
-            chunk = {"id": "fake-1", "object": kind, "created": CREATED,
-                     "model": body.get("model"),
-                     "choices": [_chunk_choice(legacy, word if i == 0 else " " + word, None)],
-                     **usage_field}
-            await response.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+            for index in range(count):  # as OpenAI: one choice a chunk, the choices in turn
+                chunk = {"id": "fake-1", "object": kind, "created": CREATED,
+                         "model": body.get("model"), "choices": [
+                             _chunk_choice(legacy, word if i == 0 else " " + word, None, index)],
+                         **usage_field}
+                await response.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
             if i == 0 and how.gate is not None:
                 await how.gate.wait()
             if how.chunk_delay:
                 await asyncio.sleep(how.chunk_delay)
-        final = {"id": "fake-1", "object": kind, "created": CREATED,
-                 "model": body.get("model"), "choices": [_chunk_choice(legacy, "", "stop")],
-                 **usage_field}
-        await response.write(b"data: " + json.dumps(final).encode() + b"\n\n")
+        for index in range(count):
+            final = {"id": "fake-1", "object": kind, "created": CREATED,
+                     "model": body.get("model"),
+                     "choices": [_chunk_choice(legacy, "", "stop", index)], **usage_field}
+            await response.write(b"data: " + json.dumps(final).encode() + b"\n\n")
         if options.get("include_usage"):
             usage = {"id": "fake-1", "object": kind, "created": CREATED,
                      "model": body.get("model"), "choices": [],
-                     "usage": {"prompt_tokens": 3, "completion_tokens": len(words),
-                               "total_tokens": 3 + len(words)}}
+                     "usage": {"prompt_tokens": 3, "completion_tokens": count * len(words),
+                               "total_tokens": 3 + count * len(words)}}
             await response.write(b"data: " + json.dumps(usage).encode() + b"\n\n")
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
@@ -504,17 +509,28 @@ def _reset(request: web.Request) -> None:
     transport.abort()
 
 
-def _choice(legacy: bool, text: str, finish: str | None) -> dict[str, Any]:
+def _choice_count(body: dict[str, Any], legacy: bool) -> int:
+    """How many choices OpenAI answers: `n` (1 unless given), for each prompt of a legacy
+    completion given a list of them (a list of token ids is one prompt), indexed in turn."""
+    n = body.get("n")
+    each = n if isinstance(n, int) and not isinstance(n, bool) and n > 0 else 1
+    prompt = body.get("prompt") if legacy else None
+    if isinstance(prompt, list) and prompt and not isinstance(prompt[0], int):
+        return each * len(prompt)
+    return each
+
+
+def _choice(legacy: bool, text: str, finish: str | None, index: int = 0) -> dict[str, Any]:
     """A whole answer's choice: a legacy completion's `text`, or a chat `message`."""
     if legacy:
-        return {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
-    return {"index": 0, "message": {"role": "assistant", "content": text}, "logprobs": None,
-            "finish_reason": finish}
+        return {"index": index, "text": text, "logprobs": None, "finish_reason": finish}
+    return {"index": index, "message": {"role": "assistant", "content": text},
+            "logprobs": None, "finish_reason": finish}
 
 
-def _chunk_choice(legacy: bool, text: str, finish: str | None) -> dict[str, Any]:
+def _chunk_choice(legacy: bool, text: str, finish: str | None, index: int = 0) -> dict[str, Any]:
     """A streamed chunk's choice: a legacy completion's `text`, or a chat `delta`."""
     if legacy:
-        return {"index": 0, "text": text, "logprobs": None, "finish_reason": finish}
-    return {"index": 0, "delta": {"content": text} if text else {}, "logprobs": None,
+        return {"index": index, "text": text, "logprobs": None, "finish_reason": finish}
+    return {"index": index, "delta": {"content": text} if text else {}, "logprobs": None,
             "finish_reason": finish}

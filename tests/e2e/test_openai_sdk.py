@@ -83,3 +83,27 @@ async def test_sdk_retrieves_one_group_or_model_by_id(gateway: Gateway):
     assert group.model_extra is not None and group.model_extra["hx_models"] == ["alpha", "beta"]
     assert model.id == "alpha"
     assert raised.value.code == "model_not_found"
+
+
+async def test_sdk_gets_every_choice_that_n_asks_for_plain_and_streamed(gateway: Gateway):
+    async with _client(gateway) as client:
+        reply = await client.chat.completions.create(
+            model="chat", messages=[{"role": "user", "content": "hi"}], n=2)
+        stream = await client.chat.completions.create(
+            model="chat", messages=[{"role": "user", "content": "hi"}], n=2, stream=True)
+        texts: dict[int, str] = {}
+        finished = []
+        async for chunk in stream:
+            for choice in chunk.choices:
+                texts[choice.index] = texts.get(choice.index, "") + (choice.delta.content or "")
+                if choice.finish_reason:
+                    finished.append(choice.index)
+    assert [choice.index for choice in reply.choices] == [0, 1]
+    assert texts == {0: "Hello there from the fake upstream", 1: "Hello there from the fake upstream"}
+    assert sorted(finished) == [0, 1]
+
+
+async def test_sdk_gets_n_completions_for_each_prompt_of_a_list(gateway: Gateway):
+    async with _client(gateway) as client:
+        reply = await client.completions.create(model="chat", prompt=["a", "b"], n=2)
+    assert [choice.index for choice in reply.choices] == [0, 1, 2, 3]
