@@ -119,6 +119,18 @@ async def test_tokens_are_counted_through_the_gateway(gateway: Gateway):
     assert counted.input_tokens >= 11
 
 
+async def test_counting_tokens_with_every_model_rate_limited_gets_the_shortest_wait(
+    gateway: Gateway, fake: FakeUpstream
+):
+    fake.behave("m-alpha", status=429, retry_after="7")
+    fake.behave("m-beta", status=429, retry_after="3")
+    async with _sdk(gateway) as sdk:
+        with pytest.raises(anthropic.RateLimitError) as raised:
+            await sdk.messages.count_tokens(model="chat", messages=HI)
+    assert raised.value.response.headers["retry-after"] == "3"
+    assert raised.value.body["error"]["type"] == "rate_limit_error"  # type: ignore[index]
+
+
 async def test_the_key_may_come_as_x_api_key_and_a_wrong_one_is_an_authentication_error(
     gateway: Gateway, client: aiohttp.ClientSession
 ):
