@@ -1,6 +1,6 @@
 """OpenAI's Files and Batches APIs as the fake upstream serves them, answering as
 api.openai.com does: `file` and `batch` objects, lists newest first with `first_id`, `last_id`
-and `has_more` (paged by `after` and `limit`; files also by `order`), a file's bytes as
+and `has_more` (paged by `after` and `limit`; files also by `order` and `purpose`), a file's bytes as
 `application/octet-stream`, and 404 `No such File object` for ids it does not hold.
 
 Each upstream holds its own files and batches, as a real one does: an id sent to
@@ -98,7 +98,10 @@ class FileStore:
 
     def list_files(self, request: web.Request) -> web.Response:
         newest_first = request.query.get("order", "desc") != "asc"
-        return self._page(list(self.files.values()), request, 10_000, newest_first)
+        files = list(self.files.values())
+        if "purpose" in request.query:  # as OpenAI's list: only the files of that purpose
+            files = [held for held in files if held["purpose"] == request.query["purpose"]]
+        return self._page(files, request, 10_000, newest_first)
 
     def retrieve_file(self, ident: str) -> web.Response:
         found = self.files.get(ident)

@@ -148,6 +148,14 @@ async def test_a_list_pages_after_a_bound_id(gateway: Gateway, fake: FakeUpstrea
     assert rest.data[0].id not in {f.id for f in first.data}
 
 
+async def test_files_listed_by_purpose_are_only_those_of_that_purpose(gateway: Gateway):
+    async with _sdk(gateway) as sdk:
+        batch = await sdk.files.create(file=("input.jsonl", LINES), purpose="batch")
+        await sdk.files.create(file=("notes.txt", b"notes"), purpose="user_data")
+        listed = [made.id async for made in sdk.files.list(purpose="batch")]
+    assert listed == [batch.id]
+
+
 async def test_an_id_the_gateway_did_not_make_is_not_found_before_any_upstream(
     gateway: Gateway, client: aiohttp.ClientSession
 ):
