@@ -21,6 +21,7 @@ from aiohttp import web
 
 from hxgw import __version__
 from hxgw.config import Config
+from hxgw.config.changes import changes
 from hxgw.config.warnings import log_restart_only_changes, warn_at_start
 from hxgw.errors import ConfigError
 from hxgw.keys.guard import is_within
@@ -209,16 +210,18 @@ class Daemon:
             self.notifier.ready(self._status())
             return False
         log_restart_only_changes(self.started_with, config, self.runtime.listening)
+        changed = changes(current.config, config)
         if self.ssl_context is not None and config.tls is not None:
             reread_certificate(self.ssl_context, config.tls)
         self._adopt(snapshot)
         generation = snapshot.generation
-        self._record_reload("ok", f"generation {generation}")
+        self._record_reload("ok", f"generation {generation}, {changed.summary()}")
         log.info(
             "config reloaded",
             generation=generation,
             models=len(config.models),
             groups=len(config.routing.groups),
+            **(changed.fields or {"changed": "none"}),
         )
         self.notifier.ready(self._status())
         return True

@@ -111,7 +111,9 @@ def judge_reload(asked: list[Worker], done: bool) -> tuple[str, bool]:
         return f"last reload: {refused[0]}", False
     if done:
         log.info("workers reloaded", workers=len(took))
-        return "last reload: ok", True
+        # Worker 0's words (`ok: generation 3, changed routing.yaml`): what changed is the
+        # same for all of them, and the operator wants to see it in `systemctl status`.
+        return f"last reload: {took[0].status.partition('last reload: ')[2] or 'ok'}", True
     log.error("not every worker confirmed its reload", workers=len(asked))
     return "last reload: incomplete", bool(took)
 

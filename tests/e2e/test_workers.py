@@ -64,7 +64,7 @@ async def test_the_status_says_the_config_generation_and_models_the_workers_serv
                    timeout=10)
     reloaded = [m["STATUS"] for m in notify.messages if "last reload" in m.get("STATUS", "")]
     assert "; config generation 2; " in reloaded[0]
-    assert " models in 1 groups; last reload: ok" in reloaded[0]
+    assert " models in 1 groups; last reload: ok: generation 2, changed routing.yaml" in reloaded[0]
 
 
 async def test_requests_are_served_by_both_workers(

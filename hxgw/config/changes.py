@@ -1,0 +1,100 @@
+"""What a reload changed, for the operator who sent it: the models, groups, upstreams and
+keys added, removed or changed (by name), and the other settings changed (by their place in
+the files). Names only: a key's or an upstream's secret is compared, never said."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+
+from hxgw.config.gateway import GATEWAY
+from hxgw.config.routing_settings import REGISTRY, ROUTING
+from hxgw.config.schema import Config
+
+_Read = Callable[[Config], object]
+
+# The settings outside the named things, each as the files spell its place, with its file.
+_SETTINGS: tuple[tuple[str, str, _Read], ...] = (
+    ("listen", GATEWAY, lambda c: c.listen),
+    ("timeouts", GATEWAY, lambda c: c.timeouts),
+    ("limits", GATEWAY, lambda c: c.limits),
+    ("limits_store", GATEWAY, lambda c: c.limits_store),
+    ("auth", GATEWAY, lambda c: c.bad_keys),
+    ("tls", GATEWAY, lambda c: c.tls),
+    ("logging", GATEWAY, lambda c: c.logging),
+    ("readiness", GATEWAY, lambda c: c.readiness),
+    ("metrics", GATEWAY, lambda c: c.metrics),
+    ("cors", GATEWAY, lambda c: c.cors_origins),
+    ("store", GATEWAY, lambda c: c.store),
+    ("workers", GATEWAY, lambda c: c.workers),
+    ("shutdown", GATEWAY, lambda c: c.drain_timeout),
+    ("routing.strategy", ROUTING, lambda c: c.routing.strategy),
+    ("routing.default_group", ROUTING, lambda c: c.routing.default_group),
+    ("routing.failover_order", ROUTING, lambda c: c.routing.failover_order),
+    ("routing.health", ROUTING, lambda c: _health(c)[0]),
+    ("routing.circuit_breaker", ROUTING, lambda c: _health(c)[1]),
+    ("routing.scoring", ROUTING, lambda c: c.routing.scoring),
+    ("routing.classifier", ROUTING, lambda c: c.routing.classifier),
+)
+
+
+def _health(config: Config) -> tuple[tuple[float, ...], tuple[float, ...]]:
+    h = config.routing.health
+    return (
+        (h.ewma_alpha, h.error_window, h.stall_floor, h.stall_factor),
+        (h.breaker_failures, h.breaker_cooldown, h.breaker_max_cooldown),
+    )
+
+
+@dataclass(slots=True)
+class Changes:
+    fields: dict[str, str] = field(default_factory=dict)
+    """For the log line: `models_removed=llm02`, `settings_changed=timeouts,cors`, ..."""
+    files: list[str] = field(default_factory=list)
+    """The files whose content the changes came from, in the order the operator reads them."""
+
+    def summary(self) -> str:
+        """For STATUS= and /status: short whatever the change."""
+        return f"changed {', '.join(self.files)}" if self.files else "nothing changed"
+
+
+def changes(old: Config, new: Config) -> Changes:
+    found = Changes()
+    keys_file = _keys_file(new) or _keys_file(old) or "the keys file"
+    named: tuple[tuple[str, str, Mapping[str, object], Mapping[str, object]], ...] = (
+        ("upstreams", GATEWAY, old.upstreams, new.upstreams),
+        ("models", REGISTRY, old.models, new.models),
+        ("groups", ROUTING, old.routing.groups, new.routing.groups),
+        ("keys", keys_file, {k.name: k for k in old.keys}, {k.name: k for k in new.keys}),
+    )
+    for kind, file, before, after in named:
+        for what, names in _differences(before, after).items():
+            if names:
+                found.fields[f"{kind}_{what}"] = ",".join(names)
+                _note(found.files, file)
+    settings = [(place, file) for place, file, read in _SETTINGS if read(old) != read(new)]
+    if settings:
+        found.fields["settings_changed"] = ",".join(place for place, _ in settings)
+        for _, file in settings:
+            _note(found.files, file)
+    order = (GATEWAY, ROUTING, REGISTRY)
+    found.files.sort(key=lambda f: order.index(f) if f in order else len(order))
+    return found
+
+
+def _differences(before: Mapping[str, object], after: Mapping[str, object]) -> dict[str, list[str]]:
+    return {
+        "added": [name for name in after if name not in before],
+        "removed": [name for name in before if name not in after],
+        "changed": [name for name in after if name in before and before[name] != after[name]],
+    }
+
+
+def _note(files: list[str], file: str) -> None:
+    if file not in files:
+        files.append(file)
+
+
+def _keys_file(config: Config) -> str | None:
+    extra = [f.name for f in config.files if f.name not in (GATEWAY, ROUTING, REGISTRY)]
+    return extra[0] if extra else None

@@ -1,0 +1,49 @@
+"""What a reload says it changed: names and places, never a secret."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+from hxgw.config import load_config
+from hxgw.config.changes import changes
+from tests.fixtures import new_key, write_config
+
+KEYS = {"keys": [{"name": "app", "key": "sk-app-secret-123456"}]}
+
+
+def _load(tmp_path: Path, name: str, **config: object):
+    config_dir = write_config(tmp_path / name, "http://127.0.0.1:1", **config)  # type: ignore[arg-type]
+    keys = config_dir / "keys.yaml"
+    keys.write_text(yaml.safe_dump(KEYS if name == "old" else {"keys": [
+        {"name": "app", "key": "sk-app-other-654321"}, {"name": "ci", "key": "sk-ci-12345678"}]}))
+    keys.chmod(0o600)
+    return load_config(config_dir, {"MASTER_KEY": "sk-master-1234567"})
+
+
+def test_the_same_files_change_nothing(tmp_path: Path):
+    config = _load(tmp_path, "old")
+    found = changes(config, config)
+    assert found.fields == {} and found.summary() == "nothing changed"
+
+
+def test_settings_are_named_by_their_place_and_keys_by_name_only(tmp_path: Path):
+    auth = {"keys_file": "keys.yaml"}
+    old = _load(tmp_path, "old", gateway={"auth": auth})
+    new = _load(tmp_path, "new", gateway={"auth": auth, "cors": {"allow_origins": []},
+                                          "timeouts": {"connect": 1, "total": 30}})
+    found = changes(old, new)
+    assert found.fields["settings_changed"] == "timeouts,cors"
+    assert found.fields["keys_added"] == "ci" and found.fields["keys_changed"] == "app"
+    assert found.summary() == "changed gateway.yaml, keys.yaml"
+    assert "secret" not in repr(found) and "other" not in repr(found)
+
+
+def test_an_upstream_given_another_key_is_named_without_its_key(tmp_path: Path):
+    master = new_key()
+    old = load_config(write_config(tmp_path / "a", "http://127.0.0.1:1"),
+                      {"MASTER_KEY": master, "HX_UPSTREAM_KEY": "sk-up-one-1234"})
+    new = load_config(write_config(tmp_path / "b", "http://127.0.0.1:1"),
+                      {"MASTER_KEY": master, "HX_UPSTREAM_KEY": "sk-up-two-1234"})
+    assert changes(old, new).fields == {"upstreams_changed": "default"}
