@@ -59,11 +59,20 @@ def _log_listen_change(listening: str, new: Config) -> None:
         )
 
 
-def warn_if_world_readable(config: Config) -> None:
-    """Once, at start: each file holding a secret that every user can read, with the
-    command that fixes it."""
-    for path in readable_secrets(config, os.environ.get("HX_ENV_FILE")):
-        log.warning("a file with secrets is readable by every user", path=str(path), fix=fix(path))
+def warn_if_world_readable(config: Config, told: set[Path] | None = None) -> None:
+    """Each file holding a secret that every user can read, with the command that fixes
+    it: at start, and at each reload for a file not told of already (`told`, which this
+    keeps): a keys file a reload adds is as exposed as one read at start, and one told of
+    at every reload would be noise. A file fixed and loosened again is told of again."""
+    readable = readable_secrets(config, os.environ.get("HX_ENV_FILE"))
+    for path in readable:
+        if told is None or path not in told:
+            log.warning(
+                "a file with secrets is readable by every user", path=str(path), fix=fix(path)
+            )
+    if told is not None:
+        told.clear()
+        told.update(readable)
 
 
 def readable_secrets(config: Config, env_file: str | None) -> list[Path]:
@@ -110,9 +119,9 @@ def slow_stop(config: Config) -> str | None:
     )
 
 
-def warn_at_start(config: Config) -> None:
+def warn_at_start(config: Config, told: set[Path] | None = None) -> None:
     """What the operator should hear once, when the daemon starts."""
-    warn_if_world_readable(config)
+    warn_if_world_readable(config, told)
     note_unpriced_models(config)
     if warning := slow_stop(config):
         log.warning(warning)

@@ -15,6 +15,7 @@ import socket
 import ssl
 import time
 from collections.abc import Callable, Mapping
+from pathlib import Path
 
 import structlog
 from aiohttp import web
@@ -22,7 +23,7 @@ from aiohttp import web
 from hxgw import __version__
 from hxgw.config import Config
 from hxgw.config.changes import changes
-from hxgw.config.warnings import log_restart_only_changes, warn_at_start
+from hxgw.config.warnings import log_restart_only_changes, warn_at_start, warn_if_world_readable
 from hxgw.errors import ConfigError
 from hxgw.keys.guard import is_within
 from hxgw.lifecycle import stores
@@ -63,6 +64,8 @@ class Daemon:
         self.listen_fd = listen_fd
         self.descriptors = 0
         self.seeds: Seeds | None = None
+        self.readable: set[Path] = set()
+        """The files with secrets every user can read that the log has named."""
         """The descriptors this process may open, read at start."""
         self.holder = SnapshotHolder(config)
         self.notifier = Notifier()
@@ -81,7 +84,7 @@ class Daemon:
 
     async def run(self) -> int:
         config = self.holder.config
-        warn_at_start(config)
+        warn_at_start(config, self.readable)
         self.descriptors = raise_descriptor_limit()
         client = UpstreamClient()
         self.seeds = stores.open_stores(self.runtime, config, self.env)
@@ -210,6 +213,7 @@ class Daemon:
             self.notifier.ready(self._status())
             return False
         log_restart_only_changes(self.started_with, config, self.runtime.listening)
+        warn_if_world_readable(config, self.readable)
         changed = changes(current.config, config)
         if self.ssl_context is not None and config.tls is not None:
             reread_certificate(self.ssl_context, config.tls)

@@ -41,3 +41,22 @@ async def test_a_reload_of_unchanged_files_says_nothing_changed(
     line = next(x for x in gateway.logs().splitlines() if "config reloaded" in x)
     assert "changed=none" in line
     await wait_for(lambda: any("nothing changed" in m.get("STATUS", "") for m in notify.drain()))
+
+
+async def test_a_keys_file_every_user_can_read_added_by_a_reload_is_warned_of_once(
+    start_gateway: StartGateway,
+):
+    gateway = await start_gateway()
+    keys = gateway.config_dir / "keys.yaml"
+    keys.write_text(yaml.safe_dump({"keys": [{"name": "app", "key": "sk-app-123456789"}]}))
+    keys.chmod(0o644)
+    doc = yaml.safe_load((gateway.config_dir / "gateway.yaml").read_text())
+    doc["auth"] = {"keys_file": "keys.yaml"}
+    (gateway.config_dir / "gateway.yaml").write_text(yaml.safe_dump(doc))
+    for generation in (2, 3):
+        gateway.signal(signal.SIGHUP)
+        said = f"config reloaded generation={generation}"
+        await wait_for(lambda said=said: said in gateway.logs())
+    warnings = [x for x in gateway.logs().splitlines() if "readable by every user" in x]
+    assert len(warnings) == 1
+    assert f"fix=\"chmod o-rwx {keys}\"" in warnings[0]
