@@ -98,3 +98,15 @@ def _note(files: list[str], file: str) -> None:
 def _keys_file(config: Config) -> str | None:
     extra = [f.name for f in config.files if f.name not in (GATEWAY, ROUTING, REGISTRY)]
     return extra[0] if extra else None
+
+
+def repointed(old: Config, new: Config) -> list[str]:
+    """The models both configs have that the new one sends elsewhere: to another model
+    id upstream, or another upstream URL."""
+
+    def target(config: Config, name: str) -> tuple[str, str]:
+        model = config.models[name]
+        return model.upstream_model, config.upstreams[model.upstream].url
+
+    both = [name for name in new.models if name in old.models]
+    return [name for name in both if target(old, name) != target(new, name)]

@@ -22,7 +22,7 @@ from aiohttp import web
 
 from hxgw import __version__
 from hxgw.config import Config
-from hxgw.config.changes import changes
+from hxgw.config.changes import changes, repointed
 from hxgw.config.warnings import log_restart_only_changes, warn_at_start, warn_if_world_readable
 from hxgw.errors import ConfigError
 from hxgw.keys.guard import is_within
@@ -232,9 +232,10 @@ class Daemon:
 
     def _adopt(self, snapshot: GatewayState) -> None:
         """Make `snapshot` the one new requests start on. The routing memory (health,
-        breakers) is the process's: it is carried over for the models that still exist."""
-        config = snapshot.config
-        self.runtime.memory.health.configure(config.routing.health, config.models)
+        breakers) is the process's: it is carried over for the models that still exist
+        and still go where they went."""
+        config, moved = snapshot.config, repointed(self.holder.config, snapshot.config)
+        self.runtime.memory.health.configure(config.routing.health, config.models, moved)
         size_gates(self.runtime.gates, config, self.descriptors)
         self.runtime.metrics.generation.set(snapshot.generation)
         self.holder.swap(snapshot)

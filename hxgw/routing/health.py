@@ -219,9 +219,13 @@ class HealthBook(dict[str, ModelHealth]):
         health = self[name] = ModelHealth(name=name, settings=self.settings)
         return health
 
-    def configure(self, settings: HealthSettings, names: Iterable[str]) -> None:
-        """After a reload: new settings for everyone, forget models that are gone."""
-        keep = set(names)
+    def configure(
+        self, settings: HealthSettings, names: Iterable[str], forget: Iterable[str] = ()
+    ) -> None:
+        """After a reload: new settings for everyone, forget models that are gone and
+        those in `forget` (sent elsewhere now: what their old target did says nothing of
+        the new one, and an operator re-points a model to mend it)."""
+        keep = set(names) - set(forget)
         self.settings = settings
         for name in [n for n in self if n not in keep]:
             del self[name]

@@ -9,7 +9,8 @@ import aiohttp
 import yaml
 
 from tests.conftest import StartGateway
-from tests.fixtures import DEFAULT_MODELS, NotifySocket, wait_for
+from tests.fake_upstream import FakeUpstream
+from tests.fixtures import DEFAULT_MODELS, Gateway, NotifySocket, wait_for
 
 
 async def test_a_reload_says_what_it_changed_in_the_log_status_and_status_page(
@@ -60,3 +61,29 @@ async def test_a_keys_file_every_user_can_read_added_by_a_reload_is_warned_of_on
     warnings = [x for x in gateway.logs().splitlines() if "readable by every user" in x]
     assert len(warnings) == 1
     assert f"fix=\"chmod o-rwx {keys}\"" in warnings[0]
+
+
+async def test_a_model_a_reload_points_elsewhere_starts_with_a_closed_circuit(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    routing = {"routing": {"strategy": "failover", "default_group": "chat",
+                           "circuit_breaker": {"failures": 1, "cooldown": 300},
+                           "groups": {"chat": ["alpha", "beta"]}}}
+    gateway = await start_gateway(routing=routing)
+    fake.behave("m-alpha", status=503)  # the model id the upstream no longer serves
+    assert await _served_by(gateway, client) == "beta"  # alpha's circuit opens
+    models = [dict(m, upstream_model="m-alpha-2") if m["name"] == "alpha" else m
+              for m in DEFAULT_MODELS]
+    (gateway.config_dir / "model_registry.yaml").write_text(yaml.safe_dump({"models": models}))
+    gateway.signal(signal.SIGHUP)
+    await wait_for(lambda: "config reloaded" in gateway.logs())
+    assert await _served_by(gateway, client) == "alpha"
+    assert "m-alpha-2" in fake.seen_models()
+
+
+async def _served_by(gateway: Gateway, client: aiohttp.ClientSession) -> str:
+    async with client.post(gateway.url + "/v1/chat/completions", headers=gateway.auth,
+                           json={"messages": [{"role": "user", "content": "hi"}]}) as resp:
+        assert resp.status == 200
+        await resp.read()
+        return resp.headers["X-HX-Model"]
