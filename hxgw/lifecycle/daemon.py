@@ -188,7 +188,9 @@ class Daemon:
         current = self.holder.current
         self.notifier.reloading(f"reloading config (generation {current.generation})")
         try:
-            loaded = await stores.reload_serving(self.config_dir, self.env, self.runtime)
+            loaded = await stores.reload_serving(
+                self.config_dir, self.env, self.runtime, current.config
+            )
             config = self.override.apply(loaded)
             snapshot = build_state(config, current.client, current.generation + 1, self.runtime)
             await stores.reloaded(self.runtime, self.seeds, config)
@@ -232,8 +234,7 @@ class Daemon:
 
     def _adopt(self, snapshot: GatewayState) -> None:
         """Make `snapshot` the one new requests start on. The routing memory (health,
-        breakers) is the process's: it is carried over for the models that still exist
-        and still go where they went."""
+        breakers) is the process's: kept for the models still there, going where they went."""
         config, moved = snapshot.config, repointed(self.holder.config, snapshot.config)
         self.runtime.memory.health.configure(config.routing.health, config.models, moved)
         size_gates(self.runtime.gates, config, self.descriptors)

@@ -13,7 +13,7 @@ from pathlib import Path
 import structlog
 
 from hxgw.config import Config, StoreSettings, load_config
-from hxgw.config.gateway import LEDGER_CLOSE_TIMEOUT
+from hxgw.config.gateway import GATEWAY, LEDGER_CLOSE_TIMEOUT
 from hxgw.errors import ConfigError
 from hxgw.keys import limits_where, open_limiter
 from hxgw.keys.book import StoredKeys
@@ -38,17 +38,29 @@ RELOAD_READ_TIMEOUT = 25.0
 waits for its workers' answers (30 s), so that a worker says why rather than nothing."""
 
 
-async def reload_serving(config_dir: str, env: Mapping[str, str], runtime: Runtime) -> Config:
+async def reload_serving(
+    config_dir: str, env: Mapping[str, str], runtime: Runtime, running: Config
+) -> Config:
     """`load_serving` for a reload, which a file that never answers (a FIFO, a hung
     network mount) must not hold up for ever: ConfigError past RELOAD_READ_TIMEOUT."""
     try:
         read = aside(load_serving, config_dir, env, runtime)
-        return await asyncio.wait_for(read, RELOAD_READ_TIMEOUT)
+        config = await asyncio.wait_for(read, RELOAD_READ_TIMEOUT)
     except TimeoutError:
         raise ConfigError(
             f"the config files were not read within {RELOAD_READ_TIMEOUT:g}s: is one of "
             "them a file that never answers (a FIFO, a hung network mount)?"
         ) from None
+    gone = {f.name for f in running.files} - {f.name for f in config.files}
+    if GATEWAY in gone:
+        # gateway.yaml may be left out at start, but one that vanishes under a running
+        # gateway (a move, a deploy half done) would put every setting back to its
+        # default, the upstream's URL included: almost never what the reload meant.
+        raise ConfigError(
+            f"{GATEWAY}: file not found in {config_dir}, though the running config was "
+            f"read from it: put it back (an empty {GATEWAY} serves every default)"
+        )
+    return config
 
 
 def load_serving(config_dir: str, env: Mapping[str, str], runtime: Runtime | None = None) -> Config:

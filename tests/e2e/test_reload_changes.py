@@ -87,3 +87,15 @@ async def _served_by(gateway: Gateway, client: aiohttp.ClientSession) -> str:
         assert resp.status == 200
         await resp.read()
         return resp.headers["X-HX-Model"]
+
+
+async def test_a_reload_after_gateway_yaml_vanished_is_refused_and_the_upstream_kept(
+    start_gateway: StartGateway, client: aiohttp.ClientSession
+):
+    gateway = await start_gateway()
+    (gateway.config_dir / "gateway.yaml").unlink()
+    gateway.signal(signal.SIGHUP)
+    await wait_for(lambda: "config reload rejected" in gateway.logs())
+    assert "gateway.yaml: file not found in" in gateway.logs()
+    assert "put it back (an empty gateway.yaml serves every default)" in gateway.logs()
+    assert await _served_by(gateway, client) == "alpha"
