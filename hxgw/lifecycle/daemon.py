@@ -1,16 +1,13 @@
 """The running daemon: listen, tell systemd, reload on SIGHUP, drain on SIGTERM.
 
 Signal handlers only record the signal and wake the main loop, which does the
-work (as gunicorn's arbiter and uvicorn do): a burst of HUPs collapses into
-one reload, and nothing runs inside a signal handler but setting an event.
+work (hxgw.lifecycle.signals).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import os
-import signal
 import socket
 import ssl
 import time
@@ -33,7 +30,8 @@ from hxgw.lifecycle.drain import drain
 from hxgw.lifecycle.notify import Notifier
 from hxgw.lifecycle.override import ListenOverride, log_cannot_listen
 from hxgw.lifecycle.seeds import Seeds
-from hxgw.lifecycle.start_signals import GENERATION, STOP_NOW, EarlyReload, daemon_started
+from hxgw.lifecycle.signals import DaemonSignals
+from hxgw.lifecycle.start_signals import GENERATION, EarlyReload, daemon_started
 from hxgw.lifecycle.status_words import daemon_status
 from hxgw.observe import AccessLog
 from hxgw.observe.workers import WORKER, WorkerFigures
@@ -63,14 +61,13 @@ class Daemon:
         self.early, self.started_with = early, config
         self.listen_fd = listen_fd
         self.descriptors = 0
+        """The descriptors this process may open, read at start."""
         self.seeds: Seeds | None = None
         self.readable: set[Path] = set()
         """The files with secrets every user can read that the log has named."""
-        """The descriptors this process may open, read at start."""
         self.holder = SnapshotHolder(config)
         self.notifier = Notifier()
-        self.reload_requested, self.stop_requested = asyncio.Event(), asyncio.Event()
-        self.stop_now = asyncio.Event()  # a second stop signal: cut the drain short
+        self.signals = DaemonSignals()
         self.runner: web.ServerRunner | None = None
         self.server: GatewayServer | None = None
         self.ssl_context: ssl.SSLContext | None = None
@@ -130,7 +127,7 @@ class Daemon:
             await stores.close_stores(self.runtime)
             return 1
         self.runtime.listening = f"{config.listen.host}:{config.listen.port}"
-        self._install_signals()
+        self.signals.install(self.early, worker=self.listen_fd is not None)
         log.info(
             "listening",
             host=config.listen.host,
@@ -162,7 +159,7 @@ class Daemon:
             self.inflight,
             self.notifier,
             seconds=self.holder.config.drain_timeout,
-            now=self.stop_now,
+            now=self.signals.stop_now,
         )
         for task in beside:
             task.cancel()
@@ -175,12 +172,13 @@ class Daemon:
         return 0
 
     async def _main_loop(self) -> None:
-        while not self.stop_requested.is_set():
-            await first(self.reload_requested.wait(), self.stop_requested.wait())
-            if self.reload_requested.is_set() and not self.stop_requested.is_set():
-                self.reload_requested.clear()
+        asked = self.signals
+        while not asked.stop.is_set():
+            await first(asked.reload.wait(), asked.stop.wait())
+            if asked.reload.is_set() and not asked.stop.is_set():
+                asked.reload.clear()
                 # A stop does not wait behind a reload stuck reading a file.
-                await first(self.reload(), self.stop_requested.wait())
+                await first(self.reload(), asked.stop.wait())
 
     async def reload(self) -> bool:
         """Load, validate and build the new snapshot aside, then swap it in; whatever
@@ -249,31 +247,6 @@ class Daemon:
     def _record_reload(self, result: str, message: str) -> None:
         self.runtime.last_reload = ReloadRecord(result=result, message=message, at=time.time())
         self.runtime.metrics.reloads.labels(result).inc()
-
-    def _install_signals(self) -> None:
-        loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGHUP, self.reload_requested.set)
-        if self.early is not None and self.early.requested:
-            self.reload_requested.set()  # asked for while starting
-        if self.listen_fd is None:
-            for sig in (signal.SIGTERM, signal.SIGINT):
-                loop.add_signal_handler(sig, self._on_stop_signal, sig)
-            return
-        # A signal to the whole process group (Ctrl-C, `kill -- -PGID`) reaches a worker
-        # and its supervisor, which passes it on: the supervisor decides. A SIGTERM only
-        # starts the drain, and the supervisor says when to cut it short (STOP_NOW).
-        signal.signal(signal.SIGINT, signal.SIG_IGN)
-        loop.add_signal_handler(signal.SIGTERM, self.stop_requested.set)
-        loop.add_signal_handler(STOP_NOW, self._on_stop_signal, STOP_NOW)
-
-    def _on_stop_signal(self, sig: signal.Signals) -> None:
-        if self.stop_now.is_set():
-            log.warning("third stop signal: exiting at once", signal=sig.name)
-            os._exit(1)
-        if self.stop_requested.is_set():  # what is in flight is cut now, with its records
-            log.warning("second stop signal: ending the drain now", signal=sig.name)
-            self.stop_now.set()
-        self.stop_requested.set()
 
     async def _tick_rate(self) -> None:
         """The request rate's once-a-second look at the clock (see RequestRate), and a
