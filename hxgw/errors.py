@@ -22,6 +22,8 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     if len(word) > 2 * max(map(len, names), default=0):
         return ""
     close = difflib.get_close_matches(word, names, n=1, cutoff=0.75)
+    if not close:  # two letters swapped in a short name (rmp): too unlike for the ratio
+        close = [name for name in names if len(name) > 2 and sorted(name) == sorted(word)]
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 

@@ -46,3 +46,13 @@ def test_an_anthropic_error_names_anthropics_type_for_its_status(status: int, ki
     body = json.loads(errors.anthropic_error(status, "why", "req_1"))
     assert body == {"type": "error", "error": {"type": kind, "message": "why"},
                     "request_id": "req_1"}
+
+
+@pytest.mark.parametrize(("word", "hint"), [
+    ("rmp", " (did you mean 'rpm'?)"),  # two letters swapped: too unlike by ratio alone
+    ("tmp", " (did you mean 'tpm'?)"),
+    ("budgte", " (did you mean 'budget'?)"),
+    ("xyz", ""),
+])
+def test_did_you_mean_names_the_key_a_typo_meant(word: str, hint: str):
+    assert errors.did_you_mean(word, ["rpm", "tpm", "budget", "groups"]) == hint
