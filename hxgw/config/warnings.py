@@ -37,7 +37,15 @@ def log_restart_only_changes(started: Config, new: Config, listening: str) -> No
         log.warning("store settings changed; they take effect on restart")
     # logging.access_log is read per request: only the level and format wait.
     if replace(started.logging, access_log=new.logging.access_log) != new.logging:
-        log.warning("logging.level or logging.format changed; it takes effect on restart")
+        log.warning(
+            "logging.level or logging.format changed; it takes effect on restart",
+            in_use=_logging(started),
+            configured=_logging(new),
+        )
+
+
+def _logging(config: Config) -> str:
+    return f"level:{config.logging.level},format:{config.logging.format}"
 
 
 def log_supervisor_restart_changes(started: Config, fresh: Config, count: int | None) -> None:

@@ -101,6 +101,8 @@ def test_a_restart_only_setting_is_warned_of_on_every_reload_until_the_restart(t
         log_restart_only_changes(started, started, "0.0.0.0:4010")  # put back: nothing
     assert [e["event"] for e in logs] == [
         "logging.level or logging.format changed; it takes effect on restart"] * 2
+    assert (logs[0]["in_use"], logs[0]["configured"]) == ("level:info,format:kv",
+                                                          "level:debug,format:kv")
 
 
 def test_the_store_settings_wait_for_a_restart_and_the_access_log_does_not(tmp_path: Path):
