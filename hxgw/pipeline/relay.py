@@ -14,13 +14,8 @@ import time
 from collections import deque
 from collections.abc import Awaitable
 
-from hxgw.errors import (
-    GatewayError,
-    Unavailable,
-    UpstreamError,
-    anthropic_shaped,
-    openai_shaped,
-)
+from hxgw.error_shapes import anthropic_shaped, openai_shaped
+from hxgw.errors import GatewayError, Unavailable, UpstreamError
 from hxgw.pipeline.context import Next, Reply, RequestContext
 from hxgw.pipeline.events import mark_failed, relay_events, upstream_chunks, write_error_event
 from hxgw.pipeline.failures import MAX_ANSWER
@@ -162,8 +157,8 @@ def _whole_body(ctx: RequestContext, reply: Reply, body: bytes) -> None:
 
 def _reshaped(ctx: RequestContext, reply: Reply) -> bool:
     """Whether the answer is an upstream's error that the client gets in its API's shape:
-    any on an Anthropic route (`errors.anthropic_shaped`), one that is not JSON on the
-    others (`errors.openai_shaped`); an encoded one goes as it came."""
+    any on an Anthropic route (`error_shapes.anthropic_shaped`), one that is not JSON on the
+    others (`error_shapes.openai_shaped`); an encoded one goes as it came."""
     response = reply.response
     if response.status < 400 or response.content_encoding:
         return False

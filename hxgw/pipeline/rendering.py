@@ -10,6 +10,7 @@ import structlog
 
 from hxgw import jsonio
 from hxgw.endpoints import MODEL_PREFIXES, MODELS, RESPONSE, RESPONSES, client_paths
+from hxgw.error_shapes import openai_shaped
 from hxgw.errors import (
     GatewayError,
     GatewayKeyRefused,
@@ -18,7 +19,6 @@ from hxgw.errors import (
     Unavailable,
     UnsupportedEncoding,
     UpstreamAnswer,
-    openai_shaped,
 )
 from hxgw.pipeline.context import Next, RequestContext
 from hxgw.pipeline.exchange import ACCEPT_ENCODING

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from hxgw import errors
+from hxgw import error_shapes, errors
 from hxgw.errors import BadRequest, GatewayError, UpstreamError
 
 
@@ -43,7 +43,7 @@ def test_extra_fields_join_the_error_object():
     (529, "overloaded_error"),
 ])
 def test_an_anthropic_error_names_anthropics_type_for_its_status(status: int, kind: str):
-    body = json.loads(errors.anthropic_error(status, "why", "req_1"))
+    body = json.loads(error_shapes.anthropic_error(status, "why", "req_1"))
     assert body == {"type": "error", "error": {"type": kind, "message": "why"},
                     "request_id": "req_1"}
 
