@@ -52,10 +52,15 @@ async def _within_limits(
     try:
         await call_next(ctx)
     finally:
+        task = ctx.task
+        cancelled = task is not None and task.cancelling() > 0
+        if cancelled:
+            # Said here, not only in record_usage: `used` is worked out once, now, and a
+            # client gone before the answer still pays the prompt the upstream read.
+            ctx.cancelled()
         spent = used(ctx)
         settle = limiter.reconcile(decision.reservation, spent.total, spent.cost)
-        task = ctx.task
-        if task is not None and task.cancelling():
+        if cancelled:
             # The client left: its request is cancelled, not its bill. (Only then: a
             # shield is a task of its own, 3% of a request's CPU.)
             await asyncio.shield(settle)

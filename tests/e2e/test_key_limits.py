@@ -4,6 +4,7 @@ and a budget, with OpenAI's 429s and headers, and usage billed however a request
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import re
 import signal
@@ -423,3 +424,23 @@ async def test_a_stream_read_to_its_end_is_no_disconnect_though_the_client_close
     await asyncio.gather(*(read_whole_then_close() for _ in range(30)))
     await wait_for(lambda: len(ledger_rows(gateway)) == 30, timeout=15)
     assert {(r["outcome"], r["disconnected"]) for r in ledger_rows(gateway)} == {("ok", 0)}
+
+
+async def test_a_limited_key_gone_before_the_answer_is_billed_its_prompt_as_the_master_key_is(
+    start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession,
+    fake: FakeUpstream,
+):
+    fake.behave("m-alpha", header_delay=3)
+    gateway, secret = await _start(start_gateway, tmp_path, budget=100)
+    with contextlib.suppress(TimeoutError):
+        async with client.post(gateway.url + "/v1/chat/completions", json=_chat(),
+                               headers={"Authorization": f"Bearer {secret}"},
+                               timeout=aiohttp.ClientTimeout(total=0.5)):
+            pass
+    await wait_for(lambda: len(ledger_rows(gateway)) == 1, timeout=10)
+    (row,) = ledger_rows(gateway)
+    # The upstream had read the prompt: the ledger and the budget count it.
+    prompt = len(json.dumps(_chat())) // 4 + 1
+    assert (row["disconnected"], row["usage_source"], row["prompt_tokens"]) == (
+        1, "estimated", prompt)
+    assert row["cost"] > 0 and await _spend(client, gateway) == pytest.approx(row["cost"])
