@@ -213,10 +213,11 @@ def estimated_prompt(ctx: RequestContext) -> int:
 
 def estimated_completion(ctx: RequestContext) -> int:
     """The most the request asked the model to write, or a default, for each choice it
-    asked for; 0 for embeddings and requests without a body."""
+    asked for; 0 for the routes that write none (NO_COMPLETION) and requests without a
+    body."""
     body = ctx.body
     endpoint = ctx.endpoint
-    if body is None or endpoint.name == "embeddings" or not endpoint.billed:
+    if body is None or endpoint.name in NO_COMPLETION or not endpoint.billed:
         return 0  # no body (a call on a response) or no completion
     # The largest of them: which one an upstream obeys when given two is its own affair.
     most = max(
@@ -231,6 +232,10 @@ def estimated_completion(ctx: RequestContext) -> int:
     return min(most, MAX_TOKENS)
 
 
+NO_COMPLETION = frozenset({"embeddings", "moderations", "rerank"})
+"""The routes whose answers are vectors or scores, no text a model wrote: their answer's
+size is no completion (a moderation's categories came to 256 tokens), and none is
+reserved for them."""
 CHOICES = ("chat", "completions")
 """The routes whose answers are choices, each ending with its `finish_reason`."""
 

@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import aiohttp
 import openai
+import pytest
 
 from tests.fake_upstream import FakeUpstream
-from tests.fixtures import Gateway
+from tests.fixtures import Gateway, ledger_rows, wait_for
 
 DOCS = ["the cat sat on the mat", "gateways route requests", "a cat and a dog"]
 
@@ -47,3 +48,19 @@ async def test_a_rerank_without_a_key_is_refused_in_openai_shape(
     async with client.post(gateway.url + "/v1/rerank", json={"model": "chat"}) as resp:
         assert resp.status == 401
         assert (await resp.json())["error"]["code"] == "invalid_api_key"
+
+
+@pytest.mark.parametrize(("path", "body"), [
+    ("/v1/moderations", {"model": "chat", "input": "hello"}),
+    ("/v1/rerank", {"model": "chat", "query": "a cat", "documents": DOCS}),
+])
+async def test_a_moderation_or_rerank_is_billed_its_input_and_no_completion(
+    gateway: Gateway, client: aiohttp.ClientSession, path: str, body: dict[str, object]
+):
+    # Neither writes text: their answers (scores, categories) are no completion tokens,
+    # however long, and none is reserved for them.
+    async with client.post(gateway.url + path, json=body, headers=gateway.auth) as resp:
+        assert resp.status == 200
+    await wait_for(lambda: len(ledger_rows(gateway)) == 1, timeout=10)
+    (row,) = ledger_rows(gateway)
+    assert row["prompt_tokens"] > 0 and row["completion_tokens"] == 0
