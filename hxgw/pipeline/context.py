@@ -58,6 +58,12 @@ class Used:
     completion: int
     cost: float
     source: Source
+    cached: int = 0
+    """Of the prompt, the tokens the provider read from its cache, as it reported them."""
+    cache_written: int = 0
+    """Of the prompt, the tokens written to the cache (Anthropic's cache_creation)."""
+    reasoning: int = 0
+    """Of the completion, the tokens the model reasoned in (reported by OpenAI's APIs)."""
 
     @property
     def total(self) -> int:

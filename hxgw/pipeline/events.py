@@ -18,7 +18,8 @@ from hxgw.errors import GatewayError, TotalTimeout, UpstreamError, UpstreamTimeo
 from hxgw.pipeline.context import Reply, RequestContext
 from hxgw.pipeline.opening import ERROR_LINES
 from hxgw.pipeline.rendering import error_event
-from hxgw.pipeline.usage import CHOICES, choices, without_usage_chunk
+from hxgw.pipeline.usage import CHOICES, choices
+from hxgw.pipeline.usage_chunk import without_usage_chunk
 
 log = structlog.get_logger("hxgw.pipeline.relay")
 

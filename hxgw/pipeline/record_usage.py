@@ -50,6 +50,9 @@ def row_values(ctx: RequestContext) -> Values:
         wall,  # ended
         spent.source,  # usage_source
         ctx.outcome,
+        spent.cached,  # cached_tokens
+        spent.cache_written,  # cache_write_tokens
+        spent.reasoning,  # reasoning_tokens
     )
 
 

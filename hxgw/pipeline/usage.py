@@ -16,7 +16,6 @@ import math
 import re
 from typing import Any
 
-from hxgw import jsonio
 from hxgw.config import KeyLimits, Model
 from hxgw.pipeline.context import RequestContext, Source, Used
 
@@ -50,41 +49,11 @@ _CACHE_WRITTEN = re.compile(rb'"cache_creation_input_tokens"\s*:\s*(\d+)')
 _CACHE_READ = re.compile(rb'"cache_read_input_tokens"\s*:\s*(\d+)')
 _CACHED = re.compile(rb'"cached_tokens"\s*:\s*(\d+)')
 """OpenAI's part of `prompt_tokens` (`input_tokens` in Responses) read from its cache."""
+_REASONING = re.compile(rb'"reasoning_tokens"\s*:\s*(\d+)')
+"""OpenAI's part of `completion_tokens` (`output_tokens` in Responses) spent reasoning."""
 
 
 NOTHING = Used(0, 0, 0.0, "none")
-# An SSE event and the blank line that ends it.
-# An event ends with an empty line; a line ends with CRLF, LF or a lone CR.
-_EVENT = re.compile(rb".*?(?:(?:\r\n|\n|\r(?!\n)){2}|\Z)", re.DOTALL)
-
-
-def without_usage_chunk(block: bytes) -> bytes:
-    """`block`, whole SSE events, without the chunk that holds only the stream's usage
-    (`choices: []`): the one the gateway asked for and the client did not."""
-    # A block may begin with the line end that closes the event before it (the previous
-    # read stopped between its two newlines): that belongs to the event before.
-    events = block.lstrip(b"\r\n")
-    kept = [block[: len(block) - len(events)]]
-    for event in _EVENT.findall(events):
-        if b'"usage"' in event and _is_usage_chunk(event):
-            continue
-        kept.append(event)
-    return b"".join(kept)
-
-
-def _is_usage_chunk(event: bytes) -> bool:
-    for line in event.splitlines():
-        if line.startswith(b"data:"):
-            try:
-                chunk = jsonio.loads(line[5:])
-            except jsonio.DecodeError:
-                return False
-            return (
-                isinstance(chunk, dict)
-                and chunk.get("choices") == []
-                and isinstance(chunk.get("usage"), dict)
-            )
-    return False
 
 
 def last_usage(data: bytes) -> bytes:
@@ -145,6 +114,13 @@ def cached_tokens(data: bytes) -> tuple[int, int]:
     return read, written
 
 
+def reasoning_tokens(data: bytes) -> int:
+    """The completion tokens of a `usage` in `data` the model reasoned in (OpenAI's
+    `completion_tokens_details`, the Responses API's `output_tokens_details`)."""
+    found = _REASONING.findall(last_usage(data) or b"")
+    return _count(found[-1]) if found else 0
+
+
 def _count(digits: bytes) -> int:
     # Read only as far as the cap: int() of thousands of digits is slow, then refused.
     return MAX_TOKENS if len(digits) > 10 else min(int(digits), MAX_TOKENS)
@@ -175,14 +151,18 @@ def used(ctx: RequestContext) -> Used:
         prompt, source = estimated_prompt(ctx), "estimated"
         streamed = reply.is_event_stream()
         completion = ctx.events if streamed else _written(ctx, reply.response.content_length)
+    # The parts a usage reports, kept beside the counts: a provider bills a cache read
+    # apart, and an operator checks the bill against them.
+    read, written = cached_tokens(ctx.usage) if counts is not None else (0, 0)
+    reasoning = min(reasoning_tokens(ctx.usage), completion) if counts is not None else 0
     price = reply.model.price
     if price is None:
         cost = 0.0
-    elif counts is not None and price.prices_cache:
-        cost = price.of(prompt, completion, *cached_tokens(ctx.usage))
+    elif price.prices_cache:
+        cost = price.of(prompt, completion, read, written)
     else:
         cost = price.of(prompt, completion)
-    ctx.used = Used(prompt, completion, cost, source)
+    ctx.used = Used(prompt, completion, cost, source, read, written, reasoning)
     return ctx.used
 
 

@@ -37,6 +37,14 @@ class UsageRow:
     outcome: str = "ok"
     """How it ended, the access line's word: "ok", "client_gone", or what went wrong. A
     stream the upstream broke off is a 200 that is not "ok"."""
+    cached_tokens: int = 0
+    """Of prompt_tokens, those the provider read from its cache (OpenAI's cached_tokens,
+    Anthropic's cache_read_input_tokens), as reported."""
+    cache_write_tokens: int = 0
+    """Of prompt_tokens, those written to the provider's cache (Anthropic's
+    cache_creation_input_tokens), as reported."""
+    reasoning_tokens: int = 0
+    """Of completion_tokens, those the model reasoned in (OpenAI's reasoning_tokens)."""
 
     def values(self) -> tuple[Any, ...]:
         """The row's values in COLUMNS order."""
@@ -48,7 +56,7 @@ class UsageRow:
 
 Values = tuple[Any, ...]
 """A row as the ledger keeps and writes it: its values in COLUMNS order. The request
-path records these directly (`hxgw.pipeline.record_usage`): a UsageRow sets its 17
+path records these directly (`hxgw.pipeline.record_usage`): a UsageRow sets each of its
 fields through object.__setattr__, which cost ten times as much as the tuple."""
 
 COLUMNS: tuple[str, ...] = tuple(f.name for f in fields(UsageRow))

@@ -54,6 +54,15 @@ MIGRATIONS = (
         description="how a request ended, as its access line says: a 200 may have failed",
         statements=(f"ALTER TABLE {TABLE} ADD COLUMN outcome TEXT NOT NULL DEFAULT 'ok'",),
     ),
+    Migration(
+        component="usage",
+        version=5,
+        description="the parts of a row's tokens the upstream reported: cached, reasoning",
+        statements=tuple(
+            f"ALTER TABLE {TABLE} ADD COLUMN {column} BIGINT NOT NULL DEFAULT 0"
+            for column in ("cached_tokens", "cache_write_tokens", "reasoning_tokens")
+        ),
+    ),
 )
 
 FAILED = "outcome <> 'client_gone' AND (status >= 400 OR outcome <> 'ok')"

@@ -2,7 +2,8 @@
 
 import pytest
 
-from hxgw.pipeline.usage import MAX_TOKENS, last_usage, reported_tokens, without_usage_chunk
+from hxgw.pipeline.usage import MAX_TOKENS, last_usage, reported_tokens
+from hxgw.pipeline.usage_chunk import without_usage_chunk
 
 
 def test_tokens_are_read_from_a_usage_with_spaces_and_details():

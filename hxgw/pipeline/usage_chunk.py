@@ -1,0 +1,42 @@
+"""The usage chunk of a chat or completions stream, which the gateway asks the upstream
+for (`stream_options.include_usage`) so that the ledger gets the upstream's count, and
+keeps from a client that did not ask for it (hxgw.pipeline.events)."""
+
+from __future__ import annotations
+
+import re
+
+from hxgw import jsonio
+
+# An SSE event and the blank line that ends it.
+# An event ends with an empty line; a line ends with CRLF, LF or a lone CR.
+_EVENT = re.compile(rb".*?(?:(?:\r\n|\n|\r(?!\n)){2}|\Z)", re.DOTALL)
+
+
+def without_usage_chunk(block: bytes) -> bytes:
+    """`block`, whole SSE events, without the chunk that holds only the stream's usage
+    (`choices: []`): the one the gateway asked for and the client did not."""
+    # A block may begin with the line end that closes the event before it (the previous
+    # read stopped between its two newlines): that belongs to the event before.
+    events = block.lstrip(b"\r\n")
+    kept = [block[: len(block) - len(events)]]
+    for event in _EVENT.findall(events):
+        if b'"usage"' in event and _is_usage_chunk(event):
+            continue
+        kept.append(event)
+    return b"".join(kept)
+
+
+def _is_usage_chunk(event: bytes) -> bool:
+    for line in event.splitlines():
+        if line.startswith(b"data:"):
+            try:
+                chunk = jsonio.loads(line[5:])
+            except jsonio.DecodeError:
+                return False
+            return (
+                isinstance(chunk, dict)
+                and chunk.get("choices") == []
+                and isinstance(chunk.get("usage"), dict)
+            )
+    return False
