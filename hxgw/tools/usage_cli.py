@@ -36,6 +36,9 @@ _COLUMNS = (
     "errors",
     "failovers",
     "p50_latency",
+    "cached_tokens",
+    "cache_write_tokens",
+    "reasoning_tokens",
 )
 
 
@@ -223,6 +226,9 @@ def _sum(lines: list[Totals]) -> Totals:
         errors=sum(t.errors for t in lines),
         failovers=sum(t.failovers for t in lines),
         p50_latency=None,
+        cached_tokens=sum(t.cached_tokens for t in lines),
+        cache_write_tokens=sum(t.cache_write_tokens for t in lines),
+        reasoning_tokens=sum(t.reasoning_tokens for t in lines),
     )
 
 

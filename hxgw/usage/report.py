@@ -49,6 +49,11 @@ class Totals:
     errors: int
     failovers: int
     p50_latency: float | None
+    # The parts of the tokens above (of the prompt, of the completion) the upstream
+    # reported: last, so that a CSV read by position finds the columns it read before.
+    cached_tokens: int = 0
+    cache_write_tokens: int = 0
+    reasoning_tokens: int = 0
 
 
 def ledger_exists(connection: Connection) -> bool:
@@ -82,7 +87,8 @@ def totals(
     sql = (
         f"SELECT {group} AS grp, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens),"  # noqa: S608
         f" SUM(total_tokens), SUM(cost), SUM(CASE WHEN {FAILED} THEN 1 ELSE 0 END),"
-        f" SUM(failovers), {_P50[connection.dialect]}"
+        f" SUM(failovers), {_P50[connection.dialect]},"
+        " SUM(cached_tokens), SUM(cache_write_tokens), SUM(reasoning_tokens)"
         f" FROM {TABLE} WHERE {where} GROUP BY grp ORDER BY grp"
     )
     return [
@@ -96,6 +102,9 @@ def totals(
             errors=int(row[6]),
             failovers=int(row[7]),
             p50_latency=None if row[8] is None else round(float(row[8]), 3),
+            cached_tokens=int(row[9]),
+            cache_write_tokens=int(row[10]),
+            reasoning_tokens=int(row[11]),
         )
         for row in connection.execute(sql, params)
     ]

@@ -75,9 +75,11 @@ def test_json_has_one_object_per_key(state_dir: Path):
     assert body["by"] == "key"
     assert body["rows"] == [
         {"key": "alice", "requests": 2, "prompt_tokens": 20, "completion_tokens": 10,
-         "total_tokens": 30, "cost": 0.5, "errors": 1, "failovers": 1, "p50_latency": 1.0},
+         "total_tokens": 30, "cost": 0.5, "errors": 1, "failovers": 1, "p50_latency": 1.0,
+         "cached_tokens": 0, "cache_write_tokens": 0, "reasoning_tokens": 0},
         {"key": "bob", "requests": 1, "prompt_tokens": 100, "completion_tokens": 5,
-         "total_tokens": 105, "cost": 1.0, "errors": 0, "failovers": 0, "p50_latency": 0.5},
+         "total_tokens": 105, "cost": 1.0, "errors": 0, "failovers": 0, "p50_latency": 0.5,
+         "cached_tokens": 0, "cache_write_tokens": 0, "reasoning_tokens": 0},
     ]
 
 
@@ -86,9 +88,10 @@ def test_csv_has_a_header_and_one_line_per_key(state_dir: Path):
     assert result.returncode == 0, result.stderr
     lines = list(csv.reader(io.StringIO(result.stdout)))
     assert lines[0] == ["key", "requests", "prompt_tokens", "completion_tokens",
-                        "total_tokens", "cost", "errors", "failovers", "p50_latency"]
-    assert lines[1:] == [["alice", "2", "20", "10", "30", "0.5", "1", "1", "1.0"],
-                         ["bob", "1", "100", "5", "105", "1.0", "0", "0", "0.5"]]
+                        "total_tokens", "cost", "errors", "failovers", "p50_latency",
+                        "cached_tokens", "cache_write_tokens", "reasoning_tokens"]
+    assert lines[1:] == [["alice", "2", "20", "10", "30", "0.5", "1", "1", "1.0", "0", "0", "0"],
+                         ["bob", "1", "100", "5", "105", "1.0", "0", "0", "0.5", "0", "0", "0"]]
 
 
 def test_the_table_shows_a_cost_below_a_cent_to_two_significant_digits(tmp_path: Path):
@@ -108,7 +111,7 @@ def test_latency_is_to_the_millisecond_and_cost_without_the_float_sum_s_noise(tm
     result = usage(tmp_path / "state", "--format", "csv")
     assert result.returncode == 0, result.stderr
     assert list(csv.reader(io.StringIO(result.stdout)))[1] == [
-        "carol", "2", "20", "10", "30", "0.3", "0", "0", "0.123"
+        "carol", "2", "20", "10", "30", "0.3", "0", "0", "0.123", "0", "0", "0"
     ]
 
 
@@ -156,3 +159,20 @@ def test_a_ledger_an_older_gateway_made_is_said_to_need_its_restart(tmp_path: Pa
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "at schema version 3, this hxgw reads" in result.stderr
     assert "restart the gateway" in result.stderr
+
+
+def test_json_and_csv_add_up_the_cached_and_reasoning_tokens_after_the_other_columns(
+    tmp_path: Path
+):
+    ledger = Ledger(open_database(None, tmp_path / "state"), tmp_path / "state" / "spool")
+    ledger.record(_row(1, "carol", cached_tokens=6, cache_write_tokens=2, reasoning_tokens=3))
+    ledger.record(_row(2, "carol", cached_tokens=1))
+    ledger.close()
+    (carol,) = json.loads(usage(tmp_path / "state", "--format", "json").stdout)["rows"]
+    assert (carol["cached_tokens"], carol["cache_write_tokens"], carol["reasoning_tokens"]) == (
+        7, 2, 3)
+    # Appended: a script that reads the CSV by position still finds what it read before.
+    header, line = csv.reader(io.StringIO(usage(tmp_path / "state", "--format", "csv").stdout))
+    assert header[-4:] == ["p50_latency", "cached_tokens", "cache_write_tokens",
+                           "reasoning_tokens"]
+    assert line[-3:] == ["7", "2", "3"]
