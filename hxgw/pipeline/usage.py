@@ -141,7 +141,7 @@ def used(ctx: RequestContext) -> Used:
         prompt, completion = counts
         source: Source = "reported"
         cut = ctx.outcome == "client_gone" or ctx.stream_failed
-        if cut and completion < ctx.events:
+        if cut and completion < ctx.events and _only_its_start(ctx.usage):
             # A stream cut short has only the usage it began with (Anthropic's
             # message_start says 1 output token): what was relayed says more.
             completion, source = ctx.events, "estimated"
@@ -164,6 +164,14 @@ def used(ctx: RequestContext) -> Used:
         cost = price.of(prompt, completion)
     ctx.used = Used(prompt, completion, cost, source, read, written, reasoning)
     return ctx.used
+
+
+def _only_its_start(usage: bytes) -> bool:
+    """Whether a stream's usage is only the one it opened with (Anthropic's message_start,
+    whose whole count comes in message_delta). The other APIs report theirs once the answer
+    is whole (OpenAI's usage chunk, the Responses API's response.completed), or as it grows:
+    a cut after it takes nothing from it."""
+    return b"message_start" in usage and b"message_delta" not in usage
 
 
 def _left_before_the_answer(ctx: RequestContext, model: Model) -> Used:

@@ -303,3 +303,30 @@ async def test_a_client_gone_before_the_first_byte_is_filed_under_the_model_call
     async with client.get(gateway.url + "/status.json", headers=gateway.auth) as resp:
         charted = (await resp.json())["usage"]["windows"]["hour"]["models"]["alpha"]
     assert (sum(charted["requests"]), sum(charted["errors"])) == (1, 0)
+
+
+async def test_a_stream_broken_off_after_its_final_usage_chunk_is_billed_that_usage(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    # OpenAI's usage chunk comes once every choice has finished: its count is the whole
+    # answer's, whatever happens to the `[DONE]` after it.
+    def chunk(delta: dict[str, str], finish: str | None = None, **extra: Any) -> bytes:
+        choice = {"index": 0, "delta": delta, "finish_reason": finish}
+        body = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m-alpha",
+                "choices": [choice], **extra}
+        return b"data: " + json.dumps(body).encode() + b"\n\n"
+    usage = {"id": "c", "object": "chat.completion.chunk", "created": 1, "model": "m-alpha",
+             "choices": [], "usage": {"prompt_tokens": 3, "completion_tokens": 2,
+                                      "total_tokens": 5}}
+    events = (chunk({"role": "assistant", "content": ""}) + chunk({"content": "Hi"})
+              + chunk({"content": " you"}) + chunk({}, "stop")
+              + b"data: " + json.dumps(usage).encode() + b"\n\n")
+    fake.behave("m-alpha", script=((0, events),), script_end="reset")
+    gateway = await start_gateway(models=PRICED)
+    async with client.post(gateway.url + "/v1/chat/completions", headers=gateway.auth,
+                           json={**CHAT, "model": "alpha", "stream": True}) as stream:
+        await stream.read()
+    await wait_for(lambda: len(ledger_rows(gateway)) == 1, timeout=10)
+    (row,) = ledger_rows(gateway)
+    assert (row["usage_source"], row["prompt_tokens"], row["completion_tokens"]) == (
+        "reported", 3, 2)
