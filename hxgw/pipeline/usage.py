@@ -141,10 +141,14 @@ def used(ctx: RequestContext) -> Used:
         prompt, completion = counts
         source: Source = "reported"
         cut = ctx.outcome == "client_gone" or ctx.stream_failed
-        if cut and completion < ctx.events and _only_its_start(ctx.usage):
+        if cut and _only_its_start(ctx.usage):
             # A stream cut short has only the usage it began with (Anthropic's
-            # message_start says 1 output token): what was relayed says more.
-            completion, source = ctx.events, "estimated"
+            # message_start says 1 output token; a bridge from another API's, as LiteLLM's,
+            # 0 input tokens too): what was relayed, and the request's size, say more.
+            if completion < ctx.events:
+                completion, source = ctx.events, "estimated"
+            if not prompt:
+                prompt, source = estimated_prompt(ctx), "estimated"
     elif ctx.status >= 400:
         prompt, completion, source = 0, 0, "none"
     else:

@@ -330,3 +330,31 @@ async def test_a_stream_broken_off_after_its_final_usage_chunk_is_billed_that_us
     (row,) = ledger_rows(gateway)
     assert (row["usage_source"], row["prompt_tokens"], row["completion_tokens"]) == (
         "reported", 3, 2)
+
+
+async def test_an_anthropic_stream_cut_after_a_start_that_counted_no_prompt_bills_its_prompt(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    # LiteLLM's Messages API for a provider other than Anthropic (and other bridges from
+    # OpenAI's chat) open with a usage of 0 input tokens: the real count comes at the end.
+    def event(name: str, data: dict[str, Any]) -> bytes:
+        return f"event: {name}\ndata: {json.dumps({'type': name, **data})}\n\n".encode()
+    start = event("message_start", {"message": {
+        "id": "msg_1", "type": "message", "role": "assistant", "model": "m-alpha",
+        "content": [], "stop_reason": None, "stop_sequence": None,
+        "usage": {"input_tokens": 0, "output_tokens": 0}}})
+    text = (event("content_block_start", {"index": 0, "content_block": {"type": "text",
+                                                                         "text": ""}})
+            + event("content_block_delta", {"index": 0, "delta": {"type": "text_delta",
+                                                                   "text": "Hi"}}))
+    fake.behave("m-alpha", script=((0, start + text), (5, b"")))
+    gateway = await start_gateway(models=PRICED)
+    body = {**CHAT, "model": "alpha", "max_tokens": 500, "stream": True}
+    async with client.post(gateway.url + "/v1/messages", json=body,
+                           headers=gateway.auth) as stream:
+        for _ in range(3):
+            await stream.content.readuntil(b"\n\n")
+    await wait_for(lambda: len(ledger_rows(gateway)) == 1, timeout=10)
+    (row,) = ledger_rows(gateway)
+    assert (row["disconnected"], row["usage_source"]) == (1, "estimated")
+    assert row["prompt_tokens"] == len(json.dumps(body)) // 4 + 1
