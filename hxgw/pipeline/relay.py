@@ -109,15 +109,17 @@ async def _relay_as_it_comes(ctx: RequestContext, reply: Reply, streaming: bool)
     except asyncio.CancelledError:
         if exchange.client_gone():
             ctx.outcome = "client_gone"
-        elif streaming and exchange.committed:
-            # Cancelled with the client still there: the drain timeout ran out.
+        elif exchange.committed:
+            # Cancelled with the client still there: the drain timeout ran out. A plain
+            # answer is cut short (its length says so); a stream is told why.
             ctx.outcome = "cancelled"
-            with contextlib.suppress(Exception):
-                async with asyncio.timeout(1):
-                    # Where the stream stood is not known here: end a line left open.
-                    stopped = Unavailable("the gateway stopped this stream")
-                    await write_error_event(ctx, stopped, b"\n")
-                    await exchange.finish()
+            if streaming:
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(1):
+                        # Where the stream stood is not known here: end a line left open.
+                        stopped = Unavailable("the gateway stopped this stream")
+                        await write_error_event(ctx, stopped, b"\n")
+                        await exchange.finish()
         raise
 
 

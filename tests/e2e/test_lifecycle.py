@@ -218,6 +218,25 @@ async def test_a_second_sigterm_ends_the_drain_now_and_keeps_the_records(
         (1, "estimated")]
 
 
+async def test_a_plain_answer_cut_by_the_drain_timeout_is_filed_as_cancelled_not_client_gone(
+    start_gateway: StartGateway, fake: FakeUpstream
+):
+    # Its client was still there: the gateway cut it, as it does a stream.
+    gateway = await start_gateway(gateway={"shutdown": {"drain_timeout": 1}})
+    fake.behave("m-alpha", content_length=True,
+                script=((0.0, b'{"id": "chatcmpl-1", "choices": ['), (30.0, b"]}")))
+    async with aiohttp.ClientSession() as session, session.post(
+        gateway.url + "/v1/chat/completions", json=CHAT, headers=gateway.auth
+    ) as resp:
+        assert resp.status == 200
+        gateway.signal(signal.SIGTERM)
+        with pytest.raises(aiohttp.ClientPayloadError):
+            await asyncio.wait_for(resp.read(), 10)
+    assert gateway.process is not None and gateway.process.wait(10) == 0
+    assert [(r["status"], r["outcome"], r["disconnected"]) for r in ledger_rows(gateway)] == [
+        (200, "cancelled", 0)]
+
+
 async def test_watchdog_pings_come_at_half_the_interval(
     start_gateway: StartGateway, notify: NotifySocket
 ):
