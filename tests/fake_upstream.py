@@ -215,8 +215,7 @@ class FakeUpstream:
                 "object": "text_completion" if legacy else "chat.completion", "created": CREATED,
                 "model": body.get("model"),
                 "choices": [_choice(legacy, how.content, "stop", i) for i in range(count)],
-                "usage": {"prompt_tokens": 3, "completion_tokens": count * len(words),
-                          "total_tokens": 3 + count * len(words)}}).encode()
+                "usage": openai_usage(3, count * len(words))}).encode()
             response = web.StreamResponse(headers={"Content-Type": "application/json"})
             if how.content_length:
                 response.content_length = len(payload)
@@ -281,8 +280,7 @@ class FakeUpstream:
         if options.get("include_usage"):
             usage = {"id": "fake-1", "object": kind, "created": CREATED,
                      "model": body.get("model"), "choices": [],
-                     "usage": {"prompt_tokens": 3, "completion_tokens": count * len(words),
-                               "total_tokens": 3 + count * len(words)}}
+                     "usage": openai_usage(3, count * len(words))}
             await response.write(b"data: " + json.dumps(usage).encode() + b"\n\n")
         await response.write(b"data: [DONE]\n\n")
         await response.write_eof()
@@ -457,6 +455,16 @@ class FakeUpstream:
     async def _admin(self, request: web.Request) -> web.Response:
         self.admin_hits.append(f"{request.method} {request.path_qs}")
         return web.json_response({"error": "admin route reached"}, status=200)
+
+
+def openai_usage(prompt: int, completion: int) -> dict[str, Any]:
+    """A chat or completions `usage` as api.openai.com sends it, with its details."""
+    return {"prompt_tokens": prompt, "completion_tokens": completion,
+            "total_tokens": prompt + completion,
+            "prompt_tokens_details": {"cached_tokens": 0, "audio_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
+                                          "accepted_prediction_tokens": 0,
+                                          "rejected_prediction_tokens": 0}}
 
 
 def openai_error(how: Behaviour) -> web.Response:

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.fake_upstream import FakeUpstream
+from tests.fake_upstream import FakeUpstream, openai_usage
 from tests.fixtures import Gateway, new_key
 
 pytestmark = pytest.mark.node
@@ -56,7 +56,7 @@ async def test_openai_chat_completion_is_answered_by_the_groups_model(
 ):
     result = await run("openai/chat.mjs", gateway)
     assert result["content"] == GREETING and result["finishReason"] == "stop"
-    assert result["usage"] == {"prompt_tokens": 3, "completion_tokens": 6, "total_tokens": 9}
+    assert result["usage"] == openai_usage(3, 6)
     assert (fake.requests[-1].path, fake.requests[-1].model) == ("/v1/chat/completions", "m-alpha")
 
 
@@ -64,7 +64,7 @@ async def test_openai_streamed_chat_arrives_delta_by_delta_then_the_usage_chunk(
     result = await run("openai/chat-stream.mjs", gateway)
     assert result["deltas"] == ["Hello", " there", " from", " the", " fake", " upstream"]
     assert result["finishReason"] == "stop"
-    assert result["usage"] == {"prompt_tokens": 3, "completion_tokens": 6, "total_tokens": 9}
+    assert result["usage"] == openai_usage(3, 6)
     assert result["usageChunkChoices"] == 0
 
 
