@@ -103,22 +103,22 @@ def reported_tokens(data: bytes) -> tuple[int, int] | None:
     return min(prompt, MAX_TOKENS), _count(outputs[-1]) if outputs else 0
 
 
-def cached_tokens(data: bytes) -> tuple[int, int]:
-    """The prompt tokens of a `usage` in `data` read from and written to the provider's
-    cache: Anthropic's counts (its first usage has them), or OpenAI's `cached_tokens`."""
-    read = max(map(_count, _CACHE_READ.findall(data)), default=0)
-    written = max(map(_count, _CACHE_WRITTEN.findall(data)), default=0)
-    if not read:
-        found = _CACHED.findall(last_usage(data) or b"")
-        read = _count(found[-1]) if found else 0
-    return read, written
-
-
-def reasoning_tokens(data: bytes) -> int:
-    """The completion tokens of a `usage` in `data` the model reasoned in (OpenAI's
-    `completion_tokens_details`, the Responses API's `output_tokens_details`)."""
-    found = _REASONING.findall(last_usage(data) or b"")
-    return _count(found[-1]) if found else 0
+def reported_parts(data: bytes) -> tuple[int, int, int]:
+    """Of a `usage` in `data`: the prompt tokens read from and written to the provider's
+    cache (Anthropic's counts, which its first usage has, or OpenAI's `cached_tokens`), and
+    the completion tokens the model reasoned in (OpenAI's `reasoning_tokens`). Each is
+    looked for only where its name's start is: most answers report none of them."""
+    read = written = reasoning = 0
+    if b"cache_" in data:  # Anthropic's cache_read_input_tokens, cache_creation_...
+        read = max(map(_count, _CACHE_READ.findall(data)), default=0)
+        written = max(map(_count, _CACHE_WRITTEN.findall(data)), default=0)
+    if b"_details" in data:  # OpenAI's prompt_tokens_details, completion_tokens_details
+        tail = last_usage(data)
+        if not read and (cached := _CACHED.findall(tail)):
+            read = _count(cached[-1])
+        if thought := _REASONING.findall(tail):
+            reasoning = _count(thought[-1])
+    return read, written, reasoning
 
 
 def _count(digits: bytes) -> int:
@@ -157,8 +157,8 @@ def used(ctx: RequestContext) -> Used:
         completion = ctx.events if streamed else _written(ctx, reply.response.content_length)
     # The parts a usage reports, kept beside the counts: a provider bills a cache read
     # apart, and an operator checks the bill against them.
-    read, written = cached_tokens(ctx.usage) if counts is not None else (0, 0)
-    reasoning = min(reasoning_tokens(ctx.usage), completion) if counts is not None else 0
+    read, written, reasoning = reported_parts(ctx.usage) if counts is not None else (0, 0, 0)
+    reasoning = min(reasoning, completion)
     price = reply.model.price
     if price is None:
         cost = 0.0
