@@ -14,8 +14,10 @@ _EVENT = re.compile(rb".*?(?:(?:\r\n|\n|\r(?!\n)){2}|\Z)", re.DOTALL)
 
 
 def without_usage_chunk(block: bytes) -> bytes:
-    """`block`, whole SSE events, without the chunk that holds only the stream's usage
-    (`choices: []`): the one the gateway asked for and the client did not."""
+    """`block`, whole SSE events, without the chunk that holds only the stream's usage:
+    the one the gateway asked for and the client did not. OpenAI's has `choices: []`;
+    LiteLLM's proxy repeats its choice with an empty delta and no finish (`choices:
+    [{"index": 0, "delta": {}}]`), which says nothing either."""
     # A block may begin with the line end that closes the event before it (the previous
     # read stopped between its two newlines): that belongs to the event before.
     events = block.lstrip(b"\r\n")
@@ -36,7 +38,17 @@ def _is_usage_chunk(event: bytes) -> bool:
                 return False
             return (
                 isinstance(chunk, dict)
-                and chunk.get("choices") == []
                 and isinstance(chunk.get("usage"), dict)
+                and _says_nothing(chunk.get("choices"))
             )
     return False
+
+
+def _says_nothing(choices: object) -> bool:
+    return isinstance(choices, list) and all(
+        isinstance(choice, dict)
+        and not choice.get("delta")
+        and not choice.get("text")  # a completions stream's
+        and choice.get("finish_reason") is None
+        for choice in choices
+    )

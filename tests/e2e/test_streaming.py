@@ -83,6 +83,24 @@ async def test_the_hidden_usage_chunk_leaves_events_split_across_reads_whole(
     assert '"finish_reason":"stop"' in events[1] and events[2] == "data: [DONE]"
 
 
+async def test_litellm_s_usage_chunk_with_an_empty_delta_is_kept_from_a_client_that_did_not_ask(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    # LiteLLM's proxy repeats the choice, with an empty delta, in its usage chunk.
+    fake.behave("m-alpha", script=(
+        (0.0, b'data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n'
+              b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\n\n'
+              b'data: {"choices":[{"index":0,"delta":{}}],'
+              b'"usage":{"completion_tokens":1,"prompt_tokens":3,"total_tokens":4}}\n\n'
+              b"data: [DONE]\n\n"),))
+    async with client.post(gateway.url + "/v1/chat/completions", json=STREAM,
+                           headers=gateway.auth) as resp:
+        events = await _events(resp)
+    assert len(events) == 3 and all('"usage"' not in e for e in events)
+    await wait_for(lambda: len(ledger_rows(gateway)) == 1, timeout=10)
+    assert ledger_rows(gateway)[0]["completion_tokens"] == 1
+
+
 async def test_sse_comments_and_event_and_id_lines_pass_through_untouched(
     gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):

@@ -72,10 +72,21 @@ def test_an_event_of_several_lines_is_taken_out_whole(line_end: bytes):
     assert without_usage_chunk(text + event + text) == text + text
 
 
-def test_a_chunk_with_choices_and_a_usage_is_kept():
-    chunk = (b'data: {"choices":[{"index":0,"delta":{}}],'
+@pytest.mark.parametrize("choice", [
+    b'{"index":0,"delta":{"content":"hi"}}',
+    b'{"index":0,"delta":{},"finish_reason":"stop"}',
+    b'{"index":0,"text":"hi"}',
+])
+def test_a_chunk_whose_choice_says_something_beside_a_usage_is_kept(choice: bytes):
+    chunk = (b'data: {"choices":[' + choice + b'],'
              b'"usage":{"prompt_tokens":3,"completion_tokens":2}}\n\n')
     assert without_usage_chunk(chunk) == chunk
+
+
+def test_litellm_s_usage_chunk_with_an_empty_delta_is_taken_out():
+    chunk = (b'data: {"choices":[{"index":0,"delta":{}}],'
+             b'"usage":{"prompt_tokens":3,"completion_tokens":2}}\n\n')
+    assert without_usage_chunk(TEXT_CHUNK + b"\n\n" + chunk) == TEXT_CHUNK + b"\n\n"
 
 
 def test_a_usage_chunk_whose_blank_line_is_in_the_next_block_is_taken_out():
