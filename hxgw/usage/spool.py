@@ -31,7 +31,7 @@ from pathlib import Path
 import structlog
 
 from hxgw import jsonio
-from hxgw.usage.row import UsageRow, Values, as_dict
+from hxgw.usage.row import COLUMNS, UsageRow, Values, as_dict
 
 SUFFIX = ".jsonl"
 
@@ -175,8 +175,12 @@ class Spool:
 
     def _read(self, data: bytes) -> Iterator[Values]:
         for line in data.splitlines():
-            try:  # through UsageRow: a line with a field missing or unknown is refused
-                yield UsageRow(**jsonio.loads(line)).values()
+            try:  # through UsageRow: a line with a field missing is refused
+                fields = jsonio.loads(line)
+                # A field it does not know is a newer hxgw's, whose spool this one
+                # replays after a downgrade: the row is kept, without it.
+                known = {name: fields[name] for name in COLUMNS if name in fields}
+                yield UsageRow(**known).values()
             except (jsonio.DecodeError, TypeError):
                 self.bad_lines += 1
 

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from hxgw import jsonio
 from hxgw.usage import Values
 from hxgw.usage.row import as_dict
 from hxgw.usage.spool import Spool
@@ -44,6 +45,15 @@ def test_a_line_torn_by_a_crash_is_skipped_and_the_rest_replayed(tmp_path: Path)
     assert restarted.waiting
     assert _replay(restarted) == ["req-000001", "req-000002"]
     assert restarted.bad_lines == 1
+
+
+def test_a_row_a_newer_hxgw_spooled_is_replayed_without_the_fields_it_added(tmp_path: Path):
+    spool = Spool(tmp_path, 1 << 20)
+    spool.close()
+    newer = as_dict(row(1).values()) | {"carbon_grams": 0.2}
+    (tmp_path / "downgraded.jsonl").write_bytes(jsonio.dumps(newer) + b"\n")
+    restarted = Spool(tmp_path, 1 << 20)
+    assert _replay(restarted) == ["req-000001"] and restarted.bad_lines == 0
 
 
 def test_its_rows_are_read_as_they_lie_even_from_a_file_a_worker_holds(tmp_path: Path):
