@@ -63,11 +63,15 @@ one that was slow and recovered would otherwise never be measured again."""
 
 def latency(models: tuple[Model, ...], group: str, memory: Memory) -> tuple[Model, ...]:
     """Lowest recent time to first byte first. A model not measured yet goes first,
-    so that every model gets measured; now and then another goes first (EXPLORE_EVERY)."""
+    so that every model gets measured, the one with fewest in flight first: until its
+    first answer comes back it has no time, and a burst would otherwise all go to the
+    first of the group. Now and then another goes first (EXPLORE_EVERY)."""
+    health = memory.health
 
-    def ttfb(model: Model) -> float:
-        value = memory.health[model.name].ewma_ttfb
-        return -1.0 if value is None else value
+    def ttfb(model: Model) -> tuple[int, float]:
+        stat = health[model.name]
+        value = stat.ewma_ttfb
+        return (0, stat.inflight) if value is None else (1, value)
 
     ordered = sorted(models, key=ttfb)
     turn = memory.take_turn(group)

@@ -255,3 +255,16 @@ async def test_when_every_model_asked_to_be_spared_a_request_tries_only_one(
             assert resp.status == 429
     # The first tried both and heard "30 s" from each; the next two, one each, not two.
     assert len(fake.seen_models()) == 4
+
+
+async def test_a_burst_under_latency_routing_spreads_over_models_not_yet_measured(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    # The whole burst went to alpha: no model had a time yet, and alpha was first.
+    routing = {"routing": {"strategy": "latency", "default_group": "chat",
+                           "groups": {"chat": ["alpha", "beta", "gamma"], "emb": ["embed"]}}}
+    gateway = await start_gateway(routing=routing)
+    for model in ("m-alpha", "m-beta", "m-gamma"):
+        fake.behave(model, header_delay=1)  # the burst overlaps: none is measured meanwhile
+    served = await asyncio.gather(*[_served_by(gateway, client) for _ in range(3)])
+    assert sorted(served) == ["alpha", "beta", "gamma"]

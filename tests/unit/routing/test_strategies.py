@@ -107,6 +107,20 @@ def test_latency_puts_the_fastest_first_and_unmeasured_models_before_them(config
     assert _order(config, "latency", memory) == ["small", "writer", "coder"]
 
 
+def test_latency_spreads_requests_over_unmeasured_models_while_their_first_is_out(
+    config: Config,
+):
+    # Every request went to the first unmeasured model until its first byte came back:
+    # a burst at start, or after a reload added models, herded onto one model.
+    memory = Memory()
+    firsts = []
+    for _ in range(6):
+        first = _order(config, "latency", memory)[0]
+        memory.health[first].started(time.monotonic())
+        firsts.append(first)
+    assert firsts == ["coder", "writer", "small"] * 2
+
+
 def test_an_open_circuit_is_skipped(config: Config):
     memory = Memory()
     for _ in range(5):
