@@ -27,6 +27,10 @@ class Route:
     candidates: tuple[Model, ...]
     own: int = 1
     """How many of the candidates are the group's own; the rest come from failover_order."""
+    turns: str = ""
+    """What round-robin and latency count their turns under: the group and the endpoint's
+    mode, since a group may hold models of several modes, and an embedding request taking
+    a turn would move the chat models' (alternating, one chat model got them all)."""
     limited: bool = field(init=False)
     """Whether a candidate has a `max_context`: asked once here, not on every request."""
     fixed: Decision | None = None
@@ -113,7 +117,7 @@ def decide(
         ranking = rank(own, task, memory.health, config.routing.scoring)
         own = ranking.models()
     elif strategy in ORDERS and own:
-        own = ORDERS[strategy](own, route.group or "", memory)
+        own = ORDERS[strategy](own, route.turns or route.group or "", memory)
     ordered = own + fallbacks
     open_now = {m.name for m in ordered if not memory.health[m.name].allows(now)}
     if open_now and len(open_now) == len(ordered):

@@ -117,7 +117,8 @@ def _group_route(config: Config, group: str, mode: Mode | None) -> Route | None:
         return None
     last_resort = _serving(config, config.routing.failover_order, mode)
     candidates = own + tuple([m for m in last_resort if m not in own])
-    route = Route(group=group, pinned=False, candidates=candidates, own=len(own))
+    turns = f"{group} {mode or 'any'}"
+    route = Route(group=group, pinned=False, candidates=candidates, own=len(own), turns=turns)
     if config.routing.strategy_of(group) == "failover" and not route.limited:
         # It can only come out one way while every candidate is healthy: decided now.
         fixed = Decision("failover", candidates)

@@ -268,3 +268,19 @@ async def test_a_burst_under_latency_routing_spreads_over_models_not_yet_measure
         fake.behave(model, header_delay=1)  # the burst overlaps: none is measured meanwhile
     served = await asyncio.gather(*[_served_by(gateway, client) for _ in range(3)])
     assert sorted(served) == ["alpha", "beta", "gamma"]
+
+
+async def test_round_robin_in_a_group_of_two_modes_takes_chat_turns_apart_from_embeddings(
+    start_gateway: StartGateway, client: aiohttp.ClientSession
+):
+    # Chat alternating with embeddings always started on alpha: one turn for both modes.
+    routing = {"routing": {"strategy": "round-robin", "default_group": "mixed",
+                           "groups": {"mixed": ["alpha", "embed", "beta"]}}}
+    gateway = await start_gateway(routing=routing)
+    served = []
+    for _ in range(4):
+        served.append(await _served_by(gateway, client))
+        async with client.post(gateway.url + "/v1/embeddings", json={"input": "x"},
+                               headers=gateway.auth) as resp:
+            assert (resp.status, resp.headers["X-HX-Model"]) == (200, "embed")
+    assert served == ["alpha", "beta", "alpha", "beta"]

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from hxgw.config import Config, Model, load_config
+from hxgw.config import ClientKey, Config, Model, load_config
 from hxgw.errors import BadRequest
 from hxgw.routing.decision import Route, decide, estimate_tokens
 from hxgw.routing.routes import Routes
@@ -119,6 +119,22 @@ def test_latency_spreads_requests_over_unmeasured_models_while_their_first_is_ou
         memory.health[first].started(time.monotonic())
         firsts.append(first)
     assert firsts == ["coder", "writer", "small"] * 2
+
+
+def test_round_robin_turns_of_one_mode_do_not_move_another_mode_s(tmp_path: Path):
+    # A group with chat and embedding models kept one turn for both: chat requests
+    # alternating with embeddings started on the same chat model every time.
+    routing = {"routing": {"strategy": "round-robin", "default_group": "mixed",
+                           "groups": {"mixed": ["alpha", "embed", "beta"]}}}
+    write_config(tmp_path, "http://127.0.0.1:1", routing=routing)
+    config = load_config(tmp_path, {"MASTER_KEY": "k"})
+    routes, memory, key = Routes(config), Memory(), ClientKey(name="k", digest=b"x" * 32)
+    firsts = []
+    for _ in range(4):
+        for mode in ("chat", "embedding"):
+            route = routes.resolve(None, "mixed", key, mode)  # type: ignore[arg-type]
+            firsts.append(decide(config, route, {}, memory, None).candidates[0].name)
+    assert firsts[::2] == ["alpha", "beta", "alpha", "beta"]
 
 
 def test_an_open_circuit_is_skipped(config: Config):
