@@ -20,6 +20,7 @@ from hxgw.pipeline.context import Next, RequestContext
 from hxgw.pipeline.held import bound_upstream
 from hxgw.pipeline.rebind import HeldIds, Rebind, ResponseIds
 from hxgw.pipeline.transform import NO_BODY, encode_body
+from hxgw.routing.decision import Decision
 from hxgw.routing.routes import may_use_model
 from hxgw.upstream.affinity import unbind
 
@@ -37,7 +38,9 @@ def follow_previous(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
         if not isinstance(previous, str):
             raise BadRequest(f"'{PREVIOUS}' must be a string", param=PREVIOUS)
         model, upstream_id = _bound_model(ctx, previous, PREVIOUS)
-        ctx.candidates, ctx.pinned, ctx.decision = (model,), True, None
+        # Pinned, and its X-HX-Route says so (`hxgw route` shows the same).
+        ctx.decision = Decision("pinned", (model,))
+        ctx.candidates, ctx.pinned = ctx.decision.candidates, True
         ctx.body = body = {**ctx.body, PREVIOUS: upstream_id}
         ctx.raw_body = encode_body(body)
         known[upstream_id] = previous

@@ -8,16 +8,18 @@ from collections.abc import Mapping
 from typing import Any
 
 from hxgw import jsonio
-from hxgw.config import ClientKey, load_config
+from hxgw.config import ClientKey, Config, Model, load_config
 from hxgw.config.reader import kind_of
 from hxgw.endpoints import PROXIED
 from hxgw.errors import ConfigError, GatewayError, did_you_mean
-from hxgw.routing.decision import decide
+from hxgw.routing.decision import Decision, decide
 from hxgw.routing.learned.loading import load_classifier
 from hxgw.routing.learned.prompt import prompt_text
 from hxgw.routing.routes import Routes
 from hxgw.routing.strategies import Memory
+from hxgw.upstream.affinity import unbind
 
+PREVIOUS = "previous_response_id"
 _BY_NAME = {endpoint.name: endpoint for endpoint in PROXIED}
 # Explaining is not serving: no client key is involved, every group may be asked about.
 _ANY_KEY = ClientKey(name="hxgw-route", digest=b"")
@@ -51,6 +53,9 @@ def explain(
     route = Routes(config).resolve(group, model, _ANY_KEY, _BY_NAME[endpoint].mode)
     classifier = load_classifier(config.routing.classifier)
     decision = decide(config, route, body, Memory(), classifier)
+    follow_up = _follow_up(config, body) if endpoint == "responses" else None
+    if follow_up is not None:  # as serve sends it: where its state lives, whatever the order
+        decision = Decision("pinned", (follow_up,))
     prompt = prompt_text(body)
     task = decision.task or classifier.predict_proba(prompt)
     likeliest = max(task, key=task.__getitem__)
@@ -64,6 +69,8 @@ def explain(
                 "score": round(entry.score, 4) if entry else None,
                 "reasons": list(entry.reasons)
                 if entry
+                else [f"made the previous response ({PREVIOUS})"]
+                if follow_up
                 else [f"{decision.strategy} order, position {position + 1}"],
             }
         )
@@ -80,6 +87,26 @@ def explain(
         "skipped": [{"model": m, "reason": r} for m, r in decision.skipped],
         "header": decision.header(),
     }
+
+
+def _follow_up(config: Config, body: dict[str, Any]) -> Model | None:
+    """The model a Responses follow-up goes to, refused as serve refuses it
+    (hxgw.pipeline.affinity): the one that made its previous response."""
+    previous = body.get(PREVIOUS)
+    if previous is None:
+        return None
+    if not isinstance(previous, str):
+        raise GatewayError(f"'{PREVIOUS}' must be a string")
+    bound = unbind(previous)
+    if bound is None or bound.kind != "model":
+        raise GatewayError(f"Response with id {previous!r} not found: this gateway did not make it")
+    model = config.models.get(bound.target)
+    if model is None:
+        raise GatewayError(
+            f"response {previous!r} was made by model {bound.target!r}, which this gateway "
+            "no longer serves: its state cannot be reached"
+        )
+    return model
 
 
 def main(

@@ -284,3 +284,35 @@ async def test_round_robin_in_a_group_of_two_modes_takes_chat_turns_apart_from_e
                                headers=gateway.auth) as resp:
             assert (resp.status, resp.headers["X-HX-Model"]) == (200, "embed")
     assert served == ["alpha", "beta", "alpha", "beta"]
+
+
+async def test_hxgw_route_sends_a_follow_up_to_the_model_of_its_previous_response_as_serve_does(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    # `hxgw route` showed the group's order (alpha first) for a follow-up that serve
+    # sends to the model that made the previous response.
+    async with client.post(gateway.url + "/v1/responses", headers=gateway.auth,
+                           json={"model": "beta", "input": "hi"}) as resp:
+        previous = (await resp.json())["id"]
+    body = {"model": "chat", "input": "and then?", "previous_response_id": previous}
+    async with client.post(gateway.url + "/v1/responses", headers=gateway.auth,
+                           json=body) as resp:
+        assert resp.status == 200
+        served, header = resp.headers["X-HX-Model"], resp.headers.get("X-HX-Route")
+    result = _hxgw_route(gateway.config_dir, json.dumps(body), "--endpoint", "responses",
+                         "--json")
+    assert result.returncode == 0, result.stderr
+    report = json.loads(result.stdout)
+    assert served == "beta"
+    assert [c["model"] for c in report["candidates"]] == [served]
+    assert report["header"] == header
+
+
+def test_hxgw_route_refuses_a_previous_response_this_gateway_did_not_make_as_serve_does(
+    tmp_path: Path,
+):
+    config = write_config(tmp_path, "http://127.0.0.1:9")
+    body = {"model": "chat", "input": "hi", "previous_response_id": "resp_abc"}
+    result = _hxgw_route(config, json.dumps(body), "--endpoint", "responses")
+    assert result.returncode == 1
+    assert "Response with id 'resp_abc' not found" in result.stderr, result.stderr
