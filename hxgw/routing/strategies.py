@@ -51,8 +51,12 @@ def weighted(models: tuple[Model, ...], group: str, memory: Memory) -> tuple[Mod
 
 
 def least_busy(models: tuple[Model, ...], group: str, memory: Memory) -> tuple[Model, ...]:
-    """Fewest requests in flight first; ties keep the group's order."""
-    return tuple(sorted(models, key=lambda m: memory.health[m.name].inflight))
+    """Fewest requests in flight first; ties in turn, as round-robin takes them: one
+    request at a time finds every model idle, and kept in the group's order the first
+    model had them all."""
+    turn = memory.take_turn(group) % len(models)
+    rotated = models[turn:] + models[:turn]
+    return tuple(sorted(rotated, key=lambda m: memory.health[m.name].inflight))
 
 
 EXPLORE_EVERY = 20

@@ -88,6 +88,12 @@ def test_least_busy_puts_the_fewest_in_flight_first(config: Config):
     assert _order(config, "least-busy", memory) == ["small", "coder", "writer"]
 
 
+def test_least_busy_takes_idle_models_in_turn(config: Config):
+    memory = Memory()
+    firsts = [_order(config, "least-busy", memory)[0] for _ in range(4)]
+    assert firsts == ["coder", "writer", "small", "coder"]
+
+
 def test_latency_now_and_then_puts_each_slower_model_first_to_measure_it_again(
     config: Config,
 ):
