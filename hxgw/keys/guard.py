@@ -2,7 +2,8 @@
 refusing anyone's good key because of it.
 
 After `max_failures` bad keys within `window` seconds an address is locked out
-for `lockout` seconds: every key it presents then gets 429 without being told
+for `lockout` seconds (an IPv6 address counts as its /64, which one host
+usually holds whole): every key it presents then gets 429 without being told
 apart, so a right guess looks like a wrong one. Every key that has worked from
 that address within the last `KNOWN_FOR` seconds still works: the clients that
 share an address with a guesser (behind NAT or a reverse proxy) keep going.
@@ -18,6 +19,7 @@ from dataclasses import dataclass, field
 from enum import Enum
 
 from hxgw.config.schema import BadKeyPolicy, Network
+from hxgw.memo import Memo
 
 MAX_TRACKED = 10_000
 KNOWN_FOR = 3600.0
@@ -50,6 +52,7 @@ class BadKeyGuard:
         self, address: str, digest: bytes, valid: bool, now: float, policy: BadKeyPolicy
     ) -> Verdict:
         """The fate of a key presented from `address`; `valid` says whether it is a key."""
+        address = _counted_as[address]
         record = self._records.get(address)
         if record is not None and record.locked_until > now:
             if valid and now - record.known.get(digest, -math.inf) <= KNOWN_FOR:
@@ -76,7 +79,7 @@ class BadKeyGuard:
 
     def locked_for(self, address: str, now: float) -> float:
         """Seconds the address is still locked out; 0 when it is not."""
-        record = self._records.get(address)
+        record = self._records.get(_counted_as[address])
         if record is None or record.locked_until <= now:
             return 0.0
         return record.locked_until - now
@@ -95,6 +98,26 @@ class BadKeyGuard:
         }
         if len(self._records) >= MAX_TRACKED:
             self._records.clear()  # a flood from many addresses: start over
+
+
+def _network_of(address: str) -> str:
+    """What the guard counts `address` as: an IPv6 address as its /64, since one host
+    is given a whole /64 and could guess from a new address each time; an IPv4-mapped
+    one (a dual-stack listener's IPv4 client) as its IPv4 address, or every IPv4
+    client would share ::ffff:0:0's /64."""
+    if ":" not in address:
+        return address  # IPv4, or no address at all
+    try:
+        ip = ipaddress.IPv6Address(address.partition("%")[0])
+    except ValueError:
+        return address
+    if ip.ipv4_mapped is not None:
+        return str(ip.ipv4_mapped)
+    return str(ipaddress.IPv6Network((ip, 64), strict=False))
+
+
+# Parsed once per address: a client sends many requests from the one it has.
+_counted_as = Memo(_network_of, 4096)
 
 
 def client_address(

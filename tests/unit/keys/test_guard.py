@@ -70,6 +70,23 @@ def test_memory_stays_bounded_under_many_addresses():
     assert len(guard._records) <= MAX_TRACKED
 
 
+def test_guesses_from_one_ipv6_slash_64_are_counted_together():
+    # One host holds a whole /64: a new address per guess must not start a new count.
+    guard = BadKeyGuard()
+    verdicts = [guard.judge(f"2001:db8:1:2::{n:x}", BAD, False, 0, POLICY) for n in range(4)]
+    assert verdicts == [Verdict.BAD] * 3 + [Verdict.LOCKED]
+    assert guard.locked_for("2001:db8:1:2:ffff::1", 1) == 29
+    assert guard.judge("2001:db8:1:3::1", BAD, False, 1, POLICY) is Verdict.BAD
+
+
+def test_an_ipv4_mapped_address_is_counted_as_its_ipv4_address_alone():
+    # On a dual-stack listener every IPv4 client is ::ffff:a.b.c.d, all in one /64.
+    guard = BadKeyGuard()
+    _fail(guard, "::ffff:10.0.0.1", 0, 3)
+    assert guard.judge("::ffff:10.0.0.2", BAD, False, 1, POLICY) is Verdict.BAD
+    assert guard.judge("10.0.0.1", BAD, False, 1, POLICY) is Verdict.LOCKED
+
+
 PROXIES = (ipaddress.ip_network("10.0.0.0/8"),)
 
 
