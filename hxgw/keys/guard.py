@@ -8,7 +8,8 @@ apart, so a right guess looks like a wrong one. Every key that has worked from
 that address within the last `KNOWN_FOR` seconds still works: the clients that
 share an address with a guesser (behind NAT or a reverse proxy) keep going.
 The API and the operator's routes share one guard. Memory stays bounded:
-expired entries are dropped, and the tables are cut when full.
+expired entries are dropped, and when the table is full of live ones the counts
+still going are, but not the lockouts.
 """
 
 from __future__ import annotations
@@ -97,7 +98,13 @@ class BadKeyGuard:
             if record.locked_until > now or now - record.window_start <= window
         }
         if len(self._records) >= MAX_TRACKED:
-            self._records.clear()  # a flood from many addresses: start over
+            # A flood from many addresses, which may be meant to wipe a lockout: keep
+            # the lockouts, drop the counts still going.
+            locked = [(a, r) for a, r in self._records.items() if r.locked_until > now]
+            if len(locked) >= MAX_TRACKED // 2:  # all locked: keep the newest half
+                locked.sort(key=lambda item: item[1].locked_until)
+                locked = locked[-(MAX_TRACKED // 2) :]
+            self._records = dict(locked)
 
 
 def _network_of(address: str) -> str:

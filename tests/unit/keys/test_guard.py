@@ -87,6 +87,15 @@ def test_an_ipv4_mapped_address_is_counted_as_its_ipv4_address_alone():
     assert guard.judge("10.0.0.1", BAD, False, 1, POLICY) is Verdict.LOCKED
 
 
+def test_a_flood_of_guesses_from_many_addresses_does_not_lift_a_lockout():
+    guard = BadKeyGuard()
+    _fail(guard, "10.0.0.1", 0, 3)
+    for i in range(MAX_TRACKED):
+        guard.judge(f"192.0.2.{i}", BAD, False, 1, POLICY)  # each a new record
+    assert guard.judge("10.0.0.1", BAD, False, 2, POLICY) is Verdict.LOCKED
+    assert len(guard._records) <= MAX_TRACKED
+
+
 PROXIES = (ipaddress.ip_network("10.0.0.0/8"),)
 
 
