@@ -6,6 +6,7 @@ wait for another process's transaction instead of failing at once.
 
 from __future__ import annotations
 
+import os
 import sqlite3
 import statistics
 import time
@@ -53,6 +54,10 @@ class SqliteDatabase(Database):
         try:
             if self.create:
                 self.path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
+                # Made by the owner alone whatever the umask (`hxgw keys` run by hand):
+                # it holds every key's hash and every app's usage. SQLite gives its WAL
+                # and shared-memory files the mode of the database's.
+                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
             raw = sqlite3.connect(
                 self.path,
                 timeout=self.busy_timeout,

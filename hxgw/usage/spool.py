@@ -129,7 +129,9 @@ class Spool:
             # Locked under a name no replay reads, then named: opened and locked under
             # its own name, another worker's replay could take it in between, empty, for
             # a dead worker's, and delete it under the rows about to be written.
-            file = (self.directory / f"{name}.new").open("ab")
+            # Its rows name keys and what they spent: the owner's alone, whatever the umask.
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT
+            file = open(os.open(self.directory / f"{name}.new", flags, 0o600), "ab")  # noqa: SIM115
             fcntl.flock(file.fileno(), fcntl.LOCK_EX)
             os.rename(self.directory / f"{name}.new", self.directory / name)
             # The new name must survive a crash as well as the rows written under it.

@@ -3,6 +3,7 @@ and bring a schema up from its first version."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import psycopg
@@ -73,6 +74,19 @@ def test_the_sqlite_file_is_in_wal_mode_under_the_state_directory(tmp_path: Path
     with database.connect() as connection:
         assert connection.execute("PRAGMA journal_mode") == [("wal",)]
     assert (tmp_path / "state" / "hxgw.db").is_file()
+
+
+def test_the_sqlite_file_and_its_wal_are_its_owners_alone_whatever_the_umask(tmp_path: Path):
+    # It holds every key's hash and every app's usage; `hxgw keys` may be run with 022.
+    old = os.umask(0o022)
+    try:
+        database = open_database(None, tmp_path / "state")
+        with database.connect() as connection:
+            connection.execute("CREATE TABLE t (x INTEGER)")
+            modes = {p.name: p.stat().st_mode & 0o777 for p in (tmp_path / "state").iterdir()}
+    finally:
+        os.umask(old)
+    assert modes == {"hxgw.db": 0o600, "hxgw.db-wal": 0o600, "hxgw.db-shm": 0o600}
 
 
 def test_a_reader_does_not_create_a_missing_sqlite_file(tmp_path: Path):

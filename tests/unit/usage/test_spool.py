@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import resource
 import signal
 from pathlib import Path
@@ -32,6 +33,18 @@ def test_a_file_another_worker_is_appending_to_is_left_to_it(tmp_path: Path):
     writer.close()
     assert _replay(other) == ["req-000001", "req-000002"]
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_spool_file_is_its_owners_alone_whatever_the_umask(tmp_path: Path):
+    old = os.umask(0o022)
+    try:
+        spool = Spool(tmp_path, 1 << 20)
+        spool.add([row(1).values()])
+    finally:
+        os.umask(old)
+    (spooled,) = tmp_path.iterdir()
+    assert spooled.stat().st_mode & 0o777 == 0o600
+    spool.close()
 
 
 def test_a_line_torn_by_a_crash_is_skipped_and_the_rest_replayed(tmp_path: Path):
