@@ -53,7 +53,7 @@ class BadKeyGuard:
         self, address: str, digest: bytes, valid: bool, now: float, policy: BadKeyPolicy
     ) -> Verdict:
         """The fate of a key presented from `address`; `valid` says whether it is a key."""
-        address = _counted_as[address]
+        address = counted_as[address]
         record = self._records.get(address)
         if record is not None and record.locked_until > now:
             if valid and now - record.known.get(digest, -math.inf) <= KNOWN_FOR:
@@ -80,7 +80,7 @@ class BadKeyGuard:
 
     def locked_for(self, address: str, now: float) -> float:
         """Seconds the address is still locked out; 0 when it is not."""
-        record = self._records.get(_counted_as[address])
+        record = self._records.get(counted_as[address])
         if record is None or record.locked_until <= now:
             return 0.0
         return record.locked_until - now
@@ -123,8 +123,10 @@ def _network_of(address: str) -> str:
     return str(ipaddress.IPv6Network((ip, 64), strict=False))
 
 
-# Parsed once per address: a client sends many requests from the one it has.
-_counted_as = Memo(_network_of, 4096)
+counted_as = Memo(_network_of, 4096)
+"""The client an address is counted as, by the guard and by the cap on connections from
+one address (hxgw.server.protocol); parsed once per address, from which a client sends
+many requests."""
 
 
 def client_address(

@@ -22,7 +22,7 @@ from hxgw.config import Config
 from hxgw.config.changes import changes, repointed
 from hxgw.config.warnings import log_restart_only_changes, warn_at_start, warn_if_world_readable
 from hxgw.errors import ConfigError
-from hxgw.keys.guard import is_within
+from hxgw.keys.guard import counted_as, is_within
 from hxgw.lifecycle import stores
 from hxgw.lifecycle.aside import first
 from hxgw.lifecycle.capacity import log_capacity, raise_descriptor_limit, size_gates
@@ -95,6 +95,7 @@ class Daemon:
             access=self.runtime.access,
             ids=self.runtime.ids,
             per_address=self._per_address,
+            counted_as=counted_as,
             handler_cancellation=True,
             access_log=None,
             keepalive_timeout=config.limits.client_idle_timeout,

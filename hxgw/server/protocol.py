@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import structlog
@@ -174,6 +174,7 @@ class GatewayServer(web.Server):
         access: AccessLog,
         ids: RequestIds,
         per_address: Callable[[], tuple[int, Callable[[str], bool]]],
+        counted_as: Mapping[str, str],
         **kwargs: Any,
     ) -> None:
         super().__init__(handler, **kwargs)
@@ -182,15 +183,20 @@ class GatewayServer(web.Server):
         self.per_address = per_address
         """The current config's cap on concurrent connections from one address, and which
         addresses (trusted proxies) it does not apply to."""
+        self.counted_as = counted_as
+        """The client an address is counted as (hxgw.keys.guard.counted_as: an IPv6 one by
+        its /64, which one host holds whole and could open each connection from anew)."""
         self.open: dict[str, int] = {}
         self._refusals = PerAddressQuota(limit=1)
 
     def admit(self, address: str) -> bool:
-        """Count a new connection from `address`, unless it has its share open already."""
-        count = self.open.get(address, 0)
+        """Count a new connection from `address`, unless its client has its share open
+        already."""
+        client = self.counted_as[address]
+        count = self.open.get(client, 0)
         cap, exempt = self.per_address()
         if count >= cap and not exempt(address):
-            if self._refusals.allow(address):  # once per address and minute
+            if self._refusals.allow(client):  # once per client and minute
                 log.warning(
                     "too many connections from one address; refusing new ones",
                     address=address,
@@ -198,13 +204,14 @@ class GatewayServer(web.Server):
                     limit=cap,
                 )
             return False
-        self.open[address] = count + 1
+        self.open[client] = count + 1
         return True
 
     def release(self, address: str) -> None:
-        count = self.open.pop(address, 0) - 1
+        client = self.counted_as[address]
+        count = self.open.pop(client, 0) - 1
         if count > 0:
-            self.open[address] = count
+            self.open[client] = count
 
     def __call__(self) -> RequestHandler:
         return GatewayConnection(self, loop=self._loop, **self._kwargs)
