@@ -218,7 +218,7 @@ class GatewayServer(web.Server):
 
     def refused(self, address: str | None, error: GatewayError, size: int, request_id: str) -> None:
         """The access line of a request answered before it had a route."""
-        if self.quota.allow(address or "-"):
+        if self.quota.allow(self.counted_as[address] if address else "-"):
             self.access.write(
                 "-",
                 "-",
