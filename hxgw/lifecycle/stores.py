@@ -169,7 +169,8 @@ def _config_names(config: Config) -> frozenset[str]:
 def _writable(state_dir: Path) -> bool:
     try:
         # Made here, it is the service's alone: its database holds the keys' hashes and
-        # every app's usage (the unit's StateDirectory= makes it 0700 the same way).
+        # every app's usage. (The unit's StateDirectoryMode= is 0750, for its group; the
+        # files in it are 0600 either way.)
         state_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
     except OSError:
         return False
