@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import sqlite3
 import statistics
+import threading
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -54,10 +55,7 @@ class SqliteDatabase(Database):
         try:
             if self.create:
                 self.path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
-                # Made by the owner alone whatever the umask (`hxgw keys` run by hand):
-                # it holds every key's hash and every app's usage. SQLite gives its WAL
-                # and shared-memory files the mode of the database's.
-                os.close(os.open(self.path, os.O_WRONLY | os.O_CREAT, 0o600))
+                _make_owners_alone(self.path)
             raw = sqlite3.connect(
                 self.path,
                 timeout=self.busy_timeout,
@@ -74,6 +72,28 @@ class SqliteDatabase(Database):
         # SQLite has no percentile: median() lets a report read the same on both stores.
         raw.create_aggregate("median", 1, _Median)  # type: ignore[arg-type]  # typeshed: ints only
         return SqliteConnection(raw, self.where)
+
+
+def _make_owners_alone(path: Path) -> None:
+    """Make the database file, when there is none yet, for its owner alone whatever the
+    umask (`hxgw keys` run by hand): it holds every key's hash and every app's usage, and
+    SQLite gives its WAL and shared-memory files the database's mode.
+
+    Never a descriptor of the database itself: closing any descriptor of a file drops
+    every POSIX lock this process holds on it, so opening and closing one beside a live
+    connection (another thread's) took that connection's locks, and a reader closing then
+    took itself for the last one and deleted the write-ahead log under the ledger's
+    writes. The file is made under another name, closed, then linked in if none is there."""
+    if path.exists():
+        return
+    made = path.with_name(f".{path.name}.{os.getpid()}.{threading.get_ident()}")
+    os.close(os.open(made, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+    try:
+        os.link(made, path)
+    except FileExistsError:
+        pass  # another connection made it meanwhile
+    finally:
+        os.unlink(made)
 
 
 def write_ahead(raw: sqlite3.Connection, deadline: float) -> None:

@@ -4,6 +4,8 @@ and bring a schema up from its first version."""
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import psycopg
@@ -142,3 +144,20 @@ def test_a_lone_surrogate_is_a_refused_row_not_a_failed_batch(database: Database
     migrate_database(database, STEPS)
     with database.connect() as connection, pytest.raises(RowRefused):
         connection.execute("INSERT INTO things (id, n) VALUES (?, ?)", ("\udce9", 1))
+
+
+def test_a_connection_made_beside_a_live_one_leaves_it_its_write_ahead_log(tmp_path: Path):
+    # Closing any descriptor of a file drops every POSIX lock the process holds on it: a
+    # connection that opened and closed one (to set the file's mode) had left the live
+    # one unlocked, a reader elsewhere closing took itself for the last and deleted the
+    # write-ahead log under it, and the gateway's next ledger rows were lost.
+    database = open_database(None, tmp_path)
+    path = tmp_path / "hxgw.db"
+    with database.connect() as first:
+        first.execute("CREATE TABLE t (n INTEGER)")
+        first.execute("INSERT INTO t VALUES (1)")
+        with database.connect():
+            read = (f"import sqlite3; c = sqlite3.connect({str(path)!r});"
+                    " c.execute('SELECT n FROM t').fetchall(); c.close()")
+            subprocess.run([sys.executable, "-c", read], check=True, timeout=30)
+            assert path.with_name("hxgw.db-wal").exists()
