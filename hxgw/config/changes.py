@@ -42,7 +42,7 @@ def _health(config: Config) -> tuple[tuple[float, ...], tuple[float, ...]]:
     h = config.routing.health
     return (
         (h.ewma_alpha, h.error_window, h.stall_floor, h.stall_factor),
-        (h.breaker_failures, h.breaker_cooldown, h.breaker_max_cooldown),
+        (h.breaker_failures, h.breaker_error_rate, h.breaker_cooldown, h.breaker_max_cooldown),
     )
 
 

@@ -27,7 +27,7 @@ from hxgw.routing.learned.loading import load_classifier
 def read_health(section: Section) -> HealthSettings:
     base = HealthSettings()
     breaker = section.section(
-        "circuit_breaker", frozenset({"failures", "cooldown", "max_cooldown"})
+        "circuit_breaker", frozenset({"failures", "error_rate", "cooldown", "max_cooldown"})
     )
     health = section.section(
         "health", frozenset({"ewma_alpha", "error_window", "stall_floor", "stall_factor"})
@@ -39,6 +39,9 @@ def read_health(section: Section) -> HealthSettings:
         stall_factor=float(health.number("stall_factor", base.stall_factor, positive=True)),
         breaker_failures=breaker.number(
             "failures", base.breaker_failures, positive=True, integer=True
+        ),
+        breaker_error_rate=float(
+            breaker.number("error_rate", base.breaker_error_rate, positive=True, maximum=1)
         ),
         breaker_cooldown=float(breaker.number("cooldown", base.breaker_cooldown, positive=True)),
         breaker_max_cooldown=float(

@@ -40,6 +40,9 @@ class HealthSettings:
     ewma_alpha: float = 0.3
     error_window: int = 50
     breaker_failures: int = 5
+    breaker_error_rate: float = 0.5
+    """The share of failures over a full `error_window` that opens the circuit too: a model
+    failing every other request never fails `breaker_failures` times in a row."""
     breaker_cooldown: float = 30.0
     breaker_max_cooldown: float = 300.0
     """Each failed half-open probe doubles the cool-down, up to this: a probe is a real

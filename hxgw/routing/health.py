@@ -133,6 +133,10 @@ class ModelHealth:
         self.consecutive_failures = self.failed_probes = 0
         if self.circuit != "closed":
             log.info("circuit closed: the model answered again", model=self.name)
+            # Back, it starts a new window: the failures that opened the circuit would
+            # open it again at the next one.
+            self._outcomes.clear()
+            self._errors = 0
         self.circuit, self.probing = "closed", False
 
     def failed(
@@ -155,6 +159,11 @@ class ModelHealth:
         elif self.consecutive_failures >= settings.breaker_failures:
             failures = f"{self.consecutive_failures} failures in a row"
             self._open(now, self.cooldown(), failures)
+        elif len(self._outcomes) >= settings.error_window and (
+            self.error_rate >= settings.breaker_error_rate
+        ):
+            share = f"{self._errors} of its last {len(self._outcomes)} requests failed"
+            self._open(now, self.cooldown(), share)
 
     def cooldown(self) -> float:
         """How long the circuit stays open: doubled by each failed probe, up to the cap."""

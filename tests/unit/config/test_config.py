@@ -163,6 +163,24 @@ def test_unknown_keys_are_rejected_with_their_path(tmp_path: Path):
     assert any(p.startswith("gateway.yaml: timeouts.conect: unknown key") for p in problems)
 
 
+@pytest.mark.parametrize(("rate", "said"), [
+    (0, "must be greater than 0, got 0"), (1.5, "1.5"), ("half", "must be a number")])
+def test_a_circuit_breaker_error_rate_is_a_share_above_0_up_to_1(
+    tmp_path: Path, rate: object, said: str
+):
+    write_config(tmp_path, "http://127.0.0.1:1", routing=_routing(
+        circuit_breaker={"error_rate": rate}))
+    (problem,) = _problems(tmp_path)
+    assert problem.startswith("routing.yaml: routing.circuit_breaker.error_rate: ")
+    assert said in problem
+
+
+def test_a_circuit_breaker_error_rate_is_read(tmp_path: Path):
+    write_config(tmp_path, "http://127.0.0.1:1", routing=_routing(
+        circuit_breaker={"error_rate": 0.25}))
+    assert load_config(tmp_path, ENV).routing.health.breaker_error_rate == 0.25
+
+
 def test_a_group_naming_an_unknown_model_is_reported_with_its_index(tmp_path: Path):
     routing = _routing(groups={"chat": ["alpha", "llm03"]}, default_group="chat")
     write_config(tmp_path, "http://127.0.0.1:1", routing=routing)

@@ -7,7 +7,13 @@ import pytest
 from hxgw.routing.health import HealthBook, HealthSettings, ModelHealth
 from hxgw.routing.strategies import Memory
 
-SETTINGS = HealthSettings(ewma_alpha=0.5, error_window=4, breaker_failures=3, breaker_cooldown=10)
+# Its window of 4 is for the error rate's figures: opening on a share of them is tested
+# with settings of its own.
+SETTINGS = HealthSettings(ewma_alpha=0.5, error_window=4, breaker_failures=3, breaker_cooldown=10,
+                          breaker_error_rate=1.0)
+OFTEN = HealthSettings(error_window=10, breaker_failures=5, breaker_error_rate=0.5,
+                       breaker_cooldown=10)
+"""A model failing every other request: never 5 failures in a row."""
 
 
 def _model() -> ModelHealth:
@@ -63,6 +69,43 @@ def test_a_success_resets_the_consecutive_count():
     health.succeeded(0.1)
     _fail(health, times=2)
     assert health.circuit == "closed"
+
+
+def _alternate(health: ModelHealth, times: int, now: float = 0.0) -> None:
+    for _ in range(times):
+        health.started()
+        health.succeeded(0.1)
+        health.started()
+        health.failed(now)
+
+
+def test_a_model_failing_half_its_requests_opens_once_its_window_is_full():
+    health = ModelHealth(name="m", settings=OFTEN)
+    _alternate(health, 4)
+    assert health.circuit == "closed"  # 8 outcomes: the window is not full yet
+    _alternate(health, 1)
+    assert health.circuit == "open"
+
+
+def test_a_model_failing_less_than_the_rate_stays_closed():
+    health = ModelHealth(name="m", settings=OFTEN)
+    for _ in range(5):
+        for _ in range(2):
+            health.started()
+            health.succeeded(0.1)
+        _fail(health)
+    assert health.circuit == "closed" and health.error_rate < 0.5
+
+
+def test_a_model_back_from_an_open_circuit_starts_a_new_window():
+    health = ModelHealth(name="m", settings=OFTEN)
+    _alternate(health, 5, now=0.0)
+    assert health.allows(10.0)  # its probe, which answers
+    probe = health.started()
+    health.first_byte(0.05, probe)
+    health.succeeded(0.1, probe)
+    _fail(health, now=10.0)  # one failure: before, 6 of 10 in the window reopened it
+    assert (health.circuit, health.error_rate) == ("closed", 0.5)
 
 
 def test_after_the_cooldown_one_probe_is_let_through():
