@@ -74,6 +74,21 @@ async def test_a_created_key_opens_the_gateway_at_once_without_reload(
     await wait_for(lambda: "key=app" in gateway.logs())  # the access line names it
 
 
+async def test_a_key_created_while_the_gateway_holds_the_store_open_opens_it(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, tmp_path: Path
+):
+    # `hxgw keys` closes its connection to the SQLite file the gateway holds open; it
+    # must not take itself for the last one and delete the WAL under the gateway.
+    _stored_key(tmp_path / "state", "before")
+    gateway = await start_gateway(env={"HX_STATE_DIR": str(tmp_path / "state")})
+    for name in ("first", "second"):
+        # A made-up stored key is answered after the gateway's next read of the store.
+        assert await _status(client, gateway, new_key("sk-hx")) == 401
+        made = keys(gateway, "create", name)
+        assert made.returncode == 0, made.stderr
+        assert await _status(client, gateway, made.stdout.strip()) == 200
+
+
 async def test_a_made_up_stored_key_is_refused_after_the_next_read_of_the_store(
     start_gateway: StartGateway, client: aiohttp.ClientSession
 ):
