@@ -85,6 +85,8 @@ def _answer(ctx: RequestContext, document: Any) -> None:
     body = jsonio.dumps(document)
     ctx.status, ctx.bytes_out = 200, len(body)
     headers = {"Content-Type": "application/json", "X-Request-ID": ctx.request_id}
+    if ctx.exchange.header("anthropic-version") is not None:
+        headers["request-id"] = ctx.request_id  # what Anthropic's SDK reads as the request id
     ctx.exchange.respond(200, headers | ctx.headers if ctx.headers else headers, body)
 
 

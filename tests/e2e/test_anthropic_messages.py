@@ -286,6 +286,16 @@ async def test_the_anthropic_sdk_lists_and_retrieves_models_in_its_own_shape(gat
     assert (one.id, one.type, one.display_name) == ("chat", "model", "chat")
 
 
+async def test_the_models_answers_to_the_anthropic_sdk_carry_the_request_id_it_reads(
+    gateway: Gateway,
+):
+    async with _sdk(gateway) as sdk:
+        listed = await sdk.models.with_raw_response.list()
+        one = await sdk.models.with_raw_response.retrieve("chat")
+    for raw in (listed, one):
+        assert raw.request_id == raw.headers["X-Request-ID"]
+
+
 async def test_the_anthropic_sdk_s_unknown_model_is_a_404_in_its_own_shape(gateway: Gateway):
     async with _sdk(gateway) as sdk:
         with pytest.raises(anthropic.NotFoundError) as missing:
