@@ -68,21 +68,28 @@ async def test_a_cached_prompt_without_a_cache_price_is_billed_at_the_input_pric
     assert row["cost"] == pytest.approx((prompt * 3 + int(row["completion_tokens"]) * 15) / 1e6)
 
 
-async def test_an_openai_prompt_read_from_the_cache_is_billed_at_its_cache_price(
-    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
-):
-    # OpenAI counts the cached part inside prompt_tokens, in prompt_tokens_details.
+async def _openai_chat_row(start_gateway: StartGateway, client: aiohttp.ClientSession,
+                           fake: FakeUpstream, usage: dict[str, object]) -> dict[str, object]:
+    """The ledger row of one chat the upstream answers as OpenAI does, with `usage`."""
     answer = {"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "m-alpha",
               "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"},
                            "finish_reason": "stop"}],
-              "usage": {"prompt_tokens": 5000, "completion_tokens": 10, "total_tokens": 5010,
-                        "prompt_tokens_details": {"cached_tokens": 4096, "audio_tokens": 0}}}
+              "usage": usage}
     fake.behave("m-alpha", script=((0.0, json.dumps(answer).encode()),))
     gateway = await _gateway(start_gateway, CACHE_PRICES)
     async with client.post(gateway.url + "/v1/chat/completions", headers=gateway.auth,
                            json={"model": "chat", "messages": HI}) as resp:
         assert resp.status == 200
-    row = await _row(gateway)
+    return await _row(gateway)
+
+
+async def test_an_openai_prompt_read_from_the_cache_is_billed_at_its_cache_price(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    # OpenAI counts the cached part inside prompt_tokens, in prompt_tokens_details.
+    row = await _openai_chat_row(start_gateway, client, fake, {
+        "prompt_tokens": 5000, "completion_tokens": 10, "total_tokens": 5010,
+        "prompt_tokens_details": {"cached_tokens": 4096, "audio_tokens": 0}})
     assert row["cost"] == pytest.approx((904 * 3 + 4096 * 0.3 + 10 * 15) / 1e6)
 
 
@@ -90,20 +97,12 @@ async def test_the_ledger_row_keeps_the_cached_and_reasoning_tokens_openai_repor
     start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):
     # As OpenAI's usage has them: parts of prompt_tokens and completion_tokens, in details.
-    answer = {"id": "chatcmpl-1", "object": "chat.completion", "created": 1, "model": "m-alpha",
-              "choices": [{"index": 0, "message": {"role": "assistant", "content": "hi"},
-                           "finish_reason": "stop"}],
-              "usage": {"prompt_tokens": 5000, "completion_tokens": 300, "total_tokens": 5300,
-                        "prompt_tokens_details": {"cached_tokens": 4096, "audio_tokens": 0},
-                        "completion_tokens_details": {
-                            "reasoning_tokens": 256, "audio_tokens": 0,
-                            "accepted_prediction_tokens": 0, "rejected_prediction_tokens": 0}}}
-    fake.behave("m-alpha", script=((0.0, json.dumps(answer).encode()),))
-    gateway = await _gateway(start_gateway, CACHE_PRICES)
-    async with client.post(gateway.url + "/v1/chat/completions", headers=gateway.auth,
-                           json={"model": "chat", "messages": HI}) as resp:
-        assert resp.status == 200
-    row = await _row(gateway)
+    row = await _openai_chat_row(start_gateway, client, fake, {
+        "prompt_tokens": 5000, "completion_tokens": 300, "total_tokens": 5300,
+        "prompt_tokens_details": {"cached_tokens": 4096, "audio_tokens": 0},
+        "completion_tokens_details": {"reasoning_tokens": 256, "audio_tokens": 0,
+                                      "accepted_prediction_tokens": 0,
+                                      "rejected_prediction_tokens": 0}})
     assert (row["prompt_tokens"], row["cached_tokens"], row["cache_write_tokens"],
             row["completion_tokens"], row["reasoning_tokens"]) == (5000, 4096, 0, 300, 256)
 
