@@ -2,7 +2,8 @@
 
 A snapshot is built completely and validated before anything uses it, so a
 reload either swaps in a whole new consistent config or keeps the old one.
-Reading and validating the files lives in `load.py`.
+Reading and validating the files lives in `load.py`; routing.yaml's part of the schema
+in `routing_schema.py`.
 """
 
 from __future__ import annotations
@@ -15,6 +16,11 @@ from typing import Literal
 
 from hxgw.config.body_limits import Limits as Limits
 from hxgw.config.price import Price as Price
+from hxgw.config.routing_schema import STRATEGIES as STRATEGIES
+from hxgw.config.routing_schema import Group as Group
+from hxgw.config.routing_schema import HealthSettings as HealthSettings
+from hxgw.config.routing_schema import Routing as Routing
+from hxgw.config.routing_schema import ScoringWeights as ScoringWeights
 from hxgw.config.transforms import Transform
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -30,28 +36,8 @@ MODES: tuple[Mode, ...] = (
     "audio_speech",
     "image_generation",
 )
-STRATEGIES = ("failover", "round-robin", "weighted", "least-busy", "latency", "ml-based-routing")
 LogFormat = Literal["kv", "json"]
 DEFAULT_UPSTREAM = "default"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class HealthSettings:
-    ewma_alpha: float = 0.3
-    error_window: int = 50
-    breaker_failures: int = 5
-    breaker_error_rate: float = 0.5
-    """The share of failures over a full `error_window` that opens the circuit too: a model
-    failing every other request never fails `breaker_failures` times in a row."""
-    breaker_cooldown: float = 30.0
-    breaker_max_cooldown: float = 300.0
-    """Each failed half-open probe doubles the cool-down, up to this: a probe is a real
-    client's request, and a model that stays down should cost few of them."""
-    stall_floor: float = 5.0
-    stall_factor: float = 4.0
-    """A model whose oldest request has waited for its first byte longer than
-    max(stall_floor, stall_factor x its EWMA time to first byte) is treated like an open
-    circuit: a model that went silent is noticed before its first timeout ends."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -75,45 +61,6 @@ class Model:
         if self.mode is None or self.mode == mode:
             return True
         return mode == "completion" and self.mode == "chat"
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Group:
-    name: str
-    models: tuple[str, ...]
-    strategy: str | None = None
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class ScoringWeights:
-    """How ml-based-routing weighs what it knows about a candidate (see docs/routing.md)."""
-
-    tier: float = 1.0
-    specialization: float = 1.5
-    health: float = 1.0
-    latency: float = 0.5
-    cost: float = 0.2
-    load: float = 0.3
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Routing:
-    strategy: str
-    default_group: str
-    failover_order: tuple[str, ...]
-    groups: Mapping[str, Group]
-    health: HealthSettings = field(default_factory=HealthSettings)
-    scoring: ScoringWeights = field(default_factory=ScoringWeights)
-    classifier: Path | None = None
-
-    def strategy_of(self, group: str | None) -> str:
-        chosen = self.groups[group].strategy if group is not None else None
-        return chosen or self.strategy
-
-    def uses(self, strategy: str) -> bool:
-        return self.strategy == strategy or any(
-            g.strategy == strategy for g in self.groups.values()
-        )
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
