@@ -31,6 +31,10 @@ class Route:
     """What round-robin and latency count their turns under: the group and the endpoint's
     mode, since a group may hold models of several modes, and an embedding request taking
     a turn would move the chat models' (alternating, one chat model got them all)."""
+    classified: bool = True
+    """Whether ml-based-routing asks the task classifier about the request: not for an
+    embedding, whose input is text to turn into numbers, no task for a model (the header
+    had said `task=chat` of it)."""
     limited: bool = field(init=False)
     """Whether a candidate has a `max_context`: asked once here, not on every request."""
     fixed: Decision | None = None
@@ -113,7 +117,8 @@ def decide(
     task: dict[str, float] | None = None
     ranking: Ranking | None = None
     if strategy == "ml-based-routing" and own:
-        task = classifier.predict_proba(prompt_text(body)) if classifier else {}
+        asked = classifier if route.classified else None
+        task = asked.predict_proba(prompt_text(body)) if asked is not None else {}
         ranking = rank(own, task, memory.health, config.routing.scoring)
         own = ranking.models()
     elif strategy in ORDERS and own:

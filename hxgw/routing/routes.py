@@ -118,7 +118,14 @@ def _group_route(config: Config, group: str, mode: Mode | None) -> Route | None:
     last_resort = _serving(config, config.routing.failover_order, mode)
     candidates = own + tuple([m for m in last_resort if m not in own])
     turns = f"{group} {mode or 'any'}"
-    route = Route(group=group, pinned=False, candidates=candidates, own=len(own), turns=turns)
+    route = Route(
+        group=group,
+        pinned=False,
+        candidates=candidates,
+        own=len(own),
+        turns=turns,
+        classified=mode != "embedding",
+    )
     if config.routing.strategy_of(group) == "failover" and not route.limited:
         # It can only come out one way while every candidate is healthy: decided now.
         fixed = Decision("failover", candidates)

@@ -343,3 +343,27 @@ def test_ml_routing_terms_add_up_to_the_score(config: Config):
                       FixedTask(coding=0.7, writing=0.3))
     for scored in decision.scored:
         assert scored.score == sum(value for _, value, _ in scored.terms)
+
+
+class CountingTask(FixedTask):
+    """A classifier that counts what it is asked."""
+
+    asked = 0
+
+    def predict_proba(self, text: str) -> dict[str, float]:
+        self.asked += 1
+        return super().predict_proba(text)
+
+
+def test_ml_routing_asks_the_classifier_nothing_of_an_embedding(tmp_path: Path):
+    # An embedding's input is text to turn into numbers: the header had said `task=chat`.
+    routing = {"routing": {"strategy": "ml-based-routing", "default_group": "g",
+                           "groups": {"g": ["coder"], "emb": ["vectors"]}}}
+    models = [_model("coder", specializations=["coding"]),
+              _model("vectors", mode="embedding")]
+    write_config(tmp_path, "http://127.0.0.1:1", models=models, routing=routing)
+    config = load_config(tmp_path, {"MASTER_KEY": "k"})
+    route = Routes(config).resolve("emb", None, ClientKey(name="any", digest=b"x"), "embedding")
+    classifier = CountingTask(chat=1.0)
+    decision = decide(config, route, {"input": "hello"}, Memory(), classifier)
+    assert (classifier.asked, decision.header()) == (0, "strategy=ml-based-routing; chosen=vectors")
