@@ -27,10 +27,11 @@ async def list_models(ctx: RequestContext, call_next: Next) -> None:
     """Reads ctx.key; answers with `{"object": "list", "data": [...]}`, or in Anthropic's
     shape to Anthropic's SDKs (which send `anthropic-version`)."""
     entries = await _entries(ctx)
-    if ctx.exchange.header("anthropic-version") is None:
-        _answer(ctx, {"object": "list", "data": entries})
+    if not _to_anthropic(ctx):
+        _answer(ctx, {"object": "list", "data": entries}, anthropic=False)
     else:
-        _answer(ctx, _anthropic_page([_anthropic(e) for e in entries], ctx.exchange.query))
+        page = _anthropic_page([_anthropic(e) for e in entries], ctx.exchange.query)
+        _answer(ctx, page, anthropic=True)
     await call_next(ctx)
 
 
@@ -69,7 +70,8 @@ async def describe_model(ctx: RequestContext, call_next: Next) -> None:
     found = next((e for e in await _entries(ctx) if e.get("id") == wanted), None)
     if found is None:
         raise ModelNotFound(f"The model `{wanted}` does not exist", param="model")
-    _answer(ctx, found if ctx.exchange.header("anthropic-version") is None else _anthropic(found))
+    anthropic = _to_anthropic(ctx)
+    _answer(ctx, _anthropic(found) if anthropic else found, anthropic=anthropic)
     await call_next(ctx)
 
 
@@ -81,11 +83,16 @@ def _anthropic(entry: dict[str, Any]) -> dict[str, Any]:
     return {"type": "model", "id": entry["id"], "display_name": entry["id"], "created_at": when}
 
 
-def _answer(ctx: RequestContext, document: Any) -> None:
+def _to_anthropic(ctx: RequestContext) -> bool:
+    """Whether the client is one of Anthropic's SDKs, which send `anthropic-version`."""
+    return ctx.exchange.header("anthropic-version") is not None
+
+
+def _answer(ctx: RequestContext, document: Any, *, anthropic: bool) -> None:
     body = jsonio.dumps(document)
     ctx.status, ctx.bytes_out = 200, len(body)
     headers = {"Content-Type": "application/json", "X-Request-ID": ctx.request_id}
-    if ctx.exchange.header("anthropic-version") is not None:
+    if anthropic:
         headers["request-id"] = ctx.request_id  # what Anthropic's SDK reads as the request id
     ctx.exchange.respond(200, headers | ctx.headers if ctx.headers else headers, body)
 
