@@ -15,7 +15,7 @@ import re
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import asdict
+from dataclasses import asdict, fields
 from pathlib import Path
 
 from hxgw.config import StoreSettings, load_store_settings
@@ -27,19 +27,8 @@ from hxgw.usage import GROUPINGS, MIGRATIONS, Totals, ledger_exists, ledger_vers
 
 FORMATS = ("table", "json", "csv")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_COLUMNS = (
-    "requests",
-    "prompt_tokens",
-    "completion_tokens",
-    "total_tokens",
-    "cost",
-    "errors",
-    "failovers",
-    "p50_latency",
-    "cached_tokens",
-    "cache_write_tokens",
-    "reasoning_tokens",
-)
+_COLUMNS = tuple(f.name for f in fields(Totals) if f.name != "group")
+"""A report line's figures, in the order Totals (and a CSV read by position) has them."""
 
 
 MAX_DURATION = 36500 * 86400
@@ -216,20 +205,9 @@ def _cells(line: Totals) -> tuple[str, ...]:
 
 def _sum(lines: list[Totals]) -> Totals:
     """The table's last line. A median does not add up: it has none."""
-    return Totals(
-        group="total",
-        requests=sum(t.requests for t in lines),
-        prompt_tokens=sum(t.prompt_tokens for t in lines),
-        completion_tokens=sum(t.completion_tokens for t in lines),
-        total_tokens=sum(t.total_tokens for t in lines),
-        cost=sum(t.cost for t in lines),
-        errors=sum(t.errors for t in lines),
-        failovers=sum(t.failovers for t in lines),
-        p50_latency=None,
-        cached_tokens=sum(t.cached_tokens for t in lines),
-        cache_write_tokens=sum(t.cache_write_tokens for t in lines),
-        reasoning_tokens=sum(t.reasoning_tokens for t in lines),
-    )
+    counts = [name for name in _COLUMNS if name != "p50_latency"]
+    added = {name: sum(getattr(t, name) for t in lines) for name in counts}
+    return Totals(group="total", p50_latency=None, **added)
 
 
 def iso(when: float) -> str:
