@@ -4,6 +4,7 @@ the files). Names only: a key's or an upstream's secret is compared, never said.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 
@@ -38,12 +39,12 @@ _SETTINGS: tuple[tuple[str, str, _Read], ...] = (
 )
 
 
-def _health(config: Config) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    h = config.routing.health
-    return (
-        (h.ewma_alpha, h.error_window, h.stall_floor, h.stall_factor),
-        (h.breaker_failures, h.breaker_error_rate, h.breaker_cooldown, h.breaker_max_cooldown),
-    )
+def _health(config: Config) -> tuple[dict[str, object], dict[str, object]]:
+    """routing.health's settings and routing.circuit_breaker's (the `breaker_` ones), from
+    the one dataclass that holds both: a setting added there is compared without a word here."""
+    settings = dataclasses.asdict(config.routing.health)
+    breaker = {name: value for name, value in settings.items() if name.startswith("breaker_")}
+    return {name: v for name, v in settings.items() if name not in breaker}, breaker
 
 
 @dataclass(slots=True)

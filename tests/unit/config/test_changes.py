@@ -8,7 +8,7 @@ import yaml
 
 from hxgw.config import load_config
 from hxgw.config.changes import changes
-from tests.fixtures import new_key, write_config
+from tests.fixtures import DEFAULT_ROUTING, new_key, write_config
 
 KEYS = {"keys": [{"name": "app", "key": "sk-app-secret-123456"}]}
 
@@ -47,3 +47,15 @@ def test_an_upstream_given_another_key_is_named_without_its_key(tmp_path: Path):
     new = load_config(write_config(tmp_path / "b", "http://127.0.0.1:1"),
                       {"MASTER_KEY": master, "HX_UPSTREAM_KEY": "sk-up-two-1234"})
     assert changes(old, new).fields == {"upstreams_changed": "default"}
+
+
+def test_health_and_circuit_breaker_settings_are_named_apart(tmp_path: Path):
+    master = {"MASTER_KEY": new_key()}
+    routing = DEFAULT_ROUTING["routing"]
+    old = load_config(write_config(tmp_path / "a", "http://127.0.0.1:1"), master)
+    breaker = {"routing": routing | {"circuit_breaker": {"error_rate": 0.25}}}
+    health = {"routing": routing | {"health": {"stall_floor": 2}}}
+    for new_routing, place in ((breaker, "routing.circuit_breaker"), (health, "routing.health")):
+        directory = write_config(tmp_path / place, "http://127.0.0.1:1", routing=new_routing)
+        found = changes(old, load_config(directory, master))
+        assert found.fields == {"settings_changed": place}
