@@ -32,8 +32,7 @@ def run(args: argparse.Namespace, config_dir: str, env: Mapping[str, str]) -> in
     try:
         return _run(args, settings, config_dir, env)
     finally:
-        if settings.database_url is None:
-            give_to_owner(settings.state_dir)
+        give_to_owner(settings)
 
 
 def _run(

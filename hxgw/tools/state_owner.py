@@ -7,18 +7,20 @@ from __future__ import annotations
 
 import contextlib
 import os
-from pathlib import Path
 
+from hxgw.config import StoreSettings
 from hxgw.store import SQLITE_FILE
 
 _FILES = (SQLITE_FILE, f"{SQLITE_FILE}-wal", f"{SQLITE_FILE}-shm")
 
 
-def give_to_owner(state_dir: Path) -> None:
-    """Give the database files root owns in `state_dir` to the directory's owner; nothing
-    when this process is not root, or root owns the directory."""
-    if os.geteuid() != 0:
+def give_to_owner(settings: StoreSettings) -> None:
+    """Give the database files root owns in the state directory to the directory's
+    owner; nothing when the store is PostgreSQL, this process is not root, or root owns
+    the directory."""
+    if settings.database_url is not None or os.geteuid() != 0:
         return
+    state_dir = settings.state_dir
     try:
         owner = state_dir.stat()
     except OSError:

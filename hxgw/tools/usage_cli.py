@@ -100,8 +100,7 @@ def run(args: argparse.Namespace, config_dir: str, env: Mapping[str, str]) -> in
     try:
         return _report(args, settings)
     finally:
-        if settings.database_url is None:
-            give_to_owner(settings.state_dir)
+        give_to_owner(settings)
 
 
 def _report(args: argparse.Namespace, settings: StoreSettings) -> int:
