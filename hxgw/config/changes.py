@@ -53,10 +53,18 @@ class Changes:
     """For the log line: `models_removed=llm02`, `settings_changed=timeouts,cors`, ..."""
     files: list[str] = field(default_factory=list)
     """The files whose content the changes came from, in the order the operator reads them."""
+    waiting: list[str] = field(default_factory=list)
+    """The settings that differ from what the process runs with and wait for a restart
+    (hxgw.config.warnings.waiting_for_restart): said at every reload until then."""
 
     def summary(self) -> str:
         """For STATUS= and /status: short whatever the change."""
-        return f"changed {', '.join(self.files)}" if self.files else "nothing changed"
+        said = f"changed {', '.join(self.files)}" if self.files else "nothing changed"
+        return f"{said}; waiting for a restart: {', '.join(self.waiting)}" if self.waiting else said
+
+    def log_fields(self) -> dict[str, str]:
+        waiting = {"restart_needed": ",".join(self.waiting)} if self.waiting else {}
+        return (self.fields or {"changed": "none"}) | waiting
 
 
 def changes(old: Config, new: Config) -> Changes:

@@ -7,7 +7,7 @@ from __future__ import annotations
 import contextlib
 import os
 import stat
-from dataclasses import replace
+from collections.abc import Callable
 from pathlib import Path
 
 import structlog
@@ -27,21 +27,39 @@ def log_restart_only_changes(started: Config, new: Config, listening: str) -> No
     with (and the address against the one it listens on): the warning comes again on
     every reload until a restart, and none comes for a setting put back as it runs."""
     _log_listen_change(listening, new)
-    if (started.tls is None) != (new.tls is None):
-        log.warning("TLS was switched on or off; it takes effect on restart")
-    if started.limits.client_idle_timeout != new.limits.client_idle_timeout:
-        log.warning("limits.client_idle_timeout changed; it takes effect on restart")
-    if started.limits_store != new.limits_store:
-        log.warning("limits_store changed; it takes effect on restart")
-    if started.store != new.store:
-        log.warning("store settings changed; they take effect on restart")
+    for place in waiting_for_restart(started, new):
+        said = {"in_use": _logging(started), "configured": _logging(new)}
+        log.warning(_RESTART_ONLY[place][1], **(said if place == "logging" else {}))
+
+
+_Read = Callable[[Config], object]
+
+# The settings a reload cannot apply, by their place in gateway.yaml: what is compared,
+# and what the operator is told.
+_RESTART_ONLY: dict[str, tuple[_Read, str]] = {
+    "tls": (lambda c: c.tls is None, "TLS was switched on or off; it takes effect on restart"),
+    "limits.client_idle_timeout": (
+        lambda c: c.limits.client_idle_timeout,
+        "limits.client_idle_timeout changed; it takes effect on restart",
+    ),
+    "limits_store": (lambda c: c.limits_store, "limits_store changed; it takes effect on restart"),
+    "store": (lambda c: c.store, "store settings changed; they take effect on restart"),
     # logging.access_log is read per request: only the level and format wait.
-    if replace(started.logging, access_log=new.logging.access_log) != new.logging:
-        log.warning(
-            "logging.level or logging.format changed; it takes effect on restart",
-            in_use=_logging(started),
-            configured=_logging(new),
-        )
+    "logging": (
+        lambda c: (c.logging.level, c.logging.format),
+        "logging.level or logging.format changed; it takes effect on restart",
+    ),
+}
+
+
+def waiting_for_restart(started: Config, new: Config, listening: str | None = None) -> list[str]:
+    """The places of `new`'s settings that differ from what the process runs with and
+    that only a restart applies (`listen` too when `listening`, the address in use, is
+    given): what a reload says it left waiting."""
+    places = [p for p, (read, _) in _RESTART_ONLY.items() if read(started) != read(new)]
+    if listening is not None and _configured(new) != listening:
+        places.insert(0, "listen")
+    return places
 
 
 def _logging(config: Config) -> str:
@@ -52,13 +70,17 @@ def log_supervisor_restart_changes(started: Config, fresh: Config, count: int | 
     """With workers: what a reload cannot change for them, which they cannot see (the
     supervisor gave them its address): the address, and their number when the config
     set it (`count`, None when the command line did)."""
-    _log_listen_change(f"{started.listen.host}:{started.listen.port}", fresh)
+    _log_listen_change(_configured(started), fresh)
     if count is not None and fresh.workers != started.workers:
         log.warning("workers changed; it takes effect on restart", running=count)
 
 
+def _configured(config: Config) -> str:
+    return f"{config.listen.host}:{config.listen.port}"
+
+
 def _log_listen_change(listening: str, new: Config) -> None:
-    configured = f"{new.listen.host}:{new.listen.port}"
+    configured = _configured(new)
     if configured != listening:
         log.warning(
             "the listen address differs from the one in use; it takes effect on restart",

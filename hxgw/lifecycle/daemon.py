@@ -20,7 +20,12 @@ from aiohttp import web
 from hxgw import __version__
 from hxgw.config import Config
 from hxgw.config.changes import changes, repointed
-from hxgw.config.warnings import log_restart_only_changes, warn_at_start, warn_if_world_readable
+from hxgw.config.warnings import (
+    log_restart_only_changes,
+    waiting_for_restart,
+    warn_at_start,
+    warn_if_world_readable,
+)
 from hxgw.errors import ConfigError
 from hxgw.keys.guard import counted_as, is_within
 from hxgw.lifecycle import stores
@@ -216,6 +221,7 @@ class Daemon:
         log_restart_only_changes(self.started_with, config, self.runtime.listening)
         warn_if_world_readable(config, self.readable)
         changed = changes(current.config, config)
+        changed.waiting = waiting_for_restart(self.started_with, config, self.runtime.listening)
         if self.ssl_context is not None and config.tls is not None:
             reread_certificate(self.ssl_context, config.tls)
         self._adopt(snapshot)
@@ -226,7 +232,7 @@ class Daemon:
             generation=generation,
             models=len(config.models),
             groups=len(config.routing.groups),
-            **(changed.fields or {"changed": "none"}),
+            **changed.log_fields(),
         )
         self.notifier.ready(self._status())
         return True

@@ -44,6 +44,31 @@ async def test_a_reload_of_unchanged_files_says_nothing_changed(
     await wait_for(lambda: any("nothing changed" in m.get("STATUS", "") for m in notify.drain()))
 
 
+async def test_a_reload_says_which_settings_wait_for_a_restart_until_they_are_put_back(
+    start_gateway: StartGateway, notify: NotifySocket
+):
+    gateway = await start_gateway(env={"NOTIFY_SOCKET": notify.path})
+    path = gateway.config_dir / "gateway.yaml"
+    started = path.read_text()
+    doc = yaml.safe_load(started)
+    doc["logging"] = {"level": "debug"}
+    path.write_text(yaml.safe_dump(doc))
+    gateway.signal(signal.SIGHUP)
+    await wait_for(lambda: "config reloaded generation=2" in gateway.logs())
+    assert "restart_needed=logging" in _reloaded_line(gateway, 2)
+    said = "waiting for a restart: logging"
+    await wait_for(lambda: any(said in m.get("STATUS", "") for m in notify.drain()))
+    path.write_text(started)
+    gateway.signal(signal.SIGHUP)
+    await wait_for(lambda: "config reloaded generation=3" in gateway.logs())
+    assert "restart_needed" not in _reloaded_line(gateway, 3)
+
+
+def _reloaded_line(gateway: Gateway, generation: int) -> str:
+    said = f"config reloaded generation={generation}"
+    return next(x for x in gateway.logs().splitlines() if said in x)
+
+
 async def test_a_keys_file_every_user_can_read_added_by_a_reload_is_warned_of_once(
     start_gateway: StartGateway,
 ):
