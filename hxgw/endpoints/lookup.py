@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from hxgw.endpoints.table import (
     BY_ID,
     MODEL,
+    MODELS,
     OPERATOR,
     PROXIED,
     UNROUTED,
@@ -16,6 +17,7 @@ from hxgw.endpoints.table import (
 )
 
 MODEL_PREFIXES = ("/v1/models/", "/models/")
+_MODEL_METHODS = frozenset(("GET", "HEAD"))
 
 
 def endpoint_for(method: str, path: str) -> Endpoint:
@@ -24,7 +26,7 @@ def endpoint_for(method: str, path: str) -> Endpoint:
     endpoint = ROUTES.get((method, path))
     if endpoint is not None:
         return endpoint
-    if method == "GET" and _names_a_model(path):
+    if method in _MODEL_METHODS and _names_a_model(path):
         return MODEL
     for endpoint in BY_ID:
         if endpoint.method == method and id_in_path(endpoint, path) is not None:
@@ -55,7 +57,7 @@ def allowed_methods(path: str) -> str | None:
     if fixed is not None:
         return fixed
     if _names_a_model(path):
-        return MODEL.method
+        return ", ".join(sorted(_MODEL_METHODS))
     methods = sorted({e.method for e in BY_ID if id_in_path(e, path) is not None})
     return ", ".join(methods) or None
 
@@ -73,8 +75,10 @@ def _table() -> dict[tuple[str, str], Endpoint]:
     for endpoint in (*PROXIED, *OPERATOR):
         for path in client_paths(endpoint):
             table[endpoint.method, path] = endpoint
-            if endpoint in OPERATOR:
-                table["HEAD", path] = endpoint  # what a load balancer's probe may send
+            if endpoint in OPERATOR or endpoint is MODELS:
+                # What a load balancer's probe or a monitor may send: the gateway's own
+                # answers take it. A proxied GET does not: LiteLLM answers HEAD 405.
+                table["HEAD", path] = endpoint
     return table
 
 

@@ -60,16 +60,16 @@ class Connection:
         self.writer.write(data)
         await self.writer.drain()
 
-    async def response(self, timeout: float = 5.0) -> Response:
+    async def response(self, timeout: float = 5.0, *, to_head: bool = False) -> Response:
         """Read exactly one response (a 1xx counts as one), framed by Content-Length,
-        chunked encoding or the end of the connection."""
+        chunked encoding or the end of the connection; only its head `to_head` a HEAD."""
         async with asyncio.timeout(timeout):
             head = await self.reader.readuntil(b"\r\n\r\n")
             status_line, *lines = head.decode("latin-1").split("\r\n")[:-2]
             version, status, *_ = status_line.split(" ", 2)
             headers = [(k.strip(), v.strip()) for k, _, v in (h.partition(":") for h in lines)]
             response = Response(version, int(status), headers, b"")
-            if response.status < 200 or response.status in (204, 304):
+            if to_head or response.status < 200 or response.status in (204, 304):
                 return response
             if "chunked" in (response.header("Transfer-Encoding") or "").lower():
                 response.body = await self._chunked_body()
@@ -216,6 +216,33 @@ async def test_health_and_metrics_after_a_chat_on_one_connection_get_their_own_a
     assert metrics.status == 200
     assert (metrics.header("Content-Type") or "").startswith("text/plain")
     assert b"# TYPE " in metrics.body
+
+
+@pytest.mark.parametrize("path", ["/v1/models", "/v1/models/chat", "/models/alpha"])
+async def test_head_of_a_models_route_gets_the_get_answers_head_and_no_body(
+    gateway: Gateway, path: str
+):
+    auth = {"Authorization": f"Bearer {gateway.key}"}
+    async with connect(gateway) as conn:
+        await conn.send(request("GET", path, headers=auth))
+        got = await conn.response()
+        await conn.send(request("HEAD", path, headers=auth))
+        head = await conn.response(to_head=True)
+        await conn.send(HEALTHZ)  # a body sent with the HEAD's answer would be read as this
+        health = await conn.response()
+    assert (got.status, head.status) == (200, 200)
+    assert head.header("Content-Length") == got.header("Content-Length")
+    assert head.header("Content-Type") == got.header("Content-Type")
+    assert (health.status, health.json()) == (200, {"status": "ok"})
+
+
+async def test_head_of_a_route_the_upstream_answers_is_405_naming_the_methods(gateway: Gateway):
+    auth = {"Authorization": f"Bearer {gateway.key}"}
+    async with connect(gateway) as conn:
+        await conn.send(request("HEAD", "/v1/files/file-abc", headers=auth))
+        refused = await conn.response(to_head=True)
+    assert refused.status == 405
+    assert refused.header("Allow") == "DELETE, GET"
 
 
 async def test_a_chat_after_a_health_check_on_one_connection_is_proxied(gateway: Gateway):
