@@ -78,9 +78,9 @@ async def test_a_preflight_for_one_model_is_answered_and_a_wrong_method_on_it_is
     async with client.options(gateway.url + "/v1/models/chat",
                               headers=_preflight("GET")) as resp:
         assert resp.status == 204
-        assert resp.headers["Access-Control-Allow-Methods"] == "GET"
+        assert resp.headers["Access-Control-Allow-Methods"] == "GET, HEAD"
     async with client.post(gateway.url + "/v1/models/chat", headers=gateway.auth) as resp:
-        assert (resp.status, resp.headers["Allow"]) == (405, "GET")
+        assert (resp.status, resp.headers["Allow"]) == (405, "GET, HEAD")
 
 
 async def _listed_only(start_gateway: StartGateway, origins: list[str]) -> Gateway:
