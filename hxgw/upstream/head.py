@@ -1,6 +1,6 @@
 """Where an upstream response head ends in the bytes read so far, and whether it is an
-interim (1xx) answer: what `Connection` needs to collect a head whole before the
-parser sees it (hxgw.upstream.connection)."""
+interim (1xx) answer: what `ResponseReader` needs to collect a head whole before the
+parser sees it (hxgw.upstream.reader)."""
 
 from __future__ import annotations
 
