@@ -12,8 +12,8 @@ from collections.abc import AsyncIterator, Callable
 
 from hxgw.config import Model
 from hxgw.config.body_limits import Family
+from hxgw.pipeline.client_request import body_too_large
 from hxgw.pipeline.context import Next, RequestContext
-from hxgw.pipeline.exchange import body_too_large
 from hxgw.pipeline.multipart import form_boundary
 from hxgw.pipeline.upload import Upload
 

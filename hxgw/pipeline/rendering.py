@@ -20,8 +20,8 @@ from hxgw.errors import (
     UnsupportedEncoding,
     UpstreamAnswer,
 )
+from hxgw.pipeline.client_request import ACCEPT_ENCODING
 from hxgw.pipeline.context import Next, RequestContext
-from hxgw.pipeline.exchange import ACCEPT_ENCODING
 
 log = structlog.get_logger("hxgw.errors")
 

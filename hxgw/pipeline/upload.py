@@ -15,7 +15,8 @@ from typing import IO
 
 from hxgw.config import Model
 from hxgw.config.body_limits import Family
-from hxgw.pipeline.exchange import Exchange, body_too_large
+from hxgw.pipeline.client_request import body_too_large
+from hxgw.pipeline.exchange import Exchange
 from hxgw.pipeline.multipart import ModelField
 
 IN_MEMORY = 1024 * 1024

@@ -25,8 +25,8 @@ from hxgw.errors import GatewayError, OperatorOnly, Unauthorized
 from hxgw.observe.metrics import CONTENT_TYPE
 from hxgw.observe.workers import families, render_total, total_status
 from hxgw.pipeline.auth import current, guard_key, unread_yet
+from hxgw.pipeline.client_request import sole_header
 from hxgw.pipeline.context import OperatorHandler
-from hxgw.pipeline.exchange import sole_header
 from hxgw.pipeline.operator import OUTCOME
 from hxgw.server.openapi import openapi_bytes
 from hxgw.server.status_page import render_status_html

@@ -22,7 +22,8 @@ from aiohttp.web_protocol import RequestHandler
 from hxgw.endpoints import endpoint_for
 from hxgw.errors import BadRequest, GatewayError, RequestTimeout, UpstreamTimeout
 from hxgw.observe import AccessLog, RequestIds
-from hxgw.pipeline.exchange import ACCEPT_ENCODING, SERVER, parser_reason, unsupported_coding
+from hxgw.pipeline.client_request import ACCEPT_ENCODING, parser_reason, unsupported_coding
+from hxgw.pipeline.exchange import SERVER
 
 log = structlog.get_logger("hxgw.server")
 
