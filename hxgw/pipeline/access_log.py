@@ -9,7 +9,9 @@ from hxgw.pipeline.context import Next, RequestContext
 
 
 async def log_access(ctx: RequestContext, call_next: Next) -> None:
-    """Reads everything the later steps recorded on ctx; writes nothing but the log."""
+    """Reads everything the later steps recorded on ctx; writes the log, and on ctx only
+    the outcome of a request cancelled under it (`ctx.cancelled`: the operator's chains
+    have no record_usage to say it)."""
     try:
         await call_next(ctx)
     except asyncio.CancelledError:
@@ -23,7 +25,7 @@ async def log_access(ctx: RequestContext, call_next: Next) -> None:
 def _write(ctx: RequestContext) -> None:
     exchange = ctx.exchange
     latency = time.perf_counter() - ctx.started
-    spent = ctx.used  # worked out by the metrics step, for every API request
+    spent = ctx.used  # worked out by record_metrics (inside this step), for every API request
     tokens = None if spent is None or spent.source == "none" else (spent.prompt, spent.completion)
     ctx.state.runtime.access.write(
         exchange.method,

@@ -13,7 +13,8 @@ from hxgw.usage import Values
 
 async def record_usage(ctx: RequestContext, call_next: Next) -> None:
     """Reads the key, route, group, model, status, tokens, cost, failovers and times;
-    writes nothing on ctx. Outside `render_errors`, so it sees the final status."""
+    writes only ctx.outcome, of a request cancelled under it (`ctx.cancelled`). Outside
+    `render_errors`, so it sees the final status."""
     try:
         await call_next(ctx)
     except asyncio.CancelledError:

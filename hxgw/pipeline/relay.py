@@ -3,7 +3,8 @@ then body or SSE (`hxgw.pipeline.events`).
 
 Nothing is collected: each chunk is written (and so flushed) as soon as the
 upstream sends it. Only answers the gateway must change (ids rebound, an error
-put in Anthropic's shape) are read whole first.
+put in its route's shape: any on Anthropic's routes, one that is not JSON on the
+others) are read whole first.
 """
 
 from __future__ import annotations
@@ -29,7 +30,11 @@ USAGE_TAIL = 64 * 1024
 
 
 def relay(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
-    """Reads ctx.reply; writes the response, ctx.status, ctx.bytes_out and ctx.outcome."""
+    """Reads ctx.reply and ctx.rebind; writes the response, ctx.status, ctx.bytes_out,
+    ctx.client_first_at, ctx.outcome, ctx.stream (an answer in events is a stream) and
+    ctx.usage (the upstream's usage object, for the ledger and the limits); an answer
+    cut short sets ctx.stream_failed (and ctx.model_failed, unless the total timeout
+    cut it)."""
     assert ctx.reply is not None
     reply = ctx.reply
     coding = reply.response.content_encoding  # read with the framing: no header lookup
@@ -56,7 +61,7 @@ def relay(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
 
 
 async def _whole_then_next(ctx: RequestContext, reply: Reply, limit: int, call_next: Next) -> None:
-    """A JSON answer whose ids are rebound, or an error put in Anthropic's shape: read
+    """A JSON answer whose ids are rebound, or an error put in its route's shape: read
     whole (the upstream sends it only once it is complete, so holding it costs its
     transfer time), then answered at once; a 502 past `limit`, without reading any
     when its length says so."""
