@@ -26,6 +26,9 @@ from hxgw.upstream import Gates, Origin, UpstreamClient, header_line
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class GatewayState:
+    """A snapshot: one config and what it implies, as a request's steps read it
+    (`ctx.state`); `runtime` and `client` are the process's, shared by every snapshot."""
+
     config: Config
     generation: int
     routes: Routes
@@ -62,7 +65,7 @@ def build_state(
     """Everything a request needs from this config, computed once here instead of per
     request. Touches no process state: a reload builds it aside and may throw it away."""
     uses_classifier = config.routing.uses("ml-based-routing")
-    auth = {
+    fixed_headers = {
         name: {"User-Agent": f"hxgw/{__version__}"}
         | ({"Via": runtime.hop} if runtime.hop else {})
         | ({"Authorization": f"Bearer {upstream.key}"} if upstream.key else {})
@@ -78,10 +81,10 @@ def build_state(
             {name: Origin.from_url(upstream.url) for name, upstream in config.upstreams.items()}
         ),
         upstream_head=MappingProxyType(
-            {name: _framed(JSON, headers) for name, headers in auth.items()}
+            {name: _framed(JSON, headers) for name, headers in fixed_headers.items()}
         ),
         upload_head=MappingProxyType(
-            {name: _framed({}, headers) for name, headers in auth.items()}
+            {name: _framed({}, headers) for name, headers in fixed_headers.items()}
         ),
         loaded_at=time.time(),
         runtime=runtime,

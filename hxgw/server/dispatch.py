@@ -23,6 +23,8 @@ from hxgw.state import SnapshotHolder
 
 
 class Dispatcher:
+    """The handler aiohttp's server calls for each request (see the module's docstring)."""
+
     def __init__(self, holder: SnapshotHolder, inflight: Inflight) -> None:
         self.holder, self.inflight = holder, inflight
         self.chains = build_chains()
