@@ -61,7 +61,9 @@ class Failure:
     gateway_key: bool = False
     """The upstream refused the gateway's own key (`refused_gateway_key`)."""
     kind: str = ""
-    """Its `hxgw_upstream_errors_total` kind, for one `unserved` found."""
+    """Its `hxgw_upstream_errors_total` kind (`timeout`, `http_429`, `gateway_key`, what
+    `unserved` found...); "context_length" is the one read back (`all_failed`). A shed
+    candidate has none: it was not tried."""
 
     def tried(self) -> dict[str, Any]:
         """What the gateway's own error lists for this candidate."""

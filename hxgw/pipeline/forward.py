@@ -24,6 +24,7 @@ import time
 
 import structlog
 
+from hxgw.config import Model
 from hxgw.errors import UpstreamTimeout
 from hxgw.pipeline.blame import WAITS_FOR_VERDICT, Blame
 from hxgw.pipeline.context import Next, Reply, RequestContext
@@ -43,7 +44,8 @@ from hxgw.pipeline.failures import (
 from hxgw.pipeline.opening import EVENT_STREAM, past_preamble
 from hxgw.pipeline.send_upload import send_upload
 from hxgw.pipeline.sending import request_headers, send, transport_outcome
-from hxgw.upstream import GateFull
+from hxgw.routing.health import ModelHealth
+from hxgw.upstream import GateFull, UpstreamResponse
 
 log = structlog.get_logger("hxgw.pipeline.forward")
 
@@ -153,18 +155,9 @@ async def _first_answer(ctx: RequestContext, failed: list[Failure], blame: Blame
             continue
         except TransportError as exc:
             health.failed(time.monotonic(), token=token)
-            outcome = transport_outcome(exc)
-            metrics.upstream_errors.labels(model.name, outcome).inc()
-            # A broken answer says what broke; the other transport failures are their kind.
-            said = str(exc) if outcome == "protocol_error" else outcome
-            failed.append(Failure(model.name, said))
-            log.warning(
-                "upstream failed",
-                model=model.name,
-                error=outcome,
-                detail=str(exc) or None,
-                after_ms=round((time.perf_counter() - started) * 1000, 1),
-            )
+            broken = _broken(model, exc, started)
+            metrics.upstream_errors.labels(model.name, broken.kind).inc()
+            failed.append(broken)
             if ctx.upload is not None and ctx.upload.consumed:
                 break  # the upload cannot be sent again
             continue
@@ -173,37 +166,12 @@ async def _first_answer(ctx: RequestContext, failed: list[Failure], blame: Blame
             raise
         refused = refused_gateway_key(response, first) if response.status == 400 else None
         if response.status in RETRYABLE_STATUS or refused:
-            retry_after = response.headers.get("Retry-After")
-            wait = spared_for(response.headers) if response.status == 429 else None
-            held = None
-            if response.status == REFUSED_REQUEST:  # the request's, not the model's
-                health.finished_other(token)
-            elif response.status == WAITS_FOR_VERDICT and several:
-                held = blame.hold(health, token, model)
-            else:
-                health.failed(time.monotonic(), retry_after=wait, token=token)
-            answer = None if refused else await read_answer(response, model)
-            if held is not None:
-                held.heard(answer.message if answer else None)
-            if response.status == KEY_REFUSAL:  # never passed on: it is not the client's
-                refused, answer = key_refusal(response.status, answer), None
-            kind = "gateway_key" if refused else f"http_{response.status}"
-            metrics.upstream_errors.labels(model.name, kind).inc()
-            detail = refused or (answer.message if answer else None) or None
-            failed.append(
-                Failure(
-                    model.name,
-                    detail,
-                    response.status,
-                    retry_after,
-                    answer,
-                    gateway_key=refused is not None,
-                )
-            )
-            log.warning("upstream error", model=model.name, status=response.status, detail=detail)
+            error = await _error_status(response, refused, model, health, token, blame, several)
+            metrics.upstream_errors.labels(model.name, error.kind).inc()
+            failed.append(error)
             final = len(ctx.candidates) == 1 or (ctx.upload is not None and ctx.upload.consumed)
-            if answer is not None and final:
-                raise answer
+            if error.answer is not None and final:
+                raise error.answer
             if final:
                 break
             continue
@@ -211,15 +179,9 @@ async def _first_answer(ctx: RequestContext, failed: list[Failure], blame: Blame
         if failure is not None:
             # Nothing has reached the client: the next candidate may serve it. (A lone
             # candidate's answer is relayed as it came.)
-            if failure.kind == "context_length":  # the request's length, not the model's fault
-                failure.answer = await read_answer(response, model, first)
-                health.finished_other(token)
-            else:
-                response.close()
-                health.failed(time.monotonic(), token=token)
+            await _set_aside(failure, response, first, model, health, token)
             metrics.upstream_errors.labels(model.name, failure.kind).inc()
             failed.append(failure)
-            log.warning("upstream error", model=model.name, detail=failure.error)
             continue
         now = time.perf_counter()
         runtime.readiness.saw_ok(model.upstream)
@@ -230,3 +192,79 @@ async def _first_answer(ctx: RequestContext, failed: list[Failure], blame: Blame
     if not failed:
         raise UpstreamTimeout("the request's total timeout ran out before an upstream answered")
     raise all_failed(failed)
+
+
+def _broken(model: Model, exc: BaseException, started: float) -> Failure:
+    """The failure of a candidate whose exchange broke (no connection, a timeout, a reset,
+    an answer that is not HTTP), logged."""
+    outcome = transport_outcome(exc)
+    # A broken answer says what broke; the other transport failures are their kind.
+    said = str(exc) if outcome == "protocol_error" else outcome
+    log.warning(
+        "upstream failed",
+        model=model.name,
+        error=outcome,
+        detail=str(exc) or None,
+        after_ms=round((time.perf_counter() - started) * 1000, 1),
+    )
+    return Failure(model.name, said, kind=outcome)
+
+
+async def _error_status(
+    response: UpstreamResponse,
+    refused: str | None,
+    model: Model,
+    health: ModelHealth,
+    token: int,
+    blame: Blame,
+    several: bool,
+) -> Failure:
+    """The failure of a candidate that answered with a status to fail over on, or refused
+    the gateway's key (`refused`): its health told, its answer read (unless it is never
+    to be passed on), and logged. Its `answer` is what a lone candidate's client gets."""
+    status = response.status
+    retry_after = response.headers.get("Retry-After")
+    wait = spared_for(response.headers) if status == 429 else None
+    held = None
+    if status == REFUSED_REQUEST:  # the request's, not the model's
+        health.finished_other(token)
+    elif status == WAITS_FOR_VERDICT and several:
+        held = blame.hold(health, token, model)
+    else:
+        health.failed(time.monotonic(), retry_after=wait, token=token)
+    answer = None if refused else await read_answer(response, model)
+    if held is not None:
+        held.heard(answer.message if answer else None)
+    if status == KEY_REFUSAL:  # never passed on: it is not the client's
+        refused, answer = key_refusal(status, answer), None
+    detail = refused or (answer.message if answer else None) or None
+    log.warning("upstream error", model=model.name, status=status, detail=detail)
+    return Failure(
+        model.name,
+        detail,
+        status,
+        retry_after,
+        answer,
+        gateway_key=refused is not None,
+        kind="gateway_key" if refused else f"http_{status}",
+    )
+
+
+async def _set_aside(
+    failure: Failure,
+    response: UpstreamResponse,
+    first: bytes,
+    model: Model,
+    health: ModelHealth,
+    token: int,
+) -> None:
+    """A 200 that is no answer (`unserved`), set aside for the next candidate: a request
+    too long for the model keeps its answer and spares the model's health; any other
+    closes and counts against it."""
+    if failure.kind == "context_length":  # the request's length, not the model's fault
+        failure.answer = await read_answer(response, model, first)
+        health.finished_other(token)
+    else:
+        response.close()
+        health.failed(time.monotonic(), token=token)
+    log.warning("upstream error", model=model.name, detail=failure.error)
