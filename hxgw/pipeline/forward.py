@@ -116,7 +116,7 @@ async def _first_answer(ctx: RequestContext, failed: list[Failure], blame: Blame
             metrics.failovers.labels(ctx.group or "", failed[-1].model, model.name).inc()
         else:
             ctx.sent_at = started
-        gate = runtime.gates.held(model.upstream)
+        gate = runtime.gates.including_removed(model.upstream)
         # Encoded before the slot is taken: a body that cannot be is the client's 400, and
         # a slot is given back only by the connection the request then holds.
         body = ctx.upstream_bodies.for_model(model) if ctx.upload is None else b""

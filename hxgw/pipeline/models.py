@@ -155,7 +155,7 @@ class NoList(Exception):
 
 async def _fetch(ctx: RequestContext, upstream_name: str) -> list[Any]:
     state = ctx.state
-    gate = state.runtime.gates.held(upstream_name)
+    gate = state.runtime.gates.including_removed(upstream_name)
     async with asyncio.timeout(state.first_byte_budget(ctx.started)):
         await gate.enter()  # a model list is a request too: it takes a turn at the cap
         status, payload = await state.client.fetch(

@@ -181,7 +181,7 @@ class Gates(Mapping[str, Gate]):
                 gate.configure(cap, upstream.max_queued, upstream.queue_timeout)
             self._gates[upstream.name] = gate
 
-    def held(self, name: str) -> Gate:
+    def including_removed(self, name: str) -> Gate:
         """The gate of an upstream of the config a request began on, though a reload has
         removed that upstream since (the mapping itself has only the config's)."""
         gate = self._gates.get(name)

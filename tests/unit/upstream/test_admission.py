@@ -188,7 +188,7 @@ def test_a_removed_upstream_leaves_the_config_s_gates_but_is_held_for_requests_b
     b = gates["b"]
     gates.configure([Upstream(name="a", url="http://a")], 10)
     assert list(gates) == ["a"] and gates["a"].cap == 10
-    assert gates.held("b") is b
+    assert gates.including_removed("b") is b
 
 
 async def test_an_upstream_removed_and_added_again_keeps_the_slots_its_requests_hold() -> None:
