@@ -21,7 +21,7 @@ from hxgw.routing.learned.classifier import TaskClassifier
 from hxgw.routing.learned.loading import load_classifier
 from hxgw.routing.routes import Routes
 from hxgw.runtime import Runtime
-from hxgw.upstream import Gates, Origin, UpstreamClient, header_line
+from hxgw.upstream import Origin, UpstreamClient, header_line
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -42,11 +42,6 @@ class GatewayState:
     loaded_at: float
     runtime: Runtime
     classifier: TaskClassifier | None
-
-    @property
-    def gates(self) -> Gates:
-        """Each upstream's cap and queue: the process's, kept across reloads."""
-        return self.runtime.gates
 
     def first_byte_budget(self, started: float, stream: bool = True) -> float:
         """Seconds left to get a first byte: a stream's first-byte timeout, or a plain
