@@ -95,11 +95,16 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
     pending = b""
     closer = b""  # what ends the event under way, before an error event can follow
     route = ctx.endpoint.name
-    ended = route not in FINAL_LINES  # whether a final event has come
+    # Whether the answer is whole: its final event came, or every choice said why it
+    # stopped; a route with no final event is whole however it ends.
+    ended = route not in FINAL_LINES
     # Some servers (llama.cpp's forks, mistral.rs, text-generation-webui) send no [DONE]:
     # their stream is whole once every choice has said why it stopped.
     unfinished = choices(ctx.body, route) if route in CHOICES and ctx.body is not None else 0
-    done = False  # whether the final event (or a `[DONE]` after it) has come
+    # Whether nothing more is to come: the final event itself, or a `[DONE]` once the
+    # answer was whole. Past it, the body's end is waited for AFTER_DONE at most, and a
+    # failure gets no error event (the client has the whole answer).
+    done = False
     try:
         chunk = reply.first_chunk
         chunks = upstream_chunks(ctx, reply)
