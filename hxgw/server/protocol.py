@@ -180,7 +180,9 @@ class GatewayServer(web.Server):
     ) -> None:
         super().__init__(handler, **kwargs)
         self.access, self.ids = access, ids
-        self.quota = PerAddressQuota()
+        self.refused_lines = PerAddressQuota()
+        """The access lines of refused requests, 10 per client and minute (a scanner's
+        flood of malformed requests must not fill the journal)."""
         self.per_address = per_address
         """The current config's cap on concurrent connections from one address, and which
         addresses (trusted proxies) it does not apply to."""
@@ -188,7 +190,8 @@ class GatewayServer(web.Server):
         """The client an address is counted as (hxgw.keys.guard.counted_as: an IPv6 one by
         its /64, which one host holds whole and could open each connection from anew)."""
         self.open: dict[str, int] = {}
-        self._refusals = PerAddressQuota(limit=1)
+        self._cap_warnings = PerAddressQuota(limit=1)
+        """The warnings of a client refused at its connection cap, one a minute."""
 
     def admit(self, address: str) -> bool:
         """Count a new connection from `address`, unless its client has its share open
@@ -197,7 +200,7 @@ class GatewayServer(web.Server):
         count = self.open.get(client, 0)
         cap, exempt = self.per_address()
         if count >= cap and not exempt(address):
-            if self._refusals.allow(client):  # once per client and minute
+            if self._cap_warnings.allow(client):  # once per client and minute
                 log.warning(
                     "too many connections from one address; refusing new ones",
                     address=address,
@@ -219,7 +222,7 @@ class GatewayServer(web.Server):
 
     def refused(self, address: str | None, error: GatewayError, size: int, request_id: str) -> None:
         """The access line of a request answered before it had a route."""
-        if self.quota.allow(self.counted_as[address] if address else "-"):
+        if self.refused_lines.allow(self.counted_as[address] if address else "-"):
             self.access.write(
                 "-",
                 "-",
