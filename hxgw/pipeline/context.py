@@ -141,8 +141,9 @@ class RequestContext:
     """SSE `data:` lines relayed: a stream's completion, estimated, when it has no usage."""
     used: Used | None = None
     """What the request used, worked out once when it ends (`usage.used`)."""
-    headers: dict[str, str] | None = None
-    """Headers the gateway adds to the upstream's answer (a key's x-ratelimit-*)."""
+    limit_headers: dict[str, str] | None = None
+    """The key's x-ratelimit-* headers, which the answer carries, relayed or the gateway's
+    own (`apply_limits` sets them for a key with limits)."""
     # perf_counter marks for the gateway's own share of the time to first byte
     sent_at: float | None = None
     upstream_first_at: float | None = None

@@ -30,7 +30,7 @@ from hxgw.pipeline.usage import (
 
 
 def apply_limits(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
-    """Reads ctx.key, ctx.raw_body, ctx.body and ctx.candidates; writes ctx.headers."""
+    """Reads ctx.key, ctx.raw_body, ctx.body and ctx.candidates; writes ctx.limit_headers."""
     key = ctx.key
     if key is None or key.limits is None:
         return call_next(ctx)
@@ -48,7 +48,7 @@ async def _within_limits(
     decision = await limiter.reserve(name, limits, prompt + completion, cost, time.time())
     if not decision.allowed or decision.reservation is None:
         raise _refusal(decision)
-    ctx.headers = decision.headers()
+    ctx.limit_headers = decision.headers()
     try:
         await call_next(ctx)
     finally:

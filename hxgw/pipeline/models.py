@@ -94,7 +94,7 @@ def _answer(ctx: RequestContext, document: Any, *, anthropic: bool) -> None:
     headers = {"Content-Type": "application/json", "X-Request-ID": ctx.request_id}
     if anthropic:
         headers["request-id"] = ctx.request_id  # what Anthropic's SDK reads as the request id
-    ctx.exchange.respond(200, headers | ctx.headers if ctx.headers else headers, body)
+    ctx.exchange.respond(200, headers | ctx.limit_headers if ctx.limit_headers else headers, body)
 
 
 async def _entries(ctx: RequestContext) -> list[dict[str, Any]]:

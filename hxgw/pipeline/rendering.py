@@ -70,8 +70,8 @@ def _respond(ctx: RequestContext, exc: GatewayError) -> None:
     else:
         status, headers = exc.status, error_headers(ctx, exc)
         ctx.outcome = exc.code or exc.type
-    if ctx.headers and not isinstance(exc, KeyLimited):
-        headers.update(ctx.headers)  # the key's limits: this request counted against them
+    if ctx.limit_headers and not isinstance(exc, KeyLimited):
+        headers.update(ctx.limit_headers)  # the key's limits: this request counted against them
     if ctx.decision is not None:  # routed: where it went, as a relayed answer says
         if ctx.group:
             headers["X-HX-Group"] = ctx.group

@@ -64,6 +64,6 @@ def response_headers(ctx: RequestContext, reply: Reply) -> dict[str, str]:
     headers["X-HX-Failovers"] = str(ctx.failovers)
     if ctx.decision is not None:
         headers["X-HX-Route"] = ctx.decision.header()
-    if ctx.headers:
-        headers.update(ctx.headers)
+    if ctx.limit_headers:
+        headers.update(ctx.limit_headers)
     return headers
