@@ -19,14 +19,12 @@ from hxgw.pipeline.context import Reply, RequestContext
 from hxgw.pipeline.opening import ERROR_LINES
 from hxgw.pipeline.rendering import error_event
 from hxgw.pipeline.usage import CHOICES, choices
-from hxgw.pipeline.usage_chunk import without_usage_chunk
+from hxgw.pipeline.usage_chunk import line_ends, without_usage_chunk
 
 log = structlog.get_logger("hxgw.pipeline.relay")
 
 USAGE_KEPT = 64 * 1024
 """The most of a stream's usage events kept: an upstream that sends more is not believed."""
-EVENT_ENDS = (b"\n\n", b"\r\n\r\n", b"\r\r")
-"""How a block that ends an event ends (a line ends with LF, CRLF or a lone CR)."""
 # The longest incomplete SSE line held back while waiting for its newline.
 MAX_HELD_LINE = 1024 * 1024
 AFTER_DONE = 1.0
@@ -94,6 +92,7 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
     exchange = ctx.exchange
     pending = b""
     closer = b""  # what ends the event under way, before an error event can follow
+    tail = b""  # the stream's last bytes relayed: what `closer` is judged on
     route = ctx.endpoint.name
     # Whether the answer is whole: its final event came, or every choice said why it
     # stopped; a route with no final event is whole however it ends.
@@ -146,7 +145,8 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
                         ended = unfinished <= 0
                 if lines and ended and not done:
                     done = said_done(block)
-                closer = _closer(block)
+                tail = (tail + block)[-4:]
+                closer = _closer(tail)
             if not done:
                 chunk = await anext(chunks, b"")
             else:
@@ -204,12 +204,17 @@ def _data_lines(block: bytes) -> int:
     return starts + block.startswith(b"data:")
 
 
-def _closer(block: bytes) -> bytes:
-    """What ends the event a relayed block leaves open: nothing at an event's end; else
-    one more line end, or two after a CR (which may be the first half of a CRLF)."""
-    if block.endswith(EVENT_ENDS) or block in (b"\n", b"\r\n"):
+def _closer(tail: bytes) -> bytes:
+    """What ends the event the relayed stream leaves open, by its last four bytes: nothing
+    at an event's end (or before any line); else one more line end, or two after a CR
+    (which may be the first half of a CRLF). Judged on the stream, not on the last read:
+    a read may hold only the LF of a CRLF, which ends a line, not an event, or only the
+    CR of a blank line, after which one more line end is a blank line too many."""
+    text = tail.rstrip(b"\r\n")
+    ends = line_ends(tail[len(text) :])
+    if not text or ends >= 2:
         return b""
-    return b"\n\n" if block.endswith(b"\r") else b"\n"
+    return b"\n" if ends == 1 and tail.endswith(b"\n") else b"\n\n"
 
 
 def mark_failed(

@@ -29,6 +29,11 @@ def without_usage_chunk(block: bytes) -> bytes:
     return b"".join(kept)
 
 
+def line_ends(run: bytes) -> int:
+    """How many line ends a run of CRs and LFs holds: a CRLF is one."""
+    return run.count(b"\r") + run.count(b"\n") - run.count(b"\r\n")
+
+
 def _is_usage_chunk(event: bytes) -> bool:
     for line in event.splitlines():
         if line.startswith(b"data:"):

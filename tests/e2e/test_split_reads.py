@@ -1,0 +1,50 @@
+"""An upstream whose answer reaches the gateway a byte per read, as a slow or hostile
+peer's may (a CRLF cut between its CR and LF, an event's blank line in reads of its
+own): what the client gets is the stream the upstream sent, events neither added,
+merged nor split."""
+
+from __future__ import annotations
+
+import aiohttp
+
+from tests.conftest import StartGateway
+from tests.e2e.test_odd_upstream_answers import RawUpstream, Writes, _chat
+from tests.e2e.test_odd_upstream_answers import raw as raw  # the fixture
+
+HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+def dribbled(text: bytes) -> Writes:
+    """`text` as a chunked body of one byte per chunk, each written apart, so that the
+    gateway reads it a byte at a time."""
+    writes: Writes = [HEAD]
+    for at in range(len(text)):
+        writes += [b"1\r\n" + text[at:at + 1] + b"\r\n", 0.002]
+    return writes
+
+
+def _delta(word: bytes, end: bytes = b"\r\n\r\n") -> bytes:
+    return b'data: {"choices":[{"index":0,"delta":{"content":"%s"}}]}%s' % (word, end)
+
+
+async def test_an_error_after_the_lf_of_a_crlf_read_alone_is_an_event_of_its_own(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    # Its line has ended (CR, then LF in a read of its own), not its event; then the
+    # upstream breaks its chunked framing mid-stream.
+    raw.answers["m-gamma"] = [*dribbled(_delta(b"A", end=b"\r\n")), 0.05, b"-"]
+    gateway = await start_gateway(upstream_url=raw.url)
+    status, _, body = await _chat(client, gateway, model="solo", stream=True)
+    assert status == 200
+    assert body.startswith(_delta(b"A", end=b"\r\n") + b"\nevent: error\ndata: ")
+
+
+async def test_an_error_after_a_blank_line_of_a_lone_cr_adds_no_blank_line(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    # CRLF then CR: the event has ended, whatever follows the CR.
+    raw.answers["m-gamma"] = [*dribbled(_delta(b"A", end=b"\r\n\r")), 0.05, b"-"]
+    gateway = await start_gateway(upstream_url=raw.url)
+    status, _, body = await _chat(client, gateway, model="solo", stream=True)
+    assert status == 200
+    assert body.startswith(_delta(b"A", end=b"\r\n\r") + b"event: error\ndata: ")
