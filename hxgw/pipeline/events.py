@@ -19,7 +19,7 @@ from hxgw.pipeline.context import Reply, RequestContext
 from hxgw.pipeline.opening import ERROR_LINES
 from hxgw.pipeline.rendering import error_event
 from hxgw.pipeline.usage import CHOICES, choices
-from hxgw.pipeline.usage_chunk import line_ends, without_usage_chunk
+from hxgw.pipeline.usage_chunk import HiddenUsage, line_ends
 
 log = structlog.get_logger("hxgw.pipeline.relay")
 
@@ -104,6 +104,7 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
     # answer was whole. Past it, the body's end is waited for AFTER_DONE at most, and a
     # failure gets no error event (the client has the whole answer).
     done = False
+    hidden = HiddenUsage() if ctx.hidden_usage else None
     try:
         chunk = reply.first_chunk
         chunks = upstream_chunks(ctx, reply)
@@ -126,8 +127,8 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
                     if len(ctx.usage) > USAGE_KEPT:
                         half = USAGE_KEPT // 2
                         ctx.usage = ctx.usage[:half] + ctx.usage[-half:]
-                    if ctx.hidden_usage:
-                        block = without_usage_chunk(block)
+                if hidden is not None:
+                    block = hidden.strip(block)
                 await exchange.write(block)
                 if ctx.client_first_at is None:
                     ctx.client_first_at = time.perf_counter()

@@ -13,20 +13,66 @@ from hxgw import jsonio
 _EVENT = re.compile(rb".*?(?:(?:\r\n|\n|\r(?!\n)){2}|\Z)", re.DOTALL)
 
 
+class HiddenUsage:
+    """Takes the usage chunk out of one stream's blocks of whole lines. The blank line
+    that ends it may come in a later read than its `data:` line (a read cut between two
+    line ends, or a CRLF stream read a byte at a time): it goes with the chunk, or the
+    client gets a blank line of its own, which a strict client's parser takes for the end
+    of an event."""
+
+    __slots__ = ("_open",)
+
+    def __init__(self) -> None:
+        # The line ends so far of a chunk taken out at a block's end, while it may go on.
+        self._open: bytes | None = None
+
+    def strip(self, block: bytes) -> bytes:
+        if self._open is not None:
+            taken = _rest_of_event(self._open, block)
+            self._open = self._open + block if taken == len(block) else None
+            block = block[taken:]
+        if b'_tokens"' not in block or b'"usage"' not in block:
+            return block
+        block, self._open = _taken_out(block)
+        return block
+
+
 def without_usage_chunk(block: bytes) -> bytes:
     """`block`, whole SSE events, without the chunk that holds only the stream's usage:
     the one the gateway asked for and the client did not. OpenAI's has `choices: []`;
     LiteLLM's proxy repeats its choice with an empty delta and no finish (`choices:
     [{"index": 0, "delta": {}}]`), which says nothing either."""
+    return _taken_out(block)[0]
+
+
+def _taken_out(block: bytes) -> tuple[bytes, bytes | None]:
+    """`block` without its usage chunk, and the line ends of that chunk when it was the
+    block's last event (its blank line may be still to come)."""
     # A block may begin with the line end that closes the event before it (the previous
     # read stopped between its two newlines): that belongs to the event before.
     events = block.lstrip(b"\r\n")
     kept = [block[: len(block) - len(events)]]
+    last: bytes | None = None
     for event in _EVENT.findall(events):
         if b'"usage"' in event and _is_usage_chunk(event):
+            last = event[len(event.rstrip(b"\r\n")) :]
             continue
+        if event:
+            last = None
         kept.append(event)
-    return b"".join(kept)
+    return b"".join(kept), last
+
+
+def _rest_of_event(run: bytes, block: bytes) -> int:
+    """How many of `block`'s first bytes are line ends of an event whose line ends so far
+    are `run`: up to its blank line, and the LF of a CRLF begun by its last CR."""
+    taken = 0
+    while taken < len(block) and block[taken] in b"\r\n":
+        so_far = run + block[:taken]
+        if line_ends(so_far) >= 2 and not (so_far.endswith(b"\r") and block[taken] == 10):
+            break
+        taken += 1
+    return taken
 
 
 def line_ends(run: bytes) -> int:

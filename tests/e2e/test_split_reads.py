@@ -27,6 +27,22 @@ def _delta(word: bytes, end: bytes = b"\r\n\r\n") -> bytes:
     return b'data: {"choices":[{"index":0,"delta":{"content":"%s"}}]}%s' % (word, end)
 
 
+STOP = b'data: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\r\n\r\n'
+USAGE = (b'data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2,'
+         b'"total_tokens":5}}\r\n\r\n')
+
+
+async def test_a_crlf_stream_read_a_byte_at_a_time_without_its_usage_chunk_gains_no_blank_line(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    # The client did not ask for usage: the gateway asked for it, and keeps it back.
+    raw.answers["m-gamma"] = [*dribbled(_delta(b"A") + STOP + USAGE + b"data: [DONE]\r\n\r\n"),
+                              b"0\r\n\r\n"]
+    gateway = await start_gateway(upstream_url=raw.url)
+    status, _, body = await _chat(client, gateway, model="solo", stream=True)
+    assert (status, body) == (200, _delta(b"A") + STOP + b"data: [DONE]\r\n\r\n")
+
+
 async def test_an_error_after_the_lf_of_a_crlf_read_alone_is_an_event_of_its_own(
     start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):

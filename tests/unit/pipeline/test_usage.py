@@ -3,7 +3,7 @@
 import pytest
 
 from hxgw.pipeline.usage import MAX_TOKENS, last_usage, reported_tokens
-from hxgw.pipeline.usage_chunk import without_usage_chunk
+from hxgw.pipeline.usage_chunk import HiddenUsage, without_usage_chunk
 
 
 def test_tokens_are_read_from_a_usage_with_spaces_and_details():
@@ -155,3 +155,16 @@ def test_a_stream_s_cached_prompt_is_counted_once_though_its_usage_repeats_it():
     delta = (b'data: {"type":"message_delta","usage":{"input_tokens":5,'
              b'"cache_read_input_tokens":50000,"output_tokens":9}}\n\n')
     assert reported_tokens(start + delta) == (50005, 9)
+
+
+@pytest.mark.parametrize(("reads", "kept"), [
+    ([TEXT_CHUNK + b"\n\n" + USAGE_CHUNK + b"\n", b"\n", b"data: [DONE]\n\n"],
+     TEXT_CHUNK + b"\n\ndata: [DONE]\n\n"),
+    ([USAGE_CHUNK + b"\r", b"\n", b"\r", b"\n", b"data: [DONE]\r\n\r\n"],
+     b"data: [DONE]\r\n\r\n"),
+    ([USAGE_CHUNK + b"\r\n\r", b"\ndata: [DONE]\r\n\r\n"], b"data: [DONE]\r\n\r\n"),
+    ([USAGE_CHUNK + b"\r", b"\r", b"data: [DONE]\r\r"], b"data: [DONE]\r\r"),
+])
+def test_a_usage_chunk_s_blank_line_in_later_reads_goes_with_it(reads: list[bytes], kept: bytes):
+    hidden = HiddenUsage()
+    assert b"".join(hidden.strip(block) for block in reads) == kept
