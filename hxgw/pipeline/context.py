@@ -137,6 +137,9 @@ class RequestContext:
     hidden_usage: bool = False
     """The gateway asked the upstream for the stream's usage chunk, which the client did
     not: relay keeps it for the ledger and from the client."""
+    closer: bytes = b""
+    """What ends the SSE event the relayed stream leaves open, so that an error event
+    after it is an event of its own (kept by events.relay_events)."""
     events: int = 0
     """SSE `data:` lines relayed: a stream's completion, estimated, when it has no usage."""
     used: Used | None = None

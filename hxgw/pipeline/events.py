@@ -91,8 +91,7 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
     its final event, ends it with an error event."""
     exchange = ctx.exchange
     pending = b""
-    closer = b""  # what ends the event under way, before an error event can follow
-    tail = b""  # the stream's last bytes relayed: what `closer` is judged on
+    tail = b""  # the stream's last bytes relayed: what ctx.closer is judged on
     route = ctx.endpoint.name
     # Whether the answer is whole: its final event came, or every choice said why it
     # stopped; a route with no final event is whole however it ends.
@@ -147,7 +146,7 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
                 if lines and ended and not done:
                     done = said_done(block)
                 tail = (tail + block)[-4:]
-                closer = _closer(tail)
+                ctx.closer = _closer(tail)
             if not done:
                 chunk = await anext(chunks, b"")
             else:
@@ -155,8 +154,8 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
                     async with asyncio.timeout(AFTER_DONE):
                         chunk = await anext(chunks, b"")
                 except TimeoutError:  # whole; its connection is closed (pipeline.forward)
-                    if closer:  # a [DONE] line left open: its event is ended
-                        await exchange.write(closer)
+                    if ctx.closer:  # a [DONE] line left open: its event is ended
+                        await exchange.write(ctx.closer)
                     break
             if not chunk:
                 break
@@ -169,9 +168,9 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
     except GatewayError as exc:
         if not done:
             mark_failed(ctx, reply, exc)
-            await write_error_event(ctx, exc, closer)
-        elif closer:  # broken after its final event, the answer is whole: that event is ended
-            await exchange.write(closer)
+            await write_error_event(ctx, exc, ctx.closer)
+        elif ctx.closer:  # broken after its final event, the answer is whole: that event is ended
+            await exchange.write(ctx.closer)
     await exchange.finish()
 
 

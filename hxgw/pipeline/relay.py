@@ -121,9 +121,10 @@ async def _relay_as_it_comes(ctx: RequestContext, reply: Reply, streaming: bool)
             if streaming:
                 with contextlib.suppress(Exception):
                     async with asyncio.timeout(1):
-                        # Where the stream stood is not known here: end a line left open.
+                        # What the stream left open is ended first: a line, or an event
+                        # whose last read ended inside a CRLF.
                         stopped = Unavailable("the gateway stopped this stream")
-                        await write_error_event(ctx, stopped, b"\n")
+                        await write_error_event(ctx, stopped, ctx.closer)
                         await exchange.finish()
         raise
 

@@ -5,6 +5,8 @@ merged nor split."""
 
 from __future__ import annotations
 
+import signal
+
 import aiohttp
 
 from tests.conftest import StartGateway
@@ -64,3 +66,23 @@ async def test_an_error_after_a_blank_line_of_a_lone_cr_adds_no_blank_line(
     status, _, body = await _chat(client, gateway, model="solo", stream=True)
     assert status == 200
     assert body.startswith(_delta(b"A", end=b"\r\n\r") + b"event: error\ndata: ")
+
+
+async def test_a_stream_the_drain_cuts_after_a_cr_ends_that_event_before_its_error_event(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    # The read ended inside a CRLF; then nothing more comes, and a stop's drain runs out.
+    first = _delta(b"A", end=b"\r")
+    raw.answers["m-gamma"] = [HEAD, b"%x\r\n%s\r\n" % (len(first), first), 30.0]
+    gateway = await start_gateway(upstream_url=raw.url,
+                                  gateway={"shutdown": {"drain_timeout": 0.5}})
+    async with client.post(gateway.url + "/v1/chat/completions", headers=gateway.auth, json={
+            "messages": [{"role": "user", "content": "hi"}], "model": "solo",
+            "stream": True}) as resp:
+        relayed = b""
+        while not relayed.endswith(b"\r"):
+            relayed += await resp.content.readany()
+        gateway.signal(signal.SIGTERM)
+        body = relayed + await resp.read()
+    assert body.startswith(first + b"\n\nevent: error\ndata: ")
+    assert b"the gateway stopped this stream" in body
