@@ -86,7 +86,9 @@ def _not_stored(connection: Connection, rows: list[Values]) -> list[Values]:
 
 def spent_this_period(connection: Connection, budgets: Budgets, now: float) -> Spent:
     """The cost so far in the current period of each key of `budgets`, in the store.
-    Each key's rows are found through the (key_name, started) index."""
+    Each key's rows are found through the (key_name, started) index. The sum is rounded
+    past its float noise, as `hxgw usage` rounds it: ten rows of 0.0095 are 0.095, and
+    `hxgw keys list` said 0.09 spent where the usage report said 0.10."""
     spent: Spent = {}
     for period_s, names in budgets.items():
         period = int(now // period_s)
@@ -96,5 +98,5 @@ def spent_this_period(connection: Connection, budgets: Budgets, now: float) -> S
                 (name, period * period_s),
             )
             if cost:
-                spent[name, period_s] = (period, float(cost))
+                spent[name, period_s] = (period, round(float(cost), 9))
     return spent

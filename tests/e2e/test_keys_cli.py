@@ -10,6 +10,7 @@ import json
 import os
 import signal
 import subprocess
+import time
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +18,9 @@ import aiohttp
 import pytest
 import yaml
 
+from hxgw.store import open_database
 from hxgw.units import money
+from hxgw.usage import Ledger, UsageRow
 from tests.conftest import StartGateway
 from tests.fixtures import (
     DEFAULT_MODELS,
@@ -448,6 +451,33 @@ async def test_list_shows_what_a_budgeted_key_spent_this_period_and_what_is_left
     table = keys(gateway, "list").stdout.splitlines()
     assert table[0].split()[7:10] == ["BUDGET", "SPENT", "LEFT"]
     assert table[1].split()[7:10] == ["5.00/1d", money(row["spent"]), money(5 - row["spent"])]
+
+
+def test_list_says_the_spend_hxgw_usage_says_to_the_cent(tmp_path: Path):
+    # Ten rows of 0.0095 add up to 0.09499999999999999 in floats: the list said SPENT
+    # 0.09 (and LEFT 0.91) where `hxgw usage` said COST 0.10 for the same rows.
+    state, config_dir = tmp_path / "state", write_config(tmp_path / "config", "http://x:9",
+                                                         models=PRICED)
+    env = {**os.environ, "HX_STATE_DIR": str(state)}
+    env.pop("DATABASE_URL", None)
+
+    def run(*args: str) -> str:
+        done = subprocess.run([HXGW, *args, "--config-dir", str(config_dir)], env=env,
+                              capture_output=True, text=True, timeout=30)
+        assert done.returncode == 0, done.stderr
+        return done.stdout
+
+    run("keys", "create", "app", "--budget", "1")
+    ledger = Ledger(open_database(None, state), state / "spool")
+    for n in range(10):
+        ledger.record(UsageRow(request_id=f"req-{n}", key_name="app", route="chat",
+                               model_group="chat", model="alpha", status=200, cost=0.0095,
+                               started=time.time() - 1, ended=time.time()))
+    ledger.close()
+    (used,) = json.loads(run("usage", "--format", "json"))["rows"]
+    (listed,) = json.loads(run("keys", "list", "--json"))
+    assert listed["spent"] == used["cost"] == 0.095
+    assert run("keys", "list").splitlines()[1].split()[8] == "0.10"
 
 
 async def test_list_json_says_each_key_s_state_and_its_times_in_utc(start_gateway: StartGateway):
