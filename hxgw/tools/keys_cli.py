@@ -63,11 +63,14 @@ def _run(
         print(f"hxgw keys: {exc}", file=sys.stderr)
         return 2
     except StoreError as exc:
-        print(f"hxgw keys: cannot use the key store: {exc}{_where_hint(exc)}", file=sys.stderr)
+        hint = _where_hint(exc, settings.database_url is not None)
+        print(f"hxgw keys: cannot use the key store: {exc}{hint}", file=sys.stderr)
         return 1
 
 
-def _where_hint(exc: StoreError) -> str:
+def _where_hint(exc: StoreError, postgres: bool) -> str:
+    if postgres:  # no directory holds its keys: the server or the URL is what to check
+        return " (is PostgreSQL up, and DATABASE_URL the gateway's?)"
     if "HX_STATE_DIR" in str(exc):
         return ""
     return (

@@ -26,6 +26,7 @@ from tests.fixtures import (
     DEFAULT_MODELS,
     HXGW,
     Gateway,
+    free_port,
     ledger_rows,
     new_key,
     wait_for,
@@ -747,6 +748,22 @@ def test_a_store_it_cannot_open_is_said_with_where_the_gateway_s_store_is(tmp_pa
     assert made.returncode == 1
     assert "cannot use the key store" in made.stderr
     assert "is it the gateway's? HX_STATE_DIR or DATABASE_URL" in made.stderr, made.stderr
+
+
+def test_a_postgresql_it_cannot_reach_is_not_said_to_be_a_state_directory_problem(
+    tmp_path: Path,
+):
+    # The hint named HX_STATE_DIR, `make run`'s .hxgw-state and /var/lib/hxgw, none of
+    # which holds keys when DATABASE_URL is set: an operator whose PostgreSQL was down
+    # was sent to look at directories.
+    env = {**os.environ, "DATABASE_URL": f"postgresql://hxgw@127.0.0.1:{free_port()}/hxgw",
+           "HX_STATE_DIR": str(tmp_path / "state")}
+    made = subprocess.run([HXGW, "keys", "list", "--config-dir", str(tmp_path / "none")],
+                          env=env, capture_output=True, text=True, timeout=30)
+    assert made.returncode == 1
+    assert "cannot use the key store: PostgreSQL" in made.stderr
+    assert "HX_STATE_DIR" not in made.stderr and "hxgw-state" not in made.stderr, made.stderr
+    assert "is PostgreSQL up, and DATABASE_URL the gateway's?" in made.stderr
 
 
 def test_keys_run_in_a_checkout_that_make_run_used_say_theirs_is_another_store(
