@@ -6,7 +6,7 @@ each file and batch (`owners`).
 May import: hxgw.config, hxgw.errors, hxgw.jsonio, hxgw.memo, hxgw.observe, hxgw.store.
 """
 
-from hxgw.keys.limiters import limits_where, open_limiter
+from hxgw.keys.limiters import limits_where, open_limiter, probe_limiter
 from hxgw.keys.limits import (
     PERIODS,
     KeyLimits,
@@ -27,5 +27,6 @@ __all__ = [
     "error_body",
     "limits_where",
     "open_limiter",
+    "probe_limiter",
     "refusal_headers",
 ]

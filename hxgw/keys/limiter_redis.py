@@ -147,6 +147,12 @@ class RedisLimiter:
             _, _, rid, _, est_cost, *_, period_s = asked.split(" ")
             self._batches.correct(key_name, f"c {time.time()!r} {rid} 0 0.0 {est_cost} {period_s}")
 
+    async def probe(self) -> None:
+        """Connect once at the start: a Redis that cannot be reached (down, a wrong
+        password in the URL) is logged and `hxgw_limits_store_up` says 0 from the start,
+        not from the first limited request, which an instance may serve long after."""
+        await self._batches.open()
+
     async def close(self) -> None:
         await self._batches.close()
         await self.local.close()

@@ -36,6 +36,13 @@ def open_limiter(
     return MemoryLimiter(lease_s=lease_s, spent=spent)
 
 
+async def probe_limiter(limiter: Limiter) -> None:
+    """At the start: whether a shared store answers, said in the log and the metrics
+    (memory and the shared file always do)."""
+    if isinstance(limiter, RedisLimiter):
+        await limiter.probe()
+
+
 def limits_where(store: LimitsStore, env: Mapping[str, str]) -> str:
     """Where `open_limiter` keeps the limits, as the start's log line says it (no password)."""
     if store.url is not None:

@@ -100,6 +100,14 @@ class Batches:
         elif self._timer is None and not self._flush_soon:
             self._timer = asyncio.get_running_loop().call_later(self.linger, self._flush)
 
+    async def open(self) -> None:
+        """Connect now rather than with the first batch: a failure is told `on_failure`,
+        as a batch's would be."""
+        if self._connection is None and self._connecting is None:
+            self._connecting = asyncio.get_running_loop().create_task(self._connect())
+        if self._connecting is not None:
+            await self._connecting
+
     async def close(self) -> None:
         """Send what waits, wait for every answer, then close the connection (what cannot
         be sent then is dropped)."""

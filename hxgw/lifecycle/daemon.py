@@ -27,6 +27,7 @@ from hxgw.config.warnings import (
     warn_if_world_readable,
 )
 from hxgw.errors import ConfigError
+from hxgw.keys import probe_limiter
 from hxgw.keys.guard import counted_as, is_within
 from hxgw.lifecycle import stores
 from hxgw.lifecycle.aside import first
@@ -90,6 +91,7 @@ class Daemon:
         self.descriptors = raise_descriptor_limit()
         client = UpstreamClient()
         self.seeds = stores.open_stores(self.runtime, config, self.env)
+        await probe_limiter(self.runtime.limiter)  # at most limits_store.timeout
         if self.runtime.figures is not None:
             self.runtime.figures.retire_previous()  # of a worker this one replaces
         generation = int(self.env.get(GENERATION, "1"))

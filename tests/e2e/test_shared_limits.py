@@ -12,7 +12,7 @@ import aiohttp
 import yaml
 
 from tests.conftest import StartGateway
-from tests.fixtures import Gateway, new_key
+from tests.fixtures import Gateway, free_port, new_key
 from tests.redis_server import RedisServer, redis_server  # noqa: F401 -- a fixture
 
 RPM = 4
@@ -106,3 +106,22 @@ async def test_the_start_says_where_the_limits_live_and_never_the_password(
     gateway = await start_gateway(env={"REDIS_URL": "redis://:Secret99@127.0.0.1:9/0"})
     assert "key limits store=\"redis://:***@127.0.0.1:9/0 (unreachable: 503" in gateway.logs()
     assert "Secret99" not in gateway.logs()
+
+
+async def test_a_redis_that_cannot_be_reached_at_the_start_is_said_before_any_request(
+    start_gateway: StartGateway, redis_server: RedisServer,  # noqa: F811
+):
+    # A wrong password (or host) in REDIS_URL was first said by the first limited request
+    # to fail: an instance looked healthy, its log said nothing, until clients got 503s.
+    url = redis_server.url.replace("redis://", "redis://:not-the-password@")
+    gateway = await start_gateway(env={"REDIS_URL": url})
+    assert "limits_store_unreachable" in gateway.logs()
+    assert "AUTH" in gateway.logs()  # what Redis said of the password
+
+
+async def test_metrics_say_redis_is_down_from_the_start_not_from_the_first_request(
+    start_gateway: StartGateway, client: aiohttp.ClientSession,
+):
+    gateway = await start_gateway(env={"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})
+    async with client.get(gateway.url + "/metrics", headers=gateway.auth) as resp:
+        assert _sample(await resp.text(), "hxgw_limits_store_up") == 0
