@@ -47,7 +47,9 @@ def limits_where(store: LimitsStore, env: Mapping[str, str]) -> str:
     """Where `open_limiter` keeps the limits, as the start's log line says it (no password)."""
     if store.url is not None:
         mode = "counting locally" if store.fail_open else "503"
-        return f"{without_password(store.url)} (unreachable: {mode}; timeout {store.timeout:g} s)"
+        return (
+            f"{without_password(store.url)} (if unreachable: {mode}; timeout {store.timeout:g} s)"
+        )
     if env.get(SHARED_DIR):
         return "the workers' shared file"
     return "memory"
