@@ -84,8 +84,9 @@ def _charts(usage: Mapping[str, Any]) -> str:
     behind = usage.get("behind_seconds_at_most")
     lag = f"up to {behind:g} s" if isinstance(behind, int | float) else "a few seconds"
     note = (
-        "<p class=muted>From the usage ledger, which is written in batches: the charts are "
-        f"{lag} behind the requests. Buckets are minutes (last hour) and hours (last day) "
+        "<p class=muted>From the usage ledger: the requests of every worker and instance "
+        "writing to its store (the figures above are this instance's), written in batches: "
+        f"the charts are {lag} behind the requests. Buckets are minutes (last hour) and hours (last day) "
         "in UTC; the last is the current one, still filling. Latency percentiles come from "
         f"at most {escape(str(usage.get('latency_samples', '')))} requests per model and "
         "bucket.</p>"

@@ -123,6 +123,14 @@ def test_the_page_says_the_charts_lag_the_ledger_by_a_few_seconds():
     assert "up to 4 s behind" in text and "at most 500 requests" in text
 
 
+def test_the_page_says_its_charts_count_every_instance_on_the_store_not_this_one_alone():
+    # Two instances on one PostgreSQL: each page's charts showed both instances' requests
+    # under this instance's own request count, and nothing said which was which.
+    text = Page(render_status_html(sample_status(usage=sample_usage()))).all_text
+    assert "every worker and instance writing to its store" in text
+    assert "the figures above are this instance's" in text
+
+
 def test_without_a_ledger_the_section_says_it_is_off():
     html = render_status_html(sample_status(usage={"ledger": "off"}))
     assert "The usage ledger is off" in html and "<svg" not in html
