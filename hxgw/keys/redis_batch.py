@@ -18,7 +18,8 @@ sends what waits. When a batch fails (Redis unreachable, too slow, or an error
 reply) every operation in it and every one waiting for the next fails with it:
 the decisions' callers get the error and apply `fail_open`; the corrections are
 dropped (each reservation's lease then expires in Redis and charges its
-estimate). `on_failure` and `on_success` tell the limiter, once per batch;
+estimate), and the batch's own reservations, which a stalled Redis may run when it
+resumes, are released with the next connection. `on_failure` and `on_success` tell the limiter, once per batch;
 `on_abandoned` tells it of a decision whose caller stopped waiting for it.
 """
 
@@ -242,8 +243,12 @@ class Batches:
         # Those waiting for the next batch would only try the same Redis again at once;
         # but corrections never sent have not run: they wait for the next connection (a
         # dropped one holds a request's slot, and charges its estimate, until its lease
-        # ends). Those of the failed batch may have run, and are not sent again.
-        unsent = [] if self._closing else [op for op in self._waiting if op.answer is None]
+        # ends). Those of the failed batch may have run, and are not sent again. Its
+        # reservations may have run too (a Redis that stalls runs what it had read when
+        # it resumes), for requests told it failed: each is released, if it is open.
+        released = [_release(op) for op in batch if op.answer is not None]
+        kept = [op for op in self._waiting if op.answer is None]
+        unsent = [] if self._closing else [*released, *kept]
         failed = batch + [op for op in self._waiting if op.answer is not None]
         self._waiting, self._answers_wanted = unsent[-MAX_UNSENT:], 0
         if self._waiting and self._timer is None:
@@ -252,6 +257,12 @@ class Batches:
         for operation in failed:
             if operation.answer is not None and not operation.answer.done():
                 operation.answer.set_exception(exc)
+
+
+def _release(reservation: _Operation) -> _Operation:
+    """The correction that lets go of `reservation` (`r now id ...`) if Redis made it."""
+    _, now, rid, *_ = reservation.line.split(" ", 3)
+    return _Operation(reservation.key_name, f"x {now} {rid}", None)
 
 
 def _bytes(reply: object) -> bytes:

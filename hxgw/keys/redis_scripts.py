@@ -22,6 +22,7 @@ parse instead of a dozen per operation):
 
     r now id est_tokens est_cost rpm tpm max_parallel budget period_s   (-1: no limit)
     c now id actual_tokens actual_cost est_cost period_s
+    x now id                                             (a release: `release` below)
 
 The reply is one string, a line per operation: for a reservation
 `refused retry requests tokens newest parallel spent reserved` (`-` for no
@@ -162,11 +163,30 @@ local function reconcile(f)
   return 'ok'
 end
 
+-- A reservation whose request was not served (its batch got no answer in time, and the
+-- request a 503): let go of it, slot, estimate and window entry, if the batch ran after
+-- all. One never run, or whose lease ran out and charged it, is not open: nothing to do.
+local function release(f)
+  local id = f[3]
+  if redis.call('ZREM', open, id) == 1 then
+    local cost = num(redis.call('HGET', st, 'c:' .. id))
+    redis.call('HDEL', st, 'c:' .. id)
+    parallel = parallel - 1
+    if parallel == 0 then reserved = 0 else reserved = reserved - cost end
+    tokens = tokens - num(redis.call('HGET', tok, id))
+    redis.call('HDEL', tok, id)
+    count = count - redis.call('ZREM', log, id)
+  end
+  return 'ok'
+end
+
 local out = {}
 for i = 4, #ARGV do
   local f = {}
   for field in string.gmatch(ARGV[i], '%S+') do f[#f + 1] = field end
-  if f[1] == 'r' then out[#out + 1] = reserve(f) else out[#out + 1] = reconcile(f) end
+  if f[1] == 'r' then out[#out + 1] = reserve(f)
+  elseif f[1] == 'x' then out[#out + 1] = release(f)
+  else out[#out + 1] = reconcile(f) end
 end
 if period then
   redis.call('HSET', st, 'p', fmt(period), 'ps', fmt(period_s), 's', fmt(spent),

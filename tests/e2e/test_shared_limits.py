@@ -4,7 +4,9 @@ the workers of one instance on their shared file, enforce one limit, not N."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -127,3 +129,33 @@ async def test_metrics_say_redis_is_down_from_the_start_not_from_the_first_reque
     gateway = await start_gateway(env={"REDIS_URL": f"redis://127.0.0.1:{free_port()}/0"})
     async with client.get(gateway.url + "/metrics", headers=gateway.auth) as resp:
         assert _sample(await resp.text(), "hxgw_limits_store_up") == 0
+
+
+async def test_requests_refused_while_redis_stalled_do_not_hold_its_slots_after(
+    start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession,
+    redis_server: RedisServer,  # noqa: F811
+):
+    # A Redis that stalls past limits_store.timeout (a fork, a paused host) still runs the
+    # batch it had read when it resumes: the requests that got 503 held their slots for
+    # their lease (timeouts.total), and a key with max_parallel was refused that long.
+    secret = new_key("sk-app")
+    keys = tmp_path / "keys.yaml"
+    keys.write_text(yaml.safe_dump({"keys": [{"name": "app", "key": secret, "max_parallel": 2}]}))
+    keys.chmod(0o600)
+    gateway = await start_gateway(gateway={"auth": {"keys_file": str(keys)}},
+                                  env={"REDIS_URL": redis_server.url})
+    assert await _status(client, gateway, secret) == 200  # connected, the script loaded
+    assert redis_server.process is not None
+    os.kill(redis_server.process.pid, signal.SIGSTOP)
+    try:
+        stalled = await asyncio.gather(*(_status(client, gateway, secret) for _ in range(2)))
+    finally:
+        os.kill(redis_server.process.pid, signal.SIGCONT)
+    assert stalled == [503, 503]
+    statuses = []
+    for _ in range(50):  # Redis is tried again at most once a second
+        statuses.append(await _status(client, gateway, secret))
+        if statuses[-1] == 200:
+            break
+        await asyncio.sleep(0.1)
+    assert statuses[-1] == 200, statuses
