@@ -51,7 +51,7 @@ def _message(decision: LimitDecision) -> str:
     if decision.refused == "budget":
         period = PERIOD_NAMES.get(limits.budget_period_s, "period")
         used = usage.spent + usage.reserved
-        budget, needs = money(limits.budget or 0.0), money(decision.est_cost)
+        budget, needs, spent_or_held = _amounts(limits.budget or 0.0, decision.est_cost, used)
         if not limits.budget:  # no max_tokens can make a request fit: say what can
             return (
                 f"This key's budget is 0 per {period}: it may make no request that costs "
@@ -64,15 +64,18 @@ def _message(decision: LimitDecision) -> str:
                 "when it sets none, at its dearest model's price): set a lower max_tokens."
             )
         if usage.spent + decision.est_cost <= (limits.budget or 0.0):
+            budget, needs, spent, held = _amounts(
+                limits.budget or 0.0, decision.est_cost, usage.spent, usage.reserved
+            )
             return (
                 f"Budget held by requests under way: budget {budget} per {period}, spent "
-                f"{money(usage.spent)}, reserved by requests under way {money(usage.reserved)}"
+                f"{spent}, reserved by requests under way {held}"
                 f", this request needs up to {needs}. Please try again in {wait}."
             )
         renews = time.gmtime(decision.now + decision.retry_after)
         return (
             f"You exceeded your current quota: budget {budget} per {period}, "
-            f"spent or reserved {money(used)}, this request needs up to {needs}. "
+            f"spent or reserved {spent_or_held}, this request needs up to {needs}. "
             f"The budget renews in {hours(decision.retry_after)}, at"
             f" {time.strftime('%Y-%m-%d %H:%M', renews)} UTC."
         )
@@ -95,6 +98,18 @@ def _message(decision: LimitDecision) -> str:
         f"Rate limit reached for requests per min (RPM): Limit {limits.rpm}, "
         f"Used {usage.requests}, Requested 1. Please try again in {wait}."
     )
+
+
+def _amounts(budget: float, *parts: float) -> list[str]:
+    """`budget` and `parts` (which together overflow it) as money: in cents, unless cents
+    would make them fit (0.16 + 0.04 of 0.20), then to the places that show they do not."""
+    shown = [money(amount) for amount in (budget, *parts)]
+    if sum(float(part.lstrip("<")) for part in shown[1:]) > float(shown[0].lstrip("<")):
+        return shown
+    for places in range(3, 9):
+        if sum(round(part, places) for part in parts) > round(budget, places):
+            break
+    return [f"{amount:.{places}f}" for amount in (budget, *parts)]
 
 
 def _wait(seconds: float) -> str:

@@ -91,6 +91,19 @@ async def test_the_429_for_a_budget_is_insufficient_quota() -> None:
     assert error["message"].startswith("You exceeded your current quota: budget 0.50 per 1d")
 
 
+async def test_a_spent_budget_s_figures_show_the_overflow_that_cents_would_hide() -> None:
+    # Seen across two instances: "budget 0.20 ..., spent or reserved 0.16, this request
+    # needs up to 0.04": in cents the request fits, and the refusal reads as a mistake.
+    limiter = MemoryLimiter()
+    first = await limiter.reserve("k", KeyLimits(budget=0.2), 1, 0.1615, NOW)
+    assert first.reservation is not None
+    await limiter.reconcile(first.reservation, 1, 0.1615, NOW)
+    decision = await limiter.reserve("k", KeyLimits(budget=0.2), 1, 0.0425, NOW)
+    message = error_body(decision)["error"]["message"]
+    assert message.startswith("You exceeded your current quota: budget 0.200 per 1d, spent "
+                              "or reserved 0.162, this request needs up to 0.043."), message
+
+
 async def test_a_spent_budget_says_in_hours_and_minutes_and_in_utc_when_it_renews() -> None:
     limiter = MemoryLimiter()
     first = await limiter.reserve("k", KeyLimits(budget=0.001), 1, 0.00097, NOW)
