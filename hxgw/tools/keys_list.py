@@ -175,7 +175,10 @@ def table(rows: list[Listed]) -> str:
         if k.budget is not None:
             used = k.spent or 0.0
             budget = f"{money(k.budget)}/{k.budget_period}"
-            spent, left = money(used), money(max(k.budget - used, 0.0))
+            # What is left is the budget less the spend as shown: rounded each on its own,
+            # 0.095 of 1.00 read 0.10 spent and 0.91 left.
+            spent = money(used)
+            left = money(max(k.budget - float(spent.lstrip("<")), 0.0))
         lines.append(
             (
                 k.name,

@@ -454,9 +454,9 @@ async def test_list_shows_what_a_budgeted_key_spent_this_period_and_what_is_left
     assert table[1].split()[7:10] == ["5.00/1d", money(row["spent"]), money(5 - row["spent"])]
 
 
-def test_list_says_the_spend_hxgw_usage_says_to_the_cent(tmp_path: Path):
-    # Ten rows of 0.0095 add up to 0.09499999999999999 in floats: the list said SPENT
-    # 0.09 (and LEFT 0.91) where `hxgw usage` said COST 0.10 for the same rows.
+def _cli_with_spend(tmp_path: Path) -> Any:
+    """`hxgw ...` on a SQLite store whose key `app` (budget 1) spent ten rows of 0.0095,
+    which add up to 0.09499999999999999 in floats."""
     state, config_dir = tmp_path / "state", write_config(tmp_path / "config", "http://x:9",
                                                          models=PRICED)
     env = {**os.environ, "HX_STATE_DIR": str(state)}
@@ -475,10 +475,22 @@ def test_list_says_the_spend_hxgw_usage_says_to_the_cent(tmp_path: Path):
                                model_group="chat", model="alpha", status=200, cost=0.0095,
                                started=time.time() - 1, ended=time.time()))
     ledger.close()
+    return run
+
+
+def test_list_says_the_spend_hxgw_usage_says_to_the_cent(tmp_path: Path):
+    # The list said SPENT 0.09 where `hxgw usage` said COST 0.10 for the same rows.
+    run = _cli_with_spend(tmp_path)
     (used,) = json.loads(run("usage", "--format", "json"))["rows"]
     (listed,) = json.loads(run("keys", "list", "--json"))
     assert listed["spent"] == used["cost"] == 0.095
     assert run("keys", "list").splitlines()[1].split()[8] == "0.10"
+
+
+def test_list_s_spent_and_left_add_up_to_the_budget_as_shown(tmp_path: Path):
+    # 0.095 spent of 1.00 read SPENT 0.10, LEFT 0.91: each rounded on its own.
+    row = _cli_with_spend(tmp_path)("keys", "list").splitlines()[1].split()
+    assert row[7:10] == ["1.00/1d", "0.10", "0.90"]
 
 
 async def test_list_json_says_each_key_s_state_and_its_times_in_utc(start_gateway: StartGateway):
