@@ -30,6 +30,7 @@ from __future__ import annotations
 import asyncio
 import math
 import time
+from collections.abc import Awaitable, Callable
 
 import structlog
 
@@ -50,6 +51,11 @@ from hxgw.keys.redis_batch import FAILURES, Batches
 
 log = structlog.get_logger("hxgw.keys.limits")
 
+Spend = Callable[[str, int], Awaitable[float | None]]
+"""A key's name and budget period -> what it spent this period (None: cannot tell)."""
+SEED_WAIT = 5.0
+"""The longest a key's reservations wait for its spend to be read back from the ledger;
+then they are decided on what Redis counts (the spend follows when it is read)."""
 LOG_EVERY = 60.0
 """Seconds between two log lines about one outage."""
 _REFUSED: dict[bytes, Refused] = {
@@ -70,9 +76,15 @@ class RedisLimiter:
         prefix: str = "hxgw:limits",
         timeout: float = 0.5,
         probe_every: float = 1.0,
+        spend: Spend | None = None,
     ) -> None:
         self.fail_open, self.lease_s, self.prefix = fail_open, lease_s, prefix
         self.probe_every = probe_every
+        self.spend = spend
+        """Where a key Redis has no state for (it restarted without its data) finds what
+        it spent this period: the usage ledger. None: such a key begins from nothing."""
+        self._seeding: dict[str, asyncio.Task[None]] = {}
+        """Keys whose spend is being read back: their reservations wait for it."""
         self._new_id = ReservationIds()
         self._batches = Batches(
             url,
@@ -99,6 +111,9 @@ class RedisLimiter:
     async def reserve(
         self, key_name: str, limits: KeyLimits, est_tokens: int, est_cost: float, now: float
     ) -> LimitDecision:
+        if (seeding := self._seeding.get(key_name)) is not None:
+            # Decided after the spend it is sending (same connection, same order).
+            await asyncio.wait({seeding}, timeout=SEED_WAIT)
         if time.monotonic() >= self._retry_at:
             rid = self._new_id()
             asked = _reserve_line(limits, rid, est_tokens, est_cost, now)
@@ -114,6 +129,8 @@ class RedisLimiter:
                     self._abandoned(key_name, asked, answer.result())
                 raise
             else:
+                if line.endswith(b" new") and limits.budget is not None and self.spend:
+                    self._seed(key_name, limits.budget_period_s)
                 return _decision(line, key_name, rid, limits, est_tokens, est_cost, now)
         if not self.fail_open:
             raise LimitsUnavailable("the limits store cannot be reached; try again shortly")
@@ -147,6 +164,27 @@ class RedisLimiter:
             _, _, rid, _, est_cost, *_, period_s = asked.split(" ")
             self._batches.correct(key_name, f"c {time.time()!r} {rid} 0 0.0 {est_cost} {period_s}")
 
+    def _seed(self, key_name: str, period_s: int) -> None:
+        """Send the key's spend this period, read from the ledger aside: Redis had no
+        state for it, and would count its budget from nothing."""
+        assert self.spend is not None
+        spend, now = self.spend, time.time()
+
+        async def seed() -> None:
+            try:
+                amount = await spend(key_name, period_s)
+            except Exception:  # the key begins from what Redis counts, as before
+                log.exception("cannot read a key's spend back for the limits store")
+                return
+            if amount:
+                line = f"s {now!r} {float(amount)!r} {period_s} {int(now // period_s)}"
+                self._batches.correct(key_name, line)
+
+        if key_name not in self._seeding:
+            task = asyncio.get_running_loop().create_task(seed())
+            self._seeding[key_name] = task
+            task.add_done_callback(lambda _: self._seeding.pop(key_name, None))
+
     async def probe(self) -> None:
         """Connect once at the start: a Redis that cannot be reached (down, a wrong
         password in the URL) is logged and `hxgw_limits_store_up` says 0 from the start,
@@ -154,6 +192,7 @@ class RedisLimiter:
         await self._batches.open()
 
     async def close(self) -> None:
+        await asyncio.gather(*self._seeding.values(), return_exceptions=True)
         await self._batches.close()
         await self.local.close()
 
@@ -200,7 +239,7 @@ def _decision(
     est_cost: float,
     now: float,
 ) -> LimitDecision:
-    refused, retry, count, tokens, newest, parallel, spent, reserved = line.split(b" ")
+    refused, retry, count, tokens, newest, parallel, spent, reserved, _ = line.split(b" ")
     usage = Usage(
         int(count),
         round(float(tokens)),

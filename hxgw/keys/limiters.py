@@ -9,7 +9,7 @@ from pathlib import Path
 from hxgw.config.limits_store import without_password
 from hxgw.config.schema import LimitsStore
 from hxgw.keys.limiter_memory import DEFAULT_LEASE, NO_SPEND, MemoryLimiter
-from hxgw.keys.limiter_redis import RedisLimiter
+from hxgw.keys.limiter_redis import RedisLimiter, Spend
 from hxgw.keys.limiter_shared import SharedLimiter
 from hxgw.keys.limits import Limiter
 from hxgw.keys.window import Spent
@@ -22,13 +22,19 @@ def open_limiter(
     *,
     lease_s: float = DEFAULT_LEASE,
     spent: Spent = NO_SPEND,
+    spend: Spend | None = None,
 ) -> Limiter:
     """The limiter for this process. `lease_s` should outlast the longest request (the
     total timeout): a reservation not reconciled by then gives its slot back. `spent`
-    (from the ledger) starts the keys' budgets where they were; Redis keeps its own."""
+    (from the ledger) starts the keys' budgets where they were; Redis keeps its own, and
+    asks `spend` (the ledger) for a key's when it has lost it."""
     if store.url is not None:
         return RedisLimiter(
-            store.url, fail_open=store.fail_open, lease_s=lease_s, timeout=store.timeout
+            store.url,
+            fail_open=store.fail_open,
+            lease_s=lease_s,
+            timeout=store.timeout,
+            spend=spend,
         )
     shared = env.get(SHARED_DIR)
     if shared:

@@ -2,7 +2,8 @@
 
 Each operation is `hxgw.keys.window.KeyState.reserve` or `.reconcile` written for
 Redis, step for step, so that the three backends decide alike (the tests run the
-same cases against each). A script runs atomically on the server, and it runs its
+same cases against each); two are Redis's own, for what only a shared server meets: a
+release (a reservation whose batch timed out) and a seed (a spend it lost). A script runs atomically on the server, and it runs its
 operations one after the other: N gateways deciding for one key at once are
 served one after the other, and enforce one limit. One call carries what one
 gateway had waiting for that key (`hxgw.keys.redis_batch`): the key's state is
@@ -23,10 +24,12 @@ parse instead of a dozen per operation):
     r now id est_tokens est_cost rpm tpm max_parallel budget period_s   (-1: no limit)
     c now id actual_tokens actual_cost est_cost period_s
     x now id                                             (a release: `release` below)
+    s now spent period_s period                          (the ledger's spend: `seed`)
 
 The reply is one string, a line per operation: for a reservation
-`refused retry requests tokens newest parallel spent reserved` (`-` for no
-refusal, or no newest request), for a correction `ok`. Numbers go both ways as
+`refused retry requests tokens newest parallel spent reserved new` (`-` for no
+refusal, or no newest request; `new` when the key had no state, else `-`), for a
+correction `ok`. Numbers go both ways as
 "%.17g" strings: Redis would write a Lua number with 14 digits, which is a
 tenth of a millisecond at today's epoch.
 """
@@ -44,6 +47,9 @@ local function fmt(x) return string.format('%.17g', x) end
 
 local stored = redis.call('HMGET', st, 'p', 'ps', 's', 'r', 't')
 local period, period_s = tonumber(stored[1]), tonumber(stored[2])
+-- No state: a new key, one idle past its keys' expiry, or a Redis that restarted without
+-- its data. The first reservation says so (`new`), for the gateway to send its spend.
+local empty = period == nil
 local spent, reserved, tokens = num(stored[3]), num(stored[4]), num(stored[5])
 local count, parallel = redis.call('ZCARD', log), redis.call('ZCARD', open)
 local function first(key)
@@ -136,8 +142,20 @@ local function reserve(f)
     tokens, reserved, newest = tokens + est_tokens, reserved + est_cost, when
     count, parallel = count + 1, parallel + 1
   end
+  local fresh = '-'
+  if empty then fresh, empty = 'new', false end
   return table.concat({refused, fmt(retry), count, fmt(tokens),
-                       newest and fmt(newest) or '-', parallel, fmt(spent), fmt(reserved)}, ' ')
+                       newest and fmt(newest) or '-', parallel, fmt(spent), fmt(reserved),
+                       fresh}, ' ')
+end
+
+-- The spend this period as the usage ledger has it, for a key whose state was new: the
+-- larger of it and the spend counted here since (which the ledger may hold in part).
+local function seed(f)
+  roll(tonumber(f[2]), tonumber(f[4]))
+  local amount = tonumber(f[3])
+  if period == tonumber(f[5]) and amount > spent then spent = amount end
+  return 'ok'
 end
 
 local function reconcile(f)
@@ -186,6 +204,7 @@ for i = 4, #ARGV do
   for field in string.gmatch(ARGV[i], '%S+') do f[#f + 1] = field end
   if f[1] == 'r' then out[#out + 1] = reserve(f)
   elseif f[1] == 'x' then out[#out + 1] = release(f)
+  elseif f[1] == 's' then out[#out + 1] = seed(f)
   else out[#out + 1] = reconcile(f) end
 end
 if period then

@@ -86,6 +86,22 @@ class Seeds:
             self._read_through(None, budgets)
 
 
+async def spend_now(seeds: Seeds, name: str, period_s: int) -> float | None:
+    """What `name` spent this period, from the ledger and its spool, read now (aside): for
+    a key whose limits Redis lost. None when the store cannot say."""
+
+    def read() -> float:
+        with seeds.database.connect() as connection:
+            spent = spent_so_far(connection, seeds.spool, {period_s: {name}}, time.time())
+        return spent.get((name, period_s), (0, 0.0))[1]
+
+    try:
+        return await aside(read)
+    except StoreError as exc:
+        log.warning("cannot read a key's spend for the limits store", key=name, error=str(exc))
+        return None
+
+
 async def read_new_keys(seeds: Seeds | None, keys: Iterable[ClientKey]) -> None:
     """Before a reload's keys serve: the spend of those this process has not read (a key
     the keys file brings back, or a budget period it changes), read aside."""

@@ -6,6 +6,7 @@ SQLite file in the state directory, or PostgreSQL (DATABASE_URL)."""
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -21,7 +22,7 @@ from hxgw.keys.owners import Owners
 from hxgw.keys.store import KeyStore, groups_lacking, live_names
 from hxgw.keys.window import Spent
 from hxgw.lifecycle.aside import aside
-from hxgw.lifecycle.seeds import Seeds, read_new_keys
+from hxgw.lifecycle.seeds import Seeds, read_new_keys, spend_now
 from hxgw.runtime import Runtime
 from hxgw.store import Database, open_database
 from hxgw.usage import Ledger
@@ -123,7 +124,7 @@ def open_stores(runtime: Runtime, config: Config, env: Mapping[str, str]) -> See
     if seeds is not None:
         seeds.read_pending()
     runtime.ledger = open_ledger(database, settings) if settings.ledger else None
-    _open_limiter(runtime, config, env, {} if seeds is None else seeds.spent)
+    _open_limiter(runtime, config, env, {} if seeds is None else seeds.spent, seeds)
     return seeds
 
 
@@ -149,9 +150,18 @@ def warn_of_lost_groups(runtime: Runtime, config: Config) -> None:
         )
 
 
-def _open_limiter(runtime: Runtime, config: Config, env: Mapping[str, str], spent: Spent) -> None:
+def _open_limiter(
+    runtime: Runtime,
+    config: Config,
+    env: Mapping[str, str],
+    spent: Spent,
+    seeds: Seeds | None = None,
+) -> None:
     store = config.limits_store
-    runtime.limiter = open_limiter(store, env, lease_s=config.timeouts.total, spent=spent)
+    spend = None if seeds is None else functools.partial(spend_now, seeds)
+    runtime.limiter = open_limiter(
+        store, env, lease_s=config.timeouts.total, spent=spent, spend=spend
+    )
     log.info("key limits", store=limits_where(store, env))
 
 

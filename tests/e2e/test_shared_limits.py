@@ -14,7 +14,7 @@ import aiohttp
 import yaml
 
 from tests.conftest import StartGateway
-from tests.fixtures import Gateway, free_port, new_key
+from tests.fixtures import DEFAULT_MODELS, Gateway, free_port, ledger_rows, new_key, wait_for
 from tests.redis_server import RedisServer, redis_server  # noqa: F401 -- a fixture
 
 RPM = 4
@@ -159,3 +159,36 @@ async def test_requests_refused_while_redis_stalled_do_not_hold_its_slots_after(
             break
         await asyncio.sleep(0.1)
     assert statuses[-1] == 200, statuses
+
+
+async def test_a_budget_spent_before_redis_restarted_without_its_data_still_holds(
+    start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession,
+    redis_server: RedisServer,  # noqa: F811
+):
+    # Redis without persistence (the fixture's, a cache's, a failover's) forgets every
+    # key's spend when it restarts: every budget began afresh, though the ledger knew.
+    secret = new_key("sk-app")
+    keys = tmp_path / "keys.yaml"
+    keys.write_text(yaml.safe_dump({"keys": [{"name": "app", "key": secret, "budget": 0.5}]}))
+    keys.chmod(0o600)
+    priced = [dict(m, price={"input_per_mtok": 1000, "output_per_mtok": 1000})
+              for m in DEFAULT_MODELS]
+    gateway = await start_gateway(models=priced, gateway={"auth": {"keys_file": str(keys)}},
+                                  env={"REDIS_URL": redis_server.url})
+    served = 0
+    while await _status(client, gateway, secret) == 200:
+        served += 1
+    assert served >= 2  # the budget is a few requests' worth
+    await wait_for(lambda: len(ledger_rows(gateway)) == served + 1, timeout=10)
+    redis_server.stop()
+    redis_server.start()
+    statuses = [await _status(client, gateway, secret)]
+    for _ in range(50):  # Redis is tried again at most once a second
+        if statuses[-1] != 503:
+            break
+        await asyncio.sleep(0.1)
+        statuses.append(await _status(client, gateway, secret))
+    for _ in range(served):
+        statuses.append(await _status(client, gateway, secret))
+    # At most the request that found Redis empty goes before the spend is read back.
+    assert statuses.count(200) <= 1, statuses
