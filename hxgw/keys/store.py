@@ -110,21 +110,23 @@ class KeyStore:
         changes = _columns(settings)
         if not changes:
             raise KeyStoreError("nothing to change: give at least one option")
-        return self._change(connection, name, changes)
+        return self._change(connection, name, changes)[1]
 
-    def rotate(self, connection: Connection, name: str, grace: float) -> str:
-        """A new secret for `name`; the old one works for `grace` more seconds."""
+    def rotate(self, connection: Connection, name: str, grace: float) -> tuple[str, StoredKey]:
+        """A new secret for `name`, and the key as the rotation found it; the old secret
+        works for `grace` more seconds. What it found is read in the rotation's own
+        transaction: another rotation just before it is what ends a previous secret."""
         secret, digest = new_secret()
-        self._change(
+        before, _ = self._change(
             connection,
             name,
             {"digest": digest, "previous_until": time.time() + grace},
             previous=True,
         )
-        return secret
+        return secret, before
 
     def revoke(self, connection: Connection, name: str) -> StoredKey:
-        return self._change(connection, name, {"revoked": time.time(), "previous_until": None})
+        return self._change(connection, name, {"revoked": time.time(), "previous_until": None})[1]
 
     def _stamp(self, connection: Connection, now: float) -> float:
         """A change's `updated`, past every other: gateways see a change by the table's
@@ -145,10 +147,15 @@ class KeyStore:
         return key
 
     def _change(
-        self, connection: Connection, name: str, changes: dict[str, Any], *, previous: bool = False
-    ) -> StoredKey:
+        self,
+        connection: Connection,
+        name: str,
+        changes: dict[str, Any],
+        *,
+        previous: bool = False,
+    ) -> tuple[StoredKey, StoredKey]:
         """Set `changes` on the live key `name`; with `previous`, its digest becomes the
-        previous one (a rotation)."""
+        previous one (a rotation). The key before and after, read in one transaction."""
         with connection.transaction(exclusive=True):
             key = self._live(connection, name)
             changes = {**changes, "updated": self._stamp(connection, time.time())}
@@ -164,7 +171,7 @@ class KeyStore:
             )
             changed = self.get(connection, name)
         assert changed is not None
-        return changed
+        return key, changed
 
 
 class Cleared:

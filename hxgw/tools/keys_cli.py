@@ -115,22 +115,21 @@ def _act(
             )
         return _secret(args, store.get(connection, args.name), secret, "created")
     if args.action == "rotate":
-        before = store.get(connection, args.name)
-        if before and before.previous_until and before.previous_until > time.time():
+        secret, before = store.rotate(connection, args.name, args.grace)
+        if before.previous_until and before.previous_until > time.time():
             print(
                 f"hxgw keys: note: the secret before the last rotation stops now, though its"
                 f" grace ran to {iso(before.previous_until)}: a key keeps one old"
                 " secret (its holders are told it was revoked)",
                 file=sys.stderr,
             )
-        if before and before.expires is not None and before.expires <= time.time():
+        if before.expires is not None and before.expires <= time.time():
             # A new secret keeps the key's expiry: printed alone, it reads as one that works.
             print(
                 f"hxgw keys: note: {args.name} expired at {iso(before.expires)}, and so has"
                 f" its new secret: hxgw keys update {args.name} --expires DATE (or never)",
                 file=sys.stderr,
             )
-        secret = store.rotate(connection, args.name, args.grace)
         return _secret(args, store.get(connection, args.name), secret, "rotated")
     if args.action == "revoke" and (key := store.get(connection, args.name)) and key.revoked:
         # Revoking twice is done, not a mistake: a script may run again after a failure.

@@ -69,11 +69,24 @@ def test_the_gateway_sees_a_rotated_key_old_and_new_until_the_grace_ends(
     store = KeyStore(database)
     with store.connect() as connection:
         old = store.create(connection, "app", {})
-        new = store.rotate(connection, "app", grace=3600)
+        new, _ = store.rotate(connection, "app", grace=3600)
     book.refresh(NO_CONFIG_KEYS)
     assert book.by_digest[_digest(new)].expires is None
     grace_end = book.by_digest[_digest(old)].expires
     assert grace_end is not None and 3590 < grace_end - time.time() <= 3600
+
+
+def test_a_rotation_gives_the_key_as_its_own_transaction_found_it(database: Database):
+    # What `hxgw keys rotate` tells of the old secret it ends: read apart from the
+    # rotation, it missed one that another rotation run at once had just made.
+    store = KeyStore(database)
+    with store.connect() as connection:
+        first = store.create(connection, "app", {})
+        second, found_first = store.rotate(connection, "app", grace=3600)
+        _, found_second = store.rotate(connection, "app", grace=3600)
+    assert found_first.digest == _digest(first).hex() and found_first.previous_digest is None
+    assert found_second.digest == _digest(second).hex()
+    assert found_second.previous_digest == _digest(first).hex()
 
 
 def test_a_revoked_key_is_gone_from_what_the_gateway_sees_at_the_next_refresh(
@@ -97,7 +110,7 @@ def test_a_revoked_key_s_secrets_old_and_new_stay_known_as_revoked_when_its_name
     store = KeyStore(database)
     with store.connect() as connection:
         old = store.create(connection, "app", {})
-        new = store.rotate(connection, "app", grace=3600)
+        new, _ = store.rotate(connection, "app", grace=3600)
         store.revoke(connection, "app")
     book.refresh(NO_CONFIG_KEYS)
     assert book.ended == {_digest(old): ("app", REVOKED), _digest(new): ("app", REVOKED)}
