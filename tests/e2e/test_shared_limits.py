@@ -20,9 +20,11 @@ from tests.redis_server import RedisServer, redis_server  # noqa: F401 -- a fixt
 RPM = 4
 
 
-def _keys_file(tmp_path: Path, secret: str) -> str:
+def _keys_file(tmp_path: Path, secret: str, **limits: object) -> str:
+    """A keys file with the key `app`: an RPM of RPM unless `limits` are given."""
     keys = tmp_path / "keys.yaml"
-    keys.write_text(yaml.safe_dump({"keys": [{"name": "app", "key": secret, "rpm": RPM}]}))
+    app = {"name": "app", "key": secret, **(limits or {"rpm": RPM})}
+    keys.write_text(yaml.safe_dump({"keys": [app]}))
     keys.chmod(0o600)
     return str(keys)
 
@@ -139,10 +141,8 @@ async def test_requests_refused_while_redis_stalled_do_not_hold_its_slots_after(
     # batch it had read when it resumes: the requests that got 503 held their slots for
     # their lease (timeouts.total), and a key with max_parallel was refused that long.
     secret = new_key("sk-app")
-    keys = tmp_path / "keys.yaml"
-    keys.write_text(yaml.safe_dump({"keys": [{"name": "app", "key": secret, "max_parallel": 2}]}))
-    keys.chmod(0o600)
-    gateway = await start_gateway(gateway={"auth": {"keys_file": str(keys)}},
+    keys = _keys_file(tmp_path, secret, max_parallel=2)
+    gateway = await start_gateway(gateway={"auth": {"keys_file": keys}},
                                   env={"REDIS_URL": redis_server.url})
     assert await _status(client, gateway, secret) == 200  # connected, the script loaded
     assert redis_server.process is not None
@@ -168,12 +168,10 @@ async def test_a_budget_spent_before_redis_restarted_without_its_data_still_hold
     # Redis without persistence (the fixture's, a cache's, a failover's) forgets every
     # key's spend when it restarts: every budget began afresh, though the ledger knew.
     secret = new_key("sk-app")
-    keys = tmp_path / "keys.yaml"
-    keys.write_text(yaml.safe_dump({"keys": [{"name": "app", "key": secret, "budget": 0.5}]}))
-    keys.chmod(0o600)
+    keys = _keys_file(tmp_path, secret, budget=0.5)
     priced = [dict(m, price={"input_per_mtok": 1000, "output_per_mtok": 1000})
               for m in DEFAULT_MODELS]
-    gateway = await start_gateway(models=priced, gateway={"auth": {"keys_file": str(keys)}},
+    gateway = await start_gateway(models=priced, gateway={"auth": {"keys_file": keys}},
                                   env={"REDIS_URL": redis_server.url})
     served = 0
     while await _status(client, gateway, secret) == 200:
