@@ -501,7 +501,9 @@ async def test_a_config_nested_too_deeply_is_rejected_and_every_worker_keeps_ser
     # which the supervisor reported as "ok" and then died of.
     (gateway.config_dir / "routing.yaml").write_text("[" * 5000 + "]" * 5000)
     gateway.signal(signal.SIGHUP)
-    await wait_for(lambda: "config reload refused; the workers keep" in gateway.logs())
+    # Each worker parses 10,000 levels before it refuses them: slow on a loaded machine.
+    await wait_for(lambda: "config reload refused; the workers keep" in gateway.logs(),
+                   timeout=20)
     ready = [m for m in notify.drain() if m.get("READY") == "1"][-1]
     assert "nested too deeply" in ready["STATUS"]
     async with client.post(gateway.url + "/v1/chat/completions", json=CHAT,
