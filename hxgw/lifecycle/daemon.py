@@ -255,7 +255,7 @@ class Daemon:
 
     def _record_reload(self, result: str, message: str) -> None:
         self.runtime.last_reload = ReloadRecord(result=result, message=message, at=time.time())
-        self.runtime.metrics.reloads.labels(result).inc()
+        self.runtime.metrics.reload_done(result)
 
     async def _tick_rate(self) -> None:
         """The request rate's once-a-second look at the clock (see RequestRate), and a

@@ -35,6 +35,7 @@ from hxgw.routing.health import HealthBook
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 OVERHEAD_BUCKETS = (5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 0.1)
+RELOAD_RESULTS = ("ok", "rejected", "failed")
 CIRCUIT_VALUES = {"closed": 0.0, "half_open": 0.5, "open": 1.0}
 
 
@@ -71,8 +72,22 @@ class Metrics:
             "hxgw_active_streams", "SSE streams being relayed.", registry=registry
         )
         self.reloads = Counter(
-            "hxgw_config_reloads", "Config reloads, by result.", ["result"], registry=registry
+            "hxgw_config_reloads",
+            "Config reloads (SIGHUP), by result: ok, rejected (a config problem), failed.",
+            ["result"],
+            registry=registry,
         )
+        # Each result at 0 from the start: a series born at 1 is no increase to
+        # Prometheus, so the first rejected reload after a start would alert no one.
+        for result in RELOAD_RESULTS:
+            self.reloads.labels(result)
+        self.last_reload_ok = Gauge(
+            "hxgw_config_last_reload_successful",
+            "1 while the last reload took (or none was tried), 0 while the config files "
+            "it read are refused and an older config serves.",
+            registry=registry,
+        )
+        self.last_reload_ok.set(1.0)
         self.generation = Gauge(
             "hxgw_config_generation", "The config generation serving.", registry=registry
         )
@@ -124,6 +139,11 @@ class Metrics:
             first_byte.observe(ttfb)
         if overhead is not None:
             self._overhead.observe(overhead)
+
+    def reload_done(self, result: str) -> None:
+        """A reload ended with `result` (one of RELOAD_RESULTS)."""
+        self.reloads.labels(result).inc()
+        self.last_reload_ok.set(1.0 if result == "ok" else 0.0)
 
     def upstream_is_up(self, upstream: str, up: bool) -> None:
         self.upstream_up.labels(upstream).set(1.0 if up else 0.0)

@@ -48,7 +48,8 @@ HIGHEST = frozenset(
         "process_max_fds",
     }
 )
-LOWEST = frozenset({"hxgw_limits_store_up"})
+# A reload some worker refused is one the daemon did not take whole.
+LOWEST = frozenset({"hxgw_limits_store_up", "hxgw_config_last_reload_successful"})
 STARTED = "process_start_time_seconds"
 """The daemon's: its supervisor's start, which no worker started again moves (Prometheus
 takes a change of it for a restart of the whole daemon)."""

@@ -1,0 +1,57 @@
+"""The series the runbook's alerts read, as a real `hxgw serve` exports them: each must
+exist before its first event, or `increase()` never sees that event."""
+
+from __future__ import annotations
+
+import re
+import signal
+
+import aiohttp
+import yaml
+
+from tests.fixtures import Gateway, wait_for
+
+
+async def _scrape(gateway: Gateway, client: aiohttp.ClientSession) -> str:
+    async with client.get(gateway.url + "/metrics", headers=gateway.auth) as resp:
+        assert resp.status == 200
+        return await resp.text()
+
+
+def _sample(text: str, name: str, **labels: str) -> float | None:
+    """The sample `name{labels}` (labels matched as a subset); None when absent."""
+    for line in text.splitlines():
+        if not line.startswith((name + "{", name + " ")):
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', line.split(" ")[0]))
+        if all(found.get(k) == v for k, v in labels.items()):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def _break_routing(gateway: Gateway) -> None:
+    doc = {"routing": {"default_group": "chat", "groups": {"chat": ["llm03"]}}}
+    (gateway.config_dir / "routing.yaml").write_text(yaml.safe_dump(doc))
+
+
+async def test_each_reload_result_is_exported_at_zero_before_any_reload(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    text = await _scrape(gateway, client)
+    for result in ("ok", "rejected", "failed"):
+        assert _sample(text, "hxgw_config_reloads_total", result=result) == 0
+
+
+async def test_a_rejected_reload_sets_last_reload_successful_to_zero_until_one_takes(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    assert _sample(await _scrape(gateway, client), "hxgw_config_last_reload_successful") == 1
+    routing = (gateway.config_dir / "routing.yaml").read_text()
+    _break_routing(gateway)
+    gateway.signal(signal.SIGHUP)
+    await wait_for(lambda: "config reload rejected" in gateway.logs())
+    assert _sample(await _scrape(gateway, client), "hxgw_config_last_reload_successful") == 0
+    (gateway.config_dir / "routing.yaml").write_text(routing)
+    gateway.signal(signal.SIGHUP)
+    await wait_for(lambda: "config reloaded" in gateway.logs())
+    assert _sample(await _scrape(gateway, client), "hxgw_config_last_reload_successful") == 1
