@@ -150,8 +150,8 @@ class Runtime:
         self.recent_usage = RecentUsage(lambda: self.ledger)
         self.metrics.registry.register(self.saturation)
         self.metrics.registry.register(LedgerCollector(lambda: self.ledger))
-        self.metrics.registry.register(LimitsStoreCollector(self._redis_limiter))
+        self.metrics.registry.register(LimitsStoreCollector(self.redis_limiter))
 
-    def _redis_limiter(self) -> RedisLimiter | None:
+    def redis_limiter(self) -> RedisLimiter | None:
         limiter = self.limiter
         return limiter if isinstance(limiter, RedisLimiter) else None

@@ -48,3 +48,16 @@ class LedgerCollector(Collector):
         yield GaugeMetricFamily(
             "hxgw_ledger_pending_rows", "Rows queued for the next write.", value=ledger.pending
         )
+
+
+def ledger_status(ledger: LedgerFigures | None) -> dict[str, int] | None:
+    """The same figures for /status.json: in an incident, whether rows wait for the
+    store (spooled) or were lost (dropped). None: the daemon keeps no ledger."""
+    if ledger is None:
+        return None
+    return {
+        "spool_bytes": ledger.spool_bytes,
+        "pending_rows": ledger.pending,
+        "rows_spooled": ledger.rows_spooled,
+        "rows_dropped": ledger.rows_dropped,
+    }

@@ -39,3 +39,11 @@ class LimitsStoreCollector(Collector):
             "connection, an error reply); their requests went as limits_store.fail_open says.",
             value=store.failures,
         )
+
+
+def limits_store_status(store: LimitsStoreFigures | None) -> dict[str, object]:
+    """The same for /status.json. Without Redis the limits live on this host (its memory,
+    or the workers' shared file), which cannot be away."""
+    if store is None:
+        return {"kind": "local", "reachable": True}
+    return {"kind": "redis", "reachable": store.reachable, "failures": store.failures}

@@ -216,12 +216,24 @@ def total_status(own: Mapping[str, Any], others: Iterable[Mapping[str, Any]]) ->
     """/status.json over the workers: the daemon's request totals, each model's requests
     and requests in flight, and each upstream's saturation, added up; each model's circuit
     at its worst in any worker (as /metrics has it); and the latest reload any worker
-    took part in (one started again since has seen none)."""
+    took part in (one started again since has seen none); the ledgers' spools added up,
+    and the limits store down when any worker finds it so (as /metrics has them)."""
     requests = dict(own["requests"])
     models = {m["name"]: dict(m) for m in own["models"]}
     upstreams = {u["name"]: dict(u) for u in own["upstreams"]}
     last_reload = own.get("last_reload")
+    ledger = dict(own["ledger"]) if own.get("ledger") else None
+    limits_store = dict(own["limits_store"]) if own.get("limits_store") else None
     for status in others:
+        # Each worker has its own spool and its own connection to the limits store.
+        if ledger is not None and status.get("ledger"):
+            for field in ledger:
+                ledger[field] += status["ledger"].get(field, 0)
+        theirs = status.get("limits_store")
+        if limits_store is not None and theirs:
+            limits_store["reachable"] = limits_store["reachable"] and theirs["reachable"]
+            if "failures" in limits_store:
+                limits_store["failures"] += theirs.get("failures", 0)
         reload = status.get("last_reload")
         if reload and (last_reload is None or (reload["at"] or "") > (last_reload["at"] or "")):
             last_reload = reload
@@ -246,4 +258,6 @@ def total_status(own: Mapping[str, Any], others: Iterable[Mapping[str, Any]]) ->
         "requests": requests,
         "models": list(models.values()),
         "upstreams": list(upstreams.values()),
+        "ledger": ledger,
+        "limits_store": limits_store,
     }

@@ -22,6 +22,8 @@ from multidict import CIMultiDict
 
 from hxgw import __version__, jsonio
 from hxgw.errors import GatewayError, OperatorOnly, Unauthorized
+from hxgw.observe.ledger import ledger_status
+from hxgw.observe.limits_store import limits_store_status
 from hxgw.observe.metrics import CONTENT_TYPE
 from hxgw.observe.workers import families, render_total, total_status
 from hxgw.pipeline.auth import current, guard_key, unread_yet
@@ -197,7 +199,7 @@ def daemon_status(state: GatewayState) -> dict[str, Any]:
 def status(state: GatewayState) -> dict[str, Any]:
     """What /status.json says: the process, its config, each upstream, model and group."""
     config, runtime = state.config, state.runtime
-    _, ready = _readiness(state)
+    is_ready, ready = _readiness(state)
     groups_of: dict[str, list[str]] = {}
     for group in config.routing.groups.values():
         for name in group.models:
@@ -225,15 +227,20 @@ def status(state: GatewayState) -> dict[str, Any]:
         "uptime_seconds": round(time.time() - runtime.started, 1),
         "config_generation": state.generation,
         "last_reload": {"result": reload.result, "message": reload.message, "at": _iso(reload.at)},
+        # What /readyz says, so that the page an incident opens says why it is 503.
+        "ready": is_ready,
+        "reasons": ready["reasons"],
         "draining": runtime.inflight.draining,
         "listen": runtime.listening,
         "upstreams": [
-            {k: u[k] for k in ("name", "url", "reachable", "last_ok_seconds_ago")}
+            {k: u[k] for k in ("name", "url", "reachable", "last_ok_seconds_ago", "last_error")}
             | _saturation(runtime.gates.get(u["name"]))
             for u in ready["upstreams"]
         ],
         "requests": runtime.rate.snapshot(len(runtime.inflight)),
         "models": models,
+        "ledger": ledger_status(runtime.ledger),
+        "limits_store": limits_store_status(runtime.redis_limiter()),
         "groups": [
             {
                 "name": g.name,

@@ -56,7 +56,14 @@ def render_status_html(status: Mapping[str, Any]) -> str:
     """The whole page for one /status.json document."""
     version = _text(status.get("version"))
     draining = bool(status.get("draining"))
-    state = _badge("draining", "warn") if draining else _badge("serving", "ok")
+    if draining:
+        state = _badge("draining", "warn")
+    elif status.get("ready") is False:  # /readyz's 503, and why, at the top of the page
+        state = _badge("not ready", "bad") + "".join(
+            f"<span class=muted>{_text(reason)}</span>" for reason in status.get("reasons") or []
+        )
+    else:
+        state = _badge("serving", "ok")
     return "".join(
         [
             "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>",
@@ -100,8 +107,29 @@ def _cards(status: Mapping[str, Any]) -> str:
         ("Requests", _number(requests.get("total"), 0), ""),
         ("In flight", _number(requests.get("inflight"), 0), ""),
         ("Active streams", _number(requests.get("active_streams"), 0), ""),
+        _ledger_card(status.get("ledger")),
+        _limits_store_card(status.get("limits_store") or {}),
     ]
     return "<section class=cards>" + "".join(_card(*card) for card in cards) + "</section>"
+
+
+def _ledger_card(ledger: Mapping[str, Any] | None) -> tuple[str, str, str]:
+    """Rows waiting on disk mean the usage store is away; dropped ones are lost."""
+    if not ledger:
+        return ("Usage ledger", _badge("off", "muted"), "")
+    spooled, dropped = ledger.get("spool_bytes") or 0, ledger.get("rows_dropped") or 0
+    css = "bad" if dropped else "warn" if spooled else "ok"
+    word = "dropping" if dropped else "spooling" if spooled else "writing"
+    note = f"spool {_number(spooled, 0)} bytes, {_number(dropped, 0)} rows dropped"
+    return ("Usage ledger", _badge(word, css), note)
+
+
+def _limits_store_card(store: Mapping[str, Any]) -> tuple[str, str, str]:
+    kind, reachable = _text(store.get("kind")), store.get("reachable")
+    badge = _badge("up", "ok") if reachable is not False else _badge("down", "bad")
+    failures = store.get("failures")
+    note = kind if failures is None else f"{kind}, {_number(failures, 0)} failed calls"
+    return ("Limits store", badge, note)
 
 
 def _models(models: Iterable[Mapping[str, Any]]) -> str:
@@ -162,6 +190,7 @@ def _upstreams(upstreams: Iterable[Mapping[str, Any]]) -> str:
             f'<tr data-upstream="{_text(upstream.get("name"))}">'
             f"<td><b>{_text(upstream.get('name'))}</b></td>"
             f"<td><code>{_text(upstream.get('url'))}</code></td><td>{badge}</td>"
+            f"<td>{_text(upstream.get('last_error'))}</td>"
             f"<td class=num>{'never' if ago is None else _duration(ago) + ' ago'}</td>"
             f"<td class=num>{_text(in_use)} / {_text(cap)} {full}</td>"
             f"<td class=num>{_text(upstream.get('queued', 0))}</td>"
@@ -171,12 +200,13 @@ def _upstreams(upstreams: Iterable[Mapping[str, Any]]) -> str:
         "Upstream",
         "URL",
         "Reachable",
+        "Last error",
         ("Last answered", "num"),
         ("In use / cap", "num"),
         ("Queued", "num"),
         ("Shed", "num"),
     )
-    return _table(head, rows, 7, "no upstreams")
+    return _table(head, rows, 8, "no upstreams")
 
 
 def _table(head: str, rows: list[str], columns: int, empty: str) -> str:

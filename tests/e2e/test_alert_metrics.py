@@ -55,3 +55,37 @@ async def test_a_rejected_reload_sets_last_reload_successful_to_zero_until_one_t
     gateway.signal(signal.SIGHUP)
     await wait_for(lambda: "config reloaded" in gateway.logs())
     assert _sample(await _scrape(gateway, client), "hxgw_config_last_reload_successful") == 1
+
+
+async def _status(gateway: Gateway, client: aiohttp.ClientSession) -> dict:
+    async with client.get(gateway.url + "/status.json", headers=gateway.auth) as resp:
+        assert resp.status == 200
+        return await resp.json()
+
+
+async def test_status_says_why_the_gateway_is_not_ready_and_each_upstream_s_last_error(
+    start_gateway, client: aiohttp.ClientSession, dead_port: int
+):
+    gateway = await start_gateway(upstream_url=f"http://127.0.0.1:{dead_port}")
+    await wait_for(lambda: "upstream probe failed" in gateway.logs())
+    status = await _status(gateway, client)
+    assert status["ready"] is False
+    assert any("no upstream answered" in reason for reason in status["reasons"])
+    assert "cannot connect" in status["upstreams"][0]["last_error"]
+    async with client.get(gateway.url + "/status", headers=gateway.auth) as resp:
+        page = await resp.text()
+    assert "not ready" in page and "no upstream answered" in page
+
+
+async def test_status_shows_the_ledger_and_limits_store_as_metrics_count_them(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    status = await _status(gateway, client)
+    text = await _scrape(gateway, client)
+    ledger = status["ledger"]
+    assert ledger["spool_bytes"] == _sample(text, "hxgw_ledger_spool_bytes") == 0
+    assert ledger["rows_dropped"] == _sample(text, "hxgw_ledger_rows_total", result="dropped")
+    assert status["limits_store"] == {"kind": "local", "reachable": True}
+    async with client.get(gateway.url + "/status", headers=gateway.auth) as resp:
+        page = await resp.text()
+    assert "Usage ledger" in page and "Limits store" in page
