@@ -45,6 +45,7 @@ HIGHEST = frozenset(
         "hxgw_circuit_state",
         "hxgw_upstream_up",
         "hxgw_event_loop_lag_seconds",
+        "hxgw_ledger_spool_bytes",  # one directory, which every worker measures whole
         "process_max_fds",
     }
 )
@@ -225,10 +226,14 @@ def total_status(own: Mapping[str, Any], others: Iterable[Mapping[str, Any]]) ->
     ledger = dict(own["ledger"]) if own.get("ledger") else None
     limits_store = dict(own["limits_store"]) if own.get("limits_store") else None
     for status in others:
-        # Each worker has its own spool and its own connection to the limits store.
+        # Each worker has its own rows and its own connection to the limits store.
         if ledger is not None and status.get("ledger"):
             for field in ledger:
-                ledger[field] += status["ledger"].get(field, 0)
+                theirs_too = status["ledger"].get(field, 0)
+                if field == "spool_bytes":  # the shared directory's size, not a share of it
+                    ledger[field] = max(ledger[field], theirs_too)
+                else:
+                    ledger[field] += theirs_too
         theirs = status.get("limits_store")
         if limits_store is not None and theirs:
             limits_store["reachable"] = limits_store["reachable"] and theirs["reachable"]

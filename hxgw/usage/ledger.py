@@ -78,7 +78,9 @@ class Ledger:
 
     @property
     def spool_bytes(self) -> int:
-        return self.spool.bytes
+        """Measured now: the directory is shared, and another worker's replay (or an
+        operator's move) empties it while this one's last measure stays as it was."""
+        return self.spool.size()
 
     @property
     def rows_spooled(self) -> int:

@@ -3,10 +3,15 @@ exist before its first event, or `increase()` never sees that event."""
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
+import json
 import re
 import signal
+from pathlib import Path
 
 import aiohttp
+import pytest
 import yaml
 
 from tests.fixtures import Gateway, wait_for
@@ -89,3 +94,65 @@ async def test_status_shows_the_ledger_and_limits_store_as_metrics_count_them(
     async with client.get(gateway.url + "/status", headers=gateway.auth) as resp:
         page = await resp.text()
     assert "Usage ledger" in page and "Limits store" in page
+
+
+async def _scrape_fresh(gateway: Gateway, path: str) -> str:
+    async with (  # a new connection each time, so either worker may answer
+        aiohttp.ClientSession() as fresh,
+        fresh.get(gateway.url + path, headers=gateway.auth) as resp,
+    ):
+        return await resp.text()
+
+
+@pytest.mark.workers
+async def test_the_spool_the_workers_share_is_counted_once_in_metrics_and_status(
+    start_gateway, tmp_path: Path
+):
+    spool = tmp_path / "state-config0" / "spool"
+    spool.mkdir(parents=True, mode=0o700)
+    # A spool file a live process holds (its rows not yet written): each worker skips it
+    # on replay and counts it in the shared spool's size.
+    with (spool / f"{1:020d}-1.jsonl").open("ab") as held:
+        held.write(b"x" * 1000)
+        held.flush()
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        gateway = await start_gateway(gateway={"workers": 2})
+        await asyncio.gather(*(_chat_fresh(gateway) for _ in range(20)))
+        served = set(re.findall(r"POST /v1/chat/completions .* worker=(\d)", gateway.logs()))
+        assert served == {"0", "1"}
+        # Until a scrape has both workers' figures: each shares them once a second.
+        while _sample(await _scrape_fresh(gateway, "/metrics"), "hxgw_requests_total") != 20:
+            await asyncio.sleep(0.1)
+        for _ in range(6):
+            text = await _scrape_fresh(gateway, "/metrics")
+            assert _sample(text, "hxgw_ledger_spool_bytes") == 1000
+            status = json.loads(await _scrape_fresh(gateway, "/status.json"))
+            assert status["ledger"]["spool_bytes"] == 1000
+
+
+async def _chat_fresh(gateway: Gateway) -> None:
+    async with (
+        aiohttp.ClientSession() as fresh,
+        fresh.post(gateway.url + "/v1/chat/completions", headers=gateway.auth,
+                   json={"messages": [{"role": "user", "content": "hi"}]}) as resp,
+    ):
+        assert resp.status == 200
+
+
+async def test_the_spool_gauge_follows_the_directory_when_another_process_empties_it(
+    start_gateway, client: aiohttp.ClientSession, tmp_path: Path
+):
+    spool = tmp_path / "state-config0" / "spool"
+    spool.mkdir(parents=True, mode=0o700)
+    path = spool / f"{1:020d}-1.jsonl"
+    with path.open("ab") as held:
+        held.write(b"x" * 1000)
+        held.flush()
+        fcntl.flock(held.fileno(), fcntl.LOCK_EX)
+        gateway = await start_gateway()
+        assert _sample(await _scrape(gateway, client), "hxgw_ledger_spool_bytes") == 1000
+        # Replayed by another worker, or moved out by the operator (the runbook's fix
+        # for a file the gateway cannot read): this process wrote nothing meanwhile.
+        path.unlink()
+    assert _sample(await _scrape(gateway, client), "hxgw_ledger_spool_bytes") == 0
+    assert (await _status(gateway, client))["ledger"]["spool_bytes"] == 0
