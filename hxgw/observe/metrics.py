@@ -13,8 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import time
-from bisect import bisect_left
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 
 from prometheus_client import (
     CollectorRegistry,
@@ -28,13 +27,15 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
 
+from hxgw.observe.histogram import Histogram, histogram_family
 from hxgw.routing.health import HealthBook
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 OVERHEAD_BUCKETS = (5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 0.1)
+# Each is there at 0 once a key is seen, so that its first refusal is an increase().
+KEY_REFUSALS = ("rate_limit_exceeded", "insufficient_quota")
 RELOAD_RESULTS = ("ok", "rejected", "failed")
 CIRCUIT_VALUES = {"closed": 0.0, "half_open": 0.5, "open": 1.0}
 
@@ -55,7 +56,8 @@ class Metrics:
         self._ttfb: dict[tuple[str, str], Histogram] = {}
         self._overhead = Histogram(OVERHEAD_BUCKETS)
         self._tokens: dict[str, list[int]] = {}  # model: [prompt, completion]
-        self._keys: dict[str, list[float]] = {}  # key: [requests, prompt, completion, spend]
+        # key: [requests, prompt, completion, spend, then a count per KEY_REFUSALS]
+        self._keys: dict[str, list[float]] = {}
         self.upstream_errors = Counter(
             "hxgw_upstream_errors",
             "Failed upstream attempts.",
@@ -164,15 +166,20 @@ class Metrics:
         counts[0] += prompt
         counts[1] += completion
 
-    def key_used(self, key: str, prompt: int, completion: int, cost: float) -> None:
-        """One request of the key named `key` (never its secret), and what it used."""
+    def key_used(
+        self, key: str, prompt: int, completion: int, cost: float, outcome: str = "ok"
+    ) -> None:
+        """One request of the key named `key` (never its secret), what it used, and
+        whether one of the key's own limits refused it (`outcome`, the access line's)."""
         figures = self._keys.get(key)
         if figures is None:
-            figures = self._keys[key] = [0, 0, 0, 0.0]
+            figures = self._keys[key] = [0, 0, 0, 0.0, *(0 for _ in KEY_REFUSALS)]
         figures[0] += 1
         figures[1] += prompt
         figures[2] += completion
         figures[3] += cost
+        if outcome in KEY_REFUSALS:
+            figures[4 + KEY_REFUSALS.index(outcome)] += 1
 
     def families(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
         """The per-request figures as Prometheus families, for a scrape."""
@@ -220,49 +227,24 @@ class Metrics:
             labels=["key", "kind"],
         )
         spend = CounterMetricFamily(
-            "hxgw_key_spend", "Spend per client key, by the models' prices.", labels=["key"]
+            "hxgw_key_spend",
+            "Spend per client key, in the currency of the models' prices (model_registry.yaml).",
+            labels=["key"],
         )
-        for key, (count, prompt, completion, cost) in list(self._keys.items()):
+        refused = CounterMetricFamily(
+            "hxgw_key_refused",
+            "Requests a client key's own limits refused (429): rate_limit_exceeded (rpm, "
+            "tpm, max_parallel) or insufficient_quota (its budget for the period).",
+            labels=["key", "outcome"],
+        )
+        for key, (count, prompt, completion, cost, *refusals) in list(self._keys.items()):
             requests.add_metric([key], count)
             tokens.add_metric([key, "prompt"], prompt)
             tokens.add_metric([key, "completion"], completion)
             spend.add_metric([key], cost)
-        yield from (requests, tokens, spend)
-
-
-class Histogram:
-    """Bucket counts and a sum; `le` buckets, so a value on a bound counts in it."""
-
-    __slots__ = ("bounds", "counts", "total")
-
-    def __init__(self, bounds: tuple[float, ...]) -> None:
-        self.bounds = bounds
-        self.counts = [0] * (len(bounds) + 1)
-        self.total = 0.0
-
-    def observe(self, value: float) -> None:
-        self.counts[bisect_left(self.bounds, value)] += 1
-        self.total += value
-
-    def cumulative(self) -> list[tuple[str, float]]:
-        buckets, running = [], 0
-        bounds = [*map(floatToGoString, self.bounds), "+Inf"]
-        for bound, count in zip(bounds, self.counts, strict=True):
-            running += count
-            buckets.append((bound, float(running)))
-        return buckets
-
-
-def histogram_family(
-    name: str,
-    documentation: str,
-    children: Iterable[tuple[tuple[str, ...], Histogram]],
-    labels: tuple[str, ...] = ("endpoint", "model"),
-) -> HistogramMetricFamily:
-    family = HistogramMetricFamily(name, documentation, labels=list(labels))
-    for values, histogram in children:
-        family.add_metric(list(values), histogram.cumulative(), histogram.total)
-    return family
+            for outcome, times in zip(KEY_REFUSALS, refusals, strict=True):
+                refused.add_metric([key, outcome], times)
+        yield from (requests, tokens, spend, refused)
 
 
 class _RequestCollector(Collector):

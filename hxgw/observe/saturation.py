@@ -9,7 +9,8 @@ from typing import Protocol
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 from prometheus_client.registry import Collector
 
-from hxgw.observe.metrics import LATENCY_BUCKETS, Histogram, histogram_family
+from hxgw.observe.histogram import Histogram, histogram_family
+from hxgw.observe.metrics import LATENCY_BUCKETS
 
 
 class Saturable(Protocol):

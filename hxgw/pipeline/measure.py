@@ -30,4 +30,4 @@ async def record_metrics(ctx: RequestContext, call_next: Next) -> None:
         if spent.source == "reported" and ctx.reply is not None:
             metrics.count_tokens(ctx.reply.model.name, spent.prompt, spent.completion)
         if ctx.key is not None:
-            metrics.key_used(ctx.key.name, spent.prompt, spent.completion, spent.cost)
+            metrics.key_used(ctx.key.name, spent.prompt, spent.completion, spent.cost, ctx.outcome)

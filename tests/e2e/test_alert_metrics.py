@@ -156,3 +156,51 @@ async def test_the_spool_gauge_follows_the_directory_when_another_process_emptie
         path.unlink()
     assert _sample(await _scrape(gateway, client), "hxgw_ledger_spool_bytes") == 0
     assert (await _status(gateway, client))["ledger"]["spool_bytes"] == 0
+
+
+async def _key_gateway(start_gateway, tmp_path: Path, **limits: object) -> tuple[Gateway, str]:
+    secret = "sk-app-" + "a" * 32
+    keys = tmp_path / "keys.yaml"
+    keys.write_text(yaml.safe_dump({"keys": [{"name": "app", "key": secret, **limits}]}))
+    keys.chmod(0o600)
+    priced = {"input_per_mtok": 1000, "output_per_mtok": 1000}  # cents a request
+    models = [{"name": n, "upstream_model": f"m-{n}", "tier_score": 0.5, "specializations": [],
+               "price": priced} for n in ("alpha", "beta")]
+    routing = {"routing": {"default_group": "chat", "groups": {"chat": ["alpha", "beta"]}}}
+    gateway = await start_gateway(models=models, routing=routing,
+                                  gateway={"auth": {"keys_file": str(keys)}})
+    return gateway, secret
+
+
+async def _chat_as(client: aiohttp.ClientSession, gateway: Gateway, secret: str) -> int:
+    async with client.post(gateway.url + "/v1/chat/completions",
+                           json={"messages": [{"role": "user", "content": "hi"}],
+                                 "max_tokens": 10},
+                           headers={"Authorization": f"Bearer {secret}"}) as resp:
+        await resp.read()
+        return resp.status
+
+
+async def test_a_key_s_refusals_are_counted_by_limit_from_zero(
+    start_gateway, client: aiohttp.ClientSession, tmp_path: Path
+):
+    gateway, secret = await _key_gateway(start_gateway, tmp_path, rpm=1)
+    assert await _chat_as(client, gateway, secret) == 200
+    text = await _scrape(gateway, client)
+    for outcome in ("rate_limit_exceeded", "insufficient_quota"):
+        assert _sample(text, "hxgw_key_refused_total", key="app", outcome=outcome) == 0
+    assert await _chat_as(client, gateway, secret) == 429
+    text = await _scrape(gateway, client)
+    assert _sample(text, "hxgw_key_refused_total", key="app",
+                   outcome="rate_limit_exceeded") == 1
+    assert _sample(text, "hxgw_key_refused_total", key="app", outcome="insufficient_quota") == 0
+
+
+async def test_a_key_over_its_budget_is_counted_as_refused_for_its_budget(
+    start_gateway, client: aiohttp.ClientSession, tmp_path: Path
+):
+    gateway, secret = await _key_gateway(start_gateway, tmp_path, budget=0.001)
+    assert await _chat_as(client, gateway, secret) == 429
+    text = await _scrape(gateway, client)
+    assert _sample(text, "hxgw_key_refused_total", key="app", outcome="insufficient_quota") == 1
+
