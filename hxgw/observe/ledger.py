@@ -1,5 +1,6 @@
 """The usage ledger's own figures, read at scrape time: rows written, spooled while
-the store was away, dropped when the spool was full, and what waits."""
+the store was away, dropped when the spool was full, the spool's size and bound, and
+what waits."""
 
 from __future__ import annotations
 
@@ -23,6 +24,8 @@ class LedgerFigures(Protocol):
     def spool_bytes(self) -> int: ...
     @property
     def pending(self) -> int: ...
+    @property
+    def spool_max_bytes(self) -> int: ...
 
 
 class LedgerCollector(Collector):
@@ -44,6 +47,11 @@ class LedgerCollector(Collector):
             "hxgw_ledger_spool_bytes",
             "Bytes of rows in the on-disk spool, waiting for the store.",
             value=ledger.spool_bytes,
+        )
+        yield GaugeMetricFamily(
+            "hxgw_ledger_spool_limit_bytes",
+            "The spool's bound (store.spool_max_bytes): past it, the newest rows are dropped.",
+            value=ledger.spool_max_bytes,
         )
         yield GaugeMetricFamily(
             "hxgw_ledger_pending_rows", "Rows queued for the next write.", value=ledger.pending

@@ -46,6 +46,7 @@ HIGHEST = frozenset(
         "hxgw_upstream_up",
         "hxgw_event_loop_lag_seconds",
         "hxgw_ledger_spool_bytes",  # one directory, which every worker measures whole
+        "hxgw_ledger_spool_limit_bytes",
         "process_max_fds",
     }
 )

@@ -83,6 +83,10 @@ class Ledger:
         return self.spool.size()
 
     @property
+    def spool_max_bytes(self) -> int:
+        return self.spool.max_bytes
+
+    @property
     def rows_spooled(self) -> int:
         return self.keeper.spooled
 

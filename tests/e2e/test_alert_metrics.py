@@ -204,3 +204,11 @@ async def test_a_key_over_its_budget_is_counted_as_refused_for_its_budget(
     text = await _scrape(gateway, client)
     assert _sample(text, "hxgw_key_refused_total", key="app", outcome="insufficient_quota") == 1
 
+
+
+async def test_the_spool_s_limit_is_exported_beside_its_size(
+    start_gateway, client: aiohttp.ClientSession
+):
+    gateway = await start_gateway(gateway={"store": {"spool_max_bytes": 123456}})
+    text = await _scrape(gateway, client)
+    assert _sample(text, "hxgw_ledger_spool_limit_bytes") == 123456
