@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from tests.fixtures import Gateway, wait_for
+from tests.redis_server import RedisServer, redis_server  # noqa: F401 -- a fixture
 
 
 async def _scrape(gateway: Gateway, client: aiohttp.ClientSession) -> str:
@@ -158,7 +159,9 @@ async def test_the_spool_gauge_follows_the_directory_when_another_process_emptie
     assert (await _status(gateway, client))["ledger"]["spool_bytes"] == 0
 
 
-async def _key_gateway(start_gateway, tmp_path: Path, **limits: object) -> tuple[Gateway, str]:
+async def _key_gateway(
+    start_gateway, tmp_path: Path, env: dict[str, str] | None = None, **limits: object
+) -> tuple[Gateway, str]:
     secret = "sk-app-" + "a" * 32
     keys = tmp_path / "keys.yaml"
     keys.write_text(yaml.safe_dump({"keys": [{"name": "app", "key": secret, **limits}]}))
@@ -167,7 +170,7 @@ async def _key_gateway(start_gateway, tmp_path: Path, **limits: object) -> tuple
     models = [{"name": n, "upstream_model": f"m-{n}", "tier_score": 0.5, "specializations": [],
                "price": priced} for n in ("alpha", "beta")]
     routing = {"routing": {"default_group": "chat", "groups": {"chat": ["alpha", "beta"]}}}
-    gateway = await start_gateway(models=models, routing=routing,
+    gateway = await start_gateway(models=models, routing=routing, env=env,
                                   gateway={"auth": {"keys_file": str(keys)}})
     return gateway, secret
 
@@ -212,3 +215,21 @@ async def test_the_spool_s_limit_is_exported_beside_its_size(
     gateway = await start_gateway(gateway={"store": {"spool_max_bytes": 123456}})
     text = await _scrape(gateway, client)
     assert _sample(text, "hxgw_ledger_spool_limit_bytes") == 123456
+
+
+async def test_status_says_the_limits_store_is_down_while_redis_does_not_answer(
+    start_gateway, client: aiohttp.ClientSession, tmp_path: Path,
+    redis_server: RedisServer,  # noqa: F811
+):
+    gateway, secret = await _key_gateway(start_gateway, tmp_path, rpm=100,
+                                         env={"REDIS_URL": redis_server.url})
+    assert await _chat_as(client, gateway, secret) == 200
+    assert (await _status(gateway, client))["limits_store"] == {
+        "kind": "redis", "reachable": True, "failures": 0}
+    redis_server.stop()
+    assert await _chat_as(client, gateway, secret) == 503
+    store = (await _status(gateway, client))["limits_store"]
+    assert store["reachable"] is False and store["failures"] >= 1
+    async with client.get(gateway.url + "/status", headers=gateway.auth) as resp:
+        page = await resp.text()
+    assert "Limits store" in page and "failed calls" in page
