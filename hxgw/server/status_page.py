@@ -20,7 +20,7 @@ DASH = "\u2014"
 ARROW = " \u2192 "
 
 _CIRCUIT_CLASS = {"closed": "ok", "half_open": "warn", "open": "bad"}
-_RELOAD_CLASS = {"ok": "ok", "rejected": "bad", "none": "muted"}
+_RELOAD_CLASS = {"ok": "ok", "rejected": "bad", "failed": "bad", "none": "muted"}
 
 _CSS = """
 :root{color-scheme:light dark;--fg:#1d2330;--muted:#6b7385;--bg:#f6f7f9;--card:#fff;

@@ -195,3 +195,10 @@ def test_the_sample_status_is_what_status_json_documents():
     broken = copy.deepcopy(sample_status())
     broken["models"][0]["circuit"] = "ajar"
     assert not validator.is_valid(broken)
+
+
+def test_a_failed_reload_is_marked_as_a_rejected_one_is():
+    reload = {"result": "failed", "message": "OSError: [Errno 24] Too many open files",
+              "at": "2026-11-23T07:44:54Z"}
+    html = render_status_html(sample_status(last_reload=reload))
+    assert '<span class="badge bad">failed</span>' in html
