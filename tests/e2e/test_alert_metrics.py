@@ -233,3 +233,21 @@ async def test_status_says_the_limits_store_is_down_while_redis_does_not_answer(
     async with client.get(gateway.url + "/status", headers=gateway.auth) as resp:
         page = await resp.text()
     assert "Limits store" in page and "failed calls" in page
+
+
+async def test_the_runbook_names_every_metric_the_gateway_exports_and_no_other(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    text = await _scrape(gateway, client)
+    exported = set(re.findall(r"^# TYPE (hxgw_\w+) (\w+)", text, re.M))
+    names = {
+        name + "_total" if kind == "counter" and not name.endswith("_total") else name
+        for name, kind in exported
+    }
+    runbook = (Path(__file__).parents[2] / "docs" / "runbook.md").read_text()
+    named = set(re.findall(r"\b(hxgw_[a-z_]+[a-z])", runbook))
+    # Families split into _bucket/_sum/_count are named by their base in the runbook.
+    named = {re.sub(r"_(bucket|sum|count)$", "", name) for name in named}
+    assert names - named == set()
+    redis_only = {"hxgw_limits_store_up", "hxgw_limits_store_failures_total"}
+    assert named - names - redis_only == set()
