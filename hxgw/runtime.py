@@ -15,6 +15,7 @@ from hxgw.keys.limiter_memory import MemoryLimiter
 from hxgw.keys.limiter_redis import RedisLimiter
 from hxgw.keys.owners import Owners
 from hxgw.observe import AccessLog, Metrics, RequestIds
+from hxgw.observe.key_store import KeyStoreCollector
 from hxgw.observe.ledger import LedgerCollector
 from hxgw.observe.limits_store import LimitsStoreCollector
 from hxgw.observe.loop_lag import LoopLag
@@ -151,6 +152,7 @@ class Runtime:
         self.metrics.registry.register(self.saturation)
         self.metrics.registry.register(LedgerCollector(lambda: self.ledger))
         self.metrics.registry.register(LimitsStoreCollector(self.redis_limiter))
+        self.metrics.registry.register(KeyStoreCollector(lambda: self.stored_keys))
 
     def redis_limiter(self) -> RedisLimiter | None:
         limiter = self.limiter

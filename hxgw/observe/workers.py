@@ -51,7 +51,9 @@ HIGHEST = frozenset(
     }
 )
 # A reload some worker refused is one the daemon did not take whole.
-LOWEST = frozenset({"hxgw_limits_store_up", "hxgw_config_last_reload_successful"})
+LOWEST = frozenset(
+    {"hxgw_limits_store_up", "hxgw_key_store_up", "hxgw_config_last_reload_successful"}
+)
 STARTED = "process_start_time_seconds"
 """The daemon's: its supervisor's start, which no worker started again moves (Prometheus
 takes a change of it for a restart of the whole daemon)."""
@@ -219,13 +221,15 @@ def total_status(own: Mapping[str, Any], others: Iterable[Mapping[str, Any]]) ->
     and requests in flight, and each upstream's saturation, added up; each model's circuit
     at its worst in any worker (as /metrics has it); and the latest reload any worker
     took part in (one started again since has seen none); the ledgers' spools added up,
-    and the limits store down when any worker finds it so (as /metrics has them)."""
+    and the limits and key stores down when any worker finds them so (as /metrics has
+    them)."""
     requests = dict(own["requests"])
     models = {m["name"]: dict(m) for m in own["models"]}
     upstreams = {u["name"]: dict(u) for u in own["upstreams"]}
     last_reload = own.get("last_reload")
     ledger = dict(own["ledger"]) if own.get("ledger") else None
     limits_store = dict(own["limits_store"]) if own.get("limits_store") else None
+    key_store = own.get("key_store")
     for status in others:
         # Each worker has its own rows and its own connection to the limits store.
         if ledger is not None and status.get("ledger"):
@@ -235,6 +239,9 @@ def total_status(own: Mapping[str, Any], others: Iterable[Mapping[str, Any]]) ->
                     ledger[field] = max(ledger[field], theirs_too)
                 else:
                     ledger[field] += theirs_too
+        their_keys = status.get("key_store")
+        if key_store is not None and their_keys is not None and not their_keys["reachable"]:
+            key_store = their_keys
         theirs = status.get("limits_store")
         if limits_store is not None and theirs:
             limits_store["reachable"] = limits_store["reachable"] and theirs["reachable"]
@@ -266,4 +273,5 @@ def total_status(own: Mapping[str, Any], others: Iterable[Mapping[str, Any]]) ->
         "upstreams": list(upstreams.values()),
         "ledger": ledger,
         "limits_store": limits_store,
+        "key_store": key_store,
     }

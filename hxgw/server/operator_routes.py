@@ -22,6 +22,7 @@ from multidict import CIMultiDict
 
 from hxgw import __version__, jsonio
 from hxgw.errors import GatewayError, OperatorOnly, Unauthorized
+from hxgw.observe.key_store import key_store_status
 from hxgw.observe.ledger import ledger_status
 from hxgw.observe.limits_store import limits_store_status
 from hxgw.observe.metrics import CONTENT_TYPE
@@ -241,6 +242,7 @@ def status(state: GatewayState) -> dict[str, Any]:
         "models": models,
         "ledger": ledger_status(runtime.ledger),
         "limits_store": limits_store_status(runtime.redis_limiter()),
+        "key_store": key_store_status(runtime.stored_keys),
         "groups": [
             {
                 "name": g.name,

@@ -109,6 +109,7 @@ def _cards(status: Mapping[str, Any]) -> str:
         ("Active streams", _number(requests.get("active_streams"), 0), ""),
         _ledger_card(status.get("ledger")),
         _limits_store_card(status.get("limits_store") or {}),
+        _key_store_card(status.get("key_store")),
     ]
     return "<section class=cards>" + "".join(_card(*card) for card in cards) + "</section>"
 
@@ -130,6 +131,14 @@ def _limits_store_card(store: Mapping[str, Any]) -> tuple[str, str, str]:
     failures = store.get("failures")
     note = kind if failures is None else f"{kind}, {_number(failures, 0)} failed calls"
     return ("Limits store", badge, note)
+
+
+def _key_store_card(store: Mapping[str, Any] | None) -> tuple[str, str, str]:
+    if store is None:
+        return ("Key store", _badge("none", "muted"), "")
+    if store.get("reachable"):
+        return ("Key store", _badge("read", "ok"), "")
+    return ("Key store", _badge("unread", "bad"), "newer stored keys get 503")
 
 
 def _models(models: Iterable[Mapping[str, Any]]) -> str:

@@ -251,3 +251,29 @@ async def test_the_runbook_names_every_metric_the_gateway_exports_and_no_other(
     assert names - named == set()
     redis_only = {"hxgw_limits_store_up", "hxgw_limits_store_failures_total"}
     assert named - names - redis_only == set()
+
+
+async def test_the_key_store_is_exported_down_while_it_cannot_be_read(
+    start_gateway, client: aiohttp.ClientSession, dead_port: int
+):
+    down = f"postgresql://hxgw@127.0.0.1:{dead_port}/hxgw"
+    gateway = await start_gateway(env={"DATABASE_URL": down})
+    assert _sample(await _scrape(gateway, client), "hxgw_key_store_up") == 0
+    assert (await _status(gateway, client))["key_store"] == {"reachable": False}
+    async with client.get(gateway.url + "/status", headers=gateway.auth) as resp:
+        assert '<span class="badge bad">unread</span>' in await resp.text()
+
+
+async def test_the_key_store_is_exported_up_once_read(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    async def up() -> float | None:
+        return _sample(await _scrape(gateway, client), "hxgw_key_store_up")
+
+    for _ in range(100):  # read once a second from the start
+        if await up() == 1:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("hxgw_key_store_up never said 1")
+    assert (await _status(gateway, client))["key_store"] == {"reachable": True}
