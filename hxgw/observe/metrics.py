@@ -60,13 +60,14 @@ class Metrics:
         self._keys: dict[str, list[float]] = {}
         self.upstream_errors = Counter(
             "hxgw_upstream_errors",
-            "Failed upstream attempts.",
+            "Upstream attempts that failed, by model and kind: timeout, connect_error, reset, "
+            "protocol_error, http_<status>, ..., and stream_* for an answer cut after its 200.",
             ["model", "kind"],
             registry=registry,
         )
         self.failovers = Counter(
             "hxgw_failovers",
-            "Moves from one candidate to the next.",
+            "Moves to the next candidate after one failed before its first byte reached the client.",
             ["group", "from_model", "to_model"],
             registry=registry,
         )
@@ -95,12 +96,14 @@ class Metrics:
         )
         self.upstream_up = Gauge(
             "hxgw_upstream_up",
-            "1 when the upstream answered recently.",
+            "1 when the upstream answered a probe or a request within readiness.stale_after.",
             ["upstream"],
             registry=registry,
         )
         inflight_gauge = Gauge(
-            "hxgw_inflight_requests", "Requests being served.", registry=registry
+            "hxgw_inflight_requests",
+            "API requests being served (the operator's routes not counted).",
+            registry=registry,
         )
         inflight_gauge.set_function(lambda: float(inflight()))
         self.loop_lag = Gauge(
@@ -185,7 +188,7 @@ class Metrics:
         """The per-request figures as Prometheus families, for a scrape."""
         requests = CounterMetricFamily(
             "hxgw_requests",
-            "Requests answered, by final status.",
+            "API requests answered, by final status (499: the client left before one).",
             labels=["endpoint", "group", "model", "status"],
         )
         for labels, count in list(self._requests.items()):
@@ -263,7 +266,9 @@ class _CircuitCollector(Collector):
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         family = GaugeMetricFamily(
-            "hxgw_circuit_state", "0 closed, 0.5 half-open, 1 open.", labels=["model"]
+            "hxgw_circuit_state",
+            "Each model's circuit breaker: 0 closed, 0.5 half-open, 1 open (the model is skipped).",
+            labels=["model"],
         )
         now = time.monotonic()
         for model in self.health.values():

@@ -277,3 +277,17 @@ async def test_the_key_store_is_exported_up_once_read(
     else:
         raise AssertionError("hxgw_key_store_up never said 1")
     assert (await _status(gateway, client))["key_store"] == {"reachable": True}
+
+
+async def test_the_help_of_each_metric_says_what_it_counts_and_how_to_read_it(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    text = await _scrape(gateway, client)
+    helps = dict(re.findall(r"^# HELP (hxgw_\w+) (.*)$", text, re.M))
+    assert "circuit breaker" in helps["hxgw_circuit_state"]
+    assert "kind" in helps["hxgw_upstream_errors_total"]
+    assert "API requests" in helps["hxgw_requests_total"]
+    assert "499" in helps["hxgw_requests_total"]
+    assert "API requests" in helps["hxgw_inflight_requests"]
+    assert "readiness.stale_after" in helps["hxgw_upstream_up"]
+    assert "failed" in helps["hxgw_failovers_total"]
