@@ -36,7 +36,8 @@ class LimitsStoreCollector(Collector):
         yield CounterMetricFamily(
             "hxgw_limits_store_failures",
             "Calls to the shared limits store that failed (no answer in time, a lost "
-            "connection, an error reply); their requests went as limits_store.fail_open says.",
+            "connection, an error reply), the connect at the start too; the requests they "
+            "decided went as limits_store.fail_open says.",
             value=store.failures,
         )
 
