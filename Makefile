@@ -5,7 +5,7 @@ PY := $(VENV)/bin/python
 HXGW_CACHE_DIR ?= /var/cache/hxgw
 export HXGW_CACHE_DIR
 
-.PHONY: help install install-test run test lint check test-litellm test-systemd test-browser test-node \
+.PHONY: help install install-test run test lint check test-stores test-litellm test-systemd test-browser test-node \
 	install-systemd bench bench-capacity bench-instructions bench-ab eval-router test-faults \
 	test-workers clean
 
@@ -18,6 +18,7 @@ help:
 	@echo "make test-systemd   the unit under a real systemd (nspawn container)"
 	@echo "make test-browser   the status page in headless chromium"
 	@echo "make test-node      the node openai and anthropic SDKs and the Vercel AI SDK against the gateway"
+	@echo "make test-stores    the tests that start real PostgreSQL and redis-server processes"
 	@echo "make test-faults    fault injection, abuse, fuzzing, reload/stop under load, soak"
 	@echo "make test-workers   --workers 2: a supervisor and its workers, as one daemon"
 	@echo "make bench          benchmark: direct vs hxgw vs a plain aiohttp proxy vs nginx"
@@ -58,7 +59,7 @@ lint: install-test
 	$(VENV)/bin/ruff format --check hxgw
 	$(VENV)/bin/mypy
 
-check: lint test test-workers test-faults test-litellm test-systemd test-browser test-node
+check: lint test test-stores test-workers test-faults test-litellm test-systemd test-browser test-node
 
 test-litellm: install-test
 	$(PY) -m pytest -q -m litellm -p no:cacheprovider tests/integration/litellm
@@ -70,6 +71,11 @@ test-systemd: install-test
 # minutes on two cores. Its two tests marked faults run in test-faults.
 test-workers: install-test
 	$(PY) -m pytest -q -n 4 -m "workers and not faults" -p no:cacheprovider tests
+
+# Real PostgreSQL and redis-server processes, started by the tests (marked by the fixtures
+# they use, in tests/conftest.py); those marked workers or faults run in those suites.
+test-stores: install-test
+	$(PY) -m pytest -q -n 4 -m "(postgres or redis) and not workers and not faults" -p no:cacheprovider tests
 
 test-faults: install-test
 	HXGW_FAULTS_REPORT=bench/results/faults.md $(PY) -m pytest -q -p no:randomly -n 4 -m faults tests

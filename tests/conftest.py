@@ -20,6 +20,23 @@ settings.register_profile("hxgw", suppress_health_check=[HealthCheck.too_slow], 
 settings.load_profile("hxgw")
 
 
+# A test that starts PostgreSQL or Redis is in their suite (`make test-stores`): each
+# starts real servers, which would take the fast suite past its five minutes.
+_STORE_FIXTURES = {
+    "postgres": {"postgres_server", "postgres_url", "own_postgres"},
+    "redis": {"redis_server"},
+}
+
+
+@pytest.hookimpl(tryfirst=True)  # before `-m` deselects by these marks
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        used = set(getattr(item, "fixturenames", ()))
+        for mark, fixtures in _STORE_FIXTURES.items():
+            if used & fixtures:
+                item.add_marker(mark)
+
+
 @pytest.fixture
 async def upstream() -> AsyncIterator[tuple[FakeUpstream, str]]:
     """A fake upstream on a loopback port, cancelling handlers whose client left."""

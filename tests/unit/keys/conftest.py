@@ -16,7 +16,7 @@ from tests.redis_server import redis_server  # noqa: F401 -- a fixture
 MakeLimiter = Callable[..., Limiter]
 
 
-@pytest.fixture(params=["memory", "shared", "redis"])
+@pytest.fixture(params=["memory", "shared", pytest.param("redis", marks=pytest.mark.redis)])
 async def make_limiter(
     request: pytest.FixtureRequest, tmp_path: Path
 ) -> AsyncIterator[MakeLimiter]:
