@@ -38,7 +38,7 @@ def _parse(ctx: RequestContext, raw: bytes) -> None:
     if not raw:
         raise BadRequest("request body is empty: expected a JSON object")
     try:
-        body = jsonio.loads_exact(raw)
+        body = jsonio.loads(raw)
     except (jsonio.DecodeError, RecursionError) as exc:
         raise BadRequest(f"request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):

@@ -50,7 +50,7 @@ class UpstreamBodies:
 def encode_body(body: dict[str, Any]) -> bytes:
     """A request body the gateway changed, as JSON again."""
     try:
-        return jsonio.dumps_exact(body)
+        return jsonio.dumps(body)
     except jsonio.EncodeError:
         # orjson reads 1024 levels of nesting but writes only 254.
         raise BadRequest("request body is nested too deeply") from None
