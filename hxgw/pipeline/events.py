@@ -145,7 +145,7 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
                         ended = unfinished <= 0
                 if lines and ended and not done:
                     done = said_done(block)
-                tail = (tail + block)[-4:]
+                tail = (tail + block[-4:])[-4:]  # not a copy of the whole block
                 ctx.closer = _closer(tail)
             if not done:
                 chunk = await anext(chunks, b"")
