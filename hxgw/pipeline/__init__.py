@@ -14,9 +14,10 @@ and the ends of the other chains: models (list_models, describe_model), operator
 
 What the steps share: context (RequestContext, Reply, the step types), exchange (the
 client's side; its request half is client_request), failures (what a failed candidate
-tells the client), usage (what a request used), rebind (ids of upstream state in an
-answer), upstream_headers and whole_response (the answer's head), cors, sending (what
-forward sends each candidate); for uploads, upload, send_upload, multipart.
+tells the client), usage (what a request used; reported_usage reads the upstream's),
+rebind (ids of upstream state in an answer), upstream_headers and whole_response (the
+answer's head), cors, sending (what forward sends each candidate); for uploads, upload,
+send_upload, multipart.
 
 May import: config, routing, upstream, observe, keys, usage (the ledger's row), and at
 the top hxgw.state, hxgw.endpoints, hxgw.errors, hxgw.jsonio, hxgw.memo; never server,

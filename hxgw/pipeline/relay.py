@@ -20,8 +20,8 @@ from hxgw.errors import GatewayError, Unavailable, UpstreamError
 from hxgw.pipeline.context import Next, Reply, RequestContext
 from hxgw.pipeline.events import mark_failed, relay_events, upstream_chunks, write_error_event
 from hxgw.pipeline.failures import MAX_ANSWER
+from hxgw.pipeline.reported_usage import last_usage
 from hxgw.pipeline.upstream_headers import response_headers
-from hxgw.pipeline.usage import last_usage
 from hxgw.pipeline.whole_response import NO_BODY_STATUS
 
 USAGE_TAIL = 64 * 1024

@@ -2,7 +2,7 @@
 
 import pytest
 
-from hxgw.pipeline.usage import MAX_TOKENS, last_usage, reported_tokens
+from hxgw.pipeline.reported_usage import MAX_TOKENS, last_usage, reported_tokens
 from hxgw.pipeline.usage_chunk import HiddenUsage, without_usage_chunk
 
 
