@@ -69,6 +69,12 @@ async def _status(gateway: Gateway, client: aiohttp.ClientSession) -> dict:
         return await resp.json()
 
 
+async def _page(gateway: Gateway, client: aiohttp.ClientSession) -> str:
+    async with client.get(gateway.url + "/status", headers=gateway.auth) as resp:
+        assert resp.status == 200
+        return await resp.text()
+
+
 async def test_status_says_why_the_gateway_is_not_ready_and_each_upstream_s_last_error(
     start_gateway, client: aiohttp.ClientSession, dead_port: int
 ):
@@ -78,8 +84,7 @@ async def test_status_says_why_the_gateway_is_not_ready_and_each_upstream_s_last
     assert status["ready"] is False
     assert any("no upstream answered" in reason for reason in status["reasons"])
     assert "cannot connect" in status["upstreams"][0]["last_error"]
-    async with client.get(gateway.url + "/status", headers=gateway.auth) as resp:
-        page = await resp.text()
+    page = await _page(gateway, client)
     assert "not ready" in page and "no upstream answered" in page
 
 
@@ -92,8 +97,7 @@ async def test_status_shows_the_ledger_and_limits_store_as_metrics_count_them(
     assert ledger["spool_bytes"] == _sample(text, "hxgw_ledger_spool_bytes") == 0
     assert ledger["rows_dropped"] == _sample(text, "hxgw_ledger_rows_total", result="dropped")
     assert status["limits_store"] == {"kind": "local", "reachable": True}
-    async with client.get(gateway.url + "/status", headers=gateway.auth) as resp:
-        page = await resp.text()
+    page = await _page(gateway, client)
     assert "Usage ledger" in page and "Limits store" in page
 
 
@@ -230,8 +234,7 @@ async def test_status_says_the_limits_store_is_down_while_redis_does_not_answer(
     assert await _chat_as(client, gateway, secret) == 503
     store = (await _status(gateway, client))["limits_store"]
     assert store["reachable"] is False and store["failures"] >= 1
-    async with client.get(gateway.url + "/status", headers=gateway.auth) as resp:
-        page = await resp.text()
+    page = await _page(gateway, client)
     assert "Limits store" in page and "failed calls" in page
 
 
@@ -260,8 +263,7 @@ async def test_the_key_store_is_exported_down_while_it_cannot_be_read(
     gateway = await start_gateway(env={"DATABASE_URL": down})
     assert _sample(await _scrape(gateway, client), "hxgw_key_store_up") == 0
     assert (await _status(gateway, client))["key_store"] == {"reachable": False}
-    async with client.get(gateway.url + "/status", headers=gateway.auth) as resp:
-        assert '<span class="badge bad">unread</span>' in await resp.text()
+    assert '<span class="badge bad">unread</span>' in await _page(gateway, client)
 
 
 async def test_the_key_store_is_exported_up_once_read(
