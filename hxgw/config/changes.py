@@ -55,7 +55,7 @@ class Changes:
     """The files whose content the changes came from, in the order the operator reads them."""
     waiting: list[str] = field(default_factory=list)
     """The settings that differ from what the process runs with and wait for a restart
-    (hxgw.config.warnings.waiting_for_restart): said at every reload until then."""
+    (hxgw.config.warnings.log_restart_only_changes): said at every reload until then."""
 
     def summary(self) -> str:
         """For STATUS= and /status: short whatever the change."""

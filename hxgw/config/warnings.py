@@ -22,14 +22,17 @@ log = structlog.get_logger("hxgw.config")
 CONFIG_FILES = (GATEWAY, ROUTING, REGISTRY)
 
 
-def log_restart_only_changes(started: Config, new: Config, listening: str) -> None:
+def log_restart_only_changes(started: Config, new: Config, listening: str) -> list[str]:
     """Each setting of `new` a reload cannot apply, against what the process started
     with (and the address against the one it listens on): the warning comes again on
-    every reload until a restart, and none comes for a setting put back as it runs."""
-    _log_listen_change(listening, new)
-    for place in waiting_for_restart(started, new):
-        said = {"in_use": _logging(started), "configured": _logging(new)}
-        log.warning(_RESTART_ONLY[place][1], **(said if place == "logging" else {}))
+    every reload until a restart, and none comes for a setting put back as it runs.
+    Returns their places (`listen` first), which the reload's own line names."""
+    moved = _log_listen_change(listening, new)
+    places = [p for p, (read, _) in _RESTART_ONLY.items() if read(started) != read(new)]
+    for place in places:
+        fields = {"in_use": _logging(started), "configured": _logging(new)}
+        log.warning(_RESTART_ONLY[place][1], **(fields if place == "logging" else {}))
+    return ["listen", *places] if moved else places
 
 
 _Read = Callable[[Config], object]
@@ -52,16 +55,6 @@ _RESTART_ONLY: dict[str, tuple[_Read, str]] = {
 }
 
 
-def waiting_for_restart(started: Config, new: Config, listening: str | None = None) -> list[str]:
-    """The places of `new`'s settings that differ from what the process runs with and
-    that only a restart applies (`listen` too when `listening`, the address in use, is
-    given): what a reload says it left waiting."""
-    places = [p for p, (read, _) in _RESTART_ONLY.items() if read(started) != read(new)]
-    if listening is not None and _configured(new) != listening:
-        places.insert(0, "listen")
-    return places
-
-
 def _logging(config: Config) -> str:
     return f"level:{config.logging.level},format:{config.logging.format}"
 
@@ -79,7 +72,8 @@ def _configured(config: Config) -> str:
     return f"{config.listen.host}:{config.listen.port}"
 
 
-def _log_listen_change(listening: str, new: Config) -> None:
+def _log_listen_change(listening: str, new: Config) -> bool:
+    """Whether `new` asks for an address other than the one in use, which is said."""
     configured = _configured(new)
     if configured != listening:
         log.warning(
@@ -87,6 +81,7 @@ def _log_listen_change(listening: str, new: Config) -> None:
             listening=listening,
             configured=configured,
         )
+    return configured != listening
 
 
 def warn_if_world_readable(config: Config, told: set[Path] | None = None) -> None:

@@ -20,12 +20,7 @@ from aiohttp import web
 from hxgw import __version__
 from hxgw.config import Config
 from hxgw.config.changes import changes, repointed
-from hxgw.config.warnings import (
-    log_restart_only_changes,
-    waiting_for_restart,
-    warn_at_start,
-    warn_if_world_readable,
-)
+from hxgw.config.warnings import log_restart_only_changes, warn_at_start, warn_if_world_readable
 from hxgw.errors import ConfigError
 from hxgw.keys import probe_limiter
 from hxgw.keys.guard import counted_as, is_within
@@ -220,10 +215,10 @@ class Daemon:
             )
             self.notifier.ready(self._status())
             return False
-        log_restart_only_changes(self.started_with, config, self.runtime.listening)
+        waiting = log_restart_only_changes(self.started_with, config, self.runtime.listening)
         warn_if_world_readable(config, self.readable)
         changed = changes(current.config, config)
-        changed.waiting = waiting_for_restart(self.started_with, config, self.runtime.listening)
+        changed.waiting = waiting
         if self.ssl_context is not None and config.tls is not None:
             reread_certificate(self.ssl_context, config.tls)
         self._adopt(snapshot)
