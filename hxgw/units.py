@@ -24,6 +24,12 @@ def money(amount: float) -> str:
     return f"{amount:.{places}f}"
 
 
+def shown_amount(text: str) -> float:
+    """The amount a `money` text shows (for one below the smallest, that bound): what a
+    reader adds up, which the amounts behind the texts may not."""
+    return float(text.lstrip("<"))
+
+
 def hours(seconds: float) -> str:
     """A wait in hours and minutes, rounded up to the minute: 6h57m, 2m, 720h0m."""
     minutes = math.ceil(seconds / 60)

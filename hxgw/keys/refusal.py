@@ -9,7 +9,7 @@ from typing import Any
 
 from hxgw.config.schema import PERIOD_NAMES
 from hxgw.keys.limits import LimitDecision, duration
-from hxgw.units import hours, money
+from hxgw.units import hours, money, shown_amount
 
 LONGEST_SDK_WAIT = 60.0
 """The longest Retry-After a client SDK should sleep on inside one call. OpenAI's python
@@ -104,7 +104,7 @@ def _amounts(budget: float, *parts: float) -> list[str]:
     """`budget` and `parts` (which together overflow it) as money: in cents, unless cents
     would make them fit (0.16 + 0.04 of 0.20), then to the places that show they do not."""
     shown = [money(amount) for amount in (budget, *parts)]
-    if sum(float(part.lstrip("<")) for part in shown[1:]) > float(shown[0].lstrip("<")):
+    if sum(map(shown_amount, shown[1:])) > shown_amount(shown[0]):
         return shown
     for places in range(3, 9):
         if sum(round(part, places) for part in parts) > round(budget, places):

@@ -20,7 +20,7 @@ from hxgw.config.schema import PERIOD_NAMES, PERIODS
 from hxgw.keys.stored_key import StoredKey
 from hxgw.store import Connection
 from hxgw.tools.usage_cli import iso
-from hxgw.units import money
+from hxgw.units import money, shown_amount
 from hxgw.usage import ledger_exists
 from hxgw.usage.spend import spent_this_period
 
@@ -178,7 +178,7 @@ def table(rows: list[Listed]) -> str:
             # What is left is the budget less the spend as shown: rounded each on its own,
             # 0.095 of 1.00 read 0.10 spent and 0.91 left.
             spent = money(used)
-            left = money(max(k.budget - float(spent.lstrip("<")), 0.0))
+            left = money(max(k.budget - shown_amount(spent), 0.0))
         lines.append(
             (
                 k.name,
