@@ -16,7 +16,9 @@ What the steps share: context (RequestContext, Reply, the step types), exchange 
 client's side; its request half is client_request), failures (what a failed candidate
 tells the client), usage (what a request used; reported_usage reads the upstream's),
 rebind (ids of upstream state in an answer), upstream_headers and whole_response (the
-answer's head), cors, sending (what forward sends each candidate); for uploads, upload,
+answer's head), cors, sending (what forward sends each candidate), events (an event
+stream relayed: lines cuts it into whole lines, opening reads how it opens,
+usage_chunk keeps back the usage the gateway asked for); for uploads, upload,
 send_upload, multipart.
 
 May import: config, routing, upstream, observe, keys, usage (the ledger's row), and at

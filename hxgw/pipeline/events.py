@@ -16,17 +16,16 @@ import structlog
 
 from hxgw.errors import GatewayError, TotalTimeout, UpstreamError, UpstreamTimeout
 from hxgw.pipeline.context import Reply, RequestContext
+from hxgw.pipeline.lines import HeldLine, closer
 from hxgw.pipeline.opening import ERROR_LINES
 from hxgw.pipeline.rendering import error_event
 from hxgw.pipeline.usage import CHOICES, choices
-from hxgw.pipeline.usage_chunk import HiddenUsage, line_ends
+from hxgw.pipeline.usage_chunk import HiddenUsage
 
 log = structlog.get_logger("hxgw.pipeline.relay")
 
 USAGE_KEPT = 64 * 1024
 """The most of a stream's usage events kept: an upstream that sends more is not believed."""
-# The longest incomplete SSE line held back while waiting for its newline.
-MAX_HELD_LINE = 1024 * 1024
 AFTER_DONE = 1.0
 """How long the body's end is waited for once the final event (FINAL_LINES) or `[DONE]`
 has come. Nothing follows, and an upstream that leaves its body open after it must not
@@ -90,7 +89,7 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
     """Copy an SSE stream, line-aligned; a failing upstream, or one that stops before
     its final event, ends it with an error event."""
     exchange = ctx.exchange
-    pending = b""
+    pending = HeldLine()  # an unfinished line: never half a `data:` line to the client
     tail = b""  # the stream's last bytes relayed: what ctx.closer is judged on
     route = ctx.endpoint.name
     # Whether the answer is whole: its final event came, or every choice said why it
@@ -108,14 +107,8 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
         chunk = reply.first_chunk
         chunks = upstream_chunks(ctx, reply)
         while True:
-            data = pending + chunk if pending else chunk
-            # SSE lines end with LF, CRLF or a lone CR (the WHATWG spec takes all three).
-            cut = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
-            if not cut and len(data) > MAX_HELD_LINE:
-                cut = len(data)  # no line is this long: pass it through rather than hold it
-            pending = data[cut:]
-            if cut:
-                block = data[:cut] if pending else data
+            block = pending.whole_lines(chunk)
+            if block:
                 if ctx.rebind is not None:
                     block = ctx.rebind.events(block, reply.model)
                 if b'_tokens"' in block and b'"usage"' in block:
@@ -146,7 +139,7 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
                 if lines and ended and not done:
                     done = said_done(block)
                 tail = (tail + block[-4:])[-4:]  # not a copy of the whole block
-                ctx.closer = _closer(tail)
+                ctx.closer = closer(tail)
             if not done:
                 chunk = await anext(chunks, b"")
             else:
@@ -202,19 +195,6 @@ def _data_lines(block: bytes) -> int:
     text, as in a model's answer about data: URLs)."""
     starts = block.count(b"\ndata:") + block.count(b"\rdata:")
     return starts + block.startswith(b"data:")
-
-
-def _closer(tail: bytes) -> bytes:
-    """What ends the event the relayed stream leaves open, by its last four bytes: nothing
-    at an event's end (or before any line); else one more line end, or two after a CR
-    (which may be the first half of a CRLF). Judged on the stream, not on the last read:
-    a read may hold only the LF of a CRLF, which ends a line, not an event, or only the
-    CR of a blank line, after which one more line end is a blank line too many."""
-    text = tail.rstrip(b"\r\n")
-    ends = line_ends(tail[len(text) :])
-    if not text or ends >= 2:
-        return b""
-    return b"\n" if ends == 1 and tail.endswith(b"\n") else b"\n\n"
 
 
 def mark_failed(

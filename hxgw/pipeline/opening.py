@@ -37,14 +37,54 @@ object, or an event named `error`, Anthropic's and the Responses API's)."""
 async def past_preamble(response: UpstreamResponse, first: bytes, within: float) -> bytes:
     """`first`, and what follows while it holds only comments and the events that open a
     stream, for at most `within` seconds."""
+    held = bytearray(first)
+    preamble = Preamble()
     with contextlib.suppress(TimeoutError):
         async with asyncio.timeout(within):
-            while first and len(first) < MAX_HELD and _only_preamble(first):
+            more = first
+            while more and len(held) < MAX_HELD and preamble.goes_on(more):
                 more = await response.readany()
-                if not more:
-                    break
-                first += more
-    return first
+                held += more
+    return bytes(held)
+
+
+class Preamble:
+    """A stream's opening judged as it arrives, each line once: an upstream that sends it
+    a few bytes a read must not have all it sent searched again on each read (16 KiB of
+    pings a byte at a time had taken 2 s of the loop).
+
+    Lines end with LF, CRLF or a lone CR (the WHATWG spec takes all three); a read that
+    ends with a CR may have cut a CRLF, whose LF then ends no line of its own."""
+
+    __slots__ = ("_after_cr", "_event", "_line")
+
+    def __init__(self) -> None:
+        self._line = bytearray()
+        """The line begun and not yet ended."""
+        self._event: list[bytes] = []
+        """The lines of the event begun and not yet ended, comments left out."""
+        self._after_cr = False
+
+    def goes_on(self, data: bytes) -> bool:
+        """Whether every event ended so far, with `data`, only opens a stream: the last
+        one begun may yet turn out either way."""
+        if self._after_cr and data.startswith(b"\n"):
+            data = data[1:]
+        self._after_cr = data.endswith(b"\r")
+        cut = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
+        if not cut:
+            self._line += data
+            return True
+        ended = (bytes(self._line) + data[:cut]).splitlines()
+        self._line[:] = data[cut:]
+        for line in ended:
+            if not line:
+                if self._event and _name(self._event) not in PREAMBLE:
+                    return False
+                self._event = []
+            elif not line.startswith(b":"):
+                self._event.append(line)
+        return True
 
 
 def _events(data: bytes) -> tuple[list[list[bytes]], bool]:
@@ -72,12 +112,6 @@ def _name(event: list[bytes]) -> bytes | None:
     except (jsonio.DecodeError, AttributeError):
         return None
     return kind.encode() if isinstance(kind, str) else None
-
-
-def _only_preamble(data: bytes) -> bool:
-    events, whole = _events(data)
-    opening = events if whole else events[:-1]  # the last may yet turn out either way
-    return all(_name(event) in PREAMBLE for event in opening)
 
 
 def opening_error(first: bytes, ended: bool = False) -> str | None:

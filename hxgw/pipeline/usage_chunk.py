@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 
 from hxgw import jsonio
+from hxgw.pipeline.lines import line_ends
 
 # An SSE event and the blank line that ends it.
 # An event ends with an empty line; a line ends with CRLF, LF or a lone CR.
@@ -73,11 +74,6 @@ def _rest_of_event(run: bytes, block: bytes) -> int:
             break
         taken += 1
     return taken
-
-
-def line_ends(run: bytes) -> int:
-    """How many line ends a run of CRs and LFs holds: a CRLF is one."""
-    return run.count(b"\r") + run.count(b"\n") - run.count(b"\r\n")
 
 
 def _is_usage_chunk(event: bytes) -> bool:

@@ -141,13 +141,13 @@ class UpstreamResponse:
 
     async def read(self, limit: int) -> bytes:
         """Up to `limit` bytes of the body (fewer only at its end)."""
-        data = b""
+        data = bytearray()  # appended to in place: bytes would be copied on each read
         while len(data) < limit:
             chunk = await self.readany()
             if not chunk:
                 break
             data += chunk
-        return data[:limit]
+        return bytes(data[:limit])
 
     def release(self) -> None:
         """Done with the response: a fully read connection goes back to the pool."""

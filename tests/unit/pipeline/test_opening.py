@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from hxgw.pipeline.opening import opening_error
+from hxgw.pipeline.opening import Preamble, opening_error
 
 CHUNK = b'data: {"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}\n\n'
 
@@ -33,3 +33,38 @@ def test_a_stream_that_opens_with_an_error_says_what_it_said(first: bytes):
 ], ids=["a-chunk", "an-error-after-the-answer-began", "content-after-start", "metadata"])
 def test_a_stream_that_opens_with_its_answer_opens_with_no_error(first: bytes):
     assert opening_error(first) is None
+
+
+PING = b'event: ping\ndata: {"type":"ping"}\n\n'
+
+
+def _fed(preamble: Preamble, data: bytes, size: int = 1) -> list[bool]:
+    return [preamble.goes_on(data[at:at + size]) for at in range(0, len(data), size)]
+
+
+def test_an_opening_of_pings_and_comments_read_a_byte_at_a_time_goes_on():
+    assert all(_fed(Preamble(), b": OPENROUTER PROCESSING\n\n" + PING * 3))
+
+
+def test_the_answer_s_first_event_ends_the_opening_at_its_blank_line():
+    said = _fed(Preamble(), PING + CHUNK)
+    assert said.index(False) == len(PING + CHUNK) - 1
+
+
+def test_an_event_not_yet_ended_is_not_judged():
+    assert Preamble().goes_on(PING + CHUNK[:-1])
+
+
+def test_a_crlf_cut_between_two_reads_makes_no_blank_line():
+    preamble = Preamble()
+    start = b'event: message_start\r\ndata: {"type":"message_start"}\r\n\r\n'
+    opened = b'event: message_start\r'
+    assert preamble.goes_on(start) and preamble.goes_on(opened)
+    # Its LF ends no line: the event goes on with a data line, not as one of its own.
+    assert preamble.goes_on(b'\n') and preamble.goes_on(b'data: {"type":"x"}\r\n\r\n')
+
+
+def test_lone_crs_end_lines_and_events():
+    preamble = Preamble()
+    assert preamble.goes_on(PING.replace(b"\n", b"\r"))
+    assert not preamble.goes_on(CHUNK.replace(b"\n", b"\r"))

@@ -1,0 +1,55 @@
+"""An event stream cut into blocks of whole lines: the unfinished line held until its
+end comes, however small the reads."""
+
+from __future__ import annotations
+
+import pytest
+
+from hxgw.pipeline.lines import MAX_HELD_LINE, HeldLine, closer
+
+LINE = b'data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n'
+
+
+def test_a_read_of_whole_lines_passes_whole():
+    held = HeldLine()
+    assert held.whole_lines(LINE) == LINE and not held
+
+
+def test_an_unfinished_line_is_held_and_comes_with_the_read_that_ends_it():
+    held = HeldLine()
+    assert held.whole_lines(LINE + b"data: {") == LINE
+    assert held
+    assert held.whole_lines(b'"x"}\n\ndata: [') == b'data: {"x"}\n\n'
+    assert held.whole_lines(b"DONE]\n\n") == b"data: [DONE]\n\n" and not held
+
+
+def test_a_line_read_a_byte_at_a_time_comes_whole_at_its_end():
+    held = HeldLine()
+    blocks = [held.whole_lines(LINE[at:at + 1]) for at in range(len(LINE))]
+    assert [block for block in blocks if block] == [LINE[:-1], b"\n"]
+
+
+@pytest.mark.parametrize("end", [b"\r", b"\r\n", b"\n"])
+def test_each_kind_of_line_end_ends_a_line(end: bytes):
+    held = HeldLine()
+    assert held.whole_lines(b"data: 1" + end + b"data") == b"data: 1" + end
+
+
+def test_a_line_longer_than_any_is_passed_through_rather_than_held():
+    held = HeldLine()
+    assert held.whole_lines(b"x" * MAX_HELD_LINE) == b""
+    assert held.whole_lines(b"yy") == b"x" * MAX_HELD_LINE + b"yy" and not held
+
+
+def test_an_empty_read_holds_nothing():
+    held = HeldLine()
+    assert held.whole_lines(b"") == b"" and not held
+
+
+@pytest.mark.parametrize(("tail", "end"), [
+    (b"", b""), (b"}\n\n", b""), (b"}\r\n", b"\n"), (b"\r\n\r\n", b""), (b"x}\r", b"\n\n"),
+    (b"\n}\n", b"\n"), (b"}\r\r", b""),
+], ids=["nothing", "an-event's-end", "a-crlf-line's-end", "a-crlf-event's-end",
+        "a-cr-maybe-half-a-crlf", "a-line's-end", "two-crs"])
+def test_closer_ends_the_event_left_open(tail: bytes, end: bytes):
+    assert closer(tail) == end
