@@ -140,6 +140,15 @@ class UnsupportedEncoding(GatewayError):
     code = "unsupported_content_encoding"
 
 
+class VersionNotSupported(GatewayError):
+    """A request line of an HTTP version other than 1.0 and 1.1 (an HTTP/2 client that
+    did not negotiate it, a scanner): answered in kind, it would be framed as HTTP/1."""
+
+    status = 505
+    type = "invalid_request_error"
+    code = "http_version_not_supported"
+
+
 class RateLimited(GatewayError):
     status = 429
     type = "rate_limit_error"

@@ -3,7 +3,8 @@
 - `dispatch`: the request handler; finds the route and runs its chain on the
   current snapshot.
 - `protocol`: aiohttp's server and connection, with the gateway's answer to
-  requests the parser refuses and the cap on connections per address.
+  requests the parser refuses and the cap on connections per address (`quota`
+  counts a client's refused requests, whose access lines it limits).
 - `listener`: the listening site (TCP, an inherited socket, TLS).
 - `operator_routes`: health, readiness, metrics, the status page's data and the
   API document; `status_page`, `usage_section` and `charts` draw the page,

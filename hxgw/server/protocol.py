@@ -10,22 +10,34 @@ flood of them cannot fill the journal.
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import structlog
 from aiohttp import StreamReader, web
+from aiohttp.http import HttpVersion10, HttpVersion11
 from aiohttp.http_exceptions import ContentEncodingError
-from aiohttp.web_protocol import RequestHandler
+from aiohttp.streams import EMPTY_PAYLOAD
+from aiohttp.web_protocol import RequestHandler, _ErrInfo
 
 from hxgw.endpoints import endpoint_for
-from hxgw.errors import BadRequest, GatewayError, RequestTimeout, UpstreamTimeout
+from hxgw.errors import (
+    BadRequest,
+    GatewayError,
+    RequestTimeout,
+    UpstreamTimeout,
+    VersionNotSupported,
+)
 from hxgw.observe import AccessLog, RequestIds
 from hxgw.pipeline.client_request import ACCEPT_ENCODING, parser_reason, unsupported_coding
 from hxgw.pipeline.exchange import SERVER
+from hxgw.server.quota import PerAddressQuota
 
 log = structlog.get_logger("hxgw.server")
+
+_HTTP_1 = (HttpVersion11, HttpVersion10)
+H2_PREFACE = b"PRI * HTTP/2.0\r\n"
+"""How a client that speaks HTTP/2 without asking first (prior knowledge) opens."""
 
 
 class GatewayConnection(RequestHandler):
@@ -64,9 +76,25 @@ class GatewayConnection(RequestHandler):
         super().data_received(data)
         if self._request_count != count:
             self.partial_head = False
+            self._refuse_versions(self._request_count - count)
             self._last_body = self._messages[-1][1] if self._messages else None
         elif data and between:
             self.partial_head = True
+
+    def _refuse_versions(self, new: int) -> None:
+        """Turn each of the `new` requests just parsed whose version is not HTTP/1.x into
+        a 505. aiohttp would answer it in kind (`HTTP/2.0 200 OK` framed as HTTP/1.1);
+        its answer to a request it refuses has a status line of its own (HTTP/1.0), and
+        the connection is closed after it, as a request of that version cannot be read
+        further."""
+        messages = self._messages
+        for at in range(max(-new, -len(messages)), 0):
+            message = messages[at][0]
+            if isinstance(message, _ErrInfo) or message.version in _HTTP_1:
+                continue
+            major, minor = message.version
+            error = VersionNotSupported(f"HTTP/{major}.{minor} is not served; use HTTP/1.1")
+            messages[at] = (_ErrInfo(status=505, exc=error, message=error.message), EMPTY_PAYLOAD)
 
     def resume_reading(self, resume_parser: bool = True) -> None:
         # A request body's stream calls this on every read below its low-water mark, and
@@ -114,11 +142,15 @@ class GatewayConnection(RequestHandler):
         if isinstance(exc, ContentEncodingError):  # br or zstd, without their library
             error = unsupported_coding()
             headers["Accept-Encoding"] = ACCEPT_ENCODING
+        elif status == 400 and self._head_start.startswith(H2_PREFACE):
+            error = VersionNotSupported("HTTP/2 is not served (prior knowledge); use HTTP/1.1")
         elif status == 400:
             reason = parser_reason(exc) if exc is not None else message or "bad request"
             error = BadRequest(f"malformed HTTP request: {reason}")
         elif status == 504:
             error = UpstreamTimeout("the request timed out")
+        elif isinstance(exc, VersionNotSupported):
+            error = exc
         else:
             # Only a bug gets here (the chain renders every error it raises): keep its trace.
             log.error("unhandled error", status=status, exc_info=exc)
@@ -235,25 +267,5 @@ class GatewayServer(web.Server):
                 ttfb=None,
                 size=size,
                 failovers=0,
-                outcome="malformed" if error.status == 400 else error.type,
+                outcome="malformed" if error.status == 400 else error.code or error.type,
             )
-
-
-class PerAddressQuota:
-    """At most `limit` events per client address in each `window` seconds, for at most
-    `addresses` addresses at once (a flood from many addresses starts the count over
-    rather than grow the table)."""
-
-    def __init__(self, limit: int = 10, window: float = 60.0, addresses: int = 4096) -> None:
-        self.limit, self.window, self.addresses = limit, window, addresses
-        self._counts: dict[str, tuple[float, int]] = {}
-
-    def allow(self, address: str, now: float | None = None) -> bool:
-        now = time.monotonic() if now is None else now
-        since, count = self._counts.get(address, (now, 0))
-        if now - since >= self.window:
-            since, count = now, 0
-        if len(self._counts) >= self.addresses and address not in self._counts:
-            self._counts.clear()
-        self._counts[address] = (since, count + 1)
-        return count < self.limit

@@ -426,6 +426,28 @@ async def test_a_request_the_parser_rejects_gets_an_openai_error_from_hxgw(
     assert answer.status in (400, 431)
 
 
+@pytest.mark.parametrize("version", [b"HTTP/2.0", b"HTTP/0.9"])
+async def test_a_request_line_of_another_http_version_gets_505_and_a_close(
+    gateway: Gateway, version: bytes
+):
+    async with connect(gateway) as conn:
+        await conn.send(HEALTHZ.replace(b"HTTP/1.1", version))
+        answer = await conn.response()
+        await conn.assert_closed()
+    assert answer.version != version.decode()  # not framed as what it cannot be
+    assert_openai_error(answer, 505)
+    assert answer.json()["error"]["code"] == "http_version_not_supported"
+    await assert_still_serving(gateway)
+
+
+async def test_an_http_2_client_with_prior_knowledge_is_told_505_not_400(gateway: Gateway):
+    async with connect(gateway) as conn:
+        await conn.send(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n")
+        answer = await conn.response()
+    assert_openai_error(answer, 505)
+    assert "HTTP/2" in answer.json()["error"]["message"]
+
+
 ERRORS = {
     "401-no-key": (401, request("POST", CHAT_PATH, body=json.dumps(CHAT).encode())),
     "404-unknown-path": (404, request("GET", "/v1/no-such-route")),
