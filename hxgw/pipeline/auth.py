@@ -26,7 +26,10 @@ log = structlog.get_logger("hxgw.auth")
 def authenticate(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
     """Reads the Authorization header; writes ctx.key (the named key, never the secret).
 
-    The key may come as `x-api-key` too, as the anthropic SDK sends it. Keys are held as
+    The key may come as `x-api-key` too, as the anthropic SDK sends it; with both, the
+    bearer one is read: Claude Code sends a gateway's token that way
+    (`ANTHROPIC_AUTH_TOKEN`), beside an `ANTHROPIC_API_KEY` that may be Anthropic's own.
+    Keys are held as
     SHA-256 digests: the lookup is by digest, so neither the dict probe nor the final
     compare_digest leaks how much of a key matched. The config's keys come first,
     then those `hxgw keys` made. The bad-key guard decides what a key from a
@@ -96,8 +99,17 @@ def _admit(ctx: RequestContext, key: ClientKey | None, digest: bytes) -> None:
     if key is not None and current(key) is None:
         _refuse_ended(key.name, "has expired")
     valid = key is not None and hmac.compare_digest(key.digest, digest)
-    guard_key(ctx.state, ctx.exchange.remote, ctx.exchange.header, digest, valid)
+    refusal = "invalid API key"
+    if not valid and _both_keys(ctx):
+        refusal += " (the bearer key: with both headers given, x-api-key is not read)"
+    guard_key(ctx.state, ctx.exchange.remote, ctx.exchange.header, digest, valid, refusal)
     ctx.key = key
+
+
+def _both_keys(ctx: RequestContext) -> bool:
+    """Whether the request sent a bearer key and an `x-api-key`, which was not read."""
+    bearer = (ctx.exchange.sole_header("Authorization") or "")[:7].lower() == "bearer "
+    return bearer and bool(ctx.exchange.sole_header("x-api-key"))
 
 
 def _refuse_ended(name: str, ended: str) -> NoReturn:

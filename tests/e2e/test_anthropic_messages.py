@@ -146,6 +146,21 @@ async def test_the_key_may_come_as_x_api_key_and_a_wrong_one_is_an_authenticatio
         "request_id": raised.value.request_id}
 
 
+async def test_with_both_headers_the_bearer_key_is_read_and_a_wrong_one_says_so(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    body = {"model": "chat", "max_tokens": 8, "messages": HI}
+    right, wrong = gateway.key, "sk-ant-not-for-the-gateway"
+    async with client.post(gateway.url + "/v1/messages", json=body, headers={
+            "Authorization": f"Bearer {right}", "x-api-key": wrong}) as resp:
+        assert resp.status == 200
+    async with client.post(gateway.url + "/v1/messages", json=body, headers={
+            "Authorization": f"Bearer {wrong}", "x-api-key": right}) as resp:
+        assert resp.status == 401
+        message = (await resp.json())["error"]["message"]
+    assert "with both headers given, x-api-key is not read" in message
+
+
 async def test_a_missing_key_is_told_of_x_api_key_in_anthropic_shape(
     gateway: Gateway, client: aiohttp.ClientSession
 ):
