@@ -26,6 +26,9 @@ CREATED = 1_733_000_000
 """Every answer's `created`, which OpenAI's chat objects carry (Unix seconds): fixed, so
 an answer's bytes are the same from run to run."""
 
+MODELS_CREATED = 1_686_935_002
+"""The `created` of the first model the fake lists."""
+
 
 @dataclass
 class Behaviour:
@@ -373,7 +376,9 @@ class FakeUpstream:
         self.model_lists.append(Seen(request.path, dict(request.headers), None, None))
         if self.models_down:
             return web.json_response({"error": {"message": "down"}}, status=503)
-        data = [{"id": m, "object": "model", "created": 0, "owned_by": "fake"} for m in self.models]
+        # Each dated a day after the one before, as OpenAI dates each model it lists.
+        data = [{"id": m, "object": "model", "created": MODELS_CREATED + day * 86_400,
+                 "owned_by": "fake"} for day, m in enumerate(self.models)]
         return web.json_response({"object": "list", "data": data})
 
     async def _moderations(self, request: web.Request) -> web.Response:

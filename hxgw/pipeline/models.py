@@ -102,7 +102,9 @@ async def _entries(ctx: RequestContext) -> list[dict[str, Any]]:
 
     A model of the registry is listed under its own name, with what its upstream lists
     for its `upstream_model` (its `created`, `owned_by`); an upstream's model that no
-    registry entry names is left out, as no request could reach it."""
+    registry entry names is left out, as no request could reach it. A group is dated as
+    its newest model, or else when the config that made it was loaded: a client that
+    sorts models by `created` must not find every group in 1970."""
     assert ctx.key is not None
     state = ctx.state
     config = state.config
@@ -121,9 +123,12 @@ async def _entries(ctx: RequestContext) -> list[dict[str, Any]]:
     if errors and not listed:
         raise UpstreamError(f"no upstream listed its models ({'; '.join(errors)})")
     entries: list[dict[str, Any]] = []
+    created: dict[str, int] = {}
     for model in config.models.values():
+        theirs = listed.get((model.upstream, model.upstream_model), {})
+        if isinstance(theirs.get("created"), int):
+            created[model.name] = theirs["created"]
         if may_use_model(config, ctx.key, model):
-            theirs = listed.get((model.upstream, model.upstream_model), {})
             entries.append(
                 {"object": "model", "created": 0, "owned_by": model.upstream}
                 | theirs
@@ -133,11 +138,12 @@ async def _entries(ctx: RequestContext) -> list[dict[str, Any]]:
     for group in routing.groups.values():
         if ctx.key.may_use(group.name):
             modes = {config.models[m].mode for m in group.models}
+            dates = [created[m] for m in group.models if created.get(m)]
             entries.append(
                 {
                     "id": group.name,
                     "object": "model",
-                    "created": 0,
+                    "created": max(dates) if dates else int(state.loaded_at),
                     "owned_by": "hxgw",
                     "hx_group": True,
                     "hx_models": list(group.models),

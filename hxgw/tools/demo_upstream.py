@@ -110,8 +110,16 @@ async def embeddings(request: web.Request) -> web.Response:
         return web.json_response({"error": error}, status=400)
 
 
+DEMO_MODELS_CREATED = 1_733_011_200
+"""When the demo's models were made (2024-12-01)."""
+
+
 async def models(request: web.Request) -> web.Response:
-    data = [{"id": m, "object": "model", "created": 0, "owned_by": "hxgw-demo"} for m in MODELS]
+    # Dated as a real upstream dates its models (LiteLLM's proxy gives them all one date).
+    data = [
+        {"id": m, "object": "model", "created": DEMO_MODELS_CREATED, "owned_by": "hxgw-demo"}
+        for m in MODELS
+    ]
     return web.json_response({"object": "list", "data": data})
 
 

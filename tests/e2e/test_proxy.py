@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import aiohttp
@@ -186,6 +187,26 @@ async def test_models_lists_the_registrys_models_by_name_and_the_groups(
     assert alpha["hx_upstream_model"] == "m-alpha" and alpha["object"] == "model"
     groups = {entry["id"] for entry in data if entry.get("hx_group")}
     assert groups == {"chat", "solo", "emb"}
+
+
+async def test_a_group_in_the_models_list_is_dated_as_its_newest_model(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    async with client.get(gateway.url + "/v1/models", headers=gateway.auth) as resp:
+        created = {entry["id"]: entry["created"] for entry in (await resp.json())["data"]}
+    assert created["alpha"] < created["beta"]
+    assert created["chat"] == created["beta"] and created["solo"] == created["gamma"]
+
+
+async def test_a_group_whose_models_the_upstream_does_not_date_is_dated_at_the_config_s_load(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    fake.models.remove("m-embed")
+    before = int(time.time())
+    gateway = await start_gateway()
+    async with client.get(gateway.url + "/v1/models", headers=gateway.auth) as resp:
+        created = {entry["id"]: entry["created"] for entry in (await resp.json())["data"]}
+    assert before <= created["emb"] <= time.time()
 
 
 async def test_models_is_a_502_that_says_why_when_no_upstream_lists_its_models(
