@@ -13,10 +13,6 @@ asked for. Otherwise the gateway's own 502 or 504 lists what was tried.
 from __future__ import annotations
 
 import asyncio
-import email.utils
-import math
-import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -33,6 +29,7 @@ from hxgw.errors import (
 )
 from hxgw.pipeline.opening import EVENT_STREAM, opening_error
 from hxgw.pipeline.upstream_headers import passed_headers
+from hxgw.pipeline.waits import retry_seconds, shortest_wait
 from hxgw.upstream import UpstreamResponse
 
 RETRYABLE_STATUS = frozenset({401, 403, 408, 429, *range(500, 600)})
@@ -149,29 +146,6 @@ def _error_field(body: bytes, name: str) -> object:
     return error.get(name) if isinstance(error, dict) else None
 
 
-def retry_seconds(value: str | None) -> int | None:
-    """A Retry-After in whole seconds, if it is a sane wait to keep a model out for."""
-    delay = _delay(value)
-    if delay is None:
-        return None
-    wait = math.ceil(delay)
-    return wait if 0 < wait <= 3600 else None
-
-
-def _delay(value: str | None) -> float | None:
-    """A Retry-After in seconds or as an HTTP date (RFC 9110), as seconds from now."""
-    if value is None:
-        return None
-    if value.isascii() and value.isdigit():  # not "²": str.isdigit() takes it, int() not
-        # A wait past any sane one needs no more digits read (int() refuses 4300 of them).
-        return int(value) if len(value) <= 10 else 1e10
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    return when.timestamp() - time.time()
-
-
 async def read_answer(
     response: UpstreamResponse, model: Model, first: bytes = b""
 ) -> UpstreamAnswer | None:
@@ -215,7 +189,7 @@ def all_failed(failed: list[Failure]) -> GatewayError:
     if failed and all(f.status in BUSY for f in failed):
         answers = [f.answer for f in failed if f.answer is not None]
         if len(answers) == len(failed):
-            return _shortest_wait(answers)
+            return shortest_wait(answers)
         waits = [w for f in failed if (w := retry_seconds(f.retry_after)) is not None]
         extra: dict[str, Any] = {"tried": tried}
         if waits:
@@ -233,41 +207,3 @@ def all_failed(failed: list[Failure]) -> GatewayError:
     if failed and all(f.error == "timeout" for f in failed):
         return UpstreamTimeout(f"no upstream answered in time; tried {names}", tried=tried)
     return UpstreamError(f"no upstream could serve the request; tried {names}", tried=tried)
-
-
-def _shortest_wait(answers: list[UpstreamAnswer]) -> UpstreamAnswer:
-    """The last answer as it came, but asking the client to wait only until the first
-    candidate frees up: the gateway can serve the retry with that one."""
-    last = answers[-1]
-    waits = [wait for a in answers if (wait := _wait_ms(a.headers)) is not None]
-    if not waits:
-        return last
-    shortest = min(waits)
-    headers = {k: v for k, v in last.headers.items() if k not in ("Retry-After", "retry-after-ms")}
-    # Both say the same wait; a whole second is never shorter than the milliseconds.
-    headers["Retry-After"] = str(math.ceil(shortest / 1000))
-    headers["retry-after-ms"] = str(shortest)
-    status = last.answer_status
-    return UpstreamAnswer(last.message, answer_status=status, headers=headers, body=last.body)
-
-
-def spared_for(headers: Mapping[str, str]) -> float | None:
-    """How long a 429 asks its model to be spared, in seconds (its `retry-after-ms` or
-    `Retry-After`), if that is a sane wait to keep a model out for."""
-    wait = _wait_ms(headers)
-    return wait / 1000 if wait is not None and 0 < wait <= 3_600_000 else None
-
-
-def _wait_ms(headers: Mapping[str, str]) -> int | None:
-    """The wait an upstream asked for, in milliseconds: `retry-after-ms` (OpenAI's, and
-    what its SDKs read first), else `Retry-After`."""
-    value = headers.get("retry-after-ms")
-    if value is not None:
-        try:
-            wait = float(value)
-        except ValueError:
-            wait = math.nan
-        if 0 <= wait < math.inf:
-            return math.ceil(wait)
-    seconds = _delay(headers.get("Retry-After"))
-    return None if seconds is None else max(0, math.ceil(seconds * 1000))

@@ -38,12 +38,12 @@ from hxgw.pipeline.failures import (
     key_refusal,
     read_answer,
     refused_gateway_key,
-    spared_for,
     unserved,
 )
 from hxgw.pipeline.opening import EVENT_STREAM, past_preamble
 from hxgw.pipeline.send_upload import send_upload
 from hxgw.pipeline.sending import request_headers, send, transport_outcome
+from hxgw.pipeline.waits import spared_for
 from hxgw.routing.health import ModelHealth
 from hxgw.upstream import GateFull, UpstreamResponse
 

@@ -7,7 +7,7 @@ from email.utils import formatdate
 
 import pytest
 
-from hxgw.pipeline.failures import _wait_ms, retry_seconds, spared_for
+from hxgw.pipeline.waits import retry_seconds, spared_for, wait_ms
 
 
 def test_retry_after_in_seconds_is_read():
@@ -22,8 +22,8 @@ def test_retry_after_as_an_http_date_is_read_as_seconds_from_now():
 def test_a_retry_after_of_a_digit_int_cannot_read_is_ignored(value: str):
     assert value.isdigit()  # what once let it through to int()
     assert retry_seconds(value) is None
-    assert _wait_ms({"Retry-After": value}) is None
-    assert _wait_ms({"retry-after-ms": value}) is None
+    assert wait_ms({"Retry-After": value}) is None
+    assert wait_ms({"retry-after-ms": value}) is None
 
 
 @pytest.mark.parametrize("value", ["0", "-1", "7200", "soon", "", "1.5"])
@@ -32,7 +32,7 @@ def test_a_retry_after_that_is_no_sane_wait_is_ignored(value: str):
 
 
 def test_retry_after_ms_comes_before_retry_after():
-    assert _wait_ms({"retry-after-ms": "250", "Retry-After": "9"}) == 250
+    assert wait_ms({"retry-after-ms": "250", "Retry-After": "9"}) == 250
 
 
 @pytest.mark.parametrize("value", ["9" * 5000, "9" * 11])
