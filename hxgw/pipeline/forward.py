@@ -8,8 +8,9 @@ byte (not merely headers): a reset between headers and body still moves on
 to the next model. Connect errors, timeouts, 401/403/408/429 and 5xx are
 retryable, and, when there is more than one candidate, an answer that begins as no
 answer (`failures.unserved`; `opening` for a stream's first event); any other status is
-the request's own fault and goes to the client as the upstream said it (see `failures`
-for what a client gets when no candidate served).
+the request's own fault and goes to the client as the upstream said it
+(`failed_candidate` says what each kind of failure does, `failures` what a client gets
+when no candidate served).
 
 An upload (hxgw.pipeline.upload) is streamed, not held: once a candidate has
 taken bytes of it straight from the client, they cannot be sent again, so it
@@ -24,28 +25,22 @@ import time
 
 import structlog
 
-from hxgw.config import Model
 from hxgw.errors import UpstreamTimeout
-from hxgw.pipeline.blame import WAITS_FOR_VERDICT, Blame
+from hxgw.pipeline.blame import Blame
 from hxgw.pipeline.context import Next, Reply, RequestContext
+from hxgw.pipeline.failed_candidate import broken, error_status, set_aside
 from hxgw.pipeline.failures import (
-    KEY_REFUSAL,
-    REFUSED_REQUEST,
     RETRYABLE_STATUS,
     Failure,
     TransportError,
     all_failed,
-    key_refusal,
-    read_answer,
     refused_gateway_key,
     unserved,
 )
 from hxgw.pipeline.opening import EVENT_STREAM, past_preamble
 from hxgw.pipeline.send_upload import send_upload
-from hxgw.pipeline.sending import request_headers, send, transport_outcome
-from hxgw.pipeline.waits import spared_for
-from hxgw.routing.health import ModelHealth
-from hxgw.upstream import GateFull, UpstreamResponse
+from hxgw.pipeline.sending import request_headers, send
+from hxgw.upstream import GateFull
 
 log = structlog.get_logger("hxgw.pipeline.forward")
 
@@ -155,9 +150,8 @@ async def _first_answer(ctx: RequestContext, failed: list[Failure], blame: Blame
             continue
         except TransportError as exc:
             health.failed(time.monotonic(), token=token)
-            broken = _broken(model, exc, started)
-            metrics.upstream_errors.labels(model.name, broken.kind).inc()
-            failed.append(broken)
+            failed.append(broken(model, exc, started))
+            metrics.upstream_errors.labels(model.name, failed[-1].kind).inc()
             if ctx.upload is not None and ctx.upload.consumed:
                 break  # the upload cannot be sent again
             continue
@@ -166,7 +160,7 @@ async def _first_answer(ctx: RequestContext, failed: list[Failure], blame: Blame
             raise
         refused = refused_gateway_key(response, first) if response.status == 400 else None
         if response.status in RETRYABLE_STATUS or refused:
-            error = await _error_status(response, refused, model, health, token, blame, several)
+            error = await error_status(response, refused, model, health, token, blame, several)
             metrics.upstream_errors.labels(model.name, error.kind).inc()
             failed.append(error)
             final = len(ctx.candidates) == 1 or (ctx.upload is not None and ctx.upload.consumed)
@@ -179,7 +173,7 @@ async def _first_answer(ctx: RequestContext, failed: list[Failure], blame: Blame
         if failure is not None:
             # Nothing has reached the client: the next candidate may serve it. (A lone
             # candidate's answer is relayed as it came.)
-            await _set_aside(failure, response, first, model, health, token)
+            await set_aside(failure, response, first, model, health, token)
             metrics.upstream_errors.labels(model.name, failure.kind).inc()
             failed.append(failure)
             continue
@@ -192,79 +186,3 @@ async def _first_answer(ctx: RequestContext, failed: list[Failure], blame: Blame
     if not failed:
         raise UpstreamTimeout("the request's total timeout ran out before an upstream answered")
     raise all_failed(failed)
-
-
-def _broken(model: Model, exc: BaseException, started: float) -> Failure:
-    """The failure of a candidate whose exchange broke (no connection, a timeout, a reset,
-    an answer that is not HTTP), logged."""
-    outcome = transport_outcome(exc)
-    # A broken answer says what broke; the other transport failures are their kind.
-    said = str(exc) if outcome == "protocol_error" else outcome
-    log.warning(
-        "upstream failed",
-        model=model.name,
-        error=outcome,
-        detail=str(exc) or None,
-        after_ms=round((time.perf_counter() - started) * 1000, 1),
-    )
-    return Failure(model.name, said, kind=outcome)
-
-
-async def _error_status(
-    response: UpstreamResponse,
-    refused: str | None,
-    model: Model,
-    health: ModelHealth,
-    token: int,
-    blame: Blame,
-    several: bool,
-) -> Failure:
-    """The failure of a candidate that answered with a status to fail over on, or refused
-    the gateway's key (`refused`): its health told, its answer read (unless it is never
-    to be passed on), and logged. Its `answer` is what a lone candidate's client gets."""
-    status = response.status
-    retry_after = response.headers.get("Retry-After")
-    wait = spared_for(response.headers) if status == 429 else None
-    held = None
-    if status == REFUSED_REQUEST:  # the request's, not the model's
-        health.finished_other(token)
-    elif status == WAITS_FOR_VERDICT and several:
-        held = blame.hold(health, token, model)
-    else:
-        health.failed(time.monotonic(), retry_after=wait, token=token)
-    answer = None if refused else await read_answer(response, model)
-    if held is not None:
-        held.heard(answer.message if answer else None)
-    if status == KEY_REFUSAL:  # never passed on: it is not the client's
-        refused, answer = key_refusal(status, answer), None
-    detail = refused or (answer.message if answer else None) or None
-    log.warning("upstream error", model=model.name, status=status, detail=detail)
-    return Failure(
-        model.name,
-        detail,
-        status,
-        retry_after,
-        answer,
-        gateway_key=refused is not None,
-        kind="gateway_key" if refused else f"http_{status}",
-    )
-
-
-async def _set_aside(
-    failure: Failure,
-    response: UpstreamResponse,
-    first: bytes,
-    model: Model,
-    health: ModelHealth,
-    token: int,
-) -> None:
-    """A 200 that is no answer (`unserved`), set aside for the next candidate: a request
-    too long for the model keeps its answer and spares the model's health; any other
-    closes and counts against it."""
-    if failure.kind == "context_length":  # the request's length, not the model's fault
-        failure.answer = await read_answer(response, model, first)
-        health.finished_other(token)
-    else:
-        response.close()
-        health.failed(time.monotonic(), token=token)
-    log.warning("upstream error", model=model.name, detail=failure.error)
