@@ -93,7 +93,7 @@ def refused_gateway_key(response: UpstreamResponse, first: bytes) -> str | None:
     with 400 "No connected db." That is the gateway's misconfiguration, not the
     client's fault. Its error's `type` says so, not the bytes: a client's own 400 may
     repeat what it sent, "no_db_connection" too."""
-    if b"no_db_connection" in first and _error_field(first, "type") == "no_db_connection":
+    if b"no_db_connection" in first and _error_of(first).get("type") == "no_db_connection":
         response.close()
         return (
             "the upstream refused the gateway's own key (LiteLLM without a database "
@@ -121,29 +121,33 @@ def unserved(model: str, response: UpstreamResponse, first: bytes) -> Failure | 
         said = opening_error(first, ended=response.at_eof())
         return None if said is None else Failure(model, said, kind="stream_error")
     if status == 400 and any(mark in first for mark in _TOO_LONG):
-        error = f"{_error_field(first, 'code')} {_error_field(first, 'message')}"
-        if any(mark.decode() in error for mark in _TOO_LONG):
-            too_long = f"the prompt is too long for the model: {_summary(first)}"
+        error = _error_of(first)  # parsed once: its code, its message and the summary
+        said = f"{error.get('code')} {error.get('message')}"
+        if any(mark.decode() in said for mark in _TOO_LONG):
+            too_long = f"the prompt is too long for the model: {_summary(first, error)}"
             return Failure(model, too_long, status, kind="context_length")
     if status == 404 and b"model_not_found" in first:
-        missing = _error_field(first, "code") == "model_not_found"
+        error = _error_of(first)
+        missing = error.get("code") == "model_not_found"
     elif status == 400 and _LITELLM_MISSING in first:
-        message = _error_field(first, "message")
+        error = _error_of(first)
+        message = error.get("message")
         missing = isinstance(message, str) and _LITELLM_MISSING.decode() in message
     else:
         return None
     if not missing:
         return None
-    said = _summary(first) if len(first) <= MAX_ANSWER else "model_not_found"
+    said = _summary(first, error) if len(first) <= MAX_ANSWER else "model_not_found"
     return Failure(model, f"the upstream has no such model: {said}", status, kind="model_missing")
 
 
-def _error_field(body: bytes, name: str) -> object:
+def _error_of(body: bytes) -> dict[str, Any]:
+    """The `error` object of an upstream's error body; {} when it has none."""
     try:
         error = jsonio.loads(body).get("error")
     except (jsonio.DecodeError, AttributeError):
-        return None
-    return error.get(name) if isinstance(error, dict) else None
+        return {}
+    return error if isinstance(error, dict) else {}
 
 
 async def read_answer(
@@ -166,8 +170,11 @@ async def read_answer(
     return UpstreamAnswer(_summary(data), answer_status=response.status, headers=headers, body=data)
 
 
-def _summary(data: bytes) -> str:
-    """The upstream's own error message, cut short, for logs and the gateway's errors."""
+def _summary(data: bytes, error: dict[str, Any] | None = None) -> str:
+    """The upstream's own error message, cut short, for logs and the gateway's errors
+    (from its `error` object when that was parsed already)."""
+    if error and "message" in error:
+        return str(error["message"])[:300]
     try:
         parsed = jsonio.loads(data)
         message = parsed["error"]["message"] if isinstance(parsed.get("error"), dict) else parsed
