@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import ctypes
 import os
 import random
 import secrets
@@ -134,6 +135,7 @@ class Gateway:
             [HXGW, "serve", "--config-dir", str(self.config_dir),
              "--host", "127.0.0.1", "--port", str(self.port)],
             env=self.env(), stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=stop_with_the_tests,
         )
         log.close()
         return self
@@ -175,6 +177,16 @@ class Gateway:
 
     def logs(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def stop_with_the_tests() -> None:
+    """Run in a gateway's process before its exec: SIGTERM for it when the test process
+    that started it ends. Its own session keeps a Ctrl-C from it (the tests signal it
+    themselves), so a run interrupted or killed had left it serving."""
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 async def wait_http(url: str, timeout: float = 15.0) -> None:

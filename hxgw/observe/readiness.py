@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 import structlog
 
+from hxgw import jsonio
 from hxgw.config import Config
 from hxgw.upstream import Origin, UpstreamClient
 
@@ -60,6 +61,8 @@ class Readiness:
         """Each upstream's URL when it was last probed: what was seen of a name is of it."""
         self.none_answer = False
         """No upstream answers: said at `error` (every request then gets a 502), once."""
+        self.missing: dict[str, tuple[str, ...]] = {}
+        """Per upstream, the registry's models its list lacks (said at `warning`, once)."""
 
     def follow(self, config: Config) -> list[str]:
         """Forget what was seen of the upstreams a reload removed or moved to another URL
@@ -68,6 +71,7 @@ class Readiness:
         for name in [n for n, url in self.urls.items() if urls.get(n) != url]:
             self.last_ok.pop(name, None)
             self.last_error.pop(name, None)
+            self.missing.pop(name, None)
         removed = [name for name in self.urls if name not in urls]
         self.urls = urls
         return removed
@@ -94,6 +98,7 @@ class Readiness:
                     "reachable": self.reachable(upstream.name, now, stale_after),
                     "last_ok_seconds_ago": round(now - seen, 1) if seen is not None else None,
                     "last_error": self.last_error.get(upstream.name),
+                    "missing_models": list(self.missing.get(upstream.name, ())),
                 }
             )
         reasons = []
@@ -146,12 +151,35 @@ class Readiness:
             log.info("an upstream answers again: ready")
         self.none_answer = none
 
+    def _check_models(self, config: Config, name: str, listed: bytes) -> None:
+        """Say which of the registry's models on upstream `name` its list lacks: pointed
+        at a new upstream (a LiteLLM of one's own) with the example registry, every
+        request fails over its models and gets a 502, and nothing else says why."""
+        ids = model_ids(listed)
+        wanted = {m.upstream_model for m in config.models.values() if m.upstream == name}
+        if ids is None or any("*" in i for i in ids):
+            return  # not a list, or one of wildcards (LiteLLM's `openai/*`): no telling
+        missing = tuple(sorted(wanted - ids))
+        if missing == self.missing.get(name, ()):
+            return
+        self.missing[name] = missing
+        if missing:
+            log.warning(
+                "the upstream does not list models the registry sends it: requests for them"
+                " will fail; set their upstream_model to names it lists",
+                upstream=name,
+                missing=", ".join(missing),
+                it_lists=", ".join(sorted(ids)[:20]) or "nothing",
+            )
+        else:
+            log.info("the upstream lists every model the registry sends it", upstream=name)
+
     async def _probe(self, state: Probed, name: str, up: UpGauge) -> None:
         """GET /v1/models, which every OpenAI-compatible server answers."""
         upstream = state.config.upstreams[name]
         try:
             async with asyncio.timeout(state.config.timeouts.connect):
-                status, _ = await state.client.fetch(
+                status, listed = await state.client.fetch(
                     state.origins[name],
                     b"/v1/models",
                     state.upstream_head[name],
@@ -167,7 +195,20 @@ class Readiness:
             self.saw_ok(name)
             if self.last_error.pop(name, None) is not None:
                 log.info("upstream reachable again", upstream=name)
+            self._check_models(state.config, name, listed)
         elif self.last_error.get(name) != error:
             self.last_error[name] = error or "error"
             log.warning("upstream probe failed", upstream=name, url=upstream.url, error=error)
         up(name, self.reachable(name, time.monotonic(), state.config.readiness.stale_after))
+
+
+def model_ids(listed: bytes) -> set[str] | None:
+    """The ids of an OpenAI-shaped model list (`{"data": [{"id": ...}]}`); None when it is
+    not one."""
+    try:
+        data = jsonio.loads(listed).get("data")
+    except (jsonio.DecodeError, AttributeError):
+        return None
+    if not isinstance(data, list):
+        return None
+    return {e["id"] for e in data if isinstance(e, dict) and isinstance(e.get("id"), str)}

@@ -188,6 +188,9 @@ async def status_with_usage(state: GatewayState) -> dict[str, Any]:
     return daemon_status(state) | {"usage": await state.runtime.recent_usage.read()}
 
 
+_UPSTREAM = ("name", "url", "reachable", "last_ok_seconds_ago")
+
+
 def daemon_status(state: GatewayState) -> dict[str, Any]:
     """This process's status or, with several workers, the daemon's: their sum."""
     own = status(state)
@@ -234,7 +237,7 @@ def status(state: GatewayState) -> dict[str, Any]:
         "draining": runtime.inflight.draining,
         "listen": runtime.listening,
         "upstreams": [
-            {k: u[k] for k in ("name", "url", "reachable", "last_ok_seconds_ago", "last_error")}
+            {k: u[k] for k in (*_UPSTREAM, "last_error", "missing_models")}
             | _saturation(runtime.gates.get(u["name"]))
             for u in ready["upstreams"]
         ],

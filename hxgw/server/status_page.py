@@ -195,11 +195,13 @@ def _upstreams(upstreams: Iterable[Mapping[str, Any]]) -> str:
         in_use, cap = upstream.get("in_use", 0), upstream.get("cap", 0)
         shed = upstream.get("shed", 0)
         full = _badge("full", "bad") if cap and in_use >= cap else ""
+        lacks = ", ".join(upstream.get("missing_models") or ())  # the registry's, unlisted
+        note = upstream.get("last_error") or (f"does not list {lacks}" if lacks else None)
         rows.append(
             f'<tr data-upstream="{_text(upstream.get("name"))}">'
             f"<td><b>{_text(upstream.get('name'))}</b></td>"
             f"<td><code>{_text(upstream.get('url'))}</code></td><td>{badge}</td>"
-            f"<td>{_text(upstream.get('last_error'))}</td>"
+            f"<td>{_text(note)}</td>"
             f"<td class=num>{'never' if ago is None else _duration(ago) + ' ago'}</td>"
             f"<td class=num>{_text(in_use)} / {_text(cap)} {full}</td>"
             f"<td class=num>{_text(upstream.get('queued', 0))}</td>"
