@@ -83,7 +83,8 @@ def _message(decision: LimitDecision) -> str:
         if _never_fits(decision):
             return (
                 f"Request too large for tokens per min (TPM): Limit {limits.tpm}, "
-                f"Requested {decision.est_tokens}."
+                f"Requested {decision.est_tokens} (its prompt and the max_tokens it asks "
+                "for, or 256 when it sets none): set a lower max_tokens."
             )
         return (
             f"Rate limit reached for tokens per min (TPM): Limit {limits.tpm}, "

@@ -72,6 +72,14 @@ async def test_the_429_for_tokens_has_type_tokens() -> None:
     assert "Request too large" in error_body(decision)["error"]["message"]
 
 
+async def test_a_request_too_large_for_the_tpm_is_told_to_ask_for_fewer_tokens() -> None:
+    limiter = MemoryLimiter()
+    decision = await limiter.reserve("k", KeyLimits(tpm=100), 272, 0.0, NOW)
+    assert error_body(decision)["error"]["message"].endswith(
+        "Requested 272 (its prompt and the max_tokens it asks for, or 256 when it sets none): "
+        "set a lower max_tokens.")
+
+
 async def test_the_429_for_concurrency_has_type_requests() -> None:
     limiter = MemoryLimiter()
     await limiter.reserve("k", KeyLimits(max_parallel=1), 1, 0.0, NOW)
