@@ -6,9 +6,11 @@ Exit codes: 0 success, 1 invalid config or a failure to start, 2 bad usage.
 from __future__ import annotations
 
 import argparse
+import difflib
 import os
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from hxgw import __version__
 from hxgw.tools import (
@@ -143,6 +145,31 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _refuse_unknown(
+    parser: argparse.ArgumentParser, args: argparse.Namespace, unknown: list[str]
+) -> NoReturn:
+    """Exit 2 with the usage of the (sub)command the unknown arguments were given to, and
+    the option each one most likely meant: argparse says it with the usage of `hxgw`
+    alone, which names no option of `hxgw keys create`."""
+    while True:
+        chosen = [
+            action.choices[getattr(args, action.dest)]
+            for action in parser._actions
+            if isinstance(action, argparse._SubParsersAction) and getattr(args, action.dest, None)
+        ]
+        if not chosen:
+            break
+        parser = chosen[0]
+    known = [option for action in parser._actions for option in action.option_strings]
+    hints = []
+    for argument in unknown:
+        close = difflib.get_close_matches(argument.partition("=")[0], known, n=1)
+        if argument.startswith("-") and close:
+            hints.append(f"{argument}: did you mean {close[0]}?")
+    said = " ".join(unknown) + (f" ({'; '.join(hints)})" if hints else "")
+    parser.error(f"unrecognized arguments: {said}")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _command(argv)
@@ -158,7 +185,9 @@ def _command(argv: Sequence[str] | None) -> int:
     if not (sys.argv[1:] if argv is None else argv):
         parser.print_help()  # `hxgw` alone: what it can do, not only what it lacks
         return 2
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        _refuse_unknown(parser, args, unknown)
     env = dict(os.environ)
     config_dir = getattr(args, "config_dir", None) or env.get("HX_CONFIG_DIR") or DEFAULT_CONFIG_DIR
     if args.command == "serve":

@@ -428,3 +428,23 @@ def test_hxgw_alone_prints_its_commands_and_exits_2():
     run = subprocess.run([HXGW], capture_output=True, text=True, timeout=60)
     assert run.returncode == 2
     assert "quickstart" in run.stdout and "serve" in run.stdout
+
+
+@pytest.mark.parametrize(("args", "usage", "meant"), [
+    (["keys", "create", "app", "--rpmm", "5"], "usage: hxgw keys create ", "did you mean --rpm?"),
+    (["usage", "--sinse", "1h"], "usage: hxgw usage ", "did you mean --since?"),
+    (["serve", "--prot", "4010"], "usage: hxgw serve ", "did you mean --port?"),
+])
+def test_a_mistyped_option_gets_its_command_s_usage_and_the_option_it_meant(
+    args: list[str], usage: str, meant: str
+):
+    result = _hxgw(*args)
+    assert result.returncode == 2
+    assert result.stderr.startswith(usage) and meant in result.stderr
+
+
+def test_an_extra_argument_of_a_command_is_refused_with_that_command_s_usage():
+    result = _hxgw("keys", "list", "extra")
+    assert result.returncode == 2
+    assert result.stderr.startswith("usage: hxgw keys list ")
+    assert result.stderr.rstrip().endswith("unrecognized arguments: extra")
