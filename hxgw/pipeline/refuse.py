@@ -15,6 +15,9 @@ async def refuse_unrouted(ctx: RequestContext, call_next: Next) -> None:
     allowed = allowed_methods(exchange.path)
     if allowed is None:
         hint = did_you_mean(exchange.path, ALLOWED)
+        if exchange.path.startswith("/v1/v1/"):
+            # A base URL given with /v1 to an SDK that adds its own (Anthropic's does).
+            hint += ": the client adds /v1 itself, so leave it out of its base URL"
         raise NotFound(f"no such route: {exchange.method} {exchange.path}{hint}")
     if exchange.method == "OPTIONS" and exchange.cors is not None:
         asked = exchange.header("Access-Control-Request-Method")

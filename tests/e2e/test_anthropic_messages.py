@@ -161,6 +161,16 @@ async def test_with_both_headers_the_bearer_key_is_read_and_a_wrong_one_says_so(
     assert "with both headers given, x-api-key is not read" in message
 
 
+async def test_a_base_url_given_with_v1_is_told_to_leave_it_out(gateway: Gateway):
+    # The SDK adds /v1 itself: a base URL that ends with it asks for /v1/v1/messages.
+    sdk = anthropic.AsyncAnthropic(base_url=gateway.url + "/v1", api_key=gateway.key,
+                                   max_retries=0)
+    async with sdk:
+        with pytest.raises(anthropic.NotFoundError) as raised:
+            await sdk.messages.create(model="chat", max_tokens=8, messages=HI)
+    assert "leave it out of its base URL" in raised.value.body["error"]["message"]  # type: ignore[index]
+
+
 async def test_a_missing_key_is_told_of_x_api_key_in_anthropic_shape(
     gateway: Gateway, client: aiohttp.ClientSession
 ):
