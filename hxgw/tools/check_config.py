@@ -15,11 +15,12 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from hxgw.config import load_config
+from hxgw.config import load_config, load_store_settings
 from hxgw.config.env_file import read_env_file
 from hxgw.config.warnings import fix, readable_secrets, slow_stop, unpriced_models
 from hxgw.errors import ConfigError
 from hxgw.keys.store import groups_lacking, live_names
+from hxgw.store import open_database
 
 SERVICE_ENV_FILE = "/etc/hx-gateway-ml.env"
 
@@ -81,8 +82,9 @@ def run(config_dir: str, env: Mapping[str, str], env_file: str | None, *, journa
             )
         else:
             print(
-                f"warning: {needs} (this shell may lack the service's variables: check with "
-                f"them by --env-file {SERVICE_ENV_FILE})"
+                f"warning: {needs} (none in the key store, {_store_where(config_dir, env)}; "
+                "this shell may lack the service's variables: check with them by "
+                f"--env-file {SERVICE_ENV_FILE})"
             )
     if not journal:
         for path in readable_secrets(config, env_file or env.get("HX_ENV_FILE")):
@@ -102,3 +104,10 @@ def run(config_dir: str, env: Mapping[str, str], env_file: str | None, *, journa
                 f" ({', '.join(gone)}): hxgw keys update {name} --groups ..."
             )
     return 0
+
+
+def _store_where(config_dir: str, env: Mapping[str, str]) -> str:
+    """Which key store the gateway of `config_dir` would open with these variables: the
+    one `hxgw keys` writes to as well (HX_STATE_DIR or DATABASE_URL unset picks another)."""
+    settings = load_store_settings(config_dir, env)
+    return open_database(settings.database_url, settings.state_dir, create=False).where

@@ -80,6 +80,15 @@ def test_check_config_works_without_master_key_and_says_serving_needs_one(tmp_pa
     assert "serving needs a client key: set MASTER_KEY or auth.keys_file" in result.stdout
 
 
+def test_check_config_without_a_key_names_the_key_store_it_looked_in(tmp_path: Path):
+    write_config(tmp_path / "config", "http://127.0.0.1:1")
+    state = tmp_path / "state"
+    result = _hxgw("check-config", "--config-dir", str(tmp_path / "config"),
+                   env={"PATH": "/usr/bin:/bin", "HX_STATE_DIR": str(state)})
+    assert f"none in the key store, SQLite {state / 'hxgw.db'}" in result.stdout
+    assert not state.exists()  # looked in, not made
+
+
 def test_check_config_with_the_service_s_env_file_fails_where_serve_would_want_a_key(
     tmp_path: Path,
 ):
