@@ -101,9 +101,11 @@ class _TooLarge(web.HTTPClientError):
     status_code = 413
 
 
-def _error(kind: type[web.HTTPClientError], message: str, code: str) -> web.HTTPClientError:
+def _error(
+    kind: type[web.HTTPClientError], message: str, code: str, param: str | None = None
+) -> web.HTTPClientError:
     """An error in OpenAI's shape, as the API the demo stands in for answers."""
-    error = {"message": message, "type": "invalid_request_error", "param": None, "code": code}
+    error = {"message": message, "type": "invalid_request_error", "param": param, "code": code}
     return kind(text=jsonio.dumps({"error": error}).decode(), content_type="application/json")
 
 
@@ -128,3 +130,9 @@ async def json_body(request: web.Request) -> dict[str, Any]:
     if not isinstance(body, dict):
         raise _error(web.HTTPBadRequest, "expected a JSON object", "invalid_request")
     return body
+
+
+def missing(name: str) -> web.HTTPClientError:
+    """OpenAI's 400 for a request without a parameter it needs."""
+    message = f"Missing required parameter: '{name}'."
+    return _error(web.HTTPBadRequest, message, "missing_required_parameter", name)

@@ -31,6 +31,7 @@ from hxgw.tools.demo_answers import (
     completion,
     embedding_list,
     json_body,
+    missing,
     prompt_of,
 )
 
@@ -38,6 +39,8 @@ from hxgw.tools.demo_answers import (
 async def completions(request: web.Request) -> web.StreamResponse:
     body = await json_body(request)
     chat = request.path.endswith("/chat/completions")
+    if chat and not isinstance(body.get("messages"), list):
+        raise missing("messages")  # as OpenAI and LiteLLM refuse it
     whole = completion(body, chat)
     if not body.get("stream"):
         return web.json_response(whole)

@@ -70,6 +70,16 @@ async def test_the_demo_accepts_a_body_the_gateway_accepts(demo: str):
         assert (await resp.json())["object"] == "chat.completion"
 
 
+async def test_a_chat_without_messages_gets_openai_s_400_as_the_real_api_answers(demo: str):
+    async with aiohttp.ClientSession() as client, \
+            client.post(demo + "/v1/chat/completions", json={"model": "llm02-phi3"}) as resp:
+        assert resp.status == 400
+        error = (await resp.json())["error"]
+    assert error == {"message": "Missing required parameter: 'messages'.",
+                     "type": "invalid_request_error", "param": "messages",
+                     "code": "missing_required_parameter"}
+
+
 async def test_a_body_over_the_limit_gets_an_openai_shaped_413(demo: str):
     body = b'{"model": "llm02-phi3", "input": "' + b"x" * (33 * 1024 * 1024) + b'"}'
     async with aiohttp.ClientSession() as client, \
