@@ -29,13 +29,12 @@ from prometheus_client.process_collector import ProcessCollector
 from prometheus_client.registry import Collector
 
 from hxgw.observe.histogram import Histogram, histogram_family
+from hxgw.observe.key_metrics import KeyFigures
 from hxgw.routing.health import HealthBook
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 OVERHEAD_BUCKETS = (5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 0.1)
-# Each is there at 0 once a key is seen, so that its first refusal is an increase().
-KEY_REFUSALS = ("rate_limit_exceeded", "insufficient_quota")
 RELOAD_RESULTS = ("ok", "rejected", "failed")
 CIRCUIT_VALUES = {"closed": 0.0, "half_open": 0.5, "open": 1.0}
 
@@ -56,8 +55,7 @@ class Metrics:
         self._ttfb: dict[tuple[str, str], Histogram] = {}
         self._overhead = Histogram(OVERHEAD_BUCKETS)
         self._tokens: dict[str, list[int]] = {}  # model: [prompt, completion]
-        # key: [requests, prompt, completion, spend, then a count per KEY_REFUSALS]
-        self._keys: dict[str, list[float]] = {}
+        self.keys = KeyFigures()
         self.upstream_errors = Counter(
             "hxgw_upstream_errors",
             "Upstream attempts that failed, by model and kind: timeout, connect_error, reset, "
@@ -172,19 +170,12 @@ class Metrics:
     def key_used(
         self, key: str, prompt: int, completion: int, cost: float, outcome: str = "ok"
     ) -> None:
-        """One request of the key named `key` (never its secret), what it used, and
-        whether one of the key's own limits refused it (`outcome`, the access line's)."""
-        figures = self._keys.get(key)
-        if figures is None:
-            figures = self._keys[key] = [0, 0, 0, 0.0, *(0 for _ in KEY_REFUSALS)]
-        figures[0] += 1
-        figures[1] += prompt
-        figures[2] += completion
-        figures[3] += cost
-        if outcome in KEY_REFUSALS:
-            figures[4 + KEY_REFUSALS.index(outcome)] += 1
+        """One request of the key named `key` (see `KeyFigures.used`)."""
+        self.keys.used(key, prompt, completion, cost, outcome)
 
-    def families(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
+    def families(
+        self,
+    ) -> Iterator[CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily]:
         """The per-request figures as Prometheus families, for a scrape."""
         requests = CounterMetricFamily(
             "hxgw_requests",
@@ -218,43 +209,14 @@ class Metrics:
             tokens.add_metric([model, "prompt"], prompt)
             tokens.add_metric([model, "completion"], completion)
         yield tokens
-        yield from self._key_families()
-
-    def _key_families(self) -> Iterator[CounterMetricFamily]:
-        requests = CounterMetricFamily(
-            "hxgw_key_requests", "Requests per client key (by its name).", labels=["key"]
-        )
-        tokens = CounterMetricFamily(
-            "hxgw_key_tokens",
-            "Tokens per client key, as reported by the upstream or estimated.",
-            labels=["key", "kind"],
-        )
-        spend = CounterMetricFamily(
-            "hxgw_key_spend",
-            "Spend per client key, in the currency of the models' prices (model_registry.yaml).",
-            labels=["key"],
-        )
-        refused = CounterMetricFamily(
-            "hxgw_key_refused",
-            "Requests a client key's own limits refused (429): rate_limit_exceeded (rpm, "
-            "tpm, max_parallel) or insufficient_quota (its budget for the period).",
-            labels=["key", "outcome"],
-        )
-        for key, (count, prompt, completion, cost, *refusals) in list(self._keys.items()):
-            requests.add_metric([key], count)
-            tokens.add_metric([key, "prompt"], prompt)
-            tokens.add_metric([key, "completion"], completion)
-            spend.add_metric([key], cost)
-            for outcome, times in zip(KEY_REFUSALS, refusals, strict=True):
-                refused.add_metric([key, outcome], times)
-        yield from (requests, tokens, spend, refused)
+        yield from self.keys.families()
 
 
 class _RequestCollector(Collector):
     def __init__(self, metrics: Metrics) -> None:
         self.metrics = metrics
 
-    def collect(self) -> Iterator[CounterMetricFamily | HistogramMetricFamily]:
+    def collect(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily]:
         yield from self.metrics.families()
 
 

@@ -48,6 +48,10 @@ HIGHEST = frozenset(
         "hxgw_ledger_spool_bytes",  # one directory, which every worker measures whole
         "hxgw_ledger_spool_limit_bytes",
         "process_max_fds",
+        # The limiter's figures of the key, which the workers share: each worker says
+        # them as of its last request of the key, and spend only grows in a period.
+        "hxgw_key_budget",
+        "hxgw_key_budget_spent",
     }
 )
 # A reload some worker refused is one the daemon did not take whole.

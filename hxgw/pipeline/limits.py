@@ -30,7 +30,8 @@ from hxgw.pipeline.usage import (
 
 
 def apply_limits(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
-    """Reads ctx.key, ctx.raw_body, ctx.body and ctx.candidates; writes ctx.limit_headers."""
+    """Reads ctx.key, ctx.raw_body, ctx.body and ctx.candidates; writes ctx.limit_headers,
+    and a budgeted key's budget and spend to the metrics."""
     key = ctx.key
     if key is None or key.limits is None:
         return call_next(ctx)
@@ -46,6 +47,11 @@ async def _within_limits(
     prompt, completion = estimated_prompt(ctx), estimated_completion(ctx)
     cost = estimated_cost(ctx.candidates, prompt, completion)
     decision = await limiter.reserve(name, limits, prompt + completion, cost, time.time())
+    budget = None
+    if limits.budget is not None:  # its gauges, refused or not: the figures of headroom
+        budget = ctx.state.runtime.metrics.keys.budget_seen(
+            name, limits.budget, decision.usage.spent, decision.now, limits.budget_period_s
+        )
     if not decision.allowed or decision.reservation is None:
         raise _refusal(decision)
     ctx.limit_headers = decision.headers()
@@ -59,6 +65,8 @@ async def _within_limits(
             # client gone before the answer still pays the prompt the upstream read.
             ctx.cancelled()
         spent = used(ctx)
+        if budget is not None:
+            budget[1] += spent.cost  # as the limiter charges it now
         settle = limiter.reconcile(decision.reservation, spent.total, spent.cost)
         if cancelled:
             # The client left: its request is cancelled, not its bill. (Only then: a

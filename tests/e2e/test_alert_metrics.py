@@ -164,7 +164,8 @@ async def test_the_spool_gauge_follows_the_directory_when_another_process_emptie
 
 
 async def _key_gateway(
-    start_gateway, tmp_path: Path, env: dict[str, str] | None = None, **limits: object
+    start_gateway, tmp_path: Path, env: dict[str, str] | None = None, workers: int = 1,
+    **limits: object,
 ) -> tuple[Gateway, str]:
     secret = "sk-app-" + "a" * 32
     keys = tmp_path / "keys.yaml"
@@ -175,7 +176,8 @@ async def _key_gateway(
                "price": priced} for n in ("alpha", "beta")]
     routing = {"routing": {"default_group": "chat", "groups": {"chat": ["alpha", "beta"]}}}
     gateway = await start_gateway(models=models, routing=routing, env=env,
-                                  gateway={"auth": {"keys_file": str(keys)}})
+                                  gateway={"auth": {"keys_file": str(keys)},
+                                           "workers": workers})
     return gateway, secret
 
 

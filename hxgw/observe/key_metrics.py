@@ -1,0 +1,98 @@
+"""Per client key figures, by the key's name (never its secret): its requests, tokens
+and spend, the refusals of its own limits, and its budget with what it spent this
+period, as the limiter last said them.
+
+Plain numbers a collector reads at scrape time, as `hxgw.observe.metrics` keeps its own.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+# Each is there at 0 once a key is seen, so that its first refusal is an increase().
+KEY_REFUSALS = ("rate_limit_exceeded", "insufficient_quota")
+
+Budget = list[float]
+"""[budget, spent this period, when the limiter said so (epoch s), period length (s)]."""
+
+
+class KeyFigures:
+    def __init__(self) -> None:
+        # key: [requests, prompt, completion, spend, then a count per KEY_REFUSALS]
+        self._keys: dict[str, list[float]] = {}
+        self._budgets: dict[str, Budget] = {}
+
+    def used(self, key: str, prompt: int, completion: int, cost: float, outcome: str) -> None:
+        """One request of the key named `key`, what it used, and whether one of the key's
+        own limits refused it (`outcome`, the access line's)."""
+        figures = self._keys.get(key)
+        if figures is None:
+            figures = self._keys[key] = [0, 0, 0, 0.0, *(0 for _ in KEY_REFUSALS)]
+        figures[0] += 1
+        figures[1] += prompt
+        figures[2] += completion
+        figures[3] += cost
+        if outcome in KEY_REFUSALS:
+            figures[4 + KEY_REFUSALS.index(outcome)] += 1
+
+    def budget_seen(
+        self, key: str, budget: float, spent: float, now: float, period_s: int
+    ) -> Budget:
+        """The limiter judged a request of `key`, whose budget is `budget` per period of
+        `period_s` seconds, and said it had spent `spent` of it at `now` (the requests
+        under way not counted). The figures returned are the key's: add a request's cost
+        to `[1]` once it is charged, so the gauge need not wait for the next request."""
+        figures = self._budgets[key] = [budget, spent, now, period_s]
+        return figures
+
+    def families(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
+        requests = CounterMetricFamily(
+            "hxgw_key_requests", "Requests per client key (by its name).", labels=["key"]
+        )
+        tokens = CounterMetricFamily(
+            "hxgw_key_tokens",
+            "Tokens per client key, as reported by the upstream or estimated.",
+            labels=["key", "kind"],
+        )
+        spend = CounterMetricFamily(
+            "hxgw_key_spend",
+            "Spend per client key, in the currency of the models' prices (model_registry.yaml).",
+            labels=["key"],
+        )
+        refused = CounterMetricFamily(
+            "hxgw_key_refused",
+            "Requests a client key's own limits refused (429): rate_limit_exceeded (rpm, "
+            "tpm, max_parallel) or insufficient_quota (its budget for the period).",
+            labels=["key", "outcome"],
+        )
+        for key, (count, prompt, completion, cost, *refusals) in list(self._keys.items()):
+            requests.add_metric([key], count)
+            tokens.add_metric([key, "prompt"], prompt)
+            tokens.add_metric([key, "completion"], completion)
+            spend.add_metric([key], cost)
+            for outcome, times in zip(KEY_REFUSALS, refusals, strict=True):
+                refused.add_metric([key, outcome], times)
+        yield from (requests, tokens, spend, refused)
+        yield from self._budget_families(time.time())
+
+    def _budget_families(self, now: float) -> Iterator[GaugeMetricFamily]:
+        budget = GaugeMetricFamily(
+            "hxgw_key_budget",
+            "A client key's budget per period (its budget_period), in the currency of the "
+            "models' prices; for keys with a budget that made a request since the start.",
+            labels=["key"],
+        )
+        spent = GaugeMetricFamily(
+            "hxgw_key_budget_spent",
+            "What a client key spent of its budget this period, as its limiter counts it "
+            "(requests under way not yet in it); 0 once a new period starts.",
+            labels=["key"],
+        )
+        for key, (amount, so_far, then, period_s) in list(self._budgets.items()):
+            budget.add_metric([key], amount)
+            same_period = now // period_s == then // period_s
+            spent.add_metric([key], so_far if same_period else 0.0)
+        yield from (budget, spent)

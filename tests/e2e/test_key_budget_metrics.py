@@ -1,0 +1,78 @@
+"""A key's budget and what it spent this period, exported by a real `hxgw serve`, so
+that headroom can be alerted on before the key's requests get 429s."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from pathlib import Path
+
+import aiohttp
+import pytest
+
+from tests.e2e.test_alert_metrics import _chat_as, _key_gateway, _sample, _scrape
+from tests.e2e.test_alert_metrics import _scrape_fresh as _scrape_any_worker
+from tests.fixtures import Gateway
+
+
+async def test_a_budgeted_key_s_budget_and_its_spend_this_period_are_exported_by_name(
+    start_gateway, client: aiohttp.ClientSession, tmp_path: Path
+):
+    gateway, secret = await _key_gateway(start_gateway, tmp_path, budget=5.0)
+    for _ in range(3):
+        assert await _chat_as(client, gateway, secret) == 200
+    text = await _scrape(gateway, client)
+    assert _sample(text, "hxgw_key_budget", key="app") == 5.0
+    spent = _sample(text, "hxgw_key_budget_spent", key="app")
+    assert spent is not None and spent > 0
+    assert spent == pytest.approx(_sample(text, "hxgw_key_spend_total", key="app"))
+    assert secret not in text
+
+
+async def test_a_key_refused_for_its_budget_keeps_the_spend_its_served_requests_cost(
+    start_gateway, client: aiohttp.ClientSession, tmp_path: Path
+):
+    gateway, secret = await _key_gateway(start_gateway, tmp_path, budget=0.03)
+    statuses = [await _chat_as(client, gateway, secret) for _ in range(8)]
+    assert statuses[0] == 200 and statuses[-1] == 429
+    text = await _scrape(gateway, client)
+    assert _sample(text, "hxgw_key_refused_total", key="app", outcome="insufficient_quota")
+    assert _sample(text, "hxgw_key_budget", key="app") == 0.03
+    spent = _sample(text, "hxgw_key_budget_spent", key="app")
+    assert spent == pytest.approx(_sample(text, "hxgw_key_spend_total", key="app"))
+
+
+async def test_a_key_without_a_budget_has_no_budget_series(
+    start_gateway, client: aiohttp.ClientSession, tmp_path: Path
+):
+    gateway, secret = await _key_gateway(start_gateway, tmp_path, rpm=100)
+    assert await _chat_as(client, gateway, secret) == 200
+    text = await _scrape(gateway, client)
+    assert _sample(text, "hxgw_key_budget", key="app") is None
+    assert _sample(text, "hxgw_key_budget_spent", key="app") is None
+
+
+@pytest.mark.workers
+async def test_with_workers_a_key_s_budget_is_exported_once_not_once_per_worker(
+    start_gateway, tmp_path: Path
+):
+    gateway, secret = await _key_gateway(start_gateway, tmp_path, budget=5.0, workers=2)
+    served: set[str] = set()
+    while served != {"0", "1"}:
+        await asyncio.gather(*(_chat_on_a_new_connection(gateway, secret) for _ in range(4)))
+        served = set(re.findall(r"POST /v1/chat/completions .* worker=(\d)", gateway.logs()))
+    requests = len(re.findall(r"POST /v1/chat/completions ", gateway.logs()))
+    # Until a scrape has both workers' figures: each shares them once a second.
+    text = await _scrape_any_worker(gateway, "/metrics")
+    while _sample(text, "hxgw_key_requests_total", key="app") != requests:
+        await asyncio.sleep(0.1)
+        text = await _scrape_any_worker(gateway, "/metrics")
+    assert _sample(text, "hxgw_key_budget", key="app") == 5.0
+    spent = _sample(text, "hxgw_key_budget_spent", key="app")
+    total = _sample(text, "hxgw_key_spend_total", key="app")
+    assert spent is not None and total is not None and 0 < spent <= total
+
+
+async def _chat_on_a_new_connection(gateway: Gateway, secret: str) -> None:
+    async with aiohttp.ClientSession() as fresh:  # so that either worker may answer
+        assert await _chat_as(fresh, gateway, secret) == 200
