@@ -116,6 +116,7 @@ class Metrics:
         self._children: dict[
             tuple[str, str, str, int], tuple[list[float], Histogram, Histogram]
         ] = {}
+        self._counted: dict[tuple[str, int], list[float]] = {}
 
     def request_finished(
         self,
@@ -142,6 +143,16 @@ class Metrics:
             first_byte.observe(ttfb)
         if overhead is not None:
             self._overhead.observe(overhead)
+
+    def request_counted(self, endpoint: str, status: int) -> None:
+        """A request counted in hxgw_requests_total but not timed: one no route takes
+        (`endpoint` is the unrouted endpoint's name, never the path a scanner made up),
+        or one of the operator's routes refused."""
+        count = self._counted.get((endpoint, status))
+        if count is None:
+            labels = (endpoint, "", "", str(status))
+            count = self._counted[endpoint, status] = self._requests.setdefault(labels, [0.0])
+        count[0] += 1
 
     def reload_done(self, result: str) -> None:
         """A reload ended with `result` (one of RELOAD_RESULTS)."""
@@ -179,7 +190,9 @@ class Metrics:
         """The per-request figures as Prometheus families, for a scrape."""
         requests = CounterMetricFamily(
             "hxgw_requests",
-            "API requests answered, by final status (499: the client left before one).",
+            "API requests answered, by final status (499: the client left before one); "
+            "also requests no route takes (endpoint unrouted or unrouted_anthropic, never "
+            "their path) and the operator's routes' refusals (4xx, by route).",
             labels=["endpoint", "group", "model", "status"],
         )
         for labels, count in list(self._requests.items()):

@@ -47,7 +47,7 @@ from hxgw.pipeline.forward import forward
 from hxgw.pipeline.held import choose_upstream
 from hxgw.pipeline.limits import apply_limits
 from hxgw.pipeline.loops import refuse_loops
-from hxgw.pipeline.measure import record_metrics
+from hxgw.pipeline.measure import count_operator_refusals, count_unrouted, record_metrics
 from hxgw.pipeline.models import describe_model, list_models
 from hxgw.pipeline.operator import answer_operator
 from hxgw.pipeline.owners import keep_to_owner
@@ -157,6 +157,7 @@ MODEL_STEPS: tuple[Step, ...] = (*MODELS_STEPS[:-1], describe_model)
 OPERATOR_STEPS: tuple[Step, ...] = (
     assign_request_id,
     log_access,
+    count_operator_refusals,  # their 401s and 403s in hxgw_requests_total
     render_errors,
     answer_operator,  # health, readiness, metrics, status, the API document
 )
@@ -164,6 +165,7 @@ OPERATOR_STEPS: tuple[Step, ...] = (
 UNROUTED_STEPS: tuple[Step, ...] = (
     assign_request_id,
     log_access,
+    count_unrouted,  # in hxgw_requests_total, by the endpoint's name, never the path
     render_errors,
     refuse_unrouted,  # 404, or 405 with the methods the path takes
 )

@@ -1,4 +1,5 @@
-"""Prometheus counters and histograms for every request, however it ends."""
+"""Prometheus counters and histograms for every request, however it ends: each API
+request, each request no route takes, each refusal of the operator's routes."""
 
 from __future__ import annotations
 
@@ -31,3 +32,24 @@ async def record_metrics(ctx: RequestContext, call_next: Next) -> None:
             metrics.count_tokens(ctx.reply.model.name, spent.prompt, spent.completion)
         if ctx.key is not None:
             metrics.key_used(ctx.key.name, spent.prompt, spent.completion, spent.cost, ctx.outcome)
+
+
+async def count_unrouted(ctx: RequestContext, call_next: Next) -> None:
+    """Reads ctx.endpoint (one of the unrouted ones: its name, never the path, is the
+    label, so a scanner's paths make no series) and ctx.status; writes only metrics."""
+    try:
+        await call_next(ctx)
+    finally:
+        ctx.state.runtime.metrics.request_counted(ctx.endpoint.name, ctx.status or 499)
+
+
+async def count_operator_refusals(ctx: RequestContext, call_next: Next) -> None:
+    """Reads ctx.endpoint and ctx.status; writes only metrics, for the operator's route's
+    refusals (4xx: a scraper's wrong key, an application's key where it has no place).
+    Its other answers are not counted: a probe's or a scrape's are not traffic, and a
+    503 of /readyz is an answer, not an error."""
+    try:
+        await call_next(ctx)
+    finally:
+        if 400 <= ctx.status < 500:
+            ctx.state.runtime.metrics.request_counted(ctx.endpoint.name, ctx.status)
