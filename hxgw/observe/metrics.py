@@ -116,7 +116,7 @@ class Metrics:
         self._children: dict[
             tuple[str, str, str, int], tuple[list[float], Histogram, Histogram]
         ] = {}
-        self._counted: dict[tuple[str, int], list[float]] = {}
+        self._counted: dict[tuple[str, str, int], list[float]] = {}
 
     def request_finished(
         self,
@@ -144,14 +144,18 @@ class Metrics:
         if overhead is not None:
             self._overhead.observe(overhead)
 
-    def request_counted(self, endpoint: str, status: int) -> None:
-        """A request counted in hxgw_requests_total but not timed: one no route takes
-        (`endpoint` is the unrouted endpoint's name, never the path a scanner made up),
-        or one of the operator's routes refused."""
-        count = self._counted.get((endpoint, status))
+    def request_counted(self, endpoint: str, status: int, group: str = "") -> None:
+        """A request counted in hxgw_requests_total but not timed: one the gateway refused
+        before it asked any upstream (a bad key, a bad body, a key's limits), one no route
+        takes (`endpoint` is the unrouted endpoint's name, never the path a scanner made
+        up), or one the operator's routes refused. Their time is the gateway's alone:
+        in the latency histograms it would pass for fast answers of the upstreams."""
+        count = self._counted.get((endpoint, group, status))
         if count is None:
-            labels = (endpoint, "", "", str(status))
-            count = self._counted[endpoint, status] = self._requests.setdefault(labels, [0.0])
+            labels = (endpoint, group, "", str(status))
+            count = self._counted[endpoint, group, status] = self._requests.setdefault(
+                labels, [0.0]
+            )
         count[0] += 1
 
     def reload_done(self, result: str) -> None:
@@ -200,7 +204,9 @@ class Metrics:
         yield requests
         yield histogram_family(
             "hxgw_request_duration_seconds",
-            "Whole request, first byte in to last byte out.",
+            "Whole request, first byte in to last byte out, of requests an upstream was "
+            "asked for (model empty when none served) and of successes; not of the "
+            "gateway's own refusals (a bad key, a bad body, a key's limits).",
             list(self._duration.items()),
         )
         yield histogram_family(

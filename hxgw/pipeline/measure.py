@@ -11,22 +11,28 @@ from hxgw.pipeline.usage import used
 
 async def record_metrics(ctx: RequestContext, call_next: Next) -> None:
     """Reads ctx.status, served model, group, key, ttfb, the overhead marks and what the
-    request used; writes only metrics."""
+    request used; writes only metrics. A request the gateway refused before it asked an
+    upstream (ctx.sent_at unset, no success) is counted but not put in the latency
+    histograms, whose quantiles then say how fast the upstreams' requests were served."""
     try:
         await call_next(ctx)
     finally:
         runtime = ctx.state.runtime
         runtime.rate.total += 1
         metrics = runtime.metrics
-        metrics.request_finished(
-            ctx.endpoint.name,
-            ctx.group or "",
-            ctx.served_by or "",
-            ctx.status or 499,
-            time.perf_counter() - ctx.started,
-            ctx.ttfb,
-            ctx.overhead(),
-        )
+        status = ctx.status or 499
+        if ctx.sent_at is not None or status < 400:  # an upstream was asked, or it served
+            metrics.request_finished(
+                ctx.endpoint.name,
+                ctx.group or "",
+                ctx.served_by or "",
+                status,
+                time.perf_counter() - ctx.started,
+                ctx.ttfb,
+                ctx.overhead(),
+            )
+        else:  # refused before any upstream was asked: counted, not timed
+            metrics.request_counted(ctx.endpoint.name, status, ctx.group or "")
         spent = used(ctx)
         if spent.source == "reported" and ctx.reply is not None:
             metrics.count_tokens(ctx.reply.model.name, spent.prompt, spent.completion)

@@ -49,3 +49,45 @@ async def test_the_operator_s_routes_answered_are_not_counted_as_requests(
     text = await _scrape(gateway, client)
     for endpoint in ("healthz", "readyz", "status.json", "metrics"):
         assert _sample(text, "hxgw_requests_total", endpoint=endpoint) is None
+
+
+def _durations(text: str, **labels: str) -> float | None:
+    return _sample(text, "hxgw_request_duration_seconds_count", **labels)
+
+
+async def _chat(client: aiohttp.ClientSession, gateway: Gateway, headers: dict[str, str],
+                body: bytes = b'{"messages": [{"role": "user", "content": "hi"}]}') -> int:
+    headers = {**headers, "Content-Type": "application/json"}
+    async with client.post(gateway.url + "/v1/chat/completions", data=body,
+                           headers=headers) as resp:
+        await resp.read()
+        return resp.status
+
+
+async def test_a_request_refused_for_its_key_is_counted_but_kept_out_of_the_latency_histogram(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    assert await _chat(client, gateway, {"Authorization": "Bearer sk-wrong-" + "x" * 24}) == 401
+    text = await _scrape(gateway, client)
+    assert _sample(text, "hxgw_requests_total", endpoint="chat", status="401") == 1
+    assert _durations(text, endpoint="chat") is None
+
+
+async def test_a_request_refused_for_its_body_is_counted_but_kept_out_of_the_latency_histogram(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    assert await _chat(client, gateway, gateway.auth, body=b"{not json") == 400
+    assert await _chat(client, gateway, gateway.auth) == 200
+    text = await _scrape(gateway, client)
+    assert _sample(text, "hxgw_requests_total", endpoint="chat", status="400") == 1
+    assert _durations(text, endpoint="chat", model="") is None
+    assert _durations(text, endpoint="chat") == 1  # the one served
+
+
+async def test_a_request_no_upstream_could_serve_is_in_the_latency_histogram(
+    start_gateway, client: aiohttp.ClientSession, dead_port: int
+):
+    gateway = await start_gateway(upstream_url=f"http://127.0.0.1:{dead_port}")
+    assert await _chat(client, gateway, gateway.auth) == 502
+    text = await _scrape(gateway, client)
+    assert _durations(text, endpoint="chat", model="") == 1
