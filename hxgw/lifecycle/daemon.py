@@ -241,6 +241,7 @@ class Daemon:
         self.runtime.memory.health.configure(config.routing.health, config.models, moved)
         size_gates(self.runtime.gates, config, self.descriptors)
         self.runtime.metrics.generation.set(snapshot.generation)
+        self.runtime.metrics.models.configure(config.models)
         self.holder.swap(snapshot)
 
     def _per_address(self) -> tuple[int, Callable[[str], bool]]:

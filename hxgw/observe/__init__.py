@@ -1,5 +1,6 @@
 """What the gateway tells: structured logs (`log`), the access line (`access`),
-Prometheus metrics (`metrics`), request ids (`ids`), whether it is ready
+Prometheus metrics (`metrics`; per key, `key_metrics`; each configured model's series
+at 0, `model_series`), request ids (`ids`), whether it is ready
 (`readiness`: an upstream answered lately, the loop keeps time), the event loop's
 lag (`loop_lag`) and, with workers, their figures added up (`workers`).
 

@@ -30,6 +30,7 @@ from prometheus_client.registry import Collector
 
 from hxgw.observe.histogram import Histogram, histogram_family
 from hxgw.observe.key_metrics import KeyFigures
+from hxgw.observe.model_series import ModelSeries
 from hxgw.routing.health import HealthBook
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -69,6 +70,7 @@ class Metrics:
             ["group", "from_model", "to_model"],
             registry=registry,
         )
+        self.models = ModelSeries(self.upstream_errors, self._tokens)
         self.active_streams = Gauge(
             "hxgw_active_streams", "SSE streams being relayed.", registry=registry
         )
