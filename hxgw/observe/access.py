@@ -7,7 +7,6 @@ than by structlog's processor chain, and written once per event-loop turn.
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import re
 import sys
@@ -16,7 +15,7 @@ from typing import Any, TextIO
 
 from hxgw.memo import Memo
 from hxgw.observe import log
-from hxgw.observe.log import CONTROL, LEVELS, Renderer, logfmt_value
+from hxgw.observe.log import CONTROL, Renderer, logfmt_value
 from hxgw.observe.workers import WORKER
 
 _KnownParts = tuple[str, str, int, str | None, str | None, str | None, int, str]
@@ -39,15 +38,17 @@ class AccessLog:
     share one write."""
 
     def __init__(
-        self, renderer: Renderer, stream: TextIO, *, stamped: bool, enabled: bool = True
+        self, renderer: Renderer, stream: TextIO, *, stamped: bool, level: str = "info"
     ) -> None:
         self.renderer = renderer
-        self.enabled = enabled
         self.stream = stream
         self.stamped = stamped
         self.worker = os.environ.get(WORKER) or None
+        # The lowest status written at the log's `level`: all at info, 5xx at warning.
+        self.least = _LEAST_STATUS.get(level, 1000)
         # The line's start, unless it carries a timestamp.
         self._head = "<6>info " if renderer.journal else None if stamped else "info "
+        self._warning = "<4>warning " if renderer.journal else None if stamped else "warning "
         self._worker = "" if self.worker is None else f" worker={renderer.word(self.worker)}"
         self._parts: Memo[_KnownParts, tuple[str, str]] = Memo(
             self._render_parts, Renderer.KNOWN_LIMIT
@@ -83,11 +84,15 @@ class AccessLog:
         busy upstream, None when there was none) in seconds, written in milliseconds;
         `tokens` the prompt and completion tokens it used, None when it used none.
         `request_id` must be logfmt-plain (the request id step admits no other): each
-        id is new, and would only churn the cache of words."""
-        if not self.enabled:
+        id is new, and would only churn the cache of words. A 5xx is a warning, so that
+        `journalctl -p warning` shows the answers that failed; a 429 is not: a key's
+        limits refusing a burst are the gateway at work, and would bury the failures
+        (an upstream's own 429 is logged at warning as it comes: `upstream error`)."""
+        if status < self.least:
             return
         if self.renderer.json:
             line = self._json_line(
+                "info" if status < 500 else "warning",
                 f"{method} {path}",
                 {
                     "status": status,
@@ -110,7 +115,10 @@ class AccessLog:
             # Formatting a value costs about 1k instructions: the parts that repeat from
             # request to request (all but the figures and the id) are kept rendered.
             parts = self._parts[method, path, status, model, group, key, failovers, outcome]
-            head = self._head or f"{self._timestamp()} info "
+            if status < 500:
+                head = self._head or f"{self._timestamp()} info "
+            else:
+                head = self._warning or f"{self._timestamp()} warning "
             line = (
                 f"{head}{parts[0]} latency_ms={_milliseconds(latency)}"
                 f"{'' if ttfb is None else ' ttfb_ms=' + _milliseconds(ttfb)}"
@@ -145,9 +153,9 @@ class AccessLog:
             f" failovers={failovers} outcome={word(outcome)}",
         )
 
-    def _json_line(self, message: str, fields: dict[str, Any]) -> str:
+    def _json_line(self, level: str, message: str, fields: dict[str, Any]) -> str:
         stamp = self._timestamp() if self.stamped else None
-        return self.renderer(None, "info", {"event": message, **fields, "timestamp": stamp})
+        return self.renderer(None, level, {"event": message, **fields, "timestamp": stamp})
 
     def flush(self) -> None:
         lines, self._pending = self._pending, []
@@ -165,6 +173,10 @@ class AccessLog:
         # Zero-padded by a leading 1 cut off: a format spec (an f-string's :06d, or %06d)
         # is parsed on every call.
         return f"{self._second_text}.{str(1_000_000 + int((now - second) * 1e6))[1:]}Z"
+
+
+_LEAST_STATUS = {"debug": 0, "info": 0, "warning": 500}
+"""The lowest status an access line is written for, by the log's level (none above it)."""
 
 
 def _tokens(tokens: tuple[int, int]) -> str:
@@ -191,6 +203,4 @@ def configure(level: str = "info", fmt: str = "kv", stream: TextIO | None = None
     that writes the same way."""
     stream = stream or sys.stderr
     renderer = log.configure(level, fmt, stream)
-    return AccessLog(
-        renderer, stream, stamped=not renderer.journal, enabled=LEVELS[level] <= logging.INFO
-    )
+    return AccessLog(renderer, stream, stamped=not renderer.journal, level=level)

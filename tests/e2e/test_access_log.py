@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import re
+from pathlib import Path
 
 import aiohttp
 
+from tests.e2e.test_alert_metrics import _chat_as, _key_gateway
 from tests.fake_upstream import FakeUpstream
 from tests.fixtures import Gateway, wait_for
 
@@ -123,3 +125,26 @@ async def test_a_flood_of_malformed_requests_from_one_address_is_logged_only_a_f
     await wait_for(lambda: len(_access_lines(gateway, r"outcome=malformed")) >= 10)
     await asyncio.sleep(0.3)
     assert len(_access_lines(gateway, r"outcome=malformed")) == 10
+
+
+async def test_a_5xx_answer_s_access_line_is_a_warning(
+    start_gateway, client: aiohttp.ClientSession, dead_port: int
+):
+    gateway = await start_gateway(upstream_url=f"http://127.0.0.1:{dead_port}")
+    async with client.post(gateway.url + "/v1/chat/completions", headers=gateway.auth,
+                           json={"messages": [{"role": "user", "content": "hi"}]}) as resp:
+        assert resp.status == 502
+    await wait_for(lambda: _access_lines(gateway, r"POST /v1/chat/completions status=502 "))
+    (line,) = _access_lines(gateway, r"POST /v1/chat/completions status=502 ")
+    assert " warning POST " in line
+
+
+async def test_a_key_s_429_access_line_stays_at_info(
+    start_gateway, client: aiohttp.ClientSession, tmp_path: Path
+):
+    gateway, secret = await _key_gateway(start_gateway, tmp_path, rpm=1)
+    assert await _chat_as(client, gateway, secret) == 200
+    assert await _chat_as(client, gateway, secret) == 429
+    await wait_for(lambda: _access_lines(gateway, r"POST /v1/chat/completions status=429 "))
+    (line,) = _access_lines(gateway, r"POST /v1/chat/completions status=429 ")
+    assert " info POST " in line

@@ -159,9 +159,35 @@ async def test_access_lines_of_one_loop_turn_are_written_together_in_order():
 
 def test_an_access_log_below_its_level_writes_nothing():
     stream = io.StringIO()
-    AccessLog(Renderer("kv", journal=False), stream, stamped=True, enabled=False).write(
-        "GET", "/", "r", **UNANSWERED)
+    AccessLog(Renderer("kv", journal=False), stream, stamped=True, level="error").write(
+        "GET", "/", "r", **{**UNANSWERED, "status": 502})
     assert stream.getvalue() == ""
+
+
+def _line(status: int, *, fmt: str = "kv", level: str = "info") -> str:
+    stream = io.StringIO()
+    access = AccessLog(Renderer(fmt, journal=True), stream, stamped=False, level=level)
+    access.write("POST", "/v1/chat/completions", "r", **{**UNANSWERED, "status": status})
+    return stream.getvalue()
+
+
+def test_a_5xx_access_line_is_a_warning_to_the_journal():
+    assert _line(502).startswith("<4>warning POST /v1/chat/completions status=502 ")
+
+
+def test_a_5xx_access_line_in_json_is_a_warning_to_the_journal():
+    line = _line(503, fmt="json")
+    assert line.startswith("<4>{") and json.loads(line[3:])["level"] == "warning"
+
+
+def test_a_429_access_line_stays_at_info():
+    assert _line(429).startswith("<6>info POST /v1/chat/completions status=429 ")
+
+
+def test_at_level_warning_only_the_5xx_access_lines_are_written():
+    assert _line(200, level="warning") == ""
+    assert _line(429, level="warning") == ""
+    assert _line(500, level="warning").startswith("<4>warning ")
 
 
 @pytest.mark.parametrize("seconds", [0.0, 0.0000049, 0.0004, 0.012504, 0.99999, 1.5, 3600.0])
