@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from hxgw.keys.limiter_memory import MemoryLimiter
 from hxgw.keys.limiter_redis import RedisLimiter
 from hxgw.keys.limiter_shared import SharedLimiter
-from hxgw.keys.limits import WINDOW, Decision, KeyLimits, Limiter, Reservation
+from hxgw.keys.limits import WINDOW, KeyLimits, LimitDecision, Limiter, Reservation
 
 
 async def per_decision(limiter: Limiter, decisions: int, in_window: int) -> float:
@@ -56,7 +56,7 @@ class _Inline:
 
     async def reserve(
         self, key_name: str, limits: KeyLimits, est_tokens: int, est_cost: float, now: float
-    ) -> Decision:
+    ) -> LimitDecision:
         return self.limiter.reserve_now(key_name, limits, est_tokens, est_cost, now)
 
     async def reconcile(
