@@ -230,10 +230,10 @@ class Batches:
         return [text for text in texts if text is not None]
 
     def _command(self, key_name: str, ops: list[_Operation]) -> tuple[Arg, ...]:
-        # The braces make the key's name the hash tag: its four keys share a cluster slot.
+        # The braces make the key's name the hash tag: its keys share a cluster slot.
         base = f"{self.prefix}:{{{key_name}}}:"
-        keys = (base + "log", base + "tok", base + "open", base + "st")
-        return ("EVALSHA", BATCH_SHA, 4, *keys, *self.header, *(op.line for op in ops))
+        keys = (base + "log", base + "tok", base + "open", base + "st", base + "gone")
+        return ("EVALSHA", BATCH_SHA, len(keys), *keys, *self.header, *(op.line for op in ops))
 
     def _fail(self, batch: list[_Operation], exc: BaseException) -> None:
         if self._connection is not None:

@@ -9,13 +9,16 @@ served one after the other, and enforce one limit. One call carries what one
 gateway had waiting for that key (`hxgw.keys.redis_batch`): the key's state is
 read once, decided on for each operation, and written back once.
 
-One key's state is four Redis keys with its name as the hash tag (one slot in a
+One key's state is five Redis keys with its name as the hash tag (one slot in a
 cluster): `log` (sorted set, request id -> time), `tok` (hash, request id ->
-tokens), `open` (sorted set, request id -> lease expiry) and `st` (hash: budget
+tokens), `open` (sorted set, request id -> lease expiry), `st` (hash: budget
 period `p` and its length `ps`, spend `s`, reserved cost `r`, window tokens `t`,
-and `c:<id>` the estimated cost of each open reservation). Every call sets all
-four to expire a window after the longest of window, lease and budget period: an
-idle key's state goes away on its own, and its four keys together.
+`g` the soonest expiry in `gone`, and `c:<id>` the estimated cost of each open
+reservation) and `gone` (sorted set, the tombstones of released reservations that
+were not open, id -> the end of their lease: one that comes after its release is not
+made; read only while `g` says there are some). Every call sets the first four to
+expire a window after the longest of window, lease and budget period: an idle key's
+state goes away on its own, and its keys together (`gone` a lease after its newest).
 
 Arguments: window, concurrency retry, lease, then one operation per argument,
 its fields separated by spaces (one string each: a few arguments to encode and
@@ -39,19 +42,21 @@ from __future__ import annotations
 import hashlib
 
 BATCH = """
-local log, tok, open, st = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local log, tok, open, st, gone = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local window, concurrency_retry = tonumber(ARGV[1]), tonumber(ARGV[2])
 local lease_s, longest = tonumber(ARGV[3]), tonumber(ARGV[1])
 local function num(v) return tonumber(v) or 0 end
 local function fmt(x) return string.format('%.17g', x) end
 
-local stored = redis.call('HMGET', st, 'p', 'ps', 's', 'r', 't')
+local stored = redis.call('HMGET', st, 'p', 'ps', 's', 'r', 't', 'g')
 local period, period_s = tonumber(stored[1]), tonumber(stored[2])
 -- No state: a new key, one idle past its keys' expiry, or a Redis that restarted without
 -- its data. The first reservation says so (`new`), for the gateway to send its spend.
 local empty = period == nil
 local spent, reserved, tokens = num(stored[3]), num(stored[4]), num(stored[5])
 local count, parallel = redis.call('ZCARD', log), redis.call('ZCARD', open)
+-- The soonest expiry of a tombstone in `gone` (nil: none, and `gone` is not read).
+local graves = tonumber(stored[6])
 local function first(key)
   return tonumber(redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')[2])
 end
@@ -122,8 +127,26 @@ local function refusal(now, est_tokens, est_cost, rpm, tpm, max_parallel, budget
   return '-', 0
 end
 
+-- Tombstones whose time is over go; `graves` becomes the soonest left.
+local function bury(now)
+  if graves and graves <= now then
+    redis.call('ZREMRANGEBYSCORE', gone, '-inf', fmt(now))
+    graves = first(gone)
+  end
+end
+
 local function reserve(f)
   local now, id, est_tokens, est_cost = tonumber(f[2]), f[3], tonumber(f[4]), tonumber(f[5])
+  if graves then
+    bury(now)
+    if graves and redis.call('ZREM', gone, id) == 1 then
+      -- Released before it came (its batch was held up on the way): its request failed
+      -- long ago, and nobody reads this answer. Not made.
+      return table.concat({'concurrency', fmt(concurrency_retry), count, fmt(tokens),
+                           newest and fmt(newest) or '-', parallel, fmt(spent),
+                           fmt(reserved), '-'}, ' ')
+    end
+  end
   roll(now, tonumber(f[10]))
   expire(now)
   local refused, retry = refusal(now, est_tokens, est_cost, tonumber(f[6]), tonumber(f[7]),
@@ -183,10 +206,17 @@ end
 
 -- A reservation whose request was not served (its batch got no answer in time, and the
 -- request a 503): let go of it, slot, estimate and window entry, if the batch ran after
--- all. One never run, or whose lease ran out and charged it, is not open: nothing to do.
+-- all. One not open has not come yet (a network that holds its batch up), or has and its
+-- lease ran out and charged it: a tombstone keeps it from being made, for a lease.
 local function release(f)
-  local id = f[3]
-  if redis.call('ZREM', open, id) == 1 then
+  local now, id = tonumber(f[2]), f[3]
+  if redis.call('ZREM', open, id) ~= 1 then
+    bury(now)
+    local until_ = now + lease_s
+    redis.call('ZADD', gone, fmt(until_), id)
+    redis.call('EXPIRE', gone, math.ceil(lease_s) + 60)
+    if not graves or until_ < graves then graves = until_ end
+  else
     local cost = num(redis.call('HGET', st, 'c:' .. id))
     redis.call('HDEL', st, 'c:' .. id)
     parallel = parallel - 1
@@ -211,8 +241,11 @@ if period then
   redis.call('HSET', st, 'p', fmt(period), 'ps', fmt(period_s), 's', fmt(spent),
              'r', fmt(reserved), 't', fmt(tokens))
 end
+if graves then redis.call('HSET', st, 'g', fmt(graves))
+elseif stored[6] then redis.call('HDEL', st, 'g') end
+-- `gone` keeps the expiry its newest tombstone gave it.
 local ttl = math.ceil(math.max(lease_s, longest) + window)
-for _, key in ipairs(KEYS) do redis.call('EXPIRE', key, ttl) end
+for i = 1, 4 do redis.call('EXPIRE', KEYS[i], ttl) end
 return table.concat(out, '\\n')
 """
 
