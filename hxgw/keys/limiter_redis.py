@@ -153,7 +153,7 @@ class RedisLimiter:
         self._batches.correct(
             reservation.key_name,
             f"c {when!r} {reservation.id} {actual_tokens} {float(actual_cost)!r} "
-            f"{float(reservation.est_cost)!r} {reservation.budget_period_s}",
+            f"{float(reservation.est_cost)!r} {reservation.budget_period_s} {reservation.at!r}",
         )
 
     def _abandoned(self, key_name: str, asked: str, answer: bytes) -> None:
@@ -161,8 +161,10 @@ class RedisLimiter:
         the reservation it made is let go at once, not held and charged until its
         lease ends."""
         if answer.startswith(b"- "):  # allowed: a reservation was made
-            _, _, rid, _, est_cost, *_, period_s = asked.split(" ")
-            self._batches.correct(key_name, f"c {time.time()!r} {rid} 0 0.0 {est_cost} {period_s}")
+            _, at, rid, _, est_cost, *_, period_s = asked.split(" ")
+            self._batches.correct(
+                key_name, f"c {time.time()!r} {rid} 0 0.0 {est_cost} {period_s} {at}"
+            )
 
     def _seed(self, key_name: str, period_s: int) -> None:
         """Send the key's spend this period, read from the ledger aside: Redis had no

@@ -59,6 +59,8 @@ class Reservation:
     budget_period_s: int
     store: str
     """Which store holds it: "memory", "shared", "redis", or "local" (Redis was down)."""
+    at: float
+    """When it was made (the `now` it was decided at)."""
     settled: bool = False
 
 
@@ -178,7 +180,7 @@ def decided(
     if refused is None:
         # Positional, in field order (see above).
         reservation = Reservation(
-            key_name, rid, est_tokens, est_cost, limits.budget_period_s, store
+            key_name, rid, est_tokens, est_cost, limits.budget_period_s, store, now
         )
     return LimitDecision(
         refused is None,

@@ -13,7 +13,9 @@ One key's state is five Redis keys with its name as the hash tag (one slot in a
 cluster): `log` (sorted set, request id -> time), `tok` (hash, request id ->
 tokens), `open` (sorted set, request id -> lease expiry), `st` (hash: budget
 period `p` and its length `ps`, spend `s`, reserved cost `r`, window tokens `t`,
-`g` the soonest expiry in `gone`, and `c:<id>` the estimated cost of each open
+`g` the soonest expiry in `gone`, `b` when the state began (the earliest `now` of
+the call that found none: a correction for a reservation made before was never seen
+here, where one made since whose lease is not open was charged its estimate), and `c:<id>` the estimated cost of each open
 reservation) and `gone` (sorted set, the tombstones of released reservations that
 were not open, id -> the end of their lease: one that comes after its release is not
 made; read only while `g` says there are some). Every call sets the first four to
@@ -25,7 +27,7 @@ its fields separated by spaces (one string each: a few arguments to encode and
 parse instead of a dozen per operation):
 
     r now id est_tokens est_cost rpm tpm max_parallel budget period_s   (-1: no limit)
-    c now id actual_tokens actual_cost est_cost period_s
+    c now id actual_tokens actual_cost est_cost period_s reserved_at
     x now id                                             (a release: `release` below)
     s now spent period_s period                          (the ledger's spend: `seed`)
 
@@ -48,11 +50,19 @@ local lease_s, longest = tonumber(ARGV[3]), tonumber(ARGV[1])
 local function num(v) return tonumber(v) or 0 end
 local function fmt(x) return string.format('%.17g', x) end
 
-local stored = redis.call('HMGET', st, 'p', 'ps', 's', 'r', 't', 'g')
+local stored = redis.call('HMGET', st, 'p', 'ps', 's', 'r', 't', 'g', 'b')
 local period, period_s = tonumber(stored[1]), tonumber(stored[2])
 -- No state: a new key, one idle past its keys' expiry, or a Redis that restarted without
 -- its data. The first reservation says so (`new`), for the gateway to send its spend.
 local empty = period == nil
+local created = empty
+-- When this state began: a reservation made before was never seen here. (0: a state
+-- written by an earlier script, which did not say; its reservations count as seen.)
+local born = num(stored[7])
+if empty then
+  born = math.huge
+  for i = 4, #ARGV do born = math.min(born, tonumber(string.match(ARGV[i], '^%S+ (%S+)'))) end
+end
 local spent, reserved, tokens = num(stored[3]), num(stored[4]), num(stored[5])
 local count, parallel = redis.call('ZCARD', log), redis.call('ZCARD', open)
 -- The soonest expiry of a tombstone in `gone` (nil: none, and `gone` is not read).
@@ -185,12 +195,16 @@ local function reconcile(f)
   local now, id, actual_tokens = tonumber(f[2]), f[3], tonumber(f[4])
   local actual_cost, est_cost = tonumber(f[5]), tonumber(f[6])
   roll(now, period_s or tonumber(f[7]))
+  local at = tonumber(f[8])  -- when its reservation was made (an older gateway: nil)
   if redis.call('ZREM', open, id) == 1 then
     -- The correction carries the estimate `c:<id>` holds (both written "%.17g"
     -- from one float), so it is not read back: one call fewer per correction.
     redis.call('HDEL', st, 'c:' .. id)
     parallel = parallel - 1
     if parallel == 0 then reserved = 0 else reserved = reserved - est_cost end
+    spent = spent + actual_cost
+  elseif at and at < born then
+    -- Made before this state began (Redis lost its data since): never charged here.
     spent = spent + actual_cost
   else
     -- The lease ran out and its estimate was charged: charge the difference.
@@ -240,6 +254,7 @@ end
 if period then
   redis.call('HSET', st, 'p', fmt(period), 'ps', fmt(period_s), 's', fmt(spent),
              'r', fmt(reserved), 't', fmt(tokens))
+  if created then redis.call('HSET', st, 'b', fmt(born)) end
 end
 if graves then redis.call('HSET', st, 'g', fmt(graves))
 elseif stored[6] then redis.call('HDEL', st, 'g') end

@@ -4,8 +4,13 @@ restarted without its data); a key whose spend another gateway is reading back."
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
+import pytest
+
 from hxgw.keys.limiter_redis import RedisLimiter, _reserve_line
-from hxgw.keys.limits import KeyLimits
+from hxgw.keys.limits import KeyLimits, LimitsUnavailable
 from hxgw.keys.redis_batch import _Operation
 from hxgw.keys.resp import RespConnection
 from tests.redis_server import RedisServer
@@ -41,3 +46,43 @@ async def test_a_reservation_that_arrives_after_its_release_is_not_made(
     await limiter.close()
     # Before, the late reservation was made and held its slot until its lease ended.
     assert second.allowed
+
+
+async def _restart(redis_server: RedisServer, limiter: RedisLimiter) -> None:
+    """Redis restarted without its data, and the limiter connected to it again."""
+    redis_server.stop()
+    redis_server.start()
+    for _ in range(50):
+        with contextlib.suppress(LimitsUnavailable):
+            if (await limiter.reserve("other", KeyLimits(), 0, 0.0, NOW)).allowed:
+                return
+        await asyncio.sleep(0.1)
+    raise AssertionError("the limiter did not connect again")
+
+
+async def test_a_correction_redis_never_saw_the_reservation_of_charges_its_whole_cost(
+    redis_server: RedisServer,
+) -> None:
+    limiter, limits = RedisLimiter(redis_server.url, probe_every=0), KeyLimits(budget=1.0)
+    decision = await limiter.reserve("k", limits, 1, 0.5, NOW)
+    assert decision.reservation is not None
+    await _restart(redis_server, limiter)
+    await limiter.reconcile(decision.reservation, 1, 0.2, NOW + 1)
+    usage = (await limiter.reserve("k", limits, 0, 0.0, NOW + 2)).usage
+    await limiter.close()
+    # Before, it was taken for a lease that had run out and charged its 0.5: 0.2 - 0.5.
+    assert usage.spent == pytest.approx(0.2)
+
+
+async def test_a_correction_whose_lease_ran_out_here_charges_the_difference(
+    redis_server: RedisServer,
+) -> None:
+    limiter, limits = RedisLimiter(redis_server.url, lease_s=10), KeyLimits(budget=1.0)
+    decision = await limiter.reserve("k", limits, 1, 0.5, NOW)
+    assert decision.reservation is not None
+    expired = await limiter.reserve("k", limits, 0, 0.0, NOW + 11)  # the lease ran out
+    assert expired.usage.spent == pytest.approx(0.5)
+    await limiter.reconcile(decision.reservation, 1, 0.2, NOW + 12)
+    usage = (await limiter.reserve("k", limits, 0, 0.0, NOW + 13)).usage
+    await limiter.close()
+    assert usage.spent == pytest.approx(0.2)
