@@ -53,9 +53,9 @@ log = structlog.get_logger("hxgw.keys.limits")
 
 Spend = Callable[[str, int], Awaitable[float | None]]
 """A key's name and budget period -> what it spent this period (None: cannot tell)."""
-SEED_WAIT = 5.0
-"""The longest a key's reservations wait for its spend to be read back from the ledger;
-then they are decided on what Redis counts (the spend follows when it is read)."""
+SEED_POLL = 0.05
+"""Seconds between two asks of a reservation told to wait while another gateway reads the
+key's spend back."""
 LOG_EVERY = 60.0
 """Seconds between two log lines about one outage."""
 _REFUSED: dict[bytes, Refused] = {
@@ -111,27 +111,41 @@ class RedisLimiter:
     async def reserve(
         self, key_name: str, limits: KeyLimits, est_tokens: int, est_cost: float, now: float
     ) -> LimitDecision:
-        if (seeding := self._seeding.get(key_name)) is not None:
-            # Decided after the spend it is sending (same connection, same order).
-            await asyncio.wait({seeding}, timeout=SEED_WAIT)
-        if time.monotonic() >= self._retry_at:
+        deadline = math.inf  # set when it first waits for a key's spend: `timeout` after
+        while time.monotonic() >= self._retry_at:
+            if (seeding := self._seeding.get(key_name)) is not None:
+                # Decided after the spend it is sending (same connection, same order).
+                deadline = min(deadline, time.monotonic() + self._batches.timeout)
+                await asyncio.wait({seeding}, timeout=max(0.0, deadline - time.monotonic()))
+                if not seeding.done():
+                    break  # the ledger does not say in time
             rid = self._new_id()
             asked = _reserve_line(limits, rid, est_tokens, est_cost, now)
             answer = self._batches.decide(key_name, asked)
             try:
                 line = await answer
             except FAILURES:
-                pass  # the batch told `_failed` once; this request goes the configured way
+                break  # the batch told `_failed` once; this request goes the configured way
             except asyncio.CancelledError:
                 # Its client left in the very turn the answer came (too late to cancel
                 # the answer, which the batch would have let go): let go of it here.
                 if answer.done() and not answer.cancelled() and answer.exception() is None:
                     self._abandoned(key_name, asked, answer.result())
                 raise
-            else:
-                if line.endswith(b" new") and limits.budget is not None and self.spend:
-                    self._seed(key_name, limits.budget_period_s)
+            if line.endswith(b" -"):
                 return _decision(line, key_name, rid, limits, est_tokens, est_cost, now)
+            if line.endswith(b" new"):  # this one reads the key's spend back
+                if self.spend is None:  # nothing to read: the others need not wait
+                    self._batches.correct(key_name, _seed_line(time.time(), 0.0, limits))
+                    return _decision(line, key_name, rid, limits, est_tokens, est_cost, now)
+                self._seed(key_name, limits)
+                if line.startswith(b"- "):  # made: let go of it, to be decided after it
+                    self._batches.correct(key_name, f"x {now!r} {rid}")
+            else:  # `wait`: another gateway reads it back
+                deadline = min(deadline, time.monotonic() + self._batches.timeout)
+                if time.monotonic() >= deadline:
+                    break
+                await asyncio.sleep(SEED_POLL)
         if not self.fail_open:
             raise LimitsUnavailable("the limits store cannot be reached; try again shortly")
         return self.local.reserve_now(key_name, limits, est_tokens, est_cost, now)
@@ -166,21 +180,20 @@ class RedisLimiter:
                 key_name, f"c {time.time()!r} {rid} 0 0.0 {est_cost} {period_s} {at}"
             )
 
-    def _seed(self, key_name: str, period_s: int) -> None:
+    def _seed(self, key_name: str, limits: KeyLimits) -> None:
         """Send the key's spend this period, read from the ledger aside: Redis had no
         state for it, and would count its budget from nothing."""
         assert self.spend is not None
-        spend, now = self.spend, time.time()
+        spend, period_s = self.spend, limits.budget_period_s
 
         async def seed() -> None:
             try:
                 amount = await spend(key_name, period_s)
-            except Exception:  # the key begins from what Redis counts, as before
+            except Exception:  # its reservations fail the configured way until it is read
                 log.exception("cannot read a key's spend back for the limits store")
                 return
-            if amount:
-                line = f"s {now!r} {float(amount)!r} {period_s} {int(now // period_s)}"
-                self._batches.correct(key_name, line)
+            if amount is not None:
+                self._batches.correct(key_name, _seed_line(time.time(), amount, limits))
 
         if key_name not in self._seeding:
             task = asyncio.get_running_loop().create_task(seed())
@@ -194,6 +207,8 @@ class RedisLimiter:
         await self._batches.open()
 
     async def close(self) -> None:
+        for seeding in self._seeding.values():  # a ledger that does not answer: Redis's
+            seeding.cancel()  # hold ends, and another gateway reads the spend back
         await asyncio.gather(*self._seeding.values(), return_exceptions=True)
         await self._batches.close()
         await self.local.close()
@@ -222,6 +237,11 @@ class RedisLimiter:
 
 def _limit(value: float | None) -> str:
     return "-1" if value is None else repr(value)
+
+
+def _seed_line(now: float, amount: float, limits: KeyLimits) -> str:
+    period_s = limits.budget_period_s
+    return f"s {now!r} {float(amount)!r} {period_s} {int(now // period_s)}"
 
 
 def _reserve_line(limits: KeyLimits, rid: str, est_tokens: int, est_cost: float, now: float) -> str:

@@ -3,24 +3,30 @@
 Each operation is `hxgw.keys.window.KeyState.reserve` or `.reconcile` written for
 Redis, step for step, so that the three backends decide alike (the tests run the
 same cases against each); two are Redis's own, for what only a shared server meets: a
-release (a reservation whose batch timed out) and a seed (a spend it lost). A script runs atomically on the server, and it runs its
-operations one after the other: N gateways deciding for one key at once are
+release (a reservation whose batch timed out) and a seed (a spend it lost). A script
+runs atomically on the server, and it runs its operations one after the other: N gateways deciding for one key at once are
 served one after the other, and enforce one limit. One call carries what one
 gateway had waiting for that key (`hxgw.keys.redis_batch`): the key's state is
 read once, decided on for each operation, and written back once.
 
 One key's state is five Redis keys with its name as the hash tag (one slot in a
-cluster): `log` (sorted set, request id -> time), `tok` (hash, request id ->
-tokens), `open` (sorted set, request id -> lease expiry), `st` (hash: budget
-period `p` and its length `ps`, spend `s`, reserved cost `r`, window tokens `t`,
-`g` the soonest expiry in `gone`, `b` when the state began (the earliest `now` of
-the call that found none: a correction for a reservation made before was never seen
-here, where one made since whose lease is not open was charged its estimate), and `c:<id>` the estimated cost of each open
-reservation) and `gone` (sorted set, the tombstones of released reservations that
-were not open, id -> the end of their lease: one that comes after its release is not
-made; read only while `g` says there are some). Every call sets the first four to
-expire a window after the longest of window, lease and budget period: an idle key's
-state goes away on its own, and its keys together (`gone` a lease after its newest).
+cluster):
+
+- `log` (sorted set, request id -> time) and `tok` (hash, request id -> tokens);
+- `open` (sorted set, request id -> lease expiry);
+- `st` (hash): budget period `p` and its length `ps`, spend `s`, reserved cost `r`,
+  window tokens `t`, `c:<id>` the estimated cost of each open reservation; `b` when
+  the state began (the earliest `now` of the call that found none: a correction for a
+  reservation made before was never charged here, where one made since and no longer
+  open was charged its estimate); `u` while the spend is awaited from a ledger (0, or
+  the end of the hold of the gateway reading it); `g` the soonest expiry in `gone`;
+- `gone` (sorted set): tombstones of released reservations that were not open, id ->
+  the end of their lease, so that one that comes after its release is not made; read
+  only while `g` says there are some.
+
+Every call sets the first four to expire a window after the longest of window, lease
+and budget period: an idle key's state goes away on its own (`gone` a lease after its
+newest tombstone).
 
 Arguments: window, concurrency retry, lease, then one operation per argument,
 its fields separated by spaces (one string each: a few arguments to encode and
@@ -32,9 +38,12 @@ parse instead of a dozen per operation):
     s now spent period_s period                          (the ledger's spend: `seed`)
 
 The reply is one string, a line per operation: for a reservation
-`refused retry requests tokens newest parallel spent reserved new` (`-` for no
-refusal, or no newest request; `new` when the key had no state, else `-`), for a
-correction `ok`. Numbers go both ways as
+`refused retry requests tokens newest parallel spent reserved said` (`-` for no
+refusal, or no newest request). `said` is `-`, or for a key with a budget whose spend is
+awaited (its state was new: `u` in `st`, until a seed comes) `new` to the first
+reservation (made or refused as usual: the gateway reads the spend back from its ledger,
+sends it and asks again) and `wait` to those within `hold` seconds after it (refused,
+not made). For every other operation `ok`. Numbers go both ways as
 "%.17g" strings: Redis would write a Lua number with 14 digits, which is a
 tenth of a millisecond at today's epoch.
 """
@@ -50,16 +59,18 @@ local lease_s, longest = tonumber(ARGV[3]), tonumber(ARGV[1])
 local function num(v) return tonumber(v) or 0 end
 local function fmt(x) return string.format('%.17g', x) end
 
-local stored = redis.call('HMGET', st, 'p', 'ps', 's', 'r', 't', 'g', 'b')
+local stored = redis.call('HMGET', st, 'p', 'ps', 's', 'r', 't', 'g', 'b', 'u')
 local period, period_s = tonumber(stored[1]), tonumber(stored[2])
 -- No state: a new key, one idle past its keys' expiry, or a Redis that restarted without
--- its data. The first reservation says so (`new`), for the gateway to send its spend.
-local empty = period == nil
-local created = empty
+-- its data. Its spend is awaited (`u`): the first reservation with a budget is told to
+-- read it back (`new`, and the others `wait`, for `hold` seconds), until a seed comes.
+local created = period == nil
+local awaited, hold = tonumber(stored[8]), 5
+if created then awaited = 0 end
 -- When this state began: a reservation made before was never seen here. (0: a state
 -- written by an earlier script, which did not say; its reservations count as seen.)
 local born = num(stored[7])
-if empty then
+if created then
   born = math.huge
   for i = 4, #ARGV do born = math.min(born, tonumber(string.match(ARGV[i], '^%S+ (%S+)'))) end
 end
@@ -145,6 +156,11 @@ local function bury(now)
   end
 end
 
+local function answer(refused, retry, said)
+  return table.concat({refused, fmt(retry), count, fmt(tokens), newest and fmt(newest) or '-',
+                       parallel, fmt(spent), fmt(reserved), said}, ' ')
+end
+
 local function reserve(f)
   local now, id, est_tokens, est_cost = tonumber(f[2]), f[3], tonumber(f[4]), tonumber(f[5])
   if graves then
@@ -152,15 +168,20 @@ local function reserve(f)
     if graves and redis.call('ZREM', gone, id) == 1 then
       -- Released before it came (its batch was held up on the way): its request failed
       -- long ago, and nobody reads this answer. Not made.
-      return table.concat({'concurrency', fmt(concurrency_retry), count, fmt(tokens),
-                           newest and fmt(newest) or '-', parallel, fmt(spent),
-                           fmt(reserved), '-'}, ' ')
+      return answer('concurrency', concurrency_retry, '-')
     end
   end
   roll(now, tonumber(f[10]))
   expire(now)
+  local budget, said = tonumber(f[9]), '-'
+  if budget >= 0 and awaited then
+    -- The spend this period is not known here: one gateway reads it back, the others
+    -- wait for it, for `hold` seconds (then the next asks again: that one may have died).
+    if now < awaited then return answer('budget', concurrency_retry, 'wait') end
+    said, awaited = 'new', now + hold
+  end
   local refused, retry = refusal(now, est_tokens, est_cost, tonumber(f[6]), tonumber(f[7]),
-                                 tonumber(f[8]), tonumber(f[9]))
+                                 tonumber(f[8]), budget)
   if refused == '-' then
     -- Instances may disagree by microseconds on `now`; the log stays ordered by
     -- time when no entry goes before the newest.
@@ -175,19 +196,17 @@ local function reserve(f)
     tokens, reserved, newest = tokens + est_tokens, reserved + est_cost, when
     count, parallel = count + 1, parallel + 1
   end
-  local fresh = '-'
-  if empty then fresh, empty = 'new', false end
-  return table.concat({refused, fmt(retry), count, fmt(tokens),
-                       newest and fmt(newest) or '-', parallel, fmt(spent), fmt(reserved),
-                       fresh}, ' ')
+  return answer(refused, retry, said)
 end
 
 -- The spend this period as the usage ledger has it, for a key whose state was new: the
 -- larger of it and the spend counted here since (which the ledger may hold in part).
+-- Reservations need not wait for it any longer.
 local function seed(f)
   roll(tonumber(f[2]), tonumber(f[4]))
   local amount = tonumber(f[3])
   if period == tonumber(f[5]) and amount > spent then spent = amount end
+  awaited = nil
   return 'ok'
 end
 
@@ -255,6 +274,8 @@ if period then
   redis.call('HSET', st, 'p', fmt(period), 'ps', fmt(period_s), 's', fmt(spent),
              'r', fmt(reserved), 't', fmt(tokens))
   if created then redis.call('HSET', st, 'b', fmt(born)) end
+  if awaited then redis.call('HSET', st, 'u', fmt(awaited))
+  elseif stored[8] then redis.call('HDEL', st, 'u') end
 end
 if graves then redis.call('HSET', st, 'g', fmt(graves))
 elseif stored[6] then redis.call('HDEL', st, 'g') end

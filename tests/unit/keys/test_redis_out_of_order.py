@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 
 import pytest
 
-from hxgw.keys.limiter_redis import RedisLimiter, _reserve_line
+from hxgw.keys.limiter_redis import RedisLimiter, Spend, _reserve_line
 from hxgw.keys.limits import KeyLimits, LimitsUnavailable
 from hxgw.keys.redis_batch import _Operation
 from hxgw.keys.resp import RespConnection
 from tests.redis_server import RedisServer
 
-NOW = 1_700_000_000.0
+NOW = time.time()
+"""A spend read back is sent as of the clock's time: this period's."""
 
 
 async def _late_batch(limiter: RedisLimiter, url: str, key_name: str, line: str) -> bytes:
@@ -86,3 +88,118 @@ async def test_a_correction_whose_lease_ran_out_here_charges_the_difference(
     usage = (await limiter.reserve("k", limits, 0, 0.0, NOW + 13)).usage
     await limiter.close()
     assert usage.spent == pytest.approx(0.2)
+
+
+BUDGET = KeyLimits(budget=1.0)
+
+
+def _ledger(spent: dict[str, float | None]) -> Spend:
+    """What the usage ledger says a key spent this period (None: it cannot say)."""
+
+    async def spend(key_name: str, period_s: int) -> float | None:
+        return spent[key_name]
+
+    return spend
+
+
+async def test_the_reservation_that_finds_a_key_new_is_decided_on_the_spend_read_back(
+    redis_server: RedisServer,
+) -> None:
+    limiter = RedisLimiter(redis_server.url, spend=_ledger({"k": 0.8}))
+    decision = await limiter.reserve("k", BUDGET, 1, 0.3, NOW)
+    await limiter.close()
+    # Before, the reservation that found Redis empty went through on a spend of nothing.
+    assert decision.refused == "budget"
+    assert decision.usage.spent == pytest.approx(0.8)
+
+
+async def test_another_gateway_waits_for_the_spend_one_reads_back(
+    redis_server: RedisServer,
+) -> None:
+    asked, answer = asyncio.Event(), asyncio.Event()
+
+    async def slow_ledger(key_name: str, period_s: int) -> float:
+        asked.set()
+        await answer.wait()
+        return 0.8
+
+    reading = RedisLimiter(redis_server.url, spend=slow_ledger, timeout=10)
+    other = RedisLimiter(redis_server.url, timeout=0.2)
+    first = asyncio.create_task(reading.reserve("k", BUDGET, 1, 0.3, NOW))
+    await asked.wait()
+    # Before, the other gateway's reservations went through on a spend of nothing.
+    with pytest.raises(LimitsUnavailable):
+        await other.reserve("k", BUDGET, 1, 0.3, NOW + 0.1)
+    answer.set()
+    assert (await first).refused == "budget"
+    assert (await other.reserve("k", BUDGET, 1, 0.3, NOW + 0.2)).refused == "budget"
+    await reading.close()
+    await other.close()
+
+
+async def _never(key_name: str, period_s: int) -> float:
+    """A ledger that does not answer (a PostgreSQL frozen)."""
+    await asyncio.Event().wait()
+    raise AssertionError("unreachable")
+
+
+async def test_a_spend_the_ledger_does_not_say_in_time_fails_the_request_closed(
+    redis_server: RedisServer,
+) -> None:
+    limiter = RedisLimiter(redis_server.url, spend=_never, timeout=0.2)
+    # Before, it went through on a spend of nothing, and the key's next ones waited 5 s.
+    with pytest.raises(LimitsUnavailable):
+        await limiter.reserve("k", BUDGET, 1, 0.3, NOW)
+    await limiter.close()
+
+
+async def test_a_spend_the_ledger_does_not_say_in_time_counts_the_request_locally_open(
+    redis_server: RedisServer,
+) -> None:
+    limiter = RedisLimiter(redis_server.url, spend=_never, timeout=0.2, fail_open=True)
+    decision = await limiter.reserve("k", BUDGET, 1, 0.3, NOW)
+    await limiter.close()
+    assert decision.reservation is not None
+    assert decision.reservation.store == "local"
+
+
+async def test_a_gateway_without_a_ledger_does_not_hold_the_others_back(
+    redis_server: RedisServer,
+) -> None:
+    first = RedisLimiter(redis_server.url)
+    assert (await first.reserve("k", BUDGET, 1, 0.3, NOW)).allowed
+    await first.close()  # what it sends goes
+    other = RedisLimiter(redis_server.url, timeout=0.2)
+    assert (await other.reserve("k", BUDGET, 1, 0.3, NOW + 0.1)).allowed
+    await other.close()
+
+
+async def test_when_the_gateway_reading_a_spend_back_cannot_another_does_after_the_hold(
+    redis_server: RedisServer,
+) -> None:
+    failing = RedisLimiter(redis_server.url, spend=_ledger({"k": None}), timeout=0.2)
+    with pytest.raises(LimitsUnavailable):
+        await failing.reserve("k", BUDGET, 1, 0.3, NOW)
+    other = RedisLimiter(redis_server.url, spend=_ledger({"k": 0.8}))
+    decision = await other.reserve("k", BUDGET, 1, 0.3, NOW + 6)  # the 5 s hold is over
+    await failing.close()
+    await other.close()
+    assert decision.refused == "budget"
+    assert decision.usage.spent == pytest.approx(0.8)
+
+
+async def test_a_correction_that_finds_no_state_leaves_the_spend_to_be_read_back(
+    redis_server: RedisServer,
+) -> None:
+    ledger: dict[str, float | None] = {"k": 0.0, "other": 0.0}
+    limiter = RedisLimiter(redis_server.url, spend=_ledger(ledger), probe_every=0)
+    decision = await limiter.reserve("k", BUDGET, 1, 0.1, NOW)
+    assert decision.reservation is not None
+    await _restart(redis_server, limiter)
+    ledger["k"] = 0.8
+    await limiter.reconcile(decision.reservation, 1, 0.1, NOW + 1)  # the first to find none
+    after = await limiter.reserve("k", BUDGET, 1, 0.3, NOW + 2)
+    await limiter.close()
+    # Before, the correction made the key's state, and no reservation found it new.
+    assert after.refused == "budget"
+    assert after.usage.spent == pytest.approx(0.8)
