@@ -271,11 +271,13 @@ for i = 4, #ARGV do
   else out[#out + 1] = reconcile(f) end
 end
 if period then
-  redis.call('HSET', st, 'p', fmt(period), 'ps', fmt(period_s), 's', fmt(spent),
-             'r', fmt(reserved), 't', fmt(tokens))
-  if created then redis.call('HSET', st, 'b', fmt(born)) end
-  if awaited then redis.call('HSET', st, 'u', fmt(awaited))
+  local fields = {'p', fmt(period), 'ps', fmt(period_s), 's', fmt(spent), 'r', fmt(reserved),
+                  't', fmt(tokens)}
+  if created then fields[#fields + 1], fields[#fields + 2] = 'b', fmt(born) end
+  -- Written with the rest: a key without a budget awaits its spend as long as it lives.
+  if awaited then fields[#fields + 1], fields[#fields + 2] = 'u', fmt(awaited)
   elseif stored[8] then redis.call('HDEL', st, 'u') end
+  redis.call('HSET', st, unpack(fields))
 end
 if graves then redis.call('HSET', st, 'g', fmt(graves))
 elseif stored[6] then redis.call('HDEL', st, 'g') end
