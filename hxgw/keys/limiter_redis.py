@@ -23,6 +23,12 @@ one connect attempt a second, not one per request. A correction does not wait
 for Redis: it goes with the next batch, within a few milliseconds, and is sent at
 close; one that cannot reach Redis is dropped and logged: the reservation's lease
 then expires there and charges its estimate, the conservative figure.
+
+A key with a budget that Redis has no state for (new, idle past its expiry, or lost in a
+restart without persistence) is decided on its spend read back from the ledger (`spend`):
+the reservation told so (`new`) is let go and asked again once the spend is sent; those
+told to wait while another gateway reads it ask again for at most `timeout`, and then go
+the `fail_open` way, as when Redis does not answer.
 """
 
 from __future__ import annotations

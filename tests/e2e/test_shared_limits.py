@@ -15,6 +15,7 @@ import yaml
 
 from tests.conftest import StartGateway
 from tests.fixtures import DEFAULT_MODELS, Gateway, free_port, ledger_rows, new_key, wait_for
+from tests.postgres import Postgres, own_postgres  # noqa: F401 -- a fixture
 from tests.redis_server import RedisServer, redis_server  # noqa: F401 -- a fixture
 
 RPM = 4
@@ -191,3 +192,38 @@ async def test_a_budget_spent_before_redis_restarted_without_its_data_still_hold
     # Not even the request that found Redis empty goes: it is decided again on the spend
     # read back (it went, on a spend of nothing).
     assert statuses.count(200) == 0, statuses
+
+
+async def test_a_key_redis_lost_is_not_served_while_its_spend_cannot_be_read_back(
+    start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession,
+    redis_server: RedisServer, own_postgres: Postgres,  # noqa: F811
+):
+    # With Redis emptied and PostgreSQL frozen, the request that found the key new went
+    # through on a spend of nothing, and the key's next ones waited 5 s, then went too.
+    secret, probe = new_key("sk-app"), new_key("sk-probe")
+    keys = tmp_path / "keys.yaml"
+    keys.write_text(yaml.safe_dump({"keys": [{"name": "app", "key": secret, "budget": 0.5},
+                                             {"name": "probe", "key": probe, "rpm": 1000}]}))
+    keys.chmod(0o600)
+    priced = [dict(m, price={"input_per_mtok": 1000, "output_per_mtok": 1000})
+              for m in DEFAULT_MODELS]
+    env = {"REDIS_URL": redis_server.url, "DATABASE_URL": own_postgres.url()}
+    gateway = await start_gateway(models=priced, gateway={"auth": {"keys_file": str(keys)}},
+                                  env=env)
+    assert await _status(client, gateway, secret) == 200
+    redis_server.stop()
+    redis_server.start()
+    for _ in range(50):  # Redis is tried again at most once a second; a key without a budget
+        if await _status(client, gateway, probe) == 200:
+            break
+        await asyncio.sleep(0.1)
+    with own_postgres.frozen():
+        frozen = [await _status(client, gateway, secret) for _ in range(3)]
+    assert frozen == [503] * 3
+    statuses = []
+    for _ in range(100):  # the ledger answers; a failed read is tried again after 5 s
+        statuses.append(await _status(client, gateway, secret))
+        if statuses[-1] == 200:
+            break
+        await asyncio.sleep(0.1)
+    assert statuses[-1] == 200, statuses
