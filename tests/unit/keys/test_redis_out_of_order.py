@@ -203,3 +203,16 @@ async def test_a_correction_that_finds_no_state_leaves_the_spend_to_be_read_back
     # Before, the correction made the key's state, and no reservation found it new.
     assert after.refused == "budget"
     assert after.usage.spent == pytest.approx(0.8)
+
+
+async def test_a_tombstone_expires_a_lease_after_it_was_left(redis_server: RedisServer) -> None:
+    limiter = RedisLimiter(redis_server.url, lease_s=60)
+    limiter._batches.correct("k", f"x {NOW!r} never.1")  # a reservation that never came
+    assert (await limiter.reserve("k", KeyLimits(), 0, 0.0, NOW)).allowed  # sent before it
+    await limiter.close()
+    connection = await RespConnection.open(redis_server.url)
+    (ttl,) = connection.send([("TTL", "hxgw:limits:{k}:gone")])
+    seconds = await ttl
+    connection.close()
+    assert isinstance(seconds, int)
+    assert 0 < seconds <= 60 + 60
