@@ -47,13 +47,18 @@ from hxgw.keys.limits import (
     KeyLimits,
     LimitDecision,
     LimitsUnavailable,
-    Refused,
     Reservation,
     ReservationIds,
-    Usage,
-    decided,
 )
 from hxgw.keys.redis_batch import FAILURES, Batches
+from hxgw.keys.redis_lines import (
+    correction_line,
+    decision,
+    let_go_line,
+    release_line,
+    reserve_line,
+    seed_line,
+)
 
 log = structlog.get_logger("hxgw.keys.limits")
 
@@ -64,12 +69,6 @@ SEED_POLL = 0.05
 key's spend back."""
 LOG_EVERY = 60.0
 """Seconds between two log lines about one outage."""
-_REFUSED: dict[bytes, Refused] = {
-    b"requests": "requests",
-    b"tokens": "tokens",
-    b"concurrency": "concurrency",
-    b"budget": "budget",
-}
 
 
 class RedisLimiter:
@@ -126,7 +125,7 @@ class RedisLimiter:
                 if not seeding.done():
                     break  # the ledger does not say in time
             rid = self._new_id()
-            asked = _reserve_line(limits, rid, est_tokens, est_cost, now)
+            asked = reserve_line(limits, rid, est_tokens, est_cost, now)
             answer = self._batches.decide(key_name, asked)
             try:
                 line = await answer
@@ -139,14 +138,14 @@ class RedisLimiter:
                     self._abandoned(key_name, asked, answer.result())
                 raise
             if line.endswith(b" -"):
-                return _decision(line, key_name, rid, limits, est_tokens, est_cost, now)
+                return decision(line, key_name, rid, limits, est_tokens, est_cost, now)
             if line.endswith(b" new"):  # this one reads the key's spend back
                 if self.spend is None:  # nothing to read: the others need not wait
-                    self._batches.correct(key_name, _seed_line(time.time(), 0.0, limits))
-                    return _decision(line, key_name, rid, limits, est_tokens, est_cost, now)
+                    self._batches.correct(key_name, seed_line(time.time(), 0.0, limits))
+                    return decision(line, key_name, rid, limits, est_tokens, est_cost, now)
                 self._seed(key_name, limits)
                 if line.startswith(b"- "):  # made: let go of it, to be decided after it
-                    self._batches.correct(key_name, f"x {now!r} {rid}")
+                    self._batches.correct(key_name, release_line(repr(now), rid))
             else:  # `wait`: another gateway reads it back
                 deadline = min(deadline, time.monotonic() + self._batches.timeout)
                 if time.monotonic() >= deadline:
@@ -171,9 +170,7 @@ class RedisLimiter:
         reservation.settled = True
         when = time.time() if now is None else now
         self._batches.correct(
-            reservation.key_name,
-            f"c {when!r} {reservation.id} {actual_tokens} {float(actual_cost)!r} "
-            f"{float(reservation.est_cost)!r} {reservation.budget_period_s} {reservation.at!r}",
+            reservation.key_name, correction_line(reservation, when, actual_tokens, actual_cost)
         )
 
     def _abandoned(self, key_name: str, asked: str, answer: bytes) -> None:
@@ -181,10 +178,7 @@ class RedisLimiter:
         the reservation it made is let go at once, not held and charged until its
         lease ends."""
         if answer.startswith(b"- "):  # allowed: a reservation was made
-            _, at, rid, _, est_cost, *_, period_s = asked.split(" ")
-            self._batches.correct(
-                key_name, f"c {time.time()!r} {rid} 0 0.0 {est_cost} {period_s} {at}"
-            )
+            self._batches.correct(key_name, let_go_line(asked, time.time()))
 
     def _seed(self, key_name: str, limits: KeyLimits) -> None:
         """Send the key's spend this period, read from the ledger aside: Redis had no
@@ -199,7 +193,7 @@ class RedisLimiter:
                 log.exception("cannot read a key's spend back for the limits store")
                 return
             if amount is not None:
-                self._batches.correct(key_name, _seed_line(time.time(), amount, limits))
+                self._batches.correct(key_name, seed_line(time.time(), amount, limits))
 
         if key_name not in self._seeding:
             task = asyncio.get_running_loop().create_task(seed())
@@ -239,52 +233,3 @@ class RedisLimiter:
             self._down = False
             self._logged_at = -math.inf
             log.info("limits_store_back")
-
-
-def _limit(value: float | None) -> str:
-    return "-1" if value is None else repr(value)
-
-
-def _seed_line(now: float, amount: float, limits: KeyLimits) -> str:
-    period_s = limits.budget_period_s
-    return f"s {now!r} {float(amount)!r} {period_s} {int(now // period_s)}"
-
-
-def _reserve_line(limits: KeyLimits, rid: str, est_tokens: int, est_cost: float, now: float) -> str:
-    return (
-        f"r {now!r} {rid} {est_tokens} {float(est_cost)!r} {_limit(limits.rpm)} "
-        f"{_limit(limits.tpm)} {_limit(limits.max_parallel)} {_limit(limits.budget)} "
-        f"{limits.budget_period_s}"
-    )
-
-
-def _decision(
-    line: bytes,
-    key_name: str,
-    rid: str,
-    limits: KeyLimits,
-    est_tokens: int,
-    est_cost: float,
-    now: float,
-) -> LimitDecision:
-    refused, retry, count, tokens, newest, parallel, spent, reserved, _ = line.split(b" ")
-    usage = Usage(
-        int(count),
-        round(float(tokens)),
-        None if newest == b"-" else float(newest),
-        int(parallel),
-        float(spent),
-        float(reserved),
-    )
-    return decided(
-        key_name,
-        limits,
-        rid,
-        est_tokens,
-        est_cost,
-        now,
-        refused=_REFUSED.get(refused),
-        retry_after=max(0.0, float(retry)),
-        usage=usage,
-        store="redis",
-    )

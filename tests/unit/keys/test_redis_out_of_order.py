@@ -10,9 +10,10 @@ import time
 
 import pytest
 
-from hxgw.keys.limiter_redis import RedisLimiter, Spend, _reserve_line
+from hxgw.keys.limiter_redis import RedisLimiter, Spend
 from hxgw.keys.limits import KeyLimits, LimitsUnavailable
 from hxgw.keys.redis_batch import _Operation
+from hxgw.keys.redis_lines import reserve_line
 from hxgw.keys.resp import RespConnection
 from tests.redis_server import RedisServer
 
@@ -38,7 +39,7 @@ async def test_a_reservation_that_arrives_after_its_release_is_not_made(
 ) -> None:
     limiter, limits = RedisLimiter(redis_server.url), KeyLimits(max_parallel=2)
     assert (await limiter.reserve("k", limits, 1, 0.0, NOW)).allowed  # the script loaded
-    late = _reserve_line(limits, "late.1", 1, 0.0, NOW)
+    late = reserve_line(limits, "late.1", 1, 0.0, NOW)
     limiter._batches.correct("k", f"x {NOW!r} late.1")  # its release, sent first
     probe = await limiter.reserve("other", limits, 1, 0.0, NOW)  # flushes the release
     assert probe.allowed

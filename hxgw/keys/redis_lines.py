@@ -1,0 +1,83 @@
+"""The operations of the Redis limits script as the lines the gateway writes (reserve
+`r`, correct `c`, release `x`, seed `s`), and its answer to a reservation read back: the
+one place on this side that knows their formats, which the script's docstring
+(`hxgw.keys.redis_scripts`) spells out field by field."""
+
+from __future__ import annotations
+
+from hxgw.keys.limits import KeyLimits, LimitDecision, Refused, Reservation, Usage, decided
+
+_REFUSED: dict[bytes, Refused] = {
+    b"requests": "requests",
+    b"tokens": "tokens",
+    b"concurrency": "concurrency",
+    b"budget": "budget",
+}
+
+
+def _limit(value: float | None) -> str:
+    return "-1" if value is None else repr(value)
+
+
+def seed_line(now: float, amount: float, limits: KeyLimits) -> str:
+    period_s = limits.budget_period_s
+    return f"s {now!r} {float(amount)!r} {period_s} {int(now // period_s)}"
+
+
+def reserve_line(limits: KeyLimits, rid: str, est_tokens: int, est_cost: float, now: float) -> str:
+    return (
+        f"r {now!r} {rid} {est_tokens} {float(est_cost)!r} {_limit(limits.rpm)} "
+        f"{_limit(limits.tpm)} {_limit(limits.max_parallel)} {_limit(limits.budget)} "
+        f"{limits.budget_period_s}"
+    )
+
+
+def decision(
+    line: bytes,
+    key_name: str,
+    rid: str,
+    limits: KeyLimits,
+    est_tokens: int,
+    est_cost: float,
+    now: float,
+) -> LimitDecision:
+    refused, retry, count, tokens, newest, parallel, spent, reserved, _ = line.split(b" ")
+    usage = Usage(
+        int(count),
+        round(float(tokens)),
+        None if newest == b"-" else float(newest),
+        int(parallel),
+        float(spent),
+        float(reserved),
+    )
+    return decided(
+        key_name,
+        limits,
+        rid,
+        est_tokens,
+        est_cost,
+        now,
+        refused=_REFUSED.get(refused),
+        retry_after=max(0.0, float(retry)),
+        usage=usage,
+        store="redis",
+    )
+
+
+def correction_line(reservation: Reservation, now: float, tokens: int, cost: float) -> str:
+    return (
+        f"c {now!r} {reservation.id} {tokens} {float(cost)!r} "
+        f"{float(reservation.est_cost)!r} {reservation.budget_period_s} {reservation.at!r}"
+    )
+
+
+def let_go_line(asked: str, now: float) -> str:
+    """The correction to nothing of the reservation asked for by the line `asked`: its
+    request left before it was answered."""
+    _, at, rid, _, est_cost, *_, period_s = asked.split(" ")
+    return f"c {now!r} {rid} 0 0.0 {est_cost} {period_s} {at}"
+
+
+def release_line(at: str, rid: str) -> str:
+    """The release of reservation `rid`, asked for at `at` (as its line wrote it)."""
+    return f"x {at} {rid}"
