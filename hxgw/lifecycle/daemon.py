@@ -11,14 +11,14 @@ import contextlib
 import socket
 import ssl
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 import structlog
 from aiohttp import web
 
 from hxgw import __version__
-from hxgw.config import Config
+from hxgw.config import ClientKey, Config
 from hxgw.config.changes import changes, repointed
 from hxgw.config.warnings import log_restart_only_changes, warn_at_start, warn_if_world_readable
 from hxgw.errors import ConfigError
@@ -79,6 +79,13 @@ class Daemon:
             started=daemon_started(env),
         )
         self.inflight = self.runtime.inflight
+        self.runtime.metrics.keys.keys_now = self._keys_now
+
+    def _keys_now(self) -> Iterable[ClientKey]:
+        """The keys that open the gateway now: the config's and those `hxgw keys` made."""
+        stored = self.runtime.stored_keys
+        yield from self.holder.current.keys_by_digest.values()
+        yield from stored.by_digest.values() if stored is not None else ()
 
     async def run(self) -> int:
         config = self.holder.config

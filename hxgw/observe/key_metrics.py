@@ -8,9 +8,11 @@ Plain numbers a collector reads at scrape time, as `hxgw.observe.metrics` keeps 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from hxgw.config import ClientKey
 
 # Each is there at 0 once a key is seen, so that its first refusal is an increase().
 KEY_REFUSALS = ("rate_limit_exceeded", "insufficient_quota")
@@ -24,6 +26,10 @@ class KeyFigures:
         # key: [requests, prompt, completion, spend, then a count per KEY_REFUSALS]
         self._keys: dict[str, list[float]] = {}
         self._budgets: dict[str, Budget] = {}
+        self.keys_now: Callable[[], Iterable[ClientKey]] | None = None
+        """The keys that open the gateway now: the budget gauges say their budgets as
+        they are (changed by `hxgw keys update` or a reload), and leave out a key that is
+        gone (revoked, expired, removed) or has no budget any more."""
 
     def used(self, key: str, prompt: int, completion: int, cost: float, outcome: str) -> None:
         """One request of the key named `key`, what it used, and whether one of the key's
@@ -91,8 +97,27 @@ class KeyFigures:
             "(requests under way not yet in it); 0 once a new period starts.",
             labels=["key"],
         )
+        budgets = None
+        if self.keys_now is not None and self._budgets:
+            budgets = _budgets(self.keys_now(), now)
         for key, (amount, so_far, then, period_s) in list(self._budgets.items()):
+            if budgets is not None:
+                if key not in budgets:
+                    del self._budgets[key]
+                    continue
+                amount = budgets[key]
             budget.add_metric([key], amount)
             same_period = now // period_s == then // period_s
             spent.add_metric([key], so_far if same_period else 0.0)
         yield from (budget, spent)
+
+
+def _budgets(keys: Iterable[ClientKey], now: float) -> dict[str, float]:
+    """The budget of each key that opens the gateway at `now` and has one, by name."""
+    return {
+        key.name: key.limits.budget
+        for key in keys
+        if key.limits is not None
+        and key.limits.budget is not None
+        and (key.expires is None or key.expires > now)
+    }

@@ -12,6 +12,8 @@ import pytest
 
 from tests.e2e.test_alert_metrics import _chat_as, _key_gateway, _sample, _scrape
 from tests.e2e.test_alert_metrics import _scrape_fresh as _scrape_any_worker
+from tests.conftest import StartGateway
+from tests.e2e.test_keys_cli import PRICED, keys
 from tests.fixtures import Gateway
 
 
@@ -50,6 +52,53 @@ async def test_a_key_without_a_budget_has_no_budget_series(
     text = await _scrape(gateway, client)
     assert _sample(text, "hxgw_key_budget", key="app") is None
     assert _sample(text, "hxgw_key_budget_spent", key="app") is None
+
+
+async def _budget_after(client: aiohttp.ClientSession, gateway: Gateway, change: list[str],
+                        wanted: float | None) -> None:
+    """Run `hxgw keys ...change` and wait (a few seconds at most: the gateway reads the
+    store once a second) for the scraped budget of `app` to read `wanted`, with no
+    request of the key in between."""
+    done = keys(gateway, *change)
+    assert done.returncode == 0, done.stderr
+    for _ in range(40):
+        if _sample(await _scrape(gateway, client), "hxgw_key_budget", key="app") == wanted:
+            return
+        await asyncio.sleep(0.1)
+    assert _sample(await _scrape(gateway, client), "hxgw_key_budget", key="app") == wanted
+
+
+async def _stored_budget_key(start_gateway: StartGateway, client: aiohttp.ClientSession,
+                             tmp_path: Path) -> Gateway:
+    gateway = await start_gateway(
+        env={"HX_STATE_DIR": str(tmp_path / "state")}, models=PRICED)
+    made = keys(gateway, "create", "app", "--budget", "5")
+    assert made.returncode == 0, made.stderr
+    assert await _chat_as(client, gateway, made.stdout.strip()) == 200
+    assert _sample(await _scrape(gateway, client), "hxgw_key_budget", key="app") == 5.0
+    return gateway
+
+
+async def test_a_budget_changed_by_hxgw_keys_update_is_exported_as_it_now_is(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, tmp_path: Path
+):
+    gateway = await _stored_budget_key(start_gateway, client, tmp_path)
+    await _budget_after(client, gateway, ["update", "app", "--budget", "10"], 10.0)
+
+
+async def test_a_revoked_key_s_budget_series_go_with_it(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, tmp_path: Path
+):
+    gateway = await _stored_budget_key(start_gateway, client, tmp_path)
+    await _budget_after(client, gateway, ["revoke", "app"], None)
+    assert _sample(await _scrape(gateway, client), "hxgw_key_budget_spent", key="app") is None
+
+
+async def test_a_key_whose_budget_is_lifted_has_no_budget_series_any_more(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, tmp_path: Path
+):
+    gateway = await _stored_budget_key(start_gateway, client, tmp_path)
+    await _budget_after(client, gateway, ["update", "app", "--budget", "none"], None)
 
 
 @pytest.mark.workers
