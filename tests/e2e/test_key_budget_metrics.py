@@ -10,9 +10,9 @@ from pathlib import Path
 import aiohttp
 import pytest
 
+from tests.conftest import StartGateway
 from tests.e2e.test_alert_metrics import _chat_as, _key_gateway, _sample, _scrape
 from tests.e2e.test_alert_metrics import _scrape_fresh as _scrape_any_worker
-from tests.conftest import StartGateway
 from tests.e2e.test_keys_cli import PRICED, keys
 from tests.fixtures import Gateway
 
