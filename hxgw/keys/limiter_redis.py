@@ -67,6 +67,9 @@ Spend = Callable[[str, int], Awaitable[float | None]]
 SEED_POLL = 0.05
 """Seconds between two asks of a reservation told to wait while another gateway reads the
 key's spend back."""
+READ_BACK_WITHIN = 5.0
+"""The longest a key's spend is waited for from the ledger: Redis holds the key for the
+gateway reading it that long (the script's `hold`), then lets the next one read it."""
 LOG_EVERY = 60.0
 """Seconds between two log lines about one outage."""
 
@@ -119,11 +122,11 @@ class RedisLimiter:
         deadline = math.inf  # set when it first waits for a key's spend: `timeout` after
         while time.monotonic() >= self._retry_at:
             if (seeding := self._seeding.get(key_name)) is not None:
-                # Decided after the spend it is sending (same connection, same order).
+                # Decided after the spend it is sending (same connection, same order); a
+                # ledger slower than that leaves Redis to say: `wait` while it holds the
+                # key for this gateway, or the spend another gateway read back since.
                 deadline = min(deadline, time.monotonic() + self._batches.timeout)
                 await asyncio.wait({seeding}, timeout=max(0.0, deadline - time.monotonic()))
-                if not seeding.done():
-                    break  # the ledger does not say in time
             rid = self._new_id()
             asked = reserve_line(limits, rid, est_tokens, est_cost, now)
             answer = self._batches.decide(key_name, asked)
@@ -140,10 +143,8 @@ class RedisLimiter:
             if line.endswith(b" -"):
                 return decision(line, key_name, rid, limits, est_tokens, est_cost, now)
             if line.endswith(b" new"):  # this one reads the key's spend back
-                if self.spend is None:  # nothing to read: the others need not wait
-                    self._batches.correct(key_name, seed_line(time.time(), 0.0, limits))
+                if not self._read_back(key_name, limits.budget_period_s):
                     return decision(line, key_name, rid, limits, est_tokens, est_cost, now)
-                self._seed(key_name, limits)
                 if line.startswith(b"- "):  # made: let go of it, to be decided after it
                     self._batches.correct(key_name, release_line(repr(now), rid))
             else:  # `wait`: another gateway reads it back
@@ -179,26 +180,36 @@ class RedisLimiter:
         lease ends."""
         if answer.startswith(b"- "):  # allowed: a reservation was made
             self._batches.correct(key_name, let_go_line(asked, time.time()))
+        if answer.endswith(b" new"):  # it was to read the spend back, which every gateway
+            self._read_back(key_name, int(asked.rsplit(" ", 1)[1]))  # waits for
 
-    def _seed(self, key_name: str, limits: KeyLimits) -> None:
+    def _read_back(self, key_name: str, period_s: int) -> bool:
         """Send the key's spend this period, read from the ledger aside: Redis had no
-        state for it, and would count its budget from nothing."""
-        assert self.spend is not None
-        spend, period_s = self.spend, limits.budget_period_s
+        state for it, and would count its budget from nothing. False when there is no
+        ledger to read: a spend of nothing goes at once, and nothing need be waited for."""
+        spend = self.spend
+        if spend is None:
+            self._batches.correct(key_name, seed_line(time.time(), 0.0, period_s))
+            return False
 
         async def seed() -> None:
             try:
-                amount = await spend(key_name, period_s)
+                async with asyncio.timeout(READ_BACK_WITHIN):
+                    amount = await spend(key_name, period_s)
+            except TimeoutError:  # Redis's hold ends: this or another gateway tries again
+                log.warning("the ledger did not say a key's spend in time", key=key_name)
+                return
             except Exception:  # its reservations fail the configured way until it is read
                 log.exception("cannot read a key's spend back for the limits store")
                 return
             if amount is not None:
-                self._batches.correct(key_name, seed_line(time.time(), amount, limits))
+                self._batches.correct(key_name, seed_line(time.time(), amount, period_s))
 
         if key_name not in self._seeding:
             task = asyncio.get_running_loop().create_task(seed())
             self._seeding[key_name] = task
             task.add_done_callback(lambda _: self._seeding.pop(key_name, None))
+        return True
 
     async def probe(self) -> None:
         """Connect once at the start: a Redis that cannot be reached (down, a wrong

@@ -19,8 +19,7 @@ def _limit(value: float | None) -> str:
     return "-1" if value is None else repr(value)
 
 
-def seed_line(now: float, amount: float, limits: KeyLimits) -> str:
-    period_s = limits.budget_period_s
+def seed_line(now: float, amount: float, period_s: int) -> str:
     return f"s {now!r} {float(amount)!r} {period_s} {int(now // period_s)}"
 
 

@@ -217,3 +217,43 @@ async def test_a_tombstone_expires_a_lease_after_it_was_left(redis_server: Redis
     connection.close()
     assert isinstance(seconds, int)
     assert 0 < seconds <= 60 + 60
+
+
+async def test_a_reservation_told_to_read_the_spend_back_whose_request_left_still_reads_it(
+    redis_server: RedisServer,
+) -> None:
+    asked: list[str] = []
+
+    async def ledger(key_name: str, period_s: int) -> float:
+        asked.append(key_name)
+        return 0.8
+
+    leaving = RedisLimiter(redis_server.url, spend=ledger)
+    assert (await leaving.reserve("other", KeyLimits(), 0, 0.0, NOW)).allowed  # the script
+    line = reserve_line(BUDGET, "left.1", 1, 0.3, NOW)
+    answer = await _late_batch(leaving, redis_server.url, "k", line)
+    assert answer.endswith(b" new")
+    leaving._abandoned("k", line, answer)  # as the batch does when its caller has left
+    other = RedisLimiter(redis_server.url, timeout=3)
+    decision = await other.reserve("k", BUDGET, 1, 0.3, NOW + 0.1)
+    await leaving.close()
+    await other.close()
+    # Before, nobody read it back, and every gateway's reservations of the key waited out
+    # Redis's hold and failed.
+    assert asked == ["k"]
+    assert decision.refused == "budget" and decision.usage.spent == pytest.approx(0.8)
+
+
+async def test_a_gateway_whose_ledger_hangs_takes_the_spend_another_gateway_read_back(
+    redis_server: RedisServer,
+) -> None:
+    hung = RedisLimiter(redis_server.url, spend=_never, timeout=0.2)
+    with pytest.raises(LimitsUnavailable):
+        await hung.reserve("k", BUDGET, 1, 0.3, NOW)
+    other = RedisLimiter(redis_server.url, spend=_ledger({"k": 0.1}))
+    assert (await other.reserve("k", BUDGET, 1, 0.3, NOW + 6)).allowed  # the hold is over
+    decision = await hung.reserve("k", BUDGET, 1, 0.3, NOW + 7)
+    await hung.close()
+    await other.close()
+    # Before, it waited on its own read alone, and refused the key until that answered.
+    assert decision.allowed and decision.usage.spent == pytest.approx(0.1)
