@@ -36,7 +36,7 @@ from hxgw.server.quota import PerAddressQuota
 log = structlog.get_logger("hxgw.server")
 
 _HTTP_1 = (HttpVersion11, HttpVersion10)
-H2_PREFACE = b"PRI * HTTP/2.0\r\n"
+H2_PREFACE = b"PRI * HTTP/2"
 """How a client that speaks HTTP/2 without asking first (prior knowledge) opens."""
 
 
@@ -144,6 +144,10 @@ class GatewayConnection(RequestHandler):
             headers["Accept-Encoding"] = ACCEPT_ENCODING
         elif status == 400 and self._head_start.startswith(H2_PREFACE):
             error = VersionNotSupported("HTTP/2 is not served (prior knowledge); use HTTP/1.1")
+        elif status == 400 and (version := _other_version(self._head_start)):
+            # llhttp takes such a request to close the connection: bytes after it are
+            # refused with it, as if it were malformed.
+            error = VersionNotSupported(f"{version} is not served; use HTTP/1.1")
         elif status == 400:
             reason = parser_reason(exc) if exc is not None else message or "bad request"
             error = BadRequest(f"malformed HTTP request: {reason}")
@@ -177,6 +181,14 @@ class GatewayConnection(RequestHandler):
         if isinstance(manager, GatewayServer):
             manager.refused(address, error, len(body), request_id)
         return headers, body
+
+
+def _other_version(head: bytes) -> str | None:
+    """The version a request line names when it is not HTTP/1.x (`HTTP/2.0`), else None."""
+    version = head.partition(b"\n")[0].rstrip(b"\r").rpartition(b" ")[2]
+    if len(version) == 8 and version.startswith(b"HTTP/") and version[5:6] != b"1":
+        return version.decode("latin-1")
+    return None
 
 
 def _anthropic(head: bytes) -> bool:

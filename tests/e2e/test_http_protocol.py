@@ -426,7 +426,7 @@ async def test_a_request_the_parser_rejects_gets_an_openai_error_from_hxgw(
     assert answer.status in (400, 431)
 
 
-@pytest.mark.parametrize("version", [b"HTTP/2.0", b"HTTP/0.9"])
+@pytest.mark.parametrize("version", [b"HTTP/2.0", b"HTTP/0.9", b"HTTP/3.0"])
 async def test_a_request_line_of_another_http_version_gets_505_and_a_close(
     gateway: Gateway, version: bytes
 ):
@@ -438,6 +438,14 @@ async def test_a_request_line_of_another_http_version_gets_505_and_a_close(
     assert_openai_error(answer, 505)
     assert answer.json()["error"]["code"] == "http_version_not_supported"
     await assert_still_serving(gateway)
+
+
+async def test_a_request_of_another_version_with_a_request_behind_it_gets_505(gateway: Gateway):
+    async with connect(gateway) as conn:
+        await conn.send(HEALTHZ.replace(b"HTTP/1.1", b"HTTP/2.0") + HEALTHZ)
+        answer = await conn.response()
+        await conn.assert_closed()
+    assert_openai_error(answer, 505)
 
 
 async def test_an_http_2_client_with_prior_knowledge_is_told_505_not_400(gateway: Gateway):
