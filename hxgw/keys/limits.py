@@ -91,6 +91,8 @@ class LimitDecision:
     retry_after: float = 0.0
     """Seconds until the same request could pass; 0 when it did."""
     reservation: Reservation | None = None
+    store: str = ""
+    """Which store decided: as `Reservation.store` ("local": Redis was down)."""
 
     @property
     def reset(self) -> float:
@@ -192,6 +194,7 @@ def decided(
         refused,
         retry_after,
         reservation,
+        store,
     )
 
 

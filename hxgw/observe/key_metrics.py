@@ -44,15 +44,24 @@ class KeyFigures:
         if outcome in KEY_REFUSALS:
             figures[4 + KEY_REFUSALS.index(outcome)] += 1
 
-    def budget_seen(
-        self, key: str, budget: float, spent: float, now: float, period_s: int
-    ) -> Budget:
+    def budget_seen(self, key: str, budget: float, spent: float, now: float, period_s: int) -> None:
         """The limiter judged a request of `key`, whose budget is `budget` per period of
         `period_s` seconds, and said it had spent `spent` of it at `now` (the requests
-        under way not counted). The figures returned are the key's: add a request's cost
-        to `[1]` once it is charged, so the gauge need not wait for the next request."""
-        figures = self._budgets[key] = [budget, spent, now, period_s]
-        return figures
+        under way not counted)."""
+        self._budgets[key] = [budget, spent, now, period_s]
+
+    def charged(self, key: str, cost: float, now: float) -> None:
+        """A request of `key` ended and was charged `cost`, as the limiter charges it: to
+        the period under way now, so the gauge need not wait for the key's next request.
+        Added to the key's figures as they are now, which a request decided since may
+        have replaced (requests of one key overlap)."""
+        figures = self._budgets.get(key)
+        if figures is None:
+            return
+        period_s = figures[3]
+        if now // period_s != figures[2] // period_s:  # a new period: its first charge
+            figures[1:3] = [0.0, now]
+        figures[1] += cost
 
     def families(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         requests = CounterMetricFamily(

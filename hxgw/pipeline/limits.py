@@ -47,10 +47,12 @@ async def _within_limits(
     prompt, completion = estimated_prompt(ctx), estimated_completion(ctx)
     cost = estimated_cost(ctx.candidates, prompt, completion)
     decision = await limiter.reserve(name, limits, prompt + completion, cost, time.time())
-    budget = None
-    if limits.budget is not None:  # its gauges, refused or not: the figures of headroom
-        budget = ctx.state.runtime.metrics.keys.budget_seen(
-            name, limits.budget, decision.usage.spent, decision.now, limits.budget_period_s
+    # The budget's gauges, refused or not: the figures of headroom. Not while Redis is away
+    # and the request is counted in this process (fail_open), from nothing.
+    gauged = limits.budget is not None and decision.store != "local"
+    if gauged:
+        ctx.state.runtime.metrics.keys.budget_seen(
+            name, limits.budget or 0.0, decision.usage.spent, decision.now, limits.budget_period_s
         )
     if not decision.allowed or decision.reservation is None:
         raise _refusal(decision)
@@ -65,8 +67,8 @@ async def _within_limits(
             # client gone before the answer still pays the prompt the upstream read.
             ctx.cancelled()
         spent = used(ctx)
-        if budget is not None:
-            budget[1] += spent.cost  # as the limiter charges it now
+        if gauged:
+            ctx.state.runtime.metrics.keys.charged(name, spent.cost, time.time())
         settle = limiter.reconcile(decision.reservation, spent.total, spent.cost)
         if cancelled:
             # The client left: its request is cancelled, not its bill. (Only then: a
