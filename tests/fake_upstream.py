@@ -101,6 +101,8 @@ class FakeUpstream:
     admin_hits: list[str] = field(default_factory=list)
     model_lists: list[Seen] = field(default_factory=list)
     models_down: bool = False
+    models_paged: bool = False
+    """The model list is the first page of more (`has_more`, as Anthropic's pages it)."""
     models: list[str] = field(default_factory=lambda: ["m-alpha", "m-beta", "m-gamma", "m-embed"])
     request_seen: asyncio.Event = field(default_factory=asyncio.Event)
     progress: dict[str, int] = field(default_factory=dict)
@@ -379,7 +381,8 @@ class FakeUpstream:
         # Each dated a day after the one before, as OpenAI dates each model it lists.
         data = [{"id": m, "object": "model", "created": MODELS_CREATED + day * 86_400,
                  "owned_by": "fake"} for day, m in enumerate(self.models)]
-        return web.json_response({"object": "list", "data": data})
+        paged = {"has_more": True, "last_id": data[-1]["id"]} if self.models_paged else {}
+        return web.json_response({"object": "list", "data": data, **paged})
 
     async def _moderations(self, request: web.Request) -> web.Response:
         body, how = await self._record(request)

@@ -204,11 +204,12 @@ class Readiness:
 
 def model_ids(listed: bytes) -> set[str] | None:
     """The ids of an OpenAI-shaped model list (`{"data": [{"id": ...}]}`); None when it is
-    not one."""
+    not one, or only its first page (`has_more`, as Anthropic's lists are paged)."""
     try:
-        data = jsonio.loads(listed).get("data")
+        document = jsonio.loads(listed)
+        data = document.get("data")
     except (jsonio.DecodeError, AttributeError):
         return None
-    if not isinstance(data, list):
+    if not isinstance(data, list) or document.get("has_more") is True:
         return None
     return {e["id"] for e in data if isinstance(e, dict) and isinstance(e.get("id"), str)}

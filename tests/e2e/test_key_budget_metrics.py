@@ -107,15 +107,20 @@ async def test_with_workers_a_key_s_budget_is_exported_once_not_once_per_worker(
 ):
     gateway, secret = await _key_gateway(start_gateway, tmp_path, budget=5.0, workers=2)
     served: set[str] = set()
-    while served != {"0", "1"}:
+    for _ in range(50):  # until both workers have served the key
         await asyncio.gather(*(_chat_on_a_new_connection(gateway, secret) for _ in range(4)))
         served = set(re.findall(r"POST /v1/chat/completions .* worker=(\d)", gateway.logs()))
+        if served == {"0", "1"}:
+            break
+    assert served == {"0", "1"}
     requests = len(re.findall(r"POST /v1/chat/completions ", gateway.logs()))
     # Until a scrape has both workers' figures: each shares them once a second.
-    text = await _scrape_any_worker(gateway, "/metrics")
-    while _sample(text, "hxgw_key_requests_total", key="app") != requests:
-        await asyncio.sleep(0.1)
+    for _ in range(100):
         text = await _scrape_any_worker(gateway, "/metrics")
+        if _sample(text, "hxgw_key_requests_total", key="app") == requests:
+            break
+        await asyncio.sleep(0.1)
+    assert _sample(text, "hxgw_key_requests_total", key="app") == requests
     assert _sample(text, "hxgw_key_budget", key="app") == 5.0
     spent = _sample(text, "hxgw_key_budget_spent", key="app")
     total = _sample(text, "hxgw_key_spend_total", key="app")

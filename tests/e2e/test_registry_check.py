@@ -39,7 +39,8 @@ async def test_a_registry_model_the_upstream_does_not_list_is_named_once_in_a_wa
     fake.models.remove("m-gamma")
     gateway = await start_gateway(gateway=PROBED_OFTEN)
     await wait_for(lambda: _warnings(gateway), timeout=10)
-    await asyncio.sleep(1)  # five probes more, which find it missing still
+    probes = len(fake.model_lists)
+    await wait_for(lambda: len(fake.model_lists) >= probes + 3, timeout=10)  # still missing
     (line,) = _warnings(gateway)
     assert " warning " in line and "missing=m-gamma" in line and "m-alpha" in line
 
@@ -75,5 +76,14 @@ async def test_a_list_of_wildcards_is_not_taken_to_lack_anything(
     start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):
     fake.models[:] = ["m-alpha", "openai/*"]  # as LiteLLM lists a wildcard route
+    gateway = await start_gateway(gateway=PROBED_OFTEN)
+    assert await _missing(gateway, client) == [] and not _warnings(gateway)
+
+
+async def test_the_first_page_of_a_longer_list_is_not_taken_to_lack_anything(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    fake.models.remove("m-gamma")  # perhaps on a later page
+    fake.models_paged = True
     gateway = await start_gateway(gateway=PROBED_OFTEN)
     assert await _missing(gateway, client) == [] and not _warnings(gateway)
