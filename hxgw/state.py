@@ -103,6 +103,11 @@ class SnapshotHolder:
         self._current: GatewayState | None = None
 
     @property
+    def started(self) -> bool:
+        """Whether a snapshot serves yet."""
+        return self._current is not None
+
+    @property
     def current(self) -> GatewayState:
         if self._current is None:
             raise RuntimeError("the gateway has not started yet")

@@ -245,6 +245,9 @@ class Daemon:
         """Make `snapshot` the one new requests start on. The routing memory (health,
         breakers) is the process's: kept for the models still there, going where they went."""
         config, moved = snapshot.config, repointed(self.holder.config, snapshot.config)
+        if self.holder.started:  # the pools of the upstreams it no longer names close
+            before = self.holder.current.origins.values()
+            snapshot.client.retire(set(before) - set(snapshot.origins.values()))
         self.runtime.memory.health.configure(config.routing.health, config.models, moved)
         size_gates(self.runtime.gates, config, self.descriptors)
         self.runtime.metrics.generation.set(snapshot.generation)

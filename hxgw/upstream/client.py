@@ -148,6 +148,15 @@ class UpstreamClient:
             self._tls = ssl.create_default_context()
         return self._tls
 
+    def retire(self, origins: Iterable[Origin]) -> None:
+        """A reload sends no more requests to `origins`: their idle connections close now,
+        and each one in use once its request is done (a request begun before the reload
+        that fails over to one makes it a pool again, swept when idle)."""
+        for origin in origins:
+            pool = self._pools.pop(origin, None)
+            if pool is not None:
+                pool.retire()
+
     def close(self) -> None:
         for pool in self._pools.values():
             pool.close()

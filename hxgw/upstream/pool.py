@@ -37,6 +37,8 @@ class OriginPool:
         self.idle: collections.deque[Connection] = collections.deque()
         self.loop = asyncio.get_running_loop()
         self._sweeper: asyncio.TimerHandle | None = None
+        self.retired = False
+        """No more requests come: a connection given back is closed, not kept."""
 
     async def exchange(
         self, head: bytes, body: bytes, connect_timeout: float, slot: Gate | None
@@ -134,6 +136,9 @@ class OriginPool:
         return connection
 
     def put_back(self, connection: Connection) -> None:
+        if self.retired:
+            connection.close()
+            return
         connection.idle_since = self.loop.time()
         self.idle.appendleft(connection)
         if self._sweeper is None:
@@ -142,6 +147,10 @@ class OriginPool:
     def forget(self, connection: Connection) -> None:
         with contextlib.suppress(ValueError):
             self.idle.remove(connection)
+
+    def retire(self) -> None:
+        self.retired = True
+        self.close()
 
     def close(self) -> None:
         if self._sweeper is not None:
