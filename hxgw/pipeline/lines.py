@@ -30,7 +30,7 @@ class HeldLine:
     def whole_lines(self, chunk: bytes) -> bytes:
         """The lines that `chunk` ends, with the start of the first held before it;
         b"" when it ends none. The rest of `chunk` is held."""
-        cut = max(chunk.rfind(b"\n"), chunk.rfind(b"\r")) + 1
+        cut = lines_end(chunk)
         if not cut:
             if self._size + len(chunk) <= MAX_HELD_LINE:
                 if chunk:
@@ -49,6 +49,11 @@ class HeldLine:
         self._parts.append(chunk[cut:])
         self._size = len(chunk) - cut
         return chunk[:cut]
+
+
+def lines_end(data: bytes) -> int:
+    """Where the whole lines of `data` end: after its last LF or CR; 0 when it ends none."""
+    return max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
 
 
 def closer(tail: bytes) -> bytes:

@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 
 from hxgw import jsonio
+from hxgw.pipeline.lines import lines_end
 from hxgw.upstream import UpstreamResponse
 
 MAX_HELD = 64 * 1024
@@ -71,7 +72,7 @@ class Preamble:
         if self._after_cr and data.startswith(b"\n"):
             data = data[1:]
         self._after_cr = data.endswith(b"\r")
-        cut = max(data.rfind(b"\n"), data.rfind(b"\r")) + 1
+        cut = lines_end(data)
         if not cut:
             self._line += data
             return True
