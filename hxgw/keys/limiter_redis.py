@@ -52,6 +52,7 @@ from hxgw.keys.limits import (
 )
 from hxgw.keys.redis_batch import FAILURES, Batches
 from hxgw.keys.redis_lines import (
+    asked_period,
     correction_line,
     decision,
     let_go_line,
@@ -181,7 +182,7 @@ class RedisLimiter:
         if answer.startswith(b"- "):  # allowed: a reservation was made
             self._batches.correct(key_name, let_go_line(asked, time.time()))
         if answer.endswith(b" new"):  # it was to read the spend back, which every gateway
-            self._read_back(key_name, int(asked.rsplit(" ", 1)[1]))  # waits for
+            self._read_back(key_name, asked_period(asked))  # waits for
 
     def _read_back(self, key_name: str, period_s: int) -> bool:
         """Send the key's spend this period, read from the ledger aside: Redis had no

@@ -29,7 +29,7 @@ import asyncio
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from hxgw.keys.redis_lines import release_line
+from hxgw.keys.redis_lines import released
 from hxgw.keys.redis_scripts import BATCH, BATCH_SHA
 from hxgw.keys.resp import Arg, Reply, ReplyError, RespConnection
 
@@ -262,8 +262,7 @@ class Batches:
 
 def _release(reservation: _Operation) -> _Operation:
     """The correction that lets go of `reservation` (`r now id ...`) if Redis made it."""
-    _, now, rid, *_ = reservation.line.split(" ", 3)
-    return _Operation(reservation.key_name, release_line(now, rid), None)
+    return _Operation(reservation.key_name, released(reservation.line), None)
 
 
 def _bytes(reply: object) -> bytes:

@@ -80,3 +80,14 @@ def let_go_line(asked: str, now: float) -> str:
 def release_line(at: str, rid: str) -> str:
     """The release of reservation `rid`, asked for at `at` (as its line wrote it)."""
     return f"x {at} {rid}"
+
+
+def released(asked: str) -> str:
+    """The release of the reservation asked for by the line `asked`."""
+    _, at, rid, _ = asked.split(" ", 3)
+    return release_line(at, rid)
+
+
+def asked_period(asked: str) -> int:
+    """The budget period, in seconds, of the reservation asked for by the line `asked`."""
+    return int(asked.rpartition(" ")[2])
