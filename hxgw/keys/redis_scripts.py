@@ -111,15 +111,15 @@ local function expire(now)
     if count == 0 then newest = nil end
   end
   if soonest and soonest <= now then
-    local gone = redis.call('ZRANGEBYSCORE', open, '-inf', fmt(now))
-    for _, rid in ipairs(gone) do
+    local lapsed = redis.call('ZRANGEBYSCORE', open, '-inf', fmt(now))
+    for _, rid in ipairs(lapsed) do
       local cost = num(redis.call('HGET', st, 'c:' .. rid))
       spent = spent + cost
       reserved = reserved - cost
       redis.call('HDEL', st, 'c:' .. rid)
     end
     redis.call('ZREMRANGEBYSCORE', open, '-inf', fmt(now))
-    parallel = parallel - #gone
+    parallel = parallel - #lapsed
     soonest = first(open)
   end
   if parallel == 0 then reserved = 0 end
@@ -210,6 +210,14 @@ local function seed(f)
   return 'ok'
 end
 
+-- An open reservation (already taken out of `open`) ends: its slot and its estimate
+-- `cost` are held no more.
+local function unreserve(id, cost)
+  redis.call('HDEL', st, 'c:' .. id)
+  parallel = parallel - 1
+  if parallel == 0 then reserved = 0 else reserved = reserved - cost end
+end
+
 local function reconcile(f)
   local now, id, actual_tokens = tonumber(f[2]), f[3], tonumber(f[4])
   local actual_cost, est_cost = tonumber(f[5]), tonumber(f[6])
@@ -218,9 +226,7 @@ local function reconcile(f)
   if redis.call('ZREM', open, id) == 1 then
     -- The correction carries the estimate `c:<id>` holds (both written "%.17g"
     -- from one float), so it is not read back: one call fewer per correction.
-    redis.call('HDEL', st, 'c:' .. id)
-    parallel = parallel - 1
-    if parallel == 0 then reserved = 0 else reserved = reserved - est_cost end
+    unreserve(id, est_cost)
     spent = spent + actual_cost
   elseif at and at < born then
     -- Made before this state began (Redis lost its data since): never charged here.
@@ -250,10 +256,7 @@ local function release(f)
     redis.call('EXPIRE', gone, math.ceil(lease_s) + 60)
     if not graves or until_ < graves then graves = until_ end
   else
-    local cost = num(redis.call('HGET', st, 'c:' .. id))
-    redis.call('HDEL', st, 'c:' .. id)
-    parallel = parallel - 1
-    if parallel == 0 then reserved = 0 else reserved = reserved - cost end
+    unreserve(id, num(redis.call('HGET', st, 'c:' .. id)))
     tokens = tokens - num(redis.call('HGET', tok, id))
     redis.call('HDEL', tok, id)
     count = count - redis.call('ZREM', log, id)
