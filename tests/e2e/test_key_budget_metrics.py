@@ -14,6 +14,7 @@ from tests.conftest import StartGateway
 from tests.e2e.test_alert_metrics import _chat_as, _key_gateway, _sample, _scrape
 from tests.e2e.test_alert_metrics import _scrape_fresh as _scrape_any_worker
 from tests.e2e.test_keys_cli import PRICED, keys
+from tests.e2e.test_observability import wait_for_async
 from tests.fixtures import Gateway
 
 
@@ -61,11 +62,11 @@ async def _budget_after(client: aiohttp.ClientSession, gateway: Gateway, change:
     request of the key in between."""
     done = keys(gateway, *change)
     assert done.returncode == 0, done.stderr
-    for _ in range(40):
-        if _sample(await _scrape(gateway, client), "hxgw_key_budget", key="app") == wanted:
-            return
-        await asyncio.sleep(0.1)
-    assert _sample(await _scrape(gateway, client), "hxgw_key_budget", key="app") == wanted
+
+    async def budget() -> float | None:
+        return _sample(await _scrape(gateway, client), "hxgw_key_budget", key="app")
+
+    await wait_for_async(budget, wanted, timeout=4)
 
 
 async def _stored_budget_key(start_gateway: StartGateway, client: aiohttp.ClientSession,
