@@ -51,7 +51,10 @@ run: install
 	$(VENV)/bin/hxgw quickstart
 
 # The end-to-end tests mostly wait on real processes and sockets: run them 4 at a time.
+# Each of the suite's ~600 gateways imports hxgw: compiled first, that takes 0.35 s, not
+# 0.47 (where PYTHONDONTWRITEBYTECODE is set, nothing else writes the .pyc files).
 test: install-test
+	$(PY) -m compileall -q hxgw
 	$(PY) -m pytest -q -n 4
 
 lint: install-test
