@@ -40,7 +40,7 @@ from hxgw.pipeline.loops import HOP_ENV
 from hxgw.runtime import ReloadRecord, Runtime
 from hxgw.server import Dispatcher, GatewayServer
 from hxgw.server.listener import ListenSite, reread_certificate, tls_context
-from hxgw.server.operator_routes import status
+from hxgw.server.status_doc import status
 from hxgw.state import GatewayState, SnapshotHolder, build_state
 from hxgw.upstream import UpstreamClient
 

@@ -6,9 +6,10 @@
   requests the parser refuses and the cap on connections per address (`quota`
   counts a client's refused requests, whose access lines it limits).
 - `listener`: the listening site (TCP, an inherited socket, TLS).
-- `operator_routes`: health, readiness, metrics, the status page's data and the
-  API document; `status_page`, `usage_section` and `charts` draw the page,
-  `openapi` serves the document.
+- `operator_routes`: health, readiness, metrics, the status page and the API
+  document; `status_doc` is what /status.json says (and /readyz its readiness
+  part), `status_page`, `usage_section` and `charts` draw the page, `openapi`
+  serves the document.
 
 May import: aiohttp, the top-level modules (hxgw.state, hxgw.runtime,
 hxgw.endpoints, hxgw.errors, hxgw.jsonio, hxgw.memo), config, the pipeline, observe,

@@ -13,28 +13,23 @@ import base64
 import binascii
 import hashlib
 import hmac
-import time
 from collections.abc import Mapping
-from typing import Any
 
 from aiohttp import web
 from multidict import CIMultiDict
 
-from hxgw import __version__, jsonio
+from hxgw import jsonio
 from hxgw.errors import GatewayError, OperatorOnly, Unauthorized
-from hxgw.observe.key_store import key_store_status
-from hxgw.observe.ledger import ledger_status
-from hxgw.observe.limits_store import limits_store_status
 from hxgw.observe.metrics import CONTENT_TYPE
-from hxgw.observe.workers import families, render_total, total_status
+from hxgw.observe.workers import families, render_total
 from hxgw.pipeline.auth import current, guard_key, unread_yet
 from hxgw.pipeline.client_request import sole_header
 from hxgw.pipeline.context import OperatorHandler
 from hxgw.pipeline.operator import OUTCOME
 from hxgw.server.openapi import openapi_bytes
+from hxgw.server.status_doc import readiness, status_with_usage
 from hxgw.server.status_page import render_status_html
 from hxgw.state import GatewayState
-from hxgw.upstream import Gate
 
 
 async def healthz(request: web.BaseRequest, state: GatewayState) -> web.Response:
@@ -114,18 +109,8 @@ async def authorize(
         )
 
 
-def _readiness(state: GatewayState) -> tuple[bool, dict[str, Any]]:
-    runtime, stored = state.runtime, state.runtime.stored_keys
-    return runtime.readiness.report(
-        state.config,
-        runtime.inflight.draining,
-        runtime.loop_lag.seconds,
-        keys_unread=stored is not None and not stored.ever_read,
-    )
-
-
 async def readyz(request: web.BaseRequest, state: GatewayState) -> web.Response:
-    ready, body = _readiness(state)
+    ready, body = readiness(state)
     return web.Response(
         status=200 if ready else 503, body=jsonio.dumps(body), content_type="application/json"
     )
@@ -179,97 +164,6 @@ async def status_page(request: web.BaseRequest, state: GatewayState) -> web.Resp
 
 async def openapi(request: web.BaseRequest, state: GatewayState) -> web.Response:
     return web.Response(body=openapi_bytes(), content_type="application/json")
-
-
-async def status_with_usage(state: GatewayState) -> dict[str, Any]:
-    """The daemon's status and the ledger's usage series. Every worker reads the same
-    store, so the usage is not summed over workers; it is read in a thread, at most once
-    every few seconds (hxgw.usage.RecentUsage)."""
-    return daemon_status(state) | {"usage": await state.runtime.recent_usage.read()}
-
-
-_UPSTREAM = ("name", "url", "reachable", "last_ok_seconds_ago")
-
-
-def daemon_status(state: GatewayState) -> dict[str, Any]:
-    """This process's status or, with several workers, the daemon's: their sum."""
-    own = status(state)
-    figures = state.runtime.figures
-    if figures is None:
-        return own
-    return total_status(own, (other["status"] for other in figures.others()))
-
-
-def status(state: GatewayState) -> dict[str, Any]:
-    """What /status.json says: the process, its config, each upstream, model and group."""
-    config, runtime = state.config, state.runtime
-    is_ready, ready = _readiness(state)
-    groups_of: dict[str, list[str]] = {}
-    for group in config.routing.groups.values():
-        for name in group.models:
-            groups_of.setdefault(name, []).append(group.name)
-    models = []
-    now = time.monotonic()
-    for model in config.models.values():
-        health = runtime.memory.health[model.name]
-        models.append(
-            {
-                "name": model.name,
-                "upstream_model": model.upstream_model,
-                "groups": groups_of.get(model.name, []),
-                "circuit": health.circuit_now(now),
-                "ewma_ttfb_ms": _ms(health.ewma_ttfb),
-                "ewma_latency_ms": _ms(health.ewma_latency),
-                "error_rate": round(health.error_rate, 4),
-                "inflight": health.inflight,
-                "requests": health.requests,
-            }
-        )
-    reload = runtime.last_reload
-    return {
-        "version": __version__,
-        "uptime_seconds": round(time.time() - runtime.started, 1),
-        "config_generation": state.generation,
-        "last_reload": {"result": reload.result, "message": reload.message, "at": _iso(reload.at)},
-        # What /readyz says, so that the page an incident opens says why it is 503.
-        "ready": is_ready,
-        "reasons": ready["reasons"],
-        "draining": runtime.inflight.draining,
-        "listen": runtime.listening,
-        "upstreams": [
-            {k: u[k] for k in (*_UPSTREAM, "last_error", "missing_models")}
-            | _saturation(runtime.gates.get(u["name"]))
-            for u in ready["upstreams"]
-        ],
-        "requests": runtime.rate.snapshot(len(runtime.inflight)),
-        "models": models,
-        "ledger": ledger_status(runtime.ledger),
-        "limits_store": limits_store_status(runtime.redis_limiter()),
-        "key_store": key_store_status(runtime.stored_keys),
-        "groups": [
-            {
-                "name": g.name,
-                "strategy": config.routing.strategy_of(g.name),
-                "models": list(g.models),
-            }
-            for g in config.routing.groups.values()
-        ],
-    }
-
-
-def _saturation(gate: Gate | None) -> dict[str, int]:
-    """How full an upstream is: requests in flight against its cap, waiting, shed."""
-    if gate is None:
-        return {"in_use": 0, "cap": 0, "queued": 0, "shed": 0}
-    return gate.saturation()
-
-
-def _ms(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds * 1000, 1)
-
-
-def _iso(at: float | None) -> str | None:
-    return None if at is None else time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(at))
 
 
 HANDLERS: Mapping[str, OperatorHandler] = {
