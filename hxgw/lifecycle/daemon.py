@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import socket
 import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -23,11 +22,12 @@ from hxgw.config.changes import changes, repointed
 from hxgw.config.warnings import log_restart_only_changes, warn_at_start, warn_if_world_readable
 from hxgw.errors import ConfigError
 from hxgw.keys import probe_limiter
-from hxgw.keys.guard import counted_as, is_within
+from hxgw.keys.guard import is_within
 from hxgw.lifecycle import stores
 from hxgw.lifecycle.aside import first
 from hxgw.lifecycle.capacity import log_capacity, raise_descriptor_limit, size_gates
 from hxgw.lifecycle.drain import drain
+from hxgw.lifecycle.listening import gateway_server, listen
 from hxgw.lifecycle.notify import Notifier
 from hxgw.lifecycle.override import ListenOverride, log_cannot_listen
 from hxgw.lifecycle.seeds import Seeds
@@ -39,7 +39,7 @@ from hxgw.observe.workers import WORKER, WorkerFigures
 from hxgw.pipeline.loops import HOP_ENV
 from hxgw.runtime import ReloadRecord, Runtime
 from hxgw.server import Dispatcher, GatewayServer
-from hxgw.server.listener import ListenSite, reread_certificate, tls_context
+from hxgw.server.listener import reread_certificate, tls_context
 from hxgw.server.status_doc import status
 from hxgw.state import GatewayState, SnapshotHolder, build_state
 from hxgw.upstream import UpstreamClient
@@ -99,37 +99,15 @@ class Daemon:
         generation = int(self.env.get(GENERATION, "1"))
         self._adopt(build_state(config, client, generation, runtime=self.runtime))
         log_capacity(self.runtime.gates, self.descriptors)
-        self.server = GatewayServer(
-            Dispatcher(self.holder, self.inflight),
-            access=self.runtime.access,
-            ids=self.runtime.ids,
-            per_address=self._per_address,
-            counted_as=counted_as,
-            handler_cancellation=True,
-            access_log=None,
-            keepalive_timeout=config.limits.client_idle_timeout,
-            # Header limits: aiohttp's defaults for a line, 16 KiB for one field.
-            max_field_size=16384,
-            # After a 408 or 413 the unread rest of a body is drained this long, then the
-            # connection closes (aiohttp's default of 10 s would let a stalled client linger).
-            lingering_time=2.0,
+        self.server = gateway_server(
+            Dispatcher(self.holder, self.inflight), self.runtime, config, self._per_address
         )
         # shutdown_timeout: our own drain has already waited; see lifecycle.drain.
         self.runner = web.ServerRunner(self.server, handle_signals=False, shutdown_timeout=1.0)
         await self.runner.setup()
         self.ssl_context = tls_context(config.tls) if config.tls else None
-        listener = socket.socket(fileno=self.listen_fd) if self.listen_fd is not None else None
-        # A worker accepts on the socket its supervisor bound; otherwise bind here.
-        site = ListenSite(
-            self.runner,
-            host=config.listen.host,
-            port=config.listen.port,
-            sock=listener,
-            ssl_context=self.ssl_context,
-            handshake_timeout=config.limits.client_idle_timeout,
-        )
         try:
-            await site.start()
+            await listen(self.runner, config, self.listen_fd, self.ssl_context)
         except OSError as exc:
             log_cannot_listen(config.listen, exc)
             await self.runner.cleanup()
