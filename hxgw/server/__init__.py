@@ -8,8 +8,8 @@
 - `listener`: the listening site (TCP, an inherited socket, TLS).
 - `operator_routes`: health, readiness, metrics, the status page and the API
   document; `status_doc` is what /status.json says (and /readyz its readiness
-  part), `status_page`, `usage_section` and `charts` draw the page, `openapi`
-  serves the document.
+  part), `status_page`, `usage_section` and `charts` draw the page (`cells`: its
+  escaped values), `openapi` serves the document.
 
 May import: aiohttp, the top-level modules (hxgw.state, hxgw.runtime,
 hxgw.endpoints, hxgw.errors, hxgw.jsonio, hxgw.memo), config, the pipeline, observe,

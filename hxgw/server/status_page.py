@@ -9,14 +9,23 @@ tables here, never from the status, so a model named `<script>` stays text.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from html import escape
 from typing import Any
 
+from hxgw.server.cells import (
+    badge,
+    card,
+    duration,
+    head,
+    number,
+    percent,
+    table,
+    text,
+    when,
+)
 from hxgw.server.charts import CHART_CSS
 from hxgw.server.usage_section import render_usage
 
 REFRESH_SECONDS = 5
-DASH = "\u2014"
 ARROW = " \u2192 "
 
 _CIRCUIT_CLASS = {"closed": "ok", "half_open": "warn", "open": "bad"}
@@ -54,16 +63,16 @@ footer{margin-top:20px;color:var(--muted);font-size:12px}
 
 def render_status_html(status: Mapping[str, Any]) -> str:
     """The whole page for one /status.json document."""
-    version = _text(status.get("version"))
+    version = text(status.get("version"))
     draining = bool(status.get("draining"))
     if draining:
-        state = _badge("draining", "warn")
+        state = badge("draining", "warn")
     elif status.get("ready") is False:  # /readyz's 503, and why, at the top of the page
-        state = _badge("not ready", "bad") + "".join(
-            f"<span class=muted>{_text(reason)}</span>" for reason in status.get("reasons") or []
+        state = badge("not ready", "bad") + "".join(
+            f"<span class=muted>{text(reason)}</span>" for reason in status.get("reasons") or []
         )
     else:
-        state = _badge("serving", "ok")
+        state = badge("serving", "ok")
     return "".join(
         [
             "<!DOCTYPE html>\n<html lang=en><head><meta charset=utf-8>",
@@ -73,7 +82,7 @@ def render_status_html(status: Mapping[str, Any]) -> str:
             "content=\"default-src 'none'; style-src 'unsafe-inline'\">",
             f"<title>hxgw {version} status</title><style>{_CSS}{CHART_CSS}</style></head><body>",
             f"<header><h1>hxgw status</h1>{state}<span class=muted>version {version}",
-            f" &middot; listening on {_text(status.get('listen'))}</span></header>",
+            f" &middot; listening on {text(status.get('listen'))}</span></header>",
             _cards(status),
             "<h2>Models</h2>",
             _models(status.get("models") or []),
@@ -95,54 +104,54 @@ def _cards(status: Mapping[str, Any]) -> str:
     upstreams = status.get("upstreams") or []
     up = sum(1 for u in upstreams if u.get("reachable") is True)
     cards = [
-        ("Uptime", _duration(status.get("uptime_seconds")), ""),
-        ("Config generation", _text(status.get("config_generation")), ""),
+        ("Uptime", duration(status.get("uptime_seconds")), ""),
+        ("Config generation", text(status.get("config_generation")), ""),
         (
             "Last reload",
-            _badge(result, _RELOAD_CLASS.get(result, "muted")),
-            _text(reload.get("message") or "") + _when(reload.get("at")),
+            badge(result, _RELOAD_CLASS.get(result, "muted")),
+            text(reload.get("message") or "") + when(reload.get("at")),
         ),
         ("Upstreams reachable", f"{up}/{len(upstreams)}", ""),
-        ("Requests / s", _number(requests.get("per_second"), 2), ""),
-        ("Requests", _number(requests.get("total"), 0), ""),
-        ("In flight", _number(requests.get("inflight"), 0), ""),
-        ("Active streams", _number(requests.get("active_streams"), 0), ""),
+        ("Requests / s", number(requests.get("per_second"), 2), ""),
+        ("Requests", number(requests.get("total"), 0), ""),
+        ("In flight", number(requests.get("inflight"), 0), ""),
+        ("Active streams", number(requests.get("active_streams"), 0), ""),
         _ledger_card(status.get("ledger")),
         _limits_store_card(status.get("limits_store") or {}),
         _key_store_card(status.get("key_store")),
     ]
-    return "<section class=cards>" + "".join(_card(*card) for card in cards) + "</section>"
+    return "<section class=cards>" + "".join(card(*fields) for fields in cards) + "</section>"
 
 
 def _ledger_card(ledger: Mapping[str, Any] | None) -> tuple[str, str, str]:
     """Rows waiting on disk mean the usage store is away; dropped ones are lost."""
     if not ledger:
-        return ("Usage ledger", _badge("off", "muted"), "")
+        return ("Usage ledger", badge("off", "muted"), "")
     spooled, dropped = ledger.get("spool_bytes") or 0, ledger.get("rows_dropped") or 0
     css = "bad" if dropped else "warn" if spooled else "ok"
     word = "dropping" if dropped else "spooling" if spooled else "writing"
-    note = f"spool {_number(spooled, 0)} bytes, {_number(dropped, 0)} rows dropped"
-    return ("Usage ledger", _badge(word, css), note)
+    note = f"spool {number(spooled, 0)} bytes, {number(dropped, 0)} rows dropped"
+    return ("Usage ledger", badge(word, css), note)
 
 
 def _limits_store_card(store: Mapping[str, Any]) -> tuple[str, str, str]:
-    kind, reachable = _text(store.get("kind")), store.get("reachable")
-    badge = _badge("up", "ok") if reachable is not False else _badge("down", "bad")
+    kind, reachable = text(store.get("kind")), store.get("reachable")
+    reach = badge("up", "ok") if reachable is not False else badge("down", "bad")
     failures = store.get("failures")
-    note = kind if failures is None else f"{kind}, {_number(failures, 0)} failed calls"
-    return ("Limits store", badge, note)
+    note = kind if failures is None else f"{kind}, {number(failures, 0)} failed calls"
+    return ("Limits store", reach, note)
 
 
 def _key_store_card(store: Mapping[str, Any] | None) -> tuple[str, str, str]:
     if store is None:
-        return ("Key store", _badge("none", "muted"), "")
+        return ("Key store", badge("none", "muted"), "")
     if store.get("reachable"):
-        return ("Key store", _badge("read", "ok"), "")
-    return ("Key store", _badge("unread", "bad"), "newer stored keys get 503")
+        return ("Key store", badge("read", "ok"), "")
+    return ("Key store", badge("unread", "bad"), "newer stored keys get 503")
 
 
 def _models(models: Iterable[Mapping[str, Any]]) -> str:
-    head = _head(
+    columns = head(
         "Model",
         "Upstream model",
         "Groups",
@@ -158,29 +167,29 @@ def _models(models: Iterable[Mapping[str, Any]]) -> str:
         circuit = str(model.get("circuit", ""))
         css = _CIRCUIT_CLASS.get(circuit, "muted")
         rows.append(
-            f'<tr class="{css}" data-model="{_text(model.get("name"))}" '
-            f'data-circuit="{_text(circuit)}">'
-            f"<td><b>{_text(model.get('name'))}</b></td>"
-            f"<td><code>{_text(model.get('upstream_model'))}</code></td>"
-            f"<td>{_text(', '.join(str(g) for g in model.get('groups') or []))}</td>"
-            f"<td>{_badge(circuit.replace('_', '-'), css)}</td>"
-            f"<td class=num>{_number(model.get('ewma_ttfb_ms'), 1)}</td>"
-            f"<td class=num>{_number(model.get('ewma_latency_ms'), 1)}</td>"
-            f"<td class=num>{_percent(model.get('error_rate'))}</td>"
-            f"<td class=num>{_number(model.get('inflight'), 0)}</td>"
-            f"<td class=num>{_number(model.get('requests'), 0)}</td></tr>"
+            f'<tr class="{css}" data-model="{text(model.get("name"))}" '
+            f'data-circuit="{text(circuit)}">'
+            f"<td><b>{text(model.get('name'))}</b></td>"
+            f"<td><code>{text(model.get('upstream_model'))}</code></td>"
+            f"<td>{text(', '.join(str(g) for g in model.get('groups') or []))}</td>"
+            f"<td>{badge(circuit.replace('_', '-'), css)}</td>"
+            f"<td class=num>{number(model.get('ewma_ttfb_ms'), 1)}</td>"
+            f"<td class=num>{number(model.get('ewma_latency_ms'), 1)}</td>"
+            f"<td class=num>{percent(model.get('error_rate'))}</td>"
+            f"<td class=num>{number(model.get('inflight'), 0)}</td>"
+            f"<td class=num>{number(model.get('requests'), 0)}</td></tr>"
         )
-    return _table(head, rows, 9, "no models")
+    return table(columns, rows, 9, "no models")
 
 
 def _groups(groups: Iterable[Mapping[str, Any]]) -> str:
     rows = [
-        f'<tr data-group="{_text(group.get("name"))}"><td><b>{_text(group.get("name"))}</b></td>'
-        f"<td>{_text(group.get('strategy'))}</td>"
-        f"<td>{_text(ARROW.join(str(m) for m in group.get('models') or []))}</td></tr>"
+        f'<tr data-group="{text(group.get("name"))}"><td><b>{text(group.get("name"))}</b></td>'
+        f"<td>{text(group.get('strategy'))}</td>"
+        f"<td>{text(ARROW.join(str(m) for m in group.get('models') or []))}</td></tr>"
         for group in groups
     ]
-    return _table(_head("Group", "Strategy", "Models, in order"), rows, 3, "no groups")
+    return table(head("Group", "Strategy", "Models, in order"), rows, 3, "no groups")
 
 
 def _upstreams(upstreams: Iterable[Mapping[str, Any]]) -> str:
@@ -188,26 +197,26 @@ def _upstreams(upstreams: Iterable[Mapping[str, Any]]) -> str:
     for upstream in upstreams:
         reachable = upstream.get("reachable")
         if reachable is None:
-            badge = _badge("unknown", "muted")
+            reach = badge("unknown", "muted")
         else:
-            badge = _badge("up", "ok") if reachable else _badge("down", "bad")
+            reach = badge("up", "ok") if reachable else badge("down", "bad")
         ago = upstream.get("last_ok_seconds_ago")
         in_use, cap = upstream.get("in_use", 0), upstream.get("cap", 0)
         shed = upstream.get("shed", 0)
-        full = _badge("full", "bad") if cap and in_use >= cap else ""
+        full = badge("full", "bad") if cap and in_use >= cap else ""
         lacks = ", ".join(upstream.get("missing_models") or ())  # the registry's, unlisted
         note = upstream.get("last_error") or (f"does not list {lacks}" if lacks else None)
         rows.append(
-            f'<tr data-upstream="{_text(upstream.get("name"))}">'
-            f"<td><b>{_text(upstream.get('name'))}</b></td>"
-            f"<td><code>{_text(upstream.get('url'))}</code></td><td>{badge}</td>"
-            f"<td>{_text(note)}</td>"
-            f"<td class=num>{'never' if ago is None else _duration(ago) + ' ago'}</td>"
-            f"<td class=num>{_text(in_use)} / {_text(cap)} {full}</td>"
-            f"<td class=num>{_text(upstream.get('queued', 0))}</td>"
-            f"<td class=num>{_text(shed)}</td></tr>"
+            f'<tr data-upstream="{text(upstream.get("name"))}">'
+            f"<td><b>{text(upstream.get('name'))}</b></td>"
+            f"<td><code>{text(upstream.get('url'))}</code></td><td>{reach}</td>"
+            f"<td>{text(note)}</td>"
+            f"<td class=num>{'never' if ago is None else duration(ago) + ' ago'}</td>"
+            f"<td class=num>{text(in_use)} / {text(cap)} {full}</td>"
+            f"<td class=num>{text(upstream.get('queued', 0))}</td>"
+            f"<td class=num>{text(shed)}</td></tr>"
         )
-    head = _head(
+    columns = head(
         "Upstream",
         "URL",
         "Reachable",
@@ -217,65 +226,4 @@ def _upstreams(upstreams: Iterable[Mapping[str, Any]]) -> str:
         ("Queued", "num"),
         ("Shed", "num"),
     )
-    return _table(head, rows, 8, "no upstreams")
-
-
-def _table(head: str, rows: list[str], columns: int, empty: str) -> str:
-    body = "".join(rows) or f"<tr><td colspan={columns} class=muted>{empty}</td></tr>"
-    return f"<table><thead>{head}</thead><tbody>{body}</tbody></table>"
-
-
-def _head(*columns: str | tuple[str, str]) -> str:
-    cells = (
-        f"<th class={c[1]}>{c[0]}</th>" if isinstance(c, tuple) else f"<th>{c}</th>"
-        for c in columns
-    )
-    return "<tr>" + "".join(cells) + "</tr>"
-
-
-def _card(label: str, value: str, note: str) -> str:
-    note_html = f"<div class=note>{note}</div>" if note else ""
-    return (
-        f"<div class=card><div class=label>{label}</div>"
-        f"<div class=value>{value}</div>{note_html}</div>"
-    )
-
-
-def _badge(text: str, css: str) -> str:
-    return f'<span class="badge {css}">{escape(text)}</span>'
-
-
-def _text(value: object) -> str:
-    return DASH if value is None else escape(str(value))
-
-
-def _when(at: object) -> str:
-    return f" <span class=muted>at {escape(str(at))}</span>" if at else ""
-
-
-def _number(value: object, digits: int) -> str:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return _text(value)
-    return f"{value:,.{digits}f}"
-
-
-def _percent(value: object) -> str:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return _text(value)
-    return f"{value * 100:.1f}"
-
-
-def _duration(seconds: object) -> str:
-    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
-        return _text(seconds)
-    whole = int(seconds)
-    days, rest = divmod(whole, 86400)
-    hours, rest = divmod(rest, 3600)
-    minutes, secs = divmod(rest, 60)
-    if days:
-        return f"{days}d {hours}h {minutes}m"
-    if hours:
-        return f"{hours}h {minutes}m"
-    if minutes:
-        return f"{minutes}m {secs}s"
-    return f"{seconds:.1f}s" if seconds < 10 else f"{secs}s"
+    return table(columns, rows, 8, "no upstreams")
