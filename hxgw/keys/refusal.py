@@ -19,10 +19,14 @@ SDK ignores a longer one; Anthropic's and both node SDKs sleep whatever it says.
 def refusal_headers(decision: LimitDecision) -> dict[str, str]:
     """The 429's headers: the key's rate-limit headers, and `x-should-retry: false`
     (which the SDKs obey before any other rule) when retrying within the call cannot
-    help: the request is larger than the limit itself, or the wait is longer than a
-    client should sleep in one call (a spent budget renews in hours)."""
+    help: the request is larger than the limit itself (then no `retry-after` either: no
+    wait lets it in), or the wait is longer than a client should sleep in one call (a
+    spent budget renews in hours)."""
     headers = decision.headers()
-    if _never_fits(decision) or decision.retry_after > LONGEST_SDK_WAIT:
+    if _never_fits(decision):
+        headers["x-should-retry"] = "false"
+        del headers["retry-after"], headers["retry-after-ms"]
+    elif decision.retry_after > LONGEST_SDK_WAIT:
         headers["x-should-retry"] = "false"
     return headers
 
@@ -72,12 +76,19 @@ def _message(decision: LimitDecision) -> str:
                 f"{spent}, reserved by requests under way {held}"
                 f", this request needs up to {needs}. Please try again in {wait}."
             )
-        renews = time.gmtime(decision.now + decision.retry_after)
+        at = time.strftime("%Y-%m-%d %H:%M", time.gmtime(decision.now + decision.retry_after))
+        renews = f"the budget renews in {hours(decision.retry_after)}, at {at} UTC."
+        if used < (limits.budget or 0.0):  # some is left, less than this request may cost
+            return (
+                f"This request would exceed the key's budget: budget {budget} per {period}, "
+                f"spent or reserved {spent_or_held}, this request needs up to {needs} (the "
+                "max_tokens it asks for, or 256 when it sets none, at its dearest model's "
+                f"price): set a lower max_tokens, or wait: {renews}"
+            )
         return (
             f"You exceeded your current quota: budget {budget} per {period}, "
             f"spent or reserved {spent_or_held}, this request needs up to {needs}. "
-            f"The budget renews in {hours(decision.retry_after)}, at"
-            f" {time.strftime('%Y-%m-%d %H:%M', renews)} UTC."
+            f"{renews[0].upper()}{renews[1:]}"
         )
     if decision.refused == "tokens":
         if _never_fits(decision):

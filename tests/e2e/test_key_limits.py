@@ -206,9 +206,11 @@ async def test_the_sdks_do_not_sleep_on_a_spent_budget_they_raise_at_once(
     assert (await _post(client, gateway, secret, max_tokens=10))[0] == 200
     sdk = anthropic.AsyncAnthropic(base_url=gateway.url, api_key=secret, max_retries=2)
     with pytest.raises(anthropic.RateLimitError) as raised:
-        await sdk.messages.create(model="chat", max_tokens=100,
+        # Within the whole budget (a request over it gets no Retry-After), not what is left.
+        await sdk.messages.create(model="chat", max_tokens=25,
                                   messages=[{"role": "user", "content": "hi"}])
     await sdk.close()
+    assert "would exceed the key's budget" in raised.value.message, raised.value.message
     assert int(raised.value.response.headers["retry-after"]) > 60
     assert raised.value.response.headers["x-should-retry"] == "false"
     await wait_for(lambda: len(ledger_rows(gateway)) == 2, timeout=10)

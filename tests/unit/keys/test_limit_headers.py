@@ -96,7 +96,35 @@ async def test_the_429_for_a_budget_is_insufficient_quota() -> None:
     decision = await limiter.reserve("k", KeyLimits(budget=0.5), 1, 0.3, NOW)
     error = error_body(decision)["error"]
     assert (error["type"], error["code"]) == ("insufficient_quota", "insufficient_quota")
-    assert error["message"].startswith("You exceeded your current quota: budget 0.50 per 1d")
+    assert error["message"].startswith("This request would exceed the key's budget: budget "
+                                       "0.50 per 1d, spent or reserved 0.25, this request "
+                                       "needs up to 0.30 (the max_tokens it asks for")
+
+
+async def test_a_budget_spent_to_its_end_says_the_quota_is_exceeded_and_when_it_renews() -> None:
+    limiter = MemoryLimiter()
+    first = await limiter.reserve("k", KeyLimits(budget=0.5), 1, 0.25, NOW)
+    assert first.reservation is not None
+    await limiter.reconcile(first.reservation, 1, 0.5, NOW)
+    decision = await limiter.reserve("k", KeyLimits(budget=0.5), 1, 0.01, NOW)
+    message = error_body(decision)["error"]["message"]
+    assert message.startswith("You exceeded your current quota: budget 0.50 per 1d, spent "
+                              "or reserved 0.50, this request needs up to 0.01. The budget "
+                              "renews in "), message
+    assert "max_tokens" not in message
+
+
+async def test_a_request_that_would_overrun_what_is_left_may_ask_for_less_or_wait() -> None:
+    # Seen by a newcomer: 0.70 of 3.00 spent, 2.50 asked for, told "You exceeded your
+    # current quota" with 2.30 left.
+    limiter = MemoryLimiter()
+    first = await limiter.reserve("k", KeyLimits(budget=3.0), 1, 0.7, NOW)
+    assert first.reservation is not None
+    await limiter.reconcile(first.reservation, 1, 0.7, NOW)
+    decision = await limiter.reserve("k", KeyLimits(budget=3.0), 1, 2.5, NOW)
+    message = error_body(decision)["error"]["message"]
+    assert "set a lower max_tokens, or wait: the budget renews in " in message
+    assert "exceeded" not in message
 
 
 async def test_a_spent_budget_s_figures_show_the_overflow_that_cents_would_hide() -> None:
@@ -108,8 +136,9 @@ async def test_a_spent_budget_s_figures_show_the_overflow_that_cents_would_hide(
     await limiter.reconcile(first.reservation, 1, 0.1615, NOW)
     decision = await limiter.reserve("k", KeyLimits(budget=0.2), 1, 0.0425, NOW)
     message = error_body(decision)["error"]["message"]
-    assert message.startswith("You exceeded your current quota: budget 0.200 per 1d, spent "
-                              "or reserved 0.162, this request needs up to 0.043."), message
+    assert message.startswith("This request would exceed the key's budget: budget 0.200 per "
+                              "1d, spent or reserved 0.162, this request needs up to 0.043 "
+                              "("), message
 
 
 async def test_a_spent_budget_says_in_hours_and_minutes_and_in_utc_when_it_renews() -> None:
@@ -119,7 +148,7 @@ async def test_a_spent_budget_says_in_hours_and_minutes_and_in_utc_when_it_renew
     await limiter.reconcile(first.reservation, 1, 0.00097, NOW)
     decision = await limiter.reserve("k", KeyLimits(budget=0.001), 1, 0.000042, NOW)
     message = error_body(decision)["error"]["message"]
-    assert "spent or reserved 0.00097, this request needs up to 0.000042." in message
+    assert "spent or reserved 0.00097, this request needs up to 0.000042 (" in message
     assert re.search(r"renews in \d+h\d+m, at \d{4}-\d\d-\d\d 00:00 UTC\.$", message)
 
 
@@ -142,6 +171,14 @@ async def test_a_request_over_the_whole_budget_is_told_to_ask_for_less_not_to_wa
     assert message.startswith("Request too large for the budget: budget 1.00 per 1d, this "
                               "request needs up to 5.35") and "renews" not in message
     assert refusal_headers(decision)["x-should-retry"] == "false"
+
+
+async def test_a_request_over_the_whole_budget_or_tpm_gets_no_retry_after() -> None:
+    # A Retry-After of the hours until the budget renews promised a wait that cannot help.
+    limiter = MemoryLimiter()
+    for limits, tokens, cost in ((KeyLimits(budget=1.0), 10, 5.35), (KeyLimits(tpm=100), 101, 0)):
+        headers = refusal_headers(await limiter.reserve("k", limits, tokens, cost, NOW))
+        assert "retry-after" not in headers and "retry-after-ms" not in headers
 
 
 async def test_a_spent_budget_is_not_retried_within_the_call_as_it_renews_in_hours() -> None:
