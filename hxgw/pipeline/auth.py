@@ -148,8 +148,12 @@ def guard_key(
             lockout_seconds=policy.lockout,
         )
     if verdict is Verdict.LOCKED:
+        # Said whichever key came, a right guess too; that keys used from here before
+        # still work tells the client with a stale key which one it is.
+        wait = max(1, math.ceil(guard.locked_for(address, now)))
         raise RateLimited(
-            "too many bad keys from this address; try again later",
-            retry_after=max(1, math.ceil(guard.locked_for(address, now))),
+            f"too many invalid API keys from this address: every key is refused for {wait}s"
+            " more, but those already used from here",
+            retry_after=wait,
         )
     raise Unauthorized(refusal)

@@ -32,7 +32,11 @@ async def test_repeated_bad_keys_lock_the_address_out_with_429(
     async with client.post(gateway.url + "/v1/chat/completions", json=CHAT,
                            headers=gateway.auth) as resp:
         assert resp.status == 429  # a right guess must not be told apart while locked out
-        assert 0 < int(resp.headers["Retry-After"]) <= 30
+        wait = int(resp.headers["Retry-After"])
+        assert 0 < wait <= 30
+        message = (await resp.json())["error"]["message"]
+        assert message == (f"too many invalid API keys from this address: every key is "
+                           f"refused for {wait}s more, but those already used from here")
     await wait_for(lambda: "too many bad keys" in gateway.logs())
     assert "address=127.0.0.1" in gateway.logs()
 
