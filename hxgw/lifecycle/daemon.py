@@ -182,7 +182,10 @@ class Daemon:
             await stores.reloaded(self.runtime, self.seeds, config)
         except ConfigError as exc:
             problems = str(exc).splitlines()
-            self._record_reload("rejected", problems[0])
+            # The first in full, the rest counted: STATUS= and the status page have a
+            # line for it, and one fixed would only meet the next at the next reload.
+            more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
+            self._record_reload("rejected", problems[0] + more)
             # Workers read the same files: the first says why, for all of them.
             say = log.error if self.env.get(WORKER, "0") == "0" else log.info
             say(

@@ -76,6 +76,22 @@ async def test_a_broken_config_on_reload_is_rejected_and_the_old_one_keeps_servi
     assert gateway.process is not None and gateway.process.poll() is None
 
 
+async def test_a_reload_rejected_for_several_problems_says_the_first_and_how_many_more(
+    start_gateway: StartGateway, notify: NotifySocket, client: aiohttp.ClientSession
+):
+    gateway = await _start(start_gateway, notify)
+    await wait_for(lambda: notify.drain())
+    _rewrite_routing(gateway, {"chat": ["alpha", "llm03", "llm04"]})
+    gateway.signal(signal.SIGHUP)
+    await wait_for(lambda: len(notify.drain()) >= 3)
+    said = "rejected: routing.yaml: routing.groups.chat[1]: unknown model 'llm03'"
+    assert f"{said} (and 1 more)" in notify.messages[2]["STATUS"]
+    async with client.get(gateway.url + "/status.json", headers=gateway.auth) as resp:
+        reload = (await resp.json())["last_reload"]
+    assert reload["message"].endswith("unknown model 'llm03' (and 1 more)")
+    assert "llm04" in gateway.logs()  # the log says every one
+
+
 async def test_a_stop_does_not_wait_behind_a_reload_stuck_reading_a_file(
     start_gateway: StartGateway, notify: NotifySocket
 ):
