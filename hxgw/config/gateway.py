@@ -80,7 +80,7 @@ UNIT_STOP_TIMEOUT = 45.0
 
 def read_drain_timeout(top: Section) -> float:
     section = top.section("shutdown", frozenset({"drain_timeout"}))
-    return float(section.number("drain_timeout", 20.0, minimum=0, maximum=3600))
+    return float(section.number("drain_timeout", 20.0, minimum=0, maximum=3600, unit="seconds"))
 
 
 def read_readiness(top: Section) -> ReadinessProbe:
@@ -165,11 +165,13 @@ def read_timeouts(top: Section) -> Timeouts:
     )
     base = Timeouts()
     return Timeouts(
-        connect=float(section.number("connect", base.connect, positive=True)),
-        first_byte=float(section.number("first_byte", base.first_byte, positive=True)),
-        answer=float(section.number("answer", base.answer, positive=True)),
-        idle=float(section.number("idle", base.idle, positive=True)),
-        total=float(section.number("total", base.total, positive=True)),
+        connect=float(section.number("connect", base.connect, positive=True, unit="seconds")),
+        first_byte=float(
+            section.number("first_byte", base.first_byte, positive=True, unit="seconds")
+        ),
+        answer=float(section.number("answer", base.answer, positive=True, unit="seconds")),
+        idle=float(section.number("idle", base.idle, positive=True, unit="seconds")),
+        total=float(section.number("total", base.total, positive=True, unit="seconds")),
     )
 
 
@@ -201,9 +203,13 @@ def read_limits(top: Section) -> Limits:
             "upstream_connections", None, positive=True, integer=True
         ),
         client_idle_timeout=float(
-            section.number("client_idle_timeout", base.client_idle_timeout, positive=True)
+            section.number(
+                "client_idle_timeout", base.client_idle_timeout, positive=True, unit="seconds"
+            )
         ),
-        body_timeout=float(section.number("body_timeout", base.body_timeout, positive=True)),
+        body_timeout=float(
+            section.number("body_timeout", base.body_timeout, positive=True, unit="seconds")
+        ),
         connections_per_address=section.number(
             "connections_per_address", base.connections_per_address, positive=True, integer=True
         ),

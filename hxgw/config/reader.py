@@ -136,13 +136,17 @@ class Section:
         positive: bool = False,
         integer: bool = False,
         required: bool = False,
+        unit: str = "",
     ) -> Any:
+        """`unit` names what the number counts (`seconds`), in the problem a value that is
+        no number gets: `2m` is a string to YAML."""
         value = self._take(key, default, required)
         if value is _MISSING:
             return default
-        wanted = "an integer" if integer else "a number"
+        wanted = ("an integer" if integer else "a number") + (f" of {unit}" if unit else "")
         if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
-            self.report(f"must be {wanted}, got {kind_of(value)}", key)
+            got = f"the string {value[:40]!r}" if isinstance(value, str) else kind_of(value)
+            self.report(f"must be {wanted}, got {got}", key)
             return default
         if isinstance(value, float) and not math.isfinite(value):  # .nan passes every test
             self.report(f"must be a finite number, got {value}", key)

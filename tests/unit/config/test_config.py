@@ -210,13 +210,21 @@ def test_every_problem_is_reported_at_once(tmp_path: Path):
         "routing.yaml: routing.failover_order[0]: unknown model 'zeta'",
         "routing.yaml: routing.default_group: unknown group 'nope'",
         "gateway.yaml: timeouts.idle: must be greater than 0, got -1",
-        "gateway.yaml: limits.max_body_bytes: must be an integer, got a string",
+        "gateway.yaml: limits.max_body_bytes: must be an integer, got the string 'big'",
     ])
 
 
 def test_wrong_types_name_what_was_found(tmp_path: Path):
     write_config(tmp_path, "http://127.0.0.1:1", gateway={"listen": {"port": "4010"}})
-    assert _problems(tmp_path) == ["gateway.yaml: listen.port: must be an integer, got a string"]
+    assert _problems(tmp_path) == [
+        "gateway.yaml: listen.port: must be an integer, got the string '4010'"]
+
+
+def test_a_duration_written_with_its_unit_is_told_the_number_is_in_seconds(tmp_path: Path):
+    # `idle: 2m`, as the CLI's --since 24h might suggest, is a string to YAML.
+    write_config(tmp_path, "http://127.0.0.1:1", gateway={"timeouts": {"idle": "2m"}})
+    assert _problems(tmp_path) == [
+        "gateway.yaml: timeouts.idle: must be a number of seconds, got the string '2m'"]
 
 
 def test_a_model_named_like_a_group_is_ambiguous(tmp_path: Path):
