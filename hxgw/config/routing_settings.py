@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from types import MappingProxyType
 
-from hxgw.config.reader import Problems, Section, name_problem
+from hxgw.config.reader import Problems, Section, kind_of, name_problem
 from hxgw.config.schema import (
     STRATEGIES,
     Group,
@@ -78,6 +78,14 @@ def read_classifier(section: Section, directory: Path) -> Path | None:
 def read_price(entry: Section) -> Price | None:
     """A model's `price: {input_per_mtok, output_per_mtok, cache_read_per_mtok,
     cache_write_per_mtok}`, the last two optional."""
+    given_as = entry.raw("price")
+    if not isinstance(given_as, dict):  # one problem, not one per missing field as well
+        entry.report(
+            "must be a mapping of prices per million tokens, as {input_per_mtok: 0.15, "
+            f"output_per_mtok: 0.6}}, got {kind_of(given_as)}",
+            "price",
+        )
+        return None
     section = entry.section("price", PRICE_KEYS)
     given = (
         section.number("input_per_mtok", None, minimum=0.0, required=True),

@@ -82,6 +82,17 @@ def test_a_price_needs_both_figures(tmp_path: Path):
         load_config(tmp_path, ENV)
 
 
+def test_a_price_given_as_one_number_is_one_problem_that_shows_the_mapping(tmp_path: Path):
+    models = [dict(DEFAULT_MODELS[0], price=0.5), *DEFAULT_MODELS[1:]]
+    write_config(tmp_path, "http://127.0.0.1:1", models=models)
+    with pytest.raises(ConfigError) as raised:
+        load_config(tmp_path, ENV)
+    problems = [line for line in str(raised.value).splitlines() if "price" in line]
+    assert problems == [
+        "model_registry.yaml: models.alpha.price: must be a mapping of prices per million "
+        "tokens, as {input_per_mtok: 0.15, output_per_mtok: 0.6}, got a number"]
+
+
 def test_a_negative_price_is_refused_as_below_zero(tmp_path: Path):
     price = {"input_per_mtok": 3, "output_per_mtok": -1}
     models = [dict(DEFAULT_MODELS[0], price=price), *DEFAULT_MODELS[1:]]
