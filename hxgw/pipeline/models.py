@@ -11,7 +11,7 @@ import structlog
 
 from hxgw import jsonio
 from hxgw.endpoints import MODELS
-from hxgw.errors import BadRequest, ModelNotFound, UpstreamError
+from hxgw.errors import BadRequest, ModelNotFound, UpstreamError, did_you_mean
 from hxgw.pipeline.context import Next, RequestContext
 from hxgw.pipeline.failures import TransportError
 from hxgw.routing.routes import may_use_model
@@ -67,9 +67,16 @@ async def describe_model(ctx: RequestContext, call_next: Next) -> None:
     the list that has that id (a group, or a model of the registry), or 404
     in OpenAI's shape, as `client.models.retrieve` expects."""
     wanted = ctx.exchange.path.split("/models/", 1)[1]  # decoded by aiohttp
-    found = next((e for e in await _entries(ctx) if e.get("id") == wanted), None)
+    entries = await _entries(ctx)
+    found = next((e for e in entries if e.get("id") == wanted), None)
     if found is None:
-        raise ModelNotFound(f"The model `{wanted}` does not exist", param="model")
+        # OpenAI's words first (clients match on them), then what a chat's 404 says too.
+        ids = [e["id"] for e in entries if isinstance(e.get("id"), str)]
+        raise ModelNotFound(
+            f"The model `{wanted[:200]}` does not exist{did_you_mean(wanted, ids)}: "
+            "GET /v1/models lists the groups and models this key may use",
+            param="model",
+        )
     anthropic = _to_anthropic(ctx)
     _answer(ctx, _anthropic(found) if anthropic else found, anthropic=anthropic)
     await call_next(ctx)

@@ -237,6 +237,17 @@ async def test_a_key_limited_to_groups_sees_only_those_and_their_models(
         assert resp.status == 404
 
 
+async def test_an_unknown_model_on_the_models_route_is_told_the_one_meant_and_the_list(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    async with client.get(gateway.url + "/v1/models/chta", headers=gateway.auth) as resp:
+        assert resp.status == 404
+        error = (await resp.json())["error"]
+    assert error["message"] == ("The model `chta` does not exist (did you mean 'chat'?): "
+                                "GET /v1/models lists the groups and models this key may use")
+    assert (error["code"], error["param"]) == ("model_not_found", "model")
+
+
 async def test_a_non_retryable_upstream_error_passes_through_as_is(
     gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):
