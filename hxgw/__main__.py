@@ -126,8 +126,9 @@ def _parser() -> argparse.ArgumentParser:
     quickstart.add_arguments(
         command(
             "quickstart",
-            "run the gateway with a key for this run, in front of the demo upstream unless "
-            "HX_LITELLM_UPSTREAM names one (what `make run` runs)",
+            "run the gateway (its key MASTER_KEY, else one made once and kept in HX_STATE_DIR)"
+            " in front of the demo upstream unless HX_LITELLM_UPSTREAM names one (what `make "
+            "run` runs)",
         )
     )
     demo = command("demo-upstream", "run a deterministic OpenAI-compatible fake upstream")

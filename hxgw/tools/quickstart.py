@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import errno
 import os
 import secrets
 import shlex
@@ -81,10 +82,13 @@ def run(args: argparse.Namespace, env: dict[str, str]) -> int:
     signal.signal(signal.SIGHUP, lambda *_: None)
     if not env.get("HX_LITELLM_UPSTREAM"):
         port = env.get("HX_DEMO_PORT") or str(DEMO_PORT)
-        if not port.isdigit() or not 0 < int(port) < 65536 or not _free(int(port)):
+        valid = port.isdigit() and 0 < int(port) < 65536
+        taken = _taken(int(port)) if valid else "not a port"
+        if taken:
             print(
-                f"hxgw quickstart: the demo upstream cannot listen on 127.0.0.1:{port}; set "
-                "HX_DEMO_PORT to a free port, or HX_LITELLM_UPSTREAM to a real upstream",
+                f"hxgw quickstart: the demo upstream cannot listen on 127.0.0.1:{port}"
+                f" ({taken}); set HX_DEMO_PORT to a free port, or HX_LITELLM_UPSTREAM to a"
+                " real upstream",
                 file=sys.stderr,
             )
             return 1
@@ -106,10 +110,10 @@ def run(args: argparse.Namespace, env: dict[str, str]) -> int:
     port = str(args.port or env.get("HX_PORT") or Listen().port)
     # Exported with the key: `hxgw keys` checks --groups against this config's groups.
     config_dir = os.path.abspath(args.config_dir or env.get("HX_CONFIG_DIR") or "etc/hxgw")
-    if port.isdigit() and not _free(int(port), host):
+    if port.isdigit() and (taken := _taken(int(port), host)):
         print(
-            f"hxgw quickstart: the gateway cannot listen on {host}:{port}; set HX_PORT to a"
-            " free port",
+            f"hxgw quickstart: the gateway cannot listen on {host}:{port} ({taken}); set"
+            " HX_PORT to a free port",
             file=sys.stderr,
         )
         _stop(demo)
@@ -176,20 +180,22 @@ def _print_try_lines(
     )
 
 
-def _free(port: int, host: str = "127.0.0.1") -> bool:
-    """Whether the port can be listened on (checked before the demo is started, or the
-    wait below could find whatever else listens there)."""
+def _taken(port: int, host: str = "127.0.0.1") -> str:
+    """Why the port cannot be listened on, or "" when it can (checked before the demo is
+    started, or the wait below could find whatever else listens there)."""
     try:
         family = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0][0]
     except socket.gaierror:
-        return True  # the gateway says what is wrong with the host
+        return ""  # the gateway says what is wrong with the host
     with socket.socket(family) as probe:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
-        except OSError:
-            return False
-    return True
+        except OSError as exc:
+            if exc.errno == errno.EADDRINUSE:
+                return "in use: another `make run`, or another server"
+            return exc.strerror or str(exc)
+    return ""
 
 
 def _listening(

@@ -456,6 +456,24 @@ def test_make_run_with_a_demo_port_out_of_range_says_how_to_move_it(tmp_path: Pa
     assert "HX_DEMO_PORT" in run.stderr and "Traceback" not in run.stderr
 
 
+def test_make_run_with_its_demo_port_taken_says_it_is_in_use_and_how_to_move_it(
+    tmp_path: Path,
+):
+    with socket.socket() as taken:  # as a second `make run` finds the first one's
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        env = _clean_env() | {"HX_PORT": str(free_port()), "HX_DEMO_PORT": str(port),
+                              "HX_STATE_DIR": str(tmp_path / "state")}
+        run = subprocess.run([HXGW, "quickstart"], cwd=REPO, env=env, capture_output=True,
+                             text=True, timeout=60)
+    assert run.returncode == 1
+    assert run.stderr == (
+        f"hxgw quickstart: the demo upstream cannot listen on 127.0.0.1:{port} (in use: "
+        "another `make run`, or another server); set HX_DEMO_PORT to a free port, or "
+        "HX_LITELLM_UPSTREAM to a real upstream\n")
+
+
 def test_the_demo_upstream_on_a_taken_port_says_so_in_one_line():
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
