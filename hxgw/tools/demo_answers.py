@@ -46,12 +46,25 @@ def embedding(text: str, dim: int) -> list[float]:
     return [round(v / norm, 6) for v in values[:dim]]
 
 
+def answer_words(body: dict[str, Any], prompt: str, *limits: str) -> tuple[list[str], bool]:
+    """The answer's words (a word is a token here), cut to the most the request asks for
+    under the first of `limits` it sets, as a model stops there; and whether they were."""
+    words = answer_for(prompt).split(" ")
+    for name in limits:
+        most = body.get(name)
+        if isinstance(most, int) and not isinstance(most, bool) and most > 0:
+            return words[:most], len(words) > most
+    return words, False
+
+
 def completion(body: dict[str, Any], chat: bool) -> dict[str, Any]:
     """A chat completion (or a text completion) object answering `body`."""
-    text = answer_for(prompt_of(body))
-    words = text.split(" ")
-    prompt_tokens = len(prompt_of(body).split())
-    choice: dict[str, Any] = {"index": 0, "finish_reason": "stop"}
+    prompt = prompt_of(body)
+    limits = ("max_completion_tokens", "max_tokens") if chat else ("max_tokens",)
+    words, cut = answer_words(body, prompt, *limits)
+    text = " ".join(words)
+    prompt_tokens = len(prompt.split())
+    choice: dict[str, Any] = {"index": 0, "finish_reason": "length" if cut else "stop"}
     choice.update({"message": {"role": "assistant", "content": text}} if chat else {"text": text})
     return {
         "id": f"chatcmpl-demo-{hashlib.sha256(text.encode()).hexdigest()[:12]}",

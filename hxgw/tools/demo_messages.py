@@ -11,14 +11,15 @@ from typing import Any
 from aiohttp import web
 
 from hxgw import jsonio
-from hxgw.tools.demo_answers import CONFIG, answer_for, json_body, prompt_of
+from hxgw.tools.demo_answers import CONFIG, answer_words, json_body, prompt_of
 
 
 async def messages(request: web.Request) -> web.StreamResponse:
     body = await json_body(request)
     model = str(body.get("model") or "demo")
     prompt = prompt_of(body)
-    words = answer_for(prompt).split(" ")
+    words, cut = answer_words(body, prompt, "max_tokens")
+    stop = "max_tokens" if cut else "end_turn"
     usage = {"input_tokens": len(prompt.split()), "output_tokens": len(words)}
     reply: dict[str, Any] = {
         "id": "msg_demo" + hashlib.sha256(prompt.encode()).hexdigest()[:16],
@@ -26,7 +27,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
         "role": "assistant",
         "model": model,
         "content": [{"type": "text", "text": " ".join(words)}],
-        "stop_reason": "end_turn",
+        "stop_reason": stop,
         "stop_sequence": None,
         "usage": usage,
     }
@@ -53,7 +54,7 @@ async def messages(request: web.Request) -> web.StreamResponse:
         response,
         "message_delta",
         {
-            "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+            "delta": {"stop_reason": stop, "stop_sequence": None},
             "usage": {"output_tokens": len(words)},
         },
     )

@@ -15,7 +15,7 @@ from typing import Any
 from aiohttp import web
 
 from hxgw import jsonio
-from hxgw.tools.demo_answers import CONFIG, answer_for, json_body
+from hxgw.tools.demo_answers import CONFIG, answer_words, json_body
 
 KEPT = web.AppKey("responses", OrderedDict[str, dict[str, Any]])
 KEEP = 1000
@@ -29,7 +29,10 @@ async def create(request: web.Request) -> web.StreamResponse:
         return _not_found(
             f"Previous response with id '{previous}' not found.", "previous_response_id"
         )
-    words = answer_for(_prompt(body.get("input"))).split(" ")
+    words, cut = answer_words(body, _prompt(body.get("input")), "max_output_tokens")
+    # Cut at max_output_tokens, a response is `incomplete` and says why, as OpenAI's is.
+    end = "incomplete" if cut else "completed"
+    details = {"reason": "max_output_tokens"} if cut else None
     response: dict[str, Any] = {
         "id": "resp_" + secrets.token_hex(24),
         "object": "response",
@@ -55,11 +58,11 @@ async def create(request: web.Request) -> web.StreamResponse:
         "content": [],
     }
     text = " ".join(words)
-    done = {**message, "status": "completed", "content": [_part(text)]}
+    done = {**message, "status": end, "content": [_part(text)]}
     usage = {"input_tokens": len(_prompt(body.get("input")).split()), "output_tokens": len(words)}
     usage["total_tokens"] = usage["input_tokens"] + usage["output_tokens"]
     if body.get("stream") is not True:
-        response.update(status="completed", output=[done], usage=usage)
+        response.update(status=end, incomplete_details=details, output=[done], usage=usage)
         return _json(response)
     stream = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await stream.prepare(request)
@@ -82,8 +85,8 @@ async def create(request: web.Request) -> web.StreamResponse:
     await event("response.output_text.done", text=text, **at)
     await event("response.content_part.done", part=_part(text), **at)
     await event("response.output_item.done", output_index=0, item=done)
-    response.update(status="completed", output=[done], usage=usage)
-    await event("response.completed", response=response)
+    response.update(status=end, incomplete_details=details, output=[done], usage=usage)
+    await event(f"response.{end}", response=response)
     await stream.write_eof()
     return stream
 

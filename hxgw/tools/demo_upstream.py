@@ -6,7 +6,8 @@ asked), embeddings of a fixed dimension, a model list, Anthropic's Messages
 API (`demo_messages`), the Responses API (`demo_responses`), moderation and
 rerank (`demo_scoring`), files and batches (`demo_files`). Answers depend only
 on the request: "Return exactly the text: X" answers X, "Count to N" answers
-"1 2 ... N", anything else is echoed back.
+"1 2 ... N", anything else is echoed back; cut at the request's max_tokens (a
+word is a token here), as a model stops there.
 """
 
 from __future__ import annotations
@@ -27,12 +28,10 @@ from hxgw.tools import demo_files, demo_messages, demo_responses, demo_scoring
 from hxgw.tools.demo_answers import (
     CONFIG,
     MODELS,
-    answer_for,
     completion,
     embedding_list,
     json_body,
     missing,
-    prompt_of,
 )
 
 
@@ -45,8 +44,8 @@ async def completions(request: web.Request) -> web.StreamResponse:
     if not body.get("stream"):
         return web.json_response(whole)
     ident, created, model, usage = whole["id"], whole["created"], whole["model"], whole["usage"]
-    kind = whole["object"]
-    words = answer_for(prompt_of(body)).split(" ")
+    kind, choice = whole["object"], whole["choices"][0]
+    words = (choice["message"]["content"] if chat else choice["text"]).split(" ")
     delay = request.app[CONFIG].chunk_delay
     async with sse_response(request, sep="\n", allow_all_methods=True) as sse:
         for i, word in enumerate(words):
@@ -70,7 +69,7 @@ async def completions(request: web.Request) -> web.StreamResponse:
             )
             if delay:
                 await asyncio.sleep(delay)
-        last: dict[str, Any] = {"index": 0, "finish_reason": "stop"}
+        last: dict[str, Any] = {"index": 0, "finish_reason": choice["finish_reason"]}
         if chat:
             last["delta"] = {}
         else:

@@ -129,6 +129,39 @@ def _sdk(gateway: Gateway) -> openai.AsyncOpenAI:
     return openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key=gateway.key, max_retries=0)
 
 
+async def test_the_demo_stops_a_chat_at_its_max_tokens_as_a_model_does(before_demo: Gateway):
+    count = [{"role": "user", "content": "Count to 9"}]
+    async with _sdk(before_demo) as sdk:
+        plain = await sdk.chat.completions.create(model="chat", messages=count, max_tokens=3)
+        stream = await sdk.chat.completions.create(
+            model="chat", messages=count, max_completion_tokens=2, stream=True,
+            stream_options={"include_usage": True})
+        chunks = [chunk async for chunk in stream]
+    assert plain.choices[0].message.content == "1 2 3"
+    assert plain.choices[0].finish_reason == "length"
+    assert plain.usage is not None and plain.usage.completion_tokens == 3
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "1 2"
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "length"
+
+
+async def test_the_demo_stops_messages_and_responses_at_their_token_limits(demo: str):
+    count = [{"role": "user", "content": "Count to 9"}]
+    async with anthropic.AsyncAnthropic(base_url=demo, api_key="sk-demo", max_retries=0) as sdk:
+        message = await sdk.messages.create(model="llm02-phi3", max_tokens=2, messages=count)
+    async with openai.AsyncOpenAI(base_url=demo + "/v1", api_key="demo", max_retries=0) as oa:
+        response = await oa.responses.create(model="llm02-phi3", input="Count to 9",
+                                             max_output_tokens=4)
+        stream = await oa.responses.create(model="llm02-phi3", input="Count to 9",
+                                           max_output_tokens=4, stream=True)
+        kinds = [event.type async for event in stream]
+    assert message.content[0].text == "1 2"  # type: ignore[union-attr]
+    assert message.stop_reason == "max_tokens" and message.usage.output_tokens == 2
+    assert response.output_text == "1 2 3 4" and response.status == "incomplete"
+    assert response.incomplete_details is not None
+    assert response.incomplete_details.reason == "max_output_tokens"
+    assert kinds[-1] == "response.incomplete"
+
+
 def _line(custom_id: str, url: str, body: dict[str, object]) -> bytes:
     return json.dumps({"custom_id": custom_id, "method": "POST", "url": url,
                        "body": body}).encode() + b"\n"
