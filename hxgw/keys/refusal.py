@@ -78,12 +78,15 @@ def _message(decision: LimitDecision) -> str:
             )
         at = time.strftime("%Y-%m-%d %H:%M", time.gmtime(decision.now + decision.retry_after))
         renews = f"the budget renews in {hours(decision.retry_after)}, at {at} UTC."
-        if used < (limits.budget or 0.0):  # some is left, less than this request may cost
+        # Judged on the figures as shown: a spend settles a hair under the budget (each
+        # estimate is a bound the real cost comes in under), and reads as all of it.
+        if shown_amount(spent_or_held) < shown_amount(budget):
             return (
                 f"This request would exceed the key's budget: budget {budget} per {period}, "
-                f"spent or reserved {spent_or_held}, this request needs up to {needs} (the "
-                "max_tokens it asks for, or 256 when it sets none, at its dearest model's "
-                f"price): set a lower max_tokens, or wait: {renews}"
+                f"spent or reserved {spent_or_held}, this request needs up to {needs} (its "
+                "prompt, and the most it may write: its max_tokens or max_output_tokens, or "
+                f"256 when it sets none, at its dearest model's price): ask for fewer tokens, "
+                f"or wait: {renews}"
             )
         return (
             f"You exceeded your current quota: budget {budget} per {period}, "

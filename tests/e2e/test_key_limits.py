@@ -197,7 +197,7 @@ async def test_a_completion_of_several_prompts_reserves_each_of_their_choices(
     assert statuses == [429, 429, 200]
 
 
-async def test_the_sdks_do_not_sleep_on_a_spent_budget_they_raise_at_once(
+async def test_the_sdks_do_not_sleep_until_a_budget_renews_they_raise_at_once(
     start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession
 ):
     # Anthropic's SDK sleeps whatever Retry-After says (hours here, to the period's end)

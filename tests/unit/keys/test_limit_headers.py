@@ -98,7 +98,8 @@ async def test_the_429_for_a_budget_is_insufficient_quota() -> None:
     assert (error["type"], error["code"]) == ("insufficient_quota", "insufficient_quota")
     assert error["message"].startswith("This request would exceed the key's budget: budget "
                                        "0.50 per 1d, spent or reserved 0.25, this request "
-                                       "needs up to 0.30 (the max_tokens it asks for")
+                                       "needs up to 0.30 (its prompt, and the most it may "
+                                       "write")
 
 
 async def test_a_budget_spent_to_its_end_says_the_quota_is_exceeded_and_when_it_renews() -> None:
@@ -111,6 +112,7 @@ async def test_a_budget_spent_to_its_end_says_the_quota_is_exceeded_and_when_it_
     assert message.startswith("You exceeded your current quota: budget 0.50 per 1d, spent "
                               "or reserved 0.50, this request needs up to 0.01. The budget "
                               "renews in "), message
+    assert re.search(r"renews in \d+h\d+m, at \d{4}-\d\d-\d\d 00:00 UTC\.$", message)
     assert "max_tokens" not in message
 
 
@@ -123,11 +125,24 @@ async def test_a_request_that_would_overrun_what_is_left_may_ask_for_less_or_wai
     await limiter.reconcile(first.reservation, 1, 0.7, NOW)
     decision = await limiter.reserve("k", KeyLimits(budget=3.0), 1, 2.5, NOW)
     message = error_body(decision)["error"]["message"]
-    assert "set a lower max_tokens, or wait: the budget renews in " in message
+    assert "ask for fewer tokens, or wait: the budget renews in " in message
     assert "exceeded" not in message
 
 
-async def test_a_spent_budget_s_figures_show_the_overflow_that_cents_would_hide() -> None:
+async def test_a_spend_a_hair_under_the_budget_reads_as_the_budget_spent() -> None:
+    # 0.7 + 0.2 + 0.1 adds up to 0.9999999999999999: shown as 1.00 of 1.00, it is spent.
+    limiter = MemoryLimiter()
+    for cost in (0.7, 0.2, 0.1):
+        made = await limiter.reserve("k", KeyLimits(budget=1.0), 1, cost, NOW)
+        assert made.reservation is not None
+        await limiter.reconcile(made.reservation, 1, cost, NOW)
+    decision = await limiter.reserve("k", KeyLimits(budget=1.0), 1, 0.01, NOW)
+    message = error_body(decision)["error"]["message"]
+    assert message.startswith("You exceeded your current quota: budget 1.00 per 1d, spent or "
+                              "reserved 1.00"), message
+
+
+async def test_a_refusal_s_figures_show_the_overflow_that_cents_would_hide() -> None:
     # Seen across two instances: "budget 0.20 ..., spent or reserved 0.16, this request
     # needs up to 0.04": in cents the request fits, and the refusal reads as a mistake.
     limiter = MemoryLimiter()
@@ -141,7 +156,7 @@ async def test_a_spent_budget_s_figures_show_the_overflow_that_cents_would_hide(
                               "("), message
 
 
-async def test_a_spent_budget_says_in_hours_and_minutes_and_in_utc_when_it_renews() -> None:
+async def test_a_budget_refusal_says_in_hours_and_minutes_and_in_utc_when_it_renews() -> None:
     limiter = MemoryLimiter()
     first = await limiter.reserve("k", KeyLimits(budget=0.001), 1, 0.00097, NOW)
     assert first.reservation is not None
@@ -173,12 +188,17 @@ async def test_a_request_over_the_whole_budget_is_told_to_ask_for_less_not_to_wa
     assert refusal_headers(decision)["x-should-retry"] == "false"
 
 
-async def test_a_request_over_the_whole_budget_or_tpm_gets_no_retry_after() -> None:
+async def test_a_request_over_the_whole_budget_gets_no_retry_after() -> None:
     # A Retry-After of the hours until the budget renews promised a wait that cannot help.
-    limiter = MemoryLimiter()
-    for limits, tokens, cost in ((KeyLimits(budget=1.0), 10, 5.35), (KeyLimits(tpm=100), 101, 0)):
-        headers = refusal_headers(await limiter.reserve("k", limits, tokens, cost, NOW))
-        assert "retry-after" not in headers and "retry-after-ms" not in headers
+    decision = await MemoryLimiter().reserve("k", KeyLimits(budget=1.0), 10, 5.35, NOW)
+    headers = refusal_headers(decision)
+    assert "retry-after" not in headers and "retry-after-ms" not in headers
+
+
+async def test_a_request_over_the_whole_tpm_gets_no_retry_after() -> None:
+    decision = await MemoryLimiter().reserve("k", KeyLimits(tpm=100), 101, 0.0, NOW)
+    headers = refusal_headers(decision)
+    assert "retry-after" not in headers and "retry-after-ms" not in headers
 
 
 async def test_a_spent_budget_is_not_retried_within_the_call_as_it_renews_in_hours() -> None:
