@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import ssl
 import time
 from collections.abc import Callable, Iterable, Mapping
@@ -106,8 +107,10 @@ class Daemon:
         self.runner = web.ServerRunner(self.server, handle_signals=False, shutdown_timeout=1.0)
         await self.runner.setup()
         self.ssl_context = tls_context(config.tls) if config.tls else None
+        # A worker accepts on the socket its supervisor bound; otherwise bind here.
+        listener = socket.socket(fileno=self.listen_fd) if self.listen_fd is not None else None
         try:
-            await listen(self.runner, config, self.listen_fd, self.ssl_context)
+            await listen(self.runner, config, listener, self.ssl_context)
         except OSError as exc:
             log_cannot_listen(config.listen, exc)
             await self.runner.cleanup()

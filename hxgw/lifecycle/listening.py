@@ -45,12 +45,11 @@ def gateway_server(
 async def listen(
     runner: web.ServerRunner,
     config: Config,
-    listen_fd: int | None,
+    listener: socket.socket | None,
     ssl_context: ssl.SSLContext | None,
 ) -> None:
-    """Start accepting: on `listen_fd` (a worker's, bound by its supervisor), else on the
+    """Start accepting: on `listener` (a worker's, bound by its supervisor), else on the
     config's address. Raises OSError when the address cannot be bound."""
-    listener = socket.socket(fileno=listen_fd) if listen_fd is not None else None
     site = ListenSite(
         runner,
         host=config.listen.host,

@@ -79,7 +79,9 @@ def load_serving(config_dir: str, env: Mapping[str, str], runtime: Runtime | Non
         return load_config(config_dir, env, stored_keys=stored_keys)
     except ConfigError as exc:
         if unread:  # "no client key" may be a store that holds some but cannot be read
-            raise ConfigError(f"{exc}\n(the key store cannot be read: {unread[0]})") from None
+            # On the problem's line, not one of its own: a line is a problem (a rejected
+            # reload counts them).
+            raise ConfigError(f"{exc} (the key store cannot be read: {unread[0]})") from None
         raise
 
 
