@@ -87,9 +87,13 @@ def read_readiness(top: Section) -> ReadinessProbe:
     probe = top.section("readiness", frozenset({"interval", "stale_after", "max_loop_lag"}))
     base = ReadinessProbe()
     return ReadinessProbe(
-        interval=float(probe.number("interval", base.interval, positive=True)),
-        stale_after=float(probe.number("stale_after", base.stale_after, positive=True)),
-        max_loop_lag=float(probe.number("max_loop_lag", base.max_loop_lag, minimum=0)),
+        interval=float(probe.number("interval", base.interval, positive=True, unit="seconds")),
+        stale_after=float(
+            probe.number("stale_after", base.stale_after, positive=True, unit="seconds")
+        ),
+        max_loop_lag=float(
+            probe.number("max_loop_lag", base.max_loop_lag, minimum=0, unit="seconds")
+        ),
     )
 
 
@@ -103,8 +107,8 @@ def read_bad_key_policy(top: Section) -> BadKeyPolicy:
     base = BadKeyPolicy()
     return BadKeyPolicy(
         max_failures=section.number("max_bad_keys", base.max_failures, positive=True, integer=True),
-        window=float(section.number("bad_key_window", base.window, positive=True)),
-        lockout=float(section.number("bad_key_lockout", base.lockout, minimum=0)),
+        window=float(section.number("bad_key_window", base.window, positive=True, unit="seconds")),
+        lockout=float(section.number("bad_key_lockout", base.lockout, minimum=0, unit="seconds")),
         trusted_proxies=_networks(section, "trusted_proxies"),
     )
 

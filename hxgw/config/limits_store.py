@@ -40,7 +40,7 @@ def read_limits_store(top: Section, env: Mapping[str, str]) -> LimitsStore:
     return LimitsStore(
         url=url,
         fail_open=section.boolean("fail_open", False),
-        timeout=section.number("timeout", 0.5, positive=True, maximum=MAX_TIMEOUT),
+        timeout=section.number("timeout", 0.5, positive=True, maximum=MAX_TIMEOUT, unit="seconds"),
     )
 
 

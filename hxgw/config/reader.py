@@ -145,7 +145,9 @@ class Section:
             return default
         wanted = ("an integer" if integer else "a number") + (f" of {unit}" if unit else "")
         if isinstance(value, bool) or not isinstance(value, int if integer else (int, float)):
-            got = f"the string {value[:40]!r}" if isinstance(value, str) else kind_of(value)
+            got = kind_of(value)
+            if isinstance(value, str):
+                got = f"the string {value[:40]!r}" + ("..." if len(value) > 40 else "")
             self.report(f"must be {wanted}, got {got}", key)
             return default
         if isinstance(value, float) and not math.isfinite(value):  # .nan passes every test

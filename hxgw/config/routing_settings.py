@@ -35,7 +35,9 @@ def read_health(section: Section) -> HealthSettings:
     return HealthSettings(
         ewma_alpha=float(health.number("ewma_alpha", base.ewma_alpha, positive=True, maximum=1)),
         error_window=health.number("error_window", base.error_window, positive=True, integer=True),
-        stall_floor=float(health.number("stall_floor", base.stall_floor, positive=True)),
+        stall_floor=float(
+            health.number("stall_floor", base.stall_floor, positive=True, unit="seconds")
+        ),
         stall_factor=float(health.number("stall_factor", base.stall_factor, positive=True)),
         breaker_failures=breaker.number(
             "failures", base.breaker_failures, positive=True, integer=True
@@ -43,9 +45,11 @@ def read_health(section: Section) -> HealthSettings:
         breaker_error_rate=float(
             breaker.number("error_rate", base.breaker_error_rate, positive=True, maximum=1)
         ),
-        breaker_cooldown=float(breaker.number("cooldown", base.breaker_cooldown, positive=True)),
+        breaker_cooldown=float(
+            breaker.number("cooldown", base.breaker_cooldown, positive=True, unit="seconds")
+        ),
         breaker_max_cooldown=float(
-            breaker.number("max_cooldown", base.breaker_max_cooldown, positive=True)
+            breaker.number("max_cooldown", base.breaker_max_cooldown, positive=True, unit="seconds")
         ),
     )
 

@@ -72,7 +72,9 @@ def read_upstreams(top: Section, env: Mapping[str, str]) -> Mapping[str, Upstrea
             max_concurrent=entry.number("max_concurrent", None, positive=True, integer=True),
             max_queued=entry.number("max_queued", base.max_queued, minimum=0, integer=True),
             queue_timeout=float(
-                entry.number("queue_timeout", base.queue_timeout, minimum=0, maximum=3600)
+                entry.number(
+                    "queue_timeout", base.queue_timeout, minimum=0, maximum=3600, unit="seconds"
+                )
             ),
         )
     return MappingProxyType(out)

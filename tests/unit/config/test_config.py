@@ -220,6 +220,12 @@ def test_wrong_types_name_what_was_found(tmp_path: Path):
         "gateway.yaml: listen.port: must be an integer, got the string '4010'"]
 
 
+def test_a_long_string_given_for_a_number_is_shown_cut_and_said_to_be_cut(tmp_path: Path):
+    write_config(tmp_path, "http://127.0.0.1:1", gateway={"listen": {"port": "4" * 100}})
+    assert _problems(tmp_path) == [
+        f"gateway.yaml: listen.port: must be an integer, got the string '{'4' * 40}'..."]
+
+
 def test_a_duration_written_with_its_unit_is_told_the_number_is_in_seconds(tmp_path: Path):
     # `idle: 2m`, as the CLI's --since 24h might suggest, is a string to YAML.
     write_config(tmp_path, "http://127.0.0.1:1", gateway={"timeouts": {"idle": "2m"}})
