@@ -191,6 +191,8 @@ def _taken(port: int, host: str = "127.0.0.1") -> str:
         probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind((host, port))
+        except OverflowError:  # HX_PORT=70000
+            return "not a port"
         except OSError as exc:
             if exc.errno == errno.EADDRINUSE:
                 return "in use: another `make run`, or another server"

@@ -474,6 +474,16 @@ def test_make_run_with_its_demo_port_taken_says_it_is_in_use_and_how_to_move_it(
         "HX_LITELLM_UPSTREAM to a real upstream\n")
 
 
+def test_make_run_with_a_gateway_port_out_of_range_says_how_to_move_it(tmp_path: Path):
+    env = _clean_env() | {"HX_PORT": "70000", "HX_DEMO_PORT": str(free_port()),
+                          "HX_STATE_DIR": str(tmp_path / "state")}
+    run = subprocess.run([HXGW, "quickstart"], cwd=REPO, env=env, capture_output=True,
+                         text=True, timeout=60)
+    assert run.returncode == 1
+    assert run.stderr == ("hxgw quickstart: the gateway cannot listen on 127.0.0.1:70000 (not "
+                          "a port); set HX_PORT to a free port\n")
+
+
 def test_the_demo_upstream_on_a_taken_port_says_so_in_one_line():
     with socket.socket() as taken:
         taken.bind(("127.0.0.1", 0))
