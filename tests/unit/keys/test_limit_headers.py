@@ -8,10 +8,21 @@ import re
 import pytest
 
 from hxgw.keys.limiter_memory import MemoryLimiter
-from hxgw.keys.limits import KeyLimits, duration
+from hxgw.keys.limits import KeyLimits, LimitDecision, duration
 from hxgw.keys.refusal import error_body, refusal_headers
 
 NOW = 1_700_000_000.0
+
+
+async def _asking_after(budget: float, spent: tuple[float, ...], asks: float) -> LimitDecision:
+    """The decision on a request that may cost `asks`, once requests that cost `spent`
+    have been charged to a key with `budget`."""
+    limiter, limits = MemoryLimiter(), KeyLimits(budget=budget)
+    for cost in spent:
+        made = await limiter.reserve("k", limits, 1, cost, NOW)
+        assert made.reservation is not None
+        await limiter.reconcile(made.reservation, 1, cost, NOW)
+    return await limiter.reserve("k", limits, 1, asks, NOW)
 
 
 @pytest.mark.parametrize(("seconds", "text"), [
@@ -89,11 +100,7 @@ async def test_the_429_for_concurrency_has_type_requests() -> None:
 
 
 async def test_the_429_for_a_budget_is_insufficient_quota() -> None:
-    limiter = MemoryLimiter()
-    first = await limiter.reserve("k", KeyLimits(budget=0.5), 1, 0.25, NOW)
-    assert first.reservation is not None
-    await limiter.reconcile(first.reservation, 1, 0.25, NOW)
-    decision = await limiter.reserve("k", KeyLimits(budget=0.5), 1, 0.3, NOW)
+    decision = await _asking_after(0.5, (0.25,), asks=0.3)
     error = error_body(decision)["error"]
     assert (error["type"], error["code"]) == ("insufficient_quota", "insufficient_quota")
     assert error["message"].startswith("This request would exceed the key's budget: budget "
@@ -103,11 +110,7 @@ async def test_the_429_for_a_budget_is_insufficient_quota() -> None:
 
 
 async def test_a_budget_spent_to_its_end_says_the_quota_is_exceeded_and_when_it_renews() -> None:
-    limiter = MemoryLimiter()
-    first = await limiter.reserve("k", KeyLimits(budget=0.5), 1, 0.25, NOW)
-    assert first.reservation is not None
-    await limiter.reconcile(first.reservation, 1, 0.5, NOW)
-    decision = await limiter.reserve("k", KeyLimits(budget=0.5), 1, 0.01, NOW)
+    decision = await _asking_after(0.5, (0.5,), asks=0.01)
     message = error_body(decision)["error"]["message"]
     assert message.startswith("You exceeded your current quota: budget 0.50 per 1d, spent "
                               "or reserved 0.50, this request needs up to 0.01. The budget "
@@ -119,11 +122,7 @@ async def test_a_budget_spent_to_its_end_says_the_quota_is_exceeded_and_when_it_
 async def test_a_request_that_would_overrun_what_is_left_may_ask_for_less_or_wait() -> None:
     # Seen by a newcomer: 0.70 of 3.00 spent, 2.50 asked for, told "You exceeded your
     # current quota" with 2.30 left.
-    limiter = MemoryLimiter()
-    first = await limiter.reserve("k", KeyLimits(budget=3.0), 1, 0.7, NOW)
-    assert first.reservation is not None
-    await limiter.reconcile(first.reservation, 1, 0.7, NOW)
-    decision = await limiter.reserve("k", KeyLimits(budget=3.0), 1, 2.5, NOW)
+    decision = await _asking_after(3.0, (0.7,), asks=2.5)
     message = error_body(decision)["error"]["message"]
     assert "ask for fewer tokens, or wait: the budget renews in " in message
     assert "exceeded" not in message
@@ -131,12 +130,7 @@ async def test_a_request_that_would_overrun_what_is_left_may_ask_for_less_or_wai
 
 async def test_a_spend_a_hair_under_the_budget_reads_as_the_budget_spent() -> None:
     # 0.7 + 0.2 + 0.1 adds up to 0.9999999999999999: shown as 1.00 of 1.00, it is spent.
-    limiter = MemoryLimiter()
-    for cost in (0.7, 0.2, 0.1):
-        made = await limiter.reserve("k", KeyLimits(budget=1.0), 1, cost, NOW)
-        assert made.reservation is not None
-        await limiter.reconcile(made.reservation, 1, cost, NOW)
-    decision = await limiter.reserve("k", KeyLimits(budget=1.0), 1, 0.01, NOW)
+    decision = await _asking_after(1.0, (0.7, 0.2, 0.1), asks=0.01)
     message = error_body(decision)["error"]["message"]
     assert message.startswith("You exceeded your current quota: budget 1.00 per 1d, spent or "
                               "reserved 1.00"), message
@@ -145,11 +139,7 @@ async def test_a_spend_a_hair_under_the_budget_reads_as_the_budget_spent() -> No
 async def test_a_refusal_s_figures_show_the_overflow_that_cents_would_hide() -> None:
     # Seen across two instances: "budget 0.20 ..., spent or reserved 0.16, this request
     # needs up to 0.04": in cents the request fits, and the refusal reads as a mistake.
-    limiter = MemoryLimiter()
-    first = await limiter.reserve("k", KeyLimits(budget=0.2), 1, 0.1615, NOW)
-    assert first.reservation is not None
-    await limiter.reconcile(first.reservation, 1, 0.1615, NOW)
-    decision = await limiter.reserve("k", KeyLimits(budget=0.2), 1, 0.0425, NOW)
+    decision = await _asking_after(0.2, (0.1615,), asks=0.0425)
     message = error_body(decision)["error"]["message"]
     assert message.startswith("This request would exceed the key's budget: budget 0.200 per "
                               "1d, spent or reserved 0.162, this request needs up to 0.043 "
@@ -157,11 +147,7 @@ async def test_a_refusal_s_figures_show_the_overflow_that_cents_would_hide() -> 
 
 
 async def test_a_budget_refusal_says_in_hours_and_minutes_and_in_utc_when_it_renews() -> None:
-    limiter = MemoryLimiter()
-    first = await limiter.reserve("k", KeyLimits(budget=0.001), 1, 0.00097, NOW)
-    assert first.reservation is not None
-    await limiter.reconcile(first.reservation, 1, 0.00097, NOW)
-    decision = await limiter.reserve("k", KeyLimits(budget=0.001), 1, 0.000042, NOW)
+    decision = await _asking_after(0.001, (0.00097,), asks=0.000042)
     message = error_body(decision)["error"]["message"]
     assert "spent or reserved 0.00097, this request needs up to 0.000042 (" in message
     assert re.search(r"renews in \d+h\d+m, at \d{4}-\d\d-\d\d 00:00 UTC\.$", message)
@@ -202,11 +188,7 @@ async def test_a_request_over_the_whole_tpm_gets_no_retry_after() -> None:
 
 
 async def test_a_spent_budget_is_not_retried_within_the_call_as_it_renews_in_hours() -> None:
-    limiter = MemoryLimiter()
-    first = await limiter.reserve("k", KeyLimits(budget=1.0), 10, 0.8, NOW)
-    assert first.reservation is not None
-    await limiter.reconcile(first.reservation, 10, 0.8, NOW)
-    decision = await limiter.reserve("k", KeyLimits(budget=1.0), 10, 0.5, NOW)
+    decision = await _asking_after(1.0, (0.8,), asks=0.5)
     assert "renews in" in error_body(decision)["error"]["message"]
     headers = refusal_headers(decision)
     assert int(headers["retry-after"]) > 3600
