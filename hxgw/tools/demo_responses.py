@@ -1,8 +1,10 @@
 """The demo upstream's Responses API (`/v1/responses`), answered as api.openai.com does:
 a `response` object, or its stream of named events (`response.created` ...
 `response.completed`, each with its `sequence_number`, no `[DONE]`), with the same
-deterministic answers. Responses are kept (the last thousand) so that a follow-up
-(`previous_response_id`), a read and a delete work as they do upstream."""
+deterministic answers. Responses are kept (the last thousand), with their input items,
+so that a follow-up (`previous_response_id`), a read, a delete, a cancel, the input items'
+pages and a compaction work as they do upstream; `input_tokens` counts a request's words.
+A background response is done by the time it is answered: a quick upstream."""
 
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ from hxgw import jsonio
 from hxgw.tools.demo_answers import CONFIG, answer_words, json_body
 
 KEPT = web.AppKey("responses", OrderedDict[str, dict[str, Any]])
+INPUTS = web.AppKey("response_inputs", dict[str, list[dict[str, Any]]])
+"""Each kept response's input items, as `GET .../input_items` and a compaction read them."""
 KEEP = 1000
 
 
@@ -44,12 +48,15 @@ async def create(request: web.Request) -> web.StreamResponse:
         "model": str(body.get("model") or "demo"),
         "output": [],
         "previous_response_id": previous,
+        "background": body.get("background") is True,
         "usage": None,
         "metadata": {},
     }
     kept[response["id"]] = response
+    inputs = request.app[INPUTS]
+    inputs[response["id"]] = _items(body.get("input"))
     while len(kept) > KEEP:
-        kept.popitem(last=False)
+        inputs.pop(kept.popitem(last=False)[0], None)
     message = {
         "id": "msg_" + secrets.token_hex(24),
         "type": "message",
@@ -100,7 +107,98 @@ async def delete(request: web.Request) -> web.Response:
     ident = request.match_info["id"]
     if request.app[KEPT].pop(ident, None) is None:
         return _missing(request)
+    request.app[INPUTS].pop(ident, None)
     return _json({"id": ident, "object": "response", "deleted": True})
+
+
+async def cancel(request: web.Request) -> web.Response:
+    """Only a background response may be cancelled; one already done is answered as it
+    is (cancelling is idempotent upstream)."""
+    found = request.app[KEPT].get(request.match_info["id"])
+    if found is None:
+        return _missing(request)
+    if found["background"] is not True:
+        message = "Only responses created with background=true can be cancelled."
+        error = {"message": message, "type": "invalid_request_error", "param": None, "code": None}
+        return web.json_response({"error": error}, status=400)
+    return _json(found)
+
+
+async def input_items(request: web.Request) -> web.Response:
+    """A page of the response's input items: newest first unless `order=asc`, `limit`
+    1-100 (20), after the item `after`."""
+    ident = request.match_info["id"]
+    if ident not in request.app[KEPT]:
+        return _missing(request)
+    query = request.query
+    order, after, limit = query.get("order", "desc"), query.get("after"), query.get("limit", "20")
+    if order not in ("asc", "desc") or not (limit.isdigit() and 1 <= int(limit) <= 100):
+        param = "limit" if order in ("asc", "desc") else "order"
+        error = {
+            "message": f"Invalid '{param}'.",
+            "type": "invalid_request_error",
+            "param": param,
+            "code": None,
+        }
+        return web.json_response({"error": error}, status=400)
+    items = request.app[INPUTS].get(ident, [])
+    items = items if order == "asc" else items[::-1]
+    ids = [item["id"] for item in items]
+    start = ids.index(after) + 1 if after in ids else 0
+    page = items[start : start + int(limit)]
+    return _json(
+        {
+            "object": "list",
+            "data": page,
+            "first_id": page[0]["id"] if page else None,
+            "last_id": page[-1]["id"] if page else None,
+            "has_more": start + int(limit) < len(items),
+        }
+    )
+
+
+async def input_tokens(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    previous = body.get("previous_response_id")
+    if previous is not None and previous not in request.app[KEPT]:
+        return _not_found(
+            f"Previous response with id '{previous}' not found.", "previous_response_id"
+        )
+    counted = len(_prompt(body.get("input")).split())
+    return _json({"object": "response.input_tokens", "input_tokens": counted})
+
+
+async def compact(request: web.Request) -> web.Response:
+    """A `response.compaction`: the user's messages of the conversation (the responses
+    before it, then its input), then one compaction item standing for the rest."""
+    body = await json_body(request)
+    kept, inputs = request.app[KEPT], request.app[INPUTS]
+    previous = body.get("previous_response_id")
+    if previous is not None and previous not in kept:
+        return _not_found(
+            f"Previous response with id '{previous}' not found.", "previous_response_id"
+        )
+    items: list[dict[str, Any]] = []
+    while previous is not None and previous in kept:
+        items = inputs.get(previous, []) + items
+        previous = kept[previous]["previous_response_id"]
+    users = [item for item in [*items, *_items(body.get("input"))] if item["role"] == "user"]
+    compaction = {
+        "id": "cmp_" + secrets.token_hex(24),
+        "type": "compaction",
+        "encrypted_content": secrets.token_urlsafe(32),
+    }
+    read = sum(len(part.get("text", "").split()) for item in users for part in item["content"])
+    usage = {"input_tokens": read, "output_tokens": 1, "total_tokens": read + 1}
+    return _json(
+        {
+            "id": "resp_" + secrets.token_hex(24),
+            "object": "response.compaction",
+            "created_at": int(time.time()),
+            "output": [*users, compaction],
+            "usage": usage,
+        }
+    )
 
 
 def _prompt(given: Any) -> str:
@@ -114,6 +212,29 @@ def _prompt(given: Any) -> str:
                 return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
             return str(content)
     return ""
+
+
+def _items(given: Any) -> list[dict[str, Any]]:
+    """A request's `input` as the input items the API keeps: a string is one user message."""
+    messages = [{"role": "user", "content": given}] if isinstance(given, str) else given
+    items = []
+    for message in messages if isinstance(messages, list) else []:
+        if not isinstance(message, dict):
+            continue
+        content = message.get("content")
+        parts = [{"type": "input_text", "text": content}] if isinstance(content, str) else content
+        items.append(
+            {
+                "id": "msg_" + secrets.token_hex(24),
+                "type": "message",
+                "role": str(message.get("role", "user")),
+                "status": "completed",
+                "content": [p for p in parts if isinstance(p, dict)]
+                if isinstance(parts, list)
+                else [],
+            }
+        )
+    return items
 
 
 def _part(text: str) -> dict[str, Any]:

@@ -144,6 +144,7 @@ def make_demo_app(chunk_delay: float = 0.05, embedding_dim: int = 1024) -> web.A
     limit = Limits().max_body_bytes
     app = web.Application(client_max_size=limit, middlewares=[_client_gone])
     app[demo_responses.KEPT] = OrderedDict()
+    app[demo_responses.INPUTS] = {}
     app[CONFIG] = argparse.Namespace(
         chunk_delay=chunk_delay, embedding_dim=embedding_dim, max_body_bytes=limit
     )
@@ -155,8 +156,12 @@ def make_demo_app(chunk_delay: float = 0.05, embedding_dim: int = 1024) -> web.A
         app.router.add_post(f"{prefix}/messages", demo_messages.messages)
         app.router.add_post(f"{prefix}/messages/count_tokens", demo_messages.count_tokens)
         app.router.add_post(f"{prefix}/responses", demo_responses.create)
+        app.router.add_post(f"{prefix}/responses/input_tokens", demo_responses.input_tokens)
+        app.router.add_post(f"{prefix}/responses/compact", demo_responses.compact)
         app.router.add_get(f"{prefix}/responses/{{id}}", demo_responses.retrieve)
         app.router.add_delete(f"{prefix}/responses/{{id}}", demo_responses.delete)
+        app.router.add_post(f"{prefix}/responses/{{id}}/cancel", demo_responses.cancel)
+        app.router.add_get(f"{prefix}/responses/{{id}}/input_items", demo_responses.input_items)
         app.router.add_post(f"{prefix}/moderations", demo_scoring.moderations)
         app.router.add_post(f"{prefix}/rerank", demo_scoring.reranked)
     demo_files.add_to(app)

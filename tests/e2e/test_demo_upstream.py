@@ -162,6 +162,30 @@ async def test_the_demo_stops_messages_and_responses_at_their_token_limits(demo:
     assert kinds[-1] == "response.incomplete"
 
 
+async def test_the_demo_answers_the_calls_on_a_response_through_the_gateway(
+    before_demo: Gateway,
+):
+    conversation = [{"role": "user", "content": "Count to 2"},
+                    {"role": "user", "content": "Count to 3"}]
+    async with _sdk(before_demo) as sdk:
+        made = await sdk.responses.create(model="chat", input=conversation)  # type: ignore[arg-type]
+        newest_first = await sdk.responses.input_items.list(made.id, limit=1)
+        every = [item async for item in sdk.responses.input_items.list(made.id, order="asc")]
+        counted = await sdk.responses.input_tokens.count(model="chat", input="one two three")
+        compacted = await sdk.responses.compact(model="chat", previous_response_id=made.id,
+                                                input="Count to 4")
+        background = await sdk.responses.create(model="chat", input="hi", background=True)
+        cancelled = await sdk.responses.cancel(background.id)
+        with pytest.raises(openai.BadRequestError) as refused:
+            await sdk.responses.cancel(made.id)
+    assert [i.content[0].text for i in newest_first.data] == ["Count to 3"]  # type: ignore[union-attr]
+    assert newest_first.has_more and len(every) == 2 and every[-1].id == newest_first.data[0].id
+    assert counted.input_tokens == 3
+    assert [o.type for o in compacted.output] == ["message", "message", "message", "compaction"]
+    assert cancelled.id == background.id and cancelled.background is True
+    assert "Only responses created with background=true can be cancelled" in str(refused.value)
+
+
 def _line(custom_id: str, url: str, body: dict[str, object]) -> bytes:
     return json.dumps({"custom_id": custom_id, "method": "POST", "url": url,
                        "body": body}).encode() + b"\n"
