@@ -57,8 +57,10 @@ def explain(
     if follow_up is not None:  # as serve sends it: where its state lives, whatever the order
         decision = Decision("pinned", (follow_up,))
     prompt = prompt_text(body)
-    task = decision.task or classifier.predict_proba(prompt)
-    likeliest = max(task, key=task.__getitem__)
+    # The classifier's view even where the strategy did not ask for it, but for an
+    # embedding's input: serve never classifies one, and its task would read as the why.
+    task = decision.task or (classifier.predict_proba(prompt) if route.classified else {})
+    likeliest = max(task, key=task.__getitem__) if task else None
     scored = {s.model.name: s for s in decision.scored}
     candidates = []
     for position, candidate in enumerate(decision.candidates):
@@ -81,7 +83,7 @@ def explain(
         # What in the prompt pushed hardest towards that task, for a surprising one.
         "task_signals": [
             {"feature": name, "weight": round(weight, 3)}
-            for name, weight in classifier.top_features(prompt, likeliest, 5)
+            for name, weight in (classifier.top_features(prompt, likeliest, 5) if likeliest else ())
         ],
         "candidates": candidates,
         "skipped": [{"model": m, "reason": r} for m, r in decision.skipped],
@@ -129,6 +131,7 @@ def main(
 def text(report: dict[str, Any]) -> str:
     """The report as an operator reads it: the decision first, then why."""
     task = ", ".join(f"{label} {p:.2f}" for label, p in report["task"].items())
+    task = task or "- (an embedding's input is not classified)"
     signals = ", ".join(f"{s['feature']} ({s['weight']:+.2f})" for s in report["task_signals"])
     lines = [
         f"group      {report['group']}",

@@ -184,6 +184,21 @@ def test_hxgw_route_prints_the_order_and_the_route_header_for_a_reader(tmp_path:
     assert lines[-1].startswith("X-HX-Route: strategy=ml-based-routing; task=coding;")
 
 
+def test_hxgw_route_does_not_classify_an_embedding_s_input_as_serve_does_not(tmp_path: Path):
+    routing = {"routing": {"strategy": "ml-based-routing", "default_group": "chat",
+                           "groups": {"chat": ["alpha", "beta"], "emb": ["embed"]}}}
+    config = write_config(tmp_path, "http://127.0.0.1:9", models=DEFAULT_MODELS, routing=routing)
+    body = {"model": "emb", "input": "write a python function"}
+    result = _hxgw_route(config, json.dumps(body), "--endpoint", "embeddings")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[2:4] == ["task       - (an embedding's input is not classified)",
+                          "signals    -"]
+    report = json.loads(_hxgw_route(config, json.dumps(body), "--endpoint", "embeddings",
+                                    "--json").stdout)
+    assert report["task"] == {} and report["task_signals"] == []
+
+
 def test_hxgw_route_reads_an_anthropic_messages_body(tmp_path: Path):
     config = write_config(tmp_path, "http://127.0.0.1:9")
     body = {"model": "solo", "system": [{"type": "text", "text": "You translate."}],
