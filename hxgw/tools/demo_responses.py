@@ -29,7 +29,7 @@ async def create(request: web.Request) -> web.StreamResponse:
     body = await json_body(request)
     kept = request.app[KEPT]
     previous = body.get("previous_response_id")
-    if previous is not None and previous not in kept:
+    if previous is not None and not _kept(previous, kept):
         return _not_found(
             f"Previous response with id '{previous}' not found.", "previous_response_id"
         )
@@ -160,7 +160,7 @@ async def input_items(request: web.Request) -> web.Response:
 async def input_tokens(request: web.Request) -> web.Response:
     body = await json_body(request)
     previous = body.get("previous_response_id")
-    if previous is not None and previous not in request.app[KEPT]:
+    if previous is not None and not _kept(previous, request.app[KEPT]):
         return _not_found(
             f"Previous response with id '{previous}' not found.", "previous_response_id"
         )
@@ -174,7 +174,7 @@ async def compact(request: web.Request) -> web.Response:
     body = await json_body(request)
     kept, inputs = request.app[KEPT], request.app[INPUTS]
     previous = body.get("previous_response_id")
-    if previous is not None and previous not in kept:
+    if previous is not None and not _kept(previous, kept):
         return _not_found(
             f"Previous response with id '{previous}' not found.", "previous_response_id"
         )
@@ -188,7 +188,7 @@ async def compact(request: web.Request) -> web.Response:
         "type": "compaction",
         "encrypted_content": secrets.token_urlsafe(32),
     }
-    read = sum(len(part.get("text", "").split()) for item in users for part in item["content"])
+    read = sum(len(str(p.get("text", "")).split()) for item in users for p in item["content"])
     usage = {"input_tokens": read, "output_tokens": 1, "total_tokens": read + 1}
     return _json(
         {
@@ -212,6 +212,12 @@ def _prompt(given: Any) -> str:
                 return " ".join(str(p.get("text", "")) for p in content if isinstance(p, dict))
             return str(content)
     return ""
+
+
+def _kept(response_id: object, kept: OrderedDict[str, dict[str, Any]]) -> bool:
+    """Whether `response_id` names a kept response (a list or an object names none, and
+    would not hash)."""
+    return isinstance(response_id, str) and response_id in kept
 
 
 def _items(given: Any) -> list[dict[str, Any]]:

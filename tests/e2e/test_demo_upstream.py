@@ -186,6 +186,15 @@ async def test_the_demo_answers_the_calls_on_a_response_through_the_gateway(
     assert "Only responses created with background=true can be cancelled" in str(refused.value)
 
 
+@pytest.mark.parametrize("path", ["/v1/responses", "/v1/responses/input_tokens",
+                                  "/v1/responses/compact"])
+async def test_the_demo_finds_no_previous_response_by_a_list_and_says_so(demo: str, path: str):
+    body = {"model": "llm02-phi3", "input": "hi", "previous_response_id": ["resp_x"]}
+    async with aiohttp.ClientSession() as client, client.post(demo + path, json=body) as resp:
+        assert resp.status == 404
+        assert (await resp.json())["error"]["param"] == "previous_response_id"
+
+
 def _line(custom_id: str, url: str, body: dict[str, object]) -> bytes:
     return json.dumps({"custom_id": custom_id, "method": "POST", "url": url,
                        "body": body}).encode() + b"\n"
