@@ -80,6 +80,7 @@ def explain(
         "group": route.group,
         "strategy": decision.strategy,
         "task": {label: round(p, 4) for label, p in sorted(task.items(), key=lambda i: -i[1])},
+        "task_decided": decision.task is not None,  # else only the classifier's view
         # What in the prompt pushed hardest towards that task, for a surprising one.
         "task_signals": [
             {"feature": name, "weight": round(weight, 3)}
@@ -132,6 +133,8 @@ def text(report: dict[str, Any]) -> str:
     """The report as an operator reads it: the decision first, then why."""
     task = ", ".join(f"{label} {p:.2f}" for label, p in report["task"].items())
     task = task or "- (an embedding's input is not classified)"
+    if report["task"] and not report["task_decided"]:
+        task += f" (the classifier's view: {report['strategy']} does not ask it)"
     signals = ", ".join(f"{s['feature']} ({s['weight']:+.2f})" for s in report["task_signals"])
     lines = [
         f"group      {report['group']}",

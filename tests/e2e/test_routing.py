@@ -199,6 +199,18 @@ def test_hxgw_route_does_not_classify_an_embedding_s_input_as_serve_does_not(tmp
     assert report["task"] == {} and report["task_signals"] == []
 
 
+def test_hxgw_route_says_a_task_its_strategy_did_not_use_is_only_the_classifier_s_view(
+    tmp_path: Path,
+):
+    config = write_config(tmp_path, "http://127.0.0.1:9")  # failover
+    body = {"messages": [{"role": "user", "content": "write a python function"}]}
+    result = _hxgw_route(config, json.dumps(body))
+    assert result.returncode == 0, result.stderr
+    task_line = result.stdout.splitlines()[2]
+    assert task_line.startswith("task       coding ")
+    assert task_line.endswith("(the classifier's view: failover does not ask it)")
+
+
 def test_hxgw_route_reads_an_anthropic_messages_body(tmp_path: Path):
     config = write_config(tmp_path, "http://127.0.0.1:9")
     body = {"model": "solo", "system": [{"type": "text", "text": "You translate."}],
