@@ -153,6 +153,9 @@ class ClientKey:
     def may_use(self, group: str) -> bool:
         return self.groups is None or group in self.groups
 
+    def expired(self, now: float) -> bool:
+        return self.expires is not None and self.expires <= now
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class BadKeyPolicy:

@@ -126,7 +126,5 @@ def _budgets(keys: Iterable[ClientKey], now: float) -> dict[str, float]:
     return {
         key.name: key.limits.budget
         for key in keys
-        if key.limits is not None
-        and key.limits.budget is not None
-        and (key.expires is None or key.expires > now)
+        if key.limits is not None and key.limits.budget is not None and not key.expired(now)
     }

@@ -89,7 +89,7 @@ def unread_yet(stored: StoredKeys, digest: bytes, presented: str) -> bool:
 
 def current(key: ClientKey | None) -> ClientKey | None:
     """`key`, or None once it has expired (or is a rotated secret past its grace)."""
-    if key is not None and key.expires is not None and key.expires <= time.time():
+    if key is not None and key.expired(time.time()):
         return None
     return key
 
