@@ -36,7 +36,8 @@ from hxgw.lifecycle.signals import DaemonSignals
 from hxgw.lifecycle.start_signals import GENERATION, EarlyReload, daemon_started
 from hxgw.lifecycle.status_words import daemon_status
 from hxgw.observe import AccessLog
-from hxgw.observe.workers import WORKER, WorkerFigures
+from hxgw.observe.log import said_once
+from hxgw.observe.workers import WorkerFigures
 from hxgw.pipeline.loops import HOP_ENV
 from hxgw.runtime import ReloadRecord, Runtime
 from hxgw.server import Dispatcher, GatewayServer
@@ -70,8 +71,6 @@ class Daemon:
         self.holder = SnapshotHolder(config)
         self.notifier = Notifier()
         self.signals = DaemonSignals()
-        self.runner: web.ServerRunner | None = None
-        self.server: GatewayServer | None = None
         self.ssl_context: ssl.SSLContext | None = None
         self.runtime = Runtime(
             access=access or AccessLog.plain(),
@@ -89,45 +88,12 @@ class Daemon:
         yield from stored.by_digest.values() if stored is not None else ()
 
     async def run(self) -> int:
-        config = self.holder.config
-        warn_at_start(config, self.readable)
-        self.descriptors = raise_descriptor_limit()
         client = UpstreamClient()
-        self.seeds = stores.open_stores(self.runtime, config, self.env)
-        await probe_limiter(self.runtime.limiter)  # at most limits_store.timeout
-        if self.runtime.figures is not None:
-            self.runtime.figures.retire_previous()  # of a worker this one replaces
-        generation = int(self.env.get(GENERATION, "1"))
-        self._adopt(build_state(config, client, generation, runtime=self.runtime))
-        log_capacity(self.runtime.gates, self.descriptors)
-        self.server = gateway_server(
-            Dispatcher(self.holder, self.inflight), self.runtime, config, self._per_address
-        )
-        # shutdown_timeout: our own drain has already waited; see lifecycle.drain.
-        self.runner = web.ServerRunner(self.server, handle_signals=False, shutdown_timeout=1.0)
-        await self.runner.setup()
-        self.ssl_context = tls_context(config.tls) if config.tls else None
-        # A worker accepts on the socket its supervisor bound; otherwise bind here.
-        listener = socket.socket(fileno=self.listen_fd) if self.listen_fd is not None else None
-        try:
-            await listen(self.runner, config, listener, self.ssl_context)
-        except OSError as exc:
-            log_cannot_listen(config.listen, exc)
-            await self.runner.cleanup()
-            client.close()
-            await stores.close_stores(self.runtime)
+        with said_once():
+            serving = await self._start(client)
+        if serving is None:
             return 1
-        self.runtime.listening = f"{config.listen.host}:{config.listen.port}"
-        self.signals.install(self.early, worker=self.listen_fd is not None)
-        log.info(
-            "listening",
-            host=config.listen.host,
-            port=config.listen.port,
-            version=__version__,
-            models=len(config.models),
-            groups=len(config.routing.groups),
-            upstreams=",".join(u.url for u in config.upstreams.values()),
-        )
+        runner, server = serving
         self.notifier.ready(self._status())
         beside = [
             asyncio.create_task(self._tick_rate()),
@@ -145,8 +111,8 @@ class Daemon:
         beside += stores.watch_stores(self.runtime, lambda: self.holder.config)
         await self._main_loop()
         await drain(
-            self.runner,
-            self.server,
+            runner,
+            server,
             self.inflight,
             self.notifier,
             seconds=self.holder.config.drain_timeout,
@@ -161,6 +127,48 @@ class Daemon:
         self.runtime.access.flush()  # lines of the last loop turn, before "stopped"
         log.info("stopped")
         return 0
+
+    async def _start(self, client: UpstreamClient) -> tuple[web.ServerRunner, GatewayServer] | None:
+        """Open the stores, build the first snapshot, listen; None when it cannot listen."""
+        config = self.holder.config
+        warn_at_start(config, self.readable)
+        self.descriptors = raise_descriptor_limit()
+        self.seeds = stores.open_stores(self.runtime, config, self.env)
+        await probe_limiter(self.runtime.limiter)  # at most limits_store.timeout
+        if self.runtime.figures is not None:
+            self.runtime.figures.retire_previous()  # of a worker this one replaces
+        generation = int(self.env.get(GENERATION, "1"))
+        self._adopt(build_state(config, client, generation, runtime=self.runtime))
+        log_capacity(self.runtime.gates, self.descriptors)
+        server = gateway_server(
+            Dispatcher(self.holder, self.inflight), self.runtime, config, self._per_address
+        )
+        # shutdown_timeout: our own drain has already waited; see lifecycle.drain.
+        runner = web.ServerRunner(server, handle_signals=False, shutdown_timeout=1.0)
+        await runner.setup()
+        self.ssl_context = tls_context(config.tls) if config.tls else None
+        # A worker accepts on the socket its supervisor bound; otherwise bind here.
+        listener = socket.socket(fileno=self.listen_fd) if self.listen_fd is not None else None
+        try:
+            await listen(runner, config, listener, self.ssl_context)
+        except OSError as exc:
+            log_cannot_listen(config.listen, exc)
+            await runner.cleanup()
+            client.close()
+            await stores.close_stores(self.runtime)
+            return None
+        self.runtime.listening = f"{config.listen.host}:{config.listen.port}"
+        self.signals.install(self.early, worker=self.listen_fd is not None)
+        log.info(
+            "listening",
+            host=config.listen.host,
+            port=config.listen.port,
+            version=__version__,
+            models=len(config.models),
+            groups=len(config.routing.groups),
+            upstreams=",".join(u.url for u in config.upstreams.values()),
+        )
+        return runner, server
 
     async def _main_loop(self) -> None:
         asked = self.signals
@@ -177,25 +185,25 @@ class Daemon:
         current = self.holder.current
         self.notifier.reloading(f"reloading config (generation {current.generation})")
         try:
-            loaded = await stores.reload_serving(
-                self.config_dir, self.env, self.runtime, current.config
-            )
-            config = self.override.apply(loaded)
-            snapshot = build_state(config, current.client, current.generation + 1, self.runtime)
-            await stores.reloaded(self.runtime, self.seeds, config)
+            with said_once():
+                loaded = await stores.reload_serving(
+                    self.config_dir, self.env, self.runtime, current.config
+                )
+                config = self.override.apply(loaded)
+                snapshot = build_state(config, current.client, current.generation + 1, self.runtime)
+                await stores.reloaded(self.runtime, self.seeds, config)
         except ConfigError as exc:
             problems = str(exc).splitlines()
             # The first in full, the rest counted: STATUS= and the status page have a
             # line for it, and one fixed would only meet the next at the next reload.
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             self._record_reload("rejected", problems[0] + more)
-            # Workers read the same files: the first says why, for all of them.
-            say = log.error if self.env.get(WORKER, "0") == "0" else log.info
-            say(
-                "config reload rejected; still serving the previous config",
-                generation=current.generation,
-                problems=problems,
-            )
+            with said_once():
+                log.error(
+                    "config reload rejected; still serving the previous config",
+                    generation=current.generation,
+                    problems=problems,
+                )
             self.notifier.ready(self._status())
             return False
         except Exception as exc:
@@ -206,8 +214,9 @@ class Daemon:
             )
             self.notifier.ready(self._status())
             return False
-        waiting = log_restart_only_changes(self.started_with, config, self.runtime.listening)
-        warn_if_world_readable(config, self.readable)
+        with said_once():
+            waiting = log_restart_only_changes(self.started_with, config, self.runtime.listening)
+            warn_if_world_readable(config, self.readable)
         changed = changes(current.config, config)
         changed.waiting = waiting
         if self.ssl_context is not None and config.tls is not None:
@@ -215,13 +224,14 @@ class Daemon:
         self._adopt(snapshot)
         generation = snapshot.generation
         self._record_reload("ok", f"generation {generation}, {changed.summary()}")
-        log.info(
-            "config reloaded",
-            generation=generation,
-            models=len(config.models),
-            groups=len(config.routing.groups),
-            **changed.log_fields(),
-        )
+        with said_once():
+            log.info(
+                "config reloaded",
+                generation=generation,
+                models=len(config.models),
+                groups=len(config.routing.groups),
+                **changed.log_fields(),
+            )
         self.notifier.ready(self._status())
         return True
 

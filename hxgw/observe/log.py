@@ -9,11 +9,12 @@ rendered the same way so that no multi-line traceback reaches the journal.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 import logging
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from typing import Any, TextIO
 
 import orjson
@@ -46,6 +47,29 @@ def add_request_id(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
     request_id = REQUEST_ID.get()
     if request_id is not None:
         event.setdefault("request_id", request_id)
+    return event
+
+
+# Set while a daemon says what every worker of it would say alike: see said_once.
+_SAID_ONCE: contextvars.ContextVar[bool] = contextvars.ContextVar("hxgw_said_once", default=False)
+
+
+@contextlib.contextmanager
+def said_once() -> Iterator[None]:
+    """What is logged within: the config read, where the stores are, the capacity, a
+    reload taken or rejected. Each of N workers reads the same files, so worker 0 says
+    it for all of them and the others keep quiet: the journal has it once, not N times.
+    A lone daemon, and a supervisor, say everything."""
+    token = _SAID_ONCE.set(True)
+    try:
+        yield
+    finally:
+        _SAID_ONCE.reset(token)
+
+
+def _drop_said_once(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
+    if _SAID_ONCE.get():
+        raise structlog.DropEvent
     return event
 
 
@@ -146,8 +170,10 @@ def configure(level: str, fmt: str, stream: TextIO) -> Renderer:
         shared.append(structlog.processors.TimeStamper(fmt="iso", utc=True))
     shared.append(structlog.processors.format_exc_info)
     renderer = Renderer(fmt, journal)
+    # Not for the stdlib's records: their formatter cannot drop one.
+    quiet = [_drop_said_once] if worker and worker != "0" else []
     structlog.configure(
-        processors=[*shared, renderer],
+        processors=[*quiet, *shared, renderer],
         wrapper_class=structlog.make_filtering_bound_logger(LEVELS[level]),
         logger_factory=structlog.WriteLoggerFactory(file=stream),
         cache_logger_on_first_use=True,
