@@ -34,6 +34,10 @@ class GatewayError(Exception):
     status: ClassVar[int] = 500
     type: ClassVar[str] = "server_error"
     code: ClassVar[str | None] = None
+    retry_helps: ClassVar[bool] = True
+    """False where no retry within the client's call can succeed: its answer says
+    `x-should-retry: false`, which the OpenAI and Anthropic SDKs obey before any other
+    rule (they retry a 429 or a 5xx otherwise, sleeping what Retry-After says)."""
 
     def __init__(self, message: str, *, param: str | None = None, **extra: Any) -> None:
         super().__init__(message)
@@ -155,6 +159,15 @@ class RateLimited(GatewayError):
     code = "rate_limited"
 
 
+class AddressLockedOut(RateLimited):
+    """Too many bad keys from the client's address (hxgw.keys.guard): every key is
+    refused there for a while but those already used from it. An SDK that slept the
+    lockout away inside the call would hang a minute on a mistyped key, and as long on
+    the right key that follows it."""
+
+    retry_helps = False
+
+
 class KeyLimited(RateLimited):
     """A client key's own limit (hxgw.keys.limits) refused the request: the 429 carries
     the key's x-ratelimit-* headers and Retry-After, and the body OpenAI's SDKs expect."""
@@ -211,9 +224,10 @@ class UpstreamAnswer(UpstreamError):
 
 class GatewayKeyRefused(UpstreamError):
     """Every candidate's upstream refused the gateway's own key: the operator's to fix,
-    which no retry of the client's can (its answer says `x-should-retry: false`)."""
+    which no retry of the client's can."""
 
     code = "gateway_key_refused"
+    retry_helps = False
 
 
 class UpstreamTimeout(UpstreamError):

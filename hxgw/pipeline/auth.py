@@ -12,7 +12,7 @@ from typing import NoReturn
 import structlog
 
 from hxgw.config import ClientKey
-from hxgw.errors import RateLimited, Unauthorized, Unavailable
+from hxgw.errors import AddressLockedOut, Unauthorized, Unavailable
 from hxgw.keys.book import StoredKeys
 from hxgw.keys.guard import Verdict, client_address
 from hxgw.keys.store import SECRET_PREFIX
@@ -151,7 +151,7 @@ def guard_key(
         # Said whichever key came, a right guess too; that keys used from here before
         # still work tells the client with a stale key which one it is.
         wait = max(1, math.ceil(guard.locked_for(address, now)))
-        raise RateLimited(
+        raise AddressLockedOut(
             f"too many invalid API keys from this address: every key is refused for {wait}s"
             " more, but those already used from here",
             retry_after=wait,

@@ -13,7 +13,6 @@ from hxgw.endpoints import MODEL_PREFIXES, MODELS, RESPONSE, RESPONSES, client_p
 from hxgw.error_shapes import openai_shaped
 from hxgw.errors import (
     GatewayError,
-    GatewayKeyRefused,
     KeyLimited,
     MethodNotAllowed,
     Unavailable,
@@ -118,8 +117,8 @@ def error_headers(ctx: RequestContext, exc: GatewayError) -> dict[str, str]:
         headers["Allow"] = exc.allow
     if isinstance(exc, UnsupportedEncoding):
         headers["Accept-Encoding"] = ACCEPT_ENCODING
-    if isinstance(exc, GatewayKeyRefused):
-        headers["x-should-retry"] = "false"  # the SDKs retry a 5xx otherwise
+    if not exc.retry_helps:
+        headers["x-should-retry"] = "false"
     retry_after = exc.extra.get("retry_after")
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)

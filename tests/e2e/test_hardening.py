@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 
 import aiohttp
+import openai
 import pytest
 
 from tests.conftest import StartGateway
@@ -39,6 +40,27 @@ async def test_repeated_bad_keys_lock_the_address_out_with_429(
                            f"refused for {wait}s more, but those already used from here")
     await wait_for(lambda: "too many bad keys" in gateway.logs())
     assert "address=127.0.0.1" in gateway.logs()
+
+
+async def test_an_sdk_on_a_locked_out_address_is_told_at_once_not_kept_waiting(
+    start_gateway: StartGateway, client: aiohttp.ClientSession
+):
+    # Its Retry-After of up to a minute had the SDKs sleep in the call: a mistyped key,
+    # then the right one, hung a minute before either was told anything.
+    gateway = await start_gateway(gateway={"auth": {"max_bad_keys": 2, "bad_key_lockout": 30}})
+    bad = {"Authorization": f"Bearer {new_key()}"}
+    for _ in range(3):
+        async with client.post(gateway.url + "/v1/chat/completions", json=CHAT, headers=bad):
+            pass
+    async with openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key=gateway.key,
+                                  max_retries=2) as sdk:
+        with pytest.raises(openai.RateLimitError) as refused:
+            await sdk.chat.completions.create(model="chat", messages=[{"role": "user",
+                                                                       "content": "hi"}])
+    assert refused.value.response.headers["x-should-retry"] == "false"
+    await wait_for(lambda: gateway.logs().count("POST /v1/chat/completions status=429 ") == 2)
+    await asyncio.sleep(0.2)
+    assert gateway.logs().count("POST /v1/chat/completions status=429 ") == 2  # no retry
 
 
 def _self_signed(directory: Path, name: str) -> tuple[Path, Path]:
