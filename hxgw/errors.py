@@ -28,6 +28,11 @@ def did_you_mean(word: str, choices: Iterable[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+LONGEST_SDK_WAIT = 60.0
+"""The longest Retry-After a client SDK should sleep on inside one call. OpenAI's python
+SDK ignores a longer one; Anthropic's and both node SDKs sleep whatever it says."""
+
+
 class GatewayError(Exception):
     """A failure that ends a request with an OpenAI-style error body."""
 

@@ -8,12 +8,9 @@ import time
 from typing import Any
 
 from hxgw.config.schema import PERIOD_NAMES
+from hxgw.errors import LONGEST_SDK_WAIT
 from hxgw.keys.limits import LimitDecision, duration
 from hxgw.units import hours, money, shown_amount
-
-LONGEST_SDK_WAIT = 60.0
-"""The longest Retry-After a client SDK should sleep on inside one call. OpenAI's python
-SDK ignores a longer one; Anthropic's and both node SDKs sleep whatever it says."""
 
 
 def refusal_headers(decision: LimitDecision) -> dict[str, str]:

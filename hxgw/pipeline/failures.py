@@ -19,6 +19,7 @@ from typing import Any
 from hxgw import jsonio
 from hxgw.config import Model
 from hxgw.errors import (
+    LONGEST_SDK_WAIT,
     AtCapacity,
     GatewayError,
     GatewayKeyRefused,
@@ -29,7 +30,7 @@ from hxgw.errors import (
 )
 from hxgw.pipeline.opening import EVENT_STREAM, opening_error
 from hxgw.pipeline.upstream_headers import passed_headers
-from hxgw.pipeline.waits import retry_seconds, shortest_wait
+from hxgw.pipeline.waits import retry_seconds, shortest_wait, wait_ms
 from hxgw.upstream import UpstreamResponse
 
 RETRYABLE_STATUS = frozenset({401, 403, 408, 429, *range(500, 600)})
@@ -168,6 +169,23 @@ async def read_answer(
     headers = passed_headers(response)
     headers["X-HX-Model"] = model.name
     return UpstreamAnswer(_summary(data), answer_status=response.status, headers=headers, body=data)
+
+
+def retry_helps(answer: UpstreamAnswer) -> bool:
+    """Whether an SDK should retry an upstream's 429 or 529 within the call, as it would
+    unless told `x-should-retry: false`: not when it asks for a wait longer than a client
+    should sleep in one call (Anthropic's SDKs sleep whatever it says: minutes, silently),
+    nor when it says a quota is spent (the gateway's own account's, which no retry of the
+    client's refills)."""
+    if answer.answer_status not in BUSY:
+        return True
+    wait = wait_ms(answer.headers)
+    if wait is not None and wait > LONGEST_SDK_WAIT * 1000:
+        return False
+    if b"insufficient_quota" not in answer.body:
+        return True
+    error = _error_of(answer.body)
+    return "insufficient_quota" not in (error.get("code"), error.get("type"))
 
 
 def _summary(data: bytes, error: dict[str, Any] | None = None) -> str:

@@ -21,6 +21,7 @@ from hxgw.errors import (
 )
 from hxgw.pipeline.client_request import ACCEPT_ENCODING
 from hxgw.pipeline.context import Next, RequestContext
+from hxgw.pipeline.failures import retry_helps
 
 log = structlog.get_logger("hxgw.errors")
 
@@ -63,6 +64,8 @@ def _respond(ctx: RequestContext, exc: GatewayError) -> None:
         return
     if isinstance(exc, UpstreamAnswer):
         status, headers = exc.answer_status, exc.headers | {"X-Request-ID": ctx.request_id}
+        if not retry_helps(exc) and "x-should-retry" not in headers:
+            headers["x-should-retry"] = "false"
         ctx.outcome = "rate_limited" if status == 429 else "upstream_error"
         # The model whose answer this is, for the access line and the ledger.
         ctx.served_by = ctx.served_by or headers.get("X-HX-Model")

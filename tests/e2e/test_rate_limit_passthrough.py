@@ -145,3 +145,30 @@ async def test_the_upstreams_x_should_retry_reaches_the_client(
     fake.behave("m-alpha", status=429, headers={"x-should-retry": "false"})
     response = await _refused(gateway, "alpha", openai.RateLimitError)
     assert response.headers["x-should-retry"] == "false"
+
+
+async def test_an_upstreams_429_asking_a_wait_longer_than_a_call_should_sleep_says_not_to_retry(
+    gateway: Gateway, fake: FakeUpstream
+):
+    # Anthropic's SDKs sleep whatever Retry-After says: five silent minutes in one call.
+    fake.behave("m-alpha", status=429, retry_after="300")
+    response = await _refused(gateway, "alpha", openai.RateLimitError)
+    assert (response.headers["x-should-retry"], response.headers["retry-after"]) == ("false",
+                                                                                    "300")
+
+
+async def test_an_upstreams_429_asking_a_short_wait_leaves_the_retry_to_the_sdk(
+    gateway: Gateway, fake: FakeUpstream
+):
+    fake.behave("m-alpha", status=429, retry_after="20")
+    response = await _refused(gateway, "alpha", openai.RateLimitError)
+    assert "x-should-retry" not in response.headers
+
+
+async def test_an_upstreams_spent_quota_says_not_to_retry(gateway: Gateway, fake: FakeUpstream):
+    # The gateway's own account's quota: no retry of the client's refills it.
+    fake.behave("m-alpha", status=429, error_type="insufficient_quota",
+                error_code="insufficient_quota", error_message="You exceeded your current quota")
+    response = await _refused(gateway, "alpha", openai.RateLimitError)
+    assert response.headers["x-should-retry"] == "false"
+    assert response.json()["error"]["code"] == "insufficient_quota"
