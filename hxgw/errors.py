@@ -201,6 +201,15 @@ class UpstreamError(GatewayError):
     code = "upstream_unavailable"
 
 
+class Overloaded(UpstreamError):
+    """Every candidate said it was overloaded (Anthropic's 529, or its `overloaded_error`
+    opening a stream): a retry soon may find one that is not."""
+
+    status = 529
+    type = "overloaded_error"
+    code = "overloaded"
+
+
 class UpstreamAnswer(UpstreamError):
     """An upstream's own error response, which the client gets as it came.
 

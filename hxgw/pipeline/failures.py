@@ -23,6 +23,7 @@ from hxgw.errors import (
     AtCapacity,
     GatewayError,
     GatewayKeyRefused,
+    Overloaded,
     RateLimited,
     UpstreamAnswer,
     UpstreamError,
@@ -34,7 +35,8 @@ from hxgw.pipeline.waits import retry_seconds, shortest_wait, wait_ms
 from hxgw.upstream import UpstreamResponse
 
 RETRYABLE_STATUS = frozenset({401, 403, 408, 429, *range(500, 600)})
-BUSY = frozenset({429, 529})
+OVERLOADED = 529
+BUSY = frozenset({429, OVERLOADED})
 """Rate limited, or (Anthropic's 529) overloaded: when every candidate says so, the client
 gets the last answer as it came, asked to wait only as long as the shortest wait."""
 REFUSED_REQUEST = 403
@@ -58,6 +60,8 @@ class Failure:
     """Not tried: its upstream was at its cap (hxgw.upstream.admission)."""
     gateway_key: bool = False
     """The upstream refused the gateway's own key (`refused_gateway_key`)."""
+    overloaded: bool = False
+    """Its stream opened with Anthropic's `overloaded_error` (an HTTP 529 is `status`)."""
     kind: str = ""
     """Its `hxgw_upstream_errors_total` kind (`timeout`, `http_429`, `gateway_key`, what
     `unserved` found...); "context_length" is the one read back (`all_failed`). A shed
@@ -119,8 +123,10 @@ def unserved(model: str, response: UpstreamResponse, first: bytes) -> Failure | 
     relay."""
     status = response.status
     if status == 200 and response.content_type == EVENT_STREAM:
-        said = opening_error(first, ended=response.at_eof())
-        return None if said is None else Failure(model, said, kind="stream_error")
+        opened = opening_error(first, ended=response.at_eof())
+        if opened is None:
+            return None
+        return Failure(model, opened.said, kind="stream_error", overloaded=opened.overloaded)
     if status == 400 and any(mark in first for mark in _TOO_LONG):
         error = _error_of(first)  # parsed once: its code, its message and the summary
         said = f"{error.get('code')} {error.get('message')}"
@@ -220,6 +226,9 @@ def all_failed(failed: list[Failure]) -> GatewayError:
         if waits:
             extra["retry_after"] = min(waits)
         return RateLimited(f"every candidate model is rate limited: {names}", **extra)
+    if failed and all(f.overloaded or f.status == OVERLOADED for f in failed):
+        # Said as Anthropic says it, however each said it: its SDK raises OverloadedError.
+        return Overloaded(f"every candidate model is overloaded: {names}", tried=tried)
     refusals = [f.answer for f in failed if f.status == REFUSED_REQUEST and f.answer]
     if failed and len(refusals) == len(failed):
         return refusals[-1]  # as it came: the client's to read

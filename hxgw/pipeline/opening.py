@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import NamedTuple
 
 from hxgw import jsonio
 from hxgw.pipeline.lines import lines_end
@@ -115,13 +116,20 @@ def _name(event: list[bytes]) -> bytes | None:
     return kind.encode() if isinstance(kind, str) else None
 
 
-def opening_error(first: bytes, ended: bool = False) -> str | None:
+class OpeningError(NamedTuple):
+    said: str
+    overloaded: bool = False
+    """Anthropic's `overloaded_error`: what its API answers with a 529 when it says so
+    before the stream."""
+
+
+def opening_error(first: bytes, ended: bool = False) -> OpeningError | None:
     """What the error event that opens a stream (past its preamble) says, or that the
     stream `ended` with `first` before any of its answer; None when it opens otherwise."""
     events, _ = _events(first)
     event = next((e for e in events if _name(e) not in PREAMBLE), None)
     if event is None and ended:
-        return "the upstream's stream ended before any of its answer"
+        return OpeningError("the upstream's stream ended before any of its answer")
     if event is None or not (event[0].startswith(ERROR_LINES) or _name(event) == b"error"):
         return None
     said = "the upstream's stream opened with an error event"
@@ -129,6 +137,9 @@ def opening_error(first: bytes, ended: bool = False) -> str | None:
     try:
         error = jsonio.loads(data[5:]).get("error") if data is not None else None
     except (jsonio.DecodeError, AttributeError):
-        return said
+        return OpeningError(said)
     message = error.get("message") if isinstance(error, dict) else error
-    return f"{said}: {message[:200]}" if isinstance(message, str) and message else said
+    overloaded = isinstance(error, dict) and error.get("type") == "overloaded_error"
+    if isinstance(message, str) and message:
+        said = f"{said}: {message[:200]}"
+    return OpeningError(said, overloaded)

@@ -72,6 +72,20 @@ async def test_a_stream_overloaded_right_after_message_start_fails_over(
     assert "overloaded_error" not in text and "message_stop" in text
 
 
+async def test_every_model_overloaded_in_its_stream_is_an_overloaded_error_not_a_502(
+    gateway: Gateway, fake: FakeUpstream
+):
+    # An SDK catching OverloadedError to back off had met an InternalServerError here,
+    # and an overloaded HTTP 529 of one model and an overloaded stream of the other a 502.
+    fake.behave("m-alpha", status=529, retry_after="7")
+    fake.behave("m-beta", script=((0.0, MESSAGE_START + OVERLOADED),))
+    async with _sdk(gateway) as sdk:
+        with pytest.raises(anthropic.OverloadedError) as raised:
+            await sdk.messages.create(model="chat", max_tokens=64, messages=HI, stream=True)
+    assert raised.value.body["error"]["type"] == "overloaded_error"  # type: ignore[index]
+    assert "every candidate model is overloaded: alpha, beta" in raised.value.message
+
+
 async def test_anthropic_s_rate_limit_headers_reach_the_client_but_its_organization_not(
     gateway: Gateway, fake: FakeUpstream, client: aiohttp.ClientSession
 ):

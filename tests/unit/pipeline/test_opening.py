@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from hxgw.pipeline.opening import Preamble, opening_error
+from hxgw.pipeline.opening import OpeningError, Preamble, opening_error
 
 CHUNK = b'data: {"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}\n\n'
 
@@ -20,8 +20,16 @@ CHUNK = b'data: {"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":
     b'data: {"type":"error","error":{"message":"provider overloaded"}}\n\n',
 ], ids=["error-first", "after-comments", "after-message-start", "after-response-created"])
 def test_a_stream_that_opens_with_an_error_says_what_it_said(first: bytes):
-    assert opening_error(first) == (
+    assert opening_error(first) == OpeningError(
         "the upstream's stream opened with an error event: provider overloaded")
+
+
+def test_a_stream_that_opens_with_anthropics_overloaded_error_is_said_to_be_overloaded():
+    first = (b'event: message_start\ndata: {"type":"message_start","message":{}}\n\n'
+             b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error",'
+             b'"message":"Overloaded"}}\n\n')
+    assert opening_error(first) == OpeningError(
+        "the upstream's stream opened with an error event: Overloaded", overloaded=True)
 
 
 @pytest.mark.parametrize("first", [
