@@ -9,6 +9,7 @@ else is echoed back.
 from __future__ import annotations
 
 import argparse
+import base64
 import hashlib
 import math
 import re
@@ -86,13 +87,24 @@ def embedding_list(body: dict[str, Any], dim: int) -> dict[str, Any]:
     texts = given if isinstance(given, list) else [given]
     if not texts or not all(isinstance(t, str) for t in texts):
         raise ValueError("input must be a string or a list of strings")
+    # As OpenAI's: the float32 values' bytes in base64 when asked (the python SDK asks so
+    # by default, and decodes them), a list of numbers otherwise.
+    encode = _base64 if body.get("encoding_format") == "base64" else None
     data = [
-        {"object": "embedding", "index": i, "embedding": embedding(t, dim)}
+        {
+            "object": "embedding",
+            "index": i,
+            "embedding": encode(embedding(t, dim)) if encode else embedding(t, dim),
+        }
         for i, t in enumerate(texts)
     ]
     tokens = sum(len(str(t).split()) for t in texts)
     usage = {"prompt_tokens": tokens, "total_tokens": tokens}
     return {"object": "list", "data": data, "model": body.get("model"), "usage": usage}
+
+
+def _base64(values: list[float]) -> str:
+    return base64.b64encode(struct.pack(f"<{len(values)}f", *values)).decode()
 
 
 def prompt_of(body: dict[str, Any]) -> str:

@@ -2,7 +2,7 @@
 
 It lets a newcomer see the whole gateway work without LiteLLM or a model:
 chat and completions (plain or streamed over SSE, with the usage chunk when
-asked), embeddings of a fixed dimension, a model list, Anthropic's Messages
+asked), embeddings of a fixed dimension (as numbers, or base64 when asked), a model list, Anthropic's Messages
 API (`demo_messages`), the Responses API (`demo_responses`), moderation and
 rerank (`demo_scoring`), files and batches (`demo_files`). Answers depend only
 on the request: "Return exactly the text: X" answers X, "Count to N" answers

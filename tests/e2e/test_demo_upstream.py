@@ -5,8 +5,10 @@ batches too: through the gateway, as a newcomer's `make run` serves them."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import io
 import json
+import struct
 import subprocess
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -118,6 +120,21 @@ async def test_the_demo_speaks_the_responses_api_plain_streamed_and_as_a_follow_
     assert first.output_text == read.output_text == "HX-OK"
     assert kinds[0] == "response.created" and kinds[-1] == "response.completed"
     assert kinds.count("response.output_text.delta") == 3
+
+
+async def test_the_demo_s_embeddings_come_as_base64_when_asked_and_as_numbers_otherwise(
+    demo: str,
+):
+    async with openai.AsyncOpenAI(base_url=demo + "/v1", api_key="demo", max_retries=0) as sdk:
+        # Asked by the caller, the SDK hands the base64 text on as it came.
+        coded = await sdk.embeddings.create(model="emb", input="hi", encoding_format="base64")
+        plain = await sdk.embeddings.create(model="emb", input="hi", encoding_format="float")
+        # Asked by nobody, the SDK asks for base64 itself and decodes it to numbers.
+        decoded = await sdk.embeddings.create(model="emb", input="hi")
+    vector = plain.data[0].embedding
+    values = struct.unpack(f"<{len(vector)}f", base64.b64decode(str(coded.data[0].embedding)))
+    assert [round(v, 6) for v in values] == vector
+    assert decoded.data[0].embedding == pytest.approx(vector, abs=1e-6)
 
 
 @pytest.fixture
