@@ -26,6 +26,7 @@ import itertools
 import math
 import os
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
@@ -122,6 +123,27 @@ class LimitDecision:
             headers["retry-after-ms"] = str(max(1, round(self.retry_after * 1000)))
         return headers
 
+    def anthropic_headers(self) -> dict[str, str]:
+        """The same limits as Anthropic's API says them on its routes: code that paces
+        itself against Anthropic reads `anthropic-ratelimit-*`, with each reset the time
+        (RFC 3339) the limit is whole again."""
+        headers: dict[str, str] = {}
+        limits, usage = self.limits, self.usage
+        whole_at = _rfc3339(self.now + self.reset)
+        if limits.rpm is not None:
+            headers["anthropic-ratelimit-requests-limit"] = str(limits.rpm)
+            headers["anthropic-ratelimit-requests-remaining"] = str(
+                max(0, limits.rpm - usage.requests)
+            )
+            headers["anthropic-ratelimit-requests-reset"] = whole_at
+        if limits.tpm is not None:
+            headers["anthropic-ratelimit-tokens-limit"] = str(limits.tpm)
+            headers["anthropic-ratelimit-tokens-remaining"] = str(max(0, limits.tpm - usage.tokens))
+            headers["anthropic-ratelimit-tokens-reset"] = (
+                whole_at if usage.tokens else _rfc3339(self.now)
+            )
+        return headers
+
 
 class ReservationIds:
     """Ids no other reservation in a store shared by processes (and by limiters in one
@@ -136,6 +158,10 @@ class ReservationIds:
 
     def __call__(self) -> str:
         return f"{self._prefix}{next(self._count):x}"
+
+
+def _rfc3339(when: float) -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(math.ceil(when)))
 
 
 def duration(seconds: float) -> str:

@@ -54,9 +54,12 @@ async def _within_limits(
         ctx.state.runtime.metrics.keys.budget_seen(
             name, limits.budget or 0.0, decision.usage.spent, decision.now, limits.budget_period_s
         )
+    anthropic = ctx.endpoint.dialect == "anthropic"
     if not decision.allowed or decision.reservation is None:
-        raise _refusal(decision)
+        raise _refusal(decision, anthropic)
     ctx.limit_headers = decision.headers()
+    if anthropic:
+        ctx.limit_headers |= decision.anthropic_headers()
     try:
         await call_next(ctx)
     finally:
@@ -95,9 +98,10 @@ def _may_run_in_background(limits: KeyLimits) -> None:
         )
 
 
-def _refusal(decision: LimitDecision) -> KeyLimited:
+def _refusal(decision: LimitDecision, anthropic: bool) -> KeyLimited:
     body = error_body(decision)
     kind = KeyOverBudget if decision.refused == "budget" else KeyLimited
-    return kind(
-        body["error"]["message"], headers=refusal_headers(decision), body=jsonio.dumps(body)
-    )
+    headers = refusal_headers(decision)
+    if anthropic:
+        headers |= decision.anthropic_headers()
+    return kind(body["error"]["message"], headers=headers, body=jsonio.dumps(body))

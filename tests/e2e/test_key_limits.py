@@ -9,6 +9,8 @@ import json
 import re
 import signal
 import time
+from datetime import datetime
+from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
@@ -86,6 +88,31 @@ async def test_an_answer_the_gateway_makes_itself_says_what_the_key_has_left(
     fake.behave("m-gamma", status=500)
     status, headers, _ = await _post(client, gateway, secret, model="solo")  # gamma's own 500
     assert status == 500 and headers["x-ratelimit-remaining-requests"] == "3"
+
+
+async def test_on_anthropic_s_routes_a_key_s_limits_are_said_in_anthropic_s_headers_too(
+    start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession
+):
+    gateway, secret = await _start(start_gateway, tmp_path, rpm=2, tpm=10_000)
+    body = {"model": "chat", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}]}
+    answers = []
+    for _ in range(3):
+        async with client.post(gateway.url + "/v1/messages", json=body,
+                               headers={"x-api-key": secret}) as resp:
+            answers.append((resp.status, resp.headers.copy()))
+    (_, first), (_, second), (refused, last) = answers
+    assert (first["anthropic-ratelimit-requests-limit"],
+            first["anthropic-ratelimit-requests-remaining"],
+            second["anthropic-ratelimit-requests-remaining"]) == ("2", "1", "0")
+    assert first["anthropic-ratelimit-tokens-limit"] == "10000"
+    assert int(first["anthropic-ratelimit-tokens-remaining"]) < 10_000
+    assert refused == 429 and last["anthropic-ratelimit-requests-remaining"] == "0"
+    whole_at = datetime.fromisoformat(last["anthropic-ratelimit-requests-reset"])
+    waited = whole_at - parsedate_to_datetime(first["Date"])
+    assert 55 <= waited.total_seconds() <= 62
+    # Not on OpenAI's routes, where no client reads them.
+    status, headers, _ = await _post(client, gateway, secret)
+    assert status == 429 and "anthropic-ratelimit-requests-limit" not in headers
 
 
 async def test_counting_tokens_uses_none_of_a_keys_tokens_but_is_a_request(
