@@ -85,6 +85,7 @@ class MemoryLimiter:
             actual_tokens,
             actual_cost,
             time.time() if now is None else now,
+            reservation.at,
         )
 
     async def close(self) -> None:

@@ -122,7 +122,14 @@ class SharedLimiter:
     ) -> None:
         """One correction, blocking: the body of `reconcile`, run in the limiter's thread."""
         with self._transaction(reservation.key_name, now, reservation.budget_period_s) as state:
-            state.reconcile(reservation.id, reservation.est_cost, actual_tokens, actual_cost, now)
+            state.reconcile(
+                reservation.id,
+                reservation.est_cost,
+                actual_tokens,
+                actual_cost,
+                now,
+                reservation.at,
+            )
 
     async def close(self) -> None:
         loop = asyncio.get_running_loop()

@@ -8,6 +8,9 @@ local function fmt(x) return string.format('%.17g', x) end
 
 local stored = redis.call('HMGET', st, 'p', 'ps', 's', 'r', 't', 'g', 'b', 'u')
 local period, period_s = tonumber(stored[1]), tonumber(stored[2])
+-- The keys live as long as the longest span they count: a call that only lets go of a
+-- reservation must not cut a budget's spend down to a window's life.
+if period_s and period_s > longest then longest = period_s end
 -- No state: a new key, one idle past its keys' expiry, or a Redis that restarted without
 -- its data. Its spend is awaited (`u`): the first reservation with a budget is told to
 -- read it back (`new`, and the others `wait`, for `hold` seconds), until a seed comes.
@@ -178,6 +181,10 @@ local function reconcile(f)
   elseif at and at < born then
     -- Made before this state began (Redis lost its data since): never charged here.
     spent = spent + actual_cost
+  elseif at and math.floor(at / period_s) ~= period then
+    -- The lease ran out and its estimate was charged, maybe to the period before: this
+    -- one gets the excess, never a credit (window.lapsed_charge).
+    spent = spent + math.max(0, actual_cost - est_cost)
   else
     -- The lease ran out and its estimate was charged: charge the difference.
     spent = math.max(0, spent + actual_cost - est_cost)

@@ -33,6 +33,16 @@ Spent = Mapping[tuple[str, int], tuple[int, float]]
 the usage ledger had it when the process started."""
 
 
+def lapsed_charge(spent: float, actual: float, estimate: float, same_period: bool) -> float:
+    """The spend once a request whose lease ran out (its `estimate` charged then) says
+    what it cost. A later period gets its excess but never a credit: a charge that went
+    to the period before would be given back from this one, and let it overspend. (One
+    lapsed after the turn, charged in this period, is then overcharged: the safe side.)"""
+    if same_period:
+        return max(0.0, spent + actual - estimate)
+    return spent + max(0.0, actual - estimate)
+
+
 @dataclass(slots=True)
 class KeyState:
     log: deque[Entry] = field(default_factory=deque)
@@ -89,9 +99,16 @@ class KeyState:
         return refused, retry_after, self.usage()
 
     def reconcile(
-        self, rid: str, est_cost: float, actual_tokens: int, actual_cost: float, now: float
+        self,
+        rid: str,
+        est_cost: float,
+        actual_tokens: int,
+        actual_cost: float,
+        now: float,
+        at: float,
     ) -> None:
-        """Correct the request's tokens and charge its cost; free its slot."""
+        """Correct the request's tokens (reserved at `at`) and charge its cost; free its
+        slot."""
         self._roll(now, self.period_s)
         lease = self.open.pop(rid, None)
         if lease is not None:
@@ -99,8 +116,12 @@ class KeyState:
             self.spent += actual_cost
             entry = lease[2]
         else:
-            # The lease ran out and its estimate was charged: charge the difference.
-            self.spent = max(0.0, self.spent + actual_cost - est_cost)
+            # The lease ran out and its estimate was charged: charge the difference, but
+            # give back none of it in a period after the reservation's, which may not
+            # hold the charge (made before the period turned).
+            self.spent = lapsed_charge(
+                self.spent, actual_cost, est_cost, int(at // self.period_s) == self.period
+            )
             entry = self.lapsed.pop(rid, None)
         if entry is not None and entry[0] > self.horizon:
             self.tokens += actual_tokens - entry[1]

@@ -93,6 +93,39 @@ async def test_expired_lease_charges_its_estimate(make_limiter: MakeLimiter) -> 
     assert later.usage.reserved == pytest.approx(0.0)
 
 
+async def test_a_lapsed_lease_reconciled_after_the_period_turned_gives_the_new_one_no_credit(
+    make_limiter: MakeLimiter,
+) -> None:
+    # Its estimate went to the day before; taken off this day's spend, it let the day
+    # be overspent by it.
+    day, limits = 86_400, KeyLimits(budget=10.0)
+    turn = (NOW // day + 1) * day
+    limiter = make_limiter(lease_s=100.0)
+    late = (await limiter.reserve("k", limits, 1, 5.0, turn - 200)).reservation
+    lapses_it = (await limiter.reserve("k", limits, 1, 0.1, turn - 50)).reservation
+    assert late is not None and lapses_it is not None
+    await limiter.reconcile(lapses_it, 1, 0.0, turn - 49)
+    today = (await limiter.reserve("k", limits, 1, 4.0, turn + 10)).reservation
+    assert today is not None
+    await limiter.reconcile(today, 1, 4.0, turn + 11)
+    await limiter.reconcile(late, 1, 0.0, turn + 20)  # it cost nothing, after all
+    over = await limiter.reserve("k", limits, 1, 9.0, turn + 30)
+    assert (over.allowed, over.usage.spent) == (False, 4.0)
+
+
+async def test_a_lapsed_lease_that_cost_more_than_its_estimate_charges_the_excess_later(
+    make_limiter: MakeLimiter,
+) -> None:
+    day, limits = 86_400, KeyLimits(budget=10.0)
+    turn = (NOW // day + 1) * day
+    limiter = make_limiter(lease_s=100.0)
+    late = (await limiter.reserve("k", limits, 1, 1.0, turn - 200)).reservation
+    assert late is not None
+    await limiter.reserve("k", limits, 1, 0.0, turn - 50)  # its lease runs out: 1.0 charged
+    await limiter.reconcile(late, 1, 3.0, turn + 20)
+    assert (await limiter.reserve("k", limits, 1, 0.0, turn + 30)).usage.spent == 2.0
+
+
 async def test_budget_refuses_what_would_overspend_as_insufficient_quota(
     make_limiter: MakeLimiter,
 ) -> None:

@@ -220,3 +220,29 @@ async def test_a_server_that_lost_the_script_gets_it_again(redis_server: RedisSe
     )
     await limiter.close()
     assert [d.allowed for d in decisions] == [True, False, True]
+
+
+async def test_a_release_sent_alone_after_a_failed_batch_keeps_the_budget_for_its_period(
+    redis_server: RedisServer,
+) -> None:
+    from redis.asyncio import Redis
+
+    # The releases of a failed batch often go alone on the next connection: that call
+    # gave the key's state a window's life, and a key idle 16 minutes lost its spend.
+    limiter, limits = RedisLimiter(redis_server.url, timeout=0.3), KeyLimits(budget=10.0)
+    spent = await limiter.reserve("k", limits, 10, 6.0, time.time())
+    assert spent.reservation is not None
+    await limiter.reconcile(spent.reservation, 10, 6.0)
+    assert redis_server.process is not None
+    redis_server.process.send_signal(signal.SIGSTOP)
+    try:
+        with pytest.raises(LimitsUnavailable):
+            await limiter.reserve("k", limits, 10, 1.0, time.time())  # released when back
+    finally:
+        redis_server.process.send_signal(signal.SIGCONT)
+    await asyncio.sleep(1.5)  # past the probe interval and the reconnection
+    await limiter.close()  # the release has gone
+    client = Redis.from_url(redis_server.url)
+    ttl = await client.ttl("hxgw:limits:{k}:st")
+    await client.aclose()
+    assert ttl > 86_400
