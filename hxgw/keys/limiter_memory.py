@@ -88,6 +88,9 @@ class MemoryLimiter:
             reservation.at,
         )
 
+    def set_lease(self, lease_s: float) -> None:
+        self.lease_s = lease_s
+
     async def close(self) -> None:
         self._states.clear()
 

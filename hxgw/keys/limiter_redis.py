@@ -97,7 +97,7 @@ class RedisLimiter:
         self._new_id = ReservationIds()
         self._batches = Batches(
             url,
-            (repr(WINDOW), repr(CONCURRENCY_RETRY), repr(float(lease_s))),
+            self._header(lease_s),
             prefix=prefix,
             timeout=timeout,
             on_failure=self._failed,
@@ -217,6 +217,17 @@ class RedisLimiter:
         password in the URL) is logged and `hxgw_limits_store_up` says 0 from the start,
         not from the first limited request, which an instance may serve long after."""
         await self._batches.open()
+
+    def set_lease(self, lease_s: float) -> None:
+        # Each script call says the lease of the reservations it makes: instances (and
+        # calls) with other leases share a key's state alike.
+        self.lease_s = lease_s
+        self._batches.header = self._header(lease_s)
+        self.local.set_lease(lease_s)
+
+    @staticmethod
+    def _header(lease_s: float) -> tuple[str, ...]:
+        return (repr(WINDOW), repr(CONCURRENCY_RETRY), repr(float(lease_s)))
 
     async def close(self) -> None:
         for seeding in self._seeding.values():  # a ledger that does not answer: Redis's

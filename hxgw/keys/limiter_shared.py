@@ -131,6 +131,9 @@ class SharedLimiter:
                 reservation.at,
             )
 
+    def set_lease(self, lease_s: float) -> None:
+        self.lease_s = lease_s
+
     async def close(self) -> None:
         loop = asyncio.get_running_loop()
         await loop.run_in_executor(self._thread, self._close_now)

@@ -239,6 +239,10 @@ class Limiter(Protocol):
         now: float | None = None,
     ) -> None: ...
 
+    def set_lease(self, lease_s: float) -> None:
+        """How long reservations made from now on may stay open (a reload's total
+        timeout); those already made keep theirs."""
+
     async def close(self) -> None: ...
 
 

@@ -132,8 +132,12 @@ def open_stores(runtime: Runtime, config: Config, env: Mapping[str, str]) -> See
 
 async def reloaded(runtime: Runtime, seeds: Seeds | None, config: Config) -> None:
     """What a reload's config asks of the stores before it serves: the spend of the keys
-    it adds, and a word on stored keys it leaves without their groups."""
+    it adds, leases as long as its total timeout, and a word on stored keys it leaves
+    without their groups."""
     await read_new_keys(seeds, config.keys)
+    # A request may now run that long: a shorter lease would free its slot (and charge
+    # its estimate) while it still runs.
+    runtime.limiter.set_lease(config.timeouts.total)
     warn_of_lost_groups(runtime, config)
 
 

@@ -335,6 +335,35 @@ async def test_requests_at_once_past_the_key_limit_get_429(
     assert (await _post(client, gateway, secret))[0] == 200
 
 
+async def test_a_reload_that_lengthens_the_total_timeout_lengthens_the_slots_leases(
+    start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession,
+    fake: FakeUpstream,
+):
+    # The leases kept the total timeout the gateway started with: a request running
+    # past it lost its slot, and a second ran beside it on a key of one at once.
+    secret = new_key("sk-app")
+    keys = tmp_path / "keys.yaml"
+    keys.write_text(yaml.safe_dump({"keys": [{"name": "app", "key": secret, "max_parallel": 1}]}))
+    keys.chmod(0o600)
+    gateway = await start_gateway(gateway={"auth": {"keys_file": str(keys)},
+                                           "timeouts": {"first_byte": 1, "total": 1}})
+    doc = yaml.safe_load((gateway.config_dir / "gateway.yaml").read_text())
+    doc["timeouts"].update(first_byte=30, answer=30, idle=30, total=60)
+    (gateway.config_dir / "gateway.yaml").write_text(yaml.safe_dump(doc))
+    gateway.signal(signal.SIGHUP)
+    await wait_for(lambda: "config reloaded" in gateway.logs())
+    held = fake.behave("m-alpha", gate=asyncio.Event())
+    async with client.post(gateway.url + "/v1/chat/completions", json=_chat(stream=True),
+                           headers={"Authorization": f"Bearer {secret}"}) as stream:
+        await stream.content.readuntil(b"\n\n")
+        await asyncio.sleep(1.5)  # past the lease the first total timeout gave
+        status, _, body = await _post(client, gateway, secret)
+        assert status == 429 and "at once" in body["error"]["message"]
+        assert held.gate is not None
+        held.gate.set()
+        await stream.read()
+
+
 async def test_a_stream_the_client_leaves_is_still_billed(
     start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession,
     fake: FakeUpstream,

@@ -85,6 +85,16 @@ async def test_concurrency_slot_is_freed_after_lease_expiry(make_limiter: MakeLi
     assert (await limiter.reserve("k", limits, 1, 0.0, NOW + 30)).allowed
 
 
+async def test_a_lease_set_later_holds_the_reservations_made_after_it(
+    make_limiter: MakeLimiter,
+) -> None:
+    limiter, limits = make_limiter(lease_s=30.0), KeyLimits(max_parallel=1)
+    limiter.set_lease(100.0)  # a reload's longer total timeout
+    assert (await limiter.reserve("k", limits, 1, 0.0, NOW)).allowed
+    assert not (await limiter.reserve("k", limits, 1, 0.0, NOW + 31)).allowed
+    assert (await limiter.reserve("k", limits, 1, 0.0, NOW + 101)).allowed
+
+
 async def test_expired_lease_charges_its_estimate(make_limiter: MakeLimiter) -> None:
     limiter, limits = make_limiter(lease_s=30.0), KeyLimits(budget=1.0)
     assert (await limiter.reserve("k", limits, 1, 0.4, NOW)).allowed  # its worker died
