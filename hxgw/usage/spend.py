@@ -33,8 +33,10 @@ def spent_so_far(
     """The spool's rows the store does not hold yet, then the store's (none without a
     `connection`), read in that order. A row the ledger replays from one to the other
     meanwhile is counted twice (for the moment between the two queries) rather than
-    missed: for a budget, the safe side. A replayed file not yet deleted counts once."""
+    missed: for a budget, the safe side. A replayed file not yet deleted counts once, and
+    a row spooled twice (a write that failed midway, spooled again) once."""
     waiting = _this_period(spool.rows(), budgets, now)
+    waiting = list({(row[_STARTED], row[_ID]): row for row in waiting}.values())
     if connection is None or not ledger_exists(connection):
         return _summed(waiting, budgets, now)
     spent = _summed(_not_stored(connection, waiting), budgets, now)

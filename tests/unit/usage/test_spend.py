@@ -50,3 +50,13 @@ def test_a_spooled_row_the_store_already_holds_counts_once(database: Database, t
 def test_without_the_store_the_spool_alone_counts(tmp_path: Path):
     spool = _spooled(tmp_path / "spool", row(2, cost=0.5), row(3, cost=0.25, key_name="bob"))
     assert spent_so_far(None, spool, {DAY: ["alice"]}, T0 + 10) == {("alice", DAY): (PERIOD, 0.5)}
+
+
+def test_a_row_in_two_spool_files_counts_once(database: Database, tmp_path: Path):
+    # A write that failed midway and was spooled again, or rows rescued while the
+    # writer kept them too: one row, spooled twice.
+    _spooled(tmp_path / "spool", row(2, cost=0.5))
+    spool = _spooled(tmp_path / "spool", row(2, cost=0.5), row(3, cost=0.25))
+    with database.connect() as connection:
+        spent = spent_so_far(connection, spool, {DAY: ["alice"]}, T0 + 10)
+    assert spent == {("alice", DAY): (PERIOD, 0.75)}
