@@ -35,7 +35,26 @@ def apply_limits(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
     key = ctx.key
     if key is None or key.limits is None:
         return call_next(ctx)
+    if not ctx.endpoint.billed:
+        limits = _unbilled(key.limits)
+        if limits is None:
+            return call_next(ctx)
+        return _within_limits(ctx, key.name + UNBILLED, limits, call_next)
     return _within_limits(ctx, key.name, key.limits, call_next)
+
+
+UNBILLED = " (unbilled)"
+"""The limiter's name for a key's requests that use no tokens: counting them, listing
+models, reading a response, a file or a batch. Anthropic limits token counting apart
+from messages, OpenAI such calls apart from a model's requests: they get requests per
+minute and at once of their own, as many as the key's, so that an app that counts before
+each message, or lists the models at start, keeps the rate the operator set."""
+
+
+def _unbilled(limits: KeyLimits) -> KeyLimits | None:
+    if limits.rpm is None and limits.max_parallel is None:
+        return None
+    return KeyLimits(rpm=limits.rpm, max_parallel=limits.max_parallel)
 
 
 async def _within_limits(

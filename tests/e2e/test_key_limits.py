@@ -115,23 +115,25 @@ async def test_on_anthropic_s_routes_a_key_s_limits_are_said_in_anthropic_s_head
     assert status == 429 and "anthropic-ratelimit-requests-limit" not in headers
 
 
-async def test_counting_tokens_uses_none_of_a_keys_tokens_but_is_a_request(
+async def test_counting_tokens_uses_none_of_a_keys_tokens_and_has_requests_of_its_own(
     start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession
 ):
-    gateway, secret = await _start(start_gateway, tmp_path, tpm=100, rpm=3)
+    # As at Anthropic, where counting is limited apart from messages: an app that counts
+    # before each message had half the messages per minute the operator set.
+    gateway, secret = await _start(start_gateway, tmp_path, tpm=1000, rpm=3)
     body = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
-    statuses = []
+    answers = []
     for _ in range(4):
         async with client.post(gateway.url + "/v1/messages/count_tokens", json=body,
                                headers={"x-api-key": secret}) as resp:
-            statuses.append(resp.status)
-            tokens_left = resp.headers.get("x-ratelimit-remaining-tokens")
-    # Before, each reserved its prompt and 256 completion tokens: over 100, refused.
-    assert statuses == [200, 200, 200, 429]
-    assert tokens_left == "100"
-    await wait_for(lambda: len(ledger_rows(gateway)) == 4, timeout=10)
+            answers.append((resp.status, resp.headers.get("x-ratelimit-remaining-requests")))
+    assert answers == [(200, "2"), (200, "1"), (200, "0"), (429, "0")]
+    status, headers, _ = await _post(client, gateway, secret)
+    assert status == 200 and headers["x-ratelimit-remaining-requests"] == "2"
+    await wait_for(lambda: len(ledger_rows(gateway)) == 5, timeout=10)
+    counted = [r for r in ledger_rows(gateway) if r["route"] == "messages_count_tokens"]
     assert {(r["status"], r["prompt_tokens"], r["completion_tokens"], r["cost"],
-             r["usage_source"]) for r in ledger_rows(gateway)} == {
+             r["usage_source"]) for r in counted} == {
         (200, 0, 0, 0.0, "none"), (429, 0, 0, 0.0, "none")}
 
 
