@@ -8,6 +8,7 @@ method and path name. It may import config and upstream (for the kinds of ids).
 
 from hxgw.endpoints.lookup import (
     ALLOWED,
+    FILES_PREFIXES,
     MODEL_PREFIXES,
     ROUTES,
     allowed_methods,
@@ -70,6 +71,7 @@ __all__ = [
     "FILE",
     "FILES",
     "FILES_LIST",
+    "FILES_PREFIXES",
     "FILE_CONTENT",
     "FILE_DELETE",
     "IMAGES",

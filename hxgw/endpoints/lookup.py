@@ -17,6 +17,8 @@ from hxgw.endpoints.table import (
 )
 
 MODEL_PREFIXES = ("/v1/models/", "/models/")
+FILES_PREFIXES = ("/v1/files", "/files")
+"""OpenAI's files API, whose paths Anthropic's Files API has too."""
 _MODEL_METHODS = frozenset(("GET", "HEAD"))
 
 

@@ -53,7 +53,7 @@ from hxgw.pipeline.operator import answer_operator
 from hxgw.pipeline.owners import keep_to_owner
 from hxgw.pipeline.parse import parse_body
 from hxgw.pipeline.record_usage import record_usage
-from hxgw.pipeline.refuse import refuse_unrouted
+from hxgw.pipeline.refuse import refuse_anthropic_files, refuse_unrouted
 from hxgw.pipeline.relay import relay
 from hxgw.pipeline.rendering import render_errors
 from hxgw.pipeline.request_id import assign_request_id
@@ -101,6 +101,7 @@ BY_ID_STEPS: tuple[Step, ...] = (
 )
 HELD_BY_ID_STEPS: tuple[Step, ...] = (
     *API_FRONT,
+    refuse_anthropic_files,  # Anthropic's Files API shares OpenAI's paths
     bind_to_origin,
     apply_limits,
     keep_to_owner,  # a key reaches only the files and batches it made
@@ -111,6 +112,7 @@ HELD_BY_ID_STEPS: tuple[Step, ...] = (
 # Files and batches: to an upstream, as the header, the body or the query says.
 HELD_STEPS: tuple[Step, ...] = (
     *API_FRONT,
+    refuse_anthropic_files,
     choose_upstream,  # the header's group's upstream, or the default; no failover
     apply_limits,
     keep_to_owner,  # and lists only those
@@ -128,6 +130,7 @@ HELD_WITH_BODY_STEPS: tuple[Step, ...] = (
 )
 FILE_UPLOAD_STEPS: tuple[Step, ...] = (
     *API_FRONT,
+    refuse_anthropic_files,
     take_file,  # the form as the client sends it, streamed, never held
     choose_upstream,
     apply_limits,

@@ -3,10 +3,28 @@ answer a browser's CORS preflight for an API path."""
 
 from __future__ import annotations
 
-from hxgw.endpoints import ALLOWED, allowed_methods, endpoint_for
+from collections.abc import Awaitable
+
+from hxgw.endpoints import ALLOWED, FILES_PREFIXES, allowed_methods, endpoint_for
 from hxgw.errors import MethodNotAllowed, NotFound, did_you_mean
 from hxgw.pipeline.context import Next, RequestContext
 from hxgw.pipeline.cors import preflight_headers
+
+
+def refuse_anthropic_files(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
+    """Anthropic's Files API (its SDK's `beta.files`) has OpenAI's paths; the gateway
+    serves OpenAI's. Its client is told so in its own shape: answered in OpenAI's, its
+    SDK read a list as empty and an upload as missing its parameters."""
+    exchange = ctx.exchange
+    if exchange.header("anthropic-version") is not None and exchange.path.startswith(
+        FILES_PREFIXES
+    ):
+        raise NotFound(
+            f"Anthropic's Files API is not served here: {exchange.path} is OpenAI's files "
+            "API (leave out anthropic-version to use it); put the file's content in the "
+            "message instead"
+        )
+    return call_next(ctx)
 
 
 async def refuse_unrouted(ctx: RequestContext, call_next: Next) -> None:

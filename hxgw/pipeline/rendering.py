@@ -9,7 +9,14 @@ from urllib.parse import parse_qs
 import structlog
 
 from hxgw import jsonio
-from hxgw.endpoints import MODEL_PREFIXES, MODELS, RESPONSE, RESPONSES, client_paths
+from hxgw.endpoints import (
+    FILES_PREFIXES,
+    MODEL_PREFIXES,
+    MODELS,
+    RESPONSE,
+    RESPONSES,
+    client_paths,
+)
 from hxgw.error_shapes import openai_shaped
 from hxgw.errors import (
     GatewayError,
@@ -99,12 +106,12 @@ def _respond(ctx: RequestContext, exc: GatewayError) -> None:
 
 def speaks_anthropic(ctx: RequestContext) -> bool:
     """Whether the client reads Anthropic's error shape: on its routes, and on the models
-    paths, which both SDKs call, when the request says `anthropic-version`. By path, not
-    by route: a wrong method or an empty id there is that client's mistake too."""
+    and files paths, which both SDKs call, when the request says `anthropic-version`. By
+    path, not by route: a wrong method or an empty id there is that client's mistake too."""
     if ctx.endpoint.dialect == "anthropic":
         return True
     path = ctx.exchange.path
-    shared = path in _MODELS_PATHS or path.startswith(MODEL_PREFIXES)
+    shared = path in _MODELS_PATHS or path.startswith((*MODEL_PREFIXES, *FILES_PREFIXES))
     return shared and ctx.exchange.header("anthropic-version") is not None
 
 

@@ -404,3 +404,18 @@ async def test_a_models_page_past_anthropic_s_limits_or_after_an_unknown_id_is_a
             with pytest.raises(anthropic.BadRequestError) as raised:
                 await sdk.models.list(**query)  # type: ignore[arg-type]
             assert raised.value.body["error"]["type"] == "invalid_request_error"  # type: ignore[index]
+
+
+async def test_anthropic_s_files_api_is_told_it_is_not_served_in_anthropic_s_shape(
+    gateway: Gateway,
+):
+    # It has OpenAI's paths: answered as OpenAI's, the SDK listed no files, and an upload
+    # was told it missed OpenAI's parameters.
+    async with _sdk(gateway) as sdk:
+        with pytest.raises(anthropic.NotFoundError) as listing:
+            await sdk.beta.files.list()
+        with pytest.raises(anthropic.NotFoundError) as upload:
+            await sdk.beta.files.upload(file=("notes.txt", b"hello", "text/plain"))
+    for refused in (listing.value, upload.value):
+        assert refused.body["error"]["type"] == "not_found_error"  # type: ignore[index]
+        assert "Anthropic's Files API is not served here" in refused.message
