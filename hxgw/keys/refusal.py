@@ -36,18 +36,25 @@ def _never_fits(decision: LimitDecision) -> bool:
     return decision.refused == "tokens" and tpm is not None and decision.est_tokens > tpm
 
 
-def error_body(decision: LimitDecision) -> dict[str, Any]:
+def error_body(decision: LimitDecision, prompt_cost: float = 0.0) -> dict[str, Any]:
+    """The 429's body; `prompt_cost`, the most the request's prompt alone may cost, tells
+    a budget's refusal whether fewer tokens asked for could let it in."""
     kind = decision.refused
     if kind == "budget":
         error_type, code = "insufficient_quota", "insufficient_quota"
     else:
         error_type, code = ("tokens" if kind == "tokens" else "requests"), "rate_limit_exceeded"
     return {
-        "error": {"message": _message(decision), "type": error_type, "param": None, "code": code}
+        "error": {
+            "message": _message(decision, prompt_cost),
+            "type": error_type,
+            "param": None,
+            "code": code,
+        }
     }
 
 
-def _message(decision: LimitDecision) -> str:
+def _message(decision: LimitDecision, prompt_cost: float) -> str:
     limits, usage, wait = decision.limits, decision.usage, _wait(decision.retry_after)
     if decision.refused == "budget":
         period = PERIOD_NAMES.get(limits.budget_period_s, "period")
@@ -57,6 +64,13 @@ def _message(decision: LimitDecision) -> str:
             return (
                 f"This key's budget is 0 per {period}: it may make no request that costs "
                 "anything (only models without a price)."
+            )
+        if prompt_cost > limits.budget:
+            budget, prompt = _amounts(limits.budget, prompt_cost)
+            return (
+                f"Request too large for the budget: budget {budget} per {period}, this "
+                f"request's prompt alone may cost up to {prompt} (at its dearest model's "
+                "price): send a shorter prompt."
             )
         if _never_fits(decision):
             return (
@@ -77,6 +91,16 @@ def _message(decision: LimitDecision) -> str:
         renews = f"the budget renews in {hours(decision.retry_after)}, at {at} UTC."
         # Judged on the figures as shown: a spend settles a hair under the budget (each
         # estimate is a bound the real cost comes in under), and reads as all of it.
+        if used + prompt_cost > limits.budget and shown_amount(spent_or_held) < shown_amount(
+            budget
+        ):
+            budget, prompt, spent_or_held = _amounts(limits.budget, prompt_cost, used)
+            return (
+                f"This request's prompt alone would exceed what is left of the key's budget: "
+                f"budget {budget} per {period}, spent or reserved {spent_or_held}, its prompt "
+                f"may cost up to {prompt} (at its dearest model's price): send a shorter "
+                f"prompt, or wait: {renews}"
+            )
         if shown_amount(spent_or_held) < shown_amount(budget):
             return (
                 f"This request would exceed the key's budget: budget {budget} per {period}, "

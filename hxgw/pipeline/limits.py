@@ -75,7 +75,8 @@ async def _within_limits(
         )
     anthropic = ctx.endpoint.dialect == "anthropic"
     if not decision.allowed or decision.reservation is None:
-        raise _refusal(decision, anthropic)
+        prompt_cost = estimated_cost(ctx.candidates, prompt, 0) if limits.budget else 0.0
+        raise _refusal(decision, anthropic, prompt_cost)
     ctx.limit_headers = decision.headers()
     if anthropic:
         ctx.limit_headers |= decision.anthropic_headers()
@@ -117,8 +118,8 @@ def _may_run_in_background(limits: KeyLimits) -> None:
         )
 
 
-def _refusal(decision: LimitDecision, anthropic: bool) -> KeyLimited:
-    body = error_body(decision)
+def _refusal(decision: LimitDecision, anthropic: bool, prompt_cost: float) -> KeyLimited:
+    body = error_body(decision, prompt_cost)
     kind = KeyOverBudget if decision.refused == "budget" else KeyLimited
     headers = refusal_headers(decision)
     if anthropic:

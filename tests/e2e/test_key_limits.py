@@ -226,6 +226,18 @@ async def test_a_completion_of_several_prompts_reserves_each_of_their_choices(
     assert statuses == [429, 429, 200]
 
 
+async def test_a_prompt_too_dear_for_the_budget_is_told_to_be_shorter_not_to_ask_for_less(
+    start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession
+):
+    gateway, secret = await _start(start_gateway, tmp_path, budget=0.05)
+    long = {"role": "user", "content": "word " * 100}  # over 0.05 at $0.001 a token
+    status, headers, body = await _post(client, gateway, secret, max_tokens=1,
+                                        messages=[long])
+    assert status == 429 and headers["x-should-retry"] == "false"
+    assert "prompt alone may cost up to" in body["error"]["message"]
+    assert body["error"]["message"].endswith("send a shorter prompt.")
+
+
 async def test_the_sdks_do_not_sleep_until_a_budget_renews_they_raise_at_once(
     start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession
 ):

@@ -128,6 +128,25 @@ async def test_a_request_that_would_overrun_what_is_left_may_ask_for_less_or_wai
     assert "exceeded" not in message
 
 
+async def test_a_prompt_that_alone_overruns_what_is_left_is_told_to_be_shorter_not_to_ask_less(
+) -> None:
+    # Fewer tokens asked for cannot let in a prompt that costs more than is left.
+    decision = await _asking_after(3.0, (2.5,), asks=0.8)
+    message = error_body(decision, prompt_cost=0.6)["error"]["message"]
+    assert message.startswith("This request's prompt alone would exceed what is left of the "
+                              "key's budget: budget 3.00 per 1d, spent or reserved 2.50, its "
+                              "prompt may cost up to 0.60"), message
+    assert "send a shorter prompt, or wait: the budget renews in " in message
+
+
+async def test_a_prompt_that_alone_costs_more_than_the_whole_budget_is_too_large() -> None:
+    decision = await _asking_after(0.5, (), asks=0.9)
+    message = error_body(decision, prompt_cost=0.7)["error"]["message"]
+    assert message == ("Request too large for the budget: budget 0.50 per 1d, this request's "
+                       "prompt alone may cost up to 0.70 (at its dearest model's price): send "
+                       "a shorter prompt.")
+
+
 async def test_a_spend_a_hair_under_the_budget_reads_as_the_budget_spent() -> None:
     # 0.7 + 0.2 + 0.1 adds up to 0.9999999999999999: shown as 1.00 of 1.00, it is spent.
     decision = await _asking_after(1.0, (0.7, 0.2, 0.1), asks=0.01)
