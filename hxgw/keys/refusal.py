@@ -36,9 +36,11 @@ def _never_fits(decision: LimitDecision) -> bool:
     return decision.refused == "tokens" and tpm is not None and decision.est_tokens > tpm
 
 
-def error_body(decision: LimitDecision, prompt_cost: float = 0.0) -> dict[str, Any]:
-    """The 429's body; `prompt_cost`, the most the request's prompt alone may cost, tells
-    a budget's refusal whether fewer tokens asked for could let it in."""
+def error_body(
+    decision: LimitDecision, prompt_tokens: int = 0, prompt_cost: float = 0.0
+) -> dict[str, Any]:
+    """The 429's body; the request's prompt alone (its estimated tokens, the most it may
+    cost) tells a refusal whether fewer tokens asked for could let it in."""
     kind = decision.refused
     if kind == "budget":
         error_type, code = "insufficient_quota", "insufficient_quota"
@@ -46,7 +48,7 @@ def error_body(decision: LimitDecision, prompt_cost: float = 0.0) -> dict[str, A
         error_type, code = ("tokens" if kind == "tokens" else "requests"), "rate_limit_exceeded"
     return {
         "error": {
-            "message": _message(decision, prompt_cost),
+            "message": _message(decision, prompt_tokens, prompt_cost),
             "type": error_type,
             "param": None,
             "code": code,
@@ -54,7 +56,7 @@ def error_body(decision: LimitDecision, prompt_cost: float = 0.0) -> dict[str, A
     }
 
 
-def _message(decision: LimitDecision, prompt_cost: float) -> str:
+def _message(decision: LimitDecision, prompt_tokens: int, prompt_cost: float) -> str:
     limits, usage, wait = decision.limits, decision.usage, _wait(decision.retry_after)
     if decision.refused == "budget":
         period = PERIOD_NAMES.get(limits.budget_period_s, "period")
@@ -115,6 +117,11 @@ def _message(decision: LimitDecision, prompt_cost: float) -> str:
             f"{renews[0].upper()}{renews[1:]}"
         )
     if decision.refused == "tokens":
+        if limits.tpm is not None and prompt_tokens > limits.tpm:
+            return (
+                f"Request too large for tokens per min (TPM): Limit {limits.tpm}, its prompt "
+                f"alone is about {prompt_tokens} tokens: send a shorter prompt."
+            )
         if _never_fits(decision):
             return (
                 f"Request too large for tokens per min (TPM): Limit {limits.tpm}, "

@@ -76,7 +76,7 @@ async def _within_limits(
     anthropic = ctx.endpoint.dialect == "anthropic"
     if not decision.allowed or decision.reservation is None:
         prompt_cost = estimated_cost(ctx.candidates, prompt, 0) if limits.budget else 0.0
-        raise _refusal(decision, anthropic, prompt_cost)
+        raise _refusal(decision, anthropic, prompt, prompt_cost)
     ctx.limit_headers = decision.headers()
     if anthropic:
         ctx.limit_headers |= decision.anthropic_headers()
@@ -118,8 +118,10 @@ def _may_run_in_background(limits: KeyLimits) -> None:
         )
 
 
-def _refusal(decision: LimitDecision, anthropic: bool, prompt_cost: float) -> KeyLimited:
-    body = error_body(decision, prompt_cost)
+def _refusal(
+    decision: LimitDecision, anthropic: bool, prompt: int, prompt_cost: float
+) -> KeyLimited:
+    body = error_body(decision, prompt, prompt_cost)
     kind = KeyOverBudget if decision.refused == "budget" else KeyLimited
     headers = refusal_headers(decision)
     if anthropic:

@@ -91,6 +91,14 @@ async def test_a_request_too_large_for_the_tpm_is_told_to_ask_for_fewer_tokens()
         "set a lower max_tokens.")
 
 
+async def test_a_prompt_larger_than_the_tpm_is_told_to_be_shorter_not_to_ask_for_less() -> None:
+    limiter = MemoryLimiter()
+    decision = await limiter.reserve("k", KeyLimits(tpm=100), 377, 0.0, NOW)
+    assert error_body(decision, prompt_tokens=121)["error"]["message"] == (
+        "Request too large for tokens per min (TPM): Limit 100, its prompt alone is about "
+        "121 tokens: send a shorter prompt.")
+
+
 async def test_the_429_for_concurrency_has_type_requests() -> None:
     limiter = MemoryLimiter()
     await limiter.reserve("k", KeyLimits(max_parallel=1), 1, 0.0, NOW)
