@@ -11,7 +11,7 @@ import pytest
 
 from hxgw.keys.limiter_memory import MemoryLimiter
 from hxgw.keys.limiter_shared import SharedLimiter
-from hxgw.keys.limits import PERIODS, WINDOW, KeyLimits
+from hxgw.keys.limits import PERIODS, WINDOW, KeyLimits, Limiter, Reservation
 from tests.unit.keys.conftest import MakeLimiter
 
 NOW = 1_700_000_000.0
@@ -103,37 +103,44 @@ async def test_expired_lease_charges_its_estimate(make_limiter: MakeLimiter) -> 
     assert later.usage.reserved == pytest.approx(0.0)
 
 
+TURN = (NOW // PERIODS["1d"] + 1) * PERIODS["1d"]
+"""A day's end: the budget period turns."""
+BUDGET = KeyLimits(budget=10.0)
+
+
+async def _lapsed_before_the_turn(limiter: Limiter, estimate: float) -> Reservation:
+    """A reservation of `estimate`, whose lease of 100 s runs out, and charges it, before
+    the day turns: its worker died, or its correction was held up."""
+    late = (await limiter.reserve("k", BUDGET, 1, estimate, TURN - 200)).reservation
+    assert late is not None
+    lapses_it = (await limiter.reserve("k", BUDGET, 1, 0.0, TURN - 50)).reservation
+    assert lapses_it is not None
+    await limiter.reconcile(lapses_it, 1, 0.0, TURN - 49)
+    return late
+
+
 async def test_a_lapsed_lease_reconciled_after_the_period_turned_gives_the_new_one_no_credit(
     make_limiter: MakeLimiter,
 ) -> None:
     # Its estimate went to the day before; taken off this day's spend, it let the day
     # be overspent by it.
-    day, limits = 86_400, KeyLimits(budget=10.0)
-    turn = (NOW // day + 1) * day
     limiter = make_limiter(lease_s=100.0)
-    late = (await limiter.reserve("k", limits, 1, 5.0, turn - 200)).reservation
-    lapses_it = (await limiter.reserve("k", limits, 1, 0.1, turn - 50)).reservation
-    assert late is not None and lapses_it is not None
-    await limiter.reconcile(lapses_it, 1, 0.0, turn - 49)
-    today = (await limiter.reserve("k", limits, 1, 4.0, turn + 10)).reservation
+    late = await _lapsed_before_the_turn(limiter, 5.0)
+    today = (await limiter.reserve("k", BUDGET, 1, 4.0, TURN + 10)).reservation
     assert today is not None
-    await limiter.reconcile(today, 1, 4.0, turn + 11)
-    await limiter.reconcile(late, 1, 0.0, turn + 20)  # it cost nothing, after all
-    over = await limiter.reserve("k", limits, 1, 9.0, turn + 30)
+    await limiter.reconcile(today, 1, 4.0, TURN + 11)
+    await limiter.reconcile(late, 1, 0.0, TURN + 20)  # it cost nothing, after all
+    over = await limiter.reserve("k", BUDGET, 1, 9.0, TURN + 30)
     assert (over.allowed, over.usage.spent) == (False, 4.0)
 
 
 async def test_a_lapsed_lease_that_cost_more_than_its_estimate_charges_the_excess_later(
     make_limiter: MakeLimiter,
 ) -> None:
-    day, limits = 86_400, KeyLimits(budget=10.0)
-    turn = (NOW // day + 1) * day
     limiter = make_limiter(lease_s=100.0)
-    late = (await limiter.reserve("k", limits, 1, 1.0, turn - 200)).reservation
-    assert late is not None
-    await limiter.reserve("k", limits, 1, 0.0, turn - 50)  # its lease runs out: 1.0 charged
-    await limiter.reconcile(late, 1, 3.0, turn + 20)
-    assert (await limiter.reserve("k", limits, 1, 0.0, turn + 30)).usage.spent == 2.0
+    late = await _lapsed_before_the_turn(limiter, 1.0)
+    await limiter.reconcile(late, 1, 3.0, TURN + 20)
+    assert (await limiter.reserve("k", BUDGET, 1, 0.0, TURN + 30)).usage.spent == 2.0
 
 
 async def test_budget_refuses_what_would_overspend_as_insufficient_quota(
