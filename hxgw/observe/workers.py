@@ -30,6 +30,8 @@ from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.metrics_core import Metric
 from prometheus_client.registry import Collector
 
+from hxgw.observe.status_sum import total_status
+
 SHARED_DIR = "HX_WORKERS_DIR"
 """The environment variable that names the directory the supervisor shares."""
 WORKER = "HX_WORKER"
@@ -215,67 +217,3 @@ class _Fixed(Collector):
             for sample, labels, value in family["samples"]:
                 metric.add_sample(sample, labels, value)
             yield metric
-
-
-_WORSE = {"closed": 0, "half_open": 1, "open": 2}
-
-
-def total_status(own: Mapping[str, Any], others: Iterable[Mapping[str, Any]]) -> dict[str, Any]:
-    """/status.json over the workers: the daemon's request totals, each model's requests
-    and requests in flight, and each upstream's saturation, added up; each model's circuit
-    at its worst in any worker (as /metrics has it); and the latest reload any worker
-    took part in (one started again since has seen none); the ledgers' spools added up,
-    and the limits and key stores down when any worker finds them so (as /metrics has
-    them)."""
-    requests = dict(own["requests"])
-    models = {m["name"]: dict(m) for m in own["models"]}
-    upstreams = {u["name"]: dict(u) for u in own["upstreams"]}
-    last_reload = own.get("last_reload")
-    ledger = dict(own["ledger"]) if own.get("ledger") else None
-    limits_store = dict(own["limits_store"]) if own.get("limits_store") else None
-    key_store = own.get("key_store")
-    for status in others:
-        # Each worker has its own rows and its own connection to the limits store.
-        if ledger is not None and status.get("ledger"):
-            for field in ledger:
-                theirs_too = status["ledger"].get(field, 0)
-                if field == "spool_bytes":  # the shared directory's size, not a share of it
-                    ledger[field] = max(ledger[field], theirs_too)
-                else:
-                    ledger[field] += theirs_too
-        their_keys = status.get("key_store")
-        if key_store is not None and their_keys is not None and not their_keys["reachable"]:
-            key_store = their_keys
-        theirs = status.get("limits_store")
-        if limits_store is not None and theirs:
-            limits_store["reachable"] = limits_store["reachable"] and theirs["reachable"]
-            if "failures" in limits_store:
-                limits_store["failures"] += theirs.get("failures", 0)
-        reload = status.get("last_reload")
-        if reload and (last_reload is None or (reload["at"] or "") > (last_reload["at"] or "")):
-            last_reload = reload
-        for upstream in status.get("upstreams", ()):
-            mine = upstreams.get(upstream["name"])
-            if mine is not None:
-                for field in ("in_use", "cap", "queued", "shed"):
-                    mine[field] = mine.get(field, 0) + upstream.get(field, 0)
-        for field in ("total", "per_second", "inflight", "active_streams"):
-            requests[field] = round(requests[field] + status["requests"][field], 2)
-        for model in status["models"]:
-            mine = models.get(model["name"])
-            if mine is not None:
-                mine["requests"] += model["requests"]
-                mine["inflight"] += model["inflight"]
-                circuit = model.get("circuit")
-                if circuit and _WORSE.get(circuit, 0) > _WORSE.get(mine.get("circuit", ""), 0):
-                    mine["circuit"] = circuit
-    return {
-        **own,
-        "last_reload": last_reload,
-        "requests": requests,
-        "models": list(models.values()),
-        "upstreams": list(upstreams.values()),
-        "ledger": ledger,
-        "limits_store": limits_store,
-        "key_store": key_store,
-    }

@@ -12,7 +12,7 @@ from hxgw import __version__
 from hxgw.observe.key_store import key_store_status
 from hxgw.observe.ledger import ledger_status
 from hxgw.observe.limits_store import limits_store_status
-from hxgw.observe.workers import total_status
+from hxgw.observe.status_sum import total_status
 from hxgw.state import GatewayState
 from hxgw.upstream import Gate
 
