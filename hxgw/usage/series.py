@@ -102,7 +102,7 @@ def usage_series(connection: Connection, window: Window, now: float) -> dict[str
     keys: dict[str, dict[str, list[Any]]] = {}
     for name, index, requests, tokens, cost in per_key:
         series = keys.setdefault(str(name), _zeros(size, "requests", "tokens", "cost"))
-        _put(series, int(index), requests=int(requests), tokens=int(tokens), cost=float(cost))
+        _put(series, int(index), requests=int(requests), tokens=int(tokens), cost=_money(cost))
     models: dict[str, dict[str, list[Any]]] = {}
     for name, index, requests, tokens, cost, errors, failovers in per_model:
         series = models.setdefault(
@@ -113,7 +113,7 @@ def usage_series(connection: Connection, window: Window, now: float) -> dict[str
             int(index),
             requests=int(requests),
             tokens=int(tokens),
-            cost=float(cost),
+            cost=_money(cost),
             errors=int(errors),
             failovers=int(failovers),
         )
@@ -184,6 +184,12 @@ def percentile(ordered: list[float], fraction: float) -> float:
 
 def _zeros(size: int, *names: str) -> dict[str, list[Any]]:
     return {name: [0] * size for name in names}
+
+
+def _money(cost: Any) -> float:
+    """A sum of costs past its float noise (0.22999999999999998), as `hxgw usage` and the
+    keys' spend round it: the page and the CLI say the same figure."""
+    return round(float(cost), 9)
 
 
 def _put(series: dict[str, list[Any]], index: int, **values: float) -> None:

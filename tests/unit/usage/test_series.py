@@ -59,6 +59,16 @@ def test_each_keys_requests_tokens_and_cost_fall_in_their_minute(database, tmp_p
     assert series["keys"]["carol"]["requests"][59] == 1
 
 
+def test_a_bucket_s_cost_is_summed_without_float_noise_as_hxgw_usage_says_it(
+    database, tmp_path
+):
+    # 0.1 + 0.2 summed is 0.30000000000000004: a jq check against the CLI failed.
+    _fill(database, tmp_path, [row(0, cost=0.1), row(1, cost=0.2)])
+    series = _series(database)
+    assert series["keys"]["alice"]["cost"][59] == 0.3
+    assert next(iter(series["models"].values()))["cost"][59] == 0.3
+
+
 def test_a_time_late_in_its_bucket_is_not_rounded_into_the_next(database, tmp_path):
     """PostgreSQL's CAST rounds: 59.9 s past the window's start must stay in bucket 0."""
     _fill(database, tmp_path, [row(0, started=HOUR_START + 59.9, ended=HOUR_START + 60.5)])
