@@ -9,6 +9,7 @@ rendered the same way so that no multi-line traceback reaches the journal.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import contextvars
 import logging
@@ -50,25 +51,37 @@ def add_request_id(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
     return event
 
 
-# Set while a daemon says what every worker of it would say alike: see said_once.
-_SAID_ONCE: contextvars.ContextVar[bool] = contextvars.ContextVar("hxgw_said_once", default=False)
+# The task that says, while it does, what every worker would say alike: see said_once.
+_SAID_ONCE: contextvars.ContextVar[asyncio.Task[Any] | None] = contextvars.ContextVar(
+    "hxgw_said_once", default=None
+)
 
 
 @contextlib.contextmanager
 def said_once() -> Iterator[None]:
-    """What is logged within: the config read, where the stores are, the capacity, a
-    reload taken or rejected. Each of N workers reads the same files, so worker 0 says
-    it for all of them and the others keep quiet: the journal has it once, not N times.
-    A lone daemon, and a supervisor, say everything."""
-    token = _SAID_ONCE.set(True)
+    """What the running task logs within: the config read, where the stores are, the
+    capacity, a reload taken or rejected. Each of N workers reads the same files, so
+    worker 0 says it for all of them and the others keep quiet: the journal has it once,
+    not N times. A lone daemon, and a supervisor, say everything. Only that task's own
+    lines: the tasks and callbacks it starts meanwhile (the server's, whose requests'
+    warnings every worker must say) inherit the mark but are not the task it names."""
+    token = _SAID_ONCE.set(_running_task())
     try:
         yield
     finally:
         _SAID_ONCE.reset(token)
 
 
+def _running_task() -> asyncio.Task[Any] | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:  # no loop runs in this thread
+        return None
+
+
 def _drop_said_once(_: WrappedLogger, __: str, event: EventDict) -> EventDict:
-    if _SAID_ONCE.get():
+    teller = _SAID_ONCE.get()
+    if teller is not None and teller is _running_task():
         raise structlog.DropEvent
     return event
 

@@ -67,6 +67,23 @@ async def test_what_every_worker_would_say_alike_at_start_is_said_once_by_worker
         assert len(alike) == 1 and alike[0].endswith("worker=0"), (said, lines)
 
 
+async def test_every_worker_still_says_what_its_own_requests_meet(
+    start_gateway: StartGateway, notify: NotifySocket
+):
+    # Worker 0 speaks for the others at start: their requests' lines must not be silenced.
+    gateway, _ = await _start(start_gateway, notify, auth={"max_bad_keys": 1})
+    bad = {"Authorization": "Bearer sk-not-a-key"}
+    for _ in range(40):  # new connections, until each worker has locked the address out
+        async with aiohttp.ClientSession() as fresh, fresh.post(
+            gateway.url + "/v1/chat/completions", json=CHAT, headers=bad
+        ):
+            pass
+        said = re.findall(r"too many bad keys.* worker=(\d)", gateway.logs())
+        if set(said) == {"0", "1"}:
+            break
+    assert set(said) == {"0", "1"}
+
+
 async def test_the_status_says_the_config_generation_and_models_the_workers_serve(
     start_gateway: StartGateway, notify: NotifySocket
 ):
