@@ -72,13 +72,13 @@ class MemoryLimiter:
         actual_tokens: int,
         actual_cost: float,
         now: float | None = None,
-    ) -> None:
+    ) -> float | None:
         if reservation.settled:
-            return
+            return None
         reservation.settled = True
         state = self._states.get(reservation.key_name)
         if state is None:
-            return  # forgotten: nothing of it was left to correct
+            return None  # forgotten: nothing of it was left to correct
         state.reconcile(
             reservation.id,
             reservation.est_cost,
@@ -87,6 +87,7 @@ class MemoryLimiter:
             time.time() if now is None else now,
             reservation.at,
         )
+        return state.spent
 
     def set_lease(self, lease_s: float) -> None:
         self.lease_s = lease_s

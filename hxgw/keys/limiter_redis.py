@@ -163,17 +163,17 @@ class RedisLimiter:
         actual_tokens: int,
         actual_cost: float,
         now: float | None = None,
-    ) -> None:
+    ) -> float | None:
         if reservation.store == "local":
-            await self.local.reconcile(reservation, actual_tokens, actual_cost, now)
-            return
+            return await self.local.reconcile(reservation, actual_tokens, actual_cost, now)
         if reservation.settled:
-            return
+            return None
         reservation.settled = True
         when = time.time() if now is None else now
         self._batches.correct(
             reservation.key_name, correction_line(reservation, when, actual_tokens, actual_cost)
         )
+        return None
 
     def _abandoned(self, key_name: str, asked: str, answer: bytes) -> None:
         """A decision made for a request that left meanwhile (its client went away):

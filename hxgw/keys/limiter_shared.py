@@ -103,15 +103,15 @@ class SharedLimiter:
         actual_tokens: int,
         actual_cost: float,
         now: float | None = None,
-    ) -> None:
+    ) -> float | None:
         if reservation.settled:
-            return
+            return None
         reservation.settled = True
         when = time.time() if now is None else now
         loop = asyncio.get_running_loop()
         # Shielded: the correction is queued behind other decisions in the thread, and a
         # client leaving meanwhile must not cancel it.
-        await asyncio.shield(
+        return await asyncio.shield(
             loop.run_in_executor(
                 self._thread, self.reconcile_now, reservation, actual_tokens, actual_cost, when
             )
@@ -119,8 +119,9 @@ class SharedLimiter:
 
     def reconcile_now(
         self, reservation: Reservation, actual_tokens: int, actual_cost: float, now: float
-    ) -> None:
-        """One correction, blocking: the body of `reconcile`, run in the limiter's thread."""
+    ) -> float:
+        """One correction, blocking: the body of `reconcile`, run in the limiter's thread;
+        the key's spend after it, every worker's charges in it."""
         with self._transaction(reservation.key_name, now, reservation.budget_period_s) as state:
             state.reconcile(
                 reservation.id,
@@ -130,6 +131,7 @@ class SharedLimiter:
                 now,
                 reservation.at,
             )
+            return state.spent
 
     def set_lease(self, lease_s: float) -> None:
         self.lease_s = lease_s

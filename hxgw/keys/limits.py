@@ -237,7 +237,10 @@ class Limiter(Protocol):
         actual_tokens: int,
         actual_cost: float,
         now: float | None = None,
-    ) -> None: ...
+    ) -> float | None:
+        """Correct the reservation to what the request used; the key's spend in its period
+        after the charge, where it is known at once (not with Redis, whose corrections
+        go in batches nobody waits for)."""
 
     def set_lease(self, lease_s: float) -> None:
         """How long reservations made from now on may stay open (a reload's total

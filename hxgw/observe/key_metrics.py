@@ -63,6 +63,15 @@ class KeyFigures:
             figures[1:3] = [0.0, now]
         figures[1] += cost
 
+    def spent(self, key: str, spent: float, now: float) -> None:
+        """What the limiter says `key` has spent this period, once a charge is in: with
+        workers, every worker's charges. (Each worker's gauge had missed the others'
+        since its own last request, and the daemon's, the highest of them, stayed low
+        while the key was idle.)"""
+        figures = self._budgets.get(key)
+        if figures is not None:
+            figures[1:3] = [spent, now]
+
     def families(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         requests = CounterMetricFamily(
             "hxgw_key_requests", "Requests per client key (by its name).", labels=["key"]

@@ -90,15 +90,15 @@ async def _within_limits(
             # client gone before the answer still pays the prompt the upstream read.
             ctx.cancelled()
         spent = used(ctx)
-        if gauged:
-            ctx.state.runtime.metrics.keys.charged(name, spent.cost, time.time())
+        gauges = ctx.state.runtime.metrics.keys
+        if gauged:  # now: a client that leaves meanwhile cancels the wait below
+            gauges.charged(name, spent.cost, time.time())
         settle = limiter.reconcile(decision.reservation, spent.total, spent.cost)
-        if cancelled:
-            # The client left: its request is cancelled, not its bill. (Only then: a
-            # shield is a task of its own, 3% of a request's CPU.)
-            await asyncio.shield(settle)
-        else:
-            await settle
+        # The client left: its request is cancelled, not its bill. (Only then: a shield
+        # is a task of its own, 3% of a request's CPU.)
+        spent_now = await (asyncio.shield(settle) if cancelled else settle)
+        if gauged and spent_now is not None:
+            gauges.spent(name, spent_now, time.time())
 
 
 _FOREGROUND = (None, False)
