@@ -1,5 +1,6 @@
 """Refuse a request no route takes: 405 when its path is served with another method; but
-answer a browser's CORS preflight for an API path."""
+answer a browser's CORS preflight for an API path. And a request for Anthropic's Files
+API, whose paths are OpenAI's files API's, which is the one served."""
 
 from __future__ import annotations
 
