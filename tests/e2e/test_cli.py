@@ -346,7 +346,11 @@ async def test_a_first_start_on_the_checkouts_example_config_logs_no_warning():
         demo.terminate()
         demo.wait(10)
     assert "listening" in stderr
-    assert " warning " not in stderr, stderr
+    # The test's own polls of /readyz may come before the first probe has answered: their
+    # 503s are access lines at warning, not the gateway warning of anything.
+    warnings = [line for line in stderr.splitlines()
+                if " warning " in line and " GET /readyz status=503 " not in line]
+    assert not warnings, stderr
 
 
 def test_serve_with_an_invalid_config_exits_1_and_says_why(tmp_path: Path):
