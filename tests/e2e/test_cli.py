@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import socket
 import subprocess
+import tempfile
 from pathlib import Path
 
 import aiohttp
@@ -15,8 +16,12 @@ from tests.fixtures import HXGW, Gateway, free_port, new_key, wait_http, write_c
 
 
 def _hxgw(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([HXGW, *args], capture_output=True, text=True,
-                          env=env, timeout=30)
+    with tempfile.TemporaryDirectory() as state:
+        if env is not None:
+            # Never the machine's /var/lib/hxgw, which the default reaches as root.
+            env = {"HX_STATE_DIR": state, **env}
+        return subprocess.run([HXGW, *args], capture_output=True, text=True,
+                              env=env, timeout=30)
 
 
 def test_version_prints_the_package_version():
@@ -326,11 +331,11 @@ def test_smoke_accepts_the_url_option_its_help_shows():
     assert "FAIL" in result.stdout
 
 
-async def test_a_first_start_on_the_checkouts_example_config_logs_no_warning():
+async def test_a_first_start_on_the_checkouts_example_config_logs_no_warning(tmp_path: Path):
     demo_port, port = free_port(), free_port()
     demo = subprocess.Popen([HXGW, "demo-upstream", "--port", str(demo_port)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    env = {"MASTER_KEY": new_key(), "PATH": "/usr/bin:/bin",
+    env = {"MASTER_KEY": new_key(), "PATH": "/usr/bin:/bin", "HX_STATE_DIR": str(tmp_path),
            "HX_LITELLM_UPSTREAM": f"http://127.0.0.1:{demo_port}"}
     try:
         await wait_http(f"http://127.0.0.1:{demo_port}/v1/models")
@@ -392,7 +397,7 @@ async def test_hx_port_and_hx_host_are_used_without_flags(tmp_path: Path):
     config = write_config(tmp_path / "c", "http://127.0.0.1:1")
     port = free_port()
     env = {"MASTER_KEY": new_key(), "HX_PORT": str(port), "HX_HOST": "127.0.0.1",
-           "PATH": "/usr/bin:/bin"}
+           "PATH": "/usr/bin:/bin", "HX_STATE_DIR": str(tmp_path / "state")}
     process = subprocess.Popen([HXGW, "serve", "--config-dir", str(config)],
                                env=env, stderr=subprocess.DEVNULL)
     try:

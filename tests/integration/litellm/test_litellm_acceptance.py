@@ -229,6 +229,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             "litellm", litellm_argv, litellm_env, work, "/health/liveliness"
         )
         hxgw_env = base_env(home) | {
+            "HX_STATE_DIR": str(work / "hxgw-state"),  # not the machine's /var/lib/hxgw
             "MASTER_KEY": client_key,
             "HX_UPSTREAM_KEY": litellm_key,
             "HX_LITELLM_UPSTREAM": litellm_url,
