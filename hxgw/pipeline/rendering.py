@@ -111,11 +111,12 @@ def speaks_anthropic(ctx: RequestContext) -> bool:
     if ctx.endpoint.dialect == "anthropic":
         return True
     path = ctx.exchange.path
-    shared = path in _MODELS_PATHS or path.startswith((*MODEL_PREFIXES, *FILES_PREFIXES))
+    shared = path in _MODELS_PATHS or path.startswith(_SHARED_PREFIXES)
     return shared and ctx.exchange.header("anthropic-version") is not None
 
 
 _MODELS_PATHS = frozenset(client_paths(MODELS))
+_SHARED_PREFIXES = (*MODEL_PREFIXES, *FILES_PREFIXES)
 
 
 def error_headers(ctx: RequestContext, exc: GatewayError) -> dict[str, str]:
