@@ -93,7 +93,8 @@ def _message(decision: LimitDecision, prompt_tokens: int, prompt_cost: float) ->
         renews = f"the budget renews in {hours(decision.retry_after)}, at {at} UTC."
         # Judged on the figures as shown: a spend settles a hair under the budget (each
         # estimate is a bound the real cost comes in under), and reads as all of it.
-        if used + prompt_cost > limits.budget and shown_amount(spent_or_held) < shown_amount(
+        # Spent, not held: what requests under way hold comes back as they end.
+        if usage.spent + prompt_cost > limits.budget and shown_amount(spent_or_held) < shown_amount(
             budget
         ):
             budget, prompt, spent_or_held = _amounts(limits.budget, prompt_cost, used)

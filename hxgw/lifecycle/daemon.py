@@ -36,8 +36,8 @@ from hxgw.lifecycle.signals import DaemonSignals
 from hxgw.lifecycle.start_signals import GENERATION, EarlyReload, daemon_started
 from hxgw.lifecycle.status_words import daemon_status
 from hxgw.observe import AccessLog
-from hxgw.observe.log import said_once
-from hxgw.observe.workers import WorkerFigures
+from hxgw.observe.log import said_by_each, said_once
+from hxgw.observe.workers import WORKER, WorkerFigures
 from hxgw.pipeline.loops import HOP_ENV
 from hxgw.runtime import ReloadRecord, Runtime
 from hxgw.server import Dispatcher, GatewayServer
@@ -152,7 +152,8 @@ class Daemon:
         try:
             await listen(runner, config, listener, self.ssl_context)
         except OSError as exc:
-            log_cannot_listen(config.listen, exc)
+            with said_by_each():  # this worker's socket, not the files they share
+                log_cannot_listen(config.listen, exc)
             await runner.cleanup()
             client.close()
             await stores.close_stores(self.runtime)
@@ -198,12 +199,14 @@ class Daemon:
             # line for it, and one fixed would only meet the next at the next reload.
             more = f" (and {len(problems) - 1} more)" if len(problems) > 1 else ""
             self._record_reload("rejected", problems[0] + more)
-            with said_once():
-                log.error(
-                    "config reload rejected; still serving the previous config",
-                    generation=current.generation,
-                    problems=problems,
-                )
+            # Workers read the same files: the first says why as an error, for all of
+            # them; the others say theirs (which may differ) at info.
+            say = log.error if self.env.get(WORKER, "0") == "0" else log.info
+            say(
+                "config reload rejected; still serving the previous config",
+                generation=current.generation,
+                problems=problems,
+            )
             self.notifier.ready(self._status())
             return False
         except Exception as exc:

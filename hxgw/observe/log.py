@@ -72,6 +72,16 @@ def said_once() -> Iterator[None]:
         _SAID_ONCE.reset(token)
 
 
+@contextlib.contextmanager
+def said_by_each() -> Iterator[None]:
+    """Within said_once, what only this worker can say (its own socket, say)."""
+    token = _SAID_ONCE.set(None)
+    try:
+        yield
+    finally:
+        _SAID_ONCE.reset(token)
+
+
 def _running_task() -> asyncio.Task[Any] | None:
     try:
         return asyncio.current_task()

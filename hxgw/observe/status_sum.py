@@ -23,7 +23,7 @@ def total_status(own: Mapping[str, Any], others: Iterable[Mapping[str, Any]]) ->
     and the limits and key stores down when any worker finds them so (as /metrics has
     them)."""
     requests = dict(own["requests"])
-    models = {m["name"]: dict(m) for m in own["models"]}
+    rows: dict[str, list[Mapping[str, Any]]] = {m["name"]: [m] for m in own["models"]}
     upstreams = {u["name"]: dict(u) for u in own["upstreams"]}
     last_reload = own.get("last_reload")
     ledger = dict(own["ledger"]) if own.get("ledger") else None
@@ -57,14 +57,13 @@ def total_status(own: Mapping[str, Any], others: Iterable[Mapping[str, Any]]) ->
         for field in ("total", "per_second", "inflight", "active_streams"):
             requests[field] = round(requests[field] + status["requests"][field], 2)
         for model in status["models"]:
-            mine = models.get(model["name"])
-            if mine is not None:
-                _add_model(mine, model)
+            if model["name"] in rows:
+                rows[model["name"]].append(model)
     return {
         **own,
         "last_reload": last_reload,
         "requests": requests,
-        "models": list(models.values()),
+        "models": [_model(each) for each in rows.values()],
         "upstreams": list(upstreams.values()),
         "ledger": ledger,
         "limits_store": limits_store,
@@ -76,19 +75,22 @@ _WEIGHED = {"error_rate": 4, "ewma_ttfb_ms": 1, "ewma_latency_ms": 1}
 """Each figure weighed by requests, and the places /status.json rounds it to."""
 
 
-def _add_model(mine: dict[str, Any], theirs: Mapping[str, Any]) -> None:
-    """Add a worker's row for a model to the sum so far (`mine`, the rows before)."""
-    before, added = mine["requests"], theirs["requests"]
+def _model(rows: list[Mapping[str, Any]]) -> dict[str, Any]:
+    """A model's row for the daemon, from each worker's (this one's first). A row without
+    a figure (a worker gone, whose counts alone are kept) weighs nothing in it."""
+    summed = dict(rows[0])
+    summed["requests"] = sum(row["requests"] for row in rows)
+    summed["inflight"] = sum(row["inflight"] for row in rows)
     for field, places in _WEIGHED.items():
-        ours, their = mine.get(field), theirs.get(field)
-        if their is None or not added:
-            continue
-        if ours is None or not before:
-            mine[field] = their
-        else:
-            mine[field] = round((ours * before + their * added) / (before + added), places)
-    mine["requests"] = before + added
-    mine["inflight"] += theirs["inflight"]
-    circuit = theirs.get("circuit")
-    if circuit and _WORSE.get(circuit, 0) > _WORSE.get(mine.get("circuit", ""), 0):
-        mine["circuit"] = circuit
+        weighed = [
+            (row[field], row["requests"])
+            for row in rows
+            if row.get(field) is not None and row["requests"]
+        ]
+        if weighed:
+            total = sum(weight for _, weight in weighed)
+            summed[field] = round(sum(value * weight for value, weight in weighed) / total, places)
+    circuits = [row["circuit"] for row in rows if row.get("circuit")]
+    if circuits:
+        summed["circuit"] = max(circuits, key=lambda circuit: _WORSE.get(circuit, 0))
+    return summed

@@ -93,12 +93,13 @@ async def _within_limits(
         gauges = ctx.state.runtime.metrics.keys
         if gauged:  # now: a client that leaves meanwhile cancels the wait below
             gauges.charged(name, spent.cost, time.time())
-        settle = limiter.reconcile(decision.reservation, spent.total, spent.cost)
+        now = time.time()  # the reconcile's: its spend is of the period at that time
+        settle = limiter.reconcile(decision.reservation, spent.total, spent.cost, now)
         # The client left: its request is cancelled, not its bill. (Only then: a shield
         # is a task of its own, 3% of a request's CPU.)
         spent_now = await (asyncio.shield(settle) if cancelled else settle)
         if gauged and spent_now is not None:
-            gauges.spent(name, spent_now, time.time())
+            gauges.spent(name, spent_now, now)
 
 
 _FOREGROUND = (None, False)

@@ -147,6 +147,20 @@ async def test_a_prompt_that_alone_overruns_what_is_left_is_told_to_be_shorter_n
     assert "send a shorter prompt, or wait: the budget renews in " in message
 
 
+async def test_a_prompt_that_fits_once_requests_under_way_end_is_not_told_to_be_shorter(
+) -> None:
+    # Spent 0.5 of 1.0 and 0.4 held by a request under way: a prompt of 0.2 fits once it
+    # ends, so asking for fewer tokens may let the request in.
+    limiter, limits = MemoryLimiter(), KeyLimits(budget=1.0)
+    spent = await limiter.reserve("k", limits, 1, 0.5, NOW)
+    assert spent.reservation is not None
+    await limiter.reconcile(spent.reservation, 1, 0.5, NOW)
+    assert (await limiter.reserve("k", limits, 1, 0.4, NOW)).allowed  # under way
+    decision = await limiter.reserve("k", limits, 1, 0.6, NOW)
+    message = error_body(decision, prompt_cost=0.2)["error"]["message"]
+    assert "prompt alone" not in message and "ask for fewer tokens" in message, message
+
+
 async def test_a_prompt_that_alone_costs_more_than_the_whole_budget_is_too_large() -> None:
     decision = await _asking_after(0.5, (), asks=0.9)
     message = error_body(decision, prompt_cost=0.7)["error"]["message"]

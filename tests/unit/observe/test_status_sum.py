@@ -42,3 +42,16 @@ def test_a_worker_that_sent_a_model_nothing_leaves_its_figures_as_the_others_hav
         summed = _model(total_status(own, [other]))
         assert (summed["error_rate"], summed["ewma_ttfb_ms"], summed["ewma_latency_ms"]) == (
             0.5, 8.0, None)
+
+
+def test_a_gone_worker_s_counts_weigh_nothing_in_the_figures_whatever_the_order():
+    # A worker gone keeps its counts alone: its requests had diluted the next figures.
+    live = _worker({"name": "a", "requests": 10, "error_rate": 1.0, "ewma_ttfb_ms": 500.0,
+                    "ewma_latency_ms": None})
+    gone = _worker({"name": "a", "requests": 1000})
+    own = _worker({"name": "a", "requests": 10, "error_rate": 0.0, "ewma_ttfb_ms": 100.0,
+                   "ewma_latency_ms": None})
+    for others in ([live, gone], [gone, live]):
+        summed = _model(total_status(own, others))
+        assert (summed["requests"], summed["error_rate"], summed["ewma_ttfb_ms"]) == (
+            1020, 0.5, 300.0)
