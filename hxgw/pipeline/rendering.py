@@ -29,6 +29,7 @@ from hxgw.errors import (
 from hxgw.pipeline.client_request import ACCEPT_ENCODING
 from hxgw.pipeline.context import Next, RequestContext
 from hxgw.pipeline.failures import retry_helps
+from hxgw.pipeline.upstream_headers import with_key_limits
 
 log = structlog.get_logger("hxgw.errors")
 
@@ -80,7 +81,8 @@ def _respond(ctx: RequestContext, exc: GatewayError) -> None:
         status, headers = exc.status, error_headers(ctx, exc)
         ctx.outcome = exc.code or exc.type
     if ctx.limit_headers and not isinstance(exc, KeyLimited):
-        headers.update(ctx.limit_headers)  # the key's limits: this request counted against them
+        # The key's limits: this request counted against them.
+        headers = with_key_limits(headers, ctx.limit_headers)
     if ctx.decision is not None:  # routed: where it went, as a relayed answer says
         if ctx.group:
             headers["X-HX-Group"] = ctx.group

@@ -65,5 +65,17 @@ def response_headers(ctx: RequestContext, reply: Reply) -> dict[str, str]:
     if ctx.decision is not None:
         headers["X-HX-Route"] = ctx.decision.header()
     if ctx.limit_headers:
-        headers.update(ctx.limit_headers)
+        headers = with_key_limits(headers, ctx.limit_headers)
     return headers
+
+
+RATE_LIMIT_PREFIXES = tuple(prefix.decode() for prefix in PASSED_PREFIXES)
+
+
+def with_key_limits(headers: dict[str, str], key_limits: dict[str, str]) -> dict[str, str]:
+    """An answer's headers with a limited key's rate-limit headers in place of the
+    upstream's, all of them: the gateway's account's figures beside the key's would read
+    as the key's, and tell one client of the others' use."""
+    kept = {k: v for k, v in headers.items() if not k.lower().startswith(RATE_LIMIT_PREFIXES)}
+    kept.update(key_limits)
+    return kept

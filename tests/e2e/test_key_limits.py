@@ -76,6 +76,21 @@ async def test_a_key_gets_exactly_its_requests_per_minute_then_429(
     assert headers["x-ratelimit-remaining-requests"] == "0"
 
 
+async def test_a_limited_key_s_answer_carries_its_own_rate_limits_and_none_of_the_upstream_s(
+    start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession,
+    fake: FakeUpstream
+):
+    # The gateway's account's figures beside the key's read as the key's, and told one
+    # client of the others' use.
+    fake.behave("m-alpha", headers={"x-ratelimit-limit-tokens": "2000000",
+                                    "x-ratelimit-remaining-tokens": "1999000",
+                                    "anthropic-ratelimit-input-tokens-limit": "400000"})
+    gateway, secret = await _start(start_gateway, tmp_path, rpm=5)
+    status, headers, _ = await _post(client, gateway, secret)
+    assert status == 200 and headers["x-ratelimit-limit-requests"] == "5"
+    assert not [name for name in headers if name.lower().endswith(("-tokens", "-tokens-limit"))]
+
+
 async def test_an_answer_the_gateway_makes_itself_says_what_the_key_has_left(
     start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession,
     fake: FakeUpstream
