@@ -28,11 +28,9 @@ KEEP = 1000
 async def create(request: web.Request) -> web.StreamResponse:
     body = await json_body(request)
     kept = request.app[KEPT]
+    if unknown := _unknown_previous(body, kept):
+        return unknown
     previous = body.get("previous_response_id")
-    if previous is not None and not _kept(previous, kept):
-        return _not_found(
-            f"Previous response with id '{previous}' not found.", "previous_response_id"
-        )
     words, cut = answer_words(body, _prompt(body.get("input")), "max_output_tokens")
     # Cut at max_output_tokens, a response is `incomplete` and says why, as OpenAI's is.
     end = "incomplete" if cut else "completed"
@@ -118,9 +116,7 @@ async def cancel(request: web.Request) -> web.Response:
     if found is None:
         return _missing(request)
     if found["background"] is not True:
-        message = "Only responses created with background=true can be cancelled."
-        error = {"message": message, "type": "invalid_request_error", "param": None, "code": None}
-        return web.json_response({"error": error}, status=400)
+        return _error(400, "Only responses created with background=true can be cancelled.", None)
     return _json(found)
 
 
@@ -134,13 +130,7 @@ async def input_items(request: web.Request) -> web.Response:
     order, after, limit = query.get("order", "desc"), query.get("after"), query.get("limit", "20")
     if order not in ("asc", "desc") or not (limit.isdigit() and 1 <= int(limit) <= 100):
         param = "limit" if order in ("asc", "desc") else "order"
-        error = {
-            "message": f"Invalid '{param}'.",
-            "type": "invalid_request_error",
-            "param": param,
-            "code": None,
-        }
-        return web.json_response({"error": error}, status=400)
+        return _error(400, f"Invalid '{param}'.", param)
     items = request.app[INPUTS].get(ident, [])
     items = items if order == "asc" else items[::-1]
     ids = [item["id"] for item in items]
@@ -159,11 +149,8 @@ async def input_items(request: web.Request) -> web.Response:
 
 async def input_tokens(request: web.Request) -> web.Response:
     body = await json_body(request)
-    previous = body.get("previous_response_id")
-    if previous is not None and not _kept(previous, request.app[KEPT]):
-        return _not_found(
-            f"Previous response with id '{previous}' not found.", "previous_response_id"
-        )
+    if unknown := _unknown_previous(body, request.app[KEPT]):
+        return unknown
     counted = len(_prompt(body.get("input")).split())
     return _json({"object": "response.input_tokens", "input_tokens": counted})
 
@@ -173,11 +160,9 @@ async def compact(request: web.Request) -> web.Response:
     before it, then its input), then one compaction item standing for the rest."""
     body = await json_body(request)
     kept, inputs = request.app[KEPT], request.app[INPUTS]
+    if unknown := _unknown_previous(body, kept):
+        return unknown
     previous = body.get("previous_response_id")
-    if previous is not None and not _kept(previous, kept):
-        return _not_found(
-            f"Previous response with id '{previous}' not found.", "previous_response_id"
-        )
     items: list[dict[str, Any]] = []
     while previous is not None and previous in kept:
         items = inputs.get(previous, []) + items
@@ -214,10 +199,15 @@ def _prompt(given: Any) -> str:
     return ""
 
 
-def _kept(response_id: object, kept: OrderedDict[str, dict[str, Any]]) -> bool:
-    """Whether `response_id` names a kept response (a list or an object names none, and
-    would not hash)."""
-    return isinstance(response_id, str) and response_id in kept
+def _unknown_previous(
+    body: dict[str, Any], kept: OrderedDict[str, dict[str, Any]]
+) -> web.Response | None:
+    """The 404 for a `previous_response_id` that names no kept response (a list or an
+    object names none, and would not hash); None when there is none or it is kept."""
+    previous = body.get("previous_response_id")
+    if previous is None or (isinstance(previous, str) and previous in kept):
+        return None
+    return _error(404, f"Previous response with id '{previous}' not found.", "previous_response_id")
 
 
 def _items(given: Any) -> list[dict[str, Any]]:
@@ -252,9 +242,9 @@ def _json(document: dict[str, Any]) -> web.Response:
 
 
 def _missing(request: web.Request) -> web.Response:
-    return _not_found(f"Response with id '{request.match_info['id']}' not found.", None)
+    return _error(404, f"Response with id '{request.match_info['id']}' not found.", None)
 
 
-def _not_found(message: str, param: str | None) -> web.Response:
+def _error(status: int, message: str, param: str | None) -> web.Response:
     error = {"message": message, "type": "invalid_request_error", "param": param, "code": None}
-    return web.json_response({"error": error}, status=404)
+    return web.json_response({"error": error}, status=status)
