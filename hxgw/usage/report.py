@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, SupportsFloat
 
 from hxgw.store import Connection, Dialect
 from hxgw.usage.schema import FAILED, TABLE
@@ -56,6 +56,12 @@ class Totals:
     reasoning_tokens: int = 0
 
 
+def summed_cost(total: SupportsFloat) -> float:
+    """A sum of costs from the store past its float noise (0.22999999999999998): every
+    view of the ledger (`hxgw usage`, a key's spend, the status page) says one figure."""
+    return round(float(total), 9)
+
+
 def ledger_exists(connection: Connection) -> bool:
     """Whether a gateway has created the ledger in this store (a reader creates nothing)."""
     if connection.dialect == "sqlite":
@@ -98,7 +104,7 @@ def totals(
             prompt_tokens=int(row[2]),
             completion_tokens=int(row[3]),
             total_tokens=int(row[4]),
-            cost=round(float(row[5]), 9),
+            cost=summed_cost(row[5]),
             errors=int(row[6]),
             failovers=int(row[7]),
             p50_latency=None if row[8] is None else round(float(row[8]), 3),

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hxgw.store import Connection, Dialect
-from hxgw.usage.report import NO_MODEL_SQL, ledger_exists
+from hxgw.usage.report import NO_MODEL_SQL, ledger_exists, summed_cost
 from hxgw.usage.schema import FAILED, TABLE
 
 LATENCY_SAMPLES = 500
@@ -102,7 +102,7 @@ def usage_series(connection: Connection, window: Window, now: float) -> dict[str
     keys: dict[str, dict[str, list[Any]]] = {}
     for name, index, requests, tokens, cost in per_key:
         series = keys.setdefault(str(name), _zeros(size, "requests", "tokens", "cost"))
-        _put(series, int(index), requests=int(requests), tokens=int(tokens), cost=_money(cost))
+        _put(series, int(index), requests=int(requests), tokens=int(tokens), cost=summed_cost(cost))
     models: dict[str, dict[str, list[Any]]] = {}
     for name, index, requests, tokens, cost, errors, failovers in per_model:
         series = models.setdefault(
@@ -113,7 +113,7 @@ def usage_series(connection: Connection, window: Window, now: float) -> dict[str
             int(index),
             requests=int(requests),
             tokens=int(tokens),
-            cost=_money(cost),
+            cost=summed_cost(cost),
             errors=int(errors),
             failovers=int(failovers),
         )
@@ -184,12 +184,6 @@ def percentile(ordered: list[float], fraction: float) -> float:
 
 def _zeros(size: int, *names: str) -> dict[str, list[Any]]:
     return {name: [0] * size for name in names}
-
-
-def _money(cost: Any) -> float:
-    """A sum of costs past its float noise (0.22999999999999998), as `hxgw usage` and the
-    keys' spend round it: the page and the CLI say the same figure."""
-    return round(float(cost), 9)
 
 
 def _put(series: dict[str, list[Any]], index: int, **values: float) -> None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Collection, Iterable, Mapping
 
 from hxgw.store import Connection
-from hxgw.usage.report import ledger_exists
+from hxgw.usage.report import ledger_exists, summed_cost
 from hxgw.usage.row import COLUMNS, Values
 from hxgw.usage.schema import TABLE
 from hxgw.usage.spool import Spool
@@ -100,5 +100,5 @@ def spent_this_period(connection: Connection, budgets: Budgets, now: float) -> S
                 (name, period * period_s),
             )
             if cost:
-                spent[name, period_s] = (period, round(float(cost), 9))
+                spent[name, period_s] = (period, summed_cost(cost))
     return spent
