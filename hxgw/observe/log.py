@@ -57,25 +57,24 @@ _SAID_ONCE: contextvars.ContextVar[asyncio.Task[Any] | None] = contextvars.Conte
 )
 
 
-@contextlib.contextmanager
-def said_once() -> Iterator[None]:
+def said_once() -> contextlib.AbstractContextManager[None]:
     """What the running task logs within: the config read, where the stores are, the
-    capacity, a reload taken or rejected. Each of N workers reads the same files, so
-    worker 0 says it for all of them and the others keep quiet: the journal has it once,
-    not N times. A lone daemon, and a supervisor, say everything. Only that task's own
-    lines: the tasks and callbacks it starts meanwhile (the server's, whose requests'
-    warnings every worker must say) inherit the mark but are not the task it names."""
-    token = _SAID_ONCE.set(_running_task())
-    try:
-        yield
-    finally:
-        _SAID_ONCE.reset(token)
+    capacity, a reload taken. Each of N workers reads the same files, so worker 0 says
+    it for all of them and the others keep quiet: the journal has it once, not N times.
+    A lone daemon, and a supervisor, say everything. Only that task's own lines: the
+    tasks and callbacks it starts meanwhile (the server's, whose requests' warnings
+    every worker must say) inherit the mark but are not the task it names."""
+    return _told_by(_running_task())
+
+
+def said_by_each() -> contextlib.AbstractContextManager[None]:
+    """Within said_once, what only this worker can say (its own socket, say)."""
+    return _told_by(None)
 
 
 @contextlib.contextmanager
-def said_by_each() -> Iterator[None]:
-    """Within said_once, what only this worker can say (its own socket, say)."""
-    token = _SAID_ONCE.set(None)
+def _told_by(task: asyncio.Task[Any] | None) -> Iterator[None]:
+    token = _SAID_ONCE.set(task)
     try:
         yield
     finally:

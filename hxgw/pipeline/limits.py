@@ -90,10 +90,10 @@ async def _within_limits(
             # client gone before the answer still pays the prompt the upstream read.
             ctx.cancelled()
         spent = used(ctx)
-        gauges = ctx.state.runtime.metrics.keys
+        gauges, now = ctx.state.runtime.metrics.keys, time.time()
         if gauged:  # now: a client that leaves meanwhile cancels the wait below
-            gauges.charged(name, spent.cost, time.time())
-        now = time.time()  # the reconcile's: its spend is of the period at that time
+            gauges.charged(name, spent.cost, now)
+        # At `now` too: the spend it gives back is of the period at that time.
         settle = limiter.reconcile(decision.reservation, spent.total, spent.cost, now)
         # The client left: its request is cancelled, not its bill. (Only then: a shield
         # is a task of its own, 3% of a request's CPU.)

@@ -89,12 +89,12 @@ def embedding_list(body: dict[str, Any], dim: int) -> dict[str, Any]:
         raise ValueError("input must be a string or a list of strings")
     # As OpenAI's: the float32 values' bytes in base64 when asked (the python SDK asks so
     # by default, and decodes them), a list of numbers otherwise.
-    encode = _base64 if body.get("encoding_format") == "base64" else None
+    coded = body.get("encoding_format") == "base64"
     data = [
         {
             "object": "embedding",
             "index": i,
-            "embedding": encode(embedding(t, dim)) if encode else embedding(t, dim),
+            "embedding": _base64(embedding(t, dim)) if coded else embedding(t, dim),
         }
         for i, t in enumerate(texts)
     ]

@@ -2,12 +2,12 @@
 
 It lets a newcomer see the whole gateway work without LiteLLM or a model:
 chat and completions (plain or streamed over SSE, with the usage chunk when
-asked), embeddings of a fixed dimension (as numbers, or base64 when asked), a model list, Anthropic's Messages
-API (`demo_messages`), the Responses API (`demo_responses`), moderation and
-rerank (`demo_scoring`), files and batches (`demo_files`). Answers depend only
-on the request: "Return exactly the text: X" answers X, "Count to N" answers
-"1 2 ... N", anything else is echoed back; cut at the request's max_tokens (a
-word is a token here), as a model stops there.
+asked), embeddings of a fixed dimension (as numbers, or base64 when asked), a
+model list, Anthropic's Messages API (`demo_messages`), the Responses API
+(`demo_responses`), moderation and rerank (`demo_scoring`), files and batches
+(`demo_files`). Answers depend only on the request: "Return exactly the text: X"
+answers X, "Count to N" answers "1 2 ... N", anything else is echoed back; cut at
+the request's max_tokens (a word is a token here), as a model stops there.
 """
 
 from __future__ import annotations
