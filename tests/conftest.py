@@ -10,8 +10,9 @@ import pytest
 from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, settings
 
-from tests.fake_upstream import FakeUpstream
-from tests.fixtures import Gateway, NotifySocket, new_key, write_config
+from tests.fake_upstream import FakeUpstream, serving_fake
+from tests.fixtures import Gateway, NotifySocket, start_serving, write_config
+from tests.one_gateway import module_gateway, module_upstream  # noqa: F401 (fixtures)
 
 StartGateway = Callable[..., Awaitable[Gateway]]
 
@@ -39,13 +40,8 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 
 @pytest.fixture
 async def upstream() -> AsyncIterator[tuple[FakeUpstream, str]]:
-    """A fake upstream on a loopback port, cancelling handlers whose client left."""
-    fake = FakeUpstream()
-    server = TestServer(fake.make_app(), host="127.0.0.1", handler_cancellation=True)
-    await server.start_server()
-    yield fake, f"http://127.0.0.1:{server.port}"
-    fake.abort_stalled()
-    await server.close()
+    async with serving_fake() as served:
+        yield served
 
 
 @pytest.fixture
@@ -77,20 +73,8 @@ async def start_gateway(
     ) -> Gateway:
         config_dir = write_config(tmp_path / f"config{len(started)}",
                                   upstream_url or upstream[1], **config)
-        for attempt in range(3):
-            gateway = Gateway(config_dir=config_dir, key=new_key(), upstream_key=upstream_key,
-                              extra_env=env or {})
-            started.append(gateway.start())
-            if not wait:
-                return gateway
-            try:
-                return await gateway.wait_ready()
-            except RuntimeError:
-                # Its free port was taken between free_port() and its bind, by another
-                # test process: another port. (Anything else is the test's failure.)
-                if attempt == 2 or "address already in use" not in gateway.logs():
-                    raise
-        raise AssertionError("unreachable")
+        return await start_serving(config_dir, started, upstream_key=upstream_key,
+                                   env=env, wait=wait)
 
     yield start
     for gateway in started:
@@ -99,6 +83,13 @@ async def start_gateway(
 
 @pytest.fixture
 async def gateway(start_gateway: StartGateway) -> Gateway:
+    return await start_gateway()
+
+
+@pytest.fixture
+async def own_gateway(start_gateway: StartGateway) -> Gateway:
+    """A gateway for this test alone, where its module's tests share one
+    (tests/one_gateway.py): for a test that leaves state behind in it."""
     return await start_gateway()
 
 

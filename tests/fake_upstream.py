@@ -11,13 +11,15 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import json
 import struct
-from collections.abc import Awaitable
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass, field
 from typing import Any
 
 from aiohttp import web
+from aiohttp.test_utils import TestServer
 
 from hxgw.tools import demo_scoring
 from tests import fake_anthropic, fake_files, fake_media, fake_responses
@@ -116,6 +118,11 @@ class FakeUpstream:
     client_max_size: int = 1024**2  # aiohttp's default; raise it to accept huge bodies
     responses: fake_responses.ResponseStore = field(default_factory=fake_responses.ResponseStore)
     files: fake_files.FileStore = field(default_factory=fake_files.FileStore)
+
+    def reset(self) -> None:
+        """Forget what earlier tests asked of it and saw: as new, on the same port (the
+        app's handlers are this object's methods, so they answer from the fresh state)."""
+        self.__dict__.update(FakeUpstream(client_max_size=self.client_max_size).__dict__)
 
     def behave(self, model: str, **kwargs: Any) -> Behaviour:
         self.behaviours[model] = Behaviour(**kwargs)
@@ -550,3 +557,17 @@ def _chunk_choice(legacy: bool, text: str, finish: str | None, index: int = 0) -
         return {"index": index, "text": text, "logprobs": None, "finish_reason": finish}
     return {"index": index, "delta": {"content": text} if text else {}, "logprobs": None,
             "finish_reason": finish}
+
+
+@contextlib.asynccontextmanager
+async def serving_fake() -> AsyncIterator[tuple[FakeUpstream, str]]:
+    """A fake upstream on a loopback port, and its URL; handlers whose client left are
+    cancelled, as a real server's are."""
+    fake = FakeUpstream()
+    server = TestServer(fake.make_app(), host="127.0.0.1", handler_cancellation=True)
+    await server.start_server()
+    try:
+        yield fake, f"http://127.0.0.1:{server.port}"
+    finally:
+        fake.abort_stalled()
+        await server.close()

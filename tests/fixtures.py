@@ -108,6 +108,8 @@ class Gateway:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     log_path: Path | None = None
+    log_start: int = 0
+    """Where `logs()` begins: a gateway several tests share says what each test met."""
 
     @property
     def url(self) -> str:
@@ -179,7 +181,36 @@ class Gateway:
         return self.process.returncode
 
     def logs(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path else ""
+        if self.log_path is None:
+            return ""
+        return self.log_path.read_bytes()[self.log_start:].decode(errors="replace")
+
+    def begin_test(self) -> None:
+        """Start `logs()` here: what the gateway says from now on."""
+        assert self.log_path is not None
+        self.log_start = self.log_path.stat().st_size
+
+
+async def start_serving(
+    config_dir: Path, started: list[Gateway], *, upstream_key: str | None = None,
+    env: Mapping[str, str] | None = None, wait: bool = True,
+) -> Gateway:
+    """`hxgw serve` on `config_dir`, ready unless told not to wait; every process it
+    starts is added to `started`, for the caller to stop."""
+    for attempt in range(3):
+        gateway = Gateway(config_dir=config_dir, key=new_key(), upstream_key=upstream_key,
+                          extra_env=env or {})
+        started.append(gateway.start())
+        if not wait:
+            return gateway
+        try:
+            return await gateway.wait_ready()
+        except RuntimeError:
+            # Its free port was taken between free_port() and its bind, by another
+            # test process: another port. (Anything else is the test's failure.)
+            if attempt == 2 or "address already in use" not in gateway.logs():
+                raise
+    raise AssertionError("unreachable")
 
 
 PR_SET_PDEATHSIG = 1

@@ -9,10 +9,12 @@ import anthropic
 import pytest
 from multidict import CIMultiDict
 
+from tests import one_gateway
 from tests.conftest import StartGateway
 from tests.fake_upstream import FakeUpstream
 from tests.fixtures import Gateway, ledger_rows, wait_for
 
+upstream, gateway = one_gateway.upstream, one_gateway.gateway
 HI = [{"role": "user", "content": "hi"}]
 
 
@@ -37,8 +39,9 @@ async def test_a_message_is_answered_through_the_gateway_with_its_model_rewritte
 
 
 async def test_every_model_overloaded_gets_the_last_529_as_it_came_with_the_shortest_wait(
-    gateway: Gateway, fake: FakeUpstream
+    own_gateway: Gateway, fake: FakeUpstream
 ):
+    gateway = own_gateway  # a Retry-After opens the model's circuit for that long
     # Anthropic's SDK reads a 529 as OverloadedError and backs off by its Retry-After.
     fake.behave("m-alpha", status=529, retry_after="7")
     fake.behave("m-beta", status=529, retry_after="3")
@@ -73,8 +76,9 @@ async def test_a_stream_overloaded_right_after_message_start_fails_over(
 
 
 async def test_every_model_overloaded_in_its_stream_is_an_overloaded_error_not_a_502(
-    gateway: Gateway, fake: FakeUpstream
+    own_gateway: Gateway, fake: FakeUpstream
 ):
+    gateway = own_gateway  # a Retry-After opens the model's circuit for that long
     # An SDK catching OverloadedError to back off had met an InternalServerError here,
     # and an overloaded HTTP 529 of one model and an overloaded stream of the other a 502.
     fake.behave("m-alpha", status=529, retry_after="7")
@@ -134,8 +138,9 @@ async def test_tokens_are_counted_through_the_gateway(gateway: Gateway):
 
 
 async def test_counting_tokens_with_every_model_rate_limited_gets_the_shortest_wait(
-    gateway: Gateway, fake: FakeUpstream
+    own_gateway: Gateway, fake: FakeUpstream
 ):
+    gateway = own_gateway  # a Retry-After opens the model's circuit for that long
     fake.behave("m-alpha", status=429, retry_after="7")
     fake.behave("m-beta", status=429, retry_after="3")
     async with _sdk(gateway) as sdk:
