@@ -10,8 +10,9 @@ A module opts in with::
 Its tests then meet one fake upstream, forgotten between tests (`FakeUpstream.reset`),
 and one `hxgw serve` on the default config whose `logs()` begin where each test does.
 The gateway keeps what a test leaves in it: its metrics, ledger, status and key state,
-its pooled connections. A test that reads those, signals the gateway or changes its
-config starts its own with `start_gateway` (which serves the same fake upstream).
+circuits a Retry-After opened, its pooled connections. A test that reads those or leaves
+them, signals the gateway or changes its config takes `own_gateway` (or `start_gateway`
+for another config), which serves the same fake upstream.
 """
 
 from __future__ import annotations
