@@ -19,10 +19,12 @@ from typing import Any
 
 import pytest
 
+from tests import one_gateway
 from tests.conftest import StartGateway
 from tests.fake_upstream import FakeUpstream
 from tests.fixtures import Gateway, wait_for
 
+upstream, gateway = one_gateway.upstream, one_gateway.gateway
 CHAT_PATH = "/v1/chat/completions"
 CHAT: dict[str, Any] = {"messages": [{"role": "user", "content": "hi"}]}
 STREAM: dict[str, Any] = {**CHAT, "stream": True}
@@ -551,8 +553,9 @@ async def stop_listening(gateway: Gateway) -> None:
 
 
 async def test_a_client_that_connected_before_sigterm_gets_its_first_request_answered(
-    gateway: Gateway,
+    own_gateway: Gateway,
 ):
+    gateway = own_gateway  # SIGTERM stops it
     async with connect(gateway) as conn:
         await wait_for(lambda: accept_queues(gateway.port) == [0])  # accepted, not queued
         await stop_listening(gateway)
@@ -564,7 +567,10 @@ async def test_a_client_that_connected_before_sigterm_gets_its_first_request_ans
     assert gateway.process is not None and gateway.process.wait(10) == 0
 
 
-async def test_a_request_head_arriving_across_sigterm_is_answered_then_closed(gateway: Gateway):
+async def test_a_request_head_arriving_across_sigterm_is_answered_then_closed(
+    own_gateway: Gateway,
+):
+    gateway = own_gateway  # SIGTERM stops it
     whole = chat(gateway)
     async with connect(gateway) as conn:
         await conn.send(whole[:30])
@@ -578,8 +584,9 @@ async def test_a_request_head_arriving_across_sigterm_is_answered_then_closed(ga
 
 
 async def test_a_connection_that_never_sends_a_request_does_not_hold_up_shutdown(
-    gateway: Gateway,
+    own_gateway: Gateway,
 ):
+    gateway = own_gateway  # SIGTERM stops it
     async with connect(gateway) as conn:
         await wait_for(lambda: accept_queues(gateway.port) == [0])
         gateway.signal(signal.SIGTERM)
