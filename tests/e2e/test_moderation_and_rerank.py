@@ -7,9 +7,11 @@ import aiohttp
 import openai
 import pytest
 
+from tests import one_gateway
 from tests.fake_upstream import FakeUpstream
 from tests.fixtures import Gateway, ledger_rows, wait_for
 
+upstream, gateway = one_gateway.upstream, one_gateway.gateway
 DOCS = ["the cat sat on the mat", "gateways route requests", "a cat and a dog"]
 
 
@@ -55,8 +57,9 @@ async def test_a_rerank_without_a_key_is_refused_in_openai_shape(
     ("/v1/rerank", {"model": "chat", "query": "a cat", "documents": DOCS}),
 ])
 async def test_a_moderation_or_rerank_is_billed_its_input_and_no_completion(
-    gateway: Gateway, client: aiohttp.ClientSession, path: str, body: dict[str, object]
+    own_gateway: Gateway, client: aiohttp.ClientSession, path: str, body: dict[str, object]
 ):
+    gateway = own_gateway  # its ledger must hold this test's row alone
     # Neither writes text: their answers (scores, categories) are no completion tokens,
     # however long, and none is reserved for them.
     async with client.post(gateway.url + path, json=body, headers=gateway.auth) as resp:
