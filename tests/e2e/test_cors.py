@@ -8,9 +8,11 @@ from typing import Any
 
 import aiohttp
 
+from tests import one_gateway
 from tests.conftest import StartGateway
 from tests.fixtures import Gateway
 
+upstream, gateway = one_gateway.upstream, one_gateway.gateway
 PAGE = "https://chat.example.com"
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
 
