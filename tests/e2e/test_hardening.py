@@ -13,11 +13,9 @@ import aiohttp
 import openai
 import pytest
 
-from tests import one_gateway
 from tests.conftest import StartGateway
 from tests.fixtures import Gateway, new_key, wait_for
 
-upstream, gateway = one_gateway.upstream, one_gateway.gateway
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
 
 
