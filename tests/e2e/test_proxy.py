@@ -8,10 +8,12 @@ from pathlib import Path
 import aiohttp
 import yaml
 
+from tests import one_gateway
 from tests.conftest import StartGateway
 from tests.fake_upstream import FakeUpstream
 from tests.fixtures import Gateway, new_key, wait_for
 
+upstream, gateway = one_gateway.upstream, one_gateway.gateway
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
 
 
