@@ -12,10 +12,13 @@ import aiohttp
 import openai
 import pytest
 
+from tests import one_gateway
 from tests.conftest import StartGateway
 from tests.fake_responses import INPUT_TOKENS
 from tests.fake_upstream import FakeUpstream
 from tests.fixtures import Gateway, ledger_rows, wait_for, write_config
+
+upstream, gateway = one_gateway.upstream, one_gateway.gateway
 
 
 def _sdk(gateway: Gateway) -> openai.AsyncOpenAI:
@@ -255,8 +258,9 @@ async def test_a_wrong_method_on_a_response_gets_405_with_allow(
 
 
 async def test_a_streamed_responses_usage_is_read_from_its_completed_event(
-    gateway: Gateway, client: aiohttp.ClientSession
+    own_gateway: Gateway, client: aiohttp.ClientSession
 ):
+    gateway = own_gateway  # it reads the token counts in /metrics
     async with _sdk(gateway) as sdk:
         stream = await sdk.responses.create(model="chat", input="hi", stream=True)
         async for _ in stream:
@@ -267,7 +271,8 @@ async def test_a_streamed_responses_usage_is_read_from_its_completed_event(
     assert 'hxgw_tokens_total{kind="completion",model="alpha"} 6.0' in metrics
 
 
-async def test_a_plain_responses_usage_goes_to_the_ledger(gateway: Gateway):
+async def test_a_plain_responses_usage_goes_to_the_ledger(own_gateway: Gateway):
+    gateway = own_gateway  # it counts the ledger's rows
     async with _sdk(gateway) as sdk:
         await sdk.responses.create(model="chat", input="hi")
     await wait_for(lambda: len(ledger_rows(gateway)) == 1, timeout=10)
@@ -276,8 +281,9 @@ async def test_a_plain_responses_usage_goes_to_the_ledger(gateway: Gateway):
 
 
 async def test_a_responses_stream_cut_before_it_completed_is_not_billed_by_a_usage_in_its_tools(
-    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+    own_gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):
+    gateway = own_gateway  # it counts the ledger's rows
     # The response's first events repeat the tools, with this usage in their schema.
     fake_usage = {"type": "object", "usage": {"input_tokens": 0, "output_tokens": 0}}
     tool = {"type": "function", "name": "f", "parameters": fake_usage}
@@ -294,7 +300,8 @@ async def test_a_responses_stream_cut_before_it_completed_is_not_billed_by_a_usa
     assert row["prompt_tokens"] >= len(json.dumps(body)) // 4
 
 
-async def test_a_usage_followed_by_a_long_metadata_is_still_read(gateway: Gateway):
+async def test_a_usage_followed_by_a_long_metadata_is_still_read(own_gateway: Gateway):
+    gateway = own_gateway  # it counts the ledger's rows
     metadata = {f"k{i}": "x" * 512 for i in range(16)}  # OpenAI's most
     async with _sdk(gateway) as sdk:
         made = await sdk.responses.create(model="chat", input="hi", metadata=metadata)
@@ -304,7 +311,8 @@ async def test_a_usage_followed_by_a_long_metadata_is_still_read(gateway: Gatewa
     assert (row["prompt_tokens"], row["usage_source"]) == (INPUT_TOKENS, "reported")
 
 
-async def test_reading_a_response_back_bills_its_usage_no_second_time(gateway: Gateway):
+async def test_reading_a_response_back_bills_its_usage_no_second_time(own_gateway: Gateway):
+    gateway = own_gateway  # it counts the ledger's rows
     async with _sdk(gateway) as sdk:
         made = await sdk.responses.create(model="chat", input="hi")
         read = await sdk.responses.retrieve(made.id)
@@ -316,8 +324,9 @@ async def test_reading_a_response_back_bills_its_usage_no_second_time(gateway: G
 
 
 async def test_the_sdk_counts_a_response_s_input_tokens_and_that_bills_nothing(
-    gateway: Gateway, fake: FakeUpstream
+    own_gateway: Gateway, fake: FakeUpstream
 ):
+    gateway = own_gateway  # it counts the ledger's rows
     async with _sdk(gateway) as sdk:
         counted = await sdk.responses.input_tokens.count(model="chat", input="hi")
     assert (counted.object, counted.input_tokens) == ("response.input_tokens", INPUT_TOKENS)
@@ -329,8 +338,9 @@ async def test_the_sdk_counts_a_response_s_input_tokens_and_that_bills_nothing(
 
 
 async def test_a_compaction_goes_to_the_model_of_its_previous_response_and_is_billed(
-    gateway: Gateway, fake: FakeUpstream
+    own_gateway: Gateway, fake: FakeUpstream
 ):
+    gateway = own_gateway  # it counts the ledger's rows
     async with _sdk(gateway) as sdk:
         first = await sdk.responses.create(model="chat", input="remember 42")
         compacted = await sdk.responses.compact(
