@@ -13,10 +13,12 @@ import pytest
 from multidict import CIMultiDict
 
 from hxgw.upstream.affinity import bind
+from tests import one_gateway
 from tests.conftest import StartGateway
 from tests.fake_upstream import FakeUpstream
 from tests.fixtures import Gateway, new_key
 
+upstream, gateway = one_gateway.upstream, one_gateway.gateway
 CHAT_PATH = "/v1/chat/completions"
 
 
