@@ -5,8 +5,11 @@ from __future__ import annotations
 import openai
 import pytest
 
+from tests import one_gateway
 from tests.fake_upstream import FakeUpstream
 from tests.fixtures import Gateway, new_key
+
+upstream, gateway = one_gateway.upstream, one_gateway.gateway
 
 
 def _client(gateway: Gateway, key: str | None = None) -> openai.AsyncOpenAI:
