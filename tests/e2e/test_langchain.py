@@ -10,12 +10,16 @@ import httpx
 import openai
 import pytest
 from langchain_anthropic import ChatAnthropic
+from langchain_anthropic._client_utils import _get_default_async_httpx_client
 from langchain_core.messages import AIMessageChunk
 from langchain_core.tools import tool
 from langchain_openai import ChatOpenAI, OpenAIEmbeddings
 
+from tests import one_gateway
 from tests.fake_upstream import FakeUpstream
 from tests.fixtures import Gateway, new_key
+
+upstream, gateway = one_gateway.upstream, one_gateway.gateway
 
 
 @pytest.fixture
@@ -146,8 +150,9 @@ async def test_an_unknown_model_surfaces_as_the_sdks_not_found_error(
 
 
 async def test_an_upstream_rate_limit_surfaces_as_the_sdks_rate_limit_error(
-    gateway: Gateway, http: httpx.AsyncClient, fake: FakeUpstream
+    own_gateway: Gateway, http: httpx.AsyncClient, fake: FakeUpstream
 ):
+    gateway = own_gateway  # a Retry-After opens the model's circuit for that long
     for model in ("m-alpha", "m-beta"):
         fake.behave(model, status=429, retry_after="1")
     with pytest.raises(openai.RateLimitError):
@@ -159,8 +164,10 @@ async def claude(gateway: Gateway) -> AsyncIterator[ChatAnthropic]:
     model = ChatAnthropic(base_url=gateway.url, api_key=gateway.key,
                           model="chat", max_retries=0, max_tokens=64)
     yield model
-    # It takes no client of ours, and keeps its own for the process's life.
+    # It takes no client of ours, and keeps its own for the process's life, one per base
+    # URL: closed, it is forgotten too, or the next test on the shared gateway met it closed.
     await model._async_client.close()
+    _get_default_async_httpx_client.cache_clear()
 
 
 async def test_the_anthropic_chat_model_answers_through_the_messages_route(
