@@ -120,9 +120,13 @@ class FakeUpstream:
     files: fake_files.FileStore = field(default_factory=fake_files.FileStore)
 
     def reset(self) -> None:
-        """Forget what earlier tests asked of it and saw: as new, on the same port (the
-        app's handlers are this object's methods, so they answer from the fresh state)."""
-        self.__dict__.update(FakeUpstream(client_max_size=self.client_max_size).__dict__)
+        """Forget what earlier tests asked of it and saw: as new, on the same port. The
+        app's handlers are this object's methods, and read the fresh state; the file
+        store's routes hold the store itself, which is emptied in place."""
+        fresh = FakeUpstream(client_max_size=self.client_max_size)
+        self.files.__dict__.update(fresh.files.__dict__)
+        fresh.files = self.files
+        self.__dict__.update(fresh.__dict__)
 
     def behave(self, model: str, **kwargs: Any) -> Behaviour:
         self.behaviours[model] = Behaviour(**kwargs)
