@@ -7,9 +7,11 @@ import json
 
 import aiohttp
 
+from tests import one_gateway
 from tests.fake_upstream import FakeUpstream
 from tests.fixtures import Gateway, ledger_rows, wait_for
 
+upstream, gateway = one_gateway.upstream, one_gateway.gateway
 STREAM = {"messages": [{"role": "user", "content": "hi"}], "stream": True}
 
 
@@ -49,8 +51,9 @@ async def test_usage_chunk_and_done_pass_through(
 
 
 async def test_a_stream_that_did_not_ask_for_usage_is_counted_by_the_upstream_unseen(
-    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+    own_gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):
+    gateway = own_gateway  # its ledger must hold this test's row alone
     # The gateway asks for the usage chunk, so the ledger and the limits get the
     # upstream's count, and keeps the chunk from a client that did not ask for it.
     async with client.post(gateway.url + "/v1/chat/completions", json=STREAM,
@@ -84,8 +87,9 @@ async def test_the_hidden_usage_chunk_leaves_events_split_across_reads_whole(
 
 
 async def test_litellm_s_usage_chunk_with_an_empty_delta_is_kept_from_a_client_that_did_not_ask(
-    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+    own_gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):
+    gateway = own_gateway  # its ledger must hold this test's row alone
     # LiteLLM's proxy repeats the choice, with an empty delta, in its usage chunk.
     fake.behave("m-alpha", script=(
         (0.0, b'data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n'
@@ -127,8 +131,9 @@ async def test_an_upstream_dying_mid_stream_ends_the_stream_with_an_error_event(
 
 
 async def test_a_stream_that_ends_before_done_ends_with_an_error_event_and_no_success(
-    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+    own_gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):
+    gateway = own_gateway  # its ledger must hold this test's row alone
     # The upstream closed its body properly: without [DONE], the client would take the
     # words so far for the whole answer.
     fake.behave("m-alpha", content="a b c d", end_after_chunks=2)
