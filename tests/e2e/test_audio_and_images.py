@@ -16,11 +16,20 @@ import openai
 import pytest
 from multidict import CIMultiDict
 
+from tests import one_gateway
 from tests.conftest import StartGateway
 from tests.fake_media import AUDIO, TEXT
 from tests.fake_upstream import FakeUpstream
-from tests.fixtures import DEFAULT_MODELS, Gateway, ledger_rows, wait_for
+from tests.fixtures import (
+    DEFAULT_MODELS,
+    Gateway,
+    ledger_rows,
+    start_serving,
+    wait_for,
+    write_config,
+)
 
+upstream, gateway = one_gateway.upstream, one_gateway.gateway
 MEDIA_MODELS: list[dict[str, Any]] = [
     *DEFAULT_MODELS,
     {"name": "transcribe", "tier_score": 0.9, "specializations": [],
@@ -45,15 +54,51 @@ async def _start(start_gateway: StartGateway, **config: Any) -> Gateway:
     return await start_gateway(models=MEDIA_MODELS, routing=ROUTING, **config)
 
 
+@pytest.fixture(scope="module")
+async def module_gateway(
+    tmp_path_factory: pytest.TempPathFactory, module_upstream: tuple[FakeUpstream, str]
+) -> AsyncIterator[Gateway]:
+    """The gateway this module's tests share (tests/one_gateway.py), on the media
+    config with one_gateway's sharing settings."""
+    config_dir = write_config(tmp_path_factory.mktemp("one-gateway") / "config",
+                              module_upstream[1], models=MEDIA_MODELS,
+                              routing={"routing": {**one_gateway.SHARING["routing"],
+                                                   "groups": GROUPS}},
+                              gateway={"auth": one_gateway.SHARING["auth"]})
+    started: list[Gateway] = []
+    try:
+        yield await start_serving(config_dir, started)
+    finally:
+        for each in started:
+            each.stop()
+
+
 @pytest.fixture
-async def media(start_gateway: StartGateway) -> Gateway:
+def media(gateway: Gateway) -> Gateway:
+    """The module's shared gateway, on the media config."""
+    return gateway
+
+
+@pytest.fixture
+async def own_media(start_gateway: StartGateway) -> Gateway:
+    """A gateway on the media config for this test alone: for a test that leaves
+    state behind in it."""
     return await _start(start_gateway)
+
+
+def _sdk(gateway: Gateway) -> openai.AsyncOpenAI:
+    return openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key=gateway.key, max_retries=0)
 
 
 @pytest.fixture
 async def sdk(media: Gateway) -> AsyncIterator[openai.AsyncOpenAI]:
-    async with openai.AsyncOpenAI(base_url=media.url + "/v1", api_key=media.key,
-                                  max_retries=0) as client:
+    async with _sdk(media) as client:
+        yield client
+
+
+@pytest.fixture
+async def own_sdk(own_media: Gateway) -> AsyncIterator[openai.AsyncOpenAI]:
+    async with _sdk(own_media) as client:
         yield client
 
 
@@ -87,8 +132,9 @@ async def test_a_transcription_is_answered_with_the_form_model_rewritten(
 
 
 async def test_a_streamed_transcription_arrives_as_events_and_is_billed_as_a_stream(
-    sdk: openai.AsyncOpenAI, media: Gateway
+    own_sdk: openai.AsyncOpenAI, own_media: Gateway
 ):
+    sdk, media = own_sdk, own_media  # its ledger's newest transcription row must be its own
     stream = await sdk.audio.transcriptions.create(
         model="stt", file=("a.wav", SOUND), stream=True)
     events = [event async for event in stream]
@@ -338,8 +384,9 @@ async def test_a_second_model_field_after_a_large_file_stops_the_upload_with_a_4
 
 
 async def test_an_upload_that_does_not_decode_as_its_content_encoding_is_a_400(
-    media: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+    own_media: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):
+    media = own_media  # no earlier test's late log line may be in its logs
     body = gzip.compress(form("b", ("model", b"stt", None), ("file", SOUND, "a.wav")))
     broken = body[:200] + bytes(len(body) - 200)  # its deflate stream breaks off in zeros
     async with client.post(media.url + "/v1/audio/transcriptions", data=broken,
@@ -447,8 +494,9 @@ async def test_an_upstream_error_after_the_upload_went_is_passed_on_not_retried(
 
 
 async def test_a_transcriptions_reported_usage_is_in_the_metrics(
-    media: Gateway, sdk: openai.AsyncOpenAI, client: aiohttp.ClientSession
+    own_media: Gateway, own_sdk: openai.AsyncOpenAI, client: aiohttp.ClientSession
 ):
+    media, sdk = own_media, own_sdk  # its metrics must count this test's tokens alone
     await sdk.audio.transcriptions.create(model="stt", file=("a.wav", SOUND))
     async with client.get(media.url + "/metrics", headers=media.auth) as resp:
         metrics = await resp.text()
