@@ -118,15 +118,34 @@ class FakeUpstream:
     client_max_size: int = 1024**2  # aiohttp's default; raise it to accept huge bodies
     responses: fake_responses.ResponseStore = field(default_factory=fake_responses.ResponseStore)
     files: fake_files.FileStore = field(default_factory=fake_files.FileStore)
+    handling: int = 0
+    """Requests whose handler is still running: a test sharing this fake with the next
+    waits for them (`settled`), or they would record into the next test's state."""
 
     def reset(self) -> None:
         """Forget what earlier tests asked of it and saw: as new, on the same port. The
         app's handlers are this object's methods, and read the fresh state; the file
         store's routes hold the store itself, which is emptied in place."""
-        fresh = FakeUpstream(client_max_size=self.client_max_size)
+        fresh = FakeUpstream(client_max_size=self.client_max_size, handling=self.handling)
         self.files.__dict__.update(fresh.files.__dict__)
         fresh.files = self.files
         self.__dict__.update(fresh.__dict__)
+
+    async def settled(self, timeout: float = 1.0) -> None:
+        """Wait, a second at most, for the handlers still running to end (the gateway
+        cancels those whose client left as soon as it sees it)."""
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(timeout):
+                while self.handling:
+                    await asyncio.sleep(0.01)
+
+    @web.middleware
+    async def _counted(self, request: web.Request, handler: Any) -> web.StreamResponse:
+        self.handling += 1
+        try:
+            return await handler(request)
+        finally:
+            self.handling -= 1
 
     def behave(self, model: str, **kwargs: Any) -> Behaviour:
         self.behaviours[model] = Behaviour(**kwargs)
@@ -143,7 +162,7 @@ class FakeUpstream:
 
     def make_app(self) -> web.Application:
         app = web.Application(client_max_size=self.client_max_size,
-                              middlewares=[fake_media.upload_faults(self)])
+                              middlewares=[self._counted, fake_media.upload_faults(self)])
         app.router.add_post("/v1/chat/completions", self._completion)
         app.router.add_post("/v1/completions", self._completion)
         app.router.add_post("/v1/embeddings", self._embeddings)

@@ -17,14 +17,17 @@ for another config), which serves the same fake upstream.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
 
 import pytest
 
 from tests.fake_upstream import FakeUpstream, serving_fake
 from tests.fixtures import DEFAULT_ROUTING, Gateway, start_serving, write_config
 
-SHARING = {
+SHARING: dict[str, dict[str, Any]] = {
     # One test's failures must not open a circuit on the next one's model, nor its
     # wrong keys lock the next one out: both are the default's, raised out of reach.
     "routing": {**DEFAULT_ROUTING["routing"],
@@ -40,13 +43,17 @@ async def module_upstream() -> AsyncIterator[tuple[FakeUpstream, str]]:
         yield served
 
 
-@pytest.fixture(scope="module")
-async def module_gateway(
-    tmp_path_factory: pytest.TempPathFactory, module_upstream: tuple[FakeUpstream, str]
+@contextlib.asynccontextmanager
+async def serving_shared(
+    directory: Path, upstream_url: str, *, models: list[dict[str, Any]] | None = None,
+    groups: dict[str, list[str]] | None = None, auth: dict[str, Any] | None = None,
 ) -> AsyncIterator[Gateway]:
-    config_dir = write_config(tmp_path_factory.mktemp("one-gateway") / "config",
-                              module_upstream[1], routing={"routing": SHARING["routing"]},
-                              gateway={"auth": SHARING["auth"]})
+    """A gateway for a module's tests to share: the default config, or these models,
+    groups and auth settings, with SHARING's."""
+    routing = SHARING["routing"] | ({"groups": groups} if groups else {})
+    config_dir = write_config(directory / "config", upstream_url, models=models,
+                              routing={"routing": routing},
+                              gateway={"auth": SHARING["auth"] | (auth or {})})
     started: list[Gateway] = []
     try:
         yield await start_serving(config_dir, started)
@@ -55,11 +62,22 @@ async def module_gateway(
             gateway.stop()
 
 
+@pytest.fixture(scope="module")
+async def module_gateway(
+    tmp_path_factory: pytest.TempPathFactory, module_upstream: tuple[FakeUpstream, str]
+) -> AsyncIterator[Gateway]:
+    async with serving_shared(tmp_path_factory.mktemp("one-gateway"), module_upstream[1]) as gw:
+        yield gw
+
+
 @pytest.fixture
-def upstream(module_upstream: tuple[FakeUpstream, str]) -> Iterator[tuple[FakeUpstream, str]]:
+async def upstream(
+    module_upstream: tuple[FakeUpstream, str],
+) -> AsyncIterator[tuple[FakeUpstream, str]]:
     module_upstream[0].reset()
     yield module_upstream
     module_upstream[0].abort_stalled()
+    await module_upstream[0].settled()  # not to record into the next test's state
 
 
 @pytest.fixture

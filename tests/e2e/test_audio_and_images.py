@@ -24,9 +24,7 @@ from tests.fixtures import (
     DEFAULT_MODELS,
     Gateway,
     ledger_rows,
-    start_serving,
     wait_for,
-    write_config,
 )
 
 upstream, gateway = one_gateway.upstream, one_gateway.gateway
@@ -58,19 +56,11 @@ async def _start(start_gateway: StartGateway, **config: Any) -> Gateway:
 async def module_gateway(
     tmp_path_factory: pytest.TempPathFactory, module_upstream: tuple[FakeUpstream, str]
 ) -> AsyncIterator[Gateway]:
-    """The gateway this module's tests share (tests/one_gateway.py), on the media
-    config with one_gateway's sharing settings."""
-    config_dir = write_config(tmp_path_factory.mktemp("one-gateway") / "config",
-                              module_upstream[1], models=MEDIA_MODELS,
-                              routing={"routing": {**one_gateway.SHARING["routing"],
-                                                   "groups": GROUPS}},
-                              gateway={"auth": one_gateway.SHARING["auth"]})
-    started: list[Gateway] = []
-    try:
-        yield await start_serving(config_dir, started)
-    finally:
-        for each in started:
-            each.stop()
+    """The gateway this module's tests share (tests/one_gateway.py), on the media config."""
+    async with one_gateway.serving_shared(tmp_path_factory.mktemp("one-gateway"),
+                                          module_upstream[1], models=MEDIA_MODELS,
+                                          groups=GROUPS) as shared:
+        yield shared
 
 
 @pytest.fixture

@@ -18,7 +18,7 @@ from hxgw.pipeline.owners import CLOCK_SLACK, MAX_PAGES, PAGE_MOST
 from tests import one_gateway
 from tests.conftest import StartGateway
 from tests.fake_upstream import FakeUpstream
-from tests.fixtures import Gateway, new_key, start_serving, write_config
+from tests.fixtures import Gateway, new_key
 from tests.postgres import (  # noqa: F401 -- fixtures
     Postgres,
     own_postgres,
@@ -82,16 +82,9 @@ async def apps_gateway(
         {"name": f"{app}{i}", "key": secret}
         for i, pair in enumerate(pairs) for app, secret in pair.items()]}))
     keys.chmod(0o600)
-    config_dir = write_config(directory / "config", module_upstream[1],
-                              routing={"routing": one_gateway.SHARING["routing"]},
-                              gateway={"auth": {**one_gateway.SHARING["auth"],
-                                                "keys_file": str(keys)}})
-    started: list[Gateway] = []
-    try:
-        yield await start_serving(config_dir, started), iter(pairs)
-    finally:
-        for gateway in started:
-            gateway.stop()
+    async with one_gateway.serving_shared(directory, module_upstream[1],
+                                          auth={"keys_file": str(keys)}) as shared:
+        yield shared, iter(pairs)
 
 
 @pytest.fixture
