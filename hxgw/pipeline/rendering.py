@@ -19,6 +19,7 @@ from hxgw.endpoints import (
 )
 from hxgw.error_shapes import openai_shaped
 from hxgw.errors import (
+    LONGEST_SDK_WAIT,
     GatewayError,
     KeyLimited,
     MethodNotAllowed,
@@ -130,9 +131,9 @@ def error_headers(ctx: RequestContext, exc: GatewayError) -> dict[str, str]:
         headers["Allow"] = exc.allow
     if isinstance(exc, UnsupportedEncoding):
         headers["Accept-Encoding"] = ACCEPT_ENCODING
-    if not exc.retry_helps:
-        headers["x-should-retry"] = "false"
     retry_after = exc.extra.get("retry_after")
+    if not exc.retry_helps or (retry_after is not None and retry_after > LONGEST_SDK_WAIT):
+        headers["x-should-retry"] = "false"
     if retry_after is not None:
         headers["Retry-After"] = str(retry_after)
     if isinstance(exc, KeyLimited):

@@ -157,6 +157,18 @@ async def test_an_upstreams_429_asking_a_wait_longer_than_a_call_should_sleep_sa
                                                                                     "300")
 
 
+async def test_every_candidate_asking_a_long_wait_in_answers_too_big_to_relay_says_not_to_retry(
+    gateway: Gateway, fake: FakeUpstream
+):
+    # Answers past 64 KiB are not kept to relay: the gateway says the 429 itself.
+    for model in ("m-alpha", "m-beta"):
+        fake.behave(model, status=429, retry_after="300", error_message="x" * 70_000)
+    response = await _refused(gateway, "chat", openai.RateLimitError)
+    assert (response.headers["x-should-retry"], response.headers["retry-after"]) == ("false",
+                                                                                    "300")
+    assert "every candidate model is rate limited" in response.json()["error"]["message"]
+
+
 async def test_an_upstreams_429_asking_a_short_wait_leaves_the_retry_to_the_sdk(
     gateway: Gateway, fake: FakeUpstream
 ):
