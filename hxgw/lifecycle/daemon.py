@@ -33,7 +33,7 @@ from hxgw.lifecycle.notify import Notifier
 from hxgw.lifecycle.override import ListenOverride, log_cannot_listen
 from hxgw.lifecycle.seeds import Seeds
 from hxgw.lifecycle.signals import DaemonSignals
-from hxgw.lifecycle.start_signals import GENERATION, EarlyReload, daemon_started
+from hxgw.lifecycle.start_signals import GENERATION, STARTED_AGAIN, EarlyReload, daemon_started
 from hxgw.lifecycle.status_words import daemon_status
 from hxgw.observe import AccessLog
 from hxgw.observe.log import said_by_each, said_once
@@ -89,7 +89,8 @@ class Daemon:
 
     async def run(self) -> int:
         client = UpstreamClient()
-        with said_once():
+        again = self.env.get(STARTED_AGAIN) == "1"
+        with contextlib.nullcontext() if again else said_once():
             serving = await self._start(client)
         if serving is None:
             return 1

@@ -10,7 +10,12 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-from hxgw.lifecycle.start_signals import GENERATION, SUPERVISOR_PID, SUPERVISOR_STARTED
+from hxgw.lifecycle.start_signals import (
+    GENERATION,
+    STARTED_AGAIN,
+    SUPERVISOR_PID,
+    SUPERVISOR_STARTED,
+)
 from hxgw.lifecycle.worker import Worker, bind
 from hxgw.observe.workers import SHARED_DIR, WORKER
 
@@ -33,6 +38,8 @@ async def spawn(
     env[SUPERVISOR_STARTED] = repr(started)
     env[GENERATION] = str(generation)
     env[SHARED_DIR] = str(scratch)  # where the workers add up their figures
+    if worker.process is not None:
+        env[STARTED_AGAIN] = "1"
     worker.ready.clear()
     worker.status = ""  # the last one's, of a reload this process never heard of
     worker.started_at = worker.last_ping = time.monotonic()

@@ -29,6 +29,9 @@ GENERATION = "HX_CONFIG_GENERATION"
 """... and the config generation its workers serve, which one started again starts at."""
 SUPERVISOR_STARTED = "HX_SUPERVISOR_STARTED"
 """... and when it started (seconds since the epoch): the daemon's uptime is its."""
+STARTED_AGAIN = "HX_STARTED_AGAIN"
+"""... and, to a worker started again, that it says its start itself: worker 0 said the
+first for all of them, of files that may have changed since."""
 STOP_NOW = signal.SIGUSR1
 """How a supervisor tells a draining worker to cut its drain short (a second stop), and
 then to exit at once (a third): a worker's own SIGTERM only ever starts its drain."""

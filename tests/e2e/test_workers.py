@@ -206,6 +206,26 @@ async def test_a_worker_started_again_after_a_reload_that_added_a_file_is_no_ala
     assert "config files changed since the last reload" not in gateway.logs()
 
 
+async def test_a_worker_started_again_says_its_start_itself_and_what_it_warns_of(
+    start_gateway: StartGateway, notify: NotifySocket
+):
+    # Worker 0 said the first start for both, of files that changed since (no reload).
+    gateway, _ = await _start(start_gateway, notify)
+    keys = gateway.config_dir / "keys.yaml"
+    keys.write_text(yaml.safe_dump({"keys": [{"name": "app", "key": "sk-app-" + "x" * 40}]}))
+    keys.chmod(0o644)
+    path = gateway.config_dir / "gateway.yaml"
+    document = yaml.safe_load(path.read_text())
+    document["auth"] = {"keys_file": "keys.yaml"}
+    path.write_text(yaml.safe_dump(document))
+    os.kill(_worker_pids(gateway)[1], signal.SIGKILL)
+    await wait_for(lambda: "worker started again" in gateway.logs(), timeout=15)
+    again = gateway.logs().split("worker exited; starting it again")[1].splitlines()
+    assert any(" info listening " in line and line.endswith("worker=1") for line in again)
+    assert any("a file with secrets is readable by every user" in line
+               and line.endswith("worker=1") for line in again), again
+
+
 async def test_a_worker_that_dies_during_a_reload_is_started_again_and_the_reload_ends(
     start_gateway: StartGateway, notify: NotifySocket, client: aiohttp.ClientSession
 ):
