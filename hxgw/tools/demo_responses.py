@@ -2,8 +2,9 @@
 a `response` object, or its stream of named events (`response.created` ...
 `response.completed`, each with its `sequence_number`, no `[DONE]`), with the same
 deterministic answers. Responses are kept (the last thousand), with their input items,
-so that a follow-up (`previous_response_id`), a read, a delete, a cancel, the input items'
-pages and a compaction work as they do upstream; `input_tokens` counts a request's words.
+so that a follow-up (`previous_response_id`), a read (or its events again, `stream=true`
+after `starting_after`), a delete, a cancel, the input items' pages and a compaction work
+as they do upstream; `input_tokens` counts a request's words.
 A background response is done by the time it is answered: a quick upstream."""
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import asyncio
 import secrets
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -55,50 +57,80 @@ async def create(request: web.Request) -> web.StreamResponse:
     inputs[response["id"]] = _items(body.get("input"))
     while len(kept) > KEEP:
         inputs.pop(kept.popitem(last=False)[0], None)
-    message = {
+    text = " ".join(words)
+    done = {
         "id": "msg_" + secrets.token_hex(24),
         "type": "message",
         "role": "assistant",
-        "status": "in_progress",
-        "content": [],
+        "status": end,
+        "content": [_part(text)],
     }
-    text = " ".join(words)
-    done = {**message, "status": end, "content": [_part(text)]}
     usage = {"input_tokens": len(_prompt(body.get("input")).split()), "output_tokens": len(words)}
     usage["total_tokens"] = usage["input_tokens"] + usage["output_tokens"]
+    final = {**response, "status": end, "incomplete_details": details, "output": [done]}
+    final["usage"] = usage
     if body.get("stream") is not True:
-        response.update(status=end, incomplete_details=details, output=[done], usage=usage)
+        response.update(final)
         return _json(response)
+    return await _streamed(request, final, request.app[CONFIG].chunk_delay, response.update)
+
+
+async def retrieve(request: web.Request) -> web.StreamResponse:
+    """A kept response, or with `stream=true` its events again, those after the
+    `starting_after` sequence number only, as a stream picked up again reads them."""
+    found = request.app[KEPT].get(request.match_info["id"])
+    if found is None:
+        return _missing(request)
+    if request.query.get("stream") != "true":
+        return _json(found)
+    after = request.query.get("starting_after", "-1")
+    if not after.lstrip("-").isdigit():
+        return _error(400, "Invalid 'starting_after'.", "starting_after")
+    return await _streamed(request, found, 0.0, None, int(after))
+
+
+async def _streamed(
+    request: web.Request,
+    final: dict[str, Any],
+    delay: float,
+    settle: Callable[[dict[str, Any]], None] | None,
+    after: int = -1,
+) -> web.StreamResponse:
+    """The events of the response that ends as `final`, a word a `delay`; `settle` is
+    told the final response before its last event, the kept one's update."""
+    item = final["output"][0]
+    text = item["content"][0]["text"]
+    started = {**final, "status": "in_progress", "incomplete_details": None, "output": []}
+    started["usage"] = None
+    message = {**item, "status": "in_progress", "content": []}
     stream = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await stream.prepare(request)
     sequence = iter(range(1 << 30))
 
     async def event(kind: str, **data: Any) -> None:
-        payload = {"type": kind, "sequence_number": next(sequence), **data}
-        await stream.write(
-            b"event: " + kind.encode() + b"\ndata: " + jsonio.dumps(payload) + b"\n\n"
-        )
+        number = next(sequence)
+        if number > after:
+            payload = {"type": kind, "sequence_number": number, **data}
+            await stream.write(
+                b"event: " + kind.encode() + b"\ndata: " + jsonio.dumps(payload) + b"\n\n"
+            )
 
-    at = {"item_id": message["id"], "output_index": 0, "content_index": 0}
-    await event("response.created", response=response)
-    await event("response.in_progress", response=response)
+    at = {"item_id": item["id"], "output_index": 0, "content_index": 0}
+    await event("response.created", response=started)
+    await event("response.in_progress", response=started)
     await event("response.output_item.added", output_index=0, item=message)
     await event("response.content_part.added", part=_part(""), **at)
-    for i, word in enumerate(words):
+    for i, word in enumerate(text.split(" ") if text else []):
         await event("response.output_text.delta", delta=word if i == 0 else " " + word, **at)
-        await asyncio.sleep(request.app[CONFIG].chunk_delay)
+        await asyncio.sleep(delay)
     await event("response.output_text.done", text=text, **at)
     await event("response.content_part.done", part=_part(text), **at)
-    await event("response.output_item.done", output_index=0, item=done)
-    response.update(status=end, incomplete_details=details, output=[done], usage=usage)
-    await event(f"response.{end}", response=response)
+    await event("response.output_item.done", output_index=0, item=item)
+    if settle is not None:
+        settle(final)
+    await event(f"response.{final['status']}", response=final)
     await stream.write_eof()
     return stream
-
-
-async def retrieve(request: web.Request) -> web.Response:
-    found = request.app[KEPT].get(request.match_info["id"])
-    return _json(found) if found else _missing(request)
 
 
 async def delete(request: web.Request) -> web.Response:

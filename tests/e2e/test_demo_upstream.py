@@ -179,6 +179,21 @@ async def test_the_demo_stops_messages_and_responses_at_their_token_limits(demo:
     assert kinds[-1] == "response.incomplete"
 
 
+async def test_the_demo_streams_a_kept_response_again_after_a_sequence_number_through_the_gateway(
+    before_demo: Gateway,
+):
+    # As a reader whose stream broke picks it up: `stream=true`, `starting_after`.
+    async with _sdk(before_demo) as sdk:
+        made = await sdk.responses.create(model="chat", input="Count to 3", stream=True)
+        first = [event async for event in made]
+        again = await sdk.responses.retrieve(first[0].response.id, stream=True,  # type: ignore[union-attr]
+                                             starting_after=3)
+        rest = [event async for event in again]
+    assert [(e.type, e.sequence_number) for e in rest] == [
+        (e.type, e.sequence_number) for e in first[4:]]
+    assert rest[-1].response.output_text == "1 2 3"  # type: ignore[union-attr]
+
+
 async def test_the_demo_answers_the_calls_on_a_response_through_the_gateway(
     before_demo: Gateway,
 ):
