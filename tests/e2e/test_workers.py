@@ -187,17 +187,22 @@ async def test_a_worker_started_again_on_files_changed_since_the_reload_is_an_er
                                for m in notify.drain()))
 
 
-async def test_a_worker_started_again_after_a_reload_that_added_a_file_is_no_alarm(
-    start_gateway: StartGateway, notify: NotifySocket
-):
-    gateway, _ = await _start(start_gateway, notify)
+def _add_keys_file(gateway: Gateway, mode: int) -> None:
+    """A keys file in the gateway's config dir, named by its gateway.yaml."""
     keys = gateway.config_dir / "keys.yaml"
     keys.write_text(yaml.safe_dump({"keys": [{"name": "app", "key": "sk-app-" + "x" * 40}]}))
-    keys.chmod(0o600)
+    keys.chmod(mode)
     path = gateway.config_dir / "gateway.yaml"
     document = yaml.safe_load(path.read_text())
     document["auth"] = {"keys_file": "keys.yaml"}
     path.write_text(yaml.safe_dump(document))
+
+
+async def test_a_worker_started_again_after_a_reload_that_added_a_file_is_no_alarm(
+    start_gateway: StartGateway, notify: NotifySocket
+):
+    gateway, _ = await _start(start_gateway, notify)
+    _add_keys_file(gateway, 0o600)
     gateway.signal(signal.SIGHUP)
     await wait_for(lambda: "workers reloaded" in gateway.logs())
     os.kill(_worker_pids(gateway)[0], signal.SIGKILL)
@@ -211,13 +216,7 @@ async def test_a_worker_started_again_says_its_start_itself_and_what_it_warns_of
 ):
     # Worker 0 said the first start for both, of files that changed since (no reload).
     gateway, _ = await _start(start_gateway, notify)
-    keys = gateway.config_dir / "keys.yaml"
-    keys.write_text(yaml.safe_dump({"keys": [{"name": "app", "key": "sk-app-" + "x" * 40}]}))
-    keys.chmod(0o644)
-    path = gateway.config_dir / "gateway.yaml"
-    document = yaml.safe_load(path.read_text())
-    document["auth"] = {"keys_file": "keys.yaml"}
-    path.write_text(yaml.safe_dump(document))
+    _add_keys_file(gateway, 0o644)  # every user may read it: a warning
     os.kill(_worker_pids(gateway)[1], signal.SIGKILL)
     await wait_for(lambda: "worker started again" in gateway.logs(), timeout=15)
     again = gateway.logs().split("worker exited; starting it again")[1].splitlines()
