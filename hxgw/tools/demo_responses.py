@@ -98,11 +98,6 @@ async def _streamed(
 ) -> web.StreamResponse:
     """The events of the response that ends as `final`, a word a `delay`; `settle` is
     told the final response before its last event, the kept one's update."""
-    item = final["output"][0]
-    text = item["content"][0]["text"]
-    started = {**final, "status": "in_progress", "incomplete_details": None, "output": []}
-    started["usage"] = None
-    message = {**item, "status": "in_progress", "content": []}
     stream = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await stream.prepare(request)
     sequence = iter(range(1 << 30))
@@ -115,9 +110,17 @@ async def _streamed(
                 b"event: " + kind.encode() + b"\ndata: " + jsonio.dumps(payload) + b"\n\n"
             )
 
-    at = {"item_id": item["id"], "output_index": 0, "content_index": 0}
+    started = {**final, "status": "in_progress", "incomplete_details": None, "output": []}
+    started["usage"] = None
     await event("response.created", response=started)
     await event("response.in_progress", response=started)
+    if not final["output"]:  # still being written, or its writer left: that is all there is
+        await stream.write_eof()
+        return stream
+    item = final["output"][0]
+    text = item["content"][0]["text"]
+    message = {**item, "status": "in_progress", "content": []}
+    at = {"item_id": item["id"], "output_index": 0, "content_index": 0}
     await event("response.output_item.added", output_index=0, item=message)
     await event("response.content_part.added", part=_part(""), **at)
     for i, word in enumerate(text.split(" ") if text else []):

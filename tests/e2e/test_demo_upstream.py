@@ -194,6 +194,27 @@ async def test_the_demo_streams_a_kept_response_again_after_a_sequence_number_th
     assert rest[-1].response.output_text == "1 2 3"  # type: ignore[union-attr]
 
 
+async def test_the_demo_streams_a_response_still_being_written_as_far_as_it_goes(
+    tmp_path: Path,
+):
+    port = free_port()
+    process = subprocess.Popen([HXGW, "demo-upstream", "--port", str(port), "--chunk-delay",
+                                "0.5"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}/v1"
+    try:
+        await wait_http(url + "/models")
+        async with openai.AsyncOpenAI(base_url=url, api_key="demo", max_retries=0) as sdk:
+            made = await sdk.responses.create(model="x", input="Count to 9", stream=True)
+            created = await made.__anext__()
+            again = await sdk.responses.retrieve(created.response.id, stream=True)  # type: ignore[union-attr]
+            so_far = [event.type async for event in again]
+            await made.close()
+    finally:
+        process.terminate()
+        process.wait(10)
+    assert so_far == ["response.created", "response.in_progress"]
+
+
 async def test_the_demo_answers_the_calls_on_a_response_through_the_gateway(
     before_demo: Gateway,
 ):
