@@ -83,10 +83,11 @@ async def retrieve(request: web.Request) -> web.StreamResponse:
         return _missing(request)
     if request.query.get("stream") != "true":
         return _json(found)
-    after = request.query.get("starting_after", "-1")
-    if not after.lstrip("-").isdigit():
+    try:
+        after = int(request.query.get("starting_after", "-1"))
+    except ValueError:
         return _error(400, "Invalid 'starting_after'.", "starting_after")
-    return await _streamed(request, found, 0.0, None, int(after))
+    return await _streamed(request, found, 0.0, None, after)
 
 
 async def _streamed(

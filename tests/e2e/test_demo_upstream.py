@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import io
 import json
 import struct
@@ -24,10 +25,12 @@ from tests.fixtures import HXGW, Gateway, free_port, wait_http
 BIG = "x" * (2 * 1024 * 1024)  # over aiohttp's 1 MiB default, under the gateway's 32 MiB
 
 
-@pytest.fixture
-async def demo() -> AsyncIterator[str]:
+@contextlib.asynccontextmanager
+async def running_demo(chunk_delay: float = 0.0) -> AsyncIterator[str]:
+    """`hxgw demo-upstream` on a free port, and its URL."""
     port = free_port()
-    process = subprocess.Popen([HXGW, "demo-upstream", "--port", str(port), "--chunk-delay", "0"],
+    process = subprocess.Popen([HXGW, "demo-upstream", "--port", str(port), "--chunk-delay",
+                                str(chunk_delay)],
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -41,6 +44,12 @@ async def demo() -> AsyncIterator[str]:
             process.kill()
             process.wait()
             raise
+
+
+@pytest.fixture
+async def demo() -> AsyncIterator[str]:
+    async with running_demo() as url:
+        yield url
 
 
 async def test_a_client_that_leaves_a_demo_stream_leaves_no_traceback(tmp_path: Path):
@@ -194,25 +203,26 @@ async def test_the_demo_streams_a_kept_response_again_after_a_sequence_number_th
     assert rest[-1].response.output_text == "1 2 3"  # type: ignore[union-attr]
 
 
-async def test_the_demo_streams_a_response_still_being_written_as_far_as_it_goes(
-    tmp_path: Path,
-):
-    port = free_port()
-    process = subprocess.Popen([HXGW, "demo-upstream", "--port", str(port), "--chunk-delay",
-                                "0.5"], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}/v1"
-    try:
-        await wait_http(url + "/models")
-        async with openai.AsyncOpenAI(base_url=url, api_key="demo", max_retries=0) as sdk:
-            made = await sdk.responses.create(model="x", input="Count to 9", stream=True)
-            created = await made.__anext__()
-            again = await sdk.responses.retrieve(created.response.id, stream=True)  # type: ignore[union-attr]
-            so_far = [event.type async for event in again]
-            await made.close()
-    finally:
-        process.terminate()
-        process.wait(10)
+async def test_the_demo_streams_a_response_still_being_written_as_far_as_it_goes():
+    async with running_demo(chunk_delay=0.5) as url, openai.AsyncOpenAI(
+        base_url=url + "/v1", api_key="demo", max_retries=0
+    ) as sdk:
+        made = await sdk.responses.create(model="x", input="Count to 9", stream=True)
+        created = await made.__anext__()
+        again = await sdk.responses.retrieve(created.response.id, stream=True)  # type: ignore[union-attr]
+        so_far = [event.type async for event in again]
+        await made.close()
     assert so_far == ["response.created", "response.in_progress"]
+
+
+async def test_the_demo_refuses_a_starting_after_that_is_no_number_with_a_400(demo: str):
+    async with aiohttp.ClientSession() as session:
+        async with session.post(demo + "/v1/responses", json={"model": "x", "input": "hi"}) as made:
+            ident = (await made.json())["id"]
+        async with session.get(f"{demo}/v1/responses/{ident}",
+                               params={"stream": "true", "starting_after": "--5"}) as resp:
+            assert resp.status == 400
+            assert (await resp.json())["error"]["param"] == "starting_after"
 
 
 async def test_the_demo_answers_the_calls_on_a_response_through_the_gateway(
