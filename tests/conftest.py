@@ -7,7 +7,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestServer
 from hypothesis import HealthCheck, settings
 
 from tests.fake_upstream import FakeUpstream, serving_fake
@@ -48,11 +47,8 @@ async def upstream() -> AsyncIterator[tuple[FakeUpstream, str]]:
 async def second_upstream() -> AsyncIterator[tuple[FakeUpstream, str]]:
     """Another fake upstream, holding its own responses, files and batches: what a
     call sent to the wrong upstream meets."""
-    fake = FakeUpstream()
-    server = TestServer(fake.make_app(), host="127.0.0.1")
-    await server.start_server()
-    yield fake, f"http://127.0.0.1:{server.port}"
-    await server.close()
+    async with serving_fake() as served:
+        yield served
 
 
 @pytest.fixture

@@ -20,12 +20,7 @@ from tests import one_gateway
 from tests.conftest import StartGateway
 from tests.fake_media import AUDIO, TEXT
 from tests.fake_upstream import FakeUpstream
-from tests.fixtures import (
-    DEFAULT_MODELS,
-    Gateway,
-    ledger_rows,
-    wait_for,
-)
+from tests.fixtures import DEFAULT_MODELS, Gateway, ledger_rows, wait_for
 
 upstream, gateway = one_gateway.upstream, one_gateway.gateway
 MEDIA_MODELS: list[dict[str, Any]] = [
