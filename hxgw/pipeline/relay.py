@@ -20,7 +20,7 @@ from hxgw.errors import GatewayError, Unavailable, UpstreamError
 from hxgw.pipeline.context import Next, Reply, RequestContext
 from hxgw.pipeline.events import mark_failed, relay_events, upstream_chunks, write_error_event
 from hxgw.pipeline.failures import MAX_ANSWER
-from hxgw.pipeline.reported_usage import last_usage
+from hxgw.pipeline.reported_usage import last_usage, messages_usage
 from hxgw.pipeline.upstream_headers import response_headers
 from hxgw.pipeline.whole_response import NO_BODY_STATUS
 
@@ -159,8 +159,7 @@ def _whole_body(ctx: RequestContext, reply: Reply, body: bytes) -> None:
     ctx.client_first_at = time.perf_counter()
     if ctx.status >= 400:
         ctx.outcome = "upstream_error"
-    if ctx.endpoint.billed and b'"usage"' in body:
-        ctx.usage = last_usage(body[-USAGE_TAIL:])
+    _find_usage(ctx, body, body, whole=True)
 
 
 def _reshaped(ctx: RequestContext, reply: Reply) -> bool:
@@ -181,7 +180,7 @@ async def relay_body(ctx: RequestContext, reply: Reply) -> None:
     ctx.client_first_at = time.perf_counter()
     ctx.bytes_out += len(reply.first_chunk)
     # `usage` is near a body's end: the chunks of its last USAGE_TAIL bytes are kept.
-    recent, held = deque([reply.first_chunk]), len(reply.first_chunk)
+    recent, held, whole = deque([reply.first_chunk]), len(reply.first_chunk), True
     try:
         async for chunk in upstream_chunks(ctx, reply):
             await exchange.write(chunk)
@@ -190,12 +189,23 @@ async def relay_body(ctx: RequestContext, reply: Reply) -> None:
             held += len(chunk)
             while held - len(recent[0]) >= USAGE_TAIL:
                 held -= len(recent.popleft())
+                whole = False
     except GatewayError as exc:
         mark_failed(ctx, reply, exc)
         # Closing before the final chunk tells the client the body is incomplete.
         exchange.abort()
         return
     await exchange.finish()
-    tail = b"".join(recent)
-    if ctx.endpoint.billed and b'"usage"' in tail:
+    _find_usage(ctx, reply.first_chunk, b"".join(recent), whole)
+
+
+def _find_usage(ctx: RequestContext, head: bytes, tail: bytes, whole: bool) -> None:
+    """ctx.usage of a plain answer, of which `head` is the start and `tail` the end (the
+    whole answer when `whole`)."""
+    if not ctx.endpoint.billed:
+        return
+    if ctx.endpoint.dialect == "anthropic":
+        if b'"usage"' in tail or b'"usage"' in head:
+            ctx.usage = messages_usage(head, tail, whole)
+    elif b'"usage"' in tail:
         ctx.usage = last_usage(tail[-USAGE_TAIL:])

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import re
 
+from hxgw import jsonio
+
 MAX_TOKENS = 10**9
 """The most tokens one request is counted for, asked or reported: a thousand times any
 model's context. A larger figure is not a count, and would overflow the limiters' and
@@ -56,6 +58,46 @@ def last_usage(data: bytes) -> bytes:
         # the answer's `"usage": null`: a stream cut there has no usage reported yet.
         return b""
     return tail
+
+
+# In OpenAI's APIs what a model writes reaches an answer as JSON strings, escaped, so a
+# `"usage"` in the clear is the answer's own or the client's echoed before it. In
+# Anthropic's, a tool's `input` is JSON as the model wrote it, and LiteLLM's Messages
+# answers put their usage before the content: there the answer's own usage is the
+# member of its top-level object whose neighbours on one side, to the object's start or
+# its end, are scalars (or a flat `metadata`), and is found by parsing where neither is.
+_STRING = rb'"(?:[^"\\]++|\\.)*+"'
+_SCALAR = rb"(?:" + _STRING + rb"|[-+.\deE]++|true|false|null)"
+_FLAT = rb"\{\s*+(?:" + _STRING + rb"\s*+:\s*+" + _SCALAR + rb"\s*+(?:,\s*+)?)*+\}"
+_MEMBER = _STRING + rb"\s*+:\s*+(?:" + _SCALAR + rb"|" + _FLAT + rb")\s*+"
+_NESTED = rb"\{(?:[^{}\"]++|" + _STRING + rb")*+\}"
+for _ in range(2):  # a usage's details nest two deep (Anthropic's `cache_creation`)
+    _NESTED = rb"\{(?:[^{}\"]++|" + _STRING + rb"|" + _NESTED + rb")*+\}"
+_USAGE_MEMBER = re.compile(rb'"usage"\s*+:\s*+' + _NESTED)
+_SCALARS_BEFORE = re.compile(rb"\s*+\{\s*+(?:" + _MEMBER + rb",\s*+)*(?=\"usage\"\s*+:\s*+\{)")
+_SCALARS_AFTER = re.compile(rb"\s*+(?:,\s*+" + _MEMBER + rb")*+\}\s*+\Z")
+
+
+def messages_usage(head: bytes, tail: bytes, whole: bool) -> bytes:
+    """The `"usage": {...}` member of a plain Anthropic-shaped answer, b"" when it has
+    none: `head` is the answer's start, `tail` its end (the same bytes when `whole`).
+    Where Anthropic puts it, after the content; where LiteLLM does, before it; else, when
+    the answer is held whole, the top-level member as parsed."""
+    found = None
+    for found in _USAGE_MEMBER.finditer(tail):  # noqa: B007 -- the last one is wanted
+        pass
+    if found is not None and _SCALARS_AFTER.match(tail, found.end()):
+        return found[0]
+    start = _SCALARS_BEFORE.match(head)
+    if start is not None and (found := _USAGE_MEMBER.match(head, start.end())):
+        return found[0]
+    if not whole:
+        return last_usage(tail)
+    try:
+        usage = jsonio.loads(tail).get("usage")
+    except (jsonio.DecodeError, AttributeError):
+        return b""
+    return b'"usage":' + jsonio.dumps(usage) if isinstance(usage, dict) else b""
 
 
 def reported_tokens(data: bytes) -> tuple[int, int] | None:

@@ -4,6 +4,8 @@ errors in Anthropic's shape, and the usage it reports in metrics and the ledger.
 
 from __future__ import annotations
 
+import json
+
 import aiohttp
 import anthropic
 import pytest
@@ -277,6 +279,32 @@ async def test_its_reported_usage_is_in_the_metrics_and_the_ledger(
     await wait_for(lambda: len(ledger_rows(gateway)) == 1, timeout=10)
     assert [(r["route"], r["prompt_tokens"], r["completion_tokens"], r["usage_source"])
             for r in ledger_rows(gateway)] == [("messages", 11, 6, "reported")]
+
+
+def _litellm_ordered(text: str) -> bytes:
+    """A message as LiteLLM's /v1/messages builds one from another provider's answer: its
+    usage before its content, where a tool's input names token counts of its own."""
+    tool = {"type": "tool_use", "id": "toolu_1", "name": "estimate_cost",
+            "input": {"input_tokens": 800000, "output_tokens": 900000,
+                      "usage": {"input_tokens": 700000, "output_tokens": 600000}}}
+    return json.dumps({
+        "id": "msg_1", "type": "message", "role": "assistant", "model": "m-alpha",
+        "stop_sequence": None, "usage": {"input_tokens": 12, "output_tokens": 34},
+        "content": [{"type": "text", "text": text}, tool], "stop_reason": "tool_use",
+    }).encode()
+
+
+@pytest.mark.parametrize("text_bytes", [10, 100_000], ids=["short", "longer-than-kept"])
+async def test_token_counts_in_a_tool_s_input_are_not_taken_for_the_usage(
+    own_gateway: Gateway, fake: FakeUpstream, text_bytes: int
+):
+    fake.behave("m-alpha", script=((0.0, _litellm_ordered("x" * text_bytes)),))
+    async with _sdk(own_gateway) as sdk:
+        reply = await sdk.messages.create(model="alpha", max_tokens=64, messages=HI)
+    assert reply.usage.input_tokens == 12
+    await wait_for(lambda: len(ledger_rows(own_gateway)) == 1, timeout=10)
+    assert [(r["prompt_tokens"], r["completion_tokens"], r["usage_source"])
+            for r in ledger_rows(own_gateway)] == [(12, 34, "reported")]
 
 
 async def test_every_answer_carries_the_request_id_the_anthropic_sdk_reads(gateway: Gateway):

@@ -2,7 +2,12 @@
 
 import pytest
 
-from hxgw.pipeline.reported_usage import MAX_TOKENS, last_usage, reported_tokens
+from hxgw.pipeline.reported_usage import (
+    MAX_TOKENS,
+    last_usage,
+    messages_usage,
+    reported_tokens,
+)
 from hxgw.pipeline.usage_chunk import HiddenUsage, without_usage_chunk
 
 
@@ -168,3 +173,32 @@ def test_a_stream_s_cached_prompt_is_counted_once_though_its_usage_repeats_it():
 def test_a_usage_chunk_s_blank_line_in_later_reads_goes_with_it(reads: list[bytes], kept: bytes):
     hidden = HiddenUsage()
     assert b"".join(hidden.strip(block) for block in reads) == kept
+
+
+# Anthropic's plain answers hold a tool's input as JSON the model wrote, which can name
+# a usage and token counts of its own.
+TOOL = b'{"type":"tool_use","input":{"usage":{"input_tokens":900,"output_tokens":800}}}'
+
+
+def test_a_messages_usage_after_its_content_is_the_answer_s_own():
+    body = (b'{"id":"m","content":[' + TOOL + b'],"stop_reason":"tool_use","usage":'
+            b'{"input_tokens":25,"cache_creation":{"ephemeral_5m_input_tokens":0},'
+            b'"output_tokens":12}}')
+    assert reported_tokens(messages_usage(body, body, whole=True)) == (25, 12)
+
+
+def test_a_messages_usage_before_its_content_is_found_in_the_answer_s_start():
+    head = b'{"id":"m","stop_sequence":null,"usage":{"input_tokens":12,"output_tokens":34},'
+    tail = b'"content":[' + TOOL + b'],"stop_reason":"tool_use"}'
+    assert reported_tokens(messages_usage(head, tail, whole=False)) == (12, 34)
+
+
+def test_a_messages_usage_between_nested_members_is_read_by_parsing_the_whole_answer():
+    body = (b'{"id":"m","container":{"skills":[]},"usage":{"input_tokens":7,'
+            b'"output_tokens":8},"content":[' + TOOL + b']}')
+    assert reported_tokens(messages_usage(body, body, whole=True)) == (7, 8)
+
+
+def test_a_messages_answer_whose_only_usage_is_a_tool_s_has_none():
+    body = b'{"id":"m","content":[' + TOOL + b'],"usage":null}'
+    assert messages_usage(body, body, whole=True) == b""
