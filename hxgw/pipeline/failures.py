@@ -108,9 +108,15 @@ def refused_gateway_key(response: UpstreamResponse, first: bytes) -> str | None:
 
 
 _LITELLM_MISSING = b"Invalid model name passed in model="
-_TOO_LONG = (b"context_length_exceeded", b"ContextWindowExceededError", b"prompt is too long")
+_TOO_LONG = (
+    b"context_length_exceeded",
+    b"ContextWindowExceededError",
+    b"prompt is too long",
+    b"exceed context limit",
+)
 """How OpenAI (its code), LiteLLM and Anthropic (their messages) say a prompt is longer
-than the model's context: another candidate, with a longer one, may take it."""
+than the model's context (Anthropic's last: the prompt and `max_tokens` together):
+another candidate, with a longer one, may take it."""
 
 
 def unserved(model: str, response: UpstreamResponse, first: bytes) -> Failure | None:

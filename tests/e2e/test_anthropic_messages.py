@@ -242,6 +242,18 @@ async def test_an_overloaded_model_fails_over_to_the_next_in_its_group(
     assert fake.seen_models() == ["m-alpha", "m-beta"]
 
 
+async def test_a_prompt_and_max_tokens_past_a_model_s_context_fail_over_to_the_next(
+    gateway: Gateway, fake: FakeUpstream
+):
+    fake.behave("m-alpha", status=400, error_message=(
+        "input length and `max_tokens` exceed context limit: 178959 + 64000 > 200000, "
+        "decrease input length or `max_tokens` and try again"))
+    async with _sdk(gateway) as sdk:
+        raw = await sdk.messages.with_raw_response.create(model="chat", max_tokens=8,
+                                                          messages=HI)
+    assert raw.headers["X-HX-Model"] == "beta"
+
+
 async def test_a_stream_that_breaks_ends_with_an_anthropic_error_event(
     gateway: Gateway, fake: FakeUpstream
 ):
