@@ -10,7 +10,9 @@ from hxgw import jsonio
 
 
 def anthropic_error(status: int, message: str, request_id: str) -> bytes:
-    kind = ANTHROPIC_TYPES.get(status, "api_error")
+    kind = ANTHROPIC_TYPES.get(status) or (
+        "invalid_request_error" if 400 <= status < 500 else "api_error"
+    )
     error = {"type": kind, "message": message}
     return jsonio.dumps({"type": "error", "error": error, "request_id": request_id})
 
@@ -18,20 +20,19 @@ def anthropic_error(status: int, message: str, request_id: str) -> bytes:
 ANTHROPIC_TYPES = {
     400: "invalid_request_error",
     401: "authentication_error",
+    402: "billing_error",
     403: "permission_error",
     404: "not_found_error",
-    405: "invalid_request_error",
     408: "timeout_error",
     413: "request_too_large",
-    414: "invalid_request_error",
-    415: "invalid_request_error",
     429: "rate_limit_error",
-    431: "invalid_request_error",
     503: "overloaded_error",
     504: "timeout_error",
     529: "overloaded_error",  # Anthropic's own status for it
 }
-"""Anthropic's error type for a status; any other is an `api_error`."""
+"""Anthropic's error type for a status; any other is an `invalid_request_error` for a
+4xx (as Anthropic's error reference says of the codes it does not list), else an
+`api_error`."""
 
 
 def anthropic_shaped(status: int, body: bytes, request_id: str) -> bytes:
@@ -48,7 +49,9 @@ def anthropic_shaped(status: int, body: bytes, request_id: str) -> bytes:
         if isinstance(error, dict):
             error = error.get("message")
         said = error or parsed.get("detail") or parsed.get("message")
-        message = str(said) if said else body.decode("utf-8", "replace")
+        if said and not isinstance(said, str):  # FastAPI's 422 `detail` is a list
+            said = jsonio.dumps(said).decode()
+        message = said or body.decode("utf-8", "replace")
     else:
         message = body.decode("utf-8", "replace").strip() or f"upstream status {status}"
     return anthropic_error(status, message[:1000], request_id)

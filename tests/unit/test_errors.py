@@ -39,6 +39,7 @@ def test_extra_fields_join_the_error_object():
 @pytest.mark.parametrize(("status", "kind"), [
     (400, "invalid_request_error"), (401, "authentication_error"), (403, "permission_error"),
     (404, "not_found_error"), (413, "request_too_large"), (429, "rate_limit_error"),
+    (402, "billing_error"), (405, "invalid_request_error"), (422, "invalid_request_error"),
     (500, "api_error"), (502, "api_error"), (503, "overloaded_error"), (504, "timeout_error"),
     (529, "overloaded_error"),
 ])
@@ -56,3 +57,10 @@ def test_an_anthropic_error_names_anthropics_type_for_its_status(status: int, ki
 ])
 def test_did_you_mean_names_the_key_a_typo_meant(word: str, hint: str):
     assert errors.did_you_mean(word, ["rpm", "tpm", "budget", "groups"]) == hint
+
+
+def test_an_upstream_s_error_detail_that_is_a_list_reaches_an_anthropic_client_as_json():
+    detail = [{"loc": ["body", "max_tokens"], "msg": "field required"}]
+    shaped = error_shapes.anthropic_shaped(422, json.dumps({"detail": detail}).encode(), "r")
+    error = json.loads(shaped)["error"]
+    assert (error["type"], json.loads(error["message"])) == ("invalid_request_error", detail)
