@@ -86,11 +86,22 @@ def read_drain_timeout(top: Section) -> float:
 def read_readiness(top: Section) -> ReadinessProbe:
     probe = top.section("readiness", frozenset({"interval", "stale_after", "max_loop_lag"}))
     base = ReadinessProbe()
+    interval = float(probe.number("interval", base.interval, positive=True, unit="seconds"))
+    stale_after = float(
+        probe.number("stale_after", base.stale_after, positive=True, unit="seconds")
+    )
+    if stale_after <= interval:
+        # An idle gateway hears from its upstream once an interval: /readyz would say
+        # "no upstream answered" between probes, and a load balancer pull it.
+        probe.report(
+            f"must be longer than readiness.interval ({interval:g} s), or an idle gateway "
+            f"is unready between its probes: give it at least {3 * interval:g} s",
+            "stale_after",
+        )
+        stale_after = max(base.stale_after, 3 * interval)
     return ReadinessProbe(
-        interval=float(probe.number("interval", base.interval, positive=True, unit="seconds")),
-        stale_after=float(
-            probe.number("stale_after", base.stale_after, positive=True, unit="seconds")
-        ),
+        interval=interval,
+        stale_after=stale_after,
         max_loop_lag=float(
             probe.number("max_loop_lag", base.max_loop_lag, minimum=0, unit="seconds")
         ),

@@ -15,7 +15,7 @@ from tests.fake_upstream import FakeUpstream
 from tests.fixtures import Gateway, wait_for
 from tests.raw_upstream import Server, serving
 
-SLOWLY = {"readiness": {"interval": 60}}  # no probe opens a connection meanwhile
+SLOWLY = {"readiness": {"interval": 60, "stale_after": 180}}  # no probe meanwhile
 
 
 async def _move_default_upstream(gateway: Gateway, url: str) -> None:

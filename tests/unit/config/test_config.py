@@ -32,6 +32,16 @@ def test_the_shipped_example_config_loads():
     assert config.models["emb-premium"].mode == "embedding"
 
 
+def test_a_readiness_stale_after_no_longer_than_its_interval_is_a_problem(tmp_path: Path):
+    # Probed once a minute, answers older than 15 s: unready 45 s of every idle minute.
+    write_config(tmp_path, "http://127.0.0.1:1",
+                 gateway={"readiness": {"interval": 60, "stale_after": 15}})
+    (problem,) = _problems(tmp_path)
+    assert problem == (
+        "gateway.yaml: readiness.stale_after: must be longer than readiness.interval (60 s), "
+        "or an idle gateway is unready between its probes: give it at least 180 s")
+
+
 def test_defaults_apply_without_gateway_yaml(tmp_path: Path):
     write_config(tmp_path, "http://127.0.0.1:1")
     (tmp_path / "gateway.yaml").unlink()
