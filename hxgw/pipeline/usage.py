@@ -17,6 +17,7 @@ from typing import Any
 
 from hxgw.config import KeyLimits, Model
 from hxgw.pipeline.context import RequestContext, Source, Used
+from hxgw.pipeline.inline_data import CHARACTERS_PER_TOKEN, LARGE_BODY, inline_characters
 from hxgw.pipeline.reported_usage import MAX_TOKENS, reported_parts, reported_tokens
 
 BYTES_PER_TOKEN = 4
@@ -103,7 +104,11 @@ def _written(ctx: RequestContext, length: int | None) -> int:
 def estimated_prompt(ctx: RequestContext) -> int:
     if not ctx.endpoint.billed:
         return 0
-    return len(ctx.raw_body) // BYTES_PER_TOKEN + 1
+    size = len(ctx.raw_body)
+    if size > LARGE_BODY and ctx.body is not None:
+        inline = inline_characters(ctx.body)  # media in base64: not counted as text is
+        return (size - inline) // BYTES_PER_TOKEN + inline // CHARACTERS_PER_TOKEN + 1
+    return size // BYTES_PER_TOKEN + 1
 
 
 def estimated_completion(ctx: RequestContext) -> int:

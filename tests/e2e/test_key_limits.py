@@ -4,6 +4,7 @@ and a budget, with OpenAI's 429s and headers, and usage billed however a request
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import json
 import re
@@ -210,6 +211,19 @@ async def test_the_largest_of_two_token_caps_is_reserved(
     )
     assert status == 429 and body["error"]["code"] == "insufficient_quota"
     assert fake.requests == []
+
+
+async def test_an_inline_image_is_not_counted_as_text_against_the_tokens_per_minute(
+    start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession
+):
+    # 600 KB of base64 would be 150k tokens as text: past the limit itself, for good.
+    gateway, secret = await _start(start_gateway, tmp_path, tpm=100_000)
+    photo = "data:image/jpeg;base64," + base64.b64encode(bytes(range(256)) * 1800).decode()
+    content = [{"type": "text", "text": "what is this?"},
+               {"type": "image_url", "image_url": {"url": photo}}]
+    status, headers, _ = await _post(client, gateway, secret, max_tokens=100,
+                                     messages=[{"role": "user", "content": content}])
+    assert status == 200 and int(headers["x-ratelimit-remaining-tokens"]) > 50_000
 
 
 async def test_a_request_for_several_choices_reserves_each_of_them(
