@@ -85,6 +85,12 @@ local function refusal(now, est_tokens, est_cost, rpm, tpm, max_parallel, budget
     return 'requests', tonumber(entry[2]) + window - now
   elseif tpm >= 0 and tokens + est_tokens > tpm then
     if est_tokens > tpm then return 'tokens', window end
+    -- Held only by requests under way, at their estimates: room comes back as they end.
+    local held = 0
+    for _, rid in ipairs(redis.call('ZRANGE', open, 0, -1)) do
+      held = held + num(redis.call('HGET', tok, rid))
+    end
+    if tokens - held + est_tokens <= tpm then return 'tokens', concurrency_retry end
     local entries = redis.call('ZRANGE', log, 0, -1, 'WITHSCORES')
     local left = tokens
     for i = 1, #entries, 2 do

@@ -164,6 +164,11 @@ class KeyState:
     def _tokens_free_in(self, tpm: int, est_tokens: int, now: float) -> float:
         if est_tokens > tpm:
             return WINDOW  # never fits; say a window, as the message says why
+        held = sum(e[1] for _, _, e in self.open.values() if e is not None and e[0] > self.horizon)
+        if self.tokens - held + est_tokens <= tpm:
+            # Only the requests under way hold what it needs, at their estimates: room
+            # comes back as they end, most using far fewer tokens than they reserved.
+            return CONCURRENCY_RETRY
         left = self.tokens
         for when, tokens, _ in self.log:
             left -= tokens

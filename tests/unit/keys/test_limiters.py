@@ -43,12 +43,30 @@ async def test_keys_have_separate_limits(make_limiter: MakeLimiter) -> None:
 
 async def test_tpm_refuses_an_estimate_that_does_not_fit(make_limiter: MakeLimiter) -> None:
     limiter, limits = make_limiter(), KeyLimits(tpm=1000)
-    assert (await limiter.reserve("k", limits, 600, 0.0, NOW)).allowed
-    assert (await limiter.reserve("k", limits, 300, 0.0, NOW + 5)).allowed
+    for at, tokens in ((NOW, 600), (NOW + 5, 300)):
+        done = (await limiter.reserve("k", limits, tokens, 0.0, at)).reservation
+        assert done is not None
+        await limiter.reconcile(done, tokens, 0.0, at)
     refused = await limiter.reserve("k", limits, 200, 0.0, NOW + 10)
     assert refused.refused == "tokens"
     assert refused.retry_after == pytest.approx(WINDOW - 10)  # once the 600 leave
     assert refused.usage.tokens == 900
+
+
+async def test_tokens_held_only_by_requests_under_way_are_refused_for_a_second(
+    make_limiter: MakeLimiter,
+) -> None:
+    # Their estimates hold the window; most will use far fewer tokens when they end.
+    limiter, limits = make_limiter(), KeyLimits(tpm=1000)
+    done = (await limiter.reserve("k", limits, 300, 0.0, NOW)).reservation
+    assert done is not None
+    await limiter.reconcile(done, 300, 0.0, NOW)
+    assert (await limiter.reserve("k", limits, 600, 0.0, NOW + 5)).allowed
+    refused = await limiter.reserve("k", limits, 200, 0.0, NOW + 10)
+    assert (refused.refused, refused.retry_after) == ("tokens", 1.0)
+    refused = await limiter.reserve("k", limits, 800, 0.0, NOW + 10)
+    # More than the ended 300 leave: when the window is clear of the 600 too.
+    assert refused.retry_after == pytest.approx(WINDOW - 5)
 
 
 async def test_reconcile_gives_back_tokens_not_used(make_limiter: MakeLimiter) -> None:
