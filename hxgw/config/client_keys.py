@@ -9,7 +9,15 @@ from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 
 from hxgw.config.gateway import AUTH_KEYS, GATEWAY
-from hxgw.config.reader import Problems, Section, kind_of, read_yaml
+from hxgw.config.reader import (
+    IN_ENV_FILE,
+    NOT_IN_A_HEADER,
+    Problems,
+    Section,
+    fits_a_header,
+    kind_of,
+    read_yaml,
+)
 from hxgw.config.schema import MASTER_KEY_NAME, PERIODS, ClientKey, KeyLimits
 from hxgw.errors import did_you_mean
 
@@ -33,6 +41,11 @@ def read_client_keys(
     keys: list[ClientKey] = []
     master = env.get("MASTER_KEY")
     if master:
+        if not fits_a_header(master):
+            # A client sends its key as one word: this one would never match.
+            problems.add(
+                "environment", "MASTER_KEY", f"has characters {NOT_IN_A_HEADER}{IN_ENV_FILE}"
+            )
         keys.append(
             ClientKey(name=MASTER_KEY_NAME, digest=hashlib.sha256(master.encode()).digest())
         )

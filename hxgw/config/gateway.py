@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from hxgw.config.body_limits import FAMILY_LIMITS
-from hxgw.config.reader import Section, kind_of
+from hxgw.config.reader import ENV_AT_START, Section, kind_of
 from hxgw.config.schema import (
     BadKeyPolicy,
     Limits,
@@ -37,7 +37,7 @@ def read_metrics_access(top: Section, env: Mapping[str, str]) -> MetricsAccess:
     key_env = section.string("key_env")
     key = env.get(key_env) if key_env else None
     if key_env and not key:
-        section.report(f"names {key_env!r}, which is not set in the environment", "key_env")
+        section.report(f"names {key_env!r}, which is not set{ENV_AT_START}", "key_env")
     return MetricsAccess(
         auth=section.boolean("auth", True),
         key_digest=hashlib.sha256(key.encode()).digest() if key else None,

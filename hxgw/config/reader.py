@@ -55,6 +55,24 @@ def name_problem(name: str) -> str | None:
     )
 
 
+def fits_a_header(value: str) -> bool:
+    """Whether a secret can be sent in an HTTP header as one word (after `Bearer `)."""
+    return value.isascii() and value.isprintable() and " " not in value
+
+
+NOT_IN_A_HEADER = "an HTTP header cannot carry (spaces, control characters or non-ASCII)"
+IN_ENV_FILE = (
+    " (an EnvironmentFile keeps everything after the `=`, an inline `# comment` too: put "
+    "comments on lines of their own)"
+)
+
+
+ENV_AT_START = (
+    " in the gateway's environment (read when it starts: a variable added to its "
+    "EnvironmentFile takes a restart, not a reload)"
+)
+
+
 def kind_of(value: Any, *, json: bool = False) -> str:
     """What a value is, in the words of the file it came from (YAML config or JSON body)."""
     words = _JSON_WORDS if json else _YAML_WORDS

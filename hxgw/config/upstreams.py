@@ -8,7 +8,13 @@ from types import MappingProxyType
 from typing import Any
 
 from hxgw.config.gateway import GATEWAY
-from hxgw.config.reader import Section
+from hxgw.config.reader import (
+    ENV_AT_START,
+    IN_ENV_FILE,
+    NOT_IN_A_HEADER,
+    Section,
+    fits_a_header,
+)
 from hxgw.config.schema import DEFAULT_UPSTREAM, Upstream
 from hxgw.upstream import Origin
 
@@ -49,7 +55,7 @@ def read_upstreams(top: Section, env: Mapping[str, str]) -> Mapping[str, Upstrea
             )
         key_env = entry.string("key_env")
         if key_env and key_env not in env:
-            entry.report(f"names {key_env!r}, which is not set", "key_env")
+            entry.report(f"names {key_env!r}, which is not set{ENV_AT_START}", "key_env")
         key = (
             env.get(key_env) or None
             if key_env
@@ -57,13 +63,13 @@ def read_upstreams(top: Section, env: Mapping[str, str]) -> Mapping[str, Upstrea
             if name == DEFAULT_UPSTREAM
             else None
         )
-        if key is not None and not _fits_a_header(key):
-            source = key_env or "HX_UPSTREAM_KEY / MASTER_KEY"
-            entry.report(
-                f"the upstream key from {source} has characters an HTTP header cannot carry "
-                "(spaces, control characters or non-ASCII)",
-                "key_env",
-            )
+        if key is not None and not fits_a_header(key):
+            problem = f"has characters {NOT_IN_A_HEADER}"
+            if key_env:
+                entry.report(f"the upstream key from {key_env} {problem}", "key_env")
+            else:  # the environment's, which the operator fixes there
+                source = "HX_UPSTREAM_KEY" if env.get("HX_UPSTREAM_KEY") else "MASTER_KEY"
+                top.problems.add("environment", source, f"the upstream key {problem}{IN_ENV_FILE}")
         base = Upstream(name=name, url="")
         out[name] = Upstream(
             name=name,
@@ -92,7 +98,3 @@ def _is_http_url(url: str) -> bool:
     except ValueError:
         return False
     return True
-
-
-def _fits_a_header(value: str) -> bool:
-    return value.isascii() and value.isprintable() and " " not in value

@@ -333,16 +333,27 @@ def test_an_upstream_key_env_naming_an_unset_variable_is_rejected(tmp_path: Path
     upstreams = {"default": {"url": "http://127.0.0.1:1", "key_env": "HX_NOT_SET_ANYWHERE"}}
     write_config(tmp_path, "http://127.0.0.1:1", gateway={"upstreams": upstreams})
     assert _problems(tmp_path) == [
-        "gateway.yaml: upstreams.default.key_env: names 'HX_NOT_SET_ANYWHERE', which is not set"]
+        "gateway.yaml: upstreams.default.key_env: names 'HX_NOT_SET_ANYWHERE', which is not set "
+        "in the gateway's environment (read when it starts: a variable added to its "
+        "EnvironmentFile takes a restart, not a reload)"]
 
 
 def test_an_upstream_key_that_cannot_be_a_header_is_rejected(tmp_path: Path):
     write_config(tmp_path, "http://127.0.0.1:1")
     problems = _problems(tmp_path, {**ENV, "HX_UPSTREAM_KEY": "sk-1\r\nX-Evil: 1"})
     assert problems == [
-        "gateway.yaml: upstreams.default.key_env: the upstream key from HX_UPSTREAM_KEY / "
-        "MASTER_KEY has characters an HTTP header cannot carry (spaces, control characters "
-        "or non-ASCII)"]
+        "environment: HX_UPSTREAM_KEY: the upstream key has characters an HTTP header cannot "
+        "carry (spaces, control characters or non-ASCII) (an EnvironmentFile keeps everything "
+        "after the `=`, an inline `# comment` too: put comments on lines of their own)"]
+
+
+def test_a_master_key_with_an_inline_comment_is_rejected_as_the_environment_s(tmp_path: Path):
+    write_config(tmp_path, "http://127.0.0.1:1")
+    env = {"MASTER_KEY": "sk-abcdefghijklmnop # the master key", "HX_UPSTREAM_KEY": "sk-up"}
+    assert _problems(tmp_path, env) == [
+        "environment: MASTER_KEY: has characters an HTTP header cannot carry (spaces, control "
+        "characters or non-ASCII) (an EnvironmentFile keeps everything after the `=`, an "
+        "inline `# comment` too: put comments on lines of their own)"]
 
 
 def test_an_upstream_takes_its_cap_queue_and_queue_timeout(tmp_path: Path):
