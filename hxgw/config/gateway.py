@@ -162,6 +162,10 @@ def read_tls(top: Section, directory: Path) -> Tls | None:
 def read_listen(top: Section, env: Mapping[str, str]) -> Listen:
     section = top.section("listen", frozenset({"host", "port"}))
     host = env.get("HX_HOST") or section.string("host", "0.0.0.0")
+    problem = _host_problem(host)
+    if problem:
+        place = ("environment", "HX_HOST") if env.get("HX_HOST") else (GATEWAY, "listen.host")
+        top.problems.add(*place, problem)
     port = section.number("port", 4010, minimum=0, maximum=65535, integer=True)
     given = env.get("HX_PORT")
     if given:
@@ -172,6 +176,24 @@ def read_listen(top: Section, env: Mapping[str, str]) -> Listen:
                 "environment", "HX_PORT", f"must be a port number (0-65535), got {given!r}"
             )
     return Listen(host=host, port=port)
+
+
+def _host_problem(host: str) -> str | None:
+    """What keeps `host` from being an address to listen on: a name or an IP address,
+    without a port or a scheme, which would pass until `serve` failed to resolve it."""
+    try:
+        ipaddress.ip_address(host)
+        return None
+    except ValueError:
+        pass
+    if "://" in host or "/" in host:
+        return f"must be an address (a name or an IP), not a URL: got {host!r}"
+    if host.startswith("[") or ":" in host:
+        bare = host[1:].partition("]")[0] if host.startswith("[") else host.rpartition(":")[0]
+        return f"must be a bare address, without brackets or a port (the port is listen.port, or HX_PORT): use {bare!r}"
+    if not host.isascii() or not host.replace("-", "").replace(".", "").isalnum():
+        return f"must be a host name or an IP address, got {host!r}"
+    return None
 
 
 def read_timeouts(top: Section) -> Timeouts:

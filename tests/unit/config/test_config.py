@@ -62,6 +62,26 @@ def test_environment_overrides_upstream_listen_and_log_level(tmp_path: Path):
     assert config.logging.level == "debug"
 
 
+@pytest.mark.parametrize(("host", "problem"), [
+    ("127.0.0.1:4322", "must be a bare address, without brackets or a port (the port is "
+                       "listen.port, or HX_PORT): use '127.0.0.1'"),
+    ("[::1]", "must be a bare address, without brackets or a port (the port is listen.port, "
+              "or HX_PORT): use '::1'"),
+    ("http://gw.example", "must be an address (a name or an IP), not a URL: got "
+                          "'http://gw.example'"),
+])
+def test_a_listen_host_that_is_no_address_is_a_problem(tmp_path: Path, host: str,
+                                                        problem: str):
+    write_config(tmp_path, "http://127.0.0.1:1", gateway={"listen": {"host": host}})
+    assert _problems(tmp_path) == [f"gateway.yaml: listen.host: {problem}"]
+
+
+@pytest.mark.parametrize("host", ["::", "::1", "0.0.0.0", "localhost", "gw-1.example.com"])
+def test_a_listen_host_may_be_a_name_or_an_ip_address(tmp_path: Path, host: str):
+    write_config(tmp_path, "http://127.0.0.1:1")
+    assert load_config(tmp_path, ENV | {"HX_HOST": host}).listen.host == host
+
+
 @pytest.mark.parametrize("port", ["99999", "-1", "http", "٤٠١٠"])
 def test_an_hx_port_that_is_no_port_is_a_problem(tmp_path: Path, port: str):
     write_config(tmp_path, "http://127.0.0.1:1")
