@@ -86,6 +86,9 @@ def run(config_dir: str, env: Mapping[str, str], env_file: str | None, *, journa
                 "this shell may lack the service's variables: check with them by "
                 f"--env-file {SERVICE_ENV_FILE})"
             )
+    if unread and not keyless:
+        # Serving, the gateway would not be ready until it reads it (the other users' keys).
+        print(f"warning: the key store cannot be read from here: {unread[0]}")
     if not journal:
         for path in readable_secrets(config, env_file or env.get("HX_ENV_FILE")):
             print(f"warning: {path} holds secrets and every user can read it: {fix(path)}")

@@ -124,6 +124,22 @@ def test_check_config_on_a_key_store_it_cannot_read_warns_rather_than_fails(tmp_
     assert "unless the key store, which cannot be read from here, holds one" in result.stdout
 
 
+def test_check_config_warns_of_a_key_store_it_cannot_read_when_master_key_is_set(
+    tmp_path: Path,
+):
+    # Served, the gateway would not be ready until it could read the store.
+    write_config(tmp_path / "conf", "http://127.0.0.1:1")
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "hxgw.db").write_bytes(b"garbage\n" * 100)
+    result = _hxgw("check-config", "--config-dir", str(tmp_path / "conf"),
+                   env={"PATH": "/usr/bin:/bin", "HX_STATE_DIR": str(state),
+                        "MASTER_KEY": new_key("sk-master")})
+    assert result.returncode == 0, result.stderr
+    assert "warning: the key store cannot be read from here: " in result.stdout
+    assert "not a database" in result.stdout
+
+
 def _with_key_env(tmp_path: Path) -> Path:
     upstreams = {"default": {"url": "http://127.0.0.1:1", "key_env": "HX_LITELLM_KEY"}}
     return write_config(tmp_path / "conf", "http://127.0.0.1:1",
