@@ -92,6 +92,12 @@ def _act(
     if args.action in ("create", "update"):
         _check(args, config, config_dir)
     in_config = config is not None and any(k.name == args.name for k in config.keys)
+    changes = args.action in ("update", "rotate", "revoke")
+    if changes and in_config and store.get(connection, args.name) is None:
+        raise KeyStoreError(
+            f"{args.name!r} is a key of the keys file (gateway.yaml's auth.keys_file): change"
+            " or remove it there, then reload the gateway; hxgw keys changes the keys it made"
+        )
     if args.action in ("update", "rotate") and in_config:
         # The gateway ignores the stored key while the config has its name: a secret or
         # a limit given it now does nothing there, which the operator must hear.
@@ -102,7 +108,9 @@ def _act(
             file=sys.stderr,
         )
     if args.action == "create":
-        if args.name == MASTER_KEY_NAME or in_config:
+        if args.name == MASTER_KEY_NAME:
+            raise KeyStoreError(f"{args.name!r} is MASTER_KEY's name: choose another")
+        if in_config:
             raise KeyStoreError(f"the config already has a key named {args.name!r}")
         previous = store.get(connection, args.name)
         secret = store.create(connection, args.name, _settings(args))

@@ -365,6 +365,21 @@ async def test_list_shows_the_keys_file_s_keys_beside_the_stored_ones(
     assert entry["key"] not in keys(gateway, "list").stdout
 
 
+@pytest.mark.parametrize("action", [["revoke"], ["update", "--rpm", "5"], ["rotate"]])
+async def test_changing_a_keys_file_key_says_to_change_it_in_the_file(
+    start_gateway: StartGateway, tmp_path: Path, action: list[str]
+):
+    keys_file = tmp_path / "keys.yaml"
+    keys_file.write_text(yaml.safe_dump({"keys": [{"name": "batch-job", "key": new_key()}]}))
+    keys_file.chmod(0o600)
+    gateway = await start_gateway(gateway={"auth": {"keys_file": str(keys_file)}})
+    changed = keys(gateway, action[0], "batch-job", *action[1:])
+    assert changed.returncode == 2
+    assert "'batch-job' is a key of the keys file (gateway.yaml's auth.keys_file)" in (
+        changed.stderr)
+    assert "note:" not in changed.stderr
+
+
 async def test_rotating_a_stored_key_a_keys_file_key_hides_says_its_secret_opens_nothing(
     start_gateway: StartGateway, tmp_path: Path
 ):
