@@ -185,6 +185,7 @@ def _models(doc: Section) -> Mapping[str, Model]:
             "weight",
             "cost",
             "max_context",
+            "max_output_tokens",
             "price",
         }
     )
@@ -221,6 +222,9 @@ def _models(doc: Section) -> Mapping[str, Model]:
             weight=float(entry.number("weight", 1.0, positive=True)),
             cost=entry.number("cost", None, minimum=0.0) if entry.has("cost") else cost_of(price),
             max_context=entry.number("max_context", None, positive=True, integer=True),
+            max_output_tokens=entry.number(
+                "max_output_tokens", None, positive=True, integer=True, maximum=10**9
+            ),
             price=price,
         )
     return MappingProxyType(models)

@@ -53,6 +53,9 @@ class Model:
     cost: float | None = None
     """The router's relative cost; defaults from `price` (input + output per Mtok)."""
     max_context: int | None = None
+    max_output_tokens: int | None = None
+    """The most the model writes in one answer: what a request that sets no `max_tokens`
+    reserves against a key's budget and TPM (None: DEFAULT_COMPLETION, 256)."""
     price: Price | None = None
     """None: the model costs nothing in budgets."""
 

@@ -125,7 +125,11 @@ def estimated_completion(ctx: RequestContext) -> int:
         _asked(body.get("max_tokens")),
         _asked(body.get("max_output_tokens")),
     )
-    most = most or DEFAULT_COMPLETION
+    if not most:
+        # As much as the candidate that may write the most can (none said: 256).
+        for model in ctx.candidates:
+            most = max(most, model.max_output_tokens or DEFAULT_COMPLETION)
+        most = most or DEFAULT_COMPLETION
     if endpoint.name in CHOICES:
         # Each choice may write that much, and all `best_of` are billed.
         most *= choices(body, endpoint.name, best_of=True)

@@ -226,6 +226,21 @@ async def test_an_inline_image_is_not_counted_as_text_against_the_tokens_per_min
     assert status == 200 and int(headers["x-ratelimit-remaining-tokens"]) > 50_000
 
 
+async def test_a_request_without_max_tokens_reserves_its_model_s_max_output_tokens(
+    start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession
+):
+    # 256 tokens reserved for an answer that may run to 4000 let a burst overspend.
+    secret = new_key("sk-app")
+    keys = tmp_path / "keys.yaml"
+    keys.write_text(yaml.safe_dump({"keys": [{"name": "app", "key": secret, "tpm": 100_000}]}))
+    keys.chmod(0o600)
+    models = [dict(m, max_output_tokens=4000) for m in PRICED]
+    gateway = await start_gateway(models=models, gateway={"auth": {"keys_file": str(keys)}})
+    status, headers, _ = await _post(client, gateway, secret)
+    assert status == 200
+    assert 95_900 < int(headers["x-ratelimit-remaining-tokens"]) <= 96_000
+
+
 async def test_a_request_for_several_choices_reserves_each_of_them(
     start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession,
     fake: FakeUpstream,

@@ -68,6 +68,18 @@ def test_a_model_price_is_read_and_gives_the_router_its_cost(tmp_path: Path):
     assert alpha.price.of(1_000_000, 100_000) == pytest.approx(4.5)
 
 
+def test_a_model_s_max_output_tokens_is_read_and_must_be_a_positive_integer(tmp_path: Path):
+    models = [dict(DEFAULT_MODELS[0], max_output_tokens=16384),
+              dict(DEFAULT_MODELS[1], max_output_tokens=0), *DEFAULT_MODELS[2:]]
+    write_config(tmp_path, "http://127.0.0.1:1", models=models)
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path, ENV)
+    assert str(caught.value).splitlines() == [
+        "model_registry.yaml: models.beta.max_output_tokens: must be greater than 0, got 0"]
+    write_config(tmp_path, "http://127.0.0.1:1", models=[models[0], *DEFAULT_MODELS[1:]])
+    assert load_config(tmp_path, ENV).models["alpha"].max_output_tokens == 16384
+
+
 def test_a_model_cost_given_wins_over_its_price(tmp_path: Path):
     models = [dict(DEFAULT_MODELS[0], cost=1, price={"input_per_mtok": 3, "output_per_mtok": 15}),
               *DEFAULT_MODELS[1:]]

@@ -87,8 +87,9 @@ async def test_a_request_too_large_for_the_tpm_is_told_to_ask_for_fewer_tokens()
     limiter = MemoryLimiter()
     decision = await limiter.reserve("k", KeyLimits(tpm=100), 272, 0.0, NOW)
     assert error_body(decision)["error"]["message"].endswith(
-        "Requested 272 (its prompt and the max_tokens it asks for, or 256 when it sets none): "
-        "set a lower max_tokens.")
+        "Requested 272 (its prompt and the max_tokens it asks for, or its model's "
+        "max_output_tokens (256 unless the registry says) when it sets none): set a lower "
+        "max_tokens.")
 
 
 async def test_a_prompt_larger_than_the_tpm_is_told_to_be_shorter_not_to_ask_for_less() -> None:
