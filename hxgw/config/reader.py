@@ -225,8 +225,14 @@ class Section:
         return str(value)
 
     def items(self) -> Iterator[tuple[str, Any]]:
+        """The mapping's entries, each named by a non-empty string: YAML reads `null:`
+        and `1:` as no name and a number, which become problems here."""
         for key, value in self.data.items():
-            yield str(key), value
+            if isinstance(key, str) and key:
+                yield key, value
+            else:
+                shown = "null" if key is None else repr(key)
+                self.report(f"a name must be a non-empty string, got {shown}")
 
 
 def read_yaml(path: Path, problems: Problems, files: list[Path], *, required: bool) -> Any:

@@ -42,6 +42,16 @@ def test_a_readiness_stale_after_no_longer_than_its_interval_is_a_problem(tmp_pa
         "or an idle gateway is unready between its probes: give it at least 180 s")
 
 
+def test_a_group_named_null_or_a_number_is_a_problem_not_a_group_named_none(tmp_path: Path):
+    write_config(tmp_path, "http://127.0.0.1:1")
+    routing = tmp_path / "routing.yaml"
+    routing.write_text(routing.read_text().replace(
+        "  groups:\n", "  groups:\n    null: [alpha]\n    7: [alpha]\n", 1))
+    assert _problems(tmp_path) == [
+        "routing.yaml: routing.groups: a name must be a non-empty string, got null",
+        "routing.yaml: routing.groups: a name must be a non-empty string, got 7"]
+
+
 def test_defaults_apply_without_gateway_yaml(tmp_path: Path):
     write_config(tmp_path, "http://127.0.0.1:1")
     (tmp_path / "gateway.yaml").unlink()
