@@ -14,6 +14,7 @@ do read the header values here (`parse_mimetype`, `parse_content_disposition`).
 
 from __future__ import annotations
 
+import re
 import warnings
 from typing import Literal
 
@@ -34,20 +35,37 @@ MAX_PADDING = 64
 State = Literal["start", "delimited", "head", "content", "model", "found", "end"]
 
 
+BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
+"""RFC 2046's boundary: 1 to 70 of its characters, not ending in a space."""
+TOKEN = re.compile(r"[0-9A-Za-z!#$%&'*+\-.^_`|~]+")
+
+
 def form_boundary(content_type: str | None) -> bytes:
     """The boundary of a multipart/form-data Content-Type (quoted or not); a 400 for
-    any other type, or one without a usable boundary."""
+    any other type, or one without a boundary that every parser reads alike: the
+    upstream's may take the last of two where aiohttp takes the first, or read a
+    backslash in quotes as an escape, and find another form, with another `model`, in
+    the same bytes."""
     mime = parse_mimetype(content_type or "")
     if (mime.type, mime.subtype) != ("multipart", "form-data"):
         given = f"{mime.type}/{mime.subtype}" if mime.type else "no Content-Type"
         raise BadRequest(f"this route takes a multipart/form-data body, got {given}")
-    boundary = mime.parameters.get("boundary", "")
-    if not 0 < len(boundary) <= MAX_BOUNDARY or not boundary.isascii():
+    boundaries = mime.parameters.getall("boundary", ())
+    if len(boundaries) != 1 or not BOUNDARY.fullmatch(boundaries[0]):
         raise BadRequest(
-            "the multipart/form-data Content-Type needs a boundary parameter of 1 to "
-            f"{MAX_BOUNDARY} ASCII characters"
+            "the multipart/form-data Content-Type needs one boundary parameter of 1 to "
+            f"{MAX_BOUNDARY} of the characters RFC 2046 allows (letters, digits and "
+            "'()+_,-./:=? or a space not at its end)"
         )
-    return boundary.encode("ascii")
+    return boundaries[0].encode("ascii")
+
+
+def form_content_type(boundary: bytes) -> str:
+    """The Content-Type an upload goes upstream with: the gateway's own, naming only the
+    boundary it read the form by."""
+    text = boundary.decode("ascii")
+    quoted = text if TOKEN.fullmatch(text) else '"' + text + '"'  # RFC 2046's may need quotes
+    return f"multipart/form-data; boundary={quoted}"
 
 
 class ModelField:

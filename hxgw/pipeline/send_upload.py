@@ -12,6 +12,7 @@ import time
 from hxgw.config import Model
 from hxgw.pipeline.context import RequestContext
 from hxgw.pipeline.failures import RETRYABLE_STATUS
+from hxgw.pipeline.multipart import form_content_type
 from hxgw.upstream import Gate, UpstreamResponse, header_line
 
 
@@ -27,6 +28,7 @@ async def send_upload(
     upstream answers before that (an early 413, say)."""
     state = ctx.state
     timeouts = state.config.timeouts
+    assert ctx.upload is not None  # read_form or take_file set it
     loop = asyncio.get_running_loop()
     body = ctx.upstream_bodies.for_model(model)
     left = ctx.started + timeouts.total - time.perf_counter()
@@ -42,7 +44,7 @@ async def send_upload(
             state.origins[model.upstream],
             (ctx.upstream_path or ctx.endpoint.upstream_path).encode(),
             state.upload_head[model.upstream],
-            [*headers, header_line("Content-Type", ctx.exchange.header("Content-Type") or "")],
+            [*headers, header_line("Content-Type", form_content_type(ctx.upload.boundary))],
             body,
             body.length,
             connect_timeout=timeouts.connect,

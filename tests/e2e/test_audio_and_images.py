@@ -245,6 +245,32 @@ async def test_a_form_with_its_file_before_its_model_is_routed_by_the_model(
     assert (seen.model, seen.body["file"][0]["size"]) == ("whisper-1", len(sound))
 
 
+async def test_a_form_goes_upstream_with_only_the_boundary_the_gateway_read_it_by(
+    media: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    body = form("q=b", ("model", b"whisper", None), ("file", SOUND, "a.wav"))
+    headers = {**media.auth,
+               "Content-Type": 'multipart/form-data; charset=utf-8; boundary="q=b"; x=1'}
+    async with client.post(media.url + "/v1/audio/transcriptions", data=body,
+                           headers=headers) as resp:
+        assert resp.status == 200, await resp.text()
+    assert fake.requests[-1].headers["Content-Type"] == 'multipart/form-data; boundary="q=b"'
+
+
+async def test_a_form_with_two_boundaries_is_refused_before_the_upstream_sees_it(
+    media: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    # An upstream that takes the last boundary would find another form, and another model.
+    body = form("AAAA", ("model", b"whisper", None), ("file", SOUND, "a.wav"))
+    headers = {**media.auth,
+               "Content-Type": "multipart/form-data; boundary=AAAA; boundary=BBBB"}
+    async with client.post(media.url + "/v1/audio/transcriptions", data=body,
+                           headers=headers) as resp:
+        assert resp.status == 400
+        assert "one boundary parameter" in (await resp.json())["error"]["message"]
+    assert fake.requests == []
+
+
 async def test_a_large_upload_reaches_the_upstream_while_the_client_is_still_sending(
     start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):

@@ -8,7 +8,13 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hxgw.errors import BadRequest
-from hxgw.pipeline.multipart import MAX_MODEL, MAX_PART_HEAD, ModelField, form_boundary
+from hxgw.pipeline.multipart import (
+    MAX_MODEL,
+    MAX_PART_HEAD,
+    ModelField,
+    form_boundary,
+    form_content_type,
+)
 
 B = b"xYz0"
 
@@ -86,6 +92,27 @@ def test_a_quoted_boundary_parameter_is_unquoted():
 def test_anything_but_a_form_with_a_boundary_is_a_400(content_type: str | None):
     with pytest.raises(BadRequest):
         form_boundary(content_type)
+
+
+@pytest.mark.parametrize("content_type", [
+    "multipart/form-data; boundary=AAAA; boundary=BBBB",  # aiohttp reads the first
+    'multipart/form-data; boundary="Q\\"Q"',  # python-multipart unescapes the quote
+])
+def test_a_boundary_parsers_may_read_apart_is_a_400(content_type: str):
+    # The upstream would find another form, with another model, in the same bytes.
+    with pytest.raises(BadRequest, match="one boundary parameter"):
+        form_boundary(content_type)
+
+
+@pytest.mark.parametrize(("boundary", "content_type"), [
+    (b"----WebKitFormBoundary7MA4YWxk", "multipart/form-data; boundary=----WebKitFormBoundary7MA4YWxk"),
+    (b"a=b:c", 'multipart/form-data; boundary="a=b:c"'),
+])
+def test_an_upload_goes_upstream_naming_only_the_boundary_the_gateway_read(
+    boundary: bytes, content_type: str
+):
+    assert form_content_type(boundary) == content_type
+    assert form_boundary(content_type) == boundary
 
 
 def test_a_preamble_and_padding_after_a_boundary_are_allowed():
