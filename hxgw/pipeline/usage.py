@@ -17,12 +17,21 @@ from typing import Any
 
 from hxgw.config import KeyLimits, Model
 from hxgw.pipeline.context import RequestContext, Source, Used
-from hxgw.pipeline.inline_data import CHARACTERS_PER_TOKEN, LARGE_BODY, inline_characters
 from hxgw.pipeline.reported_usage import MAX_TOKENS, reported_parts, reported_tokens
+from hxgw.routing.prompt_size import measure
 
 BYTES_PER_TOKEN = 4
 """A request body's bytes per prompt token: OpenAI's rule of thumb for English, and an
 overestimate for a JSON body, which is what a reservation wants."""
+LARGE_BODY = 64 * 1024
+"""Below this a body counts at the text's rate, whole (16k tokens at most): not worth a
+walk through it for the media it sends inline."""
+MEDIA_CHARACTERS_PER_TOKEN = 32
+"""Inline media's base64 characters per prompt token. A provider counts an image by its
+pixels (OpenAI's high detail at most about 1.5k tokens, Anthropic's about 1.6k), audio by
+its seconds, a document by its pages: at the text's rate a 600 KB photo would reserve
+150k tokens, more than many keys' TPM, and be refused for good. At this one it counts as
+19k, still more than a provider bills for it; a PDF of 50 pages (3 MB or so) as 100k."""
 DEFAULT_COMPLETION = 256
 """The completion a reservation assumes when the request sets no `max_tokens`."""
 
@@ -106,8 +115,8 @@ def estimated_prompt(ctx: RequestContext) -> int:
         return 0
     size = len(ctx.raw_body)
     if size > LARGE_BODY and ctx.body is not None:
-        inline = inline_characters(ctx.body)  # media in base64: not counted as text is
-        return (size - inline) // BYTES_PER_TOKEN + inline // CHARACTERS_PER_TOKEN + 1
+        media = measure(ctx.body).media  # not counted as text is
+        return (size - media) // BYTES_PER_TOKEN + media // MEDIA_CHARACTERS_PER_TOKEN + 1
     return size // BYTES_PER_TOKEN + 1
 
 

@@ -7,7 +7,6 @@ models the prompt does not fit, and models whose circuit is open, are left out.
 
 from __future__ import annotations
 
-import re
 import time
 from dataclasses import dataclass, field
 from typing import Any, NamedTuple
@@ -16,6 +15,7 @@ from hxgw.config import Config, Model
 from hxgw.errors import BadRequest
 from hxgw.routing.learned.classifier import TaskClassifier
 from hxgw.routing.learned.prompt import prompt_text
+from hxgw.routing.prompt_size import measure
 from hxgw.routing.scoring import Ranking, Scored, rank
 from hxgw.routing.strategies import ORDERS, Memory
 
@@ -143,7 +143,7 @@ def estimate_tokens(body: dict[str, Any] | None) -> int:
         return 0
     # Chat's messages, Responses' input and instructions, Anthropic's system, a prompt,
     # and the tools the model is told of, whose definitions it reads as part of the prompt.
-    chars = sum(_chars(body.get(f)) for f in _COUNTED)
+    chars = sum(measure(body.get(f)).text for f in _COUNTED)
     wanted = (
         body.get("max_completion_tokens") or body.get("max_tokens") or body.get("max_output_tokens")
     )
@@ -151,32 +151,3 @@ def estimate_tokens(body: dict[str, Any] | None) -> int:
 
 
 _COUNTED = ("messages", "input", "instructions", "system", "prompt", "tools", "functions")
-_DATA_URL = re.compile(r"data:[\w.+-]+/[\w.+-]+(;[\w.+-]+=[\w.+-]+)*;base64,")
-
-
-def _chars(value: object) -> int:
-    """The characters of every text in a field of the request, at any depth: message
-    contents and tool results, tool calls' arguments, tool definitions. A token id counts
-    as four, as a token does; media sent inline (a base64 data: URL, Anthropic's base64
-    `source`, OpenAI's `input_audio` and `file_data`), whose tokens are not its
-    characters, not at all. Walked with a stack: JSON may nest deeper than Python recurses."""
-    total = 0
-    stack = [value]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            total += 0 if _DATA_URL.match(item) else len(item)
-        elif isinstance(item, int) and not isinstance(item, bool):
-            total += 4
-        elif isinstance(item, list):
-            stack.extend(item)
-        elif isinstance(item, dict):
-            stack.extend(v for k, v in item.items() if not _inline_media(item, k))
-    return total
-
-
-def _inline_media(part: dict[str, Any], key: str) -> bool:
-    if key == "file_data":
-        return True
-    # {"type": "base64", "media_type": ..., "data": ...}; {"data": ..., "format": "wav"}
-    return key == "data" and ("media_type" in part or "format" in part)

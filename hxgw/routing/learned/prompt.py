@@ -11,9 +11,12 @@ is the agent's loop going on, not a new request: classified, it would move a too
 to another model between turns, losing its prompt cache and its thinking's signatures.
 """
 
-from collections.abc import Iterable
 
 SYSTEM_CHARS = 500
+MAX_ITEMS = 1000
+"""The most items of one list read for the text: a prompt's first parts, a chat's first
+and last messages. A body may hold millions (16 MB of token ids fits the body limit),
+and the classifier weighs a prompt's opening words."""
 _SYSTEM_ROLES = ("system", "developer")
 
 
@@ -31,7 +34,7 @@ def content_text(content: object) -> str:
     if isinstance(content, str):
         return content
     if isinstance(content, list):
-        return "\n".join(t for t in map(_part_text, content) if t)
+        return "\n".join(t for t in map(_part_text, content[:MAX_ITEMS]) if t)
     return ""
 
 
@@ -41,7 +44,9 @@ def _hands_back_tools(content: object) -> bool:
     )
 
 
-def _messages_text(messages: Iterable[object], beside: list[str]) -> str:
+def _messages_text(messages: list[object], beside: list[str]) -> str:
+    if len(messages) > MAX_ITEMS:  # the system prompts first, the last turns
+        messages = [*messages[:16], *messages[16 - MAX_ITEMS :]]
     system = list(beside)
     last_user = ""
     last_any = ""
@@ -71,9 +76,10 @@ def _strings(value: object, system: list[str]) -> str:
     if isinstance(value, str):
         return _in_context(value, system)
     if isinstance(value, list):
-        if any(isinstance(item, dict) for item in value):
+        if any(isinstance(item, dict) for item in value[:MAX_ITEMS]):
             return _messages_text(value, system)
-        return _in_context("\n".join(item for item in value if isinstance(item, str)), system)
+        first = value[:MAX_ITEMS]
+        return _in_context("\n".join(item for item in first if isinstance(item, str)), system)
     return ""
 
 

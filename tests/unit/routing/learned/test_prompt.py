@@ -6,6 +6,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hxgw.routing.learned.classifier import prompt_text
+from hxgw.routing.learned.prompt import MAX_ITEMS
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(max_size=20),
@@ -143,3 +144,14 @@ def test_any_json_value_never_raises(body: object) -> None:
 @given(shaped)
 def test_any_body_shaped_like_a_request_never_raises(body: dict[str, Any]) -> None:
     assert isinstance(prompt_text(body), str)
+
+
+def test_of_a_chat_of_thousands_of_messages_the_system_prompt_and_last_turn_are_read():
+    messages = [{"role": "system", "content": "You are a Python expert."}]
+    messages += [{"role": "user", "content": f"turn {i}"} for i in range(5000)]
+    assert prompt_text({"messages": messages}) == "turn 4999\n\nYou are a Python expert."
+
+
+def test_of_a_prompt_of_many_parts_only_the_first_are_read():
+    parts = ["first words"] + ["more"] * (3 * MAX_ITEMS)
+    assert prompt_text({"prompt": parts}).count("\n") == MAX_ITEMS - 1

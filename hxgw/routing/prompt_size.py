@@ -1,0 +1,62 @@
+"""How much a request's prompt holds: the characters of its text, and apart from them
+the characters of the media sent inline, which providers count by pixels, seconds or
+pages, not by characters. Routing keeps a long prompt off a model with a smaller
+`max_context` by the first; a key's limits count the second at their own rate
+(hxgw.pipeline.usage).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, NamedTuple
+
+MAX_WALKED = 100_000
+"""Items read one by one, at most: a list or object that would take the walk past them
+counts an item a token, unread, so that a body of millions of token ids or parts (16 MB fits the body limit)
+cannot hold the event loop for a second."""
+_DATA_URL = re.compile(r"data:[\w.+-]+/[\w.+-]+(;[\w.+-]+=[\w.+-]+)*;base64,")
+
+
+class Size(NamedTuple):
+    text: int
+    media: int
+
+
+def measure(value: object) -> Size:
+    """The characters of every text in a field of the request, at any depth (message
+    contents and tool results, tool calls' arguments, tool definitions; a token id
+    counts as four, as a token does), and of the media sent inline (a base64 data: URL,
+    Anthropic's base64 `source`, OpenAI's `input_audio` and `file_data`). Walked with a
+    stack: JSON may nest deeper than Python recurses."""
+    text = media = 0
+    left = MAX_WALKED  # items that may yet be read
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, str):
+            if _DATA_URL.match(item):
+                media += len(item)
+            else:
+                text += len(item)
+        elif isinstance(item, int) and not isinstance(item, bool):
+            text += 4
+        elif isinstance(item, (list, dict)) and len(item) > left:
+            text += 4 * len(item)
+        elif isinstance(item, list):
+            left -= len(item)
+            stack.extend(item)
+        elif isinstance(item, dict):
+            left -= len(item)
+            for key, field in item.items():
+                if _inline_media(item, key):
+                    media += len(field) if isinstance(field, str) else 0
+                else:
+                    stack.append(field)
+    return Size(text, media)
+
+
+def _inline_media(part: dict[str, Any], key: str) -> bool:
+    if key == "file_data":
+        return True
+    # {"type": "base64", "media_type": ..., "data": ...}; {"data": ..., "format": "wav"}
+    return key == "data" and ("media_type" in part or "format" in part)
