@@ -550,7 +550,7 @@ async def test_a_store_whose_keys_are_all_revoked_is_no_key_to_start_on(
 async def test_a_key_named_like_a_config_key_is_refused(start_gateway: StartGateway):
     gateway = await start_gateway()
     made = keys(gateway, "create", "master")
-    assert made.returncode == 2 and "already has a key named 'master'" in made.stderr
+    assert made.returncode == 2 and "'master' is MASTER_KEY's name: choose another" in made.stderr
 
 
 async def test_a_limit_past_what_the_stores_hold_is_refused_as_bad_usage(
