@@ -18,9 +18,8 @@ from aiohttp import StreamReader, web
 from aiohttp.http import HttpVersion10, HttpVersion11
 from aiohttp.http_exceptions import ContentEncodingError
 from aiohttp.streams import EMPTY_PAYLOAD
-from aiohttp.web_protocol import RequestHandler, _ErrInfo
+from aiohttp.web_protocol import RequestHandler, RequestPayloadError, _ErrInfo
 
-from hxgw.endpoints import endpoint_for
 from hxgw.errors import (
     BadRequest,
     GatewayError,
@@ -29,9 +28,14 @@ from hxgw.errors import (
     VersionNotSupported,
 )
 from hxgw.observe import AccessLog, RequestIds
-from hxgw.pipeline.client_request import ACCEPT_ENCODING, parser_reason, unsupported_coding
+from hxgw.pipeline.client_request import (
+    ACCEPT_ENCODING,
+    parser_reason,
+    unsupported_coding,
+)
 from hxgw.pipeline.exchange import SERVER
 from hxgw.server.quota import PerAddressQuota
+from hxgw.server.refused_heads import cut_short, head_timeout, is_anthropic_path, other_version
 
 log = structlog.get_logger("hxgw.server")
 
@@ -76,10 +80,26 @@ class GatewayConnection(RequestHandler):
         super().data_received(data)
         if self._request_count != count:
             self.partial_head = False
+            self._fail_cut_body(body)
             self._refuse_versions(self._request_count - count)
             self._last_body = self._messages[-1][1] if self._messages else None
         elif data and between:
             self.partial_head = True
+
+    def _fail_cut_body(self, body: StreamReader | None) -> None:
+        """aiohttp's decoder finds a deflate body cut short only at its end, and its parser
+        takes that for the error of a new request: the body's reader would wait for the
+        rest until the body timeout, and the error be answered after it. The body fails
+        instead, as one that does not decode (a 400, and the connection closed)."""
+        messages = self._messages
+        if not messages or body is None or body.is_eof():
+            return
+        message = messages[-1][0]
+        if isinstance(message, _ErrInfo) and isinstance(message.exc, ContentEncodingError):
+            messages.pop()
+            error = RequestPayloadError("the request body does not decode")
+            error.__cause__ = message.exc
+            body.set_exception(error)
 
     def _refuse_versions(self, new: int) -> None:
         """Turn each of the `new` requests just parsed whose version is not HTTP/1.x into
@@ -117,7 +137,7 @@ class GatewayConnection(RequestHandler):
             self.partial_head = False
             error = RequestTimeout("the request head did not arrive in time")
             headers, body = self._answer(self.address, error, {})
-            self.transport.write(_head_timeout(headers, body))
+            self.transport.write(head_timeout(headers, body))
         super()._process_keepalive()
 
     def connection_lost(self, exc: BaseException | None) -> None:
@@ -139,12 +159,14 @@ class GatewayConnection(RequestHandler):
             raise ConnectionError("the response had begun; no error can follow it")
         error: GatewayError
         headers = {"Server": SERVER}
-        if isinstance(exc, ContentEncodingError):  # br or zstd, without their library
+        if isinstance(exc, ContentEncodingError) and (coding := cut_short(exc)):
+            error = BadRequest(f"the request body cannot be read: it is not valid {coding}")
+        elif isinstance(exc, ContentEncodingError):  # br or zstd, without their library
             error = unsupported_coding()
             headers["Accept-Encoding"] = ACCEPT_ENCODING
         elif status == 400 and self._head_start.startswith(H2_PREFACE):
             error = VersionNotSupported("HTTP/2 is not served (prior knowledge); use HTTP/1.1")
-        elif status == 400 and (version := _other_version(self._head_start)):
+        elif status == 400 and (version := other_version(self._head_start)):
             # llhttp takes such a request to close the connection: bytes after it are
             # refused with it, as if it were malformed.
             error = VersionNotSupported(f"{version} is not served; use HTTP/1.1")
@@ -173,7 +195,7 @@ class GatewayConnection(RequestHandler):
         request_id = manager.ids.new() if isinstance(manager, GatewayServer) else "-"
         headers["Content-Type"] = "application/json"
         headers["X-Request-ID"] = request_id
-        if _anthropic(self._head_start):
+        if is_anthropic_path(self._head_start):
             headers["request-id"] = request_id  # what Anthropic's SDK reads
             body = error.to_anthropic_json(request_id)
         else:
@@ -181,31 +203,6 @@ class GatewayConnection(RequestHandler):
         if isinstance(manager, GatewayServer):
             manager.refused(address, error, len(body), request_id)
         return headers, body
-
-
-def _other_version(head: bytes) -> str | None:
-    """The version a request line names when it is not HTTP/1.x (`HTTP/2.0`), else None."""
-    version = head.partition(b"\n")[0].rstrip(b"\r").rpartition(b" ")[2]
-    if len(version) == 8 and version.startswith(b"HTTP/") and version[5:6] != b"1":
-        return version.decode("latin-1")
-    return None
-
-
-def _anthropic(head: bytes) -> bool:
-    """Whether a request line names a path of Anthropic's API, whose clients read their
-    errors in its shape."""
-    method, _, rest = head.partition(b"\r\n")[0].partition(b" ")
-    path = rest.partition(b" ")[0].partition(b"?")[0]
-    return endpoint_for(method.decode("latin-1"), path.decode("latin-1")).dialect == "anthropic"
-
-
-def _head_timeout(headers: dict[str, str], body: bytes) -> bytes:
-    """A whole 408 answer, written by hand: there is no request for aiohttp to answer."""
-    fields = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
-    return (
-        b"HTTP/1.1 408 Request Timeout\r\nServer: %s\r\n%sContent-Length: %d\r\n"
-        b"Connection: close\r\n\r\n%s"
-    ) % (SERVER.encode(), fields.encode(), len(body), body)
 
 
 class GatewayServer(web.Server):

@@ -7,6 +7,7 @@ import gzip
 import io
 import json
 import re
+import zlib
 
 import aiohttp
 import pytest
@@ -203,6 +204,42 @@ async def _answer_to(gateway: Gateway, request: bytes) -> tuple[bytes, bytes]:
     writer.close()
     head, _, body = answer.partition(b"\r\n\r\n")
     return head, body
+
+
+def _cut_deflate(gateway: Gateway) -> tuple[bytes, bytes]:
+    """A chat request whose deflate body lacks its last bytes (its final block)."""
+    body = zlib.compress(json.dumps({"model": "chat", "messages": []}).encode())[:-4]
+    head = (f"POST {CHAT_PATH} HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {gateway.key}\r\n"
+            f"Content-Type: application/json\r\nContent-Encoding: deflate\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n").encode()
+    return head, body
+
+
+async def test_a_deflate_body_cut_short_gets_400_not_a_415(gateway: Gateway):
+    head, body = _cut_deflate(gateway)
+    status, answer = await _answer_to(gateway, head + body)
+    assert status.split(b" ")[1] == b"400"
+    assert json.loads(answer)["error"]["message"] == (
+        "the request body cannot be read: it is not valid deflate")
+
+
+async def test_a_deflate_body_cut_short_after_its_head_gets_400_at_once_not_a_timeout(
+    gateway: Gateway,
+):
+    head, body = _cut_deflate(gateway)
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+    try:
+        writer.write(head)
+        await writer.drain()
+        await asyncio.sleep(0.2)  # the gateway waits for the body it has the head of
+        writer.write(body)
+        answer = await asyncio.wait_for(reader.read(), 5)  # the body timeout is 60 s
+    finally:
+        writer.close()
+    status, _, payload = answer.partition(b"\r\n\r\n")
+    assert status.split(b" ")[1] == b"400"
+    assert json.loads(payload)["error"]["message"] == (
+        "the request body cannot be read: it is not valid deflate")
 
 
 @pytest.mark.parametrize(("head", "said"), [

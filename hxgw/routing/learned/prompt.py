@@ -11,7 +11,6 @@ is the agent's loop going on, not a new request: classified, it would move a too
 to another model between turns, losing its prompt cache and its thinking's signatures.
 """
 
-
 SYSTEM_CHARS = 500
 MAX_ITEMS = 1000
 """The most items of one list read for the text: a prompt's first parts, a chat's first

@@ -1,0 +1,46 @@
+"""What the gateway reads of a request aiohttp's parser refused, whose head it kept only
+the first bytes of (`GatewayConnection._head_start`): the version its request line
+names, whether its path is Anthropic's API (the error shape its client reads), and a
+body coding cut short; and the 408 of a head that never completed, written by hand.
+"""
+
+from __future__ import annotations
+
+from aiohttp.http_exceptions import ContentEncodingError
+
+from hxgw.endpoints import endpoint_for
+from hxgw.pipeline.client_request import DECODED
+from hxgw.pipeline.exchange import SERVER
+
+
+def other_version(head: bytes) -> str | None:
+    """The version a request line names when it is not HTTP/1.x (`HTTP/2.0`), else None."""
+    version = head.partition(b"\n")[0].rstrip(b"\r").rpartition(b" ")[2]
+    if len(version) == 8 and version.startswith(b"HTTP/") and version[5:6] != b"1":
+        return version.decode("latin-1")
+    return None
+
+
+def is_anthropic_path(head: bytes) -> bool:
+    """Whether a request line names a path of Anthropic's API, whose clients read their
+    errors in its shape."""
+    method, _, rest = head.partition(b"\r\n")[0].partition(b" ")
+    path = rest.partition(b" ")[0].partition(b"?")[0]
+    return endpoint_for(method.decode("latin-1"), path.decode("latin-1")).dialect == "anthropic"
+
+
+def head_timeout(headers: dict[str, str], body: bytes) -> bytes:
+    """A whole 408 answer, written by hand: there is no request for aiohttp to answer."""
+    fields = "".join(f"{name}: {value}\r\n" for name, value in headers.items())
+    return (
+        b"HTTP/1.1 408 Request Timeout\r\nServer: %s\r\n%sContent-Length: %d\r\n"
+        b"Connection: close\r\n\r\n%s"
+    ) % (SERVER.encode(), fields.encode(), len(body), body)
+
+
+def cut_short(exc: ContentEncodingError) -> str | None:
+    """The coding of a body aiohttp decodes that its decoder found cut short at its end
+    (a deflate stream without its final block), which its parser raises with the body's
+    head: None for a coding it lacks the library for."""
+    said = exc.message.rpartition(" ")[2]
+    return said if said in DECODED else None
