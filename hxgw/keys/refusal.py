@@ -45,8 +45,12 @@ def error_body(
     """The 429's body; the request's prompt alone (its estimated tokens, the most it may
     cost) tells a refusal whether fewer tokens asked for could let it in."""
     kind = decision.refused
-    if kind == "budget":
+    if kind == "budget" and not budget_held(decision):
         error_type, code = "insufficient_quota", "insufficient_quota"
+    elif kind == "budget":
+        # Not a spent quota, which code reading `insufficient_quota` stops on: a wait of a
+        # second, as for too many requests at once.
+        error_type, code = "requests", "rate_limit_exceeded"
     else:
         error_type, code = ("tokens" if kind == "tokens" else "requests"), "rate_limit_exceeded"
     return {
@@ -57,6 +61,13 @@ def error_body(
             "code": code,
         }
     }
+
+
+def budget_held(decision: LimitDecision) -> bool:
+    """Whether a budget refuses the request only for the requests under way: what is
+    spent leaves room for it, and room comes back as they end."""
+    budget = decision.limits.budget
+    return bool(budget) and decision.usage.spent + decision.est_cost <= (budget or 0.0)
 
 
 def _message(decision: LimitDecision, prompt_tokens: int, prompt_cost: float) -> str:
@@ -83,7 +94,7 @@ def _message(decision: LimitDecision, prompt_tokens: int, prompt_cost: float) ->
                 f"this request needs up to {needs} (the max_tokens it asks for, or {UNSET} "
                 "when it sets none, at its dearest model's price): set a lower max_tokens."
             )
-        if usage.spent + decision.est_cost <= (limits.budget or 0.0):
+        if budget_held(decision):
             budget, needs, spent, held = _amounts(
                 limits.budget or 0.0, decision.est_cost, usage.spent, usage.reserved
             )

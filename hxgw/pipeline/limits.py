@@ -123,7 +123,7 @@ def _refusal(
     decision: LimitDecision, anthropic: bool, prompt: int, prompt_cost: float
 ) -> KeyLimited:
     body = error_body(decision, prompt, prompt_cost)
-    kind = KeyOverBudget if decision.refused == "budget" else KeyLimited
+    kind = KeyOverBudget if body["error"]["code"] == "insufficient_quota" else KeyLimited
     headers = refusal_headers(decision)
     if anthropic:
         headers |= decision.anthropic_headers()

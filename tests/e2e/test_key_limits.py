@@ -317,7 +317,8 @@ async def test_a_budget_held_by_requests_under_way_says_to_retry_soon_not_at_the
                            headers={"Authorization": f"Bearer {secret}"}) as stream:
         await stream.content.readuntil(b"\n\n")
         status, headers, body = await _post(client, gateway, secret, max_tokens=10)
-        assert status == 429 and body["error"]["code"] == "insufficient_quota"
+        # Not insufficient_quota, which code that reads it stops on for good.
+        assert status == 429 and body["error"]["code"] == "rate_limit_exceeded"
         assert "under way" in body["error"]["message"]
         assert int(headers["retry-after"]) <= 60 and "x-should-retry" not in headers
         assert held.gate is not None
@@ -369,7 +370,9 @@ async def test_fifty_parallel_requests_overspend_a_budget_by_at_most_one_reserva
     served = sum(1 for status, _, _ in results if status == 200)
     refused = [body for status, _, body in results if status == 429]
     assert served + len(refused) == 50 and 0 < served < 50
-    assert all(b["error"]["code"] == "insufficient_quota" for b in refused)
+    # Refused while what was spent left room: held by the requests under way.
+    assert all(b["error"]["code"] == "rate_limit_exceeded" for b in refused)
+    assert all("under way" in b["error"]["message"] for b in refused)
     # Each request reserves about 0.06 (its body's tokens and 20 more) and costs 0.01.
     await asyncio.sleep(0.2)  # the last answers' figures are recorded as they end
     assert 0 < await _spend(client, gateway) <= 0.3 + 0.07
