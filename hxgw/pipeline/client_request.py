@@ -135,7 +135,11 @@ class ClientRequest:
     async def expect_body(self) -> None:
         """Ask for the body of a client that waits to be asked (Expect: 100-continue)."""
         request = self.request
-        if request.headers.get("Expect", "").lower() == "100-continue":
+        # An HTTP/1.0 client gets no 1xx, and its Expect is ignored (RFC 9110, 10.1.1).
+        if (
+            request.version >= (1, 1)
+            and request.headers.get("Expect", "").lower() == "100-continue"
+        ):
             # aiohttp's low-level server leaves Expect to the handler; the client waits
             # for this before it sends the body.
             await request.writer.write(CONTINUE)

@@ -330,6 +330,24 @@ async def test_expect_100_continue_gets_100_before_the_body_then_the_answer(gate
     assert_chat_reply(final)
 
 
+async def test_an_http_1_0_client_s_expect_is_ignored_and_gets_no_100(gateway: Gateway):
+    # RFC 9110 (10.1.1, 15.2): a 1xx must not go to an HTTP/1.0 client.
+    data = json.dumps(CHAT).encode()
+    head = request(
+        "POST",
+        CHAT_PATH,
+        headers=api_headers(gateway, {"Content-Length": str(len(data)), "Expect": "100-continue"}),
+        version="1.0",
+    )
+    async with connect(gateway) as conn:
+        await conn.send(head)
+        await asyncio.sleep(0.3)  # as long as the gateway waits for a body it asked for
+        await conn.send(data)
+        final = await conn.response()
+    assert final.status == 200
+    assert_chat_reply(final)
+
+
 async def test_expect_100_continue_over_the_body_limit_gets_413_without_a_100(
     start_gateway: StartGateway, fake: FakeUpstream
 ):
