@@ -140,6 +140,18 @@ class PayloadTooLarge(GatewayError):
     code = "request_too_large"
 
 
+class UriTooLong(GatewayError):
+    status = 414
+    type = "invalid_request_error"
+    code = "uri_too_long"
+
+
+class HeaderTooLarge(GatewayError):
+    status = 431
+    type = "invalid_request_error"
+    code = "request_header_fields_too_large"
+
+
 class UnsupportedEncoding(GatewayError):
     """A request body in a content coding the gateway does not read: the 415 names
     those it does in Accept-Encoding (RFC 9110, 15.5.16)."""

@@ -16,7 +16,7 @@ from typing import Any
 import structlog
 from aiohttp import StreamReader, web
 from aiohttp.http import HttpVersion10, HttpVersion11
-from aiohttp.http_exceptions import ContentEncodingError
+from aiohttp.http_exceptions import ContentEncodingError, LineTooLong
 from aiohttp.streams import EMPTY_PAYLOAD
 from aiohttp.web_protocol import RequestHandler, RequestPayloadError, _ErrInfo
 
@@ -35,7 +35,13 @@ from hxgw.pipeline.client_request import (
 )
 from hxgw.pipeline.exchange import SERVER
 from hxgw.server.quota import PerAddressQuota
-from hxgw.server.refused_heads import cut_short, head_timeout, is_anthropic_path, other_version
+from hxgw.server.refused_heads import (
+    cut_short,
+    head_timeout,
+    is_anthropic_path,
+    other_version,
+    too_long,
+)
 
 log = structlog.get_logger("hxgw.server")
 
@@ -170,6 +176,8 @@ class GatewayConnection(RequestHandler):
             # llhttp takes such a request to close the connection: bytes after it are
             # refused with it, as if it were malformed.
             error = VersionNotSupported(f"{version} is not served; use HTTP/1.1")
+        elif status == 400 and isinstance(exc, LineTooLong):
+            error = too_long(self._head_start)
         elif status == 400:
             reason = parser_reason(exc) if exc is not None else message or "bad request"
             error = BadRequest(f"malformed HTTP request: {reason}")

@@ -9,6 +9,7 @@ from __future__ import annotations
 from aiohttp.http_exceptions import ContentEncodingError
 
 from hxgw.endpoints import endpoint_for
+from hxgw.errors import GatewayError, HeaderTooLarge, UriTooLong
 from hxgw.pipeline.client_request import DECODED
 from hxgw.pipeline.exchange import SERVER
 
@@ -44,3 +45,11 @@ def cut_short(exc: ContentEncodingError) -> str | None:
     head: None for a coding it lacks the library for."""
     said = exc.message.rpartition(" ")[2]
     return said if said in DECODED else None
+
+
+def too_long(head: bytes) -> GatewayError:
+    """The 414 of a request line longer than the parser reads (8 KiB), or the 431 of a
+    header: which one, the head's first bytes say (no line end yet: the request line)."""
+    if b"\n" not in head:
+        return UriTooLong("the request line (method, path and query) is over 8 KiB")
+    return HeaderTooLarge("a request header is longer than the gateway reads")

@@ -257,6 +257,21 @@ async def test_a_request_that_cannot_be_parsed_gets_400_saying_why_in_a_few_word
     assert json.loads(body)["error"]["message"] == f"malformed HTTP request: {said}"
 
 
+@pytest.mark.parametrize(("head", "status", "code"), [
+    (b"GET /v1/models?" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", b"414",
+     "uri_too_long"),
+    (b"GET /v1/models HTTP/1.1\r\nHost: x\r\nX-Big: " + b"a" * 20000 + b"\r\n\r\n", b"431",
+     "request_header_fields_too_large"),
+])
+async def test_a_request_line_or_header_too_long_gets_414_or_431_without_its_bytes(
+    gateway: Gateway, head: bytes, status: bytes, code: str
+):
+    answer_head, body = await _answer_to(gateway, head)
+    error = json.loads(body)["error"]
+    assert (answer_head.split(b" ")[1], error["code"]) == (status, code)
+    assert "aaaa" not in error["message"]
+
+
 @pytest.mark.parametrize("head", [
     b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
     b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
