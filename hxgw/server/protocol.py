@@ -82,6 +82,8 @@ class GatewayConnection(RequestHandler):
         between = body is None or body.is_eof()
         if between and not self.partial_head:
             self._head_start = data[:256]
+        elif between and len(self._head_start) < 256:  # a head that comes in pieces
+            self._head_start += data[: 256 - len(self._head_start)]
         count = self._request_count
         super().data_received(data)
         if self._request_count != count:

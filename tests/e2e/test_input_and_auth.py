@@ -272,6 +272,23 @@ async def test_a_request_line_or_header_too_long_gets_414_or_431_without_its_byt
     assert "aaaa" not in error["message"]
 
 
+async def test_a_request_to_anthropic_s_api_whose_head_comes_in_pieces_gets_its_error_shape(
+    gateway: Gateway,
+):
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+    try:
+        for piece in (b"POST /v1/mes", b"sages HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n",
+                      b"Content-Length: 6\r\n\r\n"):
+            writer.write(piece)
+            await writer.drain()
+            await asyncio.sleep(0.05)
+        answer = await asyncio.wait_for(reader.read(), 5)
+    finally:
+        writer.close()
+    payload = json.loads(answer.partition(b"\r\n\r\n")[2])
+    assert payload["type"] == "error" and payload["error"]["type"] == "invalid_request_error"
+
+
 @pytest.mark.parametrize("head", [
     b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
     b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
