@@ -79,6 +79,13 @@ def parse_transforms(value: Any, file: str, path: str, problems: Problems) -> tu
                     problems.add(file, where, "new names must be non-empty strings")
                     continue
                 out.append(Rename(pairs=tuple(arg.items())))
+            elif _values_past(arg, MAX_SET_VALUES):
+                problems.add(
+                    file,
+                    where,
+                    f"holds more than {MAX_SET_VALUES} values (YAML aliases can "
+                    "make a few lines into millions): each request's body would carry them",
+                )
             else:
                 out.append(SetFields(pairs=tuple(arg.items())))
         elif op == "drop":
@@ -89,3 +96,24 @@ def parse_transforms(value: Any, file: str, path: str, problems: Problems) -> tu
         else:
             problems.add(file, where, "unknown rewrite (known: rename, set, drop)")
     return tuple(out)
+
+
+MAX_SET_VALUES = 10_000
+"""The most values a `set` rewrite may hold, nested ones counted: a few lines of YAML
+aliases (`&a [*b, *b, ...]`) expand, once encoded, into gigabytes."""
+
+
+def _values_past(value: Any, most: int) -> bool:
+    """Whether `value` holds more than `most` values, counted as a walk that stops there:
+    YAML aliases share one object, so the walk never builds what they expand to."""
+    left, stack = most, [value]
+    while stack:
+        item = stack.pop()
+        left -= 1
+        if left < 0:
+            return True
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return False

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import yaml
+
 from hxgw.config.reader import Problems
 from hxgw.config.transforms import Drop, Rename, SetFields, apply_transforms, parse_transforms
 
@@ -35,3 +37,15 @@ def test_parse_rejects_a_rewrite_with_two_operations():
     problems = Problems()
     assert parse_transforms([{"set": {"a": 1}, "drop": ["b"]}], "f", "p", problems) == ()
     assert problems.messages == ["f: p[0]: must be a mapping with one of: rename, set, drop"]
+
+
+def test_a_set_that_yaml_aliases_make_into_millions_of_values_is_refused():
+    # Nine lines: 9 ** 9 values once encoded, gigabytes in every request's body.
+    lines = ["a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"a{n}: &a{n} [{', '.join([f'*a{n - 1}'] * 9)}]" for n in range(1, 9)]
+    doc = yaml.safe_load("\n".join(lines))
+    problems = Problems()
+    assert parse_transforms([{"set": {"metadata": doc["a8"]}}], "f", "p", problems) == ()
+    assert problems.messages == [
+        "f: p[0].set: holds more than 10000 values (YAML aliases can make a few lines into "
+        "millions): each request's body would carry them"]
