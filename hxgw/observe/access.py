@@ -79,10 +79,13 @@ class AccessLog:
         outcome: str,
         queued: float | None = None,
         tokens: tuple[int, int] | None = None,
+        upstream_id: str | None = None,
     ) -> None:
         """One request's line; `latency`, `ttfb` and `queued` (the wait for a turn at a
         busy upstream, None when there was none) in seconds, written in milliseconds;
-        `tokens` the prompt and completion tokens it used, None when it used none.
+        `tokens` the prompt and completion tokens it used, None when it used none;
+        `upstream_id` the upstream's id of the request it served (its text is the
+        upstream's, so it is quoted where logfmt needs it).
         `request_id` must be logfmt-plain (the request id step admits no other): each
         id is new, and would only churn the cache of words. A 5xx is a warning, so that
         `journalctl -p warning` shows the answers that failed; a 429 is not: a key's
@@ -108,6 +111,7 @@ class AccessLog:
                     "failovers": failovers,
                     "outcome": outcome,
                     "request_id": request_id,
+                    "upstream_request_id": upstream_id,
                     "worker": self.worker,
                 },
             )
@@ -125,7 +129,9 @@ class AccessLog:
                 f"{'' if queued is None else ' queued_ms=' + _milliseconds(queued)}"
                 f" bytes={size}"
                 f"{'' if tokens is None else _tokens(tokens)}"
-                f"{parts[1]} request_id={request_id}{self._worker}"
+                f"{parts[1]} request_id={request_id}"
+                f"{'' if upstream_id is None else ' upstream_request_id=' + logfmt_value(upstream_id)}"
+                f"{self._worker}"
             )
         self._pending.append(line)
         if len(self._pending) == 1:

@@ -42,4 +42,5 @@ def _write(ctx: RequestContext) -> None:
         failovers=ctx.failovers,
         outcome=ctx.outcome,
         tokens=tokens,
+        upstream_id=ctx.reply.response.upstream_id if ctx.reply is not None else None,
     )

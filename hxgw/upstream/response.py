@@ -27,15 +27,19 @@ class Source(Protocol):
     def finished(self, reusable: bool) -> None: ...
 
 
-_FRAMING = frozenset(
-    (b"content-type", b"content-length", b"transfer-encoding", b"content-encoding")
+_ID_RANKS = {b"x-litellm-call-id": 0, b"x-request-id": 1, b"request-id": 2}
+"""The headers an upstream names its request by, the first preferred: LiteLLM's call id
+(its logs' and spend records' id), OpenAI's, Anthropic's."""
+_READ = frozenset(
+    (b"content-type", b"content-length", b"transfer-encoding", b"content-encoding", *_ID_RANKS)
 )
 
 
 def _framing_name(raw_name: bytes) -> bytes | None:
-    """The lowercase name of a header that frames the body, or None for any other."""
+    """The lowercase name of a header that frames the body, or names the upstream's
+    request; None for any other."""
     lowered = raw_name.lower()
-    return lowered if lowered in _FRAMING else None
+    return lowered if lowered in _READ else None
 
 
 def _media_type_of(raw_value: bytes) -> str:
@@ -66,6 +70,7 @@ class UpstreamResponse:
         "status",
         "transfer_coding",
         "transfer_encoded",
+        "upstream_id",
     )
 
     def __init__(
@@ -82,6 +87,9 @@ class UpstreamResponse:
         """The Transfer-Encoding, lowercased, its repeats joined as one list."""
         self.content_encoding = ""
         """The Content-Encoding, lowercased; "" for none (or identity, which is none)."""
+        self.upstream_id: str | None = None
+        """The upstream's id of the request (_ID_RANKS), for the access line."""
+        id_rank = len(_ID_RANKS)
         for name, value in raw_headers:
             lowered = _framing_header[name]
             if lowered is None:
@@ -97,6 +105,8 @@ class UpstreamResponse:
                 coding = b"".join(value.lower().split())
                 self.transfer_coding += b"," + coding if self.transfer_encoded else coding
                 self.transfer_encoded = True
+            elif (rank := _ID_RANKS.get(lowered)) is not None and rank < id_rank:
+                self.upstream_id, id_rank = value[:128].decode("latin-1"), rank
         self._headers: CIMultiDictProxy[str] | None = None
         self._connection: Source | None = connection
         self._chunks: collections.deque[bytes] = collections.deque()
