@@ -190,7 +190,10 @@ def _host_problem(host: str) -> str | None:
         return f"must be an address (a name or an IP), not a URL: got {host!r}"
     if host.startswith("[") or ":" in host:
         bare = host[1:].partition("]")[0] if host.startswith("[") else host.rpartition(":")[0]
-        return f"must be a bare address, without brackets or a port (the port is listen.port, or HX_PORT): use {bare!r}"
+        return (
+            "must be a bare address, without brackets or a port (the port is listen.port, "
+            f"or HX_PORT): use {bare!r}"
+        )
     if not host.isascii() or not host.replace("-", "").replace(".", "").isalnum():
         return f"must be a host name or an IP address, got {host!r}"
     return None

@@ -12,7 +12,7 @@ from hxgw.errors import LONGEST_SDK_WAIT
 from hxgw.keys.limits import LimitDecision, duration
 from hxgw.units import hours, money, shown_amount
 
-UNSET = "its model's max_output_tokens (256 unless the registry says)"
+NO_MAX_TOKENS = "its model's max_output_tokens (256 unless the registry says)"
 """What a request that sets no max_tokens reserves for its answer (usage.estimated_completion)."""
 
 
@@ -91,7 +91,7 @@ def _message(decision: LimitDecision, prompt_tokens: int, prompt_cost: float) ->
         if _never_fits(decision):
             return (
                 f"Request too large for the budget: budget {budget} per {period}, "
-                f"this request needs up to {needs} (the max_tokens it asks for, or {UNSET} "
+                f"this request needs up to {needs} (the max_tokens it asks for, or {NO_MAX_TOKENS} "
                 "when it sets none, at its dearest model's price): set a lower max_tokens."
             )
         if budget_held(decision):
@@ -123,8 +123,8 @@ def _message(decision: LimitDecision, prompt_tokens: int, prompt_cost: float) ->
                 f"This request would exceed the key's budget: budget {budget} per {period}, "
                 f"spent or reserved {spent_or_held}, this request needs up to {needs} (its "
                 "prompt, and the most it may write: its max_tokens or max_output_tokens, or "
-                f"{UNSET} when it sets none, at its dearest model's price): ask for fewer tokens, "
-                f"or wait: {renews}"
+                f"{NO_MAX_TOKENS} when it sets none, at its dearest model's price): ask for "
+                f"fewer tokens, or wait: {renews}"
             )
         return (
             f"You exceeded your current quota: budget {budget} per {period}, "
@@ -141,7 +141,7 @@ def _message(decision: LimitDecision, prompt_tokens: int, prompt_cost: float) ->
             return (
                 f"Request too large for tokens per min (TPM): Limit {limits.tpm}, "
                 f"Requested {decision.est_tokens} (its prompt and the max_tokens it asks "
-                f"for, or {UNSET} when it sets none): set a lower max_tokens."
+                f"for, or {NO_MAX_TOKENS} when it sets none): set a lower max_tokens."
             )
         return (
             f"Rate limit reached for tokens per min (TPM): Limit {limits.tpm}, "

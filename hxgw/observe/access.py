@@ -130,8 +130,7 @@ class AccessLog:
                 f" bytes={size}"
                 f"{'' if tokens is None else _tokens(tokens)}"
                 f"{parts[1]} request_id={request_id}"
-                f"{'' if upstream_id is None else ' upstream_request_id=' + logfmt_value(upstream_id)}"
-                f"{self._worker}"
+                f"{'' if upstream_id is None else _upstream_id(upstream_id)}{self._worker}"
             )
         self._pending.append(line)
         if len(self._pending) == 1:
@@ -210,3 +209,9 @@ def configure(level: str = "info", fmt: str = "kv", stream: TextIO | None = None
     stream = stream or sys.stderr
     renderer = log.configure(level, fmt, stream)
     return AccessLog(renderer, stream, stamped=not renderer.journal, level=level)
+
+
+def _upstream_id(text: str) -> str:
+    """The upstream's id of the request, as the line's last field but the worker's: its
+    text is the upstream's, so it is quoted where logfmt needs it."""
+    return " upstream_request_id=" + logfmt_value(text)

@@ -82,7 +82,8 @@ def messages_usage(head: bytes, tail: bytes, whole: bool) -> bytes:
     """The `"usage": {...}` member of a plain Anthropic-shaped answer, b"" when it has
     none: `head` is the answer's start, `tail` its end (the same bytes when `whole`).
     Where Anthropic puts it, after the content; where LiteLLM does, before it; else, when
-    the answer is held whole, the top-level member as parsed."""
+    the answer is held whole, the top-level member as parsed (when it is not, the last
+    usage object, as in OpenAI's answers)."""
     found = None
     for found in _USAGE_MEMBER.finditer(tail):  # noqa: B007 -- the last one is wanted
         pass

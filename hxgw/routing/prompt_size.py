@@ -12,8 +12,8 @@ from typing import Any, NamedTuple
 
 MAX_WALKED = 100_000
 """Items read one by one, at most: a list or object that would take the walk past them
-counts an item a token, unread, so that a body of millions of token ids or parts (16 MB fits the body limit)
-cannot hold the event loop for a second."""
+counts an item a token, unread, so that a body of millions of token ids or parts (16 MB
+of them fits the body limit) cannot hold the event loop for a second."""
 _DATA_URL = re.compile(r"data:[\w.+-]+/[\w.+-]+(;[\w.+-]+=[\w.+-]+)*;base64,")
 
 
