@@ -32,6 +32,7 @@ them, the candidate counts as answered and they go to the client."""
 PREAMBLE = frozenset({b"message_start", b"ping", b"response.created", b"response.in_progress"})
 EVENT_STREAM = "text/event-stream"
 ERROR_LINES = (b'data: {"error"', b'data:{"error"', b"event: error", b"event:error")
+FAILED = frozenset({b"error", b"response.failed"})
 """How the line of an upstream's own error event begins (OpenAI's and LiteLLM's data
 object, or an event named `error`, Anthropic's and the Responses API's)."""
 
@@ -130,14 +131,23 @@ def opening_error(first: bytes, ended: bool = False) -> OpeningError | None:
     event = next((e for e in events if _name(e) not in PREAMBLE), None)
     if event is None and ended:
         return OpeningError("the upstream's stream ended before any of its answer")
-    if event is None or not (event[0].startswith(ERROR_LINES) or _name(event) == b"error"):
+    if event is None:
+        return None
+    data = next((line for line in event if line.startswith(b"data:")), None)
+    parsed = None
+    if data is not None and b'"error"' in data:
+        with contextlib.suppress(jsonio.DecodeError):
+            parsed = jsonio.loads(data[5:])
+    parsed = parsed if isinstance(parsed, dict) else {}
+    name = _name(event)
+    if name == b"response.failed" and isinstance(parsed.get("response"), dict):
+        parsed = parsed["response"]  # the failed response, with its `error`
+    # The SDKs raise on a data object with any `error` (OpenRouter's chunk names its id
+    # and choices first), an `error` event, or a Responses stream's `response.failed`.
+    if not (parsed.get("error") or event[0].startswith(ERROR_LINES) or name in FAILED):
         return None
     said = "the upstream's stream opened with an error event"
-    data = next((line for line in event if line.startswith(b"data:")), None)
-    try:
-        error = jsonio.loads(data[5:]).get("error") if data is not None else None
-    except (jsonio.DecodeError, AttributeError):
-        return OpeningError(said)
+    error = parsed.get("error")
     message = error.get("message") if isinstance(error, dict) else error
     overloaded = isinstance(error, dict) and error.get("type") == "overloaded_error"
     if isinstance(message, str) and message:

@@ -51,6 +51,34 @@ async def test_a_stream_that_opens_with_an_error_event_fails_over(
     assert body.endswith(b"data: [DONE]\n\n") and b"provider overloaded" not in body
 
 
+async def test_an_error_chunk_that_names_its_id_and_choices_first_fails_over_too(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    # OpenRouter's shape: the OpenAI SDK raises on any chunk with a top-level `error`.
+    chunk = (b'data: {"id":"gen-1","object":"chat.completion.chunk","choices":[{"index":0,'
+             b'"delta":{},"finish_reason":"error"}],"error":{"code":502,'
+             b'"message":"provider overloaded"}}\n\n')
+    fake.behave("m-alpha", script=((0.0, b": OPENROUTER PROCESSING\n\n"), (0.0, chunk)))
+    status, headers, body = await _post(gateway, client)
+    assert (status, headers["X-HX-Model"], headers["X-HX-Failovers"]) == (200, "beta", "1")
+    assert b"provider overloaded" not in body
+
+
+async def test_a_responses_stream_that_fails_right_after_it_is_created_fails_over(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    failed = (b'event: response.created\ndata: {"type":"response.created","response":'
+              b'{"id":"resp_1","status":"in_progress"}}\n\n'
+              b'event: response.failed\ndata: {"type":"response.failed","response":{"id":'
+              b'"resp_1","status":"failed","error":{"code":"server_error",'
+              b'"message":"provider overloaded"}}}\n\n')
+    fake.behave("m-alpha", script=((0.0, failed),))
+    async with client.post(gateway.url + "/v1/responses", headers=gateway.auth,
+                           json={"model": "chat", "input": "hi", "stream": True}) as resp:
+        assert (resp.status, resp.headers["X-HX-Model"]) == (200, "beta")
+        assert b"provider overloaded" not in await resp.read()
+
+
 async def test_every_stream_opening_with_an_error_event_is_a_502_saying_what_each_said(
     gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):

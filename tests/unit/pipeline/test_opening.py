@@ -18,7 +18,16 @@ CHUNK = b'data: {"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":
     b'event: error\ndata: {"type":"error","error":{"message":"provider overloaded"}}\n\n',
     b'data: {"type":"response.created","response":{}}\n\n'
     b'data: {"type":"error","error":{"message":"provider overloaded"}}\n\n',
-], ids=["error-first", "after-comments", "after-message-start", "after-response-created"])
+    # OpenRouter's chunk names its id and choices before its error: the SDK raises on it.
+    b": OPENROUTER PROCESSING\n\n" + b'data: {"id":"gen-1","object":"chat.completion.chunk",'
+    b'"choices":[{"index":0,"delta":{},"finish_reason":"error"}],'
+    b'"error":{"code":502,"message":"provider overloaded"}}\n\n',
+    b'id: 1\ndata: {"error": {"message": "provider overloaded"}}\n\n',
+    b'data: {"type":"response.created","response":{}}\n\n'
+    b'data: {"type":"response.failed","response":{"status":"failed",'
+    b'"error":{"code":"server_error","message":"provider overloaded"}}}\n\n',
+], ids=["error-first", "after-comments", "after-message-start", "after-response-created",
+        "error-key-not-first", "after-an-id-line", "response-failed"])
 def test_a_stream_that_opens_with_an_error_says_what_it_said(first: bytes):
     assert opening_error(first) == OpeningError(
         "the upstream's stream opened with an error event: provider overloaded")
