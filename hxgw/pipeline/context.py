@@ -142,6 +142,9 @@ class RequestContext:
     after it is an event of its own (kept by events.relay_events)."""
     events: int = 0
     """SSE `data:` lines relayed: a stream's completion, estimated, when it has no usage."""
+    answered: bool = False
+    """The stream's end was relayed: a client that leaves after it (the sync OpenAI SDK
+    closes at `[DONE]`, before the body's end) has the whole answer, and is not gone."""
     used: Used | None = None
     """What the request used, worked out once when it ends (`usage.used`)."""
     limit_headers: dict[str, str] | None = None
@@ -155,7 +158,7 @@ class RequestContext:
     def cancelled(self) -> None:
         """The request's task was cancelled: its client left, unless a step said why or
         the client had the whole answer (it may leave while the limits reconcile)."""
-        if self.outcome == "ok" and not self.exchange.ended:
+        if self.outcome == "ok" and not self.exchange.ended and not self.answered:
             self.outcome = "client_gone"
 
     def overhead(self) -> float | None:

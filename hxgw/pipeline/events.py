@@ -138,6 +138,7 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
                         ended = unfinished <= 0
                 if lines and ended and not done:
                     done = said_done(block)
+                ctx.answered = done
                 tail = (tail + block[-4:])[-4:]  # not a copy of the whole block
                 ctx.closer = closer(tail)
             if not done:

@@ -109,11 +109,13 @@ async def _relay_as_it_comes(ctx: RequestContext, reply: Reply, streaming: bool)
         else:
             await relay_body(ctx, reply)
     except ConnectionResetError:
-        ctx.outcome = "client_gone"
+        if not ctx.answered:
+            ctx.outcome = "client_gone"
         return
     except asyncio.CancelledError:
         if exchange.client_gone():
-            ctx.outcome = "client_gone"
+            if not ctx.answered:  # one with the whole answer is not counted gone
+                ctx.outcome = "client_gone"
         elif exchange.committed:
             # Cancelled with the client still there: the drain timeout ran out. A plain
             # answer is cut short (its length says so); a stream is told why.

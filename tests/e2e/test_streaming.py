@@ -253,3 +253,22 @@ async def test_a_non_streaming_client_leaving_early_cancels_the_upstream_request
         await wait_for(lambda: fake.requests)
         task.cancel()
     await wait_for(lambda: fake.cancelled == ["m-alpha"])
+
+
+async def test_a_client_that_leaves_at_done_with_the_whole_answer_is_no_client_gone(
+    gateway: Gateway, fake: FakeUpstream
+):
+    # The sync OpenAI SDK closes the response at [DONE], before the body's end, which an
+    # upstream may send a moment later.
+    chunk = b'data: {"id":"c","choices":[{"index":0,"delta":{"content":"hi"},' \
+            b'"finish_reason":"stop"}]}\n\n'
+    fake.behave("m-alpha", script=((0.0, chunk + b"data: [DONE]\n\n"), (0.5, b"")))
+    async with aiohttp.ClientSession() as session:
+        resp = await session.post(gateway.url + "/v1/chat/completions", json=STREAM,
+                                  headers=gateway.auth)
+        await resp.content.readuntil(b"data: [DONE]\n\n")
+        resp.close()
+    await wait_for(lambda: "POST /v1/chat/completions status=200" in gateway.logs())
+    (line,) = [line for line in gateway.logs().splitlines()
+               if "POST /v1/chat/completions status=200" in line]
+    assert " outcome=ok " in line
