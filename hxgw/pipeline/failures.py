@@ -133,6 +133,8 @@ def unserved(model: str, response: UpstreamResponse, first: bytes) -> Failure | 
         if opened is None:
             return None
         return Failure(model, opened.said, kind="stream_error", overloaded=opened.overloaded)
+    if status == 200 and b'"error"' in first and (said := _error_in_answer(first)):
+        return Failure(model, f"the upstream answered 200 with an error: {said}", kind="error_200")
     if status == 400 and any(mark in first for mark in _TOO_LONG):
         error = _error_of(first)  # parsed once: its code, its message and the summary
         said = f"{error.get('code')} {error.get('message')}"
@@ -152,6 +154,26 @@ def unserved(model: str, response: UpstreamResponse, first: bytes) -> Failure | 
         return None
     said = _summary(first, error) if len(first) <= MAX_ANSWER else "model_not_found"
     return Failure(model, f"the upstream has no such model: {said}", status, kind="model_missing")
+
+
+_ANSWERS = ("choices", "output", "content", "data", "results")
+"""What the answer of each route holds (chat and completions, responses, messages,
+embeddings and lists, rerank and moderations): a body with none of them is no answer."""
+
+
+def _error_in_answer(first: bytes) -> str | None:
+    """What a 200 JSON body says when it is an error and no answer (`{"error": ...}`, as
+    some providers send through a proxy), which the SDKs take for an empty answer; None
+    for an answer, or a body not whole in its first read."""
+    try:
+        body = jsonio.loads(first)
+    except jsonio.DecodeError:
+        return None
+    if not isinstance(body, dict) or not body.get("error") or any(k in body for k in _ANSWERS):
+        return None
+    error = body["error"]
+    message = error.get("message") if isinstance(error, dict) else error
+    return str(message)[:300]
 
 
 def _error_of(body: bytes) -> dict[str, Any]:

@@ -79,6 +79,16 @@ async def test_a_responses_stream_that_fails_right_after_it_is_created_fails_ove
         assert b"provider overloaded" not in await resp.read()
 
 
+async def test_a_200_whose_body_is_an_error_and_no_answer_fails_over(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    # The SDKs would take it for an answer without choices.
+    fake.behave("m-alpha", script=((0.0, b'{"error": {"message": "provider overloaded"}}'),))
+    status, headers, body = await _post(gateway, client, {**STREAM, "stream": False})
+    assert (status, headers["X-HX-Model"], headers["X-HX-Failovers"]) == (200, "beta", "1")
+    assert json.loads(body)["choices"]
+
+
 async def test_every_stream_opening_with_an_error_event_is_a_502_saying_what_each_said(
     gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):
