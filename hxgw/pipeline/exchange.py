@@ -100,6 +100,13 @@ class Exchange(ClientRequest):
         if self.request.transport is not None:
             self.request.transport.close()
 
+    def drop(self) -> None:
+        """Cut the connection at once, what is buffered for it dropped: a client that
+        reads no more would hold it, and that buffer, for as long as it stays connected."""
+        self.request.protocol.force_close()
+        if self.request.transport is not None:
+            self.request.transport.abort()
+
     def client_gone(self) -> bool:
         """Whether the client's connection is closed or closing."""
         transport = self.request.transport

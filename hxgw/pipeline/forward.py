@@ -66,7 +66,7 @@ async def forward(ctx: RequestContext, call_next: Next) -> None:
             response.close()
         if ctx.model_failed:
             reply.health.failed(time.monotonic(), token=reply.token)
-        elif ctx.outcome in ("client_gone", "cancelled") or ctx.stream_failed:
+        elif ctx.outcome in ("client_gone", "client_stalled", "cancelled") or ctx.stream_failed:
             reply.health.finished_other(reply.token)
         else:
             reply.health.succeeded(time.perf_counter() - ctx.started, reply.token)

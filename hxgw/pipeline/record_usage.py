@@ -7,7 +7,7 @@ import asyncio
 import time
 
 from hxgw.pipeline.context import Next, RequestContext
-from hxgw.pipeline.usage import used
+from hxgw.pipeline.usage import LEFT, used
 from hxgw.usage import Values
 
 
@@ -44,7 +44,7 @@ def row_values(ctx: RequestContext) -> Values:
         spent.total,  # total_tokens
         spent.cost,
         ctx.stream,
-        ctx.outcome == "client_gone",  # disconnected
+        ctx.outcome in LEFT,  # disconnected
         ctx.failovers,
         started,
         None if ctx.ttfb is None else started + ctx.ttfb,  # first_byte

@@ -25,6 +25,9 @@ from hxgw.pipeline.upstream_headers import response_headers
 from hxgw.pipeline.whole_response import NO_BODY_STATUS
 
 USAGE_TAIL = 64 * 1024
+WRITE_GRACE = 2.0
+"""How long past the total timeout an answer's writes may wait on a client that reads
+no more (a stream cut by the total timeout still writes its error event)."""
 """How far from a plain body's end its usage is looked for. A Responses answer puts its
 `user` and `metadata` after it: up to 16 values of 512 characters, more when escaped."""
 
@@ -102,12 +105,21 @@ async def _relay_as_it_comes(ctx: RequestContext, reply: Reply, streaming: bool)
     if status >= 400:
         ctx.outcome = "upstream_error"
     exchange = ctx.exchange
+    # The upstream's reads end by the total timeout; a client that stops reading would
+    # hold its writes, and the upstream's slot, for as long as it stays connected.
+    left = ctx.started + ctx.state.config.timeouts.total + WRITE_GRACE - time.perf_counter()
     try:
-        await exchange.start(status, headers, None if streaming else reply.response.content_length)
-        if streaming:
-            await _relay_stream(ctx)
-        else:
-            await relay_body(ctx, reply)
+        with ctx.state.runtime.deadlines.after(left, ctx.task):
+            length = None if streaming else reply.response.content_length
+            await exchange.start(status, headers, length)
+            if streaming:
+                await _relay_stream(ctx)
+            else:
+                await relay_body(ctx, reply)
+    except TimeoutError:
+        ctx.outcome = "client_stalled"
+        exchange.drop()
+        return
     except ConnectionResetError:
         if not ctx.answered:
             ctx.outcome = "client_gone"

@@ -37,6 +37,8 @@ DEFAULT_COMPLETION = 256
 
 
 NOTHING = Used(0, 0, 0.0, "none")
+LEFT = ("client_gone", "client_stalled")
+"""The outcomes of an answer the client did not take whole: it left, or read no more."""
 
 
 def used(ctx: RequestContext) -> Used:
@@ -53,7 +55,7 @@ def used(ctx: RequestContext) -> Used:
     if counts is not None:
         prompt, completion = counts
         source: Source = "reported"
-        cut = ctx.outcome == "client_gone" or ctx.stream_failed
+        cut = ctx.outcome in LEFT or ctx.stream_failed
         if cut and _only_its_start(ctx.usage):
             # A stream cut short has only the usage it began with (Anthropic's
             # message_start says 1 output token; a bridge from another API's, as LiteLLM's,
@@ -104,7 +106,7 @@ def _written(ctx: RequestContext, length: int | None) -> int:
     """A plain answer's completion without a usage: from its size, at most what the request
     asked for. A client that left mid-body pays for the whole answer: the model had
     written it all before the first byte went."""
-    if length is None and ctx.outcome == "client_gone":
+    if length is None and ctx.outcome in LEFT:
         return estimated_completion(ctx)  # how much more there was is not known
     size = max(ctx.bytes_out, length or 0)
     return min(size // BYTES_PER_TOKEN + 1, estimated_completion(ctx)) if size else 0

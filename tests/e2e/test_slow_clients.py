@@ -7,7 +7,10 @@ import asyncio
 import contextlib
 import json
 
+import aiohttp
+
 from tests.conftest import StartGateway
+from tests.fake_upstream import FakeUpstream
 from tests.fixtures import wait_for
 
 
@@ -66,3 +69,30 @@ async def test_a_trusted_proxy_is_not_held_to_the_per_address_cap(start_gateway:
     assert (await asyncio.wait_for(reader.read(100), 5)).startswith(b"HTTP/1.1 200")
     for _, other in held:
         other.close()
+
+
+async def test_a_client_that_stops_reading_lets_go_of_its_upstream_slot_after_the_total_timeout(
+    start_gateway: StartGateway, upstream: tuple[FakeUpstream, str],
+    client: aiohttp.ClientSession
+):
+    # One request at a time upstream: the stalled reader must not hold it past its time.
+    fake, url = upstream
+    gateway = await start_gateway(gateway={
+        "timeouts": {"connect": 2, "first_byte": 5, "idle": 5, "total": 2},
+        "upstreams": {"default": {"url": url, "max_concurrent": 1, "queue_timeout": 1}}})
+    fake.behave("m-alpha", stream_bytes=200 * 1024 * 1024)
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+    body = json.dumps({"model": "alpha", "stream": True,
+                       "messages": [{"role": "user", "content": "hi"}]}).encode()
+    writer.write(b"POST /v1/chat/completions HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer "
+                 + gateway.key.encode() + b"\r\nContent-Type: application/json\r\n"
+                 b"Content-Length: %d\r\n\r\n%s" % (len(body), body))
+    try:
+        await reader.readuntil(b"\r\n\r\n")  # its head, then it reads no more
+        await wait_for(lambda: "outcome=client_stalled" in gateway.logs(), timeout=15)
+    finally:
+        writer.close()
+    async with client.post(gateway.url + "/v1/chat/completions", headers=gateway.auth,
+                           json={"model": "alpha", "messages": [{"role": "user",
+                                                                 "content": "hi"}]}) as resp:
+        assert resp.status == 200
