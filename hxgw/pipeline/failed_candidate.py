@@ -20,7 +20,7 @@ from hxgw.pipeline.failures import (
     read_answer,
 )
 from hxgw.pipeline.sending import transport_outcome
-from hxgw.pipeline.waits import spared_for
+from hxgw.pipeline.waits import SPARING, spared_for
 from hxgw.routing.health import ModelHealth
 from hxgw.upstream import UpstreamResponse
 
@@ -57,7 +57,9 @@ async def error_status(
     to be passed on), and logged. Its `answer` is what a lone candidate's client gets."""
     status = response.status
     retry_after = response.headers.get("Retry-After")
-    wait = spared_for(response.headers) if status == 429 else None
+    # A 503 (RFC 9110: for about that long) or 529 with a Retry-After, as a 429: the model
+    # is spared that long, not asked again by the next request.
+    wait = spared_for(response.headers) if status in SPARING else None
     held = None
     if status == REFUSED_REQUEST:  # the request's, not the model's
         health.finished_other(token)

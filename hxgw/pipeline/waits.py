@@ -51,6 +51,10 @@ def shortest_wait(answers: list[UpstreamAnswer]) -> UpstreamAnswer:
     return UpstreamAnswer(last.message, answer_status=status, headers=headers, body=last.body)
 
 
+SPARING = frozenset({429, 503, 529})
+"""The statuses whose Retry-After keeps their model out for that long."""
+
+
 def spared_for(headers: Mapping[str, str]) -> float | None:
     """How long a 429 asks its model to be spared, in seconds (its `retry-after-ms` or
     `Retry-After`), if that is a sane wait to keep a model out for."""

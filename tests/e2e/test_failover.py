@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 import aiohttp
+import pytest
 
 from tests.conftest import StartGateway
 from tests.fake_upstream import FakeUpstream
@@ -74,6 +75,18 @@ async def test_a_429_fails_over_to_the_next_model(
     fake.behave("m-alpha", status=429, retry_after="3")
     status, headers, _ = await _chat(gateway, client)
     assert (status, headers["X-HX-Model"]) == (200, "beta")
+
+
+@pytest.mark.parametrize("status", [429, 503])
+async def test_a_model_that_asks_to_be_spared_with_retry_after_is_not_asked_again_meanwhile(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream, status: int
+):
+    # A 503's Retry-After says how long the service expects to be down (RFC 9110).
+    fake.behave("m-alpha", status=status, retry_after="30")
+    assert (await _chat(gateway, client))[1]["X-HX-Model"] == "beta"
+    fake.behave("m-alpha")  # well again, but it asked for 30 s
+    assert (await _chat(gateway, client))[1]["X-HX-Model"] == "beta"
+    assert fake.seen_models().count("m-alpha") == 1
 
 
 async def test_a_reset_before_headers_fails_over(
