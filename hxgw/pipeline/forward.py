@@ -130,7 +130,10 @@ async def _first_answer(ctx: RequestContext, failed: list[Failure], blame: Blame
                     try:
                         retryable = response.status in RETRYABLE_STATUS
                         first = b"" if retryable else await response.readany()
-                        if several and position < last and response.content_type == EVENT_STREAM:
+                        # The last one's too, after others failed: all failing alike is
+                        # said as one (every one overloaded: Anthropic's 529).
+                        looks = position < last or failed
+                        if several and looks and response.content_type == EVENT_STREAM:
                             left = budget - (time.perf_counter() - started)
                             first = await past_preamble(response, first, left / 2)
                     except BaseException:

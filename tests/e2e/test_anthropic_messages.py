@@ -77,14 +77,18 @@ async def test_a_stream_overloaded_right_after_message_start_fails_over(
     assert "overloaded_error" not in text and "message_stop" in text
 
 
+@pytest.mark.parametrize("script", [
+    ((0.0, MESSAGE_START + OVERLOADED),),
+    ((0.0, MESSAGE_START), (0.2, OVERLOADED)),  # the last candidate's preamble read past too
+], ids=["one-read", "message-start-first"])
 async def test_every_model_overloaded_in_its_stream_is_an_overloaded_error_not_a_502(
-    own_gateway: Gateway, fake: FakeUpstream
+    own_gateway: Gateway, fake: FakeUpstream, script: tuple[tuple[float, bytes], ...]
 ):
     gateway = own_gateway  # a Retry-After opens the model's circuit for that long
     # An SDK catching OverloadedError to back off had met an InternalServerError here,
     # and an overloaded HTTP 529 of one model and an overloaded stream of the other a 502.
     fake.behave("m-alpha", status=529, retry_after="7")
-    fake.behave("m-beta", script=((0.0, MESSAGE_START + OVERLOADED),))
+    fake.behave("m-beta", script=script)
     async with _sdk(gateway) as sdk:
         with pytest.raises(anthropic.OverloadedError) as raised:
             await sdk.messages.create(model="chat", max_tokens=64, messages=HI, stream=True)
