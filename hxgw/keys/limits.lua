@@ -91,13 +91,18 @@ local function refusal(now, est_tokens, est_cost, rpm, tpm, max_parallel, budget
       held = held + num(redis.call('HGET', tok, rid))
     end
     if tokens - held + est_tokens <= tpm then return 'tokens', concurrency_retry end
-    local entries = redis.call('ZRANGE', log, 0, -1, 'WITHSCORES')
-    local left = tokens
-    for i = 1, #entries, 2 do
-      left = left - num(redis.call('HGET', tok, entries[i]))
-      if left + est_tokens <= tpm then return 'tokens', tonumber(entries[i + 1]) + window - now end
+    -- The oldest entries a page at a time, until enough leave the window: a busy key's
+    -- log holds thousands, which read whole on each refusal had stalled Redis for all.
+    local left, from = tokens, 0
+    while true do
+      local page = redis.call('ZRANGE', log, from, from + 63, 'WITHSCORES')
+      if #page == 0 then return 'tokens', window end
+      for i = 1, #page, 2 do
+        left = left - num(redis.call('HGET', tok, page[i]))
+        if left + est_tokens <= tpm then return 'tokens', tonumber(page[i + 1]) + window - now end
+      end
+      from = from + 64
     end
-    return 'tokens', window
   elseif max_parallel >= 0 and parallel >= max_parallel then
     return 'concurrency', concurrency_retry
   end

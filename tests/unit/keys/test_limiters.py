@@ -53,6 +53,19 @@ async def test_tpm_refuses_an_estimate_that_does_not_fit(make_limiter: MakeLimit
     assert refused.usage.tokens == 900
 
 
+async def test_a_tpm_refusal_finds_its_wait_deep_in_a_busy_window(make_limiter: MakeLimiter) -> None:
+    # 200 requests in the window, the room needed freed by the 101st to leave it (the
+    # Redis script reads the log a page of 64 entries at a time).
+    limiter, limits = make_limiter(), KeyLimits(tpm=1000)
+    for i in range(200):
+        done = (await limiter.reserve("k", limits, 5, 0.0, NOW + i * 0.1)).reservation
+        assert done is not None
+        await limiter.reconcile(done, 5, 0.0, NOW + i * 0.1)
+    refused = await limiter.reserve("k", limits, 505, 0.0, NOW + 20)
+    assert refused.refused == "tokens"
+    assert refused.retry_after == pytest.approx(100 * 0.1 + WINDOW - 20)
+
+
 async def test_tokens_held_only_by_requests_under_way_are_refused_for_a_second(
     make_limiter: MakeLimiter,
 ) -> None:
