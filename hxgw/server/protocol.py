@@ -59,6 +59,8 @@ class GatewayConnection(RequestHandler):
     """Bytes of a request head arrived that no complete request has followed yet."""
     _last_body: StreamReader | None = None
     """The body of the newest request whose head arrived."""
+    _refused = False
+    """The parser refused a request on this connection, which is closed after its answer."""
     _head_start = b""
     """The first bytes of the newest request head: the route whose error shape a
     request aiohttp refuses gets, as its parser keeps no part of it."""
@@ -79,7 +81,9 @@ class GatewayConnection(RequestHandler):
         # complete no head are the start of one. Not aiohttp's "waiting for a request":
         # bytes sent with the connection arrive before its handler waits.
         body = self._last_body
-        between = body is None or body.is_eof()
+        # Not past a request the parser refused: its error, answered later, reads the
+        # head it kept, which the rest of a large head arriving meanwhile must not replace.
+        between = (body is None or body.is_eof()) and not self._refused
         if between and not self.partial_head:
             self._head_start = data[:256]
         elif between and len(self._head_start) < 256:  # a head that comes in pieces
@@ -91,6 +95,7 @@ class GatewayConnection(RequestHandler):
             self._fail_cut_body(body)
             self._refuse_versions(self._request_count - count)
             self._last_body = self._messages[-1][1] if self._messages else None
+            self._refused |= any(isinstance(m, _ErrInfo) for m, _ in self._messages)
         elif data and between:
             self.partial_head = True
 
