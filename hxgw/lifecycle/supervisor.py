@@ -106,16 +106,24 @@ class Supervisor:
                 self._close_listeners()
         self.notifier.close()
         log.info("stopped")
-        return 0 if self.started else 1
+        return 0 if self.started or self.stop_asked.is_set() else 1
 
     async def _serve(self) -> None:
+        # From the first worker on: one that is ready serves while the others start, and
+        # a stop then must drain it, not end the supervisor (and, with it, the worker).
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, self._on_stop, sig)
         for worker in self.workers:
             await self._spawn(worker)
-        if not await all_set(
+        ready = await all_set(
             self.workers, lambda w: w.ready.wait(), READY_TIMEOUT, self.stop_asked
-        ):
+        )
+        if not ready and not self.stop_asked.is_set():
             log.error("workers did not become ready; stopping", timeout=READY_TIMEOUT)
-            await stop_all(self.workers, signal.SIGKILL, 10)
+            await stop_all([w for w in self.workers if not w.ready.is_set()], signal.SIGKILL, 10)
+        if not ready:
+            await self._stop()  # those that serve drain what they took
             return
         self.started = True
         self._install_signals()
@@ -140,21 +148,24 @@ class Supervisor:
             if event == "reload":
                 await self._reload()
             elif event == "stop":
-                self.notifier.stopping(f"{self.count} workers draining")
-                log.info("stopping", workers=self.count)
-                self.stopping = True
-                for task in self.restarts:
-                    task.cancel()
-                # The workers stop listening as they drain; the supervisor's copies of
-                # their sockets would keep taking connections nobody accepts.
-                self._close_listeners()
-                await stop_all(self.workers, signal.SIGTERM, self.drain_timeout + STOP_AFTER_DRAIN)
+                await self._stop()
                 return
             elif event.startswith("exited:") and not self.stopping:
                 # A task: its backoff must not hold up a reload or a stop.
                 task = asyncio.create_task(self._restart(self.workers[int(event[7:])]))
                 self.restarts.add(task)
                 task.add_done_callback(self.restarts.discard)
+
+    async def _stop(self) -> None:
+        self.notifier.stopping(f"{self.count} workers draining")
+        log.info("stopping", workers=self.count)
+        self.stopping = True
+        for task in self.restarts:
+            task.cancel()
+        # The workers stop listening as they drain; the supervisor's copies of their
+        # sockets would keep taking connections nobody accepts.
+        self._close_listeners()
+        await stop_all(self.workers, signal.SIGTERM, self.drain_timeout + STOP_AFTER_DRAIN)
 
     async def _reload(self) -> None:
         # A burst of HUPs is one reload; anything else queued meanwhile stays queued.
@@ -257,8 +268,6 @@ class Supervisor:
         loop.add_signal_handler(signal.SIGHUP, self.events.put_nowait, "reload")
         if self.early is not None and self.early.requested:
             self.events.put_nowait("reload")  # asked for while the workers started
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, self._on_stop, sig)
 
     def _on_stop(self, sig: signal.Signals) -> None:
         if self.stopping:
