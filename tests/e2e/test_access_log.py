@@ -150,28 +150,28 @@ async def test_a_key_s_429_access_line_stays_at_info(
     assert " info POST " in line
 
 
-async def test_the_access_line_names_the_upstream_s_own_id_of_the_request(
-    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
-):
-    # LiteLLM's call id, the one its logs and spend records carry, before OpenAI's.
-    fake.behave("m-alpha", headers={"x-request-id": "req_abc", "x-litellm-call-id": "call-123"})
+async def _chat_line(gateway: Gateway, client: aiohttp.ClientSession) -> str:
+    """The access line of one chat served with status 200."""
     async with client.post(gateway.url + "/v1/chat/completions", headers=gateway.auth,
                            json={"model": "alpha", "messages": [{"role": "user", "content": "hi"}]}
                            ) as resp:
         assert resp.status == 200
     await wait_for(lambda: _access_lines(gateway, r"POST /v1/chat/completions status=200 "))
     (line,) = _access_lines(gateway, r"POST /v1/chat/completions status=200 ")
-    assert " upstream_request_id=call-123" in line
+    return line
+
+
+async def test_the_access_line_names_the_upstream_s_own_id_of_the_request(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    # LiteLLM's call id, the one its logs and spend records carry, before OpenAI's.
+    fake.behave("m-alpha", headers={"x-request-id": "req_abc", "x-litellm-call-id": "call-123"})
+    assert " upstream_request_id=call-123" in await _chat_line(gateway, client)
 
 
 async def test_an_upstream_id_that_is_not_plain_is_quoted_in_the_access_line(
     gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):
     fake.behave("m-alpha", headers={"request-id": 'a b" status=500'})
-    async with client.post(gateway.url + "/v1/chat/completions", headers=gateway.auth,
-                           json={"model": "alpha", "messages": [{"role": "user", "content": "hi"}]}
-                           ) as resp:
-        assert resp.status == 200
-    await wait_for(lambda: _access_lines(gateway, r"POST /v1/chat/completions status=200 "))
-    (line,) = _access_lines(gateway, r"POST /v1/chat/completions status=200 ")
+    line = await _chat_line(gateway, client)
     assert ' upstream_request_id="a b\\" status=500"' in line
