@@ -60,6 +60,7 @@ from hxgw.keys.redis_lines import (
     reserve_line,
     seed_line,
 )
+from hxgw.keys.resp import ping
 
 log = structlog.get_logger("hxgw.keys.limits")
 
@@ -73,6 +74,8 @@ READ_BACK_WITHIN = 5.0
 gateway reading it that long (the script's `hold`), then lets the next one read it."""
 LOG_EVERY = 60.0
 """Seconds between two log lines about one outage."""
+WATCH_EVERY = 5.0
+"""Seconds between two pings of Redis on a connection of their own, whatever the traffic."""
 
 
 class RedisLimiter:
@@ -107,6 +110,7 @@ class RedisLimiter:
         self.local = MemoryLimiter(lease_s=lease_s, store="local")
         """Where requests are counted while Redis is down and the limiter fails open."""
         self._retry_at = 0.0
+        self._watching: asyncio.Task[None] | None = None
         self._logged_at = -math.inf
         self._down = False
         self.failures = 0
@@ -215,8 +219,28 @@ class RedisLimiter:
     async def probe(self) -> None:
         """Connect once at the start: a Redis that cannot be reached (down, a wrong
         password in the URL) is logged and `hxgw_limits_store_up` says 0 from the start,
-        not from the first limited request, which an instance may serve long after."""
+        not from the first limited request, which an instance may serve long after. Then
+        ping it every WATCH_EVERY seconds: the metric says whether it answers now, not
+        what the last limited request met (an alert on it would fire for as long as no
+        limited request came after an outage, and not at all for one none met)."""
         await self._batches.open()
+        if self._watching is None:
+            self._watching = asyncio.get_running_loop().create_task(self._watch())
+
+    async def _watch(self) -> None:
+        while True:
+            await asyncio.sleep(WATCH_EVERY)
+            try:
+                async with asyncio.timeout(self._batches.timeout):
+                    await ping(self._batches.url)
+            except FAILURES as exc:
+                # Only said: the requests' own calls decide how they go (a ping that
+                # meets a busy moment must not turn them away for a second).
+                if not self._down:
+                    self._down = True
+                    self._failed_said(exc)
+            else:
+                self._answered()
 
     def set_lease(self, lease_s: float) -> None:
         # Each script call says the lease of the reservations it makes: instances (and
@@ -230,6 +254,9 @@ class RedisLimiter:
         return (repr(WINDOW), repr(CONCURRENCY_RETRY), repr(float(lease_s)))
 
     async def close(self) -> None:
+        if self._watching is not None:
+            self._watching.cancel()
+            await asyncio.gather(self._watching, return_exceptions=True)
         for seeding in self._seeding.values():  # a ledger that does not answer: Redis's
             seeding.cancel()  # hold ends, and another gateway reads the spend back
         await asyncio.gather(*self._seeding.values(), return_exceptions=True)
@@ -240,6 +267,9 @@ class RedisLimiter:
         self._retry_at = time.monotonic() + self.probe_every
         self._down = True
         self.failures += 1
+        self._failed_said(exc)
+
+    def _failed_said(self, exc: BaseException) -> None:
         now = time.monotonic()
         if now - self._logged_at >= LOG_EVERY:
             self._logged_at = now

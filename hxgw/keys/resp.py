@@ -165,6 +165,17 @@ class RespConnection(asyncio.Protocol):
                 answer.set_exception(error)
 
 
+async def ping(url: str) -> None:
+    """Whether Redis answers, on a connection of its own (the caller bounds the time):
+    raises OSError or ReplyError when it does not."""
+    connection = await RespConnection.open(url)
+    try:
+        (answer,) = connection.send([("PING",)])
+        await answer
+    finally:
+        connection.close()
+
+
 def _parse(buffer: bytearray, start: int) -> tuple[Reply | ReplyError, int] | None:
     """The reply at `start` and where the next one begins; None while it is incomplete."""
     end = buffer.find(b"\r\n", start)

@@ -29,8 +29,8 @@ class LimitsStoreCollector(Collector):
             return
         yield GaugeMetricFamily(
             "hxgw_limits_store_up",
-            "1 while the shared limits store (Redis) answers; 0 from a failed call until "
-            "one is answered again.",
+            "1 while the shared limits store (Redis) answers; 0 from a failed call or "
+            "ping (every 5 s) until one is answered again.",
             value=1.0 if store.reachable else 0.0,
         )
         yield CounterMetricFamily(

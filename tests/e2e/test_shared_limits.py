@@ -115,6 +115,33 @@ async def test_the_start_says_where_the_limits_live_and_never_the_password(
     assert "Secret99" not in gateway.logs()
 
 
+async def test_metrics_say_when_redis_is_down_and_back_with_no_limited_request_to_meet_it(
+    start_gateway: StartGateway, client: aiohttp.ClientSession,
+    redis_server: RedisServer,  # noqa: F811
+):
+    # Pinged every 5 s: an alert on the gauge follows Redis, not the traffic.
+    gateway = await start_gateway(env={"REDIS_URL": redis_server.url})
+
+    async def up() -> float:
+        async with client.get(gateway.url + "/metrics", headers=gateway.auth) as resp:
+            return _sample(await resp.text(), "hxgw_limits_store_up")
+
+    assert await up() == 1
+    redis_server.stop()
+    await wait_for_async(lambda: up(), 0, timeout=15)
+    redis_server.start()
+    await wait_for_async(lambda: up(), 1, timeout=15)
+
+
+async def wait_for_async(read: Any, wanted: float, timeout: float) -> None:
+    """Until `read()` says `wanted`, asked every 0.2 s for at most `timeout` seconds."""
+    for _ in range(int(timeout / 0.2)):
+        if await read() == wanted:
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"not {wanted} within {timeout}s")
+
+
 async def test_a_redis_that_cannot_be_reached_at_the_start_is_said_before_any_request(
     start_gateway: StartGateway, redis_server: RedisServer,  # noqa: F811
 ):
