@@ -40,6 +40,7 @@ from hxgw.pipeline.failures import (
 from hxgw.pipeline.opening import EVENT_STREAM, past_preamble
 from hxgw.pipeline.send_upload import send_upload
 from hxgw.pipeline.sending import request_headers, send
+from hxgw.pipeline.usage import LEFT
 from hxgw.upstream import GateFull
 
 log = structlog.get_logger("hxgw.pipeline.forward")
@@ -66,7 +67,7 @@ async def forward(ctx: RequestContext, call_next: Next) -> None:
             response.close()
         if ctx.model_failed:
             reply.health.failed(time.monotonic(), token=reply.token)
-        elif ctx.outcome in ("client_gone", "client_stalled", "cancelled") or ctx.stream_failed:
+        elif ctx.outcome in LEFT or ctx.outcome == "cancelled" or ctx.stream_failed:
             reply.health.finished_other(reply.token)
         else:
             reply.health.succeeded(time.perf_counter() - ctx.started, reply.token)

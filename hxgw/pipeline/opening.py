@@ -32,9 +32,11 @@ them, the candidate counts as answered and they go to the client."""
 PREAMBLE = frozenset({b"message_start", b"ping", b"response.created", b"response.in_progress"})
 EVENT_STREAM = "text/event-stream"
 ERROR_LINES = (b'data: {"error"', b'data:{"error"', b"event: error", b"event:error")
-FAILED = frozenset({b"error", b"response.failed"})
 """How the line of an upstream's own error event begins (OpenAI's and LiteLLM's data
 object, or an event named `error`, Anthropic's and the Responses API's)."""
+FAILED = frozenset({b"error", b"response.failed"})
+"""The names of the events that say a stream failed: `error`, and a Responses stream's
+`response.failed`."""
 
 
 async def past_preamble(response: UpstreamResponse, first: bytes, within: float) -> bytes:

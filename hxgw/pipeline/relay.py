@@ -25,11 +25,11 @@ from hxgw.pipeline.upstream_headers import response_headers
 from hxgw.pipeline.whole_response import NO_BODY_STATUS
 
 USAGE_TAIL = 64 * 1024
+"""How far from a plain body's end its usage is looked for. A Responses answer puts its
+`user` and `metadata` after it: up to 16 values of 512 characters, more when escaped."""
 WRITE_GRACE = 2.0
 """How long past the total timeout an answer's writes may wait on a client that reads
 no more (a stream cut by the total timeout still writes its error event)."""
-"""How far from a plain body's end its usage is looked for. A Responses answer puts its
-`user` and `metadata` after it: up to 16 values of 512 characters, more when escaped."""
 
 
 def relay(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
