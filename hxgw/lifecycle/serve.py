@@ -31,7 +31,7 @@ def serve(
 ) -> int:
     """Load the config, then run the daemon (or, for several workers, the supervisor)
     until it is stopped. Returns the exit code."""
-    early = EarlyReload()
+    early = EarlyReload(worker=listen_fd is not None)
     if listen_fd is None:  # a worker has its supervisor's
         env = {**env, HOP_ENV: new_hop()}
     supervisor = env.get(SUPERVISOR_PID)

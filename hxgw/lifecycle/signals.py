@@ -8,7 +8,7 @@ one reload, and nothing runs inside a signal handler but setting an event.
 A worker leaves the decisions to its supervisor (hxgw.lifecycle.supervisor): a signal to
 the whole process group (Ctrl-C, `kill -- -PGID`) reaches it and the supervisor, which
 passes it on. Its SIGTERM only starts the drain, and the supervisor's STOP_NOW says
-when to cut it short.
+when to cut it short; it ignores SIGHUP and reloads on the supervisor's RELOAD_NOW.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import signal
 
 import structlog
 
-from hxgw.lifecycle.start_signals import STOP_NOW, EarlyReload
+from hxgw.lifecycle.start_signals import RELOAD_NOW, STOP_NOW, EarlyReload
 
 log = structlog.get_logger("hxgw.lifecycle.signals")
 
@@ -32,7 +32,7 @@ class DaemonSignals:
 
     def install(self, early: EarlyReload | None, *, worker: bool) -> None:
         loop = asyncio.get_running_loop()
-        loop.add_signal_handler(signal.SIGHUP, self.reload.set)
+        loop.add_signal_handler(RELOAD_NOW if worker else signal.SIGHUP, self.reload.set)
         if early is not None and early.requested:
             self.reload.set()  # asked for while starting
         if not worker:

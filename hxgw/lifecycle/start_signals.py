@@ -4,8 +4,9 @@ out, and a worker that must not outlive its supervisor.
 SIGHUP's default action ends the process. Until the daemon (or the supervisor) has
 its own handler, that is while the config loads and, with `--workers N`, until every
 worker serves, a `kill -HUP` or `systemctl reload` would kill it. From its first
-moments `hxgw serve` catches SIGHUP here instead (`EarlyReload`); the daemon carries the
-reload out as soon as it serves, with the config as it is then.
+moments `hxgw serve` catches SIGHUP here instead (`EarlyReload`), and a worker its
+supervisor's RELOAD_NOW; the daemon carries the reload out as soon as it serves, with the
+config as it is then.
 
 A worker asks the kernel for SIGTERM when its supervisor dies (`follow_supervisor`),
 however it dies (SIGKILL, the OOM killer): without that, orphaned workers would go on
@@ -35,13 +36,19 @@ first for all of them, of files that may have changed since."""
 STOP_NOW = signal.SIGUSR1
 """How a supervisor tells a draining worker to cut its drain short (a second stop), and
 then to exit at once (a third): a worker's own SIGTERM only ever starts its drain."""
+RELOAD_NOW = signal.SIGUSR2
+"""How a supervisor asks a worker to reload. A worker ignores SIGHUP: a `kill -HUP` to
+the whole process group reaches it and its supervisor, which passes the reload on, and
+the worker would reload twice, ahead of the others."""
 _PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
 
 
 class EarlyReload:
-    def __init__(self) -> None:
+    def __init__(self, *, worker: bool = False) -> None:
         self.requested = False
-        signal.signal(signal.SIGHUP, self._note)
+        if worker:
+            signal.signal(signal.SIGHUP, signal.SIG_IGN)
+        signal.signal(RELOAD_NOW if worker else signal.SIGHUP, self._note)
 
     def _note(self, signum: int, frame: FrameType | None) -> None:
         self.requested = True

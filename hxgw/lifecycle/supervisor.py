@@ -34,7 +34,7 @@ from hxgw.config.warnings import log_supervisor_restart_changes
 from hxgw.lifecycle.notify import Notifier
 from hxgw.lifecycle.override import log_cannot_listen
 from hxgw.lifecycle.spawn import spawn
-from hxgw.lifecycle.start_signals import STOP_NOW, EarlyReload
+from hxgw.lifecycle.start_signals import RELOAD_NOW, STOP_NOW, EarlyReload
 from hxgw.lifecycle.status_words import SupervisorStatus
 from hxgw.lifecycle.worker import (
     Worker,
@@ -178,13 +178,13 @@ class Supervisor:
             self.events.put_nowait(event)
         self.notifier.reloading("reloading every worker")
         # Only those serving: one still starting reads the files as they are now, and
-        # SIGHUP would end it before it catches the signal.
+        # RELOAD_NOW would end it before it catches the signal.
         asked = [w for w in self.workers if w.serving]
         for worker in self.workers:
             worker.owes_reload = worker not in asked  # asked once it serves
         for worker in asked:
             worker.reloaded.clear()
-            worker.send(signal.SIGHUP)
+            worker.send(RELOAD_NOW)
         done = await all_set(asked, reloaded_or_gone, READY_TIMEOUT, self.stop_asked)
         if self.stop_asked.is_set():
             return  # the stop queued behind this reload says the rest
@@ -233,7 +233,7 @@ class Supervisor:
         self.notifier.status(self._status(said))
         if worker.owes_reload:  # it may have read the files before a reload
             worker.owes_reload = False
-            worker.send(signal.SIGHUP)
+            worker.send(RELOAD_NOW)
 
     async def _spawn(self, worker: Worker) -> None:
         worker.process = await spawn(

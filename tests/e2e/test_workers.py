@@ -279,6 +279,24 @@ async def test_a_sigterm_to_the_whole_process_group_drains_as_one_sigterm(
     assert "second stop signal" not in gateway.logs()
 
 
+async def test_a_sighup_to_the_whole_process_group_reloads_each_worker_once(
+    start_gateway: StartGateway, notify: NotifySocket
+):
+    # As `kill -HUP -- -PGID` sends it: each worker hears it from the kernel too.
+    gateway, _ = await _start(start_gateway, notify)
+    assert gateway.process is not None
+    os.killpg(gateway.process.pid, signal.SIGHUP)
+    await wait_for(lambda: "workers reloaded" in gateway.logs())
+    await asyncio.sleep(1)  # a second reload of a worker would be done by now
+    assert "workers reloaded workers=2" in gateway.logs()
+    assert gateway.logs().count("config reloaded") == 1  # worker 0's, for both
+    for _ in range(6):
+        status = json.loads(await _scrape_fresh(gateway, "/status.json"))
+        assert status["config_generation"] == 2
+        metrics = await _scrape_fresh(gateway, "/metrics")
+        assert 'hxgw_config_reloads_total{result="ok"} 1.0' in metrics
+
+
 async def test_a_second_sigterm_to_the_supervisor_ends_the_workers_drains_now(
     start_gateway: StartGateway, notify: NotifySocket, fake: FakeUpstream
 ):
