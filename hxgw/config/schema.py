@@ -26,7 +26,14 @@ from hxgw.config.transforms import Transform
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 # The modes as LiteLLM's model registry names them: what an endpoint needs of a model.
 Mode = Literal[
-    "chat", "embedding", "completion", "audio_transcription", "audio_speech", "image_generation"
+    "chat",
+    "embedding",
+    "completion",
+    "audio_transcription",
+    "audio_speech",
+    "image_generation",
+    "moderation",
+    "rerank",
 ]
 MODES: tuple[Mode, ...] = (
     "chat",
@@ -35,6 +42,8 @@ MODES: tuple[Mode, ...] = (
     "audio_transcription",
     "audio_speech",
     "image_generation",
+    "moderation",
+    "rerank",
 )
 LogFormat = Literal["kv", "json"]
 DEFAULT_UPSTREAM = "default"

@@ -52,11 +52,12 @@ MODEL = Endpoint(
     name="model", method="GET", upstream_path="/v1/models/{model}", mode=None, billed=False
 )
 """One model or group, by id: `/v1/models/` and anything after it (ids may hold a `/`)."""
-# Mode None: a moderation or rerank model is any model of the group the request names.
+# Their own modes: OpenAI lets a moderation name no model, and the default group's
+# chat model must not be sent one.
 MODERATIONS = Endpoint(
-    name="moderations", method="POST", upstream_path="/v1/moderations", mode=None
+    name="moderations", method="POST", upstream_path="/v1/moderations", mode="moderation"
 )
-RERANK = Endpoint(name="rerank", method="POST", upstream_path="/v1/rerank", mode=None)
+RERANK = Endpoint(name="rerank", method="POST", upstream_path="/v1/rerank", mode="rerank")
 """Cohere's rerank, as LiteLLM serves it (`/rerank` too, as Cohere clients call it)."""
 # Anthropic's Messages API, which LiteLLM serves for every provider.
 MESSAGES = Endpoint(

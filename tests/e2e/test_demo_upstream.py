@@ -20,7 +20,7 @@ import openai
 import pytest
 
 from tests.conftest import StartGateway
-from tests.fixtures import HXGW, Gateway, free_port, wait_http
+from tests.fixtures import DEFAULT_MODELS, HXGW, Gateway, free_port, wait_http
 
 BIG = "x" * (2 * 1024 * 1024)  # over aiohttp's 1 MiB default, under the gateway's 32 MiB
 
@@ -302,12 +302,18 @@ async def test_the_demo_pages_its_files_and_forgets_a_deleted_one(before_demo: G
     assert f"No such File object: {first.id}" in str(missing.value)
 
 
-async def test_the_demo_moderates_and_reranks_through_the_gateway(before_demo: Gateway):
-    async with _sdk(before_demo) as sdk:
-        moderated = await sdk.moderations.create(model="chat", input=["hello", "attack them"])
+async def test_the_demo_moderates_and_reranks_through_the_gateway(
+    demo: str, start_gateway: StartGateway
+):
+    scorers = [{"name": name, "tier_score": 0.5, "specializations": [], "mode": name}
+               for name in ("moderation", "rerank")]
+    gateway = await start_gateway(upstream_url=demo, models=[*DEFAULT_MODELS, *scorers])
+    async with _sdk(gateway) as sdk:
+        moderated = await sdk.moderations.create(model="moderation",
+                                                 input=["hello", "attack them"])
     assert [r.flagged for r in moderated.results] == [False, True]
-    body = {"model": "chat", "query": "red apples", "documents": ["blue sky", "red apples"]}
+    body = {"model": "rerank", "query": "red apples", "documents": ["blue sky", "red apples"]}
     async with aiohttp.ClientSession() as client, client.post(
-            before_demo.url + "/v1/rerank", json=body, headers=before_demo.auth) as resp:
+            gateway.url + "/v1/rerank", json=body, headers=gateway.auth) as resp:
         ranked = await resp.json()
     assert [r["index"] for r in ranked["results"]] == [1, 0]

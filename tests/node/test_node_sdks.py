@@ -22,8 +22,9 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import StartGateway
 from tests.fake_upstream import FakeUpstream, openai_usage
-from tests.fixtures import Gateway, new_key
+from tests.fixtures import DEFAULT_MODELS, Gateway, new_key
 
 pytestmark = pytest.mark.node
 
@@ -112,11 +113,15 @@ async def test_openai_models_retrieve_of_a_missing_model_is_a_not_found_error(ga
 
 
 async def test_openai_moderation_is_answered_by_the_groups_model(
-    gateway: Gateway, fake: FakeUpstream
+    start_gateway: StartGateway, fake: FakeUpstream
 ):
+    judge = {"name": "judge", "tier_score": 0.5, "specializations": [],
+             "upstream_model": "m-mod", "mode": "moderation"}
+    gateway = await start_gateway(models=[*DEFAULT_MODELS, judge], routing={"routing": {
+        "default_group": "chat", "groups": {"chat": ["alpha"], "safety": ["judge"]}}})
     result = await run("openai/moderation.mjs", gateway)
     assert (result["flagged"], result["violence"]) == ([False, True], [False, True])
-    assert (fake.requests[-1].path, fake.requests[-1].model) == ("/v1/moderations", "m-alpha")
+    assert (fake.requests[-1].path, fake.requests[-1].model) == ("/v1/moderations", "m-mod")
 
 
 async def test_openai_wrong_key_is_an_authentication_error_with_status_401(

@@ -244,7 +244,7 @@ def test_every_problem_is_reported_at_once(tmp_path: Path):
         "model_registry.yaml: models.alpha.tier_score: must be between 0.0 and 1.0, got 2",
         "model_registry.yaml: models.alpha.specializations: must be a list of strings, got a string",
         "model_registry.yaml: models.alpha.mode: must be one of chat, embedding, completion, "
-        "audio_transcription, audio_speech, image_generation, got 'video'",
+        "audio_transcription, audio_speech, image_generation, moderation, rerank, got 'video'",
         "routing.yaml: routing.strategy: must be one of failover, round-robin, weighted, "
         "least-busy, latency, ml-based-routing, got 'random'",
         "routing.yaml: routing.failover_order[0]: unknown model 'zeta'",
