@@ -194,6 +194,15 @@ class Daemon:
                 config = self.override.apply(loaded)
                 snapshot = build_state(config, current.client, current.generation + 1, self.runtime)
                 await stores.reloaded(self.runtime, self.seeds, config)
+                waiting = log_restart_only_changes(
+                    self.started_with, config, self.runtime.listening
+                )
+                warn_if_world_readable(config, self.readable)
+            changed = changes(current.config, config)
+            changed.waiting = waiting
+            if self.ssl_context is not None and config.tls is not None:
+                reread_certificate(self.ssl_context, config.tls)
+            self._adopt(snapshot)  # the swap is its last step: a failure before keeps the old
         except ConfigError as exc:
             problems = str(exc).splitlines()
             # The first in full, the rest counted: STATUS= and the status page have a
@@ -218,14 +227,6 @@ class Daemon:
             )
             self.notifier.ready(self._status())
             return False
-        with said_once():
-            waiting = log_restart_only_changes(self.started_with, config, self.runtime.listening)
-            warn_if_world_readable(config, self.readable)
-        changed = changes(current.config, config)
-        changed.waiting = waiting
-        if self.ssl_context is not None and config.tls is not None:
-            reread_certificate(self.ssl_context, config.tls)
-        self._adopt(snapshot)
         generation = snapshot.generation
         self._record_reload("ok", f"generation {generation}, {changed.summary()}")
         with said_once():
