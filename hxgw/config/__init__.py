@@ -24,6 +24,7 @@ from hxgw.config.schema import (
     ScoringWeights,
     StoreSettings,
     Tls,
+    key_digest,
 )
 from hxgw.config.store import load_store_settings
 
@@ -42,6 +43,7 @@ __all__ = [
     "ScoringWeights",
     "StoreSettings",
     "Tls",
+    "key_digest",
     "load_config",
     "load_store_settings",
 ]

@@ -4,7 +4,6 @@ once, a budget per period)."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from hxgw.config.reader import (
     kind_of,
     read_yaml,
 )
-from hxgw.config.schema import MASTER_KEY_NAME, PERIODS, ClientKey, KeyLimits
+from hxgw.config.schema import MASTER_KEY_NAME, PERIODS, ClientKey, KeyLimits, key_digest
 from hxgw.errors import did_you_mean
 
 LIMIT_KEYS = ("rpm", "tpm", "max_parallel", "budget", "budget_period")
@@ -47,7 +46,7 @@ def read_client_keys(
                 "environment", "MASTER_KEY", f"has characters {NOT_IN_A_HEADER}{IN_ENV_FILE}"
             )
         keys.append(
-            ClientKey(name=MASTER_KEY_NAME, digest=hashlib.sha256(master.encode()).digest())
+            ClientKey(name=MASTER_KEY_NAME, digest=key_digest(master))
         )
     keys_file = top.section("auth", AUTH_KEYS).string("keys_file")
     if keys_file:
@@ -99,7 +98,7 @@ def _key_entries(
             entry.report("needs exactly one of key, key_sha256")
             continue
         try:
-            digest = hashlib.sha256(secret.encode()).digest() if secret else bytes.fromhex(hashed)
+            digest = key_digest(secret) if secret else bytes.fromhex(hashed)
         except ValueError:
             digest = b""
         if len(digest) != 32:

@@ -7,7 +7,6 @@ value was wrong, so that every problem of a file is found in one pass).
 
 from __future__ import annotations
 
-import hashlib
 import ipaddress
 import ssl
 from collections.abc import Mapping
@@ -26,6 +25,7 @@ from hxgw.config.schema import (
     ReadinessProbe,
     Timeouts,
     Tls,
+    key_digest,
 )
 
 GATEWAY = "gateway.yaml"
@@ -40,7 +40,7 @@ def read_metrics_access(top: Section, env: Mapping[str, str]) -> MetricsAccess:
         section.report(f"names {key_env!r}, which is not set{ENV_AT_START}", "key_env")
     return MetricsAccess(
         auth=section.boolean("auth", True),
-        key_digest=hashlib.sha256(key.encode()).digest() if key else None,
+        key_digest=key_digest(key) if key else None,
     )
 
 

@@ -8,6 +8,7 @@ in `routing_schema.py`.
 
 from __future__ import annotations
 
+import hashlib
 import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -150,9 +151,15 @@ MASTER_KEY_NAME = "master"
 key may have it."""
 
 
+def key_digest(secret: str) -> bytes:
+    """A key's SHA-256, as the gateway holds every key it takes. A header that is not
+    UTF-8 reaches us with surrogate escapes: it hashes to what its bytes would."""
+    return hashlib.sha256(secret.encode("utf-8", "surrogateescape")).digest()
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ClientKey:
-    """A client key, held only as its SHA-256 digest."""
+    """A client key, held only as its SHA-256 digest (`key_digest`)."""
 
     name: str
     digest: bytes = field(repr=False)

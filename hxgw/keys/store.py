@@ -14,13 +14,12 @@ every instance that shares the database, without a reload.
 
 from __future__ import annotations
 
-import hashlib
 import secrets
 import time
 from collections.abc import Collection, Mapping
 from typing import Any
 
-from hxgw.config import load_store_settings
+from hxgw.config import key_digest, load_store_settings
 from hxgw.errors import ConfigError, did_you_mean
 from hxgw.keys.stored_key import FIELDS, MIGRATIONS, TABLE, StoredKey, read_row
 from hxgw.store import (
@@ -42,7 +41,7 @@ class KeyStoreError(Exception):
 def new_secret() -> tuple[str, str]:
     """A new key and its digest (hex)."""
     secret = SECRET_PREFIX + secrets.token_urlsafe(32)
-    return secret, hashlib.sha256(secret.encode()).hexdigest()
+    return secret, key_digest(secret).hex()
 
 
 class KeyStore:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import math
 import time
@@ -11,7 +10,7 @@ from typing import NoReturn
 
 import structlog
 
-from hxgw.config import ClientKey
+from hxgw.config import ClientKey, key_digest
 from hxgw.errors import AddressLockedOut, Unauthorized, Unavailable
 from hxgw.keys.book import StoredKeys
 from hxgw.keys.guard import Verdict, client_address
@@ -49,7 +48,7 @@ def authenticate(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
                 "missing key: send 'x-api-key: <key>' or 'Authorization: Bearer <key>'"
             )
         raise Unauthorized("missing bearer key: send 'Authorization: Bearer <key>'")
-    digest = hashlib.sha256(presented.encode("utf-8", "surrogateescape")).digest()
+    digest = key_digest(presented)
     key = ctx.state.keys_by_digest.get(digest)
     stored = ctx.state.runtime.stored_keys
     if key is None and stored is not None:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import hashlib
 import hmac
 from collections.abc import Mapping
 
@@ -19,6 +18,7 @@ from aiohttp import web
 from multidict import CIMultiDict
 
 from hxgw import jsonio
+from hxgw.config import key_digest
 from hxgw.errors import GatewayError, OperatorOnly, Unauthorized
 from hxgw.observe.metrics import CONTENT_TYPE
 from hxgw.observe.workers import families, render_total
@@ -80,7 +80,7 @@ async def authorize(
             "this endpoint needs a key: 'Authorization: Bearer <key>', or HTTP Basic auth "
             "with the key as the password (any user name)"
         )
-    digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()
+    digest = key_digest(key)
     metrics_key = access.key_digest is not None and hmac.compare_digest(access.key_digest, digest)
     client = state.keys_by_digest.get(digest)
     stored = state.runtime.stored_keys
