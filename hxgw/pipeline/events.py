@@ -17,7 +17,7 @@ import structlog
 from hxgw.errors import GatewayError, TotalTimeout, UpstreamError, UpstreamTimeout
 from hxgw.pipeline.context import Reply, RequestContext
 from hxgw.pipeline.lines import HeldLine, closer
-from hxgw.pipeline.opening import ERROR_LINES
+from hxgw.pipeline.opening import ERROR_LINES, event_name
 from hxgw.pipeline.rendering import error_event
 from hxgw.pipeline.usage import CHOICES, choices
 from hxgw.pipeline.usage_chunk import HiddenUsage
@@ -41,7 +41,8 @@ def _named(*names: bytes) -> tuple[bytes, ...]:
 def _typed(*names: bytes) -> tuple[bytes, ...]:
     """The same events by their data object's `type`, wherever it stands in the object (for
     an upstream that sends no event lines): only JSON's own quotes are bare, never those
-    of a model's text."""
+    of a model's text. A client's own `metadata`, which a Responses stream echoes, may
+    hold one too: a line found by it is read to be sure (`_typed_end`)."""
     return tuple(b'"type":' + space + b'"' + name + b'"' for name in names for space in (b"", b" "))
 
 
@@ -75,14 +76,14 @@ a line's start only: a model's text is inside JSON strings, where no line can st
 _FINAL = {route: _line_starts(lines) for route, lines in FINAL_LINES.items()}
 _DONE_LINE = _line_starts(_SAID_DONE)
 _ERROR_LINE = _line_starts(ERROR_LINES)
-FINAL_MARKS = {
-    "chat": (),
-    "completions": (),
-    "messages": _typed(b"message_stop", b"error"),
-    "responses": _typed(*_RESPONSE_ENDS),
-    "responses_retrieve": _typed(*_RESPONSE_ENDS),
+FINAL_TYPES = {
+    "messages": (b"message_stop", b"error"),
+    "responses": _RESPONSE_ENDS,
+    "responses_retrieve": _RESPONSE_ENDS,
 }
-"""What ends a stream wherever it stands in a block."""
+"""The same final events by their data object's own `type`, for an upstream that sends
+no event lines."""
+_MARKS = {route: _typed(*names) for route, names in FINAL_TYPES.items()}
 
 
 async def relay_events(ctx: RequestContext, reply: Reply) -> None:
@@ -170,7 +171,21 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
 
 def ends_stream(block: bytes, route: str) -> bool:
     """Whether a block of whole lines holds the event that ends a stream of `route`."""
-    return _has_line(block, _FINAL[route]) or any(mark in block for mark in FINAL_MARKS[route])
+    return _has_line(block, _FINAL[route]) or _typed_end(block, route)
+
+
+def _typed_end(block: bytes, route: str) -> bool:
+    """Whether a data line's own `type` names a final event of `route`. The mark is only
+    a hint (it may be inside the object); the lines that hold it are read."""
+    marks = _MARKS.get(route)
+    if not marks or not any(mark in block for mark in marks):
+        return False
+    names = FINAL_TYPES[route]
+    return any(
+        event_name([line]) in names
+        for line in block.splitlines()
+        if line.startswith(b"data:") and any(mark in line for mark in marks)
+    )
 
 
 def said_done(block: bytes) -> bool:

@@ -84,7 +84,7 @@ class Preamble:
         self._line[:] = data[cut:]
         for line in ended:
             if not line:
-                if self._event and _name(self._event) not in PREAMBLE:
+                if self._event and event_name(self._event) not in PREAMBLE:
                     return False
                 self._event = []
             elif not line.startswith(b":"):
@@ -106,7 +106,7 @@ def _events(data: bytes) -> tuple[list[list[bytes]], bool]:
     return [event for event in events if event], whole
 
 
-def _name(event: list[bytes]) -> bytes | None:
+def event_name(event: list[bytes]) -> bytes | None:
     """An event's name: its `event:` line's, or else its data object's `type`."""
     for line in event:
         if line.startswith(b"event:"):
@@ -130,7 +130,7 @@ def opening_error(first: bytes, ended: bool = False) -> OpeningError | None:
     """What the error event that opens a stream (past its preamble) says, or that the
     stream `ended` with `first` before any of its answer; None when it opens otherwise."""
     events, _ = _events(first)
-    event = next((e for e in events if _name(e) not in PREAMBLE), None)
+    event = next((e for e in events if event_name(e) not in PREAMBLE), None)
     if event is None and ended:
         return OpeningError("the upstream's stream ended before any of its answer")
     if event is None:
@@ -141,7 +141,7 @@ def opening_error(first: bytes, ended: bool = False) -> OpeningError | None:
         with contextlib.suppress(jsonio.DecodeError):
             parsed = jsonio.loads(data[5:])
     parsed = parsed if isinstance(parsed, dict) else {}
-    name = _name(event)
+    name = event_name(event)
     if name == b"response.failed" and isinstance(parsed.get("response"), dict):
         parsed = parsed["response"]  # the failed response, with its `error`
     # The SDKs raise on a data object with any `error` (OpenRouter's chunk names its id

@@ -102,6 +102,25 @@ async def test_the_sdk_raises_for_a_responses_stream_that_ends_before_it_complet
                 pass
 
 
+async def test_a_responses_stream_echoing_metadata_typed_error_is_relayed_to_its_end(
+    gateway: Gateway, fake: FakeUpstream
+):
+    # The request's own metadata, echoed in response.created, is no final event: the
+    # stream that pauses past it (a reasoning model) is still relayed whole.
+    gate = asyncio.Event()
+    fake.behave("m-alpha", gate=gate)
+    async with _sdk(gateway) as sdk:
+        stream = await sdk.responses.create(model="chat", input="hi", stream=True,
+                                            metadata={"type": "error"})
+        kinds = []
+        async for event in stream:
+            kinds.append(event.type)
+            if event.type == "response.output_text.delta":
+                await asyncio.sleep(1.5)  # longer than the gateway waits after a final event
+                gate.set()
+    assert kinds[-1] == "response.completed"
+
+
 async def test_the_sdks_stream_reads_text_deltas_and_the_completed_response(gateway: Gateway):
     async with _sdk(gateway) as sdk:
         stream = await sdk.responses.create(model="chat", input="hi", stream=True)

@@ -62,6 +62,15 @@ def test_a_responses_stream_ends_where_its_type_is_not_the_data_s_first_key():
     assert ends_stream(block, "responses")
 
 
+@pytest.mark.parametrize("named", [True, False])
+def test_a_responses_event_echoing_metadata_typed_error_ends_nothing(named: bool):
+    # The client's own metadata, echoed in response.created, is no error event.
+    data = (b'data: {"type":"response.created","response":{"id":"resp_1",'
+            b'"metadata":{"type":"error"}}}\n\n')
+    block = (b"event: response.created\n" if named else b"") + data
+    assert not ends_stream(block, "responses")
+
+
 def test_a_responses_text_delta_ends_nothing():
     delta = b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta",' \
             b'"delta":"response.completed"}\n\n'
