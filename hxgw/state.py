@@ -43,12 +43,15 @@ class GatewayState:
     runtime: Runtime
     classifier: TaskClassifier | None
 
-    def first_byte_budget(self, started: float, stream: bool = True) -> float:
-        """Seconds left to get a first byte: a stream's first-byte timeout, or a plain
-        answer's, within the total one."""
+    def first_byte_timeout(self, stream: bool = True) -> float:
+        """A stream's first-byte timeout, or a plain answer's."""
         timeouts = self.config.timeouts
-        left = started + timeouts.total - time.perf_counter()
-        return max(0.0, min(timeouts.first_byte if stream else timeouts.answer, left))
+        return timeouts.first_byte if stream else timeouts.answer
+
+    def first_byte_budget(self, started: float, stream: bool = True) -> float:
+        """Seconds left to get a first byte: `first_byte_timeout`, within the total one."""
+        left = started + self.config.timeouts.total - time.perf_counter()
+        return max(0.0, min(self.first_byte_timeout(stream), left))
 
 
 def build_state(

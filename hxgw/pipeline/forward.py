@@ -117,11 +117,14 @@ async def _first_answer(ctx: RequestContext, failed: list[Failure], blame: Blame
         # a slot is given back only by the connection the request then holds.
         body = ctx.upstream_bodies.for_model(model) if ctx.upload is None else b""
         token = health.started(time.monotonic())
+        entered: float | None = None
+        """When it had its turn: its time to a first byte counts from then."""
         try:
             # The first-byte deadline covers the wait for a turn, the head and the first
             # body bytes.
-            with runtime.deadlines.after(budget, ctx.task):
+            with runtime.deadlines.after(budget, ctx.task) as deadline:
                 waited = await gate.enter()
+                entered = time.perf_counter()
                 if waited:
                     ctx.queued = (ctx.queued or 0.0) + waited
                     runtime.saturation.waited(gate.name, waited)
@@ -142,7 +145,26 @@ async def _first_answer(ctx: RequestContext, failed: list[Failure], blame: Blame
                         raise
             if ctx.upload is not None:
                 response, first = await send_upload(ctx, model, headers, gate)
-        except GateFull as exc:
+        except (GateFull, *TransportError) as caught:
+            if entered is not None:
+                cut = failed and budget < ctx.state.first_byte_timeout(ctx.stream)
+                if deadline.expired and cut:
+                    # What the candidates before it left of the total timeout, less than
+                    # its first-byte time, ran out: no fault of the model's, and nothing
+                    # is left to try.
+                    health.finished_other(token)
+                    failed.append(Failure(model.name, "timeout", kind="timeout"))
+                    break
+                health.failed(time.monotonic(), token=token)
+                failed.append(broken(model, caught, entered))
+                metrics.upstream_errors.labels(model.name, failed[-1].kind).inc()
+                if ctx.upload is not None and ctx.upload.consumed:
+                    break  # the upload cannot be sent again
+                continue
+            # Not let in: shed at its cap, or its first-byte time ran out in the queue.
+            exc = caught if isinstance(caught, GateFull) else gate.out_of_time(
+                time.perf_counter() - started
+            )
             health.finished_other(token)  # the model did nothing wrong
             full.add(model.upstream)
             if exc.waited:
@@ -151,13 +173,6 @@ async def _first_answer(ctx: RequestContext, failed: list[Failure], blame: Blame
             failed.append(
                 Failure(model.name, str(exc), retry_after=str(exc.retry_after), shed=True)
             )
-            continue
-        except TransportError as exc:
-            health.failed(time.monotonic(), token=token)
-            failed.append(broken(model, exc, started))
-            metrics.upstream_errors.labels(model.name, failed[-1].kind).inc()
-            if ctx.upload is not None and ctx.upload.consumed:
-                break  # the upload cannot be sent again
             continue
         except BaseException:
             health.finished_other(token)
@@ -185,7 +200,7 @@ async def _first_answer(ctx: RequestContext, failed: list[Failure], blame: Blame
         runtime.readiness.saw_ok(model.upstream)
         ctx.upstream_first_at = now
         ctx.ttfb = now - ctx.started
-        health.first_byte(now - started, token)
+        health.first_byte(now - (entered or started), token)
         return Reply(response, first, model, health, token)
     if not failed:
         raise UpstreamTimeout("the request's total timeout ran out before an upstream answered")

@@ -133,6 +133,13 @@ class Gate:
                 return True
         return False
 
+    def out_of_time(self, waited: float) -> GateFull:
+        """A request whose first-byte time ran out while it waited for a turn: shed, as
+        one whose queue_timeout did (the model it was for did nothing wrong)."""
+        shed = self._shed(f"no turn within the first-byte timeout ({waited:.3f} s waited)")
+        shed.waited = waited
+        return shed
+
     def _shed(self, reason: str) -> GateFull:
         self.shed += 1
         self._shed_since_warning += 1

@@ -113,6 +113,31 @@ async def test_a_request_waits_no_longer_than_queue_timeout_then_gets_503(
     assert "no turn within queue_timeout" in body["error"]["message"]
 
 
+async def test_a_request_whose_first_byte_time_runs_out_in_the_queue_is_shed_not_blamed(
+    start_gateway: StartGateway, upstream: tuple[FakeUpstream, str],
+    client: aiohttp.ClientSession,
+):
+    fake, url = upstream
+    fake.behave("m-alpha", gate=asyncio.Event())
+    routing = {"routing": {**ROUTING["routing"],
+                           "circuit_breaker": {"failures": 1, "cooldown": 60}}}
+    gateway = await start_gateway(models=MODELS, routing=routing, gateway={
+        "upstreams": {"default": {"url": url},
+                      "busy": {"url": url, "max_concurrent": 1, "queue_timeout": 30}},
+        "timeouts": {"connect": 2, "first_byte": 0.5, "answer": 0.5, "total": 30}})
+    async with _held_streams(gateway, client, 1):
+        async with client.post(gateway.url + "/v1/chat/completions", json=_chat("a"),
+                               headers=gateway.auth) as resp:
+            body = await resp.json()
+            assert resp.status == 503
+        async with client.get(gateway.url + "/metrics", headers=gateway.auth) as scrape:
+            metrics = await scrape.text()
+    assert "no turn within the first-byte timeout" in body["error"]["message"]
+    assert len(fake.requests) == 1  # the held stream's alone
+    assert 'hxgw_upstream_errors_total{kind="timeout",model="alpha"} 0.0' in metrics
+    assert 'hxgw_circuit_state{model="alpha"} 0.0' in metrics
+
+
 async def test_a_queued_request_is_served_when_a_turn_frees_and_its_wait_is_logged(
     start_gateway: StartGateway, upstream: tuple[FakeUpstream, str],
     client: aiohttp.ClientSession,

@@ -319,6 +319,25 @@ async def test_candidates_left_when_the_total_timeout_runs_out_are_neither_tried
     assert 'hxgw_upstream_errors_total{kind="timeout",model="gamma"} 0.0' in metrics
 
 
+async def test_a_fallback_whose_wait_the_total_timeout_cut_short_is_not_blamed(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    routing = {"routing": {"default_group": "chat", "groups": {"chat": ["alpha", "beta"]},
+                           "circuit_breaker": {"failures": 1, "cooldown": 60}}}
+    timeouts = {"connect": 2, "first_byte": 1, "answer": 1, "total": 1.5}
+    gateway = await start_gateway(routing=routing, gateway={"timeouts": timeouts})
+    fake.behave("m-alpha", header_delay=3)
+    fake.behave("m-beta", header_delay=0.9)  # in its first-byte time, not in what is left
+    status, _, body = await _chat(gateway, client)
+    assert status == 504
+    assert [t["model"] for t in body["error"]["tried"]] == ["alpha", "beta"]
+    async with client.get(gateway.url + "/metrics", headers=gateway.auth) as resp:
+        metrics = await resp.text()
+    assert 'hxgw_upstream_errors_total{kind="timeout",model="alpha"} 1.0' in metrics
+    assert 'hxgw_upstream_errors_total{kind="timeout",model="beta"} 0.0' in metrics
+    assert 'hxgw_circuit_state{model="beta"} 0.0' in metrics
+
+
 async def test_a_half_open_model_takes_one_probe_not_every_request_that_fails_over_to_it(
     start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):
