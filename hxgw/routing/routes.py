@@ -12,6 +12,7 @@ from dataclasses import replace
 
 from hxgw.config import MODES, ClientKey, Config, Mode, Model
 from hxgw.errors import BadRequest, Forbidden, ModelNotFound, did_you_mean
+from hxgw.memo import Memo
 from hxgw.routing.decision import Decision, Route
 
 GROUP_HEADER = "X-HX-Model-Group"
@@ -29,6 +30,11 @@ class Routes:
             for mode in (*MODES, None)
         }
         """None: the group has no model for that mode."""
+        self._for_groups: Memo[tuple[str, Mode | None, frozenset[str]], Route] = Memo(
+            self._route_within, 4096
+        )
+        """The routes of keys limited to some groups: failover_order's models are theirs
+        only where one of those groups holds them."""
 
     def resolve(
         self,
@@ -92,6 +98,16 @@ class Routes:
                 + (f"name one that has: {', '.join(serving)}" if serving else "no group has one"),
                 param=named_in or "model",
             )
+        if key.groups is not None and route.own < len(route.candidates):
+            return self._for_groups[group, mode, key.groups]
+        return route
+
+    def _route_within(self, which: tuple[str, Mode | None, frozenset[str]]) -> Route:
+        group, mode, groups = which
+        groups_models = self.config.routing.groups
+        reach = {m for g in groups if g in groups_models for m in groups_models[g].models}
+        route = _group_route(self.config, group, mode, reach)
+        assert route is not None  # the group's own models are the unlimited route's
         return route
 
 
@@ -111,11 +127,17 @@ def may_use_upstream(config: Config, key: ClientKey, upstream: str) -> bool:
     )
 
 
-def _group_route(config: Config, group: str, mode: Mode | None) -> Route | None:
+def _group_route(
+    config: Config, group: str, mode: Mode | None, reach: set[str] | None = None
+) -> Route | None:
+    """`reach`: the models failover_order may add (None: all of them)."""
     own = _serving(config, config.routing.groups[group].models, mode)
     if not own:
         return None
-    last_resort = _serving(config, config.routing.failover_order, mode)
+    order = config.routing.failover_order
+    if reach is not None:
+        order = tuple([name for name in order if name in reach])
+    last_resort = _serving(config, order, mode)
     candidates = own + tuple([m for m in last_resort if m not in own])
     turns = f"{group} {mode or 'any'}"
     route = Route(

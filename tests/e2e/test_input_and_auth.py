@@ -428,6 +428,31 @@ async def test_named_keys_from_a_keys_file_are_limited_to_their_groups(
     assert alice not in gateway.logs()
 
 
+async def test_failover_order_takes_a_group_limited_key_only_to_models_of_its_groups(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream, tmp_path
+):
+    alice = new_key("sk-alice")
+    keys = tmp_path / "keys.yaml"
+    keys.write_text(f"keys:\n  - name: alice\n    key: {alice}\n    groups: [solo]\n")
+    keys.chmod(0o640)
+    routing = {"routing": {"default_group": "chat", "failover_order": ["alpha", "gamma"],
+                           "groups": {"chat": ["alpha", "beta"], "solo": ["gamma"],
+                                      "spare": ["beta"]}}}
+    gateway = await start_gateway(routing=routing, gateway={"auth": {"keys_file": str(keys)}})
+    fake.behave("m-gamma", status=503)
+    async with client.post(gateway.url + CHAT_PATH, json={"model": "solo"},
+                           headers={"Authorization": f"Bearer {alice}"}) as resp:
+        assert resp.status == 503  # gamma's own answer: alpha is not one of solo's
+    assert fake.seen_models() == ["m-gamma"]
+    async with client.post(gateway.url + CHAT_PATH, json={"model": "spare"},
+                           headers=gateway.auth) as resp:  # an unlimited key's goes on
+        assert resp.status == 200
+    fake.behave("m-beta", status=503)
+    async with client.post(gateway.url + CHAT_PATH, json={"model": "spare"},
+                           headers=gateway.auth) as resp:
+        assert (resp.status, resp.headers["X-HX-Model"]) == (200, "alpha")
+
+
 async def test_keys_never_appear_in_the_logs(
     start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):
