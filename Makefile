@@ -27,6 +27,7 @@ help:
 	@echo "make bench-ab A=rev B=rev  CPU per request of two versions, measured in alternation"
 	@echo "make eval-router    the router's classifier and strategies, evaluated"
 	@echo "make install-systemd  install hxgw as hx-gateway-ml.service (root)"
+	@echo "make clean          remove the venv and build leftovers (the next make sets it up again)"
 
 # `install` is the gateway and the packages the README's examples import; `install-test`
 # adds the test and lint tools (twice the download: `make run` does not wait for them).
@@ -37,7 +38,10 @@ install-test: $(VENV)/.installed-test
 # shadow it; here that folder is the package.
 EDITABLE = PYTHONWARNINGS="ignore:Editable installation" $(PY) -m pip install -q -e
 
+# An older Python is refused before anything is made, and a venv one made is made again.
 $(VENV)/.installed: setup.cfg pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11) and "hxgw needs Python 3.11 or newer, and $(PYTHON) is " + sys.version.split()[0] + ": give make PYTHON=python3.11 (or newer)")'
+	@if [ -x $(PY) ] && ! $(PY) -c 'import sys; sys.exit(sys.version_info < (3, 11))'; then rm -rf $(VENV); fi
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(EDITABLE) '.[examples]'

@@ -27,8 +27,10 @@ class Problems:
         self.messages: list[str] = []
 
     def add(self, file: str, path: str, message: str) -> None:
-        place = f"{file}: {path}: " if path else f"{file}: "
-        self.messages.append(place + message)
+        """Said once, however many readers of a section meet it (`auth` has two)."""
+        problem = (f"{file}: {path}: " if path else f"{file}: ") + message
+        if problem not in self.messages:
+            self.messages.append(problem)
 
 
 _YAML_WORDS = {type(None): "nothing (null)", list: "a list", dict: "a mapping"}

@@ -137,7 +137,7 @@ def text(report: dict[str, Any]) -> str:
         task += f" (the classifier's view: {report['strategy']} does not ask it)"
     signals = ", ".join(f"{s['feature']} ({s['weight']:+.2f})" for s in report["task_signals"])
     lines = [
-        f"group      {report['group']}",
+        f"group      {report['group'] or '- (a pinned model)'}",
         f"strategy   {report['strategy']}",
         f"task       {task}",
         f"signals    {signals or '-'}",

@@ -78,6 +78,15 @@ def test_check_config_gives_an_upstream_url_without_its_scheme_the_one_to_use(tm
             " use 'http://localhost:4000'") in result.stderr, result.stderr
 
 
+def test_check_config_names_an_unknown_key_of_auth_once(tmp_path: Path):
+    # Two readers take the auth section (the bad-key policy and the keys file).
+    write_config(tmp_path, "http://127.0.0.1:1", gateway={"auth": {"max_bad_kyes": 5}})
+    result = _hxgw("check-config", "--config-dir", str(tmp_path),
+                   env={"MASTER_KEY": new_key(), "PATH": "/usr/bin:/bin"})
+    assert result.returncode == 1
+    assert result.stderr.count("gateway.yaml: auth.max_bad_kyes: unknown key") == 1, result.stderr
+
+
 def test_check_config_works_without_master_key_and_says_serving_needs_one(tmp_path: Path):
     write_config(tmp_path, "http://127.0.0.1:1")
     result = _hxgw("check-config", "--config-dir", str(tmp_path), env={"PATH": "/usr/bin:/bin"})

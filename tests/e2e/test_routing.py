@@ -169,6 +169,14 @@ def test_hxgw_route_names_an_edge_word_feature_for_what_it_is(tmp_path: Path):
     assert not any(f.startswith(("starts with", "ends with")) for f in features), features
 
 
+def test_hxgw_route_says_a_pinned_model_has_no_group(tmp_path: Path):
+    config = write_config(tmp_path, "http://127.0.0.1:9")
+    body = {"model": "gamma", "messages": [{"role": "user", "content": "hi"}]}
+    result = _hxgw_route(config, json.dumps(body))
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.splitlines()[0] == "group      - (a pinned model)"
+
+
 def test_hxgw_route_prints_the_order_and_the_route_header_for_a_reader(tmp_path: Path):
     routing = {"routing": {"strategy": "ml-based-routing", "default_group": "chat",
                            "groups": {"chat": ["alpha", "beta"], "emb": ["embed"]}}}
