@@ -99,7 +99,7 @@ async def transcription(fake: FakeUpstream, request: web.Request) -> web.StreamR
     text = how.content
     task = "translate" if request.path.endswith("translations") else "transcribe"
     if fields.get("stream") == "true" and task == "transcribe":
-        return await _transcript_events(request, text)
+        return await _transcript_events(request, text, how)
     match fields.get("response_format", "json"):
         case "text":
             return _text(text + "\n")
@@ -120,11 +120,15 @@ async def transcription(fake: FakeUpstream, request: web.Request) -> web.StreamR
     return web.json_response({"text": text, "usage": usage})
 
 
-async def _transcript_events(request: web.Request, text: str) -> web.StreamResponse:
+async def _transcript_events(request: web.Request, text: str,
+                             how: Behaviour) -> web.StreamResponse:
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
     await response.prepare(request)
     words = text.split(" ")
     for n, word in enumerate(words):
+        if n == how.end_after_chunks:  # a clean end, before the final event
+            await response.write_eof()
+            return response
         delta = {"type": "transcript.text.delta", "delta": word if n == 0 else " " + word}
         await response.write(b"data: " + json.dumps(delta).encode() + b"\n\n")
     usage = {"type": "tokens", "input_tokens": 14, "output_tokens": len(words),

@@ -63,12 +63,22 @@ def _has_line(block: bytes, starts: tuple[tuple[bytes, ...], tuple[bytes, ...]])
 _SAID_DONE = (b"data: [DONE]", b"data:[DONE]")
 _DONE = (*_SAID_DONE, *ERROR_LINES)
 _RESPONSE_ENDS = (b"response.completed", b"response.incomplete", b"response.failed", b"error")
+FINAL_TYPES = {
+    "messages": (b"message_stop", b"error"),
+    "responses": _RESPONSE_ENDS,
+    "responses_retrieve": _RESPONSE_ENDS,  # ?stream=true: its events again
+    "audio_transcriptions": (b"transcript.text.done", b"error"),
+    "audio_speech": (b"speech.audio.done", b"error"),  # stream_format: sse
+    "images_generations": (b"image_generation.completed", b"error"),
+    "images_edits": (b"image_edit.completed", b"error"),
+}
+"""The events that end a whole stream, by route, by name or by their data object's own
+`type` (for an upstream that sends no event lines): those of OpenAI's streams but chat's."""
 FINAL_LINES = {
     "chat": _DONE,
     "completions": _DONE,
-    "messages": _named(b"message_stop", b"error"),
-    "responses": (*_named(*_RESPONSE_ENDS), *_DONE),
-    "responses_retrieve": (*_named(*_RESPONSE_ENDS), *_DONE),  # ?stream=true: its events again
+    **{route: (*_named(*names), *_DONE) for route, names in FINAL_TYPES.items()},
+    "messages": _named(*FINAL_TYPES["messages"]),  # Anthropic's, with no [DONE]
 }
 """How the line that ends a whole stream begins, by route; the upstream's own error event
 ends one too. A route not named here is relayed to its end, however it ends. Matched at
@@ -76,13 +86,6 @@ a line's start only: a model's text is inside JSON strings, where no line can st
 _FINAL = {route: _line_starts(lines) for route, lines in FINAL_LINES.items()}
 _DONE_LINE = _line_starts(_SAID_DONE)
 _ERROR_LINE = _line_starts(ERROR_LINES)
-FINAL_TYPES = {
-    "messages": (b"message_stop", b"error"),
-    "responses": _RESPONSE_ENDS,
-    "responses_retrieve": _RESPONSE_ENDS,
-}
-"""The same final events by their data object's own `type`, for an upstream that sends
-no event lines."""
 _MARKS = {route: _typed(*names) for route, names in FINAL_TYPES.items()}
 
 

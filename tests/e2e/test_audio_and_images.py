@@ -134,6 +134,17 @@ async def test_a_streamed_transcription_arrives_as_events_and_is_billed_as_a_str
     assert row["usage_source"] == "reported"
 
 
+async def test_a_transcription_stream_that_ends_before_its_done_event_ends_with_an_error(
+    sdk: openai.AsyncOpenAI, fake: FakeUpstream
+):
+    fake.behave("gpt-4o-transcribe", end_after_chunks=2)
+    stream = await sdk.audio.transcriptions.create(
+        model="stt", file=("a.wav", SOUND), stream=True)
+    with pytest.raises(openai.APIError, match="before its final event"):
+        async for _ in stream:
+            pass
+
+
 async def _ledger_row(gateway: Gateway, route: str) -> dict[str, Any]:
     deadline = time.monotonic() + 10
     while time.monotonic() < deadline:

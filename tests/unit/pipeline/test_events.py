@@ -89,3 +89,15 @@ def test_a_response_that_echoes_a_client_s_metadata_of_type_error_is_no_failure(
     completed = b'event: response.completed\ndata: {"type":"response.completed","response":' \
                 b'{"metadata":{"type":"error"}}}\n\n'
     assert not failed_upstream(completed)
+
+
+@pytest.mark.parametrize(("route", "name"), [
+    ("audio_transcriptions", b"transcript.text.done"),
+    ("audio_speech", b"speech.audio.done"),
+    ("images_generations", b"image_generation.completed"),
+    ("images_edits", b"image_edit.completed"),
+])
+def test_a_media_stream_ends_with_its_done_event_by_name_or_type(route: str, name: bytes):
+    assert ends_stream(b"event: " + name + b'\ndata: {"type":"' + name + b'"}\n\n', route)
+    assert ends_stream(b'data: {"type":"' + name + b'","usage":{}}\n\n', route)
+    assert not ends_stream(b'data: {"type":"transcript.text.delta","delta":"x"}\n\n', route)
