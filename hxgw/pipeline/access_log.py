@@ -32,7 +32,7 @@ def _write(ctx: RequestContext) -> None:
         exchange.path,
         ctx.request_id,
         status=ctx.status or 499,
-        model=ctx.served_by,
+        model=ctx.model_named(),
         group=ctx.group,
         key=ctx.key.name if ctx.key else None,
         latency=latency,

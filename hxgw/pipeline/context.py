@@ -28,6 +28,12 @@ if TYPE_CHECKING:
     from hxgw.pipeline.upload import Upload
 
 
+UNANSWERED = ("client_gone", "cancelled", "upstream_timeout")
+"""The outcomes of a request the upstream had, but whose answer never came: the client
+left, a stop cut it, or the model ran out of time. The provider read its prompt (and bills
+it), whatever it did next."""
+
+
 @dataclass(slots=True)
 class Reply:
     """An upstream response that has produced its first body byte and is ready to relay.
@@ -160,6 +166,14 @@ class RequestContext:
         the client had the whole answer (it may leave while the limits reconcile)."""
         if self.outcome == "ok" and not self.exchange.ended and not self.answered:
             self.outcome = "client_gone"
+
+    def model_named(self) -> str | None:
+        """The model its records name (access line, metrics, ledger row): the one that
+        answered; for a request whose answer never came (`UNANSWERED`), the one called,
+        at whose price its prompt is billed."""
+        if self.served_by is None and self.outcome in UNANSWERED and self.trying is not None:
+            return self.trying.name
+        return self.served_by
 
     def overhead(self) -> float | None:
         """Time to first byte the gateway added: before the first upstream request went

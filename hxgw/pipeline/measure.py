@@ -25,7 +25,7 @@ async def record_metrics(ctx: RequestContext, call_next: Next) -> None:
             metrics.request_finished(
                 ctx.endpoint.name,
                 ctx.group or "",
-                ctx.served_by or "",
+                ctx.model_named() or "",
                 status,
                 time.perf_counter() - ctx.started,
                 ctx.ttfb,

@@ -37,7 +37,7 @@ def row_values(ctx: RequestContext) -> Values:
         ctx.key.name if ctx.key else "",  # key_name
         ctx.endpoint.name,  # route
         ctx.group,  # model_group
-        _model(ctx),
+        ctx.model_named(),
         ctx.status or 499,  # status
         spent.prompt,  # prompt_tokens
         spent.completion,  # completion_tokens
@@ -57,9 +57,3 @@ def row_values(ctx: RequestContext) -> Values:
     )
 
 
-def _model(ctx: RequestContext) -> str | None:
-    """The model that answered; for a client gone before the answer, the one called, at
-    whose price its prompt is billed (hxgw.pipeline.usage): the row's cost is that model's."""
-    if ctx.served_by is None and ctx.outcome == "client_gone" and ctx.trying is not None:
-        return ctx.trying.name
-    return ctx.served_by

@@ -16,7 +16,7 @@ import math
 from typing import Any
 
 from hxgw.config import KeyLimits, Model
-from hxgw.pipeline.context import RequestContext, Source, Used
+from hxgw.pipeline.context import UNANSWERED, RequestContext, Source, Used
 from hxgw.pipeline.reported_usage import MAX_TOKENS, reported_parts, reported_tokens
 from hxgw.routing.prompt_size import measure
 
@@ -46,8 +46,8 @@ def used(ctx: RequestContext) -> Used:
     if ctx.used is not None:
         return ctx.used
     reply = ctx.reply
-    if reply is None and ctx.outcome == "client_gone" and ctx.trying is not None:
-        return _left_before_the_answer(ctx, ctx.trying)
+    if reply is None and ctx.outcome in UNANSWERED and ctx.trying is not None:
+        return _unanswered(ctx, ctx.trying)
     if reply is None or not ctx.endpoint.billed:
         ctx.used = NOTHING  # no upstream served it, or it used no tokens
         return NOTHING
@@ -93,9 +93,9 @@ def _only_its_start(usage: bytes) -> bool:
     return b"message_start" in usage and b"message_delta" not in usage
 
 
-def _left_before_the_answer(ctx: RequestContext, model: Model) -> Used:
-    """A client that left while `model` was at its request: the upstream has read the
-    prompt (and bills it), whatever it did next; nothing was written yet to count."""
+def _unanswered(ctx: RequestContext, model: Model) -> Used:
+    """A request `model` had when its answer never came (`UNANSWERED`): its prompt, and
+    nothing written yet to count."""
     prompt = estimated_prompt(ctx)
     cost = model.price.of(prompt, 0) if model.price is not None else 0.0
     ctx.used = Used(prompt, 0, cost, "estimated" if prompt else "none")

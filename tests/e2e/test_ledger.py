@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import json
 import os
+import signal
 import stat
 import subprocess
 import time
@@ -303,6 +304,40 @@ async def test_a_client_gone_before_the_first_byte_is_filed_under_the_model_call
     async with client.get(gateway.url + "/status.json", headers=gateway.auth) as resp:
         charted = (await resp.json())["usage"]["windows"]["hour"]["models"]["alpha"]
     assert (sum(charted["requests"]), sum(charted["errors"])) == (1, 0)
+
+
+async def test_a_request_whose_model_ran_out_of_time_bills_its_prompt_at_that_model(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    fake.behave("m-gamma", header_delay=3)
+    gateway = await start_gateway(models=PRICED, gateway={"timeouts": {"answer": 0.5}})
+    async with client.post(gateway.url + "/v1/chat/completions", headers=gateway.auth,
+                           json={**CHAT, "model": "solo"}) as resp:
+        assert resp.status == 504
+    await wait_for(lambda: len(ledger_rows(gateway)) == 1, timeout=10)
+    (row,) = ledger_rows(gateway)
+    assert (row["outcome"], row["model"], row["usage_source"]) == (
+        "upstream_timeout", "gamma", "estimated")
+    assert row["prompt_tokens"] > 0 and row["completion_tokens"] == 0 and row["cost"] > 0
+    assert "model=gamma" in gateway.logs().split("POST /v1/chat/completions status=504")[1]
+
+
+async def test_a_request_a_stop_cut_before_its_answer_bills_its_prompt_at_the_model_called(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    fake.behave("m-alpha", header_delay=10)
+    gateway = await start_gateway(models=PRICED, gateway={"shutdown": {"drain_timeout": 0.5}})
+    waiting = asyncio.ensure_future(client.post(
+        gateway.url + "/v1/chat/completions", json=CHAT, headers=gateway.auth))
+    await wait_for(lambda: fake.seen_models() == ["m-alpha"])
+    gateway.signal(signal.SIGTERM)
+    async with await waiting as resp:
+        assert resp.status == 503
+    assert gateway.process is not None and gateway.process.wait(10) == 0
+    (row,) = ledger_rows(gateway)
+    assert (row["outcome"], row["model"], row["usage_source"]) == (
+        "cancelled", "alpha", "estimated")
+    assert row["prompt_tokens"] > 0 and row["cost"] > 0
 
 
 async def test_a_stream_broken_off_after_its_final_usage_chunk_is_billed_that_usage(
