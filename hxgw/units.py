@@ -24,6 +24,16 @@ def money(amount: float) -> str:
     return f"{amount:.{places}f}"
 
 
+def money_column(amounts: list[float]) -> list[str]:
+    """Amounts in one column, each to the places the most exact of them needs (two at
+    least, eight at most), so that the lines a reader adds up make the total they sit
+    over: 0.125 and 0.015 are not shown as 0.12 and 0.01 under a total of 0.14."""
+    places = 2
+    while places < 8 and any(round(a, places) != round(a, 8) for a in amounts):
+        places += 1
+    return [f"{a:.{places}f}" for a in amounts]
+
+
 def shown_amount(text: str) -> float:
     """The amount a `money` text shows (for one below the smallest, that bound): what a
     reader adds up, which the amounts behind the texts may not."""

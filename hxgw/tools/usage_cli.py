@@ -22,7 +22,7 @@ from hxgw.config import StoreSettings, load_store_settings
 from hxgw.errors import ConfigError
 from hxgw.store import NoStore, StoreError, open_database
 from hxgw.tools.state_owner import give_to_owner
-from hxgw.units import money
+from hxgw.units import money_column
 from hxgw.usage import GROUPINGS, MIGRATIONS, Totals, ledger_exists, ledger_version, totals
 
 FORMATS = ("table", "json", "csv")
@@ -167,9 +167,9 @@ def _table(lines: list[Totals], by: str, since: float) -> str:
         "FAILOVERS",
         "P50 LATENCY",
     )
-    cells = [header] + [_cells(line) for line in lines]
-    if len(lines) > 1:
-        cells.append(_cells(_sum(lines)))
+    shown = [*lines, _sum(lines)] if len(lines) > 1 else lines
+    costs = money_column([line.cost for line in shown])
+    cells = [header] + [_cells(line, cost) for line, cost in zip(shown, costs, strict=True)]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     rows = [_aligned(row, widths) for row in cells]
     if len(lines) > 1:
@@ -187,7 +187,7 @@ def _aligned(row: tuple[str, ...], widths: list[int]) -> str:
     return "  ".join((first, *rest)).rstrip() + "\n"
 
 
-def _cells(line: Totals) -> tuple[str, ...]:
+def _cells(line: Totals, cost: str) -> tuple[str, ...]:
     p50 = "-" if line.p50_latency is None else f"{line.p50_latency:.3f}s"
     return (
         line.group,
@@ -195,7 +195,7 @@ def _cells(line: Totals) -> tuple[str, ...]:
         str(line.prompt_tokens),
         str(line.completion_tokens),
         str(line.total_tokens),
-        money(line.cost),
+        cost,
         str(line.errors),
         str(line.failovers),
         p50,

@@ -103,6 +103,17 @@ def test_the_table_shows_a_cost_below_a_cent_to_two_significant_digits(tmp_path:
     assert "0.000042" in result.stdout.splitlines()[1].split()
 
 
+def test_the_tables_cost_lines_add_up_to_its_total(tmp_path: Path):
+    ledger = Ledger(open_database(None, tmp_path / "state"), tmp_path / "state" / "spool")
+    for n, (key, cost) in enumerate((("a", 0.125), ("b", 0.125), ("c", 0.125), ("d", 0.015))):
+        ledger.record(_row(n, key, cost=cost))
+    ledger.close()
+    result = usage(tmp_path / "state")
+    assert result.returncode == 0, result.stderr
+    costs = [line.split()[5] for line in result.stdout.splitlines() if line[:1] in "abcdt"]
+    assert costs == ["0.125", "0.125", "0.125", "0.015", "0.390"]
+
+
 def test_latency_is_to_the_millisecond_and_cost_without_the_float_sum_s_noise(tmp_path: Path):
     ledger = Ledger(open_database(None, tmp_path / "state"), tmp_path / "state" / "spool")
     for n, cost in enumerate((0.1, 0.2)):
