@@ -59,6 +59,8 @@ class Spool:
         self.max_bytes = max_bytes
         self.file_bytes = file_bytes
         self._file: BufferedWriter | None = None
+        self._path = directory
+        """The file `_file` appends to."""
         self.bad_lines = 0
         """Lines that could not be read back (a write torn by a crash), skipped."""
         self.unreadable: set[Path] = set()
@@ -115,6 +117,10 @@ class Spool:
             with contextlib.suppress(OSError):
                 target.close()
             self._file = None
+            # One left empty is no use to a replay, and a full disk would leave one a batch.
+            with contextlib.suppress(OSError):
+                if self._path.stat().st_size == 0:
+                    self._path.unlink()
             raise
         self.bytes += len(data)
         self.waiting = True
@@ -134,6 +140,7 @@ class Spool:
             file = open(os.open(self.directory / f"{name}.new", flags, 0o600), "ab")  # noqa: SIM115
             fcntl.flock(file.fileno(), fcntl.LOCK_EX)
             os.rename(self.directory / f"{name}.new", self.directory / name)
+            self._path = self.directory / name
             # The new name must survive a crash as well as the rows written under it.
             directory = os.open(self.directory, os.O_RDONLY)
             try:

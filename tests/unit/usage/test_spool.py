@@ -108,3 +108,18 @@ def test_rows_added_after_a_write_failed_halfway_are_not_glued_to_its_torn_line(
     spool.add([row(3).values()])
     spool.close()
     assert _replay(Spool(tmp_path, 1 << 20)) == ["req-000001", "req-000003"]
+
+
+def test_a_write_a_full_disk_refuses_leaves_no_empty_file_behind(tmp_path: Path):
+    spool = Spool(tmp_path, 1 << 20)
+    limits = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (0, limits[1]))  # not a byte more (EFBIG)
+    try:
+        for _ in range(3):  # a batch each time the store is out of reach
+            with pytest.raises(OSError):
+                spool.add([row(1).values()])
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, limits)
+        signal.signal(signal.SIGXFSZ, previous)
+    assert list(tmp_path.iterdir()) == []
