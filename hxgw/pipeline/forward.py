@@ -94,7 +94,11 @@ async def _first_answer(ctx: RequestContext, failed: list[Failure], blame: Blame
     runtime = ctx.state.runtime
     metrics = runtime.metrics
     last = len(ctx.candidates) - 1
-    several = last > 0 and ctx.upload is None  # an answer that is none can be failed over
+    # A pinned model or a one-model group speaks for itself: its answer, whatever it is,
+    # goes to the client as it came. A group's last candidate standing (the others'
+    # circuits open) does not: what it fails with is the gateway's to say.
+    lone = last + len(ctx.decision.skipped if ctx.decision is not None else ()) == 0
+    several = not lone and ctx.upload is None  # an answer that is none can be failed over
     for position, model in enumerate(ctx.candidates):
         budget = ctx.state.first_byte_budget(ctx.started, ctx.stream)
         if budget <= 0:
@@ -182,7 +186,7 @@ async def _first_answer(ctx: RequestContext, failed: list[Failure], blame: Blame
             error = await error_status(response, refused, model, health, token, blame, several)
             metrics.upstream_errors.labels(model.name, error.kind).inc()
             failed.append(error)
-            final = len(ctx.candidates) == 1 or (ctx.upload is not None and ctx.upload.consumed)
+            final = lone or (ctx.upload is not None and ctx.upload.consumed)
             if error.answer is not None and final:
                 raise error.answer
             if final:

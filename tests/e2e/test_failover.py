@@ -338,6 +338,24 @@ async def test_a_fallback_whose_wait_the_total_timeout_cut_short_is_not_blamed(
     assert 'hxgw_circuit_state{model="beta"} 0.0' in metrics
 
 
+async def test_a_groups_last_model_standing_fails_with_the_gateways_error_not_its_own(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    # Pass-through is a pinned model's or a one-model group's; here the others' circuits
+    # are open, and the client of a group still hears what was tried.
+    routing = {"routing": {"default_group": "chat", "groups": {"chat": ["alpha", "beta"]},
+                           "circuit_breaker": {"failures": 1, "cooldown": 60}}}
+    gateway = await start_gateway(routing=routing)
+    fake.behave("m-alpha", status=503)
+    fake.behave("m-beta", status=503)
+    status, _, _ = await _chat(gateway, client)
+    assert status == 502  # both tried, both circuits open now
+    status, headers, body = await _chat(gateway, client)
+    assert status == 502
+    assert [t["model"] for t in body["error"]["tried"]] == ["alpha"]
+    assert "X-HX-Model" not in headers
+
+
 async def test_a_half_open_model_takes_one_probe_not_every_request_that_fails_over_to_it(
     start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):
