@@ -242,7 +242,7 @@ class _RequestCollector(Collector):
 
 
 class _CircuitCollector(Collector):
-    """Circuit states are read from the health book at scrape time, never copied."""
+    """Circuit states, and stalls, are read from the health book at scrape time, never copied."""
 
     def __init__(self, health: HealthBook) -> None:
         self.health = health
@@ -253,7 +253,16 @@ class _CircuitCollector(Collector):
             "Each model's circuit breaker: 0 closed, 0.5 half-open, 1 open (the model is skipped).",
             labels=["model"],
         )
+        stalled = GaugeMetricFamily(
+            "hxgw_model_stalled",
+            "1 while a model with its circuit closed is skipped because its oldest request "
+            "has waited past the stall limit for a first byte (routing.health), else 0.",
+            labels=["model"],
+        )
         now = time.monotonic()
         for model in self.health.values():
             family.add_metric([model.name], CIRCUIT_VALUES[model.circuit_now(now)])
+            stuck = model.circuit == "closed" and model.stalled(now)
+            stalled.add_metric([model.name], 1.0 if stuck else 0.0)
         yield family
+        yield stalled

@@ -90,6 +90,7 @@ def _model(rows: list[Mapping[str, Any]]) -> dict[str, Any]:
         if weighed:
             total = sum(weight for _, weight in weighed)
             summed[field] = round(sum(value * weight for value, weight in weighed) / total, places)
+    summed["stalled"] = any(row.get("stalled") for row in rows)
     circuits = [row["circuit"] for row in rows if row.get("circuit")]
     if circuits:
         summed["circuit"] = max(circuits, key=lambda circuit: _WORSE.get(circuit, 0))

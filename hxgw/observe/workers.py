@@ -45,6 +45,7 @@ HIGHEST = frozenset(
         "hxgw_config_generation",
         "hxgw_config_reloads_total",  # each worker counts the daemon's reloads
         "hxgw_circuit_state",
+        "hxgw_model_stalled",
         "hxgw_upstream_up",
         "hxgw_event_loop_lag_seconds",
         "hxgw_ledger_spool_bytes",  # one directory, which every worker measures whole

@@ -65,6 +65,8 @@ def status(state: GatewayState) -> dict[str, Any]:
                 "upstream_model": model.upstream_model,
                 "groups": groups_of.get(model.name, []),
                 "circuit": health.circuit_now(now),
+                # Skipped with its circuit closed: its oldest request waits past the limit.
+                "stalled": health.circuit == "closed" and health.stalled(now),
                 "ewma_ttfb_ms": _ms(health.ewma_ttfb),
                 "ewma_latency_ms": _ms(health.ewma_latency),
                 "error_rate": round(health.error_rate, 4),

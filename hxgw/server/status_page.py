@@ -28,7 +28,7 @@ from hxgw.server.usage_section import render_usage
 REFRESH_SECONDS = 5
 ARROW = " \u2192 "
 
-_CIRCUIT_CLASS = {"closed": "ok", "half_open": "warn", "open": "bad"}
+_CIRCUIT_CLASS = {"closed": "ok", "stalled": "warn", "half_open": "warn", "open": "bad"}
 _RELOAD_CLASS = {"ok": "ok", "rejected": "bad", "failed": "bad", "none": "muted"}
 
 _CSS = """
@@ -165,6 +165,8 @@ def _models(models: Iterable[Mapping[str, Any]]) -> str:
     rows = []
     for model in models:
         circuit = str(model.get("circuit", ""))
+        if circuit == "closed" and model.get("stalled"):
+            circuit = "stalled"  # skipped all the same
         css = _CIRCUIT_CLASS.get(circuit, "muted")
         rows.append(
             f'<tr class="{css}" data-model="{text(model.get("name"))}" '

@@ -458,3 +458,28 @@ async def wait_for_async(probe, expected, timeout: float = 10.0) -> None:
             return
         await asyncio.sleep(0.1)
     raise AssertionError(f"did not become {expected} within {timeout}s")
+
+
+async def test_a_stalled_model_shows_as_stalled_in_the_status_and_the_metrics(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    # Skipped with its circuit closed: what an operator reads must not say it is fine.
+    routing = {"routing": {"default_group": "solo", "groups": {"solo": ["gamma"]},
+                           "health": {"stall_floor": 0.3}}}
+    gateway = await start_gateway(routing=routing)
+    fake.behave("m-gamma", header_delay=2)
+    waiting = asyncio.ensure_future(client.post(
+        gateway.url + "/v1/chat/completions", headers=gateway.auth,
+        json={"messages": [{"role": "user", "content": "hi"}]}))
+    await asyncio.sleep(0.8)
+    async with client.get(gateway.url + "/status.json", headers=gateway.auth) as resp:
+        gamma = next(m for m in (await resp.json())["models"] if m["name"] == "gamma")
+    async with client.get(gateway.url + "/metrics", headers=gateway.auth) as resp:
+        metrics = await resp.text()
+    async with client.get(gateway.url + "/status", headers=gateway.auth) as resp:
+        page = await resp.text()
+    async with await waiting as answered:
+        assert answered.status == 200
+    assert (gamma["circuit"], gamma["stalled"]) == ("closed", True)
+    assert 'hxgw_model_stalled{model="gamma"} 1.0' in metrics
+    assert 'data-model="gamma" data-circuit="stalled"' in page
