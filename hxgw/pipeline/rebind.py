@@ -97,7 +97,7 @@ class ResponseIds:
     def _learned(self, response: Any, model_name: str) -> bool:
         """Bind the id of a response object to the model that made it, and the id of the
         one it continues, which that model made too (a follow-up goes to its model)."""
-        if not isinstance(response, dict) or response.get("object") != "response":
+        if not isinstance(response, dict) or response.get("object") not in RESPONSE_OBJECTS:
             return False
         upstream_id = response.get("id")
         if not isinstance(upstream_id, str) or not upstream_id:
@@ -112,6 +112,11 @@ class ResponseIds:
             if upstream in data:
                 data = data.replace(upstream, client)
         return data
+
+
+RESPONSE_OBJECTS = frozenset({"response", "response.compaction"})
+"""The objects a model makes whose ids the client gets bound to it (a compaction's too:
+the upstream's own would be an id the gateway did not make)."""
 
 
 def _quoted(ident: str) -> bytes:

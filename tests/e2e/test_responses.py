@@ -12,6 +12,7 @@ import aiohttp
 import openai
 import pytest
 
+from hxgw.upstream.affinity import unbind
 from tests import one_gateway
 from tests.conftest import StartGateway
 from tests.fake_responses import INPUT_TOKENS
@@ -365,6 +366,9 @@ async def test_a_compaction_goes_to_the_model_of_its_previous_response_and_is_bi
         compacted = await sdk.responses.compact(
             model="chat", input="and now?", previous_response_id=first.id)
     assert compacted.object == "response.compaction"
+    bound, made = unbind(compacted.id), unbind(first.id)  # the gateway's ids, as for any
+    assert bound is not None and made is not None
+    assert (bound.kind, bound.target) == ("model", made.target)
     said = [item.content[0].text for item in compacted.output if item.type == "message"]
     assert said == ["remember 42", "and now?"]  # the upstream had the first by its own id
     assert compacted.output[-1].type == "compaction"
