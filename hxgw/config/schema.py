@@ -23,6 +23,7 @@ from hxgw.config.routing_schema import HealthSettings as HealthSettings
 from hxgw.config.routing_schema import Routing as Routing
 from hxgw.config.routing_schema import ScoringWeights as ScoringWeights
 from hxgw.config.transforms import Transform
+from hxgw.store.locate import DEFAULT_STATE_DIR
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 # The modes as LiteLLM's model registry names them: what an endpoint needs of a model.
@@ -215,7 +216,7 @@ class MetricsAccess:
 class StoreSettings:
     """Where state lives (see hxgw.store) and how the usage ledger writes it."""
 
-    state_dir: Path = Path("/var/lib/hxgw")
+    state_dir: Path = DEFAULT_STATE_DIR
     """The SQLite file hxgw.db and the ledger's spool/; systemd's StateDirectory=hxgw."""
     database_url: str | None = field(default=None, repr=False)
     """DATABASE_URL: PostgreSQL instead of the SQLite file. May hold a password."""

@@ -62,7 +62,10 @@ def serve(
         def reread() -> Config | None:
             try:
                 return override.apply(load_serving(config_dir, env))
-            except Exception:  # the workers say why; the supervisor keeps what it has
+            except ConfigError:  # the workers say why; the supervisor keeps what it has
+                return None
+            except Exception:  # not the config's fault: a bug to see, never to swallow
+                log.exception("the supervisor could not read the config again; it keeps its own")
                 return None
 
         return _run(Supervisor(config, argv, env, count, early, reread, workers is None).run())

@@ -15,7 +15,7 @@ from prometheus_client.registry import Collector
 
 
 class KeyStoreFigures(Protocol):
-    """What is read of hxgw.keys.StoredKeys."""
+    """What is read of hxgw.keys.book.StoredKeys."""
 
     def current(self) -> bool: ...
 

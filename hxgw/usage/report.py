@@ -72,7 +72,7 @@ def ledger_exists(connection: Connection) -> bool:
 
 
 def ledger_version(connection: Connection) -> int:
-    """The schema version of a ledger that exists (`hxgw.store.schema_version` without
+    """The schema version of a ledger that exists (`hxgw.store.migrate.schema_version` without
     creating its table: a reader writes nothing)."""
     sql = "SELECT MAX(version) FROM schema_version WHERE component = 'usage'"
     return int(connection.execute(sql)[0][0] or 0)
