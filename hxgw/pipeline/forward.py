@@ -151,7 +151,7 @@ async def _first_answer(ctx: RequestContext, failed: list[Failure], blame: Blame
                 response, first = await send_upload(ctx, model, headers, gate)
         except (GateFull, *TransportError) as caught:
             if entered is not None:
-                cut = failed and budget < ctx.state.first_byte_timeout(ctx.stream)
+                cut = bool(failed) and budget < ctx.state.first_byte_timeout(ctx.stream)
                 if deadline.expired and cut:
                     # What the candidates before it left of the total timeout, less than
                     # its first-byte time, ran out: no fault of the model's, and nothing
