@@ -34,6 +34,8 @@ INPUT_TOKENS = 9
 class Stored:
     response: dict[str, Any]
     input_items: list[dict[str, Any]]
+    words: list[str] = field(default_factory=list)
+    """What a background response will say once it has run."""
 
 
 @dataclass
@@ -41,6 +43,12 @@ class ResponseStore:
     """The responses one fake upstream made, by id."""
 
     made: dict[str, Stored] = field(default_factory=dict)
+
+    def run_background(self) -> None:
+        """Every queued background response runs to its end, as OpenAI's do meanwhile."""
+        for stored in self.made.values():
+            if stored.response["background"] and stored.response["status"] == "queued":
+                _complete(stored.response, stored.words)
 
     def not_found(self, response_id: str, param: str | None = None) -> web.Response:
         what = "Previous response" if param else "Response"
@@ -64,7 +72,7 @@ class ResponseStore:
         response["metadata"] = {**(given if isinstance(given, dict) else {}), "turns": str(turns)}
         response["store"] = body.get("store") is not False
         if response["store"]:
-            self.made[response["id"]] = Stored(response, _input_items(body.get("input")))
+            self.made[response["id"]] = Stored(response, _input_items(body.get("input")), words)
         if response["status"] == "queued" and not body.get("stream"):
             return web.json_response(response)  # streamed, it runs while the client reads
         if not body.get("stream"):

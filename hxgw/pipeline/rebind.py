@@ -55,7 +55,7 @@ class Rebind(Protocol):
 class ResponseIds:
     """Swaps upstream response ids for client ids in one answer."""
 
-    __slots__ = ("_learn", "_named", "_swaps")
+    __slots__ = ("_learn", "_named", "_swaps", "background")
     max_body = MAX_REBOUND
 
     def __init__(self, known: dict[str, str], *, learn: bool) -> None:
@@ -65,6 +65,9 @@ class ResponseIds:
         # An error quotes an id its own way ("Response with id 'resp_1' not found.").
         self._named = [(up.encode(), client.encode()) for up, client in known.items()]
         self._learn = learn
+        self.background: dict[str, Any] | None = None
+        """The response the answer carries, when it was made with `background: true`,
+        with its client id as `id` (hxgw.pipeline.background bills it)."""
 
     def body(self, data: bytes, served: Model) -> bytes:
         document = None
@@ -105,6 +108,8 @@ class ResponseIds:
         for ident in (upstream_id, response.get("previous_response_id")):
             if isinstance(ident, str) and ident:
                 self._swaps.append((_quoted(ident), _quoted(bind("model", model_name, ident))))
+        if response.get("background") is True:
+            self.background = {**response, "id": bind("model", model_name, upstream_id)}
         return True
 
     def _swap(self, data: bytes) -> bytes:

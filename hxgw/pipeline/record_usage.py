@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 
+from hxgw.pipeline.background import background_row
 from hxgw.pipeline.context import Next, RequestContext
 from hxgw.pipeline.usage import LEFT, used
 from hxgw.usage import Values
@@ -24,6 +25,9 @@ async def record_usage(ctx: RequestContext, call_next: Next) -> None:
         ledger = ctx.state.runtime.ledger
         if ledger is not None and ctx.key is not None:
             ledger.record_values(row_values(ctx))
+            finished = background_row(ctx)
+            if finished is not None:
+                ledger.record_values(finished)
 
 
 def row_values(ctx: RequestContext) -> Values:

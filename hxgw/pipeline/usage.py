@@ -17,6 +17,7 @@ from typing import Any
 
 from hxgw.config import KeyLimits, Model
 from hxgw.pipeline.context import UNANSWERED, RequestContext, Source, Used
+from hxgw.pipeline.rebind import ResponseIds
 from hxgw.pipeline.reported_usage import MAX_TOKENS, reported_parts, reported_tokens
 from hxgw.routing.prompt_size import measure
 
@@ -51,6 +52,9 @@ def used(ctx: RequestContext) -> Used:
     if reply is None or not ctx.endpoint.billed:
         ctx.used = NOTHING  # no upstream served it, or it used no tokens
         return NOTHING
+    if isinstance(ctx.rebind, ResponseIds) and ctx.rebind.background is not None:
+        ctx.used = NOTHING  # a background response: billed once, on its own row
+        return NOTHING
     counts = reported_tokens(ctx.usage) if ctx.usage else None
     if counts is not None:
         prompt, completion = counts
@@ -74,15 +78,20 @@ def used(ctx: RequestContext) -> Used:
     # apart, and an operator checks the bill against them.
     read, written, reasoning = reported_parts(ctx.usage) if counts is not None else (0, 0, 0)
     reasoning = min(reasoning, completion)
-    price = reply.model.price
-    if price is None:
-        cost = 0.0
-    elif price.prices_cache:
-        cost = price.of(prompt, completion, read, written)
-    else:
-        cost = price.of(prompt, completion)
+    cost = cost_of(reply.model, prompt, completion, read, written)
     ctx.used = Used(prompt, completion, cost, source, read, written, reasoning)
     return ctx.used
+
+
+def cost_of(model: Model, prompt: int, completion: int, read: int = 0, written: int = 0) -> float:
+    """What `model` charges for these tokens, a cache's read and written part priced
+    apart where its price says how."""
+    price = model.price
+    if price is None:
+        return 0.0
+    if price.prices_cache:
+        return price.of(prompt, completion, read, written)
+    return price.of(prompt, completion)
 
 
 def _only_its_start(usage: bytes) -> bool:

@@ -496,6 +496,51 @@ async def test_a_background_response_streamed_is_relayed_as_it_runs(gateway: Gat
     assert kinds[-1] == "response.completed"
 
 
+def _billed_background(gateway: Gateway) -> list[dict]:
+    return [r for r in ledger_rows(gateway) if r["request_id"].startswith("usage-of-")]
+
+
+async def test_a_background_response_is_billed_once_when_a_retrieve_first_sees_it_finished(
+    own_gateway: Gateway, fake: FakeUpstream
+):
+    gateway = own_gateway  # it counts the ledger's rows
+    fake.behave("m-alpha", content="done at last")
+    async with _sdk(gateway) as sdk:
+        made = await sdk.responses.create(model="chat", input="long job", background=True)
+        assert made.status == "queued"
+        fake.responses.run_background()
+        for _ in range(2):
+            assert (await sdk.responses.retrieve(made.id)).status == "completed"
+    await wait_for(lambda: len(ledger_rows(gateway)) == 4, timeout=10)
+    rows = ledger_rows(gateway)
+    made_row = next(r for r in rows if r["route"] == "responses" and r["status"] == 200
+                    and not r["request_id"].startswith("usage-of-"))
+    # What it made the request for was not known yet: nothing is billed on its row.
+    assert (made_row["prompt_tokens"], made_row["completion_tokens"], made_row["usage_source"]
+            ) == (0, 0, "none")
+    (billed,) = _billed_background(gateway)
+    assert billed["request_id"] == "usage-of-" + made.id
+    assert (billed["model"], billed["prompt_tokens"], billed["completion_tokens"],
+            billed["usage_source"]) == ("alpha", INPUT_TOKENS, 3, "reported")
+
+
+async def test_a_background_response_streamed_whole_is_billed_once_whatever_reads_it_later(
+    own_gateway: Gateway, fake: FakeUpstream
+):
+    gateway = own_gateway
+    fake.behave("m-alpha", content="one two")
+    async with _sdk(gateway) as sdk:
+        stream = await sdk.responses.create(model="chat", input="hi", background=True,
+                                            stream=True)
+        made = [event async for event in stream][-1].response
+        assert (await sdk.responses.retrieve(made.id)).status == "completed"
+    await wait_for(lambda: len(ledger_rows(gateway)) == 3, timeout=10)
+    (billed,) = _billed_background(gateway)
+    assert (billed["request_id"], billed["prompt_tokens"], billed["completion_tokens"]) == (
+        "usage-of-" + made.id, INPUT_TOKENS, 2)
+    assert sum(r["prompt_tokens"] for r in ledger_rows(gateway)) == INPUT_TOKENS
+
+
 async def test_the_sdk_resumes_a_response_s_stream_after_the_events_it_had(
     gateway: Gateway, fake: FakeUpstream
 ):

@@ -1,0 +1,76 @@
+"""A background response's usage, billed once, by whichever answer first carries it.
+
+A response made with `background: true` is answered at once, queued: what it will use is
+not known yet. It runs upstream, and its client fetches it later (`GET /v1/responses/{id}`,
+or a cancel) or reads it streamed as it runs. So the request that made it bills nothing,
+and the usage is billed on a row of its own, whose request id and start are the
+response's (`BILLED_AS` and its `created_at`): the first answer that carries the finished
+response with its usage (the stream that made it, ended; a retrieve; a cancel) writes that
+row, and the ledger keeps one row per request id and start, so any later one adds nothing.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+from hxgw import jsonio
+from hxgw.pipeline.context import RequestContext
+from hxgw.pipeline.rebind import ResponseIds
+from hxgw.pipeline.reported_usage import reported_parts, reported_tokens
+from hxgw.pipeline.usage import cost_of
+from hxgw.usage import UsageRow, Values
+
+BILLED_AS = "usage-of-"
+"""The start of a background response's row's request id; its client id follows."""
+FINISHED = frozenset({"completed", "incomplete", "failed", "cancelled"})
+"""A response's statuses once it has stopped running: its usage is its last."""
+
+
+def made_in_background(ctx: RequestContext) -> dict[str, Any] | None:
+    """The background response the request's answer carried, if any."""
+    rebind = ctx.rebind
+    return rebind.background if isinstance(rebind, ResponseIds) else None
+
+
+def background_row(ctx: RequestContext) -> Values | None:
+    """The row of the finished background response the request's answer carried, with
+    the usage it reported; None when it carried none (still running, or no usage)."""
+    response = made_in_background(ctx)
+    if response is None or ctx.reply is None or ctx.key is None:
+        return None
+    created = response.get("created_at")
+    if not isinstance(created, int | float) or isinstance(created, bool):
+        return None  # nothing to make its row's start the same each time
+    usage, status = response.get("usage"), response.get("status")
+    if status in FINISHED and isinstance(usage, dict):
+        reported = jsonio.dumps({"usage": usage})
+    elif ctx.stream and ctx.answered and ctx.usage:
+        reported, status = ctx.usage, "completed"  # the stream that made it, read whole
+    else:
+        return None
+    counts = reported_tokens(reported)
+    if counts is None:
+        return None
+    prompt, completion = counts
+    read, written, reasoning = reported_parts(reported)
+    model = ctx.reply.model
+    return UsageRow(
+        request_id=BILLED_AS + str(response["id"]),
+        key_name=ctx.key.name,
+        route="responses",
+        model_group=ctx.group,
+        model=model.name,
+        status=200,
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=prompt + completion,
+        cost=cost_of(model, prompt, completion, read, written),
+        started=float(created),
+        ended=time.time(),
+        usage_source="reported",
+        outcome="ok" if status == "completed" else str(status),
+        cached_tokens=read,
+        cache_write_tokens=written,
+        reasoning_tokens=min(reasoning, completion),
+    ).values()
