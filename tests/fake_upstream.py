@@ -103,6 +103,8 @@ class FakeUpstream:
     admin_hits: list[str] = field(default_factory=list)
     model_lists: list[Seen] = field(default_factory=list)
     models_down: bool = False
+    models_refusal: Behaviour | None = None
+    """An error the model list is answered with instead (LiteLLM's "No connected db.")."""
     models_paged: bool = False
     """The model list is the first page of more (`has_more`, as Anthropic's pages it)."""
     models: list[str] = field(default_factory=lambda: ["m-alpha", "m-beta", "m-gamma", "m-embed"])
@@ -408,6 +410,8 @@ class FakeUpstream:
         self.model_lists.append(Seen(request.path, dict(request.headers), None, None))
         if self.models_down:
             return web.json_response({"error": {"message": "down"}}, status=503)
+        if self.models_refusal is not None:
+            return openai_error(self.models_refusal)
         # Each dated a day after the one before, as OpenAI dates each model it lists.
         data = [{"id": m, "object": "model", "created": MODELS_CREATED + day * 86_400,
                  "owned_by": "fake"} for day, m in enumerate(self.models)]

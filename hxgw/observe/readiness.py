@@ -13,6 +13,7 @@ One request every `readiness.interval` is nothing to the cap's purpose.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -51,6 +52,10 @@ PROBE_HINTS = {
     508: ": the upstream's url points back at this gateway",
 }
 """What a probe's answer most likely means, for the status page, /readyz and the log."""
+NO_DB_HINT = (
+    ": the upstream refuses the gateway's key (LiteLLM without a database takes only its"
+    " master key: set HX_UPSTREAM_KEY to it)"
+)
 
 
 class Readiness:
@@ -188,7 +193,7 @@ class Readiness:
                     connect_timeout=state.config.timeouts.connect,
                 )
                 ok = status == 200
-                error = None if ok else f"HTTP {status}" + PROBE_HINTS.get(status, "")
+                error = None if ok else f"HTTP {status}" + _hint(status, listed)
         except (OSError, TimeoutError) as exc:
             ok, error = False, f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__
         if ok:
@@ -200,6 +205,16 @@ class Readiness:
             self.last_error[name] = error or "error"
             log.warning("upstream probe failed", upstream=name, url=upstream.url, error=error)
         up(name, self.reachable(name, time.monotonic(), state.config.readiness.stale_after))
+
+
+def _hint(status: int, answer: bytes) -> str:
+    """PROBE_HINTS's, or LiteLLM's own refusal of the gateway's key: without a database it
+    takes only its master key, and says so with a 400 of its own type."""
+    if status == 400 and b"no_db_connection" in answer:
+        with contextlib.suppress(jsonio.DecodeError, AttributeError, TypeError):
+            if jsonio.loads(answer).get("error", {}).get("type") == "no_db_connection":
+                return NO_DB_HINT
+    return PROBE_HINTS.get(status, "")
 
 
 def model_ids(listed: bytes) -> set[str] | None:

@@ -14,6 +14,7 @@ import aiohttp
 import pytest
 import yaml
 
+from tests.fake_upstream import Behaviour, FakeUpstream
 from tests.fixtures import Gateway, wait_for
 from tests.redis_server import RedisServer, redis_server  # noqa: F401 -- a fixture
 
@@ -73,6 +74,20 @@ async def _page(gateway: Gateway, client: aiohttp.ClientSession) -> str:
     async with client.get(gateway.url + "/status", headers=gateway.auth) as resp:
         assert resp.status == 200
         return await resp.text()
+
+
+async def test_an_upstream_litellm_without_a_database_refusing_the_key_is_said_how_to_fix(
+    start_gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    # LiteLLM 1.102 without a database takes only its master key, and says so with a 400.
+    fake.models_refusal = Behaviour(status=400, error_message="No connected db.",
+                                    error_type="no_db_connection")
+    gateway = await start_gateway(wait=False)
+    await wait_for(lambda: "upstream probe failed" in gateway.logs())
+    (upstream,) = (await _status(gateway, client))["upstreams"]
+    assert upstream["last_error"] == (
+        "HTTP 400: the upstream refuses the gateway's key (LiteLLM without a database takes"
+        " only its master key: set HX_UPSTREAM_KEY to it)")
 
 
 async def test_status_says_why_the_gateway_is_not_ready_and_each_upstream_s_last_error(
