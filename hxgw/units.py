@@ -13,6 +13,11 @@ SMALLEST = 1e-8
 """Below this an amount is shown as less than it: no price is that fine."""
 
 
+def counted(number: int, noun: str) -> str:
+    """`number` things, as a reader says it: 1 group, 2 groups."""
+    return f"{number} {noun}" if number == 1 else f"{number} {noun}s"
+
+
 def money(amount: float) -> str:
     """Cents for an amount (never negative) of a cent or more; a smaller one to its first
     two significant digits, never in exponent notation: 5.00, 0.50, 0.0042, 0.000042."""

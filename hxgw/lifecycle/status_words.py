@@ -8,11 +8,12 @@ from dataclasses import dataclass
 
 from hxgw.config import Config
 from hxgw.runtime import ReloadRecord
+from hxgw.units import counted
 
 
 def serving(generation: int, config: Config) -> str:
-    models, groups = len(config.models), len(config.routing.groups)
-    return f"config generation {generation}; {models} models in {groups} groups"
+    models, groups = counted(len(config.models), "model"), counted(len(config.routing.groups), "group")
+    return f"config generation {generation}; {models} in {groups}"
 
 
 def daemon_status(listening: str, generation: int, config: Config, reload: ReloadRecord) -> str:

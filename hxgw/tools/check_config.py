@@ -21,6 +21,7 @@ from hxgw.config.warnings import fix, readable_secrets, slow_stop, unpriced_mode
 from hxgw.errors import ConfigError
 from hxgw.keys.store import groups_lacking, live_names
 from hxgw.store import open_database
+from hxgw.units import counted
 
 SERVICE_ENV_FILE = "/etc/hx-gateway-ml.env"
 
@@ -71,7 +72,8 @@ def run(config_dir: str, env: Mapping[str, str], env_file: str | None, *, journa
         print(f"{err}{config_dir}: invalid config\n{err}  {needs}", file=sys.stderr)
         return 1
     print(
-        f"{config_dir}: ok ({len(config.models)} models, {len(config.routing.groups)} groups, "
+        f"{config_dir}: ok ({counted(len(config.models), 'model')}, "
+        f"{counted(len(config.routing.groups), 'group')}, "
         f"default group {config.routing.default_group}, strategy {config.routing.strategy})"
     )
     if keyless:

@@ -2,7 +2,7 @@
 
 import pytest
 
-from hxgw.units import hours, money
+from hxgw.units import counted, hours, money
 
 
 @pytest.mark.parametrize(("amount", "shown"), [
@@ -30,3 +30,8 @@ def test_an_amount_below_a_hundred_millionth_is_shown_as_less_than_one():
 ])
 def test_a_wait_is_hours_and_minutes_rounded_up(seconds: float, shown: str):
     assert hours(seconds) == shown
+
+
+def test_one_thing_is_said_without_a_plural_s():
+    assert (counted(1, "group"), counted(2, "group"), counted(0, "model")) == (
+        "1 group", "2 groups", "0 models")
