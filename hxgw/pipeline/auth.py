@@ -16,7 +16,6 @@ from hxgw.keys.book import StoredKeys
 from hxgw.keys.guard import Verdict, client_address
 from hxgw.keys.store import SECRET_PREFIX
 from hxgw.pipeline.context import Next, RequestContext
-from hxgw.pipeline.rendering import speaks_anthropic
 from hxgw.state import GatewayState
 
 log = structlog.get_logger("hxgw.auth")
@@ -43,7 +42,7 @@ def authenticate(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
     if scheme.lower() != "bearer" or not presented:
         if header:  # a key without its scheme, or another scheme
             raise Unauthorized("the Authorization header must read 'Bearer <key>'")
-        if speaks_anthropic(ctx):
+        if ctx.speaks_anthropic():
             raise Unauthorized(
                 "missing key: send 'x-api-key: <key>' or 'Authorization: Bearer <key>'"
             )

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from aiohttp import web
 
 from hxgw.config import ClientKey, Model
-from hxgw.endpoints import Endpoint
+from hxgw.endpoints import FILES_PREFIXES, MODEL_PREFIXES, MODELS, Endpoint, client_paths
 from hxgw.pipeline.exchange import Exchange
 from hxgw.pipeline.rebind import Rebind
 from hxgw.routing.decision import Decision
@@ -28,6 +28,8 @@ if TYPE_CHECKING:
     from hxgw.pipeline.upload import Upload
 
 
+_MODELS_PATHS = frozenset(client_paths(MODELS))
+_SHARED_PREFIXES = (*MODEL_PREFIXES, *FILES_PREFIXES)
 UNANSWERED = ("client_gone", "cancelled", "upstream_timeout")
 """The outcomes of a request the upstream had, but whose answer never came: the client
 left, a stop cut it, or the model ran out of time. The provider read its prompt (and bills
@@ -166,6 +168,17 @@ class RequestContext:
         the client had the whole answer (it may leave while the limits reconcile)."""
         if self.outcome == "ok" and not self.exchange.ended and not self.answered:
             self.outcome = "client_gone"
+
+    def speaks_anthropic(self) -> bool:
+        """Whether the client is Anthropic's: on its routes, and on the models and files
+        paths, which both SDKs call, when the request says `anthropic-version`. By path,
+        not by route: a wrong method or an empty id there is that client's mistake too.
+        Its answers carry `request-id`, and the gateway's errors are in its shape."""
+        if self.endpoint.dialect == "anthropic":
+            return True
+        path = self.exchange.path
+        shared = path in _MODELS_PATHS or path.startswith(_SHARED_PREFIXES)
+        return shared and self.exchange.header("anthropic-version") is not None
 
     def model_named(self) -> str | None:
         """The model its records name (access line, metrics, ledger row): the one that

@@ -27,7 +27,7 @@ async def list_models(ctx: RequestContext, call_next: Next) -> None:
     """Reads ctx.key; answers with `{"object": "list", "data": [...]}`, or in Anthropic's
     shape to Anthropic's SDKs (which send `anthropic-version`)."""
     entries = await _entries(ctx)
-    if not _to_anthropic(ctx):
+    if not ctx.speaks_anthropic():
         _answer(ctx, {"object": "list", "data": entries}, anthropic=False)
     else:
         page = _anthropic_page([_anthropic(e) for e in entries], ctx.exchange.query)
@@ -77,7 +77,7 @@ async def describe_model(ctx: RequestContext, call_next: Next) -> None:
             "GET /v1/models lists the groups and models this key may use",
             param="model",
         )
-    anthropic = _to_anthropic(ctx)
+    anthropic = ctx.speaks_anthropic()
     _answer(ctx, _anthropic(found) if anthropic else found, anthropic=anthropic)
     await call_next(ctx)
 
@@ -88,11 +88,6 @@ def _anthropic(entry: dict[str, Any]) -> dict[str, Any]:
     seconds = created if isinstance(created, int) and 0 <= created < 253_402_300_800 else 0
     when = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(seconds))  # as /status.json does
     return {"type": "model", "id": entry["id"], "display_name": entry["id"], "created_at": when}
-
-
-def _to_anthropic(ctx: RequestContext) -> bool:
-    """Whether the client is one of Anthropic's SDKs, which send `anthropic-version`."""
-    return ctx.exchange.header("anthropic-version") is not None
 
 
 def _answer(ctx: RequestContext, document: Any, *, anthropic: bool) -> None:

@@ -9,14 +9,7 @@ from urllib.parse import parse_qs
 import structlog
 
 from hxgw import jsonio
-from hxgw.endpoints import (
-    FILES_PREFIXES,
-    MODEL_PREFIXES,
-    MODELS,
-    RESPONSE,
-    RESPONSES,
-    client_paths,
-)
+from hxgw.endpoints import RESPONSE, RESPONSES
 from hxgw.error_shapes import openai_shaped
 from hxgw.errors import (
     LONGEST_SDK_WAIT,
@@ -90,7 +83,7 @@ def _respond(ctx: RequestContext, exc: GatewayError) -> None:
         headers["X-HX-Failovers"] = str(ctx.failovers)
         headers["X-HX-Route"] = ctx.decision.header()
     ctx.status = status
-    anthropic = speaks_anthropic(ctx)
+    anthropic = ctx.speaks_anthropic()
     if anthropic:
         headers["request-id"] = ctx.request_id  # what Anthropic's SDK reads as the request id
     if anthropic and "Content-Encoding" not in headers:
@@ -105,21 +98,6 @@ def _respond(ctx: RequestContext, exc: GatewayError) -> None:
         body = exc.to_json()
     ctx.bytes_out = len(body)
     ctx.exchange.respond(status, headers, body)
-
-
-def speaks_anthropic(ctx: RequestContext) -> bool:
-    """Whether the client reads Anthropic's error shape: on its routes, and on the models
-    and files paths, which both SDKs call, when the request says `anthropic-version`. By
-    path, not by route: a wrong method or an empty id there is that client's mistake too."""
-    if ctx.endpoint.dialect == "anthropic":
-        return True
-    path = ctx.exchange.path
-    shared = path in _MODELS_PATHS or path.startswith(_SHARED_PREFIXES)
-    return shared and ctx.exchange.header("anthropic-version") is not None
-
-
-_MODELS_PATHS = frozenset(client_paths(MODELS))
-_SHARED_PREFIXES = (*MODEL_PREFIXES, *FILES_PREFIXES)
 
 
 def error_headers(ctx: RequestContext, exc: GatewayError) -> dict[str, str]:

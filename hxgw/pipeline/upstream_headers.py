@@ -56,7 +56,7 @@ def passed_headers(response: UpstreamResponse) -> dict[str, str]:
 def response_headers(ctx: RequestContext, reply: Reply) -> dict[str, str]:
     headers = passed_headers(reply.response)
     headers["X-Request-ID"] = ctx.request_id
-    if ctx.endpoint.dialect == "anthropic":
+    if ctx.speaks_anthropic():
         headers["request-id"] = ctx.request_id  # what Anthropic's SDK reads as the request id
     headers["X-HX-Model"] = reply.model.name
     if ctx.group:
