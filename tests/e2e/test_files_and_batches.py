@@ -312,4 +312,3 @@ async def test_a_key_limited_to_groups_lists_files_of_its_first_groups_upstream(
                                   max_retries=0) as sdk:
         [listed] = (await sdk.files.list()).data  # not the `default` upstream's (empty) list
     assert unbind(listed.id) is not None and unbind(listed.id).target == "two"  # type: ignore[union-attr]
-
