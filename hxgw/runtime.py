@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import secrets
 import time
 from collections import deque
 from dataclasses import dataclass, field
@@ -26,6 +27,14 @@ from hxgw.routing.strategies import Memory
 from hxgw.upstream import Gates
 from hxgw.upstream.deadlines import Deadlines
 from hxgw.usage import Ledger, RecentUsage
+
+HOP_ENV = "HX_GATEWAY_HOP"
+"""The environment variable by which a supervisor gives its workers its Via entry."""
+
+
+def new_hop() -> str:
+    """A Via entry of this gateway's own: a pseudonym, as RFC 9110 allows."""
+    return f"1.1 hxgw-{secrets.token_hex(6)}"
 
 
 class Inflight:
@@ -140,7 +149,7 @@ class Runtime:
     the config's may say another."""
     hop: str = ""
     """This gateway's entry in the Via header of what it sends upstream (`pipeline.loops`):
-    its own for each `hxgw serve`, its workers' included."""
+    its own for each `hxgw serve` (`new_hop`), which its workers share (`HOP_ENV`)."""
     recent_usage: RecentUsage = field(init=False)
     """The status page's usage charts, read from the ledger's store and kept a few seconds."""
 

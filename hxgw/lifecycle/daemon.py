@@ -38,8 +38,7 @@ from hxgw.lifecycle.status_words import daemon_status
 from hxgw.observe import AccessLog
 from hxgw.observe.log import said_by_each, said_once
 from hxgw.observe.workers import WORKER, WorkerFigures
-from hxgw.pipeline.loops import HOP_ENV
-from hxgw.runtime import ReloadRecord, Runtime
+from hxgw.runtime import HOP_ENV, ReloadRecord, Runtime
 from hxgw.server import Dispatcher, GatewayServer
 from hxgw.server.listener import reread_certificate, tls_context
 from hxgw.server.status_doc import status

@@ -17,7 +17,7 @@ from hxgw.lifecycle.stores import load_serving
 from hxgw.lifecycle.supervisor import Supervisor
 from hxgw.lifecycle.worker import worker_count
 from hxgw.observe import access as logsetup
-from hxgw.pipeline.loops import HOP_ENV, new_hop
+from hxgw.runtime import HOP_ENV, new_hop
 
 log = structlog.get_logger("hxgw.lifecycle.serve")
 

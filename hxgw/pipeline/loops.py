@@ -11,19 +11,10 @@ be as long as the gateway takes a header, more than an upstream takes with the r
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Awaitable
 
 from hxgw.errors import LoopDetected
 from hxgw.pipeline.context import Next, RequestContext
-
-HOP_ENV = "HX_GATEWAY_HOP"
-"""The environment variable by which a supervisor gives its workers its Via entry."""
-
-
-def new_hop() -> str:
-    """A Via entry of this gateway's own: a pseudonym, as RFC 9110 allows."""
-    return f"1.1 hxgw-{secrets.token_hex(6)}"
 
 
 def refuse_loops(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
