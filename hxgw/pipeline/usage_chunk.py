@@ -38,17 +38,11 @@ class HiddenUsage:
         return block
 
 
-def without_usage_chunk(block: bytes) -> bytes:
-    """`block`, whole SSE events, without the chunk that holds only the stream's usage:
-    the one the gateway asked for and the client did not. OpenAI's has `choices: []`;
-    LiteLLM's proxy repeats its choice with an empty delta and no finish (`choices:
-    [{"index": 0, "delta": {}}]`), which says nothing either."""
-    return _taken_out(block)[0]
-
-
 def _taken_out(block: bytes) -> tuple[bytes, bytes | None]:
-    """`block` without its usage chunk, and the line ends of that chunk when it was the
-    block's last event (its blank line may be still to come)."""
+    """`block` without its usage chunk (the one the gateway asked for and the client did
+    not: OpenAI's has `choices: []`; LiteLLM's proxy repeats its choice with an empty
+    delta and no finish, which says nothing either), and the line ends of that chunk when
+    it was the block's last event (its blank line may be still to come)."""
     # A block may begin with the line end that closes the event before it (the previous
     # read stopped between its two newlines): that belongs to the event before.
     events = block.lstrip(b"\r\n")

@@ -8,7 +8,7 @@ from hxgw.pipeline.reported_usage import (
     messages_usage,
     reported_tokens,
 )
-from hxgw.pipeline.usage_chunk import HiddenUsage, without_usage_chunk
+from hxgw.pipeline.usage_chunk import HiddenUsage
 
 
 def test_tokens_are_read_from_a_usage_with_spaces_and_details():
@@ -67,14 +67,14 @@ TEXT_CHUNK = b'data: {"id":"c","choices":[{"index":0,"delta":{"content":"hi"}}],
 @pytest.mark.parametrize("end", [b"\n\n", b"\r\n\r\n", b"\r\r"])
 def test_the_usage_chunk_alone_is_taken_out_of_a_block(end: bytes):
     block = TEXT_CHUNK + end + USAGE_CHUNK + end + b"data: [DONE]" + end
-    assert without_usage_chunk(block) == TEXT_CHUNK + end + b"data: [DONE]" + end
+    assert HiddenUsage().strip(block) == TEXT_CHUNK + end + b"data: [DONE]" + end
 
 
 @pytest.mark.parametrize("line_end", [b"\n", b"\r\n", b"\r"])
 def test_an_event_of_several_lines_is_taken_out_whole(line_end: bytes):
     event = b"id: 7" + line_end + USAGE_CHUNK + line_end * 2
     text = TEXT_CHUNK + line_end * 2
-    assert without_usage_chunk(text + event + text) == text + text
+    assert HiddenUsage().strip(text + event + text) == text + text
 
 
 @pytest.mark.parametrize("choice", [
@@ -85,22 +85,22 @@ def test_an_event_of_several_lines_is_taken_out_whole(line_end: bytes):
 def test_a_chunk_whose_choice_says_something_beside_a_usage_is_kept(choice: bytes):
     chunk = (b'data: {"choices":[' + choice + b'],'
              b'"usage":{"prompt_tokens":3,"completion_tokens":2}}\n\n')
-    assert without_usage_chunk(chunk) == chunk
+    assert HiddenUsage().strip(chunk) == chunk
 
 
 def test_litellm_s_usage_chunk_with_an_empty_delta_is_taken_out():
     chunk = (b'data: {"choices":[{"index":0,"delta":{}}],'
              b'"usage":{"prompt_tokens":3,"completion_tokens":2}}\n\n')
-    assert without_usage_chunk(TEXT_CHUNK + b"\n\n" + chunk) == TEXT_CHUNK + b"\n\n"
+    assert HiddenUsage().strip(TEXT_CHUNK + b"\n\n" + chunk) == TEXT_CHUNK + b"\n\n"
 
 
 def test_a_usage_chunk_whose_blank_line_is_in_the_next_block_is_taken_out():
-    assert without_usage_chunk(TEXT_CHUNK + b"\n\n" + USAGE_CHUNK + b"\n") == TEXT_CHUNK + b"\n\n"
+    assert HiddenUsage().strip(TEXT_CHUNK + b"\n\n" + USAGE_CHUNK + b"\n") == TEXT_CHUNK + b"\n\n"
 
 
 def test_the_line_end_that_closes_the_event_before_the_block_is_kept():
     # The read before stopped between the two newlines of the text chunk's event.
-    assert without_usage_chunk(b"\n" + USAGE_CHUNK + b"\n\n") == b"\n"
+    assert HiddenUsage().strip(b"\n" + USAGE_CHUNK + b"\n\n") == b"\n"
 
 
 def test_of_a_running_usage_on_every_chunk_the_last_count_is_taken():
