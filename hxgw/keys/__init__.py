@@ -1,7 +1,8 @@
-"""Client keys and what protects them: the bad-key guard, the per-key limits
-(requests and tokens per minute, requests at once, a budget per period) with their
-three stores (this process's memory, the workers' shared file, Redis), and who owns
-each file and batch (`owners`).
+"""Client keys and what protects them: the keys `hxgw keys` made (`store`, their table;
+`book`, the serving process's copy of them), the bad-key guard (`guard`), the per-key
+limits (requests and tokens per minute, requests at once, a budget per period) with their
+three stores (this process's memory, the workers' shared file, Redis) and the refusals
+they answer with (`refusal`), and who owns each file and batch (`owners`).
 
 May import: hxgw.config, hxgw.errors, hxgw.jsonio, hxgw.memo, hxgw.observe, hxgw.store.
 """
