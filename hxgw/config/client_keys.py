@@ -45,9 +45,7 @@ def read_client_keys(
             problems.add(
                 "environment", "MASTER_KEY", f"has characters {NOT_IN_A_HEADER}{IN_ENV_FILE}"
             )
-        keys.append(
-            ClientKey(name=MASTER_KEY_NAME, digest=key_digest(master))
-        )
+        keys.append(ClientKey(name=MASTER_KEY_NAME, digest=key_digest(master)))
     keys_file = top.section("auth", AUTH_KEYS).string("keys_file")
     if keys_file:
         path = directory / keys_file

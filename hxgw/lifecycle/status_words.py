@@ -12,7 +12,8 @@ from hxgw.units import counted
 
 
 def serving(generation: int, config: Config) -> str:
-    models, groups = counted(len(config.models), "model"), counted(len(config.routing.groups), "group")
+    models = counted(len(config.models), "model")
+    groups = counted(len(config.routing.groups), "group")
     return f"config generation {generation}; {models} in {groups}"
 
 

@@ -166,8 +166,10 @@ async def _first_answer(ctx: RequestContext, failed: list[Failure], blame: Blame
                     break  # the upload cannot be sent again
                 continue
             # Not let in: shed at its cap, or its first-byte time ran out in the queue.
-            exc = caught if isinstance(caught, GateFull) else gate.out_of_time(
-                time.perf_counter() - started
+            exc = (
+                caught
+                if isinstance(caught, GateFull)
+                else gate.out_of_time(time.perf_counter() - started)
             )
             health.finished_other(token)  # the model did nothing wrong
             full.add(model.upstream)

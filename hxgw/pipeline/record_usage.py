@@ -59,5 +59,3 @@ def row_values(ctx: RequestContext) -> Values:
         spent.cache_written,  # cache_write_tokens
         spent.reasoning,  # reasoning_tokens
     )
-
-
