@@ -256,6 +256,12 @@ class GatewayKeyRefused(UpstreamError):
     retry_helps = False
 
 
+class UpstreamsUnavailable(UpstreamError):
+    """Every candidate said it is unavailable for a while (503 with a Retry-After)."""
+
+    status = 503
+
+
 class UpstreamTimeout(UpstreamError):
     status = 504
     code = "upstream_timeout"

@@ -27,6 +27,7 @@ from hxgw.errors import (
     RateLimited,
     UpstreamAnswer,
     UpstreamError,
+    UpstreamsUnavailable,
     UpstreamTimeout,
 )
 from hxgw.pipeline.opening import EVENT_STREAM, opening_error
@@ -36,6 +37,7 @@ from hxgw.upstream import UpstreamResponse
 
 RETRYABLE_STATUS = frozenset({401, 403, 408, 429, *range(500, 600)})
 OVERLOADED = 529
+UNAVAILABLE = 503
 BUSY = frozenset({429, OVERLOADED})
 """Rate limited, or (Anthropic's 529) overloaded: when every candidate says so, the client
 gets the last answer as it came, asked to wait only as long as the shortest wait."""
@@ -254,6 +256,14 @@ def all_failed(failed: list[Failure]) -> GatewayError:
         if waits:
             extra["retry_after"] = min(waits)
         return RateLimited(f"every candidate model is rate limited: {names}", **extra)
+    if failed and all(f.status == UNAVAILABLE for f in failed):
+        waits = [w for f in failed if (w := retry_seconds(f.retry_after)) is not None]
+        if waits:  # the SDKs wait that long before they retry, as they would for one
+            return UpstreamsUnavailable(
+                f"every candidate model is unavailable for now: {names}",
+                tried=tried,
+                retry_after=min(waits),
+            )
     if failed and all(f.overloaded or f.status == OVERLOADED for f in failed):
         # Said as Anthropic says it, however each said it: its SDK raises OverloadedError.
         return Overloaded(f"every candidate model is overloaded: {names}", tried=tried)

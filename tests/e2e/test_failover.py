@@ -270,6 +270,18 @@ async def test_when_every_candidate_is_rate_limited_the_client_gets_429_with_ret
     assert headers["Retry-After"] == "3"
 
 
+async def test_when_every_candidate_is_unavailable_for_a_while_the_client_gets_503_with_the_wait(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    gateway = await start_gateway()
+    fake.behave("m-alpha", status=503, retry_after="7")
+    fake.behave("m-beta", status=503, retry_after="3")
+    status, headers, body = await _chat(gateway, client)
+    assert (status, headers["Retry-After"]) == (503, "3")
+    assert body["error"]["code"] == "upstream_unavailable"
+    assert [t["model"] for t in body["error"]["tried"]] == ["alpha", "beta"]
+
+
 async def test_no_failover_once_the_stream_has_started(
     gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):
