@@ -36,9 +36,38 @@ _WHERE = {
 }
 
 
+STEERING = frozenset(
+    {
+        "fallbacks",
+        "context_window_fallbacks",
+        "content_policy_fallbacks",
+        "mock_testing_fallbacks",
+        "mock_testing_context_fallbacks",
+        "mock_testing_content_policy_fallbacks",
+        "user_config",
+        "model_list",
+        "api_base",
+        "base_url",
+        "api_key",
+        "api_version",
+    }
+)
+"""The fields by which LiteLLM lets a request choose other models, deployments or
+endpoints than its own: passed on, they would take a key limited to some groups to any
+model LiteLLM serves, billed at the price of the one it named. The gateway routes."""
+
+
 def check_shape(endpoint: str, body: dict[str, Any]) -> None:
-    """Raise BadRequest, naming the field, for a wrong type where the endpoint's main
-    field is; a field left out is the upstream's to refuse."""
+    """Raise BadRequest, naming the field, for a field that would steer LiteLLM, and for a
+    wrong type where the endpoint's main field is; a field left out is the upstream's to
+    refuse."""
+    if not STEERING.isdisjoint(body):
+        field = min(STEERING.intersection(body))
+        raise BadRequest(
+            f"'{field}' steers LiteLLM's routing, which this gateway does: name a group or "
+            "a model of its registry as 'model' (its failover_order says where it fails over)",
+            param=field,
+        )
     for field, (types, expected) in _BESIDE.get(endpoint, {}).items():
         value = body.get(field)
         if value is not None and not isinstance(value, types):

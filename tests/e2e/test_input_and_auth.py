@@ -453,6 +453,26 @@ async def test_failover_order_takes_a_group_limited_key_only_to_models_of_its_gr
         assert (resp.status, resp.headers["X-HX-Model"]) == (200, "alpha")
 
 
+@pytest.mark.parametrize(("path", "field", "value"), [
+    (CHAT_PATH, "fallbacks", ["m-secret"]),
+    (CHAT_PATH, "user_config", {"model_list": []}),
+    ("/v1/messages", "context_window_fallbacks", ["m-secret"]),
+    ("/v1/responses", "api_base", "http://elsewhere.example"),
+])
+async def test_a_field_that_would_steer_litellm_to_other_models_is_refused(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream,
+    path: str, field: str, value: object,
+):
+    # LiteLLM would fail over to a model the client names there, whatever its key may use.
+    body = {"model": "chat", "max_tokens": 5, "input": "hi",
+            "messages": [{"role": "user", "content": "hi"}], field: value}
+    async with client.post(gateway.url + path, json=body, headers=gateway.auth) as resp:
+        assert resp.status == 400
+        error = (await resp.json())["error"]
+    assert f"'{field}' steers LiteLLM's routing" in error["message"]
+    assert fake.requests == []
+
+
 async def test_keys_never_appear_in_the_logs(
     start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):
