@@ -127,8 +127,9 @@ class RequestContext:
     """The request's multipart form, for the upload routes (hxgw.pipeline.form)."""
     reply: Reply | None = None
     trying: Model | None = None
-    """The candidate asked last, its turn come: what a client that leaves before any
-    answer has cost (hxgw.pipeline.usage)."""
+    """The candidate that has the request and has not answered yet (none once one has;
+    not one that could not be connected to): what a request whose answer never came has
+    cost (`UNANSWERED`)."""
     served_by: str | None = None
     """The name of `reply`'s model, which the access line and metrics read."""
     failovers: int = 0

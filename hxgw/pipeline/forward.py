@@ -25,6 +25,7 @@ import time
 
 import structlog
 
+from hxgw.config import Model
 from hxgw.errors import UpstreamTimeout
 from hxgw.pipeline.blame import Blame
 from hxgw.pipeline.context import Next, Reply, RequestContext
@@ -41,7 +42,7 @@ from hxgw.pipeline.opening import EVENT_STREAM, past_preamble
 from hxgw.pipeline.send_upload import send_upload
 from hxgw.pipeline.sending import request_headers, send
 from hxgw.pipeline.usage import LEFT
-from hxgw.upstream import GateFull
+from hxgw.upstream import Gate, GateFull, UpstreamConnectError
 
 log = structlog.get_logger("hxgw.pipeline.forward")
 
@@ -120,15 +121,17 @@ async def _first_answer(ctx: RequestContext, failed: list[Failure], blame: Blame
         # Encoded before the slot is taken: a body that cannot be is the client's 400, and
         # a slot is given back only by the connection the request then holds.
         body = ctx.upstream_bodies.for_model(model) if ctx.upload is None else b""
-        token = health.started(time.monotonic())
-        entered: float | None = None
-        """When it had its turn: its time to a first byte counts from then."""
+        token: int | None = None
+        entered, waited, asked_before = started, 0.0, ctx.trying
         try:
             # The first-byte deadline covers the wait for a turn, the head and the first
             # body bytes.
             with runtime.deadlines.after(budget, ctx.task) as deadline:
                 waited = await gate.enter()
                 entered = time.perf_counter()
+                # Counted against the model from its turn: a wait at its upstream's cap
+                # is no slowness of the model's, nor a stall.
+                token = health.started(time.monotonic())
                 if waited:
                     ctx.queued = (ctx.queued or 0.0) + waited
                     runtime.saturation.waited(gate.name, waited)
@@ -149,40 +152,38 @@ async def _first_answer(ctx: RequestContext, failed: list[Failure], blame: Blame
                         raise
             if ctx.upload is not None:
                 response, first = await send_upload(ctx, model, headers, gate)
-        except (GateFull, *TransportError) as caught:
-            if entered is not None:
-                cut = bool(failed) and budget < ctx.state.first_byte_timeout(ctx.stream)
-                if deadline.expired and cut:
-                    # What the candidates before it left of the total timeout, less than
-                    # its first-byte time, ran out: no fault of the model's, and nothing
-                    # is left to try.
-                    health.finished_other(token)
-                    failed.append(Failure(model.name, "timeout", kind="timeout"))
-                    break
-                health.failed(time.monotonic(), token=token)
-                failed.append(broken(model, caught, entered))
-                metrics.upstream_errors.labels(model.name, failed[-1].kind).inc()
-                if ctx.upload is not None and ctx.upload.consumed:
-                    break  # the upload cannot be sent again
+        except GateFull as exc:
+            _shed(ctx, gate, exc, model, full, failed)
+            continue
+        except TransportError as exc:
+            first_byte = ctx.state.first_byte_timeout(ctx.stream)
+            if token is None:  # its first-byte time ran out while it waited for a turn
+                if budget < first_byte:
+                    break  # the total timeout's, which nothing is left of
+                _shed(
+                    ctx, gate, gate.out_of_time(time.perf_counter() - started), model, full, failed
+                )
                 continue
-            # Not let in: shed at its cap, or its first-byte time ran out in the queue.
-            exc = (
-                caught
-                if isinstance(caught, GateFull)
-                else gate.out_of_time(time.perf_counter() - started)
-            )
-            health.finished_other(token)  # the model did nothing wrong
-            full.add(model.upstream)
-            if exc.waited:
-                ctx.queued = (ctx.queued or 0.0) + exc.waited
-                runtime.saturation.waited(gate.name, exc.waited)
-            failed.append(
-                Failure(model.name, str(exc), retry_after=str(exc.retry_after), shed=True)
-            )
+            if isinstance(exc, UpstreamConnectError):
+                ctx.trying = asked_before  # it never had the request
+            if deadline.expired and (failed or waited) and budget - waited < first_byte:
+                # Less than its own first-byte time was left to it, by the candidates
+                # before it or by its wait for a turn: no fault of the model's.
+                health.finished_other(token)
+                failed.append(Failure(model.name, "timeout", kind="timeout"))
+                continue
+            health.failed(time.monotonic(), token=token)
+            failed.append(broken(model, exc, entered))
+            metrics.upstream_errors.labels(model.name, failed[-1].kind).inc()
+            if ctx.upload is not None and ctx.upload.consumed:
+                break  # the upload cannot be sent again
             continue
         except BaseException:
-            health.finished_other(token)
+            if token is not None:
+                health.finished_other(token)
             raise
+        assert token is not None  # it had its turn
+        ctx.trying = None  # it answered: nothing is under way at it now
         refused = refused_gateway_key(response, first) if response.status == 400 else None
         if response.status in RETRYABLE_STATUS or refused:
             error = await error_status(response, refused, model, health, token, blame, several)
@@ -206,8 +207,25 @@ async def _first_answer(ctx: RequestContext, failed: list[Failure], blame: Blame
         runtime.readiness.saw_ok(model.upstream)
         ctx.upstream_first_at = now
         ctx.ttfb = now - ctx.started
-        health.first_byte(now - (entered or started), token)
+        health.first_byte(now - entered, token)
         return Reply(response, first, model, health, token)
     if not failed:
         raise UpstreamTimeout("the request's total timeout ran out before an upstream answered")
     raise all_failed(failed)
+
+
+def _shed(
+    ctx: RequestContext,
+    gate: Gate,
+    exc: GateFull,
+    model: Model,
+    full: set[str],
+    failed: list[Failure],
+) -> None:
+    """A candidate not let in at its upstream's cap: the model did nothing wrong, and the
+    others behind the same gate are passed over."""
+    full.add(model.upstream)
+    if exc.waited:
+        ctx.queued = (ctx.queued or 0.0) + exc.waited
+        ctx.state.runtime.saturation.waited(gate.name, exc.waited)
+    failed.append(Failure(model.name, str(exc), retry_after=str(exc.retry_after), shed=True))

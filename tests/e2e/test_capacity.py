@@ -138,6 +138,32 @@ async def test_a_request_whose_first_byte_time_runs_out_in_the_queue_is_shed_not
     assert 'hxgw_circuit_state{model="alpha"} 0.0' in metrics
 
 
+async def test_a_model_whose_turn_came_late_is_not_blamed_for_the_first_byte_time_it_lost(
+    start_gateway: StartGateway, upstream: tuple[FakeUpstream, str],
+    client: aiohttp.ClientSession,
+):
+    fake, url = upstream
+    held = fake.behave("m-alpha", gate=asyncio.Event(), header_delay=0.9)
+    routing = {"routing": {**ROUTING["routing"],
+                           "circuit_breaker": {"failures": 1, "cooldown": 60}}}
+    gateway = await start_gateway(models=MODELS, routing=routing, gateway={
+        "upstreams": {"default": {"url": url},
+                      "busy": {"url": url, "max_concurrent": 1, "queue_timeout": 30}},
+        "timeouts": {"connect": 2, "first_byte": 1, "answer": 1, "total": 30}})
+    async with _held_streams(gateway, client, 1):
+        waiting = asyncio.ensure_future(client.post(
+            gateway.url + "/v1/chat/completions", json=_chat("a"), headers=gateway.auth))
+        await asyncio.sleep(0.4)  # its turn comes 0.4 s into its first-byte second
+        assert held.gate is not None
+        held.gate.set()
+        async with await waiting as resp:
+            assert resp.status == 504
+    async with client.get(gateway.url + "/metrics", headers=gateway.auth) as scrape:
+        metrics = await scrape.text()
+    assert 'hxgw_upstream_errors_total{kind="timeout",model="alpha"} 0.0' in metrics
+    assert 'hxgw_circuit_state{model="alpha"} 0.0' in metrics
+
+
 async def test_a_queued_request_is_served_when_a_turn_frees_and_its_wait_is_logged(
     start_gateway: StartGateway, upstream: tuple[FakeUpstream, str],
     client: aiohttp.ClientSession,

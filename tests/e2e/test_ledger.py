@@ -9,6 +9,7 @@ import contextlib
 import json
 import os
 import signal
+import socket
 import stat
 import subprocess
 import time
@@ -320,6 +321,34 @@ async def test_a_request_whose_model_ran_out_of_time_bills_its_prompt_at_that_mo
         "upstream_timeout", "gamma", "estimated")
     assert row["prompt_tokens"] > 0 and row["completion_tokens"] == 0 and row["cost"] > 0
     assert "model=gamma" in gateway.logs().split("POST /v1/chat/completions status=504")[1]
+
+
+async def test_a_request_no_upstream_would_take_a_connection_for_bills_nothing(
+    start_gateway: StartGateway, client: aiohttp.ClientSession
+):
+    # A listener whose queue is full: its connections time out, and the prompt never left.
+    with socket.socket() as full:
+        full.bind(("127.0.0.1", 0))
+        full.listen(0)
+        fillers = [socket.socket() for _ in range(3)]
+        try:
+            for filler in fillers:  # not waited for: the queue takes one, then no more
+                filler.setblocking(False)
+                filler.connect_ex(full.getsockname())
+            gateway = await start_gateway(
+                models=PRICED, upstream_url=f"http://127.0.0.1:{full.getsockname()[1]}",
+                routing={"routing": {"default_group": "solo", "groups": {"solo": ["gamma"]}}},
+                gateway={"timeouts": {"connect": 0.3, "answer": 5}}, wait=False)
+            await wait_for(lambda: " info listening " in gateway.logs())
+            async with client.post(gateway.url + "/v1/chat/completions", headers=gateway.auth,
+                                   json={**CHAT, "model": "solo"}) as resp:
+                assert resp.status == 504
+            await wait_for(lambda: len(ledger_rows(gateway)) == 1, timeout=10)
+        finally:
+            for filler in fillers:
+                filler.close()
+    (row,) = ledger_rows(gateway)
+    assert (row["model"], row["usage_source"], row["cost"]) == (None, "none", 0)
 
 
 async def test_a_request_a_stop_cut_before_its_answer_bills_its_prompt_at_the_model_called(
