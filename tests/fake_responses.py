@@ -38,6 +38,9 @@ class Stored:
     """What a background response will say once it has run."""
 
 
+RUNNING = ("queued", "in_progress")
+
+
 @dataclass
 class ResponseStore:
     """The responses one fake upstream made, by id."""
@@ -47,7 +50,7 @@ class ResponseStore:
     def run_background(self) -> None:
         """Every queued background response runs to its end, as OpenAI's do meanwhile."""
         for stored in self.made.values():
-            if stored.response["background"] and stored.response["status"] == "queued":
+            if stored.response["background"] and stored.response["status"] in RUNNING:
                 _complete(stored.response, stored.words)
 
     def not_found(self, response_id: str, param: str | None = None) -> web.Response:

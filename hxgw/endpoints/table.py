@@ -36,8 +36,9 @@ class Endpoint:
     """Whether it uses tokens. Counting them (Anthropic's count_tokens, free there) does
     not, nor listing models, nor a call on a response, file or batch made before: their
     answers may hold a `usage` (a response's, a batch's, a file's own text), which was
-    billed when it was made, or never was the gateway's to bill. Such a route reserves and
-    bills none, and counts against a key's limits as a request."""
+    billed when it was made, or never was the gateway's to bill (a background response's
+    is billed apart, once: hxgw.pipeline.background). Such a route reserves and bills
+    none, and counts against a key's limits as a request."""
 
 
 CHAT = Endpoint(name="chat", method="POST", upstream_path="/v1/chat/completions", mode="chat")

@@ -6,7 +6,10 @@ or a cancel) or reads it streamed as it runs. So the request that made it bills 
 and the usage is billed on a row of its own, whose request id and start are the
 response's (`BILLED_AS` and its `created_at`): the first answer that carries the finished
 response with its usage (the stream that made it, ended; a retrieve; a cancel) writes that
-row, and the ledger keeps one row per request id and start, so any later one adds nothing.
+row, and the ledger keeps one row per request id and start, so any later one adds nothing
+(as long as the upstream says the same `created_at` each time, as OpenAI's does). The
+stream that made it, cut short, bills what it relayed on that row instead, as any cut
+stream does.
 """
 
 from __future__ import annotations
@@ -18,7 +21,7 @@ from hxgw import jsonio
 from hxgw.pipeline.context import RequestContext
 from hxgw.pipeline.rebind import ResponseIds
 from hxgw.pipeline.reported_usage import reported_parts, reported_tokens
-from hxgw.pipeline.usage import cost_of
+from hxgw.pipeline.usage import cost_of, estimated_prompt
 from hxgw.usage import UsageRow, Values
 
 BILLED_AS = "usage-of-"
@@ -43,17 +46,23 @@ def background_row(ctx: RequestContext) -> Values | None:
     if not isinstance(created, int | float) or isinstance(created, bool):
         return None  # nothing to make its row's start the same each time
     usage, status = response.get("usage"), response.get("status")
+    source = "reported"
     if status in FINISHED and isinstance(usage, dict):
         reported = jsonio.dumps({"usage": usage})
     elif ctx.stream and ctx.answered and ctx.usage:
-        reported, status = ctx.usage, "completed"  # the stream that made it, read whole
+        # The stream that made it, read to its final event.
+        reported, status = ctx.usage, "completed" if ctx.outcome == "ok" else ctx.outcome
+    elif ctx.stream and ctx.endpoint.name == "responses":
+        # The stream that made it, cut short: what it relayed is billed, as for any cut
+        # stream, and a later read of the finished response adds nothing.
+        reported, status, source = b"", ctx.outcome, "estimated"
     else:
         return None
-    counts = reported_tokens(reported)
+    counts = reported_tokens(reported) if reported else (estimated_prompt(ctx), ctx.events)
     if counts is None:
         return None
     prompt, completion = counts
-    read, written, reasoning = reported_parts(reported)
+    read, written, reasoning = reported_parts(reported) if reported else (0, 0, 0)
     model = ctx.reply.model
     return UsageRow(
         request_id=BILLED_AS + str(response["id"]),
@@ -68,7 +77,7 @@ def background_row(ctx: RequestContext) -> Values | None:
         cost=cost_of(model, prompt, completion, read, written),
         started=float(created),
         ended=time.time(),
-        usage_source="reported",
+        usage_source=source,
         outcome="ok" if status == "completed" else str(status),
         cached_tokens=read,
         cache_write_tokens=written,

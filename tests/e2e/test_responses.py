@@ -541,6 +541,28 @@ async def test_a_background_response_streamed_whole_is_billed_once_whatever_read
     assert sum(r["prompt_tokens"] for r in ledger_rows(gateway)) == INPUT_TOKENS
 
 
+async def test_a_background_stream_its_client_cut_is_billed_what_it_relayed_once(
+    own_gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    gateway = own_gateway
+    fake.behave("m-alpha", content="a b c d e f", gate=asyncio.Event())
+    body = {"model": "chat", "input": "hi", "background": True, "stream": True}
+    async with client.post(gateway.url + "/v1/responses", json=body,
+                           headers=gateway.auth) as resp:
+        while b"response.output_text.delta" not in await resp.content.readline():
+            pass  # it leaves after the first word, before the response is done
+    await wait_for(lambda: len(ledger_rows(gateway)) == 2, timeout=10)
+    (billed,) = _billed_background(gateway)
+    assert (billed["usage_source"], billed["outcome"]) == ("estimated", "client_gone")
+    assert billed["prompt_tokens"] > 0 and billed["completion_tokens"] > 0
+    fake.responses.run_background()
+    async with _sdk(gateway) as sdk:  # read again, finished: the row it has stays
+        (made,) = [await sdk.responses.retrieve(billed["request_id"][len("usage-of-"):])]
+        assert made.status == "completed"
+    await wait_for(lambda: len(ledger_rows(gateway)) == 3, timeout=10)
+    assert _billed_background(gateway) == [billed]
+
+
 async def test_the_sdk_resumes_a_response_s_stream_after_the_events_it_had(
     gateway: Gateway, fake: FakeUpstream
 ):
