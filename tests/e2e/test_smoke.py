@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import subprocess
@@ -13,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.fixtures import HXGW, REPO, Gateway, free_port, new_key
+from tests.conftest import StartGateway
+from tests.fixtures import DEFAULT_MODELS, HXGW, REPO, Gateway, free_port, new_key
 
 CHECKS = ["healthz", "readyz", "models", "chat", "chat stream", "embeddings",
           "group hx-chat (chat)", "group hx-coding (chat)", "group hx-embed (embedding)"]
@@ -241,3 +243,20 @@ def test_a_report_piped_into_a_reader_that_stops_ends_without_a_traceback(dead_p
     run = subprocess.run(f"{HXGW} smoke --url http://127.0.0.1:{dead_port} --json | true",
                          shell=True, capture_output=True, text=True, env=env, timeout=120)
     assert run.stderr == ""
+
+
+async def test_moderation_and_rerank_groups_are_asked_in_their_own_api_and_media_ones_skipped(
+    start_gateway: StartGateway,
+):
+    scorers = [{"name": name, "tier_score": 0.5, "specializations": [], "mode": mode,
+                "upstream_model": f"m-{name}"}
+               for name, mode in (("judge", "moderation"), ("ranker", "rerank"),
+                                  ("whisper", "audio_transcription"))]
+    groups = {"chat": ["alpha", "beta"], "safety": ["judge"], "rank": ["ranker"],
+              "stt": ["whisper"]}
+    gateway = await start_gateway(models=[*DEFAULT_MODELS, *scorers], routing={
+        "routing": {"default_group": "chat", "groups": groups}})
+    result = await asyncio.to_thread(smoke, gateway.url, "--json", key=gateway.key)
+    checks = {c["name"]: c["result"] for c in json.loads(result.stdout)["checks"]}
+    assert (checks["group safety (moderation)"], checks["group rank (rerank)"],
+            checks["group stt (audio_transcription)"]) == ("ok", "ok", "skip")
