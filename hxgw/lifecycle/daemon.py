@@ -201,7 +201,9 @@ class Daemon:
             changed.waiting = waiting
             if self.ssl_context is not None and config.tls is not None:
                 reread_certificate(self.ssl_context, config.tls)
-            self._adopt(snapshot)  # the swap is its last step: a failure before keeps the old
+            # The swap is its last step: a failure before it leaves the old snapshot
+            # serving (with what _adopt had changed of the process's state so far).
+            self._adopt(snapshot)
         except ConfigError as exc:
             problems = str(exc).splitlines()
             # The first in full, the rest counted: STATUS= and the status page have a
