@@ -100,7 +100,7 @@ def _admit(ctx: RequestContext, key: ClientKey | None, digest: bytes) -> None:
     refusal = "invalid API key"
     if not valid and _both_keys(ctx):
         refusal += " (the bearer key: with both headers given, x-api-key is not read)"
-    guard_key(ctx.state, ctx.exchange.remote, ctx.exchange.header, digest, valid, refusal)
+    guard_key(ctx.state, ctx.exchange.remote, ctx.exchange.joined_header, digest, valid, refusal)
     ctx.key = key
 
 
@@ -128,7 +128,8 @@ def guard_key(
 ) -> None:
     """Raise unless the bad-key guard lets this key through: 401 for a bad key (saying
     `refusal`), 429 while the client's address is locked out (for every key but those
-    known to work there)."""
+    known to work there). `header` gives a header's lines joined: a proxy may add its
+    X-Forwarded-For as a line of its own (HAProxy does), after the client's made-up one."""
     policy, guard = state.config.bad_keys, state.runtime.guard
     address = client_address(
         peer, header("X-Forwarded-For") if policy.trusted_proxies else None, policy.trusted_proxies

@@ -92,7 +92,7 @@ async def authorize(
     # One guard for every authenticated route: guessing here counts, and is refused, as
     # it is on the API (a key `hxgw keys` made is no guess).
     valid = metrics_key or bool(client) or app_key
-    guard_key(state, request.remote, request.headers.get, digest, valid)
+    guard_key(state, request.remote, lambda name: _joined(request, name), digest, valid)
     if metrics_key:
         return
     if app_key:
@@ -175,3 +175,8 @@ HANDLERS: Mapping[str, OperatorHandler] = {
     "openapi.json": openapi,
 }
 """The operator's routes by endpoint name (see hxgw.endpoints.OPERATOR)."""
+
+
+def _joined(request: web.BaseRequest, name: str) -> str | None:
+    """A list header given on several lines as one value (RFC 9110, 5.3)."""
+    return ", ".join(request.headers.getall(name, ())) or None

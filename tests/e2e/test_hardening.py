@@ -12,6 +12,7 @@ from pathlib import Path
 import aiohttp
 import openai
 import pytest
+from multidict import CIMultiDict
 
 from tests.conftest import StartGateway
 from tests.fixtures import Gateway, new_key, wait_for
@@ -189,6 +190,25 @@ async def test_guessing_on_an_operator_route_counts_and_is_locked_out_too(
     async with client.get(gateway.url + path, headers=gateway.auth) as resp:
         assert resp.status == 429  # a right guess is not told apart there either
     assert await _post_status(client, gateway, gateway.auth) == 429  # one guard for all
+
+
+@pytest.mark.parametrize("path", ["/v1/chat/completions", "/metrics"])
+async def test_a_made_up_forwarded_line_before_the_proxys_own_does_not_dodge_the_lockout(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, path: str
+):
+    # HAProxy's `option forwardfor` adds a line of its own after the client's.
+    gateway = await start_gateway(gateway={"auth": {
+        "max_bad_keys": 3, "bad_key_lockout": 30, "trusted_proxies": ["127.0.0.1"]}})
+    statuses = []
+    for n in range(5):
+        headers = CIMultiDict({"Authorization": f"Bearer {new_key()}"})
+        headers.add("X-Forwarded-For", f"198.51.100.{n}")  # the client's own, made up
+        headers.add("X-Forwarded-For", "203.0.113.9")  # what the proxy saw
+        method = "GET" if path == "/metrics" else "POST"
+        async with client.request(method, gateway.url + path, json=CHAT,
+                                  headers=headers) as resp:
+            statuses.append(resp.status)
+    assert statuses == [401, 401, 401, 429, 429]
 
 
 async def test_behind_a_trusted_proxy_the_forwarded_address_is_locked_out_not_the_proxy(
