@@ -51,6 +51,7 @@ async def error_status(
     token: int,
     blame: Blame,
     several: bool,
+    secret: str | None = None,
 ) -> Failure:
     """The failure of a candidate that answered with a status to fail over on, or refused
     the gateway's key (`refused`): its health told, its answer read (unless it is never
@@ -67,7 +68,7 @@ async def error_status(
         held = blame.hold(health, token, model)
     else:
         health.failed(time.monotonic(), retry_after=wait, token=token)
-    answer = None if refused else await read_answer(response, model)
+    answer = None if refused else await read_answer(response, model, secret=secret)
     if held is not None:
         held.heard(answer.message if answer else None)
     if status == KEY_REFUSAL:  # never passed on: it is not the client's
@@ -92,12 +93,13 @@ async def set_aside(
     model: Model,
     health: ModelHealth,
     token: int,
+    secret: str | None = None,
 ) -> None:
     """A 200 that is no answer (`unserved`), set aside for the next candidate: a request
     too long for the model keeps its answer and spares the model's health; any other
     closes and counts against it."""
     if failure.kind == "context_length":  # the request's length, not the model's fault
-        failure.answer = await read_answer(response, model, first)
+        failure.answer = await read_answer(response, model, first, secret)
         health.finished_other(token)
     else:
         response.close()

@@ -188,11 +188,13 @@ def _error_of(body: bytes) -> dict[str, Any]:
 
 
 async def read_answer(
-    response: UpstreamResponse, model: Model, first: bytes = b""
+    response: UpstreamResponse, model: Model, first: bytes = b"", secret: str | None = None
 ) -> UpstreamAnswer | None:
     """The upstream's error response as the client may get it (after the `first` bytes
     read of it already), read briefly; None when it cannot be read whole (the message for
-    logs is then missing too)."""
+    logs is then missing too). The gateway's own key for that upstream (`secret`), should
+    the answer quote it (a 401 that says which key it refused), is masked: the client,
+    the gateway's own error and the log get only its last four characters."""
     try:
         async with asyncio.timeout(2):
             data = first + await response.read(MAX_ANSWER + 1 - len(first))
@@ -202,6 +204,8 @@ async def read_answer(
         response.release()
     if len(data) > MAX_ANSWER:
         return None
+    if secret and secret.encode() in data:
+        data = data.replace(secret.encode(), b"..." + secret[-4:].encode())
     headers = passed_headers(response)
     headers["X-HX-Model"] = model.name
     return UpstreamAnswer(_summary(data), answer_status=response.status, headers=headers, body=data)

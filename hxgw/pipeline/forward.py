@@ -186,7 +186,10 @@ async def _first_answer(ctx: RequestContext, failed: list[Failure], blame: Blame
         ctx.trying = None  # it answered: nothing is under way at it now
         refused = refused_gateway_key(response, first) if response.status == 400 else None
         if response.status in RETRYABLE_STATUS or refused:
-            error = await error_status(response, refused, model, health, token, blame, several)
+            secret = _upstream_key(ctx, model)
+            error = await error_status(
+                response, refused, model, health, token, blame, several, secret
+            )
             metrics.upstream_errors.labels(model.name, error.kind).inc()
             failed.append(error)
             final = lone or (ctx.upload is not None and ctx.upload.consumed)
@@ -199,7 +202,9 @@ async def _first_answer(ctx: RequestContext, failed: list[Failure], blame: Blame
         if failure is not None:
             # Nothing has reached the client: the next candidate may serve it. (A lone
             # candidate's answer is relayed as it came.)
-            await set_aside(failure, response, first, model, health, token)
+            await set_aside(
+                failure, response, first, model, health, token, _upstream_key(ctx, model)
+            )
             metrics.upstream_errors.labels(model.name, failure.kind).inc()
             failed.append(failure)
             continue
@@ -229,3 +234,9 @@ def _shed(
         ctx.queued = (ctx.queued or 0.0) + exc.waited
         ctx.state.runtime.saturation.waited(gate.name, exc.waited)
     failed.append(Failure(model.name, str(exc), retry_after=str(exc.retry_after), shed=True))
+
+
+def _upstream_key(ctx: RequestContext, model: Model) -> str | None:
+    """The gateway's key for the model's upstream (None for one a reload removed)."""
+    upstream = ctx.state.config.upstreams.get(model.upstream)
+    return upstream.key if upstream is not None else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 
 import aiohttp
 import pytest
@@ -206,6 +207,21 @@ async def test_an_upstream_refusing_the_gateway_key_is_a_502_naming_it_not_the_c
         "token passed.): check the upstream's key (its key_env, HX_UPSTREAM_KEY by default)"
     )
     assert fake.seen_models() == ["m-alpha", "m-beta"]
+
+
+async def test_the_gateways_own_upstream_key_quoted_in_an_answer_reaches_no_one_whole(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    secret = "sk-upstream-secret-value-7x9q"
+    gateway = await start_gateway(upstream_key=secret)
+    fake.behave("m-alpha", status=401, error_message=f"Incorrect API key provided: {secret}.")
+    fake.behave("m-beta", status=429, error_message=f"Rate limit reached for key {secret}")
+    status, _, body = await _chat(gateway, client)
+    assert status == 502
+    said = json.dumps(body)
+    assert secret not in said and "...7x9q" in said
+    gateway.stop()
+    assert secret not in gateway.logs()
 
 
 async def test_an_upstream_s_403_reaches_the_client_as_it_came(
