@@ -17,7 +17,14 @@ from hxgw.config.reader import (
     kind_of,
     read_yaml,
 )
-from hxgw.config.schema import MASTER_KEY_NAME, PERIODS, ClientKey, KeyLimits, key_digest
+from hxgw.config.schema import (
+    GUESSABLE_UNDER,
+    MASTER_KEY_NAME,
+    PERIODS,
+    ClientKey,
+    KeyLimits,
+    key_digest,
+)
 from hxgw.errors import did_you_mean
 
 LIMIT_KEYS = ("rpm", "tpm", "max_parallel", "budget", "budget_period")
@@ -45,7 +52,8 @@ def read_client_keys(
             problems.add(
                 "environment", "MASTER_KEY", f"has characters {NOT_IN_A_HEADER}{IN_ENV_FILE}"
             )
-        keys.append(ClientKey(name=MASTER_KEY_NAME, digest=key_digest(master)))
+        short = len(master) < GUESSABLE_UNDER
+        keys.append(ClientKey(name=MASTER_KEY_NAME, digest=key_digest(master), guessable=short))
     keys_file = top.section("auth", AUTH_KEYS).string("keys_file")
     if keys_file:
         path = directory / keys_file
@@ -111,7 +119,10 @@ def _key_entries(
         groups = _groups(entry, known) if entry.has("groups") else None
         if name:
             limits = read_key_limits(entry)
-            out.append(ClientKey(name=name, digest=digest, groups=groups, limits=limits))
+            short = secret is not None and len(secret) < GUESSABLE_UNDER
+            out.append(
+                ClientKey(name=name, digest=digest, groups=groups, limits=limits, guessable=short)
+            )
     return out
 
 

@@ -158,6 +158,11 @@ def key_digest(secret: str) -> bytes:
     return hashlib.sha256(secret.encode("utf-8", "surrogateescape")).digest()
 
 
+GUESSABLE_UNDER = 20
+"""A client key's secret shorter than this is warned of: the examples' `sk-1234` is guessed
+in a few tries, lockout or not; `hxgw keys create` makes 43 random characters."""
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ClientKey:
     """A client key, held only as its SHA-256 digest (`key_digest`)."""
@@ -169,6 +174,9 @@ class ClientKey:
     """What the key may use (hxgw.keys.limits); None: no limits."""
     expires: float | None = None
     """When it stops opening anything (Unix seconds); None: never."""
+    guessable: bool = False
+    """Its secret, read from the environment or the keys file, is shorter than
+    GUESSABLE_UNDER characters (the operator is warned)."""
 
     def may_use(self, group: str) -> bool:
         return self.groups is None or group in self.groups

@@ -15,7 +15,7 @@ import structlog
 from hxgw.config.env_file import holds_secret
 from hxgw.config.gateway import GATEWAY, STOP_AFTER_DRAIN, UNIT_STOP_TIMEOUT
 from hxgw.config.routing_settings import REGISTRY, ROUTING
-from hxgw.config.schema import Config
+from hxgw.config.schema import GUESSABLE_UNDER, Config
 
 log = structlog.get_logger("hxgw.config")
 
@@ -131,6 +131,18 @@ def unpriced_models(config: Config) -> list[str]:
     return [m.name for m in config.models.values() if m.price is None]
 
 
+def guessable_keys(config: Config) -> str | None:
+    """What the client keys with short secrets risk, or None."""
+    short = [key.name for key in config.keys if key.guessable]
+    if not short:
+        return None
+    return (
+        f"client keys shorter than {GUESSABLE_UNDER} characters can be guessed: "
+        f"{', '.join(short)}; give each 32 random characters or more "
+        "(`openssl rand -hex 32`), or make them with `hxgw keys create`"
+    )
+
+
 def slow_stop(config: Config) -> str | None:
     """What a drain too long for the shipped unit's stop timeout costs, or None."""
     longest = config.drain_timeout + STOP_AFTER_DRAIN
@@ -148,5 +160,6 @@ def warn_at_start(config: Config, told: set[Path] | None = None) -> None:
     """What the operator should hear once, when the daemon starts."""
     warn_if_world_readable(config, told)
     note_unpriced_models(config)
-    if warning := slow_stop(config):
-        log.warning(warning)
+    for warning in (slow_stop(config), guessable_keys(config)):
+        if warning:
+            log.warning(warning)

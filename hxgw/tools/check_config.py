@@ -17,7 +17,13 @@ from pathlib import Path
 
 from hxgw.config import load_config, load_store_settings
 from hxgw.config.env_file import read_env_file
-from hxgw.config.warnings import fix, readable_secrets, slow_stop, unpriced_models
+from hxgw.config.warnings import (
+    fix,
+    guessable_keys,
+    readable_secrets,
+    slow_stop,
+    unpriced_models,
+)
 from hxgw.errors import ConfigError
 from hxgw.keys.store import groups_lacking, live_names
 from hxgw.store import open_database
@@ -94,8 +100,9 @@ def run(config_dir: str, env: Mapping[str, str], env_file: str | None, *, journa
     if not journal:
         for path in readable_secrets(config, env_file or env.get("HX_ENV_FILE")):
             print(f"warning: {path} holds secrets and every user can read it: {fix(path)}")
-        if warning := slow_stop(config):
-            print(f"warning: {warning}")
+        for warning in (slow_stop(config), guessable_keys(config)):
+            if warning:
+                print(f"warning: {warning}")
         if unpriced := unpriced_models(config):
             print(f"note: models without a price cost nothing in budgets: {', '.join(unpriced)}")
         for name in sorted(stored.keys() & {k.name for k in config.keys}):

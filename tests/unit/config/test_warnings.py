@@ -112,3 +112,25 @@ def test_the_store_settings_wait_for_a_restart_and_the_access_log_does_not(tmp_p
     with structlog.testing.capture_logs() as logs:
         log_restart_only_changes(started, changed, "0.0.0.0:4010")
     assert [e["event"] for e in logs] == ["store settings changed; they take effect on restart"]
+
+
+def test_client_keys_short_enough_to_guess_are_named_at_start(tmp_path: Path):
+    keys = tmp_path / "conf" / "keys.yaml"
+    config_dir = write_config(tmp_path / "conf", "http://127.0.0.1:1",
+                              gateway={"auth": {"keys_file": "keys.yaml"}})
+    keys.write_text(f"keys:\n  - {{name: short, key: sk-1234}}\n"
+                    f"  - {{name: long, key: {new_key()}}}\n")
+    keys.chmod(0o640)
+    config = load_config(config_dir, {"MASTER_KEY": "sk-test"})
+    with structlog.testing.capture_logs() as logs:
+        warn_at_start(config)
+    (said,) = [e["event"] for e in logs if "can be guessed" in str(e["event"])]
+    assert said.startswith("client keys shorter than 20 characters can be guessed: master, short;")
+
+
+def test_long_client_keys_get_no_guessing_warning(tmp_path: Path):
+    config = load_config(write_config(tmp_path / "conf", "http://127.0.0.1:1"),
+                         {"MASTER_KEY": new_key()})
+    with structlog.testing.capture_logs() as logs:
+        warn_at_start(config)
+    assert not [e for e in logs if "can be guessed" in str(e["event"])]
