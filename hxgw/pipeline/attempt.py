@@ -1,0 +1,191 @@
+"""One candidate's try at a request (`Tries.at`): its turn at its upstream's gate, the
+exchange up to the first body byte, and what came of it: a reply to relay, or a failure
+noted, and whether the next candidate may still be tried (hxgw.pipeline.forward walks
+the candidates).
+
+What each kind of failure does to the model's health: a shed at the gate, or a wait the
+total timeout (or a late turn) cut shorter than the model's own first-byte time, is no
+fault of the model's; a broken exchange is (`failed_candidate.broken`); a status to fail
+over on is judged in `failed_candidate.error_status`.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Literal
+
+from hxgw.config import Model
+from hxgw.pipeline.blame import Blame
+from hxgw.pipeline.context import Reply, RequestContext
+from hxgw.pipeline.failed_candidate import broken, error_status, set_aside
+from hxgw.pipeline.failures import (
+    RETRYABLE_STATUS,
+    Failure,
+    TransportError,
+    refused_gateway_key,
+    unserved,
+)
+from hxgw.pipeline.opening import EVENT_STREAM, past_preamble
+from hxgw.pipeline.send_upload import send_upload
+from hxgw.pipeline.sending import send
+from hxgw.routing.health import ModelHealth
+from hxgw.upstream import Gate, GateFull, UpstreamConnectError, UpstreamResponse
+
+Then = Literal["next", "stop"]
+"""After a failed try: the next candidate, or none (no time left, an upload half sent, a
+lone candidate's answer to pass on)."""
+
+
+@dataclass(slots=True)
+class Tries:
+    """What one request's tries share, candidate after candidate."""
+
+    ctx: RequestContext
+    headers: list[bytes]
+    """The request's own header lines, the same for every candidate."""
+    lone: bool
+    """A pinned model or a one-model group speaks for itself: its answer, whatever it is,
+    goes to the client as it came. A group's last candidate standing (the others'
+    circuits open) does not: what it fails with is the gateway's to say."""
+    failed: list[Failure] = field(default_factory=list)
+    blame: Blame = field(default_factory=Blame)
+    full: set[str] = field(default_factory=set)
+    """The upstreams whose gate shed this request: their other models are passed over."""
+
+    @property
+    def several(self) -> bool:
+        """Whether an answer that is no answer can be failed over (not a lone candidate's,
+        nor an upload's, streamed as it is sent)."""
+        return not self.lone and self.ctx.upload is None
+
+    async def at(self, model: Model, budget: float, looks: bool) -> Reply | Then:
+        """Try `model` within `budget` seconds to a first byte; `looks`: read past a
+        stream's preamble for an error it opens with."""
+        ctx, failed = self.ctx, self.failed
+        runtime = ctx.state.runtime
+        health = runtime.memory.health[model.name]
+        started = time.perf_counter()
+        gate = runtime.gates.including_removed(model.upstream)
+        # Encoded before the slot is taken: a body that cannot be is the client's 400, and
+        # a slot is given back only by the connection the request then holds.
+        body = ctx.upstream_bodies.for_model(model) if ctx.upload is None else b""
+        token: int | None = None
+        entered, waited, asked_before = started, 0.0, ctx.trying
+        try:
+            # The first-byte deadline covers the wait for a turn, the head and the first
+            # body bytes.
+            with runtime.deadlines.after(budget, ctx.task) as deadline:
+                waited = await gate.enter()
+                entered = time.perf_counter()
+                # Counted against the model from its turn: a wait at its upstream's cap
+                # is no slowness of the model's, nor a stall.
+                token = health.started(time.monotonic())
+                if waited:
+                    ctx.queued = (ctx.queued or 0.0) + waited
+                    runtime.saturation.waited(gate.name, waited)
+                ctx.trying = model  # from here a client that leaves has cost a prompt
+                if ctx.upload is None:
+                    response = await send(ctx, model, self.headers, body, gate)
+                    first = await self._first_bytes(response, started + budget, looks)
+            if ctx.upload is not None:
+                response, first = await send_upload(ctx, model, self.headers, gate)
+        except GateFull as exc:
+            self._shed(gate, exc, model)
+            return "next"
+        except TransportError as exc:
+            first_byte = ctx.state.first_byte_timeout(ctx.stream)
+            if token is None:  # its first-byte time ran out while it waited for a turn
+                if budget < first_byte:
+                    return "stop"  # the total timeout's, which nothing is left of
+                self._shed(gate, gate.out_of_time(time.perf_counter() - started), model)
+                return "next"
+            if isinstance(exc, UpstreamConnectError):
+                ctx.trying = asked_before  # it never had the request
+            if deadline.expired and (failed or waited) and budget - waited < first_byte:
+                # Less than its own first-byte time was left to it, by the candidates
+                # before it or by its wait for a turn: no fault of the model's.
+                health.finished_other(token)
+                failed.append(Failure(model.name, "timeout", kind="timeout"))
+                return "next"
+            health.failed(time.monotonic(), token=token)
+            failed.append(broken(model, exc, entered))
+            runtime.metrics.upstream_errors.labels(model.name, failed[-1].kind).inc()
+            return "stop" if ctx.upload is not None and ctx.upload.consumed else "next"
+        except BaseException:
+            if token is not None:
+                health.finished_other(token)
+            raise
+        assert token is not None  # it had its turn
+        ctx.trying = None  # it answered: nothing is under way at it now
+        return await self._judge(model, health, token, response, first, entered)
+
+    async def _first_bytes(self, response: UpstreamResponse, until: float, looks: bool) -> bytes:
+        """The answer's first body bytes (none of a status to fail over on, whose body is
+        read as an error); a stream's past its preamble when `looks`, for at most half of
+        what is left until the first-byte deadline (`until`, perf_counter)."""
+        try:
+            if response.status in RETRYABLE_STATUS:
+                return b""
+            first = await response.readany()
+            if self.several and looks and response.content_type == EVENT_STREAM:
+                left = until - time.perf_counter()
+                first = await past_preamble(response, first, left / 2)
+            return first
+        except BaseException:
+            response.close()
+            raise
+
+    async def _judge(
+        self,
+        model: Model,
+        health: ModelHealth,
+        token: int,
+        response: UpstreamResponse,
+        first: bytes,
+        entered: float,
+    ) -> Reply | Then:
+        """What an answer is: a reply, or a failure to fail over on (or to pass on)."""
+        ctx, failed = self.ctx, self.failed
+        metrics, secret = ctx.state.runtime.metrics, _upstream_key(ctx, model)
+        refused = refused_gateway_key(response, first) if response.status == 400 else None
+        if response.status in RETRYABLE_STATUS or refused:
+            error = await error_status(
+                response, refused, model, health, token, self.blame, self.several, secret
+            )
+            metrics.upstream_errors.labels(model.name, error.kind).inc()
+            failed.append(error)
+            final = self.lone or (ctx.upload is not None and ctx.upload.consumed)
+            if error.answer is not None and final:
+                raise error.answer
+            return "stop" if final else "next"
+        failure = unserved(model.name, response, first) if self.several else None
+        if failure is not None:
+            # Nothing has reached the client: the next candidate may serve it. (A lone
+            # candidate's answer is relayed as it came.)
+            await set_aside(failure, response, first, model, health, token, secret)
+            metrics.upstream_errors.labels(model.name, failure.kind).inc()
+            failed.append(failure)
+            return "next"
+        now = time.perf_counter()
+        ctx.state.runtime.readiness.saw_ok(model.upstream)
+        ctx.upstream_first_at = now
+        ctx.ttfb = now - ctx.started
+        health.first_byte(now - entered, token)
+        return Reply(response, first, model, health, token)
+
+    def _shed(self, gate: Gate, exc: GateFull, model: Model) -> None:
+        """A candidate not let in at its upstream's cap: the model did nothing wrong, and
+        the others behind the same gate are passed over."""
+        self.full.add(model.upstream)
+        if exc.waited:
+            self.ctx.queued = (self.ctx.queued or 0.0) + exc.waited
+            self.ctx.state.runtime.saturation.waited(gate.name, exc.waited)
+        failure = Failure(model.name, str(exc), retry_after=str(exc.retry_after), shed=True)
+        self.failed.append(failure)
+
+
+def _upstream_key(ctx: RequestContext, model: Model) -> str | None:
+    """The gateway's key for the model's upstream (None for one a reload removed)."""
+    upstream = ctx.state.config.upstreams.get(model.upstream)
+    return upstream.key if upstream is not None else None
