@@ -8,7 +8,7 @@ The steps, in the order a proxied request meets them (module: step):
   route: route (affinity: follow_previous, bind_to_origin; held: choose_upstream for
   files and batches)                limits: apply_limits
   owners: keep_to_owner (files and batches)                     transform: transform_request
-  forward: forward                  relay: relay
+  forward: forward (attempt: one candidate's try)                relay: relay
 and the ends of the other chains: models (list_models, describe_model), operator
 (answer_operator), refuse (refuse_unrouted).
 
