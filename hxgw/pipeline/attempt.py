@@ -87,7 +87,15 @@ class Tries:
                 ctx.trying = model  # from here a client that leaves has cost a prompt
                 if ctx.upload is None:
                     response = await send(ctx, model, self.headers, body, gate)
-                    first = await self._first_bytes(response, started + budget, looks)
+                    try:
+                        retryable = response.status in RETRYABLE_STATUS
+                        first = b"" if retryable else await response.readany()
+                        if self.several and looks and response.content_type == EVENT_STREAM:
+                            left = budget - (time.perf_counter() - started)
+                            first = await past_preamble(response, first, left / 2)
+                    except BaseException:
+                        response.close()
+                        raise
             if ctx.upload is not None:
                 response, first = await send_upload(ctx, model, self.headers, gate)
         except GateFull as exc:
@@ -118,61 +126,45 @@ class Tries:
             raise
         assert token is not None  # it had its turn
         ctx.trying = None  # it answered: nothing is under way at it now
-        return await self._judge(model, health, token, response, first, entered)
+        # What the answer is: a failure to fail over on (or to pass on), or a reply.
+        refused = refused_gateway_key(response, first) if response.status == 400 else None
+        if response.status in RETRYABLE_STATUS or refused:
+            return await self._error_status(model, health, token, response, refused)
+        if self.several and (failure := unserved(model.name, response, first)) is not None:
+            # Nothing has reached the client: the next candidate may serve it. (A lone
+            # candidate's answer is relayed as it came.)
+            secret = _upstream_key(ctx, model)
+            await set_aside(failure, response, first, model, health, token, secret)
+            runtime.metrics.upstream_errors.labels(model.name, failure.kind).inc()
+            failed.append(failure)
+            return "next"
+        now = time.perf_counter()
+        runtime.readiness.saw_ok(model.upstream)
+        ctx.upstream_first_at = now
+        ctx.ttfb = now - ctx.started
+        health.first_byte(now - entered, token)
+        return Reply(response, first, model, health, token)
 
-    async def _first_bytes(self, response: UpstreamResponse, until: float, looks: bool) -> bytes:
-        """The answer's first body bytes (none of a status to fail over on, whose body is
-        read as an error); a stream's past its preamble when `looks`, for at most half of
-        what is left until the first-byte deadline (`until`, perf_counter)."""
-        try:
-            if response.status in RETRYABLE_STATUS:
-                return b""
-            first = await response.readany()
-            if self.several and looks and response.content_type == EVENT_STREAM:
-                left = until - time.perf_counter()
-                first = await past_preamble(response, first, left / 2)
-            return first
-        except BaseException:
-            response.close()
-            raise
-
-    async def _judge(
+    async def _error_status(
         self,
         model: Model,
         health: ModelHealth,
         token: int,
         response: UpstreamResponse,
-        first: bytes,
-        entered: float,
-    ) -> Reply | Then:
-        """What an answer is: a reply, or a failure to fail over on (or to pass on)."""
-        ctx, failed = self.ctx, self.failed
-        metrics, secret = ctx.state.runtime.metrics, _upstream_key(ctx, model)
-        refused = refused_gateway_key(response, first) if response.status == 400 else None
-        if response.status in RETRYABLE_STATUS or refused:
-            error = await error_status(
-                response, refused, model, health, token, self.blame, self.several, secret
-            )
-            metrics.upstream_errors.labels(model.name, error.kind).inc()
-            failed.append(error)
-            final = self.lone or (ctx.upload is not None and ctx.upload.consumed)
-            if error.answer is not None and final:
-                raise error.answer
-            return "stop" if final else "next"
-        failure = unserved(model.name, response, first) if self.several else None
-        if failure is not None:
-            # Nothing has reached the client: the next candidate may serve it. (A lone
-            # candidate's answer is relayed as it came.)
-            await set_aside(failure, response, first, model, health, token, secret)
-            metrics.upstream_errors.labels(model.name, failure.kind).inc()
-            failed.append(failure)
-            return "next"
-        now = time.perf_counter()
-        ctx.state.runtime.readiness.saw_ok(model.upstream)
-        ctx.upstream_first_at = now
-        ctx.ttfb = now - ctx.started
-        health.first_byte(now - entered, token)
-        return Reply(response, first, model, health, token)
+        refused: str | None,
+    ) -> Then:
+        """A status to fail over on, or the upstream refusing the gateway's key: noted, or,
+        for a lone candidate, its answer passed on as it came."""
+        ctx, secret = self.ctx, _upstream_key(self.ctx, model)
+        error = await error_status(
+            response, refused, model, health, token, self.blame, self.several, secret
+        )
+        ctx.state.runtime.metrics.upstream_errors.labels(model.name, error.kind).inc()
+        self.failed.append(error)
+        final = self.lone or (ctx.upload is not None and ctx.upload.consumed)
+        if error.answer is not None and final:
+            raise error.answer
+        return "stop" if final else "next"
 
     def _shed(self, gate: Gate, exc: GateFull, model: Model) -> None:
         """A candidate not let in at its upstream's cap: the model did nothing wrong, and
