@@ -177,9 +177,10 @@ class RequestContext:
         Its answers carry `request-id`, and the gateway's errors are in its shape."""
         if self.endpoint.dialect == "anthropic":
             return True
+        if self.exchange.header("anthropic-version") is None:
+            return False  # asked first: every OpenAI request is told by it alone
         path = self.exchange.path
-        shared = path in _MODELS_PATHS or path.startswith(_SHARED_PREFIXES)
-        return shared and self.exchange.header("anthropic-version") is not None
+        return path in _MODELS_PATHS or path.startswith(_SHARED_PREFIXES)
 
     def model_named(self) -> str | None:
         """The model its records name (access line, metrics, ledger row): the one that
