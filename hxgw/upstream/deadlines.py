@@ -27,6 +27,10 @@ class Deadlines:
 
     def __init__(self) -> None:
         self._slots: dict[int, set[Deadline]] = {}
+        self._timers: dict[int, asyncio.TimerHandle] = {}
+        """Each slot's timer, cancelled once its last deadline is left: a timer left to
+        run out would hold its slot for the whole timeout (a plain answer's 600 s), ten
+        thousands of them under a steady load."""
 
     def after(self, seconds: float, task: asyncio.Task[Any] | None = None) -> Deadline:
         """A deadline `seconds` from now, for a `with` block in `task` (the current one
@@ -38,11 +42,19 @@ class Deadlines:
         members = self._slots.get(slot)
         if members is None:
             members = self._slots[slot] = set()
-            loop.call_at(slot * self.GRAIN, self._expire, slot)
+            self._timers[slot] = loop.call_at(slot * self.GRAIN, self._expire, slot)
         members.add(deadline)
-        deadline.slot = members
+        deadline.slot, deadline.key = members, slot
+
+    def _left(self, slot: int) -> None:
+        """The last deadline of `slot` was left before it passed: its timer goes too."""
+        timer = self._timers.pop(slot, None)
+        if timer is not None:
+            timer.cancel()
+        self._slots.pop(slot, None)
 
     def _expire(self, slot: int) -> None:
+        self._timers.pop(slot, None)
         for deadline in self._slots.pop(slot, ()):
             deadline.expire()
 
@@ -50,7 +62,7 @@ class Deadlines:
 class Deadline:
     """One request's deadline: a context manager, used like asyncio.timeout's."""
 
-    __slots__ = ("_cancelling", "_deadlines", "_seconds", "_task", "expired", "slot")
+    __slots__ = ("_cancelling", "_deadlines", "_seconds", "_task", "expired", "key", "slot")
 
     def __init__(
         self, deadlines: Deadlines, seconds: float, task: asyncio.Task[Any] | None
@@ -61,6 +73,8 @@ class Deadline:
         self._cancelling = 0
         self.expired = False
         self.slot: set[Deadline] | None = None
+        self.key = 0
+        """The slot's number, while it is in one."""
 
     def __enter__(self) -> Deadline:
         task = self._task or asyncio.current_task()
@@ -83,9 +97,12 @@ class Deadline:
         exc: BaseException | None,
         traceback: TracebackType | None,
     ) -> None:
-        if self.slot is not None:
-            self.slot.discard(self)
+        members = self.slot
+        if members is not None:
+            members.discard(self)
             self.slot = None
+            if not members:
+                self._deadlines._left(self.key)
         task, self._task = self._task, None
         # When expired, ours was one of the cancellations: take it back, and if it was
         # the only one, the block ran out of time rather than being stopped from outside.
