@@ -26,6 +26,10 @@ IDLE_SWEEP = 0.5
 # later had its request read, maybe worked on: sent again it would run (and be billed)
 # twice, unseen by the model's health, where failing over is what the pipeline does.
 STALE_WITHIN = 0.5
+MAX_IDLE = 256
+"""The most idle connections kept to one origin; past it the oldest is closed. An upload
+always opens one of its own (a streamed body cannot be sent again on a stale one): a burst
+of them had left thousands idle, each a descriptor, for the whole keep-alive."""
 
 
 class OriginPool:
@@ -141,6 +145,8 @@ class OriginPool:
             return
         connection.idle_since = self.loop.time()
         self.idle.appendleft(connection)
+        if len(self.idle) > MAX_IDLE:
+            self.idle.pop().close()
         if self._sweeper is None:
             self._sweeper = self.loop.call_later(IDLE_SWEEP, self._sweep)
 

@@ -181,6 +181,21 @@ async def test_idle_connections_are_closed_by_the_sweep(monkeypatch: pytest.Monk
     client.close()
 
 
+async def test_no_more_idle_connections_than_the_cap_are_kept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(upstream_pool, "MAX_IDLE", 2)
+    client = UpstreamClient()
+    async with serving(keep_alive) as server:
+        await asyncio.gather(*(post(client, server) for _ in range(5)))
+        for _ in range(100):  # the ones past the cap are closed as they come back
+            if server.open == 2:
+                break
+            await asyncio.sleep(0.02)
+        assert server.open == 2
+    client.close()
+
+
 async def test_a_new_connection_reset_before_any_answer_raises() -> None:
     async def hang_up(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
