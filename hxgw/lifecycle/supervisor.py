@@ -216,7 +216,9 @@ class Supervisor:
         cannot_start = not worker.ready.is_set() or worker.quick_deaths >= 2
         if cannot_start and worker.listener.fileno() != -1:
             worker.listener.close()
-            log.error("worker cannot start; the others take its connections", worker=worker.index)
+            others = any(w.serving for w in self.workers if w is not worker)
+            said = "the others take its connections" if others else "no worker serves meanwhile"
+            log.error("worker cannot start; " + said, worker=worker.index, retry_in_s=delay)
         self.notifier.status(self._status("a worker is down"))
         await asyncio.sleep(delay)
         if self.stopping:

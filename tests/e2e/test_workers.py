@@ -669,6 +669,17 @@ async def test_a_worker_that_cannot_start_again_leaves_its_connections_to_the_ot
     assert any(s.startswith("1 of 2 workers on ") for s in statuses)
 
 
+async def test_when_no_worker_can_start_again_the_log_does_not_say_others_take_over(
+    start_gateway: StartGateway, notify: NotifySocket
+):
+    gateway, notify = await _start(start_gateway, notify)
+    (gateway.config_dir / "routing.yaml").write_text("routing: [unclosed\n")  # on disk only
+    for pid in _worker_pids(gateway):
+        os.kill(pid, signal.SIGKILL)
+    await wait_for(lambda: "worker cannot start; no worker serves meanwhile" in gateway.logs(),
+                   timeout=15)
+
+
 async def test_a_draining_supervisor_refuses_new_connections_at_once(
     start_gateway: StartGateway, notify: NotifySocket, fake: FakeUpstream
 ):
