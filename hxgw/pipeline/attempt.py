@@ -117,7 +117,7 @@ class Tries:
                 failed.append(Failure(model.name, "timeout", kind="timeout"))
                 return "next"
             health.failed(time.monotonic(), token=token)
-            failed.append(broken(model, exc, entered))
+            failed.append(broken(model, health, exc, entered))
             runtime.metrics.upstream_errors.labels(model.name, failed[-1].kind).inc()
             return "stop" if ctx.upload is not None and ctx.upload.consumed else "next"
         except BaseException:

@@ -12,17 +12,14 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 
-import structlog
-
 from hxgw.errors import GatewayError, TotalTimeout, UpstreamError, UpstreamTimeout
 from hxgw.pipeline.context import Reply, RequestContext
+from hxgw.pipeline.failed_candidate import warn
 from hxgw.pipeline.lines import HeldLine, closer
 from hxgw.pipeline.opening import ERROR_LINES, event_name
 from hxgw.pipeline.rendering import error_event
 from hxgw.pipeline.usage import CHOICES, choices
 from hxgw.pipeline.usage_chunk import HiddenUsage
-
-log = structlog.get_logger("hxgw.pipeline.relay")
 
 USAGE_KEPT = 64 * 1024
 """The most of a stream's usage events kept: an upstream that sends more is not believed."""
@@ -225,7 +222,7 @@ def mark_failed(
     kind = kind or ("stream_timeout" if isinstance(exc, UpstreamTimeout) else "stream_reset")
     ctx.state.runtime.metrics.upstream_errors.labels(reply.model.name, kind).inc()
     # As a failure before the first byte is: `journalctl -p warning` shows both.
-    log.warning("upstream failed mid-response", model=reply.model.name, error=exc.message)
+    warn(reply.health, "upstream failed mid-response", model=reply.model.name, error=exc.message)
 
 
 async def write_error_event(ctx: RequestContext, exc: GatewayError, closer: bytes) -> None:

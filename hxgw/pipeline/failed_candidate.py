@@ -1,12 +1,13 @@
 """What forward does with a candidate that failed once tried, by how it failed: its
 exchange broke (`broken`), it answered a status to fail over on (`error_status`), or
 its 200 was no answer (`set_aside`). Each tells the model's health, keeps what the
-client may yet be given, and logs the failure; `failures` says what the client gets
-when no candidate served."""
+client may yet be given, and logs the failure (`warn`: at most ten lines a second a model);
+`failures` says what the client gets when no candidate served."""
 
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import structlog
 
@@ -27,13 +28,22 @@ from hxgw.upstream import UpstreamResponse
 log = structlog.get_logger("hxgw.pipeline.forward")
 
 
-def broken(model: Model, exc: BaseException, started: float) -> Failure:
+def warn(health: ModelHealth, event: str, **fields: Any) -> None:
+    """Log a failure of the model, at most a few a second (`ModelHealth.to_warn`), with
+    how many went unlogged since the line before."""
+    unsaid = health.to_warn(time.monotonic())
+    if unsaid is not None:
+        log.warning(event, **fields, **({"more_since_last": unsaid} if unsaid else {}))
+
+
+def broken(model: Model, health: ModelHealth, exc: BaseException, started: float) -> Failure:
     """The failure of a candidate whose exchange broke (no connection, a timeout, a reset,
     an answer that is not HTTP), logged."""
     outcome = transport_outcome(exc)
     # A broken answer says what broke; the other transport failures are their kind.
     said = str(exc) if outcome == "protocol_error" else outcome
-    log.warning(
+    warn(
+        health,
         "upstream failed",
         model=model.name,
         error=outcome,
@@ -74,7 +84,7 @@ async def error_status(
     if status == KEY_REFUSAL:  # never passed on: it is not the client's
         refused, answer = key_refusal(status, answer), None
     detail = refused or (answer.message if answer else None) or None
-    log.warning("upstream error", model=model.name, status=status, detail=detail)
+    warn(health, "upstream error", model=model.name, status=status, detail=detail)
     return Failure(
         model.name,
         detail,
@@ -104,4 +114,4 @@ async def set_aside(
     else:
         response.close()
         health.failed(time.monotonic(), token=token)
-    log.warning("upstream error", model=model.name, detail=failure.error)
+    warn(health, "upstream error", model=model.name, detail=failure.error)

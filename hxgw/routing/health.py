@@ -21,6 +21,8 @@ from hxgw.config.schema import HealthSettings
 log = structlog.get_logger("hxgw.routing.health")
 
 CircuitState = Literal["closed", "open", "half_open"]
+WARNINGS_A_SECOND = 10
+"""The most failures of one model logged in a second (`ModelHealth.to_warn`)."""
 
 
 @dataclass(slots=True)
@@ -50,6 +52,27 @@ class ModelHealth:
     _opened_at: float = 0.0
     _spared: bool = False
     """Opened for as long as its upstream asked (Retry-After), not by its own cool-down."""
+    _second: int = -1
+    _warned: int = 0
+    """Failures logged in `_second`."""
+    _unsaid: int = 0
+    """Failures not logged since the last that was (`to_warn`)."""
+
+    def to_warn(self, now: float) -> int | None:
+        """Whether a failure of the model is logged now: WARNINGS_A_SECOND at most, the
+        first of a second saying how many were not before it (None: this one is counted,
+        not logged). A model that fails every request would otherwise log two lines a
+        request, past what journald keeps of a service (10,000 in 30 s), and drown the
+        other lines with them."""
+        second = int(now)
+        if second != self._second:
+            self._second, self._warned = second, 0
+        if self._warned >= WARNINGS_A_SECOND:
+            self._unsaid += 1
+            return None
+        self._warned += 1
+        unsaid, self._unsaid = self._unsaid, 0
+        return unsaid
 
     @property
     def error_rate(self) -> float:

@@ -312,3 +312,10 @@ def test_a_reload_leaves_the_wait_an_upstream_asked_for():
     health.failed(0.0, retry_after=60)
     health.reconfigured(HealthSettings(breaker_failures=3, breaker_cooldown=2))
     assert not health.allows(59.0) and health.allows(60.0)
+
+
+def test_a_model_failing_every_request_is_logged_ten_times_a_second_at_most():
+    health = _model()
+    said = [health.to_warn(100.0 + i / 100) for i in range(15)]  # 15 within one second
+    assert said[:10] == [0] * 10 and said[10:] == [None] * 5
+    assert health.to_warn(101.2) == 5  # the next second's first line says how many were not
