@@ -70,17 +70,17 @@ class Tries:
         # Encoded before the slot is taken: a body that cannot be is the client's 400, and
         # a slot is given back only by the connection the request then holds.
         body = ctx.upstream_bodies.for_model(model) if ctx.upload is None else b""
-        token: int | None = None
-        entered, waited, asked_before = started, 0.0, ctx.trying
+        # Counted in flight from now (and, half-open, the one probe taken), as the route
+        # was decided on; its stall clock starts with its turn.
+        token = health.started(time.monotonic())
+        turned, entered, waited, asked_before = False, started, 0.0, ctx.trying
         try:
             # The first-byte deadline covers the wait for a turn, the head and the first
             # body bytes.
             with runtime.deadlines.after(budget, ctx.task) as deadline:
                 waited = await gate.enter()
-                entered = time.perf_counter()
-                # Counted against the model from its turn: a wait at its upstream's cap
-                # is no slowness of the model's, nor a stall.
-                token = health.started(time.monotonic())
+                turned, entered = True, time.perf_counter()
+                health.waiting_from(token, time.monotonic())
                 if waited:
                     ctx.queued = (ctx.queued or 0.0) + waited
                     runtime.saturation.waited(gate.name, waited)
@@ -99,19 +99,26 @@ class Tries:
             if ctx.upload is not None:
                 response, first = await send_upload(ctx, model, self.headers, gate)
         except GateFull as exc:
+            # Shed at its cap: before its turn, or on a second wait for one (the pool's
+            # retry of a kept-alive connection the upstream had closed).
+            health.finished_other(token)
+            ctx.trying = asked_before  # it never had the request
             self._shed(gate, exc, model)
             return "next"
         except TransportError as exc:
             first_byte = ctx.state.first_byte_timeout(ctx.stream)
-            if token is None:  # its first-byte time ran out while it waited for a turn
-                if budget < first_byte:
-                    return "stop"  # the total timeout's, which nothing is left of
-                self._shed(gate, gate.out_of_time(time.perf_counter() - started), model)
+            if not turned:  # its first-byte time ran out while it waited for a turn
+                health.finished_other(token)
+                shed = gate.out_of_time(time.perf_counter() - started)
+                if budget < first_byte:  # the total timeout's, which nothing is left of
+                    self._note_wait(gate, shed.waited)
+                    return "stop"
+                self._shed(gate, shed, model)
                 return "next"
             if isinstance(exc, UpstreamConnectError):
                 ctx.trying = asked_before  # it never had the request
-            if deadline.expired and (failed or waited) and budget - waited < first_byte:
-                # Less than its own first-byte time was left to it, by the candidates
+            if deadline.expired and (failed or waited) and budget - waited < first_byte / 2:
+                # Less than half its own first-byte time was left to it, by the candidates
                 # before it or by its wait for a turn: no fault of the model's.
                 health.finished_other(token)
                 failed.append(Failure(model.name, "timeout", kind="timeout"))
@@ -121,10 +128,8 @@ class Tries:
             runtime.metrics.upstream_errors.labels(model.name, failed[-1].kind).inc()
             return "stop" if ctx.upload is not None and ctx.upload.consumed else "next"
         except BaseException:
-            if token is not None:
-                health.finished_other(token)
+            health.finished_other(token)
             raise
-        assert token is not None  # it had its turn
         ctx.trying = None  # it answered: nothing is under way at it now
         # What the answer is: a failure to fail over on (or to pass on), or a reply.
         refused = refused_gateway_key(response, first) if response.status == 400 else None
@@ -170,11 +175,16 @@ class Tries:
         """A candidate not let in at its upstream's cap: the model did nothing wrong, and
         the others behind the same gate are passed over."""
         self.full.add(model.upstream)
-        if exc.waited:
-            self.ctx.queued = (self.ctx.queued or 0.0) + exc.waited
-            self.ctx.state.runtime.saturation.waited(gate.name, exc.waited)
+        self._note_wait(gate, exc.waited)
         failure = Failure(model.name, str(exc), retry_after=str(exc.retry_after), shed=True)
         self.failed.append(failure)
+
+    def _note_wait(self, gate: Gate, waited: float) -> None:
+        """A wait for a turn that ended in none: the overhead figure and the saturation
+        metrics count it too."""
+        if waited:
+            self.ctx.queued = (self.ctx.queued or 0.0) + waited
+            self.ctx.state.runtime.saturation.waited(gate.name, waited)
 
 
 def _upstream_key(ctx: RequestContext, model: Model) -> str | None:

@@ -134,6 +134,12 @@ class ModelHealth:
         """An answer came whose verdict waits (hxgw.pipeline.blame): no stall meanwhile."""
         self._waiting.pop(token, None)
 
+    def waiting_from(self, token: int, now: float) -> None:
+        """A request's wait for a first byte starts over at its turn at its upstream's cap:
+        a wait in that queue is no stall of the model's."""
+        if token in self._waiting:
+            self._waiting[token] = now
+
     def first_byte(self, seconds: float, token: int | None = None) -> None:
         self._waiting.pop(token or 0, None)
         if token is not None and token > self._last_answered:

@@ -11,6 +11,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from typing import Any
 
 import aiohttp
+import pytest
 
 from tests.conftest import StartGateway
 from tests.fake_upstream import FakeUpstream
@@ -138,12 +139,13 @@ async def test_a_request_whose_first_byte_time_runs_out_in_the_queue_is_shed_not
     assert 'hxgw_circuit_state{model="alpha"} 0.0' in metrics
 
 
-async def test_a_model_whose_turn_came_late_is_not_blamed_for_the_first_byte_time_it_lost(
+@pytest.mark.parametrize(("turn_after", "blamed"), [(0.6, False), (0.1, True)])
+async def test_a_model_is_blamed_for_a_timeout_only_if_it_had_half_its_first_byte_time(
     start_gateway: StartGateway, upstream: tuple[FakeUpstream, str],
-    client: aiohttp.ClientSession,
+    client: aiohttp.ClientSession, turn_after: float, blamed: bool,
 ):
     fake, url = upstream
-    held = fake.behave("m-alpha", gate=asyncio.Event(), header_delay=0.9)
+    held = fake.behave("m-alpha", gate=asyncio.Event())
     routing = {"routing": {**ROUTING["routing"],
                            "circuit_breaker": {"failures": 1, "cooldown": 60}}}
     gateway = await start_gateway(models=MODELS, routing=routing, gateway={
@@ -151,17 +153,19 @@ async def test_a_model_whose_turn_came_late_is_not_blamed_for_the_first_byte_tim
                       "busy": {"url": url, "max_concurrent": 1, "queue_timeout": 30}},
         "timeouts": {"connect": 2, "first_byte": 1, "answer": 1, "total": 30}})
     async with _held_streams(gateway, client, 1):
+        fake.behave("m-alpha", header_delay=5)  # the next one hangs past any deadline
         waiting = asyncio.ensure_future(client.post(
             gateway.url + "/v1/chat/completions", json=_chat("a"), headers=gateway.auth))
-        await asyncio.sleep(0.4)  # its turn comes 0.4 s into its first-byte second
+        await asyncio.sleep(turn_after)  # when its turn comes, of its first-byte second
         assert held.gate is not None
         held.gate.set()
         async with await waiting as resp:
             assert resp.status == 504
     async with client.get(gateway.url + "/metrics", headers=gateway.auth) as scrape:
         metrics = await scrape.text()
-    assert 'hxgw_upstream_errors_total{kind="timeout",model="alpha"} 0.0' in metrics
-    assert 'hxgw_circuit_state{model="alpha"} 0.0' in metrics
+    count = 1.0 if blamed else 0.0
+    assert f'hxgw_upstream_errors_total{{kind="timeout",model="alpha"}} {count}' in metrics
+    assert f'hxgw_circuit_state{{model="alpha"}} {count}' in metrics
 
 
 async def test_a_queued_request_is_served_when_a_turn_frees_and_its_wait_is_logged(
