@@ -8,8 +8,9 @@ response's (`BILLED_AS` and its `created_at`): the first answer that carries the
 response with its usage (the stream that made it, ended; a retrieve; a cancel) writes that
 row, and the ledger keeps one row per request id and start, so any later one adds nothing
 (as long as the upstream says the same `created_at` each time, as OpenAI's does). The
-stream that made it, cut short, bills what it relayed on that row instead, as any cut
-stream does.
+stream that made it, cut short, bills what it relayed on that row, estimated, as any cut
+stream does, until an answer that carries the finished response's usage takes its place
+(hxgw.usage.schema.INSERT).
 """
 
 from __future__ import annotations

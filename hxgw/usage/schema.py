@@ -70,10 +70,16 @@ FAILED = "outcome <> 'client_gone' AND (status >= 400 OR outcome <> 'ok')"
 upstream broke off. A client that left has not failed, whenever it left: before the
 first byte its row's status is 499."""
 
-# DO NOTHING on a row already there: replaying a spooled batch that had partly committed
-# before the store went away adds each row once. Table and columns are constants.
+# A row already there stays: replaying a spooled batch that had partly committed before
+# the store went away adds each row once. Unless it was an estimate and this one says what
+# the upstream reported: a background response's row, made by its stream cut short, then
+# by a read of the finished response (hxgw.pipeline.background). Table and columns are
+# constants.
 _NAMES, _MARKS = ", ".join(COLUMNS), ", ".join("?" for _ in COLUMNS)
+_KEY = ("started", "request_id")
+_SET = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c not in _KEY)
 INSERT = (
     f"INSERT INTO {TABLE} ({_NAMES}) VALUES ({_MARKS})"  # noqa: S608
-    " ON CONFLICT DO NOTHING"
+    f" ON CONFLICT ({', '.join(_KEY)}) DO UPDATE SET {_SET}"
+    f" WHERE {TABLE}.usage_source = 'estimated' AND excluded.usage_source = 'reported'"
 )
