@@ -7,7 +7,8 @@ A retryable error from the only candidate goes to the client as the upstream
 said it (status, body, rate-limit headers): there was no failover to report,
 and an SDK backs off by what the upstream said. When every candidate answered
 429 or 529, the client gets the last one's answer with the shortest wait any of them
-asked for. Otherwise the gateway's own 502 or 504 lists what was tried.
+asked for; when every one answered 503 and one said how long to wait, the gateway's own
+503 with the shortest wait. Otherwise the gateway's own 502 or 504 lists what was tried.
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ IDLE_SWEEP = 0.5
 # later had its request read, maybe worked on: sent again it would run (and be billed)
 # twice, unseen by the model's health, where failing over is what the pipeline does.
 STALE_WITHIN = 0.5
-MAX_IDLE = 256
+MAX_IDLE = 1024
 """The most idle connections kept to one origin; past it the oldest is closed. An upload
 always opens one of its own (a streamed body cannot be sent again on a stale one): a burst
 of them had left thousands idle, each a descriptor, for the whole keep-alive."""
