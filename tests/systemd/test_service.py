@@ -161,11 +161,15 @@ def test_streaming_request_through_the_gateway(running: Box) -> None:
 
 
 def wait_back_to_running(box: Box, cursor: str) -> list[str]:
-    """PID 1's debug lines since cursor, once the unit went reload -> running."""
+    """PID 1's debug lines since cursor, once the unit went reload -> running and the
+    READY=1 that took it there is among them (the journal may hand the state change over
+    first, under load)."""
 
     def seen() -> list[str] | None:
         lines = box.pid1_debug(cursor)
-        return lines if any("Changed reload -> running" in x for x in lines) else None
+        back = any("Changed reload -> running" in x for x in lines)
+        ready = any("Got notification message" in x and "READY=1" in x for x in lines)
+        return lines if back and ready else None
 
     return box.wait_for("the unit to return from reload to running", seen, timeout=15)
 
