@@ -80,8 +80,8 @@ class Tries:
             with runtime.deadlines.after(budget, ctx.task) as deadline:
                 waited = await gate.enter()
                 turned, entered = True, time.perf_counter()
-                health.waiting_from(token, time.monotonic())
                 if waited:
+                    health.waiting_from(token, time.monotonic())
                     ctx.queued = (ctx.queued or 0.0) + waited
                     runtime.saturation.waited(gate.name, waited)
                 ctx.trying = model  # from here a client that leaves has cost a prompt
