@@ -13,7 +13,7 @@ import ipaddress
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Literal
+from typing import Literal, get_args
 
 from hxgw.config.body_limits import Limits as Limits
 from hxgw.config.price import Price as Price
@@ -37,16 +37,7 @@ Mode = Literal[
     "moderation",
     "rerank",
 ]
-MODES: tuple[Mode, ...] = (
-    "chat",
-    "embedding",
-    "completion",
-    "audio_transcription",
-    "audio_speech",
-    "image_generation",
-    "moderation",
-    "rerank",
-)
+MODES: tuple[Mode, ...] = get_args(Mode)
 LogFormat = Literal["kv", "json"]
 DEFAULT_UPSTREAM = "default"
 
