@@ -3,10 +3,11 @@ exchange up to the first body byte, and what came of it: a reply to relay, or a 
 noted, and whether the next candidate may still be tried (hxgw.pipeline.forward walks
 the candidates).
 
-What each kind of failure does to the model's health: a shed at the gate, or a wait the
-total timeout (or a late turn) cut shorter than the model's own first-byte time, is no
-fault of the model's; a broken exchange is (`failed_candidate.broken`); a status to fail
-over on is judged in `failed_candidate.error_status`.
+What each kind of failure does to the model's health: a shed at the gate, or a timeout
+that left the model under half its own first-byte time (the total timeout spent by the
+candidates before it, or a late turn at the cap), is no fault of the model's; a broken
+exchange is (`failed_candidate.broken`); a status to fail over on is judged in
+`failed_candidate.error_status`.
 """
 
 from __future__ import annotations
