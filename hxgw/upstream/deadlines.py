@@ -29,7 +29,7 @@ class Deadlines:
         self._slots: dict[int, set[Deadline]] = {}
         self._timers: dict[int, asyncio.TimerHandle] = {}
         """Each slot's timer, cancelled once its last deadline is left: a timer left to
-        run out would hold its slot for the whole timeout (a plain answer's 600 s), ten
+        run out would hold its slot for the whole timeout (a plain answer's 600 s), tens of
         thousands of them under a steady load."""
 
     def after(self, seconds: float, task: asyncio.Task[Any] | None = None) -> Deadline:
