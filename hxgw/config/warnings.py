@@ -131,9 +131,11 @@ def unpriced_models(config: Config) -> list[str]:
     return [m.name for m in config.models.values() if m.price is None]
 
 
-def guessable_keys(config: Config) -> str | None:
-    """What the client keys with short secrets risk, or None."""
-    short = [key.name for key in config.keys if key.guessable]
+def guessable_keys(config: Config, before: Config | None = None) -> str | None:
+    """What the client keys with short secrets risk, or None; after a reload, of those
+    that were not so `before` it (the others were said at start)."""
+    known = {key.name for key in before.keys if key.guessable} if before else set()
+    short = [key.name for key in config.keys if key.guessable and key.name not in known]
     if not short:
         return None
     return (

@@ -20,7 +20,12 @@ from aiohttp import web
 from hxgw import __version__
 from hxgw.config import ClientKey, Config
 from hxgw.config.changes import changes, repointed
-from hxgw.config.warnings import log_restart_only_changes, warn_at_start, warn_if_world_readable
+from hxgw.config.warnings import (
+    guessable_keys,
+    log_restart_only_changes,
+    warn_at_start,
+    warn_if_world_readable,
+)
 from hxgw.errors import ConfigError
 from hxgw.keys import probe_limiter
 from hxgw.keys.guard import is_within
@@ -197,6 +202,8 @@ class Daemon:
                     self.started_with, config, self.runtime.listening
                 )
                 warn_if_world_readable(config, self.readable)
+                if short := guessable_keys(config, current.config):
+                    log.warning(short)
             changed = changes(current.config, config)
             changed.waiting = waiting
             if self.ssl_context is not None and config.tls is not None:

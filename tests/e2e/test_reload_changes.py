@@ -88,6 +88,22 @@ async def test_a_keys_file_every_user_can_read_added_by_a_reload_is_warned_of_on
     assert f"fix=\"chmod o-rwx {keys}\"" in warnings[0]
 
 
+async def test_a_short_key_a_reload_adds_is_warned_of_once(start_gateway: StartGateway):
+    gateway = await start_gateway()
+    keys = gateway.config_dir / "keys.yaml"
+    keys.write_text(yaml.safe_dump({"keys": [{"name": "app", "key": "sk-app-1"}]}))
+    keys.chmod(0o640)
+    doc = yaml.safe_load((gateway.config_dir / "gateway.yaml").read_text())
+    doc["auth"] = {"keys_file": "keys.yaml"}
+    (gateway.config_dir / "gateway.yaml").write_text(yaml.safe_dump(doc))
+    for generation in (2, 3):
+        gateway.signal(signal.SIGHUP)
+        said = f"config reloaded generation={generation}"
+        await wait_for(lambda said=said: said in gateway.logs())
+    warnings = [x for x in gateway.logs().splitlines() if "can be guessed" in x]
+    assert len(warnings) == 1 and "can be guessed: app;" in warnings[0]
+
+
 async def test_a_model_a_reload_points_elsewhere_starts_with_a_closed_circuit(
     start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):

@@ -9,7 +9,12 @@ import pytest
 import structlog
 
 from hxgw.config import Config, load_config
-from hxgw.config.warnings import log_restart_only_changes, warn_at_start, warn_if_world_readable
+from hxgw.config.warnings import (
+    guessable_keys,
+    log_restart_only_changes,
+    warn_at_start,
+    warn_if_world_readable,
+)
 from tests.fixtures import DEFAULT_MODELS, new_key, write_config
 
 
@@ -134,3 +139,16 @@ def test_long_client_keys_get_no_guessing_warning(tmp_path: Path):
     with structlog.testing.capture_logs() as logs:
         warn_at_start(config)
     assert not [e for e in logs if "can be guessed" in str(e["event"])]
+
+
+def test_a_reload_names_only_the_short_keys_it_brought(tmp_path: Path):
+    keys = tmp_path / "conf" / "keys.yaml"
+    config_dir = write_config(tmp_path / "conf", "http://127.0.0.1:1",
+                              gateway={"auth": {"keys_file": "keys.yaml"}})
+    keys.write_text("keys:\n  - {name: old, key: sk-old}\n")
+    keys.chmod(0o640)
+    before = load_config(config_dir, {"MASTER_KEY": new_key()})
+    keys.write_text("keys:\n  - {name: old, key: sk-old}\n  - {name: new, key: sk-new}\n")
+    after = load_config(config_dir, {"MASTER_KEY": new_key()})
+    said = guessable_keys(after, before)
+    assert said is not None and "can be guessed: new;" in said
