@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import datetime as dt
 import io
 import json
 import re
@@ -47,15 +48,36 @@ def duration(text: str) -> float:
     return float(seconds)
 
 
+def month(text: str) -> tuple[float, float]:
+    """`2026-11`: that calendar month in UTC, as its first moment and the next month's."""
+    found = re.fullmatch(r"(\d{4})-(\d{2})", text.strip())
+    if not found or not 1 <= int(found[2]) <= 12:
+        raise argparse.ArgumentTypeError(f"not a month like 2026-11: {text!r}")
+    year, number = int(found[1]), int(found[2])
+    after = (year + 1, 1) if number == 12 else (year, number + 1)
+    return _utc(year, number), _utc(*after)
+
+
+def _utc(year: int, number: int) -> float:
+    return dt.datetime(year, number, 1, tzinfo=dt.UTC).timestamp()
+
+
 def add_arguments(parser: argparse.ArgumentParser, config_help: str) -> None:
     parser.add_argument("--config-dir", help=config_help)
     parser.add_argument("--key", metavar="NAME", help="only the requests of this client key")
-    parser.add_argument(
+    window = parser.add_mutually_exclusive_group()
+    window.add_argument(
         "--since",
         type=duration,
         default="24h",
         metavar="DURATION",
         help="the window that ends now: 30m, 24h, 7d (default: 24h)",
+    )
+    window.add_argument(
+        "--month",
+        type=month,
+        metavar="YYYY-MM",
+        help="a calendar month in UTC instead, as a bill covers it: 2026-11",
     )
     parser.add_argument(
         "--by",
@@ -104,7 +126,7 @@ def run(args: argparse.Namespace, config_dir: str, env: Mapping[str, str]) -> in
 
 
 def _report(args: argparse.Namespace, settings: StoreSettings) -> int:
-    since = time.time() - args.since
+    since, until = args.month if args.month else (time.time() - args.since, None)
     database = open_database(settings.database_url, settings.state_dir, create=False)
     try:
         with database.connect() as connection:
@@ -119,7 +141,7 @@ def _report(args: argparse.Namespace, settings: StoreSettings) -> int:
                     file=sys.stderr,
                 )
                 return 1
-            lines = totals(connection, since=since, by=args.by, key=args.key)
+            lines = totals(connection, since=since, until=until, by=args.by, key=args.key)
     except NoStore as exc:
         print(f"hxgw usage: {exc} (no gateway has recorded usage there)", file=sys.stderr)
         return 1
@@ -131,22 +153,27 @@ def _report(args: argparse.Namespace, settings: StoreSettings) -> int:
         print(f"hxgw usage: the store is {database.where}", file=sys.stderr)
         if not lines and args.key is not None:  # a name mistyped reads as no usage
             print(
-                f"hxgw usage: no requests by a key named {args.key!r} since {iso(since)}"
+                f"hxgw usage: no requests by a key named {args.key!r} {_window(since, until)}"
                 " (hxgw keys list, or keys.yaml, has the names)",
                 file=sys.stderr,
             )
-    sys.stdout.write(render(lines, args.by, since))
+    sys.stdout.write(render(lines, args.by, since, until))
     return 0
 
 
-def _json(lines: list[Totals], by: str, since: float) -> str:
+def _window(since: float, until: float | None) -> str:
+    return f"since {iso(since)}" if until is None else f"from {iso(since)} to {iso(until)}"
+
+
+def _json(lines: list[Totals], by: str, since: float, until: float | None) -> str:
     # Each row names what it totals by its kind, as the CSV's header does: "key", "model", ...
     rows = [{by: row.pop("group"), **row} for row in map(asdict, lines)]
-    body = {"since": iso(since), "by": by, "rows": rows}
+    window = {"since": iso(since)} | ({"until": iso(until)} if until is not None else {})
+    body = {**window, "by": by, "rows": rows}
     return json.dumps(body, indent=2) + "\n"
 
 
-def _csv(lines: list[Totals], by: str, since: float) -> str:
+def _csv(lines: list[Totals], by: str, since: float, until: float | None) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow((by, *_COLUMNS))
@@ -155,7 +182,7 @@ def _csv(lines: list[Totals], by: str, since: float) -> str:
     return out.getvalue()
 
 
-def _table(lines: list[Totals], by: str, since: float) -> str:
+def _table(lines: list[Totals], by: str, since: float, until: float | None) -> str:
     header = (
         by.upper(),
         "REQUESTS",
@@ -177,7 +204,7 @@ def _table(lines: list[Totals], by: str, since: float) -> str:
         rows.insert(-1, "-" * (len(rows[0]) - 1) + "\n")
     text = "".join(rows)
     if not lines:
-        text += f"(no requests since {iso(since)})\n"
+        text += f"(no requests {_window(since, until)})\n"
     return text
 
 

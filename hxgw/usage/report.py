@@ -79,13 +79,21 @@ def ledger_version(connection: Connection) -> int:
 
 
 def totals(
-    connection: Connection, *, since: float, by: Grouping, key: str | None = None
+    connection: Connection,
+    *,
+    since: float,
+    by: Grouping,
+    key: str | None = None,
+    until: float | None = None,
 ) -> list[Totals]:
-    """Totals of the requests started at or after `since` (Unix seconds), one per group,
-    ordered by group; only key `key`'s when given."""
+    """Totals of the requests started at or after `since` and before `until` (Unix
+    seconds; None: now), one per group, ordered by group; only key `key`'s when given."""
     group = _GROUP[by][connection.dialect]
     where = "started >= ?"
     params: list[object] = [since]
+    if until is not None:
+        where += " AND started < ?"
+        params.append(until)
     if key is not None:
         where += " AND key_name = ?"
         params.append(key)

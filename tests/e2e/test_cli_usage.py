@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import os
@@ -101,6 +102,36 @@ def test_the_table_shows_a_cost_below_a_cent_to_two_significant_digits(tmp_path:
     result = usage(tmp_path / "state")
     assert result.returncode == 0, result.stderr
     assert "0.000042" in result.stdout.splitlines()[1].split()
+
+
+def test_a_month_is_its_calendar_month_in_utc_and_no_more(tmp_path: Path):
+    # A bill's month: from its first moment to the next month's, whatever is newer.
+    def at(stamp: str) -> float:
+        return dt.datetime.fromisoformat(stamp).timestamp()
+
+    ledger = Ledger(open_database(None, tmp_path / "state"), tmp_path / "state" / "spool")
+    for n, started in enumerate(("2026-10-31T23:59:59+00:00", "2026-11-01T00:00:00+00:00",
+                                 "2026-11-30T23:59:59+00:00", "2026-12-01T00:00:00+00:00")):
+        ledger.record(_row(n, "alice", started=at(started), ended=at(started) + 1))
+    ledger.close()
+    result = usage(tmp_path / "state", "--month", "2026-11", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    body = json.loads(result.stdout)
+    assert (body["since"], body["until"]) == ("2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z")
+    assert [(r["key"], r["requests"]) for r in body["rows"]] == [("alice", 2)]
+
+
+@pytest.mark.parametrize("bad", ["2026-13", "November", "2026-1"])
+def test_a_month_that_is_no_month_is_a_usage_error(state_dir: Path, bad: str):
+    result = usage(state_dir, "--month", bad)
+    assert result.returncode == 2
+    assert "not a month like 2026-11" in result.stderr
+
+
+def test_a_month_and_a_window_together_are_a_usage_error(state_dir: Path):
+    result = usage(state_dir, "--month", "2026-11", "--since", "7d")
+    assert result.returncode == 2
+    assert "not allowed with argument" in result.stderr
 
 
 def test_the_tables_cost_lines_add_up_to_its_total(tmp_path: Path):
