@@ -83,8 +83,7 @@ class Tries:
                 turned, entered = True, time.perf_counter()
                 if waited:
                     health.waiting_from(token, time.monotonic())
-                    ctx.queued = (ctx.queued or 0.0) + waited
-                    runtime.saturation.waited(gate.name, waited)
+                    self._note_wait(gate, waited)
                 ctx.trying = model  # from here a client that leaves has cost a prompt
                 if ctx.upload is None:
                     response = await send(ctx, model, self.headers, body, gate)
@@ -181,8 +180,8 @@ class Tries:
         self.failed.append(failure)
 
     def _note_wait(self, gate: Gate, waited: float) -> None:
-        """A wait for a turn that ended in none: the overhead figure and the saturation
-        metrics count it too."""
+        """A wait for a turn, had or not: the overhead figure and the saturation metrics
+        count it."""
         if waited:
             self.ctx.queued = (self.ctx.queued or 0.0) + waited
             self.ctx.state.runtime.saturation.waited(gate.name, waited)

@@ -16,11 +16,10 @@ stream does, until an answer that carries the finished response's usage takes it
 from __future__ import annotations
 
 import time
-from typing import Any
 
 from hxgw import jsonio
 from hxgw.pipeline.context import RequestContext
-from hxgw.pipeline.rebind import ResponseIds
+from hxgw.pipeline.rebind import background_response
 from hxgw.pipeline.reported_usage import reported_parts, reported_tokens
 from hxgw.pipeline.usage import cost_of, estimated_prompt
 from hxgw.usage import UsageRow, Values
@@ -31,16 +30,10 @@ FINISHED = frozenset({"completed", "incomplete", "failed", "cancelled"})
 """A response's statuses once it has stopped running: its usage is its last."""
 
 
-def made_in_background(ctx: RequestContext) -> dict[str, Any] | None:
-    """The background response the request's answer carried, if any."""
-    rebind = ctx.rebind
-    return rebind.background if isinstance(rebind, ResponseIds) else None
-
-
 def background_row(ctx: RequestContext) -> Values | None:
     """The row of the finished background response the request's answer carried, with
     the usage it reported; None when it carried none (still running, or no usage)."""
-    response = made_in_background(ctx)
+    response = background_response(ctx.rebind)
     if response is None or ctx.reply is None or ctx.key is None:
         return None
     created = response.get("created_at")

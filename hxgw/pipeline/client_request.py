@@ -54,6 +54,12 @@ def sole_header(headers: MultiMapping[str], name: str) -> str | None:
     return values[0] if values else None
 
 
+def joined_header(headers: MultiMapping[str], name: str) -> str | None:
+    """A list header given on several lines as one value (RFC 9110, 5.3)."""
+    values = headers.getall(name, ())
+    return ", ".join(values) if values else None
+
+
 def parser_reason(exc: BaseException) -> str:
     """What aiohttp's parser found wrong, in a few words: without the status it puts in
     front ("400, message: ...") and the dump of the bytes it puts after."""
@@ -80,9 +86,8 @@ class ClientRequest:
         return self.request.headers.get(name)
 
     def joined_header(self, name: str) -> str | None:
-        """A list header given on several lines as one value (RFC 9110, 5.3)."""
-        values = self.request.headers.getall(name, ())
-        return ", ".join(values) if values else None
+        """A list header given on several lines as one value (`joined_header`)."""
+        return joined_header(self.request.headers, name)
 
     def sole_header(self, name: str) -> str | None:
         """A header that may come once (`sole_header`)."""

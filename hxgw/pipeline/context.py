@@ -182,13 +182,16 @@ class RequestContext:
         path = self.exchange.path
         return path in _MODELS_PATHS or path.startswith(_SHARED_PREFIXES)
 
+    def unanswered_by(self) -> Model | None:
+        """The model that had the request when its answer never came (`UNANSWERED`): its
+        prompt is billed at that model's price. None for a request that was answered."""
+        return self.trying if self.reply is None and self.outcome in UNANSWERED else None
+
     def model_named(self) -> str | None:
         """The model its records name (access line, metrics, ledger row): the one that
-        answered; for a request whose answer never came (`UNANSWERED`), the one called,
-        at whose price its prompt is billed."""
-        if self.served_by is None and self.outcome in UNANSWERED and self.trying is not None:
-            return self.trying.name
-        return self.served_by
+        answered, else `unanswered_by`."""
+        called = self.unanswered_by()
+        return called.name if called is not None else self.served_by
 
     def overhead(self) -> float | None:
         """Time to first byte the gateway added: before the first upstream request went

@@ -124,6 +124,12 @@ RESPONSE_OBJECTS = frozenset({"response", "response.compaction"})
 the upstream's own would be an id the gateway did not make)."""
 
 
+def background_response(rebind: Rebind | None) -> dict[str, Any] | None:
+    """The response an answer carried when it was made with `background: true`
+    (`ResponseIds.background`); None for any other answer."""
+    return rebind.background if isinstance(rebind, ResponseIds) else None
+
+
 def _quoted(ident: str) -> bytes:
     return b'"' + ident.encode() + b'"'
 

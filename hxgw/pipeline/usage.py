@@ -16,8 +16,8 @@ import math
 from typing import Any
 
 from hxgw.config import KeyLimits, Model
-from hxgw.pipeline.context import UNANSWERED, RequestContext, Source, Used
-from hxgw.pipeline.rebind import ResponseIds
+from hxgw.pipeline.context import RequestContext, Source, Used
+from hxgw.pipeline.rebind import background_response
 from hxgw.pipeline.reported_usage import MAX_TOKENS, reported_parts, reported_tokens
 from hxgw.routing.prompt_size import measure
 
@@ -46,13 +46,13 @@ def used(ctx: RequestContext) -> Used:
     """What the request used, worked out once, when it has ended."""
     if ctx.used is not None:
         return ctx.used
-    reply = ctx.reply
-    if reply is None and ctx.outcome in UNANSWERED and ctx.trying is not None:
-        return _unanswered(ctx, ctx.trying)
+    reply, called = ctx.reply, ctx.unanswered_by()
+    if called is not None:
+        return _unanswered(ctx, called)
     if reply is None or not ctx.endpoint.billed:
         ctx.used = NOTHING  # no upstream served it, or it used no tokens
         return NOTHING
-    if isinstance(ctx.rebind, ResponseIds) and ctx.rebind.background is not None:
+    if background_response(ctx.rebind) is not None:
         ctx.used = NOTHING  # a background response: billed once, on its own row
         return NOTHING
     counts = reported_tokens(ctx.usage) if ctx.usage else None

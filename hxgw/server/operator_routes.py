@@ -23,7 +23,7 @@ from hxgw.errors import GatewayError, OperatorOnly, Unauthorized
 from hxgw.observe.metrics import CONTENT_TYPE
 from hxgw.observe.workers import families, render_total
 from hxgw.pipeline.auth import current, guard_key, unread_yet
-from hxgw.pipeline.client_request import sole_header
+from hxgw.pipeline.client_request import joined_header, sole_header
 from hxgw.pipeline.context import OperatorHandler
 from hxgw.pipeline.operator import OUTCOME
 from hxgw.server.openapi import openapi_bytes
@@ -92,7 +92,9 @@ async def authorize(
     # One guard for every authenticated route: guessing here counts, and is refused, as
     # it is on the API (a key `hxgw keys` made is no guess).
     valid = metrics_key or bool(client) or app_key
-    guard_key(state, request.remote, lambda name: _joined(request, name), digest, valid)
+    guard_key(
+        state, request.remote, lambda name: joined_header(request.headers, name), digest, valid
+    )
     if metrics_key:
         return
     if app_key:
@@ -178,8 +180,3 @@ HANDLERS: Mapping[str, OperatorHandler] = {
     "openapi.json": openapi,
 }
 """The operator's routes by endpoint name (see hxgw.endpoints.OPERATOR)."""
-
-
-def _joined(request: web.BaseRequest, name: str) -> str | None:
-    """A list header given on several lines as one value (RFC 9110, 5.3)."""
-    return ", ".join(request.headers.getall(name, ())) or None

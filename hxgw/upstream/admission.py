@@ -103,9 +103,8 @@ class Gate:
                 _discard(self.waiting, turn)
             if isinstance(exc, _QueueTimeout):
                 waited = time.perf_counter() - started
-                shed = self._shed(f"no turn within queue_timeout ({waited:.3f} s waited)")
-                shed.waited = waited
-                raise shed from None
+                reason = f"no turn within queue_timeout ({waited:.3f} s waited)"
+                raise self._shed(reason, waited) from None
             raise
         finally:
             expiry.cancel()
@@ -136,11 +135,9 @@ class Gate:
     def out_of_time(self, waited: float) -> GateFull:
         """A request whose first-byte time ran out while it waited for a turn: shed, as
         one whose queue_timeout did (the model it was for did nothing wrong)."""
-        shed = self._shed(f"no turn within the first-byte timeout ({waited:.3f} s waited)")
-        shed.waited = waited
-        return shed
+        return self._shed(f"no turn within the first-byte timeout ({waited:.3f} s waited)", waited)
 
-    def _shed(self, reason: str) -> GateFull:
+    def _shed(self, reason: str, waited: float = 0.0) -> GateFull:
         self.shed += 1
         self._shed_since_warning += 1
         now = time.monotonic()
@@ -154,7 +151,8 @@ class Gate:
                 reason=reason,
             )
             self._warned_at, self._shed_since_warning = now, 0
-        return GateFull(self.name, reason, retry_after=max(1, math.ceil(self.queue_timeout)))
+        retry_after = max(1, math.ceil(self.queue_timeout))
+        return GateFull(self.name, reason, retry_after, waited)
 
 
 class Gates(Mapping[str, Gate]):
