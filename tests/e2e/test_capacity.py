@@ -34,6 +34,18 @@ async def _start(start_gateway: StartGateway, url: str, **busy: Any) -> Gateway:
                                gateway={"upstreams": upstreams})
 
 
+async def _start_one_at_a_time(start_gateway: StartGateway, url: str, first_byte: float) -> Gateway:
+    """alpha's upstream takes one request at a time, lets the next wait 30 s for a turn,
+    and a single timeout opens a model's circuit: what the wait is held against shows."""
+    routing = {"routing": {**ROUTING["routing"],
+                           "circuit_breaker": {"failures": 1, "cooldown": 60}}}
+    return await start_gateway(models=MODELS, routing=routing, gateway={
+        "upstreams": {"default": {"url": url},
+                      "busy": {"url": url, "max_concurrent": 1, "queue_timeout": 30}},
+        "timeouts": {"connect": 2, "first_byte": first_byte, "answer": first_byte,
+                     "total": 30}})
+
+
 def _chat(group: str, stream: bool = False) -> dict[str, Any]:
     return {"model": group, "stream": stream, "messages": [{"role": "user", "content": "hi"}]}
 
@@ -120,12 +132,7 @@ async def test_a_request_whose_first_byte_time_runs_out_in_the_queue_is_shed_not
 ):
     fake, url = upstream
     fake.behave("m-alpha", gate=asyncio.Event())
-    routing = {"routing": {**ROUTING["routing"],
-                           "circuit_breaker": {"failures": 1, "cooldown": 60}}}
-    gateway = await start_gateway(models=MODELS, routing=routing, gateway={
-        "upstreams": {"default": {"url": url},
-                      "busy": {"url": url, "max_concurrent": 1, "queue_timeout": 30}},
-        "timeouts": {"connect": 2, "first_byte": 0.5, "answer": 0.5, "total": 30}})
+    gateway = await _start_one_at_a_time(start_gateway, url, first_byte=0.5)
     async with _held_streams(gateway, client, 1):
         async with client.post(gateway.url + "/v1/chat/completions", json=_chat("a"),
                                headers=gateway.auth) as resp:
@@ -146,12 +153,7 @@ async def test_a_model_is_blamed_for_a_timeout_only_if_it_had_half_its_first_byt
 ):
     fake, url = upstream
     held = fake.behave("m-alpha", gate=asyncio.Event())
-    routing = {"routing": {**ROUTING["routing"],
-                           "circuit_breaker": {"failures": 1, "cooldown": 60}}}
-    gateway = await start_gateway(models=MODELS, routing=routing, gateway={
-        "upstreams": {"default": {"url": url},
-                      "busy": {"url": url, "max_concurrent": 1, "queue_timeout": 30}},
-        "timeouts": {"connect": 2, "first_byte": 1, "answer": 1, "total": 30}})
+    gateway = await _start_one_at_a_time(start_gateway, url, first_byte=1)
     async with _held_streams(gateway, client, 1):
         fake.behave("m-alpha", header_delay=5)  # the next one hangs past any deadline
         waiting = asyncio.ensure_future(client.post(

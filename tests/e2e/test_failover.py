@@ -16,6 +16,11 @@ CHAT = {"messages": [{"role": "user", "content": "hi"}]}
 STREAM = CHAT | {"stream": True}
 
 
+TRIPS_AT_ONE = {"routing": {"default_group": "chat", "groups": {"chat": ["alpha", "beta"]},
+                             "circuit_breaker": {"failures": 1, "cooldown": 60}}}
+"""The chat group of alpha then beta, whose circuits open at a model's first failure."""
+
+
 async def _chat(gateway: Gateway, client: aiohttp.ClientSession, body: dict = CHAT,
                 **headers: str) -> tuple[int, dict, dict]:
     async with client.post(gateway.url + "/v1/chat/completions", json=body,
@@ -350,10 +355,9 @@ async def test_candidates_left_when_the_total_timeout_runs_out_are_neither_tried
 async def test_a_fallback_whose_wait_the_total_timeout_cut_short_is_not_blamed(
     start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):
-    routing = {"routing": {"default_group": "chat", "groups": {"chat": ["alpha", "beta"]},
-                           "circuit_breaker": {"failures": 1, "cooldown": 60}}}
-    timeouts = {"connect": 2, "first_byte": 1, "answer": 1, "total": 1.5}
-    gateway = await start_gateway(routing=routing, gateway={"timeouts": timeouts})
+    # alpha spends its first-byte second; beta is left 0.4 s, under half of its own.
+    timeouts = {"connect": 2, "first_byte": 1, "answer": 1, "total": 1.4}
+    gateway = await start_gateway(routing=TRIPS_AT_ONE, gateway={"timeouts": timeouts})
     fake.behave("m-alpha", header_delay=3)
     fake.behave("m-beta", header_delay=0.9)  # in its first-byte time, not in what is left
     status, _, body = await _chat(gateway, client)
@@ -371,9 +375,7 @@ async def test_a_groups_last_model_standing_fails_with_the_gateways_error_not_it
 ):
     # Pass-through is a pinned model's or a one-model group's; here the others' circuits
     # are open, and the client of a group still hears what was tried.
-    routing = {"routing": {"default_group": "chat", "groups": {"chat": ["alpha", "beta"]},
-                           "circuit_breaker": {"failures": 1, "cooldown": 60}}}
-    gateway = await start_gateway(routing=routing)
+    gateway = await start_gateway(routing=TRIPS_AT_ONE)
     fake.behave("m-alpha", status=503)
     fake.behave("m-beta", status=503)
     status, _, _ = await _chat(gateway, client)

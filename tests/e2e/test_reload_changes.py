@@ -4,6 +4,7 @@ and in /status."""
 from __future__ import annotations
 
 import signal
+from pathlib import Path
 
 import aiohttp
 import yaml
@@ -69,13 +70,12 @@ def _reloaded_line(gateway: Gateway, generation: int) -> str:
     return next(x for x in gateway.logs().splitlines() if said in x)
 
 
-async def test_a_keys_file_every_user_can_read_added_by_a_reload_is_warned_of_once(
-    start_gateway: StartGateway,
-):
-    gateway = await start_gateway()
+async def _reload_twice_with_a_keys_file(gateway: Gateway, key: str, mode: int) -> Path:
+    """Add a keys file of one key, `app`, to the running gateway's config, then reload
+    twice (what is warned of must be said once); the keys file's path."""
     keys = gateway.config_dir / "keys.yaml"
-    keys.write_text(yaml.safe_dump({"keys": [{"name": "app", "key": "sk-app-123456789"}]}))
-    keys.chmod(0o644)
+    keys.write_text(yaml.safe_dump({"keys": [{"name": "app", "key": key}]}))
+    keys.chmod(mode)
     doc = yaml.safe_load((gateway.config_dir / "gateway.yaml").read_text())
     doc["auth"] = {"keys_file": "keys.yaml"}
     (gateway.config_dir / "gateway.yaml").write_text(yaml.safe_dump(doc))
@@ -83,6 +83,14 @@ async def test_a_keys_file_every_user_can_read_added_by_a_reload_is_warned_of_on
         gateway.signal(signal.SIGHUP)
         said = f"config reloaded generation={generation}"
         await wait_for(lambda said=said: said in gateway.logs())
+    return keys
+
+
+async def test_a_keys_file_every_user_can_read_added_by_a_reload_is_warned_of_once(
+    start_gateway: StartGateway,
+):
+    gateway = await start_gateway()
+    keys = await _reload_twice_with_a_keys_file(gateway, "sk-app-123456789", 0o644)
     warnings = [x for x in gateway.logs().splitlines() if "readable by every user" in x]
     assert len(warnings) == 1
     assert f"fix=\"chmod o-rwx {keys}\"" in warnings[0]
@@ -90,16 +98,7 @@ async def test_a_keys_file_every_user_can_read_added_by_a_reload_is_warned_of_on
 
 async def test_a_short_key_a_reload_adds_is_warned_of_once(start_gateway: StartGateway):
     gateway = await start_gateway()
-    keys = gateway.config_dir / "keys.yaml"
-    keys.write_text(yaml.safe_dump({"keys": [{"name": "app", "key": "sk-app-1"}]}))
-    keys.chmod(0o640)
-    doc = yaml.safe_load((gateway.config_dir / "gateway.yaml").read_text())
-    doc["auth"] = {"keys_file": "keys.yaml"}
-    (gateway.config_dir / "gateway.yaml").write_text(yaml.safe_dump(doc))
-    for generation in (2, 3):
-        gateway.signal(signal.SIGHUP)
-        said = f"config reloaded generation={generation}"
-        await wait_for(lambda said=said: said in gateway.logs())
+    await _reload_twice_with_a_keys_file(gateway, "sk-app-1", 0o640)
     warnings = [x for x in gateway.logs().splitlines() if "can be guessed" in x]
     assert len(warnings) == 1 and "can be guessed: app;" in warnings[0]
 
