@@ -2,10 +2,12 @@
 
 Upstream paths come from this table, never from the client's path, so no
 request can reach an upstream route (LiteLLM's /key/*, /user/*, ...) that is
-not listed here. `table` holds the endpoints; `lookup` finds the one a request's
-method and path name. It may import config and upstream (for the kinds of ids).
+not listed here. `endpoint` says what a route is, `table` holds the routes, `lookup`
+finds the one a request's method and path name. It may import config and upstream (for
+the kinds of ids).
 """
 
+from hxgw.endpoints.endpoint import Dialect, Endpoint, Listing, StreamEnd
 from hxgw.endpoints.lookup import (
     ALLOWED,
     FILES_PREFIXES,
@@ -53,8 +55,6 @@ from hxgw.endpoints.table import (
     TRANSLATIONS,
     UNROUTED,
     UNROUTED_ANTHROPIC,
-    Dialect,
-    Endpoint,
 )
 
 __all__ = [
@@ -100,6 +100,8 @@ __all__ = [
     "UNROUTED_ANTHROPIC",
     "Dialect",
     "Endpoint",
+    "Listing",
+    "StreamEnd",
     "allowed_methods",
     "client_paths",
     "endpoint_for",

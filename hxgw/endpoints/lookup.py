@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from hxgw.endpoints.endpoint import Endpoint
 from hxgw.endpoints.table import (
     BY_ID,
     MODEL,
@@ -13,7 +14,6 @@ from hxgw.endpoints.table import (
     PROXIED,
     UNROUTED,
     UNROUTED_ANTHROPIC,
-    Endpoint,
 )
 
 MODEL_PREFIXES = ("/v1/models/", "/models/")

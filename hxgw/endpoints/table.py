@@ -2,51 +2,41 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Literal
-
-from hxgw.config import Mode
 from hxgw.config.body_limits import Family
+from hxgw.endpoints.endpoint import Endpoint, Listing, StreamEnd
 from hxgw.upstream.affinity import Kind
 
-Dialect = Literal["openai", "anthropic"]
-"""Whose API a route speaks: the key header it takes and the shape of its errors."""
+_CHOICES = StreamEnd()
+"""Chat's and a legacy completion's: `[DONE]`, or every choice's `finish_reason`."""
+_RESPONSE_EVENTS = StreamEnd(
+    (b"response.completed", b"response.incomplete", b"response.failed", b"error")
+)
 
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class Endpoint:
-    name: str
-    method: str
-    upstream_path: str
-    """Where the upstream serves it; empty for the gateway's own routes."""
-    mode: Mode | None
-    """The model mode this endpoint needs; None for endpoints that take no model."""
-    dialect: Dialect = "openai"
-    bound: Kind | None = None
-    """What the id in the path (`{id}` in upstream_path) is bound to; None without one."""
-    held: bool = False
-    """Whether it works on objects an upstream holds (files, batches), which carry no model:
-    it goes to an upstream, not to a model of a group."""
-    raw_answer: bool = False
-    """Whether the answer is the object's bytes (a file's content), with no ids to rebind."""
-    family: Family = "json"
-    """Its body: JSON, held whole, or an upload (multipart/form-data) of audio, images or
-    files, streamed; each family has its size limit (`limits` in gateway.yaml)."""
-    billed: bool = True
-    """Whether it uses tokens. Counting them (Anthropic's count_tokens, free there) does
-    not, nor listing models, nor a call on a response, file or batch made before: their
-    answers may hold a `usage` (a response's, a batch's, a file's own text), which was
-    billed when it was made, or never was the gateway's to bill (a background response's
-    is billed apart, once: hxgw.pipeline.background). Such a route reserves and bills
-    none, and counts against a key's limits as a request."""
-
-
-CHAT = Endpoint(name="chat", method="POST", upstream_path="/v1/chat/completions", mode="chat")
+CHAT = Endpoint(
+    name="chat",
+    method="POST",
+    upstream_path="/v1/chat/completions",
+    mode="chat",
+    choices=True,
+    prompt="messages",
+    stream_end=_CHOICES,
+)
 COMPLETIONS = Endpoint(
-    name="completions", method="POST", upstream_path="/v1/completions", mode="completion"
+    name="completions",
+    method="POST",
+    upstream_path="/v1/completions",
+    mode="completion",
+    choices=True,
+    prompt="prompt",
+    stream_end=_CHOICES,
 )
 EMBEDDINGS = Endpoint(
-    name="embeddings", method="POST", upstream_path="/v1/embeddings", mode="embedding"
+    name="embeddings",
+    method="POST",
+    upstream_path="/v1/embeddings",
+    mode="embedding",
+    writes=False,
+    prompt="input",
 )
 MODELS = Endpoint(name="models", method="GET", upstream_path="/v1/models", mode=None, billed=False)
 MODEL = Endpoint(
@@ -56,13 +46,25 @@ MODEL = Endpoint(
 # Their own modes: OpenAI lets a moderation name no model, and the default group's
 # chat model must not be sent one.
 MODERATIONS = Endpoint(
-    name="moderations", method="POST", upstream_path="/v1/moderations", mode="moderation"
+    name="moderations",
+    method="POST",
+    upstream_path="/v1/moderations",
+    mode="moderation",
+    writes=False,
 )
-RERANK = Endpoint(name="rerank", method="POST", upstream_path="/v1/rerank", mode="rerank")
+RERANK = Endpoint(
+    name="rerank", method="POST", upstream_path="/v1/rerank", mode="rerank", writes=False
+)
 """Cohere's rerank, as LiteLLM serves it (`/rerank` too, as Cohere clients call it)."""
 # Anthropic's Messages API, which LiteLLM serves for every provider.
 MESSAGES = Endpoint(
-    name="messages", method="POST", upstream_path="/v1/messages", mode="chat", dialect="anthropic"
+    name="messages",
+    method="POST",
+    upstream_path="/v1/messages",
+    mode="chat",
+    dialect="anthropic",
+    prompt="messages",
+    stream_end=StreamEnd((b"message_stop", b"error"), done=False),
 )
 COUNT_TOKENS = Endpoint(
     name="messages_count_tokens",
@@ -71,17 +73,26 @@ COUNT_TOKENS = Endpoint(
     mode="chat",
     dialect="anthropic",
     billed=False,
+    prompt="messages",
 )
 
 # OpenAI's Responses API. Its state lives upstream, so every call on a response goes to
 # the model that made it (hxgw.upstream.affinity).
-RESPONSES = Endpoint(name="responses", method="POST", upstream_path="/v1/responses", mode="chat")
+RESPONSES = Endpoint(
+    name="responses",
+    method="POST",
+    upstream_path="/v1/responses",
+    mode="chat",
+    prompt="input",
+    stream_end=_RESPONSE_EVENTS,
+)
 RESPONSES_INPUT_TOKENS = Endpoint(
     name="responses_input_tokens",
     method="POST",
     upstream_path="/v1/responses/input_tokens",
     mode="chat",
     billed=False,
+    prompt="input",
 )
 """What a response's input would count: no tokens used, as Anthropic's count_tokens."""
 RESPONSES_COMPACT = Endpoint(
@@ -91,14 +102,25 @@ RESPONSES_COMPACT = Endpoint(
 by the usage its answer holds."""
 
 
-def _on_response(name: str, method: str, path: str) -> Endpoint:
+def _on_response(
+    name: str, method: str, path: str, *, stream_end: StreamEnd | None = None
+) -> Endpoint:
     """A route on one response: to the model that made it."""
     return Endpoint(
-        name=name, method=method, upstream_path=path, mode=None, bound="model", billed=False
+        name=name,
+        method=method,
+        upstream_path=path,
+        mode=None,
+        bound="model",
+        billed=False,
+        stream_end=stream_end,
     )
 
 
-RESPONSE = _on_response("responses_retrieve", "GET", "/v1/responses/{id}")
+# With ?stream=true, a response's events again.
+RESPONSE = _on_response(
+    "responses_retrieve", "GET", "/v1/responses/{id}", stream_end=_RESPONSE_EVENTS
+)
 RESPONSE_DELETE = _on_response("responses_delete", "DELETE", "/v1/responses/{id}")
 RESPONSE_CANCEL = _on_response("responses_cancel", "POST", "/v1/responses/{id}/cancel")
 RESPONSE_INPUT_ITEMS = _on_response(
@@ -107,7 +129,14 @@ RESPONSE_INPUT_ITEMS = _on_response(
 
 
 def _held(
-    name: str, method: str, path: str, *, raw_answer: bool = False, family: Family = "json"
+    name: str,
+    method: str,
+    path: str,
+    *,
+    raw_answer: bool = False,
+    family: Family = "json",
+    listing: Listing | None = None,
+    makes: bool = False,
 ) -> Endpoint:
     """A route on files or batches: to the upstream that holds them."""
     bound: Kind | None = "upstream" if "{id}" in path else None
@@ -121,17 +150,23 @@ def _held(
         raw_answer=raw_answer,
         family=family,
         billed=False,
+        listing=listing,
+        makes=makes,
     )
 
 
-FILES = _held("files", "POST", "/v1/files", family="files")
+FILES = _held("files", "POST", "/v1/files", family="files", makes=True)
 """An upload, streamed as the client sends it (hxgw.pipeline.file_upload)."""
-FILES_LIST = _held("files_list", "GET", "/v1/files")
+FILES_LIST = _held(
+    "files_list", "GET", "/v1/files", listing=Listing(most=10_000, default=10_000, ordered=True)
+)
 FILE = _held("files_retrieve", "GET", "/v1/files/{id}")
 FILE_DELETE = _held("files_delete", "DELETE", "/v1/files/{id}")
 FILE_CONTENT = _held("files_content", "GET", "/v1/files/{id}/content", raw_answer=True)
-BATCHES = _held("batches", "POST", "/v1/batches")
-BATCHES_LIST = _held("batches_list", "GET", "/v1/batches")
+BATCHES = _held("batches", "POST", "/v1/batches", makes=True)
+BATCHES_LIST = _held(
+    "batches_list", "GET", "/v1/batches", listing=Listing(most=100, default=20, ordered=False)
+)
 BATCH = _held("batches_retrieve", "GET", "/v1/batches/{id}")
 BATCH_CANCEL = _held("batches_cancel", "POST", "/v1/batches/{id}/cancel")
 
@@ -143,6 +178,7 @@ TRANSCRIPTIONS = Endpoint(
     upstream_path="/v1/audio/transcriptions",
     mode="audio_transcription",
     family="audio",
+    stream_end=StreamEnd((b"transcript.text.done", b"error")),
 )
 TRANSLATIONS = Endpoint(
     name="audio_translations",
@@ -152,13 +188,18 @@ TRANSLATIONS = Endpoint(
     family="audio",
 )
 SPEECH = Endpoint(
-    name="audio_speech", method="POST", upstream_path="/v1/audio/speech", mode="audio_speech"
+    name="audio_speech",
+    method="POST",
+    upstream_path="/v1/audio/speech",
+    mode="audio_speech",
+    stream_end=StreamEnd((b"speech.audio.done", b"error")),  # stream_format: sse
 )
 IMAGES = Endpoint(
     name="images_generations",
     method="POST",
     upstream_path="/v1/images/generations",
     mode="image_generation",
+    stream_end=StreamEnd((b"image_generation.completed", b"error")),
 )
 IMAGE_EDITS = Endpoint(
     name="images_edits",
@@ -166,6 +207,7 @@ IMAGE_EDITS = Endpoint(
     upstream_path="/v1/images/edits",
     mode="image_generation",
     family="images",
+    stream_end=StreamEnd((b"image_edit.completed", b"error")),
 )
 IMAGE_VARIATIONS = Endpoint(
     name="images_variations",

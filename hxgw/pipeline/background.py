@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 
 from hxgw import jsonio
+from hxgw.endpoints import RESPONSES
 from hxgw.pipeline.context import RequestContext
 from hxgw.pipeline.rebind import background_response
 from hxgw.pipeline.reported_usage import reported_parts, reported_tokens
@@ -46,7 +47,7 @@ def background_row(ctx: RequestContext) -> Values | None:
     elif ctx.stream and ctx.answered and ctx.usage:
         # The stream that made it, read to its final event.
         reported, status = ctx.usage, "completed" if ctx.outcome == "ok" else ctx.outcome
-    elif ctx.stream and ctx.endpoint.name == "responses":
+    elif ctx.stream and ctx.endpoint is RESPONSES:
         # The stream that made it, cut short: what it relayed is billed, as for any cut
         # stream, and a later read of the finished response adds nothing.
         reported, status, source = b"", ctx.outcome, "estimated"
@@ -61,7 +62,7 @@ def background_row(ctx: RequestContext) -> Values | None:
     return UsageRow(
         request_id=BILLED_AS + str(response["id"]),
         key_name=ctx.key.name,
-        route="responses",
+        route=RESPONSES.name,
         model_group=ctx.group,
         model=model.name,
         status=200,

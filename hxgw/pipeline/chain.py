@@ -195,26 +195,26 @@ def _link(step: Step, call_next: Next) -> Next:
 def _steps(endpoint: Endpoint) -> tuple[Step, ...]:
     """The steps of a route that takes no id in its path."""
     special = {
-        MODELS.name: MODELS_STEPS,
-        RESPONSES.name: RESPONSES_STEPS,
+        MODELS: MODELS_STEPS,
+        RESPONSES: RESPONSES_STEPS,
         # They take a `previous_response_id` too: to the model that made it.
-        RESPONSES_INPUT_TOKENS.name: RESPONSES_STEPS,
-        RESPONSES_COMPACT.name: RESPONSES_STEPS,
-        FILES_LIST.name: HELD_STEPS,
-        BATCHES_LIST.name: HELD_STEPS,
-        BATCHES.name: HELD_WITH_BODY_STEPS,
-        FILES.name: FILE_UPLOAD_STEPS,
+        RESPONSES_INPUT_TOKENS: RESPONSES_STEPS,
+        RESPONSES_COMPACT: RESPONSES_STEPS,
+        FILES_LIST: HELD_STEPS,
+        BATCHES_LIST: HELD_STEPS,
+        BATCHES: HELD_WITH_BODY_STEPS,
+        FILES: FILE_UPLOAD_STEPS,
     }
-    if endpoint.name in special:
-        return special[endpoint.name]
+    if endpoint in special:
+        return special[endpoint]
     return PROXY_STEPS if endpoint.family == "json" else UPLOAD_STEPS
 
 
-def build_chains() -> dict[str, Next]:
-    """Every endpoint's chain, by the endpoint's name."""
-    chains = {e.name: build_chain(_steps(e)) for e in PROXIED}
-    chains |= {e.name: build_chain(HELD_BY_ID_STEPS if e.held else BY_ID_STEPS) for e in BY_ID}
-    chains |= {e.name: build_chain(OPERATOR_STEPS) for e in OPERATOR}
-    chains[MODEL.name] = build_chain(MODEL_STEPS)
-    chains[UNROUTED.name] = chains[UNROUTED_ANTHROPIC.name] = build_chain(UNROUTED_STEPS)
+def build_chains() -> dict[Endpoint, Next]:
+    """Every endpoint's chain."""
+    chains = {e: build_chain(_steps(e)) for e in PROXIED}
+    chains |= {e: build_chain(HELD_BY_ID_STEPS if e.held else BY_ID_STEPS) for e in BY_ID}
+    chains |= {e: build_chain(OPERATOR_STEPS) for e in OPERATOR}
+    chains[MODEL] = build_chain(MODEL_STEPS)
+    chains[UNROUTED] = chains[UNROUTED_ANTHROPIC] = build_chain(UNROUTED_STEPS)
     return chains

@@ -11,20 +11,22 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 
+from hxgw.endpoints import BY_ID, PROXIED, Endpoint, StreamEnd
 from hxgw.errors import GatewayError, TotalTimeout, UpstreamError, UpstreamTimeout
 from hxgw.pipeline.context import Reply, RequestContext
 from hxgw.pipeline.failed_candidate import warn
 from hxgw.pipeline.lines import HeldLine, closer
 from hxgw.pipeline.opening import ERROR_LINES, event_name
 from hxgw.pipeline.rendering import error_event
-from hxgw.pipeline.usage import CHOICES, choices
+from hxgw.pipeline.usage import choices
 from hxgw.pipeline.usage_chunk import HiddenUsage
 
 USAGE_KEPT = 64 * 1024
 """The most of a stream's usage events kept: an upstream that sends more is not believed."""
 AFTER_DONE = 1.0
-"""How long the body's end is waited for once the final event (FINAL_LINES) or `[DONE]`
+"""How long the body's end is waited for once the final event (StreamEnd) or `[DONE]`
 has come. Nothing follows, and an upstream that leaves its body open after it must not
 hold the client (the SDKs read a stream to its end) for the idle timeout, then count as
 failed for a whole answer."""
@@ -58,32 +60,30 @@ def _has_line(block: bytes, starts: tuple[tuple[bytes, ...], tuple[bytes, ...]])
 
 
 _SAID_DONE = (b"data: [DONE]", b"data:[DONE]")
-_DONE = (*_SAID_DONE, *ERROR_LINES)
-_RESPONSE_ENDS = (b"response.completed", b"response.incomplete", b"response.failed", b"error")
-FINAL_TYPES = {
-    "messages": (b"message_stop", b"error"),
-    "responses": _RESPONSE_ENDS,
-    "responses_retrieve": _RESPONSE_ENDS,  # ?stream=true: its events again
-    "audio_transcriptions": (b"transcript.text.done", b"error"),
-    "audio_speech": (b"speech.audio.done", b"error"),  # stream_format: sse
-    "images_generations": (b"image_generation.completed", b"error"),
-    "images_edits": (b"image_edit.completed", b"error"),
-}
-"""The events that end a whole stream, by route, by name or by their data object's own
-`type` (for an upstream that sends no event lines): those of OpenAI's streams but chat's."""
-FINAL_LINES = {
-    "chat": _DONE,
-    "completions": _DONE,
-    **{route: (*_named(*names), *_DONE) for route, names in FINAL_TYPES.items()},
-    "messages": _named(*FINAL_TYPES["messages"]),  # Anthropic's, with no [DONE]
-}
-"""How the line that ends a whole stream begins, by route; the upstream's own error event
-ends one too. A route not named here is relayed to its end, however it ends. Matched at
-a line's start only: a model's text is inside JSON strings, where no line can start."""
-_FINAL = {route: _line_starts(lines) for route, lines in FINAL_LINES.items()}
 _DONE_LINE = _line_starts(_SAID_DONE)
 _ERROR_LINE = _line_starts(ERROR_LINES)
-_MARKS = {route: _typed(*names) for route, names in FINAL_TYPES.items()}
+
+
+@dataclass(frozen=True, slots=True)
+class _Final:
+    """What to look for in a stream for its end (an endpoint's StreamEnd)."""
+
+    names: tuple[bytes, ...]
+    """The final events' names."""
+    lines: tuple[tuple[bytes, ...], tuple[bytes, ...]]
+    """How the line that ends a whole stream begins, for `_has_line`: an `event:` line
+    naming a final event, `[DONE]` where it ends one, or the upstream's own error."""
+    marks: tuple[bytes, ...]
+    """The final events named by their data object's `type` (`_typed`)."""
+
+    @classmethod
+    def of(cls, end: StreamEnd) -> _Final:
+        lines = (*_named(*end.events), *(_SAID_DONE if end.done else ()), *ERROR_LINES)
+        return cls(end.events, _line_starts(lines), _typed(*end.events))
+
+
+_FINAL = {e: _Final.of(e.stream_end) for e in (*PROXIED, *BY_ID) if e.stream_end is not None}
+"""Each streaming route's; a route with none is relayed to its end, however it ends."""
 
 
 async def relay_events(ctx: RequestContext, reply: Reply) -> None:
@@ -92,13 +92,13 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
     exchange = ctx.exchange
     pending = HeldLine()  # an unfinished line: never half a `data:` line to the client
     tail = b""  # the stream's last bytes relayed: what ctx.closer is judged on
-    route = ctx.endpoint.name
+    body, endpoint = ctx.body, ctx.endpoint
     # Whether the answer is whole: its final event came, or every choice said why it
     # stopped; a route with no final event is whole however it ends.
-    ended = route not in FINAL_LINES
+    ended = endpoint not in _FINAL
     # Some servers (llama.cpp's forks, mistral.rs, text-generation-webui) send no [DONE]:
     # their stream is whole once every choice has said why it stopped.
-    unfinished = choices(ctx.body, route) if route in CHOICES and ctx.body is not None else 0
+    unfinished = choices(body, endpoint) if endpoint.choices and body is not None else 0
     # Whether nothing more is to come: the final event itself, or a `[DONE]` once the
     # answer was whole. Past it, the body's end is waited for AFTER_DONE at most, and a
     # failure gets no error event (the client has the whole answer).
@@ -129,7 +129,7 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
                 lines = _data_lines(block)
                 ctx.events += lines
                 if lines and not ended:
-                    ended = done = ends_stream(block, route)
+                    ended = done = ends_stream(block, endpoint)
                     if ended and failed_upstream(block):
                         # Relayed as the upstream sent it, but no success for the model.
                         said = UpstreamError("the upstream ended the stream with an error event")
@@ -169,20 +169,21 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
     await exchange.finish()
 
 
-def ends_stream(block: bytes, route: str) -> bool:
-    """Whether a block of whole lines holds the event that ends a stream of `route`."""
-    return _has_line(block, _FINAL[route]) or _typed_end(block, route)
+def ends_stream(block: bytes, endpoint: Endpoint) -> bool:
+    """Whether a block of whole lines holds the event that ends a stream of `endpoint`
+    (one of those with a StreamEnd)."""
+    final = _FINAL[endpoint]
+    return _has_line(block, final.lines) or _typed_end(block, final)
 
 
-def _typed_end(block: bytes, route: str) -> bool:
-    """Whether a data line's own `type` names a final event of `route`. The mark is only
-    a hint (it may be inside the object); the lines that hold it are read."""
-    marks = _MARKS.get(route)
+def _typed_end(block: bytes, final: _Final) -> bool:
+    """Whether a data line's own `type` names a final event. The mark is only a hint (it
+    may be inside the object); the lines that hold it are read."""
+    marks = final.marks
     if not marks or not any(mark in block for mark in marks):
         return False
-    names = FINAL_TYPES[route]
     return any(
-        event_name([line]) in names
+        event_name([line]) in final.names
         for line in block.splitlines()
         if line.startswith(b"data:") and any(mark in line for mark in marks)
     )

@@ -28,7 +28,7 @@ import structlog
 
 from hxgw import jsonio
 from hxgw.config import MASTER_KEY_NAME
-from hxgw.endpoints import BATCHES, FILE_DELETE, FILES
+from hxgw.endpoints import FILE_DELETE, Listing
 from hxgw.errors import (
     BadRequest,
     NotFound,
@@ -42,9 +42,6 @@ from hxgw.pipeline.context import Next, RequestContext
 from hxgw.pipeline.rebind import HeldIds
 from hxgw.upstream.affinity import bind, unbind
 
-PAGE_MOST = {"files_list": 10_000, "batches_list": 100}
-"""The most items a page of each list may hold (OpenAI's API reference)."""
-PAGE_DEFAULT = {"files_list": 10_000, "batches_list": 20}
 MAX_PAGES = 20
 """The upstream's pages read for one page of a key's own once one is found."""
 LIST_WAIT = 20.0
@@ -53,7 +50,6 @@ most half the request's total timeout: the gateway's 504 then says why, before a
 read runs out of time."""
 CLOCK_SLACK = 3600.0
 """How far the upstream's `created_at` may run behind the gateway's record of it."""
-MADE = frozenset({FILES.name, BATCHES.name})
 
 log = structlog.get_logger("hxgw.pipeline.owners")
 
@@ -72,10 +68,11 @@ async def keep_to_owner(ctx: RequestContext, call_next: Next) -> None:
         )
     if mine != MASTER_KEY_NAME:
         await _check_named(ctx, owners, mine)
-        if ctx.endpoint.name in MADE:  # made upstream, it would be lost to the key
+        if ctx.endpoint.makes:  # made upstream, it would be lost to the key
             await owners.check()
-    if ctx.endpoint.name in PAGE_MOST and mine != MASTER_KEY_NAME:
-        document = await _own_pages(ctx, owners, mine, call_next)
+    listing = ctx.endpoint.listing
+    if listing is not None and mine != MASTER_KEY_NAME:
+        document = await _own_pages(ctx, listing, owners, mine, call_next)
     else:
         await call_next(ctx)
         document = _document(ctx)
@@ -90,7 +87,7 @@ async def keep_to_owner(ctx: RequestContext, call_next: Next) -> None:
                 key=mine,
             )
             return
-        if ctx.endpoint.name in MADE and document is not None:
+        if ctx.endpoint.makes and document is not None:
             log.warning(
                 "made upstream, but its owner could not be recorded: only the master key "
                 "reaches it",
@@ -109,20 +106,19 @@ async def _check_named(ctx: RequestContext, owners: Owners, mine: str) -> None:
 
 
 async def _own_pages(
-    ctx: RequestContext, owners: Owners, mine: str, call_next: Next
+    ctx: RequestContext, listing: Listing, owners: Owners, mine: str, call_next: Next
 ) -> dict[str, Any] | None:
     """The client's page of the list, of the key's own objects only (None: the
     upstream's error is the answer)."""
-    name = ctx.endpoint.name
     given = parse_qsl(ctx.exchange.query, keep_blank_values=True)
-    wanted = _wanted(given, PAGE_DEFAULT[name], PAGE_MOST[name])
-    newest_first = _newest_first(given, name)
+    wanted = _wanted(given, listing.default, listing.most)
+    newest_first = _newest_first(given, listing)
     for param, value in given:
         if param == "after" and unbind(value) is None:  # else the upstream says if it exists
             raise NotFound(f"No such object: {value!r}", param="after")
     path, _, query = (ctx.upstream_path or ctx.endpoint.upstream_path).partition("?")
     asked = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != "limit"]
-    asked.append(("limit", str(PAGE_MOST[name])))
+    asked.append(("limit", str(listing.most)))
     upstream = ctx.candidates[0].upstream  # the one that holds the list
     first_made = await owners.first_made(upstream, mine)
     wait = min(LIST_WAIT, ctx.state.config.timeouts.total / 2)
@@ -199,7 +195,7 @@ async def _record(
         await owners.forget(bound.target, bound.upstream_id)
         return
     new: dict[str, str] = {}  # the upstream's id -> its owner
-    made = unbind(str(document.get("id"))) if ctx.endpoint.name in MADE else None
+    made = unbind(str(document.get("id"))) if ctx.endpoint.makes else None
     if made is not None:
         new[made.upstream_id] = mine
     objects = document["data"] if document.get("object") == "list" else [document]
@@ -240,9 +236,9 @@ def _wanted(given: list[tuple[str, str]], default: int, most: int) -> int:
     return int(limit)
 
 
-def _newest_first(given: list[tuple[str, str]], name: str) -> bool:
+def _newest_first(given: list[tuple[str, str]], listing: Listing) -> bool:
     """Files may be listed oldest first (`order=asc`); batches are newest first."""
-    if name != "files_list":
+    if not listing.ordered:
         return True
     refusal = BadRequest("order must be 'asc' or 'desc', given once", param="order")
     order = _once(given, "order", refusal)

@@ -56,6 +56,6 @@ def _parse(ctx: RequestContext, raw: bytes) -> None:
     options = body.get("stream_options")
     if options is not None and not isinstance(options, dict):
         raise BadRequest("'stream_options' must be an object", param="stream_options")
-    check_shape(ctx.endpoint.name, body)
+    check_shape(ctx.endpoint, body)
     ctx.body = body
     ctx.stream = bool(stream)

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from hxgw.config.reader import kind_of
+from hxgw.endpoints import CHAT, COUNT_TOKENS, MESSAGES, RESPONSES, Endpoint
 from hxgw.errors import BadRequest
 
 _TEXTS = (str, list)
@@ -17,23 +18,14 @@ _TEXTS = (str, list)
 _Kind = tuple[tuple[type, ...], str]
 _OBJECT: _Kind = ((dict,), "an object")
 _CHOICE: _Kind = ((str, dict), "a string or an object")
-_BESIDE: dict[str, dict[str, _Kind]] = {
-    "chat": {"tool_choice": _CHOICE, "response_format": _OBJECT},
-    "responses": {"tool_choice": _CHOICE},
-    "messages": {"tool_choice": _OBJECT},
-    "messages_count_tokens": {"tool_choice": _OBJECT},
+_BESIDE: dict[Endpoint, dict[str, _Kind]] = {
+    CHAT: {"tool_choice": _CHOICE, "response_format": _OBJECT},
+    RESPONSES: {"tool_choice": _CHOICE},
+    MESSAGES: {"tool_choice": _OBJECT},
+    COUNT_TOKENS: {"tool_choice": _OBJECT},
 }
-"""Fields beside the main one, with the types the APIs take for them; null is the
-upstream's to judge (OpenAI takes it as left out)."""
-_WHERE = {
-    "chat": "messages",
-    "messages": "messages",
-    "messages_count_tokens": "messages",
-    "responses": "input",
-    "responses_input_tokens": "input",
-    "completions": "prompt",
-    "embeddings": "input",
-}
+"""Fields beside the prompt's (Endpoint.prompt), with the types the APIs take for them;
+null is the upstream's to judge (OpenAI takes it as left out)."""
 
 
 STEERING = frozenset(
@@ -57,9 +49,9 @@ endpoints than its own: passed on, they would take a key limited to some groups 
 model LiteLLM serves, billed at the price of the one it named. The gateway routes."""
 
 
-def check_shape(endpoint: str, body: dict[str, Any]) -> None:
+def check_shape(endpoint: Endpoint, body: dict[str, Any]) -> None:
     """Raise BadRequest, naming the field, for a field that would steer LiteLLM, and for a
-    wrong type where the endpoint's main field is; a field left out is the upstream's to
+    wrong type where the endpoint's prompt is; a field left out is the upstream's to
     refuse."""
     if not STEERING.isdisjoint(body):
         field = min(STEERING.intersection(body))
@@ -72,7 +64,7 @@ def check_shape(endpoint: str, body: dict[str, Any]) -> None:
         value = body.get(field)
         if value is not None and not isinstance(value, types):
             raise _invalid(field, expected, value)
-    name = _WHERE.get(endpoint)
+    name = endpoint.prompt
     if name is None or name not in body:
         return
     value = body[name]

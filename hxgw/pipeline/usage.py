@@ -16,6 +16,7 @@ import math
 from typing import Any
 
 from hxgw.config import KeyLimits, Model
+from hxgw.endpoints import COMPLETIONS, Endpoint
 from hxgw.pipeline.context import RequestContext, Source, Used
 from hxgw.pipeline.rebind import background_response
 from hxgw.pipeline.reported_usage import MAX_TOKENS, reported_parts, reported_tokens
@@ -133,11 +134,11 @@ def estimated_prompt(ctx: RequestContext) -> int:
 
 def estimated_completion(ctx: RequestContext) -> int:
     """The most the request asked the model to write, or a default, for each choice it
-    asked for; 0 for the routes that write none (NO_COMPLETION) and requests without a
+    asked for; 0 for the routes a model writes nothing for, and requests without a
     body."""
     body = ctx.body
     endpoint = ctx.endpoint
-    if body is None or endpoint.name in NO_COMPLETION or not endpoint.billed:
+    if body is None or not endpoint.writes or not endpoint.billed:
         return 0  # no body (a call on a response) or no completion
     # The largest of them: which one an upstream obeys when given two is its own affair.
     most = max(
@@ -150,26 +151,18 @@ def estimated_completion(ctx: RequestContext) -> int:
         for model in ctx.candidates:
             most = max(most, model.max_output_tokens or DEFAULT_COMPLETION)
         most = most or DEFAULT_COMPLETION
-    if endpoint.name in CHOICES:
+    if endpoint.choices:
         # Each choice may write that much, and all `best_of` are billed.
-        most *= choices(body, endpoint.name, best_of=True)
+        most *= choices(body, endpoint, best_of=True)
     return min(most, MAX_TOKENS)
 
 
-NO_COMPLETION = frozenset({"embeddings", "moderations", "rerank"})
-"""The routes whose answers are vectors or scores, no text a model wrote: their answer's
-size is no completion (a moderation's categories came to 256 tokens), and none is
-reserved for them."""
-CHOICES = ("chat", "completions")
-"""The routes whose answers are choices, each ending with its `finish_reason`."""
-
-
-def choices(body: dict[str, Any], route: str, *, best_of: bool = False) -> int:
-    """How many choices a request of CHOICES asks for: `n` (or `best_of`, which the
-    upstream writes and bills but does not send) for each prompt of a legacy completion
-    given a list of them (a list of token ids is one prompt)."""
+def choices(body: dict[str, Any], endpoint: Endpoint, *, best_of: bool = False) -> int:
+    """How many choices a request of a route that answers choices asks for: `n` (or
+    `best_of`, which the upstream writes and bills but does not send) for each prompt of
+    a legacy completion given a list of them (a list of token ids is one prompt)."""
     each = max(_asked(body.get("n")), _asked(body.get("best_of")) if best_of else 0, 1)
-    prompt = body.get("prompt") if route == "completions" else None
+    prompt = body.get("prompt") if endpoint is COMPLETIONS else None
     if isinstance(prompt, list) and prompt and not isinstance(prompt[0], int):
         return each * len(prompt)
     return each

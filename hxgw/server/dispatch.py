@@ -49,7 +49,7 @@ class Dispatcher:
         if counted:
             self.inflight.add(task)
         try:
-            await self.chains[endpoint.name](ctx)
+            await self.chains[endpoint](ctx)
         finally:
             if counted:
                 self.inflight.discard(task)

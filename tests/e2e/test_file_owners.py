@@ -14,7 +14,8 @@ import openai
 import pytest
 import yaml
 
-from hxgw.pipeline.owners import CLOCK_SLACK, MAX_PAGES, PAGE_MOST
+from hxgw.endpoints import BATCHES_LIST
+from hxgw.pipeline.owners import CLOCK_SLACK, MAX_PAGES
 from tests import one_gateway
 from tests.conftest import StartGateway
 from tests.fake_upstream import FakeUpstream
@@ -27,6 +28,8 @@ from tests.postgres import (  # noqa: F401 -- fixtures
 )
 
 upstream = one_gateway.upstream
+PAGE = BATCHES_LIST.listing.most if BATCHES_LIST.listing else 0
+"""The most batches a page of the upstream's list holds, as the gateway asks it."""
 LINES = b'{"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": {}}\n'
 BATCH = {"endpoint": "/v1/chat/completions", "completion_window": "24h"}
 
@@ -197,7 +200,7 @@ async def test_a_key_found_past_more_pages_of_others_than_a_page_reads_once_foun
 ):
     async with apps.sdk("a") as a:
         mine = await a.batches.create(input_file_id=await _upload(a), **BATCH)  # type: ignore[arg-type]
-        _unowned_batches(fake, (MAX_PAGES + 1) * PAGE_MOST["batches_list"])
+        _unowned_batches(fake, (MAX_PAGES + 1) * PAGE)
         page = await a.batches.list(limit=5)
     assert [x.id for x in page.data] == [mine.id] and page.has_more is False
     assert fake.files.pages_served == MAX_PAGES + 2
@@ -234,7 +237,7 @@ async def test_a_list_that_finds_none_of_the_keys_objects_in_time_is_a_504_not_a
     apps = await _start_apps(start_gateway, tmp_path, gateway={"timeouts": {"total": 2}})
     async with apps.sdk("a") as a:
         await a.batches.create(input_file_id=await _upload(a), **BATCH)  # type: ignore[arg-type]
-        _unowned_batches(fake, 10 * PAGE_MOST["batches_list"])
+        _unowned_batches(fake, 10 * PAGE)
         fake.files.page_delay = 0.3  # a second (half the total timeout) is 3 or 4 pages
         with pytest.raises(openai.APIStatusError) as raised:
             await a.batches.list()
@@ -246,7 +249,7 @@ async def test_a_list_that_finds_none_of_the_keys_objects_in_time_is_a_504_not_a
 async def test_a_keys_list_ends_at_objects_made_long_before_its_first(
     apps: Apps, fake: FakeUpstream
 ):
-    _unowned_batches(fake, 3 * PAGE_MOST["batches_list"], age=2 * CLOCK_SLACK)
+    _unowned_batches(fake, 3 * PAGE, age=2 * CLOCK_SLACK)
     async with apps.sdk("a") as a:
         mine = await a.batches.create(input_file_id=await _upload(a), **BATCH)  # type: ignore[arg-type]
         page = await a.batches.list()
@@ -257,7 +260,7 @@ async def test_a_keys_list_ends_at_objects_made_long_before_its_first(
 async def test_a_key_that_owns_nothing_gets_an_empty_list_from_one_upstream_page(
     apps: Apps, fake: FakeUpstream
 ):
-    _unowned_batches(fake, 3 * PAGE_MOST["batches_list"])
+    _unowned_batches(fake, 3 * PAGE)
     async with apps.sdk("a") as a:
         page = await a.batches.list()
     assert page.data == [] and page.has_more is False
@@ -273,7 +276,7 @@ async def test_an_upstream_error_past_the_first_page_is_a_502_that_names_no_othe
 ):
     async with apps.sdk("a") as a:
         await a.batches.create(input_file_id=await _upload(a), **BATCH)  # type: ignore[arg-type]
-    _unowned_batches(fake, 2 * PAGE_MOST["batches_list"])
+    _unowned_batches(fake, 2 * PAGE)
     setattr(fake.files, failure, 1)
     async with client.get(apps.gateway.url + "/v1/batches", headers=apps.auth("a")) as resp:
         text = await resp.text()

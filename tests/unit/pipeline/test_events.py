@@ -6,6 +6,16 @@ from __future__ import annotations
 
 import pytest
 
+from hxgw.endpoints import (
+    CHAT,
+    IMAGE_EDITS,
+    IMAGES,
+    MESSAGES,
+    RESPONSES,
+    SPEECH,
+    TRANSCRIPTIONS,
+    Endpoint,
+)
 from hxgw.pipeline.events import ends_stream, failed_upstream, finished_choices
 
 CHUNK = b'data: {"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}\n\n'
@@ -18,20 +28,20 @@ CHUNK = b'data: {"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":
     b'data: {"error": {"message": "overloaded"}}\n\n',
 ])
 def test_a_chat_stream_ends_with_done_or_the_upstream_s_error(block: bytes):
-    assert ends_stream(block, "chat")
+    assert ends_stream(block, CHAT)
 
 
 def test_a_choice_that_says_why_it_stopped_is_counted_as_finished():
     stop = b'data: {"choices":[{"index":1,"delta":{},"finish_reason": "length"}]}\n\n'
     assert finished_choices(CHUNK + stop + stop.replace(b"1", b"0")) == 2
-    assert not ends_stream(stop, "chat")  # the other choices may not have stopped yet
+    assert not ends_stream(stop, CHAT)  # the other choices may not have stopped yet
 
 
 @pytest.mark.parametrize("text", [b"the token is [DONE]", b"\\ndata: [DONE]", b"message_stop"])
 def test_a_final_word_in_the_model_s_text_ends_nothing(text: bytes):
     block = b'data: {"choices":[{"index":0,"delta":{"content":"' + text + b'"}}]}\n\n'
-    assert not ends_stream(block, "chat")
-    assert not ends_stream(block, "messages")
+    assert not ends_stream(block, CHAT)
+    assert not ends_stream(block, MESSAGES)
 
 
 @pytest.mark.parametrize("block", [
@@ -40,26 +50,26 @@ def test_a_final_word_in_the_model_s_text_ends_nothing(text: bytes):
     b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error"}}\n\n',
 ])
 def test_a_messages_stream_ends_with_message_stop_or_an_error(block: bytes):
-    assert ends_stream(block, "messages")
+    assert ends_stream(block, MESSAGES)
 
 
 def test_a_messages_stream_does_not_end_where_a_delta_says_it_stops():
     block = b'event: message_delta\ndata: {"type":"message_delta","delta":' \
             b'{"stop_reason":"end_turn"}}\n\n'
-    assert not ends_stream(block, "messages")
+    assert not ends_stream(block, MESSAGES)
 
 
 @pytest.mark.parametrize("name", [b"response.completed", b"response.incomplete",
                                   b"response.failed", b"error"])
 def test_a_responses_stream_ends_with_its_last_event_by_name_or_type(name: bytes):
-    assert ends_stream(b"event: " + name + b'\ndata: {"type":"' + name + b'"}\n\n', "responses")
-    assert ends_stream(b'data: {"type":"' + name + b'","sequence_number":9}\n\n', "responses")
+    assert ends_stream(b"event: " + name + b'\ndata: {"type":"' + name + b'"}\n\n', RESPONSES)
+    assert ends_stream(b'data: {"type":"' + name + b'","sequence_number":9}\n\n', RESPONSES)
 
 
 def test_a_responses_stream_ends_where_its_type_is_not_the_data_s_first_key():
     # As a serializer that puts `type` last (pydantic's, field order) writes it.
     block = b'data:{"response":{"id":"resp_1"},"sequence_number":9,"type":"response.completed"}\n\n'
-    assert ends_stream(block, "responses")
+    assert ends_stream(block, RESPONSES)
 
 
 @pytest.mark.parametrize("named", [True, False])
@@ -68,13 +78,13 @@ def test_a_responses_event_echoing_metadata_typed_error_ends_nothing(named: bool
     data = (b'data: {"type":"response.created","response":{"id":"resp_1",'
             b'"metadata":{"type":"error"}}}\n\n')
     block = (b"event: response.created\n" if named else b"") + data
-    assert not ends_stream(block, "responses")
+    assert not ends_stream(block, RESPONSES)
 
 
 def test_a_responses_text_delta_ends_nothing():
     delta = b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta",' \
             b'"delta":"response.completed"}\n\n'
-    assert not ends_stream(delta, "responses")
+    assert not ends_stream(delta, RESPONSES)
 
 
 @pytest.mark.parametrize("block", [
@@ -92,12 +102,12 @@ def test_a_response_that_echoes_a_client_s_metadata_of_type_error_is_no_failure(
 
 
 @pytest.mark.parametrize(("route", "name"), [
-    ("audio_transcriptions", b"transcript.text.done"),
-    ("audio_speech", b"speech.audio.done"),
-    ("images_generations", b"image_generation.completed"),
-    ("images_edits", b"image_edit.completed"),
+    (TRANSCRIPTIONS, b"transcript.text.done"),
+    (SPEECH, b"speech.audio.done"),
+    (IMAGES, b"image_generation.completed"),
+    (IMAGE_EDITS, b"image_edit.completed"),
 ])
-def test_a_media_stream_ends_with_its_done_event_by_name_or_type(route: str, name: bytes):
+def test_a_media_stream_ends_with_its_done_event_by_name_or_type(route: Endpoint, name: bytes):
     assert ends_stream(b"event: " + name + b'\ndata: {"type":"' + name + b'"}\n\n', route)
     assert ends_stream(b'data: {"type":"' + name + b'","usage":{}}\n\n', route)
     assert not ends_stream(b'data: {"type":"transcript.text.delta","delta":"x"}\n\n', route)

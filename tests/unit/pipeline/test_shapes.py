@@ -6,8 +6,11 @@ from typing import Any
 
 import pytest
 
+from hxgw.endpoints import PROXIED
 from hxgw.errors import BadRequest
 from hxgw.pipeline.shapes import check_shape
+
+ROUTE = {endpoint.name: endpoint for endpoint in PROXIED}
 
 
 @pytest.mark.parametrize(("endpoint", "body"), [
@@ -32,7 +35,7 @@ from hxgw.pipeline.shapes import check_shape
     ("messages", {"messages": [], "tool_choice": {"type": "auto"}}),
 ])
 def test_every_shape_the_apis_take_goes_through(endpoint: str, body: dict[str, Any]):
-    check_shape(endpoint, body)
+    check_shape(ROUTE[endpoint], body)
 
 
 @pytest.mark.parametrize(("endpoint", "body", "param"), [
@@ -45,5 +48,5 @@ def test_a_field_beside_the_main_one_of_a_type_the_api_refuses_is_named(
     endpoint: str, body: dict[str, Any], param: str
 ):
     with pytest.raises(BadRequest) as refused:
-        check_shape(endpoint, body)
+        check_shape(ROUTE[endpoint], body)
     assert refused.value.param == param
