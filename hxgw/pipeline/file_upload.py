@@ -2,7 +2,8 @@
 
 A file names no model, so nothing in the form is rewritten: its bytes are read
 from the client only as fast as the upstream takes them, never held (up to
-`limits.max_file_bytes`, 512 MiB by default). With nothing kept, another
+`limits.max_file_bytes`, 512 MiB by default), and watched only for the fields
+that steer LiteLLM (an `api_base` would have it send its key elsewhere). With nothing kept, another
 upstream cannot be tried once the first has taken any of it.
 """
 
@@ -14,7 +15,7 @@ from hxgw.config import Model
 from hxgw.config.body_limits import Family
 from hxgw.pipeline.client_request import body_too_large
 from hxgw.pipeline.context import Next, RequestContext
-from hxgw.pipeline.multipart import form_boundary
+from hxgw.pipeline.multipart import ModelField, form_boundary
 from hxgw.pipeline.upload import Upload
 
 FAMILY: Family = "files"
@@ -31,6 +32,7 @@ async def take_file(ctx: RequestContext, call_next: Next) -> None:
         raise body_too_large(limit, declared, FAMILY)
     await exchange.expect_body()
     upload = Upload(exchange, boundary, FAMILY, limit, limits.client_idle_timeout)
+    upload.watch = ModelField.watching(boundary)
     ctx.upload = upload
     ctx.upstream_bodies = AsSent(upload)
     await call_next(ctx)

@@ -1,10 +1,11 @@
-"""Find the `model` field of a multipart/form-data body as it streams past.
+"""Find the `model` field of a multipart/form-data body as it streams past, and refuse
+the fields that would steer LiteLLM (hxgw.pipeline.shapes.STEERING) wherever they are.
 
 An upload goes to the upstream byte for byte, but for the value of its `model`
 field, which becomes the chosen model's upstream id. So the body is not parsed
 into parts: this scanner only follows the boundaries and reads each part's
 head, hands back the bytes it is done with as it goes, and stops at the end of
-the `model` value.
+the `model` value; another (`ModelField.after_model`) watches the bytes after it.
 
 Why not aiohttp's MultipartReader: it hands out each part's decoded content,
 not the bytes as they came, so forwarding with it means writing every part
@@ -22,6 +23,7 @@ from aiohttp.helpers import parse_mimetype
 from aiohttp.multipart import BadContentDispositionHeader, parse_content_disposition
 
 from hxgw.errors import BadRequest
+from hxgw.pipeline.shapes import STEERING, steering
 
 MAX_BOUNDARY = 70
 """RFC 2046's longest boundary."""
@@ -82,6 +84,7 @@ class ModelField:
         "_buffer",
         "_dash",
         "_delimiter",
+        "_finds_model",
         "_searched",
         "first_at",
         "rest",
@@ -103,6 +106,7 @@ class ModelField:
         """Where the first boundary starts: what comes before it is a preamble."""
         self.value: bytes | None = None
         self.rest = b""
+        self._finds_model = True
 
     @classmethod
     def after_model(cls, boundary: bytes) -> ModelField:
@@ -111,6 +115,14 @@ class ModelField:
         last value of a field) instead of the one the gateway chose."""
         scanner = cls(boundary)
         scanner.state, scanner.value = "content", b""
+        return scanner
+
+    @classmethod
+    def watching(cls, boundary: bytes) -> ModelField:
+        """A scanner for a whole form that names no model (a file's): it only refuses
+        the fields that steer LiteLLM."""
+        scanner = cls(boundary)
+        scanner._finds_model = False
         return scanner
 
     def feed(self, data: bytes) -> bytes:
@@ -210,13 +222,15 @@ class ModelField:
                 self._searched = len(buffer)
                 return False
         name, filename = _part_name(bytes(buffer[:end]))
+        if name in STEERING:  # LiteLLM reads a form's fields as a JSON body's
+            raise steering(name)
         self._pass(out, end + (2 if end == 0 else 4))
         if name == "model" and filename is not None:
             # An upstream's form reads it as the model all the same (Starlette's does).
             raise BadRequest(
                 "the form's 'model' field is a file: send it as a plain field", param="model"
             )
-        self.state = "model" if name == "model" else "content"
+        self.state = "model" if name == "model" and self._finds_model else "content"
         if self.state == "model" and self.value is not None:
             raise BadRequest("the form has more than one 'model' field", param="model")
         return True

@@ -54,12 +54,7 @@ def check_shape(endpoint: Endpoint, body: dict[str, Any]) -> None:
     wrong type where the endpoint's prompt is; a field left out is the upstream's to
     refuse."""
     if not STEERING.isdisjoint(body):
-        field = min(STEERING.intersection(body))
-        raise BadRequest(
-            f"'{field}' steers LiteLLM's routing, which this gateway does: name a group or "
-            "a model of its registry as 'model' (its failover_order says where it fails over)",
-            param=field,
-        )
+        raise steering(min(STEERING.intersection(body)))
     for field, (types, expected) in _BESIDE.get(endpoint, {}).items():
         value = body.get(field)
         if value is not None and not isinstance(value, types):
@@ -79,6 +74,16 @@ def check_shape(endpoint: Endpoint, body: dict[str, Any]) -> None:
                 raise _invalid(f"{name}[{index}].content", "a string or an array", content)
     elif not isinstance(value, _TEXTS):
         raise _invalid(name, "a string or an array", value)
+
+
+def steering(field: str) -> BadRequest:
+    """The refusal of a request that names `field`, one of STEERING, in its body or
+    form."""
+    return BadRequest(
+        f"'{field}' steers LiteLLM's routing, which this gateway does: name a group or "
+        "a model of its registry as 'model' (its failover_order says where it fails over)",
+        param=field,
+    )
 
 
 def _invalid(param: str, expected: str, value: Any) -> BadRequest:

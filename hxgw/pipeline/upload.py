@@ -97,7 +97,8 @@ class Upload:
         self.rest = b""
         """What was read after that value and is not in the spool."""
         self.watch: ModelField | None = None
-        """Reads what follows the value as it goes, for a second `model` field."""
+        """Reads what is taken straight from the client as it goes, for a second `model`
+        field and the fields that steer LiteLLM: a 400 before they go on."""
         self.first_at = 0
         """Where the form's first boundary starts (after any preamble)."""
         self.received = 0
@@ -126,6 +127,8 @@ class Upload:
             self.consumed = True
             chunk = await self.read()
             if chunk:
+                if self.watch is not None:
+                    self.watch.feed(chunk)
                 yield chunk
 
     def for_model(self, model: Model) -> UploadBody:
@@ -173,8 +176,6 @@ class UploadBody:
                 yield chunk
             yield self._value + upload.rest
             async for chunk in upload.unread():
-                if upload.watch is not None:
-                    upload.watch.feed(chunk)  # a 400 before a second `model` goes on
                 yield chunk
         if self.on_sent is not None:
             self.on_sent()

@@ -405,6 +405,34 @@ async def test_a_second_model_field_after_a_large_file_stops_the_upload_with_a_4
     assert "/v1/audio/transcriptions" not in fake.finished  # the upstream never had it whole
 
 
+async def test_a_form_field_that_would_steer_litellm_is_a_400_and_never_reaches_the_upstream(
+    media: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    # LiteLLM reads a form's fields as a JSON body's: an api_base would have it send the
+    # model's key to the client's server.
+    body = form("b", ("model", b"stt", None), ("api_base", b"http://127.0.0.1:9", None),
+                ("file", SOUND, "a.wav"))
+    async with client.post(media.url + "/v1/audio/transcriptions", data=body,
+                           headers=_form_headers(media, "b")) as resp:
+        assert resp.status == 400
+        error = (await resp.json())["error"]
+    assert error["param"] == "api_base" and "steers LiteLLM" in error["message"]
+    assert fake.requests == []
+
+
+async def test_a_steering_form_field_after_a_large_file_stops_the_upload_with_a_400(
+    media: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    big = SOUND * 256  # 4 MiB: it streams upstream before the field arrives
+    body = form("b", ("model", b"stt", None), ("file", big, "a.wav"),
+                ("api_base", b"http://127.0.0.1:9", None))
+    async with client.post(media.url + "/v1/audio/transcriptions", data=io.BytesIO(body),
+                           headers=_form_headers(media, "b")) as resp:
+        assert resp.status == 400
+        assert (await resp.json())["error"]["param"] == "api_base"
+    assert "/v1/audio/transcriptions" not in fake.finished
+
+
 async def test_an_upload_that_does_not_decode_as_its_content_encoding_is_a_400(
     own_media: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):

@@ -4,6 +4,7 @@ holds them."""
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +57,35 @@ async def test_a_file_over_the_files_limit_gets_413_that_says_the_limit(
             await sdk.files.create(file=("big.jsonl", LINES * 20), purpose="batch")
     assert raised.value.status_code == 413
     assert "1000" in raised.value.message
+    assert fake.files.files == {}
+
+
+async def test_a_file_upload_with_a_field_that_would_steer_litellm_is_a_400(
+    gateway: Gateway, fake: FakeUpstream
+):
+    # LiteLLM reads a form's fields as a JSON body's: an api_base would have it send the
+    # files account's key to the client's server.
+    async with _sdk(gateway) as sdk:
+        with pytest.raises(openai.BadRequestError) as raised:
+            await sdk.files.create(file=("input.jsonl", LINES), purpose="batch",
+                                   extra_body={"api_base": "http://127.0.0.1:9"})
+    assert "'api_base' steers LiteLLM" in raised.value.message
+    assert fake.files.files == {}
+
+
+async def test_a_steering_field_after_a_large_file_stops_its_upload_with_a_400(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    big = LINES * 40_000  # 10 MiB: it streams upstream before the field arrives
+    body = (b'--b\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n'
+            b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.jsonl"\r\n\r\n'
+            + big + b'\r\n--b\r\nContent-Disposition: form-data; name="api_base"\r\n\r\n'
+            b"http://127.0.0.1:9\r\n--b--\r\n")
+    headers = {**gateway.auth, "Content-Type": "multipart/form-data; boundary=b"}
+    async with client.post(gateway.url + "/v1/files", data=io.BytesIO(body),
+                           headers=headers) as resp:
+        assert resp.status == 400
+        assert (await resp.json())["error"]["param"] == "api_base"
     assert fake.files.files == {}
 
 

@@ -196,3 +196,25 @@ def test_a_part_head_with_two_content_dispositions_is_a_400():
              b'Content-Disposition: form-data; name="model"\r\n\r\nstt\r\n' + close())
     with pytest.raises(BadRequest, match="more than one Content-Disposition"):
         scan(twice, [])
+
+
+@pytest.mark.parametrize("field", ["api_base", "fallbacks", "api_key"])
+def test_a_field_that_steers_litellm_is_a_400_before_the_model(field: str):
+    body = part(field, b"http://elsewhere") + part("model", b"stt") + close()
+    with pytest.raises(BadRequest, match=f"'{field}' steers LiteLLM") as refused:
+        scan(body, [])
+    assert refused.value.param == field
+
+
+def test_a_field_that_steers_litellm_after_the_model_is_a_400_from_the_watch():
+    rest = b"\r\n" + part("file", FILE, "a.wav") + part("api_base", b"http://x") + close()
+    with pytest.raises(BadRequest, match="'api_base' steers LiteLLM"):
+        ModelField.after_model(B).feed(rest)
+
+
+def test_a_file_form_s_watch_passes_any_field_but_those_that_steer_litellm():
+    watch = ModelField.watching(B)
+    as_sent = part("purpose", b"batch") + part("model", b"any") + part("file", FILE, "a.jsonl")
+    assert watch.feed(as_sent) + watch.feed(close()) == as_sent + close()
+    with pytest.raises(BadRequest, match="'api_base' steers LiteLLM"):
+        ModelField.watching(B).feed(as_sent + part("api_base", b"http://x") + close())
