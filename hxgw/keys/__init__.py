@@ -16,7 +16,7 @@ from hxgw.keys.limits import (
     LimitsUnavailable,
     Reservation,
 )
-from hxgw.keys.refusal import error_body, refusal_headers
+from hxgw.keys.refusal import refusal
 
 __all__ = [
     "PERIODS",
@@ -25,9 +25,8 @@ __all__ = [
     "Limiter",
     "LimitsUnavailable",
     "Reservation",
-    "error_body",
     "limits_where",
     "open_limiter",
     "probe_limiter",
-    "refusal_headers",
+    "refusal",
 ]

@@ -1,14 +1,15 @@
-"""How a key's refusal reads: the 429's body, in OpenAI's words where OpenAI has them,
-and its headers, which tell the SDKs whether retrying within the call can help."""
+"""How a key's refusal reads: the 429's class, its body, in OpenAI's words where OpenAI
+has them, and its headers, which tell the SDKs whether retrying within the call can
+help."""
 
 from __future__ import annotations
 
 import math
 import time
-from typing import Any
 
+from hxgw import jsonio
 from hxgw.config.schema import PERIOD_NAMES
-from hxgw.errors import LONGEST_SDK_WAIT
+from hxgw.errors import LONGEST_SDK_WAIT, KeyLimited, KeyOverBudget
 from hxgw.keys.limits import LimitDecision, duration
 from hxgw.units import hours, money, shown_amount
 
@@ -39,28 +40,32 @@ def _never_fits(decision: LimitDecision) -> bool:
     return decision.refused == "tokens" and tpm is not None and decision.est_tokens > tpm
 
 
-def error_body(
-    decision: LimitDecision, prompt_tokens: int = 0, prompt_cost: float = 0.0
-) -> dict[str, Any]:
-    """The 429's body; the request's prompt alone (its estimated tokens, the most it may
-    cost) tells a refusal whether fewer tokens asked for could let it in."""
-    kind = decision.refused
-    if kind == "budget" and not budget_held(decision):
-        error_type, code = "insufficient_quota", "insufficient_quota"
-    elif kind == "budget":
+def refusal(
+    decision: LimitDecision, prompt_tokens: int, prompt_cost: float, *, anthropic: bool
+) -> KeyLimited:
+    """The 429 for a request `decision` refused: its body, in OpenAI's shape (the error
+    renderer gives Anthropic's clients theirs), and its headers (Anthropic's own too, for
+    `anthropic`). The request's prompt alone (its estimated tokens, the most it may cost)
+    tells the message whether fewer tokens asked for could let it in."""
+    kind, refused = KeyLimited, decision.refused
+    if refused == "budget" and not budget_held(decision):
+        kind, error_type, code = KeyOverBudget, "insufficient_quota", "insufficient_quota"
+    elif refused == "budget":
         # Not a spent quota, which code reading `insufficient_quota` stops on: a wait of a
         # second, as for too many requests at once.
         error_type, code = "requests", "rate_limit_exceeded"
     else:
-        error_type, code = ("tokens" if kind == "tokens" else "requests"), "rate_limit_exceeded"
-    return {
-        "error": {
-            "message": _message(decision, prompt_tokens, prompt_cost),
-            "type": error_type,
-            "param": None,
-            "code": code,
-        }
-    }
+        error_type = "tokens" if refused == "tokens" else "requests"
+        code = "rate_limit_exceeded"
+    if refused == "budget":
+        message = _budget_message(decision, prompt_cost)
+    else:
+        message = _rate_message(decision, prompt_tokens)
+    body = {"error": {"message": message, "type": error_type, "param": None, "code": code}}
+    headers = refusal_headers(decision)
+    if anthropic:
+        headers |= decision.anthropic_headers()
+    return kind(message, headers=headers, body=jsonio.dumps(body))
 
 
 def budget_held(decision: LimitDecision) -> bool:
@@ -70,67 +75,70 @@ def budget_held(decision: LimitDecision) -> bool:
     return bool(budget) and decision.usage.spent + decision.est_cost <= (budget or 0.0)
 
 
-def _message(decision: LimitDecision, prompt_tokens: int, prompt_cost: float) -> str:
+def _budget_message(decision: LimitDecision, prompt_cost: float) -> str:
     limits, usage, wait = decision.limits, decision.usage, _wait(decision.retry_after)
-    if decision.refused == "budget":
-        period = PERIOD_NAMES.get(limits.budget_period_s, "period")
-        used = usage.spent + usage.reserved
-        budget, needs, spent_or_held = _amounts(limits.budget or 0.0, decision.est_cost, used)
-        if not limits.budget:  # no max_tokens can make a request fit: say what can
-            return (
-                f"This key's budget is 0 per {period}: it may make no request that costs "
-                "anything (only models without a price)."
-            )
-        if prompt_cost > limits.budget:
-            budget, prompt = _amounts(limits.budget, prompt_cost)
-            return (
-                f"Request too large for the budget: budget {budget} per {period}, this "
-                f"request's prompt alone may cost up to {prompt} (at its dearest model's "
-                "price): send a shorter prompt."
-            )
-        if _never_fits(decision):
-            return (
-                f"Request too large for the budget: budget {budget} per {period}, "
-                f"this request needs up to {needs} (the max_tokens it asks for, or {NO_MAX_TOKENS} "
-                "when it sets none, at its dearest model's price): set a lower max_tokens."
-            )
-        if budget_held(decision):
-            budget, needs, spent, held = _amounts(
-                limits.budget or 0.0, decision.est_cost, usage.spent, usage.reserved
-            )
-            return (
-                f"Budget held by requests under way: budget {budget} per {period}, spent "
-                f"{spent}, reserved by requests under way {held}"
-                f", this request needs up to {needs}. Please try again in {wait}."
-            )
-        at = time.strftime("%Y-%m-%d %H:%M", time.gmtime(decision.now + decision.retry_after))
-        renews = f"the budget renews in {hours(decision.retry_after)}, at {at} UTC."
-        # Judged on the figures as shown: a spend settles a hair under the budget (each
-        # estimate is a bound the real cost comes in under), and reads as all of it.
-        # Spent, not held: what requests under way hold comes back as they end.
-        if usage.spent + prompt_cost > limits.budget and shown_amount(spent_or_held) < shown_amount(
-            budget
-        ):
-            budget, prompt, spent_or_held = _amounts(limits.budget, prompt_cost, used)
-            return (
-                f"This request's prompt alone would exceed what is left of the key's budget: "
-                f"budget {budget} per {period}, spent or reserved {spent_or_held}, its prompt "
-                f"may cost up to {prompt} (at its dearest model's price): send a shorter "
-                f"prompt, or wait: {renews}"
-            )
-        if shown_amount(spent_or_held) < shown_amount(budget):
-            return (
-                f"This request would exceed the key's budget: budget {budget} per {period}, "
-                f"spent or reserved {spent_or_held}, this request needs up to {needs} (its "
-                "prompt, and the most it may write: its max_tokens or max_output_tokens, or "
-                f"{NO_MAX_TOKENS} when it sets none, at its dearest model's price): ask for "
-                f"fewer tokens, or wait: {renews}"
-            )
+    period = PERIOD_NAMES.get(limits.budget_period_s, "period")
+    used = usage.spent + usage.reserved
+    budget, needs, spent_or_held = _amounts(limits.budget or 0.0, decision.est_cost, used)
+    if not limits.budget:  # no max_tokens can make a request fit: say what can
         return (
-            f"You exceeded your current quota: budget {budget} per {period}, "
-            f"spent or reserved {spent_or_held}, this request needs up to {needs}. "
-            f"{renews[0].upper()}{renews[1:]}"
+            f"This key's budget is 0 per {period}: it may make no request that costs "
+            "anything (only models without a price)."
         )
+    if prompt_cost > limits.budget:
+        budget, prompt = _amounts(limits.budget, prompt_cost)
+        return (
+            f"Request too large for the budget: budget {budget} per {period}, this "
+            f"request's prompt alone may cost up to {prompt} (at its dearest model's "
+            "price): send a shorter prompt."
+        )
+    if _never_fits(decision):
+        return (
+            f"Request too large for the budget: budget {budget} per {period}, "
+            f"this request needs up to {needs} (the max_tokens it asks for, or {NO_MAX_TOKENS} "
+            "when it sets none, at its dearest model's price): set a lower max_tokens."
+        )
+    if budget_held(decision):
+        budget, needs, spent, held = _amounts(
+            limits.budget or 0.0, decision.est_cost, usage.spent, usage.reserved
+        )
+        return (
+            f"Budget held by requests under way: budget {budget} per {period}, spent "
+            f"{spent}, reserved by requests under way {held}"
+            f", this request needs up to {needs}. Please try again in {wait}."
+        )
+    at = time.strftime("%Y-%m-%d %H:%M", time.gmtime(decision.now + decision.retry_after))
+    renews = f"the budget renews in {hours(decision.retry_after)}, at {at} UTC."
+    # Judged on the figures as shown: a spend settles a hair under the budget (each
+    # estimate is a bound the real cost comes in under), and reads as all of it.
+    # Spent, not held: what requests under way hold comes back as they end.
+    if usage.spent + prompt_cost > limits.budget and shown_amount(spent_or_held) < shown_amount(
+        budget
+    ):
+        budget, prompt, spent_or_held = _amounts(limits.budget, prompt_cost, used)
+        return (
+            f"This request's prompt alone would exceed what is left of the key's budget: "
+            f"budget {budget} per {period}, spent or reserved {spent_or_held}, its prompt "
+            f"may cost up to {prompt} (at its dearest model's price): send a shorter "
+            f"prompt, or wait: {renews}"
+        )
+    if shown_amount(spent_or_held) < shown_amount(budget):
+        return (
+            f"This request would exceed the key's budget: budget {budget} per {period}, "
+            f"spent or reserved {spent_or_held}, this request needs up to {needs} (its "
+            "prompt, and the most it may write: its max_tokens or max_output_tokens, or "
+            f"{NO_MAX_TOKENS} when it sets none, at its dearest model's price): ask for "
+            f"fewer tokens, or wait: {renews}"
+        )
+    return (
+        f"You exceeded your current quota: budget {budget} per {period}, "
+        f"spent or reserved {spent_or_held}, this request needs up to {needs}. "
+        f"{renews[0].upper()}{renews[1:]}"
+    )
+
+
+def _rate_message(decision: LimitDecision, prompt_tokens: int) -> str:
+    limits, usage, wait = decision.limits, decision.usage, _wait(decision.retry_after)
     if decision.refused == "tokens":
         if limits.tpm is not None and prompt_tokens > limits.tpm:
             return (

@@ -14,11 +14,10 @@ import asyncio
 import time
 from collections.abc import Awaitable
 
-from hxgw import jsonio
 from hxgw.config import KeyLimits
 from hxgw.endpoints import RESPONSES
-from hxgw.errors import BackgroundNotAllowed, KeyLimited, KeyOverBudget
-from hxgw.keys import LimitDecision, error_body, refusal_headers
+from hxgw.errors import BackgroundNotAllowed
+from hxgw.keys import refusal
 from hxgw.pipeline.context import Next, RequestContext
 from hxgw.pipeline.usage import (
     counting_limits,
@@ -76,7 +75,7 @@ async def _within_limits(
     anthropic = ctx.endpoint.dialect == "anthropic"
     if not decision.allowed or decision.reservation is None:
         prompt_cost = estimated_cost(ctx.candidates, prompt, 0) if limits.budget else 0.0
-        raise _refusal(decision, anthropic, prompt, prompt_cost)
+        raise refusal(decision, prompt, prompt_cost, anthropic=anthropic)
     ctx.limit_headers = decision.headers()
     if anthropic:
         ctx.limit_headers |= decision.anthropic_headers()
@@ -117,14 +116,3 @@ def _may_run_in_background(limits: KeyLimits) -> None:
             "yet): leave out background, or use a key without them",
             param="background",
         )
-
-
-def _refusal(
-    decision: LimitDecision, anthropic: bool, prompt: int, prompt_cost: float
-) -> KeyLimited:
-    body = error_body(decision, prompt, prompt_cost)
-    kind = KeyOverBudget if body["error"]["code"] == "insufficient_quota" else KeyLimited
-    headers = refusal_headers(decision)
-    if anthropic:
-        headers |= decision.anthropic_headers()
-    return kind(body["error"]["message"], headers=headers, body=jsonio.dumps(body))

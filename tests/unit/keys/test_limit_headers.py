@@ -3,15 +3,27 @@
 
 from __future__ import annotations
 
+import json
 import re
+from typing import Any
 
 import pytest
 
+from hxgw.errors import KeyLimited, KeyOverBudget
 from hxgw.keys.limiter_memory import MemoryLimiter
 from hxgw.keys.limits import KeyLimits, LimitDecision, duration
-from hxgw.keys.refusal import error_body, refusal_headers
+from hxgw.keys.refusal import refusal, refusal_headers
 
 NOW = 1_700_000_000.0
+
+
+def error_body(
+    decision: LimitDecision, prompt_tokens: int = 0, prompt_cost: float = 0.0
+) -> dict[str, Any]:
+    """The 429's body, as the client reads it."""
+    body: dict[str, Any] = json.loads(refusal(decision, prompt_tokens, prompt_cost,
+                                              anthropic=False).to_json())
+    return body
 
 
 async def _asking_after(budget: float, spent: tuple[float, ...], asks: float) -> LimitDecision:
@@ -110,6 +122,7 @@ async def test_the_429_for_concurrency_has_type_requests() -> None:
 
 async def test_the_429_for_a_budget_is_insufficient_quota() -> None:
     decision = await _asking_after(0.5, (0.25,), asks=0.3)
+    assert type(refusal(decision, 0, 0.0, anthropic=False)) is KeyOverBudget
     error = error_body(decision)["error"]
     assert (error["type"], error["code"]) == ("insufficient_quota", "insufficient_quota")
     assert error["message"].startswith("This request would exceed the key's budget: budget "
@@ -160,6 +173,17 @@ async def test_a_prompt_that_fits_once_requests_under_way_end_is_not_told_to_be_
     decision = await limiter.reserve("k", limits, 1, 0.6, NOW)
     message = error_body(decision, prompt_cost=0.2)["error"]["message"]
     assert "prompt alone" not in message and "ask for fewer tokens" in message, message
+
+
+async def test_a_budget_held_by_requests_under_way_is_a_rate_limit_not_a_spent_quota(
+) -> None:
+    # Code that reads insufficient_quota stops for good; room comes back as they end.
+    limiter, limits = MemoryLimiter(), KeyLimits(budget=1.0)
+    assert (await limiter.reserve("k", limits, 1, 0.7, NOW)).allowed  # under way
+    decision = await limiter.reserve("k", limits, 1, 0.5, NOW)
+    refused = refusal(decision, 0, 0.0, anthropic=False)
+    assert type(refused) is KeyLimited and refused.code == "rate_limit_exceeded"
+    assert error_body(decision)["error"]["message"].startswith("Budget held by requests under way")
 
 
 async def test_a_prompt_that_alone_costs_more_than_the_whole_budget_is_too_large() -> None:
