@@ -41,6 +41,14 @@ def _output_line(line: bytes, index: int) -> dict[str, Any]:
             "error": None}
 
 
+def _line_model(line: bytes) -> str | None:
+    try:
+        model = json.loads(line)["body"].get("model")
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return None
+    return model if isinstance(model, str) else None
+
+
 def _no_such(kind: str, ident: str, param: str | None = None) -> web.Response:
     error = {"message": f"No such {kind} object: {ident}", "type": "invalid_request_error",
              "param": param or "id", "code": None}
@@ -155,6 +163,8 @@ class FileStore:
             batch["output_file_id"] = self.add_file(output, "output.jsonl", "batch_output")["id"]
             batch["status"], batch["completed_at"] = "completed", int(time.time())
             batch["request_counts"] = {"total": len(lines), "completed": len(lines), "failed": 0}
+            # OpenAI's batch says the model that ran its lines (one for all of them).
+            batch["model"] = _line_model(lines[0]) if lines else None
             batch["usage"] = {"input_tokens": 9 * len(lines),
                               "input_tokens_details": {"cached_tokens": 0},
                               "output_tokens": 2 * len(lines),

@@ -16,6 +16,9 @@ class Price:
     output_per_mtok: float
     cache_read_per_mtok: float | None = None
     cache_write_per_mtok: float | None = None
+    batch_factor: float = 1.0
+    """What a batch's tokens cost, as a share of these prices: 0.5 where the provider
+    halves them for batches, as OpenAI, Anthropic and Google do."""
 
     @property
     def prices_cache(self) -> bool:

@@ -81,7 +81,7 @@ def read_classifier(section: Section, directory: Path) -> Path | None:
 
 def read_price(entry: Section) -> Price | None:
     """A model's `price: {input_per_mtok, output_per_mtok, cache_read_per_mtok,
-    cache_write_per_mtok}`, the last two optional."""
+    cache_write_per_mtok, batch_factor}`, the last three optional."""
     given_as = entry.raw("price")
     if not isinstance(given_as, dict):  # one problem, not one per missing field as well
         entry.report(
@@ -97,6 +97,7 @@ def read_price(entry: Section) -> Price | None:
     )
     read = section.number("cache_read_per_mtok", None, minimum=0.0)
     written = section.number("cache_write_per_mtok", None, minimum=0.0)
+    batch_factor = section.number("batch_factor", 1.0, minimum=0.0, maximum=1.0)
     if given[0] is None or given[1] is None:
         return None
     return Price(
@@ -104,11 +105,18 @@ def read_price(entry: Section) -> Price | None:
         output_per_mtok=float(given[1]),
         cache_read_per_mtok=None if read is None else float(read),
         cache_write_per_mtok=None if written is None else float(written),
+        batch_factor=float(batch_factor),
     )
 
 
 PRICE_KEYS = frozenset(
-    {"input_per_mtok", "output_per_mtok", "cache_read_per_mtok", "cache_write_per_mtok"}
+    {
+        "input_per_mtok",
+        "output_per_mtok",
+        "cache_read_per_mtok",
+        "cache_write_per_mtok",
+        "batch_factor",
+    }
 )
 
 

@@ -6,7 +6,8 @@ and before the upstream is asked:
   upstream holds would be: a key cannot tell another's objects from none;
 - what an answer makes is the key's before the client hears of it: a new file or
   batch, and a batch's output and error files (its owner's) once the batch is read
-  through the gateway. A key makes nothing while the owners' database is away;
+  through the gateway. A key makes nothing while the owners' database is away. An
+  ended batch an answer holds is billed to its owner (hxgw.pipeline.batch_usage);
 - a list shows only the key's own. The upstream's list (newest first) is read in
   pages of the largest size its API allows until the client's page is full, the list
   ends, or it reaches objects older than the key's first: at most MAX_PAGES pages
@@ -38,6 +39,7 @@ from hxgw.errors import (
     UpstreamTimeout,
 )
 from hxgw.keys.owners import Owners, OwnersUnavailable
+from hxgw.pipeline.batch_usage import Owned, bill_ended
 from hxgw.pipeline.context import Next, RequestContext
 from hxgw.pipeline.rebind import HeldIds
 from hxgw.upstream.affinity import bind, unbind
@@ -77,7 +79,7 @@ async def keep_to_owner(ctx: RequestContext, call_next: Next) -> None:
         await call_next(ctx)
         document = _document(ctx)
     try:
-        await _record(ctx, owners, mine, document)
+        owned = await _record(ctx, owners, mine, document)
     except OwnersUnavailable:
         if document is not None and (ctx.endpoint is FILE_DELETE or mine == MASTER_KEY_NAME):
             # Done upstream, and nobody loses it (the master key reaches every object).
@@ -95,6 +97,7 @@ async def keep_to_owner(ctx: RequestContext, call_next: Next) -> None:
                 key=mine,
             )
         raise
+    bill_ended(ctx, owned)
 
 
 async def _check_named(ctx: RequestContext, owners: Owners, mine: str) -> None:
@@ -183,17 +186,18 @@ def _older(item: dict[str, Any], first_made: float | None) -> bool:
 
 async def _record(
     ctx: RequestContext, owners: Owners, mine: str, document: dict[str, Any] | None
-) -> None:
+) -> list[Owned]:
     """Make what the answer (`document`, as the client gets it) made the key's, and a
-    batch's files its owner's."""
+    batch's files its owner's; the batches it holds whose owner is known."""
     if document is None or ctx.status != 200:
-        return
+        return []
     if ctx.endpoint is FILE_DELETE:
         if document.get("deleted") is not True:
-            return
+            return []
         bound, _ = ctx.named[0]
         await owners.forget(bound.target, bound.upstream_id)
-        return
+        return []
+    owned: list[Owned] = []
     new: dict[str, str] = {}  # the upstream's id -> its owner
     made = unbind(str(document.get("id"))) if ctx.endpoint.makes else None
     if made is not None:
@@ -210,6 +214,8 @@ async def _record(
             owner_of = dict.fromkeys(ids, mine)
         for batch, bound in bound_batches:
             owner = owner_of.get(bound.upstream_id)
+            if owner is not None:
+                owned.append(Owned(batch, owner, bound.target))
             for field in ("output_file_id", "error_file_id"):
                 made_file = unbind(str(batch.get(field)))
                 if owner is not None and made_file is not None:
@@ -217,6 +223,7 @@ async def _record(
     if new:
         known = await owners.of(upstream, list(new))
         await owners.record(upstream, {i: k for i, k in new.items() if i not in known})
+    return owned
 
 
 def _document(ctx: RequestContext) -> dict[str, Any] | None:

@@ -17,7 +17,7 @@ from hxgw.upstream.affinity import bind, unbind
 from tests import one_gateway
 from tests.conftest import StartGateway
 from tests.fake_upstream import FakeUpstream
-from tests.fixtures import Gateway, ledger_rows, new_key, wait_for
+from tests.fixtures import DEFAULT_MODELS, Gateway, ledger_rows, new_key, wait_for
 
 upstream, gateway = one_gateway.upstream, one_gateway.gateway
 LINES = b'{"custom_id": "a", "method": "POST", "url": "/v1/chat/completions", "body": {}}\n' * 3
@@ -153,10 +153,74 @@ async def test_reading_a_batch_and_its_output_bills_none_of_the_usage_they_hold(
     gateway = own_gateway  # it counts the ledger's rows
     *_, output = await _run_batch(gateway, fake)
     assert b'"usage": {"prompt_tokens": 9' in output
-    await wait_for(lambda: len(ledger_rows(gateway)) == 4, timeout=10)
+    await wait_for(lambda: len(ledger_rows(gateway)) == 5, timeout=10)  # the batch's own too
     billed = {r["route"]: (r["prompt_tokens"], r["completion_tokens"], r["usage_source"])
               for r in ledger_rows(gateway)}
     assert billed["batches_retrieve"] == billed["files_content"] == (0, 0, "none")
+
+
+PRICED = [{**DEFAULT_MODELS[0], "price": {"input_per_mtok": 2.0, "output_per_mtok": 8.0,
+                                          "batch_factor": 0.5}}, *DEFAULT_MODELS[1:]]
+"""alpha (upstream m-alpha) priced, its batches at half its price."""
+ALPHA_LINES = LINES.replace(b'"body": {}', b'"body": {"model": "m-alpha-2024-07-18"}')
+
+
+async def test_an_ended_batch_is_billed_once_on_its_own_row_at_its_models_batch_price(
+    start_gateway: StartGateway, fake: FakeUpstream
+):
+    gateway = await start_gateway(models=PRICED)
+    fake.files.add_file(ALPHA_LINES)
+    async with _sdk(gateway) as sdk:
+        [listed] = (await sdk.files.list()).data
+        batch = await sdk.batches.create(input_file_id=listed.id, endpoint="/v1/chat/completions",
+                                         completion_window="24h")
+        done = await sdk.batches.retrieve(batch.id)  # it ends as it is first read
+        await sdk.batches.retrieve(batch.id)
+        await sdk.batches.list()
+    await wait_for(lambda: len(ledger_rows(gateway)) == 6, timeout=10)
+    [row] = [r for r in ledger_rows(gateway) if r["request_id"].startswith("usage-of-")]
+    assert row["request_id"] == "usage-of-" + batch.id
+    assert (row["key_name"], row["route"], row["model"], row["usage_source"]) == (
+        "master", "batches", "alpha", "reported")
+    assert (row["prompt_tokens"], row["completion_tokens"]) == (27, 6)  # 3 lines of 9 and 2
+    assert row["cost"] == pytest.approx((27 * 2.0 + 6 * 8.0) / 1e6 * 0.5)
+    assert (row["started"], row["ended"]) == (done.created_at, done.completed_at)
+
+
+async def test_a_batch_is_billed_to_the_key_that_made_it_whoever_reads_it_ended(
+    start_gateway: StartGateway, fake: FakeUpstream, tmp_path: Path
+):
+    secret = new_key("sk-app")
+    gateway = await start_gateway(models=PRICED,
+                                  gateway={"auth": {"keys_file": _keys_file(tmp_path, secret)}})
+    async with openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key=secret,
+                                  max_retries=0) as app:
+        made = await app.files.create(file=("input.jsonl", ALPHA_LINES), purpose="batch")
+        batch = await app.batches.create(input_file_id=made.id, endpoint="/v1/chat/completions",
+                                         completion_window="24h")
+    async with _sdk(gateway) as sdk:
+        assert (await sdk.batches.retrieve(batch.id)).status == "completed"  # the operator's read
+    await wait_for(lambda: any(r["request_id"] == "usage-of-" + batch.id
+                               for r in ledger_rows(gateway)), timeout=10)
+    [row] = [r for r in ledger_rows(gateway) if r["request_id"] == "usage-of-" + batch.id]
+    assert (row["key_name"], row["total_tokens"]) == ("app", 33)
+
+
+async def test_a_batch_still_running_or_of_a_model_the_registry_lacks_bills_no_money(
+    own_gateway: Gateway, fake: FakeUpstream
+):
+    gateway = own_gateway
+    fake.files.add_file(LINES.replace(b'"body": {}', b'"body": {"model": "elsewhere"}'))
+    async with _sdk(gateway) as sdk:
+        [listed] = (await sdk.files.list()).data
+        batch = await sdk.batches.create(input_file_id=listed.id, endpoint="/v1/chat/completions",
+                                         completion_window="24h")
+        await wait_for(lambda: len(ledger_rows(gateway)) == 2, timeout=10)
+        assert not any(r["request_id"].startswith("usage-of-") for r in ledger_rows(gateway))
+        await sdk.batches.retrieve(batch.id)
+    await wait_for(lambda: len(ledger_rows(gateway)) == 4, timeout=10)
+    [row] = [r for r in ledger_rows(gateway) if r["request_id"].startswith("usage-of-")]
+    assert (row["model"], row["total_tokens"], row["cost"]) == ("elsewhere", 33, 0.0)
 
 
 async def test_a_batch_can_be_cancelled_and_batches_listed(gateway: Gateway, fake: FakeUpstream):
@@ -266,9 +330,12 @@ async def test_files_follow_the_header_groups_upstream_and_batches_their_files(
     assert upstream[0].files.batches == {}
 
 
-def _keys_file(tmp_path: Path, secret: str, groups: list[str]) -> str:
+def _keys_file(tmp_path: Path, secret: str, groups: list[str] | None = None) -> str:
     keys = tmp_path / "keys.yaml"
-    keys.write_text(yaml.safe_dump({"keys": [{"name": "app", "key": secret, "groups": groups}]}))
+    entry: dict[str, Any] = {"name": "app", "key": secret}
+    if groups is not None:
+        entry["groups"] = groups
+    keys.write_text(yaml.safe_dump({"keys": [entry]}))
     keys.chmod(0o600)
     return str(keys)
 

@@ -113,6 +113,25 @@ def test_a_negative_price_is_refused_as_below_zero(tmp_path: Path):
         load_config(tmp_path, ENV)
 
 
+def test_a_price_s_batch_factor_is_read_and_defaults_to_the_whole_price(tmp_path: Path):
+    halved = {"input_per_mtok": 3, "output_per_mtok": 15, "batch_factor": 0.5}
+    models = [dict(DEFAULT_MODELS[0], price=halved),
+              dict(DEFAULT_MODELS[1], price={"input_per_mtok": 1, "output_per_mtok": 2}),
+              *DEFAULT_MODELS[2:]]
+    write_config(tmp_path, "http://127.0.0.1:1", models=models)
+    config = load_config(tmp_path, ENV)
+    assert config.models["alpha"].price.batch_factor == 0.5  # type: ignore[union-attr]
+    assert config.models["beta"].price.batch_factor == 1.0  # type: ignore[union-attr]
+
+
+def test_a_batch_factor_above_one_is_refused(tmp_path: Path):
+    price = {"input_per_mtok": 3, "output_per_mtok": 15, "batch_factor": 2}
+    models = [dict(DEFAULT_MODELS[0], price=price), *DEFAULT_MODELS[1:]]
+    write_config(tmp_path, "http://127.0.0.1:1", models=models)
+    with pytest.raises(ConfigError, match=r"price.batch_factor: must be between 0.0 and 1.0, got 2$"):
+        load_config(tmp_path, ENV)
+
+
 def test_two_file_keys_with_one_name_are_refused(tmp_path: Path):
     _with_keys(tmp_path, {"name": "app", "key": "sk-app-1"}, {"name": "app", "key": "sk-app-2"})
     with pytest.raises(ConfigError, match=r"keys\[1\]\.name: 'app' is another key's"):

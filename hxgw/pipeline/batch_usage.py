@@ -1,0 +1,117 @@
+"""A batch's usage, billed once, on a row of its own, when an answer carries it ended.
+
+A batch's lines run upstream, later, each a request the gateway never sees. Once the
+batch has ended, OpenAI's batch object says what all of them used (`usage`, on batches
+made since September 2025) and which model ran them (`model`). The first answer through
+the gateway that carries the ended batch with its usage (a retrieve, a list, a cancel),
+whichever key reads it, bills it to the key that made it, as a background response is
+billed (hxgw.pipeline.background): on a row whose request id is `usage-of-` and the
+batch's id and whose start is its `created_at`, so that a later read adds nothing. The
+model is the registry's that the upstream knows by that name, priced at its
+`batch_factor`; one the registry lacks is named as the upstream says, and costs nothing.
+"""
+
+from __future__ import annotations
+
+import re
+import time
+from typing import Any, NamedTuple, TypeGuard
+
+from hxgw.config import Config, Model
+from hxgw.endpoints import BATCHES
+from hxgw.pipeline.background import BILLED_AS
+from hxgw.pipeline.context import RequestContext
+from hxgw.pipeline.reported_usage import MAX_TOKENS
+from hxgw.pipeline.usage import cost_of
+from hxgw.usage import UsageRow, Values
+
+ENDED = {
+    "completed": "completed_at",
+    "failed": "failed_at",
+    "expired": "expired_at",
+    "cancelled": "cancelled_at",
+}
+"""A batch's statuses once none of its lines runs any more, and when each was reached."""
+MOST_TOKENS = 50_000 * MAX_TOKENS
+"""The most tokens a batch is counted for: OpenAI's most lines, each at the most one
+request is counted for. A larger figure is not a count."""
+_DATED = re.compile(r"-\d{4}-\d{2}-\d{2}$")
+"""A model's snapshot date, which OpenAI's batch names (`gpt-4o-mini-2024-07-18`) where
+the registry may name the model (`gpt-4o-mini`)."""
+
+
+class Owned(NamedTuple):
+    """A batch an answer held, as the client gets it, with the key that made it."""
+
+    batch: dict[str, Any]
+    owner: str
+    upstream: str
+
+
+def bill_ended(ctx: RequestContext, owned: list[Owned]) -> None:
+    """Write the row of each ended batch of `owned` that says its usage."""
+    ledger = ctx.state.runtime.ledger
+    if ledger is None:
+        return
+    for batch, owner, upstream in owned:
+        row = batch_row(batch, owner, upstream, ctx.state.config)
+        if row is not None:
+            ledger.record_values(row)
+
+
+def batch_row(batch: dict[str, Any], owner: str, upstream: str, config: Config) -> Values | None:
+    """The row of an ended batch (as the client gets it, its id bound) that the key
+    `owner` made on `upstream`; None while it runs, or when it says no usage."""
+    status, usage, created = batch.get("status"), batch.get("usage"), batch.get("created_at")
+    if status not in ENDED or not isinstance(usage, dict) or not _number(created):
+        return None
+    prompt, completion = _tokens(usage, "input_tokens"), _tokens(usage, "output_tokens")
+    read = _tokens(usage.get("input_tokens_details"), "cached_tokens")
+    reasoning = _tokens(usage.get("output_tokens_details"), "reasoning_tokens")
+    named = batch.get("model")
+    model = _registry_model(config, upstream, named) if isinstance(named, str) else None
+    cost = 0.0
+    if model is not None and model.price is not None:
+        cost = cost_of(model, prompt, completion, min(read, prompt)) * model.price.batch_factor
+    ended = batch.get(ENDED[status])
+    return UsageRow(
+        request_id=BILLED_AS + str(batch.get("id")),
+        key_name=owner,
+        route=BATCHES.name,
+        model_group=f"upstream:{upstream}",
+        model=model.name if model is not None else named if isinstance(named, str) else None,
+        status=200,
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=prompt + completion,
+        cost=cost,
+        started=float(created),
+        ended=float(ended) if _number(ended) else time.time(),
+        usage_source="reported",
+        outcome="ok" if status == "completed" else str(status),
+        cached_tokens=min(read, prompt),
+        reasoning_tokens=min(reasoning, completion),
+    ).values()
+
+
+def _registry_model(config: Config, upstream: str, named: str) -> Model | None:
+    """The registry's model that `upstream` serves as `named` (its `upstream_model`, or
+    its own name), a snapshot of it too."""
+    undated = _DATED.sub("", named)
+    for wanted in (named, undated):
+        for model in config.models.values():
+            if model.upstream == upstream and wanted in (model.upstream_model, model.name):
+                return model
+    return None
+
+
+def _tokens(usage: object, field: str) -> int:
+    """A count of `usage`, 0 when it is not one."""
+    value = usage.get(field) if isinstance(usage, dict) else None
+    if not isinstance(value, int) or isinstance(value, bool) or value < 0:
+        return 0
+    return min(value, MOST_TOKENS)
+
+
+def _number(value: object) -> TypeGuard[int | float]:
+    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0
