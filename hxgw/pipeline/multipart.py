@@ -9,20 +9,20 @@ the `model` value; another (`ModelField.after_model`) watches the bytes after it
 
 Why not aiohttp's MultipartReader: it hands out each part's decoded content,
 not the bytes as they came, so forwarding with it means writing every part
-again (new framing, and a length known only at the end). aiohttp's own parsers
-do read the header values here (`parse_mimetype`, `parse_content_disposition`).
+again (new framing, and a length known only at the end). aiohttp's own parser
+reads the Content-Type (`parse_mimetype`); a part's head is read more strictly
+(hxgw.pipeline.form_part).
 """
 
 from __future__ import annotations
 
 import re
-import warnings
 from typing import Literal
 
 from aiohttp.helpers import parse_mimetype
-from aiohttp.multipart import BadContentDispositionHeader, parse_content_disposition
 
 from hxgw.errors import BadRequest
+from hxgw.pipeline.form_part import TOKEN, part_name
 from hxgw.pipeline.shapes import STEERING, steering
 
 MAX_BOUNDARY = 70
@@ -39,7 +39,6 @@ State = Literal["start", "delimited", "head", "content", "model", "found", "end"
 
 BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
 """RFC 2046's boundary: 1 to 70 of its characters, not ending in a space."""
-TOKEN = re.compile(r"[0-9A-Za-z!#$%&'*+\-.^_`|~]+")
 
 
 def form_boundary(content_type: str | None) -> bytes:
@@ -221,7 +220,7 @@ class ModelField:
                     raise BadRequest(f"a part head of the form is over {MAX_PART_HEAD} bytes")
                 self._searched = len(buffer)
                 return False
-        name, filename = _part_name(bytes(buffer[:end]))
+        name, filename = part_name(bytes(buffer[:end]))
         if name in STEERING:  # LiteLLM reads a form's fields as a JSON body's
             raise steering(name)
         self._pass(out, end + (2 if end == 0 else 4))
@@ -249,31 +248,3 @@ class ModelField:
         self._buffer = bytearray()
         self.state = "found"
         return False
-
-
-def _part_name(head: bytes) -> tuple[str | None, str | None]:
-    """A part's field name and file name, from its Content-Disposition (one only: of
-    two, the upstream might read the other, and name a part `model` unseen)."""
-    found: tuple[str | None, str | None] | None = None
-    for line in head.split(b"\r\n") if head else ():
-        field, colon, value = line.partition(b":")
-        if not colon:
-            raise BadRequest("a part head of the form has a line that is not a header field")
-        if field.strip().lower() == b"content-disposition":
-            if found is not None:
-                raise BadRequest("a part head of the form has more than one Content-Disposition")
-            # aiohttp warns of a value it cannot read and finds no name in it, where an
-            # upstream's parser may still read `name="model"` (a repeated parameter, a
-            # stray token): such a part could carry a model unseen, so it is refused.
-            with warnings.catch_warnings():
-                warnings.simplefilter("error", BadContentDispositionHeader)
-                try:
-                    _, params = parse_content_disposition(value.decode("utf-8", "replace").strip())
-                except BadContentDispositionHeader:
-                    raise BadRequest(
-                        "a part head of the form has a Content-Disposition that cannot be read"
-                    ) from None
-            if "name*" in params:  # RFC 5987's form, which some parsers read as the name
-                raise BadRequest("a part of the form is named with name*, not name")
-            found = params.get("name"), params.get("filename", params.get("filename*"))
-    return found or (None, None)

@@ -405,6 +405,21 @@ async def test_a_second_model_field_after_a_large_file_stops_the_upload_with_a_4
     assert "/v1/audio/transcriptions" not in fake.finished  # the upstream never had it whole
 
 
+async def test_a_part_another_parser_reads_as_a_second_model_is_a_400_before_the_upstream(
+    media: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    # aiohttp's parser reads this part as field "x"; Starlette's, upstream, as a second
+    # model, which it keeps: past the key's groups and the model's price.
+    body = (form("b", ("model", b"stt", None), ("file", SOUND, "a.wav"))[: -len(b"--b--\r\n")]
+            + b'--b\r\nContent-Disposition: form-data; name="x"\';name="model"\r\n\r\n'
+            b"o1-pro\r\n--b--\r\n")
+    async with client.post(media.url + "/v1/audio/transcriptions", data=body,
+                           headers=_form_headers(media, "b")) as resp:
+        assert resp.status == 400
+        assert "Content-Disposition" in (await resp.json())["error"]["message"]
+    assert fake.requests == []
+
+
 async def test_a_form_field_that_would_steer_litellm_is_a_400_and_never_reaches_the_upstream(
     media: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):
