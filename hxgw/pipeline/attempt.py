@@ -161,9 +161,13 @@ class Tries:
         """A status to fail over on, or the upstream refusing the gateway's key: noted, or,
         for a lone candidate, its answer passed on as it came."""
         ctx, secret = self.ctx, _upstream_key(self.ctx, model)
-        error = await error_status(
-            response, refused, model, health, token, self.blame, self.several, secret
-        )
+        try:
+            error = await error_status(
+                response, refused, model, health, token, self.blame, self.several, secret
+            )
+        except BaseException:
+            response.close()  # whatever went wrong, its connection and slot come back
+            raise
         ctx.state.runtime.metrics.upstream_errors.labels(model.name, error.kind).inc()
         self.failed.append(error)
         final = self.lone or (ctx.upload is not None and ctx.upload.consumed)

@@ -30,7 +30,7 @@ def delay(value: str | None) -> float | None:
         return int(value) if len(value) <= 10 else 1e10
     try:
         when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
+    except (TypeError, ValueError, OverflowError):  # a year past any C integer: overflow
         return None
     return when.timestamp() - time.time()
 
