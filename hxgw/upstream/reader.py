@@ -8,7 +8,8 @@ body goes to the `UpstreamResponse` as it arrives.
 An upstream is not trusted to frame its answers well. The response head is
 collected here and given to the parser whole, within `MAX_HEAD` bytes and
 `MAX_FIELDS` fields (httptools joins a header value piece by piece, which is
-quadratic in a value that arrives in many small reads). A status outside
+quadratic in a value that arrives in many small reads); a chunked body's framing
+between body bytes (its trailer above all) is held to `MAX_HEAD` too. A status outside
 100-599 and a transfer coding other than chunked are refused. A response counts
 as cleanly ended (`keep_alive`, no `_stray` bytes) only when it ended exactly
 where the bytes read ended: anything after it (a body longer than its
@@ -54,6 +55,12 @@ class ResponseReader(asyncio.Protocol):
         self._head = bytearray()
         """The response head as it arrives, until it is whole."""
         self._in_head = False
+        self._head_length = 0
+        """The head's bytes in what `_collect_head` gave the parser last."""
+        self._bodied = 0
+        """Body bytes the parser found in what it was fed last."""
+        self._framing = 0
+        """Bytes parsed since the last body byte that were no body (see data_received)."""
         self._fields = 0
         self._done = False
         """The response ended: any byte the parser sees after it is out of step."""
@@ -92,10 +99,13 @@ class ResponseReader(asyncio.Protocol):
             self.close()
             return
         self.received_any = True
+        framing = len(data)  # less the head and the body bytes, as they are parsed
         if self._in_head:
             data = self._collect_head(data)
             if not data:
                 return
+            framing = len(data) - self._head_length
+        self._bodied = 0
         try:
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
@@ -107,6 +117,18 @@ class ResponseReader(asyncio.Protocol):
             self._refuse(cause)
         except httptools.HttpParserError as exc:
             self._refuse(UpstreamProtocolError(f"the upstream sent invalid HTTP: {exc}"))
+            return
+        # Past the head, what is no body is a chunked body's framing: chunk sizes, their
+        # extensions, and the trailer, whose fields httptools joins as it does a head's.
+        framing -= self._bodied
+        self._framing = framing if self._bodied else self._framing + framing
+        if self._framing > MAX_HEAD and not self._done:
+            self._refuse(
+                UpstreamProtocolError(
+                    f"the upstream sent over {MAX_HEAD} bytes of chunk framing or trailer "
+                    "with no body between"
+                )
+            )
 
     def _collect_head(self, data: bytes) -> bytes:
         """Hold the head back until it is whole; then it goes to the parser in one piece,
@@ -130,7 +152,7 @@ class ResponseReader(asyncio.Protocol):
                 )
             return b""
         whole, self._head = bytes(head), bytearray()
-        self._in_head = False
+        self._in_head, self._head_length = False, end - begin
         return whole
 
     def _refuse(self, error: UpstreamProtocolError) -> None:
@@ -185,6 +207,7 @@ class ResponseReader(asyncio.Protocol):
             self._headers.set_result(response)
 
     def on_body(self, body: bytes) -> None:
+        self._bodied += len(body)
         if self.response is not None:
             self.response._feed(body)
 

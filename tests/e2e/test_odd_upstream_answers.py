@@ -286,6 +286,24 @@ async def test_the_trailer_fields_of_an_answer_never_reach_the_next_answer_on_it
     await _all_slots_back(gateway, client)
 
 
+async def test_an_endless_trailer_is_refused_past_the_head_s_limit_not_parsed_on(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    # httptools joins a trailer's value piece by piece, as a head's: 100 MB of it held
+    # the event loop for 11 s, every client with it.
+    raw.answers["m-gamma"] = [b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                              b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n"
+                              % (len(OK), OK) + b"X-Trailer: "]
+    raw.answers["m-gamma"] += [b"a" * 8192, 0.005] * 40  # 320 KiB, and no end
+    gateway = await start_gateway(upstream_url=raw.url)
+    with pytest.raises(aiohttp.ClientPayloadError):  # relayed as it came, then cut: told
+        await _chat(client, gateway, model="solo")
+    assert "chunk framing or trailer" in gateway.logs()
+    raw.answers["m-gamma"] = whole(b"200 OK", OK)
+    assert (await _chat(client, gateway, model="solo"))[2] == OK
+    await _all_slots_back(gateway, client)
+
+
 async def test_a_204_labelled_as_an_event_stream_reaches_the_client_without_a_body(
     start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
