@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from aiohttp import HttpVersion11 as HTTP11
 from aiohttp import web
 
 from hxgw.pipeline.client_request import ClientRequest
@@ -67,6 +68,10 @@ class Exchange(ClientRequest):
         self.response = response = web.StreamResponse(status=status, headers=headers)
         if length is not None:
             response.content_length = length
+        elif self.request.version < HTTP11:
+            # No chunked framing in HTTP/1.0: its end is the connection's. aiohttp kept
+            # the connection open all the same, and the client waited for an end.
+            response.force_close()
         self._finish_head(response)
         await response.prepare(self.request)
 

@@ -387,6 +387,19 @@ async def test_an_http_1_0_request_without_keep_alive_is_answered_then_closed(
     assert reply.header("Transfer-Encoding") is None  # HTTP/1.0 has no chunked encoding
 
 
+async def test_an_http_1_0_stream_asked_to_keep_alive_ends_by_closing_its_connection(
+    gateway: Gateway,
+):
+    # HTTP/1.0 has no chunked framing: a body of no length ends only with the connection.
+    async with connect(gateway) as conn:
+        await conn.send(chat(gateway, STREAM, version="1.0",
+                             headers={"Connection": "keep-alive"}))
+        reply = await conn.response()  # read to the connection's end
+    assert reply.status == 200 and reply.body.endswith(b"data: [DONE]\n\n")
+    assert reply.header("Content-Length") is None  # and no "Connection: keep-alive" either
+    assert "keep-alive" not in (reply.header("Connection") or "").lower()
+
+
 async def test_an_idle_keep_alive_connection_is_closed_after_the_client_idle_timeout(
     start_gateway: StartGateway,
 ):
