@@ -50,8 +50,11 @@ def relay(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
     # An encoded stream (gzip despite Accept-Encoding: identity) has no lines to align
     # to, and an error event in plain text would corrupt it: it goes as a plain body. A
     # 204 or 304 has no body, whatever its type says: an error event after its head would
-    # be read by the client as the start of its next response.
-    streaming = reply.is_event_stream() and not coding and status not in NO_BODY_STATUS
+    # be read by the client as the start of its next response. An error status is no
+    # stream either, whatever its type: its body is the upstream's error, whole.
+    streaming = (
+        reply.is_event_stream() and not coding and status < 400 and status not in NO_BODY_STATUS
+    )
     if not streaming and reply.response.at_eof():
         # The whole body came with the first read: answer it in one write.
         _whole_body(ctx, reply, reply.first_chunk)
@@ -59,23 +62,30 @@ def relay(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
     if not streaming and ctx.rebind is not None:
         return _whole_then_next(ctx, reply, ctx.rebind.max_body, call_next)
     if not streaming and _reshaped(ctx, reply):
-        return _whole_then_next(ctx, reply, MAX_ANSWER, call_next)
+        return _whole_then_next(ctx, reply, MAX_ANSWER, call_next, cut=True)
     return _relay_then_next(ctx, reply, streaming, call_next)
 
 
-async def _whole_then_next(ctx: RequestContext, reply: Reply, limit: int, call_next: Next) -> None:
+async def _whole_then_next(
+    ctx: RequestContext, reply: Reply, limit: int, call_next: Next, *, cut: bool = False
+) -> None:
     """A JSON answer whose ids are rebound, or an error put in its route's shape: read
     whole (the upstream sends it only once it is complete, so holding it costs its
     transfer time), then answered at once; a 502 past `limit`, without reading any
-    when its length says so."""
+    when its length says so. An error (`cut`) keeps its status past `limit` instead:
+    its first `limit` bytes are put in shape (its message is cut to 1,000 characters
+    anyway), and the rest is never read."""
     declared = reply.response.content_length
     too_large = UpstreamError(f"the upstream's answer is over {limit} bytes")
-    if declared is not None and declared > limit:
+    if declared is not None and declared > limit and not cut:
         raise too_large
     body = bytearray(reply.first_chunk)
     try:
         async for chunk in upstream_chunks(ctx, reply):
             body += chunk
+            if len(body) > limit and cut:
+                del body[limit:]  # its connection is closed, not reused (release)
+                break
             if len(body) > limit:
                 raise too_large
     except GatewayError as exc:

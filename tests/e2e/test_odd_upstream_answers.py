@@ -212,6 +212,38 @@ async def test_a_lone_model_s_html_error_page_reaches_the_client_in_openai_s_sha
     await _all_slots_back(gateway, client)
 
 
+async def test_an_error_labelled_as_an_event_stream_reaches_the_client_as_the_error_it_is(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    # Judged as a stream, it was cut as "ended in the middle of an event": its message
+    # lost, and a client's mistake held against the model.
+    error = b'{"error":{"message":"bad temperature","type":"invalid_request_error"}}'
+    raw.answers["m-gamma"] = [*sse(error)[:1], b"%x\r\n%s\r\n" % (len(error), error), 0.05,
+                              b"0\r\n\r\n"]
+    raw.answers["m-gamma"][0] = raw.answers["m-gamma"][0].replace(b"200 OK", b"400 Bad Request")
+    gateway = await start_gateway(upstream_url=raw.url)
+    for stream in (False, True):
+        status, _, body = await _chat(client, gateway, model="solo", stream=stream)
+        assert status == 400 and json.loads(body)["error"]["message"] == "bad temperature"
+    assert "ended the stream" not in gateway.logs()
+    await _all_slots_back(gateway, client)
+
+
+async def test_a_lone_model_s_error_page_past_64_kib_keeps_its_status_and_its_start(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    # It was a 502, which the SDKs retry, for a client's 400.
+    page = b"<html><body><h1>400 Bad Request</h1>" + b"<p>filler</p>" * 20_000 + b"</html>"
+    head = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/html\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(page))
+    raw.answers["m-gamma"] = [head + page[:1000], 0.05, page[1000:]]
+    gateway = await start_gateway(upstream_url=raw.url)
+    status, _, body = await _chat(client, gateway, model="solo")
+    assert status == 400
+    assert json.loads(body)["error"]["message"].startswith("<html><body><h1>400 Bad Request")
+    await _all_slots_back(gateway, client)
+
+
 async def test_an_upstream_s_json_error_goes_to_the_client_as_it_came(
     start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
