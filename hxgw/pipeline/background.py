@@ -29,6 +29,21 @@ BILLED_AS = "usage-of-"
 """The start of a background response's row's request id; its client id follows."""
 FINISHED = frozenset({"completed", "incomplete", "failed", "cancelled"})
 """A response's statuses once it has stopped running: its usage is its last."""
+MILLISECONDS = 10**11
+"""From it on, a time is in milliseconds (from 1973; in seconds it would be the year 5138)."""
+CLOCK_SLACK = 3600.0
+"""How far an upstream's clock and the gateway's may be apart."""
+
+
+def unix_time(value: object) -> float | None:
+    """An upstream's time (a `created_at`) as Unix seconds; None for one that is no time
+    of its making. Milliseconds, which some servers send, are read as such: the ledger
+    took 1e300, -1e18 and 2**64 as starts, which no `--since` window ever left."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return None
+    if MILLISECONDS <= value < MILLISECONDS * 1000:
+        value /= 1000
+    return float(value) if 0 < value <= time.time() + CLOCK_SLACK else None
 
 
 def background_row(ctx: RequestContext) -> Values | None:
@@ -37,8 +52,8 @@ def background_row(ctx: RequestContext) -> Values | None:
     response = background_response(ctx.rebind)
     if response is None or ctx.reply is None or ctx.key is None:
         return None
-    created = response.get("created_at")
-    if not isinstance(created, int | float) or isinstance(created, bool):
+    started = unix_time(response.get("created_at"))
+    if started is None:
         return None  # nothing to make its row's start the same each time
     usage, status = response.get("usage"), response.get("status")
     source = "reported"
@@ -70,7 +85,7 @@ def background_row(ctx: RequestContext) -> Values | None:
         completion_tokens=completion,
         total_tokens=prompt + completion,
         cost=cost_of(model, prompt, completion, read, written),
-        started=float(created),
+        started=started,
         ended=time.time(),
         usage_source=source,
         outcome="ok" if status == "completed" else str(status),

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Any, NamedTuple, TypeGuard
+from typing import Any, NamedTuple
 
 from hxgw.config import Config, Model
 from hxgw.endpoints import BATCHES
-from hxgw.pipeline.background import BILLED_AS
+from hxgw.pipeline.background import BILLED_AS, unix_time
 from hxgw.pipeline.context import RequestContext
 from hxgw.pipeline.reported_usage import MAX_TOKENS
 from hxgw.pipeline.usage import cost_of
@@ -62,8 +62,9 @@ def bill_ended(ctx: RequestContext, owned: list[Owned]) -> None:
 def batch_row(batch: dict[str, Any], owner: str, upstream: str, config: Config) -> Values | None:
     """The row of an ended batch (as the client gets it, its id bound) that the key
     `owner` made on `upstream`; None while it runs, or when it says no usage."""
-    status, usage, created = batch.get("status"), batch.get("usage"), batch.get("created_at")
-    if status not in ENDED or not isinstance(usage, dict) or not _number(created):
+    status, usage = batch.get("status"), batch.get("usage")
+    started = unix_time(batch.get("created_at"))
+    if status not in ENDED or not isinstance(usage, dict) or started is None:
         return None
     prompt, completion = _tokens(usage, "input_tokens"), _tokens(usage, "output_tokens")
     read = _tokens(usage.get("input_tokens_details"), "cached_tokens")
@@ -73,7 +74,7 @@ def batch_row(batch: dict[str, Any], owner: str, upstream: str, config: Config) 
     cost = 0.0
     if model is not None and model.price is not None:
         cost = cost_of(model, prompt, completion, min(read, prompt)) * model.price.batch_factor
-    ended = batch.get(ENDED[status])
+    ended = unix_time(batch.get(ENDED[status]))
     return UsageRow(
         request_id=BILLED_AS + str(batch.get("id")),
         key_name=owner,
@@ -85,8 +86,8 @@ def batch_row(batch: dict[str, Any], owner: str, upstream: str, config: Config) 
         completion_tokens=completion,
         total_tokens=prompt + completion,
         cost=cost,
-        started=float(created),
-        ended=float(ended) if _number(ended) else time.time(),
+        started=started,
+        ended=time.time() if ended is None else ended,
         usage_source="reported",
         outcome="ok" if status == "completed" else str(status),
         cached_tokens=min(read, prompt),
@@ -111,7 +112,3 @@ def _tokens(usage: object, field: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         return 0
     return min(value, MOST_TOKENS)
-
-
-def _number(value: object) -> TypeGuard[int | float]:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value >= 0

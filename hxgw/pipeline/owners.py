@@ -39,6 +39,7 @@ from hxgw.errors import (
     UpstreamTimeout,
 )
 from hxgw.keys.owners import Owners, OwnersUnavailable
+from hxgw.pipeline.background import CLOCK_SLACK
 from hxgw.pipeline.batch_usage import Owned, bill_ended
 from hxgw.pipeline.context import Next, RequestContext
 from hxgw.pipeline.rebind import HeldIds
@@ -50,8 +51,6 @@ LIST_WAIT = 20.0
 """Seconds spent reading the upstream's list for the first of a key's objects, and at
 most half the request's total timeout: the gateway's 504 then says why, before a page's
 read runs out of time."""
-CLOCK_SLACK = 3600.0
-"""How far the upstream's `created_at` may run behind the gateway's record of it."""
 
 log = structlog.get_logger("hxgw.pipeline.owners")
 
