@@ -50,6 +50,8 @@ def passed_headers(response: UpstreamResponse) -> dict[str, str]:
         if name is not None and name not in headers:  # the first of a repeated header
             # aiohttp writes header values as UTF-8: read as latin-1, "é" came out as "Ã©".
             headers[name] = raw_value.decode("utf-8", "replace")
+        elif name == "Content-Encoding":  # a list: the client decodes by all of it
+            headers[name] += ", " + raw_value.decode("utf-8", "replace")
     return headers
 
 

@@ -49,6 +49,15 @@ def _media_type_of(raw_value: bytes) -> str:
     return raw_value.partition(b";")[0].strip().lower().decode("latin-1")
 
 
+def _codings(before: str, value: bytes) -> str:
+    """The Content-Encoding so far (`before`) with a field's `value` added, lowercased:
+    a repeated field is one list (RFC 9110, 5.3), and identity, which changes nothing,
+    is left out of it."""
+    codings = [c for c in value.decode("latin-1").lower().replace(" ", "").split(",") if c]
+    added = ", ".join(c for c in codings if c != "identity")
+    return ", ".join(filter(None, (before, added)))
+
+
 # Asked once per spelling: an upstream sends the same names and types on every response.
 _framing_header = Memo(_framing_name, 256)
 _media_type = Memo(_media_type_of, 64)
@@ -88,7 +97,8 @@ class UpstreamResponse:
         self.transfer_coding = b""
         """The Transfer-Encoding, lowercased, its repeats joined as one list."""
         self.content_encoding = ""
-        """The Content-Encoding, lowercased; "" for none (or identity, which is none)."""
+        """The Content-Encoding, lowercased, its repeats joined as one list; "" for none
+        (or identity, which is none)."""
         self.upstream_id: str | None = None
         """The upstream's id of the request (_ID_RANKS), for the access line."""
         id_rank = len(_ID_RANKS)
@@ -101,8 +111,7 @@ class UpstreamResponse:
             elif lowered == b"content-length" and self.content_length is None:
                 self.content_length = int(value) if value.isdigit() else None
             elif lowered == b"content-encoding":
-                coding = value.strip().lower()
-                self.content_encoding = "" if coding == b"identity" else coding.decode("latin-1")
+                self.content_encoding = _codings(self.content_encoding, value)
             elif lowered == b"transfer-encoding":
                 coding = b"".join(value.lower().split())
                 self.transfer_coding += b"," + coding if self.transfer_encoded else coding

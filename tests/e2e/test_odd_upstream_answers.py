@@ -169,6 +169,27 @@ async def test_an_answer_labelled_content_encoding_identity_is_read_as_any_other
         assert (await resp.json())["id"] != "resp_1"  # bound to the model that made it
 
 
+@pytest.mark.parametrize("fields", [[b"gzip", b"identity"], [b"identity", b"gzip"]])
+async def test_a_repeated_content_encoding_reaches_the_client_whole_and_is_read_whole(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession,
+    fields: list[bytes],
+):
+    # The client had been told the first and the gateway read the last: one of them
+    # saw gzip bytes as plain, or plain bytes as gzip.
+    made = gzip.compress(b'{"id":"resp_1","object":"response","status":"completed"}')
+    extra = b"".join(b"Content-Encoding: %s\r\n" % field for field in fields)
+    raw.answers["m-gamma"] = whole(b"200 OK", made, extra=extra)
+    gateway = await start_gateway(upstream_url=raw.url)
+    async with client.post(gateway.url + "/v1/chat/completions", headers=gateway.auth,
+                           json={**CHAT, "model": "solo"}, auto_decompress=False) as resp:
+        assert resp.headers["Content-Encoding"] == b", ".join(fields).decode()
+        assert await resp.read() == made
+    async with client.post(gateway.url + "/v1/responses", headers=gateway.auth,
+                           json={"model": "solo", "input": "hi"}) as resp:
+        assert resp.status == 502  # encoded: its ids cannot be rebound, whichever came first
+    await _all_slots_back(gateway, client)
+
+
 async def test_an_upstream_header_value_in_utf8_reaches_the_client_unchanged(
     start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
