@@ -17,7 +17,7 @@ from hxgw.upstream.affinity import bind
 from tests import one_gateway
 from tests.conftest import StartGateway
 from tests.fake_upstream import FakeUpstream
-from tests.fixtures import Gateway, new_key
+from tests.fixtures import DEFAULT_MODELS, Gateway, new_key
 
 upstream, gateway = one_gateway.upstream, one_gateway.gateway
 CHAT_PATH = "/v1/chat/completions"
@@ -451,6 +451,25 @@ async def test_failover_order_takes_a_group_limited_key_only_to_models_of_its_gr
     async with client.post(gateway.url + CHAT_PATH, json={"model": "spare"},
                            headers=gateway.auth) as resp:
         assert (resp.status, resp.headers["X-HX-Model"]) == (200, "alpha")
+
+
+@pytest.mark.parametrize("model", ["chat", "gamma"])  # rewritten; passed on as it came
+async def test_a_body_nested_deeper_than_the_gateway_writes_is_a_400_whoever_it_goes_to(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream, model: str
+):
+    # A model the upstream knows by its own name gets the body as it came. So it met a
+    # parser upstream that failed with a 500 (Python's json at about 1,000 levels),
+    # held against the model.
+    models = [*DEFAULT_MODELS[:2], {**DEFAULT_MODELS[2], "upstream_model": "gamma"},
+              *DEFAULT_MODELS[3:]]
+    gateway = await start_gateway(models=models)
+    nested = "[" * 300 + "]" * 300
+    body = f'{{"model": "{model}", "messages": [], "metadata": {nested}}}'
+    async with client.post(gateway.url + CHAT_PATH, data=body,
+                           headers={**gateway.auth, "Content-Type": "application/json"}) as resp:
+        assert resp.status == 400
+        assert "nested too deeply" in (await resp.json())["error"]["message"]
+    assert fake.requests == []
 
 
 @pytest.mark.parametrize(("path", "field", "value"), [
