@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from aiohttp import web
 
 from hxgw.config import ClientKey, Model
-from hxgw.endpoints import FILES_PREFIXES, MODEL_PREFIXES, MODELS, Endpoint, client_paths
+from hxgw.endpoints import Endpoint, anthropic_client
 from hxgw.pipeline.exchange import Exchange
 from hxgw.pipeline.rebind import Rebind
 from hxgw.routing.decision import Decision
@@ -28,8 +28,6 @@ if TYPE_CHECKING:
     from hxgw.pipeline.upload import Upload
 
 
-_MODELS_PATHS = frozenset(client_paths(MODELS))
-_SHARED_PREFIXES = (*MODEL_PREFIXES, *FILES_PREFIXES)
 UNANSWERED = ("client_gone", "cancelled", "upstream_timeout")
 """The outcomes of a request the upstream had, but whose answer never came: the client
 left, a stop cut it, or the model ran out of time. The provider read its prompt (and bills
@@ -171,16 +169,12 @@ class RequestContext:
             self.outcome = "client_gone"
 
     def speaks_anthropic(self) -> bool:
-        """Whether the client is Anthropic's: on its routes, and on the models and files
-        paths, which both SDKs call, when the request says `anthropic-version`. By path,
-        not by route: a wrong method or an empty id there is that client's mistake too.
-        Its answers carry `request-id`, and the gateway's errors are in its shape."""
+        """Whether the client is Anthropic's (hxgw.endpoints.anthropic_client)."""
         if self.endpoint.dialect == "anthropic":
             return True
         if self.exchange.header("anthropic-version") is None:
             return False  # asked first: every OpenAI request is told by it alone
-        path = self.exchange.path
-        return path in _MODELS_PATHS or path.startswith(_SHARED_PREFIXES)
+        return anthropic_client(self.endpoint, self.exchange.path, says_version=True)
 
     def unanswered_by(self) -> Model | None:
         """The model that had the request when its answer never came (`UNANSWERED`): its

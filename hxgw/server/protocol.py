@@ -38,7 +38,7 @@ from hxgw.server.quota import PerAddressQuota
 from hxgw.server.refused_heads import (
     cut_short,
     head_timeout,
-    is_anthropic_path,
+    is_anthropic_client,
     other_version,
     too_long,
 )
@@ -48,6 +48,11 @@ log = structlog.get_logger("hxgw.server")
 _HTTP_1 = (HttpVersion11, HttpVersion10)
 H2_PREFACE = b"PRI * HTTP/2"
 """How a client that speaks HTTP/2 without asking first (prior knowledge) opens."""
+
+
+HEAD_KEPT = 1024
+"""The bytes of a request's head kept for its error's shape: its request line, and the
+SDKs' headers as far as Anthropic's `anthropic-version`, some 600 bytes in."""
 
 
 class GatewayConnection(RequestHandler):
@@ -62,8 +67,8 @@ class GatewayConnection(RequestHandler):
     _refused = False
     """The parser refused a request on this connection, which is closed after its answer."""
     _head_start = b""
-    """The first bytes of the newest request head: the route whose error shape a
-    request aiohttp refuses gets, as its parser keeps no part of it."""
+    """The first bytes of the newest request head (HEAD_KEPT): the route whose error
+    shape a request aiohttp refuses gets, as its parser keeps no part of it."""
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         manager = self._manager
@@ -85,9 +90,9 @@ class GatewayConnection(RequestHandler):
         # head it kept, which the rest of a large head arriving meanwhile must not replace.
         between = (body is None or body.is_eof()) and not self._refused
         if between and not self.partial_head:
-            self._head_start = data[:256]
-        elif between and len(self._head_start) < 256:  # a head that comes in pieces
-            self._head_start += data[: 256 - len(self._head_start)]
+            self._head_start = data[:HEAD_KEPT]
+        elif between and len(self._head_start) < HEAD_KEPT:  # a head that comes in pieces
+            self._head_start += data[: HEAD_KEPT - len(self._head_start)]
         count = self._request_count
         super().data_received(data)
         if self._request_count != count:
@@ -210,7 +215,7 @@ class GatewayConnection(RequestHandler):
         request_id = manager.ids.new() if isinstance(manager, GatewayServer) else "-"
         headers["Content-Type"] = "application/json"
         headers["X-Request-ID"] = request_id
-        if is_anthropic_path(self._head_start):
+        if is_anthropic_client(self._head_start):
             headers["request-id"] = request_id  # what Anthropic's SDK reads
             body = error.to_anthropic_json(request_id)
         else:

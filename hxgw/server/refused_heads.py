@@ -1,6 +1,6 @@
 """What the gateway reads of a request aiohttp's parser refused, whose head it kept only
 the first bytes of (`GatewayConnection._head_start`): the version its request line
-names, whether its path is Anthropic's API (the error shape its client reads), and a
+names, whether its client is Anthropic's (the error shape it reads), and a
 body coding cut short; and the 408 of a head that never completed, written by hand.
 """
 
@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from aiohttp.http_exceptions import ContentEncodingError
 
-from hxgw.endpoints import endpoint_for
+from hxgw.endpoints import anthropic_client, endpoint_for
 from hxgw.errors import GatewayError, HeaderTooLarge, UriTooLong
 from hxgw.pipeline.client_request import DECODED
 from hxgw.pipeline.exchange import SERVER
@@ -22,12 +22,14 @@ def other_version(head: bytes) -> str | None:
     return None
 
 
-def is_anthropic_path(head: bytes) -> bool:
-    """Whether a request line names a path of Anthropic's API, whose clients read their
-    errors in its shape."""
+def is_anthropic_client(head: bytes) -> bool:
+    """Whether a request's head (its first bytes) is from Anthropic's client, which reads
+    its errors in its shape (hxgw.endpoints.anthropic_client)."""
     method, _, rest = head.partition(b"\r\n")[0].partition(b" ")
-    path = rest.partition(b" ")[0].partition(b"?")[0]
-    return endpoint_for(method.decode("latin-1"), path.decode("latin-1")).dialect == "anthropic"
+    path = rest.partition(b" ")[0].partition(b"?")[0].decode("latin-1")
+    endpoint = endpoint_for(method.decode("latin-1"), path)
+    says_version = b"\nanthropic-version:" in head.lower()
+    return anthropic_client(endpoint, path, says_version)
 
 
 def head_timeout(headers: dict[str, str], body: bytes) -> bytes:

@@ -292,6 +292,10 @@ async def test_a_request_to_anthropic_s_api_whose_head_comes_in_pieces_gets_its_
 @pytest.mark.parametrize("head", [
     b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
     b"POST /v1/messages HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+    # The models path is Anthropic's too when the request says anthropic-version, past
+    # the headers an SDK sends first.
+    b"GET /v1/models HTTP/1.1\r\nHost: x\r\n" + b"X-Stainless-Arch: x64\r\n" * 20
+    + b"anthropic-version: 2023-06-01\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
 ])
 async def test_a_request_to_anthropic_s_api_that_cannot_be_parsed_gets_its_error_shape(
     gateway: Gateway, head: bytes
