@@ -87,27 +87,16 @@ async def _chat(client: aiohttp.ClientSession, gateway: Gateway, **body: object
         return resp.status, dict(resp.headers), await resp.read()
 
 
-async def test_a_retry_after_of_a_non_ascii_digit_is_ignored_and_the_request_fails_over(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+@pytest.mark.parametrize("value", [
+    b"\xb2",  # a digit to str.isdigit(), not to int()
+    b"Mon, 01 Jan 99999999999999999999 00:00:00 GMT",  # its parse overflows: it was a 500
+])
+async def test_a_retry_after_that_is_no_wait_is_ignored_and_the_request_fails_over(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession, value: bytes
 ):
     gateway = await start_gateway(upstream_url=raw.url)
     limited = whole(b"429 Too Many Requests", b'{"error":{"message":"slow down"}}',
-                    extra=b"Retry-After: \xb2\r\n")
-    raw.answers["m-alpha"] = raw.answers["m-gamma"] = limited
-    status, headers, _ = await _chat(client, gateway, model="chat")
-    assert (status, headers["X-HX-Model"]) == (200, "beta")
-    status, _, body = await _chat(client, gateway, model="solo")  # no other candidate
-    assert status == 429 and json.loads(body)["error"]["message"] == "slow down"
-    await _all_slots_back(gateway, client)
-    assert "Traceback" not in gateway.logs()
-
-
-async def test_a_retry_after_date_past_any_year_is_ignored_and_the_request_fails_over(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
-):
-    gateway = await start_gateway(upstream_url=raw.url)
-    limited = whole(b"429 Too Many Requests", b'{"error":{"message":"slow down"}}',
-                    extra=b"Retry-After: Mon, 01 Jan 99999999999999999999 00:00:00 GMT\r\n")
+                    extra=b"Retry-After: " + value + b"\r\n")
     raw.answers["m-alpha"] = raw.answers["m-gamma"] = limited
     status, headers, _ = await _chat(client, gateway, model="chat")
     assert (status, headers["X-HX-Model"]) == (200, "beta")
