@@ -47,20 +47,19 @@ def refusal(
     renderer gives Anthropic's clients theirs), and its headers (Anthropic's own too, for
     `anthropic`). The request's prompt alone (its estimated tokens, the most it may cost)
     tells the message whether fewer tokens asked for could let it in."""
-    kind, refused = KeyLimited, decision.refused
-    if refused == "budget" and not budget_held(decision):
-        kind, error_type, code = KeyOverBudget, "insufficient_quota", "insufficient_quota"
-    elif refused == "budget":
-        # Not a spent quota, which code reading `insufficient_quota` stops on: a wait of a
-        # second, as for too many requests at once.
-        error_type, code = "requests", "rate_limit_exceeded"
-    else:
-        error_type = "tokens" if refused == "tokens" else "requests"
-        code = "rate_limit_exceeded"
-    if refused == "budget":
+    kind: type[KeyLimited] = KeyLimited
+    code = "rate_limit_exceeded"
+    if decision.refused == "budget":
         message = _budget_message(decision, prompt_cost)
+        # Held by requests under way, it is no spent quota, which code reading
+        # `insufficient_quota` stops on: a wait of a second, as for too many at once.
+        error_type = "requests"
+        if not budget_held(decision):
+            kind, error_type = KeyOverBudget, "insufficient_quota"
+            code = error_type
     else:
         message = _rate_message(decision, prompt_tokens)
+        error_type = "tokens" if decision.refused == "tokens" else "requests"
     body = {"error": {"message": message, "type": error_type, "param": None, "code": code}}
     headers = refusal_headers(decision)
     if anthropic:

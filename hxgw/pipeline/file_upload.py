@@ -3,8 +3,8 @@
 A file names no model, so nothing in the form is rewritten: its bytes are read
 from the client only as fast as the upstream takes them, never held (up to
 `limits.max_file_bytes`, 512 MiB by default), and watched only for the fields
-that steer LiteLLM (an `api_base` would have it send its key elsewhere). With nothing kept, another
-upstream cannot be tried once the first has taken any of it.
+that steer LiteLLM (an `api_base` would have it send its key elsewhere). With
+nothing kept, another upstream cannot be tried once the first has taken any of it.
 """
 
 from __future__ import annotations
