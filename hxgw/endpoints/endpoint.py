@@ -13,6 +13,10 @@ from hxgw.upstream.affinity import Kind
 
 Dialect = Literal["openai", "anthropic"]
 """Whose API a route speaks: the key header it takes and the shape of its errors."""
+Guard = Literal["operator", "metrics"]
+"""Who may call an operator's route that shows every model, group and key: one with an
+unrestricted client key or the metrics key (`operator`); the same where `metrics.auth`
+asks it, anyone else (`metrics`)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,3 +86,5 @@ class Endpoint:
     makes: bool = False
     """Whether it makes an object upstream (a file, a batch): recorded as its key's own,
     or the key could never reach it again."""
+    guarded: Guard | None = None
+    """Who may call it, of the operator's routes; None: anyone (a probe, a monitor)."""

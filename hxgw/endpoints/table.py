@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from hxgw.config.body_limits import Family
-from hxgw.endpoints.endpoint import Endpoint, Listing, StreamEnd
+from hxgw.endpoints.endpoint import Endpoint, Guard, Listing, StreamEnd
 from hxgw.upstream.affinity import Kind
 
 _CHOICES = StreamEnd()
@@ -255,14 +255,20 @@ BY_ID: tuple[Endpoint, ...] = (
 """The routes on one object, named by the id in their path."""
 
 
-def _operator(path: str) -> Endpoint:
-    return Endpoint(name=path.removeprefix("/"), method="GET", upstream_path="", mode=None)
+def _operator(path: str, guarded: Guard | None = None) -> Endpoint:
+    return Endpoint(
+        name=path.removeprefix("/"), method="GET", upstream_path="", mode=None, guarded=guarded
+    )
 
 
 # The operator's routes; each is named by its path without the slash.
-OPERATOR: tuple[Endpoint, ...] = tuple(
-    _operator(path)
-    for path in ("/healthz", "/readyz", "/metrics", "/status", "/status.json", "/openapi.json")
+OPERATOR: tuple[Endpoint, ...] = (
+    _operator("/healthz"),
+    _operator("/readyz"),
+    _operator("/metrics", guarded="metrics"),
+    _operator("/status", guarded="operator"),  # a browser's: HTTP Basic auth too
+    _operator("/status.json", guarded="operator"),
+    _operator("/openapi.json"),
 )
 
 UNROUTED = Endpoint(name="unrouted", method="*", upstream_path="", mode=None)

@@ -10,7 +10,7 @@ The steps, in the order a proxied request meets them (module: step):
   owners: keep_to_owner (files and batches)                     transform: transform_request
   forward: forward (attempt: one candidate's try)                relay: relay
 and the ends of the other chains: models (list_models, describe_model), operator
-(answer_operator), refuse (refuse_unrouted).
+(guard_operator, answer_operator), refuse (refuse_unrouted).
 
 What the steps share: context (RequestContext, Reply, the step types), exchange (the
 client's side; its request half is client_request), failures (what a failed candidate

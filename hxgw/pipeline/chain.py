@@ -3,7 +3,8 @@
 Every step is called as `step(ctx, call_next)` and returns an awaitable: it
 reads and writes the context, runs the rest of the chain through
 `call_next(ctx)`, and fails by raising a typed `GatewayError` (rendered by
-`render_errors`); only `relay`, the models steps, `answer_operator`,
+`render_errors`); only `relay`, the models steps, the operator's steps
+(`guard_operator`, whose 401 offers two challenges, and `answer_operator`),
 `refuse_unrouted` and `render_errors` answer the client. A step with work after
 the rest of the chain is an `async def` that awaits `call_next(ctx)`; a step
 with nothing to do after it is a plain `def` that returns `call_next(ctx)`, so
@@ -49,7 +50,7 @@ from hxgw.pipeline.limits import apply_limits
 from hxgw.pipeline.loops import refuse_loops
 from hxgw.pipeline.measure import count_operator_refusals, count_unrouted, record_metrics
 from hxgw.pipeline.models import describe_model, list_models
-from hxgw.pipeline.operator import answer_operator
+from hxgw.pipeline.operator import answer_operator, guard_operator
 from hxgw.pipeline.owners import keep_to_owner
 from hxgw.pipeline.parse import parse_body
 from hxgw.pipeline.record_usage import record_usage
@@ -162,6 +163,7 @@ OPERATOR_STEPS: tuple[Step, ...] = (
     log_access,
     count_operator_refusals,  # their 401s and 403s in hxgw_requests_total
     render_errors,
+    guard_operator,  # the key /metrics and /status want
     answer_operator,  # health, readiness, metrics, status, the API document
 )
 
