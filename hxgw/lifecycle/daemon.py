@@ -208,8 +208,9 @@ class Daemon:
             changed.waiting = waiting
             if self.ssl_context is not None and config.tls is not None:
                 reread_certificate(self.ssl_context, config.tls)
-            # The swap is its last step: a failure before it leaves the old snapshot
-            # serving (with what _adopt had changed of the process's state so far).
+            # The swap is its last step but the old pools' closing: a failure before it
+            # leaves the old snapshot serving (with the routing memory, gates and gauges
+            # _adopt had set for the new one so far).
             self._adopt(snapshot)
         except ConfigError as exc:
             problems = str(exc).splitlines()
@@ -252,14 +253,14 @@ class Daemon:
         """Make `snapshot` the one new requests start on. The routing memory (health,
         breakers) is the process's: kept for the models still there, going where they went."""
         config, moved = snapshot.config, repointed(self.holder.config, snapshot.config)
-        if self.holder.started:  # the pools of the upstreams it no longer names close
-            before = self.holder.current.origins.values()
-            snapshot.client.retire(set(before) - set(snapshot.origins.values()))
+        before = self.holder.current.origins.values() if self.holder.started else ()
         self.runtime.memory.health.configure(config.routing.health, config.models, moved)
         size_gates(self.runtime.gates, config, self.descriptors)
         self.runtime.metrics.generation.set(snapshot.generation)
         self.runtime.metrics.models.configure(config.models)
         self.holder.swap(snapshot)
+        # Then the pools of the upstreams it no longer names close: nothing new uses them.
+        snapshot.client.retire(set(before) - set(snapshot.origins.values()))
 
     def _per_address(self) -> tuple[int, Callable[[str], bool]]:
         config = self.holder.config
