@@ -91,16 +91,7 @@ def load_config(
     if not models and len(problems.messages) > before:
         routing_problems = Problems()  # no models read: each name routing uses would be unknown
     upstreams = read_upstreams(top, env)
-    for model in models.values():
-        if model.upstream not in upstreams:
-            # Named, or the default one (which gateway.yaml need not list) left out.
-            named = "" if model.upstream != DEFAULT_UPSTREAM else " (where a model names none)"
-            problems.add(
-                REGISTRY,
-                f"models.{model.name}.upstream",
-                f"unknown upstream {model.upstream!r}{named}; {GATEWAY} has"
-                f" {', '.join(upstreams) or 'none'}",
-            )
+    _check_upstreams(models, upstreams, problems)
     routing = read_routing(
         Section(ROUTING, "", routing_doc, routing_problems, frozenset({"routing"})),
         models,
@@ -144,6 +135,22 @@ def load_config(
         limits_store=limits_store,
         cors_origins=cors,
     )
+
+
+def _check_upstreams(
+    models: Mapping[str, Model], upstreams: Mapping[str, object], problems: Problems
+) -> None:
+    """Report each model whose upstream gateway.yaml does not have."""
+    for model in models.values():
+        if model.upstream not in upstreams:
+            # Named, or the default one (which gateway.yaml need not list) left out.
+            named = "" if model.upstream != DEFAULT_UPSTREAM else " (where a model names none)"
+            problems.add(
+                REGISTRY,
+                f"models.{model.name}.upstream",
+                f"unknown upstream {model.upstream!r}{named}; {GATEWAY} has"
+                f" {', '.join(upstreams) or 'none'}",
+            )
 
 
 _GATEWAY_KEYS = (
