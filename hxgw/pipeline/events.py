@@ -17,7 +17,7 @@ from hxgw.endpoints import BY_ID, PROXIED, Endpoint, StreamEnd
 from hxgw.errors import GatewayError, TotalTimeout, UpstreamError, UpstreamTimeout
 from hxgw.pipeline.context import Reply, RequestContext
 from hxgw.pipeline.failed_candidate import warn
-from hxgw.pipeline.lines import HeldLine, closer
+from hxgw.pipeline.lines import HeldLine, open_closer
 from hxgw.pipeline.opening import ERROR_LINES, event_name
 from hxgw.pipeline.rendering import error_event
 from hxgw.pipeline.usage import choices
@@ -75,11 +75,17 @@ class _Final:
     naming a final event, `[DONE]` where it ends one, or the upstream's own error."""
     marks: tuple[bytes, ...]
     """The final events named by their data object's `type` (`_typed`)."""
+    typed_first: tuple[bytes, ...]
+    """How a data line starts whose object's first member is a final event's `type`,
+    as OpenAI writes them: the object's own, even in a line too long to be read whole."""
 
     @classmethod
     def of(cls, end: StreamEnd) -> _Final:
         lines = (*_named(*end.events), *(_SAID_DONE if end.done else ()), *ERROR_LINES)
-        return cls(end.events, _line_starts(lines), _typed(*end.events))
+        first = tuple(
+            data + b"{" + mark for data in (b"data:", b"data: ") for mark in _typed(*end.events)
+        )
+        return cls(end.events, _line_starts(lines), _typed(*end.events), first)
 
 
 _FINAL = {e: _Final.of(e.stream_end) for e in (*PROXIED, *BY_ID) if e.stream_end is not None}
@@ -128,7 +134,9 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
                 ctx.bytes_out += len(block)
                 lines = _data_lines(block)
                 ctx.events += lines
-                if lines and not ended:
+                # An `event:` line alone ends a stream too: its data line may be long,
+                # and come in pieces (HeldLine).
+                if not ended and (lines or b"event:" in block):
                     ended = done = ends_stream(block, endpoint)
                     if ended and failed_upstream(block):
                         # Relayed as the upstream sent it, but no success for the model.
@@ -141,7 +149,7 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
                     done = said_done(block)
                 ctx.answered = done
                 tail = (tail + block[-4:])[-4:]  # not a copy of the whole block
-                ctx.closer = closer(tail)
+                ctx.closer = open_closer(tail, block)
             if not done:
                 chunk = await anext(chunks, b"")
             else:
@@ -183,7 +191,7 @@ def _typed_end(block: bytes, final: _Final) -> bool:
     if not marks or not any(mark in block for mark in marks):
         return False
     return any(
-        event_name([line]) in final.names
+        line.startswith(final.typed_first) or event_name([line]) in final.names
         for line in block.splitlines()
         if line.startswith(b"data:") and any(mark in line for mark in marks)
     )

@@ -69,6 +69,27 @@ def closer(tail: bytes) -> bytes:
     return b"\n" if ends == 1 and tail.endswith(b"\n") else b"\n\n"
 
 
+def open_closer(tail: bytes, block: bytes) -> bytes:
+    """`closer`, for the stream whose last block of lines relayed was `block`; but an
+    event left open with no `data:` line yet (its `event:` line alone) is not ended as an
+    event, only its line: dispatched with no data, the openai SDK parses it as JSON and
+    fails (the spec drops it). The error event's own `event:` line then names it."""
+    ends = closer(tail)
+    if ends and not _open_event_has_data(block):
+        return ends[:-1]  # the line's end, not the blank line after it
+    return ends
+
+
+def _open_event_has_data(block: bytes) -> bool:
+    """Whether the event a block of lines leaves open has a `data:` line in it; one that
+    began in an earlier block is taken to, as nearly all do."""
+    start = max(block.rfind(b"\n\n"), block.rfind(b"\r\r"), block.rfind(b"\r\n\r\n"))
+    if start < 0 and not block.startswith((b"event:", b"id:", b":")):
+        return True  # a data line, or the rest of an event an earlier block began
+    rest = block[max(start, 0) :]
+    return rest.startswith(b"data:") or b"\ndata:" in rest or b"\rdata:" in rest
+
+
 def line_ends(run: bytes) -> int:
     """How many line ends a run of CRs and LFs holds: a CRLF is one."""
     return run.count(b"\r") + run.count(b"\n") - run.count(b"\r\n")

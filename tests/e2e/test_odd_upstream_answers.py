@@ -311,6 +311,56 @@ async def test_a_streamed_retrieve_that_stops_before_its_response_completes_ends
     assert b"before its final event" in events[-1]
 
 
+def _response_events(named: bool, image: bytes) -> list[bytes]:
+    """A Responses stream whose final event repeats a large image, as OpenAI's image
+    tool's does, with or without `event:` lines."""
+    made = b'"response":{"id":"resp_up1","object":"response","status":"%s","output":[%s]}'
+    created = b'{"type":"response.created","sequence_number":0,' + made % (b"in_progress", b"")
+    done = (b'{"type":"response.completed","sequence_number":1,'
+            + made % (b"completed", b'{"type":"image_generation_call","result":"' + image
+                      + b'"}') + b"}")
+    events = [(b"response.created", created + b"}"), (b"response.completed", done)]
+    return [(b"event: " + name + b"\n" if named else b"") + b"data: " + data + b"\n\n"
+            for name, data in events]
+
+
+@pytest.mark.parametrize("named", [True, False])
+async def test_a_final_event_over_a_mebibyte_ends_its_stream_whole(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession, named: bool
+):
+    # Past 1 MiB a line is passed on in pieces, none of them a whole event: the stream
+    # had been taken to end before its final event, and got an error event after it.
+    image = b"A" * (3 * 1024 * 1024)
+    stream = b"".join(_response_events(named, image))
+    head = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(stream))
+    pieces = [stream[at : at + 65536] for at in range(0, len(stream), 65536)]
+    raw.answers["m-gamma"] = [head, *(w for piece in pieces for w in (piece, 0.001))]
+    gateway = await start_gateway(upstream_url=raw.url)
+    async with client.post(gateway.url + "/v1/responses", headers=gateway.auth,
+                           json={"model": "solo", "input": "draw", "stream": True}) as resp:
+        body = await resp.read()
+    assert body.endswith(b'"}]}}\n\n') and b"event: error" not in body
+    assert image in body
+    await _all_slots_back(gateway, client)
+
+
+async def test_an_event_cut_before_its_data_line_is_not_sent_as_an_event_without_data(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    # The openai SDK parses an event without data as JSON, and fails with a
+    # JSONDecodeError where it would raise the APIError of the gateway's error event.
+    first, _ = _response_events(True, b"")
+    cut = b"event: response.output_item.added\n"
+    raw.answers["m-gamma"] = [*sse(first, cut)[:-1], 0.05, b"-"]  # then the upstream breaks
+    gateway = await start_gateway(upstream_url=raw.url)
+    async with client.post(gateway.url + "/v1/responses", headers=gateway.auth,
+                           json={"model": "solo", "input": "hi", "stream": True}) as resp:
+        body = await resp.read()
+    assert body.count(b"\n\n") == 2  # the first event, then the error event: no other
+    assert body.partition(b"\n\n")[2].startswith(cut + b"event: error\ndata: ")
+
+
 async def test_the_trailer_fields_of_an_answer_never_reach_the_next_answer_on_its_connection(
     start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):

@@ -111,3 +111,15 @@ def test_a_media_stream_ends_with_its_done_event_by_name_or_type(route: Endpoint
     assert ends_stream(b"event: " + name + b'\ndata: {"type":"' + name + b'"}\n\n', route)
     assert ends_stream(b'data: {"type":"' + name + b'","usage":{}}\n\n', route)
     assert not ends_stream(b'data: {"type":"transcript.text.delta","delta":"x"}\n\n', route)
+
+
+def test_the_first_piece_of_a_final_line_too_long_to_hold_ends_a_responses_stream():
+    piece = b'data: {"type":"response.completed","sequence_number":9,"response":{"output":"AAAA'
+    assert ends_stream(piece, RESPONSES)
+
+
+def test_a_final_type_deeper_in_a_piece_is_not_taken_for_the_object_s_own():
+    # A client's metadata, which the response echoes, in a line too long to read whole.
+    piece = b'data: {"type":"response.in_progress","response":{"metadata":{"type":"response.' \
+            b'completed","x":"AAAA'
+    assert not ends_stream(piece, RESPONSES)

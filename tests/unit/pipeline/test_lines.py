@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from hxgw.pipeline.lines import MAX_HELD_LINE, HeldLine, closer
+from hxgw.pipeline.lines import MAX_HELD_LINE, HeldLine, closer, open_closer
 
 LINE = b'data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n'
 
@@ -53,3 +53,23 @@ def test_an_empty_read_holds_nothing():
         "a-cr-maybe-half-a-crlf", "a-line's-end", "two-crs"])
 def test_closer_ends_the_event_left_open(tail: bytes, end: bytes):
     assert closer(tail) == end
+
+
+@pytest.mark.parametrize(("block", "end"), [
+    (LINE + b"event: response.created\n", b""),  # its line ended: nothing
+    (LINE + b"event: response.crea", b"\n"),  # only its line's end
+    (b"event: response.created\n", b""),
+    (b"id: 7\r\nevent: x\r\n", b""),
+])
+def test_an_event_left_open_before_its_data_line_is_not_ended_as_an_event(
+    block: bytes, end: bytes
+):
+    # Dispatched with no data, the openai SDK parses it as JSON and fails.
+    assert open_closer(block[-4:], block) == end
+
+
+@pytest.mark.parametrize("block", [
+    LINE + b"event: x\ndata: {\"a\":", LINE + b'data: {"a":1}\n', b'data: {"a":1}\n', b"1}\n",
+])
+def test_an_event_left_open_with_its_data_line_is_ended_as_an_event(block: bytes):
+    assert open_closer(block[-4:], block) == closer(block[-4:]) != b""
