@@ -28,7 +28,7 @@ from hxgw.pipeline.attempt import Tries
 from hxgw.pipeline.context import Next, Reply, RequestContext
 from hxgw.pipeline.failures import all_failed
 from hxgw.pipeline.sending import request_headers
-from hxgw.pipeline.usage import LEFT
+from hxgw.usage.schema import LEFT
 
 
 async def forward(ctx: RequestContext, call_next: Next) -> None:

@@ -8,8 +8,9 @@ import time
 
 from hxgw.pipeline.background import background_row
 from hxgw.pipeline.context import Next, RequestContext
-from hxgw.pipeline.usage import LEFT, used
+from hxgw.pipeline.usage import used
 from hxgw.usage import Values
+from hxgw.usage.schema import LEFT
 
 
 async def record_usage(ctx: RequestContext, call_next: Next) -> None:

@@ -21,6 +21,7 @@ from hxgw.pipeline.context import RequestContext, Source, Used
 from hxgw.pipeline.rebind import background_response
 from hxgw.pipeline.reported_usage import MAX_TOKENS, reported_parts, reported_tokens
 from hxgw.routing.prompt_size import measure
+from hxgw.usage.schema import LEFT
 
 BYTES_PER_TOKEN = 4
 """A request body's bytes per prompt token: OpenAI's rule of thumb for English, and an
@@ -39,8 +40,6 @@ DEFAULT_COMPLETION = 256
 
 
 NOTHING = Used(0, 0, 0.0, "none")
-LEFT = ("client_gone", "client_stalled")
-"""The outcomes of an answer the client did not take whole: it left, or read no more."""
 
 
 def used(ctx: RequestContext) -> Used:

@@ -65,10 +65,12 @@ MIGRATIONS = (
     ),
 )
 
-FAILED = "outcome <> 'client_gone' AND (status >= 400 OR outcome <> 'ok')"
+LEFT = ("client_gone", "client_stalled")
+"""The outcomes of an answer the client did not take whole: it left, or read no more."""
+FAILED = f"outcome NOT IN {LEFT!r} AND (status >= 400 OR outcome <> 'ok')"
 """SQL true of a row whose request failed: an error status, or a 200 whose stream the
-upstream broke off. A client that left has not failed, whenever it left: before the
-first byte its row's status is 499."""
+upstream broke off. A client that left, or stopped reading, has not failed, whenever
+it did: before the first byte its row's status is 499."""
 
 # A row already there stays: replaying a spooled batch that had partly committed before
 # the store went away adds each row once. Unless it was an estimate and this one says what

@@ -82,10 +82,10 @@ def test_errors_count_a_stream_the_upstream_broke_off_not_one_the_client_left(
     database: Database, tmp_path: Path
 ):
     _fill(database, tmp_path, [row(0, outcome="upstream_reset"), row(1, outcome="client_gone"),
-                               row(2)])
+                               row(2), row(3, outcome="client_stalled")])
     with database.connect() as connection:
         (alice,) = totals(connection, since=T0, by="key")
-    assert (alice.requests, alice.errors) == (3, 1)
+    assert (alice.requests, alice.errors) == (4, 1)
 
 
 def test_the_median_latency_leaves_out_requests_no_model_answered(
