@@ -6,7 +6,7 @@ The steps, in the order a proxied request meets them (module: step):
   record_usage: record_usage        rendering: render_errors    auth: authenticate
   parse: parse_body (form: read_form, file_upload: take_file for uploads)
   route: route (affinity: follow_previous, bind_to_origin; held: choose_upstream for
-  files and batches)                limits: apply_limits
+  files and batches)                file_refs: unbind_files     limits: apply_limits
   owners: keep_to_owner (files and batches)                     transform: transform_request
   forward: forward (attempt: one candidate's try)                relay: relay
 and the ends of the other chains: models (list_models, describe_model), operator

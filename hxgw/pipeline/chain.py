@@ -42,6 +42,7 @@ from hxgw.pipeline.access_log import log_access
 from hxgw.pipeline.affinity import bind_to_origin, follow_previous
 from hxgw.pipeline.auth import authenticate
 from hxgw.pipeline.context import Next, RequestContext, Step
+from hxgw.pipeline.file_refs import unbind_files
 from hxgw.pipeline.file_upload import take_file
 from hxgw.pipeline.form import read_form
 from hxgw.pipeline.forward import forward
@@ -76,6 +77,7 @@ PROXY_STEPS: tuple[Step, ...] = (
     *API_FRONT,
     parse_body,  # size limit, JSON object, model/stream fields
     route,  # group or pinned model -> ordered candidates
+    unbind_files,  # a file the body names -> the upstream's id, and that upstream's models
     apply_limits,  # the key's limits: reserve now, reconcile when it ends
     transform_request,  # per-model body rewrites, encoded lazily
     forward,  # failover over candidates until one produces a first byte
@@ -87,6 +89,7 @@ RESPONSES_STEPS: tuple[Step, ...] = (
     parse_body,
     route,
     follow_previous,  # a follow-up goes to the model that made its previous response
+    unbind_files,
     apply_limits,
     transform_request,
     forward,
