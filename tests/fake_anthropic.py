@@ -25,9 +25,11 @@ CACHED_TOKENS = 2048
 """What a request with a `cache_control` block reads from the prompt cache, as Anthropic
 reports it: beside `input_tokens`, which counts only the rest of the prompt."""
 _ERRORS = {
-    400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-    404: "not_found_error", 429: "rate_limit_error", 500: "api_error", 529: "overloaded_error",
+    400: "invalid_request_error", 401: "authentication_error", 402: "billing_error",
+    403: "permission_error", 404: "not_found_error", 413: "request_too_large",
+    429: "rate_limit_error", 500: "api_error", 504: "timeout_error", 529: "overloaded_error",
 }
+"""Anthropic's error types by status (its API reference's errors page)."""
 
 
 def anthropic_error(status: int, message: str | None = None,

@@ -300,10 +300,11 @@ class FakeUpstream:
                 await response.write_eof()
                 return response
             for index in range(count):  # as OpenAI: one choice a chunk, the choices in turn
+                choice = _chunk_choice(legacy, word if i == 0 else " " + word, None, index)
+                if i == 0 and not legacy:  # the role, with the first text, as LiteLLM sends
+                    choice["delta"] = {"role": "assistant", **choice["delta"]}
                 chunk = {"id": "fake-1", "object": kind, "created": CREATED,
-                         "model": body.get("model"), "choices": [
-                             _chunk_choice(legacy, word if i == 0 else " " + word, None, index)],
-                         **usage_field}
+                         "model": body.get("model"), "choices": [choice], **usage_field}
                 await response.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
             if i == 0 and how.gate is not None:
                 await how.gate.wait()
@@ -403,7 +404,11 @@ class FakeUpstream:
             vector = base64.b64encode(struct.pack("<8f", *vector)).decode()
         data = [{"object": "embedding", "index": i, "embedding": vector}
                 for i, _ in enumerate(texts)]
-        return web.json_response({"object": "list", "data": data, "model": body.get("model")})
+        # As the real API, always: a token a word here (a token id one).
+        tokens = sum(len(t.split()) if isinstance(t, str) else 1 for t in texts) or 1
+        usage = {"prompt_tokens": tokens, "total_tokens": tokens}
+        return web.json_response({"object": "list", "data": data, "model": body.get("model"),
+                                  "usage": usage})
 
     async def _models(self, request: web.Request) -> web.Response:
         # Kept apart from `requests`: the gateway's readiness probe asks for this list too.
