@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import openai
 import pytest
 
@@ -38,6 +40,45 @@ async def test_sdk_streaming_with_usage(gateway: Gateway):
                 usage = chunk.usage
     assert "".join(pieces) == "Hello there from the fake upstream"
     assert usage is not None and usage.completion_tokens == 6
+
+
+def _tool_call_stream() -> bytes:
+    """Two tool calls streamed in pieces, as OpenAI streams parallel calls: each opens with
+    its id and name, then its arguments a few characters a chunk."""
+    calls = [(0, {"id": "call_a", "type": "function",
+                  "function": {"name": "get_weather", "arguments": ""}}),
+             (0, {"function": {"arguments": '{"city": "Par'}}),
+             (0, {"function": {"arguments": 'is"}'}}),
+             (1, {"id": "call_b", "type": "function",
+                  "function": {"name": "get_time", "arguments": ""}}),
+             (1, {"function": {"arguments": '{"tz": "CET"}'}})]
+    chunks = [{"role": "assistant", "content": None, "tool_calls": [{"index": 0, **calls[0][1]}]},
+              *({"tool_calls": [{"index": i, **call}]} for i, call in calls[1:])]
+    lines = [{"id": "chatcmpl-1", "object": "chat.completion.chunk", "created": 1,
+              "model": "m-alpha", "choices": [{"index": 0, "delta": delta, "logprobs": None,
+                                               "finish_reason": None}]} for delta in chunks]
+    lines.append({**lines[0], "choices": [{"index": 0, "delta": {}, "logprobs": None,
+                                           "finish_reason": "tool_calls"}]})
+    return b"".join(b"data: " + json.dumps(line).encode() + b"\n\n" for line in lines) \
+        + b"data: [DONE]\n\n"
+
+
+async def test_sdk_streams_parallel_tool_calls_whole_however_the_upstream_cuts_them(
+    gateway: Gateway, fake: FakeUpstream
+):
+    stream = _tool_call_stream()
+    fake.behave("m-alpha", script=tuple((0.002, stream[at : at + 37])
+                                        for at in range(0, len(stream), 37)))
+    async with _client(gateway) as client, client.chat.completions.stream(
+        model="chat", messages=[{"role": "user", "content": "weather and time?"}],
+    ) as events:
+        final = await events.get_final_completion()
+    choice = final.choices[0]
+    assert choice.finish_reason == "tool_calls"
+    calls = [(c.id, c.function.name, json.loads(c.function.arguments))
+             for c in choice.message.tool_calls or []]
+    assert calls == [("call_a", "get_weather", {"city": "Paris"}),
+                     ("call_b", "get_time", {"tz": "CET"})]
 
 
 async def test_sdk_sees_a_mid_stream_failure_as_an_api_error(gateway: Gateway, fake: FakeUpstream):
