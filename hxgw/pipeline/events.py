@@ -138,7 +138,7 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
                 # and come in pieces (HeldLine).
                 if not ended and (lines or b"event:" in block):
                     ended = done = ends_stream(block, endpoint)
-                    if ended and failed_upstream(block):
+                    if ended and failed_upstream(_through_final(block, _FINAL[endpoint])):
                         # Relayed as the upstream sent it, but no success for the model.
                         said = UpstreamError("the upstream ended the stream with an error event")
                         mark_failed(ctx, reply, said, kind="stream_error")
@@ -182,6 +182,22 @@ def ends_stream(block: bytes, endpoint: Endpoint) -> bool:
     (one of those with a StreamEnd)."""
     final = _FINAL[endpoint]
     return _has_line(block, final.lines) or _typed_end(block, final)
+
+
+def _through_final(block: bytes, final: _Final) -> bytes:
+    """`block` to the end of the line that ends the stream: an error event past it is
+    past the whole answer (the client has it), no failure of the model's. Whole when
+    the line is a data object's `type` (`_typed_end`), not looked for here."""
+    first, within = final.lines
+    if block.startswith(first):
+        at = 0
+    else:
+        found = [i for start in within if (i := block.find(start)) >= 0]
+        if not found:
+            return block
+        at = min(found) + 1
+    ends = [i for i in (block.find(b"\n", at), block.find(b"\r", at)) if i >= 0]
+    return block[: min(ends, default=len(block))]
 
 
 def _typed_end(block: bytes, final: _Final) -> bool:

@@ -324,6 +324,20 @@ def _response_events(named: bool, image: bytes) -> list[bytes]:
             for name, data in events]
 
 
+async def test_an_error_event_after_done_in_the_same_read_is_no_failure_of_the_answer(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    # The client has the whole answer; it had been logged, and counted, as a model's failure.
+    content = b'data: {"choices":[{"index":0,"delta":{"content":"A"},"finish_reason":null}]}\n\n'
+    raw.answers["m-gamma"] = sse(content, b'data: [DONE]\n\ndata: {"error":{"message":"late"}}\n\n')
+    gateway = await start_gateway(upstream_url=raw.url)
+    status, _, body = await _chat(client, gateway, model="solo", stream=True)
+    assert status == 200 and body.startswith(content + b"data: [DONE]\n\n")
+    await asyncio.sleep(0.2)  # the access line comes after the answer
+    assert "ended the stream with an error event" not in gateway.logs()
+    assert "outcome=ok" in gateway.logs()
+
+
 @pytest.mark.parametrize("named", [True, False])
 async def test_a_final_event_over_a_mebibyte_ends_its_stream_whole(
     start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession, named: bool
