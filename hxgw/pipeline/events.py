@@ -81,7 +81,11 @@ class _Final:
 
     @classmethod
     def of(cls, end: StreamEnd) -> _Final:
-        lines = (*_named(*end.events), *(_SAID_DONE if end.done else ()), *ERROR_LINES)
+        # The upstream's own error ends OpenAI's streams, as `event: error` (among its
+        # events) or as a data object; not Anthropic's, whose events all have names: a
+        # nameless `data: {"error"` (LiteLLM's, from a broken stream) is no end of it,
+        # and the client must get the gateway's error event.
+        lines = (*_named(*end.events), *((*_SAID_DONE, *ERROR_LINES) if end.done else ()))
         first = tuple(
             data + b"{" + mark for data in (b"data:", b"data: ") for mark in _typed(*end.events)
         )

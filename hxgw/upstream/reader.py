@@ -83,6 +83,7 @@ class ResponseReader(asyncio.Protocol):
         self.keep_alive = False
         self.response = None
         self._fields = 0  # a trailer's fields counted on the last response
+        self._framing = 0  # and its framing
         self._until_close = False
         self._in_head, self._done = True, False
         self._headers = loop.create_future()
@@ -110,11 +111,13 @@ class ResponseReader(asyncio.Protocol):
             self.parser.feed_data(data)
         except httptools.HttpParserUpgrade:
             self._refuse(UpstreamProtocolError("the upstream tried to switch protocols"))
+            return
         except httptools.HttpParserCallbackError as exc:
             cause = exc.__context__
             if not isinstance(cause, UpstreamProtocolError):
                 cause = UpstreamProtocolError(f"the upstream sent invalid HTTP: {exc}")
             self._refuse(cause)
+            return
         except httptools.HttpParserError as exc:
             self._refuse(UpstreamProtocolError(f"the upstream sent invalid HTTP: {exc}"))
             return

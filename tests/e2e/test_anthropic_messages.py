@@ -96,6 +96,24 @@ async def test_every_model_overloaded_in_its_stream_is_an_overloaded_error_not_a
     assert "every candidate model is overloaded: alpha, beta" in raised.value.message
 
 
+async def test_a_stream_litellm_breaks_with_a_nameless_error_line_raises_in_the_sdk(
+    gateway: Gateway, fake: FakeUpstream
+):
+    # LiteLLM ends a broken /v1/messages stream with `data: {"error": ...}` and no event
+    # name, which Anthropic's SDK skips: the gateway's own error event must follow it, or
+    # the client takes the cut message for a whole one.
+    delta = (b'event: content_block_start\ndata: {"type":"content_block_start","index":0,'
+             b'"content_block":{"type":"text","text":""}}\n\n'
+             b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+             b'"delta":{"type":"text_delta","text":"Hel"}}\n\n')
+    fake.behave("m-alpha", script=((0.0, MESSAGE_START), (0.05, delta),
+                                   (0.05, b'data: {"error": {"message": "boom"}}\n\n')))
+    async with _sdk(gateway) as sdk:
+        with pytest.raises(anthropic.APIError):
+            async with sdk.messages.stream(model="alpha", max_tokens=64, messages=HI) as stream:
+                await stream.get_final_message()
+
+
 async def test_anthropic_s_rate_limit_headers_reach_the_client_but_its_organization_not(
     gateway: Gateway, fake: FakeUpstream, client: aiohttp.ClientSession
 ):

@@ -410,6 +410,19 @@ async def test_an_endless_trailer_is_refused_past_the_head_s_limit_not_parsed_on
     await _all_slots_back(gateway, client)
 
 
+async def test_trailers_under_the_limit_on_one_connection_do_not_add_up_to_a_refusal(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    # The count of framing bytes had carried over from one answer to the next.
+    trailer = b"0\r\nX-Trailer: " + b"a" * 30_000 + b"\r\n\r\n"
+    head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
+    raw.answers["m-gamma"] = [head, 0.01, trailer[:-4], 0.01, trailer[-4:]]  # an empty body
+    gateway = await start_gateway(upstream_url=raw.url)
+    for _ in range(4):  # on one kept-alive connection
+        assert (await _chat(client, gateway, model="solo"))[::2] == (200, b"")
+    await _all_slots_back(gateway, client)
+
+
 async def test_a_204_labelled_as_an_event_stream_reaches_the_client_without_a_body(
     start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):

@@ -123,3 +123,9 @@ def test_a_final_type_deeper_in_a_piece_is_not_taken_for_the_object_s_own():
     piece = b'data: {"type":"response.in_progress","response":{"metadata":{"type":"response.' \
             b'completed","x":"AAAA'
     assert not ends_stream(piece, RESPONSES)
+
+
+def test_a_nameless_error_line_does_not_end_a_messages_stream():
+    # LiteLLM's, from a broken stream: the client must get the gateway's error event.
+    assert not ends_stream(b'data: {"error": {"message": "boom"}}\n\n', MESSAGES)
+    assert ends_stream(b'event: error\ndata: {"type": "error"}\n\n', MESSAGES)
