@@ -9,16 +9,23 @@ to aiohttp.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import Mapping
 
 from aiohttp import HttpVersion11 as HTTP11
 from aiohttp import web
 
+from hxgw.errors import GatewayError
 from hxgw.pipeline.client_request import ClientRequest
 from hxgw.pipeline.cors import cors_headers
 from hxgw.pipeline.whole_response import WholeResponse, plain_answer
 
 SERVER = "hxgw"
+
+
+DISCARDED_MOST = 64 * 1024 * 1024
+"""The most of a body no step read that is decoded to be dropped (`discard_unread`)."""
 
 
 class Exchange(ClientRequest):
@@ -98,6 +105,27 @@ class Exchange(ClientRequest):
         assert self.response is not None
         await self.response.write_eof()
         self.ended = True
+
+    async def discard_unread(self, idle: float, within: float) -> None:
+        """Read a compressed body no step read to its end, decoded and dropped: the
+        client, still sending, then reads its answer on a connection that stays in step
+        (closed on unread bytes, the socket resets, and httpx loses the answer). Past
+        DISCARDED_MOST bytes or `within` seconds the rest is left unread and the
+        connection closed: aiohttp would decode it all to discard it after the answer (a
+        gzip body of 2 MB that inflates to 2 GB held the event loop for seconds, no key
+        needed)."""
+        read = 0
+        with contextlib.suppress(GatewayError, TimeoutError):
+            async with asyncio.timeout(within):
+                while chunk := await self.read_some(idle):
+                    read += len(chunk)
+                    if read > DISCARDED_MOST:
+                        break
+                else:
+                    return  # all of it, kept in step
+        self.leave_unread()
+        assert self.response is not None
+        self.response.force_close()
 
     def abort(self) -> None:
         """Cut the connection: the client must see the body as incomplete."""

@@ -58,6 +58,6 @@ class Dispatcher:
             exchange.respond(exc.status, {"Content-Type": "application/json"}, exc.to_json())
         assert exchange.response is not None
         if "Content-Encoding" in request.headers and not request.content.is_eof():
-            exchange.leave_unread()  # a compressed body no step read (a 401, /healthz)
-            exchange.response.force_close()
+            limits = snapshot.config.limits  # a compressed body no step read (a 401)
+            await exchange.discard_unread(limits.client_idle_timeout, limits.body_timeout)
         return exchange.response

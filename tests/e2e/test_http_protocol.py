@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import gzip
 import json
+import os
 import signal
 import time
 from collections.abc import AsyncIterator
@@ -18,6 +19,7 @@ from email.utils import parsedate_to_datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests import one_gateway
@@ -541,13 +543,27 @@ async def test_a_compressed_body_no_route_reads_is_left_unread_and_its_connectio
     gateway: Gateway,
 ):
     # aiohttp would inflate it to discard it: 2 GB from 2 MB, on the event loop, no key.
-    bomb = gzip.compress(bytes(64 * 1024 * 1024), compresslevel=9)
+    bomb = gzip.compress(bytes(128 * 1024 * 1024), compresslevel=9)  # past what is read
     async with connect(gateway) as conn:
         await conn.send(request("GET", "/healthz", body=bomb,
                                 headers={"Content-Encoding": "gzip"}))
         reply = await conn.response()
         assert reply.status == 200 and reply.closes
         await conn.assert_closed()
+
+
+async def test_a_401_to_a_large_compressed_upload_reaches_an_sdk_s_http_library(
+    gateway: Gateway,
+):
+    # httpx, under both Python SDKs, sends the whole body before it reads: closed on the
+    # bytes still coming, the connection reset, and it lost the 401 to a ReadError.
+    body = gzip.compress(os.urandom(8 * 1024 * 1024), compresslevel=1)
+    headers = {"Authorization": "Bearer sk-wrong-but-long-enough-1234", "Content-Encoding": "gzip",
+               "Content-Type": "application/json"}
+    async with httpx.AsyncClient() as client:
+        for _ in range(2):  # and again on the same connection
+            answer = await client.post(gateway.url + CHAT_PATH, content=body, headers=headers)
+            assert answer.status_code == 401
 
 
 async def test_an_undecodable_body_no_route_reads_logs_no_traceback(gateway: Gateway):
