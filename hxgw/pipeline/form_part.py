@@ -44,12 +44,23 @@ _ESCAPED = re.compile(r"\\(.)")
 
 def _disposition(value: str) -> dict[str, str]:
     """The parameters of a Content-Disposition (names lowercased, values unquoted), read
-    by RFC 6266's grammar and nothing looser. Parsers read a malformed value each their
-    own way (a stray quote, a token after a value, a repeated parameter): where aiohttp's
-    found another field, Starlette's had read a second `name="model"`, the one an
-    upstream keeps. So anything but the grammar, a repeated parameter, and a backslash in
-    a name (which parsers unescape alike only in part) are refused."""
+    by RFC 6266's grammar; or, for a value that strays from it, what every way parsers
+    read one agrees on (`_agreed`). Parsers read a malformed value each their own way (a
+    stray quote, a token after a value, a repeated parameter): where aiohttp's found
+    another field, Starlette's had read a second `name="model"`, the one an upstream
+    keeps. So a repeated parameter, and a backslash in a name (which parsers unescape
+    alike only in part), are refused, and a value read two ways."""
     refused = BadRequest("a part head of the form has a Content-Disposition that cannot be read")
+    try:
+        return _strict(value, refused)
+    except BadRequest:
+        agreed = _agreed(value)
+        if agreed is None:
+            raise
+        return agreed
+
+
+def _strict(value: str, refused: BadRequest) -> dict[str, str]:
     found = _DISPOSITION.match(value)
     if found is None:
         raise refused
@@ -67,3 +78,23 @@ def _disposition(value: str) -> dict[str, str]:
     if not _END.fullmatch(value, at):
         raise refused
     return params
+
+
+def _agreed(value: str) -> dict[str, str] | None:
+    """A value off the grammar only in its file name, as clients write some (node's
+    form-data leaves its quotes, browsers and curl a final backslash): a plain `name`
+    first, then `filename` last, whose text has nothing any parser could take for
+    another name. None for any other."""
+    found = _FILE_PART.fullmatch(value)
+    if found is None or _NAMED.search(found[2]):
+        return None
+    return {"name": found[1], "filename": found[2]}
+
+
+_FILE_PART = re.compile(
+    r'[ \t]*form-data[ \t]*;[ \t]*name[ \t]*=[ \t]*"([^"\\;\r\n]*)"[ \t]*;'
+    r'[ \t]*filename[ \t]*=[ \t]*"([^\r\n]*)"[ \t]*',
+    re.IGNORECASE,
+)
+_NAMED = re.compile(r"name[ \t]*\*?[ \t]*=", re.IGNORECASE)
+"""What a parser needs to find a `name` parameter (or `name*`) in a text."""

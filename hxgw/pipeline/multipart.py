@@ -23,7 +23,7 @@ from aiohttp.helpers import parse_mimetype
 
 from hxgw.errors import BadRequest
 from hxgw.pipeline.form_part import TOKEN, part_name
-from hxgw.pipeline.shapes import STEERING, steering
+from hxgw.pipeline.shapes import FILE_ROUTING, STEERING, steering
 
 MAX_BOUNDARY = 70
 """RFC 2046's longest boundary."""
@@ -84,6 +84,7 @@ class ModelField:
         "_dash",
         "_delimiter",
         "_finds_model",
+        "_refused",
         "_searched",
         "first_at",
         "rest",
@@ -106,6 +107,7 @@ class ModelField:
         self.value: bytes | None = None
         self.rest = b""
         self._finds_model = True
+        self._refused = STEERING
 
     @classmethod
     def after_model(cls, boundary: bytes) -> ModelField:
@@ -119,9 +121,9 @@ class ModelField:
     @classmethod
     def watching(cls, boundary: bytes) -> ModelField:
         """A scanner for a whole form that names no model (a file's): it only refuses
-        the fields that steer LiteLLM."""
+        the fields that steer LiteLLM, its files' too (FILE_ROUTING)."""
         scanner = cls(boundary)
-        scanner._finds_model = False
+        scanner._finds_model, scanner._refused = False, STEERING | FILE_ROUTING
         return scanner
 
     def feed(self, data: bytes) -> bytes:
@@ -221,7 +223,7 @@ class ModelField:
                 self._searched = len(buffer)
                 return False
         name, filename = part_name(bytes(buffer[:end]))
-        if name in STEERING:  # LiteLLM reads a form's fields as a JSON body's
+        if name in self._refused:  # LiteLLM reads a form's fields as a JSON body's
             raise steering(name)
         self._pass(out, end + (2 if end == 0 else 4))
         if name == "model" and filename is not None:

@@ -42,11 +42,16 @@ STEERING = frozenset(
         "base_url",
         "api_key",
         "api_version",
+        "custom_llm_provider",
     }
 )
-"""The fields by which LiteLLM lets a request choose other models, deployments or
-endpoints than its own: passed on, they would take a key limited to some groups to any
-model LiteLLM serves, billed at the price of the one it named. The gateway routes."""
+"""The fields by which LiteLLM lets a request choose other models, deployments,
+providers or endpoints than its own: passed on, they would take a key limited to some
+groups to any model LiteLLM serves, billed at the price of the one it named. The gateway
+routes."""
+FILE_ROUTING = frozenset({"target_model_names", "target_storage"})
+"""The fields by which LiteLLM's `/v1/files` puts a file in another deployment's account
+or store than the upstream the gateway chose (`custom_llm_provider` too, in STEERING)."""
 
 
 def check_shape(endpoint: Endpoint, body: dict[str, Any]) -> None:

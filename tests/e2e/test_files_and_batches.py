@@ -60,16 +60,22 @@ async def test_a_file_over_the_files_limit_gets_413_that_says_the_limit(
     assert fake.files.files == {}
 
 
-async def test_a_file_upload_with_a_field_that_would_steer_litellm_is_a_400(
-    gateway: Gateway, fake: FakeUpstream
-):
+@pytest.mark.parametrize(("field", "value"), [
     # LiteLLM reads a form's fields as a JSON body's: an api_base would have it send the
     # files account's key to the client's server.
+    ("api_base", "http://127.0.0.1:9"),
+    # These put the file in another provider's or deployment's account.
+    ("custom_llm_provider", "azure"),
+    ("target_model_names", "gpt-4o-other-account"),
+])
+async def test_a_file_upload_with_a_field_that_would_steer_litellm_is_a_400(
+    gateway: Gateway, fake: FakeUpstream, field: str, value: str
+):
     async with _sdk(gateway) as sdk:
         with pytest.raises(openai.BadRequestError) as raised:
             await sdk.files.create(file=("input.jsonl", LINES), purpose="batch",
-                                   extra_body={"api_base": "http://127.0.0.1:9"})
-    assert "'api_base' steers LiteLLM" in raised.value.message
+                                   extra_body={field: value})
+    assert f"'{field}' steers LiteLLM" in raised.value.message
     assert fake.files.files == {}
 
 
@@ -87,6 +93,20 @@ async def test_a_steering_field_after_a_large_file_stops_its_upload_with_a_400(
         assert resp.status == 400
         assert (await resp.json())["error"]["param"] == "api_base"
     assert fake.files.files == {}
+
+
+async def test_a_file_name_as_node_s_form_data_writes_it_is_uploaded(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    # Its quotes left as they are: off RFC 6266's grammar, but nothing in it names a field.
+    body = (b'--b\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n'
+            b'--b\r\nContent-Disposition: form-data; name="file"; '
+            b'filename="my "best" batch.jsonl"\r\n\r\n' + LINES + b"\r\n--b--\r\n")
+    headers = {**gateway.auth, "Content-Type": "multipart/form-data; boundary=b"}
+    async with client.post(gateway.url + "/v1/files", data=body, headers=headers) as resp:
+        assert resp.status == 200, await resp.text()
+    [held] = fake.files.files.values()
+    assert fake.files.contents[held["id"]] == LINES
 
 
 async def test_a_file_upload_that_is_not_a_form_gets_400(
