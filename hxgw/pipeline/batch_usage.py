@@ -96,12 +96,17 @@ def batch_row(batch: dict[str, Any], owner: str, upstream: str, config: Config) 
 
 
 def _registry_model(config: Config, upstream: str, named: str) -> Model | None:
-    """The registry's model that `upstream` serves as `named` (its `upstream_model`, or
-    its own name), a snapshot of it too."""
+    """The registry's model that `upstream` serves as `named`: by its `upstream_model`
+    first, the upstream's own name for it, then by its name in the registry; a
+    snapshot of either too."""
     undated = _DATED.sub("", named)
+    on_it = [m for m in config.models.values() if m.upstream == upstream]
     for wanted in (named, undated):
-        for model in config.models.values():
-            if model.upstream == upstream and wanted in (model.upstream_model, model.name):
+        for model in on_it:
+            if model.upstream_model == wanted:
+                return model
+        for model in on_it:
+            if model.name == wanted:
                 return model
     return None
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable
-from typing import Any
 
 from hxgw import jsonio
 from hxgw.config.reader import kind_of
@@ -44,9 +43,6 @@ def _parse(ctx: RequestContext, raw: bytes) -> None:
         raise BadRequest(f"request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise BadRequest(f"request body must be a JSON object, got {kind_of(body, json=True)}")
-    # Only a body with that many brackets (in its strings too) can nest that deep.
-    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and _deeper_than(body, MAX_DEPTH):
-        raise BadRequest(f"request body is nested too deeply: over {MAX_DEPTH} levels")
     model = body.get("model")
     if model is not None and not isinstance(model, str):
         raise BadRequest(
@@ -63,25 +59,3 @@ def _parse(ctx: RequestContext, raw: bytes) -> None:
     check_shape(ctx.endpoint, body)
     ctx.body = body
     ctx.stream = bool(stream)
-
-
-MAX_DEPTH = 254
-"""The deepest body taken: the deepest the gateway can write again (orjson's limit), so
-that a body it passes on as it came (to a pinned model) is refused as one it rewrites
-is. Passed on, it met parsers upstream that fail on it with a 500, held against the
-model."""
-
-
-def _deeper_than(body: dict[str, Any], most: int) -> bool:
-    """Whether `body` nests objects and arrays more than `most` levels deep."""
-    level: list[Any] = [body]
-    for _ in range(most):
-        level = [
-            child
-            for value in level
-            for child in (value.values() if isinstance(value, dict) else value)
-            if isinstance(child, dict | list)
-        ]
-        if not level:
-            return False
-    return True

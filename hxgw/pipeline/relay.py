@@ -171,6 +171,8 @@ def _whole_body(ctx: RequestContext, reply: Reply, body: bytes) -> None:
         body = ctx.rebind.body(body, reply.model)
     if _reshaped(ctx, reply):
         status = reply.response.status
+        if reply.is_event_stream():  # an error sent as events: its data is the error
+            body = _first_data(body)
         anthropic = ctx.endpoint.dialect == "anthropic"
         body = (
             anthropic_shaped(status, body, ctx.request_id)
@@ -184,6 +186,15 @@ def _whole_body(ctx: RequestContext, reply: Reply, body: bytes) -> None:
     if ctx.status >= 400:
         ctx.outcome = "upstream_error"
     _find_usage(ctx, body, body, whole=True)
+
+
+def _first_data(body: bytes) -> bytes:
+    """The data of an event-stream body's first `data:` line; the body itself when it
+    has none."""
+    for line in body.splitlines():
+        if line.startswith(b"data:"):
+            return line[5:].strip()
+    return body
 
 
 def _reshaped(ctx: RequestContext, reply: Reply) -> bool:

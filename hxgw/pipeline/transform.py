@@ -21,12 +21,13 @@ class UpstreamBodies:
     out untouched.
     """
 
-    __slots__ = ("_body", "_cache", "_raw")
+    __slots__ = ("_body", "_cache", "_raw", "_raw_checked")
 
     def __init__(self, body: dict[str, Any], raw: bytes | None) -> None:
         """`raw`: the client's bytes of `body`; None when the gateway changed it."""
         self._body, self._raw = body, raw
         self._cache: dict[tuple[str, int], bytes] = {}
+        self._raw_checked = False
 
     def for_model(self, model: Model) -> bytes:
         raw = self._raw
@@ -35,6 +36,9 @@ class UpstreamBodies:
             and not model.transforms
             and self._body.get("model") == model.upstream_model
         ):
+            if not self._raw_checked:
+                _writable(raw, self._body)
+                self._raw_checked = True
             return raw
         cache_key = (model.upstream_model, id(model.transforms))
         encoded = self._cache.get(cache_key)
@@ -45,6 +49,34 @@ class UpstreamBodies:
                 body = apply_transforms(body, model.transforms)
             encoded = self._cache[cache_key] = encode_body(body)
         return encoded
+
+
+MAX_DEPTH = 254
+"""The deepest body orjson writes: one passed on as it came is held to it too."""
+
+
+def _writable(raw: bytes, body: dict[str, Any]) -> None:
+    """Refuse a body passed on as it came that the gateway could not have written: one
+    rewritten for its model is refused (`encode_body`), and one passed on met parsers
+    upstream that fail on it with a 500, held against the model. Only a body with that
+    many brackets (in its strings too) can nest that deep."""
+    if raw.count(b"[") + raw.count(b"{") > MAX_DEPTH and _deeper_than(body, MAX_DEPTH):
+        raise BadRequest(f"request body is nested too deeply: over {MAX_DEPTH} levels")
+
+
+def _deeper_than(body: dict[str, Any], most: int) -> bool:
+    """Whether `body` nests objects and arrays more than `most` levels deep."""
+    level: list[Any] = [body]
+    for _ in range(most):
+        level = [
+            child
+            for value in level
+            for child in (value.values() if isinstance(value, dict) else value)
+            if isinstance(child, dict | list)
+        ]
+        if not level:
+            return False
+    return True
 
 
 def encode_body(body: dict[str, Any]) -> bytes:
@@ -72,17 +104,15 @@ class FixedBody:
 NO_BODY = FixedBody(b"")
 
 
-USAGE_STREAMS = frozenset({"chat", "completions"})
-"""The routes whose streams carry a usage chunk only when asked for it."""
-
-
 def transform_request(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
     """Reads ctx.body, ctx.raw_body and ctx.stream; writes ctx.upstream_bodies and
     ctx.hidden_usage."""
     body = ctx.body
     assert body is not None
     options = body.get("stream_options") or {}
-    if ctx.stream and ctx.endpoint.name in USAGE_STREAMS and not options.get("include_usage"):
+    # The routes that answer choices are those whose streams carry a usage chunk only
+    # when asked for it.
+    if ctx.stream and ctx.endpoint.choices and not options.get("include_usage"):
         # Without it the upstream does not count the stream, and the ledger and the limits
         # would take an estimate: ask, and relay keeps the chunk from the client.
         body = {**body, "stream_options": {**options, "include_usage": True}}

@@ -239,6 +239,18 @@ async def test_an_error_labelled_as_an_event_stream_reaches_the_client_as_the_er
     await _all_slots_back(gateway, client)
 
 
+async def test_an_error_sent_as_an_event_reaches_the_client_as_its_error_object(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    error = b'{"error":{"message":"bad temperature","type":"invalid_request_error"}}'
+    body = b"event: error\ndata: " + error + b"\n\n"
+    raw.answers["m-gamma"] = whole(b"400 Bad Request", body, content_type=b"text/event-stream")
+    gateway = await start_gateway(upstream_url=raw.url)
+    status, headers, answer = await _chat(client, gateway, model="solo", stream=True)
+    assert (status, headers["Content-Type"]) == (400, "application/json")
+    assert json.loads(answer) == json.loads(error)
+
+
 async def test_a_lone_model_s_error_page_past_64_kib_keeps_its_status_and_its_start(
     start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
