@@ -59,113 +59,42 @@ if __name__ == "__main__":
     _ensure_venv()
 
 import asyncio  # noqa: E402
-import contextlib  # noqa: E402
-import datetime  # noqa: E402
 import http.client  # noqa: E402
 import json  # noqa: E402
 import math  # noqa: E402
-import platform  # noqa: E402
 import secrets  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
-import subprocess  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
 from typing import Any  # noqa: E402
 
 import ab  # noqa: E402
-import aiohttp  # noqa: E402
 import loadgen  # noqa: E402
-import orjson  # noqa: E402
 import report  # noqa: E402
 import routing_case  # noqa: E402
 import servers  # noqa: E402
 import uvloop  # noqa: E402
+from machine import (  # noqa: E402
+    busy_before,
+    compare_label,
+    machine_info,
+    own_cpu,
+    pin_cpus,
+    remove_stale_workdirs,
+    resolve_revision,
+)
 from procs import Proc, Procs, cpu_busy, raise_nofile, tcp_counters  # noqa: E402
-
-import hxgw  # noqa: E402
-
-
-@dataclass(frozen=True)
-class Settings:
-    quick: bool
-    chat_seconds: int
-    warmup_seconds: int
-    concurrencies: tuple[int, ...]
-    probe_seconds: int
-    stream_chunks: int
-    stream_interval: float
-    streams: int
-    stream_concurrency: int
-    embed_seconds: int
-    embed_connections: int
-    slow_streams: int
-    slow_chunks: int
-    slow_interval: float
-    slow_ramp: float
-    routing_iterations: int
-
-
-FULL = Settings(
-    quick=False,
-    chat_seconds=8,
-    warmup_seconds=1,
-    concurrencies=(1, 16, 64),
-    probe_seconds=3,
-    stream_chunks=50,
-    stream_interval=0.005,
-    streams=160,
-    stream_concurrency=4,
-    embed_seconds=5,
-    embed_connections=4,
-    slow_streams=1000,
-    slow_chunks=20,
-    slow_interval=0.5,
-    slow_ramp=1.0,
-    routing_iterations=20000,
+from settings import (  # noqa: E402
+    CHAT_PATH,
+    EMBED_PATH,
+    FULL,
+    QUICK,
+    Settings,
+    case_meta,
+    chat_body,
+    embed_body,
 )
-QUICK = Settings(
-    quick=True,
-    chat_seconds=2,
-    warmup_seconds=1,
-    concurrencies=(1, 16, 64),
-    probe_seconds=1,
-    stream_chunks=50,
-    stream_interval=0.005,
-    streams=40,
-    stream_concurrency=4,
-    embed_seconds=2,
-    embed_connections=4,
-    slow_streams=1000,
-    slow_chunks=6,
-    slow_interval=0.5,
-    slow_ramp=1.0,
-    routing_iterations=3000,
-)
-
-CHAT_PATH = "/v1/chat/completions"
-EMBED_PATH = "/v1/embeddings"
-
-
-def chat_body(**extra: Any) -> bytes:
-    body = {
-        "model": servers.GROUP,
-        "messages": [
-            {"role": "system", "content": "You are a helpful assistant."},
-            {"role": "user", "content": "Return exactly the text: HX-OK"},
-        ],
-        "max_tokens": 16,
-        **extra,
-    }
-    return orjson.dumps(body)
-
-
-def embed_body(size: int = 1_000_000) -> bytes:
-    """An embeddings batch of ~`size` bytes: 1,000 inputs of ~1 kB each."""
-    words = "the quick brown fox jumps over the lazy dog while the gateway copies bytes "
-    item = (words * (size // 1000 // len(words) + 1))[: size // 1000 - 4]
-    return orjson.dumps({"model": servers.GROUP, "input": [item] * 1000})
 
 
 class Bench:
@@ -559,99 +488,6 @@ class Bench:
             return runner.run(coro)
 
 
-# ---------------------------------------------------------------------- machine
-
-
-def _tool_version(argv: list[str]) -> str | None:
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=10, check=False)  # noqa: S603
-    except OSError:
-        return None
-    text = (done.stdout + done.stderr).strip().splitlines()
-    if not text:
-        return None
-    first = text[0]
-    if first.startswith("nginx version: nginx/"):
-        return first.split("/", 1)[1]
-    if first.startswith("wrk "):
-        return first.split()[1]
-    return first
-
-
-def machine_info() -> dict[str, Any]:
-    cpu = "unknown"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    git = subprocess.run(  # noqa: S603
-        ["git", "-C", str(REPO), "describe", "--always", "--dirty"],  # noqa: S607
-        capture_output=True,
-        text=True,
-        check=False,
-    ).stdout.strip()
-    nginx = servers.nginx_binary()
-    return {
-        "date": datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds"),
-        "cpu_model": cpu,
-        "cores": os.cpu_count(),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "aiohttp": aiohttp.__version__,
-        "uvloop": uvloop.__version__,
-        "orjson": orjson.__version__,
-        "hxgw": hxgw.__version__,
-        "git": git or "unknown",
-        "nginx": _tool_version([nginx, "-v"]) if nginx else None,
-        "wrk": _tool_version(["wrk", "-v"]),
-        "loadavg_before": Path("/proc/loadavg").read_text().split()[:3],
-    }
-
-
-def compare_label(revision: str) -> str:
-    if revision == ".":
-        return "hxgw@worktree"
-    return f"hxgw@{Path(revision).name if Path(revision).is_dir() else revision}"
-
-
-def resolve_revision(revision: str) -> str:
-    if revision == "." or Path(revision).is_dir():
-        return revision
-    return subprocess.run(  # noqa: S603
-        ["git", "-C", str(REPO), "rev-parse", "--short=12", revision + "^{commit}"],  # noqa: S607
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-
-
-def remove_stale_workdirs() -> None:
-    """Work dirs of earlier runs that were killed outright (SIGKILL skips cleanup)."""
-    for stale in Path(tempfile.gettempdir()).glob("hxgw-bench-*"):
-        try:
-            owner = int((stale / "owner.pid").read_text())
-        except (OSError, ValueError):
-            continue
-        if not Path(f"/proc/{owner}").exists():
-            shutil.rmtree(stale, ignore_errors=True)
-
-
-def busy_before(seconds: float = 2.0) -> float:
-    """How busy the machine is before we start: percent of one CPU, all CPUs summed."""
-    busy, started = cpu_busy(None), time.monotonic()
-    time.sleep(seconds)
-    return 100 * (cpu_busy(None) - busy) / (time.monotonic() - started)
-
-
-def own_cpu() -> float:
-    t = os.times()
-    return t.user + t.system + t.children_user + t.children_system
-
-
-# ---------------------------------------------------------------------- main
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="short runs (about a minute)")
@@ -714,16 +550,7 @@ def main(argv: list[str] | None = None) -> int:
         )
     settings = QUICK if args.quick else FULL
     raise_nofile()
-    cpus = sorted(os.sched_getaffinity(0))
-    cores = (cpus[0], cpus[1]) if len(cpus) >= 2 and not args.no_pin else None
-    if cores:
-        os.sched_setaffinity(0, {cores[0]})  # this process runs the Python clients
-        pinning = (
-            f"{len(cpus)} CPUs; the proxy under test pinned to CPU {cores[1]}; wrk (1 thread), "
-            f"the fake upstreams and the Python stream clients share CPU {cores[0]} (sched_setaffinity)"
-        )
-    else:
-        pinning = f"{len(cpus)} CPU(s), no pinning: load, upstream and proxy share the CPUs"
+    cores, pinning = pin_cpus(args.no_pin)
     for sig in (signal.SIGTERM, signal.SIGHUP):
         signal.signal(sig, _on_signal)
 
@@ -780,19 +607,7 @@ def main(argv: list[str] | None = None) -> int:
             f"{other:.0f} CPU-seconds over {wall:.0f} s, i.e. {100 * other / wall:.0f}% of one CPU"
             " on average (not counting this benchmark's own processes)"
         ),
-        stream={
-            "chunks": settings.stream_chunks,
-            "interval_ms": settings.stream_interval * 1000,
-            "streams": settings.streams,
-            "concurrency": settings.stream_concurrency,
-        },
-        embeddings={"body_mb": bench.embed_size / 1e6, "connections": settings.embed_connections},
-        slow_streams={
-            "streams": settings.slow_streams,
-            "chunks": settings.slow_chunks,
-            "interval_s": settings.slow_interval,
-            "ramp_s": settings.slow_ramp,
-        },
+        **case_meta(settings, bench.embed_size),
         warnings=bench.warnings,
     )
     probe = results.get("upstream_probe", {})
