@@ -27,6 +27,9 @@ bench/ab.py's `export_tree`, run through PYTHONPATH with this venv) in a column
 the in-process routing rows), with new/old ratios: before and after, in one run,
 on the same machine. Both run on the proxy CPU, one at a time;
 with `--rounds N` the chat and stream cases alternate their order each round.
+Here: the command line, main and the results file. The run itself: settings.py,
+machine.py, harness.py (the Bench), chat_cases.py, stream_cases.py; the report:
+derived.py, goals.py, table.py, report.py, columns.py.
 """
 
 from __future__ import annotations
@@ -66,6 +69,8 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
 
+import derived  # noqa: E402
+import goals  # noqa: E402
 import report  # noqa: E402
 import servers  # noqa: E402
 from harness import Bench  # noqa: E402
@@ -216,8 +221,8 @@ def main(argv: list[str] | None = None) -> int:
             " the side-by-side ratios hold up better"
         )
     results = {"meta": meta, **results}
-    results["derived"] = report.derive(results)
-    results["targets"] = report.targets(results)
+    results["derived"] = derived.derive(results)
+    results["targets"] = goals.targets(results)
     print()
     render(results, args.markdown)
     write_results(results, args.out)
