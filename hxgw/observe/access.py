@@ -90,12 +90,15 @@ class AccessLog:
         id is new, and would only churn the cache of words. A 5xx is a warning, so that
         `journalctl -p warning` shows the answers that failed; a 429 is not: a key's
         limits refusing a burst are the gateway at work, and would bury the failures
-        (an upstream's own 429 is logged at warning as it comes: `upstream error`)."""
-        if status < self.least:
+        (an upstream's own 429 is logged at warning as it comes: `upstream error`), nor
+        is a `/readyz` answered 503: a probe's, every few seconds, of an outage the
+        readiness check logs once."""
+        failed = status >= 500 and outcome != NOT_READY
+        if status < self.least or (not failed and self.least >= 500):
             return
         if self.renderer.json:
             line = self._json_line(
-                "info" if status < 500 else "warning",
+                "warning" if failed else "info",
                 f"{method} {path}",
                 {
                     "status": status,
@@ -119,7 +122,7 @@ class AccessLog:
             # Formatting a value costs about 1k instructions: the parts that repeat from
             # request to request (all but the figures and the id) are kept rendered.
             parts = self._parts[method, path, status, model, group, key, failovers, outcome]
-            if status < 500:
+            if not failed:
                 head = self._head or f"{self._timestamp()} info "
             else:
                 head = self._warning or f"{self._timestamp()} warning "
@@ -180,6 +183,8 @@ class AccessLog:
         return f"{self._second_text}.{str(1_000_000 + int((now - second) * 1e6))[1:]}Z"
 
 
+NOT_READY = "not_ready"
+"""The outcome of a `/readyz` answered 503."""
 _LEAST_STATUS = {"debug": 0, "info": 0, "warning": 500}
 """The lowest status an access line is written for, by the log's level (none above it)."""
 

@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from aiohttp import web
 
 from hxgw import jsonio
+from hxgw.observe.access import NOT_READY
 from hxgw.observe.metrics import CONTENT_TYPE
 from hxgw.observe.workers import families, render_total
 from hxgw.pipeline.context import OperatorHandler
@@ -32,7 +33,7 @@ async def readyz(request: web.BaseRequest, state: GatewayState) -> web.Response:
         status=200 if ready else 503, body=jsonio.dumps(body), content_type="application/json"
     )
     if not ready:
-        response[OUTCOME] = "not_ready"  # the access line's, which said ok of a 503
+        response[OUTCOME] = NOT_READY  # the access line's, which said ok of a 503
     return response
 
 

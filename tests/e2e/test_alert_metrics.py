@@ -90,16 +90,18 @@ async def test_an_upstream_litellm_without_a_database_refusing_the_key_is_said_h
         " only its master key: set HX_UPSTREAM_KEY to it)")
 
 
-async def test_a_readiness_probe_answered_503_is_logged_as_not_ready(
+async def test_a_readiness_probe_answered_503_is_logged_as_not_ready_at_info(
     start_gateway, client: aiohttp.ClientSession, dead_port: int
 ):
+    # A load balancer's probe, every few seconds, of an outage logged once at err: at
+    # warning, it had buried `journalctl -p warning`.
     gateway = await start_gateway(upstream_url=f"http://127.0.0.1:{dead_port}")
     await wait_for(lambda: "upstream probe failed" in gateway.logs())
     async with client.get(gateway.url + "/readyz") as resp:
         assert resp.status == 503
     await wait_for(lambda: "GET /readyz status=503" in gateway.logs())
     (line,) = [x for x in gateway.logs().splitlines() if "GET /readyz status=503" in x]
-    assert "outcome=not_ready" in line
+    assert "outcome=not_ready" in line and " info GET /readyz" in line
 
 
 async def test_status_says_why_the_gateway_is_not_ready_and_each_upstream_s_last_error(
