@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Mapping
+from typing import Protocol
 
 from aiohttp import HttpVersion11 as HTTP11
 from aiohttp import web
@@ -28,15 +29,28 @@ DISCARDED_MOST = 64 * 1024 * 1024
 """The most of a body no step read that is decoded to be dropped (`discard_unread`)."""
 
 
+class Draining(Protocol):
+    """The process's requests under way (hxgw.runtime.Inflight), as an answer asks them."""
+
+    draining: bool
+
+
 class Exchange(ClientRequest):
     """A request (`ClientRequest`), and the one response it gets."""
 
-    __slots__ = ("cors", "ended", "response")
+    __slots__ = ("cors", "ended", "inflight", "response")
 
     def __init__(
-        self, request: web.BaseRequest, closing: bool = False, cors: str | None = None
+        self,
+        request: web.BaseRequest,
+        closing: bool = False,
+        cors: str | None = None,
+        inflight: Draining | None = None,
     ) -> None:
         super().__init__(request, closing)
+        self.inflight = inflight
+        """The process's requests under way: a drain begun while this one ran closes its
+        connection too (`_closes`)."""
         self.response: web.StreamResponse | None = None
         self.cors = cors
         """The Access-Control-Allow-Origin its answer carries (`hxgw.pipeline.cors`)."""
@@ -61,7 +75,7 @@ class Exchange(ClientRequest):
         else:
             response = web.Response(status=status, body=body, headers=headers)
         self.response = response
-        if self.closing:
+        if self._closes():
             response.force_close()
 
     def rewrite(self, body: bytes) -> None:
@@ -91,8 +105,14 @@ class Exchange(ClientRequest):
         response.headers["Server"] = SERVER
         if self.cors is not None:
             response.headers.update(cors_headers(self.cors))
-        if self.closing:
+        if self._closes():
             response.force_close()
+
+    def _closes(self) -> bool:
+        """Whether the answer closes its connection, and says so: every answer given while
+        the process drains does, or a proxy that keeps its connections to the gateway
+        sends its next request down one about to close."""
+        return self.closing or (self.inflight is not None and self.inflight.draining)
 
     async def write(self, data: bytes) -> None:
         """Send one piece of the body now; waits while the client reads slower than we

@@ -41,7 +41,7 @@ class Dispatcher:
         snapshot = self.holder.current
         origin = request.headers.get("Origin")  # a page in a browser
         cors = allowed_origin(snapshot.config.cors_origins, origin, request.path)
-        exchange = Exchange(request, closing=self.inflight.draining, cors=cors)
+        exchange = Exchange(request, cors=cors, inflight=self.inflight)
         task = asyncio.current_task(self.loop)
         assert task is not None
         ctx = RequestContext(exchange, snapshot, endpoint, task, HANDLERS.get(endpoint.name))

@@ -655,6 +655,23 @@ async def test_a_request_head_arriving_across_sigterm_is_answered_then_closed(
     assert gateway.process is not None and gateway.process.wait(10) == 0
 
 
+async def test_a_request_under_way_when_sigterm_comes_is_answered_with_a_close(
+    own_gateway: Gateway, fake: FakeUpstream
+):
+    # A proxy that keeps its connections to the gateway sends its next request down one
+    # that is not told it will close, and gets nothing back.
+    gateway = own_gateway  # SIGTERM stops it
+    fake.behave("m-alpha", header_delay=1.0)
+    async with connect(gateway) as conn:
+        await conn.send(chat(gateway))
+        await wait_for(lambda: len(fake.requests) == 1)
+        gateway.signal(signal.SIGTERM)
+        reply = await conn.response()
+        assert_chat_reply(reply)
+        assert reply.closes
+    assert gateway.process is not None and gateway.process.wait(10) == 0
+
+
 async def test_a_connection_that_never_sends_a_request_does_not_hold_up_shutdown(
     own_gateway: Gateway,
 ):
