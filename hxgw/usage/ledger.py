@@ -164,26 +164,30 @@ class Ledger:
             if not rows:
                 return
         self._writing = rows  # from here a stop spools them, even while the spool replays
-        done = 0
+        done = replayed = 0
         try:
             self._connect()  # also at start with no rows: the schema is migrated early
             if self.spool.waiting:
-                self._replay()
+                replayed = self._replay()
             while done < len(rows):
                 self._writing = rows[done:]
                 self._write_batch(rows[done : done + self.batch_rows])
                 done += self.batch_rows
             self._writing = []
-            self._recovered()
+            # Back only once a row went in: a store that takes connections and refuses
+            # writes (a full disk) had been said to be back at every retry with none.
+            if rows or replayed:
+                self._recovered()
             return
         except StoreError as exc:
             self._writing = []
             self._failed(exc)
         self.keeper.keep(rows[done:])
 
-    def _replay(self) -> None:
-        """The spool's rows, before the new ones. A spool that fails to be read is not the
-        store's failure: its rows wait there, and the new ones go to the store."""
+    def _replay(self) -> int:
+        """The spool's rows, before the new ones; how many. A spool that fails to be read
+        is not the store's failure: its rows wait there, and the new ones go to the
+        store."""
         try:
             replayed = self.spool.replay(self._write_batch, self.batch_rows)
         except OSError as exc:
@@ -193,9 +197,10 @@ class Ledger:
                 error=str(exc),
                 spool=str(self.spool.directory),
             )
-            return
+            return 0
         if replayed:
             log.info("usage spool replayed", rows=replayed, store=self.database.where)
+        return replayed
 
     def _write_batch(self, rows: list[Values]) -> None:
         """A batch, or, when one of its rows is refused for what it holds (not for the

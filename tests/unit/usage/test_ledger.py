@@ -9,7 +9,7 @@ from pathlib import Path
 
 import structlog
 
-from hxgw.store import Database, open_database
+from hxgw.store import Database, StoreError, open_database
 from hxgw.store.sqlite import SqliteDatabase
 from hxgw.usage import Ledger
 from hxgw.usage.spool import Spool
@@ -211,3 +211,43 @@ def test_rows_a_full_spool_refuses_reach_a_store_back_before_its_retry_is_due(tm
         assert ledger.rows_dropped == 0
     finally:
         ledger.close(timeout=10)
+
+
+def test_a_store_that_connects_but_takes_no_row_is_back_only_once_a_row_goes_in(
+    tmp_path: Path,
+):
+    # A full disk: a connection opens, a write fails. Each retry with no row to write
+    # had said the store was back (and reset the back-off), every two seconds.
+    database = SqliteDatabase(tmp_path / "usage.db")
+    full = threading.Event()
+    full.set()
+    real_connect = database.connect
+
+    def connect(**options):
+        connection = real_connect(**options)
+        real_write = connection.executemany
+
+        def executemany(sql, rows):
+            if full.is_set():
+                raise StoreError("database or disk is full")
+            return real_write(sql, rows)
+
+        connection.executemany = executemany  # type: ignore[method-assign]
+        return connection
+
+    database.connect = connect  # type: ignore[method-assign]
+    ledger = Ledger(database, tmp_path / "spool", batch_interval=0.02, max_backoff=0.05)
+    (tmp_path / "spool").write_text("")  # the same full disk: the spool takes none either
+    with structlog.testing.capture_logs() as logs:
+        ledger.start()
+        for n in range(5):  # a row now and then, retries with none between them
+            ledger.record(row(n))
+            assert wait_for(lambda n=n: ledger.rows_dropped == n + 1)
+            time.sleep(0.15)
+        full.clear()
+        ledger.record(row(5))
+        assert wait_for(lambda: ledger.rows_written == 1)
+        ledger.close()
+    events = [e["event"] for e in logs]
+    assert events.count("usage store unreachable, spooling rows") == 1
+    assert events.count("usage store reachable again") == 1
