@@ -13,14 +13,7 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from hxgw import __version__
-from hxgw.tools import (
-    check_config,
-    keys_args,
-    keys_cli,
-    quickstart,
-    train_router,
-    usage_cli,
-)
+from hxgw.lifecycle.start_signals import EarlyReload
 
 DEFAULT_CONFIG_DIR = "/etc/hxgw"
 
@@ -56,6 +49,8 @@ STORE_HELP = (
 
 
 def _parser() -> argparse.ArgumentParser:
+    from hxgw.tools import check_config, keys_args, quickstart, train_router, usage_cli
+
     parser = argparse.ArgumentParser(
         prog="hxgw",
         description="HX Gateway: a streaming gateway in front of an OpenAI-compatible upstream.",
@@ -172,8 +167,14 @@ def _refuse_unknown(
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    words = sys.argv[1:] if argv is None else list(argv)
+    # `hxgw serve` catches SIGHUP from its first moment: its imports take most of a
+    # second, and until a handler is set SIGHUP's default ends the process (exit 129,
+    # which systemd counts as clean and does not restart). So the tools, which import the
+    # config's reader, are imported only after it, when a command needs them.
+    early = EarlyReload(worker="--listen-fd" in words) if words[:1] == ["serve"] else None
     try:
-        return _command(argv)
+        return _command(argv, early)
     except BrokenPipeError:
         # Its output was piped into a reader that stopped (`| head`): not an error of ours,
         # and the interpreter must not try again to flush into the closed pipe.
@@ -181,7 +182,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-def _command(argv: Sequence[str] | None) -> int:
+def _command(argv: Sequence[str] | None, early: EarlyReload | None = None) -> int:
+    from hxgw.tools import check_config, keys_cli, quickstart, train_router, usage_cli
+
     parser = _parser()
     if not (sys.argv[1:] if argv is None else argv):
         parser.print_help()  # `hxgw` alone: what it can do, not only what it lacks
@@ -196,7 +199,9 @@ def _command(argv: Sequence[str] | None) -> int:
         from hxgw.lifecycle.serve import serve
 
         override = ListenOverride(host=args.host, port=args.port)
-        return serve(config_dir, env, override, workers=args.workers, listen_fd=args.listen_fd)
+        return serve(
+            config_dir, env, override, workers=args.workers, listen_fd=args.listen_fd, early=early
+        )
     if args.command == "check-config":
         from hxgw.observe import on_journal
 

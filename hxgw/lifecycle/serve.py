@@ -28,10 +28,12 @@ def serve(
     override: ListenOverride,
     workers: int | str | None = None,
     listen_fd: int | None = None,
+    early: EarlyReload | None = None,
 ) -> int:
     """Load the config, then run the daemon (or, for several workers, the supervisor)
-    until it is stopped. Returns the exit code."""
-    early = EarlyReload(worker=listen_fd is not None)
+    until it is stopped. Returns the exit code. `early`: the SIGHUP catcher `hxgw`
+    installed before its imports, else one is installed now."""
+    early = early or EarlyReload(worker=listen_fd is not None)
     if listen_fd is None:  # a worker has its supervisor's
         env = {**env, HOP_ENV: new_hop()}
     supervisor = env.get(SUPERVISOR_PID)

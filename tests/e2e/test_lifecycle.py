@@ -7,6 +7,7 @@ import os
 import re
 import signal
 import time
+from pathlib import Path
 
 import aiohttp
 import pytest
@@ -289,6 +290,35 @@ async def test_a_sighup_while_starting_kills_nothing_and_reloads_once_serving(
     async with client.post(gateway.url + "/v1/chat/completions", json=CHAT,
                            headers=gateway.auth) as resp:
         assert resp.headers["X-HX-Model"] == "beta"
+
+
+def _catches_sighup(pid: int) -> bool:
+    """Whether the process has a handler for SIGHUP (its `SigCgt` mask, /proc)."""
+    try:
+        status = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return False
+    caught = int(re.search(r"^SigCgt:\s*([0-9a-f]+)$", status, re.M)[1], 16)  # type: ignore[index]
+    return bool(caught & (1 << (signal.SIGHUP - 1)))
+
+
+def _has_loaded(pid: int, library: str) -> bool:
+    return library in Path(f"/proc/{pid}/maps").read_text()
+
+
+async def test_hxgw_serve_catches_sighup_before_its_imports_not_after_them(
+    start_gateway: StartGateway,
+):
+    # Its imports take most of a second: a SIGHUP before its handler ended it (exit 129,
+    # which systemd counts as a clean stop and does not restart).
+    gateway = await start_gateway(wait=False)
+    assert gateway.process is not None
+    pid = gateway.process.pid
+    await wait_for(lambda: _catches_sighup(pid), timeout=30, interval=0.002)
+    assert not _has_loaded(pid, "aiohttp")  # caught before aiohttp was even loaded
+    gateway.signal(signal.SIGHUP)
+    await gateway.wait_ready()
+    await wait_for(lambda: "config reloaded" in gateway.logs(), timeout=30)
 
 
 async def test_a_request_with_no_answer_yet_at_the_drain_timeout_gets_a_503_not_a_cut(
