@@ -43,6 +43,7 @@ from hxgw.lifecycle.worker import (
     files_digest,
     judge_reload,
     read_aside,
+    ready_or_gone,
     reloaded_or_gone,
     started_again,
     stop_all,
@@ -116,11 +117,15 @@ class Supervisor:
             loop.add_signal_handler(sig, self._on_stop, sig)
         for worker in self.workers:
             await self._spawn(worker)
-        ready = await all_set(
-            self.workers, lambda w: w.ready.wait(), READY_TIMEOUT, self.stop_asked
-        )
+        ready = await all_set(self.workers, ready_or_gone, READY_TIMEOUT, self.stop_asked)
+        ready = ready and all(w.ready.is_set() for w in self.workers)
         if not ready and not self.stop_asked.is_set():
-            log.error("workers did not become ready; stopping", timeout=READY_TIMEOUT)
+            exited = [
+                w.process.returncode for w in self.workers if w.process and not w.ready.is_set()
+            ]
+            log.error(
+                "workers did not become ready; stopping", timeout=READY_TIMEOUT, exited=exited
+            )
             await stop_all([w for w in self.workers if not w.ready.is_set()], signal.SIGKILL, 10)
         if not ready:
             await self._stop()  # those that serve drain what they took

@@ -199,10 +199,20 @@ async def all_set(
     return every in done and not every.cancelled()
 
 
-async def reloaded_or_gone(worker: Worker) -> None:
+def reloaded_or_gone(worker: Worker) -> Awaitable[None]:
     """Its reload confirmed, or the worker gone: it starts again, on the config now on
     disk, once the reload is through (its exit waits in the queue behind it)."""
-    waits: set[asyncio.Future[object]] = {asyncio.ensure_future(worker.reloaded.wait())}
+    return _set_or_gone(worker, worker.reloaded)
+
+
+def ready_or_gone(worker: Worker) -> Awaitable[None]:
+    """It serves, or it is gone: a first start need not wait READY_TIMEOUT out for a
+    worker that exited (a config broken between the supervisor's read and its own)."""
+    return _set_or_gone(worker, worker.ready)
+
+
+async def _set_or_gone(worker: Worker, event: asyncio.Event) -> None:
+    waits: set[asyncio.Future[object]] = {asyncio.ensure_future(event.wait())}
     if worker.process is not None:
         waits.add(asyncio.ensure_future(worker.process.wait()))
     try:

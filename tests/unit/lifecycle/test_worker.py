@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from hxgw.lifecycle.worker import Worker, answers
+from hxgw.lifecycle.worker import Worker, all_set, answers, ready_or_gone
 
 
 @pytest.fixture
@@ -78,3 +78,14 @@ async def test_a_worker_that_has_not_answered_yet_says_nothing_of_it(three: list
     slow = await _running(three[0], "rejected: an old problem")
     slow.reloaded.clear()
     assert answers([slow]) == ([], [])
+
+
+async def test_the_first_start_waits_no_longer_for_a_worker_that_exited(three: list[Worker]):
+    # Its config broken between the supervisor's read and its own, a worker exits at
+    # once: the supervisor had waited READY_TIMEOUT (30 s, systemd's start timeout) out.
+    serving = await _running(three[0], "ok: generation 1")
+    three[1].process = await asyncio.create_subprocess_exec("false")
+    waited = asyncio.ensure_future(
+        all_set([serving, three[1]], ready_or_gone, 3600, asyncio.Event()))
+    assert await asyncio.wait_for(waited, 30)  # over: one ready, the other gone
+    assert not three[1].ready.is_set()
