@@ -205,11 +205,18 @@ async def read_answer(
         response.release()
     if len(data) > MAX_ANSWER:
         return None
-    if secret and secret.encode() in data:
-        data = data.replace(secret.encode(), b"..." + secret[-4:].encode())
+    data = masked(data, secret)
     headers = passed_headers(response)
     headers["X-HX-Model"] = model.name
     return UpstreamAnswer(_summary(data), answer_status=response.status, headers=headers, body=data)
+
+
+def masked(data: bytes, secret: str | None) -> bytes:
+    """`data` with the gateway's key for an upstream (`secret`) cut to its last four
+    characters, should an upstream's error quote it."""
+    if secret and secret.encode() in data:
+        return data.replace(secret.encode(), b"..." + secret[-4:].encode())
+    return data
 
 
 def retry_helps(answer: UpstreamAnswer) -> bool:

@@ -496,6 +496,20 @@ async def test_a_field_that_would_steer_litellm_to_other_models_is_refused(
     assert fake.requests == []
 
 
+async def test_an_upstream_s_400_that_quotes_the_gateway_s_key_reaches_the_client_masked(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    # Relayed as it came, a lone model's 400 had carried the upstream key whole.
+    gateway = await start_gateway(upstream_key="sk-upstream-secret-value-1234")
+    fake.behave("m-gamma", status=400,
+                error_message="Invalid model. Received API Key = sk-upstream-secret-value-1234")
+    async with client.post(gateway.url + CHAT_PATH, headers=gateway.auth,
+                           json={"model": "solo", "messages": []}) as resp:
+        assert resp.status == 400
+        message = (await resp.json())["error"]["message"]
+    assert message.endswith("Received API Key = ...1234")
+
+
 async def test_keys_never_appear_in_the_logs(
     start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):
