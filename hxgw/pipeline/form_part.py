@@ -44,12 +44,12 @@ _ESCAPED = re.compile(r"\\(.)")
 
 def _disposition(value: str) -> dict[str, str]:
     """The parameters of a Content-Disposition (names lowercased, values unquoted), read
-    by RFC 6266's grammar; or, for a value that strays from it, what every way parsers
-    read one agrees on (`_agreed`). Parsers read a malformed value each their own way (a
-    stray quote, a token after a value, a repeated parameter): where aiohttp's found
-    another field, Starlette's had read a second `name="model"`, the one an upstream
-    keeps. So a repeated parameter, and a backslash in a name (which parsers unescape
-    alike only in part), are refused, and a value read two ways."""
+    by RFC 6266's grammar, or, off it only in its file name, by `_agreed`. Parsers read a
+    malformed value each their own way (a stray quote, a token after a value, a repeated
+    parameter): where aiohttp's found another field, Starlette's had read a second
+    `name="model"`, the one an upstream keeps. So any other value is refused, as are a
+    repeated parameter and a backslash in a name (which parsers unescape alike only in
+    part)."""
     refused = BadRequest("a part head of the form has a Content-Disposition that cannot be read")
     try:
         return _strict(value, refused)
