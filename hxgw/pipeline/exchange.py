@@ -27,6 +27,8 @@ SERVER = "hxgw"
 
 DISCARDED_MOST = 64 * 1024 * 1024
 """The most of a body no step read that is decoded to be dropped (`discard_unread`)."""
+DISCARD_IDLE = 2.0
+"""Seconds without a byte after which a body being dropped is left unread."""
 
 
 class Draining(Protocol):
@@ -133,16 +135,18 @@ class Exchange(ClientRequest):
         DISCARDED_MOST bytes or `within` seconds the rest is left unread and the
         connection closed: aiohttp would decode it all to discard it after the answer (a
         gzip body of 2 MB that inflates to 2 GB held the event loop for seconds, no key
-        needed)."""
+        needed). So is one from a client that waits to be asked for it (`Expect`), or
+        stops sending for DISCARD_IDLE seconds: its answer must not wait on it."""
         read = 0
-        with contextlib.suppress(GatewayError, TimeoutError):
-            async with asyncio.timeout(within):
-                while chunk := await self.read_some(idle):
-                    read += len(chunk)
-                    if read > DISCARDED_MOST:
-                        break
-                else:
-                    return  # all of it, kept in step
+        if self.header("Expect") is None:  # else it waits to be asked: it sends nothing
+            with contextlib.suppress(GatewayError, TimeoutError):
+                async with asyncio.timeout(within):
+                    while chunk := await self.read_some(min(idle, DISCARD_IDLE)):
+                        read += len(chunk)
+                        if read > DISCARDED_MOST:
+                            break
+                    else:
+                        return  # all of it, kept in step
         self.leave_unread()
         assert self.response is not None
         self.response.force_close()

@@ -17,7 +17,7 @@ from typing import Any
 from hxgw.config import MASTER_KEY_NAME
 from hxgw.errors import BadRequest, NotFound, Unavailable
 from hxgw.pipeline.context import Next, RequestContext
-from hxgw.pipeline.transform import encode_body
+from hxgw.pipeline.transform import MAX_DEPTH, encode_body
 from hxgw.upstream.affinity import MARK, Bound, unbind
 
 _MARKED = MARK.encode()
@@ -78,9 +78,12 @@ async def _owned(ctx: RequestContext, upstream: str, named: dict[str, Bound]) ->
             raise NotFound(f"No such file: {client_id!r}")
 
 
-def _unbound(value: Any, named: dict[str, Bound]) -> Any:
+def _unbound(value: Any, named: dict[str, Bound], depth: int = 0) -> Any:
     """`value` with each id bound to an upstream (a file's) in its upstream's own place;
-    `named` collects them. Unchanged parts are the same objects."""
+    `named` collects them. A body deeper than the gateway writes is refused here, before
+    the walk meets Python's recursion limit (the parser reads 1024 levels)."""
+    if depth > MAX_DEPTH:
+        raise BadRequest(f"request body is nested too deeply: over {MAX_DEPTH} levels")
     if isinstance(value, str):
         bound = unbind(value) if MARK in value else None
         if bound is None or bound.kind != "upstream":
@@ -88,7 +91,7 @@ def _unbound(value: Any, named: dict[str, Bound]) -> Any:
         named[value] = bound
         return bound.upstream_id
     if isinstance(value, dict):
-        return {k: _unbound(v, named) for k, v in value.items()}
+        return {k: _unbound(v, named, depth + 1) for k, v in value.items()}
     if isinstance(value, list):
-        return [_unbound(v, named) for v in value]
+        return [_unbound(v, named, depth + 1) for v in value]
     return value

@@ -61,7 +61,9 @@ def relay(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
         return call_next(ctx)
     if not streaming and ctx.rebind is not None:
         return _whole_then_next(ctx, reply, ctx.rebind.max_body, call_next)
-    if not streaming and _reshaped(ctx, reply):
+    if not streaming and (_reshaped(ctx, reply) or (status >= 400 and not coding)):
+        # An error is read whole (its first MAX_ANSWER bytes): put in its route's shape,
+        # or with the gateway's key masked should it quote it, over however many reads.
         return _whole_then_next(ctx, reply, MAX_ANSWER, call_next, cut=True)
     return _relay_then_next(ctx, reply, streaming, call_next)
 

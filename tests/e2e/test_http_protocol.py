@@ -566,6 +566,25 @@ async def test_a_401_to_a_large_compressed_upload_reaches_an_sdk_s_http_library(
             assert answer.status_code == 401
 
 
+@pytest.mark.parametrize("waits", ["for 100-continue", "mid-body"])
+async def test_a_401_to_a_compressed_body_the_client_does_not_send_whole_comes_without_it(
+    gateway: Gateway, waits: str
+):
+    # Its answer had waited for a body that was not coming: the client idle timeout.
+    body = gzip.compress(b'{"model":"x","messages":[]}' * 1000)
+    headers = {"Authorization": "Bearer sk-wrong-but-long-enough-1234",
+               "Content-Type": "application/json", "Content-Encoding": "gzip",
+               "Content-Length": str(len(body))}
+    sent = b""
+    if waits == "for 100-continue":
+        headers["Expect"] = "100-continue"
+    else:
+        sent = body[:100]  # and then nothing
+    async with connect(gateway) as conn:
+        await conn.send(request("POST", CHAT_PATH, headers=headers) + sent)
+        assert (await conn.response(timeout=10)).status == 401
+
+
 async def test_an_undecodable_body_no_route_reads_logs_no_traceback(gateway: Gateway):
     since = len(gateway.logs())
     async with connect(gateway) as conn:

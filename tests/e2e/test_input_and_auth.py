@@ -476,6 +476,19 @@ async def test_a_body_nested_deeper_than_the_gateway_writes_is_a_400_whoever_it_
     assert fake.requests == []
 
 
+async def test_a_body_deeper_than_python_recurses_that_holds_the_id_mark_is_a_400(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    # The walk for the gateway's file ids (which any base64 may seem to hold) had met
+    # Python's recursion limit: a 500.
+    deep = "[" * 1000 + '"hx1"' + "]" * 1000
+    body = '{"model": "chat", "messages": [], "metadata_x": ' + deep + "}"
+    async with client.post(gateway.url + CHAT_PATH, data=body,
+                           headers={**gateway.auth, "Content-Type": "application/json"}) as resp:
+        assert resp.status == 400
+        assert "nested too deeply" in (await resp.json())["error"]["message"]
+
+
 @pytest.mark.parametrize(("path", "field", "value"), [
     (CHAT_PATH, "fallbacks", ["m-secret"]),
     (CHAT_PATH, "user_config", {"model_list": []}),

@@ -251,6 +251,21 @@ async def test_an_error_sent_as_an_event_reaches_the_client_as_its_error_object(
     assert json.loads(answer) == json.loads(error)
 
 
+async def test_an_error_quoting_the_gateway_s_key_over_two_reads_reaches_the_client_masked(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    secret = "sk-upstream-secret-value-1234"
+    said = (b'{"error":{"message":"Invalid model. Received API Key = ',
+            secret.encode() + b'","type":"invalid_request_error"}}')
+    head = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+            b"Content-Length: %d\r\n\r\n" % len(b"".join(said)))
+    raw.answers["m-gamma"] = [head + said[0], 0.1, said[1]]
+    gateway = await start_gateway(upstream_url=raw.url, upstream_key=secret)
+    status, _, body = await _chat(client, gateway, model="solo")
+    assert status == 400 and secret.encode() not in body
+    assert json.loads(body)["error"]["message"].endswith("= ...1234")
+
+
 async def test_a_lone_model_s_error_page_past_64_kib_keeps_its_status_and_its_start(
     start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
