@@ -26,6 +26,7 @@ from hxgw.pipeline.failures import (
     TransportError,
     refused_gateway_key,
     unserved,
+    upstream_key,
 )
 from hxgw.pipeline.opening import EVENT_STREAM, past_preamble
 from hxgw.pipeline.send_upload import send_upload
@@ -138,7 +139,7 @@ class Tries:
         if self.several and (failure := unserved(model.name, response, first)) is not None:
             # Nothing has reached the client: the next candidate may serve it. (A lone
             # candidate's answer is relayed as it came.)
-            secret = _upstream_key(ctx, model)
+            secret = upstream_key(ctx.state.config, model)
             await set_aside(failure, response, first, model, health, token, secret)
             runtime.metrics.upstream_errors.labels(model.name, failure.kind).inc()
             failed.append(failure)
@@ -160,7 +161,7 @@ class Tries:
     ) -> Then:
         """A status to fail over on, or the upstream refusing the gateway's key: noted, or,
         for a lone candidate, its answer passed on as it came."""
-        ctx, secret = self.ctx, _upstream_key(self.ctx, model)
+        ctx, secret = self.ctx, upstream_key(self.ctx.state.config, model)
         try:
             error = await error_status(
                 response, refused, model, health, token, self.blame, self.several, secret
@@ -189,9 +190,3 @@ class Tries:
         if waited:
             self.ctx.queued = (self.ctx.queued or 0.0) + waited
             self.ctx.state.runtime.saturation.waited(gate.name, waited)
-
-
-def _upstream_key(ctx: RequestContext, model: Model) -> str | None:
-    """The gateway's key for the model's upstream (None for one a reload removed)."""
-    upstream = ctx.state.config.upstreams.get(model.upstream)
-    return upstream.key if upstream is not None else None

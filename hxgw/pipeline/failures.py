@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from hxgw import jsonio
-from hxgw.config import Model
+from hxgw.config import Config, Model
 from hxgw.errors import (
     LONGEST_SDK_WAIT,
     AtCapacity,
@@ -209,6 +209,13 @@ async def read_answer(
     headers = passed_headers(response)
     headers["X-HX-Model"] = model.name
     return UpstreamAnswer(_summary(data), answer_status=response.status, headers=headers, body=data)
+
+
+def upstream_key(config: Config, model: Model) -> str | None:
+    """The gateway's key for the model's upstream (None for one a reload removed): what
+    an upstream's error must not show whole (`masked`)."""
+    upstream = config.upstreams.get(model.upstream)
+    return upstream.key if upstream is not None else None
 
 
 def masked(data: bytes, secret: str | None) -> bytes:

@@ -15,8 +15,9 @@ from collections.abc import Awaitable
 from typing import Any
 
 from hxgw.config import MASTER_KEY_NAME
-from hxgw.errors import BadRequest, NotFound, Unavailable
+from hxgw.errors import BadRequest, NotFound
 from hxgw.pipeline.context import Next, RequestContext
+from hxgw.pipeline.owners import no_owners_store
 from hxgw.pipeline.transform import MAX_DEPTH, encode_body
 from hxgw.upstream.affinity import MARK, Bound, unbind
 
@@ -68,10 +69,7 @@ async def _owned(ctx: RequestContext, upstream: str, named: dict[str, Bound]) ->
         return
     owners = ctx.state.runtime.owners
     if owners is None:
-        raise Unavailable(
-            "files are kept to the key that made them, and this gateway has no store to "
-            "keep that in (its state directory cannot be written): ask its operator"
-        )
+        raise no_owners_store()
     found = await owners.of(upstream, [bound.upstream_id for bound in named.values()])
     for client_id, bound in named.items():
         if found.get(bound.upstream_id) != mine:

@@ -63,10 +63,7 @@ async def keep_to_owner(ctx: RequestContext, call_next: Next) -> None:
     if owners is None:
         if mine == MASTER_KEY_NAME:
             return await call_next(ctx)
-        raise Unavailable(
-            "files and batches are kept to the key that made them, and this gateway has no "
-            "store to keep that in (its state directory cannot be written): ask its operator"
-        )
+        raise no_owners_store()
     if mine != MASTER_KEY_NAME:
         await _check_named(ctx, owners, mine)
         if ctx.endpoint.makes:  # made upstream, it would be lost to the key
@@ -97,6 +94,14 @@ async def keep_to_owner(ctx: RequestContext, call_next: Next) -> None:
             )
         raise
     bill_ended(ctx, owned)
+
+
+def no_owners_store() -> Unavailable:
+    """The 503 of a key other than the master key where the owners' store is missing."""
+    return Unavailable(
+        "files and batches are kept to the key that made them, and this gateway has no "
+        "store to keep that in (its state directory cannot be written): ask its operator"
+    )
 
 
 async def _check_named(ctx: RequestContext, owners: Owners, mine: str) -> None:

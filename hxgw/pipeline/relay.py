@@ -19,7 +19,7 @@ from hxgw.error_shapes import anthropic_shaped, openai_shaped
 from hxgw.errors import GatewayError, Unavailable, UpstreamError
 from hxgw.pipeline.context import Next, Reply, RequestContext
 from hxgw.pipeline.events import mark_failed, relay_events, upstream_chunks, write_error_event
-from hxgw.pipeline.failures import MAX_ANSWER, masked
+from hxgw.pipeline.failures import MAX_ANSWER, masked, upstream_key
 from hxgw.pipeline.reported_usage import last_usage, messages_usage
 from hxgw.pipeline.upstream_headers import response_headers
 from hxgw.pipeline.whole_response import NO_BODY_STATUS
@@ -172,8 +172,7 @@ def _whole_body(ctx: RequestContext, reply: Reply, body: bytes) -> None:
     if ctx.rebind is not None:
         body = ctx.rebind.body(body, reply.model)
     if reply.response.status >= 400:  # a 400 may quote the key it was sent: the gateway's
-        upstream = ctx.state.config.upstreams.get(reply.model.upstream)
-        body = masked(body, upstream.key if upstream is not None else None)
+        body = masked(body, upstream_key(ctx.state.config, reply.model))
     if _reshaped(ctx, reply):
         status = reply.response.status
         if reply.is_event_stream():  # an error sent as events: its data is the error
