@@ -14,8 +14,9 @@ and the ends of the other chains: models (list_models, describe_model), operator
 
 What the steps share: context (RequestContext, Reply, the step types), exchange (the
 client's side; its request half is client_request), failures (what a failed candidate
-tells the client; failed_candidate, what each kind of failure does; waits, how long an
-upstream asks to be waited for), usage (what a request used; reported_usage reads the upstream's;
+tells the client; failed_candidate, what each kind of failure does; unserved, answers
+that begin as no answer; error_answer, an upstream's error body read and masked; waits,
+how long an upstream asks to be waited for), usage (what a request used; reported_usage reads the upstream's;
 background, a background response's, billed once),
 rebind (ids of upstream state in an answer), upstream_headers and whole_response (the
 answer's head), cors, sending (what forward sends each candidate), events (an event

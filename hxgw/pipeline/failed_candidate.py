@@ -2,7 +2,8 @@
 exchange broke (`broken`), it answered a status to fail over on (`error_status`), or
 its 200 was no answer (`set_aside`). Each tells the model's health, keeps what the
 client may yet be given, and logs the failure (`warn`: at most ten lines a second a model);
-`failures` says what the client gets when no candidate served."""
+`failures` says what the client gets when no candidate served; `error_answer` reads an
+upstream's error body."""
 
 from __future__ import annotations
 
@@ -13,13 +14,8 @@ import structlog
 
 from hxgw.config import Model
 from hxgw.pipeline.blame import WAITS_FOR_VERDICT, Blame
-from hxgw.pipeline.failures import (
-    KEY_REFUSAL,
-    REFUSED_REQUEST,
-    Failure,
-    key_refusal,
-    read_answer,
-)
+from hxgw.pipeline.error_answer import read_answer
+from hxgw.pipeline.failures import KEY_REFUSAL, REFUSED_REQUEST, Failure, key_refusal
 from hxgw.pipeline.sending import transport_outcome
 from hxgw.pipeline.waits import SPARING, spared_for
 from hxgw.routing.health import ModelHealth

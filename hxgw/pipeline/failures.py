@@ -1,5 +1,6 @@
-"""What a failed candidate tells the client: the record of each failure, the
-upstream's own error answer, and the one error the client gets when none served.
+"""What a failed candidate tells the client: the record of each failure (the upstream's
+own error answer is read in `error_answer`), and the one error the client gets when
+none served.
 
 A candidate whose upstream was at its cap makes the answer a 503 that says so,
 with a Retry-After: the gateway's own overload, which a retry soon can get past.
@@ -13,12 +14,9 @@ asked for; when every one answered 503 and one said how long to wait, the gatewa
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any
 
-from hxgw import jsonio
-from hxgw.config import Config, Model
 from hxgw.errors import (
     LONGEST_SDK_WAIT,
     AtCapacity,
@@ -31,10 +29,8 @@ from hxgw.errors import (
     UpstreamsUnavailable,
     UpstreamTimeout,
 )
-from hxgw.pipeline.opening import EVENT_STREAM, opening_error
-from hxgw.pipeline.upstream_headers import passed_headers
+from hxgw.pipeline.error_answer import error_of
 from hxgw.pipeline.waits import retry_seconds, shortest_wait, wait_ms
-from hxgw.upstream import UpstreamResponse
 
 RETRYABLE_STATUS = frozenset({401, 403, 408, 429, *range(500, 600)})
 OVERLOADED = 529
@@ -46,9 +42,6 @@ REFUSED_REQUEST = 403
 """Failed over, as a permission a model lacks, but held against no model's health, and
 passed on when every candidate gave it: some upstreams say with it that the prompt was
 flagged (OpenRouter's moderation), which every model would refuse alike."""
-TransportError = (OSError, TimeoutError)
-# An upstream's error body is passed on whole or not at all; OpenAI's are under 1 KiB.
-MAX_ANSWER = 64 * 1024
 
 
 @dataclass(slots=True)
@@ -96,136 +89,6 @@ def key_refusal(status: int, answer: UpstreamAnswer | None) -> str:
     )
 
 
-def refused_gateway_key(response: UpstreamResponse, first: bytes) -> str | None:
-    """For a 400: LiteLLM without a database answers a key other than its master key
-    with 400 "No connected db." That is the gateway's misconfiguration, not the
-    client's fault. Its error's `type` says so, not the bytes: a client's own 400 may
-    repeat what it sent, "no_db_connection" too."""
-    if b"no_db_connection" in first and _error_of(first).get("type") == "no_db_connection":
-        response.close()
-        return (
-            "the upstream refused the gateway's own key (LiteLLM without a database "
-            "accepts only its master key: set HX_UPSTREAM_KEY to it)"
-        )
-    return None
-
-
-_LITELLM_MISSING = b"Invalid model name passed in model="
-_TOO_LONG = (
-    b"context_length_exceeded",
-    b"ContextWindowExceededError",
-    b"prompt is too long",
-    b"exceed context limit",
-)
-"""How OpenAI (its code), LiteLLM and Anthropic (their messages) say a prompt is longer
-than the model's context (Anthropic's last: the prompt and `max_tokens` together):
-another candidate, with a longer one, may take it."""
-
-
-def unserved(model: str, response: UpstreamResponse, first: bytes) -> Failure | None:
-    """An answer that begins as no answer: a stream that opens with an error event (or
-    ends before any of its answer: empty, or comments and preamble only), or
-    the upstream saying it has no such model (OpenAI's 404 `model_not_found`, LiteLLM's
-    400 "Invalid model name passed in model=..."), where the registry names one it lacks;
-    or a prompt longer than the model's context (its `max_context` unset or too large).
-    Another candidate of the group may serve the request; None when the answer is one to
-    relay."""
-    status = response.status
-    if status == 200 and response.content_type == EVENT_STREAM:
-        opened = opening_error(first, ended=response.at_eof())
-        if opened is None:
-            return None
-        return Failure(model, opened.said, kind="stream_error", overloaded=opened.overloaded)
-    if status == 200 and b'"error"' in first and (said := _error_in_answer(first)):
-        return Failure(model, f"the upstream answered 200 with an error: {said}", kind="error_200")
-    if status == 400 and any(mark in first for mark in _TOO_LONG):
-        error = _error_of(first)  # parsed once: its code, its message and the summary
-        said = f"{error.get('code')} {error.get('message')}"
-        if any(mark.decode() in said for mark in _TOO_LONG):
-            too_long = f"the prompt is too long for the model: {_summary(first, error)}"
-            return Failure(model, too_long, status, kind="context_length")
-    if status == 404 and b"model_not_found" in first:
-        error = _error_of(first)
-        missing = error.get("code") == "model_not_found"
-    elif status == 400 and _LITELLM_MISSING in first:
-        error = _error_of(first)
-        message = error.get("message")
-        missing = isinstance(message, str) and _LITELLM_MISSING.decode() in message
-    else:
-        return None
-    if not missing:
-        return None
-    said = _summary(first, error) if len(first) <= MAX_ANSWER else "model_not_found"
-    return Failure(model, f"the upstream has no such model: {said}", status, kind="model_missing")
-
-
-_ANSWERS = ("choices", "output", "content", "data", "results")
-"""What the answer of each route holds (chat and completions, responses, messages,
-embeddings and lists, rerank and moderations): a body with none of them is no answer."""
-
-
-def _error_in_answer(first: bytes) -> str | None:
-    """What a 200 JSON body says when it is an error and no answer (`{"error": ...}`, as
-    some providers send through a proxy), which the SDKs take for an empty answer; None
-    for an answer, or a body not whole in its first read."""
-    try:
-        body = jsonio.loads(first)
-    except jsonio.DecodeError:
-        return None
-    if not isinstance(body, dict) or not body.get("error") or any(k in body for k in _ANSWERS):
-        return None
-    error = body["error"]
-    message = error.get("message") if isinstance(error, dict) else error
-    return str(message)[:300]
-
-
-def _error_of(body: bytes) -> dict[str, Any]:
-    """The `error` object of an upstream's error body; {} when it has none."""
-    try:
-        error = jsonio.loads(body).get("error")
-    except (jsonio.DecodeError, AttributeError):
-        return {}
-    return error if isinstance(error, dict) else {}
-
-
-async def read_answer(
-    response: UpstreamResponse, model: Model, first: bytes = b"", secret: str | None = None
-) -> UpstreamAnswer | None:
-    """The upstream's error response as the client may get it (after the `first` bytes
-    read of it already), read briefly; None when it cannot be read whole (the message for
-    logs is then missing too). The gateway's own key for that upstream (`secret`), should
-    the answer quote it (a 401 that says which key it refused), is masked: the client,
-    the gateway's own error and the log get only its last four characters."""
-    try:
-        async with asyncio.timeout(2):
-            data = first + await response.read(MAX_ANSWER + 1 - len(first))
-    except TransportError:
-        return None
-    finally:
-        response.release()
-    if len(data) > MAX_ANSWER:
-        return None
-    data = masked(data, secret)
-    headers = passed_headers(response)
-    headers["X-HX-Model"] = model.name
-    return UpstreamAnswer(_summary(data), answer_status=response.status, headers=headers, body=data)
-
-
-def upstream_key(config: Config, model: Model) -> str | None:
-    """The gateway's key for the model's upstream (None for one a reload removed): what
-    an upstream's error must not show whole (`masked`)."""
-    upstream = config.upstreams.get(model.upstream)
-    return upstream.key if upstream is not None else None
-
-
-def masked(data: bytes, secret: str | None) -> bytes:
-    """`data` with the gateway's key for an upstream (`secret`) cut to its last four
-    characters, should an upstream's error quote it."""
-    if secret and secret.encode() in data:
-        return data.replace(secret.encode(), b"..." + secret[-4:].encode())
-    return data
-
-
 def retry_helps(answer: UpstreamAnswer) -> bool:
     """Whether an SDK should retry an upstream's 429 or 529 within the call, as it would
     unless told `x-should-retry: false`: not when it asks for a wait longer than a client
@@ -239,21 +102,8 @@ def retry_helps(answer: UpstreamAnswer) -> bool:
         return False
     if b"insufficient_quota" not in answer.body:
         return True
-    error = _error_of(answer.body)
+    error = error_of(answer.body)
     return "insufficient_quota" not in (error.get("code"), error.get("type"))
-
-
-def _summary(data: bytes, error: dict[str, Any] | None = None) -> str:
-    """The upstream's own error message, cut short, for logs and the gateway's errors
-    (from its `error` object when that was parsed already)."""
-    if error and "message" in error:
-        return str(error["message"])[:300]
-    try:
-        parsed = jsonio.loads(data)
-        message = parsed["error"]["message"] if isinstance(parsed.get("error"), dict) else parsed
-        return str(message)[:300]
-    except (jsonio.DecodeError, AttributeError, KeyError, TypeError):
-        return data.decode("utf-8", "replace")[:300]
 
 
 def all_failed(failed: list[Failure]) -> GatewayError:

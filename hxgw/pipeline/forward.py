@@ -7,7 +7,7 @@ reached the client, so a candidate counts as answered once its response has prod
 byte (not merely headers): a reset between headers and body still moves on
 to the next model. Connect errors, timeouts, 401/403/408/429 and 5xx are
 retryable, and, when there is more than one candidate, an answer that begins as no
-answer (`failures.unserved`; `opening` for a stream's first event); any other status is
+answer (`unserved`; `opening` for a stream's first event); any other status is
 the request's own fault and goes to the client as the upstream said it
 (`failed_candidate` says what each kind of failure does, `failures` what a client gets
 when no candidate served).

@@ -18,8 +18,8 @@ from collections.abc import Awaitable
 from hxgw.error_shapes import anthropic_shaped, openai_shaped
 from hxgw.errors import GatewayError, Unavailable, UpstreamError
 from hxgw.pipeline.context import Next, Reply, RequestContext
+from hxgw.pipeline.error_answer import MAX_ANSWER, masked, upstream_key
 from hxgw.pipeline.events import mark_failed, relay_events, upstream_chunks, write_error_event
-from hxgw.pipeline.failures import MAX_ANSWER, masked, upstream_key
 from hxgw.pipeline.reported_usage import last_usage, messages_usage
 from hxgw.pipeline.upstream_headers import response_headers
 from hxgw.pipeline.whole_response import NO_BODY_STATUS

@@ -21,6 +21,8 @@ from hxgw.upstream import (
 FORWARDED_REQUEST_HEADERS = ("traceparent", "anthropic-version")
 FORWARDED_LIST_HEADERS = ("tracestate", "anthropic-beta")
 """Lists a client may split over several lines (RFC 9110, 5.3): sent on as one."""
+TransportError = (OSError, TimeoutError)
+"""How an exchange with an upstream breaks: a reset, a refused connect, a timeout."""
 
 
 def send(
