@@ -5,7 +5,7 @@
 - `protocol`: aiohttp's server and connection, with the gateway's answer to
   requests the parser refuses and the cap on connections per address (`quota`
   counts a client's refused requests, whose access lines it limits; `refused_heads`
-  reads what is left of a request its parser refused).
+  says what a request its parser refused gets, from what is left of its head).
 - `listener`: the listening site (TCP, an inherited socket, TLS).
 - `operator_routes`: health, readiness, metrics, the status page and the API
   document; `status_doc` is what /status.json says (and /readyz its readiness

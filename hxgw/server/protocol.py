@@ -16,40 +16,19 @@ from typing import Any
 import structlog
 from aiohttp import StreamReader, web
 from aiohttp.http import HttpVersion10, HttpVersion11
-from aiohttp.http_exceptions import ContentEncodingError, LineTooLong
+from aiohttp.http_exceptions import ContentEncodingError
 from aiohttp.streams import EMPTY_PAYLOAD
 from aiohttp.web_protocol import RequestHandler, RequestPayloadError, _ErrInfo
 
-from hxgw.errors import (
-    BadRequest,
-    GatewayError,
-    RequestTimeout,
-    UpstreamTimeout,
-    VersionNotSupported,
-)
+from hxgw.errors import GatewayError, RequestTimeout, VersionNotSupported
 from hxgw.observe import AccessLog, RequestIds
-from hxgw.pipeline.client_request import (
-    ACCEPT_ENCODING,
-    parser_reason,
-    unsupported_coding,
-)
 from hxgw.pipeline.exchange import SERVER
 from hxgw.server.quota import PerAddressQuota
-from hxgw.server.refused_heads import (
-    cut_short,
-    head_timeout,
-    is_anthropic_client,
-    other_version,
-    too_long,
-)
+from hxgw.server.refused_heads import head_timeout, is_anthropic_client, refusal
 
 log = structlog.get_logger("hxgw.server")
 
 _HTTP_1 = (HttpVersion11, HttpVersion10)
-H2_PREFACE = b"PRI * HTTP/2"
-"""How a client that speaks HTTP/2 without asking first (prior knowledge) opens."""
-
-
 HEAD_KEPT = 1024
 """The bytes of a request's head kept for its error's shape: its request line, and the
 SDKs' headers as far as Anthropic's `anthropic-version`, some 600 bytes in."""
@@ -175,32 +154,8 @@ class GatewayConnection(RequestHandler):
         if request.writer.output_size > 0:
             # As aiohttp does: an answer began, so the connection can only be cut.
             raise ConnectionError("the response had begun; no error can follow it")
-        error: GatewayError
-        headers = {"Server": SERVER}
-        if isinstance(exc, ContentEncodingError) and (coding := cut_short(exc)):
-            error = BadRequest(f"the request body cannot be read: it is not valid {coding}")
-        elif isinstance(exc, ContentEncodingError):  # br or zstd, without their library
-            error = unsupported_coding()
-            headers["Accept-Encoding"] = ACCEPT_ENCODING
-        elif status == 400 and self._head_start.startswith(H2_PREFACE):
-            error = VersionNotSupported("HTTP/2 is not served (prior knowledge); use HTTP/1.1")
-        elif status == 400 and (version := other_version(self._head_start)):
-            # llhttp takes such a request to close the connection: bytes after it are
-            # refused with it, as if it were malformed.
-            error = VersionNotSupported(f"{version} is not served; use HTTP/1.1")
-        elif status == 400 and isinstance(exc, LineTooLong):
-            error = too_long(self._head_start)
-        elif status == 400:
-            reason = parser_reason(exc) if exc is not None else message or "bad request"
-            error = BadRequest(f"malformed HTTP request: {reason}")
-        elif status == 504:
-            error = UpstreamTimeout("the request timed out")
-        elif isinstance(exc, VersionNotSupported):
-            error = exc
-        else:
-            # Only a bug gets here (the chain renders every error it raises): keep its trace.
-            log.error("unhandled error", status=status, exc_info=exc)
-            error = GatewayError("internal error")
+        error, headers = refusal(status, exc, message, self._head_start)
+        headers["Server"] = SERVER
         headers, body = self._answer(request.remote, error, headers)
         response = web.Response(status=error.status, body=body, headers=headers)
         response.force_close()

@@ -1,17 +1,64 @@
-"""What the gateway reads of a request aiohttp's parser refused, whose head it kept only
-the first bytes of (`GatewayConnection._head_start`): the version its request line
-names, whether its client is Anthropic's (the error shape it reads), and a
+"""What the gateway says to a request aiohttp's parser refused (`refusal`), from what it
+kept of its head, only the first bytes (`GatewayConnection._head_start`): the version
+its request line names, whether its client is Anthropic's (the error shape it reads), and a
 body coding cut short; and the 408 of a head that never completed, written by hand.
 """
 
 from __future__ import annotations
 
-from aiohttp.http_exceptions import ContentEncodingError
+import structlog
+from aiohttp.http_exceptions import ContentEncodingError, LineTooLong
 
 from hxgw.endpoints import anthropic_client, endpoint_for
-from hxgw.errors import GatewayError, HeaderTooLarge, UriTooLong
-from hxgw.pipeline.client_request import DECODED
+from hxgw.errors import (
+    BadRequest,
+    GatewayError,
+    HeaderTooLarge,
+    UpstreamTimeout,
+    UriTooLong,
+    VersionNotSupported,
+)
+from hxgw.pipeline.client_request import (
+    ACCEPT_ENCODING,
+    DECODED,
+    parser_reason,
+    unsupported_coding,
+)
 from hxgw.pipeline.exchange import SERVER
+
+log = structlog.get_logger("hxgw.server")
+
+H2_PREFACE = b"PRI * HTTP/2"
+"""How a client that speaks HTTP/2 without asking first (prior knowledge) opens."""
+
+
+def refusal(
+    status: int, exc: BaseException | None, message: str | None, head: bytes
+) -> tuple[GatewayError, dict[str, str]]:
+    """The error (and any header it needs) for a request aiohttp answers itself with
+    `status`, having raised `exc`, of whose head the first bytes are `head`."""
+    if isinstance(exc, ContentEncodingError) and (coding := cut_short(exc)):
+        return BadRequest(f"the request body cannot be read: it is not valid {coding}"), {}
+    if isinstance(exc, ContentEncodingError):  # br or zstd, without their library
+        return unsupported_coding(), {"Accept-Encoding": ACCEPT_ENCODING}
+    if status == 400 and head.startswith(H2_PREFACE):
+        return VersionNotSupported("HTTP/2 is not served (prior knowledge); use HTTP/1.1"), {}
+    if status == 400 and (version := other_version(head)):
+        # llhttp takes such a request to close the connection: bytes after it are
+        # refused with it, as if it were malformed.
+        return VersionNotSupported(f"{version} is not served; use HTTP/1.1"), {}
+    if status == 400 and isinstance(exc, LineTooLong):
+        return too_long(head), {}
+    if status == 400:
+        reason = parser_reason(exc) if exc is not None else message or "bad request"
+        return BadRequest(f"malformed HTTP request: {reason}"), {}
+    if status == 504:
+        return UpstreamTimeout("the request timed out"), {}
+    if isinstance(exc, VersionNotSupported):
+        return exc, {}
+    # Only a bug gets here (the chain renders every error it raises): keep its trace.
+    log.error("unhandled error", status=status, exc_info=exc)
+    return GatewayError("internal error"), {}
 
 
 def other_version(head: bytes) -> str | None:
