@@ -8,7 +8,8 @@ whichever key reads it, bills it to the key that made it, as a background respon
 billed (hxgw.pipeline.background): on a row whose request id is `usage-of-` and the
 batch's id and whose start is its `created_at`, so that a later read adds nothing. The
 model is the registry's that the upstream knows by that name, priced at its
-`batch_factor`; one the registry lacks is named as the upstream says, and costs nothing.
+`batch_factor`; one the registry lacks is named as the upstream says, and costs nothing
+(said in the log).
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from __future__ import annotations
 import re
 import time
 from typing import Any, NamedTuple
+
+import structlog
 
 from hxgw.config import Config, Model
 from hxgw.endpoints import BATCHES
@@ -35,6 +38,8 @@ ENDED = {
 MOST_TOKENS = 50_000 * MAX_TOKENS
 """The most tokens a batch is counted for: OpenAI's most lines, each at the most one
 request is counted for. A larger figure is not a count."""
+log = structlog.get_logger("hxgw.usage")
+
 _DATED = re.compile(r"-\d{4}-\d{2}-\d{2}$")
 """A model's snapshot date, which OpenAI's batch names (`gpt-4o-mini-2024-07-18`) where
 the registry may name the model (`gpt-4o-mini`)."""
@@ -49,19 +54,32 @@ class Owned(NamedTuple):
 
 
 def bill_ended(ctx: RequestContext, owned: list[Owned]) -> None:
-    """Write the row of each ended batch of `owned` that says its usage."""
+    """Write the row of each ended batch of `owned` that says its usage (once: later reads
+    carry it too); a model the registry lacks is said in the log with it."""
     ledger = ctx.state.runtime.ledger
     if ledger is None:
         return
     for batch, owner, upstream in owned:
-        row = batch_row(batch, owner, upstream, ctx.state.config)
-        if row is not None:
-            ledger.record_values(row)
+        named = batch.get("model")
+        model = (
+            _registry_model(ctx.state.config, upstream, named) if isinstance(named, str) else None
+        )
+        row = batch_row(batch, owner, upstream, model)
+        if row is not None and ledger.record_once(row) and model is None:
+            log.warning(
+                "a batch's model is not in the registry: its usage costs nothing",
+                batch=batch.get("id"),
+                model=named,
+                upstream=upstream,
+            )
 
 
-def batch_row(batch: dict[str, Any], owner: str, upstream: str, config: Config) -> Values | None:
+def batch_row(
+    batch: dict[str, Any], owner: str, upstream: str, model: Model | None
+) -> Values | None:
     """The row of an ended batch (as the client gets it, its id bound) that the key
-    `owner` made on `upstream`; None while it runs, or when it says no usage."""
+    `owner` made on `upstream`, run by the registry's `model`; None while it runs, or
+    when it says no usage."""
     status, usage = batch.get("status"), batch.get("usage")
     started = unix_time(batch.get("created_at"))
     if status not in ENDED or not isinstance(usage, dict) or started is None:
@@ -70,7 +88,6 @@ def batch_row(batch: dict[str, Any], owner: str, upstream: str, config: Config) 
     read = _tokens(usage.get("input_tokens_details"), "cached_tokens")
     reasoning = _tokens(usage.get("output_tokens_details"), "reasoning_tokens")
     named = batch.get("model")
-    model = _registry_model(config, upstream, named) if isinstance(named, str) else None
     cost = 0.0
     if model is not None and model.price is not None:
         cost = cost_of(model, prompt, completion, min(read, prompt)) * model.price.batch_factor

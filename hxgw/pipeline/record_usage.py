@@ -28,7 +28,7 @@ async def record_usage(ctx: RequestContext, call_next: Next) -> None:
             ledger.record_values(row_values(ctx))
             finished = background_row(ctx)
             if finished is not None:
-                ledger.record_values(finished)
+                ledger.record_once(finished)
 
 
 def row_values(ctx: RequestContext) -> Values:

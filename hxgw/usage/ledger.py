@@ -43,6 +43,9 @@ ANSWER_WITHIN = 5.0
 unreachable and its rows spooled: a frozen server would otherwise hold them in memory,
 for a crash to take, as long as it stays frozen."""
 
+ONCE_REMEMBERED = 4096
+"""Request ids `record_once` remembers: a list's page of ended batches is at most 100."""
+
 
 class Ledger:
     def __init__(
@@ -65,6 +68,8 @@ class Ledger:
         self.keeper = Keeper(self.spool)
         self.rows_written = 0  # for /metrics; only the writer thread changes it
         self._pending: deque[Values] = deque()
+        self._once: dict[object, None] = {}
+        """The request ids `record_once` queued, oldest first."""
         self._writing: list[Values] = []
         """The recorded rows the writer thread is handing to the store, and those after."""
         self._wake = threading.Event()
@@ -111,6 +116,22 @@ class Ledger:
         self._pending.append(row)
         if len(self._pending) >= self.batch_rows and not self._wake.is_set():
             self._wake.set()
+
+    def record_once(self, row: Values) -> bool:
+        """Queue a row (True) unless one with its request id was queued with this lately (the
+        last ONCE_REMEMBERED): a batch's or a background response's usage, billed by
+        whichever answer first carries it, comes with every later read of it as well.
+        The store keeps one row per id whatever comes twice (another worker's, or one
+        from before a restart)."""
+        request_id = row[0]
+        once = self._once
+        if request_id in once:
+            return False
+        once[request_id] = None
+        if len(once) > ONCE_REMEMBERED:
+            del once[next(iter(once))]
+        self.record_values(row)
+        return True
 
     def close(self, timeout: float | None = None) -> bool:
         """Write what is queued (to the spool if the store is away) and stop the writer.

@@ -243,6 +243,25 @@ async def test_a_batch_still_running_or_of_a_model_the_registry_lacks_bills_no_m
     assert (row["model"], row["total_tokens"], row["cost"]) == ("elsewhere", 33, 0.0)
 
 
+async def test_a_batch_of_a_model_the_registry_lacks_is_said_in_the_log_once(
+    own_gateway: Gateway, fake: FakeUpstream
+):
+    gateway = own_gateway
+    gateway.begin_test()
+    fake.files.add_file(LINES.replace(b'"body": {}', b'"body": {"model": "elsewhere"}'))
+    async with _sdk(gateway) as sdk:
+        [listed] = (await sdk.files.list()).data
+        batch = await sdk.batches.create(input_file_id=listed.id, endpoint="/v1/chat/completions",
+                                         completion_window="24h")
+        for _ in range(3):
+            await sdk.batches.retrieve(batch.id)
+        await sdk.batches.list()
+    said = "a batch's model is not in the registry: its usage costs nothing"
+    await wait_for(lambda: said in gateway.logs(), timeout=10)
+    [line] = [line for line in gateway.logs().splitlines() if said in line]
+    assert "model=elsewhere" in line and batch.id in line
+
+
 async def test_a_batch_can_be_cancelled_and_batches_listed(gateway: Gateway, fake: FakeUpstream):
     fake.files.add_file(LINES)
     async with _sdk(gateway) as sdk:

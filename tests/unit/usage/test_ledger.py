@@ -12,6 +12,7 @@ import structlog
 from hxgw.store import Database, StoreError, open_database
 from hxgw.store.sqlite import SqliteDatabase
 from hxgw.usage import Ledger
+from hxgw.usage.ledger import ONCE_REMEMBERED
 from hxgw.usage.spool import Spool
 from tests.unit.usage.rows import row, stored_ids, wait_for
 
@@ -251,3 +252,20 @@ def test_a_store_that_connects_but_takes_no_row_is_back_only_once_a_row_goes_in(
     events = [e["event"] for e in logs]
     assert events.count("usage store unreachable, spooling rows") == 1
     assert events.count("usage store reachable again") == 1
+
+
+def test_a_row_recorded_once_is_queued_once_however_often_it_comes(tmp_path: Path):
+    ledger = Ledger(open_database(None, tmp_path / "state"), tmp_path / "spool")
+    for _ in range(3):
+        ledger.record_once(row(1).values())
+    ledger.record_once(row(2).values())
+    assert ledger.pending == 2
+
+
+def test_record_once_forgets_the_oldest_ids_past_what_it_remembers(tmp_path: Path):
+    ledger = Ledger(open_database(None, tmp_path / "state"), tmp_path / "spool")
+    for n in range(ONCE_REMEMBERED + 1):
+        ledger.record_once(row(n).values())
+    ledger.record_once(row(0).values())  # forgotten: queued again, the store keeps one
+    ledger.record_once(row(ONCE_REMEMBERED).values())
+    assert ledger.pending == ONCE_REMEMBERED + 2
