@@ -103,6 +103,7 @@ async def test_a_file_goes_to_its_upstream_s_model_and_from_no_other_upstream_s(
             assert resp.status == status, answer
             if status == 200:  # its upstream's model, though the group's first is left
                 assert resp.headers["X-HX-Model"] == "right"
+                assert resp.headers["X-HX-Route"] == "strategy=failover; chosen=right"
             else:
                 assert "held by upstream 'two'" in answer["error"]["message"]
     assert upstream[0].requests == []
