@@ -65,7 +65,7 @@ test: install-test
 	$(PY) -m pytest -q -n 4
 
 lint: install-test
-	$(VENV)/bin/ruff check hxgw tests
+	$(VENV)/bin/ruff check hxgw tests bench
 	$(VENV)/bin/ruff format --check hxgw
 	$(VENV)/bin/mypy
 

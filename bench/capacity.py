@@ -123,8 +123,9 @@ async def queueing(port: int, key: str) -> dict[str, float]:
 
 
 async def overload_round(url: str, headers: dict[str, str], body: bytes, count: int,
-                         timeout: float) -> dict[str, Any]:
-    """`count` streams at once; each one's status, and how long a 503 took."""
+                         hang_after: float) -> dict[str, Any]:
+    """`count` streams at once; each one's status, and how long a 503 took (one not over
+    in `hang_after` seconds counts as hung)."""
     served, shed, shed_seconds, no_retry_after, hung, other = 0, 0, [], 0, 0, 0
     connector = aiohttp.TCPConnector(limit=0)
     async with aiohttp.ClientSession(connector=connector) as session:
@@ -134,7 +135,7 @@ async def overload_round(url: str, headers: dict[str, str], body: bytes, count: 
             started = time.monotonic()
             try:
                 async with session.post(url, data=body, headers=headers,
-                                        timeout=aiohttp.ClientTimeout(total=timeout)) as resp:
+                                        timeout=aiohttp.ClientTimeout(total=hang_after)) as resp:
                     if resp.status == 503:
                         shed_seconds.append(time.monotonic() - started)
                         shed += 1
