@@ -1,10 +1,12 @@
 """An upstream's error answer as the client may be given it: read whole (up to
-MAX_ANSWER), the gateway's own key for that upstream masked should it be quoted, and
-its message, cut short, for logs and the gateway's own errors."""
+MAX_ANSWER), decoded should the upstream have compressed it (despite the gateway's
+Accept-Encoding: identity), the gateway's own key for that upstream masked should it be
+quoted, and its message, cut short, for logs and the gateway's own errors."""
 
 from __future__ import annotations
 
 import asyncio
+import zlib
 from typing import Any
 
 from hxgw import jsonio
@@ -16,6 +18,9 @@ from hxgw.upstream import UpstreamResponse
 
 # An upstream's error body is passed on whole or not at all; OpenAI's are under 1 KiB.
 MAX_ANSWER = 64 * 1024
+DECODED = {"gzip": 31, "x-gzip": 31, "deflate": 15}
+"""The codings an error is decoded from, each with its window bits as zlib reads it
+(deflate: zlib-wrapped, as HTTP's is)."""
 
 
 async def read_answer(
@@ -35,8 +40,11 @@ async def read_answer(
         response.release()
     if len(data) > MAX_ANSWER:
         return None
-    data = masked(data, secret)
     headers = passed_headers(response)
+    if response.content_encoding and (plain := decoded(data, response.content_encoding)):
+        data = plain
+        del headers["Content-Encoding"]
+    data = masked(data, secret)
     headers["X-HX-Model"] = model.name
     return UpstreamAnswer(summary(data), answer_status=response.status, headers=headers, body=data)
 
@@ -46,6 +54,21 @@ def upstream_key(config: Config, model: Model) -> str | None:
     an upstream's error must not show whole (`masked`)."""
     upstream = config.upstreams.get(model.upstream)
     return upstream.key if upstream is not None else None
+
+
+def decoded(body: bytes, coding: str) -> bytes | None:
+    """An error body in `coding` (gzip or deflate) as it reads decoded, when it decodes
+    whole to at most MAX_ANSWER bytes: a key it quotes can then be masked, and its words
+    logged. None for another coding, a body cut short or one that does not decode."""
+    bits = DECODED.get(coding)
+    if bits is None:
+        return None
+    decoder = zlib.decompressobj(bits)
+    try:
+        plain = decoder.decompress(body, MAX_ANSWER + 1)
+    except zlib.error:
+        return None
+    return plain if decoder.eof and len(plain) <= MAX_ANSWER else None
 
 
 def masked(data: bytes, secret: str | None) -> bytes:

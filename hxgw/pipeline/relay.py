@@ -18,7 +18,7 @@ from collections.abc import Awaitable
 from hxgw.error_shapes import anthropic_shaped, openai_shaped
 from hxgw.errors import GatewayError, Unavailable, UpstreamError
 from hxgw.pipeline.context import Next, Reply, RequestContext
-from hxgw.pipeline.error_answer import MAX_ANSWER, masked, upstream_key
+from hxgw.pipeline.error_answer import DECODED, MAX_ANSWER, decoded, masked, upstream_key
 from hxgw.pipeline.events import mark_failed, relay_events, upstream_chunks, write_error_event
 from hxgw.pipeline.reported_usage import last_usage, messages_usage
 from hxgw.pipeline.upstream_headers import response_headers
@@ -61,9 +61,10 @@ def relay(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
         return call_next(ctx)
     if not streaming and ctx.rebind is not None:
         return _whole_then_next(ctx, reply, ctx.rebind.max_body, call_next)
-    if not streaming and (_reshaped(ctx, reply) or (status >= 400 and not coding)):
-        # An error is read whole (its first MAX_ANSWER bytes): put in its route's shape,
-        # or with the gateway's key masked should it quote it, over however many reads.
+    if not streaming and status >= 400 and (not coding or coding in DECODED):
+        # An error is read whole (its first MAX_ANSWER bytes): decoded, put in its route's
+        # shape, or with the gateway's key masked should it quote it, over however many
+        # reads.
         return _whole_then_next(ctx, reply, MAX_ANSWER, call_next, cut=True)
     return _relay_then_next(ctx, reply, streaming, call_next)
 
@@ -169,12 +170,16 @@ async def _relay_stream(ctx: RequestContext) -> None:
 
 def _whole_body(ctx: RequestContext, reply: Reply, body: bytes) -> None:
     headers = response_headers(ctx, reply)
+    status = reply.response.status
+    coding = reply.response.content_encoding
+    if status >= 400 and coding and (plain := decoded(body, coding)) is not None:
+        body, coding = plain, ""
+        del headers["Content-Encoding"]
     if ctx.rebind is not None:
         body = ctx.rebind.body(body, reply.model)
-    if reply.response.status >= 400:  # a 400 may quote the key it was sent: the gateway's
+    if status >= 400:  # a 400 may quote the key it was sent: the gateway's
         body = masked(body, upstream_key(ctx.state.config, reply.model))
-    if _reshaped(ctx, reply):
-        status = reply.response.status
+    if status >= 400 and not coding and _reshaped(ctx, reply):
         if reply.is_event_stream():  # an error sent as events: its data is the error
             body = _first_data(body)
         anthropic = ctx.endpoint.dialect == "anthropic"
@@ -202,13 +207,10 @@ def _first_data(body: bytes) -> bytes:
 
 
 def _reshaped(ctx: RequestContext, reply: Reply) -> bool:
-    """Whether the answer is an upstream's error that the client gets in its API's shape:
-    any on an Anthropic route (`error_shapes.anthropic_shaped`), one that is not JSON on the
-    others (`error_shapes.openai_shaped`); an encoded one goes as it came."""
-    response = reply.response
-    if response.status < 400 or response.content_encoding:
-        return False
-    return ctx.endpoint.dialect == "anthropic" or "json" not in response.content_type
+    """Whether an upstream's error (decoded) is one that the client gets in its API's
+    shape: any on an Anthropic route (`error_shapes.anthropic_shaped`), one that is not
+    JSON on the others (`error_shapes.openai_shaped`)."""
+    return ctx.endpoint.dialect == "anthropic" or "json" not in reply.response.content_type
 
 
 async def relay_body(ctx: RequestContext, reply: Reply) -> None:

@@ -32,7 +32,7 @@ import structlog
 from hxgw.store import Connection, Database, RowRefused, StoreError
 from hxgw.store.migrate import migrate
 from hxgw.usage.keeping import Keeper
-from hxgw.usage.row import UsageRow, Values
+from hxgw.usage.row import COLUMNS, UsageRow, Values
 from hxgw.usage.schema import INSERT, MIGRATIONS
 from hxgw.usage.spool import Spool
 
@@ -44,7 +44,10 @@ unreachable and its rows spooled: a frozen server would otherwise hold them in m
 for a crash to take, as long as it stays frozen."""
 
 ONCE_REMEMBERED = 4096
-"""Request ids `record_once` remembers: a list's page of ended batches is at most 100."""
+"""Rows `record_once` remembers: a list's page of ended batches is at most 100."""
+_REQUEST_ID, _STARTED, _SOURCE = (
+    COLUMNS.index(c) for c in ("request_id", "started", "usage_source")
+)
 
 
 class Ledger:
@@ -69,7 +72,7 @@ class Ledger:
         self.rows_written = 0  # for /metrics; only the writer thread changes it
         self._pending: deque[Values] = deque()
         self._once: dict[object, None] = {}
-        """The request ids `record_once` queued, oldest first."""
+        """The rows `record_once` queued (their request id, start and source), oldest first."""
         self._writing: list[Values] = []
         """The recorded rows the writer thread is handing to the store, and those after."""
         self._wake = threading.Event()
@@ -118,16 +121,17 @@ class Ledger:
             self._wake.set()
 
     def record_once(self, row: Values) -> bool:
-        """Queue a row (True) unless one with its request id was queued with this lately (the
-        last ONCE_REMEMBERED): a batch's or a background response's usage, billed by
-        whichever answer first carries it, comes with every later read of it as well.
-        The store keeps one row per id whatever comes twice (another worker's, or one
-        from before a restart)."""
-        request_id = row[0]
+        """Queue a row (True) unless the same row, by its key in the store and its source of
+        usage, was queued with this lately (the last ONCE_REMEMBERED): a batch's or a
+        background response's usage, billed by whichever answer first carries it, comes
+        with every later read of it as well. One reported after an estimate is queued:
+        it replaces the estimate. The store keeps one row per key whatever comes twice
+        (another worker's, or one from before a restart)."""
+        same = (row[_REQUEST_ID], row[_STARTED], row[_SOURCE])
         once = self._once
-        if request_id in once:
+        if same in once:
             return False
-        once[request_id] = None
+        once[same] = None
         if len(once) > ONCE_REMEMBERED:
             del once[next(iter(once))]
         self.record_values(row)

@@ -266,6 +266,45 @@ async def test_an_error_quoting_the_gateway_s_key_over_two_reads_reaches_the_cli
     assert json.loads(body)["error"]["message"].endswith("= ...1234")
 
 
+@pytest.mark.parametrize("coding", [b"gzip", b"deflate"])
+async def test_a_compressed_error_quoting_the_gateway_s_key_reaches_the_client_decoded_and_masked(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession, coding: bytes
+):
+    secret = "sk-upstream-secret-value-5678"
+    said = b'{"error":{"message":"Invalid key = %s","type":"invalid_request_error"}}' % (
+        secret.encode())
+    packed = gzip.compress(said) if coding == b"gzip" else zlib.compress(said)
+    head = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+            b"Content-Encoding: %s\r\nContent-Length: %d\r\n\r\n" % (coding, len(packed)))
+    raw.answers["m-gamma"] = [head + packed[:10], 0.1, packed[10:]]
+    gateway = await start_gateway(upstream_url=raw.url, upstream_key=secret)
+    async with client.post(gateway.url + "/v1/chat/completions", json={**CHAT, "model": "solo"},
+                           headers=gateway.auth, auto_decompress=False) as resp:
+        status, headers, body = resp.status, resp.headers, await resp.read()
+    assert status == 400 and "Content-Encoding" not in headers
+    assert json.loads(body)["error"]["message"] == "Invalid key = ...5678"
+    await _all_slots_back(gateway, client)
+
+
+async def test_compressed_errors_of_every_candidate_reach_neither_client_nor_log_with_the_key(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    secret = "sk-upstream-secret-value-9abc"
+    packed = gzip.compress(b'{"error":{"message":"Rate limit reached for key %s"}}' % (
+        secret.encode()))
+    raw.answers["m-alpha"] = raw.answers["m-beta"] = whole(
+        b"429 Too Many Requests", packed, extra=b"Content-Encoding: gzip\r\nRetry-After: 1\r\n")
+    gateway = await start_gateway(upstream_url=raw.url, upstream_key=secret)
+    async with client.post(gateway.url + "/v1/chat/completions", json={**CHAT, "model": "chat"},
+                           headers=gateway.auth, auto_decompress=False) as resp:
+        status, headers, body = resp.status, resp.headers, await resp.read()
+    assert status == 429 and "Content-Encoding" not in headers
+    assert json.loads(body)["error"]["message"] == "Rate limit reached for key ...9abc"
+    await _all_slots_back(gateway, client)
+    gateway.stop()
+    assert secret not in gateway.logs() and "Rate limit reached for key ...9abc" in gateway.logs()
+
+
 async def test_a_lone_model_s_error_page_past_64_kib_keeps_its_status_and_its_start(
     start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):

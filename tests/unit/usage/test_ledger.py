@@ -262,6 +262,14 @@ def test_a_row_recorded_once_is_queued_once_however_often_it_comes(tmp_path: Pat
     assert ledger.pending == 2
 
 
+def test_a_row_reported_after_its_estimate_is_queued_to_replace_it(tmp_path: Path):
+    ledger = Ledger(open_database(None, tmp_path / "state"), tmp_path / "spool")
+    ledger.record_once(row(1, usage_source="estimated").values())
+    ledger.record_once(row(1, usage_source="reported").values())
+    ledger.record_once(row(1, usage_source="reported").values())
+    assert ledger.pending == 2
+
+
 def test_record_once_forgets_the_oldest_ids_past_what_it_remembers(tmp_path: Path):
     ledger = Ledger(open_database(None, tmp_path / "state"), tmp_path / "spool")
     for n in range(ONCE_REMEMBERED + 1):
