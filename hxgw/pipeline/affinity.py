@@ -19,6 +19,7 @@ from hxgw.errors import BadRequest, Forbidden, NotFound
 from hxgw.pipeline.context import Next, RequestContext
 from hxgw.pipeline.held import bound_upstream
 from hxgw.pipeline.rebind import HeldIds, Rebind, ResponseIds
+from hxgw.pipeline.shapes import check_query
 from hxgw.pipeline.transform import NO_BODY, encode_body
 from hxgw.routing.decision import Decision
 from hxgw.routing.routes import may_use_model
@@ -67,6 +68,7 @@ def bind_to_origin(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
     # Quoted whole: a made-up id must not reach another upstream path ("../key/new").
     path = endpoint.upstream_path.replace("{id}", quote(upstream_id, safe=""))
     query = ctx.exchange.query
+    check_query(query)
     ctx.upstream_path = f"{path}?{query}" if query else path
     ctx.upstream_bodies = NO_BODY
     return call_next(ctx)

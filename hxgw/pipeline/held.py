@@ -19,6 +19,7 @@ from hxgw.endpoints import BATCHES
 from hxgw.errors import BadRequest, BatchNotAllowed, Forbidden, NotFound
 from hxgw.pipeline.context import Next, RequestContext
 from hxgw.pipeline.rebind import HeldIds
+from hxgw.pipeline.shapes import check_query
 from hxgw.pipeline.transform import FixedBody, encode_body
 from hxgw.pipeline.usage import counting_limits
 from hxgw.routing.routes import GROUP_HEADER, may_use_upstream
@@ -43,6 +44,7 @@ def choose_upstream(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
         upstream, named[upstream_id] = candidate.upstream, given
         raw = encode_body({**ctx.body, INPUT_FILE: upstream_id})
     query = ctx.exchange.query
+    check_query(query)
     pairs = parse_qsl(query, keep_blank_values=True)
     for at, (name, value) in enumerate(pairs):
         if name == "after" and unbind(value) is not None:

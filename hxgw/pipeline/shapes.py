@@ -3,11 +3,13 @@ and their `content`, a Responses call's `input`, a completion's `prompt`, an emb
 `input`, and the `tool_choice` and `response_format` beside them. OpenAI and Anthropic
 answer a wrong type with a 400; LiteLLM, in front of them, with a 500 (`'int' object is
 not iterable`, "Invalid tool choice"), which fails over and counts against every model:
-a dozen such requests from one client had opened every model's circuit."""
+a dozen such requests from one client had opened every model's circuit. And the fields
+by which a request would steer LiteLLM, refused wherever they stand."""
 
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import parse_qsl
 
 from hxgw.config.reader import kind_of
 from hxgw.endpoints import CHAT, COUNT_TOKENS, MESSAGES, RESPONSES, Endpoint
@@ -81,9 +83,24 @@ def check_shape(endpoint: Endpoint, body: dict[str, Any]) -> None:
         raise _invalid(name, "a string or an array", value)
 
 
+def check_query(query: str) -> None:
+    """Raise BadRequest for a query string (forwarded on the files, batches and stored
+    responses routes) that names a field of STEERING or FILE_ROUTING: LiteLLM's file
+    routes read `custom_llm_provider` and `target_model_names` from the query before
+    the body."""
+    if not query:
+        return
+    names = {name for name, _ in parse_qsl(query, keep_blank_values=True)}
+    if not names.isdisjoint(_REFUSED_IN_QUERY):
+        raise steering(min(names & _REFUSED_IN_QUERY))
+
+
+_REFUSED_IN_QUERY = STEERING | FILE_ROUTING
+
+
 def steering(field: str) -> BadRequest:
-    """The refusal of a request that names `field`, one of STEERING, in its body or
-    form."""
+    """The refusal of a request that names `field`, one of STEERING, in its body, form
+    or query."""
     return BadRequest(
         f"'{field}' steers LiteLLM's routing, which this gateway does: name a group or "
         "a model of its registry as 'model' (its failover_order says where it fails over)",

@@ -79,6 +79,35 @@ async def test_a_file_upload_with_a_field_that_would_steer_litellm_is_a_400(
     assert fake.files.files == {}
 
 
+@pytest.mark.parametrize(("method", "path", "field"), [
+    # LiteLLM's file routes read the provider, and the deployments, from the query first.
+    ("POST", "/v1/files?custom_llm_provider=azure", "custom_llm_provider"),
+    ("GET", "/v1/files?target_model_names=gpt-4o-other-account", "target_model_names"),
+    ("GET", "/v1/files/{file}/content?custom_llm_provider=azure", "custom_llm_provider"),
+    ("DELETE", "/v1/files/{file}?api_base=http://127.0.0.1:9", "api_base"),
+    ("GET", "/v1/batches?limit=2&custom_llm_provider=vertex_ai", "custom_llm_provider"),
+])
+async def test_a_query_that_would_steer_litellm_is_a_400_and_goes_nowhere(
+    gateway: Gateway, fake: FakeUpstream, client: aiohttp.ClientSession,
+    method: str, path: str, field: str,
+):
+    fake.files.add_file(LINES)
+    async with _sdk(gateway) as sdk:
+        [listed] = (await sdk.files.list()).data
+    headers = gateway.auth
+    data = None
+    if method == "POST":
+        data = (b'--b\r\nContent-Disposition: form-data; name="purpose"\r\n\r\nbatch\r\n'
+                b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.jsonl"\r\n'
+                b"\r\n" + LINES + b"\r\n--b--\r\n")
+        headers = {**headers, "Content-Type": "multipart/form-data; boundary=b"}
+    async with client.request(method, gateway.url + path.format(file=listed.id), data=data,
+                              headers=headers) as resp:
+        assert resp.status == 400
+        assert (await resp.json())["error"]["param"] == field
+    assert len(fake.files.files) == 1  # none added, none deleted
+
+
 async def test_a_steering_field_after_a_large_file_stops_its_upload_with_a_400(
     gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):
