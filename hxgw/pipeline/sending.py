@@ -8,6 +8,7 @@ from collections.abc import Coroutine
 from typing import Any
 
 from hxgw.config import Model
+from hxgw.errors import HeaderTooLarge
 from hxgw.pipeline.context import RequestContext
 from hxgw.pipeline.loops import passed_hops
 from hxgw.upstream import (
@@ -21,6 +22,10 @@ from hxgw.upstream import (
 FORWARDED_REQUEST_HEADERS = ("traceparent", "anthropic-version")
 FORWARDED_LIST_HEADERS = ("tracestate", "anthropic-beta")
 """Lists a client may split over several lines (RFC 9110, 5.3): sent on as one."""
+FORWARDED_MAX = 8 * 1024
+"""The most bytes of the client's header lines that go upstream: an upstream's own server
+reads a header line of about 8 KiB at most (aiohttp's 8,190 bytes), and refused it with a
+400 that quoted the line, held against the model as its failure."""
 TransportError = (OSError, TimeoutError)
 """How an exchange with an upstream breaks: a reset, a refused connect, a timeout."""
 
@@ -58,6 +63,12 @@ def request_headers(ctx: RequestContext) -> list[bytes]:
     via = passed_hops(ctx)  # the gateways before this one
     if via is not None:
         lines.append(header_line("Via", via))
+    if sum(map(len, lines)) > FORWARDED_MAX:
+        raise HeaderTooLarge(
+            "the trace and Anthropic headers this request sends on "
+            f"({', '.join((*FORWARDED_REQUEST_HEADERS, *FORWARDED_LIST_HEADERS))}) "
+            f"are over {FORWARDED_MAX // 1024} KiB together, more than an upstream reads"
+        )
     return lines
 
 

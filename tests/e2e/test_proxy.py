@@ -76,6 +76,20 @@ async def test_traceparent_passes_through_unchanged(
     assert fake.requests[-1].headers["traceparent"] == trace
 
 
+async def test_trace_headers_longer_than_an_upstream_reads_are_a_431_that_goes_nowhere(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    # Each line is within what the gateway reads; joined, they are past an upstream's.
+    headers = [*gateway.auth.items(), *((("tracestate", f"k{n}=" + "v" * 3000)) for n in range(4))]
+    before = len(fake.requests)
+    async with client.post(gateway.url + "/v1/chat/completions", json=CHAT,
+                           headers=headers) as resp:
+        assert resp.status == 431
+        error = (await resp.json())["error"]
+    assert error["code"] == "request_header_fields_too_large" and "vvvv" not in error["message"]
+    assert len(fake.requests) == before
+
+
 async def test_the_group_header_chooses_the_group(
     gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):
