@@ -195,10 +195,10 @@ def _command(argv: Sequence[str] | None, early: EarlyReload | None = None) -> in
     env = dict(os.environ)
     config_dir = getattr(args, "config_dir", None) or env.get("HX_CONFIG_DIR") or DEFAULT_CONFIG_DIR
     if args.command == "serve":
-        from hxgw.lifecycle.override import ListenOverride
+        from hxgw.lifecycle.override import Override
         from hxgw.lifecycle.serve import serve
 
-        override = ListenOverride(host=args.host, port=args.port)
+        override = Override(host=args.host, port=args.port)
         return serve(
             config_dir, env, override, workers=args.workers, listen_fd=args.listen_fd, early=early
         )

@@ -43,7 +43,8 @@ _RESTART_ONLY: dict[str, tuple[_Read, str]] = {
     "tls": (lambda c: c.tls is None, "TLS was switched on or off; it takes effect on restart"),
     "limits.client_idle_timeout": (
         lambda c: c.limits.client_idle_timeout,
-        "limits.client_idle_timeout changed; it takes effect on restart",
+        "limits.client_idle_timeout changed: request bodies are held to it now, idle "
+        "connections on restart",
     ),
     "limits_store": (lambda c: c.limits_store, "limits_store changed; it takes effect on restart"),
     "store": (lambda c: c.store, "store settings changed; they take effect on restart"),
@@ -59,13 +60,15 @@ def _logging(config: Config) -> str:
     return f"level:{config.logging.level},format:{config.logging.format}"
 
 
-def log_supervisor_restart_changes(started: Config, fresh: Config, count: int | None) -> None:
+def log_supervisor_restart_changes(started: Config, fresh: Config, count: int | None) -> list[str]:
     """With workers: what a reload cannot change for them, which they cannot see (the
     supervisor gave them its address): the address, and their number when the config
-    set it (`count`, None when the command line did)."""
-    _log_listen_change(_configured(started), fresh)
+    set it (`count`, None when the command line did). Returns their places."""
+    places = ["listen"] if _log_listen_change(_configured(started), fresh) else []
     if count is not None and fresh.workers != started.workers:
         log.warning("workers changed; it takes effect on restart", running=count)
+        places.append("workers")
+    return places
 
 
 def _configured(config: Config) -> str:

@@ -35,7 +35,7 @@ from hxgw.lifecycle.capacity import log_capacity, raise_descriptor_limit, size_g
 from hxgw.lifecycle.drain import drain
 from hxgw.lifecycle.listening import gateway_server, listen
 from hxgw.lifecycle.notify import Notifier
-from hxgw.lifecycle.override import ListenOverride, log_cannot_listen
+from hxgw.lifecycle.override import Override, log_cannot_listen
 from hxgw.lifecycle.seeds import Seeds
 from hxgw.lifecycle.signals import DaemonSignals
 from hxgw.lifecycle.start_signals import GENERATION, STARTED_AGAIN, EarlyReload, daemon_started
@@ -59,13 +59,16 @@ class Daemon:
         config: Config,
         config_dir: str,
         env: Mapping[str, str],
-        override: ListenOverride,
+        override: Override,
         listen_fd: int | None = None,
         access: AccessLog | None = None,
         early: EarlyReload | None = None,
     ) -> None:
         self.config_dir, self.env, self.override = config_dir, env, override
         self.early, self.started_with = early, config
+        self.asked = config
+        """The config as the files said at the last reload, less what `override` pins: what
+        the next reload's changes are counted from."""
         self.listen_fd = listen_fd
         self.descriptors = 0
         """The descriptors this process may open, read at start."""
@@ -195,16 +198,15 @@ class Daemon:
                 loaded = await stores.reload_serving(
                     self.config_dir, self.env, self.runtime, current.config
                 )
+                asked = self.override.listen(loaded)  # as the files say, less the address
                 config = self.override.apply(loaded)
                 snapshot = build_state(config, current.client, current.generation + 1, self.runtime)
                 await stores.reloaded(self.runtime, self.seeds, config)
-                waiting = log_restart_only_changes(
-                    self.started_with, config, self.runtime.listening
-                )
+                waiting = log_restart_only_changes(self.started_with, asked, self.runtime.listening)
                 warn_if_world_readable(config, self.readable)
                 if short := guessable_keys(config, current.config):
                     log.warning(short)
-            changed = changes(current.config, config)
+            changed = changes(self.asked, asked)
             changed.waiting = waiting
             if self.ssl_context is not None and config.tls is not None:
                 reread_certificate(self.ssl_context, config.tls)
@@ -212,6 +214,7 @@ class Daemon:
             # leaves the old snapshot serving (with the routing memory, gates and gauges
             # _adopt had set for the new one so far).
             self._adopt(snapshot)
+            self.asked = asked
         except ConfigError as exc:
             problems = str(exc).splitlines()
             # The first in full, the rest counted: STATUS= and the status page have a

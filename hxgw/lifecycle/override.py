@@ -1,5 +1,7 @@
-"""Where the daemon listens: --host and --port given on the command line win over config
-and environment; and what a bind that fails says."""
+"""What the process runs with whatever its config files say: --host and --port given on
+the command line win over config and environment, and a worker runs with the settings a
+reload cannot change as its supervisor started with them (hxgw.lifecycle.pinned); and
+what a bind that fails says."""
 
 from __future__ import annotations
 
@@ -9,18 +11,26 @@ import errno
 import structlog
 
 from hxgw.config import Config, Listen
+from hxgw.lifecycle.pinned import RestartOnly
 
 log = structlog.get_logger("hxgw.lifecycle.daemon")
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
-class ListenOverride:
-    """--host/--port given on the command line: they win over config and environment."""
-
+class Override:
     host: str | None = None
     port: int | None = None
+    restart_only: RestartOnly | None = None
+    """A worker's: its supervisor's (None in a process of its own)."""
 
     def apply(self, config: Config) -> Config:
+        """`config` as the process runs it."""
+        config = self.listen(config)
+        return config if self.restart_only is None else self.restart_only.apply(config)
+
+    def listen(self, config: Config) -> Config:
+        """`config` with the command line's address: what the files ask of this process,
+        which a reload compares with what it runs."""
         listen = Listen(
             host=self.host or config.listen.host,
             port=config.listen.port if self.port is None else self.port,

@@ -3,6 +3,7 @@ several workers, the supervisor, until it is stopped."""
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Coroutine, Mapping
 from typing import Any
 
@@ -11,7 +12,8 @@ import structlog
 from hxgw.config import Config
 from hxgw.errors import ConfigError
 from hxgw.lifecycle.daemon import Daemon
-from hxgw.lifecycle.override import ListenOverride
+from hxgw.lifecycle.override import Override
+from hxgw.lifecycle.pinned import pinned
 from hxgw.lifecycle.start_signals import SUPERVISOR_PID, EarlyReload, follow_supervisor
 from hxgw.lifecycle.stores import load_serving
 from hxgw.lifecycle.supervisor import Supervisor
@@ -25,7 +27,7 @@ log = structlog.get_logger("hxgw.lifecycle.serve")
 def serve(
     config_dir: str,
     env: Mapping[str, str],
-    override: ListenOverride,
+    override: Override,
     workers: int | str | None = None,
     listen_fd: int | None = None,
     early: EarlyReload | None = None,
@@ -39,6 +41,8 @@ def serve(
     supervisor = env.get(SUPERVISOR_PID)
     if listen_fd is not None and supervisor and not follow_supervisor(int(supervisor)):
         return 1  # its supervisor died while it started
+    if listen_fd is not None:
+        override = dataclasses.replace(override, restart_only=pinned(env))
     try:
         config = override.apply(load_serving(config_dir, env))
     except ConfigError as exc:

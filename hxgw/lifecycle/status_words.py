@@ -40,3 +40,16 @@ class SupervisorStatus:
         some = "" if serving_now == self.count else f"{serving_now} of "
         workers = f"{some}{self.count} workers on {self.address}"
         return f"{workers}; {serving(generation, self.config)}; {state}"
+
+
+WAITING = "waiting for a restart: "
+
+
+def also_waiting(state: str, places: list[str]) -> str:
+    """A reload's STATUS= words (worker 0's) with the settings only the supervisor sees
+    wait for a restart (the address and the number of workers, which it gave them)."""
+    if not places:
+        return state
+    if WAITING in state:
+        return state.replace(WAITING, WAITING + ", ".join(places) + ", ", 1)
+    return f"{state}; {WAITING}{', '.join(places)}"

@@ -33,9 +33,10 @@ from hxgw.config.gateway import STOP_AFTER_DRAIN
 from hxgw.config.warnings import log_supervisor_restart_changes
 from hxgw.lifecycle.notify import Notifier
 from hxgw.lifecycle.override import log_cannot_listen
+from hxgw.lifecycle.pinned import pin
 from hxgw.lifecycle.spawn import spawn
 from hxgw.lifecycle.start_signals import RELOAD_NOW, STOP_NOW, EarlyReload
-from hxgw.lifecycle.status_words import SupervisorStatus
+from hxgw.lifecycle.status_words import SupervisorStatus, also_waiting
 from hxgw.lifecycle.worker import (
     Worker,
     all_set,
@@ -98,6 +99,7 @@ class Supervisor:
         self.report.address = f"{self.config.listen.host}:{self.port}"
         with tempfile.TemporaryDirectory(prefix="hxgw-workers-") as scratch:
             self.scratch = Path(scratch)
+            pin(self.config, self.scratch)  # before any worker starts
             self.workers = [
                 Worker.listening(i, self.scratch, listeners[i]) for i in range(self.count)
             ]
@@ -202,7 +204,8 @@ class Supervisor:
                 self.drain_timeout, self.paths = fresh.drain_timeout, fresh.files
                 self.report.config = fresh
                 count = self.count if self.count_from_config else None
-                log_supervisor_restart_changes(self.config, fresh, count)
+                waiting = log_supervisor_restart_changes(self.config, fresh, count)
+                state = also_waiting(state, waiting)
         self.notifier.ready(self._status(state))
 
     async def _restart(self, worker: Worker) -> None:

@@ -225,6 +225,47 @@ async def test_a_worker_started_again_says_its_start_itself_and_what_it_warns_of
                and line.endswith("worker=1") for line in again), again
 
 
+def _log_as_json(gateway: Gateway) -> None:
+    """A change a reload cannot make: logging.format, json from kv."""
+    path = gateway.config_dir / "gateway.yaml"
+    document = yaml.safe_load(path.read_text())
+    document["logging"] = {**document.get("logging", {}), "format": "json"}
+    path.write_text(yaml.safe_dump(document))
+
+
+async def test_a_worker_started_again_runs_a_change_only_a_restart_makes_as_its_siblings_do(
+    start_gateway: StartGateway, notify: NotifySocket
+):
+    # It had read the staged change and taken it alone: with TLS, half the connections.
+    gateway, _ = await _start(start_gateway, notify)
+    _log_as_json(gateway)
+    gateway.signal(signal.SIGHUP)
+    await wait_for(lambda: "workers reloaded" in gateway.logs())
+    os.kill(_worker_pids(gateway)[1], signal.SIGKILL)
+    await wait_for(lambda: "worker started again" in gateway.logs(), timeout=15)
+    again = gateway.logs().split("worker exited; starting it again")[1].splitlines()
+    assert any(" info listening " in line and line.endswith("worker=1") for line in again)
+    assert not any(line.startswith("{") for line in again), again
+
+
+async def test_a_change_only_a_restart_makes_still_waits_after_worker_0_is_started_again(
+    start_gateway: StartGateway, notify: NotifySocket
+):
+    gateway, notify = await _start(start_gateway, notify)
+    _log_as_json(gateway)
+    gateway.signal(signal.SIGHUP)
+    await wait_for(lambda: "workers reloaded" in gateway.logs())
+    os.kill(_worker_pid(gateway, 0), signal.SIGKILL)  # worker 0 speaks for all at a reload
+    await wait_for(lambda: "worker started again" in gateway.logs(), timeout=15)
+    gateway.begin_test()
+    notify.drain()
+    gateway.signal(signal.SIGHUP)
+    await wait_for(lambda: "workers reloaded" in gateway.logs())
+    assert "restart_needed=logging" in gateway.logs()
+    await wait_for(lambda: any("waiting for a restart: logging" in m.get("STATUS", "")
+                               for m in notify.drain()))
+
+
 async def test_a_worker_that_dies_during_a_reload_is_started_again_and_the_reload_ends(
     start_gateway: StartGateway, notify: NotifySocket, client: aiohttp.ClientSession
 ):
@@ -708,10 +749,13 @@ async def test_a_draining_supervisor_refuses_new_connections_at_once(
 async def test_a_reload_that_changes_the_number_of_workers_says_it_waits_for_a_restart(
     start_gateway: StartGateway, notify: NotifySocket
 ):
-    gateway, _ = await _start(start_gateway, notify)
+    gateway, notify = await _start(start_gateway, notify)
     path = gateway.config_dir / "gateway.yaml"
     path.write_text(yaml.safe_dump(yaml.safe_load(path.read_text()) | {"workers": 3}))
     gateway.signal(signal.SIGHUP)
     # Before, the reload was reported done and the change went unsaid.
     await wait_for(lambda: "workers changed; it takes effect on restart" in gateway.logs())
     assert "running=2" in gateway.logs() and len(_worker_pids(gateway)) == 2
+    await wait_for(lambda: any("waiting for a restart: workers" in m.get("STATUS", "")
+                               for m in notify.drain()))
+

@@ -12,6 +12,7 @@ from hxgw.config import Config, load_config
 from hxgw.config.warnings import (
     guessable_keys,
     log_restart_only_changes,
+    log_supervisor_restart_changes,
     warn_at_start,
     warn_if_world_readable,
 )
@@ -90,6 +91,18 @@ def test_a_listen_address_is_compared_with_the_one_in_use_not_the_last_config(tm
     said = [(e.get("listening"), e.get("configured")) for e in logs]
     # Before, the second said it moved from 4011 (it never had) and the third said nothing.
     assert said == [("127.0.0.1:4010", "127.0.0.1:4011"), ("127.0.0.1:4010", "127.0.0.1:4011")]
+
+
+def test_with_workers_a_moved_address_and_their_number_are_the_supervisor_s_to_say(
+    tmp_path: Path,
+):
+    started = _config_on(tmp_path, 4010)
+    moved = load_config(write_config(tmp_path / "moved", "http://127.0.0.1:1", gateway={
+        "listen": {"host": "127.0.0.1", "port": 4011}, "workers": 3}), {"MASTER_KEY": new_key()})
+    with structlog.testing.capture_logs():
+        assert log_supervisor_restart_changes(started, moved, 2) == ["listen", "workers"]
+        assert log_supervisor_restart_changes(started, moved, None) == ["listen"]  # --workers
+        assert log_supervisor_restart_changes(started, started, 2) == []
 
 
 def _config_with(tmp_path: Path, name: str, **gateway: object) -> Config:

@@ -10,7 +10,7 @@ import pytest
 from hxgw.config import load_config
 from hxgw.lifecycle import daemon as daemon_module
 from hxgw.lifecycle.daemon import Daemon
-from hxgw.lifecycle.override import ListenOverride
+from hxgw.lifecycle.override import Override
 from hxgw.state import build_state
 from hxgw.upstream import UpstreamClient
 from tests.fixtures import NotifySocket, new_key, write_config
@@ -29,7 +29,7 @@ async def daemon(tmp_path: Path, notify: NotifySocket) -> AsyncIterator[Daemon]:
     """A daemon serving its first snapshot, as `run` leaves it (without listening)."""
     config_dir = write_config(tmp_path / "conf", "http://127.0.0.1:1")
     env = {"MASTER_KEY": new_key()}
-    daemon = Daemon(load_config(config_dir, env), str(config_dir), env, ListenOverride())
+    daemon = Daemon(load_config(config_dir, env), str(config_dir), env, Override())
     client = UpstreamClient()
     daemon.holder.swap(build_state(daemon.holder.config, client, 1, daemon.runtime))
     yield daemon

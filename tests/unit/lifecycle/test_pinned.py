@@ -1,0 +1,58 @@
+"""A worker's settings that only a restart changes are its supervisor's: pinned."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+from hxgw.config import Config, load_config
+from hxgw.config.warnings import log_restart_only_changes
+from hxgw.lifecycle.pinned import RestartOnly, pin, pinned
+from hxgw.observe.workers import SHARED_DIR
+from tests.fixtures import new_key, write_config
+
+ENV = {"MASTER_KEY": new_key()}
+LISTENING = "127.0.0.1:4010"
+
+
+def _config(directory: Path, **gateway: object) -> Config:
+    return load_config(write_config(directory, "http://127.0.0.1:1", gateway=gateway), ENV)
+
+
+def _changed_in_every_restart_only_setting(tmp_path: Path) -> Config:
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", "/CN=hx",
+                    "-keyout", str(key), "-out", str(cert)], check=True, capture_output=True)
+    key.chmod(0o600)
+    return _config(
+        tmp_path / "new",
+        listen={"host": "127.0.0.1", "port": 4010},
+        tls={"cert": str(cert), "key": str(key)},
+        limits={"client_idle_timeout": 7},
+        limits_store={"url": "redis://127.0.0.1:1/0"},
+        store={"batch_rows": 50},
+        logging={"level": "warning", "format": "json"},
+    )
+
+
+def test_every_setting_only_a_restart_changes_is_pinned(tmp_path: Path):
+    started = _config(tmp_path / "old", listen={"host": "127.0.0.1", "port": 4010})
+    files_now = _changed_in_every_restart_only_setting(tmp_path)
+    assert log_restart_only_changes(started, files_now, LISTENING) == [
+        "tls", "limits.client_idle_timeout", "limits_store", "store", "logging"]
+    assert log_restart_only_changes(
+        started, RestartOnly.of(started).apply(files_now), LISTENING) == []
+
+
+def test_a_pin_keeps_the_rest_of_the_config_as_the_files_say(tmp_path: Path):
+    started = _config(tmp_path / "old")
+    files_now = _config(tmp_path / "new", timeouts={"connect": 3, "first_byte": 5})
+    assert RestartOnly.of(started).apply(files_now).timeouts == files_now.timeouts
+
+
+def test_a_worker_reads_what_its_supervisor_pinned_and_a_lone_process_nothing(tmp_path: Path):
+    started = _config(tmp_path / "old")
+    pin(started, tmp_path)
+    assert pinned({SHARED_DIR: str(tmp_path)}) == RestartOnly.of(started)
+    assert pinned({}) is None
