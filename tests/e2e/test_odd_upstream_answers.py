@@ -266,6 +266,16 @@ async def test_an_error_quoting_the_gateway_s_key_over_two_reads_reaches_the_cli
     assert json.loads(body)["error"]["message"].endswith("= ...1234")
 
 
+async def _undecoded_error(client: aiohttp.ClientSession, gateway: Gateway, model: str
+                           ) -> tuple[int, str]:
+    """A chat's error status and message, as it came (the client decodes nothing), after
+    checking it came plain."""
+    async with client.post(gateway.url + "/v1/chat/completions", json={**CHAT, "model": model},
+                           headers=gateway.auth, auto_decompress=False) as resp:
+        assert "Content-Encoding" not in resp.headers
+        return resp.status, json.loads(await resp.read())["error"]["message"]
+
+
 @pytest.mark.parametrize("coding", [b"gzip", b"deflate"])
 async def test_a_compressed_error_quoting_the_gateway_s_key_reaches_the_client_decoded_and_masked(
     start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession, coding: bytes
@@ -278,11 +288,8 @@ async def test_a_compressed_error_quoting_the_gateway_s_key_reaches_the_client_d
             b"Content-Encoding: %s\r\nContent-Length: %d\r\n\r\n" % (coding, len(packed)))
     raw.answers["m-gamma"] = [head + packed[:10], 0.1, packed[10:]]
     gateway = await start_gateway(upstream_url=raw.url, upstream_key=secret)
-    async with client.post(gateway.url + "/v1/chat/completions", json={**CHAT, "model": "solo"},
-                           headers=gateway.auth, auto_decompress=False) as resp:
-        status, headers, body = resp.status, resp.headers, await resp.read()
-    assert status == 400 and "Content-Encoding" not in headers
-    assert json.loads(body)["error"]["message"] == "Invalid key = ...5678"
+    status, message = await _undecoded_error(client, gateway, "solo")
+    assert (status, message) == (400, "Invalid key = ...5678")
     await _all_slots_back(gateway, client)
 
 
@@ -295,11 +302,8 @@ async def test_compressed_errors_of_every_candidate_reach_neither_client_nor_log
     raw.answers["m-alpha"] = raw.answers["m-beta"] = whole(
         b"429 Too Many Requests", packed, extra=b"Content-Encoding: gzip\r\nRetry-After: 1\r\n")
     gateway = await start_gateway(upstream_url=raw.url, upstream_key=secret)
-    async with client.post(gateway.url + "/v1/chat/completions", json={**CHAT, "model": "chat"},
-                           headers=gateway.auth, auto_decompress=False) as resp:
-        status, headers, body = resp.status, resp.headers, await resp.read()
-    assert status == 429 and "Content-Encoding" not in headers
-    assert json.loads(body)["error"]["message"] == "Rate limit reached for key ...9abc"
+    status, message = await _undecoded_error(client, gateway, "chat")
+    assert (status, message) == (429, "Rate limit reached for key ...9abc")
     await _all_slots_back(gateway, client)
     gateway.stop()
     assert secret not in gateway.logs() and "Rate limit reached for key ...9abc" in gateway.logs()

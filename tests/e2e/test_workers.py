@@ -225,12 +225,17 @@ async def test_a_worker_started_again_says_its_start_itself_and_what_it_warns_of
                and line.endswith("worker=1") for line in again), again
 
 
-def _log_as_json(gateway: Gateway) -> None:
-    """A change a reload cannot make: logging.format, json from kv."""
+async def _reload_json_logs_then_kill(gateway: Gateway, worker: int) -> None:
+    """Reload a change only a restart makes (logging.format, json from kv), then kill
+    worker `worker` and wait until it is started again."""
     path = gateway.config_dir / "gateway.yaml"
     document = yaml.safe_load(path.read_text())
     document["logging"] = {**document.get("logging", {}), "format": "json"}
     path.write_text(yaml.safe_dump(document))
+    gateway.signal(signal.SIGHUP)
+    await wait_for(lambda: "workers reloaded" in gateway.logs())
+    os.kill(_worker_pid(gateway, worker), signal.SIGKILL)
+    await wait_for(lambda: "worker started again" in gateway.logs(), timeout=15)
 
 
 async def test_a_worker_started_again_runs_a_change_only_a_restart_makes_as_its_siblings_do(
@@ -238,11 +243,7 @@ async def test_a_worker_started_again_runs_a_change_only_a_restart_makes_as_its_
 ):
     # It had read the staged change and taken it alone: with TLS, half the connections.
     gateway, _ = await _start(start_gateway, notify)
-    _log_as_json(gateway)
-    gateway.signal(signal.SIGHUP)
-    await wait_for(lambda: "workers reloaded" in gateway.logs())
-    os.kill(_worker_pids(gateway)[1], signal.SIGKILL)
-    await wait_for(lambda: "worker started again" in gateway.logs(), timeout=15)
+    await _reload_json_logs_then_kill(gateway, 1)
     again = gateway.logs().split("worker exited; starting it again")[1].splitlines()
     assert any(" info listening " in line and line.endswith("worker=1") for line in again)
     assert not any(line.startswith("{") for line in again), again
@@ -252,11 +253,7 @@ async def test_a_change_only_a_restart_makes_still_waits_after_worker_0_is_start
     start_gateway: StartGateway, notify: NotifySocket
 ):
     gateway, notify = await _start(start_gateway, notify)
-    _log_as_json(gateway)
-    gateway.signal(signal.SIGHUP)
-    await wait_for(lambda: "workers reloaded" in gateway.logs())
-    os.kill(_worker_pid(gateway, 0), signal.SIGKILL)  # worker 0 speaks for all at a reload
-    await wait_for(lambda: "worker started again" in gateway.logs(), timeout=15)
+    await _reload_json_logs_then_kill(gateway, 0)  # worker 0 speaks for all at a reload
     gateway.begin_test()
     notify.drain()
     gateway.signal(signal.SIGHUP)
