@@ -31,6 +31,7 @@ from hxgw.keys import probe_limiter
 from hxgw.keys.guard import is_within
 from hxgw.lifecycle import stores
 from hxgw.lifecycle.aside import first
+from hxgw.lifecycle.beside import start_beside
 from hxgw.lifecycle.capacity import log_capacity, raise_descriptor_limit, size_gates
 from hxgw.lifecycle.drain import drain
 from hxgw.lifecycle.listening import gateway_server, listen
@@ -46,7 +47,6 @@ from hxgw.observe.workers import WORKER, WorkerFigures
 from hxgw.runtime import HOP_ENV, ReloadRecord, Runtime
 from hxgw.server import Dispatcher, GatewayServer
 from hxgw.server.listener import reread_certificate, tls_context
-from hxgw.server.status_doc import status
 from hxgw.state import GatewayState, SnapshotHolder, build_state
 from hxgw.upstream import UpstreamClient
 
@@ -103,20 +103,7 @@ class Daemon:
             return 1
         runner, server = serving
         self.notifier.ready(self._status())
-        beside = [
-            asyncio.create_task(self._tick_rate()),
-            asyncio.create_task(self.runtime.loop_lag.watch()),
-            asyncio.create_task(
-                self.runtime.readiness.probe_forever(
-                    lambda: self.holder.current,
-                    self.runtime.metrics.upstream_is_up,
-                    self.runtime.metrics.upstream_gone,
-                )
-            ),
-        ]
-        if self.notifier.watchdog_interval:
-            beside.append(asyncio.create_task(self._watchdog()))
-        beside += stores.watch_stores(self.runtime, lambda: self.holder.config)
+        beside = start_beside(self.runtime, self.holder, self.notifier)
         await self._main_loop()
         await drain(
             runner,
@@ -273,26 +260,6 @@ class Daemon:
     def _record_reload(self, result: str, message: str) -> None:
         self.runtime.last_reload = ReloadRecord(result=result, message=message, at=time.time())
         self.runtime.metrics.reload_done(result)
-
-    async def _tick_rate(self) -> None:
-        """The request rate's once-a-second look at the clock (see RequestRate), and a
-        worker's figures for the others (see hxgw.observe.workers)."""
-        while True:
-            await asyncio.sleep(1.0)
-            self.runtime.rate.tick()
-            figures = self.runtime.figures
-            if figures is not None:
-                state = self.holder.current
-                with contextlib.suppress(OSError):  # the next second tries again
-                    figures.publish(self.runtime.metrics.registry, status(state))
-
-    async def _watchdog(self) -> None:
-        """Runs on the event loop on purpose: a stuck loop stops the pings and systemd
-        restarts the service."""
-        interval = self.notifier.watchdog_interval or 1.0
-        while True:
-            self.notifier.watchdog()
-            await asyncio.sleep(interval)
 
     def _status(self) -> str:
         state, runtime = self.holder.current, self.runtime
