@@ -67,9 +67,11 @@ def read_upstreams(top: Section, env: Mapping[str, str]) -> Mapping[str, Upstrea
             problem = f"has characters {NOT_IN_A_HEADER}"
             if key_env:
                 entry.report(f"the upstream key from {key_env} {problem}", "key_env")
-            else:  # the environment's, which the operator fixes there
-                source = "HX_UPSTREAM_KEY" if env.get("HX_UPSTREAM_KEY") else "MASTER_KEY"
-                top.problems.add("environment", source, f"the upstream key {problem}{IN_ENV_FILE}")
+            elif env.get("HX_UPSTREAM_KEY"):  # the environment's, fixed there
+                top.problems.add(
+                    "environment", "HX_UPSTREAM_KEY", f"the upstream key {problem}{IN_ENV_FILE}"
+                )
+            # else MASTER_KEY's, said once, as the client key it is too (client_keys)
         base = Upstream(name=name, url="")
         out[name] = Upstream(
             name=name,

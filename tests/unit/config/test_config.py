@@ -386,6 +386,14 @@ def test_a_master_key_with_an_inline_comment_is_rejected_as_the_environment_s(tm
         "inline `# comment` too: put comments on lines of their own)"]
 
 
+def test_a_bad_master_key_that_is_the_upstream_key_too_is_said_once_by_its_name(tmp_path: Path):
+    write_config(tmp_path, "http://127.0.0.1:1")
+    assert _problems(tmp_path, {"MASTER_KEY": "a b"}) == [
+        "environment: MASTER_KEY: has characters an HTTP header cannot carry (spaces, control "
+        "characters or non-ASCII) (an EnvironmentFile keeps everything after the `=`, an "
+        "inline `# comment` too: put comments on lines of their own)"]
+
+
 def test_an_upstream_takes_its_cap_queue_and_queue_timeout(tmp_path: Path):
     upstreams = {"default": {"url": "http://127.0.0.1:1", "max_concurrent": 50,
                              "max_queued": 0, "queue_timeout": 0.5}}
