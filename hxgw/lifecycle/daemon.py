@@ -67,8 +67,8 @@ class Daemon:
         self.config_dir, self.env, self.override = config_dir, env, override
         self.early, self.started_with = early, config
         self.asked = config
-        """The config as the files said at the last reload, less what `override` pins: what
-        the next reload's changes are counted from."""
+        """The config as the files said at the last reload (before one, as it started), less
+        what `override` pins: what the next reload's changes are counted from."""
         self.listen_fd = listen_fd
         self.descriptors = 0
         """The descriptors this process may open, read at start."""

@@ -16,21 +16,26 @@ import pickle
 from collections.abc import Mapping
 from pathlib import Path
 
+import structlog
+
 from hxgw.config import Config, StoreSettings, Tls
 from hxgw.config.schema import LimitsStore, LogFormat
 from hxgw.observe.workers import SHARED_DIR
+
+log = structlog.get_logger("hxgw.lifecycle")
 
 PINNED_FILE = "restart-only.pickle"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class RestartOnly:
-    """What hxgw.config.warnings calls restart-only (its `_RESTART_ONLY`): TLS, the idle
-    timeout of client connections, the limits store, the usage store, the log's level and
-    format."""
+    """What hxgw.config.warnings calls restart-only (its `_RESTART_ONLY`): TLS on or off,
+    the limits store, the usage store, the log's level and format. Not
+    `limits.client_idle_timeout`: request bodies are held to a new one at once, in any
+    process, and a worker's idle connections closing sooner or later than its
+    siblings' harms no one."""
 
     tls: Tls | None
-    client_idle_timeout: float
     limits_store: LimitsStore
     store: StoreSettings
     log_level: str
@@ -40,7 +45,6 @@ class RestartOnly:
     def of(cls, config: Config) -> RestartOnly:
         return cls(
             tls=config.tls,
-            client_idle_timeout=config.limits.client_idle_timeout,
             limits_store=config.limits_store,
             store=config.store,
             log_level=config.logging.level,
@@ -48,13 +52,13 @@ class RestartOnly:
         )
 
     def apply(self, config: Config) -> Config:
-        """`config` with these settings in place of its own."""
-        limits = dataclasses.replace(config.limits, client_idle_timeout=self.client_idle_timeout)
+        """`config` with these settings in place of its own. Of TLS, only whether it is on:
+        a new certificate's files are a reload's to read (`reread_certificate`)."""
         logging = dataclasses.replace(config.logging, level=self.log_level, format=self.log_format)
+        switched = (self.tls is None) != (config.tls is None)
         return dataclasses.replace(
             config,
-            tls=self.tls,
-            limits=limits,
+            tls=self.tls if switched else config.tls,
             limits_store=self.limits_store,
             store=self.store,
             logging=logging,
@@ -63,9 +67,8 @@ class RestartOnly:
 
 def pin(config: Config, scratch: Path) -> None:
     """Write what `config` sets that a reload cannot change, for the workers."""
-    path = scratch / PINNED_FILE
-    path.write_bytes(pickle.dumps(RestartOnly.of(config)))
-    path.chmod(0o600)
+    # The directory is the supervisor's own (0700, tempfile's): no one else reads or writes it.
+    (scratch / PINNED_FILE).write_bytes(pickle.dumps(RestartOnly.of(config)))
 
 
 def pinned(env: Mapping[str, str]) -> RestartOnly | None:
@@ -74,6 +77,16 @@ def pinned(env: Mapping[str, str]) -> RestartOnly | None:
     path = Path(scratch) / PINNED_FILE if scratch else None
     if path is None or not path.is_file():
         return None
-    restart_only = pickle.loads(path.read_bytes())  # noqa: S301 - its supervisor's, mode 0600
-    assert isinstance(restart_only, RestartOnly)
+    try:
+        restart_only = pickle.loads(path.read_bytes())  # noqa: S301 - its supervisor's 0700 dir
+    except (pickle.UnpicklingError, AttributeError, TypeError, EOFError, ImportError) as exc:
+        restart_only = exc
+    if not isinstance(restart_only, RestartOnly):
+        # Written by another version of hxgw (one upgraded in place): better the files'
+        # settings than a worker that cannot start, again and again.
+        log.error(
+            "cannot read the settings the supervisor pinned; this worker runs the files' own",
+            path=str(path),
+        )
+        return None
     return restart_only

@@ -41,7 +41,8 @@ async def read_answer(
     if len(data) > MAX_ANSWER:
         return None
     headers = passed_headers(response)
-    if response.content_encoding and (plain := decoded(data, response.content_encoding)):
+    coding = response.content_encoding
+    if coding and (plain := decoded(data, coding)) is not None:
         data = plain
         del headers["Content-Encoding"]
     data = masked(data, secret)
@@ -59,7 +60,8 @@ def upstream_key(config: Config, model: Model) -> str | None:
 def decoded(body: bytes, coding: str) -> bytes | None:
     """An error body in `coding` (gzip or deflate) as it reads decoded, when it decodes
     whole to at most MAX_ANSWER bytes: a key it quotes can then be masked, and its words
-    logged. None for another coding, a body cut short or one that does not decode."""
+    logged. None for another coding, a body cut short, one that does not decode, or one
+    of several gzip members (which goes as it came, decoded by the client)."""
     bits = DECODED.get(coding)
     if bits is None:
         return None
@@ -68,7 +70,8 @@ def decoded(body: bytes, coding: str) -> bytes | None:
         plain = decoder.decompress(body, MAX_ANSWER + 1)
     except zlib.error:
         return None
-    return plain if decoder.eof and len(plain) <= MAX_ANSWER else None
+    whole = decoder.eof and not decoder.unused_data  # one gzip member, nothing after it
+    return plain if whole and len(plain) <= MAX_ANSWER else None
 
 
 def masked(data: bytes, secret: str | None) -> bytes:

@@ -57,15 +57,9 @@ async def _checked_then_next(
             f"of its models is ({offered}): name a model or group of that upstream"
         )
     if ctx.decision is not None and candidates != ctx.candidates:
-        # Its X-HX-Route (and the gateway's error, should none serve) names what is tried.
-        left = tuple(
-            (m.name, f"the files are on upstream {upstream!r}")
-            for m in ctx.candidates
-            if m.upstream != upstream
-        )
-        decision = ctx.decision
-        skipped = decision.skipped + left
-        ctx.decision = decision._replace(candidates=candidates, skipped=skipped, route_header="")
+        # Its X-HX-Route names what is tried. The others are not `skipped`: a request its
+        # files leave one model is that model's alone, its errors passed on as they came.
+        ctx.decision = ctx.decision._replace(candidates=candidates, route_header="")
     ctx.candidates = candidates
     ctx.body, ctx.raw_body = body, encode_body(body)
     await call_next(ctx)

@@ -23,6 +23,7 @@ from hxgw.pipeline.events import mark_failed, relay_events, upstream_chunks, wri
 from hxgw.pipeline.reported_usage import last_usage, messages_usage
 from hxgw.pipeline.upstream_headers import response_headers
 from hxgw.pipeline.whole_response import NO_BODY_STATUS
+from hxgw.upstream import UpstreamResponse
 
 USAGE_TAIL = 64 * 1024
 """How far from a plain body's end its usage is looked for. A Responses answer puts its
@@ -61,11 +62,12 @@ def relay(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
         return call_next(ctx)
     if not streaming and ctx.rebind is not None:
         return _whole_then_next(ctx, reply, ctx.rebind.max_body, call_next)
-    if not streaming and status >= 400 and (not coding or coding in DECODED):
+    if not streaming and status >= 400 and (not coding or _decodable(reply.response)):
         # An error is read whole (its first MAX_ANSWER bytes): decoded, put in its route's
         # shape, or with the gateway's key masked should it quote it, over however many
-        # reads.
-        return _whole_then_next(ctx, reply, MAX_ANSWER, call_next, cut=True)
+        # reads. An encoded one is never cut (the rest of it would not decode): one
+        # longer than it said is a 502.
+        return _whole_then_next(ctx, reply, MAX_ANSWER, call_next, cut=not coding)
     return _relay_then_next(ctx, reply, streaming, call_next)
 
 
@@ -195,6 +197,13 @@ def _whole_body(ctx: RequestContext, reply: Reply, body: bytes) -> None:
     if ctx.status >= 400:
         ctx.outcome = "upstream_error"
     _find_usage(ctx, body, body, whole=True)
+
+
+def _decodable(response: UpstreamResponse) -> bool:
+    """Whether an encoded error may be read whole to be decoded: in a coding the gateway
+    decodes, and not said to be longer than it reads (such a one goes as it came)."""
+    length = response.content_length
+    return response.content_encoding in DECODED and (length is None or length <= MAX_ANSWER)
 
 
 def _first_data(body: bytes) -> bytes:

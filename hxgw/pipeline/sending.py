@@ -23,9 +23,10 @@ FORWARDED_REQUEST_HEADERS = ("traceparent", "anthropic-version")
 FORWARDED_LIST_HEADERS = ("tracestate", "anthropic-beta")
 """Lists a client may split over several lines (RFC 9110, 5.3): sent on as one."""
 FORWARDED_MAX = 8 * 1024
-"""The most bytes of the client's header lines that go upstream: an upstream's own server
-reads a header line of about 8 KiB at most (aiohttp's 8,190 bytes), and refused it with a
-400 that quoted the line, held against the model as its failure."""
+"""The most bytes of the request's own header lines that go upstream (the client's trace
+and Anthropic headers, its id, the hops): an upstream's server reads a line of about 8 KiB
+at most (aiohttp's 8,190 bytes) and refused a longer one with a 400 that quoted it, held
+against the model; no real client sends a tenth of it."""
 TransportError = (OSError, TimeoutError)
 """How an exchange with an upstream breaks: a reset, a refused connect, a timeout."""
 

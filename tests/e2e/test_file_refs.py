@@ -81,19 +81,23 @@ async def test_a_key_naming_a_file_another_key_made_is_told_there_is_no_such_fil
     assert fake.requests == []  # no model was asked
 
 
-async def test_a_file_goes_to_its_upstream_s_model_and_from_no_other_upstream_s(
-    start_gateway: StartGateway, upstream: tuple[FakeUpstream, str],
-    second_upstream: tuple[FakeUpstream, str], client: aiohttp.ClientSession,
-):
+async def _on_two_upstreams(start_gateway: StartGateway, one: str, two: str) -> Gateway:
+    """Model left on upstream one, right on two; groups l, r and both (left first)."""
     models = [{"name": "left", "tier_score": 0.9, "specializations": [],
                "upstream_model": "m-left", "mode": "chat", "upstream": "one"},
               {"name": "right", "tier_score": 0.9, "specializations": [],
                "upstream_model": "m-right", "mode": "chat", "upstream": "two"}]
     routing = {"routing": {"strategy": "failover", "default_group": "both", "groups": {
         "l": ["left"], "r": ["right"], "both": ["left", "right"]}}}
-    upstreams = {"one": {"url": upstream[1]}, "two": {"url": second_upstream[1]}}
-    gateway = await start_gateway(models=models, routing=routing,
-                                  gateway={"upstreams": upstreams})
+    upstreams = {"one": {"url": one}, "two": {"url": two}}
+    return await start_gateway(models=models, routing=routing, gateway={"upstreams": upstreams})
+
+
+async def test_a_file_goes_to_its_upstream_s_model_and_from_no_other_upstream_s(
+    start_gateway: StartGateway, upstream: tuple[FakeUpstream, str],
+    second_upstream: tuple[FakeUpstream, str], client: aiohttp.ClientSession,
+):
+    gateway = await _on_two_upstreams(start_gateway, upstream[1], second_upstream[1])
     async with _sdk(gateway, **{"X-HX-Model-Group": "r"}) as on_two:
         made = await on_two.files.create(file=("a.pdf", PDF), purpose="user_data")
     for group, status in (("both", 200), ("l", 400)):
@@ -107,3 +111,18 @@ async def test_a_file_goes_to_its_upstream_s_model_and_from_no_other_upstream_s(
             else:
                 assert "held by upstream 'two'" in answer["error"]["message"]
     assert upstream[0].requests == []
+
+
+async def test_the_one_model_a_file_leaves_a_group_passes_on_its_own_error(
+    start_gateway: StartGateway, upstream: tuple[FakeUpstream, str],
+    second_upstream: tuple[FakeUpstream, str], client: aiohttp.ClientSession,
+):
+    # As for a group of one model: no failover to report, the upstream's words as they came.
+    gateway = await _on_two_upstreams(start_gateway, upstream[1], second_upstream[1])
+    async with _sdk(gateway, **{"X-HX-Model-Group": "r"}) as on_two:
+        made = await on_two.files.create(file=("a.pdf", PDF), purpose="user_data")
+    second_upstream[0].behave("m-right", status=500, error_message="the model broke")
+    async with client.post(gateway.url + "/v1/chat/completions", headers=gateway.auth,
+                           json={"model": "both", "messages": _chat_naming(made.id)}) as resp:
+        assert resp.status == 500
+        assert (await resp.json())["error"]["message"] == "the model broke"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import gzip
 import json
+import os
 import zlib
 from collections.abc import AsyncIterator
 
@@ -290,6 +291,23 @@ async def test_a_compressed_error_quoting_the_gateway_s_key_reaches_the_client_d
     gateway = await start_gateway(upstream_url=raw.url, upstream_key=secret)
     status, message = await _undecoded_error(client, gateway, "solo")
     assert (status, message) == (400, "Invalid key = ...5678")
+    await _all_slots_back(gateway, client)
+
+
+@pytest.mark.parametrize("packed", [
+    gzip.compress(b'{"error":{"message":') + gzip.compress(b'"two members"}}'),
+    gzip.compress(os.urandom(80_000), compresslevel=0),  # over 64 KiB, its length said
+], ids=["two-gzip-members", "over-64-kib"])
+async def test_a_compressed_error_the_gateway_cannot_read_whole_goes_as_it_came(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession, packed: bytes
+):
+    # Decoded in part, or cut, it had reached the client as bytes no one could read.
+    raw.answers["m-gamma"] = whole(b"400 Bad Request", packed, extra=b"Content-Encoding: gzip\r\n")
+    gateway = await start_gateway(upstream_url=raw.url)
+    async with client.post(gateway.url + "/v1/chat/completions", json={**CHAT, "model": "solo"},
+                           headers=gateway.auth, auto_decompress=False) as resp:
+        assert (resp.status, resp.headers["Content-Encoding"]) == (400, "gzip")
+        assert await resp.read() == packed
     await _all_slots_back(gateway, client)
 
 

@@ -5,9 +5,11 @@ from __future__ import annotations
 import subprocess
 from pathlib import Path
 
+import structlog
+
 from hxgw.config import Config, load_config
 from hxgw.config.warnings import log_restart_only_changes
-from hxgw.lifecycle.pinned import RestartOnly, pin, pinned
+from hxgw.lifecycle.pinned import PINNED_FILE, RestartOnly, pin, pinned
 from hxgw.observe.workers import SHARED_DIR
 from tests.fixtures import new_key, write_config
 
@@ -20,6 +22,7 @@ def _config(directory: Path, **gateway: object) -> Config:
 
 
 def _changed_in_every_restart_only_setting(tmp_path: Path) -> Config:
+    tmp_path.mkdir(parents=True, exist_ok=True)
     cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
     subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
                     "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2", "-subj", "/CN=hx",
@@ -36,13 +39,21 @@ def _changed_in_every_restart_only_setting(tmp_path: Path) -> Config:
     )
 
 
-def test_every_setting_only_a_restart_changes_is_pinned(tmp_path: Path):
+def test_every_setting_only_a_restart_changes_is_pinned_but_the_idle_timeout(tmp_path: Path):
+    # A body is held to a new idle timeout at once: only idle connections wait for it.
     started = _config(tmp_path / "old", listen={"host": "127.0.0.1", "port": 4010})
     files_now = _changed_in_every_restart_only_setting(tmp_path)
     assert log_restart_only_changes(started, files_now, LISTENING) == [
         "tls", "limits.client_idle_timeout", "limits_store", "store", "logging"]
     assert log_restart_only_changes(
-        started, RestartOnly.of(started).apply(files_now), LISTENING) == []
+        started, RestartOnly.of(started).apply(files_now), LISTENING) == [
+        "limits.client_idle_timeout"]
+
+
+def test_a_new_certificate_is_the_files_while_tls_stays_on(tmp_path: Path):
+    on = _changed_in_every_restart_only_setting(tmp_path / "a")
+    renewed = _changed_in_every_restart_only_setting(tmp_path / "b")
+    assert RestartOnly.of(on).apply(renewed).tls == renewed.tls != on.tls
 
 
 def test_a_pin_keeps_the_rest_of_the_config_as_the_files_say(tmp_path: Path):
@@ -56,3 +67,10 @@ def test_a_worker_reads_what_its_supervisor_pinned_and_a_lone_process_nothing(tm
     pin(started, tmp_path)
     assert pinned({SHARED_DIR: str(tmp_path)}) == RestartOnly.of(started)
     assert pinned({}) is None
+
+
+def test_a_pin_another_version_wrote_is_said_and_the_files_settings_run(tmp_path: Path):
+    (tmp_path / PINNED_FILE).write_bytes(b"not a pickle of this version")
+    with structlog.testing.capture_logs() as logs:
+        assert pinned({SHARED_DIR: str(tmp_path)}) is None
+    assert [e["log_level"] for e in logs] == ["error"]
