@@ -48,11 +48,13 @@ class SqliteDatabase(Database):
         # `answer_within` is for a server that may stop answering; a local file answers,
         # and another process's lock is waited for `busy_timeout`.
         state_dir = self.path.parent
-        if state_dir.exists() and not state_dir.is_dir():
-            raise StoreError(f"{state_dir} is not a directory (HX_STATE_DIR, store.state_dir)")
-        if not self.create and not self.path.is_file():
-            raise NoStore(f"no database at {self.path}")
         try:
+            # Even a look is refused in another user's state directory (0750): that is
+            # an OSError to say, as much as one from opening the file.
+            if state_dir.exists() and not state_dir.is_dir():
+                raise StoreError(f"{state_dir} is not a directory (HX_STATE_DIR, store.state_dir)")
+            if not self.create and not self.path.is_file():
+                raise NoStore(f"no database at {self.path}")
             if self.create:
                 self.path.parent.mkdir(mode=0o750, parents=True, exist_ok=True)
                 _make_owners_alone(self.path)

@@ -21,7 +21,7 @@ from hxgw.keys.store import KeyStore, KeyStoreError
 from hxgw.keys.stored_key import StoredKey
 from hxgw.store import SQLITE_FILE, Connection, NoStore, StoreError, open_database
 from hxgw.tools import keys_list
-from hxgw.tools.state_owner import give_to_owner
+from hxgw.tools.state_owner import denied, give_to_owner
 from hxgw.tools.usage_cli import iso, store_settings
 
 
@@ -39,7 +39,7 @@ def _run(
     args: argparse.Namespace, settings: StoreSettings, config_dir: str, env: Mapping[str, str]
 ) -> int:
     # `list` only reads: where there is no store yet, it makes none.
-    new = not settings.database_url and not (settings.state_dir / SQLITE_FILE).exists()
+    new = _new(settings)
     database = open_database(
         settings.database_url, settings.state_dir, create=args.action != "list"
     )
@@ -63,9 +63,21 @@ def _run(
         print(f"hxgw keys: {exc}", file=sys.stderr)
         return 2
     except StoreError as exc:
+        if why := denied(exc, settings):
+            print(f"hxgw keys: cannot read the key store {why}", file=sys.stderr)
+            return 1
         hint = _where_hint(exc, settings.database_url is not None)
         print(f"hxgw keys: cannot use the key store: {exc}{hint}", file=sys.stderr)
         return 1
+
+
+def _new(settings: StoreSettings) -> bool:
+    """Whether a SQLite store is still to be made; unknown where this user may not look
+    (connecting then says so)."""
+    try:
+        return not settings.database_url and not (settings.state_dir / SQLITE_FILE).exists()
+    except OSError:
+        return False
 
 
 def _where_hint(exc: StoreError, postgres: bool) -> str:

@@ -22,7 +22,7 @@ from pathlib import Path
 from hxgw.config import StoreSettings, load_store_settings
 from hxgw.errors import ConfigError
 from hxgw.store import NoStore, StoreError, open_database
-from hxgw.tools.state_owner import give_to_owner
+from hxgw.tools.state_owner import denied, give_to_owner
 from hxgw.units import money_column
 from hxgw.usage import GROUPINGS, MIGRATIONS, Totals, ledger_exists, ledger_version, totals
 
@@ -146,7 +146,11 @@ def _report(args: argparse.Namespace, settings: StoreSettings) -> int:
         print(f"hxgw usage: {exc} (no gateway has recorded usage there)", file=sys.stderr)
         return 1
     except StoreError as exc:
-        print(f"hxgw usage: cannot read the usage ledger: {exc}", file=sys.stderr)
+        why = denied(exc, settings)
+        said = (
+            f"cannot read the usage ledger {why}" if why else f"cannot read the usage ledger: {exc}"
+        )
+        print(f"hxgw usage: {said}", file=sys.stderr)
         return 1
     render = {"table": _table, "json": _json, "csv": _csv}[args.format]
     if args.format == "table":

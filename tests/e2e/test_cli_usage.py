@@ -7,6 +7,7 @@ import datetime as dt
 import io
 import json
 import os
+import shutil
 import subprocess
 import time
 from pathlib import Path
@@ -55,6 +56,35 @@ def usage(state_dir: Path, *args: str) -> subprocess.CompletedProcess[str]:
     config_dir = state_dir.parent / "no-config"  # no gateway.yaml: the defaults
     return subprocess.run([HXGW, "usage", "--config-dir", str(config_dir), *args],
                           capture_output=True, text=True, env=env, timeout=30)
+
+
+def as_another_user(locked: Path) -> list[str]:
+    """The command prefix under which `locked` (mode 000) cannot be read, as the service's
+    0750 state directory cannot by an operator: none for a user, setpriv for root, whose
+    capabilities to read anything it drops."""
+    if os.geteuid() != 0:
+        return []
+    if shutil.which("setpriv") is None:
+        pytest.skip("setpriv is not installed: root cannot give up reading any directory")
+    drop = "-dac_override,-dac_read_search"
+    prefix = ["setpriv", f"--inh-caps={drop}", f"--bounding-set={drop}"]
+    looked = subprocess.run([*prefix, "ls", str(locked)], capture_output=True, timeout=30)
+    if looked.returncode == 0:
+        pytest.skip("setpriv could not take root's capability to read any directory")
+    return prefix
+
+
+def test_a_state_directory_this_user_may_not_read_is_said_so_in_one_line(tmp_path: Path):
+    locked = tmp_path / "state"
+    locked.mkdir(mode=0)
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "HX_CONFIG_DIR")}
+    env["HX_STATE_DIR"] = str(locked)
+    result = subprocess.run([*as_another_user(locked), HXGW, "usage", "--config-dir",
+                             str(tmp_path / "no-config")],
+                            capture_output=True, text=True, env=env, timeout=30)
+    assert result.returncode == 1
+    assert result.stderr == (f"hxgw usage: cannot read the usage ledger at {locked}/hxgw.db:"
+                             " permission denied (run as root or as the service's user)\n")
 
 
 def test_the_table_shows_each_keys_totals_and_their_sum(state_dir: Path):

@@ -22,6 +22,7 @@ from hxgw.store import open_database
 from hxgw.units import money
 from hxgw.usage import Ledger, UsageRow
 from tests.conftest import StartGateway
+from tests.e2e.test_cli_usage import as_another_user
 from tests.fixtures import (
     DEFAULT_MODELS,
     HXGW,
@@ -763,6 +764,24 @@ def test_a_state_dir_that_is_a_file_is_said_to_be_one(tmp_path: Path):
     assert made.returncode == 1
     assert f"{state} is not a directory (HX_STATE_DIR" in made.stderr
     assert "Errno" not in made.stderr and "store is new" not in made.stderr
+
+
+@pytest.mark.parametrize("action", [("list",), ("create", "app")])
+def test_a_state_directory_this_user_may_not_read_is_said_so_in_one_line(
+    tmp_path: Path, action: tuple[str, ...]
+):
+    locked = tmp_path / "state"
+    locked.mkdir(mode=0)
+    env = {**os.environ, "HX_STATE_DIR": str(locked)}
+    env.pop("DATABASE_URL", None)
+    made = subprocess.run([*as_another_user(locked), HXGW, "keys", *action, "--config-dir",
+                           str(tmp_path / "none")],
+                          env=env, capture_output=True, text=True, timeout=30)
+    assert made.returncode == 1
+    assert made.stderr.splitlines()[1:] == [
+        f"hxgw keys: cannot read the key store at {locked}/hxgw.db: permission denied (run as"
+        " root or as the service's user)"
+    ]
 
 
 def test_a_store_it_cannot_open_is_said_with_where_the_gateway_s_store_is(tmp_path: Path):
