@@ -32,23 +32,36 @@ from hxgw.units import counted
 SERVICE_ENV_FILE = "/etc/hx-gateway-ml.env"
 
 
-def add_arguments(parser: argparse.ArgumentParser) -> None:
+def add_arguments(parser: argparse.ArgumentParser, doing: str = "check") -> None:
     parser.add_argument(
         "--env-file",
         metavar="FILE",
-        help=f"check with the variables of this file too, as the service has them "
+        help=f"{doing} with the variables of this file too, as the service has them "
         f"(its EnvironmentFile: {SERVICE_ENV_FILE})",
     )
 
 
+def with_env_file(
+    command: str, env: Mapping[str, str], env_file: str | None
+) -> Mapping[str, str] | None:
+    """`env` with the variables of `--env-file` over it; None, said on stderr, when the
+    file cannot be read. A shell has not the service's variables, and a `key_env` the
+    config names must be set for it to load, though no command but `serve` uses it."""
+    if env_file is None:
+        return env
+    try:
+        return {**env, **read_env_file(Path(env_file))}
+    except (OSError, ValueError) as exc:
+        print(f"hxgw {command}: --env-file {env_file}: {exc}", file=sys.stderr)
+        return None
+
+
 def run(config_dir: str, env: Mapping[str, str], env_file: str | None, *, journal: bool) -> int:
     """`journal`: standard error is the journal (systemd's ExecStartPre)."""
-    if env_file is not None:
-        try:
-            env = {**env, **read_env_file(Path(env_file))}
-        except (OSError, ValueError) as exc:
-            print(f"hxgw check-config: --env-file {env_file}: {exc}", file=sys.stderr)
-            return 1
+    given = with_env_file("check-config", env, env_file)
+    if given is None:
+        return 1
+    env = given
     try:
         config = load_config(config_dir, env, serving=False)
     except ConfigError as exc:

@@ -10,6 +10,7 @@ import time
 
 from hxgw.config.schema import PERIODS
 from hxgw.keys.store import CLEARED, Cleared
+from hxgw.tools import check_config
 from hxgw.tools.usage_cli import MAX_DURATION, duration
 
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
@@ -91,6 +92,7 @@ def add_arguments(parser: argparse.ArgumentParser, config_help: str) -> None:
         if named:
             sub.add_argument("name", type=_name, metavar="NAME")
         sub.add_argument("--config-dir", help=config_help)
+        check_config.add_arguments(sub, "read the config and find the store")
         sub.add_argument("--json", action="store_true", help="machine-readable output")
         return sub
 

@@ -15,17 +15,23 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from hxgw.config import MASTER_KEY_NAME, Config, StoreSettings, load_config
+from hxgw.config import MASTER_KEY_NAME, Config, StoreSettings
 from hxgw.errors import ConfigError
 from hxgw.keys.store import KeyStore, KeyStoreError
 from hxgw.keys.stored_key import StoredKey
 from hxgw.store import SQLITE_FILE, Connection, NoStore, StoreError, open_database
 from hxgw.tools import keys_list
+from hxgw.tools.check_config import with_env_file
+from hxgw.tools.keys_check import Unchecked, check_key, read_config, unread
 from hxgw.tools.state_owner import denied, give_to_owner
 from hxgw.tools.usage_cli import iso, store_settings
 
 
 def run(args: argparse.Namespace, config_dir: str, env: Mapping[str, str]) -> int:
+    given = with_env_file("keys", env, args.env_file)
+    if given is None:
+        return 1
+    env = given
     settings = store_settings("keys", config_dir, env)
     if settings is None:
         return 1
@@ -58,7 +64,10 @@ def _run(
             )
         return done
     except NoStore:  # only `list` does not make one
-        return _list(args, store, None, _config(config_dir, env), config_dir)
+        return _list(args, store, None, read_config(config_dir, env), config_dir)
+    except Unchecked as exc:
+        print(f"hxgw keys: {exc}", file=sys.stderr)
+        return 1
     except KeyStoreError as exc:
         print(f"hxgw keys: {exc}", file=sys.stderr)
         return 2
@@ -98,12 +107,12 @@ def _act(
     config_dir: str,
     env: Mapping[str, str],
 ) -> int:
-    config = _config(config_dir, env)
+    config = read_config(config_dir, env)
     if args.action == "list":
         return _list(args, store, connection, config, config_dir)
     if args.action in ("create", "update"):
-        _check(args, config, config_dir)
-    in_config = config is not None and any(k.name == args.name for k in config.keys)
+        check_key(args, config, config_dir)
+    in_config = isinstance(config, Config) and any(k.name == args.name for k in config.keys)
     changes = args.action in ("update", "rotate", "revoke")
     if changes and in_config and store.get(connection, args.name) is None:
         raise KeyStoreError(
@@ -175,18 +184,16 @@ def _list(
     args: argparse.Namespace,
     store: KeyStore,
     connection: Connection | None,
-    config: Config | None,
+    config: Config | ConfigError,
     config_dir: str,
 ) -> int:
     """Where there is no store yet (`connection` None) the config's keys are all there is."""
     stored = store.all(connection) if connection is not None else []
-    rows = keys_list.listed(stored, config, connection)
-    if config is None and not args.json:
-        print(
-            f"hxgw keys: note: no readable config in {config_dir}, so the keys of its"
-            " keys file are not listed (give --config-dir)",
-            file=sys.stderr,
-        )
+    read = config if isinstance(config, Config) else None
+    rows = keys_list.listed(stored, read, connection)
+    if isinstance(config, ConfigError) and not args.json:
+        why = unread(config, config_dir, "the keys of its keys file are not listed")
+        print(f"hxgw keys: note: {why}", file=sys.stderr)
     print(keys_list.as_json(rows) if args.json else keys_list.table(rows))
     return 0
 
@@ -215,37 +222,3 @@ def _secret(args: argparse.Namespace, key: StoredKey | None, secret: str, done: 
             file=sys.stderr,
         )
     return 0
-
-
-def _config(config_dir: str, env: Mapping[str, str]) -> Config | None:
-    """The gateway's config, where there is one to read: what a key may name is checked
-    against it. (`master`, MASTER_KEY's name, is taken whether or not it is set here.)"""
-    try:
-        return load_config(config_dir, env, serving=False)
-    except ConfigError:
-        return None
-
-
-def _check(args: argparse.Namespace, config: Config | None, config_dir: str) -> None:
-    """Refuse a key that could never serve (a group the config lacks); say when a budget
-    has nothing to count (no model has a price)."""
-    if config is None:
-        unchecked = "its name and groups were" if args.groups else "its name was"
-        print(
-            f"hxgw keys: note: no readable config in {config_dir}: {unchecked} not checked"
-            " against it (a keys-file key of the same name wins; give --config-dir)",
-            file=sys.stderr,
-        )
-        return
-    groups = config.routing.groups
-    unknown = [g for g in args.groups or () if g not in groups]
-    if unknown:
-        raise KeyStoreError(
-            f"no group named {unknown[0]!r} in {config_dir} (its groups: {', '.join(groups)})"
-        )
-    if isinstance(args.budget, float) and not any(m.price for m in config.models.values()):
-        print(
-            "hxgw keys: note: no model of the config has a price, so the budget counts "
-            "nothing until one has (model_registry.yaml: price)",
-            file=sys.stderr,
-        )

@@ -620,6 +620,55 @@ def test_a_name_not_checked_for_want_of_a_config_is_said_so(tmp_path: Path):
             "wins; give --config-dir)") in made.stderr
 
 
+def _keys_without_the_metrics_key(tmp_path: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """`hxgw keys` in a shell that lacks the service's HX_METRICS_KEY, which its config
+    names: the config does not load there."""
+    config_dir = write_config(tmp_path / "config", "http://127.0.0.1:9",
+                              gateway={"metrics": {"key_env": "HX_METRICS_KEY"}})
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "HX_METRICS_KEY")}
+    env["HX_STATE_DIR"] = str(tmp_path / "state")
+    return subprocess.run([HXGW, "keys", *args, "--config-dir", str(config_dir)], env=env,
+                          capture_output=True, text=True, timeout=30)
+
+
+UNSET = "metrics.key_env: names 'HX_METRICS_KEY', which is not set"
+
+
+def test_groups_given_where_the_config_does_not_load_are_refused_with_its_problem(
+    tmp_path: Path,
+):
+    made = _keys_without_the_metrics_key(tmp_path, "create", "app", "--groups", "chat")
+    assert made.returncode == 1 and made.stdout == ""
+    assert UNSET in made.stderr and "no readable config" not in made.stderr
+    assert "its groups cannot be checked, so the key was not made" in made.stderr
+    assert "--env-file /etc/hx-gateway-ml.env" in made.stderr
+    assert _keys_without_the_metrics_key(tmp_path, "list", "--json").stdout.strip() == "[]"
+
+
+def test_a_key_made_where_the_config_does_not_load_is_noted_with_its_problem(tmp_path: Path):
+    made = _keys_without_the_metrics_key(tmp_path, "create", "app")
+    assert made.returncode == 0 and made.stdout.startswith("sk-hx-")
+    assert UNSET in made.stderr and ": its name was not checked against it" in made.stderr
+    assert "no readable config" not in made.stderr
+
+
+def test_keys_listed_where_the_config_does_not_load_say_its_problem(tmp_path: Path):
+    listed = _keys_without_the_metrics_key(tmp_path, "list")
+    assert listed.returncode == 0
+    assert UNSET in listed.stderr and "the keys of its keys file are not listed" in listed.stderr
+
+
+def test_the_service_s_variables_given_by_env_file_let_the_groups_be_checked(tmp_path: Path):
+    (tmp_path / "hx.env").write_text("HX_METRICS_KEY=metrics-" + "k" * 32 + "\n")
+    env_file = ("--env-file", str(tmp_path / "hx.env"))
+    unknown = _keys_without_the_metrics_key(tmp_path, "create", "app", "--groups", "nosuch",
+                                            *env_file)
+    assert unknown.returncode == 2 and "no group named 'nosuch'" in unknown.stderr
+    made = _keys_without_the_metrics_key(tmp_path, "create", "app", "--groups", "chat", *env_file)
+    assert made.returncode == 0 and made.stdout.startswith("sk-hx-"), made.stderr
+    assert "not checked" not in made.stderr
+
+
 async def test_a_budget_without_any_priced_model_is_made_with_a_note(
     start_gateway: StartGateway,
 ):
