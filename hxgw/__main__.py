@@ -89,6 +89,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     route.add_argument("--group", help="as if sent with X-HX-Model-Group: GROUP")
     route.add_argument("--json", action="store_true", help="machine-readable output")
+    check_config.add_arguments(route, "route")
 
     train_router.add_arguments(
         command("train-router", "train the ml-based-routing task classifier on labelled prompts")
@@ -209,7 +210,9 @@ def _command(argv: Sequence[str] | None, early: EarlyReload | None = None) -> in
     if args.command == "route":
         from hxgw.tools.route import main as route_main
 
-        return route_main(config_dir, env, args.endpoint, args.group, as_json=args.json)
+        return route_main(
+            config_dir, env, args.env_file, args.endpoint, args.group, as_json=args.json
+        )
     if args.command == "train-router":
         return train_router.run(args)
     if args.command == "smoke":

@@ -17,6 +17,7 @@ from hxgw.routing.learned.loading import load_classifier
 from hxgw.routing.learned.prompt import prompt_text
 from hxgw.routing.routes import Routes
 from hxgw.routing.strategies import Memory
+from hxgw.tools.check_config import SERVICE_ENV_FILE, with_env_file
 from hxgw.upstream.affinity import unbind
 
 PREVIOUS = "previous_response_id"
@@ -113,14 +114,30 @@ def _follow_up(config: Config, body: dict[str, Any]) -> Model | None:
 
 
 def main(
-    config_dir: str, env: Mapping[str, str], endpoint: str, group: str | None, as_json: bool
+    config_dir: str,
+    env: Mapping[str, str],
+    env_file: str | None,
+    endpoint: str,
+    group: str | None,
+    as_json: bool,
 ) -> int:
+    """`env_file`: the service's variables, which a config's `key_env` may name; routing
+    uses no secret, but the config loads only with them set."""
+    given = with_env_file("route", env, env_file)
+    if given is None:
+        return 1
     if sys.stdin.isatty():  # else it waits without a word for what it never said it wants
         print("hxgw route: type a request body (JSON), then Ctrl-D", file=sys.stderr)
     try:
-        report = explain(config_dir, env, sys.stdin.read(), endpoint, group)
+        report = explain(config_dir, given, sys.stdin.read(), endpoint, group)
     except ConfigError as exc:
         print(f"{config_dir}: invalid config\n  " + str(exc).replace("\n", "\n  "), file=sys.stderr)
+        if env_file is None and "is not set" in str(exc):
+            print(
+                "note: this shell may lack the service's variables: route with them by "
+                f"hxgw route --env-file {SERVICE_ENV_FILE}",
+                file=sys.stderr,
+            )
         return 1
     except GatewayError as exc:
         print(f"hxgw route: {exc.message}", file=sys.stderr)

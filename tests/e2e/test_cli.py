@@ -280,6 +280,29 @@ def test_route_works_without_master_key(tmp_path: Path):
     assert json.loads(result.stdout)["group"] == "chat"
 
 
+def test_route_lacking_a_key_env_variable_says_how_to_give_the_service_s(tmp_path: Path):
+    write_config(tmp_path, "http://127.0.0.1:1", gateway={"metrics": {"key_env": "HX_METRICS_KEY"}})
+    result = subprocess.run([HXGW, "route", "--config-dir", str(tmp_path)],
+                            input='{"messages": [{"role": "user", "content": "hi"}]}',
+                            capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"},
+                            timeout=30)
+    assert result.returncode == 1
+    assert "metrics.key_env: names 'HX_METRICS_KEY', which is not set" in result.stderr
+    assert "hxgw route --env-file /etc/hx-gateway-ml.env" in result.stderr
+
+
+def test_route_reads_the_service_s_variables_from_env_file(tmp_path: Path):
+    write_config(tmp_path, "http://127.0.0.1:1", gateway={"metrics": {"key_env": "HX_METRICS_KEY"}})
+    (tmp_path / "hx.env").write_text("HX_METRICS_KEY=metrics-" + "k" * 32 + "\n")
+    result = subprocess.run([HXGW, "route", "--config-dir", str(tmp_path), "--json",
+                             "--env-file", str(tmp_path / "hx.env")],
+                            input='{"messages": [{"role": "user", "content": "hi"}]}',
+                            capture_output=True, text=True, env={"PATH": "/usr/bin:/bin"},
+                            timeout=30)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["group"] == "chat"
+
+
 def test_route_with_an_unknown_group_names_the_option_not_the_header(tmp_path: Path):
     write_config(tmp_path, "http://127.0.0.1:1")
     result = subprocess.run([HXGW, "route", "--config-dir", str(tmp_path), "--group", "chta"],
