@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import math
 import os
 import sys
 from collections.abc import Sequence
@@ -26,6 +27,16 @@ def _port(text: str) -> int:
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"port out of range: {port}")
     return port
+
+
+def _seconds(text: str) -> float:
+    try:
+        seconds = float(text)
+    except ValueError:
+        seconds = 0.0
+    if not 0 < seconds < math.inf:  # 0 would wait for ever, as would NaN
+        raise argparse.ArgumentTypeError(f"not a number of seconds above 0: {text!r}")
+    return seconds
 
 
 def _workers(text: str) -> int | str:
@@ -104,7 +115,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     smoke.add_argument("--key-file", help="a file holding only the client key")
     smoke.add_argument(
-        "--timeout", type=float, default=30.0, help="seconds per request (default: 30)"
+        "--timeout", type=_seconds, default=30.0, help="seconds per request (default: 30)"
     )
     smoke.add_argument("--json", action="store_true", help="print a JSON report")
 

@@ -19,6 +19,7 @@ import os
 import re
 import stat
 import sys
+import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
 
@@ -81,12 +82,25 @@ def report(url: str, results: Sequence[Result], as_json: bool) -> str:
     return "\n".join(lines)
 
 
+def _check_url(url: str) -> None:
+    """A URL no request can be sent to is bad usage, said once with its reason, not a
+    failed check each: aiohttp's InvalidURL names only the URL."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host, _ = parts.hostname, parts.port
+    except ValueError as exc:  # a port past 65535, an IPv6 address without its ]
+        raise UsageError(f"--url {url!r}: {exc}") from None
+    if not host:
+        raise UsageError(f"--url {url!r} names no host")
+
+
 def run(args: argparse.Namespace) -> int:
     given = args.url or f"http://127.0.0.1:{os.environ.get('HX_PORT') or Listen().port}"
     url = given.rstrip("/").removesuffix("/v1")
     try:
         if not url.startswith(("http://", "https://")):
             raise UsageError(f"--url must start with http:// or https://, got {url!r}")
+        _check_url(url)
         key = read_key(args.key_file, os.environ)
     except UsageError as exc:
         print(f"hxgw smoke: {exc}", file=sys.stderr)

@@ -220,6 +220,19 @@ def test_without_a_key_it_exits_2_and_says_how_to_give_one(gateway: Gateway):
     assert "set MASTER_KEY or pass --key-file" in result.stderr
 
 
+@pytest.mark.parametrize("seconds", ["0", "-1", "nan"])
+def test_a_timeout_that_would_never_end_or_has_ended_is_bad_usage(seconds: str):
+    result = smoke("http://127.0.0.1:9", "--timeout", seconds, key=new_key())
+    assert result.returncode == 2
+    assert f"argument --timeout: not a number of seconds above 0: '{seconds}'" in result.stderr
+
+
+def test_a_url_no_request_can_go_to_is_bad_usage_with_its_reason():
+    result = smoke("http://127.0.0.1:99999", key=new_key())
+    assert result.returncode == 2 and result.stdout == ""
+    assert result.stderr == "hxgw smoke: --url 'http://127.0.0.1:99999': Port out of range 0-65535\n"
+
+
 def test_a_gateway_that_is_not_there_fails_and_exits_1(dead_port: int):
     result = smoke(f"http://127.0.0.1:{dead_port}", "--timeout", "2", key=new_key())
     assert result.returncode == 1
