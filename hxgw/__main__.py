@@ -76,8 +76,15 @@ def _parser() -> argparse.ArgumentParser:
 
     serve = command("serve", "run the gateway")
     serve.add_argument("--config-dir", help=config_help)
-    serve.add_argument("--host", help="listen address (default: $HX_HOST or 0.0.0.0)")
-    serve.add_argument("--port", type=_port, help="listen port (default: $HX_PORT or 4010)")
+    serve.add_argument(
+        "--host",
+        help="listen address (default: $HX_HOST, else gateway.yaml's listen.host, else 0.0.0.0)",
+    )
+    serve.add_argument(
+        "--port",
+        type=_port,
+        help="listen port (default: $HX_PORT, else gateway.yaml's listen.port, else 4010)",
+    )
     serve.add_argument(
         "--workers",
         type=_workers,
@@ -111,8 +118,11 @@ def _parser() -> argparse.ArgumentParser:
         "smoke", "check a running gateway end to end (key from MASTER_KEY or --key-file)"
     )
     smoke.add_argument(
-        "--url", help="the gateway (default: http://127.0.0.1:$HX_PORT, else port 4010)"
+        "--url",
+        help="the gateway (default: this machine's, on $HX_PORT, else the listen address of"
+        " gateway.yaml in the config directory, else port 4010)",
     )
+    smoke.add_argument("--config-dir", help=config_help)
     smoke.add_argument("--key-file", help="a file holding only the client key")
     smoke.add_argument(
         "--timeout", type=_seconds, default=30.0, help="seconds per request (default: 30)"
@@ -229,7 +239,7 @@ def _command(argv: Sequence[str] | None, early: EarlyReload | None = None) -> in
     if args.command == "smoke":
         from hxgw.tools import smoke
 
-        return smoke.run(args)
+        return smoke.run(args, config_dir, env)
     if args.command == "usage":
         return usage_cli.run(args, config_dir, env)
     if args.command == "keys":

@@ -22,10 +22,13 @@ import sys
 import urllib.parse
 from collections.abc import Mapping, Sequence
 from dataclasses import asdict
+from pathlib import Path
 
 import aiohttp
 
-from hxgw.config import Listen
+from hxgw.config.gateway import read_listen
+from hxgw.config.reader import Problems, Section, read_yaml
+from hxgw.config.store import GATEWAY
 from hxgw.tools.smoke_checks import Result, Smoke
 
 _ENV_LINE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")
@@ -94,14 +97,29 @@ def _check_url(url: str) -> None:
         raise UsageError(f"--url {url!r} names no host")
 
 
-def run(args: argparse.Namespace) -> int:
-    given = args.url or f"http://127.0.0.1:{os.environ.get('HX_PORT') or Listen().port}"
+def default_url(config_dir: str, env: Mapping[str, str]) -> str:
+    """The gateway of `config_dir` on this machine, where `serve` listens: HX_HOST and
+    HX_PORT, else gateway.yaml's `listen` (https where it has `tls`), else the defaults.
+    Only that section is read: the rest of the config need not load in this shell."""
+    problems = Problems()
+    doc = read_yaml(Path(config_dir) / GATEWAY, problems, [], required=False)
+    top = Section(GATEWAY, "", doc, problems)
+    listen = read_listen(top, env)
+    if problems.messages:  # unreadable here (/etc/hxgw is 0750): what is left is a guess
+        print(f"hxgw smoke: note: {problems.messages[0]}", file=sys.stderr)
+    host = "127.0.0.1" if listen.host in ("0.0.0.0", "::") else listen.host  # any address
+    host = f"[{host}]" if ":" in host else host
+    return f"{'https' if top.has('tls') else 'http'}://{host}:{listen.port}"
+
+
+def run(args: argparse.Namespace, config_dir: str, env: Mapping[str, str]) -> int:
+    given = args.url or default_url(config_dir, env)
     url = given.rstrip("/").removesuffix("/v1")
     try:
         if not url.startswith(("http://", "https://")):
             raise UsageError(f"--url must start with http:// or https://, got {url!r}")
         _check_url(url)
-        key = read_key(args.key_file, os.environ)
+        key = read_key(args.key_file, env)
     except UsageError as exc:
         print(f"hxgw smoke: {exc}", file=sys.stderr)
         return 2

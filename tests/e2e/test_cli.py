@@ -363,6 +363,13 @@ def test_the_store_commands_help_says_which_store_they_use(command: str):
     assert "DATABASE_URL" in result.stdout and "HX_STATE_DIR" in result.stdout
 
 
+def test_serve_s_help_says_gateway_yaml_s_listen_applies_without_options_or_variables():
+    result = _hxgw("serve", "--help")
+    said = " ".join(result.stdout.split())  # argparse wraps its lines where it likes
+    assert "$HX_HOST, else gateway.yaml's listen.host, else 0.0.0.0" in said
+    assert "$HX_PORT, else gateway.yaml's listen.port, else 4010" in said
+
+
 @pytest.mark.parametrize("workers", ["abc", "0"])
 def test_serve_with_a_bad_workers_count_says_what_it_takes(workers: str):
     # It said "not a number of workers: 'abc'", and nothing of auto.

@@ -15,7 +15,7 @@ from pathlib import Path
 import pytest
 
 from tests.conftest import StartGateway
-from tests.fixtures import DEFAULT_MODELS, HXGW, REPO, Gateway, free_port, new_key
+from tests.fixtures import DEFAULT_MODELS, HXGW, REPO, Gateway, free_port, new_key, write_config
 
 CHECKS = ["healthz", "readyz", "models", "chat", "chat stream", "embeddings",
           "group hx-chat (chat)", "group hx-coding (chat)", "group hx-embed (embedding)"]
@@ -116,6 +116,16 @@ def test_without_url_it_checks_the_gateway_on_hx_port_of_this_machine():
     report = json.loads(result.stdout)
     assert report["url"] == f"http://127.0.0.1:{port}"
     assert report["checks"][0]["result"] == "FAIL"
+
+
+def test_without_url_or_hx_port_it_checks_where_gateway_yaml_listens(
+    tmp_path: Path, dead_port: int
+):
+    write_config(tmp_path, "http://127.0.0.1:9", gateway={"listen": {"port": dead_port}})
+    result = smoke(None, "--json", "--config-dir", str(tmp_path), key=new_key(),
+                   env={"HX_PORT": ""})
+    assert result.returncode == 1, result.stderr
+    assert json.loads(result.stdout)["url"] == f"http://127.0.0.1:{dead_port}"
 
 
 def test_every_check_passes_against_a_healthy_gateway(passing: subprocess.CompletedProcess[str]):
