@@ -24,6 +24,9 @@ def _name(text: str) -> str:
     return text
 
 
+DIGITS = re.compile(r"[0-9]+")
+AMOUNT = re.compile(r"[0-9]+(\.[0-9]*)?|\.[0-9]+")
+
 MAX_LIMIT = 10**15
 """The largest limit or budget taken: beyond it a limit is no limit, and the stores'
 64-bit integers (and Lua's exact numbers) end not far above."""
@@ -32,7 +35,9 @@ MAX_LIMIT = 10**15
 def _positive(text: str) -> int | Cleared:
     if text.strip() == "none":
         return CLEARED
-    if not text.isdigit() or not 1 <= int(text) <= MAX_LIMIT:
+    # ASCII digits alone: int() also reads a full-width 5 as 5 and '1_0' as 10, and
+    # str.isdigit() takes '²', which int() then refuses.
+    if not DIGITS.fullmatch(text) or not 1 <= int(text) <= MAX_LIMIT:
         raise argparse.ArgumentTypeError(f"not a whole number from 1 to 10^15, or none: {text!r}")
     return int(text)
 
@@ -51,11 +56,9 @@ def _groups(text: str) -> list[str]:
 def _money(text: str) -> float | Cleared:
     if text.strip() == "none":
         return CLEARED
-    try:
-        value = float(text)
-    except ValueError:
-        value = -1.0
-    if not 0 <= value <= MAX_LIMIT:  # NaN and infinity too
+    # A plain decimal: float() also reads '1_0', full-width digits, '1e3', 'inf', 'nan'.
+    value = float(text) if AMOUNT.fullmatch(text.strip()) else -1.0
+    if not 0 <= value <= MAX_LIMIT:
         raise argparse.ArgumentTypeError(f"not an amount of money, or none: {text!r}")
     return value
 

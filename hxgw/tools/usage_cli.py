@@ -39,7 +39,7 @@ them overflow what a timestamp holds."""
 
 def duration(text: str) -> float:
     """`30m`, `24h`, `7d` (or `90s`) in seconds."""
-    found = re.fullmatch(r"(\d{1,12})([smhd])", text.strip())
+    found = re.fullmatch(r"([0-9]{1,12})([smhd])", text.strip())  # \d takes full-width digits too
     if not found or int(found[1]) == 0:
         raise argparse.ArgumentTypeError(f"not a duration like 30m, 24h or 7d: {text!r}")
     seconds = int(found[1]) * _UNITS[found[2]]
@@ -50,9 +50,10 @@ def duration(text: str) -> float:
 
 def month(text: str) -> tuple[float, float]:
     """`2026-11`: that calendar month in UTC, as its first moment and the next month's."""
-    found = re.fullmatch(r"(\d{4})-(\d{2})", text.strip())
-    if not found or not 1 <= int(found[2]) <= 12:
-        raise argparse.ArgumentTypeError(f"not a month like 2026-11: {text!r}")
+    found = re.fullmatch(r"([0-9]{4})-([0-9]{2})", text.strip())
+    # A date's years are 1 to 9999, and the month's end must be one too: not 9999-12.
+    if not found or not 1 <= int(found[2]) <= 12 or not 1 <= int(found[1]) <= 9998:
+        raise argparse.ArgumentTypeError(f"not a month like 2026-11 (years 0001-9998): {text!r}")
     year, number = int(found[1]), int(found[2])
     after = (year + 1, 1) if number == 12 else (year, number + 1)
     return _utc(year, number), _utc(*after)

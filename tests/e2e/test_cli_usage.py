@@ -151,7 +151,8 @@ def test_a_month_is_its_calendar_month_in_utc_and_no_more(tmp_path: Path):
     assert [(r["key"], r["requests"]) for r in body["rows"]] == [("alice", 2)]
 
 
-@pytest.mark.parametrize("bad", ["2026-13", "November", "2026-1"])
+@pytest.mark.parametrize("bad", ["2026-13", "November", "2026-1", "9999-12", "0000-01",
+                                 "\uff12\uff10\uff12\uff16-11"])  # full-width digits
 def test_a_month_that_is_no_month_is_a_usage_error(state_dir: Path, bad: str):
     result = usage(state_dir, "--month", bad)
     assert result.returncode == 2

@@ -565,6 +565,24 @@ async def test_a_limit_past_what_the_stores_hold_is_refused_as_bad_usage(
         assert "Traceback" not in made.stderr and value in made.stderr
 
 
+@pytest.mark.parametrize(("option", "value"), [
+    ("--rpm", "\uff15"),  # a full-width 5, which int() reads as 5
+    ("--rpm", "\u00b2"),  # a superscript 2, a digit to str.isdigit() alone
+    ("--budget", "1_0"),
+    ("--budget", "\uff15"),
+])
+def test_a_limit_or_budget_not_in_plain_ascii_digits_is_refused_naming_its_option(
+    tmp_path: Path, option: str, value: str
+):
+    env = {**os.environ, "HX_STATE_DIR": str(tmp_path / "state")}
+    made = subprocess.run([HXGW, "keys", "create", "app", option, value,
+                           "--config-dir", str(tmp_path / "none")],
+                          env=env, capture_output=True, text=True, timeout=30)
+    assert made.returncode == 2 and made.stdout == ""
+    assert f"argument {option}: not " in made.stderr and repr(value) in made.stderr
+    assert "_positive" not in made.stderr and "_money" not in made.stderr
+
+
 async def test_empty_groups_are_refused_and_all_opens_every_group(start_gateway: StartGateway):
     gateway = await start_gateway()
     assert keys(gateway, "create", "app", "--groups", "chat").returncode == 0
