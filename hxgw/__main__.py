@@ -1,6 +1,7 @@
 """The `hxgw` command: serve, check-config, keys, usage, quickstart, demo-upstream.
 
-Exit codes: 0 success, 1 invalid config or a failure to start, 2 bad usage.
+Exit codes: 0 success, 1 invalid config or a failure (to start; a key the store lacks), 2 bad
+usage (what is wrong whatever the machine holds).
 """
 
 from __future__ import annotations

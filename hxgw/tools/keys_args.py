@@ -13,6 +13,13 @@ from hxgw.keys.store import CLEARED, Cleared
 from hxgw.tools import check_config
 from hxgw.tools.usage_cli import MAX_DURATION, duration
 
+
+class BadUsage(Exception):
+    """A request wrong whatever the store holds, found past the parser (a group the config
+    lacks, MASTER_KEY's name, an update that changes nothing): exit 2, as the parser's.
+    A key the store lacks, or has revoked, is a failure instead (exit 1)."""
+
+
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 

@@ -12,8 +12,8 @@ from pathlib import Path
 
 from hxgw.config import Config, load_config
 from hxgw.errors import ConfigError
-from hxgw.keys.store import KeyStoreError
 from hxgw.tools.check_config import SERVICE_ENV_FILE
+from hxgw.tools.keys_args import BadUsage
 from hxgw.units import counted
 
 
@@ -62,7 +62,7 @@ def check_key(args: argparse.Namespace, config: Config | ConfigError, config_dir
     groups = config.routing.groups
     unknown = [g for g in args.groups or () if g not in groups]
     if unknown:
-        raise KeyStoreError(
+        raise BadUsage(
             f"no group named {unknown[0]!r} in {config_dir} (its groups: {', '.join(groups)})"
         )
     if isinstance(args.budget, float) and not any(m.price for m in config.models.values()):

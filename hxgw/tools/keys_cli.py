@@ -22,6 +22,7 @@ from hxgw.keys.stored_key import StoredKey
 from hxgw.store import SQLITE_FILE, Connection, NoStore, StoreError, open_database
 from hxgw.tools import keys_list
 from hxgw.tools.check_config import with_env_file
+from hxgw.tools.keys_args import BadUsage
 from hxgw.tools.keys_check import Unchecked, check_key, read_config, unread
 from hxgw.tools.state_owner import denied, give_to_owner
 from hxgw.tools.usage_cli import iso, store_settings
@@ -65,12 +66,12 @@ def _run(
         return done
     except NoStore:  # only `list` does not make one
         return _list(args, store, None, read_config(config_dir, env), config_dir)
-    except Unchecked as exc:
-        print(f"hxgw keys: {exc}", file=sys.stderr)
-        return 1
-    except KeyStoreError as exc:
+    except BadUsage as exc:
         print(f"hxgw keys: {exc}", file=sys.stderr)
         return 2
+    except (KeyStoreError, Unchecked) as exc:  # no such key, a revoked one, a name taken
+        print(f"hxgw keys: {exc}", file=sys.stderr)
+        return 1
     except StoreError as exc:
         if why := denied(exc, settings):
             print(f"hxgw keys: cannot read the key store {why}", file=sys.stderr)
@@ -110,6 +111,8 @@ def _act(
     config = read_config(config_dir, env)
     if args.action == "list":
         return _list(args, store, connection, config, config_dir)
+    if args.action == "update" and all(value is None for value in _settings(args).values()):
+        raise BadUsage("nothing to change: give at least one option")
     if args.action in ("create", "update"):
         check_key(args, config, config_dir)
     in_config = isinstance(config, Config) and any(k.name == args.name for k in config.keys)
@@ -130,7 +133,7 @@ def _act(
         )
     if args.action == "create":
         if args.name == MASTER_KEY_NAME:
-            raise KeyStoreError(f"{args.name!r} is MASTER_KEY's name: choose another")
+            raise BadUsage(f"{args.name!r} is MASTER_KEY's name: choose another")
         if in_config:
             raise KeyStoreError(f"the config already has a key named {args.name!r}")
         previous = store.get(connection, args.name)

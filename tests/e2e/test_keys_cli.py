@@ -336,8 +336,38 @@ async def test_changing_a_revoked_key_says_how_to_make_a_new_one(start_gateway: 
     assert keys(gateway, "create", "app").returncode == 0
     assert keys(gateway, "revoke", "app").returncode == 0
     changed = keys(gateway, "update", "app", "--rpm", "5")
-    assert changed.returncode == 2
+    assert changed.returncode == 1  # a failure, not bad usage
     assert "is revoked (hxgw keys create app makes a new one)" in changed.stderr
+
+
+@pytest.mark.parametrize("action", [("update", "nosuch", "--rpm", "5"), ("rotate", "nosuch"),
+                                    ("revoke", "nosuch")])
+def test_a_key_the_store_lacks_is_a_failure_not_bad_usage(
+    tmp_path: Path, action: tuple[str, ...]
+):
+    env = {**os.environ, "HX_STATE_DIR": str(tmp_path / "state")}
+    _stored_key(tmp_path / "state", "app")
+    changed = subprocess.run([HXGW, "keys", *action, "--config-dir", str(tmp_path / "none")],
+                             env=env, capture_output=True, text=True, timeout=30)
+    assert changed.returncode == 1
+    assert "no key named 'nosuch'" in changed.stderr
+
+
+def test_a_key_made_again_under_a_live_key_s_name_is_a_failure(tmp_path: Path):
+    _stored_key(tmp_path / "state", "app")
+    env = {**os.environ, "HX_STATE_DIR": str(tmp_path / "state")}
+    made = subprocess.run([HXGW, "keys", "create", "app", "--config-dir", str(tmp_path / "none")],
+                          env=env, capture_output=True, text=True, timeout=30)
+    assert made.returncode == 1 and "a key named 'app' exists" in made.stderr
+
+
+def test_an_update_that_changes_nothing_is_bad_usage(tmp_path: Path):
+    _stored_key(tmp_path / "state", "app")
+    env = {**os.environ, "HX_STATE_DIR": str(tmp_path / "state")}
+    changed = subprocess.run([HXGW, "keys", "update", "app", "--config-dir", str(tmp_path / "none")],
+                             env=env, capture_output=True, text=True, timeout=30)
+    assert changed.returncode == 2
+    assert "nothing to change: give at least one option" in changed.stderr
 
 
 async def test_list_shows_names_and_limits_never_secrets(start_gateway: StartGateway):
@@ -375,7 +405,7 @@ async def test_changing_a_keys_file_key_says_to_change_it_in_the_file(
     keys_file.chmod(0o600)
     gateway = await start_gateway(gateway={"auth": {"keys_file": str(keys_file)}})
     changed = keys(gateway, action[0], "batch-job", *action[1:])
-    assert changed.returncode == 2
+    assert changed.returncode == 1
     assert "'batch-job' is a key of the keys file (gateway.yaml's auth.keys_file)" in (
         changed.stderr)
     assert "note:" not in changed.stderr
