@@ -54,7 +54,8 @@ def _groups(text: str) -> list[str]:
     script's unset variable must not widen a key to every group."""
     if text.strip() == "all":
         return []
-    groups = [g.strip() for g in text.split(",") if g.strip()]
+    # A group named twice is stored once, where it first was.
+    groups = list(dict.fromkeys(g.strip() for g in text.split(",") if g.strip()))
     if not groups:
         raise argparse.ArgumentTypeError("name at least one group, or all")
     return groups

@@ -623,6 +623,16 @@ async def test_empty_groups_are_refused_and_all_opens_every_group(start_gateway:
     assert json.loads(keys(gateway, "list", "--json").stdout)[0]["groups"] is None
 
 
+def test_a_group_named_twice_is_stored_once_in_its_first_place(tmp_path: Path):
+    env = {**os.environ, "HX_STATE_DIR": str(tmp_path / "state")}
+    run = [HXGW, "keys", "create", "app", "--groups", "solo,chat,solo", "--config-dir",
+           str(tmp_path / "none")]
+    assert subprocess.run(run, env=env, capture_output=True, timeout=30).returncode == 0
+    listed = subprocess.run([HXGW, "keys", "list", "--json"], env=env, capture_output=True,
+                            text=True, timeout=30)
+    assert json.loads(listed.stdout)[0]["groups"] == ["solo", "chat"]
+
+
 async def test_a_key_that_could_never_serve_is_refused_when_made(start_gateway: StartGateway):
     gateway = await start_gateway()
     unknown = keys(gateway, "create", "app", "--groups", "chat,nosuch")
