@@ -63,7 +63,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace, env: dict[str, str]) -> int:
     env = dict(env)
     # The usage ledger and key store of this run (`hxgw usage` and `hxgw keys` read it).
-    env.setdefault("HX_STATE_DIR", str(Path.cwd() / RUN_STATE))
+    env["HX_STATE_DIR"] = env.get("HX_STATE_DIR") or str(Path.cwd() / RUN_STATE)
+    if not Path(env["HX_STATE_DIR"]).is_absolute():
+        # The gateway refuses it: said before a key is kept there or the demo is started.
+        print(
+            "hxgw quickstart: environment: HX_STATE_DIR: must be an absolute path"
+            f" (got {env['HX_STATE_DIR']!r})",
+            file=sys.stderr,
+        )
+        return 1
     key_line = "# MASTER_KEY is the one you set for this run"
     if not env.get("MASTER_KEY"):
         env["MASTER_KEY"] = _kept_key(Path(env["HX_STATE_DIR"]))

@@ -12,7 +12,7 @@ import aiohttp
 import pytest
 
 from hxgw import __version__
-from tests.fixtures import HXGW, Gateway, free_port, new_key, wait_http, write_config
+from tests.fixtures import HXGW, REPO, Gateway, free_port, new_key, wait_http, write_config
 
 
 def _hxgw(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
@@ -268,6 +268,20 @@ def test_check_config_warns_of_a_drain_longer_than_the_unit_waits_to_stop(
                    env={"PATH": "/usr/bin:/bin", "MASTER_KEY": "sk-test-for-check"})
     assert result.returncode == 0, result.stderr
     assert ("past the shipped unit's TimeoutStopSec=45" in result.stdout) is warned
+
+
+def test_quickstart_refuses_a_relative_state_dir_before_it_makes_or_starts_anything(
+    tmp_path: Path,
+):
+    demo_port = free_port()
+    env = {"PATH": "/usr/bin:/bin", "HX_STATE_DIR": "relstate", "HX_DEMO_PORT": str(demo_port),
+           "HX_PORT": str(free_port())}
+    run = subprocess.run([HXGW, "quickstart", "--config-dir", str(REPO / "etc/hxgw")],
+                         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert run.returncode == 1
+    assert run.stderr == ("hxgw quickstart: environment: HX_STATE_DIR: must be an absolute path"
+                          " (got 'relstate')\n")
+    assert list(tmp_path.iterdir()) == []
 
 
 def test_route_works_without_master_key(tmp_path: Path):
