@@ -13,7 +13,7 @@ import datetime as dt
 import json
 import time
 from dataclasses import dataclass, fields, replace
-from typing import Any
+from typing import Any, Literal
 
 from hxgw.config import MASTER_KEY_NAME, ClientKey, Config
 from hxgw.config.schema import PERIOD_NAMES, PERIODS
@@ -26,6 +26,10 @@ from hxgw.usage.spend import spent_this_period
 
 STORE, KEYS_FILE = "store", "keys file"
 
+State = Literal["active", "rotating", "revoked", "expired", "hidden"]
+"""A key's state, as `--json` gives it for a script to match; `hidden` is a stored key a
+keys-file key of its name sets aside. The table says more (until when a rotation runs)."""
+
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Listed:
@@ -34,7 +38,7 @@ class Listed:
 
     name: str
     source: str
-    state: str
+    state: State
     groups: tuple[str, ...] | None
     rpm: int | None
     tpm: int | None
@@ -76,9 +80,7 @@ def listed(
     # A config key wins a name clash: the stored key of that name opens nothing.
     taken = {row.name for row in configured}
     rows = [
-        replace(_stored(k, now), state="hidden by the keys file")
-        if k.name in taken
-        else _stored(k, now)
+        replace(_stored(k, now), state="hidden") if k.name in taken else _stored(k, now)
         for k in stored
     ]
     return _with_spend(rows + configured, connection, now)
@@ -183,7 +185,7 @@ def table(rows: list[Listed]) -> str:
             (
                 k.name,
                 k.source,
-                k.state,
+                _shown(k),
                 ",".join(k.groups) if k.groups else "all",
                 *(str(v) if v is not None else "-" for v in (k.rpm, k.tpm, k.max_parallel)),
                 budget,
@@ -203,14 +205,23 @@ def as_json(rows: list[Listed]) -> str:
     return json.dumps([row.public() for row in rows], indent=2)
 
 
-def _state(key: StoredKey, now: float) -> str:
+def _state(key: StoredKey, now: float) -> State:
     if key.revoked is not None:
         return "revoked"
     if key.expires is not None and key.expires <= now:
         return "expired"
     if key.previous_until is not None and key.previous_until > now:
-        return f"rotating (old until {_when(key.previous_until)})"
+        return "rotating"
     return "active"
+
+
+def _shown(row: Listed) -> str:
+    """The state as the table says it."""
+    if row.state == "rotating":
+        return f"rotating (old until {_when(row.previous_until)})"
+    if row.state == "hidden":
+        return "hidden by the keys file"
+    return row.state
 
 
 def _when(seconds: float | None) -> str:

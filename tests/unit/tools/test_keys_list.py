@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,7 +32,16 @@ def _with_keys_file(tmp_path: Path, *entries: dict[str, Any]) -> Config:
 def test_a_stored_key_named_like_a_keys_file_key_is_shown_hidden_by_it(tmp_path: Path):
     rows = listed([_stored("app")], _with_keys_file(tmp_path, {"name": "app"}), None)
     assert [(r.name, r.source, r.state) for r in rows] == [
-        ("app", "store", "hidden by the keys file"), ("app", "keys file", "active")]
+        ("app", "store", "hidden"), ("app", "keys file", "active")]
+    assert "hidden by the keys file" in table(rows).splitlines()[1]
+
+
+def test_a_rotating_key_s_state_is_one_word_and_the_table_says_until_when(tmp_path: Path):
+    until = time.time() + 3600
+    (row,) = listed([replace(_stored("app"), previous_until=until)], None, None)
+    assert row.state == "rotating" and row.public()["state"] == "rotating"
+    shown = time.strftime("%Y-%m-%d %H:%M", time.gmtime(until))
+    assert f"rotating (old until {shown})" in table([row])
 
 
 def test_a_keys_file_key_with_a_budget_of_nothing_shows_it_and_its_period(tmp_path: Path):
