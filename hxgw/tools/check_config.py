@@ -15,7 +15,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
-from hxgw.config import load_config, load_store_settings
+from hxgw.config import Config, load_config, load_store_settings
 from hxgw.config.env_file import read_env_file
 from hxgw.config.warnings import (
     fix,
@@ -107,6 +107,9 @@ def run(config_dir: str, env: Mapping[str, str], env_file: str | None, *, journa
                 "this shell may lack the service's variables: check with them by "
                 f"--env-file {SERVICE_ENV_FILE})"
             )
+    if warning := _chatless_default(config):
+        # serve does not say it: a request without a model would fail only when sent.
+        print(f"warning: {warning}")
     if unread and not keyless:
         # Serving, the gateway would not be ready until it reads it (the other users' keys).
         print(f"warning: the key store cannot be read from here: {unread[0]}")
@@ -129,6 +132,19 @@ def run(config_dir: str, env: Mapping[str, str], env_file: str | None, *, journa
                 f" ({', '.join(gone)}): hxgw keys update {name} --groups ..."
             )
     return 0
+
+
+def _chatless_default(config: Config) -> str | None:
+    """What is wrong when the default group, where a chat naming no model or group goes,
+    has no model that takes a chat; None when one does."""
+    group = config.routing.groups[config.routing.default_group]
+    if any(config.models[name].serves("chat") for name in group.models):
+        return None
+    modes = ", ".join(f"{name} ({config.models[name].mode})" for name in group.models)
+    return (
+        f"the default group {group.name!r} has no chat model, only {modes}: a chat request"
+        " that names no model or group fails (routing.yaml: routing.default_group)"
+    )
 
 
 def _store_where(config_dir: str, env: Mapping[str, str]) -> str:

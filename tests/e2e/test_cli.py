@@ -94,6 +94,23 @@ def test_check_config_works_without_master_key_and_says_serving_needs_one(tmp_pa
     assert "serving needs a client key: set MASTER_KEY or auth.keys_file" in result.stdout
 
 
+def test_check_config_warns_of_a_default_group_without_a_chat_model(tmp_path: Path):
+    routing = {"routing": {"default_group": "emb", "groups": {"emb": ["embed"], "chat": ["alpha"]}}}
+    write_config(tmp_path, "http://127.0.0.1:1", routing=routing)
+    result = _hxgw("check-config", "--config-dir", str(tmp_path),
+                   env={"PATH": "/usr/bin:/bin", "MASTER_KEY": new_key()})
+    assert result.returncode == 0, result.stderr
+    assert ("warning: the default group 'emb' has no chat model, only embed (embedding): a chat"
+            " request that names no model or group fails") in result.stdout
+
+
+def test_check_config_says_nothing_of_a_default_group_with_a_chat_model(tmp_path: Path):
+    write_config(tmp_path, "http://127.0.0.1:1")
+    result = _hxgw("check-config", "--config-dir", str(tmp_path),
+                   env={"PATH": "/usr/bin:/bin", "MASTER_KEY": new_key()})
+    assert result.returncode == 0 and "no chat model" not in result.stdout
+
+
 def test_check_config_without_a_key_names_the_key_store_it_looked_in(tmp_path: Path):
     write_config(tmp_path / "config", "http://127.0.0.1:1")
     state = tmp_path / "state"
