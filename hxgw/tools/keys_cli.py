@@ -95,6 +95,8 @@ def _where_hint(exc: StoreError, postgres: bool) -> str:
         return " (is PostgreSQL up, and DATABASE_URL the gateway's?)"
     if "HX_STATE_DIR" in str(exc):
         return ""
+    if "database is locked" in str(exc):  # the right store, held by a writer for 10 s
+        return " (another process holds it for writing: try again; `fuser` names it)"
     return (
         " (is it the gateway's? HX_STATE_DIR or DATABASE_URL as it has them: `make run`'s"
         " is .hxgw-state in the checkout, the service's /var/lib/hxgw, as root or its user)"
