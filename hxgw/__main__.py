@@ -20,11 +20,16 @@ from hxgw.lifecycle.start_signals import EarlyReload
 DEFAULT_CONFIG_DIR = "/etc/hxgw"
 
 
+def _digits(text: str) -> int | None:
+    """`text` as a count in plain ASCII digits; None for anything else (int() reads a
+    full-width digit and "1_0" too)."""
+    return int(text) if text.isascii() and text.isdigit() else None
+
+
 def _port(text: str) -> int:
-    try:
-        port = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    port = _digits(text)
+    if port is None:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}")
     if not 0 <= port <= 65535:
         raise argparse.ArgumentTypeError(f"port out of range: {port}")
     return port
@@ -43,10 +48,9 @@ def _seconds(text: str) -> float:
 def _workers(text: str) -> int | str:
     if text == "auto":
         return text
-    try:
-        count = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"not 1-256 or auto: {text!r}") from None
+    count = _digits(text)
+    if count is None:
+        raise argparse.ArgumentTypeError(f"not 1-256 or auto: {text!r}")
     if not 1 <= count <= 256:
         raise argparse.ArgumentTypeError(f"not 1-256 or auto: {count}")
     return count

@@ -401,12 +401,19 @@ def test_serve_s_help_says_gateway_yaml_s_listen_applies_without_options_or_vari
     assert "$HX_PORT, else gateway.yaml's listen.port, else 4010" in said
 
 
-@pytest.mark.parametrize("workers", ["abc", "0"])
+@pytest.mark.parametrize("workers", ["abc", "0", "\uff12", "1_0"])
 def test_serve_with_a_bad_workers_count_says_what_it_takes(workers: str):
     # It said "not a number of workers: 'abc'", and nothing of auto.
     result = _hxgw("serve", "--workers", workers, env={"PATH": "/usr/bin:/bin"})
     assert result.returncode == 2
     assert f"argument --workers: not 1-256 or auto: {workers}" in result.stderr.replace("'", "")
+
+
+@pytest.mark.parametrize("port", ["\uff14010", "4_010", "-1"])
+def test_serve_with_a_port_in_other_than_plain_digits_is_bad_usage(port: str):
+    result = _hxgw("serve", "--port", port, env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode == 2
+    assert "argument --port: not a port number" in result.stderr
 
 
 def test_smoke_accepts_the_url_option_its_help_shows():
