@@ -225,7 +225,7 @@ def _command(argv: Sequence[str] | None, early: EarlyReload | None = None) -> in
         from hxgw.lifecycle.override import Override
         from hxgw.lifecycle.serve import serve
 
-        override = Override(host=args.host, port=args.port)
+        override = Override(host=args.host, port=args.port, workers=args.workers)
         return serve(
             config_dir, env, override, workers=args.workers, listen_fd=args.listen_fd, early=early
         )

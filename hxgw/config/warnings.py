@@ -48,6 +48,8 @@ _RESTART_ONLY: dict[str, tuple[_Read, str]] = {
     ),
     "limits_store": (lambda c: c.limits_store, "limits_store changed; it takes effect on restart"),
     "store": (lambda c: c.store, "store settings changed; they take effect on restart"),
+    # A worker's is its supervisor's --workers 1: the supervisor says theirs.
+    "workers": (lambda c: c.workers, "workers changed; it takes effect on restart"),
     # logging.access_log is read per request: only the level and format wait.
     "logging": (
         lambda c: (c.logging.level, c.logging.format),

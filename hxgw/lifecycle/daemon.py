@@ -185,7 +185,7 @@ class Daemon:
                 loaded = await stores.reload_serving(
                     self.config_dir, self.env, self.runtime, current.config
                 )
-                asked = self.override.listen(loaded)  # as the files say, less the address
+                asked = self.override.command_line(loaded)  # as the files say, less the pins
                 config = self.override.apply(loaded)
                 snapshot = build_state(config, current.client, current.generation + 1, self.runtime)
                 await stores.reloaded(self.runtime, self.seeds, config)

@@ -1,12 +1,13 @@
-"""What the process runs with whatever its config files say: --host and --port given on
-the command line win over config and environment, and a worker runs with the settings a
-reload cannot change as its supervisor started with them (hxgw.lifecycle.pinned); and
-what a bind that fails says."""
+"""What the process runs with whatever its config files say: --host, --port and --workers
+given on the command line win over config and environment, and a worker runs with the
+settings a reload cannot change as its supervisor started with them
+(hxgw.lifecycle.pinned); and what a bind that fails says."""
 
 from __future__ import annotations
 
 import dataclasses
 import errno
+from typing import Literal
 
 import structlog
 
@@ -20,22 +21,24 @@ log = structlog.get_logger("hxgw.lifecycle.daemon")
 class Override:
     host: str | None = None
     port: int | None = None
+    workers: int | Literal["auto"] | None = None
     restart_only: RestartOnly | None = None
     """A worker's: its supervisor's (None in a process of its own)."""
 
     def apply(self, config: Config) -> Config:
         """`config` as the process runs it."""
-        config = self.listen(config)
+        config = self.command_line(config)
         return config if self.restart_only is None else self.restart_only.apply(config)
 
-    def listen(self, config: Config) -> Config:
-        """`config` with the command line's address: what the files ask of this process,
-        which a reload compares with what it runs."""
+    def command_line(self, config: Config) -> Config:
+        """`config` with the command line's address and number of workers: what the files
+        ask of this process, which a reload compares with what it runs."""
         listen = Listen(
             host=self.host or config.listen.host,
             port=config.listen.port if self.port is None else self.port,
         )
-        return dataclasses.replace(config, listen=listen)
+        workers = config.workers if self.workers is None else self.workers
+        return dataclasses.replace(config, listen=listen, workers=workers)
 
 
 def log_cannot_listen(listen: Listen, exc: OSError) -> None:

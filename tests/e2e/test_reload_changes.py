@@ -65,6 +65,19 @@ async def test_a_reload_says_which_settings_wait_for_a_restart_until_they_are_pu
     assert "restart_needed" not in _reloaded_line(gateway, 3)
 
 
+async def test_a_reload_that_asks_one_process_for_workers_says_it_waits_for_a_restart(
+    start_gateway: StartGateway, notify: NotifySocket
+):
+    # It had said only settings_changed=workers, and started none.
+    gateway = await start_gateway(env={"NOTIFY_SOCKET": notify.path})
+    path = gateway.config_dir / "gateway.yaml"
+    path.write_text(yaml.safe_dump(yaml.safe_load(path.read_text()) | {"workers": 4}))
+    gateway.signal(signal.SIGHUP)
+    await wait_for(lambda: "config reloaded generation=2" in gateway.logs())
+    assert "workers changed; it takes effect on restart" in gateway.logs()
+    assert "restart_needed=workers" in _reloaded_line(gateway, 2)
+
+
 def _reloaded_line(gateway: Gateway, generation: int) -> str:
     said = f"config reloaded generation={generation}"
     return next(x for x in gateway.logs().splitlines() if said in x)
