@@ -44,6 +44,16 @@ class KeyFigures:
         if outcome in KEY_REFUSALS:
             figures[4 + KEY_REFUSALS.index(outcome)] += 1
 
+    def billed(self, key: str, prompt: int, completion: int, cost: float) -> None:
+        """Usage billed to `key` apart from its requests (a batch's, a background
+        response's, once an answer carries it): tokens and spend, no request."""
+        figures = self._keys.get(key)
+        if figures is None:
+            figures = self._keys[key] = [0, 0, 0, 0.0, *(0 for _ in KEY_REFUSALS)]
+        figures[1] += prompt
+        figures[2] += completion
+        figures[3] += cost
+
     def budget_seen(self, key: str, budget: float, spent: float, now: float, period_s: int) -> None:
         """The limiter judged a request of `key`, whose budget is `budget` per period of
         `period_s` seconds, and said it had spent `spent` of it at `now` (the requests

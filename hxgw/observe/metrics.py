@@ -190,6 +190,10 @@ class Metrics:
         """One request of the key named `key` (see `KeyFigures.used`)."""
         self.keys.used(key, prompt, completion, cost, outcome)
 
+    def key_billed(self, key: str, prompt: int, completion: int, cost: float) -> None:
+        """Usage billed to the key named `key` apart from its requests (`KeyFigures.billed`)."""
+        self.keys.billed(key, prompt, completion, cost)
+
     def families(
         self,
     ) -> Iterator[CounterMetricFamily | GaugeMetricFamily | HistogramMetricFamily]:

@@ -24,6 +24,7 @@ from hxgw.config import Config, Model
 from hxgw.endpoints import BATCHES
 from hxgw.pipeline.background import BILLED_AS, unix_time
 from hxgw.pipeline.context import RequestContext
+from hxgw.pipeline.record_usage import bill_once
 from hxgw.pipeline.reported_usage import MAX_TOKENS
 from hxgw.pipeline.usage import cost_of
 from hxgw.usage import UsageRow, Values
@@ -56,8 +57,7 @@ class Owned(NamedTuple):
 def bill_ended(ctx: RequestContext, owned: list[Owned]) -> None:
     """Write the row of each ended batch of `owned` that says its usage (once: later reads
     carry it too); a model the registry lacks is said in the log with it."""
-    ledger = ctx.state.runtime.ledger
-    if ledger is None:
+    if ctx.state.runtime.ledger is None:
         return
     for batch, owner, upstream in owned:
         named = batch.get("model")
@@ -65,7 +65,7 @@ def bill_ended(ctx: RequestContext, owned: list[Owned]) -> None:
             _registry_model(ctx.state.config, upstream, named) if isinstance(named, str) else None
         )
         row = batch_row(batch, owner, upstream, model)
-        if row is not None and ledger.record_once(row) and model is None:
+        if row is not None and bill_once(ctx, row) and model is None:
             log.warning(
                 "a batch's model is not in the registry: its usage costs nothing",
                 batch=batch.get("id"),

@@ -28,7 +28,18 @@ async def record_usage(ctx: RequestContext, call_next: Next) -> None:
             ledger.record_values(row_values(ctx))
             finished = background_row(ctx)
             if finished is not None:
-                ledger.record_once(finished)
+                bill_once(ctx, finished)
+
+
+def bill_once(ctx: RequestContext, row: Values) -> bool:
+    """Queue a row billed by whichever answer first carries it (a batch's usage, a
+    background response's) unless it was lately, and add it to its key's figures as its
+    requests' are; whether it was queued."""
+    runtime = ctx.state.runtime
+    added = runtime.ledger.record_once(row) if runtime.ledger is not None else None
+    if added is not None:
+        runtime.metrics.key_billed(*added)
+    return added is not None
 
 
 def row_values(ctx: RequestContext) -> Values:

@@ -32,7 +32,8 @@ import structlog
 from hxgw.store import Connection, Database, RowRefused, StoreError
 from hxgw.store.migrate import migrate
 from hxgw.usage.keeping import Keeper
-from hxgw.usage.row import COLUMNS, UsageRow, Values
+from hxgw.usage.once import Added, OnceRows
+from hxgw.usage.row import UsageRow, Values
 from hxgw.usage.schema import INSERT, MIGRATIONS
 from hxgw.usage.spool import Spool
 
@@ -42,12 +43,6 @@ ANSWER_WITHIN = 5.0
 """Seconds a write may wait for the store's answer before the store is taken for
 unreachable and its rows spooled: a frozen server would otherwise hold them in memory,
 for a crash to take, as long as it stays frozen."""
-
-ONCE_REMEMBERED = 4096
-"""Rows `record_once` remembers: a list's page of ended batches is at most 100."""
-_REQUEST_ID, _STARTED, _SOURCE = (
-    COLUMNS.index(c) for c in ("request_id", "started", "usage_source")
-)
 
 
 class Ledger:
@@ -71,8 +66,7 @@ class Ledger:
         self.keeper = Keeper(self.spool)
         self.rows_written = 0  # for /metrics; only the writer thread changes it
         self._pending: deque[Values] = deque()
-        self._once: dict[object, None] = {}
-        """The rows `record_once` queued (their request id, start and source), oldest first."""
+        self._once = OnceRows()
         self._writing: list[Values] = []
         """The recorded rows the writer thread is handing to the store, and those after."""
         self._wake = threading.Event()
@@ -120,22 +114,15 @@ class Ledger:
         if len(self._pending) >= self.batch_rows and not self._wake.is_set():
             self._wake.set()
 
-    def record_once(self, row: Values) -> bool:
-        """Queue a row (True) unless the same row, by its key in the store and its source of
-        usage, was queued with this lately (the last ONCE_REMEMBERED): a batch's or a
-        background response's usage, billed by whichever answer first carries it, comes
-        with every later read of it as well. One reported after an estimate is queued:
-        it replaces the estimate. The store keeps one row per key whatever comes twice
-        (another worker's, or one from before a restart)."""
-        same = (row[_REQUEST_ID], row[_STARTED], row[_SOURCE])
-        once = self._once
-        if same in once:
-            return False
-        once[same] = None
-        if len(once) > ONCE_REMEMBERED:
-            del once[next(iter(once))]
-        self.record_values(row)
-        return True
+    def record_once(self, row: Values) -> Added | None:
+        """Queue a row billed by whichever answer first carries it, unless it was queued
+        lately (hxgw.usage.once); what it adds to its key's billing, or None. The store
+        keeps one row per key whatever comes twice (another worker's, or one from before
+        a restart)."""
+        added = self._once.take(row)
+        if added is not None:
+            self.record_values(row)
+        return added
 
     def close(self, timeout: float | None = None) -> bool:
         """Write what is queued (to the spool if the store is away) and stop the writer.

@@ -16,6 +16,7 @@ import yaml
 from hxgw.upstream.affinity import bind, unbind
 from tests import one_gateway
 from tests.conftest import StartGateway
+from tests.e2e.test_alert_metrics import _sample
 from tests.fake_upstream import FakeUpstream
 from tests.fixtures import DEFAULT_MODELS, Gateway, ledger_rows, new_key, wait_for
 
@@ -253,6 +254,26 @@ async def test_a_batch_is_billed_to_the_key_that_made_it_whoever_reads_it_ended(
                                for r in ledger_rows(gateway)), timeout=10)
     [row] = [r for r in ledger_rows(gateway) if r["request_id"] == "usage-of-" + batch.id]
     assert (row["key_name"], row["total_tokens"]) == ("app", 33)
+
+
+async def test_a_batch_s_usage_is_in_its_key_s_metrics_once_however_often_it_is_read(
+    start_gateway: StartGateway, fake: FakeUpstream, client: aiohttp.ClientSession
+):
+    # /metrics had the key's requests alone: a batch's spend was in the ledger only.
+    gateway = await start_gateway(models=PRICED)
+    fake.files.add_file(ALPHA_LINES)
+    async with _sdk(gateway) as sdk:
+        [listed] = (await sdk.files.list()).data
+        batch = await sdk.batches.create(input_file_id=listed.id, endpoint="/v1/chat/completions",
+                                         completion_window="24h")
+        for _ in range(3):
+            await sdk.batches.retrieve(batch.id)
+    async with client.get(gateway.url + "/metrics", headers=gateway.auth) as resp:
+        text = await resp.text()
+    assert _sample(text, "hxgw_key_tokens_total", key="master", kind="prompt") == 27
+    assert _sample(text, "hxgw_key_tokens_total", key="master", kind="completion") == 6
+    assert _sample(text, "hxgw_key_spend_total", key="master") == pytest.approx(
+        (27 * 2.0 + 6 * 8.0) / 1e6 * 0.5)
 
 
 async def test_a_batch_still_running_or_of_a_model_the_registry_lacks_bills_no_money(

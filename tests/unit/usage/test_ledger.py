@@ -12,7 +12,6 @@ import structlog
 from hxgw.store import Database, StoreError, open_database
 from hxgw.store.sqlite import SqliteDatabase
 from hxgw.usage import Ledger
-from hxgw.usage.ledger import ONCE_REMEMBERED
 from hxgw.usage.spool import Spool
 from tests.unit.usage.rows import row, stored_ids, wait_for
 
@@ -260,20 +259,3 @@ def test_a_row_recorded_once_is_queued_once_however_often_it_comes(tmp_path: Pat
         ledger.record_once(row(1).values())
     ledger.record_once(row(2).values())
     assert ledger.pending == 2
-
-
-def test_a_row_reported_after_its_estimate_is_queued_to_replace_it(tmp_path: Path):
-    ledger = Ledger(open_database(None, tmp_path / "state"), tmp_path / "spool")
-    ledger.record_once(row(1, usage_source="estimated").values())
-    ledger.record_once(row(1, usage_source="reported").values())
-    ledger.record_once(row(1, usage_source="reported").values())
-    assert ledger.pending == 2
-
-
-def test_record_once_forgets_the_oldest_ids_past_what_it_remembers(tmp_path: Path):
-    ledger = Ledger(open_database(None, tmp_path / "state"), tmp_path / "spool")
-    for n in range(ONCE_REMEMBERED + 1):
-        ledger.record_once(row(n).values())
-    ledger.record_once(row(0).values())  # forgotten: queued again, the store keeps one
-    ledger.record_once(row(ONCE_REMEMBERED).values())
-    assert ledger.pending == ONCE_REMEMBERED + 2
