@@ -76,6 +76,9 @@ class Endpoint:
     choices: bool = False
     """Whether its answer is choices, each ending with its `finish_reason`: `n` of them
     (for each prompt of a legacy completion given several)."""
+    copies: bool = False
+    """Whether its body's `n` asks for that many answers that are no choices (images):
+    each is reserved for, as a choice is."""
     prompt: str | None = None
     """The body's field its prompt is in, whose type the gateway checks
     (hxgw.pipeline.shapes): an upstream may answer a wrong one with a 500."""

@@ -199,6 +199,7 @@ IMAGES = Endpoint(
     method="POST",
     upstream_path="/v1/images/generations",
     mode="image_generation",
+    copies=True,
     stream_end=StreamEnd((b"image_generation.completed", b"error")),
 )
 IMAGE_EDITS = Endpoint(

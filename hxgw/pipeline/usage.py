@@ -35,6 +35,12 @@ pixels (OpenAI's high detail at most about 1.5k tokens, Anthropic's about 1.6k),
 its seconds, a document by its pages: at the text's rate a 600 KB photo would reserve
 150k tokens, more than many keys' TPM, and be refused for good. At this one it counts as
 19k, still more than a provider bills for it; a PDF of 50 pages (3 MB or so) as 100k."""
+UPLOAD_BYTES_PER_TOKEN = 512
+"""An upload's (audio, images) bytes per prompt token, for the reservation and a bill
+without a usage. A provider counts audio by its seconds (gpt-4o-transcribe about 1k
+tokens a minute: some 2 a KB of 64 kbit/s MP3, 0.5 of 16 kHz WAV) and an image by its
+pixels. Each upload had counted as one token, so a burst of them ran past a budget; at
+the text's rate 4 MiB of audio would be a million tokens, refused for good."""
 DEFAULT_COMPLETION = 256
 """The completion a reservation assumes when the request sets no `max_tokens`."""
 
@@ -124,6 +130,10 @@ def _written(ctx: RequestContext, length: int | None) -> int:
 def estimated_prompt(ctx: RequestContext) -> int:
     if not ctx.endpoint.billed:
         return 0
+    upload = ctx.upload
+    if upload is not None:  # a form's audio or images: what its file weighs, not text
+        size = max(upload.received, ctx.exchange.declared_length or 0)
+        return size // UPLOAD_BYTES_PER_TOKEN + 1
     size = len(ctx.raw_body)
     if size > LARGE_BODY and ctx.body is not None:
         media = measure(ctx.body).media  # not counted as text is
@@ -153,6 +163,8 @@ def estimated_completion(ctx: RequestContext) -> int:
     if endpoint.choices:
         # Each choice may write that much, and all `best_of` are billed.
         most *= choices(body, endpoint, best_of=True)
+    elif endpoint.copies:
+        most *= max(_asked(body.get("n")), 1)
     return min(most, MAX_TOKENS)
 
 
