@@ -82,12 +82,26 @@ def _date(text: str) -> float | Cleared:
         raise argparse.ArgumentTypeError(
             f"not a date like 2027-01-31, or never: {text!r}"
         ) from None
+    if when.tzinfo is None and not _date_alone(text.strip()):
+        # A time without a zone: UTC's, or the operator's own? Asked, not guessed.
+        raise argparse.ArgumentTypeError(
+            f"{text!r} has a time but no zone: add one (Z for UTC, or +01:00), or give a date"
+        )
     stamp = (when if when.tzinfo else when.replace(tzinfo=dt.UTC)).timestamp()
     if stamp > time.time() + MAX_DURATION:  # 9999-12-31 in another zone is no UTC date
         raise argparse.ArgumentTypeError(f"{text!r} is more than a hundred years away")
     if stamp <= time.time():
         raise argparse.ArgumentTypeError(f"{text!r} has passed: give a date to come")
     return stamp
+
+
+def _date_alone(text: str) -> bool:
+    """Whether `text` is a date with no time of day (2027-01-31)."""
+    try:
+        dt.date.fromisoformat(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _grace(text: str) -> float:
@@ -134,7 +148,10 @@ def add_arguments(parser: argparse.ArgumentParser, config_help: str) -> None:
             + (", default: all" if sub.prog.endswith("create") else ", default: as it was"),
         )
         sub.add_argument(
-            "--expires", type=_date, metavar="DATE", help="e.g. 2027-01-31 (UTC), or never"
+            "--expires",
+            type=_date,
+            metavar="DATE",
+            help="e.g. 2027-01-31 (its start, UTC), 2027-01-31T09:00+01:00, or never",
         )
     action("list", "the keys, never their secrets", named=False)
     rotate = action("rotate", "a new secret; the old one works for a grace period")

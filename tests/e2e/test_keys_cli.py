@@ -660,6 +660,16 @@ def test_a_date_or_grace_past_what_a_timestamp_holds_is_refused_as_bad_usage(
     assert listed.returncode == 0 and "Traceback" not in listed.stderr
 
 
+@pytest.mark.parametrize("when", ["2030-01-31T09:00", "2030-01-31 09:00:00"])
+def test_an_expiry_time_without_a_zone_is_refused_as_bad_usage(tmp_path: Path, when: str):
+    # It was taken for UTC's: hours off for an operator elsewhere, and said nowhere.
+    env = {**os.environ, "HX_STATE_DIR": str(tmp_path / "state")}
+    made = subprocess.run([HXGW, "keys", "create", "app", "--expires", when,
+                           "--config-dir", str(tmp_path / "none")],
+                          env=env, capture_output=True, text=True, timeout=30)
+    assert made.returncode == 2 and "has a time but no zone" in made.stderr
+
+
 def test_groups_not_checked_for_want_of_a_config_are_said_so(tmp_path: Path):
     env = {**os.environ, "HX_STATE_DIR": str(tmp_path / "state")}
     made = subprocess.run([HXGW, "keys", "create", "app", "--groups", "hx-chta",
