@@ -35,3 +35,10 @@ class Price:
         if self.cache_write_per_mtok is not None:
             cost += written * (self.cache_write_per_mtok - self.input_per_mtok)
         return max(cost, 0.0) / 1e6
+
+    def most(self, prompt_tokens: int, completion_tokens: int) -> float:
+        """The most a prompt and a completion may cost: all of the prompt written to the
+        cache, where that costs more than input (Anthropic's 1.25 times), as a reservation
+        must assume."""
+        dearer = max(self.cache_write_per_mtok or 0.0, self.input_per_mtok)
+        return (prompt_tokens * dearer + completion_tokens * self.output_per_mtok) / 1e6

@@ -210,7 +210,7 @@ def estimated_cost(candidates: tuple[Model, ...], prompt: int, completion: int) 
     for model in candidates:
         price = model.price
         if price is not None:
-            cost = price.of(prompt, completion)
+            cost = price.most(prompt, completion)
             if cost > dearest:
                 dearest = cost
     return dearest

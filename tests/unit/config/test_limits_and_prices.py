@@ -157,3 +157,12 @@ def test_a_file_key_may_not_be_named_master(tmp_path: Path):
     _with_keys(tmp_path, {"name": "master", "key": "sk-app-1"})
     with pytest.raises(ConfigError, match=r"keys\[0\]\.name: 'master' is MASTER_KEY's"):
         load_config(tmp_path, {})
+
+
+def test_the_most_a_prompt_may_cost_is_at_the_cache_write_price_where_that_is_dearer():
+    # A reservation at the input price let a burst of cache-writing prompts overspend.
+    anthropic = Price(input_per_mtok=3, output_per_mtok=15, cache_write_per_mtok=3.75)
+    assert anthropic.most(1_000_000, 0) == pytest.approx(3.75)
+    assert anthropic.most(0, 1_000_000) == pytest.approx(15)
+    cheaper = Price(input_per_mtok=3, output_per_mtok=15, cache_read_per_mtok=0.3)
+    assert cheaper.most(1_000_000, 1_000_000) == pytest.approx(18)
