@@ -113,6 +113,8 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
     # answer was whole. Past it, the body's end is waited for AFTER_DONE at most, and a
     # failure gets no error event (the client has the whole answer).
     done = False
+    # The final event's `event:` line came, its data not yet: neither whole nor done.
+    named_only = False
     hidden = HiddenUsage() if ctx.hidden_usage else None
     try:
         chunk = reply.first_chunk
@@ -138,14 +140,20 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
                 ctx.bytes_out += len(block)
                 lines = _data_lines(block)
                 ctx.events += lines
-                # An `event:` line alone ends a stream too: its data line may be long,
-                # and come in pieces (HeldLine).
-                if not ended and (lines or b"event:" in block):
+                # The final event's `event:` line may come before its data, which may be
+                # long and come in pieces (HeldLine): the stream is whole once it begins.
+                if named_only and lines:
+                    named_only = False
+                    ended = done = True
+                elif not ended and not named_only and (lines or b"event:" in block):
                     ended = done = ends_stream(block, endpoint)
-                    if ended and failed_upstream(_through_final(block, _FINAL[endpoint])):
+                    through = _through_final(block, _FINAL[endpoint]) if ended else b""
+                    if ended and failed_upstream(through):
                         # Relayed as the upstream sent it, but no success for the model.
                         said = UpstreamError("the upstream ended the stream with an error event")
                         mark_failed(ctx, reply, said, kind="stream_error")
+                    named_only = ended and _named_alone(through, block)
+                    ended = done = ended and not named_only
                     if unfinished and not ended:
                         unfinished -= finished_choices(block)
                         ended = unfinished <= 0
@@ -166,8 +174,9 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
                     break
             if not chunk:
                 break
-        if pending:
-            # The upstream ended in the middle of a line: that line is not an event.
+        if pending or named_only:
+            # The upstream ended in the middle of a line, or of the final event (its name
+            # without its data): not an event the client can read.
             raise UpstreamError("the upstream ended the stream in the middle of an event")
         if not ended:
             # A clean end all the same: the client must not take what came for the whole.
@@ -202,6 +211,14 @@ def _through_final(block: bytes, final: _Final) -> bytes:
         at = min(found) + 1
     ends = [i for i in (block.find(b"\n", at), block.find(b"\r", at)) if i >= 0]
     return block[: min(ends, default=len(block))]
+
+
+def _named_alone(through: bytes, block: bytes) -> bool:
+    """Whether the line that ends the stream (`through`: `block` up to its end) is the
+    final event's `event:` line, with no data line after it in `block`: its data, which
+    the SDKs read the whole answer from, comes in a later read."""
+    line = through[max(through.rfind(b"\n"), through.rfind(b"\r")) + 1 :]
+    return line.startswith(b"event:") and not _data_lines(block[len(through) :])
 
 
 def _typed_end(block: bytes, final: _Final) -> bool:

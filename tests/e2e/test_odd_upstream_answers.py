@@ -447,6 +447,48 @@ async def test_a_final_event_over_a_mebibyte_ends_its_stream_whole(
     await _all_slots_back(gateway, client)
 
 
+def _final_split(pause: float, then: bytes) -> Writes:
+    """A Responses stream whose final event's `event:` line comes in a read of its own,
+    then, `pause` seconds later, `then` (its data line, or the connection cut)."""
+    created, completed = _response_events(True, b"")
+    name = completed.partition(b"\n")[0]
+    head = (b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n")
+    chunk = b"%x\r\n%s\r\n"
+    return [head, chunk % (len(created), created), 0.05, chunk % (len(name) + 1, name + b"\n"),
+            pause, then]
+
+
+async def test_a_final_event_whose_data_comes_after_its_name_reaches_the_client_whole(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    # Its name alone had been taken for the end: the data came after the wait for the
+    # body's end, and was dropped.
+    _, completed = _response_events(True, b"")
+    data = completed.partition(b"\n")[2]
+    raw.answers["m-gamma"] = [*_final_split(1.5, b"%x\r\n%s\r\n" % (len(data), data)),
+                              b"0\r\n\r\n"]
+    gateway = await start_gateway(upstream_url=raw.url)
+    async with client.post(gateway.url + "/v1/responses", headers=gateway.auth,
+                           json={"model": "solo", "input": "hi", "stream": True}) as resp:
+        body = await resp.read()
+    assert b'event: response.completed\ndata: {"type":"response.completed"' in body
+    assert body.endswith(b"}}\n\n") and b"event: error" not in body
+
+
+async def test_a_stream_cut_between_its_final_event_s_name_and_data_ends_with_an_error_event(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    raw.answers["m-gamma"] = _final_split(0.05, b"-")  # a bad chunk: the upstream breaks
+    gateway = await start_gateway(upstream_url=raw.url)
+    async with client.post(gateway.url + "/v1/responses", headers=gateway.auth,
+                           json={"model": "solo", "input": "hi", "stream": True}) as resp:
+        body = await resp.read()
+    # The error's name in place of the open event's: one event, the SDK's APIError.
+    assert b"event: response.completed\nevent: error\ndata: " in body
+    await _all_slots_back(gateway, client)
+
+
 async def test_an_event_cut_before_its_data_line_is_not_sent_as_an_event_without_data(
     start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
