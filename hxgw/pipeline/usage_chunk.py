@@ -1,10 +1,12 @@
 """The usage chunk of a chat or completions stream, which the gateway asks the upstream
 for (`stream_options.include_usage`) so that the ledger gets the upstream's count, and
-keeps from a client that did not ask for it (hxgw.pipeline.events)."""
+keeps from a client that did not ask for it (hxgw.pipeline.events): the chunk itself, or
+the `usage` of one that says more (some upstreams put it on the finish chunk)."""
 
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from hxgw import jsonio
 from hxgw.pipeline.lines import line_ends
@@ -49,9 +51,14 @@ def _taken_out(block: bytes) -> tuple[bytes, bytes | None]:
     kept = [block[: len(block) - len(events)]]
     last: bytes | None = None
     for event in _EVENT.findall(events):
-        if b'"usage"' in event and _is_usage_chunk(event):
+        found = _usage_chunk(event) if b'"usage"' in event else None
+        if found is not None and _says_nothing(found[1].get("choices")):
             last = event[len(event.rstrip(b"\r\n")) :]
             continue
+        if found is not None:  # its usage on a chunk that says more (its finish): cut out
+            line, chunk = found
+            del chunk["usage"]
+            event = event.replace(line, b"data: " + jsonio.dumps(chunk), 1)
         if event:
             last = None
         kept.append(event)
@@ -70,19 +77,18 @@ def _rest_of_event(run: bytes, block: bytes) -> int:
     return taken
 
 
-def _is_usage_chunk(event: bytes) -> bool:
+def _usage_chunk(event: bytes) -> tuple[bytes, dict[str, Any]] | None:
+    """The data line of an event whose chunk has a `usage` object, and that chunk."""
     for line in event.splitlines():
         if line.startswith(b"data:"):
             try:
                 chunk = jsonio.loads(line[5:])
             except jsonio.DecodeError:
-                return False
-            return (
-                isinstance(chunk, dict)
-                and isinstance(chunk.get("usage"), dict)
-                and _says_nothing(chunk.get("choices"))
-            )
-    return False
+                return None
+            if isinstance(chunk, dict) and isinstance(chunk.get("usage"), dict):
+                return line, chunk
+            return None
+    return None
 
 
 def _says_nothing(choices: object) -> bool:

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 
 from tests.conftest import StartGateway
-from tests.fixtures import Gateway
+from tests.fixtures import Gateway, ledger_rows, wait_for
 from tests.raw_upstream import read_request, serving
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
@@ -445,6 +445,22 @@ async def test_a_final_event_over_a_mebibyte_ends_its_stream_whole(
     assert body.endswith(b'"}]}}\n\n') and b"event: error" not in body
     assert image in body
     await _all_slots_back(gateway, client)
+
+
+async def test_a_usage_on_the_finish_chunk_is_billed_and_not_sent_to_a_client_that_never_asked(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    finish = (b'data: {"id":"c1","choices":[{"index":0,"delta":{},"finish_reason":"stop"}],'
+              b'"usage":{"prompt_tokens":7,"completion_tokens":3,"total_tokens":10}}\n\n')
+    content = b'data: {"id":"c1","choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n'
+    raw.answers["m-gamma"] = sse(content, finish, b"data: [DONE]\n\n")
+    gateway = await start_gateway(upstream_url=raw.url)
+    status, _, body = await _chat(client, gateway, model="solo", stream=True)
+    assert status == 200 and b'"usage"' not in body and b'"finish_reason":"stop"' in body
+    await wait_for(lambda: len(ledger_rows(gateway)) == 1)
+    [row] = ledger_rows(gateway)
+    assert (row["prompt_tokens"], row["completion_tokens"], row["usage_source"]) == (
+        7, 3, "reported")
 
 
 def _final_split(pause: float, then: bytes) -> Writes:

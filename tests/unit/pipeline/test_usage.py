@@ -82,10 +82,18 @@ def test_an_event_of_several_lines_is_taken_out_whole(line_end: bytes):
     b'{"index":0,"delta":{},"finish_reason":"stop"}',
     b'{"index":0,"text":"hi"}',
 ])
-def test_a_chunk_whose_choice_says_something_beside_a_usage_is_kept(choice: bytes):
+def test_a_chunk_whose_choice_says_something_beside_a_usage_is_kept_without_it(choice: bytes):
+    # Some upstreams put the usage on the finish chunk: the client had got it unasked.
     chunk = (b'data: {"choices":[' + choice + b'],'
              b'"usage":{"prompt_tokens":3,"completion_tokens":2}}\n\n')
-    assert HiddenUsage().strip(chunk) == chunk
+    assert HiddenUsage().strip(chunk) == b'data: {"choices":[' + choice + b']}\n\n'
+
+
+def test_a_chunk_s_other_lines_and_line_ends_stay_as_they_came_when_its_usage_is_cut():
+    chunk = (b'id: 7\r\ndata: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],'
+             b'"usage":{"prompt_tokens":3,"completion_tokens":2}}\r\n\r\n')
+    assert HiddenUsage().strip(chunk) == (
+        b'id: 7\r\ndata: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}]}\r\n\r\n')
 
 
 def test_litellm_s_usage_chunk_with_an_empty_delta_is_taken_out():
