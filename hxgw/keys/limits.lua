@@ -43,7 +43,7 @@ local function roll(now, length)
   if length ~= period_s then
     if period == nil or (period + 1) * period_s <= p * length then spent = 0 end
     period, period_s = p, length
-  elseif p ~= period then period, spent = p, 0 end
+  elseif p > period or p < period - 1 then period, spent = p, 0 end  -- window._rolls
   if length > longest then longest = length end
 end
 
@@ -182,9 +182,12 @@ end
 local function reconcile(f)
   local now, id, actual_tokens = tonumber(f[2]), f[3], tonumber(f[4])
   local actual_cost, est_cost = tonumber(f[5]), tonumber(f[6])
+  local opened = redis.call('ZREM', open, id) == 1
+  -- Sent again (`C`): its first sending may have run. Only an open reservation's.
+  if f[1] == 'C' and not opened then return 'ok' end
   roll(now, period_s or tonumber(f[7]))
   local at = tonumber(f[8])  -- when its reservation was made (an older gateway: nil)
-  if redis.call('ZREM', open, id) == 1 then
+  if opened then
     -- The correction carries the estimate `c:<id>` holds (both written "%.17g"
     -- from one float), so it is not read back: one call fewer per correction.
     unreserve(id, est_cost)

@@ -17,9 +17,10 @@ after `linger` seconds (5 ms), or at once when `max_waiting` wait; `close()`
 sends what waits. When a batch fails (Redis unreachable, too slow, or an error
 reply) every operation in it and every one waiting for the next fails with it:
 the decisions' callers get the error and apply `fail_open`; the corrections are
-dropped (each reservation's lease then expires in Redis and charges its
-estimate), and the batch's own reservations, which a stalled Redis may run when it
-resumes, are released with the next connection. `on_failure` and `on_success` tell the limiter, once per batch;
+sent again with the next connection, to apply only where their reservation is still
+open (`C`: a stalled Redis ran them when it resumed, a paused one dropped them), and
+the batch's own reservations, which a stalled Redis may run when it resumes, are
+released with it. `on_failure` and `on_success` tell the limiter, once per batch;
 `on_abandoned` tells it of a decision whose caller stopped waiting for it.
 """
 
@@ -244,12 +245,14 @@ class Batches:
         # Those waiting for the next batch would only try the same Redis again at once;
         # but corrections never sent have not run: they wait for the next connection (a
         # dropped one holds a request's slot, and charges its estimate, until its lease
-        # ends). Those of the failed batch may have run, and are not sent again. Its
-        # reservations may have run too (a Redis that stalls runs what it had read when
-        # it resumes), for requests told it failed: each is released, if it is open.
+        # ends). Those of the failed batch may have run, or not (a paused Redis drops
+        # what a closed connection had sent): sent again, for a reservation still open.
+        # Its reservations may have run too (a Redis that stalls runs what it had read
+        # when it resumes), for requests told it failed: each is released, if it is open.
         released = [_release(op) for op in batch if op.answer is not None]
+        again = [_again(op) for op in batch if op.answer is None and op.line[0] in "cC"]
         kept = [op for op in self._waiting if op.answer is None]
-        unsent = [] if self._closing else [*released, *kept]
+        unsent = [] if self._closing else [*released, *again, *kept]
         failed = batch + [op for op in self._waiting if op.answer is not None]
         self._waiting, self._answers_wanted = unsent[-MAX_UNSENT:], 0
         if self._waiting and self._timer is None:
@@ -263,6 +266,12 @@ class Batches:
 def _release(reservation: _Operation) -> _Operation:
     """The correction that lets go of `reservation` (`r now id ...`) if Redis made it."""
     return _Operation(reservation.key_name, released(reservation.line), None)
+
+
+def _again(correction: _Operation) -> _Operation:
+    """`correction` (`c now id ...`) to send again: applied only if its reservation is
+    still open (`C`), as it may have run."""
+    return _Operation(correction.key_name, "C" + correction.line[1:], None)
 
 
 def _bytes(reply: object) -> bytes:

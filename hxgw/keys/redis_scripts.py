@@ -6,7 +6,11 @@ Redis, step for step, so that the three backends decide alike (the tests run the
 same cases against each); two are Redis's own, for what only a shared server meets: a
 release (a reservation whose batch timed out) and a seed (a spend it lost). A script
 runs atomically on the server, and it runs its operations one after the other: N gateways deciding for one key at once are
-served one after the other, and enforce one limit. One call carries what one
+served one after the other, and enforce one limit. A correction whose batch failed
+is sent again as `C`: a Redis paused (`CLIENT PAUSE`, as a failover pauses writes)
+drops the waiting commands of a connection the gateway closed, so it never ran, and its
+slot would be held for its whole lease; a stalled one ran it when it resumed, so it is
+applied only if its reservation is still open. One call carries what one
 gateway had waiting for that key (`hxgw.keys.redis_batch`): the key's state is
 read once, decided on for each operation, and written back once.
 
@@ -35,6 +39,7 @@ parse instead of a dozen per operation):
 
     r now id est_tokens est_cost rpm tpm max_parallel budget period_s   (-1: no limit)
     c now id actual_tokens actual_cost est_cost period_s reserved_at
+    C ...                     (the same, sent again: applied only while still open)
     x now id                                             (a release: `release` below)
     s now spent period_s period                          (the ledger's spend: `seed`)
 

@@ -211,11 +211,11 @@ class KeyState:
             if (self.period + 1) * self.period_s <= period * period_s:
                 self.spent = 0.0
             self.period, self.period_s = period, period_s
-        elif period != self.period:
+        elif _rolls(period, self.period):
             self.period, self.spent = period, 0.0
 
     def _stale(self, now: float) -> bool:
-        return int(now // self.period_s) != self.period
+        return _rolls(int(now // self.period_s), self.period)
 
     # Column by column, so that building and reading a large window stays in C
     # (zip, deque, dict, orjson) rather than a Python loop over its entries.
@@ -259,3 +259,11 @@ def first_state(key_name: str, period_s: int, now: float, spent: Spent) -> KeySt
     known = spent.get((key_name, period_s))
     so_far = known[1] if known is not None and known[0] == period else 0.0
     return KeyState(period=period, period_s=period_s, spent=so_far)
+
+
+def _rolls(period: int, current: int) -> bool:
+    """Whether a call dated in budget `period` starts it afresh from `current`: a later
+    one does; the one just before does not (an instance whose clock is behind another's
+    across the boundary had reset the spend each time it took its turn), nor does the
+    current. One further back means the state came from a clock far ahead: it goes."""
+    return period > current or period < current - 1

@@ -209,6 +209,22 @@ async def test_budget_renews_with_the_next_period(make_limiter: MakeLimiter) -> 
     assert (await limiter.reserve("k", limits, 1, 0.1, next_day)).allowed
 
 
+async def test_a_budget_s_spend_is_kept_by_a_call_dated_in_the_period_before(
+    make_limiter: MakeLimiter,
+) -> None:
+    # Two instances whose clocks straddle midnight, taking turns: the one behind had set
+    # the period back and reset the spend, and the one ahead reset it again.
+    limiter, limits = make_limiter(), KeyLimits(budget=1.0)
+    midnight = (NOW // 86_400 + 1) * 86_400
+    ahead = await limiter.reserve("k", limits, 1, 0.6, midnight + 1)
+    assert ahead.reservation is not None
+    await limiter.reconcile(ahead.reservation, 1, 0.6, midnight + 1)
+    behind = await limiter.reserve("k", limits, 1, 0.3, midnight - 1)
+    assert behind.reservation is not None
+    await limiter.reconcile(behind.reservation, 1, 0.3, midnight - 1)
+    assert not (await limiter.reserve("k", limits, 1, 0.2, midnight + 2)).allowed
+
+
 async def test_a_changed_budget_period_carries_the_spend_however_often_it_flips(
     make_limiter: MakeLimiter,
 ) -> None:

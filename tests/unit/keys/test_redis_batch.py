@@ -14,6 +14,7 @@ import structlog
 
 from hxgw.keys.limiter_redis import RedisLimiter
 from hxgw.keys.limits import KeyLimits, LimitsUnavailable
+from hxgw.keys.redis_scripts import BATCH
 from hxgw.keys.resp import RespConnection
 from tests.redis_server import RedisServer
 
@@ -246,3 +247,40 @@ async def test_a_release_sent_alone_after_a_failed_batch_keeps_the_budget_for_it
     ttl = await client.ttl("hxgw:limits:{k}:st")
     await client.aclose()
     assert ttl > 86_400
+
+
+async def test_a_correction_a_paused_redis_dropped_is_sent_again_and_frees_its_slot(
+    redis_server: RedisServer,
+) -> None:
+    # A failover pauses writes; the gateway gives up on the batch and closes its
+    # connection, and Redis drops the commands it had: the slot was held for the lease.
+    limiter, limits = RedisLimiter(redis_server.url, timeout=0.3), KeyLimits(max_parallel=1)
+    held = await limiter.reserve("k", limits, 1, 0.0, time.time())
+    assert held.reservation is not None
+    pause = await RespConnection.open(redis_server.url)
+    await pause.send([("CLIENT", "PAUSE", "1000", "WRITE")])[0]
+    pause.close()
+    await limiter.reconcile(held.reservation, 1, 0.0)
+    await asyncio.sleep(2.5)  # the pause over, the correction sent again
+    again = await limiter.reserve("k", limits, 1, 0.0, time.time())
+    await limiter.close()
+    assert again.allowed, again.refused
+
+
+async def test_a_correction_sent_again_after_it_ran_charges_nothing_twice(
+    redis_server: RedisServer,
+) -> None:
+    from hxgw.keys.redis_lines import correction_line
+
+    limiter, limits = RedisLimiter(redis_server.url), KeyLimits(budget=1.0)
+    made = await limiter.reserve("k", limits, 1, 0.4, NOW)
+    assert made.reservation is not None
+    line = correction_line(made.reservation, NOW + 1, 1, 0.7)
+    client = await RespConnection.open(redis_server.url)
+    keys = [f"hxgw:limits:{{k}}:{part}" for part in ("log", "tok", "open", "st", "gone")]
+    for op in (line, "C" + line[1:]):  # it ran, and comes again
+        await client.send([("EVAL", BATCH, len(keys), *keys, "60", "1", "900", op)])[0]
+    spent = await client.send([("HGET", "hxgw:limits:{k}:st", "s")])[0]
+    client.close()
+    await limiter.close()
+    assert float(spent) == pytest.approx(0.7)
