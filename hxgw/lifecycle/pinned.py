@@ -65,10 +65,19 @@ class RestartOnly:
         )
 
 
+_LAYOUT = "; ".join(
+    f"{kind.__name__}: {', '.join(f.name for f in dataclasses.fields(kind))}"
+    for kind in (RestartOnly, Tls, LimitsStore, StoreSettings)
+)
+"""The fields of what is pinned: a pin of another layout (another version of hxgw, one
+upgraded in place) would unpickle into these classes with its values in the wrong
+fields, as slotted dataclasses take theirs by position."""
+
+
 def pin(config: Config, scratch: Path) -> None:
     """Write what `config` sets that a reload cannot change, for the workers."""
     # The directory is the supervisor's own (0700, tempfile's): no one else reads or writes it.
-    (scratch / PINNED_FILE).write_bytes(pickle.dumps(RestartOnly.of(config)))
+    (scratch / PINNED_FILE).write_bytes(pickle.dumps((_LAYOUT, RestartOnly.of(config))))
 
 
 def pinned(env: Mapping[str, str]) -> RestartOnly | None:
@@ -77,11 +86,12 @@ def pinned(env: Mapping[str, str]) -> RestartOnly | None:
     path = Path(scratch) / PINNED_FILE if scratch else None
     if path is None or not path.is_file():
         return None
+    restart_only: object = None
     try:
-        restart_only = pickle.loads(path.read_bytes())  # noqa: S301 - its supervisor's 0700 dir
-    except (pickle.UnpicklingError, AttributeError, TypeError, EOFError, ImportError) as exc:
-        restart_only = exc
-    if not isinstance(restart_only, RestartOnly):
+        layout, restart_only = pickle.loads(path.read_bytes())  # noqa: S301 - its supervisor's
+    except (pickle.UnpicklingError, AttributeError, TypeError, ValueError, EOFError, ImportError):
+        layout = None
+    if layout != _LAYOUT or not isinstance(restart_only, RestartOnly):
         # Written by another version of hxgw (one upgraded in place): better the files'
         # settings than a worker that cannot start, again and again.
         log.error(

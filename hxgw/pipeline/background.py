@@ -64,7 +64,7 @@ def background_row(ctx: RequestContext) -> Values | None:
         reported, status = ctx.usage, "completed" if ctx.outcome == "ok" else ctx.outcome
     elif ctx.stream and ctx.endpoint is RESPONSES:
         # The stream that made it, cut short: what it relayed is billed, as for any cut
-        # stream, and a later read of the finished response adds nothing.
+        # stream, until a later read of the finished response replaces it with its usage.
         reported, status, source = b"", ctx.outcome, "estimated"
     else:
         return None

@@ -183,7 +183,8 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
             raise UpstreamError("the upstream ended the stream before its final event")
     except GatewayError as exc:
         if not done:
-            mark_failed(ctx, reply, exc)
+            if not ctx.stream_failed:  # not already, by an error event's name alone
+                mark_failed(ctx, reply, exc)
             await write_error_event(ctx, exc, ctx.closer)
         elif ctx.closer:  # broken after its final event, the answer is whole: that event is ended
             await exchange.write(ctx.closer)

@@ -38,7 +38,10 @@ def bill_once(ctx: RequestContext, row: Values) -> bool:
     runtime = ctx.state.runtime
     added = runtime.ledger.record_once(row) if runtime.ledger is not None else None
     if added is not None:
-        runtime.metrics.key_billed(*added)
+        # Counters only grow: a report below its estimate leaves the estimate in them
+        # (the ledger has the report), or Prometheus would read a drop as a reset.
+        key, prompt, completion, cost = added
+        runtime.metrics.key_billed(key, max(prompt, 0), max(completion, 0), max(cost, 0.0))
     return added is not None
 
 

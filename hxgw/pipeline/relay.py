@@ -66,7 +66,7 @@ def relay(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
         # An error is read whole (its first MAX_ANSWER bytes): decoded, put in its route's
         # shape, or with the gateway's key masked should it quote it, over however many
         # reads. An encoded one is never cut (the rest of it would not decode): one
-        # longer than it said is a 502.
+        # longer than its Content-Length said is a 502.
         return _whole_then_next(ctx, reply, MAX_ANSWER, call_next, cut=not coding)
     return _relay_then_next(ctx, reply, streaming, call_next)
 
@@ -201,9 +201,10 @@ def _whole_body(ctx: RequestContext, reply: Reply, body: bytes) -> None:
 
 def _decodable(response: UpstreamResponse) -> bool:
     """Whether an encoded error may be read whole to be decoded: in a coding the gateway
-    decodes, and not said to be longer than it reads (such a one goes as it came)."""
+    decodes, and said to be no longer than it reads. One longer, or of a length not said
+    (chunked), goes as it came: read in part, it could be neither decoded nor sent."""
     length = response.content_length
-    return response.content_encoding in DECODED and (length is None or length <= MAX_ANSWER)
+    return response.content_encoding in DECODED and length is not None and length <= MAX_ANSWER
 
 
 def _first_data(body: bytes) -> bytes:

@@ -92,10 +92,15 @@ def _usage_chunk(event: bytes) -> tuple[bytes, dict[str, Any]] | None:
 
 
 def _says_nothing(choices: object) -> bool:
-    return isinstance(choices, list) and all(
-        isinstance(choice, dict)
-        and not choice.get("delta")
-        and not choice.get("text")  # a completions stream's
-        and choice.get("finish_reason") is None
-        for choice in choices
+    """Whether a chunk's `choices` say nothing: none (missing, null or []), or each with
+    no delta, text or finish."""
+    return choices is None or (
+        isinstance(choices, list)
+        and all(
+            isinstance(choice, dict)
+            and not choice.get("delta")
+            and not choice.get("text")  # a completions stream's
+            and choice.get("finish_reason") is None
+            for choice in choices
+        )
     )

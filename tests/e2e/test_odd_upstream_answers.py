@@ -294,15 +294,24 @@ async def test_a_compressed_error_quoting_the_gateway_s_key_reaches_the_client_d
     await _all_slots_back(gateway, client)
 
 
-@pytest.mark.parametrize("packed", [
-    gzip.compress(b'{"error":{"message":') + gzip.compress(b'"two members"}}'),
-    gzip.compress(os.urandom(80_000), compresslevel=0),  # over 64 KiB, its length said
-], ids=["two-gzip-members", "over-64-kib"])
+@pytest.mark.parametrize(("packed", "chunked"), [
+    (gzip.compress(b'{"error":{"message":') + gzip.compress(b'"two members"}}'), False),
+    (gzip.compress(os.urandom(80_000), compresslevel=0), False),  # over 64 KiB, length said
+    (gzip.compress(os.urandom(80_000), compresslevel=0), True),  # over 64 KiB, unsaid
+], ids=["two-gzip-members", "over-64-kib", "over-64-kib-chunked"])
 async def test_a_compressed_error_the_gateway_cannot_read_whole_goes_as_it_came(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession, packed: bytes
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession, packed: bytes,
+    chunked: bool,
 ):
-    # Decoded in part, or cut, it had reached the client as bytes no one could read.
-    raw.answers["m-gamma"] = whole(b"400 Bad Request", packed, extra=b"Content-Encoding: gzip\r\n")
+    # Decoded in part, or cut, it had reached the client as bytes no one could read (or,
+    # of a length unsaid, as a 502).
+    if chunked:
+        head = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: application/json\r\n"
+                b"Content-Encoding: gzip\r\nTransfer-Encoding: chunked\r\n\r\n")
+        raw.answers["m-gamma"] = [head, b"%x\r\n%s\r\n0\r\n\r\n" % (len(packed), packed)]
+    else:
+        raw.answers["m-gamma"] = whole(b"400 Bad Request", packed,
+                                       extra=b"Content-Encoding: gzip\r\n")
     gateway = await start_gateway(upstream_url=raw.url)
     async with client.post(gateway.url + "/v1/chat/completions", json={**CHAT, "model": "solo"},
                            headers=gateway.auth, auto_decompress=False) as resp:
@@ -490,6 +499,22 @@ async def test_a_final_event_whose_data_comes_after_its_name_reaches_the_client_
         body = await resp.read()
     assert b'event: response.completed\ndata: {"type":"response.completed"' in body
     assert body.endswith(b"}}\n\n") and b"event: error" not in body
+
+
+async def test_an_error_event_s_name_alone_then_the_stream_s_end_is_one_failure_of_the_model(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    created, _ = _response_events(True, b"")
+    raw.answers["m-gamma"] = sse(created, b"event: error\n")
+    gateway = await start_gateway(upstream_url=raw.url)
+    async with client.post(gateway.url + "/v1/responses", headers=gateway.auth,
+                           json={"model": "solo", "input": "hi", "stream": True}) as resp:
+        assert b"event: error\nevent: error\ndata: " in await resp.read()
+    async with client.get(gateway.url + "/metrics", headers=gateway.auth) as resp:
+        errors = [line for line in (await resp.text()).splitlines()
+                  if line.startswith("hxgw_upstream_errors_total{") and 'model="gamma"' in line
+                  and not line.endswith(" 0.0")]
+    assert errors == ['hxgw_upstream_errors_total{kind="stream_error",model="gamma"} 1.0']
 
 
 async def test_a_stream_cut_between_its_final_event_s_name_and_data_ends_with_an_error_event(

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pickle
 import subprocess
 from pathlib import Path
 
+import pytest
 import structlog
 
 from hxgw.config import Config, load_config
@@ -69,8 +71,17 @@ def test_a_worker_reads_what_its_supervisor_pinned_and_a_lone_process_nothing(tm
     assert pinned({}) is None
 
 
-def test_a_pin_another_version_wrote_is_said_and_the_files_settings_run(tmp_path: Path):
-    (tmp_path / PINNED_FILE).write_bytes(b"not a pickle of this version")
+@pytest.mark.parametrize("written", [
+    b"not a pickle at all",
+    pickle.dumps(("RestartOnly: tls, idle, limits_store", None)),  # another layout
+    pickle.dumps({"tls": None}),  # as a version before layouts wrote its own
+], ids=["garbage", "another-layout", "no-layout"])
+def test_a_pin_another_version_wrote_is_said_and_the_files_settings_run(
+    tmp_path: Path, written: bytes
+):
+    # A slotted dataclass unpickles by position: another layout's values had landed in
+    # the wrong fields, unsaid.
+    (tmp_path / PINNED_FILE).write_bytes(written)
     with structlog.testing.capture_logs() as logs:
         assert pinned({SHARED_DIR: str(tmp_path)}) is None
     assert [e["log_level"] for e in logs] == ["error"]

@@ -89,6 +89,14 @@ def test_a_chunk_whose_choice_says_something_beside_a_usage_is_kept_without_it(c
     assert HiddenUsage().strip(chunk) == b'data: {"choices":[' + choice + b']}\n\n'
 
 
+@pytest.mark.parametrize("choices", [b"", b'"choices":null,'])
+def test_a_usage_chunk_without_choices_is_taken_out_whole(choices: bytes):
+    # Its usage cut alone, the client had got a chunk with nothing in it.
+    chunk = b'data: {"id":"c1",' + choices + b'"usage":{"prompt_tokens":3,"completion_tokens":2}}\n\n'
+    text = b'data: {"id":"c1","choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n'
+    assert HiddenUsage().strip(text + chunk) == text
+
+
 def test_a_chunk_s_other_lines_and_line_ends_stay_as_they_came_when_its_usage_is_cut():
     chunk = (b'id: 7\r\ndata: {"choices":[{"index":0,"delta":{},"finish_reason":"stop"}],'
              b'"usage":{"prompt_tokens":3,"completion_tokens":2}}\r\n\r\n')
