@@ -15,7 +15,8 @@ When Redis cannot be reached the operator chooses (`limits_store.fail_open`):
   and a fleet of N instances failing open serves N times every limit.
 - fail open: the request is judged by this process's own memory limiter, which
   counts from zero (so it sees only this instance's share), until Redis answers
-  again. The outage is logged once a minute.
+  again; what each request spent goes to the key's shared spend then (`a`, kept with
+  the other corrections for the next connection). The outage is logged once a minute.
 
 A batch that fails fails every decision in it the same way. Either way a failed
 Redis is tried again at most once per `probe_every` seconds, so an outage costs
@@ -59,6 +60,7 @@ from hxgw.keys.redis_lines import (
     release_line,
     reserve_line,
     seed_line,
+    spent_line,
 )
 from hxgw.keys.resp import ping
 
@@ -169,6 +171,10 @@ class RedisLimiter:
         now: float | None = None,
     ) -> float | None:
         if reservation.store == "local":
+            if actual_cost > 0:  # to the shared spend, once Redis answers again
+                when = time.time() if now is None else now
+                line = spent_line(reservation, when, actual_cost)
+                self._batches.correct(reservation.key_name, line)
             return await self.local.reconcile(reservation, actual_tokens, actual_cost, now)
         if reservation.settled:
             return None

@@ -171,6 +171,23 @@ local function seed(f)
   return 'ok'
 end
 
+-- What a request counted in a gateway's own memory while Redis was away (fail_open)
+-- spent: added to this period's spend, which it belongs to, once Redis answers again.
+-- Once: it is sent again when its batch fails, which may have run; a tombstone in
+-- `gone` says it was added, for a lease.
+local function add(f)
+  local now = tonumber(f[2])
+  roll(now, tonumber(f[5]))
+  bury(now)
+  local until_ = now + lease_s
+  if redis.call('ZADD', gone, 'NX', fmt(until_), 'a:' .. f[3]) == 1 then
+    redis.call('EXPIRE', gone, math.ceil(lease_s) + 60)
+    if not graves or until_ < graves then graves = until_ end
+    if period == tonumber(f[6]) then spent = spent + tonumber(f[4]) end
+  end
+  return 'ok'
+end
+
 -- An open reservation (already taken out of `open`) ends: its slot and its estimate
 -- `cost` are held no more.
 local function unreserve(id, cost)
@@ -239,6 +256,7 @@ for i = 4, #ARGV do
   if f[1] == 'r' then out[#out + 1] = reserve(f)
   elseif f[1] == 'x' then out[#out + 1] = release(f)
   elseif f[1] == 's' then out[#out + 1] = seed(f)
+  elseif f[1] == 'a' then out[#out + 1] = add(f)
   else out[#out + 1] = reconcile(f) end
 end
 if period then

@@ -250,7 +250,7 @@ class Batches:
         # Its reservations may have run too (a Redis that stalls runs what it had read
         # when it resumes), for requests told it failed: each is released, if it is open.
         released = [_release(op) for op in batch if op.answer is not None]
-        again = [_again(op) for op in batch if op.answer is None and op.line[0] in "cC"]
+        again = [_again(op) for op in batch if op.answer is None and op.line[0] in "cCa"]
         kept = [op for op in self._waiting if op.answer is None]
         unsent = [] if self._closing else [*released, *again, *kept]
         failed = batch + [op for op in self._waiting if op.answer is not None]
@@ -269,8 +269,10 @@ def _release(reservation: _Operation) -> _Operation:
 
 
 def _again(correction: _Operation) -> _Operation:
-    """`correction` (`c now id ...`) to send again: applied only if its reservation is
-    still open (`C`), as it may have run."""
+    """`correction` to send again, as it may have run: a `c` applied only if its
+    reservation is still open (`C`); an `a` as it is (added once)."""
+    if correction.line[0] == "a":
+        return correction
     return _Operation(correction.key_name, "C" + correction.line[1:], None)
 
 

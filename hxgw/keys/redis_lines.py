@@ -1,5 +1,5 @@
 """The operations of the Redis limits script as the lines the gateway writes (reserve
-`r`, correct `c`, release `x`, seed `s`), and its answer to a reservation read back: the
+`r`, correct `c`, release `x`, seed `s`, add a spend `a`), and its answer to a reservation read back: the
 one place on this side that knows their formats, which the script's docstring
 (`hxgw.keys.redis_scripts`) spells out field by field."""
 
@@ -17,6 +17,13 @@ _REFUSED: dict[bytes, Refused] = {
 
 def _limit(value: float | None) -> str:
     return "-1" if value is None else repr(value)
+
+
+def spent_line(reservation: Reservation, now: float, amount: float) -> str:
+    """What a request counted in this process while Redis was away spent, to add to the
+    key's spend (`a`, once per reservation) when Redis answers again."""
+    period_s = reservation.budget_period_s
+    return f"a {now!r} {reservation.id} {float(amount)!r} {period_s} {int(now // period_s)}"
 
 
 def seed_line(now: float, amount: float, period_s: int) -> str:

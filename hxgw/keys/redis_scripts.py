@@ -42,6 +42,7 @@ parse instead of a dozen per operation):
     C ...                     (the same, sent again: applied only while still open)
     x now id                                             (a release: `release` below)
     s now spent period_s period                          (the ledger's spend: `seed`)
+    a now id spent period_s period        (spent while Redis was away, once: `add`)
 
 The reply is one string, a line per operation: for a reservation
 `refused retry requests tokens newest parallel spent reserved said` (`-` for no

@@ -4,6 +4,7 @@ in this process until Redis answers again."""
 from __future__ import annotations
 
 import asyncio
+import signal
 import time
 
 import pytest
@@ -93,3 +94,31 @@ async def test_a_redis_host_that_cannot_be_named_fails_closed_at_once() -> None:
     with pytest.raises(LimitsUnavailable):
         await asyncio.wait_for(limiter.reserve("k", LIMITS, 1, 0.0, time.time()), 5)
     await limiter.close()
+
+
+async def test_what_an_outage_served_joins_the_shared_spend_when_redis_answers_again(
+    redis_server: RedisServer,
+) -> None:
+    from redis.asyncio import Redis
+
+    # Counted only in this process's memory, it had never reached the shared budget.
+    limiter = RedisLimiter(redis_server.url, fail_open=True, probe_every=0, timeout=0.3)
+    limits = KeyLimits(budget=100.0)
+    before = await limiter.reserve("k", limits, 1, 1.0, time.time())
+    assert before.reservation is not None
+    await limiter.reconcile(before.reservation, 1, 1.0)
+    await asyncio.sleep(0.1)  # the correction gone
+    assert redis_server.process is not None
+    redis_server.process.send_signal(signal.SIGSTOP)  # away, its data kept
+    try:
+        during = await limiter.reserve("k", limits, 1, 1.0, time.time())
+        assert during.reservation is not None and during.reservation.store == "local"
+        await limiter.reconcile(during.reservation, 1, 2.0)
+    finally:
+        redis_server.process.send_signal(signal.SIGCONT)
+    await asyncio.sleep(1.5)  # past the reconnection
+    await limiter.close()
+    client = Redis.from_url(redis_server.url)
+    spent = await client.hget("hxgw:limits:{k}:st", "s")
+    await client.aclose()
+    assert spent is not None and float(spent) == pytest.approx(3.0)

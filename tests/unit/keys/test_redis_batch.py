@@ -284,3 +284,18 @@ async def test_a_correction_sent_again_after_it_ran_charges_nothing_twice(
     client.close()
     await limiter.close()
     assert float(spent) == pytest.approx(0.7)
+
+
+async def test_a_spend_from_an_outage_sent_again_is_added_once(redis_server: RedisServer) -> None:
+    from hxgw.keys.limits import Reservation
+    from hxgw.keys.redis_lines import spent_line
+
+    served = Reservation("k", "local-1", 1, 2.0, 86_400, "local", NOW)
+    line = spent_line(served, NOW + 1, 2.0)
+    client = await RespConnection.open(redis_server.url)
+    keys = [f"hxgw:limits:{{k}}:{part}" for part in ("log", "tok", "open", "st", "gone")]
+    for _ in range(2):  # its batch failed after it ran: sent again
+        await client.send([("EVAL", BATCH, len(keys), *keys, "60", "1", "900", line)])[0]
+    spent = await client.send([("HGET", "hxgw:limits:{k}:st", "s")])[0]
+    client.close()
+    assert float(spent) == pytest.approx(2.0)
