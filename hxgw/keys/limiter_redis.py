@@ -22,8 +22,9 @@ A batch that fails fails every decision in it the same way. Either way a failed
 Redis is tried again at most once per `probe_every` seconds, so an outage costs
 one connect attempt a second, not one per request. A correction does not wait
 for Redis: it goes with the next batch, within a few milliseconds, and is sent at
-close; one that cannot reach Redis is dropped and logged: the reservation's lease
-then expires there and charges its estimate, the conservative figure.
+close; one that cannot reach Redis waits for the next connection (`redis_batch`); one
+still unsent when the gateway stops is dropped: the reservation's lease then expires
+there and charges its estimate, the conservative figure.
 
 A key with a budget that Redis has no state for (new, idle past its expiry, or lost in a
 restart without persistence) is decided on its spend read back from the ledger (`spend`):
@@ -150,7 +151,7 @@ class RedisLimiter:
             if line.endswith(b" -"):
                 return decision(line, key_name, rid, limits, est_tokens, est_cost, now)
             if line.endswith(b" new"):  # this one reads the key's spend back
-                if not self._read_back(key_name, limits.budget_period_s):
+                if not self._read_back(key_name, limits.budget_period_s, now):
                     return decision(line, key_name, rid, limits, est_tokens, est_cost, now)
                 if line.startswith(b"- "):  # made: let go of it, to be decided after it
                     self._batches.correct(key_name, release_line(repr(now), rid))
@@ -191,16 +192,17 @@ class RedisLimiter:
         lease ends."""
         if answer.startswith(b"- "):  # allowed: a reservation was made
             self._batches.correct(key_name, let_go_line(asked, time.time()))
-        if answer.endswith(b" new"):  # it was to read the spend back, which every gateway
-            self._read_back(key_name, asked_period(asked))  # waits for
+        if answer.endswith(b" new"):  # it was to read the spend back: every gateway waits
+            at = float(asked.split(" ", 2)[1])  # as its reservation was dated
+            self._read_back(key_name, asked_period(asked), at)
 
-    def _read_back(self, key_name: str, period_s: int) -> bool:
+    def _read_back(self, key_name: str, period_s: int, now: float) -> bool:
         """Send the key's spend this period, read from the ledger aside: Redis had no
         state for it, and would count its budget from nothing. False when there is no
         ledger to read: a spend of nothing goes at once, and nothing need be waited for."""
         spend = self.spend
         if spend is None:
-            self._batches.correct(key_name, seed_line(time.time(), 0.0, period_s))
+            self._batches.correct(key_name, seed_line(now, 0.0, period_s))
             return False
 
         async def seed() -> None:
@@ -214,7 +216,7 @@ class RedisLimiter:
                 log.exception("cannot read a key's spend back for the limits store")
                 return
             if amount is not None:
-                self._batches.correct(key_name, seed_line(time.time(), amount, period_s))
+                self._batches.correct(key_name, seed_line(now, amount, period_s))
 
         if key_name not in self._seeding:
             task = asyncio.get_running_loop().create_task(seed())

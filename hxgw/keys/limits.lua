@@ -3,6 +3,9 @@
 local log, tok, open, st, gone = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local window, concurrency_retry = tonumber(ARGV[1]), tonumber(ARGV[2])
 local lease_s, longest = tonumber(ARGV[3]), tonumber(ARGV[1])
+-- When the gateway sent this call: an operation's own `now` may be long past (a
+-- correction kept while Redis was away), where a tombstone's time must not be.
+local sent = tonumber(ARGV[4])
 local function num(v) return tonumber(v) or 0 end
 local function fmt(x) return string.format('%.17g', x) end
 
@@ -22,7 +25,7 @@ if created then awaited = 0 end
 local born = num(stored[7])
 if created then
   born = math.huge
-  for i = 4, #ARGV do born = math.min(born, tonumber(string.match(ARGV[i], '^%S+ (%S+)'))) end
+  for i = 5, #ARGV do born = math.min(born, tonumber(string.match(ARGV[i], '^%S+ (%S+)'))) end
 end
 local spent, reserved, tokens = num(stored[3]), num(stored[4]), num(stored[5])
 local count, parallel = redis.call('ZCARD', log), redis.call('ZCARD', open)
@@ -36,14 +39,17 @@ end
 local newest = tonumber(redis.call('ZRANGE', log, -1, -1, 'WITHSCORES')[2])
 local oldest, soonest = first(log), first(open)
 
-local function roll(now, length)
+-- A reservation's `now` is the gateway's clock now; a correction's may be long past (kept
+-- while Redis was away): only a reservation may set the period back (`far`), from a state
+-- a clock far ahead had left (window._rolls).
+local function roll(now, length, far)
   local p = math.floor(now / length)
   -- A new length carries the spend, if the old period reached into the new one
   -- (instances see a change a moment apart).
   if length ~= period_s then
     if period == nil or (period + 1) * period_s <= p * length then spent = 0 end
     period, period_s = p, length
-  elseif p > period or p < period - 1 then period, spent = p, 0 end  -- window._rolls
+  elseif p > period or (far and p < period - 1) then period, spent = p, 0 end
   if length > longest then longest = length end
 end
 
@@ -132,7 +138,7 @@ local function reserve(f)
       return answer('concurrency', concurrency_retry, '-')
     end
   end
-  roll(now, tonumber(f[10]))
+  roll(now, tonumber(f[10]), true)
   expire(now)
   local budget, said = tonumber(f[9]), '-'
   if budget >= 0 and awaited then
@@ -176,10 +182,9 @@ end
 -- Once: it is sent again when its batch fails, which may have run; a tombstone in
 -- `gone` says it was added, for a lease.
 local function add(f)
-  local now = tonumber(f[2])
-  roll(now, tonumber(f[5]))
-  bury(now)
-  local until_ = now + lease_s
+  roll(tonumber(f[2]), tonumber(f[5]))
+  bury(sent)
+  local until_ = sent + lease_s
   if redis.call('ZADD', gone, 'NX', fmt(until_), 'a:' .. f[3]) == 1 then
     redis.call('EXPIRE', gone, math.ceil(lease_s) + 60)
     if not graves or until_ < graves then graves = until_ end
@@ -250,7 +255,7 @@ local function release(f)
 end
 
 local out = {}
-for i = 4, #ARGV do
+for i = 5, #ARGV do
   local f = {}
   for field in string.gmatch(ARGV[i], '%S+') do f[#f + 1] = field end
   if f[1] == 'r' then out[#out + 1] = reserve(f)

@@ -27,6 +27,7 @@ released with it. `on_failure` and `on_success` tell the limiter, once per batch
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -39,6 +40,10 @@ FAILURES = (OSError, TimeoutError, ReplyError)
 error reply. (ConnectionError is an OSError.)"""
 MAX_UNSENT = 100_000
 """The most corrections kept for the next connection while Redis is away (the oldest go)."""
+MOST_IN_BATCH = 2000
+"""The most operations in one batch: Redis runs one in some 20 µs, and what an outage kept
+(up to MAX_UNSENT) sent at once had taken longer than `timeout`, failed, and been sent
+again, again and again, while it blocked Redis for every gateway."""
 RECONNECT_AFTER = 1.0
 """Seconds before corrections kept from a failed batch try a new connection."""
 
@@ -137,7 +142,9 @@ class Batches:
             if self._connecting is None:
                 self._connecting = asyncio.get_running_loop().create_task(self._connect())
             return
-        batch, self._waiting, self._answers_wanted = self._waiting, [], 0
+        batch, self._waiting = self._waiting[:MOST_IN_BATCH], self._waiting[MOST_IN_BATCH:]
+        # The rest (after an outage: its corrections) goes when this one is answered.
+        self._answers_wanted = sum(op.answer is not None for op in self._waiting)
         groups: dict[str, list[_Operation]] = {}
         for operation in batch:
             groups.setdefault(operation.key_name, []).append(operation)
@@ -235,7 +242,16 @@ class Batches:
         # The braces make the key's name the hash tag: its keys share a cluster slot.
         base = f"{self.prefix}:{{{key_name}}}:"
         keys = (base + "log", base + "tok", base + "open", base + "st", base + "gone")
-        return ("EVALSHA", BATCH_SHA, len(keys), *keys, *self.header, *(op.line for op in ops))
+        sent = repr(time.time())
+        return (
+            "EVALSHA",
+            BATCH_SHA,
+            len(keys),
+            *keys,
+            *self.header,
+            sent,
+            *(op.line for op in ops),
+        )
 
     def _fail(self, batch: list[_Operation], exc: BaseException) -> None:
         if self._connection is not None:
@@ -250,7 +266,7 @@ class Batches:
         # Its reservations may have run too (a Redis that stalls runs what it had read
         # when it resumes), for requests told it failed: each is released, if it is open.
         released = [_release(op) for op in batch if op.answer is not None]
-        again = [_again(op) for op in batch if op.answer is None and op.line[0] in "cCa"]
+        again = [_again(op) for op in batch if op.answer is None and op.line[0] in "cCax"]
         kept = [op for op in self._waiting if op.answer is None]
         unsent = [] if self._closing else [*released, *again, *kept]
         failed = batch + [op for op in self._waiting if op.answer is not None]
@@ -270,8 +286,9 @@ def _release(reservation: _Operation) -> _Operation:
 
 def _again(correction: _Operation) -> _Operation:
     """`correction` to send again, as it may have run: a `c` applied only if its
-    reservation is still open (`C`); an `a` as it is (added once)."""
-    if correction.line[0] == "a":
+    reservation is still open (`C`); an `a` (added once) or an `x` (a release of what is
+    not open is a tombstone) as it is."""
+    if correction.line[0] in "ax":
         return correction
     return _Operation(correction.key_name, "C" + correction.line[1:], None)
 

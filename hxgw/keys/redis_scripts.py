@@ -26,14 +26,17 @@ cluster):
   open was charged its estimate); `u` while the spend is awaited from a ledger (0, or
   the end of the hold of the gateway reading it); `g` the soonest expiry in `gone`;
 - `gone` (sorted set): tombstones of released reservations that were not open, id ->
-  the end of their lease, so that one that comes after its release is not made; read
-  only while `g` says there are some.
+  the end of their lease, so that one that comes after its release is not made; and
+  `a:<id>` of each spend added from an outage, so that one sent again is not added
+  twice (dated by when its call was sent, not by the spend); read only while `g` says
+  there are some.
 
 Every call sets the first four to expire a window after the longest of window, lease
 and budget period: an idle key's state goes away on its own (`gone` a lease after its
 newest tombstone).
 
-Arguments: window, concurrency retry, lease, then one operation per argument,
+Arguments: window, concurrency retry, lease, when the call was sent (the gateway's
+clock: a tombstone's time), then one operation per argument,
 its fields separated by spaces (one string each: a few arguments to encode and
 parse instead of a dozen per operation):
 

@@ -77,7 +77,7 @@ class KeyState:
         lease_s: float,
     ) -> tuple[Refused | None, float, Usage]:
         """Admit the request and count it, or say which limit refuses it and for how long."""
-        self._roll(now, limits.budget_period_s)
+        self._roll(now, limits.budget_period_s, far=True)
         self._expire(now)
         refused, retry_after = self._refusal(limits, est_tokens, est_cost, now)
         if refused is None:
@@ -202,7 +202,9 @@ class KeyState:
                 self.lapsed[rid] = entry
         self.next_expiry = math.inf
 
-    def _roll(self, now: float, period_s: int) -> None:
+    def _roll(self, now: float, period_s: int, *, far: bool = False) -> None:
+        """Into the period of `now`. Only a reservation's (`far`), at the clock's now, may
+        set it back past the one before: a correction's may be long past."""
         period = int(now // period_s)
         if period_s != self.period_s:
             # A new length carries the spend into the period under way, if the old period
@@ -211,7 +213,7 @@ class KeyState:
             if (self.period + 1) * self.period_s <= period * period_s:
                 self.spent = 0.0
             self.period, self.period_s = period, period_s
-        elif _rolls(period, self.period):
+        elif _rolls(period, self.period, far=far):
             self.period, self.spent = period, 0.0
 
     def _stale(self, now: float) -> bool:
@@ -261,9 +263,10 @@ def first_state(key_name: str, period_s: int, now: float, spent: Spent) -> KeySt
     return KeyState(period=period, period_s=period_s, spent=so_far)
 
 
-def _rolls(period: int, current: int) -> bool:
+def _rolls(period: int, current: int, *, far: bool = True) -> bool:
     """Whether a call dated in budget `period` starts it afresh from `current`: a later
     one does; the one just before does not (an instance whose clock is behind another's
     across the boundary had reset the spend each time it took its turn), nor does the
-    current. One further back means the state came from a clock far ahead: it goes."""
-    return period > current or period < current - 1
+    current. One further back (`far`: a reservation's, dated now) means the state came
+    from a clock far ahead: it goes."""
+    return period > current or (far and period < current - 1)

@@ -267,35 +267,68 @@ async def test_a_correction_a_paused_redis_dropped_is_sent_again_and_frees_its_s
     assert again.allowed, again.refused
 
 
+_KEYS = [f"hxgw:limits:{{k}}:{part}" for part in ("log", "tok", "open", "st", "gone")]
+
+
+async def _run_script(server: RedisServer, *calls: list[str]) -> float:
+    """Each call's operations in one script call of key `k` (sent now, a lease of 900 s);
+    the key's spend after them."""
+    client = await RespConnection.open(server.url)
+    try:
+        for ops in calls:
+            header = ("60", "1", "900", repr(time.time()))
+            await client.send([("EVAL", BATCH, len(_KEYS), *_KEYS, *header, *ops)])[0]
+        spent = await client.send([("HGET", "hxgw:limits:{k}:st", "s")])[0]
+    finally:
+        client.close()
+    assert isinstance(spent, bytes)
+    return float(spent)
+
+
 async def test_a_correction_sent_again_after_it_ran_charges_nothing_twice(
     redis_server: RedisServer,
 ) -> None:
     from hxgw.keys.redis_lines import correction_line
 
+    now = time.time()
     limiter, limits = RedisLimiter(redis_server.url), KeyLimits(budget=1.0)
-    made = await limiter.reserve("k", limits, 1, 0.4, NOW)
+    made = await limiter.reserve("k", limits, 1, 0.4, now)
     assert made.reservation is not None
-    line = correction_line(made.reservation, NOW + 1, 1, 0.7)
-    client = await RespConnection.open(redis_server.url)
-    keys = [f"hxgw:limits:{{k}}:{part}" for part in ("log", "tok", "open", "st", "gone")]
-    for op in (line, "C" + line[1:]):  # it ran, and comes again
-        await client.send([("EVAL", BATCH, len(keys), *keys, "60", "1", "900", op)])[0]
-    spent = await client.send([("HGET", "hxgw:limits:{k}:st", "s")])[0]
-    client.close()
-    await limiter.close()
-    assert float(spent) == pytest.approx(0.7)
+    await limiter.close()  # what it had waiting (the key's first spend) gone before these
+    line = correction_line(made.reservation, now + 1, 1, 0.7)
+    assert await _run_script(redis_server, [line], ["C" + line[1:]]) == pytest.approx(0.7)
 
 
-async def test_a_spend_from_an_outage_sent_again_is_added_once(redis_server: RedisServer) -> None:
+def _served(rid: str, at: float, cost: float) -> str:
+    """The `a` of a request served while Redis was away, reconciled at `at`."""
     from hxgw.keys.limits import Reservation
     from hxgw.keys.redis_lines import spent_line
 
-    served = Reservation("k", "local-1", 1, 2.0, 86_400, "local", NOW)
-    line = spent_line(served, NOW + 1, 2.0)
-    client = await RespConnection.open(redis_server.url)
-    keys = [f"hxgw:limits:{{k}}:{part}" for part in ("log", "tok", "open", "st", "gone")]
-    for _ in range(2):  # its batch failed after it ran: sent again
-        await client.send([("EVAL", BATCH, len(keys), *keys, "60", "1", "900", line)])[0]
-    spent = await client.send([("HGET", "hxgw:limits:{k}:st", "s")])[0]
-    client.close()
-    assert float(spent) == pytest.approx(2.0)
+    return spent_line(Reservation("k", rid, 1, cost, 86_400, "local", at), at, cost)
+
+
+async def test_a_spend_from_an_outage_sent_again_is_added_once(redis_server: RedisServer) -> None:
+    line = _served("local-1", time.time(), 2.0)
+    assert await _run_script(redis_server, [line], [line]) == pytest.approx(2.0)
+
+
+async def test_a_spend_from_an_outage_longer_than_the_lease_is_added_once_too(
+    redis_server: RedisServer,
+) -> None:
+    # Its tombstone had been dated by the spend, a lease ago: a newer operation of the
+    # same call buried it, and each sending after a failed batch added it again.
+    now = time.time()
+    old, new = _served("local-1", now - 1200, 1.0), _served("local-2", now, 2.0)
+    spent = await _run_script(redis_server, [old, new], [old, new], [old, new])
+    assert spent == pytest.approx(2.0 + (1.0 if int((now - 1200) // 86_400) == int(now // 86_400)
+                                         else 0.0))
+
+
+async def test_a_correction_dated_periods_back_leaves_the_spend_of_the_period_under_way(
+    redis_server: RedisServer,
+) -> None:
+    # Kept through a long outage, its date set the period back and the spend to nothing.
+    now = time.time()
+    today = _served("local-1", now, 5.0)
+    assert await _run_script(redis_server, [today], [_served("local-2", now - 3 * 86_400, 1.0)]
+                             ) == pytest.approx(5.0)
