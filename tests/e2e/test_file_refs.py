@@ -35,7 +35,7 @@ async def test_a_chat_naming_an_uploaded_file_reaches_the_upstream_with_its_own_
 ):
     async with _sdk(gateway) as sdk:
         made = await sdk.files.create(file=("a.pdf", PDF), purpose="user_data")
-        await sdk.chat.completions.create(model="chat", messages=_chat_naming(made.id))
+        await sdk.chat.completions.create(model="chat", messages=_chat_naming(made))
     [held] = fake.files.files
     seen = fake.requests[-1]
     assert seen.path == "/v1/chat/completions"
@@ -74,15 +74,16 @@ async def test_a_key_naming_a_file_another_key_made_is_told_there_is_no_such_fil
         made = await sdk.files.create(file=("a.pdf", PDF), purpose="user_data")
     async with _sdk(gateway, secret) as app:
         try:
-            await app.chat.completions.create(model="chat", messages=_chat_naming(made.id))
+            await app.chat.completions.create(model="chat", messages=_chat_naming(made))
             raise AssertionError("another key's file was given to a model")
         except openai.NotFoundError as refused:
             assert made.id in refused.message
     assert fake.requests == []  # no model was asked
 
 
-async def _on_two_upstreams(start_gateway: StartGateway, one: str, two: str) -> Gateway:
-    """Model left on upstream one, right on two; groups l, r and both (left first)."""
+async def _file_on_two(start_gateway: StartGateway, one: str, two: str) -> tuple[Gateway, str]:
+    """A gateway with model left on upstream one, right on two, and groups l, r and both
+    (left first); and the id of a file uploaded through it to upstream two."""
     models = [{"name": "left", "tier_score": 0.9, "specializations": [],
                "upstream_model": "m-left", "mode": "chat", "upstream": "one"},
               {"name": "right", "tier_score": 0.9, "specializations": [],
@@ -90,19 +91,20 @@ async def _on_two_upstreams(start_gateway: StartGateway, one: str, two: str) -> 
     routing = {"routing": {"strategy": "failover", "default_group": "both", "groups": {
         "l": ["left"], "r": ["right"], "both": ["left", "right"]}}}
     upstreams = {"one": {"url": one}, "two": {"url": two}}
-    return await start_gateway(models=models, routing=routing, gateway={"upstreams": upstreams})
+    gateway = await start_gateway(models=models, routing=routing, gateway={"upstreams": upstreams})
+    async with _sdk(gateway, **{"X-HX-Model-Group": "r"}) as on_two:
+        made = await on_two.files.create(file=("a.pdf", PDF), purpose="user_data")
+    return gateway, made.id
 
 
 async def test_a_file_goes_to_its_upstream_s_model_and_from_no_other_upstream_s(
     start_gateway: StartGateway, upstream: tuple[FakeUpstream, str],
     second_upstream: tuple[FakeUpstream, str], client: aiohttp.ClientSession,
 ):
-    gateway = await _on_two_upstreams(start_gateway, upstream[1], second_upstream[1])
-    async with _sdk(gateway, **{"X-HX-Model-Group": "r"}) as on_two:
-        made = await on_two.files.create(file=("a.pdf", PDF), purpose="user_data")
+    gateway, made = await _file_on_two(start_gateway, upstream[1], second_upstream[1])
     for group, status in (("both", 200), ("l", 400)):
         async with client.post(gateway.url + "/v1/chat/completions", headers=gateway.auth,
-                               json={"model": group, "messages": _chat_naming(made.id)}) as resp:
+                               json={"model": group, "messages": _chat_naming(made)}) as resp:
             answer = await resp.json()
             assert resp.status == status, answer
             if status == 200:  # its upstream's model, though the group's first is left
@@ -118,11 +120,9 @@ async def test_the_one_model_a_file_leaves_a_group_passes_on_its_own_error(
     second_upstream: tuple[FakeUpstream, str], client: aiohttp.ClientSession,
 ):
     # As for a group of one model: no failover to report, the upstream's words as they came.
-    gateway = await _on_two_upstreams(start_gateway, upstream[1], second_upstream[1])
-    async with _sdk(gateway, **{"X-HX-Model-Group": "r"}) as on_two:
-        made = await on_two.files.create(file=("a.pdf", PDF), purpose="user_data")
+    gateway, made = await _file_on_two(start_gateway, upstream[1], second_upstream[1])
     second_upstream[0].behave("m-right", status=500, error_message="the model broke")
     async with client.post(gateway.url + "/v1/chat/completions", headers=gateway.auth,
-                           json={"model": "both", "messages": _chat_naming(made.id)}) as resp:
+                           json={"model": "both", "messages": _chat_naming(made)}) as resp:
         assert resp.status == 500
         assert (await resp.json())["error"]["message"] == "the model broke"

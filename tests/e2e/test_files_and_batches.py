@@ -173,6 +173,13 @@ async def test_a_file_is_read_and_deleted_through_its_bound_id(
     assert fake.files.files == {}
 
 
+async def _batch_of_the_file(sdk: openai.AsyncOpenAI) -> Any:
+    """A batch of the one file the upstream holds, as listed through the gateway."""
+    [listed] = (await sdk.files.list()).data
+    return await sdk.batches.create(input_file_id=listed.id, endpoint="/v1/chat/completions",
+                                    completion_window="24h")
+
+
 async def _run_batch(gateway: Gateway, fake: FakeUpstream) -> tuple[str, Any, Any, bytes]:
     """A batch of the file the upstream holds, read back once done: the file's id, the
     batch as made and as read, and its output file's content."""
@@ -221,9 +228,7 @@ async def test_an_ended_batch_is_billed_once_on_its_own_row_at_its_models_batch_
     gateway = await start_gateway(models=PRICED)
     fake.files.add_file(ALPHA_LINES)
     async with _sdk(gateway) as sdk:
-        [listed] = (await sdk.files.list()).data
-        batch = await sdk.batches.create(input_file_id=listed.id, endpoint="/v1/chat/completions",
-                                         completion_window="24h")
+        batch = await _batch_of_the_file(sdk)
         done = await sdk.batches.retrieve(batch.id)  # it ends as it is first read
         await sdk.batches.retrieve(batch.id)
         await sdk.batches.list()
@@ -263,9 +268,7 @@ async def test_a_batch_s_usage_is_in_its_key_s_metrics_once_however_often_it_is_
     gateway = await start_gateway(models=PRICED)
     fake.files.add_file(ALPHA_LINES)
     async with _sdk(gateway) as sdk:
-        [listed] = (await sdk.files.list()).data
-        batch = await sdk.batches.create(input_file_id=listed.id, endpoint="/v1/chat/completions",
-                                         completion_window="24h")
+        batch = await _batch_of_the_file(sdk)
         for _ in range(3):
             await sdk.batches.retrieve(batch.id)
     async with client.get(gateway.url + "/metrics", headers=gateway.auth) as resp:
@@ -282,9 +285,7 @@ async def test_a_batch_still_running_or_of_a_model_the_registry_lacks_bills_no_m
     gateway = own_gateway
     fake.files.add_file(LINES.replace(b'"body": {}', b'"body": {"model": "elsewhere"}'))
     async with _sdk(gateway) as sdk:
-        [listed] = (await sdk.files.list()).data
-        batch = await sdk.batches.create(input_file_id=listed.id, endpoint="/v1/chat/completions",
-                                         completion_window="24h")
+        batch = await _batch_of_the_file(sdk)
         await wait_for(lambda: len(ledger_rows(gateway)) == 2, timeout=10)
         assert not any(r["request_id"].startswith("usage-of-") for r in ledger_rows(gateway))
         await sdk.batches.retrieve(batch.id)
@@ -300,9 +301,7 @@ async def test_a_batch_of_a_model_the_registry_lacks_is_said_in_the_log_once(
     gateway.begin_test()
     fake.files.add_file(LINES.replace(b'"body": {}', b'"body": {"model": "elsewhere"}'))
     async with _sdk(gateway) as sdk:
-        [listed] = (await sdk.files.list()).data
-        batch = await sdk.batches.create(input_file_id=listed.id, endpoint="/v1/chat/completions",
-                                         completion_window="24h")
+        batch = await _batch_of_the_file(sdk)
         for _ in range(3):
             await sdk.batches.retrieve(batch.id)
         await sdk.batches.list()
@@ -315,9 +314,7 @@ async def test_a_batch_of_a_model_the_registry_lacks_is_said_in_the_log_once(
 async def test_a_batch_can_be_cancelled_and_batches_listed(gateway: Gateway, fake: FakeUpstream):
     fake.files.add_file(LINES)
     async with _sdk(gateway) as sdk:
-        [listed] = (await sdk.files.list()).data
-        batch = await sdk.batches.create(input_file_id=listed.id, endpoint="/v1/chat/completions",
-                                         completion_window="24h")
+        batch = await _batch_of_the_file(sdk)
         cancelled = await sdk.batches.cancel(batch.id)
         page = await sdk.batches.list()
     assert (cancelled.id, cancelled.status) == (batch.id, "cancelling")
