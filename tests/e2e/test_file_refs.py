@@ -35,7 +35,7 @@ async def test_a_chat_naming_an_uploaded_file_reaches_the_upstream_with_its_own_
 ):
     async with _sdk(gateway) as sdk:
         made = await sdk.files.create(file=("a.pdf", PDF), purpose="user_data")
-        await sdk.chat.completions.create(model="chat", messages=_chat_naming(made))
+        await sdk.chat.completions.create(model="chat", messages=_chat_naming(made.id))
     [held] = fake.files.files
     seen = fake.requests[-1]
     assert seen.path == "/v1/chat/completions"
@@ -74,7 +74,7 @@ async def test_a_key_naming_a_file_another_key_made_is_told_there_is_no_such_fil
         made = await sdk.files.create(file=("a.pdf", PDF), purpose="user_data")
     async with _sdk(gateway, secret) as app:
         try:
-            await app.chat.completions.create(model="chat", messages=_chat_naming(made))
+            await app.chat.completions.create(model="chat", messages=_chat_naming(made.id))
             raise AssertionError("another key's file was given to a model")
         except openai.NotFoundError as refused:
             assert made.id in refused.message
