@@ -116,7 +116,7 @@ async def test_a_responses_stream_echoing_metadata_typed_error_is_relayed_to_its
         kinds = []
         async for event in stream:
             kinds.append(event.type)
-            if event.type == "response.output_text.delta":
+            if event.type == "response.output_text.delta" and not gate.is_set():
                 await asyncio.sleep(1.5)  # longer than the gateway waits after a final event
                 gate.set()
     assert kinds[-1] == "response.completed"
