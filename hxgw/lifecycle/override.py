@@ -19,6 +19,8 @@ log = structlog.get_logger("hxgw.lifecycle.daemon")
 
 @dataclasses.dataclass(frozen=True, slots=True)
 class Override:
+    """What the command line gives, and what a worker's supervisor pinned."""
+
     host: str | None = None
     port: int | None = None
     workers: int | Literal["auto"] | None = None
