@@ -62,7 +62,7 @@ unexport PYTHONDONTWRITEBYTECODE
 # Each of the suite's gateways imports hxgw: compiled first, that takes 0.35 s, not 0.47.
 test: install-test
 	$(PY) -m compileall -q hxgw
-	$(PY) -m pytest -q -n 4
+	$(PY) -m pytest -q -n 6
 
 lint: install-test
 	$(VENV)/bin/ruff check hxgw tests bench
