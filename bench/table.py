@@ -8,26 +8,21 @@ from typing import Any
 from columns import NEW_OLD, diff_of, field, head, num, old_label, proxies_of, ratio_of, targets_of
 from derived import interference
 
+_FORMATS = {
+    "int": "{:,.0f}",
+    "ms": "{:.2f}",
+    "+ms": "{:+.2f}",
+    "x": "{:.2f}x",
+    "%": "{:.0%}",
+    "mb": "{:.1f}",
+    "ratio": "{:.3f}",
+}
+"""How each kind of figure is written; any other as `{:g}`."""
+
 
 def _f(value: Any, fmt: str) -> str:
     v = num(value)
-    if v is None:
-        return "-"
-    if fmt == "int":
-        return f"{v:,.0f}"
-    if fmt == "ms":
-        return f"{v:.2f}"
-    if fmt == "+ms":
-        return f"{v:+.2f}"
-    if fmt == "x":
-        return f"{v:.2f}x"
-    if fmt == "%":
-        return f"{100 * v:.0f}%"
-    if fmt == "mb":
-        return f"{v:.1f}"
-    if fmt == "ratio":
-        return f"{v:.3f}"
-    return f"{v:g}"
+    return "-" if v is None else _FORMATS.get(fmt, "{:g}").format(v)
 
 
 def _new_old(per: dict[str, Any], key: str, fmt: str, old: str | None) -> str:
