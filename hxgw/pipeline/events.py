@@ -146,14 +146,14 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
                     named_only = False
                     ended = done = True
                 elif not ended and not named_only and (lines or b"event:" in block):
-                    ended = done = ends_stream(block, endpoint)
-                    through = _through_final(block, _FINAL[endpoint]) if ended else b""
-                    if ended and failed_upstream(through):
+                    final = ends_stream(block, endpoint)
+                    through = _through_final(block, _FINAL[endpoint]) if final else b""
+                    if final and failed_upstream(through):
                         # Relayed as the upstream sent it, but no success for the model.
                         said = UpstreamError("the upstream ended the stream with an error event")
                         mark_failed(ctx, reply, said, kind="stream_error")
-                    named_only = ended and _named_alone(through, block)
-                    ended = done = ended and not named_only
+                    named_only = final and _named_alone(through, block)
+                    ended = done = final and not named_only
                     if unfinished and not ended:
                         unfinished -= finished_choices(block)
                         ended = unfinished <= 0
