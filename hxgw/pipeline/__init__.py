@@ -20,8 +20,8 @@ how long an upstream asks to be waited for), usage (what a request used; reporte
 background, a background response's, billed once),
 rebind (ids of upstream state in an answer), upstream_headers and whole_response (the
 answer's head), cors, sending (what forward sends each candidate), events (an event
-stream relayed: lines cuts it into whole lines, opening reads how it opens,
-usage_chunk keeps back the usage the gateway asked for); for uploads, upload,
+stream relayed: lines cuts it into whole lines, opening reads how it opens, stream_end
+knows its end when it comes, usage_chunk keeps back the usage the gateway asked for); for uploads, upload,
 send_upload, multipart.
 
 May import: config, routing, upstream, observe, keys, usage (the ledger's row), and at

@@ -11,15 +11,22 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
 
-from hxgw.endpoints import BY_ID, PROXIED, Endpoint, StreamEnd
 from hxgw.errors import GatewayError, TotalTimeout, UpstreamError, UpstreamTimeout
 from hxgw.pipeline.context import Reply, RequestContext
 from hxgw.pipeline.failed_candidate import warn
 from hxgw.pipeline.lines import HeldLine, open_closer
-from hxgw.pipeline.opening import ERROR_LINES, event_name
 from hxgw.pipeline.rendering import error_event
+from hxgw.pipeline.stream_end import (
+    FINAL,
+    data_lines,
+    ends_stream,
+    failed_upstream,
+    finished_choices,
+    named_alone,
+    said_done,
+    through_final,
+)
 from hxgw.pipeline.usage import choices
 from hxgw.pipeline.usage_chunk import HiddenUsage
 
@@ -32,70 +39,6 @@ hold the client (the SDKs read a stream to its end) for the idle timeout, then c
 failed for a whole answer."""
 
 
-def _named(*names: bytes) -> tuple[bytes, ...]:
-    """The `event:` lines of events named `names`."""
-    return tuple(prefix + name for name in names for prefix in (b"event: ", b"event:"))
-
-
-def _typed(*names: bytes) -> tuple[bytes, ...]:
-    """The same events by their data object's `type`, wherever it stands in the object (for
-    an upstream that sends no event lines): only JSON's own quotes are bare, never those
-    of a model's text. A client's own `metadata`, which a Responses stream echoes, may
-    hold one too: a line found by it is read to be sure (`_typed_end`)."""
-    return tuple(b'"type":' + space + b'"' + name + b'"' for name in names for space in (b"", b" "))
-
-
-def _line_starts(starts: tuple[bytes, ...]) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
-    """`starts`, and each as it stands after a line's end (LF or CR): what `_has_line`
-    looks for in a block of whole lines."""
-    return starts, tuple(end + start for start in starts for end in (b"\n", b"\r"))
-
-
-def _has_line(block: bytes, starts: tuple[tuple[bytes, ...], tuple[bytes, ...]]) -> bool:
-    """Whether a block of whole lines has a line that begins with one of `starts` (made
-    by `_line_starts`): at a line's start only, as a model's text is inside JSON strings,
-    where no line can start."""
-    first, within = starts
-    return block.startswith(first) or any(line in block for line in within)
-
-
-_SAID_DONE = (b"data: [DONE]", b"data:[DONE]")
-_DONE_LINE = _line_starts(_SAID_DONE)
-_ERROR_LINE = _line_starts(ERROR_LINES)
-
-
-@dataclass(frozen=True, slots=True)
-class _Final:
-    """What to look for in a stream for its end (an endpoint's StreamEnd)."""
-
-    names: tuple[bytes, ...]
-    """The final events' names."""
-    lines: tuple[tuple[bytes, ...], tuple[bytes, ...]]
-    """How the line that ends a whole stream begins, for `_has_line`: an `event:` line
-    naming a final event, `[DONE]` where it ends one, or the upstream's own error."""
-    marks: tuple[bytes, ...]
-    """The final events named by their data object's `type` (`_typed`)."""
-    typed_first: tuple[bytes, ...]
-    """How a data line starts whose object's first member is a final event's `type`,
-    as OpenAI writes them: the object's own, even in a line too long to be read whole."""
-
-    @classmethod
-    def of(cls, end: StreamEnd) -> _Final:
-        # The upstream's own error ends OpenAI's streams, as `event: error` (among its
-        # events) or as a data object; not Anthropic's, whose events all have names: a
-        # nameless `data: {"error"` (LiteLLM's, from a broken stream) is no end of it,
-        # and the client must get the gateway's error event.
-        lines = (*_named(*end.events), *((*_SAID_DONE, *ERROR_LINES) if end.done else ()))
-        first = tuple(
-            data + b"{" + mark for data in (b"data:", b"data: ") for mark in _typed(*end.events)
-        )
-        return cls(end.events, _line_starts(lines), _typed(*end.events), first)
-
-
-_FINAL = {e: _Final.of(e.stream_end) for e in (*PROXIED, *BY_ID) if e.stream_end is not None}
-"""Each streaming route's; a route with none is relayed to its end, however it ends."""
-
-
 async def relay_events(ctx: RequestContext, reply: Reply) -> None:
     """Copy an SSE stream, line-aligned; a failing upstream, or one that stops before
     its final event, ends it with an error event."""
@@ -105,7 +48,7 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
     body, endpoint = ctx.body, ctx.endpoint
     # Whether the answer is whole: its final event came, or every choice said why it
     # stopped; a route with no final event is whole however it ends.
-    ended = endpoint not in _FINAL
+    ended = endpoint not in FINAL
     # Some servers (llama.cpp's forks, mistral.rs, text-generation-webui) send no [DONE]:
     # their stream is whole once every choice has said why it stopped.
     unfinished = choices(body, endpoint) if endpoint.choices and body is not None else 0
@@ -138,7 +81,7 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
                 if ctx.client_first_at is None:
                     ctx.client_first_at = time.perf_counter()
                 ctx.bytes_out += len(block)
-                lines = _data_lines(block)
+                lines = data_lines(block)
                 ctx.events += lines
                 # The final event's `event:` line may come before its data, which may be
                 # long and come in pieces (HeldLine): the stream is whole once it begins.
@@ -147,12 +90,12 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
                     ended = done = True
                 elif not ended and not named_only and (lines or b"event:" in block):
                     final = ends_stream(block, endpoint)
-                    through = _through_final(block, _FINAL[endpoint]) if final else b""
+                    through = through_final(block, FINAL[endpoint]) if final else b""
                     if final and failed_upstream(through):
                         # Relayed as the upstream sent it, but no success for the model.
                         said = UpstreamError("the upstream ended the stream with an error event")
                         mark_failed(ctx, reply, said, kind="stream_error")
-                    named_only = final and _named_alone(through, block)
+                    named_only = final and named_alone(through, block)
                     ended = done = final and not named_only
                     if unfinished and not ended:
                         unfinished -= finished_choices(block)
@@ -189,75 +132,6 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
         elif ctx.closer:  # broken after its final event, the answer is whole: that event is ended
             await exchange.write(ctx.closer)
     await exchange.finish()
-
-
-def ends_stream(block: bytes, endpoint: Endpoint) -> bool:
-    """Whether a block of whole lines holds the event that ends a stream of `endpoint`
-    (one of those with a StreamEnd)."""
-    final = _FINAL[endpoint]
-    return _has_line(block, final.lines) or _typed_end(block, final)
-
-
-def _through_final(block: bytes, final: _Final) -> bytes:
-    """`block` to the end of the line that ends the stream: an error event past it is
-    past the whole answer (the client has it), no failure of the model's. Whole when
-    the line is a data object's `type` (`_typed_end`), not looked for here."""
-    first, within = final.lines
-    if block.startswith(first):
-        at = 0
-    else:
-        found = [i for start in within if (i := block.find(start)) >= 0]
-        if not found:
-            return block
-        at = min(found) + 1
-    ends = [i for i in (block.find(b"\n", at), block.find(b"\r", at)) if i >= 0]
-    return block[: min(ends, default=len(block))]
-
-
-def _named_alone(through: bytes, block: bytes) -> bool:
-    """Whether the line that ends the stream (`through`: `block` up to its end) is the
-    final event's `event:` line, with no data line after it in `block`: its data, which
-    the SDKs read the whole answer from, comes in a later read."""
-    line = through[max(through.rfind(b"\n"), through.rfind(b"\r")) + 1 :]
-    return line.startswith(b"event:") and not _data_lines(block[len(through) :])
-
-
-def _typed_end(block: bytes, final: _Final) -> bool:
-    """Whether a data line's own `type` names a final event. The mark is only a hint (it
-    may be inside the object); the lines that hold it are read."""
-    marks = final.marks
-    if not marks or not any(mark in block for mark in marks):
-        return False
-    return any(
-        line.startswith(final.typed_first) or event_name([line]) in final.names
-        for line in block.splitlines()
-        if line.startswith(b"data:") and any(mark in line for mark in marks)
-    )
-
-
-def said_done(block: bytes) -> bool:
-    """Whether a block of whole lines holds `data: [DONE]`, at a line's start."""
-    return _has_line(block, _DONE_LINE)
-
-
-def failed_upstream(block: bytes) -> bool:
-    """Whether a block of whole lines holds an error event of the upstream's own, by its
-    line's start: a `"type":"error"` may be the client's own `metadata`, which a Responses
-    stream echoes."""
-    return _has_line(block, _ERROR_LINE)
-
-
-def finished_choices(block: bytes) -> int:
-    """How many chat or completion choices in a block of whole lines say why they stopped
-    (a `finish_reason` that is a string, not null)."""
-    return block.count(b'"finish_reason":"') + block.count(b'"finish_reason": "')
-
-
-def _data_lines(block: bytes) -> int:
-    """How many `data:` lines a block of whole lines holds (not `data:` quoted in their
-    text, as in a model's answer about data: URLs)."""
-    starts = block.count(b"\ndata:") + block.count(b"\rdata:")
-    return starts + block.startswith(b"data:")
 
 
 def mark_failed(

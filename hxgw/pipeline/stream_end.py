@@ -1,0 +1,145 @@
+"""How a relayed event stream's end is recognised: its API's final event (`[DONE]`,
+`message_stop`, `response.completed`), by its `event:` line or its data object's `type`,
+the upstream's own error event, and the choices that said why they stopped. Read on
+whole lines only (pipeline.lines), at a line's start, never inside a model's text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from hxgw.endpoints import BY_ID, PROXIED, Endpoint, StreamEnd
+from hxgw.pipeline.opening import ERROR_LINES, event_name
+
+
+def _named(*names: bytes) -> tuple[bytes, ...]:
+    """The `event:` lines of events named `names`."""
+    return tuple(prefix + name for name in names for prefix in (b"event: ", b"event:"))
+
+
+def _typed(*names: bytes) -> tuple[bytes, ...]:
+    """The same events by their data object's `type`, wherever it stands in the object (for
+    an upstream that sends no event lines): only JSON's own quotes are bare, never those
+    of a model's text. A client's own `metadata`, which a Responses stream echoes, may
+    hold one too: a line found by it is read to be sure (`_typed_end`)."""
+    return tuple(b'"type":' + space + b'"' + name + b'"' for name in names for space in (b"", b" "))
+
+
+def _line_starts(starts: tuple[bytes, ...]) -> tuple[tuple[bytes, ...], tuple[bytes, ...]]:
+    """`starts`, and each as it stands after a line's end (LF or CR): what `_has_line`
+    looks for in a block of whole lines."""
+    return starts, tuple(end + start for start in starts for end in (b"\n", b"\r"))
+
+
+def _has_line(block: bytes, starts: tuple[tuple[bytes, ...], tuple[bytes, ...]]) -> bool:
+    """Whether a block of whole lines has a line that begins with one of `starts` (made
+    by `_line_starts`): at a line's start only, as a model's text is inside JSON strings,
+    where no line can start."""
+    first, within = starts
+    return block.startswith(first) or any(line in block for line in within)
+
+
+_SAID_DONE = (b"data: [DONE]", b"data:[DONE]")
+_DONE_LINE = _line_starts(_SAID_DONE)
+_ERROR_LINE = _line_starts(ERROR_LINES)
+
+
+@dataclass(frozen=True, slots=True)
+class Final:
+    """What to look for in a stream for its end (an endpoint's StreamEnd)."""
+
+    names: tuple[bytes, ...]
+    """The final events' names."""
+    lines: tuple[tuple[bytes, ...], tuple[bytes, ...]]
+    """How the line that ends a whole stream begins, for `_has_line`: an `event:` line
+    naming a final event, `[DONE]` where it ends one, or the upstream's own error."""
+    marks: tuple[bytes, ...]
+    """The final events named by their data object's `type` (`_typed`)."""
+    typed_first: tuple[bytes, ...]
+    """How a data line starts whose object's first member is a final event's `type`,
+    as OpenAI writes them: the object's own, even in a line too long to be read whole."""
+
+    @classmethod
+    def of(cls, end: StreamEnd) -> Final:
+        # The upstream's own error ends OpenAI's streams, as `event: error` (among its
+        # events) or as a data object; not Anthropic's, whose events all have names: a
+        # nameless `data: {"error"` (LiteLLM's, from a broken stream) is no end of it,
+        # and the client must get the gateway's error event.
+        lines = (*_named(*end.events), *((*_SAID_DONE, *ERROR_LINES) if end.done else ()))
+        first = tuple(
+            data + b"{" + mark for data in (b"data:", b"data: ") for mark in _typed(*end.events)
+        )
+        return cls(end.events, _line_starts(lines), _typed(*end.events), first)
+
+
+FINAL = {e: Final.of(e.stream_end) for e in (*PROXIED, *BY_ID) if e.stream_end is not None}
+"""Each streaming route's; a route with none is relayed to its end, however it ends."""
+
+
+def ends_stream(block: bytes, endpoint: Endpoint) -> bool:
+    """Whether a block of whole lines holds the event that ends a stream of `endpoint`
+    (one of those with a StreamEnd)."""
+    final = FINAL[endpoint]
+    return _has_line(block, final.lines) or _typed_end(block, final)
+
+
+def through_final(block: bytes, final: Final) -> bytes:
+    """`block` to the end of the line that ends the stream: an error event past it is
+    past the whole answer (the client has it), no failure of the model's. Whole when
+    the line is a data object's `type` (`_typed_end`), not looked for here."""
+    first, within = final.lines
+    if block.startswith(first):
+        at = 0
+    else:
+        found = [i for start in within if (i := block.find(start)) >= 0]
+        if not found:
+            return block
+        at = min(found) + 1
+    ends = [i for i in (block.find(b"\n", at), block.find(b"\r", at)) if i >= 0]
+    return block[: min(ends, default=len(block))]
+
+
+def named_alone(through: bytes, block: bytes) -> bool:
+    """Whether the line that ends the stream (`through`: `block` up to its end) is the
+    final event's `event:` line, with no data line after it in `block`: its data, which
+    the SDKs read the whole answer from, comes in a later read."""
+    line = through[max(through.rfind(b"\n"), through.rfind(b"\r")) + 1 :]
+    return line.startswith(b"event:") and not data_lines(block[len(through) :])
+
+
+def _typed_end(block: bytes, final: Final) -> bool:
+    """Whether a data line's own `type` names a final event. The mark is only a hint (it
+    may be inside the object); the lines that hold it are read."""
+    marks = final.marks
+    if not marks or not any(mark in block for mark in marks):
+        return False
+    return any(
+        line.startswith(final.typed_first) or event_name([line]) in final.names
+        for line in block.splitlines()
+        if line.startswith(b"data:") and any(mark in line for mark in marks)
+    )
+
+
+def said_done(block: bytes) -> bool:
+    """Whether a block of whole lines holds `data: [DONE]`, at a line's start."""
+    return _has_line(block, _DONE_LINE)
+
+
+def failed_upstream(block: bytes) -> bool:
+    """Whether a block of whole lines holds an error event of the upstream's own, by its
+    line's start: a `"type":"error"` may be the client's own `metadata`, which a Responses
+    stream echoes."""
+    return _has_line(block, _ERROR_LINE)
+
+
+def finished_choices(block: bytes) -> int:
+    """How many chat or completion choices in a block of whole lines say why they stopped
+    (a `finish_reason` that is a string, not null)."""
+    return block.count(b'"finish_reason":"') + block.count(b'"finish_reason": "')
+
+
+def data_lines(block: bytes) -> int:
+    """How many `data:` lines a block of whole lines holds (not `data:` quoted in their
+    text, as in a model's answer about data: URLs)."""
+    starts = block.count(b"\ndata:") + block.count(b"\rdata:")
+    return starts + block.startswith(b"data:")
