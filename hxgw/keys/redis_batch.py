@@ -31,8 +31,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from hxgw.keys.redis_lines import released
-from hxgw.keys.redis_scripts import BATCH, BATCH_SHA
+from hxgw.keys.redis_lines import released, resent
+from hxgw.keys.redis_scripts import BATCH, BATCH_SHA, script_texts
 from hxgw.keys.resp import Arg, Reply, ReplyError, RespConnection
 
 FAILURES = (OSError, TimeoutError, ReplyError)
@@ -190,7 +190,7 @@ class Batches:
     ) -> None:
         try:
             async with asyncio.timeout(self.timeout):
-                texts = await self._texts(commands, replies)
+                texts = await script_texts(self._connection, commands, replies)
             lines = [text.split(b"\n") for text in texts]
             if [len(ops) for ops in groups] != [len(found) for found in lines]:
                 raise ReplyError(f"the limits script answered {texts!r}")
@@ -213,30 +213,6 @@ class Batches:
             self._flush()
         elif self._waiting and self._timer is None:
             self._timer = asyncio.get_running_loop().call_later(self.linger, self._flush)
-
-    async def _texts(
-        self, commands: list[tuple[Arg, ...]], replies: list[asyncio.Future[Reply]]
-    ) -> list[bytes]:
-        """The scripts' replies. NOSCRIPT (the script flushed from a live server) means
-        that call did not run: the script is loaded and the call sent again."""
-        texts: list[bytes | None] = []
-        for reply in replies:
-            try:
-                texts.append(_bytes(await reply))
-            except ReplyError as exc:
-                if not str(exc).startswith("NOSCRIPT"):
-                    raise
-                texts.append(None)
-        if None in texts:
-            connection = self._connection
-            if connection is None:
-                raise ConnectionError("the Redis connection was closed")
-            again = [command for command, text in zip(commands, texts, strict=True) if text is None]
-            loaded, *resent = connection.send([("SCRIPT", "LOAD", BATCH), *again])
-            await loaded
-            answers = iter(resent)
-            texts = [_bytes(await next(answers)) if text is None else text for text in texts]
-        return [text for text in texts if text is not None]
 
     def _command(self, key_name: str, ops: list[_Operation]) -> tuple[Arg, ...]:
         # The braces make the key's name the hash tag: its keys share a cluster slot.
@@ -266,7 +242,11 @@ class Batches:
         # Its reservations may have run too (a Redis that stalls runs what it had read
         # when it resumes), for requests told it failed: each is released, if it is open.
         released = [_release(op) for op in batch if op.answer is not None]
-        again = [_again(op) for op in batch if op.answer is None and op.line[0] in "cCax"]
+        again = [
+            _Operation(op.key_name, line, None)
+            for op in batch
+            if op.answer is None and (line := resent(op.line)) is not None
+        ]
         kept = [op for op in self._waiting if op.answer is None]
         unsent = [] if self._closing else [*released, *again, *kept]
         failed = batch + [op for op in self._waiting if op.answer is not None]
@@ -282,18 +262,3 @@ class Batches:
 def _release(reservation: _Operation) -> _Operation:
     """The correction that lets go of `reservation` (`r now id ...`) if Redis made it."""
     return _Operation(reservation.key_name, released(reservation.line), None)
-
-
-def _again(correction: _Operation) -> _Operation:
-    """`correction` to send again, as it may have run: a `c` applied only if its
-    reservation is still open (`C`); an `a` (added once) or an `x` (a release of what is
-    not open is a tombstone) as it is."""
-    if correction.line[0] in "ax":
-        return correction
-    return _Operation(correction.key_name, "C" + correction.line[1:], None)
-
-
-def _bytes(reply: object) -> bytes:
-    if not isinstance(reply, bytes):
-        raise ReplyError(f"unexpected reply from the limits script: {reply!r}")
-    return reply

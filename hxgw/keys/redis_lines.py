@@ -98,3 +98,14 @@ def released(asked: str) -> str:
 def asked_period(asked: str) -> int:
     """The budget period, in seconds, of the reservation asked for by the line `asked`."""
     return int(asked.rpartition(" ")[2])
+
+
+def resent(correction: str) -> str | None:
+    """The line to send again for `correction` from a batch that failed, as it may have
+    run: a `c` applied only if its reservation is still open (`C`); an `a` (added once)
+    or an `x` (a release of what is not open is a tombstone) as it is; a seed (`s`) not
+    at all: the spend stays awaited, and a reservation after the hold reads it again."""
+    kind = correction[0]
+    if kind in "cC":
+        return "C" + correction[1:]
+    return correction if kind in "ax" else None

@@ -60,10 +60,47 @@ tenth of a millisecond at today's epoch.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import importlib.resources
+
+from hxgw.keys.resp import Arg, Reply, ReplyError, RespConnection
 
 BATCH = importlib.resources.files("hxgw.keys").joinpath("limits.lua").read_text()
 """The script, read once: a Lua file of its own, as a reader of Lua expects it."""
 BATCH_SHA = hashlib.sha1(BATCH.encode(), usedforsecurity=False).hexdigest()
 """What EVALSHA calls it by; the server computes the same digest when it loads it."""
+
+
+async def script_texts(
+    connection: RespConnection | None,
+    commands: list[tuple[Arg, ...]],
+    replies: list[asyncio.Future[Reply]],
+) -> list[bytes]:
+    """The replies to a batch's script calls (`commands`, sent on `connection`). NOSCRIPT
+    (the script flushed from a live server) means that call did not run: the script is
+    loaded and the call sent again."""
+    texts: list[bytes | None] = []
+    for reply in replies:
+        try:
+            texts.append(bytes_reply(await reply))
+        except ReplyError as exc:
+            if not str(exc).startswith("NOSCRIPT"):
+                raise
+            texts.append(None)
+    if None in texts:
+        if connection is None:
+            raise ConnectionError("the Redis connection was closed")
+        again = [command for command, text in zip(commands, texts, strict=True) if text is None]
+        loaded, *resent = connection.send([("SCRIPT", "LOAD", BATCH), *again])
+        await loaded
+        answers = iter(resent)
+        texts = [bytes_reply(await next(answers)) if text is None else text for text in texts]
+    return [text for text in texts if text is not None]
+
+
+def bytes_reply(reply: object) -> bytes:
+    """A script's reply, which is one string."""
+    if not isinstance(reply, bytes):
+        raise ReplyError(f"unexpected reply from the limits script: {reply!r}")
+    return reply
