@@ -15,7 +15,6 @@ from hxgw.config.reader import (
     Section,
     fits_a_header,
     kind_of,
-    read_yaml,
 )
 from hxgw.config.schema import (
     GUESSABLE_UNDER,
@@ -25,6 +24,7 @@ from hxgw.config.schema import (
     KeyLimits,
     key_digest,
 )
+from hxgw.config.yaml_file import read_yaml
 from hxgw.errors import did_you_mean
 
 LIMIT_KEYS = ("rpm", "tpm", "max_parallel", "budget", "budget_period")

@@ -27,7 +27,7 @@ from hxgw.config.gateway import (
     read_workers,
 )
 from hxgw.config.limits_store import read_limits_store
-from hxgw.config.reader import Problems, Section, kind_of, name_problem, read_yaml
+from hxgw.config.reader import Problems, Section, kind_of, name_problem
 from hxgw.config.routing_settings import (
     REGISTRY,
     ROUTING,
@@ -45,6 +45,7 @@ from hxgw.config.schema import (
 from hxgw.config.store import read_store
 from hxgw.config.transforms import Transform, parse_transforms
 from hxgw.config.upstreams import read_upstreams
+from hxgw.config.yaml_file import read_yaml
 from hxgw.errors import ConfigError
 
 

@@ -11,8 +11,9 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
-from hxgw.config.reader import Problems, Section, read_yaml
+from hxgw.config.reader import Problems, Section
 from hxgw.config.schema import StoreSettings
+from hxgw.config.yaml_file import read_yaml
 from hxgw.errors import ConfigError
 from hxgw.store.locate import is_postgres_url
 from hxgw.store.postgres_url import postgres_url_parts

@@ -27,8 +27,9 @@ from pathlib import Path
 import aiohttp
 
 from hxgw.config.gateway import read_listen
-from hxgw.config.reader import Problems, Section, read_yaml
+from hxgw.config.reader import Problems, Section
 from hxgw.config.store import GATEWAY
+from hxgw.config.yaml_file import read_yaml
 from hxgw.tools.smoke_checks import Result, Smoke
 
 _ENV_LINE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*=")

@@ -9,7 +9,8 @@ import pytest
 import yaml
 
 from hxgw.config import load_config
-from hxgw.config.reader import Problems, read_yaml
+from hxgw.config.reader import Problems
+from hxgw.config.yaml_file import read_yaml
 from hxgw.errors import ConfigError
 from tests.fixtures import DEFAULT_MODELS, DEFAULT_ROUTING, write_config
 
