@@ -68,6 +68,10 @@ async def _after_next_read(
 ) -> None:
     await stored.next_read()
     key = stored.by_digest.get(digest)
+    if key is None and digest in stored.ended:
+        # A secret that read made and ended at once (rotated past a key the keys file
+        # hides, revoked since): told why, as one the gateway knew before.
+        _refuse_ended(*stored.ended[digest])
     if key is None and not stored.current():
         # Not known, and the store could not say: no bad key, and worth a retry soon.
         raise Unavailable(

@@ -452,6 +452,28 @@ async def test_a_stored_key_a_keys_file_key_hides_is_told_so_not_counted_as_a_gu
     assert await _status(client, gateway, job["key"]) == 200
 
 
+async def test_a_secret_made_for_a_hidden_key_is_told_so_at_its_first_use(
+    start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession
+):
+    # The gateway waits for its next read of the store for a secret it does not know; that
+    # read has the new secret among those set aside, and its holder had been told
+    # 'invalid API key', counted as a guess, until the read after.
+    keys_file = tmp_path / "keys.yaml"
+    job = {"name": "batch-job", "key": new_key("sk-job")}
+    keys_file.write_text(yaml.safe_dump({"keys": [job]}))
+    keys_file.chmod(0o600)
+    gateway = await start_gateway(gateway={"auth": {"keys_file": str(keys_file),
+                                                    "max_bad_keys": 2}})
+    stored = keys(gateway, "create", "app").stdout.strip()
+    keys_file.write_text(yaml.safe_dump({"keys": [job, {"name": "app", "key": new_key()}]}))
+    gateway.signal(signal.SIGHUP)
+    await _within_a_second(lambda: _refused(client, gateway, stored))
+    rotated = keys(gateway, "rotate", "app").stdout.strip()
+    await _told_past_the_lockout(
+        client, gateway, rotated,
+        "this API key is set aside: the gateway's config has a key of its name")
+
+
 async def test_a_reload_that_renames_a_stored_key_s_group_warns_of_it(
     start_gateway: StartGateway, client: aiohttp.ClientSession
 ):
