@@ -52,6 +52,7 @@ async def answer_operator(ctx: RequestContext, call_next: Next) -> None:
 
 
 def _answer(ctx: RequestContext, response: web.StreamResponse) -> None:
+    response.headers["X-Request-ID"] = ctx.request_id  # as every API answer carries it
     ctx.exchange.take(response)
     ctx.status = response.status
     ctx.outcome = response.get(OUTCOME, ctx.outcome)

@@ -383,6 +383,19 @@ async def test_an_operator_endpoint_refused_for_want_of_a_key_offers_bearer_and_
     assert challenges == ['Bearer realm="hxgw"', 'Basic realm="hxgw", charset="UTF-8"']
 
 
+@pytest.mark.parametrize(("path", "keyed"), [
+    ("/healthz", False), ("/readyz", False), ("/openapi.json", False), ("/metrics", True),
+    ("/status.json", True), ("/status", False),  # the last refused: 401
+])
+async def test_an_operator_endpoint_answers_with_the_request_s_id(
+    gateway: Gateway, client: aiohttp.ClientSession, path: str, keyed: bool
+):
+    headers = {**(gateway.auth if keyed else {}), "X-Request-ID": "probe-" + path[1:]}
+    async with client.get(gateway.url + path, headers=headers) as resp:
+        await resp.read()
+        assert resp.headers["X-Request-ID"] == "probe-" + path[1:]
+
+
 async def test_a_status_refusal_tells_the_user_both_schemes_work(
     gateway: Gateway, client: aiohttp.ClientSession
 ):
