@@ -77,11 +77,12 @@ def listed(
     configured = (
         [_configured(k) for k in config.keys if k.name != MASTER_KEY_NAME] if config else []
     )
-    # A config key wins a name clash: the stored key of that name opens nothing.
+    # A config key wins a name clash: the stored key of that name opens nothing. One
+    # revoked stays revoked (as the gateway tells its holder): nothing brings it back.
     taken = {row.name for row in configured}
     rows = [
-        replace(_stored(k, now), state="hidden") if k.name in taken else _stored(k, now)
-        for k in stored
+        replace(row, state="hidden") if row.name in taken and row.state != "revoked" else row
+        for row in (_stored(k, now) for k in stored)
     ]
     return _with_spend(rows + configured, connection, now)
 

@@ -36,6 +36,13 @@ def test_a_stored_key_named_like_a_keys_file_key_is_shown_hidden_by_it(tmp_path:
     assert "hidden by the keys file" in table(rows).splitlines()[1]
 
 
+def test_a_revoked_stored_key_named_like_a_keys_file_key_is_shown_revoked(tmp_path: Path):
+    # As the gateway tells its holder: a revocation is final, a keys-file key may go.
+    revoked = replace(_stored("app"), revoked=time.time() - 60)
+    rows = listed([revoked], _with_keys_file(tmp_path, {"name": "app"}), None)
+    assert [(r.source, r.state) for r in rows] == [("store", "revoked"), ("keys file", "active")]
+
+
 def test_a_rotating_key_s_state_is_one_word_and_the_table_says_until_when(tmp_path: Path):
     until = time.time() + 3600
     (row,) = listed([replace(_stored("app"), previous_until=until)], None, None)
