@@ -58,7 +58,7 @@ run: install
 # worker, each suite) would rewrite the asserts of every test module again: 3 s of CPU.
 unexport PYTHONDONTWRITEBYTECODE
 
-# The end-to-end tests mostly wait on real processes and sockets: run them 4 at a time.
+# The end-to-end tests mostly wait on real processes and sockets: run them 6 at a time.
 # Each of the suite's gateways imports hxgw: compiled first, that takes 0.35 s, not 0.47.
 test: install-test
 	$(PY) -m compileall -q hxgw
