@@ -9,7 +9,9 @@ said it (status, body, rate-limit headers): there was no failover to report,
 and an SDK backs off by what the upstream said. When every candidate answered
 429 or 529, the client gets the last one's answer with the shortest wait any of them
 asked for; when every one answered 503 and one said how long to wait, the gateway's own
-503 with the shortest wait. Otherwise the gateway's own 502 or 504 lists what was tried.
+503 with the shortest wait; when each was busy in its own way (a 429, a 529 or an
+overloaded stream, a 503), the gateway's own 429 where one was rate limited, else its
+503, with the shortest wait. Otherwise the gateway's own 502 or 504 lists what was tried.
 """
 
 from __future__ import annotations
@@ -33,11 +35,15 @@ from hxgw.pipeline.error_answer import error_of
 from hxgw.pipeline.waits import retry_seconds, shortest_wait, wait_ms
 
 RETRYABLE_STATUS = frozenset({401, 403, 408, 429, *range(500, 600)})
+RATE_LIMITED = 429
 OVERLOADED = 529
 UNAVAILABLE = 503
-BUSY = frozenset({429, OVERLOADED})
+BUSY = frozenset({RATE_LIMITED, OVERLOADED})
 """Rate limited, or (Anthropic's 529) overloaded: when every candidate says so, the client
 gets the last answer as it came, asked to wait only as long as the shortest wait."""
+WAIT_A_WHILE = BUSY | {UNAVAILABLE}
+"""What a retry a little later may get past: when every candidate said one of them, the
+client is told the shortest wait any asked for (as a 429 where one was rate limited)."""
 REFUSED_REQUEST = 403
 """Failed over, as a permission a model lacks, but held against no model's health, and
 passed on when every candidate gave it: some upstreams say with it that the prompt was
@@ -136,6 +142,17 @@ def all_failed(failed: list[Failure]) -> GatewayError:
     if failed and all(f.overloaded or f.status == OVERLOADED for f in failed):
         # Said as Anthropic says it, however each said it: its SDK raises OverloadedError.
         return Overloaded(f"every candidate model is overloaded: {names}", tried=tried)
+    if failed and all(f.overloaded or f.status in WAIT_A_WHILE for f in failed):
+        # Busy each in its own way (one rate limited, one overloaded, one unavailable):
+        # a retry after the shortest wait may be served, and the SDKs wait as told.
+        waits = [w for f in failed if (w := retry_seconds(f.retry_after)) is not None]
+        wait: dict[str, Any] = {"retry_after": min(waits)} if waits else {}
+        if any(f.status == RATE_LIMITED for f in failed):
+            said = f"every candidate model is rate limited or overloaded: {names}"
+            return RateLimited(said, tried=tried, **wait)
+        if waits:
+            said = f"every candidate model is overloaded or unavailable for now: {names}"
+            return UpstreamsUnavailable(said, tried=tried, **wait)
     refusals = [f.answer for f in failed if f.status == REFUSED_REQUEST and f.answer]
     if failed and len(refusals) == len(failed):
         return refusals[-1]  # as it came: the client's to read

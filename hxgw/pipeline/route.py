@@ -19,6 +19,10 @@ def route(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
         ctx.exchange.sole_header(GROUP_HEADER), model, ctx.key, ctx.endpoint.mode
     )
     ctx.group, ctx.pinned = chosen.group, chosen.pinned
-    ctx.decision = decide(state.config, chosen, ctx.body, state.runtime.memory, state.classifier)
+    memory, classifier = state.runtime.memory, state.classifier
+    # A route that only counts tokens (billed: no) tells whether a prompt fits: none is
+    # refused for its size.
+    sized = ctx.endpoint.billed
+    ctx.decision = decide(state.config, chosen, ctx.body, memory, classifier, sized=sized)
     ctx.candidates = ctx.decision.candidates
     return call_next(ctx)

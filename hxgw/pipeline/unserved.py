@@ -27,6 +27,9 @@ def refused_gateway_key(response: UpstreamResponse, first: bytes) -> str | None:
 
 
 _LITELLM_MISSING = b"Invalid model name passed in model="
+_ANTHROPIC_MISSING = b"not_found_error"
+"""Anthropic's 404 for a model it does not have (a retired one): its error's `type`, and
+a message that reads `model: <id>`; LiteLLM passes it on inside its own error's message."""
 _TOO_LONG = (
     b"context_length_exceeded",
     b"ContextWindowExceededError",
@@ -42,7 +45,8 @@ def unserved(model: str, response: UpstreamResponse, first: bytes) -> Failure | 
     """An answer that begins as no answer: a stream that opens with an error event (or
     ends before any of its answer: empty, or comments and preamble only), or
     the upstream saying it has no such model (OpenAI's 404 `model_not_found`, LiteLLM's
-    400 "Invalid model name passed in model=..."), where the registry names one it lacks;
+    400 "Invalid model name passed in model=...", Anthropic's 404 `not_found_error`
+    "model: ..."), where the registry names one it lacks (or one retired since);
     or a prompt longer than the model's context (its `max_context` unset or too large).
     Another candidate of the group may serve the request; None when the answer is one to
     relay."""
@@ -52,8 +56,14 @@ def unserved(model: str, response: UpstreamResponse, first: bytes) -> Failure | 
         if opened is None:
             return None
         return Failure(model, opened.said, kind="stream_error", overloaded=opened.overloaded)
-    if status == 200 and b'"error"' in first and (said := _error_in_answer(first)):
-        return Failure(model, f"the upstream answered 200 with an error: {said}", kind="error_200")
+    if status == 200 and b'"error"' in first and (in_answer := _error_in_answer(first)):
+        told, overloaded = in_answer
+        return Failure(
+            model,
+            f"the upstream answered 200 with an error: {told}",
+            kind="error_200",
+            overloaded=overloaded,
+        )
     if status == 400 and any(mark in first for mark in _TOO_LONG):
         error = error_of(first)  # parsed once: its code, its message and the summary
         said = f"{error.get('code')} {error.get('message')}"
@@ -63,6 +73,9 @@ def unserved(model: str, response: UpstreamResponse, first: bytes) -> Failure | 
     if status == 404 and b"model_not_found" in first:
         error = error_of(first)
         missing = error.get("code") == "model_not_found"
+    elif status == 404 and _ANTHROPIC_MISSING in first:
+        error = error_of(first)
+        missing = _anthropic_missing(error)
     elif status == 400 and _LITELLM_MISSING in first:
         error = error_of(first)
         message = error.get("message")
@@ -80,10 +93,23 @@ _ANSWERS = ("choices", "output", "content", "data", "results")
 embeddings and lists, rerank and moderations): a body with none of them is no answer."""
 
 
-def _error_in_answer(first: bytes) -> str | None:
+def _anthropic_missing(error: dict[str, object]) -> bool:
+    """Whether an upstream's 404 error object is Anthropic's for a model it lacks, as it
+    came or as LiteLLM wraps it (its message quoting Anthropic's body)."""
+    message = error.get("message")
+    if not isinstance(message, str):
+        return False
+    if error.get("type") == "not_found_error":
+        return message.startswith("model: ")
+    # As JSON or as a Python dict's repr: quoted either way.
+    return "not_found_error" in message and ('"model: ' in message or "'model: " in message)
+
+
+def _error_in_answer(first: bytes) -> tuple[str, bool] | None:
     """What a 200 JSON body says when it is an error and no answer (`{"error": ...}`, as
-    some providers send through a proxy), which the SDKs take for an empty answer; None
-    for an answer, or a body not whole in its first read."""
+    some providers send through a proxy), which the SDKs take for an empty answer, and
+    whether it is Anthropic's `overloaded_error`; None for an answer, or a body not whole
+    in its first read."""
     try:
         body = jsonio.loads(first)
     except jsonio.DecodeError:
@@ -92,4 +118,5 @@ def _error_in_answer(first: bytes) -> str | None:
         return None
     error = body["error"]
     message = error.get("message") if isinstance(error, dict) else error
-    return str(message)[:300]
+    overloaded = isinstance(error, dict) and error.get("type") == "overloaded_error"
+    return str(message)[:300], overloaded

@@ -83,11 +83,14 @@ def decide(
     memory: Memory,
     classifier: TaskClassifier | None,
     now: float | None = None,
+    *,
+    sized: bool = True,
 ) -> Decision:
     """Order the route's candidates by the group's strategy, then leave out models the
-    prompt does not fit and models whose circuit is open or that stalled (when every one
-    is, all but the one whose cool-down ends first). `now` is the monotonic clock unless
-    a simulation brings its own."""
+    prompt does not fit (unless not `sized`: a route that only counts a prompt's tokens,
+    whose client asks to learn whether it fits) and models whose circuit is open or that
+    stalled (when every one is, all but the one whose cool-down ends first). `now` is the
+    monotonic clock unless a simulation brings its own."""
     now = time.monotonic() if now is None else now
     fixed = route.fixed
     if fixed is not None:
@@ -100,20 +103,16 @@ def decide(
     strategy = "pinned" if route.pinned else config.routing.strategy_of(route.group)
     own, fallbacks = route.candidates[: route.own], route.candidates[route.own :]
     skipped: list[tuple[str, str]] = []
-    if route.limited:
-        needed = estimate_tokens(body)
+    if route.limited and sized:
+        prompt, wanted = estimate_parts(body)
+        needed = prompt + wanted
         too_small = {m.name for m in route.candidates if m.max_context and needed > m.max_context}
         skipped += [(name, f"prompt needs ~{needed} tokens") for name in sorted(too_small)]
         own = tuple(m for m in own if m.name not in too_small)
         fallbacks = tuple(m for m in fallbacks if m.name not in too_small)
         if not own and not fallbacks:
-            # In Anthropic's words, which its clients (and a gateway in front) look for.
             most = max(m.max_context or 0 for m in route.candidates)
-            raise BadRequest(
-                f"prompt is too long: ~{needed} tokens > {most} maximum (the largest "
-                "max_context of the candidate models)",
-                code="context_length_exceeded",
-            )
+            raise BadRequest(too_long(prompt, wanted, most), code="context_length_exceeded")
     task: dict[str, float] | None = None
     ranking: Ranking | None = None
     if strategy == "ml-based-routing" and own:
@@ -136,18 +135,41 @@ def decide(
     return Decision(strategy, ordered, task, ranking, tuple(skipped))
 
 
+def too_long(prompt: int, wanted: int, most: int) -> str:
+    """Why no candidate fits, in Anthropic's words, which its clients (and a gateway in
+    front) look for: the prompt alone, or the prompt with what the client allows the
+    answer (Claude Code compacts a conversation for the first, not for the second)."""
+    if prompt > most or not wanted:
+        return (
+            f"prompt is too long: ~{prompt} tokens > {most} maximum (the largest "
+            "max_context of the candidate models)"
+        )
+    return (
+        f"input length and `max_tokens` exceed context limit: ~{prompt} + {wanted} > {most} "
+        "(the largest max_context of the candidate models), decrease input length or "
+        "`max_tokens` and try again"
+    )
+
+
 def estimate_tokens(body: dict[str, Any] | None) -> int:
     """About four characters a token over every text of the request, plus what the
     client allows the answer; enough to keep a long prompt off a small model."""
+    prompt, wanted = estimate_parts(body)
+    return prompt + wanted
+
+
+def estimate_parts(body: dict[str, Any] | None) -> tuple[int, int]:
+    """`estimate_tokens` as its two parts: the prompt's, and what the client allows the
+    answer."""
     if not body:
-        return 0
+        return 0, 0
     # Chat's messages, Responses' input and instructions, Anthropic's system, a prompt,
     # and the tools the model is told of, whose definitions it reads as part of the prompt.
     chars = sum(measure(body.get(f)).text for f in _COUNTED)
     wanted = (
         body.get("max_completion_tokens") or body.get("max_tokens") or body.get("max_output_tokens")
     )
-    return chars // 4 + (wanted if isinstance(wanted, int) and wanted > 0 else 0)
+    return chars // 4, (wanted if isinstance(wanted, int) and wanted > 0 else 0)
 
 
 _COUNTED = ("messages", "input", "instructions", "system", "prompt", "tools", "functions")

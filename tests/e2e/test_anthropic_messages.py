@@ -14,7 +14,7 @@ from multidict import CIMultiDict
 from tests import one_gateway
 from tests.conftest import StartGateway
 from tests.fake_upstream import FakeUpstream
-from tests.fixtures import Gateway, ledger_rows, wait_for
+from tests.fixtures import DEFAULT_MODELS, Gateway, ledger_rows, wait_for
 
 upstream, gateway = one_gateway.upstream, one_gateway.gateway
 HI = [{"role": "user", "content": "hi"}]
@@ -96,6 +96,43 @@ async def test_every_model_overloaded_in_its_stream_is_an_overloaded_error_not_a
     assert "every candidate model is overloaded: alpha, beta" in raised.value.message
 
 
+async def test_one_model_overloaded_and_one_rate_limited_is_a_rate_limit_with_its_wait(
+    own_gateway: Gateway, fake: FakeUpstream
+):
+    gateway = own_gateway  # a Retry-After opens the model's circuit for that long
+    # Each busy its own way had been a 502 with no wait: the SDK lost its RateLimitError.
+    fake.behave("m-alpha", script=((0.0, MESSAGE_START + OVERLOADED),))
+    fake.behave("m-beta", status=429, retry_after="5")
+    async with _sdk(gateway) as sdk:
+        with pytest.raises(anthropic.RateLimitError) as raised:
+            await sdk.messages.create(model="chat", max_tokens=64, messages=HI, stream=True)
+    assert raised.value.response.headers["retry-after"] == "5"
+
+
+async def test_one_model_overloaded_and_one_unavailable_for_a_while_is_a_503_with_its_wait(
+    own_gateway: Gateway, fake: FakeUpstream
+):
+    gateway = own_gateway
+    fake.behave("m-alpha", status=529)
+    fake.behave("m-beta", status=503, retry_after="4")
+    async with _sdk(gateway) as sdk:
+        with pytest.raises(anthropic.InternalServerError) as raised:
+            await sdk.messages.create(model="chat", max_tokens=64, messages=HI)
+    assert raised.value.status_code == 503
+    assert raised.value.response.headers["retry-after"] == "4"
+
+
+async def test_every_model_answering_200_with_anthropic_s_overloaded_error_is_overloaded(
+    gateway: Gateway, fake: FakeUpstream
+):
+    said = b'{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}'
+    for model in ("m-alpha", "m-beta"):
+        fake.behave(model, script=((0.0, said),))
+    async with _sdk(gateway) as sdk:
+        with pytest.raises(anthropic.OverloadedError):
+            await sdk.messages.create(model="chat", max_tokens=64, messages=HI)
+
+
 async def test_a_stream_litellm_breaks_with_a_nameless_error_line_raises_in_the_sdk(
     gateway: Gateway, fake: FakeUpstream
 ):
@@ -158,6 +195,20 @@ async def test_a_streamed_message_arrives_event_by_event(gateway: Gateway):
 async def test_tokens_are_counted_through_the_gateway(gateway: Gateway):
     async with _sdk(gateway) as sdk:
         counted = await sdk.messages.count_tokens(model="chat", messages=HI)
+    assert counted.input_tokens >= 11
+
+
+async def test_counting_a_prompt_too_long_for_every_model_counts_it(
+    start_gateway: StartGateway,
+):
+    # A client counts to learn whether a prompt fits: the count is the answer, not a 400.
+    small = [{**model, "max_context": 1000} for model in DEFAULT_MODELS]
+    gateway = await start_gateway(models=small)
+    long = [{"role": "user", "content": "word " * 2000}]
+    async with _sdk(gateway) as sdk:
+        counted = await sdk.messages.count_tokens(model="chat", messages=long)
+        with pytest.raises(anthropic.BadRequestError, match="prompt is too long"):
+            await sdk.messages.create(model="chat", max_tokens=8, messages=long)
     assert counted.input_tokens >= 11
 
 
@@ -262,6 +313,28 @@ async def test_an_overloaded_model_fails_over_to_the_next_in_its_group(
                                                           messages=HI)
     assert raw.headers["X-HX-Model"] == "beta"
     assert fake.seen_models() == ["m-alpha", "m-beta"]
+
+
+async def test_a_model_anthropic_no_longer_has_fails_over_to_the_next_in_its_group(
+    gateway: Gateway, fake: FakeUpstream
+):
+    # Anthropic's 404 for a retired model: one such in the registry had made its whole
+    # group answer 404.
+    fake.behave("m-alpha", status=404, error_message="model: m-alpha")
+    async with _sdk(gateway) as sdk:
+        raw = await sdk.messages.with_raw_response.create(model="chat", max_tokens=8,
+                                                          messages=HI)
+    assert (raw.headers["X-HX-Model"], raw.headers["X-HX-Failovers"]) == ("beta", "1")
+
+
+async def test_a_404_that_is_not_about_the_model_reaches_the_anthropic_client_as_it_came(
+    gateway: Gateway, fake: FakeUpstream
+):
+    fake.behave("m-alpha", status=404, error_message="file_011: not found")
+    async with _sdk(gateway) as sdk:
+        with pytest.raises(anthropic.NotFoundError) as raised:
+            await sdk.messages.create(model="chat", max_tokens=8, messages=HI)
+    assert raised.value.response.headers["X-HX-Model"] == "alpha"
 
 
 async def test_a_prompt_and_max_tokens_past_a_model_s_context_fail_over_to_the_next(

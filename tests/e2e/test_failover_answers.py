@@ -181,6 +181,16 @@ async def test_a_model_the_upstream_does_not_have_fails_over_to_the_next(
     assert _circuit(await _metrics(gateway, client), "alpha") == 0  # one failure of two
 
 
+async def test_anthropic_s_missing_model_as_litellm_wraps_it_fails_over_to_the_next(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    fake.behave("m-alpha", status=404, error_code="404", error_message=(
+        'litellm.NotFoundError: AnthropicException - {"type":"error","error":{"type":'
+        '"not_found_error","message":"model: claude-3-opus-20240229"}}'))
+    status, headers, _ = await _post(gateway, client, CHAT)
+    assert (status, headers["X-HX-Model"], headers["X-HX-Failovers"]) == (200, "beta", "1")
+
+
 async def test_a_404_that_is_not_about_the_model_reaches_the_client_as_it_came(
     gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):

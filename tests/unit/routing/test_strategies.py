@@ -243,6 +243,24 @@ def test_a_pinned_model_too_small_for_the_prompt_is_a_bad_request(config: Config
         decide(config, route, {"prompt": "x" * 1000}, Memory(), None)
 
 
+def test_a_prompt_that_fits_but_not_with_its_max_tokens_is_told_so_in_anthropic_s_words(
+    config: Config,
+):
+    # "prompt is too long" sends Claude Code to compacting the conversation; lowering
+    # max_tokens is the fix here.
+    route = Route(group=None, pinned=True, candidates=(config.models["small"],), own=1)
+    body = {"prompt": "x" * 200, "max_tokens": 500}
+    with pytest.raises(BadRequest, match=r"input length and `max_tokens` exceed context "
+                                         r"limit: ~50 \+ 500 > 100"):
+        decide(config, route, body, Memory(), None)
+
+
+def test_a_route_that_only_counts_tokens_refuses_no_prompt_for_its_size(config: Config):
+    route = Route(group=None, pinned=True, candidates=(config.models["small"],), own=1)
+    decision = decide(config, route, {"prompt": "x" * 1000}, Memory(), None, sized=False)
+    assert [m.name for m in decision.candidates] == ["small"]
+
+
 def test_ml_routing_prefers_the_model_specialized_in_the_detected_task(config: Config):
     coding = FixedTask(coding=0.9, writing=0.05, chat=0.05)
     assert _order(config, "ml-based-routing", classifier=coding)[0] == "coder"
