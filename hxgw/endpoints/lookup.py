@@ -103,12 +103,15 @@ _ANTHROPIC_PREFIXES = ("/v1/messages/", "/messages/")
 
 def anthropic_client(endpoint: Endpoint, path: str, says_version: bool) -> bool:
     """Whether a request's client is Anthropic's: on its routes, and on the models and
-    files paths, which both SDKs call, when the request says `anthropic-version`
-    (`says_version`). By path, not by route: a wrong method or an empty id there is that
-    client's mistake too. Its answers carry `request-id`, its errors are in its shape."""
+    files paths, which both SDKs call, and on a path no route takes (`/v1/complete`, its
+    SDK's legacy completions), when the request says `anthropic-version` (`says_version`),
+    which only its SDK sends. By path, not by route: a wrong method or an empty id there is
+    that client's mistake too. Its answers carry `request-id`, its errors are in its shape."""
     if endpoint.dialect == "anthropic":
         return True
-    return says_version and (path in _MODELS_PATHS or path.startswith(_SHARED_PREFIXES))
+    return says_version and (
+        endpoint is UNROUTED or path in _MODELS_PATHS or path.startswith(_SHARED_PREFIXES)
+    )
 
 
 _MODELS_PATHS = frozenset(client_paths(MODELS))

@@ -297,6 +297,19 @@ async def test_an_anthropic_route_the_gateway_lacks_is_a_not_found_error_with_it
     assert raised.value.request_id
 
 
+async def test_a_path_no_route_takes_called_by_the_anthropic_sdk_is_its_not_found_error(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    # Its SDK's legacy completions (older SDKs): had been OpenAI's shape, no request-id.
+    headers = {"x-api-key": gateway.key, "anthropic-version": "2023-06-01"}
+    async with client.post(gateway.url + "/v1/complete", headers=headers,
+                           json={"model": "chat", "prompt": "\n\nHuman: hi\n\nAssistant:",
+                                 "max_tokens_to_sample": 8}) as resp:
+        body = await resp.json()
+        assert resp.status == 404 and resp.headers["request-id"]
+    assert body["type"] == "error" and body["error"]["type"] == "not_found_error"
+
+
 async def test_an_unknown_group_is_a_not_found_error_in_anthropic_shape(gateway: Gateway):
     async with _sdk(gateway) as sdk:
         with pytest.raises(anthropic.NotFoundError) as raised:
