@@ -13,7 +13,8 @@ Other upstreams, LiteLLM's proxy among them, answer 200 and send a provider's fa
 the stream's first event (`data: {"error": ...}`, or `event: error`); Anthropic's may
 send it right after `message_start` (an `overloaded_error`). The events that open a
 stream before any of its answer (`message_start` and `ping`, Responses'
-`response.created` and `.in_progress`) are held with the comments and looked past.
+`response.created` and `.in_progress`, and the start of an empty block of text, as both
+send one before its first delta) are held with the comments and looked past.
 """
 
 from __future__ import annotations
@@ -30,6 +31,15 @@ MAX_HELD = 64 * 1024
 """The most opening bytes held while waiting for the first event of the answer: past
 them, the candidate counts as answered and they go to the client."""
 PREAMBLE = frozenset({b"message_start", b"ping", b"response.created", b"response.in_progress"})
+EMPTY_STARTS = {
+    b"content_block_start": "content_block",
+    b"response.output_item.added": "item",
+    b"response.content_part.added": "part",
+}
+"""The events that start a block of the answer, each with the member that holds it: one
+of text (or thinking, or a Responses message) with nothing in it yet opens the stream; a
+tool call's names its tool, which is answer."""
+_EMPTY_KINDS = frozenset({"text", "thinking", "message", "output_text"})
 EVENT_STREAM = "text/event-stream"
 ERROR_LINES = (b'data: {"error"', b'data:{"error"', b"event: error", b"event:error")
 """How the line of an upstream's own error event begins (OpenAI's and LiteLLM's data
@@ -84,7 +94,7 @@ class Preamble:
         self._line[:] = data[cut:]
         for line in ended:
             if not line:
-                if self._event and event_name(self._event) not in PREAMBLE:
+                if self._event and not opens(self._event):
                     return False
                 self._event = []
             elif not line.startswith(b":"):
@@ -104,6 +114,32 @@ def _events(data: bytes) -> tuple[list[list[bytes]], bool]:
             events.append([])
     whole = not events[-1] or data.endswith((b"\n\n", b"\r\n\r\n", b"\r\r"))
     return [event for event in events if event], whole
+
+
+def opens(event: list[bytes]) -> bool:
+    """Whether an event (its lines, comments left out) only opens a stream: one of the
+    PREAMBLE, or the start of an empty block of text (EMPTY_STARTS)."""
+    name = event_name(event)
+    if name in PREAMBLE:
+        return True
+    member = EMPTY_STARTS.get(name) if name is not None else None
+    if member is None:
+        return False
+    block = _data(event).get(member)
+    return (
+        isinstance(block, dict)
+        and block.get("type") in _EMPTY_KINDS
+        and not any(block.get(kind) for kind in ("text", "thinking", "content"))
+    )
+
+
+def _data(event: list[bytes]) -> dict[str, object]:
+    """An event's data object; {} when it has none."""
+    data = next((line for line in event if line.startswith(b"data:")), None)
+    with contextlib.suppress(jsonio.DecodeError):
+        parsed = jsonio.loads(data[5:]) if data is not None else None
+        return parsed if isinstance(parsed, dict) else {}
+    return {}
 
 
 def event_name(event: list[bytes]) -> bytes | None:
@@ -130,7 +166,7 @@ def opening_error(first: bytes, ended: bool = False) -> OpeningError | None:
     """What the error event that opens a stream (past its preamble) says, or that the
     stream `ended` with `first` before any of its answer; None when it opens otherwise."""
     events, _ = _events(first)
-    event = next((e for e in events if event_name(e) not in PREAMBLE), None)
+    event = next((e for e in events if not opens(e)), None)
     if event is None and ended:
         return OpeningError("the upstream's stream ended before any of its answer")
     if event is None:

@@ -77,6 +77,21 @@ async def test_a_stream_overloaded_right_after_message_start_fails_over(
     assert "overloaded_error" not in text and "message_stop" in text
 
 
+async def test_a_stream_overloaded_after_its_first_empty_block_began_fails_over(
+    gateway: Gateway, fake: FakeUpstream
+):
+    # As Anthropic's API orders it: the text block starts empty, a ping, then the error.
+    start = (b'event: content_block_start\ndata: {"type":"content_block_start","index":0,'
+             b'"content_block":{"type":"text","text":""}}\n\n'
+             b'event: ping\ndata: {"type": "ping"}\n\n')
+    fake.behave("m-alpha", script=((0.0, MESSAGE_START + start), (0.2, OVERLOADED)))
+    async with _sdk(gateway) as sdk:
+        async with sdk.messages.stream(model="chat", max_tokens=64, messages=HI) as stream:
+            final = await stream.get_final_message()
+    assert final.content[0].text == "Hello there from the fake upstream"  # type: ignore[union-attr]
+    assert fake.seen_models() == ["m-alpha", "m-beta"]
+
+
 @pytest.mark.parametrize("script", [
     ((0.0, MESSAGE_START + OVERLOADED),),
     ((0.0, MESSAGE_START), (0.2, OVERLOADED)),  # the last candidate's preamble read past too

@@ -59,6 +59,34 @@ def _fed(preamble: Preamble, data: bytes, size: int = 1) -> list[bool]:
     return [preamble.goes_on(data[at:at + size]) for at in range(0, len(data), size)]
 
 
+EMPTY_TEXT = (b'event: content_block_start\ndata: {"type":"content_block_start","index":0,'
+              b'"content_block":{"type":"text","text":""}}\n\n')
+OVERLOADED = (b'event: error\ndata: {"type":"error","error":{"type":"overloaded_error",'
+              b'"message":"Overloaded"}}\n\n')
+
+
+@pytest.mark.parametrize("block", [
+    EMPTY_TEXT,
+    b'data: {"type":"response.output_item.added","output_index":0,"item":{"id":"msg_1",'
+    b'"type":"message","status":"in_progress","content":[],"role":"assistant"}}\n\n'
+    b'data: {"type":"response.content_part.added","item_id":"msg_1","output_index":0,'
+    b'"content_index":0,"part":{"type":"output_text","annotations":[],"text":""}}\n\n',
+], ids=["anthropic-text", "responses-message"])
+def test_an_error_after_an_empty_block_of_text_begins_is_still_an_opening_error(block: bytes):
+    # Both APIs start a block before its first delta: nothing of the answer is in it.
+    first = b'event: message_start\ndata: {"type":"message_start","message":{}}\n\n'
+    assert opening_error(first + block + OVERLOADED) is not None
+    assert all(_fed(Preamble(), first + block, size=7))
+
+
+def test_a_tool_call_s_start_is_answer_not_opening():
+    tool = (b'event: content_block_start\ndata: {"type":"content_block_start","index":0,'
+            b'"content_block":{"type":"tool_use","id":"toolu_1","name":"get_weather",'
+            b'"input":{}}}\n\n')
+    assert opening_error(tool + OVERLOADED) is None
+    assert not all(_fed(Preamble(), tool + PING, size=7))
+
+
 def test_an_opening_of_pings_and_comments_read_a_byte_at_a_time_goes_on():
     assert all(_fed(Preamble(), b": OPENROUTER PROCESSING\n\n" + PING * 3))
 
