@@ -85,9 +85,10 @@ async def test_a_stream_overloaded_after_its_first_empty_block_began_fails_over(
              b'"content_block":{"type":"text","text":""}}\n\n'
              b'event: ping\ndata: {"type": "ping"}\n\n')
     fake.behave("m-alpha", script=((0.0, MESSAGE_START + start), (0.2, OVERLOADED)))
-    async with _sdk(gateway) as sdk:
-        async with sdk.messages.stream(model="chat", max_tokens=64, messages=HI) as stream:
-            final = await stream.get_final_message()
+    async with _sdk(gateway) as sdk, sdk.messages.stream(
+        model="chat", max_tokens=64, messages=HI
+    ) as stream:
+        final = await stream.get_final_message()
     assert final.content[0].text == "Hello there from the fake upstream"  # type: ignore[union-attr]
     assert fake.seen_models() == ["m-alpha", "m-beta"]
 
