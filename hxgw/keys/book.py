@@ -117,7 +117,6 @@ class StoredKeys:
     def _read(
         self, stored: list[StoredKey], config_names: frozenset[str]
     ) -> tuple[dict[bytes, ClientKey], dict[bytes, tuple[str, str]]]:
-        now = time.time()
         by_digest: dict[bytes, ClientKey] = {}
         ended: dict[bytes, tuple[str, str]] = {}
         for key in stored:
@@ -131,7 +130,7 @@ class StoredKeys:
                     log.warning("a stored key has a config key's name; it is ignored", key=key.name)
                 ended.update((bytes.fromhex(d), (key.name, HIDDEN)) for d in key.digests())
                 continue
-            for client_key in key.client_keys(now):
+            for client_key in key.client_keys():
                 by_digest[client_key.digest] = client_key
         return by_digest, ended
 

@@ -77,10 +77,10 @@ class StoredKey:
             budget_period_s=PERIODS[self.budget_period],
         )
 
-    def client_keys(self, now: float) -> list[ClientKey]:
+    def client_keys(self) -> list[ClientKey]:
         """What the gateway checks a presented key against: this key and the one it was
         rotated from, which expires with its grace (and is then refused as one that
-        ended, not counted as a bad key). None once revoked."""
+        ended, not counted as a bad key). None (an empty list) once revoked."""
         if self.revoked is not None:
             return []
         groups = frozenset(self.groups) if self.groups is not None else None

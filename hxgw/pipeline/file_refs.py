@@ -28,7 +28,7 @@ def unbind_files(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
     """After `route`. Reads ctx.raw_body, ctx.body, ctx.key and ctx.candidates; for a
     body that names a file the gateway made, writes ctx.body and ctx.raw_body (the
     upstream's ids) and ctx.candidates (those on the file's upstream)."""
-    if ctx.raw_body is None or _MARKED not in ctx.raw_body:
+    if _MARKED not in ctx.raw_body:
         return call_next(ctx)  # no id of the gateway's in it: as nearly every body
     assert ctx.body is not None
     named: dict[str, Bound] = {}
