@@ -3,14 +3,17 @@ share and the exchange they answer through. `chain` assembles it, top to bottom.
 
 The steps, in the order a proxied request meets them (module: step):
   request_id: assign_request_id     access_log: log_access      measure: record_metrics
-  record_usage: record_usage        rendering: render_errors    auth: authenticate
+  record_usage: record_usage        rendering: render_errors    loops: refuse_loops
+  auth: authenticate
   parse: parse_body (form: read_form, file_upload: take_file for uploads)
   route: route (affinity: follow_previous, bind_to_origin; held: choose_upstream for
   files and batches)                file_refs: unbind_files     limits: apply_limits
   owners: keep_to_owner (files and batches)                     transform: transform_request
   forward: forward (attempt: one candidate's try)                relay: relay
 and the ends of the other chains: models (list_models, describe_model), operator
-(guard_operator, answer_operator), refuse (refuse_unrouted).
+(guard_operator, answer_operator; measure's count_operator_refusals before them), refuse
+(refuse_unrouted, after measure's count_unrouted; refuse_anthropic_files on the files
+chains).
 
 What the steps share: context (RequestContext, Reply, the step types), exchange (the
 client's side; its request half is client_request), failures (what a failed candidate

@@ -2,8 +2,9 @@
 
 `open_database` picks the store (DATABASE_URL, else a SQLite file under the state
 directory); `Database.connect()` gives a `Connection` whose SQL uses `?` placeholders on
-both stores; `migrate_database(database, steps)` brings a schema up to its newest version. The usage
-ledger keeps its table here, and so will the key store.
+both stores; `migrate_database(database, steps)` brings a schema up to its newest
+version. The usage ledger, the key store and the owners of files and batches keep their
+tables here (`sqlite`, `postgres`: the two stores; `locate` finds the one configured).
 
 May import: the standard library and psycopg; nothing else of hxgw.
 """
