@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 
 from hxgw.errors import GatewayError, TotalTimeout, UpstreamError, UpstreamTimeout
 from hxgw.pipeline.context import Reply, RequestContext
-from hxgw.pipeline.failed_candidate import warn
 from hxgw.pipeline.lines import HeldLine, open_closer
 from hxgw.pipeline.rendering import error_event
 from hxgw.pipeline.stream_end import (
@@ -143,7 +142,7 @@ def mark_failed(
     kind = kind or ("stream_timeout" if isinstance(exc, UpstreamTimeout) else "stream_reset")
     ctx.state.runtime.metrics.upstream_errors.labels(reply.model.name, kind).inc()
     # As a failure before the first byte is: `journalctl -p warning` shows both.
-    warn(reply.health, "upstream failed mid-response", model=reply.model.name, error=exc.message)
+    reply.health.warn("upstream failed mid-response", model=reply.model.name, error=exc.message)
 
 
 async def write_error_event(ctx: RequestContext, exc: GatewayError, closer: bytes) -> None:

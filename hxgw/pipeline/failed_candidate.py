@@ -8,9 +8,6 @@ upstream's error body."""
 from __future__ import annotations
 
 import time
-from typing import Any
-
-import structlog
 
 from hxgw.config import Model
 from hxgw.pipeline.blame import WAITS_FOR_VERDICT, Blame
@@ -21,16 +18,6 @@ from hxgw.pipeline.waits import SPARING, spared_for
 from hxgw.routing.health import ModelHealth
 from hxgw.upstream import UpstreamResponse
 
-log = structlog.get_logger("hxgw.pipeline.forward")
-
-
-def warn(health: ModelHealth, event: str, **fields: Any) -> None:
-    """Log a failure of the model, at most a few a second (`ModelHealth.to_warn`), with
-    how many went unlogged since the line before."""
-    unsaid = health.to_warn(time.monotonic())
-    if unsaid is not None:
-        log.warning(event, **fields, **({"more_since_last": unsaid} if unsaid else {}))
-
 
 def broken(model: Model, health: ModelHealth, exc: BaseException, started: float) -> Failure:
     """The failure of a candidate whose exchange broke (no connection, a timeout, a reset,
@@ -38,8 +25,7 @@ def broken(model: Model, health: ModelHealth, exc: BaseException, started: float
     outcome = transport_outcome(exc)
     # A broken answer says what broke; the other transport failures are their kind.
     said = str(exc) if outcome == "protocol_error" else outcome
-    warn(
-        health,
+    health.warn(
         "upstream failed",
         model=model.name,
         error=outcome,
@@ -80,7 +66,7 @@ async def error_status(
     if status == KEY_REFUSAL:  # never passed on: it is not the client's
         refused, answer = key_refusal(status, answer), None
     detail = refused or (answer.message if answer else None) or None
-    warn(health, "upstream error", model=model.name, status=status, detail=detail)
+    health.warn("upstream error", model=model.name, status=status, detail=detail)
     return Failure(
         model.name,
         detail,
@@ -110,4 +96,4 @@ async def set_aside(
     else:
         response.close()
         health.failed(time.monotonic(), token=token)
-    warn(health, "upstream error", model=model.name, detail=failure.error)
+    health.warn("upstream error", model=model.name, detail=failure.error)

@@ -9,10 +9,11 @@ dropped from it.
 
 from __future__ import annotations
 
+import time
 from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import structlog
 
@@ -73,6 +74,13 @@ class ModelHealth:
         self._warned += 1
         unsaid, self._unsaid = self._unsaid, 0
         return unsaid
+
+    def warn(self, event: str, **fields: Any) -> None:
+        """Log a failure of the model, if `to_warn` lets it be now, with how many went
+        unlogged since the line before."""
+        unsaid = self.to_warn(time.monotonic())
+        if unsaid is not None:
+            log.warning(event, **fields, **({"more_since_last": unsaid} if unsaid else {}))
 
     @property
     def error_rate(self) -> float:
