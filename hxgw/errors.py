@@ -236,7 +236,7 @@ class UpstreamAnswer(UpstreamError):
         super().__init__(message)
         self.answer_status = answer_status
         self.headers = headers
-        """Only the ones a client may see (`pipeline.upstream_headers.passed_headers`)."""
+        """Only the ones a client may see (`pipeline.answer.upstream_headers.passed_headers`)."""
         self.body = body
 
     def to_json(self) -> bytes:

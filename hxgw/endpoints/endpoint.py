@@ -67,7 +67,7 @@ class Endpoint:
     not, nor listing models, nor a call on a response, file or batch made before: their
     answers may hold a `usage` (a response's, a batch's, a file's own text), which was
     billed when it was made, or never was the gateway's to bill (a background response's
-    is billed apart, once: hxgw.pipeline.background). Such a route reserves and bills
+    is billed apart, once: hxgw.pipeline.billing.background). Such a route reserves and bills
     none, and counts against a key's limits as a request."""
     writes: bool = True
     """Whether a model writes its answer, which is reserved for and counted as a

@@ -30,7 +30,7 @@ UPSTREAM_ERROR_KINDS = (
     "stream_timeout",
     "stream_error",
 )
-"""The `hxgw_upstream_errors_total` kinds that are fixed words (hxgw.pipeline.sending,
+"""The `hxgw_upstream_errors_total` kinds that are fixed words (hxgw.pipeline.failover.sending,
 failures, events)."""
 
 

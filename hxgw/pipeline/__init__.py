@@ -9,23 +9,19 @@ The steps, in the order a proxied request meets them (module: step):
   route: route (affinity: follow_previous, bind_to_origin; held: choose_upstream for
   files and batches)                file_refs: unbind_files     limits: apply_limits
   owners: keep_to_owner (files and batches)                     transform: transform_request
-  forward: forward (attempt: one candidate's try)                relay: relay
+  forward: forward (failover.attempt: one candidate's try)     relay: relay
 and the ends of the other chains: models (list_models, describe_model), operator
 (guard_operator, answer_operator; measure's count_operator_refusals before them), refuse
 (refuse_unrouted, after measure's count_unrouted; refuse_anthropic_files on the files
 chains).
 
-What the steps share: context (RequestContext, Reply, the step types), exchange (the
-client's side; its request half is client_request), failures (what a failed candidate
-tells the client; failed_candidate, what each kind of failure does; unserved, answers
-that begin as no answer; error_answer, an upstream's error body read and masked; waits,
-how long an upstream asks to be waited for), usage (what a request used; reported_usage reads the upstream's;
-background, a background response's, billed once),
-rebind (ids of upstream state in an answer), upstream_headers and whole_response (the
-answer's head), cors, sending (what forward sends each candidate), events (an event
-stream relayed: lines cuts it into whole lines, opening reads how it opens, stream_end
-knows its end when it comes, usage_chunk keeps back the usage the gateway asked for); for uploads, upload,
-send_upload, multipart.
+What the steps share, beside them: context (RequestContext, Reply, the step types),
+exchange (the client's side; its request half is client_request), rebind (ids of upstream
+state in an answer), shapes (the fields a body may hold) and cors. What they use, in four
+rooms of their own, each saying what it holds: `failover` (the candidates tried in turn,
+and what each failure means), `answer` (the upstream's answer on its way to the client:
+its head, its event stream), `uploads` (an upload read as it streams in) and `billing`
+(what a request used).
 
 May import: config, routing, upstream, observe, keys, usage (the ledger's row), and at
 the top hxgw.state, hxgw.endpoints, hxgw.errors, hxgw.jsonio, hxgw.memo; never server,

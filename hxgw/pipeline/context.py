@@ -25,7 +25,7 @@ from hxgw.upstream import UpstreamResponse
 from hxgw.upstream.affinity import Bound
 
 if TYPE_CHECKING:
-    from hxgw.pipeline.upload import Upload
+    from hxgw.pipeline.uploads.upload import Upload
 
 
 UNANSWERED = ("client_gone", "cancelled", "upstream_timeout")
@@ -58,7 +58,7 @@ Source = Literal["reported", "estimated", "none"]
 @dataclass(frozen=True, slots=True)
 class Used:
     """What a request used: its tokens, their cost, and where the count came from
-    (worked out by `pipeline.usage.used`)."""
+    (worked out by `pipeline.billing.usage.used`)."""
 
     prompt: int
     completion: int

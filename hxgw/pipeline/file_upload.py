@@ -15,8 +15,8 @@ from hxgw.config import Model
 from hxgw.config.body_limits import Family
 from hxgw.pipeline.client_request import body_too_large
 from hxgw.pipeline.context import Next, RequestContext
-from hxgw.pipeline.multipart import ModelField, form_boundary
-from hxgw.pipeline.upload import Upload
+from hxgw.pipeline.uploads.multipart import ModelField, form_boundary
+from hxgw.pipeline.uploads.upload import Upload
 
 FAMILY: Family = "files"
 

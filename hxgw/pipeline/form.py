@@ -5,8 +5,8 @@ from __future__ import annotations
 from hxgw.errors import BadRequest
 from hxgw.pipeline.client_request import body_too_large
 from hxgw.pipeline.context import Next, RequestContext
-from hxgw.pipeline.multipart import ModelField, form_boundary
-from hxgw.pipeline.upload import Upload
+from hxgw.pipeline.uploads.multipart import ModelField, form_boundary
+from hxgw.pipeline.uploads.upload import Upload
 from hxgw.routing.routes import GROUP_HEADER
 
 

@@ -12,7 +12,7 @@ the request's own fault and goes to the client as the upstream said it
 (`failed_candidate` says what each kind of failure does, `failures` what a client gets
 when no candidate served).
 
-An upload (hxgw.pipeline.upload) is streamed, not held: once a candidate has
+An upload (hxgw.pipeline.uploads.upload) is streamed, not held: once a candidate has
 taken bytes of it straight from the client, they cannot be sent again, so it
 fails over only before that — connect errors, a shed at the gate, or any
 failure while the whole form was still held. After that the upstream's error
@@ -24,10 +24,10 @@ from __future__ import annotations
 import time
 
 from hxgw.errors import UpstreamTimeout
-from hxgw.pipeline.attempt import Tries
 from hxgw.pipeline.context import Next, Reply, RequestContext
-from hxgw.pipeline.failures import all_failed
-from hxgw.pipeline.sending import request_headers
+from hxgw.pipeline.failover.attempt import Tries
+from hxgw.pipeline.failover.failures import all_failed
+from hxgw.pipeline.failover.sending import request_headers
 from hxgw.usage.schema import LEFT
 
 

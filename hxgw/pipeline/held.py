@@ -17,11 +17,11 @@ from urllib.parse import parse_qsl, urlencode
 from hxgw.config import DEFAULT_UPSTREAM, Model
 from hxgw.endpoints import BATCHES
 from hxgw.errors import BadRequest, BatchNotAllowed, Forbidden, NotFound
+from hxgw.pipeline.billing.usage import counting_limits
 from hxgw.pipeline.context import Next, RequestContext
 from hxgw.pipeline.rebind import HeldIds
 from hxgw.pipeline.shapes import check_query
 from hxgw.pipeline.transform import FixedBody, encode_body
-from hxgw.pipeline.usage import counting_limits
 from hxgw.routing.routes import GROUP_HEADER, may_use_upstream
 from hxgw.upstream.affinity import unbind
 

@@ -18,14 +18,14 @@ from hxgw.config import KeyLimits
 from hxgw.endpoints import RESPONSES
 from hxgw.errors import BackgroundNotAllowed
 from hxgw.keys import refusal
-from hxgw.pipeline.context import Next, RequestContext
-from hxgw.pipeline.usage import (
+from hxgw.pipeline.billing.usage import (
     counting_limits,
     estimated_completion,
     estimated_cost,
     estimated_prompt,
     used,
 )
+from hxgw.pipeline.context import Next, RequestContext
 
 
 def apply_limits(ctx: RequestContext, call_next: Next) -> Awaitable[None]:

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import time
 
+from hxgw.pipeline.billing.usage import used
 from hxgw.pipeline.context import Next, RequestContext
-from hxgw.pipeline.usage import used
 
 
 async def record_metrics(ctx: RequestContext, call_next: Next) -> None:

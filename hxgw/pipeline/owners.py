@@ -7,7 +7,7 @@ and before the upstream is asked:
 - what an answer makes is the key's before the client hears of it: a new file or
   batch, and a batch's output and error files (its owner's) once the batch is read
   through the gateway. A key makes nothing while the owners' database is away. An
-  ended batch an answer holds is billed to its owner (hxgw.pipeline.batch_usage);
+  ended batch an answer holds is billed to its owner (hxgw.pipeline.billing.batch_usage);
 - a list shows only the key's own. The upstream's list (newest first) is read in
   pages of the largest size its API allows until the client's page is full, the list
   ends, or it reaches objects older than the key's first: at most MAX_PAGES pages
@@ -39,8 +39,8 @@ from hxgw.errors import (
     UpstreamTimeout,
 )
 from hxgw.keys.owners import Owners, OwnersUnavailable
-from hxgw.pipeline.background import CLOCK_SLACK
-from hxgw.pipeline.batch_usage import Owned, bill_ended
+from hxgw.pipeline.billing.background import CLOCK_SLACK
+from hxgw.pipeline.billing.batch_usage import Owned, bill_ended
 from hxgw.pipeline.context import Next, RequestContext
 from hxgw.pipeline.rebind import HeldIds
 from hxgw.upstream.affinity import bind, unbind

@@ -67,7 +67,7 @@ class ResponseIds:
         self._learn = learn
         self.background: dict[str, Any] | None = None
         """The response the answer carries, when it was made with `background: true`,
-        with its client id as `id` (hxgw.pipeline.background bills it)."""
+        with its client id as `id` (hxgw.pipeline.billing.background bills it)."""
 
     def body(self, data: bytes, served: Model) -> bytes:
         document = None

@@ -6,9 +6,10 @@ from __future__ import annotations
 import asyncio
 import time
 
-from hxgw.pipeline.background import background_row
+from hxgw.pipeline.billing.background import background_row
+from hxgw.pipeline.billing.once import bill_once
+from hxgw.pipeline.billing.usage import used
 from hxgw.pipeline.context import Next, RequestContext
-from hxgw.pipeline.usage import used
 from hxgw.usage import Values
 from hxgw.usage.schema import LEFT
 
@@ -29,20 +30,6 @@ async def record_usage(ctx: RequestContext, call_next: Next) -> None:
             finished = background_row(ctx)
             if finished is not None:
                 bill_once(ctx, finished)
-
-
-def bill_once(ctx: RequestContext, row: Values) -> bool:
-    """Queue a row billed by whichever answer first carries it (a batch's usage, a
-    background response's) unless it was lately, and add it to its key's figures as its
-    requests' are; whether it was queued."""
-    runtime = ctx.state.runtime
-    added = runtime.ledger.record_once(row) if runtime.ledger is not None else None
-    if added is not None:
-        # Counters only grow: a report below its estimate leaves the estimate in them
-        # (the ledger has the report), or Prometheus would read a drop as a reset.
-        key, prompt, completion, cost = added
-        runtime.metrics.key_billed(key, max(prompt, 0), max(completion, 0), max(cost, 0.0))
-    return added is not None
 
 
 def row_values(ctx: RequestContext) -> Values:

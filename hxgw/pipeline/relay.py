@@ -1,5 +1,5 @@
 """Write the upstream's response to the client as it arrives: status, headers,
-then body or SSE (`hxgw.pipeline.events`).
+then body or SSE (`hxgw.pipeline.answer.events`).
 
 Nothing is collected: each chunk is written (and so flushed) as soon as the
 upstream sends it. Only answers the gateway must change (ids rebound, an error
@@ -17,12 +17,17 @@ from collections.abc import Awaitable
 
 from hxgw.error_shapes import anthropic_shaped, openai_shaped
 from hxgw.errors import GatewayError, Unavailable, UpstreamError
+from hxgw.pipeline.answer.events import (
+    mark_failed,
+    relay_events,
+    upstream_chunks,
+    write_error_event,
+)
+from hxgw.pipeline.answer.upstream_headers import response_headers
+from hxgw.pipeline.answer.whole_response import NO_BODY_STATUS
+from hxgw.pipeline.billing.reported_usage import last_usage, messages_usage
 from hxgw.pipeline.context import Next, Reply, RequestContext
-from hxgw.pipeline.error_answer import DECODED, MAX_ANSWER, decoded, masked, upstream_key
-from hxgw.pipeline.events import mark_failed, relay_events, upstream_chunks, write_error_event
-from hxgw.pipeline.reported_usage import last_usage, messages_usage
-from hxgw.pipeline.upstream_headers import response_headers
-from hxgw.pipeline.whole_response import NO_BODY_STATUS
+from hxgw.pipeline.failover.error_answer import DECODED, MAX_ANSWER, decoded, masked, upstream_key
 from hxgw.upstream import UpstreamResponse
 
 USAGE_TAIL = 64 * 1024

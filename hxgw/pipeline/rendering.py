@@ -20,10 +20,10 @@ from hxgw.errors import (
     UnsupportedEncoding,
     UpstreamAnswer,
 )
+from hxgw.pipeline.answer.upstream_headers import with_key_limits
 from hxgw.pipeline.client_request import ACCEPT_ENCODING
 from hxgw.pipeline.context import Next, RequestContext
-from hxgw.pipeline.failures import retry_helps
-from hxgw.pipeline.upstream_headers import with_key_limits
+from hxgw.pipeline.failover.failures import retry_helps
 
 log = structlog.get_logger("hxgw.errors")
 

@@ -139,7 +139,7 @@ class ModelHealth:
         return self._next_token
 
     def answered(self, token: int) -> None:
-        """An answer came whose verdict waits (hxgw.pipeline.blame): no stall meanwhile."""
+        """An answer came whose verdict waits (hxgw.pipeline.failover.blame): no stall meanwhile."""
         self._waiting.pop(token, None)
 
     def waiting_from(self, token: int, now: float) -> None:

@@ -2,7 +2,7 @@
 the characters of the media sent inline, which providers count by pixels, seconds or
 pages, not by characters. Routing keeps a long prompt off a model with a smaller
 `max_context` by the first; a key's limits count the second at their own rate
-(hxgw.pipeline.usage).
+(hxgw.pipeline.billing.usage).
 """
 
 from __future__ import annotations

@@ -75,7 +75,7 @@ it did: before the first byte its row's status is 499."""
 # A row already there stays: replaying a spooled batch that had partly committed before
 # the store went away adds each row once. Unless it was an estimate and this one says what
 # the upstream reported: a background response's row, made by its stream cut short, then
-# by a read of the finished response (hxgw.pipeline.background). Table and columns are
+# by a read of the finished response (hxgw.pipeline.billing.background). Table and columns are
 # constants.
 _NAMES, _MARKS = ", ".join(COLUMNS), ", ".join("?" for _ in COLUMNS)
 _KEY = ("started", "request_id")

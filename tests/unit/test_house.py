@@ -149,3 +149,28 @@ def test_each_part_imports_only_what_its_docstring_allows():
 def test_the_parts_import_each_other_in_no_circle():
     graph = {part: set(allowed) for part, allowed in MAY_IMPORT.items()}
     assert _circle(graph) is None
+
+
+# The pipeline's own rooms, as their docstrings say: the answer is read without the
+# failover code (which reads answers with it), and an upload or a bill knows neither.
+PIPELINE_ROOMS_NEVER = {
+    "answer": {"failover"},
+    "uploads": {"failover", "answer", "billing"},
+    "billing": {"failover", "answer", "uploads"},
+}
+
+
+def _pipeline_room(module: str) -> str | None:
+    parts = module.split(".")
+    return parts[2] if len(parts) > 3 and parts[1] == "pipeline" else None
+
+
+def test_the_pipeline_s_rooms_import_only_what_their_docstrings_allow():
+    wrong = sorted(
+        f"{name} imports {target}"
+        for name, path in MODULES.items()
+        if (room := _pipeline_room(name)) in PIPELINE_ROOMS_NEVER
+        for target in _imported(path)
+        if _pipeline_room(target) in PIPELINE_ROOMS_NEVER[room]
+    )
+    assert wrong == []

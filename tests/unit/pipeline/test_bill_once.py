@@ -9,9 +9,9 @@ from aiohttp.test_utils import make_mocked_request
 
 from hxgw.config import load_config
 from hxgw.endpoints import RESPONSE
+from hxgw.pipeline.billing.once import bill_once
 from hxgw.pipeline.context import RequestContext
 from hxgw.pipeline.exchange import Exchange
-from hxgw.pipeline.record_usage import bill_once
 from hxgw.runtime import Runtime
 from hxgw.state import build_state
 from hxgw.store import open_database

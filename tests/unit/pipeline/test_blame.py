@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from hxgw.config import Model
-from hxgw.pipeline.blame import Blame
-from hxgw.pipeline.failures import Failure
+from hxgw.pipeline.failover.blame import Blame
+from hxgw.pipeline.failover.failures import Failure
 from hxgw.routing.health import HealthSettings, ModelHealth
 
 SETTINGS = HealthSettings(breaker_failures=1, breaker_cooldown=60)

@@ -16,7 +16,7 @@ from hxgw.endpoints import (
     TRANSCRIPTIONS,
     Endpoint,
 )
-from hxgw.pipeline.stream_end import ends_stream, failed_upstream, finished_choices
+from hxgw.pipeline.answer.stream_end import ends_stream, failed_upstream, finished_choices
 
 CHUNK = b'data: {"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}\n\n'
 

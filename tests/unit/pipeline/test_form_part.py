@@ -10,7 +10,7 @@ from hypothesis import strategies as st
 from python_multipart.multipart import parse_options_header
 
 from hxgw.errors import BadRequest
-from hxgw.pipeline.form_part import part_name
+from hxgw.pipeline.uploads.form_part import part_name
 
 PIECES = ["form-data", ";", " ", "\t", "name", "=", '"', "model", "'", "\\", ",", "x", "filename",
           "*", "NAME", ';name="model"', '"model"', "file", '=""', "a"]

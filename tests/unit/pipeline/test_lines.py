@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from hxgw.pipeline.lines import MAX_HELD_LINE, HeldLine, closer, open_closer
+from hxgw.pipeline.answer.lines import MAX_HELD_LINE, HeldLine, closer, open_closer
 
 LINE = b'data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n'
 

@@ -8,8 +8,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from hxgw.errors import BadRequest
-from hxgw.pipeline.form_part import part_name
-from hxgw.pipeline.multipart import (
+from hxgw.pipeline.uploads.form_part import part_name
+from hxgw.pipeline.uploads.multipart import (
     MAX_MODEL,
     MAX_PART_HEAD,
     ModelField,

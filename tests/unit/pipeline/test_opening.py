@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from hxgw.pipeline.opening import OpeningError, Preamble, opening_error
+from hxgw.pipeline.answer.opening import OpeningError, Preamble, opening_error
 
 CHUNK = b'data: {"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}\n\n'
 

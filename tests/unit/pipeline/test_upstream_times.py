@@ -6,7 +6,7 @@ import time
 
 import pytest
 
-from hxgw.pipeline.background import unix_time
+from hxgw.pipeline.billing.background import unix_time
 
 
 def test_a_time_in_seconds_is_taken_as_it_is():

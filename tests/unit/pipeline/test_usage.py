@@ -2,13 +2,13 @@
 
 import pytest
 
-from hxgw.pipeline.reported_usage import (
+from hxgw.pipeline.answer.usage_chunk import HiddenUsage
+from hxgw.pipeline.billing.reported_usage import (
     MAX_TOKENS,
     last_usage,
     messages_usage,
     reported_tokens,
 )
-from hxgw.pipeline.usage_chunk import HiddenUsage
 
 
 def test_tokens_are_read_from_a_usage_with_spaces_and_details():

@@ -7,7 +7,7 @@ from email.utils import formatdate
 
 import pytest
 
-from hxgw.pipeline.waits import retry_seconds, spared_for, wait_ms
+from hxgw.pipeline.failover.waits import retry_seconds, spared_for, wait_ms
 
 
 def test_retry_after_in_seconds_is_read():

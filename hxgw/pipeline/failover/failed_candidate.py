@@ -10,11 +10,11 @@ from __future__ import annotations
 import time
 
 from hxgw.config import Model
-from hxgw.pipeline.blame import WAITS_FOR_VERDICT, Blame
-from hxgw.pipeline.error_answer import read_answer
-from hxgw.pipeline.failures import KEY_REFUSAL, REFUSED_REQUEST, Failure, key_refusal
-from hxgw.pipeline.sending import transport_outcome
-from hxgw.pipeline.waits import SPARING, spared_for
+from hxgw.pipeline.failover.blame import WAITS_FOR_VERDICT, Blame
+from hxgw.pipeline.failover.error_answer import read_answer
+from hxgw.pipeline.failover.failures import KEY_REFUSAL, REFUSED_REQUEST, Failure, key_refusal
+from hxgw.pipeline.failover.sending import transport_outcome
+from hxgw.pipeline.failover.waits import SPARING, spared_for
 from hxgw.routing.health import ModelHealth
 from hxgw.upstream import UpstreamResponse
 

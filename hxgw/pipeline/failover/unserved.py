@@ -1,14 +1,14 @@
 """Answers that begin as no answer: a stream that opens with an error, a 200 that
 holds only an error, an upstream without the model, a prompt longer than the model's
 context, or LiteLLM refusing the gateway's own key. Another candidate of the group may
-serve the request (hxgw.pipeline.attempt sets each aside as a `Failure`)."""
+serve the request (hxgw.pipeline.failover.attempt sets each aside as a `Failure`)."""
 
 from __future__ import annotations
 
 from hxgw import jsonio
-from hxgw.pipeline.error_answer import MAX_ANSWER, error_of, summary
-from hxgw.pipeline.failures import Failure
-from hxgw.pipeline.opening import EVENT_STREAM, opening_error
+from hxgw.pipeline.answer.opening import EVENT_STREAM, opening_error
+from hxgw.pipeline.failover.error_answer import MAX_ANSWER, error_of, summary
+from hxgw.pipeline.failover.failures import Failure
 from hxgw.upstream import UpstreamResponse
 
 

@@ -12,8 +12,8 @@ from typing import Any
 from hxgw import jsonio
 from hxgw.config import Config, Model
 from hxgw.errors import UpstreamAnswer
-from hxgw.pipeline.sending import TransportError
-from hxgw.pipeline.upstream_headers import passed_headers
+from hxgw.pipeline.answer.upstream_headers import passed_headers
+from hxgw.pipeline.failover.sending import TransportError
 from hxgw.upstream import UpstreamResponse
 
 # An upstream's error body is passed on whole or not at all; OpenAI's are under 1 KiB.

@@ -17,7 +17,7 @@ from hxgw.config import Model
 from hxgw.config.body_limits import Family
 from hxgw.pipeline.client_request import body_too_large
 from hxgw.pipeline.exchange import Exchange
-from hxgw.pipeline.multipart import ModelField
+from hxgw.pipeline.uploads.multipart import ModelField
 
 IN_MEMORY = 1024 * 1024
 """A spool holds this much in memory; past it, in a temporary file."""

@@ -1,6 +1,6 @@
 """The usage chunk of a chat or completions stream, which the gateway asks the upstream
 for (`stream_options.include_usage`) so that the ledger gets the upstream's count, and
-keeps from a client that did not ask for it (hxgw.pipeline.events): the chunk itself, or
+keeps from a client that did not ask for it (hxgw.pipeline.answer.events): the chunk itself, or
 the `usage` of one that says more (some upstreams put it on the finish chunk)."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 from hxgw import jsonio
-from hxgw.pipeline.lines import line_ends
+from hxgw.pipeline.answer.lines import line_ends
 
 # An SSE event and the blank line that ends it.
 # An event ends with an empty line; a line ends with CRLF, LF or a lone CR.

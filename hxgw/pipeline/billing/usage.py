@@ -17,9 +17,9 @@ from typing import Any
 
 from hxgw.config import KeyLimits, Model
 from hxgw.endpoints import COMPLETIONS, Endpoint
+from hxgw.pipeline.billing.reported_usage import MAX_TOKENS, reported_parts, reported_tokens
 from hxgw.pipeline.context import RequestContext, Source, Used
 from hxgw.pipeline.rebind import background_response
-from hxgw.pipeline.reported_usage import MAX_TOKENS, reported_parts, reported_tokens
 from hxgw.routing.prompt_size import measure
 from hxgw.usage.schema import LEFT
 

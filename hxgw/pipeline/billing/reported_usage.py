@@ -3,7 +3,7 @@ tokens, and the parts of them a provider bills apart (cached and cache-written p
 reasoning). Searched for in the bytes, not parsed: a stream's usage comes in its last
 event, a plain answer's at its end, and the rest of the answer need not be read as JSON.
 OpenAI's names, LiteLLM's order and Anthropic's and the Responses API's names are all
-found; `hxgw.pipeline.usage` works out from them what a request used.
+found; `hxgw.pipeline.billing.usage` works out from them what a request used.
 """
 
 from __future__ import annotations

@@ -19,10 +19,10 @@ import time
 
 from hxgw import jsonio
 from hxgw.endpoints import RESPONSES
+from hxgw.pipeline.billing.reported_usage import reported_parts, reported_tokens
+from hxgw.pipeline.billing.usage import cost_of, estimated_prompt
 from hxgw.pipeline.context import RequestContext
 from hxgw.pipeline.rebind import background_response
-from hxgw.pipeline.reported_usage import reported_parts, reported_tokens
-from hxgw.pipeline.usage import cost_of, estimated_prompt
 from hxgw.usage import UsageRow, Values
 
 BILLED_AS = "usage-of-"

@@ -13,10 +13,8 @@ import time
 from collections.abc import AsyncIterator
 
 from hxgw.errors import GatewayError, TotalTimeout, UpstreamError, UpstreamTimeout
-from hxgw.pipeline.context import Reply, RequestContext
-from hxgw.pipeline.lines import HeldLine, open_closer
-from hxgw.pipeline.rendering import error_event
-from hxgw.pipeline.stream_end import (
+from hxgw.pipeline.answer.lines import HeldLine, open_closer
+from hxgw.pipeline.answer.stream_end import (
     FINAL,
     data_lines,
     ends_stream,
@@ -26,8 +24,10 @@ from hxgw.pipeline.stream_end import (
     said_done,
     through_final,
 )
-from hxgw.pipeline.usage import choices
-from hxgw.pipeline.usage_chunk import HiddenUsage
+from hxgw.pipeline.answer.usage_chunk import HiddenUsage
+from hxgw.pipeline.billing.usage import choices
+from hxgw.pipeline.context import Reply, RequestContext
+from hxgw.pipeline.rendering import error_event
 
 USAGE_KEPT = 64 * 1024
 """The most of a stream's usage events kept: an upstream that sends more is not believed."""

@@ -24,7 +24,7 @@ import contextlib
 from typing import NamedTuple
 
 from hxgw import jsonio
-from hxgw.pipeline.lines import lines_end
+from hxgw.pipeline.answer.lines import lines_end
 from hxgw.upstream import UpstreamResponse
 
 MAX_HELD = 64 * 1024

@@ -1,4 +1,4 @@
-"""An upstream's event stream cut into blocks of whole lines (hxgw.pipeline.events
+"""An upstream's event stream cut into blocks of whole lines (hxgw.pipeline.answer.events
 relays them): the line a read leaves unfinished is held until its end comes, and what
 ends the last event relayed is worked out when the gateway must end it.
 

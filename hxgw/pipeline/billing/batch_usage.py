@@ -5,7 +5,7 @@ batch has ended, OpenAI's batch object says what all of them used (`usage`, on b
 made since September 2025) and which model ran them (`model`). The first answer through
 the gateway that carries the ended batch with its usage (a retrieve, a list, a cancel),
 whichever key reads it, bills it to the key that made it, as a background response is
-billed (hxgw.pipeline.background): on a row whose request id is `usage-of-` and the
+billed (hxgw.pipeline.billing.background): on a row whose request id is `usage-of-` and the
 batch's id and whose start is its `created_at`, so that a later read adds nothing. The
 model is the registry's that the upstream knows by that name, priced at its
 `batch_factor`; one the registry lacks is named as the upstream says, and costs nothing
@@ -22,11 +22,11 @@ import structlog
 
 from hxgw.config import Config, Model
 from hxgw.endpoints import BATCHES
-from hxgw.pipeline.background import BILLED_AS, unix_time
+from hxgw.pipeline.billing.background import BILLED_AS, unix_time
+from hxgw.pipeline.billing.once import bill_once
+from hxgw.pipeline.billing.reported_usage import MAX_TOKENS
+from hxgw.pipeline.billing.usage import cost_of
 from hxgw.pipeline.context import RequestContext
-from hxgw.pipeline.record_usage import bill_once
-from hxgw.pipeline.reported_usage import MAX_TOKENS
-from hxgw.pipeline.usage import cost_of
 from hxgw.usage import UsageRow, Values
 
 ENDED = {

@@ -11,7 +11,7 @@ Why not aiohttp's MultipartReader: it hands out each part's decoded content,
 not the bytes as they came, so forwarding with it means writing every part
 again (new framing, and a length known only at the end). aiohttp's own parser
 reads the Content-Type (`parse_mimetype`); a part's head is read more strictly
-(hxgw.pipeline.form_part).
+(hxgw.pipeline.uploads.form_part).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ from typing import Literal
 from aiohttp.helpers import parse_mimetype
 
 from hxgw.errors import BadRequest
-from hxgw.pipeline.form_part import TOKEN, part_name
 from hxgw.pipeline.shapes import FILE_ROUTING, STEERING, steering
+from hxgw.pipeline.uploads.form_part import TOKEN, part_name
 
 MAX_BOUNDARY = 70
 """RFC 2046's longest boundary."""

@@ -21,7 +21,7 @@ import time
 from dataclasses import dataclass
 
 from hxgw.config import Model
-from hxgw.pipeline.failures import Failure
+from hxgw.pipeline.failover.failures import Failure
 from hxgw.routing.health import ModelHealth
 
 WAITS_FOR_VERDICT = 500

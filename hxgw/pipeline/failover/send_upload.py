@@ -1,5 +1,5 @@
 """An upload sent to one candidate: the request's form, streamed as the upstream takes
-it (hxgw.pipeline.upload), under deadlines that leave the client's pace out of the
+it (hxgw.pipeline.uploads.upload), under deadlines that leave the client's pace out of the
 first-byte timeout. Called by `forward`, in place of a held body's request.
 """
 
@@ -11,8 +11,8 @@ import time
 
 from hxgw.config import Model
 from hxgw.pipeline.context import RequestContext
-from hxgw.pipeline.failures import RETRYABLE_STATUS
-from hxgw.pipeline.multipart import form_content_type
+from hxgw.pipeline.failover.failures import RETRYABLE_STATUS
+from hxgw.pipeline.uploads.multipart import form_content_type
 from hxgw.upstream import Gate, UpstreamResponse, header_line
 
 

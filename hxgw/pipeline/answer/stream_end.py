@@ -1,7 +1,7 @@
 """How a relayed event stream's end is recognised: its API's final event (`[DONE]`,
 `message_stop`, `response.completed`), by its `event:` line or its data object's `type`,
 the upstream's own error event, and the choices that said why they stopped. Read on
-whole lines only (pipeline.lines), at a line's start, never inside a model's text.
+whole lines only (pipeline.answer.lines), at a line's start, never inside a model's text.
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hxgw.endpoints import BY_ID, PROXIED, Endpoint, StreamEnd
-from hxgw.pipeline.opening import ERROR_LINES, event_name
+from hxgw.pipeline.answer.opening import ERROR_LINES, event_name
 
 
 def _named(*names: bytes) -> tuple[bytes, ...]:
