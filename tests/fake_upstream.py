@@ -22,7 +22,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from hxgw.tools import demo_scoring
-from tests import fake_anthropic, fake_files, fake_media, fake_responses
+from tests import fake_anthropic, fake_faults, fake_files, fake_media, fake_responses
 
 CREATED = 1_733_000_000
 """Every answer's `created`, which OpenAI's chat objects carry (Unix seconds): fixed, so
@@ -225,27 +225,20 @@ class FakeUpstream:
         return response
 
     async def _respond(self, request: web.Request, body: Any, how: Behaviour) -> web.StreamResponse:
-        if how.header_delay:
-            await asyncio.sleep(how.header_delay)
-        if how.reset_before_headers:
-            _reset(request)
-            await asyncio.sleep(3600)
+        await fake_faults.before_headers(request, how)
         if how.status >= 400:
             return openai_error(how)
         streaming = isinstance(body, dict) and bool(body.get("stream"))
         if how.silent_after_headers:
-            silent = web.StreamResponse(headers={
-                "Content-Type": "text/event-stream" if streaming else "application/json"})
-            await silent.prepare(request)
-            await asyncio.sleep(3600)
+            await fake_faults.silence(request, how, streaming)
         if how.script is not None:
-            return await self._scripted(request, how, streaming)
+            return await fake_faults.scripted(request, how, streaming)
         if how.body_bytes is not None and not streaming:
             return await self._big_body(request, body, how)
         if how.stream_bytes is not None and streaming:
             return await self._big_stream(request, body, how)
         words = how.content.split(" ")
-        if not (isinstance(body, dict) and body.get("stream")):
+        if not streaming:
             legacy = request.path == "/v1/completions"
             count = _choice_count(body, legacy)
             payload = json.dumps({"id": "fake-1",
@@ -253,30 +246,12 @@ class FakeUpstream:
                 "model": body.get("model"),
                 "choices": [_choice(legacy, how.content, "stop", i) for i in range(count)],
                 "usage": openai_usage(3, count * len(words))}).encode()
-            response = web.StreamResponse(headers={"Content-Type": "application/json"})
-            if how.content_length:
-                response.content_length = len(payload)
-            response.headers.update(how.headers or {})
-            await response.prepare(request)
-            half = len(payload) // 2
-            await response.write(payload[:half])
-            if how.reset_after_chunks is not None:
-                _reset(request)
-                await asyncio.sleep(3600)
-            if how.hang_mid_body:
-                await asyncio.sleep(3600)
-            await asyncio.sleep(how.chunk_delay)
-            await response.write(payload[half:])
-            await response.write_eof()
-            return response
+            return await fake_faults.whole_body(request, payload, how)
         return await self._stream(request, body, how, words)
 
     async def _stream(self, request: web.Request, body: dict[str, Any], how: Behaviour,
                       words: list[str]) -> web.StreamResponse:
-        response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
-                                               "Cache-Control": "no-cache"})
-        response.headers.update(how.headers or {})
-        await response.prepare(request)
+        response = await fake_faults.open_stream(request, how)
         # Legacy completions stream `text_completion` objects whose choices carry `text`.
         legacy = request.path == "/v1/completions"
         kind = "text_completion" if legacy else "chat.completion.chunk"
@@ -287,15 +262,7 @@ class FakeUpstream:
         # As OpenAI: asked for usage, every chunk says "usage": null but the last one.
         usage_field = {"usage": None} if options.get("include_usage") else {}
         for i, word in enumerate(words):
-            if i == how.reset_after_chunks:
-                _reset(request)
-                await asyncio.sleep(3600)
-            if i == how.hang_after_chunks:
-                await asyncio.sleep(3600)
-            if i == how.garbage_after_chunks:
-                await response.write(b"data: {\"choices\": [{\"delta\": {\"cont")
-                _reset(request)
-                await asyncio.sleep(3600)
+            await fake_faults.before_chunk(request, response, i, how, _GARBAGE)
             if i == how.end_after_chunks:
                 await response.write_eof()
                 return response
@@ -321,27 +288,6 @@ class FakeUpstream:
                      "usage": openai_usage(3, count * len(words))}
             await response.write(b"data: " + json.dumps(usage).encode() + b"\n\n")
         await response.write(b"data: [DONE]\n\n")
-        await response.write_eof()
-        return response
-
-    async def _scripted(self, request: web.Request, how: Behaviour,
-                        streaming: bool) -> web.StreamResponse:
-        assert how.script is not None
-        response = web.StreamResponse(headers={
-            "Content-Type": "text/event-stream" if streaming else "application/json"})
-        response.headers.update(how.headers or {})
-        if how.content_length and not streaming:
-            response.content_length = sum(len(piece) for _, piece in how.script)
-        await response.prepare(request)
-        for delay, piece in how.script:
-            if delay:
-                await asyncio.sleep(delay)
-            await response.write(piece)
-        if how.script_end == "reset":
-            _reset(request)
-            await asyncio.sleep(3600)
-        if how.script_end == "hang":
-            await asyncio.sleep(3600)
         await response.write_eof()
         return response
 
@@ -439,7 +385,7 @@ class FakeUpstream:
         body, how = await self._record(request)
         model = str(body.get("model")) if isinstance(body, dict) else "?"
         if how.script is not None and isinstance(body, dict):  # events as the test writes them
-            return await self._answered(model, self._scripted(request, how,
+            return await self._answered(model, fake_faults.scripted(request, how,
                                                               bool(body.get("stream"))))
         return await self._answered(model, fake_anthropic.respond(request, body, how))
 
@@ -456,7 +402,7 @@ class FakeUpstream:
         if not isinstance(body, dict):
             return web.json_response({"error": {"message": "bad body"}}, status=400)
         if how.script is not None:  # events as the test writes them
-            answer = self._scripted(request, how, bool(body.get("stream")))
+            answer = fake_faults.scripted(request, how, bool(body.get("stream")))
         else:
             answer = self.responses.create(request, body, how)
         return await self._answered(str(body.get("model")), answer)
@@ -558,10 +504,8 @@ _RATE_LIMIT_HEADERS = {
 }
 
 
-def _reset(request: web.Request) -> None:
-    transport = request.transport
-    assert transport is not None
-    transport.abort()
+_GARBAGE = b"data: {\"choices\": [{\"delta\": {\"cont"
+"""A chunk broken off mid-JSON, as `garbage_after_chunks` sends it before its reset."""
 
 
 def _choice_count(body: dict[str, Any], legacy: bool) -> int:
