@@ -3,10 +3,12 @@ api.anthropic.com does (and LiteLLM's /v1/messages, which copies it): a `message
 object, or a stream of `message_start`, `content_block_start`, `ping`,
 `content_block_delta` (one `text_delta` a word), `content_block_stop`,
 `message_delta` (stop reason and output tokens) and `message_stop`, each event
-named on its `event:` line and in its `type`; errors as `{"type": "error", ...}`.
+named on its `event:` line and in its `type`; errors as `{"type": "error", ...}`;
+every answer with its `request-id` header.
 
-The model's `Behaviour` (tests/fake_upstream.py) applies: an error status, a
-pause after the first delta until its `gate` is set, a reset after N deltas.
+The model's `Behaviour` (tests/fake_upstream.py) applies as it does on the OpenAI
+routes, its faults played by the same code (tests/fake_faults.py): a chunk is a
+`content_block_delta`, and garbage is one of those broken off.
 """
 
 from __future__ import annotations
@@ -16,6 +18,8 @@ import json
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
+
+from tests import fake_faults
 
 if TYPE_CHECKING:
     from tests.fake_upstream import Behaviour
@@ -30,14 +34,18 @@ _ERRORS = {
     429: "rate_limit_error", 500: "api_error", 504: "timeout_error", 529: "overloaded_error",
 }
 """Anthropic's error types by status (its API reference's errors page)."""
+REQUEST_ID = "req_fake"
+_HEADERS = {"request-id": REQUEST_ID}
+_GARBAGE = b'event: content_block_delta\ndata: {"type": "content_block_delta", "index": 0, "de'
+"""A delta broken off mid-JSON, as `garbage_after_chunks` sends it before its reset."""
 
 
 def anthropic_error(status: int, message: str | None = None,
                     retry_after: str | None = None) -> web.Response:
     kind = _ERRORS.get(status, "api_error")
     body = {"type": "error", "error": {"type": kind, "message": message or f"fake {kind}"},
-            "request_id": "req_fake"}
-    headers = {"request-id": "req_fake"}
+            "request_id": REQUEST_ID}
+    headers = dict(_HEADERS)
     if retry_after is not None:  # as Anthropic asks a rate-limited client to wait
         headers["retry-after"] = retry_after
     return web.json_response(body, status=status, headers=headers)
@@ -59,20 +67,29 @@ def _event(name: str, data: dict[str, Any]) -> bytes:
 
 
 async def respond(request: web.Request, body: Any, how: Behaviour) -> web.StreamResponse:
+    await fake_faults.before_headers(request, how)
     if how.status >= 400 and how.openai_shaped:
         from tests.fake_upstream import openai_error
         return openai_error(how)
     if how.status >= 400:
         return anthropic_error(how.status, how.error_message, how.retry_after)
+    streaming = isinstance(body, dict) and bool(body.get("stream"))
+    if how.silent_after_headers:
+        await fake_faults.silence(request, how, streaming, _HEADERS)
+    if how.script is not None:  # events as the test writes them
+        return await fake_faults.scripted(request, how, streaming)
     model = str(body.get("model")) if isinstance(body, dict) else "?"
     words = how.content.split(" ")
     cached = CACHED_TOKENS if '"cache_control"' in json.dumps(body) else 0
-    if not (isinstance(body, dict) and body.get("stream")):
-        return web.json_response(message(model, words, cached),
-                                 headers={"request-id": "req_fake"})
-    response = web.StreamResponse(headers={"Content-Type": "text/event-stream",
-                                           "Cache-Control": "no-cache", "request-id": "req_fake"})
-    await response.prepare(request)
+    if not streaming:
+        payload = json.dumps(message(model, words, cached)).encode()
+        return await fake_faults.whole_body(request, payload, how, _HEADERS)
+    return await _stream(request, model, words, cached, how)
+
+
+async def _stream(request: web.Request, model: str, words: list[str], cached: int,
+                  how: Behaviour) -> web.StreamResponse:
+    response = await fake_faults.open_stream(request, how, _HEADERS)
     start = message(model, [], cached)
     start["content"], start["stop_reason"] = [], None
     start["usage"]["output_tokens"] = 1
@@ -81,10 +98,7 @@ async def respond(request: web.Request, body: Any, how: Behaviour) -> web.Stream
                                 {"index": 0, "content_block": {"type": "text", "text": ""}}))
     await response.write(_event("ping", {}))
     for i, word in enumerate(words):
-        if i == how.reset_after_chunks:
-            assert request.transport is not None
-            request.transport.abort()
-            await asyncio.sleep(3600)
+        await fake_faults.before_chunk(request, response, i, how, _GARBAGE)
         if i == how.end_after_chunks:
             await response.write_eof()
             return response

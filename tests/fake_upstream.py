@@ -384,9 +384,6 @@ class FakeUpstream:
     async def _messages(self, request: web.Request) -> web.StreamResponse:
         body, how = await self._record(request)
         model = str(body.get("model")) if isinstance(body, dict) else "?"
-        if how.script is not None and isinstance(body, dict):  # events as the test writes them
-            return await self._answered(model, fake_faults.scripted(request, how,
-                                                              bool(body.get("stream"))))
         return await self._answered(model, fake_anthropic.respond(request, body, how))
 
     async def _count_tokens(self, request: web.Request) -> web.Response:
