@@ -8,7 +8,8 @@ every answer with its `request-id` header.
 
 The model's `Behaviour` (tests/fake_upstream.py) applies as it does on the OpenAI
 routes, its faults played by the same code (tests/fake_faults.py): a chunk is a
-`content_block_delta`, and garbage is one of those broken off.
+`content_block_delta`, and garbage is one of those broken off. A setting Anthropic's
+API has no way to answer with is refused (`NotForAnthropic`), not quietly ignored.
 """
 
 from __future__ import annotations
@@ -40,15 +41,33 @@ _GARBAGE = b'event: content_block_delta\ndata: {"type": "content_block_delta", "
 """A delta broken off mid-JSON, as `garbage_after_chunks` sends it before its reset."""
 
 
-def anthropic_error(status: int, message: str | None = None,
-                    retry_after: str | None = None) -> web.Response:
-    kind = _ERRORS.get(status, "api_error")
-    body = {"type": "error", "error": {"type": kind, "message": message or f"fake {kind}"},
+class NotForAnthropic(ValueError):
+    """A `Behaviour` setting Anthropic's API has no way to answer with. The handler
+    raises it, so the test that asked for it fails, loudly, where a fake that ignored it
+    would have let it pass without the fault it meant to test."""
+
+
+def anthropic_error(how: Behaviour) -> web.Response:
+    """`how.status` as Anthropic answers it: its error type for that status (or
+    `error_type`), `error_message`, a `retry-after` when given, and the test's `headers`."""
+    if how.error_code is not None:
+        raise NotForAnthropic(
+            "error_code: Anthropic's errors have a type and a message, and no code; give "
+            "error_type, or openai_shaped=True for the OpenAI-shaped errors LiteLLM sends")
+    if how.retry_after_ms is not None:
+        raise NotForAnthropic(
+            "retry_after_ms: Anthropic asks for a wait in retry-after alone (seconds); give "
+            "retry_after, openai_shaped=True for the OpenAI-shaped errors LiteLLM sends, or "
+            "headers={'retry-after-ms': ...} for the header whatever the shape")
+    kind = how.error_type or _ERRORS.get(how.status, "api_error")
+    body = {"type": "error",
+            "error": {"type": kind, "message": how.error_message or f"fake {kind}"},
             "request_id": REQUEST_ID}
     headers = dict(_HEADERS)
-    if retry_after is not None:  # as Anthropic asks a rate-limited client to wait
-        headers["retry-after"] = retry_after
-    return web.json_response(body, status=status, headers=headers)
+    if how.retry_after is not None:  # as Anthropic asks a rate-limited client to wait
+        headers["retry-after"] = how.retry_after
+    headers.update(how.headers or {})
+    return web.json_response(body, status=how.status, headers=headers)
 
 
 def message(model: str, words: list[str], cached: int = 0) -> dict[str, Any]:
@@ -72,7 +91,7 @@ async def respond(request: web.Request, body: Any, how: Behaviour) -> web.Stream
         from tests.fake_upstream import openai_error
         return openai_error(how)
     if how.status >= 400:
-        return anthropic_error(how.status, how.error_message, how.retry_after)
+        return anthropic_error(how)
     streaming = isinstance(body, dict) and bool(body.get("stream"))
     if how.silent_after_headers:
         await fake_faults.silence(request, how, streaming, _HEADERS)

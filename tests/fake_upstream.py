@@ -389,7 +389,7 @@ class FakeUpstream:
     async def _count_tokens(self, request: web.Request) -> web.Response:
         body, how = await self._record(request)
         if how.status >= 400:
-            return fake_anthropic.anthropic_error(how.status, how.error_message, how.retry_after)
+            return fake_anthropic.anthropic_error(how)
         return fake_anthropic.count_tokens(body)
 
     async def _responses(self, request: web.Request) -> web.StreamResponse:

@@ -165,3 +165,64 @@ async def test_content_length_off_sends_the_whole_message_chunked(
         assert "Content-Length" not in response.headers
         assert response.headers["Transfer-Encoding"] == "chunked"
         assert await response.read() == whole_message()
+
+
+async def test_error_type_replaces_the_type_anthropic_gives_the_status(
+    upstream: tuple[FakeUpstream, str], client: aiohttp.ClientSession
+) -> None:
+    fake, url = upstream
+    fake.behave("m-alpha", status=500, error_type="overloaded_error", error_message="busy")
+    async with await ask(client, url) as response:
+        assert response.status == 500
+        assert response.headers["request-id"] == fake_anthropic.REQUEST_ID
+        assert await response.json() == {
+            "type": "error", "error": {"type": "overloaded_error", "message": "busy"},
+            "request_id": fake_anthropic.REQUEST_ID}
+
+
+async def test_headers_are_sent_beside_an_anthropic_error(
+    upstream: tuple[FakeUpstream, str], client: aiohttp.ClientSession
+) -> None:
+    fake, url = upstream
+    fake.behave("m-alpha", status=429, retry_after="3",
+                headers={"anthropic-ratelimit-requests-remaining": "0"})
+    async with await ask(client, url) as response:
+        assert response.headers["anthropic-ratelimit-requests-remaining"] == "0"
+        assert response.headers["retry-after"] == "3"
+
+
+@pytest.mark.parametrize("setting", [{"error_code": "rate_limit_exceeded"},
+                                     {"retry_after_ms": "1500"}])
+async def test_an_error_part_anthropic_has_no_place_for_is_refused_loudly(
+    upstream: tuple[FakeUpstream, str], client: aiohttp.ClientSession,
+    caplog: pytest.LogCaptureFixture, setting: dict[str, str],
+) -> None:
+    fake, url = upstream
+    fake.behave("m-alpha", status=429, **setting)
+    async with await ask(client, url) as response:
+        assert response.status == 500  # aiohttp's answer to a handler that raised
+    raised = [r.exc_info[1] for r in caplog.records if r.exc_info]
+    assert [type(e) for e in raised] == [fake_anthropic.NotForAnthropic]
+    assert str(raised[0]).startswith(f"{next(iter(setting))}:")
+
+
+async def test_an_openai_shaped_error_carries_its_code_and_retry_after_ms(
+    upstream: tuple[FakeUpstream, str], client: aiohttp.ClientSession
+) -> None:
+    fake, url = upstream
+    fake.behave("m-alpha", status=429, openai_shaped=True, error_code="rate_limit_exceeded",
+                retry_after_ms="1500")
+    async with await ask(client, url) as response:
+        assert response.headers["retry-after-ms"] == "1500"
+        assert (await response.json())["error"]["code"] == "rate_limit_exceeded"
+
+
+async def test_count_tokens_answers_an_error_as_messages_does(
+    upstream: tuple[FakeUpstream, str], client: aiohttp.ClientSession
+) -> None:
+    fake, url = upstream
+    fake.behave("m-alpha", status=400, error_type="not_found_error", headers={"x-extra": "1"})
+    body = {"model": "m-alpha", "messages": [{"role": "user", "content": "hi"}]}
+    async with client.post(f"{url}/v1/messages/count_tokens", json=body) as response:
+        assert (response.status, response.headers["x-extra"]) == (400, "1")
+        assert (await response.json())["error"]["type"] == "not_found_error"
