@@ -62,6 +62,8 @@ class ResponseStore:
 
     async def create(self, request: web.Request, body: dict[str, Any],
                      how: Behaviour) -> web.StreamResponse:
+        if (refusal := input_refusal(body.get("input"))) is not None:
+            return refusal
         previous = body.get("previous_response_id")
         if previous is not None and previous not in self.made:
             return self.not_found(previous, "previous_response_id")
@@ -86,6 +88,8 @@ class ResponseStore:
         return await _stream(request, response, words, how)
 
     def input_tokens(self, body: dict[str, Any]) -> web.Response:
+        if (refusal := input_refusal(body.get("input"))) is not None:
+            return refusal
         previous = body.get("previous_response_id")
         if previous is not None and previous not in self.made:
             return self.not_found(previous, "previous_response_id")
@@ -95,6 +99,8 @@ class ResponseStore:
     def compact(self, body: dict[str, Any]) -> web.Response:
         """OpenAI's `response.compaction`: the user's messages (of the responses before it,
         then of its input), then one compaction item, and the usage of the pass."""
+        if (refusal := input_refusal(body.get("input"))) is not None:
+            return refusal
         previous = body.get("previous_response_id")
         if previous is not None and previous not in self.made:
             return self.not_found(previous, "previous_response_id")
@@ -213,7 +219,39 @@ def _complete(response: dict[str, Any], words: list[str]) -> None:
                          "total_tokens": INPUT_TOKENS + len(words)}
 
 
+def input_refusal(given: Any) -> web.Response | None:
+    """OpenAI's 400 for an `input` it cannot read, None for one it can: a string, a list
+    of objects (the items), or none at all (a follow-up may have only its previous
+    response). It types the request before it reads it: a bad `input` is refused first."""
+    if given is None or isinstance(given, str):
+        return None
+    if not isinstance(given, list):
+        return _invalid_type("input", "one of a string or array of input items", given)
+    for index, item in enumerate(given):
+        if not isinstance(item, dict):
+            return _invalid_type(f"input[{index}]", "an object", item)
+    return None
+
+
+def _invalid_type(param: str, expected: str, given: Any) -> web.Response:
+    message = f"Invalid type for '{param}': expected {expected}, but got {_json_type(given)}"
+    error = {"message": f"{message} instead.", "type": "invalid_request_error", "param": param,
+             "code": "invalid_type"}
+    return web.json_response({"error": error}, status=400)
+
+
+def _json_type(value: Any) -> str:
+    """What OpenAI calls a JSON value's type in its messages (a bool tried before an int:
+    Python counts it one)."""
+    for kind, name in ((bool, "a boolean"), (int, "an integer"), (float, "a decimal"),
+                       (str, "a string"), (list, "an array"), (dict, "an object")):
+        if isinstance(value, kind):
+            return name
+    return "null"
+
+
 def _input_items(given: Any) -> list[dict[str, Any]]:
+    """The items of an `input` that `input_refusal` let through, as OpenAI keeps them."""
     messages = [{"role": "user", "content": given}] if isinstance(given, str) else given or []
     items = []
     for message in messages:
