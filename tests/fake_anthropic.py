@@ -9,7 +9,8 @@ every answer with its `request-id` header.
 The model's `Behaviour` (tests/fake_upstream.py) applies as it does on the OpenAI
 routes, its faults played by the same code (tests/fake_faults.py): a chunk is a
 `content_block_delta`, and garbage is one of those broken off. A setting Anthropic's
-API has no way to answer with is refused (`NotForAnthropic`), not quietly ignored.
+API has no way to answer with, or one only the OpenAI routes play, is refused
+(`NotForAnthropic`), not quietly ignored.
 """
 
 from __future__ import annotations
@@ -42,7 +43,8 @@ _GARBAGE = b'event: content_block_delta\ndata: {"type": "content_block_delta", "
 
 
 class NotForAnthropic(ValueError):
-    """A `Behaviour` setting Anthropic's API has no way to answer with. The handler
+    """A `Behaviour` setting Anthropic's API has no way to answer with, or that this fake
+    does not play. The handler
     raises it, so the test that asked for it fails, loudly, where a fake that ignored it
     would have let it pass without the fault it meant to test."""
 
@@ -70,6 +72,17 @@ def anthropic_error(how: Behaviour) -> web.Response:
     return web.json_response(body, status=how.status, headers=headers)
 
 
+def _refuse_unplayed(how: Behaviour) -> None:
+    """The OpenAI routes' settings this route does not play (no gateway test has needed
+    them on Anthropic's yet): refused, so a test that comes to need one says so."""
+    unplayed = {"sse_extras": how.sse_extras, "body_bytes": how.body_bytes is not None,
+                "stream_bytes": how.stream_bytes is not None}
+    for setting, given in unplayed.items():
+        if given:
+            raise NotForAnthropic(f"{setting}: the fake Anthropic API does not play it (the "
+                                  "OpenAI routes do); give a script for such an answer")
+
+
 def message(model: str, words: list[str], cached: int = 0) -> dict[str, Any]:
     return {"id": "msg_fake01", "type": "message", "role": "assistant", "model": model,
             "content": [{"type": "text", "text": " ".join(words)}],
@@ -86,6 +99,7 @@ def _event(name: str, data: dict[str, Any]) -> bytes:
 
 
 async def respond(request: web.Request, body: Any, how: Behaviour) -> web.StreamResponse:
+    _refuse_unplayed(how)
     await fake_faults.before_headers(request, how)
     if how.status >= 400 and how.openai_shaped:
         from tests.fake_upstream import openai_error

@@ -46,6 +46,17 @@ def event_names(raw: bytes) -> list[str]:
             for line in event.split(b"\n") if line.startswith(b"event: ")]
 
 
+async def refusal(client: aiohttp.ClientSession, url: str,
+                  caplog: pytest.LogCaptureFixture) -> str:
+    """Why the fake refused to answer: the handler raised, and aiohttp logged it and
+    answered 500 (a test of the gateway sees that 500, and the error in its log)."""
+    async with await ask(client, url) as response:
+        assert response.status == 500
+    raised = [r.exc_info[1] for r in caplog.records if r.exc_info]
+    assert [type(e) for e in raised] == [fake_anthropic.NotForAnthropic]
+    return str(raised[0])
+
+
 def whole_message() -> bytes:
     return json.dumps(fake_anthropic.message("m-alpha", FakeUpstream().behave(
         "m-alpha").content.split(" "))).encode()
@@ -199,11 +210,7 @@ async def test_an_error_part_anthropic_has_no_place_for_is_refused_loudly(
 ) -> None:
     fake, url = upstream
     fake.behave("m-alpha", status=429, **setting)
-    async with await ask(client, url) as response:
-        assert response.status == 500  # aiohttp's answer to a handler that raised
-    raised = [r.exc_info[1] for r in caplog.records if r.exc_info]
-    assert [type(e) for e in raised] == [fake_anthropic.NotForAnthropic]
-    assert str(raised[0]).startswith(f"{next(iter(setting))}:")
+    assert (await refusal(client, url, caplog)).startswith(f"{next(iter(setting))}:")
 
 
 async def test_an_openai_shaped_error_carries_its_code_and_retry_after_ms(
@@ -226,3 +233,14 @@ async def test_count_tokens_answers_an_error_as_messages_does(
     async with client.post(f"{url}/v1/messages/count_tokens", json=body) as response:
         assert (response.status, response.headers["x-extra"]) == (400, "1")
         assert (await response.json())["error"]["type"] == "not_found_error"
+
+
+@pytest.mark.parametrize("setting", [{"sse_extras": True}, {"body_bytes": 4096},
+                                     {"stream_bytes": 4096}])
+async def test_a_setting_only_the_openai_routes_play_is_refused_loudly(
+    upstream: tuple[FakeUpstream, str], client: aiohttp.ClientSession,
+    caplog: pytest.LogCaptureFixture, setting: dict[str, object],
+) -> None:
+    fake, url = upstream
+    fake.behave("m-alpha", **setting)
+    assert (await refusal(client, url, caplog)).startswith(f"{next(iter(setting))}:")
