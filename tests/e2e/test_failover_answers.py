@@ -241,6 +241,21 @@ async def test_a_stream_cut_by_the_total_timeout_is_not_held_against_its_model(
     assert _circuit(await _metrics(gateway, client), "alpha") == 0
 
 
+async def test_a_stream_cut_by_the_total_timeout_is_no_upstream_error_in_metrics_or_log(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    # The runbook's alert on upstream errors had fired for a healthy model's long answer.
+    gateway = await start_gateway(routing=SOLO, gateway={"timeouts": {"total": 1}})
+    fake.behave("m-alpha", content="a b c d", chunk_delay=0.4)
+    status, _, body = await _post(gateway, client)
+    assert status == 200 and b"total timeout" in body
+    metrics = await _metrics(gateway, client)
+    cuts = re.findall(r'^hxgw_upstream_errors_total{kind="stream_\w+",model="alpha"} (\S+)$',
+                      metrics, re.M)
+    assert cuts and set(cuts) == {"0.0"}
+    assert "upstream failed mid-response" not in gateway.logs()
+
+
 PAIR = {"routing": {"strategy": "failover", "default_group": "chat",
                     "groups": {"chat": ["alpha", "beta"]},
                     "circuit_breaker": {"failures": 1, "cooldown": 60}}}

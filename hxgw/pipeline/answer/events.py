@@ -136,9 +136,14 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
 def mark_failed(
     ctx: RequestContext, reply: Reply, exc: GatewayError, kind: str | None = None
 ) -> None:
+    """Record a stream the upstream broke: the request's outcome, the model's failure (its
+    error series, a warning). The gateway's own total timeout is none of the model's: the
+    outcome says it, and an alert on upstream errors does not fire for a long answer."""
     ctx.outcome = exc.code or exc.type
     ctx.stream_failed = True
     ctx.model_failed = not isinstance(exc, TotalTimeout)
+    if not ctx.model_failed:
+        return
     kind = kind or ("stream_timeout" if isinstance(exc, UpstreamTimeout) else "stream_reset")
     ctx.state.runtime.metrics.upstream_errors.labels(reply.model.name, kind).inc()
     # As a failure before the first byte is: `journalctl -p warning` shows both.
