@@ -17,7 +17,7 @@ from hxgw.routing.learned.classifier import TaskClassifier
 from hxgw.routing.learned.prompt import prompt_text
 from hxgw.routing.prompt_size import measure
 from hxgw.routing.scoring import Ranking, Scored, rank
-from hxgw.routing.strategies import ORDERS, Memory
+from hxgw.routing.strategies import ORDERS, Memory, explore
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,7 +119,7 @@ def decide(
         asked = classifier if route.classified else None
         task = asked.predict_proba(prompt_text(body)) if asked is not None else {}
         ranking = rank(own, task, memory.health, config.routing.scoring)
-        own = ranking.models()
+        own = explore(list(ranking.models()), route.turns or route.group or "", memory)
     elif strategy in ORDERS and own:
         own = ORDERS[strategy](own, route.turns or route.group or "", memory)
     ordered = own + fallbacks

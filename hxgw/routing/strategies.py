@@ -60,9 +60,19 @@ def least_busy(models: tuple[Model, ...], group: str, memory: Memory) -> tuple[M
 
 
 EXPLORE_EVERY = 20
-"""Under `latency`, one request in this many goes first to a model that is not the
-fastest, to each in turn: a model's average moves only with the requests it serves, so
-one that was slow and recovered would otherwise never be measured again."""
+"""Under `latency` and `ml-based-routing`, one request in this many goes first to a model
+that is not the best, to each in turn: a model's figures (its time to a first byte, its
+error rate) move only with the requests it serves, so one that was slow or failed once
+and recovered would otherwise never be measured again."""
+
+
+def explore(ordered: list[Model], group: str, memory: Memory) -> tuple[Model, ...]:
+    """`ordered`, best first, but for one request in EXPLORE_EVERY of the group, which
+    goes first to another model, to each in turn."""
+    turn = memory.take_turn(group)
+    if len(ordered) > 1 and turn % EXPLORE_EVERY == EXPLORE_EVERY - 1:
+        ordered.insert(0, ordered.pop(1 + (turn // EXPLORE_EVERY) % (len(ordered) - 1)))
+    return tuple(ordered)
 
 
 def latency(models: tuple[Model, ...], group: str, memory: Memory) -> tuple[Model, ...]:
@@ -77,11 +87,7 @@ def latency(models: tuple[Model, ...], group: str, memory: Memory) -> tuple[Mode
         value = stat.ewma_ttfb
         return (0, stat.inflight) if value is None else (1, value)
 
-    ordered = sorted(models, key=ttfb)
-    turn = memory.take_turn(group)
-    if len(ordered) > 1 and turn % EXPLORE_EVERY == EXPLORE_EVERY - 1:
-        ordered.insert(0, ordered.pop(1 + (turn // EXPLORE_EVERY) % (len(ordered) - 1)))
-    return tuple(ordered)
+    return explore(sorted(models, key=ttfb), group, memory)
 
 
 ORDERS: dict[str, Order] = {

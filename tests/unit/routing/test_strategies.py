@@ -285,6 +285,19 @@ def test_ml_routing_moves_away_from_a_failing_or_slow_model(config: Config):
     assert _order(config, "ml-based-routing", memory, classifier=coding)[0] == "writer"
 
 
+def test_ml_routing_now_and_then_puts_a_model_it_moved_away_from_first_again(
+    config: Config,
+):
+    # A model that failed once had no request again, so its error rate never recovered.
+    memory = Memory()
+    memory.health["coder"].started()
+    memory.health["coder"].failed(time.monotonic())
+    coding = FixedTask(coding=0.6, chat=0.4)
+    firsts = [_order(config, "ml-based-routing", memory, classifier=coding)[0]
+              for _ in range(4 * EXPLORE_EVERY)]
+    assert firsts.count("coder") == 2 and firsts[EXPLORE_EVERY - 1] != firsts[0]
+
+
 def test_ml_routing_explains_each_candidate(config: Config):
     decision = decide(_with_strategy(config, "ml-based-routing"), _route(config), {}, Memory(),
                       FixedTask(coding=1.0))
