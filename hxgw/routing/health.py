@@ -148,11 +148,15 @@ class ModelHealth:
         if token in self._waiting:
             self._waiting[token] = now
 
-    def first_byte(self, seconds: float, token: int | None = None) -> None:
+    def first_byte(self, seconds: float, token: int | None = None, *, timed: bool = True) -> None:
+        """A request's first byte came, `seconds` after it was sent. Not `timed`: a plain
+        answer the model wrote, whose first byte is its last, says how long the answer is,
+        not how soon the model answers: it would make a model look slow to every stream."""
         self._waiting.pop(token or 0, None)
         if token is not None and token > self._last_answered:
             self._last_answered = token
-        self.ewma_ttfb = self._ewma(self.ewma_ttfb, seconds)
+        if timed:
+            self.ewma_ttfb = self._ewma(self.ewma_ttfb, seconds)
         if self.circuit == "half_open" and token is not None and token == self._probe:
             # The model answers: a probe that is a long stream must not keep it out while
             # the stream lasts. Should the stream fail, that is a failure like any other.

@@ -351,3 +351,30 @@ def test_hxgw_route_refuses_a_previous_response_this_gateway_did_not_make_as_ser
     result = _hxgw_route(config, json.dumps(body), "--endpoint", "responses")
     assert result.returncode == 1
     assert "Response with id 'resp_abc' not found" in result.stderr, result.stderr
+
+
+async def test_a_plain_answer_s_wait_is_no_time_to_a_first_byte_but_a_stream_s_is(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    # A plain answer's first byte is its last: one long answer had sent the streams of
+    # `latency` and ml-based-routing to a model many times slower.
+    gateway = await start_gateway(routing={"routing": {"strategy": "latency",
+                                                       "default_group": "chat",
+                                                       "groups": {"chat": ["alpha"]}}})
+    fake.behave("m-alpha", header_delay=0.3)
+
+    async def ttfb() -> float | None:
+        async with client.get(gateway.url + "/status.json", headers=gateway.auth) as resp:
+            models = (await resp.json())["models"]
+        return next(m["ewma_ttfb_ms"] for m in models if m["name"] == "alpha")
+
+    assert (await _chat_status(gateway, client, CHAT), await ttfb()) == (200, None)
+    streamed = {**CHAT, "stream": True}
+    assert (await _chat_status(gateway, client, streamed), await ttfb() is not None) == (200, True)
+
+
+async def _chat_status(gateway: Gateway, client: aiohttp.ClientSession, body: dict) -> int:
+    async with client.post(gateway.url + "/v1/chat/completions", headers=gateway.auth,
+                           json=body) as resp:
+        await resp.read()
+        return resp.status

@@ -143,7 +143,10 @@ class Tries:
         runtime.readiness.saw_ok(model.upstream)
         ctx.upstream_first_at = now
         ctx.ttfb = now - ctx.started
-        health.first_byte(now - entered, token)
+        # A plain answer's first byte is its last: only the answers that come at once
+        # (a stream's, embeddings') say how soon the model answers.
+        timed = ctx.stream or not ctx.endpoint.writes
+        health.first_byte(now - entered, token, timed=timed)
         return Reply(response, first, model, health, token)
 
     async def _error_status(
