@@ -39,6 +39,8 @@ class Connection(ResponseReader):
         self.exchanges = 0
         self.idle_since = 0.0
         self.sent_at = 0.0
+        self.connect_time = 0.0
+        """How long its connect took (and TLS's handshake): a round trip or a few."""
         self.slot: Gate | None = None
         """The gate whose slot the request on this connection holds."""
 

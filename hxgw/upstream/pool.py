@@ -24,7 +24,11 @@ IDLE_KEEPALIVE = 4.5
 IDLE_SWEEP = 0.5
 # A connection closed while idle is found out within a round trip of the write. One lost
 # later had its request read, maybe worked on: sent again it would run (and be billed)
-# twice, unseen by the model's health, where failing over is what the pipeline does.
+# twice, unseen by the model's health, where failing over is what the pipeline does. A
+# round trip is known from the connect (TLS's handshake counts a few): a loopback
+# upstream that drops a request it read 0.3 s before had been sent it again.
+STALE_ROUND_TRIPS = 3
+STALE_FLOOR = 0.1  # and a loop running late by as much
 STALE_WITHIN = 0.5
 MAX_IDLE = 1024
 """The most idle connections kept to one origin; past it the oldest is closed. An upload
@@ -59,7 +63,7 @@ class OriginPool:
                     isinstance(exc, ConnectionError)
                     and connection.exchanges > 1
                     and not connection.received_any
-                    and self.loop.time() - connection.sent_at < STALE_WITHIN
+                    and self.loop.time() - connection.sent_at < _stale_within(connection)
                 )
                 if not stale:
                     connection.close()  # its slot comes back once its socket is gone
@@ -119,6 +123,7 @@ class OriginPool:
 
     async def _open(self, connect_timeout: float) -> Connection:
         origin = self.origin
+        started = self.loop.time()
         try:
             async with asyncio.timeout(connect_timeout):
                 _, connection = await self.loop.create_connection(
@@ -137,6 +142,7 @@ class OriginPool:
             raise UpstreamConnectError(
                 f"cannot connect to {origin.host}:{origin.port}: {exc}"
             ) from exc
+        connection.connect_time = self.loop.time() - started
         return connection
 
     def put_back(self, connection: Connection) -> None:
@@ -173,3 +179,9 @@ class OriginPool:
             self.idle.pop().close()
         if self.idle:
             self._sweeper = self.loop.call_later(IDLE_SWEEP, self._sweep)
+
+
+def _stale_within(connection: Connection) -> float:
+    """How soon after its write a reused connection's failure shows it was closed while
+    idle (and its request never read): a few of its round trips, within bounds."""
+    return min(STALE_WITHIN, max(STALE_FLOOR, STALE_ROUND_TRIPS * connection.connect_time))

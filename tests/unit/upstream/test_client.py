@@ -111,6 +111,29 @@ async def test_an_idle_connection_the_upstream_closed_is_retried_on_a_new_one() 
     client.close()
 
 
+async def test_a_request_a_reused_connection_lost_long_after_it_was_read_is_not_sent_again(
+) -> None:
+    # Lost well past a round trip, it was read and maybe run: sent again it would run (and
+    # be billed) twice. The loopback's connect says what a round trip is here.
+    requests: list[bytes] = []
+
+    async def read_then_drop(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        requests.append(await read_request(reader))
+        writer.write(reply(b'{"n":1}'))
+        await writer.drain()
+        requests.append(await read_request(reader))
+        await asyncio.sleep(0.3)
+        writer.transport.abort()
+
+    client = UpstreamClient()
+    async with serving(read_then_drop) as server:
+        assert await post(client, server) == b'{"n":1}'
+        with pytest.raises(ConnectionError):
+            await post(client, server)
+        assert (len(requests), server.connections) == (2, 1)
+    client.close()
+
+
 async def test_a_retry_after_a_reused_connection_was_cut_holds_one_slot_not_two() -> None:
     async def one_then_cut_the_next(
         reader: asyncio.StreamReader, writer: asyncio.StreamWriter
