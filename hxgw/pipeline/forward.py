@@ -85,8 +85,8 @@ async def _first_answer(tries: Tries) -> Reply:
             # Its circuit turned half-open and another request took the one probe (or it
             # stalled) since the route was decided; the only try left goes all the same.
             continue
-        if model.upstream in tries.full:
-            continue  # behind a gate that just refused it: it would wait and be shed again
+        if model.upstream in tries.passed_over:
+            continue  # behind a gate that shed it, or an upstream that took no connection
         if failed:  # moving on: what failed before the last candidate counts, not after it
             ctx.failovers += 1
             metrics.failovers.labels(ctx.group or "", failed[-1].model, model.name).inc()

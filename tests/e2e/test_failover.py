@@ -145,6 +145,28 @@ async def test_an_unreachable_upstream_fails_over_to_a_model_on_another_upstream
     await wait_for(lambda: "error=connect_error" in gateway.logs())
 
 
+async def test_the_other_models_of_an_upstream_that_takes_no_connection_are_passed_over(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, upstream: tuple[FakeUpstream, str],
+    dead_port: int,
+):
+    # Each had cost a connect timeout of its own, request after request, until each
+    # model's circuit opened apart.
+    models = [
+        {"name": name, "tier_score": 0.9, "specializations": [], "upstream_model": f"m-{name}",
+         "upstream": "dead"} for name in ("alpha", "gamma")
+    ] + [{"name": "beta", "tier_score": 0.9, "specializations": [], "upstream_model": "m-beta"}]
+    routing = {"routing": {"strategy": "failover", "default_group": "chat",
+                           "groups": {"chat": ["alpha", "gamma", "beta"]}}}
+    dead = f"http://127.0.0.1:{dead_port}"
+    gateway = await start_gateway(
+        models=models, routing=routing,
+        gateway={"upstreams": {"default": {"url": upstream[1]}, "dead": {"url": dead}}})
+    status, headers, _ = await _chat(gateway, client)
+    assert (status, headers["X-HX-Model"], headers["X-HX-Failovers"]) == (200, "beta", "1")
+    await wait_for(lambda: "error=connect_error" in gateway.logs())
+    assert "model=gamma" not in gateway.logs()
+
+
 async def test_failover_order_models_are_tried_after_the_group(
     start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):

@@ -47,8 +47,10 @@ class Tries:
     circuits open) does not: what it fails with is the gateway's to say."""
     failed: list[Failure] = field(default_factory=list)
     blame: Blame = field(default_factory=Blame)
-    full: set[str] = field(default_factory=set)
-    """The upstreams whose gate shed this request: their other models are passed over."""
+    passed_over: set[str] = field(default_factory=set)
+    """The upstreams whose gate shed this request, or that no connection could be opened
+    to: their other models are passed over (each would wait or fail alike, a connect
+    timeout each)."""
 
     @property
     def several(self) -> bool:
@@ -113,6 +115,7 @@ class Tries:
                 return "next"
             if isinstance(exc, UpstreamConnectError):
                 ctx.trying = asked_before  # it never had the request
+                self.passed_over.add(model.upstream)
             if deadline.expired and (failed or waited) and budget - waited < first_byte / 2:
                 # Less than half its own first-byte time was left to it, by the candidates
                 # before it or by its wait for a turn: no fault of the model's.
@@ -177,7 +180,7 @@ class Tries:
     def _shed(self, gate: Gate, exc: GateFull, model: Model) -> None:
         """A candidate not let in at its upstream's cap: the model did nothing wrong, and
         the others behind the same gate are passed over."""
-        self.full.add(model.upstream)
+        self.passed_over.add(model.upstream)
         self._note_wait(gate, exc.waited)
         failure = Failure(model.name, str(exc), retry_after=str(exc.retry_after), shed=True)
         self.failed.append(failure)
