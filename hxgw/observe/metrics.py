@@ -264,7 +264,7 @@ class _CircuitCollector(Collector):
             labels=["model"],
         )
         now = time.monotonic()
-        for model in self.health.values():
+        for model in self.health.serving():
             family.add_metric([model.name], CIRCUIT_VALUES[model.circuit_now(now)])
             stuck = model.circuit == "closed" and model.stalled(now)
             stalled.add_metric([model.name], 1.0 if stuck else 0.0)

@@ -264,6 +264,14 @@ class HealthBook(dict[str, ModelHealth]):
     def __init__(self, settings: HealthSettings | None = None) -> None:
         super().__init__()
         self.settings = settings or HealthSettings()
+        self.names: frozenset[str] | None = None
+        """The models the config serving now names (None until one is configured): a
+        request still running on an older config may make an entry for one it removed."""
+
+    def serving(self) -> list[ModelHealth]:
+        """The entries of the models the config serving now names."""
+        names = self.names
+        return [h for h in self.values() if names is None or h.name in names]
 
     def __missing__(self, name: str) -> ModelHealth:
         health = self[name] = ModelHealth(name=name, settings=self.settings)
@@ -275,7 +283,8 @@ class HealthBook(dict[str, ModelHealth]):
         """After a reload: new settings for everyone, forget models that are gone and
         those in `forget` (sent elsewhere now: what their old target did says nothing of
         the new one, and an operator re-points a model to mend it)."""
-        keep = set(names) - set(forget)
+        self.names = frozenset(names)
+        keep = self.names - set(forget)
         self.settings = settings
         for name in [n for n in self if n not in keep]:
             del self[name]

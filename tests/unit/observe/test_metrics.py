@@ -63,3 +63,16 @@ def test_counters_have_no_created_series_beside_their_totals():
     text = generate_latest(metrics.registry).decode()
     assert 'hxgw_config_reloads_total{result="ok"} 1.0' in text
     assert "_created" not in text
+
+
+def test_a_model_a_reload_removed_has_no_circuit_series_though_a_late_request_asks_for_it():
+    # A request still on the old config failed over to it: its open circuit had been
+    # exported (and alerted on) for a model the config no longer has.
+    health = HealthBook()
+    health.configure(health.settings, ["alpha", "beta"])
+    metrics = Metrics(health, lambda: 0)
+    health.configure(health.settings, ["alpha"])
+    health["alpha"].started()
+    health["beta"].failed(0.0)
+    circuits = {labels for name, labels in _samples(metrics) if name == "hxgw_circuit_state"}
+    assert circuits == {(("model", "alpha"),)}
