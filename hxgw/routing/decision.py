@@ -63,7 +63,9 @@ class Decision(NamedTuple):
         return self.ranking.scored() if self.ranking else ()
 
     def header(self) -> str:
-        """The X-HX-Route value: strategy, detected task, chosen model, runner-up."""
+        """The X-HX-Route value: strategy, detected task, chosen model, runner-up, and the
+        models left out (an open circuit, a stall, a prompt too long), which only the
+        operator could tell before, from the model's own log lines."""
         if self.route_header:
             return self.route_header
         parts = [f"strategy={self.strategy}"]
@@ -73,6 +75,8 @@ class Decision(NamedTuple):
         parts.append(f"chosen={self.candidates[0].name}")
         if len(self.candidates) > 1:
             parts.append(f"runner_up={self.candidates[1].name}")
+        if self.skipped:
+            parts.append("skipped=" + ",".join(name for name, _ in self.skipped))
         return "; ".join(parts)
 
 

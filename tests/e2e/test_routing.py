@@ -48,6 +48,18 @@ async def test_every_routed_response_explains_its_route(
     assert "chosen=alpha; runner_up=beta" in route  # alpha specializes in coding
 
 
+async def test_a_model_left_out_for_its_open_circuit_is_named_in_the_route_header(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    # Only alpha's own log lines had said why a request no longer went to it.
+    gateway = await start_gateway(routing=BREAKER)
+    await _break_alpha(gateway, client, fake)
+    async with client.post(gateway.url + "/v1/chat/completions", json=CHAT,
+                           headers=gateway.auth) as resp:
+        route = resp.headers["X-HX-Route"]
+    assert route.endswith("chosen=beta; skipped=alpha")
+
+
 async def test_an_open_circuit_is_skipped_until_its_cooldown_ends(
     start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):

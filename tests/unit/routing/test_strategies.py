@@ -342,7 +342,7 @@ def test_a_failover_route_decided_once_still_skips_a_model_whose_circuit_opened(
         memory.health["a"].failed(time.monotonic())
     decision = decide(config, route, {}, memory, None)
     assert [m.name for m in decision.candidates] == ["b"]
-    assert decision.header() == "strategy=failover; chosen=b"
+    assert decision.header() == "strategy=failover; chosen=b; skipped=a"
 
 
 def test_a_group_strategy_overrides_the_default(tmp_path: Path):
