@@ -15,6 +15,9 @@ from hxgw.routing.learned.dataset import DatasetError, read_examples
 from hxgw.routing.learned.fit import Method
 
 METHODS: tuple[Method, ...] = ("naive-bayes", "logistic")
+FEW = 20
+"""Fewer examples of a label than this, and the fitted probabilities stay near uniform
+(4 examples: the training sentence itself comes back at p=0.34): said, not refused."""
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -46,6 +49,14 @@ def run(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 1
+    few = sorted(label for label, count in counts.items() if count < FEW)
+    if few:
+        print(
+            f"hxgw train-router: warning: fewer than {FEW} examples of {', '.join(few)}: the "
+            "model's probabilities will stay near even, and its routing say little (the "
+            "bundled set has about 300 a label)",
+            file=sys.stderr,
+        )
     started = time.perf_counter()
     model = TaskClassifier.train(examples, method=args.method)
     elapsed = time.perf_counter() - started

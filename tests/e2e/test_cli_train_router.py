@@ -75,3 +75,19 @@ def test_training_writes_a_loadable_model_and_reports_counts(
     out = result.stdout
     assert "coding" in out and "translation" in out and "trained naive-bayes in" in out
     assert TaskClassifier.load(model_path).predict("translate dog to french") == "translation"
+
+
+def test_a_file_that_begins_with_a_byte_order_mark_trains(tmp_path: Path) -> None:
+    # As spreadsheets export UTF-8: it had been refused ("Unexpected UTF-8 BOM").
+    data = tmp_path / "data.jsonl"
+    data.write_text("\n".join(json.dumps(row) for row in GOOD) + "\n", encoding="utf-8-sig")
+    assert train(str(data), "-o", str(tmp_path / "m.json")).returncode == 0
+
+
+def test_a_label_with_few_examples_is_warned_of_and_the_model_still_written(
+    tmp_path: Path,
+) -> None:
+    data = write(tmp_path / "data.jsonl", [json.dumps(row) for row in GOOD])
+    result = train(str(data), "-o", str(tmp_path / "m.json"))
+    assert result.returncode == 0 and (tmp_path / "m.json").exists()
+    assert "warning: fewer than 20 examples of coding, translation" in result.stderr

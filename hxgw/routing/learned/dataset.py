@@ -41,9 +41,10 @@ def parse_line(raw: str, path: str, line: int) -> Example:
 
 
 def read_examples(path: str | Path) -> list[Example]:
-    """All examples of a file, skipping blank lines; raises ``DatasetError``."""
+    """All examples of a file, skipping blank lines; raises ``DatasetError``. A UTF-8 byte
+    order mark, which spreadsheet exports begin with, is read past."""
     name = str(path)
-    with open(path, encoding="utf-8") as handle:
+    with open(path, encoding="utf-8-sig") as handle:
         examples = [
             parse_line(raw, name, number)
             for number, raw in enumerate(handle, start=1)
