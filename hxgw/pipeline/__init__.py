@@ -12,8 +12,8 @@ The steps, in the order a proxied request meets them (module: step):
   forward: forward (failover.attempt: one candidate's try)     relay: relay
 and the ends of the other chains: models (list_models, describe_model), operator
 (guard_operator, answer_operator; measure's count_operator_refusals before them), refuse
-(refuse_unrouted, after measure's count_unrouted; refuse_anthropic_files on the files
-chains).
+(refuse_unrouted, after measure's count_unrouted and preflight's answer_preflight;
+refuse_anthropic_files on the files chains).
 
 What the steps share, beside them: context (RequestContext, Reply, the step types),
 exchange (the client's side; its request half is client_request), rebind (ids of upstream

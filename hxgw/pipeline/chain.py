@@ -54,6 +54,7 @@ from hxgw.pipeline.models import describe_model, list_models
 from hxgw.pipeline.operator import answer_operator, guard_operator
 from hxgw.pipeline.owners import keep_to_owner
 from hxgw.pipeline.parse import parse_body
+from hxgw.pipeline.preflight import answer_preflight
 from hxgw.pipeline.record_usage import record_usage
 from hxgw.pipeline.refuse import refuse_anthropic_files, refuse_unrouted
 from hxgw.pipeline.relay import relay
@@ -175,6 +176,7 @@ UNROUTED_STEPS: tuple[Step, ...] = (
     log_access,
     count_unrouted,  # in hxgw_requests_total, by the endpoint's name, never the path
     render_errors,
+    answer_preflight,  # a browser's CORS preflight of an API path: 204
     refuse_unrouted,  # 404, or 405 with the methods the path takes
 )
 

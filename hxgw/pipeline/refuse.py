@@ -1,15 +1,14 @@
-"""Refuse a request no route takes: 405 when its path is served with another method; but
-answer a browser's CORS preflight for an API path. And a request for Anthropic's Files
-API, whose paths are OpenAI's files API's, which is the one served."""
+"""Refuse a request no route takes: 404, or 405 when its path is served with another
+method (a browser's CORS preflight is answered before, by `preflight`). And a request for
+Anthropic's Files API, whose paths are OpenAI's files API's, which is the one served."""
 
 from __future__ import annotations
 
 from collections.abc import Awaitable
 
-from hxgw.endpoints import ALLOWED, FILES_PREFIXES, allowed_methods, endpoint_for
+from hxgw.endpoints import ALLOWED, FILES_PREFIXES, allowed_methods
 from hxgw.errors import MethodNotAllowed, NotFound, did_you_mean
 from hxgw.pipeline.context import Next, RequestContext
-from hxgw.pipeline.cors import preflight_headers
 
 
 def refuse_anthropic_files(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
@@ -38,15 +37,6 @@ async def refuse_unrouted(ctx: RequestContext, call_next: Next) -> None:
             # A base URL given with /v1 to an SDK that adds its own (Anthropic's does).
             hint += ": the client adds /v1 itself, so leave it out of its base URL"
         raise NotFound(f"no such route: {exchange.method} {exchange.path}{hint}")
-    if exchange.method == "OPTIONS" and exchange.cors is not None:
-        asked = exchange.header("Access-Control-Request-Method")
-        if asked in allowed.split(", ") and endpoint_for(asked, exchange.path).upstream_path:
-            asked_headers = exchange.header("Access-Control-Request-Headers")
-            headers = preflight_headers(exchange.cors, allowed, asked_headers)
-            exchange.cors = None  # the preflight's own headers say it all
-            exchange.respond(204, headers, b"")
-            ctx.status, ctx.outcome = 204, "preflight"
-            return
     raise MethodNotAllowed(
         f"{exchange.method} is not allowed on {exchange.path}; use {allowed}", allow=allowed
     )
