@@ -91,13 +91,13 @@ async def test_sdk_sees_a_mid_stream_failure_as_an_api_error(gateway: Gateway, f
                 pass
 
 
-async def test_sdk_embeddings(gateway: Gateway):
+async def test_the_sdk_gets_embeddings_of_the_group_s_dimension(gateway: Gateway):
     async with _client(gateway) as client:
         result = await client.embeddings.create(model="emb", input="HX-OK")
     assert len(result.data[0].embedding) == 8
 
 
-async def test_sdk_models_list(gateway: Gateway):
+async def test_the_sdk_lists_the_registry_s_models_and_the_groups(gateway: Gateway):
     async with _client(gateway) as client:
         models = [m.id async for m in client.models.list()]
     assert "alpha" in models and "chat" in models

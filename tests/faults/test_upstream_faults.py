@@ -58,7 +58,9 @@ def _verbatim(expected: bytes) -> Any:
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_connection_refused(launch, upstream, row, mode: str, dead_port: int):
+async def test_a_refused_connection_fails_over_and_leaves_a_lone_candidate_a_502(
+    launch, upstream, row, mode: str, dead_port: int
+):
     dead = f"http://127.0.0.1:{dead_port}"
     gateway, base = await launch(
         upstreams={"default": {"url": upstream[1]}, "dead": {"url": dead}},
@@ -78,7 +80,9 @@ async def test_connection_refused(launch, upstream, row, mode: str, dead_port: i
 
 
 @pytest.mark.parametrize("mode", MODES)
-async def test_reset_before_headers(launch, fake: FakeUpstream, row, mode: str):
+async def test_a_reset_before_headers_fails_over_and_leaves_a_lone_candidate_a_502(
+    launch, fake: FakeUpstream, row, mode: str
+):
     gateway, base = await launch()
     stream = mode == "stream"
     fake.behave("m-alpha", reset_before_headers=True)

@@ -111,7 +111,7 @@ async def test_a_slot_handed_to_a_request_cancelled_at_that_moment_passes_on() -
     await asyncio.sleep(0.01)
     gate.leave()  # the slot goes to `first` ...
     first.cancel()  # ... which is cancelled before it runs
-    assert await asyncio.wait_for(second, 1) >= 0
+    await asyncio.wait_for(second, 1)  # let in, not left waiting for a slot nobody holds
     assert gate.in_use == 1
 
 

@@ -82,7 +82,7 @@ def test_completions_prompt_as_string_or_list() -> None:
     assert prompt_text({"prompt": ["a", "b", 3]}) == "a\nb"
 
 
-def test_embeddings_input() -> None:
+def test_an_embeddings_input_list_is_read_as_its_lines() -> None:
     assert prompt_text({"input": ["first", "second"]}) == "first\nsecond"
 
 
