@@ -7,25 +7,21 @@ from pathlib import Path
 
 from aiohttp.test_utils import make_mocked_request
 
-from hxgw.config import load_config
 from hxgw.endpoints import RESPONSE
 from hxgw.pipeline.billing.once import bill_once
 from hxgw.pipeline.context import RequestContext
 from hxgw.pipeline.exchange import Exchange
 from hxgw.runtime import Runtime
-from hxgw.state import build_state
 from hxgw.store import open_database
 from hxgw.usage import Ledger
-from tests.fixtures import new_key, write_config
+from tests.unit.pipeline.offline import offline_state
 from tests.unit.usage.rows import row
 
 
 def _ctx(tmp_path: Path) -> RequestContext:
-    config = load_config(write_config(tmp_path / "conf", "http://127.0.0.1:1"),
-                         {"MASTER_KEY": new_key()})
     runtime = Runtime()
     runtime.ledger = Ledger(open_database(None, tmp_path / "state"), tmp_path / "spool")
-    state = build_state(config, None, 1, runtime)  # type: ignore[arg-type]
+    state = offline_state(tmp_path / "conf", runtime=runtime)
     return RequestContext(Exchange(make_mocked_request("GET", "/v1/responses/x")), state, RESPONSE)
 
 

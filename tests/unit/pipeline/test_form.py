@@ -4,20 +4,18 @@ that field rewritten, the rest streamed, and the length the upstream is told."""
 from __future__ import annotations
 
 from collections.abc import Iterator
-from pathlib import Path
 
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
-from hxgw.config import Model, load_config
+from hxgw.config import Model
 from hxgw.endpoints import TRANSCRIPTIONS
 from hxgw.errors import BadRequest, PayloadTooLarge
 from hxgw.pipeline.context import RequestContext
 from hxgw.pipeline.exchange import Exchange
 from hxgw.pipeline.form import read_form
-from hxgw.runtime import Runtime
-from hxgw.state import GatewayState, build_state
-from tests.fixtures import write_config
+from hxgw.state import GatewayState
+from tests.unit.pipeline.offline import offline_state
 from tests.unit.pipeline.test_multipart import FILE, close, part
 
 WHISPER = Model(name="whisper", tier_score=0.5, specializations=(),
@@ -39,10 +37,8 @@ class _Stream:
 
 @pytest.fixture(scope="module")
 def state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayState]:
-    directory: Path = tmp_path_factory.mktemp("form")
-    write_config(directory, "http://127.0.0.1:1", gateway={"limits": {"max_audio_bytes": 5000}})
-    config = load_config(directory, {"MASTER_KEY": "sk-test-form"})
-    yield build_state(config, None, 1, Runtime())  # type: ignore[arg-type]
+    limits = {"limits": {"max_audio_bytes": 5000}}
+    yield offline_state(tmp_path_factory.mktemp("form"), gateway=limits)
 
 
 def _ctx(state: GatewayState, pieces: list[bytes], *, length: bool = True,

@@ -21,7 +21,7 @@ from aiohttp.test_utils import make_mocked_request
 from hypothesis import HealthCheck, event, example, given, settings
 from hypothesis import strategies as st
 
-from hxgw.config import ClientKey, Config, load_config
+from hxgw.config import ClientKey
 from hxgw.config.transforms import (
     Drop,
     Rename,
@@ -40,9 +40,8 @@ from hxgw.pipeline.route import route
 from hxgw.pipeline.transform import transform_request
 from hxgw.routing.decision import estimate_tokens
 from hxgw.routing.learned.prompt import content_text, prompt_text
-from hxgw.runtime import Runtime
-from hxgw.state import GatewayState, build_state
-from tests.fixtures import write_config
+from hxgw.state import GatewayState
+from tests.unit.pipeline.offline import offline_state
 
 MODELS: list[dict[str, Any]] = [
     {"name": "alpha", "tier_score": 0.9, "specializations": ["coding"], "upstream_model": "m-alpha",
@@ -84,11 +83,7 @@ LIGHT = settings(SETTINGS, max_examples=120)
 
 @pytest.fixture(scope="module")
 def state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayState]:
-    directory = tmp_path_factory.mktemp("props")
-    write_config(directory, "http://127.0.0.1:1", models=MODELS, routing=ROUTING)
-    config: Config = load_config(directory, {"MASTER_KEY": "k"})
-    # The steps under test never touch the client session.
-    yield build_state(config, None, 1, Runtime())  # type: ignore[arg-type]
+    yield offline_state(tmp_path_factory.mktemp("props"), models=MODELS, routing=ROUTING)
 
 
 @pytest.fixture(scope="module")

@@ -5,13 +5,12 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 from aiohttp.test_utils import make_mocked_request
 
-from hxgw.config import ClientKey, load_config
+from hxgw.config import ClientKey
 from hxgw.endpoints import CHAT, EMBEDDINGS, RESPONSE, UNROUTED, Endpoint
 from hxgw.errors import BadRequest, MethodNotAllowed, NotFound, Unauthorized, UpstreamError
 from hxgw.pipeline.auth import authenticate
@@ -23,9 +22,8 @@ from hxgw.pipeline.rendering import error_event, render_errors
 from hxgw.pipeline.request_id import assign_request_id
 from hxgw.pipeline.route import route
 from hxgw.pipeline.transform import transform_request
-from hxgw.runtime import Runtime
-from hxgw.state import GatewayState, build_state
-from tests.fixtures import write_config
+from hxgw.state import GatewayState
+from tests.unit.pipeline.offline import offline_state
 
 KEY = "sk-test-steps"
 
@@ -46,10 +44,7 @@ class _Body:
 
 @pytest.fixture(scope="module")
 def state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayState]:
-    directory: Path = tmp_path_factory.mktemp("steps")
-    write_config(directory, "http://127.0.0.1:1")
-    config = load_config(directory, {"MASTER_KEY": KEY})
-    yield build_state(config, None, 1, Runtime())  # type: ignore[arg-type]
+    yield offline_state(tmp_path_factory.mktemp("steps"), key=KEY)
 
 
 def _ctx(state: GatewayState, endpoint: Endpoint, *, method: str = "POST", path: str = "",
