@@ -3,8 +3,10 @@
 Upstream paths come from this table, never from the client's path, so no
 request can reach an upstream route (LiteLLM's /key/*, /user/*, ...) that is
 not listed here. `endpoint` says what a route is, `table` holds the routes, `lookup`
-finds the one a request's method and path name. It may import config and upstream (for
-the kinds of ids).
+finds the one a request's method and path name.
+
+May import: config and upstream (for the kinds of ids), and the leaves (errors,
+error_shapes, jsonio, memo, units).
 """
 
 from hxgw.endpoints.endpoint import Dialect, Endpoint, Listing, StreamEnd

@@ -4,7 +4,8 @@ limits (requests and tokens per minute, requests at once, a budget per period) w
 three stores (this process's memory, the workers' shared file, Redis) and the refusals
 they answer with (`refusal`), and who owns each file and batch (`owners`).
 
-May import: hxgw.config, hxgw.errors, hxgw.jsonio, hxgw.memo, hxgw.observe, hxgw.store.
+May import: hxgw.config, hxgw.observe, hxgw.store and the leaves (errors, jsonio, memo,
+units).
 """
 
 from hxgw.keys.limiters import limits_where, open_limiter, probe_limiter

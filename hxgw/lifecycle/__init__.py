@@ -10,5 +10,7 @@ key's budget begins), runs what serves beside the requests (`beside`), and drain
 SIGTERM (`drain`). `override` is what the command line sets whatever the files say;
 `aside`, waiting without being held up.
 
-May import: everything but tools.
+May import: everything but tools: config, endpoints, keys, observe, pipeline, routing,
+runtime, server, state, store, upstream, usage, and the leaves (errors, error_shapes,
+jsonio, memo, units).
 """

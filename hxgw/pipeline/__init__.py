@@ -24,6 +24,6 @@ its head, its event stream), `uploads` (an upload read as it streams in) and `bi
 (what a request used).
 
 May import: config, routing, upstream, observe, keys, usage (the ledger's row), and at
-the top hxgw.state, hxgw.endpoints, hxgw.errors, hxgw.jsonio, hxgw.memo; never server,
-lifecycle or tools.
+the top hxgw.state, hxgw.endpoints and the leaves (errors, error_shapes, jsonio, memo);
+never server, lifecycle or tools.
 """

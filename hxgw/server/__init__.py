@@ -13,7 +13,7 @@
   escaped values), `openapi` serves the document.
 
 May import: aiohttp, the top-level modules (hxgw.state, hxgw.runtime,
-hxgw.endpoints, hxgw.errors, hxgw.jsonio, hxgw.memo), config, the pipeline, observe,
+hxgw.endpoints and the leaves: errors, jsonio, memo, units), config, the pipeline, observe,
 upstream; not lifecycle or tools.
 """
 

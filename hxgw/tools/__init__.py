@@ -6,7 +6,8 @@ arguments `keys_args`, its table `keys_list`, the config it checks keys against
 APIs do: `demo_answers`, `demo_messages`, `demo_responses`, `demo_files`,
 `demo_scoring`); `train_router`, and `router_eval` (`make eval-router`).
 
-May import: config, routing, keys, usage, store, upstream, hxgw.endpoints and the
-leaves (errors, jsonio, memo); not the server, the pipeline or lifecycle: a tool
+May import: config, routing (and its learned classifier), keys, usage, store, upstream,
+hxgw.endpoints and the leaves (errors, error_shapes, jsonio, memo, units); not the
+server, the pipeline or lifecycle: a tool
 works on files and stores, not through a running gateway's insides.
 """
