@@ -21,6 +21,7 @@ goes to the client as it came, or the gateway's 502/504 says what failed.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 from hxgw.errors import UpstreamTimeout
@@ -86,7 +87,12 @@ async def _first_answer(tries: Tries) -> Reply:
             # stalled) since the route was decided; the only try left goes all the same.
             continue
         if model.upstream in tries.passed_over:
-            continue  # behind a gate that shed it, or an upstream that took no connection
+            # Behind a gate that shed it, or an upstream that took no connection: that
+            # one's failure is its own too (not tried, nor counted against it).
+            unreachable = tries.passed_over[model.upstream]
+            if unreachable is not None:
+                failed.append(dataclasses.replace(unreachable, model=model.name))
+            continue
         if failed:  # moving on: what failed before the last candidate counts, not after it
             ctx.failovers += 1
             metrics.failovers.labels(ctx.group or "", failed[-1].model, model.name).inc()

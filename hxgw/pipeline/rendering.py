@@ -20,7 +20,7 @@ from hxgw.errors import (
     UnsupportedEncoding,
     UpstreamAnswer,
 )
-from hxgw.pipeline.answer.upstream_headers import with_key_limits
+from hxgw.pipeline.answer.upstream_headers import route_headers, with_key_limits
 from hxgw.pipeline.client_request import ACCEPT_ENCODING
 from hxgw.pipeline.context import Next, RequestContext
 from hxgw.pipeline.failover.failures import retry_helps
@@ -78,10 +78,7 @@ def _respond(ctx: RequestContext, exc: GatewayError) -> None:
         # The key's limits: this request counted against them.
         headers = with_key_limits(headers, ctx.limit_headers)
     if ctx.decision is not None:  # routed: where it went, as a relayed answer says
-        if ctx.group:
-            headers["X-HX-Group"] = ctx.group
-        headers["X-HX-Failovers"] = str(ctx.failovers)
-        headers["X-HX-Route"] = ctx.decision.header()
+        route_headers(ctx, headers)
     ctx.status = status
     anthropic = ctx.speaks_anthropic()
     if anthropic:

@@ -61,14 +61,21 @@ def response_headers(ctx: RequestContext, reply: Reply) -> dict[str, str]:
     if ctx.speaks_anthropic():
         headers["request-id"] = ctx.request_id  # what Anthropic's SDK reads as the request id
     headers["X-HX-Model"] = reply.model.name
+    route_headers(ctx, headers)
+    if ctx.limit_headers:
+        headers = with_key_limits(headers, ctx.limit_headers)
+    return headers
+
+
+def route_headers(ctx: RequestContext, headers: dict[str, str]) -> None:
+    """Where the request went, in `headers`: its group, how many times it failed over, and
+    the route's X-HX-Route; on an answer relayed, and on the gateway's own error after
+    routing (every candidate failed)."""
     if ctx.group:
         headers["X-HX-Group"] = ctx.group
     headers["X-HX-Failovers"] = str(ctx.failovers)
     if ctx.decision is not None:
         headers["X-HX-Route"] = ctx.decision.header()
-    if ctx.limit_headers:
-        headers = with_key_limits(headers, ctx.limit_headers)
-    return headers
 
 
 RATE_LIMIT_PREFIXES = tuple(prefix.decode() for prefix in PASSED_PREFIXES)

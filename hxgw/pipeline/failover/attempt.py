@@ -47,10 +47,10 @@ class Tries:
     circuits open) does not: what it fails with is the gateway's to say."""
     failed: list[Failure] = field(default_factory=list)
     blame: Blame = field(default_factory=Blame)
-    passed_over: set[str] = field(default_factory=set)
-    """The upstreams whose gate shed this request, or that no connection could be opened
-    to: their other models are passed over (each would wait or fail alike, a connect
-    timeout each)."""
+    passed_over: dict[str, Failure | None] = field(default_factory=dict)
+    """The upstreams whose gate shed this request (None), or that no connection could be
+    opened to (how that failed): their other models are passed over, each of the second
+    listed as failing alike (each would have cost a connect timeout of its own)."""
 
     @property
     def several(self) -> bool:
@@ -115,7 +115,6 @@ class Tries:
                 return "next"
             if isinstance(exc, UpstreamConnectError):
                 ctx.trying = asked_before  # it never had the request
-                self.passed_over.add(model.upstream)
             if deadline.expired and (failed or waited) and budget - waited < first_byte / 2:
                 # Less than half its own first-byte time was left to it, by the candidates
                 # before it or by its wait for a turn: no fault of the model's.
@@ -124,6 +123,8 @@ class Tries:
                 return "next"
             health.failed(time.monotonic(), token=token)
             failed.append(broken(model, health, exc, entered))
+            if isinstance(exc, UpstreamConnectError):
+                self.passed_over[model.upstream] = failed[-1]
             runtime.metrics.upstream_errors.labels(model.name, failed[-1].kind).inc()
             return "stop" if ctx.upload is not None and ctx.upload.consumed else "next"
         except BaseException:
@@ -180,7 +181,7 @@ class Tries:
     def _shed(self, gate: Gate, exc: GateFull, model: Model) -> None:
         """A candidate not let in at its upstream's cap: the model did nothing wrong, and
         the others behind the same gate are passed over."""
-        self.passed_over.add(model.upstream)
+        self.passed_over[model.upstream] = None
         self._note_wait(gate, exc.waited)
         failure = Failure(model.name, str(exc), retry_after=str(exc.retry_after), shed=True)
         self.failed.append(failure)
