@@ -15,6 +15,7 @@ from hxgw.config.reader import (
     Section,
     fits_a_header,
     kind_of,
+    name_problem,
 )
 from hxgw.config.schema import (
     GUESSABLE_UNDER,
@@ -92,6 +93,10 @@ def _key_entries(
             frozenset({"name", "key", "key_sha256", "groups", *LIMIT_KEYS}),
         )
         name = entry.string("name", required=True)
+        where = "in logs, metrics and usage reports (a CSV a spreadsheet opens)"
+        if name and (wrong := name_problem(name, where)) is not None:
+            entry.report(wrong, "name")  # as a stored key's, whose names are narrower
+            continue
         if name == MASTER_KEY_NAME or name in names:
             # A name is the key in logs, limits, the ledger and what it owns.
             taken = "is MASTER_KEY's" if name == MASTER_KEY_NAME else "is another key's"

@@ -37,10 +37,11 @@ _JSON_WORDS = {type(None): "null", list: "an array", dict: "an object"}
 _NAME_BREAKERS = frozenset(';,="\\')
 
 
-def name_problem(name: str) -> str | None:
+def name_problem(name: str, goes: str = "in response headers") -> str | None:
     """What is wrong with a model's or a group's name, which answers carry in headers
     (X-HX-Model, X-HX-Route, whose parts `;` and `=` separate) and metrics in labels;
-    None when nothing is. A client's HTTP library reads a header's other bytes as Latin-1."""
+    None when nothing is. A client's HTTP library reads a header's other bytes as Latin-1.
+    `goes`: where the name goes, for the problem's words (a key's: not in headers)."""
     if (
         name.isascii()
         and name.isprintable()
@@ -48,10 +49,7 @@ def name_problem(name: str) -> str | None:
         and _NAME_BREAKERS.isdisjoint(name)
     ):
         return None
-    return (
-        f"{name!r}: a name goes in response headers: use visible ASCII, without spaces "
-        'or ; , = " \\'
-    )
+    return f'{name!r}: a name goes {goes}: use visible ASCII, without spaces or ; , = " \\'
 
 
 def fits_a_header(value: str) -> bool:

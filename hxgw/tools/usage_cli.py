@@ -183,8 +183,14 @@ def _csv(lines: list[Totals], by: str, since: float, until: float | None) -> str
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow((by, *_COLUMNS))
     for line in lines:
-        writer.writerow([line.group, *(getattr(line, c) for c in _COLUMNS)])
+        writer.writerow([_as_text(line.group), *(getattr(line, c) for c in _COLUMNS)])
     return out.getvalue()
+
+
+def _as_text(name: str) -> str:
+    """A name as a spreadsheet shows it, never runs it: one that begins as a formula does
+    (`=`, `+`, `-`, `@`: a keys-file key named `-2+3`, say) is quoted as text with `'`."""
+    return "'" + name if name.startswith(("=", "+", "-", "@")) else name
 
 
 def _table(lines: list[Totals], by: str, since: float, until: float | None) -> str:

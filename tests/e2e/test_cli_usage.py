@@ -114,6 +114,18 @@ def test_json_has_one_object_per_key(state_dir: Path):
     ]
 
 
+def test_a_key_name_that_begins_as_a_formula_is_text_in_the_csv(tmp_path: Path):
+    # A spreadsheet opening the report would have run it.
+    ledger = Ledger(open_database(None, tmp_path / "state"), tmp_path / "state" / "spool")
+    ledger.record(_row(1, "@SUM(A1)"))
+    ledger.record(_row(2, "-2+3"))
+    ledger.close()
+    result = usage(tmp_path / "state", "--since", "1h", "--format", "csv")
+    assert result.returncode == 0, result.stderr
+    keys = [line[0] for line in csv.reader(io.StringIO(result.stdout))][1:]
+    assert sorted(keys) == ["'-2+3", "'@SUM(A1)"]
+
+
 def test_csv_has_a_header_and_one_line_per_key(state_dir: Path):
     result = usage(state_dir, "--since", "1h", "--format", "csv")
     assert result.returncode == 0, result.stderr

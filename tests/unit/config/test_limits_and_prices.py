@@ -152,6 +152,16 @@ def test_a_file_key_with_master_key_s_secret_is_refused(tmp_path: Path):
         load_config(tmp_path, ENV)
 
 
+@pytest.mark.parametrize("name", ["chat ui", "=HYPERLINK(x)", "app (unbilled)", "app;x"])
+def test_a_file_key_s_name_is_visible_ascii_without_spaces_or_separators(
+    tmp_path: Path, name: str
+):
+    # It goes in log lines, metrics labels and usage reports, as a stored key's name.
+    _with_keys(tmp_path, {"name": name, "key": "sk-app-1"})
+    with pytest.raises(ConfigError, match=r"keys\[0\]\.name: .*goes in logs, metrics and usage"):
+        load_config(tmp_path, ENV)
+
+
 def test_a_file_key_may_not_be_named_master(tmp_path: Path):
     # MASTER_KEY's name: the operator's key, which reaches every app's files.
     _with_keys(tmp_path, {"name": "master", "key": "sk-app-1"})
