@@ -1,8 +1,8 @@
 """The Bench: what every case needs. It holds the run's settings, processes and
 results, starts the proxies (hxgw, hxgw@REV with `--compare`, the aiohttp baseline,
 nginx) in front of an upstream and stops them, checks each with one request, runs
-wrk and measures a proxy's CPU meanwhile, and runs the cases in order (they live in
-chat_cases and stream_cases, as functions of the Bench)."""
+wrk and measures a proxy's CPU meanwhile. The cases are functions of the Bench
+(chat_cases, stream_cases), run in order by cases.run_cases."""
 
 from __future__ import annotations
 
@@ -15,15 +15,12 @@ from pathlib import Path
 from typing import Any
 
 import ab
-import chat_cases
 import loadgen
-import routing_case
 import servers
-import stream_cases
 import uvloop
 from machine import compare_label
 from procs import Proc, Procs, cpu_busy
-from settings import Settings, chat_body, embed_body
+from settings import Settings, embed_body
 
 
 class Bench:
@@ -129,28 +126,6 @@ class Bench:
             result["cpu_percent"] = 100 * cpu / result["seconds"]
         self.note_errors(name, result)
         return result
-
-    # ------------------------------------------------------------------ the run
-
-    def run(self) -> dict[str, Any]:
-        upstream = servers.start_upstream(self.procs)
-        fixed = servers.start_nginx_fixed(self.procs) if self.nginx else None
-        chat_upstream = chat_cases.choose_upstream(self, upstream, fixed)
-        chat_cases.case_chat(self, chat_upstream)
-        stream_cases.case_stream_and_embeddings(self, upstream)
-        stream_cases.case_slow_streams(self, upstream)
-        chat_cases.case_workers(self, chat_upstream)
-        if self.old:
-            chat_cases.ab_cpu(self, chat_upstream)
-        self.results["routing"] = routing_case.run(
-            self.config_dir, self.key, self.s.routing_iterations, chat_body()
-        )
-        self.say(
-            "routing: "
-            + ", ".join(f"{r['name']} {r['us']}" for r in self.results["routing"]["rows"])
-        )
-        self.results["errors"] = self.errors
-        return self.results
 
     def in_turn(self, targets: dict[str, Proc], round_no: int) -> dict[str, Proc]:
         """The targets in their order; with --compare, hxgw and hxgw@REV run next to

@@ -28,7 +28,8 @@ the in-process routing rows), with new/old ratios: before and after, in one run,
 on the same machine. Both run on the proxy CPU, one at a time;
 with `--rounds N` the chat and stream cases alternate their order each round.
 Here: the command line, main and the results file. The run itself: settings.py,
-machine.py, harness.py (the Bench), chat_cases.py, stream_cases.py; the report:
+machine.py, harness.py (the Bench), cases.py (their order, the results file),
+chat_cases.py, stream_cases.py; the report:
 derived.py, goals.py, table.py, report.py, columns.py.
 """
 
@@ -62,13 +63,13 @@ if __name__ == "__main__":
     _ensure_venv()
 
 import json  # noqa: E402
-import math  # noqa: E402
 import shutil  # noqa: E402
 import signal  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from typing import Any  # noqa: E402
 
+import cases  # noqa: E402
 import derived  # noqa: E402
 import goals  # noqa: E402
 import report  # noqa: E402
@@ -181,7 +182,7 @@ def main(argv: list[str] | None = None) -> int:
     bench = Bench(settings, procs, args)
     print(f"bench: work dir {workdir}; {pinning}", flush=True)
     try:
-        results = bench.run()
+        results = cases.run_cases(bench)
     except Exception:
         for proc in procs.running:
             tail = proc.log_tail(5)
@@ -225,29 +226,8 @@ def main(argv: list[str] | None = None) -> int:
     results["targets"] = goals.targets(results)
     print()
     render(results, args.markdown)
-    write_results(results, args.out)
+    cases.write_results(results, args.out)
     return 0
-
-
-def write_results(results: dict[str, Any], out: Path) -> None:
-    out.parent.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(_finite(results), indent=2, allow_nan=False, default=str) + "\n"
-    out.write_text(text)
-    stamp = results["meta"]["machine"]["date"].replace(":", "").replace("-", "")[:15]
-    copy = out.parent / f"{stamp}{'-quick' if results['meta']['quick'] else ''}.json"
-    copy.write_text(text)
-    print(f"\nbench: wrote {out} and {copy}")
-
-
-def _finite(value: Any) -> Any:
-    """NaN and infinities (a case with no samples) become null: strict JSON."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [_finite(v) for v in value]
-    return value
 
 
 if __name__ == "__main__":
