@@ -364,7 +364,8 @@ async def test_an_upstream_s_json_error_goes_to_the_client_as_it_came(
 async def test_a_messages_stream_that_says_done_after_message_stop_is_whole(
     start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
-    # Some proxies end an Anthropic stream with OpenAI's [DONE] as well.
+    # Some proxies end an Anthropic stream with OpenAI's [DONE] as well: past the final
+    # event, it is no part of the answer.
     stop = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
     delta = (b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
              b'"delta":{"type":"text_delta","text":"hi"}}\n\n')
@@ -374,7 +375,7 @@ async def test_a_messages_stream_that_says_done_after_message_stop_is_whole(
             "model": "solo", "max_tokens": 9, "stream": True,
             "messages": [{"role": "user", "content": "hi"}]}) as resp:
         body = await resp.read()
-    assert body == delta + stop + b"data: [DONE]\n\n"
+    assert body == delta + stop
 
 
 async def test_a_chat_stream_cut_after_a_delta_that_says_done_ends_with_an_error_event(
@@ -674,6 +675,26 @@ async def test_a_messages_stream_whose_body_stays_open_after_message_stop_ends_w
         body = await resp.read()
     assert body == delta + stop  # no error event after message_stop
     assert "upstream failed" not in gateway.logs()
+
+
+async def test_events_an_upstream_sends_after_message_stop_are_not_relayed(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    # The anthropic SDKs raise on an `error` event wherever it comes: one after the final
+    # event had thrown away a whole answer.
+    delta = (b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
+             b'"delta":{"type":"text_delta","text":"hi"}}\n\n')
+    stop = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+    late = b'event: error\ndata: {"type":"error","error":{"type":"api_error","message":"late"}}\n\n'
+    raw.answers["m-gamma"] = sse(delta, stop, late)
+    gateway = await start_gateway(upstream_url=raw.url)
+    async with client.post(gateway.url + "/v1/messages", headers=gateway.auth, json={
+            "model": "solo", "max_tokens": 9, "stream": True,
+            "messages": [{"role": "user", "content": "hi"}]}) as resp:
+        body = await resp.read()
+    assert body == delta + stop
+    await asyncio.sleep(0.2)  # the access line comes after the answer
+    assert "outcome=ok" in gateway.logs()
 
 
 async def test_a_stream_whose_connection_breaks_after_done_ends_whole_for_the_client(

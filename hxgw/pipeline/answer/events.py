@@ -52,8 +52,9 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
     # their stream is whole once every choice has said why it stopped.
     unfinished = choices(body, endpoint) if endpoint.choices and body is not None else 0
     # Whether nothing more is to come: the final event itself, or a `[DONE]` once the
-    # answer was whole. Past it, the body's end is waited for AFTER_DONE at most, and a
-    # failure gets no error event (the client has the whole answer).
+    # answer was whole. Past it, the body's end is waited for AFTER_DONE at most, what
+    # comes in later reads is not relayed, and a failure gets no error event (the client
+    # has the whole answer).
     done = False
     # The final event's `event:` line came, its data not yet: neither whole nor done.
     named_only = False
@@ -62,7 +63,10 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
         chunk = reply.first_chunk
         chunks = upstream_chunks(ctx, reply)
         while True:
-            block = pending.whole_lines(chunk)
+            # Past the final event, once its blank line is relayed, nothing is the
+            # answer's: the anthropic SDKs raise on an `error` event wherever it comes,
+            # and would throw a whole answer away.
+            block = b"" if done and not ctx.closer else pending.whole_lines(chunk)
             if block:
                 if ctx.rebind is not None:
                     block = ctx.rebind.events(block, reply.model)
