@@ -71,7 +71,7 @@ def total_status(own: Mapping[str, Any], others: Iterable[Mapping[str, Any]]) ->
     }
 
 
-_WEIGHED = {"error_rate": 4, "ewma_ttfb_ms": 1, "ewma_latency_ms": 1}
+_WEIGHED = {"error_rate": 4, "ewma_ttfb_ms": 1, "ewma_plain_ms": 1, "ewma_latency_ms": 1}
 """Each figure weighed by requests, and the places /status.json rounds it to."""
 
 

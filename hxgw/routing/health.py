@@ -1,7 +1,7 @@
 """Live health of each model, learned from the requests the gateway sends it.
 
-Per model: EWMAs of time to first byte and of total latency, the error rate
-over the last outcomes, the requests in flight, and a circuit breaker. The
+Per model: EWMAs of time to first byte, of plain answers' wait and of total
+latency, the error rate over the last outcomes, the requests in flight, and a circuit breaker. The
 book lives for the whole process and outlives config reloads, so a reload
 does not forget that a model is broken; models removed from the config are
 dropped from it.
@@ -18,12 +18,11 @@ from typing import Any, Literal
 import structlog
 
 from hxgw.config.schema import HealthSettings
+from hxgw.routing.warn_rate import WarnRate
 
 log = structlog.get_logger("hxgw.routing.health")
 
 CircuitState = Literal["closed", "open", "half_open"]
-WARNINGS_A_SECOND = 10
-"""The most failures of one model logged in a second (`ModelHealth.to_warn`)."""
 
 
 @dataclass(slots=True)
@@ -31,6 +30,10 @@ class ModelHealth:
     name: str
     settings: HealthSettings
     ewma_ttfb: float | None = None
+    """How soon it answers: time to a first byte of streams and of answers that come at
+    once (embeddings)."""
+    ewma_plain: float | None = None
+    """How long its plain answers took (a written answer's first byte is its last)."""
     ewma_latency: float | None = None
     inflight: int = 0
     requests: int = 0
@@ -53,32 +56,12 @@ class ModelHealth:
     _opened_at: float = 0.0
     _spared: bool = False
     """Opened for as long as its upstream asked (Retry-After), not by its own cool-down."""
-    _second: int = -1
-    _warned: int = 0
-    """Failures logged in `_second`."""
-    _unsaid: int = 0
-    """Failures not logged since the last that was (`to_warn`)."""
-
-    def to_warn(self, now: float) -> int | None:
-        """Whether a failure of the model is logged now: WARNINGS_A_SECOND at most, the
-        first of a second saying how many were not before it (None: this one is counted,
-        not logged). A model that fails every request would otherwise log two lines a
-        request, past what journald keeps of a service (10,000 in 30 s), and drown the
-        other lines with them."""
-        second = int(now)
-        if second != self._second:
-            self._second, self._warned = second, 0
-        if self._warned >= WARNINGS_A_SECOND:
-            self._unsaid += 1
-            return None
-        self._warned += 1
-        unsaid, self._unsaid = self._unsaid, 0
-        return unsaid
+    _warn_rate: WarnRate = field(default_factory=WarnRate)
 
     def warn(self, event: str, **fields: Any) -> None:
-        """Log a failure of the model, if `to_warn` lets it be now, with how many went
+        """Log a failure of the model, if its WarnRate lets it be now, with how many went
         unlogged since the line before."""
-        unsaid = self.to_warn(time.monotonic())
+        unsaid = self._warn_rate.take(time.monotonic())
         if unsaid is not None:
             log.warning(event, **fields, **({"more_since_last": unsaid} if unsaid else {}))
 
@@ -101,7 +84,15 @@ class ModelHealth:
         return now - oldest > self._stall_limit()
 
     def _stall_limit(self) -> float:
-        return max(self.settings.stall_floor, self.settings.stall_factor * (self.ewma_ttfb or 0))
+        # The longer of its two waits: a slow model's plain answers must not look stalled.
+        usual = max(self.ewma_ttfb or 0, self.ewma_plain or 0)
+        return max(self.settings.stall_floor, self.settings.stall_factor * usual)
+
+    @property
+    def ewma_wait(self) -> float | None:
+        """How soon the model answers, as the strategies rank it: its time to a first
+        byte, else (it has only written plain answers yet) how long those took."""
+        return self.ewma_plain if self.ewma_ttfb is None else self.ewma_ttfb
 
     def circuit_now(self, now: float) -> CircuitState:
         """The circuit as the next request will find it: an open one whose cool-down has
@@ -151,12 +142,15 @@ class ModelHealth:
     def first_byte(self, seconds: float, token: int | None = None, *, timed: bool = True) -> None:
         """A request's first byte came, `seconds` after it was sent. Not `timed`: a plain
         answer the model wrote, whose first byte is its last, says how long the answer is,
-        not how soon the model answers: it would make a model look slow to every stream."""
+        not how soon the model answers (it would make a model look slow to every stream),
+        and goes to its own EWMA."""
         self._waiting.pop(token or 0, None)
         if token is not None and token > self._last_answered:
             self._last_answered = token
         if timed:
             self.ewma_ttfb = self._ewma(self.ewma_ttfb, seconds)
+        else:
+            self.ewma_plain = self._ewma(self.ewma_plain, seconds)
         if self.circuit == "half_open" and token is not None and token == self._probe:
             # The model answers: a probe that is a long stream must not keep it out while
             # the stream lasts. Should the stream fail, that is a failure like any other.

@@ -112,8 +112,9 @@ def rank(
     stats = [health[m.name] for m in models]
     slowest, dearest, busiest = 0.0, 0.0, 0
     for model, stat in zip(models, stats, strict=True):
-        if stat.ewma_ttfb and stat.ewma_ttfb > slowest:
-            slowest = stat.ewma_ttfb
+        wait = stat.ewma_wait
+        if wait and wait > slowest:
+            slowest = wait
         if model.cost and model.cost > dearest:
             dearest = model.cost
         if stat.inflight > busiest:
@@ -127,7 +128,7 @@ def rank(
         fit = 0.0
         for label in model.specializations:
             fit += probability(label, 0.0)
-        errors, ttfb, inflight = stat.error_rate, stat.ewma_ttfb, stat.inflight
+        errors, ttfb, inflight = stat.error_rate, stat.ewma_wait, stat.inflight
         score = tier * model.tier_score + fits * fit + healthy * (1.0 - errors)
         if ttfb is not None:
             score += -latency * ttfb / slowest

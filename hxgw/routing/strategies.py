@@ -76,7 +76,8 @@ def explore(ordered: list[Model], group: str, memory: Memory) -> tuple[Model, ..
 
 
 def latency(models: tuple[Model, ...], group: str, memory: Memory) -> tuple[Model, ...]:
-    """Lowest recent time to first byte first. A model not measured yet goes first,
+    """Lowest recent time to first byte first (ModelHealth.ewma_wait). A model not
+    measured yet goes first,
     so that every model gets measured, the one with fewest in flight first: until its
     first answer comes back it has no time, and a burst would otherwise all go to the
     first of the group. Now and then another goes first (EXPLORE_EVERY)."""
@@ -84,7 +85,7 @@ def latency(models: tuple[Model, ...], group: str, memory: Memory) -> tuple[Mode
 
     def ttfb(model: Model) -> tuple[int, float]:
         stat = health[model.name]
-        value = stat.ewma_ttfb
+        value = stat.ewma_wait
         return (0, stat.inflight) if value is None else (1, value)
 
     return explore(sorted(models, key=ttfb), group, memory)

@@ -68,6 +68,7 @@ def status(state: GatewayState) -> dict[str, Any]:
                 # Skipped with its circuit closed: its oldest request waits past the limit.
                 "stalled": health.circuit == "closed" and health.stalled(now),
                 "ewma_ttfb_ms": _ms(health.ewma_ttfb),
+                "ewma_plain_ms": _ms(health.ewma_plain),
                 "ewma_latency_ms": _ms(health.ewma_latency),
                 "error_rate": round(health.error_rate, 4),
                 "inflight": health.inflight,

@@ -385,6 +385,23 @@ async def test_a_plain_answer_s_wait_is_no_time_to_a_first_byte_but_a_stream_s_i
     assert (await _chat_status(gateway, client, streamed), await ttfb() is not None) == (200, True)
 
 
+async def test_latency_ranks_models_that_only_write_plain_answers_by_how_long_those_take(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    # Plain answers are no time to a first byte: without a wait of their own to rank by,
+    # every model had stayed unmeasured, and `latency` had spread plain traffic blindly.
+    gateway = await start_gateway(routing={"routing": {"strategy": "latency",
+                                                       "default_group": "chat",
+                                                       "groups": {"chat": ["alpha", "beta"]}}})
+    fake.behave("m-alpha", header_delay=0.3)
+    first = {await _served_by(gateway, client), await _served_by(gateway, client)}
+    assert first == {"alpha", "beta"}  # each measured once
+    assert [await _served_by(gateway, client) for _ in range(5)] == ["beta"] * 5
+    async with client.get(gateway.url + "/status.json", headers=gateway.auth) as resp:
+        alpha = next(m for m in (await resp.json())["models"] if m["name"] == "alpha")
+    assert alpha["ewma_ttfb_ms"] is None and alpha["ewma_plain_ms"] >= 300
+
+
 async def _chat_status(gateway: Gateway, client: aiohttp.ClientSession, body: dict) -> int:
     async with client.post(gateway.url + "/v1/chat/completions", headers=gateway.auth,
                            json=body) as resp:

@@ -314,8 +314,22 @@ def test_a_reload_leaves_the_wait_an_upstream_asked_for():
     assert not health.allows(59.0) and health.allows(60.0)
 
 
-def test_a_model_failing_every_request_is_logged_ten_times_a_second_at_most():
+def test_a_model_whose_plain_answers_are_slow_is_not_stalled_by_them():
+    # A plain answer's first byte is its last: the limit had stayed at the floor (5 s),
+    # and two 8 s answers at once kept a healthy model out.
     health = _model()
-    said = [health.to_warn(100.0 + i / 100) for i in range(15)]  # 15 within one second
-    assert said[:10] == [0] * 10 and said[10:] == [None] * 5
-    assert health.to_warn(101.2) == 5  # the next second's first line says how many were not
+    for at in range(5):
+        token = health.started(now=10.0 * at)
+        health.first_byte(8.0, token, timed=False)
+        health.succeeded(8.0, token)
+    health.started(now=100.0)
+    health.started(now=102.5)
+    assert health.allows(106.0) and not health.stalled(106.0)
+
+
+def test_plain_answers_rank_a_model_until_it_has_a_time_to_first_byte():
+    health = _model()
+    health.first_byte(8.0, health.started(), timed=False)
+    assert (health.ewma_ttfb, health.ewma_wait) == (None, 8.0)
+    health.first_byte(0.2, health.started())
+    assert (health.ewma_plain, health.ewma_wait) == (8.0, 0.2)
