@@ -142,16 +142,15 @@ def decide(
 def too_long(prompt: int, wanted: int, most: int) -> str:
     """Why no candidate fits, in Anthropic's words, which its clients (and a gateway in
     front) look for: the prompt alone, or the prompt with what the client allows the
-    answer (Claude Code compacts a conversation for the first, not for the second)."""
+    answer (Claude Code compacts a conversation for the first, not for the second). The
+    figures stand as Anthropic writes them, bare, for the clients that read them back;
+    that the prompt's is an estimate is said after."""
+    said = f"{prompt} is the gateway's estimate; {most} the largest max_context of the candidates"
     if prompt > most or not wanted:
-        return (
-            f"prompt is too long: ~{prompt} tokens > {most} maximum (the largest "
-            "max_context of the candidate models)"
-        )
+        return f"prompt is too long: {prompt} tokens > {most} maximum ({said})"
     return (
-        f"input length and `max_tokens` exceed context limit: ~{prompt} + {wanted} > {most} "
-        "(the largest max_context of the candidate models), decrease input length or "
-        "`max_tokens` and try again"
+        f"input length and `max_tokens` exceed context limit: {prompt} + {wanted} > {most}, "
+        f"decrease input length or `max_tokens` and try again ({said})"
     )
 
 

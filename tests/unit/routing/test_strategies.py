@@ -239,7 +239,7 @@ def test_a_request_nested_deeper_than_python_recursion_is_counted_not_a_crash():
 
 def test_a_pinned_model_too_small_for_the_prompt_is_a_bad_request(config: Config):
     route = Route(group=None, pinned=True, candidates=(config.models["small"],), own=1)
-    with pytest.raises(BadRequest, match="prompt is too long: ~250 tokens > 100 maximum"):
+    with pytest.raises(BadRequest, match="prompt is too long: 250 tokens > 100 maximum "):
         decide(config, route, {"prompt": "x" * 1000}, Memory(), None)
 
 
@@ -250,8 +250,9 @@ def test_a_prompt_that_fits_but_not_with_its_max_tokens_is_told_so_in_anthropic_
     # max_tokens is the fix here.
     route = Route(group=None, pinned=True, candidates=(config.models["small"],), own=1)
     body = {"prompt": "x" * 200, "max_tokens": 500}
+    # The figures bare, followed by a comma, as Anthropic's: Claude Code reads them back.
     with pytest.raises(BadRequest, match=r"input length and `max_tokens` exceed context "
-                                         r"limit: ~50 \+ 500 > 100"):
+                                         r"limit: 50 \+ 500 > 100, decrease"):
         decide(config, route, body, Memory(), None)
 
 
