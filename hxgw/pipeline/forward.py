@@ -77,6 +77,7 @@ async def _first_answer(tries: Tries) -> Reply:
     ctx, failed = tries.ctx, tries.failed
     metrics = ctx.state.runtime.metrics
     last = len(ctx.candidates) - 1
+    tried = ""  # the last model tried: the one a failover moves from
     for position, model in enumerate(ctx.candidates):
         budget = ctx.state.first_byte_budget(ctx.started, ctx.stream)
         if budget <= 0:
@@ -95,9 +96,10 @@ async def _first_answer(tries: Tries) -> Reply:
             continue
         if failed:  # moving on: what failed before the last candidate counts, not after it
             ctx.failovers += 1
-            metrics.failovers.labels(ctx.group or "", failed[-1].model, model.name).inc()
+            metrics.failovers.labels(ctx.group or "", tried, model.name).inc()
         else:
             ctx.sent_at = time.perf_counter()
+        tried = model.name
         # The last one's too, after others failed: all failing alike is said as one
         # (every one overloaded: Anthropic's 529).
         came = await tries.at(model, budget, looks=position < last or bool(failed))

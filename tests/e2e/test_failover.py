@@ -167,6 +167,27 @@ async def test_the_other_models_of_an_upstream_that_takes_no_connection_are_pass
     assert "model=gamma" not in gateway.logs()
 
 
+async def test_a_failover_past_a_model_passed_over_is_counted_from_the_model_tried(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, upstream: tuple[FakeUpstream, str],
+    dead_port: int,
+):
+    # It had been counted from gamma, never tried, and alpha, which failed, was nowhere.
+    models = [
+        {"name": name, "tier_score": 0.9, "specializations": [], "upstream_model": f"m-{name}",
+         "upstream": "dead"} for name in ("alpha", "gamma")
+    ] + [{"name": "beta", "tier_score": 0.9, "specializations": [], "upstream_model": "m-beta"}]
+    routing = {"routing": {"strategy": "failover", "default_group": "chat",
+                           "groups": {"chat": ["alpha", "gamma", "beta"]}}}
+    gateway = await start_gateway(
+        models=models, routing=routing, gateway={"upstreams": {
+            "default": {"url": upstream[1]}, "dead": {"url": f"http://127.0.0.1:{dead_port}"}}})
+    assert (await _chat(gateway, client))[0] == 200
+    async with client.get(gateway.url + "/metrics", headers=gateway.auth) as resp:
+        counted = [line for line in (await resp.text()).splitlines()
+                   if line.startswith("hxgw_failovers_total{")]
+    assert counted == ['hxgw_failovers_total{from_model="alpha",group="chat",to_model="beta"} 1.0']
+
+
 async def test_failover_order_models_are_tried_after_the_group(
     start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):
