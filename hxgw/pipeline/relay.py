@@ -17,12 +17,8 @@ from collections.abc import Awaitable
 
 from hxgw.error_shapes import anthropic_shaped, openai_shaped
 from hxgw.errors import GatewayError, Unavailable, UpstreamError
-from hxgw.pipeline.answer.events import (
-    mark_failed,
-    relay_events,
-    upstream_chunks,
-    write_error_event,
-)
+from hxgw.pipeline.answer.error_event import write_error_event
+from hxgw.pipeline.answer.events import mark_failed, relay_events, upstream_chunks
 from hxgw.pipeline.answer.upstream_headers import response_headers
 from hxgw.pipeline.answer.whole_response import NO_BODY_STATUS
 from hxgw.pipeline.billing.reported_usage import last_usage, messages_usage

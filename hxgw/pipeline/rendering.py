@@ -1,15 +1,13 @@
-"""Turn a failed request into the error JSON of its route's API (OpenAI's, Anthropic's,
-a Responses stream's event), and never show a stack trace."""
+"""Turn a failed request into the error JSON of its route's API (OpenAI's, Anthropic's),
+and never show a stack trace. A stream already under way ends with an error event
+instead (pipeline.answer.error_event)."""
 
 from __future__ import annotations
 
 import asyncio
-from urllib.parse import parse_qs
 
 import structlog
 
-from hxgw import jsonio
-from hxgw.endpoints import RESPONSE, RESPONSES
 from hxgw.error_shapes import openai_shaped
 from hxgw.errors import (
     LONGEST_SDK_WAIT,
@@ -114,36 +112,3 @@ def error_headers(ctx: RequestContext, exc: GatewayError) -> dict[str, str]:
     if isinstance(exc, KeyLimited):
         headers.update(exc.headers)
     return headers
-
-
-def error_event(ctx: RequestContext, exc: GatewayError) -> bytes:
-    """The data of the `event: error` that ends a stream the upstream broke."""
-    if ctx.endpoint.dialect == "anthropic":
-        return exc.to_anthropic_json(ctx.request_id)
-    if ctx.endpoint is RESPONSES:
-        first = 0
-    elif ctx.endpoint is RESPONSE:  # a stored response streamed again (`?stream=true`)
-        first = _starting_after(ctx.exchange.query) + 1
-    else:
-        return exc.to_json()
-    # Numbered after the events relayed. OpenAI documents `code`, `message` and `param`
-    # on the event itself and sends them nested in `error` (openai-dotnet#881): both are
-    # here, as typed clients read the first and the Python SDK raises on the second.
-    error = exc.to_dict()["error"]
-    return jsonio.dumps(
-        {
-            "type": "error",
-            "sequence_number": first + ctx.events,
-            "code": error["code"],
-            "message": error["message"],
-            "param": error["param"],
-            "error": error,
-        }
-    )
-
-
-def _starting_after(query: str) -> int:
-    """The `starting_after` of a retrieve's query: the events resent begin after it."""
-    given = parse_qs(query).get("starting_after", ["-1"])[0]
-    # No stream has 10**18 events: more digits are no position (int() refuses 4300).
-    return int(given) if given.isascii() and given.isdigit() and len(given) <= 18 else -1

@@ -2,7 +2,8 @@
 `whole_response` for an answer sent in one piece) and its event stream, relayed as it
 arrives (`events`): `lines` cuts it into whole lines, `opening` reads how it opens (before
 the gateway commits to a candidate), `stream_end` knows its end when it comes, and
-`usage_chunk` keeps back the usage the gateway asked for.
+`usage_chunk` keeps back the usage the gateway asked for; `error_event` ends a stream the
+upstream broke.
 
 May import what the pipeline may, and the pipeline's `billing`; never `failover`, which
 reads answers with it.

@@ -13,6 +13,7 @@ import time
 from collections.abc import AsyncIterator
 
 from hxgw.errors import GatewayError, TotalTimeout, UpstreamError, UpstreamTimeout
+from hxgw.pipeline.answer.error_event import write_error_event
 from hxgw.pipeline.answer.lines import HeldLine, open_closer
 from hxgw.pipeline.answer.stream_end import (
     FINAL,
@@ -27,7 +28,6 @@ from hxgw.pipeline.answer.stream_end import (
 from hxgw.pipeline.answer.usage_chunk import HiddenUsage
 from hxgw.pipeline.billing.usage import choices
 from hxgw.pipeline.context import Reply, RequestContext
-from hxgw.pipeline.rendering import error_event
 
 USAGE_KEPT = 64 * 1024
 """The most of a stream's usage events kept: an upstream that sends more is not believed."""
@@ -152,13 +152,6 @@ def mark_failed(
     ctx.state.runtime.metrics.upstream_errors.labels(reply.model.name, kind).inc()
     # As a failure before the first byte is: `journalctl -p warning` shows both.
     reply.health.warn("upstream failed mid-response", model=reply.model.name, error=exc.message)
-
-
-async def write_error_event(ctx: RequestContext, exc: GatewayError, closer: bytes) -> None:
-    """End an SSE stream with `event: error` carrying the error object of the route's
-    API: OpenAI's SDKs raise an APIError for it instead of waiting for `[DONE]`, and
-    Anthropic's, whose streams send the same event name, one of its error classes."""
-    await ctx.exchange.write(closer + b"event: error\ndata: " + error_event(ctx, exc) + b"\n\n")
 
 
 async def upstream_chunks(ctx: RequestContext, reply: Reply) -> AsyncIterator[bytes]:

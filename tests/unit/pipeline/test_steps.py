@@ -13,12 +13,13 @@ from aiohttp.test_utils import make_mocked_request
 from hxgw.config import ClientKey
 from hxgw.endpoints import CHAT, EMBEDDINGS, RESPONSE, UNROUTED, Endpoint
 from hxgw.errors import BadRequest, MethodNotAllowed, NotFound, Unauthorized, UpstreamError
+from hxgw.pipeline.answer.error_event import error_event
 from hxgw.pipeline.auth import authenticate
 from hxgw.pipeline.context import RequestContext
 from hxgw.pipeline.exchange import Exchange
 from hxgw.pipeline.parse import parse_body
 from hxgw.pipeline.refuse import refuse_unrouted
-from hxgw.pipeline.rendering import error_event, render_errors
+from hxgw.pipeline.rendering import render_errors
 from hxgw.pipeline.request_id import assign_request_id
 from hxgw.pipeline.route import route
 from hxgw.pipeline.transform import transform_request
