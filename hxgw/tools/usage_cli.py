@@ -188,9 +188,11 @@ def _csv(lines: list[Totals], by: str, since: float, until: float | None) -> str
 
 
 def _as_text(name: str) -> str:
-    """A name as a spreadsheet shows it, never runs it: one that begins as a formula does
-    (`=`, `+`, `-`, `@`: a keys-file key named `-2+3`, say) is quoted as text with `'`."""
-    return "'" + name if name.startswith(("=", "+", "-", "@")) else name
+    """A name as a spreadsheet takes it, as text, never as a formula to run: one that
+    begins as a formula does (`=`, `+`, `-`, `@`: a keys-file key named `-2+3`, say; or
+    a tab or CR, which spreadsheets skip: a model's name as an upstream reported it) is
+    quoted as text with `'`."""
+    return "'" + name if name.startswith(("=", "+", "-", "@", "\t", "\r")) else name
 
 
 def _table(lines: list[Totals], by: str, since: float, until: float | None) -> str:

@@ -126,6 +126,21 @@ def test_a_key_name_that_begins_as_a_formula_is_text_in_the_csv(tmp_path: Path):
     assert sorted(keys) == ["'-2+3", "'@SUM(A1)"]
 
 
+def test_a_model_name_that_begins_with_a_tab_and_a_formula_is_text_in_the_csv(
+    tmp_path: Path,
+):
+    # A batch's rows name the model as its upstream reported it; spreadsheets skip a
+    # leading tab or CR and run what follows.
+    ledger = Ledger(open_database(None, tmp_path / "state"), tmp_path / "state" / "spool")
+    ledger.record(_row(1, "alice", model="\t=1+1"))
+    ledger.record(_row(2, "alice", model="\t@SUM(A1)"))
+    ledger.close()
+    result = usage(tmp_path / "state", "--since", "1h", "--by", "model", "--format", "csv")
+    assert result.returncode == 0, result.stderr
+    models = [line[0] for line in csv.reader(io.StringIO(result.stdout))][1:]
+    assert sorted(models) == ["'\t=1+1", "'\t@SUM(A1)"]
+
+
 def test_csv_has_a_header_and_one_line_per_key(state_dir: Path):
     result = usage(state_dir, "--since", "1h", "--format", "csv")
     assert result.returncode == 0, result.stderr
