@@ -151,16 +151,7 @@ async def test_the_other_models_of_an_upstream_that_takes_no_connection_are_pass
 ):
     # Each had cost a connect timeout of its own, request after request, until each
     # model's circuit opened apart.
-    models = [
-        {"name": name, "tier_score": 0.9, "specializations": [], "upstream_model": f"m-{name}",
-         "upstream": "dead"} for name in ("alpha", "gamma")
-    ] + [{"name": "beta", "tier_score": 0.9, "specializations": [], "upstream_model": "m-beta"}]
-    routing = {"routing": {"strategy": "failover", "default_group": "chat",
-                           "groups": {"chat": ["alpha", "gamma", "beta"]}}}
-    dead = f"http://127.0.0.1:{dead_port}"
-    gateway = await start_gateway(
-        models=models, routing=routing,
-        gateway={"upstreams": {"default": {"url": upstream[1]}, "dead": {"url": dead}}})
+    gateway = await _alpha_and_gamma_behind_a_dead_upstream(start_gateway, upstream, dead_port)
     status, headers, _ = await _chat(gateway, client)
     assert (status, headers["X-HX-Model"], headers["X-HX-Failovers"]) == (200, "beta", "1")
     await wait_for(lambda: "error=connect_error" in gateway.logs())
@@ -172,20 +163,27 @@ async def test_a_failover_past_a_model_passed_over_is_counted_from_the_model_tri
     dead_port: int,
 ):
     # It had been counted from gamma, never tried, and alpha, which failed, was nowhere.
+    gateway = await _alpha_and_gamma_behind_a_dead_upstream(start_gateway, upstream, dead_port)
+    assert (await _chat(gateway, client))[0] == 200
+    async with client.get(gateway.url + "/metrics", headers=gateway.auth) as resp:
+        counted = [line for line in (await resp.text()).splitlines()
+                   if line.startswith("hxgw_failovers_total{")]
+    assert counted == ['hxgw_failovers_total{from_model="alpha",group="chat",to_model="beta"} 1.0']
+
+
+async def _alpha_and_gamma_behind_a_dead_upstream(
+    start_gateway: StartGateway, upstream: tuple[FakeUpstream, str], dead_port: int
+) -> Gateway:
+    """Group chat: alpha and gamma behind an upstream that takes no connection, then beta."""
     models = [
         {"name": name, "tier_score": 0.9, "specializations": [], "upstream_model": f"m-{name}",
          "upstream": "dead"} for name in ("alpha", "gamma")
     ] + [{"name": "beta", "tier_score": 0.9, "specializations": [], "upstream_model": "m-beta"}]
     routing = {"routing": {"strategy": "failover", "default_group": "chat",
                            "groups": {"chat": ["alpha", "gamma", "beta"]}}}
-    gateway = await start_gateway(
+    return await start_gateway(
         models=models, routing=routing, gateway={"upstreams": {
             "default": {"url": upstream[1]}, "dead": {"url": f"http://127.0.0.1:{dead_port}"}}})
-    assert (await _chat(gateway, client))[0] == 200
-    async with client.get(gateway.url + "/metrics", headers=gateway.auth) as resp:
-        counted = [line for line in (await resp.text()).splitlines()
-                   if line.startswith("hxgw_failovers_total{")]
-    assert counted == ['hxgw_failovers_total{from_model="alpha",group="chat",to_model="beta"} 1.0']
 
 
 async def test_failover_order_models_are_tried_after_the_group(
