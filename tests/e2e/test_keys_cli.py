@@ -411,14 +411,22 @@ async def test_changing_a_keys_file_key_says_to_change_it_in_the_file(
     assert "note:" not in changed.stderr
 
 
-async def test_rotating_a_stored_key_a_keys_file_key_hides_says_its_secret_opens_nothing(
-    start_gateway: StartGateway, tmp_path: Path
-):
+async def _with_a_keys_file(
+    start_gateway: StartGateway, tmp_path: Path, **auth: object
+) -> tuple[Gateway, Path, dict[str, str]]:
+    """A gateway whose keys file has one key, `batch-job`: the gateway, the file, the key."""
     keys_file = tmp_path / "keys.yaml"
     job = {"name": "batch-job", "key": new_key("sk-job")}
     keys_file.write_text(yaml.safe_dump({"keys": [job]}))
     keys_file.chmod(0o600)
-    gateway = await start_gateway(gateway={"auth": {"keys_file": str(keys_file)}})
+    gateway = await start_gateway(gateway={"auth": {"keys_file": str(keys_file), **auth}})
+    return gateway, keys_file, job
+
+
+async def test_rotating_a_stored_key_a_keys_file_key_hides_says_its_secret_opens_nothing(
+    start_gateway: StartGateway, tmp_path: Path
+):
+    gateway, keys_file, job = await _with_a_keys_file(start_gateway, tmp_path)
     keys(gateway, "create", "app")
     # Later the keys file gains a key of that name, which wins the clash.
     keys_file.write_text(yaml.safe_dump({"keys": [job, {"name": "app", "key": new_key()}]}))
@@ -431,12 +439,7 @@ async def test_a_stored_key_a_keys_file_key_hides_is_told_so_not_counted_as_a_gu
     start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession
 ):
     # Its holder had been told 'invalid API key' and counted against its address.
-    keys_file = tmp_path / "keys.yaml"
-    job = {"name": "batch-job", "key": new_key("sk-job")}
-    keys_file.write_text(yaml.safe_dump({"keys": [job]}))
-    keys_file.chmod(0o600)
-    gateway = await start_gateway(gateway={"auth": {"keys_file": str(keys_file),
-                                                    "max_bad_keys": 2}})
+    gateway, keys_file, job = await _with_a_keys_file(start_gateway, tmp_path, max_bad_keys=2)
     stored = keys(gateway, "create", "app").stdout.strip()
     await _within_a_second(lambda: _opens(client, gateway, stored))
     keys_file.write_text(yaml.safe_dump({"keys": [job, {"name": "app", "key": new_key()}]}))
@@ -458,12 +461,7 @@ async def test_a_secret_made_for_a_hidden_key_is_told_so_at_its_first_use(
     # The gateway waits for its next read of the store for a secret it does not know; that
     # read has the new secret among those set aside, and its holder had been told
     # 'invalid API key', counted as a guess, until the read after.
-    keys_file = tmp_path / "keys.yaml"
-    job = {"name": "batch-job", "key": new_key("sk-job")}
-    keys_file.write_text(yaml.safe_dump({"keys": [job]}))
-    keys_file.chmod(0o600)
-    gateway = await start_gateway(gateway={"auth": {"keys_file": str(keys_file),
-                                                    "max_bad_keys": 2}})
+    gateway, keys_file, job = await _with_a_keys_file(start_gateway, tmp_path, max_bad_keys=2)
     stored = keys(gateway, "create", "app").stdout.strip()
     keys_file.write_text(yaml.safe_dump({"keys": [job, {"name": "app", "key": new_key()}]}))
     gateway.signal(signal.SIGHUP)
