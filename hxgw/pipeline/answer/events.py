@@ -14,7 +14,7 @@ from collections.abc import AsyncIterator
 
 from hxgw.errors import GatewayError, TotalTimeout, UpstreamError, UpstreamTimeout
 from hxgw.pipeline.answer.error_event import write_error_event
-from hxgw.pipeline.answer.lines import HeldLine, open_closer
+from hxgw.pipeline.answer.lines import HeldLine, open_closer, rest_of_end
 from hxgw.pipeline.answer.stream_end import (
     FINAL,
     data_lines,
@@ -63,10 +63,11 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
         chunk = reply.first_chunk
         chunks = upstream_chunks(ctx, reply)
         while True:
-            # Past the final event, once its blank line is relayed, nothing is the
-            # answer's: the anthropic SDKs raise on an `error` event wherever it comes,
-            # and would throw a whole answer away.
-            block = b"" if done and not ctx.closer else pending.whole_lines(chunk)
+            if done and not ctx.closer:
+                # Past the final event, once ended, nothing is the answer's: the anthropic
+                # SDKs raise on an `error` event wherever it comes (a whole answer lost).
+                chunk = rest_of_end(tail, pending, chunk)
+            block = pending.whole_lines(chunk)
             if block:
                 if ctx.rebind is not None:
                     block = ctx.rebind.events(block, reply.model)

@@ -51,6 +51,13 @@ class HeldLine:
         return chunk[:cut]
 
 
+def rest_of_end(tail: bytes, held: HeldLine, chunk: bytes) -> bytes:
+    """What of a read that comes after a stream's end (the relayed stream's last four bytes
+    are `tail`) is still part of it: the LF of a CRLF whose CR ended it (a lone CR is a
+    line's end to the spec, not to every client), nothing else."""
+    return b"\n" if tail.endswith(b"\r") and chunk.startswith(b"\n") and not held else b""
+
+
 def lines_end(data: bytes) -> int:
     """Where the whole lines of `data` end: after its last LF or CR; 0 when it ends none."""
     return max(data.rfind(b"\n"), data.rfind(b"\r")) + 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from hxgw.pipeline.answer.lines import MAX_HELD_LINE, HeldLine, closer, open_closer
+from hxgw.pipeline.answer.lines import MAX_HELD_LINE, HeldLine, closer, open_closer, rest_of_end
 
 LINE = b'data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n'
 
@@ -73,3 +73,18 @@ def test_an_event_left_open_before_its_data_line_is_not_ended_as_an_event(
 ])
 def test_an_event_left_open_with_its_data_line_is_ended_as_an_event(block: bytes):
     assert open_closer(block[-4:], block) == closer(block[-4:]) != b""
+
+
+def test_past_a_stream_s_end_only_the_lf_of_the_crlf_its_cr_began_is_still_the_stream_s():
+    assert rest_of_end(b"E]\r\n\r", HeldLine(), b"\nevent: error\n") == b"\n"
+
+
+def test_past_a_stream_s_end_a_read_is_none_of_the_stream_s():
+    assert rest_of_end(b"E]\n\n", HeldLine(), b"\nevent: error\n") == b""
+    assert rest_of_end(b"E]\n\n", HeldLine(), b"event: error\n") == b""
+
+
+def test_past_a_stream_s_end_an_lf_after_a_held_line_is_no_crlf_s():
+    held = HeldLine()
+    held.whole_lines(b"\rxyz")
+    assert rest_of_end(b"E]\r\n\r", held, b"\n") == b""
