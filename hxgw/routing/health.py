@@ -1,10 +1,10 @@
 """Live health of each model, learned from the requests the gateway sends it.
 
 Per model: EWMAs of time to first byte, of plain answers' wait and of total
-latency, the error rate over the last outcomes, the requests in flight, and a circuit breaker. The
-book lives for the whole process and outlives config reloads, so a reload
-does not forget that a model is broken; models removed from the config are
-dropped from it.
+latency, the error rate over the last outcomes, the requests in flight, and a
+circuit breaker. The book lives for the whole process and outlives config
+reloads, so a reload does not forget that a model is broken; models removed
+from the config are dropped from it.
 """
 
 from __future__ import annotations

@@ -77,10 +77,10 @@ def explore(ordered: list[Model], group: str, memory: Memory) -> tuple[Model, ..
 
 def latency(models: tuple[Model, ...], group: str, memory: Memory) -> tuple[Model, ...]:
     """Lowest recent time to first byte first (ModelHealth.ewma_wait). A model not
-    measured yet goes first,
-    so that every model gets measured, the one with fewest in flight first: until its
-    first answer comes back it has no time, and a burst would otherwise all go to the
-    first of the group. Now and then another goes first (EXPLORE_EVERY)."""
+    measured yet goes first, so that every model gets measured, the one with fewest in
+    flight first: until its first answer comes back it has no time, and a burst would
+    otherwise all go to the first of the group. Now and then another goes first
+    (EXPLORE_EVERY)."""
     health = memory.health
 
     def ttfb(model: Model) -> tuple[int, float]:

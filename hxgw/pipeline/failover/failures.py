@@ -11,7 +11,8 @@ and an SDK backs off by what the upstream said. When every candidate answered
 asked for; when every one answered 503 and one said how long to wait, the gateway's own
 503 with the shortest wait; when each was busy in its own way (a 429, a 529 or an
 overloaded stream, a 503), the gateway's own 429 where one was rate limited, else its
-503 where one said how long to wait, with the shortest wait. Otherwise the gateway's own 502 or 504 lists what was tried.
+503 where one said how long to wait, with the shortest wait. Otherwise the gateway's own
+502 or 504 lists what was tried.
 """
 
 from __future__ import annotations
