@@ -16,7 +16,7 @@ from collections.abc import Awaitable
 
 from hxgw.config import KeyLimits
 from hxgw.endpoints import RESPONSES
-from hxgw.errors import BackgroundNotAllowed
+from hxgw.errors import BackgroundNotAllowed, GatewayError
 from hxgw.keys import refusal
 from hxgw.pipeline.billing.usage import (
     counting_limits,
@@ -26,6 +26,7 @@ from hxgw.pipeline.billing.usage import (
     used,
 )
 from hxgw.pipeline.context import Next, RequestContext
+from hxgw.pipeline.rendering import note_error
 
 
 def apply_limits(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
@@ -81,6 +82,9 @@ async def _within_limits(
         ctx.limit_headers |= decision.anthropic_headers()
     try:
         await call_next(ctx)
+    except GatewayError as exc:
+        note_error(ctx, exc)  # `used` below reads them: render_errors answers after it
+        raise
     finally:
         task = ctx.task
         cancelled = task is not None and task.cancelling() > 0

@@ -58,26 +58,37 @@ def _stopped_unanswered(ctx: RequestContext) -> bool:
     )
 
 
+def note_error(ctx: RequestContext, exc: GatewayError) -> None:
+    """The request's status and outcome as its answer to `exc` will say them: set before
+    the answer is written by a step that works out what the request used meanwhile
+    (pipeline.limits: a request that timed out still pays the prompt the model read)."""
+    if ctx.exchange.committed:
+        return  # the relay already committed a status; it reports its failures in-band
+    if isinstance(exc, UpstreamAnswer):
+        ctx.status = exc.answer_status
+        ctx.outcome = "rate_limited" if ctx.status == 429 else "upstream_error"
+    else:
+        ctx.status, ctx.outcome = exc.status, exc.code or exc.type
+
+
 def _respond(ctx: RequestContext, exc: GatewayError) -> None:
     if ctx.exchange.committed:
         # The relay already committed a status; it reports its own failures in-band.
         return
+    note_error(ctx, exc)
     if isinstance(exc, UpstreamAnswer):
         status, headers = exc.answer_status, exc.headers | {"X-Request-ID": ctx.request_id}
         if not retry_helps(exc) and "x-should-retry" not in headers:
             headers["x-should-retry"] = "false"
-        ctx.outcome = "rate_limited" if status == 429 else "upstream_error"
         # The model whose answer this is, for the access line and the ledger.
         ctx.served_by = ctx.served_by or headers.get("X-HX-Model")
     else:
         status, headers = exc.status, error_headers(ctx, exc)
-        ctx.outcome = exc.code or exc.type
     if ctx.limit_headers and not isinstance(exc, KeyLimited):
         # The key's limits: this request counted against them.
         headers = with_key_limits(headers, ctx.limit_headers)
     if ctx.decision is not None:  # routed: where it went, as a relayed answer says
         route_headers(ctx, headers)
-    ctx.status = status
     anthropic = ctx.speaks_anthropic()
     if anthropic:
         headers["request-id"] = ctx.request_id  # what Anthropic's SDK reads as the request id

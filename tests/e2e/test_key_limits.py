@@ -563,3 +563,49 @@ async def test_a_limited_key_gone_before_the_answer_is_billed_its_prompt_as_the_
     assert (row["disconnected"], row["usage_source"], row["prompt_tokens"]) == (
         1, "estimated", prompt)
     assert row["cost"] > 0 and await _spend(client, gateway) == pytest.approx(row["cost"])
+
+
+async def _rows_of_each_key(
+    start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession, path: str,
+    body: dict[str, Any], **gateway: Any,
+) -> dict[str, dict[str, Any]]:
+    """The same failing request by the master key and by a key with a limit: their rows."""
+    secret = new_key("sk-app")
+    keys = tmp_path / "keys.yaml"
+    keys.write_text(yaml.safe_dump({"keys": [{"name": "app", "key": secret, "rpm": 100}]}))
+    keys.chmod(0o600)
+    gw = await start_gateway(models=PRICED, gateway={"auth": {"keys_file": str(keys)}, **gateway})
+    for key in (gw.key, secret):
+        async with client.post(gw.url + path, json=body,
+                               headers={"Authorization": f"Bearer {key}"}) as resp:
+            assert resp.status >= 500
+            await resp.read()
+    await wait_for(lambda: len(ledger_rows(gw)) == 2, timeout=10)
+    return {row["key_name"]: row for row in ledger_rows(gw)}
+
+
+BILLED = ("status", "outcome", "prompt_tokens", "completion_tokens", "usage_source", "cost")
+
+
+async def test_a_limited_key_whose_model_never_answers_pays_its_prompt_as_the_master_key_does(
+    start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    # Its usage was worked out before the error's outcome was set: it had paid nothing.
+    fake.behave("m-gamma", header_delay=3)
+    rows = await _rows_of_each_key(
+        start_gateway, tmp_path, client, "/v1/chat/completions",
+        {"model": "solo", "messages": [{"role": "user", "content": "a prompt of some length"}]},
+        timeouts={"first_byte": 1})
+    assert rows["master"]["prompt_tokens"] > 0 and rows["master"]["outcome"] == "upstream_timeout"
+    assert [rows["app"][f] for f in BILLED] == [rows["master"][f] for f in BILLED]
+
+
+async def test_a_limited_key_s_answer_cut_mid_body_is_billed_as_the_master_key_s(
+    start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    # Its status was still unset when its usage was worked out: it paid for a 502.
+    fake.behave("m-gamma", reset_after_chunks=1)
+    rows = await _rows_of_each_key(start_gateway, tmp_path, client, "/v1/responses",
+                                   {"model": "solo", "input": "write at length"})
+    assert rows["master"]["status"] == 502
+    assert [rows["app"][f] for f in BILLED] == [rows["master"][f] for f in BILLED]
