@@ -112,6 +112,27 @@ async def test_a_lone_candidate_s_stream_of_an_error_event_is_relayed_and_held_a
     await wait_for(lambda: gateway.logs().count(" outcome=upstream_unavailable ") == 2)
 
 
+async def test_a_responses_stream_that_ends_failed_after_its_text_is_held_against_its_model(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    # It had been an `ok` in the access line and the ledger, and a success of the model's.
+    text = (b'event: response.created\ndata: {"type":"response.created","response":'
+            b'{"id":"resp_1","status":"in_progress"}}\n\n'
+            b'event: response.output_text.delta\ndata: {"type":"response.output_text.delta",'
+            b'"delta":"Hello"}\n\n')
+    failed = (b'event: response.failed\ndata: {"type":"response.failed","response":{"id":'
+              b'"resp_1","status":"failed","error":{"code":"server_error",'
+              b'"message":"provider died"}}}\n\n')
+    gateway = await start_gateway(routing=SOLO)
+    fake.behave("m-alpha", script=((0.0, text), (0.05, failed)))
+    async with client.post(gateway.url + "/v1/responses", headers=gateway.auth,
+                           json={"model": "solo", "input": "hi", "stream": True}) as resp:
+        assert (resp.status, await resp.read()) == (200, text + failed)  # as it came
+    stream_errors = 'hxgw_upstream_errors_total{kind="stream_error",model="alpha"} 1.0'
+    assert stream_errors in await _metrics(gateway, client)
+    await wait_for(lambda: " outcome=upstream_unavailable " in gateway.logs())
+
+
 async def test_comments_before_the_first_event_are_no_answer_and_fail_over(
     gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):

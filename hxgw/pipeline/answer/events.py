@@ -95,7 +95,7 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
                 elif not ended and not named_only and (lines or b"event:" in block):
                     final = ends_stream(block, endpoint)
                     through = through_final(block, FINAL[endpoint]) if final else b""
-                    if final and failed_upstream(through):
+                    if final and failed_upstream(through, FINAL[endpoint]):
                         # Relayed as the upstream sent it, but no success for the model.
                         said = UpstreamError("the upstream ended the stream with an error event")
                         mark_failed(ctx, reply, said, kind="stream_error")

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hxgw.endpoints import BY_ID, PROXIED, Endpoint, StreamEnd
-from hxgw.pipeline.answer.opening import ERROR_LINES, event_name
+from hxgw.pipeline.answer.opening import ERROR_LINES, FAILED, event_name
 
 
 def _named(*names: bytes) -> tuple[bytes, ...]:
@@ -41,7 +41,6 @@ def _has_line(block: bytes, starts: tuple[tuple[bytes, ...], tuple[bytes, ...]])
 
 _SAID_DONE = (b"data: [DONE]", b"data:[DONE]")
 _DONE_LINE = _line_starts(_SAID_DONE)
-_ERROR_LINE = _line_starts(ERROR_LINES)
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +57,10 @@ class Final:
     typed_first: tuple[bytes, ...]
     """How a data line starts whose object's first member is a final event's `type`,
     as OpenAI writes them: the object's own, even in a line too long to be read whole."""
+    failures: tuple[tuple[bytes, ...], tuple[bytes, ...]]
+    """How the line of a final event that says the stream failed begins: the upstream's
+    own error, or a final event of FAILED (`response.failed`), by its name or its data
+    object's first member."""
 
     @classmethod
     def of(cls, end: StreamEnd) -> Final:
@@ -66,10 +69,15 @@ class Final:
         # nameless `data: {"error"` (LiteLLM's, from a broken stream) is no end of it,
         # and the client must get the gateway's error event.
         lines = (*_named(*end.events), *((*_SAID_DONE, *ERROR_LINES) if end.done else ()))
-        first = tuple(
-            data + b"{" + mark for data in (b"data:", b"data: ") for mark in _typed(*end.events)
-        )
-        return cls(end.events, _line_starts(lines), _typed(*end.events), first)
+        first = _typed_first(*end.events)
+        failed = [name for name in end.events if name in FAILED]
+        failures = _line_starts((*ERROR_LINES, *_named(*failed), *_typed_first(*failed)))
+        return cls(end.events, _line_starts(lines), _typed(*end.events), first, failures)
+
+
+def _typed_first(*names: bytes) -> tuple[bytes, ...]:
+    """How a data line starts whose object's first member is the `type` of one of `names`."""
+    return tuple(data + b"{" + mark for data in (b"data:", b"data: ") for mark in _typed(*names))
 
 
 FINAL = {e: Final.of(e.stream_end) for e in (*PROXIED, *BY_ID) if e.stream_end is not None}
@@ -125,11 +133,12 @@ def said_done(block: bytes) -> bool:
     return _has_line(block, _DONE_LINE)
 
 
-def failed_upstream(block: bytes) -> bool:
-    """Whether a block of whole lines holds an error event of the upstream's own, by its
-    line's start: a `"type":"error"` may be the client's own `metadata`, which a Responses
+def failed_upstream(block: bytes, final: Final) -> bool:
+    """Whether a block of whole lines holds a final event that says the stream failed (an
+    error of the upstream's own, a `response.failed`), by its line's start: a
+    `"type":"error"` further in may be the client's own `metadata`, which a Responses
     stream echoes."""
-    return _has_line(block, _ERROR_LINE)
+    return _has_line(block, final.failures)
 
 
 def finished_choices(block: bytes) -> int:

@@ -16,7 +16,12 @@ from hxgw.endpoints import (
     TRANSCRIPTIONS,
     Endpoint,
 )
-from hxgw.pipeline.answer.stream_end import ends_stream, failed_upstream, finished_choices
+from hxgw.pipeline.answer.stream_end import (
+    FINAL,
+    ends_stream,
+    failed_upstream,
+    finished_choices,
+)
 
 CHUNK = b'data: {"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}\n\n'
 
@@ -92,13 +97,27 @@ def test_a_responses_text_delta_ends_nothing():
     b'data: {"choices":[]}\n\nevent: error\ndata: {"type":"error","error":{}}\n\n',
 ])
 def test_an_error_event_of_the_upstream_s_own_is_a_failure(block: bytes):
-    assert failed_upstream(block)
+    assert failed_upstream(block, FINAL[CHAT])
+
+
+@pytest.mark.parametrize("block", [
+    b'event: response.failed\ndata: {"type":"response.failed","response":{}}\n\n',
+    b'data: {"type":"response.failed","response":{}}\n\n',
+    b'data: {"type":"error","code":"server_error","message":"boom"}\n\n',
+])
+def test_a_responses_stream_that_ends_failed_is_a_failure(block: bytes):
+    assert failed_upstream(block, FINAL[RESPONSES])
 
 
 def test_a_response_that_echoes_a_client_s_metadata_of_type_error_is_no_failure():
     completed = b'event: response.completed\ndata: {"type":"response.completed","response":' \
                 b'{"metadata":{"type":"error"}}}\n\n'
-    assert not failed_upstream(completed)
+    assert not failed_upstream(completed, FINAL[RESPONSES])
+
+
+def test_a_chat_stream_s_text_about_a_failed_response_is_no_failure():
+    said = b'data: {"choices":[{"delta":{"content":"event: response.failed"}}]}\n\n'
+    assert not failed_upstream(said, FINAL[CHAT])
 
 
 @pytest.mark.parametrize(("route", "name"), [
