@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Literal, SupportsFloat
 
 from hxgw.store import Connection, Dialect
-from hxgw.usage.schema import FAILED, TABLE
+from hxgw.usage.schema import A_REQUEST, FAILED, TABLE
 
 Grouping = Literal["key", "model", "day"]
 GROUPINGS: tuple[Grouping, ...] = ("key", "model", "day")
@@ -25,9 +25,11 @@ _GROUP: dict[Grouping, dict[Dialect, str]] = {
     },
 }
 # The latency of a request a model answered: one refused at once would pull the median
-# down. SQLite's median() is the aggregate hxgw.store.sqlite adds to every connection;
-# both skip nulls.
-_SERVED = "CASE WHEN model IS NOT NULL THEN ended - started END"
+# down, a batch's row (made to ended) push it up. SQLite's median() is the aggregate
+# hxgw.store.sqlite adds to every connection; both skip nulls.
+_SERVED = f"CASE WHEN model IS NOT NULL AND {A_REQUEST} THEN ended - started END"
+REQUESTS = f"SUM(CASE WHEN {A_REQUEST} THEN 1 ELSE 0 END)"
+"""How many rows are requests': a row billed apart (a batch's) counts its tokens only."""
 _P50: dict[Dialect, str] = {
     "sqlite": f"median({_SERVED})",
     "postgresql": f"percentile_cont(0.5) WITHIN GROUP (ORDER BY {_SERVED})",
@@ -99,7 +101,7 @@ def totals(
         params.append(key)
     # Only constants are pasted in; the key and the window are parameters.
     sql = (
-        f"SELECT {group} AS grp, COUNT(*), SUM(prompt_tokens), SUM(completion_tokens),"  # noqa: S608
+        f"SELECT {group} AS grp, {REQUESTS}, SUM(prompt_tokens), SUM(completion_tokens),"  # noqa: S608
         f" SUM(total_tokens), SUM(cost), SUM(CASE WHEN {FAILED} THEN 1 ELSE 0 END),"
         f" SUM(failovers), {_P50[connection.dialect]},"
         " SUM(cached_tokens), SUM(cache_write_tokens), SUM(reasoning_tokens)"

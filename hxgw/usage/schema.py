@@ -65,6 +65,14 @@ MIGRATIONS = (
     ),
 )
 
+BILLED_AS = "usage-of-"
+"""The start of the request id of a row billed apart from any request (a background
+response's, a batch's), whose own id follows: its tokens and cost count, but it is no
+request, and its start and end (when the job was made, when it was read ended) are no
+request's latency. The gateway's own request ids are hex."""
+A_REQUEST = f"request_id NOT LIKE '{BILLED_AS}%'"
+"""SQL true of a row that is a request's."""
+
 LEFT = ("client_gone", "client_stalled")
 """The outcomes of an answer the client did not take whole: it left, or read no more."""
 FAILED = f"outcome NOT IN {LEFT!r} AND (status >= 400 OR outcome <> 'ok')"

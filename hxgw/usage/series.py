@@ -19,8 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from hxgw.store import Connection, Dialect
-from hxgw.usage.report import NO_MODEL_SQL, ledger_exists, summed_cost
-from hxgw.usage.schema import FAILED, TABLE
+from hxgw.usage.report import NO_MODEL_SQL, REQUESTS, ledger_exists, summed_cost
+from hxgw.usage.schema import A_REQUEST, FAILED, TABLE
 
 LATENCY_SAMPLES = 500
 """Latencies read per model and bucket, at most; a p99 from 500 is the 5th largest."""
@@ -81,12 +81,12 @@ def usage_series(connection: Connection, window: Window, now: float) -> dict[str
     params = (start, float(window.bucket), start, start + window.span)
     # Only constants are pasted in; the window is all parameters.
     per_key = connection.execute(
-        f"SELECT key_name, {bucket} AS b, COUNT(*), SUM(total_tokens), SUM(cost)"  # noqa: S608
+        f"SELECT key_name, {bucket} AS b, {REQUESTS}, SUM(total_tokens), SUM(cost)"  # noqa: S608
         f" FROM {TABLE} WHERE {_IN_WINDOW} GROUP BY key_name, b",
         params,
     )
     per_model = connection.execute(
-        f"SELECT {NO_MODEL_SQL} AS m, {bucket} AS b, COUNT(*), SUM(total_tokens), SUM(cost),"  # noqa: S608
+        f"SELECT {NO_MODEL_SQL} AS m, {bucket} AS b, {REQUESTS}, SUM(total_tokens), SUM(cost),"  # noqa: S608
         f" SUM(CASE WHEN {FAILED} THEN 1 ELSE 0 END), SUM(failovers)"
         f" FROM {TABLE} WHERE {_IN_WINDOW} GROUP BY m, b",
         params,
@@ -95,7 +95,7 @@ def usage_series(connection: Connection, window: Window, now: float) -> dict[str
         "SELECT m, b, latency FROM ("  # noqa: S608
         f"SELECT {NO_MODEL_SQL} AS m, {bucket} AS b, ended - started AS latency,"
         f" ROW_NUMBER() OVER (PARTITION BY {NO_MODEL_SQL}, {bucket} ORDER BY request_id) AS n"
-        f" FROM {TABLE} WHERE {_IN_WINDOW}) AS sampled WHERE n <= ?",
+        f" FROM {TABLE} WHERE {_IN_WINDOW} AND {A_REQUEST}) AS sampled WHERE n <= ?",
         (*params[:2], *params, LATENCY_SAMPLES),
     )
     size = window.buckets

@@ -24,9 +24,8 @@ from hxgw.pipeline.billing.usage import cost_of, estimated_prompt
 from hxgw.pipeline.context import RequestContext
 from hxgw.pipeline.rebind import background_response
 from hxgw.usage import UsageRow, Values
+from hxgw.usage.schema import BILLED_AS
 
-BILLED_AS = "usage-of-"
-"""The start of a background response's row's request id; its client id follows."""
 FINISHED = frozenset({"completed", "incomplete", "failed", "cancelled"})
 """A response's statuses once it has stopped running: its usage is its last."""
 MILLISECONDS = 10**11

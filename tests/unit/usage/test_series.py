@@ -92,6 +92,17 @@ def test_each_model_counts_errors_failovers_and_latency_percentiles(database, tm
     assert models["(no model)"]["errors"][59] == 1
 
 
+def test_a_row_billed_apart_counts_its_tokens_but_is_no_request_and_no_latency(
+    database, tmp_path
+):
+    batch = row(1, request_id="usage-of-batch_1", total_tokens=1000, ended=T0 + 1 + 7200.0)
+    _fill(database, tmp_path, [row(0), batch])
+    series = _series(database)
+    alpha, alice = series["models"]["alpha"], series["keys"]["alice"]
+    assert (alice["requests"][59], alice["tokens"][59]) == (1, 1015)
+    assert (alpha["requests"][59], alpha["p99_latency"][59]) == (1, pytest.approx(0.5))
+
+
 def test_the_day_window_buckets_by_hour(database, tmp_path):
     _fill(database, tmp_path, [row(0), row(-7200, model="beta"), row(-83_000)])
     series = _series(database, DAY)
