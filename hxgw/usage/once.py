@@ -1,7 +1,7 @@
 """Rows billed by whichever answer first carries them (a batch's usage, a background
 response's), which every later read carries too: each is queued once, and a reported one
 replaces its estimate, as the store itself does (`ON CONFLICT ... WHERE` in
-hxgw.usage.schema). What each queued row adds to what was billed of it before is what
+hxgw.usage.schema), under the estimate's key. What each queued row adds to what was billed of it before is what
 the key's metrics add."""
 
 from __future__ import annotations
@@ -54,8 +54,10 @@ class OnceRows:
             del self._seen[next(iter(self._seen))]
         if before is None:
             return Added(row[_KEY], row[_PROMPT], row[_COMPLETION], row[_COST])
+        # Still the estimate's key, as the store keeps it: the key whose stream made the
+        # response, not one it handed the response's id to, which read it finished.
         return Added(
-            row[_KEY],
+            before[_KEY],
             row[_PROMPT] - before[_PROMPT],
             row[_COMPLETION] - before[_COMPLETION],
             row[_COST] - before[_COST],

@@ -87,7 +87,8 @@ it did: before the first byte its row's status is 499."""
 # constants.
 _NAMES, _MARKS = ", ".join(COLUMNS), ", ".join("?" for _ in COLUMNS)
 _KEY = ("started", "request_id")
-_SET = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c not in _KEY)
+# The key stays the estimate's: the one whose stream made the response pays for it.
+_SET = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c not in (*_KEY, "key_name"))
 INSERT = (
     f"INSERT INTO {TABLE} ({_NAMES}) VALUES ({_MARKS})"  # noqa: S608
     f" ON CONFLICT ({', '.join(_KEY)}) DO UPDATE SET {_SET}"

@@ -28,6 +28,22 @@ def test_rows_are_written_in_batches_while_the_gateway_runs(database: Database, 
         ledger.close()
 
 
+def test_a_report_in_place_of_its_estimate_keeps_the_estimate_s_key(
+    database: Database, tmp_path: Path
+):
+    # A background response's stream cut short, then read finished with a key it was
+    # handed to: the key whose stream made it pays, as the metrics count it.
+    ledger = Ledger(database, tmp_path / "spool")
+    ledger.record(row(1, usage_source="estimated", prompt_tokens=10))
+    ledger.close()
+    ledger = Ledger(database, tmp_path / "spool")
+    ledger.record(row(1, key_name="bob", usage_source="reported", prompt_tokens=12))
+    ledger.close()
+    with database.connect() as connection:
+        stored = connection.execute("SELECT key_name, usage_source, prompt_tokens FROM usage_ledger")
+    assert [tuple(r) for r in stored] == [("alice", "reported", 12)]
+
+
 def test_every_field_reads_back_as_recorded(database: Database, tmp_path: Path):
     ledger = Ledger(database, tmp_path / "spool")
     original = row(1, stream=True, disconnected=True, failovers=2, first_byte=None, model=None)

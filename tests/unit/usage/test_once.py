@@ -20,6 +20,14 @@ def test_a_report_after_its_estimate_adds_the_difference():
     assert once.take(reported) is None
 
 
+def test_a_report_read_by_another_key_adds_its_difference_to_the_estimate_s_key():
+    # As the store keeps the row: under the key whose stream made the response.
+    once = OnceRows()
+    once.take(row(1, usage_source="estimated", prompt_tokens=10, cost=0.25).values())
+    reported = row(1, key_name="bob", usage_source="reported", prompt_tokens=12, cost=0.3)
+    assert once.take(reported.values()) == Added("alice", 2, 0, 0.3 - 0.25)
+
+
 def test_an_estimate_after_the_report_adds_nothing_as_the_store_keeps_the_report():
     once = OnceRows()
     once.take(row(1, usage_source="reported").values())
