@@ -133,24 +133,24 @@ COUNTED = frozenset({"counter", "histogram", "summary"})
 
 
 def counts_only(figures: Mapping[str, Any]) -> dict[str, Any]:
-    """A gone worker's figures as they still count: its counters and histograms, and its
-    requests served; not what it had in flight, nor its gauges."""
+    """A gone worker's figures as they still count: its counters and histograms, its
+    requests served and its ledger's rows spooled and dropped; not what it had in flight,
+    nor its gauges."""
     metrics = [f for f in figures["metrics"] if f["type"] in COUNTED]
     status = figures["status"]
     requests = {"total": status["requests"]["total"], "per_second": 0.0, "inflight": 0}
-    return {
-        "metrics": metrics,
-        "status": {
-            "requests": requests | {"active_streams": 0},
-            "models": [
-                {"name": m["name"], "requests": m["requests"], "inflight": 0}
-                for m in status["models"]
-            ],
-            "upstreams": [
-                {"name": u["name"], "shed": u.get("shed", 0)} for u in status["upstreams"]
-            ],
-        },
+    kept: dict[str, Any] = {
+        "requests": requests | {"active_streams": 0},
+        "models": [
+            {"name": m["name"], "requests": m["requests"], "inflight": 0} for m in status["models"]
+        ],
+        "upstreams": [{"name": u["name"], "shed": u.get("shed", 0)} for u in status["upstreams"]],
     }
+    ledger = status.get("ledger")
+    if ledger:  # /status.json's counts would fall as /metrics' hxgw_ledger_rows do not
+        counted = {f: ledger.get(f, 0) for f in ("rows_spooled", "rows_dropped")}
+        kept["ledger"] = {"spool_bytes": 0, "pending_rows": 0} | counted
+    return {"metrics": metrics, "status": kept}
 
 
 def families(registry: CollectorRegistry) -> list[Family]:

@@ -49,6 +49,21 @@ def test_the_counts_of_a_workers_earlier_runs_stay_in_the_sum(tmp_path: Path):
     assert figures.others() == [retired]
 
 
+def test_a_worker_started_again_keeps_its_ledger_s_rows_spooled_and_dropped_in_the_sum(
+    tmp_path: Path,
+):
+    # /status.json's had fallen at each restart, while /metrics kept them.
+    ledger = {"spool_bytes": 900, "pending_rows": 4, "rows_spooled": 5, "rows_dropped": 2}
+    figures = _figures(3, inflight=1)
+    figures["status"]["ledger"] = ledger
+    for _ in range(2):
+        (tmp_path / "figures-0.json").write_text(json.dumps(figures))
+        WorkerFigures(tmp_path, "0").retire_previous()
+    (retired,) = WorkerFigures(tmp_path, "1").others()
+    assert retired["status"]["ledger"] == {
+        "spool_bytes": 0, "pending_rows": 0, "rows_spooled": 10, "rows_dropped": 4}
+
+
 def test_a_worker_that_is_down_counts_its_requests_but_not_its_requests_in_flight(
     tmp_path: Path,
 ):
