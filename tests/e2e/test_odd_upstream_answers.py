@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator
 import aiohttp
 import pytest
 
+from hxgw.upstream.affinity import unbind
 from tests.conftest import StartGateway
 from tests.fixtures import Gateway, ledger_rows, wait_for
 from tests.raw_upstream import read_request, serving
@@ -707,3 +708,20 @@ async def test_a_stream_whose_connection_breaks_after_done_ends_whole_for_the_cl
     assert (status, body) == (200, said + b"data: [DONE]\n\n")  # no error event after [DONE]
     await _all_slots_back(gateway, client)
     assert "upstream failed" not in gateway.logs()
+
+
+async def test_a_file_a_response_cites_reaches_the_client_by_the_id_its_files_routes_know(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    # file_search cites the upstream's own id, which the gateway's files routes refuse.
+    cited = {"type": "file_citation", "file_id": "file-up", "filename": "a.pdf", "index": 0}
+    said = {"id": "resp_up", "object": "response", "status": "completed", "output": [
+        {"type": "message", "role": "assistant", "content": [
+            {"type": "output_text", "text": "x", "annotations": [cited]}]}]}
+    raw.answers["m-gamma"] = whole(b"200 OK", json.dumps(said).encode())
+    gateway = await start_gateway(upstream_url=raw.url)
+    async with client.post(gateway.url + "/v1/responses", headers=gateway.auth,
+                           json={"model": "solo", "input": "what does a.pdf say?"}) as resp:
+        answer = await resp.json()
+    (annotation,) = answer["output"][0]["content"][0]["annotations"]
+    assert unbind(annotation["file_id"]) == ("upstream", "default", "file-up")

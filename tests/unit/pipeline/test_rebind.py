@@ -50,6 +50,33 @@ def test_a_stream_learns_the_id_from_its_first_event_and_rebinds_every_later_one
     assert b"resp_up" not in first + delta + last
 
 
+def test_a_file_a_response_cites_is_bound_to_the_upstream_that_served_it():
+    # The id a client got uploading it through the gateway, which its files routes know.
+    cited = {"type": "file_citation", "file_id": "file-up", "index": 3}
+    body = json.dumps({"id": "resp_up", "object": "response", "output": [
+        {"type": "message", "content": [{"type": "output_text", "text": "x",
+                                         "annotations": [cited]}]}]}).encode()
+    answer = json.loads(ResponseIds({}, learn=True).body(body, BETA))
+    (annotation,) = answer["output"][0]["content"][0]["annotations"]
+    assert annotation["file_id"] == bind("upstream", "two", "file-up")
+
+
+def test_a_streamed_citation_is_bound_and_a_file_id_in_the_model_s_text_is_not():
+    rebind = ResponseIds({}, learn=False)
+    added = rebind.events(_event("response.output_text.annotation.added", annotation={
+        "type": "file_citation", "file_id": "file-up"}), BETA)
+    said = rebind.events(_event("response.output_text.delta", delta='{"file_id":"file-up"}'), BETA)
+    assert json.loads(added.split(b"data: ")[1])["annotation"]["file_id"] == bind(
+        "upstream", "two", "file-up")
+    assert json.loads(said.split(b"data: ")[1])["delta"] == '{"file_id":"file-up"}'
+
+
+def test_a_cited_file_already_bound_is_left_as_it_is():
+    client_id = bind("upstream", "two", "file-up")
+    block = _event("response.output_text.annotation.added", annotation={"file_id": client_id})
+    assert ResponseIds({}, learn=False).events(block, BETA) == block
+
+
 def test_a_body_that_is_not_json_passes_unchanged():
     assert ResponseIds({}, learn=True).body(b"<html>oops</html>", BETA) == b"<html>oops</html>"
 
