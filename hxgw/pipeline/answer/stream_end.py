@@ -57,10 +57,10 @@ class Final:
     typed_first: tuple[bytes, ...]
     """How a data line starts whose object's first member is a final event's `type`,
     as OpenAI writes them: the object's own, even in a line too long to be read whole."""
-    failures: tuple[tuple[bytes, ...], tuple[bytes, ...]]
+    failures: tuple[bytes, ...]
     """How the line of a final event that says the stream failed begins: the upstream's
     own error, or a final event of FAILED (`response.failed`), by its name or its data
-    object's first member."""
+    object's first member (`failed_upstream` reads a `type` further in)."""
 
     @classmethod
     def of(cls, end: StreamEnd) -> Final:
@@ -71,7 +71,7 @@ class Final:
         lines = (*_named(*end.events), *((*_SAID_DONE, *ERROR_LINES) if end.done else ()))
         first = _typed_first(*end.events)
         failed = [name for name in end.events if name in FAILED]
-        failures = _line_starts((*ERROR_LINES, *_named(*failed), *_typed_first(*failed)))
+        failures = (*ERROR_LINES, *_named(*failed), *_typed_first(*failed))
         return cls(end.events, _line_starts(lines), _typed(*end.events), first, failures)
 
 
@@ -92,19 +92,43 @@ def ends_stream(block: bytes, endpoint: Endpoint) -> bool:
 
 
 def through_final(block: bytes, final: Final) -> bytes:
-    """`block` to the end of the line that ends the stream: an error event past it is
-    past the whole answer (the client has it), no failure of the model's. Whole when
-    the line is a data object's `type` (`_typed_end`), not looked for here."""
-    first, within = final.lines
-    if block.startswith(first):
-        at = 0
-    else:
-        found = [i for start in within if (i := block.find(start)) >= 0]
-        if not found:
+    """`block` to the end of the line that ends the stream: what follows it (an error
+    event past the whole answer) is no failure of the model's. Whole when that line is
+    not found whole in `block` (a line too long to be read whole, passed on in pieces)."""
+    at = _first_line(block, final.lines)
+    if at is None:
+        at = _typed_line(block, final)
+        if at is None:
             return block
-        at = min(found) + 1
     ends = [i for i in (block.find(b"\n", at), block.find(b"\r", at)) if i >= 0]
     return block[: min(ends, default=len(block))]
+
+
+def _first_line(block: bytes, starts: tuple[tuple[bytes, ...], tuple[bytes, ...]]) -> int | None:
+    """Where the first line that begins with one of `starts` (`_line_starts`) begins."""
+    first, within = starts
+    if block.startswith(first):
+        return 0
+    found = [i for start in within if (i := block.find(start)) >= 0]
+    return min(found) + 1 if found else None
+
+
+def _typed_line(block: bytes, final: Final) -> int | None:
+    """Where the first data line whose object's own `type` names a final event begins."""
+    at = 0
+    for line in block.splitlines(keepends=True):
+        if _typed_final(line.rstrip(b"\r\n"), final):
+            return at
+        at += len(line)
+    return None
+
+
+def _typed_final(line: bytes, final: Final) -> bool:
+    """Whether a data line's object's own `type` names a final event. The mark is only
+    a hint (it may be inside the object): a line that holds one is read."""
+    if not line.startswith(b"data:") or not any(mark in line for mark in final.marks):
+        return False
+    return line.startswith(final.typed_first) or event_name([line]) in final.names
 
 
 def named_alone(through: bytes, block: bytes) -> bool:
@@ -116,16 +140,10 @@ def named_alone(through: bytes, block: bytes) -> bool:
 
 
 def _typed_end(block: bytes, final: Final) -> bool:
-    """Whether a data line's own `type` names a final event. The mark is only a hint (it
-    may be inside the object); the lines that hold it are read."""
-    marks = final.marks
-    if not marks or not any(mark in block for mark in marks):
+    """Whether a data line's own `type` names a final event (`_typed_final`)."""
+    if not final.marks or not any(mark in block for mark in final.marks):
         return False
-    return any(
-        line.startswith(final.typed_first) or event_name([line]) in final.names
-        for line in block.splitlines()
-        if line.startswith(b"data:") and any(mark in line for mark in marks)
-    )
+    return any(_typed_final(line, final) for line in block.splitlines())
 
 
 def said_done(block: bytes) -> bool:
@@ -133,12 +151,15 @@ def said_done(block: bytes) -> bool:
     return _has_line(block, _DONE_LINE)
 
 
-def failed_upstream(block: bytes, final: Final) -> bool:
-    """Whether a block of whole lines holds a final event that says the stream failed (an
-    error of the upstream's own, a `response.failed`), by its line's start: a
-    `"type":"error"` further in may be the client's own `metadata`, which a Responses
-    stream echoes."""
-    return _has_line(block, final.failures)
+def failed_upstream(through: bytes, final: Final) -> bool:
+    """Whether the final event, whose line ends `through` (`through_final`), says the
+    stream failed: an error of the upstream's own, or a `response.failed`, by the line's
+    start or its object's own `type` (a `"type":"error"` further in may be the client's
+    own `metadata`, which a Responses stream echoes)."""
+    line = through[max(through.rfind(b"\n"), through.rfind(b"\r")) + 1 :]
+    if line.startswith(final.failures):
+        return True
+    return _typed_final(line, final) and event_name([line]) in FAILED
 
 
 def finished_choices(block: bytes) -> int:

@@ -21,6 +21,7 @@ from hxgw.pipeline.answer.stream_end import (
     ends_stream,
     failed_upstream,
     finished_choices,
+    through_final,
 )
 
 CHUNK = b'data: {"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":null}]}\n\n'
@@ -92,32 +93,46 @@ def test_a_responses_text_delta_ends_nothing():
     assert not ends_stream(delta, RESPONSES)
 
 
+def _failed(block: bytes, route: Endpoint) -> bool:
+    """Whether the final event of `block`, a stream of `route`, says it failed."""
+    return failed_upstream(through_final(block, FINAL[route]), FINAL[route])
+
+
 @pytest.mark.parametrize("block", [
     b'data: {"error": {"message": "overloaded"}}\n\n',
     b'data: {"choices":[]}\n\nevent: error\ndata: {"type":"error","error":{}}\n\n',
 ])
 def test_an_error_event_of_the_upstream_s_own_is_a_failure(block: bytes):
-    assert failed_upstream(block, FINAL[CHAT])
+    assert _failed(block, CHAT)
 
 
 @pytest.mark.parametrize("block", [
     b'event: response.failed\ndata: {"type":"response.failed","response":{}}\n\n',
     b'data: {"type":"response.failed","response":{}}\n\n',
     b'data: {"type":"error","code":"server_error","message":"boom"}\n\n',
+    b'data: {"response":{"status":"failed"},"sequence_number":9,"type":"response.failed"}\n\n',
 ])
 def test_a_responses_stream_that_ends_failed_is_a_failure(block: bytes):
-    assert failed_upstream(block, FINAL[RESPONSES])
+    assert _failed(block, RESPONSES)
 
 
 def test_a_response_that_echoes_a_client_s_metadata_of_type_error_is_no_failure():
     completed = b'event: response.completed\ndata: {"type":"response.completed","response":' \
                 b'{"metadata":{"type":"error"}}}\n\n'
-    assert not failed_upstream(completed, FINAL[RESPONSES])
+    assert not _failed(completed, RESPONSES)
+
+
+@pytest.mark.parametrize("named", [True, False])
+def test_an_error_after_a_whole_response_in_the_same_read_is_no_failure(named: bool):
+    completed = b'data: {"type":"response.completed","response":{}}\n\n'
+    error = b'data: {"type":"error","code":"server_error","message":"late"}\n\n'
+    name = b"event: response.completed\n" if named else b""
+    assert not _failed(name + completed + error, RESPONSES)
 
 
 def test_a_chat_stream_s_text_about_a_failed_response_is_no_failure():
     said = b'data: {"choices":[{"delta":{"content":"event: response.failed"}}]}\n\n'
-    assert not failed_upstream(said, FINAL[CHAT])
+    assert not _failed(said, CHAT)
 
 
 @pytest.mark.parametrize(("route", "name"), [
