@@ -69,16 +69,18 @@ BILLED_AS = "usage-of-"
 """The start of the request id of a row billed apart from any request (a background
 response's, a batch's), whose own id follows: its tokens and cost count, but it is no
 request, and its start and end (when the job was made, when it was read ended) are no
-request's latency. The gateway's own request ids are hex."""
+request's latency, nor its outcome an error. No request's id begins so, in any case
+(hxgw.pipeline.request_id)."""
 A_REQUEST = f"request_id NOT LIKE '{BILLED_AS}%'"
 """SQL true of a row that is a request's."""
 
 LEFT = ("client_gone", "client_stalled")
 """The outcomes of an answer the client did not take whole: it left, or read no more."""
-FAILED = f"outcome NOT IN {LEFT!r} AND (status >= 400 OR outcome <> 'ok')"
+FAILED = f"{A_REQUEST} AND outcome NOT IN {LEFT!r} AND (status >= 400 OR outcome <> 'ok')"
 """SQL true of a row whose request failed: an error status, or a 200 whose stream the
 upstream broke off. A client that left, or stopped reading, has not failed, whenever
-it did: before the first byte its row's status is 499."""
+it did: before the first byte its row's status is 499. A batch that failed is no
+request that did."""
 
 # A row already there stays: replaying a spooled batch that had partly committed before
 # the store went away adds each row once. Unless it was an estimate and this one says what

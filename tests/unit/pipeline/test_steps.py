@@ -71,6 +71,16 @@ async def test_request_id_replaces_an_id_unsafe_to_echo(state: GatewayState):
     assert len(ctx.request_id) == 32 and ctx.request_id != 'a b"c'
 
 
+@pytest.mark.parametrize("given", ["usage-of-batch_1", "USAGE-OF-x"])
+async def test_request_id_replaces_one_that_would_pass_for_a_row_billed_apart(
+    state: GatewayState, given: str
+):
+    # The ledger's reports count no request, and no latency, of such a row.
+    ctx = _ctx(state, CHAT, headers={"X-Request-ID": given})
+    await assign_request_id(ctx, _next)
+    assert len(ctx.request_id) == 32 and ctx.request_id != given
+
+
 async def test_auth_without_a_bearer_key_is_unauthorized(state: GatewayState):
     with pytest.raises(Unauthorized, match="missing bearer key"):
         await authenticate(_ctx(state, CHAT), _next)

@@ -104,11 +104,12 @@ def test_a_row_billed_apart_counts_its_tokens_but_is_no_request_and_no_latency(
     # A batch's row runs from the batch's making to its end: hours in the median, and one
     # request more than the key made (hxgw_key_requests counts none for it).
     batch = row(1, request_id="usage-of-batch_1", prompt_tokens=1000, total_tokens=1005,
-                ended=T0 + 1 + 7200.0)
+                ended=T0 + 1 + 7200.0, outcome="cancelled")
     _fill(database, tmp_path, [row(0), batch])
     with database.connect() as connection:
         (alice,) = totals(connection, since=T0, by="key")
     assert (alice.requests, alice.prompt_tokens, alice.p50_latency) == (1, 1010, 0.5)
+    assert alice.errors == 0  # a cancelled batch is no request that failed
 
 
 def test_totals_by_model_name_a_row_without_a_model_dash(database: Database, tmp_path: Path):
