@@ -119,13 +119,14 @@ def decide(
             raise BadRequest(too_long(prompt, wanted, most), code="context_length_exceeded")
     task: dict[str, float] | None = None
     ranking: Ranking | None = None
+    streamed = body is not None and body.get("stream") is True
     if strategy == "ml-based-routing" and own:
         asked = classifier if route.classified else None
         task = asked.predict_proba(prompt_text(body)) if asked is not None else {}
-        ranking = rank(own, task, memory.health, config.routing.scoring)
+        ranking = rank(own, task, memory.health, config.routing.scoring, streamed)
         own = explore(list(ranking.models()), route.turns or route.group or "", memory)
     elif strategy in ORDERS and own:
-        own = ORDERS[strategy](own, route.turns or route.group or "", memory)
+        own = ORDERS[strategy](own, route.turns or route.group or "", memory, streamed)
     ordered = own + fallbacks
     open_now = {m.name for m in ordered if not memory.health[m.name].allows(now)}
     if open_now and len(open_now) == len(ordered):

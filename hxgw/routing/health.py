@@ -88,11 +88,15 @@ class ModelHealth:
         usual = max(self.ewma_ttfb or 0, self.ewma_plain or 0)
         return max(self.settings.stall_floor, self.settings.stall_factor * usual)
 
-    @property
-    def ewma_wait(self) -> float | None:
-        """How soon the model answers, as the strategies rank it: its time to a first
-        byte, else (it has only written plain answers yet) how long those took."""
-        return self.ewma_plain if self.ewma_ttfb is None else self.ewma_ttfb
+    def wait(self, streamed: bool) -> float | None:
+        """How soon the model answers a request like the one at hand, as the strategies
+        rank it: a stream (or an answer that comes at once) by its time to a first byte,
+        a plain answer by how long its plain answers took; each, not measured yet, by the
+        other."""
+        first, other = (self.ewma_ttfb, self.ewma_plain)
+        if not streamed:
+            first, other = other, first
+        return other if first is None else first
 
     def circuit_now(self, now: float) -> CircuitState:
         """The circuit as the next request will find it: an open one whose cool-down has

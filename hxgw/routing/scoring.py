@@ -105,14 +105,19 @@ class Ranking(NamedTuple):
 
 
 def rank(
-    models: tuple[Model, ...], task: dict[str, float], health: HealthBook, weights: ScoringWeights
+    models: tuple[Model, ...],
+    task: dict[str, float],
+    health: HealthBook,
+    weights: ScoringWeights,
+    streamed: bool = False,
 ) -> Ranking:
     """Score the candidates and order them best first; ties keep the group's order. Each
-    score is summed term by term as `Scored.terms` lists them (same order, same float)."""
+    score is summed term by term as `Scored.terms` lists them (same order, same float).
+    Latency is each model's wait for a request like this one (`streamed` or not)."""
     stats = [health[m.name] for m in models]
     slowest, dearest, busiest = 0.0, 0.0, 0
     for model, stat in zip(models, stats, strict=True):
-        wait = stat.ewma_wait
+        wait = stat.wait(streamed)
         if wait and wait > slowest:
             slowest = wait
         if model.cost and model.cost > dearest:
@@ -128,7 +133,7 @@ def rank(
         fit = 0.0
         for label in model.specializations:
             fit += probability(label, 0.0)
-        errors, ttfb, inflight = stat.error_rate, stat.ewma_wait, stat.inflight
+        errors, ttfb, inflight = stat.error_rate, stat.wait(streamed), stat.inflight
         score = tier * model.tier_score + fits * fit + healthy * (1.0 - errors)
         if ttfb is not None:
             score += -latency * ttfb / slowest

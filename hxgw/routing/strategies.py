@@ -28,21 +28,29 @@ class Memory:
         return turn
 
 
-Order = Callable[[tuple[Model, ...], str, Memory], tuple[Model, ...]]
+Order = Callable[[tuple[Model, ...], str, Memory, bool], tuple[Model, ...]]
+"""A strategy: the group's models, its name, the memory, and whether the request is a
+stream (`latency` ranks a stream by time to a first byte, a plain answer by its wait)."""
 
 
-def failover(models: tuple[Model, ...], group: str, memory: Memory) -> tuple[Model, ...]:
+def failover(
+    models: tuple[Model, ...], group: str, memory: Memory, streamed: bool
+) -> tuple[Model, ...]:
     """The group's own order, strictly."""
     return models
 
 
-def round_robin(models: tuple[Model, ...], group: str, memory: Memory) -> tuple[Model, ...]:
+def round_robin(
+    models: tuple[Model, ...], group: str, memory: Memory, streamed: bool
+) -> tuple[Model, ...]:
     """Each request starts one model further along the group; the rest follow in order."""
     start = memory.take_turn(group) % len(models)
     return models[start:] + models[:start]
 
 
-def weighted(models: tuple[Model, ...], group: str, memory: Memory) -> tuple[Model, ...]:
+def weighted(
+    models: tuple[Model, ...], group: str, memory: Memory, streamed: bool
+) -> tuple[Model, ...]:
     """A random order where a model with weight w comes first w/total of the time
     (weighted sampling without replacement, by the key u**(1/w))."""
     return tuple(
@@ -50,7 +58,9 @@ def weighted(models: tuple[Model, ...], group: str, memory: Memory) -> tuple[Mod
     )
 
 
-def least_busy(models: tuple[Model, ...], group: str, memory: Memory) -> tuple[Model, ...]:
+def least_busy(
+    models: tuple[Model, ...], group: str, memory: Memory, streamed: bool
+) -> tuple[Model, ...]:
     """Fewest requests in flight first; ties in turn, as round-robin takes them: one
     request at a time finds every model idle, and kept in the group's order the first
     model had them all."""
@@ -75,9 +85,11 @@ def explore(ordered: list[Model], group: str, memory: Memory) -> tuple[Model, ..
     return tuple(ordered)
 
 
-def latency(models: tuple[Model, ...], group: str, memory: Memory) -> tuple[Model, ...]:
-    """Lowest recent time to first byte first (ModelHealth.ewma_wait). A model not
-    measured yet goes first, so that every model gets measured, the one with fewest in
+def latency(
+    models: tuple[Model, ...], group: str, memory: Memory, streamed: bool
+) -> tuple[Model, ...]:
+    """Lowest recent wait first (ModelHealth.wait: for a stream, time to a first byte).
+    A model not measured yet goes first, so that every model gets measured, the one with fewest in
     flight first: until its first answer comes back it has no time, and a burst would
     otherwise all go to the first of the group. Now and then another goes first
     (EXPLORE_EVERY)."""
@@ -85,7 +97,7 @@ def latency(models: tuple[Model, ...], group: str, memory: Memory) -> tuple[Mode
 
     def ttfb(model: Model) -> tuple[int, float]:
         stat = health[model.name]
-        value = stat.ewma_wait
+        value = stat.wait(streamed)
         return (0, stat.inflight) if value is None else (1, value)
 
     return explore(sorted(models, key=ttfb), group, memory)

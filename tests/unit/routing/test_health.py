@@ -327,9 +327,10 @@ def test_a_model_whose_plain_answers_are_slow_is_not_stalled_by_them():
     assert health.allows(106.0) and not health.stalled(106.0)
 
 
-def test_plain_answers_rank_a_model_until_it_has_a_time_to_first_byte():
+def test_a_stream_waits_on_the_time_to_first_byte_a_plain_answer_on_plain_waits():
     health = _model()
     health.first_byte(8.0, health.started(), timed=False)
-    assert (health.ewma_ttfb, health.ewma_wait) == (None, 8.0)
+    assert (health.ewma_ttfb, health.wait(streamed=True), health.wait(streamed=False)) == (
+        None, 8.0, 8.0)  # each, unmeasured, by the other
     health.first_byte(0.2, health.started())
-    assert (health.ewma_plain, health.ewma_wait) == (8.0, 0.2)
+    assert (health.wait(streamed=True), health.wait(streamed=False)) == (0.2, 8.0)

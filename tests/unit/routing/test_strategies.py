@@ -113,6 +113,21 @@ def test_latency_puts_the_fastest_first_and_unmeasured_models_before_them(config
     assert _order(config, "latency", memory) == ["small", "writer", "coder"]
 
 
+def test_latency_ranks_a_stream_by_time_to_first_byte_and_a_plain_answer_by_its_wait(
+    config: Config,
+):
+    # One old stream's quick first byte had put a model whose plain answers take 20 s
+    # before one whose take 2 s, for plain requests too.
+    memory = Memory()
+    memory.health["writer"].first_byte(0.5)
+    memory.health["writer"].first_byte(20.0, timed=False)
+    memory.health["coder"].first_byte(2.0, timed=False)
+    memory.health["small"].first_byte(9.0, timed=False)
+    assert _order(config, "latency", memory) == ["coder", "small", "writer"]
+    streamed = {"stream": True}
+    assert _order(config, "latency", memory, streamed) == ["writer", "coder", "small"]
+
+
 def test_latency_spreads_requests_over_unmeasured_models_while_their_first_is_out(
     config: Config,
 ):
