@@ -44,7 +44,8 @@ class ModelHealth:
     failed_probes: int = 0
     _outcomes: deque[bool] = field(default_factory=deque)
     _errors: int = 0
-    _waiting: dict[int, float] = field(default_factory=dict)
+    _waiting: dict[int, tuple[float, bool]] = field(default_factory=dict)
+    """The requests waiting for a first byte, by token: since when, and whether timed."""
     _next_token: int = 0
     _last_before_open: int = 0
     """The last token given out before the circuit last opened: requests up to it were
@@ -76,16 +77,18 @@ class ModelHealth:
             return False
         # Requests start in time order and a dict keeps it: the first one still waiting
         # is the oldest, found without a look at every request in flight.
-        oldest_token, oldest = next(iter(self._waiting.items()))
+        oldest_token, (oldest, timed) = next(iter(self._waiting.items()))
         if self._last_answered > oldest_token:
             # A request sent after it has had its first byte: the model answers, and the
             # oldest is a long one (a plain answer's first byte is its last).
             return False
-        return now - oldest > self._stall_limit()
+        return now - oldest > self._stall_limit(timed)
 
-    def _stall_limit(self) -> float:
-        # The longer of its two waits: a slow model's plain answers must not look stalled.
-        usual = max(self.ewma_ttfb or 0, self.ewma_plain or 0)
+    def _stall_limit(self, timed: bool) -> float:
+        """How long a request waits for its first byte before the model seems stalled: by
+        its own kind's wait (`wait`), so that a slow model's plain answers do not look
+        stalled, nor a silent stream wait for as long as those take."""
+        usual = self.wait(timed) or 0.0
         return max(self.settings.stall_floor, self.settings.stall_factor * usual)
 
     def wait(self, streamed: bool) -> float | None:
@@ -114,23 +117,24 @@ class ModelHealth:
             # Stalled: one request at a time still goes, when every one waiting has waited
             # past the limit, and its first byte ends the stall. A long plain answer (its
             # first byte is its last) must not keep a healthy model out while it lasts.
-            newest = next(reversed(self._waiting.values()))
-            return now - newest > self._stall_limit()
+            newest, timed = next(reversed(self._waiting.values()))
+            return now - newest > self._stall_limit(timed)
         if self.circuit == "open" and now >= self.open_until:
             self.circuit = "half_open"
             self.probing = False
         return self.circuit == "half_open" and not self.probing
 
-    def started(self, now: float | None = None) -> int:
+    def started(self, now: float | None = None, timed: bool = True) -> int:
         """Count a request going out; the token names it until its first byte (or failure),
-        so that a wait with no answer can be seen while it lasts."""
+        so that a wait with no answer can be seen while it lasts. `timed`: as `first_byte`
+        takes it (not a plain answer the model writes)."""
         self.inflight += 1
         self.requests += 1
         self._next_token += 1
         if self.circuit == "half_open":
             self.probing, self._probe = True, self._next_token
         if now is not None:
-            self._waiting[self._next_token] = now
+            self._waiting[self._next_token] = (now, timed)
         return self._next_token
 
     def answered(self, token: int) -> None:
@@ -141,7 +145,7 @@ class ModelHealth:
         """A request's wait for a first byte starts over at its turn at its upstream's cap:
         a wait in that queue is no stall of the model's."""
         if token in self._waiting:
-            self._waiting[token] = now
+            self._waiting[token] = (now, self._waiting[token][1])
 
     def first_byte(self, seconds: float, token: int | None = None, *, timed: bool = True) -> None:
         """A request's first byte came, `seconds` after it was sent. Not `timed`: a plain

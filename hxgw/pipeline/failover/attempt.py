@@ -70,8 +70,11 @@ class Tries:
         # a slot is given back only by the connection the request then holds.
         body = ctx.upstream_bodies.for_model(model) if ctx.upload is None else b""
         # Counted in flight from now (and, half-open, the one probe taken), as the route
-        # was decided on; its stall clock starts with its turn.
-        token = health.started(time.monotonic())
+        # was decided on; its stall clock starts with its turn. A plain answer's first
+        # byte is its last: only the answers that come at once (a stream's, embeddings')
+        # are `timed`, saying how soon the model answers.
+        timed = ctx.stream or not ctx.endpoint.writes
+        token = health.started(time.monotonic(), timed)
         turned, entered, waited, asked_before = False, started, 0.0, ctx.trying
         try:
             # The first-byte deadline covers the wait for a turn, the head and the first
@@ -147,9 +150,6 @@ class Tries:
         runtime.readiness.saw_ok(model.upstream)
         ctx.upstream_first_at = now
         ctx.ttfb = now - ctx.started
-        # A plain answer's first byte is its last: only the answers that come at once
-        # (a stream's, embeddings') say how soon the model answers.
-        timed = ctx.stream or not ctx.endpoint.writes
         health.first_byte(now - entered, token, timed=timed)
         return Reply(response, first, model, health, token)
 

@@ -319,12 +319,22 @@ def test_a_model_whose_plain_answers_are_slow_is_not_stalled_by_them():
     # and two 8 s answers at once kept a healthy model out.
     health = _model()
     for at in range(5):
-        token = health.started(now=10.0 * at)
+        token = health.started(now=10.0 * at, timed=False)
         health.first_byte(8.0, token, timed=False)
         health.succeeded(8.0, token)
-    health.started(now=100.0)
-    health.started(now=102.5)
+    health.started(now=100.0, timed=False)
+    health.started(now=102.5, timed=False)
     assert health.allows(106.0) and not health.stalled(106.0)
+
+
+def test_a_silent_stream_is_a_stall_by_the_time_to_first_byte_not_by_plain_answers():
+    # The longer of the two had been taken: 4 x 60 s before a silent stream was seen.
+    health = _model()
+    token = health.started(now=0.0, timed=False)
+    health.first_byte(60.0, token, timed=False)
+    health.first_byte(0.3, health.started(now=70.0))
+    health.started(now=100.0)
+    assert not health.stalled(104.0) and health.stalled(106.0)
 
 
 def test_a_stream_waits_on_the_time_to_first_byte_a_plain_answer_on_plain_waits():
