@@ -18,8 +18,11 @@ from hxgw.pipeline.answer.lines import HeldLine, open_closer, rest_of_end
 from hxgw.pipeline.answer.stream_end import (
     FINAL,
     data_lines,
+    done_event_end,
     ends_stream,
+    event_end,
     failed_upstream,
+    final_event_end,
     finished_choices,
     named_alone,
     said_done,
@@ -53,8 +56,8 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
     unfinished = choices(body, endpoint) if endpoint.choices and body is not None else 0
     # Whether nothing more is to come: the final event itself, or a `[DONE]` once the
     # answer was whole. Past it, the body's end is waited for AFTER_DONE at most, what
-    # comes in later reads is not relayed, and a failure gets no error event (the client
-    # has the whole answer).
+    # comes after its event is not relayed, and a failure gets no error event (the
+    # client has the whole answer).
     done = False
     # The final event's `event:` line came, its data not yet: neither whole nor done.
     named_only = False
@@ -81,17 +84,14 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
                         ctx.usage = ctx.usage[:half] + ctx.usage[-half:]
                 if hidden is not None:
                     block = hidden.strip(block)
-                await exchange.write(block)
-                if ctx.client_first_at is None:
-                    ctx.client_first_at = time.perf_counter()
-                ctx.bytes_out += len(block)
                 lines = data_lines(block)
-                ctx.events += lines
+                end = None  # where, in this block, the event that ends the stream ends
                 # The final event's `event:` line may come before its data, which may be
                 # long and come in pieces (HeldLine): the stream is whole once it begins.
                 if named_only and lines:
                     named_only = False
                     ended = done = True
+                    end = event_end(block)
                 elif not ended and not named_only and (lines or b"event:" in block):
                     final = ends_stream(block, endpoint)
                     through = through_final(block, FINAL[endpoint]) if final else b""
@@ -101,11 +101,24 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
                         mark_failed(ctx, reply, said, kind="stream_error")
                     named_only = final and named_alone(through, block)
                     ended = done = final and not named_only
+                    if done:
+                        end = final_event_end(block, through)
                     if unfinished and not ended:
                         unfinished -= finished_choices(block)
                         ended = unfinished <= 0
                 if lines and ended and not done:
                     done = said_done(block)
+                    end = done_event_end(block) if done else None
+                if end is not None and end < len(block):
+                    # What follows the stream's end in the same read is no part of it (an
+                    # error event there would make the anthropic SDKs drop a whole answer).
+                    block = block[:end]
+                    lines = data_lines(block)
+                await exchange.write(block)
+                if ctx.client_first_at is None:
+                    ctx.client_first_at = time.perf_counter()
+                ctx.bytes_out += len(block)
+                ctx.events += lines
                 ctx.answered = done
                 tail = (tail + block[-4:])[-4:]  # not a copy of the whole block
                 ctx.closer = open_closer(tail, block)

@@ -100,8 +100,8 @@ def through_final(block: bytes, final: Final) -> bytes:
         at = _typed_line(block, final)
         if at is None:
             return block
-    ends = [i for i in (block.find(b"\n", at), block.find(b"\r", at)) if i >= 0]
-    return block[: min(ends, default=len(block))]
+    end = _line_end(block, at)
+    return block if end is None else block[:end]
 
 
 def _first_line(block: bytes, starts: tuple[tuple[bytes, ...], tuple[bytes, ...]]) -> int | None:
@@ -129,6 +129,46 @@ def _typed_final(line: bytes, final: Final) -> bool:
     if not line.startswith(b"data:") or not any(mark in line for mark in final.marks):
         return False
     return line.startswith(final.typed_first) or event_name([line]) in final.names
+
+
+def final_event_end(block: bytes, through: bytes) -> int | None:
+    """Where, in `block`, the final event whose line ends `through` (`through_final`)
+    ends: just past the blank line after it; None when it does not end in `block`."""
+    if len(through) >= len(block):
+        return None
+    return event_end(block, _past_line_end(block, len(through)))
+
+
+def done_event_end(block: bytes) -> int | None:
+    """Where, in `block`, the `[DONE]` event ends (`said_done`); None when it does not."""
+    at = _first_line(block, _DONE_LINE)
+    end = None if at is None else _line_end(block, at)
+    return None if end is None else event_end(block, _past_line_end(block, end))
+
+
+def event_end(block: bytes, at: int = 0) -> int | None:
+    """Just past the first blank line of `block` from `at` (a line's start) on: where the
+    event under way there ends; None when it does not end in `block`."""
+    while at < len(block):
+        end = _line_end(block, at)
+        if end is None:
+            return None
+        after = _past_line_end(block, end)
+        if end == at:
+            return after
+        at = after
+    return None
+
+
+def _line_end(block: bytes, at: int) -> int | None:
+    """Where the line that runs at `at` ends (its LF or CR); None when not in `block`."""
+    ends = [i for i in (block.find(b"\n", at), block.find(b"\r", at)) if i >= 0]
+    return min(ends) if ends else None
+
+
+def _past_line_end(block: bytes, end: int) -> int:
+    """Past the line end at `end`: a CRLF is one."""
+    return end + 2 if block.startswith(b"\r\n", end) else end + 1
 
 
 def named_alone(through: bytes, block: bytes) -> bool:

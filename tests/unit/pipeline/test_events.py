@@ -18,8 +18,11 @@ from hxgw.endpoints import (
 )
 from hxgw.pipeline.answer.stream_end import (
     FINAL,
+    done_event_end,
     ends_stream,
+    event_end,
     failed_upstream,
+    final_event_end,
     finished_choices,
     through_final,
 )
@@ -163,3 +166,26 @@ def test_a_nameless_error_line_does_not_end_a_messages_stream():
     # LiteLLM's, from a broken stream: the client must get the gateway's error event.
     assert not ends_stream(b'data: {"error": {"message": "boom"}}\n\n', MESSAGES)
     assert ends_stream(b'event: error\ndata: {"type": "error"}\n\n', MESSAGES)
+
+
+@pytest.mark.parametrize("end", [b"\n\n", b"\r\n\r\n", b"\r\r", b"\n\r\n"])
+def test_the_final_event_ends_at_the_blank_line_after_its_data_whatever_its_line_ends(end: bytes):
+    stop = b'event: message_stop' + end[: len(end) // 2] + b'data: {"type":"message_stop"}' + end
+    block = stop + b"event: error" + end
+    through = through_final(block, FINAL[MESSAGES])
+    assert final_event_end(block, through) == len(stop)
+
+
+def test_a_final_event_not_ended_in_its_read_has_no_end_there():
+    block = b'event: message_stop\ndata: {"type":"message_stop"}\n'
+    assert final_event_end(block, through_final(block, FINAL[MESSAGES])) is None
+
+
+def test_done_ends_at_the_blank_line_after_it():
+    block = b'data: {"choices":[]}\n\ndata: [DONE]\n\ndata: {"error":{}}\n\n'
+    assert block[: done_event_end(block)].endswith(b"data: [DONE]\n\n")
+
+
+def test_an_event_s_end_is_its_first_blank_line():
+    assert event_end(b'data: {"x":1}\n\nevent: error\n\n') == len(b'data: {"x":1}\n\n')
+    assert event_end(b'data: {"x":1}\n') is None
