@@ -699,6 +699,22 @@ async def test_events_an_upstream_sends_after_message_stop_are_not_relayed(
     assert "outcome=ok" in gateway.logs()
 
 
+async def test_a_final_event_whose_crlf_is_split_between_reads_keeps_its_data(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    # The LF that ends the `event:` line had been taken for the blank line ending the
+    # event, and the data line after it cut off: the SDK never saw message_stop.
+    delta = (b'event: content_block_delta\r\ndata: {"type":"content_block_delta","index":0,'
+             b'"delta":{"type":"text_delta","text":"hi"}}\r\n\r\n')
+    name, data = b"event: message_stop\r", b'\ndata: {"type":"message_stop"}\r\n\r\n'
+    raw.answers["m-gamma"] = sse(delta, name, data)
+    gateway = await start_gateway(upstream_url=raw.url)
+    async with client.post(gateway.url + "/v1/messages", headers=gateway.auth, json={
+            "model": "solo", "max_tokens": 9, "stream": True,
+            "messages": [{"role": "user", "content": "hi"}]}) as resp:
+        assert await resp.read() == delta + name + data
+
+
 async def test_a_stream_whose_connection_breaks_after_done_ends_whole_for_the_client(
     start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):

@@ -91,7 +91,8 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
                 if named_only and lines:
                     named_only = False
                     ended = done = True
-                    end = event_end(block)
+                    # Not at the LF of a CRLF whose CR ended the `event:` line: no blank line.
+                    end = event_end(block, int(tail.endswith(b"\r") and block[:1] == b"\n"))
                 elif not ended and not named_only and (lines or b"event:" in block):
                     final = ends_stream(block, endpoint)
                     through = through_final(block, FINAL[endpoint]) if final else b""

@@ -95,11 +95,12 @@ def through_final(block: bytes, final: Final) -> bytes:
     """`block` to the end of the line that ends the stream: what follows it (an error
     event past the whole answer) is no failure of the model's. Whole when that line is
     not found whole in `block` (a line too long to be read whole, passed on in pieces)."""
-    at = _first_line(block, final.lines)
-    if at is None:
-        at = _typed_line(block, final)
-        if at is None:
-            return block
+    found = [
+        at for at in (_first_line(block, final.lines), _typed_line(block, final)) if at is not None
+    ]
+    if not found:
+        return block
+    at = min(found)  # the first of them: a nameless final event, then `[DONE]` or an error
     end = _line_end(block, at)
     return block if end is None else block[:end]
 

@@ -133,6 +133,16 @@ def test_an_error_after_a_whole_response_in_the_same_read_is_no_failure(named: b
     assert not _failed(name + completed + error, RESPONSES)
 
 
+def test_a_nameless_failure_before_done_in_the_same_read_is_a_failure():
+    failed = b'data: {"type":"response.failed","response":{}}\n\ndata: [DONE]\n\n'
+    assert _failed(failed, RESPONSES)
+
+
+def test_an_error_object_after_a_nameless_whole_response_in_the_same_read_is_no_failure():
+    completed = b'data: {"type":"response.completed","response":{}}\n\n'
+    assert not _failed(completed + b'data: {"error":{"message":"late"}}\n\n', RESPONSES)
+
+
 def test_a_chat_stream_s_text_about_a_failed_response_is_no_failure():
     said = b'data: {"choices":[{"delta":{"content":"event: response.failed"}}]}\n\n'
     assert not _failed(said, CHAT)
