@@ -13,10 +13,8 @@ failover is not the first candidate.
 Ids are swapped as quoted JSON strings: an id inside a model's text is escaped
 there and never matches. A stream is rewritten line by line as it is relayed,
 so nothing is held back; a whole JSON answer, which an upstream only sends once
-it is complete, is rewritten in one piece. The files its annotations cite
-(`file_citation`, from file_search) are bound to the upstream that served it, as
-the files API binds them: a file the client uploaded through the gateway is cited
-by the id it got for it.
+it is complete, is rewritten in one piece. The files its annotations cite are
+bound to the upstream that served it (hxgw.pipeline.citations).
 
 Files and batches (`HeldIds`) are bound to the upstream that holds them. Their
 answers are small JSON documents (an object, a list of them) and never streams:
@@ -26,12 +24,12 @@ each is rewritten whole, field by field.
 from __future__ import annotations
 
 import contextlib
-import re
 from typing import Any, Protocol
 
 from hxgw import jsonio
 from hxgw.config import Model
-from hxgw.upstream.affinity import bind, unbind
+from hxgw.pipeline.citations import cited_in_body, cited_in_events
+from hxgw.upstream.affinity import bind
 
 # The events of a Responses stream that carry the whole response object, id first.
 _RESPONSE_OBJECT = b'"response"'
@@ -84,7 +82,7 @@ class ResponseIds:
         if isinstance(document, dict) and isinstance(document.get("error"), dict):
             for upstream, client in self._named:
                 data = data.replace(upstream, client)
-        return self._swap(data, served)
+        return cited_in_body(self._swap(data), served.upstream)
 
     def events(self, block: bytes, served: Model) -> bytes:
         if self._learn and _RESPONSE_OBJECT in block:
@@ -99,7 +97,7 @@ class ResponseIds:
                     ):
                         self._learn = False
                         break
-        return self._swap(block, served)
+        return cited_in_events(self._swap(block), served.upstream)
 
     def _learned(self, response: Any, model_name: str) -> bool:
         """Bind the id of a response object to the model that made it, and the id of the
@@ -116,24 +114,11 @@ class ResponseIds:
             self.background = {**response, "id": bind("model", model_name, upstream_id)}
         return True
 
-    def _swap(self, data: bytes, served: Model) -> bytes:
+    def _swap(self, data: bytes) -> bytes:
         for upstream, client in self._swaps:
             if upstream in data:
                 data = data.replace(upstream, client)
-        if b'"file_id"' in data:
-            data = _CITED_FILE.sub(lambda m: _bound_file(m, served.upstream), data)
         return data
-
-
-_CITED_FILE = re.compile(rb'"file_id": ?"(file-[^"\\]+)"')
-"""A file an answer cites, by its JSON member: in a model's text the quotes are escaped."""
-
-
-def _bound_file(cited: re.Match[bytes], upstream: str) -> bytes:
-    ident = cited[1].decode()
-    if unbind(ident) is not None:
-        return cited[0]  # already the client's
-    return cited[0].replace(cited[1], bind("upstream", upstream, ident).encode())
 
 
 RESPONSE_OBJECTS = frozenset({"response", "response.compaction"})

@@ -73,8 +73,17 @@ def test_a_streamed_citation_is_bound_and_a_file_id_in_the_model_s_text_is_not()
 
 def test_a_cited_file_already_bound_is_left_as_it_is():
     client_id = bind("upstream", "two", "file-up")
-    block = _event("response.output_text.annotation.added", annotation={"file_id": client_id})
+    block = _event("response.output_text.annotation.added",
+                   annotation={"type": "file_citation", "file_id": client_id})
     assert ResponseIds({}, learn=False).events(block, BETA) == block
+
+
+def test_a_file_id_in_a_client_s_metadata_is_the_client_s_own():
+    # A response echoes its metadata, which the client wrote: it had been rewritten.
+    body = json.dumps({"id": "resp_up", "object": "response", "output": [], "metadata": {
+        "file_id": "file-mine", "type": "file_citation"}}).encode()
+    answer = json.loads(ResponseIds({}, learn=True).body(body, BETA))
+    assert answer["metadata"] == {"file_id": "file-mine", "type": "file_citation"}
 
 
 def test_a_body_that_is_not_json_passes_unchanged():
