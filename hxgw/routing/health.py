@@ -18,6 +18,7 @@ from typing import Any, Literal
 import structlog
 
 from hxgw.config.schema import HealthSettings
+from hxgw.routing.waiting import Waiting
 from hxgw.routing.warn_rate import WarnRate
 
 log = structlog.get_logger("hxgw.routing.health")
@@ -44,8 +45,7 @@ class ModelHealth:
     failed_probes: int = 0
     _outcomes: deque[bool] = field(default_factory=deque)
     _errors: int = 0
-    _waiting: dict[int, tuple[float, bool]] = field(default_factory=dict)
-    """The requests waiting for a first byte, by token: since when, and whether timed."""
+    _waiting: Waiting = field(default_factory=Waiting)
     _next_token: int = 0
     _last_before_open: int = 0
     """The last token given out before the circuit last opened: requests up to it were
@@ -71,18 +71,12 @@ class ModelHealth:
         return self._errors / len(self._outcomes) if self._outcomes else 0.0
 
     def stalled(self, now: float) -> bool:
-        """Whether the model seems to have stopped answering: its oldest request has
-        waited past the stall limit for a first byte, and none sent after it had one."""
-        if not self._waiting:
-            return False
-        # Requests start in time order and a dict keeps it: the first one still waiting
-        # is the oldest, found without a look at every request in flight.
-        oldest_token, (oldest, timed) = next(iter(self._waiting.items()))
-        if self._last_answered > oldest_token:
-            # A request sent after it has had its first byte: the model answers, and the
-            # oldest is a long one (a plain answer's first byte is its last).
-            return False
-        return now - oldest > self._stall_limit(timed)
+        """Whether the model seems to have stopped answering: its oldest request of a kind
+        has waited past that kind's stall limit for a first byte, and none sent after it
+        had one (else the model answers, and the oldest is a long one)."""
+        return bool(self._waiting) and self._waiting.stalled(
+            now, self._stall_limit, self._last_answered
+        )
 
     def _stall_limit(self, timed: bool) -> float:
         """How long a request waits for its first byte before the model seems stalled: by
@@ -117,8 +111,7 @@ class ModelHealth:
             # Stalled: one request at a time still goes, when every one waiting has waited
             # past the limit, and its first byte ends the stall. A long plain answer (its
             # first byte is its last) must not keep a healthy model out while it lasts.
-            newest, timed = next(reversed(self._waiting.values()))
-            return now - newest > self._stall_limit(timed)
+            return self._waiting.all_past(now, self._stall_limit)
         if self.circuit == "open" and now >= self.open_until:
             self.circuit = "half_open"
             self.probing = False
@@ -134,25 +127,24 @@ class ModelHealth:
         if self.circuit == "half_open":
             self.probing, self._probe = True, self._next_token
         if now is not None:
-            self._waiting[self._next_token] = (now, timed)
+            self._waiting.add(self._next_token, now, timed)
         return self._next_token
 
     def answered(self, token: int) -> None:
         """An answer came whose verdict waits (hxgw.pipeline.failover.blame): no stall meanwhile."""
-        self._waiting.pop(token, None)
+        self._waiting.pop(token)
 
     def waiting_from(self, token: int, now: float) -> None:
         """A request's wait for a first byte starts over at its turn at its upstream's cap:
         a wait in that queue is no stall of the model's."""
-        if token in self._waiting:
-            self._waiting[token] = (now, self._waiting[token][1])
+        self._waiting.restart(token, now)
 
     def first_byte(self, seconds: float, token: int | None = None, *, timed: bool = True) -> None:
         """A request's first byte came, `seconds` after it was sent. Not `timed`: a plain
         answer the model wrote, whose first byte is its last, says how long the answer is,
         not how soon the model answers (it would make a model look slow to every stream),
         and goes to its own EWMA."""
-        self._waiting.pop(token or 0, None)
+        self._waiting.pop(token or 0)
         if token is not None and token > self._last_answered:
             self._last_answered = token
         if timed:
@@ -186,7 +178,7 @@ class ModelHealth:
         self, now: float, retry_after: float | None = None, token: int | None = None
     ) -> None:
         """A retryable failure; `retry_after` (from a 429) opens the circuit for that long."""
-        self._waiting.pop(token or 0, None)
+        self._waiting.pop(token or 0)
         self.inflight -= 1
         self._record(ok=False)
         if self._stale(token):
@@ -238,7 +230,7 @@ class ModelHealth:
 
     def finished_other(self, token: int | None = None) -> None:
         """Ended without saying anything about the model (client left, request's own 4xx)."""
-        self._waiting.pop(token or 0, None)
+        self._waiting.pop(token or 0)
         self.inflight -= 1
         if self.probing and not self._stale(token):
             self.probing = False

@@ -337,6 +337,16 @@ def test_a_silent_stream_is_a_stall_by_the_time_to_first_byte_not_by_plain_answe
     assert not health.stalled(104.0) and health.stalled(106.0)
 
 
+def test_a_silent_stream_behind_an_older_plain_request_is_a_stall_by_its_own_limit():
+    # Only the oldest request was judged: a plain one, by a minute-long plain wait.
+    health = _model()
+    health.first_byte(60.0, health.started(now=0.0, timed=False), timed=False)
+    health.first_byte(0.3, health.started(now=70.0))
+    health.started(now=100.0, timed=False)
+    health.started(now=101.0)
+    assert not health.stalled(105.0) and health.stalled(107.0)
+
+
 def test_a_stream_waits_on_the_time_to_first_byte_a_plain_answer_on_plain_waits():
     health = _model()
     health.first_byte(8.0, health.started(), timed=False)
