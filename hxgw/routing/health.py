@@ -74,9 +74,7 @@ class ModelHealth:
         """Whether the model seems to have stopped answering: its oldest request of a kind
         has waited past that kind's stall limit for a first byte, and none sent after it
         had one (else the model answers, and the oldest is a long one)."""
-        return bool(self._waiting) and self._waiting.stalled(
-            now, self._stall_limit, self._last_answered
-        )
+        return self._waiting.stalled(now, self._stall_limit, self._last_answered)
 
     def _stall_limit(self, timed: bool) -> float:
         """How long a request waits for its first byte before the model seems stalled: by
@@ -106,7 +104,8 @@ class ModelHealth:
         """May a request go to this model now? An open circuit lets one probe through
         once its cool-down has passed (half-open); the probe's outcome decides."""
         if self.circuit == "closed":
-            if not self._waiting or not self.stalled(now):
+            waiting = self._waiting
+            if not (waiting.plain or waiting.timed) or not self.stalled(now):
                 return True
             # Stalled: one request at a time still goes, when every one waiting has waited
             # past the limit, and its first byte ends the stall. A long plain answer (its

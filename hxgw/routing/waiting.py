@@ -18,44 +18,44 @@ class Waiting:
     """The requests waiting, plain ones and timed ones apart, each by token in the order
     sent (a dict keeps it): since when each waits."""
 
-    __slots__ = ("_kinds",)
+    __slots__ = ("plain", "timed")
 
     def __init__(self) -> None:
-        self._kinds: tuple[dict[int, float], dict[int, float]] = ({}, {})  # plain, timed
-
-    def __bool__(self) -> bool:
-        return bool(self._kinds[0] or self._kinds[1])
+        self.plain: dict[int, float] = {}
+        self.timed: dict[int, float] = {}
 
     def add(self, token: int, now: float, timed: bool) -> None:
-        self._kinds[timed][token] = now
+        (self.timed if timed else self.plain)[token] = now
 
     def pop(self, token: int) -> None:
         """The request's first byte came, or it ended without one."""
-        plain, timed = self._kinds
-        if plain.pop(token, None) is None:
-            timed.pop(token, None)
+        if self.plain.pop(token, None) is None:
+            self.timed.pop(token, None)
 
     def restart(self, token: int, now: float) -> None:
         """The request's wait starts over (at its turn at its upstream's cap)."""
-        for waiting in self._kinds:
-            if token in waiting:
-                waiting[token] = now
+        for requests in (self.plain, self.timed):
+            if token in requests:
+                requests[token] = now
 
     def stalled(self, now: float, limit: Limit, answered: int) -> bool:
         """Whether the oldest request of either kind has waited past its kind's limit,
         with no request sent after it answered since (`answered`: the latest-sent one
-        that had its first byte): the oldest is found without a look at the others."""
-        for timed, waiting in enumerate(self._kinds):
-            if waiting:
-                token, since = next(iter(waiting.items()))
-                if answered < token and now - since > limit(bool(timed)):
-                    return True
+        that had its first byte). Written out for each kind: it is asked for each
+        candidate of every request while any waits."""
+        if self.plain:
+            token, since = next(iter(self.plain.items()))
+            if answered < token and now - since > limit(False):
+                return True
+        if self.timed:
+            token, since = next(iter(self.timed.items()))
+            if answered < token and now - since > limit(True):
+                return True
         return False
 
     def all_past(self, now: float, limit: Limit) -> bool:
         """Whether every request waiting has waited past its kind's limit (its newest)."""
-        return all(
-            now - next(reversed(waiting.values())) > limit(bool(timed))
-            for timed, waiting in enumerate(self._kinds)
-            if waiting
+        plain, timed = self.plain, self.timed
+        return (not plain or now - next(reversed(plain.values())) > limit(False)) and (
+            not timed or now - next(reversed(timed.values())) > limit(True)
         )
