@@ -372,10 +372,7 @@ async def test_a_messages_stream_that_says_done_after_message_stop_is_whole(
              b'"delta":{"type":"text_delta","text":"hi"}}\n\n')
     raw.answers["m-gamma"] = sse(delta, stop, b"data: [DONE]\n\n")
     gateway = await start_gateway(upstream_url=raw.url)
-    async with client.post(gateway.url + "/v1/messages", headers=gateway.auth, json={
-            "model": "solo", "max_tokens": 9, "stream": True,
-            "messages": [{"role": "user", "content": "hi"}]}) as resp:
-        body = await resp.read()
+    body = await _messages_stream(client, gateway)
     assert body == delta + stop
 
 
@@ -670,10 +667,7 @@ async def test_a_messages_stream_whose_body_stays_open_after_message_stop_ends_w
     stop = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
     raw.answers["m-gamma"] = sse(delta, stop)[:-1]  # never the body's last chunk
     gateway = await start_gateway(upstream_url=raw.url)
-    async with client.post(gateway.url + "/v1/messages", headers=gateway.auth, json={
-            "model": "solo", "max_tokens": 9, "stream": True,
-            "messages": [{"role": "user", "content": "hi"}]}) as resp:
-        body = await resp.read()
+    body = await _messages_stream(client, gateway)
     assert body == delta + stop  # no error event after message_stop
     assert "upstream failed" not in gateway.logs()
 
@@ -690,10 +684,7 @@ async def test_events_an_upstream_sends_after_message_stop_are_not_relayed(
     late = b'event: error\ndata: {"type":"error","error":{"type":"api_error","message":"late"}}\n\n'
     raw.answers["m-gamma"] = sse(delta, stop + late) if same_read else sse(delta, stop, late)
     gateway = await start_gateway(upstream_url=raw.url)
-    async with client.post(gateway.url + "/v1/messages", headers=gateway.auth, json={
-            "model": "solo", "max_tokens": 9, "stream": True,
-            "messages": [{"role": "user", "content": "hi"}]}) as resp:
-        body = await resp.read()
+    body = await _messages_stream(client, gateway)
     assert body == delta + stop
     await asyncio.sleep(0.2)  # the access line comes after the answer
     assert "outcome=ok" in gateway.logs()
@@ -709,10 +700,7 @@ async def test_a_final_event_whose_crlf_is_split_between_reads_keeps_its_data(
     name, data = b"event: message_stop\r", b'\ndata: {"type":"message_stop"}\r\n\r\n'
     raw.answers["m-gamma"] = sse(delta, name, data)
     gateway = await start_gateway(upstream_url=raw.url)
-    async with client.post(gateway.url + "/v1/messages", headers=gateway.auth, json={
-            "model": "solo", "max_tokens": 9, "stream": True,
-            "messages": [{"role": "user", "content": "hi"}]}) as resp:
-        assert await resp.read() == delta + name + data
+    assert await _messages_stream(client, gateway) == delta + name + data
 
 
 async def test_a_stream_whose_connection_breaks_after_done_ends_whole_for_the_client(
@@ -742,3 +730,11 @@ async def test_a_file_a_response_cites_reaches_the_client_by_the_id_its_files_ro
         answer = await resp.json()
     (annotation,) = answer["output"][0]["content"][0]["annotations"]
     assert unbind(annotation["file_id"]) == ("upstream", "default", "file-up")
+
+
+async def _messages_stream(client: aiohttp.ClientSession, gateway: Gateway) -> bytes:
+    """The body of a streamed Messages request to the one-model group `solo`."""
+    async with client.post(gateway.url + "/v1/messages", headers=gateway.auth, json={
+            "model": "solo", "max_tokens": 9, "stream": True,
+            "messages": [{"role": "user", "content": "hi"}]}) as resp:
+        return await resp.read()
