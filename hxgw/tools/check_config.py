@@ -52,7 +52,8 @@ def with_env_file(
     try:
         return {**env, **read_env_file(Path(env_file))}
     except (OSError, ValueError) as exc:
-        print(f"hxgw {command}: --env-file {env_file}: {exc}", file=sys.stderr)
+        why = exc.strerror.lower() if isinstance(exc, OSError) and exc.strerror else exc
+        print(f"hxgw {command}: --env-file {env_file}: {why}", file=sys.stderr)
         return None
 
 

@@ -202,6 +202,14 @@ def test_check_config_names_the_env_file_line_it_cannot_read(tmp_path: Path):
     assert f"--env-file {env_file}: line 2 is not NAME=VALUE" in result.stderr
 
 
+def test_check_config_says_an_env_file_that_is_not_there_is_missing_in_words(tmp_path: Path):
+    missing = tmp_path / "hx.env"
+    result = _hxgw("check-config", "--config-dir", str(_with_key_env(tmp_path)),
+                   "--env-file", str(missing), env={"PATH": "/usr/bin:/bin"})
+    assert result.returncode == 1 and "Errno" not in result.stderr
+    assert f"--env-file {missing}: no such file or directory" in result.stderr
+
+
 def test_check_config_warns_as_serve_does_of_secrets_every_user_can_read(tmp_path: Path):
     config_dir = write_config(tmp_path / "conf", "http://127.0.0.1:1",
                               gateway={"auth": {"keys_file": "keys.yaml"}})
