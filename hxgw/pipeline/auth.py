@@ -40,6 +40,8 @@ def authenticate(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
         scheme, presented = "bearer", ctx.exchange.sole_header("x-api-key") or ""
     presented = presented.strip()
     if scheme.lower() != "bearer" or not presented:
+        if header.strip().lower() == "bearer":  # `Bearer $KEY` of a variable left empty
+            raise Unauthorized("the Authorization header has no key after 'Bearer'")
         if header:  # a key without its scheme, or another scheme
             raise Unauthorized("the Authorization header must read 'Bearer <key>'")
         if ctx.speaks_anthropic():

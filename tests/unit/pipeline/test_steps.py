@@ -86,7 +86,16 @@ async def test_auth_without_a_bearer_key_is_unauthorized(state: GatewayState):
         await authenticate(_ctx(state, CHAT), _next)
 
 
-@pytest.mark.parametrize("header", [KEY, f"Basic {KEY}", "Bearer "])
+@pytest.mark.parametrize("header", ["Bearer ", "Bearer", "bearer  "])
+async def test_auth_with_nothing_after_bearer_says_the_key_is_missing(
+    state: GatewayState, header: str
+):
+    # `Bearer $APP_KEY` of a variable left empty: a client had been told to write it so.
+    with pytest.raises(Unauthorized, match=r"^the Authorization header has no key after 'Bearer'$"):
+        await authenticate(_ctx(state, CHAT, headers={"Authorization": header}), _next)
+
+
+@pytest.mark.parametrize("header", [KEY, f"Basic {KEY}"])
 async def test_auth_with_a_key_not_sent_as_bearer_says_how_to_send_it(
     state: GatewayState, header: str
 ):
