@@ -107,10 +107,10 @@ class ModelHealth:
             waiting = self._waiting
             if not (waiting.plain or waiting.timed) or not self.stalled(now):
                 return True
-            # Stalled: one request at a time still goes, when every one waiting has waited
-            # past the limit, and its first byte ends the stall. A long plain answer (its
-            # first byte is its last) must not keep a healthy model out while it lasts.
-            return self._waiting.all_past(now, self._stall_limit)
+            # Stalled: one request at a time still goes, when every one waiting of a stalled
+            # kind has waited past the limit, and its first byte ends the stall. A long
+            # plain answer (its first byte is its last) must not keep a model out meanwhile.
+            return self._waiting.probe_due(now, self._stall_limit, self._last_answered)
         if self.circuit == "open" and now >= self.open_until:
             self.circuit = "half_open"
             self.probing = False

@@ -53,9 +53,16 @@ class Waiting:
                 return True
         return False
 
-    def all_past(self, now: float, limit: Limit) -> bool:
-        """Whether every request waiting has waited past its kind's limit (its newest)."""
-        plain, timed = self.plain, self.timed
-        return (not plain or now - next(reversed(plain.values())) > limit(False)) and (
-            not timed or now - next(reversed(timed.values())) > limit(True)
-        )
+    def probe_due(self, now: float, limit: Limit, answered: int) -> bool:
+        """Whether a stalled model may take one more request: the newest request of each
+        stalled kind has waited past its limit, so one at a time goes. A kind that is not
+        stalled (a long plain answer, its first byte its last) keeps none out."""
+        for timed, requests in ((False, self.plain), (True, self.timed)):
+            if not requests:
+                continue
+            most = limit(timed)
+            token, since = next(iter(requests.items()))
+            stalled = answered < token and now - since > most
+            if stalled and now - next(reversed(requests.values())) <= most:
+                return False
+        return True

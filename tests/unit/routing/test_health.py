@@ -347,6 +347,16 @@ def test_a_silent_stream_behind_an_older_plain_request_is_a_stall_by_its_own_lim
     assert not health.stalled(105.0) and health.stalled(107.0)
 
 
+def test_a_long_plain_answer_keeps_no_request_from_a_model_whose_stream_stalled():
+    # Every kind's newest had to be past its limit: the plain one's (4 x a minute) too.
+    health = _model()
+    health.first_byte(60.0, health.started(now=0.0, timed=False), timed=False)
+    health.first_byte(0.3, health.started(now=70.0))
+    health.started(now=100.0, timed=False)
+    health.started(now=101.0)
+    assert health.stalled(107.0) and health.allows(107.0)
+
+
 def test_a_stream_waits_on_the_time_to_first_byte_a_plain_answer_on_plain_waits():
     health = _model()
     health.first_byte(8.0, health.started(), timed=False)
