@@ -17,7 +17,7 @@ refuse_anthropic_files on the files chains).
 
 What the steps share, beside them: context (RequestContext, Reply, the step types),
 exchange (the client's side; its request half is client_request), rebind (ids of upstream
-state in an answer; citations, the files it cites), shapes (the fields a body may hold) and cors. What they use, in four
+state in an answer; bound_files, the files it names), shapes (the fields a body may hold) and cors. What they use, in four
 rooms of their own, each saying what it holds: `failover` (the candidates tried in turn,
 and what each failure means), `answer` (the upstream's answer on its way to the client:
 its head, its event stream), `uploads` (an upload read as it streams in) and `billing`

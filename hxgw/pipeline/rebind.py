@@ -14,7 +14,7 @@ Ids are swapped as quoted JSON strings: an id inside a model's text is escaped
 there and never matches. A stream is rewritten line by line as it is relayed,
 so nothing is held back; a whole JSON answer, which an upstream only sends once
 it is complete, is rewritten in one piece. The files its annotations cite are
-bound to the upstream that served it (hxgw.pipeline.citations).
+bound to the upstream that served it (hxgw.pipeline.bound_files).
 
 Files and batches (`HeldIds`) are bound to the upstream that holds them. Their
 answers are small JSON documents (an object, a list of them) and never streams:
@@ -28,7 +28,7 @@ from typing import Any, Protocol
 
 from hxgw import jsonio
 from hxgw.config import Model
-from hxgw.pipeline.citations import cited_in_body, cited_in_events
+from hxgw.pipeline.bound_files import bound_in_body, bound_in_events
 from hxgw.upstream.affinity import bind
 
 # The events of a Responses stream that carry the whole response object, id first.
@@ -82,7 +82,7 @@ class ResponseIds:
         if isinstance(document, dict) and isinstance(document.get("error"), dict):
             for upstream, client in self._named:
                 data = data.replace(upstream, client)
-        return cited_in_body(self._swap(data), served.upstream)
+        return bound_in_body(self._swap(data), served.upstream)
 
     def events(self, block: bytes, served: Model) -> bytes:
         if self._learn and _RESPONSE_OBJECT in block:
@@ -97,7 +97,7 @@ class ResponseIds:
                     ):
                         self._learn = False
                         break
-        return cited_in_events(self._swap(block), served.upstream)
+        return bound_in_events(self._swap(block), served.upstream)
 
     def _learned(self, response: Any, model_name: str) -> bool:
         """Bind the id of a response object to the model that made it, and the id of the

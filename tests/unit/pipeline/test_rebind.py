@@ -86,6 +86,23 @@ def test_a_file_id_in_a_client_s_metadata_is_the_client_s_own():
     assert answer["metadata"] == {"file_id": "file-mine", "type": "file_citation"}
 
 
+def test_the_files_a_response_s_search_results_and_input_items_name_are_bound_too():
+    results = {"type": "file_search_call", "results": [{"file_id": "file-up", "score": 1}]}
+    items = {"object": "list", "data": [{"type": "message", "content": [
+        {"type": "input_file", "file_id": "file-in"}]}]}
+    answer = json.loads(ResponseIds({}, learn=True).body(json.dumps(
+        {"id": "resp_up", "object": "response", "output": [results]}).encode(), BETA))
+    listed = json.loads(ResponseIds({}, learn=False).body(json.dumps(items).encode(), BETA))
+    assert answer["output"][0]["results"][0]["file_id"] == bind("upstream", "two", "file-up")
+    assert listed["data"][0]["content"][0]["file_id"] == bind("upstream", "two", "file-in")
+
+
+def test_a_container_s_file_is_none_of_the_files_routes_and_stays():
+    cited = {"type": "container_file_citation", "file_id": "cfile_1", "container_id": "cntr_1"}
+    block = _event("response.output_text.annotation.added", annotation=cited)
+    assert ResponseIds({}, learn=False).events(block, BETA) == block
+
+
 def test_a_body_that_is_not_json_passes_unchanged():
     assert ResponseIds({}, learn=True).body(b"<html>oops</html>", BETA) == b"<html>oops</html>"
 
