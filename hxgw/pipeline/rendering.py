@@ -76,14 +76,15 @@ def _respond(ctx: RequestContext, exc: GatewayError) -> None:
         # The relay already committed a status; it reports its own failures in-band.
         return
     note_error(ctx, exc)
+    status = ctx.status
     if isinstance(exc, UpstreamAnswer):
-        status, headers = exc.answer_status, exc.headers | {"X-Request-ID": ctx.request_id}
+        headers = exc.headers | {"X-Request-ID": ctx.request_id}
         if not retry_helps(exc) and "x-should-retry" not in headers:
             headers["x-should-retry"] = "false"
         # The model whose answer this is, for the access line and the ledger.
         ctx.served_by = ctx.served_by or headers.get("X-HX-Model")
     else:
-        status, headers = exc.status, error_headers(ctx, exc)
+        headers = error_headers(ctx, exc)
     if ctx.limit_headers and not isinstance(exc, KeyLimited):
         # The key's limits: this request counted against them.
         headers = with_key_limits(headers, ctx.limit_headers)

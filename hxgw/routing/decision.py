@@ -155,16 +155,10 @@ def too_long(prompt: int, wanted: int, most: int) -> str:
     )
 
 
-def estimate_tokens(body: dict[str, Any] | None) -> int:
-    """About four characters a token over every text of the request, plus what the
-    client allows the answer; enough to keep a long prompt off a small model."""
-    prompt, wanted = estimate_parts(body)
-    return prompt + wanted
-
-
 def estimate_parts(body: dict[str, Any] | None) -> tuple[int, int]:
-    """`estimate_tokens` as its two parts: the prompt's, and what the client allows the
-    answer."""
+    """The tokens a request needs, in two parts: the prompt's, about four characters a
+    token over every text of the request, and what the client allows the answer; enough
+    to keep a long prompt off a small model."""
     if not body:
         return 0, 0
     # Chat's messages, Responses' input and instructions, Anthropic's system, a prompt,

@@ -147,11 +147,7 @@ def event_name(event: list[bytes]) -> bytes | None:
     for line in event:
         if line.startswith(b"event:"):
             return line[6:].strip()
-    data = next((line for line in event if line.startswith(b"data:")), None)
-    try:
-        kind = jsonio.loads(data[5:]).get("type") if data is not None else None
-    except (jsonio.DecodeError, AttributeError):
-        return None
+    kind = _data(event).get("type")
     return kind.encode() if isinstance(kind, str) else None
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from hxgw.endpoints import BY_ID, PROXIED, Endpoint, StreamEnd
+from hxgw.pipeline.answer.lines import lines_end
 from hxgw.pipeline.answer.opening import ERROR_LINES, FAILED, event_name
 
 
@@ -116,6 +117,8 @@ def _first_line(block: bytes, starts: tuple[tuple[bytes, ...], tuple[bytes, ...]
 
 def _typed_line(block: bytes, final: Final) -> int | None:
     """Where the first data line whose object's own `type` names a final event begins."""
+    if not final.marks or not any(mark in block for mark in final.marks):
+        return None
     at = 0
     for line in block.splitlines(keepends=True):
         if _typed_final(line.rstrip(b"\r\n"), final):
@@ -176,15 +179,13 @@ def named_alone(through: bytes, block: bytes) -> bool:
     """Whether the line that ends the stream (`through`: `block` up to its end) is the
     final event's `event:` line, with no data line after it in `block`: its data, which
     the SDKs read the whole answer from, comes in a later read."""
-    line = through[max(through.rfind(b"\n"), through.rfind(b"\r")) + 1 :]
+    line = through[lines_end(through) :]
     return line.startswith(b"event:") and not data_lines(block[len(through) :])
 
 
 def _typed_end(block: bytes, final: Final) -> bool:
     """Whether a data line's own `type` names a final event (`_typed_final`)."""
-    if not final.marks or not any(mark in block for mark in final.marks):
-        return False
-    return any(_typed_final(line, final) for line in block.splitlines())
+    return _typed_line(block, final) is not None
 
 
 def said_done(block: bytes) -> bool:
@@ -197,7 +198,7 @@ def failed_upstream(through: bytes, final: Final) -> bool:
     stream failed: an error of the upstream's own, or a `response.failed`, by the line's
     start or its object's own `type` (a `"type":"error"` further in may be the client's
     own `metadata`, which a Responses stream echoes)."""
-    line = through[max(through.rfind(b"\n"), through.rfind(b"\r")) + 1 :]
+    line = through[lines_end(through) :]
     if line.startswith(final.failures):
         return True
     return _typed_final(line, final) and event_name([line]) in FAILED

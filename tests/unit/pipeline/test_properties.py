@@ -38,7 +38,7 @@ from hxgw.pipeline.exchange import Exchange
 from hxgw.pipeline.parse import parse_body
 from hxgw.pipeline.route import route
 from hxgw.pipeline.transform import transform_request
-from hxgw.routing.decision import estimate_tokens
+from hxgw.routing.decision import estimate_parts
 from hxgw.routing.learned.prompt import content_text, prompt_text
 from hxgw.state import GatewayState
 from tests.unit.pipeline.offline import offline_state
@@ -286,7 +286,7 @@ def test_prompt_text_and_token_estimates_never_raise(value: Any):
     assert isinstance(prompt_text(value), str)
     assert isinstance(content_text(value), str)
     if isinstance(value, dict):
-        assert estimate_tokens(value) >= 0
+        assert sum(estimate_parts(value)) >= 0
 
 
 def test_the_property_config_is_the_one_the_steps_see(state: GatewayState):

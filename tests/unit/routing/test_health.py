@@ -337,23 +337,26 @@ def test_a_silent_stream_is_a_stall_by_the_time_to_first_byte_not_by_plain_answe
     assert not health.stalled(104.0) and health.stalled(106.0)
 
 
-def test_a_silent_stream_behind_an_older_plain_request_is_a_stall_by_its_own_limit():
-    # Only the oldest request was judged: a plain one, by a minute-long plain wait.
+def _silent_stream_behind_a_plain_request() -> ModelHealth:
+    """A model whose plain answers take a minute and streams start in 0.3 s, waiting on a
+    plain request sent at 100 s and a stream sent at 101 s."""
     health = _model()
     health.first_byte(60.0, health.started(now=0.0, timed=False), timed=False)
     health.first_byte(0.3, health.started(now=70.0))
     health.started(now=100.0, timed=False)
     health.started(now=101.0)
+    return health
+
+
+def test_a_silent_stream_behind_an_older_plain_request_is_a_stall_by_its_own_limit():
+    # Only the oldest request was judged: a plain one, by a minute-long plain wait.
+    health = _silent_stream_behind_a_plain_request()
     assert not health.stalled(105.0) and health.stalled(107.0)
 
 
 def test_a_long_plain_answer_keeps_no_request_from_a_model_whose_stream_stalled():
     # Every kind's newest had to be past its limit: the plain one's (4 x a minute) too.
-    health = _model()
-    health.first_byte(60.0, health.started(now=0.0, timed=False), timed=False)
-    health.first_byte(0.3, health.started(now=70.0))
-    health.started(now=100.0, timed=False)
-    health.started(now=101.0)
+    health = _silent_stream_behind_a_plain_request()
     assert health.stalled(107.0) and health.allows(107.0)
 
 

@@ -12,7 +12,7 @@ import pytest
 
 from hxgw.config import ClientKey, Config, Model, load_config
 from hxgw.errors import BadRequest
-from hxgw.routing.decision import Route, decide, estimate_tokens
+from hxgw.routing.decision import Route, decide, estimate_parts
 from hxgw.routing.routes import Routes
 from hxgw.routing.strategies import EXPLORE_EVERY, Memory
 from tests.fixtures import write_config
@@ -188,7 +188,7 @@ def test_a_prompt_longer_than_a_models_context_never_goes_to_it(config: Config):
 
 def test_max_tokens_counts_toward_the_context(config: Config):
     body = {"messages": [{"role": "user", "content": "hi"}], "max_tokens": 150}
-    assert estimate_tokens(body) == estimate_tokens({"messages": body["messages"]}) + 150
+    assert sum(estimate_parts(body)) == sum(estimate_parts({"messages": body["messages"]})) + 150
     assert "small" not in _order(config, "failover", body=body)
 
 
@@ -229,7 +229,7 @@ TEXT = "x" * 4000  # about 1000 tokens
         "chat-tool-call-arguments", "tool-definitions", "responses-function-output",
         "a-pasted-event-log", "tool-arguments-named-data", "tool-parameter-named-data"])
 def test_every_shape_of_a_long_request_counts_toward_the_context(body: dict[str, Any]):
-    assert estimate_tokens(body) >= 990
+    assert sum(estimate_parts(body)) >= 990
 
 
 @pytest.mark.parametrize("image", [
@@ -242,14 +242,14 @@ def test_every_shape_of_a_long_request_counts_toward_the_context(body: dict[str,
 ], ids=["data-url", "anthropic-base64", "audio", "file", "responses-image"])
 def test_media_sent_inline_is_not_counted_as_text(image: dict[str, Any]):
     body = {"messages": [{"role": "user", "content": [image]}]}
-    assert estimate_tokens(body) < 50
+    assert sum(estimate_parts(body)) < 50
 
 
 def test_a_request_nested_deeper_than_python_recursion_is_counted_not_a_crash():
     deep: Any = "x" * 40
     for _ in range(5000):
         deep = [deep]
-    assert estimate_tokens({"messages": [{"role": "user", "content": deep}]}) >= 10
+    assert sum(estimate_parts({"messages": [{"role": "user", "content": deep}]})) >= 10
 
 
 def test_a_pinned_model_too_small_for_the_prompt_is_a_bad_request(config: Config):
