@@ -6,6 +6,7 @@ SQLite file in the state directory, or PostgreSQL (DATABASE_URL)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import os
 from collections.abc import Callable, Mapping
@@ -26,6 +27,7 @@ from hxgw.lifecycle.seeds import Seeds, read_new_keys, spend_now
 from hxgw.runtime import Runtime
 from hxgw.store import Database, open_database
 from hxgw.usage import Ledger
+from hxgw.usage.once import Added
 from hxgw.usage.spool import unusable
 
 log = structlog.get_logger("hxgw.lifecycle.stores")
@@ -125,7 +127,7 @@ def open_stores(runtime: Runtime, config: Config, env: Mapping[str, str]) -> See
     warn_of_lost_groups(runtime, config)
     if seeds is not None:
         seeds.read_pending()
-    runtime.ledger = open_ledger(database, settings) if settings.ledger else None
+    runtime.ledger = open_ledger(database, settings, runtime) if settings.ledger else None
     _open_limiter(runtime, config, env, {} if seeds is None else seeds.spent, seeds)
     return seeds
 
@@ -193,15 +195,23 @@ def _writable(state_dir: Path) -> bool:
     return os.access(state_dir, os.W_OK | os.X_OK)
 
 
-def open_ledger(database: Database, settings: StoreSettings) -> Ledger:
-    """The usage ledger, writing from its own thread."""
+def open_ledger(database: Database, settings: StoreSettings, runtime: Runtime) -> Ledger:
+    """The usage ledger, writing from its own thread, which tells the loop what the rows
+    billed apart added (the metrics are the loop's alone)."""
     state_dir = settings.state_dir
+    loop = asyncio.get_running_loop()
+
+    def billed(added: Added) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop closed: its metrics are gone
+            loop.call_soon_threadsafe(runtime.metrics.key_billed, *added)
+
     ledger = Ledger(
         database,
         state_dir / SPOOL,
         batch_interval=settings.batch_interval,
         batch_rows=settings.batch_rows,
         spool_max_bytes=settings.spool_max_bytes,
+        on_billed=billed,
     )
     ledger.start()
     log.info("usage ledger", store=database.where)

@@ -46,13 +46,15 @@ class KeyFigures:
 
     def billed(self, key: str, prompt: int, completion: int, cost: float) -> None:
         """Usage billed to `key` apart from its requests (a batch's, a background
-        response's, once an answer carries it): tokens and spend, no request."""
+        response's, once the store took it): tokens and spend, no request. A report
+        below its estimate adds nothing: a counter that falls is read by Prometheus as
+        a reset, and its increase() jumps by all of it (the ledger has the report)."""
         figures = self._keys.get(key)
         if figures is None:
             figures = self._keys[key] = [0, 0, 0, 0.0, *(0 for _ in KEY_REFUSALS)]
-        figures[1] += prompt
-        figures[2] += completion
-        figures[3] += cost
+        figures[1] += max(prompt, 0)
+        figures[2] += max(completion, 0)
+        figures[3] += max(cost, 0.0)
 
     def budget_seen(self, key: str, budget: float, spent: float, now: float, period_s: int) -> None:
         """The limiter judged a request of `key`, whose budget is `budget` per period of

@@ -25,6 +25,7 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from pathlib import Path
 
 import structlog
@@ -32,9 +33,9 @@ import structlog
 from hxgw.store import Connection, Database, RowRefused, StoreError
 from hxgw.store.migrate import migrate
 from hxgw.usage.keeping import Keeper
-from hxgw.usage.once import Added, OnceRows
+from hxgw.usage.once import Added, OnceRows, write_once
 from hxgw.usage.row import UsageRow, Values
-from hxgw.usage.schema import INSERT, MIGRATIONS
+from hxgw.usage.schema import BILLED_AS, INSERT, MIGRATIONS
 from hxgw.usage.spool import Spool
 
 log = structlog.get_logger("hxgw.usage")
@@ -56,6 +57,7 @@ class Ledger:
         spool_max_bytes: int = 256 << 20,
         max_backoff: float = 10.0,
         answer_within: float = ANSWER_WITHIN,
+        on_billed: Callable[[Added], None] | None = None,
     ) -> None:
         self.database = database
         self.answer_within = answer_within
@@ -65,6 +67,8 @@ class Ledger:
         self.spool = Spool(spool_dir, spool_max_bytes)
         self.keeper = Keeper(self.spool)
         self.rows_written = 0  # for /metrics; only the writer thread changes it
+        self.on_billed = on_billed
+        """Told, from the writer thread, what each row billed apart added once written."""
         self._pending: deque[Values] = deque()
         self._once = OnceRows()
         self._writing: list[Values] = []
@@ -114,15 +118,15 @@ class Ledger:
         if len(self._pending) >= self.batch_rows and not self._wake.is_set():
             self._wake.set()
 
-    def record_once(self, row: Values) -> Added | None:
+    def record_once(self, row: Values) -> bool:
         """Queue a row billed by whichever answer first carries it, unless it was queued
-        lately (hxgw.usage.once); what it adds to its key's billing, or None. The store
-        keeps one row per key whatever comes twice (another worker's, or one from before
-        a restart)."""
-        added = self._once.take(row)
-        if added is not None:
+        lately (hxgw.usage.once); whether it was. The store keeps one row per key
+        whatever comes twice (another worker's, or one from before a restart), and
+        `on_billed` hears what it took."""
+        queued = self._once.take(row)
+        if queued:
             self.record_values(row)
-        return added
+        return queued
 
     def close(self, timeout: float | None = None) -> bool:
         """Write what is queued (to the spool if the store is away) and stop the writer.
@@ -231,8 +235,14 @@ class Ledger:
     def _write(self, rows: list[Values]) -> None:
         connection = self._connect()
         with connection.transaction():
-            connection.executemany(INSERT, rows)
+            connection.executemany(INSERT, [r for r in rows if not r[0].startswith(BILLED_AS)])
+            # One at a time, each billed apart is told what the store took of it.
+            added = [write_once(connection, r) for r in rows if r[0].startswith(BILLED_AS)]
         self.rows_written += len(rows)
+        if self.on_billed is not None:
+            for each in added:
+                if each is not None:
+                    self.on_billed(each)
 
     def _connect(self) -> Connection:
         if self._connection is None:

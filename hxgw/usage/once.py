@@ -1,14 +1,20 @@
 """Rows billed by whichever answer first carries them (a batch's usage, a background
-response's), which every later read carries too: each is queued once, and a reported one
-replaces its estimate, as the store itself does (`ON CONFLICT ... WHERE` in
-hxgw.usage.schema), under the estimate's key. What each queued row adds to what was billed of it before is what
-the key's metrics add."""
+response's), which every later read carries too.
+
+Each is queued once by a worker (`OnceRows`), and written as the store keeps it: one row
+per request id and start, a reported one replacing its estimate under the estimate's key
+(`ON CONFLICT ... WHERE` in hxgw.usage.schema). What the key's metrics add is what the
+store took (`write_once`): the workers of one instance, and instances sharing a database,
+each read the same ended batch, and each worker's memory had billed it to the metrics
+again."""
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
+from hxgw.store import Connection
 from hxgw.usage.row import COLUMNS, Values
+from hxgw.usage.schema import INSERT, TABLE
 
 REMEMBERED = 4096
 """Rows remembered: a list's page of ended batches is at most 100."""
@@ -24,11 +30,18 @@ _ID, _STARTED, _SOURCE, _KEY, _PROMPT, _COMPLETION, _COST = (
         "cost",
     )
 )
+_BEFORE = (
+    f"SELECT prompt_tokens, completion_tokens, cost FROM {TABLE}"  # noqa: S608
+    " WHERE request_id = ? AND started = ?"
+)
+_TAKEN = f"{INSERT} RETURNING key_name"
+"""The row written, and the key it stands under when the store took it (inserted, or in
+place of its estimate); nothing when the store kept the row it had."""
 
 
 class Added(NamedTuple):
-    """What a row queued adds to its key's billing: all of it, or, for a reported row in
-    place of its estimate, the difference."""
+    """What a row written adds to its key's billing: all of it, or, for a reported row in
+    place of its estimate, the difference (which may be below zero)."""
 
     key: str
     prompt: int
@@ -37,31 +50,38 @@ class Added(NamedTuple):
 
 
 class OnceRows:
-    """The rows queued lately, by their key in the store (request id and start)."""
+    """The rows a worker queued lately, by their key in the store (request id and start),
+    so that a list read every second does not queue its ended batches every second."""
 
     def __init__(self) -> None:
         self._seen: dict[tuple[object, object], Values] = {}  # oldest first
 
-    def take(self, row: Values) -> Added | None:
-        """What `row` adds when it is to be queued; None when it adds nothing (the same row
-        again, or an estimate after the report)."""
+    def take(self, row: Values) -> bool:
+        """Whether `row` is to be queued: not the same row again, nor an estimate after
+        its report."""
         same = (row[_ID], row[_STARTED])
         before = self._seen.get(same)
         if before is not None and not _replaces(before, row):
-            return None
+            return False
         self._seen[same] = row
         if len(self._seen) > REMEMBERED:
             del self._seen[next(iter(self._seen))]
-        if before is None:
-            return Added(row[_KEY], row[_PROMPT], row[_COMPLETION], row[_COST])
-        # Still the estimate's key, as the store keeps it: the key whose stream made the
-        # response, not one it handed the response's id to, which read it finished.
-        return Added(
-            before[_KEY],
-            row[_PROMPT] - before[_PROMPT],
-            row[_COMPLETION] - before[_COMPLETION],
-            row[_COST] - before[_COST],
-        )
+        return True
+
+
+def write_once(connection: Connection, row: Values) -> Added | None:
+    """Write `row` inside the caller's transaction; what it added to its key's billing,
+    None when the store kept the row it had. Two instances writing the same new row at
+    once may both be told all of it: PostgreSQL locks no row that is not there yet."""
+    before = connection.execute(_BEFORE, (row[_ID], row[_STARTED]))
+    taken = connection.execute(_TAKEN, row)
+    if not taken:
+        return None
+    key = str(taken[0][0])
+    if not before:
+        return Added(key, row[_PROMPT], row[_COMPLETION], row[_COST])
+    prompt, completion, cost = before[0]
+    return Added(key, row[_PROMPT] - prompt, row[_COMPLETION] - completion, row[_COST] - cost)
 
 
 def _replaces(before: Values, row: Values) -> bool:

@@ -39,3 +39,23 @@ def test_a_spend_of_the_period_before_reads_nothing_in_the_next():
     figures = KeyFigures()
     figures.budget_seen("app", 5.0, 4.0, NOW, DAY)
     assert _spent(figures, NOW + DAY) == 0.0
+
+
+def _tokens(figures: KeyFigures) -> dict[str, float]:
+    return {sample.labels["kind"]: sample.value
+            for family in figures.families() if family.name == "hxgw_key_tokens"
+            for sample in family.samples if sample.labels.get("key") == "app"}
+
+
+def test_usage_billed_apart_adds_to_the_key_s_tokens():
+    figures = KeyFigures()
+    figures.billed("app", 10, 5, 0.25)
+    assert _tokens(figures) == {"prompt": 10, "completion": 5}
+
+
+def test_a_report_below_its_estimate_leaves_the_key_s_counters_as_they_were():
+    # A counter that falls is read by Prometheus as a reset: increase() jumped by all of it.
+    figures = KeyFigures()
+    figures.billed("app", 500, 0, 0.01)
+    figures.billed("app", -480, 3, -0.008)
+    assert _tokens(figures) == {"prompt": 500, "completion": 3}
