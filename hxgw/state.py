@@ -101,8 +101,7 @@ def _framed(content_type: Mapping[str, str], headers: Mapping[str, str]) -> byte
 class SnapshotHolder:
     """The one mutable reference of the process: the snapshot new requests start on."""
 
-    def __init__(self, config: Config) -> None:
-        self.config = config
+    def __init__(self) -> None:
         self._current: GatewayState | None = None
 
     @property
@@ -118,4 +117,3 @@ class SnapshotHolder:
 
     def swap(self, snapshot: GatewayState) -> None:
         self._current = snapshot
-        self.config = snapshot.config

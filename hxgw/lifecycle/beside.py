@@ -31,7 +31,7 @@ def start_beside(
     ]
     if notifier.watchdog_interval:
         beside.append(asyncio.create_task(_watchdog(notifier)))
-    return beside + stores.watch_stores(runtime, lambda: holder.config)
+    return beside + stores.watch_stores(runtime, lambda: holder.current.config)
 
 
 async def _tick_rate(runtime: Runtime, holder: SnapshotHolder) -> None:

@@ -75,7 +75,7 @@ class Daemon:
         self.seeds: Seeds | None = None
         self.readable: set[Path] = set()
         """The files with secrets every user can read that the log has named."""
-        self.holder = SnapshotHolder(config)
+        self.holder = SnapshotHolder()
         self.notifier = Notifier()
         self.signals = DaemonSignals()
         self.ssl_context: ssl.SSLContext | None = None
@@ -110,7 +110,7 @@ class Daemon:
             server,
             self.inflight,
             self.notifier,
-            seconds=self.holder.config.drain_timeout,
+            seconds=self.holder.current.config.drain_timeout,
             now=self.signals.stop_now,
         )
         for task in beside:
@@ -125,7 +125,7 @@ class Daemon:
 
     async def _start(self, client: UpstreamClient) -> tuple[web.ServerRunner, GatewayServer] | None:
         """Open the stores, build the first snapshot, listen; None when it cannot listen."""
-        config = self.holder.config
+        config = self.started_with
         warn_at_start(config, self.readable)
         self.descriptors = raise_descriptor_limit()
         self.seeds = stores.open_stores(self.runtime, config, self.env)
@@ -242,8 +242,9 @@ class Daemon:
     def _adopt(self, snapshot: GatewayState) -> None:
         """Make `snapshot` the one new requests start on. The routing memory (health,
         breakers) is the process's: kept for the models still there, going where they went."""
-        config, moved = snapshot.config, repointed(self.holder.config, snapshot.config)
-        before = self.holder.current.origins.values() if self.holder.started else ()
+        config, started = snapshot.config, self.holder.started
+        moved = repointed(self.holder.current.config if started else config, config)
+        before = self.holder.current.origins.values() if started else ()
         self.runtime.memory.health.configure(config.routing.health, config.models, moved)
         size_gates(self.runtime.gates, config, self.descriptors)
         self.runtime.metrics.generation.set(snapshot.generation)
@@ -253,7 +254,7 @@ class Daemon:
         snapshot.client.retire(set(before) - set(snapshot.origins.values()))
 
     def _per_address(self) -> tuple[int, Callable[[str], bool]]:
-        config = self.holder.config
+        config = self.holder.current.config
         trusted = config.bad_keys.trusted_proxies
         return config.limits.connections_per_address, lambda address: is_within(address, trusted)
 

@@ -5,7 +5,9 @@ reads and writes the context, runs the rest of the chain through
 `call_next(ctx)`, and fails by raising a typed `GatewayError` (rendered by
 `render_errors`); only `relay`, the models steps, the operator's steps
 (`guard_operator`, whose 401 offers two challenges, and `answer_operator`),
-`refuse_unrouted` and `render_errors` answer the client. A step with work after
+`answer_preflight` (a CORS preflight's 204) and `render_errors` answer the client,
+and `keep_to_owner` rewrites a list's answer to the ids the key may see (the
+Dispatcher answers a 500 for a chain that answered nothing). A step with work after
 the rest of the chain is an `async def` that awaits `call_next(ctx)`; a step
 with nothing to do after it is a plain `def` that returns `call_next(ctx)`, so
 the request carries no coroutine for it. Measured with `make bench-ab` (30
@@ -120,7 +122,7 @@ HELD_STEPS: tuple[Step, ...] = (
     refuse_anthropic_files,
     choose_upstream,  # the header's group's upstream, or the default; no failover
     apply_limits,
-    keep_to_owner,  # and lists only those
+    keep_to_owner,  # and lists only those: forward and relay once per upstream page
     forward,
     relay,
 )

@@ -74,12 +74,12 @@ class ClientRequest:
 
     __slots__ = ("closing", "method", "path", "remote", "request")
 
-    def __init__(self, request: web.BaseRequest, closing: bool = False) -> None:
+    def __init__(self, request: web.BaseRequest) -> None:
         self.request = request
         self.method, self.path, self.remote = request.method, request.path, request.remote
-        self.closing = closing
-        """The gateway is draining, or the body cannot be framed: every answer closes
-        its connection."""
+        self.closing = False
+        """The body is left unread (`leave_unread`): the answer closes its connection.
+        (A drain closes it too: `Exchange._closes`.)"""
 
     def header(self, name: str) -> str | None:
         """The first value of a request header, by case-insensitive name."""

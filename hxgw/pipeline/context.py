@@ -110,8 +110,8 @@ class RequestContext:
     upstream_bodies: Any = None
     """What each candidate is sent: `upstream_bodies.for_model(model)` is that model's
     body, bytes for a held body (transform.UpstreamBodies, transform.FixedBody), a
-    streamed one for uploads (upload.Upload, file_upload.AsSent: forward hands those
-    to send_upload). Any: the two kinds share no type."""
+    streamed one for uploads (upload.Upload, file_upload.AsSent: failover.attempt hands
+    those to send_upload). Any: the two kinds share no type."""
     upstream_path: str | None = None
     """Where the request goes upstream when not the endpoint's fixed path: a route on
     one object, with its upstream id and the client's query."""

@@ -45,11 +45,10 @@ class Exchange(ClientRequest):
     def __init__(
         self,
         request: web.BaseRequest,
-        closing: bool = False,
         cors: str | None = None,
         inflight: Draining | None = None,
     ) -> None:
-        super().__init__(request, closing)
+        super().__init__(request)
         self.inflight = inflight
         """The process's requests under way: a drain begun while this one ran closes its
         connection too (`_closes`)."""

@@ -57,7 +57,11 @@ log = structlog.get_logger("hxgw.pipeline.owners")
 
 async def keep_to_owner(ctx: RequestContext, call_next: Next) -> None:
     """Reads ctx.key, ctx.named, ctx.upstream_path and the answer (ctx.rebind's
-    document); rewrites a list's answer, and ctx.upstream_path for its pages."""
+    document); rewrites a list's answer, and ctx.upstream_path for its pages.
+
+    A list of a key's own runs the rest of the chain once per upstream page: `relay`
+    answers a document it rebinds whole and unsent (hxgw.pipeline.rebind), so each
+    page is read before the client's is rewritten from them."""
     assert ctx.key is not None
     owners, mine = ctx.state.runtime.owners, ctx.key.name
     if owners is None:

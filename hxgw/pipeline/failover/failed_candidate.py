@@ -1,9 +1,9 @@
-"""What forward does with a candidate that failed once tried, by how it failed: its
-exchange broke (`broken`), it answered a status to fail over on (`error_status`), or
-its 200 was no answer (`set_aside`). Each tells the model's health, keeps what the
-client may yet be given, and logs the failure (`warn`: at most ten lines a second a model);
-`failures` says what the client gets when no candidate served; `error_answer` reads an
-upstream's error body."""
+"""What a try (`Tries.at`, hxgw.pipeline.failover.attempt) does with a candidate that
+failed, by how it failed: its exchange broke (`broken`), it answered a status to fail
+over on (`error_status`), or its 200 was no answer (`set_aside`). Each tells the model's
+health, keeps what the client may yet be given, and logs the failure (`warn`: at most
+ten lines a second a model); `failures` says what the client gets when no candidate
+served; `error_answer` reads an upstream's error body."""
 
 from __future__ import annotations
 

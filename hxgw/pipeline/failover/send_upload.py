@@ -1,6 +1,7 @@
 """An upload sent to one candidate: the request's form, streamed as the upstream takes
 it (hxgw.pipeline.uploads.upload), under deadlines that leave the client's pace out of the
-first-byte timeout. Called by `forward`, in place of a held body's request.
+first-byte timeout. Called by `Tries.at` (hxgw.pipeline.failover.attempt), in place of
+a held body's request.
 """
 
 from __future__ import annotations

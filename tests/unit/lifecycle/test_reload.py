@@ -31,7 +31,7 @@ async def daemon(tmp_path: Path, notify: NotifySocket) -> AsyncIterator[Daemon]:
     env = {"MASTER_KEY": new_key()}
     daemon = Daemon(load_config(config_dir, env), str(config_dir), env, Override())
     client = UpstreamClient()
-    daemon.holder.swap(build_state(daemon.holder.config, client, 1, daemon.runtime))
+    daemon.holder.swap(build_state(daemon.started_with, client, 1, daemon.runtime))
     yield daemon
     daemon.notifier.close()
     client.close()
