@@ -18,9 +18,9 @@ from aiohttp import HttpVersion11 as HTTP11
 from aiohttp import web
 
 from hxgw.errors import GatewayError
-from hxgw.pipeline.answer.whole_response import WholeResponse, plain_answer
 from hxgw.pipeline.client_request import ClientRequest
 from hxgw.pipeline.cors import cors_headers
+from hxgw.pipeline.whole_response import WholeResponse, plain_answer
 
 SERVER = "hxgw"
 

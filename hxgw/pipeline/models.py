@@ -13,9 +13,8 @@ from hxgw import jsonio
 from hxgw.endpoints import MODELS
 from hxgw.errors import BadRequest, ModelNotFound, UpstreamError, did_you_mean
 from hxgw.pipeline.context import Next, RequestContext
-from hxgw.pipeline.failover.sending import TransportError
 from hxgw.routing.routes import may_use_model
-from hxgw.upstream import GateFull, header_line
+from hxgw.upstream import GateFull, TransportError, header_line
 
 log = structlog.get_logger("hxgw.models")
 

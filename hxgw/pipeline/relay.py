@@ -17,13 +17,13 @@ from collections.abc import Awaitable
 
 from hxgw.error_shapes import anthropic_shaped, openai_shaped
 from hxgw.errors import GatewayError, Unavailable, UpstreamError
+from hxgw.pipeline.answer.error_answer import DECODED, MAX_ANSWER, decoded, masked, upstream_key
 from hxgw.pipeline.answer.error_event import write_error_event
 from hxgw.pipeline.answer.events import mark_failed, relay_events, upstream_chunks
 from hxgw.pipeline.answer.upstream_headers import response_headers
-from hxgw.pipeline.answer.whole_response import NO_BODY_STATUS
 from hxgw.pipeline.billing.reported_usage import last_usage, messages_usage
 from hxgw.pipeline.context import Next, Reply, RequestContext
-from hxgw.pipeline.failover.error_answer import DECODED, MAX_ANSWER, decoded, masked, upstream_key
+from hxgw.pipeline.whole_response import NO_BODY_STATUS
 from hxgw.upstream import UpstreamResponse
 
 USAGE_TAIL = 64 * 1024

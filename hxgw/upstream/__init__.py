@@ -10,6 +10,7 @@ from hxgw.upstream.admission import Gate, GateFull, Gates
 from hxgw.upstream.client import UpstreamClient
 from hxgw.upstream.origin import (
     Origin,
+    TransportError,
     UpstreamConnectError,
     UpstreamConnectTimeout,
     UpstreamProtocolError,
@@ -22,6 +23,7 @@ __all__ = [
     "GateFull",
     "Gates",
     "Origin",
+    "TransportError",
     "UpstreamClient",
     "UpstreamConnectError",
     "UpstreamConnectTimeout",

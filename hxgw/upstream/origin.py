@@ -14,6 +14,10 @@ def header_line(name: str, value: str) -> bytes:
     return f"{name}: {value}\r\n".encode("latin-1", "replace")
 
 
+TransportError = (OSError, TimeoutError)
+"""How an exchange with an upstream breaks: a reset, a refused connect, a timeout."""
+
+
 class UpstreamConnectError(ConnectionError):
     """No connection could be opened to the upstream."""
 

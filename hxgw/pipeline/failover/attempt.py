@@ -17,17 +17,17 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from hxgw.config import Model
+from hxgw.pipeline.answer.error_answer import upstream_key
 from hxgw.pipeline.answer.opening import EVENT_STREAM, past_preamble
 from hxgw.pipeline.context import Reply, RequestContext
 from hxgw.pipeline.failover.blame import Blame
-from hxgw.pipeline.failover.error_answer import upstream_key
 from hxgw.pipeline.failover.failed_candidate import broken, error_status, set_aside
 from hxgw.pipeline.failover.failures import RETRYABLE_STATUS, Failure
 from hxgw.pipeline.failover.send_upload import send_upload
-from hxgw.pipeline.failover.sending import TransportError, send
+from hxgw.pipeline.failover.sending import send
 from hxgw.pipeline.failover.unserved import refused_gateway_key, unserved
 from hxgw.routing.health import ModelHealth
-from hxgw.upstream import Gate, GateFull, UpstreamConnectError, UpstreamResponse
+from hxgw.upstream import Gate, GateFull, TransportError, UpstreamConnectError, UpstreamResponse
 
 Then = Literal["next", "stop"]
 """After a failed try: the next candidate, or none (no time left, an upload half sent, a

@@ -10,8 +10,8 @@ from __future__ import annotations
 import time
 
 from hxgw.config import Model
+from hxgw.pipeline.answer.error_answer import read_answer
 from hxgw.pipeline.failover.blame import WAITS_FOR_VERDICT, Blame
-from hxgw.pipeline.failover.error_answer import read_answer
 from hxgw.pipeline.failover.failures import KEY_REFUSAL, REFUSED_REQUEST, Failure, key_refusal
 from hxgw.pipeline.failover.sending import transport_outcome
 from hxgw.pipeline.failover.waits import SPARING, spared_for

@@ -32,7 +32,7 @@ from hxgw.errors import (
     UpstreamsUnavailable,
     UpstreamTimeout,
 )
-from hxgw.pipeline.failover.error_answer import error_of
+from hxgw.pipeline.answer.error_answer import error_of
 from hxgw.pipeline.failover.waits import retry_seconds, shortest_wait, wait_ms
 
 RETRYABLE_STATUS = frozenset({401, 403, 408, 429, *range(500, 600)})

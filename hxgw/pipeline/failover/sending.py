@@ -27,8 +27,6 @@ FORWARDED_MAX = 8 * 1024
 and Anthropic headers, its id, the hops): an upstream's server reads a line of about 8 KiB
 at most (aiohttp's 8,190 bytes) and refused a longer one with a 400 that quoted it, held
 against the model; no real client sends a tenth of it."""
-TransportError = (OSError, TimeoutError)
-"""How an exchange with an upstream breaks: a reset, a refused connect, a timeout."""
 
 
 def send(

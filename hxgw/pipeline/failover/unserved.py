@@ -6,8 +6,8 @@ serve the request (hxgw.pipeline.failover.attempt sets each aside as a `Failure`
 from __future__ import annotations
 
 from hxgw import jsonio
+from hxgw.pipeline.answer.error_answer import MAX_ANSWER, error_of, summary
 from hxgw.pipeline.answer.opening import EVENT_STREAM, opening_error
-from hxgw.pipeline.failover.error_answer import MAX_ANSWER, error_of, summary
 from hxgw.pipeline.failover.failures import Failure
 from hxgw.upstream import UpstreamResponse
 

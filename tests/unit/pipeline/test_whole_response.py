@@ -11,8 +11,8 @@ from aiohttp.base_protocol import BaseProtocol
 from aiohttp.http_writer import HttpVersion10, StreamWriter
 from aiohttp.test_utils import make_mocked_request
 
-from hxgw.pipeline.answer.whole_response import WholeResponse
 from hxgw.pipeline.exchange import Exchange
+from hxgw.pipeline.whole_response import WholeResponse
 
 
 class _Wire:

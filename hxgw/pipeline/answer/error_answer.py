@@ -13,8 +13,7 @@ from hxgw import jsonio
 from hxgw.config import Config, Model
 from hxgw.errors import UpstreamAnswer
 from hxgw.pipeline.answer.upstream_headers import passed_headers
-from hxgw.pipeline.failover.sending import TransportError
-from hxgw.upstream import UpstreamResponse
+from hxgw.upstream import TransportError, UpstreamResponse
 
 # An upstream's error body is passed on whole or not at all; OpenAI's are under 1 KiB.
 MAX_ANSWER = 64 * 1024
