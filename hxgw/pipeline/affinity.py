@@ -51,8 +51,8 @@ def follow_previous(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
 
 def bind_to_origin(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
     """A route on one response, file or batch. Reads the path's id, the query and
-    ctx.key; writes ctx.candidates, ctx.pinned, ctx.upstream_path, ctx.upstream_bodies
-    and ctx.rebind."""
+    ctx.key; writes ctx.candidates, ctx.pinned, ctx.upstream_path, ctx.upstream_bodies,
+    ctx.rebind and, for a file or batch, ctx.named (`bound_upstream`)."""
     endpoint = ctx.endpoint
     client_id = id_in_path(endpoint, ctx.exchange.path)
     assert client_id is not None  # the endpoint was chosen by this path

@@ -31,7 +31,8 @@ INPUT_FILE = "input_file_id"
 def choose_upstream(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
     """Lists, and creating a batch. Reads the header, ctx.key, ctx.body (a batch's
     `input_file_id`) and the query's `after`; writes ctx.candidates, ctx.pinned,
-    ctx.upstream_path, ctx.upstream_bodies and ctx.rebind."""
+    ctx.upstream_path, ctx.upstream_bodies, ctx.rebind, ctx.named (the ids it was given,
+    through `bound_upstream`) and, for a group's upstream, ctx.group."""
     upstream = None
     raw = ctx.raw_body
     named: dict[str, str] = {}
@@ -82,6 +83,8 @@ def _may_batch(ctx: RequestContext) -> None:
 
 
 def _chosen_upstream(ctx: RequestContext) -> str:
+    """The upstream of the header's group, or the default; sets ctx.group to the group
+    when one was chosen."""
     assert ctx.key is not None
     config = ctx.state.config
     group = ctx.exchange.sole_header(GROUP_HEADER)
