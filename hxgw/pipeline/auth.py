@@ -91,7 +91,7 @@ def unread_yet(stored: StoredKeys, digest: bytes, presented: str) -> bool:
     return presented.startswith(SECRET_PREFIX) and digest not in stored.by_digest
 
 
-def current(key: ClientKey | None) -> ClientKey | None:
+def unexpired(key: ClientKey | None) -> ClientKey | None:
     """`key`, or None once it has expired (or is a rotated secret past its grace)."""
     if key is not None and key.expired(time.time()):
         return None
@@ -100,7 +100,7 @@ def current(key: ClientKey | None) -> ClientKey | None:
 
 def _admit(ctx: RequestContext, key: ClientKey | None, digest: bytes) -> None:
     """Set ctx.key, or raise what the guard says a bad key gets."""
-    if key is not None and current(key) is None:
+    if key is not None and key.expired(time.time()):
         _refuse_ended(key.name, "has expired")
     valid = key is not None
     refusal = "invalid API key"

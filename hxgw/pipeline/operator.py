@@ -18,7 +18,7 @@ from multidict import CIMultiDict
 
 from hxgw.config import key_digest
 from hxgw.errors import GatewayError, OperatorOnly, Unauthorized
-from hxgw.pipeline.auth import current, guard_key, unread_yet
+from hxgw.pipeline.auth import guard_key, unexpired, unread_yet
 from hxgw.pipeline.client_request import joined_header, sole_header
 from hxgw.pipeline.context import Next, RequestContext
 from hxgw.state import GatewayState
@@ -88,7 +88,7 @@ async def authorize(request: web.BaseRequest, state: GatewayState) -> None:
     if client is None and stored is not None:
         if unread_yet(stored, digest, key):
             await stored.next_read()  # made a moment ago? As on the API.
-        app_key = current(stored.by_digest.get(digest)) is not None
+        app_key = unexpired(stored.by_digest.get(digest)) is not None
     # One guard for every authenticated route: guessing here counts, and is refused, as
     # it is on the API (a key `hxgw keys` made is no guess).
     valid = metrics_key or bool(client) or app_key
