@@ -40,6 +40,9 @@ Mode = Literal[
 MODES: tuple[Mode, ...] = get_args(Mode)
 LogFormat = Literal["kv", "json"]
 DEFAULT_UPSTREAM = "default"
+DEFAULT_COMPLETION = 256
+"""The answer a model writes at most when the registry says no `max_output_tokens`: what
+a request that sets no `max_tokens` reserves against a key's budget and TPM."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -57,7 +60,7 @@ class Model:
     max_context: int | None = None
     max_output_tokens: int | None = None
     """The most the model writes in one answer: what a request that sets no `max_tokens`
-    reserves against a key's budget and TPM (None: DEFAULT_COMPLETION, 256)."""
+    reserves against a key's budget and TPM (None: DEFAULT_COMPLETION)."""
     price: Price | None = None
     """None: the model costs nothing in budgets."""
 

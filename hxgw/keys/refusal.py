@@ -8,12 +8,12 @@ import math
 import time
 
 from hxgw import jsonio
-from hxgw.config.schema import PERIOD_NAMES
+from hxgw.config.schema import DEFAULT_COMPLETION, PERIOD_NAMES
 from hxgw.errors import LONGEST_SDK_WAIT, KeyLimited, KeyOverBudget
 from hxgw.keys.limits import LimitDecision, duration
 from hxgw.units import hours, money, shown_amount
 
-NO_MAX_TOKENS = "its model's max_output_tokens (256 unless the registry says)"
+NO_MAX_TOKENS = f"its model's max_output_tokens ({DEFAULT_COMPLETION} unless the registry says)"
 """What a request that sets no max_tokens reserves for its answer (usage.estimated_completion)."""
 
 

@@ -15,7 +15,7 @@ from hxgw.config import Config, Model
 from hxgw.errors import BadRequest
 from hxgw.routing.learned.classifier import TaskClassifier
 from hxgw.routing.learned.prompt import prompt_text
-from hxgw.routing.prompt_size import measure
+from hxgw.routing.prompt_size import asked_answer, measure
 from hxgw.routing.scoring import Ranking, Scored, rank
 from hxgw.routing.strategies import ORDERS, Memory, explore
 
@@ -164,10 +164,7 @@ def estimate_parts(body: dict[str, Any] | None) -> tuple[int, int]:
     # Chat's messages, Responses' input and instructions, Anthropic's system, a prompt,
     # and the tools the model is told of, whose definitions it reads as part of the prompt.
     chars = sum(measure(body.get(f)).text for f in _COUNTED)
-    wanted = (
-        body.get("max_completion_tokens") or body.get("max_tokens") or body.get("max_output_tokens")
-    )
-    return chars // 4, (wanted if isinstance(wanted, int) and wanted > 0 else 0)
+    return chars // 4, asked_answer(body)
 
 
 _COUNTED = ("messages", "input", "instructions", "system", "prompt", "tools", "functions")

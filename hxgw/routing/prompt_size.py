@@ -2,14 +2,24 @@
 the characters of the media sent inline, which providers count by pixels, seconds or
 pages, not by characters. Routing keeps a long prompt off a model with a smaller
 `max_context` by the first; a key's limits count the second at their own rate
-(hxgw.pipeline.billing.usage).
+(hxgw.pipeline.billing.usage). And how long an answer the request allows (`asked_answer`),
+read alike by both: what routing adds to the prompt to see it fit, and what a key's
+limits reserve.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from typing import Any, NamedTuple
 
+MAX_TOKENS = 10**9
+"""The most tokens one request is counted for, asked or reported: a thousand times any
+model's context. A larger figure is not a count, and would overflow the limiters' and
+the ledger's 64-bit integers (a client's `max_tokens` of 2**64 - 1 is valid JSON)."""
+ANSWER_FIELDS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
+"""Where a request says the most its answer may be: Chat's (and its older name), and
+Responses' (Anthropic's Messages take `max_tokens` too)."""
 MAX_WALKED = 100_000
 """Items read one by one, at most: a list or object that would take the walk past them
 counts an item a token, unread, so that a body of millions of token ids or parts (16 MB
@@ -60,3 +70,22 @@ def _inline_media(part: dict[str, Any], key: str) -> bool:
         return True
     # {"type": "base64", "media_type": ..., "data": ...}; {"data": ..., "format": "wav"}
     return key == "data" and ("media_type" in part or "format" in part)
+
+
+def asked_answer(body: dict[str, Any]) -> int:
+    """The most tokens the request allows its answer; 0 when it says none. The largest of
+    the fields: which one an upstream obeys when given two is its own affair."""
+    return max(asked(body.get(field)) for field in ANSWER_FIELDS)
+
+
+def asked(value: object) -> int:
+    """A positive count from a request body, as a lenient upstream reads it (pydantic's
+    int takes 1000.0 and "1000" as 1000), at most MAX_TOKENS; 0 for anything else."""
+    if isinstance(value, str):
+        try:
+            value = float(value)
+        except ValueError:
+            return 0
+    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
+        return math.ceil(min(value, MAX_TOKENS))
+    return 0

@@ -24,9 +24,9 @@ from hxgw.config import Config, Model
 from hxgw.endpoints import BATCHES
 from hxgw.pipeline.billing.background import unix_time
 from hxgw.pipeline.billing.once import bill_once
-from hxgw.pipeline.billing.reported_usage import MAX_TOKENS
 from hxgw.pipeline.billing.usage import cost_of
 from hxgw.pipeline.context import RequestContext
+from hxgw.routing.prompt_size import MAX_TOKENS
 from hxgw.usage import UsageRow, Values
 from hxgw.usage.schema import BILLED_AS
 

@@ -11,11 +11,8 @@ from __future__ import annotations
 import re
 
 from hxgw import jsonio
+from hxgw.routing.prompt_size import MAX_TOKENS
 
-MAX_TOKENS = 10**9
-"""The most tokens one request is counted for, asked or reported: a thousand times any
-model's context. A larger figure is not a count, and would overflow the limiters' and
-the ledger's 64-bit integers (a client's `max_tokens` of 2**64 - 1 is valid JSON)."""
 # A usage's two counts side by side, in either order (OpenAI writes prompt_tokens first,
 # LiteLLM completion_tokens): one search for both.
 _BOTH = re.compile(

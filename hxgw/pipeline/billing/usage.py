@@ -12,15 +12,15 @@ figures, so a bill can tell the two apart.
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
 from hxgw.config import KeyLimits, Model
+from hxgw.config.schema import DEFAULT_COMPLETION
 from hxgw.endpoints import COMPLETIONS, Endpoint
-from hxgw.pipeline.billing.reported_usage import MAX_TOKENS, reported_parts, reported_tokens
+from hxgw.pipeline.billing.reported_usage import reported_parts, reported_tokens
 from hxgw.pipeline.context import RequestContext, Source, Used
 from hxgw.pipeline.rebind import background_response
-from hxgw.routing.prompt_size import measure
+from hxgw.routing.prompt_size import MAX_TOKENS, asked, asked_answer, measure
 from hxgw.usage.schema import LEFT
 
 BYTES_PER_TOKEN = 4
@@ -41,8 +41,6 @@ without a usage. A provider counts audio by its seconds (gpt-4o-transcribe about
 tokens a minute: some 2 a KB of 64 kbit/s MP3, 0.5 of 16 kHz WAV) and an image by its
 pixels. Each upload had counted as one token, so a burst of them ran past a budget; at
 the text's rate 4 MiB of audio would be a million tokens, refused for good."""
-DEFAULT_COMPLETION = 256
-"""The completion a reservation assumes when the request sets no `max_tokens`."""
 
 
 NOTHING = Used(0, 0, 0.0, "none")
@@ -149,12 +147,7 @@ def estimated_completion(ctx: RequestContext) -> int:
     endpoint = ctx.endpoint
     if body is None or not endpoint.writes or not endpoint.billed:
         return 0  # no body (a call on a response) or no completion
-    # The largest of them: which one an upstream obeys when given two is its own affair.
-    most = max(
-        _asked(body.get("max_completion_tokens")),
-        _asked(body.get("max_tokens")),
-        _asked(body.get("max_output_tokens")),
-    )
+    most = asked_answer(body)
     if not most:
         # As much as the candidate that may write the most can (none said: 256).
         for model in ctx.candidates:
@@ -164,7 +157,7 @@ def estimated_completion(ctx: RequestContext) -> int:
         # Each choice may write that much, and all `best_of` are billed.
         most *= choices(body, endpoint, best_of=True)
     elif endpoint.copies:
-        most *= max(_asked(body.get("n")), 1)
+        most *= max(asked(body.get("n")), 1)
     return min(most, MAX_TOKENS)
 
 
@@ -172,24 +165,11 @@ def choices(body: dict[str, Any], endpoint: Endpoint, *, best_of: bool = False) 
     """How many choices a request of a route that answers choices asks for: `n` (or
     `best_of`, which the upstream writes and bills but does not send) for each prompt of
     a legacy completion given a list of them (a list of token ids is one prompt)."""
-    each = max(_asked(body.get("n")), _asked(body.get("best_of")) if best_of else 0, 1)
+    each = max(asked(body.get("n")), asked(body.get("best_of")) if best_of else 0, 1)
     prompt = body.get("prompt") if endpoint is COMPLETIONS else None
     if isinstance(prompt, list) and prompt and not isinstance(prompt[0], int):
         return each * len(prompt)
     return each
-
-
-def _asked(value: object) -> int:
-    """A positive count from a request body, as a lenient upstream reads it (pydantic's
-    int takes 1000.0 and "1000" as 1000); 0 for anything else."""
-    if isinstance(value, str):
-        try:
-            value = float(value)
-        except ValueError:
-            return 0
-    if isinstance(value, int | float) and not isinstance(value, bool) and value > 0:
-        return math.ceil(min(value, MAX_TOKENS))
-    return 0
 
 
 def counting_limits(limits: KeyLimits | None) -> list[str]:

@@ -192,6 +192,18 @@ def test_max_tokens_counts_toward_the_context(config: Config):
     assert "small" not in _order(config, "failover", body=body)
 
 
+@pytest.mark.parametrize("answer", [
+    {"max_tokens": "150"},  # as a lenient upstream reads it, and the key's limits do
+    {"max_completion_tokens": 10, "max_tokens": 150},  # the largest, as the limits reserve
+])
+def test_the_answer_allowed_counts_toward_the_context_as_the_limits_read_it(
+    config: Config, answer: dict[str, object]
+):
+    body = {"messages": [{"role": "user", "content": "hi"}], **answer}
+    assert estimate_parts(body)[1] == 150
+    assert "small" not in _order(config, "failover", body=body)
+
+
 TEXT = "x" * 4000  # about 1000 tokens
 
 
