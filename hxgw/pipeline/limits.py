@@ -31,7 +31,9 @@ from hxgw.pipeline.rendering import note_error
 
 def apply_limits(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
     """Reads ctx.key, ctx.raw_body, ctx.body and ctx.candidates; writes ctx.limit_headers,
-    and a budgeted key's budget and spend to the metrics."""
+    and a budgeted key's budget and spend to the metrics. For a key with limits, as the
+    rest of the chain returns, it fixes ctx.used (`used`), which reconciles the
+    reservation, and so first sets ctx.status and ctx.outcome of an error (`note_error`)."""
     key = ctx.key
     if key is None or key.limits is None:
         return call_next(ctx)

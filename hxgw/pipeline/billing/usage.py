@@ -47,7 +47,11 @@ NOTHING = Used(0, 0, 0.0, "none")
 
 
 def used(ctx: RequestContext) -> Used:
-    """What the request used, worked out once, when it has ended."""
+    """What the request used, worked out once, when it has ended, and kept in ctx.used:
+    the first step to ask fixes it. For a key with limits that is `apply_limits`, as the
+    rest of the chain returns (the status and outcome of an error set for it before
+    `render_errors` answers); else `record_metrics`, which the access line and the
+    ledger's row then read."""
     if ctx.used is not None:
         return ctx.used
     reply, called = ctx.reply, ctx.unanswered_by()
