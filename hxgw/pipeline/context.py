@@ -12,8 +12,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
-from aiohttp import web
-
 from hxgw.config import ClientKey, Model
 from hxgw.endpoints import Endpoint, anthropic_client
 from hxgw.pipeline.exchange import Exchange
@@ -76,8 +74,6 @@ class Used:
         return self.prompt + self.completion
 
 
-OperatorHandler = Callable[[web.BaseRequest, GatewayState], Awaitable[web.StreamResponse]]
-
 Next = Callable[["RequestContext"], Awaitable[None]]
 """The rest of the chain, as a step calls it: `call_next(ctx)`."""
 Step = Callable[["RequestContext", Next], Awaitable[None]]
@@ -90,8 +86,6 @@ class RequestContext:
     state: GatewayState
     endpoint: Endpoint
     task: asyncio.Task[Any] | None = None  # the one serving the request
-    operator: OperatorHandler | None = None
-    """For the operator's routes, the server's handler that answers it."""
     started: float = field(default_factory=time.perf_counter)
     request_id: str = ""
     key: ClientKey | None = None

@@ -1,5 +1,5 @@
 """The operator's routes: who may call them (`guard_operator`), and their answer
-(`answer_operator`, the server's handler for the route).
+(`answer_with` a handler of the server's, as the chain is built).
 
 /metrics and /status show every model, group and key's usage, so they want a key
 without group limits, or the metrics key (`Endpoint.guarded`); /status also takes that
@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hmac
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from multidict import CIMultiDict
@@ -20,9 +21,11 @@ from hxgw.config import key_digest
 from hxgw.errors import GatewayError, OperatorOnly, Unauthorized
 from hxgw.pipeline.auth import guard_key, unexpired, unread_yet
 from hxgw.pipeline.client_request import joined_header, sole_header
-from hxgw.pipeline.context import Next, RequestContext
+from hxgw.pipeline.context import Next, RequestContext, Step
 from hxgw.state import GatewayState
 
+OperatorHandler = Callable[[web.BaseRequest, GatewayState], Awaitable[web.StreamResponse]]
+"""How the server answers one of the operator's routes (hxgw.server.operator_routes)."""
 OUTCOME = "hxgw_outcome"
 """Where a handler's refusal puts its outcome, in the response's own mapping."""
 # One field line per challenge: RFC 9110 lets one line hold both, but browsers take a
@@ -43,12 +46,15 @@ async def guard_operator(ctx: RequestContext, call_next: Next) -> None:
     await call_next(ctx)
 
 
-async def answer_operator(ctx: RequestContext, call_next: Next) -> None:
-    """Reads ctx.operator, the server's handler for the route; writes the response,
-    ctx.status and ctx.bytes_out."""
-    assert ctx.operator is not None
-    _answer(ctx, await ctx.operator(ctx.exchange.request, ctx.state))
-    await call_next(ctx)
+def answer_with(handler: OperatorHandler) -> Step:
+    """The step that answers an operator's route with the server's `handler` for it."""
+
+    async def answer_operator(ctx: RequestContext, call_next: Next) -> None:
+        """Writes the handler's response, ctx.status and ctx.bytes_out."""
+        _answer(ctx, await handler(ctx.exchange.request, ctx.state))
+        await call_next(ctx)
+
+    return answer_operator
 
 
 def _answer(ctx: RequestContext, response: web.StreamResponse) -> None:

@@ -27,7 +27,7 @@ class Dispatcher:
 
     def __init__(self, holder: SnapshotHolder, inflight: Inflight) -> None:
         self.holder, self.inflight = holder, inflight
-        self.chains = build_chains()
+        self.chains = build_chains(HANDLERS)
         # Named, the loop spares `current_task` the look-up that on Python 3.11 costs a
         # getpid() system call per request.
         self.loop = asyncio.get_running_loop()
@@ -44,7 +44,7 @@ class Dispatcher:
         exchange = Exchange(request, cors=cors, inflight=self.inflight)
         task = asyncio.current_task(self.loop)
         assert task is not None
-        ctx = RequestContext(exchange, snapshot, endpoint, task, HANDLERS.get(endpoint.name))
+        ctx = RequestContext(exchange, snapshot, endpoint, task)
         counted = bool(endpoint.upstream_path)
         if counted:
             self.inflight.add(task)

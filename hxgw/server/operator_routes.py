@@ -14,8 +14,7 @@ from hxgw import jsonio
 from hxgw.observe.access import NOT_READY
 from hxgw.observe.metrics import CONTENT_TYPE
 from hxgw.observe.workers import families, render_total
-from hxgw.pipeline.context import OperatorHandler
-from hxgw.pipeline.operator import OUTCOME
+from hxgw.pipeline.operator import OUTCOME, OperatorHandler
 from hxgw.server.openapi import openapi_bytes
 from hxgw.server.status_doc import readiness, status_with_usage
 from hxgw.server.status_page import render_status_html
