@@ -13,23 +13,11 @@ import time
 from collections.abc import AsyncIterator
 
 from hxgw.errors import GatewayError, TotalTimeout, UpstreamError, UpstreamTimeout
+from hxgw.pipeline.answer.end_watch import EndWatch
 from hxgw.pipeline.answer.error_event import write_error_event
 from hxgw.pipeline.answer.lines import HeldLine, open_closer, rest_of_end
-from hxgw.pipeline.answer.stream_end import (
-    FINAL,
-    data_lines,
-    done_event_end,
-    ends_stream,
-    event_end,
-    failed_upstream,
-    final_event_end,
-    finished_choices,
-    named_alone,
-    said_done,
-    through_final,
-)
+from hxgw.pipeline.answer.stream_end import data_lines
 from hxgw.pipeline.answer.usage_chunk import HiddenUsage
-from hxgw.pipeline.billing.usage import choices
 from hxgw.pipeline.context import Reply, RequestContext
 
 USAGE_KEPT = 64 * 1024
@@ -47,26 +35,13 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
     exchange = ctx.exchange
     pending = HeldLine()  # an unfinished line: never half a `data:` line to the client
     tail = b""  # the stream's last bytes relayed: what ctx.closer is judged on
-    body, endpoint = ctx.body, ctx.endpoint
-    # Whether the answer is whole: its final event came, or every choice said why it
-    # stopped; a route with no final event is whole however it ends.
-    ended = endpoint not in FINAL
-    # Some servers (llama.cpp's forks, mistral.rs, text-generation-webui) send no [DONE]:
-    # their stream is whole once every choice has said why it stopped.
-    unfinished = choices(body, endpoint) if endpoint.choices and body is not None else 0
-    # Whether nothing more is to come: the final event itself, or a `[DONE]` once the
-    # answer was whole. Past it, the body's end is waited for AFTER_DONE at most, what
-    # comes after its event is not relayed, and a failure gets no error event (the
-    # client has the whole answer).
-    done = False
-    # The final event's `event:` line came, its data not yet: neither whole nor done.
-    named_only = False
+    watch = EndWatch(ctx.endpoint, ctx.body)
     hidden = HiddenUsage() if ctx.hidden_usage else None
     try:
         chunk = reply.first_chunk
         chunks = upstream_chunks(ctx, reply)
         while True:
-            if done and not ctx.closer:
+            if watch.done and not ctx.closer:
                 # Past the final event, once ended, nothing is the answer's: the anthropic
                 # SDKs raise on an `error` event wherever it comes (a whole answer lost).
                 chunk = rest_of_end(tail, pending, chunk)
@@ -85,31 +60,11 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
                 if hidden is not None:
                     block = hidden.strip(block)
                 lines = data_lines(block)
-                end = None  # where, in this block, the event that ends the stream ends
-                # The final event's `event:` line may come before its data, which may be
-                # long and come in pieces (HeldLine): the stream is whole once it begins.
-                if named_only and lines:
-                    named_only = False
-                    ended = done = True
-                    # Not at the LF of a CRLF whose CR ended the `event:` line: no blank line.
-                    end = event_end(block, int(tail.endswith(b"\r") and block[:1] == b"\n"))
-                elif not ended and not named_only and (lines or b"event:" in block):
-                    final = ends_stream(block, endpoint)
-                    through = through_final(block, FINAL[endpoint]) if final else b""
-                    if final and failed_upstream(through, FINAL[endpoint]):
-                        # Relayed as the upstream sent it, but no success for the model.
-                        said = UpstreamError("the upstream ended the stream with an error event")
-                        mark_failed(ctx, reply, said, kind="stream_error")
-                    named_only = final and named_alone(through, block)
-                    ended = done = final and not named_only
-                    if done:
-                        end = final_event_end(block, through)
-                    if unfinished and not ended:
-                        unfinished -= finished_choices(block)
-                        ended = unfinished <= 0
-                if lines and ended and not done:
-                    done = said_done(block)
-                    end = done_event_end(block) if done else None
+                end, failed = watch.see(block, lines, tail)
+                if failed:
+                    # Relayed as the upstream sent it, but no success for the model.
+                    said = UpstreamError("the upstream ended the stream with an error event")
+                    mark_failed(ctx, reply, said, kind="stream_error")
                 if end is not None and end < len(block):
                     # What follows the stream's end in the same read is no part of it (an
                     # error event there would make the anthropic SDKs drop a whole answer).
@@ -120,10 +75,10 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
                     ctx.client_first_at = time.perf_counter()
                 ctx.bytes_out += len(block)
                 ctx.events += lines
-                ctx.answered = done
+                ctx.answered = watch.done
                 tail = (tail + block[-4:])[-4:]  # not a copy of the whole block
                 ctx.closer = open_closer(tail, block)
-            if not done:
+            if not watch.done:
                 chunk = await anext(chunks, b"")
             else:
                 try:
@@ -135,15 +90,15 @@ async def relay_events(ctx: RequestContext, reply: Reply) -> None:
                     break
             if not chunk:
                 break
-        if pending or named_only:
+        if pending or watch.named_only:
             # The upstream ended in the middle of a line, or of the final event (its name
             # without its data): not an event the client can read.
             raise UpstreamError("the upstream ended the stream in the middle of an event")
-        if not ended:
+        if not watch.ended:
             # A clean end all the same: the client must not take what came for the whole.
             raise UpstreamError("the upstream ended the stream before its final event")
     except GatewayError as exc:
-        if not done:
+        if not watch.done:
             if not ctx.stream_failed:  # not already, by an error event's name alone
                 mark_failed(ctx, reply, exc)
             await write_error_event(ctx, exc, ctx.closer)
