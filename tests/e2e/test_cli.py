@@ -495,15 +495,18 @@ async def test_the_port_flag_wins_over_hx_port(tmp_path: Path):
 
 
 async def test_hx_port_and_hx_host_are_used_without_flags(tmp_path: Path):
+    # 127.0.0.2, not the default 0.0.0.0's loopback: a gateway that ignored HX_HOST
+    # would answer on 127.0.0.1 too.
     config = write_config(tmp_path / "c", "http://127.0.0.1:1")
     port = free_port()
-    env = {"MASTER_KEY": new_key(), "HX_PORT": str(port), "HX_HOST": "127.0.0.1",
+    env = {"MASTER_KEY": new_key(), "HX_PORT": str(port), "HX_HOST": "127.0.0.2",
            "PATH": "/usr/bin:/bin", "HX_STATE_DIR": str(tmp_path / "state")}
     process = subprocess.Popen([HXGW, "serve", "--config-dir", str(config)],
                                env=env, stderr=subprocess.DEVNULL)
     try:
-        gateway = Gateway(config_dir=config, key="", port=port, process=process)
-        await gateway.wait_ready()
+        await wait_http(f"http://127.0.0.2:{port}/healthz")
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection(("127.0.0.1", port), timeout=5).close()
     finally:
         process.terminate()
         process.wait(10)

@@ -521,6 +521,7 @@ async def test_a_restart_counts_against_a_budget_what_the_spool_holds_before_its
     assert (status, body["error"]["code"]) == (429, "insufficient_quota")
 
 
+@pytest.mark.workers
 async def test_a_stream_read_to_its_end_is_no_disconnect_though_the_client_closes_at_once(
     start_gateway: StartGateway, tmp_path: Path
 ):

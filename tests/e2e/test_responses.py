@@ -396,6 +396,7 @@ async def _pair(start_gateway: StartGateway, one: str, two: str) -> Gateway:
                                gateway={"upstreams": upstreams, "workers": 2})
 
 
+@pytest.mark.workers
 async def test_follow_ups_reach_the_model_that_made_them_across_two_upstreams_and_workers(
     start_gateway: StartGateway, upstream: tuple[FakeUpstream, str],
     second_upstream: tuple[FakeUpstream, str],
@@ -414,6 +415,7 @@ async def test_follow_ups_reach_the_model_that_made_them_across_two_upstreams_an
     assert all(f.metadata == {"turns": "2"} for f in follow_ups)
 
 
+@pytest.mark.workers
 async def test_a_follow_up_after_a_reload_still_reaches_its_model(
     start_gateway: StartGateway, upstream: tuple[FakeUpstream, str],
     second_upstream: tuple[FakeUpstream, str],
@@ -429,6 +431,7 @@ async def test_a_follow_up_after_a_reload_still_reaches_its_model(
     assert read.model == follow.model == first.model
 
 
+@pytest.mark.workers
 async def test_a_follow_up_whose_model_is_gone_gets_a_404_that_says_so(
     start_gateway: StartGateway, upstream: tuple[FakeUpstream, str],
     second_upstream: tuple[FakeUpstream, str],

@@ -195,11 +195,13 @@ def test_a_content_disposition_as_clients_send_it_is_read(
 @given(st.lists(st.integers(min_value=0, max_value=len(FILE_FIRST)), max_size=20))
 def test_what_follows_the_model_passes_the_watch_wherever_the_reads_cut_it(cuts: list[int]):
     rest = FILE_FIRST[FILE_FIRST.index(b"stt\r\n--") + 3 :] + part("file", FILE, "b.wav")
+    rest += close()
     watch = ModelField.after_model(B)
-    at = 0
+    at, out = 0, b""
     for cut in [*sorted(set(c % len(rest) for c in cuts)), len(rest)]:
-        watch.feed(rest[at:cut])
+        out += watch.feed(rest[at:cut])
         at = cut
+    assert out + watch.finish() == rest
 
 
 @pytest.mark.parametrize("cut", [0, 7, 40])
