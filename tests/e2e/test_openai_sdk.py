@@ -19,7 +19,7 @@ def _client(gateway: Gateway, key: str | None = None) -> openai.AsyncOpenAI:
                               max_retries=0, timeout=10)
 
 
-async def test_sdk_chat_completion(gateway: Gateway):
+async def test_the_sdk_reads_a_chat_answer_and_its_usage(gateway: Gateway):
     async with _client(gateway) as client:
         reply = await client.chat.completions.create(
             model="chat", messages=[{"role": "user", "content": "hi"}])
@@ -27,7 +27,7 @@ async def test_sdk_chat_completion(gateway: Gateway):
     assert reply.usage is not None and reply.usage.total_tokens > 0
 
 
-async def test_sdk_streaming_with_usage(gateway: Gateway):
+async def test_the_sdk_reads_a_streamed_answer_whole_and_the_usage_it_asked_for(gateway: Gateway):
     async with _client(gateway) as client:
         stream = await client.chat.completions.create(
             model="chat", messages=[{"role": "user", "content": "hi"}], stream=True,
