@@ -20,6 +20,7 @@ from hxgw.errors import GatewayError, Unavailable, UpstreamError
 from hxgw.pipeline.answer.error_answer import DECODED, MAX_ANSWER, decoded, masked, upstream_key
 from hxgw.pipeline.answer.error_event import write_error_event
 from hxgw.pipeline.answer.events import mark_failed, relay_events, upstream_chunks
+from hxgw.pipeline.answer.lines import data_line
 from hxgw.pipeline.answer.upstream_headers import response_headers
 from hxgw.pipeline.billing.reported_usage import last_usage, messages_usage
 from hxgw.pipeline.context import Next, Reply, RequestContext
@@ -211,10 +212,8 @@ def _decodable(response: UpstreamResponse) -> bool:
 def _first_data(body: bytes) -> bytes:
     """The data of an event-stream body's first `data:` line; the body itself when it
     has none."""
-    for line in body.splitlines():
-        if line.startswith(b"data:"):
-            return line[5:].strip()
-    return body
+    line = data_line(body.splitlines())
+    return body if line is None else line[5:].strip()
 
 
 def _reshaped(ctx: RequestContext, reply: Reply) -> bool:

@@ -7,6 +7,8 @@ SSE lines end with LF, CRLF or a lone CR (the WHATWG spec takes all three).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 MAX_HELD_LINE = 1024 * 1024
 """The longest unfinished line held back while waiting for its end: no line is this
 long, so past it what is held is passed through."""
@@ -100,3 +102,8 @@ def _open_event_has_data(block: bytes) -> bool:
 def line_ends(run: bytes) -> int:
     """How many line ends a run of CRs and LFs holds: a CRLF is one."""
     return run.count(b"\r") + run.count(b"\n") - run.count(b"\r\n")
+
+
+def data_line(lines: Iterable[bytes]) -> bytes | None:
+    """The first `data:` line of an event's (or a body's) lines; None when it has none."""
+    return next((line for line in lines if line.startswith(b"data:")), None)

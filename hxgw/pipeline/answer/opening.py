@@ -24,7 +24,7 @@ import contextlib
 from typing import NamedTuple
 
 from hxgw import jsonio
-from hxgw.pipeline.answer.lines import lines_end
+from hxgw.pipeline.answer.lines import data_line, lines_end
 from hxgw.upstream import UpstreamResponse
 
 MAX_HELD = 64 * 1024
@@ -135,7 +135,7 @@ def opens(event: list[bytes]) -> bool:
 
 def _data(event: list[bytes]) -> dict[str, object]:
     """An event's data object; {} when it has none."""
-    data = next((line for line in event if line.startswith(b"data:")), None)
+    data = data_line(event)
     with contextlib.suppress(jsonio.DecodeError):
         parsed = jsonio.loads(data[5:]) if data is not None else None
         return parsed if isinstance(parsed, dict) else {}
@@ -167,7 +167,7 @@ def opening_error(first: bytes, ended: bool = False) -> OpeningError | None:
         return OpeningError("the upstream's stream ended before any of its answer")
     if event is None:
         return None
-    data = next((line for line in event if line.startswith(b"data:")), None)
+    data = data_line(event)
     parsed = None
     if data is not None and b'"error"' in data:
         with contextlib.suppress(jsonio.DecodeError):

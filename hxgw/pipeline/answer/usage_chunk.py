@@ -9,7 +9,7 @@ import re
 from typing import Any
 
 from hxgw import jsonio
-from hxgw.pipeline.answer.lines import line_ends
+from hxgw.pipeline.answer.lines import data_line, line_ends
 
 # An SSE event and the blank line that ends it.
 # An event ends with an empty line; a line ends with CRLF, LF or a lone CR.
@@ -79,16 +79,16 @@ def _rest_of_event(run: bytes, block: bytes) -> int:
 
 def _usage_chunk(event: bytes) -> tuple[bytes, dict[str, Any]] | None:
     """The data line of an event whose chunk has a `usage` object, and that chunk."""
-    for line in event.splitlines():
-        if line.startswith(b"data:"):
-            try:
-                chunk = jsonio.loads(line[5:])
-            except jsonio.DecodeError:
-                return None
-            if isinstance(chunk, dict) and isinstance(chunk.get("usage"), dict):
-                return line, chunk
-            return None
-    return None
+    line = data_line(event.splitlines())
+    if line is None:
+        return None
+    try:
+        chunk = jsonio.loads(line[5:])
+    except jsonio.DecodeError:
+        return None
+    return (
+        (line, chunk) if isinstance(chunk, dict) and isinstance(chunk.get("usage"), dict) else None
+    )
 
 
 def _says_nothing(choices: object) -> bool:
