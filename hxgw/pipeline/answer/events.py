@@ -128,7 +128,7 @@ async def upstream_chunks(ctx: RequestContext, reply: Reply) -> AsyncIterator[by
     """The rest of the upstream body; stalls and resets become GatewayErrors. A read
     waits under asyncio.timeout, not the shared deadlines of hxgw.upstream.deadlines:
     a stream's reads are each a model's token or more apart, where a timer's 12 µs is
-    nothing, and its idle timeout must fire on time, not a slot late."""
+    nothing, and one timer a read keeps the wait as simple as asyncio's."""
     content = reply.response
     timeouts = ctx.state.config.timeouts
     deadline = ctx.started + timeouts.total
