@@ -13,10 +13,10 @@ import sqlite3
 import subprocess
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import aiohttp
 import yaml
@@ -246,6 +246,26 @@ async def wait_for(predicate: Any, timeout: float = 5.0, interval: float = 0.02)
             return
         await asyncio.sleep(interval)
     raise AssertionError(f"condition not met within {timeout}s")
+
+
+T = TypeVar("T")
+
+
+async def poll(
+    probe: Callable[[], Awaitable[T]], *, what: str, timeout: float = 15.0,
+    interval: float = 0.1,
+) -> T:
+    """Await `probe()` until it gives a true value, and return that value; after
+    `timeout` seconds, fail the test saying `what` was awaited and what `probe()` last
+    gave. For what only a request can tell (wait_for polls a plain predicate)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = await probe()
+        if value:
+            return value
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what}: not within {timeout}s (last: {value!r:.200})")
+        await asyncio.sleep(interval)
 
 
 class NotifySocket:
