@@ -681,9 +681,32 @@ async def test_the_watchdog_is_pinged_while_a_worker_waits_to_be_started_again(
     os.kill(_worker_pids(gateway)[0], signal.SIGKILL)
     await wait_for(lambda: "worker cannot start; the others take" in gateway.logs(), timeout=15)
     # In its backoff it pings nothing: the one serving speaks for the service's loop.
-    notify.messages.clear()
-    await asyncio.sleep(2.0)
-    assert sum(m.get("WATCHDOG") == "1" for m in notify.drain()) >= 3
+    # Each attempt to start it vouches for it for two intervals (0.4 s): three pings or
+    # so, which a supervisor waiting on it would send too; its backoff (2 s, then 5 s)
+    # holds ten or more.
+    await _pinged_between_attempts(gateway, notify, pings=6)
+
+
+async def _pinged_between_attempts(
+    gateway: Gateway, notify: NotifySocket, pings: int, timeout: float = 15.0
+) -> None:
+    """Until `pings` WATCHDOG=1 come while one worker runs and no attempt to start the
+    other begins or ends: the workers' processes and the log's restarts stay the same."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    seen: tuple[tuple[int, ...], int] | None = None
+    heard = 0
+    while asyncio.get_running_loop().time() < deadline:
+        # Drained before the look: what is drained was sent before what is seen.
+        new = sum(m.get("WATCHDOG") == "1" for m in notify.drain())
+        notify.messages.clear()
+        now = (tuple(_worker_pids(gateway)), gateway.logs().count("worker exited"))
+        heard = heard + new if now == seen and len(now[0]) == 1 else 0
+        seen = now
+        if heard >= pings:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"not {pings} pings between two attempts to start the worker in "
+                         f"{timeout}s:\n{gateway.logs()}")
 
 
 async def _healthz_fresh(gateway: Gateway) -> int:
