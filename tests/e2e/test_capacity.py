@@ -89,7 +89,7 @@ async def test_a_stuck_upstream_at_its_cap_does_not_delay_another_upstream(
     async with _held_streams(gateway, client, 2):
         waiting = asyncio.ensure_future(client.post(
             gateway.url + "/v1/chat/completions", json=_chat("a"), headers=gateway.auth))
-        await asyncio.sleep(0.2)
+        await poll(lambda: _queued(client, gateway, "busy"), what="a request queued at busy")
         assert not waiting.done()  # alpha's third request waits for a turn ...
         async with client.post(gateway.url + "/v1/chat/completions", json=_chat("b"),
                                headers=gateway.auth, timeout=aiohttp.ClientTimeout(total=5)) as resp:
