@@ -238,12 +238,15 @@ async def test_a_list_that_finds_none_of_the_keys_objects_in_time_is_a_504_not_a
     async with apps.sdk("a") as a:
         await a.batches.create(input_file_id=await _upload(a), **BATCH)  # type: ignore[arg-type]
         _unowned_batches(fake, 10 * PAGE)
-        fake.files.page_delay = 0.3  # a second (half the total timeout) is 3 or 4 pages
+        # The list is read for a second (half the total timeout), at 0.3 s a page at least.
+        fake.files.page_delay = 0.3
         with pytest.raises(openai.APIStatusError) as raised:
             await a.batches.list()
     assert raised.value.status_code == 504
     assert "none of this key's yet" in raised.value.message
-    assert fake.files.pages_served in (3, 4, 5)  # of eleven
+    # Of eleven, the key's on the last: at least one is read, and no more than four, by
+    # whose end the second has passed (a slow machine reads fewer).
+    assert 1 <= fake.files.pages_served <= 4
 
 
 async def test_a_keys_list_ends_at_objects_made_long_before_its_first(
