@@ -11,6 +11,7 @@ import os
 import signal
 import subprocess
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -40,7 +41,23 @@ CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
 PRICED = [dict(m, price={"input_per_mtok": 1000, "output_per_mtok": 2000}) for m in DEFAULT_MODELS]
 
 
-def keys(gateway: Gateway, *args: str) -> subprocess.CompletedProcess[str]:
+@dataclass
+class Unserved:
+    """A gateway's config directory and state directory, and no gateway serving on them:
+    for what `hxgw keys` does alone."""
+
+    config_dir: Path
+
+    def env(self) -> dict[str, str]:
+        return {"HX_STATE_DIR": str(self.config_dir.parent / "state")}
+
+
+def _unserved(tmp_path: Path, **config: Any) -> Unserved:
+    """The directories of a gateway that `config` would set up (see write_config)."""
+    return Unserved(write_config(tmp_path / "config", "http://127.0.0.1:9", **config))
+
+
+def keys(gateway: Gateway | Unserved, *args: str) -> subprocess.CompletedProcess[str]:
     """`hxgw keys ...` with the gateway's own store settings, as its operator would."""
     env = {**os.environ, **{k: v for k, v in gateway.env().items()
                             if k in ("HX_STATE_DIR", "DATABASE_URL")}}
@@ -185,35 +202,29 @@ async def test_an_expired_key_s_holder_is_told_it_has_expired(
     await wait_for(lambda: "refused a key that has expired key=app" in gateway.logs())
 
 
-async def test_revoking_a_revoked_key_again_succeeds_and_says_when_it_was(
-    start_gateway: StartGateway,
-):
-    gateway = await start_gateway()
-    keys(gateway, "create", "app")
-    assert keys(gateway, "revoke", "app").returncode == 0
-    again = keys(gateway, "revoke", "app")
+def test_revoking_a_revoked_key_again_succeeds_and_says_when_it_was(tmp_path: Path):
+    dirs = _unserved(tmp_path)
+    keys(dirs, "create", "app")
+    assert keys(dirs, "revoke", "app").returncode == 0
+    again = keys(dirs, "revoke", "app")
     assert again.returncode == 0, again.stderr
     assert again.stdout.startswith("key app was revoked already, at 20")
 
 
-async def test_a_revoked_key_s_name_may_be_taken_again_and_that_is_said(
-    start_gateway: StartGateway,
-):
-    gateway = await start_gateway()
-    assert keys(gateway, "create", "app", "--rpm", "60").returncode == 0
-    assert keys(gateway, "revoke", "app").returncode == 0
-    again = keys(gateway, "create", "app")
+def test_a_revoked_key_s_name_may_be_taken_again_and_that_is_said(tmp_path: Path):
+    dirs = _unserved(tmp_path)
+    assert keys(dirs, "create", "app", "--rpm", "60").returncode == 0
+    assert keys(dirs, "revoke", "app").returncode == 0
+    again = keys(dirs, "create", "app")
     assert again.returncode == 0 and "'app' was a revoked key's name" in again.stderr
-    assert json.loads(keys(gateway, "list", "--json").stdout)[0]["rpm"] is None
+    assert json.loads(keys(dirs, "list", "--json").stdout)[0]["rpm"] is None
 
 
-async def test_create_and_update_print_the_key_as_json_without_a_spend_they_do_not_read(
-    start_gateway: StartGateway,
-):
-    gateway = await start_gateway()
-    made = json.loads(keys(gateway, "create", "app", "--budget", "5", "--json").stdout)
+def test_create_and_update_print_the_key_as_json_without_a_spend_they_do_not_read(tmp_path: Path):
+    dirs = _unserved(tmp_path)
+    made = json.loads(keys(dirs, "create", "app", "--budget", "5", "--json").stdout)
     assert made["secret"].startswith("sk-hx-") and made["budget"] == 5
-    changed = json.loads(keys(gateway, "update", "app", "--rpm", "9", "--json").stdout)
+    changed = json.loads(keys(dirs, "update", "app", "--rpm", "9", "--json").stdout)
     assert (changed["rpm"], changed["budget"]) == (9, 5)
     assert "spent" not in made and "spent" not in changed  # null would say "no budget"
 
@@ -263,14 +274,12 @@ async def test_a_rotated_key_s_old_secret_past_its_grace_is_told_so_after_the_st
     assert await _status(client, gateway, new) == 200
 
 
-async def test_rotating_an_expired_key_says_its_new_secret_has_expired_too(
-    start_gateway: StartGateway,
-):
-    gateway = await start_gateway()
+def test_rotating_an_expired_key_says_its_new_secret_has_expired_too(tmp_path: Path):
+    dirs = _unserved(tmp_path)
     soon = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2)
-    keys(gateway, "create", "app", "--expires", soon.isoformat())
-    await asyncio.sleep(max(0.0, (soon - dt.datetime.now(dt.UTC)).total_seconds()) + 0.2)
-    rotated = keys(gateway, "rotate", "app")
+    keys(dirs, "create", "app", "--expires", soon.isoformat())
+    time.sleep(max(0.0, (soon - dt.datetime.now(dt.UTC)).total_seconds()) + 0.2)
+    rotated = keys(dirs, "rotate", "app")
     assert rotated.returncode == 0 and rotated.stdout.startswith("sk-hx-")
     assert "expired at" in rotated.stderr and "--expires" in rotated.stderr
 
@@ -312,42 +321,38 @@ async def test_none_and_never_take_a_limit_and_an_expiry_away_without_reload(
     await poll(served, what="a request served past the minute's one", interval=0.25)
 
 
-async def test_a_budget_period_given_to_a_key_without_a_budget_is_said_to_wait_for_one(
-    start_gateway: StartGateway,
-):
-    gateway = await start_gateway()
-    keys(gateway, "create", "app")
-    changed = keys(gateway, "update", "app", "--budget-period", "7d")
+def test_a_budget_period_given_to_a_key_without_a_budget_is_said_to_wait_for_one(tmp_path: Path):
+    dirs = _unserved(tmp_path)
+    keys(dirs, "create", "app")
+    changed = keys(dirs, "update", "app", "--budget-period", "7d")
     assert changed.returncode == 0
     assert "app has no budget: its period applies once it has one (--budget)" in changed.stderr
 
 
-async def test_a_limit_of_zero_is_refused_and_the_error_names_none(start_gateway: StartGateway):
-    gateway = await start_gateway()
-    made = keys(gateway, "create", "app", "--rpm", "0")
+def test_a_limit_of_zero_is_refused_and_the_error_names_none(tmp_path: Path):
+    dirs = _unserved(tmp_path)
+    made = keys(dirs, "create", "app", "--rpm", "0")
     assert made.returncode == 2 and "or none: '0'" in made.stderr
 
 
-async def test_piped_with_its_notes_the_secret_comes_before_the_note_that_names_it(
-    start_gateway: StartGateway,
-):
-    gateway = await start_gateway()
-    env = {**os.environ, **{k: v for k, v in gateway.env().items()
+def test_piped_with_its_notes_the_secret_comes_before_the_note_that_names_it(tmp_path: Path):
+    dirs = _unserved(tmp_path)
+    env = {**os.environ, **{k: v for k, v in dirs.env().items()
                             if k in ("HX_STATE_DIR", "DATABASE_URL")}}
     env.pop("PYTHONUNBUFFERED", None)  # as on a user's machine: a pipe is block-buffered
     piped = subprocess.run(
-        ["bash", "-c", f"{HXGW} keys create app --config-dir {gateway.config_dir} 2>&1 | cat"],
+        ["bash", "-c", f"{HXGW} keys create app --config-dir {dirs.config_dir} 2>&1 | cat"],
         env=env, capture_output=True, text=True, timeout=30)
     lines = piped.stdout.splitlines()
     secret = next(i for i, line in enumerate(lines) if line.startswith("sk-hx-"))
     assert "the secret above" in lines[secret + 1]
 
 
-async def test_changing_a_revoked_key_says_how_to_make_a_new_one(start_gateway: StartGateway):
-    gateway = await start_gateway()
-    assert keys(gateway, "create", "app").returncode == 0
-    assert keys(gateway, "revoke", "app").returncode == 0
-    changed = keys(gateway, "update", "app", "--rpm", "5")
+def test_changing_a_revoked_key_says_how_to_make_a_new_one(tmp_path: Path):
+    dirs = _unserved(tmp_path)
+    assert keys(dirs, "create", "app").returncode == 0
+    assert keys(dirs, "revoke", "app").returncode == 0
+    changed = keys(dirs, "update", "app", "--rpm", "5")
     assert changed.returncode == 1  # a failure, not bad usage
     assert "is revoked (hxgw keys create app makes a new one)" in changed.stderr
 
@@ -382,67 +387,70 @@ def test_an_update_that_changes_nothing_is_bad_usage(tmp_path: Path):
     assert "nothing to change: give at least one option" in changed.stderr
 
 
-async def test_list_shows_names_and_limits_never_secrets(start_gateway: StartGateway):
-    gateway = await start_gateway()
-    secret = keys(gateway, "create", "app", "--rpm", "60", "--groups", "chat").stdout.strip()
-    listed = keys(gateway, "list", "--json")
+def test_list_shows_names_and_limits_never_secrets(tmp_path: Path):
+    dirs = _unserved(tmp_path)
+    secret = keys(dirs, "create", "app", "--rpm", "60", "--groups", "chat").stdout.strip()
+    listed = keys(dirs, "list", "--json")
     (row,) = json.loads(listed.stdout)
     assert (row["name"], row["rpm"], row["groups"]) == ("app", 60, ["chat"])
     assert secret not in listed.stdout and "digest" not in listed.stdout
-    assert "app" in keys(gateway, "list").stdout
+    assert "app" in keys(dirs, "list").stdout
 
 
-async def test_list_shows_the_keys_file_s_keys_beside_the_stored_ones(
-    start_gateway: StartGateway, tmp_path: Path
-):
+def test_list_shows_the_keys_file_s_keys_beside_the_stored_ones(tmp_path: Path):
     keys_file = tmp_path / "keys.yaml"
     entry = {"name": "batch-job", "key": new_key("sk-job"), "groups": ["chat"], "rpm": 30}
     keys_file.write_text(yaml.safe_dump({"keys": [entry]}))
     keys_file.chmod(0o600)
-    gateway = await start_gateway(gateway={"auth": {"keys_file": str(keys_file)}})
-    keys(gateway, "create", "app")
-    listed = json.loads(keys(gateway, "list", "--json").stdout)
+    dirs = _unserved(tmp_path, gateway={"auth": {"keys_file": str(keys_file)}})
+    keys(dirs, "create", "app")
+    listed = json.loads(keys(dirs, "list", "--json").stdout)
     assert [(r["name"], r["source"], r["state"], r["groups"], r["rpm"]) for r in listed] == [
         ("app", "store", "active", None, None), ("batch-job", "keys file", "active", ["chat"], 30)
     ]
-    assert entry["key"] not in keys(gateway, "list").stdout
+    assert entry["key"] not in keys(dirs, "list").stdout
 
 
 @pytest.mark.parametrize("action", [["revoke"], ["update", "--rpm", "5"], ["rotate"]])
-async def test_changing_a_keys_file_key_says_to_change_it_in_the_file(
-    start_gateway: StartGateway, tmp_path: Path, action: list[str]
+def test_changing_a_keys_file_key_says_to_change_it_in_the_file(
+    tmp_path: Path, action: list[str]
 ):
     keys_file = tmp_path / "keys.yaml"
     keys_file.write_text(yaml.safe_dump({"keys": [{"name": "batch-job", "key": new_key()}]}))
     keys_file.chmod(0o600)
-    gateway = await start_gateway(gateway={"auth": {"keys_file": str(keys_file)}})
-    changed = keys(gateway, action[0], "batch-job", *action[1:])
+    dirs = _unserved(tmp_path, gateway={"auth": {"keys_file": str(keys_file)}})
+    changed = keys(dirs, action[0], "batch-job", *action[1:])
     assert changed.returncode == 1
     assert "'batch-job' is a key of the keys file (gateway.yaml's auth.keys_file)" in (
         changed.stderr)
     assert "note:" not in changed.stderr
 
 
-async def _with_a_keys_file(
-    start_gateway: StartGateway, tmp_path: Path, **auth: object
-) -> tuple[Gateway, Path, dict[str, str]]:
-    """A gateway whose keys file has one key, `batch-job`: the gateway, the file, the key."""
+def _a_keys_file(tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """A keys file with one key, `batch-job`: the file, the key."""
     keys_file = tmp_path / "keys.yaml"
     job = {"name": "batch-job", "key": new_key("sk-job")}
     keys_file.write_text(yaml.safe_dump({"keys": [job]}))
     keys_file.chmod(0o600)
+    return keys_file, job
+
+
+async def _with_a_keys_file(
+    start_gateway: StartGateway, tmp_path: Path, **auth: object
+) -> tuple[Gateway, Path, dict[str, str]]:
+    """A gateway whose keys file has one key, `batch-job`: the gateway, the file, the key."""
+    keys_file, job = _a_keys_file(tmp_path)
     gateway = await start_gateway(gateway={"auth": {"keys_file": str(keys_file), **auth}})
     return gateway, keys_file, job
 
 
-async def test_rotating_a_stored_key_a_keys_file_key_hides_says_its_secret_opens_nothing(
-    start_gateway: StartGateway, tmp_path: Path
-):
-    gateway, keys_file, job = await _with_a_keys_file(start_gateway, tmp_path)
-    keys(gateway, "create", "app")
+def test_rotating_a_stored_key_a_keys_file_key_hides_says_its_secret_opens_nothing(tmp_path: Path):
+    keys_file, job = _a_keys_file(tmp_path)
+    dirs = _unserved(tmp_path, gateway={"auth": {"keys_file": str(keys_file)}})
+    keys(dirs, "create", "app")
     # Later the keys file gains a key of that name, which wins the clash.
     keys_file.write_text(yaml.safe_dump({"keys": [job, {"name": "app", "key": new_key()}]}))
-    rotated = keys(gateway, "rotate", "app")
+    rotated = keys(dirs, "rotate", "app")
     assert rotated.returncode == 0 and rotated.stdout.startswith("sk-hx-")
     assert "the keys file has a key named 'app'" in rotated.stderr
 
@@ -503,17 +511,15 @@ async def test_a_reload_that_renames_a_stored_key_s_group_warns_of_it(
     assert len(warned) == 1 and "key=app groups=solo" in warned[0]
 
 
-async def test_check_config_warns_of_a_stored_key_limited_to_a_group_the_config_renamed(
-    start_gateway: StartGateway,
-):
-    gateway = await start_gateway()
-    keys(gateway, "create", "app", "--groups", "solo")
+def test_check_config_warns_of_a_stored_key_limited_to_a_group_the_config_renamed(tmp_path: Path):
+    dirs = _unserved(tmp_path)
+    keys(dirs, "create", "app", "--groups", "solo")
     routing = {"routing": {"strategy": "failover", "default_group": "chat",
                            "groups": {"chat": ["alpha", "beta"], "single": ["gamma"]}}}
-    (gateway.config_dir / "routing.yaml").write_text(yaml.safe_dump(routing))
-    env = {**os.environ, **{k: v for k, v in gateway.env().items()
+    (dirs.config_dir / "routing.yaml").write_text(yaml.safe_dump(routing))
+    env = {**os.environ, **{k: v for k, v in dirs.env().items()
                             if k in ("HX_STATE_DIR", "DATABASE_URL")}}
-    checked = subprocess.run([HXGW, "check-config", "--config-dir", str(gateway.config_dir)],
+    checked = subprocess.run([HXGW, "check-config", "--config-dir", str(dirs.config_dir)],
                              env=env, capture_output=True, text=True, timeout=30)
     assert checked.returncode == 0, checked.stderr
     assert "warning: the stored key 'app' is limited to groups the config lacks (solo)" in (
@@ -573,12 +579,12 @@ def test_list_s_spent_and_left_add_up_to_the_budget_as_shown(tmp_path: Path):
     assert row[7:10] == ["1.00/1d", "0.10", "0.90"]
 
 
-async def test_list_json_says_each_key_s_state_and_its_times_in_utc(start_gateway: StartGateway):
-    gateway = await start_gateway()
-    keys(gateway, "create", "app", "--expires", "2030-01-31")
-    keys(gateway, "create", "old")
-    keys(gateway, "revoke", "old")
-    app, old = json.loads(keys(gateway, "list", "--json").stdout)
+def test_list_json_says_each_key_s_state_and_its_times_in_utc(tmp_path: Path):
+    dirs = _unserved(tmp_path)
+    keys(dirs, "create", "app", "--expires", "2030-01-31")
+    keys(dirs, "create", "old")
+    keys(dirs, "revoke", "old")
+    app, old = json.loads(keys(dirs, "list", "--json").stdout)
     assert (app["state"], app["expires"], old["state"]) == ("active", "2030-01-31T00:00:00Z",
                                                            "revoked")
     assert dt.datetime.strptime(old["revoked"], "%Y-%m-%dT%H:%M:%SZ")
@@ -612,19 +618,17 @@ async def test_a_store_whose_keys_are_all_revoked_is_no_key_to_start_on(
     assert "no client key" in gateway.logs()
 
 
-async def test_a_key_named_like_a_config_key_is_refused(start_gateway: StartGateway):
-    gateway = await start_gateway()
-    made = keys(gateway, "create", "master")
+def test_a_key_named_like_a_config_key_is_refused(tmp_path: Path):
+    dirs = _unserved(tmp_path)
+    made = keys(dirs, "create", "master")
     assert made.returncode == 2 and "'master' is MASTER_KEY's name: choose another" in made.stderr
 
 
-async def test_a_limit_past_what_the_stores_hold_is_refused_as_bad_usage(
-    start_gateway: StartGateway,
-):
-    gateway = await start_gateway()
+def test_a_limit_past_what_the_stores_hold_is_refused_as_bad_usage(tmp_path: Path):
+    dirs = _unserved(tmp_path)
     for option, value in (("--rpm", "99999999999999999999"), ("--budget", "inf"),
                           ("--budget", "nan")):
-        made = keys(gateway, "create", "app", option, value)
+        made = keys(dirs, "create", "app", option, value)
         assert made.returncode == 2, made.stderr
         assert "Traceback" not in made.stderr and value in made.stderr
 
@@ -647,14 +651,14 @@ def test_a_limit_or_budget_not_in_plain_ascii_digits_is_refused_naming_its_optio
     assert "_positive" not in made.stderr and "_money" not in made.stderr
 
 
-async def test_empty_groups_are_refused_and_all_opens_every_group(start_gateway: StartGateway):
-    gateway = await start_gateway()
-    assert keys(gateway, "create", "app", "--groups", "chat").returncode == 0
-    emptied = keys(gateway, "update", "app", "--groups", "")
+def test_empty_groups_are_refused_and_all_opens_every_group(tmp_path: Path):
+    dirs = _unserved(tmp_path)
+    assert keys(dirs, "create", "app", "--groups", "chat").returncode == 0
+    emptied = keys(dirs, "update", "app", "--groups", "")
     assert emptied.returncode == 2 and "name at least one group, or all" in emptied.stderr
-    assert json.loads(keys(gateway, "list", "--json").stdout)[0]["groups"] == ["chat"]
-    assert keys(gateway, "update", "app", "--groups", "all").returncode == 0
-    assert json.loads(keys(gateway, "list", "--json").stdout)[0]["groups"] is None
+    assert json.loads(keys(dirs, "list", "--json").stdout)[0]["groups"] == ["chat"]
+    assert keys(dirs, "update", "app", "--groups", "all").returncode == 0
+    assert json.loads(keys(dirs, "list", "--json").stdout)[0]["groups"] is None
 
 
 def test_a_group_named_twice_is_stored_once_in_its_first_place(tmp_path: Path):
@@ -667,14 +671,14 @@ def test_a_group_named_twice_is_stored_once_in_its_first_place(tmp_path: Path):
     assert json.loads(listed.stdout)[0]["groups"] == ["solo", "chat"]
 
 
-async def test_a_key_that_could_never_serve_is_refused_when_made(start_gateway: StartGateway):
-    gateway = await start_gateway()
-    unknown = keys(gateway, "create", "app", "--groups", "chat,nosuch")
+def test_a_key_that_could_never_serve_is_refused_when_made(tmp_path: Path):
+    dirs = _unserved(tmp_path)
+    unknown = keys(dirs, "create", "app", "--groups", "chat,nosuch")
     assert unknown.returncode == 2
     assert "no group named 'nosuch'" in unknown.stderr and "chat, emb, solo" in unknown.stderr
-    expired = keys(gateway, "create", "app", "--expires", "2020-01-01")
+    expired = keys(dirs, "create", "app", "--expires", "2020-01-01")
     assert expired.returncode == 2 and "'2020-01-01' has passed" in expired.stderr
-    assert json.loads(keys(gateway, "list", "--json").stdout) == []
+    assert json.loads(keys(dirs, "list", "--json").stdout) == []
 
 
 @pytest.mark.parametrize("args", [
@@ -771,11 +775,9 @@ def test_the_service_s_variables_given_by_env_file_let_the_groups_be_checked(tmp
     assert "not checked" not in made.stderr
 
 
-async def test_a_budget_without_any_priced_model_is_made_with_a_note(
-    start_gateway: StartGateway,
-):
-    gateway = await start_gateway()  # the default models have no price
-    made = keys(gateway, "create", "app", "--budget", "5")
+def test_a_budget_without_any_priced_model_is_made_with_a_note(tmp_path: Path):
+    dirs = _unserved(tmp_path)  # the default models have no price
+    made = keys(dirs, "create", "app", "--budget", "5")
     assert made.returncode == 0 and made.stdout.startswith("sk-hx-")
     assert "no model of the config has a price" in made.stderr
 
