@@ -24,7 +24,7 @@ from multidict import CIMultiDict
 
 from tests.conftest import StartGateway
 from tests.fake_upstream import FakeUpstream
-from tests.fixtures import DEFAULT_MODELS, Gateway, ledger_rows, new_key, wait_for
+from tests.fixtures import DEFAULT_MODELS, Gateway, ledger_rows, new_key, poll, wait_for
 from tests.postgres import Postgres, own_postgres  # noqa: F401 -- a fixture
 
 PRICED = [dict(m, price={"input_per_mtok": 1000, "output_per_mtok": 1000})
@@ -437,9 +437,12 @@ async def test_a_stream_the_client_leaves_is_still_billed(
             await stream.content.readuntil(b"\n\n")
     # The client has gone: the gateway cancels the upstream call and bills what it relayed.
     await wait_for(lambda: "m-alpha" in fake.cancelled)
-    await asyncio.sleep(0.2)
+
     # Five events relayed, estimated at a token each, and the prompt from the body's size.
-    assert await _spend(client, gateway) > 0.005
+    async def billed() -> bool:
+        return await _spend(client, gateway) > 0.005
+
+    await poll(billed, what="the key's spend past 0.005", timeout=10)
 
 
 async def test_a_background_an_upstream_may_read_as_true_is_refused_to_a_budgeted_key(
