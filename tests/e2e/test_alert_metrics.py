@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from tests.fake_upstream import Behaviour, FakeUpstream
-from tests.fixtures import Gateway, wait_for
+from tests.fixtures import Gateway, poll, wait_for
 from tests.redis_server import RedisServer, redis_server  # noqa: F401 -- a fixture
 
 
@@ -155,8 +155,10 @@ async def test_the_spool_the_workers_share_is_counted_once_in_metrics_and_status
         served = set(re.findall(r"POST /v1/chat/completions .* worker=(\d)", gateway.logs()))
         assert served == {"0", "1"}
         # Until a scrape has both workers' figures: each shares them once a second.
-        while _sample(await _scrape_fresh(gateway, "/metrics"), "hxgw_requests_total") != 20:
-            await asyncio.sleep(0.1)
+        async def both_counted() -> bool:
+            return _sample(await _scrape_fresh(gateway, "/metrics"), "hxgw_requests_total") == 20
+
+        await poll(both_counted, what="a scrape that counts the 20 requests of both workers")
         for _ in range(6):
             text = await _scrape_fresh(gateway, "/metrics")
             assert _sample(text, "hxgw_ledger_spool_bytes") == 1000
