@@ -622,6 +622,17 @@ async def test_a_streamed_chat_reply_is_a_chunked_event_stream_ending_with_done(
     assert reply.body.endswith(b"data: [DONE]\n\n")
 
 
+async def test_a_streamed_reply_tells_a_proxy_in_front_neither_to_buffer_nor_to_cache_it(
+    gateway: Gateway,
+):
+    # nginx buffers a proxied answer unless told not to: a chat front end behind it saw
+    # no token until the whole answer had come.
+    async with connect(gateway) as conn:
+        await conn.send(chat(gateway, STREAM))
+        reply = await conn.response()
+    assert (reply.header("X-Accel-Buffering"), reply.header("Cache-Control")) == ("no", "no-cache")
+
+
 # -- shutdown ----------------------------------------------------------------------------------
 
 

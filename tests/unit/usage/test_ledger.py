@@ -275,3 +275,13 @@ def test_a_row_recorded_once_is_queued_once_however_often_it_comes(tmp_path: Pat
         ledger.record_once(row(1).values())
     ledger.record_once(row(2).values())
     assert ledger.pending == 2
+
+
+def test_a_store_away_for_long_is_tried_again_within_the_longest_back_off(tmp_path: Path):
+    # Each failure doubles the wait: uncapped, an hour's outage had the ledger wait an
+    # hour more before it looked again, spooling rows a store back long since would take.
+    ledger = Ledger(open_database(None, tmp_path / "state"), tmp_path / "spool",
+                    batch_interval=0.05, max_backoff=2.0)
+    for _ in range(30):  # 0.05 s doubled 30 times: 15 years
+        ledger._failed(StoreError("unreachable"))
+    assert ledger._retry_at - time.monotonic() <= 2.0
