@@ -272,3 +272,30 @@ async def test_a_client_that_leaves_at_done_with_the_whole_answer_is_no_client_g
     (line,) = [line for line in gateway.logs().splitlines()
                if "POST /v1/chat/completions status=200" in line]
     assert " outcome=ok " in line
+
+
+async def _active_streams(gateway: Gateway) -> float:
+    async with aiohttp.ClientSession() as session, session.get(
+        gateway.url + "/metrics", headers=gateway.auth
+    ) as resp:
+        text = await resp.text()
+    (line,) = [line for line in text.splitlines() if line.startswith("hxgw_active_streams ")]
+    return float(line.split()[1])
+
+
+async def test_a_stream_its_client_left_is_no_longer_counted_as_active(
+    own_gateway: Gateway, fake: FakeUpstream
+):
+    # The gauge, and the status page's count, had kept every stream a client cut short.
+    fake.behave("m-alpha", content="w " * 400, chunk_delay=0.01)
+    async with aiohttp.ClientSession() as session:
+        resp = await session.post(own_gateway.url + "/v1/chat/completions", json=STREAM,
+                                  headers=own_gateway.auth)
+        await resp.content.readuntil(b"\n\n")
+        assert await _active_streams(own_gateway) == 1
+        resp.close()
+    for _ in range(100):
+        if await _active_streams(own_gateway) == 0:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the stream its client left still counts as active")
