@@ -299,3 +299,29 @@ async def test_a_stream_its_client_left_is_no_longer_counted_as_active(
             return
         await asyncio.sleep(0.05)
     raise AssertionError("the stream its client left still counts as active")
+
+
+async def _alpha(gateway: Gateway) -> dict[str, object]:
+    async with aiohttp.ClientSession() as session, session.get(
+        gateway.url + "/status.json", headers=gateway.auth
+    ) as resp:
+        status = await resp.json()
+    (alpha,) = [m for m in status["models"] if m["name"] == "alpha"]
+    return alpha
+
+
+async def test_a_stream_its_client_left_says_nothing_of_its_model_s_latency(
+    own_gateway: Gateway, fake: FakeUpstream
+):
+    # Counted as a success, a stream cut after its first event made the model's whole
+    # answers look as quick as that, for the latency strategy to prefer it.
+    fake.behave("m-alpha", content="w " * 400, chunk_delay=0.01)
+    async with aiohttp.ClientSession() as session:
+        resp = await session.post(own_gateway.url + "/v1/chat/completions", json=STREAM,
+                                  headers=own_gateway.auth)
+        await resp.content.readuntil(b"\n\n")
+        resp.close()
+    # Its access line is written once forward has told the model's health how it ended.
+    await wait_for(lambda: "outcome=client_gone" in own_gateway.logs(), timeout=10)
+    alpha = await _alpha(own_gateway)
+    assert (alpha["inflight"], alpha["ewma_latency_ms"], alpha["error_rate"]) == (0, None, 0)

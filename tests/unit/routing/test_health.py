@@ -142,6 +142,17 @@ def test_a_successful_probe_closes_the_circuit():
     assert health.circuit == "closed" and health.allows(10.1)
 
 
+def test_a_probe_whose_client_left_lets_the_next_request_probe():
+    # It says nothing of the model: the circuit stays half-open, and had let no other
+    # request through again, ever.
+    health = _model()
+    _fail(health, now=0.0, times=3)
+    health.allows(10.0)
+    probe = health.started(now=10.0)
+    health.finished_other(probe)
+    assert health.circuit == "half_open" and health.allows(10.5)
+
+
 def test_a_failed_probe_opens_the_circuit_again_for_twice_the_cooldown():
     health = _model()
     _fail(health, now=0.0, times=3)
