@@ -99,6 +99,16 @@ def test_values_are_escaped_so_a_hostile_name_shows_as_text():
     assert '"><img src=x onerror=alert(1)>' in page.all_text
 
 
+def test_an_upstream_s_own_error_is_shown_as_text():
+    # Its last error is what the upstream said: a hostile one's HTML would run in the
+    # operator's browser, with the page's Basic credentials.
+    status = sample_status()
+    status["upstreams"][0]["last_error"] = "<img src=x onerror=alert(1)>"
+    html = render_status_html(status)
+    assert "<img" not in html
+    assert "<img src=x onerror=alert(1)>" in Page(html).all_text
+
+
 def test_every_model_and_group_appears():
     page = render()
     assert set(page.rows("model")) == {"llm02-phi3", "llm01-llama3.2-3b", "emb-premium"}
