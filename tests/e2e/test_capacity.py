@@ -227,6 +227,27 @@ async def test_a_candidate_whose_upstream_is_full_fails_over_to_the_next(
         assert resp.headers["X-HX-Model"] == "beta"
 
 
+async def test_a_full_upstream_and_a_failed_model_get_the_retryable_503_of_the_full_one(
+    start_gateway: StartGateway, upstream: tuple[FakeUpstream, str],
+    client: aiohttp.ClientSession,
+):
+    # Whatever else failed, a turn at the busy upstream is what a retry can get: beta's
+    # 500 alone would tell the client nothing of waiting.
+    fake, url = upstream
+    fake.behave("m-alpha", gate=asyncio.Event())
+    fake.behave("m-beta", status=500)
+    gateway = await _start(start_gateway, url, max_concurrent=1, max_queued=0,
+                           queue_timeout=7)
+    async with (
+        _held_streams(gateway, client, 1),
+        client.post(gateway.url + "/v1/chat/completions", json=_chat("ab"),
+                    headers=gateway.auth) as resp,
+    ):
+        body = await resp.json()
+        assert (resp.status, resp.headers.get("Retry-After")) == (503, "7")
+    assert body["error"]["code"] == "gateway_at_capacity"
+
+
 async def test_shedding_shows_in_metrics_status_and_one_warning(
     start_gateway: StartGateway, upstream: tuple[FakeUpstream, str],
     client: aiohttp.ClientSession,
