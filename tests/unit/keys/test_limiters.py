@@ -126,6 +126,18 @@ async def test_a_lease_set_later_holds_the_reservations_made_after_it(
     assert (await limiter.reserve("k", limits, 1, 0.0, NOW + 101)).allowed
 
 
+async def test_a_reservation_reconciled_twice_is_charged_once(make_limiter: MakeLimiter) -> None:
+    # A request's end is told from more than one place (its step, a cancel): the second
+    # had been taken for a lapsed lease, and charged its difference again.
+    limiter, limits = make_limiter(), KeyLimits(budget=10.0, tpm=1000)
+    decided = await limiter.reserve("k", limits, 100, 5.0, NOW)
+    assert decided.reservation is not None
+    await limiter.reconcile(decided.reservation, 10, 1.0, NOW + 1)
+    await limiter.reconcile(decided.reservation, 10, 1.0, NOW + 2)
+    later = await limiter.reserve("k", limits, 1, 0.0, NOW + 3)
+    assert (later.usage.spent, later.usage.tokens) == (pytest.approx(1.0), 11)  # and its own
+
+
 async def test_expired_lease_charges_its_estimate(make_limiter: MakeLimiter) -> None:
     limiter, limits = make_limiter(lease_s=30.0), KeyLimits(budget=1.0)
     assert (await limiter.reserve("k", limits, 1, 0.4, NOW)).allowed  # its worker died
