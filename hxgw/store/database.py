@@ -43,6 +43,10 @@ class Connection(ABC):
         """Run one statement once per parameter row."""
 
     @abstractmethod
+    def changed(self, sql: str, params: Sequence[Any] = ()) -> int:
+        """Run one write; how many rows it inserted or updated."""
+
+    @abstractmethod
     def transaction(self, *, exclusive: bool = False) -> AbstractContextManager[None]:
         """Commit on a clean exit, roll back on an exception.
 

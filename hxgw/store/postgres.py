@@ -140,6 +140,11 @@ class PostgresConnection(Connection):
         with self._errors(), self.raw.cursor() as cursor:
             cursor.executemany(_native(sql), rows)
 
+    def changed(self, sql: str, params: Sequence[Any] = ()) -> int:
+        with self._errors(), self.raw.cursor() as cursor:
+            cursor.execute(_native(sql), tuple(params))
+            return cursor.rowcount
+
     @contextmanager
     def transaction(self, *, exclusive: bool = False) -> Iterator[None]:
         bound = self.raw.answer_within

@@ -136,6 +136,10 @@ class SqliteConnection(Connection):
         with self._errors():
             self.raw.executemany(sql, rows)
 
+    def changed(self, sql: str, params: Sequence[Any] = ()) -> int:
+        with self._errors():
+            return self.raw.execute(sql, tuple(params)).rowcount
+
     @contextmanager
     def transaction(self, *, exclusive: bool = False) -> Iterator[None]:
         # IMMEDIATE takes the write lock up front: a transaction that reads and then

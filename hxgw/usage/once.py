@@ -31,12 +31,9 @@ _ID, _STARTED, _SOURCE, _KEY, _PROMPT, _COMPLETION, _COST = (
     )
 )
 _BEFORE = (
-    f"SELECT prompt_tokens, completion_tokens, cost FROM {TABLE}"  # noqa: S608
+    f"SELECT key_name, prompt_tokens, completion_tokens, cost FROM {TABLE}"  # noqa: S608
     " WHERE request_id = ? AND started = ?"
 )
-_TAKEN = f"{INSERT} RETURNING key_name"
-"""The row written, and the key it stands under when the store took it (inserted, or in
-place of its estimate); nothing when the store kept the row it had."""
 
 
 class Added(NamedTuple):
@@ -71,16 +68,18 @@ class OnceRows:
 
 def write_once(connection: Connection, row: Values) -> Added | None:
     """Write `row` inside the caller's transaction; what it added to its key's billing,
-    None when the store kept the row it had. Two instances writing the same new row at
-    once may both be told all of it: PostgreSQL locks no row that is not there yet."""
+    None when the store kept the row it had. Whether it took the row is the write's own
+    count (RETURNING would need SQLite 3.35, newer than some systems' Python links).
+
+    On PostgreSQL a report written in the instant another instance's estimate of it is,
+    reading no row before it, is told all of itself, the estimate too: the metrics count
+    both, the store holds the report. (SQLite's transactions are IMMEDIATE: one at a time.)"""
     before = connection.execute(_BEFORE, (row[_ID], row[_STARTED]))
-    taken = connection.execute(_TAKEN, row)
-    if not taken:
+    if not connection.changed(INSERT, row):
         return None
-    key = str(taken[0][0])
     if not before:
-        return Added(key, row[_PROMPT], row[_COMPLETION], row[_COST])
-    prompt, completion, cost = before[0]
+        return Added(row[_KEY], row[_PROMPT], row[_COMPLETION], row[_COST])
+    key, prompt, completion, cost = before[0]  # the store keeps the estimate's key
     return Added(key, row[_PROMPT] - prompt, row[_COMPLETION] - completion, row[_COST] - cost)
 
 
