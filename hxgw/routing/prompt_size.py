@@ -2,9 +2,9 @@
 the characters of the media sent inline, which providers count by pixels, seconds or
 pages, not by characters. Routing keeps a long prompt off a model with a smaller
 `max_context` by the first; a key's limits count the second at their own rate
-(hxgw.pipeline.billing.usage). And how long an answer the request allows (`asked_answer`),
-read alike by both: what routing adds to the prompt to see it fit, and what a key's
-limits reserve.
+(hxgw.pipeline.billing.usage). And how long an answer the request allows, each field
+read alike: what routing adds to the prompt to see it fit (`asked_answer`), and what a
+key's limits reserve (`largest_answer`).
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ MAX_TOKENS = 10**9
 model's context. A larger figure is not a count, and would overflow the limiters' and
 the ledger's 64-bit integers (a client's `max_tokens` of 2**64 - 1 is valid JSON)."""
 ANSWER_FIELDS = ("max_completion_tokens", "max_tokens", "max_output_tokens")
-"""Where a request says the most its answer may be: Chat's (and its older name), and
-Responses' (Anthropic's Messages take `max_tokens` too)."""
+"""Where a request says the most its answer may be: Chat's (and its older name, which an
+OpenAI-compatible server such as vLLM obeys only without the new one), and Responses'
+(Anthropic's Messages take `max_tokens`)."""
 MAX_WALKED = 100_000
 """Items read one by one, at most: a list or object that would take the walk past them
 counts an item a token, unread, so that a body of millions of token ids or parts (16 MB
@@ -73,8 +74,15 @@ def _inline_media(part: dict[str, Any], key: str) -> bool:
 
 
 def asked_answer(body: dict[str, Any]) -> int:
-    """The most tokens the request allows its answer; 0 when it says none. The largest of
-    the fields: which one an upstream obeys when given two is its own affair."""
+    """The most tokens the request allows its answer, as an upstream reads it: the first
+    of ANSWER_FIELDS it gives; 0 when it gives none. What routing fits to a context."""
+    return next((n for field in ANSWER_FIELDS if (n := asked(body.get(field)))), 0)
+
+
+def largest_answer(body: dict[str, Any]) -> int:
+    """The largest answer any of the fields allows; 0 when none does. What a key's limits
+    reserve: which field an upstream obeys when given two is its own affair, and a
+    reservation is corrected once the answer is known, where a refused route is not."""
     return max(asked(body.get(field)) for field in ANSWER_FIELDS)
 
 

@@ -20,7 +20,7 @@ from hxgw.endpoints import COMPLETIONS, Endpoint
 from hxgw.pipeline.billing.reported_usage import reported_parts, reported_tokens
 from hxgw.pipeline.context import RequestContext, Source, Used
 from hxgw.pipeline.rebind import background_response
-from hxgw.routing.prompt_size import MAX_TOKENS, asked, asked_answer, measure
+from hxgw.routing.prompt_size import MAX_TOKENS, asked, largest_answer, measure
 from hxgw.usage.schema import LEFT
 
 BYTES_PER_TOKEN = 4
@@ -151,7 +151,7 @@ def estimated_completion(ctx: RequestContext) -> int:
     endpoint = ctx.endpoint
     if body is None or not endpoint.writes or not endpoint.billed:
         return 0  # no body (a call on a response) or no completion
-    most = asked_answer(body)
+    most = largest_answer(body)
     if not most:
         # As much as the candidate that may write the most can (none said: 256).
         for model in ctx.candidates:

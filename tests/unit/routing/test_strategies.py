@@ -194,9 +194,10 @@ def test_max_tokens_counts_toward_the_context(config: Config):
 
 @pytest.mark.parametrize("answer", [
     {"max_tokens": "150"},  # as a lenient upstream reads it, and the key's limits do
-    {"max_completion_tokens": 10, "max_tokens": 150},  # the largest, as the limits reserve
+    {"max_completion_tokens": 150, "max_tokens": 10},  # the new name first, as vLLM reads it
+    {"max_completion_tokens": None, "max_tokens": 150},  # a null new name: the old one
 ])
-def test_the_answer_allowed_counts_toward_the_context_as_the_limits_read_it(
+def test_the_answer_allowed_counts_toward_the_context_as_an_upstream_reads_it(
     config: Config, answer: dict[str, object]
 ):
     body = {"messages": [{"role": "user", "content": "hi"}], **answer}
