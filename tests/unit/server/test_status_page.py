@@ -7,6 +7,7 @@ import re
 from html.parser import HTMLParser
 from typing import Any
 
+import pytest
 from jsonschema import Draft202012Validator
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
@@ -99,11 +100,13 @@ def test_values_are_escaped_so_a_hostile_name_shows_as_text():
     assert '"><img src=x onerror=alert(1)>' in page.all_text
 
 
-def test_an_upstream_s_own_error_is_shown_as_text():
-    # Its last error is what the upstream said: a hostile one's HTML would run in the
-    # operator's browser, with the page's Basic credentials.
+@pytest.mark.parametrize("note", [
+    {"last_error": "<img src=x onerror=alert(1)>"},  # what the probe met
+    {"missing_models": ["<img src=x onerror=alert(1)>"]},  # the registry's, unlisted
+])
+def test_an_upstream_s_note_is_shown_as_text(note: dict[str, Any]):
     status = sample_status()
-    status["upstreams"][0]["last_error"] = "<img src=x onerror=alert(1)>"
+    status["upstreams"][0] |= note
     html = render_status_html(status)
     assert "<img" not in html
     assert "<img src=x onerror=alert(1)>" in Page(html).all_text
