@@ -276,8 +276,11 @@ async def test_a_rotated_key_s_old_secret_past_its_grace_is_told_so_after_the_st
 
 def test_rotating_an_expired_key_says_its_new_secret_has_expired_too(tmp_path: Path):
     dirs = _unserved(tmp_path)
-    soon = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=2)
-    keys(dirs, "create", "app", "--expires", soon.isoformat())
+    # Long enough for `keys create` to start on a loaded machine: a time already past
+    # is refused, and the key was never made.
+    soon = dt.datetime.now(dt.UTC) + dt.timedelta(seconds=4)
+    created = keys(dirs, "create", "app", "--expires", soon.isoformat())
+    assert created.returncode == 0, created.stderr
     time.sleep(max(0.0, (soon - dt.datetime.now(dt.UTC)).total_seconds()) + 0.2)
     rotated = keys(dirs, "rotate", "app")
     assert rotated.returncode == 0 and rotated.stdout.startswith("sk-hx-")
