@@ -10,9 +10,9 @@ route, made a step by `answer_with`), `answer_preflight` (a CORS preflight's 204
 ids the key may see (the Dispatcher answers a 500 for a chain that answered nothing). A
 step with work after the rest of the chain is an `async def` that awaits
 `call_next(ctx)`; a step with nothing to do after it is a plain `def` that returns
-`call_next(ctx)`, so the request carries no coroutine for it. Measured with `make bench-ab` (30
-rounds of 1 s, c=16): the plain steps cost 5.2% less CPU per request than the
-same steps as `async def`.
+`call_next(ctx)`, so the request carries no coroutine for it. Measured with
+`make bench-ab` (30 rounds of 1 s, c=16): the plain steps cost 5.2% less CPU per
+request than the same steps as `async def`.
 
 The chains are the same for every config: what a config changes, the steps read
 from the request's snapshot (`ctx.state`). They are built once, when the server
