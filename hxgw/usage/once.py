@@ -73,12 +73,16 @@ def write_once(connection: Connection, row: Values) -> Added | None:
 
     On PostgreSQL a report written in the instant another instance's estimate of it is,
     reading no row before it, is told all of itself, the estimate too: the metrics count
-    both, the store holds the report. (SQLite's transactions are IMMEDIATE: one at a time.)"""
-    before = connection.execute(_BEFORE, (row[_ID], row[_STARTED]))
+    both, the store holds the report (under the estimate's key, which is the one told).
+    SQLite's transactions are IMMEDIATE: one at a time."""
+    same = (row[_ID], row[_STARTED])
+    before = connection.execute(_BEFORE, same)
     if not connection.changed(INSERT, row):
         return None
     if not before:
-        return Added(row[_KEY], row[_PROMPT], row[_COMPLETION], row[_COST])
+        # Read back: the row it took the place of may have come meanwhile (PostgreSQL).
+        (key, *_), *_ = connection.execute(_BEFORE, same)
+        return Added(key, row[_PROMPT], row[_COMPLETION], row[_COST])
     key, prompt, completion, cost = before[0]  # the store keeps the estimate's key
     return Added(key, row[_PROMPT] - prompt, row[_COMPLETION] - completion, row[_COST] - cost)
 

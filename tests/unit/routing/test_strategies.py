@@ -205,6 +205,15 @@ def test_the_answer_allowed_counts_toward_the_context_as_an_upstream_reads_it(
     assert "small" not in _order(config, "failover", body=body)
 
 
+def test_the_new_name_counts_toward_the_context_not_the_largest(config: Config):
+    # vLLM and SGLang obey max_completion_tokens over max_tokens: the largest had kept the
+    # request off a model whose context it fits.
+    body = {"messages": [{"role": "user", "content": "hi"}],
+            "max_completion_tokens": 10, "max_tokens": 150}
+    assert estimate_parts(body)[1] == 10
+    assert "small" in _order(config, "failover", body=body)
+
+
 TEXT = "x" * 4000  # about 1000 tokens
 
 
