@@ -217,15 +217,20 @@ async def test_an_upstream_silent_after_headers_ends_with_an_idle_timeout_event(
     assert "sent nothing for 5s" in error["error"]["message"]
 
 
-async def test_a_client_leaving_mid_stream_cancels_the_upstream_request(
-    gateway: Gateway, fake: FakeUpstream
-):
-    fake.behave("m-alpha", content="w " * 200, chunk_delay=0.05)
+async def _leave_after_the_first_event(gateway: Gateway) -> None:
+    """A stream's client that closes its connection once the first event came."""
     async with aiohttp.ClientSession() as session:
         resp = await session.post(gateway.url + "/v1/chat/completions", json=STREAM,
                                   headers=gateway.auth)
         await resp.content.readuntil(b"\n\n")
         resp.close()
+
+
+async def test_a_client_leaving_mid_stream_cancels_the_upstream_request(
+    gateway: Gateway, fake: FakeUpstream
+):
+    fake.behave("m-alpha", content="w " * 200, chunk_delay=0.05)
+    await _leave_after_the_first_event(gateway)
     await wait_for(lambda: fake.cancelled == ["m-alpha"])
     await wait_for(lambda: "outcome=client_gone" in gateway.logs())
 
@@ -316,11 +321,7 @@ async def test_a_stream_its_client_left_says_nothing_of_its_model_s_latency(
     # Counted as a success, a stream cut after its first event made the model's whole
     # answers look as quick as that, for the latency strategy to prefer it.
     fake.behave("m-alpha", content="w " * 400, chunk_delay=0.01)
-    async with aiohttp.ClientSession() as session:
-        resp = await session.post(own_gateway.url + "/v1/chat/completions", json=STREAM,
-                                  headers=own_gateway.auth)
-        await resp.content.readuntil(b"\n\n")
-        resp.close()
+    await _leave_after_the_first_event(own_gateway)
     # Its access line is written once forward has told the model's health how it ended.
     await wait_for(lambda: "outcome=client_gone" in own_gateway.logs(), timeout=10)
     alpha = await _alpha(own_gateway)
