@@ -7,17 +7,19 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+from pathlib import Path
 
 import aiohttp
 import openai
 import pytest
+import yaml
 
 from hxgw.upstream.affinity import unbind
 from tests import one_gateway
 from tests.conftest import StartGateway
 from tests.fake_responses import INPUT_TOKENS
 from tests.fake_upstream import FakeUpstream
-from tests.fixtures import Gateway, ledger_rows, wait_for, write_config
+from tests.fixtures import Gateway, ledger_rows, new_key, wait_for, write_config
 
 upstream, gateway = one_gateway.upstream, one_gateway.gateway
 
@@ -595,3 +597,25 @@ async def test_a_resumed_stream_the_upstream_cuts_raises_in_the_sdk(
         with pytest.raises(openai.APIError, match="before its final event"):
             async for _ in again:
                 pass
+
+
+async def test_a_key_limited_to_groups_reaches_no_response_of_a_model_outside_them(
+    start_gateway: StartGateway, fake: FakeUpstream, tmp_path: Path
+):
+    # A response's id names the model that made it: handed one of another group's, a key
+    # had read it, and continued it there, past the groups it is held to.
+    secret = new_key("sk-app")
+    keys = tmp_path / "keys.yaml"
+    keys.write_text(yaml.safe_dump({"keys": [{"name": "app", "key": secret, "groups": ["chat"]}]}))
+    keys.chmod(0o600)
+    gateway = await start_gateway(gateway={"auth": {"keys_file": str(keys)}})
+    async with _sdk(gateway) as sdk:
+        made = await sdk.responses.create(model="solo", input="hi")  # gamma's, the master's
+    asked = len(fake.requests)
+    async with openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key=secret,
+                                  max_retries=0) as app:
+        with pytest.raises(openai.PermissionDeniedError, match="may not use model 'gamma'"):
+            await app.responses.retrieve(made.id)
+        with pytest.raises(openai.PermissionDeniedError, match="may not use model 'gamma'"):
+            await app.responses.create(model="chat", input="and?", previous_response_id=made.id)
+    assert len(fake.requests) == asked  # neither reached an upstream
