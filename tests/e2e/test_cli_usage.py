@@ -231,8 +231,22 @@ def test_without_a_store_it_says_so_in_one_line_and_exits_1(tmp_path: Path):
     assert not (tmp_path / "empty").exists()
 
 
-def test_a_bad_window_is_a_usage_error(state_dir: Path):
-    result = usage(state_dir, "--since", "yesterday")
+def test_a_store_that_holds_keys_but_no_ledger_yet_says_so_and_exits_1(tmp_path: Path):
+    # `hxgw keys` made the store before any gateway served: no usage is no success.
+    state = tmp_path / "state"
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "HX_CONFIG_DIR")}
+    made = subprocess.run([HXGW, "keys", "create", "app", "--config-dir", str(tmp_path / "c")],
+                          capture_output=True, text=True, env=env | {"HX_STATE_DIR": str(state)},
+                          timeout=30)
+    assert made.returncode == 0, made.stderr
+    result = usage(state)
+    assert result.returncode == 1
+    assert "no usage ledger in" in result.stderr
+
+
+@pytest.mark.parametrize("since", ["yesterday", "0m"])
+def test_a_bad_window_is_a_usage_error(state_dir: Path, since: str):
+    result = usage(state_dir, "--since", since)
     assert result.returncode == 2
     assert "not a duration like 30m, 24h or 7d" in result.stderr
 
