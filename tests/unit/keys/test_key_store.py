@@ -76,6 +76,19 @@ def test_the_gateway_sees_a_rotated_key_old_and_new_until_the_grace_ends(
     assert grace_end is not None and 3590 < grace_end - time.time() <= 3600
 
 
+def test_a_rotated_secret_ends_with_its_key_when_the_key_expires_before_the_grace(
+    database: Database, book: StoredKeys
+):
+    # The grace is for clients to move to the new secret, not past the key's own end.
+    store = KeyStore(database)
+    ends = time.time() + 60
+    with store.connect() as connection:
+        old = store.create(connection, "app", {"expires": ends})
+        store.rotate(connection, "app", grace=7 * 86_400)
+    book.refresh(NO_CONFIG_KEYS)
+    assert book.by_digest[_digest(old)].expires == pytest.approx(ends)
+
+
 def test_a_rotation_gives_the_key_as_its_own_transaction_found_it(database: Database):
     # What `hxgw keys rotate` tells of the old secret it ends: read apart from the
     # rotation, it missed one that another rotation run at once had just made.
