@@ -166,6 +166,8 @@ async def test_upstream_admin_routes_are_unreachable(gateway: Gateway, fake: Fak
     (b'"text"', "must be a JSON object, got a string"),
     (b'{"model": 5, "messages": []}', "'model' must be a string, got a number"),
     (b'{"stream": "yes", "messages": []}', "'stream' must be true or false"),
+    (b'{"stream": true, "stream_options": "yes", "messages": []}',
+     "'stream_options' must be an object"),
     (b"", "request body is empty"),
     (b"\xff\xfe{}", "not valid JSON"),
     (b"[" * 5000 + b"]" * 5000, "not valid JSON"),
