@@ -55,3 +55,18 @@ def test_a_gone_worker_s_counts_weigh_nothing_in_the_figures_whatever_the_order(
         summed = _model(total_status(own, others))
         assert (summed["requests"], summed["error_rate"], summed["ewma_ttfb_ms"]) == (
             1020, 0.5, 300.0)
+
+
+def test_the_shared_spool_is_counted_once_and_the_rows_of_every_worker_added_up():
+    # The workers' spool is one directory: each measures all of it.
+    own, other = _worker(), _worker()
+    own["ledger"] = {"spool_bytes": 4096, "rows_spooled": 3}
+    other["ledger"] = {"spool_bytes": 4096, "rows_spooled": 2}
+    assert total_status(own, [other])["ledger"] == {"spool_bytes": 4096, "rows_spooled": 5}
+
+
+def test_a_key_store_one_worker_cannot_read_is_shown_unreachable():
+    own, other = _worker(), _worker()
+    own["key_store"] = {"reachable": True}
+    other["key_store"] = {"reachable": False, "error": "database is locked"}
+    assert total_status(own, [other])["key_store"] == other["key_store"]
