@@ -56,3 +56,13 @@ def test_a_keys_file_key_with_a_budget_of_nothing_shows_it_and_its_period(tmp_pa
     (row,) = listed([], config, None)
     assert (row.budget, row.budget_period, row.spent) == (0.0, "7d", 0.0)
     assert "0.00/7d" in table([row])
+
+
+def test_a_key_whose_last_request_overshot_its_budget_has_nothing_left_not_less(
+    tmp_path: Path,
+):
+    # A budget is checked before a request, which may then cost more than was left.
+    config = _with_keys_file(tmp_path, {"name": "app", "budget": 1, "budget_period": "1d"})
+    (row,) = listed([], config, None)
+    shown = table([replace(row, spent=1.25)])
+    assert "1.25" in shown and "-0.25" not in shown
