@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import socket
 import subprocess
 import tempfile
@@ -570,3 +571,19 @@ def test_an_extra_argument_of_a_command_is_refused_with_that_command_s_usage():
     assert result.returncode == 2
     assert result.stderr.startswith("usage: hxgw keys list ")
     assert result.stderr.rstrip().endswith("unrecognized arguments: extra")
+
+
+def test_check_config_on_the_journal_says_why_at_error_priority(tmp_path: Path):
+    # Under the unit (ExecStartPre) its standard error is the journal: without the <3>
+    # prefix `journalctl -p err` shows a failed start and nothing of why.
+    config = write_config(tmp_path / "c", "http://127.0.0.1:1")
+    (config / "gateway.yaml").write_text("listen: {port: nope}\n")
+    journal = tmp_path / "journal"
+    with journal.open("w") as stream:
+        st = os.fstat(stream.fileno())
+        env = {**os.environ, "JOURNAL_STREAM": f"{st.st_dev}:{st.st_ino}"}
+        result = subprocess.run([HXGW, "check-config", "--config-dir", str(config)],
+                                stderr=stream, env=env, timeout=30)
+    said = journal.read_text().splitlines()
+    assert result.returncode == 1 and said
+    assert all(line.startswith("<3>") for line in said), said
