@@ -557,12 +557,16 @@ async def test_the_anthropic_sdk_pages_the_models_list_by_limit_after_id_and_bef
         paged = [model.id async for model in sdk.models.list(limit=2)]
         second = await sdk.models.list(limit=2, after_id=everything[1])
         before = await sdk.models.list(limit=2, before_id=everything[3])
+        # Exactly a page before it: nothing more that way, or the SDK reads an empty page.
+        first_page_back = await sdk.models.list(limit=2, before_id=everything[2])
     assert len(everything) == 7  # the fixture's four models and three groups
     assert [m.id for m in first.data] == everything[:2]
     assert (first.has_more, first.first_id, first.last_id) == (True, *everything[:2])
     assert paged == everything
     assert [m.id for m in second.data] == everything[2:4]
     assert [m.id for m in before.data] == everything[1:3] and before.has_more
+    assert [m.id for m in first_page_back.data] == everything[:2]
+    assert not first_page_back.has_more
 
 
 async def test_a_models_page_past_anthropic_s_limits_or_after_an_unknown_id_is_a_400(

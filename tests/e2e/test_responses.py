@@ -619,3 +619,14 @@ async def test_a_key_limited_to_groups_reaches_no_response_of_a_model_outside_th
         with pytest.raises(openai.PermissionDeniedError, match="may not use model 'gamma'"):
             await app.responses.create(model="chat", input="and?", previous_response_id=made.id)
     assert len(fake.requests) == asked  # neither reached an upstream
+
+
+async def test_a_file_s_id_given_as_a_previous_response_is_one_the_gateway_did_not_make(
+    gateway: Gateway, fake: FakeUpstream
+):
+    # Bound to an upstream, not a model: it had been read as made by a model named as
+    # the upstream is, "which this gateway no longer serves".
+    async with _sdk(gateway) as sdk:
+        made = await sdk.files.create(file=("input.jsonl", b"{}\n"), purpose="batch")
+        with pytest.raises(openai.NotFoundError, match="this gateway did not make it"):
+            await sdk.responses.create(model="chat", input="and?", previous_response_id=made.id)
