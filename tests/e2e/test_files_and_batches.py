@@ -17,7 +17,7 @@ import yaml
 from hxgw.upstream.affinity import bind, unbind
 from tests import one_gateway
 from tests.conftest import StartGateway
-from tests.e2e.test_alert_metrics import _sample
+from tests.e2e.test_alert_metrics import _sample, _scrape
 from tests.fake_upstream import FakeUpstream
 from tests.fixtures import DEFAULT_MODELS, Gateway, ledger_rows, new_key, wait_for
 
@@ -266,8 +266,7 @@ async def billed_in_metrics(gateway: Gateway, client: aiohttp.ClientSession) -> 
     """/metrics once they hold usage billed apart: the key's figures grow as the ledger
     writes its row."""
     for _ in range(200):
-        async with client.get(gateway.url + "/metrics", headers=gateway.auth) as resp:
-            text = await resp.text()
+        text = await _scrape(gateway, client)
         if _sample(text, "hxgw_key_tokens_total", key="master", kind="prompt"):
             return text
         await asyncio.sleep(0.05)

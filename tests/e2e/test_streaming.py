@@ -8,6 +8,7 @@ import json
 import aiohttp
 
 from tests import one_gateway
+from tests.e2e.test_alert_metrics import _sample, _scrape_fresh
 from tests.fake_upstream import FakeUpstream
 from tests.fixtures import Gateway, ledger_rows, wait_for
 
@@ -279,13 +280,8 @@ async def test_a_client_that_leaves_at_done_with_the_whole_answer_is_no_client_g
     assert " outcome=ok " in line
 
 
-async def _active_streams(gateway: Gateway) -> float:
-    async with aiohttp.ClientSession() as session, session.get(
-        gateway.url + "/metrics", headers=gateway.auth
-    ) as resp:
-        text = await resp.text()
-    (line,) = [line for line in text.splitlines() if line.startswith("hxgw_active_streams ")]
-    return float(line.split()[1])
+async def _active_streams(gateway: Gateway) -> float | None:
+    return _sample(await _scrape_fresh(gateway, "/metrics"), "hxgw_active_streams")
 
 
 async def test_a_stream_its_client_left_is_no_longer_counted_as_active(

@@ -6,12 +6,11 @@ from __future__ import annotations
 import asyncio
 import re
 
-import aiohttp
 import openai
 import pytest
 
 from tests.conftest import StartGateway
-from tests.e2e.test_alert_metrics import _sample
+from tests.e2e.test_alert_metrics import _sample, _scrape_fresh
 from tests.e2e.test_files_and_batches import ALPHA_LINES, PRICED, _batch_of_the_file, _sdk
 from tests.fake_upstream import FakeUpstream
 from tests.fixtures import Gateway, ledger_rows, wait_for
@@ -32,11 +31,8 @@ async def _read_on_both_workers(gateway: Gateway, batch_id: str) -> None:
 
 
 async def _prompt_tokens(gateway: Gateway) -> float | None:
-    async with (  # a new connection each time, so either worker may answer
-        aiohttp.ClientSession() as fresh,
-        fresh.get(gateway.url + "/metrics", headers=gateway.auth) as resp,
-    ):
-        return _sample(await resp.text(), "hxgw_key_tokens_total", key="master", kind="prompt")
+    text = await _scrape_fresh(gateway, "/metrics")  # either worker may answer
+    return _sample(text, "hxgw_key_tokens_total", key="master", kind="prompt")
 
 
 async def test_a_batch_both_workers_read_ended_is_in_its_key_s_metrics_once(
