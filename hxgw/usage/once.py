@@ -81,7 +81,7 @@ def write_once(connection: Connection, row: Values) -> Added | None:
         return None
     if not before:
         # Read back: the row it took the place of may have come meanwhile (PostgreSQL).
-        (key, *_), *_ = connection.execute(_BEFORE, same)
+        key = connection.execute(_BEFORE, same)[0][0]
         return Added(key, row[_PROMPT], row[_COMPLETION], row[_COST])
     key, prompt, completion, cost = before[0]  # the store keeps the estimate's key
     return Added(key, row[_PROMPT] - prompt, row[_COMPLETION] - completion, row[_COST] - cost)
