@@ -25,7 +25,7 @@ from hxgw.keys.window import Spent
 from hxgw.lifecycle.aside import aside
 from hxgw.lifecycle.seeds import Seeds, read_new_keys, spend_now
 from hxgw.runtime import Runtime
-from hxgw.store import Database, open_database
+from hxgw.store import Database, open_database, too_old
 from hxgw.usage import Ledger
 from hxgw.usage.once import Added
 from hxgw.usage.spool import unusable
@@ -93,13 +93,14 @@ def open_stores(runtime: Runtime, config: Config, env: Mapping[str, str]) -> See
     settings = config.store
     fix = "set HX_STATE_DIR or store.state_dir, or run under the unit (StateDirectory=hxgw)"
     writable = _writable(settings.state_dir)
-    if not writable and settings.database_url is None:  # where the SQLite file would be
+    off = None if settings.database_url else _sqlite_unusable(writable, fix)
+    if off is not None:
+        why, off_fix = off
         log.error(
-            "usage ledger, stored keys and file owners off: the state directory cannot be "
-            "written; keys made by `hxgw keys` are refused, and files and batches serve "
-            "only the master key",
+            f"usage ledger, stored keys and file owners off: {why}; keys made by `hxgw keys` "
+            "are refused, and files and batches serve only the master key",
             state_dir=str(settings.state_dir),
-            fix=fix,
+            fix=off_fix,
         )
         _open_limiter(runtime, config, env, {})
         return None
@@ -182,6 +183,18 @@ def watch_stores(runtime: Runtime, config: Callable[[], Config]) -> list[asyncio
 
 def _config_names(config: Config) -> frozenset[str]:
     return frozenset(key.name for key in config.keys)
+
+
+def _sqlite_unusable(writable: bool, fix: str) -> tuple[str, str] | None:
+    """Why the SQLite file cannot hold the stores, and what would mend it; None when it can."""
+    if not writable:
+        return "the state directory cannot be written", fix
+    if (old := too_old()) is not None:
+        return (
+            old,
+            "give DATABASE_URL (PostgreSQL), or run under a Python linked with a newer SQLite",
+        )
+    return None
 
 
 def _writable(state_dir: Path) -> bool:

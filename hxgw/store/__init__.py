@@ -16,10 +16,11 @@ from hxgw.store.database import (
     NoStore,
     RowRefused,
     StoreError,
+    StoreTooOld,
 )
 from hxgw.store.locate import DEFAULT_STATE_DIR, SQLITE_FILE, open_database
 from hxgw.store.migrate import Migration, migrate_database
-from hxgw.store.sqlite import write_ahead
+from hxgw.store.sqlite import too_old, write_ahead
 
 __all__ = [
     "DEFAULT_STATE_DIR",
@@ -31,7 +32,9 @@ __all__ = [
     "NoStore",
     "RowRefused",
     "StoreError",
+    "StoreTooOld",
     "migrate_database",
     "open_database",
+    "too_old",
     "write_ahead",
 ]

@@ -25,6 +25,11 @@ class RowRefused(StoreError):
     statement's coming: trying the same again later would fail again."""
 
 
+class StoreTooOld(StoreError):
+    """The store's software is older than what the schema uses (SQLite before 3.25): no
+    retry or other path mends it."""
+
+
 class NoStore(StoreError):
     """A reader found no store to read: the SQLite file does not exist."""
 

@@ -24,12 +24,27 @@ from hxgw.store.database import (
     Row,
     RowRefused,
     StoreError,
+    StoreTooOld,
 )
 
 # A bool is stored as the integer it is either way; without an adapter sqlite3 first
 # looks for __adapt__ and __conform__ on it, and each miss raises and drops an
 # AttributeError: two per ledger row (stream, disconnected), 10% of its cost.
 sqlite3.register_adapter(bool, int)
+
+OLDEST = (3, 25, 0)
+"""The oldest SQLite the store works on: the ledger's upserts came in 3.24, the window
+functions of the status page's usage charts in 3.25."""
+
+
+def too_old() -> str | None:
+    """Why the SQLite this Python links cannot hold the store, or None when it can."""
+    if sqlite3.sqlite_version_info >= OLDEST:
+        return None
+    return (
+        f"the SQLite library this Python links is {sqlite3.sqlite_version}, and the store "
+        f"needs {'.'.join(map(str, OLDEST[:2]))} or newer"
+    )
 
 
 class SqliteDatabase(Database):
@@ -48,6 +63,8 @@ class SqliteDatabase(Database):
         # `answer_within` is for a server that may stop answering; a local file answers,
         # and another process's lock is waited for `busy_timeout`.
         state_dir = self.path.parent
+        if (old := too_old()) is not None:
+            raise StoreTooOld(f"{self.where}: {old}")
         try:
             # Even a look is refused in another user's state directory (0750): that is
             # an OSError to say, as much as one from opening the file.

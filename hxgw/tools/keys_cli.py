@@ -19,7 +19,14 @@ from hxgw.config import MASTER_KEY_NAME, Config, StoreSettings
 from hxgw.errors import ConfigError
 from hxgw.keys.store import KeyStore, KeyStoreError
 from hxgw.keys.stored_key import StoredKey
-from hxgw.store import SQLITE_FILE, Connection, NoStore, StoreError, open_database
+from hxgw.store import (
+    SQLITE_FILE,
+    Connection,
+    NoStore,
+    StoreError,
+    StoreTooOld,
+    open_database,
+)
 from hxgw.tools import keys_list
 from hxgw.tools.check_config import with_env_file
 from hxgw.tools.keys_args import BadUsage
@@ -93,7 +100,7 @@ def _new(settings: StoreSettings) -> bool:
 def _where_hint(exc: StoreError, postgres: bool) -> str:
     if postgres:  # no directory holds its keys: the server or the URL is what to check
         return " (is PostgreSQL up, and DATABASE_URL the gateway's?)"
-    if "HX_STATE_DIR" in str(exc):
+    if "HX_STATE_DIR" in str(exc) or isinstance(exc, StoreTooOld):
         return ""
     if "database is locked" in str(exc):  # the right store, held by a writer for 10 s
         return " (another process holds it for writing: try again; `fuser` names it)"
