@@ -165,4 +165,6 @@ def all_failed(failed: list[Failure]) -> GatewayError:
         return GatewayKeyRefused(failed[-1].error or "", tried=tried)
     if failed and all(f.error == "timeout" for f in failed):
         return UpstreamTimeout(f"no upstream answered in time; tried {names}", tried=tried)
-    return UpstreamError(f"no upstream could serve the request; tried {names}", tried=tried)
+    # How each failed, in the message too: an SDK's exception shows the message, not `tried`.
+    how = ", ".join(f"{f.model} ({f.kind or 'failed'})" for f in failed)
+    return UpstreamError(f"no upstream could serve the request; tried {how}", tried=tried)
