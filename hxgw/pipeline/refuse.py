@@ -10,6 +10,10 @@ from hxgw.endpoints import ALLOWED, FILES_PREFIXES, allowed_methods
 from hxgw.errors import MethodNotAllowed, NotFound, did_you_mean
 from hxgw.pipeline.context import Next, RequestContext
 
+ROOTS = frozenset({"/", "/v1", "/v1/"})
+"""The gateway's own address, as a browser or a first curl asks for it: told where to go."""
+ROOT_HINT = ": the API is under /v1 (/openapi.json lists its routes); the status page is /status"
+
 
 def refuse_anthropic_files(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
     """Anthropic's Files API (its SDK's `beta.files`) has OpenAI's paths; the gateway
@@ -32,7 +36,7 @@ async def refuse_unrouted(ctx: RequestContext, call_next: Next) -> None:
     exchange = ctx.exchange
     allowed = allowed_methods(exchange.path)
     if allowed is None:
-        hint = did_you_mean(exchange.path, ALLOWED)
+        hint = ROOT_HINT if exchange.path in ROOTS else did_you_mean(exchange.path, ALLOWED)
         if exchange.path.startswith("/v1/v1/"):
             # A base URL given with /v1 to an SDK that adds its own (Anthropic's does).
             hint += ": the client adds /v1 itself, so leave it out of its base URL"

@@ -170,6 +170,16 @@ async def test_a_path_that_looks_like_a_typo_of_a_route_gets_a_hint(state: Gatew
             _ctx(state, UNROUTED, method="POST", path="/v1/chat/completion"), _next)
 
 
+@pytest.mark.parametrize("path", ["/", "/v1", "/v1/"])
+async def test_the_gateway_s_root_is_told_where_the_api_and_the_status_page_are(
+    state: GatewayState, path: str
+):
+    with pytest.raises(NotFound, match=rf"^no such route: GET {path}: the API is under /v1 "
+                                       r"\(/openapi.json lists its routes\); the status page "
+                                       r"is /status$"):
+        await refuse_unrouted(_ctx(state, UNROUTED, method="GET", path=path), _next)
+
+
 async def test_refuse_answers_an_unknown_path_with_404(state: GatewayState):
     with pytest.raises(NotFound, match="no such route: GET /v1/nothing"):
         await refuse_unrouted(_ctx(state, UNROUTED, method="GET", path="/v1/nothing"), _next)
