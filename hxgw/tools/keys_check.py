@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from hxgw.config import Config, load_config
-from hxgw.errors import ConfigError
+from hxgw.errors import ConfigError, did_you_mean
 from hxgw.tools.check_config import SERVICE_ENV_FILE
 from hxgw.tools.keys_args import BadUsage
 from hxgw.units import counted
@@ -62,8 +62,9 @@ def check_key(args: argparse.Namespace, config: Config | ConfigError, config_dir
     groups = config.routing.groups
     unknown = [g for g in args.groups or () if g not in groups]
     if unknown:
+        hint = did_you_mean(unknown[0], groups)
         raise BadUsage(
-            f"no group named {unknown[0]!r} in {config_dir} (its groups: {', '.join(groups)})"
+            f"no group named {unknown[0]!r}{hint} in {config_dir} (its groups: {', '.join(groups)})"
         )
     if isinstance(args.budget, float) and not any(m.price for m in config.models.values()):
         print(

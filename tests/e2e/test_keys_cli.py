@@ -687,6 +687,12 @@ def test_a_key_that_could_never_serve_is_refused_when_made(tmp_path: Path):
     assert json.loads(keys(dirs, "list", "--json").stdout) == []
 
 
+def test_a_misspelt_group_is_refused_with_the_group_it_looks_like(tmp_path: Path):
+    typo = keys(_unserved(tmp_path), "create", "app", "--groups", "chta")
+    assert typo.returncode == 2
+    assert "no group named 'chta' (did you mean 'chat'?)" in typo.stderr
+
+
 @pytest.mark.parametrize("args", [
     ("create", "far", "--expires", "9999-12-31T23:59:59-12:00"),
     ("create", "far", "--expires", "9999-12-31"),
