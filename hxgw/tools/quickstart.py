@@ -28,12 +28,15 @@ from hxgw.tools.usage_cli import RUN_STATE
 
 DEMO_PORT = 4000
 TRY_LINE = (
-    "curl -s http://127.0.0.1:{port}/v1/chat/completions"
+    "curl -s http://{host}:{port}/v1/chat/completions"
     ' -H "Authorization: Bearer $MASTER_KEY" \\\n'
     "       -H 'Content-Type: application/json' \\\n"
     """       -d '{{"model":"hx-chat","messages":[{{"role":"user","""
     """"content":"Return exactly the text: HX-OK"}}]}}'"""
 )
+
+LOOPBACK_OF = {"0.0.0.0": "127.0.0.1", "::": "::1"}
+"""Where this machine reaches a gateway that listens on every address."""
 
 
 EPILOG = (
@@ -173,19 +176,28 @@ def _print_try_lines(
     """Once the gateway listens: where it is, and the lines to try it from another shell."""
     command = os.path.abspath(sys.argv[0]) if sys.argv[0].endswith("hxgw") else "hxgw"
     activate = f", or: . {sys.prefix}/bin/activate" if sys.prefix != sys.base_prefix else ""
+    url = f"http://{_url_host(host)}:{port}"
+    everywhere = f" (on {host}: other machines reach it too)" if host in LOOPBACK_OF else ""
     print(
         f"The hxgw command is {command} (try {command} --help{activate}).\n"
-        f"Gateway on http://{host}:{port}, upstream {env['HX_LITELLM_UPSTREAM']}; Ctrl-C"
+        f"Gateway on {url}{everywhere}, upstream {env['HX_LITELLM_UPSTREAM']}; Ctrl-C"
         f" (or `kill {os.getpid()}`) stops it, `kill -HUP {os.getpid()}` reloads its config."
         " In another shell, try:\n\n"
         f"  {key_line}\n"
         f"  export HX_STATE_DIR={shlex.quote(env['HX_STATE_DIR'])}"
         f" HX_CONFIG_DIR={shlex.quote(config_dir)}\n"
-        f"  {TRY_LINE.format(port=port)}\n\n"
-        f"The status page is http://{host}:{port}/status (in a browser: any user name, the"
+        f"  {TRY_LINE.format(host=_url_host(host), port=port)}\n\n"
+        f"The status page is {url}/status (in a browser: any user name, the"
         " key as password).",
         flush=True,
     )
+
+
+def _url_host(host: str) -> str:
+    """`host` as a URL names it from this machine: a wildcard as its loopback (a browser
+    may refuse http://0.0.0.0), an IPv6 address in brackets (http://::1:4010 is no URL)."""
+    here = LOOPBACK_OF.get(host, host)
+    return f"[{here}]" if ":" in here else here
 
 
 def _taken(port: int, host: str = "127.0.0.1") -> str:

@@ -256,19 +256,23 @@ def make_run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoRun]:
 
 
 @contextlib.contextmanager
-def _quickstart(directory: Path) -> Iterator[DemoRun]:
+def _quickstart(directory: Path, host: str | None = None) -> Iterator[DemoRun]:
     """`hxgw quickstart` with its state in `directory`, until it has printed its lines.
-    The ports are free ones (HX_PORT, HX_DEMO_PORT), so as not to take the README's."""
+    The ports are free ones (HX_PORT, HX_DEMO_PORT), so as not to take the README's;
+    `host`, HX_HOST (its default: 127.0.0.1)."""
     out = directory / f"stdout-{time.monotonic_ns()}"
     port, demo_port = free_port(), free_port()
     env = _clean_env() | {"HX_PORT": str(port), "HX_DEMO_PORT": str(demo_port),
                           "HX_STATE_DIR": str(directory / "state")}
+    if host is not None:
+        env["HX_HOST"] = host
     with out.open("wb") as stdout:
         script = subprocess.Popen([HXGW, "quickstart"], cwd=REPO, env=env,
                                   stdout=stdout, stderr=subprocess.DEVNULL,
                                   start_new_session=True)
     try:
-        _wait_http(f"http://127.0.0.1:{port}/healthz", script, {})
+        here = f"[{host}]" if host and ":" in host else host or "127.0.0.1"
+        _wait_http(f"http://{here}:{port}/healthz", script, {})
         deadline = time.monotonic() + 10  # printed once quickstart saw it listen
         while "try:" not in out.read_text() and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -303,6 +307,22 @@ def test_the_lines_make_run_prints_work_when_pasted_into_a_new_shell(make_run: D
                             env=env, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, f"{make_run.printed}\n{result.stdout}\n{result.stderr}"
     assert "HX-OK" in result.stdout
+
+
+def test_the_lines_make_run_prints_work_when_it_listens_on_an_ipv6_loopback(tmp_path: Path):
+    # HX_HOST=::1 had them curl 127.0.0.1, where nothing listened, and name the gateway
+    # and its status page http://::1:PORT, which no browser or curl takes.
+    with socket.socket(socket.AF_INET6) as sock:
+        try:
+            sock.bind(("::1", 0))
+        except OSError:
+            pytest.skip("no IPv6 loopback here")
+    with _quickstart(tmp_path, host="::1") as run:
+        result = subprocess.run(["bash", "-e", "-o", "pipefail", "-c", CURL_FAILS + run.printed],
+                                env=_clean_env(), capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, f"{run.printed}\n{result.stdout}\n{result.stderr}"
+    assert "HX-OK" in result.stdout
+    assert "http://::1:" not in run.output and "The status page is http://[::1]:" in run.output
 
 
 def test_after_make_run_s_lines_a_key_for_a_group_that_does_not_exist_is_refused(
