@@ -68,7 +68,7 @@ def completion(body: dict[str, Any], chat: bool) -> dict[str, Any]:
     choice: dict[str, Any] = {"index": 0, "finish_reason": "length" if cut else "stop"}
     choice.update({"message": {"role": "assistant", "content": text}} if chat else {"text": text})
     return {
-        "id": f"chatcmpl-demo-{hashlib.sha256(text.encode()).hexdigest()[:12]}",
+        "id": f"{'chatcmpl' if chat else 'cmpl'}-demo-{hashlib.sha256(text.encode()).hexdigest()[:12]}",
         "object": "chat.completion" if chat else "text_completion",
         "created": int(time.time()),
         "model": str(body.get("model") or "demo"),

@@ -104,6 +104,18 @@ async def test_a_body_over_the_limit_gets_an_openai_shaped_413(demo: str):
     assert set(error) == {"message", "type", "param", "code"}
 
 
+async def test_the_demo_s_text_completions_carry_cmpl_ids_as_openai_s_do(demo: str):
+    body = {"model": "llm02-phi3", "prompt": "Count to 3"}
+    async with aiohttp.ClientSession() as client:
+        async with client.post(demo + "/v1/completions", json=body) as resp:
+            plain = await resp.json()
+        async with client.post(demo + "/v1/completions", json={**body, "stream": True}) as resp:
+            events = [json.loads(line[6:]) for line in (await resp.text()).splitlines()
+                      if line.startswith("data: {")]
+    assert plain["object"] == "text_completion" and plain["id"].startswith("cmpl-")
+    assert events and all(event["id"].startswith("cmpl-") for event in events)
+
+
 async def test_the_demo_streams_anthropic_messages_as_the_anthropic_sdk_reads_them(demo: str):
     async with anthropic.AsyncAnthropic(base_url=demo, api_key="sk-demo", max_retries=0) as sdk:
         plain = await sdk.messages.create(model="llm02-phi3", max_tokens=32, messages=[
