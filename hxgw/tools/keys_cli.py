@@ -154,7 +154,9 @@ def _act(
                 " period counts against a new budget, and the ledger shows both under it",
                 file=sys.stderr,
             )
-        return _secret(args, store.get(connection, args.name), secret, "created")
+        created = store.get(connection, args.name)
+        _say_a_period_alone(args, created)
+        return _secret(args, created, secret, "created")
     if args.action == "rotate":
         secret, before = store.rotate(connection, args.name, args.grace)
         if before.previous_until and before.previous_until > time.time():
@@ -182,14 +184,20 @@ def _act(
             else store.revoke(connection, args.name)
         )
         said = f"{args.action}d key {key.name}"
-        if args.action == "update" and args.budget_period and key.budget is None:
-            print(
-                f"hxgw keys: note: {key.name} has no budget: its period applies once it has"
-                " one (--budget)",
-                file=sys.stderr,
-            )
+        if args.action == "update":
+            _say_a_period_alone(args, key)
     print(json.dumps(keys_list.public(key)) if args.json else said)
     return 0
+
+
+def _say_a_period_alone(args: argparse.Namespace, key: StoredKey | None) -> None:
+    """A --budget-period given to a key without a budget limits nothing yet."""
+    if args.budget_period and key is not None and key.budget is None:
+        print(
+            f"hxgw keys: note: {key.name} has no budget: its period applies once it has"
+            " one (--budget)",
+            file=sys.stderr,
+        )
 
 
 def _list(

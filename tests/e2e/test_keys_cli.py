@@ -335,6 +335,14 @@ def test_a_budget_period_given_to_a_key_without_a_budget_is_said_to_wait_for_one
     assert "app has no budget: its period applies once it has one (--budget)" in changed.stderr
 
 
+def test_a_key_created_with_a_budget_period_and_no_budget_is_said_to_wait_for_one(
+    tmp_path: Path,
+):
+    made = keys(_unserved(tmp_path), "create", "app", "--budget-period", "7d")
+    assert made.returncode == 0 and made.stdout.startswith("sk-hx-")
+    assert "app has no budget: its period applies once it has one (--budget)" in made.stderr
+
+
 def test_a_limit_of_zero_is_refused_and_the_error_names_none(tmp_path: Path):
     dirs = _unserved(tmp_path)
     made = keys(dirs, "create", "app", "--rpm", "0")
