@@ -95,7 +95,11 @@ class Routes:
             )
             raise BadRequest(
                 f"{what} has no model for this endpoint ({mode}); "
-                + (f"name one that has: {', '.join(serving)}" if serving else "no group has one"),
+                + (
+                    f"name one that has: {', '.join(serving)}"
+                    if serving
+                    else f"no group has one (a model of mode {mode})"
+                ),
                 param=named_in or "model",
             )
         if key.groups is not None and route.own < len(route.candidates):

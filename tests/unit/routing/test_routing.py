@@ -77,6 +77,14 @@ def test_no_model_for_the_endpoint_in_the_default_group_names_the_groups_that_ha
     assert refused.value.param == "model"
 
 
+def test_an_endpoint_no_group_serves_is_said_to_need_a_model_of_its_mode(config: Config):
+    with pytest.raises(BadRequest) as refused:
+        Routes(config).resolve("chat", None, ANY_KEY, "rerank")
+    assert str(refused.value) == (
+        "group 'chat' has no model for this endpoint (rerank); no group has one "
+        "(a model of mode rerank)")
+
+
 def test_a_pinned_model_of_another_mode_is_a_bad_request(config: Config):
     with pytest.raises(BadRequest, match="serves embedding requests only"):
         Routes(config).resolve(None, "embed", ANY_KEY, "chat")
