@@ -5,7 +5,8 @@ through the gateway is named by the id its client got for it, which the files ro
 
 The answer is read as JSON, member by member: a client's `metadata`, which a response
 echoes, a tool call's arguments and a model's text may hold a `file_id` of their own,
-which stays. (A line too long to be read whole, passed on in pieces, is not read.)
+which stays. (A line too long to be read whole, passed on in pieces, is not read; one
+nested deeper than the gateway writes JSON goes on as it came, its files unbound.)
 """
 
 from __future__ import annotations
@@ -30,7 +31,9 @@ def bound_in_body(data: bytes, upstream: str) -> bytes:
         document = jsonio.loads(data)
     except jsonio.DecodeError:
         return data
-    return jsonio.dumps(document) if _bind_named(document, upstream) else data
+    if not _bind_named(document, upstream):
+        return data
+    return _written(document) or data
 
 
 def bound_in_events(block: bytes, upstream: str) -> bytes:
@@ -46,10 +49,21 @@ def bound_in_events(block: bytes, upstream: str) -> bytes:
             event = jsonio.loads(text[5:])
         except jsonio.DecodeError:
             continue
-        if _bind_named(event, upstream):
+        if _bind_named(event, upstream) and (written := _written(event)) is not None:
             prefix = b"data: " if text.startswith(b"data: ") else b"data:"
-            lines[at] = prefix + jsonio.dumps(event) + line[len(text) :]
+            lines[at] = prefix + written + line[len(text) :]
     return b"".join(lines)
+
+
+def _written(document: Any) -> bytes | None:
+    """`document` as JSON again; None when it nests deeper than orjson writes (254 levels,
+    where it reads 1024). A stream's event wraps the response, which echoes the client's
+    tools one level deeper than its body held them, and a body is taken 254 levels deep:
+    the error had broken the stream off before its first event."""
+    try:
+        return jsonio.dumps(document)
+    except jsonio.EncodeError:
+        return None
 
 
 def _bind_named(document: Any, upstream: str) -> bool:

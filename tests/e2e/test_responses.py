@@ -124,6 +124,24 @@ async def test_a_responses_stream_echoing_metadata_typed_error_is_relayed_to_its
     assert kinds[-1] == "response.completed"
 
 
+async def test_a_stream_echoing_a_file_id_nested_as_deep_as_a_body_may_be_ends_whole(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    # response.created nests the tools it echoes one level deeper than the body did, past
+    # what the gateway writes back with the file bound: that had raised mid-stream, and
+    # the client got a 200 with no event at all.
+    schema: object = {"file_id": "file-mine"}
+    for _ in range(250):  # the body 254 levels deep, the most the gateway takes
+        schema = [schema]
+    body = {"model": "chat", "input": "hi", "stream": True,
+            "tools": [{"type": "function", "name": "f", "parameters": schema}]}
+    async with client.post(gateway.url + "/v1/responses", json=body, headers=gateway.auth) as resp:
+        raw = (await resp.read()).decode()
+    names = [block.split("\n")[0].removeprefix("event: ") for block in raw.split("\n\n") if block]
+    assert names[0] == "response.created"
+    assert names[-1] == "response.completed"
+
+
 async def test_the_sdks_stream_reads_text_deltas_and_the_completed_response(gateway: Gateway):
     async with _sdk(gateway) as sdk:
         stream = await sdk.responses.create(model="chat", input="hi", stream=True)
