@@ -178,7 +178,7 @@ async def _own_pages(
         "last_id": shown[-1]["id"] if shown else None,
         "has_more": len(kept) > wanted or not ended,
     }
-    body = jsonio.dumps(page)
+    body = jsonio.dumps_deep(page)
     ctx.exchange.rewrite(body)
     ctx.bytes_out = len(body)
     return page

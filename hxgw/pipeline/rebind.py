@@ -178,7 +178,7 @@ class HeldIds:
                 data = data.replace(upstream, client)
             return data
         self.document = document
-        return jsonio.dumps(document)
+        return jsonio.dumps_deep(document)
 
     def events(self, block: bytes, served: Model) -> bytes:
         return block  # files and batches are not streamed

@@ -157,6 +157,23 @@ async def test_a_batch_and_its_output_file_are_its_owners_alone(apps: Apps):
                 await call
 
 
+async def test_a_batch_whose_metadata_nests_as_deep_as_a_body_may_leaves_every_list_whole(
+    apps: Apps,
+):
+    # A list nests each batch's metadata two levels deeper than the body that made it,
+    # past what orjson writes: every key's list of batches had been a 500 while that
+    # batch was on the upstream's page.
+    nested: object = "deep"
+    for _ in range(252):  # the body 254 levels deep, the most the gateway takes
+        nested = [nested]
+    async with apps.sdk("a") as a, apps.sdk("b") as b, apps.sdk("master") as master:
+        batch = await a.batches.create(input_file_id=await _upload(a), **BATCH,  # type: ignore[arg-type]
+                                       metadata={"deep": nested})  # type: ignore[dict-item]
+        assert [x.id for x in (await a.batches.list()).data] == [batch.id]
+        assert (await b.batches.list()).data == []
+        assert batch.id in [x.id for x in (await master.batches.list()).data]
+
+
 async def test_a_batch_output_file_the_master_key_first_sees_is_still_its_owners(apps: Apps):
     async with apps.sdk("a") as a, apps.sdk("master") as master:
         batch = await a.batches.create(input_file_id=await _upload(a), **BATCH)  # type: ignore[arg-type]
