@@ -228,6 +228,8 @@ class FakeUpstream:
         await fake_faults.before_headers(request, how)
         if how.status >= 400:
             return openai_error(how)
+        if (refused := _too_many_choices(body)) is not None:
+            return refused
         streaming = isinstance(body, dict) and bool(body.get("stream"))
         if how.silent_after_headers:
             await fake_faults.silence(request, how, streaming)
@@ -503,6 +505,23 @@ _RATE_LIMIT_HEADERS = {
 
 _GARBAGE = b"data: {\"choices\": [{\"delta\": {\"cont"
 """A chunk broken off mid-JSON, as `garbage_after_chunks` sends it before its reset."""
+
+
+MOST_CHOICES = 128
+"""The largest `n` OpenAI takes."""
+
+
+def _too_many_choices(body: Any) -> web.Response | None:
+    """OpenAI's 400 for an `n` above MOST_CHOICES (and a fake that made them all would
+    take the machine's memory for n = 10**9)."""
+    n = body.get("n") if isinstance(body, dict) else None
+    if not isinstance(n, int) or isinstance(n, bool) or n <= MOST_CHOICES:
+        return None
+    message = (f"Invalid 'n': integer above maximum value. Expected a value <= {MOST_CHOICES},"
+               f" but got {n} instead.")
+    return web.json_response({"error": {"message": message, "type": "invalid_request_error",
+                                        "param": "n", "code": "integer_above_max_value"}},
+                             status=400)
 
 
 def _choice_count(body: dict[str, Any], legacy: bool) -> int:

@@ -250,6 +250,14 @@ async def test_a_prompt_too_long_for_every_model_gets_the_upstream_s_400_as_it_c
     assert (status, error["code"], error["message"]) == (400, "context_length_exceeded", TOO_LONG)
 
 
+async def test_a_chat_asking_more_choices_than_openai_makes_gets_its_400_naming_n(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    status, _, body = await _post(gateway, client, CHAT | {"n": 129})
+    error = json.loads(body)["error"]
+    assert (status, error["param"], error["code"]) == (400, "n", "integer_above_max_value")
+
+
 async def test_a_stream_cut_by_the_total_timeout_is_not_held_against_its_model(
     start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):
