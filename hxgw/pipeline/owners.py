@@ -29,9 +29,8 @@ import structlog
 
 from hxgw import jsonio
 from hxgw.config import MASTER_KEY_NAME
-from hxgw.endpoints import FILE_DELETE, Listing
+from hxgw.endpoints import FILE_DELETE
 from hxgw.errors import (
-    BadRequest,
     NotFound,
     Unavailable,
     UpstreamAnswer,
@@ -42,6 +41,7 @@ from hxgw.keys.owners import Owners, OwnersUnavailable
 from hxgw.pipeline.billing.background import CLOCK_SLACK
 from hxgw.pipeline.billing.batch_usage import Owned, bill_ended
 from hxgw.pipeline.context import Next, RequestContext
+from hxgw.pipeline.list_query import Asked, page_asked
 from hxgw.pipeline.rebind import HeldIds
 from hxgw.upstream.affinity import bind, unbind
 
@@ -64,6 +64,10 @@ async def keep_to_owner(ctx: RequestContext, call_next: Next) -> None:
     page is read before the client's is rewritten from them."""
     assert ctx.key is not None
     owners, mine = ctx.state.runtime.owners, ctx.key.name
+    listing = ctx.endpoint.listing
+    # Read for every key: the master key's list goes upstream as asked, and a query no
+    # API takes had met a proxy's 500.
+    asked = page_asked(ctx.exchange.query, listing) if listing is not None else None
     if owners is None:
         if mine == MASTER_KEY_NAME:
             return await call_next(ctx)
@@ -72,9 +76,8 @@ async def keep_to_owner(ctx: RequestContext, call_next: Next) -> None:
         await _check_named(ctx, owners, mine)
         if ctx.endpoint.makes:  # made upstream, it would be lost to the key
             await owners.check()
-    listing = ctx.endpoint.listing
-    if listing is not None and mine != MASTER_KEY_NAME:
-        document = await _own_pages(ctx, listing, owners, mine, call_next)
+    if asked is not None and mine != MASTER_KEY_NAME:
+        document = await _own_pages(ctx, asked, owners, mine, call_next)
     else:
         await call_next(ctx)
         document = _document(ctx)
@@ -117,19 +120,17 @@ async def _check_named(ctx: RequestContext, owners: Owners, mine: str) -> None:
 
 
 async def _own_pages(
-    ctx: RequestContext, listing: Listing, owners: Owners, mine: str, call_next: Next
+    ctx: RequestContext, client_asked: Asked, owners: Owners, mine: str, call_next: Next
 ) -> dict[str, Any] | None:
     """The client's page of the list, of the key's own objects only (None: the
     upstream's error is the answer)."""
-    given = parse_qsl(ctx.exchange.query, keep_blank_values=True)
-    wanted = _wanted(given, listing.default, listing.most)
-    newest_first = _newest_first(given, listing)
+    given, wanted, newest_first, most = client_asked
     for param, value in given:
         if param == "after" and unbind(value) is None:  # else the upstream says if it exists
             raise NotFound(f"No such object: {value!r}", param="after")
     path, _, query = (ctx.upstream_path or ctx.endpoint.upstream_path).partition("?")
     asked = [(k, v) for k, v in parse_qsl(query, keep_blank_values=True) if k != "limit"]
-    asked.append(("limit", str(listing.most)))
+    asked.append(("limit", str(most)))
     upstream = ctx.candidates[0].upstream  # the one that holds the list
     first_made = await owners.first_made(upstream, mine)
     wait = min(LIST_WAIT, ctx.state.config.timeouts.total / 2)
@@ -237,34 +238,3 @@ async def _record(
 def _document(ctx: RequestContext) -> dict[str, Any] | None:
     rebind = ctx.rebind
     return rebind.document if isinstance(rebind, HeldIds) else None
-
-
-def _wanted(given: list[tuple[str, str]], default: int, most: int) -> int:
-    """The page size the client asked for."""
-    refusal = BadRequest(f"limit must be a whole number from 1 to {most}", param="limit")
-    limit = _once(given, "limit", refusal)
-    if limit is None:
-        return default
-    digits = limit.isascii() and limit.isdigit() and len(limit) <= 9  # int() of 5000 raises
-    if not digits or not 1 <= int(limit) <= most:
-        raise refusal
-    return int(limit)
-
-
-def _newest_first(given: list[tuple[str, str]], listing: Listing) -> bool:
-    """Files may be listed oldest first (`order=asc`); batches are newest first."""
-    if not listing.ordered:
-        return True
-    refusal = BadRequest("order must be 'asc' or 'desc', given once", param="order")
-    order = _once(given, "order", refusal)
-    if order not in (None, "asc", "desc"):
-        raise refusal
-    return order != "asc"
-
-
-def _once(given: list[tuple[str, str]], param: str, refusal: BadRequest) -> str | None:
-    """The value of a query parameter that may be given once; None when it is not."""
-    values = [value for name, value in given if name == param]
-    if len(values) > 1:
-        raise refusal
-    return values[0] if values else None

@@ -305,6 +305,18 @@ async def test_an_upstream_error_past_the_first_page_is_a_502_that_names_no_othe
     assert fake.files.pages_served == 2
 
 
+async def test_the_master_keys_list_asked_for_with_an_odd_limit_or_order_gets_400_too(
+    apps: Apps, client: aiohttp.ClientSession
+):
+    # Its lists go upstream as asked: a query no API takes had met a proxy's 500.
+    for path, query, param in [("files", "limit=abc", "limit"), ("files", "order=up", "order"),
+                               ("batches", "limit=1.5", "limit"), ("batches", "limit=", "limit")]:
+        async with client.get(apps.gateway.url + f"/v1/{path}?{query}",
+                              headers=apps.gateway.auth) as resp:
+            assert resp.status == 400, query
+            assert (await resp.json())["error"]["param"] == param
+
+
 async def test_a_page_size_outside_the_apis_range_gets_400(
     apps: Apps, client: aiohttp.ClientSession
 ):
