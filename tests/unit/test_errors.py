@@ -64,3 +64,13 @@ def test_an_upstream_s_error_detail_that_is_a_list_reaches_an_anthropic_client_a
     shaped = error_shapes.anthropic_shaped(422, json.dumps({"detail": detail}).encode(), "r")
     error = json.loads(shaped)["error"]
     assert (error["type"], json.loads(error["message"])) == ("invalid_request_error", detail)
+
+
+def test_an_anthropic_shaped_error_quoting_input_deeper_than_orjson_writes_is_still_one():
+    # A 422 whose `detail` echoes a body as deep as the gateway takes, a level deeper.
+    detail = [{"input": []}]
+    for _ in range(300):
+        detail = [detail]
+    shaped = error_shapes.anthropic_shaped(422, json.dumps({"detail": detail}).encode(), "r")
+    error = json.loads(shaped)["error"]
+    assert error["type"] == "invalid_request_error" and error["message"].startswith("[[[")
