@@ -23,10 +23,11 @@ dumps: Callable[[Any], bytes] = orjson.dumps
 
 def dumps_deep(value: Any) -> bytes:
     """`value` as JSON however deep `loads` read it (1024 levels), where orjson writes
-    only 254: past them, the standard library's encoder, several times slower. For the
-    files' and batches' answers the gateway rewrites (8 MiB at most), which hold what a
-    client sent deeper than its body did: a list nests a batch's metadata two levels more,
-    and one client's batch had made every key's list of them a 500."""
+    only 254: past them, the standard library's encoder, several times slower. For what
+    the gateway writes again off the hot path that may hold what a client sent deeper than
+    its body did: the files' and batches' answers (8 MiB at most; a list nests a batch's
+    metadata two levels more, and one client's batch had made every key's list of them a
+    500) and an upstream's error that echoes the input."""
     try:
         return orjson.dumps(value)
     except orjson.JSONEncodeError:
