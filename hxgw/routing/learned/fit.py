@@ -3,7 +3,7 @@
 Both learners produce the same thing: a bias per label and, for each hashed
 feature seen in training, one weight per label, so one scorer serves both.
 Naive Bayes counts (a second for 2,000 prompts); logistic regression runs SGD
-(tens of seconds) and usually separates mixed prompts better. Which one ships
+(a few seconds) and usually separates mixed prompts better. Which one ships
 is decided by ``evaluate`` on the held-out set, not here.
 """
 
