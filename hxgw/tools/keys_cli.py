@@ -104,10 +104,13 @@ def _where_hint(exc: StoreError, postgres: bool) -> str:
         return ""
     if "database is locked" in str(exc):  # the right store, held by a writer for 10 s
         return " (another process holds it for writing: try again; `fuser` names it)"
-    return (
-        " (is it the gateway's? HX_STATE_DIR or DATABASE_URL as it has them: `make run`'s"
-        " is .hxgw-state in the checkout, the service's /var/lib/hxgw, as root or its user)"
-    )
+    return NOT_THE_GATEWAYS
+
+
+NOT_THE_GATEWAYS = (
+    " (is it the gateway's? HX_STATE_DIR or DATABASE_URL as it has them: `make run`'s"
+    " is .hxgw-state in the checkout, the service's /var/lib/hxgw, as root or its user)"
+)
 
 
 def _act(
@@ -214,6 +217,9 @@ def _list(
     if isinstance(config, ConfigError) and not args.json:
         why = unread(config, config_dir, "the keys of its keys file are not listed")
         print(f"hxgw keys: note: {why}", file=sys.stderr)
+    if connection is None and not args.json:
+        # A mistyped HX_STATE_DIR reads as a store with no keys: say there is none there.
+        print(f"hxgw keys: note: no store there yet{NOT_THE_GATEWAYS}", file=sys.stderr)
     print(keys_list.as_json(rows) if args.json else keys_list.table(rows))
     return 0
 

@@ -897,6 +897,7 @@ def test_list_names_the_store_it_read_and_makes_none_where_there_is_none(tmp_pat
                             capture_output=True, text=True, timeout=30)
     assert listed.returncode == 0 and listed.stdout.strip() == "no keys yet: hxgw keys create NAME"
     assert f"the store is SQLite {state}" in listed.stderr
+    assert "no store there yet (is it the gateway's?" in listed.stderr
     assert not state.exists()
 
 
