@@ -64,6 +64,26 @@ async def test_the_request_carries_path_host_length_and_the_given_headers() -> N
     client.close()
 
 
+async def test_a_post_without_a_body_says_its_length_is_zero() -> None:
+    # Without it some servers (Google's front end among them) answer 411 Length Required:
+    # a cancel is a POST with no body.
+    seen: list[bytes] = []
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await read_request(reader))
+        writer.write(reply(b"{}"))
+        await writer.drain()
+
+    client = UpstreamClient()
+    async with serving(record) as server:
+        response = await client.request(
+            b"POST", server.origin, b"/v1/batches/b1/cancel", b"", [], b"", connect_timeout=2
+        )
+        response.release()
+    assert b"\r\nContent-Length: 0\r\n" in seen[0]
+    client.close()
+
+
 async def test_an_interim_answer_is_skipped_and_its_headers_stay_out_of_the_response() -> None:
     async def early_hints(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
@@ -127,6 +147,34 @@ async def test_a_request_a_reused_connection_lost_long_after_it_was_read_is_not_
 
     client = UpstreamClient()
     async with serving(read_then_drop) as server:
+        assert await post(client, server) == b'{"n":1}'
+        with pytest.raises(ConnectionError):
+            await post(client, server)
+        assert (len(requests), server.connections) == (2, 1)
+    client.close()
+
+
+async def test_a_request_a_reused_connection_began_to_answer_is_not_sent_again() -> None:
+    # Bytes of an answer show the upstream read the request: sent again, it would run
+    # (and be billed) twice.
+    requests: list[bytes] = []
+
+    async def one_then_half_an_answer(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        while True:
+            requests.append(await read_request(reader))
+            if len(requests) == 1:
+                writer.write(reply(b'{"n":1}'))
+                await writer.drain()
+            else:
+                writer.write(b"HTTP/1.1 200")
+                await writer.drain()
+                writer.transport.abort()
+                return
+
+    client = UpstreamClient()
+    async with serving(one_then_half_an_answer) as server:
         assert await post(client, server) == b'{"n":1}'
         with pytest.raises(ConnectionError):
             await post(client, server)
@@ -288,6 +336,23 @@ async def test_a_reset_in_the_middle_of_a_body_raises_on_read() -> None:
     client.close()
 
 
+async def test_a_chunked_body_cut_short_by_the_upstream_closing_raises_on_read() -> None:
+    # Only a body without a length or chunks is ended by the close; a chunked one cut
+    # before its last chunk is a broken answer, not a whole one.
+    async def cut(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await read_request(reader)
+        writer.write(OK_HEAD + b"Transfer-Encoding: chunked\r\n\r\n5\r\nfirst\r\n")
+        await writer.drain()
+
+    client = UpstreamClient()
+    async with serving(cut) as server:
+        response = await client.request(b"POST", server.origin, b"/", b"", [], b"{}", connect_timeout=2)
+        with pytest.raises(ConnectionResetError):
+            await response.read(1 << 30)
+        response.release()
+    client.close()
+
+
 async def test_garbage_instead_of_http_is_a_protocol_error() -> None:
     async def garbage(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await read_request(reader)
@@ -299,6 +364,19 @@ async def test_garbage_instead_of_http_is_a_protocol_error() -> None:
     async with serving(garbage) as server:
         with pytest.raises(UpstreamProtocolError):
             await post(client, server)
+    client.close()
+
+
+async def test_a_fetched_document_leaves_its_connection_for_the_next_request() -> None:
+    # The readiness probe fetches /v1/models every few seconds: each kept a socket open.
+    client = UpstreamClient()
+    async with serving(keep_alive) as server:
+        for _ in range(3):
+            status, body = await client.fetch(
+                server.origin, b"/v1/models", b"", (), limit=1 << 20, connect_timeout=2
+            )
+            assert (status, body) == (200, b'{"ok":true}')
+        assert server.connections == 1
     client.close()
 
 
