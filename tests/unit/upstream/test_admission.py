@@ -8,6 +8,7 @@ import pytest
 
 from hxgw.config.schema import Upstream
 from hxgw.upstream import Gate, GateFull, Gates, UpstreamClient
+from tests.fixtures import wait_for
 from tests.raw_upstream import Server, read_request, reply, serving
 
 
@@ -82,6 +83,15 @@ async def test_a_full_queue_sheds_at_once_with_a_retry_after() -> None:
     assert "at capacity for upstream 'u'" in str(raised.value)
     assert gate.shed == 1
     queued.cancel()
+
+
+async def test_a_gate_that_never_queues_still_asks_a_shed_request_to_wait_a_second() -> None:
+    # Retry-After: 0 would send every SDK straight back at an upstream still at its cap.
+    gate = Gate("u", cap=1, max_queued=0, queue_timeout=0)
+    await gate.enter()
+    with pytest.raises(GateFull) as raised:
+        await gate.enter()
+    assert raised.value.retry_after == 1
 
 
 async def test_a_request_waits_no_longer_than_queue_timeout() -> None:
@@ -178,6 +188,22 @@ async def test_a_failed_connect_gives_the_slot_back() -> None:
     with pytest.raises(OSError):
         await client.request(b"POST", origin, b"/", b"", [], b"{}", connect_timeout=2, slot=gate)
     assert gate.in_use == 0
+    client.close()
+
+
+async def test_a_connection_closed_after_its_answer_gives_the_slot_back() -> None:
+    async def one_answer_then_close(
+        reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+    ) -> None:
+        await read_request(reader)
+        writer.write(reply(b'{"ok":true}', b"Connection: close\r\n"))
+        await writer.drain()
+
+    client = UpstreamClient()
+    gate = Gate("u", cap=1, max_queued=10, queue_timeout=5)
+    async with serving(one_answer_then_close) as server:
+        assert await post(client, server, gate) == b'{"ok":true}'
+        await wait_for(lambda: gate.in_use == 0)
     client.close()
 
 
