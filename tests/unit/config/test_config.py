@@ -369,6 +369,30 @@ def test_an_upstream_key_env_naming_an_unset_variable_is_rejected(tmp_path: Path
         "EnvironmentFile takes a restart, not a reload)"]
 
 
+def test_the_environment_s_upstream_key_goes_only_to_the_default_upstream(tmp_path: Path):
+    # HX_UPSTREAM_KEY (or MASTER_KEY) is the LiteLLM's: another upstream, a provider of its
+    # own, gets a key only through its own key_env.
+    upstreams = {"default": {"url": "http://127.0.0.1:1"}, "other": {"url": "http://127.0.0.1:2"}}
+    write_config(tmp_path, "http://127.0.0.1:1", gateway={"upstreams": upstreams})
+    config = load_config(tmp_path, {**ENV, "HX_UPSTREAM_KEY": "sk-litellm"})
+    assert (config.upstreams["default"].key, config.upstreams["other"].key) == ("sk-litellm", None)
+
+
+def test_hx_litellm_upstream_moves_only_the_default_upstream(tmp_path: Path):
+    upstreams = {"default": {"url": "http://127.0.0.1:1"}, "other": {"url": "http://127.0.0.1:2"}}
+    write_config(tmp_path, "http://127.0.0.1:1", gateway={"upstreams": upstreams})
+    config = load_config(tmp_path, {**ENV, "HX_LITELLM_UPSTREAM": "http://10.1.2.3:4000"})
+    assert config.upstreams["default"].url == "http://10.1.2.3:4000"
+    assert config.upstreams["other"].url == "http://127.0.0.1:2"
+
+
+def test_a_queue_timeout_over_an_hour_is_a_problem(tmp_path: Path):
+    upstreams = {"default": {"url": "http://127.0.0.1:1", "queue_timeout": 3601}}
+    write_config(tmp_path, "http://127.0.0.1:1", gateway={"upstreams": upstreams})
+    assert _problems(tmp_path) == [
+        "gateway.yaml: upstreams.default.queue_timeout: must be between 0 and 3600, got 3601"]
+
+
 def test_an_upstream_key_that_cannot_be_a_header_is_rejected(tmp_path: Path):
     write_config(tmp_path, "http://127.0.0.1:1")
     problems = _problems(tmp_path, {**ENV, "HX_UPSTREAM_KEY": "sk-1\r\nX-Evil: 1"})

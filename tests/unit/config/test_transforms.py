@@ -49,3 +49,17 @@ def test_a_set_that_yaml_aliases_make_into_millions_of_values_is_refused():
     assert problems.messages == [
         "f: p[0].set: holds more than 10000 values (YAML aliases can make a few lines into "
         "millions): each request's body would carry them"]
+
+
+def test_parse_rejects_a_set_whose_field_name_is_not_a_string():
+    # YAML reads `1: x` as a number: no JSON body can carry it, so every request to the
+    # model would fail to encode.
+    problems = Problems()
+    assert parse_transforms([{"set": {1: "x"}}], "f", "p", problems) == ()
+    assert problems.messages == ["f: p[0].set: keys must be strings"]
+
+
+def test_parse_rejects_a_drop_of_no_fields():
+    problems = Problems()
+    assert parse_transforms([{"drop": []}], "f", "p", problems) == ()
+    assert problems.messages == ["f: p[0].drop: must be a non-empty list of field names"]
