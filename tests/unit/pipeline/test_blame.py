@@ -42,6 +42,15 @@ def test_alike_500s_of_a_request_another_candidate_served_blame_each_model():
     assert [(h.circuit, h.inflight) for h in healths] == [("open", 0)] * 2
 
 
+def test_the_500_of_the_only_candidate_tried_blames_its_model():
+    # A group's last model standing (the others' circuits open): nothing to compare its
+    # 500 with, so it counts, or a broken model would never be taken out.
+    blame = Blame()
+    healths, failed = _five_hundreds(blame, "broken {model}")
+    blame.settle(failed, served=False)
+    assert [h.circuit for h in healths] == ["open"]
+
+
 def test_500s_that_differ_blame_each_model():
     blame = Blame()
     healths, failed = _five_hundreds(blame, "pool exhausted", "out of memory")

@@ -44,3 +44,8 @@ def test_a_retry_after_of_more_digits_than_int_reads_is_no_sane_wait(value: str)
     assert retry_seconds(value) is None
     assert spared_for({"Retry-After": value}) is None
     assert spared_for({"retry-after-ms": value}) is None
+
+
+def test_a_retry_after_date_already_past_is_no_wait_not_a_negative_one():
+    # Passed on as the shortest wait, a negative Retry-After is one no client can read.
+    assert wait_ms({"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0
