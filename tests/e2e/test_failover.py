@@ -83,6 +83,15 @@ async def test_a_429_fails_over_to_the_next_model(
     assert (status, headers["X-HX-Model"]) == (200, "beta")
 
 
+async def test_a_408_fails_over_to_the_next_model(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    # The upstream timed out waiting on its side: another model may well answer.
+    fake.behave("m-alpha", status=408)
+    status, headers, _ = await _chat(gateway, client)
+    assert (status, headers["X-HX-Model"]) == (200, "beta")
+
+
 @pytest.mark.parametrize("status", [429, 503])
 async def test_a_model_that_asks_to_be_spared_with_retry_after_is_not_asked_again_meanwhile(
     gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream, status: int

@@ -602,6 +602,23 @@ async def test_trailers_under_the_limit_on_one_connection_do_not_add_up_to_a_ref
     await _all_slots_back(gateway, client)
 
 
+async def test_an_answer_s_trailer_fields_do_not_count_against_the_next_answer_s_head(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    # 100 trailer fields, then a head of 40 on the same connection: each under the 128 a
+    # head may have, together over it.
+    trailer = b"".join(b"X-Trailer-%d: t\r\n" % i for i in range(100))
+    raw.answers["m-gamma"] = [b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                              b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n"
+                              % (len(OK), OK) + trailer + b"\r\n"]
+    gateway = await start_gateway(upstream_url=raw.url)
+    assert (await _chat(client, gateway, model="solo"))[::2] == (200, OK)
+    fields = b"".join(b"X-Field-%d: f\r\n" % i for i in range(40))
+    raw.answers["m-gamma"] = whole(b"200 OK", OK, fields)
+    assert (await _chat(client, gateway, model="solo"))[::2] == (200, OK)
+    await _all_slots_back(gateway, client)
+
+
 async def test_a_204_labelled_as_an_event_stream_reaches_the_client_without_a_body(
     start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
