@@ -40,6 +40,17 @@ async def test_a_message_is_answered_through_the_gateway_with_its_model_rewritte
     assert seen.headers["anthropic-beta"] == "fake-beta-1"
 
 
+async def test_a_message_stream_goes_upstream_as_the_client_sent_it_without_stream_options(
+    gateway: Gateway, fake: FakeUpstream
+):
+    # stream_options is OpenAI's: Anthropic refuses a field it does not know, with a 400.
+    async with _sdk(gateway) as sdk:
+        stream = await sdk.messages.create(model="chat", max_tokens=64, messages=HI, stream=True)
+        async for _ in stream:
+            pass
+    assert "stream_options" not in fake.requests[-1].body
+
+
 async def test_every_model_overloaded_gets_the_last_529_as_it_came_with_the_shortest_wait(
     own_gateway: Gateway, fake: FakeUpstream
 ):

@@ -14,7 +14,7 @@ import openai
 import pytest
 import yaml
 
-from hxgw.upstream.affinity import unbind
+from hxgw.upstream.affinity import bind, unbind
 from tests import one_gateway
 from tests.conftest import StartGateway
 from tests.fake_responses import INPUT_TOKENS
@@ -257,6 +257,29 @@ async def test_a_follow_up_of_an_unknown_id_is_refused_before_any_upstream(
             await sdk.responses.create(model="chat", input="hi", previous_response_id="resp_x")
     assert raised.value.body["param"] == "previous_response_id"  # type: ignore[index]
     assert fake.requests == []
+
+
+async def test_a_previous_response_id_that_is_not_a_string_is_a_400_naming_it(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    body = {"model": "chat", "input": "hi", "previous_response_id": 42}
+    async with client.post(gateway.url + "/v1/responses", json=body,
+                           headers=gateway.auth) as resp:
+        assert resp.status == 400
+        error = (await resp.json())["error"]
+    assert error["param"] == "previous_response_id"
+    assert fake.requests == []
+
+
+async def test_an_id_with_slashes_in_it_reaches_only_its_response_s_upstream_path(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    # Bound ids are unsigned: a client can make one whose upstream id climbs out of
+    # /v1/responses/ to another of the upstream's routes, sent the gateway's own key.
+    made_up = bind("model", "alpha", "resp_a/../../key/info")
+    async with client.get(gateway.url + f"/v1/responses/{made_up}", headers=gateway.auth):
+        pass
+    assert [r.raw_path for r in fake.requests] == ["/v1/responses/resp_a%2F..%2F..%2Fkey%2Finfo"]
 
 
 async def test_a_follow_up_read_back_names_the_response_before_it_by_the_client_s_id(
