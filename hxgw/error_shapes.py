@@ -50,7 +50,10 @@ def anthropic_shaped(status: int, body: bytes, request_id: str) -> bytes:
             error = error.get("message")
         said = error or parsed.get("detail") or parsed.get("message")
         if said and not isinstance(said, str):  # FastAPI's 422 `detail` is a list
-            said = jsonio.dumps_deep(said).decode()
+            try:
+                said = jsonio.dumps_deep(said).decode()
+            except jsonio.EncodeError:
+                said = None  # nested past what can be written: the body as it came
         message = said or body.decode("utf-8", "replace")
     else:
         message = body.decode("utf-8", "replace").strip() or f"upstream status {status}"

@@ -8,6 +8,7 @@ library, which is why it is a dependency.
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -27,8 +28,15 @@ def dumps_deep(value: Any) -> bytes:
     the gateway writes again off the hot path that may hold what a client sent deeper than
     its body did: the files' and batches' answers (8 MiB at most; a list nests a batch's
     metadata two levels more, and one client's batch had made every key's list of them a
-    500) and an upstream's error that echoes the input."""
+    500) and an upstream's error that echoes the input. EncodeError for what neither
+    writes: an upstream may answer 1024 levels deep."""
     try:
         return orjson.dumps(value)
     except orjson.JSONEncodeError:
+        pass
+    try:
         return json.dumps(value, ensure_ascii=False, separators=(",", ":")).encode()
+    except RecursionError:
+        # Past about 990 levels the standard library's encoder runs out of Python's
+        # recursion limit: an error its callers can take, not a 500.
+        raise EncodeError(f"nested deeper than {sys.getrecursionlimit()} levels") from None

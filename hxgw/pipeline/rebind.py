@@ -177,8 +177,12 @@ class HeldIds:
             for upstream, client in self._named:
                 data = data.replace(upstream, client)
             return data
+        try:
+            written = jsonio.dumps_deep(document)
+        except jsonio.EncodeError:
+            return data  # nested past what can be written again: as it came, unbound
         self.document = document
-        return jsonio.dumps_deep(document)
+        return written
 
     def events(self, block: bytes, served: Model) -> bytes:
         return block  # files and batches are not streamed

@@ -66,6 +66,13 @@ def test_an_upstream_s_error_detail_that_is_a_list_reaches_an_anthropic_client_a
     assert (error["type"], json.loads(error["message"])) == ("invalid_request_error", detail)
 
 
+def test_an_anthropic_shaped_error_nested_deeper_than_any_encoder_writes_quotes_its_body():
+    body = b'{"detail": ' + b"[" * 1000 + b"]" * 1000 + b"}"
+    shaped = error_shapes.anthropic_shaped(422, body, "r")
+    error = json.loads(shaped)["error"]
+    assert error["type"] == "invalid_request_error" and error["message"] == body.decode()[:1000]
+
+
 def test_an_anthropic_shaped_error_quoting_input_deeper_than_orjson_writes_is_still_one():
     # A 422 whose `detail` echoes a body as deep as the gateway takes, a level deeper.
     detail = [{"input": []}]

@@ -127,6 +127,15 @@ def test_a_list_of_files_is_bound_item_by_item_with_its_cursors():
     assert answer["last_id"] == answer["data"][1]["id"]
 
 
+def test_a_batch_nested_deeper_than_can_be_written_again_passes_unchanged_and_unheld():
+    # An upstream may answer 1,000 levels deep, which orjson reads and no encoder writes
+    # back: the answer goes as it came, and no list is sorted by key from it.
+    deep = b'{"id": "batch_1", "object": "batch", "metadata": {"x": ' + b"[" * 1000 \
+        + b"]" * 1000 + b"}}"
+    held = HeldIds()
+    assert held.body(deep, BETA) == deep and held.document is None
+
+
 def test_an_upstream_error_that_names_no_id_of_the_request_passes_unchanged():
     error = b'{"error": {"message": "No such File object: file-1"}}'
     assert HeldIds().body(error, BETA) == error
