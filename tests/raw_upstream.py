@@ -74,3 +74,22 @@ async def post(client: UpstreamClient, server: Server, body: bytes = b"{}") -> b
 
 def reply(body: bytes, extra: bytes = b"") -> bytes:
     return OK_HEAD + b"Content-Length: %d\r\n" % len(body) + extra + b"\r\n" + body
+
+
+async def keep_alive(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Answers every request on the connection with the same small JSON body."""
+    while True:
+        await read_request(reader)
+        writer.write(reply(b'{"ok":true}'))
+        await writer.drain()
+
+
+def recording(seen: list[bytes]) -> Handler:
+    """A handler that keeps each connection's first request in `seen`, and answers it."""
+
+    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        seen.append(await read_request(reader))
+        writer.write(reply(b"{}"))
+        await writer.drain()
+
+    return record

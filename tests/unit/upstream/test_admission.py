@@ -9,14 +9,7 @@ import pytest
 from hxgw.config.schema import Upstream
 from hxgw.upstream import Gate, GateFull, Gates, UpstreamClient
 from tests.fixtures import wait_for
-from tests.raw_upstream import Server, read_request, reply, serving
-
-
-async def keep_alive(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    while True:
-        await read_request(reader)
-        writer.write(reply(b'{"ok":true}'))
-        await writer.drain()
+from tests.raw_upstream import Server, keep_alive, read_request, reply, serving
 
 
 async def post(client: UpstreamClient, server: Server, gate: Gate) -> bytes:

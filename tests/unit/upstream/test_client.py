@@ -18,14 +18,7 @@ from hxgw.upstream import (
 )
 from hxgw.upstream import pool as upstream_pool
 from hxgw.upstream.admission import Gate
-from tests.raw_upstream import OK_HEAD, post, read_request, reply, serving
-
-
-async def keep_alive(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-    while True:
-        await read_request(reader)
-        writer.write(reply(b'{"ok":true}'))
-        await writer.drain()
+from tests.raw_upstream import OK_HEAD, keep_alive, post, read_request, recording, reply, serving
 
 
 async def test_sequential_requests_share_one_keep_alive_connection() -> None:
@@ -39,14 +32,8 @@ async def test_sequential_requests_share_one_keep_alive_connection() -> None:
 
 async def test_the_request_carries_path_host_length_and_the_given_headers() -> None:
     seen: list[bytes] = []
-
-    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        seen.append(await read_request(reader))
-        writer.write(reply(b"{}"))
-        await writer.drain()
-
     client = UpstreamClient()
-    async with serving(record) as server:
+    async with serving(recording(seen)) as server:
         origin = Origin.from_url(f"http://127.0.0.1:{server.origin.port}/prefix/")
         response = await client.request(
             b"POST", origin, b"/v1/embeddings", b"Authorization: Bearer k\r\n",
@@ -68,14 +55,8 @@ async def test_a_post_without_a_body_says_its_length_is_zero() -> None:
     # Without it some servers (Google's front end among them) answer 411 Length Required:
     # a cancel is a POST with no body.
     seen: list[bytes] = []
-
-    async def record(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        seen.append(await read_request(reader))
-        writer.write(reply(b"{}"))
-        await writer.drain()
-
     client = UpstreamClient()
-    async with serving(record) as server:
+    async with serving(recording(seen)) as server:
         response = await client.request(
             b"POST", server.origin, b"/v1/batches/b1/cancel", b"", [], b"", connect_timeout=2
         )

@@ -12,7 +12,7 @@ from hxgw.upstream import UpstreamClient
 from hxgw.upstream.admission import Gate
 from hxgw.upstream.body_writer import BodyLengthError
 from tests.fixtures import wait_for
-from tests.raw_upstream import Server, post, read_request, reply, serving
+from tests.raw_upstream import Server, keep_alive, post, read_request, reply, serving
 
 PIECE = b"\x00" * 65536
 
@@ -183,16 +183,11 @@ async def test_a_connection_an_early_answer_cut_the_upload_on_is_not_reused() ->
 
 
 async def test_an_upload_sent_whole_leaves_its_connection_for_the_next_request() -> None:
-    async def sized(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        while True:
-            await read_request(reader)
-            writer.write(reply(b"{}"))
-            await writer.drain()
-
     client = UpstreamClient()
-    async with serving(sized) as server:
-        assert await upload(client, server, pieces(2, [0]), 2 * len(PIECE)) == (200, b"{}")
-        assert await post(client, server) == b"{}"
+    async with serving(keep_alive) as server:
+        ok = b'{"ok":true}'
+        assert await upload(client, server, pieces(2, [0]), 2 * len(PIECE)) == (200, ok)
+        assert await post(client, server) == ok
         assert server.connections == 1
     client.close()
 
