@@ -34,6 +34,8 @@ log = structlog.get_logger("hxgw.lifecycle.stores")
 
 SPOOL = "spool"
 """The ledger's spool, in the state directory."""
+STATE_DIR_FIX = "set HX_STATE_DIR or store.state_dir, or run under the unit (StateDirectory=hxgw)"
+"""What mends a state directory the gateway cannot write."""
 
 
 RELOAD_READ_TIMEOUT = 25.0
@@ -91,16 +93,15 @@ def open_stores(runtime: Runtime, config: Config, env: Mapping[str, str]) -> See
     """Open the stores; what the budgets begin from, for a reload's keys (None without
     a ledger)."""
     settings = config.store
-    fix = "set HX_STATE_DIR or store.state_dir, or run under the unit (StateDirectory=hxgw)"
     writable = _writable(settings.state_dir)
-    off = None if settings.database_url else _sqlite_unusable(writable, fix)
+    off = None if settings.database_url else _sqlite_unusable(writable)
     if off is not None:
-        why, off_fix = off
+        why, fix = off
         log.error(
             f"usage ledger, stored keys and file owners off: {why}; keys made by `hxgw keys` "
             "are refused, and files and batches serve only the master key",
             state_dir=str(settings.state_dir),
-            fix=off_fix,
+            fix=fix,
         )
         _open_limiter(runtime, config, env, {})
         return None
@@ -108,7 +109,7 @@ def open_stores(runtime: Runtime, config: Config, env: Mapping[str, str]) -> See
         log.warning(
             "the usage ledger has no spool: while PostgreSQL is unreachable its rows are lost",
             state_dir=str(settings.state_dir),
-            fix=fix,
+            fix=STATE_DIR_FIX,
         )
     spool_trouble = unusable(settings.state_dir / SPOOL) if writable and settings.ledger else None
     if spool_trouble is not None:
@@ -185,10 +186,10 @@ def _config_names(config: Config) -> frozenset[str]:
     return frozenset(key.name for key in config.keys)
 
 
-def _sqlite_unusable(writable: bool, fix: str) -> tuple[str, str] | None:
+def _sqlite_unusable(writable: bool) -> tuple[str, str] | None:
     """Why the SQLite file cannot hold the stores, and what would mend it; None when it can."""
     if not writable:
-        return "the state directory cannot be written", fix
+        return "the state directory cannot be written", STATE_DIR_FIX
     if (old := too_old()) is not None:
         return (
             old,
