@@ -176,7 +176,8 @@ def _print_try_lines(
     """Once the gateway listens: where it is, and the lines to try it from another shell."""
     command = os.path.abspath(sys.argv[0]) if sys.argv[0].endswith("hxgw") else "hxgw"
     activate = f", or: . {sys.prefix}/bin/activate" if sys.prefix != sys.base_prefix else ""
-    url = f"http://{_url_host(host)}:{port}"
+    here = _url_host(host)
+    url = f"http://{here}:{port}"
     everywhere = f" (on {host}: other machines reach it too)" if host in LOOPBACK_OF else ""
     print(
         f"The hxgw command is {command} (try {command} --help{activate}).\n"
@@ -186,7 +187,7 @@ def _print_try_lines(
         f"  {key_line}\n"
         f"  export HX_STATE_DIR={shlex.quote(env['HX_STATE_DIR'])}"
         f" HX_CONFIG_DIR={shlex.quote(config_dir)}\n"
-        f"  {TRY_LINE.format(host=_url_host(host), port=port)}\n\n"
+        f"  {TRY_LINE.format(host=here, port=port)}\n\n"
         f"The status page is {url}/status (in a browser: any user name, the"
         " key as password).",
         flush=True,
