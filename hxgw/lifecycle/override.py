@@ -43,6 +43,27 @@ class Override:
         return dataclasses.replace(config, listen=listen, workers=workers)
 
 
+@dataclasses.dataclass(slots=True)
+class AddressAsked:
+    """The address the files (and HX_HOST, HX_PORT) last asked for. A reload compares
+    what the process is asked to run, in which --host and --port have already won: an
+    edited `listen` would pass as `changed=none` where the command line pins another."""
+
+    override: Override
+    files: Listen
+
+    def reloaded(self, files: Config) -> None:
+        """Say when `files` moved the address and the command line keeps it."""
+        pinned = self.override.command_line(files).listen
+        if files.listen not in (self.files, pinned):
+            log.info(
+                "listen changed in gateway.yaml; --host/--port on the command line win",
+                configured=f"{files.listen.host}:{files.listen.port}",
+                command_line=f"{pinned.host}:{pinned.port}",
+            )
+        self.files = files.listen
+
+
 def log_cannot_listen(listen: Listen, exc: OSError) -> None:
     """The failed bind at start, with what to do about the commonest one."""
     fix = (

@@ -12,7 +12,7 @@ import structlog
 from hxgw.config import Config
 from hxgw.errors import ConfigError
 from hxgw.lifecycle.daemon import Daemon
-from hxgw.lifecycle.override import Override
+from hxgw.lifecycle.override import AddressAsked, Override
 from hxgw.lifecycle.pinned import pinned
 from hxgw.lifecycle.start_signals import SUPERVISOR_PID, EarlyReload, follow_supervisor
 from hxgw.lifecycle.stores import load_serving
@@ -44,13 +44,16 @@ def serve(
     if listen_fd is not None:
         override = dataclasses.replace(override, restart_only=pinned(env))
     try:
-        config = override.apply(load_serving(config_dir, env))
+        files = load_serving(config_dir, env)
     except ConfigError as exc:
         logsetup.configure()
         log.error(
             "invalid config; not starting", config_dir=config_dir, problems=str(exc).splitlines()
         )
         return 1
+    config = override.apply(files)
+    # A worker's address is its supervisor's, which says what the files asked.
+    address = None if listen_fd is not None else AddressAsked(override, files.listen)
     access = logsetup.configure(config.logging.level, config.logging.format)
     count = worker_count(workers or config.workers)
     if listen_fd is None and count > 1:
@@ -67,15 +70,18 @@ def serve(
 
         def reread() -> Config | None:
             try:
-                return override.apply(load_serving(config_dir, env))
+                fresh = load_serving(config_dir, env)
             except ConfigError:  # the workers say why; the supervisor keeps what it has
                 return None
             except Exception:  # not the config's fault: a bug to see, never to swallow
                 log.exception("the supervisor could not read the config again; it keeps its own")
                 return None
+            if address is not None:
+                address.reloaded(fresh)
+            return override.apply(fresh)
 
         return _run(Supervisor(config, argv, env, count, early, reread, workers is None).run())
-    return _run(Daemon(config, config_dir, env, override, listen_fd, access, early).run())
+    return _run(Daemon(config, config_dir, env, override, listen_fd, access, early, address).run())
 
 
 def _run(main: Coroutine[Any, Any, int]) -> int:

@@ -779,3 +779,17 @@ async def test_a_reload_that_changes_the_number_of_workers_says_it_waits_for_a_r
     await wait_for(lambda: any("waiting for a restart: workers" in m.get("STATUS", "")
                                for m in notify.drain()))
 
+
+
+async def test_a_reload_that_moves_a_port_the_command_line_pins_is_said_once_by_the_supervisor(
+    start_gateway: StartGateway, notify: NotifySocket
+):
+    gateway, notify = await _start(start_gateway, notify)
+    path = gateway.config_dir / "gateway.yaml"
+    moved = {"listen": {"host": "127.0.0.1", "port": 4999}}
+    path.write_text(yaml.safe_dump(yaml.safe_load(path.read_text()) | moved))
+    gateway.signal(signal.SIGHUP)
+    # The supervisor reads the files again once its workers have reloaded.
+    await wait_for(lambda: "command line win" in gateway.logs())
+    said = [x for x in gateway.logs().splitlines() if "command line win" in x]
+    assert len(said) == 1 and "configured=127.0.0.1:4999" in said[0]
