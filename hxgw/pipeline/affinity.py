@@ -14,7 +14,7 @@ from collections.abc import Awaitable
 from urllib.parse import quote
 
 from hxgw.config import Model
-from hxgw.endpoints import id_in_path
+from hxgw.endpoints import RESPONSES, id_in_path
 from hxgw.errors import BadRequest, Forbidden, NotFound
 from hxgw.pipeline.context import Next, RequestContext
 from hxgw.pipeline.held import bound_upstream
@@ -92,4 +92,12 @@ def _bound_model(ctx: RequestContext, client_id: str, param: str | None) -> tupl
         )
     if not may_use_model(config, ctx.key, model):
         raise Forbidden(f"key {ctx.key.name!r} may not use model {model.name!r}", param=param)
+    # Ids are unsigned: a made-up one may name an embedding model, which no response
+    # came from (or the model's mode changed since it made one).
+    if RESPONSES.mode is not None and not model.serves(RESPONSES.mode):
+        raise NotFound(
+            f"response {client_id!r} names model {model.name!r}, which serves "
+            f"{model.mode} requests, not responses",
+            param=param,
+        )
     return model, bound.upstream_id

@@ -282,6 +282,21 @@ async def test_an_id_with_slashes_in_it_reaches_only_its_response_s_upstream_pat
     assert [r.raw_path for r in fake.requests] == ["/v1/responses/resp_a%2F..%2F..%2Fkey%2Finfo"]
 
 
+async def test_a_made_up_id_naming_an_embedding_model_is_not_found_and_not_sent(
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    made_up = bind("model", "embed", "resp_abc")
+    async with client.get(gateway.url + f"/v1/responses/{made_up}", headers=gateway.auth) as resp:
+        assert resp.status == 404
+        message = (await resp.json())["error"]["message"]
+    assert "'embed', which serves embedding requests, not responses" in message
+    body = {"model": "chat", "input": "and?", "previous_response_id": made_up}
+    async with client.post(gateway.url + "/v1/responses", json=body, headers=gateway.auth) as resp:
+        assert resp.status == 404
+        assert (await resp.json())["error"]["param"] == "previous_response_id"
+    assert fake.requests == []
+
+
 async def test_a_follow_up_read_back_names_the_response_before_it_by_the_client_s_id(
     gateway: Gateway,
 ):
