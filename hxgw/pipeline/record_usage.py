@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from hxgw.pipeline.billing.background import background_row
 from hxgw.pipeline.billing.once import bill_once
@@ -15,9 +16,9 @@ from hxgw.usage.schema import LEFT
 
 
 async def record_usage(ctx: RequestContext, call_next: Next) -> None:
-    """Reads the key, route, group, model, status, tokens, cost, failovers and times;
-    writes only ctx.outcome, of a request cancelled under it (`ctx.cancelled`). Outside
-    `render_errors`, so it sees the final status."""
+    """Reads the key, route, group, model, status, tokens, cost, failovers, times and
+    the body's end user; writes only ctx.outcome, of a request cancelled under it
+    (`ctx.cancelled`). Outside `render_errors`, so it sees the final status."""
     try:
         await call_next(ctx)
     except asyncio.CancelledError:
@@ -60,4 +61,21 @@ def row_values(ctx: RequestContext) -> Values:
         spent.cached,  # cached_tokens
         spent.cache_written,  # cache_write_tokens
         spent.reasoning,  # reasoning_tokens
+        None if ctx.body is None else end_user(ctx.body),
     )
+
+
+END_USER_CHARS = 256
+"""The most of an end user's id a row keeps: it is the client's to say (Anthropic takes
+256 characters, OpenAI 64), and a ledger row is no place for a megabyte of it."""
+
+
+def end_user(body: dict[str, Any]) -> str | None:
+    """Who in the client's app the request was for, as its body says: OpenAI's `user`,
+    or `safety_identifier` (which OpenAI now asks for in its place), Anthropic's
+    `metadata.user_id`. None for none, or for one that is not a string (which the
+    upstream refuses)."""
+    said = body.get("user") or body.get("safety_identifier")
+    if said is None and isinstance(metadata := body.get("metadata"), dict):
+        said = metadata.get("user_id")
+    return said[:END_USER_CHARS] if isinstance(said, str) and said else None

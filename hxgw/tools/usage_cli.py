@@ -84,7 +84,7 @@ def add_arguments(parser: argparse.ArgumentParser, config_help: str) -> None:
         "--by",
         choices=GROUPINGS,
         default="key",
-        help="one line per key, model or UTC day (default: key)",
+        help="one line per key, model, UTC day or end user (default: key)",
     )
     parser.add_argument(
         "--format", choices=FORMATS, default="table", help="output format (default: table)"
@@ -230,7 +230,7 @@ def _aligned(row: tuple[str, ...], widths: list[int]) -> str:
 def _cells(line: Totals, cost: str) -> tuple[str, ...]:
     p50 = "-" if line.p50_latency is None else f"{line.p50_latency:.3f}s"
     return (
-        line.group,
+        _printable(line.group),
         str(line.requests),
         str(line.prompt_tokens),
         str(line.completion_tokens),
@@ -240,6 +240,14 @@ def _cells(line: Totals, cost: str) -> tuple[str, ...]:
         str(line.failovers),
         p50,
     )
+
+
+def _printable(name: str) -> str:
+    """A name as a terminal may be given it: an end user is the client's to name, and a
+    control character in it (an escape sequence, a newline) is shown escaped, not run."""
+    if name.isprintable():
+        return name
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
 
 
 def _sum(lines: list[Totals]) -> Totals:

@@ -1,4 +1,4 @@
-"""Reading the ledger back: totals per key, model or day over a time window."""
+"""Reading the ledger back: totals per key, model, day or end user over a time window."""
 
 from __future__ import annotations
 
@@ -8,16 +8,19 @@ from typing import Literal, SupportsFloat
 from hxgw.store import Connection, Dialect
 from hxgw.usage.schema import A_REQUEST, FAILED, TABLE
 
-Grouping = Literal["key", "model", "day"]
-GROUPINGS: tuple[Grouping, ...] = ("key", "model", "day")
+Grouping = Literal["key", "model", "day", "user"]
+GROUPINGS: tuple[Grouping, ...] = ("key", "model", "day", "user")
 
 NO_MODEL_SQL = "COALESCE(model, '(no model)')"
 """The model column with a name for the requests no model served."""
+NO_USER_SQL = "COALESCE(end_user, '(no user)')"
+"""The end user column with a name for the requests that named none."""
 
 _GROUP: dict[Grouping, dict[Dialect, str]] = {
     "key": {"sqlite": "key_name", "postgresql": "key_name"},
     # A request no model served (a model list, one refused before routing) is "(no model)".
     "model": {"sqlite": NO_MODEL_SQL, "postgresql": NO_MODEL_SQL},
+    "user": {"sqlite": NO_USER_SQL, "postgresql": NO_USER_SQL},
     # Days are UTC days, the same on every machine that reads the ledger.
     "day": {
         "sqlite": "strftime('%Y-%m-%d', started, 'unixepoch')",

@@ -45,6 +45,9 @@ class UsageRow:
     cache_creation_input_tokens), as reported."""
     reasoning_tokens: int = 0
     """Of completion_tokens, those the model reasoned in (OpenAI's reasoning_tokens)."""
+    end_user: str | None = None
+    """Who in the client's app the request was for, as its body said (OpenAI's `user` or
+    `safety_identifier`, Anthropic's `metadata.user_id`); None when it said nothing."""
 
     def values(self) -> tuple[Any, ...]:
         """The row's values in COLUMNS order."""

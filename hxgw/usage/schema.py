@@ -63,6 +63,12 @@ MIGRATIONS = (
             for column in ("cached_tokens", "cache_write_tokens", "reasoning_tokens")
         ),
     ),
+    Migration(
+        component="usage",
+        version=6,
+        description="who in the client's app a request was for, as the client said",
+        statements=(f"ALTER TABLE {TABLE} ADD COLUMN end_user TEXT",),
+    ),
 )
 
 BILLED_AS = "usage-of-"
@@ -89,8 +95,10 @@ request that did."""
 # constants.
 _NAMES, _MARKS = ", ".join(COLUMNS), ", ".join("?" for _ in COLUMNS)
 _KEY = ("started", "request_id")
-# The key stays the estimate's: the one whose stream made the response pays for it.
-_SET = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c not in (*_KEY, "key_name"))
+# The key stays the estimate's: the one whose stream made the response pays for it; so
+# does the end user, which only the request that made it said.
+_KEPT = (*_KEY, "key_name", "end_user")
+_SET = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c not in _KEPT)
 INSERT = (
     f"INSERT INTO {TABLE} ({_NAMES}) VALUES ({_MARKS})"  # noqa: S608
     f" ON CONFLICT ({', '.join(_KEY)}) DO UPDATE SET {_SET}"

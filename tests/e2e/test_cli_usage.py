@@ -141,6 +141,26 @@ def test_a_model_name_that_begins_with_a_tab_and_a_formula_is_text_in_the_csv(
     assert sorted(models) == ["'\t=1+1", "'\t@SUM(A1)"]
 
 
+def test_an_end_user_with_control_characters_is_shown_escaped_in_the_table(tmp_path: Path):
+    # The client names its end users: an escape sequence would have run in the terminal.
+    ledger = Ledger(open_database(None, tmp_path / "state"), tmp_path / "state" / "spool")
+    ledger.record(_row(1, "alice", end_user="\x1b[2Jgone\nrow"))
+    ledger.close()
+    result = usage(tmp_path / "state", "--since", "1h", "--by", "user")
+    assert result.returncode == 0, result.stderr
+    assert "\x1b" not in result.stdout
+    assert result.stdout.splitlines()[1].startswith("\\x1b[2Jgone\\nrow ")
+
+
+def test_an_end_user_that_begins_as_a_formula_is_text_in_the_csv(tmp_path: Path):
+    ledger = Ledger(open_database(None, tmp_path / "state"), tmp_path / "state" / "spool")
+    ledger.record(_row(1, "alice", end_user="=HYPERLINK(1)"))
+    ledger.close()
+    result = usage(tmp_path / "state", "--since", "1h", "--by", "user", "--format", "csv")
+    assert result.returncode == 0, result.stderr
+    assert list(csv.reader(io.StringIO(result.stdout)))[1][0] == "'=HYPERLINK(1)"
+
+
 def test_csv_has_a_header_and_one_line_per_key(state_dir: Path):
     result = usage(state_dir, "--since", "1h", "--format", "csv")
     assert result.returncode == 0, result.stderr

@@ -62,6 +62,28 @@ async def test_every_request_leaves_one_row_that_hxgw_usage_reads_back(
     assert abs(master["cost"] - (9 * 1 + 18 * 2) / 1e6) < 1e-12
 
 
+async def test_each_row_names_the_end_user_the_request_said_and_hxgw_usage_totals_by_it(
+    gateway: Gateway, client: aiohttp.ClientSession
+):
+    assert await _chat(client, gateway, user="u-openai") == 200
+    assert await _chat(client, gateway, safety_identifier="u-safety") == 200
+    assert await _chat(client, gateway, user="u-" + "x" * 300) == 200  # cut, not refused
+    assert await _chat(client, gateway) == 200
+    anthropic = {"model": "chat", "max_tokens": 16, "metadata": {"user_id": "u-anthropic"},
+                 "messages": [{"role": "user", "content": "hi"}]}
+    async with client.post(gateway.url + "/v1/messages", json=anthropic,
+                           headers={"x-api-key": gateway.key}) as resp:
+        assert resp.status == 200
+    await wait_for(lambda: len(ledger_rows(gateway)) == 5, timeout=10)
+    env = {**os.environ, "HX_STATE_DIR": _state_dir(gateway)}
+    out = subprocess.run([HXGW, "usage", "--by", "user", "--format", "json",
+                          "--config-dir", str(gateway.config_dir)],
+                         env=env, capture_output=True, text=True, check=True)
+    users = {line["user"]: line["requests"] for line in json.loads(out.stdout)["rows"]}
+    assert users == {"(no user)": 1, "u-anthropic": 1, "u-openai": 1, "u-safety": 1,
+                     "u-" + "x" * 254: 1}
+
+
 async def test_the_state_directory_the_gateway_makes_is_its_own_alone(
     start_gateway: StartGateway,
 ):

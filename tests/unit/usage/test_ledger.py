@@ -44,9 +44,25 @@ def test_a_report_in_place_of_its_estimate_keeps_the_estimate_s_key(
     assert [tuple(r) for r in stored] == [("alice", "reported", 12)]
 
 
+def test_a_report_in_place_of_its_estimate_keeps_the_estimate_s_end_user(
+    database: Database, tmp_path: Path
+):
+    # The read of a finished background response names no end user: its request did.
+    ledger = Ledger(database, tmp_path / "spool")
+    ledger.record(row(1, usage_source="estimated", end_user="user-17"))
+    ledger.close()
+    ledger = Ledger(database, tmp_path / "spool")
+    ledger.record(row(1, usage_source="reported", end_user=None))
+    ledger.close()
+    with database.connect() as connection:
+        stored = connection.execute("SELECT end_user, usage_source FROM usage_ledger")
+    assert [tuple(r) for r in stored] == [("user-17", "reported")]
+
+
 def test_every_field_reads_back_as_recorded(database: Database, tmp_path: Path):
     ledger = Ledger(database, tmp_path / "spool")
-    original = row(1, stream=True, disconnected=True, failovers=2, first_byte=None, model=None)
+    original = row(1, stream=True, disconnected=True, failovers=2, first_byte=None, model=None,
+                   end_user="user-17")
     ledger.record(original)
     ledger.close()
     with database.connect() as connection:

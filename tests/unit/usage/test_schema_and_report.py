@@ -41,7 +41,7 @@ def test_a_v1_ledger_is_migrated_up_keeping_its_rows(database: Database, tmp_pat
     ledger.record(row(2))
     ledger.close()
     with database.connect() as connection:
-        assert schema_version(connection, "usage") == len(MIGRATIONS) == 5
+        assert schema_version(connection, "usage") == len(MIGRATIONS) == 6
         sources = connection.execute(
             "SELECT request_id, usage_source, outcome FROM usage_ledger ORDER BY request_id")
     assert "usage_ledger_key_started" in _indexes(database)
@@ -117,6 +117,16 @@ def test_totals_by_model_name_a_row_without_a_model_dash(database: Database, tmp
     with database.connect() as connection:
         result = totals(connection, since=T0, by="model")
     assert [(t.group, t.requests) for t in result] == [("(no model)", 1), ("alpha", 2), ("beta", 1)]
+
+
+def test_totals_by_end_user_name_a_row_without_one_no_user(database: Database, tmp_path: Path):
+    rows = [row(0, end_user="user-1"), row(1, end_user="user-2"), row(2, end_user="user-1"),
+            row(3)]
+    _fill(database, tmp_path, rows)
+    with database.connect() as connection:
+        result = totals(connection, since=T0, by="user")
+    assert [(t.group, t.requests) for t in result] == [
+        ("(no user)", 1), ("user-1", 2), ("user-2", 1)]
 
 
 def test_totals_by_day_use_utc_days(database: Database, tmp_path: Path):
