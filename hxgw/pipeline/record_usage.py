@@ -11,7 +11,7 @@ from hxgw.pipeline.billing.background import background_row
 from hxgw.pipeline.billing.once import bill_once
 from hxgw.pipeline.billing.usage import used
 from hxgw.pipeline.context import Next, RequestContext
-from hxgw.usage import Values
+from hxgw.usage import Values, stored_text
 from hxgw.usage.schema import LEFT
 
 
@@ -78,4 +78,6 @@ def end_user(body: dict[str, Any]) -> str | None:
     said = body.get("user") or body.get("safety_identifier")
     if said is None and isinstance(metadata := body.get("metadata"), dict):
         said = metadata.get("user_id")
-    return said[:END_USER_CHARS] if isinstance(said, str) and said else None
+    if not isinstance(said, str) or not said:
+        return None
+    return stored_text(said[:END_USER_CHARS])

@@ -14,7 +14,7 @@ library; never the request path.
 from hxgw.usage.ledger import Ledger
 from hxgw.usage.recent import RecentUsage
 from hxgw.usage.report import GROUPINGS, Grouping, Totals, ledger_exists, ledger_version, totals
-from hxgw.usage.row import COLUMNS, UsageRow, Values
+from hxgw.usage.row import COLUMNS, UsageRow, Values, stored_text
 from hxgw.usage.schema import MIGRATIONS
 from hxgw.usage.series import DAY, HOUR, WINDOWS, Window, usage_series
 
@@ -34,6 +34,7 @@ __all__ = [
     "Window",
     "ledger_exists",
     "ledger_version",
+    "stored_text",
     "totals",
     "usage_series",
 ]

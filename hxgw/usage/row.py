@@ -69,3 +69,9 @@ _VALUES = operator.attrgetter(*COLUMNS)
 
 def as_dict(values: Values) -> dict[str, Any]:
     return dict(zip(COLUMNS, values, strict=True))
+
+
+def stored_text(text: str) -> str:
+    """A text from a client or an upstream as every store keeps it: PostgreSQL refuses
+    one with a NUL in it, and the row would be lost, so a NUL is written U+FFFD."""
+    return text.replace("\x00", "\ufffd") if "\x00" in text else text

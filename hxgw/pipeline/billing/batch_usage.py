@@ -27,7 +27,7 @@ from hxgw.pipeline.billing.once import bill_once
 from hxgw.pipeline.billing.usage import cost_of
 from hxgw.pipeline.context import RequestContext
 from hxgw.routing.prompt_size import MAX_TOKENS
-from hxgw.usage import UsageRow, Values
+from hxgw.usage import UsageRow, Values, stored_text
 from hxgw.usage.schema import BILLED_AS
 
 ENDED = {
@@ -98,7 +98,7 @@ def batch_row(
         key_name=owner,
         route=BATCHES.name,
         model_group=f"upstream:{upstream}",
-        model=model.name if model is not None else named if isinstance(named, str) else None,
+        model=model.name if model is not None else _upstream_name(named),
         status=200,
         prompt_tokens=prompt,
         completion_tokens=completion,
@@ -135,3 +135,9 @@ def _tokens(usage: object, field: str) -> int:
     if not isinstance(value, int) or isinstance(value, bool) or value < 0:
         return 0
     return min(value, MOST_TOKENS)
+
+
+def _upstream_name(named: object) -> str | None:
+    """A model the registry lacks, by the name its upstream gave it (a NUL in it would
+    have PostgreSQL refuse the row)."""
+    return stored_text(named) if isinstance(named, str) else None

@@ -27,3 +27,8 @@ def test_the_end_user_is_the_first_the_body_names_as_a_string(
 
 def test_an_end_user_is_cut_to_what_a_row_keeps():
     assert end_user({"user": "u" * 10_000}) == "u" * END_USER_CHARS
+
+
+def test_a_nul_in_an_end_user_is_written_as_a_replacement_character():
+    # PostgreSQL refuses a text with a NUL in it: the request's row would have been lost.
+    assert end_user({"user": "a\x00b"}) == "a\ufffdb"
