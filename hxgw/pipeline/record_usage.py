@@ -61,7 +61,7 @@ def row_values(ctx: RequestContext) -> Values:
         spent.cached,  # cached_tokens
         spent.cache_written,  # cache_write_tokens
         spent.reasoning,  # reasoning_tokens
-        None if ctx.body is None else end_user(ctx.body),
+        None if ctx.body is None else end_user(ctx.body),  # end_user
     )
 
 
