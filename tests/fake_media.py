@@ -13,6 +13,11 @@ chunks, chunked, with a pause between them. Images answer `data` with
 Forms are read with aiohttp's own multipart reader, part by part as the bytes
 arrive: `FakeUpstream.upload_progress` counts file bytes received so far, so a
 test can see the gateway stream an upload while its client is still sending.
+
+An upload can be made to fail mid-way (`upload_faults`): for every upload to a path,
+or for one upstream model's. A model's fault strikes only once its `model` field has
+been read, as a real upstream knows the model no sooner: for a form that sends its file
+first, that is after the whole file.
 """
 
 from __future__ import annotations
@@ -48,13 +53,17 @@ def broken_form(exc: Exception) -> web.Response:
 async def read_form(fake: FakeUpstream, request: web.Request) -> tuple[dict[str, Any], Behaviour]:
     """The form's fields (files as {"filename", "content_type", "size"}), recorded; a
     model whose behaviour has an error status is refused as soon as its field is read,
-    without reading the rest, as an upstream that refuses early does."""
+    without reading the rest, as an upstream that refuses early does. A fault set for
+    the model strikes once it has read that many file bytes and the model field,
+    whichever comes last."""
     from tests.fake_upstream import Behaviour, Seen
 
     fields: dict[str, Any] = {}
     fake.upload_progress[request.path] = 0
     reader = await request.multipart()
     how = Behaviour()
+    fault: UploadFault | None = None
+    refused: Behaviour | None = None  # by the model's fault, the rest unread
     while (part := await reader.next()) is not None:
         assert isinstance(part, BodyPartReader)
         name = part.name or "?"
@@ -64,21 +73,30 @@ async def read_form(fake: FakeUpstream, request: web.Request) -> tuple[dict[str,
                 name, []).append(value)
             if name == "model":
                 how = fake.behaviours.get(value, Behaviour())
+                fault = fake.upload_faults.get((request.path, value))
                 if how.status >= 400 and how.early:
+                    break
+                if fault is not None and fake.upload_progress[request.path] >= fault[1]:
+                    refused = await _act(fake, request, fault[0])
                     break
             continue
         size = 0
         while chunk := await part.read_chunk(65536):
             size += len(chunk)
             fake.upload_progress[request.path] += len(chunk)
+            if fault is not None and fake.upload_progress[request.path] >= fault[1]:
+                refused = await _act(fake, request, fault[0])
+                break
         fields.setdefault(name, []).append(
             {"filename": part.filename, "content_type": part.headers.get("Content-Type"),
              "size": size})
+        if refused is not None:
+            break
     seen = Seen(request.path, dict(request.headers), fields, fields.get("model"),
                 list(request.headers.items()))
     fake.requests.append(seen)
     fake.request_seen.set()
-    return fields, how
+    return fields, refused or how
 
 
 async def transcription(fake: FakeUpstream, request: web.Request) -> web.StreamResponse:
@@ -199,15 +217,19 @@ async def image_form(fake: FakeUpstream, request: web.Request) -> web.Response:
 UPLOAD_PATHS = frozenset({"/v1/audio/transcriptions", "/v1/audio/translations",
                           "/v1/images/edits", "/v1/images/variations", "/v1/files"})
 UploadFault = tuple[str, int]
-"""What an upload route does after reading this many body bytes: "reset" the
-connection, "stall" (stop reading, answer nothing) or "refuse" it with a 413."""
+"""What an upload does after this many bytes: "reset" the connection, "stall" (stop
+reading, answer nothing) or "refuse" it with a 413. Set for a path
+(`upload_faults[path]`), it counts the body's bytes, whatever model the form names; for
+one upstream model (`upload_faults[path, model]`), the file bytes of a form that names
+it, and strikes no sooner than its `model` field is read."""
+UploadFaults = dict[str | tuple[str, str], UploadFault]
 
 
 def upload_faults(fake: FakeUpstream) -> Any:
     """A middleware for the upload routes: a fault set in `fake.upload_faults[path]`
-    happens mid-upload. Every upload that reached the fake is kept in
-    `fake.uploads_started`, and those whose connection the gateway dropped in
-    `fake.uploads_cancelled`, faulty or not."""
+    happens mid-upload (one set for a model happens in `read_form`). Every upload that
+    reached the fake is kept in `fake.uploads_started`, and those whose connection the
+    gateway dropped in `fake.uploads_cancelled`, faulty or not."""
 
     @web.middleware
     async def faults(request: web.Request, handler: Any) -> web.StreamResponse:
@@ -228,12 +250,20 @@ def upload_faults(fake: FakeUpstream) -> Any:
 
 async def _misbehave(fake: FakeUpstream, request: web.Request, kind: str,
                      after: int) -> web.StreamResponse:
-    from tests.fake_upstream import Behaviour, openai_error
+    from tests.fake_upstream import openai_error
 
     got = 0
     while got < after and (chunk := await request.content.readany()):
         got += len(chunk)
         fake.upload_progress[request.path] = got
+    return openai_error(await _act(fake, request, kind))
+
+
+async def _act(fake: FakeUpstream, request: web.Request, kind: str) -> Behaviour:
+    """Do what an upload fault says; "refuse" returns the 413 to answer, the others
+    never return (the gateway's leaving cancels them)."""
+    from tests.fake_upstream import Behaviour
+
     if kind == "reset":
         assert request.transport is not None
         request.transport.abort()
@@ -241,5 +271,5 @@ async def _misbehave(fake: FakeUpstream, request: web.Request, kind: str,
         fake.stalled.append(request)  # its reading paused, it would not see a close
     if kind in ("reset", "stall"):
         await asyncio.sleep(3600)
-    return openai_error(Behaviour(status=413, error_message="Request entity too large: the "
-                                  "file is over the maximum size for this endpoint."))
+    return Behaviour(status=413, error_message="Request entity too large: the file is over "
+                     "the maximum size for this endpoint.")

@@ -112,8 +112,9 @@ class FakeUpstream:
     progress: dict[str, int] = field(default_factory=dict)
     # File bytes of the upload to each path received so far (tests.fake_media).
     upload_progress: dict[str, int] = field(default_factory=dict)
-    # A fault mid-upload per upload path, and the uploads the gateway dropped (fake_media).
-    upload_faults: dict[str, fake_media.UploadFault] = field(default_factory=dict)
+    # A fault mid-upload per upload path or per (path, upstream model), and the uploads
+    # the gateway dropped (fake_media).
+    upload_faults: fake_media.UploadFaults = field(default_factory=dict)
     uploads_started: list[str] = field(default_factory=list)
     uploads_cancelled: list[str] = field(default_factory=list)
     stalled: list[web.Request] = field(default_factory=list)

@@ -26,8 +26,9 @@ from tests.fixtures import DEFAULT_MODELS, Gateway
 ROW_PROPERTY = "hxgw_fault_row"
 DEFAULT_REPORT = "/tmp/hxgw-faults.md"
 MODULE_ORDER = ("test_upstream_faults", "test_client_faults", "test_upload_faults",
-                "test_upload_clients", "test_responses_faults", "test_files_faults",
-                "test_abuse", "test_reload_and_shutdown", "test_soak", "test_tls")
+                "test_upload_failover", "test_upload_clients", "test_responses_faults",
+                "test_files_faults", "test_abuse", "test_reload_and_shutdown", "test_soak",
+                "test_tls")
 COLUMNS = ("fault", "mode", "requests", "succeeded", "clean errors", "hangs", "unexpected",
            "leaks", "result")
 _rows: list[dict[str, Any]] = []

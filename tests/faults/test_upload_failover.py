@@ -1,0 +1,89 @@
+"""An upload whose first candidate fails mid-way, and the wait for an upload's answer,
+as docs/uploads.md says them: once bytes of the form went straight from the client to
+an upstream, the next candidate is not tried and the client gets the gateway's 502 in
+OpenAI's shape, never a hang or a 500. The wait for the answer starts once the form is
+sent: a client slow to send it is not an upstream slow to answer.
+
+Each scenario runs on a transcription group of two models behind the one fake
+upstream, whose faults are set per upstream model (tests/fake_media.py).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+from tests.fake_upstream import FakeUpstream
+from tests.faults.forms import (
+    TRANSCRIPTIONS,
+    MiB,
+    clean_if,
+    filler,
+    form_head,
+    form_tail,
+    media_models,
+    media_routing,
+    upload,
+)
+from tests.faults.harness import check_leaks
+
+FIRST, SECOND = "whisper-1", "gpt-4o-transcribe"
+"""The upstream ids of the group's models, in the order they are tried."""
+
+
+def two_models() -> list[dict[str, Any]]:
+    return [*media_models(), {"name": "spare", "tier_score": 0.8, "specializations": [],
+                              "upstream_model": SECOND, "mode": "audio_transcription"}]
+
+
+def two_routing() -> dict[str, Any]:
+    routing = media_routing()
+    routing["routing"]["groups"]["stt"] = ["transcribe", "spare"]
+    return routing
+
+
+async def test_a_reset_after_the_form_went_straight_upstream_is_a_502_and_no_other_model_is_tried(
+    launch, fake: FakeUpstream, row
+):
+    gateway, base = await launch(models=two_models(), routing=two_routing())
+    fake.upload_faults[TRANSCRIPTIONS, FIRST] = ("reset", 2 * MiB)
+    line = row("transcription: first model's upstream resets mid-upload", expect="clean")
+    head, tail = form_head(TRANSCRIPTIONS), form_tail()
+
+    async def pieces() -> AsyncIterator[bytes]:
+        yield head
+        async for piece in filler(16 * MiB):
+            yield piece
+        yield tail
+
+    outcome = line.count(clean_if(await upload(
+        gateway, TRANSCRIPTIONS, pieces(), length=len(head) + 16 * MiB + len(tail)), 502))
+    assert "transcribe (reset)" in (outcome.error or {}).get("message", ""), outcome.text
+    assert fake.uploads_started == [TRANSCRIPTIONS]  # the spare model never asked
+    await check_leaks(base, line, concurrency=1)
+    line.assert_clean()
+
+
+async def test_a_client_slow_to_send_its_upload_is_not_timed_out_as_a_slow_upstream(
+    launch, fake: FakeUpstream, row
+):
+    """The form takes three times the upstream's timeouts to come; the upstream answers
+    as soon as it has it."""
+    gateway, base = await launch(models=two_models(), routing=two_routing(),
+                                 timeouts={"first_byte": 0.5, "answer": 0.5})
+    line = row("transcription sent slowly by its client (upstream timeouts)")
+    head, tail = form_head(TRANSCRIPTIONS), form_tail()
+
+    async def pieces() -> AsyncIterator[bytes]:
+        yield head
+        for _ in range(6):
+            await asyncio.sleep(0.25)
+            yield b"\x01" * 1024
+        yield tail
+
+    outcome = line.count(clean_if(await upload(
+        gateway, TRANSCRIPTIONS, pieces(), length=len(head) + 6 * 1024 + len(tail)), 200))
+    assert outcome.headers.get("X-HX-Model") == "transcribe", outcome.text
+    await check_leaks(base, line, concurrency=1)
+    line.assert_clean()
