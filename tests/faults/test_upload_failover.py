@@ -2,7 +2,8 @@
 as docs/uploads.md says them: once bytes of the form went straight from the client to
 an upstream, the next candidate is not tried and the client gets the gateway's 502 in
 OpenAI's shape, never a hang or a 500. The wait for the answer starts once the form is
-sent: a client slow to send it is not an upstream slow to answer.
+sent (a client slow to send it is not an upstream slow to answer), and is a plain
+answer's, `timeouts.answer`.
 
 Each scenario runs on a transcription group of two models behind the one fake
 upstream, whose faults are set per upstream model (tests/fake_media.py).
@@ -27,6 +28,7 @@ from tests.faults.forms import (
     upload,
 )
 from tests.faults.harness import check_leaks
+from tests.fixtures import wait_for
 
 FIRST, SECOND = "whisper-1", "gpt-4o-transcribe"
 """The upstream ids of the group's models, in the order they are tried."""
@@ -41,6 +43,10 @@ def two_routing() -> dict[str, Any]:
     routing = media_routing()
     routing["routing"]["groups"]["stt"] = ["transcribe", "spare"]
     return routing
+
+
+def model_first(size: int) -> bytes:
+    return form_head(TRANSCRIPTIONS) + b"\x01" * size + form_tail()
 
 
 async def test_a_reset_after_the_form_went_straight_upstream_is_a_502_and_no_other_model_is_tried(
@@ -85,5 +91,45 @@ async def test_a_client_slow_to_send_its_upload_is_not_timed_out_as_a_slow_upstr
     outcome = line.count(clean_if(await upload(
         gateway, TRANSCRIPTIONS, pieces(), length=len(head) + 6 * 1024 + len(tail)), 200))
     assert outcome.headers.get("X-HX-Model") == "transcribe", outcome.text
+    await check_leaks(base, line, concurrency=1)
+    line.assert_clean()
+
+
+async def test_an_upstream_silent_after_the_form_was_sent_is_a_504_within_the_answer_timeout(
+    launch, fake: FakeUpstream, row
+):
+    """`timeouts.total` and a stream's `first_byte` are out of reach of the client's
+    patience: only the plain answer's timeout can end it. Its 2 MiB went straight
+    upstream, more than the gateway holds, so the spare model is not tried."""
+    gateway, base = await launch(models=two_models(), routing=two_routing(),
+                                 timeouts={"first_byte": 60, "answer": 0.5, "total": 60})
+    fake.behave(FIRST, header_delay=60)
+    line = row("transcription sent, its upstream silent (answer timeout)", expect="clean")
+    body = model_first(2 * MiB)
+
+    outcome = line.count(clean_if(await upload(gateway, TRANSCRIPTIONS, [body],
+                                               length=len(body), bound=10), 504))
+    assert (outcome.error or {}).get("code") == "upstream_timeout", outcome.text
+    await wait_for(lambda: TRANSCRIPTIONS in fake.cancelled, timeout=5)
+    await check_leaks(base, line, concurrency=1)
+    line.assert_clean()
+
+
+async def test_a_plain_upload_answer_may_take_longer_than_a_stream_s_first_byte(
+    launch, fake: FakeUpstream, row
+):
+    """A transcription's or an image edit's answer, plain, comes whole: as a chat's, it is
+    waited for `timeouts.answer`, not cut at a stream's `first_byte` after the upstream
+    did the work."""
+    gateway, base = await launch(models=two_models(), routing=two_routing(),
+                                 timeouts={"first_byte": 0.3, "answer": 15})
+    fake.behave(FIRST, header_delay=1)
+    line = row("transcription answered after a stream's first-byte timeout")
+    body = model_first(16 * 1024)
+
+    outcome = line.count(clean_if(await upload(gateway, TRANSCRIPTIONS, [body],
+                                               length=len(body)), 200))
+    assert outcome.headers.get("X-HX-Model") == "transcribe", outcome.text
+    assert fake.uploads_started == [TRANSCRIPTIONS]
     await check_leaks(base, line, concurrency=1)
     line.assert_clean()

@@ -26,9 +26,14 @@ async def send_upload(
     How long the body takes to go is the client's doing, not the upstream's: until
     it is sent, only the total timeout bounds the exchange (and the client's idle
     timeout each read); the first-byte timeout starts once it is sent, or when the
-    upstream answers before that (an early 413, say)."""
+    upstream answers before that (an early 413, say). It is a plain answer's
+    (`timeouts.answer`), as for any request not known to stream: whether the upstream
+    will stream is the form's to say, and the gateway does not read it. A transcription
+    or an image edit cut at a stream's `first_byte` had been lost after minutes of work
+    upstream."""
     state = ctx.state
     timeouts = state.config.timeouts
+    wait = state.first_byte_timeout(ctx.stream)
     assert ctx.upload is not None  # read_form or take_file set it
     loop = asyncio.get_running_loop()
     body = ctx.upstream_bodies.for_model(model)
@@ -36,7 +41,7 @@ async def send_upload(
     async with asyncio.timeout_at(_at(loop, left)) as deadline:
 
         def sent() -> None:
-            first_byte, now = _at(loop, timeouts.first_byte), deadline.when()
+            first_byte, now = _at(loop, wait), deadline.when()
             if first_byte is not None and (now is None or first_byte < now):
                 deadline.reschedule(first_byte)
 
