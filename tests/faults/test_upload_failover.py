@@ -1,6 +1,7 @@
 """An upload whose first candidate fails mid-way, and the wait for an upload's answer,
-as docs/uploads.md says them: once bytes of the form went straight from the client to
-an upstream, the next candidate is not tried and the client gets the gateway's 502 in
+as docs/uploads.md says them: the next candidate is tried only while no byte of the
+form has gone straight from the client to an upstream (the form held whole: a small
+one, or one whose `model` came last); after that the client gets the gateway's 502 in
 OpenAI's shape, never a hang or a 500. The wait for the answer starts once the form is
 sent (a client slow to send it is not an upstream slow to answer), and is a plain
 answer's, `timeouts.answer`.
@@ -12,11 +13,14 @@ upstream, whose faults are set per upstream model (tests/fake_media.py).
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
+
+import pytest
 
 from tests.fake_upstream import FakeUpstream
 from tests.faults.forms import (
+    BOUNDARY,
     TRANSCRIPTIONS,
     MiB,
     clean_if,
@@ -45,6 +49,14 @@ def two_routing() -> dict[str, Any]:
     return routing
 
 
+def file_first(size: int) -> bytes:
+    """A form as the node SDK sends a `toFile` file: the file, then `model`."""
+    return (f'--{BOUNDARY}\r\nContent-Disposition: form-data; name="file"; filename="a.bin"'
+            f"\r\nContent-Type: application/octet-stream\r\n\r\n").encode() + b"\x01" * size + (
+            f'\r\n--{BOUNDARY}\r\nContent-Disposition: form-data; name="model"\r\n\r\nstt'
+            f"\r\n--{BOUNDARY}--\r\n").encode()
+
+
 def model_first(size: int) -> bytes:
     return form_head(TRANSCRIPTIONS) + b"\x01" * size + form_tail()
 
@@ -67,6 +79,27 @@ async def test_a_reset_after_the_form_went_straight_upstream_is_a_502_and_no_oth
         gateway, TRANSCRIPTIONS, pieces(), length=len(head) + 16 * MiB + len(tail)), 502))
     assert "transcribe (reset)" in (outcome.error or {}).get("message", ""), outcome.text
     assert fake.uploads_started == [TRANSCRIPTIONS]  # the spare model never asked
+    await check_leaks(base, line, concurrency=1)
+    line.assert_clean()
+
+
+@pytest.mark.parametrize(("kind", "form", "size"), [
+    pytest.param("small", model_first, 16 * 1024, id="small"),
+    pytest.param("model last", file_first, 2 * MiB, id="model-last"),
+])
+async def test_a_form_held_whole_goes_whole_to_the_next_model_when_the_first_one_resets(
+    launch, fake: FakeUpstream, row, kind: str, form: Callable[[int], bytes], size: int
+):
+    gateway, base = await launch(models=two_models(), routing=two_routing())
+    fake.upload_faults[TRANSCRIPTIONS, FIRST] = ("reset", 4 * 1024)
+    line = row(f"transcription, {kind}, held whole: first model's upstream resets")
+    body = form(size)
+
+    outcome = line.count(clean_if(await upload(gateway, TRANSCRIPTIONS, [body],
+                                               length=len(body)), 200))
+    assert outcome.headers.get("X-HX-Model") == "spare", outcome.text
+    seen = fake.requests[-1]
+    assert (seen.model, seen.body["file"][0]["size"]) == (SECOND, size)
     await check_leaks(base, line, concurrency=1)
     line.assert_clean()
 
@@ -120,7 +153,7 @@ async def test_a_plain_upload_answer_may_take_longer_than_a_stream_s_first_byte(
 ):
     """A transcription's or an image edit's answer, plain, comes whole: as a chat's, it is
     waited for `timeouts.answer`, not cut at a stream's `first_byte` after the upstream
-    did the work."""
+    did the work (and this form, held whole, sent to the next model too, billed twice)."""
     gateway, base = await launch(models=two_models(), routing=two_routing(),
                                  timeouts={"first_byte": 0.3, "answer": 15})
     fake.behave(FIRST, header_delay=1)

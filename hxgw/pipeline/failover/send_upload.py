@@ -30,7 +30,7 @@ async def send_upload(
     (`timeouts.answer`), as for any request not known to stream: whether the upstream
     will stream is the form's to say, and the gateway does not read it. A transcription
     or an image edit cut at a stream's `first_byte` had been lost after minutes of work
-    upstream."""
+    upstream (and a form held whole sent to the next model, and billed twice)."""
     state = ctx.state
     timeouts = state.config.timeouts
     wait = state.first_byte_timeout(ctx.stream)

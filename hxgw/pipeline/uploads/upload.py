@@ -122,11 +122,13 @@ class Upload:
 
     async def unread(self) -> AsyncIterator[bytes]:
         """The rest of the client's bytes, as they arrive: taken straight from the
-        client, they mark the upload `consumed`."""
+        client, they mark the upload `consumed`. Its end alone does not: a form that had
+        all come by its `model` field (a small one, or one whose `model` came last) is
+        still held whole, for the next candidate if this one fails."""
         while not self.whole:
-            self.consumed = True
             chunk = await self.read()
             if chunk:
+                self.consumed = True
                 if self.watch is not None:
                     self.watch.feed(chunk)
                 yield chunk

@@ -110,3 +110,16 @@ async def test_an_upload_past_the_limit_while_streaming_is_a_413(state: GatewayS
     body = part("model", b"stt") + part("file", b"x" * 6000, "a.wav") + close()
     with pytest.raises(PayloadTooLarge, match="5000-byte limit for audio uploads"):
         await _sent(_ctx(state, [body[:100], body[100:3000], body[3000:]], length=False))
+
+
+@pytest.mark.parametrize("order", ["model first", "model last"])
+async def test_a_form_all_read_by_its_model_field_is_still_held_whole_after_it_went(
+    state: GatewayState, order: str
+):
+    # Its end, read after the rest went, takes nothing from the client that cannot be
+    # sent again: the next candidate may have the form.
+    fields = [part("model", b"stt"), part("file", FILE, "a.wav")]
+    body = b"".join(fields if order == "model first" else fields[::-1]) + close()
+    ctx = _ctx(state, [body])
+    await _sent(ctx)
+    assert ctx.upload is not None and not ctx.upload.consumed
