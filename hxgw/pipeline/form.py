@@ -9,6 +9,12 @@ from hxgw.pipeline.uploads.multipart import ModelField, form_boundary
 from hxgw.pipeline.uploads.upload import Upload
 from hxgw.routing.routes import GROUP_HEADER
 
+HELD_AFTER_MODEL = 64 * 1024
+"""How much of a form past its `model` field is read before it goes upstream. A form
+that ends within it is held whole, so that the next candidate can have it should the
+first fail (docs/uploads.md); read as the upstream takes it, its end could come in a
+read of its own, straight from the client, and no other candidate could be tried."""
+
 
 async def read_form(ctx: RequestContext, call_next: Next) -> None:
     """Reads the form up to the end of its `model` field; writes ctx.upload, ctx.body
@@ -31,6 +37,7 @@ async def read_form(ctx: RequestContext, call_next: Next) -> None:
     upload = Upload(exchange, boundary, endpoint.family, limit, limits.client_idle_timeout)
     try:
         await _read_to_model(upload)
+        await _hold_a_short_end(upload, declared)
         ctx.body = {} if upload.value is None else {"model": _model_name(upload.value)}
         if upload.value is None and exchange.header(GROUP_HEADER) is None:
             raise BadRequest(
@@ -57,6 +64,20 @@ async def _read_to_model(upload: Upload) -> None:
     if upload.value is not None:
         upload.watch = ModelField.after_model(upload.boundary)
         upload.watch.feed(upload.rest)
+
+
+async def _hold_a_short_end(upload: Upload, declared: int | None) -> None:
+    """Read the rest of a form past its `model` field, when it ends within
+    HELD_AFTER_MODEL: all of it, by the client's length; without one (chunked), as far
+    as that. A longer one is left for the upstream to take as it comes."""
+    if upload.value is None or upload.watch is None:
+        return  # read whole already
+    if declared is not None and declared - upload.received > HELD_AFTER_MODEL:
+        return
+    while not upload.whole and len(upload.rest) <= HELD_AFTER_MODEL:
+        chunk = await upload.read()
+        upload.rest += chunk
+        upload.watch.feed(chunk)
 
 
 def _model_name(value: bytes) -> str:

@@ -104,6 +104,30 @@ async def test_a_form_held_whole_goes_whole_to_the_next_model_when_the_first_one
     line.assert_clean()
 
 
+async def test_a_small_form_whose_end_comes_after_its_model_field_is_held_whole_all_the_same(
+    launch, fake: FakeUpstream, row
+):
+    """Its end comes in a read of its own: it had gone straight from the client, and the
+    reset of the first model had been a 502 or not by how the client's writes fell."""
+    gateway, base = await launch(models=two_models(), routing=two_routing())
+    fake.upload_faults[TRANSCRIPTIONS, FIRST] = ("reset", 4 * 1024)
+    line = row("transcription, small, its end sent later: first model's upstream resets")
+    head, tail = form_head(TRANSCRIPTIONS), form_tail()
+
+    async def pieces() -> AsyncIterator[bytes]:
+        yield head
+        await asyncio.sleep(0.2)
+        yield b"\x01" * 16 * 1024 + tail
+
+    outcome = line.count(clean_if(await upload(
+        gateway, TRANSCRIPTIONS, pieces(), length=len(head) + 16 * 1024 + len(tail)), 200))
+    assert outcome.headers.get("X-HX-Model") == "spare", outcome.text
+    seen = fake.requests[-1]
+    assert (seen.model, seen.body["file"][0]["size"]) == (SECOND, 16 * 1024)
+    await check_leaks(base, line, concurrency=1)
+    line.assert_clean()
+
+
 async def test_a_client_slow_to_send_its_upload_is_not_timed_out_as_a_slow_upstream(
     launch, fake: FakeUpstream, row
 ):

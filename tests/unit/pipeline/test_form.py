@@ -13,7 +13,7 @@ from hxgw.endpoints import TRANSCRIPTIONS
 from hxgw.errors import BadRequest, PayloadTooLarge
 from hxgw.pipeline.context import RequestContext
 from hxgw.pipeline.exchange import Exchange
-from hxgw.pipeline.form import read_form
+from hxgw.pipeline.form import HELD_AFTER_MODEL, read_form
 from hxgw.state import GatewayState
 from tests.unit.pipeline.offline import offline_state
 from tests.unit.pipeline.test_multipart import FILE, close, part
@@ -39,6 +39,12 @@ class _Stream:
 def state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayState]:
     limits = {"limits": {"max_audio_bytes": 5000}}
     yield offline_state(tmp_path_factory.mktemp("form"), gateway=limits)
+
+
+@pytest.fixture(scope="module")
+def roomy_state(tmp_path_factory: pytest.TempPathFactory) -> Iterator[GatewayState]:
+    """Audio's default limit: room for a form longer than the gateway holds."""
+    yield offline_state(tmp_path_factory.mktemp("roomy-form"))
 
 
 def _ctx(state: GatewayState, pieces: list[bytes], *, length: bool = True,
@@ -67,14 +73,26 @@ async def _sent(ctx: RequestContext) -> tuple[bytes, int | None]:
 
 
 async def test_the_model_field_is_rewritten_and_the_rest_streamed_as_it_came(
-    state: GatewayState
+    roomy_state: GatewayState
 ):
-    body = part("model", b"stt") + part("file", FILE, "a.wav") + close()
-    ctx = _ctx(state, [body[:60], body[60:700], body[700:]])
+    body = part("model", b"stt") + part("file", FILE * 100, "a.wav") + close()
+    assert len(body) > HELD_AFTER_MODEL
+    ctx = _ctx(roomy_state, [body[:60], body[60:700], body[700:]])
     sent, length = await _sent(ctx)
     assert sent == body.replace(b"stt", b"whisper-large-v3")
     assert length == len(sent)
     assert ctx.body == {"model": "stt"} and ctx.upload is not None and ctx.upload.consumed
+
+
+@pytest.mark.parametrize("length", [True, False], ids=["sized", "chunked"])
+async def test_a_small_form_whose_end_comes_after_its_model_field_is_held_whole(
+    state: GatewayState, length: bool
+):
+    body = part("model", b"stt") + part("file", FILE, "a.wav") + close()
+    ctx = _ctx(state, [body[:60], body[60:700], body[700:]], length=length)
+    sent, _ = await _sent(ctx)
+    assert sent == body.replace(b"stt", b"whisper-large-v3")
+    assert ctx.upload is not None and not ctx.upload.consumed
 
 
 async def test_a_file_before_the_model_is_spooled_then_sent_first(state: GatewayState):
@@ -84,9 +102,11 @@ async def test_a_file_before_the_model_is_spooled_then_sent_first(state: Gateway
     assert length == len(sent)
 
 
-async def test_a_chunked_upload_goes_on_chunked(state: GatewayState):
-    body = part("model", b"stt") + part("file", FILE, "a.wav") + close()
-    sent, length = await _sent(_ctx(state, [body[:100], body[100:]], length=False))
+async def test_a_chunked_upload_longer_than_the_gateway_holds_goes_on_chunked(
+    roomy_state: GatewayState
+):
+    body = part("model", b"stt") + part("file", FILE * 100, "a.wav") + close()
+    sent, length = await _sent(_ctx(roomy_state, [body[:100], body[100:]], length=False))
     assert (len(sent), length) == (len(body) + len("whisper-large-v3") - 3, None)
 
 
