@@ -89,10 +89,12 @@ def totals(
     since: float,
     by: Grouping,
     key: str | None = None,
+    user: str | None = None,
     until: float | None = None,
 ) -> list[Totals]:
     """Totals of the requests started at or after `since` and before `until` (Unix
-    seconds; None: now), one per group, ordered by group; only key `key`'s when given."""
+    seconds; None: now), one per group, ordered by group; only key `key`'s, and end
+    user `user`'s, when given."""
     group = _GROUP[by][connection.dialect]
     where = "started >= ?"
     params: list[object] = [since]
@@ -102,7 +104,10 @@ def totals(
     if key is not None:
         where += " AND key_name = ?"
         params.append(key)
-    # Only constants are pasted in; the key and the window are parameters.
+    if user is not None:
+        where += " AND end_user = ?"
+        params.append(user)
+    # Only constants are pasted in; the key, the user and the window are parameters.
     sql = (
         f"SELECT {group} AS grp, {REQUESTS}, SUM(prompt_tokens), SUM(completion_tokens),"  # noqa: S608
         f" SUM(total_tokens), SUM(cost), SUM(CASE WHEN {FAILED} THEN 1 ELSE 0 END),"

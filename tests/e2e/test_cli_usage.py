@@ -285,6 +285,23 @@ def test_a_key_with_no_requests_in_the_window_is_said_to_have_none(state_dir: Pa
     assert "no requests by a key named 'nobody' since " in result.stderr
 
 
+def test_user_keeps_to_one_end_user_s_requests_within_the_key(tmp_path: Path):
+    ledger = Ledger(open_database(None, tmp_path / "state"), tmp_path / "state" / "spool")
+    for n, key, user in [(1, "app", "u-1"), (2, "app", "u-2"), (3, "app", "u-1"),
+                         (4, "other", "u-1")]:
+        ledger.record(_row(n, key, end_user=user))
+    ledger.close()
+    result = usage(tmp_path / "state", "--key", "app", "--user", "u-1", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    assert [(r["key"], r["requests"]) for r in json.loads(result.stdout)["rows"]] == [("app", 2)]
+
+
+def test_an_end_user_with_no_requests_in_the_window_is_said_to_have_none(state_dir: Path):
+    result = usage(state_dir, "--user", "u-nobody")
+    assert result.returncode == 0
+    assert "no requests for an end user 'u-nobody' since " in result.stderr
+
+
 def test_a_ledger_an_older_gateway_made_is_said_to_need_its_restart(tmp_path: Path):
     database = open_database(None, tmp_path / "state")
     with database.connect() as connection:
