@@ -2,7 +2,7 @@
 family, and the connection limits of `gateway.yaml`'s `limits` section.
 
 A JSON body is held whole (failover sends it again), so its limit stays small.
-Uploads are multipart forms streamed to the upstream, never held whole, so
+Uploads are multipart forms streamed to the upstream, held whole only when small, so
 their limits are the upstream API's own: OpenAI takes audio files of up to
 25 MB, images of up to 50 MB, and files of up to 512 MB.
 """

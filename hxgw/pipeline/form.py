@@ -22,7 +22,8 @@ async def read_form(ctx: RequestContext, call_next: Next) -> None:
 
     Uploads are not held whole: what precedes the `model` field (a file part, when
     the client sends it first, as the node SDK does) goes to a spool on disk, and
-    the rest is read from the client only as the upstream takes it. A form without
+    the rest is read from the client only as the upstream takes it, but for a short
+    end (HELD_AFTER_MODEL). A form without
     a `model` field is read whole (within the family's limit) and needs the group
     in X-HX-Model-Group; the upstream then gets the field added.
     """

@@ -1,5 +1,5 @@
 """A client's upload (multipart/form-data: audio, images, files) read as it streams in,
-never held whole: `upload` is its body on its way, `multipart` cuts it into parts and
+held whole only when small: `upload` is its body on its way, `multipart` cuts it into parts and
 rewrites the head the upstream reads as `model`, `form_part` reads one part's head.
 
 May import what the pipeline may; never the steps.
