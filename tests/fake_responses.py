@@ -73,6 +73,8 @@ class ResponseStore:
         # OpenAI repeats the request's settings in every copy of the response it sends.
         response["tools"] = body.get("tools") or []
         response["instructions"] = body.get("instructions")
+        response["user"] = body.get("user")
+        response["safety_identifier"] = body.get("safety_identifier")
         given = body.get("metadata")
         response["metadata"] = {**(given if isinstance(given, dict) else {}), "turns": str(turns)}
         response["store"] = body.get("store") is not False
@@ -194,7 +196,7 @@ def _response(model: str, previous: str | None, background: bool) -> dict[str, A
         "reasoning": {"effort": None, "summary": None}, "store": True, "temperature": 1.0,
         "text": {"format": {"type": "text"}, "verbosity": "medium"}, "tool_choice": "auto",
         "tools": [], "top_p": 1.0, "truncation": "disabled", "usage": None, "user": None,
-        "metadata": {},
+        "safety_identifier": None, "metadata": {},
     }
 
 

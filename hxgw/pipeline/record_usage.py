@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 from hxgw.pipeline.billing.background import background_row
+from hxgw.pipeline.billing.end_user import end_user
 from hxgw.pipeline.billing.once import bill_once
 from hxgw.pipeline.billing.usage import used
 from hxgw.pipeline.context import Next, RequestContext
-from hxgw.usage import Values, stored_text
+from hxgw.usage import Values
 from hxgw.usage.schema import LEFT
 
 
@@ -63,21 +63,3 @@ def row_values(ctx: RequestContext) -> Values:
         spent.reasoning,  # reasoning_tokens
         None if ctx.body is None else end_user(ctx.body),  # end_user
     )
-
-
-END_USER_CHARS = 256
-"""The most of an end user's id a row keeps: it is the client's to say (Anthropic takes
-256 characters, OpenAI 64), and a ledger row is no place for a megabyte of it."""
-
-
-def end_user(body: dict[str, Any]) -> str | None:
-    """Who in the client's app the request was for, as its body says: OpenAI's `user`,
-    or `safety_identifier` (which OpenAI now asks for in its place), Anthropic's
-    `metadata.user_id`. None for none, or for one that is not a string (which the
-    upstream refuses)."""
-    said = body.get("user") or body.get("safety_identifier")
-    if said is None and isinstance(metadata := body.get("metadata"), dict):
-        said = metadata.get("user_id")
-    if not isinstance(said, str) or not said:
-        return None
-    return stored_text(said[:END_USER_CHARS])

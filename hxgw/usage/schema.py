@@ -96,7 +96,7 @@ request that did."""
 _NAMES, _MARKS = ", ".join(COLUMNS), ", ".join("?" for _ in COLUMNS)
 _KEY = ("started", "request_id")
 # The key stays the estimate's: the one whose stream made the response pays for it; so
-# does the end user, which only the request that made it said.
+# does the end user that request named.
 _KEPT = (*_KEY, "key_name", "end_user")
 _SET = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c not in _KEPT)
 INSERT = (

@@ -585,6 +585,20 @@ async def test_a_background_response_is_billed_once_when_a_retrieve_first_sees_i
             billed["usage_source"]) == ("alpha", INPUT_TOKENS, 3, "reported")
 
 
+async def test_a_background_response_billed_by_a_retrieve_is_billed_to_its_end_user(
+    own_gateway: Gateway, fake: FakeUpstream
+):
+    gateway = own_gateway  # it counts the ledger's rows
+    async with _sdk(gateway) as sdk:
+        made = await sdk.responses.create(model="chat", input="long job", background=True,
+                                          safety_identifier="u-background")
+        fake.responses.run_background()
+        assert (await sdk.responses.retrieve(made.id)).status == "completed"
+    await wait_for(lambda: len(_billed_background(gateway)) == 1, timeout=10)
+    (billed,) = _billed_background(gateway)
+    assert billed["end_user"] == "u-background"
+
+
 async def test_a_background_response_streamed_whole_is_billed_once_whatever_reads_it_later(
     own_gateway: Gateway, fake: FakeUpstream
 ):

@@ -19,6 +19,7 @@ import time
 
 from hxgw import jsonio
 from hxgw.endpoints import RESPONSES
+from hxgw.pipeline.billing.end_user import end_user
 from hxgw.pipeline.billing.reported_usage import reported_parts, reported_tokens
 from hxgw.pipeline.billing.usage import cost_of, estimated_prompt
 from hxgw.pipeline.context import RequestContext
@@ -91,4 +92,6 @@ def background_row(ctx: RequestContext) -> Values | None:
         cached_tokens=read,
         cache_write_tokens=written,
         reasoning_tokens=min(reasoning, completion),
+        # The request that made it said; a later read has the response's echo of it.
+        end_user=(ctx.body and end_user(ctx.body)) or end_user(response),
     ).values()

@@ -6,7 +6,7 @@ from typing import Any
 
 import pytest
 
-from hxgw.pipeline.record_usage import END_USER_CHARS, end_user
+from hxgw.pipeline.billing.end_user import END_USER_CHARS, end_user
 
 
 @pytest.mark.parametrize(("body", "said"), [
@@ -16,6 +16,7 @@ from hxgw.pipeline.record_usage import END_USER_CHARS, end_user
     ({"user": "u-1", "metadata": {"user_id": "a-1"}}, "u-1"),
     ({}, None),
     ({"user": 17}, None),
+    ({"user": 17, "safety_identifier": "s-1"}, "s-1"),
     ({"metadata": {"user_id": ["a-1"]}}, None),
     ({"metadata": "a-1"}, None),
 ])
