@@ -36,7 +36,7 @@ from hxgw.lifecycle.capacity import log_capacity, raise_descriptor_limit, size_g
 from hxgw.lifecycle.drain import drain
 from hxgw.lifecycle.listening import gateway_server, listen
 from hxgw.lifecycle.notify import Notifier
-from hxgw.lifecycle.override import AddressAsked, Override, log_cannot_listen
+from hxgw.lifecycle.override import ListenInFiles, Override, log_cannot_listen
 from hxgw.lifecycle.seeds import Seeds
 from hxgw.lifecycle.signals import DaemonSignals
 from hxgw.lifecycle.start_signals import GENERATION, STARTED_AGAIN, EarlyReload, daemon_started
@@ -63,10 +63,10 @@ class Daemon:
         listen_fd: int | None = None,
         access: AccessLog | None = None,
         early: EarlyReload | None = None,
-        address: AddressAsked | None = None,
+        listen_in_files: ListenInFiles | None = None,
     ) -> None:
         self.config_dir, self.env, self.override = config_dir, env, override
-        self.address = address
+        self.listen_in_files = listen_in_files
         self.early, self.started_with = early, config
         self.asked = config
         """The config as the files said at the last reload (before one, as it started), less
@@ -188,8 +188,8 @@ class Daemon:
                     self.config_dir, self.env, self.runtime, current.config
                 )
                 asked = self.override.command_line(loaded)  # as the files say, less the pins
-                if self.address is not None:
-                    self.address.reloaded(loaded)
+                if self.listen_in_files is not None:
+                    self.listen_in_files.reread(loaded)
                 config = self.override.apply(loaded)
                 snapshot = build_state(config, current.client, current.generation + 1, self.runtime)
                 await stores.reloaded(self.runtime, self.seeds, config)

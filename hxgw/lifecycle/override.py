@@ -44,24 +44,29 @@ class Override:
 
 
 @dataclasses.dataclass(slots=True)
-class AddressAsked:
+class ListenInFiles:
     """The address the files (and HX_HOST, HX_PORT) last asked for. A reload compares
     what the process is asked to run, in which --host and --port have already won: an
-    edited `listen` would pass as `changed=none` where the command line pins another."""
+    edited `listen` would pass as `changed=none` where the command line pins it."""
 
     override: Override
     files: Listen
 
-    def reloaded(self, files: Config) -> None:
-        """Say when `files` moved the address and the command line keeps it."""
-        pinned = self.override.command_line(files).listen
-        if files.listen not in (self.files, pinned):
+    def reread(self, files: Config) -> None:
+        """Say when `files` moved a part of the address the command line pins (a part
+        it leaves to the files waits for a restart, which the reload says)."""
+        moved, asked = [], files.listen
+        if self.override.host and asked.host != self.files.host:
+            moved.append("--host")
+        if self.override.port is not None and asked.port != self.files.port:
+            moved.append("--port")
+        if moved:
             log.info(
-                "listen changed in gateway.yaml; --host/--port on the command line win",
-                configured=f"{files.listen.host}:{files.listen.port}",
-                command_line=f"{pinned.host}:{pinned.port}",
+                "listen changed in gateway.yaml; the command line's address wins",
+                configured=f"{asked.host}:{asked.port}",
+                pinned_by=",".join(moved),
             )
-        self.files = files.listen
+        self.files = asked
 
 
 def log_cannot_listen(listen: Listen, exc: OSError) -> None:

@@ -12,7 +12,7 @@ import structlog
 from hxgw.config import Config
 from hxgw.errors import ConfigError
 from hxgw.lifecycle.daemon import Daemon
-from hxgw.lifecycle.override import AddressAsked, Override
+from hxgw.lifecycle.override import ListenInFiles, Override
 from hxgw.lifecycle.pinned import pinned
 from hxgw.lifecycle.start_signals import SUPERVISOR_PID, EarlyReload, follow_supervisor
 from hxgw.lifecycle.stores import load_serving
@@ -53,7 +53,7 @@ def serve(
         return 1
     config = override.apply(files)
     # A worker's address is its supervisor's, which says what the files asked.
-    address = None if listen_fd is not None else AddressAsked(override, files.listen)
+    listen_in_files = None if listen_fd is not None else ListenInFiles(override, files.listen)
     access = logsetup.configure(config.logging.level, config.logging.format)
     count = worker_count(workers or config.workers)
     if listen_fd is None and count > 1:
@@ -76,12 +76,14 @@ def serve(
             except Exception:  # not the config's fault: a bug to see, never to swallow
                 log.exception("the supervisor could not read the config again; it keeps its own")
                 return None
-            if address is not None:
-                address.reloaded(fresh)
+            if listen_in_files is not None:
+                listen_in_files.reread(fresh)
             return override.apply(fresh)
 
         return _run(Supervisor(config, argv, env, count, early, reread, workers is None).run())
-    return _run(Daemon(config, config_dir, env, override, listen_fd, access, early, address).run())
+    return _run(
+        Daemon(config, config_dir, env, override, listen_fd, access, early, listen_in_files).run()
+    )
 
 
 def _run(main: Coroutine[Any, Any, int]) -> int:

@@ -84,12 +84,13 @@ async def test_a_reload_that_moves_a_port_the_command_line_pins_says_the_command
     # Every test gateway runs with --port, as `make run` does: it had said changed=none.
     gateway = await start_gateway()
     path = gateway.config_dir / "gateway.yaml"
-    path.write_text(yaml.safe_dump(yaml.safe_load(path.read_text()) | {"listen": {"host": "127.0.0.1", "port": 4999}}))
+    moved = {"listen": {"host": "127.0.0.1", "port": 4999}}
+    path.write_text(yaml.safe_dump(yaml.safe_load(path.read_text()) | moved))
     gateway.signal(signal.SIGHUP)
     await wait_for(lambda: "config reloaded generation=2" in gateway.logs())
-    line = next(x for x in gateway.logs().splitlines() if "command line win" in x)
+    line = next(x for x in gateway.logs().splitlines() if "command line's address wins" in x)
     assert "configured=127.0.0.1:4999" in line
-    assert f"command_line=127.0.0.1:{gateway.port}" in line
+    assert "pinned_by=--host,--port" in line
 
 
 def _reloaded_line(gateway: Gateway, generation: int) -> str:

@@ -790,6 +790,6 @@ async def test_a_reload_that_moves_a_port_the_command_line_pins_is_said_once_by_
     path.write_text(yaml.safe_dump(yaml.safe_load(path.read_text()) | moved))
     gateway.signal(signal.SIGHUP)
     # The supervisor reads the files again once its workers have reloaded.
-    await wait_for(lambda: "command line win" in gateway.logs())
-    said = [x for x in gateway.logs().splitlines() if "command line win" in x]
+    await wait_for(lambda: "command line's address wins" in gateway.logs())
+    said = [x for x in gateway.logs().splitlines() if "command line's address wins" in x]
     assert len(said) == 1 and "configured=127.0.0.1:4999" in said[0]
