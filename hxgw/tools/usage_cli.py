@@ -67,7 +67,10 @@ def add_arguments(parser: argparse.ArgumentParser, config_help: str) -> None:
     parser.add_argument("--config-dir", help=config_help)
     parser.add_argument("--key", metavar="NAME", help="only the requests of this client key")
     parser.add_argument(
-        "--user", metavar="ID", help="only the requests for this end user (the body's `user`)"
+        "--user",
+        metavar="ID",
+        help="only the requests for this end user (as the body named it: user, "
+        "safety_identifier, metadata.user_id)",
     )
     window = parser.add_mutually_exclusive_group()
     window.add_argument(
@@ -161,7 +164,7 @@ def _report(args: argparse.Namespace, settings: StoreSettings) -> int:
     render = {"table": _table, "json": _json, "csv": _csv}[args.format]
     if args.format == "table":
         print(f"hxgw usage: the store is {database.where}", file=sys.stderr)
-        if not lines and (args.key or args.user) is not None:  # a name mistyped reads as none
+        if not lines and (args.key is not None or args.user is not None):  # a name mistyped
             print(f"hxgw usage: {_none_of(args, _window(since, until))}", file=sys.stderr)
     sys.stdout.write(render(lines, args.by, since, until))
     return 0
@@ -170,7 +173,7 @@ def _report(args: argparse.Namespace, settings: StoreSettings) -> int:
 def _none_of(args: argparse.Namespace, window: str) -> str:
     """That no requests were found, by the key's name and the end user asked for."""
     by = f" by a key named {args.key!r}" if args.key is not None else ""
-    of = f" for an end user {_printable(args.user)!r}" if args.user is not None else ""
+    of = f" for an end user '{_printable(args.user)}'" if args.user is not None else ""
     hint = " (hxgw keys list, or keys.yaml, has the names)" if args.key is not None else ""
     return f"no requests{by}{of} {window}{hint}"
 

@@ -302,6 +302,12 @@ def test_an_end_user_with_no_requests_in_the_window_is_said_to_have_none(state_d
     assert "no requests for an end user 'u-nobody' since " in result.stderr
 
 
+def test_an_end_user_with_none_is_named_once_escaped_not_run(state_dir: Path):
+    result = usage(state_dir, "--user", "u-\x1b[2J")
+    assert result.returncode == 0
+    assert "no requests for an end user 'u-\\x1b[2J' since " in result.stderr
+
+
 def test_a_ledger_an_older_gateway_made_is_said_to_need_its_restart(tmp_path: Path):
     database = open_database(None, tmp_path / "state")
     with database.connect() as connection:
