@@ -16,7 +16,7 @@ import pytest
 
 from hxgw.upstream.affinity import unbind
 from tests.conftest import StartGateway
-from tests.fixtures import Gateway, ledger_rows, wait_for
+from tests.fixtures import DEFAULT_MODELS, DEFAULT_ROUTING, Gateway, ledger_rows, wait_for
 from tests.raw_upstream import read_request, serving
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
@@ -415,6 +415,39 @@ async def test_a_streamed_retrieve_that_stops_before_its_response_completes_ends
     events = [block for block in body.split(b"\n\n") if block]
     assert len(events) == 2 and events[-1].startswith(b"event: error\ndata: ")
     assert b"before its final event" in events[-1]
+
+
+def _image_events(kind: bytes, data: bytes) -> bytes:
+    return (b"event: image_generation." + kind + b'\ndata: {"type":"image_generation.' + kind
+            + b'",' + data + b"}\n\n")
+
+
+async def test_a_stream_of_two_images_is_relayed_past_the_first_image_s_final_event(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    # Whether OpenAI sends a final event per image is not documented: the second image
+    # had been cut off as coming after the stream's end.
+    painter = {"name": "painter", "tier_score": 0.5, "specializations": [],
+               "upstream_model": "m-painter", "mode": "image_generation"}
+    routing = {"routing": {**DEFAULT_ROUTING["routing"],
+                           "groups": {**DEFAULT_ROUTING["routing"]["groups"],
+                                      "draw": ["painter"]}}}
+    raw.answers["m-painter"] = sse(
+        _image_events(b"partial_image", b'"b64_json":"cDE=","partial_image_index":0'),
+        _image_events(b"completed", b'"b64_json":"aW1nMQ=="'),
+        _image_events(b"partial_image", b'"b64_json":"cDI=","partial_image_index":0'),
+        _image_events(b"completed", b'"b64_json":"aW1nMg==","usage":{"input_tokens":5,'
+                                    b'"output_tokens":2,"total_tokens":7}'))
+    gateway = await start_gateway(upstream_url=raw.url, models=[*DEFAULT_MODELS, painter],
+                                  routing=routing)
+    body = {"model": "draw", "prompt": "two cats", "n": 2, "stream": True}
+    async with client.post(gateway.url + "/v1/images/generations", json=body,
+                           headers=gateway.auth) as resp:
+        assert resp.status == 200
+        text = await resp.read()
+    assert text.count(b"event: image_generation.completed") == 2
+    assert b"aW1nMg==" in text and b"event: error" not in text
+    await _all_slots_back(gateway, client)
 
 
 def _response_events(named: bool, image: bytes) -> list[bytes]:

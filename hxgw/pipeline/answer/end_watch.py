@@ -21,12 +21,13 @@ from hxgw.pipeline.answer.stream_end import (
     through_final,
 )
 from hxgw.pipeline.billing.usage import choices
+from hxgw.routing.prompt_size import asked
 
 
 class EndWatch:
     """One stream's end, as its blocks are seen (`see`)."""
 
-    __slots__ = ("done", "ended", "endpoint", "named_only", "unfinished")
+    __slots__ = ("done", "ended", "endpoint", "more_after_final", "named_only", "unfinished")
 
     def __init__(self, endpoint: Endpoint, body: dict[str, Any] | None) -> None:
         self.endpoint = endpoint
@@ -43,6 +44,11 @@ class EndWatch:
         client has the whole answer)."""
         self.named_only = False
         """The final event's `event:` line came, its data not yet: neither whole nor done."""
+        copies = asked(body.get("n")) if endpoint.copies and body is not None else 1
+        self.more_after_final = copies > 1
+        """Several images asked for in one stream: whether OpenAI sends a final event for
+        each is not documented, so the first one makes the answer whole but not done, and
+        what follows it is relayed until the upstream ends the stream."""
 
     def see(self, block: bytes, lines: int, tail: bytes) -> tuple[int | None, bool]:
         """Take in a block of whole lines holding `lines` data lines, after a stream whose
@@ -53,7 +59,7 @@ class EndWatch:
         # come in pieces (HeldLine): the stream is whole once it begins.
         if self.named_only and lines:
             self.named_only = False
-            self.ended = self.done = True
+            self.ended, self.done = True, not self.more_after_final
             # Not at the LF of a CRLF whose CR ended the `event:` line: no blank line.
             end = event_end(block, int(tail.endswith(b"\r") and block[:1] == b"\n"))
         elif not self.ended and not self.named_only and (lines or b"event:" in block):
@@ -62,7 +68,8 @@ class EndWatch:
                 through = through_final(block, final)
                 failed = failed_upstream(through, final)
                 self.named_only = named_alone(through, block)
-                self.ended = self.done = not self.named_only
+                self.ended = not self.named_only
+                self.done = self.ended and (failed or not self.more_after_final)
                 if self.done:
                     end = final_event_end(block, through)
             if self.unfinished and not self.ended:
