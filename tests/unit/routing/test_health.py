@@ -33,6 +33,13 @@ def test_the_first_sample_sets_the_ewma_and_later_ones_blend_in():
     assert health.ewma_ttfb == pytest.approx(0.3)
 
 
+def test_a_new_sample_moves_the_ewma_alpha_of_the_way_to_it():
+    health = ModelHealth(name="m", settings=HealthSettings(ewma_alpha=0.25))
+    health.first_byte(1.0)
+    health.first_byte(2.0)
+    assert health.ewma_ttfb == pytest.approx(1.25)
+
+
 def test_the_error_rate_covers_only_the_last_window_of_outcomes():
     health = _model()
     _fail(health, times=2)
@@ -246,6 +253,42 @@ def test_a_request_sent_before_the_circuit_opened_does_not_close_it_by_succeedin
     assert health.circuit == "open" and not health.allows(5.0)
 
 
+def test_a_reload_forgets_the_health_of_a_model_sent_to_another_upstream():
+    # What its old target did says nothing of the new one.
+    book = HealthBook(SETTINGS)
+    _fail(book["a"], times=3)
+    book.configure(SETTINGS, ["a"], forget=["a"])
+    assert book["a"].circuit == "closed"
+
+
+def test_a_model_a_reload_adds_takes_the_reload_s_settings():
+    book = HealthBook(SETTINGS)
+    book.configure(HealthSettings(breaker_failures=9), ["a", "new"])
+    assert book["new"].settings.breaker_failures == 9
+
+
+def test_the_last_request_sent_before_the_circuit_opened_does_not_close_it_by_succeeding():
+    # Sent beside the three that failed, it saw the model as they did.
+    health = _model()
+    sent = [health.started(0.0) for _ in range(4)]
+    for token in sent[:3]:
+        health.failed(1.0, token=token)
+    health.succeeded(30.0, sent[3])
+    assert health.circuit == "open" and not health.allows(5.0)
+
+
+def test_a_request_sent_before_the_circuit_opened_counts_again_once_it_closed():
+    health = ModelHealth(name="m", settings=HealthSettings(breaker_failures=1,
+                                                           breaker_cooldown=10))
+    old = health.started(0.0)
+    _fail(health, now=1.0)
+    health.allows(11.0)
+    probe = health.started(11.0)
+    health.succeeded(0.1, probe)
+    health.failed(12.0, token=old)  # what it says now is of the model as it is
+    assert health.circuit == "open"
+
+
 def test_a_request_sent_before_the_circuit_opened_does_not_fail_the_probe():
     health = _model()
     old = health.started(0.0)
@@ -256,6 +299,16 @@ def test_a_request_sent_before_the_circuit_opened_does_not_fail_the_probe():
     assert health.circuit == "half_open" and health.failed_probes == 0
     health.succeeded(0.1, probe)
     assert health.circuit == "closed"
+
+
+def test_a_request_sent_before_the_circuit_opened_ending_unjudged_lets_no_second_probe_in():
+    health = _model()
+    old = health.started(0.0)
+    _fail(health, now=1.0, times=3)
+    health.allows(11.0)
+    health.started(11.0)  # the probe, still running
+    health.finished_other(old)  # its client left: nothing of the model, nor of the probe
+    assert not health.allows(11.5)
 
 
 def test_a_request_sent_after_the_circuit_opened_closes_it_by_succeeding():
@@ -315,6 +368,13 @@ def test_a_reload_that_shortens_the_cool_down_cuts_an_open_circuit_s_wait():
     _fail(health, now=0.0, times=3)  # open for 10 s
     health.reconfigured(HealthSettings(breaker_failures=3, breaker_cooldown=2))
     assert not health.allows(1.9) and health.allows(2.0)
+
+
+def test_a_reload_that_shortens_the_cool_down_counts_it_from_when_the_circuit_opened():
+    health = _model()
+    _fail(health, now=100.0, times=3)  # open until 110
+    health.reconfigured(HealthSettings(breaker_failures=3, breaker_cooldown=5))
+    assert not health.allows(104.9) and health.allows(105.0)
 
 
 def test_a_reload_leaves_the_wait_an_upstream_asked_for():
