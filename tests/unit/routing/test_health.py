@@ -220,6 +220,13 @@ def test_the_oldest_request_still_waiting_decides_a_stall():
     assert not health.stalled(107.1)
 
 
+def test_a_wait_for_a_turn_at_the_upstream_s_cap_is_no_stall():
+    health = ModelHealth(name="m", settings=HealthSettings(stall_floor=5))
+    token = health.started(now=0.0)
+    health.waiting_from(token, 100.0)  # its turn came: its wait for a first byte starts
+    assert not health.stalled(104.0) and health.stalled(105.1)
+
+
 def test_a_stall_ends_when_the_waiting_request_fails():
     health = ModelHealth(name="m", settings=HealthSettings(stall_floor=2))
     token = health.started(now=0.0)

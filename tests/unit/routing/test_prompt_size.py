@@ -3,7 +3,7 @@ providers count by pixels, seconds or pages, not by characters."""
 
 import base64
 
-from hxgw.routing.prompt_size import MAX_WALKED, measure
+from hxgw.routing.prompt_size import MAX_TOKENS, MAX_WALKED, asked, largest_answer, measure
 
 PHOTO = base64.b64encode(bytes(range(256)) * 2000).decode()  # 512,000 bytes of "image"
 
@@ -36,3 +36,30 @@ def test_past_the_items_read_one_by_one_a_list_counts_a_token_an_item_unread():
     ids = [1] * (4 * MAX_WALKED)
     assert measure(ids).text == 4 * len(ids)
     assert measure([["x" * 10] * MAX_WALKED, ["y"] * 10]).text == 10 + 4 * MAX_WALKED
+
+
+def test_past_the_items_read_one_by_one_objects_count_toward_them_too():
+    nested: object = "x" * 1_000_000
+    for _ in range(MAX_WALKED + 1):
+        nested = {"k": nested}
+    assert measure(nested).text < 1_000_000  # the text at the bottom is never reached
+
+
+def test_a_boolean_counts_as_no_text():
+    assert measure([True, False]).text == 0
+
+
+def test_the_largest_answer_any_field_allows_is_what_a_key_s_limits_reserve():
+    assert largest_answer({"max_tokens": 10, "max_completion_tokens": 500}) == 500
+
+
+def test_a_fractional_count_is_rounded_up():
+    assert asked(0.5) == 1
+
+
+def test_a_count_past_any_model_s_is_taken_as_max_tokens():
+    assert (asked(2**64 - 1), asked("inf")) == (MAX_TOKENS, MAX_TOKENS)
+
+
+def test_a_boolean_is_no_count():
+    assert asked(True) == 0

@@ -8,7 +8,7 @@ import pytest
 
 from hxgw.config import ClientKey, Config, load_config
 from hxgw.errors import BadRequest, Forbidden, ModelNotFound
-from hxgw.routing.routes import Routes
+from hxgw.routing.routes import Routes, may_use_upstream
 from tests.fixtures import DEFAULT_MODELS, write_config
 
 ANY_KEY = ClientKey(name="any", digest=b"x" * 32)
@@ -114,6 +114,24 @@ def test_a_limited_key_may_not_use_other_groups_or_their_models(config: Config):
         Routes(config).resolve(None, None, limited, "chat")
     with pytest.raises(Forbidden):
         Routes(config).resolve(None, "alpha", limited, "chat")
+
+
+def test_a_limited_key_fails_over_only_to_models_of_its_groups(config: Config):
+    limited = ClientKey(name="l", digest=b"y" * 32, groups=frozenset({"chat"}))
+    assert _names(config, key=limited) == ["alpha", "beta"]  # gamma is solo's alone
+
+
+def test_a_limited_key_reaches_only_the_upstreams_of_its_groups_models(tmp_path: Path):
+    # Their files and batches name no model: the upstream they are on is what a key reaches.
+    models = [{**DEFAULT_MODELS[0]}, {**DEFAULT_MODELS[1], "upstream": "other"}]
+    routing = {"routing": {"default_group": "a", "groups": {"a": ["alpha"], "b": ["beta"]}}}
+    gateway = {"upstreams": {"default": {"url": "http://127.0.0.1:1"},
+                             "other": {"url": "http://127.0.0.1:2"}}}
+    write_config(tmp_path, "http://127.0.0.1:1", models=models, routing=routing, gateway=gateway)
+    config = load_config(tmp_path, {"MASTER_KEY": "k"})
+    limited = ClientKey(name="l", digest=b"y" * 32, groups=frozenset({"a"}))
+    assert may_use_upstream(config, limited, "default")
+    assert not may_use_upstream(config, limited, "other")
 
 
 def test_a_new_config_snapshot_gets_its_own_route(config: Config, tmp_path: Path):

@@ -14,7 +14,7 @@ from hxgw.config import ClientKey, Config, Model, load_config
 from hxgw.errors import BadRequest
 from hxgw.routing.decision import Route, decide, estimate_parts
 from hxgw.routing.routes import Routes
-from hxgw.routing.strategies import EXPLORE_EVERY, Memory
+from hxgw.routing.strategies import EXPLORE_EVERY, Memory, explore
 from tests.fixtures import write_config
 
 
@@ -73,6 +73,12 @@ def test_round_robin_starts_one_further_each_time(config: Config):
     assert firsts == ["coder", "writer", "small", "coder"]
 
 
+def test_round_robin_tries_the_rest_in_the_group_s_order_after_the_first(config: Config):
+    memory = Memory()
+    orders = [_order(config, "round-robin", memory) for _ in range(3)]
+    assert orders[2] == ["small", "coder", "writer"]
+
+
 def test_weighted_puts_heavier_models_first_in_proportion(config: Config):
     memory = Memory(rng=random.Random(7))
     firsts = [_order(config, "weighted", memory)[0] for _ in range(2000)]
@@ -104,6 +110,12 @@ def test_latency_now_and_then_puts_each_slower_model_first_to_measure_it_again(
     # Before, a model once slow was never first again, so never measured again.
     assert firsts.count("small") == 4 * EXPLORE_EVERY - 4
     assert (firsts.count("writer"), firsts.count("coder")) == (2, 2)
+
+
+def test_a_group_of_two_now_and_then_puts_its_other_model_first(config: Config):
+    memory, two = Memory(), [config.models["small"], config.models["writer"]]
+    firsts = [explore(list(two), "g", memory)[0].name for _ in range(EXPLORE_EVERY)]
+    assert firsts == ["small"] * (EXPLORE_EVERY - 1) + ["writer"]
 
 
 def test_latency_puts_the_fastest_first_and_unmeasured_models_before_them(config: Config):
@@ -293,6 +305,27 @@ def test_a_prompt_that_fits_but_not_with_its_max_tokens_is_told_so_in_anthropic_
         decide(config, route, body, Memory(), None)
 
 
+def test_a_prompt_and_max_tokens_that_fill_the_context_exactly_fit(config: Config):
+    route = Route(group=None, pinned=True, candidates=(config.models["small"],), own=1)
+    body = {"prompt": "x" * 200, "max_tokens": 50}  # 50 + 50 tokens of 100
+    assert [m.name for m in decide(config, route, body, Memory(), None).candidates] == ["small"]
+
+
+def test_a_prompt_too_long_for_the_group_s_own_models_goes_to_a_failover_order_one(
+        config: Config):
+    route = Route(group="g", pinned=False, own=1,
+                  candidates=(config.models["small"], config.models["coder"]))
+    decision = decide(config, route, {"prompt": "x" * 1000}, Memory(), None)
+    assert [m.name for m in decision.candidates] == ["coder"]
+
+
+def test_a_prompt_no_candidate_fits_is_told_the_largest_context_of_them(config: Config):
+    larger = dataclasses.replace(config.models["writer"], max_context=200)
+    route = Route(group="g", pinned=False, own=2, candidates=(config.models["small"], larger))
+    with pytest.raises(BadRequest, match="1000 tokens > 200 maximum"):
+        decide(config, route, {"prompt": "x" * 4000}, Memory(), None)
+
+
 def test_a_route_that_only_counts_tokens_refuses_no_prompt_for_its_size(config: Config):
     route = Route(group=None, pinned=True, candidates=(config.models["small"],), own=1)
     decision = decide(config, route, {"prompt": "x" * 1000}, Memory(), None, sized=False)
@@ -347,6 +380,22 @@ def test_ml_routing_explains_each_candidate(config: Config):
         "strategy=ml-based-routing; task=coding; p=1.00; chosen=coder; runner_up=small")
 
 
+def test_ml_routing_weighs_each_measure_against_the_candidates_largest(config: Config):
+    # The slowest, the dearest and the busiest candidate each lose the whole weight.
+    memory = Memory()
+    for name, seconds, inflight in (("coder", 2.0, 1), ("writer", 4.0, 2)):
+        memory.health[name].first_byte(seconds)
+        for _ in range(inflight):
+            memory.health[name].started()
+    decision = decide(_with_strategy(config, "ml-based-routing"), _route(config), {}, memory,
+                      FixedTask(chat=1.0))
+    terms = {s.model.name: {t: v for t, v, _ in s.terms} for s in decision.scored}
+    w = config.routing.scoring
+    assert terms["writer"]["ttfb"] == -w.latency and terms["coder"]["ttfb"] == -w.latency / 2
+    assert terms["coder"]["cost"] == -w.cost
+    assert terms["writer"]["load"] == -w.load and terms["coder"]["load"] == -w.load / 2
+
+
 def test_the_header_of_a_plain_strategy_names_chosen_and_runner_up(config: Config):
     decision = decide(config, _route(config), {}, Memory(), None)
     assert decision.header() == "strategy=failover; chosen=coder; runner_up=writer"
@@ -381,6 +430,18 @@ def test_a_failover_route_decided_once_still_skips_a_model_whose_circuit_opened(
     decision = decide(config, route, {}, memory, None)
     assert [m.name for m in decision.candidates] == ["b"]
     assert decision.header() == "strategy=failover; chosen=b; skipped=a"
+
+
+def test_a_failover_route_with_a_max_context_still_keeps_a_long_prompt_off_it(
+        tmp_path: Path):
+    models = [_model("a", max_context=100), _model("b")]
+    routing = {"routing": {"strategy": "failover", "default_group": "g",
+                           "groups": {"g": ["a", "b"]}}}
+    write_config(tmp_path, "http://127.0.0.1:1", models=models, routing=routing)
+    config = load_config(tmp_path, {"MASTER_KEY": "k"})
+    route = Routes(config).resolve(None, "g", config.keys[0], None)
+    decision = decide(config, route, {"prompt": "x" * 1000}, Memory(), None)
+    assert [m.name for m in decision.candidates] == ["b"]
 
 
 def test_a_group_strategy_overrides_the_default(tmp_path: Path):
