@@ -301,3 +301,124 @@ def test_a_store_away_for_long_is_tried_again_within_the_longest_back_off(tmp_pa
     for _ in range(30):  # 0.05 s doubled 30 times: 15 years
         ledger._failed(StoreError("unreachable"))
     assert ledger._retry_at - time.monotonic() <= 2.0
+
+
+def test_a_full_batch_is_written_without_waiting_out_the_interval(tmp_path: Path):
+    database = open_database(None, tmp_path / "state")
+    ledger = Ledger(database, tmp_path / "spool", batch_interval=3600, batch_rows=2)
+    ledger.record(row(0))
+    ledger.start()
+    try:
+        assert wait_for(lambda: ledger.rows_written == 1)  # the flush at start
+        ledger.record(row(1))
+        ledger.record(row(2))  # a batch's worth: the writer wakes for it
+        assert wait_for(lambda: ledger.rows_written == 3)
+    finally:
+        ledger.close()
+
+
+def test_a_stop_during_a_back_off_tries_the_store_once_more(tmp_path: Path):
+    database = open_database(None, tmp_path / "state")
+    ledger = Ledger(database, tmp_path / "spool", batch_interval=3600, max_backoff=3600)
+    ledger._failed(StoreError("unreachable"))  # the store failed: no retry for an hour
+    ledger.record(row(1))
+    ledger.close()
+    assert stored_ids(database) == ["req-000001"] and ledger.rows_spooled == 0
+
+
+def test_a_stop_while_the_writer_is_stuck_on_a_store_spools_the_rows_it_holds(tmp_path: Path):
+    database = SqliteDatabase(tmp_path / "usage.db")
+    answer, stuck = threading.Event(), threading.Event()
+    real_connect = database.connect
+
+    def connect(**options):
+        connection = real_connect(**options)
+        real_write = connection.executemany
+
+        def executemany(sql, rows):  # a store that takes the write and never answers
+            stuck.set()
+            answer.wait()
+            return real_write(sql, rows)
+
+        connection.executemany = executemany  # type: ignore[method-assign]
+        return connection
+
+    database.connect = connect  # type: ignore[method-assign]
+    ledger = Ledger(database, tmp_path / "spool")
+    for n in range(3):
+        ledger.record(row(n))
+    ledger.start()
+    try:
+        assert stuck.wait(10)
+        assert not ledger.close(timeout=0.2)
+        spooled = [r[0] for r in Spool(tmp_path / "spool", 1 << 20).rows()]
+        assert spooled == ["req-000000", "req-000001", "req-000002"]
+    finally:
+        answer.set()
+
+
+def test_a_store_back_is_said_to_be_once_the_spool_is_replayed_before_any_new_row(
+    tmp_path: Path,
+):
+    (tmp_path / "state").write_text("")  # the store is away: its directory is a file
+    ledger = Ledger(open_database(None, tmp_path / "state"), tmp_path / "spool",
+                    batch_interval=0.02, max_backoff=0.05)
+    with structlog.testing.capture_logs() as logs:
+        ledger.record(row(1))
+        ledger.start()
+        try:
+            assert wait_for(lambda: ledger.rows_spooled == 1)
+            (tmp_path / "state").unlink()  # back, with no new row to write
+            assert wait_for(lambda: any(e["event"] == "usage store reachable again"
+                                        for e in logs))
+        finally:
+            ledger.close()
+
+
+def test_each_failure_of_the_store_doubles_the_wait_before_it_is_tried_again(tmp_path: Path):
+    ledger = Ledger(open_database(None, tmp_path / "state"), tmp_path / "spool",
+                    batch_interval=1.0, max_backoff=60)
+    for _ in range(3):
+        ledger._failed(StoreError("unreachable"))
+    assert ledger._backoff == 4.0
+
+
+def test_a_store_back_starts_its_next_back_off_over(tmp_path: Path):
+    ledger = Ledger(open_database(None, tmp_path / "state"), tmp_path / "spool",
+                    batch_interval=1.0, max_backoff=60)
+    for _ in range(5):
+        ledger._failed(StoreError("unreachable"))
+    ledger._recovered()
+    ledger._failed(StoreError("unreachable again"))
+    assert ledger._backoff == 1.0
+
+
+def test_rows_spooled_while_the_store_s_retry_is_awaited_are_counted(tmp_path: Path):
+    ledger = Ledger(open_database(None, tmp_path / "state"), tmp_path / "spool",
+                    batch_interval=10, max_backoff=10)
+    ledger._failed(StoreError("unreachable"))  # tried again in 10 s
+    ledger.record(row(1))
+    ledger.start()
+    try:
+        assert wait_for(lambda: ledger.rows_spooled == 1)
+    finally:
+        ledger.close()
+
+
+def test_rows_lost_while_the_store_was_away_are_said_once_it_is_back(tmp_path: Path):
+    (tmp_path / "state").write_text("")  # the store is away: its directory is a file
+    (tmp_path / "spool").write_text("")  # and the spool cannot be written
+    ledger = Ledger(open_database(None, tmp_path / "state"), tmp_path / "spool",
+                    batch_interval=0.02, max_backoff=0.05)
+    with structlog.testing.capture_logs() as logs:
+        ledger.record(row(1))
+        ledger.start()
+        try:
+            assert wait_for(lambda: ledger.rows_dropped == 1)
+            (tmp_path / "state").unlink()  # back
+            ledger.record(row(2))
+            assert wait_for(lambda: ledger.rows_written == 1)
+        finally:
+            ledger.close()
+    said = [e for e in logs if e["event"] == "the usage spool takes rows again"]
+    assert [e["rows_lost"] for e in said] == [1]

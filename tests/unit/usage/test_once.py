@@ -52,6 +52,13 @@ def test_the_oldest_rows_are_forgotten_past_those_remembered():
     assert not once.take(row(REMEMBERED).values())
 
 
+def test_as_many_rows_as_remembered_are_all_remembered():
+    once = OnceRows()
+    for n in range(REMEMBERED):
+        once.take(row(n).values())
+    assert not once.take(row(0).values())
+
+
 def test_a_row_billed_apart_is_told_all_it_adds(database: Database, tmp_path: Path):
     assert _written(database, tmp_path, _apart(cost=0.5)) == [Added("alice", 10, 5, 0.5)]
 

@@ -60,3 +60,29 @@ def test_a_row_in_two_spool_files_counts_once(database: Database, tmp_path: Path
     with database.connect() as connection:
         spent = spent_so_far(connection, spool, {DAY: ["alice"]}, T0 + 10)
     assert spent == {("alice", DAY): (PERIOD, 0.75)}
+
+
+def test_a_spooled_row_of_the_period_before_is_not_counted(tmp_path: Path):
+    spool = _spooled(tmp_path / "spool", row(1, cost=0.5, started=PERIOD * DAY - 1))
+    assert spent_so_far(None, spool, {DAY: ["alice"]}, T0 + 10) == {}
+
+
+def test_a_stored_row_begun_the_instant_the_period_began_counts(
+    database: Database, tmp_path: Path
+):
+    _stored(database, tmp_path, row(1, cost=1.0, started=PERIOD * DAY))
+    spool = _spooled(tmp_path / "spool")
+    with database.connect() as connection:
+        spent = spent_so_far(connection, spool, {DAY: ["alice"]}, T0 + 10)
+    assert spent == {("alice", DAY): (PERIOD, 1.0)}
+
+
+def test_more_spooled_rows_than_one_look_up_takes_count_once_each(
+    database: Database, tmp_path: Path
+):
+    rows = [row(n, cost=1.0) for n in range(250)]  # the store holds them all
+    _stored(database, tmp_path, *rows)
+    spool = _spooled(tmp_path / "spool", *rows)
+    with database.connect() as connection:
+        spent = spent_so_far(connection, spool, {DAY: ["alice"]}, T0 + 300)
+    assert spent == {("alice", DAY): (PERIOD, 250.0)}

@@ -123,3 +123,25 @@ def test_a_write_a_full_disk_refuses_leaves_no_empty_file_behind(tmp_path: Path)
         resource.setrlimit(resource.RLIMIT_FSIZE, limits)
         signal.signal(signal.SIGXFSZ, previous)
     assert list(tmp_path.iterdir()) == []
+
+
+def _line_bytes(n: int, **fields: object) -> int:
+    return len(jsonio.dumps(as_dict(row(n, **fields).values()))) + 1
+
+
+def test_a_row_that_fills_the_spool_exactly_is_kept(tmp_path: Path):
+    spool = Spool(tmp_path, _line_bytes(1))
+    assert spool.add([row(1).values()]) == 1 and _replay(spool) == ["req-000001"]
+
+
+def test_the_bound_counts_what_earlier_batches_left_in_the_spool(tmp_path: Path):
+    spool = Spool(tmp_path, _line_bytes(1) + _line_bytes(2))
+    assert spool.add([row(1).values(), row(2).values()]) == 2
+    assert spool.add([row(3).values()]) == 0 and _replay(spool) == ["req-000001", "req-000002"]
+
+
+def test_past_a_row_that_does_not_fit_no_newer_one_is_kept(tmp_path: Path):
+    # The caller counts the first rows it was told of as kept, and the rest as not.
+    big, small = row(1, model="m" * 500).values(), row(2).values()
+    spool = Spool(tmp_path, _line_bytes(2) + 10)
+    assert spool.add([big, small]) == 0 and _replay(spool) == []
