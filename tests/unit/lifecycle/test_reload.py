@@ -56,3 +56,15 @@ async def test_a_snapshot_builder_that_raises_keeps_the_old_snapshot_serving(
 async def test_a_good_reload_swaps_in_a_new_generation(daemon: Daemon):
     assert await daemon.reload() is True
     assert daemon.holder.current.generation == 2
+
+
+async def test_a_reload_counts_what_changed_since_the_reload_before_not_the_start(
+    daemon: Daemon, tmp_path: Path
+):
+    routing = {"routing": {"strategy": "failover", "default_group": "chat",
+                           "groups": {"chat": ["beta", "alpha"], "emb": ["embed"]}}}
+    write_config(tmp_path / "conf", "http://127.0.0.1:1", routing=routing)
+    assert await daemon.reload() is True
+    assert "changed routing.yaml" in daemon.runtime.last_reload.message
+    assert await daemon.reload() is True
+    assert "nothing changed" in daemon.runtime.last_reload.message
