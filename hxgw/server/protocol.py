@@ -236,6 +236,16 @@ class GatewayServer(web.Server):
     def __call__(self) -> RequestHandler:
         return GatewayConnection(self, loop=self._loop, **self._kwargs)
 
+    def pre_shutdown(self) -> None:
+        """At the drain: a busy connection closes after its answer, as aiohttp has it, and
+        an idle one now. aiohttp (3.14) only cancels an idle one's wait for its next
+        request and leaves its socket open: a request a client sends on it (a keep-alive
+        connection of its pool) had waited unanswered for the drain's end, then been cut."""
+        idle = [conn for conn in self.connections if conn._waiter is not None]
+        super().pre_shutdown()
+        for conn in idle:
+            conn.force_close()
+
     def refused(self, address: str | None, error: GatewayError, size: int, request_id: str) -> None:
         """The access line of a request answered before it had a route."""
         if self.refused_lines.allow(self.counted_as[address] if address else "-"):

@@ -200,6 +200,27 @@ async def test_sigterm_sends_stopping_drains_a_live_stream_and_exits_0(
             await session.get(gateway.url + "/healthz")
 
 
+async def test_an_idle_keep_alive_connection_is_closed_as_the_drain_begins(
+    start_gateway: StartGateway, fake: FakeUpstream
+):
+    # Left open, it took the next request its client's pool sent on it, and never answered it.
+    gateway = await start_gateway(gateway={"shutdown": {"drain_timeout": 60}})
+    fake.behave("m-alpha", content="a " * 100, chunk_delay=0.2)  # 20 s of stream
+    reader, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+    writer.write(b"GET /healthz HTTP/1.1\r\nHost: gateway\r\n\r\n")
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = int(re.search(rb"Content-Length: (\d+)", head, re.IGNORECASE)[1])  # type: ignore[index]
+    await reader.readexactly(length)  # answered: the connection is idle now
+    async with aiohttp.ClientSession() as session:
+        resp = await stream_under_way(session, gateway)
+        gateway.signal(signal.SIGTERM)
+        assert await asyncio.wait_for(reader.read(), 5) == b""
+        assert not resp.content.at_eof()
+        gateway.signal(signal.SIGTERM)
+        resp.close()
+    writer.close()
+
+
 async def test_a_stream_outliving_the_drain_timeout_ends_with_an_error_event(
     start_gateway: StartGateway, fake: FakeUpstream
 ):
