@@ -6,6 +6,7 @@ import asyncio
 import os
 import re
 import signal
+import socket
 import time
 from pathlib import Path
 
@@ -200,6 +201,28 @@ async def test_sigterm_sends_stopping_drains_a_live_stream_and_exits_0(
             await session.get(gateway.url + "/healthz")
 
 
+async def test_a_connection_opened_during_the_drain_is_refused(
+    start_gateway: StartGateway, fake: FakeUpstream
+):
+    gateway = await start_gateway(gateway={"shutdown": {"drain_timeout": 60}})
+    fake.behave("m-alpha", content="a " * 100, chunk_delay=0.2)  # 20 s of stream
+
+    def refused() -> bool:
+        try:
+            socket.create_connection(("127.0.0.1", gateway.port), timeout=1).close()
+        except ConnectionRefusedError:
+            return True
+        return False
+
+    async with aiohttp.ClientSession() as session:
+        resp = await stream_under_way(session, gateway)
+        gateway.signal(signal.SIGTERM)
+        await wait_for(refused)
+        assert not resp.content.at_eof()  # the drain goes on for the stream it holds
+        gateway.signal(signal.SIGTERM)
+        resp.close()
+
+
 async def test_an_idle_keep_alive_connection_is_closed_as_the_drain_begins(
     start_gateway: StartGateway, fake: FakeUpstream
 ):
@@ -219,6 +242,22 @@ async def test_an_idle_keep_alive_connection_is_closed_as_the_drain_begins(
         gateway.signal(signal.SIGTERM)
         resp.close()
     writer.close()
+
+
+async def test_a_stop_waits_out_the_drain_timeout_the_last_reload_set(
+    start_gateway: StartGateway, notify: NotifySocket
+):
+    gateway = await _start(start_gateway, notify)
+    path = gateway.config_dir / "gateway.yaml"
+    doc = yaml.safe_load(path.read_text())
+    doc["shutdown"] = {"drain_timeout": 7}
+    path.write_text(yaml.safe_dump(doc))
+    gateway.signal(signal.SIGHUP)
+    await wait_for(lambda: "config reloaded" in gateway.logs())
+    gateway.signal(signal.SIGTERM)
+    await wait_for(lambda: any("STOPPING" in m for m in notify.drain()))
+    stopping = next(m for m in notify.messages if "STOPPING" in m)
+    assert "(up to 7s)" in stopping["STATUS"]
 
 
 async def test_a_stream_outliving_the_drain_timeout_ends_with_an_error_event(
