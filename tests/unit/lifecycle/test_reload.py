@@ -68,3 +68,19 @@ async def test_a_reload_counts_what_changed_since_the_reload_before_not_the_star
     assert "changed routing.yaml" in daemon.runtime.last_reload.message
     assert await daemon.reload() is True
     assert "nothing changed" in daemon.runtime.last_reload.message
+
+
+async def test_a_reload_sets_the_generation_metrics_show(daemon: Daemon):
+    assert await daemon.reload() is True
+    metrics = daemon.runtime.metrics
+    assert metrics.registry.get_sample_value("hxgw_config_generation") == 2
+
+
+async def test_a_reload_lends_a_key_s_slot_for_the_new_total_timeout(
+    daemon: Daemon, tmp_path: Path
+):
+    # A request may now run that long: a shorter lease would free its slot while it runs.
+    timeouts = {"connect": 2, "first_byte": 5, "idle": 5, "total": 99}
+    write_config(tmp_path / "conf", "http://127.0.0.1:1", gateway={"timeouts": timeouts})
+    assert await daemon.reload() is True
+    assert daemon.runtime.limiter.lease_s == 99
