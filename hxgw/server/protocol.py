@@ -241,7 +241,9 @@ class GatewayServer(web.Server):
         an idle one now. aiohttp (3.14) only cancels an idle one's wait for its next
         request and leaves its socket open: a request a client sends on it (a keep-alive
         connection of its pool) had waited unanswered for the drain's end, then been cut."""
-        idle = [conn for conn in self.connections if conn._waiter is not None]
+        # aiohttp says no other way which connections wait for a request; should a later
+        # one name it otherwise, the drain is as aiohttp's own, not broken.
+        idle = [conn for conn in self.connections if getattr(conn, "_waiter", None) is not None]
         super().pre_shutdown()
         for conn in idle:
             conn.force_close()
