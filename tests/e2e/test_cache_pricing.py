@@ -116,3 +116,15 @@ async def test_the_ledger_row_keeps_the_cache_reads_anthropic_reports(
     row = await _row(gateway)
     assert (row["cached_tokens"], row["cache_write_tokens"], row["reasoning_tokens"]) == (
         CACHED_TOKENS, 0, 0)
+
+
+async def test_a_cached_count_past_the_prompt_it_is_part_of_counts_as_the_whole_prompt(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+):
+    # An upstream's garbage: 1M of a 100-token prompt read from the cache. Taken as it
+    # came, the cache's discount ran below zero and took the completion's price with it.
+    row = await _openai_chat_row(start_gateway, client, fake, {
+        "prompt_tokens": 100, "completion_tokens": 1000, "total_tokens": 1100,
+        "prompt_tokens_details": {"cached_tokens": 1_000_000}})
+    assert (row["prompt_tokens"], row["cached_tokens"]) == (100, 100)
+    assert row["cost"] == pytest.approx((100 * 0.3 + 1000 * 15) / 1e6)

@@ -72,7 +72,9 @@ def background_row(ctx: RequestContext) -> Values | None:
     if counts is None:
         return None
     prompt, completion = counts
-    read, written, reasoning = reported_parts(reported) if reported else (0, 0, 0)
+    read, written, reasoning = (
+        reported_parts(reported, prompt, completion) if reported else (0, 0, 0)
+    )
     model = ctx.reply.model
     return UsageRow(
         request_id=BILLED_AS + str(response["id"]),
@@ -91,7 +93,7 @@ def background_row(ctx: RequestContext) -> Values | None:
         outcome="ok" if status == "completed" else str(status),
         cached_tokens=read,
         cache_write_tokens=written,
-        reasoning_tokens=min(reasoning, completion),
+        reasoning_tokens=reasoning,
         # The request that made it said; a later read has the response's echo of it.
         end_user=(ctx.body and end_user(ctx.body)) or end_user(response),
     ).values()

@@ -126,11 +126,14 @@ def reported_tokens(data: bytes) -> tuple[int, int] | None:
     return min(prompt, MAX_TOKENS), _count(outputs[-1]) if outputs else 0
 
 
-def reported_parts(data: bytes) -> tuple[int, int, int]:
-    """Of a `usage` in `data`: the prompt tokens read from and written to the provider's
-    cache (Anthropic's counts, which its first usage has, or OpenAI's `cached_tokens`), and
-    the completion tokens the model reasoned in (OpenAI's `reasoning_tokens`). Each is
-    looked for only where its name's start is: most answers report none of them."""
+def reported_parts(data: bytes, prompt: int, completion: int) -> tuple[int, int, int]:
+    """Of a `usage` in `data` whose counts are `prompt` and `completion`: the prompt tokens
+    read from and written to the provider's cache (Anthropic's counts, which its first
+    usage has, or OpenAI's `cached_tokens`), and the completion tokens the model reasoned
+    in (OpenAI's `reasoning_tokens`). Each is looked for only where its name's start is:
+    most answers report none of them. Each is a part of its count, and no more of it: a
+    cache read said to be larger than its prompt was priced at the cache's discount in
+    full, which ran below zero and took the completion's price with it."""
     read = written = reasoning = 0
     if b"cache_" in data:  # Anthropic's cache_read_input_tokens, cache_creation_...
         read = max(map(_count, _CACHE_READ.findall(data)), default=0)
@@ -141,7 +144,8 @@ def reported_parts(data: bytes) -> tuple[int, int, int]:
             read = _count(cached[-1])
         if thought := _REASONING.findall(tail):
             reasoning = _count(thought[-1])
-    return read, written, reasoning
+    read = min(read, prompt)
+    return read, min(written, prompt - read), min(reasoning, completion)
 
 
 def _count(digits: bytes) -> int:

@@ -84,8 +84,9 @@ def used(ctx: RequestContext) -> Used:
         completion = ctx.events if streamed else _written(ctx, reply.response.content_length)
     # The parts a usage reports, kept beside the counts: a provider bills a cache read
     # apart, and an operator checks the bill against them.
-    read, written, reasoning = reported_parts(ctx.usage) if counts is not None else (0, 0, 0)
-    reasoning = min(reasoning, completion)
+    read, written, reasoning = (
+        reported_parts(ctx.usage, prompt, completion) if counts is not None else (0, 0, 0)
+    )
     cost = cost_of(reply.model, prompt, completion, read, written)
     ctx.used = Used(prompt, completion, cost, source, read, written, reasoning)
     return ctx.used
