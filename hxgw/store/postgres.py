@@ -125,8 +125,14 @@ class PostgresConnection(Connection):
     def _errors(self) -> Iterator[None]:
         try:
             yield
-        # A number out of range, a lone surrogate no encoding takes, ...
-        except (psycopg.DataError, OverflowError, UnicodeEncodeError) as exc:
+        # A number out of range, a lone surrogate no encoding takes, a key past what an
+        # index holds (2704 bytes: an upstream's id in a billed-apart row), ...
+        except (
+            psycopg.DataError,
+            psycopg.errors.ProgramLimitExceeded,
+            OverflowError,
+            UnicodeEncodeError,
+        ) as exc:
             raise RowRefused(f"{self.where}: {_first_line(exc)}") from exc
         except psycopg.Error as exc:
             raise StoreError(f"{self.where}: {_first_line(exc)}") from exc

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 import threading
 import time
 from pathlib import Path
@@ -83,6 +84,22 @@ def test_a_row_the_store_refuses_is_dropped_alone_not_with_its_batch(
     assert sorted(stored_ids(database)) == [f"req-{n:06d}" for n in (0, 1, 3, 4)]
     assert ledger.rows_dropped == 1
     assert not ledger.spool.waiting  # nothing kept to fail again
+
+
+def test_a_row_too_large_for_the_store_s_index_is_refused_alone_not_taken_for_an_outage(
+    database: Database, tmp_path: Path
+):
+    # A billed-apart row's id is an upstream's (a background response's, a batch's), and
+    # PostgreSQL indexes a key of at most 2704 bytes: past that it had been read as the
+    # store gone, and every row spooled behind one it would never take.
+    ledger = Ledger(database, tmp_path / "spool", batch_interval=60)
+    for n in range(5):
+        long_id = "usage-of-resp_" + secrets.token_urlsafe(6000)
+        ledger.record(row(n, request_id=long_id) if n == 2 else row(n))
+    assert ledger.close(timeout=10)
+    kept = [f"req-{n:06d}" for n in (0, 1, 3, 4)]
+    assert sorted(i for i in stored_ids(database) if i.startswith("req-")) == kept
+    assert not ledger.spool.waiting and ledger.rows_spooled == 0
 
 
 def test_close_writes_what_is_queued(database: Database, tmp_path: Path):
