@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import hashlib
+
 from hxgw.store import Migration
 from hxgw.usage.row import COLUMNS
 
@@ -77,6 +79,22 @@ response's, a batch's), whose own id follows: its tokens and cost count, but it 
 request, and its start and end (when the job was made, when it was read ended) are no
 request's latency, nor its outcome an error. No request's id begins so, in any case
 (hxgw.pipeline.request_id)."""
+MOST_KEPT = 1024
+"""The most characters of an object's id a row billed apart keeps as they are: with its
+start, PostgreSQL indexes a key of at most 2704 bytes, and the id is an upstream's (bound,
+and so ASCII), as long as it likes."""
+
+
+def billed_apart(object_id: str) -> str:
+    """The request id of the row billed apart for the upstream object `object_id` (a
+    background response, a batch): `BILLED_AS` and the id, or, for an id longer than
+    MOST_KEPT, its start and a digest of it, the same on every read that bills it."""
+    if len(object_id) <= MOST_KEPT:
+        return BILLED_AS + object_id
+    digest = hashlib.sha256(object_id.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"{BILLED_AS}{object_id[:64]}~sha256:{digest}"
+
+
 A_REQUEST = f"request_id NOT LIKE '{BILLED_AS}%'"
 """SQL true of a row that is a request's."""
 

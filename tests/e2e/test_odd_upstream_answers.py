@@ -8,15 +8,19 @@ import asyncio
 import gzip
 import json
 import os
+import secrets
+import time
 import zlib
 from collections.abc import AsyncIterator
 
 import aiohttp
+import psycopg
 import pytest
 
 from hxgw.upstream.affinity import unbind
 from tests.conftest import StartGateway
 from tests.fixtures import DEFAULT_MODELS, DEFAULT_ROUTING, Gateway, ledger_rows, wait_for
+from tests.postgres import postgres_server, postgres_url  # noqa: F401 -- fixtures
 from tests.raw_upstream import read_request, serving
 
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
@@ -796,3 +800,32 @@ async def _messages_stream(client: aiohttp.ClientSession, gateway: Gateway) -> b
             "model": "solo", "max_tokens": 9, "stream": True,
             "messages": [{"role": "user", "content": "hi"}]}) as resp:
         return await resp.read()
+
+
+async def test_a_background_response_whose_id_is_past_what_an_index_holds_is_billed(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession,
+    postgres_url: str,  # noqa: F811 -- the fixture
+):
+    # PostgreSQL indexes keys of at most 2704 bytes, and a billed-apart row's key holds
+    # the response's id (bound, a third longer than the upstream's): the row was refused.
+    ident = "resp_" + secrets.token_urlsafe(3000)
+    done = {"id": ident, "object": "response", "status": "completed", "background": True,
+            "created_at": int(time.time()), "output": [],
+            "usage": {"input_tokens": 7, "output_tokens": 3, "total_tokens": 10}}
+    raw.answers["m-gamma"] = whole(b"200 OK", json.dumps(done).encode())
+    gateway = await start_gateway(upstream_url=raw.url, env={"DATABASE_URL": postgres_url})
+    async with client.post(gateway.url + "/v1/responses", headers=gateway.auth,
+                           json={"model": "solo", "input": "hi", "background": True}) as resp:
+        assert resp.status == 200
+        made = (await resp.json())["id"]
+
+    def billed() -> list[tuple[str, int, int]]:
+        with psycopg.connect(postgres_url) as connection:
+            return [(str(r[0]), int(r[1]), int(r[2])) for r in connection.execute(
+                "SELECT request_id, prompt_tokens, completion_tokens FROM usage_ledger"
+                " WHERE request_id LIKE 'usage-of-%'")]
+
+    await wait_for(lambda: bool(billed()), timeout=10)
+    [(request_id, prompt, completion)] = billed()
+    assert (prompt, completion) == (7, 3)
+    assert request_id.startswith("usage-of-" + made[:64]) and len(request_id) < 2704

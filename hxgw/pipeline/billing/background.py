@@ -1,15 +1,16 @@
 """A background response's usage, billed once, by whichever answer first carries it.
 
 A response made with `background: true` is answered at once, queued: what it will use is
-not known yet. It runs upstream, and its client fetches it later (`GET /v1/responses/{id}`,
-or a cancel) or reads it streamed as it runs. So the request that made it bills nothing,
-and the usage is billed on a row of its own, whose request id and start are the
-response's (`BILLED_AS` and its `created_at`): the first answer that carries the finished
-response with its usage (the stream that made it, ended; a retrieve; a cancel) writes that
-row, and the ledger keeps one row per request id and start, so any later one adds nothing
-(as long as the upstream says the same `created_at` each time, as OpenAI's does). The
-stream that made it, cut short, bills what it relayed on that row, estimated, as any cut
-stream does, until an answer that carries the finished response's usage takes its place
+not known yet. It runs upstream, and its client fetches it later
+(`GET /v1/responses/{id}`, or a cancel) or reads it streamed as it runs. So the request
+that made it bills nothing, and the usage is billed on a row of its own, whose request
+id and start are the response's (its id, as `billed_apart` writes it, and its
+`created_at`): the first answer that carries the finished response with its usage (the
+stream that made it, ended; a retrieve; a cancel) writes that row, and the ledger keeps
+one row per request id and start, so any later one adds nothing (as long as the upstream
+says the same `created_at` each time, as OpenAI's does). The stream that made it, cut
+short, bills what it relayed on that row, estimated, as any cut stream does, until an
+answer that carries the finished response's usage takes its place
 (hxgw.usage.schema.INSERT).
 """
 
@@ -25,7 +26,7 @@ from hxgw.pipeline.billing.usage import cost_of, estimated_prompt
 from hxgw.pipeline.context import RequestContext
 from hxgw.pipeline.rebind import background_response
 from hxgw.usage import UsageRow, Values
-from hxgw.usage.schema import BILLED_AS
+from hxgw.usage.schema import billed_apart
 
 FINISHED = frozenset({"completed", "incomplete", "failed", "cancelled"})
 """A response's statuses once it has stopped running: its usage is its last."""
@@ -77,7 +78,7 @@ def background_row(ctx: RequestContext) -> Values | None:
     )
     model = ctx.reply.model
     return UsageRow(
-        request_id=BILLED_AS + str(response["id"]),
+        request_id=billed_apart(str(response["id"])),
         key_name=ctx.key.name,
         route=RESPONSES.name,
         model_group=ctx.group,

@@ -28,7 +28,7 @@ from hxgw.pipeline.billing.usage import cost_of
 from hxgw.pipeline.context import RequestContext
 from hxgw.routing.prompt_size import MAX_TOKENS
 from hxgw.usage import UsageRow, Values, stored_text
-from hxgw.usage.schema import BILLED_AS
+from hxgw.usage.schema import billed_apart
 
 ENDED = {
     "completed": "completed_at",
@@ -94,7 +94,7 @@ def batch_row(
         cost = cost_of(model, prompt, completion, min(read, prompt)) * model.price.batch_factor
     ended = unix_time(batch.get(ENDED[status]))
     return UsageRow(
-        request_id=BILLED_AS + str(batch.get("id")),
+        request_id=billed_apart(str(batch.get("id"))),
         key_name=owner,
         route=BATCHES.name,
         model_group=f"upstream:{upstream}",
