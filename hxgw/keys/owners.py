@@ -54,6 +54,9 @@ MIGRATIONS = (
         statements=(f"CREATE INDEX {TABLE}_by_key ON {TABLE} (upstream, key_name, created)",),
     ),
 )
+MOST_ID_BYTES = 1024
+"""The longest object id kept: with its upstream's name it is the table's key, which
+PostgreSQL indexes up to 2704 bytes."""
 LOOKUP_CHUNK = 500
 """Ids asked for in one statement: a page of files can hold 10,000."""
 CALL_WAIT = 5.0
@@ -80,8 +83,9 @@ class Owners:
         self._migrated = False
 
     async def of(self, upstream: str, object_ids: Iterable[str]) -> dict[str, str]:
-        """object id -> the key that owns it, for those of `object_ids` that have one."""
-        wanted = list(dict.fromkeys(object_ids))
+        """object id -> the key that owns it, for those of `object_ids` that have one (an
+        id the store cannot keep has none)."""
+        wanted = [i for i in dict.fromkeys(object_ids) if keepable(i)]
         return await self._run(lambda connection: _owners(connection, upstream, wanted))
 
     async def first_made(self, upstream: str, key: str) -> float | None:
@@ -91,8 +95,8 @@ class Owners:
 
     async def record(self, upstream: str, objects: dict[str, str]) -> None:
         """Record each object (id -> key name) as its key's; one already owned keeps its
-        owner."""
-        rows = [(upstream, ident, key, time.time()) for ident, key in objects.items()]
+        owner, and one whose id the store cannot keep stays no key's."""
+        rows = [(upstream, i, key, time.time()) for i, key in objects.items() if keepable(i)]
         if rows:
             await self._run(lambda connection: _insert(connection, rows))
 
@@ -168,6 +172,14 @@ class Owners:
             with contextlib.suppress(StoreError):  # a broken one may not close; it is gone
                 self._connection.close()
             self._connection = None
+
+
+def keepable(object_id: str) -> bool:
+    """Whether the store can keep `object_id`, an upstream's, as it is: PostgreSQL takes no
+    NUL in a text, nor a key past what its index holds. Either had made every key's list
+    that held such an object a 503 that blamed the database. SQLite, which would keep
+    both, keeps neither too: an object is owned alike whichever store holds it."""
+    return "\x00" not in object_id and len(object_id.encode()) <= MOST_ID_BYTES
 
 
 def _owners(connection: Connection, upstream: str, ids: Sequence[str]) -> dict[str, str]:

@@ -37,7 +37,7 @@ from hxgw.errors import (
     UpstreamError,
     UpstreamTimeout,
 )
-from hxgw.keys.owners import Owners, OwnersUnavailable
+from hxgw.keys.owners import Owners, OwnersUnavailable, keepable
 from hxgw.pipeline.billing.background import CLOCK_SLACK
 from hxgw.pipeline.billing.batch_usage import Owned, bill_ended
 from hxgw.pipeline.context import Next, RequestContext
@@ -210,6 +210,16 @@ async def _record(
     new: dict[str, str] = {}  # the upstream's id -> its owner
     made = unbind(str(document.get("id"))) if ctx.endpoint.makes else None
     if made is not None:
+        if not keepable(made.upstream_id) and mine != MASTER_KEY_NAME:
+            log.warning(
+                "made upstream with an id no store keeps: only the master key reaches it",
+                object=document.get("id"),
+                key=mine,
+            )
+            raise UpstreamError(
+                "the upstream named what it made with an id the gateway cannot keep (a NUL "
+                "in it, or over 1 KiB): only the gateway's operator reaches it"
+            )
         new[made.upstream_id] = mine
     objects = document["data"] if document.get("object") == "list" else [document]
     batches = [(o, unbind(str(o.get("id")))) for o in objects if o.get("object") == "batch"]

@@ -6,6 +6,8 @@ PostgreSQL two instances agree on who owns what."""
 from __future__ import annotations
 
 import asyncio
+import json
+import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import yaml
 
 from hxgw.endpoints import BATCHES_LIST
 from hxgw.pipeline.owners import CLOCK_SLACK, MAX_PAGES
+from hxgw.upstream.affinity import unbind
 from tests import one_gateway
 from tests.conftest import StartGateway
 from tests.fake_upstream import FakeUpstream
@@ -26,6 +29,7 @@ from tests.postgres import (  # noqa: F401 -- fixtures
     postgres_server,
     postgres_url,
 )
+from tests.raw_upstream import read_request, reply, serving
 
 upstream = one_gateway.upstream
 PAGE = BATCHES_LIST.listing.most if BATCHES_LIST.listing else 0
@@ -405,3 +409,46 @@ async def test_a_group_header_that_is_not_utf8_leaves_metrics_and_the_ledger_who
         assert resp.status == 200
     await asyncio.sleep(1.5)  # past a ledger batch
     assert "usage ledger writer failed" not in apps.gateway.logs()
+
+
+@pytest.mark.postgres
+async def test_a_batch_upstream_whose_id_holds_a_nul_leaves_every_keys_list_whole(
+    start_gateway: StartGateway, tmp_path: Path, fake: FakeUpstream,
+    postgres_url: str,  # noqa: F811
+):
+    # PostgreSQL takes no NUL in a text, and the owners of a list's batches are looked up
+    # by the upstream's ids: the list had been a 503 that blamed the gateway's database.
+    apps = await _start_apps(start_gateway, tmp_path, env={"DATABASE_URL": postgres_url})
+    async with apps.sdk("a") as a, apps.sdk("master") as master:
+        mine = await a.batches.create(input_file_id=await _upload(a), **BATCH)  # type: ignore[arg-type]
+        odd = dict(fake.files.batches[unbind(mine.id).upstream_id], id="batch_\x00odd")
+        fake.files.batches[odd["id"]] = odd
+        assert [x.id for x in (await a.batches.list()).data] == [mine.id]
+        assert len((await master.batches.list()).data) == 2
+
+
+@pytest.mark.postgres
+async def test_a_file_the_upstream_names_with_a_nul_is_a_502_to_the_key_that_uploaded_it(
+    start_gateway: StartGateway, tmp_path: Path, postgres_url: str  # noqa: F811
+):
+    # Its owner could not be recorded: a 503 had blamed the gateway's database.
+    made = json.dumps({"id": "file-\x00odd", "object": "file", "bytes": len(LINES),
+                       "created_at": int(time.time()), "filename": "input.jsonl",
+                       "purpose": "batch", "status": "processed"}).encode()
+
+    async def upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            await read_request(reader)
+            writer.write(reply(made))
+            await writer.drain()
+
+    keys, secrets = _keys_file(tmp_path)
+    async with serving(upstream) as server:
+        gateway = await start_gateway(upstream_url=f"http://127.0.0.1:{server.origin.port}",
+                                      gateway={"auth": {"keys_file": keys}},
+                                      env={"DATABASE_URL": postgres_url})
+        async with Apps(gateway, secrets).sdk("a") as a:
+            with pytest.raises(openai.APIStatusError) as raised:
+                await _upload(a)
+    assert raised.value.status_code == 502
+    assert "cannot keep" in raised.value.message
