@@ -183,4 +183,17 @@ async def _fetch(ctx: RequestContext, upstream_name: str) -> list[Any]:
     data = parsed.get("data") if isinstance(parsed, dict) else None
     if not isinstance(data, list):
         raise NoList("the upstream's model list has no 'data' array")
+    try:
+        jsonio.dumps({"data": data})  # as deep as the gateway's list nests the entries
+    except jsonio.EncodeError:
+        # An entry nested past what orjson writes (254 levels, where it reads 1024) had
+        # made every /v1/models a 500: each keeps its plain members (`created`, ...).
+        return [_plain(entry) for entry in data]
     return data
+
+
+def _plain(entry: Any) -> Any:
+    """A list entry without the members that nest."""
+    if not isinstance(entry, dict):
+        return entry
+    return {name: value for name, value in entry.items() if not isinstance(value, dict | list)}

@@ -829,3 +829,16 @@ async def test_a_background_response_whose_id_is_past_what_an_index_holds_is_bil
     [(request_id, prompt, completion)] = billed()
     assert (prompt, completion) == (7, 3)
     assert request_id.startswith("usage-of-" + made[:64]) and len(request_id) < 2704
+
+
+async def test_a_model_list_entry_nested_past_what_the_gateway_writes_leaves_the_list_whole(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    # orjson reads 1024 levels and writes 254: every /v1/models had been a 500.
+    deep = {"id": "m-alpha", "created": 1_700_000_000, "root": json.loads("[" * 300 + "]" * 300)}
+    raw.answers[""] = whole(b"200 OK", json.dumps({"object": "list", "data": [deep]}).encode())
+    gateway = await start_gateway(upstream_url=raw.url)
+    async with client.get(gateway.url + "/v1/models", headers=gateway.auth) as resp:
+        assert resp.status == 200
+        (alpha,) = [e for e in (await resp.json())["data"] if e["id"] == "alpha"]
+    assert alpha["created"] == 1_700_000_000 and "root" not in alpha
