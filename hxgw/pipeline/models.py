@@ -12,6 +12,7 @@ import structlog
 from hxgw import jsonio
 from hxgw.endpoints import MODELS
 from hxgw.errors import BadRequest, ModelNotFound, UpstreamError, did_you_mean
+from hxgw.pipeline.billing.background import unix_time
 from hxgw.pipeline.context import Next, RequestContext
 from hxgw.routing.routes import may_use_model
 from hxgw.upstream import GateFull, TransportError, header_line
@@ -127,8 +128,9 @@ async def _entries(ctx: RequestContext) -> list[dict[str, Any]]:
     created: dict[str, int] = {}
     for model in config.models.values():
         theirs = listed.get((model.upstream, model.upstream_model), {})
-        if isinstance(theirs.get("created"), int):
-            created[model.name] = theirs["created"]
+        # Seconds, as OpenAI dates a model; a group's date is the gateway's own word.
+        if (when := unix_time(theirs.get("created"))) is not None:
+            created[model.name] = int(when)
         if may_use_model(config, ctx.key, model):
             entries.append(
                 {"object": "model", "created": 0, "owned_by": model.upstream}

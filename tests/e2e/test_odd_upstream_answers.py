@@ -842,3 +842,23 @@ async def test_a_model_list_entry_nested_past_what_the_gateway_writes_leaves_the
         assert resp.status == 200
         (alpha,) = [e for e in (await resp.json())["data"] if e["id"] == "alpha"]
     assert alpha["created"] == 1_700_000_000 and "root" not in alpha
+
+
+@pytest.mark.parametrize("said", [True, -5, 1_700_000_000_000, 2**62])
+async def test_a_group_is_dated_by_its_models_times_in_seconds_alone(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession, said: int
+):
+    # Each was the group's `created` as it came (a bool is an int to Python; milliseconds
+    # dated it in the year 55,800). A model's time is in seconds, or the group's is when
+    # its config was loaded, as for models that say none.
+    listed = [{"id": "m-alpha", "created": said}, {"id": "m-beta"}]
+    raw.answers[""] = whole(b"200 OK", json.dumps({"object": "list", "data": listed}).encode())
+    before = int(time.time())
+    gateway = await start_gateway(upstream_url=raw.url)
+    async with client.get(gateway.url + "/v1/models/chat", headers=gateway.auth) as resp:
+        created = (await resp.json())["created"]
+    assert type(created) is int
+    if said == 1_700_000_000_000:
+        assert created == 1_700_000_000
+    else:
+        assert before <= created <= time.time()
