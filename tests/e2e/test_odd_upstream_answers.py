@@ -862,3 +862,22 @@ async def test_a_group_is_dated_by_its_models_times_in_seconds_alone(
         assert created == 1_700_000_000
     else:
         assert before <= created <= time.time()
+
+
+async def test_a_finish_chunk_with_the_usage_nested_past_what_the_gateway_writes_goes_on_whole(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    # The usage is cut out of the chunk, which is then written again: past 254 levels
+    # orjson raised, and the stream broke off before its finish with no error event.
+    deep = b"[" * 300 + b"]" * 300
+    finish = (b'data: {"id":"c1","x":' + deep + b',"choices":[{"index":0,"delta":{},'
+              b'"finish_reason":"stop"}],"usage":{"prompt_tokens":7,"completion_tokens":3,'
+              b'"total_tokens":10}}\n\n')
+    content = b'data: {"id":"c1","choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n'
+    raw.answers["m-gamma"] = sse(content, finish, b"data: [DONE]\n\n")
+    gateway = await start_gateway(upstream_url=raw.url)
+    status, _, body = await _chat(client, gateway, model="solo", stream=True)
+    assert status == 200 and body == content + finish + b"data: [DONE]\n\n"
+    await wait_for(lambda: len(ledger_rows(gateway)) == 1)
+    [row] = ledger_rows(gateway)
+    assert (row["outcome"], row["prompt_tokens"], row["completion_tokens"]) == ("ok", 7, 3)

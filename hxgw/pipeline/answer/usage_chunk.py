@@ -56,13 +56,22 @@ def _taken_out(block: bytes) -> tuple[bytes, bytes | None]:
             last = event[len(event.rstrip(b"\r\n")) :]
             continue
         if found is not None:  # its usage on a chunk that says more (its finish): cut out
-            line, chunk = found
-            del chunk["usage"]
-            event = event.replace(line, b"data: " + jsonio.dumps(chunk), 1)
+            event = _without_usage(event, *found)
         if event:
             last = None
         kept.append(event)
     return b"".join(kept), last
+
+
+def _without_usage(event: bytes, line: bytes, chunk: dict[str, Any]) -> bytes:
+    """`event`, whose data `line` is `chunk`, without the chunk's usage; as it came when
+    the chunk nests deeper than orjson writes (254 levels, where it reads 1024): the
+    error had broken the stream off before its finish."""
+    del chunk["usage"]
+    try:
+        return event.replace(line, b"data: " + jsonio.dumps(chunk), 1)
+    except jsonio.EncodeError:
+        return event
 
 
 def _rest_of_event(run: bytes, block: bytes) -> int:
