@@ -881,3 +881,27 @@ async def test_a_finish_chunk_with_the_usage_nested_past_what_the_gateway_writes
     await wait_for(lambda: len(ledger_rows(gateway)) == 1)
     [row] = ledger_rows(gateway)
     assert (row["outcome"], row["prompt_tokens"], row["completion_tokens"]) == ("ok", 7, 3)
+
+
+async def test_a_background_response_whose_usage_nests_past_what_the_gateway_writes_is_billed(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    # Its usage is written again to be read: past 254 levels orjson raised, and the row
+    # was lost, with a traceback, after the client had its answer.
+    usage = {"input_tokens": 7, "output_tokens": 3, "total_tokens": 10,
+             "x": json.loads("[" * 300 + "]" * 300)}
+    done = {"id": "resp_1", "object": "response", "status": "completed", "background": True,
+            "created_at": int(time.time()), "output": [], "usage": usage}
+    raw.answers["m-gamma"] = whole(b"200 OK", json.dumps(done).encode())
+    gateway = await start_gateway(upstream_url=raw.url)
+    async with client.post(gateway.url + "/v1/responses", headers=gateway.auth,
+                           json={"model": "solo", "input": "hi", "background": True}) as resp:
+        assert resp.status == 200
+
+    def billed() -> list[dict[str, object]]:
+        return [r for r in ledger_rows(gateway) if r["request_id"].startswith("usage-of-")]
+
+    await wait_for(lambda: bool(billed()), timeout=10)
+    [row] = billed()
+    assert (row["prompt_tokens"], row["completion_tokens"]) == (7, 3)
+    assert "Traceback" not in gateway.logs()
