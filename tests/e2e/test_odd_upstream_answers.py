@@ -905,3 +905,26 @@ async def test_a_background_response_whose_usage_nests_past_what_the_gateway_wri
     [row] = billed()
     assert (row["prompt_tokens"], row["completion_tokens"]) == (7, 3)
     assert "Traceback" not in gateway.logs()
+
+
+async def test_a_message_whose_usage_nests_past_what_the_gateway_writes_is_billed_its_count(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    # A usage found by parsing the answer (a member that nests follows it) is written
+    # again to be read: past 254 levels orjson raised, after the client had its answer.
+    answer = {"id": "msg_1", "type": "message", "role": "assistant", "model": "m-gamma",
+              "content": [{"type": "text", "text": "hi"}], "stop_reason": "end_turn",
+              "usage": {"input_tokens": 7, "output_tokens": 3,
+                        "x": json.loads('{"a":' * 300 + "1" + "}" * 300)},
+              "container": {"id": "c1", "skills": []}}
+    raw.answers["m-gamma"] = whole(b"200 OK", json.dumps(answer).encode())
+    gateway = await start_gateway(upstream_url=raw.url)
+    async with client.post(gateway.url + "/v1/messages", headers=gateway.auth, json={
+            "model": "solo", "max_tokens": 9,
+            "messages": [{"role": "user", "content": "hi"}]}) as resp:
+        assert resp.status == 200
+    await wait_for(lambda: len(ledger_rows(gateway)) == 1)
+    [row] = ledger_rows(gateway)
+    assert (row["prompt_tokens"], row["completion_tokens"], row["usage_source"]) == (
+        7, 3, "reported")
+    assert "Traceback" not in gateway.logs()

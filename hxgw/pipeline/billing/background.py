@@ -17,12 +17,14 @@ answer that carries the finished response's usage takes its place
 from __future__ import annotations
 
 import time
-from typing import Any
 
-from hxgw import jsonio
 from hxgw.endpoints import RESPONSES
 from hxgw.pipeline.billing.end_user import end_user
-from hxgw.pipeline.billing.reported_usage import reported_parts, reported_tokens
+from hxgw.pipeline.billing.reported_usage import (
+    reported_parts,
+    reported_tokens,
+    written_usage,
+)
 from hxgw.pipeline.billing.usage import cost_of, estimated_prompt
 from hxgw.pipeline.context import RequestContext
 from hxgw.pipeline.rebind import background_response
@@ -60,7 +62,7 @@ def background_row(ctx: RequestContext) -> Values | None:
     usage, status = response.get("usage"), response.get("status")
     source = "reported"
     if status in FINISHED and isinstance(usage, dict):
-        reported = _written(usage)
+        reported = written_usage(usage)
     elif ctx.stream and ctx.answered and ctx.usage:
         # The stream that made it, read to its final event.
         reported, status = ctx.usage, "completed" if ctx.outcome == "ok" else ctx.outcome
@@ -99,21 +101,3 @@ def background_row(ctx: RequestContext) -> Values | None:
         # The request that made it said; a later read has the response's echo of it.
         end_user=(ctx.body and end_user(ctx.body)) or end_user(response),
     ).values()
-
-
-def _written(usage: dict[str, Any]) -> bytes:
-    """A response's `usage` as an answer has it, to be read as one is; without the members
-    nested deeper than orjson writes (254 levels, where it reads 1024): the error had lost
-    the row, after the client had its answer."""
-    try:
-        return jsonio.dumps({"usage": usage})
-    except jsonio.EncodeError:
-        pass
-    kept = {}
-    for name, value in usage.items():
-        try:
-            jsonio.dumps({"usage": {name: value}})
-        except jsonio.EncodeError:
-            continue
-        kept[name] = value
-    return jsonio.dumps({"usage": kept})

@@ -9,6 +9,7 @@ found; `hxgw.pipeline.billing.usage` works out from them what a request used.
 from __future__ import annotations
 
 import re
+from typing import Any
 
 from hxgw import jsonio
 from hxgw.routing.prompt_size import MAX_TOKENS
@@ -95,7 +96,25 @@ def messages_usage(head: bytes, tail: bytes, whole: bool) -> bytes:
         usage = jsonio.loads(tail).get("usage")
     except (jsonio.DecodeError, AttributeError):
         return b""
-    return b'"usage":' + jsonio.dumps(usage) if isinstance(usage, dict) else b""
+    return written_usage(usage) if isinstance(usage, dict) else b""
+
+
+def written_usage(usage: dict[str, Any]) -> bytes:
+    """A `usage` parsed from an answer, written again as `"usage": {...}` to be read as
+    found in one; without its members nested deeper than orjson writes (254 levels, where
+    it reads 1024), whose error had lost the count and the answer with it."""
+    try:
+        return b'"usage":' + jsonio.dumps(usage)
+    except jsonio.EncodeError:
+        pass
+    kept = {}
+    for name, value in usage.items():
+        try:
+            jsonio.dumps({"usage": {name: value}})
+        except jsonio.EncodeError:
+            continue
+        kept[name] = value
+    return b'"usage":' + jsonio.dumps(kept)
 
 
 def reported_tokens(data: bytes) -> tuple[int, int] | None:
