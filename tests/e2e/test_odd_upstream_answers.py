@@ -928,3 +928,21 @@ async def test_a_message_whose_usage_nests_past_what_the_gateway_writes_is_bille
     assert (row["prompt_tokens"], row["completion_tokens"], row["usage_source"]) == (
         7, 3, "reported")
     assert "Traceback" not in gateway.logs()
+
+
+@pytest.mark.parametrize(("status", "body"), [
+    (b"500 Internal Server Error", b'{"error":{"message":%s}}'),
+    (b"429 Too Many Requests", b'{"error":{"message":%s}}'),
+    (b"200 OK", b'{"error":%s}'),  # an error in a 200, as some providers send one
+])
+async def test_an_error_whose_message_nests_past_what_python_prints_fails_over(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession,
+    status: bytes, body: bytes,
+):
+    # orjson reads 1024 levels, Python's str() of them recursed past its limit: the
+    # request was a 500 where the next candidate would serve it.
+    raw.answers["m-alpha"] = whole(status, body % (b"[" * 1020 + b"]" * 1020))
+    gateway = await start_gateway(upstream_url=raw.url)
+    answered, headers, _ = await _chat(client, gateway, model="chat")
+    assert (answered, headers["X-HX-Model"]) == (200, "beta")
+    assert "Traceback" not in gateway.logs()

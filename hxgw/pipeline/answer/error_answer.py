@@ -93,11 +93,17 @@ def error_of(body: bytes) -> dict[str, Any]:
 def summary(data: bytes, error: dict[str, Any] | None = None) -> str:
     """The upstream's own error message, cut short, for logs and the gateway's errors
     (from its `error` object when that was parsed already)."""
-    if error and "message" in error:
-        return str(error["message"])[:300]
     try:
+        if error and "message" in error:
+            return said(error["message"])
         parsed = jsonio.loads(data)
         message = parsed["error"]["message"] if isinstance(parsed.get("error"), dict) else parsed
-        return str(message)[:300]
-    except (jsonio.DecodeError, AttributeError, KeyError, TypeError):
+        return said(message)
+    except (jsonio.DecodeError, AttributeError, KeyError, TypeError, RecursionError):
         return data.decode("utf-8", "replace")[:300]
+
+
+def said(message: object) -> str:
+    """What an upstream's parsed `message` says, cut short. RecursionError for one nested
+    deeper than Python prints (orjson reads 1024 levels): the caller's to take."""
+    return message[:300] if isinstance(message, str) else str(message)[:300]

@@ -6,7 +6,7 @@ serve the request (hxgw.pipeline.failover.attempt sets each aside as a `Failure`
 from __future__ import annotations
 
 from hxgw import jsonio
-from hxgw.pipeline.answer.error_answer import MAX_ANSWER, error_of, summary
+from hxgw.pipeline.answer.error_answer import MAX_ANSWER, error_of, said, summary
 from hxgw.pipeline.answer.opening import EVENT_STREAM, opening_error
 from hxgw.pipeline.failover.failures import Failure
 from hxgw.upstream import UpstreamResponse
@@ -119,4 +119,7 @@ def _error_in_answer(first: bytes) -> tuple[str, bool] | None:
     error = body["error"]
     message = error.get("message") if isinstance(error, dict) else error
     overloaded = isinstance(error, dict) and error.get("type") == "overloaded_error"
-    return str(message)[:300], overloaded
+    try:
+        return said(message), overloaded
+    except RecursionError:  # nested deeper than Python prints: the request had been a 500
+        return first.decode("utf-8", "replace")[:300], overloaded
