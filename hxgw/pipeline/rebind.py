@@ -102,7 +102,7 @@ class ResponseIds:
     def _learned(self, response: Any, model_name: str) -> bool:
         """Bind the id of a response object to the model that made it, and the id of the
         one it continues, which that model made too (a follow-up goes to its model)."""
-        if not isinstance(response, dict) or response.get("object") not in RESPONSE_OBJECTS:
+        if not isinstance(response, dict) or not _one_of(response.get("object"), RESPONSE_OBJECTS):
             return False
         upstream_id = response.get("id")
         if not isinstance(upstream_id, str) or not upstream_id:
@@ -130,6 +130,12 @@ def background_response(rebind: Rebind | None) -> dict[str, Any] | None:
     """The response an answer carried when it was made with `background: true`
     (`ResponseIds.background`); None for any other answer."""
     return rebind.background if isinstance(rebind, ResponseIds) else None
+
+
+def _one_of(value: Any, names: frozenset[str]) -> bool:
+    """Whether an upstream's `value` is one of `names`: a list or an object in its place
+    is none (looked up in the set, it raised TypeError, and the answer was a 500)."""
+    return isinstance(value, str) and value in names
 
 
 def _quoted(ident: str) -> bytes:

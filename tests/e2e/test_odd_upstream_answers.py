@@ -946,3 +946,22 @@ async def test_an_error_whose_message_nests_past_what_python_prints_fails_over(
     answered, headers, _ = await _chat(client, gateway, model="chat")
     assert (answered, headers["X-HX-Model"]) == (200, "beta")
     assert "Traceback" not in gateway.logs()
+
+
+@pytest.mark.parametrize("stream", [False, True])
+async def test_a_response_whose_object_is_no_string_is_relayed_not_a_500(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession, stream: bool
+):
+    # Looked up in a set, a list raised TypeError (unhashable): a 500 for the whole
+    # answer, and a stream that ended before its first byte.
+    said = {"id": "resp_1", "object": ["response"], "status": "completed", "output": []}
+    done = {"type": "response.completed", "response": said}
+    raw.answers["m-gamma"] = (
+        sse(b"event: response.completed\ndata: " + json.dumps(done).encode() + b"\n\n")
+        if stream else whole(b"200 OK", json.dumps(said).encode()))
+    gateway = await start_gateway(upstream_url=raw.url)
+    async with client.post(gateway.url + "/v1/responses", headers=gateway.auth,
+                           json={"model": "solo", "input": "hi", "stream": stream}) as resp:
+        assert resp.status == 200
+        assert b'"resp_1"' in await resp.read()  # no response of a model's: not bound
+    assert "Traceback" not in gateway.logs()
