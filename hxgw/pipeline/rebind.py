@@ -134,7 +134,8 @@ def background_response(rebind: Rebind | None) -> dict[str, Any] | None:
 
 def _one_of(value: Any, names: frozenset[str]) -> bool:
     """Whether an upstream's `value` is one of `names`: a list or an object in its place
-    is none (looked up in the set, it raised TypeError, and the answer was a 500)."""
+    is none (looked up in the set, it raised TypeError: a Responses answer, and a list of
+    files or batches, was a 500)."""
     return isinstance(value, str) and value in names
 
 
@@ -195,7 +196,7 @@ class HeldIds:
 
 
 def _held(item: Any) -> bool:
-    return isinstance(item, dict) and item.get("object") in HELD_OBJECTS
+    return isinstance(item, dict) and _one_of(item.get("object"), HELD_OBJECTS)
 
 
 def _bind_object(item: dict[str, Any], upstream: str) -> None:

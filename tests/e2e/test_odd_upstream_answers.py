@@ -965,3 +965,16 @@ async def test_a_response_whose_object_is_no_string_is_relayed_not_a_500(
         assert resp.status == 200
         assert b'"resp_1"' in await resp.read()  # no response of a model's: not bound
     assert "Traceback" not in gateway.logs()
+
+
+async def test_a_list_of_files_whose_item_s_object_is_no_string_reaches_the_master_key(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    # Looked up in a set, an object in its place raised TypeError: every list was a 500.
+    listed = {"object": "list", "data": [{"id": "file-1", "object": {"kind": "file"}}]}
+    raw.answers[""] = whole(b"200 OK", json.dumps(listed).encode())
+    gateway = await start_gateway(upstream_url=raw.url)
+    async with client.get(gateway.url + "/v1/files", headers=gateway.auth) as resp:
+        assert resp.status == 200
+        assert (await resp.json()) == listed  # no file of the files API's: nothing bound
+    assert "Traceback" not in gateway.logs()
