@@ -978,3 +978,20 @@ async def test_a_list_of_files_whose_item_s_object_is_no_string_reaches_the_mast
         assert resp.status == 200
         assert (await resp.json()) == listed  # no file of the files API's: nothing bound
     assert "Traceback" not in gateway.logs()
+
+
+async def test_a_background_response_whose_status_is_no_string_is_answered_and_recorded(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    # Looked up in a set, a list raised TypeError as the row was made: the client's
+    # answer was a 500.
+    said = {"id": "resp_1", "object": "response", "status": ["completed"], "background": True,
+            "created_at": int(time.time()), "output": [],
+            "usage": {"input_tokens": 7, "output_tokens": 3, "total_tokens": 10}}
+    raw.answers["m-gamma"] = whole(b"200 OK", json.dumps(said).encode())
+    gateway = await start_gateway(upstream_url=raw.url)
+    async with client.post(gateway.url + "/v1/responses", headers=gateway.auth,
+                           json={"model": "solo", "input": "hi", "background": True}) as resp:
+        assert resp.status == 200
+    await wait_for(lambda: len(ledger_rows(gateway)) == 1)
+    assert "Traceback" not in gateway.logs()

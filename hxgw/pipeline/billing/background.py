@@ -61,7 +61,8 @@ def background_row(ctx: RequestContext) -> Values | None:
         return None  # nothing to make its row's start the same each time
     usage, status = response.get("usage"), response.get("status")
     source = "reported"
-    if status in FINISHED and isinstance(usage, dict):
+    # A status that is no string is not one (looked up in the set, a list raised).
+    if isinstance(status, str) and status in FINISHED and isinstance(usage, dict):
         reported = written_usage(usage)
     elif ctx.stream and ctx.answered and ctx.usage:
         # The stream that made it, read to its final event.
