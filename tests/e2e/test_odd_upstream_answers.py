@@ -17,7 +17,7 @@ import aiohttp
 import psycopg
 import pytest
 
-from hxgw.upstream.affinity import unbind
+from hxgw.upstream.affinity import bind, unbind
 from tests.conftest import StartGateway
 from tests.fixtures import DEFAULT_MODELS, DEFAULT_ROUTING, Gateway, ledger_rows, wait_for
 from tests.postgres import postgres_server, postgres_url  # noqa: F401 -- fixtures
@@ -994,4 +994,21 @@ async def test_a_background_response_whose_status_is_no_string_is_answered_and_r
                            json={"model": "solo", "input": "hi", "background": True}) as resp:
         assert resp.status == 200
     await wait_for(lambda: len(ledger_rows(gateway)) == 1)
+    assert "Traceback" not in gateway.logs()
+
+
+async def test_a_batch_whose_status_is_no_string_is_answered_and_bills_nothing(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    # Looked up among the ended statuses, an object raised TypeError: a 500.
+    made = {"id": "batch_1", "object": "batch", "status": {"completed": True},
+            "created_at": int(time.time()), "input_file_id": "file-in",
+            "usage": {"input_tokens": 9, "output_tokens": 2, "total_tokens": 11}}
+    raw.answers[""] = whole(b"200 OK", json.dumps(made).encode())
+    gateway = await start_gateway(upstream_url=raw.url)
+    async with client.post(gateway.url + "/v1/batches", headers=gateway.auth, json={
+            "input_file_id": bind("upstream", "default", "file-in"),
+            "endpoint": "/v1/chat/completions", "completion_window": "24h"}) as resp:
+        assert resp.status == 200
+    await wait_for(lambda: len(ledger_rows(gateway)) == 1)  # the request's; none billed
     assert "Traceback" not in gateway.logs()
