@@ -1012,3 +1012,24 @@ async def test_a_batch_whose_status_is_no_string_is_answered_and_bills_nothing(
         assert resp.status == 200
     await wait_for(lambda: len(ledger_rows(gateway)) == 1)  # the request's; none billed
     assert "Traceback" not in gateway.logs()
+
+
+async def test_a_stream_opening_a_block_whose_type_is_no_string_is_relayed_as_its_answer(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    # Judged whether it opens an empty block of text (while another candidate remains),
+    # its type was looked up in a set: a list raised TypeError, and the client got a 500.
+    start = (b'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_1",'
+             b'"type":"message","role":"assistant","content":[],"usage":{"input_tokens":1,'
+             b'"output_tokens":1}}}\n\n')
+    block = (b'event: content_block_start\ndata: {"type":"content_block_start","index":0,'
+             b'"content_block":{"type":["text"],"text":""}}\n\n')
+    stop = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
+    raw.answers["m-alpha"] = sse(start, block, stop)
+    gateway = await start_gateway(upstream_url=raw.url)
+    async with client.post(gateway.url + "/v1/messages", headers=gateway.auth, json={
+            "model": "chat", "max_tokens": 9, "stream": True,
+            "messages": [{"role": "user", "content": "hi"}]}) as resp:
+        assert (resp.status, resp.headers["X-HX-Model"]) == (200, "alpha")
+        assert await resp.read() == start + block + stop
+    assert "Traceback" not in gateway.logs()
