@@ -1033,3 +1033,17 @@ async def test_a_stream_opening_a_block_whose_type_is_no_string_is_relayed_as_it
         assert (resp.status, resp.headers["X-HX-Model"]) == (200, "alpha")
         assert await resp.read() == start + block + stop
     assert "Traceback" not in gateway.logs()
+
+
+async def test_a_prompt_too_long_whose_message_nests_past_what_python_prints_fails_over(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    # Its code and message were put in one text to look for the marks: str() of the
+    # message recursed past Python's limit, and the request was a 500.
+    deep = b"[" * 1020 + b"]" * 1020
+    raw.answers["m-alpha"] = whole(b"400 Bad Request", b'{"error":{"code":"context_length_exceeded",'
+                                   b'"message":' + deep + b'}}')
+    gateway = await start_gateway(upstream_url=raw.url)
+    answered, headers, _ = await _chat(client, gateway, model="chat")
+    assert (answered, headers["X-HX-Model"]) == (200, "beta")
+    assert "Traceback" not in gateway.logs()

@@ -66,7 +66,8 @@ def unserved(model: str, response: UpstreamResponse, first: bytes) -> Failure | 
         )
     if status == 400 and any(mark in first for mark in _TOO_LONG):
         error = error_of(first)  # parsed once: its code, its message and the summary
-        said = f"{error.get('code')} {error.get('message')}"
+        # Its texts alone: str() of a message nested 1000 levels deep had raised.
+        said = " ".join(t for t in (error.get("code"), error.get("message")) if isinstance(t, str))
         if any(mark.decode() in said for mark in _TOO_LONG):
             too_long = f"the prompt is too long for the model: {summary(first, error)}"
             return Failure(model, too_long, status, kind="context_length")
