@@ -136,6 +136,7 @@ async def _own_pages(
     wait = min(LIST_WAIT, ctx.state.config.timeouts.total / 2)
     deadline = ctx.started + wait
     kept: list[dict[str, Any]] = []
+    seen: set[str] = set()  # the upstream ids of the objects its pages held so far
     page: dict[str, Any] = {}
     for read in itertools.count(1):
         ctx.upstream_path = f"{path}?{urlencode(asked)}"
@@ -155,12 +156,17 @@ async def _own_pages(
         page = answer
         items: list[dict[str, Any]] = page["data"]
         bounds = [unbind(str(item.get("id"))) for item in items]
-        found = await owners.of(upstream, [b.upstream_id for b in bounds if b is not None])
-        kept += [
-            i for i, b in zip(items, bounds, strict=True) if b and found.get(b.upstream_id) == mine
-        ]
+        # Each object once: an upstream that pages on from no `after` (or back to one
+        # it paged past) repeats what it showed, and a page with nothing new ends it.
+        fresh = []
+        for item, bound in zip(items, bounds, strict=True):
+            if bound is not None and bound.upstream_id not in seen:
+                seen.add(bound.upstream_id)
+                fresh.append((item, bound))
+        found = await owners.of(upstream, [b.upstream_id for _, b in fresh])
+        kept += [i for i, b in fresh if found.get(b.upstream_id) == mine]
         last = bounds[-1] if bounds else None
-        ended = not page.get("has_more") or last is None or first_made is None
+        ended = not page.get("has_more") or last is None or first_made is None or not fresh
         ended = ended or (newest_first and _older(items[-1], first_made))
         late = time.perf_counter() >= deadline
         if ended or len(kept) >= wanted or (kept and (read >= MAX_PAGES or late)):

@@ -452,3 +452,39 @@ async def test_a_file_the_upstream_names_with_a_nul_is_a_502_to_the_key_that_upl
                 await _upload(a)
     assert raised.value.status_code == 502
     assert "cannot keep" in raised.value.message
+
+
+async def test_a_keys_list_shows_each_object_once_from_an_upstream_that_repeats_its_page(
+    start_gateway: StartGateway, tmp_path: Path
+):
+    # The upstream answers every page alike, whatever `after` says: each was added to the
+    # key's page, which showed its one batch twenty times, and said it had more.
+    now = int(time.time())
+    batch = {"id": "batch_1", "object": "batch", "status": "validating", "created_at": now,
+             "input_file_id": "file-in", "endpoint": "/v1/chat/completions"}
+    other = dict(batch, id="batch_2")  # another key's, or one made upstream
+    answers = {
+        b"/v1/files": {"id": "file-in", "object": "file", "bytes": len(LINES), "created_at": now,
+                       "filename": "input.jsonl", "purpose": "batch", "status": "processed"},
+        b"/v1/batches": batch,
+        b"/v1/batches?": {"object": "list", "data": [batch, other], "first_id": "batch_1",
+                          "last_id": "batch_2", "has_more": True},
+    }
+
+    async def upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            path = (await read_request(reader)).split(b" ", 2)[1]
+            listed = path.startswith(b"/v1/batches?")
+            writer.write(reply(json.dumps(answers[b"/v1/batches?" if listed else path]).encode()
+                               if listed or path in answers else b'{"object":"list","data":[]}'))
+            await writer.drain()
+
+    keys, secrets = _keys_file(tmp_path)
+    async with serving(upstream) as server:
+        gateway = await start_gateway(upstream_url=f"http://127.0.0.1:{server.origin.port}",
+                                      gateway={"auth": {"keys_file": keys}})
+        async with Apps(gateway, secrets).sdk("a") as a:
+            mine = await a.batches.create(input_file_id=await _upload(a), **BATCH)  # type: ignore[arg-type]
+            page = await a.batches.list()
+    assert [x.id for x in page.data] == [mine.id]
+    assert page.has_more is False
