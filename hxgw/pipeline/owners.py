@@ -38,7 +38,7 @@ from hxgw.errors import (
     UpstreamTimeout,
 )
 from hxgw.keys.owners import Owners, OwnersUnavailable, keepable
-from hxgw.pipeline.billing.background import CLOCK_SLACK
+from hxgw.pipeline.billing.background import CLOCK_SLACK, unix_time
 from hxgw.pipeline.billing.batch_usage import Owned, bill_ended
 from hxgw.pipeline.context import Next, RequestContext
 from hxgw.pipeline.list_query import Asked, page_asked
@@ -192,9 +192,11 @@ async def _own_pages(
 
 
 def _older(item: dict[str, Any], first_made: float | None) -> bool:
-    """Whether the upstream made `item` before the key's first object, clocks apart."""
-    made = item.get("created_at")
-    if first_made is None or not isinstance(made, int | float):
+    """Whether the upstream made `item` before the key's first object, clocks apart. A
+    created_at that is no time of the upstream's making (0, below zero; milliseconds are
+    read as such) says nothing: taken as one, a 0 ended the key's list before its own."""
+    made = unix_time(item.get("created_at"))
+    if first_made is None or made is None:
         return False
     return made < first_made - CLOCK_SLACK
 

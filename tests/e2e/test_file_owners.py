@@ -488,3 +488,39 @@ async def test_a_keys_list_shows_each_object_once_from_an_upstream_that_repeats_
             page = await a.batches.list()
     assert [x.id for x in page.data] == [mine.id]
     assert page.has_more is False
+
+
+async def test_a_keys_list_reads_on_past_an_object_the_upstream_dates_at_no_time(
+    start_gateway: StartGateway, tmp_path: Path
+):
+    # A created_at of 0 (a proxy's for a time it does not know) read as a time before the
+    # key's first object: the list ended there, the key's own batch on the next page
+    # never shown.
+    now = int(time.time())
+    batch = {"id": "batch_1", "object": "batch", "status": "validating", "created_at": now,
+             "input_file_id": "file-in", "endpoint": "/v1/chat/completions"}
+    undated = dict(batch, id="batch_0", created_at=0)
+    answers = {
+        b"/v1/files": {"id": "file-in", "object": "file", "bytes": len(LINES), "created_at": now,
+                       "filename": "input.jsonl", "purpose": "batch", "status": "processed"},
+        b"/v1/batches": batch,
+        b"/v1/batches?limit=100": {"object": "list", "data": [undated], "has_more": True},
+        b"/v1/batches?limit=100&after=batch_0": {"object": "list", "data": [batch],
+                                                 "has_more": False},
+    }
+
+    async def upstream(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            path = (await read_request(reader)).split(b" ", 2)[1]
+            said = answers.get(path, {"object": "list", "data": []})
+            writer.write(reply(json.dumps(said).encode()))
+            await writer.drain()
+
+    keys, secrets = _keys_file(tmp_path)
+    async with serving(upstream) as server:
+        gateway = await start_gateway(upstream_url=f"http://127.0.0.1:{server.origin.port}",
+                                      gateway={"auth": {"keys_file": keys}})
+        async with Apps(gateway, secrets).sdk("a") as a:
+            mine = await a.batches.create(input_file_id=await _upload(a), **BATCH)  # type: ignore[arg-type]
+            page = await a.batches.list()
+    assert [x.id for x in page.data] == [mine.id]
