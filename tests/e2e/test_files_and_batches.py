@@ -506,3 +506,21 @@ async def test_a_key_limited_to_groups_lists_files_of_its_first_groups_upstream(
                                   max_retries=0) as sdk:
         [listed] = (await sdk.files.list()).data  # not the `default` upstream's (empty) list
     assert unbind(listed.id) is not None and unbind(listed.id).target == "two"  # type: ignore[union-attr]
+
+
+async def test_a_batch_of_a_model_named_past_any_name_s_length_is_billed_under_its_start(
+    own_gateway: Gateway, fake: FakeUpstream
+):
+    # The row, the status page's charts and `hxgw usage --by model` had each held the
+    # 100,000 characters the upstream named it by, and the log line said them all.
+    gateway = own_gateway
+    named = "m" * 100_000
+    fake.files.add_file(LINES.replace(b'"body": {}', b'"body": {"model": "%s"}' % named.encode()))
+    async with _sdk(gateway) as sdk:
+        batch = await _batch_of_the_file(sdk)
+        await sdk.batches.retrieve(batch.id)
+    await wait_for(lambda: any(r["request_id"] == "usage-of-" + batch.id
+                               for r in ledger_rows(gateway)), timeout=10)
+    [billed] = [r for r in ledger_rows(gateway) if r["request_id"] == "usage-of-" + batch.id]
+    assert billed["model"] == named[:256] and billed["total_tokens"] == 33
+    assert named not in gateway.logs()

@@ -37,6 +37,9 @@ ENDED = {
     "cancelled": "cancelled_at",
 }
 """A batch's statuses once none of its lines runs any more, and when each was reached."""
+MODEL_CHARS = 256
+"""The most of a model's name as its upstream gave it that a row keeps (OpenAI's are
+under 64): it becomes a series of the status page's charts and a line of `hxgw usage`."""
 MOST_TOKENS = 50_000 * MAX_TOKENS
 """The most tokens a batch is counted for: OpenAI's most lines, each at the most one
 request is counted for. A larger figure is not a count."""
@@ -70,7 +73,7 @@ def bill_ended(ctx: RequestContext, owned: list[Owned]) -> None:
             log.warning(
                 "a batch's model is not in the registry: its usage costs nothing",
                 batch=batch.get("id"),
-                model=named,
+                model=_upstream_name(named),
                 upstream=upstream,
             )
 
@@ -141,6 +144,6 @@ def _tokens(usage: object, field: str) -> int:
 
 
 def _upstream_name(named: object) -> str | None:
-    """A model the registry lacks, by the name its upstream gave it (a NUL in it would
-    have PostgreSQL refuse the row)."""
-    return stored_text(named) if isinstance(named, str) else None
+    """A model the registry lacks, by the name its upstream gave it, cut to MODEL_CHARS
+    (a NUL in it would have PostgreSQL refuse the row)."""
+    return stored_text(named[:MODEL_CHARS]) if isinstance(named, str) else None
