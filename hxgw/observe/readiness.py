@@ -45,6 +45,8 @@ log = structlog.get_logger("hxgw.observe.readiness")
 RETRY_INTERVAL = 0.5
 # The probe reads the answer whole to keep its connection; a longer one is cut off.
 PROBE_READ_LIMIT = 8 * 1024 * 1024
+SHOWN_CHARS = 100
+"""The most of a listed model's id a log line names."""
 PROBE_HINTS = {
     401: ": the upstream refuses the gateway's key (the upstream's key_env, HX_UPSTREAM_KEY)",
     403: ": the upstream refuses the gateway's key (the upstream's key_env, HX_UPSTREAM_KEY)",
@@ -174,7 +176,7 @@ class Readiness:
                 " will fail; set their upstream_model to names it lists",
                 upstream=name,
                 missing=", ".join(missing),
-                it_lists=", ".join(sorted(ids)[:20]) or "nothing",
+                it_lists=", ".join(_shown(i) for i in sorted(ids)[:20]) or "nothing",
             )
         else:
             log.info("the upstream lists every model the registry sends it", upstream=name)
@@ -205,6 +207,12 @@ class Readiness:
             self.last_error[name] = error or "error"
             log.warning("upstream probe failed", upstream=name, url=upstream.url, error=error)
         up(name, self.reachable(name, time.monotonic(), state.config.readiness.stale_after))
+
+
+def _shown(model_id: str) -> str:
+    """A model the upstream lists, as a log line names it: its first SHOWN_CHARS. The id
+    is the upstream's, of any length: 20 of 400,000 characters had made a line of 8 MB."""
+    return model_id if len(model_id) <= SHOWN_CHARS else model_id[:SHOWN_CHARS] + "..."
 
 
 def _hint(status: int, answer: bytes) -> str:

@@ -87,3 +87,14 @@ async def test_the_first_page_of_a_longer_list_is_not_taken_to_lack_anything(
     fake.models_paged = True
     gateway = await start_gateway(gateway=PROBED_OFTEN)
     assert await _missing(gateway, client) == [] and not _warnings(gateway)
+
+
+async def test_the_warning_names_what_the_upstream_lists_in_a_line_of_its_own_size(
+    start_gateway: StartGateway, fake: FakeUpstream
+):
+    # It named the first 20 as they came: 20 ids of 400,000 characters made a line of 8 MB.
+    fake.models[:] = [f"{n}" + "x" * 400_000 for n in range(20)]
+    gateway = await start_gateway(gateway=PROBED_OFTEN)
+    await wait_for(lambda: _warnings(gateway), timeout=10)
+    (line,) = _warnings(gateway)
+    assert len(line) < 4096 and 'missing="m-alpha, m-beta, m-embed, m-gamma"' in line
