@@ -127,7 +127,7 @@ async def _entries(ctx: RequestContext) -> list[dict[str, Any]]:
     entries: list[dict[str, Any]] = []
     created: dict[str, int] = {}
     for model in config.models.values():
-        theirs = listed.get((model.upstream, model.upstream_model), {})
+        theirs = _theirs(listed.get((model.upstream, model.upstream_model), {}))
         # Seconds, as OpenAI dates a model; a group's date is the gateway's own word.
         if (when := unix_time(theirs.get("created"))) is not None:
             created[model.name] = int(when)
@@ -156,6 +156,15 @@ async def _entries(ctx: RequestContext) -> list[dict[str, Any]]:
                 }
             )
     return entries
+
+
+def _theirs(entry: dict[str, Any]) -> dict[str, Any]:
+    """An upstream's entry without the gateway's own fields (`hx_...`): an upstream that
+    is a gateway of this kind lists its groups with them, and a model sent to one had
+    been listed here as a group, even the default one."""
+    if not any(name.startswith("hx_") for name in entry):
+        return entry
+    return {name: value for name, value in entry.items() if not name.startswith("hx_")}
 
 
 class NoList(Exception):

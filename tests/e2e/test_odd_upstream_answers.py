@@ -1047,3 +1047,20 @@ async def test_a_prompt_too_long_whose_message_nests_past_what_python_prints_fai
     answered, headers, _ = await _chat(client, gateway, model="chat")
     assert (answered, headers["X-HX-Model"]) == (200, "beta")
     assert "Traceback" not in gateway.logs()
+
+
+async def test_a_model_s_entry_keeps_none_of_the_gateway_s_own_fields_its_upstream_lists(
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+):
+    # An upstream that is a gateway of this kind lists its groups so: a registry model
+    # sent to its default group was listed here as a group, the default one (as
+    # `hxgw smoke` picks one), its models the upstream's.
+    listed = {"id": "m-alpha", "object": "model", "created": 1_700_000_000, "owned_by": "hxgw",
+              "hx_group": True, "hx_models": ["theirs"], "hx_mode": "embedding",
+              "hx_default": True}
+    raw.answers[""] = whole(b"200 OK", json.dumps({"object": "list", "data": [listed]}).encode())
+    gateway = await start_gateway(upstream_url=raw.url)
+    async with client.get(gateway.url + "/v1/models/alpha", headers=gateway.auth) as resp:
+        alpha = await resp.json()
+    assert alpha == {"id": "alpha", "object": "model", "created": 1_700_000_000,
+                     "owned_by": "hxgw", "hx_upstream_model": "m-alpha"}
