@@ -8,8 +8,9 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 import openai
@@ -454,6 +455,22 @@ async def test_a_file_the_upstream_names_with_a_nul_is_a_502_to_the_key_that_upl
     assert "cannot keep" in raised.value.message
 
 
+Handler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
+
+
+async def _a_s_batch_and_list(
+    start_gateway: StartGateway, tmp_path: Path, upstream: Handler
+) -> tuple[Any, Any]:
+    """Key a's batch, made through a gateway in front of `upstream`, and its list."""
+    keys, secrets = _keys_file(tmp_path)
+    async with serving(upstream) as server:
+        gateway = await start_gateway(upstream_url=f"http://127.0.0.1:{server.origin.port}",
+                                      gateway={"auth": {"keys_file": keys}})
+        async with Apps(gateway, secrets).sdk("a") as a:
+            mine = await a.batches.create(input_file_id=await _upload(a), **BATCH)  # type: ignore[arg-type]
+            return mine, await a.batches.list()
+
+
 async def test_a_keys_list_shows_each_object_once_from_an_upstream_that_repeats_its_page(
     start_gateway: StartGateway, tmp_path: Path
 ):
@@ -479,13 +496,7 @@ async def test_a_keys_list_shows_each_object_once_from_an_upstream_that_repeats_
                                if listed or path in answers else b'{"object":"list","data":[]}'))
             await writer.drain()
 
-    keys, secrets = _keys_file(tmp_path)
-    async with serving(upstream) as server:
-        gateway = await start_gateway(upstream_url=f"http://127.0.0.1:{server.origin.port}",
-                                      gateway={"auth": {"keys_file": keys}})
-        async with Apps(gateway, secrets).sdk("a") as a:
-            mine = await a.batches.create(input_file_id=await _upload(a), **BATCH)  # type: ignore[arg-type]
-            page = await a.batches.list()
+    mine, page = await _a_s_batch_and_list(start_gateway, tmp_path, upstream)
     assert [x.id for x in page.data] == [mine.id]
     assert page.has_more is False
 
@@ -516,11 +527,5 @@ async def test_a_keys_list_reads_on_past_an_object_the_upstream_dates_at_no_time
             writer.write(reply(json.dumps(said).encode()))
             await writer.drain()
 
-    keys, secrets = _keys_file(tmp_path)
-    async with serving(upstream) as server:
-        gateway = await start_gateway(upstream_url=f"http://127.0.0.1:{server.origin.port}",
-                                      gateway={"auth": {"keys_file": keys}})
-        async with Apps(gateway, secrets).sdk("a") as a:
-            mine = await a.batches.create(input_file_id=await _upload(a), **BATCH)  # type: ignore[arg-type]
-            page = await a.batches.list()
+    mine, page = await _a_s_batch_and_list(start_gateway, tmp_path, upstream)
     assert [x.id for x in page.data] == [mine.id]
