@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from hxgw.lifecycle.worker import Worker, all_set, answers, ready_or_gone
+from hxgw.lifecycle.worker import Worker, all_set, answers, judge_reload, ready_or_gone
 
 
 @pytest.fixture
@@ -62,6 +62,16 @@ async def test_a_reload_some_workers_took_and_others_refused_says_both(three: li
         await _running(three[2], "ok: generation 2"),
     ])
     assert (took, refused) == ([three[0], three[2]], ["rejected: routing.yaml: bad"])
+
+
+async def test_a_reload_some_workers_took_is_said_to_diverge_and_counts_as_taken(
+    three: list[Worker],
+):
+    # Those that took it serve the next generation: a worker started again starts at it.
+    asked = [await _running(three[0], "ok: generation 2"),
+             await _running(three[1], "rejected: routing.yaml: bad")]
+    assert judge_reload(asked, True) == (
+        "last reload: diverged, 1 of 2 took it: rejected: routing.yaml: bad", True)
 
 
 async def test_a_worker_that_died_during_the_reload_says_nothing_of_it(three: list[Worker]):
