@@ -74,6 +74,15 @@ async def test_a_reload_some_workers_took_is_said_to_diverge_and_counts_as_taken
         "last reload: diverged, 1 of 2 took it: rejected: routing.yaml: bad", True)
 
 
+async def test_a_reload_not_every_worker_confirmed_counts_as_taken_by_those_that_did(
+    three: list[Worker],
+):
+    slow = await _running(three[1], "ok: generation 1")
+    slow.reloaded.clear()  # no answer yet when the wait ended
+    asked = [await _running(three[0], "ok: generation 2"), slow]
+    assert judge_reload(asked, False) == ("last reload: incomplete", True)
+
+
 async def test_a_worker_that_died_during_the_reload_says_nothing_of_it(three: list[Worker]):
     # Its last words were of an earlier reload it refused: it starts again on the files.
     dead = await _running(three[0], "rejected: an old problem")
