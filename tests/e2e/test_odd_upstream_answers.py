@@ -426,8 +426,25 @@ def _image_events(kind: bytes, data: bytes) -> bytes:
             + b'",' + data + b"}\n\n")
 
 
+def _two_images(apart: bool) -> Writes:
+    """A stream of two images, each with its final event; `apart`: the first final event's
+    `event:` line in one read, its data and the second image's events in the next."""
+    events = [
+        _image_events(b"partial_image", b'"b64_json":"cDE=","partial_image_index":0'),
+        _image_events(b"completed", b'"b64_json":"aW1nMQ=="'),
+        _image_events(b"partial_image", b'"b64_json":"cDI=","partial_image_index":0'),
+        _image_events(b"completed", b'"b64_json":"aW1nMg==","usage":{"input_tokens":5,'
+                                    b'"output_tokens":2,"total_tokens":7}'),
+    ]
+    if not apart:
+        return sse(*events)
+    named, data = events[1].split(b"\n", 1)
+    return sse(events[0] + named + b"\n", data + b"".join(events[2:]))
+
+
+@pytest.mark.parametrize("apart", [False, True], ids=["whole-events", "event-line-apart"])
 async def test_a_stream_of_two_images_is_relayed_past_the_first_image_s_final_event(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession, apart: bool
 ):
     # Whether OpenAI sends a final event per image is not documented: the second image
     # had been cut off as coming after the stream's end.
@@ -436,12 +453,7 @@ async def test_a_stream_of_two_images_is_relayed_past_the_first_image_s_final_ev
     routing = {"routing": {**DEFAULT_ROUTING["routing"],
                            "groups": {**DEFAULT_ROUTING["routing"]["groups"],
                                       "draw": ["painter"]}}}
-    raw.answers["m-painter"] = sse(
-        _image_events(b"partial_image", b'"b64_json":"cDE=","partial_image_index":0'),
-        _image_events(b"completed", b'"b64_json":"aW1nMQ=="'),
-        _image_events(b"partial_image", b'"b64_json":"cDI=","partial_image_index":0'),
-        _image_events(b"completed", b'"b64_json":"aW1nMg==","usage":{"input_tokens":5,'
-                                    b'"output_tokens":2,"total_tokens":7}'))
+    raw.answers["m-painter"] = _two_images(apart)
     gateway = await start_gateway(upstream_url=raw.url, models=[*DEFAULT_MODELS, painter],
                                   routing=routing)
     body = {"model": "draw", "prompt": "two cats", "n": 2, "stream": True}

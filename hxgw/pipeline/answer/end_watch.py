@@ -60,8 +60,9 @@ class EndWatch:
         if self.named_only and lines:
             self.named_only = False
             self.ended, self.done = True, not self.more_after_final
-            # Not at the LF of a CRLF whose CR ended the `event:` line: no blank line.
-            end = event_end(block, int(tail.endswith(b"\r") and block[:1] == b"\n"))
+            if self.done:
+                # Not at the LF of a CRLF whose CR ended the `event:` line: no blank line.
+                end = event_end(block, int(tail.endswith(b"\r") and block[:1] == b"\n"))
         elif not self.ended and not self.named_only and (lines or b"event:" in block):
             final = FINAL[self.endpoint]
             if ends_stream(block, self.endpoint):
