@@ -71,7 +71,9 @@ def as_dict(values: Values) -> dict[str, Any]:
     return dict(zip(COLUMNS, values, strict=True))
 
 
-def stored_text(text: str) -> str:
-    """A text from a client or an upstream as every store keeps it: PostgreSQL refuses
-    one with a NUL in it, and the row would be lost, so a NUL is written U+FFFD."""
-    return text.replace("\x00", "\ufffd") if "\x00" in text else text
+def stored_text(text: str, most: int) -> str:
+    """A text from a client or an upstream as every store keeps it: its first `most`
+    characters (it is theirs to make as long as they like), and a NUL written U+FFFD, as
+    PostgreSQL refuses a text with one and the row would be lost."""
+    kept = text[:most]
+    return kept.replace("\x00", "\ufffd") if "\x00" in kept else kept

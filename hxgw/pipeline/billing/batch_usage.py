@@ -146,4 +146,4 @@ def _tokens(usage: object, field: str) -> int:
 def _upstream_name(named: object) -> str | None:
     """A model the registry lacks, by the name its upstream gave it, cut to MODEL_CHARS
     (a NUL in it would have PostgreSQL refuse the row)."""
-    return stored_text(named[:MODEL_CHARS]) if isinstance(named, str) else None
+    return stored_text(named, MODEL_CHARS) if isinstance(named, str) else None

@@ -17,9 +17,10 @@ def end_user(document: dict[str, Any]) -> str | None:
     OpenAI's `user`, or `safety_identifier` (which OpenAI now asks for in its place),
     else Anthropic's `metadata.user_id`; the first of them that is a string, not empty.
     None for none (a value of another type the upstream refuses)."""
-    for said in (document.get("user"), document.get("safety_identifier")):
-        if isinstance(said, str) and said:
-            return stored_text(said[:END_USER_CHARS])
-    metadata = document.get("metadata")
-    said = metadata.get("user_id") if isinstance(metadata, dict) else None
-    return stored_text(said[:END_USER_CHARS]) if isinstance(said, str) and said else None
+    said = document.get("user")
+    if not (isinstance(said, str) and said):
+        said = document.get("safety_identifier")
+    if not (isinstance(said, str) and said):
+        metadata = document.get("metadata")
+        said = metadata.get("user_id") if isinstance(metadata, dict) else None
+    return stored_text(said, END_USER_CHARS) if isinstance(said, str) and said else None
