@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import json
 import sys
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Container
+from typing import Any, TypeGuard
 
 import orjson
 
@@ -40,3 +40,9 @@ def dumps_deep(value: Any) -> bytes:
         # Past about 990 levels the standard library's encoder runs out of Python's
         # recursion limit: an error its callers can take, not a 500.
         raise EncodeError(f"nested deeper than {sys.getrecursionlimit()} levels") from None
+
+
+def one_of(value: object, names: Container[str]) -> TypeGuard[str]:
+    """Whether a value read from JSON is one of `names`: a list or an object where a word
+    should be is none of them (looked up in a set or a dict, it raised TypeError)."""
+    return isinstance(value, str) and value in names

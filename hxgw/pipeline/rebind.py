@@ -102,7 +102,9 @@ class ResponseIds:
     def _learned(self, response: Any, model_name: str) -> bool:
         """Bind the id of a response object to the model that made it, and the id of the
         one it continues, which that model made too (a follow-up goes to its model)."""
-        if not isinstance(response, dict) or not _one_of(response.get("object"), RESPONSE_OBJECTS):
+        if not isinstance(response, dict) or not jsonio.one_of(
+            response.get("object"), RESPONSE_OBJECTS
+        ):
             return False
         upstream_id = response.get("id")
         if not isinstance(upstream_id, str) or not upstream_id:
@@ -130,13 +132,6 @@ def background_response(rebind: Rebind | None) -> dict[str, Any] | None:
     """The response an answer carried when it was made with `background: true`
     (`ResponseIds.background`); None for any other answer."""
     return rebind.background if isinstance(rebind, ResponseIds) else None
-
-
-def _one_of(value: Any, names: frozenset[str]) -> bool:
-    """Whether an upstream's `value` is one of `names`: a list or an object in its place
-    is none (looked up in the set, it raised TypeError: a Responses answer, and a list of
-    files or batches, was a 500)."""
-    return isinstance(value, str) and value in names
 
 
 def _quoted(ident: str) -> bytes:
@@ -196,7 +191,7 @@ class HeldIds:
 
 
 def _held(item: Any) -> bool:
-    return isinstance(item, dict) and _one_of(item.get("object"), HELD_OBJECTS)
+    return isinstance(item, dict) and jsonio.one_of(item.get("object"), HELD_OBJECTS)
 
 
 def _bind_object(item: dict[str, Any], upstream: str) -> None:

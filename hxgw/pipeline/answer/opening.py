@@ -126,13 +126,10 @@ def opens(event: list[bytes]) -> bool:
     if member is None:
         return False
     block = _data(event).get(member)
-    if not isinstance(block, dict):
-        return False
-    kind = block.get("type")
     return (
-        isinstance(kind, str)  # in the set, a list had raised TypeError: a 500
-        and kind in _EMPTY_KINDS
-        and not any(block.get(said) for said in ("text", "thinking", "content"))
+        isinstance(block, dict)
+        and jsonio.one_of(block.get("type"), _EMPTY_KINDS)
+        and not any(block.get(kind) for kind in ("text", "thinking", "content"))
     )
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import time
 
+from hxgw import jsonio
 from hxgw.endpoints import RESPONSES
 from hxgw.pipeline.billing.end_user import end_user
 from hxgw.pipeline.billing.reported_usage import (
@@ -61,8 +62,7 @@ def background_row(ctx: RequestContext) -> Values | None:
         return None  # nothing to make its row's start the same each time
     usage, status = response.get("usage"), response.get("status")
     source = "reported"
-    # A status that is no string is not one (looked up in the set, a list raised).
-    if isinstance(status, str) and status in FINISHED and isinstance(usage, dict):
+    if jsonio.one_of(status, FINISHED) and isinstance(usage, dict):
         reported = written_usage(usage)
     elif ctx.stream and ctx.answered and ctx.usage:
         # The stream that made it, read to its final event.

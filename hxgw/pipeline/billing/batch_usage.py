@@ -20,6 +20,7 @@ from typing import Any, NamedTuple
 
 import structlog
 
+from hxgw import jsonio
 from hxgw.config import Config, Model
 from hxgw.endpoints import BATCHES
 from hxgw.pipeline.billing.background import unix_time
@@ -86,10 +87,7 @@ def batch_row(
     when it says no usage."""
     status, usage = batch.get("status"), batch.get("usage")
     started = unix_time(batch.get("created_at"))
-    # A status that is no string is none of them (looked up, an object raised).
-    if not isinstance(status, str) or status not in ENDED:
-        return None
-    if not isinstance(usage, dict) or started is None:
+    if not jsonio.one_of(status, ENDED) or not isinstance(usage, dict) or started is None:
         return None
     prompt, completion = _tokens(usage, "input_tokens"), _tokens(usage, "output_tokens")
     read = _tokens(usage.get("input_tokens_details"), "cached_tokens")
