@@ -374,12 +374,18 @@ def test_a_stop_while_the_writer_is_stuck_on_a_store_spools_the_rows_it_holds(tm
         answer.set()
 
 
+def _with_its_store_away(tmp_path: Path) -> Ledger:
+    """A ledger whose store is away (its directory is a file), tried again at once:
+    unlinking `tmp_path / "state"` brings it back."""
+    (tmp_path / "state").write_text("")
+    return Ledger(open_database(None, tmp_path / "state"), tmp_path / "spool",
+                  batch_interval=0.02, max_backoff=0.05)
+
+
 def test_a_store_back_is_said_to_be_once_the_spool_is_replayed_before_any_new_row(
     tmp_path: Path,
 ):
-    (tmp_path / "state").write_text("")  # the store is away: its directory is a file
-    ledger = Ledger(open_database(None, tmp_path / "state"), tmp_path / "spool",
-                    batch_interval=0.02, max_backoff=0.05)
+    ledger = _with_its_store_away(tmp_path)
     with structlog.testing.capture_logs() as logs:
         ledger.record(row(1))
         ledger.start()
@@ -423,10 +429,8 @@ def test_rows_spooled_while_the_store_s_retry_is_awaited_are_counted(tmp_path: P
 
 
 def test_rows_lost_while_the_store_was_away_are_said_once_it_is_back(tmp_path: Path):
-    (tmp_path / "state").write_text("")  # the store is away: its directory is a file
-    (tmp_path / "spool").write_text("")  # and the spool cannot be written
-    ledger = Ledger(open_database(None, tmp_path / "state"), tmp_path / "spool",
-                    batch_interval=0.02, max_backoff=0.05)
+    (tmp_path / "spool").write_text("")  # the spool cannot be written
+    ledger = _with_its_store_away(tmp_path)
     with structlog.testing.capture_logs() as logs:
         ledger.record(row(1))
         ledger.start()
