@@ -89,6 +89,14 @@ class MemoryLimiter:
         )
         return state.spent
 
+    def release(self, reservation: Reservation) -> None:
+        if reservation.settled:
+            return
+        reservation.settled = True
+        state = self._states.get(reservation.key_name)
+        if state is not None:
+            state.release(reservation.id)
+
     def set_lease(self, lease_s: float) -> None:
         self.lease_s = lease_s
 

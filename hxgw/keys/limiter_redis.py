@@ -38,7 +38,6 @@ from __future__ import annotations
 import asyncio
 import math
 import time
-from collections.abc import Awaitable, Callable
 
 import structlog
 
@@ -63,18 +62,14 @@ from hxgw.keys.redis_lines import (
     seed_line,
     spent_line,
 )
+from hxgw.keys.redis_seed import Spend, seed
 from hxgw.keys.resp import ping
 
 log = structlog.get_logger("hxgw.keys.limits")
 
-Spend = Callable[[str, int], Awaitable[float | None]]
-"""A key's name and budget period -> what it spent this period (None: cannot tell)."""
 SEED_POLL = 0.05
 """Seconds between two asks of a reservation told to wait while another gateway reads the
 key's spend back."""
-READ_BACK_WITHIN = 5.0
-"""The longest a key's spend is waited for from the ledger: Redis holds the key for the
-gateway reading it that long (the script's `hold`), then lets the next one read it."""
 LOG_EVERY = 60.0
 """Seconds between two log lines about one outage."""
 WATCH_EVERY = 5.0
@@ -186,6 +181,14 @@ class RedisLimiter:
         )
         return None
 
+    def release(self, reservation: Reservation) -> None:
+        if reservation.store == "local":
+            self.local.release(reservation)
+        elif not reservation.settled:
+            reservation.settled = True
+            line = release_line(repr(reservation.at), reservation.id)
+            self._batches.correct(reservation.key_name, line)
+
     def _abandoned(self, key_name: str, asked: str, answer: bytes) -> None:
         """A decision made for a request that left meanwhile (its client went away):
         the reservation it made is let go at once, not held and charged until its
@@ -205,21 +208,9 @@ class RedisLimiter:
             self._batches.correct(key_name, seed_line(now, 0.0, period_s))
             return False
 
-        async def seed() -> None:
-            try:
-                async with asyncio.timeout(READ_BACK_WITHIN):
-                    amount = await spend(key_name, period_s)
-            except TimeoutError:  # Redis's hold ends: this or another gateway tries again
-                log.warning("the ledger did not say a key's spend in time", key=key_name)
-                return
-            except Exception:  # its reservations fail the configured way until it is read
-                log.exception("cannot read a key's spend back for the limits store")
-                return
-            if amount is not None:
-                self._batches.correct(key_name, seed_line(now, amount, period_s))
-
         if key_name not in self._seeding:
-            task = asyncio.get_running_loop().create_task(seed())
+            reading = seed(spend, self._batches, key_name, period_s, now)
+            task = asyncio.get_running_loop().create_task(reading)
             self._seeding[key_name] = task
             task.add_done_callback(lambda _: self._seeding.pop(key_name, None))
         return True

@@ -133,6 +133,17 @@ class SharedLimiter:
             )
             return state.spent
 
+    def release(self, reservation: Reservation) -> None:
+        if not reservation.settled:
+            reservation.settled = True
+            self._thread.submit(self.release_now, reservation, time.time())
+
+    def release_now(self, reservation: Reservation, now: float) -> None:
+        """One release, blocking, run in the limiter's thread (after every decision and
+        correction queued before it)."""
+        with self._transaction(reservation.key_name, now, reservation.budget_period_s) as state:
+            state.release(reservation.id)
+
     def set_lease(self, lease_s: float) -> None:
         self.lease_s = lease_s
 

@@ -9,9 +9,10 @@ from pathlib import Path
 from hxgw.config.limits_store import without_password
 from hxgw.config.schema import LimitsStore
 from hxgw.keys.limiter_memory import DEFAULT_LEASE, NO_SPEND, MemoryLimiter
-from hxgw.keys.limiter_redis import RedisLimiter, Spend
+from hxgw.keys.limiter_redis import RedisLimiter
 from hxgw.keys.limiter_shared import SharedLimiter
 from hxgw.keys.limits import Limiter
+from hxgw.keys.redis_seed import Spend
 from hxgw.keys.window import Spent
 from hxgw.observe.workers import SHARED_DIR
 

@@ -242,6 +242,11 @@ class Limiter(Protocol):
         after the charge, where it is known at once (not with Redis, whose corrections
         go in batches nobody waits for)."""
 
+    def release(self, reservation: Reservation) -> None:
+        """Take the reservation back whole, as if it had not been made: its request was
+        refused by another limit before it went anywhere. Not awaited: done at once, or
+        queued in order before anything this process asks of the store next."""
+
     def set_lease(self, lease_s: float) -> None:
         """How long reservations made from now on may stay open (a reload's total
         timeout); those already made keep theirs."""

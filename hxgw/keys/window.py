@@ -127,6 +127,26 @@ class KeyState:
             self.tokens += actual_tokens - entry[1]
             entry[1] = actual_tokens
 
+    def release(self, rid: str) -> None:
+        """Take back the reservation `rid` of a request never sent, another limit having
+        refused it: its slot, its estimate and its entry in the window go, as if it had
+        not been made. One whose lease ran out meanwhile keeps the estimate that charged,
+        as Redis's release keeps it (it cannot tell such a reservation from one its batch
+        had not made yet): a lease outlasts any refusal."""
+        lease = self.open.pop(rid, None)
+        if lease is None:
+            return
+        self.reserved = self.reserved - lease[1] if self.open else 0.0
+        entry, log = lease[2], self.log
+        if entry is None or entry[0] <= self.horizon:
+            return
+        self.tokens -= entry[1]
+        # Made a moment ago: near the log's end, where the search begins.
+        for i in range(len(log) - 1, -1, -1):
+            if log[i] is entry:
+                del log[i]
+                return
+
     def usage(self) -> Usage:
         log = self.log
         return Usage(

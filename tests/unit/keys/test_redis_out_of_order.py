@@ -10,10 +10,11 @@ import time
 
 import pytest
 
-from hxgw.keys.limiter_redis import RedisLimiter, Spend
+from hxgw.keys.limiter_redis import RedisLimiter
 from hxgw.keys.limits import KeyLimits, LimitsUnavailable
 from hxgw.keys.redis_batch import _Operation
 from hxgw.keys.redis_lines import reserve_line
+from hxgw.keys.redis_seed import Spend
 from hxgw.keys.resp import RespConnection
 from tests.redis_server import RedisServer
 
