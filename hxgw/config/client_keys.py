@@ -90,7 +90,7 @@ def _key_entries(
             f"keys[{i}]",
             item,
             doc.problems,
-            frozenset({"name", "key", "key_sha256", "groups", *LIMIT_KEYS}),
+            frozenset({"name", "key", "key_sha256", "groups", "per_user", *LIMIT_KEYS}),
         )
         name = entry.string("name", required=True)
         where = "in logs, metrics and usage reports (a CSV a spreadsheet opens)"
@@ -124,9 +124,17 @@ def _key_entries(
         groups = _groups(entry, known) if entry.has("groups") else None
         if name:
             limits = read_key_limits(entry)
+            per_user = _per_user(entry)
             short = secret is not None and len(secret) < GUESSABLE_UNDER
             out.append(
-                ClientKey(name=name, digest=digest, groups=groups, limits=limits, guessable=short)
+                ClientKey(
+                    name=name,
+                    digest=digest,
+                    groups=groups,
+                    limits=limits,
+                    per_user=per_user,
+                    guessable=short,
+                )
             )
     return out
 
@@ -142,6 +150,18 @@ def _groups(entry: Section, known: Collection[str]) -> frozenset[str]:
             hint = did_you_mean(group, known)
             entry.report(f"unknown group {group!r}{hint}", f"groups[{i}]")
     return frozenset(listed)
+
+
+def _per_user(entry: Section) -> KeyLimits | None:
+    """The limits each end user of the key gets: `per_user`, a mapping of the same limits
+    a key has. One that sets none would limit nothing, which is said."""
+    if not entry.has("per_user"):
+        return None
+    section = entry.section("per_user", frozenset(LIMIT_KEYS))
+    limits = read_key_limits(section)
+    if limits is None and isinstance(entry.raw("per_user"), dict):
+        section.report(f"sets no limit: give one of {', '.join(LIMIT_KEYS[:4])}, or leave it out")
+    return limits
 
 
 def read_key_limits(entry: Section) -> KeyLimits | None:

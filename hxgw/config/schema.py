@@ -166,6 +166,9 @@ class ClientKey:
     groups: frozenset[str] | None = None
     limits: KeyLimits | None = None
     """What the key may use (hxgw.keys.limits); None: no limits."""
+    per_user: KeyLimits | None = None
+    """What each end user of the key may use (the one a request names in `user`,
+    `safety_identifier` or `metadata.user_id`); None: no such limits."""
     expires: float | None = None
     """When it stops opening anything (Unix seconds); None: never."""
     guessable: bool = False

@@ -41,16 +41,23 @@ def _never_fits(decision: LimitDecision) -> bool:
 
 
 def refusal(
-    decision: LimitDecision, prompt_tokens: int, prompt_cost: float, *, anthropic: bool
+    decision: LimitDecision,
+    prompt_tokens: int,
+    prompt_cost: float,
+    *,
+    anthropic: bool,
+    end_user: str | None = None,
 ) -> KeyLimited:
     """The 429 for a request `decision` refused: its body, in OpenAI's shape (the error
     renderer gives Anthropic's clients theirs), and its headers (Anthropic's own too, for
     `anthropic`). The request's prompt alone (its estimated tokens, the most it may cost)
-    tells the message whether fewer tokens asked for could let it in."""
+    tells the message whether fewer tokens asked for could let it in. `end_user`: the
+    limits were those the key gives each end user, and this is the request's."""
     kind: type[KeyLimited] = KeyLimited
     code = "rate_limit_exceeded"
+    who = "end user" if end_user is not None else "key"
     if decision.refused == "budget":
-        message = _budget_message(decision, prompt_cost)
+        message = _budget_message(decision, prompt_cost, who)
         # Held by requests under way, it is no spent quota, which code reading
         # `insufficient_quota` stops on: a wait of a second, as for too many at once.
         error_type = "requests"
@@ -60,6 +67,8 @@ def refusal(
     else:
         message = _rate_message(decision, prompt_tokens)
         error_type = "tokens" if decision.refused == "tokens" else "requests"
+    if end_user is not None:
+        message += f" (a limit of each end user of this key; this one is {end_user[:64]!r})"
     body = {"error": {"message": message, "type": error_type, "param": None, "code": code}}
     headers = refusal_headers(decision)
     if anthropic:
@@ -74,14 +83,14 @@ def budget_held(decision: LimitDecision) -> bool:
     return bool(budget) and decision.usage.spent + decision.est_cost <= (budget or 0.0)
 
 
-def _budget_message(decision: LimitDecision, prompt_cost: float) -> str:
+def _budget_message(decision: LimitDecision, prompt_cost: float, who: str) -> str:
     limits, usage, wait = decision.limits, decision.usage, _wait(decision.retry_after)
     period = PERIOD_NAMES.get(limits.budget_period_s, "period")
     used = usage.spent + usage.reserved
     budget, needs, spent_or_held = _amounts(limits.budget or 0.0, decision.est_cost, used)
     if not limits.budget:  # no max_tokens can make a request fit: say what can
         return (
-            f"This key's budget is 0 per {period}: it may make no request that costs "
+            f"This {who}'s budget is 0 per {period}: it may make no request that costs "
             "anything (only models without a price)."
         )
     if prompt_cost > limits.budget:
@@ -116,14 +125,14 @@ def _budget_message(decision: LimitDecision, prompt_cost: float) -> str:
     ):
         budget, prompt, spent_or_held = _amounts(limits.budget, prompt_cost, used)
         return (
-            f"This request's prompt alone would exceed what is left of the key's budget: "
+            f"This request's prompt alone would exceed what is left of the {who}'s budget: "
             f"budget {budget} per {period}, spent or reserved {spent_or_held}, its prompt "
             f"may cost up to {prompt} (at its dearest model's price): send a shorter "
             f"prompt, or wait: {renews}"
         )
     if shown_amount(spent_or_held) < shown_amount(budget):
         return (
-            f"This request would exceed the key's budget: budget {budget} per {period}, "
+            f"This request would exceed the {who}'s budget: budget {budget} per {period}, "
             f"spent or reserved {spent_or_held}, this request needs up to {needs} (its "
             "prompt, and the most it may write: its max_tokens or max_output_tokens, or "
             f"{NO_MAX_TOKENS} when it sets none, at its dearest model's price): ask for "

@@ -74,6 +74,7 @@ def _may_batch(ctx: RequestContext) -> None:
     assert key is not None
     held = ["groups"] if key.groups is not None else []
     held += counting_limits(key.limits)
+    held += [f"{limit} per end user" for limit in counting_limits(key.per_user)]
     if held:
         raise BatchNotAllowed(
             f"this key has {' and '.join(held)}, which the gateway cannot hold a batch to "

@@ -6,6 +6,8 @@ for (or a default), priced at its dearest candidate, since failover may move it
 there; so parallel requests cannot overspend a budget between them, by more than their
 estimates fall short (docs/limits.md). The key's
 `x-ratelimit-*` headers go out with the answer, or with the 429 that refuses it.
+A key's end users may each be held to limits of their own (`per_user`): a request that
+names its end user reserves against those too, and its headers say the tighter.
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ from collections.abc import Awaitable
 from hxgw.config import KeyLimits
 from hxgw.endpoints import RESPONSES
 from hxgw.errors import BackgroundNotAllowed, GatewayError
-from hxgw.keys import refusal
+from hxgw.keys import LimitDecision, Reservation, refusal
+from hxgw.keys.per_user import tighter, user_name
+from hxgw.pipeline.billing.end_user import end_user
 from hxgw.pipeline.billing.usage import (
     counting_limits,
     estimated_completion,
@@ -33,15 +37,21 @@ def apply_limits(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
     """Reads ctx.key, ctx.raw_body, ctx.body and ctx.candidates; writes ctx.limit_headers,
     and a budgeted key's budget and spend to the metrics. For a key with limits, as the
     rest of the chain returns, it fixes ctx.used (`used`), which reconciles the
-    reservation, and so first sets ctx.status and ctx.outcome of an error (`note_error`)."""
+    reservations, and so first sets ctx.status and ctx.outcome of an error (`note_error`)."""
     key = ctx.key
-    if key is None or key.limits is None:
+    if key is None:
         return call_next(ctx)
     if not ctx.endpoint.billed:
         limits = _unbilled(key.limits)
         if limits is None:
             return call_next(ctx)
         return _within_limits(ctx, key.name + UNBILLED, limits, call_next)
+    if key.per_user is not None and ctx.body is not None:
+        who = end_user(ctx.body)
+        if who is not None:
+            return _within_limits(ctx, key.name, key.limits, call_next, (who, key.per_user))
+    if key.limits is None:
+        return call_next(ctx)
     return _within_limits(ctx, key.name, key.limits, call_next)
 
 
@@ -50,60 +60,108 @@ UNBILLED = " (unbilled)"
 models, reading a response, a file or a batch. Anthropic limits token counting apart
 from messages, OpenAI such calls apart from a model's requests: they get requests per
 minute and at once of their own, as many as the key's, so that an app that counts before
-each message, or lists the models at start, keeps the rate the operator set."""
+each message, or lists the models at start, keeps the rate the operator set. (An end
+user's limits hold only billed requests: the others seldom say whom they are for.)"""
 
 
-def _unbilled(limits: KeyLimits) -> KeyLimits | None:
-    if limits.rpm is None and limits.max_parallel is None:
+def _unbilled(limits: KeyLimits | None) -> KeyLimits | None:
+    if limits is None or (limits.rpm is None and limits.max_parallel is None):
         return None
     return KeyLimits(rpm=limits.rpm, max_parallel=limits.max_parallel)
 
 
 async def _within_limits(
-    ctx: RequestContext, name: str, limits: KeyLimits, call_next: Next
+    ctx: RequestContext,
+    name: str,
+    limits: KeyLimits | None,
+    call_next: Next,
+    user: tuple[str, KeyLimits] | None = None,
 ) -> None:
+    """Reserve against each limit the request is held to, call the rest of the chain,
+    reconcile. `name`: the key's in the limiter; `limits`: its own (None: only its end
+    users are limited); `user`: the request's end user and the limits the key gives each
+    one. The answer's headers say what is left of the tighter of the two."""
     if ctx.endpoint is RESPONSES and ctx.body and ctx.body.get("background") not in _FOREGROUND:
-        _may_run_in_background(limits)
+        _may_run_in_background(limits, user)
     limiter = ctx.state.runtime.limiter
     prompt, completion = estimated_prompt(ctx), estimated_completion(ctx)
     cost = estimated_cost(ctx.candidates, prompt, completion)
-    decision = await limiter.reserve(name, limits, prompt + completion, cost, time.time())
-    # The budget's gauges, refused or not: the figures of headroom. Not while Redis is away
-    # and the request is counted in this process (fail_open), from nothing.
-    gauged = limits.budget is not None and decision.store != "local"
-    if gauged:
-        ctx.state.runtime.metrics.keys.budget_seen(
-            name, limits.budget or 0.0, decision.usage.spent, decision.now, limits.budget_period_s
-        )
     anthropic = ctx.endpoint.dialect == "anthropic"
-    if not decision.allowed or decision.reservation is None:
-        prompt_cost = estimated_cost(ctx.candidates, prompt, 0) if limits.budget else 0.0
-        raise refusal(decision, prompt, prompt_cost, anthropic=anthropic)
-    ctx.limit_headers = decision.headers()
-    if anthropic:
-        ctx.limit_headers |= decision.anthropic_headers()
+    # The end user's limits first: the tighter, they refuse more often, and a refusal of
+    # the first reservation has nothing to take back.
+    asked: list[tuple[str, KeyLimits, str | None]] = []
+    if user is not None:
+        asked.append((user_name(name, user[0]), user[1], user[0]))
+    if limits is not None:
+        asked.append((name, limits, None))
+    made: list[Reservation] = []
+    headers: dict[str, str] = {}
+    gauged = False
+    try:
+        for limiter_name, its_limits, its_user in asked:
+            decision = await limiter.reserve(
+                limiter_name, its_limits, prompt + completion, cost, time.time()
+            )
+            gauged = limiter_name == name and _gauged(decision)
+            if gauged:
+                ctx.state.runtime.metrics.keys.budget_seen(
+                    name,
+                    its_limits.budget or 0.0,
+                    decision.usage.spent,
+                    decision.now,
+                    its_limits.budget_period_s,
+                )
+            if not decision.allowed or decision.reservation is None:
+                prompt_cost = (
+                    estimated_cost(ctx.candidates, prompt, 0) if its_limits.budget else 0.0
+                )
+                raise refusal(decision, prompt, prompt_cost, anthropic=anthropic, end_user=its_user)
+            made.append(decision.reservation)
+            said = decision.headers()
+            if anthropic:
+                said |= decision.anthropic_headers()
+            headers = tighter(said, headers) if headers else said
+    except BaseException:
+        for reservation in made:  # never sent: as if it had not been made
+            limiter.release(reservation)
+        raise
+    ctx.limit_headers = headers
     try:
         await call_next(ctx)
     except GatewayError as exc:
         note_error(ctx, exc)  # `used` below reads them: render_errors answers after it
         raise
     finally:
-        task = ctx.task
-        cancelled = task is not None and task.cancelling() > 0
-        if cancelled:
-            # Said here, not only in record_usage: `used` is worked out once, now, and a
-            # client gone before the answer still pays the prompt the upstream read.
-            ctx.cancelled()
-        spent = used(ctx)
-        gauges, now = ctx.state.runtime.metrics.keys, time.time()
-        if gauged:  # now: a client that leaves meanwhile cancels the wait below
-            gauges.charged(name, spent.cost, now)
+        await _settle(ctx, name, made, gauged=gauged)
+
+
+def _gauged(decision: LimitDecision) -> bool:
+    """Whether the metrics show the budget the key's own `decision` says, refused or not
+    (the figures of headroom): not while Redis is away and the request is counted in
+    this process (fail_open), from nothing. (An end user's would be a series each.)"""
+    return decision.limits.budget is not None and decision.store != "local"
+
+
+async def _settle(ctx: RequestContext, name: str, made: list[Reservation], *, gauged: bool) -> None:
+    """Reconcile the reservations `made` to what the request used. `gauged`: the key's
+    own budget is shown in the metrics (`_gauged`)."""
+    task = ctx.task
+    cancelled = task is not None and task.cancelling() > 0
+    if cancelled:
+        # Said here, not only in record_usage: `used` is worked out once, now, and a
+        # client gone before the answer still pays the prompt the upstream read.
+        ctx.cancelled()
+    spent = used(ctx)
+    limiter, gauges, now = ctx.state.runtime.limiter, ctx.state.runtime.metrics.keys, time.time()
+    if gauged:  # now: a client that leaves meanwhile cancels the wait below
+        gauges.charged(name, spent.cost, now)
+    for reservation in made:
         # At `now` too: the spend it gives back is of the period at that time.
-        settle = limiter.reconcile(decision.reservation, spent.total, spent.cost, now)
+        settle = limiter.reconcile(reservation, spent.total, spent.cost, now)
         # The client left: its request is cancelled, not its bill. (Only then: a shield
         # is a task of its own, 3% of a request's CPU.)
         spent_now = await (asyncio.shield(settle) if cancelled else settle)
-        if gauged and spent_now is not None:
+        if gauged and spent_now is not None and reservation.key_name == name:
             gauges.spent(name, spent_now, now)
 
 
@@ -112,10 +170,11 @@ _FOREGROUND = (None, False)
 may read as true (pydantic's bool takes 1, "yes", "on")."""
 
 
-def _may_run_in_background(limits: KeyLimits) -> None:
+def _may_run_in_background(limits: KeyLimits | None, user: tuple[str, KeyLimits] | None) -> None:
     """A background response is answered `queued`, without a usage, and its usage is read
-    later, if ever, by a call that bills nothing: a budget or a TPM limit cannot count it."""
-    if counting_limits(limits):
+    later, if ever, by a call that bills nothing: a budget or a TPM limit, the key's or
+    its end user's, cannot count it."""
+    if counting_limits(limits) or (user is not None and counting_limits(user[1])):
         raise BackgroundNotAllowed(
             "this key has a budget or a tokens-per-minute limit, which the gateway cannot "
             "hold a background response to (it runs after the answer, which has no usage "

@@ -35,6 +35,39 @@ def test_a_key_without_limits_has_none(tmp_path: Path):
     assert all(k.limits is None for k in keys)
 
 
+def test_a_file_key_carries_the_limits_each_of_its_end_users_gets(tmp_path: Path):
+    _with_keys(tmp_path, {"name": "app", "key": "sk-app-1", "rpm": 600,
+                          "per_user": {"rpm": 10, "budget": 0.5, "budget_period": "30d"}})
+    key = next(k for k in load_config(tmp_path, ENV).keys if k.name == "app")
+    assert key.per_user == KeyLimits(rpm=10, budget=0.5, budget_period_s=30 * 86_400)
+    assert key.limits == KeyLimits(rpm=600)
+
+
+def test_per_user_limits_alone_leave_the_key_itself_unlimited(tmp_path: Path):
+    _with_keys(tmp_path, {"name": "app", "key": "sk-app-1", "per_user": {"tpm": 5000}})
+    key = next(k for k in load_config(tmp_path, ENV).keys if k.name == "app")
+    assert (key.limits, key.per_user) == (None, KeyLimits(tpm=5000))
+
+
+@pytest.mark.parametrize(
+    ("per_user", "said"),
+    [
+        ({"rpm": 0}, "keys[0].per_user.rpm: "),
+        ({"rpm": 5, "groups": ["a"]}, "keys[0].per_user.groups: unknown key"),
+        ({}, "keys[0].per_user: sets no limit"),
+        ([10], "keys[0].per_user: must be a mapping"),
+    ],
+)
+def test_bad_per_user_limits_are_reported_with_their_paths(
+    tmp_path: Path, per_user: object, said: str
+):
+    _with_keys(tmp_path, {"name": "app", "key": "sk-app-1", "per_user": per_user})
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path, ENV)
+    problems = str(caught.value).splitlines()
+    assert len(problems) == 1 and said in problems[0], problems
+
+
 def test_bad_key_limits_are_reported_with_their_paths(tmp_path: Path):
     _with_keys(tmp_path, {"name": "app", "key": "sk-app-1", "rpm": 0, "budget": -1,
                           "budget_period": "1h"})

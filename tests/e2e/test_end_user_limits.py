@@ -1,0 +1,185 @@
+"""Limits a key gives each of its end users (`per_user`), through the real gateway: the
+end user is who the request says it is for (`user`, `safety_identifier`, Anthropic's
+`metadata.user_id`), each counted apart, beside the key's own limits."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import aiohttp
+import pytest
+import yaml
+from multidict import CIMultiDict
+
+from tests import one_gateway
+from tests.fake_upstream import FakeUpstream
+from tests.fixtures import DEFAULT_MODELS, Gateway, ledger_rows, new_key, wait_for
+
+upstream = one_gateway.upstream
+PRICED = [dict(m, price={"input_per_mtok": 1000, "output_per_mtok": 1000})
+          for m in DEFAULT_MODELS]
+"""$0.001 a token: the fake's answers cost a few cents each."""
+KEYS: dict[str, dict[str, Any]] = {
+    "each": {"per_user": {"rpm": 2}},
+    "tighter": {"rpm": 100, "per_user": {"rpm": 3}},
+    "one-slot": {"max_parallel": 1, "per_user": {"rpm": 1}},
+    "priced": {"per_user": {"budget": 0.1}},
+    "paired": {"budget": 0.1, "per_user": {"budget": 1.0}},
+}
+"""The keys file of the module's gateway: each test has keys of its own."""
+
+
+@pytest.fixture(scope="module")
+async def keyed(
+    tmp_path_factory: pytest.TempPathFactory, module_upstream: tuple[FakeUpstream, str]
+) -> AsyncIterator[tuple[Gateway, dict[str, str]]]:
+    directory = tmp_path_factory.mktemp("end-users")
+    secrets = {name: new_key(f"sk-{name}") for name in KEYS}
+    keys = directory / "keys.yaml"
+    keys.write_text(yaml.safe_dump({"keys": [
+        {"name": name, "key": secrets[name], **limits} for name, limits in KEYS.items()]}))
+    keys.chmod(0o600)
+    async with one_gateway.serving_shared(directory, module_upstream[1], models=PRICED,
+                                          auth={"keys_file": str(keys)}) as shared:
+        yield shared, secrets
+
+
+class App:
+    """One key of the module's gateway, posting chats for its end users."""
+
+    def __init__(self, gateway: Gateway, secret: str, client: aiohttp.ClientSession) -> None:
+        self.gateway, self.secret, self.client = gateway, secret, client
+
+    async def post(self, path: str = "/v1/chat/completions", **body: Any
+                   ) -> tuple[int, CIMultiDict[str], dict[str, Any]]:
+        body.setdefault("model", "chat")
+        body.setdefault("messages", [{"role": "user", "content": "hi"}])
+        headers = {"Authorization": f"Bearer {self.secret}", "anthropic-version": "2023-06-01"}
+        async with self.client.post(self.gateway.url + path, json=body,
+                                    headers=headers) as resp:
+            return resp.status, CIMultiDict(resp.headers), await resp.json()
+
+    async def statuses(self, times: int, **body: Any) -> list[int]:
+        return [(await self.post(**body))[0] for _ in range(times)]
+
+
+@pytest.fixture
+def apps(
+    keyed: tuple[Gateway, dict[str, str]], upstream: tuple[FakeUpstream, str],
+    client: aiohttp.ClientSession,
+) -> Iterator[dict[str, App]]:
+    gateway, secrets = keyed
+    gateway.begin_test()
+    yield {name: App(gateway, secret, client) for name, secret in secrets.items()}
+
+
+async def test_each_end_user_gets_the_per_user_requests_per_minute_of_its_own(
+    apps: dict[str, App],
+):
+    app = apps["each"]
+    assert await app.statuses(3, user="alice") == [200, 200, 429]
+    assert await app.statuses(2, user="bob") == [200, 200]
+
+
+async def test_an_end_user_s_refusal_says_whose_limit_it_is(apps: dict[str, App]):
+    app = apps["each"]
+    await app.statuses(2, user="carol")
+    status, headers, body = await app.post(user="carol")
+    assert (status, body["error"]["code"]) == (429, "rate_limit_exceeded")
+    assert "each end user of this key" in body["error"]["message"]
+    assert "'carol'" in body["error"]["message"]
+    assert int(headers["retry-after"]) >= 59
+
+
+async def test_a_request_that_names_no_end_user_is_held_to_the_key_s_limits_alone(
+    apps: dict[str, App],
+):
+    assert await apps["each"].statuses(4) == [200] * 4
+
+
+async def test_the_end_user_is_read_from_safety_identifier_and_anthropic_s_metadata(
+    apps: dict[str, App],
+):
+    app = apps["each"]
+    assert await app.statuses(2, safety_identifier="dave") == [200, 200]
+    assert (await app.post(user="dave"))[0] == 429
+    said = {"metadata": {"user_id": "erin"}, "max_tokens": 10}
+    statuses = [(await app.post("/v1/messages", **said))[0] for _ in range(3)]
+    assert statuses == [200, 200, 429]
+
+
+async def test_the_answer_s_headers_say_the_tighter_of_the_key_s_and_the_end_user_s(
+    apps: dict[str, App],
+):
+    app = apps["tighter"]
+    _, headers, _ = await app.post(user="frank")
+    assert headers["x-ratelimit-limit-requests"] == "3"
+    assert headers["x-ratelimit-remaining-requests"] == "2"
+    _, headers, _ = await app.post()  # no end user: the key's own
+    assert headers["x-ratelimit-limit-requests"] == "100"
+    assert headers["x-ratelimit-remaining-requests"] == "98"
+
+
+async def test_a_request_the_key_s_own_limit_refuses_does_not_count_for_its_end_user(
+    apps: dict[str, App], upstream: tuple[FakeUpstream, str],
+):
+    # The key takes one request at once, its end users one a minute each: grace's request
+    # refused while another holds the key's slot must not spend grace's one.
+    fake, _ = upstream
+    held = fake.behave("m-alpha", gate=asyncio.Event())
+    app = apps["one-slot"]
+    chat = {"model": "chat", "messages": [{"role": "user", "content": "hi"}], "stream": True,
+            "user": "heidi"}
+    async with app.client.post(app.gateway.url + "/v1/chat/completions", json=chat,
+                               headers={"Authorization": f"Bearer {app.secret}"}) as stream:
+        await stream.content.readuntil(b"\n\n")  # under way: the key's one slot is taken
+        status, _, body = await app.post(user="grace")
+        assert status == 429 and "at once" in body["error"]["message"]
+        assert "end user" not in body["error"]["message"]
+        assert held.gate is not None
+        held.gate.set()
+        await stream.read()
+    assert (await app.post(user="grace"))[0] == 200
+
+
+async def test_each_end_user_has_a_budget_of_its_own(apps: dict[str, App]):
+    app = apps["priced"]
+    assert (await app.post(user="ivan", max_tokens=10))[0] == 200
+    # Its estimate, about 30 prompt tokens and 69, fits the budget alone, not beside the
+    # first request's spend.
+    status, _, body = await app.post(user="ivan", max_tokens=69)
+    assert (status, body["error"]["code"]) == (429, "insufficient_quota")
+    assert "the end user's budget" in body["error"]["message"]
+    assert (await app.post(user="judy", max_tokens=10))[0] == 200
+
+
+async def test_the_key_s_own_budget_still_holds_over_all_its_end_users(apps: dict[str, App]):
+    app = apps["paired"]
+    assert (await app.post(user="ken", max_tokens=10))[0] == 200
+    status, _, body = await app.post(user="lena", max_tokens=69)
+    assert (status, body["error"]["code"]) == (429, "insufficient_quota")
+    assert "the key's budget" in body["error"]["message"]
+
+
+async def test_end_users_spend_is_in_the_ledger_under_the_key(
+    apps: dict[str, App], keyed: tuple[Gateway, dict[str, str]],
+):
+    app = apps["priced"]
+    assert (await app.post(user="mallory", max_tokens=10))[0] == 200
+    gateway, _ = keyed
+    await wait_for(lambda: any(r["end_user"] == "mallory" for r in ledger_rows(gateway)))
+    rows = [r for r in ledger_rows(gateway) if r["end_user"] == "mallory"]
+    assert [(r["key_name"], r["status"]) for r in rows] == [("priced", 200)]
+    assert rows[0]["cost"] > 0
+
+
+async def test_an_end_user_with_a_budget_may_not_start_a_background_response(
+    apps: dict[str, App], upstream: tuple[FakeUpstream, str],
+):
+    # Its usage is read later, by a call that bills nothing: the budget could not count it.
+    status, _, body = await apps["priced"].post(
+        "/v1/responses", model="chat", input="hi", background=True, user="olivia")
+    assert (status, body["error"]["param"]) == (403, "background")
+    assert upstream[0].requests == []
