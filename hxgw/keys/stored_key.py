@@ -38,6 +38,21 @@ MIGRATIONS = (
         description="the digests of revoked keys whose name a new key took",
         statements=(f"ALTER TABLE {TABLE} ADD COLUMN revoked_digests TEXT",),
     ),
+    Migration(
+        component="keys",
+        version=3,
+        description="the limits each end user of a key gets",
+        statements=tuple(
+            f"ALTER TABLE {TABLE} ADD COLUMN {column}"
+            for column in (
+                "user_rpm BIGINT",
+                "user_tpm BIGINT",
+                "user_max_parallel BIGINT",
+                "user_budget DOUBLE PRECISION",
+                "user_budget_period TEXT NOT NULL DEFAULT '1d'",
+            )
+        ),
+    ),
 )
 
 
@@ -61,20 +76,27 @@ class StoredKey:
     updated: float
     revoked_digests: tuple[str, ...] = ()
     """The secrets of earlier keys of this name, revoked: still refused as revoked."""
+    user_rpm: int | None = None
+    """The limits each end user of the key gets (`user_*`): as the key's own."""
+    user_tpm: int | None = None
+    user_max_parallel: int | None = None
+    user_budget: float | None = None
+    user_budget_period: str = "1d"
 
     def digests(self) -> tuple[str, ...]:
         """Every secret this name has had that a holder may still present."""
         return (*self.revoked_digests, self.digest, *filter(None, [self.previous_digest]))
 
     def limits(self) -> KeyLimits | None:
-        if (self.rpm, self.tpm, self.max_parallel, self.budget) == (None, None, None, None):
-            return None
-        return KeyLimits(
-            rpm=self.rpm,
-            tpm=self.tpm,
-            max_parallel=self.max_parallel,
-            budget=self.budget,
-            budget_period_s=PERIODS[self.budget_period],
+        return _limits(self.rpm, self.tpm, self.max_parallel, self.budget, self.budget_period)
+
+    def per_user(self) -> KeyLimits | None:
+        return _limits(
+            self.user_rpm,
+            self.user_tpm,
+            self.user_max_parallel,
+            self.user_budget,
+            self.user_budget_period,
         )
 
     def client_keys(self) -> list[ClientKey]:
@@ -84,7 +106,12 @@ class StoredKey:
         if self.revoked is not None:
             return []
         groups = frozenset(self.groups) if self.groups is not None else None
-        common: dict[str, Any] = {"name": self.name, "groups": groups, "limits": self.limits()}
+        common: dict[str, Any] = {
+            "name": self.name,
+            "groups": groups,
+            "limits": self.limits(),
+            "per_user": self.per_user(),
+        }
         keys = [ClientKey(digest=bytes.fromhex(self.digest), expires=self.expires, **common)]
         if self.previous_digest and self.previous_until:
             until = min(self.previous_until, self.expires or self.previous_until)
@@ -92,6 +119,16 @@ class StoredKey:
                 ClientKey(digest=bytes.fromhex(self.previous_digest), expires=until, **common)
             )
         return keys
+
+
+def _limits(
+    rpm: int | None, tpm: int | None, parallel: int | None, budget: float | None, period: str
+) -> KeyLimits | None:
+    if (rpm, tpm, parallel, budget) == (None, None, None, None):
+        return None
+    return KeyLimits(
+        rpm=rpm, tpm=tpm, max_parallel=parallel, budget=budget, budget_period_s=PERIODS[period]
+    )
 
 
 FIELDS = tuple(field.name for field in fields(StoredKey))

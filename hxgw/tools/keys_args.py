@@ -140,6 +140,26 @@ def add_arguments(parser: argparse.ArgumentParser, config_help: str) -> None:
             choices=tuple(PERIODS),
             help="default: 1d" if sub.prog.endswith("create") else "default: as it was",
         )
+        for limit, about in (("rpm", "requests per minute"), ("tpm", "tokens per minute")):
+            sub.add_argument(
+                f"--user-{limit}", type=_positive, help=f"{about} of each end user (none: no limit)"
+            )
+        sub.add_argument(
+            "--user-max-parallel",
+            type=_positive,
+            help="requests at once of each end user (none: no limit)",
+        )
+        sub.add_argument(
+            "--user-budget",
+            type=_money,
+            metavar="AMOUNT",
+            help="money per budget period of each end user (none: no budget)",
+        )
+        sub.add_argument(
+            "--user-budget-period",
+            choices=tuple(PERIODS),
+            help="default: 1d" if sub.prog.endswith("create") else "default: as it was",
+        )
         sub.add_argument(
             "--groups",
             type=_groups,

@@ -232,6 +232,11 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         "max_parallel": args.max_parallel,
         "budget": args.budget,
         "budget_period": args.budget_period,
+        "user_rpm": args.user_rpm,
+        "user_tpm": args.user_tpm,
+        "user_max_parallel": args.user_max_parallel,
+        "user_budget": args.user_budget,
+        "user_budget_period": args.user_budget_period,
         "groups": groups,
         "expires": args.expires,
     }

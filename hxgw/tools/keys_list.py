@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, fields, replace
 from typing import Any, Literal
 
-from hxgw.config import MASTER_KEY_NAME, ClientKey, Config
+from hxgw.config import MASTER_KEY_NAME, ClientKey, Config, KeyLimits
 from hxgw.config.schema import PERIOD_NAMES, PERIODS
 from hxgw.keys.stored_key import StoredKey
 from hxgw.store import Connection
@@ -51,6 +51,8 @@ class Listed:
     updated: float | None = None
     revoked: float | None = None
     previous_until: float | None = None
+    per_user: KeyLimits | None = None
+    """The limits each end user of the key gets."""
 
     def public(self) -> dict[str, Any]:
         """The `--json` object: times as ISO 8601 UTC, as `hxgw usage` writes them."""
@@ -61,11 +63,35 @@ class Listed:
                 value = None if value is None else iso(value)
             elif name == "groups" and value is not None:
                 value = list(value)
+            elif name == "per_user" and value is not None:
+                value = _limits_doc(value)
             row[name] = value
         return row
 
 
 _TIMES = ("expires", "created", "updated", "revoked", "previous_until")
+
+
+def _limits_doc(limits: KeyLimits) -> dict[str, Any]:
+    """Limits as `--json` says a key's own: the budget's period only with a budget."""
+    period = PERIOD_NAMES[limits.budget_period_s] if limits.budget is not None else None
+    return {
+        "rpm": limits.rpm,
+        "tpm": limits.tpm,
+        "max_parallel": limits.max_parallel,
+        "budget": limits.budget,
+        "budget_period": period,
+    }
+
+
+def _limits_said(limits: KeyLimits | None) -> str:
+    """Limits as the table says them in one cell: `rpm 10, budget 1.00/1d`."""
+    if limits is None:
+        return "-"
+    said = [f"{name} {value}" for name, value in _limits_doc(limits).items() if value is not None]
+    if limits.budget is not None:
+        said[-2:] = [f"budget {money(limits.budget)}/{PERIOD_NAMES[limits.budget_period_s]}"]
+    return ", ".join(said).replace("max_parallel", "parallel")
 
 
 def listed(
@@ -112,6 +138,7 @@ def _stored(key: StoredKey, now: float) -> Listed:
         updated=key.updated,
         revoked=key.revoked,
         previous_until=key.previous_until,
+        per_user=key.per_user(),
     )
 
 
@@ -132,6 +159,7 @@ def _configured(key: ClientKey) -> Listed:
         else None,
         spent=None,
         expires=key.expires,
+        per_user=key.per_user,
     )
 
 
@@ -171,6 +199,7 @@ def table(rows: list[Listed]) -> str:
         "SPENT",
         "LEFT",
         "EXPIRES",
+        "EACH END USER",
     )
     lines: list[tuple[str, ...]] = [head]
     for k in rows:
@@ -193,6 +222,7 @@ def table(rows: list[Listed]) -> str:
                 spent,
                 left,
                 _when(k.expires),
+                _limits_said(k.per_user),
             )
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]

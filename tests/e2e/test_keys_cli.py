@@ -327,6 +327,43 @@ async def test_none_and_never_take_a_limit_and_an_expiry_away_without_reload(
     await poll(served, what="a request served past the minute's one", interval=0.25)
 
 
+async def test_a_key_made_with_per_user_limits_holds_each_of_its_end_users_to_them(
+    start_gateway: StartGateway, client: aiohttp.ClientSession
+):
+    gateway = await start_gateway()
+    made = keys(gateway, "create", "app", "--user-rpm", "1")
+    assert made.returncode == 0, made.stderr
+    secret = made.stdout.strip()
+
+    async def answered(user: str) -> int:
+        async with client.post(gateway.url + "/v1/chat/completions", json={**CHAT, "user": user},
+                               headers={"Authorization": f"Bearer {secret}"}) as resp:
+            await resp.read()
+            return resp.status
+
+    assert [await answered("ann"), await answered("ann"), await answered("bo")] == [200, 429, 200]
+
+
+def test_per_user_limits_are_listed_set_and_taken_away_by_update(tmp_path: Path):
+    unserved = _unserved(tmp_path)
+    made = keys(unserved, "create", "app", "--user-tpm", "5000", "--user-budget", "2",
+                "--user-budget-period", "7d")
+    assert made.returncode == 0, made.stderr
+    (row,) = json.loads(keys(unserved, "list", "--json").stdout)
+    assert row["per_user"] == {"rpm": None, "tpm": 5000, "max_parallel": None, "budget": 2.0,
+                               "budget_period": "7d"}
+    table = keys(unserved, "list").stdout.splitlines()
+    assert table[0].endswith("EACH END USER")
+    assert table[1].endswith("tpm 5000, budget 2.00/7d")
+    changed = keys(unserved, "update", "app", "--user-tpm", "none", "--user-budget", "none",
+                   "--user-max-parallel", "3", "--json")
+    assert changed.returncode == 0, changed.stderr
+    assert json.loads(changed.stdout)["per_user"]["max_parallel"] == 3
+    (row,) = json.loads(keys(unserved, "list", "--json").stdout)
+    assert row["per_user"] == {"rpm": None, "tpm": None, "max_parallel": 3, "budget": None,
+                               "budget_period": None}
+
+
 def test_a_budget_period_given_to_a_key_without_a_budget_is_said_to_wait_for_one(tmp_path: Path):
     dirs = _unserved(tmp_path)
     keys(dirs, "create", "app")

@@ -14,7 +14,9 @@ from hxgw.config import ClientKey
 from hxgw.config.schema import KeyLimits
 from hxgw.keys.book import READ_WAIT, REVOKED, StoredKeys
 from hxgw.keys.store import KeyStore, KeyStoreError
+from hxgw.keys.stored_key import MIGRATIONS
 from hxgw.store import Connection, Database, StoreError
+from hxgw.store.migrate import migrate
 
 NO_CONFIG_KEYS: frozenset[str] = frozenset()
 
@@ -258,3 +260,22 @@ def test_a_revocation_is_published_while_the_spend_of_a_new_key_cannot_be_read(
     assert book.ended.get(_digest(old)) == ("old", REVOKED) and _digest(old) not in book.by_digest
     assert _digest(new) not in book.by_digest
     book.close()
+
+
+def test_a_key_made_before_per_user_limits_keeps_its_own_and_gets_none_per_user(
+    database: Database,
+):
+    with database.connect() as connection:
+        migrate(connection, MIGRATIONS, upto=2)
+        with connection.transaction():  # as a gateway that knew only v2 wrote it
+            connection.execute(
+                "INSERT INTO client_keys (name, digest, rpm, budget_period, created, updated)"
+                " VALUES ('old', 'ab', 5, '1d', 1.0, 1.0)")
+    store = KeyStore(database)
+    with store.connect() as connection:
+        store.update(connection, "old", {"user_rpm": 2})
+        key = store.get(connection, "old")
+    assert key is not None
+    assert (key.limits(), key.per_user()) == (KeyLimits(rpm=5), KeyLimits(rpm=2))
+    (client_key,) = key.client_keys()
+    assert client_key.per_user == KeyLimits(rpm=2)
