@@ -1,5 +1,6 @@
 """Where a key's budget begins in this process: what it spent this period so far, read
-from the usage ledger and its spool before the limiter first sees the key."""
+from the usage ledger and its spool before the limiter first sees the key; and where
+the budget of each of its end users begins, for a key that gives them one."""
 
 from __future__ import annotations
 
@@ -11,13 +12,17 @@ from pathlib import Path
 import structlog
 
 from hxgw.config import ClientKey
+from hxgw.keys.per_user import named, user_name
 from hxgw.lifecycle.aside import aside
 from hxgw.store import Connection, Database, StoreError
-from hxgw.usage.spend import spent_so_far
+from hxgw.usage.spend import spent_so_far, users_spent_so_far
 from hxgw.usage.spool import Spool
 
 log = structlog.get_logger("hxgw.lifecycle.seeds")
 
+Unread = tuple[dict[int, set[str]], dict[int, set[str]]]
+"""Keys whose spend this period is to be read: (those with a budget, those whose end
+users have one), by the budget's period length."""
 RELOAD_SEED_WAIT = 5.0
 """The longest a reload waits for the spend of the keys it adds: a store that does not
 answer leaves them to begin from nothing rather than hold the reload up."""
@@ -46,23 +51,40 @@ class Seeds:
         pending, self.pending = self.pending, ()
         self._read_through(connection, self._unread((*pending, *keys)))
 
-    def _read_through(self, connection: Connection | None, budgets: dict[int, set[str]]) -> None:
-        """The spend of the keys of `budgets` (`_unread`), read through `connection`
-        (None: from the spool alone)."""
-        if budgets:
-            self.spent.update(spent_so_far(connection, self.spool, budgets, time.time()))
-            self._read.update((n, period_s) for period_s, names in budgets.items() for n in names)
+    def _read_through(self, connection: Connection | None, budgets: Unread) -> None:
+        """The spend of the keys of `budgets` (`_unread`), and of their end users, read
+        through `connection` (None: from the spool alone)."""
+        keys, users = budgets
+        now = time.time()
+        if keys:
+            self.spent.update(spent_so_far(connection, self.spool, keys, now))
+            self._read.update((n, period_s) for period_s, names in keys.items() for n in names)
+        if users:
+            spent = users_spent_so_far(connection, self.spool, users, now)
+            self.spent.update(
+                ((user_name(name, user), period_s), cost)
+                for (name, user, period_s), cost in spent.items()
+            )
+            self._read.update(
+                (user_name(n, ""), period_s) for period_s, names in users.items() for n in names
+            )
 
-    def _unread(self, keys: Iterable[ClientKey]) -> dict[int, set[str]]:
-        """The names of `keys` with a budget whose spend is not read, by period length."""
-        budgets: dict[int, set[str]] = {}
+    def _unread(self, keys: Iterable[ClientKey]) -> Unread:
+        """The names of `keys` with a budget whose spend is not read, by period length;
+        and those whose end users have budgets not read."""
+        unread: Unread = ({}, {})
+        # Read is marked by name: a key's own, and for its end users the key's name as
+        # their names begin (no key and no end user has that one).
         for key in keys:
-            limits = key.limits
-            if limits is None or limits.budget is None:
-                continue
-            if (key.name, limits.budget_period_s) not in self._read:
-                budgets.setdefault(limits.budget_period_s, set()).add(key.name)
-        return budgets
+            for limits, name, budgets in (
+                (key.limits, key.name, unread[0]),
+                (key.per_user, user_name(key.name, ""), unread[1]),
+            ):
+                if limits is None or limits.budget is None:
+                    continue
+                if (name, limits.budget_period_s) not in self._read:
+                    budgets.setdefault(limits.budget_period_s, set()).add(key.name)
+        return unread
 
     def read_pending(self) -> None:
         """The config's keys, when no read of the stored keys took them along."""
@@ -74,7 +96,7 @@ class Seeds:
         """The spend of those of `keys` not read yet: from the store, or, where it cannot
         be read, from the spool alone."""
         budgets = self._unread(keys)
-        if not budgets:
+        if budgets == ({}, {}):
             return  # a reload that brings no new budget need not wait for the store
         try:
             with self.database.connect() as connection:
@@ -90,10 +112,17 @@ async def spend_now(seeds: Seeds, name: str, period_s: int) -> float | None:
     """What `name` spent this period, from the ledger and its spool, read now (aside): for
     a key whose limits Redis lost. None when the store cannot say."""
 
+    key_name, user = named(name)
+
     def read() -> float:
         with seeds.database.connect() as connection:
-            spent = spent_so_far(connection, seeds.spool, {period_s: {name}}, time.time())
-        return spent.get((name, period_s), (0, 0.0))[1]
+            if user is not None:
+                spent = users_spent_so_far(
+                    connection, seeds.spool, {period_s: {key_name}}, time.time(), user
+                )
+                return spent.get((key_name, user, period_s), (0, 0.0))[1]
+            spent_by_key = spent_so_far(connection, seeds.spool, {period_s: {name}}, time.time())
+        return spent_by_key.get((name, period_s), (0, 0.0))[1]
 
     try:
         return await aside(read)

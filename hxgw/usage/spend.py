@@ -1,6 +1,7 @@
 """What each key with a budget has spent in its current period, read back from the
 ledger and from the rows its spool still holds: where a limiter's budget for the key
-begins when the process first sees it, and what `hxgw keys list` shows.
+begins when the process first sees it, and what `hxgw keys list` shows. The same for
+each end user of a key whose end users have budgets of their own (`users_spent_so_far`).
 
 Periods are whole multiples of their length since the epoch, as the limiters count
 them. `Budgets` maps a period's length in seconds to the names of the keys with it.
@@ -19,9 +20,11 @@ from hxgw.usage.spool import Spool
 Budgets = Mapping[int, Collection[str]]
 Spent = dict[tuple[str, int], tuple[int, float]]
 """(key name, period length) -> (period index, cost in it): `hxgw.keys.window.Spent`."""
+UserSpent = dict[tuple[str, str, int], tuple[int, float]]
+"""(key name, end user, period length) -> (period index, the end user's cost in it)."""
 
-_KEY, _COST, _STARTED, _ID = (
-    COLUMNS.index(c) for c in ("key_name", "cost", "started", "request_id")
+_KEY, _COST, _STARTED, _ID, _USER = (
+    COLUMNS.index(c) for c in ("key_name", "cost", "started", "request_id", "end_user")
 )
 _CHUNK = 200
 """Spool rows looked for in the store per query."""
@@ -35,14 +38,67 @@ def spent_so_far(
     meanwhile is counted twice (for the moment between the two queries) rather than
     missed: for a budget, the safe side. A replayed file not yet deleted counts once, and
     a row spooled twice (a write that failed midway, spooled again) once."""
-    waiting = _this_period(spool.rows(), budgets, now)
-    waiting = list({(row[_STARTED], row[_ID]): row for row in waiting}.values())
+    waiting = _waiting(spool, budgets, now)
     if connection is None or not ledger_exists(connection):
         return _summed(waiting, budgets, now)
     spent = _summed(_not_stored(connection, waiting), budgets, now)
     for key_period, (period, cost) in spent_this_period(connection, budgets, now).items():
         spent[key_period] = (period, cost + spent.get(key_period, (period, 0.0))[1])
     return spent
+
+
+def users_spent_so_far(
+    connection: Connection | None,
+    spool: Spool,
+    budgets: Budgets,
+    now: float,
+    end_user: str | None = None,
+) -> UserSpent:
+    """`spent_so_far` for each end user of the keys of `budgets` (by the period of their
+    end users' budgets), or for `end_user` alone."""
+    waiting = [
+        row
+        for row in _waiting(spool, budgets, now)
+        if row[_USER] is not None and end_user in (None, row[_USER])
+    ]
+    if connection is not None and ledger_exists(connection):
+        waiting = _not_stored(connection, waiting)
+    periods, spent = _periods(budgets), UserSpent()
+    for row in waiting:
+        period_s = periods[row[_KEY]]
+        _, cost = spent.get((row[_KEY], row[_USER], period_s), (0, 0.0))
+        spent[row[_KEY], row[_USER], period_s] = (int(now // period_s), cost + row[_COST])
+    if connection is None or not ledger_exists(connection):
+        return spent
+    for period_s, names in budgets.items():
+        period = int(now // period_s)
+        for name in names:
+            for user, cost in _users_costs(connection, name, period * period_s, end_user):
+                _, before = spent.get((name, user, period_s), (period, 0.0))
+                spent[name, user, period_s] = (period, summed_cost(before + cost))
+    return spent
+
+
+def _users_costs(
+    connection: Connection, name: str, since: float, end_user: str | None
+) -> list[tuple[str, float]]:
+    """What each end user of the key `name` (or `end_user` alone) spent since `since`, in
+    the store, found through the (key_name, started) index."""
+    sql = (
+        f"SELECT end_user, SUM(cost) FROM {TABLE} "  # noqa: S608 -- constants and ?s
+        "WHERE key_name = ? AND started >= ? AND end_user IS NOT NULL"
+    )
+    arguments: list[object] = [name, since]
+    if end_user is not None:
+        sql, arguments = sql + " AND end_user = ?", [*arguments, end_user]
+    rows = connection.execute(sql + " GROUP BY end_user", arguments)
+    return [(str(user), float(cost)) for user, cost in rows if cost]
+
+
+def _waiting(spool: Spool, budgets: Budgets, now: float) -> list[Values]:
+    """The spool's rows that cost a key of `budgets` something this period, each once."""
+    waiting = _this_period(spool.rows(), budgets, now)
+    return list({(row[_STARTED], row[_ID]): row for row in waiting}.values())
 
 
 def _periods(budgets: Budgets) -> dict[str, int]:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -14,6 +15,7 @@ import yaml
 from multidict import CIMultiDict
 
 from tests import one_gateway
+from tests.conftest import StartGateway
 from tests.fake_upstream import FakeUpstream
 from tests.fixtures import DEFAULT_MODELS, Gateway, ledger_rows, new_key, wait_for
 
@@ -183,3 +185,23 @@ async def test_an_end_user_with_a_budget_may_not_start_a_background_response(
         "/v1/responses", model="chat", input="hi", background=True, user="olivia")
     assert (status, body["error"]["param"]) == (403, "background")
     assert upstream[0].requests == []
+
+
+async def test_a_restart_keeps_what_each_end_user_has_spent_this_period(
+    start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession,
+):
+    # Each such request reserves 0.036 (26 + 10 tokens) and costs 0.009 (9 tokens): a
+    # second one fits in 0.04 only if the first is forgotten.
+    secret = new_key("sk-app")
+    keys = tmp_path / "keys.yaml"
+    keys.write_text(yaml.safe_dump({"keys": [
+        {"name": "app", "key": secret, "per_user": {"budget": 0.04}}]}))
+    keys.chmod(0o600)
+    gateway = await start_gateway(models=PRICED, gateway={"auth": {"keys_file": str(keys)}})
+    app = App(gateway, secret, client)
+    assert (await app.post(user="peggy", max_tokens=10))[0] == 200
+    gateway.stop()  # its ledger rows are written before it exits
+    await gateway.start().wait_ready()
+    status, _, body = await app.post(user="peggy", max_tokens=10)
+    assert (status, body["error"]["code"]) == (429, "insufficient_quota")
+    assert (await app.post(user="quinn", max_tokens=10))[0] == 200

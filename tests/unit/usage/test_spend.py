@@ -7,7 +7,7 @@ from pathlib import Path
 
 from hxgw.store import Database
 from hxgw.usage import Ledger
-from hxgw.usage.spend import spent_so_far
+from hxgw.usage.spend import spent_so_far, users_spent_so_far
 from hxgw.usage.spool import Spool
 from tests.unit.usage.rows import T0, row
 
@@ -86,3 +86,25 @@ def test_more_spooled_rows_than_one_look_up_takes_count_once_each(
     with database.connect() as connection:
         spent = spent_so_far(connection, spool, {DAY: ["alice"]}, T0 + 300)
     assert spent == {("alice", DAY): (PERIOD, 250.0)}
+
+
+def test_each_end_user_s_spend_is_the_store_s_and_the_spool_s_apart(
+    database: Database, tmp_path: Path
+):
+    _stored(database, tmp_path, row(1, cost=1.0, end_user="ann"), row(2, cost=0.5),
+            row(3, cost=0.25, end_user="bo"), row(4, cost=2.0, end_user="ann", key_name="bob"))
+    spool = _spooled(tmp_path / "spool", row(5, cost=0.125, end_user="ann"),
+                     row(3, cost=0.25, end_user="bo"))
+    with database.connect() as connection:
+        spent = users_spent_so_far(connection, spool, {DAY: ["alice"]}, T0 + 10)
+    assert spent == {("alice", "ann", DAY): (PERIOD, 1.125), ("alice", "bo", DAY): (PERIOD, 0.25)}
+
+
+def test_one_end_user_s_spend_may_be_read_alone(database: Database, tmp_path: Path):
+    _stored(database, tmp_path, row(1, cost=1.0, end_user="ann"), row(2, cost=0.25, end_user="bo"))
+    spool = _spooled(tmp_path / "spool", row(3, cost=0.5, end_user="bo"))
+    with database.connect() as connection:
+        spent = users_spent_so_far(connection, spool, {DAY: ["alice"]}, T0 + 10, "bo")
+    assert spent == {("alice", "bo", DAY): (PERIOD, 0.75)}
+    assert users_spent_so_far(None, spool, {DAY: ["alice"]}, T0 + 10, "bo") == {
+        ("alice", "bo", DAY): (PERIOD, 0.5)}
