@@ -66,7 +66,10 @@ def check_key(args: argparse.Namespace, config: Config | ConfigError, config_dir
         raise BadUsage(
             f"no group named {unknown[0]!r}{hint} in {config_dir} (its groups: {', '.join(groups)})"
         )
-    if isinstance(args.budget, float) and not any(m.price for m in config.models.values()):
+    budgets = (args.budget, args.user_budget)
+    if any(isinstance(b, float) for b in budgets) and not any(
+        m.price for m in config.models.values()
+    ):
         print(
             "hxgw keys: note: no model of the config has a price, so the budget counts "
             "nothing until one has (model_registry.yaml: price)",

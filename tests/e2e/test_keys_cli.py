@@ -832,9 +832,10 @@ def test_the_service_s_variables_given_by_env_file_let_the_groups_be_checked(tmp
     assert "not checked" not in made.stderr
 
 
-def test_a_budget_without_any_priced_model_is_made_with_a_note(tmp_path: Path):
+@pytest.mark.parametrize("budget", ["--budget", "--user-budget"])
+def test_a_budget_without_any_priced_model_is_made_with_a_note(tmp_path: Path, budget: str):
     dirs = _unserved(tmp_path)  # the default models have no price
-    made = keys(dirs, "create", "app", "--budget", "5")
+    made = keys(dirs, "create", "app", budget, "5")
     assert made.returncode == 0 and made.stdout.startswith("sk-hx-")
     assert "no model of the config has a price" in made.stderr
 

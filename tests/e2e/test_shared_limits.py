@@ -30,8 +30,12 @@ def _keys_file(tmp_path: Path, secret: str, **limits: object) -> str:
     return str(keys)
 
 
-async def _status(client: aiohttp.ClientSession, gateway: Gateway, secret: str) -> int:
+async def _status(
+    client: aiohttp.ClientSession, gateway: Gateway, secret: str, user: str | None = None
+) -> int:
     body: dict[str, Any] = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
+    if user is not None:
+        body["user"] = user
     async with client.post(gateway.url + "/v1/chat/completions", json=body,
                            headers={"Authorization": f"Bearer {secret}"}) as resp:
         await resp.read()
@@ -52,6 +56,20 @@ async def test_two_instances_on_one_redis_enforce_one_rpm(
     # The next one is refused whichever instance it reaches.
     assert await _status(client, first, secret) == 429
     assert await _status(client, second, secret) == 429
+
+
+async def test_two_instances_on_one_redis_enforce_one_rpm_for_each_end_user(
+    start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession,
+    redis_server: RedisServer,  # noqa: F811
+):
+    secret = new_key("sk-app")
+    config = {"auth": {"keys_file": _keys_file(tmp_path, secret, per_user={"rpm": RPM})}}
+    env = {"REDIS_URL": redis_server.url}
+    pair = (await start_gateway(gateway=config, env=env), await start_gateway(gateway=config, env=env))
+    statuses = [await _status(client, pair[i % 2], secret, "ann") for i in range(RPM)]
+    assert statuses == [200] * RPM
+    assert [await _status(client, gateway, secret, "ann") for gateway in pair] == [429, 429]
+    assert [await _status(client, gateway, secret, "bo") for gateway in pair] == [200, 200]
 
 
 async def test_the_workers_of_one_instance_enforce_one_rpm(
@@ -220,6 +238,34 @@ async def test_a_budget_spent_before_redis_restarted_without_its_data_still_hold
     # read back (it went, on a spend of nothing). Refused for the budget, not for a Redis
     # that never came back.
     assert statuses.count(200) == 0 and 429 in statuses, statuses
+
+
+async def test_an_end_user_s_budget_spent_before_redis_restarted_without_its_data_holds(
+    start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession,
+    redis_server: RedisServer,  # noqa: F811
+):
+    secret = new_key("sk-app")
+    keys = _keys_file(tmp_path, secret, per_user={"budget": 0.5})
+    priced = [dict(m, price={"input_per_mtok": 1000, "output_per_mtok": 1000})
+              for m in DEFAULT_MODELS]
+    gateway = await start_gateway(models=priced, gateway={"auth": {"keys_file": keys}},
+                                  env={"REDIS_URL": redis_server.url})
+    served = 0
+    while await _status(client, gateway, secret, "ann") == 200:
+        served += 1
+    assert served >= 2
+    await wait_for(lambda: len(ledger_rows(gateway)) == served + 1, timeout=10)
+    redis_server.stop()
+    redis_server.start()
+    statuses = [await _status(client, gateway, secret, "ann")]
+    for _ in range(50):  # Redis is tried again at most once a second
+        if statuses[-1] != 503:
+            break
+        await asyncio.sleep(0.1)
+        statuses.append(await _status(client, gateway, secret, "ann"))
+    statuses += [await _status(client, gateway, secret, "ann") for _ in range(served)]
+    assert statuses.count(200) == 0 and 429 in statuses, statuses
+    assert await _status(client, gateway, secret, "bo") == 200
 
 
 async def test_a_key_redis_lost_is_not_served_while_its_spend_cannot_be_read_back(
