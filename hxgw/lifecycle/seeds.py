@@ -110,19 +110,18 @@ class Seeds:
 
 async def spend_now(seeds: Seeds, name: str, period_s: int) -> float | None:
     """What `name` spent this period, from the ledger and its spool, read now (aside): for
-    a key whose limits Redis lost. None when the store cannot say."""
-
+    a key whose limits Redis lost (or, named as `user_name` names it, for an end user of
+    a key). None when the store cannot say."""
     key_name, user = named(name)
 
     def read() -> float:
+        now, spool = time.time(), seeds.spool
         with seeds.database.connect() as connection:
-            if user is not None:
-                spent = users_spent_so_far(
-                    connection, seeds.spool, {period_s: {key_name}}, time.time(), user
-                )
-                return spent.get((key_name, user, period_s), (0, 0.0))[1]
-            spent_by_key = spent_so_far(connection, seeds.spool, {period_s: {name}}, time.time())
-        return spent_by_key.get((name, period_s), (0, 0.0))[1]
+            if user is None:
+                spent = spent_so_far(connection, spool, {period_s: {name}}, now)
+                return spent.get((name, period_s), (0, 0.0))[1]
+            by_user = users_spent_so_far(connection, spool, {period_s: {key_name}}, now, user)
+            return by_user.get((key_name, user, period_s), (0, 0.0))[1]
 
     try:
         return await aside(read)

@@ -19,7 +19,7 @@ from collections.abc import Awaitable
 from hxgw.config import KeyLimits
 from hxgw.endpoints import RESPONSES
 from hxgw.errors import BackgroundNotAllowed, GatewayError
-from hxgw.keys import LimitDecision, Reservation, refusal
+from hxgw.keys import LimitDecision, Limiter, Reservation, refusal
 from hxgw.keys.per_user import tighter, user_name
 from hxgw.pipeline.billing.end_user import end_user
 from hxgw.pipeline.billing.usage import (
@@ -155,14 +155,24 @@ async def _settle(ctx: RequestContext, name: str, made: list[Reservation], *, ga
     limiter, gauges, now = ctx.state.runtime.limiter, ctx.state.runtime.metrics.keys, time.time()
     if gauged:  # now: a client that leaves meanwhile cancels the wait below
         gauges.charged(name, spent.cost, now)
+    # At `now` too: the spend it gives back is of the period at that time.
+    settle = _reconciled(limiter, made, spent.total, spent.cost, now)
+    # The client left: its request is cancelled, not its bill. (Only then: a shield is a
+    # task of its own, 3% of a request's CPU.)
+    spent_now = await (asyncio.shield(settle) if cancelled else settle)
+    if gauged and spent_now is not None:
+        gauges.spent(name, spent_now, now)
+
+
+async def _reconciled(
+    limiter: Limiter, made: list[Reservation], tokens: int, cost: float, now: float
+) -> float | None:
+    """Each reservation reconciled, in one coroutine that a shield keeps whole; the spend
+    the last (the key's own, when it has limits) says."""
+    spent_now = None
     for reservation in made:
-        # At `now` too: the spend it gives back is of the period at that time.
-        settle = limiter.reconcile(reservation, spent.total, spent.cost, now)
-        # The client left: its request is cancelled, not its bill. (Only then: a shield
-        # is a task of its own, 3% of a request's CPU.)
-        spent_now = await (asyncio.shield(settle) if cancelled else settle)
-        if gauged and spent_now is not None and reservation.key_name == name:
-            gauges.spent(name, spent_now, now)
+        spent_now = await limiter.reconcile(reservation, tokens, cost, now)
+    return spent_now
 
 
 _FOREGROUND = (None, False)
