@@ -2,6 +2,7 @@
 """What keys, limits and the usage ledger cost: one build, two configs, in alternation.
 
     python bench/features.py [--rounds 20] [--redis] [--only limits|ledger] [--against REV]
+                             [--per-user]
 
 Side A serves with the master key (no limits) and `store.ledger: false`. Side B
 serves a key from `auth.keys_file` with every limit set (rpm, tpm, requests at
@@ -17,6 +18,10 @@ rather than worked, so its requests per second fell more than its CPU rose.
 With `--against REV` side A is the build at REV with the same features on: what a
 change to them earned, in one run. (Two separate runs of this bench differ by more
 than most such changes: on this VM the ratio of one build has ranged 0.70-0.86.)
+
+With `--per-user` both sides serve the limited key, and B's gives each end user the same
+limits again: what a request naming its end user (every request of the run names one)
+pays for a second reservation.
 """
 
 from __future__ import annotations
@@ -64,6 +69,15 @@ def configs(work: Path, key: str, only: str | None) -> tuple[Path, Path]:
     return off, on
 
 
+def per_user(on: Path, work: Path, key: str) -> Path:
+    """B's config for `--per-user`: `on`'s, its key's limits given each end user too."""
+    users = work / "config-users"
+    shutil.copytree(on, users)
+    app = {"name": "bench", "key": key, **LIMITS, "per_user": LIMITS}
+    (users / "keys.yaml").write_text(yaml.safe_dump({"keys": [app]}))
+    return users
+
+
 def start_redis(procs: Procs) -> Proc:
     port = free_port()
     binary = shutil.which("redis-server")
@@ -82,6 +96,8 @@ def main() -> int:
     parser.add_argument("--only", choices=("limits", "ledger"), help="B with just one of them")
     parser.add_argument("--against", metavar="REV",
                         help="A: the build at REV with the features on, as B has them")  # fmt: skip
+    parser.add_argument("--per-user", action="store_true",
+                        help="A: a limited key; B: its limits for each end user too")  # fmt: skip
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     master, limited = ("sk-bench-" + secrets.token_urlsafe(24) for _ in range(2))
@@ -96,14 +112,18 @@ def main() -> int:
             off, on = configs(work, limited, args.only)
             tree = ab.export_tree(".", work / "tree")
             extra = {"REDIS_URL": f"redis://127.0.0.1:{start_redis(procs).port}/0"} if args.redis else {}
-            if args.against:  # A: another build, with the features on as B has them
+            if args.per_user:
+                on, side_a = per_user(on, work, limited), (
+                    ab.start(procs, "key", tree, on, master, url, extra), limited)
+            elif args.against:  # A: another build, with the features on as B has them
                 old = ab.export_tree(args.against, work / "against")
                 side_a = (ab.start(procs, "against", old, on, master, url, extra), limited)
             else:
                 side_a = (ab.start(procs, "off", tree, off, master, url), master)
             sides = {"A": side_a, "B": (ab.start(procs, "on", tree, on, master, url, extra), limited)}
-            body = json.dumps({"model": servers.GROUP, "max_tokens": 16, "messages": [
-                {"role": "user", "content": "Say hello in one short sentence."}]}).encode()
+            chat = {"model": servers.GROUP, "max_tokens": 16, "messages": [
+                {"role": "user", "content": "Say hello in one short sentence."}]}
+            body = json.dumps(chat | ({"user": "bench-user"} if args.per_user else {})).encode()
             scripts = {label: loadgen.write_lua(work, f"chat-{label}", body, key)
                        for label, (_, key) in sides.items()}  # fmt: skip
 
@@ -145,6 +165,7 @@ def main() -> int:
         "store": "redis" if args.redis else "memory",
         "only": args.only,
         "against": args.against,
+        "per_user": args.per_user,
         "off": figures["A"],
         "on": figures["B"],
         "req_per_s_on_over_off": figures["B"]["requests_per_second"] / figures["A"]["requests_per_second"],
