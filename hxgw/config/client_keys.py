@@ -159,9 +159,15 @@ def _per_user(entry: Section) -> KeyLimits | None:
         return None
     section = entry.section("per_user", frozenset(LIMIT_KEYS))
     limits = read_key_limits(section)
-    if limits is None and isinstance(entry.raw("per_user"), dict):
+    said = () if limits is None else (limits.rpm, limits.tpm, limits.max_parallel, limits.budget)
+    if any(limit is not None for limit in said):
+        return limits
+    # Each request naming its end user would pay for a reservation that limits nothing.
+    # (A limit given but wrong, or a value that is no mapping, is said as such.)
+    raw = entry.raw("per_user")
+    if raw is None or (isinstance(raw, dict) and all(raw.get(k) is None for k in LIMIT_KEYS[:4])):
         section.report(f"sets no limit: give one of {', '.join(LIMIT_KEYS[:4])}, or leave it out")
-    return limits
+    return None
 
 
 def read_key_limits(entry: Section) -> KeyLimits | None:

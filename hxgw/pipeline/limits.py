@@ -167,11 +167,18 @@ async def _settle(ctx: RequestContext, name: str, made: list[Reservation], *, ga
 async def _reconciled(
     limiter: Limiter, made: list[Reservation], tokens: int, cost: float, now: float
 ) -> float | None:
-    """Each reservation reconciled, in one coroutine that a shield keeps whole; the spend
-    the last (the key's own, when it has limits) says."""
-    spent_now = None
+    """Each reservation reconciled; the spend the last (the key's own, when it has limits)
+    says. A client that leaves while one is being reconciled (the workers' limiter waits
+    for its thread) leaves the others to be reconciled all the same: its request is
+    cancelled, not its bill, nor the slot the next request needs."""
+    spent_now, gone = None, None
     for reservation in made:
-        spent_now = await limiter.reconcile(reservation, tokens, cost, now)
+        try:
+            spent_now = await limiter.reconcile(reservation, tokens, cost, now)
+        except asyncio.CancelledError as exc:
+            gone = exc
+    if gone is not None:
+        raise gone
     return spent_now
 
 

@@ -71,6 +71,16 @@ MIGRATIONS = (
         description="who in the client's app a request was for, as the client said",
         statements=(f"ALTER TABLE {TABLE} ADD COLUMN end_user TEXT",),
     ),
+    Migration(
+        component="usage",
+        version=7,
+        description="an index for one end user's spend: each one's budget is read back alone",
+        # Partial: only the rows that name an end user pay for it when written.
+        statements=(
+            f"CREATE INDEX {TABLE}_key_user_started ON {TABLE} (key_name, end_user, started)"
+            " WHERE end_user IS NOT NULL",
+        ),
+    ),
 )
 
 BILLED_AS = "usage-of-"

@@ -83,16 +83,24 @@ def _users_costs(
     connection: Connection, name: str, since: float, end_user: str | None
 ) -> list[tuple[str, float]]:
     """What each end user of the key `name` (or `end_user` alone) spent since `since`, in
-    the store, found through the (key_name, started) index."""
-    sql = (
-        f"SELECT end_user, SUM(cost) FROM {TABLE} "  # noqa: S608 -- constants and ?s
-        "WHERE key_name = ? AND started >= ? AND end_user IS NOT NULL"
-    )
-    arguments: list[object] = [name, since]
-    if end_user is not None:
-        sql, arguments = sql + " AND end_user = ?", [*arguments, end_user]
-    rows = connection.execute(sql + " GROUP BY end_user", arguments)
+    the store."""
+    if end_user is None:
+        rows = connection.execute(USERS_COSTS, (name, since))
+    else:
+        rows = connection.execute(ONE_USERS_COST, (name, end_user, since))
     return [(str(user), float(cost)) for user, cost in rows if cost]
+
+
+# One end user's found through the (key_name, end_user, started) index of the rows that
+# name one; all of a key's through either index, each row of the period read anyway.
+USERS_COSTS = (
+    f"SELECT end_user, SUM(cost) FROM {TABLE} "  # noqa: S608 -- constants and ?s
+    "WHERE key_name = ? AND end_user IS NOT NULL AND started >= ? GROUP BY end_user"
+)
+ONE_USERS_COST = (
+    f"SELECT end_user, SUM(cost) FROM {TABLE} "  # noqa: S608 -- constants and ?s
+    "WHERE key_name = ? AND end_user = ? AND started >= ? GROUP BY end_user"
+)
 
 
 def _waiting(spool: Spool, budgets: Budgets, now: float) -> list[Values]:

@@ -55,6 +55,9 @@ def test_per_user_limits_alone_leave_the_key_itself_unlimited(tmp_path: Path):
         ({"rpm": 0}, "keys[0].per_user.rpm: "),
         ({"rpm": 5, "groups": ["a"]}, "keys[0].per_user.groups: unknown key"),
         ({}, "keys[0].per_user: sets no limit"),
+        (None, "keys[0].per_user: sets no limit"),
+        ({"budget_period": "7d"}, "keys[0].per_user: sets no limit"),
+        ({"rpm": None}, "keys[0].per_user: sets no limit"),
         ([10], "keys[0].per_user: must be a mapping"),
     ],
 )

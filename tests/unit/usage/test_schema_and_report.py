@@ -41,7 +41,7 @@ def test_a_v1_ledger_is_migrated_up_keeping_its_rows(database: Database, tmp_pat
     ledger.record(row(2))
     ledger.close()
     with database.connect() as connection:
-        assert schema_version(connection, "usage") == len(MIGRATIONS) == 6
+        assert schema_version(connection, "usage") == len(MIGRATIONS) == 7
         sources = connection.execute(
             "SELECT request_id, usage_source, outcome FROM usage_ledger ORDER BY request_id")
     assert "usage_ledger_key_started" in _indexes(database)
