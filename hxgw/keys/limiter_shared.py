@@ -24,15 +24,19 @@ from __future__ import annotations
 import asyncio
 import sqlite3
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import orjson
+import structlog
 
 from hxgw.keys.limiter_memory import DEFAULT_LEASE, NO_SPEND, PRUNE_EVERY
 from hxgw.keys.limits import KeyLimits, LimitDecision, Reservation, ReservationIds, decided
 from hxgw.keys.window import KeyState, Spent, first_state
 from hxgw.store import write_ahead
+
+log = structlog.get_logger("hxgw.keys.limits")
 
 FILE_NAME = "limits.sqlite3"
 BUSY_TIMEOUT_MS = 5000
@@ -73,7 +77,8 @@ class SharedLimiter:
         reservation = deciding.result().reservation
         if reservation is not None and not reservation.settled:
             reservation.settled = True
-            self._thread.submit(self.reconcile_now, reservation, 0, 0.0, time.time())
+            done = self._thread.submit(self.reconcile_now, reservation, 0, 0.0, time.time())
+            done.add_done_callback(_said)
 
     def reserve_now(
         self, key_name: str, limits: KeyLimits, est_tokens: int, est_cost: float, now: float
@@ -136,7 +141,7 @@ class SharedLimiter:
     def release(self, reservation: Reservation) -> None:
         if not reservation.settled:
             reservation.settled = True
-            self._thread.submit(self.release_now, reservation, time.time())
+            self._thread.submit(self.release_now, reservation, time.time()).add_done_callback(_said)
 
     def release_now(self, reservation: Reservation, now: float) -> None:
         """One release, blocking, run in the limiter's thread (after every decision and
@@ -177,6 +182,16 @@ class SharedLimiter:
             return False
         self._pruned_at = now
         return True
+
+
+def _said(done: Future[Any]) -> None:
+    """A correction nobody awaits that failed (the file locked past the busy timeout, say)
+    is logged: its reservation holds its slot and estimate until its lease ends."""
+    if not done.cancelled() and (error := done.exception()) is not None:
+        log.warning(
+            "a limits correction failed; its reservation holds until its lease ends",
+            error=f"{type(error).__name__}: {error}",
+        )
 
 
 class _Transaction:

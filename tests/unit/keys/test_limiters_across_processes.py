@@ -3,14 +3,18 @@ one Redis, or two workers on one scratch dir."""
 
 from __future__ import annotations
 
+import asyncio
 import json
+import sqlite3
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
+from hxgw.keys import limiter_shared
 from hxgw.keys.limiter_redis import RedisLimiter
 from hxgw.keys.limiter_shared import SharedLimiter
 from hxgw.keys.limits import KeyLimits
@@ -82,3 +86,23 @@ async def test_shared_file_outlives_a_worker(tmp_path: Path) -> None:
     second = SharedLimiter(tmp_path)
     assert not (await second.reserve("k", KeyLimits(rpm=1), 1, 0.0, time.time())).allowed
     await second.close()
+
+
+async def test_a_release_the_locked_file_refuses_is_logged_not_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(limiter_shared, "BUSY_TIMEOUT_MS", 50)
+    limiter = SharedLimiter(tmp_path)
+    made = (await limiter.reserve("k", KeyLimits(max_parallel=1), 1, 0.0, time.time())).reservation
+    assert made is not None
+    holder = sqlite3.connect(tmp_path / limiter_shared.FILE_NAME, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")  # another worker stuck in a transaction
+    with capture_logs() as logs:
+        limiter.release(made)
+        await asyncio.sleep(0.5)
+    holder.execute("ROLLBACK")
+    holder.close()
+    await limiter.close()
+    assert [e["event"] for e in logs] == [
+        "a limits correction failed; its reservation holds until its lease ends"]
+    assert "database is locked" in logs[0]["error"]
