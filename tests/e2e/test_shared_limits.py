@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
+import pytest
 import yaml
 
 from tests.conftest import StartGateway
@@ -86,6 +87,23 @@ async def test_the_workers_of_one_instance_enforce_one_rpm(
     assert statuses == [200] * RPM + [429] * 12
     workers = set(re.findall(r"key=app .* worker=(\d+)", gateway.logs()))
     assert len(workers) == 2  # both answered: the limit held across them
+
+
+@pytest.mark.workers
+async def test_the_workers_of_one_instance_enforce_one_rpm_for_each_end_user(
+    start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession,
+):
+    secret = new_key("sk-app")
+    keys = _keys_file(tmp_path, secret, per_user={"rpm": RPM})
+    gateway = await start_gateway(gateway={"workers": 2, "auth": {"keys_file": keys}})
+    statuses: dict[str, list[int]] = {"ann": [], "bo": []}
+    for user in ("ann", "bo"):
+        for _ in range(RPM + 4):
+            async with aiohttp.ClientSession() as fresh:  # spread over the workers
+                statuses[user].append(await _status(fresh, gateway, secret, user))
+    assert statuses == {user: [200] * RPM + [429] * 4 for user in statuses}
+    workers = set(re.findall(r"key=app .* worker=(\d+)", gateway.logs()))
+    assert len(workers) == 2
 
 
 def _sample(metrics: str, name: str) -> float:
