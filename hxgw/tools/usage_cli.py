@@ -195,7 +195,8 @@ def _csv(lines: list[Totals], by: str, since: float, until: float | None) -> str
     writer = csv.writer(out, lineterminator="\n")
     writer.writerow((by, *_COLUMNS))
     for line in lines:
-        writer.writerow([_as_text(line.group), *(getattr(line, c) for c in _COLUMNS)])
+        name = "" if line.group is None else _as_text(line.group)  # null: an empty cell
+        writer.writerow([name, *(getattr(line, c) for c in _COLUMNS)])
     return out.getvalue()
 
 
@@ -242,7 +243,7 @@ def _aligned(row: tuple[str, ...], widths: list[int]) -> str:
 def _cells(line: Totals, cost: str) -> tuple[str, ...]:
     p50 = "-" if line.p50_latency is None else f"{line.p50_latency:.3f}s"
     return (
-        _printable(line.group),
+        NO_USER if line.group is None else _printable(line.group),
         str(line.requests),
         str(line.prompt_tokens),
         str(line.completion_tokens),
@@ -252,6 +253,10 @@ def _cells(line: Totals, cost: str) -> tuple[str, ...]:
         str(line.failovers),
         p50,
     )
+
+
+NO_USER = "(no user)"
+"""How a table names the requests that named no end user (JSON says null, a CSV nothing)."""
 
 
 def _printable(name: str) -> str:

@@ -13,14 +13,14 @@ GROUPINGS: tuple[Grouping, ...] = ("key", "model", "day", "user")
 
 NO_MODEL_SQL = "COALESCE(model, '(no model)')"
 """The model column with a name for the requests no model served."""
-NO_USER_SQL = "COALESCE(end_user, '(no user)')"
-"""The end user column with a name for the requests that named none."""
 
 _GROUP: dict[Grouping, dict[Dialect, str]] = {
     "key": {"sqlite": "key_name", "postgresql": "key_name"},
     # A request no model served (a model list, one refused before routing) is "(no model)".
     "model": {"sqlite": NO_MODEL_SQL, "postgresql": NO_MODEL_SQL},
-    "user": {"sqlite": NO_USER_SQL, "postgresql": NO_USER_SQL},
+    # A request that named none is null: no name a client may give its end user stands
+    # for it ("(no user)" did, and a client's "(no user)" was added to those).
+    "user": {"sqlite": "end_user", "postgresql": "end_user"},
     # Days are UTC days, the same on every machine that reads the ledger.
     "day": {
         "sqlite": "strftime('%Y-%m-%d', started, 'unixepoch')",
@@ -45,7 +45,9 @@ class Totals:
     upstream broke off; `p50_latency` is the median seconds from start to end of the
     requests a model answered, to the millisecond (the clock's last digits are noise), and `cost` is rounded past the float sum's noise (0.1 + 0.2 is 0.3 here)."""
 
-    group: str
+    group: str | None
+    """What the line totals: a key, a model, a day, or an end user (None: those of the
+    requests that named none)."""
     requests: int
     prompt_tokens: int
     completion_tokens: int
@@ -107,17 +109,19 @@ def totals(
     if user is not None:
         where += " AND end_user = ?"
         params.append(user)
-    # Only constants are pasted in; the key, the user and the window are parameters.
+    # Only constants are pasted in; the key, the user and the window are parameters. The
+    # requests that named no end user come first, in either store (PostgreSQL puts nulls
+    # last, and takes no output column's name in an expression; NULLS FIRST is SQLite 3.30).
     sql = (
         f"SELECT {group} AS grp, {REQUESTS}, SUM(prompt_tokens), SUM(completion_tokens),"  # noqa: S608
         f" SUM(total_tokens), SUM(cost), SUM(CASE WHEN {FAILED} THEN 1 ELSE 0 END),"
         f" SUM(failovers), {_P50[connection.dialect]},"
         " SUM(cached_tokens), SUM(cache_write_tokens), SUM(reasoning_tokens)"
-        f" FROM {TABLE} WHERE {where} GROUP BY grp ORDER BY grp"
+        f" FROM {TABLE} WHERE {where} GROUP BY grp ORDER BY {group} IS NOT NULL, grp"
     )
     return [
         Totals(
-            group=str(row[0]),
+            group=None if row[0] is None else str(row[0]),
             requests=int(row[1]),
             prompt_tokens=int(row[2]),
             completion_tokens=int(row[3]),

@@ -161,6 +161,24 @@ def test_an_end_user_that_begins_as_a_formula_is_text_in_the_csv(tmp_path: Path)
     assert list(csv.reader(io.StringIO(result.stdout)))[1][0] == "'=HYPERLINK(1)"
 
 
+def test_requests_that_named_no_end_user_read_no_user_in_the_table_and_none_in_csv_and_json(
+    tmp_path: Path,
+):
+    ledger = Ledger(open_database(None, tmp_path / "state"), tmp_path / "state" / "spool")
+    ledger.record(_row(1, "alice"))
+    ledger.record(_row(2, "alice", end_user="ann"))
+    ledger.close()
+    state = tmp_path / "state"
+    table = usage(state, "--since", "1h", "--by", "user").stdout.splitlines()
+    assert [line.split()[0] for line in table[1:3]] == ["(no", "ann"]
+    assert table[1].startswith("(no user) ")
+    rows = list(csv.reader(io.StringIO(usage(state, "--since", "1h", "--by", "user",
+                                             "--format", "csv").stdout)))
+    assert [r[0] for r in rows[1:]] == ["", "ann"]
+    doc = json.loads(usage(state, "--since", "1h", "--by", "user", "--format", "json").stdout)
+    assert [r["user"] for r in doc["rows"]] == [None, "ann"]
+
+
 def test_csv_has_a_header_and_one_line_per_key(state_dir: Path):
     result = usage(state_dir, "--since", "1h", "--format", "csv")
     assert result.returncode == 0, result.stderr

@@ -80,7 +80,7 @@ async def test_each_row_names_the_end_user_the_request_said_and_hxgw_usage_total
                           "--config-dir", str(gateway.config_dir)],
                          env=env, capture_output=True, text=True, check=True)
     users = {line["user"]: line["requests"] for line in json.loads(out.stdout)["rows"]}
-    assert users == {"(no user)": 1, "u-anthropic": 1, "u-openai": 1, "u-safety": 1,
+    assert users == {None: 1, "u-anthropic": 1, "u-openai": 1, "u-safety": 1,
                      "u-" + "x" * 254: 1}
 
 

@@ -119,14 +119,24 @@ def test_totals_by_model_name_a_row_without_a_model_dash(database: Database, tmp
     assert [(t.group, t.requests) for t in result] == [("(no model)", 1), ("alpha", 2), ("beta", 1)]
 
 
-def test_totals_by_end_user_name_a_row_without_one_no_user(database: Database, tmp_path: Path):
+def test_totals_by_end_user_put_the_requests_that_named_none_first_as_none(
+    database: Database, tmp_path: Path
+):
     rows = [row(0, end_user="user-1"), row(1, end_user="user-2"), row(2, end_user="user-1"),
             row(3)]
     _fill(database, tmp_path, rows)
     with database.connect() as connection:
         result = totals(connection, since=T0, by="user")
-    assert [(t.group, t.requests) for t in result] == [
-        ("(no user)", 1), ("user-1", 2), ("user-2", 1)]
+    assert [(t.group, t.requests) for t in result] == [(None, 1), ("user-1", 2), ("user-2", 1)]
+
+
+def test_an_end_user_a_client_named_no_user_is_not_counted_with_those_that_named_none(
+    database: Database, tmp_path: Path
+):
+    _fill(database, tmp_path, [row(0, end_user="(no user)"), row(1)])
+    with database.connect() as connection:
+        result = totals(connection, since=T0, by="user")
+    assert [(t.group, t.requests) for t in result] == [(None, 1), ("(no user)", 1)]
 
 
 def test_totals_by_day_use_utc_days(database: Database, tmp_path: Path):
