@@ -5,6 +5,7 @@ end user is who the request says it is for (`user`, `safety_identifier`, Anthrop
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -205,3 +206,23 @@ async def test_a_restart_keeps_what_each_end_user_has_spent_this_period(
     status, _, body = await app.post(user="peggy", max_tokens=10)
     assert (status, body["error"]["code"]) == (429, "insufficient_quota")
     assert (await app.post(user="quinn", max_tokens=10))[0] == 200
+
+
+async def test_an_end_user_s_refusal_is_counted_under_its_key_in_the_metrics(
+    apps: dict[str, App], keyed: tuple[Gateway, dict[str, str]],
+    client: aiohttp.ClientSession,
+):
+    gateway, _ = keyed
+
+    async def refused() -> float:
+        async with client.get(gateway.url + "/metrics", headers=gateway.auth) as resp:
+            text = await resp.text()
+        found = re.search(r'^hxgw_key_refused_total\{key="each",outcome="rate_limit_exceeded"\}'
+                          r" (\S+)$", text, re.M)
+        return float(found[1]) if found else 0.0
+
+    before = await refused()
+    assert await apps["each"].statuses(3, user="rupert") == [200, 200, 429]
+    assert await refused() == before + 1
+    async with client.get(gateway.url + "/metrics", headers=gateway.auth) as resp:
+        assert "rupert" not in await resp.text()  # no series of its own
