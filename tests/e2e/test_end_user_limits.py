@@ -17,6 +17,7 @@ from multidict import CIMultiDict
 
 from tests import one_gateway
 from tests.conftest import StartGateway
+from tests.e2e.test_alert_metrics import _sample, _scrape
 from tests.fake_upstream import FakeUpstream
 from tests.fixtures import DEFAULT_MODELS, Gateway, ledger_rows, new_key, wait_for
 
@@ -30,6 +31,7 @@ KEYS: dict[str, dict[str, Any]] = {
     "one-slot": {"max_parallel": 1, "per_user": {"rpm": 1}},
     "priced": {"per_user": {"budget": 0.1}},
     "paired": {"budget": 0.1, "per_user": {"budget": 1.0}},
+    "gauged": {"budget": 5.0, "per_user": {"rpm": 100}},
 }
 """The keys file of the module's gateway: each test has keys of its own."""
 
@@ -164,6 +166,18 @@ async def test_the_key_s_own_budget_still_holds_over_all_its_end_users(apps: dic
     status, _, body = await app.post(user="lena", max_tokens=69)
     assert (status, body["error"]["code"]) == (429, "insufficient_quota")
     assert "the key's budget" in body["error"]["message"]
+
+
+async def test_the_key_s_budget_gauge_counts_the_requests_that_name_an_end_user(
+    apps: dict[str, App], keyed: tuple[Gateway, dict[str, str]], client: aiohttp.ClientSession,
+):
+    app = apps["gauged"]
+    for user in ("rupert", "sybil"):
+        assert (await app.post(user=user, max_tokens=10))[0] == 200
+    text = await _scrape(keyed[0], client)
+    spent = _sample(text, "hxgw_key_budget_spent", key="gauged")
+    assert spent is not None and spent > 0
+    assert spent == pytest.approx(_sample(text, "hxgw_key_spend_total", key="gauged"))
 
 
 async def test_end_users_spend_is_in_the_ledger_under_the_key(
