@@ -32,6 +32,7 @@ KEYS: dict[str, dict[str, Any]] = {
     "priced": {"per_user": {"budget": 0.1}},
     "paired": {"budget": 0.1, "per_user": {"budget": 1.0}},
     "gauged": {"budget": 5.0, "per_user": {"rpm": 100}},
+    "tied": {"rpm": 4, "per_user": {"rpm": 2}},
 }
 """The keys file of the module's gateway: each test has keys of its own."""
 
@@ -125,6 +126,16 @@ async def test_the_answer_s_headers_say_the_tighter_of_the_key_s_and_the_end_use
     _, headers, _ = await app.post()  # no end user: the key's own
     assert headers["x-ratelimit-limit-requests"] == "100"
     assert headers["x-ratelimit-remaining-requests"] == "98"
+
+
+async def test_where_the_key_and_the_end_user_have_as_many_left_the_key_s_headers_are_said(
+    apps: dict[str, App],
+):
+    app = apps["tied"]
+    assert await app.statuses(2, user="uma") == [200, 200]
+    _, headers, _ = await app.post(user="victor")  # one left for either
+    assert headers["x-ratelimit-remaining-requests"] == "1"
+    assert headers["x-ratelimit-limit-requests"] == "4"
 
 
 async def test_a_request_the_key_s_own_limit_refuses_does_not_count_for_its_end_user(
