@@ -350,6 +350,17 @@ async def test_a_reservation_released_after_its_lease_ran_out_keeps_its_charge(
     assert (await limiter.reserve("k", limits, 1, 0.0, NOW + 12)).usage.spent == 0.25
 
 
+async def test_a_reservation_released_after_it_left_the_minute_takes_no_tokens_back(
+    make_limiter: MakeLimiter,
+) -> None:
+    limiter, limits = make_limiter(), KeyLimits(tpm=1000)
+    gone = (await limiter.reserve("k", limits, 100, 0.0, NOW)).reservation
+    assert gone is not None
+    assert (await limiter.reserve("k", limits, 300, 0.0, NOW + 60)).usage.tokens == 300
+    limiter.release(gone)  # its 100 left the window with it
+    assert (await limiter.reserve("k", limits, 1, 0.0, NOW + 61)).usage.tokens == 301
+
+
 async def test_a_decision_that_cannot_be_stored_leaves_the_next_one_working(
     make_limiter: MakeLimiter,
 ) -> None:
