@@ -18,7 +18,7 @@ from hxgw.keys import limiter_shared
 from hxgw.keys.limiter_redis import RedisLimiter
 from hxgw.keys.limiter_shared import SharedLimiter
 from hxgw.keys.limits import KeyLimits
-from tests.fixtures import REPO
+from tests.fixtures import REPO, wait_for
 from tests.redis_server import RedisServer
 
 
@@ -102,6 +102,32 @@ async def test_a_release_the_locked_file_refuses_is_logged_not_lost(
         await asyncio.sleep(0.5)
     holder.execute("ROLLBACK")
     holder.close()
+    await limiter.close()
+    assert [e["event"] for e in logs] == [
+        "a limits correction failed; its reservation holds until its lease ends"]
+    assert "database is locked" in logs[0]["error"]
+
+
+async def test_a_let_go_the_file_refuses_is_logged_not_lost(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The caller left while its decision was made: the reservation made for it is let go
+    # in the thread, where nobody awaits the correction.
+    limiter = SharedLimiter(tmp_path)
+
+    def locked(*_: object) -> None:
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(limiter, "reconcile_now", locked)
+    with capture_logs() as logs:
+        asking = asyncio.ensure_future(
+            limiter.reserve("k", KeyLimits(max_parallel=1), 1, 0.0, time.time())
+        )
+        await asyncio.sleep(0)  # on its way to the thread
+        asking.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await asking
+        await wait_for(lambda: logs)
     await limiter.close()
     assert [e["event"] for e in logs] == [
         "a limits correction failed; its reservation holds until its lease ends"]
