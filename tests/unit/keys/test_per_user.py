@@ -40,3 +40,8 @@ def test_a_kind_only_the_end_user_is_limited_in_comes_from_the_end_user():
 def test_a_key_with_none_left_keeps_its_own_headers():
     key, user = _said("requests", 10, 0), _said("requests", 5, 3)
     assert tighter(key, user) == key
+
+
+def test_where_both_have_as_many_left_the_key_s_own_headers_are_kept():
+    key, user = _said("requests", 10, 3), _said("requests", 5, 3)
+    assert tighter(key, user) == key
