@@ -6,10 +6,13 @@ from __future__ import annotations
 import time
 from pathlib import Path
 
+from structlog.testing import capture_logs
+
 from hxgw.config import ClientKey, KeyLimits
 from hxgw.keys.per_user import user_name
 from hxgw.lifecycle.seeds import Seeds, spend_now
 from hxgw.store import Database, open_database
+from hxgw.store.sqlite import SqliteDatabase
 from hxgw.usage import Ledger
 from tests.unit.usage.rows import row
 
@@ -33,6 +36,35 @@ def test_a_key_s_end_users_begin_where_the_ledger_left_each(tmp_path: Path):
     period = int(time.time() // DAY)
     assert seeds.spent == {(user_name("alice", "ann"), DAY): (period, 1.0),
                            (user_name("alice", "bo"), DAY): (period, 0.25)}
+
+
+def test_a_key_s_own_budget_added_after_its_end_users_were_read_begins_at_the_ledger_s(
+    tmp_path: Path,
+):
+    seeds = Seeds(_ledger_of_today(tmp_path), tmp_path / "spool", ())
+    users = KeyLimits(budget=5.0)
+    seeds.read([ClientKey(name="alice", digest=bytes(32), per_user=users)])
+    seeds.read([ClientKey(name="alice", digest=bytes(32), limits=users, per_user=users)])
+    assert seeds.spent[("alice", DAY)] == (int(time.time() // DAY), 1.75)
+
+
+def test_end_users_given_budgets_after_their_key_s_was_read_begin_where_the_ledger_left_each(
+    tmp_path: Path,
+):
+    seeds = Seeds(_ledger_of_today(tmp_path), tmp_path / "spool", ())
+    own = KeyLimits(budget=5.0)
+    seeds.read([ClientKey(name="alice", digest=bytes(32), limits=own)])
+    seeds.read([ClientKey(name="alice", digest=bytes(32), limits=own, per_user=own)])
+    assert seeds.spent[(user_name("alice", "bo"), DAY)] == (int(time.time() // DAY), 0.25)
+
+
+def test_keys_without_a_budget_are_read_without_asking_the_store(tmp_path: Path):
+    # A reload that brings no new budget need not wait for a store that is away.
+    away = SqliteDatabase(tmp_path / "none.sqlite3", create=False)
+    seeds = Seeds(away, tmp_path / "spool", ())
+    with capture_logs() as logs:
+        seeds.read([ClientKey(name="alice", digest=bytes(32), per_user=KeyLimits(rpm=5))])
+    assert logs == []
 
 
 async def test_an_end_user_s_spend_is_read_back_for_redis_by_its_limiter_name(tmp_path: Path):
