@@ -110,6 +110,18 @@ def test_one_end_user_s_spend_may_be_read_alone(database: Database, tmp_path: Pa
         ("alice", "bo", DAY): (PERIOD, 0.5)}
 
 
+def test_a_spooled_row_that_names_no_end_user_counts_for_none(tmp_path: Path):
+    spool = _spooled(tmp_path / "spool", row(1, cost=0.5))
+    assert users_spent_so_far(None, spool, {DAY: ["alice"]}, T0 + 10) == {}
+
+
+def test_one_end_user_read_alone_leaves_the_others_spooled_rows_out(tmp_path: Path):
+    spool = _spooled(tmp_path / "spool", row(1, cost=0.5, end_user="bo"),
+                     row(2, cost=1.0, end_user="ann"))
+    assert users_spent_so_far(None, spool, {DAY: ["alice"]}, T0 + 10, "bo") == {
+        ("alice", "bo", DAY): (PERIOD, 0.5)}
+
+
 def test_an_end_user_s_spend_is_found_through_its_index_not_the_key_s_rows(tmp_path: Path):
     # Redis reads back each end user it has no state for: a scan of all the key's rows
     # of the period took 0.1 s at 300k of them, past the limits store's timeout soon after.
