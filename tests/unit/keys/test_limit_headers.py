@@ -271,3 +271,14 @@ async def test_a_refusal_that_a_short_wait_lifts_leaves_the_retry_to_the_sdk() -
     await limiter.reserve("k", KeyLimits(rpm=1), 1, 0.0, NOW)
     headers = refusal_headers(await limiter.reserve("k", KeyLimits(rpm=1), 1, 0.0, NOW + 30))
     assert "x-should-retry" not in headers
+
+
+async def test_an_end_user_s_refusal_names_no_more_than_its_first_64_characters() -> None:
+    # The end user is the client's to say: up to 256 characters are kept, and a message
+    # is no place for all of them.
+    limiter, limits = MemoryLimiter(), KeyLimits(rpm=1)
+    await limiter.reserve("k user " + "x" * 256, limits, 1, 0.0, NOW)
+    decision = await limiter.reserve("k user " + "x" * 256, limits, 1, 0.0, NOW + 30)
+    refused = refusal(decision, 0, 0.0, anthropic=False, end_user="x" * 256)
+    message = json.loads(refused.to_json())["error"]["message"]
+    assert message.endswith(f"(a limit of each end user of this key; this one is {'x' * 64!r})")
