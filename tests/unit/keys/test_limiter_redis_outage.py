@@ -122,3 +122,15 @@ async def test_what_an_outage_served_joins_the_shared_spend_when_redis_answers_a
     spent = await client.hget("hxgw:limits:{k}:st", "s")
     await client.aclose()
     assert spent is not None and float(spent) == pytest.approx(3.0)
+
+
+async def test_a_reservation_counted_here_while_redis_is_away_is_released_here() -> None:
+    # Fail open counts in this process: a reservation another limit refused is taken
+    # back where it was made, not asked of the Redis that never saw it.
+    limiter = RedisLimiter("redis://127.0.0.1:1/0", fail_open=True, probe_every=0)
+    limits = KeyLimits(rpm=1)
+    taken_back = (await limiter.reserve("k", limits, 1, 0.0, time.time())).reservation
+    assert taken_back is not None and taken_back.store == "local"
+    limiter.release(taken_back)
+    assert (await limiter.reserve("k", limits, 1, 0.0, time.time())).allowed
+    await limiter.close()
