@@ -464,8 +464,9 @@ async def test_a_key_limited_to_groups_reaches_no_file_or_batch_on_another_upstr
         assert resp.status == 200  # its own group's upstream still answers
 
 
-@pytest.mark.parametrize("limits", [{"groups": ["chat"]}, {"budget": 5}, {"tpm": 100000}],
-                         ids=["groups", "budget", "tpm"])
+@pytest.mark.parametrize("limits", [{"groups": ["chat"]}, {"budget": 5}, {"tpm": 100000},
+                                    {"per_user": {"budget": 5}}],
+                         ids=["groups", "budget", "tpm", "budget per end user"])
 async def test_a_key_with_groups_a_budget_or_tpm_may_not_create_a_batch(
     start_gateway: StartGateway, upstream: tuple[FakeUpstream, str], tmp_path: Path,
     client: aiohttp.ClientSession, limits: dict[str, object],
