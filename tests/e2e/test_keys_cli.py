@@ -462,6 +462,18 @@ def test_list_shows_the_keys_file_s_keys_beside_the_stored_ones(tmp_path: Path):
     assert entry["key"] not in keys(dirs, "list").stdout
 
 
+def test_list_shows_the_limits_a_keys_file_key_gives_each_end_user(tmp_path: Path):
+    keys_file = tmp_path / "keys.yaml"
+    entry = {"name": "batch-job", "key": new_key("sk-job"), "per_user": {"rpm": 3}}
+    keys_file.write_text(yaml.safe_dump({"keys": [entry]}))
+    keys_file.chmod(0o600)
+    dirs = _unserved(tmp_path, gateway={"auth": {"keys_file": str(keys_file)}})
+    (row,) = json.loads(keys(dirs, "list", "--json").stdout)
+    assert row["per_user"] == {"rpm": 3, "tpm": None, "max_parallel": None, "budget": None,
+                               "budget_period": None}
+    assert keys(dirs, "list").stdout.splitlines()[1].endswith("rpm 3")
+
+
 @pytest.mark.parametrize("action", [["revoke"], ["update", "--rpm", "5"], ["rotate"]])
 def test_changing_a_keys_file_key_says_to_change_it_in_the_file(
     tmp_path: Path, action: list[str]
