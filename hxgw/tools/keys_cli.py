@@ -194,11 +194,18 @@ def _act(
 
 
 def _say_a_period_alone(args: argparse.Namespace, key: StoredKey | None) -> None:
-    """A --budget-period given to a key without a budget limits nothing yet."""
+    """A --budget-period given to a key without a budget limits nothing yet; nor does a
+    --user-budget-period to a key that gives its end users none."""
     if args.budget_period and key is not None and key.budget is None:
         print(
             f"hxgw keys: note: {key.name} has no budget: its period applies once it has"
             " one (--budget)",
+            file=sys.stderr,
+        )
+    if args.user_budget_period and key is not None and key.user_budget is None:
+        print(
+            f"hxgw keys: note: {key.name} gives its end users no budget: its period applies"
+            " once it does (--user-budget)",
             file=sys.stderr,
         )
 

@@ -380,6 +380,19 @@ def test_a_key_created_with_a_budget_period_and_no_budget_is_said_to_wait_for_on
     assert "app has no budget: its period applies once it has one (--budget)" in made.stderr
 
 
+@pytest.mark.parametrize("action", [["create", "app"], ["update", "app"]])
+def test_an_end_users_budget_period_without_their_budget_is_said_to_wait_for_one(
+    tmp_path: Path, action: list[str],
+):
+    dirs = _unserved(tmp_path)
+    if action[0] == "update":
+        keys(dirs, "create", "app", "--budget", "5")
+    said = keys(dirs, *action, "--user-budget-period", "7d")
+    assert said.returncode == 0, said.stderr
+    assert ("app gives its end users no budget: its period applies once it does"
+            " (--user-budget)") in said.stderr
+
+
 def test_a_limit_of_zero_is_refused_and_the_error_names_none(tmp_path: Path):
     dirs = _unserved(tmp_path)
     made = keys(dirs, "create", "app", "--rpm", "0")
