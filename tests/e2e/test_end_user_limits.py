@@ -171,6 +171,15 @@ async def test_each_end_user_has_a_budget_of_its_own(apps: dict[str, App]):
     assert (await app.post(user="judy", max_tokens=10))[0] == 200
 
 
+async def test_an_end_user_whose_prompt_alone_exceeds_its_budget_is_told_to_shorten_it(
+    apps: dict[str, App],
+):
+    long = [{"role": "user", "content": "word " * 400}]  # some 400 tokens: 0.4 of 0.1
+    status, _, body = await apps["priced"].post(user="walter", messages=long, max_tokens=1)
+    assert status == 429
+    assert "send a shorter prompt" in body["error"]["message"]
+
+
 async def test_the_key_s_own_budget_still_holds_over_all_its_end_users(apps: dict[str, App]):
     app = apps["paired"]
     assert (await app.post(user="ken", max_tokens=10))[0] == 200
