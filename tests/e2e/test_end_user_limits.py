@@ -33,6 +33,7 @@ KEYS: dict[str, dict[str, Any]] = {
     "paired": {"budget": 0.1, "per_user": {"budget": 1.0}},
     "gauged": {"budget": 5.0, "per_user": {"rpm": 100}},
     "tied": {"rpm": 4, "per_user": {"rpm": 2}},
+    "paced": {"rpm": 100, "per_user": {"rpm": 3}},
 }
 """The keys file of the module's gateway: each test has keys of its own."""
 
@@ -126,6 +127,13 @@ async def test_the_answer_s_headers_say_the_tighter_of_the_key_s_and_the_end_use
     _, headers, _ = await app.post()  # no end user: the key's own
     assert headers["x-ratelimit-limit-requests"] == "100"
     assert headers["x-ratelimit-remaining-requests"] == "98"
+
+
+async def test_anthropic_s_own_headers_say_the_tighter_of_the_key_s_and_the_end_user_s(apps: dict[str, App]):
+    said = {"metadata": {"user_id": "xena"}, "max_tokens": 10}
+    _, headers, _ = await apps["paced"].post("/v1/messages", **said)
+    assert headers["anthropic-ratelimit-requests-limit"] == "3"
+    assert headers["anthropic-ratelimit-requests-remaining"] == "2"
 
 
 async def test_where_the_key_and_the_end_user_have_as_many_left_the_key_s_headers_are_said(
