@@ -393,9 +393,10 @@ def test_an_end_users_budget_period_without_their_budget_is_said_to_wait_for_one
             " (--user-budget)") in said.stderr
 
 
-def test_a_limit_of_zero_is_refused_and_the_error_names_none(tmp_path: Path):
+@pytest.mark.parametrize("limit", ["--rpm", "--user-rpm", "--user-tpm", "--user-max-parallel"])
+def test_a_limit_of_zero_is_refused_and_the_error_names_none(tmp_path: Path, limit: str):
     dirs = _unserved(tmp_path)
-    made = keys(dirs, "create", "app", "--rpm", "0")
+    made = keys(dirs, "create", "app", limit, "0")
     assert made.returncode == 2 and "or none: '0'" in made.stderr
 
 
