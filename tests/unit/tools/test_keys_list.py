@@ -67,3 +67,14 @@ def test_a_key_whose_last_request_overshot_its_budget_has_nothing_left_not_less(
     head, line = table([replace(row, spent=1.25)]).splitlines()
     at = head.index("SPENT")
     assert line[at:].split()[:2] == ["1.25", "0.00"]  # spent, and left
+
+
+def test_each_end_user_s_limits_are_said_in_one_cell_and_a_dash_for_none(tmp_path: Path):
+    config = _with_keys_file(
+        tmp_path, {"name": "app", "per_user": {"rpm": 20, "max_parallel": 2, "budget": 1}},
+        {"name": "plain"})
+    rows = listed([], config, None)
+    lines = table(rows).splitlines()
+    column = lines[0].index("EACH END USER")
+    assert [line[column:].rstrip() for line in lines[1:]] == [
+        "rpm 20, parallel 2, budget 1.00/1d", "-"]
