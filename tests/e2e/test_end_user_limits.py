@@ -34,6 +34,7 @@ KEYS: dict[str, dict[str, Any]] = {
     "gauged": {"budget": 5.0, "per_user": {"rpm": 100}},
     "tied": {"rpm": 4, "per_user": {"rpm": 2}},
     "paced": {"rpm": 100, "per_user": {"rpm": 3}},
+    "both-gauged": {"budget": 5.0, "per_user": {"budget": 0.05}},
 }
 """The keys file of the module's gateway: each test has keys of its own."""
 
@@ -206,6 +207,18 @@ async def test_the_key_s_budget_gauge_counts_the_requests_that_name_an_end_user(
     spent = _sample(text, "hxgw_key_budget_spent", key="gauged")
     assert spent is not None and spent > 0
     assert spent == pytest.approx(_sample(text, "hxgw_key_spend_total", key="gauged"))
+
+
+async def test_an_end_user_s_budget_refusing_leaves_the_key_s_budget_gauge_the_key_s(
+    apps: dict[str, App], keyed: tuple[Gateway, dict[str, str]], client: aiohttp.ClientSession,
+):
+    app = apps["both-gauged"]
+    assert (await app.post(user="zack", max_tokens=10))[0] == 200
+    statuses = [(await app.post(user="yuri", max_tokens=10))[0] for _ in range(5)]
+    assert statuses[0] == 200 and statuses[-1] == 429
+    text = await _scrape(keyed[0], client)
+    spent = _sample(text, "hxgw_key_budget_spent", key="both-gauged")
+    assert spent == pytest.approx(_sample(text, "hxgw_key_spend_total", key="both-gauged"))
 
 
 async def test_end_users_spend_is_in_the_ledger_under_the_key(
