@@ -109,6 +109,30 @@ def _grace(text: str) -> float:
     return 0.0 if text.strip() in ("0", "0s", "0m", "0h", "0d") else duration(text)
 
 
+def _limit_arguments(sub: argparse.ArgumentParser, prefix: str, of: str) -> None:
+    """--rpm, --tpm, --max-parallel, --budget and --budget-period: a key's own limits, or,
+    each with `prefix` (`user-`), those it gives each end user (`of`, in the help)."""
+    for option, about in (
+        ("rpm", "requests per minute"),
+        ("tpm", "tokens per minute"),
+        ("max-parallel", "requests at once"),
+    ):
+        sub.add_argument(
+            f"--{prefix}{option}", type=_positive, help=f"{about}{of} (none: no limit)"
+        )
+    sub.add_argument(
+        f"--{prefix}budget",
+        type=_money,
+        metavar="AMOUNT",
+        help=f"money per budget period{of}, in the currency of the models' price (none: no budget)",
+    )
+    sub.add_argument(
+        f"--{prefix}budget-period",
+        choices=tuple(PERIODS),
+        help="default: 1d" if sub.prog.endswith("create") else "default: as it was",
+    )
+
+
 def add_arguments(parser: argparse.ArgumentParser, config_help: str) -> None:
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
@@ -126,40 +150,8 @@ def add_arguments(parser: argparse.ArgumentParser, config_help: str) -> None:
         action("update", "change a key's limits, groups or expiry"),
     ):
         # `none` (and `never`) take a limit (an expiry) away again.
-        sub.add_argument("--rpm", type=_positive, help="requests per minute (none: no limit)")
-        sub.add_argument("--tpm", type=_positive, help="tokens per minute (none: no limit)")
-        sub.add_argument("--max-parallel", type=_positive, help="requests at once (none: no limit)")
-        sub.add_argument(
-            "--budget",
-            type=_money,
-            metavar="AMOUNT",
-            help="money per budget period, in the currency of the models' price (none: no budget)",
-        )
-        sub.add_argument(
-            "--budget-period",
-            choices=tuple(PERIODS),
-            help="default: 1d" if sub.prog.endswith("create") else "default: as it was",
-        )
-        for limit, about in (("rpm", "requests per minute"), ("tpm", "tokens per minute")):
-            sub.add_argument(
-                f"--user-{limit}", type=_positive, help=f"{about} of each end user (none: no limit)"
-            )
-        sub.add_argument(
-            "--user-max-parallel",
-            type=_positive,
-            help="requests at once of each end user (none: no limit)",
-        )
-        sub.add_argument(
-            "--user-budget",
-            type=_money,
-            metavar="AMOUNT",
-            help="money per budget period of each end user (none: no budget)",
-        )
-        sub.add_argument(
-            "--user-budget-period",
-            choices=tuple(PERIODS),
-            help="default: 1d" if sub.prog.endswith("create") else "default: as it was",
-        )
+        _limit_arguments(sub, "", "")
+        _limit_arguments(sub, "user-", " of each end user")
         sub.add_argument(
             "--groups",
             type=_groups,
