@@ -32,7 +32,8 @@ from hxgw.tools.check_config import with_env_file
 from hxgw.tools.keys_args import BadUsage
 from hxgw.tools.keys_check import Unchecked, check_key, read_config, unread
 from hxgw.tools.state_owner import denied, give_to_owner
-from hxgw.tools.usage_cli import iso, store_settings
+from hxgw.tools.usage_cli import store_settings
+from hxgw.tools.usage_render import iso
 
 
 def run(args: argparse.Namespace, config_dir: str, env: Mapping[str, str]) -> int:

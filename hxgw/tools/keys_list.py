@@ -19,7 +19,7 @@ from hxgw.config import MASTER_KEY_NAME, ClientKey, Config, KeyLimits
 from hxgw.config.schema import PERIOD_NAMES, PERIODS
 from hxgw.keys.stored_key import StoredKey
 from hxgw.store import Connection
-from hxgw.tools.usage_cli import iso
+from hxgw.tools.usage_render import iso
 from hxgw.units import money, shown_amount
 from hxgw.usage import ledger_exists
 from hxgw.usage.spend import spent_this_period

@@ -1,4 +1,5 @@
-"""`hxgw usage`: what was used, from the usage ledger, per key, model or day.
+"""`hxgw usage`: what was used, from the usage ledger, per key, model, day or end user
+(printed by `usage_render`).
 
 It finds the store as the gateway does (gateway.yaml's `store` section, HX_STATE_DIR,
 DATABASE_URL: hxgw.config.load_store_settings) and only reads: a missing store is an
@@ -8,28 +9,21 @@ error, never a new empty one.
 from __future__ import annotations
 
 import argparse
-import csv
 import datetime as dt
-import io
-import json
 import re
 import sys
 import time
 from collections.abc import Mapping
-from dataclasses import asdict, fields
 from pathlib import Path
 
 from hxgw.config import StoreSettings, load_store_settings
 from hxgw.errors import ConfigError
 from hxgw.store import NoStore, StoreError, open_database
 from hxgw.tools.state_owner import denied, give_to_owner
-from hxgw.units import money_column
-from hxgw.usage import GROUPINGS, MIGRATIONS, Totals, ledger_exists, ledger_version, totals
+from hxgw.tools.usage_render import FORMATS, RENDERERS, printable, window
+from hxgw.usage import GROUPINGS, MIGRATIONS, ledger_exists, ledger_version, totals
 
-FORMATS = ("table", "json", "csv")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
-_COLUMNS = tuple(f.name for f in fields(Totals) if f.name != "group")
-"""A report line's figures, in the order Totals (and a CSV read by position) has them."""
 
 
 MAX_DURATION = 36500 * 86400
@@ -161,11 +155,11 @@ def _report(args: argparse.Namespace, settings: StoreSettings) -> int:
         )
         print(f"hxgw usage: {said}", file=sys.stderr)
         return 1
-    render = {"table": _table, "json": _json, "csv": _csv}[args.format]
+    render = RENDERERS[args.format]
     if args.format == "table":
         print(f"hxgw usage: the store is {database.where}", file=sys.stderr)
         if not lines and (args.key is not None or args.user is not None):  # a name mistyped
-            print(f"hxgw usage: {_none_of(args, _window(since, until))}", file=sys.stderr)
+            print(f"hxgw usage: {_none_of(args, window(since, until))}", file=sys.stderr)
     sys.stdout.write(render(lines, args.by, since, until))
     return 0
 
@@ -173,107 +167,6 @@ def _report(args: argparse.Namespace, settings: StoreSettings) -> int:
 def _none_of(args: argparse.Namespace, window: str) -> str:
     """That no requests were found, by the key's name and the end user asked for."""
     by = f" by a key named {args.key!r}" if args.key is not None else ""
-    of = f" for an end user '{_printable(args.user)}'" if args.user is not None else ""
+    of = f" for an end user '{printable(args.user)}'" if args.user is not None else ""
     hint = " (hxgw keys list, or keys.yaml, has the names)" if args.key is not None else ""
     return f"no requests{by}{of} {window}{hint}"
-
-
-def _window(since: float, until: float | None) -> str:
-    return f"since {iso(since)}" if until is None else f"from {iso(since)} to {iso(until)}"
-
-
-def _json(lines: list[Totals], by: str, since: float, until: float | None) -> str:
-    # Each row names what it totals by its kind, as the CSV's header does: "key", "model", ...
-    rows = [{by: row.pop("group"), **row} for row in map(asdict, lines)]
-    window = {"since": iso(since)} | ({"until": iso(until)} if until is not None else {})
-    body = {**window, "by": by, "rows": rows}
-    return json.dumps(body, indent=2) + "\n"
-
-
-def _csv(lines: list[Totals], by: str, since: float, until: float | None) -> str:
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
-    writer.writerow((by, *_COLUMNS))
-    for line in lines:
-        name = "" if line.group is None else _as_text(line.group)  # null: an empty cell
-        writer.writerow([name, *(getattr(line, c) for c in _COLUMNS)])
-    return out.getvalue()
-
-
-def _as_text(name: str) -> str:
-    """A name as a spreadsheet takes it, as text, never as a formula to run: one that
-    begins as a formula does (`=`, `+`, `-`, `@`: a keys-file key named `-2+3`, say; or
-    a tab or CR, which spreadsheets skip: a model's name as an upstream reported it) is
-    quoted as text with `'`."""
-    return "'" + name if name.startswith(("=", "+", "-", "@", "\t", "\r")) else name
-
-
-def _table(lines: list[Totals], by: str, since: float, until: float | None) -> str:
-    header = (
-        by.upper(),
-        "REQUESTS",
-        "PROMPT",
-        "COMPLETION",
-        "TOTAL",
-        "COST",
-        "ERRORS",
-        "FAILOVERS",
-        "P50 LATENCY",
-    )
-    shown = [*lines, _sum(lines)] if len(lines) > 1 else lines
-    costs = money_column([line.cost for line in shown])
-    cells = [header] + [_cells(line, cost) for line, cost in zip(shown, costs, strict=True)]
-    widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
-    rows = [_aligned(row, widths) for row in cells]
-    if len(lines) > 1:
-        # A rule sets the sum apart: a key, model or day may itself be named "total".
-        rows.insert(-1, "-" * (len(rows[0]) - 1) + "\n")
-    text = "".join(rows)
-    if not lines:
-        text += f"(no requests {_window(since, until)})\n"
-    return text
-
-
-def _aligned(row: tuple[str, ...], widths: list[int]) -> str:
-    first = row[0].ljust(widths[0])
-    rest = (cell.rjust(width) for cell, width in zip(row[1:], widths[1:], strict=True))
-    return "  ".join((first, *rest)).rstrip() + "\n"
-
-
-def _cells(line: Totals, cost: str) -> tuple[str, ...]:
-    p50 = "-" if line.p50_latency is None else f"{line.p50_latency:.3f}s"
-    return (
-        NO_USER if line.group is None else _printable(line.group),
-        str(line.requests),
-        str(line.prompt_tokens),
-        str(line.completion_tokens),
-        str(line.total_tokens),
-        cost,
-        str(line.errors),
-        str(line.failovers),
-        p50,
-    )
-
-
-NO_USER = "(no user)"
-"""How a table names the requests that named no end user (JSON says null, a CSV nothing)."""
-
-
-def _printable(name: str) -> str:
-    """A name as a terminal may be given it: an end user is the client's to name, and a
-    control character in it (an escape sequence, a newline) is shown escaped, not run."""
-    if name.isprintable():
-        return name
-    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
-
-
-def _sum(lines: list[Totals]) -> Totals:
-    """The table's last line. A median does not add up: it has none."""
-    counts = [name for name in _COLUMNS if name != "p50_latency"]
-    added = {name: sum(getattr(t, name) for t in lines) for name in counts}
-    return Totals(group="total", p50_latency=None, **added)
-
-
-def iso(when: float) -> str:
-    """A moment as the JSON outputs of `hxgw usage` and `hxgw keys` write it."""
-    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
