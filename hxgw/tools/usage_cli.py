@@ -20,7 +20,7 @@ from hxgw.config import StoreSettings, load_store_settings
 from hxgw.errors import ConfigError
 from hxgw.store import NoStore, StoreError, open_database
 from hxgw.tools.state_owner import denied, give_to_owner
-from hxgw.tools.usage_render import FORMATS, RENDERERS, printable, window
+from hxgw.tools.usage_render import FORMATS, RENDERERS, Asked, printable, window
 from hxgw.usage import GROUPINGS, MIGRATIONS, ledger_exists, ledger_version, totals
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -87,8 +87,20 @@ def add_arguments(parser: argparse.ArgumentParser, config_help: str) -> None:
         help="one line per key, model, UTC day or end user (default: key)",
     )
     parser.add_argument(
+        "--top",
+        type=_lines,
+        metavar="N",
+        help="only the N lines that cost most (then those with most requests)",
+    )
+    parser.add_argument(
         "--format", choices=FORMATS, default="table", help="output format (default: table)"
     )
+
+
+def _lines(text: str) -> int:
+    if not re.fullmatch(r"[0-9]{1,9}", text.strip()) or int(text) < 1:
+        raise argparse.ArgumentTypeError(f"not a number of lines from 1: {text!r}")
+    return int(text)
 
 
 RUN_STATE = ".hxgw-state"
@@ -143,7 +155,13 @@ def _report(args: argparse.Namespace, settings: StoreSettings) -> int:
                 )
                 return 1
             lines = totals(
-                connection, since=since, until=until, by=args.by, key=args.key, user=args.user
+                connection,
+                since=since,
+                until=until,
+                by=args.by,
+                key=args.key,
+                user=args.user,
+                top=args.top,
             )
     except NoStore as exc:
         print(f"hxgw usage: {exc} (no gateway has recorded usage there)", file=sys.stderr)
@@ -160,7 +178,7 @@ def _report(args: argparse.Namespace, settings: StoreSettings) -> int:
         print(f"hxgw usage: the store is {database.where}", file=sys.stderr)
         if not lines and (args.key is not None or args.user is not None):  # a name mistyped
             print(f"hxgw usage: {_none_of(args, window(since, until))}", file=sys.stderr)
-    sys.stdout.write(render(lines, args.by, since, until))
+    sys.stdout.write(render(lines, Asked(args.by, since, until, args.top)))
     return 0
 
 

@@ -9,7 +9,7 @@ import io
 import json
 import time
 from collections.abc import Callable
-from dataclasses import asdict, fields
+from dataclasses import asdict, dataclass, fields
 
 from hxgw.units import money_column
 from hxgw.usage import Totals
@@ -19,23 +19,37 @@ _COLUMNS = tuple(f.name for f in fields(Totals) if f.name != "group")
 """A report line's figures, in the order Totals (and a CSV read by position) has them."""
 
 
+@dataclass(frozen=True, slots=True)
+class Asked:
+    """What a report was asked for: one line per `by`, over the window from `since` to
+    `until` (None: now), and at most `top` lines, those that cost most (None: all)."""
+
+    by: str
+    since: float
+    until: float | None
+    top: int | None = None
+
+
 def window(since: float, until: float | None) -> str:
     """The report's window, as its notes say it: `since ...`, or `from ... to ...`."""
     return f"since {iso(since)}" if until is None else f"from {iso(since)} to {iso(until)}"
 
 
-def _json(lines: list[Totals], by: str, since: float, until: float | None) -> str:
+def _json(lines: list[Totals], asked: Asked) -> str:
     # Each row names what it totals by its kind, as the CSV's header does: "key", "model", ...
-    rows = [{by: row.pop("group"), **row} for row in map(asdict, lines)]
-    span = {"since": iso(since)} | ({"until": iso(until)} if until is not None else {})
-    body = {**span, "by": by, "rows": rows}
+    rows = [{asked.by: row.pop("group"), **row} for row in map(asdict, lines)]
+    span = {"since": iso(asked.since)}
+    if asked.until is not None:
+        span["until"] = iso(asked.until)
+    top = {"top": asked.top} if asked.top is not None else {}
+    body = {**span, "by": asked.by, **top, "rows": rows}
     return json.dumps(body, indent=2) + "\n"
 
 
-def _csv(lines: list[Totals], by: str, since: float, until: float | None) -> str:
+def _csv(lines: list[Totals], asked: Asked) -> str:
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow((by, *_COLUMNS))
+    writer.writerow((asked.by, *_COLUMNS))
     for line in lines:
         name = "" if line.group is None else _as_text(line.group)  # null: an empty cell
         writer.writerow([name, *(getattr(line, c) for c in _COLUMNS)])
@@ -50,9 +64,9 @@ def _as_text(name: str) -> str:
     return "'" + name if name.startswith(("=", "+", "-", "@", "\t", "\r")) else name
 
 
-def _table(lines: list[Totals], by: str, since: float, until: float | None) -> str:
+def _table(lines: list[Totals], asked: Asked) -> str:
     header = (
-        by.upper(),
+        asked.by.upper(),
         "REQUESTS",
         "PROMPT",
         "COMPLETION",
@@ -62,7 +76,9 @@ def _table(lines: list[Totals], by: str, since: float, until: float | None) -> s
         "FAILOVERS",
         "P50 LATENCY",
     )
-    shown = [*lines, _sum(lines)] if len(lines) > 1 else lines
+    # With --top the sum is of the lines shown, and says so.
+    label = "total" if asked.top is None else f"total (top {asked.top})"
+    shown = [*lines, _sum(lines, label)] if len(lines) > 1 else lines
     costs = money_column([line.cost for line in shown])
     cells = [header] + [_cells(line, cost) for line, cost in zip(shown, costs, strict=True)]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
@@ -72,7 +88,7 @@ def _table(lines: list[Totals], by: str, since: float, until: float | None) -> s
         rows.insert(-1, "-" * (len(rows[0]) - 1) + "\n")
     text = "".join(rows)
     if not lines:
-        text += f"(no requests {window(since, until)})\n"
+        text += f"(no requests {window(asked.since, asked.until)})\n"
     return text
 
 
@@ -109,11 +125,11 @@ def printable(name: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in name)
 
 
-def _sum(lines: list[Totals]) -> Totals:
+def _sum(lines: list[Totals], label: str) -> Totals:
     """The table's last line. A median does not add up: it has none."""
     counts = [name for name in _COLUMNS if name != "p50_latency"]
     added = {name: sum(getattr(t, name) for t in lines) for name in counts}
-    return Totals(group="total", p50_latency=None, **added)
+    return Totals(group=label, p50_latency=None, **added)
 
 
 def iso(when: float) -> str:
@@ -121,7 +137,7 @@ def iso(when: float) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(when))
 
 
-RENDERERS: dict[str, Callable[[list[Totals], str, float, float | None], str]] = {
+RENDERERS: dict[str, Callable[[list[Totals], Asked], str]] = {
     "table": _table,
     "json": _json,
     "csv": _csv,

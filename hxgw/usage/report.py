@@ -93,10 +93,12 @@ def totals(
     key: str | None = None,
     user: str | None = None,
     until: float | None = None,
+    top: int | None = None,
 ) -> list[Totals]:
     """Totals of the requests started at or after `since` and before `until` (Unix
     seconds; None: now), one per group, ordered by group; only key `key`'s, and end
-    user `user`'s, when given."""
+    user `user`'s, when given; only the `top` that cost most, dearest first (then those
+    with most requests, then by group), when given."""
     group = _GROUP[by][connection.dialect]
     where = "started >= ?"
     params: list[object] = [since]
@@ -117,8 +119,14 @@ def totals(
         f" SUM(total_tokens), SUM(cost), SUM(CASE WHEN {FAILED} THEN 1 ELSE 0 END),"
         f" SUM(failovers), {_P50[connection.dialect]},"
         " SUM(cached_tokens), SUM(cache_write_tokens), SUM(reasoning_tokens)"
-        f" FROM {TABLE} WHERE {where} GROUP BY grp ORDER BY {group} IS NOT NULL, grp"
+        f" FROM {TABLE} WHERE {where} GROUP BY grp ORDER BY "
     )
+    if top is not None:
+        sql += f"SUM(cost) DESC, {REQUESTS} DESC, "
+    sql += f"{group} IS NOT NULL, grp"
+    if top is not None:
+        sql += " LIMIT ?"
+        params.append(top)
     return [
         Totals(
             group=None if row[0] is None else str(row[0]),

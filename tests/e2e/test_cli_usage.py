@@ -179,6 +179,23 @@ def test_requests_that_named_no_end_user_read_no_user_in_the_table_and_none_in_c
     assert [r["user"] for r in doc["rows"]] == [None, "ann"]
 
 
+def test_top_keeps_the_lines_that_cost_most_and_the_table_s_sum_says_it_is_theirs(
+    tmp_path: Path,
+):
+    ledger = Ledger(open_database(None, tmp_path / "state"), tmp_path / "state" / "spool")
+    for n, (user, cost) in enumerate([("ann", 1.0), ("bo", 0.25), ("cy", 2.0)]):
+        ledger.record(_row(n, "alice", end_user=user, cost=cost))
+    ledger.close()
+    state = tmp_path / "state"
+    table = usage(state, "--by", "user", "--top", "2").stdout.splitlines()
+    assert [line.split()[0] for line in table[1:3]] == ["cy", "ann"]
+    assert table[-1].startswith("total (top 2) ") and " 3.00 " in table[-1]
+    doc = json.loads(usage(state, "--by", "user", "--top", "1", "--format", "json").stdout)
+    assert (doc["top"], [r["user"] for r in doc["rows"]]) == (1, ["cy"])
+    refused = usage(state, "--top", "0")
+    assert refused.returncode == 2 and "not a number of lines from 1" in refused.stderr
+
+
 def test_csv_has_a_header_and_one_line_per_key(state_dir: Path):
     result = usage(state_dir, "--since", "1h", "--format", "csv")
     assert result.returncode == 0, result.stderr

@@ -139,6 +139,18 @@ def test_an_end_user_a_client_named_no_user_is_not_counted_with_those_that_named
     assert [(t.group, t.requests) for t in result] == [(None, 1), ("(no user)", 1)]
 
 
+def test_the_top_lines_are_those_that_cost_most_then_those_with_most_requests(
+    database: Database, tmp_path: Path
+):
+    rows = [row(0, end_user="ann", cost=0.5), row(1, end_user="bo", cost=0.25),
+            row(2, end_user="bo", cost=0.25), row(3, end_user="cy", cost=0.5),
+            row(4, end_user="dee", cost=0.125)]
+    _fill(database, tmp_path, rows)
+    with database.connect() as connection:
+        result = totals(connection, since=T0, by="user", top=2)
+    assert [(t.group, t.cost) for t in result] == [("bo", 0.5), ("ann", 0.5)]
+
+
 def test_totals_by_day_use_utc_days(database: Database, tmp_path: Path):
     _fill(database, tmp_path, KNOWN)
     with database.connect() as connection:
