@@ -61,19 +61,21 @@ def users_spent_so_far(
         for row in _waiting(spool, budgets, now)
         if row[_USER] is not None and end_user in (None, row[_USER])
     ]
-    if connection is not None and ledger_exists(connection):
-        waiting = _not_stored(connection, waiting)
+    # The store, asked once whether it holds a ledger: None when it holds none.
+    stored = connection if connection is not None and ledger_exists(connection) else None
+    if stored is not None:
+        waiting = _not_stored(stored, waiting)
     periods, spent = _periods(budgets), UserSpent()
     for row in waiting:
         period_s = periods[row[_KEY]]
         _, cost = spent.get((row[_KEY], row[_USER], period_s), (0, 0.0))
         spent[row[_KEY], row[_USER], period_s] = (int(now // period_s), cost + row[_COST])
-    if connection is None or not ledger_exists(connection):
+    if stored is None:
         return spent
     for period_s, names in budgets.items():
         period = int(now // period_s)
         for name in names:
-            for user, cost in _users_costs(connection, name, period * period_s, end_user):
+            for user, cost in _users_costs(stored, name, period * period_s, end_user):
                 _, before = spent.get((name, user, period_s), (period, 0.0))
                 spent[name, user, period_s] = (period, summed_cost(before + cost))
     return spent
