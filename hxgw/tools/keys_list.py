@@ -88,10 +88,11 @@ def _limits_said(limits: KeyLimits | None) -> str:
     """Limits as the table says them in one cell: `rpm 10, budget 1.00/1d`."""
     if limits is None:
         return "-"
-    said = [f"{name} {value}" for name, value in _limits_doc(limits).items() if value is not None]
+    counts = (("rpm", limits.rpm), ("tpm", limits.tpm), ("parallel", limits.max_parallel))
+    said = [f"{name} {value}" for name, value in counts if value is not None]
     if limits.budget is not None:
-        said[-2:] = [f"budget {money(limits.budget)}/{PERIOD_NAMES[limits.budget_period_s]}"]
-    return ", ".join(said).replace("max_parallel", "parallel")
+        said.append(f"budget {money(limits.budget)}/{PERIOD_NAMES[limits.budget_period_s]}")
+    return ", ".join(said)
 
 
 def listed(
