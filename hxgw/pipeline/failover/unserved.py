@@ -67,8 +67,8 @@ def unserved(model: str, response: UpstreamResponse, first: bytes) -> Failure | 
     if status == 400 and any(mark in first for mark in _TOO_LONG):
         error = error_of(first)  # parsed once: its code, its message and the summary
         # Its texts alone: str() of a message nested 1000 levels deep had raised.
-        said = " ".join(t for t in (error.get("code"), error.get("message")) if isinstance(t, str))
-        if any(mark.decode() in said for mark in _TOO_LONG):
+        texts = " ".join(t for t in (error.get("code"), error.get("message")) if isinstance(t, str))
+        if any(mark.decode() in texts for mark in _TOO_LONG):
             too_long = f"the prompt is too long for the model: {summary(first, error)}"
             return Failure(model, too_long, status, kind="context_length")
     if status == 404 and b"model_not_found" in first:
@@ -85,8 +85,8 @@ def unserved(model: str, response: UpstreamResponse, first: bytes) -> Failure | 
         return None
     if not missing:
         return None
-    said = summary(first, error) if len(first) <= MAX_ANSWER else "model_not_found"
-    return Failure(model, f"the upstream has no such model: {said}", status, kind="model_missing")
+    why = summary(first, error) if len(first) <= MAX_ANSWER else "model_not_found"
+    return Failure(model, f"the upstream has no such model: {why}", status, kind="model_missing")
 
 
 _ANSWERS = ("choices", "output", "content", "data", "results")
