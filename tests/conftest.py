@@ -10,7 +10,7 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from tests.fake_upstream import FakeUpstream, serving_fake
-from tests.fixtures import Gateway, NotifySocket, start_serving, write_config
+from tests.fixtures import Gateway, NotifySocket, start_serving, stop_all, write_config
 from tests.one_gateway import module_gateway, module_upstream  # noqa: F401 (fixtures)
 
 StartGateway = Callable[..., Awaitable[Gateway]]
@@ -73,8 +73,7 @@ async def start_gateway(
                                    env=env, wait=wait)
 
     yield start
-    for gateway in started:
-        gateway.stop()
+    stop_all(started)
 
 
 @pytest.fixture

@@ -128,6 +128,8 @@ class Gateway:
         # No test gateway meets an upstream a public CA vouches for, and importing aiohttp
         # loads the system's CA bundle twice for its client (a sixth of a start's CPU).
         env["SSL_CERT_FILE"] = os.devnull
+        # A crash in native code leaves each thread's Python stack in its log.
+        env["PYTHONFAULTHANDLER"] = "1"
         if self.upstream_key:
             env["HX_UPSTREAM_KEY"] = self.upstream_key
         env.update(self.extra_env)
@@ -180,6 +182,14 @@ class Gateway:
                 self.process.wait()
         return self.process.returncode
 
+    def crashed(self) -> str | None:
+        """What it left behind, when it ended by a signal no test sends (a crash in
+        native code, an abort): None when it did not."""
+        code = None if self.process is None else self.process.poll()
+        if code is None or -code not in CRASHES:
+            return None
+        return f"hxgw died of {signal.Signals(-code).name}:\n{self.logs()}"
+
     def logs(self) -> str:
         if self.log_path is None:
             return ""
@@ -214,6 +224,16 @@ async def start_serving(
 
 
 PR_SET_PDEATHSIG = 1
+CRASHES = {signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE, signal.SIGABRT}
+
+
+def stop_all(started: list[Gateway]) -> None:
+    """Stop each gateway, then fail if any of them crashed, on the way or before: a
+    test that does not look at its gateway's end still learns of a crash."""
+    for gateway in started:
+        gateway.stop()
+    crashes = [said for gateway in started if (said := gateway.crashed())]
+    assert not crashes, "\n\n".join(crashes)
 
 
 def stop_with_the_tests() -> None:

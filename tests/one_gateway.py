@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 
 from tests.fake_upstream import FakeUpstream, serving_fake
-from tests.fixtures import DEFAULT_ROUTING, Gateway, start_serving, write_config
+from tests.fixtures import DEFAULT_ROUTING, Gateway, start_serving, stop_all, write_config
 
 SHARING: dict[str, dict[str, Any]] = {
     # One test's failures must not open a circuit on the next one's model, nor its
@@ -58,8 +58,7 @@ async def serving_shared(
     try:
         yield await start_serving(config_dir, started)
     finally:
-        for gateway in started:
-            gateway.stop()
+        stop_all(started)
 
 
 @pytest.fixture(scope="module")
