@@ -20,7 +20,7 @@ _SETTINGS: tuple[tuple[str, str, _Read], ...] = (
     ("timeouts", GATEWAY, lambda c: c.timeouts),
     ("limits", GATEWAY, lambda c: c.limits),
     ("limits_store", GATEWAY, lambda c: c.limits_store),
-    ("auth", GATEWAY, lambda c: c.bad_keys),
+    ("auth", GATEWAY, lambda c: (c.bad_keys, c.per_user)),
     ("tls", GATEWAY, lambda c: c.tls),
     ("logging", GATEWAY, lambda c: c.logging),
     ("readiness", GATEWAY, lambda c: c.readiness),

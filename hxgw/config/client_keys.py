@@ -40,11 +40,14 @@ def read_client_keys(
     *,
     stored_keys: Callable[[], bool] | None,
     groups: Collection[str] = (),
+    per_user: KeyLimits | None = None,
 ) -> tuple[ClientKey, ...]:
     """MASTER_KEY's key and the keys file's. A gateway that serves needs a key: for one,
     `stored_keys()` says whether the store holds one made by `hxgw keys` (asked only when
     there is no other); None when the config is only read. A key may name only `groups`
-    (routing.yaml's; none known when it could not be read)."""
+    (routing.yaml's; none known when it could not be read). A file's key that gives its
+    end users no limits gives them `per_user` (`auth.per_user`); MASTER_KEY's, the
+    operator's, none."""
     keys: list[ClientKey] = []
     master = env.get("MASTER_KEY")
     if master:
@@ -63,7 +66,8 @@ def read_client_keys(
             return tuple(keys)
         doc = read_yaml(path, problems, files, required=True)
         section = Section(path.name, "", doc, problems, frozenset({"keys"}))
-        keys.extend(_key_entries(section, {key.digest: key.name for key in keys}, groups))
+        known = {key.digest: key.name for key in keys}
+        keys.extend(_key_entries(section, known, groups, per_user))
     if stored_keys is not None and not keys and not keys_file and not stored_keys():
         problems.add(
             GATEWAY,
@@ -75,9 +79,10 @@ def read_client_keys(
 
 
 def _key_entries(
-    doc: Section, secrets: dict[bytes, str], known: Collection[str]
+    doc: Section, secrets: dict[bytes, str], known: Collection[str], default: KeyLimits | None
 ) -> list[ClientKey]:
-    """The file's keys; `secrets` maps the digests of keys read before to their names."""
+    """The file's keys; `secrets` maps the digests of keys read before to their names;
+    `default`: what each end user of a key that says nothing of them gets."""
     raw = doc.raw("keys")
     if not isinstance(raw, list):
         doc.report(f"must be a list of keys, got {kind_of(raw)}", "keys")
@@ -124,7 +129,7 @@ def _key_entries(
         groups = _groups(entry, known) if entry.has("groups") else None
         if name:
             limits = read_key_limits(entry)
-            per_user = _per_user(entry)
+            per_user = _per_user(entry) if entry.has("per_user") else default
             short = secret is not None and len(secret) < GUESSABLE_UNDER
             out.append(
                 ClientKey(
@@ -152,11 +157,16 @@ def _groups(entry: Section, known: Collection[str]) -> frozenset[str]:
     return frozenset(listed)
 
 
+def read_per_user_default(top: Section) -> KeyLimits | None:
+    """`auth.per_user`: what each end user of a key gets when the key gives them nothing
+    of its own (LiteLLM's `max_end_user_budget`, with every limit a key may have)."""
+    auth = top.section("auth", AUTH_KEYS)
+    return _per_user(auth) if auth.has("per_user") else None
+
+
 def _per_user(entry: Section) -> KeyLimits | None:
     """The limits each end user of the key gets: `per_user`, a mapping of the same limits
     a key has. One that sets none would limit nothing, which is said."""
-    if not entry.has("per_user"):
-        return None
     section = entry.section("per_user", frozenset(LIMIT_KEYS))
     limits = read_key_limits(section)
     said = () if limits is None else (limits.rpm, limits.tpm, limits.max_parallel, limits.budget)

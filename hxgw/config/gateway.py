@@ -109,7 +109,14 @@ def read_readiness(top: Section) -> ReadinessProbe:
 
 
 AUTH_KEYS = frozenset(
-    {"keys_file", "max_bad_keys", "bad_key_window", "bad_key_lockout", "trusted_proxies"}
+    {
+        "keys_file",
+        "per_user",
+        "max_bad_keys",
+        "bad_key_window",
+        "bad_key_lockout",
+        "trusted_proxies",
+    }
 )
 
 

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from types import MappingProxyType
 
-from hxgw.config.client_keys import read_client_keys
+from hxgw.config.client_keys import read_client_keys, read_per_user_default
 from hxgw.config.gateway import (
     GATEWAY,
     read_bad_key_policy,
@@ -98,6 +98,7 @@ def load_config(
         models,
         directory,
     )
+    per_user = read_per_user_default(top)
     keys = read_client_keys(
         top,
         directory,
@@ -106,6 +107,7 @@ def load_config(
         files,
         stored_keys=stored_keys if serving else None,
         groups=routing.groups,
+        per_user=per_user,
     )
     listen, timeouts, limits = read_listen(top, env), read_timeouts(top), read_limits(top)
     logging, drain_timeout = read_logging(top, env), read_drain_timeout(top)
@@ -122,6 +124,7 @@ def load_config(
         timeouts=timeouts,
         limits=limits,
         keys=keys,
+        per_user=per_user,
         logging=logging,
         drain_timeout=drain_timeout,
         metrics=metrics,

@@ -254,6 +254,9 @@ class Config:
     timeouts: Timeouts
     limits: Limits
     keys: tuple[ClientKey, ...]
+    per_user: KeyLimits | None = None
+    """What each end user of a key that gives them no limits gets (`auth.per_user`):
+    the keys file's keys have it in theirs, the stored keys take it when read."""
     logging: Logging
     drain_timeout: float
     metrics: MetricsAccess

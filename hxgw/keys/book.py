@@ -6,7 +6,8 @@ being refused (`next_read`): a key works from the moment `hxgw keys create` retu
 
 A stored key whose name a config key (MASTER_KEY's `master`, `auth.keys_file`)
 already has is left out, with a warning: names are how logs, limits and the
-ledger tell keys apart. While the store cannot be read, the keys last read keep
+ledger tell keys apart. A stored key that gives its end users no limits gives them
+the config's `auth.per_user`: one a reload changes, the next read (within a second). While the store cannot be read, the keys last read keep
 working, and the log says so once a minute; a stored key not among them then gets a
 503 (hxgw.pipeline.auth), not a 401: the store could not say whether it is one.
 
@@ -23,10 +24,11 @@ import contextlib
 import time
 from collections.abc import Callable, Iterable, Mapping
 from types import MappingProxyType
+from typing import NamedTuple
 
 import structlog
 
-from hxgw.config import ClientKey
+from hxgw.config import ClientKey, KeyLimits
 from hxgw.keys.store import KeyStore
 from hxgw.keys.stored_key import StoredKey
 from hxgw.store import Connection, StoreError
@@ -46,6 +48,15 @@ Seed = Callable[[Connection, Iterable[ClientKey]], None]
 """Told the keys about to be published; raises StoreError when it cannot read."""
 
 
+class ConfigSays(NamedTuple):
+    """What the config says of the stored keys."""
+
+    names: frozenset[str]
+    """Its own keys' names: a stored key of one of them is set aside."""
+    per_user: KeyLimits | None = None
+    """What each end user of a stored key that gives them no limits gets."""
+
+
 class StoredKeys:
     def __init__(self, store: KeyStore, seed: Seed | None = None) -> None:
         self.store = store
@@ -56,7 +67,7 @@ class StoredKeys:
         name and why (revoked, or hidden by a config key of its name): refused at once,
         saying why, to whoever still holds one, and counted as no bad key."""
         self._marker: tuple[int, float] | None = None
-        self._names: frozenset[str] = frozenset()
+        self._config = ConfigSays(frozenset())
         self._warned: set[str] = set()
         self._failing_since: float | None = None
         self._reading_since: float | None = None
@@ -72,8 +83,8 @@ class StoredKeys:
                 self._connection.close()
             self._connection = None
 
-    def refresh(self, config_names: frozenset[str]) -> bool:
-        """Read the table again if it (or the config's names) changed. Blocking.
+    def refresh(self, config: ConfigSays) -> bool:
+        """Read the table again if it (or what the config says of it) changed. Blocking.
 
         One connection, kept: opening the SQLite file every second would come and go
         with three descriptors, and a PostgreSQL connection costs a round trip more."""
@@ -82,10 +93,10 @@ class StoredKeys:
                 self._connection = self.store.connect()
             connection = self._connection
             marker = self.store.marker(connection)
-            if marker == self._marker and config_names == self._names:
+            if marker == self._marker and config == self._config:
                 return False
             stored = self.store.all(connection)
-            by_digest, ended = self._read(stored, config_names)
+            by_digest, ended = self._read(stored, config)
             if self.seed is not None:
                 try:
                     self.seed(connection, by_digest.values())
@@ -102,20 +113,20 @@ class StoredKeys:
             raise
         self.by_digest = MappingProxyType(by_digest)
         self.ended = MappingProxyType(ended)
-        self._marker, self._names = marker, config_names
+        self._marker, self._config = marker, config
         return True
 
-    def first_read(self, config_names: frozenset[str]) -> None:
+    def first_read(self, config: ConfigSays) -> None:
         """The read before the first request, so that stored keys work from the start;
         or, when the store cannot be read, from the read that succeeds (said in the log)."""
         try:
-            self.refresh(config_names)
+            self.refresh(config)
         except StoreError as exc:
             self._failing_since = self._warned_at = time.monotonic()
             log.warning("cannot read the key store yet; retrying every second", error=str(exc))
 
     def _read(
-        self, stored: list[StoredKey], config_names: frozenset[str]
+        self, stored: list[StoredKey], config: ConfigSays
     ) -> tuple[dict[bytes, ClientKey], dict[bytes, tuple[str, str]]]:
         by_digest: dict[bytes, ClientKey] = {}
         ended: dict[bytes, tuple[str, str]] = {}
@@ -124,13 +135,13 @@ class StoredKeys:
             ended.update((bytes.fromhex(digest), (key.name, REVOKED)) for digest in gone)
             if key.revoked is not None:
                 continue
-            if key.name in config_names:
+            if key.name in config.names:
                 if key.name not in self._warned:
                     self._warned.add(key.name)
                     log.warning("a stored key has a config key's name; it is ignored", key=key.name)
                 ended.update((bytes.fromhex(d), (key.name, HIDDEN)) for d in key.digests())
                 continue
-            for client_key in key.client_keys():
+            for client_key in key.client_keys(config.per_user):
                 by_digest[client_key.digest] = client_key
         return by_digest, ended
 
@@ -156,7 +167,7 @@ class StoredKeys:
                 # Shielded: a waiter that leaves must not cancel the others' wait.
                 await asyncio.shield(self._next_read)
 
-    async def watch(self, config_names: Callable[[], frozenset[str]]) -> None:
+    async def watch(self, config: Callable[[], ConfigSays]) -> None:
         """Refresh once a second, for as long as the daemon serves."""
         while True:
             await asyncio.sleep(INTERVAL)
@@ -164,7 +175,7 @@ class StoredKeys:
             waiting, self._next_read = self._next_read, None
             self._reading_since = time.monotonic()
             try:
-                await asyncio.to_thread(self.refresh, config_names())
+                await asyncio.to_thread(self.refresh, config())
             except StoreError as exc:
                 self._failed(exc)
             else:

@@ -99,10 +99,11 @@ class StoredKey:
             self.user_budget_period,
         )
 
-    def client_keys(self) -> list[ClientKey]:
+    def client_keys(self, per_user: KeyLimits | None = None) -> list[ClientKey]:
         """What the gateway checks a presented key against: this key and the one it was
         rotated from, which expires with its grace (and is then refused as one that
-        ended, not counted as a bad key). None (an empty list) once revoked."""
+        ended, not counted as a bad key). None (an empty list) once revoked. `per_user`:
+        what each end user gets where the key gives them no limits of its own."""
         if self.revoked is not None:
             return []
         groups = frozenset(self.groups) if self.groups is not None else None
@@ -110,7 +111,7 @@ class StoredKey:
             "name": self.name,
             "groups": groups,
             "limits": self.limits(),
-            "per_user": self.per_user(),
+            "per_user": self.per_user() or per_user,
         }
         keys = [ClientKey(digest=bytes.fromhex(self.digest), expires=self.expires, **common)]
         if self.previous_digest and self.previous_until:

@@ -18,7 +18,7 @@ from hxgw.config import Config, StoreSettings, load_config
 from hxgw.config.gateway import GATEWAY, LEDGER_CLOSE_TIMEOUT
 from hxgw.errors import ConfigError
 from hxgw.keys import limits_where, open_limiter
-from hxgw.keys.book import StoredKeys
+from hxgw.keys.book import ConfigSays, StoredKeys
 from hxgw.keys.owners import Owners
 from hxgw.keys.store import KeyStore, groups_lacking, live_names
 from hxgw.keys.window import Spent
@@ -125,7 +125,7 @@ def open_stores(runtime: Runtime, config: Config, env: Mapping[str, str]) -> See
     seeds = Seeds(database, settings.state_dir / SPOOL, config.keys) if settings.ledger else None
     runtime.stored_keys = stored = StoredKeys(KeyStore(database), seed=seeds)
     runtime.owners = Owners(database)
-    stored.first_read(_config_names(config))
+    stored.first_read(_config_says(config))
     warn_of_lost_groups(runtime, config)
     if seeds is not None:
         seeds.read_pending()
@@ -179,11 +179,11 @@ def watch_stores(runtime: Runtime, config: Callable[[], Config]) -> list[asyncio
     """What runs beside the server: the stored keys' refresh."""
     if runtime.stored_keys is None:
         return []
-    return [asyncio.create_task(runtime.stored_keys.watch(lambda: _config_names(config())))]
+    return [asyncio.create_task(runtime.stored_keys.watch(lambda: _config_says(config())))]
 
 
-def _config_names(config: Config) -> frozenset[str]:
-    return frozenset(key.name for key in config.keys)
+def _config_says(config: Config) -> ConfigSays:
+    return ConfigSays(frozenset(key.name for key in config.keys), config.per_user)
 
 
 def _sqlite_unusable(writable: bool) -> tuple[str, str] | None:

@@ -53,6 +53,8 @@ class Listed:
     previous_until: float | None = None
     per_user: KeyLimits | None = None
     """The limits each end user of the key gets."""
+    per_user_default: bool = False
+    """Whether those are the config's `auth.per_user`, the key giving none of its own."""
 
     def public(self) -> dict[str, Any]:
         """The `--json` object: times as ISO 8601 UTC, as `hxgw usage` writes them."""
@@ -101,15 +103,18 @@ def listed(
     """The store's keys, then the config's, each with its spend this period (none where
     there is no store yet: `connection` None)."""
     now = time.time()
+    default = config.per_user if config else None
     configured = (
-        [_configured(k) for k in config.keys if k.name != MASTER_KEY_NAME] if config else []
+        [_configured(k, default) for k in config.keys if k.name != MASTER_KEY_NAME]
+        if config
+        else []
     )
     # A config key wins a name clash: the stored key of that name opens nothing. One
     # revoked stays revoked (as the gateway tells its holder): nothing brings it back.
     taken = {row.name for row in configured}
     rows = [
         replace(row, state="hidden") if row.name in taken and row.state != "revoked" else row
-        for row in (_stored(k, now) for k in stored)
+        for row in (_stored(k, now, default) for k in stored)
     ]
     return _with_spend(rows + configured, connection, now)
 
@@ -122,7 +127,9 @@ def public(key: StoredKey) -> dict[str, Any]:
     return row
 
 
-def _stored(key: StoredKey, now: float) -> Listed:
+def _stored(key: StoredKey, now: float, default: KeyLimits | None = None) -> Listed:
+    """`default`: what each end user of a key that gives them nothing gets."""
+    own = key.per_user()
     return Listed(
         name=key.name,
         source=STORE,
@@ -139,11 +146,12 @@ def _stored(key: StoredKey, now: float) -> Listed:
         updated=key.updated,
         revoked=key.revoked,
         previous_until=key.previous_until,
-        per_user=key.per_user(),
+        per_user=own or default,
+        per_user_default=own is None and default is not None,
     )
 
 
-def _configured(key: ClientKey) -> Listed:
+def _configured(key: ClientKey, default: KeyLimits | None) -> Listed:
     limits = key.limits
     budget = limits.budget if limits else None
     return Listed(
@@ -161,6 +169,9 @@ def _configured(key: ClientKey) -> Listed:
         spent=None,
         expires=key.expires,
         per_user=key.per_user,
+        # The very object: the config gives it to each file key that gives its end users
+        # nothing (one that gives the same limits of its own keeps them past a change).
+        per_user_default=default is not None and key.per_user is default,
     )
 
 
@@ -223,7 +234,7 @@ def table(rows: list[Listed]) -> str:
                 spent,
                 left,
                 _when(k.expires),
-                _limits_said(k.per_user),
+                _limits_said(k.per_user) + (" (default)" if k.per_user_default else ""),
             )
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]

@@ -59,3 +59,11 @@ def test_health_and_circuit_breaker_settings_are_named_apart(tmp_path: Path):
         directory = write_config(tmp_path / place, "http://127.0.0.1:1", routing=new_routing)
         found = changes(old, load_config(directory, master))
         assert found.fields == {"settings_changed": place}
+
+
+def test_a_changed_default_for_end_users_is_a_change_of_auth(tmp_path: Path):
+    master = {"MASTER_KEY": new_key()}
+    old = load_config(write_config(tmp_path / "a", "http://127.0.0.1:1"), master)
+    directory = write_config(tmp_path / "b", "http://127.0.0.1:1",
+                             gateway={"auth": {"per_user": {"rpm": 20}}})
+    assert changes(old, load_config(directory, master)).fields == {"settings_changed": "auth"}

@@ -9,7 +9,7 @@ from typing import Any
 import pytest
 
 from hxgw.keys import book
-from hxgw.keys.book import StoredKeys
+from hxgw.keys.book import ConfigSays, StoredKeys
 
 
 class SlowStore:
@@ -40,8 +40,8 @@ async def test_the_keys_are_not_current_while_a_read_of_the_store_is_overdue(
     monkeypatch.setattr(book, "READ_WAIT", 0.3)
     store = SlowStore()
     stored = StoredKeys(store)  # type: ignore[arg-type]
-    stored.refresh(frozenset())
-    watching = asyncio.create_task(stored.watch(frozenset))
+    stored.refresh(ConfigSays(frozenset()))
+    watching = asyncio.create_task(stored.watch(lambda: ConfigSays(frozenset())))
     try:
         await asyncio.sleep(0.1)
         assert stored.current()

@@ -12,13 +12,13 @@ import pytest
 
 from hxgw.config import ClientKey
 from hxgw.config.schema import KeyLimits
-from hxgw.keys.book import READ_WAIT, REVOKED, StoredKeys
+from hxgw.keys.book import READ_WAIT, REVOKED, ConfigSays, StoredKeys
 from hxgw.keys.store import KeyStore, KeyStoreError
 from hxgw.keys.stored_key import MIGRATIONS
 from hxgw.store import Connection, Database, StoreError
 from hxgw.store.migrate import migrate
 
-NO_CONFIG_KEYS: frozenset[str] = frozenset()
+NO_CONFIG_KEYS = ConfigSays(frozenset())
 
 
 @pytest.fixture
@@ -157,7 +157,7 @@ def test_a_stored_key_with_a_config_key_name_is_ignored(
     store = KeyStore(database)
     with store.connect() as connection:
         secret = store.create(connection, "ci", {})
-    book.refresh(frozenset({"ci"}))
+    book.refresh(ConfigSays(frozenset({"ci"})))
     assert _digest(secret) not in book.by_digest
 
 
@@ -279,3 +279,28 @@ def test_a_key_made_before_per_user_limits_keeps_its_own_and_gets_none_per_user(
     assert (key.limits(), key.per_user()) == (KeyLimits(rpm=5), KeyLimits(rpm=2))
     (client_key,) = key.client_keys()
     assert client_key.per_user == KeyLimits(rpm=2)
+
+
+def test_a_stored_key_that_gives_its_end_users_nothing_gives_them_the_config_s_default(
+    database: Database, book: StoredKeys
+):
+    store = KeyStore(database)
+    with store.connect() as connection:
+        plain = store.create(connection, "plain", {"rpm": 5})
+        own = store.create(connection, "own", {"user_tpm": 900})
+    book.refresh(ConfigSays(frozenset(), KeyLimits(rpm=20)))
+    assert book.by_digest[_digest(plain)].per_user == KeyLimits(rpm=20)
+    assert book.by_digest[_digest(own)].per_user == KeyLimits(tpm=900)
+
+
+def test_a_changed_default_reaches_the_stored_keys_at_the_next_read(
+    database: Database, book: StoredKeys
+):
+    store = KeyStore(database)
+    with store.connect() as connection:
+        secret = store.create(connection, "app", {})
+    book.refresh(ConfigSays(frozenset(), KeyLimits(rpm=20)))
+    assert book.refresh(ConfigSays(frozenset(), KeyLimits(rpm=40)))  # the table is unchanged
+    assert book.by_digest[_digest(secret)].per_user == KeyLimits(rpm=40)
+    assert book.refresh(NO_CONFIG_KEYS)
+    assert book.by_digest[_digest(secret)].per_user is None

@@ -9,7 +9,7 @@ from typing import Any
 
 import yaml
 
-from hxgw.config import Config, load_config
+from hxgw.config import Config, KeyLimits, load_config
 from hxgw.keys.stored_key import StoredKey
 from hxgw.tools.keys_list import listed, table
 from tests.fixtures import new_key, write_config
@@ -78,3 +78,25 @@ def test_each_end_user_s_limits_are_said_in_one_cell_and_a_dash_for_none(tmp_pat
     column = lines[0].index("EACH END USER")
     assert [line[column:].rstrip() for line in lines[1:]] == [
         "rpm 20, parallel 2, budget 1.00/1d", "-"]
+
+
+def _with_default(tmp_path: Path, *entries: dict[str, Any]) -> Config:
+    config_dir = write_config(tmp_path, "http://127.0.0.1:1", gateway={
+        "auth": {"keys_file": "keys.yaml", "per_user": {"rpm": 20}}})
+    keys = [{"key": new_key(), **entry} for entry in entries]
+    (config_dir / "keys.yaml").write_text(yaml.safe_dump({"keys": keys}))
+    return load_config(config_dir, {}, serving=False)
+
+
+def test_keys_whose_end_users_get_the_config_s_default_say_so(tmp_path: Path):
+    config = _with_default(tmp_path, {"name": "plain"}, {"name": "own", "per_user": {"rpm": 20}})
+    own_stored = replace(_stored("mine"), user_rpm=5)
+    rows = listed([_stored("made"), own_stored], config, None)
+    said = {row.name: (row.per_user, row.per_user_default) for row in rows}
+    assert said == {"made": (KeyLimits(rpm=20), True), "mine": (KeyLimits(rpm=5), False),
+                    "plain": (KeyLimits(rpm=20), True), "own": (KeyLimits(rpm=20), False)}
+    lines = table(rows).splitlines()
+    column = lines[0].index("EACH END USER")
+    assert [line[column:].rstrip() for line in lines[1:]] == [
+        "rpm 20 (default)", "rpm 5", "rpm 20 (default)", "rpm 20"]
+    assert rows[0].public()["per_user_default"] is True
