@@ -23,6 +23,7 @@ from hxgw.config.schema import (
     Price,
     ScoringWeights,
     StoreSettings,
+    Team,
     Tls,
     key_digest,
 )
@@ -42,6 +43,7 @@ __all__ = [
     "Price",
     "ScoringWeights",
     "StoreSettings",
+    "Team",
     "Tls",
     "key_digest",
     "load_config",

@@ -19,16 +19,17 @@ from hxgw.config.reader import (
 )
 from hxgw.config.schema import (
     GUESSABLE_UNDER,
+    LIMIT_KEYS,
     MASTER_KEY_NAME,
     PERIODS,
     ClientKey,
     KeyLimits,
+    Team,
     key_digest,
 )
+from hxgw.config.teams import read_teams, team_of
 from hxgw.config.yaml_file import read_yaml
 from hxgw.errors import did_you_mean
-
-LIMIT_KEYS = ("rpm", "tpm", "max_parallel", "budget", "budget_period")
 
 
 def read_client_keys(
@@ -65,9 +66,10 @@ def read_client_keys(
             problems.add(GATEWAY, "auth.keys_file", f"no such file: {path}")
             return tuple(keys)
         doc = read_yaml(path, problems, files, required=True)
-        section = Section(path.name, "", doc, problems, frozenset({"keys"}))
+        section = Section(path.name, "", doc, problems, frozenset({"keys", "teams"}))
         known = {key.digest: key.name for key in keys}
-        keys.extend(_key_entries(section, known, groups, per_user))
+        teams = read_teams(section, read_key_limits)
+        keys.extend(_key_entries(section, known, groups, per_user, teams))
     if stored_keys is not None and not keys and not keys_file and not stored_keys():
         problems.add(
             GATEWAY,
@@ -79,10 +81,15 @@ def read_client_keys(
 
 
 def _key_entries(
-    doc: Section, secrets: dict[bytes, str], known: Collection[str], default: KeyLimits | None
+    doc: Section,
+    secrets: dict[bytes, str],
+    known: Collection[str],
+    default: KeyLimits | None,
+    teams: dict[str, Team],
 ) -> list[ClientKey]:
     """The file's keys; `secrets` maps the digests of keys read before to their names;
-    `default`: what each end user of a key that says nothing of them gets."""
+    `default`: what each end user of a key that says nothing of them gets; `teams`: the
+    file's, by name."""
     raw = doc.raw("keys")
     if not isinstance(raw, list):
         doc.report(f"must be a list of keys, got {kind_of(raw)}", "keys")
@@ -95,7 +102,7 @@ def _key_entries(
             f"keys[{i}]",
             item,
             doc.problems,
-            frozenset({"name", "key", "key_sha256", "groups", "per_user", *LIMIT_KEYS}),
+            frozenset({"name", "key", "key_sha256", "groups", "per_user", "team", *LIMIT_KEYS}),
         )
         name = entry.string("name", required=True)
         where = "in logs, metrics and usage reports (a CSV a spreadsheet opens)"
@@ -138,6 +145,7 @@ def _key_entries(
                     groups=groups,
                     limits=limits,
                     per_user=per_user,
+                    team=team_of(entry, teams),
                     guessable=short,
                 )
             )

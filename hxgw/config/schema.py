@@ -116,6 +116,8 @@ class LimitsStore:
 PERIODS = {"1d": 86_400, "7d": 7 * 86_400, "30d": 30 * 86_400}
 """The budget periods, in seconds; each starts at a multiple of it since the epoch."""
 PERIOD_NAMES = {seconds: name for name, seconds in PERIODS.items()}
+LIMIT_KEYS = ("rpm", "tpm", "max_parallel", "budget", "budget_period")
+"""A key's limits as the files name them (a key's, its end users', a team's)."""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -158,6 +160,15 @@ in a few tries, lockout or not; `hxgw keys create` makes 43 random characters.""
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class Team:
+    """Keys that share limits (`teams` in the keys file): what all of them together may
+    use, beside what each may use alone."""
+
+    name: str
+    limits: KeyLimits
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ClientKey:
     """A client key, held only as its SHA-256 digest (`key_digest`)."""
 
@@ -169,6 +180,8 @@ class ClientKey:
     per_user: KeyLimits | None = None
     """What each end user of the key may use (the one a request names in `user`,
     `safety_identifier` or `metadata.user_id`); None: no such limits."""
+    team: Team | None = None
+    """The team the key is in, whose limits its requests count against too."""
     expires: float | None = None
     """When it stops opening anything (Unix seconds); None: never."""
     guessable: bool = False

@@ -1,6 +1,6 @@
-"""Limits each end user of a key gets (`per_user` in the keys file, `--user-*` in `hxgw
-keys`): the end user's own name in the limiters, and which of two sets of rate-limit
-headers an answer carries.
+"""Limits beside a key's own: those each end user of a key gets (`per_user` in the keys
+file, `--user-*` in `hxgw keys`) and its team's (`teams` in the keys file): their names
+in the limiters, and which of the sets of rate-limit headers an answer carries.
 
 An end user is who the client's app said the request was for (`user`,
 `safety_identifier`, or Anthropic's `metadata.user_id`): a key's end users are counted
@@ -20,8 +20,19 @@ def user_name(key_name: str, end_user: str) -> str:
     return f"{key_name}{USER}{end_user}"
 
 
+TEAM = "team="
+"""Before a team's name in the limiters' name for it: no key's name has a `=`, so no
+key's (nor any of its end users') begins so."""
+
+
+def team_name(team: str) -> str:
+    """The limiters' name for the team `team`."""
+    return f"{TEAM}{team}"
+
+
 def named(name: str) -> tuple[str, str | None]:
-    """The key and the end user (None: the key's own limits) a limiter's name stands for."""
+    """The key and the end user (None: the key's own limits) a limiter's name stands for
+    (not a team's: `team_name`)."""
     key_name, _, end_user = name.partition(USER)
     return key_name, end_user or None
 

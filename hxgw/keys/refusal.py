@@ -47,15 +47,17 @@ def refusal(
     *,
     anthropic: bool,
     end_user: str | None = None,
+    team: str | None = None,
 ) -> KeyLimited:
     """The 429 for a request `decision` refused: its body, in OpenAI's shape (the error
     renderer gives Anthropic's clients theirs), and its headers (Anthropic's own too, for
     `anthropic`). The request's prompt alone (its estimated tokens, the most it may cost)
     tells the message whether fewer tokens asked for could let it in. `end_user`: the
-    limits were those the key gives each end user, and this is the request's."""
+    limits were those the key gives each end user, and this is the request's; `team`:
+    they were those of the key's team, and this is its name."""
     kind: type[KeyLimited] = KeyLimited
     code = "rate_limit_exceeded"
-    who = "end user" if end_user is not None else "key"
+    who = "end user" if end_user is not None else "team" if team is not None else "key"
     if decision.refused == "budget":
         message = _budget_message(decision, prompt_cost, who)
         # Held by requests under way, it is no spent quota, which code reading
@@ -69,6 +71,8 @@ def refusal(
         error_type = "tokens" if decision.refused == "tokens" else "requests"
     if end_user is not None:
         message += f" (a limit of each end user of this key; this one is {end_user[:64]!r})"
+    elif team is not None:
+        message += f" (a limit of the team {team!r}, shared by all its keys)"
     body = {"error": {"message": message, "type": error_type, "param": None, "code": code}}
     headers = refusal_headers(decision)
     if anthropic:

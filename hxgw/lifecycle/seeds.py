@@ -1,6 +1,7 @@
 """Where a key's budget begins in this process: what it spent this period so far, read
-from the usage ledger and its spool before the limiter first sees the key; and where
-the budget of each of its end users begins, for a key that gives them one."""
+from the usage ledger and its spool before the limiter first sees the key; where the
+budget of each of its end users begins, for a key that gives them one; and where its
+team's begins: what the team's keys spent this period, whichever team they were in."""
 
 from __future__ import annotations
 
@@ -12,17 +13,18 @@ from pathlib import Path
 import structlog
 
 from hxgw.config import ClientKey
-from hxgw.keys.per_user import named, user_name
+from hxgw.keys.per_user import TEAM, named, team_name, user_name
 from hxgw.lifecycle.aside import aside
 from hxgw.store import Connection, Database, StoreError
+from hxgw.usage.report import summed_cost
 from hxgw.usage.spend import spent_so_far, users_spent_so_far
 from hxgw.usage.spool import Spool
 
 log = structlog.get_logger("hxgw.lifecycle.seeds")
 
-Unread = tuple[dict[int, set[str]], dict[int, set[str]]]
+Unread = tuple[dict[int, set[str]], dict[int, set[str]], dict[int, set[str]]]
 """Keys whose spend this period is to be read: (those with a budget, those whose end
-users have one), by the budget's period length."""
+users have one, the teams with one), by the budget's period length."""
 RELOAD_SEED_WAIT = 5.0
 """The longest a reload waits for the spend of the keys it adds: a store that does not
 answer leaves them to begin from nothing rather than hold the reload up."""
@@ -46,6 +48,8 @@ class Seeds:
         self.pending = tuple(config_keys)
         """The config's keys, read with the first stored keys (the spool is read once)."""
         self._read: set[tuple[str, int]] = set()
+        self.members: dict[str, frozenset[str]] = {}
+        """Each team's keys, as the keys last read with it say."""
 
     def __call__(self, connection: Connection | None, keys: Iterable[ClientKey]) -> None:
         pending, self.pending = self.pending, ()
@@ -54,7 +58,7 @@ class Seeds:
     def _read_through(self, connection: Connection | None, budgets: Unread) -> None:
         """The spend of the keys of `budgets` (`_unread`), and of their end users, read
         through `connection` (None: from the spool alone)."""
-        keys, users = budgets
+        keys, users, teams = budgets
         now = time.time()
         if keys:
             self.spent.update(spent_so_far(connection, self.spool, keys, now))
@@ -68,11 +72,30 @@ class Seeds:
             self._read.update(
                 (user_name(n, ""), period_s) for period_s, names in users.items() for n in names
             )
+        for period_s, names in teams.items():
+            self._read_teams(connection, period_s, names, now)
+
+    def _read_teams(
+        self, connection: Connection | None, period_s: int, teams: set[str], now: float
+    ) -> None:
+        """What the keys of each of `teams` spent this period, summed: where the team's
+        budget begins (a key that joined it brings what it spent before)."""
+        members = {team: self.members.get(team, frozenset()) for team in teams}
+        by_key = spent_so_far(
+            connection, self.spool, {period_s: set().union(*members.values())}, now
+        )
+        period = int(now // period_s)
+        for team, names in members.items():
+            cost = sum(by_key.get((name, period_s), (period, 0.0))[1] for name in names)
+            self.spent[team_name(team), period_s] = (period, summed_cost(cost))
+            self._read.add((team_name(team), period_s))
 
     def _unread(self, keys: Iterable[ClientKey]) -> Unread:
         """The names of `keys` with a budget whose spend is not read, by period length;
         and those whose end users have budgets not read."""
-        unread: Unread = ({}, {})
+        keys = tuple(keys)
+        self._note_members(keys)
+        unread: Unread = ({}, {}, {})
         # Read is marked by name: a key's own, and for its end users the key's name as
         # their names begin (no key and no end user has that one).
         for key in keys:
@@ -84,7 +107,21 @@ class Seeds:
                     continue
                 if (name, limits.budget_period_s) not in self._read:
                     budgets.setdefault(limits.budget_period_s, set()).add(key.name)
+            team = key.team
+            if team is not None and team.limits.budget is not None:
+                period_s = team.limits.budget_period_s
+                if (team_name(team.name), period_s) not in self._read:
+                    unread[2].setdefault(period_s, set()).add(team.name)
         return unread
+
+    def _note_members(self, keys: tuple[ClientKey, ...]) -> None:
+        """Each team's keys among `keys`. A team's keys are all the keys file's, so all
+        of them come in one call (the config's keys, at the start or a reload)."""
+        teams: dict[str, set[str]] = {}
+        for key in keys:
+            if key.team is not None:
+                teams.setdefault(key.team.name, set()).add(key.name)
+        self.members.update((team, frozenset(names)) for team, names in teams.items())
 
     def read_pending(self) -> None:
         """The config's keys, when no read of the stored keys took them along."""
@@ -96,7 +133,7 @@ class Seeds:
         """The spend of those of `keys` not read yet: from the store, or, where it cannot
         be read, from the spool alone."""
         budgets = self._unread(keys)
-        if budgets == ({}, {}):
+        if budgets == ({}, {}, {}):
             return  # a reload that brings no new budget need not wait for the store
         try:
             with self.database.connect() as connection:
@@ -117,6 +154,10 @@ async def spend_now(seeds: Seeds, name: str, period_s: int) -> float | None:
     def read() -> float:
         now, spool = time.time(), seeds.spool
         with seeds.database.connect() as connection:
+            if name.startswith(TEAM):
+                members = seeds.members.get(name.removeprefix(TEAM), frozenset())
+                spent = spent_so_far(connection, spool, {period_s: members}, now)
+                return summed_cost(sum(spent.get((m, period_s), (0, 0.0))[1] for m in members))
             if user is None:
                 spent = spent_so_far(connection, spool, {period_s: {name}}, now)
                 return spent.get((name, period_s), (0, 0.0))[1]

@@ -75,6 +75,8 @@ def _may_batch(ctx: RequestContext) -> None:
     held = ["groups"] if key.groups is not None else []
     held += counting_limits(key.limits)
     held += [f"{limit} per end user" for limit in counting_limits(key.per_user)]
+    team = key.team.limits if key.team is not None else None
+    held += [f"a team with {limit}" for limit in counting_limits(team)]
     if held:
         raise BatchNotAllowed(
             f"this key has {' and '.join(held)}, which the gateway cannot hold a batch to "

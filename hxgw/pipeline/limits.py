@@ -7,7 +7,8 @@ there; so parallel requests cannot overspend a budget between them, by more than
 estimates fall short (docs/limits.md). The key's
 `x-ratelimit-*` headers go out with the answer, or with the 429 that refuses it.
 A key's end users may each be held to limits of their own (`per_user`): a request that
-names its end user reserves against those too, and its headers say the tighter.
+names its end user reserves against those too. A key in a team reserves against the
+team's limits as well, which all its keys share. The headers say the tightest.
 """
 
 from __future__ import annotations
@@ -15,12 +16,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable
+from typing import Any
 
-from hxgw.config import KeyLimits
+from hxgw.config import ClientKey, KeyLimits
 from hxgw.endpoints import RESPONSES
 from hxgw.errors import BackgroundNotAllowed, GatewayError
 from hxgw.keys import LimitDecision, Limiter, Reservation, refusal
-from hxgw.keys.per_user import tighter, user_name
+from hxgw.keys.per_user import team_name, tighter, user_name
 from hxgw.pipeline.billing.end_user import end_user
 from hxgw.pipeline.billing.usage import (
     counting_limits,
@@ -45,14 +47,11 @@ def apply_limits(ctx: RequestContext, call_next: Next) -> Awaitable[None]:
         limits = _unbilled(key.limits)
         if limits is None:
             return call_next(ctx)
-        return _within_limits(ctx, key.name + UNBILLED, limits, call_next)
-    if key.per_user is not None and ctx.body is not None:
-        who = end_user(ctx.body)
-        if who is not None:
-            return _within_limits(ctx, key.name, key.limits, call_next, (who, key.per_user))
-    if key.limits is None:
+        return _within_limits(ctx, key.name, [(key.name + UNBILLED, limits, {})], call_next)
+    asked = _held_to(key, ctx.body)
+    if not asked:
         return call_next(ctx)
-    return _within_limits(ctx, key.name, key.limits, call_next)
+    return _within_limits(ctx, key.name, asked, call_next)
 
 
 UNBILLED = " (unbilled)"
@@ -61,7 +60,12 @@ models, reading a response, a file or a batch. Anthropic limits token counting a
 from messages, OpenAI such calls apart from a model's requests: they get requests per
 minute and at once of their own, as many as the key's, so that an app that counts before
 each message, or lists the models at start, keeps the rate the operator set. (An end
-user's limits hold only billed requests: the others seldom say whom they are for.)"""
+user's limits and a team's hold only billed requests: the others seldom say whom they
+are for, and a team bounds what its keys spend.)"""
+
+Asked = list[tuple[str, KeyLimits, dict[str, str]]]
+"""The limits a request is held to: each one's name in the limiter, and whose they are
+(`refusal`'s words for them: none for the key's own)."""
 
 
 def _unbilled(limits: KeyLimits | None) -> KeyLimits | None:
@@ -70,40 +74,41 @@ def _unbilled(limits: KeyLimits | None) -> KeyLimits | None:
     return KeyLimits(rpm=limits.rpm, max_parallel=limits.max_parallel)
 
 
-async def _within_limits(
-    ctx: RequestContext,
-    name: str,
-    limits: KeyLimits | None,
-    call_next: Next,
-    user: tuple[str, KeyLimits] | None = None,
-) -> None:
-    """Reserve against each limit the request is held to, call the rest of the chain,
-    reconcile. `name`: the key's in the limiter; `limits`: its own (None: only its end
-    users are limited); `user`: the request's end user and the limits the key gives each
-    one. The answer's headers say what is left of the tighter of the two."""
+def _held_to(key: ClientKey, body: dict[str, Any] | None) -> Asked:
+    """The limits a billed request of `key` is held to, the tightest first: its end
+    user's (when the key gives them limits and the request names one), the key's own, its
+    team's. Each refuses more often than the next, and a refusal of the first
+    reservation has nothing to take back."""
+    asked: Asked = []
+    if key.per_user is not None and body is not None and (who := end_user(body)) is not None:
+        asked.append((user_name(key.name, who), key.per_user, {"end_user": who}))
+    if key.limits is not None:
+        asked.append((key.name, key.limits, {}))
+    if key.team is not None:
+        asked.append((team_name(key.team.name), key.team.limits, {"team": key.team.name}))
+    return asked
+
+
+async def _within_limits(ctx: RequestContext, name: str, asked: Asked, call_next: Next) -> None:
+    """Reserve against each limit `asked`, call the rest of the chain, reconcile. `name`:
+    the key's own name in the limiter. The answer's headers say what is left of the
+    tightest."""
     if ctx.endpoint is RESPONSES and ctx.body and ctx.body.get("background") not in _FOREGROUND:
-        _may_run_in_background(limits, user)
+        _may_run_in_background(asked)
     limiter = ctx.state.runtime.limiter
     prompt, completion = estimated_prompt(ctx), estimated_completion(ctx)
     cost = estimated_cost(ctx.candidates, prompt, completion)
     anthropic = ctx.endpoint.dialect == "anthropic"
-    # The end user's limits first: the tighter, they refuse more often, and a refusal of
-    # the first reservation has nothing to take back.
-    asked: list[tuple[str, KeyLimits, str | None]] = []
-    if user is not None:
-        asked.append((user_name(name, user[0]), user[1], user[0]))
-    if limits is not None:
-        asked.append((name, limits, None))
     made: list[Reservation] = []
     headers: dict[str, str] = {}
     gauged = False
     try:
-        for limiter_name, its_limits, its_user in asked:
+        for limiter_name, its_limits, whose in asked:
             decision = await limiter.reserve(
                 limiter_name, its_limits, prompt + completion, cost, time.time()
             )
-            gauged = limiter_name == name and _gauged(decision)
-            if gauged:
+            if limiter_name == name and _gauged(decision):
+                gauged = True
                 ctx.state.runtime.metrics.keys.budget_seen(
                     name,
                     its_limits.budget or 0.0,
@@ -115,7 +120,7 @@ async def _within_limits(
                 prompt_cost = (
                     estimated_cost(ctx.candidates, prompt, 0) if its_limits.budget else 0.0
                 )
-                raise refusal(decision, prompt, prompt_cost, anthropic=anthropic, end_user=its_user)
+                raise refusal(decision, prompt, prompt_cost, anthropic=anthropic, **whose)
             made.append(decision.reservation)
             said = decision.headers()
             if anthropic:
@@ -187,11 +192,11 @@ _FOREGROUND = (None, False)
 may read as true (pydantic's bool takes 1, "yes", "on")."""
 
 
-def _may_run_in_background(limits: KeyLimits | None, user: tuple[str, KeyLimits] | None) -> None:
+def _may_run_in_background(asked: Asked) -> None:
     """A background response is answered `queued`, without a usage, and its usage is read
-    later, if ever, by a call that bills nothing: a budget or a TPM limit, the key's or
-    its end user's, cannot count it."""
-    if counting_limits(limits) or (user is not None and counting_limits(user[1])):
+    later, if ever, by a call that bills nothing: a budget or a TPM limit, the key's, its
+    end user's or its team's, cannot count it."""
+    if any(counting_limits(limits) for _, limits, _ in asked):
         raise BackgroundNotAllowed(
             "this key has a budget or a tokens-per-minute limit, which the gateway cannot "
             "hold a background response to (it runs after the answer, which has no usage "

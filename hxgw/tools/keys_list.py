@@ -55,6 +55,8 @@ class Listed:
     """The limits each end user of the key gets."""
     per_user_default: bool = False
     """Whether those are the config's `auth.per_user`, the key giving none of its own."""
+    team: str | None = None
+    """The team the key is in (the keys file's keys only)."""
 
     def public(self) -> dict[str, Any]:
         """The `--json` object: times as ISO 8601 UTC, as `hxgw usage` writes them."""
@@ -172,6 +174,7 @@ def _configured(key: ClientKey, default: KeyLimits | None) -> Listed:
         # The very object: the config gives it to each file key that gives its end users
         # nothing (one that gives the same limits of its own keeps them past a change).
         per_user_default=default is not None and key.per_user is default,
+        team=key.team.name if key.team is not None else None,
     )
 
 
@@ -211,6 +214,7 @@ def table(rows: list[Listed]) -> str:
         "SPENT",
         "LEFT",
         "EXPIRES",
+        "TEAM",
         "EACH END USER",
     )
     lines: list[tuple[str, ...]] = [head]
@@ -234,6 +238,7 @@ def table(rows: list[Listed]) -> str:
                 spent,
                 left,
                 _when(k.expires),
+                k.team or "-",
                 _limits_said(k.per_user) + (" (default)" if k.per_user_default else ""),
             )
         )

@@ -8,8 +8,8 @@ from pathlib import Path
 
 from structlog.testing import capture_logs
 
-from hxgw.config import ClientKey, KeyLimits
-from hxgw.keys.per_user import user_name
+from hxgw.config import ClientKey, KeyLimits, Team
+from hxgw.keys.per_user import team_name, user_name
 from hxgw.lifecycle.seeds import Seeds, spend_now
 from hxgw.store import Database, open_database
 from hxgw.store.sqlite import SqliteDatabase
@@ -71,3 +71,38 @@ async def test_an_end_user_s_spend_is_read_back_for_redis_by_its_limiter_name(tm
     seeds = Seeds(_ledger_of_today(tmp_path), tmp_path / "spool", ())
     assert await spend_now(seeds, user_name("alice", "bo"), DAY) == 0.25
     assert await spend_now(seeds, "alice", DAY) == 1.75
+
+
+def _ledger_of_three_keys(tmp_path: Path) -> Database:
+    database = open_database(None, tmp_path / "state")
+    ledger = Ledger(database, tmp_path / "spool")
+    now = time.time()
+    for n, (key, cost) in enumerate([("a", 1.0), ("b", 0.5), ("b", 0.25), ("outside", 4.0)]):
+        ledger.record(row(n, key_name=key, cost=cost, started=now - n))
+    ledger.close()
+    return database
+
+
+def _in_team(name: str, team: Team) -> ClientKey:
+    return ClientKey(name=name, digest=name.encode().ljust(32, b"-"), team=team)
+
+
+def test_a_team_s_budget_begins_at_what_its_keys_spent_this_period(tmp_path: Path):
+    team = Team(name="search", limits=KeyLimits(budget=10.0))
+    seeds = Seeds(_ledger_of_three_keys(tmp_path), tmp_path / "spool", ())
+    seeds.read([_in_team("a", team), _in_team("b", team), ClientKey(name="c", digest=bytes(32))])
+    assert seeds.spent == {(team_name("search"), DAY): (int(time.time() // DAY), 1.75)}
+
+
+def test_a_team_without_a_budget_reads_nothing(tmp_path: Path):
+    team = Team(name="search", limits=KeyLimits(rpm=100))
+    seeds = Seeds(_ledger_of_three_keys(tmp_path), tmp_path / "spool", ())
+    seeds.read([_in_team("a", team)])
+    assert seeds.spent == {}
+
+
+async def test_a_team_s_spend_is_read_back_for_redis_as_its_keys_spend(tmp_path: Path):
+    team = Team(name="search", limits=KeyLimits(budget=10.0, budget_period_s=7 * DAY))
+    seeds = Seeds(_ledger_of_three_keys(tmp_path), tmp_path / "spool", ())
+    seeds.read([_in_team("a", team), _in_team("b", team)])
+    assert await spend_now(seeds, team_name("search"), 7 * DAY) == 1.75

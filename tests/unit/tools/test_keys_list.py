@@ -100,3 +100,17 @@ def test_keys_whose_end_users_get_the_config_s_default_say_so(tmp_path: Path):
     assert [line[column:].rstrip() for line in lines[1:]] == [
         "rpm 20 (default)", "rpm 5", "rpm 20 (default)", "rpm 20"]
     assert rows[0].public()["per_user_default"] is True
+
+
+def test_a_keys_file_key_s_team_is_listed(tmp_path: Path):
+    config_dir = write_config(tmp_path, "http://127.0.0.1:1",
+                              gateway={"auth": {"keys_file": "keys.yaml"}})
+    (config_dir / "keys.yaml").write_text(yaml.safe_dump({
+        "teams": [{"name": "search", "rpm": 100}],
+        "keys": [{"name": "a", "key": new_key(), "team": "search"}]}))
+    rows = listed([_stored("made")], load_config(config_dir, {}, serving=False), None)
+    assert [(row.name, row.team) for row in rows] == [("made", None), ("a", "search")]
+    lines = table(rows).splitlines()
+    column = lines[0].index("TEAM")
+    assert [line[column:].split()[0] for line in lines[1:]] == ["-", "search"]
+    assert rows[1].public()["team"] == "search"

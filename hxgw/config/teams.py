@@ -1,0 +1,61 @@
+"""Teams from the keys file (`teams`): keys that share limits. A team has a name and
+the limits a key may have; a key joins one with `team: NAME` and is held to the team's
+limits, counted over all its keys, beside its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from hxgw.config.reader import Section, kind_of, name_problem
+from hxgw.config.schema import LIMIT_KEYS, KeyLimits, Team
+
+ReadLimits = Callable[[Section], KeyLimits | None]
+
+
+def read_teams(doc: Section, read_limits: ReadLimits) -> dict[str, Team]:
+    """The keys file's teams by name; none when it has none. A team that limits nothing
+    would cost each of its keys' requests a reservation for nothing, and is said."""
+    if not doc.has("teams"):
+        return {}
+    raw = doc.raw("teams")
+    if not isinstance(raw, list):
+        doc.report(f"must be a list of teams, got {kind_of(raw)}", "teams")
+        return {}
+    teams: dict[str, Team] = {}
+    for i, item in enumerate(raw):
+        entry = Section(
+            doc.file, f"teams[{i}]", item, doc.problems, frozenset({"name", *LIMIT_KEYS})
+        )
+        name = entry.string("name", required=True)
+        if not name:
+            continue
+        if (wrong := name_problem(name, "in logs and refusals")) is not None:
+            entry.report(wrong, "name")
+            continue
+        if name in teams:
+            entry.report(f"{name!r} is another team's: each team needs a name of its own", "name")
+            continue
+        limits = read_limits(entry)
+        if limits is not None and not _limits_nothing(limits):
+            teams[name] = Team(name=name, limits=limits)
+        elif all(entry.raw(limit) is None for limit in LIMIT_KEYS[:4]):
+            # (A limit given but wrong is said as such.)
+            entry.report(f"sets no limit: give one of {', '.join(LIMIT_KEYS[:4])}")
+    return teams
+
+
+def team_of(entry: Section, teams: dict[str, Team]) -> Team | None:
+    """The team a key's `team` names: one of the file's."""
+    name = entry.string("team")
+    if name is None:
+        return None
+    team = teams.get(name)
+    if team is None:
+        known = ", ".join(sorted(teams)) or "none: add it under teams"
+        entry.report(f"unknown team {name!r} (the file's teams: {known})", "team")
+    return team
+
+
+def _limits_nothing(limits: KeyLimits) -> bool:
+    return (limits.rpm, limits.tpm, limits.max_parallel, limits.budget) == (None,) * 4
