@@ -140,6 +140,10 @@ def _parser() -> argparse.ArgumentParser:
         ),
         config_help,
     )
+    keys_args.add_team_arguments(
+        command("teams", "make, list, change and delete teams: limits keys share", STORE_HELP),
+        config_help,
+    )
     usage_cli.add_arguments(
         command("usage", "what each key (model, day) used, from the usage ledger", STORE_HELP),
         config_help,
@@ -210,7 +214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _command(argv: Sequence[str] | None, early: EarlyReload | None = None) -> int:
-    from hxgw.tools import check_config, keys_cli, quickstart, train_router, usage_cli
+    from hxgw.tools import check_config, keys_cli, quickstart, teams_cli, train_router, usage_cli
 
     parser = _parser()
     if not (sys.argv[1:] if argv is None else argv):
@@ -249,6 +253,8 @@ def _command(argv: Sequence[str] | None, early: EarlyReload | None = None) -> in
         return usage_cli.run(args, config_dir, env)
     if args.command == "keys":
         return keys_cli.run(args, config_dir, env)
+    if args.command == "teams":
+        return teams_cli.run(args, config_dir, env)
     if args.command == "quickstart":
         return quickstart.run(args, env)
     if args.command == "demo-upstream":

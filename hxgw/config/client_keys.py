@@ -42,14 +42,15 @@ def read_client_keys(
     stored_keys: Callable[[], bool] | None,
     groups: Collection[str] = (),
     per_user: KeyLimits | None = None,
-) -> tuple[ClientKey, ...]:
+) -> tuple[tuple[ClientKey, ...], tuple[Team, ...]]:
     """MASTER_KEY's key and the keys file's. A gateway that serves needs a key: for one,
     `stored_keys()` says whether the store holds one made by `hxgw keys` (asked only when
     there is no other); None when the config is only read. A key may name only `groups`
     (routing.yaml's; none known when it could not be read). A file's key that gives its
     end users no limits gives them `per_user` (`auth.per_user`); MASTER_KEY's, the
-    operator's, none."""
+    operator's, none. With the keys, the keys file's teams."""
     keys: list[ClientKey] = []
+    teams: dict[str, Team] = {}
     master = env.get("MASTER_KEY")
     if master:
         if not fits_a_header(master):
@@ -64,7 +65,7 @@ def read_client_keys(
         path = directory / keys_file
         if not path.exists():  # one problem, that names the setting, not two
             problems.add(GATEWAY, "auth.keys_file", f"no such file: {path}")
-            return tuple(keys)
+            return tuple(keys), ()
         doc = read_yaml(path, problems, files, required=True)
         section = Section(path.name, "", doc, problems, frozenset({"keys", "teams"}))
         known = {key.digest: key.name for key in keys}
@@ -77,7 +78,7 @@ def read_client_keys(
             "no client key: set MASTER_KEY in the environment (under systemd, in "
             "/etc/hx-gateway-ml.env), or auth.keys_file, or make one: hxgw keys create NAME",
         )
-    return tuple(keys)
+    return tuple(keys), tuple(teams.values())
 
 
 def _key_entries(

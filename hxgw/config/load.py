@@ -99,7 +99,7 @@ def load_config(
         directory,
     )
     per_user = read_per_user_default(top)
-    keys = read_client_keys(
+    keys, teams = read_client_keys(
         top,
         directory,
         env,
@@ -124,6 +124,7 @@ def load_config(
         timeouts=timeouts,
         limits=limits,
         keys=keys,
+        teams=teams,
         per_user=per_user,
         logging=logging,
         drain_timeout=drain_timeout,

@@ -267,6 +267,8 @@ class Config:
     timeouts: Timeouts
     limits: Limits
     keys: tuple[ClientKey, ...]
+    teams: tuple[Team, ...] = ()
+    """The keys file's teams: its keys' and those a stored key may join."""
     per_user: KeyLimits | None = None
     """What each end user of a key that gives them no limits gets (`auth.per_user`):
     the keys file's keys have it in theirs, the stored keys take it when read."""

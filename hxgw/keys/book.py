@@ -28,9 +28,10 @@ from typing import NamedTuple
 
 import structlog
 
-from hxgw.config import ClientKey, KeyLimits
+from hxgw.config import ClientKey, KeyLimits, Team
 from hxgw.keys.store import KeyStore
 from hxgw.keys.stored_key import StoredKey
+from hxgw.keys.team_store import StoredTeam, TeamStore
 from hxgw.store import Connection, StoreError
 
 log = structlog.get_logger("hxgw.keys")
@@ -55,6 +56,9 @@ class ConfigSays(NamedTuple):
     """Its own keys' names: a stored key of one of them is set aside."""
     per_user: KeyLimits | None = None
     """What each end user of a stored key that gives them no limits gets."""
+    teams: tuple[Team, ...] = ()
+    """The keys file's teams (those its keys are in): a stored key may be in one, and
+    one wins over a stored team of its name."""
 
 
 class StoredKeys:
@@ -66,7 +70,7 @@ class StoredKeys:
         """The digests of keys that opened the gateway and open it no more -> the key's
         name and why (revoked, or hidden by a config key of its name): refused at once,
         saying why, to whoever still holds one, and counted as no bad key."""
-        self._marker: tuple[int, float] | None = None
+        self._marker: tuple[int, int, float] | None = None
         self._config = ConfigSays(frozenset())
         self._warned: set[str] = set()
         self._failing_since: float | None = None
@@ -96,7 +100,8 @@ class StoredKeys:
             if marker == self._marker and config == self._config:
                 return False
             stored = self.store.all(connection)
-            by_digest, ended = self._read(stored, config)
+            teams = self._teams(TeamStore(self.store).all(connection), config)
+            by_digest, ended = self._read(stored, config, teams)
             if self.seed is not None:
                 try:
                     self.seed(connection, by_digest.values())
@@ -125,8 +130,22 @@ class StoredKeys:
             self._failing_since = self._warned_at = time.monotonic()
             log.warning("cannot read the key store yet; retrying every second", error=str(exc))
 
+    def _teams(self, stored: list[StoredTeam], config: ConfigSays) -> dict[str, Team]:
+        """The teams a stored key may be in, by name: those made by `hxgw teams` that
+        limit something, and the keys file's, which win a name both have."""
+        teams = {team.name: made for team in stored if (made := team.team()) is not None}
+        for team in config.teams:
+            if team.name in teams and f"team {team.name}" not in self._warned:
+                self._warned.add(f"team {team.name}")
+                log.warning(
+                    "a stored team has a keys-file team's name; its keys are held to the file's",
+                    team=team.name,
+                )
+            teams[team.name] = team
+        return teams
+
     def _read(
-        self, stored: list[StoredKey], config: ConfigSays
+        self, stored: list[StoredKey], config: ConfigSays, teams: dict[str, Team]
     ) -> tuple[dict[bytes, ClientKey], dict[bytes, tuple[str, str]]]:
         by_digest: dict[bytes, ClientKey] = {}
         ended: dict[bytes, tuple[str, str]] = {}
@@ -141,7 +160,8 @@ class StoredKeys:
                     log.warning("a stored key has a config key's name; it is ignored", key=key.name)
                 ended.update((bytes.fromhex(d), (key.name, HIDDEN)) for d in key.digests())
                 continue
-            for client_key in key.client_keys(config.per_user):
+            team = teams.get(key.team) if key.team is not None else None
+            for client_key in key.client_keys(config.per_user, team):
                 by_digest[client_key.digest] = client_key
         return by_digest, ended
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from hxgw.config import key_digest, load_store_settings
 from hxgw.errors import ConfigError, did_you_mean
-from hxgw.keys.stored_key import FIELDS, MIGRATIONS, TABLE, StoredKey, read_row
+from hxgw.keys.stored_key import FIELDS, MIGRATIONS, TABLE, TEAMS, StoredKey, read_row
 from hxgw.store import (
     SQLITE_FILE,
     Connection,
@@ -58,10 +58,14 @@ class KeyStore:
             self._migrated = True
         return self.database.connect()
 
-    def marker(self, connection: Connection) -> tuple[int, float]:
-        """Changes to the table change this: how many rows, and the newest change."""
-        row = connection.execute(f"SELECT COUNT(*), MAX(updated) FROM {TABLE}")[0]  # noqa: S608
-        return int(row[0]), float(row[1] or 0.0)
+    def marker(self, connection: Connection) -> tuple[int, int, float]:
+        """Changes to the keys or the teams change this: how many of each, and the newest
+        change to either."""
+        row = connection.execute(
+            f"SELECT (SELECT COUNT(*) FROM {TABLE}), (SELECT COUNT(*) FROM {TEAMS}),"  # noqa: S608
+            f" (SELECT MAX(updated) FROM {TABLE}), (SELECT MAX(updated) FROM {TEAMS})"
+        )[0]
+        return int(row[0]), int(row[1]), max(float(row[2] or 0.0), float(row[3] or 0.0))
 
     def all(self, connection: Connection) -> list[StoredKey]:
         rows = connection.execute(
@@ -86,7 +90,7 @@ class KeyStore:
                 raise KeyStoreError(f"a key named {name!r} exists (update, rotate or revoke it)")
             if existing is not None:
                 connection.execute(f"DELETE FROM {TABLE} WHERE name = ?", (name,))  # noqa: S608
-            updated = self._stamp(connection, now)
+            updated = self.stamp(connection, now)
             columns = {
                 "name": name,
                 "digest": digest,
@@ -96,7 +100,7 @@ class KeyStore:
                 # Its old secrets' holders are told it was revoked, not that theirs is a
                 # bad key (which the guard counts, and would lock their address out for).
                 "revoked_digests": ",".join(existing.digests()) if existing else None,
-                **_columns(settings),
+                **settings_columns(settings),
             }
             marks = ", ".join("?" for _ in columns)
             connection.execute(
@@ -106,7 +110,7 @@ class KeyStore:
         return secret
 
     def update(self, connection: Connection, name: str, settings: dict[str, Any]) -> StoredKey:
-        changes = _columns(settings)
+        changes = settings_columns(settings)
         if not changes:
             raise KeyStoreError("nothing to change: give at least one option")
         return self._change(connection, name, changes)[1]
@@ -127,11 +131,11 @@ class KeyStore:
     def revoke(self, connection: Connection, name: str) -> StoredKey:
         return self._change(connection, name, {"revoked": time.time(), "previous_until": None})[1]
 
-    def _stamp(self, connection: Connection, now: float) -> float:
-        """A change's `updated`, past every other: gateways see a change by the table's
-        newest stamp (`marker`), so one made by a host whose clock is behind, or
-        committed after a later one, must still move it."""
-        return max(now, self.marker(connection)[1] + 0.001)
+    def stamp(self, connection: Connection, now: float) -> float:
+        """A change's `updated`, past every other (a key's or a team's): gateways see a
+        change by the newest stamp (`marker`), so one made by a host whose clock is
+        behind, or committed after a later one, must still move it."""
+        return max(now, self.marker(connection)[2] + 0.001)
 
     def _live(self, connection: Connection, name: str) -> StoredKey:
         key = self.get(connection, name)
@@ -157,7 +161,7 @@ class KeyStore:
         previous one (a rotation). The key before and after, read in one transaction."""
         with connection.transaction(exclusive=True):
             key = self._live(connection, name)
-            changes = {**changes, "updated": self._stamp(connection, time.time())}
+            changes = {**changes, "updated": self.stamp(connection, time.time())}
             if previous:
                 changes["previous_digest"] = key.digest
                 if key.previous_digest:  # a key keeps one old secret: its holder is told
@@ -181,7 +185,7 @@ class Cleared:
 CLEARED = Cleared()
 
 
-def _columns(settings: dict[str, Any]) -> dict[str, Any]:
+def settings_columns(settings: dict[str, Any]) -> dict[str, Any]:
     """The columns a create or update sets, from the CLI's options (None: not given)."""
     out = {k: (None if v is CLEARED else v) for k, v in settings.items() if v is not None}
     if "groups" in out:

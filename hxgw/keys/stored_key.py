@@ -7,11 +7,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
-from hxgw.config import ClientKey, KeyLimits
+from hxgw.config import ClientKey, KeyLimits, Team
 from hxgw.config.schema import PERIODS
 from hxgw.store import Migration
 
 TABLE = "client_keys"
+TEAMS = "client_teams"
 MIGRATIONS = (
     Migration(
         component="keys",
@@ -53,6 +54,20 @@ MIGRATIONS = (
             )
         ),
     ),
+    Migration(
+        component="keys",
+        version=4,
+        description="teams: keys that share limits",
+        statements=(
+            f"CREATE TABLE {TEAMS} ("
+            " name TEXT PRIMARY KEY,"
+            " rpm BIGINT, tpm BIGINT, max_parallel BIGINT,"
+            " budget DOUBLE PRECISION, budget_period TEXT NOT NULL DEFAULT '1d',"
+            " created DOUBLE PRECISION NOT NULL,"
+            " updated DOUBLE PRECISION NOT NULL)",
+            f"ALTER TABLE {TABLE} ADD COLUMN team TEXT",
+        ),
+    ),
 )
 
 
@@ -82,16 +97,18 @@ class StoredKey:
     user_max_parallel: int | None = None
     user_budget: float | None = None
     user_budget_period: str = "1d"
+    team: str | None = None
+    """The team the key is in: one `hxgw teams` made, or one of the keys file's."""
 
     def digests(self) -> tuple[str, ...]:
         """Every secret this name has had that a holder may still present."""
         return (*self.revoked_digests, self.digest, *filter(None, [self.previous_digest]))
 
     def limits(self) -> KeyLimits | None:
-        return _limits(self.rpm, self.tpm, self.max_parallel, self.budget, self.budget_period)
+        return limits_of(self.rpm, self.tpm, self.max_parallel, self.budget, self.budget_period)
 
     def per_user(self) -> KeyLimits | None:
-        return _limits(
+        return limits_of(
             self.user_rpm,
             self.user_tpm,
             self.user_max_parallel,
@@ -99,11 +116,14 @@ class StoredKey:
             self.user_budget_period,
         )
 
-    def client_keys(self, per_user: KeyLimits | None = None) -> list[ClientKey]:
+    def client_keys(
+        self, per_user: KeyLimits | None = None, team: Team | None = None
+    ) -> list[ClientKey]:
         """What the gateway checks a presented key against: this key and the one it was
         rotated from, which expires with its grace (and is then refused as one that
         ended, not counted as a bad key). None (an empty list) once revoked. `per_user`:
-        what each end user gets where the key gives them no limits of its own."""
+        what each end user gets where the key gives them no limits of its own; `team`:
+        the team its `team` names."""
         if self.revoked is not None:
             return []
         groups = frozenset(self.groups) if self.groups is not None else None
@@ -112,6 +132,7 @@ class StoredKey:
             "groups": groups,
             "limits": self.limits(),
             "per_user": self.per_user() or per_user,
+            "team": team,
         }
         keys = [ClientKey(digest=bytes.fromhex(self.digest), expires=self.expires, **common)]
         if self.previous_digest and self.previous_until:
@@ -122,7 +143,7 @@ class StoredKey:
         return keys
 
 
-def _limits(
+def limits_of(
     rpm: int | None, tpm: int | None, parallel: int | None, budget: float | None, period: str
 ) -> KeyLimits | None:
     if (rpm, tpm, parallel, budget) == (None, None, None, None):

@@ -183,7 +183,7 @@ def watch_stores(runtime: Runtime, config: Callable[[], Config]) -> list[asyncio
 
 
 def _config_says(config: Config) -> ConfigSays:
-    return ConfigSays(frozenset(key.name for key in config.keys), config.per_user)
+    return ConfigSays(frozenset(key.name for key in config.keys), config.per_user, config.teams)
 
 
 def _sqlite_unusable(writable: bool) -> tuple[str, str] | None:

@@ -1,5 +1,5 @@
-"""`hxgw keys`: its command line, each value checked as it is read, so that a bad one
-is a usage error that names it (exit 2), never a traceback."""
+"""`hxgw keys` and `hxgw teams`: their command lines, each value checked as it is read, so
+that a bad one is a usage error that names it (exit 2), never a traceback."""
 
 from __future__ import annotations
 
@@ -23,12 +23,21 @@ class BadUsage(Exception):
 NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
-def _name(text: str) -> str:
+def _name(text: str, what: str = "key") -> str:
     if not NAME.fullmatch(text):
         raise argparse.ArgumentTypeError(
-            f"a key name is 1-64 letters, digits, '.', '_' or '-': {text!r}"
+            f"a {what} name is 1-64 letters, digits, '.', '_' or '-': {text!r}"
         )
     return text
+
+
+def team_name(text: str) -> str:
+    return _name(text, "team")
+
+
+def _team(text: str) -> str | Cleared:
+    """A team's name, or `none`: out of its team."""
+    return CLEARED if text.strip() == "none" else team_name(text)
 
 
 DIGITS = re.compile(r"[0-9]+")
@@ -109,7 +118,7 @@ def _grace(text: str) -> float:
     return 0.0 if text.strip() in ("0", "0s", "0m", "0h", "0d") else duration(text)
 
 
-def _limit_arguments(sub: argparse.ArgumentParser, prefix: str, of: str) -> None:
+def limit_arguments(sub: argparse.ArgumentParser, prefix: str, of: str) -> None:
     """--rpm, --tpm, --max-parallel, --budget and --budget-period: a key's own limits, or,
     each with `prefix` (`user-`), those it gives each end user (`of`, in the help)."""
     for option, about in (
@@ -150,8 +159,14 @@ def add_arguments(parser: argparse.ArgumentParser, config_help: str) -> None:
         action("update", "change a key's limits, groups or expiry"),
     ):
         # `none` (and `never`) take a limit (an expiry) away again.
-        _limit_arguments(sub, "", "")
-        _limit_arguments(sub, "user-", " of each end user")
+        limit_arguments(sub, "", "")
+        limit_arguments(sub, "user-", " of each end user")
+        sub.add_argument(
+            "--team",
+            type=_team,
+            metavar="TEAM",
+            help="the team it is in, whose limits all its keys share (hxgw teams; none: in none)",
+        )
         sub.add_argument(
             "--groups",
             type=_groups,
@@ -175,3 +190,21 @@ def add_arguments(parser: argparse.ArgumentParser, config_help: str) -> None:
         help="how long the old secret keeps working: 0s, 1h, 7d (default: 24h)",
     )
     action("revoke", "the key stops working within a second, everywhere")
+
+
+def add_team_arguments(parser: argparse.ArgumentParser, config_help: str) -> None:
+    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
+
+    def action(name: str, summary: str, *, named: bool = True) -> argparse.ArgumentParser:
+        sub = actions.add_parser(name, help=summary, description=summary)
+        if named:
+            sub.add_argument("name", type=team_name, metavar="NAME")
+        sub.add_argument("--config-dir", help=config_help)
+        check_config.add_arguments(sub, "read the config and find the store")
+        sub.add_argument("--json", action="store_true", help="machine-readable output")
+        return sub
+
+    limit_arguments(action("create", "make a team: limits its keys share"), "", " of the team")
+    limit_arguments(action("update", "change a team's limits"), "", " of the team")
+    action("list", "the teams, their limits, keys and spend this period", named=False)
+    action("delete", "remove a team that has no keys")

@@ -17,8 +17,9 @@ from typing import Any
 
 from hxgw.config import MASTER_KEY_NAME, Config, StoreSettings
 from hxgw.errors import ConfigError
-from hxgw.keys.store import KeyStore, KeyStoreError
+from hxgw.keys.store import Cleared, KeyStore, KeyStoreError
 from hxgw.keys.stored_key import StoredKey
+from hxgw.keys.team_store import TeamStore
 from hxgw.store import (
     SQLITE_FILE,
     Connection,
@@ -128,6 +129,7 @@ def _act(
         raise BadUsage("nothing to change: give at least one option")
     if args.action in ("create", "update"):
         check_key(args, config, config_dir)
+        _check_team(args.team, store, connection, config)
     in_config = isinstance(config, Config) and any(k.name == args.name for k in config.keys)
     changes = args.action in ("update", "rotate", "revoke")
     if changes and in_config and store.get(connection, args.name) is None:
@@ -194,6 +196,17 @@ def _act(
     return 0
 
 
+def _check_team(
+    team: str | Cleared | None, store: KeyStore, connection: Connection, config: object
+) -> None:
+    """A key may join a team `hxgw teams` made, or one of the keys file's."""
+    if team is None or isinstance(team, Cleared):
+        return
+    in_file = isinstance(config, Config) and any(t.name == team for t in config.teams)
+    if not in_file and TeamStore(store).get(connection, team) is None:
+        raise KeyStoreError(f"no team named {team!r} (hxgw teams create {team} makes one)")
+
+
 def _say_a_period_alone(args: argparse.Namespace, key: StoredKey | None) -> None:
     """A --budget-period given to a key without a budget limits nothing yet; nor does a
     --user-budget-period to a key that gives its end users none."""
@@ -247,6 +260,7 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
         "user_budget_period": args.user_budget_period,
         "groups": groups,
         "expires": args.expires,
+        "team": args.team,
     }
 
 

@@ -56,7 +56,7 @@ class Listed:
     per_user_default: bool = False
     """Whether those are the config's `auth.per_user`, the key giving none of its own."""
     team: str | None = None
-    """The team the key is in (the keys file's keys only)."""
+    """The team the key is in."""
 
     def public(self) -> dict[str, Any]:
         """The `--json` object: times as ISO 8601 UTC, as `hxgw usage` writes them."""
@@ -68,7 +68,7 @@ class Listed:
             elif name == "groups" and value is not None:
                 value = list(value)
             elif name == "per_user" and value is not None:
-                value = _limits_doc(value)
+                value = limits_doc(value)
             row[name] = value
         return row
 
@@ -76,7 +76,7 @@ class Listed:
 _TIMES = ("expires", "created", "updated", "revoked", "previous_until")
 
 
-def _limits_doc(limits: KeyLimits) -> dict[str, Any]:
+def limits_doc(limits: KeyLimits) -> dict[str, Any]:
     """Limits as `--json` says a key's own: the budget's period only with a budget."""
     period = PERIOD_NAMES[limits.budget_period_s] if limits.budget is not None else None
     return {
@@ -88,7 +88,7 @@ def _limits_doc(limits: KeyLimits) -> dict[str, Any]:
     }
 
 
-def _limits_said(limits: KeyLimits | None) -> str:
+def limits_said(limits: KeyLimits | None) -> str:
     """Limits as the table says them in one cell: `rpm 10, budget 1.00/1d`."""
     if limits is None:
         return "-"
@@ -150,6 +150,7 @@ def _stored(key: StoredKey, now: float, default: KeyLimits | None = None) -> Lis
         previous_until=key.previous_until,
         per_user=own or default,
         per_user_default=own is None and default is not None,
+        team=key.team,
     )
 
 
@@ -239,7 +240,7 @@ def table(rows: list[Listed]) -> str:
                 left,
                 _when(k.expires),
                 k.team or "-",
-                _limits_said(k.per_user) + (" (default)" if k.per_user_default else ""),
+                limits_said(k.per_user) + (" (default)" if k.per_user_default else ""),
             )
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]

@@ -1,0 +1,142 @@
+"""`hxgw teams`: make, list, change and delete teams in the key store. A team holds
+limits that all its keys share (`hxgw keys create NAME --team TEAM`); serving gateways
+see each change within a second, as they see a key's. The keys file's teams are listed
+beside the store's, and are changed in the file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from hxgw.config import Config, StoreSettings
+from hxgw.config.schema import PERIODS, KeyLimits, Team
+from hxgw.keys.store import KeyStore, KeyStoreError
+from hxgw.keys.team_store import StoredTeam, TeamStore
+from hxgw.store import Connection, NoStore, StoreError, open_database
+from hxgw.tools import check_config
+from hxgw.tools.keys_check import read_config
+from hxgw.tools.keys_list import limits_doc, limits_said
+from hxgw.tools.state_owner import give_to_owner
+from hxgw.tools.usage_cli import store_settings
+from hxgw.units import money
+from hxgw.usage.report import ledger_exists, summed_cost
+from hxgw.usage.spend import spent_this_period
+
+LIMITS = ("rpm", "tpm", "max_parallel", "budget", "budget_period")
+
+
+def run(args: argparse.Namespace, config_dir: str, env: Mapping[str, str]) -> int:
+    given = check_config.with_env_file("teams", env, args.env_file)
+    settings = None if given is None else store_settings("teams", config_dir, given)
+    if given is None or settings is None:
+        return 1
+    try:
+        return _run(args, settings, read_config(config_dir, given))
+    except KeyStoreError as exc:
+        print(f"hxgw teams: {exc}", file=sys.stderr)
+        return 1
+    except StoreError as exc:
+        print(f"hxgw teams: cannot use the key store: {exc}", file=sys.stderr)
+        return 1
+    finally:
+        give_to_owner(settings)
+
+
+def _run(args: argparse.Namespace, settings: StoreSettings, config: object) -> int:
+    # `list` only reads: where there is no store yet, it makes none.
+    database = open_database(
+        settings.database_url, settings.state_dir, create=args.action != "list"
+    )
+    if not args.json:  # HX_STATE_DIR left unset picks another store than the gateway's
+        print(f"hxgw teams: the store is {database.where}", file=sys.stderr)
+    keys = KeyStore(database)
+    teams = TeamStore(keys)
+    file_teams = {t.name: t for t in config.teams} if isinstance(config, Config) else {}
+    if args.action == "list":
+        try:
+            with keys.connect() as connection:
+                rows = _listed(teams, connection, file_teams, config)
+        except NoStore:
+            rows = _listed(teams, None, file_teams, config)
+        print(json.dumps(rows, indent=2) if args.json else _table(rows))
+        return 0
+    with keys.connect() as connection:
+        given = {name: getattr(args, name, None) for name in LIMITS}
+        if args.action == "create":
+            if args.name in file_teams:
+                raise KeyStoreError(f"the keys file has a team named {args.name!r}")
+            team = teams.create(connection, args.name, given)
+        elif args.action == "update":
+            team = teams.update(connection, args.name, given)
+        else:
+            team = teams.delete(connection, args.name)
+    if team.limits() is None and args.action != "delete":
+        print(f"hxgw teams: note: {team.name} limits nothing yet", file=sys.stderr)
+    done = f"{args.action}d team {team.name}"
+    print(json.dumps(_stored_row(team, [])) if args.json else done)
+    return 0
+
+
+def _listed(
+    teams: TeamStore, connection: Connection | None, file_teams: dict[str, Team], config: object
+) -> list[dict[str, Any]]:
+    """Each team as `--json` says it: the store's, then the keys file's, each with its
+    keys and, for one with a budget, what they spent this period (`connection` None:
+    there is no store yet)."""
+    file_keys = list(config.keys) if isinstance(config, Config) else []
+    rows = []
+    if connection is not None:
+        rows = [_stored_row(t, teams.members(connection, t.name)) for t in teams.all(connection)]
+    for team in file_teams.values():
+        keys = [k.name for k in file_keys if k.team is not None and k.team.name == team.name]
+        if connection is not None:
+            keys += teams.members(connection, team.name)
+        rows.append(_row(team.name, "keys file", team.limits, keys))
+    stored = connection if connection is not None and ledger_exists(connection) else None
+    now = time.time()
+    for row in rows:
+        if row["budget"] is not None and stored is not None:
+            period_s = PERIODS[row["budget_period"]]
+            spent = spent_this_period(stored, {period_s: row["keys"]}, now)
+            row["spent"] = summed_cost(sum(cost for _, cost in spent.values()))
+    return rows
+
+
+def _stored_row(team: StoredTeam, keys: list[str]) -> dict[str, Any]:
+    return _row(team.name, "store", team.limits(), keys)
+
+
+def _row(name: str, source: str, limits: KeyLimits | None, keys: list[str]) -> dict[str, Any]:
+    said = limits_doc(limits) if limits is not None else dict.fromkeys(LIMITS)
+    spent = 0.0 if said["budget"] is not None else None
+    return {"name": name, "source": source, **said, "spent": spent, "keys": keys}
+
+
+def _limits(row: dict[str, Any]) -> KeyLimits | None:
+    """A row's limits again, for the table; None when it has none."""
+    counts = {name: row[name] for name in LIMITS[:4]}
+    if all(value is None for value in counts.values()):
+        return None
+    return KeyLimits(**counts, budget_period_s=PERIODS[row["budget_period"] or "1d"])
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    if not rows:
+        return "no teams yet: hxgw teams create NAME --budget 100"
+    lines = [("NAME", "SOURCE", "LIMITS", "SPENT", "LEFT", "KEYS")]
+    for row in rows:
+        spent = left = "-"
+        if row["budget"] is not None:
+            spent, left = money(row["spent"]), money(max(row["budget"] - row["spent"], 0.0))
+        said = limits_said(_limits(row))
+        lines.append((row["name"], row["source"], said, spent, left, ",".join(row["keys"]) or "-"))
+    widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
+    return "\n".join(
+        "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()
+        for line in lines
+    )

@@ -1,0 +1,108 @@
+"""Teams in the key store: made, changed and deleted by `hxgw teams`, and the limits
+a serving gateway holds each of their keys to."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+
+import pytest
+
+from hxgw.config import KeyLimits, Team
+from hxgw.keys.book import ConfigSays, StoredKeys
+from hxgw.keys.store import CLEARED, KeyStore, KeyStoreError
+from hxgw.keys.team_store import TeamStore
+from hxgw.store import Database
+
+NO_CONFIG = ConfigSays(frozenset())
+
+
+@pytest.fixture
+def book(database: Database) -> Iterator[StoredKeys]:
+    keys = StoredKeys(KeyStore(database))
+    yield keys
+    keys.close()
+
+
+def _digest(secret: str) -> bytes:
+    return hashlib.sha256(secret.encode()).digest()
+
+
+def test_a_team_is_made_changed_and_read_back(database: Database):
+    teams = TeamStore(KeyStore(database))
+    with teams.keys.connect() as connection:
+        teams.create(connection, "search", {"rpm": 100, "budget": 5.0})
+        team = teams.update(connection, "search", {"rpm": CLEARED, "budget_period": "7d"})
+    assert team.team() == Team(name="search", limits=KeyLimits(budget=5.0, budget_period_s=7 * 86_400))
+
+
+def test_a_team_name_is_taken_once(database: Database):
+    teams = TeamStore(KeyStore(database))
+    with teams.keys.connect() as connection:
+        teams.create(connection, "search", {"rpm": 1})
+        with pytest.raises(KeyStoreError, match="a team named 'search' exists"):
+            teams.create(connection, "search", {"rpm": 2})
+
+
+def test_a_team_with_keys_is_not_deleted_one_without_is(database: Database):
+    keys = KeyStore(database)
+    teams = TeamStore(keys)
+    with keys.connect() as connection:
+        teams.create(connection, "search", {"rpm": 1})
+        keys.create(connection, "app", {"team": "search"})
+        with pytest.raises(KeyStoreError, match=r"has keys \(app\)"):
+            teams.delete(connection, "search")
+        keys.update(connection, "app", {"team": CLEARED})
+        teams.delete(connection, "search")
+        assert teams.all(connection) == []
+
+
+def test_a_misspelt_team_names_the_one_meant(database: Database):
+    teams = TeamStore(KeyStore(database))
+    with teams.keys.connect() as connection:
+        teams.create(connection, "search", {"rpm": 1})
+        with pytest.raises(KeyStoreError, match="did you mean 'search'"):
+            teams.update(connection, "serch", {"rpm": 2})
+
+
+def test_a_stored_key_in_a_stored_team_is_held_to_its_limits(database: Database, book: StoredKeys):
+    keys = KeyStore(database)
+    with keys.connect() as connection:
+        TeamStore(keys).create(connection, "search", {"rpm": 100})
+        secret = keys.create(connection, "app", {"team": "search"})
+    book.refresh(NO_CONFIG)
+    assert book.by_digest[_digest(secret)].team == Team(name="search", limits=KeyLimits(rpm=100))
+
+
+def test_a_team_changed_is_read_again_though_no_key_changed(database: Database, book: StoredKeys):
+    keys = KeyStore(database)
+    teams = TeamStore(keys)
+    with keys.connect() as connection:
+        teams.create(connection, "search", {"rpm": 100})
+        secret = keys.create(connection, "app", {"team": "search"})
+    book.refresh(NO_CONFIG)
+    with keys.connect() as connection:
+        teams.update(connection, "search", {"rpm": 7})
+    assert book.refresh(NO_CONFIG)
+    assert book.by_digest[_digest(secret)].team == Team(name="search", limits=KeyLimits(rpm=7))
+
+
+def test_the_keys_file_s_team_wins_over_a_stored_team_of_its_name(
+    database: Database, book: StoredKeys
+):
+    keys = KeyStore(database)
+    with keys.connect() as connection:
+        TeamStore(keys).create(connection, "search", {"rpm": 100})
+        secret = keys.create(connection, "app", {"team": "search"})
+    in_file = Team(name="search", limits=KeyLimits(budget=1.0))
+    book.refresh(ConfigSays(frozenset(), None, (in_file,)))
+    assert book.by_digest[_digest(secret)].team == in_file
+
+
+def test_a_team_that_limits_nothing_holds_its_keys_to_nothing(database: Database, book: StoredKeys):
+    keys = KeyStore(database)
+    with keys.connect() as connection:
+        TeamStore(keys).create(connection, "later", {})
+        secret = keys.create(connection, "app", {"team": "later"})
+    book.refresh(NO_CONFIG)
+    assert book.by_digest[_digest(secret)].team is None
