@@ -22,6 +22,7 @@ TEAMS = [
     {"name": "paced", "rpm": 3},
     {"name": "roomy", "rpm": 100},
     {"name": "priced", "budget": 0.1},
+    {"name": "headed", "rpm": 3},
 ]
 KEYS: dict[str, dict[str, Any]] = {
     "paced-a": {"team": "paced"},
@@ -29,6 +30,7 @@ KEYS: dict[str, dict[str, Any]] = {
     "roomy-own": {"team": "roomy", "rpm": 2},
     "priced-a": {"team": "priced"},
     "priced-b": {"team": "priced"},
+    "headed-a": {"team": "headed"},
     "alone": {},
 }
 """Each test has keys (and a team) of its own."""
@@ -87,7 +89,7 @@ async def test_the_answer_s_headers_say_the_tighter_of_the_key_s_and_the_team_s(
 ):
     _, headers, _ = await apps["roomy-own"].post()  # its own 2, against the team's 100
     assert headers["x-ratelimit-limit-requests"] == "2"
-    _, headers, _ = await apps["paced-a"].post()  # the key has no limit: the team's
+    _, headers, _ = await apps["headed-a"].post()  # the key has no limit: the team's
     assert (headers["x-ratelimit-limit-requests"], headers["x-ratelimit-remaining-requests"]) == (
         "3", "2")
 

@@ -1,0 +1,114 @@
+"""`hxgw teams`, as an operator runs it, against a serving gateway: a team made in the
+store, keys put in it with `hxgw keys --team`, their requests held to its limits
+together, and a change to it taking effect within a second, with no reload."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+from typing import Any
+
+import aiohttp
+
+from tests.conftest import StartGateway
+from tests.e2e.test_end_user_limits import PRICED
+from tests.e2e.test_keys_cli import Unserved, _status, _unserved, _within_a_second, keys
+from tests.fixtures import HXGW, Gateway
+
+
+def teams(gateway: Gateway | Unserved, *args: str) -> subprocess.CompletedProcess[str]:
+    """`hxgw teams ...` with the gateway's own store settings, as its operator would."""
+    env = {**os.environ, **{k: v for k, v in gateway.env().items()
+                            if k in ("HX_STATE_DIR", "DATABASE_URL")}}
+    return subprocess.run([HXGW, "teams", *args, "--config-dir", str(gateway.config_dir)],
+                          env=env, capture_output=True, text=True, timeout=30)
+
+
+def _secret(gateway: Gateway | Unserved, name: str, *options: str) -> str:
+    made = keys(gateway, "create", name, *options)
+    assert made.returncode == 0, made.stderr
+    return made.stdout.strip()
+
+
+async def test_keys_put_in_a_team_share_its_requests_per_minute(
+    start_gateway: StartGateway, client: aiohttp.ClientSession
+):
+    gateway = await start_gateway()
+    assert teams(gateway, "create", "search", "--rpm", "3").returncode == 0
+    one, two = (_secret(gateway, name, "--team", "search") for name in ("one", "two"))
+    await _within_a_second(lambda: _status_is(client, gateway, one, 200))
+    assert [await _status(client, gateway, secret) for secret in (two, one, two)] == [
+        200, 200, 429]
+
+
+async def _status_is(client: aiohttp.ClientSession, gateway: Gateway, secret: str,
+                     status: int) -> bool:
+    return await _status(client, gateway, secret) == status
+
+
+async def test_a_team_s_new_limit_holds_within_a_second_without_a_reload(
+    start_gateway: StartGateway, client: aiohttp.ClientSession
+):
+    gateway = await start_gateway()
+    teams(gateway, "create", "search", "--rpm", "100")
+    secret = _secret(gateway, "one", "--team", "search")
+    await _within_a_second(lambda: _status_is(client, gateway, secret, 200))
+    assert teams(gateway, "update", "search", "--rpm", "1").returncode == 0
+    await _within_a_second(lambda: _status_is(client, gateway, secret, 429))
+
+
+async def test_a_key_taken_out_of_its_team_is_held_to_its_own_limits_alone(
+    start_gateway: StartGateway, client: aiohttp.ClientSession
+):
+    gateway = await start_gateway()
+    teams(gateway, "create", "search", "--rpm", "1")
+    secret = _secret(gateway, "one", "--team", "search")
+    await _within_a_second(lambda: _status_is(client, gateway, secret, 200))
+    assert await _status(client, gateway, secret) == 429
+    assert keys(gateway, "update", "one", "--team", "none").returncode == 0
+    await _within_a_second(lambda: _status_is(client, gateway, secret, 200))
+
+
+async def test_list_says_a_team_s_keys_and_what_they_spent_this_period(
+    start_gateway: StartGateway, client: aiohttp.ClientSession
+):
+    gateway = await start_gateway(models=PRICED)
+    teams(gateway, "create", "search", "--budget", "5", "--budget-period", "7d")
+    secret = _secret(gateway, "one", "--team", "search")
+    await _within_a_second(lambda: _status_is(client, gateway, secret, 200))
+    gateway.stop()  # its ledger rows are written before it exits
+    listed = teams(gateway, "list", "--json")
+    (row,) = json.loads(listed.stdout)
+    spent = keys(gateway, "list", "--json")
+    (key,) = [k for k in json.loads(spent.stdout) if k["name"] == "one"]
+    assert (row["name"], row["source"], row["keys"], row["budget_period"]) == (
+        "search", "store", ["one"], "7d")
+    assert row["spent"] > 0 and key["team"] == "search"
+
+
+def test_a_team_with_keys_is_not_deleted(tmp_path: Any):
+    dirs = _unserved(tmp_path)
+    teams(dirs, "create", "search", "--rpm", "5")
+    _secret(dirs, "one", "--team", "search")
+    refused = teams(dirs, "delete", "search")
+    assert refused.returncode == 1
+    assert "has keys (one): move them out first" in refused.stderr
+    keys(dirs, "update", "one", "--team", "none")
+    assert teams(dirs, "delete", "search").returncode == 0
+
+
+def test_a_key_cannot_join_a_team_there_is_none_of(tmp_path: Any):
+    dirs = _unserved(tmp_path)
+    refused = keys(dirs, "create", "one", "--team", "nowhere")
+    assert refused.returncode == 1
+    assert "no team named 'nowhere' (hxgw teams create nowhere makes one)" in refused.stderr
+
+
+def test_a_team_may_not_take_a_keys_file_team_s_name(tmp_path: Any):
+    keys_file = tmp_path / "keys.yaml"
+    keys_file.write_text("teams:\n  - {name: search, rpm: 5}\nkeys: []\n")
+    dirs = _unserved(tmp_path, gateway={"auth": {"keys_file": str(keys_file)}})
+    refused = teams(dirs, "create", "search", "--rpm", "9")
+    assert refused.returncode == 1 and "the keys file has a team named 'search'" in refused.stderr
+    assert _secret(dirs, "one", "--team", "search")  # a stored key may join the file's team
