@@ -7,6 +7,7 @@ import argparse
 import datetime as dt
 import re
 import time
+from collections.abc import Callable
 
 from hxgw.config.schema import PERIODS
 from hxgw.keys.store import CLEARED, Cleared
@@ -142,18 +143,30 @@ def limit_arguments(sub: argparse.ArgumentParser, prefix: str, of: str) -> None:
     )
 
 
-def add_arguments(parser: argparse.ArgumentParser, config_help: str) -> None:
+Action = Callable[..., argparse.ArgumentParser]
+
+
+def _actions(
+    parser: argparse.ArgumentParser, config_help: str, name_type: Callable[[str], str]
+) -> Action:
+    """What adds one action (`create`, `list`, ...) to `parser`, each with the options
+    every one has, and a NAME (of `name_type`) unless told it has none."""
     actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
 
     def action(name: str, summary: str, *, named: bool = True) -> argparse.ArgumentParser:
         sub = actions.add_parser(name, help=summary, description=summary)
         if named:
-            sub.add_argument("name", type=_name, metavar="NAME")
+            sub.add_argument("name", type=name_type, metavar="NAME")
         sub.add_argument("--config-dir", help=config_help)
         check_config.add_arguments(sub, "read the config and find the store")
         sub.add_argument("--json", action="store_true", help="machine-readable output")
         return sub
 
+    return action
+
+
+def add_arguments(parser: argparse.ArgumentParser, config_help: str) -> None:
+    action = _actions(parser, config_help, _name)
     for sub in (
         action("create", "make a key; its secret is printed once"),
         action("update", "change a key's limits, groups or expiry"),
@@ -193,17 +206,7 @@ def add_arguments(parser: argparse.ArgumentParser, config_help: str) -> None:
 
 
 def add_team_arguments(parser: argparse.ArgumentParser, config_help: str) -> None:
-    actions = parser.add_subparsers(dest="action", required=True, metavar="ACTION")
-
-    def action(name: str, summary: str, *, named: bool = True) -> argparse.ArgumentParser:
-        sub = actions.add_parser(name, help=summary, description=summary)
-        if named:
-            sub.add_argument("name", type=team_name, metavar="NAME")
-        sub.add_argument("--config-dir", help=config_help)
-        check_config.add_arguments(sub, "read the config and find the store")
-        sub.add_argument("--json", action="store_true", help="machine-readable output")
-        return sub
-
+    action = _actions(parser, config_help, team_name)
     limit_arguments(action("create", "make a team: limits its keys share"), "", " of the team")
     limit_arguments(action("update", "change a team's limits"), "", " of the team")
     action("list", "the teams, their limits, keys and spend this period", named=False)

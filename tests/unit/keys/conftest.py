@@ -1,14 +1,16 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
 
+from hxgw.keys.book import StoredKeys
 from hxgw.keys.limiter_memory import MemoryLimiter
 from hxgw.keys.limiter_redis import RedisLimiter
 from hxgw.keys.limiter_shared import SharedLimiter
 from hxgw.keys.limits import Limiter
+from hxgw.keys.store import KeyStore
 from hxgw.store import Database, open_database
 from tests.postgres import postgres_server, postgres_url  # noqa: F401 -- fixtures
 from tests.redis_server import redis_server  # noqa: F401 -- a fixture
@@ -47,3 +49,11 @@ def database(request: pytest.FixtureRequest, tmp_path: Path) -> Database:
     if request.param == "sqlite":
         return open_database(None, tmp_path / "state")
     return open_database(request.getfixturevalue("postgres_url"), tmp_path)
+
+
+@pytest.fixture
+def book(database: Database) -> Iterator[StoredKeys]:
+    """What a serving gateway keeps: the stored keys, over a connection of its own."""
+    keys = StoredKeys(KeyStore(database))
+    yield keys
+    keys.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable
 
 import pytest
 
@@ -19,14 +19,6 @@ from hxgw.store import Connection, Database, StoreError
 from hxgw.store.migrate import migrate
 
 NO_CONFIG_KEYS = ConfigSays(frozenset())
-
-
-@pytest.fixture
-def book(database: Database) -> Iterator[StoredKeys]:
-    """What a serving gateway keeps: the stored keys, over a connection of its own."""
-    keys = StoredKeys(KeyStore(database))
-    yield keys
-    keys.close()
 
 
 def _digest(secret: str) -> bytes:

@@ -4,7 +4,6 @@ a serving gateway holds each of their keys to."""
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterator
 
 import pytest
 
@@ -15,13 +14,6 @@ from hxgw.keys.team_store import TeamStore
 from hxgw.store import Database
 
 NO_CONFIG = ConfigSays(frozenset())
-
-
-@pytest.fixture
-def book(database: Database) -> Iterator[StoredKeys]:
-    keys = StoredKeys(KeyStore(database))
-    yield keys
-    keys.close()
 
 
 def _digest(secret: str) -> bytes:
