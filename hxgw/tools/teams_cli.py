@@ -75,10 +75,13 @@ def _run(args: argparse.Namespace, settings: StoreSettings, config: object) -> i
             team = teams.update(connection, args.name, given)
         else:
             team = teams.delete(connection, args.name)
+        members = [] if args.action == "delete" else teams.members(connection, team.name)
     if team.limits() is None and args.action != "delete":
         print(f"hxgw teams: note: {team.name} limits nothing yet", file=sys.stderr)
     done = f"{args.action}d team {team.name}"
-    print(json.dumps(_stored_row(team, [])) if args.json else done)
+    row = _stored_row(team, members)
+    del row["spent"]  # only `list` reads the ledger
+    print(json.dumps(row) if args.json else done)
     return 0
 
 

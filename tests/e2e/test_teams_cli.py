@@ -112,3 +112,13 @@ def test_a_team_may_not_take_a_keys_file_team_s_name(tmp_path: Any):
     refused = teams(dirs, "create", "search", "--rpm", "9")
     assert refused.returncode == 1 and "the keys file has a team named 'search'" in refused.stderr
     assert _secret(dirs, "one", "--team", "search")  # a stored key may join the file's team
+
+
+def test_create_and_update_print_the_team_with_its_keys_as_json(tmp_path: Any):
+    dirs = _unserved(tmp_path)
+    made = json.loads(teams(dirs, "create", "search", "--budget", "5", "--json").stdout)
+    assert (made["name"], made["budget"], made["budget_period"], made["keys"]) == (
+        "search", 5.0, "1d", [])
+    _secret(dirs, "one", "--team", "search")
+    changed = json.loads(teams(dirs, "update", "search", "--rpm", "9", "--json").stdout)
+    assert (changed["rpm"], changed["keys"]) == (9, ["one"]) and "spent" not in changed
