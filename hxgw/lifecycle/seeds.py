@@ -1,7 +1,7 @@
 """Where a key's budget begins in this process: what it spent this period so far, read
 from the usage ledger and its spool before the limiter first sees the key; where the
 budget of each of its end users begins, for a key that gives them one; and where its
-team's begins: what the team's keys spent this period, whichever team they were in."""
+team's begins: what the team's rows cost this period, whichever keys it had."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ from hxgw.config import ClientKey
 from hxgw.keys.per_user import TEAM, named, team_name, user_name
 from hxgw.lifecycle.aside import aside
 from hxgw.store import Connection, Database, StoreError
-from hxgw.usage.report import summed_cost
 from hxgw.usage.spend import spent_so_far, users_spent_so_far
 from hxgw.usage.spool import Spool
 
@@ -48,16 +47,14 @@ class Seeds:
         self.pending = tuple(config_keys)
         """The config's keys, read with the first stored keys (the spool is read once)."""
         self._read: set[tuple[str, int]] = set()
-        self.members: dict[str, frozenset[str]] = {}
-        """Each team's keys, as the keys last read with it say."""
 
     def __call__(self, connection: Connection | None, keys: Iterable[ClientKey]) -> None:
         pending, self.pending = self.pending, ()
         self._read_through(connection, self._unread((*pending, *keys)))
 
     def _read_through(self, connection: Connection | None, budgets: Unread) -> None:
-        """The spend of the keys of `budgets` (`_unread`), and of their end users, read
-        through `connection` (None: from the spool alone)."""
+        """The spend of the keys of `budgets` (`_unread`), of their end users and of their
+        teams, read through `connection` (None: from the spool alone)."""
         keys, users, teams = budgets
         now = time.time()
         if keys:
@@ -72,29 +69,16 @@ class Seeds:
             self._read.update(
                 (user_name(n, ""), period_s) for period_s, names in users.items() for n in names
             )
-        for period_s, names in teams.items():
-            self._read_teams(connection, period_s, names, now)
-
-    def _read_teams(
-        self, connection: Connection | None, period_s: int, teams: set[str], now: float
-    ) -> None:
-        """What the keys of each of `teams` spent this period, summed: where the team's
-        budget begins (a key that joined it brings what it spent before)."""
-        members = {team: self.members.get(team, frozenset()) for team in teams}
-        by_key = spent_so_far(
-            connection, self.spool, {period_s: set().union(*members.values())}, now
-        )
-        period = int(now // period_s)
-        for team, names in members.items():
-            cost = sum(by_key.get((name, period_s), (period, 0.0))[1] for name in names)
-            self.spent[team_name(team), period_s] = (period, summed_cost(cost))
-            self._read.add((team_name(team), period_s))
+        if teams:
+            by_team = spent_so_far(connection, self.spool, teams, now, by="team")
+            self.spent.update(((team_name(t), p), cost) for (t, p), cost in by_team.items())
+            self._read.update(
+                (team_name(team), period_s) for period_s, names in teams.items() for team in names
+            )
 
     def _unread(self, keys: Iterable[ClientKey]) -> Unread:
         """The names of `keys` with a budget whose spend is not read, by period length;
         and those whose end users have budgets not read."""
-        keys = tuple(keys)
-        self._note_members(keys)
         unread: Unread = ({}, {}, {})
         # Read is marked by name: a key's own, and for its end users the key's name as
         # their names begin (no key and no end user has that one).
@@ -113,15 +97,6 @@ class Seeds:
                 if (team_name(team.name), period_s) not in self._read:
                     unread[2].setdefault(period_s, set()).add(team.name)
         return unread
-
-    def _note_members(self, keys: tuple[ClientKey, ...]) -> None:
-        """Each team's keys among `keys`. A team's keys are all the keys file's, so all
-        of them come in one call (the config's keys, at the start or a reload)."""
-        teams: dict[str, set[str]] = {}
-        for key in keys:
-            if key.team is not None:
-                teams.setdefault(key.team.name, set()).add(key.name)
-        self.members.update((team, frozenset(names)) for team, names in teams.items())
 
     def read_pending(self) -> None:
         """The config's keys, when no read of the stored keys took them along."""
@@ -155,9 +130,9 @@ async def spend_now(seeds: Seeds, name: str, period_s: int) -> float | None:
         now, spool = time.time(), seeds.spool
         with seeds.database.connect() as connection:
             if name.startswith(TEAM):
-                members = seeds.members.get(name.removeprefix(TEAM), frozenset())
-                spent = spent_so_far(connection, spool, {period_s: members}, now)
-                return summed_cost(sum(spent.get((m, period_s), (0, 0.0))[1] for m in members))
+                team = name.removeprefix(TEAM)
+                by_team = spent_so_far(connection, spool, {period_s: {team}}, now, by="team")
+                return by_team.get((team, period_s), (0, 0.0))[1]
             if user is None:
                 spent = spent_so_far(connection, spool, {period_s: {name}}, now)
                 return spent.get((name, period_s), (0, 0.0))[1]

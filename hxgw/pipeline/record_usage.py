@@ -62,4 +62,5 @@ def row_values(ctx: RequestContext) -> Values:
         spent.cache_written,  # cache_write_tokens
         spent.reasoning,  # reasoning_tokens
         None if ctx.body is None else end_user(ctx.body),  # end_user
+        ctx.key.team.name if ctx.key and ctx.key.team else None,  # team
     )

@@ -24,7 +24,7 @@ from hxgw.tools.keys_list import limits_doc, limits_said
 from hxgw.tools.state_owner import give_to_owner
 from hxgw.tools.usage_cli import store_settings
 from hxgw.units import money
-from hxgw.usage.report import ledger_exists, summed_cost
+from hxgw.usage.report import ledger_exists
 from hxgw.usage.spend import spent_this_period
 
 LIMITS = ("rpm", "tpm", "max_parallel", "budget", "budget_period")
@@ -89,8 +89,8 @@ def _listed(
     teams: TeamStore, connection: Connection | None, file_teams: dict[str, Team], config: object
 ) -> list[dict[str, Any]]:
     """Each team as `--json` says it: the store's, then the keys file's, each with its
-    keys and, for one with a budget, what they spent this period (`connection` None:
-    there is no store yet)."""
+    keys and, for one with a budget, what its requests cost this period (`connection`
+    None: there is no store yet)."""
     file_keys = list(config.keys) if isinstance(config, Config) else []
     rows = []
     if connection is not None:
@@ -105,8 +105,8 @@ def _listed(
     for row in rows:
         if row["budget"] is not None and stored is not None:
             period_s = PERIODS[row["budget_period"]]
-            spent = spent_this_period(stored, {period_s: row["keys"]}, now)
-            row["spent"] = summed_cost(sum(cost for _, cost in spent.values()))
+            spent = spent_this_period(stored, {period_s: {row["name"]}}, now, by="team")
+            row["spent"] = spent.get((row["name"], period_s), (0, 0.0))[1]
     return rows
 
 

@@ -66,6 +66,9 @@ def add_arguments(parser: argparse.ArgumentParser, config_help: str) -> None:
         help="only the requests for this end user (as the body named it: user, "
         "safety_identifier, metadata.user_id)",
     )
+    parser.add_argument(
+        "--team", metavar="NAME", help="only the requests of keys while they were in this team"
+    )
     window = parser.add_mutually_exclusive_group()
     window.add_argument(
         "--since",
@@ -84,7 +87,7 @@ def add_arguments(parser: argparse.ArgumentParser, config_help: str) -> None:
         "--by",
         choices=GROUPINGS,
         default="key",
-        help="one line per key, model, UTC day or end user (default: key)",
+        help="one line per key, model, UTC day, end user or team (default: key)",
     )
     parser.add_argument(
         "--top",
@@ -161,6 +164,7 @@ def _report(args: argparse.Namespace, settings: StoreSettings) -> int:
                 by=args.by,
                 key=args.key,
                 user=args.user,
+                team=args.team,
                 top=args.top,
             )
     except NoStore as exc:
@@ -176,7 +180,7 @@ def _report(args: argparse.Namespace, settings: StoreSettings) -> int:
     render = RENDERERS[args.format]
     if args.format == "table":
         print(f"hxgw usage: the store is {database.where}", file=sys.stderr)
-        if not lines and (args.key is not None or args.user is not None):  # a name mistyped
+        if not lines and (args.key, args.user, args.team) != (None, None, None):  # mistyped?
             print(f"hxgw usage: {_none_of(args, window(since, until))}", file=sys.stderr)
     sys.stdout.write(render(lines, Asked(args.by, since, until, args.top)))
     return 0
@@ -186,5 +190,6 @@ def _none_of(args: argparse.Namespace, window: str) -> str:
     """That no requests were found, by the key's name and the end user asked for."""
     by = f" by a key named {args.key!r}" if args.key is not None else ""
     of = f" for an end user '{printable(args.user)}'" if args.user is not None else ""
+    of += f" in a team named {args.team!r}" if args.team is not None else ""
     hint = " (hxgw keys list, or keys.yaml, has the names)" if args.key is not None else ""
     return f"no requests{by}{of} {window}{hint}"

@@ -80,7 +80,8 @@ def _table(lines: list[Totals], asked: Asked) -> str:
     label = "total" if asked.top is None else f"total (top {asked.top})"
     shown = [*lines, _sum(lines, label)] if len(lines) > 1 else lines
     costs = money_column([line.cost for line in shown])
-    cells = [header] + [_cells(line, cost) for line, cost in zip(shown, costs, strict=True)]
+    none = NONE_NAMED.get(asked.by, "")
+    cells = [header] + [_cells(line, cost, none) for line, cost in zip(shown, costs, strict=True)]
     widths = [max(len(row[i]) for row in cells) for i in range(len(header))]
     rows = [_aligned(row, widths) for row in cells]
     if len(lines) > 1:
@@ -98,10 +99,11 @@ def _aligned(row: tuple[str, ...], widths: list[int]) -> str:
     return "  ".join((first, *rest)).rstrip() + "\n"
 
 
-def _cells(line: Totals, cost: str) -> tuple[str, ...]:
+def _cells(line: Totals, cost: str, none: str) -> tuple[str, ...]:
+    """A line's cells; `none`: what the group's are called when it is null."""
     p50 = "-" if line.p50_latency is None else f"{line.p50_latency:.3f}s"
     return (
-        NO_USER if line.group is None else printable(line.group),
+        none if line.group is None else printable(line.group),
         str(line.requests),
         str(line.prompt_tokens),
         str(line.completion_tokens),
@@ -115,6 +117,8 @@ def _cells(line: Totals, cost: str) -> tuple[str, ...]:
 
 NO_USER = "(no user)"
 """How a table names the requests that named no end user (JSON says null, a CSV nothing)."""
+NONE_NAMED = {"user": NO_USER, "team": "(no team)"}
+"""How a table names the null line of a grouping: the requests of keys in no team too."""
 
 
 def printable(name: str) -> str:

@@ -1,4 +1,5 @@
-"""Reading the ledger back: totals per key, model, day or end user over a time window."""
+"""Reading the ledger back: totals per key, model, day, end user or team over a time
+window."""
 
 from __future__ import annotations
 
@@ -8,8 +9,8 @@ from typing import Literal, SupportsFloat
 from hxgw.store import Connection, Dialect
 from hxgw.usage.schema import A_REQUEST, FAILED, TABLE
 
-Grouping = Literal["key", "model", "day", "user"]
-GROUPINGS: tuple[Grouping, ...] = ("key", "model", "day", "user")
+Grouping = Literal["key", "model", "day", "user", "team"]
+GROUPINGS: tuple[Grouping, ...] = ("key", "model", "day", "user", "team")
 
 NO_MODEL_SQL = "COALESCE(model, '(no model)')"
 """The model column with a name for the requests no model served."""
@@ -21,6 +22,8 @@ _GROUP: dict[Grouping, dict[Dialect, str]] = {
     # A request that named none is null: no name a client may give its end user stands
     # for it ("(no user)" did, and a client's "(no user)" was added to those).
     "user": {"sqlite": "end_user", "postgresql": "end_user"},
+    # A key in no team: null too.
+    "team": {"sqlite": "team", "postgresql": "team"},
     # Days are UTC days, the same on every machine that reads the ledger.
     "day": {
         "sqlite": "strftime('%Y-%m-%d', started, 'unixepoch')",
@@ -46,8 +49,8 @@ class Totals:
     requests a model answered, to the millisecond (the clock's last digits are noise), and `cost` is rounded past the float sum's noise (0.1 + 0.2 is 0.3 here)."""
 
     group: str | None
-    """What the line totals: a key, a model, a day, or an end user (None: those of the
-    requests that named none)."""
+    """What the line totals: a key, a model, a day, an end user or a team (None: those of
+    the requests that named no end user, or whose key was in no team)."""
     requests: int
     prompt_tokens: int
     completion_tokens: int
@@ -92,12 +95,13 @@ def totals(
     by: Grouping,
     key: str | None = None,
     user: str | None = None,
+    team: str | None = None,
     until: float | None = None,
     top: int | None = None,
 ) -> list[Totals]:
     """Totals of the requests started at or after `since` and before `until` (Unix
-    seconds; None: now), one per group, ordered by group; only key `key`'s, and end
-    user `user`'s, when given; only the `top` that cost most, dearest first (then those
+    seconds; None: now), one per group, ordered by group; only key `key`'s, end user
+    `user`'s and team `team`'s, when given; only the `top` that cost most, dearest first (then those
     with most requests, then by group), when given."""
     group = _GROUP[by][connection.dialect]
     where = "started >= ?"
@@ -111,6 +115,9 @@ def totals(
     if user is not None:
         where += " AND end_user = ?"
         params.append(user)
+    if team is not None:
+        where += " AND team = ?"
+        params.append(team)
     # Only constants are pasted in; the key, the user and the window are parameters. The
     # requests that named no end user come first, in either store (PostgreSQL puts nulls
     # last, and takes no output column's name in an expression; NULLS FIRST is SQLite 3.30).

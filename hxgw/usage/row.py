@@ -48,6 +48,9 @@ class UsageRow:
     end_user: str | None = None
     """Who in the client's app the request was for, as its body said (OpenAI's `user` or
     `safety_identifier`, Anthropic's `metadata.user_id`); None when it said nothing."""
+    team: str | None = None
+    """The team whose limits the key was held to (`hxgw teams`, the keys file's `teams`);
+    None for a key in none. A team's spend is its rows', whichever keys it had."""
 
     def values(self) -> tuple[Any, ...]:
         """The row's values in COLUMNS order."""

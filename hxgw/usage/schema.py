@@ -81,6 +81,16 @@ MIGRATIONS = (
             " WHERE end_user IS NOT NULL",
         ),
     ),
+    Migration(
+        component="usage",
+        version=8,
+        description="the team a request's key was in: a team's spend is read by it",
+        statements=(
+            f"ALTER TABLE {TABLE} ADD COLUMN team TEXT",
+            # Partial: only the rows of keys in a team pay for it when written.
+            f"CREATE INDEX {TABLE}_team_started ON {TABLE} (team, started) WHERE team IS NOT NULL",
+        ),
+    ),
 )
 
 BILLED_AS = "usage-of-"
@@ -124,8 +134,8 @@ request that did."""
 _NAMES, _MARKS = ", ".join(COLUMNS), ", ".join("?" for _ in COLUMNS)
 _KEY = ("started", "request_id")
 # The key stays the estimate's: the one whose stream made the response pays for it; so
-# does the end user that request named.
-_KEPT = (*_KEY, "key_name", "end_user")
+# do the end user that request named and the team its key was in.
+_KEPT = (*_KEY, "key_name", "end_user", "team")
 _SET = ", ".join(f"{c} = excluded.{c}" for c in COLUMNS if c not in _KEPT)
 INSERT = (
     f"INSERT INTO {TABLE} ({_NAMES}) VALUES ({_MARKS})"  # noqa: S608

@@ -10,6 +10,7 @@ them. `Budgets` maps a period's length in seconds to the names of the keys with 
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable, Mapping
+from typing import Literal
 
 from hxgw.store import Connection
 from hxgw.usage.report import ledger_exists, summed_cost
@@ -20,6 +21,8 @@ from hxgw.usage.spool import Spool
 Budgets = Mapping[int, Collection[str]]
 Spent = dict[tuple[str, int], tuple[int, float]]
 """(key name, period length) -> (period index, cost in it): `hxgw.keys.window.Spent`."""
+Owner = Literal["key_name", "team"]
+"""Whose spend: the column of the ledger that names them."""
 UserSpent = dict[tuple[str, str, int], tuple[int, float]]
 """(key name, end user, period length) -> (period index, the end user's cost in it)."""
 
@@ -31,18 +34,24 @@ _CHUNK = 200
 
 
 def spent_so_far(
-    connection: Connection | None, spool: Spool, budgets: Budgets, now: float
+    connection: Connection | None,
+    spool: Spool,
+    budgets: Budgets,
+    now: float,
+    by: Owner = "key_name",
 ) -> Spent:
     """The spool's rows the store does not hold yet, then the store's (none without a
     `connection`), read in that order. A row the ledger replays from one to the other
     meanwhile is counted twice (for the moment between the two queries) rather than
     missed: for a budget, the safe side. A replayed file not yet deleted counts once, and
-    a row spooled twice (a write that failed midway, spooled again) once."""
-    waiting = _waiting(spool, budgets, now)
+    a row spooled twice (a write that failed midway, spooled again) once. `by`: whose
+    spend, a key's (the names of `budgets` are keys') or a team's (they are teams')."""
+    column = COLUMNS.index(by)
+    waiting = _waiting(spool, budgets, now, column)
     if connection is None or not ledger_exists(connection):
-        return _summed(waiting, budgets, now)
-    spent = _summed(_not_stored(connection, waiting), budgets, now)
-    for key_period, (period, cost) in spent_this_period(connection, budgets, now).items():
+        return _summed(waiting, budgets, now, column)
+    spent = _summed(_not_stored(connection, waiting), budgets, now, column)
+    for key_period, (period, cost) in spent_this_period(connection, budgets, now, by).items():
         spent[key_period] = (period, cost + spent.get(key_period, (period, 0.0))[1])
     return spent
 
@@ -105,9 +114,10 @@ ONE_USERS_COST = (
 )
 
 
-def _waiting(spool: Spool, budgets: Budgets, now: float) -> list[Values]:
-    """The spool's rows that cost a key of `budgets` something this period, each once."""
-    waiting = _this_period(spool.rows(), budgets, now)
+def _waiting(spool: Spool, budgets: Budgets, now: float, column: int = _KEY) -> list[Values]:
+    """The spool's rows that cost a key of `budgets` (or whoever `column` names)
+    something this period, each once."""
+    waiting = _this_period(spool.rows(), budgets, now, column)
     return list({(row[_STARTED], row[_ID]): row for row in waiting}.values())
 
 
@@ -115,25 +125,28 @@ def _periods(budgets: Budgets) -> dict[str, int]:
     return {name: period_s for period_s, names in budgets.items() for name in names}
 
 
-def _this_period(rows: Iterable[Values], budgets: Budgets, now: float) -> list[Values]:
-    """The rows that cost a key of `budgets` something in its current period."""
+def _this_period(
+    rows: Iterable[Values], budgets: Budgets, now: float, column: int = _KEY
+) -> list[Values]:
+    """The rows that cost a key of `budgets` (or whoever `column` names) something in
+    its current period."""
     periods = _periods(budgets)
     return [
         row
         for row in rows
-        if (period_s := periods.get(row[_KEY])) is not None
+        if (period_s := periods.get(row[column])) is not None
         and row[_STARTED] >= now // period_s * period_s
         and row[_COST]
     ]
 
 
-def _summed(rows: list[Values], budgets: Budgets, now: float) -> Spent:
+def _summed(rows: list[Values], budgets: Budgets, now: float, column: int = _KEY) -> Spent:
     periods = _periods(budgets)
     spent: Spent = {}
     for row in rows:
-        period_s = periods[row[_KEY]]
-        _, cost = spent.get((row[_KEY], period_s), (0, 0.0))
-        spent[row[_KEY], period_s] = (int(now // period_s), cost + row[_COST])
+        period_s = periods[row[column]]
+        _, cost = spent.get((row[column], period_s), (0, 0.0))
+        spent[row[column], period_s] = (int(now // period_s), cost + row[_COST])
     return spent
 
 
@@ -152,9 +165,12 @@ def _not_stored(connection: Connection, rows: list[Values]) -> list[Values]:
     return [row for row in rows if (row[_STARTED], row[_ID]) not in stored]
 
 
-def spent_this_period(connection: Connection, budgets: Budgets, now: float) -> Spent:
-    """The cost so far in the current period of each key of `budgets`, in the store.
-    Each key's rows are found through the (key_name, started) index. The sum is rounded
+def spent_this_period(
+    connection: Connection, budgets: Budgets, now: float, by: Owner = "key_name"
+) -> Spent:
+    """The cost so far in the current period of each key of `budgets` (or team, `by`),
+    in the store. Each key's rows are found through the (key_name, started) index (a
+    team's through (team, started)). The sum is rounded
     past its float noise, as `hxgw usage` rounds it: ten rows of 0.0095 are 0.095, and
     `hxgw keys list` said 0.09 spent where the usage report said 0.10."""
     spent: Spent = {}
@@ -162,7 +178,7 @@ def spent_this_period(connection: Connection, budgets: Budgets, now: float) -> S
         period = int(now // period_s)
         for name in names:
             ((cost,),) = connection.execute(
-                f"SELECT SUM(cost) FROM {TABLE} WHERE key_name = ? AND started >= ?",  # noqa: S608
+                f"SELECT SUM(cost) FROM {TABLE} WHERE {by} = ? AND started >= ?",  # noqa: S608
                 (name, period * period_s),
             )
             if cost:

@@ -12,9 +12,10 @@ from typing import Any
 import aiohttp
 
 from tests.conftest import StartGateway
+from tests.e2e.test_cli_usage import usage
 from tests.e2e.test_end_user_limits import PRICED
 from tests.e2e.test_keys_cli import Unserved, _status, _unserved, _within_a_second, keys
-from tests.fixtures import HXGW, Gateway
+from tests.fixtures import HXGW, Gateway, ledger_rows
 
 
 def teams(gateway: Gateway | Unserved, *args: str) -> subprocess.CompletedProcess[str]:
@@ -122,3 +123,23 @@ def test_create_and_update_print_the_team_with_its_keys_as_json(tmp_path: Any):
     _secret(dirs, "one", "--team", "search")
     changed = json.loads(teams(dirs, "update", "search", "--rpm", "9", "--json").stdout)
     assert (changed["rpm"], changed["keys"]) == (9, ["one"]) and "spent" not in changed
+
+
+async def test_usage_totals_by_team_with_a_line_for_keys_in_none(
+    start_gateway: StartGateway, client: aiohttp.ClientSession
+):
+    gateway = await start_gateway(models=PRICED)
+    teams(gateway, "create", "search", "--rpm", "100")
+    one, two = _secret(gateway, "one", "--team", "search"), _secret(gateway, "two")
+    await _within_a_second(lambda: _status_is(client, gateway, one, 200))
+    await _within_a_second(lambda: _status_is(client, gateway, two, 200))
+    gateway.stop()  # its ledger rows are written before it exits
+    assert {row["key_name"]: row["team"] for row in ledger_rows(gateway)} == {
+        "one": "search", "two": None}
+    by_team = usage(gateway.config_dir.parent / f"state-{gateway.config_dir.name}",
+                    "--by", "team", "--format", "json")
+    assert [(line["team"], line["requests"]) for line in json.loads(by_team.stdout)["rows"]] == [
+        (None, 1), ("search", 1)]
+    table = usage(gateway.config_dir.parent / f"state-{gateway.config_dir.name}",
+                  "--team", "search", "--by", "key")
+    assert [line.split()[0] for line in table.stdout.splitlines()[1:]] == ["one"]

@@ -101,4 +101,5 @@ def background_row(ctx: RequestContext) -> Values | None:
         reasoning_tokens=reasoning,
         # The request that made it said; a later read has the response's echo of it.
         end_user=(ctx.body and end_user(ctx.body)) or end_user(response),
+        team=ctx.key.team.name if ctx.key.team else None,
     ).values()

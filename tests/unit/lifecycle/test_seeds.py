@@ -73,12 +73,13 @@ async def test_an_end_user_s_spend_is_read_back_for_redis_by_its_limiter_name(tm
     assert await spend_now(seeds, "alice", DAY) == 1.75
 
 
-def _ledger_of_three_keys(tmp_path: Path) -> Database:
+def _ledger_of_a_team(tmp_path: Path) -> Database:
     database = open_database(None, tmp_path / "state")
     ledger = Ledger(database, tmp_path / "spool")
     now = time.time()
-    for n, (key, cost) in enumerate([("a", 1.0), ("b", 0.5), ("b", 0.25), ("outside", 4.0)]):
-        ledger.record(row(n, key_name=key, cost=cost, started=now - n))
+    rows = [("a", "search", 1.0), ("b", "search", 0.5), ("b", None, 0.25), ("c", "other", 4.0)]
+    for n, (key, team, cost) in enumerate(rows):
+        ledger.record(row(n, key_name=key, team=team, cost=cost, started=now - n))
     ledger.close()
     return database
 
@@ -87,22 +88,22 @@ def _in_team(name: str, team: Team) -> ClientKey:
     return ClientKey(name=name, digest=name.encode().ljust(32, b"-"), team=team)
 
 
-def test_a_team_s_budget_begins_at_what_its_keys_spent_this_period(tmp_path: Path):
+def test_a_team_s_budget_begins_at_what_its_rows_cost_this_period(tmp_path: Path):
+    # b's 0.25 was spent before it joined the team: it is b's, not the team's.
     team = Team(name="search", limits=KeyLimits(budget=10.0))
-    seeds = Seeds(_ledger_of_three_keys(tmp_path), tmp_path / "spool", ())
+    seeds = Seeds(_ledger_of_a_team(tmp_path), tmp_path / "spool", ())
     seeds.read([_in_team("a", team), _in_team("b", team), ClientKey(name="c", digest=bytes(32))])
-    assert seeds.spent == {(team_name("search"), DAY): (int(time.time() // DAY), 1.75)}
+    assert seeds.spent == {(team_name("search"), DAY): (int(time.time() // DAY), 1.5)}
 
 
 def test_a_team_without_a_budget_reads_nothing(tmp_path: Path):
     team = Team(name="search", limits=KeyLimits(rpm=100))
-    seeds = Seeds(_ledger_of_three_keys(tmp_path), tmp_path / "spool", ())
+    seeds = Seeds(_ledger_of_a_team(tmp_path), tmp_path / "spool", ())
     seeds.read([_in_team("a", team)])
     assert seeds.spent == {}
 
 
-async def test_a_team_s_spend_is_read_back_for_redis_as_its_keys_spend(tmp_path: Path):
-    team = Team(name="search", limits=KeyLimits(budget=10.0, budget_period_s=7 * DAY))
-    seeds = Seeds(_ledger_of_three_keys(tmp_path), tmp_path / "spool", ())
-    seeds.read([_in_team("a", team), _in_team("b", team)])
-    assert await spend_now(seeds, team_name("search"), 7 * DAY) == 1.75
+async def test_a_team_s_spend_is_read_back_for_redis_by_its_limiter_name(tmp_path: Path):
+    seeds = Seeds(_ledger_of_a_team(tmp_path), tmp_path / "spool", ())
+    assert await spend_now(seeds, team_name("search"), 7 * DAY) == 1.5
+    assert await spend_now(seeds, team_name("other"), DAY) == 4.0

@@ -41,7 +41,7 @@ def test_a_v1_ledger_is_migrated_up_keeping_its_rows(database: Database, tmp_pat
     ledger.record(row(2))
     ledger.close()
     with database.connect() as connection:
-        assert schema_version(connection, "usage") == len(MIGRATIONS) == 7
+        assert schema_version(connection, "usage") == len(MIGRATIONS) == 8
         sources = connection.execute(
             "SELECT request_id, usage_source, outcome FROM usage_ledger ORDER BY request_id")
     assert "usage_ledger_key_started" in _indexes(database)
@@ -137,6 +137,19 @@ def test_an_end_user_a_client_named_no_user_is_not_counted_with_those_that_named
     with database.connect() as connection:
         result = totals(connection, since=T0, by="user")
     assert [(t.group, t.requests) for t in result] == [(None, 1), ("(no user)", 1)]
+
+
+def test_totals_by_team_put_the_keys_in_none_first_and_a_team_filters_its_own(
+    database: Database, tmp_path: Path
+):
+    rows = [row(0, team="search"), row(1, key_name="bob", team="search"), row(2, team="ads"),
+            row(3)]
+    _fill(database, tmp_path, rows)
+    with database.connect() as connection:
+        by_team = totals(connection, since=T0, by="team")
+        searched = totals(connection, since=T0, by="key", team="search")
+    assert [(t.group, t.requests) for t in by_team] == [(None, 1), ("ads", 1), ("search", 2)]
+    assert [(t.group, t.requests) for t in searched] == [("alice", 1), ("bob", 1)]
 
 
 def test_the_top_lines_are_those_that_cost_most_then_those_with_most_requests(
