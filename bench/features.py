@@ -2,7 +2,7 @@
 """What keys, limits and the usage ledger cost: one build, two configs, in alternation.
 
     python bench/features.py [--rounds 20] [--redis] [--only limits|ledger] [--against REV]
-                             [--per-user]
+                             [--per-user | --team]
 
 Side A serves with the master key (no limits) and `store.ledger: false`. Side B
 serves a key from `auth.keys_file` with every limit set (rpm, tpm, requests at
@@ -21,7 +21,8 @@ than most such changes: on this VM the ratio of one build has ranged 0.70-0.86.)
 
 With `--per-user` both sides serve the limited key, and B's gives each end user the same
 limits again: what a request naming its end user (every request of the run names one)
-pays for a second reservation.
+pays for a second reservation. With `--team` B's key is in a team with the same limits
+again: what a key in a team pays for its team's reservation.
 """
 
 from __future__ import annotations
@@ -69,12 +70,17 @@ def configs(work: Path, key: str, only: str | None) -> tuple[Path, Path]:
     return off, on
 
 
-def per_user(on: Path, work: Path, key: str) -> Path:
-    """B's config for `--per-user`: `on`'s, its key's limits given each end user too."""
-    users = work / "config-users"
+def per_user(on: Path, work: Path, key: str, *, team: bool = False) -> Path:
+    """B's config for `--per-user`: `on`'s, its key's limits given each end user too; or
+    for `--team`, given a team the key is in."""
+    users = work / ("config-team" if team else "config-users")
     shutil.copytree(on, users)
-    app = {"name": "bench", "key": key, **LIMITS, "per_user": LIMITS}
-    (users / "keys.yaml").write_text(yaml.safe_dump({"keys": [app]}))
+    if team:
+        app = {"name": "bench", "key": key, **LIMITS, "team": "bench-team"}
+        doc = {"teams": [{"name": "bench-team", **LIMITS}], "keys": [app]}
+    else:
+        doc = {"keys": [{"name": "bench", "key": key, **LIMITS, "per_user": LIMITS}]}
+    (users / "keys.yaml").write_text(yaml.safe_dump(doc))
     return users
 
 
@@ -98,6 +104,8 @@ def main() -> int:
                         help="A: the build at REV with the features on, as B has them")  # fmt: skip
     parser.add_argument("--per-user", action="store_true",
                         help="A: a limited key; B: its limits for each end user too")  # fmt: skip
+    parser.add_argument("--team", action="store_true",
+                        help="A: a limited key; B: the same key in a team with its limits")  # fmt: skip
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     master, limited = ("sk-bench-" + secrets.token_urlsafe(24) for _ in range(2))
@@ -112,8 +120,8 @@ def main() -> int:
             off, on = configs(work, limited, args.only)
             tree = ab.export_tree(".", work / "tree")
             extra = {"REDIS_URL": f"redis://127.0.0.1:{start_redis(procs).port}/0"} if args.redis else {}
-            if args.per_user:
-                on, side_a = per_user(on, work, limited), (
+            if args.per_user or args.team:
+                on, side_a = per_user(on, work, limited, team=args.team), (
                     ab.start(procs, "key", tree, on, master, url, extra), limited)
             elif args.against:  # A: another build, with the features on as B has them
                 old = ab.export_tree(args.against, work / "against")
@@ -166,6 +174,7 @@ def main() -> int:
         "only": args.only,
         "against": args.against,
         "per_user": args.per_user,
+        "team": args.team,
         "off": figures["A"],
         "on": figures["B"],
         "req_per_s_on_over_off": figures["B"]["requests_per_second"] / figures["A"]["requests_per_second"],
