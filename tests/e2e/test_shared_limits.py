@@ -106,6 +106,74 @@ async def test_the_workers_of_one_instance_enforce_one_rpm_for_each_end_user(
     assert len(workers) == 2
 
 
+def _team_file(tmp_path: Path, secrets: dict[str, str], **limits: object) -> str:
+    """A keys file whose keys (`secrets`, by name) are all in the team `crew`, which has
+    `limits`; the keys have none of their own."""
+    keys = tmp_path / "keys.yaml"
+    keys.write_text(yaml.safe_dump({
+        "teams": [{"name": "crew", **limits}],
+        "keys": [{"name": name, "key": secret, "team": "crew"} for name, secret in secrets.items()],
+    }))
+    keys.chmod(0o600)
+    return str(keys)
+
+
+async def test_two_instances_on_one_redis_enforce_one_rpm_for_a_team_of_keys(
+    start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession,
+    redis_server: RedisServer,  # noqa: F811
+):
+    secrets = {"one": new_key("sk-one"), "two": new_key("sk-two")}
+    config = {"auth": {"keys_file": _team_file(tmp_path, secrets, rpm=RPM)}}
+    env = {"REDIS_URL": redis_server.url}
+    pair = (await start_gateway(gateway=config, env=env), await start_gateway(gateway=config, env=env))
+    statuses = [await _status(client, pair[i % 2], secrets[("one", "two")[i // 2 % 2]])
+                for i in range(RPM)]
+    assert statuses == [200] * RPM
+    assert [await _status(client, gateway, secrets["two"]) for gateway in pair] == [429, 429]
+
+
+@pytest.mark.workers
+async def test_the_workers_of_one_instance_enforce_one_rpm_for_a_team_of_keys(
+    start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession,
+):
+    secrets = {"one": new_key("sk-one"), "two": new_key("sk-two")}
+    keys = _team_file(tmp_path, secrets, rpm=RPM)
+    gateway = await start_gateway(gateway={"workers": 2, "auth": {"keys_file": keys}})
+    statuses = []
+    for i in range(RPM + 6):
+        async with aiohttp.ClientSession() as fresh:  # spread over the workers
+            statuses.append(await _status(fresh, gateway, secrets[("one", "two")[i % 2]]))
+    assert statuses == [200] * RPM + [429] * 6
+    assert len(set(re.findall(r"key=(?:one|two) .* worker=(\d+)", gateway.logs()))) == 2
+
+
+async def test_a_team_s_budget_spent_before_redis_restarted_without_its_data_holds(
+    start_gateway: StartGateway, tmp_path: Path, client: aiohttp.ClientSession,
+    redis_server: RedisServer,  # noqa: F811
+):
+    secrets = {"one": new_key("sk-one"), "two": new_key("sk-two")}
+    keys = _team_file(tmp_path, secrets, budget=0.5)
+    priced = [dict(m, price={"input_per_mtok": 1000, "output_per_mtok": 1000})
+              for m in DEFAULT_MODELS]
+    gateway = await start_gateway(models=priced, gateway={"auth": {"keys_file": keys}},
+                                  env={"REDIS_URL": redis_server.url})
+    served = 0
+    while await _status(client, gateway, secrets["one"]) == 200:
+        served += 1
+    assert served >= 2
+    await wait_for(lambda: len(ledger_rows(gateway)) == served + 1, timeout=10)
+    redis_server.stop()
+    redis_server.start()
+    statuses = [await _status(client, gateway, secrets["two"])]
+    for _ in range(50):  # Redis is tried again at most once a second
+        if statuses[-1] != 503:
+            break
+        await asyncio.sleep(0.1)
+        statuses.append(await _status(client, gateway, secrets["two"]))
+    statuses += [await _status(client, gateway, secrets["two"]) for _ in range(served)]
+    assert statuses.count(200) == 0 and 429 in statuses, statuses
+
+
 def _sample(metrics: str, name: str) -> float:
     found = re.search(rf"^{name} (\S+)$", metrics, re.MULTILINE)
     assert found is not None, name
