@@ -1,6 +1,6 @@
 """Per client key figures, by the key's name (never its secret): its requests, tokens
 and spend, the refusals of its own limits, and its budget with what it spent this
-period, as the limiter last said them.
+period, as the limiter last said them; and the same budget figures of each team.
 
 Plain numbers a collector reads at scrape time, as `hxgw.observe.metrics` keeps its own.
 """
@@ -12,7 +12,7 @@ from collections.abc import Callable, Iterable, Iterator
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
-from hxgw.config import ClientKey
+from hxgw.config import ClientKey, KeyLimits
 
 # Each is there at 0 once a key is seen, so that its first refusal is an increase().
 KEY_REFUSALS = ("rate_limit_exceeded", "insufficient_quota")
@@ -25,11 +25,13 @@ class KeyFigures:
     def __init__(self) -> None:
         # key: [requests, prompt, completion, spend, then a count per KEY_REFUSALS]
         self._keys: dict[str, list[float]] = {}
-        self._budgets: dict[str, Budget] = {}
+        self.budgets = BudgetGauges("key", "a client key")
+        self.teams = BudgetGauges("team", "a team of keys")
         self.keys_now: Callable[[], Iterable[ClientKey]] | None = None
-        """The keys that open the gateway now: the budget gauges say their budgets as
-        they are (changed by `hxgw keys update` or a reload), and leave out a key that is
-        gone (revoked, expired, removed) or has no budget any more."""
+        """The keys that open the gateway now: the budget gauges say their budgets (and
+        their teams') as they are (changed by `hxgw keys update`, `hxgw teams update` or
+        a reload), and leave out a key or team that is gone (revoked, expired, removed)
+        or has no budget any more."""
 
     def used(self, key: str, prompt: int, completion: int, cost: float, outcome: str) -> None:
         """One request of the key named `key`, what it used, and whether one of the key's
@@ -55,34 +57,6 @@ class KeyFigures:
         figures[1] += max(prompt, 0)
         figures[2] += max(completion, 0)
         figures[3] += max(cost, 0.0)
-
-    def budget_seen(self, key: str, budget: float, spent: float, now: float, period_s: int) -> None:
-        """The limiter judged a request of `key`, whose budget is `budget` per period of
-        `period_s` seconds, and said it had spent `spent` of it at `now` (the requests
-        under way not counted)."""
-        self._budgets[key] = [budget, spent, now, period_s]
-
-    def charged(self, key: str, cost: float, now: float) -> None:
-        """A request of `key` ended and was charged `cost`, as the limiter charges it: to
-        the period under way now, so the gauge need not wait for the key's next request.
-        Added to the key's figures as they are now, which a request decided since may
-        have replaced (requests of one key overlap)."""
-        figures = self._budgets.get(key)
-        if figures is None:
-            return
-        period_s = figures[3]
-        if now // period_s != figures[2] // period_s:  # a new period: its first charge
-            figures[1:3] = [0.0, now]
-        figures[1] += cost
-
-    def spent(self, key: str, spent: float, now: float) -> None:
-        """What the limiter says `key` has spent this period, once a charge is in: with
-        workers, every worker's charges. (Each worker's gauge had missed the others'
-        since its own last request, and the daemon's, the highest of them, stayed low
-        while the key was idle.)"""
-        figures = self._budgets.get(key)
-        if figures is not None:
-            figures[1:3] = [spent, now]
 
     def families(self) -> Iterator[CounterMetricFamily | GaugeMetricFamily]:
         requests = CounterMetricFamily(
@@ -112,40 +86,93 @@ class KeyFigures:
             for outcome, times in zip(KEY_REFUSALS, refusals, strict=True):
                 refused.add_metric([key, outcome], times)
         yield from (requests, tokens, spend, refused)
-        yield from self._budget_families(time.time())
+        keys, now = list(self.keys_now()) if self.keys_now is not None else None, time.time()
+        for gauges, holder in ((self.budgets, _own), (self.teams, _team)):
+            yield from gauges.families(None if keys is None else _budgets(keys, now, holder), now)
 
-    def _budget_families(self, now: float) -> Iterator[GaugeMetricFamily]:
+
+class BudgetGauges:
+    """The budgets of one kind of holder (keys, or teams), by name, with what each spent
+    this period, as the limiter last said them: `hxgw_{kind}_budget` and
+    `hxgw_{kind}_budget_spent`, labelled `{kind}`."""
+
+    def __init__(self, kind: str, holder: str) -> None:
+        self.kind, self.holder = kind, holder
+        self._budgets: dict[str, Budget] = {}
+
+    def seen(self, name: str, budget: float, spent: float, now: float, period_s: int) -> None:
+        """The limiter judged a request of the holder `name`, whose budget is `budget` per
+        period of `period_s` seconds, and said it had spent `spent` of it at `now` (the
+        requests under way not counted)."""
+        self._budgets[name] = [budget, spent, now, period_s]
+
+    def charged(self, name: str, cost: float, now: float) -> None:
+        """A request of `name` ended and was charged `cost`, as the limiter charges it: to
+        the period under way now, so the gauge need not wait for its next request. Added
+        to its figures as they are now, which a request decided since may have replaced
+        (requests of one key overlap)."""
+        figures = self._budgets.get(name)
+        if figures is None:
+            return
+        period_s = figures[3]
+        if now // period_s != figures[2] // period_s:  # a new period: its first charge
+            figures[1:3] = [0.0, now]
+        figures[1] += cost
+
+    def spent(self, name: str, spent: float, now: float) -> None:
+        """What the limiter says `name` has spent this period, once a charge is in: with
+        workers, every worker's charges. (Each worker's gauge had missed the others'
+        since its own last request, and the daemon's, the highest of them, stayed low
+        while the key was idle.)"""
+        figures = self._budgets.get(name)
+        if figures is not None:
+            figures[1:3] = [spent, now]
+
+    def families(self, budgets: dict[str, float] | None, now: float) -> Iterator[GaugeMetricFamily]:
+        """The two gauges at `now`; `budgets`: those of the holders now, by name (None:
+        unknown), which a holder gone or without a budget is left out by."""
         budget = GaugeMetricFamily(
-            "hxgw_key_budget",
-            "A client key's budget per period (its budget_period), in the currency of the "
-            "models' prices; for keys with a budget that made a request since the start.",
-            labels=["key"],
+            f"hxgw_{self.kind}_budget",
+            f"The budget per period of {self.holder} (its budget_period), in the currency of"
+            " the models' prices; for those with a budget that made a request since the start.",
+            labels=[self.kind],
         )
         spent = GaugeMetricFamily(
-            "hxgw_key_budget_spent",
-            "What a client key spent of its budget this period, as its limiter counts it "
-            "(requests under way not yet in it); 0 once a new period starts.",
-            labels=["key"],
+            f"hxgw_{self.kind}_budget_spent",
+            f"What {self.holder} spent of its budget this period, as its limiter counts it"
+            " (requests under way not yet in it); 0 once a new period starts.",
+            labels=[self.kind],
         )
-        budgets = None
-        if self.keys_now is not None and self._budgets:
-            budgets = _budgets(self.keys_now(), now)
-        for key, (amount, so_far, then, period_s) in list(self._budgets.items()):
+        for name, (amount, so_far, then, period_s) in list(self._budgets.items()):
             if budgets is not None:
-                if key not in budgets:
-                    del self._budgets[key]
+                if name not in budgets:
+                    del self._budgets[name]
                     continue
-                amount = budgets[key]
-            budget.add_metric([key], amount)
+                amount = budgets[name]
+            budget.add_metric([name], amount)
             same_period = now // period_s == then // period_s
-            spent.add_metric([key], so_far if same_period else 0.0)
+            spent.add_metric([name], so_far if same_period else 0.0)
         yield from (budget, spent)
 
 
-def _budgets(keys: Iterable[ClientKey], now: float) -> dict[str, float]:
-    """The budget of each key that opens the gateway at `now` and has one, by name."""
-    return {
-        key.name: key.limits.budget
-        for key in keys
-        if key.limits is not None and key.limits.budget is not None and not key.expired(now)
-    }
+def _own(key: ClientKey) -> tuple[str, KeyLimits | None]:
+    return key.name, key.limits
+
+
+def _team(key: ClientKey) -> tuple[str, KeyLimits | None]:
+    return ("", None) if key.team is None else (key.team.name, key.team.limits)
+
+
+def _budgets(
+    keys: Iterable[ClientKey],
+    now: float,
+    holder: Callable[[ClientKey], tuple[str, KeyLimits | None]],
+) -> dict[str, float]:
+    """The budget of each holder (the key itself, or its team) of a key that opens the
+    gateway at `now`, when it has one, by name."""
+    budgets = {}
+    for key in keys:
+        name, limits = holder(key)
+        if limits is not None and limits.budget is not None and not key.expired(now):
+            budgets[name] = limits.budget
+    return budgets

@@ -55,6 +55,8 @@ HIGHEST = frozenset(
         # them as of its last request of the key, and spend only grows in a period.
         "hxgw_key_budget",
         "hxgw_key_budget_spent",
+        "hxgw_team_budget",  # as a key's: the limiter's figures the workers share
+        "hxgw_team_budget_spent",
     }
 )
 # A reload some worker refused is one the daemon did not take whole.

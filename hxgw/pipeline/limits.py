@@ -23,6 +23,7 @@ from hxgw.endpoints import RESPONSES
 from hxgw.errors import BackgroundNotAllowed, GatewayError
 from hxgw.keys import LimitDecision, Limiter, Reservation, refusal
 from hxgw.keys.per_user import team_name, tighter, user_name
+from hxgw.observe.key_metrics import BudgetGauges
 from hxgw.pipeline.billing.end_user import end_user
 from hxgw.pipeline.billing.usage import (
     counting_limits,
@@ -101,21 +102,24 @@ async def _within_limits(ctx: RequestContext, name: str, asked: Asked, call_next
     anthropic = ctx.endpoint.dialect == "anthropic"
     made: list[Reservation] = []
     headers: dict[str, str] = {}
-    gauged = False
+    gauged: list[Gauged] = []
     try:
         for limiter_name, its_limits, whose in asked:
             decision = await limiter.reserve(
                 limiter_name, its_limits, prompt + completion, cost, time.time()
             )
-            if limiter_name == name and _gauged(decision):
-                gauged = True
-                ctx.state.runtime.metrics.keys.budget_seen(
-                    name,
+            if "end_user" not in whose and _gauged(decision):
+                team = whose.get("team")
+                figures = ctx.state.runtime.metrics.keys
+                gauges, shown = (figures.teams, team) if team else (figures.budgets, name)
+                gauges.seen(
+                    shown,
                     its_limits.budget or 0.0,
                     decision.usage.spent,
                     decision.now,
                     its_limits.budget_period_s,
                 )
+                gauged.append((len(made), gauges, shown))
             if not decision.allowed or decision.reservation is None:
                 prompt_cost = (
                     estimated_cost(ctx.candidates, prompt, 0) if its_limits.budget else 0.0
@@ -137,19 +141,25 @@ async def _within_limits(ctx: RequestContext, name: str, asked: Asked, call_next
         note_error(ctx, exc)  # `used` below reads them: render_errors answers after it
         raise
     finally:
-        await _settle(ctx, name, made, gauged=gauged)
+        await _settle(ctx, made, gauged)
 
 
 def _gauged(decision: LimitDecision) -> bool:
-    """Whether the metrics show the budget the key's own `decision` says, refused or not
-    (the figures of headroom): not while Redis is away and the request is counted in
-    this process (fail_open), from nothing. (An end user's would be a series each.)"""
+    """Whether the metrics show the budget `decision` says (a key's own, or its team's),
+    refused or not (the figures of headroom): not while Redis is away and the request is
+    counted in this process (fail_open), from nothing. (An end user's would be a series
+    each.)"""
     return decision.limits.budget is not None and decision.store != "local"
 
 
-async def _settle(ctx: RequestContext, name: str, made: list[Reservation], *, gauged: bool) -> None:
-    """Reconcile the reservations `made` to what the request used. `gauged`: the key's
-    own budget is shown in the metrics (`_gauged`)."""
+Gauged = tuple[int, BudgetGauges, str]
+"""A budget the metrics show: its reservation's place among those made, its gauges, and
+the name they show it by (the key's, or its team's)."""
+
+
+async def _settle(ctx: RequestContext, made: list[Reservation], gauged: list[Gauged]) -> None:
+    """Reconcile the reservations `made` to what the request used, and the budgets the
+    metrics show (`gauged`) to what each reservation's limiter says was spent."""
     task = ctx.task
     cancelled = task is not None and task.cancelling() > 0
     if cancelled:
@@ -157,30 +167,33 @@ async def _settle(ctx: RequestContext, name: str, made: list[Reservation], *, ga
         # client gone before the answer still pays the prompt the upstream read.
         ctx.cancelled()
     spent = used(ctx)
-    limiter, gauges, now = ctx.state.runtime.limiter, ctx.state.runtime.metrics.keys, time.time()
-    if gauged:  # now: a client that leaves meanwhile cancels the wait below
-        gauges.charged(name, spent.cost, now)
+    limiter, now = ctx.state.runtime.limiter, time.time()
+    for _, gauges, shown in gauged:  # now: a client that leaves meanwhile cancels the wait
+        gauges.charged(shown, spent.cost, now)
     # At `now` too: the spend it gives back is of the period at that time.
     settle = _reconciled(limiter, made, spent.total, spent.cost, now)
     # The client left: its request is cancelled, not its bill. (Only then: a shield is a
     # task of its own, 3% of a request's CPU.)
     spent_now = await (asyncio.shield(settle) if cancelled else settle)
-    if gauged and spent_now is not None:
-        gauges.spent(name, spent_now, now)
+    for index, gauges, shown in gauged:
+        if (said := spent_now[index]) is not None:
+            gauges.spent(shown, said, now)
 
 
 async def _reconciled(
     limiter: Limiter, made: list[Reservation], tokens: int, cost: float, now: float
-) -> float | None:
-    """Each reservation reconciled; the spend the last (the key's own, when it has limits)
-    says. A client that leaves while one is being reconciled (the workers' limiter waits
-    for its thread) leaves the others to be reconciled all the same: its request is
-    cancelled, not its bill, nor the slot the next request needs."""
-    spent_now, gone = None, None
+) -> list[float | None]:
+    """Each reservation reconciled, and the spend each one's limiter says (None where it
+    does not say at once). A client that leaves while one is being reconciled (the
+    workers' limiter waits for its thread) leaves the others to be reconciled all the
+    same: its request is cancelled, not its bill, nor the slot the next request needs."""
+    spent_now: list[float | None] = []
+    gone = None
     for reservation in made:
         try:
-            spent_now = await limiter.reconcile(reservation, tokens, cost, now)
+            spent_now.append(await limiter.reconcile(reservation, tokens, cost, now))
         except asyncio.CancelledError as exc:
+            spent_now.append(None)
             gone = exc
     if gone is not None:
         raise gone

@@ -13,6 +13,7 @@ import yaml
 
 from tests import one_gateway
 from tests.conftest import StartGateway
+from tests.e2e.test_alert_metrics import _sample, _scrape
 from tests.e2e.test_end_user_limits import PRICED, App
 from tests.fake_upstream import FakeUpstream
 from tests.fixtures import Gateway, new_key
@@ -23,6 +24,7 @@ TEAMS = [
     {"name": "roomy", "rpm": 100},
     {"name": "priced", "budget": 0.1},
     {"name": "headed", "rpm": 3},
+    {"name": "gauged", "budget": 50},
 ]
 KEYS: dict[str, dict[str, Any]] = {
     "paced-a": {"team": "paced"},
@@ -31,6 +33,8 @@ KEYS: dict[str, dict[str, Any]] = {
     "priced-a": {"team": "priced"},
     "priced-b": {"team": "priced"},
     "headed-a": {"team": "headed"},
+    "gauged-own": {"team": "gauged", "budget": 5},
+    "gauged-other": {"team": "gauged"},
     "alone": {},
 }
 """Each test has keys (and a team) of its own."""
@@ -101,6 +105,20 @@ async def test_a_team_s_budget_is_spent_by_all_its_keys(apps: dict[str, App]):
     status, _, body = await apps["priced-b"].post(max_tokens=72)
     assert (status, body["error"]["code"]) == (429, "insufficient_quota")
     assert "the team's budget" in body["error"]["message"]
+
+
+async def test_a_key_s_budget_gauge_says_its_own_spend_and_the_team_s_the_team_s(
+    apps: dict[str, App], teamed: tuple[Gateway, dict[str, str]], client: aiohttp.ClientSession,
+):
+    for name in ("gauged-other", "gauged-other", "gauged-own"):  # the team has spent before
+        assert (await apps[name].post(max_tokens=10))[0] == 200
+    text = await _scrape(teamed[0], client)
+    own = _sample(text, "hxgw_key_spend_total", key="gauged-own")
+    other = _sample(text, "hxgw_key_spend_total", key="gauged-other")
+    assert own is not None and other is not None and own > 0
+    assert _sample(text, "hxgw_key_budget_spent", key="gauged-own") == pytest.approx(own)
+    assert _sample(text, "hxgw_team_budget", team="gauged") == 50
+    assert _sample(text, "hxgw_team_budget_spent", team="gauged") == pytest.approx(own + other)
 
 
 async def test_a_key_in_a_team_with_a_budget_may_not_start_a_background_response(

@@ -13,7 +13,7 @@ NOW = 1_796_000_000.0 - 1_796_000_000.0 % DAY + 3_600  # an hour into a day
 
 
 def _spent(figures: KeyFigures, now: float) -> float | None:
-    for family in figures._budget_families(now):
+    for family in figures.budgets.families(None, now):
         if family.name == "hxgw_key_budget_spent":
             return next((s.value for s in family.samples if s.labels["key"] == "app"), None)
     return None
@@ -21,23 +21,23 @@ def _spent(figures: KeyFigures, now: float) -> float | None:
 
 def test_two_overlapping_requests_of_a_key_are_both_in_its_spend():
     figures = KeyFigures()
-    figures.budget_seen("app", 5.0, 0.0, NOW, DAY)  # the first is decided
-    figures.budget_seen("app", 5.0, 0.0, NOW + 1, DAY)  # the second, before the first ends
-    figures.charged("app", 1.0, NOW + 2)
-    figures.charged("app", 1.0, NOW + 3)
+    figures.budgets.seen("app", 5.0, 0.0, NOW, DAY)  # the first is decided
+    figures.budgets.seen("app", 5.0, 0.0, NOW + 1, DAY)  # the second, before the first ends
+    figures.budgets.charged("app", 1.0, NOW + 2)
+    figures.budgets.charged("app", 1.0, NOW + 3)
     assert _spent(figures, NOW + 4) == pytest.approx(2.0)
 
 
 def test_a_charge_in_a_new_period_begins_its_spend():
     figures = KeyFigures()
-    figures.budget_seen("app", 5.0, 4.0, NOW, DAY)
-    figures.charged("app", 0.5, NOW + DAY)  # decided yesterday, ended today
+    figures.budgets.seen("app", 5.0, 4.0, NOW, DAY)
+    figures.budgets.charged("app", 0.5, NOW + DAY)  # decided yesterday, ended today
     assert _spent(figures, NOW + DAY) == pytest.approx(0.5)
 
 
 def test_a_spend_of_the_period_before_reads_nothing_in_the_next():
     figures = KeyFigures()
-    figures.budget_seen("app", 5.0, 4.0, NOW, DAY)
+    figures.budgets.seen("app", 5.0, 4.0, NOW, DAY)
     assert _spent(figures, NOW + DAY) == 0.0
 
 
