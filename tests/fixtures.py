@@ -6,6 +6,7 @@ import asyncio
 import ctypes
 import os
 import random
+import re
 import secrets
 import signal
 import socket
@@ -183,12 +184,16 @@ class Gateway:
         return self.process.returncode
 
     def crashed(self) -> str | None:
-        """What it left behind, when it ended by a signal no test sends (a crash in
-        native code, an abort): None when it did not."""
+        """What it left behind, when it (or, with workers, one of them: the supervisor
+        starts it again and says so) ended by a signal no test sends (a crash in native
+        code, an abort): None when none did."""
         code = None if self.process is None else self.process.poll()
-        if code is None or -code not in CRASHES:
-            return None
-        return f"hxgw died of {signal.Signals(-code).name}:\n{self.logs()}"
+        if code is not None and -code in CRASHES:
+            return f"hxgw died of {signal.Signals(-code).name}:\n{self.logs()}"
+        logs = self.logs()
+        if WORKER_CRASHED.search(logs):
+            return f"an hxgw worker crashed:\n{logs}"
+        return None
 
     def logs(self) -> str:
         if self.log_path is None:
@@ -225,6 +230,7 @@ async def start_serving(
 
 PR_SET_PDEATHSIG = 1
 CRASHES = {signal.SIGSEGV, signal.SIGBUS, signal.SIGILL, signal.SIGFPE, signal.SIGABRT}
+WORKER_CRASHED = re.compile(r"signal=SIG(?:SEGV|BUS|ILL|FPE|ABRT)\b")
 
 
 def stop_all(started: list[Gateway]) -> None:

@@ -1,5 +1,5 @@
-"""What a reload changed, for the operator who sent it: the models, groups, upstreams and
-keys added, removed or changed (by name), and the other settings changed (by their place in
+"""What a reload changed, for the operator who sent it: the models, groups, upstreams,
+keys and teams added, removed or changed (by name), and the other settings changed (by their place in
 the files). Names only: a key's or an upstream's secret is compared, never said."""
 
 from __future__ import annotations
@@ -75,6 +75,7 @@ def changes(old: Config, new: Config) -> Changes:
         ("models", REGISTRY, old.models, new.models),
         ("groups", ROUTING, old.routing.groups, new.routing.groups),
         ("keys", keys_file, {k.name: k for k in old.keys}, {k.name: k for k in new.keys}),
+        ("teams", keys_file, {t.name: t for t in old.teams}, {t.name: t for t in new.teams}),
     )
     for kind, file, before, after in named:
         for what, names in _differences(before, after).items():

@@ -50,7 +50,7 @@ def read_client_keys(
     end users no limits gives them `per_user` (`auth.per_user`); MASTER_KEY's, the
     operator's, none. With the keys, the keys file's teams."""
     keys: list[ClientKey] = []
-    teams: dict[str, Team] = {}
+    teams: dict[str, Team | None] = {}
     master = env.get("MASTER_KEY")
     if master:
         if not fits_a_header(master):
@@ -78,7 +78,7 @@ def read_client_keys(
             "no client key: set MASTER_KEY in the environment (under systemd, in "
             "/etc/hx-gateway-ml.env), or auth.keys_file, or make one: hxgw keys create NAME",
         )
-    return tuple(keys), tuple(teams.values())
+    return tuple(keys), tuple(team for team in teams.values() if team is not None)
 
 
 def _key_entries(
@@ -86,7 +86,7 @@ def _key_entries(
     secrets: dict[bytes, str],
     known: Collection[str],
     default: KeyLimits | None,
-    teams: dict[str, Team],
+    teams: dict[str, Team | None],
 ) -> list[ClientKey]:
     """The file's keys; `secrets` maps the digests of keys read before to their names;
     `default`: what each end user of a key that says nothing of them gets; `teams`: the

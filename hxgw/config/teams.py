@@ -13,8 +13,9 @@ from hxgw.config.schema import LIMIT_KEYS, KeyLimits, Team
 ReadLimits = Callable[[Section], KeyLimits | None]
 
 
-def read_teams(doc: Section, read_limits: ReadLimits) -> dict[str, Team]:
-    """The keys file's teams by name; none when it has none. A team that limits nothing
+def read_teams(doc: Section, read_limits: ReadLimits) -> dict[str, Team | None]:
+    """The keys file's teams by name (None: one named but wrong, which is said once,
+    not again for each key in it); none when it has none. A team that limits nothing
     would cost each of its keys' requests a reservation for nothing, and is said."""
     if not doc.has("teams"):
         return {}
@@ -22,7 +23,7 @@ def read_teams(doc: Section, read_limits: ReadLimits) -> dict[str, Team]:
     if not isinstance(raw, list):
         doc.report(f"must be a list of teams, got {kind_of(raw)}", "teams")
         return {}
-    teams: dict[str, Team] = {}
+    teams: dict[str, Team | None] = {}
     for i, item in enumerate(raw):
         entry = Section(
             doc.file, f"teams[{i}]", item, doc.problems, frozenset({"name", *LIMIT_KEYS})
@@ -33,10 +34,14 @@ def read_teams(doc: Section, read_limits: ReadLimits) -> dict[str, Team]:
         if (wrong := name_problem(name, "in logs and refusals")) is not None:
             entry.report(wrong, "name")
             continue
+        if name == "none":  # `hxgw keys --team none` takes a key out of its team
+            entry.report("'none' is no team's name: it takes a key out of its team", "name")
+            continue
         if name in teams:
             entry.report(f"{name!r} is another team's: each team needs a name of its own", "name")
             continue
         limits = read_limits(entry)
+        teams[name] = None
         if limits is not None and not _limits_nothing(limits):
             teams[name] = Team(name=name, limits=limits)
         elif all(entry.raw(limit) is None for limit in LIMIT_KEYS[:4]):
@@ -45,16 +50,15 @@ def read_teams(doc: Section, read_limits: ReadLimits) -> dict[str, Team]:
     return teams
 
 
-def team_of(entry: Section, teams: dict[str, Team]) -> Team | None:
+def team_of(entry: Section, teams: dict[str, Team | None]) -> Team | None:
     """The team a key's `team` names: one of the file's."""
     name = entry.string("team")
     if name is None:
         return None
-    team = teams.get(name)
-    if team is None:
+    if name not in teams:
         known = ", ".join(sorted(teams)) or "none: add it under teams"
         entry.report(f"unknown team {name!r} (the file's teams: {known})", "team")
-    return team
+    return teams.get(name)
 
 
 def _limits_nothing(limits: KeyLimits) -> bool:

@@ -7,8 +7,9 @@ being refused (`next_read`): a key works from the moment `hxgw keys create` retu
 A stored key whose name a config key (MASTER_KEY's `master`, `auth.keys_file`)
 already has is left out, with a warning: names are how logs, limits and the
 ledger tell keys apart. A stored key that gives its end users no limits gives them
-the config's `auth.per_user`: one a reload changes, the next read (within a second). While the store cannot be read, the keys last read keep
-working, and the log says so once a minute; a stored key not among them then gets a
+the config's `auth.per_user` (one a reload changes at the next read, within a second).
+While the store cannot be read, the keys last read keep working, and the log says so
+once a minute; a stored key not among them then gets a
 503 (hxgw.pipeline.auth), not a 401: the store could not say whether it is one.
 
 Before the keys read are published, `seed` is given them with the connection that read
@@ -161,9 +162,22 @@ class StoredKeys:
                 ended.update((bytes.fromhex(d), (key.name, HIDDEN)) for d in key.digests())
                 continue
             team = teams.get(key.team) if key.team is not None else None
+            if key.team is not None and team is None:
+                self._teamless(key.name, key.team)
             for client_key in key.client_keys(config.per_user, team):
                 by_digest[client_key.digest] = client_key
         return by_digest, ended
+
+    def _teamless(self, key: str, team: str) -> None:
+        """A stored key whose team is gone (a reload took it out of the keys file) or
+        limits nothing: its requests are held to its own limits alone, which is said once."""
+        if f"{key} team={team}" not in self._warned:
+            self._warned.add(f"{key} team={team}")
+            log.warning(
+                "a stored key's team limits nothing or is gone; the key's own limits alone hold",
+                key=key,
+                team=team,
+            )
 
     @property
     def ever_read(self) -> bool:

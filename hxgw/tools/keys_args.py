@@ -9,6 +9,7 @@ import re
 import time
 from collections.abc import Callable
 
+from hxgw.config.reader import name_problem
 from hxgw.config.schema import PERIODS
 from hxgw.keys.store import CLEARED, Cleared
 from hxgw.tools import check_config
@@ -33,12 +34,22 @@ def _name(text: str, what: str = "key") -> str:
 
 
 def team_name(text: str) -> str:
+    # `none` takes a key out of its team (`--team none`): no team may be called so.
+    if text == "none":
+        raise argparse.ArgumentTypeError(
+            "'none' takes a key out of its team: name the team otherwise"
+        )
     return _name(text, "team")
 
 
 def _team(text: str) -> str | Cleared:
-    """A team's name, or `none`: out of its team."""
-    return CLEARED if text.strip() == "none" else team_name(text)
+    """A team's name, or `none`: out of its team. A keys file's team may have a name
+    `hxgw teams` would not make (`a/b`): any its file takes is taken here."""
+    if text.strip() == "none":
+        return CLEARED
+    if name_problem(text, "") is not None:
+        raise argparse.ArgumentTypeError(f"not a team's name, or none: {text!r}")
+    return text
 
 
 DIGITS = re.compile(r"[0-9]+")

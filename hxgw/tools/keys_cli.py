@@ -162,7 +162,7 @@ def _act(
             )
         created = store.get(connection, args.name)
         _say_a_period_alone(args, created)
-        return _secret(args, created, secret, "created")
+        return _secret(args, created, secret, "created", config)
     if args.action == "rotate":
         secret, before = store.rotate(connection, args.name, args.grace)
         if before.previous_until and before.previous_until > time.time():
@@ -179,7 +179,7 @@ def _act(
                 f" its new secret: hxgw keys update {args.name} --expires DATE (or never)",
                 file=sys.stderr,
             )
-        return _secret(args, store.get(connection, args.name), secret, "rotated")
+        return _secret(args, store.get(connection, args.name), secret, "rotated", config)
     if args.action == "revoke" and (key := store.get(connection, args.name)) and key.revoked:
         # Revoking twice is done, not a mistake: a script may run again after a failure.
         said = f"key {key.name} was revoked already, at {iso(key.revoked)}"
@@ -192,7 +192,8 @@ def _act(
         said = f"{args.action}d key {key.name}"
         if args.action == "update":
             _say_a_period_alone(args, key)
-    print(json.dumps(keys_list.public(key)) if args.json else said)
+    default = config.per_user if isinstance(config, Config) else None
+    print(json.dumps(keys_list.public(key, default)) if args.json else said)
     return 0
 
 
@@ -203,8 +204,16 @@ def _check_team(
     if team is None or isinstance(team, Cleared):
         return
     in_file = isinstance(config, Config) and any(t.name == team for t in config.teams)
-    if not in_file and TeamStore(store).get(connection, team) is None:
+    stored = None if in_file else TeamStore(store).get(connection, team)
+    if not in_file and stored is None:
         raise KeyStoreError(f"no team named {team!r} (hxgw teams create {team} makes one)")
+    if stored is not None and stored.limits() is None:
+        print(
+            f"hxgw keys: note: the team {team!r} limits nothing yet: its keys are held to"
+            " their own limits alone, and their requests count for no team"
+            f" (hxgw teams update {team} --budget ...)",
+            file=sys.stderr,
+        )
 
 
 def _say_a_period_alone(args: argparse.Namespace, key: StoredKey | None) -> None:
@@ -264,10 +273,13 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _secret(args: argparse.Namespace, key: StoredKey | None, secret: str, done: str) -> int:
+def _secret(
+    args: argparse.Namespace, key: StoredKey | None, secret: str, done: str, config: object
+) -> int:
     assert key is not None
     if args.json:
-        print(json.dumps({**keys_list.public(key), "secret": secret}))
+        default = config.per_user if isinstance(config, Config) else None
+        print(json.dumps({**keys_list.public(key, default), "secret": secret}))
     else:
         print(secret, flush=True)  # above the note that names it, when both go to one pipe
         print(

@@ -121,10 +121,11 @@ def listed(
     return _with_spend(rows + configured, connection, now)
 
 
-def public(key: StoredKey) -> dict[str, Any]:
+def public(key: StoredKey, default: KeyLimits | None = None) -> dict[str, Any]:
     """A stored key as `create`, `update` and `revoke` print it with `--json`: without
-    the spend, which only `list` reads from the ledger."""
-    row = _stored(key, time.time()).public()
+    the spend, which only `list` reads from the ledger. `default`: the config's
+    `auth.per_user`, as `list` says it."""
+    row = _stored(key, time.time(), default).public()
     del row["spent"]
     return row
 

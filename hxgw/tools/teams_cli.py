@@ -14,7 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from hxgw.config import Config, StoreSettings
-from hxgw.config.schema import PERIODS, KeyLimits, Team
+from hxgw.config.schema import LIMIT_KEYS, PERIODS, KeyLimits, Team
 from hxgw.keys.store import KeyStore, KeyStoreError
 from hxgw.keys.team_store import StoredTeam, TeamStore
 from hxgw.store import Connection, NoStore, StoreError, open_database
@@ -24,10 +24,9 @@ from hxgw.tools.keys_list import limits_doc, limits_said
 from hxgw.tools.state_owner import give_to_owner
 from hxgw.tools.usage_cli import store_settings
 from hxgw.units import money
-from hxgw.usage.report import ledger_exists
+from hxgw.usage import MIGRATIONS
+from hxgw.usage.report import ledger_exists, ledger_version
 from hxgw.usage.spend import spent_this_period
-
-LIMITS = ("rpm", "tpm", "max_parallel", "budget", "budget_period")
 
 
 def run(args: argparse.Namespace, config_dir: str, env: Mapping[str, str]) -> int:
@@ -66,7 +65,7 @@ def _run(args: argparse.Namespace, settings: StoreSettings, config: object) -> i
         print(json.dumps(rows, indent=2) if args.json else _table(rows))
         return 0
     with keys.connect() as connection:
-        given = {name: getattr(args, name, None) for name in LIMITS}
+        given = {name: getattr(args, name, None) for name in LIMIT_KEYS}
         if args.action == "create":
             if args.name in file_teams:
                 raise KeyStoreError(f"the keys file has a team named {args.name!r}")
@@ -95,12 +94,20 @@ def _listed(
     rows = []
     if connection is not None:
         rows = [_stored_row(t, teams.members(connection, t.name)) for t in teams.all(connection)]
+    for row in rows:
+        # The gateway holds the stored team's keys to the file's team of its name.
+        if row["name"] in file_teams:
+            row["source"] = "store (hidden by the keys file)"
     for team in file_teams.values():
         keys = [k.name for k in file_keys if k.team is not None and k.team.name == team.name]
         if connection is not None:
             keys += teams.members(connection, team.name)
         rows.append(_row(team.name, "keys file", team.limits, keys))
     stored = connection if connection is not None and ledger_exists(connection) else None
+    if stored is not None and not _ledger_current(stored):
+        stored = None
+        for row in rows:
+            row["spent"] = None  # unknown, not nothing
     now = time.time()
     for row in rows:
         if row["budget"] is not None and stored is not None:
@@ -110,19 +117,33 @@ def _listed(
     return rows
 
 
+def _ledger_current(connection: Connection) -> bool:
+    """Whether the usage ledger has teams: one a gateway has not migrated since an
+    upgrade is said, and its spend left out."""
+    if (version := ledger_version(connection)) < len(MIGRATIONS):
+        print(
+            f"hxgw teams: note: the usage ledger is at schema version {version}, this hxgw"
+            f" reads {len(MIGRATIONS)}: spend is left out until the gateway restarts and"
+            " migrates it",
+            file=sys.stderr,
+        )
+        return False
+    return True
+
+
 def _stored_row(team: StoredTeam, keys: list[str]) -> dict[str, Any]:
     return _row(team.name, "store", team.limits(), keys)
 
 
 def _row(name: str, source: str, limits: KeyLimits | None, keys: list[str]) -> dict[str, Any]:
-    said = limits_doc(limits) if limits is not None else dict.fromkeys(LIMITS)
+    said = limits_doc(limits) if limits is not None else dict.fromkeys(LIMIT_KEYS)
     spent = 0.0 if said["budget"] is not None else None
     return {"name": name, "source": source, **said, "spent": spent, "keys": keys}
 
 
 def _limits(row: dict[str, Any]) -> KeyLimits | None:
     """A row's limits again, for the table; None when it has none."""
-    counts = {name: row[name] for name in LIMITS[:4]}
+    counts = {name: row[name] for name in LIMIT_KEYS[:4]}
     if all(value is None for value in counts.values()):
         return None
     return KeyLimits(**counts, budget_period_s=PERIODS[row["budget_period"] or "1d"])
@@ -131,10 +152,10 @@ def _limits(row: dict[str, Any]) -> KeyLimits | None:
 def _table(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "no teams yet: hxgw teams create NAME --budget 100"
-    lines = [("NAME", "SOURCE", "LIMITS", "SPENT", "LEFT", "KEYS")]
+    lines = [("NAME", "SOURCE", "LIMIT_KEYS", "SPENT", "LEFT", "KEYS")]
     for row in rows:
         spent = left = "-"
-        if row["budget"] is not None:
+        if row["budget"] is not None and row["spent"] is not None:
             spent, left = money(row["spent"]), money(max(row["budget"] - row["spent"], 0.0))
         said = limits_said(_limits(row))
         lines.append((row["name"], row["source"], said, spent, left, ",".join(row["keys"]) or "-"))

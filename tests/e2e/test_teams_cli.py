@@ -11,6 +11,9 @@ from typing import Any
 
 import aiohttp
 
+from hxgw.store import open_database
+from hxgw.store.migrate import migrate
+from hxgw.usage.schema import MIGRATIONS
 from tests.conftest import StartGateway
 from tests.e2e.test_cli_usage import usage
 from tests.e2e.test_end_user_limits import PRICED
@@ -143,3 +146,49 @@ async def test_usage_totals_by_team_with_a_line_for_keys_in_none(
     table = usage(gateway.config_dir.parent / f"state-{gateway.config_dir.name}",
                   "--team", "search", "--by", "key")
     assert [line.split()[0] for line in table.stdout.splitlines()[1:]] == ["one"]
+
+
+def test_no_team_may_be_called_none_which_takes_a_key_out_of_its_team(tmp_path: Any):
+    refused = teams(_unserved(tmp_path), "create", "none", "--rpm", "5")
+    assert refused.returncode == 2 and "'none' takes a key out of its team" in refused.stderr
+
+
+def test_a_stored_key_may_join_a_keys_file_team_whose_name_hxgw_teams_would_not_make(
+    tmp_path: Any,
+):
+    keys_file = tmp_path / "keys.yaml"
+    keys_file.write_text("teams:\n  - {name: search/eu, rpm: 5}\nkeys: []\n")
+    dirs = _unserved(tmp_path, gateway={"auth": {"keys_file": str(keys_file)}})
+    made = json.loads(keys(dirs, "create", "one", "--team", "search/eu", "--json").stdout)
+    assert made["team"] == "search/eu"
+
+
+def test_list_says_a_stored_team_the_keys_file_hides(tmp_path: Any):
+    keys_file = tmp_path / "keys.yaml"
+    keys_file.write_text("teams:\n  - {name: search, rpm: 5}\nkeys: []\n")
+    dirs = _unserved(tmp_path)
+    teams(dirs, "create", "search", "--budget", "9")
+    hidden = _unserved(tmp_path / "later", gateway={"auth": {"keys_file": str(keys_file)}})
+    hidden.config_dir.parent.joinpath("state").symlink_to(dirs.config_dir.parent / "state")
+    rows = json.loads(teams(hidden, "list", "--json").stdout)
+    assert [(row["name"], row["source"]) for row in rows] == [
+        ("search", "store (hidden by the keys file)"), ("search", "keys file")]
+
+
+def test_list_leaves_spend_out_of_a_ledger_no_gateway_has_migrated_yet(tmp_path: Any):
+    dirs = _unserved(tmp_path)
+    with open_database(None, tmp_path / "state").connect() as connection:
+        migrate(connection, MIGRATIONS[:7])  # as an older gateway left it
+    teams(dirs, "create", "search", "--budget", "5")
+    listed = teams(dirs, "list", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert "schema version 7" in listed.stderr
+    assert json.loads(listed.stdout)[0]["spent"] is None
+
+
+def test_a_key_s_json_says_the_limits_its_end_users_get_from_the_config(tmp_path: Any):
+    dirs = _unserved(tmp_path, gateway={"auth": {"per_user": {"rpm": 20}}})
+    made = json.loads(keys(dirs, "create", "one", "--json").stdout)
+    changed = json.loads(keys(dirs, "update", "one", "--rpm", "3", "--json").stdout)
+    for said in (made, changed):
+        assert said["per_user"]["rpm"] == 20 and said["per_user_default"] is True

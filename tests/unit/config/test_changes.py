@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import yaml
 
-from hxgw.config import load_config
+from hxgw.config import KeyLimits, Team, load_config
 from hxgw.config.changes import changes
 from tests.fixtures import DEFAULT_ROUTING, new_key, write_config
 
@@ -67,3 +68,11 @@ def test_a_changed_default_for_end_users_is_a_change_of_auth(tmp_path: Path):
     directory = write_config(tmp_path / "b", "http://127.0.0.1:1",
                              gateway={"auth": {"per_user": {"rpm": 20}}})
     assert changes(old, load_config(directory, master)).fields == {"settings_changed": "auth"}
+
+
+def test_a_reload_that_changes_only_a_team_of_the_keys_file_names_it(tmp_path: Path):
+    auth = {"auth": {"keys_file": "keys.yaml"}}
+    old = _load(tmp_path, "old", gateway=auth)
+    new = dataclasses.replace(old, teams=(Team(name="search", limits=KeyLimits(rpm=5)),))
+    found = changes(old, new)
+    assert found.fields == {"teams_added": "search"} and found.summary() == "changed keys.yaml"

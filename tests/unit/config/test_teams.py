@@ -48,6 +48,8 @@ def test_a_key_that_names_no_team_is_in_none(tmp_path: Path):
         ([{"name": "t", "rpm": 0}], {}, "teams[0].rpm: "),
         ([{"name": "t", "rpm": 1, "groups": ["x"]}], {}, "teams[0].groups: unknown key"),
         ({"name": "t"}, {}, "teams: must be a list of teams"),
+        ([{"name": "none", "rpm": 1}], {}, "teams[0].name: 'none' is no team's name"),
+        ([{"name": "t", "rpm": -1}], {"team": "t"}, "teams[0].rpm: "),  # once, not for its key
     ],
 )
 def test_a_bad_team_is_reported_with_its_path(

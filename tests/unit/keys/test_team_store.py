@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
+from structlog.testing import capture_logs
 
 from hxgw.config import KeyLimits, Team
 from hxgw.keys.book import ConfigSays, StoredKeys
@@ -98,3 +99,16 @@ def test_a_team_that_limits_nothing_holds_its_keys_to_nothing(database: Database
         secret = keys.create(connection, "app", {"team": "later"})
     book.refresh(NO_CONFIG)
     assert book.by_digest[_digest(secret)].team is None
+
+
+def test_a_stored_key_whose_team_a_reload_took_away_is_held_to_its_own_limits_and_said(
+    database: Database, book: StoredKeys
+):
+    keys = KeyStore(database)
+    with keys.connect() as connection:
+        secret = keys.create(connection, "app", {"team": "search"})
+    book.refresh(ConfigSays(frozenset(), None, (Team(name="search", limits=KeyLimits(rpm=5)),)))
+    with capture_logs() as logs:
+        book.refresh(NO_CONFIG)
+    assert book.by_digest[_digest(secret)].team is None
+    assert [(e["key"], e["team"]) for e in logs if "team" in e] == [("app", "search")]
