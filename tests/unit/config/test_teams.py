@@ -50,6 +50,9 @@ def test_a_key_that_names_no_team_is_in_none(tmp_path: Path):
         ({"name": "t"}, {}, "teams: must be a list of teams"),
         ([{"name": "none", "rpm": 1}], {}, "teams[0].name: 'none' is no team's name"),
         ([{"name": "t", "rpm": -1}], {"team": "t"}, "teams[0].rpm: "),  # once, not for its key
+        # A team refused for its name is said once, not again for what it sets.
+        ([{"name": "a b"}], {}, "teams[0].name: 'a b': a name goes"),
+        ([{"name": "t", "rpm": 1}, {"name": "t"}], {}, "teams[1].name: 't' is another team's"),
     ],
 )
 def test_a_bad_team_is_reported_with_its_path(
