@@ -4,6 +4,7 @@ a serving gateway holds each of their keys to."""
 from __future__ import annotations
 
 import hashlib
+import time
 
 import pytest
 from structlog.testing import capture_logs
@@ -99,6 +100,60 @@ def test_a_team_that_limits_nothing_holds_its_keys_to_nothing(database: Database
         secret = keys.create(connection, "app", {"team": "later"})
     book.refresh(NO_CONFIG)
     assert book.by_digest[_digest(secret)].team is None
+
+
+def test_a_team_whose_keys_are_all_revoked_may_be_deleted(database: Database):
+    keys = KeyStore(database)
+    teams = TeamStore(keys)
+    with keys.connect() as connection:
+        teams.create(connection, "search", {"rpm": 1})
+        keys.create(connection, "app", {"team": "search"})
+        keys.revoke(connection, "app")
+        assert teams.members(connection, "search") == []
+        teams.delete(connection, "search")
+        assert teams.all(connection) == []
+
+
+def test_a_team_update_that_changes_nothing_is_refused(database: Database):
+    teams = TeamStore(KeyStore(database))
+    with teams.keys.connect() as connection:
+        teams.create(connection, "search", {"rpm": 1})
+        with pytest.raises(KeyStoreError, match="nothing to change"):
+            teams.update(connection, "search", {"rpm": None, "budget": None})
+
+
+def test_a_team_changed_by_a_clock_behind_the_others_is_still_seen(
+    database: Database, book: StoredKeys, monkeypatch: pytest.MonkeyPatch
+):
+    keys = KeyStore(database)
+    teams = TeamStore(keys)
+    with keys.connect() as connection:
+        teams.create(connection, "search", {"rpm": 100})
+        secret = keys.create(connection, "app", {"team": "search"})  # the newest change
+    assert book.refresh(NO_CONFIG)
+    behind = time.time() - 5  # another host's `hxgw teams`, its clock 5 s slow
+    monkeypatch.setattr(time, "time", lambda: behind)
+    with keys.connect() as connection:
+        teams.update(connection, "search", {"rpm": 7})
+    monkeypatch.undo()
+    assert book.refresh(NO_CONFIG)
+    assert book.by_digest[_digest(secret)].team == Team(name="search", limits=KeyLimits(rpm=7))
+
+
+def test_a_stored_team_a_keys_file_team_hides_is_warned_of_once(
+    database: Database, book: StoredKeys
+):
+    keys = KeyStore(database)
+    with keys.connect() as connection:
+        TeamStore(keys).create(connection, "search", {"rpm": 100})
+        keys.create(connection, "app", {"team": "search"})
+    in_file = Team(name="search", limits=KeyLimits(budget=1.0))
+    with capture_logs() as logs:
+        book.refresh(ConfigSays(frozenset(), None, (in_file,)))
+        book.refresh(ConfigSays(frozenset({"other"}), None, (in_file,)))  # read again
+    assert [(log["event"], log["team"]) for log in logs] == [
+        ("a stored team has a keys-file team's name; its keys are held to the file's", "search")]
+
 
 
 def test_a_stored_key_whose_team_a_reload_took_away_is_held_to_its_own_limits_and_said(
