@@ -14,6 +14,7 @@ from hxgw.lifecycle.seeds import Seeds, spend_now
 from hxgw.store import Database, open_database
 from hxgw.store.sqlite import SqliteDatabase
 from hxgw.usage import Ledger
+from hxgw.usage.spool import Spool
 from tests.unit.usage.rows import row
 
 DAY = 86_400
@@ -107,3 +108,37 @@ async def test_a_team_s_spend_is_read_back_for_redis_by_its_limiter_name(tmp_pat
     seeds = Seeds(_ledger_of_a_team(tmp_path), tmp_path / "spool", ())
     assert await spend_now(seeds, team_name("search"), 7 * DAY) == 1.5
     assert await spend_now(seeds, team_name("other"), DAY) == 4.0
+
+
+def test_a_team_s_budget_counts_its_rows_still_in_the_spool(tmp_path: Path):
+    # c joined the team lately: its row is the team's, though c has no budget of its own.
+    database = _ledger_of_a_team(tmp_path)
+    spool = Spool(tmp_path / "spool", 1 << 20)  # a row the ledger could not write yet
+    spool.add([row(9, key_name="c", team="search", cost=2.0, started=time.time()).values()])
+    spool.close()
+    team = Team(name="search", limits=KeyLimits(budget=10.0))
+    seeds = Seeds(database, tmp_path / "spool", ())
+    seeds.read([_in_team("a", team)])
+    assert seeds.spent == {(team_name("search"), DAY): (int(time.time() // DAY), 3.5)}
+
+
+def test_a_team_s_spend_once_read_is_not_asked_of_the_store_again(tmp_path: Path):
+    team = Team(name="search", limits=KeyLimits(budget=10.0))
+    seeds = Seeds(_ledger_of_a_team(tmp_path), tmp_path / "spool", ())
+    seeds.read([_in_team("a", team)])
+    seeds.database = SqliteDatabase(tmp_path / "none.sqlite3", create=False)  # now away
+    with capture_logs() as logs:
+        seeds.read([_in_team("a", team), _in_team("b", team)])
+    assert logs == []
+
+
+async def test_a_key_whose_name_begins_with_team_is_read_back_as_a_key_s_spend(
+    tmp_path: Path,
+):
+    database = open_database(None, tmp_path / "state")
+    ledger = Ledger(database, tmp_path / "spool")
+    ledger.record(row(0, key_name="team-search", cost=0.75, started=time.time()))
+    ledger.record(row(1, key_name="a", team="search", cost=2.0, started=time.time()))
+    ledger.close()
+    seeds = Seeds(database, tmp_path / "spool", ())
+    assert await spend_now(seeds, "team-search", DAY) == 0.75
