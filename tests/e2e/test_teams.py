@@ -25,6 +25,9 @@ TEAMS = [
     {"name": "priced", "budget": 0.1},
     {"name": "headed", "rpm": 3},
     {"name": "gauged", "budget": 50},
+    {"name": "refusing", "budget": 0.1},
+    {"name": "both", "rpm": 1},
+    {"name": "queued", "budget": 5},
 ]
 KEYS: dict[str, dict[str, Any]] = {
     "paced-a": {"team": "paced"},
@@ -35,6 +38,9 @@ KEYS: dict[str, dict[str, Any]] = {
     "headed-a": {"team": "headed"},
     "gauged-own": {"team": "gauged", "budget": 5},
     "gauged-other": {"team": "gauged"},
+    "refused-own": {"team": "refusing", "rpm": 2},
+    "both-own": {"team": "both", "rpm": 1},
+    "queued-own": {"team": "queued", "rpm": 100},
     "alone": {},
 }
 """Each test has keys (and a team) of its own."""
@@ -143,3 +149,30 @@ async def test_a_restart_keeps_what_a_team_s_keys_spent_this_period(
     await gateway.start().wait_ready()
     status, _, body = await App(gateway, secrets["two"], client).post(max_tokens=10)
     assert (status, body["error"]["code"]) == (429, "insufficient_quota")
+
+
+async def test_a_request_its_team_refuses_leaves_the_key_s_own_limits_as_they_were(
+    apps: dict[str, App],
+):
+    # Each estimate (some 220 tokens, 0.22) is past the team's budget: the key's own
+    # requests per minute reserved for it first are given back.
+    for _ in range(3):
+        status, _, body = await apps["refused-own"].post(max_tokens=200)
+        assert (status, body["error"]["code"]) == (429, "insufficient_quota")
+    assert await apps["refused-own"].statuses(2, max_tokens=10) == [200, 200]
+
+
+async def test_a_request_both_the_key_s_limit_and_its_team_s_refuse_is_refused_by_the_key_s(
+    apps: dict[str, App],
+):
+    assert await apps["both-own"].statuses(1) == [200]
+    status, _, body = await apps["both-own"].post()
+    assert status == 429 and "the team" not in body["error"]["message"]
+
+
+async def test_a_key_with_limits_of_its_own_in_a_team_with_a_budget_may_not_start_a_background_response(
+    apps: dict[str, App],
+):
+    status, _, body = await apps["queued-own"].post(
+        "/v1/responses", model="chat", input="hi", background=True, messages=None)
+    assert (status, body["error"]["code"]) == (403, "background_not_allowed")
