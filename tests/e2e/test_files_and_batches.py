@@ -525,3 +525,27 @@ async def test_a_batch_of_a_model_named_past_any_name_s_length_is_billed_under_i
     [billed] = [r for r in ledger_rows(gateway) if r["request_id"] == "usage-of-" + batch.id]
     assert billed["model"] == named[:256] and billed["total_tokens"] == 33
     assert named not in gateway.logs()
+
+
+async def test_a_key_in_a_team_with_a_budget_may_not_create_a_batch(
+    start_gateway: StartGateway, upstream: tuple[FakeUpstream, str], tmp_path: Path,
+    client: aiohttp.ClientSession,
+):
+    # The batch's lines would be run later by the upstream, uncounted by the team's budget.
+    secret = new_key("sk-app")
+    keys = tmp_path / "keys.yaml"
+    keys.write_text(yaml.safe_dump({"teams": [{"name": "search", "budget": 5}],
+                                    "keys": [{"name": "app", "key": secret, "team": "search"}]}))
+    keys.chmod(0o600)
+    gateway = await start_gateway(gateway={"auth": {"keys_file": str(keys)}})
+    async with openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key=secret,
+                                  max_retries=0) as sdk:
+        uploaded = await sdk.files.create(file=("input.jsonl", LINES), purpose="batch")
+    batch = {"input_file_id": uploaded.id, "endpoint": "/v1/chat/completions",
+             "completion_window": "24h"}
+    async with client.post(gateway.url + "/v1/batches", json=batch,
+                           headers={"Authorization": f"Bearer {secret}"}) as resp:
+        assert resp.status == 403
+        error = (await resp.json())["error"]
+    assert error["code"] == "batch_not_allowed" and "a team with a budget" in error["message"]
+    assert upstream[0].files.batches == {}
