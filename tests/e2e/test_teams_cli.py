@@ -7,18 +7,21 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import aiohttp
+import yaml
 
 from hxgw.store import open_database
 from hxgw.store.migrate import migrate
+from hxgw.units import money
 from hxgw.usage.schema import MIGRATIONS
 from tests.conftest import StartGateway
 from tests.e2e.test_cli_usage import usage
 from tests.e2e.test_end_user_limits import PRICED
 from tests.e2e.test_keys_cli import Unserved, _status, _unserved, _within_a_second, keys
-from tests.fixtures import HXGW, Gateway, ledger_rows
+from tests.fixtures import HXGW, Gateway, ledger_rows, new_key
 
 
 def teams(gateway: Gateway | Unserved, *args: str) -> subprocess.CompletedProcess[str]:
@@ -192,3 +195,50 @@ def test_a_key_s_json_says_the_limits_its_end_users_get_from_the_config(tmp_path
     changed = json.loads(keys(dirs, "update", "one", "--rpm", "3", "--json").stdout)
     for said in (made, changed):
         assert said["per_user"]["rpm"] == 20 and said["per_user_default"] is True
+
+
+async def test_list_says_a_keys_file_team_with_the_file_s_keys_and_the_store_s_and_its_spend(
+    start_gateway: StartGateway, client: aiohttp.ClientSession, tmp_path: Path
+):
+    secret = new_key("sk-filed")
+    keys_file = tmp_path / "keys.yaml"
+    keys_file.write_text(yaml.safe_dump({"teams": [{"name": "search", "budget": 5}],
+                                         "keys": [{"name": "filed", "key": secret,
+                                                   "team": "search"}]}))
+    keys_file.chmod(0o600)
+    gateway = await start_gateway(models=PRICED, gateway={"auth": {"keys_file": str(keys_file)}})
+    assert await _status(client, gateway, secret) == 200
+    gateway.stop()  # its ledger rows are written before it exits
+    _secret(gateway, "stored", "--team", "search")
+    (row,) = json.loads(teams(gateway, "list", "--json").stdout)
+    assert (row["name"], row["source"], row["budget"], row["keys"]) == (
+        "search", "keys file", 5.0, ["filed", "stored"])
+    assert row["spent"] > 0
+
+
+async def test_the_list_table_says_each_team_s_limits_spend_what_is_left_and_keys(
+    start_gateway: StartGateway, client: aiohttp.ClientSession
+):
+    gateway = await start_gateway(models=PRICED)
+    teams(gateway, "create", "search", "--budget", "0.5")
+    secret = _secret(gateway, "one", "--team", "search")
+    await _within_a_second(lambda: _status_is(client, gateway, secret, 200))
+    gateway.stop()  # its ledger rows are written before it exits
+    (row,) = json.loads(teams(gateway, "list", "--json").stdout)
+    lines = teams(gateway, "list").stdout.splitlines()
+    assert lines[0].split() == ["NAME", "SOURCE", "LIMITS", "SPENT", "LEFT", "KEYS"]
+    assert lines[1].split() == ["search", "store", "budget", "0.50/1d", money(row["spent"]),
+                                money(0.5 - row["spent"]), "one"]
+
+
+def test_list_without_teams_says_how_to_make_one_and_makes_no_store(tmp_path: Path):
+    dirs = _unserved(tmp_path)
+    listed = teams(dirs, "list")
+    assert listed.returncode == 0
+    assert listed.stdout.strip() == "no teams yet: hxgw teams create NAME --budget 100"
+    assert not (tmp_path / "state").exists()
+
+
+def test_a_team_made_without_limits_is_said_to_limit_nothing_yet(tmp_path: Path):
+    made = teams(_unserved(tmp_path), "create", "later")
+    assert made.returncode == 0 and "note: later limits nothing yet" in made.stderr
