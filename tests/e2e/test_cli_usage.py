@@ -368,3 +368,18 @@ def test_json_and_csv_add_up_the_cached_and_reasoning_tokens_after_the_other_col
     assert header[-4:] == ["p50_latency", "cached_tokens", "cache_write_tokens",
                            "reasoning_tokens"]
     assert line[-3:] == ["7", "2", "3"]
+
+
+def test_a_team_with_no_requests_in_the_window_is_said_to_have_none(state_dir: Path):
+    result = usage(state_dir, "--team", "serch")
+    assert result.returncode == 0
+    assert "no requests in a team named 'serch' since " in result.stderr
+
+
+def test_requests_of_keys_in_no_team_read_no_team_in_the_table(tmp_path: Path):
+    ledger = Ledger(open_database(None, tmp_path / "state"), tmp_path / "state" / "spool")
+    ledger.record(_row(1, "alice"))
+    ledger.record(_row(2, "bob", team="search"))
+    ledger.close()
+    table = usage(tmp_path / "state", "--since", "1h", "--by", "team").stdout.splitlines()
+    assert table[1].startswith("(no team) ") and table[2].startswith("search ")
