@@ -152,7 +152,7 @@ def _limits(row: dict[str, Any]) -> KeyLimits | None:
 def _table(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "no teams yet: hxgw teams create NAME --budget 100"
-    lines = [("NAME", "SOURCE", "LIMIT_KEYS", "SPENT", "LEFT", "KEYS")]
+    lines = [("NAME", "SOURCE", "LIMITS", "SPENT", "LEFT", "KEYS")]
     for row in rows:
         spent = left = "-"
         if row["budget"] is not None and row["spent"] is not None:
