@@ -178,8 +178,7 @@ def _per_user(entry: Section) -> KeyLimits | None:
     a key has. One that sets none would limit nothing, which is said."""
     section = entry.section("per_user", frozenset(LIMIT_KEYS))
     limits = read_key_limits(section)
-    said = () if limits is None else (limits.rpm, limits.tpm, limits.max_parallel, limits.budget)
-    if any(limit is not None for limit in said):
+    if limits is not None and not limits.limit_nothing():
         return limits
     # Each request naming its end user would pay for a reservation that limits nothing.
     # (A limit given but wrong, or a value that is no mapping, is said as such.)

@@ -142,6 +142,11 @@ class KeyLimits:
         if self.budget_period_s < 1:
             raise ValueError(f"budget_period_s must be positive, got {self.budget_period_s}")
 
+    def limit_nothing(self) -> bool:
+        """Whether they set no limit at all (a budget period alone): a request held to
+        them would pay for a reservation that limits nothing."""
+        return (self.rpm, self.tpm, self.max_parallel, self.budget) == (None, None, None, None)
+
 
 MASTER_KEY_NAME = "master"
 """The name of MASTER_KEY, the operator's key, in logs, metrics and the ledger; no other

@@ -42,7 +42,7 @@ def read_teams(doc: Section, read_limits: ReadLimits) -> dict[str, Team | None]:
             continue
         limits = read_limits(entry)
         teams[name] = None
-        if limits is not None and not _limits_nothing(limits):
+        if limits is not None and not limits.limit_nothing():
             teams[name] = Team(name=name, limits=limits)
         elif all(entry.raw(limit) is None for limit in LIMIT_KEYS[:4]):
             # (A limit given but wrong is said as such.)
@@ -59,7 +59,3 @@ def team_of(entry: Section, teams: dict[str, Team | None]) -> Team | None:
         known = ", ".join(sorted(teams)) or "none: add it under teams"
         entry.report(f"unknown team {name!r} (the file's teams: {known})", "team")
     return teams.get(name)
-
-
-def _limits_nothing(limits: KeyLimits) -> bool:
-    return (limits.rpm, limits.tpm, limits.max_parallel, limits.budget) == (None,) * 4
