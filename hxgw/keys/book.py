@@ -136,9 +136,9 @@ class StoredKeys:
         limit something, and the keys file's, which win a name both have."""
         teams = {team.name: made for team in stored if (made := team.team()) is not None}
         for team in config.teams:
-            if team.name in teams and f"team {team.name}" not in self._warned:
-                self._warned.add(f"team {team.name}")
-                log.warning(
+            if team.name in teams:
+                self._warn_once(
+                    f"team {team.name}",
                     "a stored team has a keys-file team's name; its keys are held to the file's",
                     team=team.name,
                 )
@@ -156,28 +156,29 @@ class StoredKeys:
             if key.revoked is not None:
                 continue
             if key.name in config.names:
-                if key.name not in self._warned:
-                    self._warned.add(key.name)
-                    log.warning("a stored key has a config key's name; it is ignored", key=key.name)
+                self._warn_once(
+                    key.name, "a stored key has a config key's name; it is ignored", key=key.name
+                )
                 ended.update((bytes.fromhex(d), (key.name, HIDDEN)) for d in key.digests())
                 continue
             team = teams.get(key.team) if key.team is not None else None
             if key.team is not None and team is None:
-                self._teamless(key.name, key.team)
+                # Gone (a reload took it out of the keys file), or it limits nothing.
+                self._warn_once(
+                    f"{key.name} team={key.team}",
+                    "a stored key's team limits nothing or is gone; the key's own limits alone hold",
+                    key=key.name,
+                    team=key.team,
+                )
             for client_key in key.client_keys(config.per_user, team):
                 by_digest[client_key.digest] = client_key
         return by_digest, ended
 
-    def _teamless(self, key: str, team: str) -> None:
-        """A stored key whose team is gone (a reload took it out of the keys file) or
-        limits nothing: its requests are held to its own limits alone, which is said once."""
-        if f"{key} team={team}" not in self._warned:
-            self._warned.add(f"{key} team={team}")
-            log.warning(
-                "a stored key's team limits nothing or is gone; the key's own limits alone hold",
-                key=key,
-                team=team,
-            )
+    def _warn_once(self, what: str, event: str, **fields: str) -> None:
+        """Say `event` the first time `what` is found, not at every read of the store."""
+        if what not in self._warned:
+            self._warned.add(what)
+            log.warning(event, **fields)
 
     @property
     def ever_read(self) -> bool:
