@@ -12,7 +12,7 @@ from pathlib import Path
 
 import structlog
 
-from hxgw.config import ClientKey
+from hxgw.config import ClientKey, KeyLimits
 from hxgw.keys.per_user import TEAM, named, team_name, user_name
 from hxgw.lifecycle.aside import aside
 from hxgw.store import Connection, Database, StoreError
@@ -78,24 +78,22 @@ class Seeds:
 
     def _unread(self, keys: Iterable[ClientKey]) -> Unread:
         """The names of `keys` with a budget whose spend is not read, by period length;
-        and those whose end users have budgets not read."""
+        those whose end users have budgets not read; and their teams with one."""
         unread: Unread = ({}, {}, {})
-        # Read is marked by name: a key's own, and for its end users the key's name as
-        # their names begin (no key and no end user has that one).
+        # Read is marked by name: a key's own, for its end users the key's name as their
+        # names begin (no key and no end user has that one), a team's its limiter name.
         for key in keys:
-            for limits, name, budgets in (
-                (key.limits, key.name, unread[0]),
-                (key.per_user, user_name(key.name, ""), unread[1]),
-            ):
+            held: list[tuple[KeyLimits | None, str, dict[int, set[str]], str]] = [
+                (key.limits, key.name, unread[0], key.name),
+                (key.per_user, user_name(key.name, ""), unread[1], key.name),
+            ]
+            if key.team is not None:
+                held.append((key.team.limits, team_name(key.team.name), unread[2], key.team.name))
+            for limits, read_as, budgets, name in held:
                 if limits is None or limits.budget is None:
                     continue
-                if (name, limits.budget_period_s) not in self._read:
-                    budgets.setdefault(limits.budget_period_s, set()).add(key.name)
-            team = key.team
-            if team is not None and team.limits.budget is not None:
-                period_s = team.limits.budget_period_s
-                if (team_name(team.name), period_s) not in self._read:
-                    unread[2].setdefault(period_s, set()).add(team.name)
+                if (read_as, limits.budget_period_s) not in self._read:
+                    budgets.setdefault(limits.budget_period_s, set()).add(name)
         return unread
 
     def read_pending(self) -> None:
