@@ -15,7 +15,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from hxgw.config import MASTER_KEY_NAME, Config, StoreSettings
+from hxgw.config import MASTER_KEY_NAME, Config, KeyLimits, StoreSettings
 from hxgw.errors import ConfigError
 from hxgw.keys.store import Cleared, KeyStore, KeyStoreError
 from hxgw.keys.stored_key import StoredKey
@@ -123,6 +123,8 @@ def _act(
     env: Mapping[str, str],
 ) -> int:
     config = read_config(config_dir, env)
+    # What each end user of a key that gives them nothing gets, as `--json` says it.
+    default = config.per_user if isinstance(config, Config) else None
     if args.action == "list":
         return _list(args, store, connection, config, config_dir)
     if args.action == "update" and all(value is None for value in _settings(args).values()):
@@ -162,7 +164,7 @@ def _act(
             )
         created = store.get(connection, args.name)
         _say_a_period_alone(args, created)
-        return _secret(args, created, secret, "created", config)
+        return _secret(args, created, secret, "created", default)
     if args.action == "rotate":
         secret, before = store.rotate(connection, args.name, args.grace)
         if before.previous_until and before.previous_until > time.time():
@@ -179,7 +181,7 @@ def _act(
                 f" its new secret: hxgw keys update {args.name} --expires DATE (or never)",
                 file=sys.stderr,
             )
-        return _secret(args, store.get(connection, args.name), secret, "rotated", config)
+        return _secret(args, store.get(connection, args.name), secret, "rotated", default)
     if args.action == "revoke" and (key := store.get(connection, args.name)) and key.revoked:
         # Revoking twice is done, not a mistake: a script may run again after a failure.
         said = f"key {key.name} was revoked already, at {iso(key.revoked)}"
@@ -192,7 +194,6 @@ def _act(
         said = f"{args.action}d key {key.name}"
         if args.action == "update":
             _say_a_period_alone(args, key)
-    default = config.per_user if isinstance(config, Config) else None
     print(json.dumps(keys_list.public(key, default)) if args.json else said)
     return 0
 
@@ -274,11 +275,14 @@ def _settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _secret(
-    args: argparse.Namespace, key: StoredKey | None, secret: str, done: str, config: object
+    args: argparse.Namespace,
+    key: StoredKey | None,
+    secret: str,
+    done: str,
+    default: KeyLimits | None,
 ) -> int:
     assert key is not None
     if args.json:
-        default = config.per_user if isinstance(config, Config) else None
         print(json.dumps({**keys_list.public(key, default), "secret": secret}))
     else:
         print(secret, flush=True)  # above the note that names it, when both go to one pipe
