@@ -86,7 +86,9 @@ class KeyFigures:
             for outcome, times in zip(KEY_REFUSALS, refusals, strict=True):
                 refused.add_metric([key, outcome], times)
         yield from (requests, tokens, spend, refused)
-        keys, now = list(self.keys_now()) if self.keys_now is not None else None, time.time()
+        now, keys = time.time(), None
+        if self.keys_now is not None and (self.budgets or self.teams):  # none shown: no walk
+            keys = list(self.keys_now())
         for gauges, holder in ((self.budgets, _own), (self.teams, _team)):
             yield from gauges.families(None if keys is None else _budgets(keys, now, holder), now)
 
@@ -99,6 +101,9 @@ class BudgetGauges:
     def __init__(self, kind: str, holder: str) -> None:
         self.kind, self.holder = kind, holder
         self._budgets: dict[str, Budget] = {}
+
+    def __len__(self) -> int:
+        return len(self._budgets)
 
     def seen(self, name: str, budget: float, spent: float, now: float, period_s: int) -> None:
         """The limiter judged a request of the holder `name`, whose budget is `budget` per
