@@ -50,7 +50,8 @@ class UsageRow:
     `safety_identifier`, Anthropic's `metadata.user_id`); None when it said nothing."""
     team: str | None = None
     """The team whose limits the key was held to (`hxgw teams`, the keys file's `teams`);
-    None for a key in none. A team's spend is its rows', whichever keys it had."""
+    None for a key in none. A team's spend is its rows', whichever keys it had. A
+    batch's row has its owner's team when it is billed, once it ended."""
 
     def values(self) -> tuple[Any, ...]:
         """The row's values in COLUMNS order."""

@@ -262,6 +262,26 @@ async def test_a_batch_is_billed_to_the_key_that_made_it_whoever_reads_it_ended(
     assert (row["key_name"], row["total_tokens"]) == ("app", 33)
 
 
+async def test_a_batch_s_row_names_the_team_of_the_key_that_made_it(
+    start_gateway: StartGateway, fake: FakeUpstream, tmp_path: Path
+):
+    # `hxgw usage --by team` and a team's spend read the rows' team: a batch's had none.
+    secret = new_key("sk-app")
+    gateway = await start_gateway(
+        models=PRICED,
+        gateway={"auth": {"keys_file": _keys_file(tmp_path, secret, team="search")}})
+    async with openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key=secret,
+                                  max_retries=0) as app:
+        made = await app.files.create(file=("input.jsonl", ALPHA_LINES), purpose="batch")
+        batch = await app.batches.create(input_file_id=made.id, endpoint="/v1/chat/completions",
+                                         completion_window="24h")
+        assert (await app.batches.retrieve(batch.id)).status == "completed"
+    await wait_for(lambda: any(r["request_id"] == "usage-of-" + batch.id
+                               for r in ledger_rows(gateway)), timeout=10)
+    [row] = [r for r in ledger_rows(gateway) if r["request_id"] == "usage-of-" + batch.id]
+    assert (row["key_name"], row["team"], row["total_tokens"]) == ("app", "search", 33)
+
+
 async def billed_in_metrics(gateway: Gateway, client: aiohttp.ClientSession) -> str:
     """/metrics once they hold usage billed apart: the key's figures grow as the ledger
     writes its row."""
@@ -427,12 +447,17 @@ async def test_files_follow_the_header_groups_upstream_and_batches_their_files(
     assert upstream[0].files.batches == {}
 
 
-def _keys_file(tmp_path: Path, secret: str, groups: list[str] | None = None) -> str:
+def _keys_file(tmp_path: Path, secret: str, groups: list[str] | None = None,
+               team: str | None = None) -> str:
     keys = tmp_path / "keys.yaml"
     entry: dict[str, Any] = {"name": "app", "key": secret}
     if groups is not None:
         entry["groups"] = groups
-    keys.write_text(yaml.safe_dump({"keys": [entry]}))
+    teams = []
+    if team is not None:
+        entry["team"] = team
+        teams = [{"name": team, "rpm": 1000}]
+    keys.write_text(yaml.safe_dump({"teams": teams, "keys": [entry]}))
     keys.chmod(0o600)
     return str(keys)
 

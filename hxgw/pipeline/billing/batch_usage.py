@@ -9,11 +9,13 @@ billed (hxgw.pipeline.billing.background): on a row whose request id is `usage-o
 batch's id and whose start is its `created_at`, so that a later read adds nothing. The
 model is the registry's that the upstream knows by that name, priced at its
 `batch_factor`; one the registry lacks is named as the upstream says, and costs nothing
-(said in the log).
+(said in the log). The row's team is the owner's team when the batch is billed (its lines
+ran until then); none once the owner is gone.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 import time
 from typing import Any, NamedTuple
@@ -69,7 +71,7 @@ def bill_ended(ctx: RequestContext, owned: list[Owned]) -> None:
         model = (
             _registry_model(ctx.state.config, upstream, named) if isinstance(named, str) else None
         )
-        row = batch_row(batch, owner, upstream, model)
+        row = batch_row(batch, owner, upstream, model, _team_of(ctx, owner))
         if row is not None and bill_once(ctx, row) and model is None:
             log.warning(
                 "a batch's model is not in the registry: its usage costs nothing",
@@ -80,11 +82,11 @@ def bill_ended(ctx: RequestContext, owned: list[Owned]) -> None:
 
 
 def batch_row(
-    batch: dict[str, Any], owner: str, upstream: str, model: Model | None
+    batch: dict[str, Any], owner: str, upstream: str, model: Model | None, team: str | None = None
 ) -> Values | None:
     """The row of an ended batch (as the client gets it, its id bound) that the key
-    `owner` made on `upstream`, run by the registry's `model`; None while it runs, or
-    when it says no usage."""
+    `owner` of `team` made on `upstream`, run by the registry's `model`; None while it
+    runs, or when it says no usage."""
     status, usage = batch.get("status"), batch.get("usage")
     started = unix_time(batch.get("created_at"))
     if not jsonio.one_of(status, ENDED) or not isinstance(usage, dict) or started is None:
@@ -114,7 +116,21 @@ def batch_row(
         outcome="ok" if status == "completed" else str(status),
         cached_tokens=min(read, prompt),
         reasoning_tokens=min(reasoning, completion),
+        team=team,
     ).values()
+
+
+def _team_of(ctx: RequestContext, owner: str) -> str | None:
+    """The team of the key named `owner` as the gateway knows it now: the config's keys
+    first, which hide a stored key of the same name. A batch is billed once, rarely: a
+    walk over the keys costs it nothing worth an index."""
+    stored = ctx.state.runtime.stored_keys
+    for key in itertools.chain(
+        ctx.state.config.keys, () if stored is None else stored.by_digest.values()
+    ):
+        if key.name == owner:
+            return None if key.team is None else key.team.name
+    return None
 
 
 def _registry_model(config: Config, upstream: str, named: str) -> Model | None:

@@ -20,3 +20,11 @@ def test_a_nul_in_an_upstream_s_model_name_is_written_as_a_replacement_character
     values = batch_row({**BATCH, "model": "m\x00x"}, "app", "default", None)
     assert values is not None
     assert dict(zip(COLUMNS, values, strict=True))["model"] == "m\ufffdx"
+
+
+def test_the_row_names_the_team_it_is_given_and_none_without_one():
+    teamed = batch_row(BATCH, "app", "default", None, "search")
+    alone = batch_row(BATCH, "app", "default", None)
+    assert teamed is not None and alone is not None
+    assert dict(zip(COLUMNS, teamed, strict=True))["team"] == "search"
+    assert dict(zip(COLUMNS, alone, strict=True))["team"] is None
