@@ -1,6 +1,7 @@
 """Per client key figures, by the key's name (never its secret): its requests, tokens
 and spend, the refusals of its own limits, and its budget with what it spent this
-period, as the limiter last said them; and the same budget figures of each team.
+period, as the limiter last said them; and of each team, the refusals of its limits and
+the same budget figures.
 
 Plain numbers a collector reads at scrape time, as `hxgw.observe.metrics` keeps its own.
 """
@@ -25,6 +26,8 @@ class KeyFigures:
     def __init__(self) -> None:
         # key: [requests, prompt, completion, spend, then a count per KEY_REFUSALS]
         self._keys: dict[str, list[float]] = {}
+        # team: a count per KEY_REFUSALS of its own limits' refusals
+        self._teams: dict[str, list[int]] = {}
         self.budgets = BudgetGauges("key", "a client key")
         self.teams = BudgetGauges("team", "a team of keys")
         self.keys_now: Callable[[], Iterable[ClientKey]] | None = None
@@ -45,6 +48,18 @@ class KeyFigures:
         figures[3] += cost
         if outcome in KEY_REFUSALS:
             figures[4 + KEY_REFUSALS.index(outcome)] += 1
+
+    def team_asked(self, team: str) -> None:
+        """A request of a key in `team` reached its limits: the team's refusals are there
+        from then on, at 0 (an increase() needs a series before its first refusal)."""
+        if team not in self._teams:
+            self._teams[team] = [0 for _ in KEY_REFUSALS]
+
+    def team_refused(self, team: str, outcome: str) -> None:
+        """The limits of `team`, which all its keys share, refused a request (`outcome`,
+        one of KEY_REFUSALS); counted under the key too, in `used`."""
+        self.team_asked(team)
+        self._teams[team][KEY_REFUSALS.index(outcome)] += 1
 
     def billed(self, key: str, prompt: int, completion: int, cost: float) -> None:
         """Usage billed to `key` apart from its requests (a batch's, a background
@@ -85,7 +100,16 @@ class KeyFigures:
             spend.add_metric([key], cost)
             for outcome, times in zip(KEY_REFUSALS, refusals, strict=True):
                 refused.add_metric([key, outcome], times)
-        yield from (requests, tokens, spend, refused)
+        team_refused = CounterMetricFamily(
+            "hxgw_team_refused",
+            "Requests a team's limits refused (429), which all its keys share; each is in "
+            "hxgw_key_refused_total of the key that sent it too.",
+            labels=["team", "outcome"],
+        )
+        for team, counts in list(self._teams.items()):
+            for outcome, times in zip(KEY_REFUSALS, counts, strict=True):
+                team_refused.add_metric([team, outcome], times)
+        yield from (requests, tokens, spend, refused, team_refused)
         now, keys = time.time(), None
         if self.keys_now is not None and (self.budgets or self.teams):  # none shown: no walk
             keys = list(self.keys_now())

@@ -108,9 +108,11 @@ async def _within_limits(ctx: RequestContext, name: str, asked: Asked, call_next
             decision = await limiter.reserve(
                 limiter_name, its_limits, prompt + completion, cost, time.time()
             )
+            team = whose.get("team")
+            figures = ctx.state.runtime.metrics.keys
+            if team is not None:
+                figures.team_asked(team)
             if "end_user" not in whose and _gauged(decision):
-                team = whose.get("team")
-                figures = ctx.state.runtime.metrics.keys
                 gauges, shown = (figures.teams, team) if team else (figures.budgets, name)
                 gauges.seen(
                     shown,
@@ -124,7 +126,10 @@ async def _within_limits(ctx: RequestContext, name: str, asked: Asked, call_next
                 prompt_cost = (
                     estimated_cost(ctx.candidates, prompt, 0) if its_limits.budget else 0.0
                 )
-                raise refusal(decision, prompt, prompt_cost, anthropic=anthropic, **whose)
+                refused = refusal(decision, prompt, prompt_cost, anthropic=anthropic, **whose)
+                if team is not None:
+                    figures.team_refused(team, refused.code)
+                raise refused
             made.append(decision.reservation)
             said = decision.headers()
             if anthropic:

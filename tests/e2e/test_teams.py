@@ -28,6 +28,7 @@ TEAMS = [
     {"name": "refusing", "budget": 0.1},
     {"name": "both", "rpm": 1},
     {"name": "queued", "budget": 5},
+    {"name": "counted", "rpm": 2},
 ]
 KEYS: dict[str, dict[str, Any]] = {
     "paced-a": {"team": "paced"},
@@ -41,6 +42,8 @@ KEYS: dict[str, dict[str, Any]] = {
     "refused-own": {"team": "refusing", "rpm": 2},
     "both-own": {"team": "both", "rpm": 1},
     "queued-own": {"team": "queued", "rpm": 100},
+    "counted-own": {"team": "counted", "rpm": 1},
+    "counted-a": {"team": "counted"},
     "alone": {},
 }
 """Each test has keys (and a team) of its own."""
@@ -125,6 +128,22 @@ async def test_a_key_s_budget_gauge_says_its_own_spend_and_the_team_s_the_team_s
     assert _sample(text, "hxgw_key_budget_spent", key="gauged-own") == pytest.approx(own)
     assert _sample(text, "hxgw_team_budget", team="gauged") == 50
     assert _sample(text, "hxgw_team_budget_spent", team="gauged") == pytest.approx(own + other)
+
+
+async def test_a_team_s_refusals_are_counted_under_it_and_a_key_s_own_are_not(
+    apps: dict[str, App], teamed: tuple[Gateway, dict[str, str]], client: aiohttp.ClientSession,
+):
+    refused = {"team": "counted", "outcome": "rate_limit_exceeded"}
+    assert await apps["counted-own"].statuses(2) == [200, 429]  # its own limit, of 1
+    text = await _scrape(teamed[0], client)
+    assert _sample(text, "hxgw_team_refused_total", **refused) == 0
+    assert _sample(text, "hxgw_team_refused_total", team="counted",
+                   outcome="insufficient_quota") == 0
+    assert await apps["counted-a"].statuses(2) == [200, 429]  # the team's 2 are spent
+    text = await _scrape(teamed[0], client)
+    assert _sample(text, "hxgw_team_refused_total", **refused) == 1
+    assert _sample(text, "hxgw_key_refused_total", key="counted-a",
+                   outcome="rate_limit_exceeded") == 1
 
 
 async def test_a_key_in_a_team_with_a_budget_may_not_start_a_background_response(
