@@ -18,6 +18,7 @@ import psycopg
 import pytest
 
 from hxgw.upstream.affinity import bind, unbind
+from tests import one_gateway
 from tests.conftest import StartGateway
 from tests.fixtures import DEFAULT_MODELS, DEFAULT_ROUTING, Gateway, ledger_rows, wait_for
 from tests.postgres import postgres_server, postgres_url  # noqa: F401 -- fixtures
@@ -65,12 +66,35 @@ class RawUpstream:
                     await writer.drain()
 
 
-@pytest.fixture
-async def raw() -> AsyncIterator[RawUpstream]:
+@pytest.fixture(scope="module")
+async def module_raw() -> AsyncIterator[RawUpstream]:
     upstream = RawUpstream()
     async with serving(upstream.serve) as server:
         upstream.url = f"http://127.0.0.1:{server.origin.port}"
         yield upstream
+
+
+@pytest.fixture
+def raw(module_raw: RawUpstream) -> RawUpstream:
+    """The module's raw upstream, with no answers set: each test sets its own."""
+    module_raw.answers.clear()
+    return module_raw
+
+
+@pytest.fixture(scope="module")
+async def module_gateway(
+    tmp_path_factory: pytest.TempPathFactory, module_raw: RawUpstream
+) -> AsyncIterator[Gateway]:
+    async with one_gateway.serving_shared(tmp_path_factory.mktemp("odd"), module_raw.url) as gw:
+        yield gw
+
+
+@pytest.fixture
+def gateway(module_gateway: Gateway, raw: RawUpstream) -> Gateway:
+    """The module's gateway on the raw upstream, shared by the tests that leave nothing
+    in it (tests/one_gateway.py); those that do start their own on the same upstream."""
+    module_gateway.begin_test()
+    return module_gateway
 
 
 async def _slots_in_use(gateway: Gateway, client: aiohttp.ClientSession) -> int:
@@ -108,9 +132,8 @@ async def _chat(client: aiohttp.ClientSession, gateway: Gateway, **body: object
     b"Mon, 01 Jan 99999999999999999999 00:00:00 GMT",  # its parse overflows: it was a 500
 ])
 async def test_a_retry_after_that_is_no_wait_is_ignored_and_the_request_fails_over(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession, value: bytes
+    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession, value: bytes
 ):
-    gateway = await start_gateway(upstream_url=raw.url)
     limited = whole(b"429 Too Many Requests", b'{"error":{"message":"slow down"}}',
                     extra=b"Retry-After: " + value + b"\r\n")
     raw.answers["m-alpha"] = raw.answers["m-gamma"] = limited
@@ -123,26 +146,24 @@ async def test_a_retry_after_that_is_no_wait_is_ignored_and_the_request_fails_ov
 
 
 async def test_a_stream_whose_lines_end_with_a_lone_cr_is_relayed_as_it_came(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
     events = [b'data: {"choices":[{"index":0,"delta":{"content":"%s"}}]}\r\r' % word
               for word in (b"one", b"two")]
     raw.answers["m-gamma"] = sse(*events, b"data: [DONE]\r\r")
-    gateway = await start_gateway(upstream_url=raw.url)
     status, _, body = await _chat(client, gateway, model="solo", stream=True)
     assert status == 200 and body == b"".join(events) + b"data: [DONE]\r\r"
     await _all_slots_back(gateway, client)
 
 
 async def test_a_gzipped_stream_sent_despite_identity_is_relayed_whole_and_unchanged(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
     text = b'data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\ndata: [DONE]\n\n'
     packer = zlib.compressobj(wbits=31)  # gzip, flushed per event as a streaming server does
     pieces = [packer.compress(text[:60]) + packer.flush(zlib.Z_SYNC_FLUSH),
               packer.compress(text[60:]) + packer.flush()]
     raw.answers["m-gamma"] = sse(*pieces, extra=b"Content-Encoding: gzip\r\n")
-    gateway = await start_gateway(upstream_url=raw.url)
     status, headers, body = await _chat(client, gateway, model="solo", stream=True)
     assert status == 200 and headers["Content-Encoding"] == "gzip"
     assert body == text  # aiohttp decoded it: nothing was added in plain text
@@ -150,11 +171,10 @@ async def test_a_gzipped_stream_sent_despite_identity_is_relayed_whole_and_uncha
 
 
 async def test_an_encoded_answer_whose_ids_must_be_rebound_is_a_502_that_says_why(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
     made = gzip.compress(b'{"id":"resp_1","object":"response","status":"completed"}')
     raw.answers["m-gamma"] = whole(b"200 OK", made, extra=b"Content-Encoding: gzip\r\n")
-    gateway = await start_gateway(upstream_url=raw.url)
     async with client.post(gateway.url + "/v1/responses", headers=gateway.auth,
                            json={"model": "solo", "input": "hi"}) as resp:
         assert resp.status == 502
@@ -163,11 +183,10 @@ async def test_an_encoded_answer_whose_ids_must_be_rebound_is_a_502_that_says_wh
 
 
 async def test_an_answer_labelled_content_encoding_identity_is_read_as_any_other(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
     made = b'{"id":"resp_1","object":"response","status":"completed","output":[]}'
     raw.answers["m-gamma"] = whole(b"200 OK", made, extra=b"Content-Encoding: identity\r\n")
-    gateway = await start_gateway(upstream_url=raw.url)
     async with client.post(gateway.url + "/v1/responses", headers=gateway.auth,
                            json={"model": "solo", "input": "hi"}) as resp:
         assert resp.status == 200
@@ -176,7 +195,7 @@ async def test_an_answer_labelled_content_encoding_identity_is_read_as_any_other
 
 @pytest.mark.parametrize("fields", [[b"gzip", b"identity"], [b"identity", b"gzip"]])
 async def test_a_repeated_content_encoding_reaches_the_client_whole_and_is_read_whole(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession,
+    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession,
     fields: list[bytes],
 ):
     # The client had been told the first and the gateway read the last: one of them
@@ -184,7 +203,6 @@ async def test_a_repeated_content_encoding_reaches_the_client_whole_and_is_read_
     made = gzip.compress(b'{"id":"resp_1","object":"response","status":"completed"}')
     extra = b"".join(b"Content-Encoding: %s\r\n" % field for field in fields)
     raw.answers["m-gamma"] = whole(b"200 OK", made, extra=extra)
-    gateway = await start_gateway(upstream_url=raw.url)
     async with client.post(gateway.url + "/v1/chat/completions", headers=gateway.auth,
                            json={**CHAT, "model": "solo"}, auto_decompress=False) as resp:
         assert resp.headers["Content-Encoding"] == b", ".join(fields).decode()
@@ -196,11 +214,10 @@ async def test_a_repeated_content_encoding_reaches_the_client_whole_and_is_read_
 
 
 async def test_an_upstream_header_value_in_utf8_reaches_the_client_unchanged(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
     raw.answers["m-gamma"] = whole(b"200 OK", OK, extra="x-ratelimit-note: café ☃\r\n"
                                    .encode() + b"x-ratelimit-odd: \xff\r\n")
-    gateway = await start_gateway(upstream_url=raw.url)
     async with client.post(gateway.url + "/v1/chat/completions", headers=gateway.auth,
                            json={**CHAT, "model": "solo"}) as resp:
         assert resp.status == 200
@@ -210,12 +227,11 @@ async def test_an_upstream_header_value_in_utf8_reaches_the_client_unchanged(
 
 
 async def test_an_error_after_a_read_that_ended_inside_a_crlf_is_an_event_of_its_own(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
     first = b'data: {"choices":[{"index":0,"delta":{"content":"A"}}]}\r'
     # Its chunk ends between CR and LF; then the upstream goes away mid-stream.
     raw.answers["m-gamma"] = [*sse(first)[:-1], 0.05, b"-"]
-    gateway = await start_gateway(upstream_url=raw.url)
     status, _, body = await _chat(client, gateway, model="solo", stream=True)
     assert status == 200
     assert body.startswith(first + b"\n\nevent: error\ndata: ")  # A's event, then the error
@@ -223,13 +239,12 @@ async def test_an_error_after_a_read_that_ended_inside_a_crlf_is_an_event_of_its
 
 @pytest.mark.parametrize("status", [b"404 Not Found", b"502 Bad Gateway"])
 async def test_a_lone_model_s_html_error_page_reaches_the_client_in_openai_s_shape(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession, status: bytes
+    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession, status: bytes
 ):
     # As a proxy in front of the upstream answers a wrong path (404), or a status that
     # would fail over with no other candidate (a proxy's 502): the SDKs read `error`.
     page = b"<html><body><h1>" + status + b"</h1></body></html>"
     raw.answers["m-gamma"] = whole(status, page, content_type=b"text/html")
-    gateway = await start_gateway(upstream_url=raw.url)
     answered, headers, body = await _chat(client, gateway, model="solo")
     code = int(status.split()[0])
     assert (answered, headers["Content-Type"]) == (code, "application/json")
@@ -239,7 +254,7 @@ async def test_a_lone_model_s_html_error_page_reaches_the_client_in_openai_s_sha
 
 
 async def test_an_error_labelled_as_an_event_stream_reaches_the_client_as_the_error_it_is(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
     # Judged as a stream, it was cut as "ended in the middle of an event": its message
     # lost, and a client's mistake held against the model.
@@ -247,7 +262,6 @@ async def test_an_error_labelled_as_an_event_stream_reaches_the_client_as_the_er
     raw.answers["m-gamma"] = [*sse(error)[:1], b"%x\r\n%s\r\n" % (len(error), error), 0.05,
                               b"0\r\n\r\n"]
     raw.answers["m-gamma"][0] = raw.answers["m-gamma"][0].replace(b"200 OK", b"400 Bad Request")
-    gateway = await start_gateway(upstream_url=raw.url)
     for stream in (False, True):
         status, _, body = await _chat(client, gateway, model="solo", stream=stream)
         assert status == 400 and json.loads(body)["error"]["message"] == "bad temperature"
@@ -256,12 +270,11 @@ async def test_an_error_labelled_as_an_event_stream_reaches_the_client_as_the_er
 
 
 async def test_an_error_sent_as_an_event_reaches_the_client_as_its_error_object(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
     error = b'{"error":{"message":"bad temperature","type":"invalid_request_error"}}'
     body = b"event: error\ndata: " + error + b"\n\n"
     raw.answers["m-gamma"] = whole(b"400 Bad Request", body, content_type=b"text/event-stream")
-    gateway = await start_gateway(upstream_url=raw.url)
     status, headers, answer = await _chat(client, gateway, model="solo", stream=True)
     assert (status, headers["Content-Type"]) == (400, "application/json")
     assert json.loads(answer) == json.loads(error)
@@ -315,7 +328,7 @@ async def test_a_compressed_error_quoting_the_gateway_s_key_reaches_the_client_d
     (gzip.compress(os.urandom(80_000), compresslevel=0), True),  # over 64 KiB, unsaid
 ], ids=["two-gzip-members", "over-64-kib", "over-64-kib-chunked"])
 async def test_a_compressed_error_the_gateway_cannot_read_whole_goes_as_it_came(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession, packed: bytes,
+    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession, packed: bytes,
     chunked: bool,
 ):
     # Decoded in part, or cut, it had reached the client as bytes no one could read (or,
@@ -327,7 +340,6 @@ async def test_a_compressed_error_the_gateway_cannot_read_whole_goes_as_it_came(
     else:
         raw.answers["m-gamma"] = whole(b"400 Bad Request", packed,
                                        extra=b"Content-Encoding: gzip\r\n")
-    gateway = await start_gateway(upstream_url=raw.url)
     async with client.post(gateway.url + "/v1/chat/completions", json={**CHAT, "model": "solo"},
                            headers=gateway.auth, auto_decompress=False) as resp:
         assert (resp.status, resp.headers["Content-Encoding"]) == (400, "gzip")
@@ -352,14 +364,13 @@ async def test_compressed_errors_of_every_candidate_reach_neither_client_nor_log
 
 
 async def test_a_lone_model_s_error_page_past_64_kib_keeps_its_status_and_its_start(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
     # It was a 502, which the SDKs retry, for a client's 400.
     page = b"<html><body><h1>400 Bad Request</h1>" + b"<p>filler</p>" * 20_000 + b"</html>"
     head = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/html\r\n"
             b"Content-Length: %d\r\n\r\n" % len(page))
     raw.answers["m-gamma"] = [head + page[:1000], 0.05, page[1000:]]
-    gateway = await start_gateway(upstream_url=raw.url)
     status, _, body = await _chat(client, gateway, model="solo")
     assert status == 400
     assert json.loads(body)["error"]["message"].startswith("<html><body><h1>400 Bad Request")
@@ -367,17 +378,16 @@ async def test_a_lone_model_s_error_page_past_64_kib_keeps_its_status_and_its_st
 
 
 async def test_an_upstream_s_json_error_goes_to_the_client_as_it_came(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
     said = b'{"detail":"Not Found"}'  # FastAPI's own, not OpenAI's shape: still its words
     raw.answers["m-gamma"] = whole(b"404 Not Found", said)
-    gateway = await start_gateway(upstream_url=raw.url)
     status, _, body = await _chat(client, gateway, model="solo")
     assert (status, body) == (404, said)
 
 
 async def test_a_messages_stream_that_says_done_after_message_stop_is_whole(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
     # Some proxies end an Anthropic stream with OpenAI's [DONE] as well: past the final
     # event, it is no part of the answer.
@@ -385,28 +395,25 @@ async def test_a_messages_stream_that_says_done_after_message_stop_is_whole(
     delta = (b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
              b'"delta":{"type":"text_delta","text":"hi"}}\n\n')
     raw.answers["m-gamma"] = sse(delta, stop, b"data: [DONE]\n\n")
-    gateway = await start_gateway(upstream_url=raw.url)
     body = await _messages_stream(client, gateway)
     assert body == delta + stop
 
 
 async def test_a_chat_stream_cut_after_a_delta_that_says_done_ends_with_an_error_event(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
     said = b'data: {"choices":[{"index":0,"delta":{"content":"the word is [DONE]"}}]}\n\n'
     raw.answers["m-gamma"] = sse(said)
-    gateway = await start_gateway(upstream_url=raw.url)
     status, _, body = await _chat(client, gateway, model="solo", stream=True)
     assert status == 200 and body.startswith(said)
     assert b"event: error" in body[len(said):]
 
 
 async def test_a_streamed_retrieve_that_stops_before_its_response_completes_ends_with_an_error(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
     made = b'{"id":"resp_up1","object":"response","status":"completed","model":"m-gamma"}'
     raw.answers["m-gamma"] = whole(b"200 OK", made)
-    gateway = await start_gateway(upstream_url=raw.url)
     async with client.post(gateway.url + "/v1/responses", headers=gateway.auth,
                            json={"model": "solo", "input": "hi"}) as resp:
         ident = (await resp.json())["id"]
@@ -480,12 +487,11 @@ def _response_events(named: bool, image: bytes) -> list[bytes]:
 
 
 async def test_an_error_event_after_done_in_the_same_read_is_no_failure_of_the_answer(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
     # The client has the whole answer; it had been logged, and counted, as a model's failure.
     content = b'data: {"choices":[{"index":0,"delta":{"content":"A"},"finish_reason":null}]}\n\n'
     raw.answers["m-gamma"] = sse(content, b'data: [DONE]\n\ndata: {"error":{"message":"late"}}\n\n')
-    gateway = await start_gateway(upstream_url=raw.url)
     status, _, body = await _chat(client, gateway, model="solo", stream=True)
     assert (status, body) == (200, content + b"data: [DONE]\n\n")  # nor is the error relayed
     assert "outcome=ok" in await _access_line(gateway, "POST /v1/chat/completions")
@@ -494,7 +500,7 @@ async def test_an_error_event_after_done_in_the_same_read_is_no_failure_of_the_a
 
 @pytest.mark.parametrize("named", [True, False])
 async def test_a_final_event_over_a_mebibyte_ends_its_stream_whole(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession, named: bool
+    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession, named: bool
 ):
     # Past 1 MiB a line is passed on in pieces, none of them a whole event: the stream
     # had been taken to end before its final event, and got an error event after it.
@@ -504,7 +510,6 @@ async def test_a_final_event_over_a_mebibyte_ends_its_stream_whole(
             b"Content-Length: %d\r\n\r\n" % len(stream))
     pieces = [stream[at : at + 65536] for at in range(0, len(stream), 65536)]
     raw.answers["m-gamma"] = [head, *(w for piece in pieces for w in (piece, 0.001))]
-    gateway = await start_gateway(upstream_url=raw.url)
     async with client.post(gateway.url + "/v1/responses", headers=gateway.auth,
                            json={"model": "solo", "input": "draw", "stream": True}) as resp:
         body = await resp.read()
@@ -542,7 +547,7 @@ def _final_split(pause: float, then: bytes) -> Writes:
 
 
 async def test_a_final_event_whose_data_comes_after_its_name_reaches_the_client_whole(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
     # Its name alone had been taken for the end: the data came after the wait for the
     # body's end, and was dropped.
@@ -550,7 +555,6 @@ async def test_a_final_event_whose_data_comes_after_its_name_reaches_the_client_
     data = completed.partition(b"\n")[2]
     raw.answers["m-gamma"] = [*_final_split(1.5, b"%x\r\n%s\r\n" % (len(data), data)),
                               b"0\r\n\r\n"]
-    gateway = await start_gateway(upstream_url=raw.url)
     async with client.post(gateway.url + "/v1/responses", headers=gateway.auth,
                            json={"model": "solo", "input": "hi", "stream": True}) as resp:
         body = await resp.read()
@@ -575,10 +579,9 @@ async def test_an_error_event_s_name_alone_then_the_stream_s_end_is_one_failure_
 
 
 async def test_a_stream_cut_between_its_final_event_s_name_and_data_ends_with_an_error_event(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
     raw.answers["m-gamma"] = _final_split(0.05, b"-")  # a bad chunk: the upstream breaks
-    gateway = await start_gateway(upstream_url=raw.url)
     async with client.post(gateway.url + "/v1/responses", headers=gateway.auth,
                            json={"model": "solo", "input": "hi", "stream": True}) as resp:
         body = await resp.read()
@@ -588,14 +591,13 @@ async def test_a_stream_cut_between_its_final_event_s_name_and_data_ends_with_an
 
 
 async def test_an_event_cut_before_its_data_line_is_not_sent_as_an_event_without_data(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
     # The openai SDK parses an event without data as JSON, and fails with a
     # JSONDecodeError where it would raise the APIError of the gateway's error event.
     first, _ = _response_events(True, b"")
     cut = b"event: response.output_item.added\n"
     raw.answers["m-gamma"] = [*sse(first, cut)[:-1], 0.05, b"-"]  # then the upstream breaks
-    gateway = await start_gateway(upstream_url=raw.url)
     async with client.post(gateway.url + "/v1/responses", headers=gateway.auth,
                            json={"model": "solo", "input": "hi", "stream": True}) as resp:
         body = await resp.read()
@@ -604,14 +606,13 @@ async def test_an_event_cut_before_its_data_line_is_not_sent_as_an_event_without
 
 
 async def test_the_trailer_fields_of_an_answer_never_reach_the_next_answer_on_its_connection(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
     # A chunked body may end with trailer fields; the next request reuses the connection.
     raw.answers["m-gamma"] = [b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                               b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n" % (len(OK), OK)
                               + b"Content-Type: text/event-stream\r\n"
                               b"x-ratelimit-remaining-requests: 0\r\n\r\n"]
-    gateway = await start_gateway(upstream_url=raw.url)
     assert (await _chat(client, gateway, model="solo"))[2] == OK
     raw.answers["m-gamma"] = whole(b"200 OK", OK)
     status, headers, body = await _chat(client, gateway, model="solo")
@@ -621,7 +622,7 @@ async def test_the_trailer_fields_of_an_answer_never_reach_the_next_answer_on_it
 
 
 async def test_an_endless_trailer_is_refused_past_the_head_s_limit_not_parsed_on(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
     # httptools joins a trailer's value piece by piece, as a head's: 100 MB of it held
     # the event loop for 11 s, every client with it.
@@ -629,7 +630,6 @@ async def test_an_endless_trailer_is_refused_past_the_head_s_limit_not_parsed_on
                               b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n"
                               % (len(OK), OK) + b"X-Trailer: "]
     raw.answers["m-gamma"] += [b"a" * 8192, 0.005] * 40  # 320 KiB, and no end
-    gateway = await start_gateway(upstream_url=raw.url)
     with pytest.raises(aiohttp.ClientPayloadError):  # relayed as it came, then cut: told
         await _chat(client, gateway, model="solo")
     assert "chunk framing or trailer" in gateway.logs()
@@ -639,20 +639,19 @@ async def test_an_endless_trailer_is_refused_past_the_head_s_limit_not_parsed_on
 
 
 async def test_trailers_under_the_limit_on_one_connection_do_not_add_up_to_a_refusal(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
     # The count of framing bytes had carried over from one answer to the next.
     trailer = b"0\r\nX-Trailer: " + b"a" * 30_000 + b"\r\n\r\n"
     head = b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nTransfer-Encoding: chunked\r\n\r\n"
     raw.answers["m-gamma"] = [head, 0.01, trailer[:-4], 0.01, trailer[-4:]]  # an empty body
-    gateway = await start_gateway(upstream_url=raw.url)
     for _ in range(4):  # on one kept-alive connection
         assert (await _chat(client, gateway, model="solo"))[::2] == (200, b"")
     await _all_slots_back(gateway, client)
 
 
 async def test_an_answer_s_trailer_fields_do_not_count_against_the_next_answer_s_head(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
     # 100 trailer fields, then a head of 40 on the same connection: each under the 128 a
     # head may have, together over it.
@@ -660,7 +659,6 @@ async def test_an_answer_s_trailer_fields_do_not_count_against_the_next_answer_s
     raw.answers["m-gamma"] = [b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
                               b"Transfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n"
                               % (len(OK), OK) + trailer + b"\r\n"]
-    gateway = await start_gateway(upstream_url=raw.url)
     assert (await _chat(client, gateway, model="solo"))[::2] == (200, OK)
     fields = b"".join(b"X-Field-%d: f\r\n" % i for i in range(40))
     raw.answers["m-gamma"] = whole(b"200 OK", OK, fields)
@@ -669,10 +667,9 @@ async def test_an_answer_s_trailer_fields_do_not_count_against_the_next_answer_s
 
 
 async def test_a_204_labelled_as_an_event_stream_reaches_the_client_without_a_body(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
     raw.answers["m-gamma"] = [b"HTTP/1.1 204 No Content\r\nContent-Type: text/event-stream\r\n\r\n"]
-    gateway = await start_gateway(upstream_url=raw.url)
     status, _, body = await _chat(client, gateway, model="solo", stream=True)
     assert (status, body) == (204, b"")
     # The client's connection is still in step: its next request is answered.
@@ -709,13 +706,12 @@ async def test_a_request_the_upstream_read_and_then_dropped_is_not_sent_to_it_ag
 
 @pytest.mark.parametrize("opening", [b"", b": OPENROUTER PROCESSING\n\n"])
 async def test_an_event_stream_that_ends_before_any_answer_fails_over(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession, opening: bytes
+    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession, opening: bytes
 ):
     raw.answers["m-alpha"] = [b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
                               b"Content-Length: %d\r\n\r\n%s" % (len(opening), opening)]
     said = b'data: {"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":"stop"}]}\n\n'
     raw.answers["m-beta"] = sse(said, b"data: [DONE]\n\n")
-    gateway = await start_gateway(upstream_url=raw.url)
     status, headers, body = await _chat(client, gateway, model="chat", stream=True)
     assert (status, headers["X-HX-Model"], headers["X-HX-Failovers"]) == (200, "beta", "1")
     assert body == said + b"data: [DONE]\n\n"
@@ -723,11 +719,10 @@ async def test_an_event_stream_that_ends_before_any_answer_fails_over(
 
 
 async def test_a_stream_whose_body_stays_open_after_done_ends_whole_for_the_client(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
     said = b'data: {"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":"stop"}]}\n\n'
     raw.answers["m-gamma"] = sse(said, b"data: [DONE]\n\n")[:-1]  # never the body's last chunk
-    gateway = await start_gateway(upstream_url=raw.url)
     status, _, body = await _chat(client, gateway, model="solo", stream=True)
     assert (status, body) == (200, said + b"data: [DONE]\n\n")  # no error event after [DONE]
     await _all_slots_back(gateway, client)
@@ -735,13 +730,12 @@ async def test_a_stream_whose_body_stays_open_after_done_ends_whole_for_the_clie
 
 
 async def test_a_messages_stream_whose_body_stays_open_after_message_stop_ends_whole(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
     delta = (b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
              b'"delta":{"type":"text_delta","text":"hi"}}\n\n')
     stop = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
     raw.answers["m-gamma"] = sse(delta, stop)[:-1]  # never the body's last chunk
-    gateway = await start_gateway(upstream_url=raw.url)
     body = await _messages_stream(client, gateway)
     assert body == delta + stop  # no error event after message_stop
     assert "upstream failed" not in gateway.logs()
@@ -749,7 +743,7 @@ async def test_a_messages_stream_whose_body_stays_open_after_message_stop_ends_w
 
 @pytest.mark.parametrize("same_read", [False, True])
 async def test_events_an_upstream_sends_after_message_stop_are_not_relayed(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession, same_read: bool
+    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession, same_read: bool
 ):
     # The anthropic SDKs raise on an `error` event wherever it comes: one after the final
     # event had thrown away a whole answer.
@@ -758,14 +752,13 @@ async def test_events_an_upstream_sends_after_message_stop_are_not_relayed(
     stop = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
     late = b'event: error\ndata: {"type":"error","error":{"type":"api_error","message":"late"}}\n\n'
     raw.answers["m-gamma"] = sse(delta, stop + late) if same_read else sse(delta, stop, late)
-    gateway = await start_gateway(upstream_url=raw.url)
     body = await _messages_stream(client, gateway)
     assert body == delta + stop
     assert "outcome=ok" in await _access_line(gateway, "POST /v1/messages")
 
 
 async def test_a_final_event_whose_crlf_is_split_between_reads_keeps_its_data(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
     # The LF that ends the `event:` line had been taken for the blank line ending the
     # event, and the data line after it cut off: the SDK never saw message_stop.
@@ -773,16 +766,14 @@ async def test_a_final_event_whose_crlf_is_split_between_reads_keeps_its_data(
              b'"delta":{"type":"text_delta","text":"hi"}}\r\n\r\n')
     name, data = b"event: message_stop\r", b'\ndata: {"type":"message_stop"}\r\n\r\n'
     raw.answers["m-gamma"] = sse(delta, name, data)
-    gateway = await start_gateway(upstream_url=raw.url)
     assert await _messages_stream(client, gateway) == delta + name + data
 
 
 async def test_a_stream_whose_connection_breaks_after_done_ends_whole_for_the_client(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
     said = b'data: {"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":"stop"}]}\n\n'
     raw.answers["m-gamma"] = [*sse(said, b"data: [DONE]\n\n")[:-1], b"zz\r\n"]  # a bad chunk
-    gateway = await start_gateway(upstream_url=raw.url)
     status, _, body = await _chat(client, gateway, model="solo", stream=True)
     assert (status, body) == (200, said + b"data: [DONE]\n\n")  # no error event after [DONE]
     await _all_slots_back(gateway, client)
@@ -790,7 +781,7 @@ async def test_a_stream_whose_connection_breaks_after_done_ends_whole_for_the_cl
 
 
 async def test_a_file_a_response_cites_reaches_the_client_by_the_id_its_files_routes_know(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
     # file_search cites the upstream's own id, which the gateway's files routes refuse.
     cited = {"type": "file_citation", "file_id": "file-up", "filename": "a.pdf", "index": 0}
@@ -798,7 +789,6 @@ async def test_a_file_a_response_cites_reaches_the_client_by_the_id_its_files_ro
         {"type": "message", "role": "assistant", "content": [
             {"type": "output_text", "text": "x", "annotations": [cited]}]}]}
     raw.answers["m-gamma"] = whole(b"200 OK", json.dumps(said).encode())
-    gateway = await start_gateway(upstream_url=raw.url)
     async with client.post(gateway.url + "/v1/responses", headers=gateway.auth,
                            json={"model": "solo", "input": "what does a.pdf say?"}) as resp:
         answer = await resp.json()
@@ -847,12 +837,11 @@ async def test_a_background_response_whose_id_is_past_what_an_index_holds_is_bil
 
 
 async def test_a_model_list_entry_nested_past_what_the_gateway_writes_leaves_the_list_whole(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
     # orjson reads 1024 levels and writes 254: every /v1/models had been a 500.
     deep = {"id": "m-alpha", "created": 1_700_000_000, "root": json.loads("[" * 300 + "]" * 300)}
     raw.answers[""] = whole(b"200 OK", json.dumps({"object": "list", "data": [deep]}).encode())
-    gateway = await start_gateway(upstream_url=raw.url)
     async with client.get(gateway.url + "/v1/models", headers=gateway.auth) as resp:
         assert resp.status == 200
         (alpha,) = [e for e in (await resp.json())["data"] if e["id"] == "alpha"]
@@ -869,7 +858,7 @@ async def test_a_group_is_dated_by_its_models_times_in_seconds_alone(
     listed = [{"id": "m-alpha", "created": said}, {"id": "m-beta"}]
     raw.answers[""] = whole(b"200 OK", json.dumps({"object": "list", "data": listed}).encode())
     before = int(time.time())
-    gateway = await start_gateway(upstream_url=raw.url)
+    gateway = await start_gateway(upstream_url=raw.url)  # its config loaded after `before`
     async with client.get(gateway.url + "/v1/models/chat", headers=gateway.auth) as resp:
         created = (await resp.json())["created"]
     assert type(created) is int
@@ -951,13 +940,12 @@ async def test_a_message_whose_usage_nests_past_what_the_gateway_writes_is_bille
     (b"200 OK", b'{"error":%s}'),  # an error in a 200, as some providers send one
 ])
 async def test_an_error_whose_message_nests_past_what_python_prints_fails_over(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession,
+    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession,
     status: bytes, body: bytes,
 ):
     # orjson reads 1024 levels, Python's str() of them recursed past its limit: the
     # request was a 500 where the next candidate would serve it.
     raw.answers["m-alpha"] = whole(status, body % (b"[" * 1020 + b"]" * 1020))
-    gateway = await start_gateway(upstream_url=raw.url)
     answered, headers, _ = await _chat(client, gateway, model="chat")
     assert (answered, headers["X-HX-Model"]) == (200, "beta")
     assert "Traceback" not in gateway.logs()
@@ -965,7 +953,7 @@ async def test_an_error_whose_message_nests_past_what_python_prints_fails_over(
 
 @pytest.mark.parametrize("stream", [False, True])
 async def test_a_response_whose_object_is_no_string_is_relayed_not_a_500(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession, stream: bool
+    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession, stream: bool
 ):
     # Looked up in a set, a list raised TypeError (unhashable): a 500 for the whole
     # answer, and a stream that ended before its first byte.
@@ -974,7 +962,6 @@ async def test_a_response_whose_object_is_no_string_is_relayed_not_a_500(
     raw.answers["m-gamma"] = (
         sse(b"event: response.completed\ndata: " + json.dumps(done).encode() + b"\n\n")
         if stream else whole(b"200 OK", json.dumps(said).encode()))
-    gateway = await start_gateway(upstream_url=raw.url)
     async with client.post(gateway.url + "/v1/responses", headers=gateway.auth,
                            json={"model": "solo", "input": "hi", "stream": stream}) as resp:
         assert resp.status == 200
@@ -983,12 +970,11 @@ async def test_a_response_whose_object_is_no_string_is_relayed_not_a_500(
 
 
 async def test_a_list_of_files_whose_item_s_object_is_no_string_reaches_the_master_key(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
     # Looked up in a set, an object in its place raised TypeError: every list was a 500.
     listed = {"object": "list", "data": [{"id": "file-1", "object": {"kind": "file"}}]}
     raw.answers[""] = whole(b"200 OK", json.dumps(listed).encode())
-    gateway = await start_gateway(upstream_url=raw.url)
     async with client.get(gateway.url + "/v1/files", headers=gateway.auth) as resp:
         assert resp.status == 200
         assert (await resp.json()) == listed  # no file of the files API's: nothing bound
@@ -1030,7 +1016,7 @@ async def test_a_batch_whose_status_is_no_string_is_answered_and_bills_nothing(
 
 
 async def test_a_stream_opening_a_block_whose_type_is_no_string_is_relayed_as_its_answer(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
     # Judged whether it opens an empty block of text (while another candidate remains),
     # its type was looked up in a set: a list raised TypeError, and the client got a 500.
@@ -1041,7 +1027,6 @@ async def test_a_stream_opening_a_block_whose_type_is_no_string_is_relayed_as_it
              b'"content_block":{"type":["text"],"text":""}}\n\n')
     stop = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
     raw.answers["m-alpha"] = sse(start, block, stop)
-    gateway = await start_gateway(upstream_url=raw.url)
     async with client.post(gateway.url + "/v1/messages", headers=gateway.auth, json={
             "model": "chat", "max_tokens": 9, "stream": True,
             "messages": [{"role": "user", "content": "hi"}]}) as resp:
@@ -1051,21 +1036,20 @@ async def test_a_stream_opening_a_block_whose_type_is_no_string_is_relayed_as_it
 
 
 async def test_a_prompt_too_long_whose_message_nests_past_what_python_prints_fails_over(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
     # Its code and message were put in one text to look for the marks: str() of the
     # message recursed past Python's limit, and the request was a 500.
     deep = b"[" * 1020 + b"]" * 1020
     raw.answers["m-alpha"] = whole(b"400 Bad Request", b'{"error":{"code":"context_length_exceeded",'
                                    b'"message":' + deep + b'}}')
-    gateway = await start_gateway(upstream_url=raw.url)
     answered, headers, _ = await _chat(client, gateway, model="chat")
     assert (answered, headers["X-HX-Model"]) == (200, "beta")
     assert "Traceback" not in gateway.logs()
 
 
 async def test_a_model_s_entry_keeps_none_of_the_gateway_s_own_fields_its_upstream_lists(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
     # An upstream that is a gateway of this kind lists its groups so: a registry model
     # sent to its default group was listed here as a group, the default one (as
@@ -1074,7 +1058,6 @@ async def test_a_model_s_entry_keeps_none_of_the_gateway_s_own_fields_its_upstre
               "hx_group": True, "hx_models": ["theirs"], "hx_mode": "embedding",
               "hx_default": True}
     raw.answers[""] = whole(b"200 OK", json.dumps({"object": "list", "data": [listed]}).encode())
-    gateway = await start_gateway(upstream_url=raw.url)
     async with client.get(gateway.url + "/v1/models/alpha", headers=gateway.auth) as resp:
         alpha = await resp.json()
     assert alpha == {"id": "alpha", "object": "model", "created": 1_700_000_000,
