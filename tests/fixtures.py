@@ -111,6 +111,8 @@ class Gateway:
     log_path: Path | None = None
     log_start: int = 0
     """Where `logs()` begins: a gateway several tests share says what each test met."""
+    test_started: float = 0.0
+    """When the test that shares it began: `ledger_rows` holds the rows of its requests."""
 
     @property
     def url(self) -> str:
@@ -204,6 +206,7 @@ class Gateway:
         """Start `logs()` here: what the gateway says from now on."""
         assert self.log_path is not None
         self.log_start = self.log_path.stat().st_size
+        self.test_started = time.time()
 
 
 async def start_serving(
@@ -327,13 +330,16 @@ async def stream_under_way(
 
 
 def ledger_rows(gateway: Gateway) -> list[dict[str, Any]]:
-    """The usage ledger's rows in the gateway's SQLite store; none while it has no table."""
+    """The usage ledger's rows in the gateway's SQLite store; none while it has no table.
+    Of a gateway tests share, the rows of requests begun since this test began."""
     path = Path(gateway.env()["HX_STATE_DIR"]) / "hxgw.db"
     if not path.exists():
         return []
     try:
         with sqlite3.connect(path, timeout=10) as connection:
             connection.row_factory = sqlite3.Row
-            return [dict(r) for r in connection.execute("SELECT * FROM usage_ledger")]
+            rows = connection.execute(
+                "SELECT * FROM usage_ledger WHERE started >= ?", (gateway.test_started,))
+            return [dict(r) for r in rows]
     except sqlite3.OperationalError:  # the key store made the file; the ledger's table is next
         return []

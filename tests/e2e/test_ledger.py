@@ -13,6 +13,7 @@ import socket
 import stat
 import subprocess
 import time
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +21,32 @@ import aiohttp
 import psycopg
 import pytest
 
+from tests import one_gateway
 from tests.conftest import StartGateway
 from tests.fake_upstream import FakeUpstream
 from tests.fixtures import DEFAULT_MODELS, HXGW, Gateway, ledger_rows, wait_for
 from tests.postgres import Postgres, own_postgres  # noqa: F401 -- a fixture
 
+upstream = one_gateway.upstream
 PRICED = [dict(m, price={"input_per_mtok": 1, "output_per_mtok": 2}) for m in DEFAULT_MODELS]
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "hi"}]}
+
+
+@pytest.fixture(scope="module")
+async def module_priced(
+    tmp_path_factory: pytest.TempPathFactory, module_upstream: tuple[FakeUpstream, str]
+) -> AsyncIterator[Gateway]:
+    async with one_gateway.serving_shared(tmp_path_factory.mktemp("priced"), module_upstream[1],
+                                          models=PRICED) as shared:
+        yield shared
+
+
+@pytest.fixture
+def priced(module_priced: Gateway, upstream: tuple[FakeUpstream, str]) -> Gateway:
+    """A gateway with PRICED models that the module's tests share: those that read the
+    rows of their own requests alone (`ledger_rows`), not totals or its log."""
+    module_priced.begin_test()
+    return module_priced
 
 
 def _state_dir(gateway: Gateway) -> str:
@@ -93,10 +113,10 @@ async def test_the_state_directory_the_gateway_makes_is_its_own_alone(
 
 
 async def test_a_stream_the_client_cut_is_billed_as_estimated_and_disconnected(
-    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+    priced: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):
     fake.behave("m-alpha", content="w " * 200, chunk_delay=0.01)
-    gateway = await start_gateway(models=PRICED)
+    gateway = priced
     async with client.post(gateway.url + "/v1/chat/completions", json={**CHAT, "stream": True},
                            headers=gateway.auth) as stream:
         for _ in range(5):
@@ -128,13 +148,13 @@ async def test_a_stream_the_upstream_broke_off_is_a_200_row_that_counts_as_an_er
 
 
 async def test_a_plain_answer_the_client_cut_is_billed_as_much_as_the_request_asked_for(
-    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+    priced: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):
     start = b'{"id":"c","object":"chat.completion","choices":[{"index":0,"message":' \
             b'{"role":"assistant","content":"' + b"w " * 2000
     end = b'"}}],"usage":{"prompt_tokens":9,"completion_tokens":900,"total_tokens":909}}'
     fake.behave("m-alpha", script=((0, start), (3, end)))
-    gateway = await start_gateway(models=PRICED)
+    gateway = priced
     async with client.post(gateway.url + "/v1/chat/completions", headers=gateway.auth,
                            json={**CHAT, "max_tokens": 700}) as resp:
         await resp.content.readexactly(1000)  # then it leaves
@@ -145,14 +165,14 @@ async def test_a_plain_answer_the_client_cut_is_billed_as_much_as_the_request_as
 
 
 async def test_a_usage_several_chunks_before_a_plain_body_s_end_is_read(
-    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+    priced: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):
     start = (b'{"id":"c","object":"chat.completion","choices":[{"index":0,"message":'
              b'{"role":"assistant","content":"hi"}}],'
              b'"usage":{"prompt_tokens":9,"completion_tokens":1,"total_tokens":10},"x":"')
     fake.behave("m-alpha", script=((0, start), (0.05, b"f" * 1500), (0.05, b"f" * 1500),
                                    (0.05, b'"}')))
-    gateway = await start_gateway(models=PRICED)
+    gateway = priced
     assert await _chat(client, gateway) == 200
     await wait_for(lambda: len(ledger_rows(gateway)) == 1, timeout=10)
     (row,) = ledger_rows(gateway)
@@ -161,11 +181,11 @@ async def test_a_usage_several_chunks_before_a_plain_body_s_end_is_read(
 
 
 async def test_a_stream_the_client_left_before_any_event_is_billed_no_completion(
-    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+    priced: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):
     # A lone candidate's: with one to fail over to, a comment waits for the first event.
     fake.behave("m-alpha", script=((0, b": PROCESSING\n\n"), (3, b"data: [DONE]\n\n")))
-    gateway = await start_gateway(models=PRICED)
+    gateway = priced
     async with client.post(gateway.url + "/v1/chat/completions", headers=gateway.auth,
                            json={**CHAT, "model": "alpha", "stream": True, "max_tokens": 700}
                            ) as resp:
@@ -176,25 +196,24 @@ async def test_a_stream_the_client_left_before_any_event_is_billed_no_completion
 
 
 async def _gone_before_the_first_byte(
-    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
-) -> tuple[Gateway, dict[str, Any]]:
-    """A gateway, and the row of a chat its client left half a second in, 3 s before
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+) -> dict[str, Any]:
+    """The row of a chat through `gateway` its client left half a second in, 3 s before
     the upstream's answer."""
     fake.behave("m-alpha", header_delay=3)
-    gateway = await start_gateway(models=PRICED)
     with contextlib.suppress(TimeoutError):
         async with client.post(gateway.url + "/v1/chat/completions", json=CHAT,
                                headers=gateway.auth, timeout=aiohttp.ClientTimeout(total=0.5)):
             pass
     await wait_for(lambda: len(ledger_rows(gateway)) == 1, timeout=10)
     (row,) = ledger_rows(gateway)
-    return gateway, row
+    return row
 
 
 async def test_a_client_gone_before_the_first_byte_is_recorded_as_disconnected(
-    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+    priced: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):
-    _, row = await _gone_before_the_first_byte(start_gateway, client, fake)
+    row = await _gone_before_the_first_byte(priced, client, fake)
     assert (row["status"], row["disconnected"]) == (499, 1)
     # The upstream had read its prompt: that is billed, estimated, and nothing more.
     prompt = len(json.dumps(CHAT)) // 4 + 1  # as aiohttp sent it: bytes / 4
@@ -204,12 +223,12 @@ async def test_a_client_gone_before_the_first_byte_is_recorded_as_disconnected(
 
 
 async def test_an_anthropic_stream_the_client_cut_counts_what_was_relayed_not_its_start(
-    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+    priced: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):
     # message_start reports the input tokens and 1 output token; the final count would
     # come in message_delta, which a cut stream never gets.
     fake.behave("m-alpha", content="w " * 200, chunk_delay=0.01)
-    gateway = await start_gateway(models=PRICED)
+    gateway = priced
     body = {**CHAT, "max_tokens": 500, "stream": True}
     async with client.post(gateway.url + "/v1/messages", json=body,
                            headers=gateway.auth) as stream:
@@ -315,7 +334,9 @@ async def test_an_unreadable_spool_directory_leaves_the_ledger_without_a_spool_n
 async def test_a_client_gone_before_the_first_byte_is_filed_under_the_model_called_not_an_error(
     start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):
-    gateway, row = await _gone_before_the_first_byte(start_gateway, client, fake)
+    # Its own gateway: `hxgw usage` totals every row.
+    gateway = await start_gateway(models=PRICED)
+    row = await _gone_before_the_first_byte(gateway, client, fake)
     assert (row["status"], row["outcome"], row["model"]) == (499, "client_gone", "alpha")
     env = {**os.environ, "HX_STATE_DIR": _state_dir(gateway)}
     out = subprocess.run([HXGW, "usage", "--by", "model", "--format", "json",
@@ -392,7 +413,7 @@ async def test_a_request_a_stop_cut_before_its_answer_bills_its_prompt_at_the_mo
 
 
 async def test_a_stream_broken_off_after_its_final_usage_chunk_is_billed_that_usage(
-    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+    priced: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):
     # OpenAI's usage chunk comes once every choice has finished: its count is the whole
     # answer's, whatever happens to the `[DONE]` after it.
@@ -408,7 +429,7 @@ async def test_a_stream_broken_off_after_its_final_usage_chunk_is_billed_that_us
               + chunk({"content": " you"}) + chunk({}, "stop")
               + b"data: " + json.dumps(usage).encode() + b"\n\n")
     fake.behave("m-alpha", script=((0, events),), script_end="reset")
-    gateway = await start_gateway(models=PRICED)
+    gateway = priced
     async with client.post(gateway.url + "/v1/chat/completions", headers=gateway.auth,
                            json={**CHAT, "model": "alpha", "stream": True}) as stream:
         await stream.read()
@@ -419,7 +440,7 @@ async def test_a_stream_broken_off_after_its_final_usage_chunk_is_billed_that_us
 
 
 async def test_an_anthropic_stream_cut_after_a_start_that_counted_no_prompt_bills_its_prompt(
-    start_gateway: StartGateway, client: aiohttp.ClientSession, fake: FakeUpstream
+    priced: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):
     # LiteLLM's Messages API for a provider other than Anthropic (and other bridges from
     # OpenAI's chat) open with a usage of 0 input tokens: the real count comes at the end.
@@ -434,7 +455,7 @@ async def test_an_anthropic_stream_cut_after_a_start_that_counted_no_prompt_bill
             + event("content_block_delta", {"index": 0, "delta": {"type": "text_delta",
                                                                    "text": "Hi"}}))
     fake.behave("m-alpha", script=((0, start + text), (5, b"")))
-    gateway = await start_gateway(models=PRICED)
+    gateway = priced
     body = {**CHAT, "model": "alpha", "max_tokens": 500, "stream": True}
     async with client.post(gateway.url + "/v1/messages", json=body,
                            headers=gateway.auth) as stream:

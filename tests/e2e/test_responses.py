@@ -349,8 +349,7 @@ async def test_a_streamed_responses_usage_is_read_from_its_completed_event(
     assert 'hxgw_tokens_total{kind="completion",model="alpha"} 6.0' in metrics
 
 
-async def test_a_plain_responses_usage_goes_to_the_ledger(own_gateway: Gateway):
-    gateway = own_gateway  # it counts the ledger's rows
+async def test_a_plain_responses_usage_goes_to_the_ledger(gateway: Gateway):
     async with _sdk(gateway) as sdk:
         await sdk.responses.create(model="chat", input="hi")
     await wait_for(lambda: len(ledger_rows(gateway)) == 1, timeout=10)
@@ -359,9 +358,8 @@ async def test_a_plain_responses_usage_goes_to_the_ledger(own_gateway: Gateway):
 
 
 async def test_a_responses_stream_cut_before_it_completed_is_not_billed_by_a_usage_in_its_tools(
-    own_gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):
-    gateway = own_gateway  # it counts the ledger's rows
     # The response's first events repeat the tools, with this usage in their schema.
     fake_usage = {"type": "object", "usage": {"input_tokens": 0, "output_tokens": 0}}
     tool = {"type": "function", "name": "f", "parameters": fake_usage}
@@ -378,8 +376,7 @@ async def test_a_responses_stream_cut_before_it_completed_is_not_billed_by_a_usa
     assert row["prompt_tokens"] >= len(json.dumps(body)) // 4
 
 
-async def test_a_usage_followed_by_a_long_metadata_is_still_read(own_gateway: Gateway):
-    gateway = own_gateway  # it counts the ledger's rows
+async def test_a_usage_followed_by_a_long_metadata_is_still_read(gateway: Gateway):
     metadata = {f"k{i}": "x" * 512 for i in range(16)}  # OpenAI's most
     async with _sdk(gateway) as sdk:
         made = await sdk.responses.create(model="chat", input="hi", metadata=metadata)
@@ -389,8 +386,7 @@ async def test_a_usage_followed_by_a_long_metadata_is_still_read(own_gateway: Ga
     assert (row["prompt_tokens"], row["usage_source"]) == (INPUT_TOKENS, "reported")
 
 
-async def test_reading_a_response_back_bills_its_usage_no_second_time(own_gateway: Gateway):
-    gateway = own_gateway  # it counts the ledger's rows
+async def test_reading_a_response_back_bills_its_usage_no_second_time(gateway: Gateway):
     async with _sdk(gateway) as sdk:
         made = await sdk.responses.create(model="chat", input="hi")
         read = await sdk.responses.retrieve(made.id)
@@ -402,9 +398,8 @@ async def test_reading_a_response_back_bills_its_usage_no_second_time(own_gatewa
 
 
 async def test_the_sdk_counts_a_response_s_input_tokens_and_that_bills_nothing(
-    own_gateway: Gateway, fake: FakeUpstream
+    gateway: Gateway, fake: FakeUpstream
 ):
-    gateway = own_gateway  # it counts the ledger's rows
     async with _sdk(gateway) as sdk:
         counted = await sdk.responses.input_tokens.count(model="chat", input="hi")
     assert (counted.object, counted.input_tokens) == ("response.input_tokens", INPUT_TOKENS)
@@ -416,9 +411,8 @@ async def test_the_sdk_counts_a_response_s_input_tokens_and_that_bills_nothing(
 
 
 async def test_a_compaction_goes_to_the_model_of_its_previous_response_and_is_billed(
-    own_gateway: Gateway, fake: FakeUpstream
+    gateway: Gateway, fake: FakeUpstream
 ):
-    gateway = own_gateway  # it counts the ledger's rows
     async with _sdk(gateway) as sdk:
         first = await sdk.responses.create(model="chat", input="remember 42")
         compacted = await sdk.responses.compact(

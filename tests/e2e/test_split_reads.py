@@ -10,8 +10,13 @@ import signal
 import aiohttp
 
 from tests.conftest import StartGateway
+from tests.e2e import test_odd_upstream_answers as odd
 from tests.e2e.test_odd_upstream_answers import RawUpstream, Writes, _chat
-from tests.e2e.test_odd_upstream_answers import raw as raw  # the fixture
+from tests.fixtures import Gateway
+
+# Its raw upstream and the gateway on it that tests leaving nothing behind share.
+module_raw, raw = odd.module_raw, odd.raw
+module_gateway, gateway = odd.module_gateway, odd.gateway
 
 HEAD = b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
 
@@ -35,34 +40,31 @@ USAGE = (b'data: {"choices":[],"usage":{"prompt_tokens":3,"completion_tokens":2,
 
 
 async def test_a_crlf_stream_read_a_byte_at_a_time_without_its_usage_chunk_gains_no_blank_line(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
     # The client did not ask for usage: the gateway asked for it, and keeps it back.
     raw.answers["m-gamma"] = [*dribbled(_delta(b"A") + STOP + USAGE + b"data: [DONE]\r\n\r\n"),
                               b"0\r\n\r\n"]
-    gateway = await start_gateway(upstream_url=raw.url)
     status, _, body = await _chat(client, gateway, model="solo", stream=True)
     assert (status, body) == (200, _delta(b"A") + STOP + b"data: [DONE]\r\n\r\n")
 
 
 async def test_an_error_after_the_lf_of_a_crlf_read_alone_is_an_event_of_its_own(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
     # Its line has ended (CR, then LF in a read of its own), not its event; then the
     # upstream breaks its chunked framing mid-stream.
     raw.answers["m-gamma"] = [*dribbled(_delta(b"A", end=b"\r\n")), 0.05, b"-"]
-    gateway = await start_gateway(upstream_url=raw.url)
     status, _, body = await _chat(client, gateway, model="solo", stream=True)
     assert status == 200
     assert body.startswith(_delta(b"A", end=b"\r\n") + b"\nevent: error\ndata: ")
 
 
 async def test_an_error_after_a_blank_line_of_a_lone_cr_adds_no_blank_line(
-    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
+    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
     # CRLF then CR: the event has ended, whatever follows the CR.
     raw.answers["m-gamma"] = [*dribbled(_delta(b"A", end=b"\r\n\r")), 0.05, b"-"]
-    gateway = await start_gateway(upstream_url=raw.url)
     status, _, body = await _chat(client, gateway, model="solo", stream=True)
     assert status == 200
     assert body.startswith(_delta(b"A", end=b"\r\n\r") + b"event: error\ndata: ")

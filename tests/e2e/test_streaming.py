@@ -52,9 +52,8 @@ async def test_usage_chunk_and_done_pass_through(
 
 
 async def test_a_stream_that_did_not_ask_for_usage_is_counted_by_the_upstream_unseen(
-    own_gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):
-    gateway = own_gateway  # its ledger must hold this test's row alone
     # The gateway asks for the usage chunk, so the ledger and the limits get the
     # upstream's count, and keeps the chunk from a client that did not ask for it.
     async with client.post(gateway.url + "/v1/chat/completions", json=STREAM,
@@ -88,9 +87,8 @@ async def test_the_hidden_usage_chunk_leaves_events_split_across_reads_whole(
 
 
 async def test_litellm_s_usage_chunk_with_an_empty_delta_is_kept_from_a_client_that_did_not_ask(
-    own_gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):
-    gateway = own_gateway  # its ledger must hold this test's row alone
     # LiteLLM's proxy repeats the choice, with an empty delta, in its usage chunk.
     fake.behave("m-alpha", script=(
         (0.0, b'data: {"choices":[{"index":0,"delta":{"content":"hi"}}]}\n\n'
@@ -132,9 +130,8 @@ async def test_an_upstream_dying_mid_stream_ends_the_stream_with_an_error_event(
 
 
 async def test_a_stream_that_ends_before_done_ends_with_an_error_event_and_no_success(
-    own_gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
+    gateway: Gateway, client: aiohttp.ClientSession, fake: FakeUpstream
 ):
-    gateway = own_gateway  # its ledger must hold this test's row alone
     # The upstream closed its body properly: without [DONE], the client would take the
     # words so far for the whole answer.
     fake.behave("m-alpha", content="a b c d", end_after_chunks=2)
