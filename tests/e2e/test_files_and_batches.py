@@ -270,16 +270,22 @@ async def test_a_batch_s_row_names_the_team_of_the_key_that_made_it(
     gateway = await start_gateway(
         models=PRICED,
         gateway={"auth": {"keys_file": _keys_file(tmp_path, secret, team="search")}})
+    batch_id = await ended_batch_of(gateway, secret)
+    await wait_for(lambda: any(r["request_id"] == "usage-of-" + batch_id
+                               for r in ledger_rows(gateway)), timeout=10)
+    [row] = [r for r in ledger_rows(gateway) if r["request_id"] == "usage-of-" + batch_id]
+    assert (row["key_name"], row["team"], row["total_tokens"]) == ("app", "search", 33)
+
+
+async def ended_batch_of(gateway: Gateway, secret: str) -> str:
+    """The id of a batch of ALPHA_LINES the key `secret` made, read by it once ended."""
     async with openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key=secret,
                                   max_retries=0) as app:
         made = await app.files.create(file=("input.jsonl", ALPHA_LINES), purpose="batch")
         batch = await app.batches.create(input_file_id=made.id, endpoint="/v1/chat/completions",
                                          completion_window="24h")
         assert (await app.batches.retrieve(batch.id)).status == "completed"
-    await wait_for(lambda: any(r["request_id"] == "usage-of-" + batch.id
-                               for r in ledger_rows(gateway)), timeout=10)
-    [row] = [r for r in ledger_rows(gateway) if r["request_id"] == "usage-of-" + batch.id]
-    assert (row["key_name"], row["team"], row["total_tokens"]) == ("app", "search", 33)
+    return batch.id
 
 
 async def billed_in_metrics(gateway: Gateway, client: aiohttp.ClientSession) -> str:

@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import openai
 import yaml
 
 from hxgw.store import open_database
@@ -21,7 +20,7 @@ from hxgw.usage.schema import MIGRATIONS
 from tests.conftest import StartGateway
 from tests.e2e.test_cli_usage import usage
 from tests.e2e.test_end_user_limits import PRICED
-from tests.e2e.test_files_and_batches import ALPHA_LINES
+from tests.e2e.test_files_and_batches import ended_batch_of
 from tests.e2e.test_keys_cli import Unserved, _status, _unserved, _within_a_second, keys
 from tests.fixtures import HXGW, Gateway, ledger_rows, new_key
 
@@ -159,14 +158,9 @@ async def test_a_stored_key_s_batch_is_billed_to_the_team_the_key_is_in_when_it_
     gateway = await start_gateway(models=PRICED)
     teams(gateway, "create", "search", "--rpm", "100")
     secret = _secret(gateway, "one", "--team", "search")
-    async with openai.AsyncOpenAI(base_url=gateway.url + "/v1", api_key=secret,
-                                  max_retries=0) as app:
-        made = await app.files.create(file=("input.jsonl", ALPHA_LINES), purpose="batch")
-        batch = await app.batches.create(input_file_id=made.id, endpoint="/v1/chat/completions",
-                                         completion_window="24h")
-        assert (await app.batches.retrieve(batch.id)).status == "completed"
+    batch_id = await ended_batch_of(gateway, secret)
     gateway.stop()  # its ledger rows are written before it exits
-    [row] = [r for r in ledger_rows(gateway) if r["request_id"] == "usage-of-" + batch.id]
+    [row] = [r for r in ledger_rows(gateway) if r["request_id"] == "usage-of-" + batch_id]
     assert (row["key_name"], row["team"]) == ("one", "search")
 
 
