@@ -27,9 +27,8 @@ from hxgw.config.schema import (
     Team,
     key_digest,
 )
-from hxgw.config.teams import read_teams, team_of
+from hxgw.config.teams import read_groups, read_teams, team_of
 from hxgw.config.yaml_file import read_yaml
-from hxgw.errors import did_you_mean
 
 
 def read_client_keys(
@@ -69,7 +68,7 @@ def read_client_keys(
         doc = read_yaml(path, problems, files, required=True)
         section = Section(path.name, "", doc, problems, frozenset({"keys", "teams"}))
         known = {key.digest: key.name for key in keys}
-        teams = read_teams(section, read_key_limits)
+        teams = read_teams(section, read_key_limits, groups)
         keys.extend(_key_entries(section, known, groups, per_user, teams))
     if stored_keys is not None and not keys and not keys_file and not stored_keys():
         problems.add(
@@ -134,7 +133,7 @@ def _key_entries(
             entry.report(f"has the same secret as the key {secrets[digest]!r}")
             continue
         secrets[digest] = name or f"keys[{i}]"
-        groups = _groups(entry, known) if entry.has("groups") else None
+        groups = read_groups(entry, known) if entry.has("groups") else None
         if name:
             limits = read_key_limits(entry)
             per_user = _per_user(entry) if entry.has("per_user") else default
@@ -151,19 +150,6 @@ def _key_entries(
                 )
             )
     return out
-
-
-def _groups(entry: Section, known: Collection[str]) -> frozenset[str]:
-    """The groups a key may use; each must be one routing.yaml has, or the key would be
-    refused everywhere it was meant to go."""
-    listed = entry.str_list("groups")
-    if not listed:
-        entry.report("names no group: leave groups out for every group, or name one", "groups")
-    for i, group in enumerate(listed):
-        if known and group not in known:
-            hint = did_you_mean(group, known)
-            entry.report(f"unknown group {group!r}{hint}", f"groups[{i}]")
-    return frozenset(listed)
 
 
 def read_per_user_default(top: Section) -> KeyLimits | None:

@@ -85,7 +85,7 @@ def _held_to(key: ClientKey, body: dict[str, Any] | None) -> Asked:
         asked.append((user_name(key.name, who), key.per_user, {"end_user": who}))
     if key.limits is not None:
         asked.append((key.name, key.limits, {}))
-    if key.team is not None:
+    if key.team is not None and not key.team.limits.limit_nothing():  # not one of groups alone
         asked.append((team_name(key.team.name), key.team.limits, {"team": key.team.name}))
     return asked
 

@@ -110,7 +110,7 @@ async def authorize(request: web.BaseRequest, state: GatewayState) -> None:
             "unrestricted key of the config, or the metrics key"
         )
     assert client is not None
-    if client.groups is not None:
+    if client.reach is not None:
         raise OperatorOnly(
             f"key {client.name!r} is limited to some groups; use an unrestricted "
             "key or the metrics key"

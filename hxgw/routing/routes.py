@@ -78,7 +78,7 @@ class Routes:
     def _group(self, group: str, key: ClientKey, mode: Mode | None, named_in: str | None) -> Route:
         """`named_in`: the header or body field that named the group; None for the default."""
         if not key.may_use(group):
-            its = ", ".join(sorted(key.groups or ()))
+            its = ", ".join(sorted(key.reach or ())) or "none: its own and its team's share none"
             # With no model named, the group is routing.default_group, which its caller
             # never wrote: say so, or the name comes from nowhere.
             default = "" if named_in else "; no model named, so the default group: name one"
@@ -102,8 +102,8 @@ class Routes:
                 ),
                 param=named_in or "model",
             )
-        if key.groups is not None and route.own < len(route.candidates):
-            return self._for_groups[group, mode, key.groups]
+        if key.reach is not None and route.own < len(route.candidates):
+            return self._for_groups[group, mode, key.reach]
         return route
 
     def _route_within(self, which: tuple[str, Mode | None, frozenset[str]]) -> Route:
@@ -117,7 +117,7 @@ class Routes:
 
 def may_use_model(config: Config, key: ClientKey, model: Model) -> bool:
     """A key limited to some groups may use the models of those groups."""
-    return key.groups is None or any(
+    return key.reach is None or any(
         key.may_use(g.name) for g in config.routing.groups.values() if model.name in g.models
     )
 
@@ -125,7 +125,7 @@ def may_use_model(config: Config, key: ClientKey, model: Model) -> bool:
 def may_use_upstream(config: Config, key: ClientKey, upstream: str) -> bool:
     """A key limited to some groups may reach the upstreams their models are on (for the
     files and batches held there, which name no model)."""
-    return key.groups is None or any(
+    return key.reach is None or any(
         key.may_use(g.name) and any(config.models[m].upstream == upstream for m in g.models)
         for g in config.routing.groups.values()
     )

@@ -29,6 +29,7 @@ TEAMS = [
     {"name": "both", "rpm": 1},
     {"name": "queued", "budget": 5},
     {"name": "counted", "rpm": 2},
+    {"name": "grouped", "groups": ["solo", "emb"]},
 ]
 KEYS: dict[str, dict[str, Any]] = {
     "paced-a": {"team": "paced"},
@@ -44,6 +45,8 @@ KEYS: dict[str, dict[str, Any]] = {
     "queued-own": {"team": "queued", "rpm": 100},
     "counted-own": {"team": "counted", "rpm": 1},
     "counted-a": {"team": "counted"},
+    "grouped-a": {"team": "grouped"},
+    "grouped-own": {"team": "grouped", "groups": ["chat", "emb"]},
     "alone": {},
 }
 """Each test has keys (and a team) of its own."""
@@ -195,3 +198,18 @@ async def test_a_key_with_limits_of_its_own_in_a_team_with_a_budget_may_not_star
     status, _, body = await apps["queued-own"].post(
         "/v1/responses", model="chat", input="hi", background=True, messages=None)
     assert (status, body["error"]["code"]) == (403, "background_not_allowed")
+
+
+async def test_a_team_s_groups_keep_its_keys_to_them(apps: dict[str, App]):
+    assert (await apps["grouped-a"].post(model="solo"))[0] == 200
+    status, _, body = await apps["grouped-a"].post(model="chat")
+    assert (status, body["error"]["message"]) == (
+        403, "key 'grouped-a' may not use group 'chat' (its groups: emb, solo)")
+
+
+async def test_a_key_in_a_team_with_groups_reaches_those_both_name(apps: dict[str, App]):
+    # Its own groups are chat and emb, its team's solo and emb: emb alone.
+    assert [(await apps["grouped-own"].post(model=model))[0] for model in ("chat", "solo")] == [
+        403, 403]
+    status, _, body = await apps["grouped-own"].post(model="beta")  # a model of chat
+    assert (status, body["error"]["message"]) == (403, "key 'grouped-own' may not use model 'beta'")

@@ -41,12 +41,13 @@ def test_a_key_that_names_no_team_is_in_none(tmp_path: Path):
     [
         ([{"name": "search", "rpm": 1}], {"team": "serch"}, "keys[0].team: unknown team 'serch'"),
         ([], {"team": "search"}, "keys[0].team: unknown team 'search' (the file's teams: none"),
-        ([{"name": "search"}], {}, "teams[0]: sets no limit"),
-        ([{"name": "search", "budget_period": "7d"}], {}, "teams[0]: sets no limit"),
+        ([{"name": "search"}], {}, "teams[0]: sets nothing: give groups or one of"),
+        ([{"name": "search", "budget_period": "7d"}], {}, "teams[0]: sets nothing"),
         ([{"name": "a b", "rpm": 1}], {}, "teams[0].name: 'a b': a name goes"),
         ([{"rpm": 1}], {}, "teams[0].name: "),
         ([{"name": "t", "rpm": 0}], {}, "teams[0].rpm: "),
-        ([{"name": "t", "rpm": 1, "groups": ["x"]}], {}, "teams[0].groups: unknown key"),
+        ([{"name": "t", "groups": ["chta"]}], {}, "teams[0].groups[0]: unknown group 'chta'"),
+        ([{"name": "t", "groups": []}], {}, "teams[0].groups: names no group"),
         ({"name": "t"}, {}, "teams: must be a list of teams"),
         ([{"name": "none", "rpm": 1}], {}, "teams[0].name: 'none' is no team's name"),
         ([{"name": "t", "rpm": -1}], {"team": "t"}, "teams[0].rpm: "),  # once, not for its key
@@ -68,3 +69,20 @@ def test_two_teams_with_one_name_are_refused(tmp_path: Path):
     teams = [{"name": "search", "rpm": 1}, {"name": "search", "rpm": 2}]
     with pytest.raises(ConfigError, match=r"teams\[1\].name: 'search' is another team's"):
         load_config(_keys_file(tmp_path, teams), ENV)
+
+
+def test_a_team_may_keep_its_keys_to_groups_and_limit_nothing(tmp_path: Path):
+    config = load_config(_keys_file(tmp_path, [{"name": "search", "groups": ["chat"]}],
+                                    {"name": "a", "key": "sk-a-1", "team": "search"}), ENV)
+    (key,) = [k for k in config.keys if k.name == "a"]
+    assert key.team == Team(name="search", limits=KeyLimits(), groups=frozenset({"chat"}))
+    assert (key.groups, key.reach) == (None, frozenset({"chat"}))
+
+
+def test_a_key_reaches_only_the_groups_both_it_and_its_team_name(tmp_path: Path):
+    teams = [{"name": "search", "groups": ["chat", "solo"]}]
+    config = load_config(_keys_file(tmp_path, teams, {"name": "a", "key": "sk-a-1", "team": "search",
+                                                      "groups": ["solo", "emb"]}), ENV)
+    (key,) = [k for k in config.keys if k.name == "a"]
+    assert key.reach == frozenset({"solo"})
+    assert key.may_use("solo") and not key.may_use("emb") and not key.may_use("chat")
