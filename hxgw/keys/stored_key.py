@@ -68,6 +68,12 @@ MIGRATIONS = (
             f"ALTER TABLE {TABLE} ADD COLUMN team TEXT",
         ),
     ),
+    Migration(
+        component="keys",
+        version=5,
+        description="the groups a team keeps its keys to",
+        statements=(f"ALTER TABLE {TEAMS} ADD COLUMN groups TEXT",),
+    ),
 )
 
 

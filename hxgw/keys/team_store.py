@@ -1,7 +1,8 @@
 """Teams kept in the gateway's database beside the keys, made by `hxgw teams`: a team
-has a name and the limits a key may have, and each key `hxgw keys --team` puts in it
-is held to them, counted over all its keys. Serving gateways see a change within a
-second, as they see a key's: the key table's marker counts the teams too.
+has a name, the limits a key may have and the groups a key may name, and each key
+`hxgw keys --team` puts in it is held to those limits, counted over all its keys, and
+kept to those groups. Serving gateways see a change within a second, as they see a
+key's: the key table's marker counts the teams too.
 """
 
 from __future__ import annotations
@@ -30,14 +31,22 @@ class StoredTeam:
     budget_period: str
     created: float
     updated: float
+    groups: tuple[str, ...] | None
 
     def limits(self) -> KeyLimits | None:
         return limits_of(self.rpm, self.tpm, self.max_parallel, self.budget, self.budget_period)
 
     def team(self) -> Team | None:
-        """The team its keys are held to; None while it limits nothing."""
-        limits = self.limits()
-        return None if limits is None else Team(name=self.name, limits=limits)
+        """The team its keys are held to; None while it neither limits nor keeps to
+        groups."""
+        limits, groups = self.limits(), self.groups
+        if limits is None and groups is None:
+            return None
+        return Team(
+            name=self.name,
+            limits=limits or KeyLimits(),
+            groups=None if groups is None else frozenset(groups),
+        )
 
 
 _FIELDS = tuple(field.name for field in fields(StoredTeam))
@@ -130,4 +139,6 @@ class TeamStore:
 
 
 def _read(row: Sequence[Any]) -> StoredTeam:
-    return StoredTeam(**dict(zip(_FIELDS, row, strict=True)))
+    values = dict(zip(_FIELDS, row, strict=True))
+    values["groups"] = tuple(values["groups"].split(",")) if values["groups"] else None
+    return StoredTeam(**values)

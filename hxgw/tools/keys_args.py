@@ -218,7 +218,18 @@ def add_arguments(parser: argparse.ArgumentParser, config_help: str) -> None:
 
 def add_team_arguments(parser: argparse.ArgumentParser, config_help: str) -> None:
     action = _actions(parser, config_help, team_name)
-    limit_arguments(action("create", "make a team: limits its keys share"), "", " of the team")
-    limit_arguments(action("update", "change a team's limits"), "", " of the team")
+    for sub in (
+        action("create", "make a team: limits its keys share, groups it keeps them to"),
+        action("update", "change a team's limits or groups"),
+    ):
+        limit_arguments(sub, "", " of the team")
+        sub.add_argument(
+            "--groups",
+            type=_groups,
+            metavar="G1,G2",
+            help="the only groups its keys may use, whatever groups each names (all: every"
+            " group)"
+            + (", default: all" if sub.prog.endswith("create") else ", default: as it was"),
+        )
     action("list", "the teams, their limits, keys and spend this period", named=False)
     action("delete", "remove a team that has no keys")

@@ -208,7 +208,7 @@ def _check_team(
     stored = None if in_file else TeamStore(store).get(connection, team)
     if not in_file and stored is None:
         raise KeyStoreError(f"no team named {team!r} (hxgw teams create {team} makes one)")
-    if stored is not None and stored.limits() is None:
+    if stored is not None and stored.team() is None:
         print(
             f"hxgw keys: note: the team {team!r} limits nothing yet: its keys are held to"
             " their own limits alone, and their requests count for no team"

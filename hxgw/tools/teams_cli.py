@@ -1,7 +1,7 @@
 """`hxgw teams`: make, list, change and delete teams in the key store. A team holds
-limits that all its keys share (`hxgw keys create NAME --team TEAM`); serving gateways
-see each change within a second, as they see a key's. The keys file's teams are listed
-beside the store's, and are changed in the file.
+limits that all its keys share (`hxgw keys create NAME --team TEAM`) and the groups it
+keeps them to; serving gateways see each change within a second, as they see a key's.
+The keys file's teams are listed beside the store's, and are changed in the file.
 """
 
 from __future__ import annotations
@@ -10,11 +10,12 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from hxgw.config import Config, StoreSettings
 from hxgw.config.schema import LIMIT_KEYS, PERIODS, KeyLimits, Team
+from hxgw.errors import did_you_mean
 from hxgw.keys.store import KeyStore, KeyStoreError
 from hxgw.keys.team_store import StoredTeam, TeamStore
 from hxgw.store import Connection, NoStore, StoreError, open_database
@@ -64,8 +65,11 @@ def _run(args: argparse.Namespace, settings: StoreSettings, config: object) -> i
             rows = _listed(teams, None, file_teams, config)
         print(json.dumps(rows, indent=2) if args.json else _table(rows))
         return 0
+    if args.action in ("create", "update") and args.groups:
+        _check_groups(args.groups, config)
     with keys.connect() as connection:
         given = {name: getattr(args, name, None) for name in LIMIT_KEYS}
+        given["groups"] = getattr(args, "groups", None)
         if args.action == "create":
             if args.name in file_teams:
                 raise KeyStoreError(f"the keys file has a team named {args.name!r}")
@@ -75,13 +79,29 @@ def _run(args: argparse.Namespace, settings: StoreSettings, config: object) -> i
         else:
             team = teams.delete(connection, args.name)
         members = [] if args.action == "delete" else teams.members(connection, team.name)
-    if team.limits() is None and args.action != "delete":
+    if team.team() is None and args.action != "delete":
         print(f"hxgw teams: note: {team.name} limits nothing yet", file=sys.stderr)
     done = f"{args.action}d team {team.name}"
     row = _stored_row(team, members)
     del row["spent"]  # only `list` reads the ledger
     print(json.dumps(row) if args.json else done)
     return 0
+
+
+def _check_groups(groups: list[str], config: object) -> None:
+    """Refuse groups the gateway's config lacks: the team's keys would reach none of
+    them. Where the config does not load, they cannot be checked: refused too."""
+    if not isinstance(config, Config):
+        raise KeyStoreError(
+            "the config does not load, so the team's groups cannot be checked"
+            " (hxgw check-config says why)"
+        )
+    known = config.routing.groups
+    if unknown := [g for g in groups if g not in known]:
+        raise KeyStoreError(
+            f"no group named {unknown[0]!r}{did_you_mean(unknown[0], known)} in the config"
+            f" (its groups: {', '.join(known)})"
+        )
 
 
 def _listed(
@@ -102,7 +122,7 @@ def _listed(
         keys = [k.name for k in file_keys if k.team is not None and k.team.name == team.name]
         if connection is not None:
             keys += teams.members(connection, team.name)
-        rows.append(_row(team.name, "keys file", team.limits, keys))
+        rows.append(_row(team.name, "keys file", team.limits, keys, team.groups))
     stored = connection if connection is not None and ledger_exists(connection) else None
     if stored is not None and not _ledger_current(stored):
         stored = None
@@ -132,13 +152,20 @@ def _ledger_current(connection: Connection) -> bool:
 
 
 def _stored_row(team: StoredTeam, keys: list[str]) -> dict[str, Any]:
-    return _row(team.name, "store", team.limits(), keys)
+    return _row(team.name, "store", team.limits(), keys, team.groups)
 
 
-def _row(name: str, source: str, limits: KeyLimits | None, keys: list[str]) -> dict[str, Any]:
+def _row(
+    name: str,
+    source: str,
+    limits: KeyLimits | None,
+    keys: list[str],
+    groups: Collection[str] | None,
+) -> dict[str, Any]:
     said = limits_doc(limits) if limits is not None else dict.fromkeys(LIMIT_KEYS)
     spent = 0.0 if said["budget"] is not None else None
-    return {"name": name, "source": source, **said, "spent": spent, "keys": keys}
+    listed = None if groups is None else sorted(groups)
+    return {"name": name, "source": source, **said, "groups": listed, "spent": spent, "keys": keys}
 
 
 def _limits(row: dict[str, Any]) -> KeyLimits | None:
@@ -152,13 +179,14 @@ def _limits(row: dict[str, Any]) -> KeyLimits | None:
 def _table(rows: list[dict[str, Any]]) -> str:
     if not rows:
         return "no teams yet: hxgw teams create NAME --budget 100"
-    lines = [("NAME", "SOURCE", "LIMITS", "SPENT", "LEFT", "KEYS")]
+    lines = [("NAME", "SOURCE", "LIMITS", "GROUPS", "SPENT", "LEFT", "KEYS")]
     for row in rows:
         spent = left = "-"
         if row["budget"] is not None and row["spent"] is not None:
             spent, left = money(row["spent"]), money(max(row["budget"] - row["spent"], 0.0))
-        said = limits_said(_limits(row))
-        lines.append((row["name"], row["source"], said, spent, left, ",".join(row["keys"]) or "-"))
+        said, groups = limits_said(_limits(row)), ",".join(row["groups"] or ["all"])
+        keys = ",".join(row["keys"]) or "-"
+        lines.append((row["name"], row["source"], said, groups, spent, left, keys))
     widths = [max(len(line[i]) for line in lines) for i in range(len(lines[0]))]
     return "\n".join(
         "  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip()

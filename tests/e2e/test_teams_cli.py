@@ -239,9 +239,9 @@ async def test_the_list_table_says_each_team_s_limits_spend_what_is_left_and_key
     gateway.stop()  # its ledger rows are written before it exits
     (row,) = json.loads(teams(gateway, "list", "--json").stdout)
     lines = teams(gateway, "list").stdout.splitlines()
-    assert lines[0].split() == ["NAME", "SOURCE", "LIMITS", "SPENT", "LEFT", "KEYS"]
-    assert lines[1].split() == ["search", "store", "budget", "0.50/1d", money(row["spent"]),
-                                money(0.5 - row["spent"]), "one"]
+    assert lines[0].split() == ["NAME", "SOURCE", "LIMITS", "GROUPS", "SPENT", "LEFT", "KEYS"]
+    assert lines[1].split() == ["search", "store", "budget", "0.50/1d", "all",
+                                money(row["spent"]), money(0.5 - row["spent"]), "one"]
 
 
 def test_list_without_teams_says_how_to_make_one_and_makes_no_store(tmp_path: Path):
@@ -255,3 +255,35 @@ def test_list_without_teams_says_how_to_make_one_and_makes_no_store(tmp_path: Pa
 def test_a_team_made_without_limits_is_said_to_limit_nothing_yet(tmp_path: Path):
     made = teams(_unserved(tmp_path), "create", "later")
     assert made.returncode == 0 and "note: later limits nothing yet" in made.stderr
+
+
+async def test_a_team_s_groups_keep_its_keys_to_them_within_a_second_without_a_reload(
+    start_gateway: StartGateway, client: aiohttp.ClientSession
+):
+    gateway = await start_gateway()
+    assert teams(gateway, "create", "search", "--groups", "solo").returncode == 0
+    secret = _secret(gateway, "one", "--team", "search")
+    await _within_a_second(lambda: _status_is(client, gateway, secret, 403))  # chat: not solo
+    assert teams(gateway, "update", "search", "--groups", "all").returncode == 0
+    await _within_a_second(lambda: _status_is(client, gateway, secret, 200))
+
+
+def test_a_team_s_groups_are_listed_and_set_back_to_all(tmp_path: Any):
+    dirs = _unserved(tmp_path)
+    made = json.loads(teams(dirs, "create", "search", "--groups", "solo,chat", "--json").stdout)
+    assert made["groups"] == ["chat", "solo"]
+    lines = teams(dirs, "list").stdout.splitlines()
+    assert lines[1].split()[:4] == ["search", "store", "-", "chat,solo"]
+    changed = json.loads(teams(dirs, "update", "search", "--groups", "all", "--json").stdout)
+    assert changed["groups"] is None
+
+
+def test_a_team_made_with_groups_alone_is_no_team_that_limits_nothing(tmp_path: Any):
+    made = teams(_unserved(tmp_path), "create", "search", "--groups", "solo")
+    assert made.returncode == 0 and "limits nothing" not in made.stderr
+
+
+def test_a_team_may_not_keep_its_keys_to_a_group_the_config_lacks(tmp_path: Any):
+    refused = teams(_unserved(tmp_path), "create", "search", "--groups", "chta")
+    assert refused.returncode == 1
+    assert "no group named 'chta' (did you mean 'chat'?) in the config" in refused.stderr

@@ -12,8 +12,10 @@ from structlog.testing import capture_logs
 from hxgw.config import KeyLimits, Team
 from hxgw.keys.book import ConfigSays, StoredKeys
 from hxgw.keys.store import CLEARED, KeyStore, KeyStoreError
+from hxgw.keys.stored_key import MIGRATIONS
 from hxgw.keys.team_store import TeamStore
 from hxgw.store import Database
+from hxgw.store.migrate import migrate
 
 NO_CONFIG = ConfigSays(frozenset())
 
@@ -167,3 +169,31 @@ def test_a_stored_key_whose_team_a_reload_took_away_is_held_to_its_own_limits_an
         book.refresh(NO_CONFIG)
     assert book.by_digest[_digest(secret)].team is None
     assert [(e["key"], e["team"]) for e in logs if "team" in e] == [("app", "search")]
+
+
+def test_a_stored_key_in_a_team_with_groups_reaches_those_it_and_its_team_name(
+    database: Database, book: StoredKeys
+):
+    keys = KeyStore(database)
+    with keys.connect() as connection:
+        TeamStore(keys).create(connection, "search", {"groups": ["chat", "solo"]})
+        secret = keys.create(connection, "app", {"team": "search", "groups": ["solo", "emb"]})
+    book.refresh(NO_CONFIG)
+    key = book.by_digest[_digest(secret)]
+    assert key.team == Team(name="search", limits=KeyLimits(), groups=frozenset({"chat", "solo"}))
+    assert key.reach == frozenset({"solo"})
+
+
+def test_a_team_an_older_gateway_made_keeps_its_keys_to_no_group(database: Database):
+    with database.connect() as connection:
+        migrate(connection, MIGRATIONS, upto=4)
+        with connection.transaction():  # as a gateway that knew only v4 wrote it
+            connection.execute(
+                "INSERT INTO client_teams (name, rpm, budget_period, created, updated)"
+                " VALUES ('old', 5, '1d', 1.0, 1.0)")
+    teams = TeamStore(KeyStore(database))
+    with teams.keys.connect() as connection:
+        (team,) = teams.all(connection)
+        changed = teams.update(connection, "old", {"groups": ["chat"]})
+    assert team.team() == Team(name="old", limits=KeyLimits(rpm=5))
+    assert changed.team() == Team(name="old", limits=KeyLimits(rpm=5), groups=frozenset({"chat"}))
