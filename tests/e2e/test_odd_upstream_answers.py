@@ -87,6 +87,8 @@ async def module_gateway(
 ) -> AsyncIterator[Gateway]:
     async with one_gateway.serving_shared(tmp_path_factory.mktemp("odd"), module_raw.url) as gw:
         yield gw
+        # Each test's own look at the log may miss a line written after its answer.
+        assert gw.log_path is not None and b"Traceback" not in gw.log_path.read_bytes()
 
 
 @pytest.fixture
@@ -132,8 +134,9 @@ async def _chat(client: aiohttp.ClientSession, gateway: Gateway, **body: object
     b"Mon, 01 Jan 99999999999999999999 00:00:00 GMT",  # its parse overflows: it was a 500
 ])
 async def test_a_retry_after_that_is_no_wait_is_ignored_and_the_request_fails_over(
-    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession, value: bytes
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession, value: bytes
 ):
+    gateway = await start_gateway(upstream_url=raw.url)  # it reads the log
     limited = whole(b"429 Too Many Requests", b'{"error":{"message":"slow down"}}',
                     extra=b"Retry-After: " + value + b"\r\n")
     raw.answers["m-alpha"] = raw.answers["m-gamma"] = limited
@@ -254,8 +257,9 @@ async def test_a_lone_model_s_html_error_page_reaches_the_client_in_openai_s_sha
 
 
 async def test_an_error_labelled_as_an_event_stream_reaches_the_client_as_the_error_it_is(
-    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
+    gateway = await start_gateway(upstream_url=raw.url)  # it reads the log
     # Judged as a stream, it was cut as "ended in the middle of an event": its message
     # lost, and a client's mistake held against the model.
     error = b'{"error":{"message":"bad temperature","type":"invalid_request_error"}}'
@@ -487,8 +491,9 @@ def _response_events(named: bool, image: bytes) -> list[bytes]:
 
 
 async def test_an_error_event_after_done_in_the_same_read_is_no_failure_of_the_answer(
-    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
+    gateway = await start_gateway(upstream_url=raw.url)  # it reads the log
     # The client has the whole answer; it had been logged, and counted, as a model's failure.
     content = b'data: {"choices":[{"index":0,"delta":{"content":"A"},"finish_reason":null}]}\n\n'
     raw.answers["m-gamma"] = sse(content, b'data: [DONE]\n\ndata: {"error":{"message":"late"}}\n\n')
@@ -622,8 +627,9 @@ async def test_the_trailer_fields_of_an_answer_never_reach_the_next_answer_on_it
 
 
 async def test_an_endless_trailer_is_refused_past_the_head_s_limit_not_parsed_on(
-    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
+    gateway = await start_gateway(upstream_url=raw.url)  # it reads the log
     # httptools joins a trailer's value piece by piece, as a head's: 100 MB of it held
     # the event loop for 11 s, every client with it.
     raw.answers["m-gamma"] = [b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
@@ -719,8 +725,9 @@ async def test_an_event_stream_that_ends_before_any_answer_fails_over(
 
 
 async def test_a_stream_whose_body_stays_open_after_done_ends_whole_for_the_client(
-    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
+    gateway = await start_gateway(upstream_url=raw.url)  # it reads the log
     said = b'data: {"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":"stop"}]}\n\n'
     raw.answers["m-gamma"] = sse(said, b"data: [DONE]\n\n")[:-1]  # never the body's last chunk
     status, _, body = await _chat(client, gateway, model="solo", stream=True)
@@ -730,8 +737,9 @@ async def test_a_stream_whose_body_stays_open_after_done_ends_whole_for_the_clie
 
 
 async def test_a_messages_stream_whose_body_stays_open_after_message_stop_ends_whole(
-    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
+    gateway = await start_gateway(upstream_url=raw.url)  # it reads the log
     delta = (b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
              b'"delta":{"type":"text_delta","text":"hi"}}\n\n')
     stop = b'event: message_stop\ndata: {"type":"message_stop"}\n\n'
@@ -743,8 +751,9 @@ async def test_a_messages_stream_whose_body_stays_open_after_message_stop_ends_w
 
 @pytest.mark.parametrize("same_read", [False, True])
 async def test_events_an_upstream_sends_after_message_stop_are_not_relayed(
-    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession, same_read: bool
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession, same_read: bool
 ):
+    gateway = await start_gateway(upstream_url=raw.url)  # it reads the log
     # The anthropic SDKs raise on an `error` event wherever it comes: one after the final
     # event had thrown away a whole answer.
     delta = (b'event: content_block_delta\ndata: {"type":"content_block_delta","index":0,'
@@ -770,8 +779,9 @@ async def test_a_final_event_whose_crlf_is_split_between_reads_keeps_its_data(
 
 
 async def test_a_stream_whose_connection_breaks_after_done_ends_whole_for_the_client(
-    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
+    gateway = await start_gateway(upstream_url=raw.url)  # it reads the log
     said = b'data: {"choices":[{"index":0,"delta":{"content":"hi"},"finish_reason":"stop"}]}\n\n'
     raw.answers["m-gamma"] = [*sse(said, b"data: [DONE]\n\n")[:-1], b"zz\r\n"]  # a bad chunk
     status, _, body = await _chat(client, gateway, model="solo", stream=True)
@@ -940,9 +950,10 @@ async def test_a_message_whose_usage_nests_past_what_the_gateway_writes_is_bille
     (b"200 OK", b'{"error":%s}'),  # an error in a 200, as some providers send one
 ])
 async def test_an_error_whose_message_nests_past_what_python_prints_fails_over(
-    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession,
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession,
     status: bytes, body: bytes,
 ):
+    gateway = await start_gateway(upstream_url=raw.url)  # it reads the log
     # orjson reads 1024 levels, Python's str() of them recursed past its limit: the
     # request was a 500 where the next candidate would serve it.
     raw.answers["m-alpha"] = whole(status, body % (b"[" * 1020 + b"]" * 1020))
@@ -953,8 +964,9 @@ async def test_an_error_whose_message_nests_past_what_python_prints_fails_over(
 
 @pytest.mark.parametrize("stream", [False, True])
 async def test_a_response_whose_object_is_no_string_is_relayed_not_a_500(
-    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession, stream: bool
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession, stream: bool
 ):
+    gateway = await start_gateway(upstream_url=raw.url)  # it reads the log
     # Looked up in a set, a list raised TypeError (unhashable): a 500 for the whole
     # answer, and a stream that ended before its first byte.
     said = {"id": "resp_1", "object": ["response"], "status": "completed", "output": []}
@@ -970,8 +982,9 @@ async def test_a_response_whose_object_is_no_string_is_relayed_not_a_500(
 
 
 async def test_a_list_of_files_whose_item_s_object_is_no_string_reaches_the_master_key(
-    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
+    gateway = await start_gateway(upstream_url=raw.url)  # it reads the log
     # Looked up in a set, an object in its place raised TypeError: every list was a 500.
     listed = {"object": "list", "data": [{"id": "file-1", "object": {"kind": "file"}}]}
     raw.answers[""] = whole(b"200 OK", json.dumps(listed).encode())
@@ -1016,8 +1029,9 @@ async def test_a_batch_whose_status_is_no_string_is_answered_and_bills_nothing(
 
 
 async def test_a_stream_opening_a_block_whose_type_is_no_string_is_relayed_as_its_answer(
-    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
+    gateway = await start_gateway(upstream_url=raw.url)  # it reads the log
     # Judged whether it opens an empty block of text (while another candidate remains),
     # its type was looked up in a set: a list raised TypeError, and the client got a 500.
     start = (b'event: message_start\ndata: {"type":"message_start","message":{"id":"msg_1",'
@@ -1036,8 +1050,9 @@ async def test_a_stream_opening_a_block_whose_type_is_no_string_is_relayed_as_it
 
 
 async def test_a_prompt_too_long_whose_message_nests_past_what_python_prints_fails_over(
-    gateway: Gateway, raw: RawUpstream, client: aiohttp.ClientSession
+    start_gateway: StartGateway, raw: RawUpstream, client: aiohttp.ClientSession
 ):
+    gateway = await start_gateway(upstream_url=raw.url)  # it reads the log
     # Its code and message were put in one text to look for the marks: str() of the
     # message recursed past Python's limit, and the request was a 500.
     deep = b"[" * 1020 + b"]" * 1020
