@@ -66,12 +66,17 @@ def bill_ended(ctx: RequestContext, owned: list[Owned]) -> None:
     carry it too); a model the registry lacks is said in the log with it."""
     if ctx.state.runtime.ledger is None:
         return
+    teams: dict[str, str | None] | None = None  # walked for the first ended batch alone
     for batch, owner, upstream in owned:
+        if not jsonio.one_of(batch.get("status"), ENDED):
+            continue
+        if teams is None:
+            teams = _teams_of_keys(ctx)
         named = batch.get("model")
         model = (
             _registry_model(ctx.state.config, upstream, named) if isinstance(named, str) else None
         )
-        row = batch_row(batch, owner, upstream, model, _team_of(ctx, owner))
+        row = batch_row(batch, owner, upstream, model, teams.get(owner))
         if row is not None and bill_once(ctx, row) and model is None:
             log.warning(
                 "a batch's model is not in the registry: its usage costs nothing",
@@ -120,17 +125,15 @@ def batch_row(
     ).values()
 
 
-def _team_of(ctx: RequestContext, owner: str) -> str | None:
-    """The team of the key named `owner` as the gateway knows it now: the config's keys
-    first, which hide a stored key of the same name. A batch is billed once, rarely: a
-    walk over the keys costs it nothing worth an index."""
+def _teams_of_keys(ctx: RequestContext) -> dict[str, str | None]:
+    """The team of each key the gateway knows now, by the key's name: the config's keys
+    win a name a stored key has too. Walked once per answer that holds an ended batch (a
+    list may hold many): no index of keys by name is kept for it."""
     stored = ctx.state.runtime.stored_keys
-    for key in itertools.chain(
-        ctx.state.config.keys, () if stored is None else stored.by_digest.values()
-    ):
-        if key.name == owner:
-            return None if key.team is None else key.team.name
-    return None
+    keys = itertools.chain(
+        () if stored is None else stored.by_digest.values(), ctx.state.config.keys
+    )
+    return {key.name: None if key.team is None else key.team.name for key in keys}
 
 
 def _registry_model(config: Config, upstream: str, named: str) -> Model | None:
