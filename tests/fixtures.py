@@ -331,7 +331,9 @@ async def stream_under_way(
 
 def ledger_rows(gateway: Gateway) -> list[dict[str, Any]]:
     """The usage ledger's rows in the gateway's SQLite store; none while it has no table.
-    Of a gateway tests share, the rows of requests begun since this test began."""
+    Of a gateway tests share, the rows of requests begun since this test began (a row
+    billed apart, a batch's or a background response's, starts at the upstream's
+    `created_at`, in whole seconds: it may be left out)."""
     path = Path(gateway.env()["HX_STATE_DIR"]) / "hxgw.db"
     if not path.exists():
         return []

@@ -133,7 +133,8 @@ class StoredKeys:
 
     def _teams(self, stored: list[StoredTeam], config: ConfigSays) -> dict[str, Team]:
         """The teams a stored key may be in, by name: those made by `hxgw teams` that
-        limit something, and the keys file's, which win a name both have."""
+        limit something or keep to groups, and the keys file's, which win a name both
+        have."""
         teams = {team.name: made for team in stored if (made := team.team()) is not None}
         for team in config.teams:
             if team.name in teams:
@@ -163,10 +164,11 @@ class StoredKeys:
                 continue
             team = teams.get(key.team) if key.team is not None else None
             if key.team is not None and team is None:
-                # Gone (a reload took it out of the keys file), or it limits nothing.
+                # Gone (a reload took it out of the keys file), or it sets nothing.
                 self._warn_once(
                     f"{key.name} team={key.team}",
-                    "a stored key's team limits nothing or is gone; the key's own limits alone hold",
+                    "a stored key's team sets nothing or is gone; the key's own limits and"
+                    " groups alone hold",
                     key=key.name,
                     team=key.team,
                 )

@@ -72,7 +72,9 @@ def _may_batch(ctx: RequestContext) -> None:
     or tokens per minute. A key with any of those may not make one."""
     key = ctx.key
     assert key is not None
-    held = ["groups"] if key.reach is not None else []
+    held = ["groups"] if key.groups is not None else []
+    if key.groups is None and key.reach is not None:
+        held.append("a team with groups")
     held += counting_limits(key.limits)
     held += [f"{limit} per end user" for limit in counting_limits(key.per_user)]
     team = key.team.limits if key.team is not None else None

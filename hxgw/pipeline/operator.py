@@ -112,8 +112,8 @@ async def authorize(request: web.BaseRequest, state: GatewayState) -> None:
     assert client is not None
     if client.reach is not None:
         raise OperatorOnly(
-            f"key {client.name!r} is limited to some groups; use an unrestricted "
-            "key or the metrics key"
+            f"key {client.name!r} is limited to some groups (its own or its team's); use "
+            "an unrestricted key or the metrics key"
         )
 
 

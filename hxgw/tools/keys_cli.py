@@ -210,9 +210,9 @@ def _check_team(
         raise KeyStoreError(f"no team named {team!r} (hxgw teams create {team} makes one)")
     if stored is not None and stored.team() is None:
         print(
-            f"hxgw keys: note: the team {team!r} limits nothing yet: its keys are held to"
-            " their own limits alone, and their requests count for no team"
-            f" (hxgw teams update {team} --budget ...)",
+            f"hxgw keys: note: the team {team!r} sets nothing yet: its keys are held to"
+            " their own limits and groups alone, and their requests count for no team"
+            f" (hxgw teams update {team} --budget ... or --groups ...)",
             file=sys.stderr,
         )
 

@@ -558,14 +558,19 @@ async def test_a_batch_of_a_model_named_past_any_name_s_length_is_billed_under_i
     assert named not in gateway.logs()
 
 
-async def test_a_key_in_a_team_with_a_budget_may_not_create_a_batch(
+@pytest.mark.parametrize(("team", "said"), [
+    ({"budget": 5}, "a team with a budget"),
+    ({"groups": ["chat"]}, "a team with groups"),
+])
+async def test_a_key_in_a_team_with_a_budget_or_groups_may_not_create_a_batch(
     start_gateway: StartGateway, upstream: tuple[FakeUpstream, str], tmp_path: Path,
-    client: aiohttp.ClientSession,
+    client: aiohttp.ClientSession, team: dict[str, Any], said: str,
 ):
-    # The batch's lines would be run later by the upstream, uncounted by the team's budget.
+    # The batch's lines would be run later by the upstream, each naming its own model:
+    # uncounted by the team's budget, kept to no group.
     secret = new_key("sk-app")
     keys = tmp_path / "keys.yaml"
-    keys.write_text(yaml.safe_dump({"teams": [{"name": "search", "budget": 5}],
+    keys.write_text(yaml.safe_dump({"teams": [{"name": "search", **team}],
                                     "keys": [{"name": "app", "key": secret, "team": "search"}]}))
     keys.chmod(0o600)
     gateway = await start_gateway(gateway={"auth": {"keys_file": str(keys)}})
@@ -578,5 +583,5 @@ async def test_a_key_in_a_team_with_a_budget_may_not_create_a_batch(
                            headers={"Authorization": f"Bearer {secret}"}) as resp:
         assert resp.status == 403
         error = (await resp.json())["error"]
-    assert error["code"] == "batch_not_allowed" and "a team with a budget" in error["message"]
+    assert error["code"] == "batch_not_allowed" and said in error["message"]
     assert upstream[0].files.batches == {}

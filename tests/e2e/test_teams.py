@@ -211,5 +211,17 @@ async def test_a_key_in_a_team_with_groups_reaches_those_both_name(apps: dict[st
     # Its own groups are chat and emb, its team's solo and emb: emb alone.
     assert [(await apps["grouped-own"].post(model=model))[0] for model in ("chat", "solo")] == [
         403, 403]
+    assert (await apps["grouped-own"].post("/v1/embeddings", model="emb", input="hi",
+                                           messages=None))[0] == 200
     status, _, body = await apps["grouped-own"].post(model="beta")  # a model of chat
     assert (status, body["error"]["message"]) == (403, "key 'grouped-own' may not use model 'beta'")
+
+
+async def test_a_team_with_groups_alone_holds_its_keys_to_no_limit_of_its_own(
+    apps: dict[str, App], teamed: tuple[Gateway, dict[str, str]], client: aiohttp.ClientSession,
+):
+    assert await apps["grouped-a"].statuses(3, model="solo") == [200] * 3
+    # No reservation was made against it: its limits' figures never began.
+    text = await _scrape(teamed[0], client)
+    assert _sample(text, "hxgw_team_refused_total", team="grouped",
+                   outcome="rate_limit_exceeded") is None
