@@ -148,8 +148,9 @@ async def reloaded(runtime: Runtime, seeds: Seeds | None, config: Config) -> Non
 def warn_of_lost_groups(runtime: Runtime, config: Config) -> None:
     """A stored key limited to groups the config lacks is refused (403) whenever it names
     them, and a keys-file key naming one makes the config invalid: said at the start and
-    at each reload, as `hxgw check-config` says it."""
-    stored = runtime.stored_keys.by_digest.values() if runtime.stored_keys else ()
+    at each reload, as `hxgw check-config` says it; and so for a stored team that keeps
+    its keys to such groups (a keys-file team's are checked at load)."""
+    stored = list(runtime.stored_keys.by_digest.values()) if runtime.stored_keys else []
     groups_of = {key.name: key.groups for key in stored}
     for name, gone in groups_lacking(groups_of, config.routing.groups).items():
         log.warning(
@@ -157,6 +158,14 @@ def warn_of_lost_groups(runtime: Runtime, config: Config) -> None:
             key=name,
             groups=",".join(gone),
             fix=f"hxgw keys update {name} --groups ...",
+        )
+    teams = {key.team.name: key.team.groups for key in stored if key.team is not None}
+    for name, gone in groups_lacking(teams, config.routing.groups).items():
+        log.warning(
+            "a team keeps its keys to groups the config lacks",
+            team=name,
+            groups=",".join(gone),
+            fix=f"hxgw teams update {name} --groups ...",
         )
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -22,7 +23,7 @@ from tests.e2e.test_cli_usage import usage
 from tests.e2e.test_end_user_limits import PRICED
 from tests.e2e.test_files_and_batches import ended_batch_of
 from tests.e2e.test_keys_cli import Unserved, _status, _unserved, _within_a_second, keys
-from tests.fixtures import HXGW, Gateway, ledger_rows, new_key
+from tests.fixtures import HXGW, Gateway, ledger_rows, new_key, wait_for
 
 
 def teams(gateway: Gateway | Unserved, *args: str) -> subprocess.CompletedProcess[str]:
@@ -287,3 +288,20 @@ def test_a_team_may_not_keep_its_keys_to_a_group_the_config_lacks(tmp_path: Any)
     refused = teams(_unserved(tmp_path), "create", "search", "--groups", "chta")
     assert refused.returncode == 1
     assert "no group named 'chta' (did you mean 'chat'?) in the config" in refused.stderr
+
+
+async def test_a_reload_that_renames_a_stored_team_s_group_warns_of_it(
+    start_gateway: StartGateway, client: aiohttp.ClientSession
+):
+    gateway = await start_gateway()
+    teams(gateway, "create", "search", "--groups", "solo")
+    secret = _secret(gateway, "one", "--team", "search")
+    await _within_a_second(lambda: _status_is(client, gateway, secret, 403))  # read: chat is not solo
+    routing = {"routing": {"strategy": "failover", "default_group": "chat",
+                           "groups": {"chat": ["alpha", "beta"], "single": ["gamma"]}}}
+    (gateway.config_dir / "routing.yaml").write_text(yaml.safe_dump(routing))
+    gateway.signal(signal.SIGHUP)
+    await wait_for(lambda: "config reloaded generation=2" in gateway.logs())
+    warned = [line for line in gateway.logs().splitlines()
+              if "a team keeps its keys to groups the config lacks" in line]
+    assert len(warned) == 1 and "team=search groups=solo" in warned[0]
