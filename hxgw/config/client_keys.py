@@ -138,6 +138,11 @@ def _key_entries(
             limits = read_key_limits(entry)
             per_user = _per_user(entry) if entry.has("per_user") else default
             short = secret is not None and len(secret) < GUESSABLE_UNDER
+            team = team_of(entry, teams)
+            if groups and team is not None and team.groups is not None and not groups & team.groups:
+                # It would reach no group at all: refused everywhere it was meant to go.
+                its = ", ".join(sorted(team.groups))
+                entry.report(f"shares no group with its team {team.name!r} ({its})", "groups")
             out.append(
                 ClientKey(
                     name=name,
@@ -145,7 +150,7 @@ def _key_entries(
                     groups=groups,
                     limits=limits,
                     per_user=per_user,
-                    team=team_of(entry, teams),
+                    team=team,
                     guessable=short,
                 )
             )

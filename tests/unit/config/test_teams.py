@@ -48,6 +48,8 @@ def test_a_key_that_names_no_team_is_in_none(tmp_path: Path):
         ([{"name": "t", "rpm": 0}], {}, "teams[0].rpm: "),
         ([{"name": "t", "groups": ["chta"]}], {}, "teams[0].groups[0]: unknown group 'chta'"),
         ([{"name": "t", "groups": []}], {}, "teams[0].groups: names no group"),
+        ([{"name": "t", "groups": ["solo"]}], {"team": "t", "groups": ["chat"]},
+         "keys[0].groups: shares no group with its team 't' (solo)"),
         ({"name": "t"}, {}, "teams: must be a list of teams"),
         ([{"name": "none", "rpm": 1}], {}, "teams[0].name: 'none' is no team's name"),
         ([{"name": "t", "rpm": -1}], {"team": "t"}, "teams[0].rpm: "),  # once, not for its key
