@@ -10,7 +10,7 @@ import argparse
 import json
 import sys
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from typing import Any
 
 from hxgw.config import Config, StoreSettings
@@ -79,13 +79,32 @@ def _run(args: argparse.Namespace, settings: StoreSettings, config: object) -> i
         else:
             team = teams.delete(connection, args.name)
         members = [] if args.action == "delete" else teams.members(connection, team.name)
+        shut_out = _reaching_nothing(keys, connection, members, team.groups)
     if team.team() is None and args.action != "delete":
         print(f"hxgw teams: note: {team.name} limits nothing yet", file=sys.stderr)
+    if shut_out:
+        print(
+            "hxgw teams: note: keys of the team that now reach no group (their own groups"
+            f" name none of its): {', '.join(shut_out)} (hxgw keys update {shut_out[0]}"
+            " --groups ...)",
+            file=sys.stderr,
+        )
     done = f"{args.action}d team {team.name}"
     row = _stored_row(team, members)
     del row["spent"]  # only `list` reads the ledger
     print(json.dumps(row) if args.json else done)
     return 0
+
+
+def _reaching_nothing(
+    keys: KeyStore, connection: Connection, members: list[str], groups: Sequence[str] | None
+) -> list[str]:
+    """The team's keys that name groups of their own, none of them the team's `groups`:
+    they would be refused everywhere."""
+    if groups is None:
+        return []
+    named = [keys.get(connection, name) for name in members]
+    return [k.name for k in named if k is not None and k.groups and not set(k.groups) & set(groups)]
 
 
 def _check_groups(groups: list[str], config: object) -> None:

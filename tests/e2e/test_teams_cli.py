@@ -305,3 +305,14 @@ async def test_a_reload_that_renames_a_stored_team_s_group_warns_of_it(
     warned = [line for line in gateway.logs().splitlines()
               if "a team keeps its keys to groups the config lacks" in line]
     assert len(warned) == 1 and "team=search groups=solo" in warned[0]
+
+
+def test_keeping_a_team_to_groups_none_of_its_key_s_own_names_says_so(tmp_path: Any):
+    dirs = _unserved(tmp_path)
+    teams(dirs, "create", "search", "--rpm", "5")
+    _secret(dirs, "one", "--team", "search", "--groups", "chat")
+    _secret(dirs, "two", "--team", "search")
+    changed = teams(dirs, "update", "search", "--groups", "solo")
+    assert changed.returncode == 0
+    assert ("note: keys of the team that now reach no group (their own groups name none of"
+            " its): one (hxgw keys update one --groups ...)") in changed.stderr
