@@ -231,5 +231,5 @@ def add_team_arguments(parser: argparse.ArgumentParser, config_help: str) -> Non
             " group)"
             + (", default: all" if sub.prog.endswith("create") else ", default: as it was"),
         )
-    action("list", "the teams, their limits, keys and spend this period", named=False)
+    action("list", "the teams, their limits, groups, keys and spend this period", named=False)
     action("delete", "remove a team that has no keys")
