@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from typing import Any
 
 from hxgw.config import key_digest, load_store_settings
@@ -199,13 +199,31 @@ def live_names(
     """The live keys `hxgw keys` made in the store the gateway of `config_dir` would open,
     each with the groups it is limited to; none where there is no store yet, or none
     readable from here (not this user's, a read-only mount): then why, in `unread`."""
+    return read_live(
+        config_dir,
+        env,
+        lambda store, connection: {
+            k.name: k.groups for k in store.all(connection) if not k.revoked
+        },
+        unread,
+    )
+
+
+def read_live(
+    config_dir: str,
+    env: Mapping[str, str],
+    read: Callable[[KeyStore, Connection], dict[str, Any]],
+    unread: list[str] | None = None,
+) -> dict[str, Any]:
+    """What `read` finds in the store the gateway of `config_dir` would open; nothing
+    where there is no store yet, or none readable from here: then why, in `unread`."""
     try:
         settings = load_store_settings(config_dir, env)
         if not settings.database_url and not (settings.state_dir / SQLITE_FILE).exists():
             return {}  # no store yet
         store = KeyStore(open_database(settings.database_url, settings.state_dir, create=False))
         with store.connect() as connection:
-            return {key.name: key.groups for key in store.all(connection) if not key.revoked}
+            return read(store, connection)
     except ConfigError:
         return {}  # the config's own problems are said where it is loaded
     except (StoreError, OSError) as exc:  # OSError: a state directory not ours to read

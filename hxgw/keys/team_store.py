@@ -8,13 +8,13 @@ key's: the key table's marker counts the teams too.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, fields
 from typing import Any
 
 from hxgw.config import KeyLimits, Team
 from hxgw.errors import did_you_mean
-from hxgw.keys.store import KeyStore, KeyStoreError, settings_columns
+from hxgw.keys.store import KeyStore, KeyStoreError, read_live, settings_columns
 from hxgw.keys.stored_key import TABLE, TEAMS, limits_of
 from hxgw.store import Connection
 
@@ -136,6 +136,17 @@ class TeamStore:
             hint = did_you_mean(name, known) or " (hxgw teams list shows them)"
             raise KeyStoreError(f"no team named {name!r}{hint}")
         return team
+
+
+def team_groups(config_dir: str, env: Mapping[str, str]) -> dict[str, tuple[str, ...] | None]:
+    """The groups each stored team keeps its keys to, in the store the gateway of
+    `config_dir` would open; none where there is none, or none readable from here
+    (`live_names` says why)."""
+    return read_live(
+        config_dir,
+        env,
+        lambda store, connection: {t.name: t.groups for t in TeamStore(store).all(connection)},
+    )
 
 
 def _read(row: Sequence[Any]) -> StoredTeam:

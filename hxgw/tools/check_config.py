@@ -26,6 +26,7 @@ from hxgw.config.warnings import (
 )
 from hxgw.errors import ConfigError
 from hxgw.keys.store import groups_lacking, live_names
+from hxgw.keys.team_store import team_groups
 from hxgw.store import open_database
 from hxgw.units import counted
 
@@ -131,6 +132,13 @@ def run(config_dir: str, env: Mapping[str, str], env_file: str | None, *, journa
             print(
                 f"warning: the stored key {name!r} is limited to groups the config lacks"
                 f" ({', '.join(gone)}): hxgw keys update {name} --groups ..."
+            )
+        for name, gone in groups_lacking(
+            team_groups(config_dir, env), config.routing.groups
+        ).items():
+            print(
+                f"warning: the stored team {name!r} keeps its keys to groups the config lacks"
+                f" ({', '.join(gone)}): hxgw teams update {name} --groups ..."
             )
     return 0
 

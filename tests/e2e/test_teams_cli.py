@@ -316,3 +316,18 @@ def test_keeping_a_team_to_groups_none_of_its_key_s_own_names_says_so(tmp_path: 
     assert changed.returncode == 0
     assert ("note: keys of the team that now reach no group (their own groups name none of"
             " its): one (hxgw keys update one --groups ...)") in changed.stderr
+
+
+def test_check_config_warns_of_a_stored_team_kept_to_a_group_the_config_renamed(tmp_path: Any):
+    dirs = _unserved(tmp_path)
+    teams(dirs, "create", "search", "--groups", "solo")
+    routing = {"routing": {"strategy": "failover", "default_group": "chat",
+                           "groups": {"chat": ["alpha", "beta"], "single": ["gamma"]}}}
+    (dirs.config_dir / "routing.yaml").write_text(yaml.safe_dump(routing))
+    env = {**os.environ, **{k: v for k, v in dirs.env().items()
+                            if k in ("HX_STATE_DIR", "DATABASE_URL")}}
+    checked = subprocess.run([HXGW, "check-config", "--config-dir", str(dirs.config_dir)],
+                             env=env, capture_output=True, text=True, timeout=30)
+    assert checked.returncode == 0, checked.stderr
+    assert ("warning: the stored team 'search' keeps its keys to groups the config lacks"
+            " (solo): hxgw teams update search --groups ...") in checked.stdout
