@@ -6,12 +6,18 @@ from pathlib import Path
 
 import pytest
 
-from hxgw.config import ClientKey, Config, load_config
+from hxgw.config import ClientKey, Config, KeyLimits, Team, load_config
 from hxgw.errors import BadRequest, Forbidden, ModelNotFound
 from hxgw.routing.routes import Routes, may_use_upstream
 from tests.fixtures import DEFAULT_MODELS, write_config
 
 ANY_KEY = ClientKey(name="any", digest=b"x" * 32)
+
+
+def _in_team_of(*groups: str) -> ClientKey:
+    """A key of no groups of its own, in a team kept to `groups`."""
+    team = Team(name="t", limits=KeyLimits(), groups=frozenset(groups))
+    return ClientKey(name="teamed", digest=b"z" * 32, team=team)
 
 
 @pytest.fixture
@@ -121,6 +127,22 @@ def test_a_limited_key_fails_over_only_to_models_of_its_groups(config: Config):
     assert _names(config, key=limited) == ["alpha", "beta"]  # gamma is solo's alone
 
 
+def test_a_key_kept_to_groups_by_its_team_may_not_use_a_model_of_other_groups(config: Config):
+    with pytest.raises(Forbidden, match="may not use model 'alpha'"):
+        Routes(config).resolve(None, "alpha", _in_team_of("solo"), "chat")
+
+
+def test_a_key_whose_own_groups_and_its_team_s_share_none_is_told_so(config: Config):
+    team = Team(name="t", limits=KeyLimits(), groups=frozenset({"solo"}))
+    key = ClientKey(name="k", digest=b"z" * 32, groups=frozenset({"chat"}), team=team)
+    with pytest.raises(Forbidden, match=r"\(its groups: none: its own and its team's share none\)"):
+        Routes(config).resolve(None, "chat", key, "chat")
+
+
+def test_a_key_kept_to_groups_by_its_team_fails_over_only_to_models_of_them(config: Config):
+    assert _names(config, key=_in_team_of("chat")) == ["alpha", "beta"]  # gamma is solo's
+
+
 def test_a_limited_key_reaches_only_the_upstreams_of_its_groups_models(tmp_path: Path):
     # Their files and batches name no model: the upstream they are on is what a key reaches.
     models = [{**DEFAULT_MODELS[0]}, {**DEFAULT_MODELS[1], "upstream": "other"}]
@@ -132,6 +154,19 @@ def test_a_limited_key_reaches_only_the_upstreams_of_its_groups_models(tmp_path:
     limited = ClientKey(name="l", digest=b"y" * 32, groups=frozenset({"a"}))
     assert may_use_upstream(config, limited, "default")
     assert not may_use_upstream(config, limited, "other")
+
+
+def test_a_key_kept_to_groups_by_its_team_reaches_only_the_upstreams_of_their_models(
+    tmp_path: Path,
+):
+    models = [{**DEFAULT_MODELS[0]}, {**DEFAULT_MODELS[1], "upstream": "other"}]
+    routing = {"routing": {"default_group": "a", "groups": {"a": ["alpha"], "b": ["beta"]}}}
+    gateway = {"upstreams": {"default": {"url": "http://127.0.0.1:1"},
+                             "other": {"url": "http://127.0.0.1:2"}}}
+    write_config(tmp_path, "http://127.0.0.1:1", models=models, routing=routing, gateway=gateway)
+    config = load_config(tmp_path, {"MASTER_KEY": "k"})
+    assert may_use_upstream(config, _in_team_of("a"), "default")
+    assert not may_use_upstream(config, _in_team_of("a"), "other")
 
 
 def test_a_new_config_snapshot_gets_its_own_route(config: Config, tmp_path: Path):
