@@ -88,3 +88,14 @@ def test_a_key_reaches_only_the_groups_both_it_and_its_team_name(tmp_path: Path)
     (key,) = [k for k in config.keys if k.name == "a"]
     assert key.reach == frozenset({"solo"})
     assert key.may_use("solo") and not key.may_use("emb") and not key.may_use("chat")
+
+
+def test_a_key_with_groups_of_its_own_in_a_team_of_limits_alone_reaches_its_own_groups(
+    tmp_path: Path,
+):
+    config = load_config(_keys_file(tmp_path, [{"name": "search", "rpm": 100}],
+                                    {"name": "a", "key": "sk-a-1", "team": "search",
+                                     "groups": ["solo"]}), ENV)
+    (key,) = [k for k in config.keys if k.name == "a"]
+    assert key.reach == frozenset({"solo"})
+    assert key.may_use("solo") and not key.may_use("chat")
