@@ -30,6 +30,7 @@ TEAMS = [
     {"name": "queued", "budget": 5},
     {"name": "counted", "rpm": 2},
     {"name": "grouped", "groups": ["solo", "emb"]},
+    {"name": "quota", "budget": 0.1},
 ]
 KEYS: dict[str, dict[str, Any]] = {
     "paced-a": {"team": "paced"},
@@ -47,6 +48,7 @@ KEYS: dict[str, dict[str, Any]] = {
     "counted-a": {"team": "counted"},
     "grouped-a": {"team": "grouped"},
     "grouped-own": {"team": "grouped", "groups": ["chat", "emb"]},
+    "quota-a": {"team": "quota"},
     "alone": {},
 }
 """Each test has keys (and a team) of its own."""
@@ -225,3 +227,25 @@ async def test_a_team_with_groups_alone_holds_its_keys_to_no_limit_of_its_own(
     text = await _scrape(teamed[0], client)
     assert _sample(text, "hxgw_team_refused_total", team="grouped",
                    outcome="rate_limit_exceeded") is None
+
+
+async def test_a_key_kept_to_groups_by_its_team_alone_may_not_open_an_operator_route(
+    teamed: tuple[Gateway, dict[str, str]], client: aiohttp.ClientSession,
+):
+    gateway, secrets = teamed
+    async with client.get(gateway.url + "/status.json",
+                          headers={"Authorization": f"Bearer {secrets['grouped-a']}"}) as resp:
+        assert resp.status == 403
+        assert "its own or its team's" in (await resp.json())["error"]["message"]
+
+
+async def test_a_team_s_budget_refusal_is_counted_under_it_as_insufficient_quota(
+    apps: dict[str, App], teamed: tuple[Gateway, dict[str, str]], client: aiohttp.ClientSession,
+):
+    status, _, body = await apps["quota-a"].post(max_tokens=200)  # some 0.22: past its 0.1
+    assert (status, body["error"]["code"]) == (429, "insufficient_quota")
+    text = await _scrape(teamed[0], client)
+    assert _sample(text, "hxgw_team_refused_total", team="quota",
+                   outcome="insufficient_quota") == 1
+    assert _sample(text, "hxgw_team_refused_total", team="quota",
+                   outcome="rate_limit_exceeded") == 0
