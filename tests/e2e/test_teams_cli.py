@@ -279,6 +279,14 @@ def test_a_team_s_groups_are_listed_and_set_back_to_all(tmp_path: Any):
     assert changed["groups"] is None
 
 
+def test_list_says_a_keys_file_team_s_groups(tmp_path: Any):
+    keys_file = tmp_path / "keys.yaml"
+    keys_file.write_text("teams:\n  - {name: search, groups: [solo, chat]}\nkeys: []\n")
+    dirs = _unserved(tmp_path, gateway={"auth": {"keys_file": str(keys_file)}})
+    [row] = json.loads(teams(dirs, "list", "--json").stdout)
+    assert (row["source"], row["groups"]) == ("keys file", ["chat", "solo"])
+
+
 def test_a_team_made_with_groups_alone_is_no_team_that_limits_nothing(tmp_path: Any):
     made = teams(_unserved(tmp_path), "create", "search", "--groups", "solo")
     assert made.returncode == 0 and "limits nothing" not in made.stderr
