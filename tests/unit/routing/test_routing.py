@@ -143,14 +143,19 @@ def test_a_key_kept_to_groups_by_its_team_fails_over_only_to_models_of_them(conf
     assert _names(config, key=_in_team_of("chat")) == ["alpha", "beta"]  # gamma is solo's
 
 
-def test_a_limited_key_reaches_only_the_upstreams_of_its_groups_models(tmp_path: Path):
-    # Their files and batches name no model: the upstream they are on is what a key reaches.
+def _on_two_upstreams(tmp_path: Path) -> Config:
+    """Group a's alpha on the upstream `default`, group b's beta on `other`."""
     models = [{**DEFAULT_MODELS[0]}, {**DEFAULT_MODELS[1], "upstream": "other"}]
     routing = {"routing": {"default_group": "a", "groups": {"a": ["alpha"], "b": ["beta"]}}}
     gateway = {"upstreams": {"default": {"url": "http://127.0.0.1:1"},
                              "other": {"url": "http://127.0.0.1:2"}}}
     write_config(tmp_path, "http://127.0.0.1:1", models=models, routing=routing, gateway=gateway)
-    config = load_config(tmp_path, {"MASTER_KEY": "k"})
+    return load_config(tmp_path, {"MASTER_KEY": "k"})
+
+
+def test_a_limited_key_reaches_only_the_upstreams_of_its_groups_models(tmp_path: Path):
+    # Their files and batches name no model: the upstream they are on is what a key reaches.
+    config = _on_two_upstreams(tmp_path)
     limited = ClientKey(name="l", digest=b"y" * 32, groups=frozenset({"a"}))
     assert may_use_upstream(config, limited, "default")
     assert not may_use_upstream(config, limited, "other")
@@ -159,12 +164,7 @@ def test_a_limited_key_reaches_only_the_upstreams_of_its_groups_models(tmp_path:
 def test_a_key_kept_to_groups_by_its_team_reaches_only_the_upstreams_of_their_models(
     tmp_path: Path,
 ):
-    models = [{**DEFAULT_MODELS[0]}, {**DEFAULT_MODELS[1], "upstream": "other"}]
-    routing = {"routing": {"default_group": "a", "groups": {"a": ["alpha"], "b": ["beta"]}}}
-    gateway = {"upstreams": {"default": {"url": "http://127.0.0.1:1"},
-                             "other": {"url": "http://127.0.0.1:2"}}}
-    write_config(tmp_path, "http://127.0.0.1:1", models=models, routing=routing, gateway=gateway)
-    config = load_config(tmp_path, {"MASTER_KEY": "k"})
+    config = _on_two_upstreams(tmp_path)
     assert may_use_upstream(config, _in_team_of("a"), "default")
     assert not may_use_upstream(config, _in_team_of("a"), "other")
 
