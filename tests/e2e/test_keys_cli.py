@@ -578,26 +578,38 @@ async def test_a_reload_that_renames_a_stored_key_s_group_warns_of_it(
     async with client.post(gateway.url + "/v1/chat/completions", json={**CHAT, "model": "solo"},
                            headers={"Authorization": f"Bearer {secret}"}) as resp:
         assert resp.status == 200  # the gateway has read the new key
+    warned = await reloaded_without_solo(gateway, "a stored key is limited to groups the config lacks")
+    assert len(warned) == 1 and "key=app groups=solo" in warned[0]
+
+
+def rename_solo(config_dir: Path) -> None:
+    """routing.yaml with the group `solo` renamed `single`."""
     routing = {"routing": {"strategy": "failover", "default_group": "chat",
                            "groups": {"chat": ["alpha", "beta"], "single": ["gamma"]}}}
-    (gateway.config_dir / "routing.yaml").write_text(yaml.safe_dump(routing))
+    (config_dir / "routing.yaml").write_text(yaml.safe_dump(routing))
+
+
+async def reloaded_without_solo(gateway: Gateway, warning: str) -> list[str]:
+    """The log lines saying `warning` once a reload has renamed the group `solo`."""
+    rename_solo(gateway.config_dir)
     gateway.signal(signal.SIGHUP)
     await wait_for(lambda: "config reloaded generation=2" in gateway.logs())
-    warned = [line for line in gateway.logs().splitlines()
-              if "a stored key is limited to groups the config lacks" in line]
-    assert len(warned) == 1 and "key=app groups=solo" in warned[0]
+    return [line for line in gateway.logs().splitlines() if warning in line]
+
+
+def check_config(dirs: Unserved) -> subprocess.CompletedProcess[str]:
+    """`hxgw check-config` with the store settings of `dirs`, as its operator would run it."""
+    env = {**os.environ, **{k: v for k, v in dirs.env().items()
+                            if k in ("HX_STATE_DIR", "DATABASE_URL")}}
+    return subprocess.run([HXGW, "check-config", "--config-dir", str(dirs.config_dir)],
+                          env=env, capture_output=True, text=True, timeout=30)
 
 
 def test_check_config_warns_of_a_stored_key_limited_to_a_group_the_config_renamed(tmp_path: Path):
     dirs = _unserved(tmp_path)
     keys(dirs, "create", "app", "--groups", "solo")
-    routing = {"routing": {"strategy": "failover", "default_group": "chat",
-                           "groups": {"chat": ["alpha", "beta"], "single": ["gamma"]}}}
-    (dirs.config_dir / "routing.yaml").write_text(yaml.safe_dump(routing))
-    env = {**os.environ, **{k: v for k, v in dirs.env().items()
-                            if k in ("HX_STATE_DIR", "DATABASE_URL")}}
-    checked = subprocess.run([HXGW, "check-config", "--config-dir", str(dirs.config_dir)],
-                             env=env, capture_output=True, text=True, timeout=30)
+    rename_solo(dirs.config_dir)
+    checked = check_config(dirs)
     assert checked.returncode == 0, checked.stderr
     assert "warning: the stored key 'app' is limited to groups the config lacks (solo)" in (
         checked.stdout)

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 from pathlib import Path
 from typing import Any
@@ -22,8 +21,17 @@ from tests.conftest import StartGateway
 from tests.e2e.test_cli_usage import usage
 from tests.e2e.test_end_user_limits import PRICED
 from tests.e2e.test_files_and_batches import ended_batch_of
-from tests.e2e.test_keys_cli import Unserved, _status, _unserved, _within_a_second, keys
-from tests.fixtures import HXGW, Gateway, ledger_rows, new_key, wait_for
+from tests.e2e.test_keys_cli import (
+    Unserved,
+    _status,
+    _unserved,
+    _within_a_second,
+    check_config,
+    keys,
+    reloaded_without_solo,
+    rename_solo,
+)
+from tests.fixtures import HXGW, Gateway, ledger_rows, new_key
 
 
 def teams(gateway: Gateway | Unserved, *args: str) -> subprocess.CompletedProcess[str]:
@@ -305,13 +313,7 @@ async def test_a_reload_that_renames_a_stored_team_s_group_warns_of_it(
     teams(gateway, "create", "search", "--groups", "solo")
     secret = _secret(gateway, "one", "--team", "search")
     await _within_a_second(lambda: _status_is(client, gateway, secret, 403))  # read: chat is not solo
-    routing = {"routing": {"strategy": "failover", "default_group": "chat",
-                           "groups": {"chat": ["alpha", "beta"], "single": ["gamma"]}}}
-    (gateway.config_dir / "routing.yaml").write_text(yaml.safe_dump(routing))
-    gateway.signal(signal.SIGHUP)
-    await wait_for(lambda: "config reloaded generation=2" in gateway.logs())
-    warned = [line for line in gateway.logs().splitlines()
-              if "a team keeps its keys to groups the config lacks" in line]
+    warned = await reloaded_without_solo(gateway, "a team keeps its keys to groups the config lacks")
     assert len(warned) == 1 and "team=search groups=solo" in warned[0]
 
 
@@ -329,13 +331,8 @@ def test_keeping_a_team_to_groups_none_of_its_key_s_own_names_says_so(tmp_path: 
 def test_check_config_warns_of_a_stored_team_kept_to_a_group_the_config_renamed(tmp_path: Any):
     dirs = _unserved(tmp_path)
     teams(dirs, "create", "search", "--groups", "solo")
-    routing = {"routing": {"strategy": "failover", "default_group": "chat",
-                           "groups": {"chat": ["alpha", "beta"], "single": ["gamma"]}}}
-    (dirs.config_dir / "routing.yaml").write_text(yaml.safe_dump(routing))
-    env = {**os.environ, **{k: v for k, v in dirs.env().items()
-                            if k in ("HX_STATE_DIR", "DATABASE_URL")}}
-    checked = subprocess.run([HXGW, "check-config", "--config-dir", str(dirs.config_dir)],
-                             env=env, capture_output=True, text=True, timeout=30)
+    rename_solo(dirs.config_dir)
+    checked = check_config(dirs)
     assert checked.returncode == 0, checked.stderr
     assert ("warning: the stored team 'search' keeps its keys to groups the config lacks"
             " (solo): hxgw teams update search --groups ...") in checked.stdout
