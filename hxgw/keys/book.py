@@ -23,7 +23,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from types import MappingProxyType
 from typing import NamedTuple
 
@@ -235,3 +235,10 @@ class StoredKeys:
                 error=str(exc),
                 keys=len(self.by_digest),
             )
+
+
+def keys_now(config_keys: Iterable[ClientKey], stored: StoredKeys | None) -> Iterator[ClientKey]:
+    """The keys that open the gateway now: the config's, then those `hxgw keys` made
+    (`stored`, whose book leaves out a key that has a config key's name)."""
+    yield from config_keys
+    yield from stored.by_digest.values() if stored is not None else ()

@@ -28,6 +28,7 @@ from hxgw.config.warnings import (
 )
 from hxgw.errors import ConfigError
 from hxgw.keys import probe_limiter
+from hxgw.keys.book import keys_now
 from hxgw.keys.guard import is_within
 from hxgw.lifecycle import stores
 from hxgw.lifecycle.aside import first
@@ -91,10 +92,7 @@ class Daemon:
         self.runtime.metrics.keys.keys_now = self._keys_now
 
     def _keys_now(self) -> Iterable[ClientKey]:
-        """The keys that open the gateway now: the config's and those `hxgw keys` made."""
-        stored = self.runtime.stored_keys
-        yield from self.holder.current.keys_by_digest.values()
-        yield from stored.by_digest.values() if stored is not None else ()
+        return keys_now(self.holder.current.keys_by_digest.values(), self.runtime.stored_keys)
 
     async def run(self) -> int:
         client = UpstreamClient()

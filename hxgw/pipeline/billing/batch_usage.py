@@ -15,7 +15,6 @@ ran until then); none once the owner is gone.
 
 from __future__ import annotations
 
-import itertools
 import re
 import time
 from typing import Any, NamedTuple
@@ -25,6 +24,7 @@ import structlog
 from hxgw import jsonio
 from hxgw.config import Config, Model
 from hxgw.endpoints import BATCHES
+from hxgw.keys.book import keys_now
 from hxgw.pipeline.billing.background import unix_time
 from hxgw.pipeline.billing.once import bill_once
 from hxgw.pipeline.billing.usage import cost_of
@@ -126,13 +126,10 @@ def batch_row(
 
 
 def _teams_of_keys(ctx: RequestContext) -> dict[str, str | None]:
-    """The team of each key the gateway knows now, by the key's name: the config's keys
-    win a name a stored key has too. Walked once per answer that holds an ended batch (a
-    list may hold many): no index of keys by name is kept for it."""
-    stored = ctx.state.runtime.stored_keys
-    keys = itertools.chain(
-        () if stored is None else stored.by_digest.values(), ctx.state.config.keys
-    )
+    """The team of each key that opens the gateway now, by the key's name. Walked once
+    per answer that holds an ended batch (a list may hold many): no index of keys by
+    name is kept for it."""
+    keys = keys_now(ctx.state.keys_by_digest.values(), ctx.state.runtime.stored_keys)
     return {key.name: None if key.team is None else key.team.name for key in keys}
 
 
